@@ -1,0 +1,123 @@
+# infergate build. Sources are found by wildcard so that adding a module
+# needs no edit here: every src/<idea>/*.c goes into one static library,
+# src/main.c links it into build/infergate, every tests/unit/test_*.c is a
+# cmocka binary and every fuzz/fuzz_*.c a libFuzzer target.
+
+CC       ?= cc
+CLANG    ?= clang
+PYTHON   ?= /usr/bin/python3
+CSTD     := -std=c17
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CPPFLAGS := -Isrc -D_GNU_SOURCE
+CFLAGS   ?= -O2 -g
+LDLIBS   := -lyaml -lxxhash -lpthread -lm
+
+LIB_SRCS  := $(sort $(wildcard src/*/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+
+# Two build trees: the normal one and the sanitized one (ASan + UBSan).
+B  := build
+BA := build-asan
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all asan test unit integration test-asan deps demo fuzz fuzz-build clean format help
+
+all: $(B)/infergate
+
+help:
+	@echo "make            build build/infergate"
+	@echo "make demo       run the seed scenario on this machine"
+	@echo "make test       unit + integration tests, then again under ASan+UBSan"
+	@echo "make asan       build the sanitized variant in build-asan/"
+	@echo "make fuzz       run every libFuzzer target briefly (FUZZ_SECONDS=10)"
+	@echo "make deps       install the Debian packages the build needs"
+
+# ---- objects ---------------------------------------------------------------
+
+define objs
+$(patsubst %.c,$(1)/obj/%.o,$(2))
+endef
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BA)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
+
+$(B)/libinfergate.a: $(call objs,$(B),$(LIB_SRCS))
+	@rm -f $@; ar rcs $@ $^
+
+$(BA)/libinfergate.a: $(call objs,$(BA),$(LIB_SRCS))
+	@rm -f $@; ar rcs $@ $^
+
+$(B)/infergate: $(B)/obj/src/main.o $(B)/libinfergate.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BA)/infergate: $(BA)/obj/src/main.o $(BA)/libinfergate.a
+	$(CC) -g $(SAN) -o $@ $^ $(LDLIBS)
+
+# ---- unit tests --------------------------------------------------------------
+
+UNIT_BINS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+UNIT_BINS_A := $(patsubst tests/unit/%.c,$(BA)/tests/%,$(UNIT_SRCS))
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libinfergate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+$(BA)/tests/%: $(BA)/obj/tests/unit/%.o $(BA)/libinfergate.a
+	@mkdir -p $(dir $@)
+	$(CC) -g $(SAN) -o $@ $^ -lcmocka $(LDLIBS)
+
+asan: $(BA)/infergate $(UNIT_BINS_A)
+
+# ---- test entry points ---------------------------------------------------------
+
+# `make test` is what CI runs: normal build first, then the sanitized one.
+test: deps
+	@rm -f $(B)/test-counts
+	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@$(MAKE) --no-print-directory asan
+	@scripts/run-tests.sh $(B) "$(UNIT_BINS)"
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  scripts/run-tests.sh $(BA) "$(UNIT_BINS_A)"
+	@scripts/summary.sh
+
+unit: all $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do $$t || exit 1; done
+
+integration: all
+	IG_BIN=$(abspath $(B)/infergate) $(PYTHON) -m pytest -q tests/integration
+
+deps:
+	@scripts/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(B)/infergate demo -f examples/kgateway
+
+# ---- fuzzing -------------------------------------------------------------------
+
+FUZZ_SECONDS ?= 10
+FUZZ_FLAGS := $(CSTD) $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_BINS := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
+
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps fuzz-build
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(B) $(BA)
+
+-include $(shell find $(B) $(BA) -name '*.d' 2>/dev/null)

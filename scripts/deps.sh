@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian packages the build, the tests and the fuzzers need,
+# only those that are missing. As root it runs apt-get; otherwise it prints
+# the command to run.
+set -e
+PKGS="gcc make libc6-dev libyaml-dev libxxhash-dev libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest curl"
+missing=""
+for p in $PKGS; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  echo "deps: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || true
+  apt-get install -y -qq $missing >/dev/null
+else
+  echo "deps: missing packages:$missing"
+  echo "deps: run: sudo apt-get install -y$missing"
+  exit 1
+fi

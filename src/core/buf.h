@@ -1,0 +1,39 @@
+/* Growable byte buffers with a ceiling. Every buffer that grows from peer
+ * input is given a maximum when it is set up; going past it is a clean
+ * error (-ENOBUFS), never an unbounded realloc. A zeroed struct is a valid
+ * empty buffer with no ceiling other than memory. */
+#ifndef IG_CORE_BUF_H
+#define IG_CORE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "core/str.h"
+
+struct ig_buf {
+	char *ptr;
+	size_t len;
+	size_t cap;
+	size_t max; /* 0: no ceiling */
+};
+
+void ig_buf_init(struct ig_buf *b, size_t max);
+/* Makes room for `extra` more bytes. 0, -ENOBUFS past max, -ENOMEM. */
+int ig_buf_reserve(struct ig_buf *b, size_t extra);
+int ig_buf_append(struct ig_buf *b, const void *data, size_t len);
+int ig_buf_append_str(struct ig_buf *b, struct ig_str s);
+int ig_buf_append_cstr(struct ig_buf *b, const char *s);
+int ig_buf_printf(struct ig_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ig_buf_vprintf(struct ig_buf *b, const char *fmt, va_list ap);
+/* Drops the first n bytes. */
+void ig_buf_consume(struct ig_buf *b, size_t n);
+void ig_buf_reset(struct ig_buf *b);
+void ig_buf_free(struct ig_buf *b);
+/* Keeps a NUL after the data (not counted in len) and returns ptr, or NULL. */
+const char *ig_buf_cstr(struct ig_buf *b);
+static inline struct ig_str ig_buf_str(const struct ig_buf *b)
+{
+	return (struct ig_str){b->ptr, b->len};
+}
+
+#endif

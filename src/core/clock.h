@@ -1,0 +1,18 @@
+/* Clocks: monotonic for deadlines and durations, wall for timestamps. */
+#ifndef IG_CORE_CLOCK_H
+#define IG_CORE_CLOCK_H
+
+#include <stdint.h>
+
+uint64_t ig_now_ns(void); /* CLOCK_MONOTONIC */
+static inline uint64_t ig_now_ms(void)
+{
+	return ig_now_ns() / 1000000u;
+}
+double ig_wall_seconds(void); /* CLOCK_REALTIME as Unix seconds */
+/* Parses a Gateway API Duration ("24h", "1h30m", "500ms", "10s"; units h, m,
+ * s, ms; 1 to 4 parts of at most 5 digits). Returns 0 and the milliseconds,
+ * or -1 if the text is not such a duration. */
+int ig_parse_duration_ms(const char *s, uint64_t *out_ms);
+
+#endif

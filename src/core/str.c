@@ -1,0 +1,94 @@
+#include "core/str.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ig_str ig_str_from(const char *cstr)
+{
+	return (struct ig_str){cstr, cstr ? strlen(cstr) : 0};
+}
+
+bool ig_str_eq(struct ig_str a, struct ig_str b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+bool ig_str_eq_cstr(struct ig_str a, const char *b)
+{
+	return ig_str_eq(a, ig_str_from(b));
+}
+
+static inline unsigned char lower(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+bool ig_str_ieq(struct ig_str a, struct ig_str b)
+{
+	if (a.len != b.len)
+		return false;
+	for (size_t i = 0; i < a.len; i++)
+		if (lower((unsigned char)a.ptr[i]) != lower((unsigned char)b.ptr[i]))
+			return false;
+	return true;
+}
+
+bool ig_str_ieq_cstr(struct ig_str a, const char *b)
+{
+	return ig_str_ieq(a, ig_str_from(b));
+}
+
+bool ig_str_has_prefix(struct ig_str s, struct ig_str prefix)
+{
+	return s.len >= prefix.len && memcmp(s.ptr, prefix.ptr, prefix.len) == 0;
+}
+
+struct ig_str ig_str_trim(struct ig_str s)
+{
+	while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t'))
+		s.ptr++, s.len--;
+	while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t'))
+		s.len--;
+	return s;
+}
+
+bool ig_str_list_has_token(struct ig_str list, const char *token)
+{
+	size_t i = 0;
+	while (i <= list.len) {
+		size_t j = i;
+		while (j < list.len && list.ptr[j] != ',')
+			j++;
+		struct ig_str item = ig_str_trim((struct ig_str){list.ptr + i, j - i});
+		if (ig_str_ieq_cstr(item, token))
+			return true;
+		i = j + 1;
+	}
+	return false;
+}
+
+int ig_str_to_u64(struct ig_str s, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (s.len == 0)
+		return -1;
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned d = (unsigned char)s.ptr[i] - '0';
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+char *ig_str_dup(struct ig_str s)
+{
+	char *p = malloc(s.len + 1);
+	if (p) {
+		if (s.len)
+			memcpy(p, s.ptr, s.len);
+		p[s.len] = '\0';
+	}
+	return p;
+}

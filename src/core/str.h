@@ -1,0 +1,34 @@
+/* String slices: a pointer and a length into someone else's memory. The
+ * request path works on these so that parsing never copies. */
+#ifndef IG_CORE_STR_H
+#define IG_CORE_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ig_str {
+	const char *ptr;
+	size_t len;
+};
+
+#define IG_STR(lit) ((struct ig_str){(lit), sizeof(lit) - 1})
+#define IG_STR_FMT(s) (int)(s).len, (s).ptr /* printf("%.*s", IG_STR_FMT(s)) */
+
+struct ig_str ig_str_from(const char *cstr);
+bool ig_str_eq(struct ig_str a, struct ig_str b);
+bool ig_str_eq_cstr(struct ig_str a, const char *b);
+/* ASCII case-insensitive comparison, for header names and tokens. */
+bool ig_str_ieq(struct ig_str a, struct ig_str b);
+bool ig_str_ieq_cstr(struct ig_str a, const char *b);
+bool ig_str_has_prefix(struct ig_str s, struct ig_str prefix);
+/* Case-insensitive search for a token in a comma-separated header value. */
+bool ig_str_list_has_token(struct ig_str list, const char *token);
+struct ig_str ig_str_trim(struct ig_str s);
+/* Parses a non-negative decimal integer that fills the whole slice.
+ * Returns 0, or -1 on empty input, a stray byte or overflow. */
+int ig_str_to_u64(struct ig_str s, uint64_t *out);
+/* A malloc'd NUL-terminated copy (NULL on allocation failure). */
+char *ig_str_dup(struct ig_str s);
+
+#endif

@@ -1,0 +1,95 @@
+/* The event loop: epoll for file descriptors (level-triggered), a min-heap
+ * of timers, and a thread-safe way to wake the loop and hand it work from
+ * another thread. One loop per thread; nothing here is shared between
+ * loops except ig_loop_post() and ig_loop_stop(). */
+#ifndef IG_EVENT_LOOP_H
+#define IG_EVENT_LOOP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ig_loop;
+struct ig_io;
+struct ig_timer;
+
+/* events: IG_EV_READ / IG_EV_WRITE / IG_EV_ERROR (hang-up or error) */
+#define IG_EV_READ 0x1u
+#define IG_EV_WRITE 0x4u
+#define IG_EV_ERROR 0x8u
+
+typedef void (*ig_io_cb)(struct ig_loop *loop, struct ig_io *io, unsigned events);
+typedef void (*ig_timer_cb)(struct ig_loop *loop, struct ig_timer *t);
+typedef void (*ig_post_fn)(struct ig_loop *loop, void *arg);
+
+struct ig_io {
+	int fd;
+	unsigned events; /* what the loop watches for now */
+	ig_io_cb cb;
+	void *data;
+};
+
+struct ig_timer {
+	uint64_t deadline_ns;
+	size_t heap_index; /* 0: not armed; else position + 1 */
+	ig_timer_cb cb;
+	void *data;
+};
+
+struct ig_post {
+	ig_post_fn fn;
+	void *arg;
+	struct ig_post *next;
+};
+
+struct ig_loop {
+	int epfd;
+	int wakefd; /* eventfd */
+	bool stopping;
+	uint64_t now_ns; /* monotonic time at the start of this iteration */
+	struct ig_timer **heap;
+	size_t heap_len, heap_cap;
+	pthread_mutex_t post_lock;
+	struct ig_post *posts;
+	struct ig_io wake_io;
+	void *data; /* owner's pointer */
+};
+
+int ig_loop_init(struct ig_loop *loop);
+void ig_loop_free(struct ig_loop *loop);
+/* Runs until ig_loop_stop(); returns 0, or -errno if epoll fails. */
+int ig_loop_run(struct ig_loop *loop);
+/* Thread-safe: ends ig_loop_run() after the current iteration. */
+void ig_loop_stop(struct ig_loop *loop);
+/* Thread-safe: runs fn(loop, arg) on the loop's thread soon. */
+int ig_loop_post(struct ig_loop *loop, ig_post_fn fn, void *arg);
+
+/* io: fd must be non-blocking. set() adds or modifies; events 0 keeps the fd
+ * registered but quiet. del() must be called before close(fd). */
+int ig_io_start(struct ig_loop *loop, struct ig_io *io, int fd, unsigned events, ig_io_cb cb,
+		void *data);
+int ig_io_set(struct ig_loop *loop, struct ig_io *io, unsigned events);
+void ig_io_stop(struct ig_loop *loop, struct ig_io *io);
+
+/* timers: (re)arms to fire once after delay_ms; stop() is safe if unarmed. */
+void ig_timer_start(struct ig_loop *loop, struct ig_timer *t, uint64_t delay_ms, ig_timer_cb cb,
+		    void *data);
+void ig_timer_start_ns(struct ig_loop *loop, struct ig_timer *t, uint64_t delay_ns, ig_timer_cb cb,
+		       void *data);
+void ig_timer_stop(struct ig_loop *loop, struct ig_timer *t);
+static inline bool ig_timer_armed(const struct ig_timer *t)
+{
+	return t->heap_index != 0;
+}
+
+/* Small socket helpers shared by every server and client in the tree. */
+int ig_set_nonblock(int fd);
+/* Parses "host:port", "[v6]:port" or ":port"/"port" (host = default_host). */
+int ig_parse_hostport(const char *s, const char *default_host, char *host, size_t hostlen,
+		      int *port);
+/* A non-blocking listening TCP socket on host:port (SO_REUSEADDR, and
+ * SO_REUSEPORT when reuseport). Returns the fd or -errno. */
+int ig_listen_tcp(const char *host, int port, bool reuseport, int backlog);
+
+#endif

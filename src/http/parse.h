@@ -1,0 +1,99 @@
+/* HTTP/1.x message heads and body framing. A stateless parser in the
+ * picohttpparser mould: the caller owns the buffer and the header array,
+ * the output points into the buffer, nothing is allocated, and a partial
+ * head is simply parsed again when more bytes arrive. */
+#ifndef IG_HTTP_PARSE_H
+#define IG_HTTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/str.h"
+
+/* Return codes of the head parsers (>0 is the length of the head,
+ * including the blank line that ends it). */
+#define IG_HTTP_INVALID (-1)
+#define IG_HTTP_INCOMPLETE (-2)
+#define IG_HTTP_TOO_MANY_HEADERS (-3)
+
+struct ig_http_header {
+	struct ig_str name;  /* as sent; compare with ig_str_ieq */
+	struct ig_str value; /* leading and trailing blanks removed */
+};
+
+struct ig_http_request {
+	struct ig_str method;
+	struct ig_str target; /* request-target as sent: path plus "?query" */
+	struct ig_str path;   /* target up to '?' */
+	struct ig_str query;  /* after '?', without it; empty if none */
+	int minor_version;    /* HTTP/1.<minor_version> */
+	struct ig_http_header *headers;
+	size_t num_headers;
+};
+
+struct ig_http_response {
+	int minor_version;
+	int status;
+	struct ig_str reason;
+	struct ig_http_header *headers;
+	size_t num_headers;
+};
+
+/* Parses a request head from buf[0..len). `headers` has room for
+ * max_headers entries; req->headers points to it on return. Rejects
+ * obsolete line folding, bare CR, control bytes in names/values, and
+ * versions other than HTTP/1.0 and HTTP/1.1. */
+int ig_http_parse_request(const char *buf, size_t len, struct ig_http_request *req,
+			  struct ig_http_header *headers, size_t max_headers);
+int ig_http_parse_response(const char *buf, size_t len, struct ig_http_response *res,
+			   struct ig_http_header *headers, size_t max_headers);
+
+/* First header with this name (case-insensitive), or NULL. */
+const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h, size_t n,
+						  const char *name);
+
+enum ig_http_body_kind {
+	IG_BODY_NONE,        /* no body */
+	IG_BODY_LENGTH,      /* exactly `length` bytes */
+	IG_BODY_CHUNKED,     /* Transfer-Encoding: chunked */
+	IG_BODY_UNTIL_CLOSE, /* responses only: read until the peer closes */
+};
+
+struct ig_http_framing {
+	enum ig_http_body_kind kind;
+	uint64_t length;
+	bool keep_alive;      /* connection persists after this message */
+	bool expect_continue; /* request had "Expect: 100-continue" */
+};
+
+/* Body framing of a request (RFC 9112 §6): Transfer-Encoding chunked wins;
+ * a Transfer-Encoding other than a final "chunked", Content-Length with a
+ * bad or conflicting value, or both TE and CL are errors (-1, answer 400).
+ * keep_alive follows the version and the Connection header. */
+int ig_http_request_framing(const struct ig_http_request *req, struct ig_http_framing *out);
+/* Body framing of a response to a request with `method` (HEAD, 1xx, 204 and
+ * 304 have no body). -1 on a malformed framing header. */
+int ig_http_response_framing(const struct ig_http_response *res, struct ig_str method,
+			     struct ig_http_framing *out);
+
+/* Incremental chunked-body decoder. Zero-initialise before the first call. */
+struct ig_chunked_decoder {
+	uint64_t remaining; /* bytes left in the current chunk */
+	int state;
+	size_t line_len; /* bytes of the current size/trailer line, for the limit */
+};
+
+/* Decodes buf[0..*len) in place: on return buf[0..*len) holds the body
+ * bytes found. Returns IG_HTTP_INCOMPLETE when the body continues (feed the
+ * next bytes in a later call), IG_HTTP_INVALID on a malformed encoding or a
+ * size/trailer line over 4 KiB, or >= 0 when the body ended: the number of
+ * bytes after the end of the chunked encoding (they sit right after the
+ * decoded data in buf, i.e. at buf + *len, and belong to the next message). */
+ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len);
+
+/* The reason phrase of a status code ("Not Found"), "Unknown" otherwise. */
+const char *ig_http_status_text(int status);
+
+#endif

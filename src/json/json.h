@@ -1,0 +1,67 @@
+/* The small JSON reader the request path needs: validate a document once,
+ * then look values up by key and walk arrays and objects without building a
+ * tree. Values are spans of the original text, so a caller can splice
+ * (replace `model`) with the rest of the body byte-identical. Plus a few
+ * writers for the JSON we produce. */
+#ifndef IG_JSON_JSON_H
+#define IG_JSON_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/str.h"
+
+enum ig_json_type {
+	IG_JSON_INVALID = 0,
+	IG_JSON_NULL,
+	IG_JSON_BOOL,
+	IG_JSON_NUMBER,
+	IG_JSON_STRING,
+	IG_JSON_ARRAY,
+	IG_JSON_OBJECT,
+};
+
+struct ig_json_value {
+	enum ig_json_type type;
+	struct ig_str raw; /* the value's exact bytes; strings include the quotes */
+};
+
+#define IG_JSON_MAX_DEPTH 128
+
+/* Strict RFC 8259 validation of a whole document (one value, optional
+ * surrounding whitespace, valid UTF-8 in strings, nesting up to
+ * IG_JSON_MAX_DEPTH). On success fills *root and returns 0; -1 otherwise. */
+int ig_json_parse(const char *text, size_t len, struct ig_json_value *root);
+
+/* The functions below take values that came out of ig_json_parse() (or out
+ * of these functions); they never read outside value.raw. */
+
+/* Member `key` of an object (compared after unescaping). When a key occurs
+ * more than once the last one wins, as in Go's and Python's decoders.
+ * Returns 0 and fills *out, or -1 (not an object, or no such key). */
+int ig_json_get(struct ig_json_value obj, const char *key, struct ig_json_value *out);
+
+/* Iteration: start with *pos = 0; returns 1 with the next element (or key
+ * and value), 0 at the end. */
+int ig_json_array_next(struct ig_json_value arr, size_t *pos, struct ig_json_value *elem);
+int ig_json_object_next(struct ig_json_value obj, size_t *pos, struct ig_json_value *key,
+			struct ig_json_value *val);
+
+/* Decoded string content (escapes resolved, \u surrogate pairs to UTF-8)
+ * appended to out. -1 if not a string or out is full. */
+int ig_json_string(struct ig_json_value v, struct ig_buf *out);
+/* True when v is a string whose decoded content equals s. */
+bool ig_json_string_eq(struct ig_json_value v, const char *s);
+/* Numbers: -1 unless v is a number that fits (int64 also rejects
+ * fractions and exponents that leave a fraction). */
+int ig_json_int64(struct ig_json_value v, int64_t *out);
+int ig_json_double(struct ig_json_value v, double *out);
+/* 1 for true, 0 for false, -1 if not a boolean. */
+int ig_json_bool(struct ig_json_value v);
+
+/* Appends s as a JSON string literal (with quotes), escaping as needed. */
+int ig_json_write_string(struct ig_buf *out, const char *s, size_t len);
+
+#endif

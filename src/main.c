@@ -1,0 +1,55 @@
+/* infergate: one binary, several jobs. main() only picks the job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "demo/demo.h"
+#include "gateway/gateway.h"
+#include "sim/sim.h"
+
+#define IG_VERSION "0.1.0"
+
+struct job {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct job jobs[] = {
+	{"gateway", ig_gateway_main, "the data plane: Gateway listeners, HTTPRoutes, InferencePools"},
+	{"check", ig_check_main, "validate manifests and print every error"},
+	{"sim", ig_sim_main, "a vLLM-compatible model-server simulator"},
+	{"demo", ig_demo_main, "run the seed scenario on this machine and print the answer"},
+	{"run", ig_run_main, "run a directory of manifests with simulators until Ctrl-C"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: infergate COMMAND [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++)
+		fprintf(f, "  %-9s %s\n", jobs[i].name, jobs[i].help);
+	fprintf(f, "\n`infergate COMMAND --help` describes each command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("infergate %s\n", IG_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++)
+		if (strcmp(argv[1], jobs[i].name) == 0)
+			return jobs[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "infergate: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,56 @@
+/* What an endpoint (a model server) reports about its load, as the
+ * scheduler sees it, and the extraction of it from a vLLM /metrics page. */
+#ifndef IG_POOL_METRICS_H
+#define IG_POOL_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/str.h"
+
+#define IG_MAX_ADAPTERS 32
+#define IG_ADAPTER_NAME_MAX 128
+
+/* A small set of adapter names, kept by value so that a metrics struct can
+ * be copied as a whole between threads. */
+struct ig_adapter_set {
+	uint32_t n;
+	char names[IG_MAX_ADAPTERS][IG_ADAPTER_NAME_MAX];
+};
+
+bool ig_adapter_set_has(const struct ig_adapter_set *s, struct ig_str name);
+/* Adds name unless present or the set is full (names over the size limit
+ * are dropped). */
+void ig_adapter_set_add(struct ig_adapter_set *s, struct ig_str name);
+
+struct ig_endpoint_metrics {
+	int64_t waiting;   /* vllm:num_requests_waiting */
+	int64_t running;   /* vllm:num_requests_running */
+	double kv_usage;   /* 0..1: vllm:kv_cache_usage_perc or gpu_cache_usage_perc */
+	/* Adapters from vllm:lora_requests_info. GIE v0.2.0 counts running and
+	 * waiting adapters together as "active"; both lists are also kept. */
+	struct ig_adapter_set active;  /* running ∪ waiting */
+	struct ig_adapter_set running_adapters;
+	struct ig_adapter_set waiting_adapters;
+	int64_t max_active; /* max_lora */
+	uint64_t updated_ns; /* ig_now_ns() of the last successful scrape; 0: never */
+};
+
+/* Families found by ig_vllm_metrics_extract (bit mask). */
+#define IG_FAM_WAITING 0x1u
+#define IG_FAM_RUNNING 0x2u
+#define IG_FAM_KV 0x4u
+#define IG_FAM_LORA 0x8u
+
+/* Parses a vLLM /metrics page and updates *m with every family it finds,
+ * following GIE's rules (gauges: the sample with the latest timestamp, the
+ * last one when none has a timestamp; vllm:kv_cache_usage_perc preferred
+ * over vllm:gpu_cache_usage_perc; lora_requests_info: the series with the
+ * greatest value among those naming any adapter, max_lora from it). A
+ * family that is missing leaves its fields as they were. Returns the mask
+ * of families found (>= 0), or -1 if the text is not valid exposition
+ * format (then *m is unchanged). Does not touch updated_ns. */
+int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_metrics *m);
+
+#endif
