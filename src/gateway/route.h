@@ -1,0 +1,54 @@
+/* Routing tables: which HTTPRoute rule serves a request arriving on a
+ * listener, per the Gateway API's attachment and precedence rules
+ * (spec/gateway-api.md §6), and which backendRef of the rule gets it. Built
+ * once per config snapshot; matching allocates nothing. */
+#ifndef IG_GATEWAY_ROUTE_H
+#define IG_GATEWAY_ROUTE_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+#include "core/rand.h"
+#include "core/str.h"
+#include "http/parse.h"
+
+/* Everything attached to one listener of one Gateway, sorted by
+ * precedence. */
+struct ig_listener_routes;
+
+struct ig_route_request {
+	struct ig_str method;
+	struct ig_str path;  /* without the query */
+	struct ig_str query; /* after '?', raw (percent-encoded as sent) */
+	struct ig_str host;  /* Host header, may include ":port" */
+	const struct ig_http_header *headers;
+	size_t nheaders;
+};
+
+struct ig_route_result {
+	const struct ig_httproute *route;
+	const struct ig_route_rule *rule;
+	size_t rule_index;
+	size_t match_index;
+};
+
+/* Builds the table of `listener` of gateway `gw` from every HTTPRoute in cfg
+ * whose parentRefs attach to it (group/kind/namespace/name, sectionName,
+ * port; same-namespace rule of allowedRoutes' default; hostnames). The
+ * table points into cfg, which must outlive it. NULL on allocation failure. */
+struct ig_listener_routes *ig_routes_build(const struct ig_config *cfg, const struct ig_gateway *gw,
+					   const struct ig_listener *listener);
+void ig_routes_free(struct ig_listener_routes *t);
+/* Number of (route, rule, match) entries attached (for logs and tests). */
+size_t ig_routes_count(const struct ig_listener_routes *t);
+
+/* The highest-precedence match for the request: 0 and *out, or -1 (404). */
+int ig_routes_match(const struct ig_listener_routes *t, const struct ig_route_request *req,
+		    struct ig_route_result *out);
+
+/* A backendRef of the rule drawn by weight (weight 0 never chosen), or NULL
+ * when the rule has no backendRefs or all weights are 0 (answer 500). */
+const struct ig_backend_ref *ig_route_pick_backend(const struct ig_route_rule *rule,
+						   struct ig_rng *rng);
+
+#endif

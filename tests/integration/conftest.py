@@ -1,0 +1,105 @@
+"""Shared fixtures for the integration tests: the binary under test, free
+loopback addresses and ports, and processes that are always stopped."""
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+IG_BIN = os.environ.get("IG_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "infergate")
+
+_addr_counter = itertools.count(1)
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port that is free on host right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def unique_loopback():
+    """A distinct 127.x.y.z address per call within this test run, spread by
+    the process id so that parallel runs do not collide."""
+    n = next(_addr_counter)
+    base = (os.getpid() % 200) + 20
+    return "127.%d.%d.%d" % (base, (n // 250) % 250, n % 250 + 2)
+
+
+def wait_http(url, timeout=10.0, proc=None):
+    """Polls url until it answers (any status) or timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s" % proc.returncode)
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return True
+        except urllib.error.HTTPError:
+            return True
+        except Exception:
+            time.sleep(0.05)
+    raise TimeoutError("no answer from %s" % url)
+
+
+def wait_port(host, port, timeout=10.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s" % proc.returncode)
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("nothing listens on %s:%d" % (host, port))
+
+
+class Procs:
+    """Starts infergate processes and stops every one at teardown."""
+
+    def __init__(self, tmp_path):
+        self.procs = []
+        self.tmp_path = tmp_path
+
+    def start(self, *args, name="proc"):
+        log = open(os.path.join(self.tmp_path, "%s-%d.log" % (name, len(self.procs))), "w+")
+        p = subprocess.Popen([IG_BIN] + [str(a) for a in args], stdout=log,
+                             stderr=subprocess.STDOUT)
+        p.log = log
+        self.procs.append(p)
+        return p
+
+    def output(self, p):
+        p.log.flush()
+        p.log.seek(0)
+        return p.log.read()
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            p.log.close()
+
+
+@pytest.fixture
+def procs(tmp_path):
+    ps = Procs(str(tmp_path))
+    yield ps
+    ps.stop_all()
+
+
+@pytest.fixture
+def ig_bin():
+    return IG_BIN
