@@ -1,0 +1,92 @@
+/* An HTTP/1.1 server on the event loop: accepts connections, reads request
+ * heads and whole bodies within limits (431, 413, 408 answered here), hands
+ * each exchange to a handler, and writes the response, whole or streamed,
+ * with backpressure. One request at a time per connection (pipelined bytes
+ * wait in the buffer); keep-alive per RFC 9112. Used by the gateway's
+ * listeners, the admin listener and the simulator. */
+#ifndef IG_HTTP_SERVER_H
+#define IG_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "event/loop.h"
+#include "http/parse.h"
+
+struct ig_http_server;
+struct ig_http_conn;
+
+struct ig_http_server_config {
+	size_t max_header_bytes;       /* head larger: 431 (default 64 KiB) */
+	size_t max_headers;            /* more header lines: 431 (default 128) */
+	size_t max_body_bytes;         /* body larger: 413 (default 16 MiB) */
+	uint64_t header_timeout_ms;    /* whole head must arrive within: 408 (default 30 s) */
+	uint64_t body_timeout_ms;      /* max silence while reading a body: 408 (default 60 s) */
+	uint64_t keepalive_timeout_ms; /* idle keep-alive connection closed after (default 75 s) */
+	size_t write_high_water;       /* ig_http_write returns 1 above this (default 256 KiB) */
+};
+
+struct ig_http_exchange {
+	struct ig_http_request req; /* points into the connection's buffer */
+	struct ig_buf body;         /* the whole request body, decoded */
+	struct ig_str peer;         /* client address "ip:port" */
+	uint64_t start_ns;          /* when the head was complete */
+	void *user;                 /* the handler's state */
+	/* Set by the handler when it answers asynchronously. on_writable runs
+	 * when output it was told to hold back (ig_http_write returned 1) has
+	 * drained; on_abort runs when the client went away or the server shuts
+	 * the connection before ig_http_end: the handler releases its state
+	 * and must not touch the exchange afterwards. */
+	void (*on_writable)(struct ig_http_exchange *ex);
+	void (*on_abort)(struct ig_http_exchange *ex);
+	struct ig_http_conn *conn;
+};
+
+/* Called once per request after its body has been read. The handler
+ * answers now or later, on the same loop thread. */
+typedef void (*ig_http_handler)(struct ig_http_exchange *ex, void *ctx);
+
+void ig_http_server_config_defaults(struct ig_http_server_config *c);
+
+/* Serves listen_fd (non-blocking, listening) on loop. */
+struct ig_http_server *ig_http_server_new(struct ig_loop *loop, int listen_fd,
+					  const struct ig_http_server_config *cfg,
+					  ig_http_handler handler, void *ctx);
+/* Stops accepting and closes the listening fd; connections go on.
+ * Idle keep-alive connections are closed, busy ones close after their
+ * current response. */
+void ig_http_server_drain(struct ig_http_server *s);
+/* Requests being handled now (for a graceful drain). */
+size_t ig_http_server_busy(const struct ig_http_server *s);
+/* Closes every connection (in-flight exchanges get on_abort) and frees. */
+void ig_http_server_free(struct ig_http_server *s);
+
+/* A whole response with Content-Length. `extra` headers are added after
+ * Content-Type/Content-Length (may be NULL). Ends the exchange. */
+int ig_http_respond(struct ig_http_exchange *ex, int status, const char *content_type,
+		    const void *body, size_t len, const struct ig_http_header *extra, size_t nextra);
+/* An error in OpenAI's form {"error":{"message":..,"type":..,"code":..}};
+ * code NULL uses the status number. Ends the exchange. */
+int ig_http_respond_error(struct ig_http_exchange *ex, int status, const char *type,
+			  const char *code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Streaming: the head, then body pieces, then the end. content_length < 0
+ * means unknown length: chunked for HTTP/1.1 clients, close-delimited for
+ * HTTP/1.0. Headers given must not include Content-Length,
+ * Transfer-Encoding or Connection (the server adds them). */
+int ig_http_start_response(struct ig_http_exchange *ex, int status,
+			   const struct ig_http_header *hdrs, size_t n, int64_t content_length);
+/* Queues data. Returns 0, or 1 when the queued output is above the high
+ * water mark (produce no more until on_writable), or -1 if the connection
+ * is gone. */
+int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len);
+/* Finishes the response; the exchange is freed by the server afterwards
+ * and must not be touched. */
+int ig_http_end(struct ig_http_exchange *ex);
+/* Drops the connection now (e.g. upstream failed mid-stream): on_abort is
+ * not called; the exchange must not be touched afterwards. */
+void ig_http_abort(struct ig_http_exchange *ex);
+
+#endif
