@@ -423,7 +423,9 @@ static void test_hostname_intersection(void **state)
 	rs[3].hostnames = r4h, rs[3].nhostnames = N(r4h);
 
 	struct ig_listener_routes *t = build_on(rs, N(rs), &gw, 0);
-	/* r1 via *.specific.com, and the route without hostnames. */
+	/* r1 via *.specific.com, and the route without hostnames. Both now
+	 * serve exactly very.specific.com, so step 1 of the precedence ties
+	 * (it looks at intersected names) and load order picks r1. */
 	assert_int_equal(ig_routes_count(t), 2);
 	assert_string_equal(route_of(t, "very.specific.com:1234", "GET /", NULL), "r1/0.0");
 	assert_string_equal(route_of(t, "foo.specific.com", "GET /", NULL), "404");
@@ -475,6 +477,26 @@ static void test_hostname_precedence(void **state)
 	assert_string_equal(route_of(t, "bar.example.com", "GET /x", NULL), "short/0.0");
 	assert_string_equal(route_of(t, "bar.org", "GET /x", NULL), "none/0.0");
 	assert_string_equal(route_of(t, "bar.org", "GET /y", NULL), "404");
+	ig_routes_free(t);
+}
+
+/* A precise name beats a wildcard of the same length ("x.example.com" and
+ * "*.example.com" both have 13 characters), even an older one. */
+static void test_precise_beats_equal_length_wildcard(void **state)
+{
+	char *precise[] = {"x.example.com"};
+	char *wild[] = {"*.example.com"};
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_httproute rs[] = {
+		mkroute("default", "wild", "2020-01-01T00:00:00Z", rules, 1),
+		mkroute("default", "precise", "2024-01-01T00:00:00Z", rules, 1),
+	};
+	rs[0].hostnames = wild, rs[0].nhostnames = 1;
+	rs[1].hostnames = precise, rs[1].nhostnames = 1;
+	struct ig_listener_routes *t = build(rs, N(rs));
+
+	assert_string_equal(route_of(t, "x.example.com", "GET /", NULL), "precise/0.0");
+	assert_string_equal(route_of(t, "y.example.com", "GET /", NULL), "wild/0.0");
 	ig_routes_free(t);
 }
 
@@ -701,6 +723,24 @@ static void test_pick_backend_weights(void **state)
 	assert_in_range(hits[2], draws * 28 / 100, draws * 32 / 100);
 }
 
+/* Equal weights split evenly and a zero in between takes nothing; this
+ * also pins the boundaries of each weight's interval. */
+static void test_pick_backend_even(void **state)
+{
+	struct ig_backend_ref b[] = {
+		{.name = "a", .weight = 1}, {.name = "z", .weight = 0}, {.name = "c", .weight = 1}};
+	struct ig_route_rule rule = {.backends = b, .nbackends = N(b)};
+	struct ig_rng rng;
+	size_t hits[3] = {0};
+
+	ig_rng_seed(&rng, 3);
+	for (int i = 0; i < 10000; i++)
+		hits[ig_route_pick_backend(&rule, &rng) - b]++;
+	assert_int_equal(hits[1], 0);
+	assert_in_range(hits[0], 4800, 5200);
+	assert_in_range(hits[2], 4800, 5200);
+}
+
 static void test_pick_backend_degenerate(void **state)
 {
 	struct ig_backend_ref zeros[] = {{.name = "a", .weight = 0}, {.name = "b", .weight = 0}};
@@ -733,6 +773,7 @@ int main(void)
 		cmocka_unit_test(test_route_hostnames),
 		cmocka_unit_test(test_hostname_intersection),
 		cmocka_unit_test(test_hostname_precedence),
+		cmocka_unit_test(test_precise_beats_equal_length_wildcard),
 		cmocka_unit_test(test_section_name_and_port),
 		cmocka_unit_test(test_parent_ref_identity),
 		cmocka_unit_test(test_duplicate_parent_refs),
@@ -742,6 +783,7 @@ int main(void)
 		cmocka_unit_test(test_first_rule_wins),
 		cmocka_unit_test(test_empty_table),
 		cmocka_unit_test(test_pick_backend_weights),
+		cmocka_unit_test(test_pick_backend_even),
 		cmocka_unit_test(test_pick_backend_degenerate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
