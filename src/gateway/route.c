@@ -76,8 +76,8 @@ struct ig_listener_routes {
 
 /* What a rule without matches means once CRD defaults are applied. */
 static const struct ig_route_match default_match = {
-	.path_type = IG_PATH_PREFIX,
-	.path = "/",
+    .path_type = IG_PATH_PREFIX,
+    .path = "/",
 };
 
 static const char *ns_of(const struct ig_meta *m)
@@ -325,8 +325,12 @@ static int add_route(struct ig_listener_routes *t, const struct ig_httproute *r,
 		size_t nm = rule->nmatches ? rule->nmatches : 1;
 		for (size_t j = 0; j < nm; j++) {
 			struct entry *e = &t->entries[t->n++];
-			*e = (struct entry){.route = r, .rule = rule, .route_index = ri,
-					    .rule_index = i, .match_index = j, .hosts = hs};
+			*e = (struct entry){.route = r,
+					    .rule = rule,
+					    .route_index = ri,
+					    .rule_index = i,
+					    .match_index = j,
+					    .hosts = hs};
 			if (fill_entry(e, rule->nmatches ? &rule->matches[j] : &default_match) < 0)
 				return -1;
 		}
@@ -450,7 +454,8 @@ struct ig_listener_routes *ig_routes_build(const struct ig_config *cfg, const st
 	if (!t->entries || !t->order)
 		goto fail;
 	for (size_t i = 0; i < cfg->nroutes; i++)
-		if (host_set_used(&t->hosts[i]) && add_route(t, &cfg->routes[i], i, &t->hosts[i]) < 0)
+		if (host_set_used(&t->hosts[i]) &&
+		    add_route(t, &cfg->routes[i], i, &t->hosts[i]) < 0)
 			goto fail;
 	for (size_t i = 0; i < t->n; i++)
 		t->order[i] = &t->entries[i];
@@ -696,7 +701,8 @@ int ig_routes_match(const struct ig_listener_routes *t, const struct ig_route_re
 	}
 	if (!best)
 		return -1;
-	*out = (struct ig_route_result){.route = best->route, .rule = best->rule,
+	*out = (struct ig_route_result){.route = best->route,
+					.rule = best->rule,
 					.rule_index = best->rule_index,
 					.match_index = best->match_index};
 	return 0;

@@ -19,8 +19,14 @@
 #define PREFIX(p) .path_type = IG_PATH_PREFIX, .path = (p)
 #define EXACT(p) .path_type = IG_PATH_EXACT, .path = (p)
 #define REGEX(p) .path_type = IG_PATH_REGEX, .path = (p)
-#define HDR(n, v) {.type = IG_MATCH_EXACT, .name = (n), .value = (v)}
-#define HDR_RE(n, v) {.type = IG_MATCH_REGEX, .name = (n), .value = (v)}
+#define HDR(n, v)                                                                                  \
+	{                                                                                          \
+		.type = IG_MATCH_EXACT, .name = (n), .value = (v)                                  \
+	}
+#define HDR_RE(n, v)                                                                               \
+	{                                                                                          \
+		.type = IG_MATCH_REGEX, .name = (n), .value = (v)                                  \
+	}
 #define HDRS(...)                                                                                  \
 	.headers = (struct ig_header_match[]){__VA_ARGS__},                                        \
 	.nheaders = N(((struct ig_header_match[]){__VA_ARGS__}))
@@ -42,12 +48,15 @@ static struct ig_httproute mkroute(const char *ns, const char *name, const char 
 {
 	static size_t seq;
 	return (struct ig_httproute){
-		.meta = {.kind = "HTTPRoute", .name = (char *)name, .ns = (char *)ns,
-			 .creation_timestamp = (char *)created, .seq = ++seq},
-		.parents = &to_gw,
-		.nparents = 1,
-		.rules = rules,
-		.nrules = nrules,
+	    .meta = {.kind = "HTTPRoute",
+		     .name = (char *)name,
+		     .ns = (char *)ns,
+		     .creation_timestamp = (char *)created,
+		     .seq = ++seq},
+	    .parents = &to_gw,
+	    .nparents = 1,
+	    .rules = rules,
+	    .nrules = nrules,
 	};
 }
 
@@ -56,10 +65,10 @@ static struct ig_listener http80 = {.name = "http", .protocol = "HTTP", .port = 
 static struct ig_gateway mkgateway(struct ig_listener *ls, size_t n)
 {
 	return (struct ig_gateway){
-		.meta = {.kind = "Gateway", .name = "gw", .ns = "default"},
-		.class_name = "infergate",
-		.listeners = ls,
-		.nlisteners = n,
+	    .meta = {.kind = "Gateway", .name = "gw", .ns = "default"},
+	    .class_name = "infergate",
+	    .listeners = ls,
+	    .nlisteners = n,
 	};
 }
 
@@ -125,8 +134,8 @@ static const char *route_of(const struct ig_listener_routes *t, const char *host
 static void test_conformance_matching(void **state)
 {
 	struct ig_route_rule rules[] = {
-		RULE({PREFIX("/")}),
-		RULE({PREFIX("/v2")}, {PREFIX("/"), HDRS(HDR("version", "two"))}),
+	    RULE({PREFIX("/")}),
+	    RULE({PREFIX("/v2")}, {PREFIX("/"), HDRS(HDR("version", "two"))}),
 	};
 	struct ig_httproute r = mkroute("default", "matching", NULL, rules, N(rules));
 	struct ig_listener_routes *t = build(&r, 1);
@@ -148,13 +157,13 @@ static void test_conformance_matching(void **state)
 static void test_conformance_header_matching(void **state)
 {
 	struct ig_route_rule rules[] = {
-		RULE({PREFIX("/"), HDRS(HDR("Version", "one"))}),
-		RULE({PREFIX("/"), HDRS(HDR("Version", "two"))}),
-		RULE({PREFIX("/"), HDRS(HDR("Version", "two"), HDR("Color", "orange"))}),
-		RULE({PREFIX("/"), HDRS(HDR("Color", "blue"))},
-		     {PREFIX("/"), HDRS(HDR("Color", "green"))}),
-		RULE({PREFIX("/"), HDRS(HDR("Color", "red"))},
-		     {PREFIX("/"), HDRS(HDR("Color", "yellow"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("Version", "one"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("Version", "two"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("Version", "two"), HDR("Color", "orange"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("Color", "blue"))},
+		 {PREFIX("/"), HDRS(HDR("Color", "green"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("Color", "red"))},
+		 {PREFIX("/"), HDRS(HDR("Color", "yellow"))}),
 	};
 	struct ig_httproute r = mkroute("default", "hdr", NULL, rules, N(rules));
 	struct ig_listener_routes *t = build(&r, 1);
@@ -201,12 +210,12 @@ static void test_exact_path(void **state)
 static void test_path_match_order(void **state)
 {
 	struct ig_route_rule rules[] = {
-		RULE({PREFIX("/match")}),
-		RULE({PREFIX("/match/prefix")}),
-		RULE({PREFIX("/match/prefix/one")}),
-		RULE({EXACT("/match/exact")}),
-		RULE({EXACT("/match/exact/one")}),
-		RULE({PREFIX("/match/exact/one")}),
+	    RULE({PREFIX("/match")}),
+	    RULE({PREFIX("/match/prefix")}),
+	    RULE({PREFIX("/match/prefix/one")}),
+	    RULE({EXACT("/match/exact")}),
+	    RULE({EXACT("/match/exact/one")}),
+	    RULE({PREFIX("/match/exact/one")}),
 	};
 	struct ig_httproute r = mkroute("default", "order", NULL, rules, N(rules));
 	struct ig_listener_routes *t = build(&r, 1);
@@ -262,10 +271,10 @@ static void test_rule_without_matches(void **state)
 static void test_method_matching(void **state)
 {
 	struct ig_route_rule rules[] = {
-		RULE({PREFIX("/"), .method = "POST"}),
-		RULE({PREFIX("/"), .method = "GET"}),
-		RULE({PREFIX("/h"), HDRS(HDR("a", "1"), HDR("b", "2"))}),
-		RULE({PREFIX("/h"), .method = "PUT"}),
+	    RULE({PREFIX("/"), .method = "POST"}),
+	    RULE({PREFIX("/"), .method = "GET"}),
+	    RULE({PREFIX("/h"), HDRS(HDR("a", "1"), HDR("b", "2"))}),
+	    RULE({PREFIX("/h"), .method = "PUT"}),
 	};
 	struct ig_httproute r = mkroute("default", "m", NULL, rules, N(rules));
 	struct ig_listener_routes *t = build(&r, 1);
@@ -284,12 +293,12 @@ static void test_method_matching(void **state)
 static void test_query_matching(void **state)
 {
 	struct ig_route_rule rules[] = {
-		RULE({PREFIX("/"), QUERY(HDR("animal", "whale"))}),
-		RULE({PREFIX("/"), QUERY(HDR("animal", "dolphin"), HDR("color", "blue"))}),
-		RULE({PREFIX("/"), QUERY(HDR("animal", "dolphin"))}),
-		RULE({PREFIX("/"), QUERY(HDR_RE("id", "[0-9]+"))}),
-		RULE({PREFIX("/"), QUERY(HDR("msg", "a b&c"))}),
-		RULE({PREFIX("/"), HDRS(HDR("x", "1")), QUERY(HDR("animal", "dolphin"))}),
+	    RULE({PREFIX("/"), QUERY(HDR("animal", "whale"))}),
+	    RULE({PREFIX("/"), QUERY(HDR("animal", "dolphin"), HDR("color", "blue"))}),
+	    RULE({PREFIX("/"), QUERY(HDR("animal", "dolphin"))}),
+	    RULE({PREFIX("/"), QUERY(HDR_RE("id", "[0-9]+"))}),
+	    RULE({PREFIX("/"), QUERY(HDR("msg", "a b&c"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("x", "1")), QUERY(HDR("animal", "dolphin"))}),
 	};
 	struct ig_httproute r = mkroute("default", "q", NULL, rules, N(rules));
 	struct ig_listener_routes *t = build(&r, 1);
@@ -324,11 +333,11 @@ static void test_query_matching(void **state)
 static void test_regex_path(void **state)
 {
 	struct ig_route_rule rules[] = {
-		RULE({PREFIX("/")}),
-		RULE({REGEX("/v[0-9]+/models")}),
-		RULE({EXACT("/v1/models")}),
-		RULE({REGEX("/alt|/alt-long")}),
-		RULE({REGEX("/bad(")}, {PREFIX("/bad")}),
+	    RULE({PREFIX("/")}),
+	    RULE({REGEX("/v[0-9]+/models")}),
+	    RULE({EXACT("/v1/models")}),
+	    RULE({REGEX("/alt|/alt-long")}),
+	    RULE({REGEX("/bad(")}, {PREFIX("/bad")}),
 	};
 	struct ig_httproute r = mkroute("default", "re", NULL, rules, N(rules));
 	struct ig_listener_routes *t = build(&r, 1);
@@ -352,9 +361,9 @@ static void test_regex_path(void **state)
 static void test_header_regex_and_duplicates(void **state)
 {
 	struct ig_route_rule rules[] = {
-		RULE({PREFIX("/re"), HDRS(HDR_RE("x-model", "llama-[0-9]+b"))}),
-		RULE({PREFIX("/dup"), HDRS(HDR("tier", "gold"), HDR("Tier", "silver"))}),
-		RULE({PREFIX("/dup"), HDRS(HDR("a", "1"))}),
+	    RULE({PREFIX("/re"), HDRS(HDR_RE("x-model", "llama-[0-9]+b"))}),
+	    RULE({PREFIX("/dup"), HDRS(HDR("tier", "gold"), HDR("Tier", "silver"))}),
+	    RULE({PREFIX("/dup"), HDRS(HDR("a", "1"))}),
 	};
 	struct ig_httproute r = mkroute("default", "h", NULL, rules, N(rules));
 	struct ig_listener_routes *t = build(&r, 1);
@@ -402,9 +411,9 @@ static void test_route_hostnames(void **state)
 static void test_hostname_intersection(void **state)
 {
 	struct ig_listener ls[] = {
-		{.name = "precise", .protocol = "HTTP", .port = 80, .hostname = "very.specific.com"},
-		{.name = "wild", .protocol = "HTTP", .port = 80, .hostname = "*.wildcard.io"},
-		{.name = "com", .protocol = "HTTP", .port = 80, .hostname = "*.com"},
+	    {.name = "precise", .protocol = "HTTP", .port = 80, .hostname = "very.specific.com"},
+	    {.name = "wild", .protocol = "HTTP", .port = 80, .hostname = "*.wildcard.io"},
+	    {.name = "com", .protocol = "HTTP", .port = 80, .hostname = "*.com"},
 	};
 	struct ig_gateway gw = mkgateway(ls, N(ls));
 	char *r1h[] = {"non.matching.com", "*.specific.com"};
@@ -413,9 +422,9 @@ static void test_hostname_intersection(void **state)
 	char *r4h[] = {"other.org"};
 	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
 	struct ig_httproute rs[] = {
-		mkroute("default", "r1", NULL, rules, 1), mkroute("default", "r2", NULL, rules, 1),
-		mkroute("default", "r3", NULL, rules, 1), mkroute("default", "r4", NULL, rules, 1),
-		mkroute("default", "any", NULL, rules, 1),
+	    mkroute("default", "r1", NULL, rules, 1),  mkroute("default", "r2", NULL, rules, 1),
+	    mkroute("default", "r3", NULL, rules, 1),  mkroute("default", "r4", NULL, rules, 1),
+	    mkroute("default", "any", NULL, rules, 1),
 	};
 	rs[0].hostnames = r1h, rs[0].nhostnames = N(r1h);
 	rs[1].hostnames = r2h, rs[1].nhostnames = N(r2h);
@@ -462,10 +471,10 @@ static void test_hostname_precedence(void **state)
 	struct ig_route_rule catchall[] = {RULE({PREFIX("/")})};
 	struct ig_route_rule exact[] = {RULE({EXACT("/x")})};
 	struct ig_httproute rs[] = {
-		mkroute("default", "none", "2020-01-01T00:00:00Z", exact, 1),
-		mkroute("default", "short", "2021-01-01T00:00:00Z", catchall, 1),
-		mkroute("default", "long", "2022-01-01T00:00:00Z", catchall, 1),
-		mkroute("default", "precise", "2023-01-01T00:00:00Z", catchall, 1),
+	    mkroute("default", "none", "2020-01-01T00:00:00Z", exact, 1),
+	    mkroute("default", "short", "2021-01-01T00:00:00Z", catchall, 1),
+	    mkroute("default", "long", "2022-01-01T00:00:00Z", catchall, 1),
+	    mkroute("default", "precise", "2023-01-01T00:00:00Z", catchall, 1),
 	};
 	rs[1].hostnames = shortw, rs[1].nhostnames = 1;
 	rs[2].hostnames = longw, rs[2].nhostnames = 1;
@@ -488,8 +497,8 @@ static void test_precise_beats_equal_length_wildcard(void **state)
 	char *wild[] = {"*.example.com"};
 	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
 	struct ig_httproute rs[] = {
-		mkroute("default", "wild", "2020-01-01T00:00:00Z", rules, 1),
-		mkroute("default", "precise", "2024-01-01T00:00:00Z", rules, 1),
+	    mkroute("default", "wild", "2020-01-01T00:00:00Z", rules, 1),
+	    mkroute("default", "precise", "2024-01-01T00:00:00Z", rules, 1),
 	};
 	rs[0].hostnames = wild, rs[0].nhostnames = 1;
 	rs[1].hostnames = precise, rs[1].nhostnames = 1;
@@ -503,9 +512,9 @@ static void test_precise_beats_equal_length_wildcard(void **state)
 /* ---- attachment --------------------------------------------------------- */
 
 static struct ig_listener three[] = {
-	{.name = "a", .protocol = "HTTP", .port = 80},
-	{.name = "b", .protocol = "HTTPS", .port = 8443},
-	{.name = "t", .protocol = "TCP", .port = 9000},
+    {.name = "a", .protocol = "HTTP", .port = 80},
+    {.name = "b", .protocol = "HTTPS", .port = 8443},
+    {.name = "t", .protocol = "TCP", .port = 9000},
 };
 
 /* Number of entries route r contributes to each listener of `three`, as
@@ -558,8 +567,8 @@ static void test_parent_ref_identity(void **state)
 {
 	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
 	struct ig_httproute r = mkroute("default", "r", NULL, rules, 1);
-	struct ig_parent_ref ref = {.group = "gateway.networking.k8s.io", .kind = "Gateway",
-				    .ns = "default", .name = "gw"};
+	struct ig_parent_ref ref = {
+	    .group = "gateway.networking.k8s.io", .kind = "Gateway", .ns = "default", .name = "gw"};
 	r.parents = &ref;
 
 	assert_string_equal(attached(&r), "1,1,0");
@@ -591,9 +600,9 @@ static void test_duplicate_parent_refs(void **state)
 	struct ig_route_rule rules[] = {RULE({PREFIX("/")}, {EXACT("/x")})};
 	struct ig_httproute r = mkroute("default", "r", NULL, rules, 1);
 	struct ig_parent_ref refs[] = {
-		{.name = "gw", .section_name = "a"},
-		{.name = "gw", .port = 80},
-		{.name = "nope"},
+	    {.name = "gw", .section_name = "a"},
+	    {.name = "gw", .port = 80},
+	    {.name = "nope"},
 	};
 	r.parents = refs;
 	r.nparents = N(refs);
@@ -608,9 +617,9 @@ static void test_oldest_route_wins(void **state)
 {
 	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
 	struct ig_httproute rs[] = {
-		mkroute("default", "a-new", "2024-05-01T00:00:00Z", rules, 1),
-		mkroute("default", "b-old", "2023-05-01T00:00:00Z", rules, 1),
-		mkroute("default", "c-none", NULL, rules, 1),
+	    mkroute("default", "a-new", "2024-05-01T00:00:00Z", rules, 1),
+	    mkroute("default", "b-old", "2023-05-01T00:00:00Z", rules, 1),
+	    mkroute("default", "c-none", NULL, rules, 1),
 	};
 	struct ig_listener_routes *t = build(rs, N(rs));
 	assert_string_equal(GET(t, "/"), "b-old/0.0");
@@ -640,9 +649,9 @@ static void test_alphabetical_tie_break(void **state)
 	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
 	const char *ts = "2024-01-01T00:00:00Z";
 	struct ig_httproute rs[] = {
-		mkroute("default", "route-b", ts, rules, 1),
-		mkroute("default", "route-a-2", ts, rules, 1),
-		mkroute("default", "route-a", ts, rules, 1),
+	    mkroute("default", "route-b", ts, rules, 1),
+	    mkroute("default", "route-a-2", ts, rules, 1),
+	    mkroute("default", "route-a", ts, rules, 1),
 	};
 	struct ig_listener_routes *t = build(rs, N(rs));
 	assert_string_equal(GET(t, "/"), "route-a/0.0");
@@ -659,8 +668,8 @@ static void test_specificity_before_age(void **state)
 	struct ig_route_rule root[] = {RULE({PREFIX("/")})};
 	struct ig_route_rule api[] = {RULE({PREFIX("/api")})};
 	struct ig_httproute rs[] = {
-		mkroute("default", "old", "2020-01-01T00:00:00Z", root, 1),
-		mkroute("default", "young", "2025-01-01T00:00:00Z", api, 1),
+	    mkroute("default", "old", "2020-01-01T00:00:00Z", root, 1),
+	    mkroute("default", "young", "2025-01-01T00:00:00Z", api, 1),
 	};
 	struct ig_listener_routes *t = build(rs, N(rs));
 	assert_string_equal(GET(t, "/api/x"), "young/0.0");
@@ -673,10 +682,10 @@ static void test_specificity_before_age(void **state)
 static void test_first_rule_wins(void **state)
 {
 	struct ig_route_rule rules[] = {
-		RULE({PREFIX("/")}, {EXACT("/x")}),
-		RULE({PREFIX("/")}),
-		RULE({PREFIX("/api")}),
-		RULE({PREFIX("/api")}, {PREFIX("/api")}),
+	    RULE({PREFIX("/")}, {EXACT("/x")}),
+	    RULE({PREFIX("/")}),
+	    RULE({PREFIX("/api")}),
+	    RULE({PREFIX("/api")}, {PREFIX("/api")}),
 	};
 	struct ig_httproute r = mkroute("default", "r", NULL, rules, N(rules));
 	struct ig_listener_routes *t = build(&r, 1);
@@ -702,9 +711,9 @@ static void test_empty_table(void **state)
 static void test_pick_backend_weights(void **state)
 {
 	struct ig_backend_ref b[] = {
-		{.name = "v1", .weight = 70},
-		{.name = "zero", .weight = 0},
-		{.name = "v2", .weight = 30},
+	    {.name = "v1", .weight = 70},
+	    {.name = "zero", .weight = 0},
+	    {.name = "v2", .weight = 30},
 	};
 	struct ig_route_rule rule = {.backends = b, .nbackends = N(b)};
 	struct ig_rng rng;
@@ -728,7 +737,7 @@ static void test_pick_backend_weights(void **state)
 static void test_pick_backend_even(void **state)
 {
 	struct ig_backend_ref b[] = {
-		{.name = "a", .weight = 1}, {.name = "z", .weight = 0}, {.name = "c", .weight = 1}};
+	    {.name = "a", .weight = 1}, {.name = "z", .weight = 0}, {.name = "c", .weight = 1}};
 	struct ig_route_rule rule = {.backends = b, .nbackends = N(b)};
 	struct ig_rng rng;
 	size_t hits[3] = {0};
@@ -760,31 +769,31 @@ static void test_pick_backend_degenerate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_conformance_matching),
-		cmocka_unit_test(test_conformance_header_matching),
-		cmocka_unit_test(test_exact_path),
-		cmocka_unit_test(test_path_match_order),
-		cmocka_unit_test(test_prefix_trailing_slash),
-		cmocka_unit_test(test_rule_without_matches),
-		cmocka_unit_test(test_method_matching),
-		cmocka_unit_test(test_query_matching),
-		cmocka_unit_test(test_regex_path),
-		cmocka_unit_test(test_header_regex_and_duplicates),
-		cmocka_unit_test(test_route_hostnames),
-		cmocka_unit_test(test_hostname_intersection),
-		cmocka_unit_test(test_hostname_precedence),
-		cmocka_unit_test(test_precise_beats_equal_length_wildcard),
-		cmocka_unit_test(test_section_name_and_port),
-		cmocka_unit_test(test_parent_ref_identity),
-		cmocka_unit_test(test_duplicate_parent_refs),
-		cmocka_unit_test(test_oldest_route_wins),
-		cmocka_unit_test(test_alphabetical_tie_break),
-		cmocka_unit_test(test_specificity_before_age),
-		cmocka_unit_test(test_first_rule_wins),
-		cmocka_unit_test(test_empty_table),
-		cmocka_unit_test(test_pick_backend_weights),
-		cmocka_unit_test(test_pick_backend_even),
-		cmocka_unit_test(test_pick_backend_degenerate),
+	    cmocka_unit_test(test_conformance_matching),
+	    cmocka_unit_test(test_conformance_header_matching),
+	    cmocka_unit_test(test_exact_path),
+	    cmocka_unit_test(test_path_match_order),
+	    cmocka_unit_test(test_prefix_trailing_slash),
+	    cmocka_unit_test(test_rule_without_matches),
+	    cmocka_unit_test(test_method_matching),
+	    cmocka_unit_test(test_query_matching),
+	    cmocka_unit_test(test_regex_path),
+	    cmocka_unit_test(test_header_regex_and_duplicates),
+	    cmocka_unit_test(test_route_hostnames),
+	    cmocka_unit_test(test_hostname_intersection),
+	    cmocka_unit_test(test_hostname_precedence),
+	    cmocka_unit_test(test_precise_beats_equal_length_wildcard),
+	    cmocka_unit_test(test_section_name_and_port),
+	    cmocka_unit_test(test_parent_ref_identity),
+	    cmocka_unit_test(test_duplicate_parent_refs),
+	    cmocka_unit_test(test_oldest_route_wins),
+	    cmocka_unit_test(test_alphabetical_tie_break),
+	    cmocka_unit_test(test_specificity_before_age),
+	    cmocka_unit_test(test_first_rule_wins),
+	    cmocka_unit_test(test_empty_table),
+	    cmocka_unit_test(test_pick_backend_weights),
+	    cmocka_unit_test(test_pick_backend_even),
+	    cmocka_unit_test(test_pick_backend_degenerate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
