@@ -1,0 +1,221 @@
+/* Endpoint load as GIE v0.2.0 reads it from vLLM (gie-reference §3.3), with
+ * the differences our header documents: missing families never wipe what
+ * we knew, the newer KV metric name wins, and waiting adapters are kept
+ * apart from running ones as well as merged into `active`. */
+#include "pool/metrics.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "pool/prom.h"
+
+/* A label value longer than this is not something vLLM writes; refusing it
+ * keeps a hostile page from making us allocate without bound. */
+#define LABEL_VALUE_MAX (64 * 1024)
+
+/* Queue lengths beyond this are clamped so that the scheduler's arithmetic
+ * (max - min) can never overflow, whatever a server reports. */
+#define QUEUE_CLAMP 1e15
+
+bool ig_adapter_set_has(const struct ig_adapter_set *s, struct ig_str name)
+{
+	for (uint32_t i = 0; i < s->n && i < IG_MAX_ADAPTERS; i++) {
+		size_t len = strnlen(s->names[i], IG_ADAPTER_NAME_MAX);
+		if (len == name.len && memcmp(s->names[i], name.ptr, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+void ig_adapter_set_add(struct ig_adapter_set *s, struct ig_str name)
+{
+	/* One byte of each slot holds the terminating NUL. */
+	if (name.len >= IG_ADAPTER_NAME_MAX || s->n >= IG_MAX_ADAPTERS)
+		return;
+	if (ig_adapter_set_has(s, name))
+		return;
+	memcpy(s->names[s->n], name.ptr, name.len);
+	s->names[s->n][name.len] = '\0';
+	s->n++;
+}
+
+/* GIE keeps the sample with the greatest timestamp, a missing one counting
+ * as 0, and lets a later sample win a tie; with no timestamps at all that
+ * is simply the last sample. */
+struct gauge_pick {
+	bool found;
+	int64_t ts;
+	double value;
+};
+
+struct scan {
+	struct gauge_pick waiting, running, kv_new, kv_old;
+	bool lora_found;
+	double lora_best;
+	struct ig_str lora_labels;
+	struct ig_buf tmp;
+};
+
+static void pick(struct gauge_pick *g, const struct ig_prom_sample *s)
+{
+	int64_t ts = s->has_timestamp ? s->timestamp_ms : 0;
+	if (!g->found || ts >= g->ts) {
+		g->found = true;
+		g->ts = ts;
+		g->value = s->value;
+	}
+}
+
+/* Reads one label into the scratch buffer; absent labels read as "". */
+static int label(struct scan *sc, struct ig_str labels, const char *name, struct ig_str *out)
+{
+	ig_buf_reset(&sc->tmp);
+	int rc = ig_prom_label(labels, name, &sc->tmp);
+	if (rc < 0)
+		return rc;
+	*out = ig_buf_str(&sc->tmp);
+	return 0;
+}
+
+/* GIE ignores lora_requests_info series naming no adapter at all, and keeps
+ * the one with the greatest value (the time vLLM last reported it), using a
+ * strict comparison from 0: the first of equal series wins, and series with
+ * a value <= 0 (or NaN) never do. */
+static int consider_lora(struct scan *sc, const struct ig_prom_sample *s)
+{
+	struct ig_str running, waiting;
+	if (label(sc, s->labels, "running_lora_adapters", &running) < 0)
+		return -1;
+	size_t running_len = running.len;
+	if (label(sc, s->labels, "waiting_lora_adapters", &waiting) < 0)
+		return -1;
+	if (running_len == 0 && waiting.len == 0)
+		return 0;
+	if (s->value > sc->lora_best) {
+		sc->lora_best = s->value;
+		sc->lora_labels = s->labels;
+		sc->lora_found = true;
+	}
+	return 0;
+}
+
+static int on_sample(void *ctx, const struct ig_prom_sample *s)
+{
+	struct scan *sc = ctx;
+	if (ig_str_eq_cstr(s->name, "vllm:num_requests_waiting"))
+		pick(&sc->waiting, s);
+	else if (ig_str_eq_cstr(s->name, "vllm:num_requests_running"))
+		pick(&sc->running, s);
+	else if (ig_str_eq_cstr(s->name, "vllm:kv_cache_usage_perc"))
+		pick(&sc->kv_new, s);
+	else if (ig_str_eq_cstr(s->name, "vllm:gpu_cache_usage_perc"))
+		pick(&sc->kv_old, s);
+	else if (ig_str_eq_cstr(s->name, "vllm:lora_requests_info"))
+		return consider_lora(sc, s);
+	return 0;
+}
+
+/* Go's int(float64) truncates toward zero. NaN has no integer meaning, so
+ * such a sample counts as absent; infinities and huge values are clamped. */
+static bool to_count(const struct gauge_pick *g, int64_t *out)
+{
+	if (!g->found || isnan(g->value))
+		return false;
+	double v = g->value;
+	if (v > QUEUE_CLAMP)
+		v = QUEUE_CLAMP;
+	if (v < -QUEUE_CLAMP)
+		v = -QUEUE_CLAMP;
+	*out = (int64_t)v;
+	return true;
+}
+
+/* strconv.Atoi: optional sign, decimal digits, no blanks. */
+static int parse_int(struct ig_str s, int64_t *out)
+{
+	bool neg = false;
+	if (s.len && (s.ptr[0] == '+' || s.ptr[0] == '-')) {
+		neg = s.ptr[0] == '-';
+		s.ptr++, s.len--;
+	}
+	uint64_t v;
+	if (ig_str_to_u64(s, &v) < 0 || v > (uint64_t)INT64_MAX)
+		return -1;
+	*out = neg ? -(int64_t)v : (int64_t)v;
+	return 0;
+}
+
+static void add_names(struct ig_adapter_set *a, struct ig_adapter_set *b, struct ig_str list)
+{
+	size_t i = 0;
+	while (i < list.len) {
+		size_t j = i;
+		while (j < list.len && list.ptr[j] != ',')
+			j++;
+		struct ig_str name = {list.ptr + i, j - i};
+		if (name.len) {
+			ig_adapter_set_add(a, name);
+			ig_adapter_set_add(b, name);
+		}
+		i = j + 1;
+	}
+}
+
+/* Applies the chosen lora_requests_info series. An unparsable max_lora
+ * makes the whole family count as absent so that the adapters and the
+ * limit stay consistent with each other. Returns 1 if applied. */
+static int apply_lora(struct scan *sc, struct ig_endpoint_metrics *m)
+{
+	struct ig_str v;
+	int64_t max_active = m->max_active;
+	if (label(sc, sc->lora_labels, "max_lora", &v) < 0)
+		return -1;
+	if (v.len && parse_int(v, &max_active) < 0)
+		return 0;
+	struct ig_adapter_set active = {0}, running = {0}, waiting = {0};
+	if (label(sc, sc->lora_labels, "running_lora_adapters", &v) < 0)
+		return -1;
+	add_names(&active, &running, v);
+	if (label(sc, sc->lora_labels, "waiting_lora_adapters", &v) < 0)
+		return -1;
+	add_names(&active, &waiting, v);
+	m->active = active;
+	m->running_adapters = running;
+	m->waiting_adapters = waiting;
+	m->max_active = max_active;
+	return 1;
+}
+
+int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_metrics *m)
+{
+	struct scan sc = {0};
+	int found = 0;
+	ig_buf_init(&sc.tmp, LABEL_VALUE_MAX);
+	if (ig_prom_parse(text, len, on_sample, &sc, NULL) != 0)
+		goto fail;
+	/* Everything below reads only what the parse proved well-formed, so
+	 * the sole possible failure is the label buffer, checked before any
+	 * field of *m changes. */
+	if (sc.lora_found) {
+		int rc = apply_lora(&sc, m);
+		if (rc < 0)
+			goto fail;
+		if (rc > 0)
+			found |= IG_FAM_LORA;
+	}
+	if (to_count(&sc.waiting, &m->waiting))
+		found |= IG_FAM_WAITING;
+	if (to_count(&sc.running, &m->running))
+		found |= IG_FAM_RUNNING;
+	const struct gauge_pick *kv = sc.kv_new.found ? &sc.kv_new : &sc.kv_old;
+	if (kv->found && !isnan(kv->value)) {
+		m->kv_usage = kv->value;
+		found |= IG_FAM_KV;
+	}
+	ig_buf_free(&sc.tmp);
+	return found;
+fail:
+	ig_buf_free(&sc.tmp);
+	return -1;
+}

@@ -1,0 +1,403 @@
+/* Prometheus text parsing and the vLLM metrics extraction built on it. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pool/metrics.h"
+#include "pool/prom.h"
+
+#define MAXS 32
+
+struct collected {
+	size_t n;
+	struct ig_prom_sample s[MAXS];
+	int stop_at; /* return non-zero from the callback at this sample, 0: never */
+};
+
+static int collect(void *ctx, const struct ig_prom_sample *s)
+{
+	struct collected *c = ctx;
+	if (c->n < MAXS)
+		c->s[c->n] = *s;
+	c->n++;
+	if (c->stop_at && (int)c->n == c->stop_at)
+		return 7;
+	return 0;
+}
+
+static int parse(const char *text, struct collected *c, size_t *err_line)
+{
+	memset(c, 0, sizeof *c);
+	return ig_prom_parse(text, strlen(text), collect, c, err_line);
+}
+
+static void assert_str(struct ig_str s, const char *want)
+{
+	char tmp[256];
+	snprintf(tmp, sizeof tmp, "%.*s", IG_STR_FMT(s));
+	assert_string_equal(tmp, want);
+}
+
+/* Returns the label's unescaped value as a C string ("<absent>" / "<bad>"). */
+static const char *lbl(struct ig_str labels, const char *name)
+{
+	static char out[256];
+	struct ig_buf b = {0};
+	int rc = ig_prom_label(labels, name, &b);
+	if (rc == 1)
+		snprintf(out, sizeof out, "%.*s", (int)b.len, b.ptr ? b.ptr : "");
+	else
+		snprintf(out, sizeof out, "%s", rc == 0 ? "<absent>" : "<bad>");
+	ig_buf_free(&b);
+	return out;
+}
+
+static const char vllm_page[] =
+	"# HELP vllm:num_requests_running Number of requests currently running on GPU.\n"
+	"# TYPE vllm:num_requests_running gauge\n"
+	"vllm:num_requests_running{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 1.0\n"
+	"# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+	"# TYPE vllm:num_requests_waiting gauge\n"
+	"vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 3.0\n"
+	"vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.0021\n"
+	"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"tweet-summary-1\","
+	"waiting_lora_adapters=\"\"} 1.7425777334e+09\n"
+	"vllm:request_success_total{finished_reason=\"length\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 1.0\n"
+	"vllm:time_to_first_token_seconds_bucket{le=\"0.25\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 1.0\n"
+	"vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 1.0\n"
+	"vllm:cache_config_info{block_size=\"16\",cache_dtype=\"auto\",num_gpu_blocks=\"9362\"} 1.0\n";
+
+static void test_parse_vllm_page(void **state)
+{
+	struct collected c;
+	assert_int_equal(parse(vllm_page, &c, NULL), 0);
+	assert_int_equal(c.n, 8);
+	assert_str(c.s[0].name, "vllm:num_requests_running");
+	assert_str(c.s[0].labels, "model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"");
+	assert_true(c.s[0].value == 1.0);
+	assert_false(c.s[0].has_timestamp);
+	assert_true(c.s[3].value == 1.7425777334e+09);
+	assert_string_equal(lbl(c.s[3].labels, "max_lora"), "4");
+	assert_string_equal(lbl(c.s[3].labels, "waiting_lora_adapters"), "");
+	assert_string_equal(lbl(c.s[3].labels, "nope"), "<absent>");
+	assert_string_equal(lbl(c.s[6].labels, "le"), "+Inf");
+}
+
+static void test_parse_values(void **state)
+{
+	struct collected c;
+	assert_int_equal(parse("a 1\nb -2.5e-3\nc NaN\nd +Inf\ne -Inf\nf Inf\ng 1E3\nh .5\ni 0\n"
+			       "j inf\nk 1e400\n",
+			       &c, NULL),
+			 0);
+	assert_int_equal(c.n, 11);
+	assert_true(c.s[0].value == 1.0);
+	assert_true(c.s[1].value == -2.5e-3);
+	assert_true(isnan(c.s[2].value));
+	assert_true(isinf(c.s[3].value) && c.s[3].value > 0);
+	assert_true(isinf(c.s[4].value) && c.s[4].value < 0);
+	assert_true(isinf(c.s[5].value) && c.s[5].value > 0);
+	assert_true(c.s[6].value == 1000.0);
+	assert_true(c.s[7].value == 0.5);
+	assert_true(c.s[8].value == 0.0);
+	assert_true(isinf(c.s[9].value));
+	assert_true(isinf(c.s[10].value));
+}
+
+static void test_parse_timestamps(void **state)
+{
+	struct collected c;
+	assert_int_equal(parse("a 1 1700000000000\nb{x=\"y\"} 2 -5\nc 3\t 42 \n", &c, NULL), 0);
+	assert_int_equal(c.n, 3);
+	assert_true(c.s[0].has_timestamp);
+	assert_int_equal(c.s[0].timestamp_ms, 1700000000000LL);
+	assert_int_equal(c.s[1].timestamp_ms, -5);
+	assert_int_equal(c.s[2].timestamp_ms, 42);
+	assert_true(c.s[2].value == 3.0);
+}
+
+static void test_parse_whitespace_crlf_no_final_newline(void **state)
+{
+	struct collected c;
+	const char *t = "  # comment\r\n\r\n\t\nm_1 { a = \"x\" , b=\"y\", } 5\r\nlast{} 6";
+	assert_int_equal(parse(t, &c, NULL), 0);
+	assert_int_equal(c.n, 2);
+	assert_str(c.s[0].name, "m_1");
+	assert_string_equal(lbl(c.s[0].labels, "a"), "x");
+	assert_string_equal(lbl(c.s[0].labels, "b"), "y");
+	assert_str(c.s[1].name, "last");
+	assert_int_equal(c.s[1].labels.len, 0);
+	assert_true(c.s[1].value == 6.0);
+}
+
+static void test_parse_escapes(void **state)
+{
+	struct collected c;
+	const char *t = "m{a=\"q\\\"uo}te\",b=\"back\\\\slash\",c=\"new\\nline\",d=\"x,y=z\"} 1\n";
+	assert_int_equal(parse(t, &c, NULL), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(lbl(c.s[0].labels, "a"), "q\"uo}te");
+	assert_string_equal(lbl(c.s[0].labels, "b"), "back\\slash");
+	assert_string_equal(lbl(c.s[0].labels, "c"), "new\nline");
+	assert_string_equal(lbl(c.s[0].labels, "d"), "x,y=z");
+}
+
+static void expect_error(const char *text, size_t line)
+{
+	struct collected c;
+	size_t err = 0;
+	assert_int_equal(parse(text, &c, &err), -1);
+	assert_int_equal(err, line);
+}
+
+static void test_parse_malformed(void **state)
+{
+	expect_error("9bad 1\n", 1);
+	expect_error("ok 1\n# x\nm\n", 3);
+	expect_error("ok 1\nm{a=\"x\" 1\n", 2);
+	expect_error("m{a=\"x\"", 1);
+	expect_error("m{a=x} 1\n", 1);
+	expect_error("m{a=\"x\"b=\"y\"} 1\n", 1);
+	expect_error("m{,} 1\n", 1);
+	expect_error("m{a:b=\"x\"} 1\n", 1);
+	expect_error("m{a=\"\\t\"} 1\n", 1);
+	expect_error("m 1x\n", 1);
+	expect_error("m 0x10\n", 1);
+	expect_error("m nan(1)\n", 1);
+	expect_error("m 1 2 3\n", 1);
+	expect_error("m 1 1.5\n", 1);
+	expect_error("m 1 99999999999999999999\n", 1);
+	expect_error("m-x 1\n", 1);
+	expect_error("a 1\r\nb 2\r\nc\r\n", 3);
+	expect_error("m e\n", 1);
+	expect_error("m{a=\"x\"}\n", 1);
+}
+
+static void test_parse_callback_stops(void **state)
+{
+	struct collected c = {.stop_at = 2};
+	const char *t = "a 1\nb 2\nc 3\n";
+	assert_int_equal(ig_prom_parse(t, strlen(t), collect, &c, NULL), 7);
+	assert_int_equal(c.n, 2);
+}
+
+static void test_parse_respects_length(void **state)
+{
+	/* The length bounds the parse even with valid-looking bytes after it. */
+	struct collected c = {0};
+	const char *t = "a 12junk";
+	assert_int_equal(ig_prom_parse(t, 4, collect, &c, NULL), 0);
+	assert_int_equal(c.n, 1);
+	assert_true(c.s[0].value == 12.0);
+}
+
+static void test_label_malformed(void **state)
+{
+	struct ig_buf b = {0};
+	assert_int_equal(ig_prom_label(IG_STR("a=\"x"), "a", &b), -1);
+	assert_int_equal(ig_prom_label(IG_STR("a=\"x\" b"), "b", &b), -1);
+	assert_int_equal(ig_prom_label(IG_STR(""), "a", &b), 0);
+	ig_buf_free(&b);
+}
+
+/* ---- extraction ---------------------------------------------------------- */
+
+static int extract(const char *text, struct ig_endpoint_metrics *m)
+{
+	return ig_vllm_metrics_extract(text, strlen(text), m);
+}
+
+static void test_extract_seed_page(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	int found = extract(vllm_page, &m);
+	assert_int_equal(found, IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA);
+	assert_int_equal(m.waiting, 3);
+	assert_int_equal(m.running, 1);
+	assert_true(m.kv_usage == 0.0021);
+	assert_int_equal(m.max_active, 4);
+	assert_int_equal(m.active.n, 1);
+	assert_true(ig_adapter_set_has(&m.active, IG_STR("tweet-summary-1")));
+	assert_false(ig_adapter_set_has(&m.active, IG_STR("tweet-summary-0")));
+	assert_int_equal(m.running_adapters.n, 1);
+	assert_int_equal(m.waiting_adapters.n, 0);
+}
+
+static void test_extract_missing_families_keep_old(void **state)
+{
+	struct ig_endpoint_metrics m = {.waiting = 9, .running = 8, .kv_usage = 0.5, .max_active = 2};
+	ig_adapter_set_add(&m.active, IG_STR("old"));
+	int found = extract("vllm:num_requests_running 4\nother 1\n", &m);
+	assert_int_equal(found, IG_FAM_RUNNING);
+	assert_int_equal(m.running, 4);
+	assert_int_equal(m.waiting, 9);
+	assert_true(m.kv_usage == 0.5);
+	assert_int_equal(m.max_active, 2);
+	assert_true(ig_adapter_set_has(&m.active, IG_STR("old")));
+	assert_int_equal(extract("", &m), 0);
+	assert_int_equal(m.running, 4);
+}
+
+static void test_extract_invalid_page_changes_nothing(void **state)
+{
+	struct ig_endpoint_metrics m = {.waiting = 9};
+	assert_int_equal(extract("vllm:num_requests_waiting 1\ngarbage here\n", &m), -1);
+	assert_int_equal(m.waiting, 9);
+}
+
+static void test_extract_kv_names(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	/* The new name wins whichever order the two appear in. */
+	assert_int_equal(extract("vllm:kv_cache_usage_perc 0.25\nvllm:gpu_cache_usage_perc 0.75\n", &m),
+			 IG_FAM_KV);
+	assert_true(m.kv_usage == 0.25);
+	assert_int_equal(extract("vllm:gpu_cache_usage_perc 0.75\nvllm:kv_cache_usage_perc 0.5\n", &m),
+			 IG_FAM_KV);
+	assert_true(m.kv_usage == 0.5);
+	assert_int_equal(extract("vllm:gpu_cache_usage_perc 0.75\n", &m), IG_FAM_KV);
+	assert_true(m.kv_usage == 0.75);
+}
+
+static void test_extract_latest_sample(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	/* No timestamps: the last sample (e.g. several engines). */
+	extract("vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 2\n"
+		"vllm:num_requests_waiting{engine=\"1\",model_name=\"m\"} 7\n",
+		&m);
+	assert_int_equal(m.waiting, 7);
+	/* Timestamps: the greatest, a later sample winning ties, and a
+	 * sample without one counting as time 0. */
+	extract("vllm:num_requests_waiting 5 200\n"
+		"vllm:num_requests_waiting 6 100\n"
+		"vllm:num_requests_waiting 1\n",
+		&m);
+	assert_int_equal(m.waiting, 5);
+	extract("vllm:num_requests_waiting 5 200\nvllm:num_requests_waiting 11 200\n", &m);
+	assert_int_equal(m.waiting, 11);
+	/* Go's int() truncates. */
+	extract("vllm:num_requests_running 3.9\n", &m);
+	assert_int_equal(m.running, 3);
+}
+
+static void test_extract_nan_and_huge(void **state)
+{
+	struct ig_endpoint_metrics m = {.waiting = 4, .kv_usage = 0.1};
+	assert_int_equal(extract("vllm:num_requests_waiting NaN\nvllm:kv_cache_usage_perc NaN\n", &m), 0);
+	assert_int_equal(m.waiting, 4);
+	assert_true(m.kv_usage == 0.1);
+	assert_int_equal(extract("vllm:num_requests_waiting +Inf\n", &m), IG_FAM_WAITING);
+	assert_true(m.waiting > 0 && m.waiting <= (int64_t)1e15);
+}
+
+static const char lora_page[] =
+	"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"} 1.9e9\n"
+	"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"a,b\",waiting_lora_adapters=\"\"} 1.5e9\n"
+	"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"c,,d\",waiting_lora_adapters=\"e,c\"} 1.7e9\n"
+	"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"z\",waiting_lora_adapters=\"\"} 1.7e9\n"
+	"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"y\",waiting_lora_adapters=\"\"} 1.6e9\n";
+
+static void test_extract_lora_many_series(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	assert_int_equal(extract(lora_page, &m), IG_FAM_LORA);
+	/* The all-empty series is newest but ignored; of the two at 1.7e9 the
+	 * first wins; empty pieces are skipped; active is the union. */
+	assert_int_equal(m.running_adapters.n, 2);
+	assert_true(ig_adapter_set_has(&m.running_adapters, IG_STR("c")));
+	assert_true(ig_adapter_set_has(&m.running_adapters, IG_STR("d")));
+	assert_int_equal(m.waiting_adapters.n, 2);
+	assert_true(ig_adapter_set_has(&m.waiting_adapters, IG_STR("e")));
+	assert_int_equal(m.active.n, 3);
+	assert_true(ig_adapter_set_has(&m.active, IG_STR("e")));
+	assert_false(ig_adapter_set_has(&m.active, IG_STR("z")));
+	assert_false(ig_adapter_set_has(&m.active, IG_STR("")));
+	assert_int_equal(m.max_active, 4);
+}
+
+static void test_extract_lora_none_qualifies(void **state)
+{
+	struct ig_endpoint_metrics m = {.max_active = 2};
+	ig_adapter_set_add(&m.active, IG_STR("kept"));
+	const char *t =
+		"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"} 1.9e9\n"
+		"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"x\"} 0\n"
+		"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"w\"} NaN\n";
+	assert_int_equal(extract(t, &m), 0);
+	assert_int_equal(m.max_active, 2);
+	assert_int_equal(m.active.n, 1);
+	assert_true(ig_adapter_set_has(&m.active, IG_STR("kept")));
+}
+
+static void test_extract_lora_max_lora(void **state)
+{
+	struct ig_endpoint_metrics m = {.max_active = 2};
+	/* Unparsable max_lora: the family counts as absent. */
+	assert_int_equal(extract("vllm:lora_requests_info{max_lora=\"four\",running_lora_adapters=\"x\"} 5\n", &m), 0);
+	assert_int_equal(m.max_active, 2);
+	assert_int_equal(m.active.n, 0);
+	/* Missing max_lora: the adapters update, the limit stays. */
+	assert_int_equal(extract("vllm:lora_requests_info{waiting_lora_adapters=\"x\"} 5\n", &m), IG_FAM_LORA);
+	assert_int_equal(m.max_active, 2);
+	assert_true(ig_adapter_set_has(&m.active, IG_STR("x")));
+	assert_true(ig_adapter_set_has(&m.waiting_adapters, IG_STR("x")));
+	assert_int_equal(m.running_adapters.n, 0);
+	assert_int_equal(extract("vllm:lora_requests_info{max_lora=\"0\",running_lora_adapters=\"q\"} 5\n", &m),
+			 IG_FAM_LORA);
+	assert_int_equal(m.max_active, 0);
+}
+
+static void test_adapter_set_limits(void **state)
+{
+	struct ig_adapter_set s = {0};
+	char name[IG_ADAPTER_NAME_MAX + 1];
+	memset(name, 'a', sizeof name);
+	ig_adapter_set_add(&s, (struct ig_str){name, IG_ADAPTER_NAME_MAX});
+	assert_int_equal(s.n, 0);
+	ig_adapter_set_add(&s, (struct ig_str){name, IG_ADAPTER_NAME_MAX - 1});
+	assert_int_equal(s.n, 1);
+	ig_adapter_set_add(&s, (struct ig_str){name, IG_ADAPTER_NAME_MAX - 1});
+	assert_int_equal(s.n, 1);
+	for (int i = 0; i < 40; i++) {
+		char n[8];
+		snprintf(n, sizeof n, "n%d", i);
+		ig_adapter_set_add(&s, ig_str_from(n));
+	}
+	assert_int_equal(s.n, IG_MAX_ADAPTERS);
+	assert_true(ig_adapter_set_has(&s, IG_STR("n30")));
+	assert_false(ig_adapter_set_has(&s, IG_STR("n31")));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_vllm_page),
+		cmocka_unit_test(test_parse_values),
+		cmocka_unit_test(test_parse_timestamps),
+		cmocka_unit_test(test_parse_whitespace_crlf_no_final_newline),
+		cmocka_unit_test(test_parse_escapes),
+		cmocka_unit_test(test_parse_malformed),
+		cmocka_unit_test(test_parse_callback_stops),
+		cmocka_unit_test(test_parse_respects_length),
+		cmocka_unit_test(test_label_malformed),
+		cmocka_unit_test(test_extract_seed_page),
+		cmocka_unit_test(test_extract_missing_families_keep_old),
+		cmocka_unit_test(test_extract_invalid_page_changes_nothing),
+		cmocka_unit_test(test_extract_kv_names),
+		cmocka_unit_test(test_extract_latest_sample),
+		cmocka_unit_test(test_extract_nan_and_huge),
+		cmocka_unit_test(test_extract_lora_many_series),
+		cmocka_unit_test(test_extract_lora_none_qualifies),
+		cmocka_unit_test(test_extract_lora_max_lora),
+		cmocka_unit_test(test_adapter_set_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
