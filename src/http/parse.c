@@ -1,0 +1,666 @@
+/* HTTP/1.x head parser and body framing rules. The head parser is
+ * stateless: it either finds a complete, well-formed head in the buffer or
+ * says why not, so the connection code simply calls it again when more
+ * bytes arrive. It is strict on purpose, because a gateway that accepts
+ * what its upstream reads differently is a request-smuggling vector. */
+#include "http/parse.h"
+
+#include <string.h>
+
+/* Character classes. Token characters (RFC 9110 §5.6.2: ALPHA, DIGIT and
+ * "!#$%&'*+-.^_`|~") as a 128-bit map; the other classes are ranges. */
+static const uint64_t tchar_map[2] = {0x03ff6cfa00000000ull, 0x57ffffffc7fffffeull};
+
+enum {
+	C_TCHAR,  /* token character */
+	C_VALUE,  /* field-value byte: VCHAR, SP, HT or obs-text */
+	C_TARGET, /* request-target byte: VCHAR */
+};
+
+static inline bool is_class(char ch, int cls)
+{
+	unsigned char c = (unsigned char)ch;
+
+	switch (cls) {
+	case C_TCHAR:
+		return c < 128 && (tchar_map[c >> 6] >> (c & 63)) & 1;
+	case C_VALUE:
+		return (c >= 0x20 && c != 0x7f) || c == '\t';
+	default:
+		return c > 0x20 && c < 0x7f;
+	}
+}
+
+/* A cursor over the input; every reader checks `p < end` and reports
+ * IG_HTTP_INCOMPLETE when it runs out, so any prefix of a valid head is
+ * "incomplete" and never "invalid". */
+struct cursor {
+	const char *p;
+	const char *end;
+};
+
+/* Reads a token (at least one tchar). Stops at the first other byte. */
+static int read_token(struct cursor *c, struct ig_str *out)
+{
+	const char *start = c->p;
+
+	while (c->p < c->end && is_class(*c->p, C_TCHAR))
+		c->p++;
+	if (c->p == c->end)
+		return IG_HTTP_INCOMPLETE;
+	if (c->p == start)
+		return IG_HTTP_INVALID;
+	*out = (struct ig_str){start, (size_t)(c->p - start)};
+	return 0;
+}
+
+static int expect_char(struct cursor *c, char ch)
+{
+	if (c->p == c->end)
+		return IG_HTTP_INCOMPLETE;
+	if (*c->p != ch)
+		return IG_HTTP_INVALID;
+	c->p++;
+	return 0;
+}
+
+/* A line end is CRLF. A lone LF or a CR followed by anything else is
+ * rejected: bare CR is a known smuggling trick. */
+static int expect_crlf(struct cursor *c)
+{
+	int rc = expect_char(c, '\r');
+
+	return rc ? rc : expect_char(c, '\n');
+}
+
+/* "HTTP/1.0" or "HTTP/1.1"; the minor version goes to *minor. */
+static int read_version(struct cursor *c, int *minor)
+{
+	static const char prefix[] = "HTTP/1.";
+
+	for (size_t i = 0; i < sizeof(prefix) - 1; i++) {
+		int rc = expect_char(c, prefix[i]);
+		if (rc)
+			return rc;
+	}
+	if (c->p == c->end)
+		return IG_HTTP_INCOMPLETE;
+	if (*c->p != '0' && *c->p != '1')
+		return IG_HTTP_INVALID;
+	*minor = *c->p++ - '0';
+	return 0;
+}
+
+/* Bytes of class `mask` up to a CR, then CRLF. Leading blanks are skipped
+ * and trailing ones cut, which is what header values want. */
+static int read_line_rest(struct cursor *c, int mask, struct ig_str *out)
+{
+	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+		c->p++;
+
+	const char *start = c->p;
+
+	while (c->p < c->end && is_class(*c->p, mask))
+		c->p++;
+	if (c->p == c->end)
+		return IG_HTTP_INCOMPLETE;
+
+	const char *stop = c->p;
+	int rc = expect_crlf(c);
+
+	if (rc)
+		return rc;
+	while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
+		stop--;
+	*out = (struct ig_str){start, (size_t)(stop - start)};
+	return 0;
+}
+
+/* Header fields up to and including the blank line. Returns the offset of
+ * the end of the head from `base`. */
+static int read_headers(struct cursor *c, const char *base, struct ig_http_header *headers,
+			size_t max_headers, size_t *num)
+{
+	*num = 0;
+	for (;;) {
+		if (c->p == c->end)
+			return IG_HTTP_INCOMPLETE;
+		if (*c->p == '\r') {
+			int rc = expect_crlf(c);
+			if (rc)
+				return rc;
+			return (int)(c->p - base);
+		}
+		/* A line starting with a blank is obsolete line folding (or
+		 * whitespace before the first field): rejected, RFC 9112 §5.2. */
+		if (!is_class(*c->p, C_TCHAR))
+			return IG_HTTP_INVALID;
+		if (*num == max_headers)
+			return IG_HTTP_TOO_MANY_HEADERS;
+
+		struct ig_http_header *h = &headers[*num];
+		int rc = read_token(c, &h->name);
+
+		if (!rc)
+			rc = expect_char(c, ':');
+		if (!rc)
+			rc = read_line_rest(c, C_VALUE, &h->value);
+		if (rc)
+			return rc;
+		(*num)++;
+	}
+}
+
+/* The head must fit an int return value; larger buffers are only scanned
+ * up to that size, which makes an oversized head "incomplete" and leaves
+ * the ceiling to the caller's buffer. */
+static size_t clamp_len(size_t len)
+{
+	return len > 0x7fffffff ? 0x7fffffff : len;
+}
+
+static int parse_request_line(struct cursor *c, struct ig_http_request *req)
+{
+	int rc = read_token(c, &req->method);
+
+	if (!rc)
+		rc = expect_char(c, ' ');
+	if (rc)
+		return rc;
+
+	const char *start = c->p;
+
+	while (c->p < c->end && is_class(*c->p, C_TARGET))
+		c->p++;
+	if (c->p == c->end)
+		return IG_HTTP_INCOMPLETE;
+	if (c->p == start)
+		return IG_HTTP_INVALID;
+	req->target = (struct ig_str){start, (size_t)(c->p - start)};
+
+	rc = expect_char(c, ' ');
+	if (!rc)
+		rc = read_version(c, &req->minor_version);
+	if (!rc)
+		rc = expect_crlf(c);
+	return rc;
+}
+
+static void split_target(struct ig_http_request *req)
+{
+	const char *q = memchr(req->target.ptr, '?', req->target.len);
+
+	req->path = req->target;
+	req->query = (struct ig_str){req->target.ptr + req->target.len, 0};
+	if (q) {
+		req->path.len = (size_t)(q - req->target.ptr);
+		req->query = (struct ig_str){q + 1, req->target.len - req->path.len - 1};
+	}
+}
+
+int ig_http_parse_request(const char *buf, size_t len, struct ig_http_request *req,
+			  struct ig_http_header *headers, size_t max_headers)
+{
+	struct cursor c = {buf, buf + clamp_len(len)};
+
+	memset(req, 0, sizeof(*req));
+	req->headers = headers;
+
+	int rc = parse_request_line(&c, req);
+
+	if (rc)
+		return rc;
+	split_target(req);
+	return read_headers(&c, buf, headers, max_headers, &req->num_headers);
+}
+
+static int parse_status_line(struct cursor *c, struct ig_http_response *res)
+{
+	int rc = read_version(c, &res->minor_version);
+
+	if (!rc)
+		rc = expect_char(c, ' ');
+	if (rc)
+		return rc;
+
+	res->status = 0;
+	for (int i = 0; i < 3; i++) {
+		if (c->p == c->end)
+			return IG_HTTP_INCOMPLETE;
+		if (*c->p < '0' || *c->p > '9')
+			return IG_HTTP_INVALID;
+		res->status = res->status * 10 + (*c->p++ - '0');
+	}
+	if (res->status < 100)
+		return IG_HTTP_INVALID;
+	if (c->p == c->end)
+		return IG_HTTP_INCOMPLETE;
+	/* The reason phrase is optional; some servers drop the space before
+	 * an empty one too, which is harmless to accept. */
+	if (*c->p == ' ')
+		c->p++;
+	else if (*c->p != '\r')
+		return IG_HTTP_INVALID;
+	return read_line_rest(c, C_VALUE, &res->reason);
+}
+
+int ig_http_parse_response(const char *buf, size_t len, struct ig_http_response *res,
+			   struct ig_http_header *headers, size_t max_headers)
+{
+	struct cursor c = {buf, buf + clamp_len(len)};
+
+	memset(res, 0, sizeof(*res));
+	res->headers = headers;
+
+	int rc = parse_status_line(&c, res);
+
+	if (rc)
+		return rc;
+	return read_headers(&c, buf, headers, max_headers, &res->num_headers);
+}
+
+const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h, size_t n,
+						  const char *name)
+{
+	struct ig_str want = ig_str_from(name);
+
+	for (size_t i = 0; i < n; i++)
+		if (ig_str_ieq(h[i].name, want))
+			return &h[i];
+	return NULL;
+}
+
+/* ---- framing ---------------------------------------------------------- */
+
+/* What the framing headers of one message say, before the request and
+ * response rules are applied. */
+struct framing_headers {
+	bool has_te;
+	bool chunked_last; /* the final transfer coding is chunked */
+	bool has_cl;
+	uint64_t cl;
+	bool conn_close;
+	bool conn_keep_alive;
+	bool expect_continue;
+};
+
+/* Walks a comma-separated list, calling `fn` on each trimmed element
+ * (empty elements included, so callers can reject them). */
+static int for_each_element(struct ig_str list, int (*fn)(struct ig_str, void *), void *arg)
+{
+	size_t i = 0;
+
+	while (i <= list.len) {
+		size_t j = i;
+		while (j < list.len && list.ptr[j] != ',')
+			j++;
+		int rc = fn(ig_str_trim((struct ig_str){list.ptr + i, j - i}), arg);
+		if (rc)
+			return rc;
+		i = j + 1;
+	}
+	return 0;
+}
+
+/* Transfer codings arrive in order; chunked must be the last one and may
+ * appear only once (RFC 9112 §6.1). A coding after chunked leaves
+ * chunked_last false, so the message is rejected or read to close. */
+static int te_element(struct ig_str e, void *arg)
+{
+	struct framing_headers *f = arg;
+
+	if (e.len == 0)
+		return 0; /* empty list elements are allowed and ignored */
+	if (ig_str_ieq_cstr(e, "chunked")) {
+		if (f->chunked_last)
+			return -1;
+		f->chunked_last = true;
+		return 0;
+	}
+	/* A coding applied after chunked cannot be framed at all. */
+	if (f->chunked_last)
+		return -1;
+	return 0;
+}
+
+/* Content-Length may be a list of identical values ("5, 5") or repeated
+ * in several fields; any disagreement or non-digit is an error. */
+static int cl_element(struct ig_str e, void *arg)
+{
+	struct framing_headers *f = arg;
+	uint64_t v;
+
+	if (ig_str_to_u64(e, &v) < 0)
+		return -1;
+	if (f->has_cl && f->cl != v)
+		return -1;
+	f->has_cl = true;
+	f->cl = v;
+	return 0;
+}
+
+static int connection_element(struct ig_str e, void *arg)
+{
+	struct framing_headers *f = arg;
+
+	if (ig_str_ieq_cstr(e, "close"))
+		f->conn_close = true;
+	else if (ig_str_ieq_cstr(e, "keep-alive"))
+		f->conn_keep_alive = true;
+	return 0;
+}
+
+static int scan_framing(const struct ig_http_header *h, size_t n, struct framing_headers *f)
+{
+	memset(f, 0, sizeof(*f));
+	for (size_t i = 0; i < n; i++) {
+		int rc = 0;
+
+		if (ig_str_ieq_cstr(h[i].name, "transfer-encoding")) {
+			if (h[i].value.len == 0)
+				return -1;
+			f->has_te = true;
+			rc = for_each_element(h[i].value, te_element, f);
+		} else if (ig_str_ieq_cstr(h[i].name, "content-length")) {
+			rc = for_each_element(h[i].value, cl_element, f);
+		} else if (ig_str_ieq_cstr(h[i].name, "connection")) {
+			rc = for_each_element(h[i].value, connection_element, f);
+		} else if (ig_str_ieq_cstr(h[i].name, "expect")) {
+			if (ig_str_ieq_cstr(h[i].value, "100-continue"))
+				f->expect_continue = true;
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive". */
+static bool keep_alive(int minor, const struct framing_headers *f)
+{
+	if (f->conn_close)
+		return false;
+	return minor >= 1 || f->conn_keep_alive;
+}
+
+int ig_http_request_framing(const struct ig_http_request *req, struct ig_http_framing *out)
+{
+	struct framing_headers f;
+
+	memset(out, 0, sizeof(*out));
+	if (scan_framing(req->headers, req->num_headers, &f) < 0)
+		return -1;
+	/* TE with CL is the classic smuggling shape, and TE in HTTP/1.0 is
+	 * faulty framing (RFC 9112 §6.1): both are refused outright. */
+	if (f.has_te && (f.has_cl || req->minor_version == 0 || !f.chunked_last))
+		return -1;
+
+	if (f.has_te)
+		out->kind = IG_BODY_CHUNKED;
+	else if (f.has_cl && f.cl > 0)
+		out->kind = IG_BODY_LENGTH;
+	else
+		out->kind = IG_BODY_NONE;
+	out->length = f.has_cl ? f.cl : 0;
+	out->keep_alive = keep_alive(req->minor_version, &f);
+	/* RFC 9110 §10.1.1: a server ignores 100-continue from HTTP/1.0. */
+	out->expect_continue = f.expect_continue && req->minor_version >= 1;
+	return 0;
+}
+
+static bool response_has_no_body(const struct ig_http_response *res, struct ig_str method)
+{
+	return ig_str_eq_cstr(method, "HEAD") || res->status < 200 || res->status == 204 ||
+	       res->status == 304;
+}
+
+int ig_http_response_framing(const struct ig_http_response *res, struct ig_str method,
+			     struct ig_http_framing *out)
+{
+	struct framing_headers f;
+
+	memset(out, 0, sizeof(*out));
+	if (response_has_no_body(res, method)) {
+		/* Framing headers of a bodiless response describe a body that is
+		 * not sent; only the connection tokens matter. */
+		struct framing_headers conn = {0};
+		for (size_t i = 0; i < res->num_headers; i++)
+			if (ig_str_ieq_cstr(res->headers[i].name, "connection"))
+				for_each_element(res->headers[i].value, connection_element, &conn);
+		out->kind = IG_BODY_NONE;
+		out->keep_alive = keep_alive(res->minor_version, &conn);
+		return 0;
+	}
+	if (scan_framing(res->headers, res->num_headers, &f) < 0)
+		return -1;
+	out->keep_alive = keep_alive(res->minor_version, &f);
+	if (f.has_te) {
+		/* TE overrides CL, but the pair (or TE from an HTTP/1.0 peer)
+		 * means the connection cannot be trusted for another message. */
+		if (f.has_cl || res->minor_version == 0)
+			out->keep_alive = false;
+		if (f.chunked_last && res->minor_version >= 1) {
+			out->kind = IG_BODY_CHUNKED;
+		} else {
+			out->kind = IG_BODY_UNTIL_CLOSE;
+			out->keep_alive = false;
+		}
+	} else if (f.has_cl) {
+		out->kind = f.cl ? IG_BODY_LENGTH : IG_BODY_NONE;
+		out->length = f.cl;
+	} else {
+		out->kind = IG_BODY_UNTIL_CLOSE;
+		out->keep_alive = false;
+	}
+	return 0;
+}
+
+/* ---- chunked decoding -------------------------------------------------- */
+
+#define CHUNK_LINE_MAX 4096
+
+enum {
+	CH_SIZE = 0,  /* hex digits of the chunk size */
+	CH_SIZE_WS,   /* blanks after the size */
+	CH_EXT,       /* after ';': extensions up to CR */
+	CH_SIZE_LF,   /* CR seen at the end of the size line */
+	CH_DATA,      /* chunk bytes */
+	CH_DATA_CR,   /* CRLF after the chunk data */
+	CH_DATA_LF,
+	CH_TRAILER,   /* start of a trailer line, or the final blank line */
+	CH_TRAILER_LINE,
+	CH_TRAILER_LF,
+	CH_END_LF,    /* CR of the final blank line seen */
+	CH_DONE,
+};
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static bool is_ctl(unsigned char c)
+{
+	return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* One byte of the size line: hex digits, optional blanks, then either CR
+ * or ';' and extensions. Extensions are skipped without being parsed;
+ * only bytes that can never appear in one are refused. */
+static int size_byte(struct ig_chunked_decoder *d, unsigned char c)
+{
+	int v = hex_value(c);
+
+	switch (d->state) {
+	case CH_SIZE:
+		if (v >= 0) {
+			if (d->remaining > (UINT64_MAX >> 4))
+				return -1;
+			d->remaining = (d->remaining << 4) | (uint64_t)v;
+			return 0;
+		}
+		if (d->line_len == 1)
+			return -1; /* the size needs at least one digit */
+		d->state = CH_SIZE_WS;
+		/* fallthrough */
+	case CH_SIZE_WS:
+		if (c == ' ' || c == '\t')
+			return 0;
+		if (c == ';')
+			d->state = CH_EXT;
+		else if (c == '\r')
+			d->state = CH_SIZE_LF;
+		else
+			return -1;
+		return 0;
+	default: /* CH_EXT */
+		if (c == '\r')
+			d->state = CH_SIZE_LF;
+		else if (is_ctl(c))
+			return -1;
+		return 0;
+	}
+}
+
+/* One byte of a trailer line or of the blank line ending the body. */
+static int trailer_byte(struct ig_chunked_decoder *d, unsigned char c)
+{
+	switch (d->state) {
+	case CH_TRAILER:
+		if (c == '\r') {
+			d->state = CH_END_LF;
+			return 0;
+		}
+		d->state = CH_TRAILER_LINE;
+		/* fallthrough */
+	case CH_TRAILER_LINE:
+		if (c == '\r')
+			d->state = CH_TRAILER_LF;
+		else if (is_ctl(c))
+			return -1;
+		return 0;
+	case CH_TRAILER_LF:
+		if (c != '\n')
+			return -1;
+		d->state = CH_TRAILER;
+		d->line_len = 0;
+		return 0;
+	default: /* CH_END_LF */
+		if (c != '\n')
+			return -1;
+		d->state = CH_DONE;
+		return 0;
+	}
+}
+
+/* Processes the framing byte at buf[r]. */
+static int framing_byte(struct ig_chunked_decoder *d, unsigned char c)
+{
+	switch (d->state) {
+	case CH_SIZE:
+	case CH_SIZE_WS:
+	case CH_EXT:
+		if (++d->line_len > CHUNK_LINE_MAX)
+			return -1;
+		return size_byte(d, c);
+	case CH_SIZE_LF:
+		if (c != '\n')
+			return -1;
+		d->line_len = 0;
+		d->state = d->remaining ? CH_DATA : CH_TRAILER;
+		return 0;
+	case CH_DATA_CR:
+		if (c != '\r')
+			return -1;
+		d->state = CH_DATA_LF;
+		return 0;
+	case CH_DATA_LF:
+		if (c != '\n')
+			return -1;
+		d->state = CH_SIZE;
+		return 0;
+	default:
+		if (++d->line_len > CHUNK_LINE_MAX)
+			return -1;
+		return trailer_byte(d, c);
+	}
+}
+
+ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len)
+{
+	size_t n = *len, r = 0, w = 0;
+
+	while (r < n && d->state != CH_DONE) {
+		if (d->state == CH_DATA) {
+			size_t run = n - r;
+			if (run > d->remaining)
+				run = (size_t)d->remaining;
+			if (w != r)
+				memmove(buf + w, buf + r, run);
+			w += run, r += run;
+			d->remaining -= run;
+			if (d->remaining == 0)
+				d->state = CH_DATA_CR;
+			continue;
+		}
+		if (framing_byte(d, (unsigned char)buf[r++]) < 0) {
+			*len = w;
+			return IG_HTTP_INVALID;
+		}
+	}
+	if (d->state != CH_DONE) {
+		*len = w;
+		return IG_HTTP_INCOMPLETE;
+	}
+	size_t left = n - r;
+	if (left && w != r)
+		memmove(buf + w, buf + r, left);
+	*len = w;
+	return (ssize_t)left;
+}
+
+/* ---- status text ------------------------------------------------------- */
+
+const char *ig_http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}

@@ -1,0 +1,563 @@
+/* Unit tests for the HTTP/1.x head parser, the framing rules and the
+ * chunked decoder. Inputs are copied into exact-size heap blocks so that
+ * ASan catches any read past the end. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http/parse.h"
+
+#define MAX_H 16
+
+/* Moves a slice that points into `from` to the same offset in `to`. */
+static void rebase(struct ig_str *x, const char *from, const char *to)
+{
+	x->ptr = to + (x->ptr - from);
+}
+
+static int parse_req_n(const char *s, size_t len, struct ig_http_request *req,
+		       struct ig_http_header *h, size_t max)
+{
+	char *copy = malloc(len ? len : 1);
+	memcpy(copy, s, len);
+	int rc = ig_http_parse_request(copy, len, req, h, max);
+	/* Point the results back into the caller's string so they outlive
+	 * the copy. */
+	if (rc > 0) {
+		rebase(&req->method, copy, s);
+		rebase(&req->target, copy, s);
+		rebase(&req->path, copy, s);
+		rebase(&req->query, copy, s);
+		for (size_t i = 0; i < req->num_headers; i++)
+			rebase(&h[i].name, copy, s), rebase(&h[i].value, copy, s);
+	}
+	free(copy);
+	return rc;
+}
+
+static int parse_req(const char *s, struct ig_http_request *req, struct ig_http_header *h)
+{
+	return parse_req_n(s, strlen(s), req, h, MAX_H);
+}
+
+static int parse_res(const char *s, struct ig_http_response *res, struct ig_http_header *h)
+{
+	size_t len = strlen(s);
+	char *copy = malloc(len ? len : 1);
+	memcpy(copy, s, len);
+	int rc = ig_http_parse_response(copy, len, res, h, MAX_H);
+	if (rc > 0) {
+		rebase(&res->reason, copy, s);
+		for (size_t i = 0; i < res->num_headers; i++)
+			rebase(&h[i].name, copy, s), rebase(&h[i].value, copy, s);
+	}
+	free(copy);
+	return rc;
+}
+
+static const char sample_req[] = "POST /v1/chat/completions?x=1&y HTTP/1.1\r\n"
+				 "Host: gw.example\r\n"
+				 "Content-Type:application/json  \r\n"
+				 "X-Empty:\r\n"
+				 "Content-Length: 12\r\n"
+				 "\r\n"
+				 "{\"a\":\"b\"}xyz";
+
+static void test_request_complete(void **state)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+	size_t head = strlen(sample_req) - 12;
+
+	assert_int_equal(parse_req(sample_req, &req, h), (int)head);
+	assert_true(ig_str_eq_cstr(req.method, "POST"));
+	assert_true(ig_str_eq_cstr(req.target, "/v1/chat/completions?x=1&y"));
+	assert_true(ig_str_eq_cstr(req.path, "/v1/chat/completions"));
+	assert_true(ig_str_eq_cstr(req.query, "x=1&y"));
+	assert_int_equal(req.minor_version, 1);
+	assert_int_equal(req.num_headers, 4);
+	assert_ptr_equal(req.headers, h);
+	assert_true(ig_str_eq_cstr(h[0].name, "Host"));
+	assert_true(ig_str_eq_cstr(h[0].value, "gw.example"));
+	assert_true(ig_str_eq_cstr(h[1].value, "application/json"));
+	assert_true(ig_str_eq_cstr(h[2].name, "X-Empty"));
+	assert_int_equal(h[2].value.len, 0);
+
+	const struct ig_http_header *cl = ig_http_find_header(h, req.num_headers, "content-LENGTH");
+	assert_non_null(cl);
+	assert_true(ig_str_eq_cstr(cl->value, "12"));
+	assert_null(ig_http_find_header(h, req.num_headers, "Content"));
+}
+
+static void test_request_no_query(void **state)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+
+	assert_true(parse_req("GET /healthz HTTP/1.0\r\n\r\n", &req, h) > 0);
+	assert_true(ig_str_eq_cstr(req.path, "/healthz"));
+	assert_int_equal(req.query.len, 0);
+	assert_int_equal(req.minor_version, 0);
+	assert_int_equal(req.num_headers, 0);
+
+	assert_true(parse_req("GET /a? HTTP/1.1\r\n\r\n", &req, h) > 0);
+	assert_true(ig_str_eq_cstr(req.path, "/a"));
+	assert_int_equal(req.query.len, 0);
+}
+
+/* Every proper prefix of a valid head is incomplete, never invalid. */
+static void test_request_every_split(void **state)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+	size_t head = strlen(sample_req) - 12;
+
+	for (size_t i = 0; i < head; i++)
+		assert_int_equal(parse_req_n(sample_req, i, &req, h, MAX_H), IG_HTTP_INCOMPLETE);
+	for (size_t i = head; i <= strlen(sample_req); i++)
+		assert_int_equal(parse_req_n(sample_req, i, &req, h, MAX_H), (int)head);
+}
+
+static void test_request_invalid(void **state)
+{
+	static const char *bad[] = {
+		"GET  / HTTP/1.1\r\n\r\n",             /* double space */
+		" GET / HTTP/1.1\r\n\r\n",             /* leading space */
+		"G(T / HTTP/1.1\r\n\r\n",              /* non-token method */
+		"GET / HTTP/1.2\r\n\r\n",              /* unsupported minor */
+		"GET / HTTP/2.0\r\n\r\n",              /* unsupported major */
+		"GET / http/1.1\r\n\r\n",              /* lower-case name */
+		"GET / HTTP/1.1 \r\n\r\n",             /* trailing space */
+		"GET /a b HTTP/1.1\r\n\r\n",           /* space in target */
+		"GET /\x01 HTTP/1.1\r\n\r\n",          /* control in target */
+		"GET / HTTP/1.1\n\r\n",                /* bare LF */
+		"GET / HTTP/1.1\rX\r\n",               /* bare CR */
+		"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", /* bare CR in value */
+		"GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", /* control in value */
+		"GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n", /* DEL in value */
+		"GET / HTTP/1.1\r\nHost : a\r\n\r\n",  /* space before colon */
+		"GET / HTTP/1.1\r\n: a\r\n\r\n",       /* empty name */
+		"GET / HTTP/1.1\r\nX(y: a\r\n\r\n",    /* non-token name */
+		"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", /* obs-fold */
+		"GET / HTTP/1.1\r\n\tA: b\r\n\r\n",    /* folded first line */
+		"GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+		"\r\nGET / HTTP/1.1\r\n\r\n",
+	};
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = parse_req(bad[i], &req, h);
+		if (rc != IG_HTTP_INVALID)
+			fail_msg("case %zu: rc %d for %s", i, rc, bad[i]);
+	}
+
+	/* NUL in a value, which strlen() could not express. */
+	static const char nul[] = "GET / HTTP/1.1\r\nA: b\0c\r\n\r\n";
+	assert_int_equal(parse_req_n(nul, sizeof(nul) - 1, &req, h, MAX_H), IG_HTTP_INVALID);
+}
+
+static void test_request_obs_text_value(void **state)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+
+	assert_true(parse_req("GET / HTTP/1.1\r\nX: caf\xc3\xa9\t ok\r\n\r\n", &req, h) > 0);
+	assert_true(ig_str_eq_cstr(h[0].value, "caf\xc3\xa9\t ok"));
+}
+
+static void test_request_too_many_headers(void **state)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+	const char *s = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+
+	assert_int_equal(parse_req_n(s, strlen(s), &req, h, 2), IG_HTTP_TOO_MANY_HEADERS);
+	assert_true(parse_req_n(s, strlen(s), &req, h, 3) > 0);
+	assert_int_equal(req.num_headers, 3);
+	assert_int_equal(parse_req_n("GET / HTTP/1.1\r\nA: 1\r\n\r\n", 24, &req, h, 0),
+			 IG_HTTP_TOO_MANY_HEADERS);
+	assert_true(parse_req_n("GET / HTTP/1.1\r\n\r\n", 18, &req, h, 0) > 0);
+}
+
+static void test_response_parse(void **state)
+{
+	struct ig_http_response res;
+	struct ig_http_header h[MAX_H];
+	const char *s = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+
+	assert_int_equal(parse_res(s, &res, h), (int)strlen(s));
+	assert_int_equal(res.status, 404);
+	assert_int_equal(res.minor_version, 1);
+	assert_true(ig_str_eq_cstr(res.reason, "Not Found"));
+	assert_int_equal(res.num_headers, 1);
+
+	assert_true(parse_res("HTTP/1.0 200 \r\n\r\n", &res, h) > 0);
+	assert_int_equal(res.reason.len, 0);
+	assert_true(parse_res("HTTP/1.1 200\r\n\r\n", &res, h) > 0);
+	assert_int_equal(res.status, 200);
+
+	for (size_t i = 0; i < strlen(s); i++) {
+		char *copy = malloc(i + 1);
+		memcpy(copy, s, i);
+		assert_int_equal(ig_http_parse_response(copy, i, &res, h, MAX_H), IG_HTTP_INCOMPLETE);
+		free(copy);
+	}
+}
+
+static void test_response_invalid(void **state)
+{
+	static const char *bad[] = {
+		"HTTP/1.1 20 OK\r\n\r\n",   "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 099 X\r\n\r\n",
+		"HTTP/1.1 abc OK\r\n\r\n",  "HTTP/1.3 200 OK\r\n\r\n",  "HTTP/1.1 200 O\x01K\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n x\r\n\r\n", "ICY 200 OK\r\n\r\n",
+	};
+	struct ig_http_response res;
+	struct ig_http_header h[MAX_H];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = parse_res(bad[i], &res, h);
+		if (rc != IG_HTTP_INVALID)
+			fail_msg("case %zu: rc %d", i, rc);
+	}
+}
+
+/* ---- framing ------------------------------------------------------------ */
+
+static int req_framing(const char *s, struct ig_http_framing *f)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+
+	if (parse_req(s, &req, h) <= 0)
+		fail_msg("head did not parse: %s", s);
+	return ig_http_request_framing(&req, f);
+}
+
+static void test_request_framing(void **state)
+{
+	struct ig_http_framing f;
+
+	assert_int_equal(req_framing("GET / HTTP/1.1\r\n\r\n", &f), 0);
+	assert_int_equal(f.kind, IG_BODY_NONE);
+	assert_true(f.keep_alive);
+	assert_false(f.expect_continue);
+
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 42\r\n\r\n", &f), 0);
+	assert_int_equal(f.kind, IG_BODY_LENGTH);
+	assert_int_equal(f.length, 42);
+
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &f), 0);
+	assert_int_equal(f.kind, IG_BODY_NONE);
+
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 7\r\n"
+				     "content-length: 7\r\n\r\n", &f), 0);
+	assert_int_equal(f.length, 7);
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 7, 7\r\n\r\n", &f), 0);
+	assert_int_equal(f.length, 7);
+
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &f),
+			 0);
+	assert_int_equal(f.kind, IG_BODY_CHUNKED);
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n",
+				     &f), 0);
+	assert_int_equal(f.kind, IG_BODY_CHUNKED);
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n"
+				     "Transfer-Encoding: chunked\r\n\r\n", &f), 0);
+	assert_int_equal(f.kind, IG_BODY_CHUNKED);
+}
+
+static void test_request_framing_errors(void **state)
+{
+	static const char *bad[] = {
+		"POST / HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n",
+		"POST / HTTP/1.1\r\nContent-Length: 7, 8\r\n\r\n",
+		"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+		"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+		"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
+		"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+		"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+		"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+		"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+	};
+	struct ig_http_framing f;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (req_framing(bad[i], &f) != -1)
+			fail_msg("case %zu accepted: %s", i, bad[i]);
+}
+
+static void test_request_connection(void **state)
+{
+	struct ig_http_framing f;
+
+	assert_int_equal(req_framing("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", &f), 0);
+	assert_false(f.keep_alive);
+	assert_int_equal(req_framing("GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n", &f), 0);
+	assert_false(f.keep_alive);
+	assert_int_equal(req_framing("GET / HTTP/1.0\r\n\r\n", &f), 0);
+	assert_false(f.keep_alive);
+	assert_int_equal(req_framing("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &f), 0);
+	assert_true(f.keep_alive);
+	assert_int_equal(req_framing("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", &f),
+			 0);
+	assert_false(f.keep_alive);
+	assert_int_equal(req_framing("GET / HTTP/1.1\r\nConnection: closed\r\n\r\n", &f), 0);
+	assert_true(f.keep_alive);
+
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nExpect: 100-Continue\r\n"
+				     "Content-Length: 3\r\n\r\n", &f), 0);
+	assert_true(f.expect_continue);
+	assert_int_equal(req_framing("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", &f), 0);
+	assert_false(f.expect_continue);
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", &f), 0);
+	assert_false(f.expect_continue);
+}
+
+static int res_framing(const char *s, const char *method, struct ig_http_framing *f)
+{
+	struct ig_http_response res;
+	struct ig_http_header h[MAX_H];
+
+	if (parse_res(s, &res, h) <= 0)
+		fail_msg("head did not parse: %s", s);
+	return ig_http_response_framing(&res, ig_str_from(method), f);
+}
+
+static void test_response_framing(void **state)
+{
+	struct ig_http_framing f;
+
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "GET", &f), 0);
+	assert_int_equal(f.kind, IG_BODY_LENGTH);
+	assert_int_equal(f.length, 5);
+	assert_true(f.keep_alive);
+
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD", &f), 0);
+	assert_int_equal(f.kind, IG_BODY_NONE);
+	assert_true(f.keep_alive);
+
+	static const char *nobody[] = {"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
+				       "HTTP/1.1 304 Not Modified\r\nContent-Length: x\r\n\r\n",
+				       "HTTP/1.1 100 Continue\r\n\r\n",
+				       "HTTP/1.1 101 Switching\r\nConnection: upgrade\r\n\r\n"};
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(res_framing(nobody[i], "POST", &f), 0);
+		assert_int_equal(f.kind, IG_BODY_NONE);
+	}
+
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\n\r\n", "GET", &f), 0);
+	assert_int_equal(f.kind, IG_BODY_UNTIL_CLOSE);
+	assert_false(f.keep_alive);
+
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "POST",
+				     &f), 0);
+	assert_int_equal(f.kind, IG_BODY_CHUNKED);
+	assert_true(f.keep_alive);
+
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+				     "Content-Length: 10\r\n\r\n", "GET", &f), 0);
+	assert_int_equal(f.kind, IG_BODY_CHUNKED);
+	assert_false(f.keep_alive);
+
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET",
+				     &f), 0);
+	assert_int_equal(f.kind, IG_BODY_UNTIL_CLOSE);
+	assert_false(f.keep_alive);
+
+	assert_int_equal(res_framing("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", "GET", &f), 0);
+	assert_false(f.keep_alive);
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+				     "Connection: close\r\n\r\n", "GET", &f), 0);
+	assert_false(f.keep_alive);
+
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "GET", &f),
+			 -1);
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n", "GET", &f),
+			 -1);
+}
+
+/* ---- chunked decoding ------------------------------------------------- */
+
+/* Decodes `in` fed in pieces of `step` bytes (0: all at once), collecting
+ * the body into `body` and the bytes after the end into `rest`. Returns
+ * the last decoder result. */
+static ssize_t decode_all(const char *in, size_t len, size_t step, char *body, size_t *body_len,
+			  char *rest, size_t *rest_len)
+{
+	struct ig_chunked_decoder d = {0};
+	ssize_t rc = IG_HTTP_INCOMPLETE;
+	size_t off = 0;
+
+	*body_len = 0;
+	*rest_len = 0;
+	if (step == 0)
+		step = len ? len : 1;
+	while (off < len && rc == IG_HTTP_INCOMPLETE) {
+		size_t n = len - off < step ? len - off : step;
+		char *piece = malloc(n);
+		memcpy(piece, in + off, n);
+		size_t got = n;
+		rc = ig_chunked_decode(&d, piece, &got);
+		assert_true(got <= n);
+		memcpy(body + *body_len, piece, got);
+		*body_len += got;
+		if (rc >= 0) {
+			assert_true(got + (size_t)rc <= n);
+			memcpy(rest, piece + got, (size_t)rc);
+			*rest_len = (size_t)rc;
+			/* Whatever was not fed yet follows the leftover. */
+			memcpy(rest + *rest_len, in + off + n, len - off - n);
+			*rest_len += len - off - n;
+		}
+		free(piece);
+		off += n;
+	}
+	return rc;
+}
+
+static void test_chunked_basic(void **state)
+{
+	static const char in[] = "5\r\nhello\r\n7;ext=1;q=\"a b\"\r\n, world\r\n"
+				 "A  \r\n0123456789\r\n0\r\nX-Trailer: t\r\nY: u\r\n\r\nNEXT";
+	char body[128], rest[128];
+	size_t bl, rl;
+
+	for (size_t step = 0; step <= 7; step++) {
+		ssize_t rc = decode_all(in, sizeof(in) - 1, step, body, &bl, rest, &rl);
+		assert_true(rc >= 0);
+		assert_int_equal(bl, 22);
+		assert_memory_equal(body, "hello, world0123456789", 22);
+		assert_int_equal(rl, 4);
+		assert_memory_equal(rest, "NEXT", 4);
+	}
+	/* Fed whole, the leftover count is exactly the bytes after the end. */
+	char buf[sizeof(in)];
+	memcpy(buf, in, sizeof(in));
+	size_t len = sizeof(in) - 1;
+	struct ig_chunked_decoder d = {0};
+	assert_int_equal(ig_chunked_decode(&d, buf, &len), 4);
+	assert_int_equal(len, 22);
+	assert_memory_equal(buf + len, "NEXT", 4);
+}
+
+static void test_chunked_empty_and_incomplete(void **state)
+{
+	char body[64], rest[64];
+	size_t bl, rl;
+
+	assert_int_equal(decode_all("0\r\n\r\n", 5, 1, body, &bl, rest, &rl), 0);
+	assert_int_equal(bl, 0);
+	assert_int_equal(decode_all("000\r\n\r\n", 7, 0, body, &bl, rest, &rl), 0);
+	assert_int_equal(decode_all("3\r\nabc\r\n0\r\n", 11, 0, body, &bl, rest, &rl),
+			 IG_HTTP_INCOMPLETE);
+	assert_int_equal(bl, 3);
+	assert_int_equal(decode_all("3\r\nab", 5, 0, body, &bl, rest, &rl), IG_HTTP_INCOMPLETE);
+	assert_int_equal(bl, 2);
+}
+
+static void test_chunked_invalid(void **state)
+{
+	static const char *bad[] = {
+		"\r\n",                       /* no size */
+		"g\r\n",                      /* not hex */
+		"5\nhello\r\n0\r\n\r\n",      /* bare LF */
+		"5\r\nhelloX\r\n0\r\n\r\n",   /* data longer than size */
+		"5\r\nhello\rX",              /* bad CR after data */
+		"1 2\r\n",                    /* junk after size */
+		"-1\r\n",
+		"1;a\x01\r\n",                /* control in extension */
+		"0\r\nX: a\rb\r\n\r\n",       /* bare CR in trailer */
+		"0\r\n\rX",                   /* bad final line */
+		"10000000000000000\r\n",      /* 17 hex digits overflow */
+	};
+	char body[64], rest[64];
+	size_t bl, rl;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (size_t step = 0; step <= 1; step++) {
+			ssize_t rc = decode_all(bad[i], strlen(bad[i]), step, body, &bl, rest, &rl);
+			if (rc != IG_HTTP_INVALID)
+				fail_msg("case %zu step %zu: rc %zd", i, step, rc);
+		}
+	}
+}
+
+static void test_chunked_limits(void **state)
+{
+	char body[64], rest[64];
+	size_t bl, rl;
+	char *in = malloc(8192);
+
+	/* Max size fits: 16 hex digits of f. */
+	assert_int_equal(decode_all("ffffffffffffffff\r\nab", 20, 0, body, &bl, rest, &rl),
+			 IG_HTTP_INCOMPLETE);
+	assert_int_equal(bl, 2);
+
+	/* A size line of exactly 4 KiB including CR is fine... */
+	memset(in, '0', 8192);
+	memcpy(in + 4095, "\r\n\r\n", 4);
+	assert_int_equal(decode_all(in, 4099, 0, body, &bl, rest, &rl), 0);
+	/* ...one more byte is not. */
+	memset(in, '0', 8192);
+	memcpy(in + 4096, "\r\n\r\n", 4);
+	assert_int_equal(decode_all(in, 4100, 0, body, &bl, rest, &rl), IG_HTTP_INVALID);
+
+	/* Long extensions and trailer lines hit the same limit. */
+	memset(in, 'a', 8192);
+	memcpy(in, "1;", 2);
+	assert_int_equal(decode_all(in, 5000, 0, body, &bl, rest, &rl), IG_HTTP_INVALID);
+	memcpy(in, "0\r\nX:", 5);
+	assert_int_equal(decode_all(in, 5000, 100, body, &bl, rest, &rl), IG_HTTP_INVALID);
+	free(in);
+}
+
+static void test_status_text(void **state)
+{
+	assert_string_equal(ig_http_status_text(200), "OK");
+	assert_string_equal(ig_http_status_text(404), "Not Found");
+	assert_string_equal(ig_http_status_text(429), "Too Many Requests");
+	assert_string_equal(ig_http_status_text(431), "Request Header Fields Too Large");
+	assert_string_equal(ig_http_status_text(503), "Service Unavailable");
+	assert_string_equal(ig_http_status_text(999), "Unknown");
+	assert_string_equal(ig_http_status_text(-1), "Unknown");
+	static const int codes[] = {100, 101, 200, 201, 202, 204, 206, 301, 302, 304, 307,
+				    308, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414,
+				    415, 422, 429, 431, 500, 501, 502, 503, 504, 505};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		assert_string_not_equal(ig_http_status_text(codes[i]), "Unknown");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_complete),
+		cmocka_unit_test(test_request_no_query),
+		cmocka_unit_test(test_request_every_split),
+		cmocka_unit_test(test_request_invalid),
+		cmocka_unit_test(test_request_obs_text_value),
+		cmocka_unit_test(test_request_too_many_headers),
+		cmocka_unit_test(test_response_parse),
+		cmocka_unit_test(test_response_invalid),
+		cmocka_unit_test(test_request_framing),
+		cmocka_unit_test(test_request_framing_errors),
+		cmocka_unit_test(test_request_connection),
+		cmocka_unit_test(test_response_framing),
+		cmocka_unit_test(test_chunked_basic),
+		cmocka_unit_test(test_chunked_empty_and_incomplete),
+		cmocka_unit_test(test_chunked_invalid),
+		cmocka_unit_test(test_chunked_limits),
+		cmocka_unit_test(test_status_text),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
