@@ -1,0 +1,107 @@
+/* `infergate check`: load manifests the way `gateway` would and report
+ * every problem, so that a config can be validated before it is served. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: infergate check -f PATH [-f PATH...]\n\n"
+		   "Validates Kubernetes manifests (files, or directories of *.yaml, *.yml and\n"
+		   "*.json read recursively) and prints every error and warning as\n"
+		   "FILE:LINE: FIELD: MESSAGE. Exit status: 0 valid, 1 errors, 2 usage.\n\n"
+		   "options:\n"
+		   "  -f, --filename PATH   a manifest file or directory (repeatable)\n"
+		   "  -h, --help            this text\n");
+}
+
+static void summary(const struct ig_config *c)
+{
+	const struct {
+		size_t n;
+		const char *kind;
+	} counts[] = {
+		{c->ngateways, "Gateway"},	    {c->nroutes, "HTTPRoute"},
+		{c->npools, "InferencePool"},	    {c->nmodels, "InferenceModel"},
+		{c->nobjectives, "InferenceObjective"}, {c->npods, "Pod"},
+		{c->ndeployments, "Deployment"},
+	};
+	size_t total = 0;
+	const char *sep = ": ";
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+		total += counts[i].n;
+	printf("%zu object%s ok", total, total == 1 ? "" : "s");
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		if (!counts[i].n)
+			continue;
+		printf("%s%zu %s", sep, counts[i].n, counts[i].kind);
+		sep = ", ";
+	}
+	if (c->nskipped)
+		printf(" (%zu other document%s skipped)", c->nskipped, c->nskipped == 1 ? "" : "s");
+	printf("\n");
+}
+
+static size_t count_errors(const struct ig_diags *d)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->n; i++)
+		n += !d->items[i].warning;
+	return n;
+}
+
+int ig_check_main(int argc, char **argv)
+{
+	const char **paths = calloc((size_t)argc + 1, sizeof(*paths));
+	size_t npaths = 0;
+	int rc = 2;
+	if (!paths)
+		return 2;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			rc = 0;
+			goto out;
+		} else if (!strcmp(a, "-f") || !strcmp(a, "--filename")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "infergate check: %s needs a PATH\n", a);
+				goto out;
+			}
+			paths[npaths++] = argv[++i];
+		} else if (!strncmp(a, "--filename=", 11)) {
+			paths[npaths++] = a + 11;
+		} else if (a[0] == '-') {
+			fprintf(stderr, "infergate check: unknown option '%s'\n", a);
+			usage(stderr);
+			goto out;
+		} else {
+			fprintf(stderr, "infergate check: unexpected argument '%s' (use -f PATH)\n", a);
+			goto out;
+		}
+	}
+	if (npaths == 0) {
+		fprintf(stderr, "infergate check: no manifests given (use -f PATH)\n");
+		usage(stderr);
+		goto out;
+	}
+	struct ig_config *cfg = NULL;
+	struct ig_diags diags = {0};
+	int r = ig_config_load(paths, npaths, &cfg, &diags);
+	ig_diags_print(&diags, stderr);
+	if (r == 0) {
+		summary(cfg);
+		ig_config_free(cfg);
+		rc = 0;
+	} else {
+		size_t n = count_errors(&diags);
+		printf("%zu error%s\n", n, n == 1 ? "" : "s");
+		rc = 1;
+	}
+	ig_diags_free(&diags);
+out:
+	free(paths);
+	return rc;
+}

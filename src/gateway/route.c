@@ -1,0 +1,733 @@
+/* Routing tables (see route.h). The build step does everything that can be
+ * done without a request: it decides which HTTPRoutes attach to the
+ * listener, intersects their hostnames with the listener's, compiles every
+ * regular expression and sorts the (route, rule, match) entries by the
+ * request-independent part of the Gateway API precedence. Matching then
+ * walks that order once and allocates nothing. */
+#include "gateway/route.h"
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GATEWAY_GROUP "gateway.networking.k8s.io"
+
+/* A query value is percent-decoded into a stack buffer before a regular
+ * expression runs on it; longer values never match a regex (exact matches
+ * decode on the fly and have no limit). */
+#define QUERY_DECODE_MAX 2048
+
+/* A compiled regular expression; `ok` is false when the pattern did not
+ * compile, and such a predicate never matches. */
+struct pattern {
+	bool ok;
+	regex_t re;
+};
+
+/* One header or query-parameter predicate, ready to run. */
+struct value_pred {
+	struct ig_str name;
+	struct ig_str value;
+	bool is_regex;
+	struct pattern *re; /* when is_regex */
+};
+
+/* The hostnames a route serves on this listener: the intersection of its
+ * own hostnames with the listener's. `any` when neither side restricts. */
+struct host_set {
+	bool any;
+	struct ig_str *names;
+	size_t n;
+};
+
+/* Path kinds in precedence order: Exact beats RegularExpression beats
+ * PathPrefix. The spec leaves regex precedence to the implementation; above
+ * prefixes keeps a regex rule reachable next to a catch-all "/" rule. */
+enum path_rank { RANK_PREFIX, RANK_REGEX, RANK_EXACT };
+
+struct entry {
+	const struct ig_httproute *route;
+	const struct ig_route_rule *rule;
+	size_t route_index; /* position in cfg->routes, the last tie-break */
+	size_t rule_index;
+	size_t match_index;
+	const struct host_set *hosts;
+
+	enum path_rank rank;
+	size_t path_len;    /* configured value length, precedence step 3 */
+	struct ig_str path; /* prefix with one trailing '/' removed */
+	struct pattern *path_re;
+	const char *method;
+
+	struct value_pred *headers; /* duplicates by name removed */
+	size_t nheaders;
+	struct value_pred *query;
+	size_t nquery;
+};
+
+struct ig_listener_routes {
+	struct host_set *hosts; /* one per attached route */
+	size_t nhosts;
+	struct entry *entries;
+	size_t n;
+	struct entry **order; /* entries by precedence, hostnames aside */
+};
+
+/* What a rule without matches means once CRD defaults are applied. */
+static const struct ig_route_match default_match = {
+    .path_type = IG_PATH_PREFIX,
+    .path = "/",
+};
+
+static const char *ns_of(const struct ig_meta *m)
+{
+	return m->ns ? m->ns : "default";
+}
+
+static bool streq(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+/* ---- hostnames ---------------------------------------------------------- */
+
+static bool is_wildcard(struct ig_str h)
+{
+	return h.len >= 2 && h.ptr[0] == '*' && h.ptr[1] == '.';
+}
+
+static struct ig_str tail(struct ig_str s, size_t n)
+{
+	return (struct ig_str){s.ptr + s.len - n, n};
+}
+
+/* Whether "*.suffix" covers the precise name h: h must end in ".suffix"
+ * with one or more whole labels in front, so "*.example.com" takes
+ * "a.example.com" and "a.b.example.com" but never "example.com". */
+static bool wildcard_covers(struct ig_str w, struct ig_str h)
+{
+	struct ig_str suffix = {w.ptr + 1, w.len - 1};
+	if (h.len <= suffix.len)
+		return false;
+	size_t labels = h.len - suffix.len;
+	if (h.ptr[0] == '.' || h.ptr[labels - 1] == '.')
+		return false;
+	return ig_str_ieq(tail(h, suffix.len), suffix);
+}
+
+/* Intersection of a listener hostname and a route hostname (§4.3): the
+ * more specific of the two when they overlap, else an empty slice. */
+static struct ig_str intersect(struct ig_str l, struct ig_str r)
+{
+	static const struct ig_str none = {NULL, 0};
+	bool lw = is_wildcard(l), rw = is_wildcard(r);
+
+	if (!lw && !rw)
+		return ig_str_ieq(l, r) ? l : none;
+	if (lw && !rw)
+		return wildcard_covers(l, r) ? r : none;
+	if (!lw && rw)
+		return wildcard_covers(r, l) ? l : none;
+	/* Two wildcards overlap when one's ".suffix" ends the other's. */
+	struct ig_str ls = {l.ptr + 1, l.len - 1}, rs = {r.ptr + 1, r.len - 1};
+	if (ls.len >= rs.len)
+		return ig_str_ieq(tail(ls, rs.len), rs) ? l : none;
+	return ig_str_ieq(tail(rs, ls.len), ls) ? r : none;
+}
+
+/* Fills hs with the hostnames route r serves on listener l. Returns 1 when
+ * at least one remains (or neither side restricts), 0 when none does, -1
+ * on allocation failure. */
+static int effective_hosts(const struct ig_httproute *r, const struct ig_listener *l,
+			   struct host_set *hs)
+{
+	*hs = (struct host_set){0};
+	if (r->nhostnames == 0 && !l->hostname) {
+		hs->any = true;
+		return 1;
+	}
+	hs->names = calloc(r->nhostnames ? r->nhostnames : 1, sizeof(*hs->names));
+	if (!hs->names)
+		return -1;
+	if (r->nhostnames == 0) {
+		hs->names[hs->n++] = ig_str_from(l->hostname);
+		return 1;
+	}
+	for (size_t i = 0; i < r->nhostnames; i++) {
+		struct ig_str rh = ig_str_from(r->hostnames[i]);
+		struct ig_str e = l->hostname ? intersect(ig_str_from(l->hostname), rh) : rh;
+		if (e.ptr)
+			hs->names[hs->n++] = e;
+	}
+	if (hs->n)
+		return 1;
+	free(hs->names);
+	hs->names = NULL;
+	return 0;
+}
+
+/* ---- attachment --------------------------------------------------------- */
+
+static bool is_http_listener(const struct ig_listener *l)
+{
+	return l->protocol && (streq(l->protocol, "HTTP") || streq(l->protocol, "HTTPS"));
+}
+
+static bool ref_selects(const struct ig_parent_ref *p, const struct ig_httproute *r,
+			const struct ig_gateway *gw, const struct ig_listener *l)
+{
+	const char *group = p->group ? p->group : GATEWAY_GROUP;
+	const char *kind = p->kind ? p->kind : "Gateway";
+	const char *ns = p->ns ? p->ns : ns_of(&r->meta);
+
+	if (!streq(group, GATEWAY_GROUP) || !streq(kind, "Gateway"))
+		return false;
+	if (!p->name || !gw->meta.name || !streq(p->name, gw->meta.name))
+		return false;
+	if (!streq(ns, ns_of(&gw->meta)))
+		return false;
+	if (p->section_name && (!l->name || !streq(p->section_name, l->name)))
+		return false;
+	return p->port == 0 || p->port == l->port;
+}
+
+/* Whether some parentRef of r selects listener l and the listener admits
+ * r. Listeners carry no allowedRoutes in our model, so the default applies:
+ * only routes from the Gateway's own namespace. */
+static bool attaches(const struct ig_httproute *r, const struct ig_gateway *gw,
+		     const struct ig_listener *l)
+{
+	if (!is_http_listener(l) || !streq(ns_of(&r->meta), ns_of(&gw->meta)))
+		return false;
+	for (size_t i = 0; i < r->nparents; i++)
+		if (ref_selects(&r->parents[i], r, gw, l))
+			return true;
+	return false;
+}
+
+/* ---- building entries --------------------------------------------------- */
+
+static struct pattern *compile(const char *src)
+{
+	struct pattern *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->ok = src && regcomp(&p->re, src, REG_EXTENDED) == 0;
+	return p;
+}
+
+static void pattern_free(struct pattern *p)
+{
+	if (p && p->ok)
+		regfree(&p->re);
+	free(p);
+}
+
+/* Header names compare case-insensitively, query names exactly. */
+static bool same_name(struct ig_str a, struct ig_str b, bool headers)
+{
+	return headers ? ig_str_ieq(a, b) : ig_str_eq(a, b);
+}
+
+/* Copies the predicates of one match list, keeping only the first of
+ * entries sharing a name (the spec says later ones MUST be ignored). */
+static int build_preds(const struct ig_header_match *src, size_t n, bool headers,
+		       struct value_pred **out, size_t *nout)
+{
+	*out = NULL;
+	*nout = 0;
+	if (n == 0)
+		return 0;
+	struct value_pred *v = calloc(n, sizeof(*v));
+	if (!v)
+		return -1;
+	*out = v;
+	for (size_t i = 0; i < n; i++) {
+		struct ig_str name = ig_str_from(src[i].name);
+		bool dup = false;
+		for (size_t j = 0; j < *nout && !dup; j++)
+			dup = same_name(v[j].name, name, headers);
+		if (dup)
+			continue;
+		struct value_pred *p = &v[(*nout)++];
+		p->name = name;
+		p->value = ig_str_from(src[i].value);
+		p->is_regex = src[i].type == IG_MATCH_REGEX;
+		if (p->is_regex && !(p->re = compile(src[i].value)))
+			return -1;
+	}
+	return 0;
+}
+
+static void preds_free(struct value_pred *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pattern_free(v[i].re);
+	free(v);
+}
+
+static int fill_path(struct entry *e, const struct ig_route_match *m)
+{
+	struct ig_str path = ig_str_from(m->path ? m->path : "/");
+
+	e->path_len = path.len;
+	switch (m->path_type) {
+	case IG_PATH_EXACT:
+		e->rank = RANK_EXACT;
+		break;
+	case IG_PATH_REGEX:
+		e->rank = RANK_REGEX;
+		e->path_re = compile(m->path);
+		return e->path_re ? 0 : -1;
+	default:
+		e->rank = RANK_PREFIX;
+		/* "/abc/" means the same as "/abc" (§6.4). */
+		if (path.len > 1 && path.ptr[path.len - 1] == '/')
+			path.len--;
+		break;
+	}
+	e->path = path;
+	return 0;
+}
+
+static int fill_entry(struct entry *e, const struct ig_route_match *m)
+{
+	e->method = m->method;
+	if (fill_path(e, m) < 0)
+		return -1;
+	if (build_preds(m->headers, m->nheaders, true, &e->headers, &e->nheaders) < 0)
+		return -1;
+	return build_preds(m->query, m->nquery, false, &e->query, &e->nquery);
+}
+
+static void entry_free(struct entry *e)
+{
+	pattern_free(e->path_re);
+	preds_free(e->headers, e->nheaders);
+	preds_free(e->query, e->nquery);
+}
+
+static size_t route_matches(const struct ig_httproute *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nrules; i++)
+		n += r->rules[i].nmatches ? r->rules[i].nmatches : 1;
+	return n;
+}
+
+/* Appends one entry per (rule, match) of route r. */
+static int add_route(struct ig_listener_routes *t, const struct ig_httproute *r, size_t ri,
+		     const struct host_set *hs)
+{
+	for (size_t i = 0; i < r->nrules; i++) {
+		const struct ig_route_rule *rule = &r->rules[i];
+		size_t nm = rule->nmatches ? rule->nmatches : 1;
+		for (size_t j = 0; j < nm; j++) {
+			struct entry *e = &t->entries[t->n++];
+			*e = (struct entry){.route = r,
+					    .rule = rule,
+					    .route_index = ri,
+					    .rule_index = i,
+					    .match_index = j,
+					    .hosts = hs};
+			if (fill_entry(e, rule->nmatches ? &rule->matches[j] : &default_match) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- precedence --------------------------------------------------------- */
+
+static int cmp_size_desc(size_t a, size_t b)
+{
+	return a > b ? -1 : a < b;
+}
+
+/* Oldest first; routes without a creationTimestamp come after those with
+ * one, in load order. RFC 3339 UTC text sorts like the time it names. */
+static int cmp_age(const struct ig_meta *a, const struct ig_meta *b)
+{
+	const char *ta = a->creation_timestamp, *tb = b->creation_timestamp;
+	if (ta && tb)
+		return strcmp(ta, tb);
+	if (ta || tb)
+		return ta ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Compares "{namespace}/{name}" without building the strings: comparing
+ * the parts separately would sort "a/x" before "a-b/x", which the joined
+ * text does not. */
+static int cmp_ns_name(const struct ig_meta *a, const struct ig_meta *b)
+{
+	const char *pa[3] = {ns_of(a), "/", a->name ? a->name : ""};
+	const char *pb[3] = {ns_of(b), "/", b->name ? b->name : ""};
+	size_t ia = 0, ib = 0;
+	const char *ca = pa[0], *cb = pb[0];
+
+	for (;;) {
+		while (!*ca && ia < 2)
+			ca = pa[++ia];
+		while (!*cb && ib < 2)
+			cb = pb[++ib];
+		if (*ca != *cb || !*ca)
+			return (unsigned char)*ca - (unsigned char)*cb;
+		ca++;
+		cb++;
+	}
+}
+
+/* Steps 2 to 9 of §6.3; step 1 (hostnames) depends on the request and is
+ * applied while matching. */
+static int cmp_entries(const void *pa, const void *pb)
+{
+	const struct entry *a = *(const struct entry *const *)pa;
+	const struct entry *b = *(const struct entry *const *)pb;
+	int c;
+
+	if (a->rank != b->rank)
+		return a->rank > b->rank ? -1 : 1;
+	if ((c = cmp_size_desc(a->path_len, b->path_len)))
+		return c;
+	if ((c = cmp_size_desc(a->method != NULL, b->method != NULL)))
+		return c;
+	if ((c = cmp_size_desc(a->nheaders, b->nheaders)))
+		return c;
+	if ((c = cmp_size_desc(a->nquery, b->nquery)))
+		return c;
+	if (a->route != b->route) {
+		if ((c = cmp_age(&a->route->meta, &b->route->meta)))
+			return c;
+		if ((c = cmp_ns_name(&a->route->meta, &b->route->meta)))
+			return c;
+		return a->route_index < b->route_index ? -1 : 1;
+	}
+	if (a->rule_index != b->rule_index)
+		return a->rule_index < b->rule_index ? -1 : 1;
+	return a->match_index < b->match_index ? -1 : a->match_index > b->match_index;
+}
+
+/* ---- build / free ------------------------------------------------------- */
+
+/* Computes the host sets of every attached route (one slot per cfg route,
+ * `names == NULL && !any` meaning "not attached") and the entry count. */
+static int attach_all(struct ig_listener_routes *t, const struct ig_config *cfg,
+		      const struct ig_gateway *gw, const struct ig_listener *l, size_t *nentries)
+{
+	*nentries = 0;
+	t->nhosts = cfg->nroutes;
+	t->hosts = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*t->hosts));
+	if (!t->hosts)
+		return -1;
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct ig_httproute *r = &cfg->routes[i];
+		if (!attaches(r, gw, l))
+			continue;
+		int rc = effective_hosts(r, l, &t->hosts[i]);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			*nentries += route_matches(r);
+	}
+	return 0;
+}
+
+static bool host_set_used(const struct host_set *hs)
+{
+	return hs->any || hs->n;
+}
+
+struct ig_listener_routes *ig_routes_build(const struct ig_config *cfg, const struct ig_gateway *gw,
+					   const struct ig_listener *listener)
+{
+	struct ig_listener_routes *t = calloc(1, sizeof(*t));
+	size_t total;
+
+	if (!t)
+		return NULL;
+	if (attach_all(t, cfg, gw, listener, &total) < 0)
+		goto fail;
+	t->entries = calloc(total ? total : 1, sizeof(*t->entries));
+	t->order = calloc(total ? total : 1, sizeof(*t->order));
+	if (!t->entries || !t->order)
+		goto fail;
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		if (host_set_used(&t->hosts[i]) &&
+		    add_route(t, &cfg->routes[i], i, &t->hosts[i]) < 0)
+			goto fail;
+	for (size_t i = 0; i < t->n; i++)
+		t->order[i] = &t->entries[i];
+	qsort(t->order, t->n, sizeof(*t->order), cmp_entries);
+	return t;
+fail:
+	ig_routes_free(t);
+	return NULL;
+}
+
+void ig_routes_free(struct ig_listener_routes *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		entry_free(&t->entries[i]);
+	for (size_t i = 0; i < t->nhosts && t->hosts; i++)
+		free(t->hosts[i].names);
+	free(t->hosts);
+	free(t->entries);
+	free(t->order);
+	free(t);
+}
+
+size_t ig_routes_count(const struct ig_listener_routes *t)
+{
+	return t ? t->n : 0;
+}
+
+/* ---- matching ----------------------------------------------------------- */
+
+/* Runs a compiled pattern against the whole of s. REG_STARTEND lets the
+ * slice stay unterminated; POSIX returns the leftmost-longest match, so a
+ * match of the whole text exists iff the one found spans it. */
+static bool regex_full(const struct pattern *p, struct ig_str s)
+{
+	regmatch_t m[1] = {{.rm_so = 0, .rm_eo = (regoff_t)s.len}};
+	if (!p || !p->ok)
+		return false;
+	if (regexec(&p->re, s.ptr ? s.ptr : "", 1, m, REG_STARTEND) != 0)
+		return false;
+	return m[0].rm_so == 0 && (size_t)m[0].rm_eo == s.len;
+}
+
+static bool path_matches(const struct entry *e, struct ig_str p)
+{
+	switch (e->rank) {
+	case RANK_EXACT:
+		return ig_str_eq(p, e->path);
+	case RANK_REGEX:
+		return regex_full(e->path_re, p);
+	default:
+		if (e->path.len == 1 && e->path.ptr[0] == '/')
+			return true;
+		if (!ig_str_has_prefix(p, e->path))
+			return false;
+		return p.len == e->path.len || p.ptr[e->path.len] == '/';
+	}
+}
+
+static bool value_matches(const struct value_pred *v, struct ig_str s)
+{
+	return v->is_regex ? regex_full(v->re, s) : ig_str_eq(s, v->value);
+}
+
+/* The first request header of that name counts; an absent one never
+ * matches. Joining repeats with commas would need a copy. */
+static bool headers_match(const struct entry *e, const struct ig_route_request *req)
+{
+	for (size_t i = 0; i < e->nheaders; i++) {
+		const struct ig_http_header *h = NULL;
+		for (size_t j = 0; j < req->nheaders && !h; j++)
+			if (ig_str_ieq(req->headers[j].name, e->headers[i].name))
+				h = &req->headers[j];
+		if (!h || !value_matches(&e->headers[i], h->value))
+			return false;
+	}
+	return true;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes the byte of raw at *i, advancing *i; a '%' not followed by two
+ * hex digits stands for itself. */
+static unsigned char pct_next(struct ig_str raw, size_t *i)
+{
+	size_t k = *i;
+	if (raw.ptr[k] == '%' && k + 2 < raw.len) {
+		int hi = hexval(raw.ptr[k + 1]), lo = hexval(raw.ptr[k + 2]);
+		if (hi >= 0 && lo >= 0) {
+			*i = k + 3;
+			return (unsigned char)(hi << 4 | lo);
+		}
+	}
+	*i = k + 1;
+	return (unsigned char)raw.ptr[k];
+}
+
+static bool pct_equal(struct ig_str raw, struct ig_str want)
+{
+	size_t i = 0, j = 0;
+	while (i < raw.len) {
+		if (j == want.len || pct_next(raw, &i) != (unsigned char)want.ptr[j])
+			return false;
+		j++;
+	}
+	return j == want.len;
+}
+
+static bool query_value_matches(const struct value_pred *v, struct ig_str raw)
+{
+	char buf[QUERY_DECODE_MAX];
+	size_t i = 0, n = 0;
+
+	if (!v->is_regex)
+		return pct_equal(raw, v->value);
+	while (i < raw.len) {
+		if (n == sizeof(buf))
+			return false;
+		buf[n++] = (char)pct_next(raw, &i);
+	}
+	return regex_full(v->re, (struct ig_str){buf, n});
+}
+
+/* Finds the first "name=value" (or bare "name") of the query with this
+ * name, compared raw and case-sensitively. */
+static bool query_find(struct ig_str q, struct ig_str name, struct ig_str *value)
+{
+	size_t i = 0;
+	while (i < q.len) {
+		size_t end = i;
+		while (end < q.len && q.ptr[end] != '&')
+			end++;
+		size_t eq = i;
+		while (eq < end && q.ptr[eq] != '=')
+			eq++;
+		if (ig_str_eq((struct ig_str){q.ptr + i, eq - i}, name)) {
+			size_t vs = eq < end ? eq + 1 : end;
+			*value = (struct ig_str){q.ptr + vs, end - vs};
+			return true;
+		}
+		i = end + 1;
+	}
+	return false;
+}
+
+static bool query_matches(const struct entry *e, const struct ig_route_request *req)
+{
+	for (size_t i = 0; i < e->nquery; i++) {
+		struct ig_str v;
+		if (!query_find(req->query, e->query[i].name, &v) ||
+		    !query_value_matches(&e->query[i], v))
+			return false;
+	}
+	return true;
+}
+
+static bool predicates_hold(const struct entry *e, const struct ig_route_request *req)
+{
+	if (e->method && !ig_str_eq_cstr(req->method, e->method))
+		return false;
+	return path_matches(e, req->path) && headers_match(e, req) && query_matches(e, req);
+}
+
+/* Step 1 of §6.3 for one route: the longest matching precise hostname,
+ * then the longest matching hostname of any kind. */
+struct host_score {
+	size_t precise;
+	size_t any;
+};
+
+static bool host_score(const struct host_set *hs, struct ig_str host, struct host_score *s)
+{
+	*s = (struct host_score){0};
+	if (hs->any)
+		return true;
+	bool hit = false;
+	for (size_t i = 0; i < hs->n; i++) {
+		struct ig_str h = hs->names[i];
+		bool wild = is_wildcard(h);
+		if (wild ? !wildcard_covers(h, host) : !ig_str_ieq(h, host))
+			continue;
+		hit = true;
+		if (!wild && h.len > s->precise)
+			s->precise = h.len;
+		if (h.len > s->any)
+			s->any = h.len;
+	}
+	return hit;
+}
+
+static bool score_better(struct host_score a, struct host_score b)
+{
+	return a.precise != b.precise ? a.precise > b.precise : a.any > b.any;
+}
+
+/* Host header without ":port" (IPv6 literals keep their brackets). Case is
+ * ignored by every comparison instead of lowercasing a copy. */
+static struct ig_str strip_port(struct ig_str h)
+{
+	size_t i = 0;
+	if (h.len && h.ptr[0] == '[') {
+		while (i < h.len && h.ptr[i] != ']')
+			i++;
+		return (struct ig_str){h.ptr, i < h.len ? i + 1 : h.len};
+	}
+	while (i < h.len && h.ptr[i] != ':')
+		i++;
+	return (struct ig_str){h.ptr, i};
+}
+
+int ig_routes_match(const struct ig_listener_routes *t, const struct ig_route_request *req,
+		    struct ig_route_result *out)
+{
+	struct ig_str host = strip_port(req->host);
+	const struct entry *best = NULL;
+	struct host_score best_score = {0}, s;
+
+	/* t->order is sorted by every step but the first, so the winner is the
+	 * first matching entry among those with the best hostname score: a
+	 * later entry takes over only with a strictly better score. */
+	for (size_t i = 0; t && i < t->n; i++) {
+		const struct entry *e = t->order[i];
+		if (!host_score(e->hosts, host, &s))
+			continue;
+		if (best && !score_better(s, best_score))
+			continue;
+		if (!predicates_hold(e, req))
+			continue;
+		best = e;
+		best_score = s;
+		if (s.precise == host.len && s.any == host.len)
+			break; /* nothing can score higher */
+	}
+	if (!best)
+		return -1;
+	*out = (struct ig_route_result){.route = best->route,
+					.rule = best->rule,
+					.rule_index = best->rule_index,
+					.match_index = best->match_index};
+	return 0;
+}
+
+/* ---- backends ----------------------------------------------------------- */
+
+const struct ig_backend_ref *ig_route_pick_backend(const struct ig_route_rule *rule,
+						   struct ig_rng *rng)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < rule->nbackends; i++)
+		if (rule->backends[i].weight > 0)
+			sum += (uint64_t)rule->backends[i].weight;
+	if (sum == 0)
+		return NULL;
+	uint64_t x = ig_rng_below(rng, sum);
+	for (size_t i = 0; i < rule->nbackends; i++) {
+		int w = rule->backends[i].weight;
+		if (w <= 0)
+			continue;
+		if (x < (uint64_t)w)
+			return &rule->backends[i];
+		x -= (uint64_t)w;
+	}
+	return NULL; /* unreachable: x < sum */
+}

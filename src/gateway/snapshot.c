@@ -1,0 +1,154 @@
+/* A snapshot is everything a request needs, built once per config: route
+ * tables per listening port and the endpoints of every pool. It is
+ * immutable; workers and requests hold references, so a reload never
+ * changes what an in-flight request sees. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "gateway/gw.h"
+
+static struct ig_port_rt *port_for(struct ig_snapshot *s, int port)
+{
+	for (size_t i = 0; i < s->nports; i++)
+		if (s->ports[i].port == port)
+			return &s->ports[i];
+	struct ig_port_rt *p = realloc(s->ports, (s->nports + 1) * sizeof *p);
+	if (!p)
+		return NULL;
+	s->ports = p;
+	p = &s->ports[s->nports++];
+	memset(p, 0, sizeof *p);
+	p->port = port;
+	return p;
+}
+
+static int add_listeners(struct ig_snapshot *s)
+{
+	const struct ig_config *cfg = s->cfg;
+	for (size_t g = 0; g < cfg->ngateways; g++) {
+		const struct ig_gateway *gw = &cfg->gateways[g];
+		for (size_t l = 0; l < gw->nlisteners; l++) {
+			const struct ig_listener *li = &gw->listeners[l];
+			if (strcmp(li->protocol, "HTTP") != 0) {
+				ig_warn("gateway %s/%s: listener %s: protocol %s is not served",
+					gw->meta.ns, gw->meta.name, li->name, li->protocol);
+				continue;
+			}
+			struct ig_port_rt *p = port_for(s, li->port);
+			if (!p)
+				return -1;
+			struct ig_listener_rt *n =
+				realloc(p->listeners, (p->nlisteners + 1) * sizeof *n);
+			if (!n)
+				return -1;
+			p->listeners = n;
+			n = &p->listeners[p->nlisteners++];
+			n->gw = gw;
+			n->listener = li;
+			n->routes = ig_routes_build(cfg, gw, li);
+			if (!n->routes)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int add_pools(struct ig_snapshot *s)
+{
+	const struct ig_config *cfg = s->cfg;
+	s->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof *s->pools);
+	if (!s->pools)
+		return -1;
+	for (size_t i = 0; i < cfg->npools; i++) {
+		const struct ig_pool *pool = &cfg->pools[i];
+		struct ig_pool_rt *rt = &s->pools[s->npools++];
+		rt->pool = pool;
+		size_t cap = cfg->npods * (pool->nports ? pool->nports : 1);
+		rt->eps = calloc(cap ? cap : 1, sizeof *rt->eps);
+		if (!rt->eps)
+			return -1;
+		for (size_t p = 0; p < cfg->npods; p++) {
+			if (!ig_pool_selects(pool, &cfg->pods[p]))
+				continue;
+			for (size_t k = 0; k < pool->nports; k++) {
+				char addr[96];
+				const char *ip = cfg->pods[p].ip;
+				if (strchr(ip, ':'))
+					snprintf(addr, sizeof addr, "[%s]:%d", ip, pool->target_ports[k]);
+				else
+					snprintf(addr, sizeof addr, "%s:%d", ip, pool->target_ports[k]);
+				struct ig_endpoint *ep = ig_endpoint_get(addr);
+				if (!ep) {
+					ig_warn("pool %s: bad endpoint address %s", pool->meta.name, addr);
+					continue;
+				}
+				bool dup = false;
+				for (size_t e = 0; e < rt->neps; e++)
+					dup |= rt->eps[e] == ep;
+				if (dup)
+					ig_endpoint_put(ep);
+				else
+					rt->eps[rt->neps++] = ep;
+			}
+		}
+	}
+	return 0;
+}
+
+struct ig_snapshot *ig_snapshot_build(struct ig_config *cfg, uint64_t generation)
+{
+	struct ig_snapshot *s = calloc(1, sizeof *s);
+	if (!s) {
+		ig_config_free(cfg);
+		return NULL;
+	}
+	atomic_init(&s->refs, 1);
+	s->cfg = cfg;
+	s->generation = generation;
+	if (add_listeners(s) < 0 || add_pools(s) < 0) {
+		ig_snapshot_unref(s);
+		return NULL;
+	}
+	return s;
+}
+
+void ig_snapshot_unref(struct ig_snapshot *s)
+{
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (size_t i = 0; i < s->nports; i++) {
+		for (size_t l = 0; l < s->ports[i].nlisteners; l++)
+			ig_routes_free(s->ports[i].listeners[l].routes);
+		free(s->ports[i].listeners);
+	}
+	free(s->ports);
+	for (size_t i = 0; i < s->npools; i++) {
+		for (size_t e = 0; e < s->pools[i].neps; e++)
+			ig_endpoint_put(s->pools[i].eps[e]);
+		free(s->pools[i].eps);
+	}
+	free(s->pools);
+	ig_config_free(s->cfg);
+	free(s);
+}
+
+const struct ig_pool_rt *ig_snapshot_pool(const struct ig_snapshot *s, const char *ns,
+					  const char *name)
+{
+	for (size_t i = 0; i < s->npools; i++) {
+		const struct ig_pool *p = s->pools[i].pool;
+		if (strcmp(p->meta.name, name) == 0 && strcmp(p->meta.ns, ns) == 0)
+			return &s->pools[i];
+	}
+	return NULL;
+}
+
+const struct ig_port_rt *ig_snapshot_port(const struct ig_snapshot *s, int port)
+{
+	for (size_t i = 0; i < s->nports; i++)
+		if (s->ports[i].port == port)
+			return &s->ports[i];
+	return NULL;
+}

@@ -1,0 +1,799 @@
+/* Routing tables: attachment, hostnames, match semantics and precedence,
+ * mostly replaying the Gateway API conformance suite's HTTP cases against
+ * configurations built by hand (the YAML loader is tested on its own). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "gateway/route.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- building configurations by hand ----------------------------------- */
+
+#define PREFIX(p) .path_type = IG_PATH_PREFIX, .path = (p)
+#define EXACT(p) .path_type = IG_PATH_EXACT, .path = (p)
+#define REGEX(p) .path_type = IG_PATH_REGEX, .path = (p)
+#define HDR(n, v)                                                                                  \
+	{                                                                                          \
+		.type = IG_MATCH_EXACT, .name = (n), .value = (v)                                  \
+	}
+#define HDR_RE(n, v)                                                                               \
+	{                                                                                          \
+		.type = IG_MATCH_REGEX, .name = (n), .value = (v)                                  \
+	}
+#define HDRS(...)                                                                                  \
+	.headers = (struct ig_header_match[]){__VA_ARGS__},                                        \
+	.nheaders = N(((struct ig_header_match[]){__VA_ARGS__}))
+#define QUERY(...)                                                                                 \
+	.query = (struct ig_header_match[]){__VA_ARGS__},                                          \
+	.nquery = N(((struct ig_header_match[]){__VA_ARGS__}))
+/* A rule from a list of matches, each a brace-enclosed ig_route_match. */
+#define RULE(...)                                                                                  \
+	{                                                                                          \
+		.matches = (struct ig_route_match[]){__VA_ARGS__},                                 \
+		.nmatches = N(((struct ig_route_match[]){__VA_ARGS__}))                            \
+	}
+
+static struct ig_parent_ref to_gw = {.name = "gw"};
+
+/* A route in namespace ns attached to Gateway "gw" of its namespace. */
+static struct ig_httproute mkroute(const char *ns, const char *name, const char *created,
+				   struct ig_route_rule *rules, size_t nrules)
+{
+	static size_t seq;
+	return (struct ig_httproute){
+	    .meta = {.kind = "HTTPRoute",
+		     .name = (char *)name,
+		     .ns = (char *)ns,
+		     .creation_timestamp = (char *)created,
+		     .seq = ++seq},
+	    .parents = &to_gw,
+	    .nparents = 1,
+	    .rules = rules,
+	    .nrules = nrules,
+	};
+}
+
+static struct ig_listener http80 = {.name = "http", .protocol = "HTTP", .port = 80};
+
+static struct ig_gateway mkgateway(struct ig_listener *ls, size_t n)
+{
+	return (struct ig_gateway){
+	    .meta = {.kind = "Gateway", .name = "gw", .ns = "default"},
+	    .class_name = "infergate",
+	    .listeners = ls,
+	    .nlisteners = n,
+	};
+}
+
+/* The config only has to outlive the table; one per test is enough. */
+static struct ig_config cfg;
+
+static struct ig_listener_routes *build_on(struct ig_httproute *routes, size_t n,
+					   struct ig_gateway *gw, size_t listener)
+{
+	cfg = (struct ig_config){.gateways = gw, .ngateways = 1, .routes = routes, .nroutes = n};
+	struct ig_listener_routes *t = ig_routes_build(&cfg, gw, &gw->listeners[listener]);
+	assert_non_null(t);
+	return t;
+}
+
+static struct ig_listener_routes *build(struct ig_httproute *routes, size_t n)
+{
+	static struct ig_gateway gw;
+	gw = mkgateway(&http80, 1);
+	return build_on(routes, n, &gw, 0);
+}
+
+/* ---- sending requests --------------------------------------------------- */
+
+/* Routes "METHOD /path?query" with a Host and "Name: value" headers (NULL
+ * ends the list). Answers "route/rule.match" or "404". */
+static const char *route_of(const struct ig_listener_routes *t, const char *host, const char *line,
+			    ...)
+{
+	static char out[128];
+	struct ig_http_header hs[8];
+	struct ig_route_request req = {.host = ig_str_from(host), .headers = hs};
+	const char *sp = strchr(line, ' ');
+	const char *target = sp + 1;
+	const char *q = strchr(target, '?');
+	va_list ap;
+
+	req.method = (struct ig_str){line, (size_t)(sp - line)};
+	req.path = (struct ig_str){target, q ? (size_t)(q - target) : strlen(target)};
+	req.query = q ? ig_str_from(q + 1) : (struct ig_str){"", 0};
+	va_start(ap, line);
+	for (const char *h; (h = va_arg(ap, const char *)) && req.nheaders < N(hs);) {
+		const char *colon = strchr(h, ':');
+		hs[req.nheaders].name = (struct ig_str){h, (size_t)(colon - h)};
+		hs[req.nheaders++].value = ig_str_from(colon + 2);
+	}
+	va_end(ap);
+
+	struct ig_route_result res;
+	if (ig_routes_match(t, &req, &res) != 0)
+		return "404";
+	assert_ptr_equal(res.rule, &res.route->rules[res.rule_index]);
+	snprintf(out, sizeof(out), "%s/%zu.%zu", res.route->meta.name, res.rule_index,
+		 res.match_index);
+	return out;
+}
+
+#define GET(t, path, ...) route_of((t), "example.com", "GET " path, ##__VA_ARGS__, NULL)
+
+/* ---- path and header matching (conformance) ------------------------------ */
+
+/* HTTPRouteMatching: PathPrefix and header matches in one route. */
+static void test_conformance_matching(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({PREFIX("/")}),
+	    RULE({PREFIX("/v2")}, {PREFIX("/"), HDRS(HDR("version", "two"))}),
+	};
+	struct ig_httproute r = mkroute("default", "matching", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_int_equal(ig_routes_count(t), 3);
+	assert_string_equal(GET(t, "/"), "matching/0.0");
+	assert_string_equal(GET(t, "/example"), "matching/0.0");
+	assert_string_equal(GET(t, "/", "Version: one"), "matching/0.0");
+	assert_string_equal(GET(t, "/v2"), "matching/1.0");
+	assert_string_equal(GET(t, "/v2/example"), "matching/1.0");
+	assert_string_equal(GET(t, "/", "Version: two"), "matching/1.1");
+	assert_string_equal(GET(t, "/v2example"), "matching/0.0");
+	assert_string_equal(GET(t, "/foo/v2/example"), "matching/0.0");
+	ig_routes_free(t);
+}
+
+/* HTTPRouteHeaderMatching: AND within a match, OR across matches,
+ * case-insensitive names, precedence by header count then rule order. */
+static void test_conformance_header_matching(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({PREFIX("/"), HDRS(HDR("Version", "one"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("Version", "two"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("Version", "two"), HDR("Color", "orange"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("Color", "blue"))},
+		 {PREFIX("/"), HDRS(HDR("Color", "green"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("Color", "red"))},
+		 {PREFIX("/"), HDRS(HDR("Color", "yellow"))}),
+	};
+	struct ig_httproute r = mkroute("default", "hdr", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_string_equal(GET(t, "/", "Version: one"), "hdr/0.0");
+	assert_string_equal(GET(t, "/", "version: one"), "hdr/0.0");
+	assert_string_equal(GET(t, "/", "Version: two"), "hdr/1.0");
+	assert_string_equal(GET(t, "/", "Version: two", "Color: orange"), "hdr/2.0");
+	assert_string_equal(GET(t, "/", "COLOR: orange", "version: two"), "hdr/2.0");
+	assert_string_equal(GET(t, "/", "Version: two", "Color: blue"), "hdr/1.0");
+	assert_string_equal(GET(t, "/", "Color: blue"), "hdr/3.0");
+	assert_string_equal(GET(t, "/", "Color: green"), "hdr/3.1");
+	assert_string_equal(GET(t, "/", "Color: red"), "hdr/4.0");
+	assert_string_equal(GET(t, "/", "Color: yellow"), "hdr/4.1");
+	/* Values are byte-exact, absent headers never match. */
+	assert_string_equal(GET(t, "/", "Color: Blue"), "404");
+	assert_string_equal(GET(t, "/", "Color: purple"), "404");
+	assert_string_equal(GET(t, "/", "Version: three"), "404");
+	assert_string_equal(GET(t, "/"), "404");
+	ig_routes_free(t);
+}
+
+/* HTTPRouteExactPathMatching. */
+static void test_exact_path(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({EXACT("/one")}), RULE({EXACT("/two")})};
+	struct ig_httproute r = mkroute("default", "exact", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_string_equal(GET(t, "/one"), "exact/0.0");
+	assert_string_equal(GET(t, "/two"), "exact/1.0");
+	assert_string_equal(GET(t, "/"), "404");
+	assert_string_equal(GET(t, "/one/example"), "404");
+	assert_string_equal(GET(t, "/two/"), "404");
+	assert_string_equal(GET(t, "/Two"), "404");
+	assert_string_equal(GET(t, "/onex"), "404");
+	/* The query is not part of the path. */
+	assert_string_equal(GET(t, "/one?x=1"), "exact/0.0");
+	ig_routes_free(t);
+}
+
+/* HTTPRoutePathMatchOrder: Exact over any prefix, then the longest prefix,
+ * whatever the rule order. */
+static void test_path_match_order(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({PREFIX("/match")}),
+	    RULE({PREFIX("/match/prefix")}),
+	    RULE({PREFIX("/match/prefix/one")}),
+	    RULE({EXACT("/match/exact")}),
+	    RULE({EXACT("/match/exact/one")}),
+	    RULE({PREFIX("/match/exact/one")}),
+	};
+	struct ig_httproute r = mkroute("default", "order", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_string_equal(GET(t, "/match"), "order/0.0");
+	assert_string_equal(GET(t, "/match/other"), "order/0.0");
+	assert_string_equal(GET(t, "/match/prefix"), "order/1.0");
+	assert_string_equal(GET(t, "/match/prefix/two"), "order/1.0");
+	assert_string_equal(GET(t, "/match/prefix/one/x"), "order/2.0");
+	assert_string_equal(GET(t, "/match/exact"), "order/3.0");
+	assert_string_equal(GET(t, "/match/exact/one"), "order/4.0");
+	assert_string_equal(GET(t, "/match/exact/one/x"), "order/5.0");
+	assert_string_equal(GET(t, "/match/exact/two"), "order/0.0");
+	assert_string_equal(GET(t, "/matches"), "404");
+	ig_routes_free(t);
+}
+
+/* A trailing '/' on a prefix is ignored and prefixes end on segment
+ * boundaries. */
+static void test_prefix_trailing_slash(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/abc/")}), RULE({PREFIX("/v2")})};
+	struct ig_httproute r = mkroute("default", "pfx", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_string_equal(GET(t, "/abc"), "pfx/0.0");
+	assert_string_equal(GET(t, "/abc/"), "pfx/0.0");
+	assert_string_equal(GET(t, "/abc/def"), "pfx/0.0");
+	assert_string_equal(GET(t, "/abcd"), "404");
+	assert_string_equal(GET(t, "/ab"), "404");
+	assert_string_equal(GET(t, "/v2"), "pfx/1.0");
+	assert_string_equal(GET(t, "/v2/"), "pfx/1.0");
+	assert_string_equal(GET(t, "/v2example"), "404");
+	assert_string_equal(GET(t, "/V2"), "404");
+	ig_routes_free(t);
+}
+
+/* A rule without matches means PathPrefix "/" (the CRD default). */
+static void test_rule_without_matches(void **state)
+{
+	struct ig_route_rule rules[] = {{.name = "all"}};
+	struct ig_httproute r = mkroute("default", "bare", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_int_equal(ig_routes_count(t), 1);
+	assert_string_equal(GET(t, "/anything/at/all"), "bare/0.0");
+	ig_routes_free(t);
+}
+
+/* ---- method, query and regex matching ---------------------------------- */
+
+/* HTTPRouteMethodMatching, and a method outranks any number of headers. */
+static void test_method_matching(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({PREFIX("/"), .method = "POST"}),
+	    RULE({PREFIX("/"), .method = "GET"}),
+	    RULE({PREFIX("/h"), HDRS(HDR("a", "1"), HDR("b", "2"))}),
+	    RULE({PREFIX("/h"), .method = "PUT"}),
+	};
+	struct ig_httproute r = mkroute("default", "m", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_string_equal(route_of(t, "x", "POST /", NULL), "m/0.0");
+	assert_string_equal(route_of(t, "x", "GET /", NULL), "m/1.0");
+	assert_string_equal(route_of(t, "x", "HEAD /", NULL), "404");
+	assert_string_equal(route_of(t, "x", "post /", NULL), "404");
+	assert_string_equal(route_of(t, "x", "PUT /h", "a: 1", "b: 2", NULL), "m/3.0");
+	assert_string_equal(route_of(t, "x", "DELETE /h", "a: 1", "b: 2", NULL), "m/2.0");
+	ig_routes_free(t);
+}
+
+/* HTTPRouteQueryParamMatching plus decoding, repeats and precedence:
+ * more header matches beat more query matches. */
+static void test_query_matching(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({PREFIX("/"), QUERY(HDR("animal", "whale"))}),
+	    RULE({PREFIX("/"), QUERY(HDR("animal", "dolphin"), HDR("color", "blue"))}),
+	    RULE({PREFIX("/"), QUERY(HDR("animal", "dolphin"))}),
+	    RULE({PREFIX("/"), QUERY(HDR_RE("id", "[0-9]+"))}),
+	    RULE({PREFIX("/"), QUERY(HDR("msg", "a b&c"))}),
+	    RULE({PREFIX("/"), HDRS(HDR("x", "1")), QUERY(HDR("animal", "dolphin"))}),
+	};
+	struct ig_httproute r = mkroute("default", "q", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_string_equal(GET(t, "/?animal=whale"), "q/0.0");
+	assert_string_equal(GET(t, "/?x=1&animal=whale&y"), "q/0.0");
+	assert_string_equal(GET(t, "/?animal=wh%61le"), "q/0.0");
+	assert_string_equal(GET(t, "/?Animal=whale"), "404");
+	assert_string_equal(GET(t, "/?animal=Whale"), "404");
+	assert_string_equal(GET(t, "/?animal=whale2"), "404");
+	assert_string_equal(GET(t, "/?animal"), "404");
+	/* The first of repeated parameters counts. */
+	assert_string_equal(GET(t, "/?animal=dolphin&animal=whale"), "q/2.0");
+	assert_string_equal(GET(t, "/?animal=whale&animal=dolphin"), "q/0.0");
+	/* More query matches win; a header match outranks them. */
+	assert_string_equal(GET(t, "/?color=blue&animal=dolphin"), "q/1.0");
+	assert_string_equal(GET(t, "/?color=blue&animal=dolphin", "x: 1"), "q/5.0");
+	/* Regex values are decoded first and anchored to the whole value. */
+	assert_string_equal(GET(t, "/?id=42"), "q/3.0");
+	assert_string_equal(GET(t, "/?id=%34%32"), "q/3.0");
+	assert_string_equal(GET(t, "/?id=42a"), "404");
+	assert_string_equal(GET(t, "/?id="), "404");
+	/* Encoded separators belong to the value; stray '%' stays literal. */
+	assert_string_equal(GET(t, "/?msg=a%20b%26c"), "q/4.0");
+	assert_string_equal(GET(t, "/?msg=a%2"), "404");
+	assert_string_equal(GET(t, "/?msg=a+b&c"), "404");
+	ig_routes_free(t);
+}
+
+/* Regex paths are POSIX ERE anchored to the whole path; precedence: Exact,
+ * then RegularExpression, then PathPrefix. A bad pattern never matches. */
+static void test_regex_path(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({PREFIX("/")}),
+	    RULE({REGEX("/v[0-9]+/models")}),
+	    RULE({EXACT("/v1/models")}),
+	    RULE({REGEX("/alt|/alt-long")}),
+	    RULE({REGEX("/bad(")}, {PREFIX("/bad")}),
+	};
+	struct ig_httproute r = mkroute("default", "re", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_int_equal(ig_routes_count(t), 6);
+	assert_string_equal(GET(t, "/v2/models"), "re/1.0");
+	assert_string_equal(GET(t, "/v12/models"), "re/1.0");
+	assert_string_equal(GET(t, "/v1/models"), "re/2.0");
+	assert_string_equal(GET(t, "/v2/models/x"), "re/0.0");
+	assert_string_equal(GET(t, "/x/v2/models"), "re/0.0");
+	assert_string_equal(GET(t, "/alt"), "re/3.0");
+	assert_string_equal(GET(t, "/alt-long"), "re/3.0");
+	assert_string_equal(GET(t, "/alt-longer"), "re/0.0");
+	assert_string_equal(GET(t, "/bad("), "re/0.0");
+	assert_string_equal(GET(t, "/bad"), "re/4.1");
+	ig_routes_free(t);
+}
+
+/* Header regex values, duplicate names in one match (the first counts) and
+ * repeated request headers (the first one sent counts). */
+static void test_header_regex_and_duplicates(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({PREFIX("/re"), HDRS(HDR_RE("x-model", "llama-[0-9]+b"))}),
+	    RULE({PREFIX("/dup"), HDRS(HDR("tier", "gold"), HDR("Tier", "silver"))}),
+	    RULE({PREFIX("/dup"), HDRS(HDR("a", "1"))}),
+	};
+	struct ig_httproute r = mkroute("default", "h", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_string_equal(GET(t, "/re", "X-Model: llama-70b"), "h/0.0");
+	assert_string_equal(GET(t, "/re", "X-Model: llama-70bx"), "404");
+	assert_string_equal(GET(t, "/re", "X-Model: my-llama-70b"), "404");
+	/* Only "tier: gold" is required, and it counts as one header. */
+	assert_string_equal(GET(t, "/dup", "Tier: gold"), "h/1.0");
+	assert_string_equal(GET(t, "/dup", "Tier: silver"), "404");
+	assert_string_equal(GET(t, "/dup", "a: 1", "Tier: gold"), "h/1.0");
+	assert_string_equal(GET(t, "/dup", "Tier: bronze", "Tier: gold"), "404");
+	assert_string_equal(GET(t, "/dup", "Tier: gold", "Tier: bronze"), "h/1.0");
+	ig_routes_free(t);
+}
+
+/* ---- hostnames ---------------------------------------------------------- */
+
+/* A listener without hostname: the route's own names, exact and wildcard;
+ * port stripped and case ignored on the Host header. */
+static void test_route_hostnames(void **state)
+{
+	char *hosts[] = {"foo.example.com", "*.wild.io"};
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_httproute r = mkroute("default", "h", NULL, rules, N(rules));
+	r.hostnames = hosts;
+	r.nhostnames = N(hosts);
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_string_equal(route_of(t, "foo.example.com", "GET /", NULL), "h/0.0");
+	assert_string_equal(route_of(t, "foo.example.com:8080", "GET /", NULL), "h/0.0");
+	assert_string_equal(route_of(t, "FOO.Example.COM", "GET /", NULL), "h/0.0");
+	assert_string_equal(route_of(t, "bar.example.com", "GET /", NULL), "404");
+	assert_string_equal(route_of(t, "a.wild.io", "GET /", NULL), "h/0.0");
+	assert_string_equal(route_of(t, "a.b.wild.io:1", "GET /", NULL), "h/0.0");
+	assert_string_equal(route_of(t, "wild.io", "GET /", NULL), "404");
+	assert_string_equal(route_of(t, ".wild.io", "GET /", NULL), "404");
+	assert_string_equal(route_of(t, "xwild.io", "GET /", NULL), "404");
+	assert_string_equal(route_of(t, "", "GET /", NULL), "404");
+	ig_routes_free(t);
+}
+
+/* HTTPRouteHostnameIntersection: a route serves only the intersection of
+ * its hostnames with the listener's; no intersection, no attachment. */
+static void test_hostname_intersection(void **state)
+{
+	struct ig_listener ls[] = {
+	    {.name = "precise", .protocol = "HTTP", .port = 80, .hostname = "very.specific.com"},
+	    {.name = "wild", .protocol = "HTTP", .port = 80, .hostname = "*.wildcard.io"},
+	    {.name = "com", .protocol = "HTTP", .port = 80, .hostname = "*.com"},
+	};
+	struct ig_gateway gw = mkgateway(ls, N(ls));
+	char *r1h[] = {"non.matching.com", "*.specific.com"};
+	char *r2h[] = {"very.wildcard.io", "nonmatching.io"};
+	char *r3h[] = {"*.example.com"};
+	char *r4h[] = {"other.org"};
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_httproute rs[] = {
+	    mkroute("default", "r1", NULL, rules, 1),  mkroute("default", "r2", NULL, rules, 1),
+	    mkroute("default", "r3", NULL, rules, 1),  mkroute("default", "r4", NULL, rules, 1),
+	    mkroute("default", "any", NULL, rules, 1),
+	};
+	rs[0].hostnames = r1h, rs[0].nhostnames = N(r1h);
+	rs[1].hostnames = r2h, rs[1].nhostnames = N(r2h);
+	rs[2].hostnames = r3h, rs[2].nhostnames = N(r3h);
+	rs[3].hostnames = r4h, rs[3].nhostnames = N(r4h);
+
+	struct ig_listener_routes *t = build_on(rs, N(rs), &gw, 0);
+	/* r1 via *.specific.com, and the route without hostnames. Both now
+	 * serve exactly very.specific.com, so step 1 of the precedence ties
+	 * (it looks at intersected names) and load order picks r1. */
+	assert_int_equal(ig_routes_count(t), 2);
+	assert_string_equal(route_of(t, "very.specific.com:1234", "GET /", NULL), "r1/0.0");
+	assert_string_equal(route_of(t, "foo.specific.com", "GET /", NULL), "404");
+	assert_string_equal(route_of(t, "non.matching.com", "GET /", NULL), "404");
+	ig_routes_free(t);
+
+	t = build_on(rs, N(rs), &gw, 1);
+	assert_int_equal(ig_routes_count(t), 2);
+	assert_string_equal(route_of(t, "very.wildcard.io", "GET /", NULL), "r2/0.0");
+	assert_string_equal(route_of(t, "other.wildcard.io", "GET /", NULL), "any/0.0");
+	assert_string_equal(route_of(t, "nonmatching.io", "GET /", NULL), "404");
+	assert_string_equal(route_of(t, "wildcard.io", "GET /", NULL), "404");
+	ig_routes_free(t);
+
+	/* *.com x *.specific.com = *.specific.com, x *.example.com likewise;
+	 * non.matching.com is under *.com too. */
+	t = build_on(rs, N(rs), &gw, 2);
+	assert_int_equal(ig_routes_count(t), 3);
+	assert_string_equal(route_of(t, "a.specific.com", "GET /", NULL), "r1/0.0");
+	assert_string_equal(route_of(t, "non.matching.com", "GET /", NULL), "r1/0.0");
+	assert_string_equal(route_of(t, "x.y.example.com", "GET /", NULL), "r3/0.0");
+	assert_string_equal(route_of(t, "foo.com", "GET /", NULL), "any/0.0");
+	assert_string_equal(route_of(t, "other.org", "GET /", NULL), "404");
+	ig_routes_free(t);
+}
+
+/* Across routes: a matching precise hostname beats a longer wildcard, which
+ * beats a shorter one, which beats no hostname, before any path rule. */
+static void test_hostname_precedence(void **state)
+{
+	char *precise[] = {"foo.a.example.com"};
+	char *longw[] = {"*.a.example.com"};
+	char *shortw[] = {"*.example.com"};
+	struct ig_route_rule catchall[] = {RULE({PREFIX("/")})};
+	struct ig_route_rule exact[] = {RULE({EXACT("/x")})};
+	struct ig_httproute rs[] = {
+	    mkroute("default", "none", "2020-01-01T00:00:00Z", exact, 1),
+	    mkroute("default", "short", "2021-01-01T00:00:00Z", catchall, 1),
+	    mkroute("default", "long", "2022-01-01T00:00:00Z", catchall, 1),
+	    mkroute("default", "precise", "2023-01-01T00:00:00Z", catchall, 1),
+	};
+	rs[1].hostnames = shortw, rs[1].nhostnames = 1;
+	rs[2].hostnames = longw, rs[2].nhostnames = 1;
+	rs[3].hostnames = precise, rs[3].nhostnames = 1;
+	struct ig_listener_routes *t = build(rs, N(rs));
+
+	assert_string_equal(route_of(t, "foo.a.example.com", "GET /x", NULL), "precise/0.0");
+	assert_string_equal(route_of(t, "bar.a.example.com", "GET /x", NULL), "long/0.0");
+	assert_string_equal(route_of(t, "bar.example.com", "GET /x", NULL), "short/0.0");
+	assert_string_equal(route_of(t, "bar.org", "GET /x", NULL), "none/0.0");
+	assert_string_equal(route_of(t, "bar.org", "GET /y", NULL), "404");
+	ig_routes_free(t);
+}
+
+/* A precise name beats a wildcard of the same length ("x.example.com" and
+ * "*.example.com" both have 13 characters), even an older one. */
+static void test_precise_beats_equal_length_wildcard(void **state)
+{
+	char *precise[] = {"x.example.com"};
+	char *wild[] = {"*.example.com"};
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_httproute rs[] = {
+	    mkroute("default", "wild", "2020-01-01T00:00:00Z", rules, 1),
+	    mkroute("default", "precise", "2024-01-01T00:00:00Z", rules, 1),
+	};
+	rs[0].hostnames = wild, rs[0].nhostnames = 1;
+	rs[1].hostnames = precise, rs[1].nhostnames = 1;
+	struct ig_listener_routes *t = build(rs, N(rs));
+
+	assert_string_equal(route_of(t, "x.example.com", "GET /", NULL), "precise/0.0");
+	assert_string_equal(route_of(t, "y.example.com", "GET /", NULL), "wild/0.0");
+	ig_routes_free(t);
+}
+
+/* ---- attachment --------------------------------------------------------- */
+
+static struct ig_listener three[] = {
+    {.name = "a", .protocol = "HTTP", .port = 80},
+    {.name = "b", .protocol = "HTTPS", .port = 8443},
+    {.name = "t", .protocol = "TCP", .port = 9000},
+};
+
+/* Number of entries route r contributes to each listener of `three`, as
+ * "a,b,t" digits. */
+static const char *attached(struct ig_httproute *r)
+{
+	static char out[8];
+	static struct ig_gateway gw;
+	gw = mkgateway(three, N(three));
+	for (size_t i = 0; i < N(three); i++) {
+		struct ig_listener_routes *t = build_on(r, 1, &gw, i);
+		out[2 * i] = (char)('0' + ig_routes_count(t));
+		out[2 * i + 1] = i + 1 < N(three) ? ',' : '\0';
+		ig_routes_free(t);
+	}
+	return out;
+}
+
+/* HTTPRouteListenerPortMatching and sectionName selection; TCP listeners
+ * take no HTTPRoutes. */
+static void test_section_name_and_port(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_httproute r = mkroute("default", "r", NULL, rules, 1);
+	struct ig_parent_ref ref = {.name = "gw"};
+	r.parents = &ref;
+
+	assert_string_equal(attached(&r), "1,1,0");
+	ref.section_name = "b";
+	assert_string_equal(attached(&r), "0,1,0");
+	ref.section_name = "t";
+	assert_string_equal(attached(&r), "0,0,0");
+	ref.section_name = "missing";
+	assert_string_equal(attached(&r), "0,0,0");
+	ref.section_name = NULL;
+	ref.port = 80;
+	assert_string_equal(attached(&r), "1,0,0");
+	ref.port = 8443;
+	assert_string_equal(attached(&r), "0,1,0");
+	/* With both set, both must hold. */
+	ref.section_name = "a";
+	assert_string_equal(attached(&r), "0,0,0");
+	ref.section_name = "b";
+	assert_string_equal(attached(&r), "0,1,0");
+}
+
+/* Group, kind, namespace and name of the parentRef, and allowedRoutes'
+ * default (routes of the Gateway's namespace only). */
+static void test_parent_ref_identity(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_httproute r = mkroute("default", "r", NULL, rules, 1);
+	struct ig_parent_ref ref = {
+	    .group = "gateway.networking.k8s.io", .kind = "Gateway", .ns = "default", .name = "gw"};
+	r.parents = &ref;
+
+	assert_string_equal(attached(&r), "1,1,0");
+	ref.kind = "Service";
+	assert_string_equal(attached(&r), "0,0,0");
+	ref.kind = "Gateway";
+	ref.group = "";
+	assert_string_equal(attached(&r), "0,0,0");
+	ref.group = NULL;
+	ref.name = "other-gw";
+	assert_string_equal(attached(&r), "0,0,0");
+	ref.name = "gw";
+	ref.ns = "elsewhere";
+	assert_string_equal(attached(&r), "0,0,0");
+
+	/* A route in another namespace: the defaulted ref names a Gateway of
+	 * its own namespace, and an explicit one is refused by allowedRoutes. */
+	r.meta.ns = "other";
+	ref.ns = NULL;
+	assert_string_equal(attached(&r), "0,0,0");
+	ref.ns = "default";
+	assert_string_equal(attached(&r), "0,0,0");
+}
+
+/* Two refs selecting the same listener attach the route once; a route with
+ * a second ref that matches nothing still attaches through the first. */
+static void test_duplicate_parent_refs(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")}, {EXACT("/x")})};
+	struct ig_httproute r = mkroute("default", "r", NULL, rules, 1);
+	struct ig_parent_ref refs[] = {
+	    {.name = "gw", .section_name = "a"},
+	    {.name = "gw", .port = 80},
+	    {.name = "nope"},
+	};
+	r.parents = refs;
+	r.nparents = N(refs);
+	assert_string_equal(attached(&r), "2,0,0");
+}
+
+/* ---- precedence across routes and rules --------------------------------- */
+
+/* The oldest route wins; routes without creationTimestamp come after all
+ * timestamped ones, in load order. */
+static void test_oldest_route_wins(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_httproute rs[] = {
+	    mkroute("default", "a-new", "2024-05-01T00:00:00Z", rules, 1),
+	    mkroute("default", "b-old", "2023-05-01T00:00:00Z", rules, 1),
+	    mkroute("default", "c-none", NULL, rules, 1),
+	};
+	struct ig_listener_routes *t = build(rs, N(rs));
+	assert_string_equal(GET(t, "/"), "b-old/0.0");
+	ig_routes_free(t);
+
+	t = build(rs, 1);
+	assert_string_equal(GET(t, "/"), "a-new/0.0");
+	ig_routes_free(t);
+
+	/* Timestamped beats untimestamped even when loaded later. */
+	struct ig_httproute later[] = {rs[2], rs[0]};
+	t = build(later, N(later));
+	assert_string_equal(GET(t, "/"), "a-new/0.0");
+	ig_routes_free(t);
+
+	/* Two without timestamps: load order (seq), not array order. */
+	struct ig_httproute z = mkroute("default", "a-last", NULL, rules, 1);
+	struct ig_httproute none[] = {z, rs[2]};
+	t = build(none, N(none));
+	assert_string_equal(GET(t, "/"), "c-none/0.0");
+	ig_routes_free(t);
+}
+
+/* Same age: alphabetical "{namespace}/{name}". */
+static void test_alphabetical_tie_break(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	const char *ts = "2024-01-01T00:00:00Z";
+	struct ig_httproute rs[] = {
+	    mkroute("default", "route-b", ts, rules, 1),
+	    mkroute("default", "route-a-2", ts, rules, 1),
+	    mkroute("default", "route-a", ts, rules, 1),
+	};
+	struct ig_listener_routes *t = build(rs, N(rs));
+	assert_string_equal(GET(t, "/"), "route-a/0.0");
+	ig_routes_free(t);
+
+	t = build(rs, 2);
+	assert_string_equal(GET(t, "/"), "route-a-2/0.0");
+	ig_routes_free(t);
+}
+
+/* Match specificity beats route age; only then does age decide. */
+static void test_specificity_before_age(void **state)
+{
+	struct ig_route_rule root[] = {RULE({PREFIX("/")})};
+	struct ig_route_rule api[] = {RULE({PREFIX("/api")})};
+	struct ig_httproute rs[] = {
+	    mkroute("default", "old", "2020-01-01T00:00:00Z", root, 1),
+	    mkroute("default", "young", "2025-01-01T00:00:00Z", api, 1),
+	};
+	struct ig_listener_routes *t = build(rs, N(rs));
+	assert_string_equal(GET(t, "/api/x"), "young/0.0");
+	assert_string_equal(GET(t, "/apix"), "old/0.0");
+	ig_routes_free(t);
+}
+
+/* Within a route: the first rule wins among equals, the first match within
+ * it, and precedence is per match rather than per rule. */
+static void test_first_rule_wins(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({PREFIX("/")}, {EXACT("/x")}),
+	    RULE({PREFIX("/")}),
+	    RULE({PREFIX("/api")}),
+	    RULE({PREFIX("/api")}, {PREFIX("/api")}),
+	};
+	struct ig_httproute r = mkroute("default", "r", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_int_equal(ig_routes_count(t), 6);
+	assert_string_equal(GET(t, "/"), "r/0.0");
+	assert_string_equal(GET(t, "/x"), "r/0.1");
+	assert_string_equal(GET(t, "/api"), "r/2.0");
+	ig_routes_free(t);
+}
+
+static void test_empty_table(void **state)
+{
+	struct ig_listener_routes *t = build(NULL, 0);
+	assert_int_equal(ig_routes_count(t), 0);
+	assert_string_equal(GET(t, "/"), "404");
+	ig_routes_free(t);
+	ig_routes_free(NULL);
+}
+
+/* ---- backends ----------------------------------------------------------- */
+
+static void test_pick_backend_weights(void **state)
+{
+	struct ig_backend_ref b[] = {
+	    {.name = "v1", .weight = 70},
+	    {.name = "zero", .weight = 0},
+	    {.name = "v2", .weight = 30},
+	};
+	struct ig_route_rule rule = {.backends = b, .nbackends = N(b)};
+	struct ig_rng rng;
+	size_t hits[3] = {0};
+	const size_t draws = 20000;
+
+	ig_rng_seed(&rng, 42);
+	for (size_t i = 0; i < draws; i++) {
+		const struct ig_backend_ref *p = ig_route_pick_backend(&rule, &rng);
+		assert_non_null(p);
+		hits[p - b]++;
+	}
+	assert_int_equal(hits[1], 0);
+	/* ±2% of the draws around 70% and 30%. */
+	assert_in_range(hits[0], draws * 68 / 100, draws * 72 / 100);
+	assert_in_range(hits[2], draws * 28 / 100, draws * 32 / 100);
+}
+
+/* Equal weights split evenly and a zero in between takes nothing; this
+ * also pins the boundaries of each weight's interval. */
+static void test_pick_backend_even(void **state)
+{
+	struct ig_backend_ref b[] = {
+	    {.name = "a", .weight = 1}, {.name = "z", .weight = 0}, {.name = "c", .weight = 1}};
+	struct ig_route_rule rule = {.backends = b, .nbackends = N(b)};
+	struct ig_rng rng;
+	size_t hits[3] = {0};
+
+	ig_rng_seed(&rng, 3);
+	for (int i = 0; i < 10000; i++)
+		hits[ig_route_pick_backend(&rule, &rng) - b]++;
+	assert_int_equal(hits[1], 0);
+	assert_in_range(hits[0], 4800, 5200);
+	assert_in_range(hits[2], 4800, 5200);
+}
+
+static void test_pick_backend_degenerate(void **state)
+{
+	struct ig_backend_ref zeros[] = {{.name = "a", .weight = 0}, {.name = "b", .weight = 0}};
+	struct ig_backend_ref one[] = {{.name = "z", .weight = 0}, {.name = "only", .weight = 1}};
+	struct ig_route_rule none = {0};
+	struct ig_route_rule allzero = {.backends = zeros, .nbackends = N(zeros)};
+	struct ig_route_rule single = {.backends = one, .nbackends = N(one)};
+	struct ig_rng rng;
+
+	ig_rng_seed(&rng, 7);
+	assert_null(ig_route_pick_backend(&none, &rng));
+	assert_null(ig_route_pick_backend(&allzero, &rng));
+	for (int i = 0; i < 100; i++)
+		assert_ptr_equal(ig_route_pick_backend(&single, &rng), &one[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_conformance_matching),
+	    cmocka_unit_test(test_conformance_header_matching),
+	    cmocka_unit_test(test_exact_path),
+	    cmocka_unit_test(test_path_match_order),
+	    cmocka_unit_test(test_prefix_trailing_slash),
+	    cmocka_unit_test(test_rule_without_matches),
+	    cmocka_unit_test(test_method_matching),
+	    cmocka_unit_test(test_query_matching),
+	    cmocka_unit_test(test_regex_path),
+	    cmocka_unit_test(test_header_regex_and_duplicates),
+	    cmocka_unit_test(test_route_hostnames),
+	    cmocka_unit_test(test_hostname_intersection),
+	    cmocka_unit_test(test_hostname_precedence),
+	    cmocka_unit_test(test_precise_beats_equal_length_wildcard),
+	    cmocka_unit_test(test_section_name_and_port),
+	    cmocka_unit_test(test_parent_ref_identity),
+	    cmocka_unit_test(test_duplicate_parent_refs),
+	    cmocka_unit_test(test_oldest_route_wins),
+	    cmocka_unit_test(test_alphabetical_tie_break),
+	    cmocka_unit_test(test_specificity_before_age),
+	    cmocka_unit_test(test_first_rule_wins),
+	    cmocka_unit_test(test_empty_table),
+	    cmocka_unit_test(test_pick_backend_weights),
+	    cmocka_unit_test(test_pick_backend_even),
+	    cmocka_unit_test(test_pick_backend_degenerate),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
