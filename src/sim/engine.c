@@ -140,7 +140,7 @@ void ig_sim_lora_update(struct sim *s)
 		adapters_of(&s->waiting, &wait);
 	const char *rs = ig_buf_cstr(&run), *ws = ig_buf_cstr(&wait);
 	const struct ig_sim_lora_series *cur =
-		s->stats.nlora ? &s->stats.lora[s->stats.nlora - 1] : NULL;
+	    s->stats.nlora ? &s->stats.lora[s->stats.nlora - 1] : NULL;
 	if (rs && ws && (!cur || strcmp(cur->running, rs) || strcmp(cur->waiting, ws)))
 		ig_sim_lora_note(&s->stats, rs, ws, ig_wall_seconds());
 	ig_buf_free(&run);
@@ -152,14 +152,14 @@ void ig_sim_lora_update(struct sim *s)
 static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_str text)
 {
 	*out = (struct ig_sim_resp){
-		.kind = r->kind,
-		.id = ig_str_from(r->id),
-		.created = r->created,
-		.model = ig_str_from(r->model),
-		.text = text,
-		.finish = r->generated >= r->target ? r->finish : NULL,
-		.prompt_tokens = r->prompt_tokens,
-		.completion_tokens = r->generated,
+	    .kind = r->kind,
+	    .id = ig_str_from(r->id),
+	    .created = r->created,
+	    .model = ig_str_from(r->model),
+	    .text = text,
+	    .finish = r->generated >= r->target ? r->finish : NULL,
+	    .prompt_tokens = r->prompt_tokens,
+	    .completion_tokens = r->generated,
 	};
 }
 
@@ -316,8 +316,8 @@ static void on_writable(struct ig_http_exchange *ex)
 	if (!r->paused)
 		return;
 	r->paused = false;
-	ig_timer_start_ns(&r->sim->loop, &r->timer, (uint64_t)(r->sim->cfg.itl_ms * 1e6),
-			  on_token, r);
+	ig_timer_start_ns(&r->sim->loop, &r->timer, (uint64_t)(r->sim->cfg.itl_ms * 1e6), on_token,
+			  r);
 }
 
 static void on_abort(struct ig_http_exchange *ex)
@@ -328,7 +328,7 @@ static void on_abort(struct ig_http_exchange *ex)
 static int start_stream(struct sim_req *r)
 {
 	static const struct ig_http_header h[] = {
-		{IG_STR("Content-Type"), IG_STR("text/event-stream; charset=utf-8")},
+	    {IG_STR("Content-Type"), IG_STR("text/event-stream; charset=utf-8")},
 	};
 	return ig_http_start_response(r->ex, 200, h, 1, -1);
 }

@@ -30,10 +30,10 @@ static int put_finish(struct ig_buf *b, const char *finish)
 
 static int put_usage(struct ig_buf *b, const struct ig_sim_resp *r, bool details)
 {
-	return ig_buf_printf(b,
-			     "{\"prompt_tokens\":%ld,\"total_tokens\":%ld,\"completion_tokens\":%ld%s}",
-			     r->prompt_tokens, r->prompt_tokens + r->completion_tokens,
-			     r->completion_tokens, details ? ",\"prompt_tokens_details\":null" : "");
+	return ig_buf_printf(
+	    b, "{\"prompt_tokens\":%ld,\"total_tokens\":%ld,\"completion_tokens\":%ld%s}",
+	    r->prompt_tokens, r->prompt_tokens + r->completion_tokens, r->completion_tokens,
+	    details ? ",\"prompt_tokens_details\":null" : "");
 }
 
 static const char *object_name(const struct ig_sim_resp *r, bool chunk)
@@ -95,9 +95,10 @@ int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 {
 	int rc = ig_buf_append_cstr(out, "data: ");
 	rc |= put_head(out, r, object_name(r, true));
-	rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
-				      "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}"
-				      "\n\n");
+	rc |=
+	    ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+				    "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}"
+				    "\n\n");
 	return rc ? -1 : 0;
 }
 
@@ -118,7 +119,8 @@ int ig_sim_render_error(struct ig_buf *out, enum ig_sim_version v, int code, con
 	if (v == IG_SIM_V_0_8) {
 		rc = ig_buf_append_cstr(out, "{\"object\":\"error\",\"message\":");
 		rc |= ig_json_write_string(out, msg, strlen(msg));
-		rc |= ig_buf_printf(out, ",\"type\":\"%s\",\"param\":null,\"code\":%d}", type, code);
+		rc |=
+		    ig_buf_printf(out, ",\"type\":\"%s\",\"param\":null,\"code\":%d}", type, code);
 		return rc ? -1 : 0;
 	}
 	rc = ig_buf_append_cstr(out, "{\"error\":{\"message\":");
@@ -183,12 +185,12 @@ int ig_sim_fmt_float(char *out, size_t len, double v)
 
 /* ---- histograms and LoRA history ----------------------------------------------- */
 
-static const double ttft_buckets[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25,
-				      0.5,   0.75,  1.0,  2.5,  5.0,  7.5,  10.0, 20.0, 40.0,
-				      80.0,  160.0, 640.0, 2560.0};
-static const double e2e_buckets[] = {0.3,  0.5,  0.8,  1.0,   1.5,   2.0,   2.5,  5.0,
-				     10.0, 15.0, 20.0, 30.0,  40.0,  50.0,  60.0, 120.0,
-				     240.0, 480.0, 960.0, 1920.0, 7680.0};
+static const double ttft_buckets[] = {0.001, 0.005, 0.01, 0.02,	 0.04,	0.06,  0.08, 0.1,
+				      0.25,  0.5,   0.75, 1.0,	 2.5,	5.0,   7.5,  10.0,
+				      20.0,  40.0,  80.0, 160.0, 640.0, 2560.0};
+static const double e2e_buckets[] = {0.3,  0.5,	  0.8,	 1.0,	1.5,   2.0,    2.5,
+				     5.0,  10.0,  15.0,	 20.0,	30.0,  40.0,   50.0,
+				     60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 
 /* v0.8 (V0) stops at 10 s and 60 s; later releases added the long tail. */
 const double *ig_sim_ttft_buckets(enum ig_sim_version v, size_t *n)
@@ -220,8 +222,7 @@ static void series_free(struct ig_sim_lora_series *l)
 	memset(l, 0, sizeof *l);
 }
 
-int ig_sim_lora_note(struct ig_sim_stats *s, const char *running, const char *waiting,
-		     double now)
+int ig_sim_lora_note(struct ig_sim_stats *s, const char *running, const char *waiting, double now)
 {
 	/* Strictly increasing even when two changes share a clock reading, so
 	 * "largest value" always names the newest state. */
@@ -344,9 +345,9 @@ static int put_lora(struct ig_buf *b, const struct ig_sim_config *c, const struc
 	long max_lora = c->enable_lora || c->nadapters ? c->max_loras : 0;
 	int rc = put_family(b, "lora_requests_info", "gauge", "Running stats on lora requests.");
 	for (size_t i = 0; i < s->nlora; i++) {
-		rc |= ig_buf_printf(b,
-				    "vllm:lora_requests_info{max_lora=\"%ld\",running_lora_adapters=\"",
-				    max_lora);
+		rc |= ig_buf_printf(
+		    b, "vllm:lora_requests_info{max_lora=\"%ld\",running_lora_adapters=\"",
+		    max_lora);
 		rc |= put_label_value(b, s->lora[i].running);
 		rc |= ig_buf_append_cstr(b, "\",waiting_lora_adapters=\"");
 		rc |= put_label_value(b, s->lora[i].waiting);
@@ -367,8 +368,9 @@ static int put_success(struct ig_buf *b, const struct ig_sim_config *c,
 		/* V0 creates a series on first use; V1 creates them all up front. */
 		if (c->version == IG_SIM_V_0_8 && !s->success_seen[i])
 			continue;
-		rc |= ig_buf_printf(b, "vllm:request_success_total{finished_reason=\"%s\","
-				       "model_name=\"",
+		rc |= ig_buf_printf(b,
+				    "vllm:request_success_total{finished_reason=\"%s\","
+				    "model_name=\"",
 				    finish_names[i]);
 		rc |= put_label_value(b, model);
 		rc |= ig_buf_append_cstr(b, "\"}");
@@ -379,7 +381,8 @@ static int put_success(struct ig_buf *b, const struct ig_sim_config *c,
 
 static int put_cache_config(struct ig_buf *b, const struct ig_sim_config *c)
 {
-	int rc = put_family(b, "cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
+	int rc =
+	    put_family(b, "cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
 	rc |= ig_buf_printf(b,
 			    "vllm:cache_config_info{block_size=\"%ld\",cache_dtype=\"auto\","
 			    "enable_prefix_caching=\"False\",gpu_memory_utilization=\"0.9\","
@@ -399,22 +402,22 @@ int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 			   "Number of requests currently running on GPU.", m, (double)g->running);
 	rc |= put_gauge(out, "num_requests_waiting", "Number of requests waiting to be processed.",
 			m, (double)g->waiting);
-	rc |= put_gauge(out, "gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.",
-			m, g->kv_usage);
+	rc |= put_gauge(out, "gpu_cache_usage_perc",
+			"GPU KV-cache usage. 1 means 100 percent usage.", m, g->kv_usage);
 	if (c->version != IG_SIM_V_0_8)
 		rc |= put_gauge(out, "kv_cache_usage_perc",
 				"KV-cache usage. 1 means 100 percent usage.", m, g->kv_usage);
 	if (c->version == IG_SIM_V_0_8 || c->enable_lora || c->nadapters)
 		rc |= put_lora(out, c, s);
-	rc |= put_counter(out, "num_preemptions_total", "Cumulative number of preemption from the engine.",
-			  m, 0);
+	rc |= put_counter(out, "num_preemptions_total",
+			  "Cumulative number of preemption from the engine.", m, 0);
 	rc |= put_counter(out, "prompt_tokens_total", "Number of prefill tokens processed.", m,
 			  s->prompt_tokens);
 	rc |= put_counter(out, "generation_tokens_total", "Number of generation tokens processed.",
 			  m, s->generation_tokens);
 	rc |= put_success(out, c, s, m);
-	rc |= put_hist(out, "time_to_first_token_seconds", "Histogram of time to first token in seconds.",
-		       m, &s->ttft, tb, nt);
+	rc |= put_hist(out, "time_to_first_token_seconds",
+		       "Histogram of time to first token in seconds.", m, &s->ttft, tb, nt);
 	rc |= put_hist(out, "e2e_request_latency_seconds",
 		       "Histogram of end to end request latency in seconds.", m, &s->e2e, eb, ne);
 	rc |= put_cache_config(out, c);

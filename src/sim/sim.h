@@ -67,8 +67,7 @@ void ig_sim_fixed_clear(struct ig_sim_fixed *f);
 int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err, size_t errlen);
 void ig_sim_usage(FILE *f);
 /* One --lora-modules item: `name=path` or vLLM's JSON object form. */
-int ig_sim_parse_lora_module(const char *s, struct ig_sim_adapter *out, char *err,
-			     size_t errlen);
+int ig_sim_parse_lora_module(const char *s, struct ig_sim_adapter *out, char *err, size_t errlen);
 /* Adapters: add copies the strings (-EEXIST if the name is taken). */
 int ig_sim_add_adapter(struct ig_sim_config *c, struct ig_str name, struct ig_str path,
 		       struct ig_str base);
@@ -168,8 +167,7 @@ void ig_sim_hist_observe(struct ig_sim_hist *h, const double *bounds, size_t n, 
  * series' value is kept strictly increasing so the newest state is always
  * the largest, which is how routers find it. Keeps the last
  * IG_SIM_LORA_HISTORY states, like vLLM keeps every one. */
-int ig_sim_lora_note(struct ig_sim_stats *s, const char *running, const char *waiting,
-		     double now);
+int ig_sim_lora_note(struct ig_sim_stats *s, const char *running, const char *waiting, double now);
 void ig_sim_stats_free(struct ig_sim_stats *s);
 int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 			  const struct ig_sim_stats *s, const struct ig_sim_gauges *g);

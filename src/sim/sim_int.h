@@ -43,10 +43,10 @@ struct sim_req {
 	enum sim_state state;
 	enum ig_sim_kind kind;
 	bool stream, include_usage;
-	bool paused;  /* output above the high-water mark: no token until drained */
-	char *id;     /* "cmpl-..." */
+	bool paused; /* output above the high-water mark: no token until drained */
+	char *id;    /* "cmpl-..." */
 	int64_t created;
-	char *model;  /* the name answered with */
+	char *model;   /* the name answered with */
 	char *adapter; /* NULL for the base model */
 	long prompt_tokens;
 	long target;	    /* tokens to generate */

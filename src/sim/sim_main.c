@@ -209,11 +209,13 @@ static int read_common(struct sim *s, struct ig_http_exchange *ex, struct ig_jso
 		return bad_request(s, ex, "stream", "'stream' must be a boolean."), -1;
 	rc = opt_member(root, "stream_options", IG_JSON_OBJECT, &v);
 	if (rc < 0)
-		return bad_request(s, ex, "stream_options", "'stream_options' must be an object."), -1;
+		return bad_request(s, ex, "stream_options", "'stream_options' must be an object."),
+		       -1;
 	if (rc == 1) {
 		if (!p->stream)
-			return bad_request(s, ex, "stream_options",
-					   "Stream options can only be defined when `stream=True`."),
+			return bad_request(
+				   s, ex, "stream_options",
+				   "Stream options can only be defined when `stream=True`."),
 			       -1;
 		/* {} means include_usage true, as in vLLM's StreamOptions. */
 		p->include_usage = true;
@@ -320,11 +322,12 @@ static int check_length(struct sim *s, struct ig_http_exchange *ex, const struct
 	long len = s->cfg.max_model_len;
 	if (p->max_tokens < 0 && p->kind == IG_SIM_CHAT) {
 		if (p->prompt_tokens >= len) {
-			fail(s, ex, 400, "BadRequestError", NULL,
-			     "This model's maximum context length is %ld tokens. However, you "
-			     "requested %ld tokens in the messages, Please reduce the length of the "
-			     "messages.",
-			     len, p->prompt_tokens);
+			fail(
+			    s, ex, 400, "BadRequestError", NULL,
+			    "This model's maximum context length is %ld tokens. However, you "
+			    "requested %ld tokens in the messages, Please reduce the length of the "
+			    "messages.",
+			    len, p->prompt_tokens);
 			return -1;
 		}
 		*max_tokens = len - p->prompt_tokens;
@@ -360,7 +363,7 @@ static int make_id(struct ig_http_exchange *ex, const struct gen_params *p, stru
 {
 	const char *prefix = p->kind == IG_SIM_CHAT ? "chatcmpl-" : "cmpl-";
 	const struct ig_http_header *h =
-		ig_http_find_header(ex->req.headers, ex->req.num_headers, "X-Request-Id");
+	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "X-Request-Id");
 	char hex[33];
 	struct ig_str tail;
 	if (h && h->value.len) {
@@ -490,8 +493,8 @@ static void handle_models(struct sim *s, struct ig_http_exchange *ex)
 		const struct ig_sim_adapter *a = &c->adapters[i];
 		/* The parent is base_model_name only when that is a served name. */
 		const char *parent = a->base && ig_sim_is_base_name(c, ig_str_from(a->base))
-					     ? a->base
-					     : ig_sim_label_name(c);
+					 ? a->base
+					 : ig_sim_label_name(c);
 		ig_buf_append_cstr(&b, ",");
 		put_card(&b, a->name, a->path, parent, 0, now);
 	}
@@ -574,8 +577,8 @@ static char *names_of(struct ig_json_value v)
 		struct ig_json_value e;
 		size_t pos = 0;
 		while (ig_json_array_next(v, &pos, &e) == 1) {
-			if (e.type != IG_JSON_STRING || (b.len && ig_buf_append_cstr(&b, ",") < 0) ||
-			    ig_json_string(e, &b) < 0)
+			if (e.type != IG_JSON_STRING ||
+			    (b.len && ig_buf_append_cstr(&b, ",") < 0) || ig_json_string(e, &b) < 0)
 				goto bad;
 		}
 	} else {
@@ -607,8 +610,8 @@ static int apply_state(struct ig_sim_fixed *f, struct ig_json_value k, struct ig
 		f->has_kv = !null;
 		f->kv = d;
 	} else if (ig_json_string_eq(k, "lora_running") || ig_json_string_eq(k, "lora_waiting")) {
-		char **dst = ig_json_string_eq(k, "lora_running") ? &f->lora_running
-								    : &f->lora_waiting;
+		char **dst =
+		    ig_json_string_eq(k, "lora_running") ? &f->lora_running : &f->lora_waiting;
 		char *names = null ? NULL : names_of(v);
 		if (!null && !names)
 			return -1;
@@ -638,9 +641,10 @@ static void handle_state(struct sim *s, struct ig_http_exchange *ex)
 		while (ig_json_object_next(root, &pos, &k, &v) == 1) {
 			if (apply_state(&f, k, v) < 0) {
 				ig_sim_fixed_clear(&f);
-				return bad_request(s, ex, NULL,
-						   "bad /sim/state key or value (keys: waiting, "
-						   "running, kv_usage, lora_running, lora_waiting)");
+				return bad_request(
+				    s, ex, NULL,
+				    "bad /sim/state key or value (keys: waiting, "
+				    "running, kv_usage, lora_running, lora_waiting)");
 			}
 		}
 		ig_sim_fixed_clear(&s->cfg.fixed);
@@ -666,14 +670,24 @@ static void handle_metrics(struct sim *s, struct ig_http_exchange *ex)
 
 static void handle_version(struct sim *s, struct ig_http_exchange *ex)
 {
-	const char *body = s->cfg.version == IG_SIM_V_0_8 ? "{\"version\":\"0.8.0\"}"
-							   : "{\"version\":\"0.11.0\"}";
+	const char *body =
+	    s->cfg.version == IG_SIM_V_0_8 ? "{\"version\":\"0.8.0\"}" : "{\"version\":\"0.11.0\"}";
 	ig_http_respond(ex, 200, "application/json", body, strlen(body), NULL, 0);
 }
 
 /* ---- routing ------------------------------------------------------------------------ */
 
-enum route_id { R_COMPL, R_CHAT, R_MODELS, R_HEALTH, R_VERSION, R_METRICS, R_LOAD, R_UNLOAD, R_STATE };
+enum route_id {
+	R_COMPL,
+	R_CHAT,
+	R_MODELS,
+	R_HEALTH,
+	R_VERSION,
+	R_METRICS,
+	R_LOAD,
+	R_UNLOAD,
+	R_STATE
+};
 
 struct route {
 	const char *path;
@@ -682,16 +696,16 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{"/v1/completions", "POST", R_COMPL},
-	{"/v1/chat/completions", "POST", R_CHAT},
-	{"/v1/models", "GET", R_MODELS},
-	{"/health", "GET", R_HEALTH},
-	{"/ping", "GET, POST", R_HEALTH},
-	{"/version", "GET", R_VERSION},
-	{"/metrics", "GET", R_METRICS},
-	{"/v1/load_lora_adapter", "POST", R_LOAD},
-	{"/v1/unload_lora_adapter", "POST", R_UNLOAD},
-	{"/sim/state", "POST, DELETE", R_STATE},
+    {"/v1/completions", "POST", R_COMPL},
+    {"/v1/chat/completions", "POST", R_CHAT},
+    {"/v1/models", "GET", R_MODELS},
+    {"/health", "GET", R_HEALTH},
+    {"/ping", "GET, POST", R_HEALTH},
+    {"/version", "GET", R_VERSION},
+    {"/metrics", "GET", R_METRICS},
+    {"/v1/load_lora_adapter", "POST", R_LOAD},
+    {"/v1/unload_lora_adapter", "POST", R_UNLOAD},
+    {"/sim/state", "POST, DELETE", R_STATE},
 };
 
 static bool method_allowed(const char *methods, struct ig_str m)

@@ -52,14 +52,14 @@ uint64_t ig_sim_text_seed(struct ig_str prompt, struct ig_str model, uint64_t se
 /* Sixty-four plain words, so that a token is a word and text reads as
  * (meaningless) English. */
 static const char *const words[] = {
-	" the",	  " city",   " light",	" over",   " bay",     " fog",	   " bridge", " and",
-	" a",	  " review", " story",	" of",	   " quiet",   " streets", " hills",  " morning",
-	" is",	  " with",   " every",	" new",	   " critic",  " writes",  " that",   " it",
-	" feels", " like",   " home",	" for",	   " people",  " who",	   " walk",   " past",
-	" old",	  " cafes",  " music",	" in",	   " park",    " sun",	   " wind",   " water",
-	" long",  " night",  " gold",	" red",	   " train",   " line",	   " moves",  " slowly",
-	" at",	  " dusk",   " bright", " sharp",  " voices",  " on",	   " market", " corner",
-	" coffee"," bread",  " simple", " honest", " view",    " from",	   " top",    " again",
+    " the",    " city",	  " light",  " over",	" bay",	   " fog",     " bridge", " and",
+    " a",      " review", " story",  " of",	" quiet",  " streets", " hills",  " morning",
+    " is",     " with",	  " every",  " new",	" critic", " writes",  " that",	  " it",
+    " feels",  " like",	  " home",   " for",	" people", " who",     " walk",	  " past",
+    " old",    " cafes",  " music",  " in",	" park",   " sun",     " wind",	  " water",
+    " long",   " night",  " gold",   " red",	" train",  " line",    " moves",  " slowly",
+    " at",     " dusk",	  " bright", " sharp",	" voices", " on",      " market", " corner",
+    " coffee", " bread",  " simple", " honest", " view",   " from",    " top",	  " again",
 };
 
 const char *ig_sim_next_word(struct ig_rng *r)

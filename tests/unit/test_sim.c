@@ -93,13 +93,23 @@ static void test_args_seed_deployment(void **state)
 {
 	struct ig_sim_config c;
 	char err[256];
-	const char *a[] = {"--model", "Qwen/Qwen2.5-1.5B-Instruct", "--port", "8000",
-			   "--enable-lora", "--max-loras", "4", "--lora-modules",
+	const char *a[] = {"--model",
+			   "Qwen/Qwen2.5-1.5B-Instruct",
+			   "--port",
+			   "8000",
+			   "--enable-lora",
+			   "--max-loras",
+			   "4",
+			   "--lora-modules",
 			   "{\"name\": \"tweet-summary-0\", \"path\": "
 			   "\"SriSanth2345/Qwen-1.5B-Tweet-Generations\", \"base_model_name\": "
 			   "\"Qwen/Qwen2.5-1.5B\"}",
-			   "{\"name\": \"tweet-summary-1\", \"path\": \"p1\"}", "ad=/x/y",
-			   "--dtype", "bfloat16", "--enforce-eager", "--gpu-memory-utilization=0.9",
+			   "{\"name\": \"tweet-summary-1\", \"path\": \"p1\"}",
+			   "ad=/x/y",
+			   "--dtype",
+			   "bfloat16",
+			   "--enforce-eager",
+			   "--gpu-memory-utilization=0.9",
 			   NULL};
 	assert_int_equal(parse(&c, err, a), 0);
 	assert_true(c.enable_lora);
@@ -120,10 +130,26 @@ static void test_args_forms(void **state)
 {
 	struct ig_sim_config c;
 	char err[256];
-	const char *a[] = {"--port=9001",  "--served-model-name", "a", "b", "--host", "127.0.0.2",
-			   "--ttft-ms", "300", "--itl-ms=0.5", "--vllm-version", "0.8",
-			   "--fixed-waiting", "7", "--fixed-kv-usage", "0.25", "--fixed-lora-running",
-			   "x,y", "--seed", "42", NULL};
+	const char *a[] = {"--port=9001",
+			   "--served-model-name",
+			   "a",
+			   "b",
+			   "--host",
+			   "127.0.0.2",
+			   "--ttft-ms",
+			   "300",
+			   "--itl-ms=0.5",
+			   "--vllm-version",
+			   "0.8",
+			   "--fixed-waiting",
+			   "7",
+			   "--fixed-kv-usage",
+			   "0.25",
+			   "--fixed-lora-running",
+			   "x,y",
+			   "--seed",
+			   "42",
+			   NULL};
 	assert_int_equal(parse(&c, err, a), 0);
 	assert_int_equal(c.port, 9001);
 	assert_int_equal(c.nserved, 2);
@@ -201,16 +227,14 @@ static void test_lora_module_items(void **state)
 	assert_int_equal(ig_sim_parse_lora_module("n=p,q", &a, err, sizeof err), -1);
 	assert_int_equal(ig_sim_parse_lora_module("=p", &a, err, sizeof err), -1);
 	assert_int_equal(ig_sim_parse_lora_module("n=", &a, err, sizeof err), -1);
-	assert_int_equal(ig_sim_parse_lora_module("{\"name\":1,\"path\":\"p\"}", &a, err,
-						  sizeof err),
-			 -1);
-	assert_int_equal(ig_sim_parse_lora_module("{\"name\":\"\",\"path\":\"p\"}", &a, err,
-						  sizeof err),
-			 -1);
+	assert_int_equal(
+	    ig_sim_parse_lora_module("{\"name\":1,\"path\":\"p\"}", &a, err, sizeof err), -1);
+	assert_int_equal(
+	    ig_sim_parse_lora_module("{\"name\":\"\",\"path\":\"p\"}", &a, err, sizeof err), -1);
 	assert_int_equal(ig_sim_parse_lora_module("[1]", &a, err, sizeof err), -1);
 	assert_int_equal(ig_sim_parse_lora_module(
-				 "{\"name\":\"n\\u0041\",\"path\":\"p\",\"base_model_name\":null}",
-				 &a, err, sizeof err),
+			     "{\"name\":\"n\\u0041\",\"path\":\"p\",\"base_model_name\":null}", &a,
+			     err, sizeof err),
 			 0);
 	assert_string_equal(a.name, "nA");
 	assert_null(a.base);
@@ -245,30 +269,31 @@ static void test_render_completion(void **state)
 {
 	struct ig_buf b = {0};
 	struct ig_sim_resp r = {
-		.kind = IG_SIM_COMPLETION,
-		.id = IG_STR("cmpl-1"),
-		.created = 1742577733,
-		.model = IG_STR("tweet-summary-1"),
-		.text = IG_STR(" a \"q\""),
-		.finish = "length",
-		.prompt_tokens = 10,
-		.completion_tokens = 100,
+	    .kind = IG_SIM_COMPLETION,
+	    .id = IG_STR("cmpl-1"),
+	    .created = 1742577733,
+	    .model = IG_STR("tweet-summary-1"),
+	    .text = IG_STR(" a \"q\""),
+	    .finish = "length",
+	    .prompt_tokens = 10,
+	    .completion_tokens = 100,
 	};
 	render(&b, ig_sim_render_full, &r);
 	assert_string_equal(
-		b.ptr,
-		"{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1742577733,"
-		"\"model\":\"tweet-summary-1\",\"choices\":[{\"index\":0,\"text\":\" a \\\"q\\\"\","
-		"\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null,"
-		"\"prompt_logprobs\":null}],\"usage\":{\"prompt_tokens\":10,\"total_tokens\":110,"
-		"\"completion_tokens\":100,\"prompt_tokens_details\":null}}");
+	    b.ptr,
+	    "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1742577733,"
+	    "\"model\":\"tweet-summary-1\",\"choices\":[{\"index\":0,\"text\":\" a \\\"q\\\"\","
+	    "\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null,"
+	    "\"prompt_logprobs\":null}],\"usage\":{\"prompt_tokens\":10,\"total_tokens\":110,"
+	    "\"completion_tokens\":100,\"prompt_tokens_details\":null}}");
 	r.finish = NULL;
 	r.text = IG_STR(" x");
 	render(&b, ig_sim_render_chunk, &r);
-	assert_string_equal(b.ptr, "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\","
-				   "\"created\":1742577733,\"model\":\"tweet-summary-1\","
-				   "\"choices\":[{\"index\":0,\"text\":\" x\",\"logprobs\":null,"
-				   "\"finish_reason\":null,\"stop_reason\":null}],\"usage\":null}\n\n");
+	assert_string_equal(b.ptr,
+			    "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\","
+			    "\"created\":1742577733,\"model\":\"tweet-summary-1\","
+			    "\"choices\":[{\"index\":0,\"text\":\" x\",\"logprobs\":null,"
+			    "\"finish_reason\":null,\"stop_reason\":null}],\"usage\":null}\n\n");
 	render(&b, ig_sim_render_usage_chunk, &r);
 	assert_string_equal(b.ptr, "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\","
 				   "\"created\":1742577733,\"model\":\"tweet-summary-1\","
@@ -281,33 +306,35 @@ static void test_render_chat(void **state)
 {
 	struct ig_buf b = {0};
 	struct ig_sim_resp r = {
-		.kind = IG_SIM_CHAT,
-		.id = IG_STR("chatcmpl-9"),
-		.created = 5,
-		.model = IG_STR("m"),
-		.text = IG_STR("Hi!"),
-		.finish = "stop",
-		.prompt_tokens = 25,
-		.completion_tokens = 3,
+	    .kind = IG_SIM_CHAT,
+	    .id = IG_STR("chatcmpl-9"),
+	    .created = 5,
+	    .model = IG_STR("m"),
+	    .text = IG_STR("Hi!"),
+	    .finish = "stop",
+	    .prompt_tokens = 25,
+	    .completion_tokens = 3,
 	};
 	render(&b, ig_sim_render_full, &r);
 	assert_string_equal(
-		b.ptr, "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion\",\"created\":5,"
-		       "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-		       "\"content\":\"Hi!\",\"reasoning_content\":null,\"tool_calls\":[]},"
-		       "\"logprobs\":null,\"finish_reason\":\"stop\",\"stop_reason\":null}],"
-		       "\"usage\":{\"prompt_tokens\":25,\"total_tokens\":28,\"completion_tokens\":3,"
-		       "\"prompt_tokens_details\":null},\"prompt_logprobs\":null}");
+	    b.ptr, "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion\",\"created\":5,"
+		   "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+		   "\"content\":\"Hi!\",\"reasoning_content\":null,\"tool_calls\":[]},"
+		   "\"logprobs\":null,\"finish_reason\":\"stop\",\"stop_reason\":null}],"
+		   "\"usage\":{\"prompt_tokens\":25,\"total_tokens\":28,\"completion_tokens\":3,"
+		   "\"prompt_tokens_details\":null},\"prompt_logprobs\":null}");
 	render(&b, ig_sim_render_role_chunk, &r);
-	assert_string_equal(b.ptr, "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","
-				   "\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,"
-				   "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
-				   "\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+	assert_string_equal(b.ptr,
+			    "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","
+			    "\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,"
+			    "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+			    "\"logprobs\":null,\"finish_reason\":null}]}\n\n");
 	render(&b, ig_sim_render_chunk, &r);
-	assert_string_equal(b.ptr, "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","
-				   "\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,"
-				   "\"delta\":{\"content\":\"Hi!\"},\"logprobs\":null,"
-				   "\"finish_reason\":\"stop\",\"stop_reason\":null}]}\n\n");
+	assert_string_equal(b.ptr,
+			    "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","
+			    "\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,"
+			    "\"delta\":{\"content\":\"Hi!\"},\"logprobs\":null,"
+			    "\"finish_reason\":\"stop\",\"stop_reason\":null}]}\n\n");
 	r.finish = NULL;
 	render(&b, ig_sim_render_chunk, &r);
 	assert_non_null(strstr(b.ptr, "\"finish_reason\":null}]}\n\n"));
@@ -426,30 +453,30 @@ static void test_metrics_text(void **state)
 	assert_int_equal(ig_sim_render_metrics(&b, &c, &s, &g), 0);
 	const char *t = ig_buf_cstr(&b);
 	const char *want[] = {
-		"vllm:num_requests_running{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 3.0\n",
-		"vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 2.0\n",
-		"vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
-		"vllm:kv_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
-		"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"a,b\","
-		"waiting_lora_adapters=\"c\"} 1.742577734e+09\n",
-		"vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"\","
-		"waiting_lora_adapters=\"\"} 1.742577733e+09\n",
-		"vllm:prompt_tokens_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 10.0\n",
-		"vllm:request_success_total{finished_reason=\"length\",model_name=\"Qwen/Qwen2.5-1.5B-"
-		"Instruct\"} 1.0\n",
-		"vllm:request_success_total{finished_reason=\"stop\",model_name=\"Qwen/Qwen2.5-1.5B-"
-		"Instruct\"} 0.0\n",
-		"vllm:time_to_first_token_seconds_bucket{le=\"0.1\",model_name=\"Qwen/Qwen2.5-1.5B-"
-		"Instruct\"} 0.0\n",
-		"vllm:time_to_first_token_seconds_bucket{le=\"0.25\",model_name=\"Qwen/Qwen2.5-1.5B-"
-		"Instruct\"} 1.0\n",
-		"vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",model_name=\"Qwen/Qwen2.5-1.5B-"
-		"Instruct\"} 1.0\n",
-		"vllm:time_to_first_token_seconds_count{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
-		"1.0\n",
-		"# TYPE vllm:e2e_request_latency_seconds histogram\n",
-		"vllm:cache_config_info{block_size=\"16\",",
-		"num_gpu_blocks=\"9362\"} 1.0\n",
+	    "vllm:num_requests_running{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 3.0\n",
+	    "vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 2.0\n",
+	    "vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
+	    "vllm:kv_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
+	    "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"a,b\","
+	    "waiting_lora_adapters=\"c\"} 1.742577734e+09\n",
+	    "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"\","
+	    "waiting_lora_adapters=\"\"} 1.742577733e+09\n",
+	    "vllm:prompt_tokens_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 10.0\n",
+	    "vllm:request_success_total{finished_reason=\"length\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 1.0\n",
+	    "vllm:request_success_total{finished_reason=\"stop\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 0.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{le=\"0.1\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 0.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{le=\"0.25\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 1.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 1.0\n",
+	    "vllm:time_to_first_token_seconds_count{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "1.0\n",
+	    "# TYPE vllm:e2e_request_latency_seconds histogram\n",
+	    "vllm:cache_config_info{block_size=\"16\",",
+	    "num_gpu_blocks=\"9362\"} 1.0\n",
 	};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
 		if (!strstr(t, want[i]))
@@ -483,21 +510,21 @@ static void test_metrics_text(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tokenizer),
-		cmocka_unit_test(test_generator_deterministic),
-		cmocka_unit_test(test_args_defaults),
-		cmocka_unit_test(test_args_seed_deployment),
-		cmocka_unit_test(test_args_forms),
-		cmocka_unit_test(test_args_errors),
-		cmocka_unit_test(test_lora_module_items),
-		cmocka_unit_test(test_adapters_runtime),
-		cmocka_unit_test(test_render_completion),
-		cmocka_unit_test(test_render_chat),
-		cmocka_unit_test(test_render_error),
-		cmocka_unit_test(test_float_format),
-		cmocka_unit_test(test_histogram),
-		cmocka_unit_test(test_lora_history),
-		cmocka_unit_test(test_metrics_text),
+	    cmocka_unit_test(test_tokenizer),
+	    cmocka_unit_test(test_generator_deterministic),
+	    cmocka_unit_test(test_args_defaults),
+	    cmocka_unit_test(test_args_seed_deployment),
+	    cmocka_unit_test(test_args_forms),
+	    cmocka_unit_test(test_args_errors),
+	    cmocka_unit_test(test_lora_module_items),
+	    cmocka_unit_test(test_adapters_runtime),
+	    cmocka_unit_test(test_render_completion),
+	    cmocka_unit_test(test_render_chat),
+	    cmocka_unit_test(test_render_error),
+	    cmocka_unit_test(test_float_format),
+	    cmocka_unit_test(test_histogram),
+	    cmocka_unit_test(test_lora_history),
+	    cmocka_unit_test(test_metrics_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
