@@ -29,6 +29,9 @@
 #define MAX_DIR_DEPTH 16
 #define PATH_LEN 256
 #define CHUNK_BYTES (32u << 10)
+/* A hostile file can hold millions of mistakes; past this many the rest
+ * are counted, not stored. */
+#define MAX_DIAGS 1000u
 
 enum { K_GATEWAY, K_ROUTE, K_POOL, K_MODEL, K_OBJECTIVE, K_POD, K_DEPLOYMENT, K_COUNT };
 
@@ -60,6 +63,7 @@ struct session {
 	struct box *box;
 	struct ig_diags *diags;
 	size_t nerrors;
+	size_t nomitted;
 	struct ref *refs;
 	size_t nrefs, caprefs;
 	/* The document being decoded. */
@@ -168,6 +172,14 @@ static void vdiag(struct ig_diags *d, bool warning, const char *file, int line, 
 	d->n++;
 }
 
+static void note(struct ig_diags *d, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(d, true, "infergate", 0, NULL, fmt, ap);
+	va_end(ap);
+}
+
 static void join(char *out, const char *parent, const char *key)
 {
 	if (!parent || !*parent)
@@ -194,8 +206,12 @@ __attribute__((format(printf, 5, 6))) static void err(struct session *s, int lin
 {
 	char path[PATH_LEN];
 	va_list ap;
-	join(path, parent, key);
 	s->nerrors++;
+	if (s->diags->n >= MAX_DIAGS) {
+		s->nomitted++;
+		return;
+	}
+	join(path, parent, key);
 	va_start(ap, fmt);
 	vdiag(s->diags, false, s->file, line, path, fmt, ap);
 	va_end(ap);
@@ -207,6 +223,10 @@ __attribute__((format(printf, 5, 6))) static void warn(struct session *s, int li
 {
 	char path[PATH_LEN];
 	va_list ap;
+	if (s->diags->n >= MAX_DIAGS) {
+		s->nomitted++;
+		return;
+	}
 	join(path, parent, key);
 	va_start(ap, fmt);
 	vdiag(s->diags, true, s->file, line, path, fmt, ap);
@@ -295,6 +315,11 @@ static yaml_node_t *get_typed(struct session *s, yaml_node_t *map, const char *p
 		err(s, *line, parent, key, "must be %s", what[type]);
 		return NULL;
 	}
+	/* A block mapping starts at its first key, but a field missing from
+	 * it is best reported at the key that holds it ("spec:"), so objects
+	 * and lists take their key's line. Marks serve only messages. */
+	if (type != YAML_SCALAR_NODE)
+		v->start_mark.line = (size_t)(*line - 1);
 	return v;
 }
 
@@ -1290,6 +1315,11 @@ static bool pod_ready(struct session *s, yaml_node_t *status)
 		return true;
 	for (size_t i = 0; i < seq_len(conds); i++) {
 		yaml_node_t *c = seq_item(s, conds, i);
+		if (c && c->type != YAML_MAPPING_NODE) {
+			char path[PATH_LEN];
+			item(path, "status", "conditions", i);
+			err(s, line_of(c), path, NULL, "must be an object");
+		}
 		if (!c || c->type != YAML_MAPPING_NODE)
 			continue;
 		yaml_node_t *t = get(s, c, "type", &line), *st = get(s, c, "status", &line);
@@ -1316,6 +1346,8 @@ static void decode_pod(struct session *s, yaml_node_t *root, const char *api)
 			yaml_node_t *first = seq_item(s, ips, 0);
 			if (first && first->type == YAML_MAPPING_NODE)
 				p.ip = get_str(s, first, "status.podIPs[0]", "ip", false, &line);
+			else if (first)
+				err(s, line_of(first), "status.podIPs[0]", NULL, "must be an object");
 		}
 		p.ready = pod_ready(s, st);
 	}
@@ -1756,6 +1788,8 @@ static int session_finish(struct session *s, struct ig_config **out)
 	check_model_names(s);
 	check_refs(s);
 	free(s->refs);
+	if (s->nomitted)
+		note(s->diags, "%zu more problems not shown", s->nomitted);
 	if (s->nerrors > 0) {
 		ig_config_free(&s->box->cfg);
 		return -1;
