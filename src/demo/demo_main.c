@@ -668,7 +668,7 @@ static int serve(struct session *s)
 		printf("\ntry:\n  %.*s\n\n", (int)curl.len, curl.ptr);
 	ig_buf_free(&body);
 	ig_buf_free(&curl);
-	printf("Ctrl-C to stop\n");
+	printf("logs in %s\nCtrl-C to stop\n", s->dir);
 	fflush(stdout);
 	while (!stop_signal) {
 		if ((dead = dead_child(s))) {

@@ -241,8 +241,11 @@ def test_run_serves_until_sigint(tmp_path):
         assert got["model"] == "tweet-summary-1"
         assert got["usage"]["completion_tokens"] == 100
         assert leftovers(bind, sim_base) != []
+        logs = re.search(r"logs in (/tmp/infergate-run-\S+)", text).group(1)
+        assert os.path.isdir(logs)
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=30) == 0, read_all(out)
+        assert not os.path.exists(logs)
     finally:
         if p.poll() is None:
             p.kill()
@@ -270,9 +273,13 @@ def test_run_stops_when_a_child_dies(tmp_path):
 
 @needs_gateway
 def test_children_die_with_the_orchestrator(tmp_path):
-    p, out, bind, sim_base, _ = start_run(tmp_path)
+    p, out, bind, sim_base, text = start_run(tmp_path)
+    logs = re.search(r"logs in (/tmp/infergate-run-\S+)", text).group(1)
     assert leftovers(bind, sim_base) != []
     # No chance to clean up: PDEATHSIG must take the children down.
     p.kill()
     p.wait()
     assert_no_children(bind, sim_base)
+    for f in os.listdir(logs):
+        os.unlink(os.path.join(logs, f))
+    os.rmdir(logs)
