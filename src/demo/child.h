@@ -9,11 +9,11 @@
 #include <sys/types.h>
 
 struct ig_demo_child {
-	char name[128];      /* for messages: "sim qwen-pool-0", "gateway" */
-	char log[PATH_MAX];  /* stdout and stderr go here */
-	pid_t pid;           /* 0 when never started */
+	char name[128];	    /* for messages: "sim qwen-pool-0", "gateway" */
+	char log[PATH_MAX]; /* stdout and stderr go here */
+	pid_t pid;	    /* 0 when never started */
 	bool reaped;
-	int status;          /* wait status once reaped */
+	int status; /* wait status once reaped */
 };
 
 /* Starts /proc/self/exe with argv (argv[0] is only what ps shows). The

@@ -89,22 +89,29 @@ static void sleep_ms(int ms)
 static void usage(const struct opts *o, FILE *f)
 {
 	if (o->run)
-		fprintf(f, "usage: infergate run -f DIR [--bind ADDR] [--replicas N] [--admin ADDR]\n\n"
-			   "Runs a directory of manifests on this machine: every Deployment an\n"
-			   "InferencePool selects becomes simulators on loopback addresses, the\n"
-			   "Gateways are served by the gateway. Serves until Ctrl-C.\n\n");
+		fprintf(
+		    f, "usage: infergate run -f DIR [--bind ADDR] [--replicas N] [--admin ADDR]\n\n"
+		       "Runs a directory of manifests on this machine: every Deployment an\n"
+		       "InferencePool selects becomes simulators on loopback addresses, the\n"
+		       "Gateways are served by the gateway. Serves until Ctrl-C.\n\n");
 	else
-		fprintf(f, "usage: infergate demo [-f DIR] [--bind ADDR] [--replicas N] [--keep-logs]\n\n"
-			   "Runs the seed scenario (default -f " DEFAULT_DIR ") on this machine,\n"
-			   "sends the seed request, prints the answer and stops everything.\n\n");
+		fprintf(
+		    f,
+		    "usage: infergate demo [-f DIR] [--bind ADDR] [--replicas N] [--keep-logs]\n\n"
+		    "Runs the seed scenario (default -f " DEFAULT_DIR ") on this machine,\n"
+		    "sends the seed request, prints the answer and stops everything.\n\n");
 	fprintf(f, "options:\n"
 		   "  -f, --filename PATH  manifests: a file or directory (repeatable)\n"
 		   "  --bind ADDR          address the Gateway listeners bind (default 127.0.0.1)\n"
 		   "  --replicas N         simulators per Deployment (default: its replicas)\n");
 	if (o->run)
-		fprintf(f, "  --admin HOST:PORT    the gateway's admin listener (default: a free port)\n");
+		fprintf(
+		    f,
+		    "  --admin HOST:PORT    the gateway's admin listener (default: a free port)\n");
 	else
-		fprintf(f, "  --keep-logs          keep the children's logs and print where they are\n");
+		fprintf(
+		    f,
+		    "  --keep-logs          keep the children's logs and print where they are\n");
 	fprintf(f, "  -h, --help           this text\n");
 }
 
@@ -285,8 +292,9 @@ static int plan_session(struct session *s)
 		return -1;
 	}
 	if (!s->plan.nsims)
-		fprintf(stderr, "%s: warning: no Deployment is selected by an InferencePool; "
-				"starting no simulators\n",
+		fprintf(stderr,
+			"%s: warning: no Deployment is selected by an InferencePool; "
+			"starting no simulators\n",
 			s->o.prog);
 	if (ig_demo_assign_addrs(&s->plan, s->o.sim_base, addr_taken, NULL)) {
 		fprintf(stderr, "%s: ran out of loopback addresses for the simulators\n",
@@ -507,8 +515,9 @@ static int wait_listeners(struct session *s, uint64_t deadline)
 			while (!ig_demo_tcp_probe(s->probe_ip, l->port, 300)) {
 				if (stop_signal || ig_demo_child_gone(&s->gw) ||
 				    ig_now_ms() >= deadline) {
-					fprintf(stderr, "%s: the gateway does not accept "
-							"connections on %s:%d\n",
+					fprintf(stderr,
+						"%s: the gateway does not accept "
+						"connections on %s:%d\n",
 						s->o.prog, s->probe_ip, l->port);
 					return -1;
 				}
@@ -663,7 +672,8 @@ static int serve(struct session *s)
 	struct ig_demo_child *dead;
 	int port;
 
-	if (seed_target(s, &port) == 0 && ig_demo_seed_body(ig_demo_seed_model(s->cfg), &body) == 0 &&
+	if (seed_target(s, &port) == 0 &&
+	    ig_demo_seed_body(ig_demo_seed_model(s->cfg), &body) == 0 &&
 	    ig_demo_curl_line(s->o.bind, port, ig_buf_cstr(&body), &curl) == 0)
 		printf("\ntry:\n  %.*s\n\n", (int)curl.len, curl.ptr);
 	ig_buf_free(&body);

@@ -124,7 +124,9 @@ static int connect_to(const char *ip, int port, uint64_t deadline, char *err, si
 	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
 		return fd;
 	snprintf(err, errlen, "connect to %s:%d: %s", ip, port,
-		 soerr ? strerror(soerr) : errno == EINPROGRESS ? "timed out" : strerror(errno));
+		 soerr			? strerror(soerr)
+		 : errno == EINPROGRESS ? "timed out"
+					: strerror(errno));
 	close(fd);
 	return -1;
 }
@@ -156,7 +158,8 @@ static int read_response(int fd, const char *method, uint64_t deadline,
 	while (rc == 0) {
 		ssize_t n;
 		if (ig_buf_reserve(&in, 16384)) {
-			snprintf(err, errlen, "response larger than %u bytes", IG_DEMO_MAX_RESPONSE);
+			snprintf(err, errlen, "response larger than %u bytes",
+				 IG_DEMO_MAX_RESPONSE);
 			rc = -1;
 			break;
 		}
@@ -205,9 +208,9 @@ int ig_demo_http_get(const char *ip, int port, const char *path, int timeout_ms,
 		     struct ig_demo_response *res, char *err, size_t errlen)
 {
 	char req[512];
-	int n = snprintf(req, sizeof(req),
-			 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", path, ip,
-			 port);
+	int n =
+	    snprintf(req, sizeof(req),
+		     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", path, ip, port);
 
 	if (n < 0 || (size_t)n >= sizeof(req)) {
 		snprintf(err, errlen, "path too long");

@@ -18,59 +18,59 @@
 #include "demo/pretty.h"
 
 static const char manifests[] =
-	"apiVersion: apps/v1\n"
-	"kind: Deployment\n"
-	"metadata: {name: qwen-pool}\n"
-	"spec:\n"
-	"  replicas: 2\n"
-	"  selector: {matchLabels: {app: qwen-pool}}\n"
-	"  template:\n"
-	"    metadata: {labels: {app: qwen-pool, tier: \"true\"}}\n"
-	"    spec:\n"
-	"      containers:\n"
-	"      - name: sidecar\n"
-	"        args: [\"--verbose\"]\n"
-	"      - name: lora\n"
-	"        args: [\"--model\", \"Qwen/Qwen2.5-1.5B-Instruct\", \"--port\", \"8000\",\n"
-	"               \"--lora-modules\", '{\"name\": \"tweet-summary-0\", \"path\": \"x\"}',\n"
-	"               'tweet-summary-1=/p']\n"
-	"---\n"
-	"apiVersion: apps/v1\n"
-	"kind: Deployment\n"
-	"metadata: {name: unrelated}\n"
-	"spec:\n"
-	"  replicas: 3\n"
-	"  selector: {matchLabels: {app: other}}\n"
-	"  template:\n"
-	"    metadata: {labels: {app: other}}\n"
-	"    spec: {containers: [{name: web, args: [\"--model\", \"m\"]}]}\n"
-	"---\n"
-	"apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
-	"kind: InferencePool\n"
-	"metadata: {name: qwen-pool}\n"
-	"spec:\n"
-	"  targetPortNumber: 8000\n"
-	"  selector: {app: qwen-pool}\n"
-	"  extensionRef: {name: epp}\n"
-	"---\n"
-	"apiVersion: gateway.networking.k8s.io/v1\n"
-	"kind: Gateway\n"
-	"metadata: {name: gw}\n"
-	"spec:\n"
-	"  gatewayClassName: x\n"
-	"  listeners:\n"
-	"  - {name: http, protocol: HTTP, port: 8080}\n"
-	"  - {name: other, protocol: HTTP, port: 9090}\n";
+    "apiVersion: apps/v1\n"
+    "kind: Deployment\n"
+    "metadata: {name: qwen-pool}\n"
+    "spec:\n"
+    "  replicas: 2\n"
+    "  selector: {matchLabels: {app: qwen-pool}}\n"
+    "  template:\n"
+    "    metadata: {labels: {app: qwen-pool, tier: \"true\"}}\n"
+    "    spec:\n"
+    "      containers:\n"
+    "      - name: sidecar\n"
+    "        args: [\"--verbose\"]\n"
+    "      - name: lora\n"
+    "        args: [\"--model\", \"Qwen/Qwen2.5-1.5B-Instruct\", \"--port\", \"8000\",\n"
+    "               \"--lora-modules\", '{\"name\": \"tweet-summary-0\", \"path\": \"x\"}',\n"
+    "               'tweet-summary-1=/p']\n"
+    "---\n"
+    "apiVersion: apps/v1\n"
+    "kind: Deployment\n"
+    "metadata: {name: unrelated}\n"
+    "spec:\n"
+    "  replicas: 3\n"
+    "  selector: {matchLabels: {app: other}}\n"
+    "  template:\n"
+    "    metadata: {labels: {app: other}}\n"
+    "    spec: {containers: [{name: web, args: [\"--model\", \"m\"]}]}\n"
+    "---\n"
+    "apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+    "kind: InferencePool\n"
+    "metadata: {name: qwen-pool}\n"
+    "spec:\n"
+    "  targetPortNumber: 8000\n"
+    "  selector: {app: qwen-pool}\n"
+    "  extensionRef: {name: epp}\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: gw}\n"
+    "spec:\n"
+    "  gatewayClassName: x\n"
+    "  listeners:\n"
+    "  - {name: http, protocol: HTTP, port: 8080}\n"
+    "  - {name: other, protocol: HTTP, port: 9090}\n";
 
 static const char route_yaml[] =
-	"---\n"
-	"apiVersion: gateway.networking.k8s.io/v1\n"
-	"kind: HTTPRoute\n"
-	"metadata: {name: r}\n"
-	"spec:\n"
-	"  parentRefs: [{name: gw, sectionName: other}]\n"
-	"  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool,"
-	" name: qwen-pool}]}]\n";
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: HTTPRoute\n"
+    "metadata: {name: r}\n"
+    "spec:\n"
+    "  parentRefs: [{name: gw, sectionName: other}]\n"
+    "  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool,"
+    " name: qwen-pool}]}]\n";
 
 static struct ig_config *load(const char *text)
 {
@@ -164,8 +164,13 @@ static void test_arg_value(void **state)
 
 static void test_adapter_names(void **state)
 {
-	char *args[] = {"--lora-modules", "{\"path\": \"p\", \"name\": \"a\\u0031\"}", "b=/x",
-			"--max-loras", "4", "--lora-modules=c", "plain"};
+	char *args[] = {"--lora-modules",
+			"{\"path\": \"p\", \"name\": \"a\\u0031\"}",
+			"b=/x",
+			"--max-loras",
+			"4",
+			"--lora-modules=c",
+			"plain"};
 	struct ig_buf out = {0};
 
 	assert_int_equal(ig_demo_adapter_names(args, 7, &out), 0);
@@ -304,21 +309,24 @@ static void test_response_parse(void **state)
 	assert_string_equal(ig_buf_cstr(&res.body), "hello");
 
 	/* Not there yet; and a close before the end is an error. */
-	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", false, "GET",
-			       &res), 0);
-	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", true, "GET",
-			       &res), -1);
+	assert_int_equal(
+	    parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", false, "GET", &res), 0);
+	assert_int_equal(
+	    parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", true, "GET", &res), -1);
 	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-", false, "GET", &res), 0);
 	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-", true, "GET", &res), -1);
 
 	assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 			       "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-			       false, "GET", &res), 1);
+			       false, "GET", &res),
+			 1);
 	assert_string_equal(ig_buf_cstr(&res.body), "abcde");
 	assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
-			       false, "GET", &res), 0);
-	assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-			       false, "GET", &res), -1);
+			       false, "GET", &res),
+			 0);
+	assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false,
+			       "GET", &res),
+			 -1);
 
 	/* Without framing the body runs until the peer closes. */
 	assert_int_equal(parse("HTTP/1.0 404 Not Found\r\n\r\nnope", false, "GET", &res), 0);
@@ -330,10 +338,11 @@ static void test_response_parse(void **state)
 	/* Interim responses are skipped; HEAD has no body. */
 	assert_int_equal(parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n"
 			       "Content-Length: 2\r\n\r\nok",
-			       false, "POST", &res), 1);
+			       false, "POST", &res),
+			 1);
 	assert_int_equal(res.status, 201);
-	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", false, "HEAD",
-			       &res), 1);
+	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", false, "HEAD", &res),
+			 1);
 	assert_int_equal(res.body.len, 0);
 	assert_int_equal(parse("garbage\r\n\r\n", false, "GET", &res), -1);
 	ig_demo_response_free(&res);
@@ -342,15 +351,15 @@ static void test_response_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plan_selected_deployments),
-		cmocka_unit_test(test_assign_addrs),
-		cmocka_unit_test(test_arg_value),
-		cmocka_unit_test(test_adapter_names),
-		cmocka_unit_test(test_pods_yaml_loads_back),
-		cmocka_unit_test(test_seed_listener),
-		cmocka_unit_test(test_seed_request),
-		cmocka_unit_test(test_pretty),
-		cmocka_unit_test(test_response_parse),
+	    cmocka_unit_test(test_plan_selected_deployments),
+	    cmocka_unit_test(test_assign_addrs),
+	    cmocka_unit_test(test_arg_value),
+	    cmocka_unit_test(test_adapter_names),
+	    cmocka_unit_test(test_pods_yaml_loads_back),
+	    cmocka_unit_test(test_seed_listener),
+	    cmocka_unit_test(test_seed_request),
+	    cmocka_unit_test(test_pretty),
+	    cmocka_unit_test(test_response_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
