@@ -425,7 +425,9 @@ static int start_sims(struct session *s)
 	for (size_t i = 0; i < s->plan.nsims; i++) {
 		const struct ig_demo_sim *sim = &s->plan.sims[i];
 		if (wait_http(s, &s->sims[i], sim->ip, sim->port, "/health", 0, deadline)) {
-			ig_demo_child_tail(&s->sims[i], TAIL_LINES, stderr);
+			/* Interrupted on purpose is not the sim's fault. */
+			if (!stop_signal)
+				ig_demo_child_tail(&s->sims[i], TAIL_LINES, stderr);
 			return -1;
 		}
 		print_sim(sim);
@@ -549,7 +551,8 @@ static int run_gateway(struct session *s)
 	deadline = ig_now_ms() + START_TIMEOUT_MS;
 	if (wait_http(s, &s->gw, s->admin_ip, s->admin_port, "/healthz", 200, deadline) ||
 	    wait_listeners(s, deadline)) {
-		ig_demo_child_tail(&s->gw, TAIL_LINES, stderr);
+		if (!stop_signal)
+			ig_demo_child_tail(&s->gw, TAIL_LINES, stderr);
 		return -1;
 	}
 	print_gateways(s);
