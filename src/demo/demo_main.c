@@ -630,12 +630,12 @@ static int send_seed(struct session *s)
 	if (seed_target(s, &port))
 		return -1;
 	if (ig_demo_seed_body(ig_demo_seed_model(s->cfg), &body) ||
-	    ig_demo_curl_line(s->o.bind, port, ig_buf_cstr(&body), &curl) ||
+	    ig_demo_curl_line(s->probe_ip, port, ig_buf_cstr(&body), &curl) ||
 	    ig_buf_printf(&req,
 			  "POST /v1/completions HTTP/1.1\r\nHost: %s:%d\r\n"
 			  "Content-Type: application/json\r\nContent-Length: %zu\r\n"
 			  "Connection: close\r\n\r\n%.*s",
-			  s->o.bind, port, body.len, (int)body.len, body.ptr))
+			  s->probe_ip, port, body.len, (int)body.len, body.ptr))
 		goto out;
 	printf("\n%.*s\n\n", (int)curl.len, curl.ptr);
 	fflush(stdout);
@@ -677,7 +677,7 @@ static int serve(struct session *s)
 
 	if (seed_target(s, &port) == 0 &&
 	    ig_demo_seed_body(ig_demo_seed_model(s->cfg), &body) == 0 &&
-	    ig_demo_curl_line(s->o.bind, port, ig_buf_cstr(&body), &curl) == 0)
+	    ig_demo_curl_line(s->probe_ip, port, ig_buf_cstr(&body), &curl) == 0)
 		printf("\ntry:\n  %.*s\n\n", (int)curl.len, curl.ptr);
 	ig_buf_free(&body);
 	ig_buf_free(&curl);
