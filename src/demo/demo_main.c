@@ -506,26 +506,29 @@ static int start_gateway(struct session *s)
 	return rc ? -1 : 0;
 }
 
+static int wait_port(struct session *s, int port, uint64_t deadline)
+{
+	while (!ig_demo_tcp_probe(s->probe_ip, port, 300)) {
+		if (stop_signal)
+			return -1;
+		if (ig_demo_child_gone(&s->gw) || ig_now_ms() >= deadline) {
+			fprintf(stderr, "%s: the gateway does not accept connections on %s:%d\n",
+				s->o.prog, s->probe_ip, port);
+			return -1;
+		}
+		sleep_ms(50);
+	}
+	return 0;
+}
+
 static int wait_listeners(struct session *s, uint64_t deadline)
 {
 	for (size_t i = 0; i < s->cfg->ngateways; i++) {
 		const struct ig_gateway *g = &s->cfg->gateways[i];
-		for (size_t j = 0; j < g->nlisteners; j++) {
-			const struct ig_listener *l = &g->listeners[j];
-			if (strcmp(l->protocol, "HTTP"))
-				continue;
-			while (!ig_demo_tcp_probe(s->probe_ip, l->port, 300)) {
-				if (stop_signal || ig_demo_child_gone(&s->gw) ||
-				    ig_now_ms() >= deadline) {
-					fprintf(stderr,
-						"%s: the gateway does not accept "
-						"connections on %s:%d\n",
-						s->o.prog, s->probe_ip, l->port);
-					return -1;
-				}
-				sleep_ms(50);
-			}
-		}
+		for (size_t j = 0; j < g->nlisteners; j++)
+			if (!strcmp(g->listeners[j].protocol, "HTTP") &&
+			    wait_port(s, g->listeners[j].port, deadline))
+				return -1;
 	}
 	return 0;
 }
