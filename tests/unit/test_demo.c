@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "demo/child.h"
 #include "demo/fetch.h"
 #include "demo/plan.h"
 #include "demo/pretty.h"
@@ -348,6 +350,51 @@ static void test_response_parse(void **state)
 	ig_demo_response_free(&res);
 }
 
+static char *tail_of(const char *log_text, int n)
+{
+	struct ig_demo_child c = {.name = "sim x"};
+	char tmpl[] = "/tmp/test_demo_tail_XXXXXX";
+	int fd = mkstemp(tmpl);
+	FILE *out = tmpfile();
+	char *text = calloc(1, 4096);
+
+	assert_true(fd >= 0 && out && text);
+	assert_int_equal(write(fd, log_text, strlen(log_text)), (ssize_t)strlen(log_text));
+	close(fd);
+	snprintf(c.log, sizeof(c.log), "%s", tmpl);
+	ig_demo_child_tail(&c, n, out);
+	rewind(out);
+	fread(text, 1, 4095, out);
+	fclose(out);
+	unlink(tmpl);
+	return text;
+}
+
+static void test_child_log_tail(void **state)
+{
+	char log[512] = "", *t;
+
+	for (int i = 1; i <= 25; i++)
+		snprintf(log + strlen(log), sizeof(log) - strlen(log), "line %d\n", i);
+	t = tail_of(log, 20);
+	/* Exactly the last 20 lines, between a header naming the child and
+	 * a closing rule. */
+	assert_non_null(strstr(t, "--- last lines of sim x ("));
+	assert_null(strstr(t, "line 5\n"));
+	assert_non_null(strstr(t, ") ---\nline 6\n"));
+	assert_non_null(strstr(t, "line 25\n---\n"));
+	free(t);
+
+	/* A last line without a newline still ends its line. */
+	t = tail_of("a\nb\nc", 2);
+	assert_non_null(strstr(t, ") ---\nb\nc\n---\n"));
+	free(t);
+
+	t = tail_of("", 20);
+	assert_non_null(strstr(t, "--- sim x wrote nothing ("));
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +407,7 @@ int main(void)
 	    cmocka_unit_test(test_seed_request),
 	    cmocka_unit_test(test_pretty),
 	    cmocka_unit_test(test_response_parse),
+	    cmocka_unit_test(test_child_log_tail),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
