@@ -297,10 +297,11 @@ static int parse_value(struct parser *ps, int depth)
 
 int ig_json_parse(const char *text, size_t len, struct ig_json_value *root)
 {
-	struct parser ps = {text, text + len};
-
 	if (!text)
 		return -1;
+
+	struct parser ps = {text, text + len};
+
 	skip_ws(&ps);
 
 	const char *start = ps.p;

@@ -522,6 +522,56 @@ static void test_chunked_limits(void **state)
 	free(in);
 }
 
+/* Once the body has ended, every further byte belongs to the next
+ * message, and a zero-length call is simply incomplete. */
+static void test_chunked_after_end(void **state)
+{
+	struct ig_chunked_decoder d = {0};
+	char buf[32];
+	size_t len;
+
+	len = 0;
+	assert_int_equal(ig_chunked_decode(&d, buf, &len), IG_HTTP_INCOMPLETE);
+	assert_int_equal(len, 0);
+
+	memcpy(buf, "1\r\nA\r\n0\r\n\r\n", 11);
+	len = 11;
+	assert_int_equal(ig_chunked_decode(&d, buf, &len), 0);
+	assert_int_equal(len, 1);
+	assert_int_equal(buf[0], 'A');
+
+	memcpy(buf, "xyz", 3);
+	len = 3;
+	assert_int_equal(ig_chunked_decode(&d, buf, &len), 3);
+	assert_int_equal(len, 0);
+	assert_memory_equal(buf, "xyz", 3);
+}
+
+/* A chunk split so that the CRLF after the data and the size line of the
+ * next chunk arrive in separate calls, with upper-case hex and a large
+ * chunk that spans many calls. */
+static void test_chunked_large_chunk(void **state)
+{
+	size_t data_len = 0x1F00;
+	size_t in_len = 6 + data_len + 2 + 5;
+	char *in = malloc(in_len);
+	char *body = malloc(in_len), rest[8];
+	size_t bl, rl;
+
+	memcpy(in, "1F00\r\n", 6);
+	for (size_t i = 0; i < data_len; i++)
+		in[6 + i] = (char)('a' + i % 26);
+	memcpy(in + 6 + data_len, "\r\n0\r\n\r\n", 7);
+	for (size_t step = 1; step < 1000; step += 333) {
+		assert_int_equal(decode_all(in, in_len, step, body, &bl, rest, &rl), 0);
+		assert_int_equal(bl, data_len);
+		assert_memory_equal(body, in + 6, data_len);
+		assert_int_equal(rl, 0);
+	}
+	free(in);
+	free(body);
+}
+
 static void test_status_text(void **state)
 {
 	assert_string_equal(ig_http_status_text(200), "OK");
@@ -557,6 +607,8 @@ int main(void)
 		cmocka_unit_test(test_chunked_empty_and_incomplete),
 		cmocka_unit_test(test_chunked_invalid),
 		cmocka_unit_test(test_chunked_limits),
+		cmocka_unit_test(test_chunked_after_end),
+		cmocka_unit_test(test_chunked_large_chunk),
 		cmocka_unit_test(test_status_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -227,6 +227,27 @@ static void test_iteration(void **state)
 	free(copy);
 }
 
+/* Keys that end in an escaped backslash or hold escaped quotes must not
+ * throw the skipping off. */
+static void test_tricky_keys(void **state)
+{
+	static const char doc[] = "{\"a\\\\\":1, \"q\\\"}\":[\"]\"], \"b\":2}";
+	struct ig_json_value root, v;
+	char *copy;
+	int64_t n;
+
+	assert_int_equal(parse_n(doc, sizeof(doc) - 1, &root, &copy), 0);
+	assert_int_equal(ig_json_get(root, "a\\", &v), 0);
+	assert_int_equal(ig_json_int64(v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ig_json_get(root, "q\"}", &v), 0);
+	assert_int_equal(v.type, IG_JSON_ARRAY);
+	assert_int_equal(ig_json_get(root, "b", &v), 0);
+	assert_int_equal(ig_json_int64(v, &n), 0);
+	assert_int_equal(n, 2);
+	free(copy);
+}
+
 static struct ig_json_value str_value(const char *raw)
 {
 	return (struct ig_json_value){IG_JSON_STRING, ig_str_from(raw)};
@@ -435,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_root_value),
 		cmocka_unit_test(test_get),
 		cmocka_unit_test(test_iteration),
+		cmocka_unit_test(test_tricky_keys),
 		cmocka_unit_test(test_string_decode),
 		cmocka_unit_test(test_int64),
 		cmocka_unit_test(test_double),
