@@ -1,7 +1,177 @@
-/* `infergate sim`: a vLLM-compatible model-server simulator. */
+/* `infergate sim`: a vLLM-compatible model-server simulator.
+ *
+ * The pure parts live behind this header so that the unit tests reach them:
+ * the command line (args.c), the toy tokenizer and text generator (text.c),
+ * and the rendering of responses, errors and Prometheus metrics (render.c).
+ * The batch model and the HTTP side are in engine.c and sim_main.c. */
 #ifndef IG_SIM_SIM_H
 #define IG_SIM_SIM_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/buf.h"
+#include "core/rand.h"
+#include "core/str.h"
+
 int ig_sim_main(int argc, char **argv);
+
+/* ---- configuration (args.c) ---------------------------------------------- */
+
+/* Which vLLM generation to imitate: error body shape and metric names. */
+enum ig_sim_version { IG_SIM_V_LATEST = 0, IG_SIM_V_0_8 };
+
+struct ig_sim_adapter {
+	char *name;
+	char *path;
+	char *base; /* base_model_name as given, or NULL */
+};
+
+/* What /metrics reports instead of the real state, for tests. Strings are
+ * comma-joined adapter names, malloc'd. */
+struct ig_sim_fixed {
+	bool has_waiting, has_running, has_kv;
+	long waiting, running;
+	double kv;
+	char *lora_running; /* NULL: not overridden */
+	char *lora_waiting;
+};
+
+struct ig_sim_config {
+	const char *model;
+	const char **served; /* --served-model-name values (point into argv) */
+	size_t nserved;
+	const char *host;
+	int port;
+	bool enable_lora;
+	long max_loras;
+	struct ig_sim_adapter *adapters;
+	size_t nadapters, adapters_cap;
+	long max_num_seqs;
+	long max_model_len;
+	double ttft_ms, prefill_us_per_token, itl_ms, lora_load_ms;
+	long num_gpu_blocks, block_size;
+	enum ig_sim_version version;
+	bool has_seed;
+	uint64_t seed;
+	struct ig_sim_fixed fixed;
+};
+
+void ig_sim_config_init(struct ig_sim_config *c);
+void ig_sim_config_free(struct ig_sim_config *c);
+void ig_sim_fixed_clear(struct ig_sim_fixed *f);
+/* argv[0] is the command name. Returns 0, 1 when --help was asked (usage
+ * already printed), or -1 with a message in err (exit status 2). */
+int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err, size_t errlen);
+void ig_sim_usage(FILE *f);
+/* One --lora-modules item: `name=path` or vLLM's JSON object form. */
+int ig_sim_parse_lora_module(const char *s, struct ig_sim_adapter *out, char *err, size_t errlen);
+/* Adapters: add copies the strings (-EEXIST if the name is taken). */
+int ig_sim_add_adapter(struct ig_sim_config *c, struct ig_str name, struct ig_str path,
+		       struct ig_str base);
+int ig_sim_find_adapter(const struct ig_sim_config *c, struct ig_str name);
+int ig_sim_remove_adapter(struct ig_sim_config *c, struct ig_str name);
+/* The name metrics are labelled with: the first served name, else --model. */
+const char *ig_sim_label_name(const struct ig_sim_config *c);
+/* True when name is one of the base model's names (served names, or
+ * --model when no served name was given). */
+bool ig_sim_is_base_name(const struct ig_sim_config *c, struct ig_str name);
+
+/* ---- tokens and text (text.c) -------------------------------------------- */
+
+/* A deterministic stand-in for a tokenizer: each run of ASCII letters and
+ * digits is one token, every other non-blank character (a UTF-8 sequence
+ * counts as one character) is one token. */
+size_t ig_sim_count_tokens(struct ig_str s);
+/* Chat prompts: every message costs its content's tokens plus
+ * IG_SIM_CHAT_MSG_OVERHEAD (role marker, role, separator, end marker), and
+ * the prompt that opens the assistant's turn adds IG_SIM_CHAT_REPLY_OVERHEAD. */
+#define IG_SIM_CHAT_MSG_OVERHEAD 4
+#define IG_SIM_CHAT_REPLY_OVERHEAD 3
+/* A seed for the generator from what makes a response deterministic. */
+uint64_t ig_sim_text_seed(struct ig_str prompt, struct ig_str model, uint64_t seed);
+/* The next generated token, a word with its leading space. */
+const char *ig_sim_next_word(struct ig_rng *r);
+/* Where a chat answer ends on its own ("stop"): 8..64 tokens. */
+long ig_sim_natural_len(uint64_t text_seed);
+
+/* ---- responses (render.c) ------------------------------------------------ */
+
+enum ig_sim_kind { IG_SIM_COMPLETION, IG_SIM_CHAT };
+
+struct ig_sim_resp {
+	enum ig_sim_kind kind;
+	struct ig_str id; /* with its cmpl-/chatcmpl- prefix */
+	int64_t created;
+	struct ig_str model;
+	struct ig_str text;
+	const char *finish; /* "stop", "length" or NULL while generating */
+	long prompt_tokens, completion_tokens;
+};
+
+/* The non-streamed body. */
+int ig_sim_render_full(struct ig_buf *out, const struct ig_sim_resp *r);
+/* One SSE event carrying r->text (and r->finish, if set). */
+int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
+/* The chat stream's first event: the assistant role, no text. */
+int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
+/* The usage event (choices empty). */
+int ig_sim_render_usage_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
+/* vLLM's error body: nested {"error":{..}} (latest) or flat (0.8). param
+ * may be NULL; 0.8 always writes null. */
+int ig_sim_render_error(struct ig_buf *out, enum ig_sim_version v, int code, const char *type,
+			const char *param, const char *msg);
+
+/* ---- metrics (render.c) -------------------------------------------------- */
+
+#define IG_SIM_LORA_HISTORY 16
+#define IG_SIM_MAX_BUCKETS 32
+
+struct ig_sim_hist {
+	uint64_t counts[IG_SIM_MAX_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
+	double sum;
+	uint64_t count;
+};
+
+struct ig_sim_lora_series {
+	char *running;
+	char *waiting;
+	double t; /* Unix seconds of the last time this state was reported */
+};
+
+enum ig_sim_finish { IG_SIM_FIN_STOP, IG_SIM_FIN_LENGTH, IG_SIM_FIN_ABORT, IG_SIM_FIN_N };
+
+struct ig_sim_stats {
+	double prompt_tokens, generation_tokens;
+	double success[IG_SIM_FIN_N];
+	bool success_seen[IG_SIM_FIN_N];
+	struct ig_sim_hist ttft, e2e;
+	/* Oldest first; the newest is the current state. */
+	struct ig_sim_lora_series lora[IG_SIM_LORA_HISTORY];
+	size_t nlora;
+	double lora_last_t;
+};
+
+/* The gauges of this instant. */
+struct ig_sim_gauges {
+	long running, waiting;
+	double kv_usage;
+};
+
+const double *ig_sim_ttft_buckets(enum ig_sim_version v, size_t *n);
+const double *ig_sim_e2e_buckets(enum ig_sim_version v, size_t *n);
+void ig_sim_hist_observe(struct ig_sim_hist *h, const double *bounds, size_t n, double v);
+/* Records that the LoRA state (comma-joined names) was seen at `now`; the
+ * series' value is kept strictly increasing so the newest state is always
+ * the largest, which is how routers find it. Keeps the last
+ * IG_SIM_LORA_HISTORY states, like vLLM keeps every one. */
+int ig_sim_lora_note(struct ig_sim_stats *s, const char *running, const char *waiting, double now);
+void ig_sim_stats_free(struct ig_sim_stats *s);
+int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
+			  const struct ig_sim_stats *s, const struct ig_sim_gauges *g);
+/* A float the way Python's prometheus_client prints it ("1.0", "0.25"). */
+int ig_sim_fmt_float(char *out, size_t len, double v);
 
 #endif

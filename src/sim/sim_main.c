@@ -1,9 +1,857 @@
-#include <stdio.h>
+/* `infergate sim`: the HTTP side of the simulator. It routes requests,
+ * checks OpenAI-style bodies the way vLLM does (same statuses, same error
+ * bodies), turns them into engine requests, and answers the model list,
+ * health, version, metrics and LoRA admin endpoints. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
 
-#include "sim/sim.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "json/json.h"
+#include "sim/sim_int.h"
+
+#define MAX_REQUEST_ID 200
+
+/* ---- small answers -------------------------------------------------------------- */
+
+static void respond_json(struct ig_http_exchange *ex, int status, struct ig_buf *b)
+{
+	ig_http_respond(ex, status, "application/json", b->ptr, b->len, NULL, 0);
+}
+
+static void fail(struct sim *s, struct ig_http_exchange *ex, int status, const char *type,
+		 const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void fail(struct sim *s, struct ig_http_exchange *ex, int status, const char *type,
+		 const char *param, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	struct ig_buf b = {0};
+	ig_sim_render_error(&b, s->cfg.version, status, type, param, msg);
+	respond_json(ex, status, &b);
+	ig_buf_free(&b);
+}
+
+static void bad_request(struct sim *s, struct ig_http_exchange *ex, const char *param,
+			const char *msg)
+{
+	fail(s, ex, 400, "BadRequestError", param, "%s", msg);
+}
+
+/* FastAPI answers routing errors with {"detail": ...}. */
+static void respond_detail(struct ig_http_exchange *ex, int status, const char *detail,
+			   const char *allow)
+{
+	char body[128];
+	int n = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", detail);
+	struct ig_http_header h = {IG_STR("Allow"), ig_str_from(allow ? allow : "")};
+	ig_http_respond(ex, status, "application/json", body, (size_t)n, allow ? &h : NULL,
+			allow ? 1 : 0);
+}
+
+/* ---- JSON field helpers ------------------------------------------------------------ */
+
+/* Optional members: 0 absent or null, 1 present and well typed, -1 wrong type. */
+static int opt_member(struct ig_json_value o, const char *key, enum ig_json_type type,
+		      struct ig_json_value *v)
+{
+	if (ig_json_get(o, key, v) < 0 || v->type == IG_JSON_NULL)
+		return 0;
+	return v->type == type ? 1 : -1;
+}
+
+static int opt_int(struct ig_json_value o, const char *key, int64_t *out)
+{
+	struct ig_json_value v;
+	int rc = opt_member(o, key, IG_JSON_NUMBER, &v);
+	if (rc == 1 && ig_json_int64(v, out) < 0)
+		return -1;
+	return rc;
+}
+
+static int opt_bool(struct ig_json_value o, const char *key, bool *out)
+{
+	struct ig_json_value v;
+	int rc = opt_member(o, key, IG_JSON_BOOL, &v);
+	if (rc == 1)
+		*out = ig_json_bool(v) == 1;
+	return rc;
+}
+
+static int opt_double(struct ig_json_value o, const char *key, double *out)
+{
+	struct ig_json_value v;
+	int rc = opt_member(o, key, IG_JSON_NUMBER, &v);
+	if (rc == 1 && ig_json_double(v, out) < 0)
+		return -1;
+	return rc;
+}
+
+/* ---- generation requests -------------------------------------------------------------- */
+
+/* Everything read from a completion or chat body before it becomes a
+ * sim_req. */
+struct gen_params {
+	enum ig_sim_kind kind;
+	struct ig_str prompt_key; /* what the text depends on */
+	long prompt_tokens;
+	int64_t max_tokens; /* -1: not given */
+	bool stream, include_usage, ignore_eos;
+	bool has_temp, has_seed;
+	double temperature;
+	int64_t seed;
+	struct ig_buf model; /* as asked, decoded; empty if omitted */
+};
+
+/* Tokens of a completion prompt: a string, one string in a list, or a list
+ * of token ids. */
+static int prompt_tokens(struct ig_json_value p, long *out)
+{
+	struct ig_buf tmp = {0};
+	struct ig_json_value e;
+	size_t pos = 0;
+	int rc = -1;
+	if (p.type == IG_JSON_STRING) {
+		if (ig_json_string(p, &tmp) == 0) {
+			*out = (long)ig_sim_count_tokens(ig_buf_str(&tmp));
+			rc = 0;
+		}
+	} else if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1) {
+		if (e.type == IG_JSON_STRING) {
+			struct ig_json_value more;
+			if (ig_json_array_next(p, &pos, &more) == 0)
+				rc = prompt_tokens(e, out);
+		} else if (e.type == IG_JSON_NUMBER) {
+			long n = 1;
+			rc = 0;
+			while (ig_json_array_next(p, &pos, &e) == 1) {
+				if (e.type != IG_JSON_NUMBER)
+					rc = -1;
+				n++;
+			}
+			*out = n;
+		}
+	}
+	ig_buf_free(&tmp);
+	return rc;
+}
+
+/* Tokens of one chat message's content: a string or a list of parts, of
+ * which only the text ones count. */
+static int content_tokens(struct ig_json_value c, long *out)
+{
+	struct ig_buf tmp = {0};
+	int rc = 0;
+	*out = 0;
+	if (c.type == IG_JSON_NULL)
+		return 0;
+	if (c.type == IG_JSON_STRING) {
+		rc = ig_json_string(c, &tmp);
+		*out = (long)ig_sim_count_tokens(ig_buf_str(&tmp));
+	} else if (c.type == IG_JSON_ARRAY) {
+		struct ig_json_value part, text;
+		size_t pos = 0;
+		while (rc == 0 && ig_json_array_next(c, &pos, &part) == 1) {
+			if (ig_json_get(part, "text", &text) < 0 || text.type != IG_JSON_STRING)
+				continue;
+			ig_buf_reset(&tmp);
+			rc = ig_json_string(text, &tmp);
+			*out += (long)ig_sim_count_tokens(ig_buf_str(&tmp));
+		}
+	} else {
+		rc = -1;
+	}
+	ig_buf_free(&tmp);
+	return rc;
+}
+
+static int messages_tokens(struct ig_json_value msgs, long *out)
+{
+	struct ig_json_value m, role, content;
+	size_t pos = 0;
+	long n = IG_SIM_CHAT_REPLY_OVERHEAD, count = 0;
+	while (ig_json_array_next(msgs, &pos, &m) == 1) {
+		long t;
+		if (m.type != IG_JSON_OBJECT || ig_json_get(m, "role", &role) < 0 ||
+		    role.type != IG_JSON_STRING)
+			return -1;
+		if (ig_json_get(m, "content", &content) == 0) {
+			if (content_tokens(content, &t) < 0)
+				return -1;
+			n += t;
+		}
+		n += IG_SIM_CHAT_MSG_OVERHEAD;
+		count++;
+	}
+	*out = n;
+	return count ? 0 : -1;
+}
+
+/* Reads what both endpoints share. Returns 0, or -1 after answering. */
+static int read_common(struct sim *s, struct ig_http_exchange *ex, struct ig_json_value root,
+		       struct gen_params *p)
+{
+	struct ig_json_value v;
+	int rc = opt_member(root, "model", IG_JSON_STRING, &v);
+	if (rc < 0 || (rc == 1 && ig_json_string(v, &p->model) < 0))
+		return bad_request(s, ex, "model", "'model' must be a string."), -1;
+	if (opt_bool(root, "stream", &p->stream) < 0)
+		return bad_request(s, ex, "stream", "'stream' must be a boolean."), -1;
+	rc = opt_member(root, "stream_options", IG_JSON_OBJECT, &v);
+	if (rc < 0)
+		return bad_request(s, ex, "stream_options", "'stream_options' must be an object."),
+		       -1;
+	if (rc == 1) {
+		if (!p->stream)
+			return bad_request(
+				   s, ex, "stream_options",
+				   "Stream options can only be defined when `stream=True`."),
+			       -1;
+		/* {} means include_usage true, as in vLLM's StreamOptions. */
+		p->include_usage = true;
+		if (opt_bool(v, "include_usage", &p->include_usage) < 0)
+			return bad_request(s, ex, "stream_options",
+					   "'include_usage' must be a boolean."),
+			       -1;
+	}
+	int64_t n = 1;
+	if (opt_int(root, "n", &n) < 0 || n != 1)
+		return bad_request(s, ex, "n", "The simulator supports only n=1."), -1;
+	if (opt_bool(root, "ignore_eos", &p->ignore_eos) < 0)
+		return bad_request(s, ex, "ignore_eos", "'ignore_eos' must be a boolean."), -1;
+	rc = opt_double(root, "temperature", &p->temperature);
+	if (rc < 0)
+		return bad_request(s, ex, "temperature", "'temperature' must be a number."), -1;
+	p->has_temp = rc == 1;
+	rc = opt_int(root, "seed", &p->seed);
+	if (rc < 0)
+		return bad_request(s, ex, "seed", "'seed' must be an integer."), -1;
+	p->has_seed = rc == 1;
+	return 0;
+}
+
+static int read_max_tokens(struct sim *s, struct ig_http_exchange *ex, struct ig_json_value root,
+			   const char *key, struct gen_params *p)
+{
+	int64_t mt;
+	int rc = opt_int(root, key, &mt);
+	if (rc < 0 || (rc == 1 && mt < 1)) {
+		fail(s, ex, 400, "BadRequestError", key, "'%s' must be an integer of at least 1.",
+		     key);
+		return -1;
+	}
+	if (rc == 1)
+		p->max_tokens = mt;
+	return 0;
+}
+
+static int read_completion(struct sim *s, struct ig_http_exchange *ex, struct ig_json_value root,
+			   struct gen_params *p)
+{
+	struct ig_json_value prompt;
+	if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
+		return bad_request(s, ex, "prompt", "Field required: 'prompt'."), -1;
+	if (prompt_tokens(prompt, &p->prompt_tokens) < 0)
+		return bad_request(s, ex, "prompt",
+				   "'prompt' must be a string, a list of one string or a list of "
+				   "token ids."),
+		       -1;
+	p->prompt_key = prompt.raw;
+	if (read_max_tokens(s, ex, root, "max_tokens", p) < 0)
+		return -1;
+	return 0;
+}
+
+static int read_chat(struct sim *s, struct ig_http_exchange *ex, struct ig_json_value root,
+		     struct gen_params *p)
+{
+	struct ig_json_value msgs;
+	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
+		return bad_request(s, ex, "messages", "Field required: 'messages'."), -1;
+	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &p->prompt_tokens) < 0)
+		return bad_request(s, ex, "messages",
+				   "'messages' must be a non-empty list of {role, content}."),
+		       -1;
+	p->prompt_key = msgs.raw;
+	/* max_completion_tokens wins over the deprecated max_tokens. */
+	if (read_max_tokens(s, ex, root, "max_tokens", p) < 0 ||
+	    read_max_tokens(s, ex, root, "max_completion_tokens", p) < 0)
+		return -1;
+	return 0;
+}
+
+/* Resolves `model`: a base name, an adapter, or 404. Fills r->model and
+ * r->adapter. */
+static int resolve_model(struct sim *s, struct ig_http_exchange *ex, struct gen_params *p,
+			 struct sim_req *r)
+{
+	struct ig_str m = ig_buf_str(&p->model);
+	if (!p->model.len) {
+		r->model = strdup(ig_sim_label_name(&s->cfg));
+	} else if (ig_sim_is_base_name(&s->cfg, m)) {
+		r->model = ig_str_dup(m);
+	} else if (ig_sim_find_adapter(&s->cfg, m) >= 0) {
+		r->model = ig_str_dup(m);
+		r->adapter = ig_str_dup(m);
+	} else {
+		fail(s, ex, 404, "NotFoundError", "model", "The model `%.*s` does not exist.",
+		     IG_STR_FMT(m));
+		return -1;
+	}
+	if (!r->model || (p->model.len && !ig_sim_is_base_name(&s->cfg, m) && !r->adapter)) {
+		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* vLLM's context-length check and its message. */
+static int check_length(struct sim *s, struct ig_http_exchange *ex, const struct gen_params *p,
+			long *max_tokens)
+{
+	long len = s->cfg.max_model_len;
+	if (p->max_tokens < 0 && p->kind == IG_SIM_CHAT) {
+		if (p->prompt_tokens >= len) {
+			fail(
+			    s, ex, 400, "BadRequestError", NULL,
+			    "This model's maximum context length is %ld tokens. However, you "
+			    "requested %ld tokens in the messages, Please reduce the length of the "
+			    "messages.",
+			    len, p->prompt_tokens);
+			return -1;
+		}
+		*max_tokens = len - p->prompt_tokens;
+		return 0;
+	}
+	*max_tokens = p->max_tokens < 0 ? 16 : (long)p->max_tokens;
+	if (p->prompt_tokens + *max_tokens > len) {
+		fail(s, ex, 400, "BadRequestError", NULL,
+		     "This model's maximum context length is %ld tokens. However, you requested "
+		     "%ld tokens (%ld in the messages, %ld in the completion). Please reduce the "
+		     "length of the messages or completion.",
+		     len, p->prompt_tokens + *max_tokens, p->prompt_tokens, *max_tokens);
+		return -1;
+	}
+	return 0;
+}
+
+/* Text is deterministic for temperature 0 or a request seed; otherwise it
+ * is sampled from the server's generator (seeded by --seed if given). */
+static void seed_text(struct sim *s, const struct gen_params *p, struct sim_req *r,
+		      uint64_t *text_seed)
+{
+	bool fixed = p->has_seed || (p->has_temp && p->temperature == 0);
+	uint64_t base = p->has_seed ? (uint64_t)p->seed : s->cfg.seed;
+	if (fixed)
+		*text_seed = ig_sim_text_seed(p->prompt_key, ig_str_from(r->model), base);
+	else
+		*text_seed = ig_rng_next(&s->rng);
+	ig_rng_seed(&r->rng, *text_seed);
+}
+
+static int make_id(struct ig_http_exchange *ex, const struct gen_params *p, struct sim_req *r)
+{
+	const char *prefix = p->kind == IG_SIM_CHAT ? "chatcmpl-" : "cmpl-";
+	const struct ig_http_header *h =
+	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "X-Request-Id");
+	char hex[33];
+	struct ig_str tail;
+	if (h && h->value.len) {
+		tail = h->value;
+		if (tail.len > MAX_REQUEST_ID)
+			tail.len = MAX_REQUEST_ID;
+	} else {
+		ig_rng_hex128(ig_rng_thread(), hex);
+		tail = ig_str_from(hex);
+	}
+	struct ig_buf b = {0};
+	if (ig_buf_printf(&b, "%s%.*s", prefix, IG_STR_FMT(tail)) < 0 || !ig_buf_cstr(&b))
+		return -1;
+	r->id = b.ptr;
+	return 0;
+}
+
+static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex, struct gen_params *p)
+{
+	long max_tokens;
+	uint64_t text_seed;
+	struct sim_req *r = calloc(1, sizeof *r);
+	if (!r) {
+		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+		return NULL;
+	}
+	r->ex = ex;
+	r->kind = p->kind;
+	if (resolve_model(s, ex, p, r) < 0 || check_length(s, ex, p, &max_tokens) < 0)
+		goto fail;
+	if (make_id(ex, p, r) < 0) {
+		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+		goto fail;
+	}
+	r->created = (int64_t)ig_wall_seconds();
+	r->stream = p->stream;
+	r->include_usage = p->include_usage;
+	r->prompt_tokens = p->prompt_tokens;
+	seed_text(s, p, r, &text_seed);
+	r->target = max_tokens;
+	r->finish = "length";
+	/* Completions run to max_tokens (the seed's answer ends on "length");
+	 * a chat answer ends on its own at a point fixed by its seed. */
+	if (p->kind == IG_SIM_CHAT && !p->ignore_eos) {
+		long natural = ig_sim_natural_len(text_seed);
+		if (natural <= max_tokens) {
+			r->target = natural;
+			r->finish = "stop";
+		}
+	}
+	return r;
+fail:
+	ig_sim_req_free(r);
+	return NULL;
+}
+
+static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind kind)
+{
+	struct ig_json_value root;
+	struct gen_params p = {.kind = kind, .max_tokens = -1};
+	ig_buf_init(&p.model, 4096);
+	if (ig_json_parse(ex->body.ptr, ex->body.len, &root) < 0 || root.type != IG_JSON_OBJECT) {
+		bad_request(s, ex, NULL, "JSON decode error: the body is not a JSON object.");
+		goto out;
+	}
+	if (read_common(s, ex, root, &p) < 0)
+		goto out;
+	if ((kind == IG_SIM_CHAT ? read_chat : read_completion)(s, ex, root, &p) < 0)
+		goto out;
+	/* build_req has answered when it returns NULL. */
+	struct sim_req *r = build_req(s, ex, &p);
+	if (r)
+		ig_sim_engine_submit(s, r);
+out:
+	ig_buf_free(&p.model);
+}
+
+/* ---- models, LoRA admin, state ----------------------------------------------------- */
+
+static void put_permission(struct ig_buf *b, int64_t now)
+{
+	char hex[33];
+	ig_rng_hex128(ig_rng_thread(), hex);
+	ig_buf_printf(b,
+		      ",\"permission\":[{\"id\":\"modelperm-%s\",\"object\":\"model_permission\","
+		      "\"created\":%lld,\"allow_create_engine\":false,\"allow_sampling\":true,"
+		      "\"allow_logprobs\":true,\"allow_search_indices\":false,\"allow_view\":true,"
+		      "\"allow_fine_tuning\":false,\"organization\":\"*\",\"group\":null,"
+		      "\"is_blocking\":false}]}",
+		      hex, (long long)now);
+}
+
+static void put_card(struct ig_buf *b, const char *id, const char *root, const char *parent,
+		     long max_len, int64_t now)
+{
+	ig_buf_append_cstr(b, "{\"id\":");
+	ig_json_write_string(b, id, strlen(id));
+	ig_buf_printf(b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"vllm\",\"root\":",
+		      (long long)now);
+	ig_json_write_string(b, root, strlen(root));
+	ig_buf_append_cstr(b, ",\"parent\":");
+	if (parent)
+		ig_json_write_string(b, parent, strlen(parent));
+	else
+		ig_buf_append_cstr(b, "null");
+	if (max_len > 0)
+		ig_buf_printf(b, ",\"max_model_len\":%ld", max_len);
+	else
+		ig_buf_append_cstr(b, ",\"max_model_len\":null");
+	put_permission(b, now);
+}
+
+static void handle_models(struct sim *s, struct ig_http_exchange *ex)
+{
+	const struct ig_sim_config *c = &s->cfg;
+	int64_t now = (int64_t)ig_wall_seconds();
+	struct ig_buf b = {0};
+	ig_buf_append_cstr(&b, "{\"object\":\"list\",\"data\":[");
+	size_t nbase = c->nserved ? c->nserved : 1;
+	for (size_t i = 0; i < nbase; i++) {
+		if (i)
+			ig_buf_append_cstr(&b, ",");
+		put_card(&b, c->nserved ? c->served[i] : c->model, c->model, NULL, c->max_model_len,
+			 now);
+	}
+	for (size_t i = 0; i < c->nadapters; i++) {
+		const struct ig_sim_adapter *a = &c->adapters[i];
+		/* The parent is base_model_name only when that is a served name. */
+		const char *parent = a->base && ig_sim_is_base_name(c, ig_str_from(a->base))
+					 ? a->base
+					 : ig_sim_label_name(c);
+		ig_buf_append_cstr(&b, ",");
+		put_card(&b, a->name, a->path, parent, 0, now);
+	}
+	ig_buf_append_cstr(&b, "]}");
+	respond_json(ex, 200, &b);
+	ig_buf_free(&b);
+}
+
+static void respond_text(struct ig_http_exchange *ex, const char *fmt, const char *name)
+{
+	char body[512];
+	int n = snprintf(body, sizeof body, fmt, name);
+	if (n >= (int)sizeof body)
+		n = (int)sizeof body - 1;
+	ig_http_respond(ex, 200, NULL, body, (size_t)n, NULL, 0);
+}
+
+/* {"lora_name": .., "lora_path": ..}: decoded into name and path. */
+static int read_lora_body(struct ig_http_exchange *ex, struct ig_buf *name, struct ig_buf *path)
+{
+	struct ig_json_value root, v;
+	if (ig_json_parse(ex->body.ptr, ex->body.len, &root) < 0 || root.type != IG_JSON_OBJECT)
+		return -1;
+	if (opt_member(root, "lora_name", IG_JSON_STRING, &v) == 1 && ig_json_string(v, name) < 0)
+		return -1;
+	if (path && opt_member(root, "lora_path", IG_JSON_STRING, &v) == 1 &&
+	    ig_json_string(v, path) < 0)
+		return -1;
+	return 0;
+}
+
+static void handle_load_lora(struct sim *s, struct ig_http_exchange *ex)
+{
+	struct ig_buf name = {0}, path = {0};
+	ig_buf_init(&name, 4096);
+	ig_buf_init(&path, 4096);
+	if (read_lora_body(ex, &name, &path) < 0 || !name.len || !path.len) {
+		fail(s, ex, 400, "InvalidUserInput", NULL,
+		     "Both 'lora_name' and 'lora_path' must be provided.");
+	} else if (ig_sim_find_adapter(&s->cfg, ig_buf_str(&name)) >= 0) {
+		fail(s, ex, 400, "InvalidUserInput", NULL,
+		     "The lora adapter '%.*s' has already been loaded.", (int)name.len, name.ptr);
+	} else if (ig_sim_add_adapter(&s->cfg, ig_buf_str(&name), ig_buf_str(&path),
+				      (struct ig_str){NULL, 0}) < 0) {
+		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+	} else {
+		respond_text(ex, "Success: LoRA adapter '%s' added successfully.",
+			     ig_buf_cstr(&name));
+	}
+	ig_buf_free(&name);
+	ig_buf_free(&path);
+}
+
+static void handle_unload_lora(struct sim *s, struct ig_http_exchange *ex)
+{
+	struct ig_buf name = {0};
+	ig_buf_init(&name, 4096);
+	if (read_lora_body(ex, &name, NULL) < 0 || !name.len) {
+		fail(s, ex, 400, "InvalidUserInput", NULL, "'lora_name' must be provided.");
+	} else if (ig_sim_remove_adapter(&s->cfg, ig_buf_str(&name)) < 0) {
+		fail(s, ex, 404, "NotFoundError", NULL, "The lora adapter '%.*s' cannot be found.",
+		     (int)name.len, name.ptr);
+	} else {
+		respond_text(ex, "Success: LoRA adapter '%s' removed successfully.",
+			     ig_buf_cstr(&name));
+	}
+	ig_buf_free(&name);
+}
+
+/* A list of adapter names (or one comma-joined string) as a malloc'd
+ * comma-joined string; NULL on a type error. */
+static char *names_of(struct ig_json_value v)
+{
+	struct ig_buf b = {0};
+	ig_buf_init(&b, 1 << 16);
+	if (v.type == IG_JSON_STRING) {
+		if (ig_json_string(v, &b) < 0)
+			goto bad;
+	} else if (v.type == IG_JSON_ARRAY) {
+		struct ig_json_value e;
+		size_t pos = 0;
+		while (ig_json_array_next(v, &pos, &e) == 1) {
+			if (e.type != IG_JSON_STRING ||
+			    (b.len && ig_buf_append_cstr(&b, ",") < 0) || ig_json_string(e, &b) < 0)
+				goto bad;
+		}
+	} else {
+		goto bad;
+	}
+	if (!ig_buf_cstr(&b))
+		goto bad;
+	return b.ptr;
+bad:
+	ig_buf_free(&b);
+	return NULL;
+}
+
+/* Applies one key of a /sim/state body to f. -1 on a bad value. */
+static int apply_state(struct ig_sim_fixed *f, struct ig_json_value k, struct ig_json_value v)
+{
+	bool null = v.type == IG_JSON_NULL;
+	int64_t i;
+	if (ig_json_string_eq(k, "waiting") || ig_json_string_eq(k, "running")) {
+		bool w = ig_json_string_eq(k, "waiting");
+		if (!null && (ig_json_int64(v, &i) < 0 || i < 0))
+			return -1;
+		*(w ? &f->has_waiting : &f->has_running) = !null;
+		*(w ? &f->waiting : &f->running) = null ? 0 : (long)i;
+	} else if (ig_json_string_eq(k, "kv_usage")) {
+		double d = 0;
+		if (!null && (ig_json_double(v, &d) < 0 || d < 0 || d > 1))
+			return -1;
+		f->has_kv = !null;
+		f->kv = d;
+	} else if (ig_json_string_eq(k, "lora_running") || ig_json_string_eq(k, "lora_waiting")) {
+		char **dst =
+		    ig_json_string_eq(k, "lora_running") ? &f->lora_running : &f->lora_waiting;
+		char *names = null ? NULL : names_of(v);
+		if (!null && !names)
+			return -1;
+		free(*dst);
+		*dst = names;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static void handle_state(struct sim *s, struct ig_http_exchange *ex)
+{
+	struct ig_json_value root, k, v;
+	bool clear = ig_str_eq_cstr(ex->req.method, "DELETE") || ex->body.len == 0;
+	if (!clear && (ig_json_parse(ex->body.ptr, ex->body.len, &root) < 0 ||
+		       (root.type != IG_JSON_OBJECT && root.type != IG_JSON_NULL)))
+		return bad_request(s, ex, NULL, "expected a JSON object or null");
+	if (clear || root.type == IG_JSON_NULL) {
+		ig_sim_fixed_clear(&s->cfg.fixed);
+	} else {
+		/* Work on a copy so that a bad key leaves the state untouched. */
+		struct ig_sim_fixed f = s->cfg.fixed;
+		f.lora_running = f.lora_running ? strdup(f.lora_running) : NULL;
+		f.lora_waiting = f.lora_waiting ? strdup(f.lora_waiting) : NULL;
+		size_t pos = 0;
+		while (ig_json_object_next(root, &pos, &k, &v) == 1) {
+			if (apply_state(&f, k, v) < 0) {
+				ig_sim_fixed_clear(&f);
+				return bad_request(
+				    s, ex, NULL,
+				    "bad /sim/state key or value (keys: waiting, "
+				    "running, kv_usage, lora_running, lora_waiting)");
+			}
+		}
+		ig_sim_fixed_clear(&s->cfg.fixed);
+		s->cfg.fixed = f;
+	}
+	ig_sim_lora_update(s);
+	static const char ok[] = "{\"status\":\"ok\"}";
+	ig_http_respond(ex, 200, "application/json", ok, sizeof ok - 1, NULL, 0);
+}
+
+static void handle_metrics(struct sim *s, struct ig_http_exchange *ex)
+{
+	struct ig_sim_gauges g;
+	struct ig_buf b = {0};
+	ig_sim_engine_gauges(s, &g);
+	if (ig_sim_render_metrics(&b, &s->cfg, &s->stats, &g) < 0) {
+		ig_buf_free(&b);
+		return fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+	}
+	ig_http_respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len, NULL, 0);
+	ig_buf_free(&b);
+}
+
+static void handle_version(struct sim *s, struct ig_http_exchange *ex)
+{
+	const char *body =
+	    s->cfg.version == IG_SIM_V_0_8 ? "{\"version\":\"0.8.0\"}" : "{\"version\":\"0.11.0\"}";
+	ig_http_respond(ex, 200, "application/json", body, strlen(body), NULL, 0);
+}
+
+/* ---- routing ------------------------------------------------------------------------ */
+
+enum route_id {
+	R_COMPL,
+	R_CHAT,
+	R_MODELS,
+	R_HEALTH,
+	R_VERSION,
+	R_METRICS,
+	R_LOAD,
+	R_UNLOAD,
+	R_STATE
+};
+
+struct route {
+	const char *path;
+	const char *methods; /* as for an Allow header */
+	enum route_id id;
+};
+
+static const struct route routes[] = {
+    {"/v1/completions", "POST", R_COMPL},
+    {"/v1/chat/completions", "POST", R_CHAT},
+    {"/v1/models", "GET", R_MODELS},
+    {"/health", "GET", R_HEALTH},
+    {"/ping", "GET, POST", R_HEALTH},
+    {"/version", "GET", R_VERSION},
+    {"/metrics", "GET", R_METRICS},
+    {"/v1/load_lora_adapter", "POST", R_LOAD},
+    {"/v1/unload_lora_adapter", "POST", R_UNLOAD},
+    {"/sim/state", "POST, DELETE", R_STATE},
+};
+
+static bool method_allowed(const char *methods, struct ig_str m)
+{
+	char buf[16];
+	if (m.len >= sizeof buf)
+		return false;
+	memcpy(buf, m.ptr, m.len);
+	buf[m.len] = '\0';
+	const char *p = strstr(methods, buf);
+	return p && (p[m.len] == '\0' || p[m.len] == ',') && (p == methods || p[-1] == ' ');
+}
+
+static void dispatch(struct sim *s, struct ig_http_exchange *ex, enum route_id id)
+{
+	switch (id) {
+	case R_COMPL:
+		return handle_generate(s, ex, IG_SIM_COMPLETION);
+	case R_CHAT:
+		return handle_generate(s, ex, IG_SIM_CHAT);
+	case R_MODELS:
+		return handle_models(s, ex);
+	case R_HEALTH:
+		ig_http_respond(ex, 200, NULL, "", 0, NULL, 0);
+		return;
+	case R_VERSION:
+		return handle_version(s, ex);
+	case R_METRICS:
+		return handle_metrics(s, ex);
+	case R_LOAD:
+		return handle_load_lora(s, ex);
+	case R_UNLOAD:
+		return handle_unload_lora(s, ex);
+	case R_STATE:
+		return handle_state(s, ex);
+	}
+}
+
+static void handle(struct ig_http_exchange *ex, void *ctx)
+{
+	struct sim *s = ctx;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		if (!ig_str_eq_cstr(ex->req.path, routes[i].path))
+			continue;
+		bool head = ig_str_eq_cstr(ex->req.method, "HEAD");
+		if (!method_allowed(routes[i].methods, ex->req.method) &&
+		    !(head && method_allowed(routes[i].methods, IG_STR("GET"))))
+			return respond_detail(ex, 405, "Method Not Allowed", routes[i].methods);
+		return dispatch(s, ex, routes[i].id);
+	}
+	respond_detail(ex, 404, "Not Found", NULL);
+}
+
+/* ---- process ---------------------------------------------------------------------------- */
+
+/* The signal handler needs the loop; this is the one global. */
+static struct ig_loop *signal_loop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (signal_loop)
+		ig_loop_stop(signal_loop);
+}
+
+static void install_signals(struct ig_loop *loop)
+{
+	struct sigaction sa = {0};
+	signal_loop = loop;
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int bound_port(int fd, int fallback)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return fallback;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fallback;
+}
+
+static int serve(struct sim *s)
+{
+	struct ig_http_server_config hc;
+	int fd = ig_listen_tcp(s->cfg.host, s->cfg.port, false, 1024);
+	if (fd < 0) {
+		ig_err("sim: cannot listen on %s:%d: %s", s->cfg.host, s->cfg.port, strerror(-fd));
+		return 1;
+	}
+	ig_http_server_config_defaults(&hc);
+	s->server = ig_http_server_new(&s->loop, fd, &hc, handle, s);
+	if (!s->server) {
+		close(fd);
+		ig_err("sim: cannot start the HTTP server");
+		return 1;
+	}
+	install_signals(&s->loop);
+	ig_info("sim: serving %s on %s:%d", s->cfg.model, s->cfg.host, bound_port(fd, s->cfg.port));
+	int rc = ig_loop_run(&s->loop);
+	signal_loop = NULL;
+	/* Frees every in-flight exchange through on_abort, which the engine
+	 * handles like a client going away. */
+	ig_http_server_free(s->server);
+	s->server = NULL;
+	return rc < 0 ? 1 : 0;
+}
 
 int ig_sim_main(int argc, char **argv)
 {
-	fprintf(stderr, "infergate sim: not built yet\n");
-	return 2;
+	struct sim s;
+	char err[512];
+	int rc;
+	memset(&s, 0, sizeof s);
+	ig_sim_config_init(&s.cfg);
+	rc = ig_sim_parse_args(&s.cfg, argc, argv, err, sizeof err);
+	if (rc != 0) {
+		if (rc < 0)
+			fprintf(stderr, "infergate sim: %s\n(see infergate sim --help)\n", err);
+		ig_sim_config_free(&s.cfg);
+		return rc < 0 ? 2 : 0;
+	}
+	if (s.cfg.has_seed)
+		ig_rng_seed(&s.rng, s.cfg.seed);
+	else
+		ig_rng_seed(&s.rng, ig_rng_next(ig_rng_thread()));
+	s.slots = calloc((size_t)s.cfg.max_loras, sizeof *s.slots);
+	if (!s.slots || ig_loop_init(&s.loop) < 0) {
+		ig_err("sim: out of memory");
+		free(s.slots);
+		ig_sim_config_free(&s.cfg);
+		return 1;
+	}
+	/* vLLM starts with one all-empty LoRA series. */
+	ig_sim_lora_note(&s.stats, "", "", ig_wall_seconds());
+	ig_sim_lora_update(&s);
+	rc = serve(&s);
+	ig_loop_free(&s.loop);
+	ig_sim_engine_free(&s);
+	ig_sim_config_free(&s.cfg);
+	return rc;
 }

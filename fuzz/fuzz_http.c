@@ -1,0 +1,144 @@
+/* libFuzzer target for the HTTP/1.x parser: the same input goes through
+ * the request parser, the response parser and the chunked decoder, and
+ * each result is checked against invariants the callers rely on. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/parse.h"
+
+#define MAX_H 32
+
+static void check_slice(struct ig_str s, const char *buf, size_t len)
+{
+	if (s.len && (s.ptr < buf || s.ptr + s.len > buf + len))
+		abort();
+}
+
+static void check_headers(const struct ig_http_header *h, size_t n, const char *buf, size_t head)
+{
+	for (size_t i = 0; i < n; i++) {
+		check_slice(h[i].name, buf, head);
+		check_slice(h[i].value, buf, head);
+		if (h[i].name.len == 0)
+			abort();
+		/* Values are trimmed and hold no CR, LF or NUL. */
+		if (h[i].value.len &&
+		    (h[i].value.ptr[0] == ' ' || h[i].value.ptr[h[i].value.len - 1] == ' '))
+			abort();
+		if (memchr(h[i].value.ptr, '\r', h[i].value.len) ||
+		    memchr(h[i].value.ptr, '\n', h[i].value.len) ||
+		    memchr(h[i].value.ptr, '\0', h[i].value.len))
+			abort();
+	}
+}
+
+static void fuzz_request(const char *buf, size_t len)
+{
+	struct ig_http_header h[MAX_H];
+	struct ig_http_request req;
+	struct ig_http_framing f;
+	int rc = ig_http_parse_request(buf, len, &req, h, MAX_H);
+
+	if (rc <= 0) {
+		if (rc != IG_HTTP_INVALID && rc != IG_HTTP_INCOMPLETE &&
+		    rc != IG_HTTP_TOO_MANY_HEADERS)
+			abort();
+		return;
+	}
+	if ((size_t)rc > len || req.num_headers > MAX_H)
+		abort();
+	check_slice(req.method, buf, (size_t)rc);
+	check_slice(req.target, buf, (size_t)rc);
+	check_slice(req.path, buf, (size_t)rc);
+	check_slice(req.query, buf, (size_t)rc);
+	if (req.path.len + (req.query.ptr > req.path.ptr + req.path.len) + req.query.len !=
+	    req.target.len)
+		abort();
+	check_headers(h, req.num_headers, buf, (size_t)rc);
+	/* The head alone parses to the same length; one byte less is
+	 * incomplete. */
+	if (ig_http_parse_request(buf, (size_t)rc, &req, h, MAX_H) != rc ||
+	    ig_http_parse_request(buf, (size_t)rc - 1, &req, h, MAX_H) != IG_HTTP_INCOMPLETE)
+		abort();
+	if (ig_http_request_framing(&req, &f) == 0) {
+		if (f.kind == IG_BODY_UNTIL_CLOSE)
+			abort();
+		if (f.kind == IG_BODY_LENGTH && f.length == 0)
+			abort();
+	}
+}
+
+static void fuzz_response(const char *buf, size_t len)
+{
+	struct ig_http_header h[MAX_H];
+	struct ig_http_response res;
+	struct ig_http_framing f;
+	int rc = ig_http_parse_response(buf, len, &res, h, MAX_H);
+
+	if (rc <= 0)
+		return;
+	if ((size_t)rc > len || res.status < 100 || res.status > 999)
+		abort();
+	check_slice(res.reason, buf, (size_t)rc);
+	check_headers(h, res.num_headers, buf, (size_t)rc);
+	(void)ig_http_status_text(res.status);
+	if (ig_http_response_framing(&res, IG_STR("GET"), &f) == 0 &&
+	    f.kind == IG_BODY_UNTIL_CLOSE && f.keep_alive)
+		abort();
+	if (ig_http_response_framing(&res, IG_STR("HEAD"), &f) != 0 || f.kind != IG_BODY_NONE)
+		abort();
+}
+
+/* Decodes in one piece and in small pieces; both must agree. */
+static void fuzz_chunked(const char *data, size_t len)
+{
+	char *whole = malloc(len ? len : 1);
+	char *body = malloc(len ? len : 1);
+	struct ig_chunked_decoder d = {0};
+	size_t n = len, got = 0, off = 0;
+
+	memcpy(whole, data, len);
+	ssize_t rc1 = ig_chunked_decode(&d, whole, &n);
+	if (n > len || (rc1 >= 0 && n + (size_t)rc1 > len))
+		abort();
+
+	/* Piece sizes come from the data itself so that the fuzzer can steer
+	 * them. */
+	struct ig_chunked_decoder d2 = {0};
+	ssize_t rc2 = IG_HTTP_INCOMPLETE;
+	size_t step = len ? (unsigned char)data[0] % 7 + 1 : 1;
+
+	while (off < len && rc2 == IG_HTTP_INCOMPLETE) {
+		size_t m = len - off < step ? len - off : step;
+		char piece[8];
+		size_t plen = m;
+		memcpy(piece, data + off, m);
+		rc2 = ig_chunked_decode(&d2, piece, &plen);
+		if (plen > m)
+			abort();
+		memcpy(body + got, piece, plen);
+		got += plen;
+		if (rc2 >= 0)
+			rc2 += (ssize_t)(len - off - m);
+		off += m;
+	}
+	if (rc1 != rc2)
+		abort();
+	if (rc1 >= 0 && (got != n || memcmp(body, whole, n) != 0))
+		abort();
+	if (rc1 == IG_HTTP_INCOMPLETE && (got != n || memcmp(body, whole, n) != 0))
+		abort();
+	free(whole);
+	free(body);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *buf = (const char *)data;
+
+	fuzz_request(buf, size);
+	fuzz_response(buf, size);
+	fuzz_chunked(buf, size);
+	return 0;
+}

@@ -1,0 +1,144 @@
+/* libFuzzer target for the JSON reader. Valid documents are walked
+ * completely (iteration, lookups, string decoding, numbers, and a
+ * write-then-reparse round trip of every string); any input is also
+ * handed to the lookup functions as if it were a value, since they must
+ * stay in bounds even then. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/json.h"
+
+static void check_in(struct ig_json_value v, struct ig_json_value parent)
+{
+	if (v.raw.len == 0 || v.raw.ptr < parent.raw.ptr ||
+	    v.raw.ptr + v.raw.len > parent.raw.ptr + parent.raw.len)
+		abort();
+}
+
+/* Decodes a string, writes it back as JSON and checks the copy parses
+ * and decodes to the same bytes. */
+static void round_trip(struct ig_json_value s)
+{
+	struct ig_buf a, b, c;
+	struct ig_json_value v;
+
+	ig_buf_init(&a, 0);
+	ig_buf_init(&b, 0);
+	ig_buf_init(&c, 0);
+	if (ig_json_string(s, &a) != 0)
+		abort();
+	if (ig_json_write_string(&b, a.ptr, a.len) != 0 || ig_json_parse(b.ptr, b.len, &v) != 0 ||
+	    v.type != IG_JSON_STRING || ig_json_string(v, &c) != 0)
+		abort();
+	/* The writer replaces malformed UTF-8, but decoded JSON strings are
+	 * always well-formed, so the copy is exact. */
+	if (a.len != c.len || (a.len && memcmp(a.ptr, c.ptr, a.len) != 0))
+		abort();
+	ig_buf_cstr(&a);
+	if (a.ptr && strlen(a.ptr) == a.len && !ig_json_string_eq(s, a.ptr))
+		abort();
+	ig_buf_free(&a);
+	ig_buf_free(&b);
+	ig_buf_free(&c);
+}
+
+static void walk(struct ig_json_value v)
+{
+	struct ig_json_value k, e, got;
+	size_t pos = 0;
+	int64_t i;
+	double d;
+
+	switch (v.type) {
+	case IG_JSON_OBJECT:
+		while (ig_json_object_next(v, &pos, &k, &e)) {
+			check_in(k, v);
+			check_in(e, v);
+			if (k.type != IG_JSON_STRING)
+				abort();
+			round_trip(k);
+			walk(e);
+			/* A lookup by a key without NUL finds some member with that
+			 * key; the last one, which may come later. */
+			struct ig_buf name;
+			ig_buf_init(&name, 0);
+			if (ig_json_string(k, &name) == 0 && ig_buf_cstr(&name) &&
+			    strlen(name.ptr) == name.len) {
+				if (ig_json_get(v, name.ptr, &got) != 0 || got.raw.ptr < e.raw.ptr)
+					abort();
+			}
+			ig_buf_free(&name);
+		}
+		break;
+	case IG_JSON_ARRAY:
+		while (ig_json_array_next(v, &pos, &e)) {
+			check_in(e, v);
+			walk(e);
+		}
+		break;
+	case IG_JSON_STRING:
+		round_trip(v);
+		break;
+	case IG_JSON_NUMBER:
+		if (ig_json_int64(v, &i) == 0 && ig_json_double(v, &d) == 0 &&
+		    (d < -9.3e18 || d > 9.3e18))
+			abort();
+		(void)ig_json_double(v, &d);
+		break;
+	case IG_JSON_BOOL:
+		if (ig_json_bool(v) < 0)
+			abort();
+		break;
+	case IG_JSON_NULL:
+		break;
+	default:
+		abort();
+	}
+}
+
+static void poke(const char *buf, size_t len)
+{
+	static const enum ig_json_type types[] = {IG_JSON_OBJECT, IG_JSON_ARRAY, IG_JSON_STRING,
+						  IG_JSON_NUMBER, IG_JSON_BOOL};
+	struct ig_buf b;
+
+	ig_buf_init(&b, 1 << 16);
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		struct ig_json_value v = {types[t], {buf, len}}, k, e;
+		size_t pos = 0;
+		int64_t i;
+		double d;
+
+		(void)ig_json_get(v, "model", &e);
+		while (ig_json_object_next(v, &pos, &k, &e)) {
+			check_in(k, v);
+			check_in(e, v);
+		}
+		pos = 0;
+		while (ig_json_array_next(v, &pos, &e))
+			check_in(e, v);
+		ig_buf_reset(&b);
+		(void)ig_json_string(v, &b);
+		(void)ig_json_string_eq(v, "model");
+		(void)ig_json_int64(v, &i);
+		(void)ig_json_double(v, &d);
+		(void)ig_json_bool(v);
+	}
+	ig_buf_free(&b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* An exact-size copy so that ASan catches over-reads even when the
+	 * fuzzer's own buffer has slack. */
+	char *buf = malloc(size ? size : 1);
+	struct ig_json_value root;
+
+	memcpy(buf, data, size);
+	if (ig_json_parse(buf, size, &root) == 0)
+		walk(root);
+	poke(buf, size);
+	free(buf);
+	return 0;
+}

@@ -1,0 +1,73 @@
+/* The simulator's tokenizer and text generator. Neither resembles a real
+ * model; what matters is that counts are stable and easy to predict from
+ * the text, so tests and routers can check usage numbers by hand. */
+#include <xxhash.h>
+
+#include "sim/sim.h"
+
+static bool is_word_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool is_blank(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Bytes 10xxxxxx continue a UTF-8 sequence started earlier. */
+static bool is_continuation(unsigned char c)
+{
+	return (c & 0xC0) == 0x80;
+}
+
+size_t ig_sim_count_tokens(struct ig_str s)
+{
+	size_t n = 0;
+	size_t i = 0;
+	while (i < s.len) {
+		unsigned char c = (unsigned char)s.ptr[i];
+		if (is_blank(c)) {
+			i++;
+		} else if (is_word_byte(c)) {
+			while (i < s.len && is_word_byte((unsigned char)s.ptr[i]))
+				i++;
+			n++;
+		} else {
+			i++;
+			while (i < s.len && is_continuation((unsigned char)s.ptr[i]))
+				i++;
+			n++;
+		}
+	}
+	return n;
+}
+
+uint64_t ig_sim_text_seed(struct ig_str prompt, struct ig_str model, uint64_t seed)
+{
+	uint64_t h = XXH3_64bits_withSeed(prompt.ptr ? prompt.ptr : "", prompt.len, seed);
+	return XXH3_64bits_withSeed(model.ptr ? model.ptr : "", model.len, h);
+}
+
+/* Sixty-four plain words, so that a token is a word and text reads as
+ * (meaningless) English. */
+static const char *const words[] = {
+    " the",    " city",	  " light",  " over",	" bay",	   " fog",     " bridge", " and",
+    " a",      " review", " story",  " of",	" quiet",  " streets", " hills",  " morning",
+    " is",     " with",	  " every",  " new",	" critic", " writes",  " that",	  " it",
+    " feels",  " like",	  " home",   " for",	" people", " who",     " walk",	  " past",
+    " old",    " cafes",  " music",  " in",	" park",   " sun",     " wind",	  " water",
+    " long",   " night",  " gold",   " red",	" train",  " line",    " moves",  " slowly",
+    " at",     " dusk",	  " bright", " sharp",	" voices", " on",      " market", " corner",
+    " coffee", " bread",  " simple", " honest", " view",   " from",    " top",	  " again",
+};
+
+const char *ig_sim_next_word(struct ig_rng *r)
+{
+	return words[ig_rng_below(r, sizeof words / sizeof words[0])];
+}
+
+long ig_sim_natural_len(uint64_t text_seed)
+{
+	return 8 + (long)((text_seed >> 7) % 57);
+}

@@ -1,0 +1,530 @@
+/* Unit tests for the simulator's pure parts: the tokenizer, the command
+ * line (vLLM's flag forms, --lora-modules items, errors), the response and
+ * error bodies, number formatting, histograms, the LoRA info history and
+ * the metrics exposition. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sim/sim.h"
+
+static size_t tokens(const char *s)
+{
+	return ig_sim_count_tokens(ig_str_from(s));
+}
+
+static void test_tokenizer(void **state)
+{
+	/* The seed guide's prompt is 10 tokens for vLLM's Qwen tokenizer. */
+	assert_int_equal(tokens("Write as if you were a critic: San Francisco"), 10);
+	assert_int_equal(tokens(""), 0);
+	assert_int_equal(tokens("   \t\n"), 0);
+	assert_int_equal(tokens("abc123"), 1);
+	assert_int_equal(tokens("a,b"), 3);
+	assert_int_equal(tokens("!!"), 2);
+	assert_int_equal(tokens("hello world."), 3);
+	/* One multi-byte character is one token, not one per byte. */
+	assert_int_equal(tokens("caf\xc3\xa9"), 2);
+	assert_int_equal(tokens("\xe2\x82\xac\xe2\x82\xac"), 2);
+}
+
+static void test_generator_deterministic(void **state)
+{
+	uint64_t a = ig_sim_text_seed(IG_STR("\"p\""), IG_STR("m"), 0);
+	uint64_t b = ig_sim_text_seed(IG_STR("\"p\""), IG_STR("m"), 0);
+	uint64_t c = ig_sim_text_seed(IG_STR("\"p\""), IG_STR("m2"), 0);
+	uint64_t d = ig_sim_text_seed(IG_STR("\"p\""), IG_STR("m"), 1);
+	assert_int_equal(a, b);
+	assert_int_not_equal(a, c);
+	assert_int_not_equal(a, d);
+	struct ig_rng r1, r2;
+	ig_rng_seed(&r1, a);
+	ig_rng_seed(&r2, a);
+	for (int i = 0; i < 50; i++) {
+		const char *w = ig_sim_next_word(&r1);
+		assert_string_equal(w, ig_sim_next_word(&r2));
+		/* Every generated token carries its leading space and is one
+		 * token for our own tokenizer. */
+		assert_int_equal(w[0], ' ');
+		assert_int_equal(tokens(w), 1);
+	}
+	for (uint64_t s = 0; s < 1000; s += 7) {
+		long n = ig_sim_natural_len(s * 0x9E3779B97F4A7C15ull);
+		assert_true(n >= 8 && n <= 64);
+	}
+}
+
+/* Parses argv (NULL-terminated, without the command name). */
+static int parse(struct ig_sim_config *c, char *err, const char **args)
+{
+	const char *argv[64] = {"sim"};
+	int argc = 1;
+	while (args[argc - 1])
+		argv[argc] = args[argc - 1], argc++;
+	ig_sim_config_init(c);
+	return ig_sim_parse_args(c, argc, (char **)argv, err, 256);
+}
+
+static void test_args_defaults(void **state)
+{
+	struct ig_sim_config c;
+	char err[256];
+	const char *a[] = {NULL};
+	assert_int_equal(parse(&c, err, a), 0);
+	assert_string_equal(c.model, "Qwen/Qwen2.5-1.5B-Instruct");
+	assert_string_equal(c.host, "0.0.0.0");
+	assert_int_equal(c.port, 8000);
+	assert_int_equal(c.max_loras, 1);
+	assert_int_equal(c.max_num_seqs, 256);
+	assert_int_equal(c.max_model_len, 32768);
+	assert_int_equal(c.num_gpu_blocks, 9362);
+	assert_int_equal(c.block_size, 16);
+	assert_int_equal(c.version, IG_SIM_V_LATEST);
+	assert_string_equal(ig_sim_label_name(&c), "Qwen/Qwen2.5-1.5B-Instruct");
+	ig_sim_config_free(&c);
+}
+
+static void test_args_seed_deployment(void **state)
+{
+	struct ig_sim_config c;
+	char err[256];
+	const char *a[] = {"--model",
+			   "Qwen/Qwen2.5-1.5B-Instruct",
+			   "--port",
+			   "8000",
+			   "--enable-lora",
+			   "--max-loras",
+			   "4",
+			   "--lora-modules",
+			   "{\"name\": \"tweet-summary-0\", \"path\": "
+			   "\"SriSanth2345/Qwen-1.5B-Tweet-Generations\", \"base_model_name\": "
+			   "\"Qwen/Qwen2.5-1.5B\"}",
+			   "{\"name\": \"tweet-summary-1\", \"path\": \"p1\"}",
+			   "ad=/x/y",
+			   "--dtype",
+			   "bfloat16",
+			   "--enforce-eager",
+			   "--gpu-memory-utilization=0.9",
+			   NULL};
+	assert_int_equal(parse(&c, err, a), 0);
+	assert_true(c.enable_lora);
+	assert_int_equal(c.max_loras, 4);
+	assert_int_equal(c.nadapters, 3);
+	assert_string_equal(c.adapters[0].name, "tweet-summary-0");
+	assert_string_equal(c.adapters[0].path, "SriSanth2345/Qwen-1.5B-Tweet-Generations");
+	assert_string_equal(c.adapters[0].base, "Qwen/Qwen2.5-1.5B");
+	assert_null(c.adapters[1].base);
+	assert_string_equal(c.adapters[2].name, "ad");
+	assert_string_equal(c.adapters[2].path, "/x/y");
+	assert_int_equal(ig_sim_find_adapter(&c, IG_STR("tweet-summary-1")), 1);
+	assert_int_equal(ig_sim_find_adapter(&c, IG_STR("tweet-summary")), -1);
+	ig_sim_config_free(&c);
+}
+
+static void test_args_forms(void **state)
+{
+	struct ig_sim_config c;
+	char err[256];
+	const char *a[] = {"--port=9001",
+			   "--served-model-name",
+			   "a",
+			   "b",
+			   "--host",
+			   "127.0.0.2",
+			   "--ttft-ms",
+			   "300",
+			   "--itl-ms=0.5",
+			   "--vllm-version",
+			   "0.8",
+			   "--fixed-waiting",
+			   "7",
+			   "--fixed-kv-usage",
+			   "0.25",
+			   "--fixed-lora-running",
+			   "x,y",
+			   "--seed",
+			   "42",
+			   NULL};
+	assert_int_equal(parse(&c, err, a), 0);
+	assert_int_equal(c.port, 9001);
+	assert_int_equal(c.nserved, 2);
+	assert_string_equal(c.served[1], "b");
+	assert_string_equal(ig_sim_label_name(&c), "a");
+	assert_true(ig_sim_is_base_name(&c, IG_STR("b")));
+	/* With served names, --model itself is not a name the server answers to. */
+	assert_false(ig_sim_is_base_name(&c, IG_STR("Qwen/Qwen2.5-1.5B-Instruct")));
+	assert_string_equal(c.host, "127.0.0.2");
+	assert_true(c.ttft_ms == 300);
+	assert_true(c.itl_ms == 0.5);
+	assert_int_equal(c.version, IG_SIM_V_0_8);
+	assert_true(c.fixed.has_waiting);
+	assert_int_equal(c.fixed.waiting, 7);
+	assert_false(c.fixed.has_running);
+	assert_true(c.fixed.kv == 0.25);
+	assert_string_equal(c.fixed.lora_running, "x,y");
+	assert_null(c.fixed.lora_waiting);
+	assert_true(c.has_seed);
+	assert_int_equal(c.seed, 42);
+	ig_sim_config_free(&c);
+}
+
+static void expect_error(const char **a, const char *needle)
+{
+	struct ig_sim_config c;
+	char err[256] = "";
+	assert_int_equal(parse(&c, err, a), -1);
+	if (!strstr(err, needle))
+		fail_msg("error '%s' does not mention '%s'", err, needle);
+	ig_sim_config_free(&c);
+}
+
+static void test_args_errors(void **state)
+{
+	const char *unknown[] = {"--frobnicate", "3", NULL};
+	expect_error(unknown, "--frobnicate");
+	const char *unknown_eq[] = {"--bogus-flag=1", NULL};
+	expect_error(unknown_eq, "--bogus-flag");
+	const char *port[] = {"--port", "http", NULL};
+	expect_error(port, "--port");
+	const char *range[] = {"--port", "70000", NULL};
+	expect_error(range, "--port");
+	const char *missing[] = {"--max-num-seqs", NULL};
+	expect_error(missing, "--max-num-seqs");
+	const char *flag_as_value[] = {"--model", "--port", "1", NULL};
+	expect_error(flag_as_value, "--model");
+	const char *noval[] = {"--enable-lora=yes", NULL};
+	expect_error(noval, "--enable-lora");
+	const char *zero[] = {"--max-loras", "0", NULL};
+	expect_error(zero, "--max-loras");
+	const char *kv[] = {"--fixed-kv-usage", "1.5", NULL};
+	expect_error(kv, "--fixed-kv-usage");
+	const char *ver[] = {"--vllm-version", "0.7", NULL};
+	expect_error(ver, "--vllm-version");
+	const char *lora[] = {"--lora-modules", "{\"name\":\"a\"}", NULL};
+	expect_error(lora, "--lora-modules");
+	const char *dup[] = {"--lora-modules", "a=/p", "a=/q", NULL};
+	expect_error(dup, "duplicate");
+	const char *two_pos[] = {"m1", "m2", NULL};
+	expect_error(two_pos, "m2");
+	const char *empty_list[] = {"--served-model-name", "--port", "1", NULL};
+	expect_error(empty_list, "--served-model-name");
+}
+
+static void test_lora_module_items(void **state)
+{
+	struct ig_sim_adapter a;
+	char err[256];
+	assert_int_equal(ig_sim_parse_lora_module("n=p", &a, err, sizeof err), 0);
+	assert_string_equal(a.name, "n");
+	assert_string_equal(a.path, "p");
+	free(a.name), free(a.path);
+	/* A ',' forces the JSON reading, so this is an error, not name=path. */
+	assert_int_equal(ig_sim_parse_lora_module("n=p,q", &a, err, sizeof err), -1);
+	assert_int_equal(ig_sim_parse_lora_module("=p", &a, err, sizeof err), -1);
+	assert_int_equal(ig_sim_parse_lora_module("n=", &a, err, sizeof err), -1);
+	assert_int_equal(
+	    ig_sim_parse_lora_module("{\"name\":1,\"path\":\"p\"}", &a, err, sizeof err), -1);
+	assert_int_equal(
+	    ig_sim_parse_lora_module("{\"name\":\"\",\"path\":\"p\"}", &a, err, sizeof err), -1);
+	assert_int_equal(ig_sim_parse_lora_module("[1]", &a, err, sizeof err), -1);
+	assert_int_equal(ig_sim_parse_lora_module(
+			     "{\"name\":\"n\\u0041\",\"path\":\"p\",\"base_model_name\":null}", &a,
+			     err, sizeof err),
+			 0);
+	assert_string_equal(a.name, "nA");
+	assert_null(a.base);
+	free(a.name), free(a.path);
+}
+
+static void test_adapters_runtime(void **state)
+{
+	struct ig_sim_config c;
+	ig_sim_config_init(&c);
+	assert_int_equal(ig_sim_add_adapter(&c, IG_STR("a"), IG_STR("/a"), (struct ig_str){0}), 0);
+	assert_int_equal(ig_sim_add_adapter(&c, IG_STR("b"), IG_STR("/b"), IG_STR("base")), 0);
+	assert_int_not_equal(ig_sim_add_adapter(&c, IG_STR("a"), IG_STR("/x"), (struct ig_str){0}),
+			     0);
+	assert_int_equal(ig_sim_remove_adapter(&c, IG_STR("a")), 0);
+	assert_int_not_equal(ig_sim_remove_adapter(&c, IG_STR("a")), 0);
+	assert_int_equal(c.nadapters, 1);
+	assert_string_equal(c.adapters[0].name, "b");
+	assert_string_equal(c.adapters[0].base, "base");
+	ig_sim_config_free(&c);
+}
+
+static void render(struct ig_buf *b, int (*fn)(struct ig_buf *, const struct ig_sim_resp *),
+		   const struct ig_sim_resp *r)
+{
+	ig_buf_reset(b);
+	assert_int_equal(fn(b, r), 0);
+	assert_non_null(ig_buf_cstr(b));
+}
+
+static void test_render_completion(void **state)
+{
+	struct ig_buf b = {0};
+	struct ig_sim_resp r = {
+	    .kind = IG_SIM_COMPLETION,
+	    .id = IG_STR("cmpl-1"),
+	    .created = 1742577733,
+	    .model = IG_STR("tweet-summary-1"),
+	    .text = IG_STR(" a \"q\""),
+	    .finish = "length",
+	    .prompt_tokens = 10,
+	    .completion_tokens = 100,
+	};
+	render(&b, ig_sim_render_full, &r);
+	assert_string_equal(
+	    b.ptr,
+	    "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1742577733,"
+	    "\"model\":\"tweet-summary-1\",\"choices\":[{\"index\":0,\"text\":\" a \\\"q\\\"\","
+	    "\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null,"
+	    "\"prompt_logprobs\":null}],\"usage\":{\"prompt_tokens\":10,\"total_tokens\":110,"
+	    "\"completion_tokens\":100,\"prompt_tokens_details\":null}}");
+	r.finish = NULL;
+	r.text = IG_STR(" x");
+	render(&b, ig_sim_render_chunk, &r);
+	assert_string_equal(b.ptr,
+			    "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\","
+			    "\"created\":1742577733,\"model\":\"tweet-summary-1\","
+			    "\"choices\":[{\"index\":0,\"text\":\" x\",\"logprobs\":null,"
+			    "\"finish_reason\":null,\"stop_reason\":null}],\"usage\":null}\n\n");
+	render(&b, ig_sim_render_usage_chunk, &r);
+	assert_string_equal(b.ptr, "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\","
+				   "\"created\":1742577733,\"model\":\"tweet-summary-1\","
+				   "\"choices\":[],\"usage\":{\"prompt_tokens\":10,"
+				   "\"total_tokens\":110,\"completion_tokens\":100}}\n\n");
+	ig_buf_free(&b);
+}
+
+static void test_render_chat(void **state)
+{
+	struct ig_buf b = {0};
+	struct ig_sim_resp r = {
+	    .kind = IG_SIM_CHAT,
+	    .id = IG_STR("chatcmpl-9"),
+	    .created = 5,
+	    .model = IG_STR("m"),
+	    .text = IG_STR("Hi!"),
+	    .finish = "stop",
+	    .prompt_tokens = 25,
+	    .completion_tokens = 3,
+	};
+	render(&b, ig_sim_render_full, &r);
+	assert_string_equal(
+	    b.ptr, "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion\",\"created\":5,"
+		   "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+		   "\"content\":\"Hi!\",\"reasoning_content\":null,\"tool_calls\":[]},"
+		   "\"logprobs\":null,\"finish_reason\":\"stop\",\"stop_reason\":null}],"
+		   "\"usage\":{\"prompt_tokens\":25,\"total_tokens\":28,\"completion_tokens\":3,"
+		   "\"prompt_tokens_details\":null},\"prompt_logprobs\":null}");
+	render(&b, ig_sim_render_role_chunk, &r);
+	assert_string_equal(b.ptr,
+			    "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","
+			    "\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,"
+			    "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+			    "\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+	render(&b, ig_sim_render_chunk, &r);
+	assert_string_equal(b.ptr,
+			    "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\","
+			    "\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,"
+			    "\"delta\":{\"content\":\"Hi!\"},\"logprobs\":null,"
+			    "\"finish_reason\":\"stop\",\"stop_reason\":null}]}\n\n");
+	r.finish = NULL;
+	render(&b, ig_sim_render_chunk, &r);
+	assert_non_null(strstr(b.ptr, "\"finish_reason\":null}]}\n\n"));
+	assert_null(strstr(b.ptr, "stop_reason"));
+	ig_buf_free(&b);
+}
+
+static void test_render_error(void **state)
+{
+	struct ig_buf b = {0};
+	assert_int_equal(ig_sim_render_error(&b, IG_SIM_V_LATEST, 404, "NotFoundError", "model",
+					     "The model `x` does not exist."),
+			 0);
+	assert_string_equal(ig_buf_cstr(&b),
+			    "{\"error\":{\"message\":\"The model `x` does not exist.\","
+			    "\"type\":\"NotFoundError\",\"param\":\"model\",\"code\":404}}");
+	ig_buf_reset(&b);
+	assert_int_equal(ig_sim_render_error(&b, IG_SIM_V_0_8, 404, "NotFoundError", "model",
+					     "The model `x` does not exist."),
+			 0);
+	assert_string_equal(ig_buf_cstr(&b),
+			    "{\"object\":\"error\",\"message\":\"The model `x` does not exist.\","
+			    "\"type\":\"NotFoundError\",\"param\":null,\"code\":404}");
+	ig_buf_reset(&b);
+	ig_sim_render_error(&b, IG_SIM_V_LATEST, 400, "BadRequestError", NULL, "a\"b");
+	assert_string_equal(ig_buf_cstr(&b), "{\"error\":{\"message\":\"a\\\"b\","
+					     "\"type\":\"BadRequestError\",\"param\":null,"
+					     "\"code\":400}}");
+	ig_buf_free(&b);
+}
+
+static void expect_float(double v, const char *want)
+{
+	char out[64];
+	ig_sim_fmt_float(out, sizeof out, v);
+	assert_string_equal(out, want);
+}
+
+static void test_float_format(void **state)
+{
+	expect_float(0, "0.0");
+	expect_float(1, "1.0");
+	expect_float(3, "3.0");
+	expect_float(0.0021, "0.0021");
+	expect_float(0.25, "0.25");
+	expect_float(2.5, "2.5");
+	expect_float(123456, "123456.0");
+	expect_float(1742577733.4, "1.7425777334e+09");
+	expect_float(1234567, "1.234567e+06");
+	expect_float(1e-5, "1e-05");
+	expect_float(-2.5, "-2.5");
+	expect_float(1.0 / 0.0, "+Inf");
+}
+
+static void test_histogram(void **state)
+{
+	struct ig_sim_hist h = {0};
+	size_t n;
+	const double *b = ig_sim_ttft_buckets(IG_SIM_V_0_8, &n);
+	assert_int_equal(n, 16);
+	assert_true(b[n - 1] == 10.0);
+	ig_sim_hist_observe(&h, b, n, 0.001); /* on a bound: that bucket (le) */
+	ig_sim_hist_observe(&h, b, n, 0.3);
+	ig_sim_hist_observe(&h, b, n, 11);
+	assert_int_equal(h.counts[0], 1);
+	assert_int_equal(h.counts[9], 1); /* 0.5 */
+	assert_int_equal(h.counts[n], 1); /* +Inf */
+	assert_int_equal(h.count, 3);
+	assert_true(h.sum > 11.3 && h.sum < 11.302);
+	ig_sim_e2e_buckets(IG_SIM_V_LATEST, &n);
+	assert_int_equal(n, 21);
+	ig_sim_e2e_buckets(IG_SIM_V_0_8, &n);
+	assert_int_equal(n, 15);
+}
+
+static void test_lora_history(void **state)
+{
+	struct ig_sim_stats s = {0};
+	assert_int_equal(ig_sim_lora_note(&s, "", "", 100), 0);
+	assert_int_equal(ig_sim_lora_note(&s, "a", "", 100), 0);
+	assert_int_equal(s.nlora, 2);
+	/* Same clock reading: the newer state must still be larger. */
+	assert_true(s.lora[1].t > s.lora[0].t);
+	assert_string_equal(s.lora[1].running, "a");
+	/* An old state coming back moves to the end with a new value. */
+	assert_int_equal(ig_sim_lora_note(&s, "", "", 101), 0);
+	assert_int_equal(s.nlora, 2);
+	assert_string_equal(s.lora[1].running, "");
+	assert_true(s.lora[1].t == 101);
+	char name[16];
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof name, "x%d", i);
+		ig_sim_lora_note(&s, name, "w", 200 + i);
+	}
+	assert_int_equal(s.nlora, IG_SIM_LORA_HISTORY);
+	assert_string_equal(s.lora[IG_SIM_LORA_HISTORY - 1].running, "x39");
+	assert_string_equal(s.lora[0].running, "x24");
+	ig_sim_stats_free(&s);
+}
+
+static void test_metrics_text(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_stats s = {0};
+	struct ig_sim_gauges g = {.running = 3, .waiting = 2, .kv_usage = 0.5};
+	struct ig_buf b = {0};
+	size_t n;
+	ig_sim_config_init(&c);
+	c.enable_lora = true;
+	c.max_loras = 4;
+	ig_sim_lora_note(&s, "", "", 1742577733.0);
+	ig_sim_lora_note(&s, "a,b", "c", 1742577734.0);
+	s.prompt_tokens = 10;
+	s.success[IG_SIM_FIN_LENGTH] = 1;
+	ig_sim_hist_observe(&s.ttft, ig_sim_ttft_buckets(c.version, &n), n, 0.2);
+	assert_int_equal(ig_sim_render_metrics(&b, &c, &s, &g), 0);
+	const char *t = ig_buf_cstr(&b);
+	const char *want[] = {
+	    "vllm:num_requests_running{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 3.0\n",
+	    "vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 2.0\n",
+	    "vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
+	    "vllm:kv_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
+	    "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"a,b\","
+	    "waiting_lora_adapters=\"c\"} 1.742577734e+09\n",
+	    "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"\","
+	    "waiting_lora_adapters=\"\"} 1.742577733e+09\n",
+	    "vllm:prompt_tokens_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 10.0\n",
+	    "vllm:request_success_total{finished_reason=\"length\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 1.0\n",
+	    "vllm:request_success_total{finished_reason=\"stop\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 0.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{le=\"0.1\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 0.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{le=\"0.25\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 1.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 1.0\n",
+	    "vllm:time_to_first_token_seconds_count{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "1.0\n",
+	    "# TYPE vllm:e2e_request_latency_seconds histogram\n",
+	    "vllm:cache_config_info{block_size=\"16\",",
+	    "num_gpu_blocks=\"9362\"} 1.0\n",
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+		if (!strstr(t, want[i]))
+			fail_msg("missing: %s\n in:\n%s", want[i], t);
+	/* 0.8: the old name only, and success series only once used. */
+	c.version = IG_SIM_V_0_8;
+	ig_buf_reset(&b);
+	s.success_seen[IG_SIM_FIN_LENGTH] = true;
+	assert_int_equal(ig_sim_render_metrics(&b, &c, &s, &g), 0);
+	t = ig_buf_cstr(&b);
+	assert_null(strstr(t, "kv_cache_usage_perc"));
+	assert_non_null(strstr(t, "gpu_cache_usage_perc"));
+	assert_null(strstr(t, "finished_reason=\"stop\""));
+	assert_non_null(strstr(t, "finished_reason=\"length\""));
+	assert_null(strstr(t, "le=\"2560.0\""));
+	assert_null(strstr(t, "le=\"7680.0\""));
+	/* latest without LoRA has no lora_requests_info; 0.8 always has it. */
+	c.enable_lora = false;
+	ig_buf_reset(&b);
+	ig_sim_render_metrics(&b, &c, &s, &g);
+	assert_non_null(strstr(ig_buf_cstr(&b), "vllm:lora_requests_info{max_lora=\"0\""));
+	c.version = IG_SIM_V_LATEST;
+	ig_buf_reset(&b);
+	ig_sim_render_metrics(&b, &c, &s, &g);
+	assert_null(strstr(ig_buf_cstr(&b), "lora_requests_info"));
+	ig_buf_free(&b);
+	ig_sim_stats_free(&s);
+	ig_sim_config_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_tokenizer),
+	    cmocka_unit_test(test_generator_deterministic),
+	    cmocka_unit_test(test_args_defaults),
+	    cmocka_unit_test(test_args_seed_deployment),
+	    cmocka_unit_test(test_args_forms),
+	    cmocka_unit_test(test_args_errors),
+	    cmocka_unit_test(test_lora_module_items),
+	    cmocka_unit_test(test_adapters_runtime),
+	    cmocka_unit_test(test_render_completion),
+	    cmocka_unit_test(test_render_chat),
+	    cmocka_unit_test(test_render_error),
+	    cmocka_unit_test(test_float_format),
+	    cmocka_unit_test(test_histogram),
+	    cmocka_unit_test(test_lora_history),
+	    cmocka_unit_test(test_metrics_text),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
