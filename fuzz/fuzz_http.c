@@ -15,8 +15,7 @@ static void check_slice(struct ig_str s, const char *buf, size_t len)
 		abort();
 }
 
-static void check_headers(const struct ig_http_header *h, size_t n, const char *buf,
-			  size_t head)
+static void check_headers(const struct ig_http_header *h, size_t n, const char *buf, size_t head)
 {
 	for (size_t i = 0; i < n; i++) {
 		check_slice(h[i].name, buf, head);
@@ -24,8 +23,8 @@ static void check_headers(const struct ig_http_header *h, size_t n, const char *
 		if (h[i].name.len == 0)
 			abort();
 		/* Values are trimmed and hold no CR, LF or NUL. */
-		if (h[i].value.len && (h[i].value.ptr[0] == ' ' ||
-				       h[i].value.ptr[h[i].value.len - 1] == ' '))
+		if (h[i].value.len &&
+		    (h[i].value.ptr[0] == ' ' || h[i].value.ptr[h[i].value.len - 1] == ' '))
 			abort();
 		if (memchr(h[i].value.ptr, '\r', h[i].value.len) ||
 		    memchr(h[i].value.ptr, '\n', h[i].value.len) ||
@@ -42,7 +41,8 @@ static void fuzz_request(const char *buf, size_t len)
 	int rc = ig_http_parse_request(buf, len, &req, h, MAX_H);
 
 	if (rc <= 0) {
-		if (rc != IG_HTTP_INVALID && rc != IG_HTTP_INCOMPLETE && rc != IG_HTTP_TOO_MANY_HEADERS)
+		if (rc != IG_HTTP_INVALID && rc != IG_HTTP_INCOMPLETE &&
+		    rc != IG_HTTP_TOO_MANY_HEADERS)
 			abort();
 		return;
 	}

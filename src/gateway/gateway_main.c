@@ -1,9 +1,408 @@
+/* `infergate gateway`: parses flags, loads the manifests, starts the
+ * workers, then runs the control loop on the main thread: metrics
+ * scraping, the admin listener, reloads (SIGHUP or a changed file) and the
+ * graceful drain on SIGTERM. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/clock.h"
+#include "core/log.h"
 #include "gateway/gateway.h"
+#include "gateway/gw.h"
+
+static const char usage_text[] =
+	"usage: infergate gateway -f PATH [-f PATH...] [options]\n"
+	"\n"
+	"Serves the Gateways, HTTPRoutes and InferencePools in the manifests.\n"
+	"\n"
+	"  -f, --filename PATH        manifest file or directory (repeatable)\n"
+	"      --bind ADDR            address the listeners bind (default 0.0.0.0)\n"
+	"      --admin HOST:PORT      admin listener: /metrics, /healthz, /pools\n"
+	"      --workers N            worker threads (default: one per CPU)\n"
+	"      --scrape-interval MS   endpoint /metrics scrape period (default 50)\n"
+	"      --drain-timeout MS     grace period for requests on SIGTERM (default 30000)\n"
+	"      --max-header-bytes N   request head limit, else 431 (default 65536)\n"
+	"      --max-body-bytes N     request body limit, else 413 (default 16777216)\n"
+	"      --header-timeout MS    time allowed for a request head, else 408 (default 30000)\n"
+	"      --body-timeout MS      silence allowed inside a body, else 408 (default 60000)\n"
+	"      --idle-timeout MS      idle keep-alive connections close after (default 75000)\n"
+	"      --max-attempts N       endpoints tried when connecting fails (default 3)\n"
+	"      --watch-interval MS    how often the files are checked for changes (default 1000)\n"
+	"      --log-level LEVEL      error, warn, info or debug (default info)\n"
+	"  -h, --help                 this text\n"
+	"\n"
+	"SIGHUP or a change to a file reloads; SIGTERM drains and exits.\n";
+
+static struct ig_gateway_rt G;
+static uint64_t watch_interval_ms = 1000;
+static uint64_t watch_signature;
+static struct ig_timer watch_timer, drain_timer, drain_poll;
+static struct ig_io sig_io;
+static uint64_t drain_deadline_ns;
+
+/* ---- flags ---- */
+
+static int parse_u64(const char *flag, const char *v, uint64_t min, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno || *end || end == v || x < min || v[0] == '-') {
+		fprintf(stderr, "infergate gateway: %s: invalid value '%s'\n", flag, v);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+static int parse_flags(int argc, char **argv, struct ig_gw_options *o)
+{
+	o->bind = "0.0.0.0";
+	o->workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (o->workers < 1)
+		o->workers = 1;
+	o->scrape_interval_ms = 50;
+	o->drain_timeout_ms = 30000;
+	o->max_attempts = 3;
+	ig_http_server_config_defaults(&o->http);
+	o->paths = calloc((size_t)argc + 1, sizeof *o->paths);
+	if (!o->paths)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = NULL;
+		char name[64];
+		const char *eq = strchr(a, '=');
+		if (a[0] == '-' && a[1] == '-' && eq && (size_t)(eq - a) < sizeof name) {
+			memcpy(name, a, (size_t)(eq - a));
+			name[eq - a] = '\0';
+			val = eq + 1;
+			a = name;
+		}
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage_text, stdout);
+			exit(0);
+		}
+		static const char *const takes_value[] = {
+			"-f", "--filename", "--bind", "--admin", "--workers", "--scrape-interval",
+			"--drain-timeout", "--max-header-bytes", "--max-body-bytes",
+			"--header-timeout", "--body-timeout", "--idle-timeout", "--max-attempts",
+			"--watch-interval", "--log-level"};
+		bool known = false;
+		for (size_t k = 0; k < sizeof takes_value / sizeof takes_value[0]; k++)
+			known |= !strcmp(a, takes_value[k]);
+		if (!known) {
+			fprintf(stderr, "infergate gateway: unknown flag '%s' (see --help)\n", argv[i]);
+			return -1;
+		}
+		if (!val) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "infergate gateway: %s needs a value\n", a);
+				return -1;
+			}
+			val = argv[++i];
+		}
+		uint64_t u;
+		if (!strcmp(a, "-f") || !strcmp(a, "--filename")) {
+			o->paths[o->npaths++] = val;
+		} else if (!strcmp(a, "--bind")) {
+			o->bind = val;
+		} else if (!strcmp(a, "--admin")) {
+			o->admin = val;
+		} else if (!strcmp(a, "--log-level")) {
+			int l = ig_log_parse_level(val);
+			if (l < 0) {
+				fprintf(stderr, "infergate gateway: --log-level: unknown level '%s'\n", val);
+				return -1;
+			}
+			ig_log_level = (enum ig_log_level)l;
+		} else {
+			if (parse_u64(a, val, 1, &u) < 0)
+				return -1;
+			if (!strcmp(a, "--workers"))
+				o->workers = u > 256 ? 256 : (int)u;
+			else if (!strcmp(a, "--scrape-interval"))
+				o->scrape_interval_ms = u;
+			else if (!strcmp(a, "--drain-timeout"))
+				o->drain_timeout_ms = u;
+			else if (!strcmp(a, "--max-header-bytes"))
+				o->http.max_header_bytes = u;
+			else if (!strcmp(a, "--max-body-bytes"))
+				o->http.max_body_bytes = u;
+			else if (!strcmp(a, "--header-timeout"))
+				o->http.header_timeout_ms = u;
+			else if (!strcmp(a, "--body-timeout"))
+				o->http.body_timeout_ms = u;
+			else if (!strcmp(a, "--idle-timeout"))
+				o->http.keepalive_timeout_ms = u;
+			else if (!strcmp(a, "--max-attempts"))
+				o->max_attempts = u > 8 ? 8 : (int)u;
+			else if (!strcmp(a, "--watch-interval"))
+				watch_interval_ms = u;
+		}
+	}
+	if (o->npaths == 0) {
+		fprintf(stderr, "infergate gateway: no manifests: give -f PATH (see --help)\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- configuration ---- */
+
+static struct ig_config *load(bool initial)
+{
+	struct ig_config *cfg = NULL;
+	struct ig_diags diags = {0};
+	int rc = ig_config_load(G.opt.paths, G.opt.npaths, &cfg, &diags);
+	ig_diags_print(&diags, stderr);
+	ig_diags_free(&diags);
+	if (rc < 0) {
+		ig_err("%s: configuration has errors; %s", initial ? "start" : "reload",
+		       initial ? "not starting" : "keeping the previous one");
+		return NULL;
+	}
+	return cfg;
+}
+
+/* Every port must be ours before workers try; binding one socket here
+ * turns "address in use" into a clear startup error. */
+static int check_ports(const struct ig_snapshot *s)
+{
+	for (size_t i = 0; i < s->nports; i++) {
+		bool have = G.snap && ig_snapshot_port(G.snap, s->ports[i].port);
+		if (have)
+			continue;
+		int fd = ig_listen_tcp(G.opt.bind, s->ports[i].port, true, 1);
+		if (fd < 0) {
+			ig_err("cannot listen on %s:%d: %s", G.opt.bind, s->ports[i].port,
+			       strerror(-fd));
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static void log_snapshot(const struct ig_snapshot *s)
+{
+	for (size_t i = 0; i < s->nports; i++)
+		for (size_t l = 0; l < s->ports[i].nlisteners; l++) {
+			const struct ig_listener_rt *li = &s->ports[i].listeners[l];
+			ig_info("listener %s/%s %s on %s:%d: %zu route matches", li->gw->meta.name,
+				li->listener->name, li->listener->protocol, G.opt.bind,
+				s->ports[i].port, ig_routes_count(li->routes));
+		}
+	for (size_t p = 0; p < s->npools; p++)
+		ig_info("pool %s/%s: %zu endpoints", s->pools[p].pool->meta.ns,
+			s->pools[p].pool->meta.name, s->pools[p].neps);
+}
+
+static void publish(struct ig_snapshot *s)
+{
+	for (int i = 0; i < G.nworkers; i++)
+		ig_worker_set_snapshot(&G.workers[i], s);
+	struct ig_snapshot *old = G.snap;
+	G.snap = s;
+	ig_snapshot_unref(old);
+	log_snapshot(s);
+}
+
+static void reload(const char *why)
+{
+	ig_info("reloading configuration (%s)", why);
+	struct ig_config *cfg = load(false);
+	if (!cfg)
+		return;
+	struct ig_snapshot *s = ig_snapshot_build(cfg, ++G.generation);
+	if (!s) {
+		ig_err("reload: out of memory; keeping the previous configuration");
+		return;
+	}
+	if (check_ports(s) < 0) {
+		ig_err("reload refused; keeping the previous configuration");
+		ig_snapshot_unref(s);
+		return;
+	}
+	publish(s);
+}
+
+/* A cheap fingerprint of the files: names, sizes and modification times.
+ * Polling it is simple and works for editors that replace files. */
+static void fold(uint64_t *h, uint64_t v)
+{
+	*h = (*h ^ v) * 0x100000001b3u;
+}
+
+static void fingerprint(const char *path, uint64_t *h, int depth)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		fold(h, 0xdead);
+		return;
+	}
+	for (const char *c = path; *c; c++)
+		fold(h, (unsigned char)*c);
+	fold(h, (uint64_t)st.st_size);
+	fold(h, (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec);
+	if (!S_ISDIR(st.st_mode) || depth > 8)
+		return;
+	struct dirent **names;
+	int n = scandir(path, &names, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		if (names[i]->d_name[0] != '.') {
+			char sub[4096];
+			snprintf(sub, sizeof sub, "%s/%s", path, names[i]->d_name);
+			fingerprint(sub, h, depth + 1);
+		}
+		free(names[i]);
+	}
+	if (n >= 0)
+		free(names);
+}
+
+static uint64_t signature(void)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+	for (size_t i = 0; i < G.opt.npaths; i++)
+		fingerprint(G.opt.paths[i], &h, 0);
+	return h;
+}
+
+static void on_watch(struct ig_loop *loop, struct ig_timer *t)
+{
+	uint64_t sig = signature();
+	if (sig != watch_signature) {
+		watch_signature = sig;
+		reload("files changed");
+	}
+	ig_timer_start(loop, t, watch_interval_ms, on_watch, NULL);
+}
+
+/* ---- shutdown ---- */
+
+static void on_drain_poll(struct ig_loop *loop, struct ig_timer *t)
+{
+	if (atomic_load(&G.workers_done) >= G.nworkers || ig_now_ns() >= drain_deadline_ns) {
+		if (atomic_load(&G.workers_done) < G.nworkers)
+			ig_warn("drain: grace period over; closing the remaining requests");
+		ig_loop_stop(loop);
+		return;
+	}
+	ig_timer_start(loop, t, 20, on_drain_poll, NULL);
+}
+
+static void start_drain(void)
+{
+	if (atomic_exchange(&G.draining, true))
+		return;
+	ig_info("draining: listeners closed, waiting for requests in flight");
+	ig_timer_stop(&G.ctl, &watch_timer);
+	for (int i = 0; i < G.nworkers; i++)
+		ig_worker_drain(&G.workers[i]);
+	drain_deadline_ns = ig_now_ns() + G.opt.drain_timeout_ms * 1000000u;
+	ig_timer_start(&G.ctl, &drain_poll, 0, on_drain_poll, NULL);
+	(void)drain_timer;
+}
+
+static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
+{
+	struct signalfd_siginfo si;
+	while (read(io->fd, &si, sizeof si) == sizeof si) {
+		if (si.ssi_signo == SIGHUP)
+			reload("SIGHUP");
+		else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			if (G.draining) {
+				ig_warn("second signal: stopping now");
+				ig_loop_stop(loop);
+			}
+			start_drain();
+		}
+	}
+}
 
 int ig_gateway_main(int argc, char **argv)
 {
-	fprintf(stderr, "infergate gateway: not built yet\n");
-	return 2;
+	if (parse_flags(argc, argv, &G.opt) < 0)
+		return 2;
+	struct ig_config *cfg = load(true);
+	if (!cfg)
+		return 1;
+	struct ig_snapshot *snap = ig_snapshot_build(cfg, ++G.generation);
+	if (!snap) {
+		ig_err("out of memory");
+		return 1;
+	}
+	if (snap->nports == 0)
+		ig_warn("no HTTP listeners in the manifests: nothing to serve");
+	if (check_ports(snap) < 0)
+		return 1;
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	/* Blocked before the workers start, so they inherit the mask and only
+	 * the control loop sees these signals. */
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (ig_loop_init(&G.ctl) < 0 || sfd < 0) {
+		ig_err("event loop: %s", strerror(errno));
+		return 1;
+	}
+	G.nworkers = G.opt.workers;
+	G.workers = calloc((size_t)G.nworkers, sizeof *G.workers);
+	if (!G.workers)
+		return 1;
+	for (int i = 0; i < G.nworkers; i++) {
+		struct ig_worker *w = &G.workers[i];
+		w->id = i;
+		w->gw = &G;
+		w->slots = calloc(64, sizeof *w->slots);
+		if (!w->slots || ig_worker_start(w) < 0) {
+			ig_err("cannot start worker %d", i);
+			return 1;
+		}
+	}
+	publish(snap);
+	ig_io_start(&G.ctl, &sig_io, sfd, IG_EV_READ, on_signal, NULL);
+	if (G.opt.admin && ig_admin_start(&G, G.opt.admin) < 0)
+		return 1;
+	ig_scraper_start(&G);
+	watch_signature = signature();
+	ig_timer_start(&G.ctl, &watch_timer, watch_interval_ms, on_watch, NULL);
+	ig_info("gateway: %d workers, scraping every %llu ms", G.nworkers,
+		(unsigned long long)G.opt.scrape_interval_ms);
+
+	ig_loop_run(&G.ctl);
+
+	for (int i = 0; i < G.nworkers; i++)
+		ig_loop_stop(&G.workers[i].loop);
+	for (int i = 0; i < G.nworkers; i++)
+		pthread_join(G.workers[i].thread, NULL);
+	ig_scraper_stop(&G);
+	ig_admin_stop();
+	for (int i = 0; i < G.nworkers; i++) {
+		ig_worker_free(&G.workers[i]);
+		free(G.workers[i].slots);
+	}
+	free(G.workers);
+	ig_snapshot_unref(G.snap);
+	ig_io_stop(&G.ctl, &sig_io);
+	close(sfd);
+	ig_timer_stop(&G.ctl, &watch_timer);
+	ig_timer_stop(&G.ctl, &drain_poll);
+	ig_loop_free(&G.ctl);
+	free(G.opt.paths);
+	ig_info("gateway stopped");
+	return 0;
 }

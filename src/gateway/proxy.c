@@ -64,7 +64,8 @@ static void finish(struct proxy_req *p)
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);
 	release_endpoint(p);
-	if (p->model.len) {
+	/* Only resolved models get series: label values stay a bounded set. */
+	if (p->target.len) {
 		double secs = (double)(ig_now_ns() - p->ex->start_ns) / 1e9;
 		ig_gw_metrics_request(ig_buf_cstr(&p->model), p->target.len ? ig_buf_cstr(&p->target) : "",
 				      p->status, secs, p->body.len, p->resp_bytes, p->in_tokens,
@@ -365,7 +366,13 @@ static void attempt(struct proxy_req *p)
 			return;
 		}
 		bool is_head = ig_str_eq_cstr(p->ex->req.method, "HEAD");
-		ig_http_client_send(p->up, p->wire.ptr, p->wire.len, is_head, &upstream_cbs, p);
+		if (ig_http_client_send(p->up, p->wire.ptr, p->wire.len, is_head, &upstream_cbs,
+					p) < 0) {
+			ig_http_client_close(p->up);
+			p->up = NULL;
+			release_endpoint(p);
+			continue;
+		}
 		return;
 	}
 }

@@ -115,7 +115,11 @@ static void start(struct scrape *s)
 	s->busy = true;
 	s->ok_status = false;
 	ig_timer_start(s->loop, &s->timeout, SCRAPE_TIMEOUT_MS, on_scrape_timeout, s);
-	ig_http_client_send(s->conn, s->req, s->reqlen, false, &cbs, s);
+	if (ig_http_client_send(s->conn, s->req, s->reqlen, false, &cbs, s) < 0) {
+		ig_http_client_close(s->conn);
+		s->conn = NULL;
+		scrape_done(s, false);
+	}
 }
 
 static struct scrape *find_or_add(struct ig_loop *loop, struct ig_endpoint *ep)

@@ -173,6 +173,7 @@ void ig_worker_release_upstream(struct ig_worker *w, struct ig_endpoint *ep,
 
 void ig_worker_free(struct ig_worker *w)
 {
+	w->draining = true; /* posts still queued must not open listeners */
 	for (size_t i = 0; i < w->nslots; i++)
 		ig_http_server_free(w->slots[i].server);
 	for (size_t i = 0; i < w->nidle; i++)

@@ -343,7 +343,7 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
 			const struct ig_http_client_cbs *cbs, void *ud)
 {
-	if (c->state != CL_READY && c->state != CL_CONNECTING)
+	if (c->state != CL_READY && c->state != CL_CONNECTING && c->state != CL_PARKED)
 		return -1;
 	c->reused = c->requests++ > 0;
 	c->cbs = cbs;

@@ -260,7 +260,7 @@ int ig_http_parse_response(const char *buf, size_t len, struct ig_http_response 
 }
 
 const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h, size_t n,
-						  const char *name)
+						 const char *name)
 {
 	struct ig_str want = ig_str_from(name);
 
@@ -460,17 +460,17 @@ int ig_http_response_framing(const struct ig_http_response *res, struct ig_str m
 #define CHUNK_LINE_MAX 4096
 
 enum {
-	CH_SIZE = 0,  /* hex digits of the chunk size */
-	CH_SIZE_WS,   /* blanks after the size */
-	CH_EXT,       /* after ';': extensions up to CR */
-	CH_SIZE_LF,   /* CR seen at the end of the size line */
-	CH_DATA,      /* chunk bytes */
-	CH_DATA_CR,   /* CRLF after the chunk data */
+	CH_SIZE = 0, /* hex digits of the chunk size */
+	CH_SIZE_WS,  /* blanks after the size */
+	CH_EXT,	     /* after ';': extensions up to CR */
+	CH_SIZE_LF,  /* CR seen at the end of the size line */
+	CH_DATA,     /* chunk bytes */
+	CH_DATA_CR,  /* CRLF after the chunk data */
 	CH_DATA_LF,
-	CH_TRAILER,   /* start of a trailer line, or the final blank line */
+	CH_TRAILER, /* start of a trailer line, or the final blank line */
 	CH_TRAILER_LINE,
 	CH_TRAILER_LF,
-	CH_END_LF,    /* CR of the final blank line seen */
+	CH_END_LF, /* CR of the final blank line seen */
 	CH_DONE,
 };
 
@@ -626,41 +626,48 @@ ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len)
 
 /* ---- status text ------------------------------------------------------- */
 
+static const struct {
+	int code;
+	const char *text;
+} status_texts[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
 const char *ig_http_status_text(int status)
 {
-	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
-	}
+	for (size_t i = 0; i < sizeof(status_texts) / sizeof(status_texts[0]); i++)
+		if (status_texts[i].code == status)
+			return status_texts[i].text;
+	return "Unknown";
 }

@@ -121,15 +121,24 @@ static long read_u_escape(const char *p, const char *end, const char **next)
 static char simple_escape(char c)
 {
 	switch (c) {
-	case '"': return '"';
-	case '\\': return '\\';
-	case '/': return '/';
-	case 'b': return '\b';
-	case 'f': return '\f';
-	case 'n': return '\n';
-	case 'r': return '\r';
-	case 't': return '\t';
-	default: return 0;
+	case '"':
+		return '"';
+	case '\\':
+		return '\\';
+	case '/':
+		return '/';
+	case 'b':
+		return '\b';
+	case 'f':
+		return '\f';
+	case 'n':
+		return '\n';
+	case 'r':
+		return '\r';
+	case 't':
+		return '\t';
+	default:
+		return 0;
 	}
 }
 
@@ -268,13 +277,19 @@ static int parse_container(struct parser *ps, int depth, char close)
 static enum ig_json_type type_of(char c)
 {
 	switch (c) {
-	case '{': return IG_JSON_OBJECT;
-	case '[': return IG_JSON_ARRAY;
-	case '"': return IG_JSON_STRING;
+	case '{':
+		return IG_JSON_OBJECT;
+	case '[':
+		return IG_JSON_ARRAY;
+	case '"':
+		return IG_JSON_STRING;
 	case 't':
-	case 'f': return IG_JSON_BOOL;
-	case 'n': return IG_JSON_NULL;
-	default: return (c == '-' || is_digit(c)) ? IG_JSON_NUMBER : IG_JSON_INVALID;
+	case 'f':
+		return IG_JSON_BOOL;
+	case 'n':
+		return IG_JSON_NULL;
+	default:
+		return (c == '-' || is_digit(c)) ? IG_JSON_NUMBER : IG_JSON_INVALID;
 	}
 }
 
@@ -283,12 +298,18 @@ static int parse_value(struct parser *ps, int depth)
 	if (ps->p == ps->end)
 		return -1;
 	switch (*ps->p) {
-	case '{': return parse_container(ps, depth + 1, '}');
-	case '[': return parse_container(ps, depth + 1, ']');
-	case '"': return parse_string(ps);
-	case 't': return parse_literal(ps, "true");
-	case 'f': return parse_literal(ps, "false");
-	case 'n': return parse_literal(ps, "null");
+	case '{':
+		return parse_container(ps, depth + 1, '}');
+	case '[':
+		return parse_container(ps, depth + 1, ']');
+	case '"':
+		return parse_string(ps);
+	case 't':
+		return parse_literal(ps, "true");
+	case 'f':
+		return parse_literal(ps, "false");
+	case 'n':
+		return parse_literal(ps, "null");
 	default:
 		ps->p = scan_number(ps->p, ps->end);
 		return ps->p ? 0 : -1;
@@ -297,10 +318,11 @@ static int parse_value(struct parser *ps, int depth)
 
 int ig_json_parse(const char *text, size_t len, struct ig_json_value *root)
 {
-	struct parser ps = {text, text + len};
-
 	if (!text)
 		return -1;
+
+	struct parser ps = {text, text + len};
+
 	skip_ws(&ps);
 
 	const char *start = ps.p;
@@ -581,7 +603,8 @@ static bool string_eq_n(struct ig_json_value v, const char *s, size_t len)
 {
 	/* Most keys have no escapes: compare the raw bytes directly. */
 	if (v.raw.len == len + 2 && v.type == IG_JSON_STRING && v.raw.ptr[0] == '"' &&
-	    memcmp(v.raw.ptr + 1, s, len) == 0 && !memchr(s, '\\', len) && v.raw.ptr[len + 1] == '"')
+	    memcmp(v.raw.ptr + 1, s, len) == 0 && !memchr(s, '\\', len) &&
+	    v.raw.ptr[len + 1] == '"')
 		return true;
 
 	struct eq_ctx e = {s, len};
@@ -768,8 +791,14 @@ int ig_json_write_string(struct ig_buf *out, const char *s, size_t len)
 		unsigned char c = *p;
 
 		if (c == '"' || c == '\\' || c < 0x20) {
-			char e = c == '"' ? '"' : c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' :
-				 c == '\t' ? 't' : c == '\b' ? 'b' : c == '\f' ? 'f' : 0;
+			char e = c == '"'    ? '"'
+				 : c == '\\' ? '\\'
+				 : c == '\n' ? 'n'
+				 : c == '\r' ? 'r'
+				 : c == '\t' ? 't'
+				 : c == '\b' ? 'b'
+				 : c == '\f' ? 'f'
+					     : 0;
 			if (e)
 				rc = ig_buf_printf(out, "\\%c", e);
 			else

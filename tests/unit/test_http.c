@@ -126,27 +126,27 @@ static void test_request_every_split(void **state)
 static void test_request_invalid(void **state)
 {
 	static const char *bad[] = {
-		"GET  / HTTP/1.1\r\n\r\n",             /* double space */
-		" GET / HTTP/1.1\r\n\r\n",             /* leading space */
-		"G(T / HTTP/1.1\r\n\r\n",              /* non-token method */
-		"GET / HTTP/1.2\r\n\r\n",              /* unsupported minor */
-		"GET / HTTP/2.0\r\n\r\n",              /* unsupported major */
-		"GET / http/1.1\r\n\r\n",              /* lower-case name */
-		"GET / HTTP/1.1 \r\n\r\n",             /* trailing space */
-		"GET /a b HTTP/1.1\r\n\r\n",           /* space in target */
-		"GET /\x01 HTTP/1.1\r\n\r\n",          /* control in target */
-		"GET / HTTP/1.1\n\r\n",                /* bare LF */
-		"GET / HTTP/1.1\rX\r\n",               /* bare CR */
-		"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", /* bare CR in value */
-		"GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", /* control in value */
-		"GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n", /* DEL in value */
-		"GET / HTTP/1.1\r\nHost : a\r\n\r\n",  /* space before colon */
-		"GET / HTTP/1.1\r\n: a\r\n\r\n",       /* empty name */
-		"GET / HTTP/1.1\r\nX(y: a\r\n\r\n",    /* non-token name */
-		"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", /* obs-fold */
-		"GET / HTTP/1.1\r\n\tA: b\r\n\r\n",    /* folded first line */
-		"GET / HTTP/1.1\r\nNoColon\r\n\r\n",
-		"\r\nGET / HTTP/1.1\r\n\r\n",
+	    "GET  / HTTP/1.1\r\n\r\n",		     /* double space */
+	    " GET / HTTP/1.1\r\n\r\n",		     /* leading space */
+	    "G(T / HTTP/1.1\r\n\r\n",		     /* non-token method */
+	    "GET / HTTP/1.2\r\n\r\n",		     /* unsupported minor */
+	    "GET / HTTP/2.0\r\n\r\n",		     /* unsupported major */
+	    "GET / http/1.1\r\n\r\n",		     /* lower-case name */
+	    "GET / HTTP/1.1 \r\n\r\n",		     /* trailing space */
+	    "GET /a b HTTP/1.1\r\n\r\n",	     /* space in target */
+	    "GET /\x01 HTTP/1.1\r\n\r\n",	     /* control in target */
+	    "GET / HTTP/1.1\n\r\n",		     /* bare LF */
+	    "GET / HTTP/1.1\rX\r\n",		     /* bare CR */
+	    "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",  /* bare CR in value */
+	    "GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", /* control in value */
+	    "GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n", /* DEL in value */
+	    "GET / HTTP/1.1\r\nHost : a\r\n\r\n",    /* space before colon */
+	    "GET / HTTP/1.1\r\n: a\r\n\r\n",	     /* empty name */
+	    "GET / HTTP/1.1\r\nX(y: a\r\n\r\n",	     /* non-token name */
+	    "GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n",  /* obs-fold */
+	    "GET / HTTP/1.1\r\n\tA: b\r\n\r\n",	     /* folded first line */
+	    "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+	    "\r\nGET / HTTP/1.1\r\n\r\n",
 	};
 	struct ig_http_request req;
 	struct ig_http_header h[MAX_H];
@@ -205,7 +205,8 @@ static void test_response_parse(void **state)
 	for (size_t i = 0; i < strlen(s); i++) {
 		char *copy = malloc(i + 1);
 		memcpy(copy, s, i);
-		assert_int_equal(ig_http_parse_response(copy, i, &res, h, MAX_H), IG_HTTP_INCOMPLETE);
+		assert_int_equal(ig_http_parse_response(copy, i, &res, h, MAX_H),
+				 IG_HTTP_INCOMPLETE);
 		free(copy);
 	}
 }
@@ -213,9 +214,10 @@ static void test_response_parse(void **state)
 static void test_response_invalid(void **state)
 {
 	static const char *bad[] = {
-		"HTTP/1.1 20 OK\r\n\r\n",   "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 099 X\r\n\r\n",
-		"HTTP/1.1 abc OK\r\n\r\n",  "HTTP/1.3 200 OK\r\n\r\n",  "HTTP/1.1 200 O\x01K\r\n\r\n",
-		"HTTP/1.1 200 OK\r\n x\r\n\r\n", "ICY 200 OK\r\n\r\n",
+	    "HTTP/1.1 20 OK\r\n\r\n",	     "HTTP/1.1 2000 OK\r\n\r\n",
+	    "HTTP/1.1 099 X\r\n\r\n",	     "HTTP/1.1 abc OK\r\n\r\n",
+	    "HTTP/1.3 200 OK\r\n\r\n",	     "HTTP/1.1 200 O\x01K\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\n x\r\n\r\n", "ICY 200 OK\r\n\r\n",
 	};
 	struct ig_http_response res;
 	struct ig_http_header h[MAX_H];
@@ -256,7 +258,9 @@ static void test_request_framing(void **state)
 	assert_int_equal(f.kind, IG_BODY_NONE);
 
 	assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 7\r\n"
-				     "content-length: 7\r\n\r\n", &f), 0);
+				     "content-length: 7\r\n\r\n",
+				     &f),
+			 0);
 	assert_int_equal(f.length, 7);
 	assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 7, 7\r\n\r\n", &f), 0);
 	assert_int_equal(f.length, 7);
@@ -264,31 +268,33 @@ static void test_request_framing(void **state)
 	assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &f),
 			 0);
 	assert_int_equal(f.kind, IG_BODY_CHUNKED);
-	assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n",
-				     &f), 0);
+	assert_int_equal(
+	    req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n", &f), 0);
 	assert_int_equal(f.kind, IG_BODY_CHUNKED);
 	assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n"
-				     "Transfer-Encoding: chunked\r\n\r\n", &f), 0);
+				     "Transfer-Encoding: chunked\r\n\r\n",
+				     &f),
+			 0);
 	assert_int_equal(f.kind, IG_BODY_CHUNKED);
 }
 
 static void test_request_framing_errors(void **state)
 {
 	static const char *bad[] = {
-		"POST / HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n",
-		"POST / HTTP/1.1\r\nContent-Length: 7, 8\r\n\r\n",
-		"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-		"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
-		"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
-		"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
-		"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-		"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-		"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-		"POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
-		"POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
-		"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "POST / HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n",
+	    "POST / HTTP/1.1\r\nContent-Length: 7, 8\r\n\r\n",
+	    "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+	    "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+	    "POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
+	    "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+	    "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+	    "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+	    "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
 	};
 	struct ig_http_framing f;
 
@@ -303,7 +309,8 @@ static void test_request_connection(void **state)
 
 	assert_int_equal(req_framing("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", &f), 0);
 	assert_false(f.keep_alive);
-	assert_int_equal(req_framing("GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n", &f), 0);
+	assert_int_equal(req_framing("GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n", &f),
+			 0);
 	assert_false(f.keep_alive);
 	assert_int_equal(req_framing("GET / HTTP/1.0\r\n\r\n", &f), 0);
 	assert_false(f.keep_alive);
@@ -316,7 +323,9 @@ static void test_request_connection(void **state)
 	assert_true(f.keep_alive);
 
 	assert_int_equal(req_framing("POST / HTTP/1.1\r\nExpect: 100-Continue\r\n"
-				     "Content-Length: 3\r\n\r\n", &f), 0);
+				     "Content-Length: 3\r\n\r\n",
+				     &f),
+			 0);
 	assert_true(f.expect_continue);
 	assert_int_equal(req_framing("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", &f), 0);
 	assert_false(f.expect_continue);
@@ -343,7 +352,8 @@ static void test_response_framing(void **state)
 	assert_int_equal(f.length, 5);
 	assert_true(f.keep_alive);
 
-	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD", &f), 0);
+	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD", &f),
+			 0);
 	assert_int_equal(f.kind, IG_BODY_NONE);
 	assert_true(f.keep_alive);
 
@@ -360,25 +370,29 @@ static void test_response_framing(void **state)
 	assert_int_equal(f.kind, IG_BODY_UNTIL_CLOSE);
 	assert_false(f.keep_alive);
 
-	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "POST",
-				     &f), 0);
+	assert_int_equal(
+	    res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "POST", &f), 0);
 	assert_int_equal(f.kind, IG_BODY_CHUNKED);
 	assert_true(f.keep_alive);
 
 	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-				     "Content-Length: 10\r\n\r\n", "GET", &f), 0);
+				     "Content-Length: 10\r\n\r\n",
+				     "GET", &f),
+			 0);
 	assert_int_equal(f.kind, IG_BODY_CHUNKED);
 	assert_false(f.keep_alive);
 
-	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET",
-				     &f), 0);
+	assert_int_equal(
+	    res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", &f), 0);
 	assert_int_equal(f.kind, IG_BODY_UNTIL_CLOSE);
 	assert_false(f.keep_alive);
 
 	assert_int_equal(res_framing("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", "GET", &f), 0);
 	assert_false(f.keep_alive);
 	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
-				     "Connection: close\r\n\r\n", "GET", &f), 0);
+				     "Connection: close\r\n\r\n",
+				     "GET", &f),
+			 0);
 	assert_false(f.keep_alive);
 
 	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "GET", &f),
@@ -469,17 +483,17 @@ static void test_chunked_empty_and_incomplete(void **state)
 static void test_chunked_invalid(void **state)
 {
 	static const char *bad[] = {
-		"\r\n",                       /* no size */
-		"g\r\n",                      /* not hex */
-		"5\nhello\r\n0\r\n\r\n",      /* bare LF */
-		"5\r\nhelloX\r\n0\r\n\r\n",   /* data longer than size */
-		"5\r\nhello\rX",              /* bad CR after data */
-		"1 2\r\n",                    /* junk after size */
-		"-1\r\n",
-		"1;a\x01\r\n",                /* control in extension */
-		"0\r\nX: a\rb\r\n\r\n",       /* bare CR in trailer */
-		"0\r\n\rX",                   /* bad final line */
-		"10000000000000000\r\n",      /* 17 hex digits overflow */
+	    "\r\n",			/* no size */
+	    "g\r\n",			/* not hex */
+	    "5\nhello\r\n0\r\n\r\n",	/* bare LF */
+	    "5\r\nhelloX\r\n0\r\n\r\n", /* data longer than size */
+	    "5\r\nhello\rX",		/* bad CR after data */
+	    "1 2\r\n",			/* junk after size */
+	    "-1\r\n",
+	    "1;a\x01\r\n",	     /* control in extension */
+	    "0\r\nX: a\rb\r\n\r\n",  /* bare CR in trailer */
+	    "0\r\n\rX",		     /* bad final line */
+	    "10000000000000000\r\n", /* 17 hex digits overflow */
 	};
 	char body[64], rest[64];
 	size_t bl, rl;
@@ -522,6 +536,56 @@ static void test_chunked_limits(void **state)
 	free(in);
 }
 
+/* Once the body has ended, every further byte belongs to the next
+ * message, and a zero-length call is simply incomplete. */
+static void test_chunked_after_end(void **state)
+{
+	struct ig_chunked_decoder d = {0};
+	char buf[32];
+	size_t len;
+
+	len = 0;
+	assert_int_equal(ig_chunked_decode(&d, buf, &len), IG_HTTP_INCOMPLETE);
+	assert_int_equal(len, 0);
+
+	memcpy(buf, "1\r\nA\r\n0\r\n\r\n", 11);
+	len = 11;
+	assert_int_equal(ig_chunked_decode(&d, buf, &len), 0);
+	assert_int_equal(len, 1);
+	assert_int_equal(buf[0], 'A');
+
+	memcpy(buf, "xyz", 3);
+	len = 3;
+	assert_int_equal(ig_chunked_decode(&d, buf, &len), 3);
+	assert_int_equal(len, 0);
+	assert_memory_equal(buf, "xyz", 3);
+}
+
+/* A chunk split so that the CRLF after the data and the size line of the
+ * next chunk arrive in separate calls, with upper-case hex and a large
+ * chunk that spans many calls. */
+static void test_chunked_large_chunk(void **state)
+{
+	size_t data_len = 0x1F00;
+	size_t in_len = 6 + data_len + 2 + 5;
+	char *in = malloc(in_len);
+	char *body = malloc(in_len), rest[8];
+	size_t bl, rl;
+
+	memcpy(in, "1F00\r\n", 6);
+	for (size_t i = 0; i < data_len; i++)
+		in[6 + i] = (char)('a' + i % 26);
+	memcpy(in + 6 + data_len, "\r\n0\r\n\r\n", 7);
+	for (size_t step = 1; step < 1000; step += 333) {
+		assert_int_equal(decode_all(in, in_len, step, body, &bl, rest, &rl), 0);
+		assert_int_equal(bl, data_len);
+		assert_memory_equal(body, in + 6, data_len);
+		assert_int_equal(rl, 0);
+	}
+	free(in);
+	free(body);
+}
+
 static void test_status_text(void **state)
 {
 	assert_string_equal(ig_http_status_text(200), "OK");
@@ -541,23 +605,25 @@ static void test_status_text(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_complete),
-		cmocka_unit_test(test_request_no_query),
-		cmocka_unit_test(test_request_every_split),
-		cmocka_unit_test(test_request_invalid),
-		cmocka_unit_test(test_request_obs_text_value),
-		cmocka_unit_test(test_request_too_many_headers),
-		cmocka_unit_test(test_response_parse),
-		cmocka_unit_test(test_response_invalid),
-		cmocka_unit_test(test_request_framing),
-		cmocka_unit_test(test_request_framing_errors),
-		cmocka_unit_test(test_request_connection),
-		cmocka_unit_test(test_response_framing),
-		cmocka_unit_test(test_chunked_basic),
-		cmocka_unit_test(test_chunked_empty_and_incomplete),
-		cmocka_unit_test(test_chunked_invalid),
-		cmocka_unit_test(test_chunked_limits),
-		cmocka_unit_test(test_status_text),
+	    cmocka_unit_test(test_request_complete),
+	    cmocka_unit_test(test_request_no_query),
+	    cmocka_unit_test(test_request_every_split),
+	    cmocka_unit_test(test_request_invalid),
+	    cmocka_unit_test(test_request_obs_text_value),
+	    cmocka_unit_test(test_request_too_many_headers),
+	    cmocka_unit_test(test_response_parse),
+	    cmocka_unit_test(test_response_invalid),
+	    cmocka_unit_test(test_request_framing),
+	    cmocka_unit_test(test_request_framing_errors),
+	    cmocka_unit_test(test_request_connection),
+	    cmocka_unit_test(test_response_framing),
+	    cmocka_unit_test(test_chunked_basic),
+	    cmocka_unit_test(test_chunked_empty_and_incomplete),
+	    cmocka_unit_test(test_chunked_invalid),
+	    cmocka_unit_test(test_chunked_limits),
+	    cmocka_unit_test(test_chunked_after_end),
+	    cmocka_unit_test(test_chunked_large_chunk),
+	    cmocka_unit_test(test_status_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,13 +33,32 @@ static int valid(const char *s)
 static void test_valid_documents(void **state)
 {
 	static const char *ok[] = {
-		"{}", "[]", " \t\r\n{} \n", "0", "-0", "1.5e10", "-12.25E-3", "1E+2", "\"\"",
-		"true", "false", "null", "[1,2,3]", "{\"a\":1,\"b\":[true,false,null]}",
-		"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\u0041\\u00e9\\u20AC\"",
-		"\"\\ud83d\\ude00\"", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
-		"\"\xef\xbf\xbf\"", "\"\xf4\x8f\xbf\xbf\"", "[[[[]]]]", "{\"\":{\"\":[{}]}}",
-		"[ 1 , \"x\" , { } ]", "{\"a\":1,\"a\":2}", "123456789012345678901234567890",
-		"\"\x7f\"",
+	    "{}",
+	    "[]",
+	    " \t\r\n{} \n",
+	    "0",
+	    "-0",
+	    "1.5e10",
+	    "-12.25E-3",
+	    "1E+2",
+	    "\"\"",
+	    "true",
+	    "false",
+	    "null",
+	    "[1,2,3]",
+	    "{\"a\":1,\"b\":[true,false,null]}",
+	    "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+	    "\"\\u0041\\u00e9\\u20AC\"",
+	    "\"\\ud83d\\ude00\"",
+	    "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
+	    "\"\xef\xbf\xbf\"",
+	    "\"\xf4\x8f\xbf\xbf\"",
+	    "[[[[]]]]",
+	    "{\"\":{\"\":[{}]}}",
+	    "[ 1 , \"x\" , { } ]",
+	    "{\"a\":1,\"a\":2}",
+	    "123456789012345678901234567890",
+	    "\"\x7f\"",
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (valid(ok[i]) != 0)
@@ -49,15 +68,64 @@ static void test_valid_documents(void **state)
 static void test_invalid_documents(void **state)
 {
 	static const char *bad[] = {
-		"", " ", "{", "}", "[", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{\"a\" 1}",
-		"{a:1}", "{\"a\":1,}", "{'a':1}", "[1 2]", "01", "-", "+1", "1.", ".5", "1e",
-		"1e+", "0x10", "NaN", "Infinity", "-Infinity", "tru", "truee", "nul", "True",
-		"\"abc", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "\"\\ud800\"", "\"\\udc00\"",
-		"\"\\ud800\\u0041\"", "\"\\ud800x\"", "\"a\tb\"", "\"a\nb\"", "\"\x01\"",
-		"\"\xc3\"", "\"\xc0\x80\"", "\"\xc1\xbf\"", "\"\xe0\x80\x80\"", "\"\xed\xa0\x80\"",
-		"\"\xf4\x90\x80\x80\"", "\"\xf5\x80\x80\x80\"", "\"\xff\"", "\"\x80\"",
-		"\"\xe2\x82\"", "{} {}", "1 2", "[1]]", "[\"a\":1]", "{\"a\":1 \"b\":2}",
-		"\xef\xbb\xbf{}", "/*c*/{}", "[1,,2]",
+	    "",
+	    " ",
+	    "{",
+	    "}",
+	    "[",
+	    "[1,]",
+	    "[,1]",
+	    "{\"a\"}",
+	    "{\"a\":}",
+	    "{\"a\" 1}",
+	    "{a:1}",
+	    "{\"a\":1,}",
+	    "{'a':1}",
+	    "[1 2]",
+	    "01",
+	    "-",
+	    "+1",
+	    "1.",
+	    ".5",
+	    "1e",
+	    "1e+",
+	    "0x10",
+	    "NaN",
+	    "Infinity",
+	    "-Infinity",
+	    "tru",
+	    "truee",
+	    "nul",
+	    "True",
+	    "\"abc",
+	    "\"\\x\"",
+	    "\"\\u12\"",
+	    "\"\\u12g4\"",
+	    "\"\\ud800\"",
+	    "\"\\udc00\"",
+	    "\"\\ud800\\u0041\"",
+	    "\"\\ud800x\"",
+	    "\"a\tb\"",
+	    "\"a\nb\"",
+	    "\"\x01\"",
+	    "\"\xc3\"",
+	    "\"\xc0\x80\"",
+	    "\"\xc1\xbf\"",
+	    "\"\xe0\x80\x80\"",
+	    "\"\xed\xa0\x80\"",
+	    "\"\xf4\x90\x80\x80\"",
+	    "\"\xf5\x80\x80\x80\"",
+	    "\"\xff\"",
+	    "\"\x80\"",
+	    "\"\xe2\x82\"",
+	    "{} {}",
+	    "1 2",
+	    "[1]]",
+	    "[\"a\":1]",
+	    "{\"a\":1 \"b\":2}",
+	    "\xef\xbb\xbf{}",
+	    "/*c*/{}",
+	    "[1,,2]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (valid(bad[i]) == 0)
@@ -113,10 +181,10 @@ static void test_root_value(void **state)
 }
 
 static const char body[] =
-	"{\"model\": \"llama-3\", \"stream\": true, \"max_tokens\": 128,\n"
-	" \"messages\": [{\"role\": \"user\", \"content\": \"hi \\\"there\\\" {[\"},"
-	" {\"role\": \"assistant\", \"content\": \"\\u00e9\\ud83d\\ude00\"}],\n"
-	" \"temperature\": 0.5, \"stop\": null, \"m\\u006fdel\": \"override\", \"n\":[ ] }";
+    "{\"model\": \"llama-3\", \"stream\": true, \"max_tokens\": 128,\n"
+    " \"messages\": [{\"role\": \"user\", \"content\": \"hi \\\"there\\\" {[\"},"
+    " {\"role\": \"assistant\", \"content\": \"\\u00e9\\ud83d\\ude00\"}],\n"
+    " \"temperature\": 0.5, \"stop\": null, \"m\\u006fdel\": \"override\", \"n\":[ ] }";
 
 static void test_get(void **state)
 {
@@ -194,9 +262,9 @@ static void test_iteration(void **state)
 	/* Once done, it stays done. */
 	assert_int_equal(ig_json_array_next(msgs, &pos, &elem), 0);
 
-	static const char *keys[] = {"model", "stream", "max_tokens", "messages", "temperature",
-				     "stop", "model", "n"};
-	static const enum ig_json_type types[] = {IG_JSON_STRING, IG_JSON_BOOL,  IG_JSON_NUMBER,
+	static const char *keys[] = {"model",	    "stream", "max_tokens", "messages",
+				     "temperature", "stop",   "model",	    "n"};
+	static const enum ig_json_type types[] = {IG_JSON_STRING, IG_JSON_BOOL,	  IG_JSON_NUMBER,
 						  IG_JSON_ARRAY,  IG_JSON_NUMBER, IG_JSON_NULL,
 						  IG_JSON_STRING, IG_JSON_ARRAY};
 	pos = 0;
@@ -224,6 +292,27 @@ static void test_iteration(void **state)
 	assert_int_equal(ig_json_array_next(empty, &pos, &elem), 0);
 	free(c2);
 	ig_buf_free(&out);
+	free(copy);
+}
+
+/* Keys that end in an escaped backslash or hold escaped quotes must not
+ * throw the skipping off. */
+static void test_tricky_keys(void **state)
+{
+	static const char doc[] = "{\"a\\\\\":1, \"q\\\"}\":[\"]\"], \"b\":2}";
+	struct ig_json_value root, v;
+	char *copy;
+	int64_t n;
+
+	assert_int_equal(parse_n(doc, sizeof(doc) - 1, &root, &copy), 0);
+	assert_int_equal(ig_json_get(root, "a\\", &v), 0);
+	assert_int_equal(ig_json_int64(v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ig_json_get(root, "q\"}", &v), 0);
+	assert_int_equal(v.type, IG_JSON_ARRAY);
+	assert_int_equal(ig_json_get(root, "b", &v), 0);
+	assert_int_equal(ig_json_int64(v, &n), 0);
+	assert_int_equal(n, 2);
 	free(copy);
 }
 
@@ -284,16 +373,37 @@ static void test_int64(void **state)
 		const char *s;
 		int64_t v;
 	} ok[] = {
-		{"0", 0},         {"-0", 0},        {"100", 100},         {"-3", -3},
-		{"1e2", 100},     {"100.0", 100},   {"1.5e1", 15},        {"12300e-2", 123},
-		{"0.0e5", 0},     {"0e99999999999", 0}, {"9223372036854775807", INT64_MAX},
-		{"-9223372036854775808", INT64_MIN}, {"9.223372036854775807e18", INT64_MAX},
-		{"1000000000000000000", 1000000000000000000}, {"0.00001e5", 1},
+	    {"0", 0},
+	    {"-0", 0},
+	    {"100", 100},
+	    {"-3", -3},
+	    {"1e2", 100},
+	    {"100.0", 100},
+	    {"1.5e1", 15},
+	    {"12300e-2", 123},
+	    {"0.0e5", 0},
+	    {"0e99999999999", 0},
+	    {"9223372036854775807", INT64_MAX},
+	    {"-9223372036854775808", INT64_MIN},
+	    {"9.223372036854775807e18", INT64_MAX},
+	    {"1000000000000000000", 1000000000000000000},
+	    {"0.00001e5", 1},
 	};
 	static const char *bad[] = {
-		"1.5",  "1e-1", "9223372036854775808", "-9223372036854775809", "1e19",
-		"1e99999999999", "0.1", "-1.25e1", "18446744073709551616", "1x", "", "--1",
-		"1.", "abc",
+	    "1.5",
+	    "1e-1",
+	    "9223372036854775808",
+	    "-9223372036854775809",
+	    "1e19",
+	    "1e99999999999",
+	    "0.1",
+	    "-1.25e1",
+	    "18446744073709551616",
+	    "1x",
+	    "",
+	    "--1",
+	    "1.",
+	    "abc",
 	};
 	int64_t v;
 
@@ -394,8 +504,9 @@ static void test_write_string(void **state)
 static void test_garbage_in_bounds(void **state)
 {
 	static const char *junk[] = {
-		"{", "{\"", "{\"a", "{\"a\"", "{\"a\":", "{\"a\":[", "{\"a\":\"\\", "[\"\\\"",
-		"[1,", "{\"a\" x", "{]", "[}", "\"\\u12", "\"\\ud800\\u", "\"\\",
+	    "{",	"{\"",	       "{\"a",	  "{\"a\"",	  "{\"a\":",
+	    "{\"a\":[", "{\"a\":\"\\", "[\"\\\"", "[1,",	  "{\"a\" x",
+	    "{]",	"[}",	       "\"\\u12", "\"\\ud800\\u", "\"\\",
 	};
 	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
 		size_t len = strlen(junk[i]);
@@ -410,7 +521,8 @@ static void test_garbage_in_bounds(void **state)
 
 		ig_buf_init(&b, 64);
 		(void)ig_json_get((struct ig_json_value){IG_JSON_OBJECT, raw}, "a", &out);
-		while (ig_json_object_next((struct ig_json_value){IG_JSON_OBJECT, raw}, &pos, &k, &v))
+		while (
+		    ig_json_object_next((struct ig_json_value){IG_JSON_OBJECT, raw}, &pos, &k, &v))
 			;
 		pos = 0;
 		while (ig_json_array_next((struct ig_json_value){IG_JSON_ARRAY, raw}, &pos, &v))
@@ -419,8 +531,8 @@ static void test_garbage_in_bounds(void **state)
 		(void)ig_json_string_eq((struct ig_json_value){IG_JSON_STRING, raw}, "a");
 		(void)ig_json_int64((struct ig_json_value){IG_JSON_NUMBER, raw}, &n);
 		(void)ig_json_double((struct ig_json_value){IG_JSON_NUMBER, raw}, &d);
-		assert_int_equal(ig_json_get((struct ig_json_value){IG_JSON_OBJECT, raw}, "zz", &out),
-				 -1);
+		assert_int_equal(
+		    ig_json_get((struct ig_json_value){IG_JSON_OBJECT, raw}, "zz", &out), -1);
 		ig_buf_free(&b);
 		free(copy);
 	}
@@ -429,18 +541,19 @@ static void test_garbage_in_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_documents),
-		cmocka_unit_test(test_invalid_documents),
-		cmocka_unit_test(test_depth_limit),
-		cmocka_unit_test(test_root_value),
-		cmocka_unit_test(test_get),
-		cmocka_unit_test(test_iteration),
-		cmocka_unit_test(test_string_decode),
-		cmocka_unit_test(test_int64),
-		cmocka_unit_test(test_double),
-		cmocka_unit_test(test_bool),
-		cmocka_unit_test(test_write_string),
-		cmocka_unit_test(test_garbage_in_bounds),
+	    cmocka_unit_test(test_valid_documents),
+	    cmocka_unit_test(test_invalid_documents),
+	    cmocka_unit_test(test_depth_limit),
+	    cmocka_unit_test(test_root_value),
+	    cmocka_unit_test(test_get),
+	    cmocka_unit_test(test_iteration),
+	    cmocka_unit_test(test_tricky_keys),
+	    cmocka_unit_test(test_string_decode),
+	    cmocka_unit_test(test_int64),
+	    cmocka_unit_test(test_double),
+	    cmocka_unit_test(test_bool),
+	    cmocka_unit_test(test_write_string),
+	    cmocka_unit_test(test_garbage_in_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -367,7 +367,7 @@ static void test_adapter_set_limits(void **state)
 	ig_adapter_set_add(&s, (struct ig_str){name, IG_ADAPTER_NAME_MAX - 1});
 	assert_int_equal(s.n, 1);
 	for (int i = 0; i < 40; i++) {
-		char n[8];
+		char n[16];
 		snprintf(n, sizeof n, "n%d", i);
 		ig_adapter_set_add(&s, ig_str_from(n));
 	}

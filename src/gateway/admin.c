@@ -1,0 +1,120 @@
+/* The admin listener, on the control thread: Prometheus /metrics, a
+ * /healthz for probes, and /pools, a JSON view of pools, endpoints and
+ * their latest metrics. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "gateway/gw.h"
+#include "json/json.h"
+
+static struct ig_http_server *admin;
+
+static void write_adapters(struct ig_buf *b, const struct ig_adapter_set *s)
+{
+	ig_buf_append_cstr(b, "[");
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (i)
+			ig_buf_append_cstr(b, ",");
+		ig_json_write_string(b, s->names[i], strlen(s->names[i]));
+	}
+	ig_buf_append_cstr(b, "]");
+}
+
+static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
+{
+	struct ig_snapshot *s = gw->snap;
+	uint64_t now = ig_now_ns();
+	ig_buf_printf(b, "{\"generation\":%llu,\"pools\":[", (unsigned long long)s->generation);
+	for (size_t p = 0; p < s->npools; p++) {
+		const struct ig_pool_rt *rt = &s->pools[p];
+		if (p)
+			ig_buf_append_cstr(b, ",");
+		ig_buf_append_cstr(b, "{\"namespace\":");
+		ig_json_write_string(b, rt->pool->meta.ns, strlen(rt->pool->meta.ns));
+		ig_buf_append_cstr(b, ",\"name\":");
+		ig_json_write_string(b, rt->pool->meta.name, strlen(rt->pool->meta.name));
+		ig_buf_append_cstr(b, ",\"endpoints\":[");
+		for (size_t e = 0; e < rt->neps; e++) {
+			struct ig_endpoint *ep = rt->eps[e];
+			struct ig_endpoint_metrics m;
+			ig_endpoint_read_metrics(ep, &m);
+			if (e)
+				ig_buf_append_cstr(b, ",");
+			ig_buf_printf(b,
+				      "{\"address\":\"%s\",\"waiting\":%lld,\"running\":%lld,"
+				      "\"kv_cache_usage\":%.6g,\"max_lora\":%lld,",
+				      ep->addr, (long long)m.waiting, (long long)m.running, m.kv_usage,
+				      (long long)m.max_active);
+			ig_buf_append_cstr(b, "\"running_adapters\":");
+			write_adapters(b, &m.running_adapters);
+			ig_buf_append_cstr(b, ",\"waiting_adapters\":");
+			write_adapters(b, &m.waiting_adapters);
+			if (m.updated_ns)
+				ig_buf_printf(b, ",\"metrics_age_ms\":%.1f",
+					      (double)(now - m.updated_ns) / 1e6);
+			else
+				ig_buf_append_cstr(b, ",\"metrics_age_ms\":null");
+			ig_buf_printf(b, ",\"in_flight\":%ld,\"requests_total\":%lu}",
+				      atomic_load(&ep->inflight), atomic_load(&ep->requests_total));
+		}
+		ig_buf_append_cstr(b, "]}");
+	}
+	ig_buf_append_cstr(b, "]}\n");
+}
+
+static void handle(struct ig_http_exchange *ex, void *ctx)
+{
+	struct ig_gateway_rt *gw = ctx;
+	struct ig_str path = ex->req.path;
+	bool get = ig_str_eq_cstr(ex->req.method, "GET") || ig_str_eq_cstr(ex->req.method, "HEAD");
+	struct ig_buf b = {0};
+	if (!get) {
+		ig_http_respond_error(ex, 405, "invalid_request_error", NULL, "method not allowed");
+	} else if (ig_str_eq_cstr(path, "/metrics")) {
+		ig_gw_metrics_render(gw, &b);
+		ig_http_respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len,
+				NULL, 0);
+	} else if (ig_str_eq_cstr(path, "/healthz")) {
+		bool draining = atomic_load(&gw->draining);
+		ig_http_respond(ex, draining ? 503 : 200, "text/plain", draining ? "draining\n" : "ok\n",
+				draining ? 9 : 3, NULL, 0);
+	} else if (ig_str_eq_cstr(path, "/pools")) {
+		render_pools(gw, &b);
+		ig_http_respond(ex, 200, "application/json", b.ptr, b.len, NULL, 0);
+	} else {
+		ig_http_respond_error(ex, 404, "not_found_error", NULL,
+				      "no such admin path: try /metrics, /healthz or /pools");
+	}
+	ig_buf_free(&b);
+}
+
+int ig_admin_start(struct ig_gateway_rt *gw, const char *hostport)
+{
+	char host[128];
+	int port;
+	if (ig_parse_hostport(hostport, "127.0.0.1", host, sizeof host, &port) < 0) {
+		ig_err("--admin: expected HOST:PORT, got '%s'", hostport);
+		return -1;
+	}
+	int fd = ig_listen_tcp(host, port, false, 128);
+	if (fd < 0) {
+		ig_err("admin: cannot listen on %s:%d: %s", host, port, strerror(-fd));
+		return -1;
+	}
+	admin = ig_http_server_new(&gw->ctl, fd, NULL, handle, gw);
+	if (!admin) {
+		close(fd);
+		return -1;
+	}
+	ig_info("admin listening on %s:%d", host, port);
+	return 0;
+}
+
+void ig_admin_stop(void)
+{
+	ig_http_server_free(admin);
+	admin = NULL;
+}

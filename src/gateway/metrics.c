@@ -1,0 +1,145 @@
+/* The gateway's own metrics, under GIE v0.2.0's names (gie-reference
+ * §3.8) plus inference_pool_ready_pods. Request metrics are updated by the
+ * workers through the lock-free registry; pool gauges are computed from
+ * the current snapshot when /metrics is rendered (control thread). */
+#include <pthread.h>
+#include <stdio.h>
+
+#include "gateway/gw.h"
+#include "metrics/registry.h"
+
+static struct ig_registry *reg;
+static struct ig_metric_family *req_total, *req_errors, *req_duration, *req_sizes, *resp_sizes,
+	*in_tokens_h, *out_tokens_h;
+static struct ig_gateway_rt *gw_for_gauges;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static const double duration_bounds[] = {
+	0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20,
+	30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600};
+static const double response_size_bounds[] = {1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048,
+					      4096, 8192, 16384, 32778, 65536};
+static double request_size_bounds[64];
+static size_t n_request_size_bounds;
+static double input_token_bounds[32];
+static size_t n_input_token_bounds;
+static double output_token_bounds[32];
+static size_t n_output_token_bounds;
+
+enum pool_gauge { KV, QUEUE, READY };
+
+static void pool_gauges(struct ig_metric_family *f, enum pool_gauge what)
+{
+	struct ig_snapshot *s = gw_for_gauges ? gw_for_gauges->snap : NULL;
+	if (!s)
+		return;
+	for (size_t p = 0; p < s->npools; p++) {
+		const struct ig_pool_rt *rt = &s->pools[p];
+		double sum = 0;
+		for (size_t e = 0; e < rt->neps; e++) {
+			struct ig_endpoint_metrics m;
+			ig_endpoint_read_metrics(rt->eps[e], &m);
+			sum += what == KV ? m.kv_usage : (double)m.waiting;
+		}
+		double v = what == READY ? (double)rt->neps : rt->neps ? sum / (double)rt->neps : 0;
+		if (what == QUEUE)
+			v = (double)(long long)v; /* GIE reports the integer mean */
+		const char *labels[] = {rt->pool->meta.name};
+		struct ig_series *series = ig_metrics_series(f, labels);
+		if (series)
+			ig_gauge_set(series, v);
+	}
+}
+
+static void kv_fn(void *ctx, struct ig_metric_family *f)
+{
+	pool_gauges(f, KV);
+}
+static void queue_fn(void *ctx, struct ig_metric_family *f)
+{
+	pool_gauges(f, QUEUE);
+}
+static void ready_fn(void *ctx, struct ig_metric_family *f)
+{
+	pool_gauges(f, READY);
+}
+
+static void init(void)
+{
+	/* Request sizes: 64..65536 by 2, 131072..8388608 by 2, 16 MiB..1 GiB by 2. */
+	for (double b = 64; b <= 1073741824.0; b *= 2)
+		request_size_bounds[n_request_size_bounds++] = b;
+	static const double in_fixed[] = {32778, 65536, 131072, 262144, 524288, 1048576};
+	for (double b = 1; b <= 16384; b = b == 1 ? 8 : b * 2)
+		input_token_bounds[n_input_token_bounds++] = b;
+	for (size_t i = 0; i < sizeof in_fixed / sizeof in_fixed[0]; i++)
+		input_token_bounds[n_input_token_bounds++] = in_fixed[i];
+	for (double b = 1; b <= 8192; b = b == 1 ? 8 : b * 2)
+		output_token_bounds[n_output_token_bounds++] = b;
+
+	reg = ig_registry_new();
+	const char *mt[] = {"model_name", "target_model_name"};
+	const char *mte[] = {"model_name", "target_model_name", "error_code"};
+	const char *name[] = {"name"};
+	req_total = ig_metrics_counter(reg, "inference_model_request_total",
+				       "[ALPHA] Counter of inference model requests broken out for each model and target model.", mt, 2);
+	req_errors = ig_metrics_counter(reg, "inference_model_request_error_total",
+					"[ALPHA] Counter of inference model requests errors broken out for each model and target model.", mte, 3);
+	req_duration = ig_metrics_histogram(reg, "inference_model_request_duration_seconds",
+					    "[ALPHA] Inference model response latency distribution in seconds for each model and target model.", mt, 2,
+					    duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
+	req_sizes = ig_metrics_histogram(reg, "inference_model_request_sizes",
+					 "[ALPHA] Inference model requests size distribution in bytes for each model and target model.", mt, 2,
+					 request_size_bounds, n_request_size_bounds);
+	resp_sizes = ig_metrics_histogram(reg, "inference_model_response_sizes",
+					  "[ALPHA] Inference model responses size distribution in bytes for each model and target model.", mt, 2,
+					  response_size_bounds, sizeof response_size_bounds / sizeof response_size_bounds[0]);
+	in_tokens_h = ig_metrics_histogram(reg, "inference_model_input_tokens",
+					   "[ALPHA] Inference model input token count distribution for requests in each model.", mt, 2,
+					   input_token_bounds, n_input_token_bounds);
+	out_tokens_h = ig_metrics_histogram(reg, "inference_model_output_tokens",
+					    "[ALPHA] Inference model output token count distribution for requests in each model.", mt, 2,
+					    output_token_bounds, n_output_token_bounds);
+	ig_metrics_gauge_fn(reg, "inference_pool_average_kv_cache_utilization",
+			    "[ALPHA] The average kv cache utilization for an inference server pool.", name, 1, kv_fn, NULL);
+	ig_metrics_gauge_fn(reg, "inference_pool_average_queue_size",
+			    "[ALPHA] The average number of requests pending in the model server queue.", name, 1, queue_fn, NULL);
+	ig_metrics_gauge_fn(reg, "inference_pool_ready_pods",
+			    "[ALPHA] The number of ready pods in the inference server pool.", name, 1, ready_fn, NULL);
+}
+
+void ig_gw_metrics_request(const char *model, const char *target, int status, double seconds,
+			   size_t req_bytes, size_t resp_bytes, long in_tokens, long out_tokens)
+{
+	pthread_once(&once, init);
+	const char *mt[] = {model, target};
+	if (status >= 400 || status == 0) {
+		char code[16];
+		snprintf(code, sizeof code, "%d", status);
+		const char *mte[] = {model, target, code};
+		struct ig_series *e = ig_metrics_series(req_errors, mte);
+		if (e)
+			ig_counter_add(e, 1);
+		return;
+	}
+	struct ig_series *s;
+	if ((s = ig_metrics_series(req_total, mt)))
+		ig_counter_add(s, 1);
+	if ((s = ig_metrics_series(req_duration, mt)))
+		ig_hist_observe(s, seconds);
+	if ((s = ig_metrics_series(req_sizes, mt)))
+		ig_hist_observe(s, (double)req_bytes);
+	if ((s = ig_metrics_series(resp_sizes, mt)))
+		ig_hist_observe(s, (double)resp_bytes);
+	if (in_tokens > 0 && (s = ig_metrics_series(in_tokens_h, mt)))
+		ig_hist_observe(s, (double)in_tokens);
+	if (out_tokens > 0 && (s = ig_metrics_series(out_tokens_h, mt)))
+		ig_hist_observe(s, (double)out_tokens);
+}
+
+void ig_gw_metrics_render(struct ig_gateway_rt *gw, struct ig_buf *out)
+{
+	pthread_once(&once, init);
+	gw_for_gauges = gw;
+	ig_registry_render(reg, out);
+}

@@ -1,0 +1,536 @@
+/* The metrics registry. Families and their series form append-only linked
+ * lists: writers link new nodes with a release store under the registry
+ * mutex, readers walk them with acquire loads and no lock. Values are
+ * doubles kept as their bit patterns in 64-bit atomics so that adds can be
+ * done with a compare-and-swap loop instead of a lock. */
+#include "metrics/registry.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kind { K_COUNTER, K_GAUGE, K_HISTOGRAM };
+
+struct ig_series {
+	_Atomic(struct ig_series *) next;
+	const struct ig_metric_family *family; /* histograms need its bounds */
+	uint64_t hash;
+	char **values;            /* one per label name */
+	_Atomic uint64_t bits;    /* counter/gauge value or histogram sum, as double bits */
+	_Atomic uint64_t buckets[]; /* histograms: nbounds + 1 per-bucket counts */
+};
+
+struct ig_metric_family {
+	_Atomic(struct ig_metric_family *) next;
+	struct ig_registry *reg;
+	enum kind kind;
+	char *name;
+	char *help;
+	char **label_names;
+	size_t nlabels;
+	double *bounds;
+	size_t nbounds;
+	ig_gauge_fn fn;
+	void *fn_ctx;
+	_Atomic(struct ig_series *) head;
+	struct ig_series *tail; /* under reg->lock */
+};
+
+struct ig_registry {
+	pthread_mutex_t lock;        /* creation of families and series */
+	pthread_mutex_t render_lock; /* one render (and its callbacks) at a time */
+	_Atomic(struct ig_metric_family *) head;
+	struct ig_metric_family *tail;
+};
+
+static uint64_t to_bits(double d)
+{
+	uint64_t u;
+	memcpy(&u, &d, sizeof u);
+	return u;
+}
+
+static double from_bits(uint64_t u)
+{
+	double d;
+	memcpy(&d, &u, sizeof d);
+	return d;
+}
+
+static void atomic_add_double(_Atomic uint64_t *a, double v)
+{
+	uint64_t old = atomic_load_explicit(a, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(a, &old, to_bits(from_bits(old) + v),
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/* ---- updates ----------------------------------------------------------------- */
+
+void ig_counter_add(struct ig_series *s, double v)
+{
+	if (!(v >= 0))
+		return;
+	atomic_add_double(&s->bits, v);
+}
+
+void ig_gauge_set(struct ig_series *s, double v)
+{
+	atomic_store_explicit(&s->bits, to_bits(v), memory_order_relaxed);
+}
+
+void ig_gauge_add(struct ig_series *s, double v)
+{
+	atomic_add_double(&s->bits, v);
+}
+
+/* The first bucket whose upper bound is >= v (le is inclusive), found by
+ * binary search; NaN and values above every bound land in +Inf. */
+void ig_hist_observe(struct ig_series *s, double v)
+{
+	const struct ig_metric_family *f = s->family;
+	size_t lo = 0, hi = f->nbounds;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v <= f->bounds[mid])
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (isnan(v))
+		lo = f->nbounds;
+	atomic_fetch_add_explicit(&s->buckets[lo], 1, memory_order_relaxed);
+	atomic_add_double(&s->bits, v);
+}
+
+double ig_series_value(const struct ig_series *s)
+{
+	return from_bits(atomic_load_explicit((_Atomic uint64_t *)&s->bits, memory_order_relaxed));
+}
+
+/* ---- registry ---------------------------------------------------------------- */
+
+struct ig_registry *ig_registry_new(void)
+{
+	struct ig_registry *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->render_lock, NULL);
+	return r;
+}
+
+static void free_strings(char **v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void free_family(struct ig_metric_family *f)
+{
+	struct ig_series *s = atomic_load(&f->head);
+	while (s) {
+		struct ig_series *next = atomic_load(&s->next);
+		free_strings(s->values, f->nlabels);
+		free(s);
+		s = next;
+	}
+	free(f->name);
+	free(f->help);
+	free_strings(f->label_names, f->nlabels);
+	free(f->bounds);
+	free(f);
+}
+
+void ig_registry_free(struct ig_registry *r)
+{
+	if (!r)
+		return;
+	struct ig_metric_family *f = atomic_load(&r->head);
+	while (f) {
+		struct ig_metric_family *next = atomic_load(&f->next);
+		free_family(f);
+		f = next;
+	}
+	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->render_lock);
+	free(r);
+}
+
+static bool valid_name(const char *s, bool colon)
+{
+	if (!s || !*s)
+		return false;
+	for (size_t i = 0; s[i]; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+			  (colon && c == ':') || (i > 0 && c >= '0' && c <= '9');
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool valid_labels(const char *const *names, size_t n, enum kind kind)
+{
+	for (size_t i = 0; i < n; i++) {
+		/* Names starting with "__" are reserved by Prometheus. */
+		if (!valid_name(names[i], false) || strncmp(names[i], "__", 2) == 0)
+			return false;
+		if (kind == K_HISTOGRAM && strcmp(names[i], "le") == 0)
+			return false;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(names[i], names[j]) == 0)
+				return false;
+	}
+	return true;
+}
+
+static bool valid_bounds(const double *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(b[i]) || (i > 0 && !(b[i] > b[i - 1])))
+			return false;
+	return true;
+}
+
+static char **dup_strings(const char *const *v, size_t n)
+{
+	char **out = calloc(n ? n : 1, sizeof *out);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = strdup(v && v[i] ? v[i] : "");
+		if (!out[i]) {
+			free_strings(out, i);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+static struct ig_metric_family *find_family(struct ig_registry *r, const char *name)
+{
+	for (struct ig_metric_family *f = atomic_load_explicit(&r->head, memory_order_acquire); f;
+	     f = atomic_load_explicit(&f->next, memory_order_acquire))
+		if (strcmp(f->name, name) == 0)
+			return f;
+	return NULL;
+}
+
+static struct ig_metric_family *alloc_family(enum kind kind, const char *name, const char *help,
+					     const char *const *label_names, size_t nlabels,
+					     const double *bounds, size_t nbounds)
+{
+	struct ig_metric_family *f = calloc(1, sizeof *f);
+	if (!f)
+		return NULL;
+	f->kind = kind;
+	f->nlabels = nlabels;
+	f->nbounds = nbounds;
+	f->name = strdup(name);
+	f->help = strdup(help ? help : "");
+	f->label_names = dup_strings(label_names, nlabels);
+	f->bounds = malloc((nbounds ? nbounds : 1) * sizeof(double));
+	if (!f->name || !f->help || !f->label_names || !f->bounds) {
+		free_family(f);
+		return NULL;
+	}
+	if (nbounds)
+		memcpy(f->bounds, bounds, nbounds * sizeof(double));
+	return f;
+}
+
+struct family_args {
+	enum kind kind;
+	const double *bounds;
+	size_t nbounds;
+	ig_gauge_fn fn;
+	void *fn_ctx;
+};
+
+static struct ig_metric_family *add_family(struct ig_registry *r, const struct family_args *a,
+					   const char *name, const char *help,
+					   const char *const *label_names, size_t nlabels)
+{
+	enum kind kind = a->kind;
+	const double *bounds = a->bounds;
+	size_t nbounds = a->nbounds;
+	if (!valid_name(name, true) || !valid_labels(label_names, nlabels, kind) ||
+	    !valid_bounds(bounds, nbounds))
+		return NULL;
+	struct ig_metric_family *f =
+		alloc_family(kind, name, help, label_names, nlabels, bounds, nbounds);
+	if (!f)
+		return NULL;
+	f->reg = r;
+	f->fn = a->fn;
+	f->fn_ctx = a->fn_ctx;
+	pthread_mutex_lock(&r->lock);
+	if (find_family(r, name)) {
+		pthread_mutex_unlock(&r->lock);
+		free_family(f);
+		return NULL;
+	}
+	if (r->tail)
+		atomic_store_explicit(&r->tail->next, f, memory_order_release);
+	else
+		atomic_store_explicit(&r->head, f, memory_order_release);
+	r->tail = f;
+	pthread_mutex_unlock(&r->lock);
+	/* A family without labels has exactly one series; creating it now
+	 * makes it visible as 0 from the first scrape. */
+	if (nlabels == 0 && !ig_metrics_series(f, NULL))
+		return NULL; /* stays registered, empty; only on allocation failure */
+	return f;
+}
+
+struct ig_metric_family *ig_metrics_counter(struct ig_registry *r, const char *name,
+					    const char *help, const char *const *label_names,
+					    size_t nlabels)
+{
+	const struct family_args a = {.kind = K_COUNTER};
+	return add_family(r, &a, name, help, label_names, nlabels);
+}
+
+struct ig_metric_family *ig_metrics_gauge(struct ig_registry *r, const char *name,
+					  const char *help, const char *const *label_names,
+					  size_t nlabels)
+{
+	const struct family_args a = {.kind = K_GAUGE};
+	return add_family(r, &a, name, help, label_names, nlabels);
+}
+
+struct ig_metric_family *ig_metrics_histogram(struct ig_registry *r, const char *name,
+					      const char *help, const char *const *label_names,
+					      size_t nlabels, const double *bounds, size_t nbounds)
+{
+	const struct family_args a = {.kind = K_HISTOGRAM, .bounds = bounds, .nbounds = nbounds};
+	return add_family(r, &a, name, help, label_names, nlabels);
+}
+
+struct ig_metric_family *ig_metrics_gauge_fn(struct ig_registry *r, const char *name,
+					     const char *help, const char *const *label_names,
+					     size_t nlabels, ig_gauge_fn fn, void *ctx)
+{
+	const struct family_args a = {.kind = K_GAUGE, .fn = fn, .fn_ctx = ctx};
+	return add_family(r, &a, name, help, label_names, nlabels);
+}
+
+/* ---- series ------------------------------------------------------------------ */
+
+static uint64_t hash_values(const char *const *v, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
+	for (size_t i = 0; i < n; i++) {
+		for (const char *p = v && v[i] ? v[i] : ""; *p; p++)
+			h = (h ^ (unsigned char)*p) * 0x100000001b3u;
+		h = (h ^ 0xffu) * 0x100000001b3u; /* separator: "a","b" != "ab","" */
+	}
+	return h;
+}
+
+static struct ig_series *find_series(struct ig_metric_family *f, const char *const *v, uint64_t h)
+{
+	for (struct ig_series *s = atomic_load_explicit(&f->head, memory_order_acquire); s;
+	     s = atomic_load_explicit(&s->next, memory_order_acquire)) {
+		if (s->hash != h)
+			continue;
+		size_t i = 0;
+		while (i < f->nlabels && strcmp(s->values[i], v && v[i] ? v[i] : "") == 0)
+			i++;
+		if (i == f->nlabels)
+			return s;
+	}
+	return NULL;
+}
+
+static struct ig_series *new_series(struct ig_metric_family *f, const char *const *v, uint64_t h)
+{
+	size_t nb = f->kind == K_HISTOGRAM ? f->nbounds + 1 : 0;
+	struct ig_series *s = calloc(1, sizeof *s + nb * sizeof s->buckets[0]);
+	if (!s)
+		return NULL;
+	s->values = dup_strings(v, f->nlabels);
+	if (!s->values) {
+		free(s);
+		return NULL;
+	}
+	s->family = f;
+	s->hash = h;
+	atomic_init(&s->bits, to_bits(0.0));
+	for (size_t i = 0; i < nb; i++)
+		atomic_init(&s->buckets[i], 0);
+	atomic_init(&s->next, NULL);
+	return s;
+}
+
+struct ig_series *ig_metrics_series(struct ig_metric_family *f, const char *const *label_values)
+{
+	uint64_t h = hash_values(label_values, f->nlabels);
+	struct ig_series *s = find_series(f, label_values, h);
+	if (s)
+		return s;
+	pthread_mutex_lock(&f->reg->lock);
+	s = find_series(f, label_values, h);
+	if (!s) {
+		s = new_series(f, label_values, h);
+		if (s) {
+			if (f->tail)
+				atomic_store_explicit(&f->tail->next, s, memory_order_release);
+			else
+				atomic_store_explicit(&f->head, s, memory_order_release);
+			f->tail = s;
+		}
+	}
+	pthread_mutex_unlock(&f->reg->lock);
+	return s;
+}
+
+/* ---- rendering --------------------------------------------------------------- */
+
+/* Numbers as Go's strconv.FormatFloat(v, 'g', -1, 64) writes them, which is
+ * what Prometheus client libraries emit: the fewest digits that read back
+ * exactly, exponent form only below 1e-4 or from 1e6 up. */
+static int put_double(struct ig_buf *out, double v)
+{
+	if (isnan(v))
+		return ig_buf_append_cstr(out, "NaN");
+	if (isinf(v))
+		return ig_buf_append_cstr(out, v > 0 ? "+Inf" : "-Inf");
+	char tmp[40];
+	int prec = 1;
+	for (; prec < 17; prec++) {
+		snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+		if (strtod(tmp, NULL) == v)
+			break;
+	}
+	snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+	int exp = atoi(strchr(tmp, 'e') + 1);
+	if (exp < -4 || exp >= 6)
+		return ig_buf_append_cstr(out, tmp);
+	int decimals = prec - 1 - exp;
+	return ig_buf_printf(out, "%.*f", decimals > 0 ? decimals : 0, v);
+}
+
+/* HELP text escapes backslash and newline; label values also the quote. */
+static int put_escaped(struct ig_buf *out, const char *s, bool quote)
+{
+	int rc = 0;
+	for (; *s && rc == 0; s++) {
+		if (*s == '\\')
+			rc = ig_buf_append_cstr(out, "\\\\");
+		else if (*s == '\n')
+			rc = ig_buf_append_cstr(out, "\\n");
+		else if (quote && *s == '"')
+			rc = ig_buf_append_cstr(out, "\\\"");
+		else
+			rc = ig_buf_append(out, s, 1);
+	}
+	return rc;
+}
+
+/* Writes `name<suffix>{labels[,le="..."]} ` (the braces only when there is
+ * at least one label). le_bound is ignored unless `le` is true. */
+static int put_head(struct ig_buf *out, const struct ig_metric_family *f,
+		    const struct ig_series *s, const char *suffix, bool le, double le_bound)
+{
+	int rc = ig_buf_printf(out, "%s%s", f->name, suffix);
+	if (rc == 0 && (f->nlabels || le))
+		rc = ig_buf_append_cstr(out, "{");
+	for (size_t i = 0; rc == 0 && i < f->nlabels; i++) {
+		rc = ig_buf_printf(out, "%s%s=\"", i ? "," : "", f->label_names[i]);
+		if (rc == 0)
+			rc = put_escaped(out, s->values[i], true);
+		if (rc == 0)
+			rc = ig_buf_append_cstr(out, "\"");
+	}
+	if (rc == 0 && le) {
+		rc = ig_buf_append_cstr(out, f->nlabels ? ",le=\"" : "le=\"");
+		if (rc == 0)
+			rc = put_double(out, le_bound);
+		if (rc == 0)
+			rc = ig_buf_append_cstr(out, "\"");
+	}
+	if (rc == 0 && (f->nlabels || le))
+		rc = ig_buf_append_cstr(out, "}");
+	if (rc == 0)
+		rc = ig_buf_append_cstr(out, " ");
+	return rc;
+}
+
+/* Buckets are stored per bucket and summed here, so _count is the +Inf
+ * bucket by construction even while observations keep arriving. */
+static int put_histogram(struct ig_buf *out, const struct ig_metric_family *f,
+			 struct ig_series *s)
+{
+	uint64_t cum = 0;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i <= f->nbounds; i++) {
+		cum += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
+		double bound = i < f->nbounds ? f->bounds[i] : INFINITY;
+		rc = put_head(out, f, s, "_bucket", true, bound);
+		if (rc == 0)
+			rc = ig_buf_printf(out, "%" PRIu64 "\n", cum);
+	}
+	if (rc == 0)
+		rc = put_head(out, f, s, "_sum", false, 0);
+	if (rc == 0)
+		rc = put_double(out, ig_series_value(s));
+	if (rc == 0)
+		rc = ig_buf_append_cstr(out, "\n");
+	if (rc == 0)
+		rc = put_head(out, f, s, "_count", false, 0);
+	if (rc == 0)
+		rc = ig_buf_printf(out, "%" PRIu64 "\n", cum);
+	return rc;
+}
+
+static int put_family(struct ig_buf *out, struct ig_metric_family *f)
+{
+	static const char *const types[] = {"counter", "gauge", "histogram"};
+	struct ig_series *s = atomic_load_explicit(&f->head, memory_order_acquire);
+	if (!s)
+		return 0;
+	int rc = ig_buf_printf(out, "# HELP %s ", f->name);
+	if (rc == 0)
+		rc = put_escaped(out, f->help, false);
+	if (rc == 0)
+		rc = ig_buf_printf(out, "\n# TYPE %s %s\n", f->name, types[f->kind]);
+	for (; rc == 0 && s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
+		if (f->kind == K_HISTOGRAM) {
+			rc = put_histogram(out, f, s);
+			continue;
+		}
+		rc = put_head(out, f, s, "", false, 0);
+		if (rc == 0)
+			rc = put_double(out, ig_series_value(s));
+		if (rc == 0)
+			rc = ig_buf_append_cstr(out, "\n");
+	}
+	return rc;
+}
+
+int ig_registry_render(struct ig_registry *r, struct ig_buf *out)
+{
+	int rc = 0;
+	pthread_mutex_lock(&r->render_lock);
+	for (struct ig_metric_family *f = atomic_load_explicit(&r->head, memory_order_acquire);
+	     rc == 0 && f; f = atomic_load_explicit(&f->next, memory_order_acquire)) {
+		if (f->fn)
+			f->fn(f->fn_ctx, f);
+		rc = put_family(out, f);
+	}
+	pthread_mutex_unlock(&r->render_lock);
+	return rc;
+}

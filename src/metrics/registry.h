@@ -1,0 +1,69 @@
+/* Our own Prometheus metrics: counters, gauges and histograms with labels,
+ * rendered in text exposition format 0.0.4 for GET /metrics.
+ *
+ * Threading: updates (ig_counter_add, ig_gauge_set/add, ig_hist_observe)
+ * are lock-free atomics and may run on any worker at any time. Families
+ * and series are created under a mutex and never freed before the
+ * registry, so a series handle can be cached by the caller for as long as
+ * the registry lives. ig_metrics_series is lock-free when the series
+ * already exists. Rendering reads the values without stopping writers; a
+ * histogram's _count is derived from its buckets so the two always agree. */
+#ifndef IG_METRICS_REGISTRY_H
+#define IG_METRICS_REGISTRY_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+
+struct ig_registry;
+struct ig_metric_family;
+struct ig_series;
+
+struct ig_registry *ig_registry_new(void);
+void ig_registry_free(struct ig_registry *r);
+
+/* Creates a family. `name` must be a valid metric name and not already
+ * registered, label names valid label names (histograms may not use "le"),
+ * histogram bounds finite and strictly increasing (the +Inf bucket is
+ * implicit). Strings are copied. Returns NULL on any of these errors or on
+ * allocation failure. A family without labels gets its one series at once,
+ * so it renders (as 0) before any update. */
+struct ig_metric_family *ig_metrics_counter(struct ig_registry *r, const char *name,
+					    const char *help, const char *const *label_names,
+					    size_t nlabels);
+struct ig_metric_family *ig_metrics_gauge(struct ig_registry *r, const char *name,
+					  const char *help, const char *const *label_names,
+					  size_t nlabels);
+struct ig_metric_family *ig_metrics_histogram(struct ig_registry *r, const char *name,
+					      const char *help, const char *const *label_names,
+					      size_t nlabels, const double *bounds, size_t nbounds);
+
+/* A gauge family whose values are computed at render time: before the
+ * family is written, fn(ctx, family) is called and may look series up and
+ * set them. Calls are serialised by the registry. */
+typedef void (*ig_gauge_fn)(void *ctx, struct ig_metric_family *f);
+struct ig_metric_family *ig_metrics_gauge_fn(struct ig_registry *r, const char *name,
+					     const char *help, const char *const *label_names,
+					     size_t nlabels, ig_gauge_fn fn, void *ctx);
+
+/* Finds or creates the series for these label values (one per label name,
+ * any bytes; NULL reads as ""). Returns NULL only on allocation failure.
+ * Series are never removed, so callers should keep label values to a
+ * bounded set (configured model names, not client input). */
+struct ig_series *ig_metrics_series(struct ig_metric_family *f, const char *const *label_values);
+
+/* Counters only go up: negative and NaN increments are ignored. */
+void ig_counter_add(struct ig_series *s, double v);
+void ig_gauge_set(struct ig_series *s, double v);
+void ig_gauge_add(struct ig_series *s, double v);
+/* The value is counted in the first bucket whose bound is >= v. */
+void ig_hist_observe(struct ig_series *s, double v);
+
+/* Current value of a counter or gauge, or a histogram's sum. */
+double ig_series_value(const struct ig_series *s);
+
+/* Appends the text exposition of every family with at least one series,
+ * in creation order, to out. Returns 0 or a negative errno from out. */
+int ig_registry_render(struct ig_registry *r, struct ig_buf *out);
+
+#endif

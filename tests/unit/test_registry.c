@@ -1,0 +1,314 @@
+/* The metrics registry: exact exposition text, validation, concurrency, and
+ * a round trip through our own parser. */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "metrics/registry.h"
+#include "pool/prom.h"
+
+static const char *render(struct ig_registry *r, struct ig_buf *b)
+{
+	ig_buf_reset(b);
+	assert_int_equal(ig_registry_render(r, b), 0);
+	return ig_buf_cstr(b);
+}
+
+static void test_counter_text(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	struct ig_buf b = {0};
+	const char *names[] = {"model_name", "target_model_name"};
+	struct ig_metric_family *f = ig_metrics_counter(r, "inference_model_request_total",
+							"Counter of requests.", names, 2);
+	assert_non_null(f);
+	/* A labelled family with no series is not written at all. */
+	assert_string_equal(render(r, &b), "");
+	struct ig_series *a = ig_metrics_series(f, (const char *[]){"m", "m-1"});
+	struct ig_series *c = ig_metrics_series(f, (const char *[]){"m", "m-2"});
+	assert_ptr_equal(ig_metrics_series(f, (const char *[]){"m", "m-1"}), a);
+	ig_counter_add(a, 1);
+	ig_counter_add(a, 2);
+	ig_counter_add(a, -5); /* ignored: counters only go up */
+	ig_counter_add(a, NAN);
+	ig_counter_add(c, 0.5);
+	assert_string_equal(render(r, &b),
+			    "# HELP inference_model_request_total Counter of requests.\n"
+			    "# TYPE inference_model_request_total counter\n"
+			    "inference_model_request_total{model_name=\"m\",target_model_name=\"m-1\"} 3\n"
+			    "inference_model_request_total{model_name=\"m\",target_model_name=\"m-2\"} 0.5\n");
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
+static void test_gauge_text_and_numbers(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	struct ig_buf b = {0};
+	struct ig_metric_family *plain = ig_metrics_gauge(r, "up", "Up.", NULL, 0);
+	struct ig_metric_family *g = ig_metrics_gauge(r, "g", "Values.", (const char *[]){"v"}, 1);
+	/* An unlabelled family shows its single series as 0 right away. */
+	assert_string_equal(render(r, &b), "# HELP up Up.\n# TYPE up gauge\nup 0\n");
+	struct ig_series *up = ig_metrics_series(plain, NULL);
+	ig_gauge_set(up, 2);
+	ig_gauge_add(up, -0.5);
+	static const struct {
+		const char *label;
+		double v;
+	} cases[] = {
+		{"a", 1e6},  {"b", 100000}, {"c", 1.5e-5}, {"d", 0.0001}, {"e", NAN},
+		{"f", -INFINITY}, {"g", 0.1}, {"h", 123456789}, {"i", -3}, {"j", 1.0 / 3},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		ig_gauge_set(ig_metrics_series(g, (const char *[]){cases[i].label}), cases[i].v);
+	assert_string_equal(render(r, &b), "# HELP up Up.\n# TYPE up gauge\nup 1.5\n"
+					   "# HELP g Values.\n# TYPE g gauge\n"
+					   "g{v=\"a\"} 1e+06\n"
+					   "g{v=\"b\"} 100000\n"
+					   "g{v=\"c\"} 1.5e-05\n"
+					   "g{v=\"d\"} 0.0001\n"
+					   "g{v=\"e\"} NaN\n"
+					   "g{v=\"f\"} -Inf\n"
+					   "g{v=\"g\"} 0.1\n"
+					   "g{v=\"h\"} 1.23456789e+08\n"
+					   "g{v=\"i\"} -3\n"
+					   "g{v=\"j\"} 0.3333333333333333\n");
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
+static void test_histogram_text(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	struct ig_buf b = {0};
+	const double bounds[] = {0.5, 1, 2.5};
+	struct ig_metric_family *h =
+		ig_metrics_histogram(r, "d_seconds", "Durations.", (const char *[]){"m"}, 1, bounds, 3);
+	struct ig_series *s = ig_metrics_series(h, (const char *[]){"x"});
+	ig_hist_observe(s, 0.25);
+	ig_hist_observe(s, 0.5); /* le is inclusive */
+	ig_hist_observe(s, 2);
+	ig_hist_observe(s, 8);
+	assert_true(ig_series_value(s) == 10.75);
+	struct ig_metric_family *n = ig_metrics_histogram(r, "n", "No labels.", NULL, 0, bounds, 1);
+	ig_hist_observe(ig_metrics_series(n, NULL), 1);
+	assert_string_equal(render(r, &b), "# HELP d_seconds Durations.\n"
+					   "# TYPE d_seconds histogram\n"
+					   "d_seconds_bucket{m=\"x\",le=\"0.5\"} 2\n"
+					   "d_seconds_bucket{m=\"x\",le=\"1\"} 2\n"
+					   "d_seconds_bucket{m=\"x\",le=\"2.5\"} 3\n"
+					   "d_seconds_bucket{m=\"x\",le=\"+Inf\"} 4\n"
+					   "d_seconds_sum{m=\"x\"} 10.75\n"
+					   "d_seconds_count{m=\"x\"} 4\n"
+					   "# HELP n No labels.\n"
+					   "# TYPE n histogram\n"
+					   "n_bucket{le=\"0.5\"} 0\n"
+					   "n_bucket{le=\"+Inf\"} 1\n"
+					   "n_sum 1\n"
+					   "n_count 1\n");
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
+static void test_escaping(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	struct ig_buf b = {0};
+	struct ig_metric_family *f =
+		ig_metrics_counter(r, "c", "Back\\slash and\nnewline \"q\".", (const char *[]){"l"}, 1);
+	ig_counter_add(ig_metrics_series(f, (const char *[]){"a\"b\\c\nd"}), 1);
+	assert_string_equal(render(r, &b), "# HELP c Back\\\\slash and\\nnewline \"q\".\n"
+					   "# TYPE c counter\n"
+					   "c{l=\"a\\\"b\\\\c\\nd\"} 1\n");
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
+static void test_validation(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	const double up[] = {1, 2}, flat[] = {1, 1}, inf[] = {1, INFINITY};
+	assert_non_null(ig_metrics_counter(r, "ok:name_1", "", NULL, 0));
+	assert_null(ig_metrics_counter(r, "ok:name_1", "", NULL, 0)); /* duplicate */
+	assert_null(ig_metrics_gauge(r, "1bad", "", NULL, 0));
+	assert_null(ig_metrics_gauge(r, "", "", NULL, 0));
+	assert_null(ig_metrics_gauge(r, "g", "", (const char *[]){"a:b"}, 1));
+	assert_null(ig_metrics_gauge(r, "g", "", (const char *[]){"__x"}, 1));
+	assert_null(ig_metrics_gauge(r, "g", "", (const char *[]){"a", "a"}, 2));
+	assert_null(ig_metrics_histogram(r, "h", "", (const char *[]){"le"}, 1, up, 2));
+	assert_null(ig_metrics_histogram(r, "h", "", NULL, 0, flat, 2));
+	assert_null(ig_metrics_histogram(r, "h", "", NULL, 0, inf, 2));
+	assert_non_null(ig_metrics_histogram(r, "h", "", NULL, 0, up, 2));
+	assert_non_null(ig_metrics_gauge(r, "g", "", (const char *[]){"le"}, 1));
+	ig_registry_free(r);
+}
+
+static void test_series_identity(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	struct ig_metric_family *f = ig_metrics_counter(r, "c", "", (const char *[]){"a", "b"}, 2);
+	struct ig_series *s1 = ig_metrics_series(f, (const char *[]){"a", "b"});
+	struct ig_series *s2 = ig_metrics_series(f, (const char *[]){"ab", ""});
+	struct ig_series *s3 = ig_metrics_series(f, (const char *[]){"ab", NULL});
+	assert_non_null(s1);
+	assert_ptr_not_equal(s1, s2);
+	assert_ptr_equal(s2, s3); /* NULL reads as "" */
+	for (int i = 0; i < 200; i++) {
+		char v[16];
+		snprintf(v, sizeof v, "v%d", i);
+		ig_counter_add(ig_metrics_series(f, (const char *[]){v, "x"}), i);
+	}
+	assert_true(ig_series_value(ig_metrics_series(f, (const char *[]){"v150", "x"})) == 150);
+	ig_registry_free(r);
+}
+
+struct shared {
+	struct ig_metric_family *c, *g, *h;
+};
+
+static void *worker(void *arg)
+{
+	struct shared *sh = arg;
+	/* Every thread looks the series up itself, racing on creation. */
+	struct ig_series *c = ig_metrics_series(sh->c, (const char *[]){"same"});
+	struct ig_series *g = ig_metrics_series(sh->g, NULL);
+	struct ig_series *h = ig_metrics_series(sh->h, (const char *[]){"same"});
+	for (int i = 0; i < 100000; i++) {
+		ig_counter_add(c, 1);
+		ig_gauge_add(g, 0.5);
+		ig_hist_observe(h, (double)(i % 4));
+	}
+	return c;
+}
+
+static void test_concurrent_updates(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	const double bounds[] = {0, 1, 2};
+	struct shared sh = {
+		ig_metrics_counter(r, "c", "", (const char *[]){"l"}, 1),
+		ig_metrics_gauge(r, "g", "", NULL, 0),
+		ig_metrics_histogram(r, "h", "", (const char *[]){"l"}, 1, bounds, 3),
+	};
+	pthread_t t[4];
+	void *ret[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, worker, &sh), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], &ret[i]);
+	for (int i = 1; i < 4; i++)
+		assert_ptr_equal(ret[i], ret[0]);
+	assert_true(ig_series_value(ret[0]) == 400000);
+	assert_true(ig_series_value(ig_metrics_series(sh.g, NULL)) == 200000);
+	struct ig_series *h = ig_metrics_series(sh.h, (const char *[]){"same"});
+	assert_true(ig_series_value(h) == 600000); /* (0+1+2+3) * 25000 * 4 */
+	struct ig_buf b = {0};
+	const char *text = render(r, &b);
+	assert_non_null(strstr(text, "h_bucket{l=\"same\",le=\"0\"} 100000\n"));
+	assert_non_null(strstr(text, "h_bucket{l=\"same\",le=\"2\"} 300000\n"));
+	assert_non_null(strstr(text, "h_count{l=\"same\"} 400000\n"));
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
+static void pool_avg(void *ctx, struct ig_metric_family *f)
+{
+	int *calls = ctx;
+	(*calls)++;
+	ig_gauge_set(ig_metrics_series(f, (const char *[]){"pool-a"}), *calls * 0.25);
+}
+
+static void test_gauge_callback(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	struct ig_buf b = {0};
+	int calls = 0;
+	assert_non_null(ig_metrics_gauge_fn(r, "inference_pool_average_queue_size", "Avg.",
+					    (const char *[]){"name"}, 1, pool_avg, &calls));
+	render(r, &b);
+	assert_string_equal(render(r, &b), "# HELP inference_pool_average_queue_size Avg.\n"
+					   "# TYPE inference_pool_average_queue_size gauge\n"
+					   "inference_pool_average_queue_size{name=\"pool-a\"} 0.5\n");
+	assert_int_equal(calls, 2);
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
+struct parsed {
+	size_t n;
+	double sum_le_inf;
+	char label[64];
+};
+
+static int on_sample(void *ctx, const struct ig_prom_sample *s)
+{
+	struct parsed *p = ctx;
+	struct ig_buf v = {0};
+	p->n++;
+	if (ig_prom_label(s->labels, "le", &v) == 1 && ig_str_eq_cstr(ig_buf_str(&v), "+Inf"))
+		p->sum_le_inf += s->value;
+	ig_buf_reset(&v);
+	if (ig_str_eq_cstr(s->name, "esc") && ig_prom_label(s->labels, "l", &v) == 1)
+		snprintf(p->label, sizeof p->label, "%.*s", (int)v.len, v.ptr);
+	ig_buf_free(&v);
+	return 0;
+}
+
+static void test_output_parses(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	const double bounds[] = {0.005, 0.025, 1, 3600};
+	const char *l2[] = {"model_name", "target_model_name"};
+	struct ig_metric_family *h = ig_metrics_histogram(r, "lat", "L.", l2, 2, bounds, 4);
+	struct ig_metric_family *e = ig_metrics_counter(r, "esc", "E\n.", (const char *[]){"l"}, 1);
+	ig_metrics_gauge(r, "nan", "", NULL, 0);
+	for (int i = 0; i < 10; i++)
+		ig_hist_observe(ig_metrics_series(h, (const char *[]){"m", i % 2 ? "a" : "b"}), i * 0.01);
+	ig_counter_add(ig_metrics_series(e, (const char *[]){"x\"y\\z\n,}"}), 1e-7);
+	struct ig_buf b = {0};
+	render(r, &b);
+	struct parsed p = {0};
+	size_t line = 0;
+	assert_int_equal(ig_prom_parse(b.ptr, b.len, on_sample, &p, &line), 0);
+	assert_int_equal(p.n, 2 * (4 + 1 + 2) + 1 + 1);
+	assert_true(p.sum_le_inf == 10);
+	assert_string_equal(p.label, "x\"y\\z\n,}");
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
+static void test_render_respects_buffer_ceiling(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	ig_metrics_counter(r, "a_rather_long_metric_name_total", "Help text.", NULL, 0);
+	struct ig_buf b;
+	ig_buf_init(&b, 16);
+	assert_true(ig_registry_render(r, &b) < 0);
+	assert_true(b.len <= 16);
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_counter_text),
+		cmocka_unit_test(test_gauge_text_and_numbers),
+		cmocka_unit_test(test_histogram_text),
+		cmocka_unit_test(test_escaping),
+		cmocka_unit_test(test_validation),
+		cmocka_unit_test(test_series_identity),
+		cmocka_unit_test(test_concurrent_updates),
+		cmocka_unit_test(test_gauge_callback),
+		cmocka_unit_test(test_output_parses),
+		cmocka_unit_test(test_render_respects_buffer_ceiling),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
