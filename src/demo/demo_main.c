@@ -125,6 +125,24 @@ static int parse_ipv4(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* "IPv4:PORT" with a real port: the admin address is probed, so port 0
+ * ("any") cannot be used. */
+static int parse_hostport(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char host[INET_ADDRSTRLEN], *end;
+	uint32_t a;
+	long port;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return -1;
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
+	port = strtol(colon + 1, &end, 10);
+	if (parse_ipv4(host, &a) || colon[1] == '\0' || *end || port < 1 || port > 65535)
+		return -1;
+	return 0;
+}
+
 static int parse_replicas(const char *s, int *out)
 {
 	char *end;
@@ -188,7 +206,7 @@ static int parse_one(struct opts *o, int argc, char **argv, int *i)
 		    (o->sim_base >> 24) != 127)
 			return bad_value(o, "--sim-base", v);
 	} else if (o->run && is_flag(arg, n, "--admin")) {
-		if (!(v = flag_value(argc, argv, i, eq)) || !strchr(v, ':'))
+		if (!(v = flag_value(argc, argv, i, eq)) || parse_hostport(v))
 			return bad_value(o, "--admin", v);
 		o->admin = v;
 	} else if (!o->run && !eq && !strcmp(arg, "--keep-logs")) {

@@ -105,6 +105,14 @@ def test_bad_flag_values():
         assert args[0] in r.stderr, args
 
 
+def test_run_bad_admin():
+    for admin in ("127.0.0.1:0", "127.0.0.1", "localhost:9000", "127.0.0.1:70000"):
+        r = subprocess.run([IG_BIN, "run", "-f", SEED_DIR, "--admin", admin],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2, admin
+        assert "--admin" in r.stderr and admin in r.stderr
+
+
 def test_run_needs_a_directory():
     r = subprocess.run([IG_BIN, "run"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
@@ -201,6 +209,7 @@ def test_demo_replicas_override():
 
 
 def start_run(tmp_path, *extra):
+    """Starts `run` on the seed manifests and waits until it serves."""
     bind, sim_base = addresses()
     out = open(str(tmp_path / "run.out"), "w+")
     p = subprocess.Popen([IG_BIN, "run", "-f", SEED_DIR, "--bind", bind, "--sim-base",
