@@ -834,6 +834,37 @@ static void test_alias_bomb(void **state)
 	free(text);
 }
 
+static void test_nesting_and_anchors(void **state)
+{
+	char *text = malloc(4096);
+	int rc;
+	memset(text, '[', 100);
+	strcpy(text + 100, "\n");
+	char *out = load_diags("deep.yaml", text, &rc);
+	assert_int_equal(rc, -1);
+	assert_string_equal(out, "deep.yaml:1: nested more than 64 levels deep\n");
+	free(out);
+	/* 64 levels are fine for the pre-pass (the document is then just wrong). */
+	memset(text, '[', 64);
+	memset(text + 64, ']', 64);
+	strcpy(text + 128, "\n");
+	out = load_diags("deep.yaml", text, &rc);
+	assert_non_null(strstr(out, "a document must be a Kubernetes object"));
+	free(out);
+	free(text);
+
+	FILE *f = open_memstream(&text, &(size_t){0});
+	fputs("a: [", f);
+	for (int i = 0; i < 1001; i++)
+		fprintf(f, "%s&a%d x", i ? ", " : "", i);
+	fputs("]\n", f);
+	fclose(f);
+	out = load_diags("anchors.yaml", text, &rc);
+	assert_string_equal(out, "anchors.yaml:1: more than 1000 anchors in one document\n");
+	free(out);
+	free(text);
+}
+
 /* Odd shapes are errors, never crashes. */
 static void test_wrong_shapes(void **state)
 {
@@ -909,6 +940,7 @@ int main(void)
 		cmocka_unit_test(test_labels_match),
 		cmocka_unit_test(test_directory),
 		cmocka_unit_test(test_alias_bomb),
+		cmocka_unit_test(test_nesting_and_anchors),
 		cmocka_unit_test(test_wrong_shapes),
 		cmocka_unit_test(test_check_main),
 	};
