@@ -449,7 +449,9 @@ static void test_metrics_text(void **state)
 	ig_sim_lora_note(&s, "a,b", "c", 1742577734.0);
 	s.prompt_tokens = 10;
 	s.success[IG_SIM_FIN_LENGTH] = 1;
-	ig_sim_hist_observe(&s.ttft, ig_sim_ttft_buckets(c.version, &n), n, 0.2);
+	/* n must be set before it is passed: argument order is unspecified. */
+	const double *tb = ig_sim_ttft_buckets(c.version, &n);
+	ig_sim_hist_observe(&s.ttft, tb, n, 0.2);
 	assert_int_equal(ig_sim_render_metrics(&b, &c, &s, &g), 0);
 	const char *t = ig_buf_cstr(&b);
 	const char *want[] = {
