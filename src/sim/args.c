@@ -634,7 +634,8 @@ static int apply(struct ig_sim_config *c, const struct opt *o, char **vals, size
 	case O_PROFILE:
 		if (!ig_sim_find_profile(v))
 			return fail(err, errlen,
-				    "--profile: unknown '%s' (qwen2.5-1.5b-cpu, llama3.1-8b-h100)", v);
+				    "--profile: unknown '%s' (qwen2.5-1.5b-cpu, llama3.1-8b-h100)",
+				    v);
 		c->profile = v;
 		return 0;
 	case O_FAIL_RATE:

@@ -165,8 +165,7 @@ static void on_step(struct ig_loop *loop, struct ig_timer *t);
 static void kick(struct sim *s)
 {
 	uint64_t dur;
-	if (!ig_timer_armed(&s->step_timer) &&
-	    ig_sim_model_begin(&s->model, ig_sim_now(s), &dur))
+	if (!ig_timer_armed(&s->step_timer) && ig_sim_model_begin(&s->model, ig_sim_now(s), &dur))
 		ig_timer_start_ns(&s->loop, &s->step_timer, ig_sim_real_ns(dur, s->cfg.time_scale),
 				  on_step, s);
 	ig_sim_lora_update(s);

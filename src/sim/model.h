@@ -29,12 +29,12 @@ struct ig_sim_seq {
 	/* Engine state, read-only for the owner. */
 	struct ig_sim_seq *next, *prev;
 	bool running;
-	long computed;	     /* tokens whose KV entries exist */
-	long generated;	     /* tokens produced so far */
-	long cached_tokens;  /* prefix-cache hit of the last admission */
-	long step_tokens;    /* tokens in the step being run */
-	long hashed;	     /* leading blocks registered in the cache */
-	int *blocks;	     /* block table */
+	long computed;	    /* tokens whose KV entries exist */
+	long generated;	    /* tokens produced so far */
+	long cached_tokens; /* prefix-cache hit of the last admission */
+	long step_tokens;   /* tokens in the step being run */
+	long hashed;	    /* leading blocks registered in the cache */
+	int *blocks;	    /* block table */
 	long nblocks, blocks_cap;
 };
 

@@ -385,16 +385,17 @@ static int put_prefix_cache(struct ig_buf *b, const struct ig_sim_config *c,
 			    const struct ig_sim_stats *s, const char *model)
 {
 	bool old = c->version == IG_SIM_V_0_8;
-	int rc = put_counter(b, old ? "gpu_prefix_cache_queries_total" : "prefix_cache_queries_total",
-			     "Prefix cache queries, in terms of number of queried tokens.", model,
-			     s->prefix_queries);
+	int rc =
+	    put_counter(b, old ? "gpu_prefix_cache_queries_total" : "prefix_cache_queries_total",
+			"Prefix cache queries, in terms of number of queried tokens.", model,
+			s->prefix_queries);
 	rc |= put_counter(b, old ? "gpu_prefix_cache_hits_total" : "prefix_cache_hits_total",
 			  "Prefix cache hits, in terms of number of cached tokens.", model,
 			  s->prefix_hits);
 	if (old) {
 		double rate = !c->enable_prefix_caching ? -1
-			      : s->prefix_queries > 0	 ? s->prefix_hits / s->prefix_queries
-							 : 0;
+			      : s->prefix_queries > 0	? s->prefix_hits / s->prefix_queries
+							: 0;
 		rc |= put_gauge(b, "gpu_prefix_cache_hit_rate", "GPU prefix cache block hit rate.",
 				model, rate);
 	}

@@ -60,8 +60,8 @@ struct ig_sim_config {
 	double time_scale; /* simulated durations run this many times faster */
 	long num_gpu_blocks, block_size;
 	bool enable_prefix_caching;
-	const char *profile; /* --profile name, or NULL */
-	double failure_rate; /* percent of generation requests failed on purpose */
+	const char *profile;	/* --profile name, or NULL */
+	double failure_rate;	/* percent of generation requests failed on purpose */
 	unsigned failure_types; /* bit (1 << enum ig_sim_failure); 0: all */
 	enum ig_sim_version version;
 	bool has_seed;

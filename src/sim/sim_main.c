@@ -235,11 +235,11 @@ static int messages_tokens(struct ig_json_value msgs, long *out, struct prompt_i
 		}
 		ig_buf_reset(&name);
 		ids_push_special(ids, "<|im_start|>");
-		ids_push_special(ids, ig_json_string(role, &name) == 0 && ig_buf_cstr(&name)
-					  ? name.ptr
-					  : "?");
+		ids_push_special(
+		    ids, ig_json_string(role, &name) == 0 && ig_buf_cstr(&name) ? name.ptr : "?");
 		ids_push_special(ids, "\n");
-		if (ig_json_get(m, "content", &content) == 0 && content_tokens(content, &t, ids) < 0)
+		if (ig_json_get(m, "content", &content) == 0 &&
+		    content_tokens(content, &t, ids) < 0)
 			rc = -1;
 		ids_push_special(ids, "<|im_end|>");
 		n += t + IG_SIM_CHAT_MSG_OVERHEAD;

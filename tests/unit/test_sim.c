@@ -526,10 +526,21 @@ static void test_args_profile_and_failures(void **state)
 	struct ig_sim_config c;
 	char err[256];
 	/* A flag wins over the profile wherever it stands on the line. */
-	const char *a[] = {"--itl-ms", "3", "--profile", "llama3.1-8b-h100", "--num-gpu-blocks",
-			   "100", "--no-enable-prefix-caching", "--time-scale", "20",
-			   "--failure-injection-rate", "25", "--failure-types", "rate_limit,server_error",
-			   "model_not_found", NULL};
+	const char *a[] = {"--itl-ms",
+			   "3",
+			   "--profile",
+			   "llama3.1-8b-h100",
+			   "--num-gpu-blocks",
+			   "100",
+			   "--no-enable-prefix-caching",
+			   "--time-scale",
+			   "20",
+			   "--failure-injection-rate",
+			   "25",
+			   "--failure-types",
+			   "rate_limit,server_error",
+			   "model_not_found",
+			   NULL};
 	assert_int_equal(parse(&c, err, a), 0);
 	assert_string_equal(c.profile, "llama3.1-8b-h100");
 	assert_true(c.itl_ms == 3);

@@ -27,8 +27,8 @@ struct harness {
 	struct ig_sim_config cfg;
 	struct ig_sim_model m;
 	uint64_t now;
-	long max_running;	    /* the largest batch seen */
-	long max_running_adapters;  /* the most distinct adapters running at once */
+	long max_running;	   /* the largest batch seen */
+	long max_running_adapters; /* the most distinct adapters running at once */
 };
 
 static int on_token(void *ctx, struct ig_sim_seq *q)
@@ -83,8 +83,7 @@ static void start(struct harness *h)
 }
 
 /* A prompt of n tokens whose ids are base, base+1, ...; its block keys. */
-static struct tseq *new_seq(struct harness *h, long n, long base, long target,
-			    const char *adapter)
+static struct tseq *new_seq(struct harness *h, long n, long base, long target, const char *adapter)
 {
 	struct tseq *t = calloc(1, sizeof *t);
 	uint64_t *ids = calloc((size_t)n + 1, sizeof *ids);
@@ -231,13 +230,13 @@ static void test_batch_bound_and_step_cost(void **state)
 	assert_int_equal(dur, 2 * MS + 500000);
 	run(h);
 	assert_int_equal(h->max_running, 2);
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 5; i++)
 		assert_true(t[i]->released && t[i]->tokens == 3);
-		free(t[i]);
-	}
 	/* The first two ran together; the others queued behind them. */
 	assert_int_equal(ttft(t[0]), ttft(t[1]));
 	assert_true(ttft(t[2]) > ttft(t[1]));
+	for (int i = 0; i < 5; i++)
+		free(t[i]);
 	assert_int_equal(ig_sim_model_used_blocks(&h->m), 0);
 }
 
