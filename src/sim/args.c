@@ -36,6 +36,15 @@ enum opt_id {
 	O_FIX_KV,
 	O_FIX_LORA_RUNNING,
 	O_FIX_LORA_WAITING,
+	O_BATCHED,
+	O_DECODE,
+	O_PREFIX,
+	O_NO_PREFIX,
+	O_TIME_SCALE,
+	O_PROFILE,
+	O_FAIL_RATE,
+	O_FAIL_TYPES,
+	O_N
 };
 
 /* How many values a flag takes: none, exactly one, or one or more (the
@@ -72,7 +81,87 @@ static const struct opt opts[] = {
     {"fixed-kv-usage", O_FIX_KV, ONE},
     {"fixed-lora-running", O_FIX_LORA_RUNNING, ONE},
     {"fixed-lora-waiting", O_FIX_LORA_WAITING, ONE},
+    {"max-num-batched-tokens", O_BATCHED, ONE},
+    {"decode-us-per-seq", O_DECODE, ONE},
+    {"enable-prefix-caching", O_PREFIX, NONE},
+    {"no-enable-prefix-caching", O_NO_PREFIX, NONE},
+    {"time-scale", O_TIME_SCALE, ONE},
+    {"profile", O_PROFILE, ONE},
+    {"failure-injection-rate", O_FAIL_RATE, ONE},
+    {"failure-types", O_FAIL_TYPES, MANY},
 };
+
+/* Measured setups (docs/SIMULATOR.md gives the sources and the arithmetic):
+ * the seed's vLLM 0.8 on ~12 CPU cores serving Qwen2.5-1.5B (V0 engine, no
+ * chunked prefill, so the budget is the whole context), and vLLM on one
+ * H100 80GB serving Llama-3.1-8B in BF16. */
+static const struct ig_sim_profile profiles[] = {
+    {.name = "qwen2.5-1.5b-cpu",
+     .ttft_ms = 70,
+     .prefill_us_per_token = 3000,
+     .itl_ms = 70,
+     .decode_us_per_seq = 8000,
+     .lora_load_ms = 200,
+     .max_num_seqs = 256,
+     .max_num_batched_tokens = 32768,
+     .num_gpu_blocks = 9362},
+    {.name = "llama3.1-8b-h100",
+     .ttft_ms = 20,
+     .prefill_us_per_token = 30,
+     .itl_ms = 7,
+     .decode_us_per_seq = 70,
+     .lora_load_ms = 10,
+     .max_num_seqs = 256,
+     .max_num_batched_tokens = 8192,
+     .num_gpu_blocks = 27000},
+};
+
+const struct ig_sim_profile *ig_sim_find_profile(const char *name)
+{
+	for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++)
+		if (strcmp(profiles[i].name, name) == 0)
+			return &profiles[i];
+	return NULL;
+}
+
+static const struct ig_sim_failure_info failures[IG_SIM_FAIL_N] = {
+    [IG_SIM_FAIL_RATE_LIMIT] = {"rate_limit", 429, "RateLimitError"},
+    [IG_SIM_FAIL_INVALID_API_KEY] = {"invalid_api_key", 401, "AuthenticationError"},
+    [IG_SIM_FAIL_CONTEXT_LENGTH] = {"context_length", 400, "BadRequestError"},
+    [IG_SIM_FAIL_SERVER_ERROR] = {"server_error", 500, "InternalServerError"},
+    [IG_SIM_FAIL_INVALID_REQUEST] = {"invalid_request", 400, "BadRequestError"},
+    [IG_SIM_FAIL_MODEL_NOT_FOUND] = {"model_not_found", 404, "NotFoundError"},
+};
+
+const struct ig_sim_failure_info *ig_sim_failure_info(enum ig_sim_failure f)
+{
+	return &failures[f];
+}
+
+const char *ig_sim_error_type(int status)
+{
+	switch (status) {
+	case 400:
+		return "BadRequestError";
+	case 401:
+		return "AuthenticationError";
+	case 403:
+		return "PermissionDeniedError";
+	case 404:
+		return "NotFoundError";
+	case 408:
+		return "TimeoutError";
+	case 409:
+		return "ConflictError";
+	case 422:
+		return "UnprocessableEntityError";
+	case 429:
+		return "RateLimitError";
+	case 503:
+		return "ServiceUnavailableError";
+	}
+	return status >= 500 ? "InternalServerError" : "BadRequestError";
+}
 
 /* vLLM flags found in real manifests that change nothing we simulate. */
 static const char *const vllm_value_flags[] = {
@@ -98,7 +187,6 @@ static const char *const vllm_value_flags[] = {
     "tokenizer-revision",
     "chat-template",
     "chat-template-content-format",
-    "max-num-batched-tokens",
     "quantization",
     "api-key",
     "uvicorn-log-level",
@@ -148,8 +236,6 @@ static const char *const vllm_bool_flags[] = {
     "enforce-eager",
     "disable-log-requests",
     "disable-log-stats",
-    "enable-prefix-caching",
-    "no-enable-prefix-caching",
     "enable-chunked-prefill",
     "no-enable-chunked-prefill",
     "enable-auto-tool-choice",
@@ -186,9 +272,13 @@ void ig_sim_config_init(struct ig_sim_config *c)
 	c->ttft_ms = 10;
 	c->prefill_us_per_token = 20;
 	c->itl_ms = 2;
+	c->decode_us_per_seq = 10;
 	c->lora_load_ms = 20;
+	c->max_num_batched_tokens = 8192;
+	c->time_scale = 1;
 	c->num_gpu_blocks = 9362;
 	c->block_size = 16;
+	c->enable_prefix_caching = true;
 	c->version = IG_SIM_V_LATEST;
 }
 
@@ -417,6 +507,38 @@ static int add_lora_modules(struct ig_sim_config *c, char **vals, size_t n, char
 	return 0;
 }
 
+static int failure_type(const char *name, size_t len)
+{
+	for (int i = 0; i < IG_SIM_FAIL_N; i++)
+		if (strlen(failures[i].name) == len && memcmp(failures[i].name, name, len) == 0)
+			return i;
+	return -1;
+}
+
+/* Values as separate words or comma-joined, like the peer simulator's. */
+static int set_failure_types(struct ig_sim_config *c, char **vals, size_t n, char *err,
+			     size_t errlen)
+{
+	c->failure_types = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *p = vals[i];
+		while (*p) {
+			size_t len = strcspn(p, ",");
+			int t = failure_type(p, len);
+			if (len && t < 0)
+				return fail(err, errlen,
+					    "--failure-types: unknown '%.*s' (rate_limit, "
+					    "invalid_api_key, context_length, server_error, "
+					    "invalid_request, model_not_found)",
+					    (int)len, p);
+			if (len)
+				c->failure_types |= 1u << t;
+			p += len + (p[len] == ',');
+		}
+	}
+	return 0;
+}
+
 static int set_version(struct ig_sim_config *c, const char *v, char *err, size_t errlen)
 {
 	if (v[0] == 'v')
@@ -495,6 +617,33 @@ static int apply(struct ig_sim_config *c, const struct opt *o, char **vals, size
 		return set_string(&c->fixed.lora_running, v, err, errlen);
 	case O_FIX_LORA_WAITING:
 		return set_string(&c->fixed.lora_waiting, v, err, errlen);
+	case O_BATCHED:
+		return parse_long(f, v, 1, 100000000, &c->max_num_batched_tokens, err, errlen);
+	case O_DECODE:
+		return parse_double(f, v, 0, 1e6, &c->decode_us_per_seq, err, errlen);
+	case O_PREFIX:
+	case O_NO_PREFIX:
+		c->enable_prefix_caching = o->id == O_PREFIX;
+		return 0;
+	case O_TIME_SCALE:
+		if (parse_double(f, v, 0, 1e6, &c->time_scale, err, errlen) < 0)
+			return -1;
+		if (c->time_scale <= 0)
+			return fail(err, errlen, "--time-scale: must be above 0");
+		return 0;
+	case O_PROFILE:
+		if (!ig_sim_find_profile(v))
+			return fail(err, errlen,
+				    "--profile: unknown '%s' (qwen2.5-1.5b-cpu, llama3.1-8b-h100)",
+				    v);
+		c->profile = v;
+		return 0;
+	case O_FAIL_RATE:
+		return parse_double(f, v, 0, 100, &c->failure_rate, err, errlen);
+	case O_FAIL_TYPES:
+		return set_failure_types(c, vals, n, err, errlen);
+	case O_N:
+		break;
 	}
 	return fail(err, errlen, "--%s: not handled", f);
 }
@@ -558,7 +707,7 @@ static int take_values(int argc, char **argv, int *i, const char *inline_val, en
 }
 
 static int parse_one(struct ig_sim_config *c, int argc, char **argv, int *i, char **vals,
-		     bool *have_positional, char *err, size_t errlen)
+		     bool *have_positional, bool *given, char *err, size_t errlen)
 {
 	const char *a = argv[*i];
 	if (strncmp(a, "--", 2) != 0) {
@@ -580,6 +729,7 @@ static int parse_one(struct ig_sim_config *c, int argc, char **argv, int *i, cha
 		if (take_values(argc, argv, i, inline_val, o->arity, vals, &n, o->name, err,
 				errlen) < 0)
 			return -1;
+		given[o->id] = true;
 		return apply(c, o, vals, n, err, errlen);
 	}
 	if (!ignored_flag(name, len, &arity))
@@ -590,10 +740,34 @@ static int parse_one(struct ig_sim_config *c, int argc, char **argv, int *i, cha
 	return 0;
 }
 
+/* A profile fills in what the command line left unset, wherever on the
+ * line --profile came. */
+static void apply_profile(struct ig_sim_config *c, const struct ig_sim_profile *p,
+			  const bool *given)
+{
+	if (!given[O_TTFT])
+		c->ttft_ms = p->ttft_ms;
+	if (!given[O_PREFILL])
+		c->prefill_us_per_token = p->prefill_us_per_token;
+	if (!given[O_ITL])
+		c->itl_ms = p->itl_ms;
+	if (!given[O_DECODE])
+		c->decode_us_per_seq = p->decode_us_per_seq;
+	if (!given[O_LORA_LOAD])
+		c->lora_load_ms = p->lora_load_ms;
+	if (!given[O_MAX_NUM_SEQS])
+		c->max_num_seqs = p->max_num_seqs;
+	if (!given[O_BATCHED])
+		c->max_num_batched_tokens = p->max_num_batched_tokens;
+	if (!given[O_GPU_BLOCKS])
+		c->num_gpu_blocks = p->num_gpu_blocks;
+}
+
 int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err, size_t errlen)
 {
 	char **vals = calloc((size_t)argc + 1, sizeof *vals);
 	bool have_positional = false;
+	bool given[O_N] = {0};
 	int rc = 0;
 	if (!vals)
 		return fail(err, errlen, "out of memory");
@@ -603,9 +777,11 @@ int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err,
 			rc = 1;
 			break;
 		}
-		rc = parse_one(c, argc, argv, &i, vals, &have_positional, err, errlen);
+		rc = parse_one(c, argc, argv, &i, vals, &have_positional, given, err, errlen);
 	}
 	free(vals);
+	if (rc == 0 && c->profile)
+		apply_profile(c, ig_sim_find_profile(c->profile), given);
 	if (rc == 0 && c->nadapters && !c->enable_lora)
 		ig_warn("sim: --lora-modules given without --enable-lora; serving them anyway");
 	return rc;
@@ -630,13 +806,23 @@ void ig_sim_usage(FILE *f)
 		"  --max-model-len N            context length (default 32768)\n"
 		"  --block-size N               KV block size in tokens (default 16)\n"
 		"  --num-gpu-blocks N           KV cache blocks (default 9362)\n"
+		"  --max-num-batched-tokens N   token budget of one engine step (default 8192)\n"
+		"  --[no-]enable-prefix-caching reuse cached prompt blocks (default on)\n"
 		"  --seed N                     makes sampled text reproducible\n"
 		"\n"
 		"simulation:\n"
-		"  --ttft-ms MS                 base time to first token (default 10)\n"
-		"  --prefill-us-per-token US    prefill cost per prompt token (default 20)\n"
-		"  --itl-ms MS                  time per output token (default 2)\n"
+		"  --profile NAME               step costs and capacities of a measured setup:\n"
+		"                               qwen2.5-1.5b-cpu, llama3.1-8b-h100 (flags win)\n"
+		"  --ttft-ms MS                 fixed cost of a step with prefill (default 10)\n"
+		"  --prefill-us-per-token US    prefill cost per uncached token (default 20)\n"
+		"  --itl-ms MS                  decode step time at batch 1 (default 2)\n"
+		"  --decode-us-per-seq US       extra decode step time per request (default 10)\n"
 		"  --lora-load-ms MS            loading a non-resident adapter (default 20)\n"
+		"  --time-scale F               run F times faster than real time (default 1)\n"
+		"  --failure-injection-rate PCT fail this share of generation requests\n"
+		"  --failure-types T...         rate_limit invalid_api_key context_length\n"
+		"                               server_error invalid_request model_not_found\n"
+		"                               (default: all)\n"
 		"  --vllm-version 0.8|latest    error shape and metric names (default latest)\n"
 		"  --fixed-waiting N, --fixed-running N, --fixed-kv-usage F,\n"
 		"  --fixed-lora-running a,b, --fixed-lora-waiting c\n"
@@ -645,5 +831,6 @@ void ig_sim_usage(FILE *f)
 		"Other common vLLM flags are accepted and ignored with a warning.\n"
 		"POST /sim/state {\"waiting\":N,\"running\":N,\"kv_usage\":F,\"lora_running\":[..],"
 		"\"lora_waiting\":[..]}\n"
-		"sets the same overrides at run time; DELETE /sim/state clears them.\n");
+		"sets the same overrides at run time; DELETE /sim/state clears them.\n"
+		"A request header x-sim-force-status: CODE answers with that error status.\n");
 }

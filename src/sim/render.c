@@ -379,15 +379,39 @@ static int put_success(struct ig_buf *b, const struct ig_sim_config *c,
 	return rc;
 }
 
+/* V1 counts prefix-cache lookups in tokens; v0.9 dropped the gpu_ prefix.
+ * The 0.8 flavour also carries V0's hit-rate gauge (-1 when off). */
+static int put_prefix_cache(struct ig_buf *b, const struct ig_sim_config *c,
+			    const struct ig_sim_stats *s, const char *model)
+{
+	bool old = c->version == IG_SIM_V_0_8;
+	int rc =
+	    put_counter(b, old ? "gpu_prefix_cache_queries_total" : "prefix_cache_queries_total",
+			"Prefix cache queries, in terms of number of queried tokens.", model,
+			s->prefix_queries);
+	rc |= put_counter(b, old ? "gpu_prefix_cache_hits_total" : "prefix_cache_hits_total",
+			  "Prefix cache hits, in terms of number of cached tokens.", model,
+			  s->prefix_hits);
+	if (old) {
+		double rate = !c->enable_prefix_caching ? -1
+			      : s->prefix_queries > 0	? s->prefix_hits / s->prefix_queries
+							: 0;
+		rc |= put_gauge(b, "gpu_prefix_cache_hit_rate", "GPU prefix cache block hit rate.",
+				model, rate);
+	}
+	return rc;
+}
+
 static int put_cache_config(struct ig_buf *b, const struct ig_sim_config *c)
 {
 	int rc =
 	    put_family(b, "cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
 	rc |= ig_buf_printf(b,
 			    "vllm:cache_config_info{block_size=\"%ld\",cache_dtype=\"auto\","
-			    "enable_prefix_caching=\"False\",gpu_memory_utilization=\"0.9\","
+			    "enable_prefix_caching=\"%s\",gpu_memory_utilization=\"0.9\","
 			    "num_cpu_blocks=\"0\",num_gpu_blocks=\"%ld\"} 1.0\n",
-			    c->block_size, c->num_gpu_blocks);
+			    c->block_size, c->enable_prefix_caching ? "True" : "False",
+			    c->num_gpu_blocks);
 	return rc;
 }
 
@@ -410,7 +434,8 @@ int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 	if (c->version == IG_SIM_V_0_8 || c->enable_lora || c->nadapters)
 		rc |= put_lora(out, c, s);
 	rc |= put_counter(out, "num_preemptions_total",
-			  "Cumulative number of preemption from the engine.", m, 0);
+			  "Cumulative number of preemption from the engine.", m, s->preemptions);
+	rc |= put_prefix_cache(out, c, s, m);
 	rc |= put_counter(out, "prompt_tokens_total", "Number of prefill tokens processed.", m,
 			  s->prompt_tokens);
 	rc |= put_counter(out, "generation_tokens_total", "Number of generation tokens processed.",

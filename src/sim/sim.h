@@ -51,13 +51,53 @@ struct ig_sim_config {
 	size_t nadapters, adapters_cap;
 	long max_num_seqs;
 	long max_model_len;
-	double ttft_ms, prefill_us_per_token, itl_ms, lora_load_ms;
+	long max_num_batched_tokens; /* token budget of one engine step */
+	/* Step costs: a step with prefill work costs ttft_ms plus
+	 * prefill_us_per_token per prompt token computed; a step with decode
+	 * work costs itl_ms plus decode_us_per_seq per decoding request after
+	 * the first; each adapter loaded costs lora_load_ms. */
+	double ttft_ms, prefill_us_per_token, itl_ms, decode_us_per_seq, lora_load_ms;
+	double time_scale; /* simulated durations run this many times faster */
 	long num_gpu_blocks, block_size;
+	bool enable_prefix_caching;
+	const char *profile;	/* --profile name, or NULL */
+	double failure_rate;	/* percent of generation requests failed on purpose */
+	unsigned failure_types; /* bit (1 << enum ig_sim_failure); 0: all */
 	enum ig_sim_version version;
 	bool has_seed;
 	uint64_t seed;
 	struct ig_sim_fixed fixed;
 };
+
+/* Injected failures, as llm-d-inference-sim names them. */
+enum ig_sim_failure {
+	IG_SIM_FAIL_RATE_LIMIT,
+	IG_SIM_FAIL_INVALID_API_KEY,
+	IG_SIM_FAIL_CONTEXT_LENGTH,
+	IG_SIM_FAIL_SERVER_ERROR,
+	IG_SIM_FAIL_INVALID_REQUEST,
+	IG_SIM_FAIL_MODEL_NOT_FOUND,
+	IG_SIM_FAIL_N
+};
+
+struct ig_sim_failure_info {
+	const char *name; /* as given to --failure-types */
+	int status;
+	const char *type; /* the error body's "type" */
+};
+
+const struct ig_sim_failure_info *ig_sim_failure_info(enum ig_sim_failure f);
+/* The error type vLLM-style bodies use for an arbitrary status. */
+const char *ig_sim_error_type(int status);
+
+/* A latency profile: step costs and capacities measured on one setup. */
+struct ig_sim_profile {
+	const char *name;
+	double ttft_ms, prefill_us_per_token, itl_ms, decode_us_per_seq, lora_load_ms;
+	long max_num_seqs, max_num_batched_tokens, num_gpu_blocks;
+};
+
+const struct ig_sim_profile *ig_sim_find_profile(const char *name);
 
 void ig_sim_config_init(struct ig_sim_config *c);
 void ig_sim_config_free(struct ig_sim_config *c);
@@ -85,6 +125,11 @@ bool ig_sim_is_base_name(const struct ig_sim_config *c, struct ig_str name);
  * digits is one token, every other non-blank character (a UTF-8 sequence
  * counts as one character) is one token. */
 size_t ig_sim_count_tokens(struct ig_str s);
+/* The same tokens as ids (a hash of each token's bytes): writes the first
+ * `max` of them to ids and returns the count. */
+size_t ig_sim_tokenize(struct ig_str s, uint64_t *ids, size_t max);
+/* The id of a special token such as a chat-template marker. */
+uint64_t ig_sim_token_id(const char *token);
 /* Chat prompts: every message costs its content's tokens plus
  * IG_SIM_CHAT_MSG_OVERHEAD (role marker, role, separator, end marker), and
  * the prompt that opens the assistant's turn adds IG_SIM_CHAT_REPLY_OVERHEAD. */
@@ -145,6 +190,8 @@ enum ig_sim_finish { IG_SIM_FIN_STOP, IG_SIM_FIN_LENGTH, IG_SIM_FIN_ABORT, IG_SI
 
 struct ig_sim_stats {
 	double prompt_tokens, generation_tokens;
+	double preemptions;
+	double prefix_queries, prefix_hits; /* tokens */
 	double success[IG_SIM_FIN_N];
 	bool success_seen[IG_SIM_FIN_N];
 	struct ig_sim_hist ttft, e2e;

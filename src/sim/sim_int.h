@@ -7,58 +7,41 @@
 #include "core/rand.h"
 #include "event/loop.h"
 #include "http/server.h"
+#include "sim/model.h"
 #include "sim/sim.h"
-
-struct sim_req;
-
-/* An intrusive FIFO of requests. */
-struct sim_queue {
-	struct sim_req *head, *tail;
-	long len;
-};
-
-/* A LoRA adapter loaded into one of the --max-loras GPU slots. */
-struct sim_slot {
-	char *name;
-	uint64_t last_used; /* loop time, for least-recently-used eviction */
-};
 
 struct sim {
 	struct ig_sim_config cfg;
 	struct ig_loop loop;
 	struct ig_http_server *server;
 	struct ig_sim_stats stats;
-	struct sim_queue waiting, running;
-	long blocks_used;
-	struct sim_slot *slots; /* max_loras entries */
-	struct ig_rng rng;	/* sampling, seeded by --seed when given */
+	struct ig_sim_model model;
+	struct ig_timer step_timer; /* armed while an engine step runs */
+	uint64_t t0_ns;		    /* loop time that simulated time 0 maps to */
+	struct ig_rng rng;	    /* sampling, seeded by --seed when given */
 };
-
-enum sim_state { REQ_WAITING, REQ_RUNNING };
 
 struct sim_req {
+	struct ig_sim_seq seq; /* the engine's view; first, see req_of() */
 	struct sim *sim;
 	struct ig_http_exchange *ex;
-	struct sim_req *next, *prev;
-	enum sim_state state;
 	enum ig_sim_kind kind;
 	bool stream, include_usage;
-	bool paused; /* output above the high-water mark: no token until drained */
-	char *id;    /* "cmpl-..." */
+	char *id; /* "cmpl-..." */
 	int64_t created;
-	char *model;   /* the name answered with */
-	char *adapter; /* NULL for the base model */
-	long prompt_tokens;
-	long target;	    /* tokens to generate */
-	const char *finish; /* reason given when target is reached */
-	long generated;
-	long blocks;
+	char *model;	    /* the name answered with */
+	char *adapter;	    /* NULL for the base model */
+	uint64_t *hashes;   /* prompt block hashes, seq.hashes points here */
+	const char *finish; /* reason given when the target is reached */
 	struct ig_rng rng;
-	struct ig_timer timer;
-	uint64_t arrival_ns;
-	struct ig_buf text; /* non-streamed answer */
+	uint64_t arrival_ns; /* simulated */
+	struct ig_buf text;  /* non-streamed answer */
 };
 
+/* Simulated time now: loop time since start, times --time-scale. */
+uint64_t ig_sim_now(const struct sim *s);
+/* Starts the engine (after cfg is final). */
+int ig_sim_engine_init(struct sim *s);
 /* Queues a parsed request; the engine owns it from here on, answers it and
  * frees it. */
 void ig_sim_engine_submit(struct sim *s, struct sim_req *r);

@@ -99,6 +99,43 @@ static int opt_double(struct ig_json_value o, const char *key, double *out)
 
 /* ---- generation requests -------------------------------------------------------------- */
 
+/* The prompt's token ids, for prefix-cache keys. Past the ceiling the
+ * rest is not recorded (the count is kept apart), so what is recorded is
+ * always a prefix of the prompt. */
+struct prompt_ids {
+	struct ig_buf buf; /* uint64_t ids */
+	bool truncated;
+};
+
+static void ids_push(struct prompt_ids *p, uint64_t id)
+{
+	if (!p->truncated && ig_buf_append(&p->buf, &id, sizeof id) < 0)
+		p->truncated = true;
+}
+
+static void ids_push_special(struct prompt_ids *p, const char *token)
+{
+	ids_push(p, ig_sim_token_id(token));
+}
+
+/* Tokenizes text onto the ids; returns its token count. */
+static size_t ids_push_text(struct prompt_ids *p, struct ig_str text)
+{
+	size_t n = ig_sim_tokenize(text, NULL, 0);
+	if (p->truncated || ig_buf_reserve(&p->buf, n * sizeof(uint64_t)) < 0) {
+		p->truncated = true;
+		return n;
+	}
+	ig_sim_tokenize(text, (uint64_t *)(void *)(p->buf.ptr + p->buf.len), n);
+	p->buf.len += n * sizeof(uint64_t);
+	return n;
+}
+
+static size_t ids_count(const struct prompt_ids *p)
+{
+	return p->buf.len / sizeof(uint64_t);
+}
+
 /* Everything read from a completion or chat body before it becomes a
  * sim_req. */
 struct gen_params {
@@ -111,11 +148,12 @@ struct gen_params {
 	double temperature;
 	int64_t seed;
 	struct ig_buf model; /* as asked, decoded; empty if omitted */
+	struct prompt_ids ids;
 };
 
 /* Tokens of a completion prompt: a string, one string in a list, or a list
  * of token ids. */
-static int prompt_tokens(struct ig_json_value p, long *out)
+static int prompt_tokens(struct ig_json_value p, long *out, struct prompt_ids *ids)
 {
 	struct ig_buf tmp = {0};
 	struct ig_json_value e;
@@ -123,22 +161,24 @@ static int prompt_tokens(struct ig_json_value p, long *out)
 	int rc = -1;
 	if (p.type == IG_JSON_STRING) {
 		if (ig_json_string(p, &tmp) == 0) {
-			*out = (long)ig_sim_count_tokens(ig_buf_str(&tmp));
+			*out = (long)ids_push_text(ids, ig_buf_str(&tmp));
 			rc = 0;
 		}
 	} else if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1) {
 		if (e.type == IG_JSON_STRING) {
 			struct ig_json_value more;
 			if (ig_json_array_next(p, &pos, &more) == 0)
-				rc = prompt_tokens(e, out);
+				rc = prompt_tokens(e, out, ids);
 		} else if (e.type == IG_JSON_NUMBER) {
-			long n = 1;
+			long n = 0;
 			rc = 0;
-			while (ig_json_array_next(p, &pos, &e) == 1) {
-				if (e.type != IG_JSON_NUMBER)
+			do {
+				int64_t id = 0;
+				if (e.type != IG_JSON_NUMBER || ig_json_int64(e, &id) < 0)
 					rc = -1;
+				ids_push(ids, (uint64_t)id);
 				n++;
-			}
+			} while (ig_json_array_next(p, &pos, &e) == 1);
 			*out = n;
 		}
 	}
@@ -148,7 +188,7 @@ static int prompt_tokens(struct ig_json_value p, long *out)
 
 /* Tokens of one chat message's content: a string or a list of parts, of
  * which only the text ones count. */
-static int content_tokens(struct ig_json_value c, long *out)
+static int content_tokens(struct ig_json_value c, long *out, struct prompt_ids *ids)
 {
 	struct ig_buf tmp = {0};
 	int rc = 0;
@@ -157,7 +197,7 @@ static int content_tokens(struct ig_json_value c, long *out)
 		return 0;
 	if (c.type == IG_JSON_STRING) {
 		rc = ig_json_string(c, &tmp);
-		*out = (long)ig_sim_count_tokens(ig_buf_str(&tmp));
+		*out = (long)ids_push_text(ids, ig_buf_str(&tmp));
 	} else if (c.type == IG_JSON_ARRAY) {
 		struct ig_json_value part, text;
 		size_t pos = 0;
@@ -166,7 +206,7 @@ static int content_tokens(struct ig_json_value c, long *out)
 				continue;
 			ig_buf_reset(&tmp);
 			rc = ig_json_string(text, &tmp);
-			*out += (long)ig_sim_count_tokens(ig_buf_str(&tmp));
+			*out += (long)ids_push_text(ids, ig_buf_str(&tmp));
 		}
 	} else {
 		rc = -1;
@@ -175,26 +215,42 @@ static int content_tokens(struct ig_json_value c, long *out)
 	return rc;
 }
 
-static int messages_tokens(struct ig_json_value msgs, long *out)
+/* A chat prompt as a chat template lays it out: per message a start
+ * marker, the role, a separator, the content and an end marker; then the
+ * opening of the assistant's turn. */
+static int messages_tokens(struct ig_json_value msgs, long *out, struct prompt_ids *ids)
 {
 	struct ig_json_value m, role, content;
+	struct ig_buf name = {0};
 	size_t pos = 0;
 	long n = IG_SIM_CHAT_REPLY_OVERHEAD, count = 0;
-	while (ig_json_array_next(msgs, &pos, &m) == 1) {
-		long t;
+	int rc = 0;
+	ig_buf_init(&name, 256);
+	while (rc == 0 && ig_json_array_next(msgs, &pos, &m) == 1) {
+		long t = 0;
 		if (m.type != IG_JSON_OBJECT || ig_json_get(m, "role", &role) < 0 ||
-		    role.type != IG_JSON_STRING)
-			return -1;
-		if (ig_json_get(m, "content", &content) == 0) {
-			if (content_tokens(content, &t) < 0)
-				return -1;
-			n += t;
+		    role.type != IG_JSON_STRING) {
+			rc = -1;
+			break;
 		}
-		n += IG_SIM_CHAT_MSG_OVERHEAD;
+		ig_buf_reset(&name);
+		ids_push_special(ids, "<|im_start|>");
+		ids_push_special(
+		    ids, ig_json_string(role, &name) == 0 && ig_buf_cstr(&name) ? name.ptr : "?");
+		ids_push_special(ids, "\n");
+		if (ig_json_get(m, "content", &content) == 0 &&
+		    content_tokens(content, &t, ids) < 0)
+			rc = -1;
+		ids_push_special(ids, "<|im_end|>");
+		n += t + IG_SIM_CHAT_MSG_OVERHEAD;
 		count++;
 	}
+	ids_push_special(ids, "<|im_start|>");
+	ids_push_special(ids, "assistant");
+	ids_push_special(ids, "\n");
+	ig_buf_free(&name);
 	*out = n;
-	return count ? 0 : -1;
+	return rc == 0 && count ? 0 : -1;
 }
 
 /* Reads what both endpoints share. Returns 0, or -1 after answering. */
@@ -261,7 +317,7 @@ static int read_completion(struct sim *s, struct ig_http_exchange *ex, struct ig
 	struct ig_json_value prompt;
 	if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
 		return bad_request(s, ex, "prompt", "Field required: 'prompt'."), -1;
-	if (prompt_tokens(prompt, &p->prompt_tokens) < 0)
+	if (prompt_tokens(prompt, &p->prompt_tokens, &p->ids) < 0)
 		return bad_request(s, ex, "prompt",
 				   "'prompt' must be a string, a list of one string or a list of "
 				   "token ids."),
@@ -278,7 +334,7 @@ static int read_chat(struct sim *s, struct ig_http_exchange *ex, struct ig_json_
 	struct ig_json_value msgs;
 	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
 		return bad_request(s, ex, "messages", "Field required: 'messages'."), -1;
-	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &p->prompt_tokens) < 0)
+	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &p->prompt_tokens, &p->ids) < 0)
 		return bad_request(s, ex, "messages",
 				   "'messages' must be a non-empty list of {role, content}."),
 		       -1;
@@ -381,6 +437,26 @@ static int make_id(struct ig_http_exchange *ex, const struct gen_params *p, stru
 	return 0;
 }
 
+/* The prompt's prefix-cache keys. An adapter's KV entries differ from the
+ * base model's, so its name seeds the chain. */
+static int hash_prompt(struct sim *s, const struct gen_params *p, struct sim_req *r)
+{
+	size_t n = ids_count(&p->ids);
+	if ((long)n > r->seq.prompt_tokens)
+		n = (size_t)r->seq.prompt_tokens;
+	size_t full = n / (size_t)s->cfg.block_size;
+	if (!full)
+		return 0;
+	r->hashes = malloc(full * sizeof *r->hashes);
+	if (!r->hashes)
+		return -1;
+	uint64_t seed = r->adapter ? ig_sim_token_id(r->adapter) : 0;
+	r->seq.nhashes = ig_sim_block_hashes((const uint64_t *)(const void *)p->ids.buf.ptr, n,
+					     s->cfg.block_size, seed, r->hashes);
+	r->seq.hashes = r->hashes;
+	return 0;
+}
+
 static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex, struct gen_params *p)
 {
 	long max_tokens;
@@ -394,23 +470,31 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex, str
 	r->kind = p->kind;
 	if (resolve_model(s, ex, p, r) < 0 || check_length(s, ex, p, &max_tokens) < 0)
 		goto fail;
-	if (make_id(ex, p, r) < 0) {
+	if (!ig_sim_model_fits(&s->model, p->prompt_tokens, max_tokens)) {
+		fail(s, ex, 400, "BadRequestError", NULL,
+		     "The request needs %ld tokens of KV cache but the cache holds %ld "
+		     "(--num-gpu-blocks x --block-size).",
+		     p->prompt_tokens + max_tokens, s->cfg.num_gpu_blocks * s->cfg.block_size);
+		goto fail;
+	}
+	r->seq.prompt_tokens = p->prompt_tokens;
+	r->seq.adapter = r->adapter;
+	if (make_id(ex, p, r) < 0 || hash_prompt(s, p, r) < 0) {
 		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
 		goto fail;
 	}
 	r->created = (int64_t)ig_wall_seconds();
 	r->stream = p->stream;
 	r->include_usage = p->include_usage;
-	r->prompt_tokens = p->prompt_tokens;
 	seed_text(s, p, r, &text_seed);
-	r->target = max_tokens;
+	r->seq.target = max_tokens;
 	r->finish = "length";
 	/* Completions run to max_tokens (the seed's answer ends on "length");
 	 * a chat answer ends on its own at a point fixed by its seed. */
 	if (p->kind == IG_SIM_CHAT && !p->ignore_eos) {
 		long natural = ig_sim_natural_len(text_seed);
 		if (natural <= max_tokens) {
-			r->target = natural;
+			r->seq.target = natural;
 			r->finish = "stop";
 		}
 	}
@@ -420,11 +504,97 @@ fail:
 	return NULL;
 }
 
+/* ---- injected failures ------------------------------------------------------------ */
+
+/* The status forced by a request header, 0 if none. x-sim-force-status is
+ * ours; X-Return-Error is what llm-d-inference-sim reads. */
+static int forced_status(struct ig_http_exchange *ex)
+{
+	static const char *const names[] = {"x-sim-force-status", "X-Return-Error"};
+	for (size_t i = 0; i < 2; i++) {
+		const struct ig_http_header *h =
+		    ig_http_find_header(ex->req.headers, ex->req.num_headers, names[i]);
+		if (!h)
+			continue;
+		long v = 0;
+		for (size_t k = 0; k < h->value.len && k < 4; k++) {
+			char c = h->value.ptr[k];
+			if (c < '0' || c > '9')
+				return 0;
+			v = v * 10 + (c - '0');
+		}
+		if (h->value.len == 3 && v >= 400 && v <= 599)
+			return (int)v;
+	}
+	return 0;
+}
+
+static void fail_as(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_failure f)
+{
+	const struct ig_sim_failure_info *fi = ig_sim_failure_info(f);
+	switch (f) {
+	case IG_SIM_FAIL_RATE_LIMIT:
+		return fail(s, ex, fi->status, fi->type, NULL,
+			    "Rate limit reached for %s (simulated failure).",
+			    ig_sim_label_name(&s->cfg));
+	case IG_SIM_FAIL_INVALID_API_KEY:
+		return fail(s, ex, fi->status, fi->type, NULL,
+			    "Incorrect API key provided (simulated failure).");
+	case IG_SIM_FAIL_CONTEXT_LENGTH:
+		return fail(s, ex, fi->status, fi->type, NULL,
+			    "This model's maximum context length is %ld tokens. However, you "
+			    "requested more tokens than that (simulated failure).",
+			    s->cfg.max_model_len);
+	case IG_SIM_FAIL_SERVER_ERROR:
+		return fail(s, ex, fi->status, fi->type, NULL,
+			    "Internal server error (simulated failure).");
+	case IG_SIM_FAIL_INVALID_REQUEST:
+		return fail(s, ex, fi->status, fi->type, NULL,
+			    "Invalid request (simulated failure).");
+	case IG_SIM_FAIL_MODEL_NOT_FOUND:
+		return fail(s, ex, fi->status, fi->type, "model",
+			    "The model does not exist (simulated failure).");
+	case IG_SIM_FAIL_N:
+		break;
+	}
+}
+
+/* Answers with an injected error when the header forces one or the dice
+ * say so (--failure-injection-rate). Returns true when it answered. */
+static bool inject_failure(struct sim *s, struct ig_http_exchange *ex)
+{
+	int status = forced_status(ex);
+	if (status) {
+		for (int f = 0; f < IG_SIM_FAIL_N; f++)
+			if (ig_sim_failure_info((enum ig_sim_failure)f)->status == status) {
+				fail_as(s, ex, (enum ig_sim_failure)f);
+				return true;
+			}
+		fail(s, ex, status, ig_sim_error_type(status), NULL,
+		     "Forced status %d (x-sim-force-status).", status);
+		return true;
+	}
+	if (s->cfg.failure_rate <= 0 ||
+	    (double)ig_rng_below(&s->rng, 1000000) >= s->cfg.failure_rate * 10000)
+		return false;
+	int types[IG_SIM_FAIL_N], n = 0;
+	for (int f = 0; f < IG_SIM_FAIL_N; f++)
+		if (!s->cfg.failure_types || (s->cfg.failure_types & (1u << f)))
+			types[n++] = f;
+	fail_as(s, ex, (enum ig_sim_failure)types[ig_rng_below(&s->rng, (uint64_t)n)]);
+	return true;
+}
+
 static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind kind)
 {
 	struct ig_json_value root;
 	struct gen_params p = {.kind = kind, .max_tokens = -1};
+	if (inject_failure(s, ex))
+		return;
 	ig_buf_init(&p.model, 4096);
+	/* A prompt longer than the context is refused anyway; ids past it
+	 * would never be looked up. */
+	ig_buf_init(&p.ids.buf, ((size_t)s->cfg.max_model_len + 64) * sizeof(uint64_t));
 	if (ig_json_parse(ex->body.ptr, ex->body.len, &root) < 0 || root.type != IG_JSON_OBJECT) {
 		bad_request(s, ex, NULL, "JSON decode error: the body is not a JSON object.");
 		goto out;
@@ -439,6 +609,7 @@ static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_
 		ig_sim_engine_submit(s, r);
 out:
 	ig_buf_free(&p.model);
+	ig_buf_free(&p.ids.buf);
 }
 
 /* ---- models, LoRA admin, state ----------------------------------------------------- */
@@ -660,6 +831,9 @@ static void handle_metrics(struct sim *s, struct ig_http_exchange *ex)
 	struct ig_sim_gauges g;
 	struct ig_buf b = {0};
 	ig_sim_engine_gauges(s, &g);
+	s->stats.preemptions = s->model.preemptions;
+	s->stats.prefix_queries = s->model.prefix_queries;
+	s->stats.prefix_hits = s->model.prefix_hits;
 	if (ig_sim_render_metrics(&b, &s->cfg, &s->stats, &g) < 0) {
 		ig_buf_free(&b);
 		return fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
@@ -812,6 +986,11 @@ static int serve(struct sim *s)
 	}
 	install_signals(&s->loop);
 	ig_info("sim: serving %s on %s:%d", s->cfg.model, s->cfg.host, bound_port(fd, s->cfg.port));
+	if (s->cfg.profile)
+		ig_info("sim: profile %s (ttft %gms + %gus/token, itl %gms + %gus/seq, "
+			"%ld blocks)",
+			s->cfg.profile, s->cfg.ttft_ms, s->cfg.prefill_us_per_token, s->cfg.itl_ms,
+			s->cfg.decode_us_per_seq, s->cfg.num_gpu_blocks);
 	int rc = ig_loop_run(&s->loop);
 	signal_loop = NULL;
 	/* Frees every in-flight exchange through on_abort, which the engine
@@ -839,10 +1018,14 @@ int ig_sim_main(int argc, char **argv)
 		ig_rng_seed(&s.rng, s.cfg.seed);
 	else
 		ig_rng_seed(&s.rng, ig_rng_next(ig_rng_thread()));
-	s.slots = calloc((size_t)s.cfg.max_loras, sizeof *s.slots);
-	if (!s.slots || ig_loop_init(&s.loop) < 0) {
-		ig_err("sim: out of memory");
-		free(s.slots);
+	if (ig_loop_init(&s.loop) < 0) {
+		ig_err("sim: cannot create the event loop");
+		ig_sim_config_free(&s.cfg);
+		return 1;
+	}
+	if (ig_sim_engine_init(&s) < 0) {
+		ig_err("sim: out of memory for %ld KV blocks", s.cfg.num_gpu_blocks);
+		ig_loop_free(&s.loop);
 		ig_sim_config_free(&s.cfg);
 		return 1;
 	}
@@ -850,8 +1033,8 @@ int ig_sim_main(int argc, char **argv)
 	ig_sim_lora_note(&s.stats, "", "", ig_wall_seconds());
 	ig_sim_lora_update(&s);
 	rc = serve(&s);
-	ig_loop_free(&s.loop);
 	ig_sim_engine_free(&s);
+	ig_loop_free(&s.loop);
 	ig_sim_config_free(&s.cfg);
 	return rc;
 }

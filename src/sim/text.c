@@ -1,6 +1,7 @@
 /* The simulator's tokenizer and text generator. Neither resembles a real
  * model; what matters is that counts are stable and easy to predict from
  * the text, so tests and routers can check usage numbers by hand. */
+#include <string.h>
 #include <xxhash.h>
 
 #include "sim/sim.h"
@@ -21,26 +22,41 @@ static bool is_continuation(unsigned char c)
 	return (c & 0xC0) == 0x80;
 }
 
-size_t ig_sim_count_tokens(struct ig_str s)
+size_t ig_sim_tokenize(struct ig_str s, uint64_t *ids, size_t max)
 {
 	size_t n = 0;
 	size_t i = 0;
 	while (i < s.len) {
 		unsigned char c = (unsigned char)s.ptr[i];
+		size_t start = i;
 		if (is_blank(c)) {
 			i++;
-		} else if (is_word_byte(c)) {
+			continue;
+		}
+		if (is_word_byte(c)) {
 			while (i < s.len && is_word_byte((unsigned char)s.ptr[i]))
 				i++;
-			n++;
 		} else {
 			i++;
 			while (i < s.len && is_continuation((unsigned char)s.ptr[i]))
 				i++;
-			n++;
 		}
+		if (n < max)
+			ids[n] = XXH3_64bits(s.ptr + start, i - start);
+		n++;
 	}
 	return n;
+}
+
+size_t ig_sim_count_tokens(struct ig_str s)
+{
+	return ig_sim_tokenize(s, NULL, 0);
+}
+
+uint64_t ig_sim_token_id(const char *token)
+{
+	/* A seed no plain token uses keeps markers apart from text. */
+	return XXH3_64bits_withSeed(token, strlen(token), 0x5eca1);
 }
 
 uint64_t ig_sim_text_seed(struct ig_str prompt, struct ig_str model, uint64_t seed)

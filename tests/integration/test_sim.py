@@ -358,3 +358,107 @@ def test_cli_errors_and_sigterm(procs):
     assert re.search(r'request_success_total\{finished_reason="abort",[^}]*\} 1.0', text)
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=5) == 0
+
+
+LONG_PROMPT = " ".join("w%d" % i for i in range(1000))  # 1000 tokens
+
+
+def first_chunk_time(base, prompt):
+    t0, events = stream(base, "/v1/completions",
+                        {"prompt": prompt, "max_tokens": 2, "stream": True})
+    assert events[-1][1] == "[DONE]"
+    return events[0][0] - t0
+
+
+def test_prefix_cache_shortens_ttft(procs):
+    # 1000 prompt tokens at 0.3 ms each: ~0.3 s cold, ~8 tokens to compute warm.
+    _, base = start_sim(procs, "--prefill-us-per-token", "300", "--ttft-ms", "5")
+    cold = first_chunk_time(base, LONG_PROMPT)
+    warm = first_chunk_time(base, LONG_PROMPT)
+    assert cold >= 0.3
+    assert warm < cold / 3, (cold, warm)
+    text = metrics(base)
+    assert gauge(text, "prefix_cache_hits_total") == 992  # 62 full blocks of 16
+    assert gauge(text, "prefix_cache_queries_total") == 2000
+    assert 'enable_prefix_caching="True"' in text
+    # Another prompt shares nothing and pays in full again.
+    assert first_chunk_time(base, "x " + LONG_PROMPT) >= 0.3
+    assert gauge(metrics(base), "prefix_cache_hits_total") == 992
+
+
+def test_prefix_cache_off(procs):
+    _, base = start_sim(procs, "--prefill-us-per-token", "200", "--ttft-ms", "5",
+                        "--no-enable-prefix-caching", "--vllm-version", "0.8")
+    first_chunk_time(base, LONG_PROMPT)
+    assert first_chunk_time(base, LONG_PROMPT) >= 0.2
+    text = metrics(base)
+    assert gauge(text, "gpu_prefix_cache_hits_total") == 0
+    assert gauge(text, "gpu_prefix_cache_hit_rate") == -1
+    assert 'enable_prefix_caching="False"' in text
+
+
+def test_preemption_when_cache_runs_out(procs):
+    # 8 blocks of 4 tokens; four requests that each grow to 6 blocks.
+    _, base = start_sim(procs, "--num-gpu-blocks", "8", "--block-size", "4", "--itl-ms", "3",
+                        "--ttft-ms", "1")
+    threads, results = run_concurrently(base, [{"prompt": "a b c %d" % i, "max_tokens": 20}
+                                               for i in range(4)])
+    for t in threads:
+        t.join()
+    assert all(r[0] == 200 and r[1]["usage"]["completion_tokens"] == 20 for r in results)
+    text = metrics(base)
+    assert gauge(text, "num_preemptions_total") > 0
+    assert gauge(text, "kv_cache_usage_perc") == 0
+    # A request that could never fit in the cache is refused.
+    status, r = post_json(base, "/v1/completions", {"prompt": "a", "max_tokens": 40})
+    assert status == 400 and "KV cache" in r["error"]["message"]
+
+
+def test_failure_injection(procs):
+    _, base = start_sim(procs, "--failure-injection-rate", "50", "--failure-types",
+                        "rate_limit", "server_error", "--ttft-ms", "0", "--itl-ms", "0")
+    statuses = [call(base, "/v1/completions", {"prompt": "x", "max_tokens": 1})[0]
+                for _ in range(200)]
+    failed = [s for s in statuses if s != 200]
+    assert 60 <= len(failed) <= 140, len(failed)
+    assert set(failed) == {429, 500}
+    # Only generation requests fail on purpose.
+    assert all(call(base, "/v1/models")[0] == 200 for _ in range(20))
+
+
+def test_force_status_header(procs):
+    _, base = start_sim(procs)
+    h = {"x-sim-force-status": "503"}
+    status, r = post_json(base, "/v1/completions", {"prompt": "x"}, headers=h)
+    assert status == 503
+    assert r["error"]["code"] == 503 and r["error"]["type"] == "ServiceUnavailableError"
+    status, r = post_json(base, "/v1/chat/completions", {}, headers={"x-sim-force-status": "429"})
+    assert status == 429 and r["error"]["type"] == "RateLimitError"
+    status, _ = post_json(base, "/v1/completions", {"prompt": "x"},
+                          headers={"X-Return-Error": "401"})
+    assert status == 401
+    # Not a status: ignored.
+    assert post_json(base, "/v1/completions", {"prompt": "x"},
+                     headers={"x-sim-force-status": "abc"})[0] == 200
+
+
+def test_profile_and_time_scale(procs):
+    p, base = start_sim(procs, "--profile", "llama3.1-8b-h100")
+    t0, events = stream(base, "/v1/completions",
+                        {"prompt": SEED_PROMPT, "max_tokens": 20, "stream": True})
+    assert len(events) == 21
+    # 20 ms prefill step + 19 decode steps of 7 ms: about 0.15 s.
+    assert 0.13 <= events[-1][0] - t0 < 1.5
+    assert "sim: profile llama3.1-8b-h100" in procs.output(p)
+    assert 'num_gpu_blocks="27000"' in metrics(base)
+    r = subprocess.run([IG_BIN, "sim", "--profile", "nope"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and "--profile" in r.stderr
+    # Ten times faster: a 1 s simulated prefill takes ~0.1 s, and the
+    # histogram reports simulated time.
+    _, base = start_sim(procs, "--ttft-ms", "1000", "--time-scale", "10")
+    first = first_chunk_time(base, "hello")
+    assert 0.09 <= first < 0.6
+    text = metrics(base)
+    assert re.search(r'time_to_first_token_seconds_bucket\{le="0.75",[^}]*\} 0.0', text)
+    assert re.search(r'time_to_first_token_seconds_bucket\{le="2.5",[^}]*\} 1.0', text)

@@ -448,8 +448,13 @@ static void test_metrics_text(void **state)
 	ig_sim_lora_note(&s, "", "", 1742577733.0);
 	ig_sim_lora_note(&s, "a,b", "c", 1742577734.0);
 	s.prompt_tokens = 10;
+	s.preemptions = 2;
+	s.prefix_queries = 100;
+	s.prefix_hits = 32;
 	s.success[IG_SIM_FIN_LENGTH] = 1;
-	ig_sim_hist_observe(&s.ttft, ig_sim_ttft_buckets(c.version, &n), n, 0.2);
+	/* n must be set before it is passed: argument order is unspecified. */
+	const double *tb = ig_sim_ttft_buckets(c.version, &n);
+	ig_sim_hist_observe(&s.ttft, tb, n, 0.2);
 	assert_int_equal(ig_sim_render_metrics(&b, &c, &s, &g), 0);
 	const char *t = ig_buf_cstr(&b);
 	const char *want[] = {
@@ -477,6 +482,10 @@ static void test_metrics_text(void **state)
 	    "# TYPE vllm:e2e_request_latency_seconds histogram\n",
 	    "vllm:cache_config_info{block_size=\"16\",",
 	    "num_gpu_blocks=\"9362\"} 1.0\n",
+	    "enable_prefix_caching=\"True\"",
+	    "vllm:num_preemptions_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 2.0\n",
+	    "vllm:prefix_cache_queries_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 100.0\n",
+	    "vllm:prefix_cache_hits_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 32.0\n",
 	};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
 		if (!strstr(t, want[i]))
@@ -493,6 +502,11 @@ static void test_metrics_text(void **state)
 	assert_non_null(strstr(t, "finished_reason=\"length\""));
 	assert_null(strstr(t, "le=\"2560.0\""));
 	assert_null(strstr(t, "le=\"7680.0\""));
+	assert_null(strstr(t, "vllm:prefix_cache_hits_total"));
+	assert_non_null(strstr(t, "vllm:gpu_prefix_cache_hits_total{model_name=\"Qwen/Qwen2.5-1.5B-"
+				  "Instruct\"} 32.0\n"));
+	assert_non_null(strstr(t, "vllm:gpu_prefix_cache_hit_rate{model_name=\"Qwen/Qwen2.5-1.5B-"
+				  "Instruct\"} 0.32\n"));
 	/* latest without LoRA has no lora_requests_info; 0.8 always has it. */
 	c.enable_lora = false;
 	ig_buf_reset(&b);
@@ -505,6 +519,72 @@ static void test_metrics_text(void **state)
 	ig_buf_free(&b);
 	ig_sim_stats_free(&s);
 	ig_sim_config_free(&c);
+}
+
+static void test_args_profile_and_failures(void **state)
+{
+	struct ig_sim_config c;
+	char err[256];
+	/* A flag wins over the profile wherever it stands on the line. */
+	const char *a[] = {"--itl-ms",
+			   "3",
+			   "--profile",
+			   "llama3.1-8b-h100",
+			   "--num-gpu-blocks",
+			   "100",
+			   "--no-enable-prefix-caching",
+			   "--time-scale",
+			   "20",
+			   "--failure-injection-rate",
+			   "25",
+			   "--failure-types",
+			   "rate_limit,server_error",
+			   "model_not_found",
+			   NULL};
+	assert_int_equal(parse(&c, err, a), 0);
+	assert_string_equal(c.profile, "llama3.1-8b-h100");
+	assert_true(c.itl_ms == 3);
+	assert_true(c.ttft_ms == 20 && c.prefill_us_per_token == 30 && c.decode_us_per_seq == 70);
+	assert_int_equal(c.num_gpu_blocks, 100);
+	assert_int_equal(c.max_num_batched_tokens, 8192);
+	assert_false(c.enable_prefix_caching);
+	assert_true(c.time_scale == 20);
+	assert_true(c.failure_rate == 25);
+	assert_int_equal(c.failure_types, (1u << IG_SIM_FAIL_RATE_LIMIT) |
+					      (1u << IG_SIM_FAIL_SERVER_ERROR) |
+					      (1u << IG_SIM_FAIL_MODEL_NOT_FOUND));
+	assert_int_equal(ig_sim_failure_info(IG_SIM_FAIL_RATE_LIMIT)->status, 429);
+	assert_string_equal(ig_sim_error_type(503), "ServiceUnavailableError");
+	ig_sim_config_free(&c);
+	/* Defaults: prefix caching on, budget 8192, real time. */
+	const char *d[] = {"--max-num-batched-tokens", "512", NULL};
+	assert_int_equal(parse(&c, err, d), 0);
+	assert_true(c.enable_prefix_caching);
+	assert_int_equal(c.max_num_batched_tokens, 512);
+	assert_true(c.time_scale == 1);
+	assert_null(c.profile);
+	ig_sim_config_free(&c);
+	const char *bad[][3] = {{"--profile", "a100", NULL},
+				{"--time-scale", "0", NULL},
+				{"--failure-injection-rate", "101", NULL},
+				{"--failure-types", "timeout", NULL}};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(parse(&c, err, bad[i]), -1);
+		assert_non_null(strstr(err, bad[i][0]));
+		ig_sim_config_free(&c);
+	}
+}
+
+static void test_prompt_token_ids(void **state)
+{
+	uint64_t a[8], b[8];
+	assert_int_equal(ig_sim_tokenize(IG_STR("San Francisco, CA"), a, 8), 4);
+	assert_int_equal(ig_sim_tokenize(IG_STR("San  Francisco ,CA"), b, 8), 4);
+	assert_memory_equal(a, b, sizeof a[0] * 4);
+	assert_true(a[0] != a[1]);
+	/* Only max ids are written; the count is still whole. */
+	assert_int_equal(ig_sim_tokenize(IG_STR("a b c"), b, 1), 3);
+	assert_true(ig_sim_token_id("<|im_start|>") != ig_sim_token_id("assistant"));
 }
 
 int main(void)
@@ -525,6 +605,8 @@ int main(void)
 	    cmocka_unit_test(test_histogram),
 	    cmocka_unit_test(test_lora_history),
 	    cmocka_unit_test(test_metrics_text),
+	    cmocka_unit_test(test_args_profile_and_failures),
+	    cmocka_unit_test(test_prompt_token_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
