@@ -250,11 +250,16 @@ class Cluster:
     def log(self):
         return self.procs.output(self.gw)
 
-
-def no_sanitizer_errors(cluster):
-    log = cluster.log()
-    for s in SAN_ERRORS:
-        assert s not in log, log
+    def stop(self):
+        """SIGTERM: the gateway drains, exits 0 and its log is clean (under
+        the sanitizers this includes the leak check at exit)."""
+        self.gw.send_signal(signal.SIGTERM)
+        rc = self.gw.wait(timeout=15)
+        log = self.log()
+        for s in SAN_ERRORS:
+            assert s not in log, log
+        assert rc == 0, log
+        return log
 
 
 def seed_body(model="tweet-summary"):
@@ -272,7 +277,7 @@ def test_seed_request(procs, tmp_path):
     assert r["choices"][0]["finish_reason"] == "length"
     assert headers["x-gateway-destination-endpoint-served"] == c.endpoint(0)
     assert headers["Content-Type"].startswith("application/json")
-    no_sanitizer_errors(c)
+    c.stop()
 
 
 # ---- 2. traffic split ----
@@ -317,6 +322,7 @@ def test_traffic_split(procs, tmp_path, w0, w1):
     assert set(models) == {"tweet-summary-0", "tweet-summary-1"}
     share0 = models.count("tweet-summary-0") / len(models)
     assert abs(share0 - w0 / (w0 + w1)) < 0.08, share0
+    c.stop()
 
 
 # ---- 3. errors ----
@@ -364,7 +370,7 @@ def test_request_errors(procs, tmp_path):
     # After all that, the gateway still serves.
     status, _, r = post_json(c.base, path, seed_body())
     assert status == 200 and r["model"] == "tweet-summary-1"
-    no_sanitizer_errors(c)
+    c.stop()
 
 
 @pytest.mark.parametrize("saturation", [("--fixed-waiting", "10"), ("--fixed-kv-usage", "0.9")])
@@ -397,4 +403,370 @@ def test_shed_when_saturated(procs, tmp_path, saturation):
             break
         time.sleep(0.1)
     assert_openai_error(status, data, 429)
-    no_sanitizer_errors(c)
+    c.stop()
+
+
+# ---- 4. streaming ----
+
+def stream(host, port, path, body):
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    t0 = time.monotonic()
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("Content-Type").startswith("text/event-stream")
+    headers = resp.getheaders()
+    events = sse_chunks(resp)
+    conn.close()
+    return t0, headers, events
+
+
+def normalise(events):
+    out = []
+    for _, e in events:
+        if e == "[DONE]":
+            out.append(e)
+            continue
+        d = json.loads(e)
+        d["id"], d["created"] = "ID", 0
+        out.append(d)
+    return out
+
+
+def test_streaming_identical_to_direct(procs, tmp_path):
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "50"))
+    body = {"messages": [{"role": "user", "content": "Say something about the sea"}],
+            "stream": True, "stream_options": {"include_usage": True}, "temperature": 0,
+            "max_tokens": 20}
+    direct = dict(body, model="tweet-summary-1")
+    _, _, want = stream(c.sim_hosts[0], c.target_port, "/v1/chat/completions", direct)
+    t0, headers, got = stream(c.host, c.port, "/v1/chat/completions",
+                              dict(body, model="tweet-summary"))
+    hdrs = {k.lower(): v for k, v in headers}
+    assert hdrs.get("transfer-encoding") == "chunked"
+    assert "content-length" not in hdrs
+    assert hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(0)
+    assert normalise(got) == normalise(want)
+    assert got[-1][1] == "[DONE]"
+    assert json.loads(got[-2][1])["usage"]["completion_tokens"] == 20
+    # Relayed as it arrives: 20 tokens at 50 ms take about a second, and the
+    # first chunk comes long before the last.
+    first, last = got[0][0], got[-1][0]
+    assert first - t0 < 0.4, first - t0
+    assert last - first > 0.6, last - first
+    c.stop()
+
+
+# ---- 5. a model server dies under load ----
+
+def test_sim_killed_under_load(procs, tmp_path):
+    # Equal, fixed metrics on every sim make the picker choose uniformly, so
+    # the dead sim keeps being picked (its last metrics stay) and every such
+    # pick must be retried elsewhere.
+    c = Cluster(procs, tmp_path, nsims=3, gw_args=("--max-attempts", "3"),
+                sim_args=("--fixed-waiting", "0", "--fixed-kv-usage", "0.1",
+                          "--fixed-lora-running", "tweet-summary-1"))
+    c.wait_pools(lambda eps: all(e["running_adapters"] == ["tweet-summary-1"] for e in eps))
+    killed = c.endpoint(0)
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 5}
+    stop = time.monotonic() + 3.0
+    kill_at = time.monotonic() + 1.0
+    results = []  # (start, end, status, endpoint)
+    lock = threading.Lock()
+
+    def client():
+        while time.monotonic() < stop:
+            t = time.monotonic()
+            try:
+                status, headers, _ = call(c.base, "/v1/completions", body, timeout=5)
+                ep = headers.get("x-gateway-destination-endpoint-served")
+            except Exception as e:  # noqa: BLE001 - a failed request is data here
+                status, ep = repr(e), None
+            with lock:
+                results.append((t, time.monotonic(), status, ep))
+
+    ts = [threading.Thread(target=client) for _ in range(4)]
+    for t in ts:
+        t.start()
+    time.sleep(max(0, kill_at - time.monotonic()))
+    c.sims[0].kill()
+    killed_at = time.monotonic()
+    c.sims[0].wait()
+    for t in ts:
+        t.join()
+    before = [r for r in results if r[1] < killed_at]
+    assert before and all(r[2] == 200 for r in before)
+    assert killed in {r[3] for r in before}, "the killed sim had no traffic before"
+    errors = [r for r in results if r[2] != 200]
+    # Only requests in flight when the sim died may fail: at most one per
+    # client thread, and each one started before the kill.
+    assert len(errors) <= 4, errors
+    assert all(r[0] < killed_at for r in errors), errors
+    after = [r for r in results if r[0] > killed_at]
+    assert len(after) > 50
+    assert all(r[2] == 200 for r in after)
+    assert killed not in {r[3] for r in after}
+    print("requests %d, errors %d" % (len(results), len(errors)))
+    assert "trying another endpoint" in c.log()
+    c.stop()
+
+
+# ---- 6. reload ----
+
+def loop_client(c, stop_evt, out, body=None):
+    body = body or {"model": "tweet-summary", "prompt": "hi", "max_tokens": 2}
+    while not stop_evt.is_set():
+        try:
+            status, _, r = post_json(c.base, "/v1/completions", body)
+            out.append((time.monotonic(), status, r.get("model") if status == 200 else r))
+        except Exception as e:  # noqa: BLE001
+            out.append((time.monotonic(), repr(e), None))
+
+
+def test_reload_on_file_change(procs, tmp_path):
+    c = Cluster(procs, tmp_path, gw_args=("--watch-interval", "200"))
+    stop_evt = threading.Event()
+    out = []
+    t = threading.Thread(target=loop_client, args=(c, stop_evt, out))
+    t.start()
+    try:
+        time.sleep(0.3)
+        write(c.path("model.yaml"), model_yaml((("tweet-summary-0", 100),)))
+        changed = time.monotonic()
+        deadline = changed + 2.0
+        while time.monotonic() < deadline and not (out and out[-1][2] == "tweet-summary-0"):
+            time.sleep(0.05)
+        assert out[-1][2] == "tweet-summary-0", out[-3:]
+        switched = time.monotonic()
+        # An invalid edit is refused with the file and line; the old
+        # config keeps serving.
+        write(c.path("model.yaml"), model_yaml((("tweet-summary-1", -5),)))
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and "must be between" not in c.log():
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        stop_evt.set()
+        t.join()
+    log = c.log()
+    assert re.search(r"model\.yaml:\d+: spec\.targetModels\[0\]\.weight", log), log
+    assert "keeping the previous" in log
+    assert all(r[1] == 200 for r in out), [r for r in out if r[1] != 200][:5]
+    assert {r[2] for r in out if r[0] > switched + 0.05} == {"tweet-summary-0"}
+    assert {r[2] for r in out if r[0] < changed} == {"tweet-summary-1"}
+    c.stop()
+
+
+def test_reload_on_sighup(procs, tmp_path):
+    c = Cluster(procs, tmp_path, gw_args=("--watch-interval", "600000"))
+    status, _, r = post_json(c.base, "/v1/completions", seed_body())
+    assert r["model"] == "tweet-summary-1"
+    write(c.path("model.yaml"), model_yaml((("tweet-summary-0", 100),)))
+    time.sleep(0.3)
+    status, _, r = post_json(c.base, "/v1/completions", seed_body())
+    assert r["model"] == "tweet-summary-1"  # nothing watches within 10 minutes
+    c.gw.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 2.0
+    while True:
+        status, _, r = post_json(c.base, "/v1/completions", seed_body())
+        assert status == 200
+        if r["model"] == "tweet-summary-0" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert r["model"] == "tweet-summary-0"
+    assert "reloading configuration (SIGHUP)" in c.log()
+    c.stop()
+
+
+# ---- 7. drain on SIGTERM ----
+
+def test_sigterm_drains(procs, tmp_path):
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "100"))
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 20, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    first = resp.read1(65536)
+    assert first.startswith(b"data: ")
+    c.gw.send_signal(signal.SIGTERM)
+    # New connections are refused once the workers closed their listeners.
+    deadline = time.monotonic() + 1.0
+    refused = False
+    while time.monotonic() < deadline and not refused:
+        try:
+            socket.create_connection((c.host, c.port), timeout=0.5).close()
+            time.sleep(0.02)
+        except ConnectionRefusedError:
+            refused = True
+    assert refused
+    assert c.gw.poll() is None, "exited while a stream was in flight"
+    rest = first
+    while True:
+        b = resp.read1(65536)
+        if not b:
+            break
+        rest += b
+    events = [e for e in rest.split(b"\n\n") if e]
+    assert events[-1] == b"data: [DONE]"
+    texts = [json.loads(e[6:])["choices"][0] for e in events[:-1]]
+    assert len(texts) == 20 and texts[-1]["finish_reason"] == "length"
+    conn.close()
+    rc = c.gw.wait(timeout=5)
+    log = c.log()
+    assert rc == 0, log
+    assert "draining" in log
+    for s in SAN_ERRORS:
+        assert s not in log, log
+
+
+def test_drain_grace_period(procs, tmp_path):
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "200"),
+                gw_args=("--drain-timeout", "300"))
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 50, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    resp.read1(65536)
+    t = time.monotonic()
+    c.gw.send_signal(signal.SIGTERM)
+    rc = c.gw.wait(timeout=5)
+    assert rc == 0 and time.monotonic() - t < 2.0
+    assert "grace period over" in c.log()
+    conn.close()
+
+
+# ---- 8. connections ----
+
+def read_response(f):
+    """One response from a file-like socket reader: (status line, headers, body)."""
+    line = f.readline()
+    headers = {}
+    while True:
+        h = f.readline()
+        if h in (b"\r\n", b""):
+            break
+        k, v = h.decode().split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    body = f.read(int(headers["content-length"])) if "content-length" in headers else f.read()
+    return line, headers, body
+
+
+def completion_request(max_tokens, version="1.1", extra=""):
+    body = json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": max_tokens})
+    return ("POST /v1/completions HTTP/%s\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n%s\r\n%s" % (version, len(body), extra, body)).encode()
+
+
+def test_keepalive_pipelining_and_timeouts(procs, tmp_path):
+    c = Cluster(procs, tmp_path, gw_args=("--idle-timeout", "400", "--header-timeout", "400"))
+    # Several requests on one connection.
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=5)
+    for n in (1, 2, 3):
+        conn.request("POST", "/v1/completions",
+                     json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": n}),
+                     {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        r = json.loads(resp.read())
+        assert resp.status == 200 and r["usage"]["completion_tokens"] == n
+        sock = conn.sock
+        assert sock is not None
+    conn.close()
+    # HTTP/1.0: answered and closed.
+    reply = raw_exchange(c.host, c.port, completion_request(4, "1.0"))
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ") or head.startswith(b"HTTP/1.0 200 "), head
+    assert json.loads(body)["usage"]["completion_tokens"] == 4
+    # Pipelined: three requests in one write, answered in order.
+    with socket.create_connection((c.host, c.port), timeout=5) as s:
+        s.sendall(completion_request(1) + completion_request(2) +
+                  completion_request(3, extra="Connection: close\r\n"))
+        f = s.makefile("rb")
+        for n in (1, 2, 3):
+            line, headers, body = read_response(f)
+            assert line.startswith(b"HTTP/1.1 200 "), line
+            assert json.loads(body)["usage"]["completion_tokens"] == n
+        assert f.read() == b""
+    # An idle keep-alive connection is closed after --idle-timeout.
+    with socket.create_connection((c.host, c.port), timeout=5) as s:
+        s.sendall(completion_request(1))
+        f = s.makefile("rb")
+        line, _, _ = read_response(f)
+        assert line.startswith(b"HTTP/1.1 200 ")
+        t = time.monotonic()
+        assert f.read(1) == b""
+        assert 0.2 < time.monotonic() - t < 2.0
+    # Half a head: 408 or a close after --header-timeout.
+    with socket.create_connection((c.host, c.port), timeout=5) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-")
+        t = time.monotonic()
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        assert 0.2 < time.monotonic() - t < 2.0
+        assert out == b"" or out.startswith(b"HTTP/1.1 408 "), out
+        if out:
+            assert_openai_error(408, out.split(b"\r\n\r\n", 1)[1], 408)
+    c.stop()
+
+
+# ---- 9. HTTPRoute timeouts ----
+
+@pytest.mark.parametrize("field", ["request", "backendRequest"])
+def test_route_timeout(procs, tmp_path, field):
+    c = Cluster(procs, tmp_path, sim_args=("--ttft-ms", "3000"),
+                timeouts="    timeouts:\n      %s: 500ms\n" % field)
+    t = time.monotonic()
+    status, _, data = call(c.base, "/v1/completions", seed_body())
+    took = time.monotonic() - t
+    assert_openai_error(status, data, 504)
+    assert 0.4 < took < 1.2, took
+    c.stop()
+
+
+# ---- 10. admin listener and command line ----
+
+def test_admin(procs, tmp_path):
+    c = Cluster(procs, tmp_path, nsims=2)
+    status, _, data = call(c.admin, "/healthz")
+    assert status == 200
+    status, _, r = post_json(c.base, "/v1/completions", seed_body())
+    assert status == 200
+    status, headers, data = call(c.admin, "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    text = data.decode()
+    assert re.search(r'^inference_model_request_total\{model_name="tweet-summary",'
+                     r'target_model_name="tweet-summary-1"\} 1$', text, re.M), text
+    assert re.search(r'^inference_pool_ready_pods\{name="qwen-pool"\} 2$', text, re.M), text
+    # /pools shows what the scraper read from each sim.
+    st, _, _ = call(c.sim_base(1), "/sim/state",
+                    {"waiting": 3, "kv_usage": 0.25, "lora_running": ["tweet-summary-0"]})
+    assert st == 200
+    eps = c.wait_pools(lambda eps: any(e["waiting"] == 3 for e in eps))
+    assert {e["address"] for e in eps} == {c.endpoint(0), c.endpoint(1)}
+    e1 = next(e for e in eps if e["address"] == c.endpoint(1))
+    assert e1["kv_cache_usage"] == 0.25
+    assert e1["running_adapters"] == ["tweet-summary-0"]
+    assert e1["max_lora"] == 4
+    assert e1["metrics_age_ms"] < 1000
+    e0 = next(e for e in eps if e["address"] == c.endpoint(0))
+    assert e0["waiting"] == 0
+    assert call(c.admin, "/nope")[0] == 404
+    c.stop()
+
+
+def test_command_line():
+    r = subprocess.run([IG_BIN, "gateway", "--bogus-flag", "-f", "x"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2 and "--bogus-flag" in r.stderr
+    r = subprocess.run([IG_BIN, "gateway", "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "--max-body-bytes" in r.stdout
+    r = subprocess.run([IG_BIN, "gateway", "--workers", "zero", "-f", "x"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2 and "--workers" in r.stderr
