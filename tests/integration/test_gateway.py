@@ -770,3 +770,50 @@ def test_command_line():
     r = subprocess.run([IG_BIN, "gateway", "--workers", "zero", "-f", "x"], capture_output=True,
                        text=True, timeout=10)
     assert r.returncode == 2 and "--workers" in r.stderr
+
+
+# ---- clients that read slowly or go away ----
+
+def test_drain_flushes_slow_readers(procs, tmp_path):
+    """Large answers to clients that read slowly: the gateway holds back the
+    upstream while a client's socket is full, and a drain waits until the
+    last byte of each response is out, not just until its upstream ended.
+    The answers finish upstream before SIGTERM while nothing is read, so
+    each one sits in kernel buffers plus, if it is larger than they are,
+    the gateway's own output buffer; sizes a few hundred KiB apart make it
+    likely that one of them ends in the gateway's buffer."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "0", "--ttft-ms", "0",
+                                           "--max-model-len", "2000000"))
+    sizes = [850000, 900000, 950000, 1000000, 1050000]
+    socks = []
+    for ntok in sizes:
+        body = json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": ntok})
+        s = socket.create_connection((c.host, c.port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: gw\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                   % (len(body), body)).encode())
+        socks.append(s)
+    time.sleep(1.5)
+    c.gw.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    data = [b""] * len(socks)
+    open_ = set(range(len(socks)))
+    while open_:
+        for i in list(open_):
+            b = socks[i].recv(65536)
+            if not b:
+                open_.discard(i)
+                socks[i].close()
+            data[i] += b
+        time.sleep(0.01)  # slower than the gateway can write
+    for d, ntok in zip(data, sizes):
+        head, payload = d.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        assert len(payload) == length, (ntok, length - len(payload))
+        assert json.loads(payload)["usage"]["completion_tokens"] == ntok
+    rc = c.gw.wait(timeout=10)
+    assert rc == 0
+    for e in SAN_ERRORS:
+        assert e not in c.log()
