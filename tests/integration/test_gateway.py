@@ -817,3 +817,74 @@ def test_drain_flushes_slow_readers(procs, tmp_path):
     assert rc == 0
     for e in SAN_ERRORS:
         assert e not in c.log()
+
+
+def test_clients_that_go_away(procs, tmp_path):
+    """Clients closing before the answer or in the middle of a stream cost
+    the gateway nothing: it keeps serving (and stays clean under ASan)."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "20", "--ttft-ms", "200"))
+    stream_body = json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": 30,
+                              "stream": True})
+    req = ("POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+           "Content-Length: %d\r\n\r\n%s" % (len(stream_body), stream_body)).encode()
+    for wait_first in (False, True, False, True):
+        s = socket.create_connection((c.host, c.port), timeout=5)
+        s.sendall(req)
+        if wait_first:
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+        s.close()
+    # Half a body, then gone.
+    s = socket.create_connection((c.host, c.port), timeout=5)
+    s.sendall(req[:-10])
+    s.close()
+    time.sleep(0.5)
+    eps = c.wait_pools(lambda eps: eps[0]["in_flight"] == 0, timeout=3)
+    assert eps[0]["requests_total"] == 4
+    status, _, r = post_json(c.base, "/v1/completions", seed_body())
+    assert status == 200 and r["usage"]["completion_tokens"] == 100
+    c.stop()
+
+
+def test_upstream_dies_mid_stream(procs, tmp_path):
+    """After the first byte there is no retry: the client sees the chunked
+    stream end without its last chunk, i.e. an incomplete response."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "100",))
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 20, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=5)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.read1(65536).startswith(b"data: ")
+    c.sims[0].kill()
+    with pytest.raises(http.client.IncompleteRead):
+        while resp.read1(65536):
+            pass
+    conn.close()
+    # With its only endpoint gone, a new request cannot be served: 502.
+    status, _, data = call(c.base, "/v1/completions", seed_body())
+    assert_openai_error(status, data, 502)
+    c.stop()
+
+
+def test_request_timeout_mid_stream(procs, tmp_path):
+    """timeouts.request covers the whole exchange: a stream still running
+    when it fires is cut (no last chunk), not answered 504."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "100",),
+                timeouts="    timeouts:\n      request: 500ms\n")
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 20, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=5)
+    t = time.monotonic()
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    with pytest.raises(http.client.IncompleteRead):
+        while resp.read1(65536):
+            pass
+    assert 0.4 < time.monotonic() - t < 1.5
+    conn.close()
+    status, _, r = post_json(c.base, "/v1/completions",
+                             {"model": "tweet-summary", "prompt": "hi", "max_tokens": 2})
+    assert status == 200
+    c.stop()
