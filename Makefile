@@ -39,13 +39,18 @@ define objs
 $(patsubst %.c,$(1)/obj/%.o,$(2))
 endef
 
+# Objects of test binaries are kept (not treated as intermediate).
+.SECONDARY:
+
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BA)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
+	@echo "CC (asan) $<"
+	@$(CC) $(CSTD) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
 
 $(B)/libinfergate.a: $(call objs,$(B),$(LIB_SRCS))
 	@rm -f $@; ar rcs $@ $^

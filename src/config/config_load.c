@@ -27,8 +27,15 @@
  * of node visits per document keeps decoding linear in the budget. */
 #define MAX_VISITS 1000000u
 #define MAX_DIR_DEPTH 16
+/* libyaml's scanner slows down quadratically with nesting depth and its
+ * loader looks anchors up linearly; manifests need neither much. */
+#define MAX_NESTING 64
+#define MAX_ANCHORS 1000u
 #define PATH_LEN 256
 #define CHUNK_BYTES (32u << 10)
+/* A hostile file can hold millions of mistakes; past this many the rest
+ * are counted, not stored. */
+#define MAX_DIAGS 1000u
 
 enum { K_GATEWAY, K_ROUTE, K_POOL, K_MODEL, K_OBJECTIVE, K_POD, K_DEPLOYMENT, K_COUNT };
 
@@ -60,6 +67,7 @@ struct session {
 	struct box *box;
 	struct ig_diags *diags;
 	size_t nerrors;
+	size_t nomitted;
 	struct ref *refs;
 	size_t nrefs, caprefs;
 	/* The document being decoded. */
@@ -168,6 +176,14 @@ static void vdiag(struct ig_diags *d, bool warning, const char *file, int line, 
 	d->n++;
 }
 
+static void note(struct ig_diags *d, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(d, true, "infergate", 0, NULL, fmt, ap);
+	va_end(ap);
+}
+
 static void join(char *out, const char *parent, const char *key)
 {
 	if (!parent || !*parent)
@@ -194,8 +210,12 @@ __attribute__((format(printf, 5, 6))) static void err(struct session *s, int lin
 {
 	char path[PATH_LEN];
 	va_list ap;
-	join(path, parent, key);
 	s->nerrors++;
+	if (s->diags->n >= MAX_DIAGS) {
+		s->nomitted++;
+		return;
+	}
+	join(path, parent, key);
 	va_start(ap, fmt);
 	vdiag(s->diags, false, s->file, line, path, fmt, ap);
 	va_end(ap);
@@ -207,6 +227,10 @@ __attribute__((format(printf, 5, 6))) static void warn(struct session *s, int li
 {
 	char path[PATH_LEN];
 	va_list ap;
+	if (s->diags->n >= MAX_DIAGS) {
+		s->nomitted++;
+		return;
+	}
 	join(path, parent, key);
 	va_start(ap, fmt);
 	vdiag(s->diags, true, s->file, line, path, fmt, ap);
@@ -295,6 +319,11 @@ static yaml_node_t *get_typed(struct session *s, yaml_node_t *map, const char *p
 		err(s, *line, parent, key, "must be %s", what[type]);
 		return NULL;
 	}
+	/* A block mapping starts at its first key, but a field missing from
+	 * it is best reported at the key that holds it ("spec:"), so objects
+	 * and lists take their key's line. Marks serve only messages. */
+	if (type != YAML_SCALAR_NODE)
+		v->start_mark.line = (size_t)(*line - 1);
 	return v;
 }
 
@@ -1290,6 +1319,11 @@ static bool pod_ready(struct session *s, yaml_node_t *status)
 		return true;
 	for (size_t i = 0; i < seq_len(conds); i++) {
 		yaml_node_t *c = seq_item(s, conds, i);
+		if (c && c->type != YAML_MAPPING_NODE) {
+			char path[PATH_LEN];
+			item(path, "status", "conditions", i);
+			err(s, line_of(c), path, NULL, "must be an object");
+		}
 		if (!c || c->type != YAML_MAPPING_NODE)
 			continue;
 		yaml_node_t *t = get(s, c, "type", &line), *st = get(s, c, "status", &line);
@@ -1316,6 +1350,8 @@ static void decode_pod(struct session *s, yaml_node_t *root, const char *api)
 			yaml_node_t *first = seq_item(s, ips, 0);
 			if (first && first->type == YAML_MAPPING_NODE)
 				p.ip = get_str(s, first, "status.podIPs[0]", "ip", false, &line);
+			else if (first)
+				err(s, line_of(first), "status.podIPs[0]", NULL, "must be an object");
 		}
 		p.ready = pod_ready(s, st);
 	}
@@ -1499,6 +1535,54 @@ static void guarded_decode(struct session *s, yaml_document_t *doc, yaml_node_t 
 	s->doc = NULL;
 }
 
+static const char *event_anchor(const yaml_event_t *e)
+{
+	if (e->type == YAML_SCALAR_EVENT)
+		return (const char *)e->data.scalar.anchor;
+	if (e->type == YAML_SEQUENCE_START_EVENT)
+		return (const char *)e->data.sequence_start.anchor;
+	if (e->type == YAML_MAPPING_START_EVENT)
+		return (const char *)e->data.mapping_start.anchor;
+	return NULL;
+}
+
+/* A first pass over the events that refuses what would make the document
+ * loader slow: deep nesting and many anchors. Syntax errors are left for
+ * the real load to report. Returns 0, or -1 after reporting. */
+static int prescan(struct session *s, const char *text, size_t len)
+{
+	yaml_parser_t parser;
+	yaml_event_t e;
+	int depth = 0, rc = 0;
+	size_t anchors = 0;
+	if (!yaml_parser_initialize(&parser))
+		return 0;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	while (rc == 0 && yaml_parser_parse(&parser, &e)) {
+		int line = (int)e.start_mark.line + 1;
+		bool end = e.type == YAML_STREAM_END_EVENT;
+		if (e.type == YAML_SEQUENCE_START_EVENT || e.type == YAML_MAPPING_START_EVENT)
+			depth++;
+		else if (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT)
+			depth--;
+		else if (e.type == YAML_DOCUMENT_START_EVENT)
+			anchors = 0;
+		anchors += event_anchor(&e) != NULL;
+		yaml_event_delete(&e);
+		if (depth > MAX_NESTING) {
+			err(s, line, NULL, NULL, "nested more than %d levels deep", MAX_NESTING);
+			rc = -1;
+		} else if (anchors > MAX_ANCHORS) {
+			err(s, line, NULL, NULL, "more than %u anchors in one document", MAX_ANCHORS);
+			rc = -1;
+		}
+		if (end)
+			break;
+	}
+	yaml_parser_delete(&parser);
+	return rc;
+}
+
 static void load_text(struct session *s, const char *name, const char *text, size_t len)
 {
 	yaml_parser_t parser;
@@ -1507,6 +1591,8 @@ static void load_text(struct session *s, const char *name, const char *text, siz
 		err(s, 0, NULL, NULL, "file is larger than %u MiB", MAX_FILE_BYTES >> 20);
 		return;
 	}
+	if (prescan(s, text, len) < 0)
+		return;
 	if (!yaml_parser_initialize(&parser)) {
 		err(s, 0, NULL, NULL, "out of memory");
 		return;
@@ -1756,6 +1842,8 @@ static int session_finish(struct session *s, struct ig_config **out)
 	check_model_names(s);
 	check_refs(s);
 	free(s->refs);
+	if (s->nomitted)
+		note(s->diags, "%zu more problems not shown", s->nomitted);
 	if (s->nerrors > 0) {
 		ig_config_free(&s->box->cfg);
 		return -1;

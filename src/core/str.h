@@ -28,6 +28,14 @@ struct ig_str ig_str_trim(struct ig_str s);
 /* Parses a non-negative decimal integer that fills the whole slice.
  * Returns 0, or -1 on empty input, a stray byte or overflow. */
 int ig_str_to_u64(struct ig_str s, uint64_t *out);
+/* The value of a hex digit (either case), or -1. */
+static inline int ig_hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
 /* A malloc'd NUL-terminated copy (NULL on allocation failure). */
 char *ig_str_dup(struct ig_str s);
 

@@ -137,6 +137,10 @@ void ig_io_stop(struct ig_loop *loop, struct ig_io *io)
 	if (io->fd >= 0)
 		epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 	io->events = 0;
+	struct epoll_event *evs = loop->batch;
+	for (int i = 0; i < loop->batch_len; i++)
+		if (evs[i].data.ptr == io)
+			evs[i].data.ptr = NULL;
 }
 
 /* ---- timer heap (1-based positions stored in heap_index) ---- */
@@ -247,8 +251,12 @@ int ig_loop_run(struct ig_loop *loop)
 			return -errno;
 		}
 		loop->now_ns = ig_now_ns();
+		loop->batch = evs;
+		loop->batch_len = n;
 		for (int i = 0; i < n; i++) {
 			struct ig_io *io = evs[i].data.ptr;
+			if (!io)
+				continue; /* stopped by an earlier callback of this batch */
 			unsigned ev = 0;
 			if (evs[i].events & (EPOLLIN | EPOLLRDHUP))
 				ev |= IG_EV_READ;
@@ -258,6 +266,7 @@ int ig_loop_run(struct ig_loop *loop)
 				ev |= IG_EV_ERROR | IG_EV_READ;
 			io->cb(loop, io, ev);
 		}
+		loop->batch_len = 0;
 		run_timers(loop);
 	}
 	__atomic_store_n(&loop->stopping, false, __ATOMIC_RELEASE);

@@ -53,6 +53,10 @@ struct ig_loop {
 	pthread_mutex_t post_lock;
 	struct ig_post *posts;
 	struct ig_io wake_io;
+	/* The batch of events being dispatched: ig_io_stop() clears entries
+	 * of an io stopped mid-batch, whose memory may be freed right after. */
+	void *batch;
+	int batch_len;
 	void *data; /* owner's pointer */
 };
 

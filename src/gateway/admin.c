@@ -12,13 +12,22 @@
 
 static struct ig_http_server *admin;
 
-static void write_adapters(struct ig_buf *b, const struct ig_adapter_set *s)
+/* A comma-separated adapter list as a JSON array. */
+static void write_adapters(struct ig_buf *b, const char *text)
 {
 	ig_buf_append_cstr(b, "[");
-	for (uint32_t i = 0; i < s->n; i++) {
-		if (i)
-			ig_buf_append_cstr(b, ",");
-		ig_json_write_string(b, s->names[i], strlen(s->names[i]));
+	const char *p = text;
+	bool first = true;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n) {
+			if (!first)
+				ig_buf_append_cstr(b, ",");
+			ig_json_write_string(b, p, n);
+			first = false;
+		}
+		p += n + (e ? 1 : 0);
 	}
 	ig_buf_append_cstr(b, "]");
 }
@@ -49,9 +58,9 @@ static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 				      ep->addr, (long long)m.waiting, (long long)m.running, m.kv_usage,
 				      (long long)m.max_active);
 			ig_buf_append_cstr(b, "\"running_adapters\":");
-			write_adapters(b, &m.running_adapters);
+			write_adapters(b, m.running_text);
 			ig_buf_append_cstr(b, ",\"waiting_adapters\":");
-			write_adapters(b, &m.waiting_adapters);
+			write_adapters(b, m.waiting_text);
 			if (m.updated_ns)
 				ig_buf_printf(b, ",\"metrics_age_ms\":%.1f",
 					      (double)(now - m.updated_ns) / 1e6);

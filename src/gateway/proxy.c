@@ -281,9 +281,12 @@ static struct ig_endpoint *pick(struct proxy_req *p, bool *shed)
 {
 	const struct ig_pool_rt *pool = p->pool;
 	size_t n = 0;
-	struct ig_endpoint *cand[pool->neps ? pool->neps : 1];
-	struct ig_endpoint_metrics *m = malloc((pool->neps ? pool->neps : 1) * sizeof *m);
-	const struct ig_endpoint_metrics *mp[pool->neps ? pool->neps : 1];
+	size_t cap = pool->neps ? pool->neps : 1;
+	struct ig_endpoint *cand[cap];
+	/* Metrics copies live on the stack for ordinary pools. */
+	struct ig_endpoint_metrics small[16];
+	struct ig_endpoint_metrics *m = cap <= 16 ? small : malloc(cap * sizeof *m);
+	const struct ig_endpoint_metrics *mp[cap];
 	*shed = false;
 	if (!m)
 		return NULL;
@@ -308,7 +311,8 @@ static struct ig_endpoint *pick(struct proxy_req *p, bool *shed)
 		else
 			*shed = true;
 	}
-	free(m);
+	if (m != small)
+		free(m);
 	return ep;
 }
 
@@ -410,7 +414,10 @@ static int build_head(struct proxy_req *p)
 			continue;
 		}
 		have_id |= ig_str_ieq_cstr(hd->name, "x-request-id");
-		rc |= ig_buf_printf(h, "%.*s: %.*s\r\n", IG_STR_FMT(hd->name), IG_STR_FMT(hd->value));
+		rc |= ig_buf_append_str(h, hd->name);
+		rc |= ig_buf_append(h, ": ", 2);
+		rc |= ig_buf_append_str(h, hd->value);
+		rc |= ig_buf_append(h, "\r\n", 2);
 	}
 	/* Like Envoy, give every request an id; vLLM uses it in its answer. */
 	if (!have_id) {

@@ -536,24 +536,13 @@ static bool headers_match(const struct entry *e, const struct ig_route_request *
 	return true;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes the byte of raw at *i, advancing *i; a '%' not followed by two
  * hex digits stands for itself. */
 static unsigned char pct_next(struct ig_str raw, size_t *i)
 {
 	size_t k = *i;
 	if (raw.ptr[k] == '%' && k + 2 < raw.len) {
-		int hi = hexval(raw.ptr[k + 1]), lo = hexval(raw.ptr[k + 2]);
+		int hi = ig_hex_value((unsigned char)raw.ptr[k + 1]), lo = ig_hex_value((unsigned char)raw.ptr[k + 2]);
 		if (hi >= 0 && lo >= 0) {
 			*i = k + 3;
 			return (unsigned char)(hi << 4 | lo);

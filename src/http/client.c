@@ -179,8 +179,10 @@ static int flush(struct ig_http_client *c)
 /* The response ended: hand the connection back. */
 static void finish(struct ig_http_client *c)
 {
+	/* Events stay as they are: the owner parks (read), reuses (read) or
+	 * closes the connection next, so changing them now would cost a
+	 * syscall for nothing. */
 	c->state = CL_READY;
-	update_events(c);
 	c->cbs->on_done(c, c->ud);
 }
 

@@ -474,16 +474,6 @@ enum {
 	CH_DONE,
 };
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 static bool is_ctl(unsigned char c)
 {
 	return (c < 0x20 && c != '\t') || c == 0x7f;
@@ -494,7 +484,7 @@ static bool is_ctl(unsigned char c)
  * only bytes that can never appear in one are refused. */
 static int size_byte(struct ig_chunked_decoder *d, unsigned char c)
 {
-	int v = hex_value(c);
+	int v = ig_hex_value(c);
 
 	switch (d->state) {
 	case CH_SIZE:

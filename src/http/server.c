@@ -247,6 +247,12 @@ static void server_error(struct ig_http_conn *c, int status, const char *msg)
 static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_http_conn *c = t->data;
+	if (c->state == ST_HANDLING) {
+		/* The deferred flush of a response head. */
+		if (flush_out(c) == 0)
+			update_events(c);
+		return;
+	}
 	if (c->state == ST_CLOSING) {
 		conn_free(c);
 		return;
@@ -649,6 +655,7 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 
 static void end_exchange(struct ig_http_conn *c)
 {
+	ig_timer_stop(c->srv->loop, &c->timer); /* a deferred head flush */
 	if (c->in_handler) {
 		c->in_handler = false;
 		c->srv->busy--;
@@ -705,9 +712,10 @@ int ig_http_start_response(struct ig_http_exchange *ex, int status,
 		return -1;
 	if (append_head(c, status, NULL, hdrs, n, content_length) < 0)
 		return -1;
-	if (flush_out(c) < 0)
-		return -1;
-	update_events(c);
+	/* The head waits for the first body piece (usually in the same event
+	 * batch) so both leave in one send; if none comes, the timer sends it
+	 * at the end of this loop iteration. */
+	ig_timer_start(c->srv->loop, &c->timer, 0, on_timeout, c);
 	return 0;
 }
 

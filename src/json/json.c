@@ -34,16 +34,6 @@ static inline bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
  * forms, no surrogates, nothing above U+10FFFF), or 0. */
 static size_t utf8_len(const unsigned char *p, const unsigned char *end)
@@ -87,7 +77,7 @@ static long read_hex4(const char *p, const char *end)
 	if (end - p < 4)
 		return -1;
 	for (int i = 0; i < 4; i++) {
-		int h = hex_value((unsigned char)p[i]);
+		int h = ig_hex_value((unsigned char)p[i]);
 		if (h < 0)
 			return -1;
 		v = v << 4 | h;

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "core/buf.h"
 #include "pool/prom.h"
@@ -18,26 +19,37 @@
  * (max - min) can never overflow, whatever a server reports. */
 #define QUEUE_CLAMP 1e15
 
+uint64_t ig_adapter_hash(struct ig_str name)
+{
+	return XXH64(name.ptr, name.len, 0);
+}
+
+bool ig_adapter_set_has_hash(const struct ig_adapter_set *s, uint64_t hash)
+{
+	for (uint32_t i = 0; i < s->n && i < IG_MAX_ADAPTERS; i++)
+		if (s->hash[i] == hash)
+			return true;
+	return false;
+}
+
 bool ig_adapter_set_has(const struct ig_adapter_set *s, struct ig_str name)
 {
-	for (uint32_t i = 0; i < s->n && i < IG_MAX_ADAPTERS; i++) {
-		size_t len = strnlen(s->names[i], IG_ADAPTER_NAME_MAX);
-		if (len == name.len && memcmp(s->names[i], name.ptr, len) == 0)
-			return true;
-	}
-	return false;
+	return ig_adapter_set_has_hash(s, ig_adapter_hash(name));
 }
 
 void ig_adapter_set_add(struct ig_adapter_set *s, struct ig_str name)
 {
-	/* One byte of each slot holds the terminating NUL. */
-	if (name.len >= IG_ADAPTER_NAME_MAX || s->n >= IG_MAX_ADAPTERS)
+	uint64_t h = ig_adapter_hash(name);
+	if (s->n >= IG_MAX_ADAPTERS || ig_adapter_set_has_hash(s, h))
 		return;
-	if (ig_adapter_set_has(s, name))
-		return;
-	memcpy(s->names[s->n], name.ptr, name.len);
-	s->names[s->n][name.len] = '\0';
-	s->n++;
+	s->hash[s->n++] = h;
+}
+
+static void copy_text(char *dst, struct ig_str v)
+{
+	size_t n = v.len < IG_ADAPTER_TEXT_MAX - 1 ? v.len : IG_ADAPTER_TEXT_MAX - 1;
+	memcpy(dst, v.ptr, n);
+	dst[n] = '\0';
 }
 
 /* GIE keeps the sample with the greatest timestamp, a missing one counting
@@ -174,12 +186,17 @@ static int apply_lora(struct scan *sc, struct ig_endpoint_metrics *m)
 	if (v.len && parse_int(v, &max_active) < 0)
 		return 0;
 	struct ig_adapter_set active = {0}, running = {0}, waiting = {0};
+	char running_text[IG_ADAPTER_TEXT_MAX], waiting_text[IG_ADAPTER_TEXT_MAX];
 	if (label(sc, sc->lora_labels, "running_lora_adapters", &v) < 0)
 		return -1;
 	add_names(&active, &running, v);
+	copy_text(running_text, v);
 	if (label(sc, sc->lora_labels, "waiting_lora_adapters", &v) < 0)
 		return -1;
 	add_names(&active, &waiting, v);
+	copy_text(waiting_text, v);
+	memcpy(m->running_text, running_text, sizeof running_text);
+	memcpy(m->waiting_text, waiting_text, sizeof waiting_text);
 	m->active = active;
 	m->running_adapters = running;
 	m->waiting_adapters = waiting;

@@ -10,18 +10,20 @@
 #include "core/str.h"
 
 #define IG_MAX_ADAPTERS 32
-#define IG_ADAPTER_NAME_MAX 128
+#define IG_ADAPTER_TEXT_MAX 256
 
-/* A small set of adapter names, kept by value so that a metrics struct can
- * be copied as a whole between threads. */
+/* A small set of adapter names, kept as 64-bit hashes (xxhash64 of the
+ * name) so that the metrics struct stays small: workers copy it for every
+ * endpoint on every request. */
 struct ig_adapter_set {
 	uint32_t n;
-	char names[IG_MAX_ADAPTERS][IG_ADAPTER_NAME_MAX];
+	uint64_t hash[IG_MAX_ADAPTERS];
 };
 
 bool ig_adapter_set_has(const struct ig_adapter_set *s, struct ig_str name);
-/* Adds name unless present or the set is full (names over the size limit
- * are dropped). */
+bool ig_adapter_set_has_hash(const struct ig_adapter_set *s, uint64_t hash);
+uint64_t ig_adapter_hash(struct ig_str name);
+/* Adds name unless present or the set is full. */
 void ig_adapter_set_add(struct ig_adapter_set *s, struct ig_str name);
 
 struct ig_endpoint_metrics {
@@ -34,6 +36,10 @@ struct ig_endpoint_metrics {
 	struct ig_adapter_set running_adapters;
 	struct ig_adapter_set waiting_adapters;
 	int64_t max_active; /* max_lora */
+	/* The adapter lists as the server wrote them, for display (cut at
+	 * IG_ADAPTER_TEXT_MAX - 1 bytes). */
+	char running_text[IG_ADAPTER_TEXT_MAX];
+	char waiting_text[IG_ADAPTER_TEXT_MAX];
 	uint64_t updated_ns; /* ig_now_ns() of the last successful scrape; 0: never */
 };
 

@@ -358,14 +358,15 @@ static void test_extract_lora_max_lora(void **state)
 static void test_adapter_set_limits(void **state)
 {
 	struct ig_adapter_set s = {0};
-	char name[IG_ADAPTER_NAME_MAX + 1];
+	/* Names are kept as hashes, so any length works and stays distinct. */
+	char name[300];
 	memset(name, 'a', sizeof name);
-	ig_adapter_set_add(&s, (struct ig_str){name, IG_ADAPTER_NAME_MAX});
-	assert_int_equal(s.n, 0);
-	ig_adapter_set_add(&s, (struct ig_str){name, IG_ADAPTER_NAME_MAX - 1});
+	ig_adapter_set_add(&s, (struct ig_str){name, sizeof name});
 	assert_int_equal(s.n, 1);
-	ig_adapter_set_add(&s, (struct ig_str){name, IG_ADAPTER_NAME_MAX - 1});
+	ig_adapter_set_add(&s, (struct ig_str){name, sizeof name});
 	assert_int_equal(s.n, 1);
+	assert_true(ig_adapter_set_has(&s, (struct ig_str){name, sizeof name}));
+	assert_false(ig_adapter_set_has(&s, (struct ig_str){name, sizeof name - 1}));
 	for (int i = 0; i < 40; i++) {
 		char n[16];
 		snprintf(n, sizeof n, "n%d", i);
@@ -374,6 +375,16 @@ static void test_adapter_set_limits(void **state)
 	assert_int_equal(s.n, IG_MAX_ADAPTERS);
 	assert_true(ig_adapter_set_has(&s, IG_STR("n30")));
 	assert_false(ig_adapter_set_has(&s, IG_STR("n31")));
+}
+
+static void test_adapter_text_kept_for_display(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	assert_int_equal(extract("vllm:lora_requests_info{max_lora=\"2\",running_lora_adapters=\"a,b\","
+				 "waiting_lora_adapters=\"c\"} 5\n", &m),
+			 IG_FAM_LORA);
+	assert_string_equal(m.running_text, "a,b");
+	assert_string_equal(m.waiting_text, "c");
 }
 
 int main(void)
@@ -398,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_extract_lora_none_qualifies),
 		cmocka_unit_test(test_extract_lora_max_lora),
 		cmocka_unit_test(test_adapter_set_limits),
+		cmocka_unit_test(test_adapter_text_kept_for_display),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,108 @@
+/* The configurable endpoint picker (GIE v1.x framework): scheduling
+ * profiles of filters -> weighted scorers -> a picker, configured by an
+ * EndpointPickerConfig document, plus the prefix-cache index and the
+ * saturation detector. Pure like the rest of sched/: the caller passes the
+ * candidates, their metrics and ages, the clock and the random generator.
+ *
+ * Threading: an ig_scheduler may be used by several worker threads at
+ * once. ig_schedule() only reads shared state; ig_schedule_commit() (the
+ * PreRequest step that records the prompt's blocks for the chosen endpoint
+ * in the prefix index) takes the index's internal locks. */
+#ifndef IG_SCHED_PICKER_H
+#define IG_SCHED_PICKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/rand.h"
+#include "core/str.h"
+#include "pool/metrics.h"
+
+/* One candidate endpoint as the scheduler sees it. */
+struct ig_sched_endpoint {
+	const struct ig_endpoint_metrics *m;
+	uint64_t metrics_age_ms; /* UINT64_MAX when never scraped */
+	/* What the gateway dispatched to it since its last scrape and that
+	 * has not finished: added to the scraped figures by the scorers so a
+	 * burst does not herd onto the endpoint that looked idle. */
+	int64_t inflight_requests;
+	int64_t inflight_tokens;
+	struct ig_str addr; /* "ip:port" */
+	uint64_t key;       /* stable identity (e.g. hash of addr), for the prefix index */
+};
+
+struct ig_sched_req {
+	struct ig_str model;        /* as asked */
+	struct ig_str target_model; /* after the traffic split */
+	bool critical;              /* InferenceModel criticality == Critical */
+	int priority;               /* InferenceObjective priority (0 default); < 0 sheddable */
+	/* Bytes the prefix-cache index hashes: the completions prompt text, or
+	 * the raw JSON of chat `messages` (gie-reference §4.3). May be empty. */
+	struct ig_str prefix_input;
+	/* Value of the test-epp-endpoint-selection header, empty if absent. */
+	struct ig_str test_endpoints;
+	uint64_t prompt_tokens; /* estimate, for token-load accounting */
+};
+
+/* The result: candidates ranked best first (indices into the eps array
+ * given to ig_schedule), so the gateway can fall back in order. */
+struct ig_sched_result {
+	size_t *ranked; /* caller-provided room for n entries */
+	size_t nranked;
+	double *scores; /* optional (may be NULL): total score per ranked entry */
+	/* Filled by the prefix scorer for the commit step and for metrics. */
+	uint64_t prefix_hashes[256];
+	size_t nprefix_hashes;
+	size_t prefix_match_blocks; /* of the best-ranked endpoint */
+};
+
+struct ig_picker_config; /* parsed EndpointPickerConfig */
+
+/* Parses an EndpointPickerConfig document (apiVersion
+ * inference.networking.x-k8s.io/v1alpha1, kind EndpointPickerConfig:
+ * plugins[{name, type, parameters}], schedulingProfiles[{name,
+ * plugins[{pluginRef, weight}]}], saturationDetector, flowControl) from
+ * YAML text. Errors go to diags as file:line: path: message; returns 0 or -1. */
+int ig_picker_config_parse(const char *file, const char *text, size_t len,
+			   struct ig_picker_config **out, struct ig_diags *diags);
+/* GIE's default: queue-scorer 2, kv-cache-utilization-scorer 2,
+ * prefix-cache-scorer 3, max-score-picker. */
+struct ig_picker_config *ig_picker_config_default(void);
+/* The GIE v0.2.0 behaviour as a one-plugin profile (decision-tree filter,
+ * random picker among the survivors). */
+struct ig_picker_config *ig_picker_config_decision_tree(void);
+void ig_picker_config_free(struct ig_picker_config *c);
+
+struct ig_scheduler;
+struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c);
+void ig_scheduler_free(struct ig_scheduler *s);
+
+/* Runs the profile(s): filters, scorers, picker. Returns 0 with the ranked
+ * candidates, or -1 when nothing is left (the gateway answers 429). */
+int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
+		const struct ig_sched_endpoint *eps, size_t n, struct ig_rng *rng,
+		struct ig_sched_result *res);
+/* PreRequest: records the request's prefix blocks for the endpoint that
+ * was finally used (key of that endpoint). */
+void ig_schedule_commit(struct ig_scheduler *s, const struct ig_sched_result *res,
+			uint64_t endpoint_key);
+/* Forgets an endpoint that left the pool (prefix index entries). */
+void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key);
+
+/* Saturation (GIE utilization-detector, gie-reference §4.4): mean over the
+ * candidates of max(waiting/queueDepthThreshold, kv/kvCacheUtilThreshold),
+ * stale (age > metricsStalenessThreshold) or missing metrics counting 1.0;
+ * no candidates: 1.0. Parameters from the config (defaults 5, 0.8, 200 ms). */
+double ig_scheduler_saturation(const struct ig_scheduler *s, const struct ig_sched_endpoint *eps,
+			       size_t n);
+
+struct ig_prefix_stats {
+	uint64_t entries; /* (hash, endpoint) pairs held */
+	uint64_t bytes;   /* memory the index uses */
+	uint64_t lookups, hit_blocks, lookup_blocks;
+};
+void ig_scheduler_prefix_stats(const struct ig_scheduler *s, struct ig_prefix_stats *out);
+
+#endif
