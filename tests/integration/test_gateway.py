@@ -662,7 +662,8 @@ def completion_request(max_tokens, version="1.1", extra=""):
 
 
 def test_keepalive_pipelining_and_timeouts(procs, tmp_path):
-    c = Cluster(procs, tmp_path, gw_args=("--idle-timeout", "400", "--header-timeout", "400"))
+    c = Cluster(procs, tmp_path, gw_args=("--idle-timeout", "400", "--header-timeout", "400",
+                                          "--body-timeout", "400"))
     # Several requests on one connection.
     conn = http.client.HTTPConnection(c.host, c.port, timeout=5)
     for n in (1, 2, 3):
@@ -713,6 +714,15 @@ def test_keepalive_pipelining_and_timeouts(procs, tmp_path):
         assert out == b"" or out.startswith(b"HTTP/1.1 408 "), out
         if out:
             assert_openai_error(408, out.split(b"\r\n\r\n", 1)[1], 408)
+    # A body that stops half way: 408 after --body-timeout of silence.
+    with socket.create_connection((c.host, c.port), timeout=5) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n"
+                  b'{"model": "tweet-')
+        t = time.monotonic()
+        out = s.makefile("rb").read()
+        assert 0.2 < time.monotonic() - t < 2.0
+        assert out.startswith(b"HTTP/1.1 408 "), out
+        assert_openai_error(408, out.split(b"\r\n\r\n", 1)[1], 408)
     c.stop()
 
 
