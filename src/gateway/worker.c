@@ -13,10 +13,17 @@
 
 #define IDLE_MAX 1024
 
+/* The drain re-check of this worker thread. Thread-local, so each worker
+ * has its own without a field in struct ig_worker. */
+static _Thread_local struct ig_timer drain_recheck;
+
 static void *worker_main(void *arg)
 {
 	struct ig_worker *w = arg;
 	ig_loop_run(&w->loop);
+	/* The timer lives in this thread's storage: out of the heap before the
+	 * thread ends (the loop may have been stopped by the grace period). */
+	ig_timer_stop(&w->loop, &drain_recheck);
 	return NULL;
 }
 
@@ -90,12 +97,36 @@ void ig_worker_set_snapshot(struct ig_worker *w, struct ig_snapshot *s)
 	ig_loop_post(&w->loop, apply_snapshot, ig_snapshot_ref(s));
 }
 
+/* Whether some connection still has bytes to write (a finished request's
+ * response may sit in the output buffer of a slow reader) or a request
+ * being read. Stopping the loop then would cut those responses short. */
+static bool connections_busy(struct ig_worker *w)
+{
+	for (size_t i = 0; i < w->nslots; i++)
+		if (w->slots[i].server && ig_http_server_busy(w->slots[i].server))
+			return true;
+	return false;
+}
+
+static void on_drain_recheck(struct ig_loop *loop, struct ig_timer *t);
+
 static void check_drained(struct ig_worker *w)
 {
-	if (w->draining && w->active == 0) {
-		ig_loop_stop(&w->loop);
-		atomic_fetch_add(&w->gw->workers_done, 1);
+	if (!w->draining || w->active != 0 || __atomic_load_n(&w->loop.stopping, __ATOMIC_ACQUIRE))
+		return;
+	if (connections_busy(w)) {
+		if (!ig_timer_armed(&drain_recheck))
+			ig_timer_start(&w->loop, &drain_recheck, 10, on_drain_recheck, w);
+		return;
 	}
+	ig_timer_stop(&w->loop, &drain_recheck);
+	ig_loop_stop(&w->loop);
+	atomic_fetch_add(&w->gw->workers_done, 1);
+}
+
+static void on_drain_recheck(struct ig_loop *loop, struct ig_timer *t)
+{
+	check_drained(t->data);
 }
 
 static void do_drain(struct ig_loop *loop, void *arg)
@@ -174,11 +205,15 @@ void ig_worker_release_upstream(struct ig_worker *w, struct ig_endpoint *ep,
 void ig_worker_free(struct ig_worker *w)
 {
 	w->draining = true; /* posts still queued must not open listeners */
-	for (size_t i = 0; i < w->nslots; i++)
+	for (size_t i = 0; i < w->nslots; i++) {
 		ig_http_server_free(w->slots[i].server);
+		w->slots[i].server = NULL; /* posts run below must not see it */
+	}
 	for (size_t i = 0; i < w->nidle; i++)
 		ig_http_client_close(w->idle[i].client);
 	free(w->idle);
-	ig_snapshot_unref(w->snap);
+	/* Freeing the loop runs posts still queued (a snapshot, a drain);
+	 * the current snapshot is released after them so none is dropped twice. */
 	ig_loop_free(&w->loop);
+	ig_snapshot_unref(w->snap);
 }

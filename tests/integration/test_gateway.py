@@ -1,0 +1,900 @@
+"""`infergate gateway` end to end: simulators as model servers on distinct
+loopback addresses, the gateway in front of them configured by manifests
+written per test, and plain HTTP clients (stdlib only) checking what the
+issue asks of the gateway: routing and model resolution, OpenAI errors,
+streaming, retries, reload, drain, keep-alive, timeouts and the admin
+listener."""
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
+
+SEED_PROMPT = "Write as if you were a critic: San Francisco"
+LORA = ['{"name": "tweet-summary-%d", "path": "SriSanth2345/Qwen-1.5B-Tweet-Generations", '
+        '"base_model_name": "Qwen/Qwen2.5-1.5B"}' % i for i in (0, 1)]
+SAN_ERRORS = ("ERROR: AddressSanitizer", "runtime error", "ERROR: LeakSanitizer")
+
+# ---- manifests ----
+
+GATEWAY = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: inference-gateway
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: llm-gw
+    protocol: HTTP
+    port: {port}
+"""
+
+ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: llm-route
+spec:
+  parentRefs:
+  - group: gateway.networking.k8s.io
+    kind: Gateway
+    name: inference-gateway
+    sectionName: llm-gw
+  rules:
+  - backendRefs:
+    - group: inference.networking.x-k8s.io
+      kind: InferencePool
+      name: qwen-pool
+      port: {target_port}
+      weight: 1
+    matches:
+    - path:
+        type: PathPrefix
+        value: {prefix}
+{timeouts}"""
+
+POOL = """apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata:
+  name: qwen-pool
+spec:
+  targetPortNumber: {target_port}
+  selector:
+    app: qwen-pool
+  extensionRef:
+    name: qwen-pool-endpoint-picker
+"""
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: qwen-pool-{i}
+  labels:
+    app: qwen-pool
+status:
+  podIP: {ip}
+"""
+
+
+def model_yaml(targets=(("tweet-summary-1", 100),), criticality="Critical",
+               name="tweet-summary", obj="inferencemodel-sample"):
+    lines = ["apiVersion: inference.networking.x-k8s.io/v1alpha2", "kind: InferenceModel",
+             "metadata:", "  name: %s" % obj, "spec:", "  modelName: %s" % name]
+    if criticality:
+        lines.append("  criticality: %s" % criticality)
+    lines += ["  poolRef:", "    name: qwen-pool", "  targetModels:"]
+    for t, w in targets:
+        lines += ["  - name: %s" % t, "    weight: %s" % w]
+    return "\n".join(lines) + "\n"
+
+
+def write(path, text):
+    """Replaces a file in one step, as editors and kubectl-like tools do."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# ---- clients ----
+
+def call(base, path, body=None, method=None, headers=None, raw=None, timeout=10):
+    """Returns (status, headers, body bytes)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers=dict({"Content-Type": "application/json"},
+                                              **(headers or {})))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def post_json(base, path, body, **kw):
+    status, headers, data = call(base, path, body, **kw)
+    return status, headers, json.loads(data) if data else None
+
+
+def assert_openai_error(status, data, want_status):
+    assert status == want_status, (status, data)
+    err = json.loads(data) if isinstance(data, (bytes, str)) else data
+    assert set(err) == {"error"}, err
+    assert isinstance(err["error"]["message"], str) and err["error"]["message"]
+    assert isinstance(err["error"]["type"], str) and err["error"]["type"]
+    assert "code" in err["error"]
+    return err["error"]
+
+
+def raw_exchange(host, port, data, timeout=5):
+    """Sends bytes on a fresh socket and returns everything read until the
+    server closes (or timeout)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+        except socket.timeout:
+            pass
+        return out
+
+
+def sse_chunks(resp):
+    """(arrival time, payload) of each `data:` event."""
+    buf = b""
+    out = []
+    while True:
+        chunk = resp.read1(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n\n" in buf:
+            event, buf = buf.split(b"\n\n", 1)
+            assert event.startswith(b"data: "), event
+            out.append((time.monotonic(), event[6:].decode()))
+    assert buf == b""
+    return out
+
+
+# ---- the cluster under test ----
+
+class Cluster:
+    """Sims on distinct loopback addresses at the pool's target port, the
+    manifests in a directory of their own, and the gateway serving them."""
+
+    def __init__(self, procs, tmp_path, nsims=1, sim_args=(), targets=None,
+                 criticality="Critical", prefix="/", timeouts="", gw_args=(), per_sim_args=None):
+        self.procs = procs
+        self.dir = os.path.join(str(tmp_path), "manifests")
+        os.makedirs(self.dir, exist_ok=True)
+        self.sim_hosts = [unique_loopback() for _ in range(nsims)]
+        self.target_port = free_port(self.sim_hosts[0]) if nsims else free_port()
+        self.sims = []
+        for i, h in enumerate(self.sim_hosts):
+            extra = list(per_sim_args[i]) if per_sim_args else []
+            p = procs.start("sim", "--host", h, "--port", self.target_port, "--enable-lora",
+                            "--max-loras", "4", "--lora-modules", *LORA, *sim_args, *extra,
+                            name="sim")
+            self.sims.append(p)
+        for h, p in zip(self.sim_hosts, self.sims):
+            wait_http("http://%s:%d/health" % (h, self.target_port), proc=p)
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        self.admin_host = unique_loopback()
+        self.admin_port = free_port(self.admin_host)
+        write(self.path("gateway.yaml"), GATEWAY.format(port=self.port))
+        write(self.path("route.yaml"), ROUTE.format(target_port=self.target_port, prefix=prefix,
+                                                    timeouts=timeouts))
+        write(self.path("pool.yaml"), POOL.format(target_port=self.target_port))
+        write(self.path("model.yaml"), model_yaml(targets or (("tweet-summary-1", 100),),
+                                                  criticality))
+        write(self.path("pods.yaml"), "---\n".join(
+            POD.format(i=i, ip=h) for i, h in enumerate(self.sim_hosts)))
+        self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host,
+                              "--admin", "%s:%d" % (self.admin_host, self.admin_port),
+                              "--workers", "2", *gw_args, name="gateway")
+        wait_port(self.host, self.port, proc=self.gw)
+        wait_http(self.admin + "/healthz", proc=self.gw)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    @property
+    def base(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    @property
+    def admin(self):
+        return "http://%s:%d" % (self.admin_host, self.admin_port)
+
+    def sim_base(self, i):
+        return "http://%s:%d" % (self.sim_hosts[i], self.target_port)
+
+    def endpoint(self, i):
+        return "%s:%d" % (self.sim_hosts[i], self.target_port)
+
+    def pools(self):
+        status, _, data = call(self.admin, "/pools")
+        assert status == 200
+        return json.loads(data)
+
+    def wait_pools(self, pred, timeout=5.0):
+        """Waits until pred(list of endpoint dicts of qwen-pool) holds."""
+        deadline = time.time() + timeout
+        while True:
+            eps = [ep for pool in self.pools()["pools"] if pool["name"] == "qwen-pool"
+                   for ep in pool["endpoints"]]
+            if pred(eps):
+                return eps
+            if time.time() > deadline:
+                raise AssertionError("pools never matched: %s" % eps)
+            time.sleep(0.05)
+
+    def wait_scraped(self):
+        return self.wait_pools(lambda eps: eps and all(
+            e["metrics_age_ms"] is not None for e in eps))
+
+    def log(self):
+        return self.procs.output(self.gw)
+
+    def stop(self):
+        """SIGTERM: the gateway drains, exits 0 and its log is clean (under
+        the sanitizers this includes the leak check at exit)."""
+        self.gw.send_signal(signal.SIGTERM)
+        rc = self.gw.wait(timeout=15)
+        log = self.log()
+        for s in SAN_ERRORS:
+            assert s not in log, log
+        assert rc == 0, log
+        return log
+
+
+def seed_body(model="tweet-summary"):
+    return {"model": model, "prompt": SEED_PROMPT, "max_tokens": 100, "temperature": 0}
+
+
+# ---- 1. the seed request ----
+
+def test_seed_request(procs, tmp_path):
+    c = Cluster(procs, tmp_path)
+    status, headers, r = post_json(c.base, "/v1/completions", seed_body())
+    assert status == 200, r
+    assert r["model"] == "tweet-summary-1"
+    assert r["usage"]["completion_tokens"] == 100
+    assert r["choices"][0]["finish_reason"] == "length"
+    assert headers["x-gateway-destination-endpoint-served"] == c.endpoint(0)
+    assert headers["Content-Type"].startswith("application/json")
+    c.stop()
+
+
+# ---- 2. traffic split ----
+
+def parallel(n, threads, fn):
+    """Runs fn(i) for i in range(n) on a few threads; returns the results."""
+    results = [None] * n
+    counter = iter(range(n))
+    lock = threading.Lock()
+
+    def run():
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            results[i] = fn(i)
+
+    ts = [threading.Thread(target=run) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return results
+
+
+def served_models(c, n):
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 1}
+
+    def one(_):
+        status, _, r = post_json(c.base, "/v1/completions", body)
+        assert status == 200, r
+        return r["model"]
+
+    return parallel(n, 8, one)
+
+
+@pytest.mark.parametrize("w0,w1", [(50, 50), (1, 3)])
+def test_traffic_split(procs, tmp_path, w0, w1):
+    c = Cluster(procs, tmp_path, targets=(("tweet-summary-0", w0), ("tweet-summary-1", w1)))
+    models = served_models(c, 400)
+    assert set(models) == {"tweet-summary-0", "tweet-summary-1"}
+    share0 = models.count("tweet-summary-0") / len(models)
+    assert abs(share0 - w0 / (w0 + w1)) < 0.08, share0
+    c.stop()
+
+
+# ---- 3. errors ----
+
+def test_request_errors(procs, tmp_path):
+    c = Cluster(procs, tmp_path, prefix="/v1",
+                gw_args=("--max-body-bytes", "4096", "--max-header-bytes", "2048"))
+    path = "/v1/completions"
+    status, _, data = call(c.base, path, raw=b"{not json")
+    assert_openai_error(status, data, 400)
+    status, _, data = call(c.base, path, raw=b"[1,2]")
+    assert_openai_error(status, data, 400)
+    status, _, data = call(c.base, path, {"prompt": "hi"})
+    assert_openai_error(status, data, 400)
+    status, _, data = call(c.base, path, {"model": 5, "prompt": "hi"})
+    assert_openai_error(status, data, 400)
+    status, _, data = call(c.base, path, {"model": "tweet-summary-1", "prompt": "hi"})
+    err = assert_openai_error(status, data, 404)
+    assert "tweet-summary-1" in err["message"]
+    # No route: the HTTPRoute only matches /v1.
+    status, _, data = call(c.base, "/other", seed_body())
+    assert_openai_error(status, data, 404)
+    # A body over the limit, by Content-Length and chunked.
+    big = json.dumps({"model": "tweet-summary", "prompt": "x" * 5000}).encode()
+    status, _, data = call(c.base, path, raw=big)
+    assert_openai_error(status, data, 413)
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(big[i:i + 1000]), big[i:i + 1000])
+                       for i in range(0, len(big), 1000)) + b"0\r\n\r\n"
+    reply = raw_exchange(c.host, c.port, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + chunked)
+    assert reply.startswith(b"HTTP/1.1 413 "), reply[:200]
+    assert_openai_error(413, reply.split(b"\r\n\r\n", 1)[1], 413)
+    # Headers over the limit.
+    status, _, data = call(c.base, path, seed_body(), headers={"X-Big": "y" * 3000})
+    assert_openai_error(status, data, 431)
+    # A small chunked body within limits is served.
+    small = json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": 2}).encode()
+    reply = raw_exchange(c.host, c.port, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                         b"Connection: close\r\n\r\n"
+                         + b"%x\r\n%s\r\n0\r\n\r\n" % (len(small), small))
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:300]
+    assert b'"tweet-summary-1"' in reply
+    # After all that, the gateway still serves.
+    status, _, r = post_json(c.base, path, seed_body())
+    assert status == 200 and r["model"] == "tweet-summary-1"
+    c.stop()
+
+
+@pytest.mark.parametrize("saturation", [("--fixed-waiting", "10"), ("--fixed-kv-usage", "0.9")])
+def test_shed_when_saturated(procs, tmp_path, saturation):
+    c = Cluster(procs, tmp_path, nsims=2, sim_args=saturation, criticality=None)
+    if saturation[0] == "--fixed-waiting":
+        c.wait_pools(lambda eps: all(e["waiting"] == 10 for e in eps))
+    else:
+        c.wait_pools(lambda eps: all(e["kv_cache_usage"] >= 0.89 for e in eps))
+    status, _, data = call(c.base, "/v1/completions", seed_body())
+    err = assert_openai_error(status, data, 429)
+    assert "limited backend resources" in err["message"]
+    # The same model made Critical is served (reload through the watcher).
+    write(c.path("model.yaml"), model_yaml(criticality="Critical"))
+    deadline = time.time() + 5
+    while True:
+        status, _, data = call(c.base, "/v1/completions", seed_body())
+        if status == 200 or time.time() > deadline:
+            break
+        assert status == 429
+        time.sleep(0.1)
+    assert status == 200, data
+    # Sheddable and explicit: refused again.
+    write(c.path("model.yaml"), model_yaml(criticality="Sheddable"))
+    os.kill(c.gw.pid, signal.SIGHUP)
+    deadline = time.time() + 5
+    while True:
+        status, _, data = call(c.base, "/v1/completions", seed_body())
+        if status == 429 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert_openai_error(status, data, 429)
+    c.stop()
+
+
+# ---- 4. streaming ----
+
+def stream(host, port, path, body):
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    t0 = time.monotonic()
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("Content-Type").startswith("text/event-stream")
+    headers = resp.getheaders()
+    events = sse_chunks(resp)
+    conn.close()
+    return t0, headers, events
+
+
+def normalise(events):
+    out = []
+    for _, e in events:
+        if e == "[DONE]":
+            out.append(e)
+            continue
+        d = json.loads(e)
+        d["id"], d["created"] = "ID", 0
+        out.append(d)
+    return out
+
+
+def test_streaming_identical_to_direct(procs, tmp_path):
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "50"))
+    body = {"messages": [{"role": "user", "content": "Say something about the sea"}],
+            "stream": True, "stream_options": {"include_usage": True}, "temperature": 0,
+            "max_tokens": 20}
+    direct = dict(body, model="tweet-summary-1")
+    _, _, want = stream(c.sim_hosts[0], c.target_port, "/v1/chat/completions", direct)
+    t0, headers, got = stream(c.host, c.port, "/v1/chat/completions",
+                              dict(body, model="tweet-summary"))
+    hdrs = {k.lower(): v for k, v in headers}
+    assert hdrs.get("transfer-encoding") == "chunked"
+    assert "content-length" not in hdrs
+    assert hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(0)
+    assert normalise(got) == normalise(want)
+    assert got[-1][1] == "[DONE]"
+    assert json.loads(got[-2][1])["usage"]["completion_tokens"] == 20
+    # Relayed as it arrives: 20 tokens at 50 ms take about a second, and the
+    # first chunk comes long before the last.
+    first, last = got[0][0], got[-1][0]
+    assert first - t0 < 0.4, first - t0
+    assert last - first > 0.6, last - first
+    c.stop()
+
+
+# ---- 5. a model server dies under load ----
+
+def test_sim_killed_under_load(procs, tmp_path):
+    # Equal, fixed metrics on every sim make the picker choose uniformly, so
+    # the dead sim keeps being picked (its last metrics stay) and every such
+    # pick must be retried elsewhere.
+    c = Cluster(procs, tmp_path, nsims=3, gw_args=("--max-attempts", "3"),
+                sim_args=("--fixed-waiting", "0", "--fixed-kv-usage", "0.1",
+                          "--fixed-lora-running", "tweet-summary-1"))
+    c.wait_pools(lambda eps: all(e["running_adapters"] == ["tweet-summary-1"] for e in eps))
+    killed = c.endpoint(0)
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 5}
+    stop = time.monotonic() + 3.0
+    kill_at = time.monotonic() + 1.0
+    results = []  # (start, end, status, endpoint)
+    lock = threading.Lock()
+
+    def client():
+        while time.monotonic() < stop:
+            t = time.monotonic()
+            try:
+                status, headers, _ = call(c.base, "/v1/completions", body, timeout=5)
+                ep = headers.get("x-gateway-destination-endpoint-served")
+            except Exception as e:  # noqa: BLE001 - a failed request is data here
+                status, ep = repr(e), None
+            with lock:
+                results.append((t, time.monotonic(), status, ep))
+
+    ts = [threading.Thread(target=client) for _ in range(4)]
+    for t in ts:
+        t.start()
+    time.sleep(max(0, kill_at - time.monotonic()))
+    c.sims[0].kill()
+    killed_at = time.monotonic()
+    c.sims[0].wait()
+    for t in ts:
+        t.join()
+    before = [r for r in results if r[1] < killed_at]
+    assert before and all(r[2] == 200 for r in before)
+    assert killed in {r[3] for r in before}, "the killed sim had no traffic before"
+    errors = [r for r in results if r[2] != 200]
+    # Only requests in flight when the sim died may fail: at most one per
+    # client thread, and each one started before the kill.
+    assert len(errors) <= 4, errors
+    assert all(r[0] < killed_at for r in errors), errors
+    after = [r for r in results if r[0] > killed_at]
+    assert len(after) > 50
+    assert all(r[2] == 200 for r in after)
+    assert killed not in {r[3] for r in after}
+    print("requests %d, errors %d" % (len(results), len(errors)))
+    assert "trying another endpoint" in c.log()
+    c.stop()
+
+
+# ---- 6. reload ----
+
+def loop_client(c, stop_evt, out, body=None):
+    body = body or {"model": "tweet-summary", "prompt": "hi", "max_tokens": 2}
+    while not stop_evt.is_set():
+        try:
+            status, _, r = post_json(c.base, "/v1/completions", body)
+            out.append((time.monotonic(), status, r.get("model") if status == 200 else r))
+        except Exception as e:  # noqa: BLE001
+            out.append((time.monotonic(), repr(e), None))
+
+
+def test_reload_on_file_change(procs, tmp_path):
+    c = Cluster(procs, tmp_path, gw_args=("--watch-interval", "200"))
+    stop_evt = threading.Event()
+    out = []
+    t = threading.Thread(target=loop_client, args=(c, stop_evt, out))
+    t.start()
+    try:
+        time.sleep(0.3)
+        write(c.path("model.yaml"), model_yaml((("tweet-summary-0", 100),)))
+        changed = time.monotonic()
+        deadline = changed + 2.0
+        while time.monotonic() < deadline and not (out and out[-1][2] == "tweet-summary-0"):
+            time.sleep(0.05)
+        assert out[-1][2] == "tweet-summary-0", out[-3:]
+        switched = time.monotonic()
+        # An invalid edit is refused with the file and line; the old
+        # config keeps serving.
+        write(c.path("model.yaml"), model_yaml((("tweet-summary-1", -5),)))
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and "must be between" not in c.log():
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        stop_evt.set()
+        t.join()
+    log = c.log()
+    assert re.search(r"model\.yaml:\d+: spec\.targetModels\[0\]\.weight", log), log
+    assert "keeping the previous" in log
+    assert all(r[1] == 200 for r in out), [r for r in out if r[1] != 200][:5]
+    assert {r[2] for r in out if r[0] > switched + 0.05} == {"tweet-summary-0"}
+    assert {r[2] for r in out if r[0] < changed} == {"tweet-summary-1"}
+    c.stop()
+
+
+def test_reload_on_sighup(procs, tmp_path):
+    c = Cluster(procs, tmp_path, gw_args=("--watch-interval", "600000"))
+    status, _, r = post_json(c.base, "/v1/completions", seed_body())
+    assert r["model"] == "tweet-summary-1"
+    write(c.path("model.yaml"), model_yaml((("tweet-summary-0", 100),)))
+    time.sleep(0.3)
+    status, _, r = post_json(c.base, "/v1/completions", seed_body())
+    assert r["model"] == "tweet-summary-1"  # nothing watches within 10 minutes
+    c.gw.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 2.0
+    while True:
+        status, _, r = post_json(c.base, "/v1/completions", seed_body())
+        assert status == 200
+        if r["model"] == "tweet-summary-0" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert r["model"] == "tweet-summary-0"
+    assert "reloading configuration (SIGHUP)" in c.log()
+    c.stop()
+
+
+# ---- 7. drain on SIGTERM ----
+
+def test_sigterm_drains(procs, tmp_path):
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "100"))
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 20, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    first = resp.read1(65536)
+    assert first.startswith(b"data: ")
+    c.gw.send_signal(signal.SIGTERM)
+    # New connections are refused once the workers closed their listeners.
+    deadline = time.monotonic() + 1.0
+    refused = False
+    while time.monotonic() < deadline and not refused:
+        try:
+            socket.create_connection((c.host, c.port), timeout=0.5).close()
+            time.sleep(0.02)
+        except ConnectionRefusedError:
+            refused = True
+    assert refused
+    assert c.gw.poll() is None, "exited while a stream was in flight"
+    rest = first
+    while True:
+        b = resp.read1(65536)
+        if not b:
+            break
+        rest += b
+    events = [e for e in rest.split(b"\n\n") if e]
+    assert events[-1] == b"data: [DONE]"
+    texts = [json.loads(e[6:])["choices"][0] for e in events[:-1]]
+    assert len(texts) == 20 and texts[-1]["finish_reason"] == "length"
+    conn.close()
+    rc = c.gw.wait(timeout=5)
+    log = c.log()
+    assert rc == 0, log
+    assert "draining" in log
+    for s in SAN_ERRORS:
+        assert s not in log, log
+
+
+def test_drain_grace_period(procs, tmp_path):
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "200"),
+                gw_args=("--drain-timeout", "300"))
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 50, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    resp.read1(65536)
+    t = time.monotonic()
+    c.gw.send_signal(signal.SIGTERM)
+    rc = c.gw.wait(timeout=5)
+    assert rc == 0 and time.monotonic() - t < 2.0
+    assert "grace period over" in c.log()
+    conn.close()
+
+
+# ---- 8. connections ----
+
+def read_response(f):
+    """One response from a file-like socket reader: (status line, headers, body)."""
+    line = f.readline()
+    headers = {}
+    while True:
+        h = f.readline()
+        if h in (b"\r\n", b""):
+            break
+        k, v = h.decode().split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    body = f.read(int(headers["content-length"])) if "content-length" in headers else f.read()
+    return line, headers, body
+
+
+def completion_request(max_tokens, version="1.1", extra=""):
+    body = json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": max_tokens})
+    return ("POST /v1/completions HTTP/%s\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n%s\r\n%s" % (version, len(body), extra, body)).encode()
+
+
+def test_keepalive_pipelining_and_timeouts(procs, tmp_path):
+    c = Cluster(procs, tmp_path, gw_args=("--idle-timeout", "400", "--header-timeout", "400",
+                                          "--body-timeout", "400"))
+    # Several requests on one connection.
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=5)
+    for n in (1, 2, 3):
+        conn.request("POST", "/v1/completions",
+                     json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": n}),
+                     {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        r = json.loads(resp.read())
+        assert resp.status == 200 and r["usage"]["completion_tokens"] == n
+        sock = conn.sock
+        assert sock is not None
+    conn.close()
+    # HTTP/1.0: answered and closed.
+    reply = raw_exchange(c.host, c.port, completion_request(4, "1.0"))
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ") or head.startswith(b"HTTP/1.0 200 "), head
+    assert json.loads(body)["usage"]["completion_tokens"] == 4
+    # Pipelined: three requests in one write, answered in order.
+    with socket.create_connection((c.host, c.port), timeout=5) as s:
+        s.sendall(completion_request(1) + completion_request(2) +
+                  completion_request(3, extra="Connection: close\r\n"))
+        f = s.makefile("rb")
+        for n in (1, 2, 3):
+            line, headers, body = read_response(f)
+            assert line.startswith(b"HTTP/1.1 200 "), line
+            assert json.loads(body)["usage"]["completion_tokens"] == n
+        assert f.read() == b""
+    # An idle keep-alive connection is closed after --idle-timeout.
+    with socket.create_connection((c.host, c.port), timeout=5) as s:
+        s.sendall(completion_request(1))
+        f = s.makefile("rb")
+        line, _, _ = read_response(f)
+        assert line.startswith(b"HTTP/1.1 200 ")
+        t = time.monotonic()
+        assert f.read(1) == b""
+        assert 0.2 < time.monotonic() - t < 2.0
+    # Half a head: 408 or a close after --header-timeout.
+    with socket.create_connection((c.host, c.port), timeout=5) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-")
+        t = time.monotonic()
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        assert 0.2 < time.monotonic() - t < 2.0
+        assert out == b"" or out.startswith(b"HTTP/1.1 408 "), out
+        if out:
+            assert_openai_error(408, out.split(b"\r\n\r\n", 1)[1], 408)
+    # A body that stops half way: 408 after --body-timeout of silence.
+    with socket.create_connection((c.host, c.port), timeout=5) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n"
+                  b'{"model": "tweet-')
+        t = time.monotonic()
+        out = s.makefile("rb").read()
+        assert 0.2 < time.monotonic() - t < 2.0
+        assert out.startswith(b"HTTP/1.1 408 "), out
+        assert_openai_error(408, out.split(b"\r\n\r\n", 1)[1], 408)
+    c.stop()
+
+
+# ---- 9. HTTPRoute timeouts ----
+
+@pytest.mark.parametrize("field", ["request", "backendRequest"])
+def test_route_timeout(procs, tmp_path, field):
+    c = Cluster(procs, tmp_path, sim_args=("--ttft-ms", "3000"),
+                timeouts="    timeouts:\n      %s: 500ms\n" % field)
+    t = time.monotonic()
+    status, _, data = call(c.base, "/v1/completions", seed_body())
+    took = time.monotonic() - t
+    assert_openai_error(status, data, 504)
+    assert 0.4 < took < 1.2, took
+    c.stop()
+
+
+# ---- 10. admin listener and command line ----
+
+def test_admin(procs, tmp_path):
+    c = Cluster(procs, tmp_path, nsims=2)
+    status, _, data = call(c.admin, "/healthz")
+    assert status == 200
+    status, _, r = post_json(c.base, "/v1/completions", seed_body())
+    assert status == 200
+    status, headers, data = call(c.admin, "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    text = data.decode()
+    assert re.search(r'^inference_model_request_total\{model_name="tweet-summary",'
+                     r'target_model_name="tweet-summary-1"\} 1$', text, re.M), text
+    assert re.search(r'^inference_pool_ready_pods\{name="qwen-pool"\} 2$', text, re.M), text
+    # /pools shows what the scraper read from each sim.
+    st, _, _ = call(c.sim_base(1), "/sim/state",
+                    {"waiting": 3, "kv_usage": 0.25, "lora_running": ["tweet-summary-0"]})
+    assert st == 200
+    eps = c.wait_pools(lambda eps: any(e["waiting"] == 3 for e in eps))
+    assert {e["address"] for e in eps} == {c.endpoint(0), c.endpoint(1)}
+    e1 = next(e for e in eps if e["address"] == c.endpoint(1))
+    assert e1["kv_cache_usage"] == 0.25
+    assert e1["running_adapters"] == ["tweet-summary-0"]
+    assert e1["max_lora"] == 4
+    assert e1["metrics_age_ms"] < 1000
+    e0 = next(e for e in eps if e["address"] == c.endpoint(0))
+    assert e0["waiting"] == 0
+    assert call(c.admin, "/nope")[0] == 404
+    c.stop()
+
+
+def test_command_line():
+    r = subprocess.run([IG_BIN, "gateway", "--bogus-flag", "-f", "x"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2 and "--bogus-flag" in r.stderr
+    r = subprocess.run([IG_BIN, "gateway", "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "--max-body-bytes" in r.stdout
+    r = subprocess.run([IG_BIN, "gateway", "--workers", "zero", "-f", "x"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2 and "--workers" in r.stderr
+
+
+# ---- clients that read slowly or go away ----
+
+def test_drain_flushes_slow_readers(procs, tmp_path):
+    """Large answers to clients that read slowly: the gateway holds back the
+    upstream while a client's socket is full, and a drain waits until the
+    last byte of each response is out, not just until its upstream ended.
+    The answers finish upstream before SIGTERM while nothing is read, so
+    each one sits in kernel buffers plus, if it is larger than they are,
+    the gateway's own output buffer; sizes a few hundred KiB apart make it
+    likely that one of them ends in the gateway's buffer."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "0", "--ttft-ms", "0",
+                                           "--max-model-len", "2000000"))
+    sizes = [850000, 900000, 950000, 1000000, 1050000]
+    socks = []
+    for ntok in sizes:
+        body = json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": ntok})
+        s = socket.create_connection((c.host, c.port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: gw\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                   % (len(body), body)).encode())
+        socks.append(s)
+    time.sleep(1.5)
+    c.gw.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    data = [b""] * len(socks)
+    open_ = set(range(len(socks)))
+    while open_:
+        for i in list(open_):
+            b = socks[i].recv(65536)
+            if not b:
+                open_.discard(i)
+                socks[i].close()
+            data[i] += b
+        time.sleep(0.01)  # slower than the gateway can write
+    for d, ntok in zip(data, sizes):
+        head, payload = d.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        assert len(payload) == length, (ntok, length - len(payload))
+        assert json.loads(payload)["usage"]["completion_tokens"] == ntok
+    rc = c.gw.wait(timeout=10)
+    assert rc == 0
+    for e in SAN_ERRORS:
+        assert e not in c.log()
+
+
+def test_clients_that_go_away(procs, tmp_path):
+    """Clients closing before the answer or in the middle of a stream cost
+    the gateway nothing: it keeps serving (and stays clean under ASan)."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "20", "--ttft-ms", "200"))
+    stream_body = json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": 30,
+                              "stream": True})
+    req = ("POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+           "Content-Length: %d\r\n\r\n%s" % (len(stream_body), stream_body)).encode()
+    for wait_first in (False, True, False, True):
+        s = socket.create_connection((c.host, c.port), timeout=5)
+        s.sendall(req)
+        if wait_first:
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+        s.close()
+    # Half a body, then gone.
+    s = socket.create_connection((c.host, c.port), timeout=5)
+    s.sendall(req[:-10])
+    s.close()
+    time.sleep(0.5)
+    eps = c.wait_pools(lambda eps: eps[0]["in_flight"] == 0, timeout=3)
+    assert eps[0]["requests_total"] == 4
+    status, _, r = post_json(c.base, "/v1/completions", seed_body())
+    assert status == 200 and r["usage"]["completion_tokens"] == 100
+    c.stop()
+
+
+def test_upstream_dies_mid_stream(procs, tmp_path):
+    """After the first byte there is no retry: the client sees the chunked
+    stream end without its last chunk, i.e. an incomplete response."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "100",))
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 20, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=5)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.read1(65536).startswith(b"data: ")
+    c.sims[0].kill()
+    with pytest.raises(http.client.IncompleteRead):
+        while resp.read1(65536):
+            pass
+    conn.close()
+    # With its only endpoint gone, a new request cannot be served: 502.
+    status, _, data = call(c.base, "/v1/completions", seed_body())
+    assert_openai_error(status, data, 502)
+    c.stop()
+
+
+def test_request_timeout_mid_stream(procs, tmp_path):
+    """timeouts.request covers the whole exchange: a stream still running
+    when it fires is cut (no last chunk), not answered 504."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "100",),
+                timeouts="    timeouts:\n      request: 500ms\n")
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 20, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=5)
+    t = time.monotonic()
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    with pytest.raises(http.client.IncompleteRead):
+        while resp.read1(65536):
+            pass
+    assert 0.4 < time.monotonic() - t < 1.5
+    conn.close()
+    status, _, r = post_json(c.base, "/v1/completions",
+                             {"model": "tweet-summary", "prompt": "hi", "max_tokens": 2})
+    assert status == 200
+    c.stop()
