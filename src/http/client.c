@@ -68,26 +68,13 @@ int ig_sockaddr_parse(const char *hostport, struct sockaddr_storage *ss, socklen
 	return -1;
 }
 
-static void free_later(struct ig_loop *loop, void *p)
-{
-	free(p);
-}
-
-/* epoll hands the loop several events at once, and a callback earlier in
- * the batch may close this client (a proxy whose downstream went away);
- * the loop would then call us for an event already fetched. So the fd is
- * closed now, marked with -1 for client_on_io to ignore, and the memory is
- * released from a post, which runs after the batch. */
 static void client_free(struct ig_http_client *c)
 {
 	ig_io_stop(c->loop, &c->io);
 	close(c->io.fd);
-	c->io.fd = -1;
-	c->state = CL_DEAD;
 	ig_buf_free(&c->in);
 	ig_buf_free(&c->out);
-	if (ig_loop_post(c->loop, free_later, c) < 0)
-		free(c);
+	free(c);
 }
 
 struct ig_http_client *ig_http_client_connect(struct ig_loop *loop, const struct sockaddr *addr,
@@ -322,8 +309,6 @@ static int do_read(struct ig_http_client *c)
 static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 {
 	struct ig_http_client *c = io->data;
-	if (io->fd < 0)
-		return; /* closed earlier in this batch; freed soon */
 	if (c->state == CL_PARKED) {
 		/* Anything on an idle connection means it is over. */
 		c->state = CL_DEAD;

@@ -81,11 +81,6 @@ void ig_http_server_config_defaults(struct ig_http_server_config *c)
 
 /* ---- connection lifetime ---- */
 
-static void free_later(struct ig_loop *loop, void *p)
-{
-	free(p);
-}
-
 static void conn_free(struct ig_http_conn *c)
 {
 	struct ig_http_server *s = c->srv;
@@ -109,13 +104,7 @@ static void conn_free(struct ig_http_conn *c)
 	ig_buf_free(&c->out);
 	ig_buf_free(&c->ex.body);
 	free(c->hdrs);
-	/* The loop may still hold an event for this connection from the batch
-	 * epoll returned (an upstream failure earlier in the batch can close
-	 * it): the fd is marked closed for conn_on_io to ignore, and the memory
-	 * is released from a post, which runs after the batch. */
-	c->io.fd = -1;
-	if (ig_loop_post(s->loop, free_later, c) < 0)
-		free(c);
+	free(c);
 }
 
 static void on_timeout(struct ig_loop *loop, struct ig_timer *t);
@@ -447,8 +436,6 @@ static void conn_read(struct ig_http_conn *c)
 static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 {
 	struct ig_http_conn *c = io->data;
-	if (io->fd < 0)
-		return; /* closed earlier in this batch; freed soon */
 	if (events & IG_EV_WRITE) {
 		if (flush_out(c) < 0)
 			return;
