@@ -793,7 +793,9 @@ def test_drain_flushes_slow_readers(procs, tmp_path):
     the gateway's own output buffer; sizes a few hundred KiB apart make it
     likely that one of them ends in the gateway's buffer."""
     c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "0", "--ttft-ms", "0",
-                                           "--max-model-len", "2000000"))
+                                           "--max-model-len", "2000000",
+                                           "--num-gpu-blocks", "400000",
+                                           "--decode-us-per-seq", "0"))
     sizes = [850000, 900000, 950000, 1000000, 1050000]
     socks = []
     for ntok in sizes:
