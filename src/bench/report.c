@@ -113,8 +113,11 @@ static void compare_stage(FILE *f, const struct ig_bench_report *r, size_t i)
 	fprintf(f, "    %-14s", "");
 	for (size_t t = 0; t < r->n_targets; t++)
 		fprintf(f, " %12.12s", r->targets[t].name);
-	for (size_t t = 1; t < r->n_targets; t++)
-		fprintf(f, "  %8.8s/%-3.3s", r->targets[t].name, base->name);
+	for (size_t t = 1; t < r->n_targets; t++) {
+		char label[40];
+		snprintf(label, sizeof label, "%s/%s", r->targets[t].name, base->name);
+		fprintf(f, " %12.12s", label);
+	}
 	fputc('\n', f);
 	for (size_t m = 0; m < sizeof metrics / sizeof metrics[0]; m++) {
 		fprintf(f, "    %-14s", metrics[m].name);

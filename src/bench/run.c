@@ -81,7 +81,7 @@ struct runner {
 	double level;
 	long max_requests;
 	bool issuing, record;
-	uint64_t start_ns, next_ns, end_ns, last_done_ns;
+	uint64_t start_ns, next_ns, end_ns, last_done_ns, stop_ns;
 	long issued, inflight, pending, failed;
 	size_t done;
 	struct ig_timer arrival, tick;
@@ -261,6 +261,16 @@ static void maybe_stop(struct runner *r)
 		ig_loop_stop(&r->loop);
 }
 
+/* When sending stopped: the end of the stage's window, or the moment the
+ * request bound was reached. Throughput is measured over the window plus
+ * the drain, so a stage whose last arrival came early is not credited
+ * with a shorter run than it had. */
+static void stop_issuing(struct runner *r, uint64_t when)
+{
+	r->issuing = false;
+	r->stop_ns = when;
+}
+
 static bool may_issue(struct runner *r, uint64_t now)
 {
 	if (interrupted || now >= r->end_ns)
@@ -330,7 +340,7 @@ static void complete(struct req *q, const char *error)
 			r->issued++;
 			start_request(r);
 		} else {
-			r->issuing = false;
+			stop_issuing(r, end);
 		}
 	} else if (r->pending > 0) {
 		r->pending--;
@@ -539,7 +549,7 @@ static void on_arrival(struct ig_loop *loop, struct ig_timer *t)
 	uint64_t now = ig_now_ns();
 	while (r->issuing && r->next_ns <= now) {
 		if (!may_issue(r, r->next_ns)) {
-			r->issuing = false;
+			stop_issuing(r, r->next_ns < r->end_ns ? r->next_ns : r->end_ns);
 			break;
 		}
 		r->issued++;
@@ -578,7 +588,7 @@ static void on_tick(struct ig_loop *loop, struct ig_timer *t)
 	struct runner *r = t->data;
 	uint64_t now = ig_now_ns();
 	if (r->issuing && !may_issue(r, now)) {
-		r->issuing = false;
+		stop_issuing(r, r->end_ns < now ? r->end_ns : now);
 		ig_timer_stop(loop, &r->arrival);
 	}
 	if (interrupted)
@@ -597,7 +607,7 @@ static void run_stage(struct runner *r, enum ig_bench_load load, double level,
 	r->max_requests = requests;
 	r->issued = r->inflight = r->pending = r->failed = 0;
 	r->done = 0;
-	r->start_ns = r->next_ns = r->last_done_ns = ig_now_ns();
+	r->start_ns = r->next_ns = r->last_done_ns = r->stop_ns = ig_now_ns();
 	r->end_ns = duration_ms > 0 ? r->start_ns + (uint64_t)(duration_ms * 1e6) : UINT64_MAX;
 	r->issuing = true;
 	if (load == IG_LOAD_CONCURRENCY) {
@@ -606,7 +616,7 @@ static void run_stage(struct runner *r, enum ig_bench_load load, double level,
 			start_request(r);
 		}
 		if (r->issued == 0)
-			r->issuing = false;
+			stop_issuing(r, r->start_ns);
 	} else {
 		ig_timer_start(&r->loop, &r->arrival, 0, on_arrival, r);
 	}
@@ -623,7 +633,8 @@ static int summarise_stage(struct runner *r, size_t first)
 {
 	struct bench_run *run = r->run;
 	struct ig_bench_stage_result *res = &run->stages[r->stage];
-	double dur = (double)(r->last_done_ns - r->start_ns) / 1e9;
+	uint64_t end = r->last_done_ns > r->stop_ns ? r->last_done_ns : r->stop_ns;
+	double dur = (double)(end - r->start_ns) / 1e9;
 	if (ig_bench_summarise(run->samples + first, run->n_samples - first, dur, &r->o->slo,
 			       res) < 0)
 		return -1;
