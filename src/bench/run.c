@@ -579,7 +579,7 @@ static void progress(struct runner *r, uint64_t now)
 	bar[30] = '\0';
 	fprintf(stderr, "\r\033[K%s stage %zu/%zu %s%s [%s] %5.1fs sent %ld done %zu err %ld",
 		r->t->name, r->stage + 1, r->o->n_stages, r->issuing ? "" : "(draining) ",
-		r->record ? "" : "warm-up", bar, el, r->issued, r->done, r->failed);
+		r->record ? "" : "warm-up ", bar, el, r->issued, r->done, r->failed);
 	fflush(stderr);
 }
 
