@@ -48,7 +48,8 @@ static const char usage_text[] =
     "                               at least 1) or LO-HI (uniform); 1 word = 1 token\n"
     "  --groups G                   shared-prefix: groups (default 4)\n"
     "  --prompts-per-group P        shared-prefix: questions per group (default 8)\n"
-    "  --system-prompt-len S        shared-prefix: words of each group's system prompt (default 200)\n"
+    "  --system-prompt-len S        shared-prefix: words of each group's system prompt (default "
+    "200)\n"
     "  --question-len Q             shared-prefix: words of each question (default 20)\n"
     "  --model NAME                 the `model` field (default: none sent)\n"
     "  --models NAME:W,NAME:W       weighted model / LoRA traffic split\n"
@@ -197,11 +198,46 @@ static int parse_stages(struct bench_opts *o, const char *v, bool allow_dur)
 }
 
 enum flag {
-	F_URL, F_TARGET, F_RATE, F_POISSON, F_CONC, F_LOAD, F_STAGES, F_RATES, F_STAGE_DUR,
-	F_DURATION, F_REQUESTS, F_WARMUP, F_TIMEOUT, F_MAX_INFLIGHT, F_SEED, F_API, F_STREAM,
-	F_NO_STREAM, F_WORKLOAD, F_INPUT_LEN, F_OUTPUT_LEN, F_GROUPS, F_PPG, F_SYS_LEN, F_Q_LEN,
-	F_MODEL, F_MODELS, F_OBJECTIVES, F_OBJ_HEADER, F_HEADER, F_NO_EOS, F_SLO, F_JSON, F_CSV,
-	F_PER_REQUEST, F_SVG, F_NO_PROGRESS, F_QUIET, F_MAX_ERR, F_HELP,
+	F_URL,
+	F_TARGET,
+	F_RATE,
+	F_POISSON,
+	F_CONC,
+	F_LOAD,
+	F_STAGES,
+	F_RATES,
+	F_STAGE_DUR,
+	F_DURATION,
+	F_REQUESTS,
+	F_WARMUP,
+	F_TIMEOUT,
+	F_MAX_INFLIGHT,
+	F_SEED,
+	F_API,
+	F_STREAM,
+	F_NO_STREAM,
+	F_WORKLOAD,
+	F_INPUT_LEN,
+	F_OUTPUT_LEN,
+	F_GROUPS,
+	F_PPG,
+	F_SYS_LEN,
+	F_Q_LEN,
+	F_MODEL,
+	F_MODELS,
+	F_OBJECTIVES,
+	F_OBJ_HEADER,
+	F_HEADER,
+	F_NO_EOS,
+	F_SLO,
+	F_JSON,
+	F_CSV,
+	F_PER_REQUEST,
+	F_SVG,
+	F_NO_PROGRESS,
+	F_QUIET,
+	F_MAX_ERR,
+	F_HELP,
 };
 
 struct flag_def {
@@ -490,7 +526,8 @@ static void set_defaults(struct bench_opts *o)
 static int finish_stages(struct bench_opts *o, struct pending *pd)
 {
 	if (pd->stages_given && pd->single_load > 0)
-		return fail_usage("--stages/--rates set the load levels; use --load KIND with them");
+		return fail_usage(
+		    "--stages/--rates set the load levels; use --load KIND with them");
 	if (!pd->stages_given) {
 		o->n_stages = 1;
 		o->stages[0].load = pd->single_load > 0 ? pd->single_load : 1;

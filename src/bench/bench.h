@@ -44,7 +44,7 @@ struct ig_bench_slo {
 struct ig_bench_sample {
 	uint32_t stage;
 	uint16_t model, objective;
-	int status;        /* HTTP status, 0 if none arrived */
+	int status;	   /* HTTP status, 0 if none arrived */
 	const char *error; /* NULL on success, else a short kind ("429", "connect") */
 	double start_ms;   /* since the start of the stage */
 	double ttft_ms, tpot_ms, e2e_ms;
@@ -72,7 +72,7 @@ void ig_bench_errors_add(struct ig_bench_errors *errs, const char *kind);
 
 /* The summary of one stage against one target. */
 struct ig_bench_stage_result {
-	double offered;    /* requests/s, or concurrency for closed-loop loads */
+	double offered;	   /* requests/s, or concurrency for closed-loop loads */
 	double duration_s; /* from the stage's first send to its last answer */
 	size_t sent, ok, failed, good;
 	int64_t in_tokens, out_tokens;
@@ -164,9 +164,9 @@ void ig_bench_sse_free(struct ig_bench_sse *s);
 
 /* What a streamed chunk carried (chunk.c): content text length, usage. */
 struct ig_bench_chunk {
-	bool done;       /* the [DONE] sentinel */
-	bool error;      /* an {"error": ...} event */
-	size_t content;  /* bytes of non-empty text/delta.content */
+	bool done;				  /* the [DONE] sentinel */
+	bool error;				  /* an {"error": ...} event */
+	size_t content;				  /* bytes of non-empty text/delta.content */
 	int64_t completion_tokens, prompt_tokens; /* -1 when no usage */
 };
 /* Reads one `data:` payload. -1 when it is not valid JSON. */
@@ -183,8 +183,8 @@ struct ig_bench_target_result {
 };
 
 struct ig_bench_report {
-	const char *load;   /* "constant", "poisson", "concurrency" */
-	const char *api;    /* "completions", "chat" */
+	const char *load; /* "constant", "poisson", "concurrency" */
+	const char *api;  /* "completions", "chat" */
 	bool stream;
 	struct ig_bench_slo slo;
 	size_t n_targets;

@@ -12,9 +12,9 @@
 #define BENCH_MAX_HEADERS 32
 
 struct bench_stage {
-	double load;        /* requests/s, or concurrency */
+	double load;	    /* requests/s, or concurrency */
 	double duration_ms; /* 0: bounded by requests only */
-	long requests;      /* 0: bounded by duration only */
+	long requests;	    /* 0: bounded by duration only */
 };
 
 struct bench_target {

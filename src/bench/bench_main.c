@@ -8,7 +8,9 @@
 
 static const char *load_name(enum ig_bench_load l)
 {
-	return l == IG_LOAD_POISSON ? "poisson" : l == IG_LOAD_CONCURRENCY ? "concurrency" : "constant";
+	return l == IG_LOAD_POISSON	  ? "poisson"
+	       : l == IG_LOAD_CONCURRENCY ? "concurrency"
+					  : "constant";
 }
 
 static int write_file(const char *path, const struct ig_bench_report *r,

@@ -88,21 +88,51 @@ struct metric {
 	double (*get)(const struct ig_bench_stage_result *s);
 };
 
-static double m_ttft50(const struct ig_bench_stage_result *s) { return s->ttft.n ? s->ttft.p50 : NAN; }
-static double m_ttft90(const struct ig_bench_stage_result *s) { return s->ttft.n ? s->ttft.p90 : NAN; }
-static double m_tpot50(const struct ig_bench_stage_result *s) { return s->tpot.n ? s->tpot.p50 : NAN; }
-static double m_itl50(const struct ig_bench_stage_result *s) { return s->itl.n ? s->itl.p50 : NAN; }
-static double m_e2e50(const struct ig_bench_stage_result *s) { return s->e2e.n ? s->e2e.p50 : NAN; }
-static double m_e2e99(const struct ig_bench_stage_result *s) { return s->e2e.n ? s->e2e.p99 : NAN; }
-static double m_rps(const struct ig_bench_stage_result *s) { return s->rps; }
-static double m_otps(const struct ig_bench_stage_result *s) { return s->out_tps; }
-static double m_good(const struct ig_bench_stage_result *s) { return s->good_rps; }
-static double m_fail(const struct ig_bench_stage_result *s) { return (double)s->failed; }
+static double m_ttft50(const struct ig_bench_stage_result *s)
+{
+	return s->ttft.n ? s->ttft.p50 : NAN;
+}
+static double m_ttft90(const struct ig_bench_stage_result *s)
+{
+	return s->ttft.n ? s->ttft.p90 : NAN;
+}
+static double m_tpot50(const struct ig_bench_stage_result *s)
+{
+	return s->tpot.n ? s->tpot.p50 : NAN;
+}
+static double m_itl50(const struct ig_bench_stage_result *s)
+{
+	return s->itl.n ? s->itl.p50 : NAN;
+}
+static double m_e2e50(const struct ig_bench_stage_result *s)
+{
+	return s->e2e.n ? s->e2e.p50 : NAN;
+}
+static double m_e2e99(const struct ig_bench_stage_result *s)
+{
+	return s->e2e.n ? s->e2e.p99 : NAN;
+}
+static double m_rps(const struct ig_bench_stage_result *s)
+{
+	return s->rps;
+}
+static double m_otps(const struct ig_bench_stage_result *s)
+{
+	return s->out_tps;
+}
+static double m_good(const struct ig_bench_stage_result *s)
+{
+	return s->good_rps;
+}
+static double m_fail(const struct ig_bench_stage_result *s)
+{
+	return (double)s->failed;
+}
 
 static const struct metric metrics[] = {
     {"TTFT p50 ms", m_ttft50}, {"TTFT p90 ms", m_ttft90}, {"TPOT p50 ms", m_tpot50},
-    {"ITL p50 ms", m_itl50},   {"E2E p50 ms", m_e2e50},   {"E2E p99 ms", m_e2e99},
-    {"req/s", m_rps},          {"out tok/s", m_otps},     {"goodput req/s", m_good},
+    {"ITL p50 ms", m_itl50},   {"E2E p50 ms", m_e2e50},	  {"E2E p99 ms", m_e2e99},
+    {"req/s", m_rps},	       {"out tok/s", m_otps},	  {"goodput req/s", m_good},
     {"failed", m_fail},
 };
 

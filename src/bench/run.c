@@ -351,8 +351,8 @@ static void complete(struct req *q, const char *error)
 
 static const char *status_kind(int status)
 {
-	static const char *const known[] = {"400", "401", "403", "404", "408", "413", "429",
-					    "500", "502", "503", "504"};
+	static const char *const known[] = {"400", "401", "403", "404", "408", "413",
+					    "429", "500", "502", "503", "504"};
 	char buf[8];
 	snprintf(buf, sizeof buf, "%d", status);
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -390,10 +390,10 @@ static int on_head(struct ig_http_client *c, const struct ig_http_response *res,
 {
 	struct req *q = ud;
 	q->status = res->status;
-	const struct ig_http_header *ct = ig_http_find_header(res->headers, res->num_headers,
-							      "content-type");
-	q->sse_mode = res->status == 200 && ct &&
-		      ig_str_has_prefix(ct->value, IG_STR("text/event-stream"));
+	const struct ig_http_header *ct =
+	    ig_http_find_header(res->headers, res->num_headers, "content-type");
+	q->sse_mode =
+	    res->status == 200 && ct && ig_str_has_prefix(ct->value, IG_STR("text/event-stream"));
 	ig_buf_init(&q->body, res->status == 200 ? MAX_BODY : MAX_ERROR_BODY);
 	return 0;
 }
@@ -453,9 +453,8 @@ static void on_error(struct ig_http_client *c, enum ig_client_error e, int err, 
 	 * a fresh connection. */
 	if (e == IG_CLIENT_EARLY && ig_http_client_was_reused(c) && !q->retried) {
 		q->retried = true;
-		struct ig_http_client *n =
-		    ig_http_client_connect(&q->r->loop, (const struct sockaddr *)&q->r->t->addr,
-					   q->r->t->addrlen);
+		struct ig_http_client *n = ig_http_client_connect(
+		    &q->r->loop, (const struct sockaddr *)&q->r->t->addr, q->r->t->addrlen);
 		if (n && send_on(q, n) == 0)
 			return;
 		if (n)
@@ -599,8 +598,8 @@ static void on_tick(struct ig_loop *loop, struct ig_timer *t)
 	maybe_stop(r);
 }
 
-static void run_stage(struct runner *r, enum ig_bench_load load, double level,
-		      double duration_ms, long requests)
+static void run_stage(struct runner *r, enum ig_bench_load load, double level, double duration_ms,
+		      long requests)
 {
 	r->load = load;
 	r->level = level;
@@ -635,8 +634,8 @@ static int summarise_stage(struct runner *r, size_t first)
 	struct ig_bench_stage_result *res = &run->stages[r->stage];
 	uint64_t end = r->last_done_ns > r->stop_ns ? r->last_done_ns : r->stop_ns;
 	double dur = (double)(end - r->start_ns) / 1e9;
-	if (ig_bench_summarise(run->samples + first, run->n_samples - first, dur, &r->o->slo,
-			       res) < 0)
+	if (ig_bench_summarise(run->samples + first, run->n_samples - first, dur, &r->o->slo, res) <
+	    0)
 		return -1;
 	res->offered = r->level;
 	ig_bench_dist_of(r->itl.v, r->itl.n, &res->itl);

@@ -31,7 +31,7 @@ static double nice_step(double max)
 }
 
 struct panel {
-	double y0;         /* top of the plot area */
+	double y0;	   /* top of the plot area */
 	double xmax, ymax; /* axis ends (multiples of the steps) */
 	double xstep, ystep;
 };
@@ -50,11 +50,20 @@ static void escape(FILE *f, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		default: fputc(*s, f);
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		default:
+			fputc(*s, f);
 		}
 	}
 }
@@ -84,8 +93,9 @@ static void axes(FILE *f, const struct panel *p, const char *xlabel, const char 
 		LEFT, y1, x1, y1, LEFT, p->y0, LEFT, y1);
 	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", (LEFT + x1) / 2, y1 + 36);
 	escape(f, xlabel);
-	fprintf(f, "</text>\n<text transform=\"translate(%d,%.1f) rotate(-90)\" "
-		   "text-anchor=\"middle\">",
+	fprintf(f,
+		"</text>\n<text transform=\"translate(%d,%.1f) rotate(-90)\" "
+		"text-anchor=\"middle\">",
 		LEFT - 52, p->y0 + PANEL_H / 2.0);
 	escape(f, ylabel);
 	fputs("</text>\n", f);
@@ -93,9 +103,18 @@ static void axes(FILE *f, const struct panel *p, const char *xlabel, const char 
 
 typedef double (*getter)(const struct ig_bench_stage_result *s);
 
-static double g_ttft50(const struct ig_bench_stage_result *s) { return s->ttft.n ? s->ttft.p50 : NAN; }
-static double g_ttft90(const struct ig_bench_stage_result *s) { return s->ttft.n ? s->ttft.p90 : NAN; }
-static double g_otps(const struct ig_bench_stage_result *s) { return s->out_tps; }
+static double g_ttft50(const struct ig_bench_stage_result *s)
+{
+	return s->ttft.n ? s->ttft.p50 : NAN;
+}
+static double g_ttft90(const struct ig_bench_stage_result *s)
+{
+	return s->ttft.n ? s->ttft.p90 : NAN;
+}
+static double g_otps(const struct ig_bench_stage_result *s)
+{
+	return s->out_tps;
+}
 
 /* Stage indices of a target in order of offered load. */
 static size_t *by_load(const struct ig_bench_target_result *t)
@@ -139,8 +158,8 @@ static void series(FILE *f, const struct panel *p, const struct ig_bench_target_
 	free(ix);
 }
 
-static void legend_item(FILE *f, double y, const char *colour, const char *dash,
-			const char *name, const char *what)
+static void legend_item(FILE *f, double y, const char *colour, const char *dash, const char *name,
+			const char *what)
 {
 	double x = W - RIGHT + 16;
 	fprintf(f,

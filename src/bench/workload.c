@@ -9,14 +9,13 @@
 #include "bench/bench.h"
 
 static const char *const vocab[] = {
-    "the",   "city",  "light", "over",  "bay",   "fog",    "bridge", "and",
-    "a",     "review", "story", "of",   "quiet", "street", "hill",   "morning",
-    "is",    "with",  "every", "new",   "critic", "write", "that",   "it",
-    "feel",  "like",  "home",  "for",   "people", "who",   "walk",   "past",
-    "old",   "cafe",  "music", "in",    "park",  "sun",    "wind",   "water",
-    "long",  "night", "gold",  "red",   "train", "line",   "move",   "slow",
-    "green", "door",  "open",  "small", "room",  "window", "river",  "stone",
-    "tree",  "bird",  "song",  "blue",  "sky",   "road",   "field",  "rain",
+    "the",    "city",  "light", "over",	  "bay",   "fog",     "bridge", "and",	"a",	  "review",
+    "story",  "of",    "quiet", "street", "hill",  "morning", "is",	"with", "every",  "new",
+    "critic", "write", "that",	"it",	  "feel",  "like",    "home",	"for",	"people", "who",
+    "walk",   "past",  "old",	"cafe",	  "music", "in",      "park",	"sun",	"wind",	  "water",
+    "long",   "night", "gold",	"red",	  "train", "line",    "move",	"slow", "green",  "door",
+    "open",   "small", "room",	"window", "river", "stone",   "tree",	"bird", "song",	  "blue",
+    "sky",    "road",  "field", "rain",
 };
 
 #define VOCAB_N (sizeof vocab / sizeof vocab[0])

@@ -59,8 +59,8 @@ static void test_percentile_hundred_values(void **state)
 
 static struct ig_bench_sample ok_sample(double ttft, double e2e, int64_t out)
 {
-	struct ig_bench_sample s = {.status = 200, .ttft_ms = ttft, .e2e_ms = e2e,
-				    .out_tokens = out, .in_tokens = 10};
+	struct ig_bench_sample s = {
+	    .status = 200, .ttft_ms = ttft, .e2e_ms = e2e, .out_tokens = out, .in_tokens = 10};
 	s.tpot_ms = out > 1 ? (e2e - ttft) / (double)(out - 1) : NAN;
 	return s;
 }
@@ -68,12 +68,11 @@ static struct ig_bench_sample ok_sample(double ttft, double e2e, int64_t out)
 static void test_goodput_and_errors(void **state)
 {
 	struct ig_bench_sample s[6] = {
-	    ok_sample(100, 1000, 10),  /* tpot 100: meets all */
-	    ok_sample(300, 1000, 10),  /* ttft too slow */
-	    ok_sample(100, 2000, 10),  /* tpot 211 too slow */
-	    ok_sample(150, 150, 1),    /* one token: tpot does not apply */
-	    {.status = 503, .error = "503"},
-	    {.status = 0, .error = "connect"},
+	    ok_sample(100, 1000, 10), /* tpot 100: meets all */
+	    ok_sample(300, 1000, 10), /* ttft too slow */
+	    ok_sample(100, 2000, 10), /* tpot 211 too slow */
+	    ok_sample(150, 150, 1),   /* one token: tpot does not apply */
+	    {.status = 503, .error = "503"}, {.status = 0, .error = "connect"},
 	};
 	struct ig_bench_slo slo;
 	assert_int_equal(ig_bench_parse_slo("ttft=200ms,tpot=0.15s", &slo), 0);
@@ -218,14 +217,18 @@ static void test_shared_prefix_grouping(void **state)
 {
 	struct ig_rng rng;
 	ig_rng_seed(&rng, 4);
-	struct ig_bench_workload w = {.kind = IG_WL_SHARED_PREFIX, .groups = 3, .per_group = 4,
-				      .system_len = 10, .question_len = 5};
+	struct ig_bench_workload w = {.kind = IG_WL_SHARED_PREFIX,
+				      .groups = 3,
+				      .per_group = 4,
+				      .system_len = 10,
+				      .question_len = 5};
 	assert_int_equal(ig_bench_parse_len("16", &w.output), 0);
 	assert_int_equal(ig_bench_workload_init(&w, &rng), 0);
 	for (long g = 0; g < 3; g++) {
 		assert_int_equal(count_tokens(&w.systems[g]), 10);
 		for (long h = 0; h < g; h++)
-			assert_false(ig_str_eq(ig_buf_str(&w.systems[g]), ig_buf_str(&w.systems[h])));
+			assert_false(
+			    ig_str_eq(ig_buf_str(&w.systems[g]), ig_buf_str(&w.systems[h])));
 	}
 	struct ig_bench_prompt p = {0};
 	int per_group[3] = {0};
@@ -322,8 +325,9 @@ static int collect(void *ud, const char *data, size_t len)
 
 static void test_sse_any_cut(void **state)
 {
-	static const char stream[] = "data: {\"a\":1}\n\n: comment\nevent: x\r\ndata:{\"b\":2}\r\n\r\n"
-				     "data: [DONE]\n\n";
+	static const char stream[] =
+	    "data: {\"a\":1}\n\n: comment\nevent: x\r\ndata:{\"b\":2}\r\n\r\n"
+	    "data: [DONE]\n\n";
 	size_t len = sizeof stream - 1;
 	for (size_t cut = 0; cut <= len; cut++) {
 		struct ig_bench_sse s;
@@ -340,7 +344,8 @@ static void test_sse_any_cut(void **state)
 	struct ig_bench_sse s;
 	struct collected c = {0};
 	ig_bench_sse_init(&s, 16);
-	assert_int_equal(ig_bench_sse_feed(&s, "data: 0123456789abcdefghij\n", 27, collect, &c), -1);
+	assert_int_equal(ig_bench_sse_feed(&s, "data: 0123456789abcdefghij\n", 27, collect, &c),
+			 -1);
 	ig_bench_sse_free(&s);
 }
 
@@ -371,8 +376,9 @@ static void test_chunk_parse(void **state)
 	assert_int_equal(ig_bench_chunk_parse(err, strlen(err), &ch), 0);
 	assert_true(ch.error);
 	assert_int_equal(ig_bench_chunk_parse("{\"a\":", 5, &ch), -1);
-	const char *whole = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Hi!\"}}],"
-			    "\"usage\":{\"completion_tokens\":3}}";
+	const char *whole =
+	    "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Hi!\"}}],"
+	    "\"usage\":{\"completion_tokens\":3}}";
 	assert_int_equal(ig_bench_response_parse(whole, strlen(whole), &ch), 0);
 	assert_int_equal(ch.content, 3);
 	assert_int_equal(ch.completion_tokens, 3);
@@ -386,7 +392,8 @@ static struct ig_bench_target_result targets[2];
 static struct ig_bench_report sample_report(void)
 {
 	for (int i = 0; i < 2; i++) {
-		struct ig_bench_sample s[3] = {ok_sample(50 + i, 240, 20), ok_sample(60, 250, 20),
+		struct ig_bench_sample s[3] = {ok_sample(50 + i, 240, 20),
+					       ok_sample(60, 250, 20),
 					       {.status = 429, .error = "429"}};
 		ig_bench_summarise(s, 3, 1.0, &(struct ig_bench_slo){.ttft_ms = 55}, &stages_a[i]);
 		stages_a[i].offered = 5.0 * (i + 1);
@@ -395,10 +402,13 @@ static struct ig_bench_report sample_report(void)
 	}
 	stages_b[1].ttft.n = 0; /* a stage without any success */
 	targets[0] = (struct ig_bench_target_result){"base", "http://127.0.0.1:1", 2, stages_a};
-	targets[1] = (struct ig_bench_target_result){"gw <x>,\"q\"", "http://127.0.0.1:2", 2,
-						     stages_b};
-	return (struct ig_bench_report){.load = "constant", .api = "completions", .stream = true,
-					.slo = {.ttft_ms = 55}, .n_targets = 2,
+	targets[1] =
+	    (struct ig_bench_target_result){"gw <x>,\"q\"", "http://127.0.0.1:2", 2, stages_b};
+	return (struct ig_bench_report){.load = "constant",
+					.api = "completions",
+					.stream = true,
+					.slo = {.ttft_ms = 55},
+					.n_targets = 2,
 					.targets = targets};
 }
 
