@@ -223,11 +223,12 @@ static void linger_close(struct ig_http_conn *c)
 /* Called when the response is complete in the output buffer. */
 static void after_response(struct ig_http_conn *c)
 {
-	if (c->broken || flush_out(c) < 0) {
-		if (c->broken)
-			conn_free(c); /* the exchange has ended: no on_abort */
+	if (c->broken) {
+		conn_free(c); /* the exchange has ended: no on_abort */
 		return;
 	}
+	if (flush_out(c) < 0)
+		return;
 	if (!c->keep_alive || c->srv->draining) {
 		c->state = ST_CLOSING;
 		if (out_pending(c) == 0) {
