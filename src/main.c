@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "config/config.h"
 #include "demo/demo.h"
 #include "gateway/gateway.h"
@@ -21,6 +22,7 @@ static const struct job jobs[] = {
 	{"sim", ig_sim_main, "a vLLM-compatible model-server simulator"},
 	{"demo", ig_demo_main, "run the seed scenario on this machine and print the answer"},
 	{"run", ig_run_main, "run a directory of manifests with simulators until Ctrl-C"},
+	{"bench", ig_bench_main, "an LLM load generator: TTFT, ITL, latency percentiles, throughput"},
 };
 
 static void usage(FILE *f)

@@ -565,16 +565,20 @@ static bool pct_equal(struct ig_str raw, struct ig_str want)
 
 static bool query_value_matches(const struct value_pred *v, struct ig_str raw)
 {
-	char buf[QUERY_DECODE_MAX];
+	/* One byte more for a NUL: regexec stops at rm_eo under REG_STARTEND,
+	 * but the sanitizers' regexec interceptor runs strlen over the subject
+	 * first, and an unterminated stack buffer makes ASan builds abort. */
+	char buf[QUERY_DECODE_MAX + 1];
 	size_t i = 0, n = 0;
 
 	if (!v->is_regex)
 		return pct_equal(raw, v->value);
 	while (i < raw.len) {
-		if (n == sizeof(buf))
+		if (n == QUERY_DECODE_MAX)
 			return false;
 		buf[n++] = (char)pct_next(raw, &i);
 	}
+	buf[n] = '\0';
 	return regex_full(v->re, (struct ig_str){buf, n});
 }
 

@@ -49,6 +49,7 @@ struct ig_http_conn {
 	bool is_head;
 	bool head_timer; /* the header deadline runs (not the idle one) */
 	bool lingering;  /* closing: write side shut, draining the input */
+	bool broken;     /* a send failed under a handler call: free from the loop */
 	char peer[64];
 	struct ig_http_conn *prev, *next;
 };
@@ -133,8 +134,9 @@ static void update_events(struct ig_http_conn *c)
 	ig_io_set(c->srv->loop, &c->io, ev);
 }
 
-/* Writes what it can. Returns -1 if the connection failed (and was freed). */
-static int flush_out(struct ig_http_conn *c)
+/* Writes what it can. Returns -1 if the socket failed (the connection is
+ * left as it is). */
+static int send_out(struct ig_http_conn *c)
 {
 	while (c->out_off < c->out.len) {
 		ssize_t n = send(c->io.fd, c->out.ptr + c->out_off, c->out.len - c->out_off,
@@ -147,7 +149,6 @@ static int flush_out(struct ig_http_conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		conn_free(c);
 		return -1;
 	}
 	if (c->out_off == c->out.len) {
@@ -158,6 +159,32 @@ static int flush_out(struct ig_http_conn *c)
 		c->out_off = 0;
 	}
 	return 0;
+}
+
+/* Writes what it can. Returns -1 if the connection failed (and was freed). */
+static int flush_out(struct ig_http_conn *c)
+{
+	if (send_out(c) < 0) {
+		conn_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* The same for calls a handler makes (start_response, write): freeing the
+ * connection there would run on_abort inside the handler's own call, with
+ * its state still on the stack. The connection is marked broken instead and
+ * freed by the loop right after; the call returns -1. */
+static int flush_from_handler(struct ig_http_conn *c)
+{
+	if (c->broken)
+		return -1;
+	if (send_out(c) == 0)
+		return 0;
+	c->broken = true;
+	ig_io_set(c->srv->loop, &c->io, 0);
+	ig_timer_start(c->srv->loop, &c->timer, 0, on_timeout, c);
+	return -1;
 }
 
 static size_t out_pending(const struct ig_http_conn *c)
@@ -196,6 +223,10 @@ static void linger_close(struct ig_http_conn *c)
 /* Called when the response is complete in the output buffer. */
 static void after_response(struct ig_http_conn *c)
 {
+	if (c->broken) {
+		conn_free(c); /* the exchange has ended: no on_abort */
+		return;
+	}
 	if (flush_out(c) < 0)
 		return;
 	if (!c->keep_alive || c->srv->draining) {
@@ -236,14 +267,14 @@ static void server_error(struct ig_http_conn *c, int status, const char *msg)
 static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_http_conn *c = t->data;
+	if (c->state == ST_CLOSING || c->broken) {
+		conn_free(c);
+		return;
+	}
 	if (c->state == ST_HANDLING) {
 		/* The deferred flush of a response head. */
 		if (flush_out(c) == 0)
 			update_events(c);
-		return;
-	}
-	if (c->state == ST_CLOSING) {
-		conn_free(c);
 		return;
 	}
 	if (c->state == ST_BODY || (c->state == ST_HEAD && c->in.len > 0)) {
@@ -436,6 +467,10 @@ static void conn_read(struct ig_http_conn *c)
 static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 {
 	struct ig_http_conn *c = io->data;
+	if (c->broken) {
+		conn_free(c);
+		return;
+	}
 	if (events & IG_EV_WRITE) {
 		if (flush_out(c) < 0)
 			return;
@@ -697,7 +732,7 @@ int ig_http_start_response(struct ig_http_exchange *ex, int status,
 	struct ig_http_conn *c = ex->conn;
 	if (c->resp_started)
 		return -1;
-	if (append_head(c, status, NULL, hdrs, n, content_length) < 0)
+	if (c->broken || append_head(c, status, NULL, hdrs, n, content_length) < 0)
 		return -1;
 	/* The head waits for the first body piece (usually in the same event
 	 * batch) so both leave in one send; if none comes, the timer sends it
@@ -709,7 +744,7 @@ int ig_http_start_response(struct ig_http_exchange *ex, int status,
 int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len)
 {
 	struct ig_http_conn *c = ex->conn;
-	if (!c->resp_started)
+	if (!c->resp_started || c->broken)
 		return -1;
 	if (len == 0 || c->resp_no_body)
 		return 0;
@@ -722,7 +757,7 @@ int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len)
 	if (rc)
 		return -1;
 	/* Write now: the socket is usually ready and this keeps latency low. */
-	if (flush_out(c) < 0)
+	if (flush_from_handler(c) < 0)
 		return -1;
 	update_events(c);
 	if (out_pending(c) > c->srv->cfg.write_high_water) {

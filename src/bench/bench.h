@@ -1,0 +1,203 @@
+/* `infergate bench`: an LLM load generator. It sends OpenAI-style
+ * completions or chat requests at a constant rate, with Poisson arrivals or
+ * at a fixed concurrency, in one or more stages, against one or more
+ * targets, and reports TTFT, TPOT, ITL and end-to-end latency percentiles,
+ * throughput, goodput under SLOs and errors. The pieces that have no I/O
+ * (statistics, workloads, arrivals, the SSE splitter, the writers) are
+ * public here so that unit tests can check them directly. */
+#ifndef IG_BENCH_BENCH_H
+#define IG_BENCH_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/buf.h"
+#include "core/rand.h"
+
+int ig_bench_main(int argc, char **argv);
+
+/* ---- statistics (stats.c) ---- */
+
+/* Percentile p (0..100) of n sorted values by linear interpolation between
+ * the closest ranks (numpy's default, Hyndman & Fan type 7):
+ * h = (n - 1) * p / 100, result = v[floor h] + (h - floor h) * (v[floor h + 1] - v[floor h]).
+ * NAN when n == 0. */
+double ig_bench_percentile(const double *sorted, size_t n, double p);
+
+struct ig_bench_dist {
+	size_t n;
+	double mean, min, max, p50, p90, p95, p99;
+};
+
+/* Sorts v in place and summarises it. All zero (n 0) when v is empty. */
+void ig_bench_dist_of(double *v, size_t n, struct ig_bench_dist *out);
+
+/* Service-level objectives; 0 means "no bound on this one". */
+struct ig_bench_slo {
+	double ttft_ms, tpot_ms, e2e_ms;
+};
+
+/* What one request measured. Times in milliseconds; tpot_ms is NAN when the
+ * request produced fewer than two output tokens. */
+struct ig_bench_sample {
+	uint32_t stage;
+	uint16_t model, objective;
+	int status;	   /* HTTP status, 0 if none arrived */
+	const char *error; /* NULL on success, else a short kind ("429", "connect") */
+	double start_ms;   /* since the start of the stage */
+	double ttft_ms, tpot_ms, e2e_ms;
+	int64_t in_tokens, out_tokens;
+	uint32_t chunks;
+};
+
+bool ig_bench_meets_slo(const struct ig_bench_slo *slo, const struct ig_bench_sample *s);
+/* Parses "ttft=2s,tpot=100ms,e2e=10s". 0 or -1. */
+int ig_bench_parse_slo(const char *s, struct ig_bench_slo *out);
+/* "1.5s", "250ms", "2m", "1h", or a bare number of seconds, into ms. */
+int ig_bench_parse_duration(const char *s, double *out_ms);
+
+/* Errors by kind: an HTTP status ("503") or a transport failure
+ * ("connect", "reset", "protocol", "timeout", "stream"). */
+#define IG_BENCH_MAX_ERROR_KINDS 24
+struct ig_bench_errors {
+	size_t n;
+	struct {
+		char kind[16];
+		size_t count;
+	} e[IG_BENCH_MAX_ERROR_KINDS];
+};
+void ig_bench_errors_add(struct ig_bench_errors *errs, const char *kind);
+
+/* The summary of one stage against one target. */
+struct ig_bench_stage_result {
+	double offered;	   /* requests/s, or concurrency for closed-loop loads */
+	double duration_s; /* from the stage's first send to its last answer */
+	size_t sent, ok, failed, good;
+	int64_t in_tokens, out_tokens;
+	size_t itl_dropped; /* ITL samples beyond the memory ceiling */
+	struct ig_bench_dist ttft, tpot, itl, e2e;
+	double rps, out_tps, in_tps, good_rps, good_frac;
+	struct ig_bench_errors errors;
+};
+
+/* Computes everything but itl (whose values live apart from the samples)
+ * from the samples of one stage. Sorts nothing in `samples`. */
+int ig_bench_summarise(const struct ig_bench_sample *samples, size_t n, double duration_s,
+		       const struct ig_bench_slo *slo, struct ig_bench_stage_result *out);
+
+/* ---- workloads (workload.c) ---- */
+
+enum ig_bench_len_kind { IG_LEN_FIXED, IG_LEN_NORMAL, IG_LEN_UNIFORM };
+
+/* "N" fixed, "N:S" normal (mean N, stddev S, rounded, at least 1), "A-B"
+ * uniform over the integers A..B. */
+struct ig_bench_len {
+	enum ig_bench_len_kind kind;
+	double mean, stddev;
+	long lo, hi;
+};
+int ig_bench_parse_len(const char *s, struct ig_bench_len *out);
+long ig_bench_len_sample(const struct ig_bench_len *l, struct ig_rng *rng);
+
+/* A weighted set: "a:70,b:30" (a bare name weighs 1). */
+#define IG_BENCH_MAX_CHOICES 64
+struct ig_bench_choices {
+	size_t n;
+	double total;
+	char *name[IG_BENCH_MAX_CHOICES];
+	double weight[IG_BENCH_MAX_CHOICES];
+};
+int ig_bench_parse_choices(const char *s, struct ig_bench_choices *out);
+size_t ig_bench_pick(const struct ig_bench_choices *c, struct ig_rng *rng);
+void ig_bench_choices_free(struct ig_bench_choices *c);
+
+enum ig_bench_workload_kind { IG_WL_RANDOM, IG_WL_SHARED_PREFIX };
+
+struct ig_bench_workload {
+	enum ig_bench_workload_kind kind;
+	struct ig_bench_len input, output;
+	long groups, per_group, system_len, question_len;
+	/* Shared prefix: the groups' system prompts and every question. */
+	struct ig_buf *systems, *questions;
+};
+
+/* One request's text: an optional system part (shared within a group) and
+ * the user part; in_tokens counts both (one word is one token). */
+struct ig_bench_prompt {
+	struct ig_buf system, user;
+	long in_tokens, out_tokens;
+	long group; /* -1 for the random workload */
+};
+
+/* Builds the shared-prefix texts (none for the random workload). */
+int ig_bench_workload_init(struct ig_bench_workload *w, struct ig_rng *rng);
+void ig_bench_workload_free(struct ig_bench_workload *w);
+int ig_bench_workload_next(const struct ig_bench_workload *w, struct ig_rng *rng,
+			   struct ig_bench_prompt *p);
+/* Appends n words separated by spaces. */
+int ig_bench_words(struct ig_buf *b, long n, struct ig_rng *rng);
+
+/* ---- arrivals (workload.c) ---- */
+
+enum ig_bench_load { IG_LOAD_CONSTANT, IG_LOAD_POISSON, IG_LOAD_CONCURRENCY };
+
+/* Seconds until the next arrival at `rate` per second: 1/rate for a
+ * constant rate, an exponential draw with that mean for Poisson. */
+double ig_bench_next_gap(enum ig_bench_load load, double rate, struct ig_rng *rng);
+
+/* ---- server-sent events (sse.c) ---- */
+
+/* Splits a text/event-stream body into `data:` payloads. Lines may arrive
+ * cut anywhere; a line longer than the ceiling is an error. */
+struct ig_bench_sse {
+	struct ig_buf line;
+};
+typedef int (*ig_bench_sse_cb)(void *ud, const char *data, size_t len);
+void ig_bench_sse_init(struct ig_bench_sse *s, size_t max_line);
+/* Calls cb for each complete `data:` line (payload without "data:" and one
+ * leading space). Returns 0, -1 on an overlong line, or cb's non-zero. */
+int ig_bench_sse_feed(struct ig_bench_sse *s, const char *p, size_t len, ig_bench_sse_cb cb,
+		      void *ud);
+void ig_bench_sse_free(struct ig_bench_sse *s);
+
+/* What a streamed chunk carried (chunk.c): content text length, usage. */
+struct ig_bench_chunk {
+	bool done;				  /* the [DONE] sentinel */
+	bool error;				  /* an {"error": ...} event */
+	size_t content;				  /* bytes of non-empty text/delta.content */
+	int64_t completion_tokens, prompt_tokens; /* -1 when no usage */
+};
+/* Reads one `data:` payload. -1 when it is not valid JSON. */
+int ig_bench_chunk_parse(const char *data, size_t len, struct ig_bench_chunk *out);
+/* Reads a whole non-streamed response the same way (content = text length). */
+int ig_bench_response_parse(const char *data, size_t len, struct ig_bench_chunk *out);
+
+/* ---- reports (report.c, svg.c) ---- */
+
+struct ig_bench_target_result {
+	const char *name, *url;
+	size_t n_stages;
+	struct ig_bench_stage_result *stages;
+};
+
+struct ig_bench_report {
+	const char *load; /* "constant", "poisson", "concurrency" */
+	const char *api;  /* "completions", "chat" */
+	bool stream;
+	struct ig_bench_slo slo;
+	size_t n_targets;
+	struct ig_bench_target_result *targets;
+};
+
+void ig_bench_print_table(FILE *f, const struct ig_bench_report *r);
+void ig_bench_print_comparison(FILE *f, const struct ig_bench_report *r);
+int ig_bench_write_json(FILE *f, const struct ig_bench_report *r);
+int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r);
+int ig_bench_write_svg(FILE *f, const struct ig_bench_report *r);
+/* One CSV row per request (header first when `header`). */
+void ig_bench_write_request_csv(FILE *f, const char *target, const struct ig_bench_sample *s,
+				size_t n, bool header);
+
+#endif

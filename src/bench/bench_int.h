@@ -1,0 +1,72 @@
+/* Internals of `infergate bench` shared by its command line, its runner
+ * and its main: the parsed options and one target's results. */
+#ifndef IG_BENCH_BENCH_INT_H
+#define IG_BENCH_BENCH_INT_H
+
+#include <sys/socket.h>
+
+#include "bench/bench.h"
+
+#define BENCH_MAX_TARGETS 16
+#define BENCH_MAX_STAGES 64
+#define BENCH_MAX_HEADERS 32
+
+struct bench_stage {
+	double load;	    /* requests/s, or concurrency */
+	double duration_ms; /* 0: bounded by requests only */
+	long requests;	    /* 0: bounded by duration only */
+};
+
+struct bench_target {
+	char name[64];
+	char url[256];
+	char hostport[160]; /* for the Host header */
+	char prefix[128];   /* path before /v1/... */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+struct bench_opts {
+	enum ig_bench_load load;
+	size_t n_stages;
+	struct bench_stage stages[BENCH_MAX_STAGES];
+	size_t n_targets;
+	struct bench_target targets[BENCH_MAX_TARGETS];
+	struct ig_bench_workload wl;
+	bool chat, stream, ignore_eos;
+	char *model; /* NULL: no "model" field unless --models */
+	struct ig_bench_choices models, objectives;
+	const char *objective_header;
+	size_t n_headers;
+	const char *headers[BENCH_MAX_HEADERS];
+	struct ig_bench_slo slo;
+	long warmup;
+	double timeout_ms;
+	long max_inflight;
+	uint64_t seed;
+	double max_error_rate;
+	bool quiet, progress;
+	const char *json_file, *csv_file, *svg_file, *per_request_file;
+};
+
+/* Parses argv into o. Returns 0, 1 when --help was printed, or 2 on a usage
+ * error (already reported on stderr). */
+int bench_parse_args(int argc, char **argv, struct bench_opts *o);
+void bench_opts_free(struct bench_opts *o);
+
+/* Everything one target produced: per-stage results and every sample. */
+struct bench_run {
+	size_t n_stages; /* stages run (fewer after Ctrl-C) */
+	struct ig_bench_stage_result stages[BENCH_MAX_STAGES];
+	struct ig_bench_sample *samples;
+	size_t n_samples, cap_samples;
+	bool interrupted;
+};
+
+/* Runs every stage against target t. 0, or -1 when the loop fails. */
+/* Ctrl-C stops sending and lets requests in flight finish; a second one
+ * ends the process. */
+void bench_install_sigint(void);
+int bench_run_target(const struct bench_opts *o, size_t t, struct bench_run *run);
+
+#endif

@@ -1,0 +1,158 @@
+/* `infergate bench`: parse the command line, run the stages against each
+ * target in turn, then print and write the reports. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench_int.h"
+
+static const char *load_name(enum ig_bench_load l)
+{
+	return l == IG_LOAD_POISSON	  ? "poisson"
+	       : l == IG_LOAD_CONCURRENCY ? "concurrency"
+					  : "constant";
+}
+
+static int write_file(const char *path, const struct ig_bench_report *r,
+		      int (*writer)(FILE *f, const struct ig_bench_report *r))
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "infergate bench: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	int rc = writer(f, r);
+	if (fclose(f) != 0 || rc < 0) {
+		fprintf(stderr, "infergate bench: %s: write failed\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int write_requests(const struct bench_opts *o, const struct bench_run *runs)
+{
+	FILE *f = fopen(o->per_request_file, "w");
+	if (!f) {
+		fprintf(stderr, "infergate bench: %s: %s\n", o->per_request_file, strerror(errno));
+		return -1;
+	}
+	for (size_t t = 0; t < o->n_targets; t++)
+		ig_bench_write_request_csv(f, o->targets[t].name, runs[t].samples,
+					   runs[t].n_samples, t == 0);
+	if (fclose(f) != 0) {
+		fprintf(stderr, "infergate bench: %s: write failed\n", o->per_request_file);
+		return -1;
+	}
+	return 0;
+}
+
+static int write_outputs(const struct bench_opts *o, const struct ig_bench_report *r,
+			 const struct bench_run *runs)
+{
+	int rc = 0;
+	if (!o->quiet) {
+		ig_bench_print_table(stdout, r);
+		ig_bench_print_comparison(stdout, r);
+		fflush(stdout);
+	}
+	if (o->json_file && write_file(o->json_file, r, ig_bench_write_json) < 0)
+		rc = -1;
+	if (o->csv_file && write_file(o->csv_file, r, ig_bench_write_csv) < 0)
+		rc = -1;
+	if (o->svg_file && write_file(o->svg_file, r, ig_bench_write_svg) < 0)
+		rc = -1;
+	if (o->per_request_file && write_requests(o, runs) < 0)
+		rc = -1;
+	return rc;
+}
+
+/* The exit status: 1 when more than --max-error-rate of the requests failed
+ * (or none was sent), else 0. */
+static int verdict(const struct bench_opts *o, const struct ig_bench_report *r)
+{
+	size_t sent = 0, failed = 0;
+	for (size_t t = 0; t < r->n_targets; t++)
+		for (size_t i = 0; i < r->targets[t].n_stages; i++) {
+			sent += r->targets[t].stages[i].sent;
+			failed += r->targets[t].stages[i].failed;
+		}
+	if (sent == 0) {
+		fprintf(stderr, "infergate bench: no request was sent\n");
+		return 1;
+	}
+	double rate = (double)failed / (double)sent;
+	if (rate > o->max_error_rate) {
+		fprintf(stderr, "infergate bench: %zu of %zu requests failed (%.1f%%)\n", failed,
+			sent, rate * 100);
+		return 1;
+	}
+	return 0;
+}
+
+static int run_all(struct bench_opts *o, struct bench_run *runs,
+		   struct ig_bench_target_result *results)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, o->seed ^ 0x9e3779b97f4a7c15ull);
+	if (ig_bench_workload_init(&o->wl, &rng) < 0) {
+		fprintf(stderr, "infergate bench: out of memory building prompts\n");
+		return -1;
+	}
+	bench_install_sigint();
+	for (size_t t = 0; t < o->n_targets; t++) {
+		if (bench_run_target(o, t, &runs[t]) < 0) {
+			fprintf(stderr, "infergate bench: %s: the event loop failed\n",
+				o->targets[t].name);
+			return -1;
+		}
+		results[t] = (struct ig_bench_target_result){
+		    .name = o->targets[t].name,
+		    .url = o->targets[t].url,
+		    .n_stages = runs[t].n_stages,
+		    .stages = runs[t].stages,
+		};
+		if (runs[t].interrupted) {
+			fprintf(stderr, "infergate bench: interrupted\n");
+			return (int)t + 1;
+		}
+	}
+	return (int)o->n_targets;
+}
+
+int ig_bench_main(int argc, char **argv)
+{
+	struct bench_opts *o = calloc(1, sizeof *o);
+	struct bench_run *runs = calloc(BENCH_MAX_TARGETS, sizeof *runs);
+	struct ig_bench_target_result *results = calloc(BENCH_MAX_TARGETS, sizeof *results);
+	int rc = 1;
+	if (!o || !runs || !results)
+		goto out;
+	rc = bench_parse_args(argc, argv, o);
+	if (rc) {
+		rc = rc == 1 ? 0 : 2;
+		goto out;
+	}
+	int done = run_all(o, runs, results);
+	rc = 1;
+	if (done < 0)
+		goto out;
+	struct ig_bench_report rep = {
+	    .load = load_name(o->load),
+	    .api = o->chat ? "chat" : "completions",
+	    .stream = o->stream,
+	    .slo = o->slo,
+	    .n_targets = (size_t)done,
+	    .targets = results,
+	};
+	rc = write_outputs(o, &rep, runs) < 0 ? 1 : verdict(o, &rep);
+out:
+	if (o)
+		bench_opts_free(o);
+	if (runs)
+		for (size_t t = 0; t < BENCH_MAX_TARGETS; t++)
+			free(runs[t].samples);
+	free(runs);
+	free(results);
+	free(o);
+	return rc;
+}

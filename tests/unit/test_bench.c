@@ -1,0 +1,532 @@
+/* Unit tests for `infergate bench`: percentiles on known arrays, goodput
+ * and error counting, the workload generators (length distributions,
+ * shared-prefix grouping, weighted splits), arrival gaps, the SSE splitter
+ * and chunk reader, and the shape of the JSON, CSV and SVG reports. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <math.h>
+
+#include "bench/bench.h"
+#include "json/json.h"
+#include "sim/sim.h"
+
+#define NEAR(a, b, tol) assert_true(fabs((double)(a) - (double)(b)) <= (tol))
+
+/* ---- statistics ---- */
+
+static void test_percentile_linear(void **state)
+{
+	const double a[] = {1, 2, 3, 4};
+	NEAR(ig_bench_percentile(a, 4, 0), 1, 1e-12);
+	NEAR(ig_bench_percentile(a, 4, 50), 2.5, 1e-12);
+	NEAR(ig_bench_percentile(a, 4, 90), 3.7, 1e-12);
+	NEAR(ig_bench_percentile(a, 4, 100), 4, 1e-12);
+	const double b[] = {15, 20, 35, 40, 50};
+	NEAR(ig_bench_percentile(b, 5, 40), 29, 1e-12);
+	NEAR(ig_bench_percentile(b, 5, 50), 35, 1e-12);
+	NEAR(ig_bench_percentile(b, 5, 99), 49.6, 1e-9);
+	const double one[] = {7};
+	NEAR(ig_bench_percentile(one, 1, 99), 7, 0);
+	assert_true(isnan(ig_bench_percentile(a, 0, 50)));
+}
+
+static void test_percentile_hundred_values(void **state)
+{
+	/* 1..100: h = 99 p / 100, so p90 = 90.1 and p99 = 99.01. */
+	double v[100];
+	for (int i = 0; i < 100; i++)
+		v[i] = 100 - i; /* reversed: dist_of must sort */
+	struct ig_bench_dist d;
+	ig_bench_dist_of(v, 100, &d);
+	assert_int_equal(d.n, 100);
+	NEAR(d.mean, 50.5, 1e-12);
+	NEAR(d.min, 1, 0);
+	NEAR(d.max, 100, 0);
+	NEAR(d.p50, 50.5, 1e-12);
+	NEAR(d.p90, 90.1, 1e-9);
+	NEAR(d.p95, 95.05, 1e-9);
+	NEAR(d.p99, 99.01, 1e-9);
+	ig_bench_dist_of(v, 0, &d);
+	assert_int_equal(d.n, 0);
+}
+
+static struct ig_bench_sample ok_sample(double ttft, double e2e, int64_t out)
+{
+	struct ig_bench_sample s = {
+	    .status = 200, .ttft_ms = ttft, .e2e_ms = e2e, .out_tokens = out, .in_tokens = 10};
+	s.tpot_ms = out > 1 ? (e2e - ttft) / (double)(out - 1) : NAN;
+	return s;
+}
+
+static void test_goodput_and_errors(void **state)
+{
+	struct ig_bench_sample s[6] = {
+	    ok_sample(100, 1000, 10), /* tpot 100: meets all */
+	    ok_sample(300, 1000, 10), /* ttft too slow */
+	    ok_sample(100, 2000, 10), /* tpot 211 too slow */
+	    ok_sample(150, 150, 1),   /* one token: tpot does not apply */
+	    {.status = 503, .error = "503"}, {.status = 0, .error = "connect"},
+	};
+	struct ig_bench_slo slo;
+	assert_int_equal(ig_bench_parse_slo("ttft=200ms,tpot=0.15s", &slo), 0);
+	NEAR(slo.ttft_ms, 200, 0);
+	NEAR(slo.tpot_ms, 150, 1e-9);
+	NEAR(slo.e2e_ms, 0, 0);
+	struct ig_bench_stage_result r;
+	assert_int_equal(ig_bench_summarise(s, 6, 2.0, &slo, &r), 0);
+	assert_int_equal(r.sent, 6);
+	assert_int_equal(r.ok, 4);
+	assert_int_equal(r.failed, 2);
+	assert_int_equal(r.good, 2);
+	NEAR(r.good_frac, 2.0 / 6.0, 1e-12);
+	NEAR(r.good_rps, 1.0, 1e-12);
+	NEAR(r.rps, 2.0, 1e-12);
+	assert_int_equal(r.out_tokens, 31);
+	NEAR(r.out_tps, 15.5, 1e-12);
+	assert_int_equal(r.ttft.n, 4); /* errors are not latencies */
+	assert_int_equal(r.tpot.n, 3); /* nor is a one-token answer a TPOT */
+	NEAR(r.ttft.p50, 125, 1e-12);
+	assert_int_equal(r.errors.n, 2);
+	assert_string_equal(r.errors.e[0].kind, "503");
+	assert_int_equal(r.errors.e[1].count, 1);
+}
+
+static void test_slo_parse_errors(void **state)
+{
+	struct ig_bench_slo slo;
+	assert_int_equal(ig_bench_parse_slo("ttft=2s,tpot=100ms,e2e=10s", &slo), 0);
+	NEAR(slo.e2e_ms, 10000, 0);
+	assert_int_equal(ig_bench_parse_slo("ttft=abc", &slo), -1);
+	assert_int_equal(ig_bench_parse_slo("latency=1s", &slo), -1);
+	assert_int_equal(ig_bench_parse_slo("ttft=0s", &slo), -1);
+	assert_int_equal(ig_bench_parse_slo("", &slo), -1);
+	double ms;
+	assert_int_equal(ig_bench_parse_duration("1.5", &ms), 0);
+	NEAR(ms, 1500, 0);
+	assert_int_equal(ig_bench_parse_duration("2m", &ms), 0);
+	NEAR(ms, 120000, 0);
+	assert_int_equal(ig_bench_parse_duration("5 s", &ms), -1);
+	assert_int_equal(ig_bench_parse_duration("-1s", &ms), -1);
+}
+
+static void test_error_kinds_overflow(void **state)
+{
+	struct ig_bench_errors e = {0};
+	char kind[16];
+	size_t total = 0;
+	for (int i = 0; i < 40; i++) {
+		snprintf(kind, sizeof kind, "k%d", i);
+		ig_bench_errors_add(&e, kind);
+		ig_bench_errors_add(&e, kind);
+		total += 2;
+	}
+	assert_int_equal(e.n, IG_BENCH_MAX_ERROR_KINDS);
+	size_t sum = 0;
+	for (size_t i = 0; i < e.n; i++)
+		sum += e.e[i].count;
+	assert_int_equal(sum, total);
+	assert_string_equal(e.e[IG_BENCH_MAX_ERROR_KINDS - 1].kind, "other");
+}
+
+/* ---- workloads ---- */
+
+static void test_length_fixed_and_uniform(void **state)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 1);
+	struct ig_bench_len l;
+	assert_int_equal(ig_bench_parse_len("20", &l), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(ig_bench_len_sample(&l, &rng), 20);
+	assert_int_equal(ig_bench_parse_len("5-9", &l), 0);
+	int seen[10] = {0};
+	double sum = 0;
+	for (int i = 0; i < 50000; i++) {
+		long v = ig_bench_len_sample(&l, &rng);
+		assert_true(v >= 5 && v <= 9);
+		seen[v]++;
+		sum += (double)v;
+	}
+	for (int v = 5; v <= 9; v++)
+		NEAR(seen[v], 10000, 400);
+	NEAR(sum / 50000, 7, 0.05);
+	assert_int_equal(ig_bench_parse_len("abc", &l), -1);
+	assert_int_equal(ig_bench_parse_len("9-5", &l), -1);
+	assert_int_equal(ig_bench_parse_len("1.5", &l), -1);
+	assert_int_equal(ig_bench_parse_len("10:", &l), -1);
+}
+
+static void test_length_normal(void **state)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 2);
+	struct ig_bench_len l;
+	assert_int_equal(ig_bench_parse_len("200:20", &l), 0);
+	double sum = 0, sq = 0;
+	const int n = 50000;
+	for (int i = 0; i < n; i++) {
+		double v = (double)ig_bench_len_sample(&l, &rng);
+		sum += v;
+		sq += v * v;
+	}
+	double mean = sum / n, sd = sqrt(sq / n - mean * mean);
+	NEAR(mean, 200, 0.5);
+	NEAR(sd, 20, 0.5);
+	/* A wide spread around a small mean is clamped, never below one. */
+	assert_int_equal(ig_bench_parse_len("1:5", &l), 0);
+	for (int i = 0; i < 1000; i++)
+		assert_true(ig_bench_len_sample(&l, &rng) >= 1);
+}
+
+static size_t count_tokens(const struct ig_buf *b)
+{
+	return ig_sim_count_tokens(ig_buf_str(b));
+}
+
+static void test_random_workload_token_counts(void **state)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 3);
+	struct ig_bench_workload w = {.kind = IG_WL_RANDOM};
+	assert_int_equal(ig_bench_parse_len("10-40", &w.input), 0);
+	assert_int_equal(ig_bench_parse_len("7", &w.output), 0);
+	assert_int_equal(ig_bench_workload_init(&w, &rng), 0);
+	struct ig_bench_prompt p = {0};
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(ig_bench_workload_next(&w, &rng, &p), 0);
+		assert_true(p.in_tokens >= 10 && p.in_tokens <= 40);
+		/* One word is one token for the simulator's tokenizer. */
+		assert_int_equal(count_tokens(&p.user), (size_t)p.in_tokens);
+		assert_int_equal(p.system.len, 0);
+		assert_int_equal(p.out_tokens, 7);
+		assert_int_equal(p.group, -1);
+	}
+	ig_buf_free(&p.system);
+	ig_buf_free(&p.user);
+	ig_bench_workload_free(&w);
+}
+
+static void test_shared_prefix_grouping(void **state)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 4);
+	struct ig_bench_workload w = {.kind = IG_WL_SHARED_PREFIX,
+				      .groups = 3,
+				      .per_group = 4,
+				      .system_len = 10,
+				      .question_len = 5};
+	assert_int_equal(ig_bench_parse_len("16", &w.output), 0);
+	assert_int_equal(ig_bench_workload_init(&w, &rng), 0);
+	for (long g = 0; g < 3; g++) {
+		assert_int_equal(count_tokens(&w.systems[g]), 10);
+		for (long h = 0; h < g; h++)
+			assert_false(
+			    ig_str_eq(ig_buf_str(&w.systems[g]), ig_buf_str(&w.systems[h])));
+	}
+	struct ig_bench_prompt p = {0};
+	int per_group[3] = {0};
+	char *first_q[3] = {0};
+	bool distinct_q[3] = {0};
+	for (int i = 0; i < 3000; i++) {
+		assert_int_equal(ig_bench_workload_next(&w, &rng, &p), 0);
+		assert_true(p.group >= 0 && p.group < 3);
+		per_group[p.group]++;
+		/* Every prompt of a group carries that group's system prompt. */
+		assert_true(ig_str_eq(ig_buf_str(&p.system), ig_buf_str(&w.systems[p.group])));
+		assert_int_equal(count_tokens(&p.user), 5);
+		assert_int_equal(p.in_tokens, 15);
+		const char *q = ig_buf_cstr(&p.user);
+		if (!first_q[p.group])
+			first_q[p.group] = strdup(q);
+		else if (strcmp(first_q[p.group], q) != 0)
+			distinct_q[p.group] = true;
+	}
+	for (int g = 0; g < 3; g++) {
+		NEAR(per_group[g], 1000, 120);
+		assert_true(distinct_q[g]); /* several questions per group */
+		free(first_q[g]);
+	}
+	ig_buf_free(&p.system);
+	ig_buf_free(&p.user);
+	ig_bench_workload_free(&w);
+}
+
+static void test_weighted_split(void **state)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 5);
+	struct ig_bench_choices c;
+	assert_int_equal(
+	    ig_bench_parse_choices("tweet-summary-0:50,tweet-summary-1:30,base:20,off:0", &c), 0);
+	assert_int_equal(c.n, 4);
+	assert_string_equal(c.name[1], "tweet-summary-1");
+	size_t count[4] = {0};
+	const int n = 100000;
+	for (int i = 0; i < n; i++)
+		count[ig_bench_pick(&c, &rng)]++;
+	NEAR(count[0], 50000, 700);
+	NEAR(count[1], 30000, 700);
+	NEAR(count[2], 20000, 700);
+	assert_int_equal(count[3], 0);
+	ig_bench_choices_free(&c);
+	assert_int_equal(ig_bench_parse_choices("a:x", &c), -1);
+	assert_int_equal(ig_bench_parse_choices("a:0", &c), -1);
+	assert_int_equal(ig_bench_parse_choices(":5", &c), -1);
+	assert_int_equal(ig_bench_parse_choices("solo", &c), 0);
+	assert_int_equal(ig_bench_pick(&c, &rng), 0);
+	ig_bench_choices_free(&c);
+}
+
+/* ---- arrivals ---- */
+
+static void test_poisson_mean_rate(void **state)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 6);
+	const int n = 200000;
+	double sum = 0, sq = 0;
+	for (int i = 0; i < n; i++) {
+		double g = ig_bench_next_gap(IG_LOAD_POISSON, 8.0, &rng);
+		assert_true(g >= 0);
+		sum += g;
+		sq += g * g;
+	}
+	double mean = sum / n, var = sq / n - mean * mean;
+	NEAR(n / sum, 8.0, 0.08);
+	/* Exponential gaps: the standard deviation equals the mean. */
+	NEAR(sqrt(var) / mean, 1.0, 0.02);
+	NEAR(ig_bench_next_gap(IG_LOAD_CONSTANT, 8.0, &rng), 0.125, 1e-15);
+	assert_true(isinf(ig_bench_next_gap(IG_LOAD_CONSTANT, 0, &rng)));
+}
+
+/* ---- SSE and chunks ---- */
+
+struct collected {
+	char data[8][128];
+	int n;
+};
+
+static int collect(void *ud, const char *data, size_t len)
+{
+	struct collected *c = ud;
+	if (c->n >= 8 || len >= 128)
+		return 1;
+	memcpy(c->data[c->n], data, len);
+	c->data[c->n++][len] = '\0';
+	return 0;
+}
+
+static void test_sse_any_cut(void **state)
+{
+	static const char stream[] =
+	    "data: {\"a\":1}\n\n: comment\nevent: x\r\ndata:{\"b\":2}\r\n\r\n"
+	    "data: [DONE]\n\n";
+	size_t len = sizeof stream - 1;
+	for (size_t cut = 0; cut <= len; cut++) {
+		struct ig_bench_sse s;
+		struct collected c = {0};
+		ig_bench_sse_init(&s, 64);
+		assert_int_equal(ig_bench_sse_feed(&s, stream, cut, collect, &c), 0);
+		assert_int_equal(ig_bench_sse_feed(&s, stream + cut, len - cut, collect, &c), 0);
+		assert_int_equal(c.n, 3);
+		assert_string_equal(c.data[0], "{\"a\":1}");
+		assert_string_equal(c.data[1], "{\"b\":2}");
+		assert_string_equal(c.data[2], "[DONE]");
+		ig_bench_sse_free(&s);
+	}
+	struct ig_bench_sse s;
+	struct collected c = {0};
+	ig_bench_sse_init(&s, 16);
+	assert_int_equal(ig_bench_sse_feed(&s, "data: 0123456789abcdefghij\n", 27, collect, &c),
+			 -1);
+	ig_bench_sse_free(&s);
+}
+
+static void test_chunk_parse(void **state)
+{
+	struct ig_bench_chunk ch;
+	const char *cmpl = "{\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\" Giants\","
+			   "\"finish_reason\":null}],\"usage\":null}";
+	assert_int_equal(ig_bench_chunk_parse(cmpl, strlen(cmpl), &ch), 0);
+	assert_int_equal(ch.content, 7);
+	assert_int_equal(ch.completion_tokens, -1);
+	const char *role = "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+			   "\"content\":\"\"}}]}";
+	assert_int_equal(ig_bench_chunk_parse(role, strlen(role), &ch), 0);
+	assert_int_equal(ch.content, 0);
+	const char *delta = "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}";
+	assert_int_equal(ig_bench_chunk_parse(delta, strlen(delta), &ch), 0);
+	assert_int_equal(ch.content, 2);
+	const char *usage = "{\"choices\":[],\"usage\":{\"prompt_tokens\":10,"
+			    "\"total_tokens\":110,\"completion_tokens\":100}}";
+	assert_int_equal(ig_bench_chunk_parse(usage, strlen(usage), &ch), 0);
+	assert_int_equal(ch.completion_tokens, 100);
+	assert_int_equal(ch.prompt_tokens, 10);
+	assert_int_equal(ch.content, 0);
+	assert_int_equal(ig_bench_chunk_parse("[DONE]", 6, &ch), 0);
+	assert_true(ch.done);
+	const char *err = "{\"error\": {\"object\": \"error\", \"message\": \"x\", \"code\": 400}}";
+	assert_int_equal(ig_bench_chunk_parse(err, strlen(err), &ch), 0);
+	assert_true(ch.error);
+	assert_int_equal(ig_bench_chunk_parse("{\"a\":", 5, &ch), -1);
+	const char *whole =
+	    "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Hi!\"}}],"
+	    "\"usage\":{\"completion_tokens\":3}}";
+	assert_int_equal(ig_bench_response_parse(whole, strlen(whole), &ch), 0);
+	assert_int_equal(ch.content, 3);
+	assert_int_equal(ch.completion_tokens, 3);
+}
+
+/* ---- reports ---- */
+
+static struct ig_bench_stage_result stages_a[2], stages_b[2];
+static struct ig_bench_target_result targets[2];
+
+static struct ig_bench_report sample_report(void)
+{
+	for (int i = 0; i < 2; i++) {
+		struct ig_bench_sample s[3] = {ok_sample(50 + i, 240, 20),
+					       ok_sample(60, 250, 20),
+					       {.status = 429, .error = "429"}};
+		ig_bench_summarise(s, 3, 1.0, &(struct ig_bench_slo){.ttft_ms = 55}, &stages_a[i]);
+		stages_a[i].offered = 5.0 * (i + 1);
+		stages_b[i] = stages_a[i];
+		stages_b[i].ttft.p50 *= 2;
+	}
+	stages_b[1].ttft.n = 0; /* a stage without any success */
+	targets[0] = (struct ig_bench_target_result){"base", "http://127.0.0.1:1", 2, stages_a};
+	targets[1] =
+	    (struct ig_bench_target_result){"gw <x>,\"q\"", "http://127.0.0.1:2", 2, stages_b};
+	return (struct ig_bench_report){.load = "constant",
+					.api = "completions",
+					.stream = true,
+					.slo = {.ttft_ms = 55},
+					.n_targets = 2,
+					.targets = targets};
+}
+
+static char *render(int (*fn)(FILE *, const struct ig_bench_report *), size_t *len)
+{
+	struct ig_bench_report r = sample_report();
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	assert_non_null(f);
+	assert_int_equal(fn(f, &r), 0);
+	fclose(f);
+	return buf;
+}
+
+static void test_json_report_shape(void **state)
+{
+	size_t len;
+	char *text = render(ig_bench_write_json, &len);
+	struct ig_json_value root, v, arr, t, stages, st, lat, ttft;
+	assert_int_equal(ig_json_parse(text, len, &root), 0);
+	assert_int_equal(ig_json_get(root, "percentile_method", &v), 0);
+	assert_true(ig_json_string_eq(v, "linear"));
+	assert_int_equal(ig_json_get(root, "targets", &arr), 0);
+	size_t pos = 0, n = 0;
+	while (ig_json_array_next(arr, &pos, &t) == 1) {
+		n++;
+		assert_int_equal(ig_json_get(t, "stages", &stages), 0);
+		size_t sp = 0;
+		assert_int_equal(ig_json_array_next(stages, &sp, &st), 1);
+		int64_t x;
+		assert_int_equal(ig_json_get(st, "sent", &v), 0);
+		assert_int_equal(ig_json_int64(v, &x), 0);
+		assert_int_equal(x, 3);
+		assert_int_equal(ig_json_get(st, "errors", &v), 0);
+		assert_int_equal(ig_json_get(v, "429", &v), 0);
+		assert_int_equal(ig_json_get(st, "latency_ms", &lat), 0);
+		assert_int_equal(ig_json_get(lat, "ttft", &ttft), 0);
+		assert_int_equal(ig_json_get(ttft, "p50", &v), 0);
+		assert_int_equal(v.type, IG_JSON_NUMBER);
+	}
+	assert_int_equal(n, 2);
+	/* The second target's second stage has no TTFT samples: null, not NaN. */
+	assert_non_null(strstr(text, "\"ttft\":{\"n\":0,\"mean\":null"));
+	free(text);
+}
+
+static size_t fields(const char *line, size_t len)
+{
+	size_t n = 1;
+	bool quoted = false;
+	for (size_t i = 0; i < len; i++) {
+		if (line[i] == '"')
+			quoted = !quoted;
+		else if (line[i] == ',' && !quoted)
+			n++;
+	}
+	return n;
+}
+
+static void test_csv_report_shape(void **state)
+{
+	size_t len;
+	char *text = render(ig_bench_write_csv, &len);
+	size_t lines = 0, cols = 0;
+	for (char *p = text; *p;) {
+		char *nl = strchr(p, '\n');
+		assert_non_null(nl);
+		size_t f = fields(p, (size_t)(nl - p));
+		if (lines == 0)
+			cols = f;
+		else
+			assert_int_equal(f, cols);
+		lines++;
+		p = nl + 1;
+	}
+	assert_int_equal(lines, 1 + 4); /* header, 2 targets x 2 stages */
+	assert_int_equal(cols, 34);
+	assert_non_null(strstr(text, "\"gw <x>,\"\"q\"\"\",1,5,"));
+	free(text);
+}
+
+static void test_svg_report_shape(void **state)
+{
+	size_t len;
+	char *text = render(ig_bench_write_svg, &len);
+	assert_true(strncmp(text, "<svg xmlns=\"http://www.w3.org/2000/svg\"", 39) == 0);
+	assert_true(len > 7 && strcmp(text + len - 7, "</svg>\n") == 0);
+	size_t lines = 0;
+	for (const char *p = text; (p = strstr(p, "<polyline")); p++)
+		lines++;
+	assert_int_equal(lines, 2 * 3); /* TTFT p50, p90, tokens/s per target */
+	assert_non_null(strstr(text, "gw &lt;x&gt;,&quot;q&quot;"));
+	assert_null(strstr(text, "<x>"));
+	assert_non_null(strstr(text, "offered load (requests/s)"));
+	assert_non_null(strstr(text, "TTFT (ms)"));
+	assert_null(strstr(text, "nan"));
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_percentile_linear),
+	    cmocka_unit_test(test_percentile_hundred_values),
+	    cmocka_unit_test(test_goodput_and_errors),
+	    cmocka_unit_test(test_slo_parse_errors),
+	    cmocka_unit_test(test_error_kinds_overflow),
+	    cmocka_unit_test(test_length_fixed_and_uniform),
+	    cmocka_unit_test(test_length_normal),
+	    cmocka_unit_test(test_random_workload_token_counts),
+	    cmocka_unit_test(test_shared_prefix_grouping),
+	    cmocka_unit_test(test_weighted_split),
+	    cmocka_unit_test(test_poisson_mean_rate),
+	    cmocka_unit_test(test_sse_any_cut),
+	    cmocka_unit_test(test_chunk_parse),
+	    cmocka_unit_test(test_json_report_shape),
+	    cmocka_unit_test(test_csv_report_shape),
+	    cmocka_unit_test(test_svg_report_shape),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
