@@ -43,6 +43,7 @@ struct proxy_req {
 	size_t resp_bytes;
 	struct ig_buf scan; /* JSON body or current SSE line, for usage */
 	long in_tokens, out_tokens;
+	uint64_t start_ns; /* copied: the exchange may be gone when we finish */
 };
 
 static const struct ig_http_client_cbs upstream_cbs;
@@ -66,7 +67,7 @@ static void finish(struct proxy_req *p)
 	release_endpoint(p);
 	/* Only resolved models get series: label values stay a bounded set. */
 	if (p->target.len) {
-		double secs = (double)(ig_now_ns() - p->ex->start_ns) / 1e9;
+		double secs = (double)(ig_now_ns() - p->start_ns) / 1e9;
 		ig_gw_metrics_request(ig_buf_cstr(&p->model), p->target.len ? ig_buf_cstr(&p->target) : "",
 				      p->status, secs, p->body.len, p->resp_bytes, p->in_tokens,
 				      p->out_tokens);
@@ -539,6 +540,7 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	}
 	w->active++;
 	p->ex = ex;
+	p->start_ns = ex->start_ns;
 	p->w = w;
 	p->snap = ig_snapshot_ref(w->snap);
 	ex->user = p;
