@@ -453,7 +453,7 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 		if (!d) {
 			/* Plugins we do not run take any parameters; ours refuse
 			 * unknown ones, which are most likely typos. */
-			if (desc && !scalar_is(k, "blockSize"))
+			if (picker_type_kind(pl->type) != PK_OTHER && !scalar_is(k, "blockSize"))
 				err(s, line_of(k), kp, "unknown parameter for %s",
 				    picker_type_name(pl->type));
 			continue;
