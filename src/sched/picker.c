@@ -142,11 +142,6 @@ void ig_scheduler_free(struct ig_scheduler *s)
 
 /* ---- one call's state ---------------------------------------------------------- */
 
-struct pair {
-	double key;
-	size_t idx;
-};
-
 struct call {
 	const struct ig_sched_req *req;
 	const struct ig_sched_endpoint *eps;
@@ -155,23 +150,22 @@ struct call {
 	size_t nhashes;
 	uint32_t *counts; /* prefix blocks matched, by endpoint index */
 	double *scores;   /* by position in the candidate set */
-	struct pair *pairs, *tmp;
+	int64_t *vals;    /* a scorer's input, by position */
 	size_t *a, *b;    /* candidate index sets */
 	uint64_t *keys;
 };
 
-/* Bytes of scratch per endpoint: two index sets, scores, two pair arrays,
+/* Bytes of scratch per endpoint: two index sets, scores, scorer inputs,
  * keys and counts. */
-#define PER_EP (2 * sizeof(size_t) + sizeof(double) + 2 * sizeof(struct pair) + \
-		sizeof(uint64_t) + sizeof(uint32_t))
+#define PER_EP (2 * sizeof(size_t) + sizeof(double) + sizeof(int64_t) + sizeof(uint64_t) + \
+		sizeof(uint32_t))
 
 static void carve(struct call *c, unsigned char *mem)
 {
 	size_t n = c->n;
-	c->pairs = (struct pair *)mem;
-	c->tmp = c->pairs + n;
-	c->scores = (double *)(c->tmp + n);
-	c->a = (size_t *)(c->scores + n);
+	c->scores = (double *)mem;
+	c->vals = (int64_t *)(c->scores + n);
+	c->a = (size_t *)(c->vals + n);
 	c->b = c->a + n;
 	c->keys = (uint64_t *)(c->b + n);
 	c->counts = (uint32_t *)(c->keys + n);
@@ -320,15 +314,17 @@ static void score_spread(const struct call *c, const struct ig_sched_set *set,
 			 int64_t (*value)(const struct ig_sched_endpoint *), double w)
 {
 	int64_t min = INT64_MAX, max = INT64_MIN;
+	/* Each endpoint's metrics are read once: they may sit far apart. */
 	for (size_t k = 0; k < set->n; k++) {
 		int64_t v = value(&c->eps[set->idx[k]]);
+		c->vals[k] = v;
 		min = v < min ? v : min;
 		max = v > max ? v : max;
 	}
 	for (size_t k = 0; k < set->n; k++) {
 		double s = 1.0;
 		if (max != min)
-			s = (double)(max - value(&c->eps[set->idx[k]])) / (double)(max - min);
+			s = (double)(max - c->vals[k]) / (double)(max - min);
 		c->scores[k] += (s < 0 ? 0 : s > 1 ? 1 : s) * w;
 	}
 }
@@ -388,91 +384,73 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 
 /* ---- pickers ----------------------------------------------------------------- */
 
-static void shuffle(struct pair *p, size_t n, struct ig_rng *rng)
+/* A candidate's rank: key first (higher is better), then a random tie
+ * breaker. Giving every candidate an independent random tie key orders
+ * equal keys uniformly at random, which is what GIE gets from shuffling
+ * before a stable sort, without the shuffle. */
+struct rank {
+	double key;
+	uint64_t tie;
+	size_t pos;
+};
+
+static bool better(const struct rank *a, const struct rank *b)
 {
-	for (size_t i = n; i > 1; i--) {
-		size_t j = (size_t)ig_rng_below(rng, i);
-		struct pair t = p[i - 1];
-		p[i - 1] = p[j];
-		p[j] = t;
-	}
+	return a->key > b->key || (a->key == b->key && a->tie < b->tie);
 }
 
-/* Stable sort by key, highest first: insertion sort for short runs, then
- * bottom-up merging through tmp. */
-static void sort_desc(struct pair *p, struct pair *tmp, size_t n)
+/* Keeps the best `k` of the candidates seen so far, sorted, in best[]:
+ * one comparison against the worst kept for most candidates. */
+static void offer(struct rank *best, size_t *m, size_t k, const struct rank *r)
 {
-	enum { RUN = 16 };
-	for (size_t lo = 0; lo < n; lo += RUN) {
-		size_t hi = lo + RUN < n ? lo + RUN : n;
-		for (size_t i = lo + 1; i < hi; i++) {
-			struct pair v = p[i];
-			size_t j = i;
-			for (; j > lo && p[j - 1].key < v.key; j--)
-				p[j] = p[j - 1];
-			p[j] = v;
-		}
+	size_t j = *m;
+	if (j == k) {
+		if (!better(r, &best[k - 1]))
+			return;
+		j = k - 1;
+	} else {
+		(*m)++;
 	}
-	struct pair *src = p, *dst = tmp;
-	for (size_t w = RUN; w < n; w *= 2) {
-		for (size_t lo = 0; lo < n; lo += 2 * w) {
-			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-			size_t i = lo, j = mid, k = lo;
-			while (i < mid && j < hi)
-				dst[k++] = src[j].key > src[i].key ? src[j++] : src[i++];
-			while (i < mid)
-				dst[k++] = src[i++];
-			while (j < hi)
-				dst[k++] = src[j++];
-		}
-		struct pair *t = src;
-		src = dst;
-		dst = t;
-	}
-	if (src != p)
-		memcpy(p, src, n * sizeof(*p));
+	for (; j > 0 && better(r, &best[j - 1]); j--)
+		best[j] = best[j - 1];
+	best[j] = *r;
 }
 
-/* A-Res (Efraimidis-Spirakis): key U^(1/score), compared here as its
- * logarithm ln(U)/score, which orders the same; score <= 0 ranks last. */
-static bool weighted_keys(struct pair *p, size_t n, const double *scores, struct ig_rng *rng)
+/* The key a picker ranks by. max-score: the score. random: nothing (ties
+ * everywhere, so the order is the random tie order). weighted-random:
+ * A-Res (Efraimidis-Spirakis) U^(1/score), compared as its logarithm
+ * ln(U)/score which orders the same; score <= 0 ranks after every positive
+ * one, and with no positive score the order is uniform, as GIE falls back
+ * to the random picker. */
+static double key_of(enum plugin_type picker, double score, struct ig_rng *rng)
 {
-	bool any = false;
-	for (size_t k = 0; k < n; k++) {
-		double s = scores[p[k].idx];
-		if (s <= 0) {
-			p[k].key = -INFINITY;
-			continue;
-		}
-		double u = ig_rng_double(rng);
-		p[k].key = log(u > 0 ? u : 0x1p-60) / s;
-		any = true;
-	}
-	return any;
+	if (picker == PT_RANDOM_PICKER)
+		return 0;
+	if (picker != PT_WEIGHTED_RANDOM_PICKER)
+		return score;
+	if (score <= 0)
+		return -INFINITY;
+	double u = ig_rng_double(rng);
+	return log(u > 0 ? u : 0x1p-60) / score;
 }
 
-/* Ranks the candidates into res. pairs[k].idx is first a position in the
- * set (to find its score), then replaced by the endpoint index. */
 static void pick(const struct ig_scheduler *s, const struct call *c,
 		 const struct ig_sched_set *set, struct ig_sched_result *res)
 {
-	size_t n = set->n;
-	for (size_t k = 0; k < n; k++)
-		c->pairs[k] = (struct pair){c->scores[k], k};
-	shuffle(c->pairs, n, c->rng);
-	if (s->picker.type == PT_WEIGHTED_RANDOM_PICKER) {
-		if (weighted_keys(c->pairs, n, c->scores, c->rng))
-			sort_desc(c->pairs, c->tmp, n);
-	} else if (s->picker.type == PT_MAX_SCORE_PICKER) {
-		sort_desc(c->pairs, c->tmp, n);
+	struct rank best[IG_SCHED_MAX_RANKED];
+	size_t k = IG_SCHED_MAX_RANKED, m = 0;
+	if (s->picker.p.max_endpoints && s->picker.p.max_endpoints < k)
+		k = s->picker.p.max_endpoints;
+	for (size_t pos = 0; pos < set->n; pos++) {
+		struct rank r = {key_of(s->picker.type, c->scores[pos], c->rng), ig_rng_next(c->rng),
+				 pos};
+		offer(best, &m, k, &r);
 	}
-	size_t limit = s->picker.p.max_endpoints;
-	res->nranked = limit && limit < n ? limit : n;
-	for (size_t k = 0; k < res->nranked; k++) {
-		size_t pos = c->pairs[k].idx;
-		res->ranked[k] = set->idx[pos];
+	res->nranked = m;
+	for (size_t j = 0; j < m; j++) {
+		res->ranked[j] = set->idx[best[j].pos];
 		if (res->scores)
-			res->scores[k] = c->scores[pos];
+			res->scores[j] = c->scores[best[j].pos];
 	}
 }
 

@@ -46,8 +46,14 @@ struct ig_sched_req {
 	uint64_t prompt_tokens; /* estimate, for token-load accounting */
 };
 
-/* The result: candidates ranked best first (indices into the eps array
- * given to ig_schedule), so the gateway can fall back in order. */
+/* How many candidates a schedule ranks at most: the gateway falls back
+ * down this list, and ordering a 1000-endpoint pool completely would cost
+ * more than the rest of the schedule (see docs/BENCHMARKS.md). */
+#define IG_SCHED_MAX_RANKED 32
+
+/* The result: the best min(survivors, IG_SCHED_MAX_RANKED,
+ * maxNumOfEndpoints) candidates ranked best first (indices into the eps
+ * array given to ig_schedule), so the gateway can fall back in order. */
 struct ig_sched_result {
 	size_t *ranked; /* caller-provided room for n entries */
 	size_t nranked;

@@ -172,7 +172,7 @@ static void test_remove(void **state)
 static void test_many_flows_and_heap(void **state)
 {
 	struct ig_flowq *q = ig_flowq_new(NULL, NULL, 0, NULL);
-	char name[8];
+	char name[16];
 	/* 64 items over 64 flows (forces the table to grow) with shuffled
 	 * deadlines: expiry comes out in deadline order. */
 	for (int i = 0; i < N; i++) {
