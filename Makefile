@@ -126,3 +126,13 @@ clean:
 	rm -rf $(B) $(BA)
 
 -include $(shell find $(B) $(BA) -name '*.d' 2>/dev/null)
+
+# ---- benchmarks ------------------------------------------------------------------
+
+.PHONY: bench-picker
+bench-picker: $(B)/bench/picker_bench
+	$(B)/bench/picker_bench
+
+$(B)/bench/picker_bench: bench/picker_bench.c $(B)/libinfergate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(B)/libinfergate.a $(LDLIBS)

@@ -46,8 +46,14 @@ struct ig_sched_req {
 	uint64_t prompt_tokens; /* estimate, for token-load accounting */
 };
 
-/* The result: candidates ranked best first (indices into the eps array
- * given to ig_schedule), so the gateway can fall back in order. */
+/* How many candidates a schedule ranks at most: the gateway falls back
+ * down this list, and ordering a 1000-endpoint pool completely would cost
+ * more than the rest of the schedule (see docs/BENCHMARKS.md). */
+#define IG_SCHED_MAX_RANKED 32
+
+/* The result: the best min(survivors, IG_SCHED_MAX_RANKED,
+ * maxNumOfEndpoints) candidates ranked best first (indices into the eps
+ * array given to ig_schedule), so the gateway can fall back in order. */
 struct ig_sched_result {
 	size_t *ranked; /* caller-provided room for n entries */
 	size_t nranked;
@@ -74,6 +80,27 @@ struct ig_picker_config *ig_picker_config_default(void);
  * random picker among the survivors). */
 struct ig_picker_config *ig_picker_config_decision_tree(void);
 void ig_picker_config_free(struct ig_picker_config *c);
+
+/* flowControl section, kept for the gateway's flow-control layer (0 means
+ * "not set": the layer applies its own defaults). */
+#define IG_FLOW_MAX_BANDS 16
+struct ig_flow_band_config {
+	int priority;
+	uint64_t max_requests;
+	uint64_t max_bytes;
+};
+struct ig_flow_control_config {
+	bool present;
+	uint64_t max_bytes;
+	uint64_t max_requests;
+	uint64_t default_request_ttl_ms;
+	struct ig_flow_band_config bands[IG_FLOW_MAX_BANDS];
+	size_t nbands;
+};
+const struct ig_flow_control_config *ig_picker_config_flow_control(const struct ig_picker_config *c);
+/* True when featureGates lists `gate` (flowControl, enableLegacyMetrics,
+ * dataLayer). */
+bool ig_picker_config_feature(const struct ig_picker_config *c, const char *gate);
 
 struct ig_scheduler;
 struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c);

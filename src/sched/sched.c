@@ -138,6 +138,38 @@ int ig_sched_decision_tree(const struct ig_sched_request *req,
 	return rc;
 }
 
+int ig_sched_decision_tree_filter(const struct ig_sched_request *req,
+				  const struct ig_endpoint_metrics *const *eps,
+				  const struct ig_sched_set *in, struct ig_rng *rng,
+				  struct ig_sched_set *out)
+{
+	size_t stack[TREE_DEPTH * STACK_ENDPOINTS];
+	size_t *mem = stack;
+	out->n = 0;
+	if (in->n == 0)
+		return -1;
+	if (in->n > STACK_ENDPOINTS) {
+		if (in->n > SIZE_MAX / sizeof(size_t) / TREE_DEPTH)
+			return -1;
+		mem = malloc(TREE_DEPTH * in->n * sizeof(size_t));
+		if (!mem)
+			return -1;
+	}
+	const struct run r = {req, eps, rng};
+	struct ig_sched_set result;
+	int rc = walk(&r, in, mem, &result);
+	if (rc == 0 && result.n > 0) {
+		for (size_t k = 0; k < result.n; k++)
+			out->idx[k] = result.idx[k];
+		out->n = result.n;
+	} else {
+		rc = -1;
+	}
+	if (mem != stack)
+		free(mem);
+	return rc;
+}
+
 /* GIE draws r in [0, sum) and walks the list subtracting weights: index i
  * is chosen with probability w_i / sum. Weights below 1 cannot pass CRD
  * validation; they are treated as 0 here so a bad value cannot skew the

@@ -39,6 +39,16 @@ int ig_sched_decision_tree(const struct ig_sched_request *req,
 			   const struct ig_endpoint_metrics *const *eps, size_t n,
 			   struct ig_rng *rng, size_t *chosen);
 
+/* The same tree used as a filter (the picker framework's
+ * decision-tree-filter): runs it over the candidates `in` (indices into
+ * eps) and writes the survivors the uniform choice would draw from to
+ * `out` (room for in->n entries). Returns -1 when the request must be
+ * dropped or on allocation failure (out->n is then 0), else 0. */
+int ig_sched_decision_tree_filter(const struct ig_sched_request *req,
+				  const struct ig_endpoint_metrics *const *eps,
+				  const struct ig_sched_set *in, struct ig_rng *rng,
+				  struct ig_sched_set *out);
+
 /* The tree's filters, exposed for tests. Each reads `in` and writes the
  * survivors to `out` (out->idx has room for in->n entries). The predicate
  * filters return -1 when nothing passes ("no pods left"), else 0. */

@@ -1,0 +1,85 @@
+/* The flow-control queue (gie-reference §4.4) as a pure data structure:
+ * requests wait here while the pool is saturated and leave in the order
+ * a dispatcher should send them.
+ *
+ * Ordering: priority bands, highest priority first; within a band the
+ * flows (fairness ids) take turns round-robin, one item per turn; within a
+ * flow, first in first out. Capacity: a global and a per-band limit on
+ * requests and bytes; a push over any of them is refused (the gateway
+ * answers 429). Every item may carry a deadline (its queue TTL);
+ * ig_flowq_pop_expired() hands back the overdue ones (503). An item can be
+ * taken out at any time (the client went away).
+ *
+ * Items are the caller's: it embeds a struct ig_flowq_item in its own
+ * request object, so queueing allocates nothing per item (flows and bands
+ * are allocated on first use and flows freed when they empty).
+ * Costs: push/pop/remove O(log n) (the deadline heap) plus O(bands) to
+ * find the first non-empty band. Not thread-safe: the caller locks. */
+#ifndef IG_SCHED_FLOWQ_H
+#define IG_SCHED_FLOWQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/str.h"
+
+#define IG_FLOWQ_MAX_FLOW_ID 256
+#define IG_FLOWQ_MAX_BANDS 256
+
+struct ig_flowq_flow;
+
+/* Embedded in the caller's object and zeroed before its first push;
+ * fields are private to flowq.c except data, which the pops return. */
+struct ig_flowq_item {
+	void *data;
+	struct ig_flowq_item *prev, *next; /* in its flow */
+	struct ig_flowq_flow *flow;        /* NULL when not queued */
+	uint64_t bytes;
+	uint64_t deadline_ns; /* 0: none */
+	size_t heap_pos;
+};
+
+/* Zero means unlimited. */
+struct ig_flowq_limits {
+	uint64_t max_requests;
+	uint64_t max_bytes;
+};
+
+struct ig_flowq_band_limits {
+	int priority;
+	struct ig_flowq_limits limits;
+};
+
+struct ig_flowq;
+
+/* global: the limits over everything queued; bands: limits of known
+ * priorities; band_default: limits of a band created for any other
+ * priority on first use. */
+struct ig_flowq *ig_flowq_new(const struct ig_flowq_limits *global,
+			      const struct ig_flowq_band_limits *bands, size_t nbands,
+			      const struct ig_flowq_limits *band_default);
+/* Frees the queue; items still in it are simply forgotten. */
+void ig_flowq_free(struct ig_flowq *q);
+
+/* Queues `it` (carrying data) for flow `flow_id` at `priority`, with its
+ * size in bytes and a deadline (0: none). Returns 0; -ENOSPC when a limit
+ * would be exceeded; -EINVAL for an over-long flow id, an item already
+ * queued or too many bands; -ENOMEM. */
+int ig_flowq_push(struct ig_flowq *q, struct ig_flowq_item *it, void *data, struct ig_str flow_id,
+		  int priority, uint64_t bytes, uint64_t deadline_ns);
+/* The next item to dispatch (its data), or NULL when empty. */
+void *ig_flowq_pop(struct ig_flowq *q);
+/* The priority of the band the next pop takes from; false when empty.
+ * Lets the dispatcher stop at a band its usage limit forbids. */
+bool ig_flowq_next_priority(const struct ig_flowq *q, int *priority);
+/* One item whose deadline is <= now_ns (the most overdue), or NULL. */
+void *ig_flowq_pop_expired(struct ig_flowq *q, uint64_t now_ns);
+/* Takes `it` out if queued; a no-op otherwise. */
+void ig_flowq_remove(struct ig_flowq *q, struct ig_flowq_item *it);
+bool ig_flowq_queued(const struct ig_flowq_item *it);
+
+size_t ig_flowq_len(const struct ig_flowq *q);
+uint64_t ig_flowq_bytes(const struct ig_flowq *q);
+
+#endif

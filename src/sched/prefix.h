@@ -1,0 +1,51 @@
+/* The approximate prefix-cache index (gie-reference §4.3): which endpoint
+ * probably holds which prompt-prefix blocks in its KV cache, inferred from
+ * where the gateway sent earlier prompts. A block is identified by a chain
+ * hash, so a hash stands for the whole prefix up to that block.
+ *
+ * The index maps hash -> endpoints holding it; each endpoint keeps its own
+ * LRU of at most `capacity` hashes, and evicting one removes the endpoint
+ * from that hash's holders. Memory is bounded by endpoints x capacity.
+ *
+ * Threading: ig_prefix_match() takes a read lock and may run on many
+ * threads; ig_prefix_add() and ig_prefix_forget() take the write lock. */
+#ifndef IG_SCHED_PREFIX_H
+#define IG_SCHED_PREFIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/str.h"
+
+#define IG_PREFIX_MAX_BLOCKS 256
+/* Distinct endpoints the index remembers; commits for more are dropped. */
+#define IG_PREFIX_MAX_SERVERS 65536
+
+/* The block hashes of a request: h0 = XXH64(target_model, 0); block i is
+ * block_bytes bytes of input (only full blocks, at most max_blocks) and
+ * h_i = XXH64(block_i || le64(h_{i-1}), 0). Writes h_1.. to out and
+ * returns how many (0 when the input is shorter than one block). */
+size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t block_bytes,
+			size_t max_blocks, uint64_t *out);
+
+struct ig_prefix_index;
+
+struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server);
+void ig_prefix_free(struct ig_prefix_index *x);
+
+/* Match counting: walks hashes in order and stops at the first one no
+ * endpoint holds; each candidate (keys[i]) holding a hash gets one more in
+ * counts[i] (zeroed first). Returns the number of hashes walked before the
+ * stop, i.e. the longest prefix anyone holds. */
+size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+		       const uint64_t *keys, size_t nkeys, uint32_t *counts);
+
+/* Records the hashes for endpoint `key` (most recent last). Returns 0, or
+ * -1 when out of memory or past IG_PREFIX_MAX_SERVERS. */
+int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n);
+void ig_prefix_forget(struct ig_prefix_index *x, uint64_t key);
+
+/* (hash, endpoint) pairs held, and bytes of memory in use. */
+void ig_prefix_size(struct ig_prefix_index *x, uint64_t *entries, uint64_t *bytes);
+
+#endif

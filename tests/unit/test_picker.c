@@ -1,0 +1,666 @@
+/* The configurable picker: every scorer's formula on hand-computed values,
+ * the pickers' randomness, the filters, the config loader's defaults and
+ * errors, and the saturation detector. Scorers are tested one at a time
+ * through one-scorer profiles, reading the scores the picker ranked. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sched/picker.h"
+
+#define MAXE 8
+
+static struct ig_endpoint_metrics m[MAXE];
+static struct ig_sched_endpoint eps[MAXE];
+static char addrs[MAXE][32];
+static size_t n;
+static struct ig_rng rng;
+
+static int setup(void **state)
+{
+	memset(m, 0, sizeof m);
+	memset(eps, 0, sizeof eps);
+	n = 0;
+	ig_rng_seed(&rng, 42);
+	return 0;
+}
+
+static size_t ep(int64_t q, double kv)
+{
+	size_t i = n++;
+	m[i].waiting = q;
+	m[i].kv_usage = kv;
+	snprintf(addrs[i], sizeof addrs[i], "10.0.0.%zu:8000", i + 1);
+	eps[i] = (struct ig_sched_endpoint){.m = &m[i], .addr = ig_str_from(addrs[i]),
+					    .key = 100 + i};
+	return i;
+}
+
+static struct ig_picker_config *parse_ok(const char *yaml)
+{
+	struct ig_picker_config *c = NULL;
+	struct ig_diags d = {0};
+	int rc = ig_picker_config_parse("t.yaml", yaml, strlen(yaml), &c, &d);
+	if (rc != 0)
+		ig_diags_print(&d, stderr);
+	assert_int_equal(rc, 0);
+	assert_int_equal(d.n, 0);
+	ig_diags_free(&d);
+	return c;
+}
+
+static struct ig_scheduler *sched_of(const char *yaml)
+{
+	struct ig_picker_config *c = parse_ok(yaml);
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	ig_picker_config_free(c); /* the scheduler keeps what it needs */
+	assert_non_null(s);
+	return s;
+}
+
+/* Runs one schedule and writes each endpoint's total score to out. */
+static int score_all(struct ig_scheduler *s, const struct ig_sched_req *req, double *out)
+{
+	size_t ranked[MAXE];
+	double scores[MAXE];
+	struct ig_sched_result res = {.ranked = ranked, .scores = scores};
+	int rc = ig_schedule(s, req, eps, n, &rng, &res);
+	for (size_t k = 0; rc == 0 && k < res.nranked; k++)
+		out[ranked[k]] = scores[k];
+	return rc;
+}
+
+static const struct ig_sched_req plain = {.model = IG_STR("base"), .target_model = IG_STR("base")};
+
+#define ONE_SCORER(type, weight, params)                                                    \
+	"plugins:\n- type: " type "\n" params "schedulingProfiles:\n- name: p\n  plugins:\n" \
+	"  - pluginRef: " type "\n    weight: " weight "\n"
+
+/* ---- scorers ---------------------------------------------------------------------- */
+
+static void test_queue_scorer(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER("queue-scorer", "2", ""));
+	double sc[MAXE];
+	ep(2, 0);
+	ep(5, 0);
+	ep(8, 0);
+	eps[1].inflight_requests = 1; /* counts as 6 */
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	/* (max - q) / (max - min) with min 2, max 8, times weight 2. */
+	assert_float_equal(sc[0], 2.0, 1e-9);
+	assert_float_equal(sc[1], 2.0 * 2 / 6, 1e-9);
+	assert_float_equal(sc[2], 0.0, 1e-9);
+	/* All equal: 1.0 each. */
+	m[0].waiting = 6;
+	m[2].waiting = 6;
+	m[1].waiting = 5;
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	for (int i = 0; i < 3; i++)
+		assert_float_equal(sc[i], 2.0, 1e-9);
+	ig_scheduler_free(s);
+}
+
+static void test_running_scorer(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER("running-requests-size-scorer", "1", ""));
+	double sc[MAXE];
+	ep(0, 0);
+	ep(0, 0);
+	ep(0, 0);
+	ep(0, 0);
+	m[0].running = 10;
+	m[1].running = 20;
+	m[2].running = 30;
+	m[3].running = 15;
+	eps[3].inflight_requests = 10; /* 25 */
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	assert_float_equal(sc[0], 1.0, 1e-9);
+	assert_float_equal(sc[1], 0.5, 1e-9);
+	assert_float_equal(sc[2], 0.0, 1e-9);
+	assert_float_equal(sc[3], 0.25, 1e-9);
+	ig_scheduler_free(s);
+}
+
+static void test_kv_scorer_and_clamp(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER("kv-cache-utilization-scorer", "3", ""));
+	double sc[MAXE];
+	ep(0, 0.25);
+	ep(0, 1.5);  /* 1 - 1.5 < 0: clamped to 0 */
+	ep(0, -0.5); /* 1.5: clamped to 1 */
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	assert_float_equal(sc[0], 2.25, 1e-9);
+	assert_float_equal(sc[1], 0.0, 1e-9);
+	assert_float_equal(sc[2], 3.0, 1e-9);
+	ig_scheduler_free(s);
+}
+
+static void test_lora_scorer(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER("lora-affinity-scorer", "1", ""));
+	struct ig_sched_req req = {.model = IG_STR("base"), .target_model = IG_STR("ad")};
+	double sc[MAXE];
+	size_t a = ep(0, 0), b = ep(0, 0), c = ep(0, 0), d = ep(0, 0), e = ep(0, 0);
+	ig_adapter_set_add(&m[a].running_adapters, IG_STR("ad")); /* active: 1.0 */
+	m[a].max_active = 1;
+	ig_adapter_set_add(&m[b].running_adapters, IG_STR("x")); /* room: 1 + 1 < 4 */
+	ig_adapter_set_add(&m[b].waiting_adapters, IG_STR("ad"));
+	m[b].max_active = 4;
+	ig_adapter_set_add(&m[c].running_adapters, IG_STR("x")); /* full, target waiting */
+	ig_adapter_set_add(&m[c].waiting_adapters, IG_STR("ad"));
+	m[c].max_active = 2;
+	ig_adapter_set_add(&m[d].running_adapters, IG_STR("x")); /* full, not there */
+	ig_adapter_set_add(&m[d].running_adapters, IG_STR("y"));
+	m[d].max_active = 2;
+	m[e].max_active = 0; /* no LoRA at all */
+	assert_int_equal(score_all(s, &req, sc), 0);
+	assert_float_equal(sc[a], 1.0, 1e-9);
+	assert_float_equal(sc[b], 0.8, 1e-9);
+	assert_float_equal(sc[c], 0.6, 1e-9);
+	assert_float_equal(sc[d], 0.0, 1e-9);
+	assert_float_equal(sc[e], 0.0, 1e-9);
+	ig_scheduler_free(s);
+}
+
+static void test_token_load_scorer(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER(
+		"token-load-scorer", "1", "  parameters:\n    queueThresholdTokens: 1000\n"));
+	double sc[MAXE];
+	ep(0, 0);
+	ep(0, 0);
+	ep(0, 0);
+	eps[1].inflight_tokens = 250;
+	eps[2].inflight_tokens = 5000;
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	assert_float_equal(sc[0], 1.0, 1e-9);
+	assert_float_equal(sc[1], 0.75, 1e-9);
+	assert_float_equal(sc[2], 0.0, 1e-9);
+	ig_scheduler_free(s);
+	/* The default threshold is 4194304 tokens. */
+	s = sched_of(ONE_SCORER("token-load-scorer", "1", ""));
+	eps[1].inflight_tokens = 4194304 / 4;
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	assert_float_equal(sc[1], 0.75, 1e-9);
+	ig_scheduler_free(s);
+}
+
+static void test_prefix_scorer(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER(
+		"prefix-cache-scorer", "1", "  parameters:\n    blockSizeTokens: 4\n"));
+	char prompt[16 * 4 + 5]; /* four 16-byte blocks and a partial one */
+	memset(prompt, 'p', sizeof prompt);
+	struct ig_sched_req req = plain;
+	req.prefix_input = (struct ig_str){prompt, sizeof prompt};
+	double sc[MAXE];
+	ep(0, 0);
+	ep(0, 0);
+	/* Nothing known yet: 0 for everyone. */
+	assert_int_equal(score_all(s, &req, sc), 0);
+	assert_float_equal(sc[0], 0.0, 1e-9);
+	/* Endpoint 1 served the first two blocks of this prompt. */
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req half = req;
+	half.prefix_input.len = 32;
+	assert_int_equal(ig_schedule(s, &half, eps, n, &rng, &res), 0);
+	assert_int_equal(res.nprefix_hashes, 2);
+	ig_schedule_commit(s, &res, eps[1].key);
+	assert_int_equal(score_all(s, &req, sc), 0);
+	assert_float_equal(sc[0], 0.0, 1e-9);
+	assert_float_equal(sc[1], 2.0 / 4.0, 1e-9);
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_int_equal(res.ranked[0], 1);
+	assert_int_equal(res.prefix_match_blocks, 2);
+	struct ig_prefix_stats st;
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.lookups, 4);
+	assert_int_equal(st.lookup_blocks, 4 + 2 + 4 + 4);
+	assert_int_equal(st.hit_blocks, 4);
+	/* Another target model hashes differently: no match. */
+	req.target_model = IG_STR("other");
+	assert_int_equal(score_all(s, &req, sc), 0);
+	assert_float_equal(sc[1], 0.0, 1e-9);
+	ig_scheduler_forget(s, eps[1].key);
+	req.target_model = plain.target_model;
+	assert_int_equal(score_all(s, &req, sc), 0);
+	assert_float_equal(sc[1], 0.0, 1e-9);
+	ig_scheduler_free(s);
+}
+
+static void test_default_profile_sum(void **state)
+{
+	struct ig_picker_config *c = ig_picker_config_default();
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	double sc[MAXE];
+	ep(0, 0.5);
+	ep(4, 0.0);
+	/* queue 2 x {1, 0} + kv 2 x {0.5, 1} + prefix 3 x 0. */
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	assert_float_equal(sc[0], 2 + 1, 1e-9);
+	assert_float_equal(sc[1], 0 + 2, 1e-9);
+	ig_scheduler_free(s);
+	ig_picker_config_free(c);
+}
+
+/* ---- pickers -------------------------------------------------------------------- */
+
+static void test_max_score_ties_random(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER("kv-cache-utilization-scorer", "1", ""));
+	ep(0, 0.2);
+	ep(0, 0.2);
+	ep(0, 0.2);
+	ep(0, 0.9); /* always last */
+	int first[MAXE] = {0};
+	size_t ranked[MAXE];
+	for (int r = 0; r < 3000; r++) {
+		struct ig_sched_result res = {.ranked = ranked};
+		assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+		assert_int_equal(res.nranked, 4);
+		assert_int_equal(ranked[3], 3);
+		first[ranked[0]]++;
+	}
+	for (int i = 0; i < 3; i++)
+		assert_in_range(first[i], 850, 1150);
+	/* A strictly better endpoint always wins. */
+	m[1].kv_usage = 0.1;
+	for (int r = 0; r < 50; r++) {
+		struct ig_sched_result res = {.ranked = ranked};
+		assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+		assert_int_equal(ranked[0], 1);
+	}
+	ig_scheduler_free(s);
+}
+
+static void test_random_picker(void **state)
+{
+	struct ig_scheduler *s = sched_of("plugins:\n- type: kv-cache-utilization-scorer\n"
+					  "- type: random-picker\n"
+					  "schedulingProfiles:\n- name: p\n  plugins:\n"
+					  "  - pluginRef: kv-cache-utilization-scorer\n"
+					  "  - pluginRef: random-picker\n");
+	ep(0, 0.0);
+	ep(0, 0.99);
+	int first[MAXE] = {0};
+	size_t ranked[MAXE];
+	for (int r = 0; r < 2000; r++) {
+		struct ig_sched_result res = {.ranked = ranked};
+		assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+		assert_int_equal(res.nranked, 2);
+		assert_int_not_equal(ranked[0], ranked[1]);
+		first[ranked[0]]++;
+	}
+	/* Scores do not matter to the random picker. */
+	assert_in_range(first[1], 900, 1100);
+	ig_scheduler_free(s);
+}
+
+static void test_weighted_random_picker(void **state)
+{
+	struct ig_scheduler *s = sched_of("plugins:\n- type: kv-cache-utilization-scorer\n"
+					  "- type: weighted-random-picker\n"
+					  "schedulingProfiles:\n- name: p\n  plugins:\n"
+					  "  - pluginRef: kv-cache-utilization-scorer\n"
+					  "  - pluginRef: weighted-random-picker\n");
+	ep(0, 0.9); /* 0.1 */
+	ep(0, 0.7); /* 0.3 */
+	ep(0, 0.4); /* 0.6 */
+	ep(0, 1.0); /* 0: never first while others score */
+	int first[MAXE] = {0};
+	size_t ranked[MAXE];
+	const int runs = 20000;
+	for (int r = 0; r < runs; r++) {
+		struct ig_sched_result res = {.ranked = ranked};
+		assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+		assert_int_equal(ranked[3], 3);
+		first[ranked[0]]++;
+	}
+	/* A-Res draws the first item with probability score / sum. */
+	assert_in_range(first[0], runs * 0.08, runs * 0.12);
+	assert_in_range(first[1], runs * 0.27, runs * 0.33);
+	assert_in_range(first[2], runs * 0.57, runs * 0.63);
+	/* All zero: uniform. */
+	for (int i = 0; i < 3; i++)
+		m[i].kv_usage = 1.0;
+	memset(first, 0, sizeof first);
+	for (int r = 0; r < 4000; r++) {
+		struct ig_sched_result res = {.ranked = ranked};
+		assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+		first[ranked[0]]++;
+	}
+	for (int i = 0; i < 4; i++)
+		assert_in_range(first[i], 850, 1150);
+	ig_scheduler_free(s);
+}
+
+static void test_max_endpoints(void **state)
+{
+	struct ig_scheduler *s = sched_of("plugins:\n- type: max-score-picker\n"
+					  "  parameters: {maxNumOfEndpoints: 2}\n"
+					  "schedulingProfiles:\n- name: p\n  plugins:\n"
+					  "  - pluginRef: max-score-picker\n");
+	ep(0, 0);
+	ep(0, 0);
+	ep(0, 0);
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+	assert_int_equal(res.nranked, 2);
+	assert_int_equal(ig_schedule(s, &plain, eps, 0, &rng, &res), -1);
+	ig_scheduler_free(s);
+}
+
+/* ---- filters -------------------------------------------------------------------- */
+
+static size_t survivors(struct ig_scheduler *s, const struct ig_sched_req *req, int *rc,
+			bool *in)
+{
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	memset(in, 0, MAXE * sizeof(*in));
+	*rc = ig_schedule(s, req, eps, n, &rng, &res);
+	for (size_t k = 0; k < res.nranked; k++)
+		in[ranked[k]] = true;
+	return res.nranked;
+}
+
+#define FILTER_ONLY(type, params)                                               \
+	"plugins:\n- type: " type "\n" params "schedulingProfiles:\n- name: p\n" \
+	"  plugins:\n  - pluginRef: " type "\n"
+
+static void test_saturation_filter(void **state)
+{
+	struct ig_scheduler *s = sched_of(FILTER_ONLY("utilization-detector", ""));
+	bool in[MAXE];
+	int rc;
+	ep(4, 0.79);  /* passes: 4 < 5 and 0.79 < 0.8 */
+	ep(5, 0.1);   /* queue at threshold: out */
+	ep(0, 0.8);   /* kv at threshold: out */
+	ep(0, 0.0);   /* stale: out */
+	eps[3].metrics_age_ms = 201;
+	assert_int_equal(survivors(s, &plain, &rc, in), 1);
+	assert_int_equal(rc, 0);
+	assert_true(in[0]);
+	/* None passes: everyone stays. */
+	m[0].waiting = 9;
+	assert_int_equal(survivors(s, &plain, &rc, in), 4);
+	ig_scheduler_free(s);
+	/* Headroom 0.5 lifts the limits to 7.5 and 1.2. */
+	s = sched_of(FILTER_ONLY("utilization-detector", "  parameters: {headroom: 0.5}\n"));
+	m[0].waiting = 7;
+	m[0].kv_usage = 1.1;
+	assert_int_equal(survivors(s, &plain, &rc, in), 3);
+	assert_false(in[3]);
+	ig_scheduler_free(s);
+}
+
+static void test_header_filter(void **state)
+{
+	struct ig_scheduler *s = sched_of(FILTER_ONLY("header-based-testing-filter", ""));
+	bool in[MAXE];
+	int rc;
+	ep(0, 0);
+	ep(0, 0);
+	ep(0, 0);
+	assert_int_equal(survivors(s, &plain, &rc, in), 3); /* no header */
+	struct ig_sched_req req = plain;
+	req.test_endpoints = IG_STR("10.0.0.1, 10.0.0.3:8000,10.0.0.2:9999");
+	assert_int_equal(survivors(s, &req, &rc, in), 2);
+	assert_true(in[0] && in[2] && !in[1]);
+	req.test_endpoints = IG_STR("10.0.0.9");
+	assert_int_equal(survivors(s, &req, &rc, in), 0);
+	assert_int_equal(rc, -1);
+	ig_scheduler_free(s);
+}
+
+static void test_prefix_affinity_filter(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+		"plugins:\n- type: prefix-cache-affinity-filter\n  parameters: {threshold: 0.75}\n"
+		"- type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 1}\n"
+		"schedulingProfiles:\n- name: p\n  plugins:\n"
+		"  - pluginRef: prefix-cache-affinity-filter\n  - pluginRef: prefix-cache-scorer\n");
+	bool in[MAXE];
+	int rc;
+	ep(0, 0);
+	ep(0, 0);
+	ep(0, 0);
+	struct ig_sched_req req = plain;
+	req.prefix_input = IG_STR("aaaabbbbccccdddd"); /* four 4-byte blocks */
+	assert_int_equal(survivors(s, &req, &rc, in), 3); /* nothing known: all */
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req part = req;
+	part.prefix_input.len = 12; /* three blocks: 0.75 */
+	assert_int_equal(ig_schedule(s, &part, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[0].key);
+	part.prefix_input.len = 8; /* two blocks: 0.5 */
+	assert_int_equal(ig_schedule(s, &part, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[1].key);
+	assert_int_equal(survivors(s, &req, &rc, in), 1);
+	assert_true(in[0]);
+	ig_scheduler_free(s);
+}
+
+static void test_decision_tree_filter(void **state)
+{
+	struct ig_picker_config *c = ig_picker_config_decision_tree();
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	bool in[MAXE];
+	int rc;
+	ep(0, 0.1);
+	ep(10, 0.1);
+	ep(0, 0.5);
+	struct ig_sched_req crit = plain;
+	crit.critical = true;
+	/* Critical, low queueing: least queuing (0, 0 of max 10 within
+	 * 0 + 10/3), then least KV (0.1). */
+	assert_int_equal(survivors(s, &crit, &rc, in), 1);
+	assert_true(in[0]);
+	/* Sheddable with everyone over the capacity limits: dropped. */
+	for (int i = 0; i < 3; i++)
+		m[i].waiting = 50;
+	assert_int_equal(survivors(s, &plain, &rc, in), 0);
+	assert_int_equal(rc, -1);
+	ig_scheduler_free(s);
+	ig_picker_config_free(c);
+}
+
+/* ---- saturation ------------------------------------------------------------------ */
+
+static void test_saturation(void **state)
+{
+	struct ig_picker_config *c = ig_picker_config_default();
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	assert_float_equal(ig_scheduler_saturation(s, eps, 0), 1.0, 1e-12);
+	ep(1, 0.4);  /* max(0.2, 0.5) = 0.5 */
+	ep(10, 0.0); /* 2.0 */
+	ep(0, 0.0);  /* stale: 1.0 */
+	ep(0, 0.0);  /* never scraped: 1.0 */
+	eps[2].metrics_age_ms = 1000;
+	eps[3].m = NULL;
+	eps[3].metrics_age_ms = UINT64_MAX;
+	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (0.5 + 2.0 + 1.0 + 1.0) / 4, 1e-12);
+	ig_scheduler_free(s);
+	ig_picker_config_free(c);
+	/* Configured thresholds through saturationDetector. */
+	s = sched_of("plugins:\n- name: sat\n  type: utilization-detector\n  parameters:\n"
+		     "    queueDepthThreshold: 10\n    kvCacheUtilThreshold: 0.5\n"
+		     "    metricsStalenessThreshold: 2s\n"
+		     "saturationDetector:\n  pluginRef: sat\n");
+	/* max(1/10, 0.4/0.5) = 0.8; 10/10 = 1.0; age 1000 < 2000 now fresh: 0;
+	 * NULL: 1.0. */
+	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (0.8 + 1.0 + 0.0 + 1.0) / 4, 1e-12);
+	ig_scheduler_free(s);
+}
+
+/* ---- config --------------------------------------------------------------------- */
+
+static void test_config_defaults(void **state)
+{
+	/* GIE's stock default document loads (with the data-layer plugins
+	 * accepted and inert), and the profile gains a max-score-picker. */
+	struct ig_picker_config *c = parse_ok(
+		"apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
+		"kind: EndpointPickerConfig\n"
+		"featureGates: [flowControl]\n"
+		"plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n"
+		"- type: prefix-cache-scorer\n"
+		"- type: metrics-data-source\n  parameters: {scheme: http, path: /metrics}\n"
+		"- type: core-metrics-extractor\n"
+		"schedulingProfiles:\n- name: default\n  plugins:\n"
+		"  - pluginRef: queue-scorer\n    weight: 2\n"
+		"  - pluginRef: kv-cache-utilization-scorer\n"
+		"  - pluginRef: prefix-cache-scorer\n    weight: 3\n"
+		"flowControl:\n  maxBytes: 1Gi\n  maxRequests: 500\n  defaultRequestTTL: 30s\n"
+		"  priorityBands:\n  - priority: 1\n    maxRequests: 10\n  - priority: -1\n"
+		"    maxBytes: 1000\n");
+	assert_true(ig_picker_config_feature(c, "flowControl"));
+	assert_false(ig_picker_config_feature(c, "dataLayer"));
+	const struct ig_flow_control_config *f = ig_picker_config_flow_control(c);
+	assert_true(f->present);
+	assert_int_equal(f->max_bytes, 1ull << 30);
+	assert_int_equal(f->max_requests, 500);
+	assert_int_equal(f->default_request_ttl_ms, 30000);
+	assert_int_equal(f->nbands, 2);
+	assert_int_equal(f->bands[0].priority, 1);
+	assert_int_equal(f->bands[0].max_requests, 10);
+	assert_int_equal(f->bands[1].priority, -1);
+	assert_int_equal(f->bands[1].max_bytes, 1000);
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	ig_picker_config_free(c);
+	double sc[MAXE];
+	ep(0, 0.5);
+	ep(4, 0.0);
+	/* kv without weight counts 1: queue 2 x {1, 0} + kv {0.5, 1}. */
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	assert_float_equal(sc[0], 2.5, 1e-9);
+	assert_float_equal(sc[1], 1.0, 1e-9);
+	ig_scheduler_free(s);
+
+	/* No profiles: one profile of every scorer defined; default picker. */
+	s = sched_of("plugins:\n- type: kv-cache-utilization-scorer\n");
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	assert_float_equal(sc[0], 0.5, 1e-9);
+	ig_scheduler_free(s);
+}
+
+struct bad {
+	const char *yaml;
+	int line;
+	const char *path;
+	const char *msg;
+};
+
+static void test_config_errors(void **state)
+{
+	static const struct bad cases[] = {
+		{"plugins:\n- type: magic-scorer\n", 2, "plugins[0].type",
+		 "unknown plugin type \"magic-scorer\""},
+		{"plugins:\n- name: a\n", 2, "plugins[0].type", "is required"},
+		{"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
+		 "  - pluginRef: nope\n",
+		 6, "schedulingProfiles[0].plugins[0].pluginRef", "no plugin named \"nope\""},
+		{"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
+		 "  - pluginRef: queue-scorer\n    weight: heavy\n",
+		 7, "schedulingProfiles[0].plugins[0].weight", "must be a number"},
+		{"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
+		 "  - pluginRef: queue-scorer\n    weight: -1\n",
+		 7, "schedulingProfiles[0].plugins[0].weight", "must be between 0 and 1000000"},
+		{"plugins:\n- type: max-score-picker\n- type: random-picker\n"
+		 "schedulingProfiles:\n- name: p\n  plugins:\n"
+		 "  - pluginRef: max-score-picker\n  - pluginRef: random-picker\n",
+		 8, "schedulingProfiles[0].plugins[1].pluginRef",
+		 "a profile takes one picker: \"max-score-picker\" and \"random-picker\""},
+		{"plugins:\n- type: queue-scorer\n- type: queue-scorer\n", 3, "plugins[1].name",
+		 "duplicate plugin name \"queue-scorer\""},
+		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    blockSizeTokens: big\n", 4,
+		 "plugins[0].parameters.blockSizeTokens", "must be a non-negative integer"},
+		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    maxPrefixBlocksToMatch: 300\n",
+		 4, "plugins[0].parameters.maxPrefixBlocksToMatch", "must be between 1 and 256"},
+		{"plugins:\n- type: utilization-detector\n  parameters:\n"
+		 "    kvCacheUtilThreshold: 0\n",
+		 4, "plugins[0].parameters.kvCacheUtilThreshold", "must be greater than 0 and at most 1"},
+		{"plugins:\n- type: utilization-detector\n  parameters:\n"
+		 "    metricsStalenessThreshold: soon\n",
+		 4, "plugins[0].parameters.metricsStalenessThreshold", "must be a duration such as 200ms"},
+		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    autoTune: maybe\n", 4,
+		 "plugins[0].parameters.autoTune", "must be a boolean"},
+		{"plugins:\n- type: queue-scorer\n  parameters:\n    nosuch: 1\n", 4,
+		 "plugins[0].parameters.nosuch", "unknown parameter for queue-scorer"},
+		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    blockSize: 64\n", 3,
+		 "plugins[0].parameters", "blockSize (characters) is deprecated: set blockSizeTokens"},
+		{"schedulingProfiles:\n- name: a\n- name: a\n", 3, "schedulingProfiles[1].name",
+		 "duplicate profile name \"a\""},
+		{"schedulingProfiles:\n- name: a\n- name: b\n", 1, "schedulingProfiles",
+		 "only one profile is supported (single-profile-handler); got 2"},
+		{"plugins:\n- type: queue-scorer\nsaturationDetector:\n  pluginRef: queue-scorer\n", 4,
+		 "saturationDetector.pluginRef", "plugin \"queue-scorer\" is not a utilization-detector"},
+		{"plugins:\n- type: metrics-data-source\nschedulingProfiles:\n- name: p\n  plugins:\n"
+		 "  - pluginRef: metrics-data-source\n",
+		 6, "schedulingProfiles[0].plugins[0].pluginRef",
+		 "plugin \"metrics-data-source\" (metrics-data-source) is not a filter, scorer or picker"},
+		{"featureGates: [warpDrive]\n", 1, "featureGates[0]", "unknown feature gate \"warpDrive\""},
+		{"flowControl:\n  defaultRequestTTL: forever\n", 2, "flowControl.defaultRequestTTL",
+		 "must be a duration such as 30s"},
+		{"flowControl:\n  priorityBands:\n  - maxRequests: 3\n", 3,
+		 "flowControl.priorityBands[0].priority", "is required"},
+		{"kind: Deployment\n", 1, "kind", "must be EndpointPickerConfig"},
+		{"plugins: {a: 1}\n", 1, "plugins", "must be a list"},
+		{"plugins:\n- type: [x\n", 3, "", "YAML syntax error"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct ig_picker_config *c = NULL;
+		struct ig_diags d = {0};
+		const struct bad *b = &cases[i];
+		int rc = ig_picker_config_parse("epp.yaml", b->yaml, strlen(b->yaml), &c, &d);
+		bool found = false;
+		for (size_t k = 0; k < d.n; k++)
+			found |= d.items[k].line == b->line && strcmp(d.items[k].path, b->path) == 0 &&
+				 strstr(d.items[k].msg, b->msg) && strcmp(d.items[k].file, "epp.yaml") == 0;
+		if (rc != -1 || !found) {
+			fprintf(stderr, "case %zu: rc %d, want %d: %s: %s\n", i, rc, b->line, b->path,
+				b->msg);
+			ig_diags_print(&d, stderr);
+		}
+		assert_int_equal(rc, -1);
+		assert_null(c);
+		assert_true(found);
+		ig_diags_free(&d);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_queue_scorer, setup),
+		cmocka_unit_test_setup(test_running_scorer, setup),
+		cmocka_unit_test_setup(test_kv_scorer_and_clamp, setup),
+		cmocka_unit_test_setup(test_lora_scorer, setup),
+		cmocka_unit_test_setup(test_token_load_scorer, setup),
+		cmocka_unit_test_setup(test_prefix_scorer, setup),
+		cmocka_unit_test_setup(test_default_profile_sum, setup),
+		cmocka_unit_test_setup(test_max_score_ties_random, setup),
+		cmocka_unit_test_setup(test_random_picker, setup),
+		cmocka_unit_test_setup(test_weighted_random_picker, setup),
+		cmocka_unit_test_setup(test_max_endpoints, setup),
+		cmocka_unit_test_setup(test_saturation_filter, setup),
+		cmocka_unit_test_setup(test_header_filter, setup),
+		cmocka_unit_test_setup(test_prefix_affinity_filter, setup),
+		cmocka_unit_test_setup(test_decision_tree_filter, setup),
+		cmocka_unit_test_setup(test_saturation, setup),
+		cmocka_unit_test_setup(test_config_defaults, setup),
+		cmocka_unit_test_setup(test_config_errors, setup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
