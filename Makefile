@@ -16,6 +16,8 @@ LIB_SRCS  := $(sort $(wildcard src/*/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 # Two build trees: the normal one and the sanitized one (ASan + UBSan).
 B  := build
 BA := build-asan
@@ -84,8 +86,8 @@ asan: $(BA)/infergate $(UNIT_BINS_A)
 # `make test` is what CI runs: normal build first, then the sanitized one.
 test: deps
 	@rm -f $(B)/test-counts
-	@$(MAKE) --no-print-directory all $(UNIT_BINS)
-	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT_BINS)
+	@$(MAKE) --no-print-directory -j$(JOBS) asan
 	@scripts/run-tests.sh $(B) "$(UNIT_BINS)"
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  scripts/run-tests.sh $(BA) "$(UNIT_BINS_A)"
@@ -116,7 +118,8 @@ $(B)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(wildcard src/*/*.h)
 
 fuzz-build: $(FUZZ_BINS)
 
-fuzz: deps fuzz-build
+fuzz: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 format:
