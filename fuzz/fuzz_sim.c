@@ -237,8 +237,7 @@ static int sim_start(struct sim *s, bool v08)
 	if (ig_sim_parse_args(&s->cfg, argc, sim_argv, err, sizeof err) != 0)
 		abort();
 	ig_rng_seed(&s->rng, s->cfg.seed);
-	s->slots = calloc((size_t)s->cfg.max_loras, sizeof *s->slots);
-	if (!s->slots || ig_loop_init(&s->loop) < 0)
+	if (ig_loop_init(&s->loop) < 0 || ig_sim_engine_init(s) < 0)
 		abort();
 	ig_sim_lora_note(&s->stats, "", "", 0);
 	ig_sim_lora_update(s);
@@ -252,7 +251,7 @@ static int sim_start(struct sim *s, bool v08)
 static void sim_stop(struct sim *s)
 {
 	ig_http_server_free(s->server);
-	if (s->running.len || s->waiting.len)
+	if (s->model.running.len || s->model.waiting.len)
 		abort(); /* aborted exchanges must leave the engine */
 	ig_loop_free(&s->loop);
 	ig_sim_engine_free(s);
@@ -373,7 +372,7 @@ static void fuzz_http(const char *p, size_t len, unsigned flags)
 		size_t before = in.len;
 		if (open && !receive(fd, &in))
 			break;
-		bool idle = s.running.len == 0 && s.waiting.len == 0;
+		bool idle = s.model.running.len == 0 && s.model.waiting.len == 0;
 		if (off == req.len && idle && (!open || in.len == before) && i > 2)
 			break;
 	}
