@@ -44,6 +44,7 @@ struct proxy_req {
 	struct ig_buf scan; /* JSON body or current SSE line, for usage */
 	long in_tokens, out_tokens;
 	uint64_t start_ns; /* copied: the exchange may be gone when we finish */
+	bool recorded;
 };
 
 static const struct ig_http_client_cbs upstream_cbs;
@@ -59,19 +60,26 @@ static void release_endpoint(struct proxy_req *p)
 	}
 }
 
+/* Request metrics are recorded before the last byte goes to the client, so
+ * a client that reads /metrics right after its answer sees its request. */
+static void record_metrics(struct proxy_req *p)
+{
+	/* Only resolved models get series: label values stay a bounded set. */
+	if (p->recorded || !p->target.len)
+		return;
+	p->recorded = true;
+	double secs = (double)(ig_now_ns() - p->start_ns) / 1e9;
+	ig_gw_metrics_request(ig_buf_cstr(&p->model), ig_buf_cstr(&p->target), p->status, secs,
+			      p->body.len, p->resp_bytes, p->in_tokens, p->out_tokens);
+}
+
 static void finish(struct proxy_req *p)
 {
 	struct ig_worker *w = p->w;
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);
 	release_endpoint(p);
-	/* Only resolved models get series: label values stay a bounded set. */
-	if (p->target.len) {
-		double secs = (double)(ig_now_ns() - p->start_ns) / 1e9;
-		ig_gw_metrics_request(ig_buf_cstr(&p->model), p->target.len ? ig_buf_cstr(&p->target) : "",
-				      p->status, secs, p->body.len, p->resp_bytes, p->in_tokens,
-				      p->out_tokens);
-	}
+	record_metrics(p);
 	ig_buf_free(&p->model);
 	ig_buf_free(&p->target);
 	ig_buf_free(&p->body);
@@ -87,6 +95,7 @@ static void fail_request(struct proxy_req *p, int status, const char *type, cons
 			 const char *msg)
 {
 	p->status = status;
+	record_metrics(p);
 	ig_http_respond_error(p->ex, status, type, code, "%s", msg);
 	finish(p);
 }
@@ -230,6 +239,7 @@ static void on_up_done(struct ig_http_client *c, void *ud)
 	struct ig_endpoint *ep = p->ep;
 	p->up = NULL;
 	ig_worker_release_upstream(p->w, ep, c);
+	record_metrics(p);
 	p->ex->on_abort = NULL;
 	ig_http_end(p->ex);
 	finish(p);
