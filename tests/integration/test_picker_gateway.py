@@ -1,0 +1,652 @@
+"""The gateway's endpoint picker end to end: simulators on distinct loopback
+addresses behind `infergate gateway`, checking what the picker promises
+from the outside (x-gateway-destination-endpoint-served on every answer):
+prefix affinity with balance, no herding, admission by InferenceObjective
+priority, the flow-control queue, ordered fallback, session affinity,
+/v1/models, endpoints leaving and rejoining rotation, the picker's metrics
+and an EndpointPickerConfig given among the manifests."""
+import json
+import os
+import re
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+
+import pytest
+
+from conftest import free_port, unique_loopback, wait_http, wait_port
+
+BASE_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+SAN_ERRORS = ("ERROR: AddressSanitizer", "runtime error", "ERROR: LeakSanitizer")
+SERVED = "x-gateway-destination-endpoint-served"
+
+# ---- manifests ----
+
+
+def gateway_doc(listeners):
+    """listeners: [(name, port)]."""
+    out = ["apiVersion: gateway.networking.k8s.io/v1", "kind: Gateway", "metadata:",
+           "  name: inference-gateway", "spec:", "  gatewayClassName: infergate", "  listeners:"]
+    for name, port in listeners:
+        out += ["  - name: %s" % name, "    protocol: HTTP", "    port: %d" % port]
+    return "\n".join(out) + "\n"
+
+
+def route_doc(name, listener, pool, port, prefix="/"):
+    return """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+spec:
+  parentRefs:
+  - name: inference-gateway
+    sectionName: {listener}
+  rules:
+  - backendRefs:
+    - group: inference.networking.x-k8s.io
+      kind: InferencePool
+      name: {pool}
+      port: {port}
+    matches:
+    - path:
+        type: PathPrefix
+        value: {prefix}
+""".format(name=name, listener=listener, pool=pool, port=port, prefix=prefix)
+
+
+def pool_doc(name, port):
+    return """apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata:
+  name: {name}
+spec:
+  targetPortNumber: {port}
+  selector:
+    app: {name}
+  extensionRef:
+    name: {name}-epp
+""".format(name=name, port=port)
+
+
+def pod_doc(name, app, ip):
+    return """apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    app: {app}
+status:
+  podIP: {ip}
+""".format(name=name, app=app, ip=ip)
+
+
+def model_doc(obj, model_name, pool, criticality=None, target=BASE_MODEL):
+    out = ["apiVersion: inference.networking.x-k8s.io/v1alpha2", "kind: InferenceModel",
+           "metadata:", "  name: %s" % obj, "spec:", "  modelName: %s" % model_name]
+    if criticality:
+        out.append("  criticality: %s" % criticality)
+    out += ["  poolRef:", "    name: %s" % pool]
+    if target:
+        out += ["  targetModels:", "  - name: %s" % target]
+    return "\n".join(out) + "\n"
+
+
+def objective_doc(name, priority, pool):
+    return """apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceObjective
+metadata:
+  name: {name}
+spec:
+  priority: {priority}
+  poolRef:
+    name: {pool}
+""".format(name=name, priority=priority, pool=pool)
+
+
+# ---- clients ----
+
+
+def call(base, path, body=None, headers=None, timeout=15, method=None):
+    """Returns (status, headers, body bytes)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers=dict({"Content-Type": "application/json"},
+                                              **(headers or {})))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def completion(prompt="hi", max_tokens=1, model="food-review"):
+    return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
+
+
+def set_state(base, **state):
+    st, _, data = call(base, "/sim/state", state)
+    assert st == 200, data
+
+
+def threaded(fns):
+    """Runs each fn on a thread of its own, released together; returns
+    their results in order."""
+    out = [None] * len(fns)
+    barrier = threading.Barrier(len(fns))
+
+    def run(i):
+        barrier.wait()
+        try:
+            out[i] = fns[i]()
+        except Exception as e:  # reported by the assertions on out
+            out[i] = e
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
+# ---- the cluster under test ----
+
+
+class Sims:
+    """Simulators on distinct loopback addresses sharing one port (the
+    pool's target port)."""
+
+    def __init__(self, procs, n, args=(), per_sim=None, port=None):
+        self.procs = procs
+        self.hosts = [unique_loopback() for _ in range(n)]
+        self.port = port or free_port(self.hosts[0])
+        self.args = list(args)
+        self.per_sim = per_sim
+        self.ps = [self.start(i) for i in range(n)]
+        for i in range(n):
+            wait_http(self.base(i) + "/health", proc=self.ps[i])
+
+    def start(self, i):
+        extra = list(self.per_sim[i]) if self.per_sim else []
+        return self.procs.start("sim", "--host", self.hosts[i], "--port", self.port,
+                                "--served-model-name", BASE_MODEL, *self.args, *extra,
+                                name="sim")
+
+    def restart(self, i):
+        self.ps[i] = self.start(i)
+        wait_http(self.base(i) + "/health", proc=self.ps[i])
+
+    def base(self, i):
+        return "http://%s:%d" % (self.hosts[i], self.port)
+
+    def endpoint(self, i):
+        return "%s:%d" % (self.hosts[i], self.port)
+
+
+class Gateway:
+    """The gateway over manifests written to a directory of its own."""
+
+    def __init__(self, procs, tmp_path, docs, port, gw_args=(), name="gw"):
+        self.procs = procs
+        self.dir = os.path.join(str(tmp_path), name)
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, "all.yaml"), "w") as f:
+            f.write("---\n".join(docs))
+        self.host = unique_loopback()
+        self.port = port
+        self.admin_host = unique_loopback()
+        self.admin_port = free_port(self.admin_host)
+        self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host,
+                              "--admin", "%s:%d" % (self.admin_host, self.admin_port),
+                              "--workers", "2", *gw_args, name="gateway")
+        wait_port(self.host, self.port, proc=self.gw)
+        wait_http(self.admin + "/healthz", proc=self.gw)
+
+    @property
+    def base(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    @property
+    def admin(self):
+        return "http://%s:%d" % (self.admin_host, self.admin_port)
+
+    def endpoints(self, pool="pool"):
+        st, _, data = call(self.admin, "/pools")
+        assert st == 200
+        return {e["address"]: e for p in json.loads(data)["pools"] if p["name"] == pool
+                for e in p["endpoints"]}
+
+    def wait_pools(self, pred, pool="pool", timeout=8.0):
+        deadline = time.time() + timeout
+        while True:
+            eps = self.endpoints(pool)
+            if pred(eps):
+                return eps
+            if time.time() > deadline:
+                raise AssertionError("pools never matched: %s" % eps)
+            time.sleep(0.02)
+
+    def wait_waiting(self, want, pool="pool"):
+        """Waits until the scraped waiting counts are `want` ({addr: n})."""
+        return self.wait_pools(lambda eps: all(
+            a in eps and eps[a]["metrics_age_ms"] is not None and eps[a]["waiting"] == n
+            for a, n in want.items()), pool)
+
+    def send(self, body=None, headers=None, path="/v1/completions", timeout=15):
+        """(status, served endpoint or None, parsed body)."""
+        st, hdrs, data = call(self.base, path, body or completion(), headers, timeout)
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data
+        return st, hdrs.get(SERVED), parsed
+
+    def log(self):
+        return self.procs.output(self.gw)
+
+    def metrics(self):
+        st, _, data = call(self.admin, "/metrics")
+        assert st == 200
+        return data.decode()
+
+    def stop(self):
+        """SIGTERM: drains, exits 0, and the log (under sanitizers too) is clean."""
+        self.gw.send_signal(signal.SIGTERM)
+        rc = self.gw.wait(timeout=15)
+        log = self.log()
+        for s in SAN_ERRORS:
+            assert s not in log, log
+        assert rc == 0, log
+        return log
+
+
+def one_pool(procs, tmp_path, sims, extra_docs=(), gw_args=(), criticality=None,
+             dead_hosts=(), name="gw"):
+    """A gateway with one listener, one route to pool `pool` of the sims
+    (plus pods at dead_hosts where nothing listens) and the InferenceModel
+    food-review."""
+    port = free_port()
+    docs = [gateway_doc([("llm", port)]), route_doc("route", "llm", "pool", sims.port),
+            pool_doc("pool", sims.port),
+            model_doc("food-review", "food-review", "pool", criticality)]
+    docs += [pod_doc("pod-%d" % i, "pool", h) for i, h in enumerate(sims.hosts)]
+    docs += [pod_doc("dead-%d" % i, "pool", h) for i, h in enumerate(dead_hosts)]
+    docs += list(extra_docs)
+    return Gateway(procs, tmp_path, docs, port, gw_args, name=name)
+
+
+def stop_sims(sims):
+    for p in sims.ps:
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+
+
+def long_prompt(i, size=4096):
+    """A distinct prompt of about `size` characters."""
+    words = []
+    n = 0
+    k = 0
+    while n < size:
+        w = "p%d-w%d" % (i, (k * 7919 + i * 104729) % 100003)
+        words.append(w)
+        n += len(w) + 1
+        k += 1
+    return " ".join(words)[:size]
+
+
+# ---- 1. prefix affinity with balance ----
+
+def test_long_prompts_stick_and_spread(procs, tmp_path):
+    sims = Sims(procs, 4)
+    g = one_pool(procs, tmp_path, sims)
+    g.wait_waiting({sims.endpoint(i): 0 for i in range(4)})
+    prompts = [long_prompt(i) for i in range(8)]
+    served = {i: [] for i in range(len(prompts))}
+    for _ in range(10):
+        for i, pr in enumerate(prompts):
+            st, ep, r = g.send(completion(pr))
+            assert st == 200, r
+            served[i].append(ep)
+            time.sleep(0.005)
+    everything = Counter()
+    for i, eps in served.items():
+        first = eps[0]
+        assert eps.count(first) >= 0.9 * len(eps), (i, eps)
+        everything.update(eps)
+    assert set(everything) <= {sims.endpoint(i) for i in range(4)}
+    total = sum(everything.values())
+    assert max(everything.values()) <= 0.5 * total, everything
+    # The prefix index knows those prompts.
+    m = re.search(r"^inference_extension_prefix_indexer_size (\S+)$", g.metrics(), re.M)
+    assert m and float(m.group(1)) > 0
+    g.stop()
+
+
+# ---- 2. no herding ----
+
+def test_burst_does_not_herd(procs, tmp_path):
+    sims = Sims(procs, 4, args=("--ttft-ms", "300"))
+    g = one_pool(procs, tmp_path, sims)
+    g.wait_waiting({sims.endpoint(i): 0 for i in range(4)})
+
+    def one(i):
+        return lambda: g.send(completion("burst request number %d" % i))
+
+    results = threaded([one(i) for i in range(64)])
+    for r in results:
+        assert not isinstance(r, Exception), r
+        assert r[0] == 200, r
+    per = Counter(r[1] for r in results)
+    assert set(per) == {sims.endpoint(i) for i in range(4)}, per
+    assert max(per.values()) <= 20, per
+    g.stop()
+
+
+# ---- 3. admission by InferenceObjective priority ----
+
+def test_admission_by_objective_priority(procs, tmp_path):
+    sims = Sims(procs, 2, args=("--fixed-waiting", "10"))
+    g = one_pool(procs, tmp_path, sims, extra_docs=[
+        objective_doc("batch", -1, "pool"), objective_doc("interactive", 5, "pool")])
+    g.wait_waiting({sims.endpoint(i): 10 for i in range(2)})
+    st, ep, r = g.send(headers={"x-gateway-inference-objective": "batch"})
+    assert st == 429, r
+    assert "sheddable" in r["error"]["message"]
+    assert ep is None
+    st, ep, r = g.send(headers={"x-gateway-inference-objective": "interactive"})
+    assert st == 200, r
+    st, ep, r = g.send()
+    assert st == 200, r
+    # An objective nobody defined counts as priority 0.
+    st, ep, r = g.send(headers={"x-gateway-inference-objective": "nope"})
+    assert st == 200, r
+    # Unsaturated, the sheddable objective is served too.
+    for i in range(2):
+        set_state(sims.base(i), waiting=0)
+    g.wait_waiting({sims.endpoint(i): 0 for i in range(2)})
+    st, ep, r = g.send(headers={"x-gateway-inference-objective": "batch"})
+    assert st == 200, r
+    text = g.metrics()
+    assert re.search(r'^inference_objective_request_total\{model_name="food-review",'
+                     r'target_model_name="%s",priority="5"\} 1$' % re.escape(BASE_MODEL),
+                     text, re.M), text
+    g.stop()
+
+
+# ---- 4. flow control ----
+
+def timed_send(g, **kw):
+    def run():
+        t0 = time.monotonic()
+        st, ep, r = g.send(**kw)
+        return st, ep, r, time.monotonic() - t0, time.monotonic()
+    return run
+
+
+def test_flow_control_waits_then_serves_or_times_out(procs, tmp_path):
+    sims = Sims(procs, 2, args=("--fixed-waiting", "10"))
+    g = one_pool(procs, tmp_path, sims,
+                 gw_args=("--flow-control", "--queue-timeout", "1000"))
+    g.wait_waiting({sims.endpoint(i): 10 for i in range(2)})
+    # Unsaturated during the wait: served then, not before.
+    out = []
+    t = threading.Thread(target=lambda: out.append(timed_send(g)()))
+    t.start()
+    time.sleep(0.4)
+    for i in range(2):
+        set_state(sims.base(i), waiting=0)
+    t.join()
+    st, ep, r, took, _ = out[0]
+    assert st == 200, r
+    assert took >= 0.38, took
+    # Never unsaturated: 503 after the queue timeout.
+    for i in range(2):
+        set_state(sims.base(i), waiting=10)
+    g.wait_waiting({sims.endpoint(i): 10 for i in range(2)})
+    st, ep, r, took, _ = timed_send(g)()
+    assert st == 503, r
+    assert 0.9 <= took <= 3.0, took
+    g.stop()
+
+
+def test_flow_control_capacity(procs, tmp_path):
+    sims = Sims(procs, 1, args=("--fixed-waiting", "10"))
+    picker = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+featureGates:
+- flowControl
+plugins:
+- type: queue-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+"""
+    g = one_pool(procs, tmp_path, sims, extra_docs=[picker],
+                 gw_args=("--queue-timeout", "1000", "--queue-capacity", "1", "--workers", "1"))
+    g.wait_waiting({sims.endpoint(0): 10})
+    results = threaded([timed_send(g) for _ in range(3)])
+    statuses = sorted(r[0] for r in results)
+    # One worker holding one queued request: the other two are refused.
+    assert statuses == [429, 429, 503], results
+    g.stop()
+
+
+def test_flow_control_priority_order(procs, tmp_path):
+    # One sim serving one request at a time, reporting 4 waiting: the pool
+    # has room for exactly one more request until the next scrape.
+    sims = Sims(procs, 1, args=("--fixed-waiting", "10", "--max-num-seqs", "1",
+                                "--ttft-ms", "100"))
+    g = one_pool(procs, tmp_path, sims, extra_docs=[
+        objective_doc("batch", -1, "pool"), objective_doc("interactive", 5, "pool")],
+        gw_args=("--flow-control", "--queue-timeout", "5000", "--workers", "1"))
+    g.wait_waiting({sims.endpoint(0): 10})
+    out = {}
+
+    def send(name):
+        out[name] = timed_send(g, headers={"x-gateway-inference-objective": name})()
+
+    low = threading.Thread(target=send, args=("batch",))
+    low.start()
+    time.sleep(0.2)
+    high = threading.Thread(target=send, args=("interactive",))
+    high.start()
+    time.sleep(0.2)
+    set_state(sims.base(0), waiting=4)
+    low.join()
+    high.join()
+    assert out["batch"][0] == 200 and out["interactive"][0] == 200, out
+    # The higher priority, queued later, finished first.
+    assert out["interactive"][4] < out["batch"][4], out
+    g.stop()
+
+
+# ---- 5. ordered fallback ----
+
+QUEUE_ONLY_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+  - pluginRef: max-score-picker
+"""
+
+
+def test_fallback_follows_the_ranking(procs, tmp_path):
+    """The picker ranks by queue only: a pod where nothing listens (never
+    scraped, so an empty queue) first, then sims reporting 10, 20 and 30
+    waiting. Refused connections fall to the next in that order."""
+    sims = Sims(procs, 3, per_sim=[("--fixed-waiting", str(w)) for w in (10, 20, 30)])
+    dead = unique_loopback()
+    g = one_pool(procs, tmp_path, sims, extra_docs=[QUEUE_ONLY_PICKER], dead_hosts=[dead],
+                 gw_args=("--scrape-interval", "10000", "--unhealthy-after", "1000",
+                          "--max-attempts", "3"))
+    g.wait_waiting({sims.endpoint(i): w for i, w in enumerate((10, 20, 30))})
+    for _ in range(4):
+        st, ep, r = g.send()
+        assert st == 200, r
+        assert ep == sims.endpoint(0)
+    # The best sim dies; the gateway still ranks it second (no scrape for
+    # ten seconds), so the third in order serves, every time.
+    sims.ps[0].send_signal(signal.SIGKILL)
+    sims.ps[0].wait()
+    for _ in range(4):
+        st, ep, r = g.send()
+        assert st == 200, r
+        assert ep == sims.endpoint(1)
+    assert "trying another endpoint" in g.log()
+    g.stop()
+
+
+# ---- 6. session affinity ----
+
+def test_session_affinity_until_overloaded(procs, tmp_path):
+    sims = Sims(procs, 4)
+    g = one_pool(procs, tmp_path, sims)
+    g.wait_waiting({sims.endpoint(i): 0 for i in range(4)})
+    hdr = {"x-session-id": "session-42"}
+    eps = []
+    for i in range(20):
+        st, ep, r = g.send(completion("turn %d of a chat" % i), headers=hdr)
+        assert st == 200, r
+        eps.append(ep)
+    assert len(set(eps)) == 1, eps
+    mine = eps[0]
+    k = [sims.endpoint(i) for i in range(4)].index(mine)
+    set_state(sims.base(k), waiting=20)
+    g.wait_waiting({mine: 20})
+    for i in range(5):
+        st, ep, r = g.send(completion("after the rise %d" % i), headers=hdr)
+        assert st == 200, r
+        assert ep != mine
+    g.stop()
+
+
+# ---- 7. /v1/models ----
+
+def test_models_of_the_listener(procs, tmp_path):
+    sims = Sims(procs, 1)
+    port_a, port_b = free_port(), free_port()
+    docs = [gateway_doc([("llm", port_a), ("other", port_b)]),
+            route_doc("route-a", "llm", "pool-a", sims.port, "/"),
+            route_doc("route-b", "llm", "pool-b", sims.port, "/v1/chat"),
+            route_doc("route-c", "other", "pool-c", sims.port, "/"),
+            pool_doc("pool-a", sims.port), pool_doc("pool-b", sims.port),
+            pool_doc("pool-c", sims.port),
+            pod_doc("pod-a", "pool-a", sims.hosts[0]),
+            model_doc("alpha", "alpha", "pool-a"), model_doc("alpha-2", "alpha-2", "pool-a"),
+            model_doc("beta", "beta", "pool-b"), model_doc("gamma", "gamma", "pool-c")]
+    g = Gateway(procs, tmp_path, docs, port_a)
+    st, hdrs, data = call(g.base, "/v1/models", method="GET")
+    assert st == 200, data
+    assert hdrs["Content-Type"].startswith("application/json")
+    r = json.loads(data)
+    assert r["object"] == "list"
+    assert sorted(m["id"] for m in r["data"]) == ["alpha", "alpha-2", "beta"], r
+    for m in r["data"]:
+        assert m["object"] == "model"
+        assert isinstance(m["created"], int) and m["created"] > 1_600_000_000
+        assert isinstance(m["owned_by"], str)
+    # The other listener lists only its own pool's model.
+    st, _, data = call("http://%s:%d" % (g.host, port_b), "/v1/models", method="GET")
+    assert st == 200, data
+    assert [m["id"] for m in json.loads(data)["data"]] == ["gamma"]
+    g.stop()
+
+
+# ---- 8. endpoints leave rotation and come back ----
+
+def test_stopped_endpoint_leaves_and_rejoins_rotation(procs, tmp_path):
+    sims = Sims(procs, 3)
+    g = one_pool(procs, tmp_path, sims, gw_args=("--unhealthy-after", "2"))
+    g.wait_waiting({sims.endpoint(i): 0 for i in range(3)})
+    stopped = sims.endpoint(0)
+    sims.ps[0].send_signal(signal.SIGSTOP)
+    try:
+        # Two scrapes time out (5 s each), then the endpoint is out.
+        deadline = time.time() + 14
+        while "%s: 2 metrics scrapes failed" % stopped not in g.log():
+            assert time.time() < deadline, g.log()
+            time.sleep(0.1)
+        served = Counter()
+        for i in range(24):
+            st, ep, r = g.send(completion("while stopped %d" % i), timeout=5)
+            assert st == 200, r
+            served[ep] += 1
+        assert stopped not in served, served
+        assert set(served) == {sims.endpoint(1), sims.endpoint(2)}, served
+    finally:
+        sims.ps[0].send_signal(signal.SIGCONT)
+    deadline = time.time() + 8
+    while "endpoint %s: metrics scrapes work again" % stopped not in g.log():
+        assert time.time() < deadline, g.log()
+        time.sleep(0.05)
+    served = Counter()
+    for i in range(40):
+        st, ep, r = g.send(completion("back again %d" % i))
+        assert st == 200, r
+        served[ep] += 1
+    assert stopped in served, served
+    g.stop()
+
+
+# ---- 9. the picker's metrics ----
+
+def test_picker_metrics(procs, tmp_path):
+    sims = Sims(procs, 2, per_sim=[("--fixed-running", "2"), ("--fixed-running", "4")])
+    g = one_pool(procs, tmp_path, sims, extra_docs=[objective_doc("interactive", 5, "pool")])
+    g.wait_pools(lambda eps: len(eps) == 2 and all(e["running"] in (2, 4) for e in eps.values()))
+    for i in range(3):
+        st, _, r = g.send(completion(long_prompt(i, 2048)),
+                          headers={"x-gateway-inference-objective": "interactive"})
+        assert st == 200, r
+    text = g.metrics()
+    assert re.search(r'^inference_objective_request_total\{model_name="food-review",'
+                     r'target_model_name="%s",priority="5"\} 3$' % re.escape(BASE_MODEL),
+                     text, re.M), text
+    m = re.search(r"^inference_extension_scheduler_e2e_duration_seconds_count (\d+)$", text, re.M)
+    assert m and int(m.group(1)) >= 3, text
+    assert re.search(r'^inference_extension_scheduler_e2e_duration_seconds_bucket\{le="\+Inf"\} ',
+                     text, re.M), text
+    m = re.search(r"^inference_extension_prefix_indexer_size (\S+)$", text, re.M)
+    assert m and float(m.group(1)) > 0, text
+    m = re.search(r'^inference_pool_average_running_requests\{name="pool"\} (\S+)$', text, re.M)
+    assert m and float(m.group(1)) == 3.0, text
+    g.stop()
+
+
+# ---- 10. an EndpointPickerConfig among the manifests ----
+
+DECISION_TREE_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: decision-tree-filter
+- type: random-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: decision-tree-filter
+  - pluginRef: random-picker
+"""
+
+
+def test_picker_config_from_the_manifests(procs, tmp_path):
+    sims = Sims(procs, 2, args=("--fixed-waiting", "10"))
+    g = one_pool(procs, tmp_path, sims, criticality="Standard", extra_docs=[
+        DECISION_TREE_PICKER, model_doc("urgent", "urgent", "pool", "Critical")])
+    g.wait_waiting({sims.endpoint(i): 10 for i in range(2)})
+    # The decision tree sheds anything not Critical when the queues are
+    # long; GIE's default profile would serve this priority-0 request.
+    st, _, r = g.send()
+    assert st == 429, r
+    assert "limited backend resources" in r["error"]["message"]
+    st, _, r = g.send(completion(model="urgent"))
+    assert st == 200, r
+    g.stop()
