@@ -570,31 +570,19 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 			     "timed out waiting in the gateway queue for a model server");
 	}
 	/* Highest priority first; the head waits while its pool is saturated
-	 * (head-of-line blocking, as GIE's dispatcher does). */
-	for (;;) {
-		int prio;
-		if (!ig_flowq_next_priority(w->queue, &prio))
-			break;
-		p = ig_flowq_pop(w->queue);
+	 * (head-of-line blocking, as GIE's dispatcher does). It is looked at
+	 * in place, so waiting does not reorder the queue. */
+	while ((p = ig_flowq_peek(w->queue)) != NULL) {
 		struct candidates c;
-		if (candidates_load(&c, p->pool, ig_now_ns()) < 0 || c.n == 0) {
+		if (candidates_load(&c, p->pool, ig_now_ns()) == 0 && c.n > 0) {
+			double sat = saturation(p->pool->sched->s, &c);
 			candidates_free(&c);
-			dispatch_queued(p); /* answers the error */
-			continue;
+			if (sat >= 1.0)
+				break;
+		} else {
+			candidates_free(&c); /* dispatch_queued answers the error */
 		}
-		double sat = saturation(p->pool->sched->s, &c);
-		candidates_free(&c);
-		if (sat >= 1.0) {
-			/* Put it back at the front of its flow: re-push keeps order
-			 * well enough, as it is the oldest of its flow. */
-			if (ig_flowq_push(w->queue, &p->qitem, p, ig_buf_str(&p->flow_id), p->priority,
-					  p->body.len, p->qdeadline) < 0)
-				fail_request(p, 429, "rate_limit_exceeded", "queue_full",
-					     "the gateway queue is full");
-			else
-				p->queued = true;
-			break;
-		}
+		ig_flowq_pop(w->queue);
 		dispatch_queued(p);
 	}
 	if (ig_flowq_len(w->queue))

@@ -355,6 +355,12 @@ void *ig_flowq_pop(struct ig_flowq *q)
 	return it->data;
 }
 
+void *ig_flowq_peek(const struct ig_flowq *q)
+{
+	const struct band *b = first_band(q);
+	return b ? b->turn->head->data : NULL;
+}
+
 bool ig_flowq_next_priority(const struct ig_flowq *q, int *priority)
 {
 	const struct band *b = first_band(q);

@@ -70,6 +70,9 @@ int ig_flowq_push(struct ig_flowq *q, struct ig_flowq_item *it, void *data, stru
 		  int priority, uint64_t bytes, uint64_t deadline_ns);
 /* The next item to dispatch (its data), or NULL when empty. */
 void *ig_flowq_pop(struct ig_flowq *q);
+/* The item the next pop would return (its data), left in place, or NULL
+ * when empty: a dispatcher that must wait keeps the queue's order. */
+void *ig_flowq_peek(const struct ig_flowq *q);
 /* The priority of the band the next pop takes from; false when empty.
  * Lets the dispatcher stop at a band its usage limit forbids. */
 bool ig_flowq_next_priority(const struct ig_flowq *q, int *priority);
