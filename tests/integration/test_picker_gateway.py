@@ -464,6 +464,34 @@ def test_flow_control_priority_order(procs, tmp_path):
     g.stop()
 
 
+def test_flow_control_first_come_first_served(procs, tmp_path):
+    """Within one priority and flow the queue is FIFO, also while the pool
+    stays saturated for many dispatch cycles (head-of-line blocking)."""
+    sims = Sims(procs, 1, args=("--fixed-waiting", "10", "--max-num-seqs", "1",
+                                "--ttft-ms", "60"))
+    g = one_pool(procs, tmp_path, sims,
+                 gw_args=("--flow-control", "--queue-timeout", "5000", "--workers", "1"))
+    g.wait_waiting({sims.endpoint(0): 10})
+    out = {}
+
+    def send(i):
+        out[i] = timed_send(g, body=completion("request %d" % i))()
+
+    ts = []
+    for i in range(4):
+        ts.append(threading.Thread(target=send, args=(i,)))
+        ts[-1].start()
+        time.sleep(0.12)
+    # Room for one request per scrape from now on.
+    set_state(sims.base(0), waiting=4)
+    for t in ts:
+        t.join()
+    assert all(out[i][0] == 200 for i in range(4)), out
+    done = sorted(range(4), key=lambda i: out[i][4])
+    assert done == [0, 1, 2, 3], out
+    g.stop()
+
+
 # ---- 5. ordered fallback ----
 
 QUEUE_ONLY_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
