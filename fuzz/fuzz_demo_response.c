@@ -65,9 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (int eof = 0; eof < 2; eof++) {
 		int rc = parse(buf, len, eof, method, &res);
-		if (first_rc == 1 && (rc != 1 || res.status != first.status ||
-				      res.body.len != first.body.len ||
-				      (res.body.len && memcmp(res.body.ptr, first.body.ptr, res.body.len))))
+		if (first_rc == 1 &&
+		    (rc != 1 || res.status != first.status || res.body.len != first.body.len ||
+		     (res.body.len && memcmp(res.body.ptr, first.body.ptr, res.body.len))))
 			abort();
 	}
 	ig_demo_response_free(&first);

@@ -88,15 +88,24 @@ static void fuzz_tokens(const char *p, size_t len)
 /* ---- request bodies ------------------------------------------------------------ */
 
 static char *sim_argv[] = {
-    "sim",	       "--model",
-    "base",	       "--served-model-name",
-    "base",	       "alias",
-    "--enable-lora",   "--max-loras",
-    "1",	       "--lora-modules",
-    "a1=/p",	       "{\"name\":\"a2\",\"path\":\"/q\",\"base_model_name\":\"alias\"}",
-    "--max-model-len", "128",
-    "--seed",	       "7",
-    "--vllm-version",  "latest",
+    "sim",
+    "--model",
+    "base",
+    "--served-model-name",
+    "base",
+    "alias",
+    "--enable-lora",
+    "--max-loras",
+    "1",
+    "--lora-modules",
+    "a1=/p",
+    "{\"name\":\"a2\",\"path\":\"/q\",\"base_model_name\":\"alias\"}",
+    "--max-model-len",
+    "128",
+    "--seed",
+    "7",
+    "--vllm-version",
+    "latest",
 };
 
 static void check_json(const char *p, size_t len)
@@ -121,8 +130,8 @@ static void check_accepted(const struct ig_sim_config *c, const struct ig_sim_re
 	if (r->include_usage && !r->stream)
 		abort();
 	size_t n = ig_sim_request_nids(r);
-	if (r->ids.len % sizeof(uint64_t) || (!r->ids_truncated && r->kind == IG_SIM_COMPLETION &&
-					     n != (size_t)r->prompt_tokens))
+	if (r->ids.len % sizeof(uint64_t) ||
+	    (!r->ids_truncated && r->kind == IG_SIM_COMPLETION && n != (size_t)r->prompt_tokens))
 		abort();
 	(void)ig_sim_text_seed(r->prompt_key, r->name, r->has_seed ? (uint64_t)r->seed : 0);
 }

@@ -208,8 +208,7 @@ static int messages_tokens(struct ig_json_value msgs, long *out, struct ig_sim_r
 /* ---- fields ---------------------------------------------------------------------------- */
 
 /* Reads what both endpoints share. */
-static int read_common(struct ig_json_value root, struct ig_sim_request *r,
-		       struct ig_sim_error *e)
+static int read_common(struct ig_json_value root, struct ig_sim_request *r, struct ig_sim_error *e)
 {
 	struct ig_json_value v;
 	int rc = opt_member(root, "model", IG_JSON_STRING, &v);
@@ -222,8 +221,9 @@ static int read_common(struct ig_json_value root, struct ig_sim_request *r,
 		return bad_request(e, "stream_options", "'stream_options' must be an object.");
 	if (rc == 1) {
 		if (!r->stream)
-			return bad_request(e, "stream_options",
-					   "Stream options can only be defined when `stream=True`.");
+			return bad_request(
+			    e, "stream_options",
+			    "Stream options can only be defined when `stream=True`.");
 		/* {} means include_usage true, as in vLLM's StreamOptions. */
 		r->include_usage = true;
 		if (opt_bool(v, "include_usage", &r->include_usage) < 0)

@@ -75,8 +75,7 @@ static void seed_text(struct sim *s, const struct ig_sim_request *p, struct sim_
 	ig_rng_seed(&r->rng, *text_seed);
 }
 
-static int make_id(struct ig_http_exchange *ex, const struct ig_sim_request *p,
-		   struct sim_req *r)
+static int make_id(struct ig_http_exchange *ex, const struct ig_sim_request *p, struct sim_req *r)
 {
 	const char *prefix = p->kind == IG_SIM_CHAT ? "chatcmpl-" : "cmpl-";
 	const struct ig_http_header *h =

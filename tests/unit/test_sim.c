@@ -593,10 +593,9 @@ static void test_prompt_token_ids(void **state)
 static void request_config(struct ig_sim_config *c)
 {
 	char err[256];
-	const char *args[] = {"--model",	 "base",	  "--served-model-name",
-			      "base",		 "alias",	  "--enable-lora",
-			      "--lora-modules",	 "a1=/p",	  "--max-model-len",
-			      "64",		 NULL};
+	const char *args[] = {
+	    "--model",	      "base",  "--served-model-name", "base", "alias", "--enable-lora",
+	    "--lora-modules", "a1=/p", "--max-model-len",     "64",   NULL};
 	assert_int_equal(parse(c, err, args), 0);
 }
 
@@ -637,12 +636,11 @@ static void test_request_completion(void **state)
 	assert_int_equal(r.max_tokens, 16);
 	assert_false(r.stream || r.include_usage || r.has_temp || r.has_seed);
 	ig_sim_request_free(&r);
-	assert_int_equal(
-	    parse_req(&c, IG_SIM_COMPLETION,
-		      "{\"model\":\"a1\",\"prompt\":[7,8,9],\"stream\":true,"
-		      "\"stream_options\":{\"include_usage\":false}}",
-		      &r, &e),
-	    0);
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION,
+				   "{\"model\":\"a1\",\"prompt\":[7,8,9],\"stream\":true,"
+				   "\"stream_options\":{\"include_usage\":false}}",
+				   &r, &e),
+			 0);
 	assert_true(ig_str_eq_cstr(r.name, "a1"));
 	assert_true(r.adapter);
 	assert_false(r.include_usage);
