@@ -66,6 +66,27 @@ static void test_hash_chain(void **state)
 	XXH64_freeState(st);
 }
 
+/* The inline hash and the streaming one must agree with XXH64 of the
+ * concatenation for every block size, whatever part of the block falls
+ * in the tail, and for bytes with the high bit set. */
+static void test_hash_chain_every_block_size(void **state)
+{
+	(void)state;
+	static char input[3 * 300];
+	uint64_t out[IG_PREFIX_MAX_BLOCKS];
+	for (size_t i = 0; i < sizeof input; i++)
+		input[i] = (char)(i * 131 + 7);
+	for (size_t bs = 1; bs <= 300; bs++) {
+		size_t n = ig_prefix_hashes(IG_STR("m"), (struct ig_str){input, 3 * bs}, bs, 256, out);
+		assert_int_equal(n, 3);
+		uint64_t h = XXH64("m", 1, 0);
+		for (size_t i = 0; i < 3; i++) {
+			h = expect_step(input + bs * i, bs, h);
+			assert_true(out[i] == h);
+		}
+	}
+}
+
 static void test_match_counting(void **state)
 {
 	struct ig_prefix_index *x = ig_prefix_new(100);
@@ -234,6 +255,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_chain),
+		cmocka_unit_test(test_hash_chain_every_block_size),
 		cmocka_unit_test(test_match_counting),
 		cmocka_unit_test(test_lru_eviction),
 		cmocka_unit_test(test_concurrent_commit_and_schedule),
