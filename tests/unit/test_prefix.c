@@ -169,7 +169,7 @@ static void test_lru_eviction(void **state)
 
 /* A plain model of the index: each endpoint's hashes, oldest first. */
 #define MSERVERS 6
-#define MCAP 5
+#define MCAP 80
 struct model {
 	uint64_t h[MSERVERS][MCAP];
 	size_t n[MSERVERS];
@@ -211,8 +211,8 @@ static void test_against_model(void **state)
 	for (int step = 0; step < 20000; step++) {
 		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
 		size_t s = (size_t)(rng >> 33) % MSERVERS;
-		uint64_t h = (rng >> 20) % 40;
-		if ((rng >> 50) % 64 == 0) {
+		uint64_t h = (rng >> 20) % 300;
+		if ((rng >> 50) % 512 == 0) {
 			ig_prefix_forget(x, keys[s]);
 			m.n[s] = 0;
 		} else {
@@ -224,7 +224,7 @@ static void test_against_model(void **state)
 			want += m.n[t];
 		ig_prefix_size(x, &entries, &bytes);
 		assert_int_equal(entries, want);
-		uint64_t q = (rng >> 40) % 40;
+		uint64_t q = (rng >> 40) % 300;
 		uint32_t counts[MSERVERS];
 		size_t walked = ig_prefix_match(x, &q, 1, keys, MSERVERS, counts);
 		size_t held = 0;
