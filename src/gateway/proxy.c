@@ -708,7 +708,7 @@ static int resolve_model(struct proxy_req *p)
 		snprintf(msg, sizeof msg, "The model `%.*s` does not exist.",
 			 (int)(p->model.len > 400 ? 400 : p->model.len), p->model.ptr);
 		p->status = 404;
-		ig_http_respond_error(p->ex, 404, "NotFoundError", "model_not_found", "%s", msg);
+		ig_http_respond_error(p->ex, 404, "invalid_request_error", "model_not_found", "%s", msg);
 		finish(p);
 		return -1;
 	}

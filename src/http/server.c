@@ -748,6 +748,7 @@ int ig_http_respond_error(struct ig_http_exchange *ex, int status, const char *t
 	ig_json_write_string(&b, msg, strlen(msg));
 	ig_buf_append_cstr(&b, ",\"type\":");
 	ig_json_write_string(&b, type, strlen(type));
+	ig_buf_append_cstr(&b, ",\"param\":null");
 	if (code) {
 		ig_buf_append_cstr(&b, ",\"code\":");
 		ig_json_write_string(&b, code, strlen(code));
