@@ -93,6 +93,11 @@ static void record_metrics(struct proxy_req *p)
 static void finish(struct proxy_req *p)
 {
 	struct ig_worker *w = p->w;
+	if (p->queued) {
+		/* Answered while waiting (a timeout, the client left). */
+		ig_flowq_remove(w->queue, &p->qitem);
+		p->queued = false;
+	}
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);
 	release_endpoint(p);
@@ -130,10 +135,6 @@ static void close_upstream(struct proxy_req *p)
 static void on_client_abort(struct ig_http_exchange *ex)
 {
 	struct proxy_req *p = ex->user;
-	if (p->queued) {
-		ig_flowq_remove(p->w->queue, &p->qitem);
-		p->queued = false;
-	}
 	close_upstream(p);
 	if (!p->status)
 		p->status = 499;
@@ -695,7 +696,7 @@ static int resolve_model(struct proxy_req *p)
 		snprintf(msg, sizeof msg, "The model `%.*s` does not exist.",
 			 (int)(p->model.len > 400 ? 400 : p->model.len), p->model.ptr);
 		p->status = 404;
-		ig_http_respond_error(p->ex, 404, "NotFoundError", "model_not_found", "%s", msg);
+		ig_http_respond_error(p->ex, 404, "invalid_request_error", "model_not_found", "%s", msg);
 		finish(p);
 		return -1;
 	}

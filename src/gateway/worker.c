@@ -175,13 +175,16 @@ void ig_worker_release_upstream(struct ig_worker *w, struct ig_endpoint *ep,
 		ig_http_client_close(c);
 		return;
 	}
-	/* Drop dead connections before growing. */
-	for (size_t i = 0; i < w->nidle;) {
-		if (!ig_http_client_alive(w->idle[i].client)) {
-			ig_http_client_close(w->idle[i].client);
-			w->idle[i] = w->idle[--w->nidle];
-		} else {
-			i++;
+	/* Dead parked connections are dropped when looked up; sweep them only
+	 * when the pool is full, so a release costs nothing per request. */
+	if (w->nidle == IDLE_MAX) {
+		for (size_t i = 0; i < w->nidle;) {
+			if (!ig_http_client_alive(w->idle[i].client)) {
+				ig_http_client_close(w->idle[i].client);
+				w->idle[i] = w->idle[--w->nidle];
+			} else {
+				i++;
+			}
 		}
 	}
 	if (w->nidle == IDLE_MAX) {

@@ -50,6 +50,12 @@ struct ig_http_conn {
 	bool head_timer; /* the header deadline runs (not the idle one) */
 	bool lingering;  /* closing: write side shut, draining the input */
 	bool broken;     /* a send failed under a handler call: free from the loop */
+	/* While conn_process runs, a response finished inside its call (usually
+	 * the handler answering at once) does not process the next pipelined
+	 * request itself: that would recurse once per request, thousands deep
+	 * for a buffer of tiny ones. It sets `again` and conn_process loops.
+	 * conn_free then keeps the memory (`freed`) for conn_process to let go. */
+	bool processing, again, freed;
 	char peer[64];
 	struct ig_http_conn *prev, *next;
 };
@@ -105,7 +111,11 @@ static void conn_free(struct ig_http_conn *c)
 	ig_buf_free(&c->out);
 	ig_buf_free(&c->ex.body);
 	free(c->hdrs);
-	free(c);
+	c->hdrs = NULL;
+	if (c->processing)
+		c->freed = true;
+	else
+		free(c);
 }
 
 static void on_timeout(struct ig_loop *loop, struct ig_timer *t);
@@ -245,8 +255,9 @@ static void after_response(struct ig_http_conn *c)
 	}
 	start_next(c);
 	update_events(c);
-	if (c->in.len)
-		conn_process(c);
+	if (!c->in.len)
+		return;
+	conn_process(c);
 }
 
 /* An error answered by the server itself, before any handler ran. The
@@ -320,7 +331,9 @@ static int parse_head(struct ig_http_conn *c)
 	/* Keep the head apart from the input so that the request's slices stay
 	 * valid while the input buffer moves. */
 	ig_buf_reset(&c->head);
-	if (ig_buf_append(&c->head, c->in.ptr, (size_t)n) < 0) {
+	/* The NUL after the copy lets C string functions (regexec on header
+	 * values, in route matching) stop at the head's end, not read past it. */
+	if (ig_buf_append(&c->head, c->in.ptr, (size_t)n) < 0 || !ig_buf_cstr(&c->head)) {
 		server_error(c, 500, "out of memory");
 		return -1;
 	}
@@ -392,7 +405,8 @@ static int read_body(struct ig_http_conn *c)
 	return 1;
 }
 
-static void conn_process(struct ig_http_conn *c)
+/* One step: reads a head and maybe a body from the input and dispatches. */
+static void conn_step(struct ig_http_conn *c)
 {
 	if (c->state == ST_HEAD) {
 		if (c->in.len == 0)
@@ -416,6 +430,26 @@ static void conn_process(struct ig_http_conn *c)
 		else if (rc == 0)
 			arm_timer(c, c->srv->cfg.body_timeout_ms);
 	}
+}
+
+/* Processes buffered input for as long as responses finish at once and
+ * leave more of it: pipelined requests are taken in this loop, never by
+ * recursion (see `processing` in struct ig_http_conn). */
+static void conn_process(struct ig_http_conn *c)
+{
+	if (c->processing) {
+		/* Called from below a running conn_process: let it loop. */
+		c->again = true;
+		return;
+	}
+	c->processing = true;
+	do {
+		c->again = false;
+		conn_step(c);
+	} while (!c->freed && c->again && c->state == ST_HEAD);
+	c->processing = false;
+	if (c->freed)
+		free(c);
 }
 
 static void conn_read(struct ig_http_conn *c)
@@ -714,6 +748,7 @@ int ig_http_respond_error(struct ig_http_exchange *ex, int status, const char *t
 	ig_json_write_string(&b, msg, strlen(msg));
 	ig_buf_append_cstr(&b, ",\"type\":");
 	ig_json_write_string(&b, type, strlen(type));
+	ig_buf_append_cstr(&b, ",\"param\":null");
 	if (code) {
 		ig_buf_append_cstr(&b, ",\"code\":");
 		ig_json_write_string(&b, code, strlen(code));

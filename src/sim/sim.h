@@ -169,6 +169,49 @@ int ig_sim_render_usage_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
 int ig_sim_render_error(struct ig_buf *out, enum ig_sim_version v, int code, const char *type,
 			const char *param, const char *msg);
 
+/* ---- generation requests (request.c) ----------------------------------------- */
+
+/* A completion or chat body, checked the way vLLM checks it and reduced to
+ * what the simulator needs to run it. */
+struct ig_sim_request {
+	enum ig_sim_kind kind;
+	struct ig_buf model;	  /* `model` as asked, decoded; empty if omitted */
+	struct ig_str name;	  /* the name answered with: model, or the label name */
+	bool adapter;		  /* name is a LoRA adapter, not the base model */
+	struct ig_str prompt_key; /* the prompt's JSON text (points into the body) */
+	long prompt_tokens;
+	long max_tokens; /* tokens the answer may have, checked against the context */
+	bool stream, include_usage, ignore_eos;
+	bool has_temp, has_seed;
+	double temperature;
+	int64_t seed;
+	/* The prompt's token ids (uint64_t), for prefix-cache keys. Past the
+	 * buffer's ceiling the rest is not recorded, so what is recorded is
+	 * always a prefix of the prompt. */
+	struct ig_buf ids;
+	bool ids_truncated;
+};
+
+/* Why a request was refused: what the error body says. */
+struct ig_sim_error {
+	int status;	   /* 400, 404, or 500 when out of memory */
+	const char *type;  /* "BadRequestError", "NotFoundError", ... */
+	const char *param; /* the field at fault, or NULL */
+	char msg[512];
+};
+
+/* Parses and checks a /v1/completions (IG_SIM_COMPLETION) or
+ * /v1/chat/completions body against c: field types, n, max_tokens, the
+ * model name (a base name or a loaded adapter) and the context length.
+ * Returns 0 with out filled, or -1 with err filled. Either way out must be
+ * released with ig_sim_request_free; it points into body and c, which must
+ * outlive it. */
+int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
+			 size_t len, struct ig_sim_request *out, struct ig_sim_error *err);
+void ig_sim_request_free(struct ig_sim_request *r);
+/* The number of ids recorded in r->ids. */
+size_t ig_sim_request_nids(const struct ig_sim_request *r);
+
 /* ---- metrics (render.c) -------------------------------------------------- */
 
 #define IG_SIM_LORA_HISTORY 16

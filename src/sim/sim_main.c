@@ -59,351 +59,11 @@ static void respond_detail(struct ig_http_exchange *ex, int status, const char *
 			allow ? 1 : 0);
 }
 
-/* ---- JSON field helpers ------------------------------------------------------------ */
-
-/* Optional members: 0 absent or null, 1 present and well typed, -1 wrong type. */
-static int opt_member(struct ig_json_value o, const char *key, enum ig_json_type type,
-		      struct ig_json_value *v)
-{
-	if (ig_json_get(o, key, v) < 0 || v->type == IG_JSON_NULL)
-		return 0;
-	return v->type == type ? 1 : -1;
-}
-
-static int opt_int(struct ig_json_value o, const char *key, int64_t *out)
-{
-	struct ig_json_value v;
-	int rc = opt_member(o, key, IG_JSON_NUMBER, &v);
-	if (rc == 1 && ig_json_int64(v, out) < 0)
-		return -1;
-	return rc;
-}
-
-static int opt_bool(struct ig_json_value o, const char *key, bool *out)
-{
-	struct ig_json_value v;
-	int rc = opt_member(o, key, IG_JSON_BOOL, &v);
-	if (rc == 1)
-		*out = ig_json_bool(v) == 1;
-	return rc;
-}
-
-static int opt_double(struct ig_json_value o, const char *key, double *out)
-{
-	struct ig_json_value v;
-	int rc = opt_member(o, key, IG_JSON_NUMBER, &v);
-	if (rc == 1 && ig_json_double(v, out) < 0)
-		return -1;
-	return rc;
-}
-
 /* ---- generation requests -------------------------------------------------------------- */
-
-/* The prompt's token ids, for prefix-cache keys. Past the ceiling the
- * rest is not recorded (the count is kept apart), so what is recorded is
- * always a prefix of the prompt. */
-struct prompt_ids {
-	struct ig_buf buf; /* uint64_t ids */
-	bool truncated;
-};
-
-static void ids_push(struct prompt_ids *p, uint64_t id)
-{
-	if (!p->truncated && ig_buf_append(&p->buf, &id, sizeof id) < 0)
-		p->truncated = true;
-}
-
-static void ids_push_special(struct prompt_ids *p, const char *token)
-{
-	ids_push(p, ig_sim_token_id(token));
-}
-
-/* Tokenizes text onto the ids; returns its token count. */
-static size_t ids_push_text(struct prompt_ids *p, struct ig_str text)
-{
-	size_t n = ig_sim_tokenize(text, NULL, 0);
-	if (p->truncated || ig_buf_reserve(&p->buf, n * sizeof(uint64_t)) < 0) {
-		p->truncated = true;
-		return n;
-	}
-	ig_sim_tokenize(text, (uint64_t *)(void *)(p->buf.ptr + p->buf.len), n);
-	p->buf.len += n * sizeof(uint64_t);
-	return n;
-}
-
-static size_t ids_count(const struct prompt_ids *p)
-{
-	return p->buf.len / sizeof(uint64_t);
-}
-
-/* Everything read from a completion or chat body before it becomes a
- * sim_req. */
-struct gen_params {
-	enum ig_sim_kind kind;
-	struct ig_str prompt_key; /* what the text depends on */
-	long prompt_tokens;
-	int64_t max_tokens; /* -1: not given */
-	bool stream, include_usage, ignore_eos;
-	bool has_temp, has_seed;
-	double temperature;
-	int64_t seed;
-	struct ig_buf model; /* as asked, decoded; empty if omitted */
-	struct prompt_ids ids;
-};
-
-/* Tokens of a completion prompt: a string, one string in a list, or a list
- * of token ids. */
-static int prompt_tokens(struct ig_json_value p, long *out, struct prompt_ids *ids)
-{
-	struct ig_buf tmp = {0};
-	struct ig_json_value e;
-	size_t pos = 0;
-	int rc = -1;
-	if (p.type == IG_JSON_STRING) {
-		if (ig_json_string(p, &tmp) == 0) {
-			*out = (long)ids_push_text(ids, ig_buf_str(&tmp));
-			rc = 0;
-		}
-	} else if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1) {
-		if (e.type == IG_JSON_STRING) {
-			struct ig_json_value more;
-			if (ig_json_array_next(p, &pos, &more) == 0)
-				rc = prompt_tokens(e, out, ids);
-		} else if (e.type == IG_JSON_NUMBER) {
-			long n = 0;
-			rc = 0;
-			do {
-				int64_t id = 0;
-				if (e.type != IG_JSON_NUMBER || ig_json_int64(e, &id) < 0)
-					rc = -1;
-				ids_push(ids, (uint64_t)id);
-				n++;
-			} while (ig_json_array_next(p, &pos, &e) == 1);
-			*out = n;
-		}
-	}
-	ig_buf_free(&tmp);
-	return rc;
-}
-
-/* Tokens of one chat message's content: a string or a list of parts, of
- * which only the text ones count. */
-static int content_tokens(struct ig_json_value c, long *out, struct prompt_ids *ids)
-{
-	struct ig_buf tmp = {0};
-	int rc = 0;
-	*out = 0;
-	if (c.type == IG_JSON_NULL)
-		return 0;
-	if (c.type == IG_JSON_STRING) {
-		rc = ig_json_string(c, &tmp);
-		*out = (long)ids_push_text(ids, ig_buf_str(&tmp));
-	} else if (c.type == IG_JSON_ARRAY) {
-		struct ig_json_value part, text;
-		size_t pos = 0;
-		while (rc == 0 && ig_json_array_next(c, &pos, &part) == 1) {
-			if (ig_json_get(part, "text", &text) < 0 || text.type != IG_JSON_STRING)
-				continue;
-			ig_buf_reset(&tmp);
-			rc = ig_json_string(text, &tmp);
-			*out += (long)ids_push_text(ids, ig_buf_str(&tmp));
-		}
-	} else {
-		rc = -1;
-	}
-	ig_buf_free(&tmp);
-	return rc;
-}
-
-/* A chat prompt as a chat template lays it out: per message a start
- * marker, the role, a separator, the content and an end marker; then the
- * opening of the assistant's turn. */
-static int messages_tokens(struct ig_json_value msgs, long *out, struct prompt_ids *ids)
-{
-	struct ig_json_value m, role, content;
-	struct ig_buf name = {0};
-	size_t pos = 0;
-	long n = IG_SIM_CHAT_REPLY_OVERHEAD, count = 0;
-	int rc = 0;
-	ig_buf_init(&name, 256);
-	while (rc == 0 && ig_json_array_next(msgs, &pos, &m) == 1) {
-		long t = 0;
-		if (m.type != IG_JSON_OBJECT || ig_json_get(m, "role", &role) < 0 ||
-		    role.type != IG_JSON_STRING) {
-			rc = -1;
-			break;
-		}
-		ig_buf_reset(&name);
-		ids_push_special(ids, "<|im_start|>");
-		ids_push_special(
-		    ids, ig_json_string(role, &name) == 0 && ig_buf_cstr(&name) ? name.ptr : "?");
-		ids_push_special(ids, "\n");
-		if (ig_json_get(m, "content", &content) == 0 &&
-		    content_tokens(content, &t, ids) < 0)
-			rc = -1;
-		ids_push_special(ids, "<|im_end|>");
-		n += t + IG_SIM_CHAT_MSG_OVERHEAD;
-		count++;
-	}
-	ids_push_special(ids, "<|im_start|>");
-	ids_push_special(ids, "assistant");
-	ids_push_special(ids, "\n");
-	ig_buf_free(&name);
-	*out = n;
-	return rc == 0 && count ? 0 : -1;
-}
-
-/* Reads what both endpoints share. Returns 0, or -1 after answering. */
-static int read_common(struct sim *s, struct ig_http_exchange *ex, struct ig_json_value root,
-		       struct gen_params *p)
-{
-	struct ig_json_value v;
-	int rc = opt_member(root, "model", IG_JSON_STRING, &v);
-	if (rc < 0 || (rc == 1 && ig_json_string(v, &p->model) < 0))
-		return bad_request(s, ex, "model", "'model' must be a string."), -1;
-	if (opt_bool(root, "stream", &p->stream) < 0)
-		return bad_request(s, ex, "stream", "'stream' must be a boolean."), -1;
-	rc = opt_member(root, "stream_options", IG_JSON_OBJECT, &v);
-	if (rc < 0)
-		return bad_request(s, ex, "stream_options", "'stream_options' must be an object."),
-		       -1;
-	if (rc == 1) {
-		if (!p->stream)
-			return bad_request(
-				   s, ex, "stream_options",
-				   "Stream options can only be defined when `stream=True`."),
-			       -1;
-		/* {} means include_usage true, as in vLLM's StreamOptions. */
-		p->include_usage = true;
-		if (opt_bool(v, "include_usage", &p->include_usage) < 0)
-			return bad_request(s, ex, "stream_options",
-					   "'include_usage' must be a boolean."),
-			       -1;
-	}
-	int64_t n = 1;
-	if (opt_int(root, "n", &n) < 0 || n != 1)
-		return bad_request(s, ex, "n", "The simulator supports only n=1."), -1;
-	if (opt_bool(root, "ignore_eos", &p->ignore_eos) < 0)
-		return bad_request(s, ex, "ignore_eos", "'ignore_eos' must be a boolean."), -1;
-	rc = opt_double(root, "temperature", &p->temperature);
-	if (rc < 0)
-		return bad_request(s, ex, "temperature", "'temperature' must be a number."), -1;
-	p->has_temp = rc == 1;
-	rc = opt_int(root, "seed", &p->seed);
-	if (rc < 0)
-		return bad_request(s, ex, "seed", "'seed' must be an integer."), -1;
-	p->has_seed = rc == 1;
-	return 0;
-}
-
-static int read_max_tokens(struct sim *s, struct ig_http_exchange *ex, struct ig_json_value root,
-			   const char *key, struct gen_params *p)
-{
-	int64_t mt;
-	int rc = opt_int(root, key, &mt);
-	if (rc < 0 || (rc == 1 && mt < 1)) {
-		fail(s, ex, 400, "BadRequestError", key, "'%s' must be an integer of at least 1.",
-		     key);
-		return -1;
-	}
-	if (rc == 1)
-		p->max_tokens = mt;
-	return 0;
-}
-
-static int read_completion(struct sim *s, struct ig_http_exchange *ex, struct ig_json_value root,
-			   struct gen_params *p)
-{
-	struct ig_json_value prompt;
-	if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
-		return bad_request(s, ex, "prompt", "Field required: 'prompt'."), -1;
-	if (prompt_tokens(prompt, &p->prompt_tokens, &p->ids) < 0)
-		return bad_request(s, ex, "prompt",
-				   "'prompt' must be a string, a list of one string or a list of "
-				   "token ids."),
-		       -1;
-	p->prompt_key = prompt.raw;
-	if (read_max_tokens(s, ex, root, "max_tokens", p) < 0)
-		return -1;
-	return 0;
-}
-
-static int read_chat(struct sim *s, struct ig_http_exchange *ex, struct ig_json_value root,
-		     struct gen_params *p)
-{
-	struct ig_json_value msgs;
-	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
-		return bad_request(s, ex, "messages", "Field required: 'messages'."), -1;
-	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &p->prompt_tokens, &p->ids) < 0)
-		return bad_request(s, ex, "messages",
-				   "'messages' must be a non-empty list of {role, content}."),
-		       -1;
-	p->prompt_key = msgs.raw;
-	/* max_completion_tokens wins over the deprecated max_tokens. */
-	if (read_max_tokens(s, ex, root, "max_tokens", p) < 0 ||
-	    read_max_tokens(s, ex, root, "max_completion_tokens", p) < 0)
-		return -1;
-	return 0;
-}
-
-/* Resolves `model`: a base name, an adapter, or 404. Fills r->model and
- * r->adapter. */
-static int resolve_model(struct sim *s, struct ig_http_exchange *ex, struct gen_params *p,
-			 struct sim_req *r)
-{
-	struct ig_str m = ig_buf_str(&p->model);
-	if (!p->model.len) {
-		r->model = strdup(ig_sim_label_name(&s->cfg));
-	} else if (ig_sim_is_base_name(&s->cfg, m)) {
-		r->model = ig_str_dup(m);
-	} else if (ig_sim_find_adapter(&s->cfg, m) >= 0) {
-		r->model = ig_str_dup(m);
-		r->adapter = ig_str_dup(m);
-	} else {
-		fail(s, ex, 404, "NotFoundError", "model", "The model `%.*s` does not exist.",
-		     IG_STR_FMT(m));
-		return -1;
-	}
-	if (!r->model || (p->model.len && !ig_sim_is_base_name(&s->cfg, m) && !r->adapter)) {
-		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-/* vLLM's context-length check and its message. */
-static int check_length(struct sim *s, struct ig_http_exchange *ex, const struct gen_params *p,
-			long *max_tokens)
-{
-	long len = s->cfg.max_model_len;
-	if (p->max_tokens < 0 && p->kind == IG_SIM_CHAT) {
-		if (p->prompt_tokens >= len) {
-			fail(
-			    s, ex, 400, "BadRequestError", NULL,
-			    "This model's maximum context length is %ld tokens. However, you "
-			    "requested %ld tokens in the messages, Please reduce the length of the "
-			    "messages.",
-			    len, p->prompt_tokens);
-			return -1;
-		}
-		*max_tokens = len - p->prompt_tokens;
-		return 0;
-	}
-	*max_tokens = p->max_tokens < 0 ? 16 : (long)p->max_tokens;
-	if (p->prompt_tokens + *max_tokens > len) {
-		fail(s, ex, 400, "BadRequestError", NULL,
-		     "This model's maximum context length is %ld tokens. However, you requested "
-		     "%ld tokens (%ld in the messages, %ld in the completion). Please reduce the "
-		     "length of the messages or completion.",
-		     len, p->prompt_tokens + *max_tokens, p->prompt_tokens, *max_tokens);
-		return -1;
-	}
-	return 0;
-}
 
 /* Text is deterministic for temperature 0 or a request seed; otherwise it
  * is sampled from the server's generator (seeded by --seed if given). */
-static void seed_text(struct sim *s, const struct gen_params *p, struct sim_req *r,
+static void seed_text(struct sim *s, const struct ig_sim_request *p, struct sim_req *r,
 		      uint64_t *text_seed)
 {
 	bool fixed = p->has_seed || (p->has_temp && p->temperature == 0);
@@ -415,7 +75,7 @@ static void seed_text(struct sim *s, const struct gen_params *p, struct sim_req 
 	ig_rng_seed(&r->rng, *text_seed);
 }
 
-static int make_id(struct ig_http_exchange *ex, const struct gen_params *p, struct sim_req *r)
+static int make_id(struct ig_http_exchange *ex, const struct ig_sim_request *p, struct sim_req *r)
 {
 	const char *prefix = p->kind == IG_SIM_CHAT ? "chatcmpl-" : "cmpl-";
 	const struct ig_http_header *h =
@@ -439,9 +99,9 @@ static int make_id(struct ig_http_exchange *ex, const struct gen_params *p, stru
 
 /* The prompt's prefix-cache keys. An adapter's KV entries differ from the
  * base model's, so its name seeds the chain. */
-static int hash_prompt(struct sim *s, const struct gen_params *p, struct sim_req *r)
+static int hash_prompt(struct sim *s, const struct ig_sim_request *p, struct sim_req *r)
 {
-	size_t n = ids_count(&p->ids);
+	size_t n = ig_sim_request_nids(p);
 	if ((long)n > r->seq.prompt_tokens)
 		n = (size_t)r->seq.prompt_tokens;
 	size_t full = n / (size_t)s->cfg.block_size;
@@ -451,15 +111,16 @@ static int hash_prompt(struct sim *s, const struct gen_params *p, struct sim_req
 	if (!r->hashes)
 		return -1;
 	uint64_t seed = r->adapter ? ig_sim_token_id(r->adapter) : 0;
-	r->seq.nhashes = ig_sim_block_hashes((const uint64_t *)(const void *)p->ids.buf.ptr, n,
+	r->seq.nhashes = ig_sim_block_hashes((const uint64_t *)(const void *)p->ids.ptr, n,
 					     s->cfg.block_size, seed, r->hashes);
 	r->seq.hashes = r->hashes;
 	return 0;
 }
 
-static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex, struct gen_params *p)
+static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
+				 const struct ig_sim_request *p)
 {
-	long max_tokens;
+	long max_tokens = p->max_tokens;
 	uint64_t text_seed;
 	struct sim_req *r = calloc(1, sizeof *r);
 	if (!r) {
@@ -468,8 +129,12 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex, str
 	}
 	r->ex = ex;
 	r->kind = p->kind;
-	if (resolve_model(s, ex, p, r) < 0 || check_length(s, ex, p, &max_tokens) < 0)
+	r->model = ig_str_dup(p->name);
+	r->adapter = p->adapter ? ig_str_dup(p->name) : NULL;
+	if (!r->model || (p->adapter && !r->adapter)) {
+		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
 		goto fail;
+	}
 	if (!ig_sim_model_fits(&s->model, p->prompt_tokens, max_tokens)) {
 		fail(s, ex, 400, "BadRequestError", NULL,
 		     "The request needs %ld tokens of KV cache but the cache holds %ld "
@@ -587,29 +252,19 @@ static bool inject_failure(struct sim *s, struct ig_http_exchange *ex)
 
 static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind kind)
 {
-	struct ig_json_value root;
-	struct gen_params p = {.kind = kind, .max_tokens = -1};
+	struct ig_sim_request p;
+	struct ig_sim_error e;
 	if (inject_failure(s, ex))
 		return;
-	ig_buf_init(&p.model, 4096);
-	/* A prompt longer than the context is refused anyway; ids past it
-	 * would never be looked up. */
-	ig_buf_init(&p.ids.buf, ((size_t)s->cfg.max_model_len + 64) * sizeof(uint64_t));
-	if (ig_json_parse(ex->body.ptr, ex->body.len, &root) < 0 || root.type != IG_JSON_OBJECT) {
-		bad_request(s, ex, NULL, "JSON decode error: the body is not a JSON object.");
-		goto out;
+	if (ig_sim_parse_request(&s->cfg, kind, ex->body.ptr, ex->body.len, &p, &e) < 0) {
+		fail(s, ex, e.status, e.type, e.param, "%s", e.msg);
+	} else {
+		/* build_req has answered when it returns NULL. */
+		struct sim_req *r = build_req(s, ex, &p);
+		if (r)
+			ig_sim_engine_submit(s, r);
 	}
-	if (read_common(s, ex, root, &p) < 0)
-		goto out;
-	if ((kind == IG_SIM_CHAT ? read_chat : read_completion)(s, ex, root, &p) < 0)
-		goto out;
-	/* build_req has answered when it returns NULL. */
-	struct sim_req *r = build_req(s, ex, &p);
-	if (r)
-		ig_sim_engine_submit(s, r);
-out:
-	ig_buf_free(&p.model);
-	ig_buf_free(&p.ids.buf);
+	ig_sim_request_free(&p);
 }
 
 /* ---- models, LoRA admin, state ----------------------------------------------------- */
@@ -683,16 +338,24 @@ static void respond_text(struct ig_http_exchange *ex, const char *fmt, const cha
 	ig_http_respond(ex, 200, NULL, body, (size_t)n, NULL, 0);
 }
 
+/* A string member decoded onto out; absent, null or not a string leaves
+ * out as it is. -1 when it does not fit. */
+static int string_member(struct ig_json_value o, const char *key, struct ig_buf *out)
+{
+	struct ig_json_value v;
+	if (ig_json_get(o, key, &v) < 0 || v.type != IG_JSON_STRING)
+		return 0;
+	return ig_json_string(v, out) < 0 ? -1 : 0;
+}
+
 /* {"lora_name": .., "lora_path": ..}: decoded into name and path. */
 static int read_lora_body(struct ig_http_exchange *ex, struct ig_buf *name, struct ig_buf *path)
 {
-	struct ig_json_value root, v;
+	struct ig_json_value root;
 	if (ig_json_parse(ex->body.ptr, ex->body.len, &root) < 0 || root.type != IG_JSON_OBJECT)
 		return -1;
-	if (opt_member(root, "lora_name", IG_JSON_STRING, &v) == 1 && ig_json_string(v, name) < 0)
-		return -1;
-	if (path && opt_member(root, "lora_path", IG_JSON_STRING, &v) == 1 &&
-	    ig_json_string(v, path) < 0)
+	if (string_member(root, "lora_name", name) < 0 ||
+	    (path && string_member(root, "lora_path", path) < 0))
 		return -1;
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -64,6 +65,27 @@ static void test_hash_chain(void **state)
 		assert_true(out[i] == h);
 	}
 	XXH64_freeState(st);
+}
+
+/* The inline hash and the streaming one must agree with XXH64 of the
+ * concatenation for every block size, whatever part of the block falls
+ * in the tail, and for bytes with the high bit set. */
+static void test_hash_chain_every_block_size(void **state)
+{
+	(void)state;
+	static char input[3 * 300];
+	uint64_t out[IG_PREFIX_MAX_BLOCKS];
+	for (size_t i = 0; i < sizeof input; i++)
+		input[i] = (char)(i * 131 + 7);
+	for (size_t bs = 1; bs <= 300; bs++) {
+		size_t n = ig_prefix_hashes(IG_STR("m"), (struct ig_str){input, 3 * bs}, bs, 256, out);
+		assert_int_equal(n, 3);
+		uint64_t h = XXH64("m", 1, 0);
+		for (size_t i = 0; i < 3; i++) {
+			h = expect_step(input + bs * i, bs, h);
+			assert_true(out[i] == h);
+		}
+	}
 }
 
 static void test_match_counting(void **state)
@@ -140,6 +162,78 @@ static void test_lru_eviction(void **state)
 	uint64_t nine = 9;
 	assert_int_equal(ig_prefix_match(x, q1, 1, &nine, 1, &c), 1);
 	assert_int_equal(c, 1);
+	ig_prefix_free(x);
+}
+
+/* ---- against a model -------------------------------------------------------- */
+
+/* A plain model of the index: each endpoint's hashes, oldest first. */
+#define MSERVERS 6
+#define MCAP 80
+struct model {
+	uint64_t h[MSERVERS][MCAP];
+	size_t n[MSERVERS];
+};
+
+static void model_add(struct model *m, size_t s, uint64_t h)
+{
+	size_t i;
+	for (i = 0; i < m->n[s] && m->h[s][i] != h; i++)
+		;
+	if (i == m->n[s] && m->n[s] == MCAP)
+		i = 0; /* evict the oldest */
+	else if (i == m->n[s])
+		m->n[s]++;
+	memmove(&m->h[s][i], &m->h[s][i + 1], (m->n[s] - 1 - i) * sizeof(uint64_t));
+	m->h[s][m->n[s] - 1] = h;
+}
+
+static bool model_holds(const struct model *m, size_t s, uint64_t h)
+{
+	for (size_t i = 0; i < m->n[s]; i++)
+		if (m->h[s][i] == h)
+			return true;
+	return false;
+}
+
+/* Random adds and forgets over few hashes, so runs collide, entries are
+ * evicted from the middle of runs and the table grows; after each step
+ * every hash's holders must be what the model says. */
+static void test_against_model(void **state)
+{
+	(void)state;
+	struct ig_prefix_index *x = ig_prefix_new(MCAP);
+	struct model m = {0};
+	uint64_t keys[MSERVERS];
+	uint64_t rng = 12345;
+	for (size_t s = 0; s < MSERVERS; s++)
+		keys[s] = 1000 + s;
+	for (int step = 0; step < 20000; step++) {
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		size_t s = (size_t)(rng >> 33) % MSERVERS;
+		uint64_t h = (rng >> 20) % 300;
+		if ((rng >> 50) % 512 == 0) {
+			ig_prefix_forget(x, keys[s]);
+			m.n[s] = 0;
+		} else {
+			assert_int_equal(ig_prefix_add(x, keys[s], &h, 1), 0);
+			model_add(&m, s, h);
+		}
+		uint64_t want = 0, entries, bytes;
+		for (size_t t = 0; t < MSERVERS; t++)
+			want += m.n[t];
+		ig_prefix_size(x, &entries, &bytes);
+		assert_int_equal(entries, want);
+		uint64_t q = (rng >> 40) % 300;
+		uint32_t counts[MSERVERS];
+		size_t walked = ig_prefix_match(x, &q, 1, keys, MSERVERS, counts);
+		size_t held = 0;
+		for (size_t t = 0; t < MSERVERS; t++) {
+			assert_int_equal(counts[t], model_holds(&m, t, q));
+			held += counts[t];
+		}
+		assert_int_equal(walked, held > 0);
+	}
 	ig_prefix_free(x);
 }
 
@@ -234,8 +328,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_chain),
+		cmocka_unit_test(test_hash_chain_every_block_size),
 		cmocka_unit_test(test_match_counting),
 		cmocka_unit_test(test_lru_eviction),
+		cmocka_unit_test(test_against_model),
 		cmocka_unit_test(test_concurrent_commit_and_schedule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

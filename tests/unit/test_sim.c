@@ -587,6 +587,189 @@ static void test_prompt_token_ids(void **state)
 	assert_true(ig_sim_token_id("<|im_start|>") != ig_sim_token_id("assistant"));
 }
 
+/* ---- generation requests ---- */
+
+/* base (also served as alias), adapter a1, a 64-token context. */
+static void request_config(struct ig_sim_config *c)
+{
+	char err[256];
+	const char *args[] = {
+	    "--model",	      "base",  "--served-model-name", "base", "alias", "--enable-lora",
+	    "--lora-modules", "a1=/p", "--max-model-len",     "64",   NULL};
+	assert_int_equal(parse(c, err, args), 0);
+}
+
+static int parse_req(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
+		     struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	return ig_sim_parse_request(c, kind, body, strlen(body), r, e);
+}
+
+static void test_request_completion(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+
+	const char *body = "{\"model\":\"alias\",\"prompt\":\"a b, c\",\"max_tokens\":5,"
+			   "\"stream\":true,\"stream_options\":{},\"temperature\":0,\"seed\":9}";
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION, body, &r, &e), 0);
+	assert_true(ig_str_eq_cstr(r.name, "alias"));
+	assert_false(r.adapter);
+	assert_true(ig_str_eq_cstr(r.prompt_key, "\"a b, c\""));
+	assert_int_equal(r.prompt_tokens, 4);
+	assert_int_equal(r.max_tokens, 5);
+	assert_true(r.stream && r.include_usage && !r.ignore_eos);
+	assert_true(r.has_temp && r.temperature == 0);
+	assert_true(r.has_seed && r.seed == 9);
+	/* The ids are the tokenizer's. */
+	uint64_t want[4];
+	assert_int_equal(ig_sim_tokenize(IG_STR("a b, c"), want, 4), 4);
+	assert_int_equal(ig_sim_request_nids(&r), 4);
+	assert_memory_equal(r.ids.ptr, want, sizeof want);
+	ig_sim_request_free(&r);
+
+	/* No model: the label name, 16 tokens by default; an adapter by name. */
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION, "{\"prompt\":[\"x\"]}", &r, &e), 0);
+	assert_true(ig_str_eq_cstr(r.name, "base"));
+	assert_int_equal(r.max_tokens, 16);
+	assert_false(r.stream || r.include_usage || r.has_temp || r.has_seed);
+	ig_sim_request_free(&r);
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION,
+				   "{\"model\":\"a1\",\"prompt\":[7,8,9],\"stream\":true,"
+				   "\"stream_options\":{\"include_usage\":false}}",
+				   &r, &e),
+			 0);
+	assert_true(ig_str_eq_cstr(r.name, "a1"));
+	assert_true(r.adapter);
+	assert_false(r.include_usage);
+	assert_int_equal(r.prompt_tokens, 3);
+	const uint64_t ids[] = {7, 8, 9};
+	assert_int_equal(ig_sim_request_nids(&r), 3);
+	assert_memory_equal(r.ids.ptr, ids, sizeof ids);
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+}
+
+static void test_request_chat(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+
+	/* Without max_tokens a chat answer may fill the context. */
+	const char *body = "{\"messages\":[{\"role\":\"system\",\"content\":null},"
+			   "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi "
+			   "there\"},{\"type\":\"image_url\"}]}],\"ignore_eos\":true}";
+	assert_int_equal(parse_req(&c, IG_SIM_CHAT, body, &r, &e), 0);
+	long want = 2 + 2 * IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
+	assert_int_equal(r.prompt_tokens, want);
+	assert_int_equal(r.max_tokens, 64 - want);
+	assert_true(r.ignore_eos);
+	assert_int_equal(ig_sim_request_nids(&r), (size_t)want);
+	ig_sim_request_free(&r);
+
+	/* max_completion_tokens wins over max_tokens. */
+	body = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":3,"
+	       "\"max_completion_tokens\":4}";
+	assert_int_equal(parse_req(&c, IG_SIM_CHAT, body, &r, &e), 0);
+	assert_int_equal(r.max_tokens, 4);
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+}
+
+static void test_request_errors(void **state)
+{
+	static const struct {
+		enum ig_sim_kind kind;
+		const char *body;
+		int status;
+		const char *param; /* NULL: none */
+		const char *msg;   /* a part of the message */
+	} cases[] = {
+	    {IG_SIM_COMPLETION, "[1]", 400, NULL, "JSON decode error"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":", 400, NULL, "JSON decode error"},
+	    {IG_SIM_COMPLETION, "{\"model\":1,\"prompt\":\"x\"}", 400, "model", "string"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream\":1}", 400, "stream", "boolean"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream_options\":{}}", 400, "stream_options",
+	     "stream=True"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream\":true,\"stream_options\":[]}", 400,
+	     "stream_options", "object"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"n\":2}", 400, "n", "n=1"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"seed\":1.5}", 400, "seed", "integer"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"temperature\":\"0\"}", 400, "temperature",
+	     "number"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "max_tokens",
+	     "'max_tokens' must be an integer of at least 1."},
+	    {IG_SIM_COMPLETION, "{\"prompt\":null}", 400, "prompt", "Field required"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":[\"a\",\"b\"]}", 400, "prompt", "list of one"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":[1,\"b\"]}", 400, "prompt", "token ids"},
+	    {IG_SIM_COMPLETION, "{\"model\":\"nope\",\"prompt\":\"x\"}", 404, "model",
+	     "The model `nope` does not exist."},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":64}", 400, NULL,
+	     "you requested 65 tokens (1 in the messages, 64 in the completion)"},
+	    {IG_SIM_CHAT, "{\"prompt\":\"x\"}", 400, "messages", "Field required"},
+	    {IG_SIM_CHAT, "{\"messages\":[]}", 400, "messages", "non-empty"},
+	    {IG_SIM_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", 400, "messages", "role"},
+	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":1}]}", 400, "messages",
+	     "role"},
+	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\"}],\"max_completion_tokens\":-1}", 400,
+	     "max_completion_tokens", "at least 1"},
+	};
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		memset(&e, 0, sizeof e);
+		assert_int_equal(parse_req(&c, cases[i].kind, cases[i].body, &r, &e), -1);
+		assert_int_equal(e.status, cases[i].status);
+		assert_string_equal(e.type, e.status == 404 ? "NotFoundError" : "BadRequestError");
+		if (cases[i].param)
+			assert_string_equal(e.param, cases[i].param);
+		else
+			assert_null(e.param);
+		if (!strstr(e.msg, cases[i].msg))
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.msg, cases[i].msg);
+		ig_sim_request_free(&r);
+	}
+	ig_sim_config_free(&c);
+}
+
+/* A chat prompt that fills the context is refused with vLLM's message;
+ * ids past the buffer's ceiling are dropped but the count stays whole. */
+static void test_request_long_prompt(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	struct ig_buf b = {0};
+	request_config(&c);
+
+	ig_buf_append_cstr(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"");
+	for (int i = 0; i < 300; i++)
+		ig_buf_append_cstr(&b, "w ");
+	ig_buf_append_cstr(&b, "\"}]}");
+	assert_int_equal(ig_sim_parse_request(&c, IG_SIM_CHAT, b.ptr, b.len, &r, &e), -1);
+	assert_int_equal(e.status, 400);
+	long want = 300 + IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
+	char msg[160];
+	snprintf(msg, sizeof msg, "you requested %ld tokens in the messages, Please", want);
+	assert_non_null(strstr(e.msg, msg));
+	assert_int_equal(r.prompt_tokens, want);
+	assert_true(r.ids_truncated);
+	assert_true(ig_sim_request_nids(&r) < (size_t)want);
+	/* What was kept is the prompt's start: the chat template's marker. */
+	uint64_t first;
+	memcpy(&first, r.ids.ptr, sizeof first);
+	assert_true(first == ig_sim_token_id("<|im_start|>"));
+	ig_sim_request_free(&r);
+	ig_buf_free(&b);
+	ig_sim_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +790,10 @@ int main(void)
 	    cmocka_unit_test(test_metrics_text),
 	    cmocka_unit_test(test_args_profile_and_failures),
 	    cmocka_unit_test(test_prompt_token_ids),
+	    cmocka_unit_test(test_request_completion),
+	    cmocka_unit_test(test_request_chat),
+	    cmocka_unit_test(test_request_errors),
+	    cmocka_unit_test(test_request_long_prompt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
