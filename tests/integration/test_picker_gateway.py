@@ -50,7 +50,7 @@ def gateway_doc(listeners):
     return "\n".join(out) + "\n"
 
 
-def route_doc(name, listener, pool, port, prefix="/"):
+def route_doc(name, listener, pool, port, prefix="/", timeouts=""):
     return """apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -69,7 +69,8 @@ spec:
     - path:
         type: PathPrefix
         value: {prefix}
-""".format(name=name, listener=listener, pool=pool, port=port, prefix=prefix)
+{timeouts}""".format(name=name, listener=listener, pool=pool, port=port, prefix=prefix,
+                 timeouts=timeouts)
 
 
 def pool_doc(name, port):
@@ -279,12 +280,12 @@ class Gateway:
 
 
 def one_pool(procs, tmp_path, sims, extra_docs=(), gw_args=(), criticality=None,
-             dead_hosts=(), name="gw"):
+             dead_hosts=(), name="gw", timeouts=""):
     """A gateway with one listener, one route to pool `pool` of the sims
     (plus pods at dead_hosts where nothing listens) and the InferenceModel
     food-review."""
     port = free_port()
-    docs = [gateway_doc([("llm", port)]), route_doc("route", "llm", "pool", sims.port),
+    docs = [gateway_doc([("llm", port)]), route_doc("route", "llm", "pool", sims.port, timeouts=timeouts),
             pool_doc("pool", sims.port),
             model_doc("food-review", "food-review", "pool", criticality)]
     docs += [pod_doc("pod-%d" % i, "pool", h) for i, h in enumerate(sims.hosts)]
@@ -500,6 +501,25 @@ def test_flow_control_first_come_first_served(procs, tmp_path):
     assert all(out[i][0] == 200 for i in range(4)), out
     done = sorted(range(4), key=lambda i: out[i][4])
     assert done == [0, 1, 2, 3], out
+    g.stop()
+
+
+def test_route_timeout_while_queued(procs, tmp_path):
+    """The HTTPRoute's request timeout also ends a wait in the queue; the
+    request leaves the queue then (the gateway goes on serving)."""
+    sims = Sims(procs, 1, args=("--fixed-waiting", "10"))
+    g = one_pool(procs, tmp_path, sims, timeouts="    timeouts:\n      request: 300ms\n",
+                 gw_args=("--flow-control", "--queue-timeout", "5000", "--workers", "1"))
+    g.wait_waiting({sims.endpoint(0): 10})
+    st, _, r, took, _ = timed_send(g)()
+    assert st == 504, r
+    assert 0.25 <= took <= 1.5, took
+    # Let the queue tick run over where the request was.
+    time.sleep(0.1)
+    set_state(sims.base(0), waiting=0)
+    g.wait_waiting({sims.endpoint(0): 0})
+    st, _, r = g.send()
+    assert st == 200, r
     g.stop()
 
 
