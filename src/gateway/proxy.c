@@ -60,6 +60,7 @@ struct proxy_req {
 	long in_tokens, out_tokens;
 	uint64_t start_ns; /* copied: the exchange may be gone when we finish */
 	bool recorded;
+	int64_t resp_length; /* Content-Length of the response, -1 if none */
 };
 
 static const struct ig_http_client_cbs upstream_cbs;
@@ -231,6 +232,7 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 		length = (int64_t)v;
 	p->status = res->status;
 	p->resp_started = true;
+	p->resp_length = length;
 	/* PreRequest: this endpoint now holds the prompt's prefix. */
 	if (!p->committed && p->pool->sched) {
 		ig_schedule_commit(p->pool->sched->s, &p->res, p->ep->key);
@@ -253,6 +255,13 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 		scan_sse(p, data, len);
 	else if (p->scan.max && ig_buf_append(&p->scan, data, len) < 0)
 		p->scan.max = 0, ig_buf_free(&p->scan); /* too big to look into */
+	/* The last piece of a response with a length completes it for the
+	 * client as soon as it is written: count the request first. */
+	if (p->resp_length >= 0 && p->resp_bytes == (size_t)p->resp_length) {
+		if (!p->sse && p->scan.len)
+			read_usage(p, p->scan.ptr, p->scan.len);
+		record_metrics(p);
+	}
 	int rc = ig_http_write(p->ex, data, len);
 	if (rc < 0) {
 		/* The client is gone; on_abort follows from the server. */
@@ -264,7 +273,7 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 static void on_up_done(struct ig_http_client *c, void *ud)
 {
 	struct proxy_req *p = ud;
-	if (!p->sse && p->scan.len)
+	if (!p->sse && p->scan.len && !p->recorded)
 		read_usage(p, p->scan.ptr, p->scan.len);
 	struct ig_endpoint *ep = p->ep;
 	p->up = NULL;
