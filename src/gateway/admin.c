@@ -69,7 +69,15 @@ static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 			ig_buf_printf(b, ",\"in_flight\":%ld,\"requests_total\":%lu}",
 				      atomic_load(&ep->inflight), atomic_load(&ep->requests_total));
 		}
-		ig_buf_append_cstr(b, "]}");
+		ig_buf_append_cstr(b, "]");
+		struct ig_prefix_stats st;
+		ig_scheduler_prefix_stats(rt->sched->s, &st);
+		ig_buf_printf(b,
+			      ",\"prefix_index\":{\"entries\":%llu,\"bytes\":%llu,\"lookups\":%llu,"
+			      "\"hit_ratio\":%.4f}}",
+			      (unsigned long long)st.entries, (unsigned long long)st.bytes,
+			      (unsigned long long)st.lookups,
+			      st.lookup_blocks ? (double)st.hit_blocks / (double)st.lookup_blocks : 0.0);
 	}
 	ig_buf_append_cstr(b, "]}\n");
 }
