@@ -19,6 +19,8 @@
 #include <time.h>
 #include <yaml.h>
 
+#include "config/yaml_node.h"
+
 #include "config/config.h"
 #include "core/clock.h"
 
@@ -248,42 +250,23 @@ static yaml_node_t *node_at(struct session *s, int idx)
 	return yaml_document_get_node(s->doc, idx);
 }
 
-static int line_of(const yaml_node_t *n)
-{
-	return (int)n->start_mark.line + 1;
-}
 
-static bool scalar_is(const yaml_node_t *n, const char *text)
-{
-	size_t len = strlen(text);
-	return n->type == YAML_SCALAR_NODE && n->data.scalar.length == len &&
-	       memcmp(n->data.scalar.value, text, len) == 0;
-}
-
-/* A plain empty, "~" or "null" scalar means the field is absent. */
-static bool is_null(const yaml_node_t *n)
-{
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	return n->data.scalar.length == 0 || scalar_is(n, "~") || scalar_is(n, "null") ||
-	       scalar_is(n, "Null") || scalar_is(n, "NULL");
-}
 
 /* The value of `key` in a mapping, NULL when absent or null. *line gets the
  * key's line, or the mapping's when the key is absent. */
 static yaml_node_t *get(struct session *s, yaml_node_t *map, const char *key, int *line)
 {
-	*line = line_of(map);
+	*line = ig_yaml_line(map);
 	if (map->type != YAML_MAPPING_NODE)
 		return NULL;
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
 	     p++) {
 		yaml_node_t *k = node_at(s, p->key);
-		if (!k || !scalar_is(k, key))
+		if (!k || !ig_yaml_scalar_is(k, key))
 			continue;
 		yaml_node_t *v = node_at(s, p->value);
-		*line = line_of(k);
-		return v && !is_null(v) ? v : NULL;
+		*line = ig_yaml_line(k);
+		return v && !ig_yaml_is_null(v) ? v : NULL;
 	}
 	return NULL;
 }
@@ -622,15 +605,15 @@ static struct ig_kv *decode_labels(struct session *s, yaml_node_t *map, int line
 		if (!k || !v)
 			continue;
 		if (k->type != YAML_SCALAR_NODE || v->type != YAML_SCALAR_NODE) {
-			err(s, k ? line_of(k) : line, path, NULL, "labels must be string: string pairs");
+			err(s, k ? ig_yaml_line(k) : line, path, NULL, "labels must be string: string pairs");
 			continue;
 		}
-		char *ks = scalar_dup(s, k), *vs = is_null(v) ? xstrdup(s, "") : scalar_dup(s, v);
+		char *ks = scalar_dup(s, k), *vs = ig_yaml_is_null(v) ? xstrdup(s, "") : scalar_dup(s, v);
 		if (!label_key_ok(ks))
-			err(s, line_of(k), path, ks,
+			err(s, ig_yaml_line(k), path, ks,
 			    "invalid label key: up to 63 letters, digits, '-', '_' or '.', optionally prefixed by a DNS subdomain and '/'");
 		else if (strlen(vs) > 63 || !label_value_ok(vs))
-			err(s, line_of(k), path, ks,
+			err(s, ig_yaml_line(k), path, ks,
 			    "invalid label value \"%s\": up to 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit",
 			    vs);
 		kv[*n].key = ks;
@@ -647,7 +630,7 @@ static void decode_meta(struct session *s, yaml_node_t *root, const char *api, c
 	m->api_version = xstrdup(s, api);
 	m->kind = xstrdup(s, kind);
 	m->file = xstrdup(s, s->file);
-	m->line = line_of(root);
+	m->line = ig_yaml_line(root);
 	m->seq = s->box->next_seq++;
 	m->ns = "default";
 	yaml_node_t *md = get_map(s, root, "", "metadata", true, &line);
@@ -693,7 +676,7 @@ static void decode_listener(struct session *s, yaml_node_t *n, const char *path,
 {
 	int line;
 	if (n->type != YAML_MAPPING_NODE) {
-		err(s, line_of(n), path, NULL, "must be an object");
+		err(s, ig_yaml_line(n), path, NULL, "must be an object");
 		return;
 	}
 	l->name = get_str(s, n, path, "name", true, &line);
@@ -736,7 +719,7 @@ static void decode_gateway(struct session *s, yaml_node_t *root, const char *api
 		decode_listener(s, n, path, &g.listeners[i]);
 		for (size_t j = 0; j < i && g.listeners[i].name; j++)
 			if (g.listeners[j].name && !strcmp(g.listeners[j].name, g.listeners[i].name))
-				err(s, line_of(n), path, "name",
+				err(s, ig_yaml_line(n), path, "name",
 				    "listener name \"%s\" is not unique (also spec.listeners[%zu])",
 				    g.listeners[i].name, j);
 	}
@@ -774,7 +757,7 @@ static void decode_parent(struct session *s, yaml_node_t *n, const char *path,
 	if (!r->ns)
 		r->ns = m->ns;
 	if (!strcmp(r->group, "gateway.networking.k8s.io") && !strcmp(r->kind, "Gateway"))
-		add_ref(s, "Gateway", r->ns, r->name, line_of(n), path);
+		add_ref(s, "Gateway", r->ns, r->name, ig_yaml_line(n), path);
 }
 
 /* CEL rules of the Gateway API for Exact and PathPrefix values. */
@@ -835,7 +818,7 @@ static struct ig_header_match *decode_value_matches(struct session *s, yaml_node
 		if (!h)
 			continue;
 		if (h->type != YAML_MAPPING_NODE) {
-			err(s, line_of(h), path, NULL, "must be an object");
+			err(s, ig_yaml_line(h), path, NULL, "must be an object");
 			continue;
 		}
 		char *type = get_str(s, h, path, "type", false, &line);
@@ -860,7 +843,7 @@ static void decode_match(struct session *s, yaml_node_t *n, const char *path,
 	m->path_type = IG_PATH_PREFIX;
 	m->path = "/";
 	if (n->type != YAML_MAPPING_NODE) {
-		err(s, line_of(n), path, NULL, "must be an object");
+		err(s, ig_yaml_line(n), path, NULL, "must be an object");
 		return;
 	}
 	yaml_node_t *p = get_map(s, n, path, "path", false, &line);
@@ -886,7 +869,7 @@ static void decode_backend(struct session *s, yaml_node_t *n, const char *path,
 	int line;
 	b->weight = 1;
 	if (n->type != YAML_MAPPING_NODE) {
-		err(s, line_of(n), path, NULL, "must be an object");
+		err(s, ig_yaml_line(n), path, NULL, "must be an object");
 		return;
 	}
 	b->group = get_str(s, n, path, "group", false, &line);
@@ -908,11 +891,11 @@ static void decode_backend(struct session *s, yaml_node_t *n, const char *path,
 		b->ns = m->ns;
 	if (!*b->group && !strcmp(b->kind, "Service") && b->port == 0 &&
 	    !get(s, n, "port", &line))
-		err(s, line_of(n), path, NULL, "must have port for Service reference");
+		err(s, ig_yaml_line(n), path, NULL, "must have port for Service reference");
 	if (!strcmp(b->kind, "InferencePool") &&
 	    (!strcmp(b->group, "inference.networking.x-k8s.io") ||
 	     !strcmp(b->group, "inference.networking.k8s.io")))
-		add_ref(s, "InferencePool", b->ns, b->name, line_of(n), path);
+		add_ref(s, "InferencePool", b->ns, b->name, ig_yaml_line(n), path);
 }
 
 static uint64_t decode_duration(struct session *s, yaml_node_t *n, const char *path,
@@ -975,7 +958,7 @@ static size_t decode_rule(struct session *s, yaml_node_t *n, const char *path,
 	char sub[PATH_LEN];
 	int line;
 	if (n->type != YAML_MAPPING_NODE) {
-		err(s, line_of(n), path, NULL, "must be an object");
+		err(s, ig_yaml_line(n), path, NULL, "must be an object");
 		r->nmatches = 1;
 		r->matches = xalloc(s, sizeof(*r->matches));
 		r->matches[0] = (struct ig_route_match){.path_type = IG_PATH_PREFIX, .path = "/"};
@@ -1035,7 +1018,7 @@ static void decode_rules(struct session *s, yaml_node_t *spec, struct ig_httprou
 		total += decode_rule(s, r, path, &rt->meta, &rt->rules[i]);
 		for (size_t j = 0; j < i && rt->rules[i].name; j++)
 			if (rt->rules[j].name && !strcmp(rt->rules[j].name, rt->rules[i].name))
-				err(s, line_of(r), path, "name", "rule name \"%s\" is not unique",
+				err(s, ig_yaml_line(r), path, "name", "rule name \"%s\" is not unique",
 				    rt->rules[i].name);
 	}
 	if (total > 128)
@@ -1059,7 +1042,7 @@ static void decode_route(struct session *s, yaml_node_t *root, const char *api)
 		yaml_node_t *p = seq_item(s, ps, i);
 		item(path, "spec", "parentRefs", i);
 		if (p && p->type != YAML_MAPPING_NODE)
-			err(s, line_of(p), path, NULL, "must be an object");
+			err(s, ig_yaml_line(p), path, NULL, "must be an object");
 		else if (p)
 			decode_parent(s, p, path, &rt.meta, &rt.parents[i]);
 	}
@@ -1073,13 +1056,13 @@ static void decode_route(struct session *s, yaml_node_t *root, const char *api)
 		yaml_node_t *h = seq_item(s, hs, i);
 		item(path, "spec", "hostnames", i);
 		if (!h || h->type != YAML_SCALAR_NODE) {
-			err(s, h ? line_of(h) : line, path, NULL, "must be a string");
+			err(s, h ? ig_yaml_line(h) : line, path, NULL, "must be a string");
 			rt.hostnames[i] = "";
 			continue;
 		}
 		rt.hostnames[i] = scalar_dup(s, h);
 		if (!hostname_ok(rt.hostnames[i]))
-			err(s, line_of(h), path, NULL,
+			err(s, ig_yaml_line(h), path, NULL,
 			    "must be a lowercase DNS name, optionally starting with \"*.\"");
 	}
 	decode_rules(s, spec, &rt);
@@ -1111,7 +1094,7 @@ static void decode_epp(struct session *s, yaml_node_t *n, const char *path, stru
 		if (port)
 			get_int_range(s, port, sub, "number", true, 1, 65535, &p->epp_port);
 		if ((!p->epp_kind || !strcmp(p->epp_kind, "Service")) && !get(s, n, "port", &line))
-			err(s, line_of(n), path, NULL,
+			err(s, ig_yaml_line(n), path, NULL,
 			    "port is required when kind is 'Service' or unspecified (defaults to 'Service')");
 	} else {
 		get_int_range(s, n, path, "portNumber", false, 1, 65535, &p->epp_port);
@@ -1149,7 +1132,7 @@ static void decode_target_ports(struct session *s, yaml_node_t *seq, int line, s
 		if (!t)
 			continue;
 		if (t->type != YAML_MAPPING_NODE) {
-			err(s, line_of(t), path, NULL, "must be an object");
+			err(s, ig_yaml_line(t), path, NULL, "must be an object");
 			continue;
 		}
 		int port = 0;
@@ -1159,7 +1142,7 @@ static void decode_target_ports(struct session *s, yaml_node_t *seq, int line, s
 		for (size_t j = 0; j < p->nports; j++)
 			dup |= p->target_ports[j] == port;
 		if (dup)
-			err(s, line_of(t), "spec", "targetPorts", "port number must be unique");
+			err(s, ig_yaml_line(t), "spec", "targetPorts", "port number must be unique");
 		else
 			p->target_ports[p->nports++] = port;
 	}
@@ -1221,7 +1204,7 @@ static void decode_pool_ref(struct session *s, yaml_node_t *spec, const struct i
 	check_object_name(s, *name, line, "spec.poolRef", "name");
 	if (!*group)
 		*group = (char *)default_group;
-	add_ref(s, "InferencePool", m->ns, *name, line_of(ref), "spec.poolRef");
+	add_ref(s, "InferencePool", m->ns, *name, ig_yaml_line(ref), "spec.poolRef");
 }
 
 static void decode_targets(struct session *s, yaml_node_t *seq, int line, struct ig_model *m)
@@ -1239,7 +1222,7 @@ static void decode_targets(struct session *s, yaml_node_t *seq, int line, struct
 		if (!t)
 			continue;
 		if (t->type != YAML_MAPPING_NODE) {
-			err(s, line_of(t), path, NULL, "must be an object");
+			err(s, ig_yaml_line(t), path, NULL, "must be an object");
 			continue;
 		}
 		tm->name = get_str(s, t, path, "name", true, &iline);
@@ -1324,13 +1307,13 @@ static bool pod_ready(struct session *s, yaml_node_t *status)
 		if (c && c->type != YAML_MAPPING_NODE) {
 			char path[PATH_LEN];
 			item(path, "status", "conditions", i);
-			err(s, line_of(c), path, NULL, "must be an object");
+			err(s, ig_yaml_line(c), path, NULL, "must be an object");
 		}
 		if (!c || c->type != YAML_MAPPING_NODE)
 			continue;
 		yaml_node_t *t = get(s, c, "type", &line), *st = get(s, c, "status", &line);
-		if (t && st && scalar_is(t, "Ready"))
-			return scalar_is(st, "True");
+		if (t && st && ig_yaml_scalar_is(t, "Ready"))
+			return ig_yaml_scalar_is(st, "True");
 	}
 	return false;
 }
@@ -1353,7 +1336,7 @@ static void decode_pod(struct session *s, yaml_node_t *root, const char *api)
 			if (first && first->type == YAML_MAPPING_NODE)
 				p.ip = get_str(s, first, "status.podIPs[0]", "ip", false, &line);
 			else if (first)
-				err(s, line_of(first), "status.podIPs[0]", NULL, "must be an object");
+				err(s, ig_yaml_line(first), "status.podIPs[0]", NULL, "must be an object");
 		}
 		p.ready = pod_ready(s, st);
 	}
@@ -1381,7 +1364,7 @@ static char **decode_strings(struct session *s, yaml_node_t *map, const char *pa
 			continue;
 		}
 		item(sub, path, key, i);
-		err(s, it ? line_of(it) : line, sub, NULL, "must be a string");
+		err(s, it ? ig_yaml_line(it) : line, sub, NULL, "must be a string");
 	}
 	return v;
 }
@@ -1405,7 +1388,7 @@ static void decode_container(struct session *s, yaml_node_t *n, const char *path
 		    get_int_range(s, p, sub, "containerPort", true, 1, 65535, &c->ports[c->nports]))
 			c->nports++;
 		else if (p && p->type != YAML_MAPPING_NODE)
-			err(s, line_of(p), sub, NULL, "must be an object");
+			err(s, ig_yaml_line(p), sub, NULL, "must be an object");
 	}
 }
 
@@ -1434,7 +1417,7 @@ static void decode_pod_template(struct session *s, yaml_node_t *spec, struct ig_
 		if (c && c->type == YAML_MAPPING_NODE)
 			decode_container(s, c, path, &d->containers[d->ncontainers++]);
 		else if (c)
-			err(s, line_of(c), path, NULL, "must be an object");
+			err(s, ig_yaml_line(c), path, NULL, "must be an object");
 	}
 }
 
@@ -1468,7 +1451,7 @@ static void decode_picker_config(struct session *s, yaml_node_t *root, const cha
 	size_t pad = s->doc->start_mark.line;
 	struct ig_raw_doc d = {0};
 	d.file = xstrdup(s, s->file);
-	d.line = line_of(root);
+	d.line = ig_yaml_line(root);
 	d.len = pad + (end - start);
 	d.text = xalloc(s, d.len + 1);
 	memset(d.text, '\n', pad);
@@ -1506,10 +1489,10 @@ static const struct kind_desc {
 static void decode_document(struct session *s, yaml_node_t *root)
 {
 	int aline, kline;
-	if (is_null(root))
+	if (ig_yaml_is_null(root))
 		return; /* an empty document, e.g. between two "---" */
 	if (root->type != YAML_MAPPING_NODE) {
-		err(s, line_of(root), NULL, NULL,
+		err(s, ig_yaml_line(root), NULL, NULL,
 		    "a document must be a Kubernetes object (a mapping with apiVersion and kind)");
 		return;
 	}
@@ -1553,10 +1536,10 @@ static void guarded_decode(struct session *s, yaml_document_t *doc, yaml_node_t 
 		decode_document(s, root);
 		break;
 	case JMP_OOM:
-		err(s, line_of(root), NULL, NULL, "out of memory");
+		err(s, ig_yaml_line(root), NULL, NULL, "out of memory");
 		break;
 	default:
-		err(s, line_of(root), NULL, NULL,
+		err(s, ig_yaml_line(root), NULL, NULL,
 		    "document is too large or uses too many aliases (more than %u nodes visited)",
 		    MAX_VISITS);
 		break;

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "config/yaml_node.h"
+
 #include "sched/picker_int.h"
 
 #define MAX_TEXT_BYTES (1u << 20)
@@ -140,24 +142,7 @@ static yaml_node_t *node_at(struct session *s, int idx)
 	return yaml_document_get_node(s->doc, idx);
 }
 
-static int line_of(const yaml_node_t *n)
-{
-	return (int)n->start_mark.line + 1;
-}
 
-static bool scalar_is(const yaml_node_t *n, const char *text)
-{
-	size_t len = strlen(text);
-	return n->type == YAML_SCALAR_NODE && n->data.scalar.length == len &&
-	       memcmp(n->data.scalar.value, text, len) == 0;
-}
-
-static bool is_null(const yaml_node_t *n)
-{
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	return n->data.scalar.length == 0 || scalar_is(n, "~") || scalar_is(n, "null");
-}
 
 static struct ig_str scalar(const yaml_node_t *n)
 {
@@ -185,13 +170,13 @@ static yaml_node_t *seq_item(struct session *s, yaml_node_t *seq, size_t i)
  * (the mapping's when absent). */
 static yaml_node_t *get(struct session *s, yaml_node_t *map, const char *key, int *line)
 {
-	*line = line_of(map);
+	*line = ig_yaml_line(map);
 	FOR_PAIRS(s, map, k, v)
 	{
-		if (!scalar_is(k, key))
+		if (!ig_yaml_scalar_is(k, key))
 			continue;
-		*line = line_of(k);
-		return is_null(v) ? NULL : v;
+		*line = ig_yaml_line(k);
+		return ig_yaml_is_null(v) ? NULL : v;
 	}
 	return NULL;
 }
@@ -392,9 +377,9 @@ static int read_param(const struct param_desc *d, const yaml_node_t *v, struct p
 	switch (d->kind) {
 	case P_BOOL:
 		if (v->type != YAML_SCALAR_NODE || v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-		    !(scalar_is(v, "true") || scalar_is(v, "false")))
+		    !(ig_yaml_scalar_is(v, "true") || ig_yaml_scalar_is(v, "false")))
 			return -1;
-		*(bool *)field = scalar_is(v, "true");
+		*(bool *)field = ig_yaml_scalar_is(v, "true");
 		return 0;
 	case P_DOUBLE:
 		if (to_double(v, &x) < 0)
@@ -447,23 +432,23 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 			continue;
 		sub(kp, path, (const char *)k->data.scalar.value, 0);
 		for (const struct param_desc *e = desc; e && e->name; e++)
-			if (scalar_is(k, e->name))
+			if (ig_yaml_scalar_is(k, e->name))
 				d = e;
-		has_block_chars |= scalar_is(k, "blockSize") && pl->type == PT_PREFIX_SCORER;
+		has_block_chars |= ig_yaml_scalar_is(k, "blockSize") && pl->type == PT_PREFIX_SCORER;
 		if (!d) {
 			/* Plugins we do not run take any parameters; ours refuse
 			 * unknown ones, which are most likely typos. */
-			if (picker_type_kind(pl->type) != PK_OTHER && !scalar_is(k, "blockSize"))
-				err(s, line_of(k), kp, "unknown parameter for %s",
+			if (picker_type_kind(pl->type) != PK_OTHER && !ig_yaml_scalar_is(k, "blockSize"))
+				err(s, ig_yaml_line(k), kp, "unknown parameter for %s",
 				    picker_type_name(pl->type));
 			continue;
 		}
 		has_block_tokens |= d->off == offsetof(struct plugin_params, block_size_tokens);
 		int rc = read_param(d, v, &pl->p);
 		if (rc == -1)
-			err(s, line_of(k), kp, "must be %s", kind_word(d->kind));
+			err(s, ig_yaml_line(k), kp, "must be %s", kind_word(d->kind));
 		else if (rc == -2)
-			range_err(s, line_of(k), kp, d);
+			range_err(s, ig_yaml_line(k), kp, d);
 	}
 	if (has_block_chars && !has_block_tokens)
 		err(s, line, path, "blockSize (characters) is deprecated: set blockSizeTokens");
@@ -474,7 +459,7 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 static int find_type(const yaml_node_t *n)
 {
 	for (int t = 0; t < PT_COUNT; t++)
-		if (scalar_is(n, types[t].name))
+		if (ig_yaml_scalar_is(n, types[t].name))
 			return t;
 	return -1;
 }
@@ -492,7 +477,7 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 	struct ig_picker_config *c = s->cfg;
 	char p[PATH_LEN];
 	int line;
-	if (!expect(s, n, YAML_MAPPING_NODE, line_of(n), path))
+	if (!expect(s, n, YAML_MAPPING_NODE, ig_yaml_line(n), path))
 		return;
 	yaml_node_t *type = get(s, n, "type", &line);
 	sub(p, path, "type", 0);
@@ -507,7 +492,7 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 		err(s, line, p, "unknown plugin type \"%.*s\"", IG_STR_FMT(scalar(type)));
 		return;
 	}
-	struct plugin pl = {.type = (enum plugin_type)t, .line = line_of(n)};
+	struct plugin pl = {.type = (enum plugin_type)t, .line = ig_yaml_line(n)};
 	picker_default_params(&pl.p);
 	yaml_node_t *name = get(s, n, "name", &line);
 	sub(p, path, "name", 0);
@@ -527,12 +512,12 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 	if (params)
 		decode_params(s, params, line, p, &pl);
 	if (c->nplugins == MAX_PLUGINS) {
-		err(s, line_of(n), path, "more than %d plugins", MAX_PLUGINS);
+		err(s, ig_yaml_line(n), path, "more than %d plugins", MAX_PLUGINS);
 		return;
 	}
 	pl.name = ig_str_dup(nm);
 	if (!pl.name) {
-		err(s, line_of(n), path, "out of memory");
+		err(s, ig_yaml_line(n), path, "out of memory");
 		return;
 	}
 	c->plugins[c->nplugins++] = pl;
@@ -566,7 +551,7 @@ static void add_entry(struct session *s, struct profile *pr, yaml_node_t *entry,
 	const struct ig_picker_config *c = s->cfg;
 	char p[PATH_LEN];
 	int line;
-	if (!expect(s, entry, YAML_MAPPING_NODE, line_of(entry), path))
+	if (!expect(s, entry, YAML_MAPPING_NODE, ig_yaml_line(entry), path))
 		return;
 	yaml_node_t *ref = get(s, entry, "pluginRef", &line);
 	sub(p, path, "pluginRef", 0);
@@ -602,7 +587,7 @@ static void add_entry(struct session *s, struct profile *pr, yaml_node_t *entry,
 	struct profile_entry e = {.plugin = (size_t)pi};
 	decode_weight(s, entry, path, &e);
 	if (pr->n == MAX_PROFILE_ENTRIES - 1) { /* one slot stays free for a default picker */
-		err(s, line_of(entry), path, "more than %d plugins in one profile",
+		err(s, ig_yaml_line(entry), path, "more than %d plugins in one profile",
 		    MAX_PROFILE_ENTRIES - 1);
 		return;
 	}
@@ -614,10 +599,10 @@ static void decode_profile(struct session *s, yaml_node_t *n, const char *path)
 	struct ig_picker_config *c = s->cfg;
 	char p[PATH_LEN];
 	int line;
-	if (!expect(s, n, YAML_MAPPING_NODE, line_of(n), path))
+	if (!expect(s, n, YAML_MAPPING_NODE, ig_yaml_line(n), path))
 		return;
 	if (c->nprofiles == MAX_PROFILES) {
-		err(s, line_of(n), path, "more than %d profiles", MAX_PROFILES);
+		err(s, ig_yaml_line(n), path, "more than %d profiles", MAX_PROFILES);
 		return;
 	}
 	struct profile *pr = &c->profiles[c->nprofiles];
@@ -648,7 +633,7 @@ static void decode_profile(struct session *s, yaml_node_t *n, const char *path)
 	}
 	pr->name = dup_scalar(name);
 	if (!pr->name) {
-		err(s, line_of(n), path, "out of memory");
+		err(s, ig_yaml_line(n), path, "out of memory");
 		return;
 	}
 	c->nprofiles++;
@@ -696,7 +681,7 @@ static void decode_band(struct session *s, yaml_node_t *n, const char *path)
 	char p[PATH_LEN];
 	int line;
 	double prio;
-	if (!expect(s, n, YAML_MAPPING_NODE, line_of(n), path))
+	if (!expect(s, n, YAML_MAPPING_NODE, ig_yaml_line(n), path))
 		return;
 	struct ig_flow_band_config b = {0};
 	yaml_node_t *v = get(s, n, "priority", &line);
@@ -718,7 +703,7 @@ static void decode_band(struct session *s, yaml_node_t *n, const char *path)
 	flow_u64(s, n, path, "maxRequests", false, &b.max_requests);
 	flow_u64(s, n, path, "maxBytes", true, &b.max_bytes);
 	if (f->nbands == IG_FLOW_MAX_BANDS) {
-		err(s, line_of(n), path, "more than %d priority bands", IG_FLOW_MAX_BANDS);
+		err(s, ig_yaml_line(n), path, "more than %d priority bands", IG_FLOW_MAX_BANDS);
 		return;
 	}
 	f->bands[f->nbands++] = b;
@@ -762,13 +747,13 @@ static void decode_gates(struct session *s, yaml_node_t *n, int line)
 		char p[PATH_LEN];
 		yaml_node_t *g = seq_item(s, n, i);
 		sub(p, "featureGates", NULL, i);
-		if (!g || !expect(s, g, YAML_SCALAR_NODE, g ? line_of(g) : line, p))
+		if (!g || !expect(s, g, YAML_SCALAR_NODE, g ? ig_yaml_line(g) : line, p))
 			continue;
 		size_t k = 0;
-		while (k < sizeof gates / sizeof gates[0] && !scalar_is(g, gates[k].name))
+		while (k < sizeof gates / sizeof gates[0] && !ig_yaml_scalar_is(g, gates[k].name))
 			k++;
 		if (k == sizeof gates / sizeof gates[0])
-			err(s, line_of(g), p, "unknown feature gate \"%.*s\"", IG_STR_FMT(scalar(g)));
+			err(s, ig_yaml_line(g), p, "unknown feature gate \"%.*s\"", IG_STR_FMT(scalar(g)));
 		else
 			s->cfg->gates |= gates[k].bit;
 	}
@@ -798,23 +783,23 @@ static void check_header(struct session *s, yaml_node_t *root)
 					    "dataLayer", "parser", NULL};
 	int line;
 	yaml_node_t *kind = get(s, root, "kind", &line);
-	if (kind && !scalar_is(kind, "EndpointPickerConfig"))
+	if (kind && !ig_yaml_scalar_is(kind, "EndpointPickerConfig"))
 		err(s, line, "kind", "must be EndpointPickerConfig");
 	FOR_PAIRS(s, root, k, v)
 	{
 		const char *const *q = known;
 		(void)v;
-		while (*q && !scalar_is(k, *q))
+		while (*q && !ig_yaml_scalar_is(k, *q))
 			q++;
 		if (!*q && k->type == YAML_SCALAR_NODE)
-			err(s, line_of(k), (const char *)k->data.scalar.value, "unknown field");
+			err(s, ig_yaml_line(k), (const char *)k->data.scalar.value, "unknown field");
 	}
 }
 
 static void decode_root(struct session *s, yaml_node_t *root)
 {
 	int line;
-	if (!expect(s, root, YAML_MAPPING_NODE, line_of(root), ""))
+	if (!expect(s, root, YAML_MAPPING_NODE, ig_yaml_line(root), ""))
 		return;
 	check_header(s, root);
 	yaml_node_t *g = get(s, root, "featureGates", &line);
@@ -970,10 +955,10 @@ static void load(struct session *s, const char *text, size_t len)
 	}
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	s->doc = &doc;
-	if (root && !is_null(root))
+	if (root && !ig_yaml_is_null(root))
 		decode_root(s, root);
 	if (s->visits > MAX_VISITS)
-		err(s, root ? line_of(root) : 0, "", "document uses too many aliases");
+		err(s, root ? ig_yaml_line(root) : 0, "", "document uses too many aliases");
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
 }

@@ -1,0 +1,34 @@
+/* Small questions about libyaml document nodes, shared by every loader of
+ * Kubernetes-style YAML (the manifests, the picker's configuration). */
+#ifndef IG_CONFIG_YAML_NODE_H
+#define IG_CONFIG_YAML_NODE_H
+
+#include <stdbool.h>
+#include <string.h>
+#include <yaml.h>
+
+/* 1-based line where the node starts. */
+static inline int ig_yaml_line(const yaml_node_t *n)
+{
+	return (int)n->start_mark.line + 1;
+}
+
+static inline bool ig_yaml_scalar_is(const yaml_node_t *n, const char *text)
+{
+	size_t len = strlen(text);
+	return n->type == YAML_SCALAR_NODE && n->data.scalar.length == len &&
+	       memcmp(n->data.scalar.value, text, len) == 0;
+}
+
+/* A plain empty, "~" or "null" scalar means the field is absent (YAML 1.2
+ * core schema, as Kubernetes reads it). */
+static inline bool ig_yaml_is_null(const yaml_node_t *n)
+{
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	return n->data.scalar.length == 0 || ig_yaml_scalar_is(n, "~") ||
+	       ig_yaml_scalar_is(n, "null") || ig_yaml_scalar_is(n, "Null") ||
+	       ig_yaml_scalar_is(n, "NULL");
+}
+
+#endif
