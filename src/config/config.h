@@ -176,7 +176,19 @@ struct ig_deployment {
 	size_t ncontainers;
 };
 
+/* A document kept as text for another module to parse (the endpoint
+ * picker's EndpointPickerConfig). The text is padded with newlines so that
+ * its line numbers are the file's. */
+struct ig_raw_doc {
+	char *file;
+	int line;
+	char *text;
+	size_t len;
+};
+
 struct ig_config {
+	struct ig_raw_doc *picker_docs; /* kind EndpointPickerConfig */
+	size_t npicker_docs;
 	struct ig_gateway *gateways;
 	size_t ngateways;
 	struct ig_httproute *routes;

@@ -37,7 +37,7 @@
  * are counted, not stored. */
 #define MAX_DIAGS 1000u
 
-enum { K_GATEWAY, K_ROUTE, K_POOL, K_MODEL, K_OBJECTIVE, K_POD, K_DEPLOYMENT, K_COUNT };
+enum { K_GATEWAY, K_ROUTE, K_POOL, K_MODEL, K_OBJECTIVE, K_POD, K_DEPLOYMENT, K_PICKER, K_COUNT };
 
 struct chunk {
 	struct chunk *next;
@@ -72,6 +72,8 @@ struct session {
 	size_t nrefs, caprefs;
 	/* The document being decoded. */
 	const char *file;
+	const char *text; /* the whole file */
+	size_t text_len;
 	yaml_document_t *doc;
 	size_t visits;
 	jmp_buf jmp; /* longjmp target for out-of-memory and the visit budget */
@@ -1456,6 +1458,30 @@ static void decode_deployment(struct session *s, yaml_node_t *root, const char *
 
 /* ---- documents -------------------------------------------------------------------- */
 
+/* EndpointPickerConfig belongs to the picker (sched/), which parses it
+ * itself: keep the document's text, padded so its lines stay the file's. */
+static void decode_picker_config(struct session *s, yaml_node_t *root, const char *api)
+{
+	size_t start = s->doc->start_mark.index, end = s->doc->end_mark.index;
+	if (!s->text || start > end || end > s->text_len)
+		return;
+	size_t pad = s->doc->start_mark.line;
+	struct ig_raw_doc d = {0};
+	d.file = xstrdup(s, s->file);
+	d.line = line_of(root);
+	d.len = pad + (end - start);
+	d.text = xalloc(s, d.len + 1);
+	memset(d.text, '\n', pad);
+	memcpy(d.text + pad, s->text + start, end - start);
+	d.text[d.len] = '\0';
+	struct box *b = s->box;
+	struct ig_raw_doc *q = push((void **)&b->cfg.picker_docs, &b->cfg.npicker_docs,
+				    &b->cap[K_PICKER], sizeof *q);
+	if (!q)
+		longjmp(s->jmp, JMP_OOM);
+	*q = d;
+}
+
 static const struct kind_desc {
 	const char *kind;
 	const char *api[2];
@@ -1472,6 +1498,9 @@ static const struct kind_desc {
 	{"InferenceObjective", {"inference.networking.x-k8s.io/v1alpha2"}, decode_objective},
 	{"Pod", {"v1"}, decode_pod},
 	{"Deployment", {"apps/v1"}, decode_deployment},
+	{"EndpointPickerConfig",
+	 {"inference.networking.x-k8s.io/v1alpha1", "config.apix.gateway-api-inference-extension.sigs.k8s.io/v1alpha1"},
+	 decode_picker_config},
 };
 
 static void decode_document(struct session *s, yaml_node_t *root)
@@ -1587,6 +1616,8 @@ static void load_text(struct session *s, const char *name, const char *text, siz
 {
 	yaml_parser_t parser;
 	s->file = name;
+	s->text = text;
+	s->text_len = len;
 	if (len > MAX_FILE_BYTES) {
 		err(s, 0, NULL, NULL, "file is larger than %u MiB", MAX_FILE_BYTES >> 20);
 		return;
@@ -1886,6 +1917,7 @@ void ig_config_free(struct ig_config *cfg)
 	free(cfg->objectives);
 	free(cfg->pods);
 	free(cfg->deployments);
+	free(cfg->picker_docs);
 	for (struct chunk *c = b->arena, *next; c; c = next) {
 		next = c->next;
 		free(c);

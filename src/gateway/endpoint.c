@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "gateway/gw.h"
 #include "http/client.h"
 
@@ -49,6 +51,7 @@ struct ig_endpoint *ig_endpoint_get(const char *addr)
 			ep = NULL;
 		} else {
 			atomic_init(&ep->refs, 1);
+			ep->key = XXH64(ep->addr, strlen(ep->addr), 0);
 			ep->next = registry;
 			registry = ep;
 		}

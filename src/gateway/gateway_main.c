@@ -34,6 +34,16 @@ static const char usage_text[] =
 	"      --body-timeout MS      silence allowed inside a body, else 408 (default 60000)\n"
 	"      --idle-timeout MS      idle keep-alive connections close after (default 75000)\n"
 	"      --max-attempts N       endpoints tried when connecting fails (default 3)\n"
+	"      --picker-config FILE   EndpointPickerConfig (default: an EndpointPickerConfig among\n"
+	"                             the manifests, else GIE's default profile)\n"
+	"      --session-header NAME  session affinity header (default x-session-id)\n"
+	"      --session-slack N      extra queued requests a session's endpoint may have over\n"
+	"                             the pool's best before the session moves (default 4)\n"
+	"      --flow-control         queue requests while the pool is saturated (else refuse\n"
+	"                             sheddable ones); also featureGates: [flowControl]\n"
+	"      --queue-timeout MS     longest wait in that queue, then 503 (default 30000)\n"
+	"      --queue-capacity N     requests the queue holds per worker, then 429 (default 1000)\n"
+	"      --unhealthy-after N    failed scrapes before an endpoint leaves rotation (default 3)\n"
 	"      --watch-interval MS    how often the files are checked for changes (default 1000)\n"
 	"      --log-level LEVEL      error, warn, info or debug (default info)\n"
 	"  -h, --help                 this text\n"
@@ -71,6 +81,11 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o)
 	o->scrape_interval_ms = 50;
 	o->drain_timeout_ms = 30000;
 	o->max_attempts = 3;
+	o->session_header = "x-session-id";
+	o->session_slack = 4;
+	o->queue_timeout_ms = 30000;
+	o->queue_capacity = 1000;
+	o->scrape_failures_out = 3;
 	ig_http_server_config_defaults(&o->http);
 	o->paths = calloc((size_t)argc + 1, sizeof *o->paths);
 	if (!o->paths)
@@ -90,11 +105,16 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o)
 			fputs(usage_text, stdout);
 			exit(0);
 		}
+		if (!strcmp(a, "--flow-control")) {
+			o->flow_control = true;
+			continue;
+		}
 		static const char *const takes_value[] = {
 			"-f", "--filename", "--bind", "--admin", "--workers", "--scrape-interval",
 			"--drain-timeout", "--max-header-bytes", "--max-body-bytes",
 			"--header-timeout", "--body-timeout", "--idle-timeout", "--max-attempts",
-			"--watch-interval", "--log-level"};
+			"--watch-interval", "--log-level", "--picker-config", "--session-header",
+			"--session-slack", "--queue-timeout", "--queue-capacity", "--unhealthy-after"};
 		bool known = false;
 		for (size_t k = 0; k < sizeof takes_value / sizeof takes_value[0]; k++)
 			known |= !strcmp(a, takes_value[k]);
@@ -116,6 +136,10 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o)
 			o->bind = val;
 		} else if (!strcmp(a, "--admin")) {
 			o->admin = val;
+		} else if (!strcmp(a, "--picker-config")) {
+			o->picker_config = val;
+		} else if (!strcmp(a, "--session-header")) {
+			o->session_header = val;
 		} else if (!strcmp(a, "--log-level")) {
 			int l = ig_log_parse_level(val);
 			if (l < 0) {
@@ -146,6 +170,14 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o)
 				o->max_attempts = u > 8 ? 8 : (int)u;
 			else if (!strcmp(a, "--watch-interval"))
 				watch_interval_ms = u;
+			else if (!strcmp(a, "--session-slack"))
+				o->session_slack = (double)u;
+			else if (!strcmp(a, "--queue-timeout"))
+				o->queue_timeout_ms = u;
+			else if (!strcmp(a, "--queue-capacity"))
+				o->queue_capacity = u;
+			else if (!strcmp(a, "--unhealthy-after"))
+				o->scrape_failures_out = (unsigned)u;
 		}
 	}
 	if (o->npaths == 0) {
@@ -157,19 +189,30 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o)
 
 /* ---- configuration ---- */
 
-static struct ig_config *load(bool initial)
+/* Loads the manifests and the picker configuration into a snapshot, or
+ * logs every error and returns NULL. */
+static struct ig_snapshot *load(bool initial)
 {
 	struct ig_config *cfg = NULL;
+	struct ig_picker_config *picker = NULL;
+	uint64_t picker_hash = 0;
 	struct ig_diags diags = {0};
 	int rc = ig_config_load(G.opt.paths, G.opt.npaths, &cfg, &diags);
+	if (rc == 0 && ig_gw_load_picker(cfg, G.opt.picker_config, &picker, &picker_hash, &diags) < 0)
+		rc = -1;
 	ig_diags_print(&diags, stderr);
 	ig_diags_free(&diags);
 	if (rc < 0) {
 		ig_err("%s: configuration has errors; %s", initial ? "start" : "reload",
 		       initial ? "not starting" : "keeping the previous one");
+		ig_config_free(cfg);
+		ig_picker_config_free(picker);
 		return NULL;
 	}
-	return cfg;
+	struct ig_snapshot *s = ig_snapshot_build(cfg, picker, picker_hash, G.snap, ++G.generation);
+	if (!s)
+		ig_err("%s: out of memory", initial ? "start" : "reload");
+	return s;
 }
 
 /* Every port must be ours before workers try; binding one socket here
@@ -218,14 +261,9 @@ static void publish(struct ig_snapshot *s)
 static void reload(const char *why)
 {
 	ig_info("reloading configuration (%s)", why);
-	struct ig_config *cfg = load(false);
-	if (!cfg)
+	struct ig_snapshot *s = load(false);
+	if (!s)
 		return;
-	struct ig_snapshot *s = ig_snapshot_build(cfg, ++G.generation);
-	if (!s) {
-		ig_err("reload: out of memory; keeping the previous configuration");
-		return;
-	}
 	if (check_ports(s) < 0) {
 		ig_err("reload refused; keeping the previous configuration");
 		ig_snapshot_unref(s);
@@ -273,6 +311,8 @@ static uint64_t signature(void)
 	uint64_t h = 0xcbf29ce484222325u;
 	for (size_t i = 0; i < G.opt.npaths; i++)
 		fingerprint(G.opt.paths[i], &h, 0);
+	if (G.opt.picker_config)
+		fingerprint(G.opt.picker_config, &h, 0);
 	return h;
 }
 
@@ -332,14 +372,9 @@ int ig_gateway_main(int argc, char **argv)
 {
 	if (parse_flags(argc, argv, &G.opt) < 0)
 		return 2;
-	struct ig_config *cfg = load(true);
-	if (!cfg)
+	struct ig_snapshot *snap = load(true);
+	if (!snap)
 		return 1;
-	struct ig_snapshot *snap = ig_snapshot_build(cfg, ++G.generation);
-	if (!snap) {
-		ig_err("out of memory");
-		return 1;
-	}
 	if (snap->nports == 0)
 		ig_warn("no HTTP listeners in the manifests: nothing to serve");
 	if (check_ports(snap) < 0)

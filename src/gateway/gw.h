@@ -16,6 +16,8 @@
 #include "gateway/route.h"
 #include "http/server.h"
 #include "pool/metrics.h"
+#include "sched/flowq.h"
+#include "sched/picker.h"
 
 /* ---- endpoints (pool/ data, kept across snapshots) ---- */
 
@@ -30,9 +32,18 @@ struct ig_endpoint {
 	struct ig_endpoint_metrics metrics;
 	/* Scrape state (control thread only). */
 	void *scrape;
+	uint64_t key; /* hash of addr: the endpoint's identity for the picker */
 	/* What workers dispatched and has not finished yet. */
 	atomic_long inflight;
 	atomic_ulong requests_total;
+	/* Dispatched since the last successful scrape (requests, prompt
+	 * tokens): what the scraped figures cannot know yet. Reset by the
+	 * scraper. */
+	atomic_long pending_requests;
+	atomic_long pending_tokens;
+	/* Set by the scraper after repeated failed scrapes, cleared when the
+	 * endpoint answers again: such an endpoint gets no traffic. */
+	atomic_bool out_of_rotation;
 	struct ig_endpoint *next; /* registry list */
 };
 
@@ -44,10 +55,20 @@ void ig_endpoint_put(struct ig_endpoint *ep);
 
 /* ---- snapshots ---- */
 
+/* A scheduler (with its prefix index) outlives snapshots when its pool
+ * and picker configuration stay the same across a reload. */
+struct ig_sched_ref {
+	atomic_int refs;
+	struct ig_scheduler *s;
+	uint64_t config_hash;
+	char pool_key[320]; /* "namespace/name" */
+};
+
 struct ig_pool_rt {
 	const struct ig_pool *pool;
 	struct ig_endpoint **eps;
 	size_t neps;
+	struct ig_sched_ref *sched;
 };
 
 struct ig_listener_rt {
@@ -70,10 +91,23 @@ struct ig_snapshot {
 	size_t nports;
 	struct ig_pool_rt *pools;
 	size_t npools;
+	struct ig_picker_config *picker;
+	uint64_t picker_hash;  /* of the picker configuration's text */
+	bool flow_control;     /* requests wait in a queue when the pool is saturated */
+	struct ig_flow_control_config flow;
 };
 
-/* Builds a snapshot that takes ownership of cfg. NULL on failure. */
-struct ig_snapshot *ig_snapshot_build(struct ig_config *cfg, uint64_t generation);
+/* Builds a snapshot that takes ownership of cfg and picker; schedulers of
+ * `prev` (may be NULL) are kept for pools whose configuration is
+ * unchanged. NULL on failure. */
+struct ig_snapshot *ig_snapshot_build(struct ig_config *cfg, struct ig_picker_config *picker,
+				      uint64_t picker_hash, const struct ig_snapshot *prev,
+				      uint64_t generation);
+/* The picker configuration: --picker-config FILE, else an
+ * EndpointPickerConfig document among the manifests, else GIE's default.
+ * 0, or -1 with errors in diags. */
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file,
+		      struct ig_picker_config **out, uint64_t *hash, struct ig_diags *diags);
 static inline struct ig_snapshot *ig_snapshot_ref(struct ig_snapshot *s)
 {
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
@@ -94,6 +128,13 @@ struct ig_gw_options {
 	uint64_t drain_timeout_ms;
 	uint64_t connect_timeout_ms;
 	int max_attempts; /* endpoints tried per request */
+	const char *picker_config; /* --picker-config FILE */
+	const char *session_header; /* default x-session-id */
+	double session_slack;       /* load above the best allowed to stay (requests) */
+	unsigned scrape_failures_out; /* failed scrapes before out of rotation */
+	bool flow_control;          /* --flow-control: queue instead of refusing */
+	uint64_t queue_timeout_ms;  /* time a request may wait in the queue */
+	uint64_t queue_capacity;    /* requests the queue holds per worker */
 	struct ig_http_server_config http;
 	const char **paths;
 	size_t npaths;
@@ -127,6 +168,8 @@ struct ig_worker {
 	size_t nidle, idle_cap;
 	size_t active; /* requests in flight on this worker */
 	bool draining;
+	struct ig_flowq *queue; /* flow control: requests waiting for capacity */
+	struct ig_timer queue_timer;
 };
 
 struct ig_gateway_rt {
@@ -166,5 +209,12 @@ void ig_admin_stop(void);
 void ig_gw_metrics_request(const char *model, const char *target, int status, double seconds,
 			   size_t req_bytes, size_t resp_bytes, long in_tokens, long out_tokens);
 void ig_gw_metrics_render(struct ig_gateway_rt *gw, struct ig_buf *out);
+void ig_gw_metrics_objective(const char *model, const char *target, int priority, int status,
+			     double seconds, long in_tokens, long out_tokens);
+void ig_gw_metrics_scheduler(double seconds);
+
+/* sessions.c: session affinity, shared by the workers. */
+uint64_t ig_session_lookup(struct ig_str session);
+void ig_session_store(struct ig_str session, uint64_t endpoint_key);
 
 #endif

@@ -11,6 +11,8 @@
 static struct ig_registry *reg;
 static struct ig_metric_family *req_total, *req_errors, *req_duration, *req_sizes, *resp_sizes,
 	*in_tokens_h, *out_tokens_h;
+static struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
+	*obj_out_tokens, *sched_e2e;
 static struct ig_gateway_rt *gw_for_gauges;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -26,7 +28,7 @@ static size_t n_input_token_bounds;
 static double output_token_bounds[32];
 static size_t n_output_token_bounds;
 
-enum pool_gauge { KV, QUEUE, READY };
+enum pool_gauge { KV, QUEUE, READY, RUNNING };
 
 static void pool_gauges(struct ig_metric_family *f, enum pool_gauge what)
 {
@@ -39,7 +41,7 @@ static void pool_gauges(struct ig_metric_family *f, enum pool_gauge what)
 		for (size_t e = 0; e < rt->neps; e++) {
 			struct ig_endpoint_metrics m;
 			ig_endpoint_read_metrics(rt->eps[e], &m);
-			sum += what == KV ? m.kv_usage : (double)m.waiting;
+			sum += what == KV ? m.kv_usage : what == RUNNING ? (double)m.running : (double)m.waiting;
 		}
 		double v = what == READY ? (double)rt->neps : rt->neps ? sum / (double)rt->neps : 0;
 		if (what == QUEUE)
@@ -62,6 +64,42 @@ static void queue_fn(void *ctx, struct ig_metric_family *f)
 static void ready_fn(void *ctx, struct ig_metric_family *f)
 {
 	pool_gauges(f, READY);
+}
+static void running_fn(void *ctx, struct ig_metric_family *f)
+{
+	pool_gauges(f, RUNNING);
+}
+
+/* The prefix indexes of every pool, summed. */
+static void prefix_stats(struct ig_prefix_stats *sum)
+{
+	*sum = (struct ig_prefix_stats){0};
+	struct ig_snapshot *s = gw_for_gauges ? gw_for_gauges->snap : NULL;
+	for (size_t p = 0; s && p < s->npools; p++) {
+		struct ig_prefix_stats st;
+		ig_scheduler_prefix_stats(s->pools[p].sched->s, &st);
+		sum->entries += st.entries;
+		sum->bytes += st.bytes;
+		sum->lookups += st.lookups;
+		sum->hit_blocks += st.hit_blocks;
+		sum->lookup_blocks += st.lookup_blocks;
+	}
+}
+static void indexer_size_fn(void *ctx, struct ig_metric_family *f)
+{
+	struct ig_prefix_stats st;
+	prefix_stats(&st);
+	struct ig_series *s = ig_metrics_series(f, NULL);
+	if (s)
+		ig_gauge_set(s, (double)st.entries);
+}
+static void indexer_hit_fn(void *ctx, struct ig_metric_family *f)
+{
+	struct ig_prefix_stats st;
+	prefix_stats(&st);
+	struct ig_series *s = ig_metrics_series(f, NULL);
+	if (s)
+		ig_gauge_set(s, st.lookup_blocks ? (double)st.hit_blocks / (double)st.lookup_blocks : 0);
 }
 
 static void init(void)
@@ -106,6 +144,32 @@ static void init(void)
 			    "[ALPHA] The average number of requests pending in the model server queue.", name, 1, queue_fn, NULL);
 	ig_metrics_gauge_fn(reg, "inference_pool_ready_pods",
 			    "[ALPHA] The number of ready pods in the inference server pool.", name, 1, ready_fn, NULL);
+	ig_metrics_gauge_fn(reg, "inference_pool_average_running_requests",
+			    "[ALPHA] The average number of requests running on the model servers of the pool.", name, 1, running_fn, NULL);
+	/* GIE v1.5 names. */
+	const char *mtp[] = {"model_name", "target_model_name", "priority"};
+	const char *mtpe[] = {"model_name", "target_model_name", "priority", "error_code"};
+	obj_total = ig_metrics_counter(reg, "inference_objective_request_total",
+				       "[ALPHA] Counter of inference objective requests broken out for each model and target model.", mtp, 3);
+	obj_errors = ig_metrics_counter(reg, "inference_objective_request_error_total",
+					"[ALPHA] Counter of inference objective requests errors broken out for each model and target model.", mtpe, 4);
+	obj_duration = ig_metrics_histogram(reg, "inference_objective_request_duration_seconds",
+					    "[ALPHA] Inference objective response latency distribution in seconds for each model and target model.", mt, 2,
+					    duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
+	obj_in_tokens = ig_metrics_histogram(reg, "inference_objective_input_tokens",
+					     "[ALPHA] Inference objective input token count distribution for requests in each model.", mt, 2,
+					     input_token_bounds, n_input_token_bounds);
+	obj_out_tokens = ig_metrics_histogram(reg, "inference_objective_output_tokens",
+					      "[ALPHA] Inference objective output token count distribution for requests in each model.", mt, 2,
+					      output_token_bounds, n_output_token_bounds);
+	static const double sched_bounds[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1};
+	sched_e2e = ig_metrics_histogram(reg, "inference_extension_scheduler_e2e_duration_seconds",
+					 "[ALPHA] End-to-end scheduling latency distribution in seconds.", NULL, 0,
+					 sched_bounds, sizeof sched_bounds / sizeof sched_bounds[0]);
+	ig_metrics_gauge_fn(reg, "inference_extension_prefix_indexer_size",
+			    "[ALPHA] Size of the prefix indexer (entries).", NULL, 0, indexer_size_fn, NULL);
+	ig_metrics_gauge_fn(reg, "inference_extension_prefix_indexer_hit_ratio",
+			    "[ALPHA] Ratio of prefix blocks found in the prefix indexer to blocks looked up.", NULL, 0, indexer_hit_fn, NULL);
 }
 
 void ig_gw_metrics_request(const char *model, const char *target, int status, double seconds,
@@ -142,4 +206,40 @@ void ig_gw_metrics_render(struct ig_gateway_rt *gw, struct ig_buf *out)
 	pthread_once(&once, init);
 	gw_for_gauges = gw;
 	ig_registry_render(reg, out);
+}
+
+void ig_gw_metrics_objective(const char *model, const char *target, int priority, int status,
+			     double seconds, long in_tokens, long out_tokens)
+{
+	pthread_once(&once, init);
+	char prio[16];
+	snprintf(prio, sizeof prio, "%d", priority);
+	if (status >= 400 || status == 0) {
+		char code[16];
+		snprintf(code, sizeof code, "%d", status);
+		const char *l[] = {model, target, prio, code};
+		struct ig_series *e = ig_metrics_series(obj_errors, l);
+		if (e)
+			ig_counter_add(e, 1);
+		return;
+	}
+	const char *l[] = {model, target, prio};
+	const char *mt[] = {model, target};
+	struct ig_series *s;
+	if ((s = ig_metrics_series(obj_total, l)))
+		ig_counter_add(s, 1);
+	if ((s = ig_metrics_series(obj_duration, mt)))
+		ig_hist_observe(s, seconds);
+	if (in_tokens > 0 && (s = ig_metrics_series(obj_in_tokens, mt)))
+		ig_hist_observe(s, (double)in_tokens);
+	if (out_tokens > 0 && (s = ig_metrics_series(obj_out_tokens, mt)))
+		ig_hist_observe(s, (double)out_tokens);
+}
+
+void ig_gw_metrics_scheduler(double seconds)
+{
+	pthread_once(&once, init);
+	struct ig_series *s = ig_metrics_series(sched_e2e, NULL);
+	if (s)
+		ig_hist_observe(s, seconds);
 }

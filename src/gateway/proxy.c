@@ -16,9 +16,12 @@
 #include "gateway/gw.h"
 #include "http/client.h"
 #include "json/json.h"
+#include "sched/flowq.h"
+#include "sched/picker.h"
 #include "sched/sched.h"
 
 #define MAX_ATTEMPTS 8
+#define MAX_RANKED IG_SCHED_MAX_RANKED
 #define USAGE_BODY_MAX (1024 * 1024)
 
 struct proxy_req {
@@ -35,8 +38,20 @@ struct proxy_req {
 	struct ig_buf wire; /* head + body for one attempt */
 	struct ig_endpoint *ep;
 	struct ig_http_client *up;
-	struct ig_endpoint *tried[MAX_ATTEMPTS];
+	/* The picker's ranking; attempts go down it in order. */
+	struct ig_endpoint *ranked[MAX_RANKED];
+	size_t nranked;
 	int ntried;
+	struct ig_sched_result res; /* prefix hashes for the commit */
+	bool committed;
+	int priority;
+	struct ig_str prefix_input;   /* into the request body */
+	struct ig_str test_endpoints; /* test-epp-endpoint-selection */
+	struct ig_str session;        /* session affinity header */
+	struct ig_buf flow_id;        /* x-gateway-inference-fairness-id */
+	struct ig_flowq_item qitem;
+	uint64_t qdeadline;
+	bool queued;
 	struct ig_timer req_timer, backend_timer;
 	bool resp_started, sse;
 	int status;
@@ -71,11 +86,18 @@ static void record_metrics(struct proxy_req *p)
 	double secs = (double)(ig_now_ns() - p->start_ns) / 1e9;
 	ig_gw_metrics_request(ig_buf_cstr(&p->model), ig_buf_cstr(&p->target), p->status, secs,
 			      p->body.len, p->resp_bytes, p->in_tokens, p->out_tokens);
+	ig_gw_metrics_objective(ig_buf_cstr(&p->model), ig_buf_cstr(&p->target), p->priority,
+				p->status, secs, p->in_tokens, p->out_tokens);
 }
 
 static void finish(struct proxy_req *p)
 {
 	struct ig_worker *w = p->w;
+	if (p->queued) {
+		/* Answered while waiting (a timeout, the client left). */
+		ig_flowq_remove(w->queue, &p->qitem);
+		p->queued = false;
+	}
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);
 	release_endpoint(p);
@@ -86,6 +108,7 @@ static void finish(struct proxy_req *p)
 	ig_buf_free(&p->head);
 	ig_buf_free(&p->wire);
 	ig_buf_free(&p->scan);
+	ig_buf_free(&p->flow_id);
 	ig_snapshot_unref(p->snap);
 	free(p);
 	ig_worker_request_done(w);
@@ -208,6 +231,13 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 		length = (int64_t)v;
 	p->status = res->status;
 	p->resp_started = true;
+	/* PreRequest: this endpoint now holds the prompt's prefix. */
+	if (!p->committed && p->pool->sched) {
+		ig_schedule_commit(p->pool->sched->s, &p->res, p->ep->key);
+		p->committed = true;
+		if (p->session.len)
+			ig_session_store(p->session, p->ep->key);
+	}
 	ig_timer_stop(&p->w->loop, &p->backend_timer);
 	ig_buf_init(&p->scan, p->sse ? 256 * 1024 : USAGE_BODY_MAX);
 	if (ig_http_start_response(p->ex, res->status, hdrs, n, length) < 0)
@@ -278,53 +308,169 @@ static const struct ig_http_client_cbs upstream_cbs = {
 
 /* ---- choosing an endpoint ---- */
 
-static bool tried(const struct proxy_req *p, const struct ig_endpoint *ep)
+/* ---- choosing endpoints ---- */
+
+/* The candidates of the pool as the picker sees them. Endpoints whose
+ * scrapes keep failing are left out, unless that leaves nothing. */
+struct candidates {
+	size_t n;
+	struct ig_endpoint **eps;
+	struct ig_sched_endpoint *se;
+	struct ig_endpoint_metrics *m;
+	/* Storage for ordinary pools, so no allocation happens per request. */
+	struct ig_endpoint *eps_small[16];
+	struct ig_sched_endpoint se_small[16];
+	struct ig_endpoint_metrics m_small[16];
+};
+
+static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, uint64_t now_ns)
 {
-	for (int i = 0; i < p->ntried; i++)
-		if (p->tried[i] == ep)
-			return true;
-	return false;
+	size_t cap = pool->neps ? pool->neps : 1;
+	c->n = 0;
+	if (cap <= 16) {
+		c->eps = c->eps_small, c->se = c->se_small, c->m = c->m_small;
+	} else {
+		c->eps = malloc(cap * sizeof *c->eps);
+		c->se = malloc(cap * sizeof *c->se);
+		c->m = malloc(cap * sizeof *c->m);
+		if (!c->eps || !c->se || !c->m)
+			return -1;
+	}
+	for (int pass = 0; pass < 2 && c->n == 0; pass++) {
+		for (size_t i = 0; i < pool->neps; i++) {
+			struct ig_endpoint *ep = pool->eps[i];
+			if (pass == 0 && atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
+				continue;
+			size_t k = c->n++;
+			c->eps[k] = ep;
+			ig_endpoint_read_metrics(ep, &c->m[k]);
+			uint64_t upd = c->m[k].updated_ns;
+			c->se[k] = (struct ig_sched_endpoint){
+				.m = &c->m[k],
+				.metrics_age_ms = upd ? (now_ns > upd ? (now_ns - upd) / 1000000u : 0)
+						      : UINT64_MAX,
+				.inflight_requests = atomic_load_explicit(&ep->pending_requests,
+									  memory_order_relaxed),
+				.inflight_tokens = atomic_load_explicit(&ep->pending_tokens,
+									memory_order_relaxed),
+				.addr = ig_str_from(ep->addr),
+				.key = ep->key,
+			};
+		}
+	}
+	return 0;
 }
 
-/* Runs the picker over the endpoints not tried yet. Returns the endpoint,
- * or NULL with *shed set when the picker refused (429). */
-static struct ig_endpoint *pick(struct proxy_req *p, bool *shed)
+static void candidates_free(struct candidates *c)
 {
-	const struct ig_pool_rt *pool = p->pool;
-	size_t n = 0;
-	size_t cap = pool->neps ? pool->neps : 1;
-	struct ig_endpoint *cand[cap];
-	/* Metrics copies live on the stack for ordinary pools. */
-	struct ig_endpoint_metrics small[16];
-	struct ig_endpoint_metrics *m = cap <= 16 ? small : malloc(cap * sizeof *m);
-	const struct ig_endpoint_metrics *mp[cap];
-	*shed = false;
-	if (!m)
-		return NULL;
-	for (size_t i = 0; i < pool->neps; i++) {
-		if (tried(p, pool->eps[i]))
-			continue;
-		cand[n] = pool->eps[i];
-		ig_endpoint_read_metrics(pool->eps[i], &m[n]);
-		mp[n] = &m[n];
-		n++;
+	if (c->eps != c->eps_small) {
+		free(c->eps);
+		free(c->se);
+		free(c->m);
 	}
-	struct ig_endpoint *ep = NULL;
-	if (n) {
-		struct ig_sched_request req = {
-			.model = ig_buf_str(&p->model),
-			.target_model = ig_buf_str(&p->target),
-			.critical = p->critical,
-		};
-		size_t chosen;
-		if (ig_sched_decision_tree(&req, mp, n, ig_rng_thread(), &chosen) == 0)
-			ep = cand[chosen];
-		else
-			*shed = true;
+}
+
+/* Saturation as GIE's utilization detector computes it, but over metrics
+ * that include what this gateway dispatched since the last scrape: a queue
+ * that drains requests as fast as they come does not see a stale "idle". */
+static double saturation(struct ig_scheduler *s, struct candidates *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		c->m[i].waiting += c->se[i].inflight_requests;
+	double v = ig_scheduler_saturation(s, c->se, c->n);
+	for (size_t i = 0; i < c->n; i++)
+		c->m[i].waiting -= c->se[i].inflight_requests;
+	return v;
+}
+
+/* Session affinity: keep the session's endpoint first while its load stays
+ * within --session-slack requests of the best candidate's. */
+static void apply_session(struct proxy_req *p, struct candidates *c)
+{
+	if (!p->session.len || !p->nranked)
+		return;
+	uint64_t key = ig_session_lookup(p->session);
+	if (!key)
+		return;
+	int64_t best = INT64_MAX, mine = -1;
+	size_t at = SIZE_MAX;
+	for (size_t i = 0; i < c->n; i++) {
+		int64_t load = c->m[i].waiting + c->se[i].inflight_requests;
+		if (load < best)
+			best = load;
+		if (c->eps[i]->key == key)
+			mine = load;
 	}
-	if (m != small)
-		free(m);
-	return ep;
+	for (size_t r = 0; r < p->nranked; r++)
+		if (p->ranked[r]->key == key)
+			at = r;
+	if (at == SIZE_MAX || mine < 0 || (double)mine > (double)best + p->w->gw->opt.session_slack)
+		return;
+	struct ig_endpoint *ep = p->ranked[at];
+	memmove(&p->ranked[1], &p->ranked[0], at * sizeof p->ranked[0]);
+	p->ranked[0] = ep;
+}
+
+/* Runs admission and the picker once per request. Returns 0 with the
+ * ranked endpoints in p->ranked, 1 when the request must wait in the
+ * queue (flow control), or answers the error itself and returns -1. */
+static int schedule(struct proxy_req *p, bool from_queue)
+{
+	struct candidates c;
+	struct ig_scheduler *sched = p->pool->sched->s;
+	uint64_t t0 = ig_now_ns();
+	if (candidates_load(&c, p->pool, t0) < 0) {
+		candidates_free(&c);
+		fail_request(p, 500, "server_error", NULL, "out of memory");
+		return -1;
+	}
+	if (c.n == 0) {
+		candidates_free(&c);
+		fail_request(p, 503, "service_unavailable", NULL,
+			     "no ready endpoints in the InferencePool");
+		return -1;
+	}
+	bool flow = p->snap->flow_control || p->w->gw->opt.flow_control;
+	if (flow || p->priority < 0) {
+		double sat = saturation(sched, &c);
+		if (sat >= 1.0 && flow && !from_queue) {
+			candidates_free(&c);
+			return 1;
+		}
+		if (sat >= 1.0 && p->priority < 0 && !flow) {
+			candidates_free(&c);
+			fail_request(p, 429, "rate_limit_exceeded", "resource_exhausted",
+				     "system saturated, sheddable request dropped");
+			return -1;
+		}
+	}
+	struct ig_sched_req req = {
+		.model = ig_buf_str(&p->model),
+		.target_model = ig_buf_str(&p->target),
+		.critical = p->critical,
+		.priority = p->priority,
+		.prefix_input = p->prefix_input,
+		.test_endpoints = p->test_endpoints,
+		.prompt_tokens = p->prefix_input.len / 4,
+	};
+	size_t ranked[c.n];
+	p->res.ranked = ranked;
+	p->res.scores = NULL;
+	int rc = ig_schedule(sched, &req, c.se, c.n, ig_rng_thread(), &p->res);
+	p->res.ranked = NULL;
+	if (rc < 0 || p->res.nranked == 0) {
+		candidates_free(&c);
+		fail_request(p, 429, "rate_limit_exceeded", "resource_exhausted",
+			     "dropping request due to limited backend resources");
+		return -1;
+	}
+	p->nranked = p->res.nranked < MAX_RANKED ? p->res.nranked : MAX_RANKED;
+	for (size_t i = 0; i < p->nranked; i++)
+		p->ranked[i] = c.eps[ranked[i]];
+	apply_session(p, &c);
+	candidates_free(&c);
+	ig_gw_metrics_scheduler((double)(ig_now_ns() - t0) / 1e9);
+	return 0;
 }
 
 static void on_backend_timeout(struct ig_loop *loop, struct ig_timer *t)
@@ -332,6 +478,8 @@ static void on_backend_timeout(struct ig_loop *loop, struct ig_timer *t)
 	on_timeout(loop, t);
 }
 
+/* Sends the request to the next endpoint of the ranking: the first on the
+ * first attempt, the next one in order after a refused connection. */
 static void attempt(struct proxy_req *p)
 {
 	struct ig_worker *w = p->w;
@@ -339,29 +487,18 @@ static void attempt(struct proxy_req *p)
 	if (max > MAX_ATTEMPTS)
 		max = MAX_ATTEMPTS;
 	for (;;) {
-		if (p->ntried >= max) {
+		if (p->ntried >= max || (size_t)p->ntried >= p->nranked) {
 			fail_request(p, 502, "bad_gateway", NULL,
 				     "no model server could be reached");
 			return;
 		}
-		bool shed;
-		struct ig_endpoint *ep = pick(p, &shed);
-		if (!ep) {
-			if (p->ntried == 0 && p->pool->neps == 0)
-				fail_request(p, 503, "service_unavailable", NULL,
-					     "no ready endpoints in the InferencePool");
-			else if (p->ntried == 0 && shed)
-				fail_request(p, 429, "rate_limit_exceeded", "resource_exhausted",
-					     "dropping request due to limited backend resources");
-			else
-				fail_request(p, 502, "bad_gateway", NULL,
-					     "no model server could be reached");
-			return;
-		}
-		p->tried[p->ntried++] = ep;
+		struct ig_endpoint *ep = p->ranked[p->ntried++];
 		p->ep = ep;
 		atomic_fetch_add_explicit(&ep->inflight, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&ep->requests_total, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&ep->pending_requests, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&ep->pending_tokens, (long)(p->prefix_input.len / 4),
+					  memory_order_relaxed);
 		bool reused;
 		p->up = ig_worker_upstream(w, ep, &reused);
 		if (!p->up) {
@@ -390,6 +527,99 @@ static void attempt(struct proxy_req *p)
 		}
 		return;
 	}
+}
+
+/* ---- flow control: requests waiting for the pool to have room ---- */
+
+static void queue_tick(struct ig_loop *loop, struct ig_timer *t);
+
+static struct ig_flowq *worker_queue(struct ig_worker *w, const struct ig_snapshot *snap)
+{
+	if (w->queue)
+		return w->queue;
+	struct ig_flowq_limits global = {.max_requests = w->gw->opt.queue_capacity,
+					 .max_bytes = snap->flow.max_bytes};
+	if (snap->flow.max_requests)
+		global.max_requests = snap->flow.max_requests;
+	struct ig_flowq_band_limits bands[IG_FLOW_MAX_BANDS];
+	for (size_t i = 0; i < snap->flow.nbands; i++)
+		bands[i] = (struct ig_flowq_band_limits){
+			.priority = snap->flow.bands[i].priority,
+			.limits = {snap->flow.bands[i].max_requests, snap->flow.bands[i].max_bytes}};
+	struct ig_flowq_limits band_default = {0};
+	w->queue = ig_flowq_new(&global, bands, snap->flow.nbands, &band_default);
+	return w->queue;
+}
+
+static void dispatch_queued(struct proxy_req *p)
+{
+	p->queued = false;
+	int rc = schedule(p, true);
+	if (rc == 0)
+		attempt(p);
+}
+
+static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_worker *w = t->data;
+	if (!w->queue)
+		return;
+	struct proxy_req *p;
+	while ((p = ig_flowq_pop_expired(w->queue, ig_now_ns())) != NULL) {
+		p->queued = false;
+		fail_request(p, 503, "service_unavailable", NULL,
+			     "timed out waiting in the gateway queue for a model server");
+	}
+	/* Highest priority first; the head waits while its pool is saturated
+	 * (head-of-line blocking, as GIE's dispatcher does). */
+	for (;;) {
+		int prio;
+		if (!ig_flowq_next_priority(w->queue, &prio))
+			break;
+		p = ig_flowq_pop(w->queue);
+		struct candidates c;
+		if (candidates_load(&c, p->pool, ig_now_ns()) < 0 || c.n == 0) {
+			candidates_free(&c);
+			dispatch_queued(p); /* answers the error */
+			continue;
+		}
+		double sat = saturation(p->pool->sched->s, &c);
+		candidates_free(&c);
+		if (sat >= 1.0) {
+			/* Put it back at the front of its flow: re-push keeps order
+			 * well enough, as it is the oldest of its flow. */
+			if (ig_flowq_push(w->queue, &p->qitem, p, ig_buf_str(&p->flow_id), p->priority,
+					  p->body.len, p->qdeadline) < 0)
+				fail_request(p, 429, "rate_limit_exceeded", "queue_full",
+					     "the gateway queue is full");
+			else
+				p->queued = true;
+			break;
+		}
+		dispatch_queued(p);
+	}
+	if (ig_flowq_len(w->queue))
+		ig_timer_start(loop, t, 5, queue_tick, w);
+}
+
+static int enqueue(struct proxy_req *p)
+{
+	struct ig_worker *w = p->w;
+	struct ig_flowq *q = worker_queue(w, p->snap);
+	if (!q)
+		return -ENOMEM;
+	uint64_t ttl = p->snap->flow.default_request_ttl_ms ? p->snap->flow.default_request_ttl_ms
+							      : w->gw->opt.queue_timeout_ms;
+	p->qdeadline = ig_now_ns() + ttl * 1000000u;
+	memset(&p->qitem, 0, sizeof p->qitem);
+	int rc = ig_flowq_push(q, &p->qitem, p, ig_buf_str(&p->flow_id), p->priority, p->body.len,
+			       p->qdeadline);
+	if (rc < 0)
+		return rc;
+	p->queued = true;
+	if (!ig_timer_armed(&w->queue_timer))
+		ig_timer_start(&w->loop, &w->queue_timer, 5, queue_tick, w);
+	return 0;
 }
 
 /* ---- the request ---- */
@@ -483,6 +713,17 @@ static int resolve_model(struct proxy_req *p)
 		return -1;
 	}
 	p->critical = m->criticality == IG_CRIT_CRITICAL;
+	/* Outside the decision-tree profile only a negative priority makes a
+	 * request sheddable; an InferenceModel marked Sheddable counts as -1. */
+	p->priority = m->criticality == IG_CRIT_SHEDDABLE ? -1 : 0;
+	/* What the prefix-cache index hashes: the prompt text of a completion,
+	 * the messages of a chat (their JSON as sent). */
+	struct ig_json_value pv;
+	if ((ig_json_get(root, "prompt", &pv) == 0 && pv.type == IG_JSON_STRING) ||
+	    (ig_json_get(root, "messages", &pv) == 0 && pv.type == IG_JSON_ARRAY))
+		p->prefix_input = pv.raw;
+	else if (ig_json_get(root, "prompt", &pv) == 0)
+		p->prefix_input = pv.raw;
 	const char *target = m->model_name;
 	if (m->ntargets) {
 		int32_t weights[m->ntargets];
@@ -537,6 +778,106 @@ static const struct ig_listener_rt *pick_listener(const struct ig_port_rt *port,
 		}
 	}
 	return best;
+}
+
+static struct ig_str header(const struct ig_http_request *r, const char *name)
+{
+	const struct ig_http_header *h = ig_http_find_header(r->headers, r->num_headers, name);
+	return h ? h->value : (struct ig_str){"", 0};
+}
+
+/* Priority (InferenceObjective named by x-gateway-inference-objective),
+ * fairness id, session and the test endpoint header. */
+static int request_features(struct proxy_req *p)
+{
+	const struct ig_http_request *r = &p->ex->req;
+	struct ig_str obj = header(r, "x-gateway-inference-objective");
+	if (obj.len) {
+		const struct ig_objective *o = ig_config_find_objective(
+			p->snap->cfg, p->pool->pool->meta.ns, obj.ptr, obj.len);
+		if (o)
+			p->priority = o->has_priority ? o->priority : 0;
+	}
+	struct ig_str flow = header(r, "x-gateway-inference-fairness-id");
+	ig_buf_init(&p->flow_id, IG_FLOWQ_MAX_FLOW_ID);
+	if (ig_buf_append_str(&p->flow_id, flow.len ? flow : IG_STR("default-flow")) < 0)
+		ig_buf_append_cstr(&p->flow_id, "default-flow");
+	p->session = header(r, p->w->gw->opt.session_header);
+	p->test_endpoints = header(r, "test-epp-endpoint-selection");
+	return 0;
+}
+
+/* Every pool that the routes of this listener reach. */
+static void listener_pools(struct proxy_req *p, const struct ig_listener_rt *li,
+			   const struct ig_pool_rt **out, size_t *n, size_t max)
+{
+	const struct ig_config *cfg = p->snap->cfg;
+	*n = 0;
+	for (size_t r = 0; r < cfg->nroutes; r++) {
+		const struct ig_httproute *rt = &cfg->routes[r];
+		bool attached = false;
+		for (size_t k = 0; k < rt->nparents; k++) {
+			const struct ig_parent_ref *pr = &rt->parents[k];
+			attached |= strcmp(pr->name, li->gw->meta.name) == 0 &&
+				    strcmp(pr->ns, li->gw->meta.ns) == 0 &&
+				    (!pr->section_name || !strcmp(pr->section_name, li->listener->name)) &&
+				    (!pr->port || pr->port == li->listener->port);
+		}
+		for (size_t i = 0; attached && i < rt->nrules; i++)
+			for (size_t b = 0; b < rt->rules[i].nbackends; b++) {
+				const struct ig_backend_ref *be = &rt->rules[i].backends[b];
+				if (strcmp(be->kind, "InferencePool") != 0)
+					continue;
+				const struct ig_pool_rt *pool = ig_snapshot_pool(p->snap, be->ns, be->name);
+				bool dup = !pool;
+				for (size_t j = 0; j < *n && !dup; j++)
+					dup = out[j] == pool;
+				if (!dup && *n < max)
+					out[(*n)++] = pool;
+			}
+	}
+}
+
+/* GET /v1/models on a listener: every model its routes can serve, across
+ * pools, in OpenAI's list format. */
+static void answer_models(struct proxy_req *p, const struct ig_listener_rt *li)
+{
+	const struct ig_pool_rt *pools[64];
+	size_t npools;
+	listener_pools(p, li, pools, &npools, 64);
+	const struct ig_config *cfg = p->snap->cfg;
+	struct ig_buf b = {0};
+	long created = (long)ig_wall_seconds();
+	ig_buf_append_cstr(&b, "{\"object\":\"list\",\"data\":[");
+	bool first = true;
+	for (size_t m = 0; m < cfg->nmodels; m++) {
+		const struct ig_model *im = &cfg->models[m];
+		if (!im->accepted)
+			continue;
+		bool served = false;
+		for (size_t k = 0; k < npools && !served; k++)
+			served = !strcmp(im->pool_name, pools[k]->pool->meta.name) &&
+				 !strcmp(im->meta.ns, pools[k]->pool->meta.ns);
+		bool dup = false;
+		for (size_t j = 0; j < m && !dup; j++)
+			dup = cfg->models[j].accepted && !strcmp(cfg->models[j].model_name, im->model_name);
+		if (!served || dup)
+			continue;
+		if (!first)
+			ig_buf_append_cstr(&b, ",");
+		first = false;
+		ig_buf_append_cstr(&b, "{\"id\":");
+		ig_json_write_string(&b, im->model_name, strlen(im->model_name));
+		ig_buf_printf(&b, ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"infergate\",\"root\":",
+			      created);
+		ig_json_write_string(&b, im->model_name, strlen(im->model_name));
+		ig_buf_append_cstr(&b, ",\"parent\":null}");
+	}
+	ig_buf_append_cstr(&b, "]}");
+	p->status = 200;
+	ig_http_respond(p->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
+	ig_buf_free(&b);
+	finish(p);
 }
 
 void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
@@ -594,7 +935,14 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 		fail_request(p, 500, "server_error", NULL, "the route's InferencePool does not exist");
 		return;
 	}
+	if (ig_str_eq_cstr(ex->req.path, "/v1/models") &&
+	    (ig_str_eq_cstr(ex->req.method, "GET") || ig_str_eq_cstr(ex->req.method, "HEAD"))) {
+		answer_models(p, li);
+		return;
+	}
 	if (resolve_model(p) < 0)
+		return;
+	if (request_features(p) < 0)
 		return;
 	if (build_head(p) < 0) {
 		fail_request(p, 500, "server_error", NULL, "out of memory");
@@ -602,5 +950,12 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	}
 	if (p->rule->timeout_request_ms)
 		ig_timer_start(&w->loop, &p->req_timer, p->rule->timeout_request_ms, on_timeout, p);
-	attempt(p);
+	int rc = schedule(p, false);
+	if (rc == 1 && enqueue(p) < 0) {
+		fail_request(p, 429, "rate_limit_exceeded", "queue_full",
+			     "the pool is saturated and the gateway queue is full");
+		return;
+	}
+	if (rc == 0)
+		attempt(p);
 }

@@ -26,6 +26,7 @@ struct scrape {
 };
 
 static struct ig_timer tick;
+static unsigned out_after = 3; /* --unhealthy-after */
 static struct scrape **scrapes;
 static size_t nscrapes;
 
@@ -34,8 +35,11 @@ static void scrape_done(struct scrape *s, bool ok)
 	ig_timer_stop(s->loop, &s->timeout);
 	s->busy = false;
 	if (!ok) {
-		if (s->failures++ == 3)
-			ig_warn("endpoint %s: metrics scrapes are failing", s->ep->addr);
+		if (++s->failures == out_after) {
+			ig_warn("endpoint %s: %u metrics scrapes failed: out of rotation until it "
+				"answers again", s->ep->addr, s->failures);
+			atomic_store(&s->ep->out_of_rotation, true);
+		}
 		return;
 	}
 	struct ig_endpoint_metrics m;
@@ -45,11 +49,16 @@ static void scrape_done(struct scrape *s, bool ok)
 		s->failures++;
 		return;
 	}
-	if (s->failures > 3)
-		ig_info("endpoint %s: metrics scrapes work again", s->ep->addr);
+	if (atomic_load(&s->ep->out_of_rotation)) {
+		ig_info("endpoint %s: metrics scrapes work again: back in rotation", s->ep->addr);
+		atomic_store(&s->ep->out_of_rotation, false);
+	}
 	s->failures = 0;
 	m.updated_ns = ig_now_ns();
 	ig_endpoint_write_metrics(s->ep, &m);
+	/* The page now counts what was dispatched before it was made. */
+	atomic_store(&s->ep->pending_requests, 0);
+	atomic_store(&s->ep->pending_tokens, 0);
 }
 
 static int on_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
@@ -186,6 +195,8 @@ static void on_tick(struct ig_loop *loop, struct ig_timer *t)
 
 void ig_scraper_start(struct ig_gateway_rt *gw)
 {
+	if (gw->opt.scrape_failures_out)
+		out_after = gw->opt.scrape_failures_out;
 	ig_timer_start(&gw->ctl, &tick, 0, on_tick, gw);
 }
 

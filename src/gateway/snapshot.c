@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "gateway/gw.h"
+#include "sched/picker.h"
 
 static struct ig_port_rt *port_for(struct ig_snapshot *s, int port)
 {
@@ -55,7 +56,41 @@ static int add_listeners(struct ig_snapshot *s)
 	return 0;
 }
 
-static int add_pools(struct ig_snapshot *s)
+static struct ig_sched_ref *sched_for(struct ig_snapshot *s, const struct ig_pool *pool,
+				      const struct ig_snapshot *prev)
+{
+	char key[320];
+	snprintf(key, sizeof key, "%s/%s", pool->meta.ns, pool->meta.name);
+	for (size_t i = 0; prev && i < prev->npools; i++) {
+		struct ig_sched_ref *r = prev->pools[i].sched;
+		if (r && r->config_hash == s->picker_hash && strcmp(r->pool_key, key) == 0) {
+			atomic_fetch_add(&r->refs, 1);
+			return r;
+		}
+	}
+	struct ig_sched_ref *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->s = ig_scheduler_new(s->picker);
+	if (!r->s) {
+		free(r);
+		return NULL;
+	}
+	atomic_init(&r->refs, 1);
+	r->config_hash = s->picker_hash;
+	snprintf(r->pool_key, sizeof r->pool_key, "%s", key);
+	return r;
+}
+
+static void sched_put(struct ig_sched_ref *r)
+{
+	if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
+		ig_scheduler_free(r->s);
+		free(r);
+	}
+}
+
+static int add_pools(struct ig_snapshot *s, const struct ig_snapshot *prev)
 {
 	const struct ig_config *cfg = s->cfg;
 	s->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof *s->pools);
@@ -65,6 +100,9 @@ static int add_pools(struct ig_snapshot *s)
 		const struct ig_pool *pool = &cfg->pools[i];
 		struct ig_pool_rt *rt = &s->pools[s->npools++];
 		rt->pool = pool;
+		rt->sched = sched_for(s, pool, prev);
+		if (!rt->sched)
+			return -1;
 		size_t cap = cfg->npods * (pool->nports ? pool->nports : 1);
 		rt->eps = calloc(cap ? cap : 1, sizeof *rt->eps);
 		if (!rt->eps)
@@ -97,17 +135,26 @@ static int add_pools(struct ig_snapshot *s)
 	return 0;
 }
 
-struct ig_snapshot *ig_snapshot_build(struct ig_config *cfg, uint64_t generation)
+struct ig_snapshot *ig_snapshot_build(struct ig_config *cfg, struct ig_picker_config *picker,
+				      uint64_t picker_hash, const struct ig_snapshot *prev,
+				      uint64_t generation)
 {
 	struct ig_snapshot *s = calloc(1, sizeof *s);
 	if (!s) {
 		ig_config_free(cfg);
+		ig_picker_config_free(picker);
 		return NULL;
 	}
 	atomic_init(&s->refs, 1);
 	s->cfg = cfg;
+	s->picker = picker;
+	s->picker_hash = picker_hash;
 	s->generation = generation;
-	if (add_listeners(s) < 0 || add_pools(s) < 0) {
+	const struct ig_flow_control_config *fc = ig_picker_config_flow_control(picker);
+	if (fc)
+		s->flow = *fc;
+	s->flow_control = ig_picker_config_feature(picker, "flowControl");
+	if (add_listeners(s) < 0 || add_pools(s, prev) < 0) {
 		ig_snapshot_unref(s);
 		return NULL;
 	}
@@ -128,9 +175,11 @@ void ig_snapshot_unref(struct ig_snapshot *s)
 		for (size_t e = 0; e < s->pools[i].neps; e++)
 			ig_endpoint_put(s->pools[i].eps[e]);
 		free(s->pools[i].eps);
+		sched_put(s->pools[i].sched);
 	}
 	free(s->pools);
 	ig_config_free(s->cfg);
+	ig_picker_config_free(s->picker);
 	free(s);
 }
 

@@ -212,6 +212,9 @@ void ig_worker_free(struct ig_worker *w)
 	for (size_t i = 0; i < w->nidle; i++)
 		ig_http_client_close(w->idle[i].client);
 	free(w->idle);
+	ig_timer_stop(&w->loop, &w->queue_timer);
+	ig_flowq_free(w->queue);
+	w->queue = NULL;
 	/* Freeing the loop runs posts still queued (a snapshot, a drain);
 	 * the current snapshot is released after them so none is dropped twice. */
 	ig_loop_free(&w->loop);

@@ -373,36 +373,73 @@ def test_request_errors(procs, tmp_path):
     c.stop()
 
 
-@pytest.mark.parametrize("saturation", [("--fixed-waiting", "10"), ("--fixed-kv-usage", "0.9")])
-def test_shed_when_saturated(procs, tmp_path, saturation):
-    c = Cluster(procs, tmp_path, nsims=2, sim_args=saturation, criticality=None)
+DECISION_TREE_PICKER = """\
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: decision-tree-filter
+- type: random-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: decision-tree-filter
+  - pluginRef: random-picker
+"""
+
+
+def wait_saturated(c, saturation):
     if saturation[0] == "--fixed-waiting":
         c.wait_pools(lambda eps: all(e["waiting"] == 10 for e in eps))
     else:
         c.wait_pools(lambda eps: all(e["kv_cache_usage"] >= 0.89 for e in eps))
+
+
+def status_after_reload(c, criticality, want, sighup=False):
+    """Rewrites the InferenceModel and polls until the answer is `want`."""
+    write(c.path("model.yaml"), model_yaml(criticality=criticality))
+    if sighup:
+        os.kill(c.gw.pid, signal.SIGHUP)
+    deadline = time.time() + 5
+    while True:
+        status, _, data = call(c.base, "/v1/completions", seed_body())
+        if status == want or time.time() > deadline:
+            return status, data
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("saturation", [("--fixed-waiting", "10"), ("--fixed-kv-usage", "0.9")])
+def test_shed_when_saturated_decision_tree(procs, tmp_path, saturation):
+    """GIE v0.2.0's profile: anything not Critical is sheddable."""
+    picker = tmp_path / "picker.yaml"
+    picker.write_text(DECISION_TREE_PICKER)
+    c = Cluster(procs, tmp_path, nsims=2, sim_args=saturation, criticality=None,
+                gw_args=("--picker-config", str(picker)))
+    wait_saturated(c, saturation)
     status, _, data = call(c.base, "/v1/completions", seed_body())
     err = assert_openai_error(status, data, 429)
     assert "limited backend resources" in err["message"]
     # The same model made Critical is served (reload through the watcher).
-    write(c.path("model.yaml"), model_yaml(criticality="Critical"))
-    deadline = time.time() + 5
-    while True:
-        status, _, data = call(c.base, "/v1/completions", seed_body())
-        if status == 200 or time.time() > deadline:
-            break
-        assert status == 429
-        time.sleep(0.1)
+    status, data = status_after_reload(c, "Critical", 200)
     assert status == 200, data
     # Sheddable and explicit: refused again.
-    write(c.path("model.yaml"), model_yaml(criticality="Sheddable"))
-    os.kill(c.gw.pid, signal.SIGHUP)
-    deadline = time.time() + 5
-    while True:
-        status, _, data = call(c.base, "/v1/completions", seed_body())
-        if status == 429 or time.time() > deadline:
-            break
-        time.sleep(0.1)
+    status, data = status_after_reload(c, "Sheddable", 429, sighup=True)
     assert_openai_error(status, data, 429)
+    c.stop()
+
+
+@pytest.mark.parametrize("saturation", [("--fixed-waiting", "10"), ("--fixed-kv-usage", "0.9")])
+def test_shed_when_saturated_default_profile(procs, tmp_path, saturation):
+    """GIE's default profile: only a negative priority (criticality
+    Sheddable) is refused when the pool is saturated."""
+    c = Cluster(procs, tmp_path, nsims=2, sim_args=saturation, criticality="Sheddable")
+    wait_saturated(c, saturation)
+    status, _, data = call(c.base, "/v1/completions", seed_body())
+    err = assert_openai_error(status, data, 429)
+    assert "sheddable" in err["message"]
+    status, data = status_after_reload(c, None, 200)
+    assert status == 200, data
+    status, data = status_after_reload(c, "Critical", 200, sighup=True)
+    assert status == 200, data
     c.stop()
 
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "gateway/gw.h"
 
 static void usage(FILE *f)
 {
@@ -90,6 +91,18 @@ int ig_check_main(int argc, char **argv)
 	struct ig_config *cfg = NULL;
 	struct ig_diags diags = {0};
 	int r = ig_config_load(paths, npaths, &cfg, &diags);
+	if (r == 0) {
+		/* The endpoint picker's configuration, as the gateway would load it. */
+		struct ig_picker_config *picker = NULL;
+		uint64_t hash;
+		if (ig_gw_load_picker(cfg, NULL, &picker, &hash, &diags) < 0)
+			r = -1;
+		ig_picker_config_free(picker);
+		if (r < 0) {
+			ig_config_free(cfg);
+			cfg = NULL;
+		}
+	}
 	ig_diags_print(&diags, stderr);
 	if (r == 0) {
 		summary(cfg);

@@ -1,0 +1,76 @@
+/* Which picker configuration the gateway runs: --picker-config FILE, else
+ * an EndpointPickerConfig document among the manifests, else GIE's
+ * default profile. The hash of its text tells a reload whether the
+ * schedulers (and their prefix indexes) can be kept. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "core/buf.h"
+#include "gateway/gw.h"
+
+static int read_file(const char *path, struct ig_buf *out)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -errno;
+	char chunk[65536];
+	size_t n;
+	int rc = 0;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		if ((rc = ig_buf_append(out, chunk, n)) < 0)
+			break;
+	fclose(f);
+	return rc;
+}
+
+static void add_diag(struct ig_diags *d, const char *file, const char *msg)
+{
+	struct ig_diag *n = realloc(d->items, (d->n + 1) * sizeof *n);
+	if (!n)
+		return;
+	d->items = n;
+	d->items[d->n++] = (struct ig_diag){
+		.file = strdup(file), .line = 0, .path = strdup(""), .msg = strdup(msg)};
+}
+
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file,
+		      struct ig_picker_config **out, uint64_t *hash, struct ig_diags *diags)
+{
+	*out = NULL;
+	if (file) {
+		struct ig_buf text;
+		ig_buf_init(&text, 16u << 20);
+		int rc = read_file(file, &text);
+		if (rc < 0) {
+			char msg[256];
+			snprintf(msg, sizeof msg, "cannot read the picker configuration: %s",
+				 strerror(-rc));
+			add_diag(diags, file, msg);
+			ig_buf_free(&text);
+			return -1;
+		}
+		*hash = XXH64(text.ptr ? text.ptr : "", text.len, 1);
+		rc = ig_picker_config_parse(file, text.ptr ? text.ptr : "", text.len, out, diags);
+		ig_buf_free(&text);
+		return rc < 0 ? -1 : 0;
+	}
+	if (cfg->npicker_docs > 1) {
+		const struct ig_raw_doc *d = &cfg->picker_docs[1];
+		char msg[256];
+		snprintf(msg, sizeof msg, "a second EndpointPickerConfig (line %d): only one is allowed",
+			 d->line);
+		add_diag(diags, d->file, msg);
+		return -1;
+	}
+	if (cfg->npicker_docs == 1) {
+		const struct ig_raw_doc *d = &cfg->picker_docs[0];
+		*hash = XXH64(d->text, d->len, 1);
+		return ig_picker_config_parse(d->file, d->text, d->len, out, diags) < 0 ? -1 : 0;
+	}
+	*hash = 0;
+	*out = ig_picker_config_default();
+	return *out ? 0 : -1;
+}
