@@ -9,7 +9,7 @@
 #
 # Candidates: nginx-rr nginx-lc ig-v02 ig-random ig-tree ig-default ig-best
 # (default: all that this build supports). Environment knobs (defaults in
-# brackets): RATES [20,40,60,80,100,120,150] requests/s, STAGE [12s],
+# brackets): RATES [30,60,90,120,160,200,240] requests/s, STAGE [12s],
 # SCALE [1] (sim --time-scale), SEED [1].
 # Writes OUTDIR/CANDIDATE.json and OUTDIR/CANDIDATE.svg (infergate bench).
 set -e
@@ -18,7 +18,7 @@ shift
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 IG=${IG_BIN:-$(pwd)/build/infergate}
-RATES=${RATES:-20,40,60,80,100,120,150}
+RATES=${RATES:-30,60,90,120,160,200,240}
 STAGE=${STAGE:-12s}
 SCALE=${SCALE:-1}
 SEED=${SEED:-1}
