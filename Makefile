@@ -139,3 +139,17 @@ bench-picker: $(B)/bench/picker_bench
 $(B)/bench/picker_bench: bench/picker_bench.c $(B)/libinfergate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(B)/libinfergate.a $(LDLIBS)
+
+# `make bench`: proxy cost, large prompts and routing quality against nginx
+# on this machine (scripts/bench/, docs/BENCHMARKS.md). About 20 minutes.
+BENCH_OUT ?= $(B)/bench-results
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: bench bench-deps
+bench-deps:
+	@command -v wrk >/dev/null && command -v nginx >/dev/null && command -v taskset >/dev/null || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk nginx util-linux python3; }
+
+bench: bench-deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	IG_BIN=$(abspath $(B)/infergate) scripts/bench/run-all.sh $(BENCH_OUT)

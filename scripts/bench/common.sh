@@ -1,0 +1,33 @@
+# Helpers shared by the benchmark scripts (sourced, not run). They expect
+# $DIR (a scratch directory) and $PIDS (processes this script started).
+
+# free_port ADDR: a TCP port nothing listens on at ADDR or on the wildcard.
+free_port() {
+	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 20000))
+	while ss -Htln 2>/dev/null | awk '{print $4}' | grep -q -e "^$1:$p\$" -e "^0.0.0.0:$p\$" -e "^\*:$p\$" -e "^\[::\]:$p\$"; do
+		p=$((p + 1))
+	done
+	echo $p
+}
+
+# wait_port ADDR PORT: until something accepts there (5 s at most).
+wait_port() {
+	n=0
+	while ! (exec 3<>/dev/tcp/$1/$2) 2>/dev/null; do
+		n=$((n + 1))
+		[ $n -gt 100 ] && { echo "nothing listens on $1:$2" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# stop_all: ends the processes in $PIDS and the nginx of $DIR, and waits.
+stop_all() {
+	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+	if [ -f "$DIR/nginx.pid" ]; then
+		kill "$(cat "$DIR/nginx.pid")" 2>/dev/null || true
+		n=0
+		while [ -f "$DIR/nginx.pid" ] && [ $n -lt 50 ]; do sleep 0.05; n=$((n + 1)); done
+	fi
+	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+	PIDS=""
+}

@@ -1,0 +1,221 @@
+#!/bin/bash
+# Routing quality (BENCHMARKS.md scenario 3): 8 simulators with a measured
+# latency profile, LoRA adapters (2 slots, 4 adapters) and prefix caching;
+# a shared-prefix workload with a LoRA mix; a Poisson sweep past
+# saturation. Every candidate gets fresh simulators (empty caches, no
+# resident adapters) and exactly the same request sequence (same seed).
+#
+#   scripts/bench/routing.sh OUTDIR [CANDIDATE...]
+#
+# Candidates: nginx-rr nginx-lc ig-v02 ig-random ig-tree ig-default ig-best
+# (default: all that this build supports). Environment knobs (defaults in
+# brackets): RATES [30,60,90,120,160,200,240] requests/s, STAGE [12s],
+# SCALE [1] (sim --time-scale), SEED [1].
+# Writes OUTDIR/CANDIDATE.json and OUTDIR/CANDIDATE.svg (infergate bench).
+set -e
+OUT=${1:?usage: routing.sh OUTDIR [CANDIDATE...]}
+shift
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+IG=${IG_BIN:-$(pwd)/build/infergate}
+RATES=${RATES:-30,60,90,120,160,200,240}
+STAGE=${STAGE:-12s}
+SCALE=${SCALE:-1}
+SEED=${SEED:-1}
+NET=127.0.78
+NSIM=8
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/common.sh"
+SIMPORT=$(free_port $NET.1)
+GWPORT=$(free_port $NET.100)
+NGXPORT=$(free_port $NET.101)
+DIR=$(mktemp -d /tmp/ig-routing.XXXXXX)
+PIDS=""
+cleanup_all() {
+	stop_all
+	rm -rf "$DIR"
+}
+trap cleanup_all EXIT
+trap 'exit 130' INT TERM
+
+# The workload: 16 groups x 8 questions over a 4000-word system prompt, 30
+# output tokens, four adapters in a 40/30/20/10 mix. The simulator keys the
+# prefix cache by adapter, so there are 64 distinct 4000-token prefixes
+# (256k tokens) against 64k tokens of KV cache per simulator: a router that
+# keeps each (adapter, group) on one simulator can hit the cache almost
+# always; one that spreads them cannot.
+ADAPTERS="lora-a lora-b lora-c lora-d"
+MIX_DIRECT="lora-a:40,lora-b:30,lora-c:20,lora-d:10"
+MIX_GATEWAY="chat-a:40,chat-b:30,chat-c:20,chat-d:10"
+BENCH_ARGS="--workload shared-prefix --groups 16 --prompts-per-group 8
+	--system-prompt-len 4000 --question-len 20 --output-len 30 --stream
+	--load poisson --rates $RATES --stage-duration $STAGE --seed $SEED
+	--max-inflight 2000 --timeout 120s --no-progress --max-error-rate 1"
+SIM_ARGS="--profile llama3.1-8b-h100 --time-scale $SCALE --enable-lora --max-loras 2
+	--num-gpu-blocks 4000 --enable-prefix-caching"
+
+start_sims() {
+	mods=""
+	for a in $ADAPTERS; do mods="$mods $a=/adapters/$a"; done
+	i=1
+	while [ $i -le $NSIM ]; do
+		# shellcheck disable=SC2086
+		"$IG" sim --host $NET.$i --port "$SIMPORT" $SIM_ARGS --seed $i \
+			--lora-modules $mods > "$DIR/sim$i.log" 2>&1 &
+		PIDS="$PIDS $!"
+		i=$((i + 1))
+	done
+	i=1
+	while [ $i -le $NSIM ]; do
+		wait_port $NET.$i "$SIMPORT"
+		i=$((i + 1))
+	done
+}
+
+manifests() {
+	cat <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: infergate
+  listeners: [{name: llm, protocol: HTTP, port: $GWPORT}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: p}]}]
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: p}
+spec:
+  targetPortNumber: $SIMPORT
+  selector: {app: sim}
+  extensionRef: {name: epp}
+YAML
+	for a in $ADAPTERS; do
+		printf -- "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+		printf "metadata: {name: chat-%s}\nspec:\n  modelName: chat-%s\n  criticality: Critical\n" "${a#lora-}" "${a#lora-}"
+		printf "  poolRef: {name: p}\n  targetModels: [{name: %s, weight: 100}]\n" "$a"
+	done
+	i=1
+	while [ $i -le $NSIM ]; do
+		printf -- "---\napiVersion: v1\nkind: Pod\nmetadata: {name: sim-%s, labels: {app: sim}}\nstatus: {podIP: %s.%s}\n" $i $NET $i
+		i=$((i + 1))
+	done
+}
+
+# picker_config NAME: the EndpointPickerConfig of an infergate candidate
+# (empty output: no --picker-config, GIE's default profile).
+picker_config() {
+	hdr="apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig"
+	case $1 in
+	ig-random) printf '%s\n%s\n' "$hdr" "plugins:
+- type: random-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: random-picker" ;;
+	ig-tree) printf '%s\n%s\n' "$hdr" "plugins:
+- type: decision-tree-filter
+- type: random-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: decision-tree-filter
+  - pluginRef: random-picker" ;;
+	ig-best) printf '%s\n%s\n' "$hdr" "${BEST_PLUGINS:-plugins:
+- type: prefix-cache-scorer
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: lora-affinity-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+    weight: 5
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 1
+  - pluginRef: lora-affinity-scorer
+    weight: 1
+  - pluginRef: max-score-picker}" ;;
+	esac
+}
+
+start_gateway() { # $1 candidate
+	manifests > "$DIR/gw.yaml"
+	pc=""
+	picker_config "$1" > "$DIR/picker.yaml"
+	[ -s "$DIR/picker.yaml" ] && pc="--picker-config $DIR/picker.yaml"
+	# shellcheck disable=SC2086
+	"$IG" gateway -f "$DIR/gw.yaml" --bind $NET.100 --workers 2 --log-level warn \
+		$pc > "$DIR/gw.log" 2>&1 &
+	PIDS="$PIDS $!"
+	wait_port $NET.100 "$GWPORT"
+}
+
+start_nginx() { # $1 balancing directive ("" = round robin, "least_conn;")
+	servers=""
+	i=1
+	while [ $i -le $NSIM ]; do
+		servers="$servers server $NET.$i:$SIMPORT;"
+		i=$((i + 1))
+	done
+	cat > "$DIR/nginx.conf" <<NGINX
+worker_processes 2;
+daemon on;
+pid $DIR/nginx.pid;
+error_log $DIR/nginx-error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_max_body_size 4m;
+  client_body_buffer_size 256k;
+  upstream sims { $1 $servers keepalive 256; }
+  server {
+    listen $NET.101:$NGXPORT;
+    location / {
+      proxy_pass http://sims;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 300s;
+    }
+  }
+}
+NGINX
+	nginx -c "$DIR/nginx.conf" -p "$DIR" -e "$DIR/nginx-error.log"
+	wait_port $NET.101 "$NGXPORT"
+}
+
+run_candidate() { # $1 candidate
+	start_sims
+	case $1 in
+	nginx-rr) start_nginx "" ; url=http://$NET.101:$NGXPORT; mix=$MIX_DIRECT ;;
+	nginx-lc) start_nginx "least_conn;" ; url=http://$NET.101:$NGXPORT; mix=$MIX_DIRECT ;;
+	ig-*) start_gateway "$1"; url=http://$NET.100:$GWPORT; mix=$MIX_GATEWAY ;;
+	*) echo "unknown candidate $1" >&2; exit 2 ;;
+	esac
+	sleep 0.5 # let the gateway scrape every simulator once
+	echo "== $1: infergate bench --target $1=$url --models $mix $BENCH_ARGS" | tr -s ' \t\n' ' ' >&2
+	echo >&2
+	# shellcheck disable=SC2086
+	"$IG" bench --target "$1=$url" --models "$mix" $BENCH_ARGS \
+		--json "$OUT/$1.json" --svg "$OUT/$1.svg" > "$OUT/$1.txt" || true
+	stop_all
+}
+
+CANDS=${*:-"nginx-rr nginx-lc ig-default ig-random ig-tree ig-best"}
+if ! "$IG" gateway --help 2>&1 | grep -q picker-config; then
+	# Before the picker is wired into the gateway: the built-in v0.2 tree.
+	CANDS=$(echo "$CANDS" | tr ' ' '\n' | grep -v -e ig-random -e ig-tree -e ig-best -e ig-default | tr '\n' ' ')
+	CANDS="$CANDS ig-v02"
+fi
+for c in $CANDS; do run_candidate "$c"; done
