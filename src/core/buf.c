@@ -115,3 +115,35 @@ const char *ig_buf_cstr(struct ig_buf *b)
 	b->ptr[b->len] = '\0';
 	return b->ptr;
 }
+
+int ig_buf_append_u64(struct ig_buf *b, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do
+		tmp[sizeof tmp - ++n] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return ig_buf_append(b, tmp + sizeof tmp - n, n);
+}
+
+int ig_buf_append_hex(struct ig_buf *b, uint64_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+	char tmp[16];
+	size_t n = 0;
+	do
+		tmp[sizeof tmp - ++n] = digits[v & 15];
+	while ((v >>= 4) != 0);
+	return ig_buf_append(b, tmp + sizeof tmp - n, n);
+}
+
+int ig_buf_append_cstrs(struct ig_buf *b, ...)
+{
+	va_list ap;
+	va_start(ap, b);
+	int rc = 0;
+	for (const char *s; rc == 0 && (s = va_arg(ap, const char *)) != NULL;)
+		rc = ig_buf_append_cstr(b, s);
+	va_end(ap);
+	return rc;
+}

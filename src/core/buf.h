@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/str.h"
 
@@ -25,6 +26,11 @@ int ig_buf_append_str(struct ig_buf *b, struct ig_str s);
 int ig_buf_append_cstr(struct ig_buf *b, const char *s);
 int ig_buf_printf(struct ig_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ig_buf_vprintf(struct ig_buf *b, const char *fmt, va_list ap);
+/* Decimal / lowercase hex text of v, without printf's cost. */
+int ig_buf_append_u64(struct ig_buf *b, uint64_t v);
+int ig_buf_append_hex(struct ig_buf *b, uint64_t v);
+/* Appends the pieces in order (a NULL ends the list). */
+int ig_buf_append_cstrs(struct ig_buf *b, ...);
 /* Drops the first n bytes. */
 void ig_buf_consume(struct ig_buf *b, size_t n);
 void ig_buf_reset(struct ig_buf *b);

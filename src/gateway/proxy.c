@@ -33,9 +33,14 @@ struct proxy_req {
 	struct ig_buf model;  /* as asked */
 	struct ig_buf target; /* after the traffic split */
 	bool critical;
-	struct ig_buf body; /* the body sent upstream (spliced) */
+	/* The body sent upstream is the client's with the `model` value
+	 * replaced: the bytes before it and after it (spans of the request
+	 * body, which lives as long as the exchange) around the new value. */
+	struct ig_str body_pre, body_post;
+	struct ig_buf model_json; /* the target as a JSON string */
+	size_t body_len;
 	struct ig_buf head; /* the upstream request head */
-	struct ig_buf wire; /* head + body for one attempt */
+	struct ig_buf wire; /* head and Host line of one attempt */
 	struct ig_endpoint *ep;
 	struct ig_http_client *up;
 	/* The picker's ranking; attempts go down it in order. */
@@ -86,7 +91,7 @@ static void record_metrics(struct proxy_req *p)
 	p->recorded = true;
 	double secs = (double)(ig_now_ns() - p->start_ns) / 1e9;
 	ig_gw_metrics_request(ig_buf_cstr(&p->model), ig_buf_cstr(&p->target), p->status, secs,
-			      p->body.len, p->resp_bytes, p->in_tokens, p->out_tokens);
+			      p->body_len, p->resp_bytes, p->in_tokens, p->out_tokens);
 	ig_gw_metrics_objective(ig_buf_cstr(&p->model), ig_buf_cstr(&p->target), p->priority,
 				p->status, secs, p->in_tokens, p->out_tokens);
 }
@@ -105,7 +110,7 @@ static void finish(struct proxy_req *p)
 	record_metrics(p);
 	ig_buf_free(&p->model);
 	ig_buf_free(&p->target);
-	ig_buf_free(&p->body);
+	ig_buf_free(&p->model_json);
 	ig_buf_free(&p->head);
 	ig_buf_free(&p->wire);
 	ig_buf_free(&p->scan);
@@ -520,15 +525,15 @@ static void attempt(struct proxy_req *p)
 		/* The Host line names the endpoint on every attempt. */
 		ig_buf_reset(&p->wire);
 		int rc = ig_buf_append_str(&p->wire, ig_buf_str(&p->head));
-		rc |= ig_buf_printf(&p->wire, "Host: %s\r\n\r\n", ep->addr);
-		rc |= ig_buf_append_str(&p->wire, ig_buf_str(&p->body));
+		rc |= ig_buf_append_cstrs(&p->wire, "Host: ", ep->addr, "\r\n\r\n", (char *)NULL);
 		if (rc) {
 			fail_request(p, 500, "server_error", NULL, "out of memory");
 			return;
 		}
 		bool is_head = ig_str_eq_cstr(p->ex->req.method, "HEAD");
-		if (ig_http_client_send(p->up, p->wire.ptr, p->wire.len, is_head, &upstream_cbs,
-					p) < 0) {
+		const struct ig_str parts[] = {ig_buf_str(&p->wire), p->body_pre,
+					       ig_buf_str(&p->model_json), p->body_post};
+		if (ig_http_client_sendv(p->up, parts, 4, is_head, &upstream_cbs, p) < 0) {
 			ig_http_client_close(p->up);
 			p->up = NULL;
 			release_endpoint(p);
@@ -609,7 +614,7 @@ static int enqueue(struct proxy_req *p)
 							      : w->gw->opt.queue_timeout_ms;
 	p->qdeadline = ig_now_ns() + ttl * 1000000u;
 	memset(&p->qitem, 0, sizeof p->qitem);
-	int rc = ig_flowq_push(q, &p->qitem, p, ig_buf_str(&p->flow_id), p->priority, p->body.len,
+	int rc = ig_flowq_push(q, &p->qitem, p, ig_buf_str(&p->flow_id), p->priority, p->body_len,
 			       p->qdeadline);
 	if (rc < 0)
 		return rc;
@@ -639,8 +644,10 @@ static int build_head(struct proxy_req *p)
 {
 	const struct ig_http_request *r = &p->ex->req;
 	struct ig_buf *h = &p->head;
-	int rc = ig_buf_printf(h, "%.*s %.*s HTTP/1.1\r\n", IG_STR_FMT(r->method),
-			       IG_STR_FMT(r->target));
+	int rc = ig_buf_append_str(h, r->method);
+	rc |= ig_buf_append(h, " ", 1);
+	rc |= ig_buf_append_str(h, r->target);
+	rc |= ig_buf_append_cstr(h, " HTTP/1.1\r\n");
 	bool have_id = false;
 	const struct ig_http_header *xff = NULL;
 	for (size_t i = 0; i < r->num_headers; i++) {
@@ -661,7 +668,7 @@ static int build_head(struct proxy_req *p)
 	if (!have_id) {
 		char id[37];
 		uuid4(id);
-		rc |= ig_buf_printf(h, "x-request-id: %s\r\n", id);
+		rc |= ig_buf_append_cstrs(h, "x-request-id: ", id, "\r\n", (char *)NULL);
 	}
 	struct ig_str peer = p->ex->peer;
 	const char *colon = memrchr(peer.ptr, ':', peer.len);
@@ -670,10 +677,16 @@ static int build_head(struct proxy_req *p)
 	if (xff)
 		rc |= ig_buf_printf(h, "X-Forwarded-For: %.*s, %.*s\r\n", IG_STR_FMT(xff->value),
 				    IG_STR_FMT(peer));
-	else
-		rc |= ig_buf_printf(h, "X-Forwarded-For: %.*s\r\n", IG_STR_FMT(peer));
-	if (p->body.len || ig_str_eq_cstr(r->method, "POST") || ig_str_eq_cstr(r->method, "PUT"))
-		rc |= ig_buf_printf(h, "Content-Length: %zu\r\n", p->body.len);
+	else {
+		rc |= ig_buf_append_cstr(h, "X-Forwarded-For: ");
+		rc |= ig_buf_append_str(h, peer);
+		rc |= ig_buf_append(h, "\r\n", 2);
+	}
+	if (p->body_len || ig_str_eq_cstr(r->method, "POST") || ig_str_eq_cstr(r->method, "PUT")) {
+		rc |= ig_buf_append_cstr(h, "Content-Length: ");
+		rc |= ig_buf_append_u64(h, p->body_len);
+		rc |= ig_buf_append(h, "\r\n", 2);
+	}
 	return rc ? -1 : 0;
 }
 
@@ -733,13 +746,17 @@ static int resolve_model(struct proxy_req *p)
 	ig_buf_append_cstr(&p->target, target);
 	/* Splice: everything but the model value stays byte-identical. */
 	if (ig_str_eq_cstr(ig_buf_str(&p->model), target)) {
-		ig_buf_append(&p->body, in->ptr, in->len);
+		p->body_pre = (struct ig_str){in->ptr, in->len};
 	} else {
 		size_t off = (size_t)(mv.raw.ptr - in->ptr);
-		ig_buf_append(&p->body, in->ptr, off);
-		ig_json_write_string(&p->body, target, strlen(target));
-		ig_buf_append(&p->body, mv.raw.ptr + mv.raw.len, in->len - off - mv.raw.len);
+		p->body_pre = (struct ig_str){in->ptr, off};
+		if (ig_json_write_string(&p->model_json, target, strlen(target)) < 0) {
+			fail_request(p, 500, "server_error", NULL, "out of memory");
+			return -1;
+		}
+		p->body_post = (struct ig_str){mv.raw.ptr + mv.raw.len, in->len - off - mv.raw.len};
 	}
+	p->body_len = p->body_pre.len + p->model_json.len + p->body_post.len;
 	return 0;
 }
 
@@ -894,7 +911,6 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	ex->user = p;
 	ex->on_abort = on_client_abort;
 	ex->on_writable = on_client_writable;
-	ig_buf_init(&p->body, 0);
 
 	struct ig_str host = {0};
 	const struct ig_http_header *hh = ig_http_find_header(ex->req.headers, ex->req.num_headers,

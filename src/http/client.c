@@ -345,6 +345,13 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
 			const struct ig_http_client_cbs *cbs, void *ud)
 {
+	struct ig_str part = {req, len};
+	return ig_http_client_sendv(c, &part, 1, is_head, cbs, ud);
+}
+
+int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
+			 bool is_head, const struct ig_http_client_cbs *cbs, void *ud)
+{
 	if (c->state != CL_READY && c->state != CL_CONNECTING && c->state != CL_PARKED)
 		return -1;
 	c->reused = c->requests++ > 0;
@@ -356,8 +363,13 @@ int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, b
 	c->paused = false;
 	c->close_requested = false;
 	ig_buf_reset(&c->in);
-	if (ig_buf_append(&c->out, req, len) < 0)
+	size_t total = 0;
+	for (size_t i = 0; i < nparts; i++)
+		total += parts[i].len;
+	if (ig_buf_reserve(&c->out, total) < 0)
 		return -1;
+	for (size_t i = 0; i < nparts; i++)
+		ig_buf_append_str(&c->out, parts[i]);
 	bool was_connecting = !c->connected;
 	c->state = CL_SENDING;
 	/* Write at once when connected (the usual case); a failure here shows

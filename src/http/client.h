@@ -43,6 +43,9 @@ struct ig_http_client *ig_http_client_connect(struct ig_loop *loop, const struct
  * that the response will have no body. */
 int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
 			const struct ig_http_client_cbs *cbs, void *ud);
+/* The same with the request in pieces, sent in order (no joining copy). */
+int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
+			 bool is_head, const struct ig_http_client_cbs *cbs, void *ud);
 void ig_http_client_pause(struct ig_http_client *c, bool paused);
 bool ig_http_client_reusable(const struct ig_http_client *c);
 /* True when the connection was used before (so an early reset may just be

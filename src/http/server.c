@@ -350,6 +350,14 @@ static int parse_head(struct ig_http_conn *c)
 		server_error(c, 413, "request body too large");
 		return -1;
 	}
+	/* A known length is allocated once, not grown by doubling (up to 8 MiB:
+	 * a client that announces more must send it before we hold more). */
+	if (c->framing.kind == IG_BODY_LENGTH &&
+	    ig_buf_reserve(&c->ex.body, c->framing.length < (8u << 20) ? c->framing.length
+								       : (8u << 20)) < 0) {
+		server_error(c, 500, "out of memory for the request body");
+		return -1;
+	}
 	c->ex.peer = (struct ig_str){c->peer, strlen(c->peer)};
 	memset(&c->chunked, 0, sizeof c->chunked);
 	c->body_left = c->framing.kind == IG_BODY_LENGTH ? c->framing.length : 0;
@@ -675,9 +683,11 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 {
 	struct ig_buf *o = &c->out;
 	int minor = c->ex.req.minor_version;
-	int rc = ig_buf_printf(o, "HTTP/1.1 %d %s\r\n", status, ig_http_status_text(status));
+	int rc = ig_buf_append_cstr(o, "HTTP/1.1 ");
+	rc |= ig_buf_append_u64(o, (uint64_t)status);
+	rc |= ig_buf_append_cstrs(o, " ", ig_http_status_text(status), "\r\n", (char *)NULL);
 	if (content_type)
-		rc |= ig_buf_printf(o, "Content-Type: %s\r\n", content_type);
+		rc |= ig_buf_append_cstrs(o, "Content-Type: ", content_type, "\r\n", (char *)NULL);
 	for (size_t i = 0; i < n; i++) {
 		rc |= ig_buf_append_str(o, hdrs[i].name);
 		rc |= ig_buf_append(o, ": ", 2);
@@ -688,8 +698,11 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 	c->resp_chunked = false;
 	c->resp_close_delimited = false;
 	if (content_length >= 0) {
-		if (!bodyless)
-			rc |= ig_buf_printf(o, "Content-Length: %lld\r\n", (long long)content_length);
+		if (!bodyless) {
+			rc |= ig_buf_append_cstr(o, "Content-Length: ");
+			rc |= ig_buf_append_u64(o, (uint64_t)content_length);
+			rc |= ig_buf_append(o, "\r\n", 2);
+		}
 	} else if (minor >= 1) {
 		rc |= ig_buf_append_cstr(o, "Transfer-Encoding: chunked\r\n");
 		c->resp_chunked = true;
@@ -784,8 +797,10 @@ int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len)
 	if (len == 0 || c->resp_no_body)
 		return 0;
 	int rc = 0;
-	if (c->resp_chunked)
-		rc |= ig_buf_printf(&c->out, "%zx\r\n", len);
+	if (c->resp_chunked) {
+		rc |= ig_buf_append_hex(&c->out, len);
+		rc |= ig_buf_append(&c->out, "\r\n", 2);
+	}
 	rc |= ig_buf_append(&c->out, data, len);
 	if (c->resp_chunked)
 		rc |= ig_buf_append(&c->out, "\r\n", 2);

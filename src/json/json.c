@@ -143,6 +143,21 @@ static int parse_string(struct parser *ps)
 	const char *p = ps->p + 1, *end = ps->end;
 
 	for (;;) {
+		/* Eight bytes at a time while none of them is a quote, a
+		 * backslash, a control byte or non-ASCII: prompts are long runs of
+		 * plain text, and this is most of a large body's validation. */
+		while (end - p >= 8) {
+			uint64_t v;
+			memcpy(&v, p, 8);
+			const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+			uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+			uint64_t special = (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) |
+					    ((b - ones) & ~b)) &
+					   highs;
+			if (special)
+				break;
+			p += 8;
+		}
 		while (p < end && is_plain((unsigned char)*p))
 			p++;
 		if (p == end)
