@@ -149,6 +149,39 @@ static char *nested(size_t depth)
 	return s;
 }
 
+/* Long strings go through an eight-bytes-at-a-time path: every special
+ * byte must be found wherever it sits relative to those eight-byte steps. */
+static void test_long_strings_every_offset(void **state)
+{
+	static const struct {
+		const char *insert;
+		bool valid;
+	} cases[] = {
+	    {"\x01", false}, {"\x1f", false}, {"\x7f", true},     {"\xff", false},
+	    {"\xc3\xa9", true}, {"\\n", true},   {"\\q", false},   {"\"", false},
+	    {"\\u00e9", true}, {"\xe2\x82", false}, {" ", true},
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		for (size_t off = 0; off < 40; off++) {
+			char doc[128];
+			size_t n = 0;
+			doc[n++] = '"';
+			for (size_t i = 0; i < off; i++)
+				doc[n++] = 'a';
+			size_t ins = strlen(cases[k].insert);
+			memcpy(doc + n, cases[k].insert, ins);
+			n += ins;
+			for (size_t i = 0; i < 40; i++)
+				doc[n++] = 'b';
+			doc[n++] = '"';
+			struct ig_json_value v;
+			int rc = ig_json_parse(doc, n, &v);
+			if ((rc == 0) != cases[k].valid)
+				fail_msg("case %zu at offset %zu: got %d", k, off, rc);
+		}
+	}
+}
+
 static void test_depth_limit(void **state)
 {
 	char *s = nested(IG_JSON_MAX_DEPTH);
@@ -544,6 +577,7 @@ int main(void)
 	    cmocka_unit_test(test_valid_documents),
 	    cmocka_unit_test(test_invalid_documents),
 	    cmocka_unit_test(test_depth_limit),
+	    cmocka_unit_test(test_long_strings_every_offset),
 	    cmocka_unit_test(test_root_value),
 	    cmocka_unit_test(test_get),
 	    cmocka_unit_test(test_iteration),
