@@ -461,14 +461,14 @@ static void match_prefix(struct ig_scheduler *s, struct call *c, struct ig_sched
 	memset(c->counts, 0, c->n * sizeof(*c->counts));
 	if (!s->index)
 		return;
-	if (c->req->prefix_input.len < s->block_bytes)
-		return; /* not one full block: nothing to hash or match */
+	c->nhashes = ig_prefix_hashes(target_of(c->req), c->req->prefix_input, s->block_bytes,
+				      s->max_blocks, res->prefix_hashes);
+	res->nprefix_hashes = c->nhashes;
+	if (c->nhashes == 0)
+		return;
 	for (size_t i = 0; i < c->n; i++)
 		c->keys[i] = c->eps[i].key;
-	c->nhashes = ig_prefix_lookup(s->index, target_of(c->req), c->req->prefix_input,
-				      s->block_bytes, s->max_blocks, res->prefix_hashes, c->keys,
-				      c->n, c->counts);
-	res->nprefix_hashes = c->nhashes;
+	ig_prefix_match(s->index, res->prefix_hashes, c->nhashes, c->keys, c->n, c->counts);
 }
 
 static int run(struct ig_scheduler *s, struct call *c, struct ig_sched_result *res)

@@ -1,11 +1,9 @@
-/* The prefix-cache index. One entry per (hash, endpoint) pair, in a single
- * open-addressed table keyed by the hash alone, with linear probing: all
- * holders of a hash therefore sit in the run of slots that starts at the
- * hash's home, so a lookup reads one or two adjacent cache lines per hash
- * instead of following a bucket chain. Each entry is also in its
- * endpoint's LRU list, linked by slot number, so the oldest pair of an
- * endpoint is dropped in O(1). Deletion shifts later entries of the run
- * back (no tombstones) and fixes their LRU neighbours' links. */
+/* The prefix-cache index. One node per (hash, endpoint) pair, kept in two
+ * lists at once: the chain of its hash bucket (so a lookup finds every
+ * holder of a hash by walking one bucket) and its endpoint's LRU (so the
+ * oldest pair of an endpoint can be dropped in O(1)). Nodes live in one
+ * array and link by index, which halves their size and makes the whole
+ * index a handful of allocations. */
 #include "sched/prefix.h"
 
 #include <pthread.h>
@@ -17,19 +15,12 @@
 #define NIL UINT32_MAX
 /* Candidate lists up to this size are matched without the heap. */
 #define LOCAL_SLOTS 2048
-/* The table is kept at most half full: a hash's run then ends, on
- * average, within a few slots of its home. */
-#define MIN_SLOTS 1024
 
-/* A slot is 16 bytes so a run of a few slots stays in one cache line;
- * the LRU links, which only commits touch, live in a parallel array. */
-struct slot {
+struct node {
 	uint64_t hash;
-	uint32_t server; /* NIL: the slot is empty */
-};
-
-struct link {
-	uint32_t newer, older; /* the endpoint's LRU, by slot number */
+	uint32_t server;
+	uint32_t bnext;          /* next in the bucket chain */
+	uint32_t newer, older;   /* the endpoint's LRU; next free node in `older` */
 };
 
 struct server {
@@ -42,30 +33,18 @@ struct server {
 struct ig_prefix_index {
 	pthread_rwlock_t lock;
 	uint32_t capacity;
-	struct slot *slots;
-	struct link *links;
-	uint32_t nslots; /* power of two, 0 before the first add */
+	struct node *nodes;
+	uint32_t nnodes, capnodes; /* slots handed out, and allocated */
+	uint32_t free;             /* free list through `older` */
 	uint32_t live;
+	uint32_t *buckets; /* heads, NIL when empty */
+	uint32_t nbuckets; /* power of two */
 	struct server *servers;
 	uint32_t nservers, capservers;
 	uint32_t freeserver; /* a slot below nservers to reuse, or NIL */
 	uint32_t *smap;      /* key -> server slot + 1 (0: empty); open addressing */
 	uint32_t nsmap;      /* power of two, >= 2 * servers */
 };
-
-static uint64_t mix(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	return k;
-}
-
-/* The table slot where a hash's run starts. */
-static uint32_t home(const struct ig_prefix_index *x, uint64_t hash)
-{
-	return (uint32_t)mix(hash) & (x->nslots - 1);
-}
 
 /* ---- the hash chain ------------------------------------------------------------ */
 
@@ -188,12 +167,8 @@ static uint64_t chain_step_stream(XXH64_state_t *st, const char *block, size_t l
 	return XXH64_digest(st);
 }
 
-/* The chain of a request. With an index (read-locked, not empty), each
- * hash's home slot is prefetched as soon as the hash is known: hashing is
- * bound by multiplications, so the table's cache misses are served while
- * it runs instead of stalling the walk that follows. */
-static size_t chain(const struct ig_prefix_index *x, struct ig_str target_model,
-		    struct ig_str input, size_t block_bytes, size_t max_blocks, uint64_t *out)
+size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t block_bytes,
+			size_t max_blocks, uint64_t *out)
 {
 	if (block_bytes == 0)
 		return 0;
@@ -207,11 +182,8 @@ static size_t chain(const struct ig_prefix_index *x, struct ig_str target_model,
 	uint64_t h = XXH64(target_model.ptr, target_model.len, 0);
 	const unsigned char *in = (const unsigned char *)input.ptr;
 	if (block_bytes % 32 < 24) {
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i < n; i++)
 			out[i] = h = chain_step(in + i * block_bytes, block_bytes, h);
-			if (x)
-				__builtin_prefetch(&x->slots[home(x, h)]);
-		}
 		return n;
 	}
 	XXH64_state_t *st = XXH64_createState();
@@ -223,10 +195,12 @@ static size_t chain(const struct ig_prefix_index *x, struct ig_str target_model,
 	return n;
 }
 
-size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t block_bytes,
-			size_t max_blocks, uint64_t *out)
+static uint64_t mix(uint64_t k)
 {
-	return chain(NULL, target_model, input, block_bytes, max_blocks, out);
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	return k;
 }
 
 struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server)
@@ -242,6 +216,7 @@ struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server)
 	pthread_rwlock_init(&x->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	x->capacity = capacity_per_server ? capacity_per_server : 1;
+	x->free = NIL;
 	x->freeserver = NIL;
 	return x;
 }
@@ -251,8 +226,8 @@ void ig_prefix_free(struct ig_prefix_index *x)
 	if (!x)
 		return;
 	pthread_rwlock_destroy(&x->lock);
-	free(x->slots);
-	free(x->links);
+	free(x->nodes);
+	free(x->buckets);
 	free(x->servers);
 	free(x->smap);
 	free(x);
@@ -325,158 +300,146 @@ static uint32_t server_add(struct ig_prefix_index *x, uint64_t key)
 	return slot;
 }
 
-/* ---- the table ---------------------------------------------------------------- */
+/* ---- nodes -------------------------------------------------------------------- */
 
-static uint32_t next_slot(const struct ig_prefix_index *x, uint32_t i)
+static uint32_t *bucket_of(struct ig_prefix_index *x, uint64_t hash)
 {
-	return (i + 1) & (x->nslots - 1);
+	return &x->buckets[mix(hash) & (x->nbuckets - 1)];
 }
 
-static void lru_unlink(struct ig_prefix_index *x, uint32_t i)
+static int grow_buckets(struct ig_prefix_index *x)
 {
-	struct link *e = &x->links[i];
-	struct server *s = &x->servers[x->slots[i].server];
-	if (e->newer != NIL)
-		x->links[e->newer].older = e->older;
-	else
-		s->newest = e->older;
-	if (e->older != NIL)
-		x->links[e->older].newer = e->newer;
-	else
-		s->oldest = e->newer;
+	uint32_t n = x->nbuckets ? x->nbuckets * 2 : 1024;
+	uint32_t *b = malloc(n * sizeof(*b));
+	if (!b)
+		return -1;
+	memset(b, 0xff, n * sizeof(*b));
+	free(x->buckets);
+	x->buckets = b;
+	x->nbuckets = n;
+	/* Relink every live node: a node is live when its server is set. */
+	for (uint32_t i = 0; i < x->nnodes; i++) {
+		struct node *nd = &x->nodes[i];
+		if (nd->server == NIL)
+			continue;
+		uint32_t *head = bucket_of(x, nd->hash);
+		nd->bnext = *head;
+		*head = i;
+	}
+	return 0;
 }
 
-static void lru_push_newest(struct ig_prefix_index *x, uint32_t i)
+static uint32_t node_alloc(struct ig_prefix_index *x)
 {
-	struct link *e = &x->links[i];
-	struct server *s = &x->servers[x->slots[i].server];
-	e->newer = NIL;
-	e->older = s->newest;
+	if (x->free != NIL) {
+		uint32_t i = x->free;
+		x->free = x->nodes[i].older;
+		return i;
+	}
+	if (x->nnodes == x->capnodes) {
+		if (x->capnodes >= UINT32_MAX / 2)
+			return NIL;
+		uint32_t cap = x->capnodes ? x->capnodes * 2 : 1024;
+		struct node *n = realloc(x->nodes, (size_t)cap * sizeof(*n));
+		if (!n)
+			return NIL;
+		x->nodes = n;
+		x->capnodes = cap;
+	}
+	return x->nnodes++;
+}
+
+static void bucket_unlink(struct ig_prefix_index *x, uint32_t i)
+{
+	uint32_t *p = bucket_of(x, x->nodes[i].hash);
+	while (*p != i)
+		p = &x->nodes[*p].bnext;
+	*p = x->nodes[i].bnext;
+}
+
+static void lru_unlink(struct ig_prefix_index *x, struct server *s, uint32_t i)
+{
+	struct node *nd = &x->nodes[i];
+	if (nd->newer != NIL)
+		x->nodes[nd->newer].older = nd->older;
+	else
+		s->newest = nd->older;
+	if (nd->older != NIL)
+		x->nodes[nd->older].newer = nd->newer;
+	else
+		s->oldest = nd->newer;
+}
+
+static void lru_push_newest(struct ig_prefix_index *x, struct server *s, uint32_t i)
+{
+	struct node *nd = &x->nodes[i];
+	nd->newer = NIL;
+	nd->older = s->newest;
 	if (s->newest != NIL)
-		x->links[s->newest].newer = i;
+		x->nodes[s->newest].newer = i;
 	s->newest = i;
 	if (s->oldest == NIL)
 		s->oldest = i;
 }
 
-/* Puts (hash, server) in the first empty slot of the hash's run, as the
- * server's newest. The caller has made room. */
-static void place(struct ig_prefix_index *x, uint64_t hash, uint32_t server)
+static void node_release(struct ig_prefix_index *x, struct server *s, uint32_t i)
 {
-	uint32_t i = home(x, hash);
-	while (x->slots[i].server != NIL)
-		i = next_slot(x, i);
-	x->slots[i] = (struct slot){.hash = hash, .server = server};
-	lru_push_newest(x, i);
-}
-
-/* Doubles the table. Every server's list is replayed oldest first into
- * the new table, which rebuilds the LRU links for the new slot numbers. */
-static int grow(struct ig_prefix_index *x)
-{
-	uint32_t n = x->nslots ? x->nslots * 2 : MIN_SLOTS;
-	if (x->nslots >= UINT32_MAX / 4)
-		return -1;
-	struct slot *t = malloc((size_t)n * sizeof(*t));
-	struct link *lk = malloc((size_t)n * sizeof(*lk));
-	if (!t || !lk) {
-		free(t);
-		free(lk);
-		return -1;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		t[i].server = NIL;
-	struct slot *old = x->slots;
-	struct link *oldlk = x->links;
-	x->slots = t;
-	x->links = lk;
-	x->nslots = n;
-	for (uint32_t s = 0; s < x->nservers; s++) {
-		struct server *sv = &x->servers[s];
-		if (!sv->used)
-			continue; /* `newest` links the free list */
-		uint32_t i = sv->oldest;
-		sv->newest = sv->oldest = NIL;
-		for (; i != NIL; i = oldlk[i].newer)
-			place(x, old[i].hash, s);
-	}
-	free(old);
-	free(oldlk);
-	return 0;
-}
-
-/* Moves the entry in slot `from` to the empty slot `to`, telling its LRU
- * neighbours (or its server) where it went. */
-static void move_slot(struct ig_prefix_index *x, uint32_t from, uint32_t to)
-{
-	x->slots[to] = x->slots[from];
-	x->links[to] = x->links[from];
-	x->slots[from].server = NIL;
-	struct link *e = &x->links[to];
-	struct server *s = &x->servers[x->slots[to].server];
-	if (e->newer != NIL)
-		x->links[e->newer].older = to;
-	else
-		s->newest = to;
-	if (e->older != NIL)
-		x->links[e->older].newer = to;
-	else
-		s->oldest = to;
-}
-
-/* Empties slot i, then closes the gap: a later entry of the run moves back
- * into it unless its home lies cyclically after the gap (it would then be
- * found before its home), and so on to the end of the run. */
-static void remove_slot(struct ig_prefix_index *x, uint32_t i)
-{
-	lru_unlink(x, i);
-	x->servers[x->slots[i].server].count--;
-	x->slots[i].server = NIL;
+	bucket_unlink(x, i);
+	lru_unlink(x, s, i);
+	x->nodes[i].server = NIL;
+	x->nodes[i].older = x->free;
+	x->free = i;
+	s->count--;
 	x->live--;
-	for (uint32_t j = next_slot(x, i); x->slots[j].server != NIL; j = next_slot(x, j)) {
-		uint32_t k = home(x, x->slots[j].hash);
-		bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-		if (stays)
-			continue;
-		move_slot(x, j, i);
-		i = j;
-	}
 }
 
-/* The slot of (hash, server), or NIL. */
-static uint32_t find(const struct ig_prefix_index *x, uint64_t hash, uint32_t server)
+static uint32_t node_find(struct ig_prefix_index *x, uint64_t hash, uint32_t server)
 {
-	for (uint32_t i = home(x, hash); x->slots[i].server != NIL; i = next_slot(x, i))
-		if (x->slots[i].hash == hash && x->slots[i].server == server)
+	for (uint32_t i = *bucket_of(x, hash); i != NIL; i = x->nodes[i].bnext)
+		if (x->nodes[i].hash == hash && x->nodes[i].server == server)
 			return i;
 	return NIL;
 }
 
-/* The runs of a request's hashes are scattered over the table; asking for
- * all their first lines up front lets the memory system fetch them in
- * parallel instead of one miss after another. */
+/* The buckets of a request's hashes are scattered over the table; asking
+ * for all of them first lets the memory system fetch them in parallel
+ * instead of one miss after another, then the same for the first nodes. */
 static void prefetch(const struct ig_prefix_index *x, const uint64_t *hashes, size_t n)
 {
 	for (size_t k = 0; k < n; k++)
-		__builtin_prefetch(&x->slots[home(x, hashes[k])]);
+		__builtin_prefetch(&x->buckets[mix(hashes[k]) & (x->nbuckets - 1)]);
+	for (size_t k = 0; k < n; k++) {
+		uint32_t i = x->buckets[mix(hashes[k]) & (x->nbuckets - 1)];
+		if (i != NIL)
+			__builtin_prefetch(&x->nodes[i]);
+	}
 }
 
-static int add_one(struct ig_prefix_index *x, uint32_t server, uint64_t hash)
+static int add_one(struct ig_prefix_index *x, uint32_t slot, uint64_t hash)
 {
-	if (x->nslots == 0 && grow(x) < 0)
+	struct server *s = &x->servers[slot];
+	if (x->nbuckets == 0 && grow_buckets(x) < 0)
 		return -1;
-	uint32_t i = find(x, hash, server);
+	uint32_t i = node_find(x, hash, slot);
 	if (i != NIL) {
-		lru_unlink(x, i);
-		lru_push_newest(x, i);
+		lru_unlink(x, s, i);
+		lru_push_newest(x, s, i);
 		return 0;
 	}
-	if (x->servers[server].count >= x->capacity)
-		remove_slot(x, x->servers[server].oldest);
-	if (2 * ((uint64_t)x->live + 1) > x->nslots && grow(x) < 0)
+	if (s->count >= x->capacity)
+		node_release(x, s, s->oldest);
+	if (x->live + 1 > x->nbuckets && grow_buckets(x) < 0)
 		return -1;
-	place(x, hash, server);
-	x->servers[server].count++;
+	i = node_alloc(x);
+	if (i == NIL)
+		return -1;
+	s = &x->servers[slot];
+	x->nodes[i] = (struct node){.hash = hash, .server = slot};
+	uint32_t *head = bucket_of(x, hash);
+	x->nodes[i].bnext = *head;
+	*head = i;
+	lru_push_newest(x, s, i);
+	s->count++;
 	x->live++;
 	return 0;
 }
@@ -492,7 +455,7 @@ int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashe
 		slot = server_add(x, key);
 	if (slot == NIL)
 		rc = -1;
-	if (rc == 0 && x->nslots)
+	if (rc == 0 && x->nbuckets)
 		prefetch(x, hashes, n);
 	for (size_t k = 0; rc == 0 && k < n; k++)
 		rc = add_one(x, slot, hashes[k]);
@@ -507,7 +470,7 @@ void ig_prefix_forget(struct ig_prefix_index *x, uint64_t key)
 	if (slot != NIL) {
 		struct server *s = &x->servers[slot];
 		while (s->oldest != NIL)
-			remove_slot(x, s->oldest);
+			node_release(x, s, s->oldest);
 		s->used = false;
 		/* Unused slots form a free list through `newest`. */
 		s->newest = x->freeserver;
@@ -552,19 +515,18 @@ static void local_put(struct local *l, uint32_t slot, uint32_t cand)
 	l->cand[i] = cand;
 }
 
-static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+static size_t walk(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
 		   const struct local *l, uint32_t *counts)
 {
 	size_t k;
 	prefetch(x, hashes, nhashes);
 	for (k = 0; k < nhashes; k++) {
 		bool held = false;
-		uint64_t h = hashes[k];
-		for (uint32_t i = home(x, h); x->slots[i].server != NIL; i = next_slot(x, i)) {
-			if (x->slots[i].hash != h)
+		for (uint32_t i = *bucket_of(x, hashes[k]); i != NIL; i = x->nodes[i].bnext) {
+			if (x->nodes[i].hash != hashes[k])
 				continue;
 			held = true;
-			uint32_t c = local_get(l, x->slots[i].server);
+			uint32_t c = local_get(l, x->nodes[i].server);
 			if (c != NIL)
 				counts[c]++;
 		}
@@ -574,23 +536,8 @@ static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size
 	return k;
 }
 
-/* What to hash before matching, for ig_prefix_lookup(). */
-struct chain_args {
-	struct ig_str target_model, input;
-	size_t block_bytes, max_blocks;
-	uint64_t *out;
-	size_t n;
-};
-
-static void chain_into(const struct ig_prefix_index *x, struct chain_args *ca)
-{
-	ca->n = chain(x, ca->target_model, ca->input, ca->block_bytes, ca->max_blocks, ca->out);
-}
-
-/* Match counting under one read lock. With `ca`, the request is hashed
- * first under the same lock and its hashes are the ones matched. */
-static size_t match(struct ig_prefix_index *x, struct chain_args *ca, const uint64_t *hashes,
-		    size_t nhashes, const uint64_t *keys, size_t nkeys, uint32_t *counts)
+size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+		       const uint64_t *keys, size_t nkeys, uint32_t *counts)
 {
 	uint32_t stack_slot[LOCAL_SLOTS], stack_cand[LOCAL_SLOTS];
 	struct local l = {stack_slot, stack_cand, 0};
@@ -601,21 +548,12 @@ static size_t match(struct ig_prefix_index *x, struct chain_args *ca, const uint
 	if (size > LOCAL_SLOTS) {
 		l.slot = malloc(size * sizeof(uint32_t));
 		l.cand = malloc(size * sizeof(uint32_t));
-		if (!l.slot || !l.cand) {
-			/* No matching, but the commit still needs the hashes. */
-			if (ca)
-				chain_into(NULL, ca);
+		if (!l.slot || !l.cand)
 			goto out;
-		}
 	}
 	l.mask = (uint32_t)size - 1;
 	memset(l.slot, 0, size * sizeof(uint32_t));
 	pthread_rwlock_rdlock(&x->lock);
-	if (ca) {
-		chain_into(x->live ? x : NULL, ca);
-		hashes = ca->out;
-		nhashes = ca->n;
-	}
 	if (x->live) {
 		for (size_t c = 0; c < nkeys; c++) {
 			uint32_t slot = server_find(x, keys[c]);
@@ -633,26 +571,12 @@ out:
 	return walked;
 }
 
-size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
-		       const uint64_t *keys, size_t nkeys, uint32_t *counts)
-{
-	return match(x, NULL, hashes, nhashes, keys, nkeys, counts);
-}
-
-size_t ig_prefix_lookup(struct ig_prefix_index *x, struct ig_str target_model, struct ig_str input,
-			size_t block_bytes, size_t max_blocks, uint64_t *hashes, const uint64_t *keys,
-			size_t nkeys, uint32_t *counts)
-{
-	struct chain_args ca = {target_model, input, block_bytes, max_blocks, hashes, 0};
-	match(x, &ca, NULL, 0, keys, nkeys, counts);
-	return ca.n;
-}
-
 void ig_prefix_size(struct ig_prefix_index *x, uint64_t *entries, uint64_t *bytes)
 {
 	pthread_rwlock_rdlock(&x->lock);
 	*entries = x->live;
-	*bytes = sizeof(*x) + (uint64_t)x->nslots * (sizeof(struct slot) + sizeof(struct link)) +
+	*bytes = sizeof(*x) + (uint64_t)x->capnodes * sizeof(struct node) +
+		 (uint64_t)x->nbuckets * sizeof(uint32_t) +
 		 (uint64_t)x->capservers * sizeof(struct server) + (uint64_t)x->nsmap * sizeof(uint32_t);
 	pthread_rwlock_unlock(&x->lock);
 }

@@ -7,8 +7,8 @@
  * LRU of at most `capacity` hashes, and evicting one removes the endpoint
  * from that hash's holders. Memory is bounded by endpoints x capacity.
  *
- * Threading: ig_prefix_match() and ig_prefix_lookup() take a read lock
- * and may run on many threads; ig_prefix_add() and ig_prefix_forget() take the write lock. */
+ * Threading: ig_prefix_match() takes a read lock and may run on many
+ * threads; ig_prefix_add() and ig_prefix_forget() take the write lock. */
 #ifndef IG_SCHED_PREFIX_H
 #define IG_SCHED_PREFIX_H
 
@@ -39,14 +39,6 @@ void ig_prefix_free(struct ig_prefix_index *x);
  * stop, i.e. the longest prefix anyone holds. */
 size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
 		       const uint64_t *keys, size_t nkeys, uint32_t *counts);
-
-/* ig_prefix_hashes() then ig_prefix_match() under one read lock, the
- * hashing overlapped with fetching the index's slots for each hash.
- * Writes the hashes to `hashes` (room for IG_PREFIX_MAX_BLOCKS) and returns
- * their number; counts as for ig_prefix_match(). */
-size_t ig_prefix_lookup(struct ig_prefix_index *x, struct ig_str target_model, struct ig_str input,
-			size_t block_bytes, size_t max_blocks, uint64_t *hashes, const uint64_t *keys,
-			size_t nkeys, uint32_t *counts);
 
 /* Records the hashes for endpoint `key` (most recent last). Returns 0, or
  * -1 when out of memory or past IG_PREFIX_MAX_SERVERS. */
