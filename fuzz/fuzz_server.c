@@ -11,7 +11,8 @@
  *   bit 3     ig_http_server_drain() after the first piece
  *   bit 4     1 ms header/body/keep-alive timeouts, and one 3 ms wait at
  *             the end so that they fire (the only input kind that waits)
- *   bit 5     client closes right after the last piece, before reading
+ *   bit 5     client closes right after sending the last piece, before
+ *             the server has read it
  *
  * The handler picks its behaviour from the first byte of the path after
  * '/': a abort, s streamed (sk: with Content-Length), b big streamed body
@@ -338,16 +339,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < pieces; i++) {
 		size_t from = size * i / pieces, to = size * (i + 1) / pieces;
 		send_all(&h, cfd, data + from, to - from, &got);
+		if (i + 1 == pieces && (flags & F_CLOSE_EARLY)) {
+			/* Gone before the server has read the last piece: its
+			 * answers to it fail under the handler. */
+			close(cfd);
+			cfd = -1;
+		}
 		settle(&h, cfd, &got);
 		if (i == 0 && (flags & F_DRAIN))
 			ig_http_server_drain(h.srv);
 	}
-	if (flags & F_CLOSE_EARLY) {
-		close(cfd);
-		cfd = -1;
-	} else if (flags & F_SHUT_WR) {
+	if (cfd >= 0 && (flags & F_SHUT_WR))
 		shutdown(cfd, SHUT_WR);
-	}
 	settle(&h, cfd, &got);
 	if (flags & F_TIMEOUTS) {
 		iterate(&h, 3000000);
