@@ -31,3 +31,39 @@ stop_all() {
 	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
 	PIDS=""
 }
+
+# gateway_pool_manifests GWPORT SIMPORT NET NSIM: a Gateway with one HTTP
+# listener, an HTTPRoute to InferencePool p (selector app: sim, target port
+# SIMPORT) and a ready Pod per simulator at NET.1 .. NET.NSIM. The callers
+# add their InferenceModels.
+gateway_pool_manifests() {
+	cat <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: infergate
+  listeners: [{name: llm, protocol: HTTP, port: $1}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: p}]}]
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: p}
+spec:
+  targetPortNumber: $2
+  selector: {app: sim}
+  extensionRef: {name: epp}
+YAML
+	i=1
+	while [ "$i" -le "$4" ]; do
+		printf -- "---\napiVersion: v1\nkind: Pod\nmetadata: {name: sim-%s, labels: {app: sim}}\nstatus: {podIP: %s.%s}\n" \
+			"$i" "$3" "$i"
+		i=$((i + 1))
+	done
+}

@@ -33,28 +33,8 @@ trap cleanup_all EXIT
 trap 'exit 130' INT TERM
 
 manifests() {
+	gateway_pool_manifests "$GWPORT" "$SIMPORT" "$NET" 4
 	cat <<YAML
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: infergate
-  listeners: [{name: llm, protocol: HTTP, port: $GWPORT}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: p}]}]
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferencePool
-metadata: {name: p}
-spec:
-  targetPortNumber: $SIMPORT
-  selector: {app: sim}
-  extensionRef: {name: epp}
 ---
 apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferenceModel
@@ -65,10 +45,6 @@ spec:
   poolRef: {name: p}
   targetModels: [{name: tweet-summary-1, weight: 100}]
 YAML
-	for i in 1 2 3 4; do
-		printf -- "---\napiVersion: v1\nkind: Pod\nmetadata: {name: sim-%s, labels: {app: sim}}\nstatus: {podIP: %s.%s}\n" \
-			$i $NET $i
-	done
 }
 
 # start LAYOUT: simulators, gateway and nginx with that layout's pinning.

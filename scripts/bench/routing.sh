@@ -73,38 +73,11 @@ start_sims() {
 }
 
 manifests() {
-	cat <<YAML
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: infergate
-  listeners: [{name: llm, protocol: HTTP, port: $GWPORT}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{group: inference.networking.x-k8s.io, kind: InferencePool, name: p}]}]
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferencePool
-metadata: {name: p}
-spec:
-  targetPortNumber: $SIMPORT
-  selector: {app: sim}
-  extensionRef: {name: epp}
-YAML
+	gateway_pool_manifests "$GWPORT" "$SIMPORT" "$NET" "$NSIM"
 	for a in $ADAPTERS; do
 		printf -- "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
 		printf "metadata: {name: chat-%s}\nspec:\n  modelName: chat-%s\n  criticality: Critical\n" "${a#lora-}" "${a#lora-}"
 		printf "  poolRef: {name: p}\n  targetModels: [{name: %s, weight: 100}]\n" "$a"
-	done
-	i=1
-	while [ $i -le $NSIM ]; do
-		printf -- "---\napiVersion: v1\nkind: Pod\nmetadata: {name: sim-%s, labels: {app: sim}}\nstatus: {podIP: %s.%s}\n" $i $NET $i
-		i=$((i + 1))
 	done
 }
 
