@@ -1547,52 +1547,17 @@ static void guarded_decode(struct session *s, yaml_document_t *doc, yaml_node_t 
 	s->doc = NULL;
 }
 
-static const char *event_anchor(const yaml_event_t *e)
-{
-	if (e->type == YAML_SCALAR_EVENT)
-		return (const char *)e->data.scalar.anchor;
-	if (e->type == YAML_SEQUENCE_START_EVENT)
-		return (const char *)e->data.sequence_start.anchor;
-	if (e->type == YAML_MAPPING_START_EVENT)
-		return (const char *)e->data.mapping_start.anchor;
-	return NULL;
-}
-
 /* A first pass over the events that refuses what would make the document
  * loader slow: deep nesting and many anchors. Syntax errors are left for
  * the real load to report. Returns 0, or -1 after reporting. */
 static int prescan(struct session *s, const char *text, size_t len)
 {
-	yaml_parser_t parser;
-	yaml_event_t e;
-	int depth = 0, rc = 0;
-	size_t anchors = 0;
-	if (!yaml_parser_initialize(&parser))
+	char msg[128];
+	int line;
+	if (ig_yaml_prescan(text, len, MAX_NESTING, MAX_ANCHORS, &line, msg, sizeof msg) == 0)
 		return 0;
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	while (rc == 0 && yaml_parser_parse(&parser, &e)) {
-		int line = (int)e.start_mark.line + 1;
-		bool end = e.type == YAML_STREAM_END_EVENT;
-		if (e.type == YAML_SEQUENCE_START_EVENT || e.type == YAML_MAPPING_START_EVENT)
-			depth++;
-		else if (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT)
-			depth--;
-		else if (e.type == YAML_DOCUMENT_START_EVENT)
-			anchors = 0;
-		anchors += event_anchor(&e) != NULL;
-		yaml_event_delete(&e);
-		if (depth > MAX_NESTING) {
-			err(s, line, NULL, NULL, "nested more than %d levels deep", MAX_NESTING);
-			rc = -1;
-		} else if (anchors > MAX_ANCHORS) {
-			err(s, line, NULL, NULL, "more than %u anchors in one document", MAX_ANCHORS);
-			rc = -1;
-		}
-		if (end)
-			break;
-	}
-	yaml_parser_delete(&parser);
-	return rc;
+	err(s, line, NULL, NULL, "%s", msg);
+	return -1;
 }
 
 static void load_text(struct session *s, const char *name, const char *text, size_t len)

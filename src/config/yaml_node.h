@@ -4,6 +4,7 @@
 #define IG_CONFIG_YAML_NODE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <yaml.h>
 
@@ -30,5 +31,12 @@ static inline bool ig_yaml_is_null(const yaml_node_t *n)
 	       ig_yaml_scalar_is(n, "null") || ig_yaml_scalar_is(n, "Null") ||
 	       ig_yaml_scalar_is(n, "NULL");
 }
+
+/* Refuses input nested deeper than max_depth or with more than max_anchors
+ * anchors in one document, before a document loader sees it (both make
+ * libyaml slow or memory-hungry: "billion laughs"). Syntax errors are left
+ * to the loader. Returns 0, or -1 with the line and a message. */
+int ig_yaml_prescan(const char *text, size_t len, int max_depth, size_t max_anchors, int *line,
+		    char *msg, size_t msglen);
 
 #endif

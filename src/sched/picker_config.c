@@ -901,36 +901,12 @@ static void syntax_error(struct session *s, const yaml_parser_t *p)
  * them (both make libyaml slow). Syntax errors are left to the load. */
 static int prescan(struct session *s, const char *text, size_t len)
 {
-	yaml_parser_t parser;
-	yaml_event_t e;
-	int depth = 0, rc = 0;
-	size_t anchors = 0;
-	if (!yaml_parser_initialize(&parser))
-		return -1;
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	while (rc == 0 && yaml_parser_parse(&parser, &e)) {
-		int line = (int)e.start_mark.line + 1;
-		bool end = e.type == YAML_STREAM_END_EVENT;
-		if (e.type == YAML_SEQUENCE_START_EVENT || e.type == YAML_MAPPING_START_EVENT)
-			depth++;
-		else if (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT)
-			depth--;
-		anchors += (e.type == YAML_SCALAR_EVENT && e.data.scalar.anchor) ||
-			   (e.type == YAML_SEQUENCE_START_EVENT && e.data.sequence_start.anchor) ||
-			   (e.type == YAML_MAPPING_START_EVENT && e.data.mapping_start.anchor);
-		yaml_event_delete(&e);
-		if (depth > MAX_NESTING) {
-			err(s, line, "", "nested more than %d levels deep", MAX_NESTING);
-			rc = -1;
-		} else if (anchors > MAX_ANCHORS) {
-			err(s, line, "", "more than %u anchors", MAX_ANCHORS);
-			rc = -1;
-		}
-		if (end)
-			break;
-	}
-	yaml_parser_delete(&parser);
-	return rc;
+	char msg[128];
+	int line;
+	if (ig_yaml_prescan(text, len, MAX_NESTING, MAX_ANCHORS, &line, msg, sizeof msg) == 0)
+		return 0;
+	err(s, line, "", "%s", msg);
+	return -1;
 }
 
 static void load(struct session *s, const char *text, size_t len)
