@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
 
 static void run_posts(struct ig_loop *loop)
@@ -349,4 +350,30 @@ int ig_listen_tcp(const char *host, int port, bool reuseport, int backlog)
 	}
 	freeaddrinfo(ai);
 	return fd;
+}
+
+int ig_send_buf(int fd, struct ig_buf *b, size_t *off)
+{
+	while (*off < b->len) {
+		ssize_t n = send(fd, b->ptr + *off, b->len - *off, MSG_NOSIGNAL);
+		if (n > 0) {
+			*off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		return n < 0 ? -errno : -EPIPE;
+	}
+	if (*off == b->len) {
+		ig_buf_reset(b);
+		*off = 0;
+		return 1;
+	}
+	if (*off > 65536 && *off * 2 > b->len) {
+		ig_buf_consume(b, *off);
+		*off = 0;
+	}
+	return 0;
 }

@@ -88,6 +88,11 @@ static inline bool ig_timer_armed(const struct ig_timer *t)
 }
 
 /* Small socket helpers shared by every server and client in the tree. */
+struct ig_buf;
+/* Sends b[*off..] on a non-blocking socket until done or it would block.
+ * Returns 1 when everything went (b emptied, *off 0), 0 when bytes remain
+ * (a large sent prefix is dropped from b), or -errno. */
+int ig_send_buf(int fd, struct ig_buf *b, size_t *off);
 int ig_set_nonblock(int fd);
 /* Parses "host:port", "[v6]:port" or ":port"/"port" (host = default_host). */
 int ig_parse_hostport(const char *s, const char *default_host, char *host, size_t hostlen,

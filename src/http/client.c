@@ -144,22 +144,11 @@ static void update_events(struct ig_http_client *c)
 
 static int flush(struct ig_http_client *c)
 {
-	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->io.fd, c->out.ptr + c->out_off, c->out.len - c->out_off,
-				 MSG_NOSIGNAL);
-		if (n > 0) {
-			c->out_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		return -errno;
-	}
-	c->sent_all = true;
-	ig_buf_reset(&c->out);
-	c->out_off = 0;
+	int rc = ig_send_buf(c->io.fd, &c->out, &c->out_off);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		c->sent_all = true;
 	return 0;
 }
 

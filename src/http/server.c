@@ -148,27 +148,7 @@ static void update_events(struct ig_http_conn *c)
  * left as it is). */
 static int send_out(struct ig_http_conn *c)
 {
-	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->io.fd, c->out.ptr + c->out_off, c->out.len - c->out_off,
-				 MSG_NOSIGNAL);
-		if (n > 0) {
-			c->out_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		return -1;
-	}
-	if (c->out_off == c->out.len) {
-		c->out.len = 0;
-		c->out_off = 0;
-	} else if (c->out_off > 65536 && c->out_off * 2 > c->out.len) {
-		ig_buf_consume(&c->out, c->out_off);
-		c->out_off = 0;
-	}
-	return 0;
+	return ig_send_buf(c->io.fd, &c->out, &c->out_off) < 0 ? -1 : 0;
 }
 
 /* Writes what it can. Returns -1 if the connection failed (and was freed). */
