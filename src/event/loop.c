@@ -222,6 +222,51 @@ void ig_timer_start(struct ig_loop *loop, struct ig_timer *t, uint64_t delay_ms,
 	ig_timer_start_ns(loop, t, delay_ms * 1000000u, cb, data);
 }
 
+void ig_task_queue(struct ig_loop *loop, struct ig_task *t, ig_task_fn fn, void *data)
+{
+	t->fn = fn;
+	t->data = data;
+	if (t->queued)
+		return;
+	t->queued = true;
+	t->round = loop->task_round;
+	t->next = NULL;
+	t->prev = loop->tasks_tail;
+	if (loop->tasks_tail)
+		loop->tasks_tail->next = t;
+	else
+		loop->tasks = t;
+	loop->tasks_tail = t;
+}
+
+void ig_task_cancel(struct ig_loop *loop, struct ig_task *t)
+{
+	if (!t->queued)
+		return;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		loop->tasks = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		loop->tasks_tail = t->prev;
+	t->queued = false;
+	t->prev = t->next = NULL;
+}
+
+/* Runs the tasks queued so far; tasks they queue run in the next round,
+ * so a task that keeps requeueing itself cannot starve the loop. */
+static void run_tasks(struct ig_loop *loop)
+{
+	uint64_t round = ++loop->task_round;
+	while (loop->tasks && loop->tasks->round < round) {
+		struct ig_task *t = loop->tasks;
+		ig_task_cancel(loop, t);
+		t->fn(loop, t);
+	}
+}
+
 static void run_timers(struct ig_loop *loop)
 {
 	uint64_t now = ig_now_ns();
@@ -238,7 +283,9 @@ int ig_loop_run(struct ig_loop *loop)
 	struct epoll_event evs[128];
 	while (!__atomic_load_n(&loop->stopping, __ATOMIC_ACQUIRE)) {
 		int timeout = -1;
-		if (loop->heap_len) {
+		if (loop->tasks) {
+			timeout = 0;
+		} else if (loop->heap_len) {
 			uint64_t now = ig_now_ns(), d = loop->heap[0]->deadline_ns;
 			/* Round up so a timer never fires early and spins. */
 			timeout = d <= now ? 0 : (int)((d - now + 999999) / 1000000);
@@ -268,7 +315,9 @@ int ig_loop_run(struct ig_loop *loop)
 			io->cb(loop, io, ev);
 		}
 		loop->batch_len = 0;
+		run_tasks(loop);
 		run_timers(loop);
+		run_tasks(loop);
 	}
 	__atomic_store_n(&loop->stopping, false, __ATOMIC_RELEASE);
 	return 0;
@@ -325,7 +374,8 @@ int ig_parse_hostport(const char *s, const char *default_host, char *host, size_
 
 int ig_listen_tcp(const char *host, int port, bool reuseport, int backlog)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *ai;
 	char portstr[16];

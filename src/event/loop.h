@@ -37,6 +37,21 @@ struct ig_timer {
 	void *data;
 };
 
+/* A task runs once on the loop's thread after the current batch of
+ * events (nginx's posted events): work that must not run inside the call
+ * that asked for it, such as the next pipelined request after a response
+ * ended inside a handler. Zero-initialise; queueing a queued task is a
+ * no-op. */
+struct ig_task;
+typedef void (*ig_task_fn)(struct ig_loop *loop, struct ig_task *t);
+struct ig_task {
+	ig_task_fn fn;
+	void *data;
+	struct ig_task *prev, *next;
+	uint64_t round; /* the loop's task round when queued */
+	bool queued;
+};
+
 struct ig_post {
 	ig_post_fn fn;
 	void *arg;
@@ -57,6 +72,8 @@ struct ig_loop {
 	 * of an io stopped mid-batch, whose memory may be freed right after. */
 	void *batch;
 	int batch_len;
+	struct ig_task *tasks, *tasks_tail; /* queued tasks, in order */
+	uint64_t task_round;
 	void *data; /* owner's pointer */
 };
 
@@ -86,6 +103,9 @@ static inline bool ig_timer_armed(const struct ig_timer *t)
 {
 	return t->heap_index != 0;
 }
+
+void ig_task_queue(struct ig_loop *loop, struct ig_task *t, ig_task_fn fn, void *data);
+void ig_task_cancel(struct ig_loop *loop, struct ig_task *t);
 
 /* Small socket helpers shared by every server and client in the tree. */
 struct ig_buf;
