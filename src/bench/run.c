@@ -114,13 +114,19 @@ static int send_on(struct req *q, struct ig_http_client *c);
 
 static struct ig_http_client *take_idle(struct runner *r)
 {
-	while (r->n_idle) {
-		struct ig_http_client *c = r->idle[--r->n_idle];
-		if (ig_http_client_alive(c))
-			return c;
-		ig_http_client_close(c);
-	}
-	return NULL;
+	return r->n_idle ? r->idle[--r->n_idle] : NULL;
+}
+
+/* The server closed (or reset) a parked connection: it leaves the list. */
+static void on_idle_event(struct ig_http_client *c, void *ud)
+{
+	struct runner *r = ud;
+	for (size_t i = 0; i < r->n_idle; i++)
+		if (r->idle[i] == c) {
+			r->idle[i] = r->idle[--r->n_idle];
+			break;
+		}
+	ig_http_client_close(c);
 }
 
 static void give_back(struct runner *r, struct ig_http_client *c)
@@ -139,7 +145,7 @@ static void give_back(struct runner *r, struct ig_http_client *c)
 		r->idle = p;
 		r->cap_idle = cap;
 	}
-	ig_http_client_park(c);
+	ig_http_client_park(c, on_idle_event, r);
 	r->idle[r->n_idle++] = c;
 }
 
@@ -444,27 +450,28 @@ static void on_done(struct ig_http_client *c, void *ud)
 	complete(q, error);
 }
 
-static void on_error(struct ig_http_client *c, enum ig_client_error e, int err, void *ud)
+static void on_error(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud)
 {
 	struct req *q = ud;
+	enum ig_client_error e = f->kind;
+	ig_http_client_close(c);
 	q->c = NULL;
 	/* A parked connection the server closed just as we reused it fails
 	 * before any byte: that is not the server's answer, so try once more on
 	 * a fresh connection. */
-	if (e == IG_CLIENT_EARLY && ig_http_client_was_reused(c) && !q->retried) {
+	if (e == IG_CLIENT_EARLY && f->reused && !q->retried) {
 		q->retried = true;
 		struct ig_http_client *n = ig_http_client_connect(
-		    &q->r->loop, (const struct sockaddr *)&q->r->t->addr, q->r->t->addrlen);
+		    &q->r->loop, (const struct sockaddr *)&q->r->t->addr, q->r->t->addrlen, 0);
 		if (n && send_on(q, n) == 0)
 			return;
 		if (n)
 			ig_http_client_close(n);
 	}
 	static const char *const kinds[] = {
-	    [IG_CLIENT_CONNECT] = "connect",
-	    [IG_CLIENT_EARLY] = "reset",
-	    [IG_CLIENT_PROTOCOL] = "protocol",
-	    [IG_CLIENT_BROKEN] = "broken",
+	    [IG_CLIENT_CONNECT] = "connect",   [IG_CLIENT_EARLY] = "reset",
+	    [IG_CLIENT_PROTOCOL] = "protocol", [IG_CLIENT_BROKEN] = "broken",
+	    [IG_CLIENT_TIMEOUT] = "timeout",
 	};
 	complete(q, kinds[e]);
 }
@@ -495,7 +502,7 @@ static void on_failed_start(struct ig_loop *loop, struct ig_timer *t)
 
 static int send_on(struct req *q, struct ig_http_client *c)
 {
-	if (ig_http_client_send(c, q->msg.ptr, q->msg.len, false, &client_cbs, q) < 0)
+	if (ig_http_client_send(c, q->msg.ptr, q->msg.len, false, 0, &client_cbs, q) < 0)
 		return -1;
 	q->c = c;
 	return 0;
@@ -525,7 +532,7 @@ static void start_request(struct runner *r)
 		c = take_idle(r);
 		if (!c)
 			c = ig_http_client_connect(&r->loop, (const struct sockaddr *)&r->t->addr,
-						   r->t->addrlen);
+						   r->t->addrlen, 0);
 		if (c && send_on(q, c) < 0) {
 			ig_http_client_close(c);
 			c = NULL;

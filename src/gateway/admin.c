@@ -1,16 +1,14 @@
-/* The admin listener, on the control thread: Prometheus /metrics, a
- * /healthz for probes, and /pools, a JSON view of pools, endpoints and
- * their latest metrics. */
+#include "gateway/admin.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "gateway/gw.h"
+#include "gateway/metrics.h"
+#include "gateway/snapshot.h"
 #include "json/json.h"
-
-static struct ig_http_server *admin;
 
 /* A comma-separated adapter list as a JSON array. */
 static void write_adapters(struct ig_buf *b, const char *text)
@@ -55,8 +53,8 @@ static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 			ig_buf_printf(b,
 				      "{\"address\":\"%s\",\"waiting\":%lld,\"running\":%lld,"
 				      "\"kv_cache_usage\":%.6g,\"max_lora\":%lld,",
-				      ep->addr, (long long)m.waiting, (long long)m.running, m.kv_usage,
-				      (long long)m.max_active);
+				      ep->addr, (long long)m.waiting, (long long)m.running,
+				      m.kv_usage, (long long)m.max_active);
 			ig_buf_append_cstr(b, "\"running_adapters\":");
 			write_adapters(b, m.running_text);
 			ig_buf_append_cstr(b, ",\"waiting_adapters\":");
@@ -67,7 +65,7 @@ static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 			else
 				ig_buf_append_cstr(b, ",\"metrics_age_ms\":null");
 			ig_buf_printf(b, ",\"in_flight\":%ld,\"requests_total\":%lu}",
-				      atomic_load(&ep->inflight), atomic_load(&ep->requests_total));
+				      ig_endpoint_inflight(ep), ig_endpoint_requests(ep));
 		}
 		ig_buf_append_cstr(b, "]");
 		struct ig_prefix_stats st;
@@ -77,7 +75,8 @@ static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 			      "\"hit_ratio\":%.4f}}",
 			      (unsigned long long)st.entries, (unsigned long long)st.bytes,
 			      (unsigned long long)st.lookups,
-			      st.lookup_blocks ? (double)st.hit_blocks / (double)st.lookup_blocks : 0.0);
+			      st.lookup_blocks ? (double)st.hit_blocks / (double)st.lookup_blocks
+					       : 0.0);
 	}
 	ig_buf_append_cstr(b, "]}\n");
 }
@@ -91,13 +90,13 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 	if (!get) {
 		ig_http_respond_error(ex, 405, "invalid_request_error", NULL, "method not allowed");
 	} else if (ig_str_eq_cstr(path, "/metrics")) {
-		ig_gw_metrics_render(gw, &b);
+		ig_gw_metrics_render(gw->metrics, gw->snap, &b);
 		ig_http_respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len,
 				NULL, 0);
 	} else if (ig_str_eq_cstr(path, "/healthz")) {
 		bool draining = atomic_load(&gw->draining);
-		ig_http_respond(ex, draining ? 503 : 200, "text/plain", draining ? "draining\n" : "ok\n",
-				draining ? 9 : 3, NULL, 0);
+		ig_http_respond(ex, draining ? 503 : 200, "text/plain",
+				draining ? "draining\n" : "ok\n", draining ? 9 : 3, NULL, 0);
 	} else if (ig_str_eq_cstr(path, "/pools")) {
 		render_pools(gw, &b);
 		ig_http_respond(ex, 200, "application/json", b.ptr, b.len, NULL, 0);
@@ -121,8 +120,8 @@ int ig_admin_start(struct ig_gateway_rt *gw, const char *hostport)
 		ig_err("admin: cannot listen on %s:%d: %s", host, port, strerror(-fd));
 		return -1;
 	}
-	admin = ig_http_server_new(&gw->ctl, fd, NULL, handle, gw);
-	if (!admin) {
+	gw->admin = ig_http_server_new(&gw->ctl, fd, NULL, handle, gw);
+	if (!gw->admin) {
 		close(fd);
 		return -1;
 	}
@@ -130,8 +129,8 @@ int ig_admin_start(struct ig_gateway_rt *gw, const char *hostport)
 	return 0;
 }
 
-void ig_admin_stop(void)
+void ig_admin_stop(struct ig_gateway_rt *gw)
 {
-	ig_http_server_free(admin);
-	admin = NULL;
+	ig_http_server_free(gw->admin);
+	gw->admin = NULL;
 }

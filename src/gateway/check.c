@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "gateway/gw.h"
+#include "gateway/snapshot.h"
 
 static void usage(FILE *f)
 {
@@ -24,10 +24,13 @@ static void summary(const struct ig_config *c)
 		size_t n;
 		const char *kind;
 	} counts[] = {
-		{c->ngateways, "Gateway"},	    {c->nroutes, "HTTPRoute"},
-		{c->npools, "InferencePool"},	    {c->nmodels, "InferenceModel"},
-		{c->nobjectives, "InferenceObjective"}, {c->npods, "Pod"},
-		{c->ndeployments, "Deployment"},
+	    {c->ngateways, "Gateway"},
+	    {c->nroutes, "HTTPRoute"},
+	    {c->npools, "InferencePool"},
+	    {c->nmodels, "InferenceModel"},
+	    {c->nobjectives, "InferenceObjective"},
+	    {c->npods, "Pod"},
+	    {c->ndeployments, "Deployment"},
 	};
 	size_t total = 0;
 	const char *sep = ": ";
@@ -79,7 +82,8 @@ int ig_check_main(int argc, char **argv)
 			usage(stderr);
 			goto out;
 		} else {
-			fprintf(stderr, "infergate check: unexpected argument '%s' (use -f PATH)\n", a);
+			fprintf(stderr, "infergate check: unexpected argument '%s' (use -f PATH)\n",
+				a);
 			goto out;
 		}
 	}

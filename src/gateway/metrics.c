@@ -1,38 +1,37 @@
 /* The gateway's own metrics, under GIE v0.2.0's names (gie-reference
- * §3.8) plus inference_pool_ready_pods. Request metrics are updated by the
- * workers through the lock-free registry; pool gauges are computed from
- * the current snapshot when /metrics is rendered (control thread). */
-#include <pthread.h>
-#include <stdio.h>
+ * §3.8) plus inference_pool_ready_pods and GIE v1.5's objective and
+ * scheduler families. */
+#include "gateway/metrics.h"
 
-#include "gateway/gw.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gateway/snapshot.h"
 #include "metrics/registry.h"
 
-static struct ig_registry *reg;
-static struct ig_metric_family *req_total, *req_errors, *req_duration, *req_sizes, *resp_sizes,
-	*in_tokens_h, *out_tokens_h;
-static struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
-	*obj_out_tokens, *sched_e2e;
-static struct ig_gateway_rt *gw_for_gauges;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+struct ig_gw_metrics {
+	struct ig_registry *reg;
+	struct ig_metric_family *req_total, *req_errors, *req_duration, *req_sizes, *resp_sizes,
+	    *in_tokens_h, *out_tokens_h;
+	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
+	    *obj_out_tokens, *sched_e2e;
+	/* The snapshot the gauges of the render in progress read (the
+	 * registry runs one render at a time). */
+	const struct ig_snapshot *render_snap;
+};
 
-static const double duration_bounds[] = {
-	0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20,
-	30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600};
-static const double response_size_bounds[] = {1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048,
-					      4096, 8192, 16384, 32778, 65536};
-static double request_size_bounds[64];
-static size_t n_request_size_bounds;
-static double input_token_bounds[32];
-static size_t n_input_token_bounds;
-static double output_token_bounds[32];
-static size_t n_output_token_bounds;
+static const double duration_bounds[] = {0.005, 0.025, 0.05, 0.1, 0.2,	0.4,  0.6,  0.8, 1.0,
+					 1.25,	1.5,   2,    3,	  4,	5,    6,    8,	 10,
+					 15,	20,    30,   45,  60,	120,  180,  240, 300,
+					 360,	480,   600,  900, 1200, 1800, 2700, 3600};
+static const double response_size_bounds[] = {1,    8,	  16,	32,   64,    128,   256,  512,
+					      1024, 2048, 4096, 8192, 16384, 32778, 65536};
 
 enum pool_gauge { KV, QUEUE, READY, RUNNING };
 
-static void pool_gauges(struct ig_metric_family *f, enum pool_gauge what)
+static void pool_gauges(struct ig_gw_metrics *gm, struct ig_metric_family *f, enum pool_gauge what)
 {
-	struct ig_snapshot *s = gw_for_gauges ? gw_for_gauges->snap : NULL;
+	const struct ig_snapshot *s = gm->render_snap;
 	if (!s)
 		return;
 	for (size_t p = 0; p < s->npools; p++) {
@@ -41,7 +40,9 @@ static void pool_gauges(struct ig_metric_family *f, enum pool_gauge what)
 		for (size_t e = 0; e < rt->neps; e++) {
 			struct ig_endpoint_metrics m;
 			ig_endpoint_read_metrics(rt->eps[e], &m);
-			sum += what == KV ? m.kv_usage : what == RUNNING ? (double)m.running : (double)m.waiting;
+			sum += what == KV	 ? m.kv_usage
+			       : what == RUNNING ? (double)m.running
+						 : (double)m.waiting;
 		}
 		double v = what == READY ? (double)rt->neps : rt->neps ? sum / (double)rt->neps : 0;
 		if (what == QUEUE)
@@ -55,26 +56,26 @@ static void pool_gauges(struct ig_metric_family *f, enum pool_gauge what)
 
 static void kv_fn(void *ctx, struct ig_metric_family *f)
 {
-	pool_gauges(f, KV);
+	pool_gauges(ctx, f, KV);
 }
 static void queue_fn(void *ctx, struct ig_metric_family *f)
 {
-	pool_gauges(f, QUEUE);
+	pool_gauges(ctx, f, QUEUE);
 }
 static void ready_fn(void *ctx, struct ig_metric_family *f)
 {
-	pool_gauges(f, READY);
+	pool_gauges(ctx, f, READY);
 }
 static void running_fn(void *ctx, struct ig_metric_family *f)
 {
-	pool_gauges(f, RUNNING);
+	pool_gauges(ctx, f, RUNNING);
 }
 
 /* The prefix indexes of every pool, summed. */
-static void prefix_stats(struct ig_prefix_stats *sum)
+static void prefix_stats(struct ig_gw_metrics *gm, struct ig_prefix_stats *sum)
 {
 	*sum = (struct ig_prefix_stats){0};
-	struct ig_snapshot *s = gw_for_gauges ? gw_for_gauges->snap : NULL;
+	const struct ig_snapshot *s = gm->render_snap;
 	for (size_t p = 0; s && p < s->npools; p++) {
 		struct ig_prefix_stats st;
 		ig_scheduler_prefix_stats(s->pools[p].sched->s, &st);
@@ -88,7 +89,7 @@ static void prefix_stats(struct ig_prefix_stats *sum)
 static void indexer_size_fn(void *ctx, struct ig_metric_family *f)
 {
 	struct ig_prefix_stats st;
-	prefix_stats(&st);
+	prefix_stats(ctx, &st);
 	struct ig_series *s = ig_metrics_series(f, NULL);
 	if (s)
 		ig_gauge_set(s, (double)st.entries);
@@ -96,14 +97,20 @@ static void indexer_size_fn(void *ctx, struct ig_metric_family *f)
 static void indexer_hit_fn(void *ctx, struct ig_metric_family *f)
 {
 	struct ig_prefix_stats st;
-	prefix_stats(&st);
+	prefix_stats(ctx, &st);
 	struct ig_series *s = ig_metrics_series(f, NULL);
 	if (s)
-		ig_gauge_set(s, st.lookup_blocks ? (double)st.hit_blocks / (double)st.lookup_blocks : 0);
+		ig_gauge_set(s, st.lookup_blocks ? (double)st.hit_blocks / (double)st.lookup_blocks
+						 : 0);
 }
 
-static void init(void)
+struct ig_gw_metrics *ig_gw_metrics_new(void)
 {
+	struct ig_gw_metrics *gm = calloc(1, sizeof *gm);
+	if (!gm)
+		return NULL;
+	double request_size_bounds[64], input_token_bounds[32], output_token_bounds[32];
+	size_t n_request_size_bounds = 0, n_input_token_bounds = 0, n_output_token_bounds = 0;
 	/* Request sizes: 64..65536 by 2, 131072..8388608 by 2, 16 MiB..1 GiB by 2. */
 	for (double b = 64; b <= 1073741824.0; b *= 2)
 		request_size_bounds[n_request_size_bounds++] = b;
@@ -115,110 +122,157 @@ static void init(void)
 	for (double b = 1; b <= 8192; b = b == 1 ? 8 : b * 2)
 		output_token_bounds[n_output_token_bounds++] = b;
 
-	reg = ig_registry_new();
+	struct ig_registry *reg = gm->reg = ig_registry_new();
+	if (!reg) {
+		free(gm);
+		return NULL;
+	}
 	const char *mt[] = {"model_name", "target_model_name"};
 	const char *mte[] = {"model_name", "target_model_name", "error_code"};
 	const char *name[] = {"name"};
-	req_total = ig_metrics_counter(reg, "inference_model_request_total",
-				       "[ALPHA] Counter of inference model requests broken out for each model and target model.", mt, 2);
-	req_errors = ig_metrics_counter(reg, "inference_model_request_error_total",
-					"[ALPHA] Counter of inference model requests errors broken out for each model and target model.", mte, 3);
-	req_duration = ig_metrics_histogram(reg, "inference_model_request_duration_seconds",
-					    "[ALPHA] Inference model response latency distribution in seconds for each model and target model.", mt, 2,
-					    duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
-	req_sizes = ig_metrics_histogram(reg, "inference_model_request_sizes",
-					 "[ALPHA] Inference model requests size distribution in bytes for each model and target model.", mt, 2,
-					 request_size_bounds, n_request_size_bounds);
-	resp_sizes = ig_metrics_histogram(reg, "inference_model_response_sizes",
-					  "[ALPHA] Inference model responses size distribution in bytes for each model and target model.", mt, 2,
-					  response_size_bounds, sizeof response_size_bounds / sizeof response_size_bounds[0]);
-	in_tokens_h = ig_metrics_histogram(reg, "inference_model_input_tokens",
-					   "[ALPHA] Inference model input token count distribution for requests in each model.", mt, 2,
-					   input_token_bounds, n_input_token_bounds);
-	out_tokens_h = ig_metrics_histogram(reg, "inference_model_output_tokens",
-					    "[ALPHA] Inference model output token count distribution for requests in each model.", mt, 2,
-					    output_token_bounds, n_output_token_bounds);
-	ig_metrics_gauge_fn(reg, "inference_pool_average_kv_cache_utilization",
-			    "[ALPHA] The average kv cache utilization for an inference server pool.", name, 1, kv_fn, NULL);
-	ig_metrics_gauge_fn(reg, "inference_pool_average_queue_size",
-			    "[ALPHA] The average number of requests pending in the model server queue.", name, 1, queue_fn, NULL);
+	gm->req_total = ig_metrics_counter(reg, "inference_model_request_total",
+					   "[ALPHA] Counter of inference model requests broken out "
+					   "for each model and target model.",
+					   mt, 2);
+	gm->req_errors = ig_metrics_counter(reg, "inference_model_request_error_total",
+					    "[ALPHA] Counter of inference model requests errors "
+					    "broken out for each model and target model.",
+					    mte, 3);
+	gm->req_duration = ig_metrics_histogram(
+	    reg, "inference_model_request_duration_seconds",
+	    "[ALPHA] Inference model response latency distribution in seconds for each model and "
+	    "target model.",
+	    mt, 2, duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
+	gm->req_sizes = ig_metrics_histogram(reg, "inference_model_request_sizes",
+					     "[ALPHA] Inference model requests size distribution "
+					     "in bytes for each model and target model.",
+					     mt, 2, request_size_bounds, n_request_size_bounds);
+	gm->resp_sizes =
+	    ig_metrics_histogram(reg, "inference_model_response_sizes",
+				 "[ALPHA] Inference model responses size distribution in bytes for "
+				 "each model and target model.",
+				 mt, 2, response_size_bounds,
+				 sizeof response_size_bounds / sizeof response_size_bounds[0]);
+	gm->in_tokens_h = ig_metrics_histogram(
+	    reg, "inference_model_input_tokens",
+	    "[ALPHA] Inference model input token count distribution for requests in each model.",
+	    mt, 2, input_token_bounds, n_input_token_bounds);
+	gm->out_tokens_h = ig_metrics_histogram(
+	    reg, "inference_model_output_tokens",
+	    "[ALPHA] Inference model output token count distribution for requests in each model.",
+	    mt, 2, output_token_bounds, n_output_token_bounds);
+	ig_metrics_gauge_fn(
+	    reg, "inference_pool_average_kv_cache_utilization",
+	    "[ALPHA] The average kv cache utilization for an inference server pool.", name, 1,
+	    kv_fn, gm);
+	ig_metrics_gauge_fn(
+	    reg, "inference_pool_average_queue_size",
+	    "[ALPHA] The average number of requests pending in the model server queue.", name, 1,
+	    queue_fn, gm);
 	ig_metrics_gauge_fn(reg, "inference_pool_ready_pods",
-			    "[ALPHA] The number of ready pods in the inference server pool.", name, 1, ready_fn, NULL);
-	ig_metrics_gauge_fn(reg, "inference_pool_average_running_requests",
-			    "[ALPHA] The average number of requests running on the model servers of the pool.", name, 1, running_fn, NULL);
+			    "[ALPHA] The number of ready pods in the inference server pool.", name,
+			    1, ready_fn, gm);
+	ig_metrics_gauge_fn(
+	    reg, "inference_pool_average_running_requests",
+	    "[ALPHA] The average number of requests running on the model servers of the pool.",
+	    name, 1, running_fn, gm);
 	/* GIE v1.5 names. */
 	const char *mtp[] = {"model_name", "target_model_name", "priority"};
 	const char *mtpe[] = {"model_name", "target_model_name", "priority", "error_code"};
-	obj_total = ig_metrics_counter(reg, "inference_objective_request_total",
-				       "[ALPHA] Counter of inference objective requests broken out for each model and target model.", mtp, 3);
-	obj_errors = ig_metrics_counter(reg, "inference_objective_request_error_total",
-					"[ALPHA] Counter of inference objective requests errors broken out for each model and target model.", mtpe, 4);
-	obj_duration = ig_metrics_histogram(reg, "inference_objective_request_duration_seconds",
-					    "[ALPHA] Inference objective response latency distribution in seconds for each model and target model.", mt, 2,
-					    duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
-	obj_in_tokens = ig_metrics_histogram(reg, "inference_objective_input_tokens",
-					     "[ALPHA] Inference objective input token count distribution for requests in each model.", mt, 2,
-					     input_token_bounds, n_input_token_bounds);
-	obj_out_tokens = ig_metrics_histogram(reg, "inference_objective_output_tokens",
-					      "[ALPHA] Inference objective output token count distribution for requests in each model.", mt, 2,
-					      output_token_bounds, n_output_token_bounds);
-	static const double sched_bounds[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1};
-	sched_e2e = ig_metrics_histogram(reg, "inference_extension_scheduler_e2e_duration_seconds",
-					 "[ALPHA] End-to-end scheduling latency distribution in seconds.", NULL, 0,
-					 sched_bounds, sizeof sched_bounds / sizeof sched_bounds[0]);
+	gm->obj_total = ig_metrics_counter(reg, "inference_objective_request_total",
+					   "[ALPHA] Counter of inference objective requests broken "
+					   "out for each model and target model.",
+					   mtp, 3);
+	gm->obj_errors = ig_metrics_counter(reg, "inference_objective_request_error_total",
+					    "[ALPHA] Counter of inference objective requests "
+					    "errors broken out for each model and target model.",
+					    mtpe, 4);
+	gm->obj_duration = ig_metrics_histogram(
+	    reg, "inference_objective_request_duration_seconds",
+	    "[ALPHA] Inference objective response latency distribution in seconds for each model "
+	    "and target model.",
+	    mt, 2, duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
+	gm->obj_in_tokens = ig_metrics_histogram(reg, "inference_objective_input_tokens",
+						 "[ALPHA] Inference objective input token count "
+						 "distribution for requests in each model.",
+						 mt, 2, input_token_bounds, n_input_token_bounds);
+	gm->obj_out_tokens =
+	    ig_metrics_histogram(reg, "inference_objective_output_tokens",
+				 "[ALPHA] Inference objective output token count distribution for "
+				 "requests in each model.",
+				 mt, 2, output_token_bounds, n_output_token_bounds);
+	static const double sched_bounds[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002,
+					      0.005,  0.01,   0.02,   0.05,  0.1};
+	gm->sched_e2e = ig_metrics_histogram(
+	    reg, "inference_extension_scheduler_e2e_duration_seconds",
+	    "[ALPHA] End-to-end scheduling latency distribution in seconds.", NULL, 0, sched_bounds,
+	    sizeof sched_bounds / sizeof sched_bounds[0]);
 	ig_metrics_gauge_fn(reg, "inference_extension_prefix_indexer_size",
-			    "[ALPHA] Size of the prefix indexer (entries).", NULL, 0, indexer_size_fn, NULL);
-	ig_metrics_gauge_fn(reg, "inference_extension_prefix_indexer_hit_ratio",
-			    "[ALPHA] Ratio of prefix blocks found in the prefix indexer to blocks looked up.", NULL, 0, indexer_hit_fn, NULL);
+			    "[ALPHA] Size of the prefix indexer (entries).", NULL, 0,
+			    indexer_size_fn, gm);
+	ig_metrics_gauge_fn(
+	    reg, "inference_extension_prefix_indexer_hit_ratio",
+	    "[ALPHA] Ratio of prefix blocks found in the prefix indexer to blocks looked up.", NULL,
+	    0, indexer_hit_fn, gm);
+	return gm;
 }
 
-void ig_gw_metrics_request(const char *model, const char *target, int status, double seconds,
-			   size_t req_bytes, size_t resp_bytes, long in_tokens, long out_tokens)
+void ig_gw_metrics_free(struct ig_gw_metrics *gm)
 {
-	pthread_once(&once, init);
+	if (!gm)
+		return;
+	ig_registry_free(gm->reg);
+	free(gm);
+}
+
+void ig_gw_metrics_request(struct ig_gw_metrics *gm, const char *model, const char *target,
+			   int status, double seconds, size_t req_bytes, size_t resp_bytes,
+			   long in_tokens, long out_tokens)
+{
 	const char *mt[] = {model, target};
 	if (status >= 400 || status == 0) {
 		char code[16];
 		snprintf(code, sizeof code, "%d", status);
 		const char *mte[] = {model, target, code};
-		struct ig_series *e = ig_metrics_series(req_errors, mte);
+		struct ig_series *e = ig_metrics_series(gm->req_errors, mte);
 		if (e)
 			ig_counter_add(e, 1);
 		return;
 	}
 	struct ig_series *s;
-	if ((s = ig_metrics_series(req_total, mt)))
+	if ((s = ig_metrics_series(gm->req_total, mt)))
 		ig_counter_add(s, 1);
-	if ((s = ig_metrics_series(req_duration, mt)))
+	if ((s = ig_metrics_series(gm->req_duration, mt)))
 		ig_hist_observe(s, seconds);
-	if ((s = ig_metrics_series(req_sizes, mt)))
+	if ((s = ig_metrics_series(gm->req_sizes, mt)))
 		ig_hist_observe(s, (double)req_bytes);
-	if ((s = ig_metrics_series(resp_sizes, mt)))
+	if ((s = ig_metrics_series(gm->resp_sizes, mt)))
 		ig_hist_observe(s, (double)resp_bytes);
-	if (in_tokens > 0 && (s = ig_metrics_series(in_tokens_h, mt)))
+	if (in_tokens > 0 && (s = ig_metrics_series(gm->in_tokens_h, mt)))
 		ig_hist_observe(s, (double)in_tokens);
-	if (out_tokens > 0 && (s = ig_metrics_series(out_tokens_h, mt)))
+	if (out_tokens > 0 && (s = ig_metrics_series(gm->out_tokens_h, mt)))
 		ig_hist_observe(s, (double)out_tokens);
 }
 
-void ig_gw_metrics_render(struct ig_gateway_rt *gw, struct ig_buf *out)
+void ig_gw_metrics_render(struct ig_gw_metrics *gm, const struct ig_snapshot *snap,
+			  struct ig_buf *out)
 {
-	pthread_once(&once, init);
-	gw_for_gauges = gw;
-	ig_registry_render(reg, out);
+	gm->render_snap = snap;
+	ig_registry_render(gm->reg, out);
+	gm->render_snap = NULL;
 }
 
-void ig_gw_metrics_objective(const char *model, const char *target, int priority, int status,
-			     double seconds, long in_tokens, long out_tokens)
+void ig_gw_metrics_objective(struct ig_gw_metrics *gm, const char *model, const char *target,
+			     int priority, int status, double seconds, long in_tokens,
+			     long out_tokens)
 {
-	pthread_once(&once, init);
 	char prio[16];
 	snprintf(prio, sizeof prio, "%d", priority);
 	if (status >= 400 || status == 0) {
 		char code[16];
 		snprintf(code, sizeof code, "%d", status);
 		const char *l[] = {model, target, prio, code};
-		struct ig_series *e = ig_metrics_series(obj_errors, l);
+		struct ig_series *e = ig_metrics_series(gm->obj_errors, l);
 		if (e)
 			ig_counter_add(e, 1);
 		return;
@@ -226,20 +280,19 @@ void ig_gw_metrics_objective(const char *model, const char *target, int priority
 	const char *l[] = {model, target, prio};
 	const char *mt[] = {model, target};
 	struct ig_series *s;
-	if ((s = ig_metrics_series(obj_total, l)))
+	if ((s = ig_metrics_series(gm->obj_total, l)))
 		ig_counter_add(s, 1);
-	if ((s = ig_metrics_series(obj_duration, mt)))
+	if ((s = ig_metrics_series(gm->obj_duration, mt)))
 		ig_hist_observe(s, seconds);
-	if (in_tokens > 0 && (s = ig_metrics_series(obj_in_tokens, mt)))
+	if (in_tokens > 0 && (s = ig_metrics_series(gm->obj_in_tokens, mt)))
 		ig_hist_observe(s, (double)in_tokens);
-	if (out_tokens > 0 && (s = ig_metrics_series(obj_out_tokens, mt)))
+	if (out_tokens > 0 && (s = ig_metrics_series(gm->obj_out_tokens, mt)))
 		ig_hist_observe(s, (double)out_tokens);
 }
 
-void ig_gw_metrics_scheduler(double seconds)
+void ig_gw_metrics_scheduler(struct ig_gw_metrics *gm, double seconds)
 {
-	pthread_once(&once, init);
-	struct ig_series *s = ig_metrics_series(sched_e2e, NULL);
+	struct ig_series *s = ig_metrics_series(gm->sched_e2e, NULL);
 	if (s)
 		ig_hist_observe(s, seconds);
 }

@@ -9,7 +9,7 @@
 #include <xxhash.h>
 
 #include "core/buf.h"
-#include "gateway/gw.h"
+#include "gateway/snapshot.h"
 
 static int read_file(const char *path, struct ig_buf *out)
 {
@@ -33,11 +33,11 @@ static void add_diag(struct ig_diags *d, const char *file, const char *msg)
 		return;
 	d->items = n;
 	d->items[d->n++] = (struct ig_diag){
-		.file = strdup(file), .line = 0, .path = strdup(""), .msg = strdup(msg)};
+	    .file = strdup(file), .line = 0, .path = strdup(""), .msg = strdup(msg)};
 }
 
-int ig_gw_load_picker(const struct ig_config *cfg, const char *file,
-		      struct ig_picker_config **out, uint64_t *hash, struct ig_diags *diags)
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file, struct ig_picker_config **out,
+		      uint64_t *hash, struct ig_diags *diags)
 {
 	*out = NULL;
 	if (file) {
@@ -60,8 +60,8 @@ int ig_gw_load_picker(const struct ig_config *cfg, const char *file,
 	if (cfg->npicker_docs > 1) {
 		const struct ig_raw_doc *d = &cfg->picker_docs[1];
 		char msg[256];
-		snprintf(msg, sizeof msg, "a second EndpointPickerConfig (line %d): only one is allowed",
-			 d->line);
+		snprintf(msg, sizeof msg,
+			 "a second EndpointPickerConfig (line %d): only one is allowed", d->line);
 		add_diag(diags, d->file, msg);
 		return -1;
 	}

@@ -1,22 +1,30 @@
-/* Session affinity: which endpoint served a session last. A fixed-size
- * table indexed by the session's hash, shared by the workers; a newer
- * session that lands on a taken slot replaces the older one, so memory is
- * bounded whatever the clients send. Striped locks keep contention low. */
-#include <pthread.h>
+#include "gateway/sessions.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
 #include <xxhash.h>
 
-#include "gateway/gw.h"
-
 #define SLOTS 65536u
-#define STRIPES 64u
 
 struct slot {
-	uint64_t session;
-	uint64_t endpoint;
+	atomic_uint_least64_t session;
+	atomic_uint_least64_t endpoint;
 };
 
-static struct slot table[SLOTS];
-static pthread_mutex_t locks[STRIPES] = {[0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
+struct ig_sessions {
+	struct slot table[SLOTS];
+};
+
+struct ig_sessions *ig_sessions_new(void)
+{
+	return calloc(1, sizeof(struct ig_sessions));
+}
+
+void ig_sessions_free(struct ig_sessions *s)
+{
+	free(s);
+}
 
 static uint64_t session_hash(struct ig_str s)
 {
@@ -24,23 +32,27 @@ static uint64_t session_hash(struct ig_str s)
 	return h ? h : 1; /* 0 marks an empty slot */
 }
 
-uint64_t ig_session_lookup(struct ig_str session)
+uint64_t ig_session_lookup(struct ig_sessions *s, struct ig_str session)
 {
 	uint64_t h = session_hash(session);
-	size_t i = h & (SLOTS - 1);
-	pthread_mutex_t *l = &locks[i % STRIPES];
-	pthread_mutex_lock(l);
-	uint64_t ep = table[i].session == h ? table[i].endpoint : 0;
-	pthread_mutex_unlock(l);
-	return ep;
+	struct slot *sl = &s->table[h & (SLOTS - 1)];
+	/* The endpoint is read between two reads of the session: a writer
+	 * replacing the slot in between makes them differ. */
+	uint64_t a = atomic_load_explicit(&sl->session, memory_order_acquire);
+	uint64_t ep = atomic_load_explicit(&sl->endpoint, memory_order_acquire);
+	uint64_t b = atomic_load_explicit(&sl->session, memory_order_acquire);
+	return a == h && b == h ? ep : 0;
 }
 
-void ig_session_store(struct ig_str session, uint64_t endpoint_key)
+void ig_session_store(struct ig_sessions *s, struct ig_str session, uint64_t endpoint_key)
 {
 	uint64_t h = session_hash(session);
-	size_t i = h & (SLOTS - 1);
-	pthread_mutex_t *l = &locks[i % STRIPES];
-	pthread_mutex_lock(l);
-	table[i] = (struct slot){h, endpoint_key};
-	pthread_mutex_unlock(l);
+	struct slot *sl = &s->table[h & (SLOTS - 1)];
+	/* Most requests of a session land where it already is: no write. */
+	if (atomic_load_explicit(&sl->session, memory_order_relaxed) == h &&
+	    atomic_load_explicit(&sl->endpoint, memory_order_relaxed) == endpoint_key)
+		return;
+	atomic_store_explicit(&sl->session, 0, memory_order_release);
+	atomic_store_explicit(&sl->endpoint, endpoint_key, memory_order_release);
+	atomic_store_explicit(&sl->session, h, memory_order_release);
 }

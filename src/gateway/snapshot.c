@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "gateway/gw.h"
+#include "gateway/snapshot.h"
 #include "sched/picker.h"
 
 static struct ig_port_rt *port_for(struct ig_snapshot *s, int port)
@@ -41,7 +41,7 @@ static int add_listeners(struct ig_snapshot *s)
 			if (!p)
 				return -1;
 			struct ig_listener_rt *n =
-				realloc(p->listeners, (p->nlisteners + 1) * sizeof *n);
+			    realloc(p->listeners, (p->nlisteners + 1) * sizeof *n);
 			if (!n)
 				return -1;
 			p->listeners = n;
@@ -90,7 +90,8 @@ static void sched_put(struct ig_sched_ref *r)
 	}
 }
 
-static int add_pools(struct ig_snapshot *s, const struct ig_snapshot *prev)
+static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
+		     const struct ig_snapshot *prev)
 {
 	const struct ig_config *cfg = s->cfg;
 	s->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof *s->pools);
@@ -114,12 +115,15 @@ static int add_pools(struct ig_snapshot *s, const struct ig_snapshot *prev)
 				char addr[96];
 				const char *ip = cfg->pods[p].ip;
 				if (strchr(ip, ':'))
-					snprintf(addr, sizeof addr, "[%s]:%d", ip, pool->target_ports[k]);
+					snprintf(addr, sizeof addr, "[%s]:%d", ip,
+						 pool->target_ports[k]);
 				else
-					snprintf(addr, sizeof addr, "%s:%d", ip, pool->target_ports[k]);
-				struct ig_endpoint *ep = ig_endpoint_get(addr);
+					snprintf(addr, sizeof addr, "%s:%d", ip,
+						 pool->target_ports[k]);
+				struct ig_endpoint *ep = ig_endpoint_get(reg, addr);
 				if (!ep) {
-					ig_warn("pool %s: bad endpoint address %s", pool->meta.name, addr);
+					ig_warn("pool %s: bad endpoint address %s", pool->meta.name,
+						addr);
 					continue;
 				}
 				bool dup = false;
@@ -135,9 +139,9 @@ static int add_pools(struct ig_snapshot *s, const struct ig_snapshot *prev)
 	return 0;
 }
 
-struct ig_snapshot *ig_snapshot_build(struct ig_config *cfg, struct ig_picker_config *picker,
-				      uint64_t picker_hash, const struct ig_snapshot *prev,
-				      uint64_t generation)
+struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config *cfg,
+				      struct ig_picker_config *picker, uint64_t picker_hash,
+				      const struct ig_snapshot *prev, uint64_t generation)
 {
 	struct ig_snapshot *s = calloc(1, sizeof *s);
 	if (!s) {
@@ -154,7 +158,7 @@ struct ig_snapshot *ig_snapshot_build(struct ig_config *cfg, struct ig_picker_co
 	if (fc)
 		s->flow = *fc;
 	s->flow_control = ig_picker_config_feature(picker, "flowControl");
-	if (add_listeners(s) < 0 || add_pools(s, prev) < 0) {
+	if (add_listeners(s) < 0 || add_pools(s, reg, prev) < 0) {
 		ig_snapshot_unref(s);
 		return NULL;
 	}
@@ -200,4 +204,21 @@ const struct ig_port_rt *ig_snapshot_port(const struct ig_snapshot *s, int port)
 		if (s->ports[i].port == port)
 			return &s->ports[i];
 	return NULL;
+}
+
+struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *n)
+{
+	size_t total = 0;
+	for (size_t p = 0; p < s->npools; p++)
+		total += s->pools[p].neps;
+	*n = 0;
+	if (!total)
+		return NULL;
+	struct ig_endpoint **v = malloc(total * sizeof *v);
+	if (!v)
+		return NULL;
+	for (size_t p = 0; p < s->npools; p++)
+		for (size_t e = 0; e < s->pools[p].neps; e++)
+			v[(*n)++] = s->pools[p].eps[e];
+	return v;
 }

@@ -1,38 +1,37 @@
-/* Worker threads: each runs its own event loop with its own listening
- * sockets (SO_REUSEPORT spreads connections among them) and its own pool of
- * idle upstream connections, so the request path takes no lock. The
- * control thread talks to a worker only by posting to its loop. */
+#include "gateway/worker.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/arena.h"
 #include "core/log.h"
-#include "gateway/gw.h"
-#include "http/client.h"
-
-#define IDLE_MAX 1024
-
-/* The drain re-check of this worker thread. Thread-local, so each worker
- * has its own without a field in struct ig_worker. */
-static _Thread_local struct ig_timer drain_recheck;
+#include "gateway/proxy.h"
+#include "gateway/snapshot.h"
 
 static void *worker_main(void *arg)
 {
 	struct ig_worker *w = arg;
 	ig_loop_run(&w->loop);
-	/* The timer lives in this thread's storage: out of the heap before the
-	 * thread ends (the loop may have been stopped by the grace period). */
-	ig_timer_stop(&w->loop, &drain_recheck);
+	ig_arena_thread_cleanup();
 	return NULL;
 }
 
-int ig_worker_start(struct ig_worker *w)
+int ig_worker_init(struct ig_worker *w, struct ig_gateway_rt *gw, int id)
 {
+	w->id = id;
+	w->gw = gw;
 	int rc = ig_loop_init(&w->loop);
 	if (rc < 0)
 		return rc;
 	w->loop.data = w;
+	w->upstreams = ig_upstreams_new(&w->loop, &gw->opt.upstream);
+	return w->upstreams ? 0 : -ENOMEM;
+}
+
+int ig_worker_start(struct ig_worker *w)
+{
 	return -pthread_create(&w->thread, NULL, worker_main, w);
 }
 
@@ -50,7 +49,7 @@ static void sync_listeners(struct ig_worker *w)
 	struct ig_snapshot *s = w->snap;
 	for (size_t i = 0; i < w->nslots; i++) {
 		struct ig_listen_slot *slot = &w->slots[i];
-		if (slot->server && !ig_snapshot_port(s, slot->port)) {
+		if (slot->server && slot->port >= 0 && !ig_snapshot_port(s, slot->port)) {
 			ig_http_server_drain(slot->server);
 			slot->port = -1; /* retired: freed when the worker ends */
 		}
@@ -59,22 +58,22 @@ static void sync_listeners(struct ig_worker *w)
 		int port = s->ports[i].port;
 		if (find_slot(w, port))
 			continue;
+		if (w->nslots == IG_MAX_LISTEN_PORTS) {
+			ig_err("too many listening ports");
+			break;
+		}
 		int fd = ig_listen_tcp(w->gw->opt.bind, port, true, 1024);
 		if (fd < 0) {
 			ig_err("listen %s:%d: %s", w->gw->opt.bind, port, strerror(-fd));
 			continue;
 		}
-		/* Slots are allocated once with room for every port we may
-		 * serve, so pointers to them stay valid (see gateway_main). */
-		if (w->nslots == 64) {
-			ig_err("too many listening ports");
-			close(fd);
-			continue;
-		}
+		/* Slots never move (a fixed array), so a server's pointer to its
+		 * slot stays valid. */
 		struct ig_listen_slot *slot = &w->slots[w->nslots++];
 		slot->port = port;
 		slot->worker = w;
-		slot->server = ig_http_server_new(&w->loop, fd, &w->gw->opt.http, ig_proxy_handle, slot);
+		slot->server =
+		    ig_http_server_new(&w->loop, fd, &w->gw->opt.http, ig_proxy_handle, slot);
 		if (!slot->server) {
 			close(fd);
 			w->nslots--;
@@ -115,11 +114,11 @@ static void check_drained(struct ig_worker *w)
 	if (!w->draining || w->active != 0 || __atomic_load_n(&w->loop.stopping, __ATOMIC_ACQUIRE))
 		return;
 	if (connections_busy(w)) {
-		if (!ig_timer_armed(&drain_recheck))
-			ig_timer_start(&w->loop, &drain_recheck, 10, on_drain_recheck, w);
+		if (!ig_timer_armed(&w->drain_recheck))
+			ig_timer_start(&w->loop, &w->drain_recheck, 10, on_drain_recheck, w);
 		return;
 	}
-	ig_timer_stop(&w->loop, &drain_recheck);
+	ig_timer_stop(&w->loop, &w->drain_recheck);
 	ig_loop_stop(&w->loop);
 	atomic_fetch_add(&w->gw->workers_done, 1);
 }
@@ -136,6 +135,8 @@ static void do_drain(struct ig_loop *loop, void *arg)
 	for (size_t i = 0; i < w->nslots; i++)
 		if (w->slots[i].server)
 			ig_http_server_drain(w->slots[i].server);
+	if (w->upstreams)
+		ig_upstreams_close_idle(w->upstreams);
 	check_drained(w);
 }
 
@@ -150,61 +151,6 @@ void ig_worker_request_done(struct ig_worker *w)
 	check_drained(w);
 }
 
-struct ig_http_client *ig_worker_upstream(struct ig_worker *w, struct ig_endpoint *ep, bool *reused)
-{
-	/* Most recently parked first: the warmest connection. */
-	for (size_t i = w->nidle; i-- > 0;) {
-		if (w->idle[i].ep != ep)
-			continue;
-		struct ig_http_client *c = w->idle[i].client;
-		w->idle[i] = w->idle[--w->nidle];
-		if (ig_http_client_alive(c)) {
-			*reused = true;
-			return c;
-		}
-		ig_http_client_close(c);
-	}
-	*reused = false;
-	return ig_http_client_connect(&w->loop, (const struct sockaddr *)&ep->sa, ep->salen);
-}
-
-void ig_worker_release_upstream(struct ig_worker *w, struct ig_endpoint *ep,
-				struct ig_http_client *c)
-{
-	if (!ig_http_client_reusable(c) || w->draining) {
-		ig_http_client_close(c);
-		return;
-	}
-	/* Dead parked connections are dropped when looked up; sweep them only
-	 * when the pool is full, so a release costs nothing per request. */
-	if (w->nidle == IDLE_MAX) {
-		for (size_t i = 0; i < w->nidle;) {
-			if (!ig_http_client_alive(w->idle[i].client)) {
-				ig_http_client_close(w->idle[i].client);
-				w->idle[i] = w->idle[--w->nidle];
-			} else {
-				i++;
-			}
-		}
-	}
-	if (w->nidle == IDLE_MAX) {
-		ig_http_client_close(c);
-		return;
-	}
-	if (w->nidle == w->idle_cap) {
-		size_t cap = w->idle_cap ? w->idle_cap * 2 : 64;
-		struct ig_idle_conn *n = realloc(w->idle, cap * sizeof *n);
-		if (!n) {
-			ig_http_client_close(c);
-			return;
-		}
-		w->idle = n;
-		w->idle_cap = cap;
-	}
-	ig_http_client_park(c);
-	w->idle[w->nidle++] = (struct ig_idle_conn){ep, c};
-}
-
 void ig_worker_free(struct ig_worker *w)
 {
 	w->draining = true; /* posts still queued must not open listeners */
@@ -212,14 +158,15 @@ void ig_worker_free(struct ig_worker *w)
 		ig_http_server_free(w->slots[i].server);
 		w->slots[i].server = NULL; /* posts run below must not see it */
 	}
-	for (size_t i = 0; i < w->nidle; i++)
-		ig_http_client_close(w->idle[i].client);
-	free(w->idle);
+	ig_upstreams_free(w->upstreams);
+	w->upstreams = NULL;
 	ig_timer_stop(&w->loop, &w->queue_timer);
+	ig_timer_stop(&w->loop, &w->drain_recheck);
 	ig_flowq_free(w->queue);
 	w->queue = NULL;
 	/* Freeing the loop runs posts still queued (a snapshot, a drain);
 	 * the current snapshot is released after them so none is dropped twice. */
 	ig_loop_free(&w->loop);
 	ig_snapshot_unref(w->snap);
+	w->snap = NULL;
 }

@@ -2,47 +2,59 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
 
 #define MAX_RESP_HEAD (64 * 1024)
 #define MAX_RESP_HEADERS 100
-#define READ_CHUNK 65536
+#define READ_CHUNK (32 * 1024)
+#define MAX_PARTS 8
 
 enum client_state {
-	CL_CONNECTING,
-	CL_READY,   /* connected, no request */
-	CL_SENDING, /* request bytes going out (the response may already start) */
-	CL_HEAD,
-	CL_BODY,
-	CL_PARKED,
-	CL_DEAD,
+	CL_CONNECTING, /* no request yet, connect in progress */
+	CL_READY,      /* connected, no request */
+	CL_HEAD,       /* request going out or sent; waiting for the response head */
+	CL_BODY,       /* reading the response body */
+	CL_PARKED,     /* idle in a pool */
+	CL_DEAD,       /* failed or abandoned: waiting for the owner to close it */
 };
 
 struct ig_http_client {
 	struct ig_loop *loop;
 	struct ig_io io;
+	struct ig_timer timer;
 	enum client_state state;
-	bool connected, sent_all, paused, reused, got_byte, is_head, keep_alive, in_cb;
+	bool connected, sent_all, paused, reused, got_byte, is_head, keep_alive;
 	bool close_requested;
-	struct ig_buf out;
-	size_t out_off;
+	int in_cb; /* callbacks of ours on the stack */
+	int requests;
+	/* The request still to write: iov[iov_pos..iov_cnt). */
+	struct iovec iov[MAX_PARTS];
+	int iov_pos, iov_cnt;
 	struct ig_buf in;
-	struct ig_http_header hdrs[MAX_RESP_HEADERS];
-	struct ig_http_response res;
 	struct ig_http_framing framing;
 	struct ig_chunked_decoder chunked;
 	uint64_t body_left;
+	uint64_t connect_deadline_ns; /* 0: none */
+	uint64_t read_timeout_ns;     /* 0: none */
+	uint64_t last_ns;	      /* last progress either way */
 	const struct ig_http_client_cbs *cbs;
 	void *ud;
-	int requests;
+	ig_http_client_idle_cb idle_cb;
+	ig_http_client_connect_cb connect_cb;
+	void *owner_ud;
 };
 
 static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events);
+static void on_timer(struct ig_loop *loop, struct ig_timer *t);
 
 int ig_sockaddr_parse(const char *hostport, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -70,15 +82,31 @@ int ig_sockaddr_parse(const char *hostport, struct sockaddr_storage *ss, socklen
 
 static void client_free(struct ig_http_client *c)
 {
+	ig_timer_stop(c->loop, &c->timer);
 	ig_io_stop(c->loop, &c->io);
 	close(c->io.fd);
 	ig_buf_free(&c->in);
-	ig_buf_free(&c->out);
 	free(c);
 }
 
+/* Callbacks run between these two: a close asked for inside one is done by
+ * the outermost cb_end, which then reports that the client is gone. */
+static void cb_begin(struct ig_http_client *c)
+{
+	c->in_cb++;
+}
+
+static bool cb_end(struct ig_http_client *c)
+{
+	if (--c->in_cb == 0 && c->close_requested) {
+		client_free(c);
+		return true;
+	}
+	return false;
+}
+
 struct ig_http_client *ig_http_client_connect(struct ig_loop *loop, const struct sockaddr *addr,
-					      socklen_t addrlen)
+					      socklen_t addrlen, uint64_t connect_timeout_ms)
 {
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -92,7 +120,6 @@ struct ig_http_client *ig_http_client_connect(struct ig_loop *loop, const struct
 		return NULL;
 	}
 	c->loop = loop;
-	ig_buf_init(&c->in, 0);
 	int rc = connect(fd, addr, addrlen);
 	if (rc < 0 && errno != EINPROGRESS) {
 		int e = errno;
@@ -106,112 +133,214 @@ struct ig_http_client *ig_http_client_connect(struct ig_loop *loop, const struct
 	if (ig_io_start(loop, &c->io, fd, c->connected ? 0 : IG_EV_WRITE, client_on_io, c) < 0) {
 		close(fd);
 		free(c);
+		errno = ENOMEM;
 		return NULL;
 	}
+	if (!c->connected && connect_timeout_ms) {
+		c->connect_deadline_ns = ig_now_ns() + connect_timeout_ms * 1000000u;
+		ig_timer_start(loop, &c->timer, connect_timeout_ms, on_timer, c);
+	}
 	return c;
-}
-
-static void fail(struct ig_http_client *c, enum ig_client_error e, int err)
-{
-	c->state = CL_DEAD;
-	ig_io_set(c->loop, &c->io, 0);
-	if (c->cbs && c->cbs->on_error)
-		c->cbs->on_error(c, e, err, c->ud);
-	client_free(c);
-}
-
-static enum ig_client_error early_or_broken(struct ig_http_client *c)
-{
-	return c->got_byte ? IG_CLIENT_BROKEN : IG_CLIENT_EARLY;
 }
 
 static void update_events(struct ig_http_client *c)
 {
 	unsigned ev = 0;
-	if (!c->connected)
+	switch (c->state) {
+	case CL_CONNECTING:
 		ev = IG_EV_WRITE;
-	else {
-		if (c->out_off < c->out.len)
-			ev |= IG_EV_WRITE;
-		if ((c->state == CL_SENDING || c->state == CL_HEAD || c->state == CL_BODY) &&
-		    !c->paused)
-			ev |= IG_EV_READ;
-		if (c->state == CL_PARKED)
-			ev |= IG_EV_READ;
+		break;
+	case CL_HEAD:
+	case CL_BODY:
+		if (!c->connected)
+			ev = IG_EV_WRITE;
+		else {
+			if (c->iov_pos < c->iov_cnt)
+				ev |= IG_EV_WRITE;
+			if (!c->paused)
+				ev |= IG_EV_READ;
+		}
+		break;
+	case CL_READY:
+		ev = c->connect_cb ? IG_EV_WRITE : 0;
+		break;
+	case CL_PARKED:
+		ev = IG_EV_READ;
+		break;
+	case CL_DEAD:
+		break;
 	}
 	ig_io_set(c->loop, &c->io, ev);
 }
 
+/* The connection failed: it stops watching its socket and tells its owner.
+ * Returns true when the owner closed it inside the callback. */
+static bool fail(struct ig_http_client *c, enum ig_client_error kind, int err)
+{
+	bool was_connecting = !c->connected;
+	c->state = CL_DEAD;
+	ig_timer_stop(c->loop, &c->timer);
+	ig_io_stop(c->loop, &c->io);
+	if (c->connect_cb && was_connecting) {
+		ig_http_client_connect_cb cb = c->connect_cb;
+		c->connect_cb = NULL;
+		cb_begin(c);
+		cb(c, err ? err : ECONNREFUSED, c->owner_ud);
+		return cb_end(c);
+	}
+	if (!c->cbs || !c->cbs->on_error)
+		return false;
+	struct ig_http_client_fault f = {
+	    .kind = kind,
+	    .err = err,
+	    .reused = c->reused,
+	    .sent_all = c->sent_all,
+	    .got_byte = c->got_byte,
+	};
+	cb_begin(c);
+	c->cbs->on_error(c, &f, c->ud);
+	return cb_end(c);
+}
+
+static enum ig_client_error early_or_broken(const struct ig_http_client *c)
+{
+	return c->got_byte ? IG_CLIENT_BROKEN : IG_CLIENT_EARLY;
+}
+
+static void on_timer(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_http_client *c = t->data;
+	uint64_t now = ig_now_ns();
+	if (!c->connected && c->connect_deadline_ns) {
+		if (now >= c->connect_deadline_ns) {
+			fail(c, IG_CLIENT_CONNECT, ETIMEDOUT);
+			return;
+		}
+		ig_timer_start_ns(loop, t, c->connect_deadline_ns - now, on_timer, c);
+		return;
+	}
+	if ((c->state != CL_HEAD && c->state != CL_BODY) || !c->read_timeout_ns)
+		return;
+	/* The deadline moves with every sign of progress; the timer is only
+	 * re-armed here, not on every read. Paused reading is our silence. */
+	if (c->paused)
+		c->last_ns = now;
+	uint64_t deadline = c->last_ns + c->read_timeout_ns;
+	if (now >= deadline) {
+		fail(c, IG_CLIENT_TIMEOUT, ETIMEDOUT);
+		return;
+	}
+	ig_timer_start_ns(loop, t, deadline - now, on_timer, c);
+}
+
+static void arm_read_timer(struct ig_http_client *c)
+{
+	if (c->read_timeout_ns)
+		ig_timer_start_ns(c->loop, &c->timer, c->read_timeout_ns, on_timer, c);
+	else
+		ig_timer_stop(c->loop, &c->timer);
+}
+
+/* Writes what it can of the request. 0, or -errno. */
 static int flush(struct ig_http_client *c)
 {
-	int rc = ig_send_buf(c->io.fd, &c->out, &c->out_off);
-	if (rc < 0)
-		return rc;
-	if (rc == 1)
-		c->sent_all = true;
+	while (c->iov_pos < c->iov_cnt) {
+		struct msghdr msg = {.msg_iov = &c->iov[c->iov_pos],
+				     .msg_iovlen = (size_t)(c->iov_cnt - c->iov_pos)};
+		ssize_t n = sendmsg(c->io.fd, &msg, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return -errno;
+		c->last_ns = c->loop->now_ns;
+		size_t left = (size_t)n;
+		while (c->iov_pos < c->iov_cnt && left >= c->iov[c->iov_pos].iov_len)
+			left -= c->iov[c->iov_pos++].iov_len;
+		if (left) {
+			c->iov[c->iov_pos].iov_base = (char *)c->iov[c->iov_pos].iov_base + left;
+			c->iov[c->iov_pos].iov_len -= left;
+		}
+	}
+	c->sent_all = true;
 	return 0;
 }
 
-/* The response ended: hand the connection back. */
-static void finish(struct ig_http_client *c)
+/* The response ended: the connection is its owner's again. Returns true
+ * (the caller stops touching c) always. */
+static bool finish(struct ig_http_client *c)
 {
+	if (!c->sent_all) {
+		/* The server answered before taking the whole request. */
+		c->keep_alive = false;
+		c->iov_pos = c->iov_cnt = 0;
+	}
+	c->state = CL_READY;
+	ig_timer_stop(c->loop, &c->timer);
 	/* Events stay as they are: the owner parks (read), reuses (read) or
 	 * closes the connection next, so changing them now would cost a
 	 * syscall for nothing. */
-	c->state = CL_READY;
+	cb_begin(c);
 	c->cbs->on_done(c, c->ud);
+	cb_end(c);
+	return true;
 }
 
-/* Feeds buffered input through the parser. Returns -1 if the client is
- * gone (failed or handed back), 0 to continue reading. */
-static int process(struct ig_http_client *c)
+/* The response head at the start of `in`, if complete. Returns true when
+ * the client was handed back or failed (stop), false to go on. */
+static bool process_head(struct ig_http_client *c)
 {
-	if (c->state == CL_SENDING || c->state == CL_HEAD) {
-		int n = ig_http_parse_response(c->in.ptr, c->in.len, &c->res, c->hdrs,
-					       MAX_RESP_HEADERS);
+	for (;;) {
+		struct ig_http_header hdrs[MAX_RESP_HEADERS];
+		struct ig_http_response res;
+		int n = ig_http_parse_response(c->in.ptr, c->in.len, &res, hdrs, MAX_RESP_HEADERS);
 		if (n == IG_HTTP_INCOMPLETE) {
-			if (c->in.len > MAX_RESP_HEAD) {
-				fail(c, IG_CLIENT_PROTOCOL, EMSGSIZE);
-				return -1;
-			}
-			return 0;
+			if (c->in.len > MAX_RESP_HEAD)
+				return fail(c, IG_CLIENT_PROTOCOL, EMSGSIZE) || true;
+			return false;
 		}
-		if (n < 0) {
-			fail(c, IG_CLIENT_PROTOCOL, EPROTO);
-			return -1;
-		}
-		if (c->res.status >= 100 && c->res.status < 200) {
+		if (n < 0)
+			return fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
+		if (res.status >= 100 && res.status < 200) {
 			/* Interim responses (100 Continue) are dropped. */
 			ig_buf_consume(&c->in, (size_t)n);
-			return c->in.len ? process(c) : 0;
+			if (!c->in.len)
+				return false;
+			continue;
 		}
-		if (ig_http_response_framing(&c->res, c->is_head ? IG_STR("HEAD") : IG_STR("GET"),
-					     &c->framing) < 0) {
-			fail(c, IG_CLIENT_PROTOCOL, EPROTO);
-			return -1;
-		}
+		if (ig_http_response_framing(&res, c->is_head ? IG_STR("HEAD") : IG_STR("GET"),
+					     &c->framing) < 0)
+			return fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
 		c->keep_alive = c->framing.keep_alive;
 		c->body_left = c->framing.length;
 		memset(&c->chunked, 0, sizeof c->chunked);
 		c->state = CL_BODY;
-		c->in_cb = true;
-		int rc = c->cbs->on_head(c, &c->res, c->ud);
-		c->in_cb = false;
+		cb_begin(c);
+		int rc = c->cbs->on_head(c, &res, c->ud);
 		/* The head's slices point into `in`; drop it only now. */
 		ig_buf_consume(&c->in, (size_t)n);
-		if (rc != 0 || c->close_requested) {
+		if (cb_end(c))
+			return true;
+		if (rc != 0) {
 			c->state = CL_DEAD;
-			client_free(c);
-			return -1;
+			ig_timer_stop(c->loop, &c->timer);
+			ig_io_stop(c->loop, &c->io);
+			return true;
 		}
 		if (c->framing.kind == IG_BODY_NONE ||
-		    (c->framing.kind == IG_BODY_LENGTH && c->framing.length == 0)) {
-			if (!c->sent_all)
-				c->keep_alive = false;
-			finish(c);
-			return -1;
-		}
+		    (c->framing.kind == IG_BODY_LENGTH && c->framing.length == 0))
+			return finish(c);
+		return false;
 	}
+}
+
+/* Feeds buffered input through the parser. Returns true when the client
+ * was handed back, failed or closed (stop touching it). */
+static bool process(struct ig_http_client *c)
+{
+	if (c->state == CL_HEAD && process_head(c))
+		return true;
 	while (c->state == CL_BODY && c->in.len && !c->paused) {
 		size_t len = c->in.len;
 		ssize_t rest = 0;
@@ -224,22 +353,18 @@ static int process(struct ig_http_client *c)
 			rest = (ssize_t)(c->in.len - len);
 		} else if (c->framing.kind == IG_BODY_CHUNKED) {
 			rest = ig_chunked_decode(&c->chunked, c->in.ptr, &len);
-			if (rest == IG_HTTP_INVALID) {
-				fail(c, IG_CLIENT_PROTOCOL, EPROTO);
-				return -1;
-			}
+			if (rest == IG_HTTP_INVALID)
+				return fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
 			done = rest >= 0;
 			if (rest < 0)
 				rest = 0;
 		}
-		c->in_cb = true;
+		cb_begin(c);
 		int prc = len ? c->cbs->on_body(c, c->in.ptr, len, c->ud) : 0;
-		c->in_cb = false;
-		if (c->close_requested) {
-			c->state = CL_DEAD;
-			client_free(c);
-			return -1;
-		}
+		if (cb_end(c))
+			return true;
+		if (c->state != CL_BODY)
+			return true; /* failed or abandoned inside the callback */
 		if (c->framing.kind == IG_BODY_CHUNKED) {
 			memmove(c->in.ptr, c->in.ptr + len, (size_t)rest);
 			c->in.len = (size_t)rest;
@@ -252,134 +377,171 @@ static int process(struct ig_http_client *c)
 			c->paused = true;
 		if (done) {
 			/* Bytes after the response make the connection unusable. */
-			if (c->in.len || !c->sent_all)
+			if (c->in.len)
 				c->keep_alive = false;
-			finish(c);
-			return -1;
+			return finish(c);
 		}
 	}
-	return 0;
+	return false;
 }
 
-/* Returns -1 when the client is gone or handed back, else 0. */
-static int do_read(struct ig_http_client *c)
+/* Returns true when the client is gone or handed back. */
+static bool do_read(struct ig_http_client *c)
 {
 	for (int rounds = 0; rounds < 16 && !c->paused; rounds++) {
-		if (ig_buf_reserve(&c->in, READ_CHUNK) < 0) {
-			fail(c, IG_CLIENT_PROTOCOL, ENOMEM);
-			return -1;
-		}
-		ssize_t n = recv(c->io.fd, c->in.ptr + c->in.len, READ_CHUNK, 0);
+		if (ig_buf_reserve(&c->in, READ_CHUNK) < 0)
+			return fail(c, IG_CLIENT_PROTOCOL, ENOMEM) || true;
+		ssize_t n = recv(c->io.fd, c->in.ptr + c->in.len, c->in.cap - c->in.len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		if (n < 0) {
-			fail(c, early_or_broken(c), errno);
-			return -1;
-		}
+			return false;
+		if (n < 0)
+			return fail(c, early_or_broken(c), errno) || true;
 		if (n == 0) {
 			if (c->state == CL_BODY && c->framing.kind == IG_BODY_UNTIL_CLOSE) {
 				c->keep_alive = false;
-				finish(c);
-				return -1;
+				return finish(c);
 			}
-			fail(c, early_or_broken(c), ECONNRESET);
-			return -1;
+			return fail(c, early_or_broken(c), ECONNRESET) || true;
 		}
 		c->got_byte = true;
+		c->last_ns = c->loop->now_ns;
 		c->in.len += (size_t)n;
-		if (process(c) < 0)
-			return -1;
+		if (process(c))
+			return true;
+		if ((size_t)n < READ_CHUNK / 2)
+			return false; /* drained the socket: no need to ask again */
 	}
-	return 0;
+	return false;
+}
+
+static void parked_event(struct ig_http_client *c)
+{
+	/* Anything on an idle connection means it is over: the server closed
+	 * or reset it, or sent bytes nobody asked for. The owner closes it. */
+	c->state = CL_DEAD;
+	ig_io_stop(c->loop, &c->io);
+	ig_timer_stop(c->loop, &c->timer);
+	ig_http_client_idle_cb cb = c->idle_cb;
+	c->idle_cb = NULL;
+	if (cb) {
+		cb_begin(c);
+		cb(c, c->owner_ud);
+		cb_end(c);
+	}
 }
 
 static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 {
 	struct ig_http_client *c = io->data;
+	if (c->state == CL_DEAD)
+		return;
 	if (c->state == CL_PARKED) {
-		/* Anything on an idle connection means it is over. */
-		c->state = CL_DEAD;
-		ig_io_set(loop, &c->io, 0);
+		parked_event(c);
 		return;
 	}
 	if (!c->connected) {
 		int err = 0;
 		socklen_t el = sizeof err;
-		getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (!err && (events & IG_EV_ERROR))
+			err = ECONNREFUSED;
 		if (err) {
 			fail(c, IG_CLIENT_CONNECT, err);
 			return;
 		}
 		c->connected = true;
+		c->last_ns = loop->now_ns;
 		if (c->state == CL_CONNECTING)
 			c->state = CL_READY;
+		if (c->state == CL_HEAD)
+			arm_read_timer(c);
+		else
+			ig_timer_stop(loop, &c->timer);
 	}
-	if (c->out_off < c->out.len) {
+	if (c->connect_cb && c->state == CL_READY) {
+		ig_http_client_connect_cb cb = c->connect_cb;
+		c->connect_cb = NULL;
+		cb_begin(c);
+		cb(c, 0, c->owner_ud);
+		if (cb_end(c))
+			return;
+	}
+	if (c->iov_pos < c->iov_cnt) {
 		int rc = flush(c);
 		if (rc < 0) {
 			fail(c, early_or_broken(c), -rc);
 			return;
 		}
 	}
-	if ((events & IG_EV_READ) && c->state != CL_READY) {
-		if (do_read(c) < 0)
+	if ((events & IG_EV_READ) && (c->state == CL_HEAD || c->state == CL_BODY)) {
+		if (do_read(c))
 			return;
+	} else if ((events & IG_EV_ERROR) && c->state != CL_HEAD && c->state != CL_BODY) {
+		/* An error on a connection with no request: report nothing now;
+		 * the next use fails and tells. */
 	}
 	if (c->state != CL_DEAD)
 		update_events(c);
 }
 
-int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
-			const struct ig_http_client_cbs *cbs, void *ud)
-{
-	struct ig_str part = {req, len};
-	return ig_http_client_sendv(c, &part, 1, is_head, cbs, ud);
-}
-
 int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
-			 bool is_head, const struct ig_http_client_cbs *cbs, void *ud)
+			 bool is_head, uint64_t read_timeout_ms,
+			 const struct ig_http_client_cbs *cbs, void *ud)
 {
 	if (c->state != CL_READY && c->state != CL_CONNECTING && c->state != CL_PARKED)
+		return -1;
+	if (nparts > MAX_PARTS)
 		return -1;
 	c->reused = c->requests++ > 0;
 	c->cbs = cbs;
 	c->ud = ud;
+	c->idle_cb = NULL;
 	c->is_head = is_head;
 	c->got_byte = false;
 	c->sent_all = false;
 	c->paused = false;
-	c->close_requested = false;
+	c->keep_alive = false;
 	ig_buf_reset(&c->in);
-	size_t total = 0;
+	c->iov_cnt = 0;
+	c->iov_pos = 0;
 	for (size_t i = 0; i < nparts; i++)
-		total += parts[i].len;
-	if (ig_buf_reserve(&c->out, total) < 0)
-		return -1;
-	for (size_t i = 0; i < nparts; i++)
-		ig_buf_append_str(&c->out, parts[i]);
-	bool was_connecting = !c->connected;
-	c->state = CL_SENDING;
-	/* Write at once when connected (the usual case); a failure here shows
-	 * up again on the next write attempt from the loop, so callbacks never
-	 * run inside this call. */
-	if (!was_connecting)
+		if (parts[i].len)
+			c->iov[c->iov_cnt++] = (struct iovec){(void *)parts[i].ptr, parts[i].len};
+	c->state = CL_HEAD;
+	c->read_timeout_ns = read_timeout_ms * 1000000u;
+	c->last_ns = ig_now_ns();
+	if (c->connected) {
+		arm_read_timer(c);
+		/* Write at once (the usual case); a failure here shows up again
+		 * on the next attempt from the loop, so callbacks never run
+		 * inside this call. */
 		(void)flush(c);
+	}
 	update_events(c);
 	return 0;
 }
 
+int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
+			uint64_t read_timeout_ms, const struct ig_http_client_cbs *cbs, void *ud)
+{
+	struct ig_str part = {req, len};
+	return ig_http_client_sendv(c, &part, 1, is_head, read_timeout_ms, cbs, ud);
+}
+
 void ig_http_client_pause(struct ig_http_client *c, bool paused)
 {
-	if (c->paused == paused)
+	if (c->paused == paused || c->state == CL_DEAD)
 		return;
 	c->paused = paused;
-	if (!paused && c->in.len && !c->in_cb) {
-		if (process(c) < 0)
+	if (!paused) {
+		c->last_ns = ig_now_ns();
+		if (c->in.len && !c->in_cb && process(c))
 			return;
 	}
-	if (!c->in_cb)
+	if (c->state == CL_HEAD || c->state == CL_BODY)
 		update_events(c);
 }
 
@@ -393,24 +555,37 @@ bool ig_http_client_was_reused(const struct ig_http_client *c)
 	return c->reused;
 }
 
-void ig_http_client_park(struct ig_http_client *c)
+void ig_http_client_park(struct ig_http_client *c, ig_http_client_idle_cb idle_cb, void *ud)
 {
 	c->state = CL_PARKED;
 	c->cbs = NULL;
 	c->ud = NULL;
+	c->idle_cb = idle_cb;
+	c->owner_ud = ud;
+	c->iov_pos = c->iov_cnt = 0;
+	ig_timer_stop(c->loop, &c->timer);
+	ig_buf_free(&c->in);
 	update_events(c);
 }
 
-bool ig_http_client_alive(const struct ig_http_client *c)
+void ig_http_client_on_connect(struct ig_http_client *c, ig_http_client_connect_cb cb, void *ud)
 {
-	return c->state == CL_PARKED;
+	c->connect_cb = cb;
+	c->owner_ud = ud;
+	update_events(c);
 }
 
 void ig_http_client_close(struct ig_http_client *c)
 {
+	if (!c)
+		return;
 	if (c->in_cb) {
-		/* Inside one of our callbacks: free on the way out. */
+		/* Inside one of our callbacks: stop everything now, free on the
+		 * way out. */
 		c->close_requested = true;
+		c->state = CL_DEAD;
+		ig_timer_stop(c->loop, &c->timer);
+		ig_io_stop(c->loop, &c->io);
 		return;
 	}
 	client_free(c);

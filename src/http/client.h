@@ -1,63 +1,103 @@
 /* A non-blocking HTTP/1.1 client connection on the event loop, for the
  * gateway's upstream requests and the metrics scraper. The caller hands it
- * the request bytes; the response comes back through callbacks: the head,
- * then decoded body pieces (pausable: backpressure), then the end. A
- * connection that ended cleanly with keep-alive may carry another request. */
+ * the request as spans (sent with sendmsg, never copied); the response
+ * comes back through callbacks: the head, then decoded body pieces
+ * (pausable: backpressure), then the end. A connection that ended cleanly
+ * with keep-alive may carry another request.
+ *
+ * Ownership: the client never frees itself. Whoever opened it closes it
+ * with ig_http_client_close() — after on_done (or hands it to a pool that
+ * parks it), after on_error, or whenever it wants. Closing from inside a
+ * callback is allowed; the memory goes when the callback returns. A parked
+ * connection reports any event (the server closed it, sent something, an
+ * error) to its owner's idle callback, and the owner closes it there. */
 #ifndef IG_HTTP_CLIENT_H
 #define IG_HTTP_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/buf.h"
+#include "core/str.h"
 #include "event/loop.h"
 #include "http/parse.h"
 
 struct ig_http_client;
 
-/* Where a failure happened, for retry decisions. */
+/* What went wrong, for retry decisions. */
 enum ig_client_error {
-	IG_CLIENT_CONNECT,    /* connection refused / unreachable */
-	IG_CLIENT_EARLY,      /* reset or closed before any response byte */
-	IG_CLIENT_PROTOCOL,   /* malformed or oversized response */
-	IG_CLIENT_BROKEN,     /* failed after the response began */
+	IG_CLIENT_CONNECT,  /* refused, unreachable, or no connection within the timeout */
+	IG_CLIENT_EARLY,    /* reset or closed before any response byte */
+	IG_CLIENT_PROTOCOL, /* malformed or oversized response */
+	IG_CLIENT_BROKEN,   /* failed after the response began */
+	IG_CLIENT_TIMEOUT,  /* the server was silent for longer than the read timeout */
+};
+
+struct ig_http_client_fault {
+	enum ig_client_error kind;
+	int err;       /* errno-style cause; ETIMEDOUT for timeouts */
+	bool reused;   /* the connection had carried a request before this one */
+	bool sent_all; /* every byte of the request was written */
+	bool got_byte; /* some byte of the response arrived */
 };
 
 struct ig_http_client_cbs {
-	/* The response head; return non-zero to abandon (connection closed). */
+	/* The response head (valid during the call only); return non-zero to
+	 * abandon the response (the client is then dead: close it). */
 	int (*on_head)(struct ig_http_client *c, const struct ig_http_response *res, void *ud);
 	/* Body bytes (decoded from chunked). Return 1 to pause reading. */
 	int (*on_body)(struct ig_http_client *c, const char *data, size_t len, void *ud);
-	/* The response is complete. The connection is the caller's again:
-	 * reuse it if ig_http_client_reusable(), else close it. */
+	/* The response is complete: reuse the connection if
+	 * ig_http_client_reusable(), else close it. */
 	void (*on_done)(struct ig_http_client *c, void *ud);
-	/* Failure: the client is closed and freed right after this returns. */
-	void (*on_error)(struct ig_http_client *c, enum ig_client_error e, int err, void *ud);
+	/* Failure: the connection is dead; close it. */
+	void (*on_error)(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud);
 };
 
-/* Starts connecting. NULL on immediate failure (errno set). */
+/* Starts connecting; connect_timeout_ms 0 waits as long as the kernel
+ * does. NULL on immediate failure (errno set: ECONNREFUSED, ENETUNREACH,
+ * EMFILE...). */
 struct ig_http_client *ig_http_client_connect(struct ig_loop *loop, const struct sockaddr *addr,
-					      socklen_t addrlen);
-/* Sends a request (bytes of a complete HTTP/1.1 message). `is_head` tells
- * that the response will have no body. */
-int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
-			const struct ig_http_client_cbs *cbs, void *ud);
-/* The same with the request in pieces, sent in order (no joining copy). */
+					      socklen_t addrlen, uint64_t connect_timeout_ms);
+
+/* Sends a request made of `nparts` spans, in order. The spans are not
+ * copied: they must stay valid until the response head arrives or the
+ * client is closed. `is_head` tells that the response has no body.
+ * read_timeout_ms (0: none) bounds the silence of the server from now on,
+ * before and during the response: no request byte accepted and no
+ * response byte received for that long fails the request with
+ * IG_CLIENT_TIMEOUT. Callbacks never run inside this call. */
 int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
-			 bool is_head, const struct ig_http_client_cbs *cbs, void *ud);
+			 bool is_head, uint64_t read_timeout_ms,
+			 const struct ig_http_client_cbs *cbs, void *ud);
+int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
+			uint64_t read_timeout_ms, const struct ig_http_client_cbs *cbs, void *ud);
+
+/* Stops (true) or resumes reading the response. While paused the read
+ * timeout does not run: the silence is ours. */
 void ig_http_client_pause(struct ig_http_client *c, bool paused);
+
 bool ig_http_client_reusable(const struct ig_http_client *c);
-/* True when the connection was used before (so an early reset may just be
- * the server's idle timeout racing us). */
+/* True when the connection carried a request before the current one (so
+ * an early reset may be the server's idle timeout racing us). */
 bool ig_http_client_was_reused(const struct ig_http_client *c);
-/* Parks an idle connection: no callbacks; a close by the peer frees it
- * quietly via the `gone` flag that ig_http_client_alive() reports. */
-void ig_http_client_park(struct ig_http_client *c);
-bool ig_http_client_alive(const struct ig_http_client *c);
+
+/* Parks an idle, reusable connection: its buffers are freed and any event
+ * on it (close, reset, stray bytes) calls idle_cb once; the owner then
+ * closes it. Taken back into use by the next ig_http_client_sendv(). */
+typedef void (*ig_http_client_idle_cb)(struct ig_http_client *c, void *ud);
+void ig_http_client_park(struct ig_http_client *c, ig_http_client_idle_cb idle_cb, void *ud);
+
+/* Calls cb once the connection is established (err 0) or has failed
+ * (err != 0), without sending anything: a probe of whether a server
+ * accepts connections. Only on a connection that has sent nothing. */
+typedef void (*ig_http_client_connect_cb)(struct ig_http_client *c, int err, void *ud);
+void ig_http_client_on_connect(struct ig_http_client *c, ig_http_client_connect_cb cb, void *ud);
+
 void ig_http_client_close(struct ig_http_client *c);
 
-/* Resolves "ip:port" (numeric) into a sockaddr. 0 or -1. */
+/* Resolves a numeric "ip:port" or "[v6]:port" into a sockaddr. 0 or -1. */
 int ig_sockaddr_parse(const char *hostport, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -16,47 +17,50 @@
 #include "json/json.h"
 
 /* A connection is in one of these states; the state decides what a
- * readable socket means. */
+ * readable socket means and which timer runs. */
 enum conn_state {
 	ST_HEAD,     /* waiting for (the rest of) a request head */
 	ST_BODY,     /* reading the body of the request whose head is parsed */
-	ST_HANDLING, /* handler owns the exchange; response not finished */
+	ST_HANDLING, /* the handler owns the exchange; response not finished */
+	ST_DONE,     /* response finished; the after-response task is queued */
 	ST_FLUSH,    /* response finished; waiting for the output to drain */
-	ST_CLOSING,  /* output drained or abandoned: close when flushed */
+	ST_CLOSING,  /* last response: close once flushed (then linger) */
 };
 
-#define READ_CHUNK 65536
-#define PIPELINE_MAX 65536 /* bytes of a next request buffered while busy */
+#define READ_CHUNK (16 * 1024)
+#define PIPELINE_MAX (64 * 1024) /* bytes of a next request buffered while busy */
+#define OUT_KEEP (64 * 1024)	 /* an emptied output buffer larger than this is freed */
+#define HEADERS_CAP 1024	 /* ceiling on max_headers */
+#define LINGER_MS 2000
+
+enum timer_kind { TM_NONE, TM_IDLE, TM_HEAD, TM_BODY, TM_SEND, TM_LINGER };
 
 struct ig_http_conn {
 	struct ig_http_server *srv;
 	struct ig_io io;
 	struct ig_timer timer;
+	struct ig_task task;	   /* after a response, or a close asked for by a handler */
+	struct ig_task flush_task; /* sends a response head no body piece followed */
 	enum conn_state state;
-	struct ig_buf in;   /* received bytes not yet processed */
-	struct ig_buf head; /* copy of the current request head; req points here */
-	struct ig_buf out;  /* response bytes not yet written */
+	enum timer_kind tkind;
+	struct ig_buf in;  /* received bytes not yet processed; none while idle */
+	size_t scanned;	   /* bytes of `in` searched for the end of the head */
+	struct ig_buf out; /* response bytes not yet written */
 	size_t out_off;
-	struct ig_http_header *hdrs;
-	struct ig_http_exchange ex;
+	uint64_t last_send_ns; /* last time output moved (send timeout) */
+	struct ig_arena arena; /* the exchange's memory */
+	struct ig_http_exchange *ex;
 	struct ig_http_framing framing;
 	struct ig_chunked_decoder chunked;
 	uint64_t body_left; /* Content-Length bytes still to read */
-	bool keep_alive;     /* of the current exchange */
+	bool keep_alive;    /* of the current exchange */
 	bool resp_started, resp_chunked, resp_no_body, resp_close_delimited;
 	bool want_writable;
 	bool in_handler; /* exchange handed to the handler and not ended */
 	bool is_head;
-	bool head_timer; /* the header deadline runs (not the idle one) */
-	bool lingering;  /* closing: write side shut, draining the input */
-	bool broken;     /* a send failed under a handler call: free from the loop */
-	/* While conn_process runs, a response finished inside its call (usually
-	 * the handler answering at once) does not process the next pipelined
-	 * request itself: that would recurse once per request, thousands deep
-	 * for a buffer of tiny ones. It sets `again` and conn_process loops.
-	 * conn_free then keeps the memory (`freed`) for conn_process to let go. */
-	bool processing, again, freed;
-	char peer[64];
+	bool lingering; /* closing: write side shut, draining the input */
+	bool broken;	/* dead: freed by the queued task */
+	char peer[56];
 	struct ig_http_conn *prev, *next;
 };
 
@@ -70,10 +74,16 @@ struct ig_http_server {
 	struct ig_http_conn *conns;
 	size_t busy;
 	bool draining;
+	/* Accepting paused after EMFILE/ENFILE: the back-off and the log. */
+	struct ig_timer accept_timer;
+	uint64_t accept_backoff_ms;
+	uint64_t accept_log_ns;
+	unsigned long accept_failures; /* since the last log line */
 };
 
-static void conn_process(struct ig_http_conn *c);
 static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events);
+static void on_timer(struct ig_loop *loop, struct ig_timer *t);
+static void process_input(struct ig_http_conn *c);
 
 void ig_http_server_config_defaults(struct ig_http_server_config *c)
 {
@@ -84,20 +94,34 @@ void ig_http_server_config_defaults(struct ig_http_server_config *c)
 	c->body_timeout_ms = 60000;
 	c->keepalive_timeout_ms = 75000;
 	c->write_high_water = 256 * 1024;
+	c->send_timeout_ms = 60000;
 }
 
 /* ---- connection lifetime ---- */
 
+static void free_exchange(struct ig_http_conn *c)
+{
+	if (c->ex)
+		ig_buf_free(&c->ex->body);
+	c->ex = NULL;
+	ig_arena_free(&c->arena);
+}
+
+/* Closes and frees the connection. Never called from inside a handler's
+ * call into the server (those mark the connection broken and queue this):
+ * on_abort runs here with nothing of the handler on the stack. */
 static void conn_free(struct ig_http_conn *c)
 {
 	struct ig_http_server *s = c->srv;
 	if (c->in_handler) {
 		c->in_handler = false;
 		s->busy--;
-		if (c->ex.on_abort)
-			c->ex.on_abort(&c->ex);
+		if (c->ex && c->ex->on_abort)
+			c->ex->on_abort(c->ex);
 	}
 	ig_timer_stop(s->loop, &c->timer);
+	ig_task_cancel(s->loop, &c->task);
+	ig_task_cancel(s->loop, &c->flush_task);
 	ig_io_stop(s->loop, &c->io);
 	close(c->io.fd);
 	if (c->prev)
@@ -106,75 +130,37 @@ static void conn_free(struct ig_http_conn *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	free_exchange(c);
 	ig_buf_free(&c->in);
-	ig_buf_free(&c->head);
 	ig_buf_free(&c->out);
-	ig_buf_free(&c->ex.body);
-	free(c->hdrs);
-	c->hdrs = NULL;
-	if (c->processing)
-		c->freed = true;
-	else
-		free(c);
+	free(c);
 }
 
-static void on_timeout(struct ig_loop *loop, struct ig_timer *t);
-
-static void arm_timer(struct ig_http_conn *c, uint64_t ms)
+static void on_broken_task(struct ig_loop *loop, struct ig_task *t)
 {
-	if (ms)
-		ig_timer_start(c->srv->loop, &c->timer, ms, on_timeout, c);
-	else
-		ig_timer_stop(c->srv->loop, &c->timer);
+	conn_free(t->data);
 }
 
-/* Chooses the events to watch from the state: read while a request is
- * being received, and while busy only up to a small pipelining allowance
- * (reading on lets us notice a client that hung up); write while output
- * is pending. */
-static void update_events(struct ig_http_conn *c)
-{
-	unsigned ev = 0;
-	if (c->state == ST_HEAD || c->state == ST_BODY)
-		ev |= IG_EV_READ;
-	else if ((c->state == ST_HANDLING || c->state == ST_FLUSH) && c->in.len < PIPELINE_MAX)
-		ev |= IG_EV_READ;
-	if (c->out.len > c->out_off)
-		ev |= IG_EV_WRITE;
-	ig_io_set(c->srv->loop, &c->io, ev);
-}
-
-/* Writes what it can. Returns -1 if the socket failed (the connection is
- * left as it is). */
-static int send_out(struct ig_http_conn *c)
-{
-	return ig_send_buf(c->io.fd, &c->out, &c->out_off) < 0 ? -1 : 0;
-}
-
-/* Writes what it can. Returns -1 if the connection failed (and was freed). */
-static int flush_out(struct ig_http_conn *c)
-{
-	if (send_out(c) < 0) {
-		conn_free(c);
-		return -1;
-	}
-	return 0;
-}
-
-/* The same for calls a handler makes (start_response, write): freeing the
- * connection there would run on_abort inside the handler's own call, with
- * its state still on the stack. The connection is marked broken instead and
- * freed by the loop right after; the call returns -1. */
-static int flush_from_handler(struct ig_http_conn *c)
+/* A failure noticed inside a handler's call: the connection stops
+ * watching its socket and is freed when the loop regains control. */
+static void mark_broken(struct ig_http_conn *c)
 {
 	if (c->broken)
-		return -1;
-	if (send_out(c) == 0)
-		return 0;
+		return;
 	c->broken = true;
 	ig_io_set(c->srv->loop, &c->io, 0);
-	ig_timer_start(c->srv->loop, &c->timer, 0, on_timeout, c);
-	return -1;
+	ig_timer_stop(c->srv->loop, &c->timer);
+	ig_task_cancel(c->srv->loop, &c->flush_task);
+	ig_task_queue(c->srv->loop, &c->task, on_broken_task, c);
+}
+
+static void arm_timer(struct ig_http_conn *c, enum timer_kind kind, uint64_t ms)
+{
+	c->tkind = ms ? kind : TM_NONE;
+	if (ms)
+		ig_timer_start(c->srv->loop, &c->timer, ms, on_timer, c);
+	else
+		ig_timer_stop(c->srv->loop, &c->timer);
 }
 
 static size_t out_pending(const struct ig_http_conn *c)
@@ -182,19 +168,116 @@ static size_t out_pending(const struct ig_http_conn *c)
 	return c->out.len - c->out_off;
 }
 
-/* Starts waiting for the next request on a kept-alive connection. */
-static void start_next(struct ig_http_conn *c)
+/* Reads while a request is received; while busy, only up to a small
+ * pipelining allowance (reading on lets us notice a client that hung up);
+ * writes while output is pending. */
+static void update_events(struct ig_http_conn *c)
 {
-	c->state = ST_HEAD;
-	ig_buf_reset(&c->head);
-	ig_buf_free(&c->ex.body);
-	memset(&c->ex, 0, sizeof c->ex);
-	c->ex.conn = c;
-	c->resp_started = false;
-	c->want_writable = false;
-	c->head_timer = c->in.len > 0;
-	arm_timer(c, c->in.len ? c->srv->cfg.header_timeout_ms : c->srv->cfg.keepalive_timeout_ms);
+	if (c->broken)
+		return;
+	unsigned ev = 0;
+	switch (c->state) {
+	case ST_HEAD:
+	case ST_BODY:
+		ev = IG_EV_READ;
+		break;
+	case ST_HANDLING:
+	case ST_DONE:
+	case ST_FLUSH:
+		if (c->in.len < PIPELINE_MAX)
+			ev = IG_EV_READ;
+		break;
+	case ST_CLOSING:
+		ev = c->lingering ? IG_EV_READ : 0;
+		break;
+	}
+	if (out_pending(c))
+		ev |= IG_EV_WRITE;
+	ig_io_set(c->srv->loop, &c->io, ev);
 }
+
+/* Output bookkeeping after a send: progress feeds the send timeout, an
+ * emptied buffer is freed when large, and pending output arms the timer. */
+static void after_send(struct ig_http_conn *c, bool progressed)
+{
+	if (progressed)
+		c->last_send_ns = c->srv->loop->now_ns;
+	if (!out_pending(c)) {
+		c->out.len = 0;
+		c->out_off = 0;
+		if (c->out.cap > OUT_KEEP)
+			ig_buf_free(&c->out);
+		if (c->tkind == TM_SEND)
+			arm_timer(c, TM_NONE, 0);
+	} else if (c->tkind != TM_SEND && c->tkind != TM_LINGER) {
+		arm_timer(c, TM_SEND, c->srv->cfg.send_timeout_ms);
+	}
+}
+
+/* Sends the pending output followed by `extra` spans in one sendmsg;
+ * whatever the socket does not take is kept in the output buffer. Returns
+ * 0, or -1 when the socket failed (the connection is left as it is). */
+static int send_out(struct ig_http_conn *c, const struct iovec *extra, int nextra)
+{
+	struct iovec iov[8];
+	int n = 0;
+	size_t pend = out_pending(c);
+	if (pend)
+		iov[n++] = (struct iovec){c->out.ptr + c->out_off, pend};
+	for (int i = 0; i < nextra && n < 8; i++)
+		if (extra[i].iov_len)
+			iov[n++] = extra[i];
+	size_t total = 0, sent = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	int first = 0;
+	while (sent < total) {
+		struct msghdr msg = {.msg_iov = &iov[first], .msg_iovlen = (size_t)(n - first)};
+		ssize_t w = sendmsg(c->io.fd, &msg, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w <= 0)
+			return -1;
+		sent += (size_t)w;
+		size_t left = (size_t)w;
+		while (first < n && left >= iov[first].iov_len)
+			left -= iov[first++].iov_len;
+		if (left) {
+			iov[first].iov_base = (char *)iov[first].iov_base + left;
+			iov[first].iov_len -= left;
+		}
+	}
+	if (sent < pend) {
+		c->out_off += sent;
+		first = pend ? 1 : 0; /* none of the extra spans went */
+		for (int i = first; i < n; i++)
+			if (ig_buf_append(&c->out, iov[i].iov_base, iov[i].iov_len) < 0)
+				return -1;
+		if (c->out_off > 65536 && c->out_off * 2 > c->out.len) {
+			ig_buf_consume(&c->out, c->out_off);
+			c->out_off = 0;
+		}
+	} else {
+		/* The buffer went whole; iov[first..] is the unsent rest of the
+		 * extra spans, already advanced past what went. */
+		c->out.len = 0;
+		c->out_off = 0;
+		for (int i = first; i < n; i++)
+			if (ig_buf_append(&c->out, iov[i].iov_base, iov[i].iov_len) < 0)
+				return -1;
+	}
+	after_send(c, sent > 0);
+	return 0;
+}
+
+static int flush_out(struct ig_http_conn *c)
+{
+	return out_pending(c) ? send_out(c, NULL, 0) : 0;
+}
+
+/* ---- after a response ---- */
 
 /* Closes after the last response: the write side is shut and input is
  * read and dropped for a moment, so that a client still sending (say, the
@@ -206,26 +289,42 @@ static void linger_close(struct ig_http_conn *c)
 		return;
 	c->lingering = true;
 	shutdown(c->io.fd, SHUT_WR);
-	arm_timer(c, 2000);
-	ig_io_set(c->srv->loop, &c->io, IG_EV_READ);
+	ig_buf_free(&c->in);
+	arm_timer(c, TM_LINGER, LINGER_MS);
+	update_events(c);
 }
 
-/* Called when the response is complete in the output buffer. */
-static void after_response(struct ig_http_conn *c)
+/* Waits for the next request on a kept-alive connection. */
+static void start_next(struct ig_http_conn *c)
 {
-	if (c->broken) {
-		conn_free(c); /* the exchange has ended: no on_abort */
+	c->state = ST_HEAD;
+	c->scanned = 0;
+	c->resp_started = false;
+	c->want_writable = false;
+	if (c->in.len) {
+		arm_timer(c, TM_HEAD, c->srv->cfg.header_timeout_ms);
+		update_events(c);
+		process_input(c);
 		return;
 	}
-	if (flush_out(c) < 0)
-		return;
+	/* Idle: no buffers held. */
+	ig_buf_free(&c->in);
+	ig_buf_free(&c->out);
+	c->out_off = 0;
+	arm_timer(c, TM_IDLE, c->srv->cfg.keepalive_timeout_ms);
+	update_events(c);
+}
+
+static void on_after_response(struct ig_loop *loop, struct ig_task *t)
+{
+	struct ig_http_conn *c = t->data;
+	free_exchange(c);
 	if (!c->keep_alive || c->srv->draining) {
 		c->state = ST_CLOSING;
-		if (out_pending(c) == 0) {
+		if (!out_pending(c))
 			linger_close(c);
-			return;
-		}
-		update_events(c);
+		else
+			update_events(c);
 		return;
 	}
 	if (out_pending(c)) {
@@ -234,45 +333,63 @@ static void after_response(struct ig_http_conn *c)
 		return;
 	}
 	start_next(c);
-	update_events(c);
-	if (!c->in.len)
-		return;
-	conn_process(c);
 }
 
-/* An error answered by the server itself, before any handler ran. The
- * connection closes after it, since the rest of the input cannot be
- * trusted to be framed. */
+/* The response is complete in the output (or sent): the exchange ends
+ * for the handler now and for the server when the loop regains control. */
+static void end_exchange(struct ig_http_conn *c)
+{
+	ig_task_cancel(c->srv->loop, &c->flush_task);
+	if (c->in_handler) {
+		c->in_handler = false;
+		c->srv->busy--;
+	}
+	if (c->ex) {
+		c->ex->on_abort = NULL;
+		c->ex->on_writable = NULL;
+	}
+	if (c->broken)
+		return; /* the queued task frees it */
+	c->state = ST_DONE;
+	if (flush_out(c) < 0) {
+		mark_broken(c);
+		return;
+	}
+	update_events(c);
+	ig_task_queue(c->srv->loop, &c->task, on_after_response, c);
+}
+
+/* ---- errors answered by the server itself ---- */
+
+static struct ig_http_exchange *new_exchange(struct ig_http_conn *c)
+{
+	struct ig_http_exchange *ex = ig_arena_calloc(&c->arena, sizeof *ex);
+	if (!ex)
+		return NULL;
+	ex->conn = c;
+	ex->arena = &c->arena;
+	ex->peer = (struct ig_str){c->peer, strlen(c->peer)};
+	c->ex = ex;
+	return ex;
+}
+
+/* Before any handler ran. The connection closes after it, since the rest
+ * of the input cannot be trusted to be framed. */
 static void server_error(struct ig_http_conn *c, int status, const char *msg)
 {
-	if (!c->in_handler) {
-		c->in_handler = true; /* so ig_http_respond_error can account */
-		c->srv->busy++;
-	}
-	c->keep_alive = false;
-	c->is_head = false;
-	ig_http_respond_error(&c->ex, status, status >= 500 ? "server_error" : "invalid_request_error",
-			      NULL, "%s", msg);
-}
-
-static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
-{
-	struct ig_http_conn *c = t->data;
-	if (c->state == ST_CLOSING || c->broken) {
+	if (!c->ex && !new_exchange(c)) {
 		conn_free(c);
 		return;
 	}
-	if (c->state == ST_HANDLING) {
-		/* The deferred flush of a response head. */
-		if (flush_out(c) == 0)
-			update_events(c);
-		return;
-	}
-	if (c->state == ST_BODY || (c->state == ST_HEAD && c->in.len > 0)) {
-		server_error(c, 408, "request timed out");
-		return;
-	}
-	conn_free(c);
+	c->state = ST_HANDLING;
+	c->in_handler = true;
+	c->srv->busy++;
+	c->keep_alive = false;
+	c->is_head = false;
+	arm_timer(c, TM_NONE, 0);
+	ig_http_respond_error(c->ex, status,
+			      status >= 500 ? "server_error" : "invalid_request_error", NULL, "%s",
+			      msg);
 }
 
 /* ---- reading a request ---- */
@@ -280,52 +397,113 @@ static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
 static void dispatch(struct ig_http_conn *c)
 {
 	struct ig_http_server *s = c->srv;
-	ig_timer_stop(s->loop, &c->timer);
+	arm_timer(c, TM_NONE, 0);
 	c->state = ST_HANDLING;
 	c->in_handler = true;
 	s->busy++;
-	c->ex.start_ns = ig_now_ns();
+	c->ex->start_ns = ig_now_ns();
+	if (!c->in.len)
+		ig_buf_free(&c->in); /* generation may take minutes: hold nothing */
 	update_events(c);
-	s->handler(&c->ex, s->ctx);
+	s->handler(c->ex, s->ctx);
 }
 
-static int parse_head(struct ig_http_conn *c)
+/* Where the head ends in `in`, scanning only bytes not scanned before:
+ * the offset after its blank line, or 0 when it has not arrived yet. */
+static size_t find_head_end(struct ig_http_conn *c)
+{
+	const char *p = c->in.ptr;
+	size_t len = c->in.len;
+	/* A terminator may straddle the previous scan's end: step back 3. */
+	size_t i = c->scanned > 3 ? c->scanned - 3 : 0;
+	while (i < len) {
+		const char *nl = memchr(p + i, '\n', len - i);
+		if (!nl)
+			break;
+		size_t k = (size_t)(nl - p) + 1;
+		if (k < len && p[k] == '\n')
+			return k + 1;
+		if (k + 1 < len && p[k] == '\r' && p[k + 1] == '\n')
+			return k + 2;
+		if (k >= len || (k + 1 >= len && p[k] == '\r')) {
+			i = (size_t)(nl - p);
+			c->scanned = i;
+			return 0;
+		}
+		i = k;
+	}
+	c->scanned = len;
+	return 0;
+}
+
+/* The parsed head is copied once into the exchange's arena, its slices
+ * moved along with it. A NUL follows the copy so that C string functions
+ * (regexec on header values, in route matching) stop at its end. */
+static int keep_head(struct ig_http_conn *c, struct ig_http_request *req,
+		     struct ig_http_header *hdrs, size_t n)
+{
+	struct ig_http_exchange *ex = new_exchange(c);
+	if (!ex)
+		return -1;
+	char *copy = ig_arena_alloc(&c->arena, n + 1);
+	struct ig_http_header *h =
+	    ig_arena_alloc(&c->arena, (req->num_headers ? req->num_headers : 1) * sizeof *h);
+	if (!copy || !h)
+		return -1;
+	memcpy(copy, c->in.ptr, n);
+	copy[n] = '\0';
+	const char *base = c->in.ptr;
+#define MOVE(s) ((s).ptr = (s).ptr ? copy + ((s).ptr - base) : NULL)
+	ex->req = *req;
+	MOVE(ex->req.method);
+	MOVE(ex->req.target);
+	MOVE(ex->req.path);
+	MOVE(ex->req.query);
+	for (size_t i = 0; i < req->num_headers; i++) {
+		h[i] = hdrs[i];
+		MOVE(h[i].name);
+		MOVE(h[i].value);
+	}
+#undef MOVE
+	ex->req.headers = h;
+	return 0;
+}
+
+/* A complete head is at the start of `in` (n bytes): parse it, set up the
+ * body. Returns 1 to dispatch, 2 when a body follows, 0 when the head was
+ * not complete after all, -1 when answered with an error. */
+static int take_head(struct ig_http_conn *c, size_t n)
 {
 	struct ig_http_server_config *cfg = &c->srv->cfg;
-	int n = ig_http_parse_request(c->in.ptr, c->in.len, &c->ex.req, c->hdrs, cfg->max_headers);
-	if (n == IG_HTTP_INCOMPLETE) {
-		if (c->in.len >= cfg->max_header_bytes) {
-			server_error(c, 431, "request header fields too large");
-			return -1;
-		}
-		return 0;
-	}
-	if (n == IG_HTTP_TOO_MANY_HEADERS || (n > 0 && (size_t)n > cfg->max_header_bytes)) {
+	size_t maxh = cfg->max_headers < HEADERS_CAP ? cfg->max_headers : HEADERS_CAP;
+	struct ig_http_header hdrs[maxh];
+	struct ig_http_request req;
+	int rc = ig_http_parse_request(c->in.ptr, n, &req, hdrs, maxh);
+	if (rc == IG_HTTP_INCOMPLETE)
+		return 0; /* blank lines before a request line */
+	if (rc == IG_HTTP_TOO_MANY_HEADERS || (rc > 0 && (size_t)rc > cfg->max_header_bytes)) {
 		server_error(c, 431, "request header fields too large");
 		return -1;
 	}
-	if (n < 0) {
+	if (rc < 0) {
 		server_error(c, 400, "malformed HTTP request");
 		return -1;
 	}
-	/* Keep the head apart from the input so that the request's slices stay
-	 * valid while the input buffer moves. */
-	ig_buf_reset(&c->head);
-	/* The NUL after the copy lets C string functions (regexec on header
-	 * values, in route matching) stop at the head's end, not read past it. */
-	if (ig_buf_append(&c->head, c->in.ptr, (size_t)n) < 0 || !ig_buf_cstr(&c->head)) {
+	if (keep_head(c, &req, hdrs, (size_t)rc) < 0) {
 		server_error(c, 500, "out of memory");
 		return -1;
 	}
-	ig_http_parse_request(c->head.ptr, c->head.len, &c->ex.req, c->hdrs, cfg->max_headers);
-	ig_buf_consume(&c->in, (size_t)n);
-	if (ig_http_request_framing(&c->ex.req, &c->framing) < 0) {
-		server_error(c, 400, "invalid message framing (Content-Length / Transfer-Encoding)");
+	ig_buf_consume(&c->in, (size_t)rc);
+	c->scanned = 0;
+	struct ig_http_exchange *ex = c->ex;
+	if (ig_http_request_framing(&ex->req, &c->framing) < 0) {
+		server_error(c, 400,
+			     "invalid message framing (Content-Length / Transfer-Encoding)");
 		return -1;
 	}
 	c->keep_alive = c->framing.keep_alive;
-	c->is_head = ig_str_eq_cstr(c->ex.req.method, "HEAD");
-	ig_buf_init(&c->ex.body, cfg->max_body_bytes);
+	c->is_head = ig_str_eq_cstr(ex->req.method, "HEAD");
+	ig_buf_init(&ex->body, cfg->max_body_bytes);
 	if (c->framing.kind == IG_BODY_LENGTH && c->framing.length > cfg->max_body_bytes) {
 		server_error(c, 413, "request body too large");
 		return -1;
@@ -333,39 +511,36 @@ static int parse_head(struct ig_http_conn *c)
 	/* A known length is allocated once, not grown by doubling (up to 8 MiB:
 	 * a client that announces more must send it before we hold more). */
 	if (c->framing.kind == IG_BODY_LENGTH &&
-	    ig_buf_reserve(&c->ex.body, c->framing.length < (8u << 20) ? c->framing.length
-								       : (8u << 20)) < 0) {
+	    ig_buf_reserve(&ex->body,
+			   c->framing.length < (8u << 20) ? c->framing.length : (8u << 20)) < 0) {
 		server_error(c, 500, "out of memory for the request body");
 		return -1;
 	}
-	c->ex.peer = (struct ig_str){c->peer, strlen(c->peer)};
 	memset(&c->chunked, 0, sizeof c->chunked);
 	c->body_left = c->framing.kind == IG_BODY_LENGTH ? c->framing.length : 0;
 	if (c->framing.kind == IG_BODY_NONE ||
 	    (c->framing.kind == IG_BODY_LENGTH && c->framing.length == 0))
 		return 1;
-	if (c->framing.expect_continue) {
+	if (c->framing.expect_continue && !c->in.len) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-		ig_buf_append(&c->out, cont, sizeof cont - 1);
-		if (flush_out(c) < 0)
-			return -2;
+		if (ig_buf_append(&c->out, cont, sizeof cont - 1) < 0 || flush_out(c) < 0) {
+			conn_free(c);
+			return -1;
+		}
 	}
 	c->state = ST_BODY;
-	arm_timer(c, cfg->body_timeout_ms);
+	arm_timer(c, TM_BODY, cfg->body_timeout_ms);
 	return 2;
 }
-
-/* parse_head returns -1 (answered with an error; the connection may be
- * gone), -2 (connection gone), 0 (head incomplete), 1 (request complete,
- * no body) or 2 (body follows). */
 
 /* Moves body bytes from the input into the exchange. Returns 1 when the
  * body is complete, 0 when more is needed, -1 on error (answered). */
 static int read_body(struct ig_http_conn *c)
 {
+	struct ig_buf *body = &c->ex->body;
 	if (c->framing.kind == IG_BODY_LENGTH) {
 		size_t take = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
-		if (ig_buf_append(&c->ex.body, c->in.ptr, take) < 0) {
+		if (ig_buf_append(body, c->in.ptr, take) < 0) {
 			server_error(c, 413, "request body too large");
 			return -1;
 		}
@@ -379,7 +554,7 @@ static int read_body(struct ig_http_conn *c)
 		server_error(c, 400, "malformed chunked request body");
 		return -1;
 	}
-	if (ig_buf_append(&c->ex.body, c->in.ptr, len) < 0) {
+	if (ig_buf_append(body, c->in.ptr, len) < 0) {
 		server_error(c, 413, "request body too large");
 		return -1;
 	}
@@ -393,127 +568,176 @@ static int read_body(struct ig_http_conn *c)
 	return 1;
 }
 
-/* One step: reads a head and maybe a body from the input and dispatches. */
-static void conn_step(struct ig_http_conn *c)
+/* Takes what the input holds: the head once it is complete, then body
+ * bytes, then hands the request over. */
+static void process_input(struct ig_http_conn *c)
 {
 	if (c->state == ST_HEAD) {
-		if (c->in.len == 0)
+		if (!c->in.len)
 			return;
-		if (!c->head_timer) {
-			c->head_timer = true;
-			arm_timer(c, c->srv->cfg.header_timeout_ms);
+		if (c->tkind != TM_HEAD)
+			arm_timer(c, TM_HEAD, c->srv->cfg.header_timeout_ms);
+		size_t n;
+		int rc = 0;
+		while (rc == 0) {
+			n = find_head_end(c);
+			if (!n) {
+				if (c->in.len > c->srv->cfg.max_header_bytes)
+					server_error(c, 431, "request header fields too large");
+				return;
+			}
+			rc = take_head(c, n);
+			if (rc == 0) {
+				/* Only blank lines so far: drop them, look further. */
+				ig_buf_consume(&c->in, n);
+				c->scanned = 0;
+				if (!c->in.len)
+					return;
+			}
 		}
-		int rc = parse_head(c);
+		if (rc < 0)
+			return;
 		if (rc == 1) {
 			dispatch(c);
 			return;
 		}
-		if (rc != 2)
-			return;
 	}
 	if (c->state == ST_BODY) {
 		int rc = read_body(c);
 		if (rc == 1)
 			dispatch(c);
 		else if (rc == 0)
-			arm_timer(c, c->srv->cfg.body_timeout_ms);
+			arm_timer(c, TM_BODY, c->srv->cfg.body_timeout_ms);
 	}
 }
 
-/* Processes buffered input for as long as responses finish at once and
- * leave more of it: pipelined requests are taken in this loop, never by
- * recursion (see `processing` in struct ig_http_conn). */
-static void conn_process(struct ig_http_conn *c)
+/* recv() into buf[len..len+room); the room is reserved first. Returns the
+ * bytes read, 0 at EOF, -1 on error, -2 when nothing is there, -3 when
+ * the buffer cannot grow. */
+static ssize_t recv_into(struct ig_http_conn *c, struct ig_buf *b, size_t room)
 {
-	if (c->processing) {
-		/* Called from below a running conn_process: let it loop. */
-		c->again = true;
-		return;
+	if (ig_buf_reserve(b, room) < 0)
+		return -3;
+	for (;;) {
+		ssize_t n = recv(c->io.fd, b->ptr + b->len, room, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return -2;
+		if (n > 0)
+			b->len += (size_t)n;
+		return n;
 	}
-	c->processing = true;
-	do {
-		c->again = false;
-		conn_step(c);
-	} while (!c->freed && c->again && c->state == ST_HEAD);
-	c->processing = false;
-	if (c->freed)
-		free(c);
 }
 
 static void conn_read(struct ig_http_conn *c)
 {
-	for (;;) {
-		size_t room = READ_CHUNK;
-		if (c->state == ST_HEAD) {
-			/* Never hold more than one head's worth while looking for it. */
-			size_t lim = c->srv->cfg.max_header_bytes + 1;
-			room = c->in.len < lim ? lim - c->in.len : 0;
-			if (room > READ_CHUNK)
-				room = READ_CHUNK;
-			if (room == 0) {
-				conn_process(c);
-				return;
-			}
-		} else if (c->state != ST_BODY) {
-			room = c->in.len < PIPELINE_MAX ? PIPELINE_MAX - c->in.len : 0;
-			if (room == 0) {
-				update_events(c);
-				return;
-			}
-		}
-		if (ig_buf_reserve(&c->in, room) < 0) {
-			conn_free(c);
+	size_t room;
+	struct ig_buf *into = &c->in;
+	bool direct = false; /* reading a sized body straight into the exchange */
+	switch (c->state) {
+	case ST_HEAD: {
+		/* Never hold more than one head's worth while looking for it. */
+		size_t lim = c->srv->cfg.max_header_bytes + 1;
+		room = c->in.len < lim ? lim - c->in.len : 0;
+		if (room > READ_CHUNK)
+			room = READ_CHUNK;
+		if (room == 0) {
+			process_input(c);
 			return;
 		}
-		ssize_t n = recv(c->io.fd, c->in.ptr + c->in.len, room, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			/* Peer closed or failed. A response still being written for
-			 * it has no reader: drop everything. */
-			conn_free(c);
+		break;
+	}
+	case ST_BODY:
+		room = READ_CHUNK;
+		/* A sized body goes straight into the exchange, no copy. */
+		if (c->framing.kind == IG_BODY_LENGTH && !c->in.len) {
+			direct = true;
+			into = &c->ex->body;
+			room = c->body_left < (1u << 20) ? (size_t)c->body_left : (1u << 20);
+		}
+		break;
+	default:
+		room = c->in.len < PIPELINE_MAX ? PIPELINE_MAX - c->in.len : 0;
+		if (room > READ_CHUNK)
+			room = READ_CHUNK;
+		if (room == 0) {
+			update_events(c);
 			return;
 		}
-		c->in.len += (size_t)n;
-		if (c->state == ST_HEAD || c->state == ST_BODY) {
-			/* The connection may be gone or busy after this; stop
-			 * reading here and let the loop call again if there is more. */
-			conn_process(c);
-			return;
-		}
+		break;
+	}
+	ssize_t n = recv_into(c, into, room);
+	if (n == -2)
+		return;
+	if (n == -3 && (c->state == ST_HEAD || c->state == ST_BODY)) {
+		server_error(c, c->state == ST_BODY ? 413 : 500,
+			     c->state == ST_BODY ? "request body too large" : "out of memory");
+		return;
+	}
+	if (n <= 0) {
+		/* Peer closed or failed. A response still being written for it
+		 * has no reader: drop everything. */
+		conn_free(c);
+		return;
+	}
+	if (direct) {
+		c->body_left -= (uint64_t)n;
+		if (c->body_left == 0)
+			dispatch(c);
+		else
+			arm_timer(c, TM_BODY, c->srv->cfg.body_timeout_ms);
+		return;
+	}
+	if (c->state == ST_HEAD || c->state == ST_BODY)
+		process_input(c);
+	else
+		update_events(c);
+}
+
+static void on_writable(struct ig_http_conn *c)
+{
+	if (flush_out(c) < 0) {
+		conn_free(c);
+		return;
+	}
+	if (out_pending(c)) {
+		update_events(c);
+		return;
+	}
+	switch (c->state) {
+	case ST_CLOSING:
+		linger_close(c);
+		return;
+	case ST_FLUSH:
+		start_next(c);
+		return;
+	default:
+		break;
+	}
+	update_events(c);
+	if (c->want_writable && c->in_handler) {
+		c->want_writable = false;
+		if (c->ex->on_writable)
+			c->ex->on_writable(c->ex);
 	}
 }
 
 static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 {
 	struct ig_http_conn *c = io->data;
-	if (c->broken) {
-		conn_free(c);
+	if (c->broken)
 		return;
-	}
 	if (events & IG_EV_WRITE) {
-		if (flush_out(c) < 0)
+		/* Below half the high-water mark the handler may produce again. */
+		bool was_full = c->want_writable;
+		if (flush_out(c) < 0) {
+			conn_free(c);
 			return;
-		if (out_pending(c) == 0) {
-			if (c->state == ST_CLOSING) {
-				linger_close(c);
-				return;
-			}
-			if (c->state == ST_FLUSH) {
-				start_next(c);
-				update_events(c);
-				if (c->in.len)
-					conn_process(c);
-				return;
-			}
 		}
-		if (c->want_writable && out_pending(c) <= c->srv->cfg.write_high_water / 2) {
-			c->want_writable = false;
-			update_events(c);
-			if (c->ex.on_writable)
-				c->ex.on_writable(&c->ex);
+		if (!out_pending(c) ||
+		    (was_full && out_pending(c) <= c->srv->cfg.write_high_water / 2)) {
+			on_writable(c);
 			return;
 		}
 		update_events(c);
@@ -531,7 +755,96 @@ static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 	}
 }
 
+static void on_timer(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_http_conn *c = t->data;
+	enum timer_kind kind = c->tkind;
+	c->tkind = TM_NONE;
+	switch (kind) {
+	case TM_SEND: {
+		/* The deadline moves with every byte the client takes. */
+		uint64_t limit = c->srv->cfg.send_timeout_ms * 1000000u;
+		uint64_t now = ig_now_ns();
+		if (now - c->last_send_ns < limit) {
+			c->tkind = TM_SEND;
+			ig_timer_start_ns(loop, t, limit - (now - c->last_send_ns), on_timer, c);
+			return;
+		}
+		ig_info("client %s: took no response bytes for %llu ms: closing", c->peer,
+			(unsigned long long)c->srv->cfg.send_timeout_ms);
+		conn_free(c);
+		return;
+	}
+	case TM_HEAD:
+		if (c->state == ST_HEAD && c->in.len) {
+			server_error(c, 408, "request timed out");
+			return;
+		}
+		conn_free(c);
+		return;
+	case TM_BODY:
+		if (c->state == ST_BODY) {
+			server_error(c, 408, "request timed out");
+			return;
+		}
+		conn_free(c);
+		return;
+	case TM_IDLE:
+	case TM_LINGER:
+		conn_free(c);
+		return;
+	case TM_NONE:
+		return;
+	}
+}
+
 /* ---- accepting ---- */
+
+static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events);
+
+static void on_accept_resume(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_http_server *s = t->data;
+	if (s->listen_fd >= 0)
+		ig_io_set(loop, &s->listen_io, IG_EV_READ);
+}
+
+/* Out of file descriptors (or kernel memory): the pending connection
+ * stays in the backlog and the listener stays readable, so accepting on
+ * would spin. Pause for a back-off that doubles up to a second, and log at
+ * most one line per five seconds with the number of failures. */
+static void accept_pause(struct ig_http_server *s, int err)
+{
+	s->accept_failures++;
+	uint64_t now = ig_now_ns();
+	if (!s->accept_log_ns || now - s->accept_log_ns >= 5000000000u) {
+		ig_warn("accept: %s: pausing new connections (%lu failures since the last report)",
+			strerror(err), s->accept_failures);
+		s->accept_log_ns = now;
+		s->accept_failures = 0;
+	}
+	s->accept_backoff_ms = s->accept_backoff_ms ? s->accept_backoff_ms * 2 : 10;
+	if (s->accept_backoff_ms > 1000)
+		s->accept_backoff_ms = 1000;
+	ig_io_set(s->loop, &s->listen_io, 0);
+	ig_timer_start(s->loop, &s->accept_timer, s->accept_backoff_ms, on_accept_resume, s);
+}
+
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char host[48] = "?";
+	int port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		port = ntohs(sin->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+		port = ntohs(sin6->sin6_port);
+	}
+	snprintf(out, len, "%s:%d", host, port);
+}
 
 static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
 {
@@ -544,36 +857,26 @@ static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				ig_warn("accept: %s", strerror(errno));
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				accept_pause(s, errno);
+				return;
+			}
+			ig_warn("accept: %s", strerror(errno));
 			return;
 		}
+		s->accept_backoff_ms = 0;
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		struct ig_http_conn *c = calloc(1, sizeof *c);
-		if (c)
-			c->hdrs = calloc(s->cfg.max_headers, sizeof *c->hdrs);
-		if (!c || !c->hdrs) {
-			if (c)
-				free(c);
+		if (!c) {
 			close(fd);
 			continue;
 		}
 		c->srv = s;
-		c->ex.conn = c;
-		ig_buf_init(&c->in, 0);
-		char host[48] = "?";
-		int port = 0;
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-			port = ntohs(sin->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-			port = ntohs(sin6->sin6_port);
-		}
-		snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+		format_peer(&ss, c->peer, sizeof c->peer);
 		c->next = s->conns;
 		if (s->conns)
 			s->conns->prev = c;
@@ -584,8 +887,7 @@ static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
 			continue;
 		}
 		c->state = ST_HEAD;
-		c->head_timer = true;
-		arm_timer(c, s->cfg.header_timeout_ms);
+		arm_timer(c, TM_HEAD, s->cfg.header_timeout_ms);
 	}
 }
 
@@ -606,6 +908,8 @@ struct ig_http_server *ig_http_server_new(struct ig_loop *loop, int listen_fd,
 		s->cfg.max_headers = 128;
 	if (s->cfg.write_high_water == 0)
 		s->cfg.write_high_water = 256 * 1024;
+	if (s->cfg.send_timeout_ms == 0)
+		s->cfg.send_timeout_ms = 60000;
 	s->handler = handler;
 	s->ctx = ctx;
 	if (ig_io_start(loop, &s->listen_io, listen_fd, IG_EV_READ, on_accept, s) < 0) {
@@ -620,6 +924,7 @@ void ig_http_server_drain(struct ig_http_server *s)
 	if (s->draining)
 		return;
 	s->draining = true;
+	ig_timer_stop(s->loop, &s->accept_timer);
 	if (s->listen_fd >= 0) {
 		ig_io_stop(s->loop, &s->listen_io);
 		close(s->listen_fd);
@@ -628,7 +933,7 @@ void ig_http_server_drain(struct ig_http_server *s)
 	struct ig_http_conn *c = s->conns;
 	while (c) {
 		struct ig_http_conn *next = c->next;
-		if (c->state == ST_HEAD && c->in.len == 0)
+		if (c->state == ST_HEAD && c->in.len == 0 && !c->broken)
 			conn_free(c);
 		c = next;
 	}
@@ -643,12 +948,24 @@ size_t ig_http_server_busy(const struct ig_http_server *s)
 	return n;
 }
 
+void ig_http_server_memory(const struct ig_http_server *s, size_t *conns, size_t *bytes)
+{
+	size_t n = 0, b = 0;
+	for (const struct ig_http_conn *c = s->conns; c; c = c->next) {
+		n++;
+		b += sizeof *c + c->in.cap + c->out.cap + c->arena.used;
+	}
+	*conns = n;
+	*bytes = b;
+}
+
 void ig_http_server_free(struct ig_http_server *s)
 {
 	if (!s)
 		return;
 	while (s->conns)
 		conn_free(s->conns);
+	ig_timer_stop(s->loop, &s->accept_timer);
 	if (s->listen_fd >= 0) {
 		ig_io_stop(s->loop, &s->listen_io);
 		close(s->listen_fd);
@@ -662,7 +979,7 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 		       const struct ig_http_header *hdrs, size_t n, int64_t content_length)
 {
 	struct ig_buf *o = &c->out;
-	int minor = c->ex.req.minor_version;
+	int minor = c->ex->req.minor_version;
 	int rc = ig_buf_append_cstr(o, "HTTP/1.1 ");
 	rc |= ig_buf_append_u64(o, (uint64_t)status);
 	rc |= ig_buf_append_cstrs(o, " ", ig_http_status_text(status), "\r\n", (char *)NULL);
@@ -702,23 +1019,11 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 	return rc ? -1 : 0;
 }
 
-static void end_exchange(struct ig_http_conn *c)
-{
-	ig_timer_stop(c->srv->loop, &c->timer); /* a deferred head flush */
-	if (c->in_handler) {
-		c->in_handler = false;
-		c->srv->busy--;
-	}
-	c->ex.on_abort = NULL;
-	c->ex.on_writable = NULL;
-	after_response(c);
-}
-
 int ig_http_respond(struct ig_http_exchange *ex, int status, const char *content_type,
 		    const void *body, size_t len, const struct ig_http_header *extra, size_t nextra)
 {
 	struct ig_http_conn *c = ex->conn;
-	if (c->resp_started)
+	if (c->resp_started || !c->in_handler)
 		return -1;
 	if (append_head(c, status, content_type, extra, nextra, (int64_t)len) < 0 ||
 	    (!c->resp_no_body && ig_buf_append(&c->out, body, len) < 0)) {
@@ -754,18 +1059,28 @@ int ig_http_respond_error(struct ig_http_exchange *ex, int status, const char *t
 	return rc;
 }
 
+static void on_flush_task(struct ig_loop *loop, struct ig_task *t)
+{
+	struct ig_http_conn *c = t->data;
+	if (flush_out(c) < 0) {
+		conn_free(c);
+		return;
+	}
+	update_events(c);
+}
+
 int ig_http_start_response(struct ig_http_exchange *ex, int status,
 			   const struct ig_http_header *hdrs, size_t n, int64_t content_length)
 {
 	struct ig_http_conn *c = ex->conn;
-	if (c->resp_started)
+	if (c->resp_started || c->broken)
 		return -1;
-	if (c->broken || append_head(c, status, NULL, hdrs, n, content_length) < 0)
+	if (append_head(c, status, NULL, hdrs, n, content_length) < 0)
 		return -1;
 	/* The head waits for the first body piece (usually in the same event
-	 * batch) so both leave in one send; if none comes, the timer sends it
+	 * batch) so both leave in one send; if none comes, the task sends it
 	 * at the end of this loop iteration. */
-	ig_timer_start(c->srv->loop, &c->timer, 0, on_timeout, c);
+	ig_task_queue(c->srv->loop, &c->flush_task, on_flush_task, c);
 	return 0;
 }
 
@@ -776,19 +1091,23 @@ int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len)
 		return -1;
 	if (len == 0 || c->resp_no_body)
 		return 0;
-	int rc = 0;
+	ig_task_cancel(c->srv->loop, &c->flush_task);
+	char size_line[24];
+	struct iovec iov[3];
+	int n = 0;
 	if (c->resp_chunked) {
-		rc |= ig_buf_append_hex(&c->out, len);
-		rc |= ig_buf_append(&c->out, "\r\n", 2);
+		int k = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+		iov[n++] = (struct iovec){size_line, (size_t)k};
 	}
-	rc |= ig_buf_append(&c->out, data, len);
+	iov[n++] = (struct iovec){(void *)data, len};
 	if (c->resp_chunked)
-		rc |= ig_buf_append(&c->out, "\r\n", 2);
-	if (rc)
+		iov[n++] = (struct iovec){"\r\n", 2};
+	/* Write now, straight from the caller's bytes: the socket is usually
+	 * ready, and what it does not take is buffered. */
+	if (send_out(c, iov, n) < 0) {
+		mark_broken(c);
 		return -1;
-	/* Write now: the socket is usually ready and this keeps latency low. */
-	if (flush_from_handler(c) < 0)
-		return -1;
+	}
 	update_events(c);
 	if (out_pending(c) > c->srv->cfg.write_high_water) {
 		c->want_writable = true;
@@ -800,7 +1119,7 @@ int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len)
 int ig_http_end(struct ig_http_exchange *ex)
 {
 	struct ig_http_conn *c = ex->conn;
-	if (!c->resp_started)
+	if (!c->resp_started || !c->in_handler)
 		return -1;
 	if (c->resp_chunked && !c->resp_no_body)
 		ig_buf_append(&c->out, "0\r\n\r\n", 5);
@@ -817,5 +1136,7 @@ void ig_http_abort(struct ig_http_exchange *ex)
 		c->in_handler = false;
 		c->srv->busy--;
 	}
-	conn_free(c);
+	ex->on_abort = NULL;
+	ex->on_writable = NULL;
+	mark_broken(c);
 }

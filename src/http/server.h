@@ -3,7 +3,13 @@
  * each exchange to a handler, and writes the response, whole or streamed,
  * with backpressure. One request at a time per connection (pipelined bytes
  * wait in the buffer); keep-alive per RFC 9112. Used by the gateway's
- * listeners, the admin listener and the simulator. */
+ * listeners, the admin listener and the simulator.
+ *
+ * Costs: a request head is scanned once for its end, incrementally as its
+ * bytes arrive, then parsed once and copied once into the exchange's arena.
+ * An idle keep-alive connection holds no buffer. When accept() runs out of
+ * file descriptors the server stops accepting for a back-off period
+ * instead of spinning on a listener that stays readable. */
 #ifndef IG_HTTP_SERVER_H
 #define IG_HTTP_SERVER_H
 
@@ -11,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/arena.h"
 #include "core/buf.h"
 #include "event/loop.h"
 #include "http/parse.h"
@@ -20,20 +27,28 @@ struct ig_http_conn;
 
 struct ig_http_server_config {
 	size_t max_header_bytes;       /* head larger: 431 (default 64 KiB) */
-	size_t max_headers;            /* more header lines: 431 (default 128) */
-	size_t max_body_bytes;         /* body larger: 413 (default 16 MiB) */
+	size_t max_headers;	       /* more header lines: 431 (default 128) */
+	size_t max_body_bytes;	       /* body larger: 413 (default 16 MiB) */
 	uint64_t header_timeout_ms;    /* whole head must arrive within: 408 (default 30 s) */
 	uint64_t body_timeout_ms;      /* max silence while reading a body: 408 (default 60 s) */
 	uint64_t keepalive_timeout_ms; /* idle keep-alive connection closed after (default 75 s) */
 	size_t write_high_water;       /* ig_http_write returns 1 above this (default 256 KiB) */
+	uint64_t send_timeout_ms;      /* a client taking none of our pending output for this
+					  long is closed; the handler gets on_abort (default 60 s) */
 };
 
+/* An exchange and everything in its arena live until the server lets go
+ * of it: right after on_abort returns, or when the loop regains control
+ * after ig_http_end / ig_http_respond / ig_http_abort. So a handler keeps
+ * its per-request state in the arena and may still read it on its way out
+ * of the call that ended the exchange. */
 struct ig_http_exchange {
-	struct ig_http_request req; /* points into the connection's buffer */
-	struct ig_buf body;         /* the whole request body, decoded */
-	struct ig_str peer;         /* client address "ip:port" */
-	uint64_t start_ns;          /* when the head was complete */
-	void *user;                 /* the handler's state */
+	struct ig_http_request req; /* points into the arena */
+	struct ig_buf body;	    /* the whole request body, decoded */
+	struct ig_str peer;	    /* client address "ip:port" */
+	uint64_t start_ns;	    /* when the head was complete */
+	struct ig_arena *arena;	    /* memory freed with the exchange */
+	void *user;		    /* the handler's state */
 	/* Set by the handler when it answers asynchronously. on_writable runs
 	 * when output it was told to hold back (ig_http_write returned 1) has
 	 * drained; on_abort runs when the client went away or the server shuts
@@ -66,11 +81,13 @@ void ig_http_server_free(struct ig_http_server *s);
 /* A whole response with Content-Length. `extra` headers are added after
  * Content-Type/Content-Length (may be NULL). Ends the exchange. */
 int ig_http_respond(struct ig_http_exchange *ex, int status, const char *content_type,
-		    const void *body, size_t len, const struct ig_http_header *extra, size_t nextra);
+		    const void *body, size_t len, const struct ig_http_header *extra,
+		    size_t nextra);
 /* An error in OpenAI's form {"error":{"message":..,"type":..,"code":..}};
  * code NULL uses the status number. Ends the exchange. */
 int ig_http_respond_error(struct ig_http_exchange *ex, int status, const char *type,
-			  const char *code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+			  const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Streaming: the head, then body pieces, then the end. content_length < 0
  * means unknown length: chunked for HTTP/1.1 clients, close-delimited for
@@ -86,7 +103,11 @@ int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len);
  * and must not be touched. */
 int ig_http_end(struct ig_http_exchange *ex);
 /* Drops the connection now (e.g. upstream failed mid-stream): on_abort is
- * not called; the exchange must not be touched afterwards. */
+ * not called; no exchange function may be called afterwards. */
 void ig_http_abort(struct ig_http_exchange *ex);
+
+/* For tests: the bytes a connection holds in buffers (input, output,
+ * exchange arena), summed over the server's connections, and their count. */
+void ig_http_server_memory(const struct ig_http_server *s, size_t *conns, size_t *bytes);
 
 #endif

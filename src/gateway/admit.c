@@ -1,0 +1,270 @@
+/* The third stage: admission and the picker. The pool's candidates are
+ * read with what this gateway dispatched since their last scrape; a
+ * sheddable request is refused (429) when the pool is saturated, or, with
+ * flow control, any request waits in the worker's queue until the pool has
+ * room; then the scheduler ranks the endpoints and session affinity may
+ * move the session's endpoint first. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/rand.h"
+#include "gateway/metrics.h"
+#include "gateway/request.h"
+#include "gateway/sessions.h"
+#include "sched/picker.h"
+
+/* The candidates of the pool as the picker sees them. Endpoints whose
+ * scrapes keep failing are left out, unless that leaves nothing. */
+struct candidates {
+	size_t n;
+	struct ig_endpoint **eps;
+	struct ig_sched_endpoint *se;
+	struct ig_endpoint_metrics *m;
+	/* Storage for ordinary pools, so no allocation happens per request. */
+	struct ig_endpoint *eps_small[16];
+	struct ig_sched_endpoint se_small[16];
+	struct ig_endpoint_metrics m_small[16];
+};
+
+static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, uint64_t now_ns)
+{
+	size_t cap = pool->neps ? pool->neps : 1;
+	c->n = 0;
+	if (cap <= 16) {
+		c->eps = c->eps_small, c->se = c->se_small, c->m = c->m_small;
+	} else {
+		c->eps = malloc(cap * sizeof *c->eps);
+		c->se = malloc(cap * sizeof *c->se);
+		c->m = malloc(cap * sizeof *c->m);
+		if (!c->eps || !c->se || !c->m)
+			return -1;
+	}
+	for (int pass = 0; pass < 2 && c->n == 0; pass++) {
+		for (size_t i = 0; i < pool->neps; i++) {
+			struct ig_endpoint *ep = pool->eps[i];
+			if (pass == 0 &&
+			    atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
+				continue;
+			size_t k = c->n++;
+			c->eps[k] = ep;
+			ig_endpoint_read_metrics(ep, &c->m[k]);
+			uint64_t upd = c->m[k].updated_ns;
+			c->se[k] = (struct ig_sched_endpoint){
+			    .m = &c->m[k],
+			    .metrics_age_ms =
+				upd ? (now_ns > upd ? (now_ns - upd) / 1000000u : 0) : UINT64_MAX,
+			    .inflight_requests = ig_endpoint_pending_requests(ep),
+			    .inflight_tokens = ig_endpoint_pending_tokens(ep),
+			    .addr = ig_str_from(ep->addr),
+			    .key = ep->key,
+			};
+		}
+	}
+	return 0;
+}
+
+static void candidates_free(struct candidates *c)
+{
+	if (c->eps != c->eps_small) {
+		free(c->eps);
+		free(c->se);
+		free(c->m);
+	}
+}
+
+/* Saturation as GIE's utilization detector computes it, but over metrics
+ * that include what this gateway dispatched since the last scrape: a queue
+ * that drains requests as fast as they come does not see a stale "idle". */
+static double saturation(struct ig_scheduler *s, struct candidates *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		c->m[i].waiting += c->se[i].inflight_requests;
+	double v = ig_scheduler_saturation(s, c->se, c->n);
+	for (size_t i = 0; i < c->n; i++)
+		c->m[i].waiting -= c->se[i].inflight_requests;
+	return v;
+}
+
+/* Session affinity: keep the session's endpoint first while its load stays
+ * within --session-slack requests of the best candidate's. */
+static void apply_session(struct ig_req *p, struct candidates *c)
+{
+	if (!p->session.len || !p->nranked)
+		return;
+	uint64_t key = ig_session_lookup(p->w->gw->sessions, p->session);
+	if (!key)
+		return;
+	int64_t best = INT64_MAX, mine = -1;
+	size_t at = SIZE_MAX;
+	for (size_t i = 0; i < c->n; i++) {
+		int64_t load = c->m[i].waiting + c->se[i].inflight_requests;
+		if (load < best)
+			best = load;
+		if (c->eps[i]->key == key)
+			mine = load;
+	}
+	for (size_t r = 0; r < p->nranked; r++)
+		if (p->ranked[r]->key == key)
+			at = r;
+	if (at == SIZE_MAX || mine < 0 || (double)mine > (double)best + p->w->gw->opt.session_slack)
+		return;
+	struct ig_endpoint *ep = p->ranked[at];
+	memmove(&p->ranked[1], &p->ranked[0], at * sizeof p->ranked[0]);
+	p->ranked[0] = ep;
+}
+
+/* Runs admission and the picker once. Returns 0 with the ranking in
+ * p->ranked, 1 when the request must wait (flow control), or answers the
+ * error itself and returns -1. */
+static int schedule(struct ig_req *p, bool from_queue)
+{
+	struct candidates c;
+	struct ig_scheduler *sched = p->pool->sched->s;
+	uint64_t t0 = ig_now_ns();
+	if (candidates_load(&c, p->pool, t0) < 0) {
+		candidates_free(&c);
+		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+		return -1;
+	}
+	if (c.n == 0) {
+		candidates_free(&c);
+		ig_req_fail(p, 503, "service_unavailable", NULL,
+			    "no ready endpoints in the InferencePool");
+		return -1;
+	}
+	bool flow = p->snap->flow_control || p->w->gw->opt.flow_control;
+	if (flow || p->priority < 0) {
+		double sat = saturation(sched, &c);
+		if (sat >= 1.0 && flow && !from_queue) {
+			candidates_free(&c);
+			return 1;
+		}
+		if (sat >= 1.0 && p->priority < 0 && !flow) {
+			candidates_free(&c);
+			ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
+				    "system saturated, sheddable request dropped");
+			return -1;
+		}
+	}
+	struct ig_sched_req req = {
+	    .model = p->model,
+	    .target_model = p->target,
+	    .critical = p->critical,
+	    .priority = p->priority,
+	    .prefix_input = p->prefix_input,
+	    .test_endpoints = p->test_endpoints,
+	    .prompt_tokens = p->prefix_input.len / 4,
+	};
+	size_t ranked[c.n];
+	p->res.ranked = ranked;
+	p->res.scores = NULL;
+	int rc = ig_schedule(sched, &req, c.se, c.n, ig_rng_thread(), &p->res);
+	p->res.ranked = NULL;
+	if (rc < 0 || p->res.nranked == 0) {
+		candidates_free(&c);
+		ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
+			    "dropping request due to limited backend resources");
+		return -1;
+	}
+	p->nranked = p->res.nranked < IG_REQ_MAX_RANKED ? p->res.nranked : IG_REQ_MAX_RANKED;
+	for (size_t i = 0; i < p->nranked; i++)
+		p->ranked[i] = c.eps[ranked[i]];
+	apply_session(p, &c);
+	candidates_free(&c);
+	ig_gw_metrics_scheduler(p->w->gw->metrics, (double)(ig_now_ns() - t0) / 1e9);
+	return 0;
+}
+
+/* ---- flow control: requests waiting for the pool to have room ---- */
+
+static void queue_tick(struct ig_loop *loop, struct ig_timer *t);
+
+static struct ig_flowq *worker_queue(struct ig_worker *w, const struct ig_snapshot *snap)
+{
+	if (w->queue)
+		return w->queue;
+	struct ig_flowq_limits global = {.max_requests = w->gw->opt.queue_capacity,
+					 .max_bytes = snap->flow.max_bytes};
+	if (snap->flow.max_requests)
+		global.max_requests = snap->flow.max_requests;
+	struct ig_flowq_band_limits bands[IG_FLOW_MAX_BANDS];
+	for (size_t i = 0; i < snap->flow.nbands; i++)
+		bands[i] = (struct ig_flowq_band_limits){
+		    .priority = snap->flow.bands[i].priority,
+		    .limits = {snap->flow.bands[i].max_requests, snap->flow.bands[i].max_bytes}};
+	struct ig_flowq_limits band_default = {0};
+	w->queue = ig_flowq_new(&global, bands, snap->flow.nbands, &band_default);
+	return w->queue;
+}
+
+static void dispatch_queued(struct ig_req *p)
+{
+	p->queued = false;
+	if (schedule(p, true) == 0)
+		ig_req_send(p);
+}
+
+static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_worker *w = t->data;
+	if (!w->queue)
+		return;
+	struct ig_req *p;
+	while ((p = ig_flowq_pop_expired(w->queue, ig_now_ns())) != NULL) {
+		p->queued = false;
+		ig_req_fail(p, 503, "service_unavailable", NULL,
+			    "timed out waiting in the gateway queue for a model server");
+	}
+	/* Highest priority first; the head waits while its pool is saturated
+	 * (head-of-line blocking, as GIE's dispatcher does). It is looked at
+	 * in place, so waiting does not reorder the queue. */
+	while ((p = ig_flowq_peek(w->queue)) != NULL) {
+		struct candidates c;
+		if (candidates_load(&c, p->pool, ig_now_ns()) == 0 && c.n > 0) {
+			double sat = saturation(p->pool->sched->s, &c);
+			candidates_free(&c);
+			if (sat >= 1.0)
+				break;
+		} else {
+			candidates_free(&c); /* dispatch_queued answers the error */
+		}
+		ig_flowq_pop(w->queue);
+		dispatch_queued(p);
+	}
+	if (ig_flowq_len(w->queue))
+		ig_timer_start(loop, t, 5, queue_tick, w);
+}
+
+static int enqueue(struct ig_req *p)
+{
+	struct ig_worker *w = p->w;
+	struct ig_flowq *q = worker_queue(w, p->snap);
+	if (!q)
+		return -ENOMEM;
+	uint64_t ttl = p->snap->flow.default_request_ttl_ms ? p->snap->flow.default_request_ttl_ms
+							    : w->gw->opt.queue_timeout_ms;
+	p->qdeadline = ig_now_ns() + ttl * 1000000u;
+	memset(&p->qitem, 0, sizeof p->qitem);
+	int rc = ig_flowq_push(q, &p->qitem, p, p->flow_id, p->priority, p->body_len, p->qdeadline);
+	if (rc < 0)
+		return rc;
+	p->queued = true;
+	if (!ig_timer_armed(&w->queue_timer))
+		ig_timer_start(&w->loop, &w->queue_timer, 5, queue_tick, w);
+	return 0;
+}
+
+int ig_req_admit(struct ig_req *p)
+{
+	int rc = schedule(p, false);
+	if (rc != 1)
+		return rc;
+	if (enqueue(p) < 0) {
+		ig_req_fail(p, 429, "rate_limit_exceeded", "queue_full",
+			    "the pool is saturated and the gateway queue is full");
+		return -1;
+	}
+	return 1;
+}

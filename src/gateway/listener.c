@@ -1,0 +1,233 @@
+/* The first stage of a request: the listener of its port whose hostname
+ * fits the Host header, the HTTPRoute rule that matches it, the backendRef
+ * drawn by weight and its InferencePool. GET /v1/models is answered here,
+ * from every pool the listener's routes reach. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/rand.h"
+#include "gateway/proxy.h"
+#include "gateway/request.h"
+#include "json/json.h"
+
+static bool host_matches(const char *pattern, struct ig_str host)
+{
+	if (pattern[0] == '*' && pattern[1] == '.') {
+		struct ig_str suffix = ig_str_from(pattern + 1);
+		return host.len > suffix.len &&
+		       ig_str_ieq((struct ig_str){host.ptr + host.len - suffix.len, suffix.len},
+				  suffix);
+	}
+	return ig_str_ieq_cstr(host, pattern);
+}
+
+/* The listener of this port whose hostname fits the Host header best:
+ * exact, then the longest wildcard, then one without a hostname. */
+static const struct ig_listener_rt *pick_listener(const struct ig_port_rt *port, struct ig_str host)
+{
+	const struct ig_listener_rt *best = NULL;
+	size_t best_score = 0;
+	for (size_t i = 0; i < port->nlisteners; i++) {
+		const char *hn = port->listeners[i].listener->hostname;
+		size_t score;
+		if (!hn)
+			score = 1;
+		else if (!host_matches(hn, host))
+			continue;
+		else
+			score = hn[0] == '*' ? 2 + strlen(hn) : 100000;
+		if (score > best_score) {
+			best = &port->listeners[i];
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+/* Every pool that the routes of this listener reach. */
+static void listener_pools(struct ig_req *p, const struct ig_listener_rt *li,
+			   const struct ig_pool_rt **out, size_t *n, size_t max)
+{
+	const struct ig_config *cfg = p->snap->cfg;
+	*n = 0;
+	for (size_t r = 0; r < cfg->nroutes; r++) {
+		const struct ig_httproute *rt = &cfg->routes[r];
+		bool attached = false;
+		for (size_t k = 0; k < rt->nparents; k++) {
+			const struct ig_parent_ref *pr = &rt->parents[k];
+			attached |=
+			    strcmp(pr->name, li->gw->meta.name) == 0 &&
+			    strcmp(pr->ns, li->gw->meta.ns) == 0 &&
+			    (!pr->section_name || !strcmp(pr->section_name, li->listener->name)) &&
+			    (!pr->port || pr->port == li->listener->port);
+		}
+		for (size_t i = 0; attached && i < rt->nrules; i++)
+			for (size_t b = 0; b < rt->rules[i].nbackends; b++) {
+				const struct ig_backend_ref *be = &rt->rules[i].backends[b];
+				if (strcmp(be->kind, "InferencePool") != 0)
+					continue;
+				const struct ig_pool_rt *pool =
+				    ig_snapshot_pool(p->snap, be->ns, be->name);
+				bool dup = !pool;
+				for (size_t j = 0; j < *n && !dup; j++)
+					dup = out[j] == pool;
+				if (!dup && *n < max)
+					out[(*n)++] = pool;
+			}
+	}
+}
+
+/* GET /v1/models on a listener: every model its routes can serve, across
+ * pools, in OpenAI's list format. */
+static void answer_models(struct ig_req *p, const struct ig_listener_rt *li)
+{
+	const struct ig_pool_rt *pools[64];
+	size_t npools;
+	listener_pools(p, li, pools, &npools, 64);
+	const struct ig_config *cfg = p->snap->cfg;
+	struct ig_buf b = {0};
+	long created = (long)ig_wall_seconds();
+	ig_buf_append_cstr(&b, "{\"object\":\"list\",\"data\":[");
+	bool first = true;
+	for (size_t m = 0; m < cfg->nmodels; m++) {
+		const struct ig_model *im = &cfg->models[m];
+		if (!im->accepted)
+			continue;
+		bool served = false;
+		for (size_t k = 0; k < npools && !served; k++)
+			served = !strcmp(im->pool_name, pools[k]->pool->meta.name) &&
+				 !strcmp(im->meta.ns, pools[k]->pool->meta.ns);
+		bool dup = false;
+		for (size_t j = 0; j < m && !dup; j++)
+			dup = cfg->models[j].accepted &&
+			      !strcmp(cfg->models[j].model_name, im->model_name);
+		if (!served || dup)
+			continue;
+		if (!first)
+			ig_buf_append_cstr(&b, ",");
+		first = false;
+		ig_buf_append_cstr(&b, "{\"id\":");
+		ig_json_write_string(&b, im->model_name, strlen(im->model_name));
+		ig_buf_printf(
+		    &b,
+		    ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"infergate\",\"root\":",
+		    created);
+		ig_json_write_string(&b, im->model_name, strlen(im->model_name));
+		ig_buf_append_cstr(&b, ",\"parent\":null}");
+	}
+	ig_buf_append_cstr(&b, "]}");
+	p->status = 200;
+	ig_http_respond(p->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
+	ig_buf_free(&b);
+	ig_req_finish(p);
+}
+
+static void on_client_abort(struct ig_http_exchange *ex)
+{
+	struct ig_req *p = ex->user;
+	if (p->up) {
+		ig_http_client_close(p->up);
+		p->up = NULL;
+	}
+	if (!p->status)
+		p->status = 499;
+	ig_req_finish(p);
+}
+
+static void on_client_writable(struct ig_http_exchange *ex)
+{
+	struct ig_req *p = ex->user;
+	if (p->up)
+		ig_http_client_pause(p->up, false);
+}
+
+/* The Host header without its port. */
+static struct ig_str request_host(const struct ig_http_request *r)
+{
+	struct ig_str host = {0};
+	const struct ig_http_header *hh = ig_http_find_header(r->headers, r->num_headers, "host");
+	if (hh) {
+		host = hh->value;
+		const char *colon = memrchr(host.ptr, ':', host.len);
+		if (colon && host.len && host.ptr[0] != '[')
+			host.len = (size_t)(colon - host.ptr);
+	}
+	return host;
+}
+
+/* Finds the pool of the request. 0, or the error is answered and -1. */
+static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **li_out)
+{
+	const struct ig_http_request *r = &p->ex->req;
+	struct ig_str host = request_host(r);
+	const struct ig_port_rt *port = ig_snapshot_port(p->snap, port_num);
+	const struct ig_listener_rt *li = port ? pick_listener(port, host) : NULL;
+	struct ig_route_request rr = {
+	    .method = r->method,
+	    .path = r->path,
+	    .query = r->query,
+	    .host = host,
+	    .headers = r->headers,
+	    .nheaders = r->num_headers,
+	};
+	struct ig_route_result res;
+	if (!li || ig_routes_match(li->routes, &rr, &res) < 0) {
+		ig_req_fail(p, 404, "not_found_error", NULL, "no route matches this request");
+		return -1;
+	}
+	p->rule = res.rule;
+	const struct ig_backend_ref *be = ig_route_pick_backend(res.rule, ig_rng_thread());
+	if (!be) {
+		ig_req_fail(p, 500, "server_error", NULL, "the matching route has no backend");
+		return -1;
+	}
+	if (strcmp(be->kind, "InferencePool") != 0) {
+		ig_req_fail(p, 500, "server_error", NULL,
+			    "backends of this kind are not supported: only InferencePool");
+		return -1;
+	}
+	p->pool = ig_snapshot_pool(p->snap, be->ns, be->name);
+	if (!p->pool) {
+		ig_req_fail(p, 500, "server_error", NULL,
+			    "the route's InferencePool does not exist");
+		return -1;
+	}
+	*li_out = li;
+	return 0;
+}
+
+void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
+{
+	struct ig_listen_slot *slot = ctx;
+	struct ig_worker *w = slot->worker;
+	struct ig_req *p = ig_arena_calloc(ex->arena, sizeof *p);
+	if (!p) {
+		ig_http_respond_error(ex, 500, "server_error", NULL, "out of memory");
+		return;
+	}
+	w->active++;
+	p->ex = ex;
+	p->start_ns = ex->start_ns;
+	p->w = w;
+	p->snap = ig_snapshot_ref(w->snap);
+	p->resp_length = -1;
+	ex->user = p;
+	ex->on_abort = on_client_abort;
+	ex->on_writable = on_client_writable;
+
+	const struct ig_listener_rt *li;
+	if (route(p, slot->port, &li) < 0)
+		return;
+	if (ig_str_eq_cstr(ex->req.path, "/v1/models") &&
+	    (ig_str_eq_cstr(ex->req.method, "GET") || ig_str_eq_cstr(ex->req.method, "HEAD"))) {
+		answer_models(p, li);
+		return;
+	}
+	if (ig_req_rewrite(p) < 0)
+		return;
+	ig_req_arm_timeout(p);
+	if (ig_req_admit(p) == 0)
+		ig_req_send(p);
+}

@@ -1,0 +1,16 @@
+/* The proxy path: the handler of every gateway listener. One request goes
+ * through these stages, one file each:
+ *   listener.c  the listener and HTTPRoute rule, the pool, GET /v1/models
+ *   rewrite.c   the body's model resolved and spliced, the upstream head
+ *   admit.c     admission (shedding, the flow-control queue) and the picker
+ *   relay.c     attempts on endpoints, retries, timeouts, the response
+ *               streamed back with usage read on the way, the end. */
+#ifndef IG_GATEWAY_PROXY_H
+#define IG_GATEWAY_PROXY_H
+
+#include "http/server.h"
+
+/* ctx is the struct ig_listen_slot of the listener. */
+void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx);
+
+#endif

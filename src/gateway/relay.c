@@ -1,0 +1,510 @@
+/* The last stage: the request goes to the endpoints of the ranking in
+ * order, the response is streamed back piece by piece (reading from the
+ * pod pauses while the client cannot take more), usage is read on the
+ * way, and the request ends.
+ *
+ * Retries (docs/ARCHITECTURE.md, "Retries"): a request moves to the next
+ * endpoint when it cannot have reached a pod (the connection failed, or
+ * the request was not fully written) or when the pod is proven gone; a
+ * reused keep-alive connection that dies before any response byte (the
+ * pod's idle timeout racing us) is retried once on a fresh connection to
+ * the same endpoint. A fully written request is never sent to a second pod
+ * while the first may still be running it. After the first response byte
+ * nothing is retried: the client's stream is cut. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "gateway/metrics.h"
+#include "gateway/request.h"
+#include "gateway/sessions.h"
+#include "json/json.h"
+#include "sched/flowq.h"
+#include "sched/picker.h"
+
+#define MAX_ATTEMPTS 8
+#define SSE_LINE_MAX (256 * 1024)
+
+static const struct ig_http_client_cbs upstream_cbs;
+static void attempt(struct ig_req *p);
+
+/* ---- the end of a request ---- */
+
+static void release_endpoint(struct ig_req *p)
+{
+	if (p->ep) {
+		ig_endpoint_finish(p->ep, (size_t)p->w->id);
+		p->ep = NULL;
+	}
+}
+
+/* Request metrics are recorded before the last byte goes to the client, so
+ * a client that reads /metrics right after its answer sees its request.
+ * Only resolved models get series: label values stay a bounded set. */
+static void record_metrics(struct ig_req *p)
+{
+	if (p->recorded || !p->target.ptr)
+		return;
+	p->recorded = true;
+	struct ig_gw_metrics *gm = p->w->gw->metrics;
+	double secs = (double)(ig_now_ns() - p->start_ns) / 1e9;
+	ig_gw_metrics_request(gm, p->model.ptr, p->target.ptr, p->status, secs, p->body_len,
+			      p->resp_bytes, p->in_tokens, p->out_tokens);
+	ig_gw_metrics_objective(gm, p->model.ptr, p->target.ptr, p->priority, p->status, secs,
+				p->in_tokens, p->out_tokens);
+}
+
+void ig_req_finish(struct ig_req *p)
+{
+	if (p->finished)
+		return;
+	p->finished = true;
+	struct ig_worker *w = p->w;
+	if (p->queued) {
+		/* Answered while waiting (a timeout, the client left). */
+		ig_flowq_remove(w->queue, &p->qitem);
+		p->queued = false;
+	}
+	ig_timer_stop(&w->loop, &p->req_timer);
+	ig_timer_stop(&w->loop, &p->backend_timer);
+	ig_http_client_close(p->up);
+	p->up = NULL;
+	ig_http_client_close(p->probe);
+	p->probe = NULL;
+	release_endpoint(p);
+	record_metrics(p);
+	free(p->line);
+	p->line = NULL;
+	ig_snapshot_unref(p->snap);
+	p->snap = NULL;
+	ig_worker_request_done(w);
+}
+
+void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg)
+{
+	p->status = status;
+	record_metrics(p);
+	ig_http_respond_error(p->ex, status, type, code, "%s", msg);
+	ig_req_finish(p);
+}
+
+/* After the first response byte: the client sees the connection end
+ * without the final chunk, which tells it the response is incomplete. */
+static void cut(struct ig_req *p)
+{
+	p->ex->on_abort = NULL;
+	ig_http_abort(p->ex);
+	ig_req_finish(p);
+}
+
+static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_req *p = t->data;
+	ig_http_client_close(p->up);
+	p->up = NULL;
+	if (!p->resp_started) {
+		ig_req_fail(p, 504, "timeout", NULL, "upstream request timeout");
+		return;
+	}
+	cut(p);
+}
+
+void ig_req_arm_timeout(struct ig_req *p)
+{
+	if (p->rule && p->rule->timeout_request_ms)
+		ig_timer_start(&p->w->loop, &p->req_timer, p->rule->timeout_request_ms, on_timeout,
+			       p);
+}
+
+/* ---- usage accounting from the response ---- */
+
+static void usage_from_object(struct ig_req *p, struct ig_json_value usage)
+{
+	struct ig_json_value v;
+	int64_t n;
+	if (ig_json_get(usage, "prompt_tokens", &v) == 0 && ig_json_int64(v, &n) == 0)
+		p->in_tokens = (long)n;
+	if (ig_json_get(usage, "completion_tokens", &v) == 0 && ig_json_int64(v, &n) == 0)
+		p->out_tokens = (long)n;
+}
+
+/* One SSE event's JSON: its `usage`, when it is an object. */
+static void usage_from_event(struct ig_req *p, const char *json, size_t len)
+{
+	struct ig_json_value root, usage;
+	if (ig_json_parse(json, len, &root) == 0 && ig_json_get(root, "usage", &usage) == 0 &&
+	    usage.type == IG_JSON_OBJECT)
+		usage_from_object(p, usage);
+}
+
+/* The end of where the JSON value starting at s[0] ('{') closes, or 0. */
+static size_t object_end(const char *s, size_t len)
+{
+	int depth = 0;
+	bool in_str = false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = false;
+		} else if (ch == '"') {
+			in_str = true;
+		} else if (ch == '{') {
+			depth++;
+		} else if (ch == '}' && --depth == 0) {
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* A JSON response's usage, from its last bytes: the last `"usage"` key
+ * (a quote not escaped, followed by a colon and an object), validated on
+ * its own. vLLM and OpenAI put usage at the end, so the whole body is
+ * never kept or parsed. */
+static void usage_from_tail(struct ig_req *p)
+{
+	const char *s = p->tail;
+	size_t len = p->tail_len;
+	for (size_t end = len; end >= 7;) {
+		const char *k = NULL;
+		for (size_t i = end - 7 + 1; i-- > 0;)
+			if (memcmp(s + i, "\"usage\"", 7) == 0) {
+				k = s + i;
+				break;
+			}
+		if (!k)
+			return;
+		end = (size_t)(k - s) + 6;
+		if (k > s && k[-1] == '\\')
+			continue;
+		const char *q = k + 7, *lim = s + len;
+		while (q < lim && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+			q++;
+		if (q >= lim || *q != ':')
+			continue;
+		q++;
+		while (q < lim && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+			q++;
+		if (q >= lim || *q != '{')
+			return; /* null or not an object */
+		size_t n = object_end(q, (size_t)(lim - q));
+		struct ig_json_value usage;
+		if (n && ig_json_parse(q, n, &usage) == 0)
+			usage_from_object(p, usage);
+		return;
+	}
+}
+
+static void keep_tail(struct ig_req *p, const char *data, size_t len)
+{
+	if (!p->tail && !(p->tail = ig_arena_alloc(p->ex->arena, IG_REQ_TAIL)))
+		return;
+	if (len >= IG_REQ_TAIL) {
+		memcpy(p->tail, data + len - IG_REQ_TAIL, IG_REQ_TAIL);
+		p->tail_len = IG_REQ_TAIL;
+		return;
+	}
+	if (p->tail_len + len > IG_REQ_TAIL) {
+		size_t drop = p->tail_len + len - IG_REQ_TAIL;
+		memmove(p->tail, p->tail + drop, p->tail_len - drop);
+		p->tail_len -= drop;
+	}
+	memcpy(p->tail + p->tail_len, data, len);
+	p->tail_len += len;
+}
+
+/* One complete SSE line (without its newline). */
+static void sse_line(struct ig_req *p, const char *s, size_t len)
+{
+	if (len && s[len - 1] == '\r')
+		len--;
+	if (len < 5 || memcmp(s, "data:", 5) != 0)
+		return;
+	s += 5, len -= 5;
+	if (len && *s == ' ')
+		s++, len--;
+	if (len > 9 && memmem(s, len, "\"usage\"", 7))
+		usage_from_event(p, s, len);
+}
+
+/* SSE: complete lines are looked at where they are; only a line cut by
+ * the end of a read is copied, into a buffer of its own. */
+static void scan_sse(struct ig_req *p, const char *data, size_t len)
+{
+	while (len) {
+		const char *nl = memchr(data, '\n', len);
+		size_t take = nl ? (size_t)(nl - data) : len;
+		if (p->line_len || p->line_skip || !nl) {
+			if (!p->line_skip && p->line_len + take <= SSE_LINE_MAX) {
+				if (p->line_len + take > p->line_cap) {
+					size_t cap = p->line_cap ? p->line_cap : 1024;
+					while (cap < p->line_len + take)
+						cap *= 2;
+					char *l = realloc(p->line, cap);
+					if (!l) {
+						p->line_skip = true;
+						goto next;
+					}
+					p->line = l;
+					p->line_cap = cap;
+				}
+				memcpy(p->line + p->line_len, data, take);
+				p->line_len += take;
+			} else {
+				p->line_skip = true; /* an over-long line is skipped */
+			}
+		next:
+			if (nl) {
+				if (!p->line_skip)
+					sse_line(p, p->line, p->line_len);
+				p->line_len = 0;
+				p->line_skip = false;
+			}
+		} else {
+			sse_line(p, data, take);
+		}
+		if (!nl)
+			return;
+		data += take + 1;
+		len -= take + 1;
+	}
+}
+
+/* ---- upstream callbacks ---- */
+
+static bool hop_by_hop(struct ig_str name)
+{
+	static const char *const names[] = {
+	    "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+	    "upgrade",	  "te",		"trailer",	    "content-length"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (ig_str_ieq_cstr(name, names[i]))
+			return true;
+	return false;
+}
+
+static int on_up_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
+{
+	struct ig_req *p = ud;
+	struct ig_http_header hdrs[104];
+	size_t n = 0;
+	for (size_t i = 0; i < res->num_headers && n < 100; i++) {
+		if (hop_by_hop(res->headers[i].name))
+			continue;
+		if (ig_str_ieq_cstr(res->headers[i].name, "content-type") &&
+		    memmem(res->headers[i].value.ptr, res->headers[i].value.len,
+			   "text/event-stream", 17))
+			p->sse = true;
+		hdrs[n++] = res->headers[i];
+	}
+	hdrs[n].name = IG_STR("x-gateway-destination-endpoint-served");
+	hdrs[n++].value = ig_str_from(p->ep->addr);
+	const struct ig_http_header *cl =
+	    ig_http_find_header(res->headers, res->num_headers, "content-length");
+	uint64_t v;
+	if (cl && ig_str_to_u64(cl->value, &v) == 0)
+		p->resp_length = (int64_t)v;
+	p->status = res->status;
+	p->resp_started = true;
+	/* PreRequest: this endpoint now holds the prompt's prefix. */
+	if (!p->committed && p->pool->sched) {
+		ig_schedule_commit(p->pool->sched->s, &p->res, p->ep->key);
+		p->committed = true;
+		if (p->session.len)
+			ig_session_store(p->w->gw->sessions, p->session, p->ep->key);
+	}
+	if (ig_http_start_response(p->ex, res->status, hdrs, n, p->resp_length) < 0)
+		return -1;
+	return 0;
+}
+
+static int on_up_body(struct ig_http_client *c, const char *data, size_t len, void *ud)
+{
+	struct ig_req *p = ud;
+	p->resp_bytes += len;
+	if (p->sse)
+		scan_sse(p, data, len);
+	else
+		keep_tail(p, data, len);
+	/* The last piece of a response with a length completes it for the
+	 * client as soon as it is written: count the request first. */
+	if (p->resp_length >= 0 && p->resp_bytes == (size_t)p->resp_length) {
+		if (!p->sse)
+			usage_from_tail(p);
+		record_metrics(p);
+	}
+	/* 1: the client is full (resume on_client_writable); -1: it is gone
+	 * (on_abort follows): either way, stop reading. */
+	return ig_http_write(p->ex, data, len) != 0 ? 1 : 0;
+}
+
+static void on_up_done(struct ig_http_client *c, void *ud)
+{
+	struct ig_req *p = ud;
+	if (!p->sse && !p->recorded)
+		usage_from_tail(p);
+	p->up = NULL;
+	ig_upstreams_release(p->w->upstreams, p->ep, c);
+	record_metrics(p);
+	p->ex->on_abort = NULL;
+	ig_http_end(p->ex);
+	ig_req_finish(p);
+}
+
+/* ---- is a pod that dropped a request still there? ---- */
+
+static void on_probe(struct ig_http_client *c, int err, void *ud)
+{
+	struct ig_req *p = ud;
+	ig_http_client_close(c);
+	p->probe = NULL;
+	struct ig_endpoint *ep = p->ep;
+	release_endpoint(p);
+	if (err) {
+		ig_warn("upstream %s: connection lost before the response and the endpoint is gone "
+			"(%s): trying another endpoint",
+			ep->addr, strerror(err));
+		attempt(p);
+		return;
+	}
+	/* The pod is up and dropped the request: it may have run it. */
+	ig_warn("upstream %s: closed the connection without answering a request it had received",
+		ep->addr);
+	ig_req_fail(p, 502, "bad_gateway", NULL,
+		    "the model server closed the connection without answering");
+}
+
+static void probe(struct ig_req *p)
+{
+	p->probe = ig_upstreams_connect(p->w->upstreams, p->ep);
+	if (!p->probe) {
+		on_probe(NULL, errno ? errno : ECONNREFUSED, p);
+		return;
+	}
+	ig_http_client_on_connect(p->probe, on_probe, p);
+}
+
+static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh);
+
+static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud)
+{
+	struct ig_req *p = ud;
+	ig_http_client_close(c);
+	p->up = NULL;
+	if (p->resp_started) {
+		cut(p);
+		return;
+	}
+	struct ig_endpoint *ep = p->ep;
+	switch (f->kind) {
+	case IG_CLIENT_CONNECT:
+		ig_warn("upstream %s: connect failed (%s); trying another endpoint", ep->addr,
+			strerror(f->err));
+		release_endpoint(p);
+		attempt(p);
+		return;
+	case IG_CLIENT_TIMEOUT:
+		ig_warn("upstream %s: no answer within %llu ms", ep->addr,
+			(unsigned long long)p->w->gw->opt.upstream_read_timeout_ms);
+		ig_req_fail(p, 504, "timeout", NULL,
+			    "the model server did not answer in time (upstream read timeout)");
+		return;
+	case IG_CLIENT_PROTOCOL:
+	case IG_CLIENT_BROKEN:
+		ig_warn("upstream %s: invalid response (%s)", ep->addr, strerror(f->err));
+		ig_req_fail(p, 502, "bad_gateway", NULL, "invalid response from the model server");
+		return;
+	case IG_CLIENT_EARLY:
+		break;
+	}
+	if (f->reused && !p->fresh_retry) {
+		/* The pod closed an idle connection as we reused it. */
+		p->fresh_retry = true;
+		ig_debug("upstream %s: kept-alive connection closed (%s); retrying on a new one",
+			 ep->addr, strerror(f->err));
+		release_endpoint(p);
+		if (send_to(p, ep, true) < 0)
+			attempt(p);
+		return;
+	}
+	if (!f->sent_all) {
+		ig_warn("upstream %s: connection lost before the request was sent (%s); trying "
+			"another endpoint",
+			ep->addr, strerror(f->err));
+		release_endpoint(p);
+		attempt(p);
+		return;
+	}
+	probe(p);
+}
+
+static const struct ig_http_client_cbs upstream_cbs = {
+    .on_head = on_up_head,
+    .on_body = on_up_body,
+    .on_done = on_up_done,
+    .on_error = on_up_error,
+};
+
+/* ---- attempts ---- */
+
+/* Sends the request to ep, on a parked connection unless `fresh`.
+ * Returns 0, or -1 when no connection could be made (nothing counted). */
+static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
+{
+	struct ig_worker *w = p->w;
+	struct ig_http_client *c = fresh ? NULL : ig_upstreams_take(w->upstreams, ep);
+	if (!c && !(c = ig_upstreams_connect(w->upstreams, ep))) {
+		ig_warn("upstream %s: %s; trying another endpoint", ep->addr, strerror(errno));
+		return -1;
+	}
+	p->ep = ep;
+	ig_endpoint_dispatch(ep, (size_t)w->id, (long)(p->prefix_input.len / 4));
+	if (p->rule && p->rule->timeout_backend_ms)
+		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
+			       p);
+	/* The Host line names the endpoint on every attempt. */
+	int n = snprintf(p->host_line, sizeof p->host_line, "Host: %s\r\n\r\n", ep->addr);
+	p->host_len = (size_t)n;
+	bool is_head = ig_str_eq_cstr(p->ex->req.method, "HEAD");
+	const struct ig_str parts[] = {
+	    p->head, {p->host_line, p->host_len}, p->body_pre, p->model_json, p->body_post};
+	if (ig_http_client_sendv(c, parts, 5, is_head, w->gw->opt.upstream_read_timeout_ms,
+				 &upstream_cbs, p) < 0) {
+		ig_http_client_close(c);
+		release_endpoint(p);
+		return -1;
+	}
+	p->up = c;
+	return 0;
+}
+
+/* Sends the request to the next endpoint of the ranking: the first on the
+ * first attempt, the next one in order after a failure that proves the
+ * request did not run. */
+static void attempt(struct ig_req *p)
+{
+	uint64_t max = p->w->gw->opt.max_attempts;
+	if (max > MAX_ATTEMPTS)
+		max = MAX_ATTEMPTS;
+	for (;;) {
+		if ((uint64_t)p->ntried >= max || (size_t)p->ntried >= p->nranked) {
+			ig_req_fail(p, 502, "bad_gateway", NULL,
+				    "no model server could be reached");
+			return;
+		}
+		struct ig_endpoint *ep = p->ranked[p->ntried++];
+		if (send_to(p, ep, false) == 0)
+			return;
+	}
+}
+
+void ig_req_send(struct ig_req *p)
+{
+	attempt(p);
+}

@@ -1,0 +1,94 @@
+/* One request through the gateway, shared by the stage files of the proxy
+ * path (listener.c, rewrite.c, admit.c, relay.c; see proxy.h). Everything
+ * here lives in the exchange's arena: nothing is freed one by one. */
+#ifndef IG_GATEWAY_REQUEST_H
+#define IG_GATEWAY_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/str.h"
+#include "event/loop.h"
+#include "gateway/snapshot.h"
+#include "gateway/worker.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "sched/flowq.h"
+#include "sched/sched.h"
+
+#define IG_REQ_MAX_RANKED IG_SCHED_MAX_RANKED
+#define IG_REQ_TAIL 4096 /* bytes of a JSON response kept to find its usage */
+
+struct ig_req {
+	struct ig_http_exchange *ex;
+	struct ig_worker *w;
+	struct ig_snapshot *snap; /* a reference */
+	const struct ig_route_rule *rule;
+	const struct ig_pool_rt *pool;
+
+	/* rewrite.c */
+	struct ig_str model;  /* as asked, decoded */
+	struct ig_str target; /* after the traffic split (points into the config) */
+	bool critical;
+	int priority;
+	/* The body sent upstream is the client's with the `model` value
+	 * replaced: the bytes before and after it (spans of the request body)
+	 * around the new value. */
+	struct ig_str body_pre, model_json, body_post;
+	size_t body_len;
+	struct ig_str head;	      /* upstream head without Host and the blank line */
+	struct ig_str prefix_input;   /* into the request body */
+	struct ig_str test_endpoints; /* test-epp-endpoint-selection */
+	struct ig_str session;	      /* session affinity header */
+	struct ig_str flow_id;	      /* x-gateway-inference-fairness-id */
+
+	/* admit.c: the picker's ranking; attempts go down it in order. */
+	struct ig_endpoint *ranked[IG_REQ_MAX_RANKED];
+	size_t nranked;
+	struct ig_sched_result res; /* prefix hashes for the commit */
+	bool committed;
+	struct ig_flowq_item qitem;
+	uint64_t qdeadline;
+	bool queued;
+
+	/* relay.c */
+	struct ig_endpoint *ep; /* of the current attempt, counted as dispatched */
+	struct ig_http_client *up;
+	struct ig_http_client *probe; /* is the endpoint still there? */
+	char host_line[96];	      /* "Host: ip:port\r\n\r\n" */
+	size_t host_len;
+	int ntried;
+	bool fresh_retry; /* the one retry on a fresh connection was used */
+	struct ig_timer req_timer, backend_timer;
+	bool resp_started, sse;
+	int status;
+	size_t resp_bytes;
+	int64_t resp_length; /* Content-Length of the response, -1 if none */
+	char *tail;	     /* last bytes of a JSON response, for `usage` */
+	size_t tail_len;
+	char *line; /* SSE: the current line, when it spans reads */
+	size_t line_len, line_cap;
+	bool line_skip; /* the current SSE line is too long: skipped */
+	long in_tokens, out_tokens;
+	uint64_t start_ns;
+	bool recorded, finished;
+};
+
+/* rewrite.c: reads and resolves the body's model, splices it, reads the
+ * request's features and builds the upstream head. 0, or the error is
+ * answered and -1. */
+int ig_req_rewrite(struct ig_req *p);
+
+/* admit.c: admission and the picker. Returns 0 with p->ranked filled, 1
+ * when the request waits in the worker's queue (it is sent from there), or
+ * -1 when an error was answered. */
+int ig_req_admit(struct ig_req *p);
+
+/* relay.c */
+/* Starts the route's timeouts.request clock, which covers queueing too. */
+void ig_req_arm_timeout(struct ig_req *p);
+void ig_req_send(struct ig_req *p);
+void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg);
+void ig_req_finish(struct ig_req *p);
+
+#endif

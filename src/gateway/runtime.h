@@ -1,0 +1,68 @@
+/* The gateway's runtime: its options and everything one running gateway
+ * owns (workers, the control loop, the current snapshot, the endpoint
+ * registry, the scraper, session affinity, metrics, the admin listener).
+ * No file-level mutable state: a gateway can be built and driven inside a
+ * test. */
+#ifndef IG_GATEWAY_RUNTIME_H
+#define IG_GATEWAY_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event/loop.h"
+#include "http/server.h"
+#include "pool/endpoint.h"
+#include "pool/scrape.h"
+#include "pool/upstream.h"
+
+struct ig_worker;
+struct ig_snapshot;
+struct ig_sessions;
+struct ig_gw_metrics;
+
+struct ig_gw_options {
+	const char *bind;  /* listener address, default 0.0.0.0 */
+	const char *admin; /* admin "host:port" or NULL */
+	uint64_t workers;
+	uint64_t scrape_interval_ms;
+	uint64_t drain_timeout_ms;
+	uint64_t max_attempts;		   /* endpoints tried per request */
+	uint64_t upstream_read_timeout_ms; /* silence from a pod before and during its answer */
+	struct ig_upstream_config upstream;
+	const char *picker_config;    /* --picker-config FILE */
+	const char *session_header;   /* default x-session-id */
+	double session_slack;	      /* load above the best allowed to stay (requests) */
+	uint64_t scrape_failures_out; /* failed scrapes before out of rotation */
+	bool flow_control;	      /* --flow-control: queue instead of refusing */
+	uint64_t queue_timeout_ms;    /* time a request may wait in the queue */
+	uint64_t queue_capacity;      /* requests the queue holds per worker */
+	uint64_t watch_interval_ms;   /* manifest files polled this often */
+	struct ig_http_server_config http;
+	const char **paths;
+	size_t npaths;
+};
+
+struct ig_gateway_rt {
+	struct ig_gw_options opt;
+	struct ig_worker *workers;
+	int nworkers;
+	struct ig_loop ctl; /* the control thread's loop (main thread) */
+	struct ig_snapshot *snap;
+	uint64_t generation;
+	atomic_bool draining;
+	atomic_int workers_done;
+	struct ig_endpoints *endpoints;
+	struct ig_scraper *scraper;
+	struct ig_sessions *sessions;
+	struct ig_gw_metrics *metrics;
+	struct ig_http_server *admin;
+	/* Control loop state. */
+	uint64_t watch_signature;
+	struct ig_timer watch_timer, drain_poll;
+	struct ig_io sig_io;
+	int sigfd;
+	uint64_t drain_deadline_ns;
+};
+
+#endif

@@ -1,0 +1,85 @@
+/* A snapshot is everything a request needs, built once per config: route
+ * tables per listening port and the endpoints and scheduler of every pool.
+ * It is immutable; workers and requests hold references, so a reload never
+ * changes what an in-flight request sees. */
+#ifndef IG_GATEWAY_SNAPSHOT_H
+#define IG_GATEWAY_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "gateway/route.h"
+#include "pool/endpoint.h"
+#include "sched/flowq.h"
+#include "sched/picker.h"
+
+/* A scheduler (with its prefix index) outlives snapshots when its pool
+ * and picker configuration stay the same across a reload. */
+struct ig_sched_ref {
+	atomic_int refs;
+	struct ig_scheduler *s;
+	uint64_t config_hash;
+	char pool_key[320]; /* "namespace/name" */
+};
+
+struct ig_pool_rt {
+	const struct ig_pool *pool;
+	struct ig_endpoint **eps;
+	size_t neps;
+	struct ig_sched_ref *sched;
+};
+
+struct ig_listener_rt {
+	const struct ig_gateway *gw;
+	const struct ig_listener *listener;
+	struct ig_listener_routes *routes;
+};
+
+struct ig_port_rt {
+	int port;
+	struct ig_listener_rt *listeners;
+	size_t nlisteners;
+};
+
+struct ig_snapshot {
+	atomic_int refs;
+	uint64_t generation;
+	struct ig_config *cfg;
+	struct ig_port_rt *ports;
+	size_t nports;
+	struct ig_pool_rt *pools;
+	size_t npools;
+	struct ig_picker_config *picker;
+	uint64_t picker_hash; /* of the picker configuration's text */
+	bool flow_control;    /* requests wait in a queue when the pool is saturated */
+	struct ig_flow_control_config flow;
+};
+
+/* Builds a snapshot that takes ownership of cfg and picker; endpoints come
+ * from `reg`; schedulers of `prev` (may be NULL) are kept for pools whose
+ * configuration is unchanged. NULL on failure. */
+struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config *cfg,
+				      struct ig_picker_config *picker, uint64_t picker_hash,
+				      const struct ig_snapshot *prev, uint64_t generation);
+static inline struct ig_snapshot *ig_snapshot_ref(struct ig_snapshot *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+void ig_snapshot_unref(struct ig_snapshot *s);
+const struct ig_pool_rt *ig_snapshot_pool(const struct ig_snapshot *s, const char *ns,
+					  const char *name);
+const struct ig_port_rt *ig_snapshot_port(const struct ig_snapshot *s, int port);
+/* Every endpoint of every pool, each once, in a malloc'd array (*n set);
+ * NULL with *n 0 when there are none or out of memory. */
+struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *n);
+
+/* The picker configuration (picker_load.c): --picker-config FILE, else an
+ * EndpointPickerConfig document among the manifests, else GIE's default.
+ * 0, or -1 with errors in diags. */
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file, struct ig_picker_config **out,
+		      uint64_t *hash, struct ig_diags *diags);
+
+#endif

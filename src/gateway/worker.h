@@ -1,0 +1,52 @@
+/* Worker threads: each runs its own event loop with its own listening
+ * sockets (SO_REUSEPORT spreads connections among them), its own idle
+ * upstream connections and its own flow-control queue, so the request
+ * path takes no lock. The control thread talks to a worker only by posting
+ * to its loop. */
+#ifndef IG_GATEWAY_WORKER_H
+#define IG_GATEWAY_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "event/loop.h"
+#include "gateway/runtime.h"
+#include "http/server.h"
+#include "pool/upstream.h"
+#include "sched/flowq.h"
+
+#define IG_MAX_LISTEN_PORTS 64
+
+struct ig_listen_slot {
+	int port; /* -1: retired */
+	struct ig_http_server *server;
+	struct ig_worker *worker;
+};
+
+struct ig_worker {
+	int id;
+	pthread_t thread;
+	struct ig_loop loop;
+	struct ig_gateway_rt *gw;
+	struct ig_snapshot *snap; /* current; each request takes a reference */
+	struct ig_listen_slot slots[IG_MAX_LISTEN_PORTS];
+	size_t nslots;
+	struct ig_upstreams *upstreams;
+	size_t active; /* requests in flight on this worker */
+	bool draining;
+	struct ig_flowq *queue; /* flow control: requests waiting for capacity */
+	struct ig_timer queue_timer;
+	struct ig_timer drain_recheck;
+};
+
+/* Sets up the worker's loop and upstream pool; 0 or -errno. */
+int ig_worker_init(struct ig_worker *w, struct ig_gateway_rt *gw, int id);
+int ig_worker_start(struct ig_worker *w);
+void ig_worker_set_snapshot(struct ig_worker *w, struct ig_snapshot *s); /* posts */
+void ig_worker_drain(struct ig_worker *w);				 /* posts */
+void ig_worker_request_done(struct ig_worker *w);
+/* After the thread has been joined. */
+void ig_worker_free(struct ig_worker *w);
+
+#endif

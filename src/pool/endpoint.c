@@ -1,0 +1,209 @@
+#include "pool/endpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "http/client.h"
+
+/* The registry is touched only when snapshots are built and freed (control
+ * thread) and when idle connections take or drop references, under a
+ * mutex; the request path reads endpoints through the snapshot it holds. */
+struct ig_endpoints {
+	pthread_mutex_t lock;
+	struct ig_endpoint *list;
+	size_t nslots;
+};
+
+struct ig_endpoints *ig_endpoints_new(size_t nslots)
+{
+	struct ig_endpoints *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	pthread_mutex_init(&r->lock, NULL);
+	r->nslots = nslots ? nslots : 1;
+	return r;
+}
+
+void ig_endpoints_free(struct ig_endpoints *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/* Copies the metrics word by word with relaxed atomic accesses: the reader
+ * may see a mix of two versions, which the sequence check then rejects,
+ * and no access is a data race in C11 terms. */
+static void copy_words(void *dst, const void *src, size_t n)
+{
+	_Static_assert(sizeof(struct ig_endpoint_metrics) % sizeof(uint64_t) == 0,
+		       "metrics copied in 64-bit words");
+	_Atomic uint64_t *s = (_Atomic uint64_t *)src;
+	_Atomic uint64_t *d = (_Atomic uint64_t *)dst;
+	for (size_t i = 0; i < n / sizeof(uint64_t); i++)
+		atomic_store_explicit(&d[i], atomic_load_explicit(&s[i], memory_order_relaxed),
+				      memory_order_relaxed);
+}
+
+void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out)
+{
+	struct ig_endpoint *e = (struct ig_endpoint *)ep;
+	for (;;) {
+		unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+		if (s1 & 1u)
+			continue;
+		copy_words(out, &e->metrics, sizeof *out);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
+			return;
+	}
+}
+
+void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m)
+{
+	unsigned s = atomic_load_explicit(&ep->seq, memory_order_relaxed);
+	atomic_store_explicit(&ep->seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	copy_words(&ep->metrics, m, sizeof *m);
+	atomic_store_explicit(&ep->seq, s + 2, memory_order_release);
+}
+
+struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
+{
+	pthread_mutex_lock(&r->lock);
+	struct ig_endpoint *ep;
+	for (ep = r->list; ep; ep = ep->next)
+		if (strcmp(ep->addr, addr) == 0)
+			break;
+	if (ep) {
+		atomic_fetch_add(&ep->refs, 1);
+		goto out;
+	}
+	ep = calloc(1, sizeof *ep);
+	if (!ep)
+		goto out;
+	ep->slots = aligned_alloc(64, r->nslots * sizeof *ep->slots);
+	if (!ep->slots || strlen(addr) >= sizeof ep->addr ||
+	    ig_sockaddr_parse(addr, &ep->sa, &ep->salen) < 0) {
+		free(ep->slots);
+		free(ep);
+		ep = NULL;
+		goto out;
+	}
+	memset(ep->slots, 0, r->nslots * sizeof *ep->slots);
+	ep->nslots = r->nslots;
+	snprintf(ep->addr, sizeof ep->addr, "%s", addr);
+	atomic_init(&ep->refs, 1);
+	ep->key = XXH64(ep->addr, strlen(ep->addr), 0);
+	ep->reg = r;
+	ep->next = r->list;
+	r->list = ep;
+out:
+	pthread_mutex_unlock(&r->lock);
+	return ep;
+}
+
+struct ig_endpoint *ig_endpoint_ref(struct ig_endpoint *ep)
+{
+	atomic_fetch_add(&ep->refs, 1);
+	return ep;
+}
+
+void ig_endpoint_put(struct ig_endpoint *ep)
+{
+	if (!ep)
+		return;
+	struct ig_endpoints *r = ep->reg;
+	pthread_mutex_lock(&r->lock);
+	if (atomic_fetch_sub(&ep->refs, 1) == 1) {
+		struct ig_endpoint **pp = &r->list;
+		while (*pp && *pp != ep)
+			pp = &(*pp)->next;
+		if (*pp)
+			*pp = ep->next;
+		free(ep->slots);
+		free(ep);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- per-worker counters ---- */
+
+static void add_long(atomic_long *a, long v)
+{
+	atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+static void add_ulong(atomic_ulong *a, unsigned long v)
+{
+	atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+void ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)
+{
+	struct ig_endpoint_slot *s = &ep->slots[slot % ep->nslots];
+	add_long(&s->inflight, 1);
+	add_ulong(&s->requests, 1);
+	add_ulong(&s->tokens, tokens > 0 ? (unsigned long)tokens : 0);
+}
+
+void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot)
+{
+	add_long(&ep->slots[slot % ep->nslots].inflight, -1);
+}
+
+long ig_endpoint_inflight(const struct ig_endpoint *ep)
+{
+	long n = 0;
+	for (size_t i = 0; i < ep->nslots; i++)
+		n += atomic_load_explicit(&ep->slots[i].inflight, memory_order_relaxed);
+	return n;
+}
+
+unsigned long ig_endpoint_requests(const struct ig_endpoint *ep)
+{
+	unsigned long n = 0;
+	for (size_t i = 0; i < ep->nslots; i++)
+		n += atomic_load_explicit(&ep->slots[i].requests, memory_order_relaxed);
+	return n;
+}
+
+void ig_endpoint_totals(const struct ig_endpoint *ep, unsigned long *requests,
+			unsigned long *tokens)
+{
+	unsigned long r = 0, t = 0;
+	for (size_t i = 0; i < ep->nslots; i++) {
+		r += atomic_load_explicit(&ep->slots[i].requests, memory_order_relaxed);
+		t += atomic_load_explicit(&ep->slots[i].tokens, memory_order_relaxed);
+	}
+	*requests = r;
+	*tokens = t;
+}
+
+void ig_endpoint_set_scraped(struct ig_endpoint *ep, unsigned long requests, unsigned long tokens)
+{
+	atomic_store_explicit(&ep->scraped_requests, requests, memory_order_relaxed);
+	atomic_store_explicit(&ep->scraped_tokens, tokens, memory_order_relaxed);
+}
+
+long ig_endpoint_pending_requests(const struct ig_endpoint *ep)
+{
+	unsigned long r, t;
+	ig_endpoint_totals(ep, &r, &t);
+	unsigned long base = atomic_load_explicit(&ep->scraped_requests, memory_order_relaxed);
+	return r > base ? (long)(r - base) : 0;
+}
+
+long ig_endpoint_pending_tokens(const struct ig_endpoint *ep)
+{
+	unsigned long r, t;
+	ig_endpoint_totals(ep, &r, &t);
+	unsigned long base = atomic_load_explicit(&ep->scraped_tokens, memory_order_relaxed);
+	return t > base ? (long)(t - base) : 0;
+}

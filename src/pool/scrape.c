@@ -1,0 +1,246 @@
+#include "pool/scrape.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "http/client.h"
+
+#define SCRAPE_BODY_MAX (8u << 20)
+
+struct target {
+	struct ig_scraper *owner;
+	struct ig_endpoint *ep; /* a reference */
+	struct ig_http_client *conn;
+	struct ig_buf body;
+	struct ig_timer timeout;
+	bool busy, ok_status;
+	unsigned failures;
+	/* Dispatch totals when this scrape was sent: they become the
+	 * endpoint's baseline when its page is applied. */
+	unsigned long sent_requests, sent_tokens;
+	char req[160];
+	size_t reqlen;
+};
+
+struct ig_scraper {
+	struct ig_loop *loop;
+	struct ig_scraper_config cfg;
+	struct ig_timer tick;
+	struct target **t;
+	size_t n;
+};
+
+static void target_done(struct target *t, bool ok)
+{
+	struct ig_scraper *s = t->owner;
+	ig_timer_stop(s->loop, &t->timeout);
+	t->busy = false;
+	if (ok) {
+		struct ig_endpoint_metrics m;
+		ig_endpoint_read_metrics(t->ep, &m);
+		if (ig_vllm_metrics_extract(t->body.ptr ? t->body.ptr : "", t->body.len, &m) < 0) {
+			ok = false;
+		} else {
+			m.updated_ns = ig_now_ns();
+			ig_endpoint_write_metrics(t->ep, &m);
+			/* The page counts what was dispatched before it was asked for. */
+			ig_endpoint_set_scraped(t->ep, t->sent_requests, t->sent_tokens);
+		}
+	}
+	if (!ok) {
+		if (++t->failures == s->cfg.failures_out) {
+			ig_warn("endpoint %s: %u metrics scrapes failed: out of rotation until it "
+				"answers again",
+				t->ep->addr, t->failures);
+			atomic_store(&t->ep->out_of_rotation, true);
+		}
+		return;
+	}
+	if (atomic_load(&t->ep->out_of_rotation)) {
+		ig_info("endpoint %s: metrics scrapes work again: back in rotation", t->ep->addr);
+		atomic_store(&t->ep->out_of_rotation, false);
+	}
+	t->failures = 0;
+}
+
+static void drop_conn(struct target *t)
+{
+	ig_http_client_close(t->conn);
+	t->conn = NULL;
+}
+
+static int on_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
+{
+	struct target *t = ud;
+	t->ok_status = res->status == 200;
+	return 0;
+}
+
+static int on_body(struct ig_http_client *c, const char *data, size_t len, void *ud)
+{
+	struct target *t = ud;
+	if (ig_buf_append(&t->body, data, len) < 0)
+		t->ok_status = false;
+	return 0;
+}
+
+static void on_idle(struct ig_http_client *c, void *ud)
+{
+	drop_conn(ud); /* the endpoint closed our kept-alive connection */
+}
+
+static void on_done(struct ig_http_client *c, void *ud)
+{
+	struct target *t = ud;
+	if (ig_http_client_reusable(c))
+		ig_http_client_park(c, on_idle, t);
+	else
+		drop_conn(t);
+	target_done(t, t->ok_status);
+}
+
+static void on_error(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud)
+{
+	struct target *t = ud;
+	drop_conn(t);
+	target_done(t, false);
+}
+
+static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error};
+
+static void on_timeout(struct ig_loop *loop, struct ig_timer *tm)
+{
+	struct target *t = tm->data;
+	drop_conn(t);
+	target_done(t, false);
+}
+
+static void start(struct target *t)
+{
+	struct ig_scraper *s = t->owner;
+	if (!t->conn) {
+		t->conn = ig_http_client_connect(s->loop, (struct sockaddr *)&t->ep->sa,
+						 t->ep->salen, s->cfg.timeout_ms);
+		if (!t->conn) {
+			target_done(t, false);
+			return;
+		}
+	}
+	ig_buf_reset(&t->body);
+	t->busy = true;
+	t->ok_status = false;
+	ig_endpoint_totals(t->ep, &t->sent_requests, &t->sent_tokens);
+	ig_timer_start(s->loop, &t->timeout, s->cfg.timeout_ms, on_timeout, t);
+	if (ig_http_client_send(t->conn, t->req, t->reqlen, false, 0, &cbs, t) < 0) {
+		drop_conn(t);
+		target_done(t, false);
+	}
+}
+
+static struct target *target_new(struct ig_scraper *s, struct ig_endpoint *ep)
+{
+	struct target *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->owner = s;
+	t->ep = ig_endpoint_ref(ep);
+	ig_buf_init(&t->body, SCRAPE_BODY_MAX);
+	int len = snprintf(t->req, sizeof t->req,
+			   "GET /metrics HTTP/1.1\r\nHost: %s\r\nAccept: text/plain\r\n"
+			   "User-Agent: infergate\r\n\r\n",
+			   ep->addr);
+	t->reqlen = (size_t)len;
+	return t;
+}
+
+static void target_free(struct target *t)
+{
+	ig_timer_stop(t->owner->loop, &t->timeout);
+	ig_http_client_close(t->conn);
+	ig_buf_free(&t->body);
+	ig_endpoint_put(t->ep);
+	free(t);
+}
+
+struct ig_scraper *ig_scraper_new(struct ig_loop *loop, const struct ig_scraper_config *cfg)
+{
+	struct ig_scraper *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->loop = loop;
+	s->cfg = *cfg;
+	if (!s->cfg.interval_ms)
+		s->cfg.interval_ms = 50;
+	if (!s->cfg.timeout_ms)
+		s->cfg.timeout_ms = 5000;
+	if (!s->cfg.failures_out)
+		s->cfg.failures_out = 3;
+	return s;
+}
+
+static struct target *find_target(struct target **v, size_t n, const struct ig_endpoint *ep)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->ep == ep)
+			return v[i];
+	return NULL;
+}
+
+int ig_scraper_set(struct ig_scraper *s, struct ig_endpoint *const *eps, size_t n)
+{
+	struct target **next = calloc(n ? n : 1, sizeof *next);
+	if (!next)
+		return -1;
+	size_t nn = 0;
+	for (size_t e = 0; e < n; e++) {
+		if (find_target(next, nn, eps[e]))
+			continue; /* listed twice (an endpoint in two pools) */
+		struct target *t = find_target(s->t, s->n, eps[e]);
+		if (!t && !(t = target_new(s, eps[e]))) {
+			for (size_t i = 0; i < nn; i++)
+				if (!find_target(s->t, s->n, next[i]->ep))
+					target_free(next[i]);
+			free(next);
+			return -1;
+		}
+		next[nn++] = t;
+	}
+	/* Endpoints gone from the set stop being scraped. */
+	for (size_t i = 0; i < s->n; i++)
+		if (!find_target(next, nn, s->t[i]->ep))
+			target_free(s->t[i]);
+	free(s->t);
+	s->t = next;
+	s->n = nn;
+	return 0;
+}
+
+static void on_tick(struct ig_loop *loop, struct ig_timer *tm)
+{
+	struct ig_scraper *s = tm->data;
+	for (size_t i = 0; i < s->n; i++)
+		if (!s->t[i]->busy)
+			start(s->t[i]);
+	ig_timer_start(loop, tm, s->cfg.interval_ms, on_tick, s);
+}
+
+void ig_scraper_start(struct ig_scraper *s)
+{
+	ig_timer_start(s->loop, &s->tick, 0, on_tick, s);
+}
+
+void ig_scraper_free(struct ig_scraper *s)
+{
+	if (!s)
+		return;
+	ig_timer_stop(s->loop, &s->tick);
+	for (size_t i = 0; i < s->n; i++)
+		target_free(s->t[i]);
+	free(s->t);
+	free(s);
+}
