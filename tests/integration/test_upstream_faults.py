@@ -1,0 +1,518 @@
+"""`infergate gateway` against model servers that misbehave: fake pods
+(fakepod.py) that reset parked connections, close a kept-alive connection
+when the next request arrives, never answer, answer garbage, cut a stream,
+send a body larger than any buffer, or die with a request in hand; and an
+endpoint whose connect never completes. Each test checks the answer the
+client gets and how fast, that nothing was sent to a model server twice
+beyond what the retry rules allow, that the gateway keeps serving, and
+that it stops cleanly (exit 0, a clean sanitizer log)."""
+import http.client
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
+from fakepod import Blackhole, FakePod
+from test_gateway import (GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, Cluster, assert_openai_error,
+                          call, model_yaml, parallel, write)
+
+# CPU-bound bounds get three times as long under the sanitizers.
+SLOW = 3 if "build-asan" in IG_BIN else 1
+SERVED = "x-gateway-destination-endpoint-served"
+NEW_FLAGS = ("--upstream-connect-timeout", "--upstream-read-timeout", "--client-send-timeout",
+             "--upstream-idle-timeout", "--upstream-max-idle")
+
+
+class Fakes:
+    """Fake pods and blackholes of one test, all stopped at teardown."""
+
+    def __init__(self):
+        self.made = []
+
+    def pods(self, n=1, port=None, **kw):
+        """n fake pods on distinct loopback addresses sharing one port (the
+        pool's target port)."""
+        hosts = [unique_loopback() for _ in range(n)]
+        port = port or free_port(hosts[0])
+        out = [FakePod(h, port, **kw) for h in hosts]
+        self.made += out
+        return out
+
+    def blackhole(self, port):
+        hole = Blackhole(unique_loopback(), port)
+        if not hole.ok:
+            pytest.skip("cannot make a connect hang on loopback here: " + hole.reason)
+        self.made.append(hole)
+        return hole
+
+    def stop_all(self):
+        for m in self.made:
+            if isinstance(m, FakePod):
+                m.stop()
+            else:
+                m.close()
+
+
+@pytest.fixture
+def fakes():
+    f = Fakes()
+    yield f
+    f.stop_all()
+
+
+class FakeCluster(Cluster):
+    """test_gateway's Cluster (manifests, the gateway, stop() with its
+    clean-exit checks) in front of endpoints that are not simulators."""
+
+    def __init__(self, procs, tmp_path, endpoints, timeouts="", gw_args=(), name="gw"):
+        self.procs = procs
+        self.dir = os.path.join(str(tmp_path), "manifests-" + name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sim_hosts = [e.host for e in endpoints]
+        self.target_port = endpoints[0].port
+        assert all(e.port == self.target_port for e in endpoints)
+        self.sims = []
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        self.admin_host = unique_loopback()
+        self.admin_port = free_port(self.admin_host)
+        write(self.path("gateway.yaml"), GATEWAY.format(port=self.port))
+        write(self.path("route.yaml"), ROUTE.format(target_port=self.target_port, prefix="/",
+                                                    timeouts=timeouts))
+        write(self.path("pool.yaml"), POOL.format(target_port=self.target_port))
+        write(self.path("model.yaml"), model_yaml())
+        write(self.path("pods.yaml"), "---\n".join(
+            POD.format(i=i, ip=h) for i, h in enumerate(self.sim_hosts)))
+        self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host,
+                              "--admin", "%s:%d" % (self.admin_host, self.admin_port),
+                              "--workers", "2", *gw_args, name=name)
+        wait_port(self.host, self.port, proc=self.gw)
+        wait_http(self.admin + "/healthz", proc=self.gw)
+
+    def scraped(self, *pods, timeout=5.0):
+        """Waits until each of these endpoints has fresh metrics."""
+        want = {p.address for p in pods}
+        return self.wait_pools(lambda eps: want <= {
+            e["address"] for e in eps
+            if e["metrics_age_ms"] is not None and e["metrics_age_ms"] < 1000}, timeout)
+
+    def alive(self):
+        if self.gw.poll() is None:
+            return
+        log = self.log()
+        found = [i for i in (log.find(s) for s in SAN_ERRORS) if i >= 0]
+        at = min(found) if found else -1
+        raise AssertionError("gateway exited with %s:\n%s" % (
+            self.gw.returncode, log[at:at + 3000] if at >= 0 else log[-3000:]))
+
+
+_ids = iter(range(1, 1 << 30))
+
+
+def completion(c, test_id=None, headers=None, timeout=10):
+    """A small completion through the gateway with an x-test-id of its own
+    (and a prompt of its own, so prefix affinity plays no part).
+    Returns (status, headers, body bytes, seconds, test id)."""
+    test_id = test_id or "req-%d-%d" % (os.getpid(), next(_ids))
+    body = {"model": "tweet-summary", "prompt": "prompt of %s" % test_id, "max_tokens": 1}
+    t = time.monotonic()
+    status, hdrs, data = call(c.base, "/v1/completions", body,
+                              headers=dict({"x-test-id": test_id}, **(headers or {})),
+                              timeout=timeout)
+    return status, hdrs, data, time.monotonic() - t, test_id
+
+
+def safe_completion(c, **kw):
+    """completion()[:4], or the exception's repr as the status."""
+    try:
+        return completion(c, **kw)[:4]
+    except Exception as e:  # noqa: BLE001 - a failed request is data here
+        return repr(e), None, None, None
+
+
+def assert_ok(c, n=3):
+    """The gateway still serves: n completions answered 200."""
+    c.alive()
+    for _ in range(n):
+        status, _, data, _, _ = completion(c)
+        assert status == 200, (status, data)
+        assert json.loads(data)["usage"]["completion_tokens"] == 1
+
+
+def vm_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def raw_request(test_id, stream=False):
+    body = json.dumps({"model": "tweet-summary", "prompt": "prompt of %s" % test_id,
+                       "max_tokens": 1, "stream": stream})
+    return ("POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            "x-test-id: %s\r\nContent-Length: %d\r\n\r\n%s" % (test_id, len(body), body)).encode()
+
+
+# ---- 1. resets on parked upstream connections ----
+
+@pytest.mark.parametrize("path", ["requests", "scraper"])
+def test_reset_on_parked_connections(procs, tmp_path, fakes, path):
+    """The pod resets every connection that stays idle after an answer:
+    either the gateway's parked request connections (after 100 ms) or its
+    kept-alive scraper connection (after 30 ms, between two scrapes).
+    Round after round the gateway answers 200 and keeps scraping; it does
+    not crash."""
+    pod, = fakes.pods(1)
+    if path == "requests":
+        pod.rst_idle_ms = 100
+    else:
+        pod.rst_metrics_idle_ms = 30
+    c = FakeCluster(procs, tmp_path, [pod], gw_args=("--scrape-interval", "150"))
+    c.scraped(pod)
+    for rnd in range(6):
+        results = parallel(8, 4, lambda i: safe_completion(c))
+        c.alive()
+        assert [r[0] for r in results] == [200] * 8, (rnd, results)
+        assert max(r[3] for r in results) < 2.0 * SLOW, (rnd, results)
+        time.sleep(0.35)  # every parked connection is reset meanwhile
+        c.alive()
+    # The resets really happened, on the connections meant.
+    kind = "completion" if path == "requests" else "metrics"
+    resets = pod.events_of("rst_sent")
+    assert sum(e.detail == kind for e in resets) >= 6, resets
+    # Every request reached the pod once and was answered.
+    assert len(pod.completions()) == 6 * 8
+    assert all(r.outcome == "answered" for r in pod.completions())
+    # The scraper reconnects after each reset: scrapes keep coming.
+    n = pod.metrics_count()
+    time.sleep(0.6)
+    assert pod.metrics_count() >= n + 2
+    c.scraped(pod)
+    assert_ok(c)
+    c.stop()
+
+
+# ---- 2. the idle-close race on a one-pod pool ----
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_idle_close_race_one_pod(procs, tmp_path, fakes, how):
+    """The pod closes a kept-alive connection when the next request arrives
+    on it (what a keep-alive timeout firing just then looks like). The
+    gateway retries that request once on a fresh connection: every request
+    gets 200 and none reaches the pod more than twice. That retry does not
+    use up a fallback slot, so it happens even with --max-attempts 1."""
+    pod, = fakes.pods(1, mode="close_on_reuse", how=how)
+    c = FakeCluster(procs, tmp_path, [pod], gw_args=("--max-attempts", "1"))
+    c.scraped(pod)
+    n = 12
+    for i in range(n):
+        status, _, data, took, tid = completion(c, "race-%d" % i)
+        assert status == 200, (i, status, data, pod.completions("race-%d" % i))
+        assert took < 2.0 * SLOW, (i, took)
+    drops = 0
+    for i in range(n):
+        arrivals = pod.completions("race-%d" % i)
+        answered = [r for r in arrivals if r.outcome == "answered"]
+        dropped = [r for r in arrivals if r.outcome == "dropped"]
+        assert len(answered) == 1 and len(arrivals) <= 2, arrivals
+        for r in dropped:
+            assert r.nth > 1, arrivals  # only a reused connection was dropped
+            assert answered[0].nth == 1, arrivals  # the retry went on a fresh one
+        drops += len(dropped)
+    # The gateway did keep connections alive and meet the race.
+    assert drops >= n // 2, pod.completions()
+    assert_ok(c)
+    c.stop()
+
+
+# ---- 3. connects that never complete ----
+
+def test_help_lists_upstream_flags(ig_bin):
+    r = subprocess.run([ig_bin, "gateway", "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    missing = [f for f in NEW_FLAGS if f not in r.stdout]
+    assert not missing, "not in --help: %s\n%s" % (missing, r.stdout)
+
+
+def test_connect_timeout_blackholed_endpoint(procs, tmp_path, fakes):
+    port = free_port()
+    hole = fakes.blackhole(port)
+    # A pool of that endpoint alone: 502 once the connect timeout expires.
+    c1 = FakeCluster(procs, tmp_path, [hole], name="hole-only",
+                     gw_args=("--upstream-connect-timeout", "500"))
+    for _ in range(2):
+        status, _, data, took, _ = completion(c1)
+        err = assert_openai_error(status, data, 502)
+        assert "no model server could be reached" in err["message"], err
+        assert 0.4 < took < 2.0, took
+    c1.alive()
+    c1.stop()
+    # With a good endpoint beside it: 200. The good pod reports load and
+    # the blackholed endpoint, never scraped, counts as idle, so the picker
+    # ranks the blackholed one first and the gateway must move on to the
+    # good one when the connect times out. Scrapes of the blackholed one
+    # fail; --unhealthy-after keeps it in rotation for the test.
+    good, = fakes.pods(1, port=port, waiting=20, running=20, kv=0.9)
+    c2 = FakeCluster(procs, tmp_path, [hole, good], name="hole-and-good",
+                     gw_args=("--upstream-connect-timeout", "500", "--unhealthy-after", "1000"))
+    c2.scraped(good)
+    both = "%s,%s" % (hole.address, good.address)
+    took = []
+    for _ in range(3):
+        status, headers, data, t, tid = completion(
+            c2, headers={"test-epp-endpoint-selection": both})
+        assert status == 200, (status, data)
+        assert headers[SERVED] == good.address
+        assert len(good.completions(tid)) == 1
+        assert t < 2.0, t
+        took.append(t)
+    assert max(took) > 0.4, ("the blackholed endpoint was never tried first", took)
+    assert_ok(c2)
+    c2.stop()
+
+
+# ---- 4. an upstream that never answers ----
+
+@pytest.mark.parametrize("case", ["read-timeout", "route-timeout"])
+def test_upstream_never_answers(procs, tmp_path, fakes, case):
+    pod, = fakes.pods(1, mode="hold")
+    if case == "read-timeout":
+        c = FakeCluster(procs, tmp_path, [pod], gw_args=("--upstream-read-timeout", "1000"))
+        lo, hi = 0.9, 3.0
+    else:
+        c = FakeCluster(procs, tmp_path, [pod], timeouts="    timeouts:\n      request: 500ms\n")
+        lo, hi = 0.4, 1.5
+    c.scraped(pod)
+    status, _, data, took, tid = completion(c)
+    err = assert_openai_error(status, data, 504)
+    assert err["type"] == "timeout", err
+    assert lo < took < hi, took
+    answered_at = time.monotonic()
+    # Sent once, and the gateway hung up on the silent pod.
+    held = pod.completions(tid)
+    assert len(held) == 1, held
+    gone = pod.wait_event("eof", "reset", conn=held[0].conn, timeout=1.0 * SLOW)
+    assert gone is not None, "the connection to the silent pod stayed open"
+    assert gone.t - answered_at < 1.0 * SLOW
+    pod.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+# ---- 5. garbage instead of HTTP ----
+
+def test_garbage_response(procs, tmp_path, fakes):
+    """502 at once and no retry: with two pods answering garbage, each
+    request reaches exactly one of them."""
+    pods = fakes.pods(2, mode="garbage")
+    c = FakeCluster(procs, tmp_path, pods)
+    c.scraped(*pods)
+    for _ in range(4):
+        status, _, data, took, tid = completion(c)
+        assert_openai_error(status, data, 502)
+        assert took < 1.0 * SLOW, took
+        arrivals = pods[0].completions(tid) + pods[1].completions(tid)
+        assert len(arrivals) == 1, arrivals
+    for p in pods:
+        p.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+# ---- 6. an upstream that closes mid-stream ----
+
+def test_upstream_closes_mid_sse(procs, tmp_path, fakes):
+    pod, = fakes.pods(1, mode="sse_cut", events=20, interval_ms=50, cut_after=3)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=5)
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": 20, "stream": True}
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    got, incomplete = b"", False
+    try:
+        while True:
+            b = resp.read1(65536)
+            if not b:
+                break
+            got += b
+    except http.client.IncompleteRead as e:
+        got += e.partial
+        incomplete = True
+    ended = time.monotonic()
+    conn.close()
+    assert incomplete, "the cut stream ended like a complete one: %r" % got[-200:]
+    assert 1 <= got.count(b"data: ") <= 3, got
+    cut = pod.wait_event("closed", timeout=1.0)
+    assert cut is not None and ended - cut.t < 1.0, (cut, ended)
+    # Sent once: nothing is retried after the first byte.
+    assert len(pod.completions()) == 1
+    # The next requests work: a whole stream, then a plain answer.
+    pod.set("sse", events=3, interval_ms=10)
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=5)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    events = [e for e in resp.read().split(b"\n\n") if e]
+    conn.close()
+    assert len(events) == 4 and events[-1] == b"data: [DONE]", events
+    pod.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+# ---- 7. a client that stops reading a huge answer ----
+
+def read_until_closed(s, deadline_s, cap):
+    """Reads until EOF or a reset; returns (bytes read, how it ended)."""
+    s.settimeout(0.5)
+    total = 0
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and total < cap:
+        try:
+            b = s.recv(1 << 20)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return total, "reset"
+        if not b:
+            return total, "eof"
+        total += len(b)
+    return total, "open"
+
+
+def test_client_stops_reading_huge_stream(procs, tmp_path, fakes):
+    pod, = fakes.pods(1, mode="huge", size=1 << 30)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    rss0 = vm_rss_kb(c.gw.pid)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.settimeout(5)
+    s.connect((c.host, c.port))
+    s.sendall(raw_request("huge-1"))
+    got = b""
+    while len(got) < (1 << 20):
+        b = s.recv(65536)
+        assert b, got[:200]
+        got += b
+    assert got.startswith(b"HTTP/1.1 200 "), got[:200]
+    # The client sits there: the gateway holds the pod back instead of
+    # buffering the answer.
+    peak = 0
+    t_end = time.monotonic() + 3.0
+    while time.monotonic() < t_end:
+        peak = max(peak, vm_rss_kb(c.gw.pid) - rss0)
+        time.sleep(0.1)
+    c.alive()
+    assert peak < 64 * 1024, "RSS grew by %d KiB" % peak
+    sent = pod.completions("huge-1")[0]
+    assert sent.outcome == "huge"  # still sending: not finished
+    # The client goes away: the pod's connection is closed at once.
+    closed_at = time.monotonic()
+    s.close()
+    gone = pod.wait_event("send_error", "eof", "reset", conn=sent.conn, after=closed_at,
+                          timeout=1.0 * SLOW)
+    assert gone is not None, "the pod kept sending after the client left"
+    assert gone.t - closed_at < 1.0 * SLOW
+    pod.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+def test_client_send_timeout(procs, tmp_path, fakes):
+    """A client that stays connected and never reads is closed after
+    --client-send-timeout, and so is the upstream connection of its request."""
+    pod, = fakes.pods(1, mode="huge", size=1 << 30)
+    c = FakeCluster(procs, tmp_path, [pod], gw_args=("--client-send-timeout", "1000"))
+    c.scraped(pod)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.settimeout(5)
+    s.connect((c.host, c.port))
+    sent_at = time.monotonic()
+    s.sendall(raw_request("stuck-1"))
+    arrived = pod.wait_requests(1, timeout=2, test_id="stuck-1")
+    assert len(arrived) == 1
+    gone = pod.wait_event("send_error", "eof", "reset", conn=arrived[0].conn,
+                          timeout=1.0 + 3.0 * SLOW)
+    assert gone is not None, "the upstream connection stayed open"
+    assert 0.9 < gone.t - sent_at < 1.0 + 2.0 * SLOW, gone.t - sent_at
+    # The client's connection was closed too: what it reads now ends.
+    total, how = read_until_closed(s, 5.0, 256 << 20)
+    s.close()
+    assert how in ("eof", "reset"), (total, how)
+    assert total < (1 << 30)
+    c.alive()
+    pod.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+# ---- 8. a pod that drops a request on a fresh connection ----
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_fresh_connection_dropped_pod_alive(procs, tmp_path, fakes, how):
+    """A request written whole on a fresh connection that the pod closes
+    unanswered while it still accepts connections may have started a
+    generation: 502, and it is not sent again (with two such pods, each
+    request reaches exactly one of them)."""
+    pods = fakes.pods(2, mode="close", how=how)
+    c = FakeCluster(procs, tmp_path, pods)
+    c.scraped(*pods)
+    for _ in range(3):
+        status, _, data, took, tid = completion(c)
+        assert_openai_error(status, data, 502)
+        assert took < 2.0 * SLOW, took
+        arrivals = pods[0].completions(tid) + pods[1].completions(tid)
+        assert len(arrivals) == 1, arrivals
+        assert arrivals[0].nth == 1  # a fresh connection
+    for p in pods:
+        p.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+def test_pod_killed_with_request_held(procs, tmp_path, fakes):
+    """The pod holding the request dies (its listener goes with it): the
+    request is served by the other pod."""
+    pods = fakes.pods(2, mode="hold")
+    c = FakeCluster(procs, tmp_path, pods)
+    c.scraped(*pods)
+    out = {}
+
+    def client():
+        out["r"] = safe_completion(c, test_id="held-1")
+        out["t"] = time.monotonic()
+
+    t = threading.Thread(target=client)
+    t.start()
+    deadline = time.monotonic() + 5
+    holder = None
+    while holder is None and time.monotonic() < deadline:
+        holder = next((p for p in pods if p.completions("held-1")), None)
+        time.sleep(0.02)
+    assert holder is not None, "no pod got the request"
+    other = pods[1] if holder is pods[0] else pods[0]
+    other.set("json")
+    killed_at = time.monotonic()
+    holder.kill()
+    t.join(timeout=10)
+    assert not t.is_alive()
+    status, headers, data, _ = out["r"]
+    assert status == 200, (status, data)
+    assert headers[SERVED] == other.address
+    assert out["t"] - killed_at < 2.0 * SLOW
+    assert len(holder.completions("held-1")) == 1
+    assert len(other.completions("held-1")) == 1
+    assert_ok(c)
+    c.stop()
