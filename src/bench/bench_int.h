@@ -34,7 +34,7 @@ struct bench_opts {
 	struct bench_target targets[BENCH_MAX_TARGETS];
 	struct ig_bench_workload wl;
 	bool chat, stream, ignore_eos;
-	char *model; /* NULL: no "model" field unless --models */
+	const char *model; /* NULL: no "model" field unless --models */
 	struct ig_bench_choices models, objectives;
 	const char *objective_header;
 	size_t n_headers;

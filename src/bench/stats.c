@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "core/flags.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -63,27 +64,11 @@ bool ig_bench_meets_slo(const struct ig_bench_slo *slo, const struct ig_bench_sa
 	return true;
 }
 
+/* The grammar of the duration flags, so that --stages and --slo read DUR
+ * as --timeout does. */
 int ig_bench_parse_duration(const char *s, double *out_ms)
 {
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || !isfinite(v) || v < 0)
-		return -1;
-	double unit;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		unit = 1000;
-	else if (strcmp(end, "ms") == 0)
-		unit = 1;
-	else if (strcmp(end, "us") == 0)
-		unit = 0.001;
-	else if (strcmp(end, "m") == 0)
-		unit = 60000;
-	else if (strcmp(end, "h") == 0)
-		unit = 3600000;
-	else
-		return -1;
-	*out_ms = v * unit;
-	return 0;
+	return ig_flags_parse_ms(s, IG_FLAG_BARE_S, out_ms) == IG_OK ? 0 : -1;
 }
 
 static int slo_item(char *item, struct ig_bench_slo *out)

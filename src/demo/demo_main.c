@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/flags.h"
 #include "demo/child.h"
 #include "demo/demo.h"
 #include "demo/fetch.h"
@@ -86,34 +87,16 @@ static void sleep_ms(int ms)
 
 /* ---- options ------------------------------------------------------------ */
 
-static void usage(const struct opts *o, FILE *f)
-{
-	if (o->run)
-		fprintf(
-		    f, "usage: infergate run -f DIR [--bind ADDR] [--replicas N] [--admin ADDR]\n\n"
-		       "Runs a directory of manifests on this machine: every Deployment an\n"
-		       "InferencePool selects becomes simulators on loopback addresses, the\n"
-		       "Gateways are served by the gateway. Serves until Ctrl-C.\n\n");
-	else
-		fprintf(
-		    f,
-		    "usage: infergate demo [-f DIR] [--bind ADDR] [--replicas N] [--keep-logs]\n\n"
-		    "Runs the seed scenario (default -f " DEFAULT_DIR ") on this machine,\n"
-		    "sends the seed request, prints the answer and stops everything.\n\n");
-	fprintf(f, "options:\n"
-		   "  -f, --filename PATH  manifests: a file or directory (repeatable)\n"
-		   "  --bind ADDR          address the Gateway listeners bind (default 127.0.0.1)\n"
-		   "  --replicas N         simulators per Deployment (default: its replicas)\n");
-	if (o->run)
-		fprintf(
-		    f,
-		    "  --admin HOST:PORT    the gateway's admin listener (default: a free port)\n");
-	else
-		fprintf(
-		    f,
-		    "  --keep-logs          keep the children's logs and print where they are\n");
-	fprintf(f, "  -h, --help           this text\n");
-}
+static const char run_usage[] =
+    "usage: infergate run -f DIR [--bind ADDR] [--replicas N] [--admin ADDR]\n\n"
+    "Runs a directory of manifests on this machine: every Deployment an\n"
+    "InferencePool selects becomes simulators on loopback addresses, the\n"
+    "Gateways are served by the gateway. Serves until Ctrl-C.\n\n";
+
+static const char demo_usage[] =
+    "usage: infergate demo [-f DIR] [--bind ADDR] [--replicas N] [--keep-logs]\n\n"
+    "Runs the seed scenario (default -f " DEFAULT_DIR ") on this machine,\n"
+    "sends the seed request, prints the answer and stops everything.\n\n";
 
 static int parse_ipv4(const char *s, uint32_t *out)
 {
@@ -143,98 +126,77 @@ static int parse_hostport(const char *s)
 	return 0;
 }
 
-static int parse_replicas(const char *s, int *out)
+static int add_file(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	char *end;
-	long v = strtol(s, &end, 10);
+	struct opts *o = f->dst;
 
-	if (*s == '\0' || *end != '\0' || v < 1 || v > 250)
-		return -1;
-	*out = (int)v;
-	return 0;
+	if (!*v)
+		return IG_DECLINED;
+	if (o->nfiles == MAX_FILES)
+		return ig_flags_error(fl, "at most %d -f options", MAX_FILES);
+	o->files[o->nfiles++] = v;
+	return IG_OK;
 }
 
-/* Splits "--flag=value"; returns the flag's value from the same word or
- * the next one, advancing *i. NULL when it is missing. */
-static const char *flag_value(int argc, char **argv, int *i, const char *eq)
+static int set_bind(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	if (eq)
-		return eq + 1;
-	if (*i + 1 >= argc)
-		return NULL;
-	return argv[++*i];
+	uint32_t a;
+
+	if (parse_ipv4(v, &a))
+		return ig_flags_invalid(fl, v, "an IPv4 address");
+	*(const char **)f->dst = v;
+	return IG_OK;
 }
 
-static bool is_flag(const char *arg, size_t n, const char *name)
+static int set_sim_base(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	return strlen(name) == n && !strncmp(arg, name, n);
+	uint32_t a;
+
+	if (parse_ipv4(v, &a) || (a >> 24) != 127)
+		return ig_flags_invalid(fl, v, "an address in 127.0.0.0/8");
+	*(uint32_t *)f->dst = a;
+	return IG_OK;
 }
 
-static int bad_value(const struct opts *o, const char *flag, const char *v)
+static int set_admin(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	if (v)
-		fprintf(stderr, "%s: invalid value for %s: '%s'\n", o->prog, flag, v);
-	else
-		fprintf(stderr, "%s: %s needs a value\n", o->prog, flag);
-	return 2;
-}
-
-static int parse_one(struct opts *o, int argc, char **argv, int *i)
-{
-	const char *arg = argv[*i], *eq = strchr(arg, '=');
-	size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
-	const char *v;
-
-	if (is_flag(arg, n, "-f") || is_flag(arg, n, "--filename")) {
-		if (!(v = flag_value(argc, argv, i, eq)) || !*v)
-			return bad_value(o, "-f", v);
-		if (o->nfiles == MAX_FILES) {
-			fprintf(stderr, "%s: at most %d -f options\n", o->prog, MAX_FILES);
-			return 2;
-		}
-		o->files[o->nfiles++] = v;
-	} else if (is_flag(arg, n, "--bind")) {
-		uint32_t a;
-		if (!(v = flag_value(argc, argv, i, eq)) || parse_ipv4(v, &a))
-			return bad_value(o, "--bind", v);
-		o->bind = v;
-	} else if (is_flag(arg, n, "--replicas")) {
-		if (!(v = flag_value(argc, argv, i, eq)) || parse_replicas(v, &o->replicas))
-			return bad_value(o, "--replicas", v);
-	} else if (is_flag(arg, n, "--sim-base")) {
-		if (!(v = flag_value(argc, argv, i, eq)) || parse_ipv4(v, &o->sim_base) ||
-		    (o->sim_base >> 24) != 127)
-			return bad_value(o, "--sim-base", v);
-	} else if (o->run && is_flag(arg, n, "--admin")) {
-		if (!(v = flag_value(argc, argv, i, eq)) || parse_hostport(v))
-			return bad_value(o, "--admin", v);
-		o->admin = v;
-	} else if (!o->run && !eq && !strcmp(arg, "--keep-logs")) {
-		o->keep_logs = true;
-	} else {
-		fprintf(stderr, "%s: unknown option '%s' (see --help)\n", o->prog, arg);
-		return 2;
-	}
-	return 0;
+	if (parse_hostport(v))
+		return ig_flags_invalid(fl, v, "IPv4:PORT with a port from 1 to 65535");
+	*(const char **)f->dst = v;
+	return IG_OK;
 }
 
 /* Returns -1 to go on, else the exit code (0 after --help). */
 static int parse_opts(struct opts *o, int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		int rc;
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			usage(o, stdout);
-			return 0;
-		}
-		rc = parse_one(o, argc, argv, &i);
-		if (rc)
-			return rc;
-	}
-	if (o->run && !o->nfiles) {
-		fprintf(stderr, "%s: -f DIR is required\n", o->prog);
-		return 2;
-	}
+	/* --admin is run's, --keep-logs demo's: the two share one table. */
+	const struct ig_flag last =
+	    o->run
+		? (struct ig_flag)IG_FLAG_FN("admin", 0, set_admin, &o->admin, "HOST:PORT",
+					     "the gateway's admin listener (default: a free port)")
+		: (struct ig_flag)IG_FLAG_BOOL("keep-logs", 0, &o->keep_logs,
+					       "keep the children's logs and print where they are");
+	const struct ig_flag table[] = {
+	    IG_FLAG_SECTION("options:"),
+	    IG_FLAG_FN("filename", 'f', add_file, o, "PATH",
+		       "manifests: a file or directory (repeatable)"),
+	    IG_FLAG_FN("bind", 0, set_bind, &o->bind, "ADDR",
+		       "address the Gateway listeners bind (default 127.0.0.1)"),
+	    IG_FLAG_UINT("replicas", 0, &o->replicas, 1, 250, "N",
+			 "simulators per Deployment (default: its replicas)"),
+	    /* Where the simulators' addresses start; for tests, so unlisted. */
+	    IG_FLAG_FN("sim-base", 0, set_sim_base, &o->sim_base, "ADDR", NULL),
+	    last,
+	    IG_FLAG_END,
+	};
+	struct ig_flags fl = {
+	    .prog = o->prog, .usage = o->run ? run_usage : demo_usage, .table = table};
+	int rc = ig_flags_parse(&fl, argc, argv);
+
+	if (rc == IG_OK && o->run && !o->nfiles)
+		rc = ig_flags_error(&fl, "-f DIR is required");
+	if (rc != IG_OK)
+		return ig_flags_report(&fl, rc);
 	if (!o->nfiles)
 		o->files[o->nfiles++] = DEFAULT_DIR;
 	if (!o->bind)

@@ -1,21 +1,20 @@
 /* `infergate check`: load manifests the way `gateway` would and report
  * every problem, so that a config can be validated before it is served. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "config/config.h"
+#include "core/flags.h"
 #include "gateway/snapshot.h"
 
-static void usage(FILE *f)
+static const char usage_text[] =
+    "usage: infergate check -f PATH [-f PATH...]\n\n"
+    "Validates Kubernetes manifests (files, or directories of *.yaml, *.yml and\n"
+    "*.json read recursively) and prints every error and warning as\n"
+    "FILE:LINE: FIELD: MESSAGE. Exit status: 0 valid, 1 errors, 2 usage.\n\n";
+
+static int no_positional(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	fprintf(f, "usage: infergate check -f PATH [-f PATH...]\n\n"
-		   "Validates Kubernetes manifests (files, or directories of *.yaml, *.yml and\n"
-		   "*.json read recursively) and prints every error and warning as\n"
-		   "FILE:LINE: FIELD: MESSAGE. Exit status: 0 valid, 1 errors, 2 usage.\n\n"
-		   "options:\n"
-		   "  -f, --filename PATH   a manifest file or directory (repeatable)\n"
-		   "  -h, --help            this text\n");
+	return ig_flags_error(fl, "unexpected argument '%s' (use -f PATH)", v);
 }
 
 static void summary(const struct ig_config *c)
@@ -58,43 +57,30 @@ static size_t count_errors(const struct ig_diags *d)
 
 int ig_check_main(int argc, char **argv)
 {
-	const char **paths = calloc((size_t)argc + 1, sizeof(*paths));
-	size_t npaths = 0;
-	int rc = 2;
-	if (!paths)
-		return 2;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			rc = 0;
-			goto out;
-		} else if (!strcmp(a, "-f") || !strcmp(a, "--filename")) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "infergate check: %s needs a PATH\n", a);
-				goto out;
-			}
-			paths[npaths++] = argv[++i];
-		} else if (!strncmp(a, "--filename=", 11)) {
-			paths[npaths++] = a + 11;
-		} else if (a[0] == '-') {
-			fprintf(stderr, "infergate check: unknown option '%s'\n", a);
-			usage(stderr);
-			goto out;
-		} else {
-			fprintf(stderr, "infergate check: unexpected argument '%s' (use -f PATH)\n",
-				a);
-			goto out;
-		}
+	struct ig_flag_list paths = {0};
+	const struct ig_flag table[] = {
+	    IG_FLAG_SECTION("options:"),
+	    IG_FLAG_LIST("filename", 'f', &paths, "PATH",
+			 "a manifest file or directory (repeatable)"),
+	    IG_FLAG_END,
+	};
+	struct ig_flags fl = {.prog = "infergate check",
+			      .usage = usage_text,
+			      .table = table,
+			      .positional = no_positional};
+	int rc = ig_flags_parse(&fl, argc, argv);
+	if (rc != IG_OK) {
+		rc = ig_flags_report(&fl, rc);
+		goto out;
 	}
-	if (npaths == 0) {
-		fprintf(stderr, "infergate check: no manifests given (use -f PATH)\n");
-		usage(stderr);
+	if (paths.n == 0) {
+		rc = ig_flags_report(&fl, ig_flags_error(&fl, "no manifests given (use -f PATH)"));
+		ig_flags_usage(&fl, stderr);
 		goto out;
 	}
 	struct ig_config *cfg = NULL;
 	struct ig_diags diags = {0};
-	int r = ig_config_load(paths, npaths, &cfg, &diags);
+	int r = ig_config_load(paths.v, paths.n, &cfg, &diags);
 	if (r == 0) {
 		/* The endpoint picker's configuration, as the gateway would load it. */
 		struct ig_picker_config *picker = NULL;
@@ -119,6 +105,6 @@ int ig_check_main(int argc, char **argv)
 	}
 	ig_diags_free(&diags);
 out:
-	free(paths);
+	ig_flag_list_free(&paths);
 	return rc;
 }

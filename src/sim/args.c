@@ -4,92 +4,14 @@
  * and anything else is an error that names the flag. */
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/flags.h"
 #include "core/log.h"
 #include "json/json.h"
 #include "sim/sim.h"
-
-enum opt_id {
-	O_MODEL,
-	O_SERVED,
-	O_HOST,
-	O_PORT,
-	O_ENABLE_LORA,
-	O_MAX_LORAS,
-	O_LORA_MODULES,
-	O_MAX_NUM_SEQS,
-	O_MAX_MODEL_LEN,
-	O_TTFT,
-	O_PREFILL,
-	O_ITL,
-	O_LORA_LOAD,
-	O_GPU_BLOCKS,
-	O_BLOCK_SIZE,
-	O_VERSION,
-	O_SEED,
-	O_FIX_WAITING,
-	O_FIX_RUNNING,
-	O_FIX_KV,
-	O_FIX_LORA_RUNNING,
-	O_FIX_LORA_WAITING,
-	O_BATCHED,
-	O_DECODE,
-	O_PREFIX,
-	O_NO_PREFIX,
-	O_TIME_SCALE,
-	O_PROFILE,
-	O_FAIL_RATE,
-	O_FAIL_TYPES,
-	O_N
-};
-
-/* How many values a flag takes: none, exactly one, or one or more (the
- * argparse nargs="+" of vLLM's list flags). */
-enum arity { NONE, ONE, MANY };
-
-struct opt {
-	const char *name;
-	enum opt_id id;
-	enum arity arity;
-};
-
-static const struct opt opts[] = {
-    {"model", O_MODEL, ONE},
-    {"served-model-name", O_SERVED, MANY},
-    {"host", O_HOST, ONE},
-    {"port", O_PORT, ONE},
-    {"enable-lora", O_ENABLE_LORA, NONE},
-    {"max-loras", O_MAX_LORAS, ONE},
-    {"lora-modules", O_LORA_MODULES, MANY},
-    {"max-num-seqs", O_MAX_NUM_SEQS, ONE},
-    {"max-model-len", O_MAX_MODEL_LEN, ONE},
-    {"ttft-ms", O_TTFT, ONE},
-    {"prefill-us-per-token", O_PREFILL, ONE},
-    {"itl-ms", O_ITL, ONE},
-    {"lora-load-ms", O_LORA_LOAD, ONE},
-    {"num-gpu-blocks", O_GPU_BLOCKS, ONE},
-    {"num-gpu-blocks-override", O_GPU_BLOCKS, ONE},
-    {"block-size", O_BLOCK_SIZE, ONE},
-    {"vllm-version", O_VERSION, ONE},
-    {"seed", O_SEED, ONE},
-    {"fixed-waiting", O_FIX_WAITING, ONE},
-    {"fixed-running", O_FIX_RUNNING, ONE},
-    {"fixed-kv-usage", O_FIX_KV, ONE},
-    {"fixed-lora-running", O_FIX_LORA_RUNNING, ONE},
-    {"fixed-lora-waiting", O_FIX_LORA_WAITING, ONE},
-    {"max-num-batched-tokens", O_BATCHED, ONE},
-    {"decode-us-per-seq", O_DECODE, ONE},
-    {"enable-prefix-caching", O_PREFIX, NONE},
-    {"no-enable-prefix-caching", O_NO_PREFIX, NONE},
-    {"time-scale", O_TIME_SCALE, ONE},
-    {"profile", O_PROFILE, ONE},
-    {"failure-injection-rate", O_FAIL_RATE, ONE},
-    {"failure-types", O_FAIL_TYPES, MANY},
-};
 
 /* Measured setups (docs/SIMULATOR.md gives the sources and the arithmetic):
  * the seed's vLLM 0.8 on ~12 CPU cores serving Qwen2.5-1.5B (V0 engine, no
@@ -302,22 +224,22 @@ void ig_sim_config_free(struct ig_sim_config *c)
 	for (size_t i = 0; i < c->nadapters; i++)
 		adapter_free(&c->adapters[i]);
 	free(c->adapters);
-	free(c->served);
+	ig_flag_list_free(&c->served);
 	ig_sim_fixed_clear(&c->fixed);
 	memset(c, 0, sizeof *c);
 }
 
 const char *ig_sim_label_name(const struct ig_sim_config *c)
 {
-	return c->nserved ? c->served[0] : c->model;
+	return c->served.n ? c->served.v[0] : c->model;
 }
 
 bool ig_sim_is_base_name(const struct ig_sim_config *c, struct ig_str name)
 {
-	if (!c->nserved)
+	if (!c->served.n)
 		return ig_str_eq_cstr(name, c->model);
-	for (size_t i = 0; i < c->nserved; i++)
-		if (ig_str_eq_cstr(name, c->served[i]))
+	for (size_t i = 0; i < c->served.n; i++)
+		if (ig_str_eq_cstr(name, c->served.v[i]))
 			return true;
 	return false;
 }
@@ -444,67 +366,30 @@ int ig_sim_parse_lora_module(const char *s, struct ig_sim_adapter *out, char *er
 	return 0;
 }
 
-static int parse_long(const char *flag, const char *v, long lo, long hi, long *out, char *err,
-		      size_t errlen)
-{
-	char *end;
-	errno = 0;
-	long x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < lo || x > hi)
-		return fail(err, errlen, "--%s: '%s' is not an integer in [%ld, %ld]", flag, v, lo,
-			    hi);
-	*out = x;
-	return 0;
-}
+/* ---- the command line ---- */
 
-static int parse_double(const char *flag, const char *v, double lo, double hi, double *out,
-			char *err, size_t errlen)
+static int set_string(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	char *end;
-	errno = 0;
-	double x = strtod(v, &end);
-	if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi)
-		return fail(err, errlen, "--%s: '%s' is not a number in [%g, %g]", flag, v, lo, hi);
-	*out = x;
-	return 0;
-}
-
-static int set_string(char **dst, const char *v, char *err, size_t errlen)
-{
+	char **dst = f->dst;
 	free(*dst);
 	*dst = strdup(v);
-	return *dst ? 0 : fail(err, errlen, "out of memory");
+	return *dst ? IG_OK : ig_flags_error(fl, "out of memory");
 }
 
-static int add_served(struct ig_sim_config *c, char **vals, size_t n, char *err, size_t errlen)
+/* One item of --lora-modules (the flag takes one or more). */
+static int add_lora_module(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	const char **s = realloc(c->served, (c->nserved + n) * sizeof *s);
-	if (!s)
-		return fail(err, errlen, "out of memory");
-	c->served = s;
-	for (size_t i = 0; i < n; i++)
-		c->served[c->nserved++] = vals[i];
-	return 0;
-}
-
-static int add_lora_modules(struct ig_sim_config *c, char **vals, size_t n, char *err,
-			    size_t errlen)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct ig_sim_adapter a;
-		if (ig_sim_parse_lora_module(vals[i], &a, err, errlen) < 0)
-			return -1;
-		struct ig_str base = a.base ? ig_str_from(a.base) : (struct ig_str){NULL, 0};
-		int rc = ig_sim_add_adapter(c, ig_str_from(a.name), ig_str_from(a.path), base);
-		if (rc < 0) {
-			fail(err, errlen, "--lora-modules: %s '%s'",
-			     rc == -EEXIST ? "duplicate adapter" : "cannot add", a.name);
-			adapter_free(&a);
-			return -1;
-		}
-		adapter_free(&a);
-	}
-	return 0;
+	struct ig_sim_config *c = f->dst;
+	struct ig_sim_adapter a;
+	if (ig_sim_parse_lora_module(v, &a, fl->err, sizeof fl->err) < 0)
+		return IG_ERROR;
+	struct ig_str base = a.base ? ig_str_from(a.base) : (struct ig_str){NULL, 0};
+	int rc = ig_sim_add_adapter(c, ig_str_from(a.name), ig_str_from(a.path), base);
+	if (rc < 0)
+		ig_flags_error(fl, "--lora-modules: %s '%s'",
+			       rc == -EEXIST ? "duplicate adapter" : "cannot add", a.name);
+	adapter_free(&a);
+	return rc < 0 ? IG_ERROR : IG_OK;
 }
 
 static int failure_type(const char *name, size_t len)
@@ -515,137 +400,62 @@ static int failure_type(const char *name, size_t len)
 	return -1;
 }
 
-/* Values as separate words or comma-joined, like the peer simulator's. */
-static int set_failure_types(struct ig_sim_config *c, char **vals, size_t n, char *err,
-			     size_t errlen)
+/* One word of --failure-types: a name or comma-joined names, like the peer
+ * simulator's. Every word of every --failure-types counts. */
+static int add_failure_types(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	c->failure_types = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *p = vals[i];
-		while (*p) {
-			size_t len = strcspn(p, ",");
-			int t = failure_type(p, len);
-			if (len && t < 0)
-				return fail(err, errlen,
-					    "--failure-types: unknown '%.*s' (rate_limit, "
-					    "invalid_api_key, context_length, server_error, "
-					    "invalid_request, model_not_found)",
-					    (int)len, p);
-			if (len)
-				c->failure_types |= 1u << t;
-			p += len + (p[len] == ',');
-		}
+	unsigned *types = f->dst;
+	while (*v) {
+		size_t len = strcspn(v, ",");
+		int t = failure_type(v, len);
+		if (len && t < 0)
+			return ig_flags_error(fl,
+					      "--failure-types: unknown '%.*s' (rate_limit, "
+					      "invalid_api_key, context_length, server_error, "
+					      "invalid_request, model_not_found)",
+					      (int)len, v);
+		if (len)
+			*types |= 1u << t;
+		v += len + (v[len] == ',');
 	}
-	return 0;
+	return IG_OK;
 }
 
-static int set_version(struct ig_sim_config *c, const char *v, char *err, size_t errlen)
+static int set_version(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	if (v[0] == 'v')
-		v++;
-	if (strcmp(v, "latest") == 0)
-		c->version = IG_SIM_V_LATEST;
-	else if (strcmp(v, "0.8") == 0 || strncmp(v, "0.8.", 4) == 0)
-		c->version = IG_SIM_V_0_8;
+	enum ig_sim_version *version = f->dst;
+	const char *num = v[0] == 'v' ? v + 1 : v;
+	if (strcmp(num, "latest") == 0)
+		*version = IG_SIM_V_LATEST;
+	else if (strcmp(num, "0.8") == 0 || strncmp(num, "0.8.", 4) == 0)
+		*version = IG_SIM_V_0_8;
 	else
-		return fail(err, errlen, "--vllm-version: '%s' is not 0.8 or latest", v);
-	return 0;
+		return ig_flags_invalid(fl, v, "0.8 or latest");
+	return IG_OK;
 }
 
-/* Applies one of our flags; vals has 1 element unless the flag is MANY. */
-static int apply(struct ig_sim_config *c, const struct opt *o, char **vals, size_t n, char *err,
-		 size_t errlen)
+static int set_profile(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	const char *v = n ? vals[0] : NULL;
-	const char *f = o->name;
-	long l;
-	switch (o->id) {
-	case O_MODEL:
-		c->model = v;
-		return 0;
-	case O_SERVED:
-		return add_served(c, vals, n, err, errlen);
-	case O_HOST:
-		c->host = v;
-		return 0;
-	case O_PORT:
-		if (parse_long(f, v, 0, 65535, &l, err, errlen) < 0)
-			return -1;
-		c->port = (int)l;
-		return 0;
-	case O_ENABLE_LORA:
-		c->enable_lora = true;
-		return 0;
-	case O_MAX_LORAS:
-		return parse_long(f, v, 1, 1024, &c->max_loras, err, errlen);
-	case O_LORA_MODULES:
-		return add_lora_modules(c, vals, n, err, errlen);
-	case O_MAX_NUM_SEQS:
-		return parse_long(f, v, 1, 1000000, &c->max_num_seqs, err, errlen);
-	case O_MAX_MODEL_LEN:
-		return parse_long(f, v, 1, 100000000, &c->max_model_len, err, errlen);
-	case O_TTFT:
-		return parse_double(f, v, 0, 3600e3, &c->ttft_ms, err, errlen);
-	case O_PREFILL:
-		return parse_double(f, v, 0, 1e6, &c->prefill_us_per_token, err, errlen);
-	case O_ITL:
-		return parse_double(f, v, 0, 3600e3, &c->itl_ms, err, errlen);
-	case O_LORA_LOAD:
-		return parse_double(f, v, 0, 3600e3, &c->lora_load_ms, err, errlen);
-	case O_GPU_BLOCKS:
-		return parse_long(f, v, 1, 1000000000, &c->num_gpu_blocks, err, errlen);
-	case O_BLOCK_SIZE:
-		return parse_long(f, v, 1, 1 << 20, &c->block_size, err, errlen);
-	case O_VERSION:
-		return set_version(c, v, err, errlen);
-	case O_SEED:
-		if (parse_long(f, v, 0, LONG_MAX, &l, err, errlen) < 0)
-			return -1;
-		c->has_seed = true;
-		c->seed = (uint64_t)l;
-		return 0;
-	case O_FIX_WAITING:
-		c->fixed.has_waiting = true;
-		return parse_long(f, v, 0, 1000000000, &c->fixed.waiting, err, errlen);
-	case O_FIX_RUNNING:
-		c->fixed.has_running = true;
-		return parse_long(f, v, 0, 1000000000, &c->fixed.running, err, errlen);
-	case O_FIX_KV:
-		c->fixed.has_kv = true;
-		return parse_double(f, v, 0, 1, &c->fixed.kv, err, errlen);
-	case O_FIX_LORA_RUNNING:
-		return set_string(&c->fixed.lora_running, v, err, errlen);
-	case O_FIX_LORA_WAITING:
-		return set_string(&c->fixed.lora_waiting, v, err, errlen);
-	case O_BATCHED:
-		return parse_long(f, v, 1, 100000000, &c->max_num_batched_tokens, err, errlen);
-	case O_DECODE:
-		return parse_double(f, v, 0, 1e6, &c->decode_us_per_seq, err, errlen);
-	case O_PREFIX:
-	case O_NO_PREFIX:
-		c->enable_prefix_caching = o->id == O_PREFIX;
-		return 0;
-	case O_TIME_SCALE:
-		if (parse_double(f, v, 0, 1e6, &c->time_scale, err, errlen) < 0)
-			return -1;
-		if (c->time_scale <= 0)
-			return fail(err, errlen, "--time-scale: must be above 0");
-		return 0;
-	case O_PROFILE:
-		if (!ig_sim_find_profile(v))
-			return fail(err, errlen,
-				    "--profile: unknown '%s' (qwen2.5-1.5b-cpu, llama3.1-8b-h100)",
-				    v);
-		c->profile = v;
-		return 0;
-	case O_FAIL_RATE:
-		return parse_double(f, v, 0, 100, &c->failure_rate, err, errlen);
-	case O_FAIL_TYPES:
-		return set_failure_types(c, vals, n, err, errlen);
-	case O_N:
-		break;
-	}
-	return fail(err, errlen, "--%s: not handled", f);
+	if (!ig_sim_find_profile(v))
+		return ig_flags_invalid(fl, v, "qwen2.5-1.5b-cpu or llama3.1-8b-h100");
+	*(const char **)f->dst = v;
+	return IG_OK;
+}
+
+/* `vllm serve MODEL`: one positional argument names the model. */
+struct positional {
+	struct ig_sim_config *c;
+	bool seen;
+};
+
+static int set_model_arg(struct ig_flags *fl, const struct ig_flag *f, const char *v)
+{
+	struct positional *p = fl->ud;
+	if (p->seen)
+		return IG_DECLINED;
+	p->seen = true;
+	p->c->model = v;
+	return IG_OK;
 }
 
 static bool in_list(const char *const *list, size_t n, const char *name, size_t len)
@@ -656,181 +466,167 @@ static bool in_list(const char *const *list, size_t n, const char *name, size_t 
 	return false;
 }
 
-static const struct opt *find_opt(const char *name, size_t len)
+static int ignore_vllm_flag(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
-		if (strlen(opts[i].name) == len && memcmp(opts[i].name, name, len) == 0)
-			return &opts[i];
-	return NULL;
+	ig_warn("sim: ignoring vLLM flag %s (not simulated)", fl->flag);
+	return IG_OK;
 }
 
-/* Recognises a vLLM flag we ignore; *arity says how many values to skip. */
-static bool ignored_flag(const char *name, size_t len, enum arity *arity)
+static const struct ig_flag vllm_value_flag =
+    IG_FLAG_FN("vllm-flag", 0, ignore_vllm_flag, NULL, "VALUE", NULL);
+static const struct ig_flag vllm_switch =
+    IG_FLAG_FN("vllm-flag", 0, ignore_vllm_flag, NULL, NULL, NULL);
+
+/* Flags outside the table: vLLM's that we accept and ignore. */
+static const struct ig_flag *vllm_flag(struct ig_flags *fl, const char *name, size_t len)
 {
 	if (in_list(vllm_value_flags, sizeof vllm_value_flags / sizeof vllm_value_flags[0], name,
-		    len)) {
-		*arity = ONE;
-		return true;
-	}
-	if (in_list(vllm_bool_flags, sizeof vllm_bool_flags / sizeof vllm_bool_flags[0], name,
-		    len)) {
-		*arity = NONE;
-		return true;
-	}
-	return false;
-}
-
-/* Collects the values of the flag at argv[*i] into vals, advancing *i past
- * the last one used. */
-static int take_values(int argc, char **argv, int *i, const char *inline_val, enum arity arity,
-		       char **vals, size_t *n, const char *flag, char *err, size_t errlen)
-{
-	*n = 0;
-	if (arity == NONE) {
-		if (inline_val)
-			return fail(err, errlen, "--%s takes no value", flag);
-		return 0;
-	}
-	if (inline_val) {
-		vals[(*n)++] = (char *)inline_val;
-		return 0;
-	}
-	/* Like argparse, a following "--flag" is never taken as a value. */
-	while (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
-		vals[(*n)++] = argv[++*i];
-		if (arity == ONE)
-			break;
-	}
-	if (*n == 0)
-		return fail(err, errlen, "--%s needs a value", flag);
-	return 0;
-}
-
-static int parse_one(struct ig_sim_config *c, int argc, char **argv, int *i, char **vals,
-		     bool *have_positional, bool *given, char *err, size_t errlen)
-{
-	const char *a = argv[*i];
-	if (strncmp(a, "--", 2) != 0) {
-		/* `vllm serve MODEL`: one positional argument names the model. */
-		if (*have_positional || a[0] == '-')
-			return fail(err, errlen, "unexpected argument '%s'", a);
-		*have_positional = true;
-		c->model = a;
-		return 0;
-	}
-	const char *name = a + 2;
-	const char *eq = strchr(name, '=');
-	size_t len = eq ? (size_t)(eq - name) : strlen(name);
-	const char *inline_val = eq ? eq + 1 : NULL;
-	const struct opt *o = find_opt(name, len);
-	enum arity arity;
-	size_t n;
-	if (o) {
-		if (take_values(argc, argv, i, inline_val, o->arity, vals, &n, o->name, err,
-				errlen) < 0)
-			return -1;
-		given[o->id] = true;
-		return apply(c, o, vals, n, err, errlen);
-	}
-	if (!ignored_flag(name, len, &arity))
-		return fail(err, errlen, "unknown flag '--%.*s'", (int)len, name);
-	if (take_values(argc, argv, i, inline_val, arity, vals, &n, "flag", err, errlen) < 0)
-		return fail(err, errlen, "--%.*s needs a value", (int)len, name);
-	ig_warn("sim: ignoring vLLM flag --%.*s (not simulated)", (int)len, name);
-	return 0;
+		    len))
+		return &vllm_value_flag;
+	if (in_list(vllm_bool_flags, sizeof vllm_bool_flags / sizeof vllm_bool_flags[0], name, len))
+		return &vllm_switch;
+	return NULL;
 }
 
 /* A profile fills in what the command line left unset, wherever on the
  * line --profile came. */
 static void apply_profile(struct ig_sim_config *c, const struct ig_sim_profile *p,
-			  const bool *given)
+			  const struct ig_flags *fl)
 {
-	if (!given[O_TTFT])
+	if (!ig_flags_given(fl, &c->ttft_ms))
 		c->ttft_ms = p->ttft_ms;
-	if (!given[O_PREFILL])
+	if (!ig_flags_given(fl, &c->prefill_us_per_token))
 		c->prefill_us_per_token = p->prefill_us_per_token;
-	if (!given[O_ITL])
+	if (!ig_flags_given(fl, &c->itl_ms))
 		c->itl_ms = p->itl_ms;
-	if (!given[O_DECODE])
+	if (!ig_flags_given(fl, &c->decode_us_per_seq))
 		c->decode_us_per_seq = p->decode_us_per_seq;
-	if (!given[O_LORA_LOAD])
+	if (!ig_flags_given(fl, &c->lora_load_ms))
 		c->lora_load_ms = p->lora_load_ms;
-	if (!given[O_MAX_NUM_SEQS])
+	if (!ig_flags_given(fl, &c->max_num_seqs))
 		c->max_num_seqs = p->max_num_seqs;
-	if (!given[O_BATCHED])
+	if (!ig_flags_given(fl, &c->max_num_batched_tokens))
 		c->max_num_batched_tokens = p->max_num_batched_tokens;
-	if (!given[O_GPU_BLOCKS])
+	if (!ig_flags_given(fl, &c->num_gpu_blocks))
 		c->num_gpu_blocks = p->num_gpu_blocks;
 }
 
-int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err, size_t errlen)
+/* What depends on more than one flag. */
+static int finish(struct ig_sim_config *c, struct ig_flags *fl)
 {
-	char **vals = calloc((size_t)argc + 1, sizeof *vals);
-	bool have_positional = false;
-	bool given[O_N] = {0};
-	int rc = 0;
-	if (!vals)
-		return fail(err, errlen, "out of memory");
-	for (int i = 1; i < argc && rc == 0; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			ig_sim_usage(stdout);
-			rc = 1;
-			break;
-		}
-		rc = parse_one(c, argc, argv, &i, vals, &have_positional, given, err, errlen);
-	}
-	free(vals);
-	if (rc == 0 && c->profile)
-		apply_profile(c, ig_sim_find_profile(c->profile), given);
-	if (rc == 0 && c->nadapters && !c->enable_lora)
+	c->fixed.has_waiting |= ig_flags_given(fl, &c->fixed.waiting);
+	c->fixed.has_running |= ig_flags_given(fl, &c->fixed.running);
+	c->fixed.has_kv |= ig_flags_given(fl, &c->fixed.kv);
+	c->has_seed |= ig_flags_given(fl, &c->seed);
+	if (c->time_scale <= 0)
+		return ig_flags_error(fl, "--time-scale: must be above 0");
+	if (c->profile)
+		apply_profile(c, ig_sim_find_profile(c->profile), fl);
+	if (c->nadapters && !c->enable_lora)
 		ig_warn("sim: --lora-modules given without --enable-lora; serving them anyway");
-	return rc;
+	return IG_OK;
 }
 
-void ig_sim_usage(FILE *f)
+static const char usage_text[] =
+    "usage: infergate sim [MODEL] [OPTIONS]\n"
+    "\n"
+    "A vLLM-compatible model server that generates text without a model.\n"
+    "\n";
+
+static const char footer_text[] =
+    "Other common vLLM flags are accepted and ignored with a warning.\n"
+    "POST /sim/state {\"waiting\":N,\"running\":N,\"kv_usage\":F,\"lora_running\":[..],"
+    "\"lora_waiting\":[..]}\n"
+    "sets the same overrides at run time; DELETE /sim/state clears them.\n"
+    "A request header x-sim-force-status: CODE answers with that error status.\n";
+
+int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err, size_t errlen)
 {
-	fprintf(f,
-		"usage: infergate sim [OPTIONS]\n"
-		"\n"
-		"A vLLM-compatible model server that generates text without a model.\n"
-		"\n"
-		"vLLM options:\n"
-		"  --model NAME                 base model (default Qwen/Qwen2.5-1.5B-Instruct)\n"
-		"  --served-model-name NAME...  names the base model answers to\n"
-		"  --host ADDR --port N         listen address (default 0.0.0.0:8000)\n"
-		"  --enable-lora                serve LoRA adapters\n"
-		"  --max-loras N                adapters in one batch (default 1)\n"
-		"  --lora-modules ITEM...       name=path or {\"name\":..,\"path\":..,"
-		"\"base_model_name\":..}\n"
-		"  --max-num-seqs N             running batch size (default 256)\n"
-		"  --max-model-len N            context length (default 32768)\n"
-		"  --block-size N               KV block size in tokens (default 16)\n"
-		"  --num-gpu-blocks N           KV cache blocks (default 9362)\n"
-		"  --max-num-batched-tokens N   token budget of one engine step (default 8192)\n"
-		"  --[no-]enable-prefix-caching reuse cached prompt blocks (default on)\n"
-		"  --seed N                     makes sampled text reproducible\n"
-		"\n"
-		"simulation:\n"
-		"  --profile NAME               step costs and capacities of a measured setup:\n"
-		"                               qwen2.5-1.5b-cpu, llama3.1-8b-h100 (flags win)\n"
-		"  --ttft-ms MS                 fixed cost of a step with prefill (default 10)\n"
-		"  --prefill-us-per-token US    prefill cost per uncached token (default 20)\n"
-		"  --itl-ms MS                  decode step time at batch 1 (default 2)\n"
-		"  --decode-us-per-seq US       extra decode step time per request (default 10)\n"
-		"  --lora-load-ms MS            loading a non-resident adapter (default 20)\n"
-		"  --time-scale F               run F times faster than real time (default 1)\n"
-		"  --failure-injection-rate PCT fail this share of generation requests\n"
-		"  --failure-types T...         rate_limit invalid_api_key context_length\n"
-		"                               server_error invalid_request model_not_found\n"
-		"                               (default: all)\n"
-		"  --vllm-version 0.8|latest    error shape and metric names (default latest)\n"
-		"  --fixed-waiting N, --fixed-running N, --fixed-kv-usage F,\n"
-		"  --fixed-lora-running a,b, --fixed-lora-waiting c\n"
-		"                               what /metrics reports, whatever the load\n"
-		"\n"
-		"Other common vLLM flags are accepted and ignored with a warning.\n"
-		"POST /sim/state {\"waiting\":N,\"running\":N,\"kv_usage\":F,\"lora_running\":[..],"
-		"\"lora_waiting\":[..]}\n"
-		"sets the same overrides at run time; DELETE /sim/state clears them.\n"
-		"A request header x-sim-force-status: CODE answers with that error status.\n");
+	struct ig_sim_fixed *fx = &c->fixed;
+	const struct ig_flag table[] = {
+	    IG_FLAG_SECTION("vLLM options:"),
+	    IG_FLAG_STR("model", 0, &c->model, "NAME",
+			"base model (default Qwen/Qwen2.5-1.5B-Instruct); also the\n"
+			"one positional argument, as in `vllm serve MODEL`"),
+	    IG_FLAG_LIST_GREEDY("served-model-name", 0, &c->served, "NAME...",
+				"names the base model answers to"),
+	    IG_FLAG_STR("host", 0, &c->host, "ADDR", "listen address (default 0.0.0.0)"),
+	    IG_FLAG_UINT("port", 0, &c->port, 0, 65535, "N", "listen port (default 8000)"),
+	    IG_FLAG_BOOL("enable-lora", 0, &c->enable_lora, "serve LoRA adapters"),
+	    IG_FLAG_UINT("max-loras", 0, &c->max_loras, 1, 1024, "N",
+			 "adapters in one batch (default 1)"),
+	    IG_FLAG_FN_GREEDY("lora-modules", 0, add_lora_module, c, "ITEM...",
+			      "name=path or {\"name\":..,\"path\":..,\"base_model_name\":..}"),
+	    IG_FLAG_UINT("max-num-seqs", 0, &c->max_num_seqs, 1, 1000000, "N",
+			 "running batch size (default 256)"),
+	    IG_FLAG_UINT("max-model-len", 0, &c->max_model_len, 1, 100000000, "N",
+			 "context length (default 32768)"),
+	    IG_FLAG_UINT("block-size", 0, &c->block_size, 1, 1 << 20, "N",
+			 "KV block size in tokens (default 16)"),
+	    IG_FLAG_UINT("num-gpu-blocks", 0, &c->num_gpu_blocks, 1, 1000000000, "N",
+			 "KV cache blocks (default 9362)"),
+	    IG_FLAG_UINT("num-gpu-blocks-override", 0, &c->num_gpu_blocks, 1, 1000000000, "N",
+			 "the same, by vLLM's name"),
+	    IG_FLAG_UINT("max-num-batched-tokens", 0, &c->max_num_batched_tokens, 1, 100000000, "N",
+			 "token budget of one engine step (default 8192)"),
+	    IG_FLAG_BOOL("enable-prefix-caching", 0, &c->enable_prefix_caching,
+			 "reuse cached prompt blocks (the default)"),
+	    IG_FLAG_BOOL_OFF("no-enable-prefix-caching", 0, &c->enable_prefix_caching,
+			     "compute every prompt block"),
+	    IG_FLAG_UINT("seed", 0, &c->seed, 0, LONG_MAX, "N", "makes sampled text reproducible"),
+	    IG_FLAG_SECTION("simulation:"),
+	    IG_FLAG_FN("profile", 0, set_profile, &c->profile, "NAME",
+		       "step costs and capacities of a measured setup:\n"
+		       "qwen2.5-1.5b-cpu, llama3.1-8b-h100 (flags win)"),
+	    IG_FLAG_DOUBLE("ttft-ms", 0, &c->ttft_ms, 0, 3600e3, "MS",
+			   "fixed cost of a step with prefill (default 10)"),
+	    IG_FLAG_DOUBLE("prefill-us-per-token", 0, &c->prefill_us_per_token, 0, 1e6, "US",
+			   "prefill cost per uncached token (default 20)"),
+	    IG_FLAG_DOUBLE("itl-ms", 0, &c->itl_ms, 0, 3600e3, "MS",
+			   "decode step time at batch 1 (default 2)"),
+	    IG_FLAG_DOUBLE("decode-us-per-seq", 0, &c->decode_us_per_seq, 0, 1e6, "US",
+			   "extra decode step time per request (default 10)"),
+	    IG_FLAG_DOUBLE("lora-load-ms", 0, &c->lora_load_ms, 0, 3600e3, "MS",
+			   "loading a non-resident adapter (default 20)"),
+	    IG_FLAG_DOUBLE("time-scale", 0, &c->time_scale, 0, 1e6, "F",
+			   "run F times faster than real time (default 1)"),
+	    IG_FLAG_DOUBLE("failure-injection-rate", 0, &c->failure_rate, 0, 100, "PCT",
+			   "fail this share of generation requests"),
+	    IG_FLAG_FN_GREEDY("failure-types", 0, add_failure_types, &c->failure_types, "T...",
+			      "rate_limit invalid_api_key context_length\n"
+			      "server_error invalid_request model_not_found\n"
+			      "(default: all)"),
+	    IG_FLAG_FN("vllm-version", 0, set_version, &c->version, "0.8|latest",
+		       "error shape and metric names (default latest)"),
+	    IG_FLAG_UINT("fixed-waiting", 0, &fx->waiting, 0, 1000000000, "N",
+			 "what /metrics reports as waiting, whatever the load"),
+	    IG_FLAG_UINT("fixed-running", 0, &fx->running, 0, 1000000000, "N",
+			 "the same for running"),
+	    IG_FLAG_DOUBLE("fixed-kv-usage", 0, &fx->kv, 0, 1, "F", "the same for KV cache usage"),
+	    IG_FLAG_FN("fixed-lora-running", 0, set_string, &fx->lora_running, "a,b",
+		       "the same for running adapters"),
+	    IG_FLAG_FN("fixed-lora-waiting", 0, set_string, &fx->lora_waiting, "a,b",
+		       "the same for waiting adapters"),
+	    IG_FLAG_END,
+	};
+	struct positional pos = {.c = c};
+	struct ig_flags fl = {
+	    .prog = "infergate sim",
+	    .usage = usage_text,
+	    .footer = footer_text,
+	    .table = table,
+	    .positional = set_model_arg,
+	    .fallback = vllm_flag,
+	    .ud = &pos,
+	};
+	int rc = ig_flags_parse(&fl, argc, argv);
+	if (rc == IG_DONE)
+		return 1;
+	if (rc == IG_OK)
+		rc = finish(c, &fl);
+	if (rc != IG_OK) {
+		snprintf(err, errlen, "%s", fl.err);
+		return -1;
+	}
+	return 0;
 }

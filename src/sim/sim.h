@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "core/buf.h"
+#include "core/flags.h"
 #include "core/rand.h"
 #include "core/str.h"
 
@@ -41,8 +42,7 @@ struct ig_sim_fixed {
 
 struct ig_sim_config {
 	const char *model;
-	const char **served; /* --served-model-name values (point into argv) */
-	size_t nserved;
+	struct ig_flag_list served; /* --served-model-name values (point into argv) */
 	const char *host;
 	int port;
 	bool enable_lora;
@@ -105,7 +105,6 @@ void ig_sim_fixed_clear(struct ig_sim_fixed *f);
 /* argv[0] is the command name. Returns 0, 1 when --help was asked (usage
  * already printed), or -1 with a message in err (exit status 2). */
 int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err, size_t errlen);
-void ig_sim_usage(FILE *f);
 /* One --lora-modules item: `name=path` or vLLM's JSON object form. */
 int ig_sim_parse_lora_module(const char *s, struct ig_sim_adapter *out, char *err, size_t errlen);
 /* Adapters: add copies the strings (-EEXIST if the name is taken). */

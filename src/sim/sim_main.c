@@ -308,12 +308,12 @@ static void handle_models(struct sim *s, struct ig_http_exchange *ex)
 	int64_t now = (int64_t)ig_wall_seconds();
 	struct ig_buf b = {0};
 	ig_buf_append_cstr(&b, "{\"object\":\"list\",\"data\":[");
-	size_t nbase = c->nserved ? c->nserved : 1;
+	size_t nbase = c->served.n ? c->served.n : 1;
 	for (size_t i = 0; i < nbase; i++) {
 		if (i)
 			ig_buf_append_cstr(&b, ",");
-		put_card(&b, c->nserved ? c->served[i] : c->model, c->model, NULL, c->max_model_len,
-			 now);
+		put_card(&b, c->served.n ? c->served.v[i] : c->model, c->model, NULL,
+			 c->max_model_len, now);
 	}
 	for (size_t i = 0; i < c->nadapters; i++) {
 		const struct ig_sim_adapter *a = &c->adapters[i];
@@ -673,7 +673,7 @@ int ig_sim_main(int argc, char **argv)
 	rc = ig_sim_parse_args(&s.cfg, argc, argv, err, sizeof err);
 	if (rc != 0) {
 		if (rc < 0)
-			fprintf(stderr, "infergate sim: %s\n(see infergate sim --help)\n", err);
+			fprintf(stderr, "infergate sim: %s\n", err);
 		ig_sim_config_free(&s.cfg);
 		return rc < 0 ? 2 : 0;
 	}

@@ -152,8 +152,8 @@ static void test_args_forms(void **state)
 			   NULL};
 	assert_int_equal(parse(&c, err, a), 0);
 	assert_int_equal(c.port, 9001);
-	assert_int_equal(c.nserved, 2);
-	assert_string_equal(c.served[1], "b");
+	assert_int_equal(c.served.n, 2);
+	assert_string_equal(c.served.v[1], "b");
 	assert_string_equal(ig_sim_label_name(&c), "a");
 	assert_true(ig_sim_is_base_name(&c, IG_STR("b")));
 	/* With served names, --model itself is not a name the server answers to. */
@@ -575,6 +575,53 @@ static void test_args_profile_and_failures(void **state)
 	}
 }
 
+/* What the table alone does not say: flags known through having been
+ * given, the positional model, aliases and vLLM's ignored flags. */
+static void test_args_given(void **state)
+{
+	struct ig_sim_config c;
+	char err[256];
+	const char *a[] = {"Qwen/Qwen2.5-7B",
+			   "--dtype",
+			   "bfloat16",
+			   "--enforce-eager",
+			   "--num-gpu-blocks-override",
+			   "64",
+			   "--profile=qwen2.5-1.5b-cpu",
+			   "--fixed-running",
+			   "0",
+			   "--failure-types",
+			   "rate_limit",
+			   "--failure-types=server_error",
+			   "--tensor-parallel-size=2",
+			   NULL};
+	assert_int_equal(parse(&c, err, a), 0);
+	assert_string_equal(c.model, "Qwen/Qwen2.5-7B");
+	/* The alias counts as given: the profile leaves it alone. */
+	assert_int_equal(c.num_gpu_blocks, 64);
+	assert_int_equal(c.max_num_batched_tokens, 32768);
+	assert_true(c.fixed.has_running);
+	assert_int_equal(c.fixed.running, 0);
+	assert_false(c.fixed.has_waiting);
+	assert_false(c.fixed.has_kv);
+	assert_false(c.has_seed);
+	/* Every --failure-types adds to the set. */
+	assert_int_equal(c.failure_types,
+			 (1u << IG_SIM_FAIL_RATE_LIMIT) | (1u << IG_SIM_FAIL_SERVER_ERROR));
+	ig_sim_config_free(&c);
+	const char *seed0[] = {"--seed", "0", NULL};
+	assert_int_equal(parse(&c, err, seed0), 0);
+	assert_true(c.has_seed);
+	assert_int_equal(c.seed, 0);
+	ig_sim_config_free(&c);
+	const char *ignored_missing[] = {"--dtype", "--port", "1", NULL};
+	expect_error(ignored_missing, "--dtype needs a value");
+	const char *ignored_switch[] = {"--enforce-eager=1", NULL};
+	expect_error(ignored_switch, "--enforce-eager takes no value");
+	const char *single_dash[] = {"-x", NULL};
+	expect_error(single_dash, "'-x'");
+}
+
 static void test_prompt_token_ids(void **state)
 {
 	uint64_t a[8], b[8];
@@ -789,6 +836,7 @@ int main(void)
 	    cmocka_unit_test(test_lora_history),
 	    cmocka_unit_test(test_metrics_text),
 	    cmocka_unit_test(test_args_profile_and_failures),
+	    cmocka_unit_test(test_args_given),
 	    cmocka_unit_test(test_prompt_token_ids),
 	    cmocka_unit_test(test_request_completion),
 	    cmocka_unit_test(test_request_chat),
