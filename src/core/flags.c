@@ -438,6 +438,9 @@ static int option_words(const struct ig_flag *f, bool indent, char *out, size_t 
 
 /* The help text at column col, its continuation lines too; used is the
  * width already printed on the line. */
+/* Help lines wrap to fit this many columns. */
+#define HELP_WIDTH 100
+
 static void print_help_text(FILE *out, int used, int col, const char *help)
 {
 	if (used > col - 2) {
@@ -446,10 +449,21 @@ static void print_help_text(FILE *out, int used, int col, const char *help)
 	}
 	if (!*help)
 		fputc('\n', out);
+	/* Lines longer than the terminal width are wrapped at spaces. */
+	int width = HELP_WIDTH - col > 30 ? HELP_WIDTH - col : 30;
 	while (*help) {
 		size_t n = strcspn(help, "\n");
+		if ((int)n > width) {
+			size_t cut = (size_t)width;
+			while (cut > 0 && help[cut] != ' ')
+				cut--;
+			if (cut > 0)
+				n = cut;
+		}
 		fprintf(out, "%*s%.*s\n", col - used, "", (int)n, help);
-		help += n + (help[n] == '\n');
+		help += n;
+		if (*help == '\n' || *help == ' ')
+			help++;
 		used = 0;
 	}
 }

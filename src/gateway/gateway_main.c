@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/arena.h"
+#include "core/flags.h"
 #include "gateway/admin.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
@@ -25,67 +26,13 @@
 #include "gateway/worker.h"
 
 static const char usage_text[] =
-    "usage: infergate gateway -f PATH [-f PATH...] [options]\n"
-    "\n"
-    "Serves the Gateways, HTTPRoutes and InferencePools in the manifests.\n"
-    "\n"
-    "  -f, --filename PATH        manifest file or directory (repeatable)\n"
-    "      --bind ADDR            address the listeners bind (default 0.0.0.0)\n"
-    "      --admin HOST:PORT      admin listener: /metrics, /healthz, /pools\n"
-    "      --workers N            worker threads (default: one per CPU)\n"
-    "      --scrape-interval MS   endpoint /metrics scrape period (default 50)\n"
-    "      --drain-timeout MS     grace period for requests on SIGTERM (default 30000)\n"
-    "      --max-header-bytes N   request head limit, else 431 (default 65536)\n"
-    "      --max-body-bytes N     request body limit, else 413 (default 16777216)\n"
-    "      --header-timeout MS    time allowed for a request head, else 408 (default 30000)\n"
-    "      --body-timeout MS      silence allowed inside a body, else 408 (default 60000)\n"
-    "      --idle-timeout MS      idle keep-alive connections close after (default 75000)\n"
-    "      --max-attempts N       endpoints tried when connecting fails (default 3)\n"
-    "      --upstream-connect-timeout MS\n"
-    "                             connecting to a model server; then the next endpoint\n"
-    "                             (default 5000)\n"
-    "      --upstream-read-timeout MS\n"
-    "                             silence of a model server before and during its answer:\n"
-    "                             504 before the first byte, a cut stream after (default\n"
-    "                             600000: long prompts under load take minutes)\n"
-    "      --upstream-idle-timeout MS\n"
-    "                             idle kept-alive upstream connections close after (default\n"
-    "                             4000, below uvicorn's 5 s)\n"
-    "      --upstream-max-idle N  idle upstream connections kept per endpoint and worker\n"
-    "                             (default 32)\n"
-    "      --client-send-timeout MS\n"
-    "                             a client that takes none of its pending response for this\n"
-    "                             long is closed, with its upstream request (default 60000)\n"
-    "      --picker-config FILE   EndpointPickerConfig (default: an EndpointPickerConfig among\n"
-    "                             the manifests, else GIE's default profile)\n"
-    "      --session-header NAME  session affinity header (default x-session-id)\n"
-    "      --session-slack N      extra queued requests a session's endpoint may have over\n"
-    "                             the pool's best before the session moves (default 4)\n"
-    "      --flow-control         queue requests while the pool is saturated (else refuse\n"
-    "                             sheddable ones); also featureGates: [flowControl]\n"
-    "      --queue-timeout MS     longest wait in that queue, then 503 (default 30000)\n"
-    "      --queue-capacity N     requests the queue holds per worker, then 429 (default 1000)\n"
-    "      --unhealthy-after N    failed scrapes before an endpoint leaves rotation (default 3)\n"
-    "      --watch-interval MS    how often the files are checked for changes (default 1000)\n"
-    "      --log-level LEVEL      error, warn, info or debug (default info)\n"
-    "  -h, --help                 this text\n"
-    "\n"
-    "SIGHUP or a change to a file reloads; SIGTERM drains and exits.\n";
+	"usage: infergate gateway -f PATH [-f PATH...] [options]\n"
+	"\n"
+	"Serves the Gateways, HTTPRoutes and InferencePools in the manifests.\n"
+	"Durations take a unit (250ms, 30s, 10m) or count milliseconds.\n\n";
+static const char footer_text[] = "SIGHUP or a change to a file reloads; SIGTERM drains and exits.\n";
 
-/* ---- flags ---- */
-
-static int parse_u64(const char *flag, const char *v, uint64_t min, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (errno || *end || end == v || x < min || v[0] == '-') {
-		fprintf(stderr, "infergate gateway: %s: invalid value '%s'\n", flag, v);
-		return -1;
-	}
-	*out = x;
-	return 0;
-}
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
 static void option_defaults(struct ig_gw_options *o)
 {
@@ -108,135 +55,99 @@ static void option_defaults(struct ig_gw_options *o)
 	ig_http_server_config_defaults(&o->http);
 }
 
-struct uflag {
-	const char *name;
-	uint64_t min;
-	size_t off; /* into struct ig_gw_options, of a uint64_t */
-	bool is_size;
-};
-
-#define OPT(f) offsetof(struct ig_gw_options, f)
-static const struct uflag uflags[] = {
-    {"--workers", 1, OPT(workers), false},
-    {"--scrape-interval", 1, OPT(scrape_interval_ms), false},
-    {"--drain-timeout", 1, OPT(drain_timeout_ms), false},
-    {"--max-header-bytes", 1, OPT(http.max_header_bytes), true},
-    {"--max-body-bytes", 1, OPT(http.max_body_bytes), true},
-    {"--header-timeout", 1, OPT(http.header_timeout_ms), false},
-    {"--body-timeout", 1, OPT(http.body_timeout_ms), false},
-    {"--idle-timeout", 1, OPT(http.keepalive_timeout_ms), false},
-    {"--client-send-timeout", 1, OPT(http.send_timeout_ms), false},
-    {"--max-attempts", 1, OPT(max_attempts), false},
-    {"--upstream-connect-timeout", 1, OPT(upstream.connect_timeout_ms), false},
-    {"--upstream-read-timeout", 1, OPT(upstream_read_timeout_ms), false},
-    {"--upstream-idle-timeout", 0, OPT(upstream.idle_timeout_ms), false},
-    {"--upstream-max-idle", 0, OPT(upstream.max_idle), true},
-    {"--watch-interval", 1, OPT(watch_interval_ms), false},
-    {"--queue-timeout", 1, OPT(queue_timeout_ms), false},
-    {"--queue-capacity", 1, OPT(queue_capacity), false},
-    {"--unhealthy-after", 1, OPT(scrape_failures_out), false},
-};
-#undef OPT
-
-static const char *const string_flags[] = {
-    "-f",	   "--filename",      "--bind",		  "--admin",
-    "--log-level", "--picker-config", "--session-header", "--session-slack"};
-
-static int set_string(struct ig_gw_options *o, const char *a, const char *val)
-{
-	if (!strcmp(a, "-f") || !strcmp(a, "--filename")) {
-		o->paths[o->npaths++] = val;
-	} else if (!strcmp(a, "--bind")) {
-		o->bind = val;
-	} else if (!strcmp(a, "--admin")) {
-		o->admin = val;
-	} else if (!strcmp(a, "--picker-config")) {
-		o->picker_config = val;
-	} else if (!strcmp(a, "--session-header")) {
-		o->session_header = val;
-	} else if (!strcmp(a, "--session-slack")) {
-		uint64_t u;
-		if (parse_u64(a, val, 1, &u) < 0)
-			return -1;
-		o->session_slack = (double)u;
-	} else if (!strcmp(a, "--log-level")) {
-		int l = ig_log_parse_level(val);
-		if (l < 0) {
-			fprintf(stderr, "infergate gateway: --log-level: unknown level '%s'\n",
-				val);
-			return -1;
-		}
-		ig_log_level = (enum ig_log_level)l;
-	}
-	return 0;
-}
-
-static int parse_flags(int argc, char **argv, struct ig_gw_options *o)
+/* 0 when parsing may go on, else the command's exit status. */
+static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig_flag_list *paths)
 {
 	option_defaults(o);
-	o->paths = calloc((size_t)argc + 1, sizeof *o->paths);
-	if (!o->paths)
-		return -1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *val = NULL;
-		char name[64];
-		const char *eq = strchr(a, '=');
-		if (a[0] == '-' && a[1] == '-' && eq && (size_t)(eq - a) < sizeof name) {
-			memcpy(name, a, (size_t)(eq - a));
-			name[eq - a] = '\0';
-			val = eq + 1;
-			a = name;
-		}
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			fputs(usage_text, stdout);
-			exit(0);
-		}
-		if (!strcmp(a, "--flow-control")) {
-			o->flow_control = true;
-			continue;
-		}
-		const struct uflag *uf = NULL;
-		for (size_t k = 0; k < sizeof uflags / sizeof uflags[0]; k++)
-			if (!strcmp(a, uflags[k].name))
-				uf = &uflags[k];
-		bool known = uf != NULL;
-		for (size_t k = 0; k < sizeof string_flags / sizeof string_flags[0]; k++)
-			known |= !strcmp(a, string_flags[k]);
-		if (!known) {
-			fprintf(stderr, "infergate gateway: unknown flag '%s' (see --help)\n",
-				argv[i]);
-			return -1;
-		}
-		if (!val) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "infergate gateway: %s needs a value\n", a);
-				return -1;
-			}
-			val = argv[++i];
-		}
-		if (!uf) {
-			if (set_string(o, a, val) < 0)
-				return -1;
-			continue;
-		}
-		uint64_t u;
-		if (parse_u64(a, val, uf->min, &u) < 0)
-			return -1;
-		if (uf->is_size)
-			*(size_t *)((char *)o + uf->off) = (size_t)u;
-		else
-			*(uint64_t *)((char *)o + uf->off) = u;
-	}
-	if (o->workers > 256)
-		o->workers = 256;
-	if (o->max_attempts > 8)
-		o->max_attempts = 8;
-	if (o->npaths == 0) {
-		fprintf(stderr, "infergate gateway: no manifests: give -f PATH (see --help)\n");
-		return -1;
-	}
-	return 0;
+	int level = (int)ig_log_level;
+	unsigned long long max_header = o->http.max_header_bytes, max_body = o->http.max_body_bytes,
+			   max_idle = o->upstream.max_idle;
+	const struct ig_flag table[] = {
+		IG_FLAG_SECTION("configuration:"),
+		IG_FLAG_LIST("filename", 'f', paths, "PATH", "manifest file or directory (repeatable)"),
+		IG_FLAG_STR("picker-config", 0, &o->picker_config, "FILE",
+			    "EndpointPickerConfig (default: one among the manifests, else GIE's "
+			    "default profile)"),
+		IG_FLAG_MS("watch-interval", 0, &o->watch_interval_ms, IG_FLAG_BARE_MS, "DUR",
+			   "how often the files are checked for changes (default 1s)"),
+		IG_FLAG_SECTION("listeners and workers:"),
+		IG_FLAG_STR("bind", 0, &o->bind, "ADDR", "address the listeners bind (default 0.0.0.0)"),
+		IG_FLAG_STR("admin", 0, &o->admin, "HOST:PORT",
+			    "admin listener: /metrics, /healthz, /pools"),
+		IG_FLAG_UINT("workers", 0, &o->workers, 1, 256, "N",
+			     "worker threads (default: one per CPU)"),
+		IG_FLAG_MS("drain-timeout", 0, &o->drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+			   "grace period for requests on SIGTERM (default 30s)"),
+		IG_FLAG_SECTION("client side:"),
+		IG_FLAG_UINT("max-header-bytes", 0, &max_header, 1, 1u << 30, "N",
+			     "request head limit, else 431 (default 65536)"),
+		IG_FLAG_UINT("max-body-bytes", 0, &max_body, 1, 1ull << 40, "N",
+			     "request body limit, else 413 (default 16777216)"),
+		IG_FLAG_MS("header-timeout", 0, &o->http.header_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+			   "time allowed for a request head, else 408 (default 30s)"),
+		IG_FLAG_MS("body-timeout", 0, &o->http.body_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+			   "silence allowed inside a request body, else 408 (default 60s)"),
+		IG_FLAG_MS("idle-timeout", 0, &o->http.keepalive_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+			   "idle keep-alive client connections close after (default 75s)"),
+		IG_FLAG_MS("client-send-timeout", 0, &o->http.send_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+			   "a client that takes none of its pending response for this long is "
+			   "closed, with its upstream request (default 60s)"),
+		IG_FLAG_SECTION("model servers:"),
+		IG_FLAG_UINT("max-attempts", 0, &o->max_attempts, 1, 8, "N",
+			     "endpoints tried per request when connecting fails (default 3)"),
+		IG_FLAG_MS("upstream-connect-timeout", 0, &o->upstream.connect_timeout_ms,
+			   IG_FLAG_BARE_MS, "DUR",
+			   "connecting to a model server; then the next endpoint (default 5s)"),
+		IG_FLAG_MS("upstream-read-timeout", 0, &o->upstream_read_timeout_ms, IG_FLAG_BARE_MS,
+			   "DUR",
+			   "silence of a model server before and during its answer: 504 before the "
+			   "first byte, a cut stream after (default 10m: long prompts under load "
+			   "take minutes to the first token)"),
+		IG_FLAG_MS("upstream-idle-timeout", 0, &o->upstream.idle_timeout_ms, IG_FLAG_BARE_MS,
+			   "DUR",
+			   "idle kept-alive upstream connections close after (default 4s, below "
+			   "uvicorn's 5s)"),
+		IG_FLAG_UINT("upstream-max-idle", 0, &max_idle, 0, 65536, "N",
+			     "idle upstream connections kept per endpoint and worker; 0 keeps none "
+			     "(default 32)"),
+		IG_FLAG_MS("scrape-interval", 0, &o->scrape_interval_ms, IG_FLAG_BARE_MS, "DUR",
+			   "endpoint /metrics scrape period (default 50ms)"),
+		IG_FLAG_UINT("unhealthy-after", 0, &o->scrape_failures_out, 1, 1000000, "N",
+			     "failed scrapes before an endpoint leaves rotation (default 3)"),
+		IG_FLAG_SECTION("endpoint picker:"),
+		IG_FLAG_STR("session-header", 0, &o->session_header, "NAME",
+			    "session affinity header (default x-session-id)"),
+		IG_FLAG_DOUBLE("session-slack", 0, &o->session_slack, 0, 1e9, "N",
+			       "extra queued requests a session's endpoint may have over the pool's "
+			       "best before the session moves (default 4)"),
+		IG_FLAG_BOOL("flow-control", 0, &o->flow_control,
+			     "queue requests while the pool is saturated (else refuse sheddable "
+			     "ones); also featureGates: [flowControl]"),
+		IG_FLAG_MS("queue-timeout", 0, &o->queue_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+			   "longest wait in that queue, then 503 (default 30s)"),
+		IG_FLAG_UINT("queue-capacity", 0, &o->queue_capacity, 1, 100000000, "N",
+			     "requests the queue holds per worker, then 429 (default 1000)"),
+		IG_FLAG_SECTION("logging:"),
+		IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
+			     "error, warn, info or debug (default info)"),
+		IG_FLAG_END,
+	};
+	struct ig_flags fl = {.prog = "infergate gateway",
+			      .usage = usage_text,
+			      .footer = footer_text,
+			      .table = table};
+	int rc = ig_flags_parse(&fl, argc, argv);
+	if (rc == IG_OK && paths->n == 0)
+		rc = ig_flags_error(&fl, "no manifests: give -f PATH (see --help)");
+	if (rc != IG_OK)
+		return ig_flags_report(&fl, rc);
+	ig_log_level = (enum ig_log_level)level;
+	o->http.max_header_bytes = (size_t)max_header;
+	o->http.max_body_bytes = (size_t)max_body;
+	o->upstream.max_idle = (size_t)max_idle;
+	o->paths = paths->v;
+	o->npaths = paths->n;
+	return -1;
 }
 
 /* ---- configuration ---- */
@@ -518,7 +429,6 @@ static void stop(struct ig_gateway_rt *G)
 	ig_sessions_free(G->sessions);
 	ig_gw_metrics_free(G->metrics);
 	ig_endpoints_free(G->endpoints);
-	free(G->opt.paths);
 	ig_arena_thread_cleanup();
 }
 
@@ -528,10 +438,12 @@ int ig_gateway_main(int argc, char **argv)
 	if (!G)
 		return 1;
 	G->sigfd = -1;
-	if (parse_flags(argc, argv, &G->opt) < 0) {
-		free(G->opt.paths);
+	struct ig_flag_list paths = {0};
+	int prc = parse_flags(argc, argv, &G->opt, &paths);
+	if (prc >= 0) {
+		ig_flag_list_free(&paths);
 		free(G);
-		return 2;
+		return prc;
 	}
 	int rc = start(G);
 	if (rc == 0) {
@@ -539,6 +451,7 @@ int ig_gateway_main(int argc, char **argv)
 		ig_info("gateway stopped");
 	}
 	stop(G);
+	ig_flag_list_free(&paths);
 	free(G);
 	return rc == 0 ? 0 : 1;
 }
