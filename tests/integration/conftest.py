@@ -67,10 +67,12 @@ class Procs:
         self.procs = []
         self.tmp_path = tmp_path
 
-    def start(self, *args, name="proc"):
+    def start(self, *args, name="proc", **popen_kw):
+        """popen_kw go to subprocess.Popen (say, a preexec_fn that lowers
+        a resource limit of the child)."""
         log = open(os.path.join(self.tmp_path, "%s-%d.log" % (name, len(self.procs))), "w+")
         p = subprocess.Popen([IG_BIN] + [str(a) for a in args], stdout=log,
-                             stderr=subprocess.STDOUT)
+                             stderr=subprocess.STDOUT, **popen_kw)
         p.log = log
         self.procs.append(p)
         return p
