@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "gateway/gw.h"
 #include "http/client.h"
+#include "metrics/registry.h"
 
 #define IDLE_MAX 1024
 
@@ -20,6 +21,8 @@ static _Thread_local struct ig_timer drain_recheck;
 static void *worker_main(void *arg)
 {
 	struct ig_worker *w = arg;
+	/* Our own metrics shard: request-path updates write no shared line. */
+	ig_metrics_set_shard((unsigned)w->id + 1);
 	ig_loop_run(&w->loop);
 	/* The timer lives in this thread's storage: out of the heap before the
 	 * thread ends (the loop may have been stopped by the grace period). */
