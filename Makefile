@@ -107,7 +107,7 @@ asan: $(BA)/infergate $(UNIT_BINS_A)
 # that run the gateway with several workers, on the ThreadSanitizer build;
 # any race report fails it (scripts/tsan-tests.sh). TSAN_HALT=0 runs on past
 # the first report of each process to collect them all.
-TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix
+TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test_endpoint
 # test_drain_flushes_slow_readers is left out: it needs the simulator to
 # write 5 M tokens in its 1.5 s + 10 s, which the TSan build takes ~30 s for.
 TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_gateway.py \

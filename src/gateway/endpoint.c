@@ -14,24 +14,35 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ig_endpoint *registry;
 
+/* A seqlock in C11 terms: the words are relaxed atomics, the acquire
+ * fence orders their loads before the second load of seq, and the writer's
+ * release fence orders its odd seq before the words. So if any word read
+ * comes from a write that started after s1, the second load sees seq moved
+ * and the copy is taken again. */
 void ig_endpoint_read_metrics(struct ig_endpoint *ep, struct ig_endpoint_metrics *out)
 {
+	uint64_t w[IG_ENDPOINT_METRICS_WORDS];
 	for (;;) {
 		unsigned s1 = atomic_load_explicit(&ep->seq, memory_order_acquire);
 		if (s1 & 1u)
 			continue;
-		memcpy(out, &ep->metrics, sizeof *out);
+		for (size_t i = 0; i < IG_ENDPOINT_METRICS_WORDS; i++)
+			w[i] = atomic_load_explicit(&ep->metrics[i], memory_order_relaxed);
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&ep->seq, memory_order_relaxed) == s1)
-			return;
+			break;
 	}
+	memcpy(out, w, sizeof *out);
 }
 
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m)
 {
-	atomic_fetch_add_explicit(&ep->seq, 1, memory_order_acq_rel);
+	uint64_t w[IG_ENDPOINT_METRICS_WORDS] = {0};
+	memcpy(w, m, sizeof *m);
+	atomic_fetch_add_explicit(&ep->seq, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	memcpy(&ep->metrics, m, sizeof *m);
+	for (size_t i = 0; i < IG_ENDPOINT_METRICS_WORDS; i++)
+		atomic_store_explicit(&ep->metrics[i], w[i], memory_order_relaxed);
 	atomic_fetch_add_explicit(&ep->seq, 1, memory_order_release);
 }
 

@@ -21,15 +21,20 @@
 
 /* ---- endpoints (pool/ data, kept across snapshots) ---- */
 
+#define IG_ENDPOINT_METRICS_WORDS ((sizeof(struct ig_endpoint_metrics) + 7) / 8)
+
 struct ig_endpoint {
 	char addr[64]; /* "ip:port" */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	atomic_int refs;
 	/* Metrics are written by the control thread and read by workers under
-	 * a sequence counter: odd while a write is in progress. */
+	 * a sequence counter: odd while a write is in progress. The struct is
+	 * kept as words copied with relaxed atomic accesses, so a reader that
+	 * overlaps a write reads a torn copy it then throws away, never a data
+	 * race (ig_endpoint_read_metrics). */
 	atomic_uint seq;
-	struct ig_endpoint_metrics metrics;
+	_Atomic uint64_t metrics[IG_ENDPOINT_METRICS_WORDS];
 	/* Scrape state (control thread only). */
 	void *scrape;
 	uint64_t key; /* hash of addr: the endpoint's identity for the picker */
