@@ -108,9 +108,12 @@ asan: $(BA)/infergate $(UNIT_BINS_A)
 # any race report fails it (scripts/tsan-tests.sh). TSAN_HALT=0 runs on past
 # the first report of each process to collect them all.
 TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test_endpoint
-# test_drain_flushes_slow_readers is left out: it needs the simulator to
-# write 5 M tokens in its 1.5 s + 10 s, which the TSan build takes ~30 s for.
+# test_demo.py is there for its demo runs (they start the gateway with
+# --workers 2). test_drain_flushes_slow_readers is left out: it needs the
+# simulator to write 5 M tokens in its 1.5 s + 10 s, which the TSan build
+# takes ~30 s for.
 TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_gateway.py \
+	tests/integration/test_demo.py \
 	--deselect tests/integration/test_gateway.py::test_drain_flushes_slow_readers
 TSAN_HALT  ?= 1
 
