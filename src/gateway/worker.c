@@ -9,10 +9,13 @@
 #include "core/log.h"
 #include "gateway/proxy.h"
 #include "gateway/snapshot.h"
+#include "metrics/registry.h"
 
 static void *worker_main(void *arg)
 {
 	struct ig_worker *w = arg;
+	/* Metrics this thread updates go to a shard of its own. */
+	ig_metrics_set_shard((unsigned)w->id + 1);
 	ig_loop_run(&w->loop);
 	ig_arena_thread_cleanup();
 	return NULL;

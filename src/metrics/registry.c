@@ -1,8 +1,16 @@
 /* The metrics registry. Families and their series form append-only linked
  * lists: writers link new nodes with a release store under the registry
  * mutex, readers walk them with acquire loads and no lock. Values are
- * doubles kept as their bit patterns in 64-bit atomics so that adds can be
- * done with a compare-and-swap loop instead of a lock. */
+ * doubles kept as their bit patterns in 64-bit atomics.
+ *
+ * Each series keeps its values in shards, one block of cache lines per
+ * shard. A thread that declared a shard index (ig_metrics_set_shard) is
+ * that shard's only writer, so it updates with a relaxed load and a
+ * relaxed store: no read-modify-write and no cache line shared with
+ * another writer. Shard 0 is the shared one, for threads that declared
+ * nothing; it is updated with atomic read-modify-writes. Rendering adds
+ * the shards up with relaxed loads. Gauges are set, not summed, so a gauge
+ * keeps its one value in shard 0 whoever writes it. */
 #include "metrics/registry.h"
 
 #include <errno.h>
@@ -16,15 +24,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CACHE_LINE 64
+
 enum kind { K_COUNTER, K_GAUGE, K_HISTOGRAM };
+
+/* One shard's values of one series: a counter's or gauge's value or a
+ * histogram's sum, then a histogram's per-bucket counts. A block starts on
+ * a cache line and is padded to whole lines. */
+struct shard {
+	_Atomic uint64_t bits; /* double bits */
+	_Atomic uint64_t buckets[];
+};
 
 struct ig_series {
 	_Atomic(struct ig_series *) next;
 	const struct ig_metric_family *family; /* histograms need its bounds */
 	uint64_t hash;
-	char **values;            /* one per label name */
-	_Atomic uint64_t bits;    /* counter/gauge value or histogram sum, as double bits */
-	_Atomic uint64_t buckets[]; /* histograms: nbounds + 1 per-bucket counts */
+	char **values; /* one per label name */
+	unsigned nshards;
+	/* [0] is allocated with the series; any other the first time its
+	 * owner writes, so a series costs one pointer per unused shard. Each
+	 * slot is stored once, by its owner, with release. */
+	_Atomic(struct shard *) shards[];
 };
 
 struct ig_metric_family {
@@ -48,7 +69,16 @@ struct ig_registry {
 	pthread_mutex_t render_lock; /* one render (and its callbacks) at a time */
 	_Atomic(struct ig_metric_family *) head;
 	struct ig_metric_family *tail;
+	unsigned nshards;
 };
+
+/* The shard this thread writes; 0 is the shared one. */
+static _Thread_local unsigned my_shard;
+
+void ig_metrics_set_shard(unsigned idx)
+{
+	my_shard = idx;
+}
 
 static uint64_t to_bits(double d)
 {
@@ -72,23 +102,97 @@ static void atomic_add_double(_Atomic uint64_t *a, double v)
 		;
 }
 
+/* Single-writer updates: readers may run at any time, so these are still
+ * atomic accesses, but nobody else stores here, so no read-modify-write. */
+static void owned_add_double(_Atomic uint64_t *a, double v)
+{
+	uint64_t old = atomic_load_explicit(a, memory_order_relaxed);
+	atomic_store_explicit(a, to_bits(from_bits(old) + v), memory_order_relaxed);
+}
+
+static void owned_inc(_Atomic uint64_t *a)
+{
+	uint64_t old = atomic_load_explicit(a, memory_order_relaxed);
+	atomic_store_explicit(a, old + 1, memory_order_relaxed);
+}
+
+/* ---- shards ------------------------------------------------------------------ */
+
+static size_t nbuckets(const struct ig_metric_family *f)
+{
+	return f->kind == K_HISTOGRAM ? f->nbounds + 1 : 0;
+}
+
+static struct shard *new_shard(const struct ig_metric_family *f)
+{
+	size_t nb = nbuckets(f);
+	size_t size = sizeof(struct shard) + nb * sizeof(_Atomic uint64_t);
+	size = (size + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+	struct shard *sh = aligned_alloc(CACHE_LINE, size);
+	if (!sh)
+		return NULL;
+	atomic_init(&sh->bits, to_bits(0.0));
+	for (size_t i = 0; i < nb; i++)
+		atomic_init(&sh->buckets[i], 0);
+	return sh;
+}
+
+/* The shard this thread owns in s, created on its first write, or NULL
+ * when the thread must use the shared shard 0 (it declared none, declared
+ * one the registry does not have, or memory ran out). The owner reads its
+ * own slot relaxed: only it ever stores there. */
+static struct shard *own_shard(struct ig_series *s)
+{
+	unsigned i = my_shard;
+	if (i == 0 || i >= s->nshards)
+		return NULL;
+	struct shard *sh = atomic_load_explicit(&s->shards[i], memory_order_relaxed);
+	if (!sh) {
+		sh = new_shard(s->family);
+		if (sh)
+			atomic_store_explicit(&s->shards[i], sh, memory_order_release);
+	}
+	return sh;
+}
+
+static struct shard *shared_shard(const struct ig_series *s)
+{
+	return atomic_load_explicit((_Atomic(struct shard *) *)&s->shards[0], memory_order_relaxed);
+}
+
+/* Shard i of s for a reader, or NULL if nobody wrote it yet. Acquire pairs
+ * with the owner's release so the block's initial zeros are seen. */
+static const struct shard *read_shard(const struct ig_series *s, unsigned i)
+{
+	return atomic_load_explicit((_Atomic(struct shard *) *)&s->shards[i], memory_order_acquire);
+}
+
+static uint64_t load_u64(const _Atomic uint64_t *a)
+{
+	return atomic_load_explicit((_Atomic uint64_t *)a, memory_order_relaxed);
+}
+
 /* ---- updates ----------------------------------------------------------------- */
 
 void ig_counter_add(struct ig_series *s, double v)
 {
 	if (!(v >= 0))
 		return;
-	atomic_add_double(&s->bits, v);
+	struct shard *sh = own_shard(s);
+	if (sh)
+		owned_add_double(&sh->bits, v);
+	else
+		atomic_add_double(&shared_shard(s)->bits, v);
 }
 
 void ig_gauge_set(struct ig_series *s, double v)
 {
-	atomic_store_explicit(&s->bits, to_bits(v), memory_order_relaxed);
+	atomic_store_explicit(&shared_shard(s)->bits, to_bits(v), memory_order_relaxed);
 }
 
 void ig_gauge_add(struct ig_series *s, double v)
 {
-	atomic_add_double(&s->bits, v);
+	atomic_add_double(&shared_shard(s)->bits, v);
 }
 
 /* The first bucket whose upper bound is >= v (le is inclusive), found by
@@ -106,25 +210,58 @@ void ig_hist_observe(struct ig_series *s, double v)
 	}
 	if (isnan(v))
 		lo = f->nbounds;
-	atomic_fetch_add_explicit(&s->buckets[lo], 1, memory_order_relaxed);
-	atomic_add_double(&s->bits, v);
+	struct shard *sh = own_shard(s);
+	if (sh) {
+		owned_inc(&sh->buckets[lo]);
+		owned_add_double(&sh->bits, v);
+		return;
+	}
+	sh = shared_shard(s);
+	atomic_fetch_add_explicit(&sh->buckets[lo], 1, memory_order_relaxed);
+	atomic_add_double(&sh->bits, v);
 }
 
 double ig_series_value(const struct ig_series *s)
 {
-	return from_bits(atomic_load_explicit((_Atomic uint64_t *)&s->bits, memory_order_relaxed));
+	if (s->family->kind == K_GAUGE)
+		return from_bits(load_u64(&shared_shard(s)->bits));
+	double v = 0;
+	for (unsigned i = 0; i < s->nshards; i++) {
+		const struct shard *sh = read_shard(s, i);
+		if (sh)
+			v += from_bits(load_u64(&sh->bits));
+	}
+	return v;
+}
+
+/* A histogram bucket's count over all shards. */
+static uint64_t bucket_count(const struct ig_series *s, size_t b)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < s->nshards; i++) {
+		const struct shard *sh = read_shard(s, i);
+		if (sh)
+			n += load_u64(&sh->buckets[b]);
+	}
+	return n;
 }
 
 /* ---- registry ---------------------------------------------------------------- */
 
-struct ig_registry *ig_registry_new(void)
+struct ig_registry *ig_registry_new_sharded(unsigned nshards)
 {
 	struct ig_registry *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
+	r->nshards = nshards ? nshards : 1;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->render_lock, NULL);
 	return r;
+}
+
+struct ig_registry *ig_registry_new(void)
+{
+	return ig_registry_new_sharded(IG_METRICS_DEFAULT_SHARDS);
 }
 
 static void free_strings(char **v, size_t n)
@@ -136,13 +273,20 @@ static void free_strings(char **v, size_t n)
 	free(v);
 }
 
+static void free_series(struct ig_series *s, size_t nlabels)
+{
+	for (unsigned i = 0; i < s->nshards; i++)
+		free(atomic_load_explicit(&s->shards[i], memory_order_relaxed));
+	free_strings(s->values, nlabels);
+	free(s);
+}
+
 static void free_family(struct ig_metric_family *f)
 {
 	struct ig_series *s = atomic_load(&f->head);
 	while (s) {
 		struct ig_series *next = atomic_load(&s->next);
-		free_strings(s->values, f->nlabels);
-		free(s);
+		free_series(s, f->nlabels);
 		s = next;
 	}
 	free(f->name);
@@ -357,21 +501,24 @@ static struct ig_series *find_series(struct ig_metric_family *f, const char *con
 
 static struct ig_series *new_series(struct ig_metric_family *f, const char *const *v, uint64_t h)
 {
-	size_t nb = f->kind == K_HISTOGRAM ? f->nbounds + 1 : 0;
-	struct ig_series *s = calloc(1, sizeof *s + nb * sizeof s->buckets[0]);
+	unsigned n = f->reg->nshards;
+	struct ig_series *s = calloc(1, sizeof *s + n * sizeof s->shards[0]);
 	if (!s)
 		return NULL;
-	s->values = dup_strings(v, f->nlabels);
-	if (!s->values) {
-		free(s);
-		return NULL;
-	}
+	s->nshards = n;
+	for (unsigned i = 0; i < n; i++)
+		atomic_init(&s->shards[i], NULL);
 	s->family = f;
 	s->hash = h;
-	atomic_init(&s->bits, to_bits(0.0));
-	for (size_t i = 0; i < nb; i++)
-		atomic_init(&s->buckets[i], 0);
 	atomic_init(&s->next, NULL);
+	struct shard *sh = new_shard(f);
+	s->values = dup_strings(v, f->nlabels);
+	if (!sh || !s->values) {
+		free(sh);
+		free_series(s, f->nlabels);
+		return NULL;
+	}
+	atomic_init(&s->shards[0], sh);
 	return s;
 }
 
@@ -469,15 +616,15 @@ static int put_head(struct ig_buf *out, const struct ig_metric_family *f,
 	return rc;
 }
 
-/* Buckets are stored per bucket and summed here, so _count is the +Inf
- * bucket by construction even while observations keep arriving. */
+/* Buckets are stored per bucket and shard and summed here, so _count is
+ * the +Inf bucket by construction even while observations keep arriving. */
 static int put_histogram(struct ig_buf *out, const struct ig_metric_family *f,
 			 struct ig_series *s)
 {
 	uint64_t cum = 0;
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i <= f->nbounds; i++) {
-		cum += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
+		cum += bucket_count(s, i);
 		double bound = i < f->nbounds ? f->bounds[i] : INFINITY;
 		rc = put_head(out, f, s, "_bucket", true, bound);
 		if (rc == 0)

@@ -2,11 +2,16 @@
  * rendered in text exposition format 0.0.4 for GET /metrics.
  *
  * Threading: updates (ig_counter_add, ig_gauge_set/add, ig_hist_observe)
- * are lock-free atomics and may run on any worker at any time. Families
+ * are lock-free and may run on any thread at any time. Counters and
+ * histograms are sharded: a thread that declared its own shard with
+ * ig_metrics_set_shard writes only cache lines no other thread writes
+ * (a plain load and store, no read-modify-write); other threads share
+ * shard 0 and update it with atomic read-modify-writes. Gauges keep one
+ * shared value (set has no per-shard meaning). Families
  * and series are created under a mutex and never freed before the
  * registry, so a series handle can be cached by the caller for as long as
- * the registry lives. ig_metrics_series is lock-free when the series
- * already exists. Rendering reads the values without stopping writers; a
+ * the registry lives. ig_metrics_series is lock-free and writes nothing
+ * shared when the series already exists. Rendering reads the values without stopping writers; a
  * histogram's _count is derived from its buckets so the two always agree. */
 #ifndef IG_METRICS_REGISTRY_H
 #define IG_METRICS_REGISTRY_H
@@ -19,6 +24,15 @@ struct ig_registry;
 struct ig_metric_family;
 struct ig_series;
 
+/* Shards of ig_registry_new: room for 63 threads with their own shard. */
+#define IG_METRICS_DEFAULT_SHARDS 64
+
+/* A registry whose series have `nshards` shards (0 reads as 1): shard 0,
+ * shared, and nshards - 1 that threads may own. Memory: each series has
+ * one pointer per shard, and a shard's block of values (whole cache lines)
+ * is allocated the first time its owner writes that series, so only the
+ * shards in use cost more than a pointer. */
+struct ig_registry *ig_registry_new_sharded(unsigned nshards);
 struct ig_registry *ig_registry_new(void);
 void ig_registry_free(struct ig_registry *r);
 
@@ -31,9 +45,8 @@ void ig_registry_free(struct ig_registry *r);
 struct ig_metric_family *ig_metrics_counter(struct ig_registry *r, const char *name,
 					    const char *help, const char *const *label_names,
 					    size_t nlabels);
-struct ig_metric_family *ig_metrics_gauge(struct ig_registry *r, const char *name,
-					  const char *help, const char *const *label_names,
-					  size_t nlabels);
+struct ig_metric_family *ig_metrics_gauge(struct ig_registry *r, const char *name, const char *help,
+					  const char *const *label_names, size_t nlabels);
 struct ig_metric_family *ig_metrics_histogram(struct ig_registry *r, const char *name,
 					      const char *help, const char *const *label_names,
 					      size_t nlabels, const double *bounds, size_t nbounds);
@@ -51,6 +64,13 @@ struct ig_metric_family *ig_metrics_gauge_fn(struct ig_registry *r, const char *
  * Series are never removed, so callers should keep label values to a
  * bounded set (configured model names, not client input). */
 struct ig_series *ig_metrics_series(struct ig_metric_family *f, const char *const *label_values);
+
+/* Declares the shard this thread writes in every registry, from now until
+ * it calls again. At most one live thread may own an index other than 0;
+ * an index is free again once its owner has been joined. 0 (the default of
+ * every thread) and indices a registry does not have mean the shared shard.
+ * Gateway workers use their worker id + 1. */
+void ig_metrics_set_shard(unsigned idx);
 
 /* Counters only go up: negative and NaN increments are ignored. */
 void ig_counter_add(struct ig_series *s, double v);

@@ -4,9 +4,11 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -218,6 +220,191 @@ static void test_concurrent_updates(void **state)
 	ig_registry_free(r);
 }
 
+/* Threads that own shards, threads on the shared shard 0 (one that never
+ * declared a shard, one whose index the registry does not have) and a
+ * reader rendering all along: the totals are exact once they are joined,
+ * and every render in between keeps _count equal to the +Inf bucket. */
+enum { N_OWNERS = 6, N_SHARDED = 8, N_ITER = 50000 };
+
+struct sharded_arg {
+	struct shared *sh;
+	unsigned shard;
+	const char *label;
+};
+
+static void *sharded_worker(void *arg)
+{
+	struct sharded_arg *a = arg;
+	ig_metrics_set_shard(a->shard);
+	struct ig_series *c = ig_metrics_series(a->sh->c, (const char *[]){"all"});
+	struct ig_series *mine = ig_metrics_series(a->sh->c, (const char *[]){a->label});
+	struct ig_series *h = ig_metrics_series(a->sh->h, (const char *[]){"all"});
+	for (int i = 0; i < N_ITER; i++) {
+		ig_counter_add(c, 1);
+		ig_counter_add(mine, 0.5);
+		ig_hist_observe(h, (double)(i % 4));
+		if (i % 1000 == 0)
+			ig_gauge_set(ig_metrics_series(a->sh->g, NULL), a->shard);
+	}
+	return NULL;
+}
+
+struct render_arg {
+	struct ig_registry *r;
+	atomic_int stop;
+	int renders, bad;
+};
+
+static uint64_t sample(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+	return p ? strtoull(p + strlen(key), NULL, 10) : UINT64_MAX;
+}
+
+static void *render_loop(void *arg)
+{
+	struct render_arg *a = arg;
+	struct ig_buf b = {0};
+	/* At least one render, even if the writers are done before it starts. */
+	do {
+		ig_buf_reset(&b);
+		if (ig_registry_render(a->r, &b) != 0)
+			a->bad++;
+		const char *t = ig_buf_cstr(&b);
+		uint64_t inf = sample(t, "h_bucket{l=\"all\",le=\"+Inf\"} ");
+		uint64_t le0 = sample(t, "h_bucket{l=\"all\",le=\"0\"} ");
+		if (inf != UINT64_MAX && (inf != sample(t, "h_count{l=\"all\"} ") || le0 > inf))
+			a->bad++;
+		a->renders++;
+	} while (!atomic_load(&a->stop));
+	ig_buf_free(&b);
+	return NULL;
+}
+
+static void test_sharded_exact_totals(void **state)
+{
+	struct ig_registry *r = ig_registry_new_sharded(N_SHARDED);
+	const double bounds[] = {0, 1, 2};
+	struct shared sh = {
+	    ig_metrics_counter(r, "c", "", (const char *[]){"l"}, 1),
+	    ig_metrics_gauge(r, "g", "", NULL, 0),
+	    ig_metrics_histogram(r, "h", "", (const char *[]){"l"}, 1, bounds, 3),
+	};
+	/* Owners 1..6, then 0 (shared) and 8 (out of range: shared too). */
+	static const char *const labels[] = {"t1", "t2", "t3", "t4", "t5", "t6", "t0", "t8"};
+	struct sharded_arg args[N_OWNERS + 2];
+	pthread_t t[N_OWNERS + 2], rt;
+	struct render_arg ra = {.r = r};
+	atomic_init(&ra.stop, 0);
+	assert_int_equal(pthread_create(&rt, NULL, render_loop, &ra), 0);
+	for (int i = 0; i < N_OWNERS + 2; i++) {
+		unsigned shard = i < N_OWNERS ? (unsigned)i + 1 : i == N_OWNERS ? 0 : N_SHARDED;
+		args[i] = (struct sharded_arg){&sh, shard, labels[i]};
+		assert_int_equal(pthread_create(&t[i], NULL, sharded_worker, &args[i]), 0);
+	}
+	for (int i = 0; i < N_OWNERS + 2; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&ra.stop, 1);
+	pthread_join(rt, NULL);
+	assert_int_equal(ra.bad, 0);
+	assert_true(ra.renders > 0);
+
+	const int nthreads = N_OWNERS + 2;
+	assert_true(ig_series_value(ig_metrics_series(sh.c, (const char *[]){"all"})) ==
+		    (double)nthreads * N_ITER);
+	for (int i = 0; i < nthreads; i++)
+		assert_true(ig_series_value(ig_metrics_series(sh.c, (const char *[]){labels[i]})) ==
+			    N_ITER * 0.5);
+	struct ig_series *h = ig_metrics_series(sh.h, (const char *[]){"all"});
+	assert_true(ig_series_value(h) == (0 + 1 + 2 + 3) * (N_ITER / 4.0) * nthreads);
+	/* The gauge holds one thread's last set, whichever came last. */
+	double g = ig_series_value(ig_metrics_series(sh.g, NULL));
+	assert_true(g == 0 || g == N_SHARDED || (g >= 1 && g <= N_OWNERS));
+	struct ig_buf b = {0};
+	const char *text = render(r, &b);
+	char want[128];
+	snprintf(want, sizeof want, "h_bucket{l=\"all\",le=\"0\"} %d\n", nthreads * N_ITER / 4);
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof want, "h_bucket{l=\"all\",le=\"2\"} %d\n", nthreads * N_ITER / 4 * 3);
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof want, "h_count{l=\"all\"} %d\n", nthreads * N_ITER);
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof want, "c{l=\"all\"} %d\n", nthreads * N_ITER);
+	assert_non_null(strstr(text, want));
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
+/* The same updates render the same text whether the main thread makes
+ * them (shared shard), a thread with its own shard does, or a thread that
+ * asks for a shard the registry does not have (one shard: all shared). */
+struct mix {
+	struct ig_registry *r;
+	unsigned shard;
+};
+
+static void make_updates(struct ig_registry *r)
+{
+	const double bounds[] = {0.5, 1, 2.5};
+	struct ig_metric_family *c =
+	    ig_metrics_counter(r, "req_total", "Requests.", (const char *[]){"m"}, 1);
+	struct ig_metric_family *g = ig_metrics_gauge(r, "up", "Up.", NULL, 0);
+	struct ig_metric_family *h =
+	    ig_metrics_histogram(r, "d_seconds", "Durations.", (const char *[]){"m"}, 1, bounds, 3);
+	for (int i = 0; i < 10; i++) {
+		ig_counter_add(ig_metrics_series(c, (const char *[]){i % 2 ? "a" : "b"}), 0.1);
+		ig_hist_observe(ig_metrics_series(h, (const char *[]){"x"}), i * 0.3);
+	}
+	ig_counter_add(ig_metrics_series(c, (const char *[]){"a"}), 1e7);
+	ig_gauge_set(ig_metrics_series(g, NULL), 3);
+	ig_gauge_add(ig_metrics_series(g, NULL), -0.25);
+}
+
+static void *updates_on_shard(void *arg)
+{
+	struct mix *m = arg;
+	ig_metrics_set_shard(m->shard);
+	make_updates(m->r);
+	return NULL;
+}
+
+static void test_sharded_render_unchanged(void **state)
+{
+	static const char want[] = "# HELP req_total Requests.\n"
+				   "# TYPE req_total counter\n"
+				   "req_total{m=\"b\"} 0.5\n"
+				   "req_total{m=\"a\"} 1.00000005e+07\n"
+				   "# HELP up Up.\n"
+				   "# TYPE up gauge\n"
+				   "up 2.75\n"
+				   "# HELP d_seconds Durations.\n"
+				   "# TYPE d_seconds histogram\n"
+				   "d_seconds_bucket{m=\"x\",le=\"0.5\"} 2\n"
+				   "d_seconds_bucket{m=\"x\",le=\"1\"} 4\n"
+				   "d_seconds_bucket{m=\"x\",le=\"2.5\"} 9\n"
+				   "d_seconds_bucket{m=\"x\",le=\"+Inf\"} 10\n"
+				   "d_seconds_sum{m=\"x\"} 13.5\n"
+				   "d_seconds_count{m=\"x\"} 10\n";
+	struct ig_buf b = {0};
+	struct ig_registry *main_r = ig_registry_new();
+	make_updates(main_r);
+	assert_string_equal(render(main_r, &b), want);
+	struct mix cases[] = {
+	    {ig_registry_new(), 5},
+	    {ig_registry_new_sharded(1), 5},
+	    {ig_registry_new_sharded(0), 1},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, updates_on_shard, &cases[i]), 0);
+		pthread_join(t, NULL);
+		assert_string_equal(render(cases[i].r, &b), want);
+		ig_registry_free(cases[i].r);
+	}
+	ig_buf_free(&b);
+	ig_registry_free(main_r);
+}
+
 static void pool_avg(void *ctx, struct ig_metric_family *f)
 {
 	int *calls = ctx;
@@ -306,6 +493,8 @@ int main(void)
 		cmocka_unit_test(test_validation),
 		cmocka_unit_test(test_series_identity),
 		cmocka_unit_test(test_concurrent_updates),
+		cmocka_unit_test(test_sharded_exact_totals),
+		cmocka_unit_test(test_sharded_render_unchanged),
 		cmocka_unit_test(test_gauge_callback),
 		cmocka_unit_test(test_output_parses),
 		cmocka_unit_test(test_render_respects_buffer_ceiling),

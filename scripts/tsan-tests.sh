@@ -1,0 +1,55 @@
+#!/bin/sh
+# tsan-tests.sh BUILD_DIR "UNIT_BINS" PYTEST_FILE...: runs the unit binaries
+# and the pytest files against the ThreadSanitizer build in BUILD_DIR and
+# fails if any of them fails or if any process wrote a race report.
+#
+# Every report goes to BUILD_DIR/tsan-logs/tsan.<pid> (log_path), so races
+# in processes the tests start in the background (the gateway, the
+# simulators) are caught even when the test itself passes; halt_on_error
+# also stops such a process at its first race, so the test sees it die.
+# TSAN_HALT=0 keeps processes running past reports, to collect them all.
+BDIR=$1
+BINS=$2
+shift 2
+PY=${PYTHON:-/usr/bin/python3}
+HALT=${TSAN_HALT:-1}
+LOGS=$(cd "$BDIR" && pwd)/tsan-logs
+SUPP=$(cd "$(dirname "$0")" && pwd)/tsan.supp
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+TSAN_OPTIONS="halt_on_error=$HALT exitcode=66 second_deadlock_stack=1 log_path=$LOGS/tsan suppressions=$SUPP"
+export TSAN_OPTIONS
+start=$(date +%s)
+rc=0
+
+echo "== unit tests ($BDIR)"
+for t in $BINS; do
+  if ! $t >"$LOGS/$(basename "$t").out" 2>&1; then
+    echo "  $(basename "$t"): FAILED"
+    grep -v '^\[ RUN      \]\|^\[       OK \]' "$LOGS/$(basename "$t").out"
+    rc=1
+  else
+    echo "  $(basename "$t"): ok"
+  fi
+done
+
+echo "== integration tests ($BDIR)"
+IG_BIN=$(cd "$BDIR" && pwd)/infergate
+export IG_BIN
+if ! $PY -m pytest -q -p no:cacheprovider "$@" >"$LOGS/pytest.log" 2>&1; then
+  rc=1
+fi
+tail -n 15 "$LOGS/pytest.log"
+
+reports=$(ls "$LOGS"/tsan.* 2>/dev/null)
+if [ -n "$reports" ]; then
+  n=$(cat $reports | grep -c '^WARNING: ThreadSanitizer')
+  echo "== ThreadSanitizer: $n report(s) in $(echo "$reports" | wc -l) process(es):"
+  for f in $reports; do
+    echo "---- $f"
+    cat "$f"
+  done
+  rc=1
+fi
+echo "== tsan: $(($(date +%s) - start)) s, $([ $rc -eq 0 ] && echo clean || echo FAILED)"
+exit $rc

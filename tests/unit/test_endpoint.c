@@ -1,0 +1,167 @@
+/* The endpoint metrics seqlock: a reader never gets a mix of two writes,
+ * and (under ThreadSanitizer, make tsan) readers racing the writer are no
+ * data race. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pool/endpoint.h"
+
+enum { N_WRITES = 20000, N_READERS = 3 };
+
+/* Every field of write k says k, so a torn copy shows as a disagreement. */
+static void fill(struct ig_endpoint_metrics *m, int64_t k)
+{
+	memset(m, 0, sizeof *m);
+	m->waiting = k;
+	m->running = k;
+	m->kv_usage = (double)k;
+	m->active.n = (uint32_t)k;
+	m->running_adapters.hash[IG_MAX_ADAPTERS - 1] = (uint64_t)k;
+	m->max_active = k;
+	snprintf(m->running_text, sizeof m->running_text, "%lld", (long long)k);
+	memset(m->waiting_text, 'a' + (int)(k % 26), sizeof m->waiting_text - 1);
+	m->updated_ns = (uint64_t)k;
+}
+
+static int consistent(const struct ig_endpoint_metrics *m)
+{
+	struct ig_endpoint_metrics want;
+	fill(&want, m->waiting);
+	return memcmp(m, &want, sizeof want) == 0;
+}
+
+struct shared {
+	struct ig_endpoint *ep;
+	atomic_int done;
+	int torn[N_READERS];
+	int64_t last[N_READERS];
+};
+
+struct reader_arg {
+	struct shared *sh;
+	int i;
+};
+
+static void *reader(void *arg)
+{
+	struct reader_arg *a = arg;
+	struct ig_endpoint_metrics m;
+	int64_t prev = 0;
+	do {
+		ig_endpoint_read_metrics(a->sh->ep, &m);
+		if (!consistent(&m) || m.waiting < prev)
+			a->sh->torn[a->i]++;
+		prev = m.waiting;
+	} while (!atomic_load(&a->sh->done));
+	/* done was set after the last write: a read from now on sees it. */
+	ig_endpoint_read_metrics(a->sh->ep, &m);
+	a->sh->last[a->i] = m.waiting;
+	return NULL;
+}
+
+static void test_readers_never_see_a_torn_copy(void **state)
+{
+	struct ig_endpoints *reg = ig_endpoints_new(2);
+	assert_non_null(reg);
+	struct shared sh = {.ep = ig_endpoint_get(reg, "127.0.0.1:9")};
+	assert_non_null(sh.ep);
+	atomic_init(&sh.done, 0);
+	struct ig_endpoint_metrics m;
+	fill(&m, 0);
+	ig_endpoint_write_metrics(sh.ep, &m);
+	pthread_t t[N_READERS];
+	struct reader_arg args[N_READERS];
+	for (int i = 0; i < N_READERS; i++) {
+		args[i] = (struct reader_arg){&sh, i};
+		assert_int_equal(pthread_create(&t[i], NULL, reader, &args[i]), 0);
+	}
+	for (int64_t k = 1; k <= N_WRITES; k++) {
+		fill(&m, k);
+		ig_endpoint_write_metrics(sh.ep, &m);
+	}
+	atomic_store(&sh.done, 1);
+	for (int i = 0; i < N_READERS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(sh.torn[i], 0);
+		assert_int_equal(sh.last[i], N_WRITES);
+	}
+	ig_endpoint_read_metrics(sh.ep, &m);
+	assert_true(consistent(&m));
+	assert_int_equal(m.waiting, N_WRITES);
+	ig_endpoint_put(sh.ep);
+	ig_endpoints_free(reg);
+}
+
+/* The registry hands out one endpoint per address, counted, and frees it
+ * with its last reference. */
+static void test_registry_refs(void **state)
+{
+	struct ig_endpoints *reg = ig_endpoints_new(4);
+	struct ig_endpoint *a = ig_endpoint_get(reg, "10.0.0.1:8000");
+	struct ig_endpoint *b = ig_endpoint_get(reg, "10.0.0.1:8000");
+	struct ig_endpoint *c = ig_endpoint_get(reg, "[fd00::1]:8000");
+	assert_non_null(a);
+	assert_ptr_equal(a, b);
+	assert_non_null(c);
+	assert_ptr_not_equal(a, c);
+	assert_null(ig_endpoint_get(reg, "not-an-ip:8000"));
+	assert_int_equal(atomic_load(&a->refs), 2);
+	ig_endpoint_put(a);
+	ig_endpoint_put(b);
+	ig_endpoint_put(c);
+	ig_endpoints_free(reg);
+}
+
+/* Per-worker slots sum; what was dispatched before a scrape was sent
+ * stops counting as pending once that scrape is applied, what came after
+ * keeps counting. */
+static void test_accounting(void **state)
+{
+	struct ig_endpoints *reg = ig_endpoints_new(3);
+	struct ig_endpoint *ep = ig_endpoint_get(reg, "10.0.0.2:8000");
+	ig_endpoint_dispatch(ep, 0, 100);
+	ig_endpoint_dispatch(ep, 1, 50);
+	ig_endpoint_dispatch(ep, 2, 10);
+	assert_int_equal(ig_endpoint_inflight(ep), 3);
+	assert_int_equal(ig_endpoint_requests(ep), 3);
+	assert_int_equal(ig_endpoint_pending_requests(ep), 3);
+	assert_int_equal(ig_endpoint_pending_tokens(ep), 160);
+	/* A scrape is sent now... */
+	unsigned long r, t;
+	ig_endpoint_totals(ep, &r, &t);
+	assert_int_equal(r, 3);
+	assert_int_equal(t, 160);
+	/* ...one more request goes out while it is in flight... */
+	ig_endpoint_dispatch(ep, 1, 7);
+	ig_endpoint_finish(ep, 0);
+	/* ...and its page is applied: only the later request is pending. */
+	ig_endpoint_set_scraped(ep, r, t);
+	assert_int_equal(ig_endpoint_pending_requests(ep), 1);
+	assert_int_equal(ig_endpoint_pending_tokens(ep), 7);
+	assert_int_equal(ig_endpoint_inflight(ep), 3);
+	ig_endpoint_finish(ep, 1);
+	ig_endpoint_finish(ep, 1);
+	ig_endpoint_finish(ep, 2);
+	assert_int_equal(ig_endpoint_inflight(ep), 0);
+	assert_int_equal(ig_endpoint_requests(ep), 4);
+	ig_endpoint_put(ep);
+	ig_endpoints_free(reg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_readers_never_see_a_torn_copy),
+	    cmocka_unit_test(test_registry_refs),
+	    cmocka_unit_test(test_accounting),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
