@@ -113,7 +113,7 @@ TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test
 # simulator to write 5 M tokens in its 1.5 s + 10 s, which the TSan build
 # takes ~30 s for.
 TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_gateway.py \
-	tests/integration/test_demo.py \
+	tests/integration/test_demo.py tests/integration/test_upstream_faults.py \
 	--deselect tests/integration/test_gateway.py::test_drain_flushes_slow_readers
 TSAN_HALT  ?= 1
 
@@ -125,7 +125,8 @@ tsan: deps
 
 # ---- test entry points ---------------------------------------------------------
 
-# `make test` is what CI runs: normal build first, then the sanitized one.
+# `make test` is what CI runs: the normal build, then ASan+UBSan, then the
+# threaded tests under ThreadSanitizer; the last line sums all three.
 test: deps
 	@rm -f $(B)/test-counts
 	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT_BINS)
@@ -133,6 +134,9 @@ test: deps
 	@scripts/run-tests.sh $(B) "$(UNIT_BINS)"
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  scripts/run-tests.sh $(BA) "$(UNIT_BINS_A)"
+	@$(MAKE) --no-print-directory -j$(JOBS) tsan-build
+	@TEST_COUNTS=$(B)/test-counts TSAN_HALT=1 PYTHON=$(PYTHON) \
+	  scripts/tsan-tests.sh $(BT) "$(TSAN_UNIT)" $(TSAN_TESTS) || true
 	@scripts/summary.sh
 
 unit: all $(UNIT_BINS)

@@ -21,15 +21,17 @@ TSAN_OPTIONS="halt_on_error=$HALT exitcode=66 second_deadlock_stack=1 log_path=$
 export TSAN_OPTIONS
 start=$(date +%s)
 rc=0
+pass=0; fail=0
 
 echo "== unit tests ($BDIR)"
 for t in $BINS; do
   if ! $t >"$LOGS/$(basename "$t").out" 2>&1; then
     echo "  $(basename "$t"): FAILED"
     grep -v '^\[ RUN      \]\|^\[       OK \]' "$LOGS/$(basename "$t").out"
-    rc=1
+    rc=1; fail=$((fail + 1))
   else
     echo "  $(basename "$t"): ok"
+    pass=$((pass + $(grep -c '^\[       OK \]' "$LOGS/$(basename "$t").out")))
   fi
 done
 
@@ -40,6 +42,11 @@ if ! $PY -m pytest -q -p no:cacheprovider "$@" >"$LOGS/pytest.log" 2>&1; then
   rc=1
 fi
 tail -n 15 "$LOGS/pytest.log"
+line=$(grep -E '[0-9]+ (passed|failed)' "$LOGS/pytest.log" | tail -n 1)
+ip=$(printf '%s' "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+'); ip=${ip:-0}
+ifl=$(printf '%s' "$line" | grep -oE '[0-9]+ (failed|error)' | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+pass=$((pass + ip)); fail=$((fail + ${ifl:-0}))
+[ $rc -ne 0 ] && [ "$fail" -eq 0 ] && fail=1
 
 reports=$(ls "$LOGS"/tsan.* 2>/dev/null)
 if [ -n "$reports" ]; then
@@ -49,7 +56,9 @@ if [ -n "$reports" ]; then
     echo "---- $f"
     cat "$f"
   done
-  rc=1
+  rc=1; fail=$((fail + 1))
 fi
+# make test sums these with the other builds' counts (scripts/summary.sh).
+[ -n "$TEST_COUNTS" ] && echo "$BDIR $pass $fail" >> "$TEST_COUNTS"
 echo "== tsan: $(($(date +%s) - start)) s, $([ $rc -eq 0 ] && echo clean || echo FAILED)"
 exit $rc
