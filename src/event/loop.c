@@ -278,46 +278,53 @@ static void run_timers(struct ig_loop *loop)
 	}
 }
 
-int ig_loop_run(struct ig_loop *loop)
+int ig_loop_run_once(struct ig_loop *loop, int max_wait_ms)
 {
 	struct epoll_event evs[128];
+	int timeout = -1;
+	if (loop->tasks) {
+		timeout = 0;
+	} else if (loop->heap_len) {
+		uint64_t now = ig_now_ns(), d = loop->heap[0]->deadline_ns;
+		/* Round up so a timer never fires early and spins. */
+		timeout = d <= now ? 0 : (int)((d - now + 999999) / 1000000);
+		if (timeout > 60000)
+			timeout = 60000;
+	}
+	if (max_wait_ms >= 0 && (timeout < 0 || timeout > max_wait_ms))
+		timeout = max_wait_ms;
+	int n = epoll_wait(loop->epfd, evs, 128, timeout);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	loop->now_ns = ig_now_ns();
+	loop->batch = evs;
+	loop->batch_len = n;
+	for (int i = 0; i < n; i++) {
+		struct ig_io *io = evs[i].data.ptr;
+		if (!io)
+			continue; /* stopped by an earlier callback of this batch */
+		unsigned ev = 0;
+		if (evs[i].events & (EPOLLIN | EPOLLRDHUP))
+			ev |= IG_EV_READ;
+		if (evs[i].events & EPOLLOUT)
+			ev |= IG_EV_WRITE;
+		if (evs[i].events & (EPOLLERR | EPOLLHUP))
+			ev |= IG_EV_ERROR | IG_EV_READ;
+		io->cb(loop, io, ev);
+	}
+	loop->batch_len = 0;
+	run_tasks(loop);
+	run_timers(loop);
+	run_tasks(loop);
+	return n;
+}
+
+int ig_loop_run(struct ig_loop *loop)
+{
 	while (!__atomic_load_n(&loop->stopping, __ATOMIC_ACQUIRE)) {
-		int timeout = -1;
-		if (loop->tasks) {
-			timeout = 0;
-		} else if (loop->heap_len) {
-			uint64_t now = ig_now_ns(), d = loop->heap[0]->deadline_ns;
-			/* Round up so a timer never fires early and spins. */
-			timeout = d <= now ? 0 : (int)((d - now + 999999) / 1000000);
-			if (timeout > 60000)
-				timeout = 60000;
-		}
-		int n = epoll_wait(loop->epfd, evs, 128, timeout);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		loop->now_ns = ig_now_ns();
-		loop->batch = evs;
-		loop->batch_len = n;
-		for (int i = 0; i < n; i++) {
-			struct ig_io *io = evs[i].data.ptr;
-			if (!io)
-				continue; /* stopped by an earlier callback of this batch */
-			unsigned ev = 0;
-			if (evs[i].events & (EPOLLIN | EPOLLRDHUP))
-				ev |= IG_EV_READ;
-			if (evs[i].events & EPOLLOUT)
-				ev |= IG_EV_WRITE;
-			if (evs[i].events & (EPOLLERR | EPOLLHUP))
-				ev |= IG_EV_ERROR | IG_EV_READ;
-			io->cb(loop, io, ev);
-		}
-		loop->batch_len = 0;
-		run_tasks(loop);
-		run_timers(loop);
-		run_tasks(loop);
+		int rc = ig_loop_run_once(loop, -1);
+		if (rc < 0)
+			return rc;
 	}
 	__atomic_store_n(&loop->stopping, false, __ATOMIC_RELEASE);
 	return 0;

@@ -81,6 +81,11 @@ int ig_loop_init(struct ig_loop *loop);
 void ig_loop_free(struct ig_loop *loop);
 /* Runs until ig_loop_stop(); returns 0, or -errno if epoll fails. */
 int ig_loop_run(struct ig_loop *loop);
+/* One iteration: waits for events (at most max_wait_ms; -1: until the
+ * next timer), dispatches them, runs tasks and due timers. Returns the
+ * number of events, or -errno. For tests and fuzzers that drive a loop
+ * themselves. */
+int ig_loop_run_once(struct ig_loop *loop, int max_wait_ms);
 /* Thread-safe: ends ig_loop_run() after the current iteration. */
 void ig_loop_stop(struct ig_loop *loop);
 /* Thread-safe: runs fn(loop, arg) on the loop's thread soon. */

@@ -34,31 +34,10 @@ static const char footer_text[] = "SIGHUP or a change to a file reloads; SIGTERM
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
-static void option_defaults(struct ig_gw_options *o)
-{
-	o->bind = "0.0.0.0";
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	o->workers = ncpu > 0 ? (uint64_t)ncpu : 1;
-	o->scrape_interval_ms = 50;
-	o->drain_timeout_ms = 30000;
-	o->max_attempts = 3;
-	o->upstream_read_timeout_ms = 600000;
-	o->upstream.connect_timeout_ms = 5000;
-	o->upstream.idle_timeout_ms = 4000;
-	o->upstream.max_idle = 32;
-	o->session_header = "x-session-id";
-	o->session_slack = 4;
-	o->queue_timeout_ms = 30000;
-	o->queue_capacity = 1000;
-	o->scrape_failures_out = 3;
-	o->watch_interval_ms = 1000;
-	ig_http_server_config_defaults(&o->http);
-}
-
 /* 0 when parsing may go on, else the command's exit status. */
 static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig_flag_list *paths)
 {
-	option_defaults(o);
+	ig_gw_options_defaults(o);
 	int level = (int)ig_log_level;
 	unsigned long long max_header = o->http.max_header_bytes, max_body = o->http.max_body_bytes,
 			   max_idle = o->upstream.max_idle;
@@ -344,10 +323,7 @@ static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
 
 static int start(struct ig_gateway_rt *G)
 {
-	G->endpoints = ig_endpoints_new((size_t)G->opt.workers);
-	G->sessions = ig_sessions_new();
-	G->metrics = ig_gw_metrics_new();
-	if (!G->endpoints || !G->sessions || !G->metrics) {
+	if (ig_gateway_init(G) < 0) {
 		ig_err("out of memory");
 		return -1;
 	}
@@ -426,9 +402,7 @@ static void stop(struct ig_gateway_rt *G)
 	ig_timer_stop(&G->ctl, &G->drain_poll);
 	if (G->ctl.epfd > 0)
 		ig_loop_free(&G->ctl);
-	ig_sessions_free(G->sessions);
-	ig_gw_metrics_free(G->metrics);
-	ig_endpoints_free(G->endpoints);
+	ig_gateway_fini(G);
 	ig_arena_thread_cleanup();
 }
 

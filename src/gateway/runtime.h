@@ -65,4 +65,14 @@ struct ig_gateway_rt {
 	uint64_t drain_deadline_ns;
 };
 
+void ig_gw_options_defaults(struct ig_gw_options *o);
+
+/* What the workers of a gateway share (endpoint registry, session table,
+ * metrics), made from G->opt. Starting threads, listeners and the control
+ * loop is gateway_main.c's; a test or a fuzzer builds workers itself
+ * (ig_worker_init, ig_worker_apply_snapshot) and drives their loops with
+ * ig_loop_run_once. 0, or -1 out of memory. */
+int ig_gateway_init(struct ig_gateway_rt *G);
+void ig_gateway_fini(struct ig_gateway_rt *G);
+
 #endif

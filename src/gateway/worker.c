@@ -94,6 +94,11 @@ static void apply_snapshot(struct ig_loop *loop, void *arg)
 	ig_snapshot_unref(old);
 }
 
+void ig_worker_apply_snapshot(struct ig_worker *w, struct ig_snapshot *s)
+{
+	apply_snapshot(&w->loop, ig_snapshot_ref(s));
+}
+
 void ig_worker_set_snapshot(struct ig_worker *w, struct ig_snapshot *s)
 {
 	ig_loop_post(&w->loop, apply_snapshot, ig_snapshot_ref(s));
