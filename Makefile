@@ -182,7 +182,13 @@ clean:
 bench-picker: $(B)/bench/picker_bench
 	$(B)/bench/picker_bench
 
-$(B)/bench/picker_bench: bench/picker_bench.c $(B)/libinfergate.a
+# Request-body JSON reading: parse + get against the one-pass member scan,
+# and the usage finder on a response tail.
+.PHONY: bench-json
+bench-json: $(B)/bench/json_bench
+	$(B)/bench/json_bench
+
+$(B)/bench/%: bench/%.c $(B)/libinfergate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(B)/libinfergate.a $(LDLIBS)
 

@@ -2,7 +2,8 @@
  * completely (iteration, lookups, string decoding, numbers, and a
  * write-then-reparse round trip of every string); any input is also
  * handed to the lookup functions as if it were a value, since they must
- * stay in bounds even then. */
+ * stay in bounds even then, and the one-pass member scan is checked
+ * against parse + get. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,49 @@ static void poke(const char *buf, size_t len)
 	ig_buf_free(&b);
 }
 
+/* ig_json_parse_members() must accept what ig_json_parse() accepts and
+ * find, for each key, exactly the span ig_json_get() finds. Keys: the
+ * gateway's, and the decoded keys of the root's own first members (so that
+ * escaped and odd keys are asked for too). */
+static void check_members(const char *buf, size_t len)
+{
+	static const char *const gw[] = {"model",	 "prompt", "messages",	    "input",
+					 "instructions", "stream", "stream_options"};
+	const char *keys[16];
+	struct ig_buf names[8];
+	struct ig_json_value root, root2, out[16], k, v, got;
+	size_t nkeys = 0, nnames = 0, pos = 0;
+
+	for (size_t i = 0; i < sizeof gw / sizeof gw[0]; i++)
+		keys[nkeys++] = gw[i];
+
+	int rc = ig_json_parse(buf, len, &root);
+
+	while (rc == 0 && nnames < 8 && ig_json_object_next(root, &pos, &k, &v)) {
+		ig_buf_init(&names[nnames], 0);
+		if (ig_json_string(k, &names[nnames]) == 0 && ig_buf_cstr(&names[nnames]) &&
+		    strlen(names[nnames].ptr) == names[nnames].len)
+			keys[nkeys++] = names[nnames].ptr;
+		nnames++;
+	}
+	if (ig_json_parse_members(buf, len, keys, nkeys, out, &root2) != rc)
+		abort();
+	if (rc == 0 && (root.type != root2.type || root.raw.ptr != root2.raw.ptr ||
+			root.raw.len != root2.raw.len))
+		abort();
+	for (size_t i = 0; i < nkeys; i++) {
+		if (rc < 0 || ig_json_get(root, keys[i], &got) < 0) {
+			if (out[i].type != IG_JSON_INVALID || out[i].raw.ptr)
+				abort();
+		} else if (out[i].type != got.type || out[i].raw.ptr != got.raw.ptr ||
+			   out[i].raw.len != got.raw.len) {
+			abort();
+		}
+	}
+	for (size_t i = 0; i < nnames; i++)
+		ig_buf_free(&names[i]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* An exact-size copy so that ASan catches over-reads even when the
@@ -139,6 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ig_json_parse(buf, size, &root) == 0)
 		walk(root);
 	poke(buf, size);
+	check_members(buf, size);
 	free(buf);
 	return 0;
 }

@@ -147,21 +147,6 @@ enum ig_bench_load { IG_LOAD_CONSTANT, IG_LOAD_POISSON, IG_LOAD_CONCURRENCY };
  * constant rate, an exponential draw with that mean for Poisson. */
 double ig_bench_next_gap(enum ig_bench_load load, double rate, struct ig_rng *rng);
 
-/* ---- server-sent events (sse.c) ---- */
-
-/* Splits a text/event-stream body into `data:` payloads. Lines may arrive
- * cut anywhere; a line longer than the ceiling is an error. */
-struct ig_bench_sse {
-	struct ig_buf line;
-};
-typedef int (*ig_bench_sse_cb)(void *ud, const char *data, size_t len);
-void ig_bench_sse_init(struct ig_bench_sse *s, size_t max_line);
-/* Calls cb for each complete `data:` line (payload without "data:" and one
- * leading space). Returns 0, -1 on an overlong line, or cb's non-zero. */
-int ig_bench_sse_feed(struct ig_bench_sse *s, const char *p, size_t len, ig_bench_sse_cb cb,
-		      void *ud);
-void ig_bench_sse_free(struct ig_bench_sse *s);
-
 /* What a streamed chunk carried (chunk.c): content text length, usage. */
 struct ig_bench_chunk {
 	bool done;				  /* the [DONE] sentinel */

@@ -13,8 +13,11 @@
 #include "bench/bench_int.h"
 #include "core/clock.h"
 #include "http/client.h"
+#include "http/sse.h"
 #include "json/json.h"
 
+/* A longer event line is a protocol error (IG_SSE_STRICT), not skipped:
+ * a benchmark must not count a stream it could not read as a success. */
 #define MAX_SSE_LINE (1u << 20)
 #define MAX_BODY (16u << 20)
 #define MAX_ERROR_BODY 4096
@@ -94,7 +97,7 @@ struct req {
 	struct ig_http_client *c;
 	struct ig_timer timer;
 	struct ig_buf msg;
-	struct ig_bench_sse sse;
+	struct ig_sse sse;
 	struct ig_buf body;
 	struct dvec itl;
 	uint64_t t0, t_first, t_last, now;
@@ -256,7 +259,7 @@ static void req_free(struct req *q)
 	ig_timer_stop(&q->r->loop, &q->timer);
 	ig_buf_free(&q->msg);
 	ig_buf_free(&q->body);
-	ig_bench_sse_free(&q->sse);
+	ig_sse_free(&q->sse);
 	free(q->itl.v);
 	free(q);
 }
@@ -411,7 +414,7 @@ static int on_body(struct ig_http_client *c, const char *data, size_t len, void 
 	if (q->bad)
 		return 0;
 	if (q->sse_mode) {
-		if (ig_bench_sse_feed(&q->sse, data, len, on_event, q) < 0)
+		if (ig_sse_feed(&q->sse, data, len, on_event, q) < 0)
 			q->bad = "protocol";
 		return 0;
 	}
@@ -520,7 +523,7 @@ static void start_request(struct runner *r)
 	q->r = r;
 	q->out_usage = -1;
 	q->itl.max = MAX_REQ_ITL;
-	ig_bench_sse_init(&q->sse, MAX_SSE_LINE);
+	ig_sse_init(&q->sse, MAX_SSE_LINE, IG_SSE_STRICT);
 	q->t0 = ig_now_ns();
 	if (o->models.n)
 		q->model = (uint16_t)ig_bench_pick(&o->models, &r->rng);

@@ -151,9 +151,9 @@ static int parse_string(struct parser *ps)
 			memcpy(&v, p, 8);
 			const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
 			uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-			uint64_t special = (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) |
-					    ((b - ones) & ~b)) &
-					   highs;
+			uint64_t special =
+			    (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) &
+			    highs;
 			if (special)
 				break;
 			p += 8;
@@ -340,6 +340,128 @@ int ig_json_parse(const char *text, size_t len, struct ig_json_value *root)
 	skip_ws(&ps);
 	if (ps.p != ps.end)
 		return -1;
+	root->type = type_of(*start);
+	root->raw = (struct ig_str){start, (size_t)(stop - start)};
+	return 0;
+}
+
+int ig_json_parse_value(const char *text, size_t len, struct ig_json_value *v)
+{
+	if (!text)
+		return -1;
+
+	struct parser ps = {text, text + len};
+
+	skip_ws(&ps);
+
+	const char *start = ps.p;
+
+	if (parse_value(&ps, 0) < 0)
+		return -1;
+	v->type = type_of(*start);
+	v->raw = (struct ig_str){start, (size_t)(ps.p - start)};
+	return 0;
+}
+
+static bool string_eq_n(struct ig_json_value v, const char *s, size_t len);
+
+/* What ig_json_parse_members() is looking for. */
+struct wanted {
+	const char *const *keys;
+	size_t nkeys;
+	struct ig_json_value *out;
+};
+
+/* Records value v under every wanted key that equals the key whose raw
+ * span (quotes included) is [k, kend). Keys without a backslash, nearly
+ * all of them, are compared as raw bytes; the others are decoded. */
+static void record_member(const char *k, const char *kend, struct ig_json_value v,
+			  const struct wanted *m)
+{
+	size_t klen = (size_t)(kend - k) - 2;
+	bool escaped = memchr(k + 1, '\\', klen) != NULL;
+
+	for (size_t i = 0; i < m->nkeys; i++) {
+		size_t n = strlen(m->keys[i]);
+		bool eq = escaped
+			      ? string_eq_n((struct ig_json_value){IG_JSON_STRING, {k, klen + 2}},
+					    m->keys[i], n)
+			      : n == klen && memcmp(k + 1, m->keys[i], n) == 0;
+		if (eq)
+			m->out[i] = v;
+	}
+}
+
+/* parse_container() for the root object, remembering the members asked
+ * for. Values are validated by the same parse_value() at the same depth,
+ * so the document is accepted exactly when ig_json_parse() accepts it. */
+static int parse_root_members(struct parser *ps, const struct wanted *m)
+{
+	ps->p++;
+	skip_ws(ps);
+	if (ps->p < ps->end && *ps->p == '}') {
+		ps->p++;
+		return 0;
+	}
+	for (;;) {
+		const char *k = ps->p;
+
+		if (ps->p == ps->end || *ps->p != '"' || parse_string(ps) < 0)
+			return -1;
+
+		const char *kend = ps->p;
+
+		skip_ws(ps);
+		if (ps->p == ps->end || *ps->p != ':')
+			return -1;
+		ps->p++;
+		skip_ws(ps);
+
+		const char *v = ps->p;
+
+		if (parse_value(ps, 1) < 0)
+			return -1;
+		record_member(k, kend,
+			      (struct ig_json_value){type_of(*v), {v, (size_t)(ps->p - v)}}, m);
+		skip_ws(ps);
+		if (ps->p == ps->end)
+			return -1;
+		if (*ps->p == '}') {
+			ps->p++;
+			return 0;
+		}
+		if (*ps->p != ',')
+			return -1;
+		ps->p++;
+		skip_ws(ps);
+	}
+}
+
+int ig_json_parse_members(const char *text, size_t len, const char *const *keys, size_t nkeys,
+			  struct ig_json_value *out, struct ig_json_value *root)
+{
+	struct wanted m = {keys, nkeys, out};
+
+	for (size_t i = 0; i < nkeys; i++)
+		out[i] = (struct ig_json_value){IG_JSON_INVALID, {NULL, 0}};
+	if (!text)
+		return -1;
+
+	struct parser ps = {text, text + len};
+
+	skip_ws(&ps);
+
+	const char *start = ps.p;
+	int rc = ps.p < ps.end && *ps.p == '{' ? parse_root_members(&ps, &m) : parse_value(&ps, 0);
+	const char *stop = ps.p;
+
+	if (rc == 0)
+		skip_ws(&ps);
+	if (rc < 0 || ps.p != ps.end) {
+		for (size_t i = 0; i < nkeys; i++)
+			out[i] = (struct ig_json_value){IG_JSON_INVALID, {NULL, 0}};
+		return -1;
+	}
 	root->type = type_of(*start);
 	root->raw = (struct ig_str){start, (size_t)(stop - start)};
 	return 0;
@@ -611,6 +733,12 @@ static bool string_eq_n(struct ig_json_value v, const char *s, size_t len)
 	    memcmp(v.raw.ptr + 1, s, len) == 0 && !memchr(s, '\\', len) &&
 	    v.raw.ptr[len + 1] == '"')
 		return true;
+	/* Without a backslash the content is its own decoding, so a key of
+	 * another length cannot match; this spares lookups the decoder for
+	 * every key they pass over. */
+	if (v.type == IG_JSON_STRING && v.raw.len >= 2 && v.raw.ptr[0] == '"' &&
+	    v.raw.ptr[v.raw.len - 1] == '"' && !memchr(v.raw.ptr + 1, '\\', v.raw.len - 2))
+		return v.raw.len == len + 2 && memcmp(v.raw.ptr + 1, s, len) == 0;
 
 	struct eq_ctx e = {s, len};
 

@@ -35,6 +35,28 @@ struct ig_json_value {
  * IG_JSON_MAX_DEPTH). On success fills *root and returns 0; -1 otherwise. */
 int ig_json_parse(const char *text, size_t len, struct ig_json_value *root);
 
+/* ig_json_parse() that also picks members out of the root object in the
+ * same pass, for a request path that needs a handful of top-level fields
+ * and would otherwise re-scan the body once per ig_json_get().
+ *
+ * Accepts and rejects exactly the documents ig_json_parse() does and fills
+ * *root the same way. out has nkeys entries: out[i] is the value of member
+ * keys[i] of the root object, compared after unescaping (a key written
+ * "mo\u0064el" is "model"), the last one winning when a key repeats, as
+ * in ig_json_get(). A member that is absent, or a root that is not an
+ * object, leaves out[i].type == IG_JSON_INVALID (raw {NULL, 0}); so does a
+ * failed parse, for every entry. keys are NUL-terminated, so a key with an
+ * escaped NUL never matches. The cost is one validation pass plus a
+ * comparison of each root-level key against the list. Returns 0 or -1. */
+int ig_json_parse_members(const char *text, size_t len, const char *const *keys, size_t nkeys,
+			  struct ig_json_value *out, struct ig_json_value *root);
+
+/* Validates the one value that begins text (after optional whitespace)
+ * with the rules of ig_json_parse(), ignoring whatever follows it: a value
+ * found inside a larger, unvalidated buffer. v->raw ends where the value
+ * ends. Returns 0 or -1. */
+int ig_json_parse_value(const char *text, size_t len, struct ig_json_value *v);
+
 /* The functions below take values that came out of ig_json_parse() (or out
  * of these functions); they never read outside value.raw. */
 

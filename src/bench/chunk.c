@@ -1,58 +1,9 @@
-/* Reading model-server answers: the text/event-stream framing of streamed
- * responses and the JSON of each chunk. Both come from the peer, so both
- * are bounded and tolerate any cut of the byte stream. */
+/* Reading model-server answers: the JSON of each streamed chunk (split out
+ * of the text/event-stream by http/sse.h) and of a whole response. */
 #include <string.h>
 
 #include "bench/bench.h"
 #include "json/json.h"
-
-void ig_bench_sse_init(struct ig_bench_sse *s, size_t max_line)
-{
-	ig_buf_init(&s->line, max_line);
-}
-
-void ig_bench_sse_free(struct ig_bench_sse *s)
-{
-	ig_buf_free(&s->line);
-}
-
-/* One complete line (without its newline). Only `data:` lines matter to a
- * benchmark; comments, `event:` and `id:` lines and blank separators are
- * skipped. vLLM puts each event's JSON on one data line. */
-static int sse_line(const char *p, size_t len, ig_bench_sse_cb cb, void *ud)
-{
-	if (len && p[len - 1] == '\r')
-		len--;
-	if (len < 5 || memcmp(p, "data:", 5) != 0)
-		return 0;
-	p += 5;
-	len -= 5;
-	if (len && *p == ' ') {
-		p++;
-		len--;
-	}
-	return cb(ud, p, len);
-}
-
-int ig_bench_sse_feed(struct ig_bench_sse *s, const char *p, size_t len, ig_bench_sse_cb cb,
-		      void *ud)
-{
-	while (len) {
-		const char *nl = memchr(p, '\n', len);
-		size_t take = nl ? (size_t)(nl - p) : len;
-		if (ig_buf_append(&s->line, p, take) < 0)
-			return -1;
-		if (!nl)
-			return 0;
-		int rc = sse_line(s->line.ptr ? s->line.ptr : "", s->line.len, cb, ud);
-		ig_buf_reset(&s->line);
-		if (rc)
-			return rc;
-		p += take + 1;
-		len -= take + 1;
-	}
-	return 0;
-}
 
 static void read_usage(struct ig_json_value root, struct ig_bench_chunk *out)
 {

@@ -1,0 +1,165 @@
+/* The backward scan behind ig_json_find_usage(). Going backwards through
+ * valid JSON from the end of the root object, the string state is known
+ * exactly: outside a string every quote opens a string (seen from its
+ * end), and inside one the opening quote is the first quote before it
+ * that is preceded by an even number of backslashes, because a backslash
+ * occurs only inside strings and an escaped quote follows an odd run of
+ * them. So no forward scan from an unknown starting state is needed, and
+ * the work is proportional to what follows the usage member. */
+#include "json/usage.h"
+
+#include <string.h>
+
+#include "json/json.h"
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Number of backslashes right before q, or -1 when the run reaches the
+ * start of the text, where what precedes it is unknown. */
+static long backslashes_before(const char *text, const char *q)
+{
+	long n = 0;
+
+	while (q - n > text && q[-1 - n] == '\\')
+		n++;
+	return q - n == text ? -1 : n;
+}
+
+/* The opening quote of the string whose closing quote is at close, or
+ * NULL when it is not within text. */
+static const char *string_start(const char *text, const char *close)
+{
+	const char *q = close;
+
+	for (;;) {
+		q = memrchr(text, '"', (size_t)(q - text));
+		if (!q)
+			return NULL;
+
+		long bs = backslashes_before(text, q);
+
+		if (bs < 0)
+			return NULL;
+		if (bs % 2 == 0)
+			return q;
+	}
+}
+
+/* "usage", raw or written with escapes (at most 6 bytes a character). */
+static bool is_usage(const char *open, const char *close)
+{
+	struct ig_json_value k = {IG_JSON_STRING, {open, (size_t)(close + 1 - open)}};
+
+	if (k.raw.len == 7)
+		return memcmp(open + 1, "usage", 5) == 0;
+	return k.raw.len <= 2 + 5 * 6 && memchr(open, '\\', k.raw.len) &&
+	       ig_json_string_eq(k, "usage");
+}
+
+static int64_t count(struct ig_json_value v)
+{
+	int64_t n;
+
+	return ig_json_int64(v, &n) == 0 && n >= 0 ? n : -1;
+}
+
+/* Reads the counts in one walk over the members (a lookup per count would
+ * walk them once each); a later duplicate overrides, as in ig_json_get(). */
+static void read_counts(struct ig_json_value usage, struct ig_usage *out)
+{
+	struct ig_json_value k, v;
+	size_t pos = 0;
+
+	while (ig_json_object_next(usage, &pos, &k, &v)) {
+		if (ig_json_string_eq(k, "prompt_tokens")) {
+			out->prompt_tokens = count(v);
+		} else if (ig_json_string_eq(k, "completion_tokens")) {
+			out->completion_tokens = count(v);
+		} else if (ig_json_string_eq(k, "prompt_tokens_details")) {
+			struct ig_json_value cached;
+
+			out->cached_tokens = -1;
+			if (ig_json_get(v, "cached_tokens", &cached) == 0)
+				out->cached_tokens = count(cached);
+		}
+	}
+}
+
+/* The member value after the key that ends at p: a usage object, read
+ * into *out (0), or anything else (-1). */
+static int read_usage(const char *p, const char *end, struct ig_usage *out)
+{
+	struct ig_json_value usage;
+
+	if (p == end || *p != '{' || ig_json_parse_value(p, (size_t)(end - p), &usage) < 0)
+		return -1;
+	/* The object must be followed by what may follow a member. */
+	p = usage.raw.ptr + usage.raw.len;
+	while (p < end && is_ws(*p))
+		p++;
+	if (p == end || (*p != ',' && *p != '}'))
+		return -1;
+	read_counts(usage, out);
+	return 0;
+}
+
+/* Called with a string of the root object, [open, close]: -1 when it is
+ * not the key "usage", else 0 and *rc what read_usage() said. */
+static int usage_member(const char *open, const char *close, const char *end, struct ig_usage *out,
+			int *rc)
+{
+	const char *p = close + 1;
+
+	if (!is_usage(open, close))
+		return -1;
+	while (p < end && is_ws(*p))
+		p++;
+	if (p == end || *p != ':')
+		return -1; /* a value "usage", not a key */
+	p++;
+	while (p < end && is_ws(*p))
+		p++;
+	*rc = read_usage(p, end, out);
+	return 0;
+}
+
+int ig_json_find_usage(const char *text, size_t len, struct ig_usage *out)
+{
+	const char *end = text + len, *p = end;
+	size_t depth = 1;
+	int rc = -1;
+
+	*out = (struct ig_usage){-1, -1, -1};
+	if (!text)
+		return -1;
+	while (p > text && is_ws(p[-1]))
+		p--;
+	if (p == text || *--p != '}')
+		return -1;
+	while (p > text) {
+		char c = *--p;
+
+		if (c == '"') {
+			/* Outside strings a quote cannot be escaped. */
+			long bs = backslashes_before(text, p);
+			const char *open = bs < 0 || bs % 2 ? NULL : string_start(text, p);
+
+			if (!open)
+				return -1;
+			if (depth == 1 && usage_member(open, p, end, out, &rc) == 0)
+				break;
+			p = open;
+		} else if (c == '}' || c == ']') {
+			depth++;
+		} else if (c == '{' || c == '[') {
+			if (--depth == 0)
+				return -1;
+		}
+	}
+	if (rc < 0)
+		*out = (struct ig_usage){-1, -1, -1};
+	return rc;
+}

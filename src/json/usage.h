@@ -1,0 +1,37 @@
+/* Token usage out of an OpenAI-style response without parsing the
+ * response: the gateway keeps only the last few KiB of a non-streamed body
+ * (and sees streamed ones one `data:` payload at a time), and the
+ * top-level "usage" member comes at the end. */
+#ifndef IG_JSON_USAGE_H
+#define IG_JSON_USAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Each count is a non-negative integer, or -1 when the usage object does
+ * not carry it (or carries something else: a string, a fraction, a
+ * negative number). */
+struct ig_usage {
+	int64_t prompt_tokens;
+	int64_t completion_tokens;
+	int64_t cached_tokens; /* prompt_tokens_details.cached_tokens */
+};
+
+/* Finds the "usage" member of the root object of a JSON document that
+ * ends at text + len (trailing whitespace allowed) and reads its counts.
+ * text may be only the last bytes of the document, cut anywhere: the scan
+ * runs backwards from the root's closing brace, stepping over strings
+ * (told apart from escaped quotes by the backslashes before each quote)
+ * and nested containers, so "usage" inside a string, or as a key of a
+ * nested object, never matches. Keys compare after unescaping, and the
+ * last "usage" of the root wins, as in ig_json_get(). Only the usage
+ * object itself is validated (strictly, as ig_json_parse() would); the
+ * rest of the document is not.
+ *
+ * Returns 0 and fills *out when the root's last "usage" member is an
+ * object; -1 (with every count -1) when the document does not end with
+ * an object, when that object has no "usage" within text, when it is null
+ * or not an object, or when it is malformed. */
+int ig_json_find_usage(const char *text, size_t len, struct ig_usage *out);
+
+#endif
