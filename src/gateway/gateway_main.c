@@ -26,11 +26,12 @@
 #include "gateway/worker.h"
 
 static const char usage_text[] =
-	"usage: infergate gateway -f PATH [-f PATH...] [options]\n"
-	"\n"
-	"Serves the Gateways, HTTPRoutes and InferencePools in the manifests.\n"
-	"Durations take a unit (250ms, 30s, 10m) or count milliseconds.\n\n";
-static const char footer_text[] = "SIGHUP or a change to a file reloads; SIGTERM drains and exits.\n";
+    "usage: infergate gateway -f PATH [-f PATH...] [options]\n"
+    "\n"
+    "Serves the Gateways, HTTPRoutes and InferencePools in the manifests.\n"
+    "Durations take a unit (250ms, 30s, 10m) or count milliseconds.\n\n";
+static const char footer_text[] =
+    "SIGHUP or a change to a file reloads; SIGTERM drains and exits.\n";
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
@@ -42,74 +43,75 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	unsigned long long max_header = o->http.max_header_bytes, max_body = o->http.max_body_bytes,
 			   max_idle = o->upstream.max_idle;
 	const struct ig_flag table[] = {
-		IG_FLAG_SECTION("configuration:"),
-		IG_FLAG_LIST("filename", 'f', paths, "PATH", "manifest file or directory (repeatable)"),
-		IG_FLAG_STR("picker-config", 0, &o->picker_config, "FILE",
-			    "EndpointPickerConfig (default: one among the manifests, else GIE's "
-			    "default profile)"),
-		IG_FLAG_MS("watch-interval", 0, &o->watch_interval_ms, IG_FLAG_BARE_MS, "DUR",
-			   "how often the files are checked for changes (default 1s)"),
-		IG_FLAG_SECTION("listeners and workers:"),
-		IG_FLAG_STR("bind", 0, &o->bind, "ADDR", "address the listeners bind (default 0.0.0.0)"),
-		IG_FLAG_STR("admin", 0, &o->admin, "HOST:PORT",
-			    "admin listener: /metrics, /healthz, /pools"),
-		IG_FLAG_UINT("workers", 0, &o->workers, 1, 256, "N",
-			     "worker threads (default: one per CPU)"),
-		IG_FLAG_MS("drain-timeout", 0, &o->drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
-			   "grace period for requests on SIGTERM (default 30s)"),
-		IG_FLAG_SECTION("client side:"),
-		IG_FLAG_UINT("max-header-bytes", 0, &max_header, 1, 1u << 30, "N",
-			     "request head limit, else 431 (default 65536)"),
-		IG_FLAG_UINT("max-body-bytes", 0, &max_body, 1, 1ull << 40, "N",
-			     "request body limit, else 413 (default 16777216)"),
-		IG_FLAG_MS("header-timeout", 0, &o->http.header_timeout_ms, IG_FLAG_BARE_MS, "DUR",
-			   "time allowed for a request head, else 408 (default 30s)"),
-		IG_FLAG_MS("body-timeout", 0, &o->http.body_timeout_ms, IG_FLAG_BARE_MS, "DUR",
-			   "silence allowed inside a request body, else 408 (default 60s)"),
-		IG_FLAG_MS("idle-timeout", 0, &o->http.keepalive_timeout_ms, IG_FLAG_BARE_MS, "DUR",
-			   "idle keep-alive client connections close after (default 75s)"),
-		IG_FLAG_MS("client-send-timeout", 0, &o->http.send_timeout_ms, IG_FLAG_BARE_MS, "DUR",
-			   "a client that takes none of its pending response for this long is "
-			   "closed, with its upstream request (default 60s)"),
-		IG_FLAG_SECTION("model servers:"),
-		IG_FLAG_UINT("max-attempts", 0, &o->max_attempts, 1, 8, "N",
-			     "endpoints tried per request when connecting fails (default 3)"),
-		IG_FLAG_MS("upstream-connect-timeout", 0, &o->upstream.connect_timeout_ms,
-			   IG_FLAG_BARE_MS, "DUR",
-			   "connecting to a model server; then the next endpoint (default 5s)"),
-		IG_FLAG_MS("upstream-read-timeout", 0, &o->upstream_read_timeout_ms, IG_FLAG_BARE_MS,
-			   "DUR",
-			   "silence of a model server before and during its answer: 504 before the "
-			   "first byte, a cut stream after (default 10m: long prompts under load "
-			   "take minutes to the first token)"),
-		IG_FLAG_MS("upstream-idle-timeout", 0, &o->upstream.idle_timeout_ms, IG_FLAG_BARE_MS,
-			   "DUR",
-			   "idle kept-alive upstream connections close after (default 4s, below "
-			   "uvicorn's 5s)"),
-		IG_FLAG_UINT("upstream-max-idle", 0, &max_idle, 0, 65536, "N",
-			     "idle upstream connections kept per endpoint and worker; 0 keeps none "
-			     "(default 32)"),
-		IG_FLAG_MS("scrape-interval", 0, &o->scrape_interval_ms, IG_FLAG_BARE_MS, "DUR",
-			   "endpoint /metrics scrape period (default 50ms)"),
-		IG_FLAG_UINT("unhealthy-after", 0, &o->scrape_failures_out, 1, 1000000, "N",
-			     "failed scrapes before an endpoint leaves rotation (default 3)"),
-		IG_FLAG_SECTION("endpoint picker:"),
-		IG_FLAG_STR("session-header", 0, &o->session_header, "NAME",
-			    "session affinity header (default x-session-id)"),
-		IG_FLAG_DOUBLE("session-slack", 0, &o->session_slack, 0, 1e9, "N",
-			       "extra queued requests a session's endpoint may have over the pool's "
-			       "best before the session moves (default 4)"),
-		IG_FLAG_BOOL("flow-control", 0, &o->flow_control,
-			     "queue requests while the pool is saturated (else refuse sheddable "
-			     "ones); also featureGates: [flowControl]"),
-		IG_FLAG_MS("queue-timeout", 0, &o->queue_timeout_ms, IG_FLAG_BARE_MS, "DUR",
-			   "longest wait in that queue, then 503 (default 30s)"),
-		IG_FLAG_UINT("queue-capacity", 0, &o->queue_capacity, 1, 100000000, "N",
-			     "requests the queue holds per worker, then 429 (default 1000)"),
-		IG_FLAG_SECTION("logging:"),
-		IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
-			     "error, warn, info or debug (default info)"),
-		IG_FLAG_END,
+	    IG_FLAG_SECTION("configuration:"),
+	    IG_FLAG_LIST("filename", 'f', paths, "PATH", "manifest file or directory (repeatable)"),
+	    IG_FLAG_STR("picker-config", 0, &o->picker_config, "FILE",
+			"EndpointPickerConfig (default: one among the manifests, else GIE's "
+			"default profile)"),
+	    IG_FLAG_MS("watch-interval", 0, &o->watch_interval_ms, IG_FLAG_BARE_MS, "DUR",
+		       "how often the files are checked for changes (default 1s)"),
+	    IG_FLAG_SECTION("listeners and workers:"),
+	    IG_FLAG_STR("bind", 0, &o->bind, "ADDR",
+			"address the listeners bind (default 0.0.0.0)"),
+	    IG_FLAG_STR("admin", 0, &o->admin, "HOST:PORT",
+			"admin listener: /metrics, /healthz, /pools"),
+	    IG_FLAG_UINT("workers", 0, &o->workers, 1, 256, "N",
+			 "worker threads (default: one per CPU)"),
+	    IG_FLAG_MS("drain-timeout", 0, &o->drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "grace period for requests on SIGTERM (default 30s)"),
+	    IG_FLAG_SECTION("client side:"),
+	    IG_FLAG_UINT("max-header-bytes", 0, &max_header, 1, 1u << 30, "N",
+			 "request head limit, else 431 (default 65536)"),
+	    IG_FLAG_UINT("max-body-bytes", 0, &max_body, 1, 1ull << 40, "N",
+			 "request body limit, else 413 (default 16777216)"),
+	    IG_FLAG_MS("header-timeout", 0, &o->http.header_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "time allowed for a request head, else 408 (default 30s)"),
+	    IG_FLAG_MS("body-timeout", 0, &o->http.body_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "silence allowed inside a request body, else 408 (default 60s)"),
+	    IG_FLAG_MS("idle-timeout", 0, &o->http.keepalive_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "idle keep-alive client connections close after (default 75s)"),
+	    IG_FLAG_MS("client-send-timeout", 0, &o->http.send_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "a client that takes none of its pending response for this long is "
+		       "closed, with its upstream request (default 60s)"),
+	    IG_FLAG_SECTION("model servers:"),
+	    IG_FLAG_UINT("max-attempts", 0, &o->max_attempts, 1, 8, "N",
+			 "endpoints tried per request when connecting fails (default 3)"),
+	    IG_FLAG_MS("upstream-connect-timeout", 0, &o->upstream.connect_timeout_ms,
+		       IG_FLAG_BARE_MS, "DUR",
+		       "connecting to a model server; then the next endpoint (default 5s)"),
+	    IG_FLAG_MS("upstream-read-timeout", 0, &o->upstream_read_timeout_ms, IG_FLAG_BARE_MS,
+		       "DUR",
+		       "silence of a model server before and during its answer: 504 before the "
+		       "first byte, a cut stream after (default 10m: long prompts under load "
+		       "take minutes to the first token)"),
+	    IG_FLAG_MS("upstream-idle-timeout", 0, &o->upstream.idle_timeout_ms, IG_FLAG_BARE_MS,
+		       "DUR",
+		       "idle kept-alive upstream connections close after (default 4s, below "
+		       "uvicorn's 5s)"),
+	    IG_FLAG_UINT("upstream-max-idle", 0, &max_idle, 0, 65536, "N",
+			 "idle upstream connections kept per endpoint and worker; 0 keeps none "
+			 "(default 32)"),
+	    IG_FLAG_MS("scrape-interval", 0, &o->scrape_interval_ms, IG_FLAG_BARE_MS, "DUR",
+		       "endpoint /metrics scrape period (default 50ms)"),
+	    IG_FLAG_UINT("unhealthy-after", 0, &o->scrape_failures_out, 1, 1000000, "N",
+			 "failed scrapes before an endpoint leaves rotation (default 3)"),
+	    IG_FLAG_SECTION("endpoint picker:"),
+	    IG_FLAG_STR("session-header", 0, &o->session_header, "NAME",
+			"session affinity header (default x-session-id)"),
+	    IG_FLAG_DOUBLE("session-slack", 0, &o->session_slack, 0, 1e9, "N",
+			   "extra queued requests a session's endpoint may have over the pool's "
+			   "best before the session moves (default 4)"),
+	    IG_FLAG_BOOL("flow-control", 0, &o->flow_control,
+			 "queue requests while the pool is saturated (else refuse sheddable "
+			 "ones); also featureGates: [flowControl]"),
+	    IG_FLAG_MS("queue-timeout", 0, &o->queue_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "longest wait in that queue, then 503 (default 30s)"),
+	    IG_FLAG_UINT("queue-capacity", 0, &o->queue_capacity, 1, 100000000, "N",
+			 "requests the queue holds per worker, then 429 (default 1000)"),
+	    IG_FLAG_SECTION("logging:"),
+	    IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
+			 "error, warn, info or debug (default info)"),
+	    IG_FLAG_END,
 	};
 	struct ig_flags fl = {.prog = "infergate gateway",
 			      .usage = usage_text,

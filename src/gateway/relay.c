@@ -21,12 +21,13 @@
 #include "gateway/metrics.h"
 #include "gateway/request.h"
 #include "gateway/sessions.h"
+#include "http/sse.h"
 #include "json/json.h"
+#include "json/usage.h"
 #include "sched/flowq.h"
 #include "sched/picker.h"
 
 #define MAX_ATTEMPTS 8
-#define SSE_LINE_MAX (256 * 1024)
 
 static const struct ig_http_client_cbs upstream_cbs;
 static void attempt(struct ig_req *p);
@@ -76,8 +77,7 @@ void ig_req_finish(struct ig_req *p)
 	p->probe = NULL;
 	release_endpoint(p);
 	record_metrics(p);
-	free(p->line);
-	p->line = NULL;
+	ig_sse_free(&p->sse_state);
 	ig_snapshot_unref(p->snap);
 	p->snap = NULL;
 	ig_worker_request_done(w);
@@ -121,84 +121,21 @@ void ig_req_arm_timeout(struct ig_req *p)
 
 /* ---- usage accounting from the response ---- */
 
-static void usage_from_object(struct ig_req *p, struct ig_json_value usage)
+static void take_usage(struct ig_req *p, const struct ig_usage *u)
 {
-	struct ig_json_value v;
-	int64_t n;
-	if (ig_json_get(usage, "prompt_tokens", &v) == 0 && ig_json_int64(v, &n) == 0)
-		p->in_tokens = (long)n;
-	if (ig_json_get(usage, "completion_tokens", &v) == 0 && ig_json_int64(v, &n) == 0)
-		p->out_tokens = (long)n;
+	if (u->prompt_tokens >= 0)
+		p->in_tokens = (long)u->prompt_tokens;
+	if (u->completion_tokens >= 0)
+		p->out_tokens = (long)u->completion_tokens;
 }
 
-/* One SSE event's JSON: its `usage`, when it is an object. */
-static void usage_from_event(struct ig_req *p, const char *json, size_t len)
-{
-	struct ig_json_value root, usage;
-	if (ig_json_parse(json, len, &root) == 0 && ig_json_get(root, "usage", &usage) == 0 &&
-	    usage.type == IG_JSON_OBJECT)
-		usage_from_object(p, usage);
-}
-
-/* The end of where the JSON value starting at s[0] ('{') closes, or 0. */
-static size_t object_end(const char *s, size_t len)
-{
-	int depth = 0;
-	bool in_str = false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-		if (in_str) {
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				in_str = false;
-		} else if (ch == '"') {
-			in_str = true;
-		} else if (ch == '{') {
-			depth++;
-		} else if (ch == '}' && --depth == 0) {
-			return i + 1;
-		}
-	}
-	return 0;
-}
-
-/* A JSON response's usage, from its last bytes: the last `"usage"` key
- * (a quote not escaped, followed by a colon and an object), validated on
- * its own. vLLM and OpenAI put usage at the end, so the whole body is
- * never kept or parsed. */
+/* A JSON response's usage, from the last bytes kept of it: vLLM and
+ * OpenAI put usage at the end, so the body is never kept whole or parsed. */
 static void usage_from_tail(struct ig_req *p)
 {
-	const char *s = p->tail;
-	size_t len = p->tail_len;
-	for (size_t end = len; end >= 7;) {
-		const char *k = NULL;
-		for (size_t i = end - 7 + 1; i-- > 0;)
-			if (memcmp(s + i, "\"usage\"", 7) == 0) {
-				k = s + i;
-				break;
-			}
-		if (!k)
-			return;
-		end = (size_t)(k - s) + 6;
-		if (k > s && k[-1] == '\\')
-			continue;
-		const char *q = k + 7, *lim = s + len;
-		while (q < lim && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-			q++;
-		if (q >= lim || *q != ':')
-			continue;
-		q++;
-		while (q < lim && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-			q++;
-		if (q >= lim || *q != '{')
-			return; /* null or not an object */
-		size_t n = object_end(q, (size_t)(lim - q));
-		struct ig_json_value usage;
-		if (n && ig_json_parse(q, n, &usage) == 0)
-			usage_from_object(p, usage);
-		return;
-	}
+	struct ig_usage u;
+	if (p->tail_len && ig_json_find_usage(p->tail, p->tail_len, &u) == 0)
+		take_usage(p, &u);
 }
 
 static void keep_tail(struct ig_req *p, const char *data, size_t len)
@@ -219,61 +156,14 @@ static void keep_tail(struct ig_req *p, const char *data, size_t len)
 	p->tail_len += len;
 }
 
-/* One complete SSE line (without its newline). */
-static void sse_line(struct ig_req *p, const char *s, size_t len)
+/* One SSE `data:` payload: the final chunk carries the usage. */
+static int on_sse_data(void *ud, const char *data, size_t len)
 {
-	if (len && s[len - 1] == '\r')
-		len--;
-	if (len < 5 || memcmp(s, "data:", 5) != 0)
-		return;
-	s += 5, len -= 5;
-	if (len && *s == ' ')
-		s++, len--;
-	if (len > 9 && memmem(s, len, "\"usage\"", 7))
-		usage_from_event(p, s, len);
-}
-
-/* SSE: complete lines are looked at where they are; only a line cut by
- * the end of a read is copied, into a buffer of its own. */
-static void scan_sse(struct ig_req *p, const char *data, size_t len)
-{
-	while (len) {
-		const char *nl = memchr(data, '\n', len);
-		size_t take = nl ? (size_t)(nl - data) : len;
-		if (p->line_len || p->line_skip || !nl) {
-			if (!p->line_skip && p->line_len + take <= SSE_LINE_MAX) {
-				if (p->line_len + take > p->line_cap) {
-					size_t cap = p->line_cap ? p->line_cap : 1024;
-					while (cap < p->line_len + take)
-						cap *= 2;
-					char *l = realloc(p->line, cap);
-					if (!l) {
-						p->line_skip = true;
-						goto next;
-					}
-					p->line = l;
-					p->line_cap = cap;
-				}
-				memcpy(p->line + p->line_len, data, take);
-				p->line_len += take;
-			} else {
-				p->line_skip = true; /* an over-long line is skipped */
-			}
-		next:
-			if (nl) {
-				if (!p->line_skip)
-					sse_line(p, p->line, p->line_len);
-				p->line_len = 0;
-				p->line_skip = false;
-			}
-		} else {
-			sse_line(p, data, take);
-		}
-		if (!nl)
-			return;
-		data += take + 1;
-		len -= take + 1;
-	}
+	struct ig_req *p = ud;
+	struct ig_usage u;
+	if (len > 9 && memmem(data, len, "\"usage\"", 7) && ig_json_find_usage(data, len, &u) == 0)
+		take_usage(p, &u);
+	return 0;
 }
 
 /* ---- upstream callbacks ---- */
@@ -329,7 +219,7 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 	struct ig_req *p = ud;
 	p->resp_bytes += len;
 	if (p->sse)
-		scan_sse(p, data, len);
+		ig_sse_feed(&p->sse_state, data, len, on_sse_data, p);
 	else
 		keep_tail(p, data, len);
 	/* The last piece of a response with a length completes it for the

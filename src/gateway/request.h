@@ -13,6 +13,7 @@
 #include "gateway/worker.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "http/sse.h"
 #include "sched/flowq.h"
 #include "sched/sched.h"
 
@@ -66,9 +67,7 @@ struct ig_req {
 	int64_t resp_length; /* Content-Length of the response, -1 if none */
 	char *tail;	     /* last bytes of a JSON response, for `usage` */
 	size_t tail_len;
-	char *line; /* SSE: the current line, when it spans reads */
-	size_t line_len, line_cap;
-	bool line_skip; /* the current SSE line is too long: skipped */
+	struct ig_sse sse_state; /* data: lines of an event stream */
 	long in_tokens, out_tokens;
 	uint64_t start_ns;
 	bool recorded, finished;

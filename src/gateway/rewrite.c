@@ -179,13 +179,18 @@ static int target_json(struct ig_req *p, const char *target)
 static int resolve_model(struct ig_req *p)
 {
 	struct ig_buf *in = &p->ex->body;
-	struct ig_json_value root, mv;
-	if (ig_json_parse(in->ptr, in->len, &root) < 0 || root.type != IG_JSON_OBJECT) {
+	/* One pass validates the body and finds the members we use. */
+	static const char *const keys[] = {"model", "prompt", "messages"};
+	enum { K_MODEL, K_PROMPT, K_MESSAGES, K_N };
+	struct ig_json_value root, mem[K_N];
+	if (ig_json_parse_members(in->ptr, in->len, keys, K_N, mem, &root) < 0 ||
+	    root.type != IG_JSON_OBJECT) {
 		ig_req_fail(p, 400, "invalid_request_error", NULL,
 			    "the request body is not a JSON object");
 		return -1;
 	}
-	if (ig_json_get(root, "model", &mv) < 0 || mv.type != IG_JSON_STRING) {
+	struct ig_json_value mv = mem[K_MODEL];
+	if (mv.type != IG_JSON_STRING) {
 		ig_req_fail(p, 400, "invalid_request_error", NULL,
 			    "model not found in request: the body needs a string \"model\"");
 		return -1;
@@ -209,12 +214,12 @@ static int resolve_model(struct ig_req *p)
 	p->priority = m->criticality == IG_CRIT_SHEDDABLE ? -1 : 0;
 	/* What the prefix-cache index hashes: the prompt text of a completion,
 	 * the messages of a chat (their JSON as sent). */
-	struct ig_json_value pv;
-	if ((ig_json_get(root, "prompt", &pv) == 0 && pv.type == IG_JSON_STRING) ||
-	    (ig_json_get(root, "messages", &pv) == 0 && pv.type == IG_JSON_ARRAY))
-		p->prefix_input = pv.raw;
-	else if (ig_json_get(root, "prompt", &pv) == 0)
-		p->prefix_input = pv.raw;
+	if (mem[K_PROMPT].type == IG_JSON_STRING)
+		p->prefix_input = mem[K_PROMPT].raw;
+	else if (mem[K_MESSAGES].type == IG_JSON_ARRAY)
+		p->prefix_input = mem[K_MESSAGES].raw;
+	else if (mem[K_PROMPT].type != IG_JSON_INVALID)
+		p->prefix_input = mem[K_PROMPT].raw;
 	const char *target = m->model_name;
 	if (m->ntargets) {
 		int32_t weights[m->ntargets];

@@ -46,7 +46,7 @@ int ig_worker_start(struct ig_worker *w);
 void ig_worker_set_snapshot(struct ig_worker *w, struct ig_snapshot *s); /* posts */
 /* The same on the worker's own thread, now (takes a reference). */
 void ig_worker_apply_snapshot(struct ig_worker *w, struct ig_snapshot *s);
-void ig_worker_drain(struct ig_worker *w);				 /* posts */
+void ig_worker_drain(struct ig_worker *w); /* posts */
 void ig_worker_request_done(struct ig_worker *w);
 /* After the thread has been joined. */
 void ig_worker_free(struct ig_worker *w);

@@ -379,32 +379,38 @@ class FakePod:
         except ValueError:
             return "fake"
 
-    def _mode_json(self, conn, req, delay_ms=0, tokens=1):
+    def _mode_json(self, conn, req, delay_ms=0, tokens=1, text=None, prompt_tokens=3):
         if delay_ms:
             time.sleep(delay_ms / 1000.0)
         body = json.dumps({
             "id": "cmpl-fake-%d-%d" % (conn.id, conn.nreq), "object": "text_completion",
             "created": int(time.time()), "model": self._model(req),
-            "choices": [{"index": 0, "text": " hi" * tokens, "logprobs": None,
-                         "finish_reason": "length"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": tokens,
-                      "total_tokens": 3 + tokens}}).encode()
+            "choices": [{"index": 0, "text": text if text is not None else " hi" * tokens,
+                         "logprobs": None, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
+                      "total_tokens": prompt_tokens + tokens}}).encode()
         req.outcome = "answered"
         return self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                           b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
-    def _sse_event(self, req, i, last):
-        return ("data: " + json.dumps({
+    def _sse_event(self, req, i, last, space=True, usage=None):
+        event = {
             "id": "cmpl-fake", "object": "text_completion", "created": int(time.time()),
             "model": self._model(req),
             "choices": [{"index": 0, "text": " t%d" % i, "logprobs": None,
-                         "finish_reason": "length" if last else None}]}) + "\n\n").encode()
+                         "finish_reason": "length" if last else None}]}
+        if usage is not None:
+            # vLLM with stream_options.include_usage: null on every chunk,
+            # the counts on the last.
+            event["usage"] = usage if last else None
+        return (("data: " if space else "data:") + json.dumps(event) + "\n\n").encode()
 
     @staticmethod
     def _chunk(data):
         return b"%x\r\n%s\r\n" % (len(data), data)
 
-    def _mode_sse(self, conn, req, events=5, interval_ms=20, cut_after=None):
+    def _mode_sse(self, conn, req, events=5, interval_ms=20, cut_after=None, space=True,
+                  usage=None):
         if not self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                           b"Transfer-Encoding: chunked\r\n\r\n"):
             return False
@@ -415,7 +421,8 @@ class FakePod:
                 return False
             if i:
                 time.sleep(interval_ms / 1000.0)
-            if not self._send(conn, self._chunk(self._sse_event(req, i, i == events - 1))):
+            ev = self._sse_event(req, i, i == events - 1, space, usage)
+            if not self._send(conn, self._chunk(ev)):
                 return False
         req.outcome = "answered"
         return self._send(conn, self._chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")

@@ -516,3 +516,53 @@ def test_pod_killed_with_request_held(procs, tmp_path, fakes):
     assert len(other.completions("held-1")) == 1
     assert_ok(c)
     c.stop()
+
+
+# ---- usage read from what pods answer ----
+
+def metric_sum(c, name):
+    """The _sum of a histogram family over its series, from /metrics."""
+    status, _, data = call(c.admin, "/metrics")
+    assert status == 200
+    total = 0.0
+    for line in data.decode().splitlines():
+        if line.startswith(name + "_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.mark.parametrize("space", [True, False], ids=["data-space", "data-nospace"])
+def test_usage_from_streams(procs, tmp_path, fakes, space):
+    """The final chunk's usage is counted whether `data:` is followed by a
+    space or not (both are valid SSE), and the null usage of the other
+    chunks is ignored."""
+    [pod] = fakes.pods(mode="sse", events=4, interval_ms=1, space=space,
+                    usage={"prompt_tokens": 17, "completion_tokens": 4, "total_tokens": 21})
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    body = json.dumps({"model": "tweet-summary", "prompt": "p", "max_tokens": 4,
+                       "stream": True}).encode()
+    status, _, data = call(c.base, "/v1/completions", raw=body)
+    assert status == 200 and data.count(b"data:") == 5, data
+    deadline = time.monotonic() + 3
+    while metric_sum(c, "inference_model_output_tokens") != 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric_sum(c, "inference_model_output_tokens") == 4
+    assert metric_sum(c, "inference_model_input_tokens") == 17
+    c.stop()
+
+
+def test_usage_from_json_with_decoys(procs, tmp_path, fakes):
+    """A non-streamed answer's usage is the top-level member, not the word
+    "usage" inside the generated text; a long text (more than the few KiB
+    the gateway keeps of a body) does not hide it."""
+    decoy = '"usage": {"prompt_tokens": 999, "completion_tokens": 999} ' * 400
+    [pod] = fakes.pods(mode="json", tokens=7, prompt_tokens=11, text=decoy)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    status, _, data, _, _ = completion(c)
+    assert status == 200 and len(data) > 20000
+    assert json.loads(data)["usage"]["completion_tokens"] == 7
+    assert metric_sum(c, "inference_model_output_tokens") == 7
+    assert metric_sum(c, "inference_model_input_tokens") == 11
+    c.stop()
