@@ -13,9 +13,15 @@ bool ig_str_eq(struct ig_str a, struct ig_str b)
 	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
+/* Against a C string without measuring it first: most comparisons on the
+ * request path fail at the first byte. */
 bool ig_str_eq_cstr(struct ig_str a, const char *b)
 {
-	return ig_str_eq(a, ig_str_from(b));
+	size_t i = 0;
+	for (; i < a.len; i++)
+		if (!b[i] || a.ptr[i] != b[i])
+			return false;
+	return b[i] == '\0';
 }
 
 static inline unsigned char lower(unsigned char c)
@@ -35,7 +41,11 @@ bool ig_str_ieq(struct ig_str a, struct ig_str b)
 
 bool ig_str_ieq_cstr(struct ig_str a, const char *b)
 {
-	return ig_str_ieq(a, ig_str_from(b));
+	size_t i = 0;
+	for (; i < a.len; i++)
+		if (!b[i] || lower((unsigned char)a.ptr[i]) != lower((unsigned char)b[i]))
+			return false;
+	return b[i] == '\0';
 }
 
 bool ig_str_has_prefix(struct ig_str s, struct ig_str prefix)

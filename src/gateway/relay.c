@@ -359,8 +359,11 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
 			       p);
 	/* The Host line names the endpoint on every attempt. */
-	int n = snprintf(p->host_line, sizeof p->host_line, "Host: %s\r\n\r\n", ep->addr);
-	p->host_len = (size_t)n;
+	size_t alen = strlen(ep->addr);
+	memcpy(p->host_line, "Host: ", 6);
+	memcpy(p->host_line + 6, ep->addr, alen);
+	memcpy(p->host_line + 6 + alen, "\r\n\r\n", 4);
+	p->host_len = alen + 10;
 	bool is_head = ig_str_eq_cstr(p->ex->req.method, "HEAD");
 	const struct ig_str parts[] = {
 	    p->head, {p->host_line, p->host_len}, p->body_pre, p->model_json, p->body_post};

@@ -51,13 +51,32 @@ static bool hop_by_hop(struct ig_str name)
 	return false;
 }
 
-static void uuid4(char out[37])
+/* A version 4 UUID in its 8-4-4-4-12 text form (36 bytes, no NUL). */
+static void uuid4(char out[36])
 {
 	char hex[33];
 	ig_rng_hex128(ig_rng_thread(), hex);
 	hex[12] = '4';
 	hex[16] = "89ab"[hex[16] % 4];
-	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+	memcpy(out, hex, 8);
+	out[8] = '-';
+	memcpy(out + 9, hex + 8, 4);
+	out[13] = '-';
+	memcpy(out + 14, hex + 12, 4);
+	out[18] = '-';
+	memcpy(out + 19, hex + 16, 4);
+	out[23] = '-';
+	memcpy(out + 24, hex + 20, 12);
+}
+
+/* Decimal digits of v, written backwards from end; returns the start. */
+static char *u64_text(uint64_t v, char *end)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
 }
 
 /* The upstream head, up to (not including) the Host line of an attempt:
@@ -99,7 +118,7 @@ static int build_head(struct ig_req *p)
 		put(&w, "\r\n", 2);
 	}
 	if (!have_id) {
-		char id[37];
+		char id[36];
 		uuid4(id);
 		put_cstr(&w, "x-request-id: ");
 		put(&w, id, 36);
@@ -113,9 +132,11 @@ static int build_head(struct ig_req *p)
 	put_str(&w, peer);
 	put(&w, "\r\n", 2);
 	if (p->body_len || ig_str_eq_cstr(r->method, "POST") || ig_str_eq_cstr(r->method, "PUT")) {
-		char cl[40];
-		int n = snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", p->body_len);
-		put(&w, cl, (size_t)n);
+		char digits[24], *end = digits + sizeof digits;
+		char *d = u64_text(p->body_len, end);
+		put_cstr(&w, "Content-Length: ");
+		put(&w, d, (size_t)(end - d));
+		put(&w, "\r\n", 2);
 	}
 	if (w.p > w.end)
 		return -1;

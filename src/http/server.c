@@ -1096,8 +1096,16 @@ int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len)
 	struct iovec iov[3];
 	int n = 0;
 	if (c->resp_chunked) {
-		int k = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-		iov[n++] = (struct iovec){size_line, (size_t)k};
+		/* The chunk size in hex, then CRLF, written backwards. */
+		char *end = size_line + sizeof size_line, *p = end - 2;
+		end[-2] = '\r';
+		end[-1] = '\n';
+		size_t v = len;
+		do {
+			*--p = "0123456789abcdef"[v & 15];
+			v >>= 4;
+		} while (v);
+		iov[n++] = (struct iovec){p, (size_t)(end - p)};
 	}
 	iov[n++] = (struct iovec){(void *)data, len};
 	if (c->resp_chunked)
