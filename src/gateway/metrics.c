@@ -5,6 +5,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
 
 #include "gateway/snapshot.h"
 #include "metrics/registry.h"
@@ -295,4 +298,108 @@ void ig_gw_metrics_scheduler(struct ig_gw_metrics *gm, double seconds)
 	struct ig_series *s = ig_metrics_series(gm->sched_e2e, NULL);
 	if (s)
 		ig_hist_observe(s, seconds);
+}
+
+/* ---- a worker's cache of series handles ---- */
+
+/* A request's series are found by their label values, which costs a hash
+ * and string compares per family (ten families per request). A worker
+ * keeps the handles of the (model, target, priority) combinations it saw
+ * last; series live as long as the registry, so a handle never goes
+ * stale. Direct-mapped: a collision simply replaces the entry. */
+#define CACHE_SLOTS 64
+#define CACHE_NAME 64
+
+struct cache_entry {
+	bool used;
+	int priority;
+	char model[CACHE_NAME];
+	char target[CACHE_NAME];
+	struct ig_series *req_total, *req_duration, *req_sizes, *resp_sizes, *in_tokens,
+	    *out_tokens, *obj_total, *obj_duration, *obj_in_tokens, *obj_out_tokens;
+};
+
+struct ig_gw_metrics_cache {
+	struct cache_entry e[CACHE_SLOTS];
+};
+
+struct ig_gw_metrics_cache *ig_gw_metrics_cache_new(void)
+{
+	return calloc(1, sizeof(struct ig_gw_metrics_cache));
+}
+
+void ig_gw_metrics_cache_free(struct ig_gw_metrics_cache *c)
+{
+	free(c);
+}
+
+static struct cache_entry *cache_fill(struct ig_gw_metrics *gm, struct cache_entry *e,
+				      const char *model, const char *target, int priority)
+{
+	char prio[16];
+	snprintf(prio, sizeof prio, "%d", priority);
+	const char *mt[] = {model, target};
+	const char *mtp[] = {model, target, prio};
+	e->req_total = ig_metrics_series(gm->req_total, mt);
+	e->req_duration = ig_metrics_series(gm->req_duration, mt);
+	e->req_sizes = ig_metrics_series(gm->req_sizes, mt);
+	e->resp_sizes = ig_metrics_series(gm->resp_sizes, mt);
+	e->in_tokens = ig_metrics_series(gm->in_tokens_h, mt);
+	e->out_tokens = ig_metrics_series(gm->out_tokens_h, mt);
+	e->obj_total = ig_metrics_series(gm->obj_total, mtp);
+	e->obj_duration = ig_metrics_series(gm->obj_duration, mt);
+	e->obj_in_tokens = ig_metrics_series(gm->obj_in_tokens, mt);
+	e->obj_out_tokens = ig_metrics_series(gm->obj_out_tokens, mt);
+	if (!e->req_total || !e->req_duration || !e->req_sizes || !e->resp_sizes || !e->in_tokens ||
+	    !e->out_tokens || !e->obj_total || !e->obj_duration || !e->obj_in_tokens ||
+	    !e->obj_out_tokens) {
+		e->used = false;
+		return NULL;
+	}
+	e->used = true;
+	e->priority = priority;
+	snprintf(e->model, sizeof e->model, "%s", model);
+	snprintf(e->target, sizeof e->target, "%s", target);
+	return e;
+}
+
+void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c, const char *model,
+			const char *target, int priority, int status, double seconds,
+			size_t req_bytes, size_t resp_bytes, long in_tokens, long out_tokens)
+{
+	size_t ml = strlen(model), tl = strlen(target);
+	if (status >= 400 || status == 0 || !c || ml >= CACHE_NAME || tl >= CACHE_NAME) {
+		ig_gw_metrics_request(gm, model, target, status, seconds, req_bytes, resp_bytes,
+				      in_tokens, out_tokens);
+		ig_gw_metrics_objective(gm, model, target, priority, status, seconds, in_tokens,
+					out_tokens);
+		return;
+	}
+	uint64_t h = XXH3_64bits(model, ml) ^ (XXH3_64bits(target, tl) * 31) ^
+		     ((uint64_t)(unsigned)priority * 0x9e3779b97f4a7c15u);
+	struct cache_entry *e = &c->e[h % CACHE_SLOTS];
+	if (!e->used || e->priority != priority || strcmp(e->model, model) != 0 ||
+	    strcmp(e->target, target) != 0)
+		e = cache_fill(gm, e, model, target, priority);
+	if (!e) {
+		ig_gw_metrics_request(gm, model, target, status, seconds, req_bytes, resp_bytes,
+				      in_tokens, out_tokens);
+		ig_gw_metrics_objective(gm, model, target, priority, status, seconds, in_tokens,
+					out_tokens);
+		return;
+	}
+	ig_counter_add(e->req_total, 1);
+	ig_hist_observe(e->req_duration, seconds);
+	ig_hist_observe(e->req_sizes, (double)req_bytes);
+	ig_hist_observe(e->resp_sizes, (double)resp_bytes);
+	ig_counter_add(e->obj_total, 1);
+	ig_hist_observe(e->obj_duration, seconds);
+	if (in_tokens > 0) {
+		ig_hist_observe(e->in_tokens, (double)in_tokens);
+		ig_hist_observe(e->obj_in_tokens, (double)in_tokens);
+	}
+	if (out_tokens > 0) {
+		ig_hist_observe(e->out_tokens, (double)out_tokens);
+		ig_hist_observe(e->obj_out_tokens, (double)out_tokens);
+	}
 }

@@ -52,10 +52,8 @@ static void record_metrics(struct ig_req *p)
 	p->recorded = true;
 	struct ig_gw_metrics *gm = p->w->gw->metrics;
 	double secs = (double)(ig_now_ns() - p->start_ns) / 1e9;
-	ig_gw_metrics_request(gm, p->model.ptr, p->target.ptr, p->status, secs, p->body_len,
-			      p->resp_bytes, p->in_tokens, p->out_tokens);
-	ig_gw_metrics_objective(gm, p->model.ptr, p->target.ptr, p->priority, p->status, secs,
-				p->in_tokens, p->out_tokens);
+	ig_gw_metrics_done(gm, p->w->mcache, p->model.ptr, p->target.ptr, p->priority, p->status,
+			   secs, p->body_len, p->resp_bytes, p->in_tokens, p->out_tokens);
 }
 
 void ig_req_finish(struct ig_req *p)

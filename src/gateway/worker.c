@@ -30,7 +30,8 @@ int ig_worker_init(struct ig_worker *w, struct ig_gateway_rt *gw, int id)
 		return rc;
 	w->loop.data = w;
 	w->upstreams = ig_upstreams_new(&w->loop, &gw->opt.upstream);
-	return w->upstreams ? 0 : -ENOMEM;
+	w->mcache = ig_gw_metrics_cache_new();
+	return w->upstreams && w->mcache ? 0 : -ENOMEM;
 }
 
 int ig_worker_start(struct ig_worker *w)
@@ -168,6 +169,8 @@ void ig_worker_free(struct ig_worker *w)
 	}
 	ig_upstreams_free(w->upstreams);
 	w->upstreams = NULL;
+	ig_gw_metrics_cache_free(w->mcache);
+	w->mcache = NULL;
 	ig_timer_stop(&w->loop, &w->queue_timer);
 	ig_timer_stop(&w->loop, &w->drain_recheck);
 	ig_flowq_free(w->queue);

@@ -14,6 +14,7 @@
 #include "gateway/runtime.h"
 #include "http/server.h"
 #include "pool/upstream.h"
+#include "gateway/metrics.h"
 #include "sched/flowq.h"
 
 #define IG_MAX_LISTEN_PORTS 64
@@ -33,7 +34,8 @@ struct ig_worker {
 	struct ig_listen_slot slots[IG_MAX_LISTEN_PORTS];
 	size_t nslots;
 	struct ig_upstreams *upstreams;
-	size_t active; /* requests in flight on this worker */
+	struct ig_gw_metrics_cache *mcache; /* series handles of recent requests */
+	size_t active;			    /* requests in flight on this worker */
 	bool draining;
 	struct ig_flowq *queue; /* flow control: requests waiting for capacity */
 	struct ig_timer queue_timer;
