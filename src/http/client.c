@@ -34,7 +34,8 @@ struct ig_http_client {
 	enum client_state state;
 	bool connected, sent_all, paused, reused, got_byte, is_head, keep_alive;
 	bool close_requested;
-	int in_cb; /* callbacks of ours on the stack */
+	bool idle_failed; /* reset or closed while holding no request */
+	int in_cb;	  /* callbacks of ours on the stack */
 	int requests;
 	/* The request still to write: iov[iov_pos..iov_cnt). */
 	struct iovec iov[MAX_PARTS];
@@ -211,6 +212,10 @@ static void on_timer(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_http_client *c = t->data;
 	uint64_t now = ig_now_ns();
+	if (c->idle_failed && (c->state == CL_HEAD || c->state == CL_BODY)) {
+		fail(c, IG_CLIENT_EARLY, ECONNRESET);
+		return;
+	}
 	if (!c->connected && c->connect_deadline_ns) {
 		if (now >= c->connect_deadline_ns) {
 			fail(c, IG_CLIENT_CONNECT, ETIMEDOUT);
@@ -480,8 +485,14 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 		if (do_read(c))
 			return;
 	} else if ((events & IG_EV_ERROR) && c->state != CL_HEAD && c->state != CL_BODY) {
-		/* An error on a connection with no request: report nothing now;
-		 * the next use fails and tells. */
+		/* An error on a connection with no request: nothing to tell now,
+		 * but epoll would keep reporting it. It stops watching; the next
+		 * request on it fails from the loop (an early failure of a reused
+		 * connection, as when the reset comes a moment later). */
+		c->idle_failed = true;
+		ig_io_set(loop, &c->io, 0);
+		ig_io_stop(loop, &c->io);
+		return;
 	}
 	if (c->state != CL_DEAD)
 		update_events(c);
@@ -513,6 +524,11 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 	c->state = CL_HEAD;
 	c->read_timeout_ns = read_timeout_ms * 1000000u;
 	c->last_ns = ig_now_ns();
+	if (c->idle_failed) {
+		/* Reported from the loop, never inside this call. */
+		ig_timer_start(c->loop, &c->timer, 0, on_timer, c);
+		return 0;
+	}
 	if (c->connected) {
 		arm_read_timer(c);
 		/* Write at once (the usual case); a failure here shows up again
@@ -547,7 +563,7 @@ void ig_http_client_pause(struct ig_http_client *c, bool paused)
 
 bool ig_http_client_reusable(const struct ig_http_client *c)
 {
-	return c->state == CL_READY && c->keep_alive && c->in.len == 0;
+	return c->state == CL_READY && c->keep_alive && c->in.len == 0 && !c->idle_failed;
 }
 
 bool ig_http_client_was_reused(const struct ig_http_client *c)

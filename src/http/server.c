@@ -59,6 +59,7 @@ struct ig_http_conn {
 	bool in_handler; /* exchange handed to the handler and not ended */
 	bool is_head;
 	bool lingering; /* closing: write side shut, draining the input */
+	bool peer_done; /* the client sent FIN after a request: close after it */
 	bool broken;	/* dead: freed by the queued task */
 	char peer[56];
 	struct ig_http_conn *prev, *next;
@@ -184,7 +185,7 @@ static void update_events(struct ig_http_conn *c)
 	case ST_HANDLING:
 	case ST_DONE:
 	case ST_FLUSH:
-		if (c->in.len < PIPELINE_MAX)
+		if (c->in.len < PIPELINE_MAX && !c->peer_done)
 			ev = IG_EV_READ;
 		break;
 	case ST_CLOSING:
@@ -297,6 +298,11 @@ static void linger_close(struct ig_http_conn *c)
 /* Waits for the next request on a kept-alive connection. */
 static void start_next(struct ig_http_conn *c)
 {
+	if (c->srv->draining || c->peer_done) {
+		/* A drain closes busy connections after their response. */
+		linger_close(c);
+		return;
+	}
 	c->state = ST_HEAD;
 	c->scanned = 0;
 	c->resp_started = false;
@@ -573,6 +579,15 @@ static int read_body(struct ig_http_conn *c)
 static void process_input(struct ig_http_conn *c)
 {
 	if (c->state == ST_HEAD) {
+		/* Empty lines before a request line are ignored (RFC 9112 §2.2):
+		 * some clients send a CRLF after a POST body. */
+		size_t blank = 0;
+		while (blank < c->in.len && (c->in.ptr[blank] == '\r' || c->in.ptr[blank] == '\n'))
+			blank++;
+		if (blank) {
+			ig_buf_consume(&c->in, blank);
+			c->scanned = 0;
+		}
 		if (!c->in.len)
 			return;
 		if (c->tkind != TM_HEAD)
@@ -675,6 +690,14 @@ static void conn_read(struct ig_http_conn *c)
 			     c->state == ST_BODY ? "request body too large" : "out of memory");
 		return;
 	}
+	if (n == 0 && (c->state == ST_DONE || c->state == ST_FLUSH)) {
+		/* The client half-closed after its request: its response is
+		 * complete and still going out; send it, then close. */
+		c->peer_done = true;
+		c->keep_alive = false;
+		update_events(c);
+		return;
+	}
 	if (n <= 0) {
 		/* Peer closed or failed. A response still being written for it
 		 * has no reader: drop everything. */
@@ -728,6 +751,13 @@ static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 	struct ig_http_conn *c = io->data;
 	if (c->broken)
 		return;
+	if (events & IG_EV_ERROR) {
+		/* Reset, or shut both ways: nothing can reach the client any more
+		 * (epoll reports this even when we asked for no events, so it must
+		 * not wait for a read that may never be tried). */
+		conn_free(c);
+		return;
+	}
 	if (events & IG_EV_WRITE) {
 		/* Below half the high-water mark the handler may produce again. */
 		bool was_full = c->want_writable;
@@ -943,7 +973,7 @@ size_t ig_http_server_busy(const struct ig_http_server *s)
 {
 	size_t n = 0;
 	for (const struct ig_http_conn *c = s->conns; c; c = c->next)
-		if (c->state != ST_HEAD || c->in.len)
+		if ((c->state != ST_HEAD || c->in.len) && !c->lingering)
 			n++;
 	return n;
 }
