@@ -40,8 +40,9 @@ done
 [ -x "$IG" ] || { echo "proxy.sh: no infergate binary at $IG (make all)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "proxy.sh: needs at least 2 CPUs" >&2; exit 1; }
 
-mkdir -p "$OUT"
+mkdir -p "$OUT/configs"
 OUT=$(cd "$OUT" && pwd)
+CFG=$OUT/configs
 DIR=$(mktemp -d /tmp/ig-bench-proxy.XXXXXX)
 chmod 755 "$DIR" # nginx workers (user nobody when started by root) look into it
 PIDS=""
@@ -73,14 +74,14 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- the request bodies (wrk scripts) ---------------------------------------
 
 # The seed request of README.md, exactly as the multicore kit's post.lua.
-cat > "$DIR/small.lua" <<'LUA'
+cat > "$CFG/small.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model": "tweet-summary", "prompt": "Write as if you were a critic: San Francisco", "max_tokens": 100, "temperature": 0}'
 LUA
 echo '{"model": "tweet-summary", "prompt": "Write as if you were a critic: San Francisco", "max_tokens": 100, "temperature": 0}' > "$DIR/small.json"
 # The same request with a 1 MiB prompt (also as plain JSON for curl).
-python3 - "$DIR/big.lua" "$DIR/big.json" <<'PY'
+python3 - "$CFG/big.lua" "$DIR/big.json" <<'PY'
 import json, sys
 words = "Write as if you were a critic: San Francisco. "
 prompt = (words * (2**20 // len(words) + 1))[:2**20]
@@ -267,13 +268,12 @@ check_answer() {
 start() { # LAYOUT
 	layout "$1"
 	rm -f "$DIR/commands"
-	mkdir -p "$DIR/tmp" "$OUT/configs/$1"
-	pods_conf "$W" > "$OUT/configs/$1/pods.conf"
-	front_conf "$W" "$AFF" > "$OUT/configs/$1/nginx.conf"
-	haproxy_cfg "$W" > "$OUT/configs/$1/haproxy.cfg"
-	manifests > "$OUT/configs/$1/manifests.yaml"
-	cp "$DIR/small.lua" "$OUT/configs/small.lua"
-	C="$OUT/configs/$1"
+	mkdir -p "$DIR/tmp" "$CFG/$1"
+	C="$CFG/$1"
+	pods_conf "$W" > "$C/pods.conf"
+	front_conf "$W" "$AFF" > "$C/nginx.conf"
+	haproxy_cfg "$W" > "$C/haproxy.cfg"
+	manifests > "$C/manifests.yaml"
 	say taskset -c "$LCPU" nginx -c "$C/pods.conf" -p "$DIR" -e "$DIR/pods.err"
 	say taskset -c "$PCPU" nginx -c "$C/nginx.conf" -p "$DIR" -e "$DIR/front.err"
 	spawn "$DIR/haproxy.log" taskset -c "$PCPU" haproxy -db -f "$C/haproxy.cfg"
@@ -299,9 +299,9 @@ url() {
 # wrk_cmd KIND SECS: the wrk command line of that kind in this layout.
 wrk_cmd() {
 	case $1 in
-	load) echo "taskset -c $LCPU wrk -t$THREADS -c$CONNS -d$2s --latency -s $DIR/small.lua" ;;
-	small1) echo "taskset -c $LCPU wrk -t1 -c1 -d$2s --latency -s $DIR/small.lua" ;;
-	big1) echo "taskset -c $LCPU wrk -t1 -c1 -d$2s --latency -s $DIR/big.lua" ;;
+	load) echo "taskset -c $LCPU wrk -t$THREADS -c$CONNS -d$2s --latency -s $CFG/small.lua" ;;
+	small1) echo "taskset -c $LCPU wrk -t1 -c1 -d$2s --latency -s $CFG/small.lua" ;;
+	big1) echo "taskset -c $LCPU wrk -t1 -c1 -d$2s --latency -s $CFG/big.lua" ;;
 	esac
 }
 
@@ -419,7 +419,7 @@ report() {
 	echo "the 1 MB case has a 1 MiB prompt. Medians of $RUNS runs of ${SECS}s per cell;"
 	echo "errors are non-2xx answers plus wrk socket errors, summed over the runs. \`new upstream\`:"
 	echo "connections the pods accepted during a run (median; 0 = every request on a kept-alive"
-	echo "connection); \`ss upstream\`: established connections the target held to the pods halfway"
+	echo "connection; for direct, wrk's own); \`ss upstream\`: established connections the target held to the pods halfway"
 	echo "through a run, idle ones included (infergate's include its 4 metrics scrapes)."
 	echo
 	for l in $LAYOUTS; do
@@ -461,7 +461,8 @@ report() {
 		done
 	done
 	echo
-	echo "Commands (configs in \`$OUT/configs/\`; URL per target):"
+	echo "Commands (configs and wrk scripts in \`$CFG/\`; -p is a scratch directory). URL:"
+	for t in $TARGETS; do echo "$t \`$(url $t)\`"; done | paste -sd ',' | sed 's/,/, /g'
 	echo
 	cat "$DIR/all-commands"
 }
