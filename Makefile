@@ -41,6 +41,7 @@ help:
 	@echo "make tsan       build build-tsan/ (ThreadSanitizer), run the threaded tests on it"
 	@echo "make fuzz       run every libFuzzer target briefly (FUZZ_SECONDS=10)"
 	@echo "make deps       install the Debian packages the build needs"
+	@echo "make bench-proxy infergate, nginx and HAProxy side by side (~7 min)"
 
 # ---- objects ---------------------------------------------------------------
 
@@ -205,3 +206,20 @@ bench-deps:
 bench: bench-deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	IG_BIN=$(abspath $(B)/infergate) scripts/bench/run-all.sh $(BENCH_OUT)
+
+# `make bench-proxy`: infergate, nginx and HAProxy in front of the same 4
+# nginx fake pods, as the 16-core kit (shared/tools/multicore-bench) runs
+# them: pinned with 1 worker, shared with 2; req/s, p50, p99, added latency
+# at 1 connection and for a 1 MB prompt (scripts/bench/proxy.sh). About 7
+# minutes. BENCH_RUNS (3) runs per cell, BENCH_SECS (5) seconds per run.
+BENCH_PROXY_OUT ?= $(B)/bench-proxy
+
+.PHONY: bench-proxy bench-proxy-deps
+bench-proxy-deps:
+	@command -v wrk >/dev/null && command -v nginx >/dev/null && command -v haproxy >/dev/null && \
+	  command -v taskset >/dev/null && command -v ss >/dev/null && command -v curl >/dev/null || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk nginx haproxy util-linux iproute2 curl python3; }
+
+bench-proxy: bench-proxy-deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	IG_BIN=$(abspath $(B)/infergate) scripts/bench/proxy.sh $(BENCH_PROXY_OUT)
