@@ -155,13 +155,24 @@ demo: deps
 
 # ---- fuzzing -------------------------------------------------------------------
 
+# The library is compiled once with the fuzzers' instrumentation
+# (fuzzer-no-link) into build-fuzz/, and each target only links against it.
 FUZZ_SECONDS ?= 10
-FUZZ_FLAGS := $(CSTD) $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined
+BFZ := build-fuzz
+FUZZ_CFLAGS := $(CSTD) $(CPPFLAGS) -g -O1 -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_BINS := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(wildcard src/*/*.h)
+$(BFZ)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+	@echo "CC (fuzz) $<"
+	@$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BFZ)/libinfergate.a: $(call objs,$(BFZ),$(LIB_SRCS))
+	@rm -f $@; ar rcs $@ $^
+
+$(B)/fuzz/%: $(BFZ)/obj/fuzz/%.o $(BFZ)/libinfergate.a
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -173,9 +184,9 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(B) $(BA) $(BT)
+	rm -rf $(B) $(BA) $(BT) $(BFZ)
 
--include $(shell find $(B) $(BA) $(BT) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) $(BA) $(BT) $(BFZ) -name '*.d' 2>/dev/null)
 
 # ---- benchmarks ------------------------------------------------------------------
 
