@@ -7,6 +7,10 @@
  * over-read here. */
 #include "json/json.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,9 +147,29 @@ static int parse_string(struct parser *ps)
 	const char *p = ps->p + 1, *end = ps->end;
 
 	for (;;) {
-		/* Eight bytes at a time while none of them is a quote, a
+#ifdef __SSE2__
+		/* Sixteen bytes at a time while none of them is a quote, a
 		 * backslash, a control byte or non-ASCII: prompts are long runs of
 		 * plain text, and this is most of a large body's validation. */
+		{
+			const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+			const __m128i ctrl = _mm_set1_epi8(0x1f);
+			while (end - p >= 16) {
+				__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+				__m128i sp = _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+							  _mm_cmpeq_epi8(v, bslash));
+				/* unsigned v <= 0x1f: max(v, 0x1f) == 0x1f */
+				sp = _mm_or_si128(sp, _mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl));
+				unsigned mask = (unsigned)(_mm_movemask_epi8(sp) | _mm_movemask_epi8(v));
+				if (mask) {
+					p += __builtin_ctz(mask);
+					break;
+				}
+				p += 16;
+			}
+		}
+#endif
+		/* Eight bytes at a time, the same test without vector registers. */
 		while (end - p >= 8) {
 			uint64_t v;
 			memcpy(&v, p, 8);
