@@ -49,14 +49,16 @@ static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, 
 				continue;
 			size_t k = c->n++;
 			c->eps[k] = ep;
+			long pend_r, pend_t;
+			ig_endpoint_pending(ep, &pend_r, &pend_t);
 			ig_endpoint_read_metrics(ep, &c->m[k]);
 			uint64_t upd = c->m[k].updated_ns;
 			c->se[k] = (struct ig_sched_endpoint){
 			    .m = &c->m[k],
 			    .metrics_age_ms =
 				upd ? (now_ns > upd ? (now_ns - upd) / 1000000u : 0) : UINT64_MAX,
-			    .inflight_requests = ig_endpoint_pending_requests(ep),
-			    .inflight_tokens = ig_endpoint_pending_tokens(ep),
+			    .inflight_requests = pend_r,
+			    .inflight_tokens = pend_t,
 			    .addr = ig_str_from(ep->addr),
 			    .key = ep->key,
 			};

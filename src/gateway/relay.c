@@ -37,7 +37,7 @@ static void attempt(struct ig_req *p);
 static void release_endpoint(struct ig_req *p)
 {
 	if (p->ep) {
-		ig_endpoint_finish(p->ep, (size_t)p->w->id);
+		ig_endpoint_finish(p->ep, (size_t)p->w->id, p->ep_epoch, p->ep_tokens);
 		p->ep = NULL;
 	}
 }
@@ -352,7 +352,8 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		return -1;
 	}
 	p->ep = ep;
-	ig_endpoint_dispatch(ep, (size_t)w->id, (long)(p->prefix_input.len / 4));
+	p->ep_tokens = (long)(p->prefix_input.len / 4);
+	p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)w->id, p->ep_tokens);
 	if (p->rule && p->rule->timeout_backend_ms)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
 			       p);

@@ -145,17 +145,33 @@ static void add_ulong(atomic_ulong *a, unsigned long v)
 			      memory_order_relaxed);
 }
 
-void ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)
+unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)
 {
 	struct ig_endpoint_slot *s = &ep->slots[slot % ep->nslots];
+	unsigned e = atomic_load_explicit(&ep->epoch, memory_order_relaxed);
+	struct ig_endpoint_epoch *x = &s->epochs[e % IG_ENDPOINT_EPOCHS];
+	if (atomic_load_explicit(&x->tag, memory_order_relaxed) != e) {
+		/* The ring slot held an epoch long covered by a scrape. */
+		atomic_store_explicit(&x->requests, 0, memory_order_relaxed);
+		atomic_store_explicit(&x->tokens, 0, memory_order_relaxed);
+		atomic_store_explicit(&x->tag, e, memory_order_release);
+	}
+	add_long(&x->requests, 1);
+	add_long(&x->tokens, tokens > 0 ? tokens : 0);
 	add_long(&s->inflight, 1);
 	add_ulong(&s->requests, 1);
-	add_ulong(&s->tokens, tokens > 0 ? (unsigned long)tokens : 0);
+	return e;
 }
 
-void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot)
+void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot, unsigned epoch, long tokens)
 {
-	add_long(&ep->slots[slot % ep->nslots].inflight, -1);
+	struct ig_endpoint_slot *s = &ep->slots[slot % ep->nslots];
+	add_long(&s->inflight, -1);
+	struct ig_endpoint_epoch *x = &s->epochs[epoch % IG_ENDPOINT_EPOCHS];
+	if (atomic_load_explicit(&x->tag, memory_order_relaxed) == epoch) {
+		add_long(&x->requests, -1);
+		add_long(&x->tokens, tokens > 0 ? -tokens : 0);
+	}
 }
 
 long ig_endpoint_inflight(const struct ig_endpoint *ep)
@@ -174,36 +190,37 @@ unsigned long ig_endpoint_requests(const struct ig_endpoint *ep)
 	return n;
 }
 
-void ig_endpoint_totals(const struct ig_endpoint *ep, unsigned long *requests,
-			unsigned long *tokens)
+void ig_endpoint_pending(const struct ig_endpoint *ep, long *requests, long *tokens)
 {
-	unsigned long r = 0, t = 0;
-	for (size_t i = 0; i < ep->nslots; i++) {
-		r += atomic_load_explicit(&ep->slots[i].requests, memory_order_relaxed);
-		t += atomic_load_explicit(&ep->slots[i].tokens, memory_order_relaxed);
-	}
-	*requests = r;
-	*tokens = t;
+	struct ig_endpoint *e = (struct ig_endpoint *)ep;
+	unsigned applied = atomic_load_explicit(&e->applied, memory_order_relaxed);
+	unsigned cur = atomic_load_explicit(&e->epoch, memory_order_relaxed);
+	long r = 0, t = 0;
+	for (size_t i = 0; i < ep->nslots; i++)
+		for (size_t k = 0; k < IG_ENDPOINT_EPOCHS; k++) {
+			struct ig_endpoint_epoch *x = &e->slots[i].epochs[k];
+			unsigned tag = atomic_load_explicit(&x->tag, memory_order_acquire);
+			/* Epochs in [applied, cur], modulo wrap-around. */
+			if (tag - applied > cur - applied)
+				continue;
+			r += atomic_load_explicit(&x->requests, memory_order_relaxed);
+			t += atomic_load_explicit(&x->tokens, memory_order_relaxed);
+		}
+	*requests = r > 0 ? r : 0;
+	*tokens = t > 0 ? t : 0;
 }
 
-void ig_endpoint_set_scraped(struct ig_endpoint *ep, unsigned long requests, unsigned long tokens)
+unsigned ig_endpoint_scrape_sent(struct ig_endpoint *ep)
 {
-	atomic_store_explicit(&ep->scraped_requests, requests, memory_order_relaxed);
-	atomic_store_explicit(&ep->scraped_tokens, tokens, memory_order_relaxed);
+	unsigned e = atomic_load_explicit(&ep->epoch, memory_order_relaxed) + 1;
+	atomic_store_explicit(&ep->epoch, e, memory_order_relaxed);
+	return e;
 }
 
-long ig_endpoint_pending_requests(const struct ig_endpoint *ep)
+void ig_endpoint_scrape_applied(struct ig_endpoint *ep, unsigned epoch)
 {
-	unsigned long r, t;
-	ig_endpoint_totals(ep, &r, &t);
-	unsigned long base = atomic_load_explicit(&ep->scraped_requests, memory_order_relaxed);
-	return r > base ? (long)(r - base) : 0;
-}
-
-long ig_endpoint_pending_tokens(const struct ig_endpoint *ep)
-{
-	unsigned long r, t;
-	ig_endpoint_totals(ep, &r, &t);
-	unsigned long base = atomic_load_explicit(&ep->scraped_tokens, memory_order_relaxed);
-	return t > base ? (long)(t - base) : 0;
+	/* Never backwards: a late page of an older scrape covers less. */
+	unsigned cur = atomic_load_explicit(&ep->applied, memory_order_relaxed);
+	if ((int)(epoch - cur) > 0)
+		atomic_store_explicit(&ep->applied, epoch, memory_order_relaxed);
 }

@@ -18,12 +18,22 @@
 
 #include "pool/metrics.h"
 
+/* What a worker dispatched to an endpoint during one scrape epoch and has
+ * not seen finish. */
+struct ig_endpoint_epoch {
+	atomic_uint tag; /* the epoch these counts belong to */
+	atomic_long requests;
+	atomic_long tokens;
+};
+
+#define IG_ENDPOINT_EPOCHS 4
+
 /* One worker's view of an endpoint: written by that worker only, with
  * relaxed load+store (no read-modify-write), read by anyone. */
 struct ig_endpoint_slot {
 	_Alignas(64) atomic_long inflight; /* dispatched and not finished */
 	atomic_ulong requests;		   /* dispatched, ever */
-	atomic_ulong tokens;		   /* prompt tokens dispatched, ever */
+	struct ig_endpoint_epoch epochs[IG_ENDPOINT_EPOCHS];
 };
 
 struct ig_endpoints;
@@ -43,10 +53,12 @@ struct ig_endpoint {
 	/* Set by the scraper after repeated failed scrapes, cleared when the
 	 * endpoint answers again: such an endpoint gets no traffic. */
 	atomic_bool out_of_rotation;
-	/* The sums of the slots' requests and tokens when the scrape that is
-	 * now applied was sent: what was dispatched later is not in it yet.
-	 * Written by the scraper only. */
-	atomic_ulong scraped_requests, scraped_tokens;
+	/* Scrape epochs (written by the scraper only). Sending a scrape starts
+	 * a new epoch; applying its page makes that epoch the first one still
+	 * pending: requests dispatched before the scrape was sent are in the
+	 * page's figures, later ones are not. */
+	atomic_uint epoch;   /* the current epoch: new dispatches count in it */
+	atomic_uint applied; /* epochs before this one are covered by a page */
 
 	size_t nslots;
 	struct ig_endpoint_slot *slots; /* one per worker */
@@ -66,21 +78,23 @@ void ig_endpoint_put(struct ig_endpoint *ep);
 void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m);
 
-/* Worker-side accounting; `slot` is the worker's index. */
-void ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens);
-void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot);
+/* Worker-side accounting; `slot` is the worker's index. A request counts
+ * as pending on the endpoint from its dispatch until it finishes or a
+ * scrape sent after its dispatch is applied, whichever comes first: so a
+ * finished request never inflates the estimate, and a burst between two
+ * scrapes still spreads. dispatch returns the epoch to give to finish. */
+unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens);
+void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot, unsigned epoch, long tokens);
 
 /* Sums over the slots. */
 long ig_endpoint_inflight(const struct ig_endpoint *ep);
 unsigned long ig_endpoint_requests(const struct ig_endpoint *ep);
-/* Requests and prompt tokens dispatched since the applied scrape was sent. */
-long ig_endpoint_pending_requests(const struct ig_endpoint *ep);
-long ig_endpoint_pending_tokens(const struct ig_endpoint *ep);
+/* Requests and prompt tokens pending as defined above. */
+void ig_endpoint_pending(const struct ig_endpoint *ep, long *requests, long *tokens);
 
-/* Scraper side: the dispatch totals at the moment a scrape is sent, and
- * making them the baseline when that scrape's page is applied. */
-void ig_endpoint_totals(const struct ig_endpoint *ep, unsigned long *requests,
-			unsigned long *tokens);
-void ig_endpoint_set_scraped(struct ig_endpoint *ep, unsigned long requests, unsigned long tokens);
+/* Scraper side: a scrape is being sent (returns its epoch); its page was
+ * applied. */
+unsigned ig_endpoint_scrape_sent(struct ig_endpoint *ep);
+void ig_endpoint_scrape_applied(struct ig_endpoint *ep, unsigned epoch);
 
 #endif

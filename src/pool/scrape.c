@@ -20,9 +20,9 @@ struct target {
 	struct ig_timer timeout;
 	bool busy, ok_status;
 	unsigned failures;
-	/* Dispatch totals when this scrape was sent: they become the
-	 * endpoint's baseline when its page is applied. */
-	unsigned long sent_requests, sent_tokens;
+	/* The epoch this scrape started when it was sent: requests
+	 * dispatched before it are in its page. */
+	unsigned epoch;
 	char req[160];
 	size_t reqlen;
 };
@@ -49,7 +49,7 @@ static void target_done(struct target *t, bool ok)
 			m.updated_ns = ig_now_ns();
 			ig_endpoint_write_metrics(t->ep, &m);
 			/* The page counts what was dispatched before it was asked for. */
-			ig_endpoint_set_scraped(t->ep, t->sent_requests, t->sent_tokens);
+			ig_endpoint_scrape_applied(t->ep, t->epoch);
 		}
 	}
 	if (!ok) {
@@ -134,7 +134,7 @@ static void start(struct target *t)
 	ig_buf_reset(&t->body);
 	t->busy = true;
 	t->ok_status = false;
-	ig_endpoint_totals(t->ep, &t->sent_requests, &t->sent_tokens);
+	t->epoch = ig_endpoint_scrape_sent(t->ep);
 	ig_timer_start(s->loop, &t->timeout, s->cfg.timeout_ms, on_timeout, t);
 	if (ig_http_client_send(t->conn, t->req, t->reqlen, false, 0, &cbs, t) < 0) {
 		drop_conn(t);

@@ -357,6 +357,28 @@ def test_burst_does_not_herd(procs, tmp_path):
     g.stop()
 
 
+def test_sequential_requests_do_not_inflate(procs, tmp_path):
+    """GIE's default profile with three pods reporting (queue 0, KV 0.2),
+    (queue 0, KV 0.1) and (queue 10, KV 0.2): five requests, each finished
+    before the next is sent, all belong on the second pod. A finished
+    request must not count as load on the pod that served it (it did
+    before: the pod was charged until its next scrape)."""
+    per = [("--fixed-waiting", "0", "--fixed-kv-usage", "0.2"),
+           ("--fixed-waiting", "0", "--fixed-kv-usage", "0.1"),
+           ("--fixed-waiting", "10", "--fixed-kv-usage", "0.2")]
+    sims = Sims(procs, 3, per_sim=per)
+    # Scrapes far apart, so every request lands between the same two.
+    g = one_pool(procs, tmp_path, sims, gw_args=("--scrape-interval", "5s"))
+    g.wait_waiting({sims.endpoint(0): 0, sims.endpoint(1): 0, sims.endpoint(2): 10})
+    served = []
+    for i in range(5):
+        st, ep, body = g.send(completion("sequential request %d" % i))
+        assert st == 200, body
+        served.append(ep)
+    assert served == [sims.endpoint(1)] * 5, served
+    g.stop()
+
+
 # ---- 3. admission by InferenceObjective priority ----
 
 def test_admission_by_objective_priority(procs, tmp_path):

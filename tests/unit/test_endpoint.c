@@ -120,38 +120,88 @@ static void test_registry_refs(void **state)
 	ig_endpoints_free(reg);
 }
 
-/* Per-worker slots sum; what was dispatched before a scrape was sent
- * stops counting as pending once that scrape is applied, what came after
- * keeps counting. */
+static long pending(struct ig_endpoint *ep, long *tokens)
+{
+	long r, t;
+	ig_endpoint_pending(ep, &r, &t);
+	if (tokens)
+		*tokens = t;
+	return r;
+}
+
+/* Per-worker slots sum. A request is pending from dispatch until it
+ * finishes or a scrape sent after its dispatch is applied. */
 static void test_accounting(void **state)
 {
 	struct ig_endpoints *reg = ig_endpoints_new(3);
 	struct ig_endpoint *ep = ig_endpoint_get(reg, "10.0.0.2:8000");
-	ig_endpoint_dispatch(ep, 0, 100);
-	ig_endpoint_dispatch(ep, 1, 50);
-	ig_endpoint_dispatch(ep, 2, 10);
+	long tok;
+	unsigned e0 = ig_endpoint_dispatch(ep, 0, 100);
+	unsigned e1 = ig_endpoint_dispatch(ep, 1, 50);
+	unsigned e2 = ig_endpoint_dispatch(ep, 2, 10);
 	assert_int_equal(ig_endpoint_inflight(ep), 3);
 	assert_int_equal(ig_endpoint_requests(ep), 3);
-	assert_int_equal(ig_endpoint_pending_requests(ep), 3);
-	assert_int_equal(ig_endpoint_pending_tokens(ep), 160);
-	/* A scrape is sent now... */
-	unsigned long r, t;
-	ig_endpoint_totals(ep, &r, &t);
-	assert_int_equal(r, 3);
-	assert_int_equal(t, 160);
-	/* ...one more request goes out while it is in flight... */
-	ig_endpoint_dispatch(ep, 1, 7);
-	ig_endpoint_finish(ep, 0);
-	/* ...and its page is applied: only the later request is pending. */
-	ig_endpoint_set_scraped(ep, r, t);
-	assert_int_equal(ig_endpoint_pending_requests(ep), 1);
-	assert_int_equal(ig_endpoint_pending_tokens(ep), 7);
-	assert_int_equal(ig_endpoint_inflight(ep), 3);
-	ig_endpoint_finish(ep, 1);
-	ig_endpoint_finish(ep, 1);
-	ig_endpoint_finish(ep, 2);
+	assert_int_equal(pending(ep, &tok), 3);
+	assert_int_equal(tok, 160);
+	/* A finished request stops counting at once. */
+	ig_endpoint_finish(ep, 2, e2, 10);
+	assert_int_equal(pending(ep, &tok), 2);
+	assert_int_equal(tok, 150);
+	/* A scrape is sent; one more request goes out while it is in flight. */
+	unsigned s = ig_endpoint_scrape_sent(ep);
+	unsigned e3 = ig_endpoint_dispatch(ep, 1, 7);
+	assert_int_equal(pending(ep, NULL), 3);
+	/* Its page is applied: the two dispatched before it are in the page's
+	 * figures, the later one still pending. */
+	ig_endpoint_scrape_applied(ep, s);
+	assert_int_equal(pending(ep, &tok), 1);
+	assert_int_equal(tok, 7);
+	/* Covered requests finishing later change nothing... */
+	ig_endpoint_finish(ep, 0, e0, 100);
+	ig_endpoint_finish(ep, 1, e1, 50);
+	assert_int_equal(pending(ep, NULL), 1);
+	/* ...the pending one finishing ends it. */
+	ig_endpoint_finish(ep, 1, e3, 7);
+	assert_int_equal(pending(ep, &tok), 0);
+	assert_int_equal(tok, 0);
 	assert_int_equal(ig_endpoint_inflight(ep), 0);
 	assert_int_equal(ig_endpoint_requests(ep), 4);
+	/* An older page applied late does not move the baseline back. */
+	unsigned s2 = ig_endpoint_scrape_sent(ep);
+	unsigned s3 = ig_endpoint_scrape_sent(ep);
+	unsigned e4 = ig_endpoint_dispatch(ep, 0, 1);
+	ig_endpoint_scrape_applied(ep, s3);
+	ig_endpoint_scrape_applied(ep, s2);
+	assert_int_equal(pending(ep, NULL), 1);
+	ig_endpoint_finish(ep, 0, e4, 1);
+	ig_endpoint_put(ep);
+	ig_endpoints_free(reg);
+}
+
+/* Sequential requests, each finished before the next, never add up;
+ * failed scrapes (sent, never applied) keep a burst pending. */
+static void test_accounting_sequences(void **state)
+{
+	struct ig_endpoints *reg = ig_endpoints_new(2);
+	struct ig_endpoint *ep = ig_endpoint_get(reg, "10.0.0.3:8000");
+	for (int i = 0; i < 1000; i++) {
+		unsigned e = ig_endpoint_dispatch(ep, (size_t)(i % 2), 10);
+		assert_int_equal(pending(ep, NULL), 1);
+		ig_endpoint_finish(ep, (size_t)(i % 2), e, 10);
+		if (i % 7 == 0)
+			ig_endpoint_scrape_applied(ep, ig_endpoint_scrape_sent(ep));
+	}
+	assert_int_equal(pending(ep, NULL), 0);
+	unsigned es[64];
+	for (int i = 0; i < 64; i++) {
+		es[i] = ig_endpoint_dispatch(ep, (size_t)(i % 2), 1);
+		if (i % 16 == 15)
+			ig_endpoint_scrape_sent(ep); /* pages that never come */
+	}
+	assert_int_equal(pending(ep, NULL), 64);
+	for (int i = 0; i < 64; i++)
+		ig_endpoint_finish(ep, (size_t)(i % 2), es[i], 1);
+	assert_int_equal(pending(ep, NULL), 0);
 	ig_endpoint_put(ep);
 	ig_endpoints_free(reg);
 }
@@ -162,6 +212,7 @@ int main(void)
 	    cmocka_unit_test(test_readers_never_see_a_torn_copy),
 	    cmocka_unit_test(test_registry_refs),
 	    cmocka_unit_test(test_accounting),
+	    cmocka_unit_test(test_accounting_sequences),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
