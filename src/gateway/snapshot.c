@@ -90,6 +90,24 @@ static void sched_put(struct ig_sched_ref *r)
 	}
 }
 
+/* A scheduler kept across a reload forgets the endpoints its pool lost,
+ * so its prefix index does not keep sending prompts to departed pods. */
+static void forget_departed(const struct ig_pool_rt *rt, const struct ig_snapshot *prev)
+{
+	for (size_t i = 0; prev && i < prev->npools; i++) {
+		const struct ig_pool_rt *old = &prev->pools[i];
+		if (old->sched != rt->sched)
+			continue;
+		for (size_t e = 0; e < old->neps; e++) {
+			bool kept = false;
+			for (size_t k = 0; k < rt->neps && !kept; k++)
+				kept = rt->eps[k] == old->eps[e];
+			if (!kept)
+				ig_scheduler_forget(rt->sched->s, old->eps[e]->key);
+		}
+	}
+}
+
 static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 		     const struct ig_snapshot *prev)
 {
@@ -135,6 +153,7 @@ static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 					rt->eps[rt->neps++] = ep;
 			}
 		}
+		forget_departed(rt, prev);
 	}
 	return 0;
 }

@@ -337,6 +337,42 @@ def test_long_prompts_stick_and_spread(procs, tmp_path):
     g.stop()
 
 
+def indexer_size(g):
+    m = re.search(r"^inference_extension_prefix_indexer_size (\S+)$", g.metrics(), re.M)
+    assert m
+    return float(m.group(1))
+
+
+def test_prefix_index_forgets_departed_pods(procs, tmp_path):
+    """When a reload removes a pod from the pool (the pool and the picker
+    configuration unchanged, so the scheduler and its index are kept), the
+    index drops what it knew of that pod."""
+    # The second pod reports a long queue, so the prompts go to the first.
+    sims = Sims(procs, 2, per_sim=[(), ("--fixed-waiting", "10")])
+    g = one_pool(procs, tmp_path, sims, gw_args=("--watch-interval", "100"))
+    g.wait_waiting({sims.endpoint(0): 0, sims.endpoint(1): 10})
+    for i in range(4):
+        st, ep, r = g.send(completion(long_prompt(i)))
+        assert st == 200 and ep == sims.endpoint(0), (st, ep, r)
+    assert indexer_size(g) > 0
+    path = os.path.join(g.dir, "all.yaml")
+    with open(path) as f:
+        docs = f.read().split("---\n")
+    kept = [d for d in docs if "name: pod-0" not in d]
+    assert len(kept) == len(docs) - 1
+    with open(path + ".tmp", "w") as f:
+        f.write("---\n".join(kept))
+    os.replace(path + ".tmp", path)
+    g.wait_pools(lambda eps: set(eps) == {sims.endpoint(1)})
+    deadline = time.time() + 3
+    while indexer_size(g) > 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert indexer_size(g) == 0
+    st, ep, r = g.send(completion(long_prompt(0)))
+    assert st == 200 and ep == sims.endpoint(1), (st, ep, r)
+    g.stop()
+
+
 # ---- 2. no herding ----
 
 def test_burst_does_not_herd(procs, tmp_path):
