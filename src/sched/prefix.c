@@ -27,11 +27,12 @@
  *   nothing but E's LRU. Adding one locks the line of its hash for the few
  *   stores of the link; evicting E's oldest pair first locks the line of
  *   that pair to unlink it. A commit holds one line at a time.
- * - The table doubles when the index has handed out more nodes than there
- *   are buckets: the commit that finds it so takes every line of the old
- *   table in order, relinks the nodes into the new one and publishes it.
- *   The old table's lines stay odd for ever, which sends its late readers
- *   and writers to the new one.
+ * - The table doubles when the index has handed out more nodes than 3/4 of
+ *   its buckets (short chains: every node a walk passes is a likely cache
+ *   miss): the commit that finds it so takes every line of the old table in
+ *   order, relinks the nodes into the new one and publishes it. The old
+ *   table's lines stay odd for ever, which sends its late readers and
+ *   writers to the new one.
  * - An endpoint's first commit and ig_prefix_forget() take the index's
  *   servers mutex: once per endpoint, not per request.
  * - Memory a lookup may still read is never freed while the index lives:
@@ -48,10 +49,12 @@
  * the next merge, so a burst of requests sharing a new prefix would not see
  * where the first of them went, and lock-free readers would need two copies
  * of the index or a grace period before a merge reuses memory. Here a
- * commit is visible to the next lookup, the LRU is exact (the model test in
- * test_prefix.c holds it to that), and memory is that of the single-lock
- * index plus one line in seven of the bucket table (14 heads per line
- * instead of 16) and the endpoints' unused ids (see BATCH_MAX). */
+ * commit is visible to the next lookup, and the LRU is exact (the model
+ * test in test_prefix.c holds it to that). Memory: 24 bytes per pair as
+ * before, plus a bucket table up to twice the single-lock index's (4.6
+ * bytes a bucket, kept under 3/4 full where that one filled up), the
+ * tables it outgrew (less than its own size) and the endpoints' unused ids
+ * (see BATCH_MAX): 2.0-2.4 MiB instead of 1.8 in make bench-picker. */
 #include "sched/prefix.h"
 
 #include <pthread.h>
@@ -799,7 +802,7 @@ static void grow(struct ig_prefix_index *x, uintptr_t word)
 }
 
 /* Links node i under `hash`; the table grows first when the index has
- * more nodes than buckets. */
+ * handed out more nodes than 3/4 of its buckets. */
 static void link_node(struct ig_prefix_index *x, uint32_t i, uint32_t slot, uint64_t hash,
 		      struct spot sp)
 {
@@ -809,7 +812,8 @@ static void link_node(struct ig_prefix_index *x, uint32_t i, uint32_t slot, uint
 		uintptr_t word;
 		struct line *ln = line_lock(x, sp.m, &word);
 		uint64_t buckets = ((uint64_t)1 << (word & 63)) * LINE_HEADS;
-		if (!grown && atomic_load_explicit(&x->next_node, memory_order_relaxed) > buckets) {
+		uint64_t nodes = atomic_load_explicit(&x->next_node, memory_order_relaxed);
+		if (!grown && 4 * nodes > 3 * buckets) {
 			bump(&ln->seq);
 			grow(x, word);
 			grown = true;
