@@ -61,6 +61,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -127,6 +128,9 @@ struct table {
 	struct line lines[];
 };
 
+_Static_assert(sizeof(struct line) == 64, "a line of the table is one cache line");
+_Static_assert(offsetof(struct table, lines) == 64, "lines start on a cache line");
+
 struct smap_entry {
 	_Atomic uint64_t key;
 	_Atomic uint32_t slot; /* slot + 1; 0 empty; TOMB forgotten */
@@ -141,9 +145,9 @@ struct smap {
 };
 
 struct ig_prefix_index {
-	/* Read by every lookup, written when something is added. The table
-	 * pointer carries the log2 of its line count in its low bits, so a
-	 * reader gets both from one load. */
+	/* Read by every lookup, written when the table grows or an endpoint
+	 * comes or goes. The table pointer carries the log2 of its line count
+	 * in its low bits, so a reader gets both from one load. */
 	_Atomic uintptr_t table;
 	struct node *nodes; /* the reservation, max_nodes long */
 	uint64_t max_nodes;
@@ -152,7 +156,7 @@ struct ig_prefix_index {
 	_Atomic uint32_t nservers;
 	_Atomic(struct smap *) smap;
 	_Atomic(struct server *) ssegs[NSSEGS];
-	/* Written once per BATCH new nodes, on a line of its own. */
+	/* Written once per batch of new nodes, on a line of its own. */
 	_Alignas(64) _Atomic uint64_t next_node;
 	_Atomic uint64_t writable; /* nodes made writable so far */
 	pthread_mutex_t arena_lock;
