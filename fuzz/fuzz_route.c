@@ -303,11 +303,12 @@ static void route_fixed(const char *p, const char *end, uint64_t seed)
 
 	for (size_t t = 0; t < N(tables); t++) {
 		struct ig_route_result res, again;
-		int rc = ig_routes_match(tables[t], &req, &res);
+		int rc = ig_routes_match(tables[t], 0, &req, &res);
 		if (rc != 0 && rc != -1)
 			abort();
-		/* Matching is a pure function of the request. */
-		if (ig_routes_match(tables[t], &req, &again) != rc)
+		/* Matching is a pure function of the request, whichever worker's
+		 * copies of the regular expressions run. */
+		if (ig_routes_match(tables[t], 1, &req, &again) != rc)
 			abort();
 		if (rc != 0)
 			continue;
@@ -348,12 +349,12 @@ static void route_hostnames(const char *p, const char *end)
 	struct ig_gateway gw = {.meta = {.name = "gw", .ns = "default"}, .listeners = &l,
 				.nlisteners = 1};
 	struct ig_config cfg = {.gateways = &gw, .ngateways = 1, .routes = &r, .nroutes = 1};
-	struct ig_listener_routes *t = ig_routes_build(&cfg, &gw, &l);
+	struct ig_listener_routes *t = ig_routes_build(&cfg, &gw, &l, 1);
 	if (!t || ig_routes_count(t) > 1)
 		abort();
 	struct ig_route_request req = {.method = IG_STR("GET"), .path = IG_STR("/"), .host = host};
 	struct ig_route_result res;
-	if (ig_routes_match(t, &req, &res) == 0 && (res.route != &r || res.rule != &rule))
+	if (ig_routes_match(t, 0, &req, &res) == 0 && (res.route != &r || res.rule != &rule))
 		abort();
 	ig_routes_free(t);
 	for (size_t i = 0; i < N(names); i++)
@@ -375,7 +376,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!tables[0]) {
 		for (size_t i = 0; i < N(tables); i++)
-			if (!(tables[i] = ig_routes_build(&config, &gateway, &listeners[i])))
+			if (!(tables[i] = ig_routes_build(&config, &gateway, &listeners[i], 2)))
 				abort();
 	}
 	if (size && p[0] == '#') {

@@ -155,7 +155,8 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 		return NULL;
 	}
 	struct ig_snapshot *s =
-	    ig_snapshot_build(G->endpoints, cfg, picker, picker_hash, G->snap, ++G->generation);
+	    ig_snapshot_build(G->endpoints, cfg, picker, picker_hash, G->snap, ++G->generation,
+			      G->opt.workers ? (size_t)G->opt.workers : 1);
 	if (!s)
 		ig_err("%s: out of memory", initial ? "start" : "reload");
 	return s;

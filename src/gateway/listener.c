@@ -173,7 +173,7 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 	    .nheaders = r->num_headers,
 	};
 	struct ig_route_result res;
-	if (!li || ig_routes_match(li->routes, &rr, &res) < 0) {
+	if (!li || ig_routes_match(li->routes, (size_t)p->w->id, &rr, &res) < 0) {
 		ig_req_fail(p, 404, "not_found_error", NULL, "no route matches this request");
 		return -1;
 	}

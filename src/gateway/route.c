@@ -18,11 +18,14 @@
  * decode on the fly and have no limit). */
 #define QUERY_DECODE_MAX 2048
 
-/* A compiled regular expression; `ok` is false when the pattern did not
- * compile, and such a predicate never matches. */
+/* A regular expression compiled once per worker: glibc's regexec() takes
+ * a lock inside the regex_t for every call, so workers sharing one copy
+ * would contend on it for every request. `ok` is false when the pattern
+ * did not compile, and such a predicate never matches. */
 struct pattern {
 	bool ok;
-	regex_t re;
+	size_t ncopies;
+	regex_t *copies;
 };
 
 /* One header or query-parameter predicate, ready to run. */
@@ -67,6 +70,7 @@ struct entry {
 };
 
 struct ig_listener_routes {
+	size_t workers;		/* copies of each regular expression */
 	struct host_set *hosts; /* one per attached route */
 	size_t nhosts;
 	struct entry *entries;
@@ -208,20 +212,41 @@ static bool attaches(const struct ig_httproute *r, const struct ig_gateway *gw,
 
 /* ---- building entries --------------------------------------------------- */
 
-static struct pattern *compile(const char *src)
+static void pattern_free(struct pattern *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->ncopies; i++)
+		regfree(&p->copies[i]);
+	free(p->copies);
+	free(p);
+}
+
+/* NULL only when out of memory: a pattern that does not compile is
+ * returned, never matching. */
+static struct pattern *compile(const char *src, size_t workers)
 {
 	struct pattern *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	p->ok = src && regcomp(&p->re, src, REG_EXTENDED) == 0;
+	p->copies = calloc(workers, sizeof(*p->copies));
+	if (!p->copies) {
+		free(p);
+		return NULL;
+	}
+	p->ok = src != NULL;
+	while (p->ok && p->ncopies < workers) {
+		if (regcomp(&p->copies[p->ncopies], src, REG_EXTENDED) != 0)
+			p->ok = false;
+		else
+			p->ncopies++;
+	}
+	if (!p->ok && p->ncopies > 0) {
+		/* The first copy compiled but a later one did not: memory. */
+		pattern_free(p);
+		return NULL;
+	}
 	return p;
-}
-
-static void pattern_free(struct pattern *p)
-{
-	if (p && p->ok)
-		regfree(&p->re);
-	free(p);
 }
 
 /* Header names compare case-insensitively, query names exactly. */
@@ -232,7 +257,7 @@ static bool same_name(struct ig_str a, struct ig_str b, bool headers)
 
 /* Copies the predicates of one match list, keeping only the first of
  * entries sharing a name (the spec says later ones MUST be ignored). */
-static int build_preds(const struct ig_header_match *src, size_t n, bool headers,
+static int build_preds(const struct ig_header_match *src, size_t n, bool headers, size_t workers,
 		       struct value_pred **out, size_t *nout)
 {
 	*out = NULL;
@@ -254,7 +279,7 @@ static int build_preds(const struct ig_header_match *src, size_t n, bool headers
 		p->name = name;
 		p->value = ig_str_from(src[i].value);
 		p->is_regex = src[i].type == IG_MATCH_REGEX;
-		if (p->is_regex && !(p->re = compile(src[i].value)))
+		if (p->is_regex && !(p->re = compile(src[i].value, workers)))
 			return -1;
 	}
 	return 0;
@@ -267,7 +292,7 @@ static void preds_free(struct value_pred *v, size_t n)
 	free(v);
 }
 
-static int fill_path(struct entry *e, const struct ig_route_match *m)
+static int fill_path(struct entry *e, const struct ig_route_match *m, size_t workers)
 {
 	struct ig_str path = ig_str_from(m->path ? m->path : "/");
 
@@ -278,7 +303,7 @@ static int fill_path(struct entry *e, const struct ig_route_match *m)
 		break;
 	case IG_PATH_REGEX:
 		e->rank = RANK_REGEX;
-		e->path_re = compile(m->path);
+		e->path_re = compile(m->path, workers);
 		return e->path_re ? 0 : -1;
 	default:
 		e->rank = RANK_PREFIX;
@@ -291,14 +316,14 @@ static int fill_path(struct entry *e, const struct ig_route_match *m)
 	return 0;
 }
 
-static int fill_entry(struct entry *e, const struct ig_route_match *m)
+static int fill_entry(struct entry *e, const struct ig_route_match *m, size_t workers)
 {
 	e->method = m->method;
-	if (fill_path(e, m) < 0)
+	if (fill_path(e, m, workers) < 0)
 		return -1;
-	if (build_preds(m->headers, m->nheaders, true, &e->headers, &e->nheaders) < 0)
+	if (build_preds(m->headers, m->nheaders, true, workers, &e->headers, &e->nheaders) < 0)
 		return -1;
-	return build_preds(m->query, m->nquery, false, &e->query, &e->nquery);
+	return build_preds(m->query, m->nquery, false, workers, &e->query, &e->nquery);
 }
 
 static void entry_free(struct entry *e)
@@ -331,7 +356,8 @@ static int add_route(struct ig_listener_routes *t, const struct ig_httproute *r,
 					    .rule_index = i,
 					    .match_index = j,
 					    .hosts = hs};
-			if (fill_entry(e, rule->nmatches ? &rule->matches[j] : &default_match) < 0)
+			if (fill_entry(e, rule->nmatches ? &rule->matches[j] : &default_match,
+				       t->workers) < 0)
 				return -1;
 		}
 	}
@@ -440,13 +466,14 @@ static bool host_set_used(const struct host_set *hs)
 }
 
 struct ig_listener_routes *ig_routes_build(const struct ig_config *cfg, const struct ig_gateway *gw,
-					   const struct ig_listener *listener)
+					   const struct ig_listener *listener, size_t workers)
 {
 	struct ig_listener_routes *t = calloc(1, sizeof(*t));
 	size_t total;
 
 	if (!t)
 		return NULL;
+	t->workers = workers ? workers : 1;
 	if (attach_all(t, cfg, gw, listener, &total) < 0)
 		goto fail;
 	t->entries = calloc(total ? total : 1, sizeof(*t->entries));
@@ -487,26 +514,27 @@ size_t ig_routes_count(const struct ig_listener_routes *t)
 
 /* ---- matching ----------------------------------------------------------- */
 
-/* Runs a compiled pattern against the whole of s. REG_STARTEND lets the
- * slice stay unterminated; POSIX returns the leftmost-longest match, so a
- * match of the whole text exists iff the one found spans it. */
-static bool regex_full(const struct pattern *p, struct ig_str s)
+/* Runs worker w's copy of a compiled pattern against the whole of s.
+ * REG_STARTEND lets the slice stay unterminated; POSIX returns the
+ * leftmost-longest match, so a match of the whole text exists iff the one
+ * found spans it. */
+static bool regex_full(const struct pattern *p, size_t w, struct ig_str s)
 {
 	regmatch_t m[1] = {{.rm_so = 0, .rm_eo = (regoff_t)s.len}};
 	if (!p || !p->ok)
 		return false;
-	if (regexec(&p->re, s.ptr ? s.ptr : "", 1, m, REG_STARTEND) != 0)
+	if (regexec(&p->copies[w], s.ptr ? s.ptr : "", 1, m, REG_STARTEND) != 0)
 		return false;
 	return m[0].rm_so == 0 && (size_t)m[0].rm_eo == s.len;
 }
 
-static bool path_matches(const struct entry *e, struct ig_str p)
+static bool path_matches(const struct entry *e, size_t w, struct ig_str p)
 {
 	switch (e->rank) {
 	case RANK_EXACT:
 		return ig_str_eq(p, e->path);
 	case RANK_REGEX:
-		return regex_full(e->path_re, p);
+		return regex_full(e->path_re, w, p);
 	default:
 		if (e->path.len == 1 && e->path.ptr[0] == '/')
 			return true;
@@ -516,21 +544,21 @@ static bool path_matches(const struct entry *e, struct ig_str p)
 	}
 }
 
-static bool value_matches(const struct value_pred *v, struct ig_str s)
+static bool value_matches(const struct value_pred *v, size_t w, struct ig_str s)
 {
-	return v->is_regex ? regex_full(v->re, s) : ig_str_eq(s, v->value);
+	return v->is_regex ? regex_full(v->re, w, s) : ig_str_eq(s, v->value);
 }
 
 /* The first request header of that name counts; an absent one never
  * matches. Joining repeats with commas would need a copy. */
-static bool headers_match(const struct entry *e, const struct ig_route_request *req)
+static bool headers_match(const struct entry *e, size_t w, const struct ig_route_request *req)
 {
 	for (size_t i = 0; i < e->nheaders; i++) {
 		const struct ig_http_header *h = NULL;
 		for (size_t j = 0; j < req->nheaders && !h; j++)
 			if (ig_str_ieq(req->headers[j].name, e->headers[i].name))
 				h = &req->headers[j];
-		if (!h || !value_matches(&e->headers[i], h->value))
+		if (!h || !value_matches(&e->headers[i], w, h->value))
 			return false;
 	}
 	return true;
@@ -563,7 +591,7 @@ static bool pct_equal(struct ig_str raw, struct ig_str want)
 	return j == want.len;
 }
 
-static bool query_value_matches(const struct value_pred *v, struct ig_str raw)
+static bool query_value_matches(const struct value_pred *v, size_t w, struct ig_str raw)
 {
 	/* One byte more for a NUL: regexec stops at rm_eo under REG_STARTEND,
 	 * but the sanitizers' regexec interceptor runs strlen over the subject
@@ -579,7 +607,7 @@ static bool query_value_matches(const struct value_pred *v, struct ig_str raw)
 		buf[n++] = (char)pct_next(raw, &i);
 	}
 	buf[n] = '\0';
-	return regex_full(v->re, (struct ig_str){buf, n});
+	return regex_full(v->re, w, (struct ig_str){buf, n});
 }
 
 /* Finds the first "name=value" (or bare "name") of the query with this
@@ -604,22 +632,23 @@ static bool query_find(struct ig_str q, struct ig_str name, struct ig_str *value
 	return false;
 }
 
-static bool query_matches(const struct entry *e, const struct ig_route_request *req)
+static bool query_matches(const struct entry *e, size_t w, const struct ig_route_request *req)
 {
 	for (size_t i = 0; i < e->nquery; i++) {
 		struct ig_str v;
 		if (!query_find(req->query, e->query[i].name, &v) ||
-		    !query_value_matches(&e->query[i], v))
+		    !query_value_matches(&e->query[i], w, v))
 			return false;
 	}
 	return true;
 }
 
-static bool predicates_hold(const struct entry *e, const struct ig_route_request *req)
+static bool predicates_hold(const struct entry *e, size_t w, const struct ig_route_request *req)
 {
 	if (e->method && !ig_str_eq_cstr(req->method, e->method))
 		return false;
-	return path_matches(e, req->path) && headers_match(e, req) && query_matches(e, req);
+	return path_matches(e, w, req->path) && headers_match(e, w, req) &&
+	       query_matches(e, w, req);
 }
 
 /* Step 1 of §6.3 for one route: the longest matching precise hostname,
@@ -669,10 +698,11 @@ static struct ig_str strip_port(struct ig_str h)
 	return (struct ig_str){h.ptr, i};
 }
 
-int ig_routes_match(const struct ig_listener_routes *t, const struct ig_route_request *req,
-		    struct ig_route_result *out)
+int ig_routes_match(const struct ig_listener_routes *t, size_t worker,
+		    const struct ig_route_request *req, struct ig_route_result *out)
 {
 	struct ig_str host = strip_port(req->host);
+	size_t w = t ? worker % t->workers : 0;
 	const struct entry *best = NULL;
 	struct host_score best_score = {0}, s;
 
@@ -685,7 +715,7 @@ int ig_routes_match(const struct ig_listener_routes *t, const struct ig_route_re
 			continue;
 		if (best && !score_better(s, best_score))
 			continue;
-		if (!predicates_hold(e, req))
+		if (!predicates_hold(e, w, req))
 			continue;
 		best = e;
 		best_score = s;

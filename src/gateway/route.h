@@ -1,7 +1,12 @@
 /* Routing tables: which HTTPRoute rule serves a request arriving on a
  * listener, per the Gateway API's attachment and precedence rules
  * (spec/gateway-api.md §6), and which backendRef of the rule gets it. Built
- * once per config snapshot; matching allocates nothing. */
+ * once per config snapshot; matching allocates nothing.
+ *
+ * Threading: a table is read by every worker at once. Each regular
+ * expression is compiled once per worker, and a worker matches with its
+ * own copies: glibc's regexec() locks the regex_t it runs, so one copy
+ * shared by all workers would be a lock they all take on every request. */
 #ifndef IG_GATEWAY_ROUTE_H
 #define IG_GATEWAY_ROUTE_H
 
@@ -34,17 +39,21 @@ struct ig_route_result {
 
 /* Builds the table of `listener` of gateway `gw` from every HTTPRoute in cfg
  * whose parentRefs attach to it (group/kind/namespace/name, sectionName,
- * port; same-namespace rule of allowedRoutes' default; hostnames). The
- * table points into cfg, which must outlive it. NULL on allocation failure. */
+ * port; same-namespace rule of allowedRoutes' default; hostnames), for
+ * `workers` threads matching at once (0 counts as 1). The table points
+ * into cfg, which must outlive it. NULL on allocation failure. */
 struct ig_listener_routes *ig_routes_build(const struct ig_config *cfg, const struct ig_gateway *gw,
-					   const struct ig_listener *listener);
+					   const struct ig_listener *listener, size_t workers);
 void ig_routes_free(struct ig_listener_routes *t);
 /* Number of (route, rule, match) entries attached (for logs and tests). */
 size_t ig_routes_count(const struct ig_listener_routes *t);
 
-/* The highest-precedence match for the request: 0 and *out, or -1 (404). */
-int ig_routes_match(const struct ig_listener_routes *t, const struct ig_route_request *req,
-		    struct ig_route_result *out);
+/* The highest-precedence match for the request: 0 and *out, or -1 (404).
+ * `worker` (below the table's `workers`; taken modulo it otherwise) says
+ * whose copies of the regular expressions to run: two threads passing the
+ * same one at once get right answers but wait for each other. */
+int ig_routes_match(const struct ig_listener_routes *t, size_t worker,
+		    const struct ig_route_request *req, struct ig_route_result *out);
 
 /* A backendRef of the rule drawn by weight (weight 0 never chosen), or NULL
  * when the rule has no backendRefs or all weights are 0 (answer 500). */

@@ -25,7 +25,7 @@ static struct ig_port_rt *port_for(struct ig_snapshot *s, int port)
 	return p;
 }
 
-static int add_listeners(struct ig_snapshot *s)
+static int add_listeners(struct ig_snapshot *s, size_t workers)
 {
 	const struct ig_config *cfg = s->cfg;
 	for (size_t g = 0; g < cfg->ngateways; g++) {
@@ -48,7 +48,7 @@ static int add_listeners(struct ig_snapshot *s)
 			n = &p->listeners[p->nlisteners++];
 			n->gw = gw;
 			n->listener = li;
-			n->routes = ig_routes_build(cfg, gw, li);
+			n->routes = ig_routes_build(cfg, gw, li, workers);
 			if (!n->routes)
 				return -1;
 		}
@@ -160,7 +160,8 @@ static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 
 struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config *cfg,
 				      struct ig_picker_config *picker, uint64_t picker_hash,
-				      const struct ig_snapshot *prev, uint64_t generation)
+				      const struct ig_snapshot *prev, uint64_t generation,
+				      size_t workers)
 {
 	struct ig_snapshot *s = calloc(1, sizeof *s);
 	if (!s) {
@@ -177,7 +178,7 @@ struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config
 	if (fc)
 		s->flow = *fc;
 	s->flow_control = ig_picker_config_feature(picker, "flowControl");
-	if (add_listeners(s) < 0 || add_pools(s, reg, prev) < 0) {
+	if (add_listeners(s, workers) < 0 || add_pools(s, reg, prev) < 0) {
 		ig_snapshot_unref(s);
 		return NULL;
 	}

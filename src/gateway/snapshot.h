@@ -59,10 +59,12 @@ struct ig_snapshot {
 
 /* Builds a snapshot that takes ownership of cfg and picker; endpoints come
  * from `reg`; schedulers of `prev` (may be NULL) are kept for pools whose
- * configuration is unchanged. NULL on failure. */
+ * configuration is unchanged; route tables are built for `workers`
+ * threads (see ig_routes_build). NULL on failure. */
 struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config *cfg,
 				      struct ig_picker_config *picker, uint64_t picker_hash,
-				      const struct ig_snapshot *prev, uint64_t generation);
+				      const struct ig_snapshot *prev, uint64_t generation,
+				      size_t workers);
 static inline struct ig_snapshot *ig_snapshot_ref(struct ig_snapshot *s)
 {
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);

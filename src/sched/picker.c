@@ -14,6 +14,7 @@
  * pools take one malloc per call. */
 #include "sched/picker.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -35,7 +36,22 @@ struct stage {
 	struct plugin_params p;
 };
 
+/* Lookup statistics are counted per thread, so that schedules on different
+ * workers never write one cache line. A thread takes the next stripe the
+ * first time it counts and keeps it; the first STAT_STRIPES threads each
+ * own one and write it with a load and a store, later ones share the last
+ * stripe and add to it atomically. */
+#define STAT_STRIPES 64
+struct stat_stripe {
+	_Alignas(64) _Atomic uint64_t lookups;
+	_Atomic uint64_t hit_blocks, lookup_blocks;
+};
+
+static _Atomic unsigned stripes_taken;
+static _Thread_local unsigned my_stripe = UINT_MAX;
+
 struct ig_scheduler {
+	struct stat_stripe stats[STAT_STRIPES + 1];
 	struct stage filters[MAX_STAGES];
 	size_t nfilters;
 	struct stage scorers[MAX_STAGES];
@@ -46,7 +62,6 @@ struct ig_scheduler {
 	struct ig_prefix_index *index;
 	size_t block_bytes;
 	size_t max_blocks;
-	_Atomic uint64_t lookups, hit_blocks, lookup_blocks;
 };
 
 /* Stands in for an endpoint that has never been scraped. */
@@ -96,9 +111,11 @@ struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c)
 {
 	if (!c || c->nprofiles == 0)
 		return NULL;
-	struct ig_scheduler *s = calloc(1, sizeof(*s));
+	size_t size = (sizeof(struct ig_scheduler) + 63) & ~(size_t)63;
+	struct ig_scheduler *s = aligned_alloc(64, size);
 	if (!s)
 		return NULL;
+	memset(s, 0, size);
 	const struct profile *pr = &c->profiles[0];
 	bool need_prefix = false;
 	s->picker.type = PT_MAX_SCORE_PICKER;
@@ -456,6 +473,28 @@ static void pick(const struct ig_scheduler *s, const struct call *c,
 
 /* ---- ig_schedule ---------------------------------------------------------------- */
 
+static void add_to(_Atomic uint64_t *v, uint64_t n, bool owned)
+{
+	if (owned)
+		atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+				      memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(v, n, memory_order_relaxed);
+}
+
+static void count_lookup(struct ig_scheduler *s, uint64_t blocks, uint64_t hit)
+{
+	if (my_stripe == UINT_MAX) {
+		unsigned k = atomic_fetch_add_explicit(&stripes_taken, 1, memory_order_relaxed);
+		my_stripe = k < STAT_STRIPES ? k : STAT_STRIPES;
+	}
+	struct stat_stripe *st = &s->stats[my_stripe];
+	bool owned = my_stripe < STAT_STRIPES;
+	add_to(&st->lookups, 1, owned);
+	add_to(&st->lookup_blocks, blocks, owned);
+	add_to(&st->hit_blocks, hit, owned);
+}
+
 static void match_prefix(struct ig_scheduler *s, struct call *c, struct ig_sched_result *res)
 {
 	memset(c->counts, 0, c->n * sizeof(*c->counts));
@@ -491,9 +530,7 @@ static int run(struct ig_scheduler *s, struct call *c, struct ig_sched_result *r
 	if (c->nhashes) {
 		uint64_t hit = c->counts[res->ranked[0]];
 		res->prefix_match_blocks = hit;
-		atomic_fetch_add_explicit(&s->lookups, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->lookup_blocks, c->nhashes, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->hit_blocks, hit, memory_order_relaxed);
+		count_lookup(s, c->nhashes, hit);
 	}
 	return 0;
 }
@@ -565,7 +602,11 @@ void ig_scheduler_prefix_stats(const struct ig_scheduler *s, struct ig_prefix_st
 		return;
 	ig_prefix_size(s->index, &out->entries, &out->bytes);
 	out->bytes += sizeof(*s);
-	out->lookups = atomic_load_explicit(&s->lookups, memory_order_relaxed);
-	out->hit_blocks = atomic_load_explicit(&s->hit_blocks, memory_order_relaxed);
-	out->lookup_blocks = atomic_load_explicit(&s->lookup_blocks, memory_order_relaxed);
+	for (unsigned k = 0; k <= STAT_STRIPES; k++) {
+		const struct stat_stripe *st = &s->stats[k];
+		out->lookups += atomic_load_explicit(&st->lookups, memory_order_relaxed);
+		out->hit_blocks += atomic_load_explicit(&st->hit_blocks, memory_order_relaxed);
+		out->lookup_blocks +=
+		    atomic_load_explicit(&st->lookup_blocks, memory_order_relaxed);
+	}
 }

@@ -5,9 +5,12 @@
  * candidates, their metrics and ages, the clock and the random generator.
  *
  * Threading: an ig_scheduler may be used by several worker threads at
- * once. ig_schedule() only reads shared state; ig_schedule_commit() (the
- * PreRequest step that records the prompt's blocks for the chosen endpoint
- * in the prefix index) takes the index's internal locks. */
+ * once. ig_schedule() takes no lock and writes nothing another thread
+ * writes: the prefix lookup only reads the index, and the lookup statistics
+ * are counted per thread. ig_schedule_commit() (the PreRequest step that
+ * records the prompt's blocks for the chosen endpoint in the prefix index)
+ * locks that endpoint's part of the index and, briefly, the table lines it
+ * links into; see sched/prefix.h. */
 #ifndef IG_SCHED_PICKER_H
 #define IG_SCHED_PICKER_H
 

@@ -1,49 +1,167 @@
-/* The prefix-cache index. One node per (hash, endpoint) pair, kept in two
- * lists at once: the chain of its hash bucket (so a lookup finds every
- * holder of a hash by walking one bucket) and its endpoint's LRU (so the
- * oldest pair of an endpoint can be dropped in O(1)). Nodes live in one
- * array and link by index, which halves their size and makes the whole
- * index a handful of allocations. */
+/* The prefix-cache index, shared by the worker threads of a pool with no
+ * pool-wide lock: a lookup takes no lock and writes nothing shared, and a
+ * commit locks only the endpoint it records for, plus one cache line of
+ * the bucket table at a time for the few stores that link or unlink a pair.
+ *
+ * Layout. One node per (hash, endpoint) pair, kept in two lists at once:
+ * the chain of its hash bucket (so a lookup finds every holder of a hash by
+ * walking one bucket) and its endpoint's LRU (so the oldest pair of an
+ * endpoint can be dropped in O(1)). Nodes link by 32-bit index into one
+ * array. The bucket table is made of cache lines, each holding 14 bucket
+ * heads, a count of the nodes in its chains and a sequence counter that is
+ * also the line's lock: odd while a writer holds the line.
+ *
+ * - A lookup reads, for each block hash, the counter of the hash's line,
+ *   walks the chain, and reads the counter again; when it changed, a writer
+ *   linked or unlinked in that line meanwhile, and the lookup starts over
+ *   (a seqlock). The counter shares the line with the bucket head the walk
+ *   needs anyway, so checking it costs no extra cache miss. Every field a
+ *   lookup reads is an atomic, written with release stores and read with
+ *   acquire loads (plain moves on x86). The map from endpoint key to slot
+ *   has a counter of its own, bumped when an endpoint comes or goes. A
+ *   lookup counts holders by slot in an array of its own and maps the
+ *   candidates' keys to slots once at the end.
+ * - A commit for endpoint E holds E's mutex throughout, so two commits wait
+ *   for each other only when they record for the same endpoint; E's LRU and
+ *   E's spare nodes are E's alone. Refreshing a pair E already holds touches
+ *   nothing but E's LRU. Adding one locks the line of its hash for the few
+ *   stores of the link; evicting E's oldest pair first locks the line of
+ *   that pair to unlink it. A commit holds one line at a time.
+ * - The table doubles when the index has handed out more nodes than 3/4 of
+ *   its buckets (short chains: every node a walk passes is a likely cache
+ *   miss): the commit that finds it so takes every line of the old table in
+ *   order, relinks the nodes into the new one and publishes it. The old
+ *   table's lines stay odd for ever, which sends its late readers and
+ *   writers to the new one.
+ * - An endpoint's first commit and ig_prefix_forget() take the index's
+ *   servers mutex: once per endpoint, not per request.
+ * - Memory a lookup may still read is never freed while the index lives:
+ *   the node array is one reservation of address space (room for 2^31
+ *   nodes at most, made writable 1.5 MiB at a time as ids are handed out)
+ *   that never moves, endpoints live in segments that never move, and a
+ *   table or key map outgrown by a bigger one stays allocated until
+ *   ig_prefix_free() (together less than the current one: they double).
+ *
+ * Why this and not the alternatives: sharding the whole index by hash,
+ * each shard with its own LRU of capacity / N per endpoint, would turn
+ * GIE's per-endpoint LRU into an approximation of it; staging commits per
+ * worker and merging them elsewhere would make a commit visible only after
+ * the next merge, so a burst of requests sharing a new prefix would not see
+ * where the first of them went, and lock-free readers would need two copies
+ * of the index or a grace period before a merge reuses memory. Here a
+ * commit is visible to the next lookup, and the LRU is exact (the model
+ * test in test_prefix.c holds it to that). Memory: 24 bytes per pair as
+ * before, plus a bucket table up to twice the single-lock index's (4.6
+ * bytes a bucket, kept under 3/4 full where that one filled up), the
+ * tables it outgrew (less than its own size) and the endpoints' unused ids
+ * (see BATCH_MAX): 2.0-2.4 MiB instead of 1.8 in make bench-picker. */
 #include "sched/prefix.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #define NIL UINT32_MAX
-/* Candidate lists up to this size are matched without the heap. */
+/* Lookups in an index of up to this many endpoints count without the heap. */
 #define LOCAL_SLOTS 2048
 
+/* Bucket heads per cache line of the table, beside its counter and count. */
+#define LINE_HEADS 14
+#define FIRST_LINES_LOG 6 /* 896 buckets */
+
+/* Node ids stay below 2^31, as they did with one growing array. The
+ * reservation is made writable CHUNK nodes (1.5 MiB, a whole number of
+ * pages) at a time. An endpoint takes ids in batches as big as what it
+ * holds, between BATCH_MIN and BATCH_MAX: its nodes lie in long runs, so
+ * the nodes of one prompt's blocks share cache lines, as they did when
+ * one array grew in commit order, and a small endpoint wastes little. */
+#define MAX_NODES ((uint64_t)1 << 31)
+#define CHUNK ((uint64_t)1 << 16)
+#define BATCH_MIN 8u
+#define BATCH_MAX 64u
+
+/* Endpoint segments: segment k holds 16 << k endpoints; 13 cover 65536. */
+#define SSEG0_LOG 4
+#define NSSEGS 13
+
+/* A key-map entry whose endpoint was forgotten. */
+#define TOMB UINT32_MAX
+
 struct node {
-	uint64_t hash;
-	uint32_t server;
-	uint32_t bnext;          /* next in the bucket chain */
-	uint32_t newer, older;   /* the endpoint's LRU; next free node in `older` */
+	_Atomic uint64_t hash;
+	/* The slot whose pair this is while linked, NIL while not, so that a
+	 * commit can trust a node of its own that it meets in any walk. */
+	_Atomic uint32_t server;
+	_Atomic uint32_t bnext; /* next in the bucket chain */
+	/* The endpoint's LRU, under its mutex; spare nodes link through `older`. */
+	uint32_t newer, older;
 };
 
 struct server {
+	/* Taken by commits and forgets of this endpoint. */
+	_Alignas(64) pthread_mutex_t lock;
+	/* Under `lock` (key and used also under the servers mutex). */
 	uint64_t key;
 	uint32_t newest, oldest;
 	uint32_t count;
+	uint32_t spare; /* nodes of this slot not in use */
 	bool used;
+	/* Under the servers mutex: the next unused slot. */
+	uint32_t next_free;
+};
+
+struct line {
+	_Alignas(64) _Atomic uint32_t seq; /* odd while held: the line's lock */
+	_Atomic uint32_t live;		   /* nodes in this line's chains */
+	_Atomic uint32_t head[LINE_HEADS];
+};
+
+struct table {
+	struct table *older; /* the table this one replaced, still readable */
+	unsigned log;	     /* 1 << log lines */
+	struct line lines[];
+};
+
+_Static_assert(sizeof(struct line) == 64, "a line of the table is one cache line");
+_Static_assert(offsetof(struct table, lines) == 64, "lines start on a cache line");
+
+struct smap_entry {
+	_Atomic uint64_t key;
+	_Atomic uint32_t slot; /* slot + 1; 0 empty; TOMB forgotten */
+};
+
+/* key -> slot, open addressing; written under the servers mutex only. */
+struct smap {
+	uint32_t mask;
+	uint32_t fill; /* entries used, tombstones included */
+	struct smap *older;
+	struct smap_entry e[];
 };
 
 struct ig_prefix_index {
-	pthread_rwlock_t lock;
+	/* Read by every lookup, written when the table grows or an endpoint
+	 * comes or goes. The table pointer carries the log2 of its line count
+	 * in its low bits, so a reader gets both from one load. */
+	_Atomic uintptr_t table;
+	struct node *nodes; /* the reservation, max_nodes long */
+	uint64_t max_nodes;
 	uint32_t capacity;
-	struct node *nodes;
-	uint32_t nnodes, capnodes; /* slots handed out, and allocated */
-	uint32_t free;             /* free list through `older` */
-	uint32_t live;
-	uint32_t *buckets; /* heads, NIL when empty */
-	uint32_t nbuckets; /* power of two */
-	struct server *servers;
-	uint32_t nservers, capservers;
-	uint32_t freeserver; /* a slot below nservers to reuse, or NIL */
-	uint32_t *smap;      /* key -> server slot + 1 (0: empty); open addressing */
-	uint32_t nsmap;      /* power of two, >= 2 * servers */
+	_Atomic uint32_t map_seq; /* odd while an endpoint comes or goes */
+	_Atomic uint32_t nservers;
+	_Atomic(struct smap *) smap;
+	_Atomic(struct server *) ssegs[NSSEGS];
+	/* Written once per batch of new nodes, on a line of its own. */
+	_Alignas(64) _Atomic uint64_t next_node;
+	_Atomic uint64_t writable; /* nodes made writable so far */
+	pthread_mutex_t arena_lock;
+	_Alignas(64) pthread_mutex_t servers_lock;
+	uint32_t free_slot; /* under servers_lock */
 };
 
 /* ---- the hash chain ------------------------------------------------------------ */
@@ -195,7 +313,7 @@ size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t 
 	return n;
 }
 
-static uint64_t mix(uint64_t k)
+static inline uint64_t mix(uint64_t k)
 {
 	k ^= k >> 33;
 	k *= 0xff51afd7ed558ccdULL;
@@ -203,380 +321,807 @@ static uint64_t mix(uint64_t k)
 	return k;
 }
 
+/* ---- waiting ------------------------------------------------------------------- */
+
+/* A line is held for a few stores, so waiting spins; past that, the
+ * holder was probably descheduled and the waiter yields its CPU to it. */
+static void backoff(unsigned *spins)
+{
+	if (++*spins < 128) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+		return;
+	}
+	sched_yield();
+}
+
+static bool try_lock(_Atomic uint32_t *seq)
+{
+	uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
+	return !(s & 1) && atomic_compare_exchange_weak_explicit(
+			       seq, &s, s + 1, memory_order_acquire, memory_order_relaxed);
+}
+
+/* One more on a sequence counter that only its holder writes: unlocks a
+ * line, or marks the key map as changing (odd) and changed (even). Every
+ * store a reader may see while the counter is odd is a release store, so
+ * a reader that sees one also sees the counter odd or moved on. */
+static void bump(_Atomic uint32_t *seq)
+{
+	uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
+	atomic_store_explicit(seq, s + 1, memory_order_release);
+}
+
+/* ---- the table ------------------------------------------------------------------ */
+
+static inline struct table *table_of(uintptr_t word)
+{
+	return (struct table *)(word & ~(uintptr_t)63);
+}
+
+/* The line and the head within it of mixed hash m: the line from the low
+ * bits, the head from the high ones. */
+static inline struct line *line_of(uintptr_t word, uint64_t m)
+{
+	return &table_of(word)->lines[m & (((uint64_t)1 << (word & 63)) - 1)];
+}
+
+static inline unsigned head_of(uint64_t m)
+{
+	return (unsigned)(((m >> 32) * LINE_HEADS) >> 32);
+}
+
+/* Where a hash lives, worked out once per call: its line is the low bits
+ * of m (as many as the table has), its head h within the line. */
+struct spot {
+	uint64_t m;
+	unsigned h;
+};
+
+/* Hashes are located BLOCK at a time. */
+#define BLOCK 64
+
+static void locate(const uint64_t *hashes, size_t n, struct spot *sp)
+{
+	for (size_t k = 0; k < n; k++) {
+		sp[k].m = mix(hashes[k]);
+		sp[k].h = head_of(sp[k].m);
+	}
+}
+
+/* A table as readers use it, from one load of the table word. */
+struct view {
+	const struct line *lines;
+	uint64_t mask;
+};
+
+static inline struct view view_load(const struct ig_prefix_index *x)
+{
+	uintptr_t word = atomic_load_explicit(&x->table, memory_order_acquire);
+	return (struct view){table_of(word)->lines, ((uint64_t)1 << (word & 63)) - 1};
+}
+
+static struct table *table_new(unsigned log)
+{
+	size_t n = (size_t)1 << log;
+	struct table *t = aligned_alloc(64, sizeof(*t) + n * sizeof(t->lines[0]));
+	if (!t)
+		return NULL;
+	t->older = NULL;
+	t->log = log;
+	for (size_t l = 0; l < n; l++) {
+		atomic_init(&t->lines[l].seq, 0);
+		atomic_init(&t->lines[l].live, 0);
+		for (unsigned h = 0; h < LINE_HEADS; h++)
+			atomic_init(&t->lines[l].head[h], NIL);
+	}
+	return t;
+}
+
+static inline struct node *node_at(const struct ig_prefix_index *x, uint32_t id)
+{
+	return &x->nodes[id];
+}
+
+static inline uint64_t hash_of(const struct node *nd)
+{
+	return atomic_load_explicit(&nd->hash, memory_order_acquire);
+}
+
+static inline uint32_t next_of(const struct node *nd)
+{
+	return atomic_load_explicit(&nd->bnext, memory_order_acquire);
+}
+
+/* ---- construction ------------------------------------------------------------- */
+
+static struct smap *smap_new(uint32_t size)
+{
+	struct smap *m = calloc(1, sizeof(*m) + (size_t)size * sizeof(m->e[0]));
+	if (!m)
+		return NULL;
+	m->mask = size - 1;
+	return m;
+}
+
+/* Address space for every node the index may need, none of it usable
+ * yet; halved until the system grants it. */
+static int arena_reserve(struct ig_prefix_index *x)
+{
+	uint64_t want = (uint64_t)IG_PREFIX_MAX_SERVERS * (x->capacity + BATCH_MAX);
+	if (want > MAX_NODES)
+		want = MAX_NODES;
+	want = (want + CHUNK - 1) & ~(CHUNK - 1);
+	for (; want >= CHUNK; want /= 2) {
+		void *p = mmap(NULL, want * sizeof(struct node), PROT_NONE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p != MAP_FAILED) {
+			x->nodes = p;
+			x->max_nodes = want;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server)
 {
-	struct ig_prefix_index *x = calloc(1, sizeof(*x));
+	size_t size = (sizeof(struct ig_prefix_index) + 63) & ~(size_t)63;
+	struct ig_prefix_index *x = aligned_alloc(64, size);
 	if (!x)
 		return NULL;
-	pthread_rwlockattr_t attr;
-	pthread_rwlockattr_init(&attr);
-	/* Lookups are many and commits few: without this a steady stream of
-	 * readers could keep a commit waiting for ever. */
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&x->lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
+	memset(x, 0, size);
 	x->capacity = capacity_per_server ? capacity_per_server : 1;
-	x->free = NIL;
-	x->freeserver = NIL;
+	x->free_slot = NIL;
+	pthread_mutex_init(&x->servers_lock, NULL);
+	pthread_mutex_init(&x->arena_lock, NULL);
+	struct smap *m = smap_new(16);
+	struct table *t = table_new(FIRST_LINES_LOG);
+	atomic_init(&x->smap, m);
+	atomic_init(&x->table, t ? (uintptr_t)t | FIRST_LINES_LOG : 0);
+	if (!m || !t || arena_reserve(x) < 0) {
+		ig_prefix_free(x);
+		return NULL;
+	}
 	return x;
+}
+
+static size_t sseg_len(unsigned k)
+{
+	return (size_t)1 << (SSEG0_LOG + k);
 }
 
 void ig_prefix_free(struct ig_prefix_index *x)
 {
 	if (!x)
 		return;
-	pthread_rwlock_destroy(&x->lock);
-	free(x->nodes);
-	free(x->buckets);
-	free(x->servers);
-	free(x->smap);
+	for (struct table *t = table_of(atomic_load(&x->table)), *o; t; t = o) {
+		o = t->older;
+		free(t);
+	}
+	for (struct smap *m = atomic_load(&x->smap), *o; m; m = o) {
+		o = m->older;
+		free(m);
+	}
+	if (x->nodes)
+		munmap(x->nodes, x->max_nodes * sizeof(struct node));
+	for (unsigned k = 0; k < NSSEGS; k++) {
+		struct server *seg = atomic_load(&x->ssegs[k]);
+		for (size_t i = 0; seg && i < sseg_len(k); i++)
+			pthread_mutex_destroy(&seg[i].lock);
+		free(seg);
+	}
+	pthread_mutex_destroy(&x->arena_lock);
+	pthread_mutex_destroy(&x->servers_lock);
 	free(x);
 }
 
-/* ---- servers ---------------------------------------------------------------- */
+/* ---- endpoints -------------------------------------------------------------- */
 
+static inline unsigned sseg_of(uint32_t slot)
+{
+	return 31u - (unsigned)__builtin_clz((slot >> SSEG0_LOG) + 1);
+}
+
+static inline struct server *server_at(const struct ig_prefix_index *x, uint32_t slot)
+{
+	unsigned k = sseg_of(slot);
+	struct server *seg = atomic_load_explicit(&x->ssegs[k], memory_order_acquire);
+	return &seg[slot - (((uint32_t)1 << (SSEG0_LOG + k)) - ((uint32_t)1 << SSEG0_LOG))];
+}
+
+/* Safe without the servers mutex: entries are published key first, then
+ * slot with a release store. Under concurrent change the answer may be
+ * stale; commits check the slot under its lock, lookups check map_seq. */
 static uint32_t server_find(const struct ig_prefix_index *x, uint64_t key)
 {
-	if (!x->nsmap)
-		return NIL;
-	for (uint32_t i = (uint32_t)mix(key) & (x->nsmap - 1);; i = (i + 1) & (x->nsmap - 1)) {
-		uint32_t v = x->smap[i];
+	const struct smap *m = atomic_load_explicit(&x->smap, memory_order_acquire);
+	for (uint32_t i = (uint32_t)mix(key) & m->mask;; i = (i + 1) & m->mask) {
+		uint32_t v = atomic_load_explicit(&m->e[i].slot, memory_order_acquire);
 		if (v == 0)
 			return NIL;
-		if (x->servers[v - 1].key == key && x->servers[v - 1].used)
+		if (v != TOMB && atomic_load_explicit(&m->e[i].key, memory_order_relaxed) == key)
 			return v - 1;
 	}
 }
 
-static void smap_put(uint32_t *map, uint32_t size, uint64_t key, uint32_t slot)
+static void smap_put(struct smap *m, uint64_t key, uint32_t slot)
 {
-	uint32_t i = (uint32_t)mix(key) & (size - 1);
-	while (map[i])
-		i = (i + 1) & (size - 1);
-	map[i] = slot + 1;
+	uint32_t i = (uint32_t)mix(key) & m->mask;
+	while (atomic_load_explicit(&m->e[i].slot, memory_order_relaxed) != 0)
+		i = (i + 1) & m->mask;
+	atomic_store_explicit(&m->e[i].key, key, memory_order_relaxed);
+	atomic_store_explicit(&m->e[i].slot, slot + 1, memory_order_release);
+	m->fill++;
 }
 
-/* Rebuilds the key map at a size for `want` servers (also how removal
- * works: forgetting is rare). */
-static int smap_rebuild(struct ig_prefix_index *x, uint32_t want)
+/* Makes room for one more entry: a map half full is replaced by one at
+ * least four times the live endpoints, without tombstones. Servers mutex
+ * held. */
+static int smap_reserve(struct ig_prefix_index *x)
 {
+	struct smap *m = atomic_load_explicit(&x->smap, memory_order_relaxed);
+	if (2 * (m->fill + 1) <= m->mask + 1)
+		return 0;
+	uint32_t n = atomic_load_explicit(&x->nservers, memory_order_relaxed), live = 0;
+	for (uint32_t s = 0; s < n; s++)
+		live += server_at(x, s)->used;
 	uint32_t size = 16;
-	while (size < 2 * want)
+	while (size < 4 * (live + 1))
 		size *= 2;
-	uint32_t *map = calloc(size, sizeof(*map));
-	if (!map)
+	struct smap *nm = smap_new(size);
+	if (!nm)
 		return -1;
-	for (uint32_t s = 0; s < x->nservers; s++)
-		if (x->servers[s].used)
-			smap_put(map, size, x->servers[s].key, s);
-	free(x->smap);
-	x->smap = map;
-	x->nsmap = size;
+	for (uint32_t s = 0; s < n; s++)
+		if (server_at(x, s)->used)
+			smap_put(nm, server_at(x, s)->key, s);
+	nm->older = m;
+	atomic_store_explicit(&x->smap, nm, memory_order_release);
 	return 0;
+}
+
+/* A slot never used before; its segment is allocated on first use. */
+static uint32_t slot_fresh(struct ig_prefix_index *x)
+{
+	uint32_t slot = atomic_load_explicit(&x->nservers, memory_order_relaxed);
+	if (slot == IG_PREFIX_MAX_SERVERS)
+		return NIL;
+	unsigned k = sseg_of(slot);
+	if (!atomic_load_explicit(&x->ssegs[k], memory_order_relaxed)) {
+		size_t len = sseg_len(k);
+		struct server *seg = aligned_alloc(64, len * sizeof(*seg));
+		if (!seg)
+			return NIL;
+		memset(seg, 0, len * sizeof(*seg));
+		for (size_t i = 0; i < len; i++) {
+			pthread_mutex_init(&seg[i].lock, NULL);
+			seg[i].newest = seg[i].oldest = seg[i].spare = NIL;
+		}
+		atomic_store_explicit(&x->ssegs[k], seg, memory_order_release);
+	}
+	atomic_store_explicit(&x->nservers, slot + 1, memory_order_release);
+	return slot;
 }
 
 static uint32_t server_add(struct ig_prefix_index *x, uint64_t key)
 {
-	uint32_t slot = x->freeserver;
-	if (slot == NIL) {
-		if (x->nservers == IG_PREFIX_MAX_SERVERS)
-			return NIL;
-		if (x->nservers == x->capservers) {
-			uint32_t cap = x->capservers ? x->capservers * 2 : 16;
-			struct server *s = realloc(x->servers, cap * sizeof(*s));
-			if (!s)
-				return NIL;
-			x->servers = s;
-			x->capservers = cap;
-		}
-		if (2 * (x->nservers + 1) > x->nsmap && smap_rebuild(x, x->nservers + 1) < 0)
-			return NIL;
-		slot = x->nservers++;
-	} else {
-		x->freeserver = x->servers[slot].newest;
-	}
-	x->servers[slot] = (struct server){key, NIL, NIL, 0, true};
-	smap_put(x->smap, x->nsmap, key, slot);
+	pthread_mutex_lock(&x->servers_lock);
+	uint32_t slot = server_find(x, key);
+	if (slot != NIL || smap_reserve(x) < 0)
+		goto out;
+	slot = x->free_slot;
+	if (slot != NIL)
+		x->free_slot = server_at(x, slot)->next_free;
+	else if ((slot = slot_fresh(x)) == NIL)
+		goto out;
+	struct server *s = server_at(x, slot);
+	/* A commit that found this slot under its old key may hold it. */
+	pthread_mutex_lock(&s->lock);
+	s->key = key;
+	s->used = true;
+	pthread_mutex_unlock(&s->lock);
+	bump(&x->map_seq); /* odd: lookups now running will start over */
+	smap_put(atomic_load_explicit(&x->smap, memory_order_relaxed), key, slot);
+	bump(&x->map_seq);
+out:
+	pthread_mutex_unlock(&x->servers_lock);
 	return slot;
 }
 
-/* ---- nodes -------------------------------------------------------------------- */
-
-static uint32_t *bucket_of(struct ig_prefix_index *x, uint64_t hash)
+/* Locks the endpoint of `key`, adding it when new. NULL when out of memory
+ * or past IG_PREFIX_MAX_SERVERS. */
+static struct server *server_lock(struct ig_prefix_index *x, uint64_t key, uint32_t *slot)
 {
-	return &x->buckets[mix(hash) & (x->nbuckets - 1)];
+	for (;;) {
+		uint32_t i = server_find(x, key);
+		if (i == NIL && (i = server_add(x, key)) == NIL)
+			return NULL;
+		struct server *s = server_at(x, i);
+		pthread_mutex_lock(&s->lock);
+		if (s->used && s->key == key) {
+			*slot = i;
+			return s;
+		}
+		/* Forgotten since it was found: look again. */
+		pthread_mutex_unlock(&s->lock);
+	}
 }
 
-static int grow_buckets(struct ig_prefix_index *x)
+/* ---- nodes ----------------------------------------------------------------- */
+
+/* Makes the reservation writable up to node `end`. */
+static int arena_ready(struct ig_prefix_index *x, uint64_t end)
 {
-	uint32_t n = x->nbuckets ? x->nbuckets * 2 : 1024;
-	uint32_t *b = malloc(n * sizeof(*b));
-	if (!b)
-		return -1;
-	memset(b, 0xff, n * sizeof(*b));
-	free(x->buckets);
-	x->buckets = b;
-	x->nbuckets = n;
-	/* Relink every live node: a node is live when its server is set. */
-	for (uint32_t i = 0; i < x->nnodes; i++) {
-		struct node *nd = &x->nodes[i];
-		if (nd->server == NIL)
-			continue;
-		uint32_t *head = bucket_of(x, nd->hash);
-		nd->bnext = *head;
-		*head = i;
+	int rc = 0;
+	if (atomic_load_explicit(&x->writable, memory_order_acquire) >= end)
+		return 0;
+	pthread_mutex_lock(&x->arena_lock);
+	uint64_t w = atomic_load_explicit(&x->writable, memory_order_relaxed);
+	while (w < end) {
+		if (mprotect((char *)x->nodes + w * sizeof(struct node),
+			     CHUNK * sizeof(struct node), PROT_READ | PROT_WRITE) != 0) {
+			rc = -1;
+			break;
+		}
+		w += CHUNK;
+		atomic_store_explicit(&x->writable, w, memory_order_release);
 	}
-	return 0;
+	pthread_mutex_unlock(&x->arena_lock);
+	return rc;
 }
 
-static uint32_t node_alloc(struct ig_prefix_index *x)
+/* The first of n new node ids, NIL when the ids or memory ran out. */
+static uint32_t arena_take(struct ig_prefix_index *x, uint32_t n)
 {
-	if (x->free != NIL) {
-		uint32_t i = x->free;
-		x->free = x->nodes[i].older;
-		return i;
-	}
-	if (x->nnodes == x->capnodes) {
-		if (x->capnodes >= UINT32_MAX / 2)
+	uint64_t first = atomic_fetch_add_explicit(&x->next_node, n, memory_order_relaxed);
+	if (first + n > x->max_nodes || arena_ready(x, first + n) < 0)
+		return NIL;
+	return (uint32_t)first;
+}
+
+/* A node for endpoint s, from its spares or a new batch. */
+static uint32_t node_take(struct ig_prefix_index *x, struct server *s)
+{
+	if (s->spare == NIL) {
+		uint32_t n = s->count < BATCH_MIN ? BATCH_MIN : s->count;
+		if (n > BATCH_MAX)
+			n = BATCH_MAX;
+		uint32_t first = arena_take(x, n);
+		if (first == NIL)
 			return NIL;
-		uint32_t cap = x->capnodes ? x->capnodes * 2 : 1024;
-		struct node *n = realloc(x->nodes, (size_t)cap * sizeof(*n));
-		if (!n)
-			return NIL;
-		x->nodes = n;
-		x->capnodes = cap;
+		for (uint32_t j = 0; j < n; j++) {
+			struct node *nd = node_at(x, first + j);
+			atomic_store_explicit(&nd->server, NIL, memory_order_relaxed);
+			nd->older = j + 1 < n ? first + j + 1 : NIL;
+		}
+		s->spare = first;
 	}
-	return x->nnodes++;
+	uint32_t i = s->spare;
+	s->spare = node_at(x, i)->older;
+	return i;
 }
 
-static void bucket_unlink(struct ig_prefix_index *x, uint32_t i)
+static void lru_unlink(struct node *nodes, struct server *s, uint32_t i)
 {
-	uint32_t *p = bucket_of(x, x->nodes[i].hash);
-	while (*p != i)
-		p = &x->nodes[*p].bnext;
-	*p = x->nodes[i].bnext;
-}
-
-static void lru_unlink(struct ig_prefix_index *x, struct server *s, uint32_t i)
-{
-	struct node *nd = &x->nodes[i];
+	struct node *nd = &nodes[i];
 	if (nd->newer != NIL)
-		x->nodes[nd->newer].older = nd->older;
+		nodes[nd->newer].older = nd->older;
 	else
 		s->newest = nd->older;
 	if (nd->older != NIL)
-		x->nodes[nd->older].newer = nd->newer;
+		nodes[nd->older].newer = nd->newer;
 	else
 		s->oldest = nd->newer;
 }
 
-static void lru_push_newest(struct ig_prefix_index *x, struct server *s, uint32_t i)
+static void lru_push_newest(struct node *nodes, struct server *s, uint32_t i)
 {
-	struct node *nd = &x->nodes[i];
+	struct node *nd = &nodes[i];
 	nd->newer = NIL;
 	nd->older = s->newest;
 	if (s->newest != NIL)
-		x->nodes[s->newest].newer = i;
+		nodes[s->newest].newer = i;
 	s->newest = i;
 	if (s->oldest == NIL)
 		s->oldest = i;
 }
 
-static void node_release(struct ig_prefix_index *x, struct server *s, uint32_t i)
+/* ---- linking ------------------------------------------------------------------ */
+
+/* Locks the line of mixed hash m in the current table; *word is that table. */
+static struct line *line_lock(struct ig_prefix_index *x, uint64_t m, uintptr_t *word)
 {
-	bucket_unlink(x, i);
-	lru_unlink(x, s, i);
-	x->nodes[i].server = NIL;
-	x->nodes[i].older = x->free;
-	x->free = i;
-	s->count--;
-	x->live--;
+	unsigned spins = 0;
+	for (;;) {
+		*word = atomic_load_explicit(&x->table, memory_order_acquire);
+		struct line *ln = line_of(*word, m);
+		if (try_lock(&ln->seq))
+			return ln;
+		backoff(&spins);
+	}
 }
 
-static uint32_t node_find(struct ig_prefix_index *x, uint64_t hash, uint32_t server)
+/* Takes every line of the table `word` in order. The first grower to take
+ * line 0 is the only one: a second finds line 0 held for good and leaves
+ * when the table changes. */
+static bool lock_all(struct ig_prefix_index *x, uintptr_t word)
 {
-	for (uint32_t i = *bucket_of(x, hash); i != NIL; i = x->nodes[i].bnext)
-		if (x->nodes[i].hash == hash && x->nodes[i].server == server)
+	struct table *t = table_of(word);
+	size_t n = (size_t)1 << t->log;
+	for (size_t l = 0; l < n; l++) {
+		unsigned spins = 0;
+		while (!try_lock(&t->lines[l].seq)) {
+			if (atomic_load_explicit(&x->table, memory_order_acquire) != word) {
+				while (l-- > 0)
+					bump(&t->lines[l].seq);
+				return false;
+			}
+			backoff(&spins);
+		}
+	}
+	return true;
+}
+
+/* Doubles the table `word`, unless another commit already did. On
+ * allocation failure the chains just grow longer. */
+static void grow(struct ig_prefix_index *x, uintptr_t word)
+{
+	struct table *t = table_of(word);
+	if (!lock_all(x, word))
+		return;
+	struct table *nt = table_new(t->log + 1);
+	if (!nt) {
+		for (size_t l = 0; l < (size_t)1 << t->log; l++)
+			bump(&t->lines[l].seq);
+		return;
+	}
+	uintptr_t nword = (uintptr_t)nt | nt->log;
+	for (size_t l = 0; l < (size_t)1 << t->log; l++)
+		for (unsigned h = 0; h < LINE_HEADS; h++) {
+			uint32_t i =
+			    atomic_load_explicit(&t->lines[l].head[h], memory_order_relaxed);
+			while (i != NIL) {
+				struct node *nd = node_at(x, i);
+				uint32_t next =
+				    atomic_load_explicit(&nd->bnext, memory_order_relaxed);
+				uint64_t m = mix(hash_of(nd));
+				struct line *nl = line_of(nword, m);
+				_Atomic uint32_t *head = &nl->head[head_of(m)];
+				atomic_store_explicit(
+				    &nd->bnext, atomic_load_explicit(head, memory_order_relaxed),
+				    memory_order_release);
+				atomic_store_explicit(head, i, memory_order_relaxed);
+				atomic_store_explicit(
+				    &nl->live,
+				    atomic_load_explicit(&nl->live, memory_order_relaxed) + 1,
+				    memory_order_relaxed);
+				i = next;
+			}
+		}
+	nt->older = t;
+	/* The old lines stay held: whoever still reads them starts over, and
+	 * reloads the table. */
+	atomic_store_explicit(&x->table, nword, memory_order_release);
+}
+
+/* Links node i under `hash`; the table grows first when the index has
+ * handed out more nodes than 3/4 of its buckets. */
+static void link_node(struct ig_prefix_index *x, uint32_t i, uint32_t slot, uint64_t hash,
+		      struct spot sp)
+{
+	struct node *nd = node_at(x, i);
+	bool grown = false;
+	for (;;) {
+		uintptr_t word;
+		struct line *ln = line_lock(x, sp.m, &word);
+		uint64_t buckets = ((uint64_t)1 << (word & 63)) * LINE_HEADS;
+		uint64_t nodes = atomic_load_explicit(&x->next_node, memory_order_relaxed);
+		if (!grown && 4 * nodes > 3 * buckets) {
+			bump(&ln->seq);
+			grow(x, word);
+			grown = true;
+			continue;
+		}
+		atomic_store_explicit(&nd->hash, hash, memory_order_release);
+		atomic_store_explicit(&nd->server, slot, memory_order_release);
+		_Atomic uint32_t *head = &ln->head[sp.h];
+		atomic_store_explicit(&nd->bnext, atomic_load_explicit(head, memory_order_relaxed),
+				      memory_order_release);
+		atomic_store_explicit(head, i, memory_order_release);
+		atomic_store_explicit(&ln->live,
+				      atomic_load_explicit(&ln->live, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		bump(&ln->seq);
+		return;
+	}
+}
+
+/* A reader standing on node i keeps following its old bnext, into the
+ * rest of the chain it was in; the counter tells it to walk again. */
+static void unlink_node(struct ig_prefix_index *x, uint32_t i)
+{
+	struct node *nd = node_at(x, i);
+	uint64_t m = mix(atomic_load_explicit(&nd->hash, memory_order_relaxed));
+	uintptr_t word;
+	struct line *ln = line_lock(x, m, &word);
+	_Atomic uint32_t *p = &ln->head[head_of(m)];
+	uint32_t cur;
+	while ((cur = atomic_load_explicit(p, memory_order_relaxed)) != i)
+		p = &node_at(x, cur)->bnext;
+	atomic_store_explicit(p, atomic_load_explicit(&nd->bnext, memory_order_relaxed),
+			      memory_order_release);
+	atomic_store_explicit(&nd->server, NIL, memory_order_release);
+	atomic_store_explicit(&ln->live, atomic_load_explicit(&ln->live, memory_order_relaxed) - 1,
+			      memory_order_relaxed);
+	bump(&ln->seq);
+}
+
+/* The lines of a request's hashes are scattered over the table; asking
+ * for all of them first lets the memory system fetch them in parallel
+ * instead of one miss after another, then the same for the first nodes.
+ * These reads skip the counters: they are hints. */
+static void prefetch(const struct node *nodes, struct view v, const struct spot *sp, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		__builtin_prefetch(&v.lines[sp[k].m & v.mask]);
+	for (size_t k = 0; k < n; k++) {
+		uint32_t i = atomic_load_explicit(&v.lines[sp[k].m & v.mask].head[sp[k].h],
+						  memory_order_acquire);
+		if (i != NIL)
+			__builtin_prefetch(&nodes[i]);
+	}
+}
+
+/* ---- reading a chain --------------------------------------------------------------- */
+
+/* A walk of a chain read a consistent one when the line's counter was even
+ * before and unchanged after, and the walk reached the end. A walk that
+ * meets more nodes than the line holds raced a writer and stops short. The
+ * walk is written out twice (find, count_holders) so that each inlines
+ * into its loop. */
+static inline bool walk_ok(const struct line *ln, uint32_t seq, bool ended)
+{
+	return !(seq & 1) && ended && atomic_load_explicit(&ln->seq, memory_order_relaxed) == seq;
+}
+
+/* The node of (hash, slot) in the chain of line ln, head h, or NIL. The
+ * caller holds slot's lock, so a node of slot's that it meets holds what
+ * it says, even in a walk that raced a writer; not finding one must be
+ * checked. */
+static inline uint32_t find(const struct node *nodes, const struct line *ln, unsigned h,
+			    uint64_t hash, uint32_t slot, bool *ok)
+{
+	uint32_t seq = atomic_load_explicit(&ln->seq, memory_order_acquire);
+	uint32_t limit = atomic_load_explicit(&ln->live, memory_order_relaxed) + 1;
+	uint32_t i = atomic_load_explicit(&ln->head[h], memory_order_acquire);
+	for (; i != NIL && limit; i = next_of(&nodes[i]), limit--)
+		if (atomic_load_explicit(&nodes[i].server, memory_order_relaxed) == slot &&
+		    hash_of(&nodes[i]) == hash) {
+			*ok = true;
 			return i;
+		}
+	*ok = walk_ok(ln, seq, i == NIL);
 	return NIL;
 }
 
-/* The buckets of a request's hashes are scattered over the table; asking
- * for all of them first lets the memory system fetch them in parallel
- * instead of one miss after another, then the same for the first nodes. */
-static void prefetch(const struct ig_prefix_index *x, const uint64_t *hashes, size_t n)
+__attribute__((noinline)) static uint32_t find_slow(const struct ig_prefix_index *x, uint64_t hash,
+						    struct spot sp, uint32_t slot)
 {
-	for (size_t k = 0; k < n; k++)
-		__builtin_prefetch(&x->buckets[mix(hashes[k]) & (x->nbuckets - 1)]);
-	for (size_t k = 0; k < n; k++) {
-		uint32_t i = x->buckets[mix(hashes[k]) & (x->nbuckets - 1)];
-		if (i != NIL)
-			__builtin_prefetch(&x->nodes[i]);
+	unsigned spins = 0;
+	bool ok;
+	for (;;) {
+		backoff(&spins);
+		struct view v = view_load(x);
+		uint32_t i = find(x->nodes, &v.lines[sp.m & v.mask], sp.h, hash, slot, &ok);
+		if (ok)
+			return i;
 	}
 }
 
-static int add_one(struct ig_prefix_index *x, uint32_t slot, uint64_t hash)
+static inline uint32_t own_find(const struct ig_prefix_index *x, struct view v, uint64_t hash,
+				struct spot sp, uint32_t slot)
 {
-	struct server *s = &x->servers[slot];
-	if (x->nbuckets == 0 && grow_buckets(x) < 0)
-		return -1;
-	uint32_t i = node_find(x, hash, slot);
+	bool ok;
+	uint32_t i = find(x->nodes, &v.lines[sp.m & v.mask], sp.h, hash, slot, &ok);
+	return ok ? i : find_slow(x, hash, sp, slot);
+}
+
+/* ---- commits ------------------------------------------------------------------ */
+
+static int add_one(struct ig_prefix_index *x, struct view v, struct server *s, uint32_t slot,
+		   uint64_t hash, struct spot sp)
+{
+	struct node *nodes = x->nodes;
+	uint32_t i = own_find(x, v, hash, sp, slot);
 	if (i != NIL) {
-		lru_unlink(x, s, i);
-		lru_push_newest(x, s, i);
+		lru_unlink(nodes, s, i);
+		lru_push_newest(nodes, s, i);
 		return 0;
 	}
-	if (s->count >= x->capacity)
-		node_release(x, s, s->oldest);
-	if (x->live + 1 > x->nbuckets && grow_buckets(x) < 0)
+	if (s->count >= x->capacity) {
+		/* The oldest pair's node is unlinked and reused for this one. */
+		i = s->oldest;
+		lru_unlink(nodes, s, i);
+		unlink_node(x, i);
+		s->count--;
+	} else if ((i = node_take(x, s)) == NIL) {
 		return -1;
-	i = node_alloc(x);
-	if (i == NIL)
-		return -1;
-	s = &x->servers[slot];
-	x->nodes[i] = (struct node){.hash = hash, .server = slot};
-	uint32_t *head = bucket_of(x, hash);
-	x->nodes[i].bnext = *head;
-	*head = i;
-	lru_push_newest(x, s, i);
+	}
+	link_node(x, i, slot, hash, sp);
+	lru_push_newest(nodes, s, i);
 	s->count++;
-	x->live++;
 	return 0;
 }
 
 int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n)
 {
+	uint32_t slot;
 	int rc = 0;
 	if (n == 0)
 		return 0;
-	pthread_rwlock_wrlock(&x->lock);
-	uint32_t slot = server_find(x, key);
-	if (slot == NIL)
-		slot = server_add(x, key);
-	if (slot == NIL)
-		rc = -1;
-	if (rc == 0 && x->nbuckets)
-		prefetch(x, hashes, n);
-	for (size_t k = 0; rc == 0 && k < n; k++)
-		rc = add_one(x, slot, hashes[k]);
-	pthread_rwlock_unlock(&x->lock);
+	struct server *s = server_lock(x, key, &slot);
+	if (!s)
+		return -1;
+	for (size_t k0 = 0; rc == 0 && k0 < n; k0 += BLOCK) {
+		struct spot sp[BLOCK];
+		size_t nb = n - k0 < BLOCK ? n - k0 : BLOCK;
+		/* A table that grows meanwhile leaves this view's lines held:
+		 * own_find() then looks again in the new one. */
+		struct view v = view_load(x);
+		locate(hashes + k0, nb, sp);
+		prefetch(x->nodes, v, sp, nb);
+		for (size_t k = 0; rc == 0 && k < nb; k++)
+			rc = add_one(x, v, s, slot, hashes[k0 + k], sp[k]);
+	}
+	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
 void ig_prefix_forget(struct ig_prefix_index *x, uint64_t key)
 {
-	pthread_rwlock_wrlock(&x->lock);
+	pthread_mutex_lock(&x->servers_lock);
 	uint32_t slot = server_find(x, key);
-	if (slot != NIL) {
-		struct server *s = &x->servers[slot];
-		while (s->oldest != NIL)
-			node_release(x, s, s->oldest);
-		s->used = false;
-		/* Unused slots form a free list through `newest`. */
-		s->newest = x->freeserver;
-		x->freeserver = slot;
-		/* Rebuilding at the same size cannot need more memory than the
-		 * map already has, but calloc may still fail: then the stale
-		 * entry stays, harmless since the slot is marked unused and
-		 * server_find checks the key. */
-		smap_rebuild(x, x->nservers);
+	if (slot == NIL)
+		goto out;
+	struct smap *m = atomic_load_explicit(&x->smap, memory_order_relaxed);
+	uint32_t e = (uint32_t)mix(key) & m->mask;
+	while (atomic_load_explicit(&m->e[e].slot, memory_order_relaxed) != slot + 1)
+		e = (e + 1) & m->mask;
+	bump(&x->map_seq);
+	atomic_store_explicit(&m->e[e].slot, TOMB, memory_order_release);
+	bump(&x->map_seq);
+	struct server *s = server_at(x, slot);
+	pthread_mutex_lock(&s->lock);
+	while (s->oldest != NIL) {
+		uint32_t i = s->oldest;
+		lru_unlink(x->nodes, s, i);
+		unlink_node(x, i);
+		node_at(x, i)->older = s->spare;
+		s->spare = i;
 	}
-	pthread_rwlock_unlock(&x->lock);
+	s->count = 0;
+	s->used = false;
+	pthread_mutex_unlock(&s->lock);
+	s->next_free = x->free_slot;
+	x->free_slot = slot;
+out:
+	pthread_mutex_unlock(&x->servers_lock);
 }
 
 /* ---- matching ------------------------------------------------------------------ */
 
-/* A per-call map from server slot to candidate index, open addressing. */
-struct local {
-	uint32_t *slot; /* server slot + 1; 0 empty */
-	uint32_t *cand;
-	uint32_t mask;
-};
-
-static uint32_t local_get(const struct local *l, uint32_t slot)
+/* Whether anyone holds `hash` in the chain of line ln, head h; each
+ * endpoint below slot n that does gets one more in by_slot. A walk that
+ * raced a writer (*ok false) may have counted wrong: the lookup starts
+ * over. */
+static inline bool count_holders(const struct node *nodes, const struct line *ln, unsigned h,
+				 uint64_t hash, uint32_t *by_slot, uint32_t n, bool *ok)
 {
-	for (uint32_t i = (slot * 0x9e3779b1u) & l->mask;; i = (i + 1) & l->mask) {
-		if (l->slot[i] == 0)
-			return NIL;
-		if (l->slot[i] == slot + 1)
-			return l->cand[i];
+	uint32_t seq = atomic_load_explicit(&ln->seq, memory_order_acquire);
+	uint32_t limit = atomic_load_explicit(&ln->live, memory_order_relaxed) + 1;
+	uint32_t i = atomic_load_explicit(&ln->head[h], memory_order_acquire);
+	bool held = false;
+	for (; i != NIL && limit; i = next_of(&nodes[i]), limit--) {
+		if (hash_of(&nodes[i]) != hash)
+			continue;
+		held = true;
+		uint32_t slot = atomic_load_explicit(&nodes[i].server, memory_order_relaxed);
+		if (slot < n)
+			by_slot[slot]++;
 	}
+	*ok = walk_ok(ln, seq, i == NIL);
+	return held;
 }
 
-static void local_put(struct local *l, uint32_t slot, uint32_t cand)
-{
-	uint32_t i = (slot * 0x9e3779b1u) & l->mask;
-	while (l->slot[i] != 0) {
-		if (l->slot[i] == slot + 1)
-			return; /* the same endpoint twice: the first one counts */
-		i = (i + 1) & l->mask;
-	}
-	l->slot[i] = slot + 1;
-	l->cand[i] = cand;
-}
+#define RACED SIZE_MAX
 
-static size_t walk(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
-		   const struct local *l, uint32_t *counts)
+/* The match proper, counting by slot: the number of hashes walked, or
+ * RACED. */
+static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+		   uint32_t *by_slot, uint32_t n)
 {
-	size_t k;
-	prefetch(x, hashes, nhashes);
-	for (k = 0; k < nhashes; k++) {
-		bool held = false;
-		for (uint32_t i = *bucket_of(x, hashes[k]); i != NIL; i = x->nodes[i].bnext) {
-			if (x->nodes[i].hash != hashes[k])
-				continue;
-			held = true;
-			uint32_t c = local_get(l, x->nodes[i].server);
-			if (c != NIL)
-				counts[c]++;
+	const struct node *nodes = x->nodes;
+	struct spot sp[BLOCK];
+	for (size_t k0 = 0; k0 < nhashes; k0 += BLOCK) {
+		size_t nb = nhashes - k0 < BLOCK ? nhashes - k0 : BLOCK;
+		struct view v = view_load(x);
+		locate(hashes + k0, nb, sp);
+		prefetch(nodes, v, sp, nb);
+		for (size_t k = 0; k < nb; k++) {
+			bool ok, held = count_holders(nodes, &v.lines[sp[k].m & v.mask], sp[k].h,
+						      hashes[k0 + k], by_slot, n, &ok);
+			if (!ok)
+				return RACED;
+			if (!held)
+				return k0 + k;
 		}
-		if (!held)
-			break;
 	}
-	return k;
+	return nhashes;
 }
 
 size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
 		       const uint64_t *keys, size_t nkeys, uint32_t *counts)
 {
-	uint32_t stack_slot[LOCAL_SLOTS], stack_cand[LOCAL_SLOTS];
-	struct local l = {stack_slot, stack_cand, 0};
-	size_t size = 16, walked = 0;
+	uint32_t stack[LOCAL_SLOTS];
+	size_t walked = 0;
+	unsigned spins = 0;
 	memset(counts, 0, nkeys * sizeof(*counts));
-	while (size < 2 * nkeys)
-		size *= 2;
-	if (size > LOCAL_SLOTS) {
-		l.slot = malloc(size * sizeof(uint32_t));
-		l.cand = malloc(size * sizeof(uint32_t));
-		if (!l.slot || !l.cand)
-			goto out;
-	}
-	l.mask = (uint32_t)size - 1;
-	memset(l.slot, 0, size * sizeof(uint32_t));
-	pthread_rwlock_rdlock(&x->lock);
-	if (x->live) {
+	/* Endpoints that arrive during the lookup are left out. */
+	uint32_t n = atomic_load_explicit(&x->nservers, memory_order_acquire);
+	if (n == 0)
+		return 0;
+	uint32_t *by_slot = n <= LOCAL_SLOTS ? stack : malloc(n * sizeof(*by_slot));
+	if (!by_slot)
+		return 0;
+	/* A walk that raced a commit, or an endpoint forgotten and its slot
+	 * given to another while this lookup ran, would count wrong: then the
+	 * lookup starts over. Commits change a line only to add or drop a
+	 * pair, so this is rare. */
+	for (;; backoff(&spins)) {
+		uint32_t seq = atomic_load_explicit(&x->map_seq, memory_order_acquire);
+		if (seq & 1)
+			continue;
+		memset(by_slot, 0, n * sizeof(*by_slot));
+		walked = walk(x, hashes, nhashes, by_slot, n);
+		if (walked == RACED)
+			continue;
+		/* An endpoint listed twice counts once, the first time. */
 		for (size_t c = 0; c < nkeys; c++) {
 			uint32_t slot = server_find(x, keys[c]);
-			if (slot != NIL)
-				local_put(&l, slot, (uint32_t)c);
+			if (slot < n) {
+				counts[c] = by_slot[slot];
+				by_slot[slot] = 0;
+			}
 		}
-		walked = walk(x, hashes, nhashes, &l, counts);
+		if (atomic_load_explicit(&x->map_seq, memory_order_relaxed) == seq)
+			break;
+		memset(counts, 0, nkeys * sizeof(*counts));
 	}
-	pthread_rwlock_unlock(&x->lock);
-out:
-	if (l.slot != stack_slot) {
-		free(l.slot);
-		free(l.cand);
-	}
+	if (by_slot != stack)
+		free(by_slot);
 	return walked;
 }
 
 void ig_prefix_size(struct ig_prefix_index *x, uint64_t *entries, uint64_t *bytes)
 {
-	pthread_rwlock_rdlock(&x->lock);
-	*entries = x->live;
-	*bytes = sizeof(*x) + (uint64_t)x->capnodes * sizeof(struct node) +
-		 (uint64_t)x->nbuckets * sizeof(uint32_t) +
-		 (uint64_t)x->capservers * sizeof(struct server) + (uint64_t)x->nsmap * sizeof(uint32_t);
-	pthread_rwlock_unlock(&x->lock);
+	uint64_t e = 0, b = sizeof(*x);
+	uintptr_t word = atomic_load_explicit(&x->table, memory_order_acquire);
+	const struct table *t = table_of(word);
+	for (size_t l = 0; l < (size_t)1 << t->log; l++)
+		e += atomic_load_explicit(&t->lines[l].live, memory_order_relaxed);
+	for (; t; t = t->older)
+		b += sizeof(*t) + ((uint64_t)1 << t->log) * sizeof(t->lines[0]);
+	/* Nodes handed out, not the reservation: its pages are touched only
+	 * as ids are used. */
+	uint64_t nodes = atomic_load_explicit(&x->next_node, memory_order_relaxed);
+	b += (nodes < x->max_nodes ? nodes : x->max_nodes) * sizeof(struct node);
+	for (unsigned k = 0; k < NSSEGS; k++)
+		if (atomic_load_explicit(&x->ssegs[k], memory_order_relaxed))
+			b += sseg_len(k) * sizeof(struct server);
+	const struct smap *m = atomic_load_explicit(&x->smap, memory_order_acquire);
+	for (; m; m = m->older)
+		b += sizeof(*m) + ((uint64_t)m->mask + 1) * sizeof(m->e[0]);
+	*entries = e;
+	*bytes = b;
 }

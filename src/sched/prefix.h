@@ -7,8 +7,14 @@
  * LRU of at most `capacity` hashes, and evicting one removes the endpoint
  * from that hash's holders. Memory is bounded by endpoints x capacity.
  *
- * Threading: ig_prefix_match() takes a read lock and may run on many
- * threads; ig_prefix_add() and ig_prefix_forget() take the write lock. */
+ * Threading: every function may run on many threads at once, with no
+ * pool-wide lock. ig_prefix_match() takes no lock and writes no shared
+ * memory (a seqlock read: it walks again when a commit changed what it
+ * read). ig_prefix_add() locks the endpoint it records for and, for each
+ * pair it links or evicts, the one cache line of the bucket table that
+ * holds it; ig_prefix_forget() and an endpoint's first commit also take a
+ * mutex of the index. A commit is seen by every lookup that starts after
+ * it returns. See prefix.c for the design. */
 #ifndef IG_SCHED_PREFIX_H
 #define IG_SCHED_PREFIX_H
 

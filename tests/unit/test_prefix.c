@@ -1,6 +1,7 @@
 /* The prefix-cache index: the hash chain (recomputed here with XXH64
- * directly), match counting, per-endpoint LRU eviction, forgetting, and a
- * concurrency smoke test of commits racing schedules. */
+ * directly), match counting, per-endpoint LRU eviction, forgetting, and
+ * concurrent commits and lookups that must stay exact, plus a smoke test of
+ * commits racing schedules. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -237,6 +238,210 @@ static void test_against_model(void **state)
 	ig_prefix_free(x);
 }
 
+/* ---- concurrency: exact results while others write ------------------------------ */
+
+/* Each thread drives endpoints of its own through random commits (runs of
+ * consecutive hashes from a universe every thread shares, so chains mix
+ * the threads' nodes, lines are written under the readers' feet and the
+ * table grows meanwhile) and forgets, keeping the same plain model as
+ * test_against_model. Nobody else touches its endpoints, so every lookup
+ * it makes for them must agree with its model exactly, however the other
+ * threads' commits interleave. */
+#define CT_THREADS 8
+#define CT_EPS 2
+#define CT_UNIVERSE 600
+#define CT_ROUNDS 20000
+
+struct ct_thread {
+	struct ig_prefix_index *x;
+	int id;
+	uint64_t keys[CT_EPS];
+	struct model m; /* endpoints 0..CT_EPS-1 used */
+	int failures;
+	unsigned long lookups, checked_holds;
+};
+
+static uint64_t ct_hash(uint64_t i)
+{
+	return 0x9e3779b97f4a7c15ULL * (i + 1) ^ 0x5bd1e995;
+}
+
+static uint64_t ct_rand(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+	return *s >> 33;
+}
+
+static void ct_lookup(struct ct_thread *t, uint64_t *rng)
+{
+	uint64_t q[8];
+	size_t len = 1 + ct_rand(rng) % 8, start = ct_rand(rng) % CT_UNIVERSE;
+	for (size_t j = 0; j < len; j++)
+		q[j] = ct_hash((start + j) % CT_UNIVERSE);
+	uint32_t counts[CT_EPS];
+	size_t walked = ig_prefix_match(t->x, q, len, t->keys, CT_EPS, counts);
+	t->lookups++;
+	if (walked > len)
+		t->failures++;
+	for (size_t c = 0; c < CT_EPS; c++) {
+		uint32_t want = 0;
+		for (size_t j = 0; j < walked && j < len; j++)
+			want += model_holds(&t->m, c, q[j]);
+		if (counts[c] != want)
+			t->failures++;
+		t->checked_holds += want;
+		/* The walk stops at a hash nobody holds: not ours either. */
+		if (walked < len && model_holds(&t->m, c, q[walked]))
+			t->failures++;
+	}
+}
+
+static void *ct_run(void *arg)
+{
+	struct ct_thread *t = arg;
+	uint64_t rng = 77 + (uint64_t)t->id;
+	for (int r = 0; r < CT_ROUNDS; r++) {
+		size_t e = ct_rand(&rng) % CT_EPS;
+		if (ct_rand(&rng) % 400 == 0) {
+			ig_prefix_forget(t->x, t->keys[e]);
+			t->m.n[e] = 0;
+		} else {
+			uint64_t run[8];
+			size_t len = 1 + ct_rand(&rng) % 8, start = ct_rand(&rng) % CT_UNIVERSE;
+			for (size_t j = 0; j < len; j++)
+				run[j] = ct_hash((start + j) % CT_UNIVERSE);
+			if (ig_prefix_add(t->x, t->keys[e], run, len) != 0)
+				t->failures++;
+			for (size_t j = 0; j < len; j++)
+				model_add(&t->m, e, run[j]);
+		}
+		ct_lookup(t, &rng);
+	}
+	return NULL;
+}
+
+static void test_concurrent_exact(void **state)
+{
+	(void)state;
+	struct ig_prefix_index *x = ig_prefix_new(MCAP);
+	assert_non_null(x);
+	struct ct_thread *t = calloc(CT_THREADS, sizeof(*t));
+	assert_non_null(t);
+	pthread_t th[CT_THREADS];
+	for (int i = 0; i < CT_THREADS; i++) {
+		t[i].x = x;
+		t[i].id = i;
+		for (int e = 0; e < CT_EPS; e++)
+			t[i].keys[e] = 5000 + 100 * (uint64_t)i + (uint64_t)e;
+		assert_int_equal(pthread_create(&th[i], NULL, ct_run, &t[i]), 0);
+	}
+	for (int i = 0; i < CT_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	/* Quiet now: the whole index is the union of the models. */
+	uint64_t all[CT_THREADS * CT_EPS], want = 0, entries, bytes;
+	for (int i = 0; i < CT_THREADS; i++) {
+		assert_int_equal(t[i].failures, 0);
+		assert_true(t[i].checked_holds > 0); /* the lookups did see pairs */
+		for (int e = 0; e < CT_EPS; e++) {
+			all[i * CT_EPS + e] = t[i].keys[e];
+			want += t[i].m.n[e];
+		}
+	}
+	ig_prefix_size(x, &entries, &bytes);
+	assert_int_equal(entries, want);
+	for (uint64_t h = 0; h < CT_UNIVERSE; h++) {
+		uint64_t q = ct_hash(h);
+		uint32_t counts[CT_THREADS * CT_EPS];
+		size_t held = 0;
+		size_t walked = ig_prefix_match(x, &q, 1, all, CT_THREADS * CT_EPS, counts);
+		for (int i = 0; i < CT_THREADS; i++)
+			for (int e = 0; e < CT_EPS; e++) {
+				assert_int_equal(counts[i * CT_EPS + e],
+						 model_holds(&t[i].m, (size_t)e, q));
+				held += counts[i * CT_EPS + e];
+			}
+		assert_int_equal(walked, held > 0);
+	}
+	free(t);
+	ig_prefix_free(x);
+}
+
+/* Several threads commit for the same endpoints (their commits serialize
+ * on the endpoint) while others look up; nothing is evicted or forgotten,
+ * so a run a thread has committed must stay found in full by every lookup
+ * it makes afterwards, and at the end the index holds exactly the union
+ * of what was committed. */
+#define SH_THREADS 4
+#define SH_EPS 2
+#define SH_UNIVERSE 3000
+#define SH_ROUNDS 2000
+
+struct sh_thread {
+	struct ig_prefix_index *x;
+	int id;
+	bool *done; /* [SH_EPS][SH_UNIVERSE]: committed by this thread */
+	int failures;
+};
+
+static void *sh_run(void *arg)
+{
+	struct sh_thread *t = arg;
+	uint64_t rng = 1000 + (uint64_t)t->id, keys[SH_EPS] = {42, 43};
+	for (int r = 0; r < SH_ROUNDS; r++) {
+		size_t e = ct_rand(&rng) % SH_EPS;
+		size_t len = 1 + ct_rand(&rng) % 16, start = ct_rand(&rng) % (SH_UNIVERSE - 16);
+		uint64_t run[16];
+		for (size_t j = 0; j < len; j++)
+			run[j] = ct_hash(start + j);
+		if (ig_prefix_add(t->x, keys[e], run, len) != 0)
+			t->failures++;
+		for (size_t j = 0; j < len; j++)
+			t->done[e * SH_UNIVERSE + start + j] = true;
+		/* Just committed: found in full, by both candidates' counts. */
+		uint32_t counts[SH_EPS];
+		if (ig_prefix_match(t->x, run, len, keys, SH_EPS, counts) != len ||
+		    counts[e] != len)
+			t->failures++;
+	}
+	return NULL;
+}
+
+static void test_concurrent_same_endpoint(void **state)
+{
+	(void)state;
+	struct ig_prefix_index *x = ig_prefix_new(SH_UNIVERSE);
+	assert_non_null(x);
+	struct sh_thread t[SH_THREADS];
+	pthread_t th[SH_THREADS];
+	for (int i = 0; i < SH_THREADS; i++) {
+		t[i] = (struct sh_thread){.x = x, .id = i};
+		t[i].done = calloc(SH_EPS * SH_UNIVERSE, sizeof(bool));
+		assert_non_null(t[i].done);
+		assert_int_equal(pthread_create(&th[i], NULL, sh_run, &t[i]), 0);
+	}
+	for (int i = 0; i < SH_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	uint64_t want = 0, entries, bytes, keys[SH_EPS] = {42, 43};
+	for (size_t e = 0; e < SH_EPS; e++)
+		for (size_t h = 0; h < SH_UNIVERSE; h++) {
+			bool any = false;
+			for (int i = 0; i < SH_THREADS; i++)
+				any |= t[i].done[e * SH_UNIVERSE + h];
+			want += any;
+			uint64_t q = ct_hash(h);
+			uint32_t counts[SH_EPS];
+			ig_prefix_match(x, &q, 1, keys, SH_EPS, counts);
+			assert_int_equal(counts[e], any);
+		}
+	ig_prefix_size(x, &entries, &bytes);
+	assert_int_equal(entries, want);
+	for (int i = 0; i < SH_THREADS; i++) {
+		assert_int_equal(t[i].failures, 0);
+		free(t[i].done);
+	}
+	ig_prefix_free(x);
+}
+
 /* ---- concurrency: two threads commit while two schedule ----------------------- */
 
 #define NEP 16
@@ -332,6 +537,8 @@ int main(void)
 		cmocka_unit_test(test_match_counting),
 		cmocka_unit_test(test_lru_eviction),
 		cmocka_unit_test(test_against_model),
+		cmocka_unit_test(test_concurrent_exact),
+		cmocka_unit_test(test_concurrent_same_endpoint),
 		cmocka_unit_test(test_concurrent_commit_and_schedule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* Routing tables: attachment, hostnames, match semantics and precedence,
  * mostly replaying the Gateway API conformance suite's HTTP cases against
  * configurations built by hand (the YAML loader is tested on its own). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,11 +76,17 @@ static struct ig_gateway mkgateway(struct ig_listener *ls, size_t n)
 /* The config only has to outlive the table; one per test is enough. */
 static struct ig_config cfg;
 
+/* Tables are built for WORKERS workers and route_of() takes turns with
+ * the worker index (going past WORKERS on purpose), so every case below
+ * runs against every copy of the compiled regular expressions. */
+#define WORKERS 3
+static size_t next_worker;
+
 static struct ig_listener_routes *build_on(struct ig_httproute *routes, size_t n,
 					   struct ig_gateway *gw, size_t listener)
 {
 	cfg = (struct ig_config){.gateways = gw, .ngateways = 1, .routes = routes, .nroutes = n};
-	struct ig_listener_routes *t = ig_routes_build(&cfg, gw, &gw->listeners[listener]);
+	struct ig_listener_routes *t = ig_routes_build(&cfg, gw, &gw->listeners[listener], WORKERS);
 	assert_non_null(t);
 	return t;
 }
@@ -118,7 +125,7 @@ static const char *route_of(const struct ig_listener_routes *t, const char *host
 	va_end(ap);
 
 	struct ig_route_result res;
-	if (ig_routes_match(t, &req, &res) != 0)
+	if (ig_routes_match(t, next_worker++ % (WORKERS + 1), &req, &res) != 0)
 		return "404";
 	assert_ptr_equal(res.rule, &res.route->rules[res.rule_index]);
 	snprintf(out, sizeof(out), "%s/%zu.%zu", res.route->meta.name, res.rule_index,
@@ -377,6 +384,84 @@ static void test_header_regex_and_duplicates(void **state)
 	assert_string_equal(GET(t, "/dup", "a: 1", "Tier: gold"), "h/1.0");
 	assert_string_equal(GET(t, "/dup", "Tier: bronze", "Tier: gold"), "404");
 	assert_string_equal(GET(t, "/dup", "Tier: gold", "Tier: bronze"), "h/1.0");
+	ig_routes_free(t);
+}
+
+/* ---- several workers at once ---------------------------------------------- */
+
+/* Each worker matches with its own copies of the regular expressions
+ * (glibc's regexec() locks the regex_t it runs). Workers matching on one
+ * table all at once must each get the right answer every time, and so
+ * must a thread whose index is past the table's count (it shares copy 0
+ * with worker 0: slower, still right). */
+#define MT_WORKERS 4
+#define MT_THREADS (MT_WORKERS + 1)
+#define MT_ROUNDS 20000
+
+struct mt_case {
+	const char *path, *query;
+	const char *model; /* the x-model header, NULL for none */
+	int rule;	   /* the rule that must answer, -1 for 404 */
+};
+
+static const struct mt_case mt_cases[] = {
+    {"/v2/models", "", NULL, 0}, {"/v10/chat", "", NULL, 0},	{"/v2/other", "", NULL, -1},
+    {"/m", "", "llama-70b", 1},	 {"/m/x", "", "llama-7bx", -1}, {"/q", "id=42", NULL, 2},
+    {"/q", "id=4x", NULL, -1},	 {"/q", "id=%34%32", NULL, 2},
+};
+
+struct mt_arg {
+	const struct ig_listener_routes *t;
+	size_t worker;
+	int failures;
+};
+
+static void *mt_run(void *arg)
+{
+	struct mt_arg *a = arg;
+	struct ig_http_header h = {.name = IG_STR("x-model")};
+	for (size_t i = 0; i < MT_ROUNDS; i++) {
+		const struct mt_case *c = &mt_cases[(i + a->worker) % N(mt_cases)];
+		struct ig_route_request req = {.method = IG_STR("GET"),
+					       .path = ig_str_from(c->path),
+					       .query = ig_str_from(c->query),
+					       .host = IG_STR("example.com"),
+					       .headers = &h,
+					       .nheaders = c->model != NULL};
+		if (c->model)
+			h.value = ig_str_from(c->model);
+		struct ig_route_result res;
+		int got =
+		    ig_routes_match(a->t, a->worker, &req, &res) == 0 ? (int)res.rule_index : -1;
+		if (got != c->rule)
+			a->failures++;
+	}
+	return NULL;
+}
+
+static void test_workers_match_at_once(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({REGEX("/v[0-9]+/(models|chat)")}),
+	    RULE({PREFIX("/m"), HDRS(HDR_RE("x-model", "llama-[0-9]+b"))}),
+	    RULE({PREFIX("/q"), QUERY(HDR_RE("id", "[0-9]+"))}),
+	};
+	struct ig_httproute r = mkroute("default", "mt", NULL, rules, N(rules));
+	static struct ig_gateway gw;
+	gw = mkgateway(&http80, 1);
+	cfg = (struct ig_config){.gateways = &gw, .ngateways = 1, .routes = &r, .nroutes = 1};
+	struct ig_listener_routes *t = ig_routes_build(&cfg, &gw, &gw.listeners[0], MT_WORKERS);
+	assert_non_null(t);
+	struct mt_arg args[MT_THREADS];
+	pthread_t th[MT_THREADS];
+	for (size_t i = 0; i < MT_THREADS; i++) {
+		args[i] = (struct mt_arg){.t = t, .worker = i};
+		assert_int_equal(pthread_create(&th[i], NULL, mt_run, &args[i]), 0);
+	}
+	for (size_t i = 0; i < MT_THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(args[i].failures, 0);
+	}
 	ig_routes_free(t);
 }
 
@@ -779,6 +864,7 @@ int main(void)
 	    cmocka_unit_test(test_query_matching),
 	    cmocka_unit_test(test_regex_path),
 	    cmocka_unit_test(test_header_regex_and_duplicates),
+	    cmocka_unit_test(test_workers_match_at_once),
 	    cmocka_unit_test(test_route_hostnames),
 	    cmocka_unit_test(test_hostname_intersection),
 	    cmocka_unit_test(test_hostname_precedence),
