@@ -211,7 +211,7 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	p->ex = ex;
 	p->start_ns = ex->start_ns;
 	p->w = w;
-	p->snap = ig_snapshot_ref(w->snap);
+	p->snap = ig_worker_snap_take(w);
 	p->resp_length = -1;
 	ex->user = p;
 	ex->on_abort = on_client_abort;

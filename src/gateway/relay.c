@@ -76,7 +76,7 @@ void ig_req_finish(struct ig_req *p)
 	release_endpoint(p);
 	record_metrics(p);
 	ig_sse_free(&p->sse_state);
-	ig_snapshot_unref(p->snap);
+	ig_worker_snap_release(w, p->snap);
 	p->snap = NULL;
 	ig_worker_request_done(w);
 }

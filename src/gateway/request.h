@@ -23,7 +23,7 @@
 struct ig_req {
 	struct ig_http_exchange *ex;
 	struct ig_worker *w;
-	struct ig_snapshot *snap; /* a reference */
+	struct ig_snapshot *snap; /* held for it by the worker (ig_worker_snap_take) */
 	const struct ig_route_rule *rule;
 	const struct ig_pool_rt *pool;
 

@@ -85,14 +85,65 @@ static void sync_listeners(struct ig_worker *w)
 	}
 }
 
+struct ig_snapshot *ig_worker_snap_take(struct ig_worker *w)
+{
+	w->snap_users++;
+	return w->snap;
+}
+
+void ig_worker_snap_release(struct ig_worker *w, struct ig_snapshot *s)
+{
+	if (s == w->snap) {
+		w->snap_users--;
+		return;
+	}
+	for (size_t i = 0; i < w->nretired; i++) {
+		if (w->retired[i].s != s)
+			continue;
+		if (--w->retired[i].users == 0) {
+			ig_snapshot_unref(s);
+			w->retired[i] = w->retired[--w->nretired];
+		}
+		return;
+	}
+}
+
+/* The replaced snapshot stays while requests of this worker use it. */
+static void retire(struct ig_worker *w, struct ig_snapshot *old, size_t users)
+{
+	if (!old)
+		return;
+	if (users && w->nretired == w->cap_retired) {
+		size_t cap = w->cap_retired ? w->cap_retired * 2 : 4;
+		struct ig_retired_snap *r = realloc(w->retired, cap * sizeof *r);
+		if (r) {
+			w->retired = r;
+			w->cap_retired = cap;
+		}
+	}
+	if (users && w->nretired < w->cap_retired) {
+		w->retired[w->nretired++] = (struct ig_retired_snap){old, users};
+		return;
+	}
+	if (users) {
+		/* No memory to track it: keep it for as long as the worker lives
+		 * rather than free it under its requests. */
+		ig_err("worker %d: out of memory: a replaced configuration is kept", w->id);
+		return;
+	}
+	ig_snapshot_unref(old);
+}
+
 static void apply_snapshot(struct ig_loop *loop, void *arg)
 {
 	struct ig_worker *w = loop->data;
 	struct ig_snapshot *old = w->snap;
+	size_t users = w->snap_users;
 	w->snap = arg; /* the reference posted to us */
+	w->snap_users = 0;
 	if (!w->draining)
 		sync_listeners(w);
-	ig_snapshot_unref(old);
+	retire(w, old, users);
 }
 
 void ig_worker_apply_snapshot(struct ig_worker *w, struct ig_snapshot *s)
@@ -180,4 +231,9 @@ void ig_worker_free(struct ig_worker *w)
 	ig_loop_free(&w->loop);
 	ig_snapshot_unref(w->snap);
 	w->snap = NULL;
+	for (size_t i = 0; i < w->nretired; i++)
+		ig_snapshot_unref(w->retired[i].s);
+	free(w->retired);
+	w->retired = NULL;
+	w->nretired = 0;
 }

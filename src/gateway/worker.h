@@ -30,7 +30,17 @@ struct ig_worker {
 	pthread_t thread;
 	struct ig_loop loop;
 	struct ig_gateway_rt *gw;
-	struct ig_snapshot *snap; /* current; each request takes a reference */
+	/* The current snapshot and the requests using it. A request does not
+	 * take a reference of its own (an atomic on a counter all workers
+	 * share): the worker counts its users, and keeps a replaced snapshot
+	 * (with its reference) until its last request ends. */
+	struct ig_snapshot *snap;
+	size_t snap_users;
+	struct ig_retired_snap {
+		struct ig_snapshot *s;
+		size_t users;
+	} * retired;
+	size_t nretired, cap_retired;
 	struct ig_listen_slot slots[IG_MAX_LISTEN_PORTS];
 	size_t nslots;
 	struct ig_upstreams *upstreams;
@@ -50,6 +60,9 @@ void ig_worker_set_snapshot(struct ig_worker *w, struct ig_snapshot *s); /* post
 void ig_worker_apply_snapshot(struct ig_worker *w, struct ig_snapshot *s);
 void ig_worker_drain(struct ig_worker *w); /* posts */
 void ig_worker_request_done(struct ig_worker *w);
+/* The snapshot a new request uses, and its release when the request ends. */
+struct ig_snapshot *ig_worker_snap_take(struct ig_worker *w);
+void ig_worker_snap_release(struct ig_worker *w, struct ig_snapshot *s);
 /* After the thread has been joined. */
 void ig_worker_free(struct ig_worker *w);
 
