@@ -2,8 +2,8 @@
  * the model server. A real gateway (listener, HTTPRoute rules, the pool's
  * picker, the relay, the upstream keep-alive pool) is built once, on this
  * thread, in front of two fake pods: listening sockets of the harness on
- * 127.0.0.1 and 127.0.0.2. Each input sends one to three requests from a
- * client socket and then plays a script: what the pods write and when
+ * 127.0.0.1 and 127.0.0.2. Each input sends one to three requests from one
+ * or two client sockets and then plays a script: what the pods write and when
  * (split at chosen points, with a loop iteration or none in between), FIN,
  * reset, stalls that let the read and route timeouts fire, a pod that
  * stops listening, a client that reads slowly, sends its next request on
@@ -35,6 +35,8 @@
  *         bit 4     at the end the pods reset their connections (else FIN)
  *         bit 5     pod 1 does not listen at first
  *         bit 6     at the end the pods stop listening too
+ *         bit 7     two client connections, the requests sent on them in
+ *                   turn (so two can be in flight at once)
  *   request byte    bits 0-2 kind (see make_request), bit 3 Connection:
  *                   close, bit 4 an x-request-id, bits 5-6 the
  *                   test-epp-endpoint-selection header: none, pod 0, pod 1,
@@ -50,8 +52,8 @@
  *     6 STALL   a + 1 ms of real time pass in the loop (timers fire)
  *     7 NEXT    another pod connection becomes current
  *     8 SEND    the client sends its next request
- *     9 READ    the client reads up to (a + 1) KiB
- *     A CLOSE   the client closes (a odd: with a reset)
+ *     9 READ    the clients read up to (a + 1) KiB each
+ *     A CLOSE   client (a >> 1) & 1 closes (a odd: with a reset)
  *     B FILL    (a + 1) * 4 KiB of body bytes
  *     C CHUNK   a chunk of the next byte's count of script bytes
  *     D LISTEN  pod a & 1 stops or starts listening
@@ -107,7 +109,12 @@
 
 /* Timeouts, small so that stalls end quickly. */
 #define READ_TIMEOUT_MS 3
-#define CONNECT_TIMEOUT_MS 5
+/* Connecting on loopback completes or is refused at once, unless the
+ * machine is so busy that the handshake waits for ksoftirqd: a timeout
+ * then would only tell how busy (and relay.c takes a probe that timed out
+ * for a pod that is gone). */
+#define CONNECT_TIMEOUT_MS 1000
+#define IDLE_TIMEOUT_MS 4 /* parked connections expire within a stall */
 #define KEEPALIVE_MS 6
 #define SEND_TIMEOUT_MS 5
 #define HIGH_WATER 2048
@@ -352,8 +359,8 @@ static void make_gateway(void)
 	G->opt.workers = 1;
 	G->opt.upstream_read_timeout_ms = READ_TIMEOUT_MS;
 	G->opt.upstream.connect_timeout_ms = CONNECT_TIMEOUT_MS;
-	G->opt.upstream.idle_timeout_ms = 1000;
-	G->opt.upstream.max_idle = 2;
+	G->opt.upstream.idle_timeout_ms = IDLE_TIMEOUT_MS;
+	G->opt.upstream.max_idle = 1; /* two requests at once fill it */
 	G->opt.http.header_timeout_ms = 50;
 	G->opt.http.body_timeout_ms = 50;
 	G->opt.http.keepalive_timeout_ms = KEEPALIVE_MS;
@@ -440,16 +447,26 @@ struct delivery {
 	int count;
 };
 
+/* A client connection and what it received. */
+struct client {
+	int fd;
+	bool closed; /* by the script */
+	bool eof;    /* closed or reset by the gateway */
+	int nsent;
+	uint8_t req[MAX_REQS]; /* the request bytes of what it sent, in order */
+	char *buf;	       /* the first CLIENT_KEEP bytes received */
+	size_t len, total;
+};
+
 struct run {
 	const uint8_t *p, *end; /* the script */
 	unsigned flags;
-	/* client */
-	int cfd;
-	bool slow, client_closed, client_eof;
+	/* clients: requests go to them in turn */
+	struct client cl[2];
+	int ncl;
+	bool slow;
 	int nreq, nsent;
 	uint8_t req[MAX_REQS];
-	char *cbuf;
-	size_t clen, ctotal;
 	/* pods */
 	struct podconn pc[MAX_CONNS];
 	int npc, cur;
@@ -541,55 +558,66 @@ static size_t make_request(uint8_t req, char *out, size_t cap)
 
 /* -- the client -- */
 
-static void client_read(struct run *r, size_t max)
+static void client_read(struct run *r, struct client *c, size_t max)
 {
 	char tmp[16384];
-	while (r->cfd >= 0 && !r->client_eof && max) {
+	while (c->fd >= 0 && !c->eof && max) {
 		size_t want = max < sizeof tmp ? max : sizeof tmp;
-		ssize_t n = recv(r->cfd, tmp, want, MSG_DONTWAIT);
+		ssize_t n = recv(c->fd, tmp, want, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (n <= 0) {
-			r->client_eof = true; /* closed or reset by the gateway */
+			c->eof = true;
 			return;
 		}
-		size_t keep = r->clen < CLIENT_KEEP ? CLIENT_KEEP - r->clen : 0;
+		size_t keep = c->len < CLIENT_KEEP ? CLIENT_KEEP - c->len : 0;
 		if (keep > (size_t)n)
 			keep = (size_t)n;
-		memcpy(r->cbuf + r->clen, tmp, keep);
-		r->clen += keep;
-		r->ctotal += (size_t)n;
+		memcpy(c->buf + c->len, tmp, keep);
+		c->len += keep;
+		c->total += (size_t)n;
 		max -= (size_t)n;
 		r->progress++;
 	}
 }
 
+static void clients_read(struct run *r, size_t max)
+{
+	for (int i = 0; i < r->ncl; i++)
+		client_read(r, &r->cl[i], max);
+}
+
+/* Sends the next request, on the client whose turn it is. */
 static void client_send(struct run *r)
 {
-	if (r->nsent >= r->nreq || r->cfd < 0 || r->client_closed)
+	if (r->nsent >= r->nreq)
+		return;
+	uint8_t req = r->req[r->nsent];
+	struct client *c = &r->cl[r->nsent++ % r->ncl];
+	if (c->fd < 0)
 		return;
 	char buf[1024];
-	size_t len = make_request(r->req[r->nsent], buf, sizeof buf);
+	size_t len = make_request(req, buf, sizeof buf);
 	/* Counted as sent even if the gateway already closed: a response
 	 * must never come for it then, which the count still bounds. */
-	r->nsent++;
-	ssize_t n = send(r->cfd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	c->req[c->nsent++] = req;
+	ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n != (ssize_t)len && !(n < 0 && (errno == EPIPE || errno == ECONNRESET)))
 		die("the client could not send a small request at once");
 }
 
-static void client_close(struct run *r, bool reset)
+static void client_close(struct client *c, bool reset)
 {
-	if (r->cfd < 0)
+	if (c->fd < 0)
 		return;
 	if (reset) {
 		struct linger lg = {1, 0};
-		setsockopt(r->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	}
-	close(r->cfd);
-	r->cfd = -1;
+	close(c->fd);
+	c->fd = -1;
 }
 
 /* -- the pods -- */
@@ -759,8 +787,8 @@ static void pod_read(struct run *r, int i)
  * where something is ready (one system call when nothing is). */
 static void harness_io(struct run *r, bool client)
 {
-	struct pollfd pf[NPODS + MAX_CONNS + 1];
-	int who[NPODS + MAX_CONNS + 1]; /* -1 - pod listener, conn index, or MAX_CONNS: client */
+	struct pollfd pf[NPODS + MAX_CONNS + 2];
+	int who[NPODS + MAX_CONNS + 2]; /* -1 - pod listener, conn index, MAX_CONNS + client */
 	nfds_t n = 0;
 	for (int i = 0; i < NPODS; i++)
 		if (W.pod_up[i]) {
@@ -772,10 +800,11 @@ static void harness_io(struct run *r, bool client)
 			pf[n] = (struct pollfd){.fd = r->pc[i].fd, .events = POLLIN};
 			who[n++] = i;
 		}
-	if (client && r->cfd >= 0 && !r->client_eof) {
-		pf[n] = (struct pollfd){.fd = r->cfd, .events = POLLIN};
-		who[n++] = MAX_CONNS;
-	}
+	for (int i = 0; client && i < r->ncl; i++)
+		if (r->cl[i].fd >= 0 && !r->cl[i].eof) {
+			pf[n] = (struct pollfd){.fd = r->cl[i].fd, .events = POLLIN};
+			who[n++] = MAX_CONNS + i;
+		}
 	if (poll(pf, n, 0) <= 0)
 		return;
 	for (nfds_t k = 0; k < n; k++) {
@@ -783,8 +812,8 @@ static void harness_io(struct run *r, bool client)
 			continue;
 		if (who[k] < 0)
 			pod_accept(r, -1 - who[k]);
-		else if (who[k] == MAX_CONNS)
-			client_read(r, SIZE_MAX);
+		else if (who[k] >= MAX_CONNS)
+			client_read(r, &r->cl[who[k] - MAX_CONNS], SIZE_MAX);
 		else
 			pod_read(r, who[k]);
 	}
@@ -969,12 +998,16 @@ static void run_op(struct run *r, uint8_t op)
 		client_send(r);
 		break;
 	case 9:
-		client_read(r, (size_t)(a + 1) * 1024);
+		clients_read(r, (size_t)(a + 1) * 1024);
 		break;
-	case 10:
-		client_close(r, a & 1);
-		r->client_closed = true;
+	case 10: {
+		struct client *c = &r->cl[(a >> 1) % r->ncl];
+		if (c->fd >= 0) {
+			client_close(c, a & 1);
+			c->closed = true;
+		}
 		break;
+	}
 	case 11:
 		op_fill(r, (size_t)(a + 1) * 4096, false);
 		break;
@@ -1258,20 +1291,18 @@ static void check_forwarded(int status, const char *body, size_t len, bool whole
 	die("a forwarded body is not what the pod sent");
 }
 
-static void verify_client(struct run *r)
+static void verify_client(struct run *r, const struct client *c, bool bodies)
 {
-	trace("client: %zu bytes, %d requests sent, eof %d, closed %d:\n%.*s\n", r->ctotal,
-	      r->nsent, r->client_eof, r->client_closed, (int)(r->clen < 2000 ? r->clen : 2000),
-	      r->cbuf);
+	trace("client: %zu bytes, %d requests sent, eof %d, closed %d:\n%.*s\n", c->total, c->nsent,
+	      c->eof, c->closed, (int)(c->len < 2000 ? c->len : 2000), c->buf);
 	static char dec[CLIENT_KEEP];
 	static const char status_line[] = "HTTP/1.1 ";
-	const char *b = r->cbuf;
-	size_t len = r->clen, pos = 0;
+	const char *b = c->buf;
+	size_t len = c->len, pos = 0;
 	/* The client's view is whole unless the script closed it, or more
 	 * came than is kept. */
-	bool partial = r->client_closed || r->ctotal > r->clen;
-	bool ended = r->client_eof || partial;
-	bool bodies = !known_bug_te_cl(r) && parse_pod_responses(r);
+	bool partial = c->closed || c->total > c->len;
+	bool ended = c->eof || partial;
 	int k = 0;
 	bool closing = false;
 	if (known_bug_te_cl(r)) {
@@ -1284,7 +1315,7 @@ static void verify_client(struct run *r)
 		size_t rem = len - pos, cmp = rem < 9 ? rem : 9;
 		if (memcmp(b + pos, status_line, cmp) != 0)
 			die("the client got bytes that are not an HTTP/1.1 status line");
-		if (k >= r->nsent)
+		if (k >= c->nsent)
 			die("more responses than requests");
 		if (closing)
 			die("a response after one that said Connection: close");
@@ -1300,7 +1331,7 @@ static void verify_client(struct run *r)
 			die("the gateway sent a response head that does not parse");
 		if (res.status < 200)
 			die("an interim response reached the client");
-		uint8_t req = r->req[k];
+		uint8_t req = c->req[k];
 		struct ig_http_framing f;
 		if (ig_http_response_framing(
 			&res, req_is_head(req) ? IG_STR("HEAD") : IG_STR("POST"), &f) < 0)
@@ -1336,7 +1367,7 @@ static void verify_client(struct run *r)
 		k++;
 	}
 	/* On a connection that is still open every request has its answer. */
-	if (!ended && !closing && k < r->nsent)
+	if (!ended && !closing && k < c->nsent)
 		die("a request is still unanswered after its pod went away");
 }
 
@@ -1355,16 +1386,18 @@ static bool gateway_idle(void)
 	       ig_endpoint_inflight(W.eps[0]) == 0 && ig_endpoint_inflight(W.eps[1]) == 0;
 }
 
-/* Runs the loop, waiting for timers, until done() or END_WAIT_MS pass. */
+/* Runs the loop, waiting for timers, until done(), or until END_WAIT_MS
+ * and at least 50 iterations have passed (on a busy machine the process
+ * may sleep through the time without running). */
 static bool wait_until(struct run *r, bool (*done)(struct run *r))
 {
 	uint64_t end = now_ms() + END_WAIT_MS;
 	settle(r);
-	while (!done(r)) {
+	for (int i = 0; !done(r); i++) {
 		uint64_t t = now_ms();
-		if (t >= end)
+		if (t >= end && i >= 50)
 			return false;
-		iterate(r, (int)(end - t) < 2 ? (int)(end - t) : 2);
+		iterate(r, t >= end ? 0 : (int)(end - t) < 2 ? (int)(end - t) : 2);
 	}
 	return true;
 }
@@ -1392,7 +1425,7 @@ static void finish(struct run *r)
 {
 	/* The client takes everything, then the pods go away. */
 	r->slow = false;
-	client_read(r, SIZE_MAX);
+	clients_read(r, SIZE_MAX);
 	settle(r);
 	r->pods_gone = true;
 	for (int i = 0; i < r->npc; i++)
@@ -1407,8 +1440,11 @@ static void finish(struct run *r)
 		die("hang");
 	}
 	settle(r);
-	verify_client(r);
-	client_close(r, false);
+	bool bodies = !known_bug_te_cl(r) && parse_pod_responses(r);
+	for (int i = 0; i < r->ncl; i++) {
+		verify_client(r, &r->cl[i], bodies);
+		client_close(&r->cl[i], false);
+	}
 	if (!wait_until(r, all_done)) {
 		dump_state("the gateway holds something after the client left");
 		die("leak");
@@ -1455,10 +1491,10 @@ static int connect_client(bool slow)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char cbuf[CLIENT_KEEP];
+	static char cbuf[2][CLIENT_KEEP];
 	if (size < 2)
 		return -1; /* not kept in the corpus */
-	struct run r = {.cfd = -1, .cur = -1, .cbuf = cbuf};
+	struct run r = {.cur = -1, .cl = {{.fd = -1}, {.fd = -1}}};
 	r.flags = data[0];
 	ig_rng_seed(ig_rng_thread(), data[1]);
 	r.nreq = 1 + (int)(r.flags & 3) % 3;
@@ -1479,7 +1515,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r.listener_was_down = true;
 	}
 
-	r.cfd = connect_client(r.slow);
+	r.ncl = r.flags & 128 ? 2 : 1;
+	for (int i = 0; i < r.ncl; i++) {
+		r.cl[i].fd = connect_client(r.slow);
+		r.cl[i].buf = cbuf[i];
+	}
 	client_send(&r);
 	if (r.flags & 4)
 		while (r.nsent < r.nreq)
