@@ -102,8 +102,11 @@
 #define CLIENT_KEEP (1024 * 1024)
 #define FILL_MAX (512 * 1024)
 #define STALL_MAX_MS 12
-#define END_WAIT_MS 100 /* the gateway's longest timer here is 8 ms */
-#define FD_MAX 1024	/* descriptors above are not watched */
+/* The longest timer that may hold up the end of an input is 8 ms (the
+ * route's request timeout); the connect timeout never fires on loopback
+ * and the server's 2 s linger ends when the client closes. */
+#define END_WAIT_MS 100
+#define FD_MAX 1024 /* descriptors above are not watched */
 #define POD_LOG_MAX (2 * 1024 * 1024)
 #define POD_IN_MAX (64 * 1024)
 #define MAX_IDS 16
@@ -362,8 +365,8 @@ static void make_gateway(void)
 	G->opt.upstream.connect_timeout_ms = CONNECT_TIMEOUT_MS;
 	G->opt.upstream.idle_timeout_ms = IDLE_TIMEOUT_MS;
 	G->opt.upstream.max_idle = 1; /* two requests at once fill it */
-	G->opt.http.header_timeout_ms = 50;
-	G->opt.http.body_timeout_ms = 50;
+	G->opt.http.header_timeout_ms = 8;
+	G->opt.http.body_timeout_ms = 8;
 	G->opt.http.keepalive_timeout_ms = KEEPALIVE_MS;
 	G->opt.http.send_timeout_ms = SEND_TIMEOUT_MS;
 	G->opt.http.write_high_water = HIGH_WATER;
@@ -1500,7 +1503,7 @@ static void check_fds(const uint64_t before[FD_MAX / 64])
 
 static int connect_client(bool slow)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	check(fd >= 0, "client socket");
 	if (slow) {
 		/* A small receive buffer, and small segments: the gateway's send
@@ -1511,12 +1514,25 @@ static int connect_client(bool slow)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
 		setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
 	}
-	if (connect(fd, (struct sockaddr *)&W.gw_sa, sizeof W.gw_sa) < 0)
+	/* Non-blocking, so that libFuzzer's SIGALRM cannot interrupt it. */
+	int err = 0;
+	if (connect(fd, (struct sockaddr *)&W.gw_sa, sizeof W.gw_sa) < 0) {
+		err = errno;
+		struct pollfd pf = {.fd = fd, .events = POLLOUT};
+		socklen_t len = sizeof err;
+		if (err == EINPROGRESS) {
+			while (poll(&pf, 1, 1000) < 0 && errno == EINTR)
+				;
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+				err = errno;
+		}
+	}
+	if (err) {
+		fprintf(stderr, "fuzz_upstream: connect: %s\n", strerror(err));
 		die("the client cannot connect to the gateway");
+	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	int fl = fcntl(fd, F_GETFL);
-	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	return fd;
 }
 
