@@ -193,11 +193,21 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	}
 	hdrs[n].name = IG_STR("x-gateway-destination-endpoint-served");
 	hdrs[n++].value = ig_str_from(p->ep->addr);
-	const struct ig_http_header *cl =
-	    ig_http_find_header(res->headers, res->num_headers, "content-length");
-	uint64_t v;
-	if (cl && ig_str_to_u64(cl->value, &v) == 0)
-		p->resp_length = (int64_t)v;
+	/* The length the client is told is the one the body will have as the
+	 * framing reads it, not the pod's Content-Length header: with both
+	 * Transfer-Encoding and Content-Length the chunked coding wins, and
+	 * announcing the header's count would let the decoded body spill into
+	 * (or fall short of) the client's next response. A HEAD answer keeps
+	 * the length of the body it describes. */
+	if (ig_str_eq_cstr(p->ex->req.method, "HEAD")) {
+		const struct ig_http_header *cl =
+		    ig_http_find_header(res->headers, res->num_headers, "content-length");
+		uint64_t v;
+		if (cl && ig_str_to_u64(cl->value, &v) == 0)
+			p->resp_length = (int64_t)v;
+	} else {
+		p->resp_length = ig_http_client_body_length(c);
+	}
 	p->status = res->status;
 	p->resp_started = true;
 	/* PreRequest: this endpoint now holds the prompt's prefix. */
@@ -254,16 +264,21 @@ static void on_probe(struct ig_http_client *c, int err, void *ud)
 	p->probe = NULL;
 	struct ig_endpoint *ep = p->ep;
 	release_endpoint(p);
-	if (err) {
+	/* Only a refusal (or no route to the address at all) proves that
+	 * nothing listens there any more. A probe that connects, or is reset
+	 * after connecting, or times out (an overloaded pod drops SYNs) leaves
+	 * the pod possibly running the request. */
+	if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH) {
 		ig_warn("upstream %s: connection lost before the response and the endpoint is gone "
 			"(%s): trying another endpoint",
 			ep->addr, strerror(err));
 		attempt(p);
 		return;
 	}
-	/* The pod is up and dropped the request: it may have run it. */
-	ig_warn("upstream %s: closed the connection without answering a request it had received",
-		ep->addr);
+	/* The pod may be up and dropped the request: it may have run it. */
+	ig_warn(
+	    "upstream %s: closed the connection without answering a request it had received%s%s",
+	    ep->addr, err ? "; a new connection: " : "", err ? strerror(err) : "");
 	ig_req_fail(p, 502, "bad_gateway", NULL,
 		    "the model server closed the connection without answering");
 }

@@ -566,6 +566,15 @@ bool ig_http_client_reusable(const struct ig_http_client *c)
 	return c->state == CL_READY && c->keep_alive && c->in.len == 0 && !c->idle_failed;
 }
 
+int64_t ig_http_client_body_length(const struct ig_http_client *c)
+{
+	if (c->framing.kind == IG_BODY_LENGTH)
+		return (int64_t)c->framing.length;
+	if (c->framing.kind == IG_BODY_NONE)
+		return 0;
+	return -1;
+}
+
 bool ig_http_client_was_reused(const struct ig_http_client *c)
 {
 	return c->reused;

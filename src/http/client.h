@@ -79,6 +79,11 @@ int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, b
 void ig_http_client_pause(struct ig_http_client *c, bool paused);
 
 bool ig_http_client_reusable(const struct ig_http_client *c);
+/* The length of the body of the response being read, as its framing says
+ * (Transfer-Encoding wins over Content-Length, RFC 9112 §6.3): the exact
+ * byte count, or -1 when it is chunked or runs until the close. Valid from
+ * on_head on. */
+int64_t ig_http_client_body_length(const struct ig_http_client *c);
 /* True when the connection carried a request before the current one (so
  * an early reset may be the server's idle timeout racing us). */
 bool ig_http_client_was_reused(const struct ig_http_client *c);
