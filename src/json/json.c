@@ -154,6 +154,23 @@ static int parse_string(struct parser *ps)
 		{
 			const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
 			const __m128i ctrl = _mm_set1_epi8(0x1f);
+			/* Four vectors per step while nothing stands out: one test
+			 * and one branch per 64 bytes. */
+			while (end - p >= 64) {
+				__m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+				__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+				__m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
+				__m128i d = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
+#define SPECIAL(v)                                                                                 \
+	_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),             \
+		     _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl), v))
+				__m128i any = _mm_or_si128(_mm_or_si128(SPECIAL(a), SPECIAL(b)),
+							   _mm_or_si128(SPECIAL(c), SPECIAL(d)));
+#undef SPECIAL
+				if (_mm_movemask_epi8(any))
+					break; /* the 16-byte loop finds where */
+				p += 64;
+			}
 			while (end - p >= 16) {
 				__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
 				__m128i sp = _mm_or_si128(_mm_cmpeq_epi8(v, quote),
