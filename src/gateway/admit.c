@@ -156,8 +156,9 @@ static int schedule(struct ig_req *p, bool from_queue)
 	    .critical = p->critical,
 	    .priority = p->priority,
 	    .prefix_input = p->prefix_input,
+	    .prefix_seed = p->prefix_seed,
 	    .test_endpoints = p->test_endpoints,
-	    .prompt_tokens = p->prefix_input.len / 4,
+	    .prompt_tokens = p->prompt_bytes / 4,
 	};
 	size_t ranked[c.n];
 	p->res.ranked = ranked;

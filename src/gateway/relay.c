@@ -367,7 +367,7 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		return -1;
 	}
 	p->ep = ep;
-	p->ep_tokens = (long)(p->prefix_input.len / 4);
+	p->ep_tokens = (long)(p->prompt_bytes / 4);
 	p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)w->id, p->ep_tokens);
 	if (p->rule && p->rule->timeout_backend_ms)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,

@@ -38,7 +38,9 @@ struct ig_req {
 	struct ig_str body_pre, model_json, body_post;
 	size_t body_len;
 	struct ig_str head;	      /* upstream head without Host and the blank line */
-	struct ig_str prefix_input;   /* into the request body */
+	struct ig_str prefix_input;   /* what the prefix index hashes (rewrite.c) */
+	struct ig_str prefix_seed;    /* target model + cache_salt, or empty */
+	size_t prompt_bytes;	      /* of the prompt, messages or input as sent */
 	struct ig_str test_endpoints; /* test-epp-endpoint-selection */
 	struct ig_str session;	      /* session affinity header */
 	struct ig_str flow_id;	      /* x-gateway-inference-fairness-id */

@@ -9,7 +9,9 @@
 #include "core/rand.h"
 #include "gateway/request.h"
 #include "gateway/runtime.h"
+#include "json/canon.h"
 #include "json/json.h"
+#include "sched/picker.h"
 #include "sched/flowq.h"
 
 #define MODEL_MAX 1024
@@ -195,14 +197,97 @@ static int target_json(struct ig_req *p, const char *target)
 	return rc == 0 && p->model_json.ptr ? 0 : -1;
 }
 
+/* What the prefix-cache index hashes, as GIE feeds it (gie-reference
+ * §4.3): the text of a completions prompt; chat messages; a Responses
+ * request's [{instructions}, {tools}, {input}]; embeddings input. Values
+ * other than a prompt string are hashed in canonical JSON form
+ * (json/canon.h: no spacing, sorted keys, fewest escapes), so the same
+ * conversation written with other spacing, key order or escapes lands on
+ * the same blocks; GIE gets the same effect by re-serializing what it
+ * decoded. Only the first bytes the index hashes are produced. A
+ * `cache_salt` joins the target model in the first block's seed. The
+ * token estimate counts the whole value. */
+static int prefix_input(struct ig_req *p, struct ig_json_value prompt,
+			struct ig_json_value messages, struct ig_json_value input,
+			struct ig_json_value instructions, struct ig_json_value tools,
+			struct ig_json_value salt)
+{
+	struct ig_arena *a = p->ex->arena;
+	if (salt.type == IG_JSON_STRING && salt.raw.len > 2) {
+		struct ig_str s = {salt.raw.ptr + 1, salt.raw.len - 2};
+		char *seed = ig_arena_alloc(a, p->target.len + s.len);
+		if (!seed)
+			return -1;
+		memcpy(seed, p->target.ptr, p->target.len);
+		/* The salt's decoded text (escapes resolved). */
+		size_t n = ig_json_canonical_text(salt, seed + p->target.len, s.len);
+		p->prefix_seed = (struct ig_str){seed, p->target.len + n};
+	}
+	bool embeddings = ig_str_eq_cstr(p->ex->req.path, "/v1/embeddings");
+	struct ig_json_value whole = prompt.type != IG_JSON_INVALID	? prompt
+				     : messages.type != IG_JSON_INVALID ? messages
+									: input;
+	if (whole.type == IG_JSON_INVALID)
+		return 0;
+	p->prompt_bytes = whole.raw.len;
+	if (whole.raw.ptr == input.raw.ptr && !embeddings) {
+		p->prompt_bytes += instructions.raw.len + tools.raw.len;
+	}
+	size_t limit = ig_scheduler_prefix_limit(p->pool->sched->s);
+	if (!limit)
+		return 0;
+	if (whole.type == IG_JSON_STRING) {
+		/* Text: the span itself when the hashed part has no escapes. */
+		struct ig_str raw = {whole.raw.ptr + 1, whole.raw.len - 2};
+		if (!memchr(raw.ptr, '\\', raw.len < limit ? raw.len : limit)) {
+			p->prefix_input = raw;
+			return 0;
+		}
+	}
+	char *buf = ig_arena_alloc(a, limit);
+	if (!buf)
+		return -1;
+	size_t n;
+	if (whole.raw.ptr == input.raw.ptr && !embeddings) {
+		/* Responses: [{"instructions":..},{"tools":..},{"input":..}]. */
+		struct {
+			const char *name;
+			struct ig_json_value v;
+		} parts[] = {{"instructions", instructions}, {"tools", tools}, {"input", input}};
+		n = 0;
+		bool first = true;
+		for (size_t i = 0; i < 3 && n < limit; i++) {
+			if (parts[i].v.type == IG_JSON_INVALID)
+				continue;
+			char head[24];
+			int h = snprintf(head, sizeof head, "%s{\"%s\":", first ? "[" : ",",
+					 parts[i].name);
+			first = false;
+			size_t take = (size_t)h < limit - n ? (size_t)h : limit - n;
+			memcpy(buf + n, head, take);
+			n += take;
+			n += ig_json_canonical(parts[i].v, buf + n, limit - n);
+			if (n < limit)
+				buf[n++] = '}';
+		}
+		if (n < limit)
+			buf[n++] = ']';
+	} else {
+		n = ig_json_canonical_text(whole, buf, limit);
+	}
+	p->prefix_input = (struct ig_str){buf, n};
+	return 0;
+}
+
 /* Reads `model`, resolves it, draws the target and splices the body.
  * Returns 0, or answers the error itself and returns -1. */
 static int resolve_model(struct ig_req *p)
 {
 	struct ig_buf *in = &p->ex->body;
 	/* One pass validates the body and finds the members we use. */
-	static const char *const keys[] = {"model", "prompt", "messages"};
-	enum { K_MODEL, K_PROMPT, K_MESSAGES, K_N };
+	static const char *const keys[] = {"model",	   "prompt", "messages",  "input",
+					   "instructions", "tools",  "cache_salt"};
+	enum { K_MODEL, K_PROMPT, K_MESSAGES, K_INPUT, K_INSTRUCTIONS, K_TOOLS, K_SALT, K_N };
 	struct ig_json_value root, mem[K_N];
 	if (ig_json_parse_members(in->ptr, in->len, keys, K_N, mem, &root) < 0 ||
 	    root.type != IG_JSON_OBJECT) {
@@ -233,14 +318,6 @@ static int resolve_model(struct ig_req *p)
 	/* Outside the decision-tree profile only a negative priority makes a
 	 * request sheddable; an InferenceModel marked Sheddable counts as -1. */
 	p->priority = m->criticality == IG_CRIT_SHEDDABLE ? -1 : 0;
-	/* What the prefix-cache index hashes: the prompt text of a completion,
-	 * the messages of a chat (their JSON as sent). */
-	if (mem[K_PROMPT].type == IG_JSON_STRING)
-		p->prefix_input = mem[K_PROMPT].raw;
-	else if (mem[K_MESSAGES].type == IG_JSON_ARRAY)
-		p->prefix_input = mem[K_MESSAGES].raw;
-	else if (mem[K_PROMPT].type != IG_JSON_INVALID)
-		p->prefix_input = mem[K_PROMPT].raw;
 	const char *target = m->model_name;
 	if (m->ntargets) {
 		int32_t weights[m->ntargets];
@@ -251,6 +328,11 @@ static int resolve_model(struct ig_req *p)
 		target = m->targets[k].name;
 	}
 	p->target = ig_str_from(target);
+	if (prefix_input(p, mem[K_PROMPT], mem[K_MESSAGES], mem[K_INPUT], mem[K_INSTRUCTIONS],
+			 mem[K_TOOLS], mem[K_SALT]) < 0) {
+		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+		return -1;
+	}
 	/* Splice: everything but the model value stays byte-identical. */
 	if (ig_str_eq(p->model, p->target)) {
 		p->body_pre = (struct ig_str){in->ptr, in->len};

@@ -500,8 +500,9 @@ static void match_prefix(struct ig_scheduler *s, struct call *c, struct ig_sched
 	memset(c->counts, 0, c->n * sizeof(*c->counts));
 	if (!s->index)
 		return;
-	c->nhashes = ig_prefix_hashes(target_of(c->req), c->req->prefix_input, s->block_bytes,
-				      s->max_blocks, res->prefix_hashes);
+	struct ig_str seed = c->req->prefix_seed.len ? c->req->prefix_seed : target_of(c->req);
+	c->nhashes = ig_prefix_hashes(seed, c->req->prefix_input, s->block_bytes, s->max_blocks,
+				      res->prefix_hashes);
 	res->nprefix_hashes = c->nhashes;
 	if (c->nhashes == 0)
 		return;
@@ -566,6 +567,11 @@ void ig_schedule_commit(struct ig_scheduler *s, const struct ig_sched_result *re
 {
 	if (s->index && res->nprefix_hashes)
 		(void)ig_prefix_add(s->index, endpoint_key, res->prefix_hashes, res->nprefix_hashes);
+}
+
+size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s)
+{
+	return s->index ? s->block_bytes * s->max_blocks : 0;
 }
 
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key)

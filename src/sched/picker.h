@@ -41,9 +41,16 @@ struct ig_sched_req {
 	struct ig_str target_model; /* after the traffic split */
 	bool critical;              /* InferenceModel criticality == Critical */
 	int priority;               /* InferenceObjective priority (0 default); < 0 sheddable */
-	/* Bytes the prefix-cache index hashes: the completions prompt text, or
-	 * the raw JSON of chat `messages` (gie-reference §4.3). May be empty. */
+	/* Bytes the prefix-cache index hashes (gie-reference §4.3): the text of
+	 * a completions prompt, the canonical JSON of chat `messages`, of a
+	 * Responses request's instructions, tools and input, or of embeddings
+	 * input. Only the first ig_scheduler_prefix_limit() bytes are used.
+	 * May be empty. */
 	struct ig_str prefix_input;
+	/* What the first block hash is seeded with when not just the target
+	 * model: the target model followed by the request's `cache_salt`, so
+	 * that salted requests share no cache entries with others. */
+	struct ig_str prefix_seed;
 	/* Value of the test-epp-endpoint-selection header, empty if absent. */
 	struct ig_str test_endpoints;
 	uint64_t prompt_tokens; /* estimate, for token-load accounting */
@@ -118,6 +125,9 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
  * was finally used (key of that endpoint). */
 void ig_schedule_commit(struct ig_scheduler *s, const struct ig_sched_result *res,
 			uint64_t endpoint_key);
+/* How many bytes of prefix_input the prefix index hashes at most (blocks
+ * times block size); 0 when no profile uses the index. */
+size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s);
 /* Forgets an endpoint that left the pool (prefix index entries). */
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key);
 

@@ -125,9 +125,9 @@ spec:
 # ---- clients ----
 
 
-def call(base, path, body=None, headers=None, timeout=15, method=None):
+def call(base, path, body=None, headers=None, timeout=15, method=None, raw=None):
     """Returns (status, headers, body bytes)."""
-    data = json.dumps(body).encode() if body is not None else None
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(base + path, data=data, method=method,
                                  headers=dict({"Content-Type": "application/json"},
                                               **(headers or {})))
@@ -370,6 +370,44 @@ def test_prefix_index_forgets_departed_pods(procs, tmp_path):
     assert indexer_size(g) == 0
     st, ep, r = g.send(completion(long_prompt(0)))
     assert st == 200 and ep == sims.endpoint(1), (st, ep, r)
+    g.stop()
+
+
+def prefix_entries(g):
+    return [p for p in json.loads(call(g.admin, "/pools")[2])["pools"]
+            if p["name"] == "pool"][0]["prefix_index"]["entries"]
+
+
+def test_chat_hashed_in_canonical_form(procs, tmp_path):
+    """The same conversation written with other spacing, key order and
+    escapes lands on the same prefix blocks (and endpoint); a cache_salt
+    gives it blocks of its own."""
+    sims = Sims(procs, 4)
+    g = one_pool(procs, tmp_path, sims)
+    g.wait_waiting({sims.endpoint(i): 0 for i in range(4)})
+    text = long_prompt(7)
+    msgs = [{"role": "system", "content": "You are a careful critic."},
+            {"role": "user", "content": text}]
+    a = json.dumps({"model": "food-review", "messages": msgs, "max_tokens": 1})
+    reordered = [{"content": m["content"], "role": m["role"]} for m in msgs]
+    b = json.dumps({"max_tokens": 1, "messages": reordered, "model": "food-review"},
+                   indent=2, ensure_ascii=True).replace("/", "\\/")
+
+    def post(body):
+        st, hdrs, data = call(g.base, "/v1/chat/completions", raw=body.encode())
+        assert st == 200, data
+        return hdrs.get(SERVED)
+
+    first = post(a)
+    entries = prefix_entries(g)
+    assert entries > 0
+    for _ in range(5):
+        assert post(b) == first
+    assert prefix_entries(g) == entries
+    salted = json.loads(a)
+    salted["cache_salt"] = "tenant-1"
+    post(json.dumps(salted))
+    assert prefix_entries(g) > entries
     g.stop()
 
 
