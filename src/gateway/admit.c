@@ -150,6 +150,24 @@ static int schedule(struct ig_req *p, bool from_queue)
 			return -1;
 		}
 	}
+	if (p->random_endpoint) {
+		/* No body to route by (GIE v1): any endpoint, the others in a
+		 * random order behind it for fallbacks. */
+		size_t order[c.n];
+		for (size_t i = 0; i < c.n; i++)
+			order[i] = i;
+		for (size_t i = c.n; i > 1; i--) {
+			size_t j = (size_t)ig_rng_below(ig_rng_thread(), i);
+			size_t t = order[i - 1];
+			order[i - 1] = order[j];
+			order[j] = t;
+		}
+		p->nranked = c.n < IG_REQ_MAX_RANKED ? c.n : IG_REQ_MAX_RANKED;
+		for (size_t i = 0; i < p->nranked; i++)
+			p->ranked[i] = c.eps[order[i]];
+		candidates_free(&c);
+		return 0;
+	}
 	struct ig_sched_req req = {
 	    .model = p->model,
 	    .target_model = p->target,

@@ -10,6 +10,7 @@
 #include "core/rand.h"
 #include "gateway/proxy.h"
 #include "gateway/request.h"
+#include "json/canon.h"
 #include "json/json.h"
 
 static bool host_matches(const char *pattern, struct ig_str host)
@@ -198,6 +199,38 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 	return 0;
 }
 
+/* Body-based routing (GIE's BBR): the body's model becomes the request
+ * header X-Gateway-Model-Name before HTTPRoute matching, so header matches
+ * can pick a pool per model; it replaces one the client sent, and goes
+ * upstream like any other header. A value a header cannot carry (control
+ * bytes) is not set. */
+static void body_based_routing(struct ig_req *p)
+{
+	struct ig_json_value mv = p->members[IG_BM_MODEL];
+	if (p->body_state != 1 || mv.type != IG_JSON_STRING || mv.raw.len > 1024 + 2)
+		return;
+	struct ig_http_exchange *ex = p->ex;
+	char *val = ig_arena_alloc(ex->arena, mv.raw.len);
+	if (!val)
+		return;
+	size_t n = ig_json_canonical_text(mv, val, mv.raw.len);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)val[i] < 0x20 || val[i] == 0x7f)
+			return;
+	struct ig_http_request *r = &ex->req;
+	struct ig_http_header *h = ig_arena_alloc(ex->arena, (r->num_headers + 1) * sizeof *h);
+	if (!h)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; i < r->num_headers; i++)
+		if (!ig_str_ieq_cstr(r->headers[i].name, "x-gateway-model-name"))
+			h[k++] = r->headers[i];
+	h[k].name = IG_STR("X-Gateway-Model-Name");
+	h[k++].value = (struct ig_str){val, n};
+	r->headers = h;
+	r->num_headers = k;
+}
+
 void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct ig_listen_slot *slot = ctx;
@@ -217,10 +250,15 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	ex->on_abort = on_client_abort;
 	ex->on_writable = on_client_writable;
 
+	ig_req_parse_body(p);
+	body_based_routing(p);
 	const struct ig_listener_rt *li;
 	if (route(p, slot->port, &li) < 0)
 		return;
-	if (ig_str_eq_cstr(ex->req.path, "/v1/models") &&
+	/* GET /v1/models is answered from the InferenceModels (GIE v0.2); a
+	 * v1 pool has none, and the request goes to one of its model servers
+	 * like any request without a body. */
+	if (ig_str_eq_cstr(ex->req.path, "/v1/models") && !p->pool->pool->v1 &&
 	    (ig_str_eq_cstr(ex->req.method, "GET") || ig_str_eq_cstr(ex->req.method, "HEAD"))) {
 		answer_models(p, li);
 		return;

@@ -81,11 +81,36 @@ void ig_req_finish(struct ig_req *p)
 	ig_worker_request_done(w);
 }
 
+/* Anthropic's error object for the Messages API: clients of /v1/messages
+ * parse {"type":"error","error":{"type":...,"message":...}}. */
+static void respond_anthropic_error(struct ig_http_exchange *ex, int status, const char *msg)
+{
+	const char *type = status == 400   ? "invalid_request_error"
+			   : status == 401 ? "authentication_error"
+			   : status == 403 ? "permission_error"
+			   : status == 404 ? "not_found_error"
+			   : status == 413 ? "request_too_large"
+			   : status == 429 ? "rate_limit_error"
+			   : status == 503 ? "overloaded_error"
+			   : status == 504 ? "timeout_error"
+					   : "api_error";
+	struct ig_buf b = {0};
+	ig_buf_append_cstrs(&b, "{\"type\":\"error\",\"error\":{\"type\":\"", type,
+			    "\",\"message\":", (char *)NULL);
+	ig_json_write_string(&b, msg, strlen(msg));
+	ig_buf_append_cstr(&b, "}}");
+	ig_http_respond(ex, status, "application/json", b.ptr, b.len, NULL, 0);
+	ig_buf_free(&b);
+}
+
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg)
 {
 	p->status = status;
 	record_metrics(p);
-	ig_http_respond_error(p->ex, status, type, code, "%s", msg);
+	if (ig_str_eq_cstr(p->ex->req.path, "/v1/messages"))
+		respond_anthropic_error(p->ex, status, msg);
+	else
+		ig_http_respond_error(p->ex, status, type, code, "%s", msg);
 	ig_req_finish(p);
 }
 
@@ -154,13 +179,37 @@ static void keep_tail(struct ig_req *p, const char *data, size_t len)
 	p->tail_len += len;
 }
 
-/* One SSE `data:` payload: the final chunk carries the usage. */
+/* Usage an event carries inside an object of its own: the Responses
+ * API's response.completed (`response.usage`) and Anthropic's
+ * message_start (`message.usage`, the input tokens). */
+static void nested_usage(struct ig_req *p, const char *data, size_t len)
+{
+	static const char *const holders[] = {"response", "message"};
+	struct ig_json_value root, holder, usage;
+	if (ig_json_parse(data, len, &root) < 0)
+		return;
+	for (size_t i = 0; i < 2; i++) {
+		if (ig_json_get(root, holders[i], &holder) < 0 || holder.type != IG_JSON_OBJECT ||
+		    ig_json_get(holder, "usage", &usage) < 0 || usage.type != IG_JSON_OBJECT)
+			continue;
+		struct ig_usage u;
+		if (ig_json_find_usage(holder.raw.ptr, holder.raw.len, &u) == 0)
+			take_usage(p, &u);
+	}
+}
+
+/* One SSE `data:` payload: the final chunk carries the usage (chat and
+ * completions), or an event names it (Responses, Anthropic Messages). */
 static int on_sse_data(void *ud, const char *data, size_t len)
 {
 	struct ig_req *p = ud;
 	struct ig_usage u;
-	if (len > 9 && memmem(data, len, "\"usage\"", 7) && ig_json_find_usage(data, len, &u) == 0)
+	if (len <= 9 || !memmem(data, len, "\"usage\"", 7))
+		return 0;
+	if (ig_json_find_usage(data, len, &u) == 0)
 		take_usage(p, &u);
+	else
+		nested_usage(p, data, len);
 	return 0;
 }
 

@@ -14,11 +14,25 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "http/sse.h"
+#include "json/json.h"
 #include "sched/flowq.h"
 #include "sched/sched.h"
 
 #define IG_REQ_MAX_RANKED IG_SCHED_MAX_RANKED
 #define IG_REQ_TAIL 4096 /* bytes of a JSON response kept to find its usage */
+
+/* Members of a JSON request body the stages use (rewrite.c). */
+enum ig_body_member {
+	IG_BM_MODEL,
+	IG_BM_PROMPT,
+	IG_BM_MESSAGES,
+	IG_BM_INPUT,
+	IG_BM_INSTRUCTIONS,
+	IG_BM_TOOLS,
+	IG_BM_SYSTEM,
+	IG_BM_SALT,
+	IG_BM_N
+};
 
 struct ig_req {
 	struct ig_http_exchange *ex;
@@ -28,8 +42,12 @@ struct ig_req {
 	const struct ig_pool_rt *pool;
 
 	/* rewrite.c */
-	struct ig_str model;  /* as asked, decoded */
-	struct ig_str target; /* after the traffic split (points into the config) */
+	int body_state; /* 0: no body; 1: a JSON object, members read; -1: not one */
+	struct ig_json_value members[IG_BM_N];
+	struct ig_str model;		 /* as asked, decoded */
+	struct ig_str target;		 /* after the traffic split (points into the config) */
+	const struct ig_model *resolved; /* its InferenceModel (NULL: v1 passthrough) */
+	bool random_endpoint;		 /* GIE v1: no body, any endpoint */
 	bool critical;
 	int priority;
 	/* The body sent upstream is the client's with the `model` value
@@ -77,6 +95,9 @@ struct ig_req {
 	bool recorded, finished;
 };
 
+/* rewrite.c: validates the body once and records its members (before
+ * routing: body-based routing reads the model). */
+void ig_req_parse_body(struct ig_req *p);
 /* rewrite.c: reads and resolves the body's model, splices it, reads the
  * request's features and builds the upstream head. 0, or the error is
  * answered and -1. */
