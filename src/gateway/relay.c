@@ -47,13 +47,36 @@ static void release_endpoint(struct ig_req *p)
  * Only resolved models get series: label values stay a bounded set. */
 static void record_metrics(struct ig_req *p)
 {
-	if (p->recorded || !p->target.ptr)
+	if (p->recorded)
 		return;
 	p->recorded = true;
-	struct ig_gw_metrics *gm = p->w->gw->metrics;
-	double secs = (double)(ig_now_ns() - p->start_ns) / 1e9;
-	ig_gw_metrics_done(gm, p->w->mcache, p->model.ptr, p->target.ptr, p->priority, p->status,
-			   secs, p->body_len, p->resp_bytes, p->in_tokens, p->out_tokens);
+	uint64_t now = ig_now_ns();
+	struct ig_gw_request_stats st = {
+	    .model = p->model.ptr,
+	    .target = p->target.ptr,
+	    .client_labels = !p->resolved,
+	    .priority = p->priority,
+	    .status = p->status,
+	    .pod_status = p->resp_started,
+	    .scheduled = p->ntried > 0,
+	    .seconds = (double)(now - p->start_ns) / 1e9,
+	    .req_bytes = p->body_len,
+	    .resp_bytes = p->resp_bytes,
+	    .in_tokens = p->in_tokens,
+	    .out_tokens = p->out_tokens,
+	    .ttft = -1,
+	    .tpot = -1,
+	};
+	/* Streamed: the first event is the first token; the rest spread
+	 * over the output tokens (the usage's count, else the events). */
+	if (p->first_event_ns) {
+		st.ttft = (double)(p->first_event_ns - p->start_ns) / 1e9;
+		long tokens = p->out_tokens > 0 ? p->out_tokens : (long)p->nevents;
+		if (tokens > 1 && p->last_event_ns > p->first_event_ns)
+			st.tpot = (double)(p->last_event_ns - p->first_event_ns) / 1e9 /
+				  (double)(tokens - 1);
+	}
+	ig_gw_metrics_done(p->w->gw->metrics, p->w->mcache, &st);
 }
 
 void ig_req_finish(struct ig_req *p)
@@ -204,6 +227,12 @@ static int on_sse_data(void *ud, const char *data, size_t len)
 {
 	struct ig_req *p = ud;
 	struct ig_usage u;
+	if (!(len == 6 && memcmp(data, "[DONE]", 6) == 0)) {
+		p->last_event_ns = p->w->loop.now_ns;
+		if (!p->first_event_ns)
+			p->first_event_ns = p->last_event_ns;
+		p->nevents++;
+	}
 	if (len <= 9 || !memmem(data, len, "\"usage\"", 7))
 		return 0;
 	if (ig_json_find_usage(data, len, &u) == 0)

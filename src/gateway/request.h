@@ -91,6 +91,8 @@ struct ig_req {
 	size_t tail_len;
 	struct ig_sse sse_state; /* data: lines of an event stream */
 	long in_tokens, out_tokens;
+	uint64_t first_event_ns, last_event_ns; /* SSE data events: TTFT, TPOT */
+	size_t nevents;
 	uint64_t start_ns;
 	bool recorded, finished;
 };

@@ -221,3 +221,77 @@ def test_anthropic_errors_have_anthropic_shape(procs, tmp_path):
     assert err["type"] == "error" and err["error"]["type"] == "not_found_error", err
     assert err["error"]["message"]
     c.stop()
+
+
+def metrics(c):
+    st, _, data = call("http://%s:%d" % (c.admin_host, c.admin_port), "/metrics")
+    assert st == 200
+    return data.decode()
+
+
+def sample(text, name, **labels):
+    """The value of the series of family `name` with exactly these labels."""
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        lbl, val = line[len(name) + 1:].rsplit("} ", 1)
+        got = ",".join(sorted(lbl.split('",'))).replace('"', "")
+        if got == want.replace('"', ""):
+            return float(val)
+    return None
+
+
+def test_metrics_with_gie_semantics(procs, tmp_path):
+    """request_total counts requests parsed, admitted and scheduled;
+    refused ones go to request_error_total with GIE's code names; streamed
+    responses feed TTFT and TPOT histograms at the gateway; the priority
+    label is on the objective counters."""
+    docs = [OBJECTIVE.format(name="batch", priority=-1, pool="pool-0"),
+            OBJECTIVE.format(name="premium", priority=5, pool="pool-0")]
+    c = V1(procs, tmp_path, ["m"], extra_docs=docs,
+           sim_args=("--itl-ms", "5", "--ttft-ms", "20"))
+    st, _, data = call(c.base, "/v1/completions",
+                       dict(completion("m"), stream=True, max_tokens=8),
+                       headers={"x-gateway-inference-objective": "premium"})
+    assert st == 200, data
+    st, _, _ = call(c.base, "/v1/completions", raw=b"{broken")
+    assert st == 400
+    text = metrics(c)
+    assert sample(text, "inference_objective_request_total", model_name="m",
+                  target_model_name="m", priority="5") == 1
+    assert sample(text, "inference_objective_request_ttft_seconds_count", model_name="m",
+                  target_model_name="m") == 1
+    assert sample(text, "inference_objective_request_tpot_seconds_count", model_name="m",
+                  target_model_name="m") == 1
+    ttft = sample(text, "inference_objective_request_ttft_seconds_sum", model_name="m",
+                  target_model_name="m")
+    assert 0.015 < ttft < 2, ttft
+    assert sample(text, "inference_objective_request_error_total", model_name="",
+                  target_model_name="", priority="0", error_code="BadRequest") == 1
+    assert sample(text, "inference_model_request_error_total", model_name="",
+                  target_model_name="", error_code="BadRequest") == 1
+    c.stop()
+
+
+def test_metrics_shed_is_resource_exhausted(procs, tmp_path):
+    docs = [OBJECTIVE.format(name="batch", priority=-1, pool="pool-0")]
+    c = V1(procs, tmp_path, ["m"], extra_docs=docs,
+           sim_args=("--fixed-waiting", "50", "--fixed-kv-usage", "0.95"))
+    deadline = time.time() + 5
+    while True:
+        st, _, _ = call(c.base, "/v1/completions", completion("m"),
+                        headers={"x-gateway-inference-objective": "batch"})
+        if st == 429 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert st == 429
+    text = metrics(c)
+    assert sample(text, "inference_objective_request_error_total", model_name="m",
+                  target_model_name="m", priority="-1", error_code="ResourceExhausted") >= 1
+    assert sample(text, "inference_model_request_error_total", model_name="m",
+                  target_model_name="m", error_code="InferencePoolResourceExhausted") >= 1
+    # Refused requests are not in request_total.
+    assert sample(text, "inference_objective_request_total", model_name="m",
+                  target_model_name="m", priority="-1") in (None, 0)
+    c.stop()
