@@ -193,10 +193,12 @@ static int content_tokens(struct ig_json_value c, long *out, struct ig_sim_reque
 			*out += string_tokens(v, r);
 		if (ig_json_get(part, "input", &v) == 0 && v.type == IG_JSON_OBJECT)
 			*out += json_text_tokens(v, r);
+		/* A tool result's content: what it holds counts, and what does
+		 * not fit the shapes is ignored, not refused. */
 		if (ig_json_get(part, "content", &v) == 0 && v.type != IG_JSON_OBJECT) {
 			long t = 0;
-			if (content_tokens(v, &t, r) == 0)
-				*out += t;
+			content_tokens(v, &t, r);
+			*out += t;
 		}
 	}
 	return 0;
