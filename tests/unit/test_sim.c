@@ -898,6 +898,17 @@ static void test_request_messages(void **state)
 	assert_int_equal(r.max_tokens, 7);
 	assert_true(r.stream);
 	ig_sim_request_free(&r);
+
+	/* Odd parts inside a tool result are ignored, and what was counted
+	 * is what the ids hold. */
+	body =
+	    "{\"model\":\"base\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":"
+	    "[{\"type\":\"tool_result\",\"content\":[{\"type\":\"text\",\"text\":\"a b\"},5]}]}]}";
+	assert_int_equal(parse_req(&c, IG_SIM_MESSAGES, body, &r, &e), 0);
+	want = 2 + IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
+	assert_int_equal(r.prompt_tokens, want);
+	assert_int_equal(ig_sim_request_nids(&r), (size_t)want);
+	ig_sim_request_free(&r);
 	ig_sim_config_free(&c);
 }
 
