@@ -295,3 +295,56 @@ def test_metrics_shed_is_resource_exhausted(procs, tmp_path):
     assert sample(text, "inference_objective_request_total", model_name="m",
                   target_model_name="m", priority="-1") in (None, 0)
     c.stop()
+
+
+def stream_body(c, path, body):
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, data
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_agent_apis_through_the_gateway(procs, tmp_path, stream):
+    """The Responses API, embeddings and Anthropic's Messages API go
+    through the gateway (routed by the body's model, hashed for the prefix
+    index) and their usage lands in the token histograms, whether it comes
+    as prompt/completion tokens or input/output tokens, at the top of the
+    answer or nested in an event (response.completed, message_start)."""
+    c = V1(procs, tmp_path, ["m"], rules=[("m", "pool-0")])
+    reqs = [("/v1/responses", {"model": "m", "input": "Write as if you were a critic",
+                               "instructions": "Be brief.", "max_output_tokens": 6}),
+            ("/v1/messages", {"model": "m", "max_tokens": 6, "system": "Be brief.",
+                              "messages": [{"role": "user", "content": "Hi there"}]})]
+    if not stream:
+        reqs.append(("/v1/embeddings", {"model": "m", "input": ["a cat", "a dog"]}))
+    out_total = in_total = 0.0
+    for path, body in reqs:
+        if stream:
+            body = dict(body, stream=True)
+        st, data = stream_body(c, path, body)
+        assert st == 200, (path, data)
+        if not stream:
+            usage = json.loads(data)["usage"]
+            in_total += usage.get("input_tokens", usage.get("prompt_tokens", 0))
+            out_total += usage.get("output_tokens", usage.get("completion_tokens", 0))
+        else:
+            assert b"event: " in data, data[:200]
+    deadline = time.time() + 3
+    while True:
+        text = metrics(c)
+        got_in = sample(text, "inference_objective_input_tokens_sum", model_name="m",
+                        target_model_name="m")
+        got_out = sample(text, "inference_objective_output_tokens_sum", model_name="m",
+                         target_model_name="m")
+        if (got_out or 0) >= 12 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    # Two generations of 6 tokens each, and inputs counted.
+    assert got_out == 12, text
+    assert got_in and got_in > 0
+    if not stream:
+        assert got_in == in_total and got_out == out_total
+    c.stop()
