@@ -583,6 +583,43 @@ def test_route_timeout_while_queued(procs, tmp_path):
     g.stop()
 
 
+CAPACITY_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+featureGates:
+- flowControl
+plugins:
+- type: queue-scorer
+flowControl:
+  maxRequests: {n}
+"""
+
+
+def test_flow_control_reload_reconfigures_queue(procs, tmp_path):
+    """A reload's flowControl reaches the workers' queues (they used to keep
+    the settings of the snapshot they were made with)."""
+    sims = Sims(procs, 1, args=("--fixed-waiting", "10"))
+    g = one_pool(procs, tmp_path, sims, extra_docs=[CAPACITY_PICKER.format(n=1)],
+                 gw_args=("--queue-timeout", "1000", "--workers", "1"))
+    g.wait_waiting({sims.endpoint(0): 10})
+    statuses = sorted(r[0] for r in threaded([timed_send(g) for _ in range(3)]))
+    assert statuses == [429, 429, 503], statuses
+    st, _, data = call(g.admin, "/pools")
+    generation = json.loads(data)["generation"]
+    path = os.path.join(g.dir, "all.yaml")
+    text = open(path).read().replace("maxRequests: 1\n", "maxRequests: 3\n")
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    deadline = time.time() + 5
+    while json.loads(call(g.admin, "/pools")[2])["generation"] == generation:
+        assert time.time() < deadline, "no reload"
+        time.sleep(0.05)
+    time.sleep(0.3)  # the worker takes the new snapshot from its post queue
+    statuses = sorted(r[0] for r in threaded([timed_send(g) for _ in range(3)]))
+    assert statuses == [503, 503, 503], statuses
+    g.stop()
+
+
 USAGE_LIMIT_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig
 featureGates:
