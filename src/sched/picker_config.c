@@ -24,6 +24,7 @@
 #include "config/yaml_node.h"
 
 #include "sched/picker_int.h"
+#include "sched/prefix.h"
 
 #define MAX_TEXT_BYTES (1u << 20)
 #define MAX_NESTING 32
@@ -412,7 +413,8 @@ static const struct param_desc prefix_params[] = {
     {0},
 };
 static const struct param_desc picker_params[] = {
-    PD("maxNumOfEndpoints", P_SIZE, max_endpoints, 1, 1e6, false),
+    /* The gateway falls back down at most IG_SCHED_MAX_RANKED endpoints. */
+    PD("maxNumOfEndpoints", P_SIZE, max_endpoints, 1, IG_SCHED_MAX_RANKED, false),
     {0},
 };
 static const struct param_desc detector_params[] = {
@@ -723,6 +725,12 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 	else if (block_chars)
 		warn(s, block_chars_line, path,
 		     "blockSize (characters) is deprecated and ignored: blockSizeTokens is used");
+	if (params_of(pl->type) == prefix_params && pl->p.max_prefix_tokens &&
+	    pl->p.max_prefix_tokens / pl->p.block_size_tokens > IG_PREFIX_MAX_BLOCKS)
+		err(s, line, path,
+		    "maxPrefixTokensToMatch / blockSizeTokens is %llu blocks; at most %d are matched",
+		    (unsigned long long)(pl->p.max_prefix_tokens / pl->p.block_size_tokens),
+		    IG_PREFIX_MAX_BLOCKS);
 }
 
 /* ---- plugins --------------------------------------------------------------- */
@@ -1617,6 +1625,34 @@ static void warn_unused(struct session *s)
 	}
 }
 
+/* random-picker draws without looking at scores, so a profile's scorers
+ * would count for nothing (GIE runs them all the same). */
+static void warn_unscored(struct session *s)
+{
+	const struct ig_picker_config *c = s->cfg;
+	for (size_t i = 0; i < c->nprofiles; i++) {
+		const struct profile *pr = &c->profiles[i];
+		size_t picker = SIZE_MAX, scorers = 0;
+		for (size_t k = 0; k < pr->n; k++) {
+			enum plugin_type t = c->plugins[pr->e[k].plugin].type;
+			scorers += picker_type_kind(t) == PK_SCORER;
+			if (t == PT_RANDOM_PICKER)
+				picker = pr->e[k].plugin;
+		}
+		if (picker == SIZE_MAX || scorers == 0)
+			continue;
+		char p[PATH_LEN];
+		if (pr->line)
+			sub(p, "schedulingProfiles", NULL, i);
+		else
+			sub(p, "plugins", NULL, picker);
+		warn(s, pr->line ? pr->line : c->plugins[picker].line, p,
+		     "the scorers of profile \"%s\" have no effect: %s (random-picker) ignores "
+		     "scores",
+		     pr->name, c->plugins[picker].name);
+	}
+}
+
 static void apply_defaults(struct session *s)
 {
 	struct ig_picker_config *c = s->cfg;
@@ -1644,6 +1680,7 @@ static void apply_defaults(struct session *s)
 	}
 	prefix_setup(s);
 	warn_unused(s);
+	warn_unscored(s);
 }
 
 /* ---- entry points ------------------------------------------------------------ */
@@ -1665,6 +1702,22 @@ static int prescan(struct session *s, const char *text, size_t len)
 		return 0;
 	err(s, line, "", "%s", msg);
 	return -1;
+}
+
+/* A picker configuration is one document; one after it would be left
+ * unread (the manifests loader hands each document over on its own). */
+static void more_documents(struct session *s, yaml_parser_t *parser)
+{
+	yaml_document_t next;
+	if (!yaml_parser_load(parser, &next)) {
+		syntax_error(s, parser);
+		return;
+	}
+	yaml_node_t *root = yaml_document_get_root_node(&next);
+	if (root && !ig_yaml_is_null(root))
+		err(s, ig_yaml_line(root), "",
+		    "a second YAML document: the picker configuration is one document");
+	yaml_document_delete(&next);
 }
 
 static void load(struct session *s, const char *text, size_t len)
@@ -1694,6 +1747,7 @@ static void load(struct session *s, const char *text, size_t len)
 	if (s->visits > MAX_VISITS)
 		err(s, root ? ig_yaml_line(root) : 0, "", "document uses too many aliases");
 	yaml_document_delete(&doc);
+	more_documents(s, &parser);
 	yaml_parser_delete(&parser);
 }
 
