@@ -1349,8 +1349,11 @@ static void check_header(struct session *s, yaml_node_t *root)
 	yaml_node_t *kind = get(s, root, "kind", &line);
 	if (kind && !ig_yaml_scalar_is(kind, "EndpointPickerConfig"))
 		err(s, line, "kind", "must be EndpointPickerConfig");
+	/* The manifests loader hands over the same three (config_load.c). */
 	yaml_node_t *api = get(s, root, "apiVersion", &line);
 	if (api && !ig_yaml_scalar_is(api, "inference.networking.x-k8s.io/v1alpha1") &&
+	    !ig_yaml_scalar_is(api,
+			       "config.apix.gateway-api-inference-extension.sigs.k8s.io/v1alpha1") &&
 	    !ig_yaml_scalar_is(api, "llm-d.ai/v1alpha1"))
 		err(s, line, "apiVersion",
 		    "must be inference.networking.x-k8s.io/v1alpha1 (GIE) or llm-d.ai/v1alpha1 "

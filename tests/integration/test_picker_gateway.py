@@ -915,7 +915,7 @@ def test_picker_config_from_the_manifests(procs, tmp_path):
 
 # ---- 11. scheduling profiles ----
 
-PROFILES_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+PROFILES_PICKER = """apiVersion: llm-d.ai/v1alpha1
 kind: EndpointPickerConfig
 plugins:
 - type: header-profile-handler
