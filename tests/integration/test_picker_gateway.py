@@ -712,6 +712,56 @@ def test_flow_control_policies(procs, tmp_path, ordering, fairness, headers, wan
     g.stop()
 
 
+EDF_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+featureGates:
+- flowControl
+plugins:
+- type: edf-ordering-policy
+flowControl:
+  defaultPriorityBand:
+    orderingPolicyRef: edf-ordering-policy
+"""
+
+
+def test_flow_control_earliest_deadline_first(procs, tmp_path):
+    """edf-ordering-policy: a request's deadline is the earlier of the queue
+    timeout (5 s) and its route's request timeout, so one through a route
+    with a 3 s timeout, queued last, leaves first."""
+    sims = Sims(procs, 1, args=("--fixed-waiting", "10", "--max-num-seqs", "1",
+                                "--ttft-ms", "60"))
+    port = free_port()
+    docs = [gateway_doc([("llm", port)]),
+            route_doc("long", "llm", "pool", sims.port, prefix="/v1/completions",
+                      timeouts="    timeouts:\n      request: 20s\n"),
+            route_doc("short", "llm", "pool", sims.port, prefix="/v1/chat/completions",
+                      timeouts="    timeouts:\n      request: 3s\n"),
+            pool_doc("pool", sims.port), model_doc("food-review", "food-review", "pool"),
+            pod_doc("pod-0", "pool", sims.hosts[0]), EDF_PICKER]
+    g = Gateway(procs, tmp_path, docs, port, ("--queue-timeout", "5000", "--workers", "1"))
+    g.wait_waiting({sims.endpoint(0): 10})
+    chat = {"model": "food-review", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 1}
+    sends = [dict(body=completion("a")), dict(body=completion("b")),
+             dict(body=chat, path="/v1/chat/completions")]
+    out = {}
+
+    def send(i):
+        out[i] = timed_send(g, **sends[i])()
+
+    ts = []
+    for i in range(3):
+        ts.append(threading.Thread(target=send, args=(i,)))
+        ts[-1].start()
+        time.sleep(0.15)
+    set_state(sims.base(0), waiting=4)
+    for t in ts:
+        t.join()
+    assert all(out[i][0] == 200 for i in out), out
+    assert sorted(out, key=lambda i: out[i][4]) == [2, 0, 1], out
+    g.stop()
+
+
 # ---- 5. ordered fallback ----
 
 QUEUE_ONLY_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
