@@ -259,6 +259,21 @@ static char *dup_scalar(const yaml_node_t *n)
 	return ig_str_dup(scalar(n));
 }
 
+/* Refuses the key `k` of the pair `at` of `map` when an earlier pair has
+ * it too: only one would count. */
+static void check_twice(struct session *s, yaml_node_t *map, yaml_node_pair_t *at, yaml_node_t *k,
+			const char *path)
+{
+	for (yaml_node_pair_t *b = map->data.mapping.pairs.start; b < at; b++) {
+		yaml_node_t *o = node_at(s, b->key);
+		if (o && o->type == YAML_SCALAR_NODE && ig_str_eq(scalar(o), scalar(k))) {
+			err(s, ig_yaml_line(k), path, "given twice (first on line %d)",
+			    ig_yaml_line(o));
+			return;
+		}
+	}
+}
+
 /* Refuses the fields of a mapping that its schema does not have (GIE
  * decodes strictly) and keys given twice (only one would count). */
 static void check_keys(struct session *s, yaml_node_t *map, const char *path,
@@ -282,14 +297,7 @@ static void check_keys(struct session *s, yaml_node_t *map, const char *path,
 			err(s, ig_yaml_line(k), kp, "unknown field");
 			continue;
 		}
-		for (yaml_node_pair_t *b = map->data.mapping.pairs.start; b < a; b++) {
-			yaml_node_t *o = node_at(s, b->key);
-			if (o && o->type == YAML_SCALAR_NODE && ig_str_eq(scalar(o), scalar(k))) {
-				err(s, ig_yaml_line(k), kp, "given twice (first on line %d)",
-				    ig_yaml_line(o));
-				break;
-			}
-		}
+		check_twice(s, map, a, k, kp);
 	}
 }
 
@@ -674,16 +682,20 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 	if (!expect(s, map, YAML_MAPPING_NODE, line, path))
 		return;
 	pl->has_params = map->data.mapping.pairs.top > map->data.mapping.pairs.start;
-	FOR_PAIRS(s, map, k, v)
-	{
+	for (yaml_node_pair_t *a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top;
+	     a++) {
+		yaml_node_t *k = node_at(s, a->key), *v = node_at(s, a->value);
 		char kp[PATH_LEN];
 		const struct param_desc *d = NULL;
 		const char *const *sp = special;
+		if (!k || !v)
+			return;
 		if (k->type != YAML_SCALAR_NODE) {
 			err(s, ig_yaml_line(k), path, "parameter names must be strings");
 			continue;
 		}
 		sub(kp, path, (const char *)k->data.scalar.value, 0);
+		check_twice(s, map, a, k, kp);
 		for (const struct param_desc *e = desc; e && e->name; e++)
 			if (ig_yaml_scalar_is(k, e->name))
 				d = e;
@@ -1400,20 +1412,26 @@ static int default_profile(struct session *s)
 		return -1;
 	c->nprofiles = 1;
 	int picker = -1;
-	for (size_t i = 0; i < c->nplugins && pr->n < MAX_PROFILE_ENTRIES - 1; i++) {
+	for (size_t i = 0; i < c->nplugins; i++) {
 		struct plugin *pl = &c->plugins[i];
 		enum plugin_kind k = picker_type_kind(pl->type);
+		char p[PATH_LEN];
 		if (k != PK_FILTER && k != PK_SCORER && k != PK_PICKER && k != PK_DETECTOR)
 			continue;
+		sub(p, "plugins", NULL, i);
 		if (k == PK_PICKER && picker >= 0) {
-			char p[PATH_LEN];
-			sub(p, "plugins", NULL, i);
 			err(s, pl->line, p,
-			    "without schedulingProfiles every filter, scorer and picker runs in "
-			    "one "
+			    "without schedulingProfiles every filter, scorer and picker runs in one "
 			    "profile, which takes one picker: \"%s\" and \"%s\"",
 			    c->plugins[picker].name, pl->name);
 			continue;
+		}
+		if (pr->n == MAX_PROFILE_ENTRIES - 1) {
+			err(s, pl->line, p,
+			    "without schedulingProfiles every filter, scorer and picker runs in one "
+			    "profile, which takes at most %d",
+			    MAX_PROFILE_ENTRIES - 1);
+			break;
 		}
 		if (k == PK_PICKER)
 			picker = (int)i;
@@ -1538,9 +1556,8 @@ static void prefix_setup(struct session *s)
 		sub(p, "plugins", NULL, i);
 		if (pl->type == PT_PREFIX_PRODUCER && producer >= 0)
 			err(s, pl->line, p,
-			    "a second approx-prefix-cache-producer (\"%s\" is one): infergate "
-			    "keeps "
-			    "one prefix index per pool",
+			    "a second approx-prefix-cache-producer (\"%s\" is one): one prefix "
+			    "index serves the pool",
 			    c->plugins[producer].name);
 		else if (pl->type == PT_PREFIX_PRODUCER)
 			producer = (int)i;

@@ -1004,6 +1004,9 @@ static void test_config_errors(void **state)
 		 "plugins[0].parameters.threshold", "must be greater than 0"},
 		{"schedulingProfiles:\n- name: \"\"\n", 2, "schedulingProfiles[0].name",
 		 "must be 1 to 253 characters"},
+		{"plugins:\n- type: token-load-scorer\n  parameters:\n    queueThresholdTokens: 5\n"
+		 "    queueThresholdTokens: 6\n",
+		 5, "plugins[0].parameters.queueThresholdTokens", "given twice (first on line 4)"},
 		/* Values infergate would clamp, and text it would not read. */
 		{"plugins:\n- type: max-score-picker\n  parameters: {maxNumOfEndpoints: 33}\n", 3,
 		 "plugins[0].parameters.maxNumOfEndpoints", "must be between 1 and 32"},
