@@ -1467,7 +1467,7 @@ static void decode_picker_config(struct session *s, yaml_node_t *root, const cha
 
 static const struct kind_desc {
 	const char *kind;
-	const char *api[2];
+	const char *api[3];
 	void (*decode)(struct session *s, yaml_node_t *root, const char *api);
 } kinds[] = {
 	{"Gateway", {"gateway.networking.k8s.io/v1"}, decode_gateway},
@@ -1482,7 +1482,8 @@ static const struct kind_desc {
 	{"Pod", {"v1"}, decode_pod},
 	{"Deployment", {"apps/v1"}, decode_deployment},
 	{"EndpointPickerConfig",
-	 {"inference.networking.x-k8s.io/v1alpha1", "config.apix.gateway-api-inference-extension.sigs.k8s.io/v1alpha1"},
+	 {"inference.networking.x-k8s.io/v1alpha1", "config.apix.gateway-api-inference-extension.sigs.k8s.io/v1alpha1",
+	  "llm-d.ai/v1alpha1"},
 	 decode_picker_config},
 };
 
@@ -1504,7 +1505,7 @@ static void decode_document(struct session *s, yaml_node_t *root)
 		const struct kind_desc *k = &kinds[i];
 		if (strcmp(kind, k->kind) != 0)
 			continue;
-		for (size_t j = 0; j < 2 && k->api[j]; j++) {
+		for (size_t j = 0; j < sizeof k->api / sizeof k->api[0] && k->api[j]; j++) {
 			if (!strcmp(api, k->api[j])) {
 				k->decode(s, root, api);
 				return;

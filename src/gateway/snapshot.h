@@ -80,8 +80,10 @@ struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *
 
 /* The picker configuration (picker_load.c): --picker-config FILE, else an
  * EndpointPickerConfig document among the manifests, else GIE's default.
- * 0, or -1 with errors in diags. */
-int ig_gw_load_picker(const struct ig_config *cfg, const char *file, struct ig_picker_config **out,
-		      uint64_t *hash, struct ig_diags *diags);
+ * flow_control: the gateway queues whatever the configuration says
+ * (--flow-control); without it, a flowControl section that no feature gate
+ * turns on is a warning. 0, or -1 with errors in diags. */
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file, bool flow_control,
+		      struct ig_picker_config **out, uint64_t *hash, struct ig_diags *diags);
 
 #endif

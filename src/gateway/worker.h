@@ -48,6 +48,7 @@ struct ig_worker {
 	size_t active;			    /* requests in flight on this worker */
 	bool draining;
 	struct ig_flowq *queue; /* flow control: requests waiting for capacity */
+	uint64_t queue_generation; /* of the snapshot whose settings it has */
 	struct ig_timer queue_timer;
 	struct ig_timer drain_recheck;
 };
