@@ -193,8 +193,9 @@ struct ig_route_match {
  * characters with single spaces or tabs between words (the CRD's pattern:
  * no CR, LF or other control characters). At most 16 entries per list; a
  * name appears at most once per list (case-insensitively), as the CRD's
- * list-map keys demand. Apply in the order remove is meant: `set`
- * replaces every value, `add` appends one, `remove` deletes all. */
+ * list-map keys demand. Semantics (spec §4.5): `set` replaces every value
+ * of the header, `add` appends a value, `remove` deletes all values; names
+ * compare case-insensitively. */
 struct ig_header_modifier {
 	struct ig_kv *set;
 	size_t nset;
@@ -537,7 +538,7 @@ struct ig_service {
 	struct ig_meta meta;
 	char *type;    /* default ClusterIP; ExternalName cannot be a backend */
 	bool headless; /* clusterIP: None */
-	bool has_selector;
+	bool has_selector; /* a non-empty spec.selector ({} counts as none) */
 	struct ig_kv *selector;
 	size_t nselector;
 	bool publish_not_ready; /* spec.publishNotReadyAddresses */

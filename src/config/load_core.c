@@ -289,9 +289,11 @@ void ld_service(struct session *s, yaml_node_t *root, const char *api)
 		char *cip = ld_str(s, spec, "spec", "clusterIP", false, &line);
 		svc.headless = cip && !strcmp(cip, "None");
 		yaml_node_t *sel = ld_map(s, spec, "spec", "selector", false, &line);
+		/* An empty selector is no selector: Kubernetes then manages no
+		 * endpoints for the Service. */
 		if (sel) {
-			svc.has_selector = true;
 			svc.selector = ld_labels(s, sel, line, "spec", "selector", &svc.nselector);
+			svc.has_selector = svc.nselector > 0;
 		}
 		ld_bool(s, spec, "spec", "publishNotReadyAddresses", &line, &svc.publish_not_ready);
 		decode_service_ports(s, spec, &svc);

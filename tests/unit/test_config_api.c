@@ -310,14 +310,15 @@ static void test_model_mode(void **state)
 {
 	char *out;
 	struct ig_config *c = load_warned(
-	    POOLA("old") POOLA("bare") POOL1(
-		"new",
-		"default") "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: "
-			   "InferenceModel\n"
-			   "metadata: {name: m1}\nspec: {modelName: a, poolRef: {name: old}}\n"
-			   "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: "
-			   "InferenceModel\n"
-			   "metadata: {name: m2}\nspec: {modelName: b, poolRef: {name: new}}\n",
+	    /* clang-format off */
+	    POOLA("old")
+	    POOLA("bare")
+	    POOL1("new", "default")
+	    "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+	    "metadata: {name: m1}\nspec: {modelName: a, poolRef: {name: old}}\n"
+	    "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+	    "metadata: {name: m2}\nspec: {modelName: b, poolRef: {name: new}}\n",
+	    /* clang-format on */
 	    &out);
 	assert_int_equal(ig_pool_model_mode(c, ig_config_find_pool(c, "default", "old")),
 			 IG_MODELS_INFERENCE_MODEL);
@@ -343,11 +344,17 @@ static void test_objective_pool_ref(void **state)
 {
 	char *out;
 	struct ig_config *c = load_warned(
-	    POOL1("p", "a") POOL1("q", "a") POOL1("p", "b") POOLA("x") OBJ(XK, "o", "a",
-									   "{name: p}")
-		OBJ(XK, "o2", "a", "{name: q}") OBJ(XK, "old", "default", "{name: x}")
-		    OBJ(XK, "oldg", "default", "{name: x, group: inference.networking.x-k8s.io}")
-			OBJ(XK, "k", "a", "{name: p, kind: Other}"),
+	    /* clang-format off */
+	    POOL1("p", "a")
+	    POOL1("q", "a")
+	    POOL1("p", "b")
+	    POOLA("x")
+	    OBJ(XK, "o", "a", "{name: p}")
+	    OBJ(XK, "o2", "a", "{name: q}")
+	    OBJ(XK, "old", "default", "{name: x}")
+	    OBJ(XK, "oldg", "default", "{name: x, group: inference.networking.x-k8s.io}")
+	    OBJ(XK, "k", "a", "{name: p, kind: Other}"),
+	    /* clang-format on */
 	    &out);
 	const struct ig_pool *ap = ig_config_find_pool(c, "a", "p");
 	const struct ig_pool *bp = ig_config_find_pool(c, "b", "p");
@@ -381,17 +388,22 @@ static void test_objective_pool_ref(void **state)
 static void test_rewrite_precedence(void **state)
 {
 	struct ig_config *c = load_ok(
-	    POOL1("p", "a") POOL1("q", "a") REWRITE(XK, "generic-old",
-						    ", creationTimestamp: \"2020-01-01T00:00:00Z\"",
-						    "p", "  - targets: [{modelRewrite: g-old}]\n")
-		REWRITE("llm-d.ai/v1alpha2", "exact-new", "", "p",
-			EXACT("m", "new") "  - matches: [{model: {value: m}}]\n" TARGET("new-2"))
-		    REWRITE(XK, "exact-old", ", creationTimestamp: \"2024-05-01T00:00:00Z\"", "p",
-			    EXACT("other", "o")
-				EXACT("m", "old")) REWRITE(XK, "generic-new", "", "p",
-							   "  - targets: [{modelRewrite: g-new}]\n")
-			REWRITE(XK, "other-pool", ", creationTimestamp: \"2000-01-01T00:00:00Z\"",
-				"q", EXACT("m", "q")));
+	    /* clang-format off */
+	    POOL1("p", "a")
+	    POOL1("q", "a")
+	    REWRITE(XK, "generic-old", ", creationTimestamp: \"2020-01-01T00:00:00Z\"", "p",
+		    "  - targets: [{modelRewrite: g-old}]\n")
+	    REWRITE("llm-d.ai/v1alpha2", "exact-new", "", "p",
+		    EXACT("m", "new")
+		    "  - matches: [{model: {value: m}}]\n" TARGET("new-2"))
+	    REWRITE(XK, "exact-old", ", creationTimestamp: \"2024-05-01T00:00:00Z\"", "p",
+		    EXACT("other", "o")
+		    EXACT("m", "old"))
+	    REWRITE(XK, "generic-new", "", "p", "  - targets: [{modelRewrite: g-new}]\n")
+	    REWRITE(XK, "other-pool", ", creationTimestamp: \"2000-01-01T00:00:00Z\"", "q",
+		    EXACT("m", "q"))
+	    /* clang-format on */
+	);
 	const struct ig_pool *p = ig_config_find_pool(c, "a", "p");
 	const struct ig_model_rewrite *w;
 	const struct ig_rewrite_rule *r = ig_config_find_rewrite(c, p, "m", 1, &w);
@@ -493,24 +505,26 @@ static void test_backend_status(void **state)
 {
 	char *out;
 	struct ig_config *c = load_warned(
+	    /* clang-format off */
 	    SVC("web", "a", "  ports: [{port: 80, targetPort: 8080}]\n")
-		SVC("grpc", "a", "  ports: [{port: 80, appProtocol: kubernetes.io/grpc}]\n")
-		    SVC("ext", "a", "  type: ExternalName\n  externalName: example.com\n") SVC(
-			"far", "b", "  ports: [{port: 80}]\n") SVC("near", "c",
-								   "  ports: [{port: 80}]\n")
-			POOL1("p", "a") GRANT("c", "a", "{group: \"\", kind: Service}") ROUTE_NS(
-			    "a") "    - {name: web, port: 80}\n"		/* 0 ok */
-				 "    - {name: web, port: 81}\n"		/* 1 no port */
-				 "    - {name: nope, port: 80}\n"		/* 2 not found */
-				 "    - {name: grpc, port: 80}\n"		/* 3 appProtocol */
-				 "    - {name: ext, port: 80}\n"		/* 4 ExternalName */
-				 "    - {name: far, namespace: b, port: 80}\n"	/* 5 no grant */
-				 "    - {name: near, namespace: c, port: 80}\n" /* 6 granted */
-				 "    - {name: x, group: example.com, kind: Thing}\n" /* 7 kind */
-				 "    - {name: p, group: inference.networking.k8s.io, kind: "
-				 "InferencePool}\n" /* 8 */
-				 "    - {name: p, group: inference.networking.x-k8s.io, kind: "
-				 "InferencePool}\n", /* 9 */
+	    SVC("grpc", "a", "  ports: [{port: 80, appProtocol: kubernetes.io/grpc}]\n")
+	    SVC("ext", "a", "  type: ExternalName\n  externalName: example.com\n")
+	    SVC("far", "b", "  ports: [{port: 80}]\n")
+	    SVC("near", "c", "  ports: [{port: 80}]\n")
+	    POOL1("p", "a")
+	    GRANT("c", "a", "{group: \"\", kind: Service}")
+	    ROUTE_NS("a")
+	    "    - {name: web, port: 80}\n"				/* 0 ok */
+	    "    - {name: web, port: 81}\n"				/* 1 no port */
+	    "    - {name: nope, port: 80}\n"				/* 2 not found */
+	    "    - {name: grpc, port: 80}\n"				/* 3 appProtocol */
+	    "    - {name: ext, port: 80}\n"				/* 4 ExternalName */
+	    "    - {name: far, namespace: b, port: 80}\n"		/* 5 no grant */
+	    "    - {name: near, namespace: c, port: 80}\n"		/* 6 granted */
+	    "    - {name: x, group: example.com, kind: Thing}\n"	/* 7 kind */
+	    "    - {name: p, group: inference.networking.k8s.io, kind: InferencePool}\n"
+	    "    - {name: p, group: inference.networking.x-k8s.io, kind: InferencePool}\n",
+	    /* clang-format on */
 	    &out);
 	const struct ig_backend_ref *b = c->routes[0].rules[0].backends;
 	assert_int_equal(c->routes[0].rules[0].nbackends, 10);
@@ -640,102 +654,35 @@ static void want_addrs(const struct ig_config *c, const char *svc_name, int port
 
 static void test_service_endpoints(void **state)
 {
-	struct ig_config *c = load_ok(SVC(
-	    "two", "a",
-	    "  ports: [{name: http, port: 80, targetPort: web}, {name: admin, port: 81}]\n")
-					  SLICE("two-1", "two", "IPv4",
-						"[{name: http, port: 8080}, {name: admin, port: "
-						"9090}]",
-						"[{addresses: [10.0.0.1]}, {addresses: [10.0.0.2], "
-						"conditions: {ready: "
-						"false}}, {addresses: [10.0.0.3], conditions: "
-						"{ready: true, serving: true}}]")
-					      SLICE(
-						  "two-2", "two", "IPv6",
-						  "[{name: http, port: 8080}]",
-						  "[{addresses: [\"fd00::1\"]}, {addresses: "
-						  "[\"fd00::1\"]}]") SLICE("two-3", "two", "IPv4",
-									   "[{name: http, port: "
-									   "8080}]",
-									   "[{addresses: "
-									   "[10.0.0.1, 10.0.0.4]}]")
-						  SLICE("other", "else", "IPv4",
-							"[{name: http, port: 1}]",
-							"[{addresses: [10.9.9.9]}]")
-						      SVC("old", "a",
-							  "  ports: [{port: 80, targetPort: "
-							  "8000}]\n") "---\napiVersion: v1\nkind: "
-								      "Endpoints\nmetadata: {name: "
-								      "old, namespace: "
-								      "a}\nsubsets:\n"
-								      "- addresses: [{ip: "
-								      "10.1.0.1}, {ip: 10.1.0.2, "
-								      "nodeName: n1}]\n"
-								      "  notReadyAddresses: [{ip: "
-								      "10.1.0.3}]\n  ports: "
-								      "[{port: 8000}]\n"
-								      "- addresses: [{ip: "
-								      "10.1.0.4}]\n  ports: "
-								      "[{port: 8000, name: "
-								      "other}]\n" SVC(
-									  "pods", "a",
-									  "  ports: [{name: a, "
-									  "port: 80, targetPort: "
-									  "8000}, {name: n, port: "
-									  "81, targetPort: "
-									  "named}]\n") SVC("pnr",
-											   "a",
-											   "  "
-											   "publish"
-											   "NotRead"
-											   "yAddres"
-											   "ses: "
-											   "true\n "
-											   " ports:"
-											   " [{"
-											   "port: "
-											   "80}]\n")
-									  SVC("empty", "a",
-									      "  ports: [{port: "
-									      "80}]\n") SLICE("empt"
-											      "y-1",
-											      "empt"
-											      "y",
-											      "IPv"
-											      "4",
-											      "[]",
-											      "[]")
-									      POD("p1", "10.2.0.1",
-										  "{app: pods}",
-										  "") POD("p2",
-											  "10.2.0."
-											  "2",
-											  "{app: "
-											  "pods}",
-											  ", "
-											  "conditio"
-											  "ns: "
-											  "[{type: "
-											  "Ready, "
-											  "status: "
-											  "\"False"
-											  "\"}]")
-										  POD("p3",
-										      "10.2.0.3",
-										      "{app: pnr}",
-										      ", "
-										      "conditions: "
-										      "[{type: "
-										      "Ready, "
-										      "status: "
-										      "\"False\"}]")
-										      POD("p4",
-											  "10.2.0."
-											  "4",
-											  "{app: "
-											  "pods, "
-											  "x: y}",
-											  ""));
+	struct ig_config *c = load_ok(
+	    /* clang-format off */
+	    SVC("two", "a", "  ports: [{name: http, port: 80, targetPort: web}, {name: admin, port: 81}]\n")
+	    SLICE("two-1", "two", "IPv4", "[{name: http, port: 8080}, {name: admin, port: 9090}]",
+		  "[{addresses: [10.0.0.1]}, {addresses: [10.0.0.2], conditions: {ready: false}},"
+		  " {addresses: [10.0.0.3], conditions: {ready: true, serving: true}}]")
+	    SLICE("two-2", "two", "IPv6", "[{name: http, port: 8080}]",
+		  "[{addresses: [\"fd00::1\"]}, {addresses: [\"fd00::1\"]}]")
+	    SLICE("two-3", "two", "IPv4", "[{name: http, port: 8080}]",
+		  "[{addresses: [10.0.0.1, 10.0.0.4]}]")
+	    SLICE("other", "else", "IPv4", "[{name: http, port: 1}]", "[{addresses: [10.9.9.9]}]")
+	    SVC("old", "a", "  ports: [{port: 80, targetPort: 8000}]\n")
+	    "---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: old, namespace: a}\nsubsets:\n"
+	    "- addresses: [{ip: 10.1.0.1}, {ip: 10.1.0.2, nodeName: n1}]\n"
+	    "  notReadyAddresses: [{ip: 10.1.0.3}]\n  ports: [{port: 8000}]\n"
+	    "- addresses: [{ip: 10.1.0.4}]\n  ports: [{port: 8000, name: other}]\n"
+	    SVC("pods", "a", "  ports: [{name: a, port: 80, targetPort: 8000},"
+			     " {name: n, port: 81, targetPort: named}]\n")
+	    SVC("pnr", "a", "  publishNotReadyAddresses: true\n  ports: [{port: 80}]\n")
+	    SVC("empty", "a", "  ports: [{port: 80}]\n")
+	    "---\napiVersion: v1\nkind: Service\nmetadata: {name: nosel, namespace: a}\n"
+	    "spec: {selector: {}, ports: [{port: 80}]}\n"
+	    SLICE("empty-1", "empty", "IPv4", "[]", "[]")
+	    POD("p1", "10.2.0.1", "{app: pods}", "")
+	    POD("p2", "10.2.0.2", "{app: pods}", ", conditions: [{type: Ready, status: \"False\"}]")
+	    POD("p3", "10.2.0.3", "{app: pnr}", ", conditions: [{type: Ready, status: \"False\"}]")
+	    POD("p4", "10.2.0.4", "{app: pods, x: y}", "")
+	    /* clang-format on */
+	);
 	/* Slices: ports by the Service port's name, ready endpoints, each
 	 * (ip, port) once across slices, IPv6 too. */
 	want_addrs(c, "two", 80, IG_EPS_SLICES,
@@ -748,6 +695,8 @@ static void test_service_endpoints(void **state)
 	want_addrs(c, "pods", 80, IG_EPS_PODS, "10.2.0.1:8000 10.2.0.4:8000");
 	want_addrs(c, "pods", 81, IG_EPS_PODS, "");
 	want_addrs(c, "pnr", 80, IG_EPS_PODS, "10.2.0.3:80");
+	/* selector: {} selects nothing (the Pods labelled app: pods stay out). */
+	want_addrs(c, "nosel", 80, IG_EPS_NONE, "");
 	/* A slice that says "no endpoints" wins over the Pods. */
 	want_addrs(c, "empty", 80, IG_EPS_SLICES, "");
 	ig_config_free(c);
@@ -788,18 +737,18 @@ static void test_certificate_refs(void **state)
 {
 	char *out;
 	struct ig_config *c = load_warned(
-	    GW_TLS("infra", "[{name: good}, {name: nokey}, {name: away, namespace: "
-			    "certs}, {name: granted, namespace: shared}]")
-		TLS_SECRET("good", "infra", PEM_CRT, PEM_KEY)
-		    TLS_SECRET("nokey", "infra", PEM_CRT, "not pem")
-			TLS_SECRET("away", "certs", PEM_CRT, PEM_KEY) TLS_SECRET(
-			    "granted", "shared", PEM_CRT,
-			    PEM_KEY) "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: "
-				     "ReferenceGrant\n"
-				     "metadata: {name: g, namespace: shared}\nspec:\n"
-				     "  from: [{group: gateway.networking.k8s.io, kind: Gateway, "
-				     "namespace: infra}]\n"
-				     "  to: [{group: \"\", kind: Secret}]\n",
+	    /* clang-format off */
+	    GW_TLS("infra", "[{name: good}, {name: nokey}, {name: away, namespace: certs},"
+			    " {name: granted, namespace: shared}]")
+	    TLS_SECRET("good", "infra", PEM_CRT, PEM_KEY)
+	    TLS_SECRET("nokey", "infra", PEM_CRT, "not pem")
+	    TLS_SECRET("away", "certs", PEM_CRT, PEM_KEY)
+	    TLS_SECRET("granted", "shared", PEM_CRT, PEM_KEY)
+	    "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\n"
+	    "metadata: {name: g, namespace: shared}\nspec:\n"
+	    "  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra}]\n"
+	    "  to: [{group: \"\", kind: Secret}]\n",
+	    /* clang-format on */
 	    &out);
 	const struct ig_cert_ref *r = c->gateways[0].listeners[0].tls.certs;
 	assert_int_equal(r[0].status, IG_REF_OK);
