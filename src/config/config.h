@@ -117,8 +117,11 @@ struct ig_cert_ref {
 	 * PEM (a CERTIFICATE block, a PRIVATE KEY block), reachable from the
 	 * Gateway (same namespace or a ReferenceGrant from Gateway to Secret).
 	 * Otherwise NOT_FOUND, INVALID_KIND (not a core Secret), NOT_PERMITTED
-	 * or INVALID, with a warning, and secret may be NULL. The bytes are not
-	 * parsed as X.509 here: OpenSSL does that when it loads them. */
+	 * or INVALID, with a warning, and secret may be NULL. In Gateway API
+	 * terms NOT_PERMITTED is the listener's ResolvedRefs=False/
+	 * RefNotPermitted and every other failure InvalidCertificateRef. The
+	 * bytes are not parsed as X.509 here: OpenSSL does that when it loads
+	 * them. */
 	enum ig_ref_status status;
 	const struct ig_secret *secret;
 };
@@ -536,8 +539,8 @@ struct ig_service_port {
  * infergate sends to endpoints directly, as Gateway API implementations do. */
 struct ig_service {
 	struct ig_meta meta;
-	char *type;    /* default ClusterIP; ExternalName cannot be a backend */
-	bool headless; /* clusterIP: None */
+	char *type;	   /* default ClusterIP; ExternalName cannot be a backend */
+	bool headless;	   /* clusterIP: None */
 	bool has_selector; /* a non-empty spec.selector ({} counts as none) */
 	struct ig_kv *selector;
 	size_t nselector;
