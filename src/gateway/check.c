@@ -25,9 +25,17 @@ static void summary(const struct ig_config *c)
 	} counts[] = {
 	    {c->ngateways, "Gateway"},
 	    {c->nroutes, "HTTPRoute"},
+	    {c->ngrants, "ReferenceGrant"},
 	    {c->npools, "InferencePool"},
 	    {c->nmodels, "InferenceModel"},
 	    {c->nobjectives, "InferenceObjective"},
+	    {c->nrewrites, "InferenceModelRewrite"},
+	    {c->nimports, "InferencePoolImport"},
+	    {c->nnamespaces, "Namespace"},
+	    {c->nservices, "Service"},
+	    {c->nslices, "EndpointSlice"},
+	    {c->nendpoints, "Endpoints"},
+	    {c->nsecrets, "Secret"},
 	    {c->npods, "Pod"},
 	    {c->ndeployments, "Deployment"},
 	};
