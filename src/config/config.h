@@ -428,7 +428,7 @@ struct ig_model { /* InferenceModel, x-k8s v1alpha2 (GIE v0.2 .. v0.5) */
 	char *model_name;
 	enum ig_criticality criticality;
 	char *pool_name; /* poolRef.name, same namespace */
-	char *pool_group;
+	char *pool_group; /* NULL when not written (objectives, rewrites: any group) */
 	struct ig_target_model *targets;
 	size_t ntargets;
 	/* False when another InferenceModel of the same pool already claims
@@ -444,7 +444,7 @@ struct ig_objective {
 	int priority; /* 0 when unset */
 	bool has_priority;
 	char *pool_name;
-	char *pool_group;
+	char *pool_group; /* NULL when not written (objectives, rewrites: any group) */
 	char *pool_kind;
 };
 
@@ -471,7 +471,7 @@ struct ig_rewrite_rule {
 struct ig_model_rewrite {
 	struct ig_meta meta;
 	char *pool_name; /* spec.poolRef: group default inference.networking.k8s.io */
-	char *pool_group;
+	char *pool_group; /* NULL when not written (objectives, rewrites: any group) */
 	char *pool_kind;
 	struct ig_rewrite_rule *rules;
 	size_t nrules;

@@ -108,8 +108,11 @@ const struct ig_secret_item *ig_secret_get(const struct ig_secret *s, const char
 static bool names_pool(const struct ig_meta *m, const char *pool_name, const char *pool_group,
 		       const char *pool_kind, const struct ig_pool *pool)
 {
+	/* A poolRef without a group names the pool of that name, whichever its
+	 * API version: objectives and rewrites written for v1alpha2 pools (GIE
+	 * v1.0-v1.4) and for v1 pools both leave it out. */
 	return ns_eq(m->ns, pool->meta.ns) && name_eq(pool_name, pool->meta.name) &&
-	       name_eq(pool_group, pool->group) &&
+	       (!pool_group || name_eq(pool_group, pool->group)) &&
 	       (!pool_kind || !strcmp(pool_kind, "InferencePool"));
 }
 

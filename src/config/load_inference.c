@@ -256,8 +256,7 @@ void ld_objective(struct session *s, yaml_node_t *root, const char *api)
 			else
 				o.priority = (int)prio, o.has_priority = true;
 		}
-		decode_pool_ref(s, spec, &o.meta, IG_POOL_GROUP_V1, &o.pool_name, &o.pool_group,
-				&o.pool_kind);
+		decode_pool_ref(s, spec, &o.meta, NULL, &o.pool_name, &o.pool_group, &o.pool_kind);
 	}
 	*LD_APPEND(s, K_OBJECTIVE, objectives) = o;
 }
@@ -347,8 +346,7 @@ void ld_model_rewrite(struct session *s, yaml_node_t *root, const char *api)
 	yaml_node_t *rules = NULL;
 	if (spec) {
 		ld_fields(s, spec, "spec", fields, NULL);
-		decode_pool_ref(s, spec, &w.meta, IG_POOL_GROUP_V1, &w.pool_name, &w.pool_group,
-				&w.pool_kind);
+		decode_pool_ref(s, spec, &w.meta, NULL, &w.pool_name, &w.pool_group, &w.pool_kind);
 		rules = ld_seq(s, spec, "spec", "rules", true, &line);
 	}
 	if (rules)

@@ -140,6 +140,8 @@ static void check_refs(struct session *s)
 static void check_pool_group(struct session *s, const struct ig_meta *m, const char *pool_name,
 			     const char *pool_group, const char *pool_kind)
 {
+	if (!pool_group)
+		return; /* unset: any group (see names_pool) */
 	if (!pool_name || (pool_kind && strcmp(pool_kind, "InferencePool")))
 		return;
 	const struct ig_pool *p = ig_config_find_pool(&s->box->cfg, m->ns, pool_name);

@@ -353,8 +353,27 @@ static int enqueue(struct ig_req *p)
 	return 0;
 }
 
+/* A Service backend: its ready endpoints in round-robin order (per
+ * worker), no picker, no admission. */
+static int rank_service(struct ig_req *p)
+{
+	const struct ig_service_rt *svc = p->service;
+	if (!svc->neps) {
+		ig_req_fail(p, 503, "service_unavailable", NULL,
+			    "no ready endpoints for the route's Service");
+		return -1;
+	}
+	uint32_t start = p->w->rr++;
+	p->nranked = svc->neps < IG_REQ_MAX_RANKED ? svc->neps : IG_REQ_MAX_RANKED;
+	for (size_t i = 0; i < p->nranked; i++)
+		p->ranked[i] = svc->eps[(start + i) % svc->neps];
+	return 0;
+}
+
 int ig_req_admit(struct ig_req *p)
 {
+	if (p->service)
+		return rank_service(p);
 	int rc = schedule(p, false);
 	if (rc != 1)
 		return rc;

@@ -47,8 +47,8 @@ static void release_endpoint(struct ig_req *p)
  * Only resolved models get series: label values stay a bounded set. */
 static void record_metrics(struct ig_req *p)
 {
-	if (p->recorded)
-		return;
+	if (p->recorded || p->service)
+		return; /* Service backends are not inference requests */
 	p->recorded = true;
 	uint64_t now = ig_now_ns();
 	struct ig_gw_request_stats st = {
@@ -255,13 +255,30 @@ static bool hop_by_hop(struct ig_str name)
 	return false;
 }
 
+struct resp_add {
+	struct ig_http_header *h;
+	size_t *n;
+	size_t cap;
+};
+
+static void add_resp_header(void *ud, const char *name, const char *value)
+{
+	struct resp_add *ra = ud;
+	if (*ra->n < ra->cap)
+		ra->h[(*ra->n)++] = (struct ig_http_header){ig_str_from(name), ig_str_from(value)};
+}
+
 static int on_up_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
 {
 	struct ig_req *p = ud;
-	struct ig_http_header hdrs[104];
+	struct ig_http_header hdrs[104 + 64];
 	size_t n = 0;
+	bool mods = (p->rule && p->rule->nfilters) || (p->backend && p->backend->nfilters);
 	for (size_t i = 0; i < res->num_headers && n < 100; i++) {
 		if (hop_by_hop(res->headers[i].name))
+			continue;
+		if (mods && ig_req_header_dropped(p, IG_FILTER_RESPONSE_HEADER_MODIFIER,
+						  res->headers[i].name))
 			continue;
 		if (ig_str_ieq_cstr(res->headers[i].name, "content-type") &&
 		    memmem(res->headers[i].value.ptr, res->headers[i].value.len,
@@ -271,6 +288,11 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	}
 	hdrs[n].name = IG_STR("x-gateway-destination-endpoint-served");
 	hdrs[n++].value = ig_str_from(p->ep->addr);
+	if (mods) {
+		struct resp_add ra = {hdrs, &n, 104 + 64};
+		ig_req_header_additions(p, IG_FILTER_RESPONSE_HEADER_MODIFIER, add_resp_header,
+					&ra);
+	}
 	/* The length the client is told is the one the body will have as the
 	 * framing reads it, not the pod's Content-Length header: with both
 	 * Transfer-Encoding and Content-Length the chunked coding wins, and
@@ -289,7 +311,7 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	p->status = res->status;
 	p->resp_started = true;
 	/* PreRequest: this endpoint now holds the prompt's prefix. */
-	if (!p->committed && p->pool->sched) {
+	if (!p->committed && p->pool && p->pool->sched) {
 		ig_schedule_commit(p->pool->sched->s, &p->res, p->ep->key);
 		p->committed = true;
 		if (p->session.len)
@@ -451,11 +473,24 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
 			       p);
 	/* The Host line names the endpoint on every attempt. */
-	size_t alen = strlen(ep->addr);
+	/* Host: a URLRewrite's hostname; for a Service the client's Host, as
+	 * any HTTP proxy keeps it; for a pool the endpoint (vLLM ignores it). */
+	struct ig_str host = ig_str_from(ep->addr);
+	const char *rw = ig_req_upstream_host(p);
+	if (rw) {
+		host = ig_str_from(rw);
+	} else if (p->service) {
+		const struct ig_http_header *hh =
+		    ig_http_find_header(p->ex->req.headers, p->ex->req.num_headers, "host");
+		if (hh)
+			host = hh->value;
+	}
+	if (host.len > sizeof p->host_line - 12)
+		host = ig_str_from(ep->addr);
 	memcpy(p->host_line, "Host: ", 6);
-	memcpy(p->host_line + 6, ep->addr, alen);
-	memcpy(p->host_line + 6 + alen, "\r\n\r\n", 4);
-	p->host_len = alen + 10;
+	memcpy(p->host_line + 6, host.ptr, host.len);
+	memcpy(p->host_line + 6 + host.len, "\r\n\r\n", 4);
+	p->host_len = host.len + 10;
 	bool is_head = ig_str_eq_cstr(p->ex->req.method, "HEAD");
 	const struct ig_str parts[] = {
 	    p->head, {p->host_line, p->host_len}, p->body_pre, p->model_json, p->body_post};
@@ -491,5 +526,6 @@ static void attempt(struct ig_req *p)
 
 void ig_req_send(struct ig_req *p)
 {
+	ig_req_mirror(p);
 	attempt(p);
 }

@@ -39,7 +39,11 @@ struct ig_req {
 	struct ig_worker *w;
 	struct ig_snapshot *snap; /* held for it by the worker (ig_worker_snap_take) */
 	const struct ig_route_rule *rule;
-	const struct ig_pool_rt *pool;
+	const struct ig_route_match *match; /* of the rule, that matched */
+	const struct ig_listener_rt *listener;
+	const struct ig_backend_ref *backend; /* drawn from the rule */
+	const struct ig_pool_rt *pool;	      /* an InferencePool backend, or */
+	const struct ig_service_rt *service;  /* a core Service backend */
 
 	/* rewrite.c */
 	int body_state; /* 0: no body; 1: a JSON object, members read; -1: not one */
@@ -48,6 +52,7 @@ struct ig_req {
 	struct ig_str target;		 /* after the traffic split (points into the config) */
 	const struct ig_model *resolved; /* its InferenceModel (NULL: v1 passthrough) */
 	bool random_endpoint;		 /* GIE v1: no body, any endpoint */
+	bool rewritten;			 /* an InferenceModelRewrite chose the target */
 	bool critical;
 	int priority;
 	/* The body sent upstream is the client's with the `model` value
@@ -97,6 +102,22 @@ struct ig_req {
 	bool recorded, finished;
 };
 
+/* filters.c: the rule's and the backendRef's filters. */
+bool ig_req_has_redirect(const struct ig_req *p);
+void ig_req_redirect(struct ig_req *p); /* answers 3xx and ends the request */
+/* The request-target the backend gets (URLRewrite path), and the Host
+ * (URLRewrite hostname; NULL: none). */
+struct ig_str ig_req_upstream_target(struct ig_req *p);
+const char *ig_req_upstream_host(const struct ig_req *p);
+/* Header modifiers of `type` (request or response): whether a header of
+ * that name is removed or replaced, and the set/add entries to emit. */
+bool ig_req_header_dropped(const struct ig_req *p, enum ig_filter_type type, struct ig_str name);
+void ig_req_header_additions(const struct ig_req *p, enum ig_filter_type type,
+			     void (*emit)(void *ud, const char *name, const char *value), void *ud);
+/* RequestMirror: copies sent, answers forgotten; at most 64 per worker. */
+void ig_req_mirror(struct ig_req *p);
+void ig_req_mirrors_free(struct ig_worker *w);
+
 /* rewrite.c: validates the body once and records its members (before
  * routing: body-based routing reads the model). */
 void ig_req_parse_body(struct ig_req *p);
@@ -109,6 +130,22 @@ int ig_req_rewrite(struct ig_req *p);
  * when the request waits in the worker's queue (it is sent from there), or
  * -1 when an error was answered. */
 int ig_req_admit(struct ig_req *p);
+
+/* filters.c: the rule's and the backendRef's filters. */
+bool ig_req_has_redirect(const struct ig_req *p);
+void ig_req_redirect(struct ig_req *p); /* answers 3xx and ends the request */
+/* The request-target the backend gets (URLRewrite path), and the Host
+ * (URLRewrite hostname; NULL: none). */
+struct ig_str ig_req_upstream_target(struct ig_req *p);
+const char *ig_req_upstream_host(const struct ig_req *p);
+/* Header modifiers of `type` (request or response): whether a header of
+ * that name is removed or replaced, and the set/add entries to emit. */
+bool ig_req_header_dropped(const struct ig_req *p, enum ig_filter_type type, struct ig_str name);
+void ig_req_header_additions(const struct ig_req *p, enum ig_filter_type type,
+			     void (*emit)(void *ud, const char *name, const char *value), void *ud);
+/* RequestMirror: copies sent, answers forgotten; at most 64 per worker. */
+void ig_req_mirror(struct ig_req *p);
+void ig_req_mirrors_free(struct ig_worker *w);
 
 /* relay.c */
 /* Starts the route's timeouts.request clock, which covers queueing too. */

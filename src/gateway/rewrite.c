@@ -85,6 +85,41 @@ static char *u64_text(uint64_t v, char *end)
  * the client's headers less hop-by-hop ones, an x-request-id when the
  * client sent none (as Envoy does; vLLM uses it in its answer),
  * X-Forwarded-For and the new Content-Length. */
+/* Header additions of a RequestHeaderModifier, written into the head. */
+struct emit_ctx {
+	struct wr *w;
+};
+
+static void emit_header(void *ud, const char *name, const char *value)
+{
+	struct emit_ctx *e = ud;
+	put_cstr(e->w, name);
+	put(e->w, ": ", 2);
+	put_cstr(e->w, value);
+	put(e->w, "\r\n", 2);
+}
+
+static size_t filter_room(const struct ig_req *p)
+{
+	size_t n = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		const struct ig_filter *f = pass ? (p->backend ? p->backend->filters : NULL)
+						 : (p->rule ? p->rule->filters : NULL);
+		size_t nf = pass ? (p->backend ? p->backend->nfilters : 0)
+				 : (p->rule ? p->rule->nfilters : 0);
+		for (size_t i = 0; i < nf; i++) {
+			if (f[i].type != IG_FILTER_REQUEST_HEADER_MODIFIER)
+				continue;
+			const struct ig_header_modifier *m = &f[i].u.headers;
+			for (size_t k = 0; k < m->nset; k++)
+				n += strlen(m->set[k].key) + strlen(m->set[k].value) + 4;
+			for (size_t k = 0; k < m->nadd; k++)
+				n += strlen(m->add[k].key) + strlen(m->add[k].value) + 4;
+		}
+	}
+	return n;
+}
+
 static int build_head(struct ig_req *p)
 {
 	const struct ig_http_request *r = &p->ex->req;
@@ -92,7 +127,8 @@ static int build_head(struct ig_req *p)
 	const char *colon = memrchr(peer.ptr, ':', peer.len);
 	if (colon)
 		peer.len = (size_t)(colon - peer.ptr);
-	size_t cap = r->method.len + r->target.len + 16 + 64 + 40 + 24 + peer.len;
+	struct ig_str target = ig_req_upstream_target(p);
+	size_t cap = r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p);
 	for (size_t i = 0; i < r->num_headers; i++)
 		cap += r->headers[i].name.len + r->headers[i].value.len + 4;
 	char *buf = ig_arena_alloc(p->ex->arena, cap);
@@ -101,13 +137,18 @@ static int build_head(struct ig_req *p)
 	struct wr w = {buf, buf + cap};
 	put_str(&w, r->method);
 	put(&w, " ", 1);
-	put_str(&w, r->target);
+	put_str(&w, target);
 	put_cstr(&w, " HTTP/1.1\r\n");
 	bool have_id = false;
 	const struct ig_http_header *xff = NULL;
+	bool modifies = filter_room(p) > 0 || (p->rule && p->rule->nfilters) ||
+			(p->backend && p->backend->nfilters);
 	for (size_t i = 0; i < r->num_headers; i++) {
 		const struct ig_http_header *hd = &r->headers[i];
 		if (hop_by_hop(hd->name))
+			continue;
+		if (modifies &&
+		    ig_req_header_dropped(p, IG_FILTER_REQUEST_HEADER_MODIFIER, hd->name))
 			continue;
 		if (ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
 			xff = hd;
@@ -118,6 +159,10 @@ static int build_head(struct ig_req *p)
 		put(&w, ": ", 2);
 		put_str(&w, hd->value);
 		put(&w, "\r\n", 2);
+	}
+	if (modifies) {
+		struct emit_ctx e = {&w};
+		ig_req_header_additions(p, IG_FILTER_REQUEST_HEADER_MODIFIER, emit_header, &e);
 	}
 	if (!have_id) {
 		char id[36];
@@ -351,10 +396,10 @@ static int splice(struct ig_req *p, struct ig_json_value mv, const char *target)
 
 static struct ig_str header(const struct ig_http_request *r, const char *name);
 
-/* GIE v1: a pool without an InferenceModel for the name passes the body's
- * model through unchanged, unless the request asks for another with
- * x-gateway-model-name-rewrite (v1.5). Priority comes from an
- * InferenceObjective only (0 without one). */
+/* GIE v1: the body's model passes through unchanged, unless the request
+ * names another with x-gateway-model-name-rewrite (v1.5) or an
+ * InferenceModelRewrite rule of the pool matches it (weighted targets).
+ * Priority comes from an InferenceObjective only (0 without one). */
 static int passthrough(struct ig_req *p, struct ig_json_value mv)
 {
 	struct ig_str rw = header(&p->ex->req, "x-gateway-model-name-rewrite");
@@ -366,6 +411,15 @@ static int passthrough(struct ig_req *p, struct ig_json_value mv)
 			return -1;
 		}
 		target = t.ptr;
+	} else {
+		const struct ig_rewrite_rule *rule = ig_config_find_rewrite(
+		    p->snap->cfg, p->pool->pool, p->model.ptr, p->model.len, NULL);
+		const char *chosen =
+		    rule ? ig_rewrite_choose(rule, ig_rng_next(ig_rng_thread())) : NULL;
+		if (chosen) {
+			target = chosen;
+			p->rewritten = true;
+		}
 	}
 	p->target = ig_str_from(target);
 	p->priority = 0;
@@ -377,7 +431,8 @@ static int passthrough(struct ig_req *p, struct ig_json_value mv)
 static int resolve_model(struct ig_req *p)
 {
 	const struct ig_pool *pool = p->pool->pool;
-	if (p->body_state == 0 && pool->v1) {
+	bool passes = ig_pool_model_mode(p->snap->cfg, pool) == IG_MODELS_PASSTHROUGH;
+	if (p->body_state == 0 && passes) {
 		/* GIE v1: a request without a body goes, as sent, to a random
 		 * endpoint of the pool (v1.5 handlers/request.go). */
 		p->random_endpoint = true;
@@ -398,17 +453,17 @@ static int resolve_model(struct ig_req *p)
 		ig_req_fail(p, 400, "invalid_request_error", NULL, "model name too long");
 		return -1;
 	}
+	if (passes)
+		return passthrough(p, mv);
 	const struct ig_model *m =
 	    ig_config_find_model(p->snap->cfg, pool, p->model.ptr, p->model.len);
-	if (!m && !pool->v1) {
+	if (!m) {
 		char msg[600];
 		snprintf(msg, sizeof msg, "The model `%.*s` does not exist.",
 			 (int)(p->model.len > 400 ? 400 : p->model.len), p->model.ptr);
 		ig_req_fail(p, 404, "invalid_request_error", "model_not_found", msg);
 		return -1;
 	}
-	if (!m)
-		return passthrough(p, mv);
 	const char *target = m->model_name;
 	p->resolved = m;
 	p->critical = m->criticality == IG_CRIT_CRITICAL;
@@ -448,8 +503,8 @@ static void request_features(struct ig_req *p)
 	if (obj.len) {
 		const struct ig_pool *pool = p->pool->pool;
 		const struct ig_objective *o =
-		    ig_config_find_objective(p->snap->cfg, pool->meta.ns, obj.ptr, obj.len);
-		if (o && (!o->pool_name || strcmp(o->pool_name, pool->meta.name) == 0))
+		    ig_config_find_objective_for_pool(p->snap->cfg, pool, obj.ptr, obj.len);
+		if (o)
 			p->priority = o->has_priority ? o->priority : 0;
 	}
 	struct ig_str flow = header(r, "x-gateway-inference-fairness-id");
@@ -486,9 +541,16 @@ void ig_req_parse_body(struct ig_req *p)
 
 int ig_req_rewrite(struct ig_req *p)
 {
-	if (resolve_model(p) < 0)
-		return -1;
-	request_features(p);
+	if (p->service) {
+		/* A plain HTTP backend: the body goes as it came. */
+		struct ig_buf *in = &p->ex->body;
+		p->body_pre = (struct ig_str){in->ptr, in->len};
+		p->body_len = in->len;
+	} else {
+		if (resolve_model(p) < 0)
+			return -1;
+		request_features(p);
+	}
 	if (build_head(p) < 0) {
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;

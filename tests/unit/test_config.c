@@ -627,7 +627,7 @@ static void test_pool_v1(void **state)
 	assert_non_null(o);
 	assert_true(o->has_priority);
 	assert_int_equal(o->priority, -2);
-	assert_string_equal(o->pool_group, "inference.networking.k8s.io");
+	assert_null(o->pool_group); /* not written: any pool group */
 	assert_null(ig_config_find_objective(c, "llm", "prem", 4));
 	ig_config_free(c);
 }

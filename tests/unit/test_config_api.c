@@ -353,6 +353,7 @@ static void test_objective_pool_ref(void **state)
 	    OBJ(XK, "o2", "a", "{name: q}")
 	    OBJ(XK, "old", "default", "{name: x}")
 	    OBJ(XK, "oldg", "default", "{name: x, group: inference.networking.x-k8s.io}")
+	    OBJ(XK, "v1g", "default", "{name: x, group: inference.networking.k8s.io}")
 	    OBJ(XK, "k", "a", "{name: p, kind: Other}"),
 	    /* clang-format on */
 	    &out);
@@ -365,9 +366,11 @@ static void test_objective_pool_ref(void **state)
 	assert_null(ig_config_find_objective_for_pool(c, ap, "k", 1));
 	/* The old lookup ignores poolRef. */
 	assert_non_null(ig_config_find_objective(c, "a", "o2", 2));
-	/* poolRef.group defaults to inference.networking.k8s.io: not x's. */
-	assert_null(ig_config_find_objective_for_pool(c, x, "old", 3));
+	/* A poolRef without a group names the pool whatever its version; a
+	 * group written must be the pool's. */
+	assert_non_null(ig_config_find_objective_for_pool(c, x, "old", 3));
 	assert_non_null(ig_config_find_objective_for_pool(c, x, "oldg", 4));
+	assert_null(ig_config_find_objective_for_pool(c, x, "v1g", 3));
 	has(out, "warning: spec.poolRef.group: InferencePool \"default/x\" is "
 		 "inference.networking.x-k8s.io/v1alpha2, but poolRef.group is "
 		 "\"inference.networking.k8s.io\": this InferenceObjective applies to no pool\n");
