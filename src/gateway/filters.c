@@ -288,7 +288,8 @@ static void send_mirror(struct ig_req *p, const struct ig_backend_ref *be)
 	o += hn;
 	const struct ig_str parts[] = {p->body_pre, p->model_json, p->body_post};
 	for (size_t i = 0; i < 3; i++) {
-		memcpy(o, parts[i].ptr, parts[i].len);
+		if (parts[i].len)
+			memcpy(o, parts[i].ptr, parts[i].len);
 		o += parts[i].len;
 	}
 	m->c = ig_upstreams_connect(w->upstreams, ep);
