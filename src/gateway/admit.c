@@ -224,6 +224,7 @@ static int schedule(struct ig_req *p, bool from_queue)
 	for (size_t i = 0; i < p->nranked; i++)
 		p->ranked[i] = c.eps[ranked[i]];
 	apply_session(p, &c);
+	ig_req_persist_ranking(p);
 	candidates_free(&c);
 	ig_gw_metrics_scheduler(p->w->gw->metrics, (double)(ig_now_ns() - t0) / 1e9);
 	return 0;
@@ -367,6 +368,7 @@ static int rank_service(struct ig_req *p)
 	p->nranked = svc->neps < IG_REQ_MAX_RANKED ? svc->neps : IG_REQ_MAX_RANKED;
 	for (size_t i = 0; i < p->nranked; i++)
 		p->ranked[i] = svc->eps[(start + i) % svc->neps];
+	ig_req_persist_ranking(p);
 	return 0;
 }
 

@@ -326,3 +326,126 @@ void ig_req_mirror(struct ig_req *p)
 			send_mirror(p, mi->backend);
 	}
 }
+
+/* ---- sessionPersistence (GEP-1619) ---- */
+
+/* The endpoint that served a session is named in a cookie (or a header)
+ * the gateway sets on the answer; a request that carries it goes to that
+ * endpoint first. The token is the endpoint's identity in hex, so no table
+ * is kept and any worker (or replica) reads it the same way. */
+#define SESSION_NAME "infergate-session"
+
+static const struct ig_session_persistence *persistence(const struct ig_req *p)
+{
+	return p->rule && p->rule->session.set ? &p->rule->session : NULL;
+}
+
+static const char *session_name(const struct ig_session_persistence *sp)
+{
+	return sp->session_name ? sp->session_name : SESSION_NAME;
+}
+
+static bool token_key(struct ig_str v, uint64_t *key)
+{
+	v = ig_str_trim(v);
+	if (v.len != 19 || memcmp(v.ptr, "ig.", 3) != 0)
+		return false;
+	uint64_t k = 0;
+	for (size_t i = 3; i < 19; i++) {
+		int d = ig_hex_value((unsigned char)v.ptr[i]);
+		if (d < 0)
+			return false;
+		k = k << 4 | (uint64_t)d;
+	}
+	*key = k;
+	return true;
+}
+
+/* The session's endpoint key from the request, or 0. */
+static uint64_t persisted_key(const struct ig_req *p, const struct ig_session_persistence *sp)
+{
+	const struct ig_http_request *r = &p->ex->req;
+	struct ig_str name = ig_str_from(session_name(sp));
+	uint64_t key = 0;
+	for (size_t i = 0; i < r->num_headers; i++) {
+		const struct ig_http_header *h = &r->headers[i];
+		if (sp->type == IG_SESSION_HEADER) {
+			if (ig_str_ieq(h->name, name) && token_key(h->value, &key))
+				return key;
+			continue;
+		}
+		if (!ig_str_ieq_cstr(h->name, "cookie"))
+			continue;
+		/* Cookie: a=b; name=token; ... */
+		struct ig_str v = h->value;
+		while (v.len) {
+			const char *semi = memchr(v.ptr, ';', v.len);
+			struct ig_str pair = {v.ptr, semi ? (size_t)(semi - v.ptr) : v.len};
+			v = semi ? (struct ig_str){semi + 1, v.len - pair.len - 1} : (struct ig_str){0};
+			pair = ig_str_trim(pair);
+			const char *eq = memchr(pair.ptr, '=', pair.len);
+			if (!eq)
+				continue;
+			struct ig_str k = {pair.ptr, (size_t)(eq - pair.ptr)};
+			struct ig_str val = {eq + 1, pair.len - k.len - 1};
+			if (ig_str_eq(k, name) && token_key(val, &key))
+				return key;
+		}
+	}
+	return 0;
+}
+
+void ig_req_persist_ranking(struct ig_req *p)
+{
+	const struct ig_session_persistence *sp = persistence(p);
+	if (!sp || !p->nranked)
+		return;
+	uint64_t key = persisted_key(p, sp);
+	for (size_t r = 0; key && r < p->nranked; r++)
+		if (p->ranked[r]->key == key) {
+			struct ig_endpoint *ep = p->ranked[r];
+			memmove(&p->ranked[1], &p->ranked[0], r * sizeof p->ranked[0]);
+			p->ranked[0] = ep;
+			return;
+		}
+}
+
+bool ig_req_session_header(struct ig_req *p, struct ig_http_header *out)
+{
+	const struct ig_session_persistence *sp = persistence(p);
+	if (!sp || !p->ep)
+		return false;
+	const char *name = session_name(sp);
+	char token[20];
+	snprintf(token, sizeof token, "ig.%016llx", (unsigned long long)p->ep->key);
+	char *v = ig_arena_alloc(p->ex->arena, strlen(name) + 64);
+	if (!v)
+		return false;
+	if (sp->type == IG_SESSION_HEADER) {
+		snprintf(v, strlen(name) + 64, "%s", token);
+		*out = (struct ig_http_header){ig_str_from(name), ig_str_from(v)};
+		return true;
+	}
+	int n = snprintf(v, strlen(name) + 64, "%s=%s; Path=/; HttpOnly", name, token);
+	if (sp->lifetime == IG_COOKIE_PERMANENT && sp->has_absolute_timeout)
+		snprintf(v + n, strlen(name) + 64 - (size_t)n, "; Max-Age=%llu",
+			 (unsigned long long)(sp->absolute_timeout_ms / 1000));
+	*out = (struct ig_http_header){IG_STR("Set-Cookie"), ig_str_from(v)};
+	return true;
+}
+
+/* ---- retry (GEP-1731) ---- */
+
+bool ig_req_should_retry(struct ig_req *p, int status)
+{
+	if (!p->rule || !p->rule->retry.set)
+		return false;
+	const struct ig_retry *rt = &p->rule->retry;
+	int attempts = rt->has_attempts ? rt->attempts : 1;
+	if (p->route_retries >= attempts)
+		return false;
+	for (size_t i = 0; i < rt->ncodes; i++)
+		if (rt->codes[i] == status)
+			return true;
+	return false;
+}

@@ -92,6 +92,7 @@ void ig_req_finish(struct ig_req *p)
 	}
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);
+	ig_timer_stop(&w->loop, &p->retry_timer);
 	ig_http_client_close(p->up);
 	p->up = NULL;
 	ig_http_client_close(p->probe);
@@ -268,9 +269,27 @@ static void add_resp_header(void *ud, const char *name, const char *value)
 		ra->h[(*ra->n)++] = (struct ig_http_header){ig_str_from(name), ig_str_from(value)};
 }
 
+static void retry_now(struct ig_loop *loop, struct ig_timer *t);
+
 static int on_up_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
 {
 	struct ig_req *p = ud;
+	if (ig_req_should_retry(p, res->status)) {
+		/* The route asks for another attempt on this status: nothing has
+		 * gone to the client yet. The answer is dropped with its
+		 * connection; the next endpoint of the ranking (round the list)
+		 * gets the request after the backoff. */
+		p->route_retries++;
+		ig_warn("upstream %s answered %d: retrying (%d of the route's attempts)", p->ep->addr,
+			res->status, p->route_retries);
+		ig_http_client_close(c);
+		p->up = NULL;
+		release_endpoint(p);
+		const struct ig_retry *rt = &p->rule->retry;
+		ig_timer_start(&p->w->loop, &p->retry_timer, rt->has_backoff ? rt->backoff_ms : 0,
+			       retry_now, p);
+		return 0;
+	}
 	struct ig_http_header hdrs[104 + 64];
 	size_t n = 0;
 	bool mods = (p->rule && p->rule->nfilters) || (p->backend && p->backend->nfilters);
@@ -317,8 +336,14 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 		if (p->session.len)
 			ig_session_store(p->w->gw->sessions, p->session, p->ep->key);
 	}
-	if (ig_http_start_response(p->ex, res->status, hdrs, n, p->resp_length) < 0)
-		return -1;
+	struct ig_http_header sess;
+	if (n < sizeof hdrs / sizeof hdrs[0] && ig_req_session_header(p, &sess))
+		hdrs[n++] = sess;
+	if (ig_http_start_response(p->ex, res->status, hdrs, n, p->resp_length) < 0) {
+		/* The client is gone: its on_abort ends the request. */
+		ig_http_client_close(c);
+		p->up = NULL;
+	}
 	return 0;
 }
 
@@ -502,6 +527,17 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	}
 	p->up = c;
 	return 0;
+}
+
+static void retry_now(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_req *p = t->data;
+	/* Round the ranking: with one endpoint the retry goes to it again. */
+	if ((size_t)p->ntried >= p->nranked)
+		p->ntried = 0;
+	struct ig_endpoint *ep = p->ranked[p->ntried++];
+	if (send_to(p, ep, false) < 0)
+		attempt(p);
 }
 
 /* Sends the request to the next endpoint of the ranking: the first on the

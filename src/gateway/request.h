@@ -86,6 +86,8 @@ struct ig_req {
 	char host_line[96];	      /* "Host: ip:port\r\n\r\n" */
 	size_t host_len;
 	int ntried;
+	int route_retries; /* attempts a route's retry block made */
+	struct ig_timer retry_timer;
 	bool fresh_retry; /* the one retry on a fresh connection was used */
 	struct ig_timer req_timer, backend_timer;
 	bool resp_started, sse;
@@ -114,6 +116,13 @@ const char *ig_req_upstream_host(const struct ig_req *p);
 bool ig_req_header_dropped(const struct ig_req *p, enum ig_filter_type type, struct ig_str name);
 void ig_req_header_additions(const struct ig_req *p, enum ig_filter_type type,
 			     void (*emit)(void *ud, const char *name, const char *value), void *ud);
+/* sessionPersistence: moves the session's endpoint first in the ranking;
+ * the header (Set-Cookie, or the session header) naming the endpoint that
+ * answered. */
+void ig_req_persist_ranking(struct ig_req *p);
+bool ig_req_session_header(struct ig_req *p, struct ig_http_header *out);
+/* A route `retry` block asks for another attempt after this status. */
+bool ig_req_should_retry(struct ig_req *p, int status);
 /* RequestMirror: copies sent, answers forgotten; at most 64 per worker. */
 void ig_req_mirror(struct ig_req *p);
 void ig_req_mirrors_free(struct ig_worker *w);
@@ -143,6 +152,13 @@ const char *ig_req_upstream_host(const struct ig_req *p);
 bool ig_req_header_dropped(const struct ig_req *p, enum ig_filter_type type, struct ig_str name);
 void ig_req_header_additions(const struct ig_req *p, enum ig_filter_type type,
 			     void (*emit)(void *ud, const char *name, const char *value), void *ud);
+/* sessionPersistence: moves the session's endpoint first in the ranking;
+ * the header (Set-Cookie, or the session header) naming the endpoint that
+ * answered. */
+void ig_req_persist_ranking(struct ig_req *p);
+bool ig_req_session_header(struct ig_req *p, struct ig_http_header *out);
+/* A route `retry` block asks for another attempt after this status. */
+bool ig_req_should_retry(struct ig_req *p, int status);
 /* RequestMirror: copies sent, answers forgotten; at most 64 per worker. */
 void ig_req_mirror(struct ig_req *p);
 void ig_req_mirrors_free(struct ig_worker *w);
