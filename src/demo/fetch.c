@@ -279,8 +279,8 @@ static SSL_CTX *client_ctx(const struct ig_demo_tls *tls, char *err, size_t errl
 
 /* The handshake, verifying the server's certificate for server_name (a
  * host name, or an IP literal checked against the IP entries). */
-static int tls_connect(struct conn *c, SSL_CTX *ctx, const char *name, uint64_t deadline,
-		       char *err, size_t errlen)
+static int tls_connect(struct conn *c, SSL_CTX *ctx, const char *name, uint64_t deadline, char *err,
+		       size_t errlen)
 {
 	unsigned char bin[16];
 	bool ip = inet_pton(AF_INET, name, bin) == 1 || inet_pton(AF_INET6, name, bin) == 1;
@@ -330,8 +330,8 @@ int ig_demo_https(const char *ip, int port, const struct ig_demo_tls *tls, const
 	c.fd = connect_to(ip, port, deadline, err, errlen);
 	if (c.fd < 0)
 		goto out;
-	if (ctx && tls_connect(&c, ctx, tls->server_name ? tls->server_name : ip, deadline, err,
-			       errlen))
+	if (ctx &&
+	    tls_connect(&c, ctx, tls->server_name ? tls->server_name : ip, deadline, err, errlen))
 		goto out;
 	if (send_all(&c, req, reqlen, deadline)) {
 		snprintf(err, errlen, "sending the request to %s:%d failed", ip, port);

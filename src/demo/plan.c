@@ -283,7 +283,7 @@ int ig_demo_seed_listener(const struct ig_config *cfg, const struct ig_gateway *
 static const char *bbr_model(const struct ig_header_match *h)
 {
 	return h->type == IG_MATCH_EXACT && !strcasecmp(h->name, "X-Gateway-Model-Name") ? h->value
-											   : NULL;
+											 : NULL;
 }
 
 const char *ig_demo_seed_model(const struct ig_config *cfg)
@@ -313,7 +313,8 @@ const char *ig_demo_seed_model(const struct ig_config *cfg)
 		const struct ig_httproute *r = &cfg->routes[i];
 		for (size_t j = 0; !first && j < r->nrules; j++)
 			for (size_t m = 0; !first && m < r->rules[j].nmatches; m++)
-				for (size_t h = 0; !first && h < r->rules[j].matches[m].nheaders; h++)
+				for (size_t h = 0; !first && h < r->rules[j].matches[m].nheaders;
+				     h++)
 					first = bbr_model(&r->rules[j].matches[m].headers[h]);
 	}
 	return first ? first : "tweet-summary";
@@ -328,7 +329,8 @@ size_t ig_demo_tour_models(const struct ig_config *cfg, const char *seed, const 
 		for (size_t j = 0; j < r->nrules; j++)
 			for (size_t m = 0; m < r->rules[j].nmatches; m++)
 				for (size_t h = 0; h < r->rules[j].matches[m].nheaders; h++) {
-					const char *v = bbr_model(&r->rules[j].matches[m].headers[h]);
+					const char *v =
+					    bbr_model(&r->rules[j].matches[m].headers[h]);
 					bool seen = !v || !strcmp(v, seed);
 					for (size_t k = 0; !seen && k < n; k++)
 						seen = !strcmp(out[k], v);
