@@ -104,8 +104,8 @@ struct ig_http_server {
 static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events);
 static void on_timer(struct ig_loop *loop, struct ig_timer *t);
 static void process_input(struct ig_http_conn *c);
-static void conn_read(struct ig_http_conn *c);
-static unsigned tls_events(struct ig_http_conn *c, unsigned ev);
+static void tls_update_events(struct ig_http_conn *c, unsigned ev);
+static void tls_describe(struct ig_http_conn *c, struct ig_http_exchange *ex);
 static int tls_send_out(struct ig_http_conn *c, const struct iovec *extra, int nextra);
 static void tls_free(struct ig_http_conn *c);
 static int tls_close_notify(struct ig_http_conn *c);
@@ -225,14 +225,17 @@ static void update_events(struct ig_http_conn *c)
 	unsigned ev = read_wanted(c) ? IG_EV_READ : 0;
 	if (out_pending(c))
 		ev |= IG_EV_WRITE;
-	if (c->tls)
-		ev = tls_events(c, ev);
+	if (__builtin_expect(c->tls != NULL, 0)) {
+		tls_update_events(c, ev);
+		return;
+	}
 	ig_io_set(c->srv->loop, &c->io, ev);
 }
 
 /* Output bookkeeping after a send: progress feeds the send timeout, an
  * emptied buffer is freed when large, and pending output arms the timer. */
-static void after_send(struct ig_http_conn *c, bool progressed)
+static inline __attribute__((always_inline)) void after_send(struct ig_http_conn *c,
+							     bool progressed)
 {
 	if (progressed)
 		c->last_send_ns = c->srv->loop->now_ns;
@@ -412,12 +415,6 @@ static struct ig_http_exchange *new_exchange(struct ig_http_conn *c)
 	ex->conn = c;
 	ex->arena = &c->arena;
 	ex->peer = (struct ig_str){c->peer, strlen(c->peer)};
-	if (c->tls) {
-		const char *sni = ig_tls_conn_sni(c->tls->t);
-		ex->tls = true;
-		if (sni)
-			ex->sni = (struct ig_str){sni, strlen(sni)};
-	}
 	c->ex = ex;
 	return ex;
 }
@@ -451,6 +448,8 @@ static void dispatch(struct ig_http_conn *c)
 	c->in_handler = true;
 	s->busy++;
 	c->ex->start_ns = ig_now_ns();
+	if (c->tls)
+		tls_describe(c, c->ex);
 	if (!c->in.len)
 		ig_buf_free(&c->in); /* generation may take minutes: hold nothing */
 	update_events(c);
@@ -890,11 +889,13 @@ struct tls_conn_alloc {
 	struct conn_tls tls;
 };
 
+/* As if the socket were readable (conn_on_io, so that conn_read keeps
+ * one caller and stays inlined in the plain path). */
 static void on_tls_read_task(struct ig_loop *loop, struct ig_task *task)
 {
 	struct ig_http_conn *c = task->data;
 	if (!c->broken && c->state != ST_CLOSING && read_wanted(c))
-		conn_read(c);
+		conn_on_io(loop, &c->io, IG_EV_READ);
 }
 
 /* Bytes inside OpenSSL are not announced by a level-triggered epoll: when
@@ -907,21 +908,31 @@ static void tls_read_on(struct ig_http_conn *c)
 		ig_task_queue(c->srv->loop, &t->read_task, on_tls_read_task, c);
 }
 
-/* The events to wait for: a read blocked on a write waits for the socket
- * to be writable, a write blocked on a read for it to be readable (and not
- * for their own direction, which would spin). */
-static unsigned tls_events(struct ig_http_conn *c, unsigned ev)
+/* The events to wait for, given those of the plain-text connection: a
+ * read blocked on a write waits for the socket to be writable, a write
+ * blocked on a read for it to be readable (and not for their own
+ * direction, which would spin). */
+static void tls_update_events(struct ig_http_conn *c, unsigned ev)
 {
 	struct conn_tls *t = c->tls;
-	if (c->state == ST_HANDSHAKE)
-		return t->hs_events;
 	unsigned want = t->notify_wait ? IG_EV_WRITE : 0;
+	if (c->state == ST_HANDSHAKE)
+		want = t->hs_events;
 	if (ev & IG_EV_READ)
 		want |= t->read_wants_write ? IG_EV_WRITE : IG_EV_READ;
 	if (ev & IG_EV_WRITE)
 		want |= t->write_wants_read ? IG_EV_READ : IG_EV_WRITE;
 	tls_read_on(c);
-	return want;
+	ig_io_set(c->srv->loop, &c->io, want);
+}
+
+/* What the exchange tells the handler about the connection. */
+static void tls_describe(struct ig_http_conn *c, struct ig_http_exchange *ex)
+{
+	const char *sni = ig_tls_conn_sni(c->tls->t);
+	ex->tls = true;
+	if (sni)
+		ex->sni = (struct ig_str){sni, strlen(sni)};
 }
 
 static void tls_free(struct ig_http_conn *c)

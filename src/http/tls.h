@@ -123,8 +123,8 @@ unsigned long ig_tls_ctx_generation(struct ig_tls_ctx *ctx);
 #define IG_TLS_PLAIN_HTTP (-4201)
 
 /* A server-side connection on a connected non-blocking socket, with the
- * context's current certificate set. Does no I/O. NULL when out of memory
- * or when the context has no set. */
+ * context's current certificate set. Does no I/O. NULL when out of
+ * memory. */
 struct ig_tls_conn *ig_tls_conn_new(struct ig_tls_ctx *ctx, int fd);
 /* Advances the handshake: IG_OK when it is complete, else one of the
  * codes above. */
