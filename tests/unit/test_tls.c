@@ -112,13 +112,13 @@ static char *bio_text(BIO *b, size_t *len)
 }
 
 /* A self-signed certificate for `cn` with the DNS names in `san`
- * ("DNS:a.test,DNS:*.b.test"), an EC P-256 key (or RSA 2048). */
-static void make_cert(struct cert *c, const char *cn, const char *san, bool rsa)
+ * ("DNS:a.test,DNS:*.b.test"), an EC P-256 key, or RSA of rsa_bits. */
+static void make_cert(struct cert *c, const char *cn, const char *san, int rsa_bits)
 {
 	static long serial = 1;
 	memset(c, 0, sizeof *c);
 	snprintf(c->cn, sizeof c->cn, "%s", cn);
-	EVP_PKEY *k = rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+	EVP_PKEY *k = rsa_bits ? EVP_RSA_gen((unsigned)rsa_bits) : EVP_EC_gen("P-256");
 	assert_non_null(k);
 	X509 *x = X509_new();
 	X509_set_version(x, 2);
@@ -168,13 +168,13 @@ static struct cert certs[NCERTS];
 static int group_setup(void **state)
 {
 	mem_side = SIDE_CLIENT;
-	make_cert(&certs[C_DEFAULT], "default.test", "DNS:default.test", false);
-	make_cert(&certs[C_API], "api.example.com", "DNS:api.example.com", false);
-	make_cert(&certs[C_WILD], "wild.example.com", "DNS:*.example.com", false);
-	make_cert(&certs[C_WILDB], "wild.b.example.com", "DNS:*.b.example.com", false);
-	make_cert(&certs[C_OLD], "old.test", "DNS:reload.test", false);
-	make_cert(&certs[C_NEW], "new.test", "DNS:reload.test", false);
-	make_cert(&certs[C_OTHER], "other.test", "DNS:api.example.com", false);
+	make_cert(&certs[C_DEFAULT], "default.test", "DNS:default.test", 0);
+	make_cert(&certs[C_API], "api.example.com", "DNS:api.example.com", 0);
+	make_cert(&certs[C_WILD], "wild.example.com", "DNS:*.example.com", 0);
+	make_cert(&certs[C_WILDB], "wild.b.example.com", "DNS:*.b.example.com", 0);
+	make_cert(&certs[C_OLD], "old.test", "DNS:reload.test", 0);
+	make_cert(&certs[C_NEW], "new.test", "DNS:reload.test", 0);
+	make_cert(&certs[C_OTHER], "other.test", "DNS:api.example.com", 0);
 	return 0;
 }
 
@@ -852,6 +852,24 @@ static void test_reload(void **state)
 	assert_string_equal(peer_cn(c), "new.test");
 }
 
+/* A context with no certificate refuses every handshake until a reload
+ * brings one (a listener whose Secrets are not there yet). */
+static void test_empty_then_reload(void **state)
+{
+	start_server(NULL, 0);
+	struct cli *c = cli_new(NULL);
+	assert_false(cli_handshake(c));
+	assert_string_equal(c->why, "tlsv1 unrecognized name");
+	struct ig_tls_cert e = entry(NULL, &certs[C_DEFAULT]);
+	char err[256];
+	mem_side = SIDE_SERVER;
+	assert_int_equal(ig_tls_ctx_reload(F->tls, &e, 1, err, sizeof err), 0);
+	mem_side = SIDE_CLIENT;
+	struct cli_opts o = {.verify_host = "default.test"};
+	c = cli_connect(&o);
+	assert_string_equal(cli_request(c, GET_ECHO), "tls=1 sni= GET /echo 0:");
+}
+
 /* What ig_tls_ctx_new refuses, with the entry and the reason. */
 static void test_bad_certificates(void **state)
 {
@@ -887,6 +905,14 @@ static void test_bad_certificates(void **state)
 		assert_null(ctx);
 		assert_string_equal(err, cases[i].msg);
 	}
+	/* Security level 2: no RSA key under 2048 bits. */
+	struct cert weak;
+	make_cert(&weak, "weak.test", "DNS:weak.test", 1024);
+	struct ig_tls_cert w = entry(NULL, &weak);
+	struct ig_tls_ctx *ctx = ig_tls_ctx_new(&w, 1, err, sizeof err);
+	cert_free(&weak);
+	assert_null(ctx);
+	assert_string_equal(err, "certificate 0 (default): certificate refused: ee key too small");
 	assert_int_equal(ERR_peek_error(), 0);
 }
 
@@ -895,7 +921,7 @@ static void test_bad_certificates(void **state)
 static void test_rsa_and_ecdsa(void **state)
 {
 	struct cert rsa;
-	make_cert(&rsa, "rsa.example.com", "DNS:api.example.com", true);
+	make_cert(&rsa, "rsa.example.com", "DNS:api.example.com", 2048);
 	struct ig_tls_cert e[] = {entry("api.example.com", &certs[C_API]),
 				  entry("api.example.com", &rsa)};
 	start_server(e, 2);
@@ -1536,6 +1562,7 @@ int main(void)
 	    T(test_alpn),
 	    T(test_protocol_floor),
 	    T(test_reload),
+	    T(test_empty_then_reload),
 	    T(test_bad_certificates),
 	    T(test_rsa_and_ecdsa),
 	    T(test_plain_http_on_tls_port),
