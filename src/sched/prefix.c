@@ -19,8 +19,17 @@
  *   lookup reads is an atomic, written with release stores and read with
  *   acquire loads (plain moves on x86). The map from endpoint key to slot
  *   has a counter of its own, bumped when an endpoint comes or goes. A
- *   lookup counts holders by slot in an array of its own and maps the
- *   candidates' keys to slots once at the end.
+ *   lookup walks the chains of up to 64 hashes side by side, one node of
+ *   each per round, so that their cache misses overlap; it writes down
+ *   every holder it meets (hash, endpoint slot, node) in memory of its
+ *   thread's own and returns the endpoints met with their keys.
+ * - A commit that follows a lookup starts from what the lookup wrote down
+ *   for its endpoint (ig_prefix_seen): a node the lookup met that is still
+ *   the endpoint's pair for the hash is refreshed without a walk, and a
+ *   hash the endpoint did not hold is linked without a walk when its line
+ *   did not change since the lookup (only the endpoint's own commits,
+ *   serialised on its mutex, could have given it the pair, and they would
+ *   have moved the line's counter). Anything else is looked up again.
  * - A commit for endpoint E holds E's mutex throughout, so two commits wait
  *   for each other only when they record for the same endpoint; E's LRU and
  *   E's spare nodes are E's alone. Refreshing a pair E already holds touches
@@ -57,6 +66,7 @@
  * (see BATCH_MAX): 2.0-2.4 MiB instead of 1.8 in make bench-picker. */
 #include "sched/prefix.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -67,9 +77,9 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
+#include "core/scratch.h"
+
 #define NIL UINT32_MAX
-/* Lookups in an index of up to this many endpoints count without the heap. */
-#define LOCAL_SLOTS 2048
 
 /* Bucket heads per cache line of the table, beside its counter and count. */
 #define LINE_HEADS 14
@@ -114,6 +124,9 @@ struct server {
 	bool used;
 	/* Under the servers mutex: the next unused slot. */
 	uint32_t next_free;
+	/* The key again, for lookups, which read it without a lock: written
+	 * when the slot is given to a key, inside the key map's change. */
+	_Atomic uint64_t pub_key;
 };
 
 struct line {
@@ -622,6 +635,7 @@ static uint32_t server_add(struct ig_prefix_index *x, uint64_t key)
 	s->used = true;
 	pthread_mutex_unlock(&s->lock);
 	bump(&x->map_seq); /* odd: lookups now running will start over */
+	atomic_store_explicit(&s->pub_key, key, memory_order_release);
 	smap_put(atomic_load_explicit(&x->smap, memory_order_relaxed), key, slot);
 	bump(&x->map_seq);
 out:
@@ -877,9 +891,7 @@ static void prefetch(const struct node *nodes, struct view v, const struct spot 
 
 /* A walk of a chain read a consistent one when the line's counter was even
  * before and unchanged after, and the walk reached the end. A walk that
- * meets more nodes than the line holds raced a writer and stops short. The
- * walk is written out twice (find, count_holders) so that each inlines
- * into its loop. */
+ * meets more nodes than the line holds raced a writer and stops short. */
 static inline bool walk_ok(const struct line *ln, uint32_t seq, bool ended)
 {
 	return !(seq & 1) && ended && atomic_load_explicit(&ln->seq, memory_order_relaxed) == seq;
@@ -929,18 +941,14 @@ static inline uint32_t own_find(const struct ig_prefix_index *x, struct view v, 
 
 /* ---- commits ------------------------------------------------------------------ */
 
-static int add_one(struct ig_prefix_index *x, struct view v, struct server *s, uint32_t slot,
-		   uint64_t hash, struct spot sp)
+/* Records a pair endpoint s does not hold: in a new node, or in the node
+ * of its oldest pair when it holds its capacity. */
+static int add_new(struct ig_prefix_index *x, struct server *s, uint32_t slot, uint64_t hash,
+		   struct spot sp)
 {
 	struct node *nodes = x->nodes;
-	uint32_t i = own_find(x, v, hash, sp, slot);
-	if (i != NIL) {
-		lru_unlink(nodes, s, i);
-		lru_push_newest(nodes, s, i);
-		return 0;
-	}
+	uint32_t i;
 	if (s->count >= x->capacity) {
-		/* The oldest pair's node is unlinked and reused for this one. */
 		i = s->oldest;
 		lru_unlink(nodes, s, i);
 		unlink_node(x, i);
@@ -954,7 +962,47 @@ static int add_one(struct ig_prefix_index *x, struct view v, struct server *s, u
 	return 0;
 }
 
-int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n)
+static int add_one(struct ig_prefix_index *x, struct view v, struct server *s, uint32_t slot,
+		   uint64_t hash, struct spot sp)
+{
+	uint32_t i = own_find(x, v, hash, sp, slot);
+	if (i == NIL)
+		return add_new(x, s, slot, hash, sp);
+	lru_unlink(x->nodes, s, i);
+	lru_push_newest(x->nodes, s, i);
+	return 0;
+}
+
+/* Hash k of a commit, from what the lookup saw. Only commits of this
+ * endpoint, which hold its lock as the caller does now, link or unlink its
+ * pairs. So a node the lookup met that is still this endpoint's pair for
+ * the hash is the one; and when the lookup met none, the endpoint cannot
+ * have gained the pair since without a link in the hash's line, which
+ * moves the line's counter. Otherwise the hash is looked up again. */
+static int add_seen_one(struct ig_prefix_index *x, struct server *s, uint32_t slot, uint64_t hash,
+			size_t k, const struct ig_prefix_seen *seen)
+{
+	uint64_t m = mix(hash);
+	struct spot sp = {m, head_of(m)};
+	uint32_t i = seen->node[k];
+	if (i != NIL) {
+		struct node *nd = node_at(x, i);
+		if (atomic_load_explicit(&nd->server, memory_order_relaxed) == slot &&
+		    hash_of(nd) == hash) {
+			lru_unlink(x->nodes, s, i);
+			lru_push_newest(x->nodes, s, i);
+			return 0;
+		}
+	} else {
+		const struct line *ln = line_of(seen->table, m);
+		if (atomic_load_explicit(&ln->seq, memory_order_relaxed) == seen->seq[k])
+			return add_new(x, s, slot, hash, sp);
+	}
+	return add_one(x, view_load(x), s, slot, hash, sp);
+}
+
+int ig_prefix_add_seen(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
+		       const struct ig_prefix_seen *seen)
 {
 	uint32_t slot;
 	int rc = 0;
@@ -963,7 +1011,12 @@ int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashe
 	struct server *s = server_lock(x, key, &slot);
 	if (!s)
 		return -1;
-	for (size_t k0 = 0; rc == 0 && k0 < n; k0 += BLOCK) {
+	size_t known = seen && seen->key == key ? seen->n : 0;
+	if (known > n)
+		known = n;
+	for (size_t k = 0; rc == 0 && k < known; k++)
+		rc = add_seen_one(x, s, slot, hashes[k], k, seen);
+	for (size_t k0 = known; rc == 0 && k0 < n; k0 += BLOCK) {
 		struct spot sp[BLOCK];
 		size_t nb = n - k0 < BLOCK ? n - k0 : BLOCK;
 		/* A table that grows meanwhile leaves this view's lines held:
@@ -976,6 +1029,11 @@ int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashe
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n)
+{
+	return ig_prefix_add_seen(x, key, hashes, n, NULL);
 }
 
 void ig_prefix_forget(struct ig_prefix_index *x, uint64_t key)
@@ -1009,71 +1067,228 @@ out:
 	pthread_mutex_unlock(&x->servers_lock);
 }
 
-/* ---- matching ------------------------------------------------------------------ */
+/* ---- lookups ------------------------------------------------------------------- */
 
-/* Whether anyone holds `hash` in the chain of line ln, head h; each
- * endpoint below slot n that does gets one more in by_slot. A walk that
- * raced a writer (*ok false) may have counted wrong: the lookup starts
- * over. */
-static inline bool count_holders(const struct node *nodes, const struct line *ln, unsigned h,
-				 uint64_t hash, uint32_t *by_slot, uint32_t n, bool *ok)
+/* A lookup walks the chains of a block of hashes side by side, one node of
+ * each per round, so the cache misses of different chains overlap instead
+ * of following one another; and it writes down every holder it meets, so
+ * that the commit after it (ig_prefix_seen, ig_prefix_add_seen) need not
+ * walk again. Its record lives in memory of the thread's own, kept between
+ * lookups: a lookup allocates only when it meets more than any before. */
+
+/* A holder met: hash number k, held in `node` by the endpoint of entry
+ * `entry`; `next` is the previous one met for the same entry (NIL ends). */
+struct met {
+	uint32_t k, node, next;
+};
+
+/* An endpoint met, with the hashes it holds among those walked. */
+struct entry {
+	uint32_t slot, blocks, last;
+};
+
+struct stamp {
+	uint32_t gen, entry; /* entry is valid when gen is the lookup's */
+};
+
+struct ig_prefix_walk {
+	uintptr_t table; /* the table word the walk read */
+	size_t n;	 /* hashes walked in full: every holder of each is in mets */
+	uint32_t seq[IG_PREFIX_MAX_BLOCKS];
+	struct met *mets;
+	size_t nmets, capmets;
+	struct entry *entries;
+	size_t nentries;
+	struct stamp *by_slot; /* cap_slots long */
+	size_t cap_slots;
+	uint32_t gen;
+	struct ig_prefix_hit *hits;
+};
+
+static _Thread_local struct ig_prefix_walk thread_walk;
+static _Thread_local struct ig_scratch mets_mem, slots_mem, entries_mem, hits_mem;
+
+/* Room for lookups among n endpoints. */
+static int walk_reserve(struct ig_prefix_walk *w, size_t n)
 {
-	uint32_t seq = atomic_load_explicit(&ln->seq, memory_order_acquire);
-	uint32_t limit = atomic_load_explicit(&ln->live, memory_order_relaxed) + 1;
-	uint32_t i = atomic_load_explicit(&ln->head[h], memory_order_acquire);
-	bool held = false;
-	for (; i != NIL && limit; i = next_of(&nodes[i]), limit--) {
-		if (hash_of(&nodes[i]) != hash)
-			continue;
-		held = true;
-		uint32_t slot = atomic_load_explicit(&nodes[i].server, memory_order_relaxed);
-		if (slot < n)
-			by_slot[slot]++;
+	if (n > w->cap_slots) {
+		struct stamp *st = ig_scratch_get(&slots_mem, n * sizeof(*st));
+		if (!st)
+			return -1;
+		memset(st, 0, n * sizeof(*st));
+		w->by_slot = st;
+		w->cap_slots = n;
+		w->gen = 0;
 	}
-	*ok = walk_ok(ln, seq, i == NIL);
-	return held;
+	w->entries = ig_scratch_get(&entries_mem, n * sizeof(*w->entries));
+	w->hits = ig_scratch_get(&hits_mem, n * sizeof(*w->hits));
+	if (!w->mets) {
+		w->capmets = 1024;
+		w->mets = ig_scratch_get(&mets_mem, w->capmets * sizeof(*w->mets));
+	}
+	return w->entries && w->hits && w->mets ? 0 : -1;
+}
+
+/* Starts a lookup's record: a new generation makes every stamp stale. */
+static void walk_start(struct ig_prefix_walk *w, uintptr_t table)
+{
+	if (++w->gen == 0) {
+		memset(w->by_slot, 0, w->cap_slots * sizeof(*w->by_slot));
+		w->gen = 1;
+	}
+	w->table = table;
+	w->n = 0;
+	w->nmets = 0;
+	w->nentries = 0;
 }
 
 #define RACED SIZE_MAX
+#define FULL (SIZE_MAX - 1)
 
-/* The match proper, counting by slot: the number of hashes walked, or
- * RACED. */
-static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
-		   uint32_t *by_slot, uint32_t n)
+/* Records that slot holds hash k in node; FULL when the record has no room. */
+static inline size_t meet(struct ig_prefix_walk *w, uint32_t slot, uint32_t k, uint32_t node)
+{
+	if (w->nmets == w->capmets)
+		return FULL;
+	struct stamp *st = &w->by_slot[slot];
+	if (st->gen != w->gen) {
+		*st = (struct stamp){w->gen, (uint32_t)w->nentries};
+		w->entries[w->nentries++] = (struct entry){slot, 0, NIL};
+	}
+	struct entry *e = &w->entries[st->entry];
+	w->mets[w->nmets] = (struct met){k, node, e->last};
+	e->last = (uint32_t)w->nmets++;
+	return 0;
+}
+
+/* One chain being walked. */
+struct cursor {
+	const struct line *ln;
+	uint64_t hash;
+	uint32_t seq, limit, at;
+	bool held;
+};
+
+/* Walks the chains of hashes[k0, k0 + nb) side by side and records their
+ * holders below slot n. Returns how many of them are held before the first
+ * that is not (nb when all are), RACED when a walk raced a commit, FULL
+ * when the record ran out of room. */
+static size_t walk_block(const struct ig_prefix_index *x, struct view v, const uint64_t *hashes,
+			 size_t k0, size_t nb, struct ig_prefix_walk *w, uint32_t n)
 {
 	const struct node *nodes = x->nodes;
 	struct spot sp[BLOCK];
+	struct cursor cur[BLOCK];
+	uint8_t active[BLOCK];
+	size_t nact = 0;
+	locate(hashes + k0, nb, sp);
+	for (size_t k = 0; k < nb; k++)
+		__builtin_prefetch(&v.lines[sp[k].m & v.mask]);
+	for (size_t k = 0; k < nb; k++) {
+		struct cursor *c = &cur[k];
+		c->ln = &v.lines[sp[k].m & v.mask];
+		c->hash = hashes[k0 + k];
+		c->seq = atomic_load_explicit(&c->ln->seq, memory_order_acquire);
+		c->limit = atomic_load_explicit(&c->ln->live, memory_order_relaxed) + 1;
+		c->at = atomic_load_explicit(&c->ln->head[sp[k].h], memory_order_acquire);
+		c->held = false;
+		w->seq[k0 + k] = c->seq;
+		if (c->at != NIL) {
+			__builtin_prefetch(&nodes[c->at]);
+			active[nact++] = (uint8_t)k;
+		}
+	}
+	while (nact) {
+		size_t still = 0;
+		for (size_t j = 0; j < nact; j++) {
+			struct cursor *c = &cur[active[j]];
+			const struct node *nd = &nodes[c->at];
+			if (hash_of(nd) == c->hash) {
+				c->held = true;
+				uint32_t slot =
+				    atomic_load_explicit(&nd->server, memory_order_relaxed);
+				if (slot < n &&
+				    meet(w, slot, (uint32_t)(k0 + active[j]), c->at) == FULL)
+					return FULL;
+			}
+			c->at = next_of(nd);
+			if (c->at != NIL && --c->limit) {
+				__builtin_prefetch(&nodes[c->at]);
+				active[still++] = active[j];
+			}
+		}
+		nact = still;
+	}
+	size_t held = nb;
+	for (size_t k = 0; k < nb; k++) {
+		if (!walk_ok(cur[k].ln, cur[k].seq, cur[k].at == NIL))
+			return RACED;
+		if (!cur[k].held && held == nb)
+			held = k;
+	}
+	return held;
+}
+
+/* The walk proper: the number of hashes held in a row from the first, or
+ * RACED or FULL. Holders of hashes past that number are recorded too, up
+ * to the end of their block (w->n), for the commit. */
+static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+		   struct ig_prefix_walk *w, uint32_t n)
+{
 	for (size_t k0 = 0; k0 < nhashes; k0 += BLOCK) {
 		size_t nb = nhashes - k0 < BLOCK ? nhashes - k0 : BLOCK;
-		struct view v = view_load(x);
-		locate(hashes + k0, nb, sp);
-		prefetch(nodes, v, sp, nb);
-		for (size_t k = 0; k < nb; k++) {
-			bool ok, held = count_holders(nodes, &v.lines[sp[k].m & v.mask], sp[k].h,
-						      hashes[k0 + k], by_slot, n, &ok);
-			if (!ok)
-				return RACED;
-			if (!held)
-				return k0 + k;
-		}
+		uintptr_t word = atomic_load_explicit(&x->table, memory_order_acquire);
+		if (k0 == 0)
+			w->table = word;
+		else if (word != w->table)
+			return RACED; /* the table grew: one view for the whole record */
+		struct view v = {table_of(word)->lines, ((uint64_t)1 << (word & 63)) - 1};
+		size_t held = walk_block(x, v, hashes, k0, nb, w, n);
+		if (held == RACED || held == FULL)
+			return held;
+		w->n = k0 + nb;
+		if (held < nb)
+			return k0 + held;
 	}
 	return nhashes;
 }
 
-size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
-		       const uint64_t *keys, size_t nkeys, uint32_t *counts)
+/* Counts, per endpoint met, the hashes it holds among the first `walked`,
+ * and lists those with any in w->hits with their keys. */
+static size_t walk_hits(const struct ig_prefix_index *x, struct ig_prefix_walk *w, size_t walked)
 {
-	uint32_t stack[LOCAL_SLOTS];
+	size_t nhits = 0;
+	for (size_t e = 0; e < w->nentries; e++) {
+		struct entry *en = &w->entries[e];
+		en->blocks = 0;
+		for (uint32_t m = en->last; m != NIL; m = w->mets[m].next)
+			en->blocks += w->mets[m].k < walked;
+		if (en->blocks)
+			w->hits[nhits++] = (struct ig_prefix_hit){
+			    atomic_load_explicit(&server_at(x, en->slot)->pub_key,
+						 memory_order_acquire),
+			    en->blocks};
+	}
+	return nhits;
+}
+
+size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+			const struct ig_prefix_hit **hits, size_t *nhits,
+			const struct ig_prefix_walk **record)
+{
+	struct ig_prefix_walk *w = &thread_walk;
 	size_t walked = 0;
 	unsigned spins = 0;
-	memset(counts, 0, nkeys * sizeof(*counts));
+	*hits = NULL;
+	*nhits = 0;
+	if (record)
+		*record = NULL;
 	/* Endpoints that arrive during the lookup are left out. */
 	uint32_t n = atomic_load_explicit(&x->nservers, memory_order_acquire);
-	if (n == 0)
+	if (n == 0 || nhashes == 0 || walk_reserve(w, n) < 0)
 		return 0;
-	uint32_t *by_slot = n <= LOCAL_SLOTS ? stack : malloc(n * sizeof(*by_slot));
-	if (!by_slot)
-		return 0;
+	if (nhashes > IG_PREFIX_MAX_BLOCKS)
+		nhashes = IG_PREFIX_MAX_BLOCKS;
 	/* A walk that raced a commit, or an endpoint forgotten and its slot
 	 * given to another while this lookup ran, would count wrong: then the
 	 * lookup starts over. Commits change a line only to add or drop a
@@ -1082,25 +1297,64 @@ size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t
 		uint32_t seq = atomic_load_explicit(&x->map_seq, memory_order_acquire);
 		if (seq & 1)
 			continue;
-		memset(by_slot, 0, n * sizeof(*by_slot));
-		walked = walk(x, hashes, nhashes, by_slot, n);
+		walk_start(w, 0);
+		walked = walk(x, hashes, nhashes, w, n);
+		if (walked == FULL) {
+			struct met *m = ig_scratch_get(&mets_mem, 2 * w->capmets * sizeof(*m));
+			if (!m)
+				return 0;
+			w->mets = m;
+			w->capmets *= 2;
+			spins = 0;
+			continue;
+		}
 		if (walked == RACED)
 			continue;
-		/* An endpoint listed twice counts once, the first time. */
-		for (size_t c = 0; c < nkeys; c++) {
-			uint32_t slot = server_find(x, keys[c]);
-			if (slot < n) {
-				counts[c] = by_slot[slot];
-				by_slot[slot] = 0;
-			}
-		}
+		*nhits = walk_hits(x, w, walked);
 		if (atomic_load_explicit(&x->map_seq, memory_order_relaxed) == seq)
 			break;
-		memset(counts, 0, nkeys * sizeof(*counts));
 	}
-	if (by_slot != stack)
-		free(by_slot);
+	*hits = w->hits;
+	if (record)
+		*record = w;
 	return walked;
+}
+
+size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+		       const uint64_t *keys, size_t nkeys, uint32_t *counts)
+{
+	const struct ig_prefix_hit *hits;
+	size_t nhits;
+	size_t walked = ig_prefix_lookup(x, hashes, nhashes, &hits, &nhits, NULL);
+	memset(counts, 0, nkeys * sizeof(*counts));
+	/* An endpoint listed twice counts once, the first time. */
+	for (size_t h = 0; h < nhits; h++)
+		for (size_t c = 0; c < nkeys; c++)
+			if (keys[c] == hits[h].key) {
+				counts[c] = hits[h].blocks;
+				break;
+			}
+	return walked;
+}
+
+void ig_prefix_seen(struct ig_prefix_index *x, const struct ig_prefix_walk *w, uint64_t key,
+		    struct ig_prefix_seen *out)
+{
+	out->n = 0;
+	out->key = key;
+	if (!w || w->n == 0)
+		return;
+	uint32_t slot = server_find(x, key);
+	out->table = w->table;
+	out->n = w->n;
+	memcpy(out->seq, w->seq, w->n * sizeof(w->seq[0]));
+	for (size_t k = 0; k < w->n; k++)
+		out->node[k] = NIL;
+	if (slot >= w->cap_slots || w->by_slot[slot].gen != w->gen)
+		return; /* the endpoint held none of the hashes walked */
+	const struct entry *e = &w->entries[w->by_slot[slot].entry];
+	for (uint32_t m = e->last; m != NIL; m = w->mets[m].next)
+		out->node[w->mets[m].k] = w->mets[m].node;
 }
 
 void ig_prefix_size(struct ig_prefix_index *x, uint64_t *entries, uint64_t *bytes)
