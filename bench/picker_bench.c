@@ -13,7 +13,8 @@
  *   dispatches of every worker slot), then schedule + commit.
  *
  * Run: make bench-picker; or build/bench/picker_bench N... for the first
- * table at chosen endpoint counts (for profiling). */
+ * table at chosen endpoint counts, build/bench/picker_bench gw N... for the
+ * third (for profiling). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +106,7 @@ static struct result run(size_t n, long iters, const struct prompts *pr)
 {
 	struct ig_rng rng;
 	ig_rng_seed(&rng, 7);
-	struct ig_endpoint_metrics *m = xcalloc(n, sizeof(*m));
+	struct ig_endpoint_load *m = xcalloc(n, sizeof(*m));
 	struct ig_sched_endpoint *eps = xcalloc(n, sizeof(*eps));
 	size_t *ranked = xcalloc(n, sizeof(*ranked));
 	char(*addr)[24] = xcalloc(n, sizeof(*addr));
@@ -160,7 +161,7 @@ static struct result run(size_t n, long iters, const struct prompts *pr)
 struct gw {
 	struct ig_endpoints *reg;
 	struct ig_endpoint **eps;
-	struct ig_endpoint_metrics *m;
+	struct ig_endpoint_load *m;
 	struct ig_sched_endpoint *se;
 	size_t n;
 };
@@ -174,14 +175,14 @@ static void gw_load(struct gw *g, uint64_t now)
 			continue;
 		long pend_r, pend_t;
 		ig_endpoint_pending(ep, &pend_r, &pend_t);
-		ig_endpoint_read_metrics(ep, &g->m[i]);
+		ig_endpoint_read_load(ep, &g->m[i]);
 		uint64_t upd = g->m[i].updated_ns;
 		g->se[i] = (struct ig_sched_endpoint){
 		    .m = &g->m[i],
 		    .metrics_age_ms = upd ? (now > upd ? (now - upd) / 1000000u : 0) : UINT64_MAX,
 		    .inflight_requests = pend_r,
 		    .inflight_tokens = pend_t,
-		    .addr = ig_str_from(ep->addr),
+		    .addr = {ep->addr, ep->addr_len},
 		    .key = ep->key,
 		};
 	}
@@ -263,27 +264,33 @@ int main(int argc, char **argv)
 {
 	size_t sizes[8] = {4, 16, 128, 1024};
 	size_t nsizes = 4;
-	bool all = argc == 1;
-	/* Endpoint counts may be given on the command line (for profiling). */
+	bool all = argc == 1, gw_only = argc > 1 && strcmp(argv[1], "gw") == 0;
+	/* Endpoint counts may be given on the command line (for profiling),
+	 * after "gw" for the gateway-path table alone. */
 	if (!all) {
 		nsizes = 0;
-		for (int a = 1; a < argc && nsizes < 8; a++)
+		for (int a = gw_only ? 2 : 1; a < argc && nsizes < 8; a++)
 			sizes[nsizes++] = (size_t)strtoul(argv[a], NULL, 10);
 	}
 	struct prompts small = make_prompts(1024, 4096, 1);
-	printf("4 KB prompts:\n\n");
-	print_head();
-	for (size_t i = 0; i < nsizes; i++) {
-		struct result r = run(sizes[i], sizes[i] >= 1024 ? 40000 : 200000, &small);
-		print_row(sizes[i], &r);
+	struct result r;
+	if (!gw_only) {
+		printf("4 KB prompts:\n\n");
+		print_head();
+		for (size_t i = 0; i < nsizes; i++) {
+			r = run(sizes[i], sizes[i] >= 1024 ? 40000 : 200000, &small);
+			print_row(sizes[i], &r);
+		}
 	}
 	if (all) {
 		struct prompts big = make_prompts(FAMILIES * 2, 400 * 1024, 2);
 		printf("\n400 KB prompts (about 100K tokens):\n\n");
 		print_head();
-		struct result r = run(64, 20000, &big);
+		r = run(64, 20000, &big);
 		print_row(64, &r);
 		free(big.text);
+	}
+	if (all || gw_only) {
 		printf("\n4 KB prompts, candidates read from the endpoint registry (%d worker "
 		       "slots):\n\n",
 		       SLOTS);

@@ -10,37 +10,43 @@
 
 #include "core/clock.h"
 #include "core/rand.h"
+#include "core/scratch.h"
 #include "gateway/metrics.h"
 #include "gateway/request.h"
 #include "gateway/sessions.h"
 #include "sched/picker.h"
 
 /* The candidates of the pool as the picker sees them. Endpoints whose
- * scrapes keep failing are left out, unless that leaves nothing. */
+ * scrapes keep failing are left out, unless that leaves nothing. Each
+ * candidate's load figures are copied (a few words); the full metrics only
+ * for profiles that read adapter sets. The arrays are the worker thread's
+ * scratch memory, valid until the next load on the thread: no allocation
+ * per request. */
 struct candidates {
 	size_t n;
-	struct ig_endpoint **eps;
 	struct ig_sched_endpoint *se;
-	struct ig_endpoint_metrics *m;
-	/* Storage for ordinary pools, so no allocation happens per request. */
-	struct ig_endpoint *eps_small[16];
-	struct ig_sched_endpoint se_small[16];
-	struct ig_endpoint_metrics m_small[16];
+	struct ig_endpoint_load *load;
+	struct ig_endpoint **eps;
+	struct ig_endpoint_metrics *full; /* NULL unless adapter sets are read */
 };
 
-static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, uint64_t now_ns)
+static _Thread_local struct ig_scratch cand_mem, full_mem;
+
+static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, bool adapters,
+			   uint64_t now_ns)
 {
 	size_t cap = pool->neps ? pool->neps : 1;
+	size_t per = sizeof(*c->se) + sizeof(*c->load) + sizeof(*c->eps);
 	c->n = 0;
-	if (cap <= 16) {
-		c->eps = c->eps_small, c->se = c->se_small, c->m = c->m_small;
-	} else {
-		c->eps = malloc(cap * sizeof *c->eps);
-		c->se = malloc(cap * sizeof *c->se);
-		c->m = malloc(cap * sizeof *c->m);
-		if (!c->eps || !c->se || !c->m)
-			return -1;
-	}
+	unsigned char *mem = cap <= SIZE_MAX / per ? ig_scratch_get(&cand_mem, cap * per) : NULL;
+	if (!mem)
+		return -1;
+	c->se = (struct ig_sched_endpoint *)mem;
+	c->load = (struct ig_endpoint_load *)(c->se + cap);
+	c->eps = (struct ig_endpoint **)(c->load + cap);
+	c->full = NULL;
+	if (adapters && !(c->full = ig_scratch_get(&full_mem, cap * sizeof(*c->full))))
+		return -1;
 	for (int pass = 0; pass < 2 && c->n == 0; pass++) {
 		for (size_t i = 0; i < pool->neps; i++) {
 			struct ig_endpoint *ep = pool->eps[i];
@@ -51,29 +57,26 @@ static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, 
 			c->eps[k] = ep;
 			long pend_r, pend_t;
 			ig_endpoint_pending(ep, &pend_r, &pend_t);
-			ig_endpoint_read_metrics(ep, &c->m[k]);
-			uint64_t upd = c->m[k].updated_ns;
+			if (c->full) {
+				ig_endpoint_read_metrics(ep, &c->full[k]);
+				ig_endpoint_load_of(&c->full[k], &c->load[k]);
+			} else {
+				ig_endpoint_read_load(ep, &c->load[k]);
+			}
+			uint64_t upd = c->load[k].updated_ns;
 			c->se[k] = (struct ig_sched_endpoint){
-			    .m = &c->m[k],
+			    .m = &c->load[k],
+			    .full = c->full ? &c->full[k] : NULL,
 			    .metrics_age_ms =
 				upd ? (now_ns > upd ? (now_ns - upd) / 1000000u : 0) : UINT64_MAX,
 			    .inflight_requests = pend_r,
 			    .inflight_tokens = pend_t,
-			    .addr = ig_str_from(ep->addr),
+			    .addr = {ep->addr, ep->addr_len},
 			    .key = ep->key,
 			};
 		}
 	}
 	return 0;
-}
-
-static void candidates_free(struct candidates *c)
-{
-	if (c->eps != c->eps_small) {
-		free(c->eps);
-		free(c->se);
-		free(c->m);
-	}
 }
 
 /* Saturation as GIE's utilization detector computes it, but over metrics
@@ -82,10 +85,10 @@ static void candidates_free(struct candidates *c)
 static double saturation(struct ig_scheduler *s, struct candidates *c)
 {
 	for (size_t i = 0; i < c->n; i++)
-		c->m[i].waiting += c->se[i].inflight_requests;
+		c->load[i].waiting += c->se[i].inflight_requests;
 	double v = ig_scheduler_saturation(s, c->se, c->n);
 	for (size_t i = 0; i < c->n; i++)
-		c->m[i].waiting -= c->se[i].inflight_requests;
+		c->load[i].waiting -= c->se[i].inflight_requests;
 	return v;
 }
 
@@ -101,7 +104,7 @@ static void apply_session(struct ig_req *p, struct candidates *c)
 	int64_t best = INT64_MAX, mine = -1;
 	size_t at = SIZE_MAX;
 	for (size_t i = 0; i < c->n; i++) {
-		int64_t load = c->m[i].waiting + c->se[i].inflight_requests;
+		int64_t load = c->load[i].waiting + c->se[i].inflight_requests;
 		if (load < best)
 			best = load;
 		if (c->eps[i]->key == key)
@@ -125,13 +128,11 @@ static int schedule(struct ig_req *p, bool from_queue)
 	struct candidates c;
 	struct ig_scheduler *sched = p->pool->sched->s;
 	uint64_t t0 = ig_now_ns();
-	if (candidates_load(&c, p->pool, t0) < 0) {
-		candidates_free(&c);
+	if (candidates_load(&c, p->pool, ig_scheduler_reads_adapters(sched), t0) < 0) {
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
 	}
 	if (c.n == 0) {
-		candidates_free(&c);
 		ig_req_fail(p, 503, "service_unavailable", NULL,
 			    "no ready endpoints in the InferencePool");
 		return -1;
@@ -139,12 +140,9 @@ static int schedule(struct ig_req *p, bool from_queue)
 	bool flow = p->snap->flow_control || p->w->gw->opt.flow_control;
 	if (flow || p->priority < 0) {
 		double sat = saturation(sched, &c);
-		if (sat >= 1.0 && flow && !from_queue) {
-			candidates_free(&c);
+		if (sat >= 1.0 && flow && !from_queue)
 			return 1;
-		}
 		if (sat >= 1.0 && p->priority < 0 && !flow) {
-			candidates_free(&c);
 			ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
 				    "system saturated, sheddable request dropped");
 			return -1;
@@ -159,13 +157,12 @@ static int schedule(struct ig_req *p, bool from_queue)
 	    .test_endpoints = p->test_endpoints,
 	    .prompt_tokens = p->prefix_input.len / 4,
 	};
-	size_t ranked[c.n];
+	size_t ranked[IG_SCHED_MAX_RANKED];
 	p->res.ranked = ranked;
 	p->res.scores = NULL;
 	int rc = ig_schedule(sched, &req, c.se, c.n, ig_rng_thread(), &p->res);
 	p->res.ranked = NULL;
 	if (rc < 0 || p->res.nranked == 0) {
-		candidates_free(&c);
 		ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
 			    "dropping request due to limited backend resources");
 		return -1;
@@ -174,7 +171,6 @@ static int schedule(struct ig_req *p, bool from_queue)
 	for (size_t i = 0; i < p->nranked; i++)
 		p->ranked[i] = c.eps[ranked[i]];
 	apply_session(p, &c);
-	candidates_free(&c);
 	ig_gw_metrics_scheduler(p->w->gw->metrics, (double)(ig_now_ns() - t0) / 1e9);
 	return 0;
 }
@@ -224,14 +220,10 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 	 * in place, so waiting does not reorder the queue. */
 	while ((p = ig_flowq_peek(w->queue)) != NULL) {
 		struct candidates c;
-		if (candidates_load(&c, p->pool, ig_now_ns()) == 0 && c.n > 0) {
-			double sat = saturation(p->pool->sched->s, &c);
-			candidates_free(&c);
-			if (sat >= 1.0)
-				break;
-		} else {
-			candidates_free(&c); /* dispatch_queued answers the error */
-		}
+		/* On failure dispatch_queued answers the error. */
+		if (candidates_load(&c, p->pool, false, ig_now_ns()) == 0 && c.n > 0 &&
+		    saturation(p->pool->sched->s, &c) >= 1.0)
+			break;
 		ig_flowq_pop(w->queue);
 		dispatch_queued(p);
 	}

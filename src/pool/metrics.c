@@ -45,6 +45,12 @@ void ig_adapter_set_add(struct ig_adapter_set *s, struct ig_str name)
 	s->hash[s->n++] = h;
 }
 
+void ig_endpoint_load_of(const struct ig_endpoint_metrics *m, struct ig_endpoint_load *out)
+{
+	*out = (struct ig_endpoint_load){m->waiting, m->running, m->kv_usage, m->max_active,
+					 m->updated_ns};
+}
+
 static void copy_text(char *dst, struct ig_str v)
 {
 	size_t n = v.len < IG_ADAPTER_TEXT_MAX - 1 ? v.len : IG_ADAPTER_TEXT_MAX - 1;

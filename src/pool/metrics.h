@@ -43,6 +43,22 @@ struct ig_endpoint_metrics {
 	uint64_t updated_ns; /* ig_now_ns() of the last successful scrape; 0: never */
 };
 
+/* The few figures of an endpoint that the picker reads for every request,
+ * published by the scraper beside the full metrics (pool/endpoint.h) so
+ * that a worker copies five words per endpoint, not the whole struct with
+ * its adapter sets and display text. Adapter sets are read from the full
+ * metrics, and only by profiles that use them. */
+struct ig_endpoint_load {
+	int64_t waiting;
+	int64_t running;
+	double kv_usage;
+	int64_t max_active;  /* max_lora */
+	uint64_t updated_ns; /* as in ig_endpoint_metrics; 0: never scraped */
+};
+
+/* The load figures of m. */
+void ig_endpoint_load_of(const struct ig_endpoint_metrics *m, struct ig_endpoint_load *out);
+
 /* Families found by ig_vllm_metrics_extract (bit mask). */
 #define IG_FAM_WAITING 0x1u
 #define IG_FAM_RUNNING 0x2u

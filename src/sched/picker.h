@@ -22,10 +22,18 @@
 #include "core/rand.h"
 #include "core/str.h"
 #include "pool/metrics.h"
+#include "sched/prefix.h"
 
 /* One candidate endpoint as the scheduler sees it. */
 struct ig_sched_endpoint {
-	const struct ig_endpoint_metrics *m;
+	/* The scraped figures every profile reads; NULL when never scraped
+	 * (all zero, and stale for the saturation detector). */
+	const struct ig_endpoint_load *m;
+	/* The full metrics, read only for their adapter sets, by the LoRA
+	 * scorer and the decision-tree filter: needed when
+	 * ig_scheduler_reads_adapters() says so, else may be NULL, which reads
+	 * as no adapters. Every figure comes from m. */
+	const struct ig_endpoint_metrics *full;
 	uint64_t metrics_age_ms; /* UINT64_MAX when never scraped */
 	/* What the gateway dispatched to it since its last scrape and that
 	 * has not finished: added to the scraped figures by the scorers so a
@@ -58,13 +66,16 @@ struct ig_sched_req {
  * maxNumOfEndpoints) candidates ranked best first (indices into the eps
  * array given to ig_schedule), so the gateway can fall back in order. */
 struct ig_sched_result {
-	size_t *ranked; /* caller-provided room for n entries */
+	size_t *ranked; /* caller-provided room for min(n, IG_SCHED_MAX_RANKED) */
 	size_t nranked;
 	double *scores; /* optional (may be NULL): total score per ranked entry */
 	/* Filled by the prefix scorer for the commit step and for metrics. */
-	uint64_t prefix_hashes[256];
+	uint64_t prefix_hashes[IG_PREFIX_MAX_BLOCKS];
 	size_t nprefix_hashes;
 	size_t prefix_match_blocks; /* of the best-ranked endpoint */
+	/* Where the lookup found the best-ranked endpoint's blocks, so that a
+	 * commit for it needs no second lookup. */
+	struct ig_prefix_seen prefix_seen;
 };
 
 struct ig_picker_config; /* parsed EndpointPickerConfig */
@@ -108,9 +119,14 @@ bool ig_picker_config_feature(const struct ig_picker_config *c, const char *gate
 struct ig_scheduler;
 struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c);
 void ig_scheduler_free(struct ig_scheduler *s);
+/* Whether the profile reads adapter sets (a LoRA scorer, the decision-tree
+ * filter): then each candidate's `full` metrics are wanted. */
+bool ig_scheduler_reads_adapters(const struct ig_scheduler *s);
 
 /* Runs the profile(s): filters, scorers, picker. Returns 0 with the ranked
- * candidates, or -1 when nothing is left (the gateway answers 429). */
+ * candidates, or -1 when nothing is left (the gateway answers 429). It
+ * allocates nothing once the thread has met a pool as large: its scratch
+ * memory is the thread's own and kept between calls. */
 int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 		const struct ig_sched_endpoint *eps, size_t n, struct ig_rng *rng,
 		struct ig_sched_result *res);

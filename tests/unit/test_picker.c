@@ -16,7 +16,8 @@
 
 #define MAXE 8
 
-static struct ig_endpoint_metrics m[MAXE];
+static struct ig_endpoint_load m[MAXE];
+static struct ig_endpoint_metrics full[MAXE]; /* adapter sets, when a test gives them */
 static struct ig_sched_endpoint eps[MAXE];
 static char addrs[MAXE][32];
 static size_t n;
@@ -25,6 +26,7 @@ static struct ig_rng rng;
 static int setup(void **state)
 {
 	memset(m, 0, sizeof m);
+	memset(full, 0, sizeof full);
 	memset(eps, 0, sizeof eps);
 	n = 0;
 	ig_rng_seed(&rng, 42);
@@ -148,16 +150,19 @@ static void test_lora_scorer(void **state)
 	struct ig_sched_req req = {.model = IG_STR("base"), .target_model = IG_STR("ad")};
 	double sc[MAXE];
 	size_t a = ep(0, 0), b = ep(0, 0), c = ep(0, 0), d = ep(0, 0), e = ep(0, 0);
-	ig_adapter_set_add(&m[a].running_adapters, IG_STR("ad")); /* active: 1.0 */
+	assert_true(ig_scheduler_reads_adapters(s));
+	for (size_t i = a; i <= e; i++)
+		eps[i].full = &full[i];
+	ig_adapter_set_add(&full[a].running_adapters, IG_STR("ad")); /* active: 1.0 */
 	m[a].max_active = 1;
-	ig_adapter_set_add(&m[b].running_adapters, IG_STR("x")); /* room: 1 + 1 < 4 */
-	ig_adapter_set_add(&m[b].waiting_adapters, IG_STR("ad"));
+	ig_adapter_set_add(&full[b].running_adapters, IG_STR("x")); /* room: 1 + 1 < 4 */
+	ig_adapter_set_add(&full[b].waiting_adapters, IG_STR("ad"));
 	m[b].max_active = 4;
-	ig_adapter_set_add(&m[c].running_adapters, IG_STR("x")); /* full, target waiting */
-	ig_adapter_set_add(&m[c].waiting_adapters, IG_STR("ad"));
+	ig_adapter_set_add(&full[c].running_adapters, IG_STR("x")); /* full, target waiting */
+	ig_adapter_set_add(&full[c].waiting_adapters, IG_STR("ad"));
 	m[c].max_active = 2;
-	ig_adapter_set_add(&m[d].running_adapters, IG_STR("x")); /* full, not there */
-	ig_adapter_set_add(&m[d].running_adapters, IG_STR("y"));
+	ig_adapter_set_add(&full[d].running_adapters, IG_STR("x")); /* full, not there */
+	ig_adapter_set_add(&full[d].running_adapters, IG_STR("y"));
 	m[d].max_active = 2;
 	m[e].max_active = 0; /* no LoRA at all */
 	assert_int_equal(score_all(s, &req, sc), 0);
@@ -423,6 +428,51 @@ static void test_header_filter(void **state)
 	ig_scheduler_free(s);
 }
 
+/* In a large pool the prefix counts reach the right candidates: 20
+ * holders with 1..20 of the prompt's 20 blocks rank first in that order
+ * with scores blocks / 20, a candidate listed twice scores only the first
+ * time, and the rest score 0. */
+#define BIG 300
+static void test_prefix_scorer_large_pool(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER(
+		"prefix-cache-scorer", "1", "  parameters:\n    blockSizeTokens: 4\n"));
+	static struct ig_endpoint_load l[BIG];
+	static struct ig_sched_endpoint e[BIG];
+	memset(l, 0, sizeof l);
+	for (size_t i = 0; i < BIG; i++)
+		e[i] = (struct ig_sched_endpoint){.m = &l[i], .addr = IG_STR("10.0.0.1:8000"),
+						  .key = 0x9e3779b97f4a7c15ULL * (i + 7)};
+	/* The holders are candidates 10, 24, ..., 276; the last candidate is
+	 * the strongest holder again. */
+	e[BIG - 1].key = e[10 + 14 * 19].key;
+	char prompt[20 * 16];
+	for (size_t i = 0; i < sizeof prompt; i++)
+		prompt[i] = (char)('a' + i % 23);
+	size_t ranked[IG_SCHED_MAX_RANKED];
+	double scores[IG_SCHED_MAX_RANKED];
+	struct ig_sched_result res = {.ranked = ranked, .scores = scores};
+	struct ig_sched_req req = plain;
+	for (size_t j = 0; j < 20; j++) {
+		req.prefix_input = (struct ig_str){prompt, 16 * (j + 1)};
+		assert_int_equal(ig_schedule(s, &req, e, BIG, &rng, &res), 0);
+		ig_schedule_commit(s, &res, e[10 + 14 * j].key);
+	}
+	req.prefix_input = (struct ig_str){prompt, sizeof prompt};
+	assert_int_equal(ig_schedule(s, &req, e, BIG, &rng, &res), 0);
+	assert_int_equal(res.nranked, IG_SCHED_MAX_RANKED);
+	for (size_t r = 0; r < 20; r++) {
+		assert_int_equal(ranked[r], 10 + 14 * (19 - r));
+		assert_float_equal(scores[r], (20.0 - (double)r) / 20.0, 1e-12);
+	}
+	for (size_t r = 20; r < IG_SCHED_MAX_RANKED; r++) {
+		assert_float_equal(scores[r], 0.0, 1e-12);
+		assert_true(ranked[r] != BIG - 1 || scores[r] == 0.0);
+	}
+	assert_int_equal(res.prefix_match_blocks, 20);
+	ig_scheduler_free(s);
+}
+
 static void test_prefix_affinity_filter(void **state)
 {
 	struct ig_scheduler *s = sched_of(
@@ -647,6 +697,7 @@ int main(void)
 		cmocka_unit_test_setup(test_running_scorer, setup),
 		cmocka_unit_test_setup(test_kv_scorer_and_clamp, setup),
 		cmocka_unit_test_setup(test_lora_scorer, setup),
+		cmocka_unit_test_setup(test_prefix_scorer_large_pool, setup),
 		cmocka_unit_test_setup(test_token_load_scorer, setup),
 		cmocka_unit_test_setup(test_prefix_scorer, setup),
 		cmocka_unit_test_setup(test_default_profile_sum, setup),

@@ -559,7 +559,7 @@ static void test_concurrent_same_endpoint(void **state)
 
 struct shared {
 	struct ig_scheduler *s;
-	struct ig_endpoint_metrics m[NEP];
+	struct ig_endpoint_load m[NEP];
 	struct ig_sched_endpoint eps[NEP];
 	char prompts[8][512];
 };
