@@ -186,6 +186,8 @@ struct ig_raw_doc {
 	size_t len;
 };
 
+struct ig_config_index;
+
 struct ig_config {
 	struct ig_raw_doc *picker_docs; /* kind EndpointPickerConfig */
 	size_t npicker_docs;
@@ -204,6 +206,11 @@ struct ig_config {
 	struct ig_deployment *deployments;
 	size_t ndeployments;
 	size_t nskipped; /* documents of other kinds, ignored */
+	/* Hash maps for the lookups of every request (InferenceModel by pool
+	 * and modelName, InferenceObjective by name), built once the config
+	 * is loaded; NULL for a config built otherwise, which is then
+	 * searched linearly. */
+	struct ig_config_index *index;
 };
 
 /* One problem found while loading: "file:line: path: message". */
@@ -227,6 +234,12 @@ struct ig_diags {
  * to diags either way. */
 int ig_config_load(const char *const *paths, size_t npaths, struct ig_config **out,
 		   struct ig_diags *diags);
+/* Builds (or rebuilds) cfg->index from the models and objectives; the
+ * loaders call it, and whoever changes those arrays afterwards must call
+ * it again. Returns 0, or -1 when out of memory (the config then has no
+ * index, and lookups scan). */
+int ig_config_build_index(struct ig_config *cfg);
+void ig_config_index_free(struct ig_config_index *x);
 /* The same from text in memory, with `name` as the file name in messages. */
 int ig_config_load_text(const char *name, const char *text, size_t len, struct ig_config **out,
 			struct ig_diags *diags);
