@@ -118,18 +118,30 @@ static int consider_lora(struct scan *sc, const struct ig_prom_sample *s)
 	return 0;
 }
 
+static bool named(struct ig_str name, const char *want, size_t len)
+{
+	return name.len == len && memcmp(name.ptr, want, len) == 0;
+}
+
+#define NAMED(name, lit) named(name, lit, sizeof lit - 1)
+
+/* Most samples of a page are other families: they are told apart by
+ * their prefix and length before any comparison of the whole name. */
 static int on_sample(void *ctx, const struct ig_prom_sample *s)
 {
 	struct scan *sc = ctx;
-	if (ig_str_eq_cstr(s->name, "vllm:num_requests_waiting"))
+	struct ig_str n = s->name;
+	if (n.len < 23 || n.len > 25 || memcmp(n.ptr, "vllm:", 5) != 0)
+		return 0;
+	if (NAMED(n, "vllm:num_requests_waiting"))
 		pick(&sc->waiting, s);
-	else if (ig_str_eq_cstr(s->name, "vllm:num_requests_running"))
+	else if (NAMED(n, "vllm:num_requests_running"))
 		pick(&sc->running, s);
-	else if (ig_str_eq_cstr(s->name, "vllm:kv_cache_usage_perc"))
+	else if (NAMED(n, "vllm:kv_cache_usage_perc"))
 		pick(&sc->kv_new, s);
-	else if (ig_str_eq_cstr(s->name, "vllm:gpu_cache_usage_perc"))
+	else if (NAMED(n, "vllm:gpu_cache_usage_perc"))
 		pick(&sc->kv_old, s);
-	else if (ig_str_eq_cstr(s->name, "vllm:lora_requests_info"))
+	else if (NAMED(n, "vllm:lora_requests_info"))
 		return consider_lora(sc, s);
 	return 0;
 }

@@ -111,6 +111,59 @@ static void test_parse_values(void **state)
 	assert_true(isinf(c.s[10].value));
 }
 
+/* Values come out as strtod's doubles, bit for bit, whether the quick
+ * conversion takes them (digits below 2^53, powers of ten up to 22) or
+ * not; and the forms strtod would not read whole are refused. */
+static void test_parse_values_match_strtod(void **state)
+{
+	static const char *const forms[] = {
+	    "0",	 "-0",	      "+0.0",	  "5.",		"-.5",	      "00012.50",
+	    "1e+0",	 "1E-5",      "3.14159",  "1.7339872349912e+09",	"9007199254740993",
+	    "9007199254740992", "1e22", "1e23", "123456789012345678901234", "0.1",
+	    "4.35e-23", "1e-22", "2.2250738585072014e-308", "1.7976931348623157e308",
+	    "12345678901234567.8", "0.000000000000000000001", "1e400", "-1e-400",
+	};
+	char text[64];
+	struct collected c;
+	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+		snprintf(text, sizeof text, "m %s\n", forms[i]);
+		assert_int_equal(parse(text, &c, NULL), 0);
+		double want = strtod(forms[i], NULL);
+		if (memcmp(&c.s[0].value, &want, sizeof want) != 0)
+			fail_msg("%s: %.17g, strtod %.17g", forms[i], c.s[0].value, want);
+	}
+	/* Random mantissas and exponents on both sides of the quick path. */
+	uint64_t r = 42;
+	for (int i = 0; i < 20000; i++) {
+		r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+		int digits = 1 + (int)((r >> 59) % 20), point = (int)((r >> 40) % 22);
+		int e = (int)((r >> 20) % 61) - 30;
+		char mant[32];
+		uint64_t x = r;
+		for (int d = 0; d < digits; d++, x /= 10)
+			mant[d] = (char)('0' + x % 10);
+		mant[digits] = '\0';
+		if (point < digits)
+			snprintf(text, sizeof text, "m %s%.*s.%se%d\n", (r >> 17) & 1 ? "-" : "", point,
+				 mant, mant + point, e);
+		else
+			snprintf(text, sizeof text, "m %se%d\n", mant, e);
+		assert_int_equal(parse(text, &c, NULL), 0);
+		text[strlen(text) - 1] = '\0';
+		double want = strtod(text + 2, NULL);
+		if (memcmp(&c.s[0].value, &want, sizeof want) != 0)
+			fail_msg("%s: %.17g, strtod %.17g", text + 2, c.s[0].value, want);
+	}
+	static const char *const bad[] = {"m 1e\n",   "m .\n",	"m +.e5\n", "m 1e5.5\n",
+					  "m --1\n",  "m 1-2\n",	"m 1e+\n",  "m -\n",
+					  "m 1..2\n", "m 0x1p3\n", "m 1e5e5\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		size_t line = 0;
+		if (parse(bad[i], &c, &line) != -1 || line != 1)
+			fail_msg("accepted: %s", bad[i]);
+	}
+}
+
 static void test_parse_timestamps(void **state)
 {
 	struct collected c;
@@ -392,6 +445,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_vllm_page),
 		cmocka_unit_test(test_parse_values),
+		cmocka_unit_test(test_parse_values_match_strtod),
 		cmocka_unit_test(test_parse_timestamps),
 		cmocka_unit_test(test_parse_whitespace_crlf_no_final_newline),
 		cmocka_unit_test(test_parse_escapes),
