@@ -12,6 +12,18 @@
 
 #define SCRAPE_BODY_MAX (8u << 20)
 
+/* The families ig_vllm_metrics_extract reads. vLLM serves /metrics with
+ * prometheus_client, which answers only the families named by name[]
+ * parameters: about 1 KB instead of a 20-60 KB page of histograms, which
+ * is less to send, read and parse at every scrape (and less for the model
+ * server to render). A server that answers such a request with something
+ * else than a page with at least one of them is scraped at the plain
+ * /metrics from then on. */
+#define NAME "name%5B%5D=vllm:"
+#define FILTERED_PATH                                                                              \
+	"/metrics?" NAME "num_requests_waiting&" NAME "num_requests_running&" NAME                 \
+	"kv_cache_usage_perc&" NAME "gpu_cache_usage_perc&" NAME "lora_requests_info"
+
 struct target {
 	struct ig_scraper *owner;
 	struct ig_endpoint *ep; /* a reference */
@@ -19,11 +31,13 @@ struct target {
 	struct ig_buf body;
 	struct ig_timer timeout;
 	bool busy, ok_status;
+	int status; /* of the answer, 0 while none */
+	bool plain; /* ask for the whole page (FILTERED_PATH was not understood) */
 	unsigned failures;
 	/* The epoch this scrape started when it was sent: requests
 	 * dispatched before it are in its page. */
 	unsigned epoch;
-	char req[160];
+	char req[512];
 	size_t reqlen;
 };
 
@@ -35,15 +49,45 @@ struct ig_scraper {
 	size_t n;
 };
 
+static void build_request(struct target *t)
+{
+	int len = snprintf(t->req, sizeof t->req,
+			   "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/plain\r\n"
+			   "User-Agent: infergate\r\n\r\n",
+			   t->plain ? "/metrics" : FILTERED_PATH, t->ep->addr);
+	t->reqlen = len > 0 && (size_t)len < sizeof t->req ? (size_t)len : 0;
+}
+
+/* The filtered request got an answer that is not a page with our
+ * families: the plain one is used from the next scrape on, and this one
+ * does not count as a failure. */
+static bool fall_back(struct target *t, int found)
+{
+	if (t->plain || (t->status == 200 && found > 0) || t->status == 0)
+		return false;
+	t->plain = true;
+	build_request(t);
+	ig_info("endpoint %s: /metrics with name[] parameters answered %d%s: scraping the "
+		"whole /metrics",
+		t->ep->addr, t->status, t->status == 200 ? " without vllm families" : "");
+	return true;
+}
+
 static void target_done(struct target *t, bool ok)
 {
 	struct ig_scraper *s = t->owner;
 	ig_timer_stop(s->loop, &t->timeout);
 	t->busy = false;
+	if (fall_back(t, ok ? 1 : -1))
+		return;
 	if (ok) {
 		struct ig_endpoint_metrics m;
 		ig_endpoint_read_metrics(t->ep, &m);
-		if (ig_vllm_metrics_extract(t->body.ptr ? t->body.ptr : "", t->body.len, &m) < 0) {
+		int found =
+		    ig_vllm_metrics_extract(t->body.ptr ? t->body.ptr : "", t->body.len, &m);
+		if (fall_back(t, found))
+			return;
+		if (found < 0) {
 			ok = false;
 		} else {
 			m.updated_ns = ig_now_ns();
@@ -78,6 +122,7 @@ static int on_head(struct ig_http_client *c, const struct ig_http_response *res,
 {
 	struct target *t = ud;
 	t->ok_status = res->status == 200;
+	t->status = res->status;
 	return 0;
 }
 
@@ -134,6 +179,7 @@ static void start(struct target *t)
 	ig_buf_reset(&t->body);
 	t->busy = true;
 	t->ok_status = false;
+	t->status = 0;
 	t->epoch = ig_endpoint_scrape_sent(t->ep);
 	ig_timer_start(s->loop, &t->timeout, s->cfg.timeout_ms, on_timeout, t);
 	if (ig_http_client_send(t->conn, t->req, t->reqlen, false, 0, &cbs, t) < 0) {
@@ -150,11 +196,7 @@ static struct target *target_new(struct ig_scraper *s, struct ig_endpoint *ep)
 	t->owner = s;
 	t->ep = ig_endpoint_ref(ep);
 	ig_buf_init(&t->body, SCRAPE_BODY_MAX);
-	int len = snprintf(t->req, sizeof t->req,
-			   "GET /metrics HTTP/1.1\r\nHost: %s\r\nAccept: text/plain\r\n"
-			   "User-Agent: infergate\r\n\r\n",
-			   ep->addr);
-	t->reqlen = (size_t)len;
+	build_request(t);
 	return t;
 }
 

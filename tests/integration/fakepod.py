@@ -27,6 +27,9 @@ may change at any time with `set()`:
 Independently of the mode, `rst_idle_ms` resets (SO_LINGER 0 close) a
 completion connection that stays idle that long after an answer, and
 `rst_metrics_idle_ms` does the same to the scraper's connections.
+`/metrics` with a query (vLLM answers name[] parameters with the named
+families only) gets the same page, or, when `metrics_query_status` is set,
+an empty answer with that status, as a server that knows no query would.
 
 Everything received is recorded: `requests` (every request, /metrics
 included, with the connection it came on and its rank there) and `events`
@@ -79,7 +82,8 @@ class Request:
         self.conn = conn          # connection id
         self.nth = nth            # 1 for the first request on its connection
         self.method = method
-        self.path = path
+        self.path = path          # without the query
+        self.query = ""
         self.headers = headers    # lower-cased names
         self.body = body
         self.outcome = None       # what the pod did with it (answered, dropped, held...)
@@ -128,6 +132,7 @@ class FakePod:
         self.waiting, self.running, self.kv = waiting, running, kv
         self.rst_idle_ms = None
         self.rst_metrics_idle_ms = None
+        self.metrics_query_status = None
         self.mode, self.params = "json", {}
         self.set(mode, **params)
         self.requests = []
@@ -319,7 +324,8 @@ class FakePod:
             conn.buf += data
         head, conn.buf = conn.buf.split(b"\r\n\r\n", 1)
         lines = head.decode("latin-1").split("\r\n")
-        method, path = lines[0].split(" ")[:2]
+        method, target = lines[0].split(" ")[:2]
+        path, _, query = target.partition("?")
         headers = {}
         for line in lines[1:]:
             k, _, v = line.partition(":")
@@ -333,6 +339,7 @@ class FakePod:
         body, conn.buf = conn.buf[:length], conn.buf[length:]
         conn.nreq += 1
         req = Request(self.address, time.monotonic(), conn.id, conn.nreq, method, path, headers, body)
+        req.query = query
         with self._cond:
             self.requests.append(req)
             self.events.append(Event(req.t, conn.id, "request", path))
@@ -355,9 +362,12 @@ class FakePod:
                     req.outcome = "answered"
                     page = METRICS_PAGE.format(running=self.running, waiting=self.waiting,
                                                kv=self.kv).encode()
-                    if not self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
-                                      b"version=0.0.4\r\nContent-Length: %d\r\n\r\n" % len(page)
-                                      + page):
+                    status = b"200 OK"
+                    if req.query and self.metrics_query_status:
+                        status, page = b"%d Refused" % self.metrics_query_status, b""
+                    if not self._send(conn, b"HTTP/1.1 " + status + b"\r\nContent-Type: "
+                                      b"text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n"
+                                      % len(page) + page):
                         return
                     continue
                 conn.kind = "completion"

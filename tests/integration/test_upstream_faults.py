@@ -159,6 +159,42 @@ def raw_request(test_id, stream=False):
             "x-test-id: %s\r\nContent-Length: %d\r\n\r\n%s" % (test_id, len(body), body)).encode()
 
 
+# ---- 0. what the scraper asks for ----
+
+FAMILIES = ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
+            "vllm:gpu_cache_usage_perc", "vllm:lora_requests_info")
+
+
+def test_scrape_asks_for_its_families(procs, tmp_path, fakes):
+    """The scraper asks /metrics for the five families it reads, with
+    prometheus_client's name[] parameters (vLLM then answers those alone).
+    A pod that refuses the query (404) is scraped at the plain /metrics
+    from the next scrape on, without leaving rotation."""
+    good, strict = fakes.pods(2)
+    strict.metrics_query_status = 404
+    c = FakeCluster(procs, tmp_path, [good, strict], gw_args=("--scrape-interval", "50"))
+    c.scraped(good, strict)
+    time.sleep(0.3)
+    asked = [r for r in good.requests if r.path == "/metrics"]
+    assert len(asked) >= 3
+    for r in asked:
+        names = [p.split("=", 1)[1] for p in r.query.split("&")
+                 if p.split("=", 1)[0] == "name%5B%5D"]
+        assert sorted(names) == sorted(FAMILIES), r.query
+    tried = [r for r in strict.requests if r.path == "/metrics"]
+    assert tried[0].query and len(tried) >= 3
+    assert all(r.query == "" for r in tried[1:]), [r.query for r in tried]
+    assert "scraping the whole /metrics" in c.log()
+    assert "out of rotation" not in c.log()
+    served = set()
+    for _ in range(20):
+        status, hdrs, _, _, _ = completion(c)
+        assert status == 200
+        served.add(hdrs[SERVED])
+    assert len(served) == 2, served
+    c.stop()
+
+
 # ---- 1. resets on parked upstream connections ----
 
 @pytest.mark.parametrize("path", ["requests", "scraper"])
