@@ -35,15 +35,19 @@ void ig_endpoints_free(struct ig_endpoints *r)
 	free(r);
 }
 
-/* Copies n bytes word by word with relaxed atomic accesses: the reader may
- * see a mix of two versions, which the sequence check then rejects, and no
- * access is a data race in C11 terms. */
-static inline void copy_words(void *dst, const void *src, size_t n)
+/* Copies n bytes word by word with atomic accesses, so that no access is
+ * a data race in C11 terms; the reader may see a mix of two versions,
+ * which the sequence check then rejects. The reader loads with acquire
+ * (a plain move on x86), so that its second look at the counter cannot be
+ * made before the copy; where it reads a word of a write in progress, it
+ * synchronises with the writer's release fence, which follows the odd
+ * counter, and so sees the counter changed. */
+static inline void copy_words(void *dst, const void *src, size_t n, memory_order load)
 {
 	_Atomic uint64_t *s = (_Atomic uint64_t *)src;
 	_Atomic uint64_t *d = (_Atomic uint64_t *)dst;
 	for (size_t i = 0; i < n / sizeof(uint64_t); i++)
-		atomic_store_explicit(&d[i], atomic_load_explicit(&s[i], memory_order_relaxed),
+		atomic_store_explicit(&d[i], atomic_load_explicit(&s[i], load),
 				      memory_order_relaxed);
 }
 
@@ -63,8 +67,7 @@ static inline void read_under_seq(const struct ig_endpoint *ep, const void *src,
 		unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
 		if (s1 & 1u)
 			continue;
-		copy_words(out, src, n);
-		atomic_thread_fence(memory_order_acquire);
+		copy_words(out, src, n, memory_order_acquire);
 		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
 			return;
 	}
@@ -87,8 +90,8 @@ void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_
 	unsigned s = atomic_load_explicit(&ep->seq, memory_order_relaxed);
 	atomic_store_explicit(&ep->seq, s + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	copy_words(&ep->load, &load, sizeof load);
-	copy_words(&ep->metrics, m, sizeof *m);
+	copy_words(&ep->load, &load, sizeof load, memory_order_relaxed);
+	copy_words(&ep->metrics, m, sizeof *m, memory_order_relaxed);
 	atomic_store_explicit(&ep->seq, s + 2, memory_order_release);
 }
 

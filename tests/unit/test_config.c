@@ -687,7 +687,7 @@ static void test_lookup_maps_match_scan(void **state)
 	char name[32];
 	for (int ns = 0; ns < 3; ns++)
 		for (int p = 0; p < 4; p++) {
-			char nsname[8], pname[8];
+			char nsname[16], pname[16];
 			snprintf(nsname, sizeof nsname, "n%d", ns);
 			snprintf(pname, sizeof pname, "p%d", p);
 			const struct ig_pool *pool = ig_config_find_pool(c, nsname, pname);

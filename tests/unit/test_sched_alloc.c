@@ -2,8 +2,8 @@
  * its relatives are interposed here (the library is linked statically, so
  * its calls land on these) and counted while a warmed-up thread schedules
  * for large pools, with GIE's default profile and with the decision tree.
- * Sanitizer builds bring their own allocator, so there the test is
- * skipped. */
+ * Sanitizer builds bring their own allocator: there the same schedules
+ * run (for the sanitizers' sake) without the count. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,15 +129,13 @@ static long count(struct ig_picker_config *c, int warm, int rounds)
 
 static void test_no_allocation_per_decision(void **state)
 {
-	if (!INTERPOSED)
-		skip();
 	pool();
 	struct ig_picker_config *c = ig_picker_config_default();
 	/* The counter works: creating a scheduler allocates. */
 	long before = allocations;
 	struct ig_scheduler *s = ig_scheduler_new(c);
 	ig_scheduler_free(s);
-	assert_true(allocations > before);
+	assert_true(allocations > before || !INTERPOSED);
 	assert_int_equal(count(c, 200, 500), 0);
 	ig_picker_config_free(c);
 	c = ig_picker_config_decision_tree();
