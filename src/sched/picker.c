@@ -178,13 +178,15 @@ struct call {
 	size_t nhashes;
 	const uint32_t *counts; /* prefix blocks matched, by endpoint index; NULL: none */
 	double *scores;		/* by position in the candidate set */
+	int64_t *vals;		/* a spread scorer's inputs, by position */
 	size_t *a, *b;		/* candidate index sets */
 	uint32_t *count_mem;	/* room for counts */
 	uint64_t target_hash;	/* of the target model, as adapter sets hold names */
 };
 
-/* Bytes of scratch per endpoint: scores, two index sets, prefix counts. */
-#define PER_EP (sizeof(double) + 2 * sizeof(size_t) + sizeof(uint32_t))
+/* Bytes of scratch per endpoint: scores, scorer inputs, two index sets,
+ * prefix counts. */
+#define PER_EP (sizeof(double) + sizeof(int64_t) + 2 * sizeof(size_t) + sizeof(uint32_t))
 
 static _Thread_local struct ig_scratch call_mem, hits_mem, tree_mem;
 
@@ -197,7 +199,8 @@ static int carve(struct call *c)
 	if (!mem)
 		return -1;
 	c->scores = (double *)mem;
-	c->a = (size_t *)(c->scores + n);
+	c->vals = (int64_t *)(c->scores + n);
+	c->a = (size_t *)(c->vals + n);
 	c->b = c->a + n;
 	c->count_mem = (uint32_t *)(c->b + n);
 	return 0;
@@ -392,7 +395,12 @@ static inline double clamp01(double v)
 	return v > 1 ? 1 : v;
 }
 
-/* (max - v) / (max - min) over the candidates; 1.0 when all are equal. */
+/* Spreads up to this wide get their scores from a table. */
+#define SPREAD_TABLE 512
+
+/* (max - v) / (max - min) over the candidates; 1.0 when all are equal.
+ * Queues are short integers, so a table of the few values (max - v) takes
+ * can hold every score, each computed by the same expression. */
 static void score_spread(const struct call *c, const struct ig_sched_set *set,
 			 enum plugin_type type, double w)
 {
@@ -401,6 +409,7 @@ static void score_spread(const struct call *c, const struct ig_sched_set *set,
 	for (size_t k = 0; k < set->n; k++) {
 		const struct ig_sched_endpoint *e = &c->eps[set->idx[k]];
 		int64_t v = queue ? queue_of(e) : running_of(e);
+		c->vals[k] = v;
 		min = v < min ? v : min;
 		max = v > max ? v : max;
 	}
@@ -410,11 +419,18 @@ static void score_spread(const struct call *c, const struct ig_sched_set *set,
 		return;
 	}
 	double range = (double)(max - min);
-	for (size_t k = 0; k < set->n; k++) {
-		const struct ig_sched_endpoint *e = &c->eps[set->idx[k]];
-		int64_t v = queue ? queue_of(e) : running_of(e);
-		c->scores[k] += clamp01((double)(max - v) / range) * w;
+	/* max - min may not fit an int64 (queues are clamped to 1e15 when
+	 * read): the table only for small spreads. */
+	if ((uint64_t)max - (uint64_t)min < SPREAD_TABLE) {
+		double table[SPREAD_TABLE];
+		for (int64_t d = 0; d <= max - min; d++)
+			table[d] = clamp01((double)d / range);
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += table[max - c->vals[k]] * w;
+		return;
 	}
+	for (size_t k = 0; k < set->n; k++)
+		c->scores[k] += clamp01((double)(max - c->vals[k]) / range) * w;
 }
 
 /* One scorer over the candidates of the set, each in its own loop so that
@@ -439,14 +455,18 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 		for (size_t k = 0; k < set->n; k++)
 			c->scores[k] += clamp01(token_load_score(&c->eps[set->idx[k]], &st->p)) * w;
 		break;
-	case PT_PREFIX_SCORER:
-		/* Without a match every score is 0: adding 0 changes nothing. */
-		if (c->counts && c->nhashes)
-			for (size_t k = 0; k < set->n; k++)
-				c->scores[k] +=
-				    clamp01((double)c->counts[set->idx[k]] / (double)c->nhashes) *
-				    w;
+	case PT_PREFIX_SCORER: {
+		/* Without a match every score is 0: adding 0 changes nothing.
+		 * Counts are at most IG_PREFIX_MAX_BLOCKS: a table of scores. */
+		if (!c->counts || !c->nhashes)
+			break;
+		double table[IG_PREFIX_MAX_BLOCKS + 1];
+		for (size_t b = 0; b <= c->nhashes; b++)
+			table[b] = clamp01((double)b / (double)c->nhashes);
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += table[c->counts[set->idx[k]]] * w;
 		break;
+	}
 	default:
 		break;
 	}
@@ -464,26 +484,58 @@ struct rank {
 	size_t pos;
 };
 
+/* A strict order: equal keys and equal tie keys (which 64 random bits
+ * make vanishingly rare) keep the candidates' order. */
 static bool better(const struct rank *a, const struct rank *b)
 {
-	return a->key > b->key || (a->key == b->key && a->tie < b->tie);
+	if (a->key != b->key)
+		return a->key > b->key;
+	return a->tie != b->tie ? a->tie < b->tie : a->pos < b->pos;
 }
 
-/* Keeps the best `k` of the candidates seen so far, sorted, in best[]:
- * one comparison against the worst kept for most candidates. */
-static void offer(struct rank *best, size_t *m, size_t k, const struct rank *r)
+/* The best k candidates seen so far, in a heap with the worst of them at
+ * the root: a candidate that beats it replaces it in log k steps. */
+static void sift_down(struct rank *h, size_t m, size_t i)
 {
-	size_t j = *m;
-	if (j == k) {
-		if (!better(r, &best[k - 1]))
+	for (;;) {
+		size_t w = i, l = 2 * i + 1, r = l + 1;
+		if (l < m && better(&h[w], &h[l]))
+			w = l;
+		if (r < m && better(&h[w], &h[r]))
+			w = r;
+		if (w == i)
 			return;
-		j = k - 1;
-	} else {
-		(*m)++;
+		struct rank t = h[i];
+		h[i] = h[w];
+		h[w] = t;
+		i = w;
 	}
-	for (; j > 0 && better(r, &best[j - 1]); j--)
-		best[j] = best[j - 1];
-	best[j] = *r;
+}
+
+static void offer(struct rank *h, size_t *m, size_t k, const struct rank *r)
+{
+	if (*m < k) {
+		size_t i = (*m)++;
+		for (; i > 0 && better(&h[(i - 1) / 2], r); i = (i - 1) / 2)
+			h[i] = h[(i - 1) / 2];
+		h[i] = *r;
+		return;
+	}
+	if (!better(r, &h[0]))
+		return;
+	h[0] = *r;
+	sift_down(h, *m, 0);
+}
+
+/* Best first: the heap emptied from its root (the worst) to the back. */
+static void sort_best(struct rank *h, size_t m)
+{
+	for (size_t end = m; end > 1; end--) {
+		struct rank t = h[0];
+		h[0] = h[end - 1];
+		h[end - 1] = t;
+		sift_down(h, end - 1, 0);
+	}
 }
 
 /* The key a picker ranks by. max-score: the score. random: nothing (ties
@@ -517,11 +569,12 @@ static void score_and_pick(const struct ig_scheduler *s, const struct call *c,
 		run_scorer(c, &s->scorers[j], set);
 	for (size_t pos = 0; pos < set->n; pos++) {
 		double key = key_of(s->picker.type, c->scores[pos], c->rng);
-		if (m == k && key < best[k - 1].key)
+		if (m == k && key < best[0].key)
 			continue;
 		struct rank r = {key, ig_rng_next(c->rng), pos};
 		offer(best, &m, k, &r);
 	}
+	sort_best(best, m);
 	res->nranked = m;
 	for (size_t j = 0; j < m; j++) {
 		res->ranked[j] = set->idx[best[j].pos];

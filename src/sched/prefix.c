@@ -19,10 +19,13 @@
  *   lookup reads is an atomic, written with release stores and read with
  *   acquire loads (plain moves on x86). The map from endpoint key to slot
  *   has a counter of its own, bumped when an endpoint comes or goes. A
- *   lookup walks the chains of up to 64 hashes side by side, one node of
- *   each per round, so that their cache misses overlap; it writes down
- *   every holder it meets (hash, endpoint slot, node) in memory of its
- *   thread's own and returns the endpoints met with their keys.
+ *   lookup counts the holders of each hash by endpoint slot and writes
+ *   down every holder's node and each line's counter, in memory of its
+ *   thread's own; it returns the endpoints it counted with their keys, so
+ *   the caller maps them to its candidates instead of the index mapping
+ *   every candidate's key to a slot. (Walking the chains of a block side
+ *   by side, one node of each per round, was tried: the bookkeeping cost
+ *   more than the overlapped misses saved.)
  * - A commit that follows a lookup starts from what the lookup wrote down
  *   for its endpoint (ig_prefix_seen): a node the lookup met that is still
  *   the endpoint's pair for the hash is refreshed without a walk, and a
@@ -1069,36 +1072,28 @@ out:
 
 /* ---- lookups ------------------------------------------------------------------- */
 
-/* A lookup walks the chains of a block of hashes side by side, one node of
- * each per round, so the cache misses of different chains overlap instead
- * of following one another; and it writes down every holder it meets, so
- * that the commit after it (ig_prefix_seen, ig_prefix_add_seen) need not
- * walk again. Its record lives in memory of the thread's own, kept between
- * lookups: a lookup allocates only when it meets more than any before. */
+/* A lookup counts, per endpoint slot, the hashes it holds, and writes down
+ * every holder's node and each line's counter, so that the commit after
+ * it (ig_prefix_seen, ig_prefix_add_seen) need not walk again. Its record
+ * lives in memory of the thread's own, kept between lookups: a lookup
+ * allocates only when it meets more than any before. */
 
-/* A holder met: hash number k, held in `node` by the endpoint of entry
- * `entry`; `next` is the previous one met for the same entry (NIL ends). */
-struct met {
-	uint32_t k, node, next;
-};
-
-/* An endpoint met, with the hashes it holds among those walked. */
-struct entry {
-	uint32_t slot, blocks, last;
-};
-
+/* A slot's count in the current lookup: valid when gen is the lookup's,
+ * which spares clearing the counts of every slot at each lookup. */
 struct stamp {
-	uint32_t gen, entry; /* entry is valid when gen is the lookup's */
+	uint32_t gen, blocks;
 };
 
 struct ig_prefix_walk {
 	uintptr_t table; /* the table word the walk read */
-	size_t n;	 /* hashes walked in full: every holder of each is in mets */
+	size_t n;	 /* hashes walked: every holder of each is in nodes */
 	uint32_t seq[IG_PREFIX_MAX_BLOCKS];
-	struct met *mets;
-	size_t nmets, capmets;
-	struct entry *entries;
-	size_t nentries;
+	/* Hash k's holders are nodes[first[k]] to nodes[first[k + 1] - 1]. */
+	uint32_t first[IG_PREFIX_MAX_BLOCKS + 1];
+	uint32_t *nodes;
+	size_t nnodes, capnodes;
+	uint32_t *touched; /* the slots counted, in the order met */
+	size_t ntouched;
 	struct stamp *by_slot; /* cap_slots long */
 	size_t cap_slots;
 	uint32_t gen;
@@ -1106,7 +1101,7 @@ struct ig_prefix_walk {
 };
 
 static _Thread_local struct ig_prefix_walk thread_walk;
-static _Thread_local struct ig_scratch mets_mem, slots_mem, entries_mem, hits_mem;
+static _Thread_local struct ig_scratch nodes_mem, slots_mem, touched_mem, hits_mem;
 
 /* Room for lookups among n endpoints. */
 static int walk_reserve(struct ig_prefix_walk *w, size_t n)
@@ -1120,120 +1115,104 @@ static int walk_reserve(struct ig_prefix_walk *w, size_t n)
 		w->cap_slots = n;
 		w->gen = 0;
 	}
-	w->entries = ig_scratch_get(&entries_mem, n * sizeof(*w->entries));
+	w->touched = ig_scratch_get(&touched_mem, n * sizeof(*w->touched));
 	w->hits = ig_scratch_get(&hits_mem, n * sizeof(*w->hits));
-	if (!w->mets) {
-		w->capmets = 1024;
-		w->mets = ig_scratch_get(&mets_mem, w->capmets * sizeof(*w->mets));
+	if (!w->nodes) {
+		w->capnodes = 1024;
+		w->nodes = ig_scratch_get(&nodes_mem, w->capnodes * sizeof(*w->nodes));
 	}
-	return w->entries && w->hits && w->mets ? 0 : -1;
+	return w->touched && w->hits && w->nodes ? 0 : -1;
 }
 
 /* Starts a lookup's record: a new generation makes every stamp stale. */
-static void walk_start(struct ig_prefix_walk *w, uintptr_t table)
+static void walk_start(struct ig_prefix_walk *w)
 {
 	if (++w->gen == 0) {
 		memset(w->by_slot, 0, w->cap_slots * sizeof(*w->by_slot));
 		w->gen = 1;
 	}
-	w->table = table;
 	w->n = 0;
-	w->nmets = 0;
-	w->nentries = 0;
+	w->nnodes = 0;
+	w->ntouched = 0;
 }
 
 #define RACED SIZE_MAX
 #define FULL (SIZE_MAX - 1)
 
-/* Records that slot holds hash k in node; FULL when the record has no room. */
-static inline size_t meet(struct ig_prefix_walk *w, uint32_t slot, uint32_t k, uint32_t node)
-{
-	if (w->nmets == w->capmets)
-		return FULL;
-	struct stamp *st = &w->by_slot[slot];
-	if (st->gen != w->gen) {
-		*st = (struct stamp){w->gen, (uint32_t)w->nentries};
-		w->entries[w->nentries++] = (struct entry){slot, 0, NIL};
-	}
-	struct entry *e = &w->entries[st->entry];
-	w->mets[w->nmets] = (struct met){k, node, e->last};
-	e->last = (uint32_t)w->nmets++;
-	return 0;
-}
-
-/* One chain being walked. */
-struct cursor {
-	const struct line *ln;
-	uint64_t hash;
-	uint32_t seq, limit, at;
-	bool held;
+/* The record's fields a walk updates, in locals so that they stay in
+ * registers (the record is thread-local memory the compiler must
+ * otherwise reload after every store). */
+struct tally {
+	uint32_t *nodes;
+	size_t nnodes, capnodes;
+	struct stamp *by_slot;
+	uint32_t *touched;
+	size_t ntouched;
+	uint32_t gen, n;
 };
 
-/* Walks the chains of hashes[k0, k0 + nb) side by side and records their
- * holders below slot n. Returns how many of them are held before the first
- * that is not (nb when all are), RACED when a walk raced a commit, FULL
- * when the record ran out of room. */
+/* Records a holder of the hash being walked; its slot counts one more when
+ * below n (endpoints that arrive during the lookup are left out). False
+ * when the record has no room. */
+static inline bool meet(struct tally *t, uint32_t slot, uint32_t node)
+{
+	if (t->nnodes == t->capnodes)
+		return false;
+	t->nodes[t->nnodes++] = node;
+	if (slot >= t->n)
+		return true;
+	struct stamp *st = &t->by_slot[slot];
+	if (st->gen != t->gen) {
+		*st = (struct stamp){t->gen, 0};
+		t->touched[t->ntouched++] = slot;
+	}
+	st->blocks++;
+	return true;
+}
+
+/* Walks the chains of hashes[k0, k0 + nb) in order, recording their
+ * holders, up to the first hash nobody holds. Returns how many are held
+ * before it (nb when all are), RACED when a walk raced a commit, FULL when
+ * the record ran out of room. */
 static size_t walk_block(const struct ig_prefix_index *x, struct view v, const uint64_t *hashes,
-			 size_t k0, size_t nb, struct ig_prefix_walk *w, uint32_t n)
+			 size_t k0, size_t nb, struct ig_prefix_walk *w, struct tally *t)
 {
 	const struct node *nodes = x->nodes;
 	struct spot sp[BLOCK];
-	struct cursor cur[BLOCK];
-	uint8_t active[BLOCK];
-	size_t nact = 0;
 	locate(hashes + k0, nb, sp);
-	for (size_t k = 0; k < nb; k++)
-		__builtin_prefetch(&v.lines[sp[k].m & v.mask]);
+	prefetch(nodes, v, sp, nb);
 	for (size_t k = 0; k < nb; k++) {
-		struct cursor *c = &cur[k];
-		c->ln = &v.lines[sp[k].m & v.mask];
-		c->hash = hashes[k0 + k];
-		c->seq = atomic_load_explicit(&c->ln->seq, memory_order_acquire);
-		c->limit = atomic_load_explicit(&c->ln->live, memory_order_relaxed) + 1;
-		c->at = atomic_load_explicit(&c->ln->head[sp[k].h], memory_order_acquire);
-		c->held = false;
-		w->seq[k0 + k] = c->seq;
-		if (c->at != NIL) {
-			__builtin_prefetch(&nodes[c->at]);
-			active[nact++] = (uint8_t)k;
+		const struct line *ln = &v.lines[sp[k].m & v.mask];
+		uint64_t hash = hashes[k0 + k];
+		uint32_t seq = atomic_load_explicit(&ln->seq, memory_order_acquire);
+		uint32_t limit = atomic_load_explicit(&ln->live, memory_order_relaxed) + 1;
+		uint32_t i = atomic_load_explicit(&ln->head[sp[k].h], memory_order_acquire);
+		size_t before = t->nnodes;
+		w->first[k0 + k] = (uint32_t)before;
+		for (; i != NIL && limit; i = next_of(&nodes[i]), limit--) {
+			if (hash_of(&nodes[i]) != hash)
+				continue;
+			uint32_t slot =
+			    atomic_load_explicit(&nodes[i].server, memory_order_relaxed);
+			if (!meet(t, slot, i))
+				return FULL;
 		}
-	}
-	while (nact) {
-		size_t still = 0;
-		for (size_t j = 0; j < nact; j++) {
-			struct cursor *c = &cur[active[j]];
-			const struct node *nd = &nodes[c->at];
-			if (hash_of(nd) == c->hash) {
-				c->held = true;
-				uint32_t slot =
-				    atomic_load_explicit(&nd->server, memory_order_relaxed);
-				if (slot < n &&
-				    meet(w, slot, (uint32_t)(k0 + active[j]), c->at) == FULL)
-					return FULL;
-			}
-			c->at = next_of(nd);
-			if (c->at != NIL && --c->limit) {
-				__builtin_prefetch(&nodes[c->at]);
-				active[still++] = active[j];
-			}
-		}
-		nact = still;
-	}
-	size_t held = nb;
-	for (size_t k = 0; k < nb; k++) {
-		if (!walk_ok(cur[k].ln, cur[k].seq, cur[k].at == NIL))
+		if (!walk_ok(ln, seq, i == NIL))
 			return RACED;
-		if (!cur[k].held && held == nb)
-			held = k;
+		w->seq[k0 + k] = seq;
+		w->n = k0 + k + 1;
+		w->first[w->n] = (uint32_t)t->nnodes;
+		if (t->nnodes == before)
+			return k;
 	}
-	return held;
+	return nb;
 }
 
 /* The walk proper: the number of hashes held in a row from the first, or
- * RACED or FULL. Holders of hashes past that number are recorded too, up
- * to the end of their block (w->n), for the commit. */
+ * RACED or FULL. The record covers those and the first hash not held
+ * (w->n), for the commit. */
 static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
-		   struct ig_prefix_walk *w, uint32_t n)
+		   struct ig_prefix_walk *w, struct tally *t)
 {
 	for (size_t k0 = 0; k0 < nhashes; k0 += BLOCK) {
 		size_t nb = nhashes - k0 < BLOCK ? nhashes - k0 : BLOCK;
@@ -1243,33 +1222,25 @@ static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size
 		else if (word != w->table)
 			return RACED; /* the table grew: one view for the whole record */
 		struct view v = {table_of(word)->lines, ((uint64_t)1 << (word & 63)) - 1};
-		size_t held = walk_block(x, v, hashes, k0, nb, w, n);
+		size_t held = walk_block(x, v, hashes, k0, nb, w, t);
 		if (held == RACED || held == FULL)
 			return held;
-		w->n = k0 + nb;
 		if (held < nb)
 			return k0 + held;
 	}
 	return nhashes;
 }
 
-/* Counts, per endpoint met, the hashes it holds among the first `walked`,
- * and lists those with any in w->hits with their keys. */
-static size_t walk_hits(const struct ig_prefix_index *x, struct ig_prefix_walk *w, size_t walked)
+/* The endpoints counted, with their keys. */
+static size_t walk_hits(const struct ig_prefix_index *x, struct ig_prefix_walk *w)
 {
-	size_t nhits = 0;
-	for (size_t e = 0; e < w->nentries; e++) {
-		struct entry *en = &w->entries[e];
-		en->blocks = 0;
-		for (uint32_t m = en->last; m != NIL; m = w->mets[m].next)
-			en->blocks += w->mets[m].k < walked;
-		if (en->blocks)
-			w->hits[nhits++] = (struct ig_prefix_hit){
-			    atomic_load_explicit(&server_at(x, en->slot)->pub_key,
-						 memory_order_acquire),
-			    en->blocks};
+	for (size_t t = 0; t < w->ntouched; t++) {
+		uint32_t slot = w->touched[t];
+		w->hits[t] = (struct ig_prefix_hit){
+		    atomic_load_explicit(&server_at(x, slot)->pub_key, memory_order_acquire),
+		    w->by_slot[slot].blocks};
 	}
-	return nhits;
+	return w->ntouched;
 }
 
 size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
@@ -1297,20 +1268,23 @@ size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_
 		uint32_t seq = atomic_load_explicit(&x->map_seq, memory_order_acquire);
 		if (seq & 1)
 			continue;
-		walk_start(w, 0);
-		walked = walk(x, hashes, nhashes, w, n);
+		walk_start(w);
+		struct tally t = {w->nodes, 0, w->capnodes, w->by_slot, w->touched, 0, w->gen, n};
+		walked = walk(x, hashes, nhashes, w, &t);
+		w->nnodes = t.nnodes;
+		w->ntouched = t.ntouched;
 		if (walked == FULL) {
-			struct met *m = ig_scratch_get(&mets_mem, 2 * w->capmets * sizeof(*m));
+			uint32_t *m = ig_scratch_get(&nodes_mem, 2 * w->capnodes * sizeof(*m));
 			if (!m)
 				return 0;
-			w->mets = m;
-			w->capmets *= 2;
+			w->nodes = m;
+			w->capnodes *= 2;
 			spins = 0;
 			continue;
 		}
 		if (walked == RACED)
 			continue;
-		*nhits = walk_hits(x, w, walked);
+		*nhits = walk_hits(x, w);
 		if (atomic_load_explicit(&x->map_seq, memory_order_relaxed) == seq)
 			break;
 	}
@@ -1348,13 +1322,18 @@ void ig_prefix_seen(struct ig_prefix_index *x, const struct ig_prefix_walk *w, u
 	out->table = w->table;
 	out->n = w->n;
 	memcpy(out->seq, w->seq, w->n * sizeof(w->seq[0]));
-	for (size_t k = 0; k < w->n; k++)
+	/* The endpoint's node among each hash's holders, by what the node
+	 * says now: a node that changed since is checked again by the
+	 * commit, under the endpoint's lock. */
+	for (size_t k = 0; k < w->n; k++) {
 		out->node[k] = NIL;
-	if (slot >= w->cap_slots || w->by_slot[slot].gen != w->gen)
-		return; /* the endpoint held none of the hashes walked */
-	const struct entry *e = &w->entries[w->by_slot[slot].entry];
-	for (uint32_t m = e->last; m != NIL; m = w->mets[m].next)
-		out->node[w->mets[m].k] = w->mets[m].node;
+		for (uint32_t i = w->first[k]; slot != NIL && i < w->first[k + 1]; i++)
+			if (atomic_load_explicit(&x->nodes[w->nodes[i]].server,
+						 memory_order_relaxed) == slot) {
+				out->node[k] = w->nodes[i];
+				break;
+			}
+	}
 }
 
 void ig_prefix_size(struct ig_prefix_index *x, uint64_t *entries, uint64_t *bytes)
