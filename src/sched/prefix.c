@@ -882,11 +882,15 @@ static void prefetch(const struct node *nodes, struct view v, const struct spot 
 {
 	for (size_t k = 0; k < n; k++)
 		__builtin_prefetch(&v.lines[sp[k].m & v.mask]);
+	/* No branch on the heads: a branch on a value still in flight from
+	 * memory, mispredicted, would hold the next loads back until it
+	 * arrives, and the misses would follow one another again. An empty
+	 * bucket prefetches node 0. */
 	for (size_t k = 0; k < n; k++) {
 		uint32_t i = atomic_load_explicit(&v.lines[sp[k].m & v.mask].head[sp[k].h],
 						  memory_order_acquire);
-		if (i != NIL)
-			__builtin_prefetch(&nodes[i]);
+		uint32_t keep = 0u - (uint32_t)(i != NIL); /* all ones, or zero */
+		__builtin_prefetch(&nodes[i & keep]);
 	}
 }
 
