@@ -29,7 +29,8 @@ completion connection that stays idle that long after an answer, and
 `rst_metrics_idle_ms` does the same to the scraper's connections.
 `/metrics` with a query (vLLM answers name[] parameters with the named
 families only) gets the same page, or, when `metrics_query_status` is set,
-an empty answer with that status, as a server that knows no query would.
+an empty answer with that status, as a server that knows no query would;
+such a scrape is recorded with path `/metrics` and its query in `query`.
 
 Everything received is recorded: `requests` (every request, /metrics
 included, with the connection it came on and its rank there) and `events`
@@ -82,8 +83,8 @@ class Request:
         self.conn = conn          # connection id
         self.nth = nth            # 1 for the first request on its connection
         self.method = method
-        self.path = path          # without the query
-        self.query = ""
+        self.path = path          # the target; /metrics scrapes without their query
+        self.query = ""           # what follows "?", if anything
         self.headers = headers    # lower-cased names
         self.body = body
         self.outcome = None       # what the pod did with it (answered, dropped, held...)
@@ -161,6 +162,7 @@ class FakePod:
         """Changes what the next completion requests get."""
         assert mode in MODES, mode
         self.mode, self.params = mode, dict(params)
+        self._answered = 0
 
     def stop(self):
         """Closes the listener and every connection (a plain close); waits
@@ -326,6 +328,8 @@ class FakePod:
         lines = head.decode("latin-1").split("\r\n")
         method, target = lines[0].split(" ")[:2]
         path, _, query = target.partition("?")
+        if path != "/metrics":
+            path = target
         headers = {}
         for line in lines[1:]:
             k, _, v = line.partition(":")
@@ -389,9 +393,16 @@ class FakePod:
         except ValueError:
             return "fake"
 
-    def _mode_json(self, conn, req, delay_ms=0, tokens=1, text=None, prompt_tokens=3):
+    def _mode_json(self, conn, req, delay_ms=0, tokens=1, text=None, prompt_tokens=3,
+                   statuses=None):
         if delay_ms:
             time.sleep(delay_ms / 1000.0)
+        # statuses: the status of each completion in turn (the last repeats).
+        status = 200
+        if statuses:
+            with self._cond:
+                self._answered = getattr(self, "_answered", 0) + 1
+                status = statuses[min(self._answered, len(statuses)) - 1]
         body = json.dumps({
             "id": "cmpl-fake-%d-%d" % (conn.id, conn.nreq), "object": "text_completion",
             "created": int(time.time()), "model": self._model(req),
@@ -400,8 +411,8 @@ class FakePod:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
                       "total_tokens": prompt_tokens + tokens}}).encode()
         req.outcome = "answered"
-        return self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return self._send(conn, b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n" % (status, len(body)) + body)
 
     def _sse_event(self, req, i, last, space=True, usage=None):
         event = {

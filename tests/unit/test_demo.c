@@ -246,7 +246,7 @@ static void test_seed_request(void **state)
 	assert_string_equal(ig_buf_cstr(&body),
 			    "{\"model\": \"tweet-summary\", \"prompt\": \"Write as if you were a "
 			    "critic: San Francisco\", \"max_tokens\": 100, \"temperature\": 0}");
-	assert_int_equal(ig_demo_curl_line("127.0.0.1", 8081, "{\"p\": \"it's\"}", &curl), 0);
+	assert_int_equal(ig_demo_curl_line("127.0.0.1", 8081, NULL, "{\"p\": \"it's\"}", &curl), 0);
 	assert_string_equal(ig_buf_cstr(&curl),
 			    "curl http://127.0.0.1:8081/v1/completions -H 'Content-Type: "
 			    "application/json' -d '{\"p\": \"it'\\''s\"}'");

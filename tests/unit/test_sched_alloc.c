@@ -1,7 +1,8 @@
 /* The picker allocates nothing per decision at any pool size: malloc and
  * its relatives are interposed here (the library is linked statically, so
  * its calls land on these) and counted while a warmed-up thread schedules
- * for large pools, with GIE's default profile and with the decision tree.
+ * for large pools, with GIE's default profile, with the decision tree, and
+ * with profiles picked per request by header-profile-handler.
  * Sanitizer builds bring their own allocator: there the same schedules
  * run (for the sanitizers' sake) without the count. */
 #include <setjmp.h>
@@ -97,8 +98,9 @@ static void pool(void)
 		prompt[i] = (char)('a' + ig_rng_below(&rng, 26));
 }
 
-/* Allocations made by `rounds` schedules after `warm` ones, on this thread. */
-static long count(struct ig_picker_config *c, int warm, int rounds)
+/* Allocations made by `rounds` schedules after `warm` ones, on this thread;
+ * the requests name the profiles of `profiles` in turn (none when NULL). */
+static long count(struct ig_picker_config *c, int warm, int rounds, const char *const *profiles)
 {
 	struct ig_scheduler *s = ig_scheduler_new(c);
 	assert_non_null(s);
@@ -114,6 +116,8 @@ static long count(struct ig_picker_config *c, int warm, int rounds)
 		struct ig_sched_result res = {.ranked = ranked};
 		/* Prompts of growing length: lookups of more and more blocks. */
 		req.prefix_input = (struct ig_str){prompt, 64 * (size_t)(1 + r % 64)};
+		if (profiles)
+			req.profile = ig_str_from(profiles[r % 3]);
 		assert_int_equal(ig_schedule(s, &req, eps, NEPS, &rng, &res), 0);
 		assert_true(res.nranked > 0);
 		/* Commits only during the warm-up: a commit may grow the
@@ -136,10 +140,29 @@ static void test_no_allocation_per_decision(void **state)
 	struct ig_scheduler *s = ig_scheduler_new(c);
 	ig_scheduler_free(s);
 	assert_true(allocations > before || !INTERPOSED);
-	assert_int_equal(count(c, 200, 500), 0);
+	assert_int_equal(count(c, 200, 500, NULL), 0);
 	ig_picker_config_free(c);
 	c = ig_picker_config_decision_tree();
-	assert_int_equal(count(c, 50, 200), 0);
+	assert_int_equal(count(c, 50, 200, NULL), 0);
+	ig_picker_config_free(c);
+	/* Three profiles, one with the LoRA scorer (which reads adapter
+	 * sets), the request's header picking one ("" the default). */
+	static const char multi[] =
+	    "plugins:\n- type: header-profile-handler\n  parameters: {defaultProfile: cache}\n"
+	    "- type: queue-scorer\n- type: kv-cache-utilization-scorer\n"
+	    "- type: prefix-cache-scorer\n- type: lora-affinity-scorer\n"
+	    "schedulingProfiles:\n"
+	    "- name: cache\n  plugins: [{pluginRef: queue-scorer}, {pluginRef: "
+	    "kv-cache-utilization-scorer}, {pluginRef: prefix-cache-scorer, weight: 3}]\n"
+	    "- name: lora\n  plugins: [{pluginRef: lora-affinity-scorer}, {pluginRef: "
+	    "queue-scorer}]\n"
+	    "- name: short\n  plugins: [{pluginRef: queue-scorer}]\n";
+	struct ig_diags d = {0};
+	c = NULL;
+	assert_int_equal(ig_picker_config_parse("multi.yaml", multi, sizeof multi - 1, &c, &d), 0);
+	ig_diags_free(&d);
+	static const char *const names[] = {"", "lora", "short"};
+	assert_int_equal(count(c, 60, 300, names), 0);
 	ig_picker_config_free(c);
 }
 
