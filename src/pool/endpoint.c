@@ -55,6 +55,9 @@ _Static_assert(sizeof(struct ig_endpoint_metrics) % sizeof(uint64_t) == 0,
 	       "metrics copied in 64-bit words");
 _Static_assert(sizeof(struct ig_endpoint_load) % sizeof(uint64_t) == 0,
 	       "load copied in 64-bit words");
+_Static_assert(sizeof(struct ig_cache_config) == sizeof(uint64_t) &&
+		   offsetof(struct ig_endpoint_metrics, cache) % sizeof(uint64_t) == 0,
+	       "the cache configuration is one word of the metrics");
 _Static_assert(offsetof(struct ig_endpoint, key) + sizeof(uint64_t) <= 64,
 	       "what a request reads of an endpoint is one cache line");
 
@@ -81,6 +84,11 @@ void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_m
 void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out)
 {
 	read_under_seq(ep, &ep->load, out, sizeof *out);
+}
+
+void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out)
+{
+	read_under_seq(ep, &ep->metrics.cache, out, sizeof *out);
 }
 
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m)

@@ -88,6 +88,8 @@ void ig_endpoint_put(struct ig_endpoint *ep);
 void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
 void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out);
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m);
+/* Only the cache configuration of the full metrics (one word). */
+void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out);
 
 /* Worker-side accounting; `slot` is the worker's index. A request counts
  * as pending on the endpoint from its dispatch until it finishes or a

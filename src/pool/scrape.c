@@ -18,11 +18,19 @@
  * is less to send, read and parse at every scrape (and less for the model
  * server to render). A server that answers such a request with something
  * else than a page with at least one of them is scraped at the plain
- * /metrics from then on. */
+ * /metrics from then on.
+ *
+ * vllm:cache_config_info (a dozen labels, as long as the rest together)
+ * describes a cache that does not change while the server runs: it is
+ * asked for every CACHE_EVERY_NS, and at every scrape, CACHE_RETRY_NS
+ * apart, while the server has not given it. */
 #define NAME "name%5B%5D=vllm:"
 #define FILTERED_PATH                                                                              \
 	"/metrics?" NAME "num_requests_waiting&" NAME "num_requests_running&" NAME                 \
 	"kv_cache_usage_perc&" NAME "gpu_cache_usage_perc&" NAME "lora_requests_info"
+#define CACHE_PATH FILTERED_PATH "&" NAME "cache_config_info"
+#define CACHE_EVERY_NS (10 * 1000000000ull)
+#define CACHE_RETRY_NS (1000000000ull)
 
 struct target {
 	struct ig_scraper *owner;
@@ -37,8 +45,11 @@ struct target {
 	/* The epoch this scrape started when it was sent: requests
 	 * dispatched before it are in its page. */
 	unsigned epoch;
-	char req[512];
-	size_t reqlen;
+	/* The request, and the same asking for cache_config_info too. */
+	char req[384], req_cache[416];
+	size_t reqlen, reqlen_cache;
+	uint64_t cache_due_ns; /* when to ask for cache_config_info next */
+	bool cache_asked;      /* the scrape in flight asked for it */
 };
 
 struct ig_scraper {
@@ -49,13 +60,22 @@ struct ig_scraper {
 	size_t n;
 };
 
-static void build_request(struct target *t)
+static size_t format_request(char *buf, size_t size, const char *path, const char *host)
 {
-	int len = snprintf(t->req, sizeof t->req,
+	int len = snprintf(buf, size,
 			   "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/plain\r\n"
 			   "User-Agent: infergate\r\n\r\n",
-			   t->plain ? "/metrics" : FILTERED_PATH, t->ep->addr);
-	t->reqlen = len > 0 && (size_t)len < sizeof t->req ? (size_t)len : 0;
+			   path, host);
+	return len > 0 && (size_t)len < size ? (size_t)len : 0;
+}
+
+static void build_request(struct target *t)
+{
+	const char *addr = t->ep->addr;
+	t->reqlen =
+	    format_request(t->req, sizeof t->req, t->plain ? "/metrics" : FILTERED_PATH, addr);
+	t->reqlen_cache = format_request(t->req_cache, sizeof t->req_cache,
+					 t->plain ? "/metrics" : CACHE_PATH, addr);
 }
 
 /* The filtered request got an answer that is not a page with our
@@ -91,6 +111,10 @@ static void target_done(struct target *t, bool ok)
 			ok = false;
 		} else {
 			m.updated_ns = ig_now_ns();
+			if (t->cache_asked)
+				t->cache_due_ns =
+				    m.updated_ns +
+				    (found & IG_FAM_CACHE ? CACHE_EVERY_NS : CACHE_RETRY_NS);
 			ig_endpoint_write_metrics(t->ep, &m);
 			/* The page counts what was dispatched before it was asked for. */
 			ig_endpoint_scrape_applied(t->ep, t->epoch);
@@ -182,7 +206,10 @@ static void start(struct target *t)
 	t->status = 0;
 	t->epoch = ig_endpoint_scrape_sent(t->ep);
 	ig_timer_start(s->loop, &t->timeout, s->cfg.timeout_ms, on_timeout, t);
-	if (ig_http_client_send(t->conn, t->req, t->reqlen, false, 0, &cbs, t) < 0) {
+	t->cache_asked = ig_now_ns() >= t->cache_due_ns;
+	const char *req = t->cache_asked ? t->req_cache : t->req;
+	size_t len = t->cache_asked ? t->reqlen_cache : t->reqlen;
+	if (ig_http_client_send(t->conn, req, len, false, 0, &cbs, t) < 0) {
 		drop_conn(t);
 		target_done(t, false);
 	}

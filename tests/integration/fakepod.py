@@ -31,6 +31,8 @@ completion connection that stays idle that long after an answer, and
 families only) gets the same page, or, when `metrics_query_status` is set,
 an empty answer with that status, as a server that knows no query would;
 such a scrape is recorded with path `/metrics` and its query in `query`.
+`cache_config` = (block_size, num_gpu_blocks) adds vllm:cache_config_info
+to the page with those labels, as vLLM writes it.
 
 Everything received is recorded: `requests` (every request, /metrics
 included, with the connection it came on and its rank there) and `events`
@@ -65,6 +67,15 @@ vllm:kv_cache_usage_perc {kv}
 # HELP vllm:lora_requests_info Running stats on lora requests.
 # TYPE vllm:lora_requests_info gauge
 vllm:lora_requests_info{{running_lora_adapters="",waiting_lora_adapters="",max_lora="4"}} 1
+"""
+
+CACHE_CONFIG = """# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig
+# TYPE vllm:cache_config_info gauge
+vllm:cache_config_info{{block_size="{block}",cache_dtype="auto",calculate_kv_scales="False",\
+cpu_offload_gb="0",enable_prefix_caching="True",gpu_memory_utilization="0.9",\
+is_attention_free="False",num_cpu_blocks="None",num_gpu_blocks="{blocks}",\
+num_gpu_blocks_override="None",prefix_caching_hash_algo="builtin",sliding_window="None",\
+swap_space="4",swap_space_bytes="4294967296"}} 1.0
 """
 
 MODES = ("json", "sse", "sse_cut", "close_on_reuse", "close", "hold", "garbage", "huge")
@@ -134,6 +145,7 @@ class FakePod:
         self.rst_idle_ms = None
         self.rst_metrics_idle_ms = None
         self.metrics_query_status = None
+        self.cache_config = None
         self.mode, self.params = "json", {}
         self.set(mode, **params)
         self.requests = []
@@ -365,7 +377,11 @@ class FakePod:
                     conn.kind = "metrics"
                     req.outcome = "answered"
                     page = METRICS_PAGE.format(running=self.running, waiting=self.waiting,
-                                               kv=self.kv).encode()
+                                               kv=self.kv)
+                    if self.cache_config:
+                        page += CACHE_CONFIG.format(block=self.cache_config[0],
+                                                    blocks=self.cache_config[1])
+                    page = page.encode()
                     status = b"200 OK"
                     if req.query and self.metrics_query_status:
                         status, page = b"%d Refused" % self.metrics_query_status, b""

@@ -271,7 +271,10 @@ static void test_extract_seed_page(void **state)
 {
 	struct ig_endpoint_metrics m = {0};
 	int found = extract(vllm_page, &m);
-	assert_int_equal(found, IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA);
+	assert_int_equal(found,
+			 IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA | IG_FAM_CACHE);
+	assert_int_equal(m.cache.block_tokens, 16);
+	assert_int_equal(m.cache.gpu_blocks, 9362);
 	assert_int_equal(m.waiting, 3);
 	assert_int_equal(m.running, 1);
 	assert_true(m.kv_usage == 0.0021);
@@ -341,10 +344,56 @@ static void test_extract_latest_sample(void **state)
 	assert_int_equal(m.running, 3);
 }
 
+/* vllm:cache_config_info: the labels of the latest sample (vLLM V1 writes
+ * one per engine); each label is taken when it is a count that fits, and
+ * left as it was otherwise; a page without the family keeps both. */
+static void test_extract_cache_config(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	assert_int_equal(
+	    extract(
+		"vllm:cache_config_info{block_size=\"32\",cache_dtype=\"auto\",engine=\"0\","
+		"enable_prefix_caching=\"True\",num_cpu_blocks=\"0\",num_gpu_blocks=\"700\"} 1.0\n"
+		"vllm:cache_config_info{block_size=\"64\",engine=\"1\",num_gpu_blocks=\"800\"} "
+		"1.0\n",
+		&m),
+	    IG_FAM_CACHE);
+	assert_int_equal(m.cache.block_tokens, 64);
+	assert_int_equal(m.cache.gpu_blocks, 800);
+	/* With timestamps, the greatest wins. */
+	extract("vllm:cache_config_info{block_size=\"8\",num_gpu_blocks=\"10\"} 1 300\n"
+		"vllm:cache_config_info{block_size=\"128\",num_gpu_blocks=\"20\"} 1 100\n",
+		&m);
+	assert_int_equal(m.cache.block_tokens, 8);
+	assert_int_equal(m.cache.gpu_blocks, 10);
+	/* Unreadable, zero, negative or too large: that label keeps its value. */
+	assert_int_equal(
+	    extract("vllm:cache_config_info{block_size=\"x\",num_gpu_blocks=\"30\"} 1\n", &m),
+	    IG_FAM_CACHE);
+	assert_int_equal(m.cache.block_tokens, 8);
+	assert_int_equal(m.cache.gpu_blocks, 30);
+	assert_int_equal(
+	    extract("vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"4294967296\"} 1\n",
+		    &m),
+	    IG_FAM_CACHE);
+	assert_int_equal(m.cache.block_tokens, 16);
+	assert_int_equal(m.cache.gpu_blocks, 30);
+	assert_int_equal(
+	    extract("vllm:cache_config_info{block_size=\"0\",num_gpu_blocks=\"-5\"} 1\n", &m), 0);
+	assert_int_equal(extract("vllm:cache_config_info{cache_dtype=\"auto\"} 1\n", &m), 0);
+	assert_int_equal(m.cache.block_tokens, 16);
+	assert_int_equal(m.cache.gpu_blocks, 30);
+	/* Other families leave it alone. */
+	assert_int_equal(extract("vllm:num_requests_waiting 2\n", &m), IG_FAM_WAITING);
+	assert_int_equal(m.cache.block_tokens, 16);
+	assert_int_equal(m.cache.gpu_blocks, 30);
+}
+
 static void test_extract_nan_and_huge(void **state)
 {
 	struct ig_endpoint_metrics m = {.waiting = 4, .kv_usage = 0.1};
-	assert_int_equal(extract("vllm:num_requests_waiting NaN\nvllm:kv_cache_usage_perc NaN\n", &m), 0);
+	assert_int_equal(
+	    extract("vllm:num_requests_waiting NaN\nvllm:kv_cache_usage_perc NaN\n", &m), 0);
 	assert_int_equal(m.waiting, 4);
 	assert_true(m.kv_usage == 0.1);
 	assert_int_equal(extract("vllm:num_requests_waiting +Inf\n", &m), IG_FAM_WAITING);
@@ -458,6 +507,7 @@ int main(void)
 		cmocka_unit_test(test_extract_invalid_page_changes_nothing),
 		cmocka_unit_test(test_extract_kv_names),
 		cmocka_unit_test(test_extract_latest_sample),
+		cmocka_unit_test(test_extract_cache_config),
 		cmocka_unit_test(test_extract_nan_and_huge),
 		cmocka_unit_test(test_extract_lora_many_series),
 		cmocka_unit_test(test_extract_lora_none_qualifies),

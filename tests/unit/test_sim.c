@@ -474,8 +474,21 @@ static void test_metrics_name_filter(void **state)
 	assert_true(b.len < page.len / 3);
 	struct ig_endpoint_metrics whole = {0}, part = {0};
 	int fw = ig_vllm_metrics_extract(page.ptr, page.len, &whole);
+	assert_int_equal(fw,
+			 IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA | IG_FAM_CACHE);
+	assert_int_equal(ig_vllm_metrics_extract(b.ptr, b.len, &part), fw & ~IG_FAM_CACHE);
+	/* Now and then the scraper asks for cache_config_info too: then the
+	 * answer gives what the whole page gives. */
+	struct ig_str with_cache =
+	    IG_STR("name%5B%5D=vllm:num_requests_waiting&name%5B%5D=vllm:num_requests_running&"
+		   "name%5B%5D=vllm:kv_cache_usage_perc&name%5B%5D=vllm:gpu_cache_usage_perc&"
+		   "name%5B%5D=vllm:lora_requests_info&name%5B%5D=vllm:cache_config_info");
+	ig_buf_reset(&b);
+	assert_int_equal(ig_sim_filter_metrics(ig_buf_str(&page), with_cache, &b), 0);
+	memset(&part, 0, sizeof part);
 	assert_int_equal(ig_vllm_metrics_extract(b.ptr, b.len, &part), fw);
-	assert_int_equal(fw, IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA);
+	assert_int_equal(part.cache.block_tokens, c.block_size);
+	assert_int_equal(part.cache.gpu_blocks, c.num_gpu_blocks);
 	assert_memory_equal(&whole, &part, sizeof whole);
 	/* Decoded names, '+' for a blank; other parameters are ignored. */
 	ig_buf_reset(&b);
