@@ -123,7 +123,8 @@ struct server {
 	uint64_t key;
 	uint32_t newest, oldest;
 	uint32_t count;
-	uint32_t spare; /* nodes of this slot not in use */
+	uint32_t capacity; /* of its last commit */
+	uint32_t spare;	   /* nodes of this slot not in use */
 	bool used;
 	/* Under the servers mutex: the next unused slot. */
 	uint32_t next_free;
@@ -463,9 +464,9 @@ static struct smap *smap_new(uint32_t size)
 
 /* Address space for every node the index may need, none of it usable
  * yet; halved until the system grants it. */
-static int arena_reserve(struct ig_prefix_index *x)
+static int arena_reserve(struct ig_prefix_index *x, uint32_t max_capacity)
 {
-	uint64_t want = (uint64_t)IG_PREFIX_MAX_SERVERS * (x->capacity + BATCH_MAX);
+	uint64_t want = (uint64_t)IG_PREFIX_MAX_SERVERS * ((uint64_t)max_capacity + BATCH_MAX);
 	if (want > MAX_NODES)
 		want = MAX_NODES;
 	want = (want + CHUNK - 1) & ~(CHUNK - 1);
@@ -483,6 +484,11 @@ static int arena_reserve(struct ig_prefix_index *x)
 
 struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server)
 {
+	return ig_prefix_new_sized(capacity_per_server, capacity_per_server);
+}
+
+struct ig_prefix_index *ig_prefix_new_sized(uint32_t capacity_per_server, uint32_t max_capacity)
+{
 	size_t size = (sizeof(struct ig_prefix_index) + 63) & ~(size_t)63;
 	struct ig_prefix_index *x = aligned_alloc(64, size);
 	if (!x)
@@ -496,7 +502,9 @@ struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server)
 	struct table *t = table_new(FIRST_LINES_LOG);
 	atomic_init(&x->smap, m);
 	atomic_init(&x->table, t ? (uintptr_t)t | FIRST_LINES_LOG : 0);
-	if (!m || !t || arena_reserve(x) < 0) {
+	if (max_capacity < x->capacity)
+		max_capacity = x->capacity;
+	if (!m || !t || arena_reserve(x, max_capacity) < 0) {
 		ig_prefix_free(x);
 		return NULL;
 	}
@@ -955,7 +963,7 @@ static int add_new(struct ig_prefix_index *x, struct server *s, uint32_t slot, u
 {
 	struct node *nodes = x->nodes;
 	uint32_t i;
-	if (s->count >= x->capacity) {
+	if (s->count >= s->capacity) {
 		i = s->oldest;
 		lru_unlink(nodes, s, i);
 		unlink_node(x, i);
@@ -1008,8 +1016,22 @@ static int add_seen_one(struct ig_prefix_index *x, struct server *s, uint32_t sl
 	return add_one(x, view_load(x), s, slot, hash, sp);
 }
 
-int ig_prefix_add_seen(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
-		       const struct ig_prefix_seen *seen)
+/* Drops endpoint s's oldest pairs down to its capacity (which a commit
+ * may have lowered), their nodes back to its spares. */
+static void trim(struct ig_prefix_index *x, struct server *s)
+{
+	while (s->count > s->capacity) {
+		uint32_t i = s->oldest;
+		lru_unlink(x->nodes, s, i);
+		unlink_node(x, i);
+		node_at(x, i)->older = s->spare;
+		s->spare = i;
+		s->count--;
+	}
+}
+
+int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
+			 const struct ig_prefix_seen *seen, uint32_t capacity)
 {
 	uint32_t slot;
 	int rc = 0;
@@ -1018,6 +1040,8 @@ int ig_prefix_add_seen(struct ig_prefix_index *x, uint64_t key, const uint64_t *
 	struct server *s = server_lock(x, key, &slot);
 	if (!s)
 		return -1;
+	s->capacity = capacity ? capacity : x->capacity;
+	trim(x, s);
 	size_t known = seen && seen->key == key ? seen->n : 0;
 	if (known > n)
 		known = n;
@@ -1036,6 +1060,12 @@ int ig_prefix_add_seen(struct ig_prefix_index *x, uint64_t key, const uint64_t *
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int ig_prefix_add_seen(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
+		       const struct ig_prefix_seen *seen)
+{
+	return ig_prefix_add_capped(x, key, hashes, n, seen, 0);
 }
 
 int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n)

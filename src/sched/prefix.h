@@ -4,8 +4,9 @@
  * hash, so a hash stands for the whole prefix up to that block.
  *
  * The index maps hash -> endpoints holding it; each endpoint keeps its own
- * LRU of at most `capacity` hashes, and evicting one removes the endpoint
- * from that hash's holders. Memory is bounded by endpoints x capacity.
+ * LRU of at most `capacity` hashes (the index's, or the one its commits
+ * give it), and evicting one removes the endpoint from that hash's
+ * holders. Memory is bounded by the sum of the endpoints' capacities.
  *
  * Threading: every function may run on many threads at once, with no
  * pool-wide lock. ig_prefix_match() takes no lock and writes no shared
@@ -37,6 +38,9 @@ size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t 
 struct ig_prefix_index;
 
 struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server);
+/* The same for endpoints whose commits may give them capacities up to
+ * max_capacity (address space is reserved for that many nodes each). */
+struct ig_prefix_index *ig_prefix_new_sized(uint32_t capacity_per_server, uint32_t max_capacity);
 void ig_prefix_free(struct ig_prefix_index *x);
 
 /* An endpoint holding blocks of a request, and how many of them. */
@@ -89,6 +93,10 @@ int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashe
  * index did not change there since. */
 int ig_prefix_add_seen(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
 		       const struct ig_prefix_seen *seen);
+/* The same, giving the endpoint `capacity` pairs from now on (0: the
+ * index's capacity); a lower one than before drops its oldest pairs. */
+int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
+			 const struct ig_prefix_seen *seen, uint32_t capacity);
 void ig_prefix_forget(struct ig_prefix_index *x, uint64_t key);
 
 /* (hash, endpoint) pairs held, and bytes of memory in use. */

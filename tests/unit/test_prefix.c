@@ -176,17 +176,33 @@ struct model {
 	size_t n[MSERVERS];
 };
 
-static void model_add(struct model *m, size_t s, uint64_t h)
+/* Adds h for endpoint s holding at most cap hashes. */
+static void model_add_cap(struct model *m, size_t s, uint64_t h, size_t cap)
 {
 	size_t i;
 	for (i = 0; i < m->n[s] && m->h[s][i] != h; i++)
 		;
-	if (i == m->n[s] && m->n[s] == MCAP)
+	if (i == m->n[s] && m->n[s] == cap)
 		i = 0; /* evict the oldest */
 	else if (i == m->n[s])
 		m->n[s]++;
 	memmove(&m->h[s][i], &m->h[s][i + 1], (m->n[s] - 1 - i) * sizeof(uint64_t));
 	m->h[s][m->n[s] - 1] = h;
+}
+
+static void model_add(struct model *m, size_t s, uint64_t h)
+{
+	model_add_cap(m, s, h, MCAP);
+}
+
+/* A commit with a smaller capacity first drops the oldest beyond it. */
+static void model_trim(struct model *m, size_t s, size_t cap)
+{
+	if (m->n[s] <= cap)
+		return;
+	size_t drop = m->n[s] - cap;
+	memmove(&m->h[s][0], &m->h[s][drop], cap * sizeof(uint64_t));
+	m->n[s] = cap;
 }
 
 static bool model_holds(const struct model *m, size_t s, uint64_t h)
@@ -290,6 +306,58 @@ static void test_seen_against_model(void **state)
 		ig_prefix_size(x, &entries, &bytes);
 		assert_int_equal(entries, want);
 		for (uint64_t q = 1; q <= 250; q += 1 + step % 7) {
+			uint32_t counts[MSERVERS];
+			ig_prefix_match(x, &q, 1, keys, MSERVERS, counts);
+			for (size_t t = 0; t < MSERVERS; t++)
+				assert_int_equal(counts[t], model_holds(&m, t, q));
+		}
+	}
+	ig_prefix_free(x);
+}
+
+/* Commits giving endpoints capacities of their own (autoTune: the
+ * blocks their caches hold), changing from one commit to the next, 0
+ * standing for the index's: each endpoint's LRU is the model's at its
+ * latest capacity, whatever its lookups' records saw. */
+static void test_capacities_against_model(void **state)
+{
+	(void)state;
+	static const uint32_t caps[] = {0, 1, 5, 17, 40, MCAP};
+	struct ig_prefix_index *x = ig_prefix_new_sized(MCAP / 2, MCAP);
+	struct model m = {0};
+	uint64_t keys[MSERVERS];
+	uint64_t rng = 4242;
+	for (size_t s = 0; s < MSERVERS; s++)
+		keys[s] = 9000 + s;
+	for (int step = 0; step < 6000; step++) {
+		uint64_t run[24];
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		size_t len = 1 + (rng >> 59) % 24, start = (rng >> 20) % 200;
+		size_t s = (size_t)(rng >> 40) % MSERVERS;
+		uint32_t cap = caps[(rng >> 33) % 6];
+		size_t mcap = cap ? cap : MCAP / 2;
+		for (size_t j = 0; j < len; j++)
+			run[j] = 1 + (start + j) % 250;
+		const struct ig_prefix_hit *hits;
+		const struct ig_prefix_walk *w;
+		size_t nhits;
+		struct ig_prefix_seen seen;
+		ig_prefix_lookup(x, run, len, &hits, &nhits, &w);
+		ig_prefix_seen(x, w, keys[s], &seen);
+		if ((rng >> 10) % 64 == 0) {
+			ig_prefix_forget(x, keys[s]);
+			m.n[s] = 0;
+		}
+		assert_int_equal(ig_prefix_add_capped(x, keys[s], run, len, &seen, cap), 0);
+		model_trim(&m, s, mcap);
+		for (size_t j = 0; j < len; j++)
+			model_add_cap(&m, s, run[j], mcap);
+		uint64_t want = 0, entries, bytes;
+		for (size_t t = 0; t < MSERVERS; t++)
+			want += m.n[t];
+		ig_prefix_size(x, &entries, &bytes);
+		assert_int_equal(entries, want);
+		for (uint64_t q = 1; q <= 250; q += 1 + step % 5) {
 			uint32_t counts[MSERVERS];
 			ig_prefix_match(x, &q, 1, keys, MSERVERS, counts);
 			for (size_t t = 0; t < MSERVERS; t++)
@@ -648,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_lru_eviction),
 		cmocka_unit_test(test_against_model),
 		cmocka_unit_test(test_seen_against_model),
+		cmocka_unit_test(test_capacities_against_model),
 		cmocka_unit_test(test_lookup_hits_and_seen),
 		cmocka_unit_test(test_concurrent_exact),
 		cmocka_unit_test(test_concurrent_same_endpoint),
