@@ -194,6 +194,7 @@ static int schedule(struct ig_req *p, bool from_queue)
 	    .priority = p->priority,
 	    .prefix_input = p->prefix_input,
 	    .prefix_seed = p->prefix_seed,
+	    .cache_block_tokens = p->cache_block_tokens,
 	    .test_endpoints = p->test_endpoints,
 	    .prompt_tokens = p->prompt_bytes / 4,
 	};

@@ -77,8 +77,7 @@ struct ig_scheduler {
 	struct plugin_params detector;
 	/* Prefix hashing, when a prefix scorer or affinity filter runs. */
 	struct ig_prefix_index *index;
-	size_t block_bytes;
-	size_t max_blocks;
+	struct plugin_params prefix; /* its parameters */
 };
 
 /* Stands in for an endpoint that has never been scraped. */
@@ -96,16 +95,36 @@ static struct ig_str target_of(const struct ig_sched_req *req)
 
 /* ---- construction ------------------------------------------------------------ */
 
+/* With autoTune an endpoint's commits give it the capacity it reports,
+ * whatever its size: the index reserves room for the most there can be. */
 static int setup_prefix(struct ig_scheduler *s, const struct plugin_params *p)
 {
-	s->block_bytes = (size_t)p->block_size_tokens * CHARS_PER_TOKEN;
-	s->max_blocks = p->max_prefix_blocks;
-	if (p->max_prefix_tokens > 0)
-		s->max_blocks = p->max_prefix_tokens / p->block_size_tokens;
-	if (s->max_blocks > IG_PREFIX_MAX_BLOCKS)
-		s->max_blocks = IG_PREFIX_MAX_BLOCKS;
-	s->index = ig_prefix_new(p->lru_capacity);
+	s->prefix = *p;
+	s->index =
+	    ig_prefix_new_sized(p->lru_capacity, p->auto_tune ? UINT32_MAX : p->lru_capacity);
 	return s->index ? 0 : -1;
+}
+
+/* A reported block size above what blockSizeTokens may be set to is not
+ * believed (the gateway would copy up to 256 such blocks per request). */
+#define MAX_BLOCK_TOKENS (1u << 20)
+
+/* The blocks a request is hashed in: blockSizeTokens tokens of about four
+ * characters each, or with autoTune the block size the pool's model
+ * servers report (0: none reported); at most maxPrefixBlocksToMatch, or
+ * maxPrefixTokensToMatch / the block size, and never more than the index
+ * takes. GIE's producer computes the same per request. */
+static void geometry(const struct ig_scheduler *s, uint32_t reported, size_t *block_bytes,
+		     size_t *max_blocks)
+{
+	const struct plugin_params *p = &s->prefix;
+	bool tuned = p->auto_tune && reported && reported <= MAX_BLOCK_TOKENS;
+	uint32_t tokens = tuned ? reported : p->block_size_tokens;
+	size_t n = p->max_prefix_blocks;
+	if (p->max_prefix_tokens > 0)
+		n = p->max_prefix_tokens / tokens;
+	*block_bytes = (size_t)tokens * CHARS_PER_TOKEN;
+	*max_blocks = n < IG_PREFIX_MAX_BLOCKS ? n : IG_PREFIX_MAX_BLOCKS;
 }
 
 static int compile_profile(struct sched_profile *sp, const struct ig_picker_config *c,
@@ -684,7 +703,9 @@ static const struct ig_prefix_walk *match_prefix(struct ig_scheduler *s, struct 
 	if (!s->index)
 		return NULL;
 	struct ig_str seed = c->req->prefix_seed.len ? c->req->prefix_seed : target_of(c->req);
-	c->nhashes = ig_prefix_hashes(seed, c->req->prefix_input, s->block_bytes, s->max_blocks,
+	size_t block_bytes, max_blocks;
+	geometry(s, c->req->cache_block_tokens, &block_bytes, &max_blocks);
+	c->nhashes = ig_prefix_hashes(seed, c->req->prefix_input, block_bytes, max_blocks,
 				      res->prefix_hashes);
 	res->nprefix_hashes = c->nhashes;
 	if (c->nhashes == 0)
@@ -768,17 +789,33 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	return rc;
 }
 
+void ig_schedule_commit_blocks(struct ig_scheduler *s, const struct ig_sched_result *res,
+			       uint64_t endpoint_key, uint32_t gpu_blocks)
+{
+	if (s->index && res->nprefix_hashes)
+		(void)ig_prefix_add_capped(s->index, endpoint_key, res->prefix_hashes,
+					   res->nprefix_hashes, &res->prefix_seen,
+					   s->prefix.auto_tune ? gpu_blocks : 0);
+}
+
 void ig_schedule_commit(struct ig_scheduler *s, const struct ig_sched_result *res,
 			uint64_t endpoint_key)
 {
-	if (s->index && res->nprefix_hashes)
-		(void)ig_prefix_add_seen(s->index, endpoint_key, res->prefix_hashes,
-					 res->nprefix_hashes, &res->prefix_seen);
+	ig_schedule_commit_blocks(s, res, endpoint_key, 0);
 }
 
-size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s)
+bool ig_scheduler_auto_tunes(const struct ig_scheduler *s)
 {
-	return s->index ? s->block_bytes * s->max_blocks : 0;
+	return s->index && s->prefix.auto_tune;
+}
+
+size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s, uint32_t cache_block_tokens)
+{
+	size_t block_bytes, max_blocks;
+	if (!s->index)
+		return 0;
+	geometry(s, cache_block_tokens, &block_bytes, &max_blocks);
+	return block_bytes * max_blocks;
 }
 
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key)

@@ -52,13 +52,19 @@ struct ig_sched_req {
 	/* Bytes the prefix-cache index hashes (gie-reference §4.3): the text of
 	 * a completions prompt, the canonical JSON of chat `messages`, of a
 	 * Responses request's instructions, tools and input, or of embeddings
-	 * input. Only the first ig_scheduler_prefix_limit() bytes are used.
+	 * input. Only the first ig_scheduler_prefix_limit(s, cache_block_tokens)
+	 * bytes are used.
 	 * May be empty. */
 	struct ig_str prefix_input;
 	/* What the first block hash is seeded with when not just the target
 	 * model: the target model followed by the request's `cache_salt`, so
 	 * that salted requests share no cache entries with others. */
 	struct ig_str prefix_seed;
+	/* autoTune (ig_scheduler_auto_tunes): the KV-cache block size, in
+	 * tokens, that the pool's model servers report (GIE reads the first
+	 * candidate's vllm:cache_config_info block_size); 0 when none is
+	 * reported, or to hash blocks of the configured blockSizeTokens. */
+	uint32_t cache_block_tokens;
 	/* Value of the test-epp-endpoint-selection header, empty if absent. */
 	struct ig_str test_endpoints;
 	/* Value of the header the profile handler reads (see
@@ -183,9 +189,20 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
  * was finally used (key of that endpoint). */
 void ig_schedule_commit(struct ig_scheduler *s, const struct ig_sched_result *res,
 			uint64_t endpoint_key);
+/* The same for an endpoint that reports how many blocks its KV cache holds
+ * (vllm:cache_config_info num_gpu_blocks; 0: not reported): under
+ * autoTune that is how many of its blocks the index keeps, instead of
+ * lruCapacityPerServer. */
+void ig_schedule_commit_blocks(struct ig_scheduler *s, const struct ig_sched_result *res,
+			       uint64_t endpoint_key, uint32_t gpu_blocks);
+/* Whether the prefix index tunes itself to what the endpoints report
+ * (autoTune: true): then requests carry cache_block_tokens and commits
+ * gpu_blocks. */
+bool ig_scheduler_auto_tunes(const struct ig_scheduler *s);
 /* How many bytes of prefix_input the prefix index hashes at most (blocks
- * times block size); 0 when no profile uses the index. */
-size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s);
+ * times block size) for requests with that cache_block_tokens; 0 when no
+ * profile uses the index. */
+size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s, uint32_t cache_block_tokens);
 /* Forgets an endpoint that left the pool (prefix index entries). */
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key);
 

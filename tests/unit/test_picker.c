@@ -194,6 +194,74 @@ static void test_lora_scorer(void **state)
 	ig_scheduler_free(s);
 }
 
+/* autoTune (GIE's approx-prefix-cache-producer): blocks of the size the
+ * servers report (blockSizeTokens when none does) and, per endpoint, as
+ * many blocks as its cache holds (lruCapacityPerServer when it does not
+ * say). Without autoTune the reports change nothing. */
+#define TUNED(auto_tune)                                                                           \
+	ONE_SCORER("prefix-cache-scorer", "1",                                                     \
+		   "  parameters: {autoTune: " auto_tune ", blockSizeTokens: 32, "                 \
+		   "lruCapacityPerServer: 100}\n")
+
+/* Blocks of a 2 KB prompt the schedule hashes, and commits them for
+ * endpoint 0 with its reported cache size. */
+static size_t hashed(struct ig_scheduler *s, const char *prompt, uint32_t block_tokens,
+		     uint32_t gpu_blocks)
+{
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req req = plain;
+	req.prefix_input = (struct ig_str){prompt, 2048};
+	req.cache_block_tokens = block_tokens;
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	ig_schedule_commit_blocks(s, &res, eps[0].key, gpu_blocks);
+	return res.nprefix_hashes;
+}
+
+static void test_prefix_auto_tune(void **state)
+{
+	static char a[2048], b[2048];
+	memset(a, 'a', sizeof a);
+	memset(b, 'b', sizeof b);
+	ep(0, 0);
+	struct ig_scheduler *s = sched_of(TUNED("true"));
+	assert_true(ig_scheduler_auto_tunes(s));
+	/* 16-token blocks reported: 64 characters, 32 blocks; none reported:
+	 * the configured 32 tokens, 128 characters, 16 blocks. */
+	assert_int_equal(ig_scheduler_prefix_limit(s, 16), 64 * 256);
+	assert_int_equal(ig_scheduler_prefix_limit(s, 0), 128 * 256);
+	assert_int_equal(hashed(s, a, 16, 0), 32);
+	assert_int_equal(hashed(s, a, 0, 0), 16);
+	struct ig_prefix_stats st;
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 48); /* both within lruCapacityPerServer */
+	/* The endpoint says its cache holds 20 blocks: its oldest pairs go. */
+	assert_int_equal(hashed(s, b, 16, 20), 32);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 20);
+	/* Reporting nothing again brings lruCapacityPerServer back. */
+	assert_int_equal(hashed(s, a, 16, 0), 32);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 52);
+	ig_scheduler_free(s);
+
+	s = sched_of(TUNED("false"));
+	assert_false(ig_scheduler_auto_tunes(s));
+	assert_int_equal(ig_scheduler_prefix_limit(s, 16), 128 * 256);
+	assert_int_equal(hashed(s, a, 16, 5), 16);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 16);
+	ig_scheduler_free(s);
+
+	/* maxPrefixTokensToMatch counts in the reported block size. */
+	s = sched_of(ONE_SCORER("prefix-cache-scorer", "1",
+				"  parameters: {autoTune: true, blockSizeTokens: 32, "
+				"maxPrefixTokensToMatch: 256}\n"));
+	assert_int_equal(hashed(s, a, 16, 0), 16);
+	assert_int_equal(hashed(s, a, 0, 0), 8);
+	ig_scheduler_free(s);
+}
+
 static void test_token_load_scorer(void **state)
 {
 	struct ig_scheduler *s = sched_of(ONE_SCORER(
@@ -996,8 +1064,6 @@ static void test_config_errors(void **state)
 		 "unknown parameter for queue-scorer: it takes no parameters"},
 		{"plugins:\n- type: openai-parser\n  parameters: {strict: true}\n", 3,
 		 "plugins[0].parameters.strict", "unknown parameter for openai-parser"},
-		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    autoTune: true\n", 4,
-		 "plugins[0].parameters.autoTune", "true is not supported"},
 		{"plugins:\n- type: max-score-picker\n- type: random-picker\n", 3, "plugins[1]",
 		 "which takes one picker: \"max-score-picker\" and \"random-picker\""},
 		/* One prefix index, hashed one way. */
@@ -1125,6 +1191,7 @@ int main(void)
 		cmocka_unit_test_setup(test_prefix_scorer_large_pool, setup),
 		cmocka_unit_test_setup(test_token_load_scorer, setup),
 		cmocka_unit_test_setup(test_prefix_scorer, setup),
+		cmocka_unit_test_setup(test_prefix_auto_tune, setup),
 		cmocka_unit_test_setup(test_default_profile_sum, setup),
 		cmocka_unit_test_setup(test_max_score_ties_random, setup),
 		cmocka_unit_test_setup(test_random_picker, setup),
