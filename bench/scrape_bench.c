@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,18 @@ static void gauge(struct ig_buf *b, const char *name, const char *help, double v
 {
 	family(b, name, "gauge", help);
 	put(b, "%s{%s} %g\n", name, MODEL_LABELS, v);
+}
+
+/* vLLM 0.9's cache_config_info: every CacheConfig field as a label. */
+static void cache_config(struct ig_buf *b)
+{
+	family(b, "vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
+	put(b, "vllm:cache_config_info{block_size=\"16\",cache_dtype=\"auto\","
+	       "calculate_kv_scales=\"False\",cpu_offload_gb=\"0\",enable_prefix_caching=\"True\","
+	       "gpu_memory_utilization=\"0.9\",is_attention_free=\"False\",num_cpu_blocks=\"None\","
+	       "num_gpu_blocks=\"27356\",num_gpu_blocks_override=\"None\","
+	       "prefix_caching_hash_algo=\"builtin\",sliding_window=\"None\",swap_space=\"4\","
+	       "swap_space_bytes=\"4294967296\"} 1.0\n");
 }
 
 /* A page with the families, labels and buckets vLLM 0.9 (V1 engine)
@@ -199,10 +212,7 @@ static void vllm_page(struct ig_buf *b)
 	     MODEL_LABELS);
 	hist(b, "vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.",
 	     tok, 14, MODEL_LABELS);
-	family(b, "vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
-	put(b, "vllm:cache_config_info{block_size=\"16\",cache_dtype=\"auto\","
-	       "enable_prefix_caching=\"True\",gpu_memory_utilization=\"0.9\","
-	       "num_cpu_blocks=\"0\",num_gpu_blocks=\"27356\"} 1.0\n");
+	cache_config(b);
 	static const char *const handlers[] = {"/v1/completions", "/v1/chat/completions",
 					       "/metrics", "/health"};
 	family(b, "http_requests_total", "counter",
@@ -225,8 +235,9 @@ static void vllm_page(struct ig_buf *b)
 }
 
 /* What vLLM answers to /metrics?name[]=... for the five families the
- * picker reads (prometheus_client's restricted registry). */
-static void vllm_filtered_page(struct ig_buf *b)
+ * picker reads (prometheus_client's restricted registry), and with
+ * cache_config_info when the query names it too. */
+static void vllm_filtered_page(struct ig_buf *b, bool with_cache)
 {
 	gauge(b, "vllm:num_requests_running", "Number of requests in model execution batches.", 37);
 	gauge(b, "vllm:num_requests_waiting", "Number of requests waiting to be processed.", 4);
@@ -236,6 +247,8 @@ static void vllm_filtered_page(struct ig_buf *b)
 	family(b, "vllm:lora_requests_info", "gauge", "Running stats on lora requests.");
 	put(b, "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"tweet-summary-0,"
 	       "tweet-summary-1\",waiting_lora_adapters=\"\"} 1.7339876549e+09\n");
+	if (with_cache)
+		cache_config(b);
 }
 
 /* The simulator's page, with LoRA adapters and a few requests seen. */
@@ -283,8 +296,8 @@ static double parse_us(const struct ig_buf *page)
 {
 	struct ig_endpoint_metrics m = {0};
 	int found = ig_vllm_metrics_extract(page->ptr, page->len, &m);
-	if (found != (IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA) ||
-	    m.waiting != 4 || m.running != 37) {
+	unsigned want = IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA;
+	if (found < 0 || ((unsigned)found & want) != want || m.waiting != 4 || m.running != 37) {
 		fprintf(stderr, "the page does not parse as expected (%d)\n", found);
 		exit(1);
 	}
@@ -303,8 +316,8 @@ struct conn {
 	int fd;
 	char in[2048];
 	size_t inlen;
-	size_t out; /* bytes of the response written; SIZE_MAX: none pending */
-	bool filtered;
+	size_t out;		   /* bytes of the response written; SIZE_MAX: none pending */
+	const struct ig_buf *resp; /* being written */
 };
 
 struct server {
@@ -314,6 +327,7 @@ struct server {
 	char **addrs;
 	struct ig_buf resp;	     /* head and page */
 	struct ig_buf resp_filtered; /* to a query with name[]; empty: as resp */
+	struct ig_buf resp_cache;    /* the same naming cache_config_info too */
 	atomic_ulong served;
 	atomic_int stop;
 };
@@ -355,7 +369,7 @@ static void server_listen(struct server *sv, size_t n)
 /* Writes what is left of the response; true when done. */
 static int flush_resp(struct server *sv, struct conn *c)
 {
-	const struct ig_buf *r = c->filtered ? &sv->resp_filtered : &sv->resp;
+	const struct ig_buf *r = c->resp;
 	while (c->out < r->len) {
 		ssize_t w = write(c->fd, r->ptr + c->out, r->len - c->out);
 		if (w < 0)
@@ -392,7 +406,10 @@ static void conn_event(struct server *sv, struct conn *c, unsigned events)
 			continue;
 		}
 		size_t used = (size_t)(end + 4 - c->in);
-		c->filtered = sv->resp_filtered.len && memmem(c->in, used, "?name%5B%5D=", 12);
+		c->resp = &sv->resp;
+		if (sv->resp_filtered.len && memmem(c->in, used, "?name%5B%5D=", 12))
+			c->resp = memmem(c->in, used, "cache_config_info", 17) ? &sv->resp_cache
+									       : &sv->resp_filtered;
 		memmove(c->in, c->in + used, c->inlen - used);
 		c->inlen -= used;
 		c->out = 0;
@@ -485,9 +502,10 @@ static void response(struct ig_buf *r, const struct ig_buf *page)
 }
 
 /* The scraper against n endpoints serving page, or filtered (when not
- * NULL) to the name[] queries. */
+ * NULL) to the name[] queries, with_cache to those naming
+ * cache_config_info. */
 static void scrape_run(size_t n, double seconds, const struct ig_buf *page,
-		       const struct ig_buf *filtered)
+		       const struct ig_buf *filtered, const struct ig_buf *with_cache)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 3 * n + 64) {
@@ -496,8 +514,10 @@ static void scrape_run(size_t n, double seconds, const struct ig_buf *page,
 	}
 	struct server sv = {0};
 	response(&sv.resp, page);
-	if (filtered)
+	if (filtered) {
 		response(&sv.resp_filtered, filtered);
+		response(&sv.resp_cache, with_cache);
+	}
 	server_listen(&sv, n);
 	struct scraping s = {.n = n};
 	if (ig_loop_init(&s.loop) < 0)
@@ -535,7 +555,10 @@ static void scrape_run(size_t n, double seconds, const struct ig_buf *page,
 	for (size_t i = 0; i < n; i++) {
 		struct ig_endpoint_load l;
 		ig_endpoint_read_load(s.eps[i], &l);
-		fresh += l.updated_ns != 0 && l.waiting == 4 && l.running == 37;
+		struct ig_cache_config cache;
+		ig_endpoint_read_cache(s.eps[i], &cache);
+		fresh += l.updated_ns != 0 && l.waiting == 4 && l.running == 37 &&
+			 cache.block_tokens == 16 && cache.gpu_blocks == 27356;
 	}
 	if (fresh != n)
 		printf("(only %zu of %zu endpoints have the page's figures)\n", fresh, n);
@@ -553,19 +576,22 @@ static void scrape_run(size_t n, double seconds, const struct ig_buf *page,
 	close(sv.ep);
 	ig_buf_free(&sv.resp);
 	ig_buf_free(&sv.resp_filtered);
+	ig_buf_free(&sv.resp_cache);
 }
 
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1024;
 	double seconds = argc > 2 ? strtod(argv[2], NULL) : 5.0;
-	struct ig_buf sim, vllm, filtered;
+	struct ig_buf sim, vllm, filtered, with_cache;
 	ig_buf_init(&sim, 1 << 20);
 	ig_buf_init(&vllm, 1 << 20);
 	ig_buf_init(&filtered, 1 << 20);
+	ig_buf_init(&with_cache, 1 << 20);
 	sim_page(&sim);
 	vllm_page(&vllm);
-	vllm_filtered_page(&filtered);
+	vllm_filtered_page(&filtered, false);
+	vllm_filtered_page(&with_cache, true);
 	if (argc > 1 && strcmp(argv[1], "page") == 0) { /* what the pods serve */
 		fwrite(vllm.ptr, 1, vllm.len, stdout);
 		return 0;
@@ -573,9 +599,10 @@ int main(int argc, char **argv)
 	printf("Parsing one /metrics page (ig_vllm_metrics_extract):\n\n");
 	printf("| page | bytes | µs per page | 1024 endpoints every 50 ms: share of a core |\n");
 	printf("|---|---:|---:|---:|\n");
-	const struct ig_buf *pages[] = {&sim, &vllm, &filtered};
-	const char *names[] = {"infergate sim", "vLLM 0.9-like", "vLLM, name[] filtered"};
-	for (int i = 0; i < 3; i++) {
+	const struct ig_buf *pages[] = {&sim, &vllm, &filtered, &with_cache};
+	const char *names[] = {"infergate sim", "vLLM 0.9-like", "vLLM, name[] filtered",
+			       "the same with cache_config_info"};
+	for (int i = 0; i < 4; i++) {
 		double us = parse_us(pages[i]);
 		printf("| %s | %zu | %.1f | %.1f %% |\n", names[i], pages[i]->len, us,
 		       us * 1024 * 20 / 1e6 * 100);
@@ -588,11 +615,12 @@ int main(int argc, char **argv)
 	printf("|---|---:|---:|---:|---:|---:|---:|\n");
 	const char *which = argc > 3 ? argv[3] : "both";
 	if (strcmp(which, "plain") != 0)
-		scrape_run(n, seconds, &vllm, &filtered);
+		scrape_run(n, seconds, &vllm, &filtered, &with_cache);
 	if (strcmp(which, "named") != 0)
-		scrape_run(n, seconds, &vllm, NULL);
+		scrape_run(n, seconds, &vllm, NULL, NULL);
 	ig_buf_free(&sim);
 	ig_buf_free(&vllm);
 	ig_buf_free(&filtered);
+	ig_buf_free(&with_cache);
 	return 0;
 }
