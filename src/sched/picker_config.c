@@ -654,22 +654,15 @@ static void extractor_param(struct session *s, yaml_node_t *k, yaml_node_t *v, c
 
 /* prefix-cache-scorer and approx-prefix-cache-producer: autoTune and the
  * deprecated blockSize (characters). */
-static void prefix_param(struct session *s, yaml_node_t *k, yaml_node_t *v, const char *kp,
-			 bool *block_chars)
+static void prefix_param(struct session *s, struct plugin *pl, yaml_node_t *k, yaml_node_t *v,
+			 const char *kp, bool *block_chars)
 {
-	int line = ig_yaml_line(k);
-	bool b;
 	if (ig_yaml_scalar_is(k, "blockSize")) {
 		*block_chars = true;
 		return;
 	}
-	if (!is_bool(v, &b))
-		err(s, line, kp, "must be a boolean");
-	else if (b)
-		err(s, line, kp,
-		    "true is not supported: infergate does not read block sizes from the "
-		    "endpoints; it hashes blockSizeTokens-token blocks and keeps "
-		    "lruCapacityPerServer blocks per endpoint (set autoTune: false)");
+	if (!is_bool(v, &pl->p.auto_tune))
+		err(s, ig_yaml_line(k), kp, "must be a boolean");
 }
 
 static void decode_params(struct session *s, yaml_node_t *map, int line, const char *path,
@@ -721,7 +714,7 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 				extractor_param(s, k, v, kp);
 				break;
 			default:
-				prefix_param(s, k, v, kp, &block_chars);
+				prefix_param(s, pl, k, v, kp, &block_chars);
 				if (block_chars && !block_chars_line)
 					block_chars_line = ig_yaml_line(k);
 				break;

@@ -61,6 +61,10 @@ struct plugin_params {
 	uint32_t max_prefix_blocks;
 	uint64_t max_prefix_tokens;
 	uint32_t lru_capacity;
+	/* autoTune: block size and capacity from each endpoint's
+	 * vllm:cache_config_info where it gives them (off by default here,
+	 * unlike GIE: see docs/ARCHITECTURE.md) */
+	bool auto_tune;
 	size_t max_endpoints;	      /* pickers; 0 ranks every survivor */
 	double queue_depth_threshold; /* utilization-detector */
 	double kv_threshold;

@@ -1001,6 +1001,38 @@ def test_picker_config_from_the_manifests(procs, tmp_path):
     g.stop()
 
 
+AUTO_TUNE_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: prefix-cache-scorer
+  parameters: {autoTune: true, blockSizeTokens: 16, lruCapacityPerServer: 1000}
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+"""
+
+
+def test_prefix_auto_tune(procs, tmp_path):
+    """autoTune: the index hashes blocks of the size the simulator reports
+    in vllm:cache_config_info (32 tokens: 128 characters, not the 64 of
+    blockSizeTokens) and keeps as many of the pod's blocks as its cache
+    holds (48, not lruCapacityPerServer)."""
+    sims = Sims(procs, 1, args=("--block-size", "32", "--num-gpu-blocks", "48"))
+    g = one_pool(procs, tmp_path, sims, extra_docs=[AUTO_TUNE_PICKER])
+    ep = sims.endpoint(0)
+    eps = g.wait_pools(lambda eps: ep in eps and eps[ep]["cache_block_size"] == 32)
+    assert eps[ep]["cache_gpu_blocks"] == 48
+    st, _, r = g.send(completion(long_prompt(0, 2560)))
+    assert st == 200, r
+    assert indexer_size(g) == 20  # 2560 / 128
+    for i in (1, 2):
+        st, _, r = g.send(completion(long_prompt(i, 2560)))
+        assert st == 200, r
+    assert indexer_size(g) == 48  # 60 blocks sent, 48 kept
+    g.stop()
+
+
 # ---- 11. scheduling profiles ----
 
 PROFILES_PICKER = """apiVersion: llm-d.ai/v1alpha1

@@ -16,7 +16,8 @@
 
 #define MAXE 8
 
-static struct ig_endpoint_metrics m[MAXE];
+static struct ig_endpoint_load m[MAXE];
+static struct ig_endpoint_metrics full[MAXE]; /* adapter sets, when a test gives them */
 static struct ig_sched_endpoint eps[MAXE];
 static char addrs[MAXE][32];
 static size_t n;
@@ -25,6 +26,7 @@ static struct ig_rng rng;
 static int setup(void **state)
 {
 	memset(m, 0, sizeof m);
+	memset(full, 0, sizeof full);
 	memset(eps, 0, sizeof eps);
 	n = 0;
 	ig_rng_seed(&rng, 42);
@@ -168,16 +170,19 @@ static void test_lora_scorer(void **state)
 	struct ig_sched_req req = {.model = IG_STR("base"), .target_model = IG_STR("ad")};
 	double sc[MAXE];
 	size_t a = ep(0, 0), b = ep(0, 0), c = ep(0, 0), d = ep(0, 0), e = ep(0, 0);
-	ig_adapter_set_add(&m[a].running_adapters, IG_STR("ad")); /* active: 1.0 */
+	assert_true(ig_scheduler_reads_adapters(s));
+	for (size_t i = a; i <= e; i++)
+		eps[i].full = &full[i];
+	ig_adapter_set_add(&full[a].running_adapters, IG_STR("ad")); /* active: 1.0 */
 	m[a].max_active = 1;
-	ig_adapter_set_add(&m[b].running_adapters, IG_STR("x")); /* room: 1 + 1 < 4 */
-	ig_adapter_set_add(&m[b].waiting_adapters, IG_STR("ad"));
+	ig_adapter_set_add(&full[b].running_adapters, IG_STR("x")); /* room: 1 + 1 < 4 */
+	ig_adapter_set_add(&full[b].waiting_adapters, IG_STR("ad"));
 	m[b].max_active = 4;
-	ig_adapter_set_add(&m[c].running_adapters, IG_STR("x")); /* full, target waiting */
-	ig_adapter_set_add(&m[c].waiting_adapters, IG_STR("ad"));
+	ig_adapter_set_add(&full[c].running_adapters, IG_STR("x")); /* full, target waiting */
+	ig_adapter_set_add(&full[c].waiting_adapters, IG_STR("ad"));
 	m[c].max_active = 2;
-	ig_adapter_set_add(&m[d].running_adapters, IG_STR("x")); /* full, not there */
-	ig_adapter_set_add(&m[d].running_adapters, IG_STR("y"));
+	ig_adapter_set_add(&full[d].running_adapters, IG_STR("x")); /* full, not there */
+	ig_adapter_set_add(&full[d].running_adapters, IG_STR("y"));
 	m[d].max_active = 2;
 	m[e].max_active = 0; /* no LoRA at all */
 	assert_int_equal(score_all(s, &req, sc), 0);
@@ -186,6 +191,74 @@ static void test_lora_scorer(void **state)
 	assert_float_equal(sc[c], 0.6, 1e-9);
 	assert_float_equal(sc[d], 0.0, 1e-9);
 	assert_float_equal(sc[e], 0.0, 1e-9);
+	ig_scheduler_free(s);
+}
+
+/* autoTune (GIE's approx-prefix-cache-producer): blocks of the size the
+ * servers report (blockSizeTokens when none does) and, per endpoint, as
+ * many blocks as its cache holds (lruCapacityPerServer when it does not
+ * say). Without autoTune the reports change nothing. */
+#define TUNED(auto_tune)                                                                           \
+	ONE_SCORER("prefix-cache-scorer", "1",                                                     \
+		   "  parameters: {autoTune: " auto_tune ", blockSizeTokens: 32, "                 \
+		   "lruCapacityPerServer: 100}\n")
+
+/* Blocks of a 2 KB prompt the schedule hashes, and commits them for
+ * endpoint 0 with its reported cache size. */
+static size_t hashed(struct ig_scheduler *s, const char *prompt, uint32_t block_tokens,
+		     uint32_t gpu_blocks)
+{
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req req = plain;
+	req.prefix_input = (struct ig_str){prompt, 2048};
+	req.cache_block_tokens = block_tokens;
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	ig_schedule_commit_blocks(s, &res, eps[0].key, gpu_blocks);
+	return res.nprefix_hashes;
+}
+
+static void test_prefix_auto_tune(void **state)
+{
+	static char a[2048], b[2048];
+	memset(a, 'a', sizeof a);
+	memset(b, 'b', sizeof b);
+	ep(0, 0);
+	struct ig_scheduler *s = sched_of(TUNED("true"));
+	assert_true(ig_scheduler_auto_tunes(s));
+	/* 16-token blocks reported: 64 characters, 32 blocks; none reported:
+	 * the configured 32 tokens, 128 characters, 16 blocks. */
+	assert_int_equal(ig_scheduler_prefix_limit(s, 16), 64 * 256);
+	assert_int_equal(ig_scheduler_prefix_limit(s, 0), 128 * 256);
+	assert_int_equal(hashed(s, a, 16, 0), 32);
+	assert_int_equal(hashed(s, a, 0, 0), 16);
+	struct ig_prefix_stats st;
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 48); /* both within lruCapacityPerServer */
+	/* The endpoint says its cache holds 20 blocks: its oldest pairs go. */
+	assert_int_equal(hashed(s, b, 16, 20), 32);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 20);
+	/* Reporting nothing again brings lruCapacityPerServer back. */
+	assert_int_equal(hashed(s, a, 16, 0), 32);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 52);
+	ig_scheduler_free(s);
+
+	s = sched_of(TUNED("false"));
+	assert_false(ig_scheduler_auto_tunes(s));
+	assert_int_equal(ig_scheduler_prefix_limit(s, 16), 128 * 256);
+	assert_int_equal(hashed(s, a, 16, 5), 16);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 16);
+	ig_scheduler_free(s);
+
+	/* maxPrefixTokensToMatch counts in the reported block size. */
+	s = sched_of(ONE_SCORER("prefix-cache-scorer", "1",
+				"  parameters: {autoTune: true, blockSizeTokens: 32, "
+				"maxPrefixTokensToMatch: 256}\n"));
+	assert_int_equal(hashed(s, a, 16, 0), 16);
+	assert_int_equal(hashed(s, a, 0, 0), 8);
 	ig_scheduler_free(s);
 }
 
@@ -450,6 +523,51 @@ static void test_header_filter(void **state)
 	ig_scheduler_free(s);
 }
 
+/* In a large pool the prefix counts reach the right candidates: 20
+ * holders with 1..20 of the prompt's 20 blocks rank first in that order
+ * with scores blocks / 20, a candidate listed twice scores only the first
+ * time, and the rest score 0. */
+#define BIG 300
+static void test_prefix_scorer_large_pool(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER(
+		"prefix-cache-scorer", "1", "  parameters:\n    blockSizeTokens: 4\n"));
+	static struct ig_endpoint_load l[BIG];
+	static struct ig_sched_endpoint e[BIG];
+	memset(l, 0, sizeof l);
+	for (size_t i = 0; i < BIG; i++)
+		e[i] = (struct ig_sched_endpoint){.m = &l[i], .addr = IG_STR("10.0.0.1:8000"),
+						  .key = 0x9e3779b97f4a7c15ULL * (i + 7)};
+	/* The holders are candidates 10, 24, ..., 276; the last candidate is
+	 * the strongest holder again. */
+	e[BIG - 1].key = e[10 + 14 * 19].key;
+	char prompt[20 * 16];
+	for (size_t i = 0; i < sizeof prompt; i++)
+		prompt[i] = (char)('a' + i % 23);
+	size_t ranked[IG_SCHED_MAX_RANKED];
+	double scores[IG_SCHED_MAX_RANKED];
+	struct ig_sched_result res = {.ranked = ranked, .scores = scores};
+	struct ig_sched_req req = plain;
+	for (size_t j = 0; j < 20; j++) {
+		req.prefix_input = (struct ig_str){prompt, 16 * (j + 1)};
+		assert_int_equal(ig_schedule(s, &req, e, BIG, &rng, &res), 0);
+		ig_schedule_commit(s, &res, e[10 + 14 * j].key);
+	}
+	req.prefix_input = (struct ig_str){prompt, sizeof prompt};
+	assert_int_equal(ig_schedule(s, &req, e, BIG, &rng, &res), 0);
+	assert_int_equal(res.nranked, IG_SCHED_MAX_RANKED);
+	for (size_t r = 0; r < 20; r++) {
+		assert_int_equal(ranked[r], 10 + 14 * (19 - r));
+		assert_float_equal(scores[r], (20.0 - (double)r) / 20.0, 1e-12);
+	}
+	for (size_t r = 20; r < IG_SCHED_MAX_RANKED; r++) {
+		assert_float_equal(scores[r], 0.0, 1e-12);
+		assert_true(ranked[r] != BIG - 1 || scores[r] == 0.0);
+	}
+	assert_int_equal(res.prefix_match_blocks, 20);
+	ig_scheduler_free(s);
+}
+
 static void test_prefix_affinity_filter(void **state)
 {
 	struct ig_scheduler *s = sched_of(
@@ -638,6 +756,33 @@ static void test_profiles_by_header(void **state)
 	req.profile = IG_STR("anything");
 	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
 	assert_string_equal(res.profile, "only");
+	ig_scheduler_free(s);
+}
+
+/* The gateway copies adapter sets when any profile reads them: here only
+ * the profile the header names, whose LoRA scorer then sees them. */
+static void test_adapters_of_any_profile(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    TWO_PROFILES("  parameters:\n    headerName: X-Profile\n    defaultProfile: short\n"));
+	assert_false(ig_scheduler_reads_adapters(s));
+	ig_scheduler_free(s);
+	s = sched_of("plugins:\n- type: header-profile-handler\n  parameters: {defaultProfile: q}\n"
+		     "- type: queue-scorer\n- type: lora-affinity-scorer\nschedulingProfiles:\n"
+		     "- name: q\n  plugins: [{pluginRef: queue-scorer}]\n"
+		     "- name: lora\n  plugins: [{pluginRef: lora-affinity-scorer}]\n");
+	assert_true(ig_scheduler_reads_adapters(s));
+	size_t a = ep(0, 0), b = ep(0, 0);
+	eps[a].full = &full[a];
+	eps[b].full = &full[b];
+	m[a].max_active = m[b].max_active = 1;
+	ig_adapter_set_add(&full[a].running_adapters, IG_STR("x"));
+	ig_adapter_set_add(&full[b].running_adapters, IG_STR("ad"));
+	struct ig_sched_req req = {.model = IG_STR("ad"), .profile = IG_STR("lora")};
+	double sc[MAXE];
+	assert_int_equal(score_all(s, &req, sc), 0);
+	assert_float_equal(sc[a], 0.0, 1e-9);
+	assert_float_equal(sc[b], 1.0, 1e-9);
 	ig_scheduler_free(s);
 }
 
@@ -919,8 +1064,6 @@ static void test_config_errors(void **state)
 		 "unknown parameter for queue-scorer: it takes no parameters"},
 		{"plugins:\n- type: openai-parser\n  parameters: {strict: true}\n", 3,
 		 "plugins[0].parameters.strict", "unknown parameter for openai-parser"},
-		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    autoTune: true\n", 4,
-		 "plugins[0].parameters.autoTune", "true is not supported"},
 		{"plugins:\n- type: max-score-picker\n- type: random-picker\n", 3, "plugins[1]",
 		 "which takes one picker: \"max-score-picker\" and \"random-picker\""},
 		/* One prefix index, hashed one way. */
@@ -1045,8 +1188,10 @@ int main(void)
 		cmocka_unit_test_setup(test_running_scorer, setup),
 		cmocka_unit_test_setup(test_kv_scorer_and_clamp, setup),
 		cmocka_unit_test_setup(test_lora_scorer, setup),
+		cmocka_unit_test_setup(test_prefix_scorer_large_pool, setup),
 		cmocka_unit_test_setup(test_token_load_scorer, setup),
 		cmocka_unit_test_setup(test_prefix_scorer, setup),
+		cmocka_unit_test_setup(test_prefix_auto_tune, setup),
 		cmocka_unit_test_setup(test_default_profile_sum, setup),
 		cmocka_unit_test_setup(test_max_score_ties_random, setup),
 		cmocka_unit_test_setup(test_random_picker, setup),
@@ -1059,6 +1204,7 @@ int main(void)
 		cmocka_unit_test_setup(test_saturation, setup),
 		cmocka_unit_test_setup(test_config_defaults, setup),
 		cmocka_unit_test_setup(test_profiles_by_header, setup),
+		cmocka_unit_test_setup(test_adapters_of_any_profile, setup),
 		cmocka_unit_test_setup(test_single_profile_handler, setup),
 		cmocka_unit_test_setup(test_prefix_shared_by_profiles, setup),
 		cmocka_unit_test_setup(test_config_sections_accepted, setup),
