@@ -133,6 +133,7 @@ void picker_default_params(struct plugin_params *p)
 	    .staleness_ms = 200,
 	    .affinity_threshold = 0.5,
 	    .usage_threshold = 1.0,
+	    .auto_tune = true, /* GIE's default */
 	};
 }
 
