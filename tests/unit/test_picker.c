@@ -253,6 +253,11 @@ static void test_prefix_auto_tune(void **state)
 	assert_int_equal(st.entries, 16);
 	ig_scheduler_free(s);
 
+	/* Absent, autoTune is on (GIE's default). */
+	s = sched_of(ONE_SCORER("prefix-cache-scorer", "1", ""));
+	assert_true(ig_scheduler_auto_tunes(s));
+	ig_scheduler_free(s);
+
 	/* maxPrefixTokensToMatch counts in the reported block size. */
 	s = sched_of(ONE_SCORER("prefix-cache-scorer", "1",
 				"  parameters: {autoTune: true, blockSizeTokens: 32, "
