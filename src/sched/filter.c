@@ -72,7 +72,8 @@ int ig_filter_has_capacity_for_sheddable(const struct ig_endpoint_metrics *const
 	out->n = 0;
 	for (size_t k = 0; k < in->n; k++) {
 		const struct ig_endpoint_metrics *m = eps[in->idx[k]];
-		if (m->waiting <= IG_QUEUE_THRESHOLD_CRITICAL && m->kv_usage <= IG_KV_CACHE_THRESHOLD)
+		if (m->waiting <= IG_QUEUE_THRESHOLD_CRITICAL &&
+		    m->kv_usage <= IG_KV_CACHE_THRESHOLD)
 			keep(out, in->idx[k]);
 	}
 	return out->n ? 0 : -1;

@@ -424,6 +424,18 @@ static double token_load_score(const struct ig_sched_endpoint *e, const struct p
 	return 1.0 - (t < thr ? t : thr) / thr;
 }
 
+/* llm-d's load-aware-scorer: the scraped waiting queue alone, 0.5 when
+ * it is empty, falling linearly from 0.5 to 0 at `threshold` waiting
+ * requests. (A busy but unqueued pod scores as an idle one: that is what
+ * keeps llm-d's prefix affinity sticky until pods saturate.) */
+static double load_aware_score(const struct ig_sched_endpoint *e, const struct plugin_params *p)
+{
+	double q = (double)load(e)->waiting;
+	if (q <= 0)
+		return 0.5;
+	return q >= p->load_threshold ? 0.0 : 0.5 * (1.0 - q / p->load_threshold);
+}
+
 static inline double clamp01(double v)
 {
 	v = v < 0 ? 0 : v;
@@ -489,6 +501,10 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 	case PT_TOKEN_LOAD_SCORER:
 		for (size_t k = 0; k < set->n; k++)
 			c->scores[k] += clamp01(token_load_score(&c->eps[set->idx[k]], &st->p)) * w;
+		break;
+	case PT_LOAD_AWARE_SCORER:
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += load_aware_score(&c->eps[set->idx[k]], &st->p) * w;
 		break;
 	case PT_PREFIX_SCORER: {
 		/* Without a match every score is 0: adding 0 changes nothing.

@@ -41,14 +41,14 @@ struct ig_sched_endpoint {
 	int64_t inflight_requests;
 	int64_t inflight_tokens;
 	struct ig_str addr; /* "ip:port" */
-	uint64_t key;       /* stable identity (e.g. hash of addr), for the prefix index */
+	uint64_t key;	    /* stable identity (e.g. hash of addr), for the prefix index */
 };
 
 struct ig_sched_req {
-	struct ig_str model;        /* as asked */
+	struct ig_str model;	    /* as asked */
 	struct ig_str target_model; /* after the traffic split */
-	bool critical;              /* InferenceModel criticality == Critical */
-	int priority;               /* InferenceObjective priority (0 default); < 0 sheddable */
+	bool critical;		    /* InferenceModel criticality == Critical */
+	int priority;		    /* InferenceObjective priority (0 default); < 0 sheddable */
 	/* Bytes the prefix-cache index hashes (gie-reference §4.3): the text of
 	 * a completions prompt, the canonical JSON of chat `messages`, of a
 	 * Responses request's instructions, tools and input, or of embeddings

@@ -61,6 +61,7 @@ static const struct {
     [PT_KV_SCORER] = {"kv-cache-utilization-scorer", PK_SCORER},
     [PT_LORA_SCORER] = {"lora-affinity-scorer", PK_SCORER},
     [PT_TOKEN_LOAD_SCORER] = {"token-load-scorer", PK_SCORER},
+    [PT_LOAD_AWARE_SCORER] = {"load-aware-scorer", PK_SCORER},
     [PT_PREFIX_SCORER] = {"prefix-cache-scorer", PK_SCORER},
     [PT_MAX_SCORE_PICKER] = {"max-score-picker", PK_PICKER},
     [PT_RANDOM_PICKER] = {"random-picker", PK_PICKER},
@@ -125,6 +126,7 @@ void picker_default_params(struct plugin_params *p)
 {
 	*p = (struct plugin_params){
 	    .queue_threshold_tokens = 4194304,
+	    .load_threshold = 128,
 	    .block_size_tokens = 16,
 	    .max_prefix_blocks = 256,
 	    .lru_capacity = 31250,
@@ -414,6 +416,10 @@ static const struct param_desc token_params[] = {
     PD("queueThresholdTokens", P_U64, queue_threshold_tokens, 1, 1e12, false),
     {0},
 };
+static const struct param_desc load_aware_params[] = {
+    PD("threshold", P_DOUBLE, load_threshold, 0, 1e9, true),
+    {0},
+};
 static const struct param_desc prefix_params[] = {
     PD("blockSizeTokens", P_U32, block_size_tokens, 1, 1 << 20, false),
     PD("maxPrefixBlocksToMatch", P_U32, max_prefix_blocks, 1, 256, false),
@@ -447,6 +453,8 @@ static const struct param_desc *params_of(enum plugin_type t)
 	switch (t) {
 	case PT_TOKEN_LOAD_SCORER:
 		return token_params;
+	case PT_LOAD_AWARE_SCORER:
+		return load_aware_params;
 	case PT_PREFIX_SCORER:
 	case PT_PREFIX_PRODUCER:
 		return prefix_params;
@@ -734,7 +742,8 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 	if (params_of(pl->type) == prefix_params && pl->p.max_prefix_tokens &&
 	    pl->p.max_prefix_tokens / pl->p.block_size_tokens > IG_PREFIX_MAX_BLOCKS)
 		err(s, line, path,
-		    "maxPrefixTokensToMatch / blockSizeTokens is %llu blocks; at most %d are matched",
+		    "maxPrefixTokensToMatch / blockSizeTokens is %llu blocks; at most %d are "
+		    "matched",
 		    (unsigned long long)(pl->p.max_prefix_tokens / pl->p.block_size_tokens),
 		    IG_PREFIX_MAX_BLOCKS);
 }
@@ -1358,8 +1367,8 @@ static void check_header(struct session *s, yaml_node_t *root)
 	/* The manifests loader hands over the same three (config_load.c). */
 	yaml_node_t *api = get(s, root, "apiVersion", &line);
 	if (api && !ig_yaml_scalar_is(api, "inference.networking.x-k8s.io/v1alpha1") &&
-	    !ig_yaml_scalar_is(api,
-			       "config.apix.gateway-api-inference-extension.sigs.k8s.io/v1alpha1") &&
+	    !ig_yaml_scalar_is(
+		api, "config.apix.gateway-api-inference-extension.sigs.k8s.io/v1alpha1") &&
 	    !ig_yaml_scalar_is(api, "llm-d.ai/v1alpha1"))
 		err(s, line, "apiVersion",
 		    "must be inference.networking.x-k8s.io/v1alpha1 (GIE) or llm-d.ai/v1alpha1 "
@@ -1415,14 +1424,16 @@ static int default_profile(struct session *s)
 		sub(p, "plugins", NULL, i);
 		if (k == PK_PICKER && picker >= 0) {
 			err(s, pl->line, p,
-			    "without schedulingProfiles every filter, scorer and picker runs in one "
+			    "without schedulingProfiles every filter, scorer and picker runs in "
+			    "one "
 			    "profile, which takes one picker: \"%s\" and \"%s\"",
 			    c->plugins[picker].name, pl->name);
 			continue;
 		}
 		if (pr->n == MAX_PROFILE_ENTRIES - 1) {
 			err(s, pl->line, p,
-			    "without schedulingProfiles every filter, scorer and picker runs in one "
+			    "without schedulingProfiles every filter, scorer and picker runs in "
+			    "one "
 			    "profile, which takes at most %d",
 			    MAX_PROFILE_ENTRIES - 1);
 			break;

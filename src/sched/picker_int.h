@@ -27,6 +27,7 @@ enum plugin_type {
 	PT_KV_SCORER,
 	PT_LORA_SCORER,
 	PT_TOKEN_LOAD_SCORER,
+	PT_LOAD_AWARE_SCORER,
 	PT_PREFIX_SCORER,
 	PT_MAX_SCORE_PICKER,
 	PT_RANDOM_PICKER,
@@ -57,6 +58,7 @@ enum plugin_type {
 /* Every numeric parameter any plugin type takes, with GIE's defaults. */
 struct plugin_params {
 	uint64_t queue_threshold_tokens; /* token-load-scorer */
+	double load_threshold;		 /* load-aware-scorer: waiting requests that score 0 */
 	uint32_t block_size_tokens;	 /* prefix-cache-scorer, approx-prefix-cache-producer */
 	uint32_t max_prefix_blocks;
 	uint64_t max_prefix_tokens;

@@ -13,7 +13,7 @@
 #include "core/scratch.h"
 
 enum filter_id {
-	F_CRITICAL,   /* request predicate: all endpoints if critical, else none */
+	F_CRITICAL, /* request predicate: all endpoints if critical, else none */
 	F_LOW_QUEUEING,
 	F_HAS_CAPACITY,
 	F_LEAST_QUEUING,
