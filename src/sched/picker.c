@@ -289,6 +289,37 @@ static void affinity_filter(const struct call *c, const struct plugin_params *p,
 		keep_all(in, out);
 }
 
+/* Requests an endpoint holds: waiting and running as last scraped, plus
+ * those dispatched since that the scrape did not see. */
+static inline int64_t total_load(const struct ig_sched_endpoint *e)
+{
+	return load(e)->waiting + load(e)->running + e->inflight_requests;
+}
+
+/* infergate's load-bound-filter: consistent hashing with bounded loads
+ * applied to prefix affinity. Endpoints whose load is above
+ * mean * (1 + slack) + headroom leave the candidates, so the scorers
+ * after it (prefix affinity above all) cannot pile requests onto one pod
+ * while others have room; all stay when none is under the bound. */
+static void load_bound_filter(const struct call *c, const struct plugin_params *p,
+			      const struct ig_sched_set *in, struct ig_sched_set *out)
+{
+	if (in->n < 2) {
+		keep_all(in, out);
+		return;
+	}
+	double sum = 0;
+	for (size_t k = 0; k < in->n; k++)
+		sum += (double)total_load(&c->eps[in->idx[k]]);
+	double bound = sum / (double)in->n * (1 + p->bound_slack) + p->bound_headroom;
+	out->n = 0;
+	for (size_t k = 0; k < in->n; k++)
+		if ((double)total_load(&c->eps[in->idx[k]]) <= bound)
+			out->idx[out->n++] = in->idx[k];
+	if (out->n == 0)
+		keep_all(in, out);
+}
+
 /* An address's host: "10.0.0.1" of "10.0.0.1:8000", "::1" of "[::1]:8000". */
 static struct ig_str host_of(struct ig_str addr)
 {
@@ -378,6 +409,9 @@ static int run_filter(const struct call *c, const struct stage *st, const struct
 		break;
 	case PT_PREFIX_AFFINITY_FILTER:
 		affinity_filter(c, &st->p, in, out);
+		break;
+	case PT_LOAD_BOUND_FILTER:
+		load_bound_filter(c, &st->p, in, out);
 		break;
 	case PT_HEADER_TESTING_FILTER:
 		header_filter(c, in, out);

@@ -111,6 +111,13 @@ int ig_picker_config_parse(const char *file, const char *text, size_t len,
 /* GIE's default: queue-scorer 2, kv-cache-utilization-scorer 2,
  * prefix-cache-scorer 3, max-score-picker. */
 struct ig_picker_config *ig_picker_config_default(void);
+/* The EndpointPickerConfig text of a named configuration (sched/presets.c):
+ * "infergate" (the gateway's default), "gie" (GIE's default profile),
+ * "llm-d" (the llm-d router's prefix + load-aware profile), "v0.2" (GIE
+ * v0.2.0's decision tree); NULL for another name. ig_picker_preset_name
+ * lists them (NULL past the last). */
+const char *ig_picker_preset(const char *name);
+const char *ig_picker_preset_name(size_t i);
 /* The GIE v0.2.0 behaviour as a one-plugin profile (decision-tree filter,
  * random picker among the survivors). */
 struct ig_picker_config *ig_picker_config_decision_tree(void);

@@ -69,6 +69,7 @@ static const struct {
     [PT_DECISION_TREE_FILTER] = {"decision-tree-filter", PK_FILTER},
     [PT_UTILIZATION_DETECTOR] = {"utilization-detector", PK_DETECTOR},
     [PT_PREFIX_AFFINITY_FILTER] = {"prefix-cache-affinity-filter", PK_FILTER},
+    [PT_LOAD_BOUND_FILTER] = {"load-bound-filter", PK_FILTER},
     [PT_HEADER_TESTING_FILTER] = {"header-based-testing-filter", PK_FILTER},
     [PT_SINGLE_PROFILE_HANDLER] = {"single-profile-handler", PK_HANDLER},
     [PT_HEADER_PROFILE_HANDLER] = {"header-profile-handler", PK_HANDLER},
@@ -134,6 +135,8 @@ void picker_default_params(struct plugin_params *p)
 	    .kv_threshold = 0.8,
 	    .staleness_ms = 200,
 	    .affinity_threshold = 0.5,
+	    .bound_slack = 0.25,
+	    .bound_headroom = 4,
 	    .usage_threshold = 1.0,
 	    .auto_tune = true, /* GIE's default */
 	};
@@ -443,6 +446,11 @@ static const struct param_desc affinity_params[] = {
     PD("threshold", P_DOUBLE, affinity_threshold, 0, 1, false),
     {0},
 };
+static const struct param_desc bound_params[] = {
+    PD("slack", P_DOUBLE, bound_slack, 0, 100, false),
+    PD("headroom", P_DOUBLE, bound_headroom, 0, 1e6, false),
+    {0},
+};
 static const struct param_desc usage_params[] = {
     PD("threshold", P_DOUBLE, usage_threshold, 0, 1e6, true),
     {0},
@@ -466,6 +474,8 @@ static const struct param_desc *params_of(enum plugin_type t)
 		return detector_params;
 	case PT_PREFIX_AFFINITY_FILTER:
 		return affinity_params;
+	case PT_LOAD_BOUND_FILTER:
+		return bound_params;
 	case PT_STATIC_USAGE_LIMIT:
 		return usage_params;
 	default:

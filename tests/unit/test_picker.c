@@ -317,6 +317,71 @@ static void test_load_aware_scorer(void **state)
 	(void)state;
 }
 
+/* The named configurations parse; "gie" ranks exactly as
+ * ig_picker_config_default (GIE's default profile) does. */
+static void test_presets(void **state)
+{
+	size_t count = 0;
+	for (size_t i = 0; ig_picker_preset_name(i); i++, count++) {
+		const char *text = ig_picker_preset(ig_picker_preset_name(i));
+		assert_non_null(text);
+		ig_picker_config_free(parse_ok(text));
+	}
+	assert_int_equal(count, 4);
+	assert_null(ig_picker_preset("nginx"));
+	assert_non_null(ig_picker_preset("infergate"));
+
+	struct ig_picker_config *def = ig_picker_config_default();
+	struct ig_scheduler *a = ig_scheduler_new(def), *b = sched_of(ig_picker_preset("gie"));
+	ig_picker_config_free(def);
+	double sa[MAXE], sb[MAXE];
+	ep(3, 0.5);
+	ep(0, 0.9);
+	ep(7, 0.1);
+	assert_int_equal(score_all(a, &plain, sa), 0);
+	assert_int_equal(score_all(b, &plain, sb), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_float_equal(sa[i], sb[i], 1e-9);
+	ig_scheduler_free(a);
+	ig_scheduler_free(b);
+	(void)state;
+}
+
+/* load-bound-filter: endpoints above mean * (1 + slack) + headroom
+ * requests (waiting + running + dispatched since the scrape) leave; all
+ * stay when none is under the bound. */
+static void test_load_bound_filter(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    "plugins:\n- type: load-bound-filter\n  parameters: {slack: 0.5, headroom: 1}\n"
+	    "- type: kv-cache-utilization-scorer\n- type: max-score-picker\n"
+	    "schedulingProfiles:\n- name: p\n  plugins:\n  - pluginRef: load-bound-filter\n"
+	    "  - pluginRef: kv-cache-utilization-scorer\n  - pluginRef: max-score-picker\n");
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	/* Loads 2, 4, 10 (mean 16/3): bound 16/3 * 1.5 + 1 = 9. The third has
+	 * the lowest KV use but is over the bound; the second leads the two
+	 * left. */
+	ep(2, 0.9);
+	ep(0, 0.5);
+	ep(0, 0.0);
+	m[1].running = 3;
+	eps[1].inflight_requests = 1;
+	m[2].running = 10;
+	assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+	assert_int_equal(res.nranked, 2);
+	assert_int_equal(ranked[0], 1);
+	assert_int_equal(ranked[1], 0);
+	/* All equal: nobody is over the mean. */
+	m[0].waiting = 0;
+	m[0].running = 10;
+	m[1].running = 9;
+	assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+	assert_int_equal(ranked[0], 2);
+	ig_scheduler_free(s);
+	(void)state;
+}
+
 static void test_prefix_scorer(void **state)
 {
 	struct ig_scheduler *s = sched_of(
@@ -1232,6 +1297,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_prefix_scorer_large_pool, setup),
 	    cmocka_unit_test_setup(test_token_load_scorer, setup),
 	    cmocka_unit_test_setup(test_load_aware_scorer, setup),
+	    cmocka_unit_test_setup(test_load_bound_filter, setup),
+	    cmocka_unit_test_setup(test_presets, setup),
 	    cmocka_unit_test_setup(test_prefix_scorer, setup),
 	    cmocka_unit_test_setup(test_prefix_auto_tune, setup),
 	    cmocka_unit_test_setup(test_default_profile_sum, setup),
