@@ -10,7 +10,7 @@ CSTD     := -std=c17
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CPPFLAGS := -Isrc -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
-LDLIBS   := -lyaml -lxxhash -lpthread -lm
+LDLIBS   := -lyaml -lxxhash -lssl -lcrypto -lpthread -lm
 
 LIB_SRCS  := $(sort $(wildcard src/*/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))

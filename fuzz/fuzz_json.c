@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json/canon.h"
 #include "json/json.h"
 
 static void check_in(struct ig_json_value v, struct ig_json_value parent)
@@ -172,6 +173,32 @@ static void check_members(const char *buf, size_t len)
 		ig_buf_free(&names[i]);
 }
 
+/* The canonical form (json/canon.h) of a valid document is itself valid
+ * JSON, canonical again unchanged, and a cut form is a prefix of the
+ * whole one. */
+static void check_canonical(struct ig_json_value root)
+{
+	size_t cap = root.raw.len * 6 + 16; /* \u00XX per byte at worst */
+	char *a = malloc(cap), *b = malloc(cap);
+	if (!a || !b)
+		abort();
+	size_t na = ig_json_canonical(root, a, cap);
+	if (na >= cap)
+		abort(); /* the bound above is not enough: a bug */
+	struct ig_json_value again;
+	if (ig_json_parse(a, na, &again) != 0)
+		abort();
+	size_t nb = ig_json_canonical(again, b, cap);
+	if (nb != na || memcmp(a, b, na) != 0)
+		abort();
+	size_t cut = na / 2;
+	size_t nc = ig_json_canonical(root, b, cut);
+	if (nc != cut || memcmp(a, b, cut) != 0)
+		abort();
+	free(a);
+	free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* An exact-size copy so that ASan catches over-reads even when the
@@ -180,8 +207,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ig_json_value root;
 
 	memcpy(buf, data, size);
-	if (ig_json_parse(buf, size, &root) == 0)
+	if (ig_json_parse(buf, size, &root) == 0) {
 		walk(root);
+		check_canonical(root);
+	}
 	poke(buf, size);
 	check_members(buf, size);
 	free(buf);

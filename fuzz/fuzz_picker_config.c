@@ -1,7 +1,7 @@
 /* Fuzzes EndpointPickerConfig loading: arbitrary bytes through libyaml,
  * the decoder and the defaults; an accepted config also builds a
- * scheduler and runs one schedule, and everything is freed so that leaks
- * show up. */
+ * scheduler and runs one schedule (through its profile handler), and
+ * everything is freed so that leaks show up. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,8 +18,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct ig_sched_endpoint eps[2] = {
 				{.m = &m[0], .addr = IG_STR("10.0.0.1:8000"), .key = 1},
 				{.m = &m[1], .addr = IG_STR("10.0.0.2:8000"), .key = 2}};
+			/* The first bytes stand for the profile handler's header. */
 			struct ig_sched_req req = {.model = IG_STR("m"),
-						   .prefix_input = {(const char *)data, size}};
+						   .prefix_input = {(const char *)data, size},
+						   .profile = {(const char *)data, size < 6 ? size : 6}};
 			size_t ranked[2];
 			struct ig_sched_result res = {.ranked = ranked};
 			struct ig_rng rng;

@@ -1,20 +1,24 @@
-/* libFuzzer target for the simulator's handling of peer input: generation
- * request bodies (ig_sim_parse_request, against a fixed configuration with
- * served names and adapters), --lora-modules items, command lines and the
- * tokenizer.
+/* libFuzzer target for the simulator's handling of peer input: request
+ * bodies of every API (ig_sim_parse_request, against a fixed configuration
+ * with served names and adapters) and the answers rendered from what they
+ * accept, --lora-modules items, command lines and the tokenizer.
  *
  * Input: one control byte, then the payload.
  *   control % 8 == 0  the payload is one --lora-modules item
  *               == 1  the payload is a command line, arguments split on NUL
  *               == 2  the payload is text for the tokenizer
  *               else  request bodies: up to 6 pieces split on NUL, each
- *                     "<op><body>" with op c (completion), h (chat) or
- *                     anything else (both kinds)
+ *                     "<op><body>" with op c (completion), h (chat),
+ *                     r (Responses), e (embeddings), m (Anthropic
+ *                     Messages) or anything else (every API)
  *   bit 3  --vllm-version 0.8 (the error body shape)
  *
  * A parsed request must be one the simulator can run: a known model name,
- * a prompt and answer within the context, ids a prefix of the prompt. A
- * refusal must carry a status and a message that make a valid error body. */
+ * a prompt and answer within the context, ids a prefix of the prompt (all
+ * of it unless cut at the buffer's ceiling), and its answer, whole and
+ * streamed, must render as valid JSON with every SSE event on one data
+ * line. A refusal must carry a status and a message that make a valid
+ * error body in the API's shape. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -104,6 +108,8 @@ static char *sim_argv[] = {
     "128",
     "--seed",
     "7",
+    "--embedding-dim",
+    "8",
     "--vllm-version",
     "latest",
 };
@@ -115,34 +121,139 @@ static void check_json(const char *p, size_t len)
 		abort();
 }
 
+/* Each event of an SSE stream: optional "event:" line, one "data:" line
+ * holding JSON (or [DONE]), a blank line. */
+static void check_sse(const char *p, size_t len)
+{
+	const char *end = p + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			abort();
+		if ((size_t)(end - p) > 7 && memcmp(p, "event: ", 7) == 0) {
+			p = nl + 1;
+			nl = memchr(p, '\n', (size_t)(end - p));
+			if (!nl)
+				abort();
+		}
+		if ((size_t)(nl - p) < 6 || memcmp(p, "data: ", 6) != 0 || nl + 1 >= end ||
+		    nl[1] != '\n')
+			abort();
+		if (!((size_t)(nl - p) == 12 && memcmp(p + 6, "[DONE]", 6) == 0))
+			check_json(p + 6, (size_t)(nl - p - 6));
+		p = nl + 2;
+	}
+}
+
+/* Renders what the engine would answer to r: the whole body, and the
+ * stream of a two-token answer. */
+static void check_answer(const struct ig_sim_request *r)
+{
+	struct ig_buf out = {0}, store = {0};
+	struct ig_sim_echo echo;
+	if (ig_sim_echo_compact(&r->echo, &store, &echo) < 0)
+		abort();
+	struct ig_sim_resp resp = {
+	    .kind = r->kind,
+	    .id = IG_STR("id-1"),
+	    .model = r->name,
+	    .text = IG_STR(" a b"),
+	    .finish = "length",
+	    .prompt_tokens = r->prompt_tokens,
+	    .completion_tokens = 2,
+	    .include_usage = r->include_usage,
+	    .item_id = IG_STR("msg_1"),
+	    .max_output_tokens = r->max_tokens,
+	    .echo = &echo,
+	    .input = r->input,
+	    .dims = r->dims,
+	    .base64 = r->base64,
+	    .embed_seed = 7,
+	};
+	if (ig_sim_render_full(&out, &resp) < 0)
+		abort();
+	check_json(out.ptr, out.len);
+	if (r->kind == IG_SIM_EMBEDDINGS) {
+		struct ig_json_value root, data, e;
+		size_t pos = 0;
+		long n = 0;
+		if (ig_json_parse(out.ptr, out.len, &root) < 0 ||
+		    ig_json_get(root, "data", &data) < 0)
+			abort();
+		while (ig_json_array_next(data, &pos, &e) == 1)
+			n++;
+		if (n != r->ninputs)
+			abort();
+	} else {
+		long seq = 0;
+		ig_buf_reset(&out);
+		resp.finish = NULL;
+		resp.full_text = IG_STR(" a");
+		resp.text = IG_STR(" a");
+		resp.first = true;
+		resp.completion_tokens = 1;
+		if (ig_sim_render_stream_open(&out, &resp, &seq) < 0 ||
+		    ig_sim_render_token(&out, &resp, &seq) < 0)
+			abort();
+		resp.finish = "stop";
+		resp.full_text = IG_STR(" a b");
+		resp.text = IG_STR(" b");
+		resp.first = false;
+		resp.completion_tokens = 2;
+		if (ig_sim_render_token(&out, &resp, &seq) < 0)
+			abort();
+		check_sse(out.ptr, out.len);
+	}
+	ig_buf_free(&out);
+	ig_buf_free(&store);
+}
+
+static bool within(struct ig_str s, const char *body, size_t len)
+{
+	return !s.len || (s.ptr >= body && s.ptr + s.len <= body + len);
+}
+
 static void check_accepted(const struct ig_sim_config *c, const struct ig_sim_request *r,
 			   const char *body, size_t len)
 {
-	if (!r->name.len || r->max_tokens < 1 || r->prompt_tokens < 0 ||
-	    r->prompt_tokens + r->max_tokens > c->max_model_len)
+	if (!r->name.len || r->max_tokens < 1 || r->prompt_tokens < 0)
 		abort();
+	/* Embedding inputs are checked one by one; the rest as one prompt. */
+	if (r->kind == IG_SIM_EMBEDDINGS) {
+		if (r->max_tokens != 1 || r->ninputs < 1 || r->stream || r->dims < 1 ||
+		    r->dims > c->embedding_dim || r->prompt_tokens > r->ninputs * c->max_model_len)
+			abort();
+	} else if (r->prompt_tokens + r->max_tokens > c->max_model_len) {
+		abort();
+	}
 	if (r->adapter != (ig_sim_find_adapter(c, r->name) >= 0) ||
 	    (!r->adapter && !ig_sim_is_base_name(c, r->name)))
 		abort();
-	/* The text's seed comes from the prompt's JSON, part of the body. */
-	if (r->prompt_key.ptr < body || r->prompt_key.ptr + r->prompt_key.len > body + len)
+	/* The text's seed comes from the prompt's JSON, part of the body; so
+	 * do the echoed fields and an embeddings input. */
+	if (!within(r->prompt_key, body, len) || !within(r->input, body, len) ||
+	    !within(r->echo.instructions, body, len) || !within(r->echo.metadata, body, len) ||
+	    !within(r->echo.tool_choice, body, len) || !within(r->echo.tools, body, len) ||
+	    !within(r->echo.user, body, len))
 		abort();
 	if (r->include_usage && !r->stream)
 		abort();
+	/* The ids are the prompt's tokens, template markers included. */
 	size_t n = ig_sim_request_nids(r);
-	if (r->ids.len % sizeof(uint64_t) ||
-	    (!r->ids_truncated && r->kind == IG_SIM_COMPLETION && n != (size_t)r->prompt_tokens))
+	if (r->ids.len % sizeof(uint64_t) || (!r->ids_truncated && n != (size_t)r->prompt_tokens))
 		abort();
 	(void)ig_sim_text_seed(r->prompt_key, r->name, r->has_seed ? (uint64_t)r->seed : 0);
+	check_answer(r);
 }
 
-static void check_refused(const struct ig_sim_config *c, const struct ig_sim_error *e)
+static void check_refused(const struct ig_sim_config *c, enum ig_sim_kind kind,
+			  const struct ig_sim_error *e)
 {
 	struct ig_buf b = {0};
 	if ((e->status != 400 && e->status != 404) || !e->type ||
 	    !memchr(e->msg, '\0', sizeof e->msg) || !e->msg[0])
 		abort();
-	if (ig_sim_render_error(&b, c->version, e->status, e->type, e->param, e->msg) < 0)
+	if (ig_sim_render_api_error(&b, c->version, kind, e->status, e->type, e->param, e->msg) < 0)
 		abort();
 	check_json(b.ptr, b.len);
 	ig_buf_free(&b);
@@ -156,12 +267,15 @@ static void parse_one(const struct ig_sim_config *c, enum ig_sim_kind kind, cons
 	if (ig_sim_parse_request(c, kind, body, len, &r, &e) == 0)
 		check_accepted(c, &r, body, len);
 	else
-		check_refused(c, &e);
+		check_refused(c, kind, &e);
 	ig_sim_request_free(&r);
 }
 
 static void fuzz_requests(const char *p, size_t len, unsigned flags)
 {
+	static const char ops[] = {'c', 'h', 'r', 'e', 'm'};
+	static const enum ig_sim_kind kinds[] = {IG_SIM_COMPLETION, IG_SIM_CHAT, IG_SIM_RESPONSES,
+						 IG_SIM_EMBEDDINGS, IG_SIM_MESSAGES};
 	static struct ig_sim_config cfg[2];
 	static bool ready[2];
 	const char *end = p + len;
@@ -187,10 +301,9 @@ static void fuzz_requests(const char *p, size_t len, unsigned flags)
 			if (!body)
 				abort();
 			memcpy(body, p + 1, blen);
-			if (p[0] != 'h')
-				parse_one(&cfg[v], IG_SIM_COMPLETION, body, blen);
-			if (p[0] != 'c')
-				parse_one(&cfg[v], IG_SIM_CHAT, body, blen);
+			for (size_t k = 0; k < sizeof ops; k++)
+				if (p[0] == ops[k] || !memchr(ops, p[0], sizeof ops))
+					parse_one(&cfg[v], kinds[k], body, blen);
 			free(body);
 		}
 		p += seg + 1;

@@ -15,28 +15,44 @@
 #include "json/json.h"
 #include "json/usage.h"
 
-static int64_t count(struct ig_json_value obj, const char *key)
+/* Of two names for one count (Chat's prompt_tokens, the Responses API's
+ * input_tokens), the member that comes later wins, as a later duplicate does:
+ * ig_json_get() gives the last of each, and the raw positions order them. */
+static bool later(struct ig_json_value obj, const char *a, const char *b,
+		  struct ig_json_value *out)
 {
-	struct ig_json_value v;
+	struct ig_json_value va, vb;
+	bool ha = ig_json_get(obj, a, &va) == 0, hb = ig_json_get(obj, b, &vb) == 0;
+
+	if (ha && (!hb || va.raw.ptr > vb.raw.ptr))
+		*out = va;
+	else if (hb)
+		*out = vb;
+	return ha || hb;
+}
+
+static int64_t count_of(struct ig_json_value v)
+{
 	int64_t n;
 
-	if (ig_json_get(obj, key, &v) < 0 || ig_json_int64(v, &n) < 0 || n < 0)
-		return -1;
-	return n;
+	return ig_json_int64(v, &n) < 0 || n < 0 ? -1 : n;
 }
 
 static int by_parse(const char *s, size_t len, struct ig_usage *u)
 {
-	struct ig_json_value root, usage, det;
+	struct ig_json_value root, usage, det, v;
 
 	*u = (struct ig_usage){-1, -1, -1};
 	if (ig_json_parse(s, len, &root) < 0 || ig_json_get(root, "usage", &usage) < 0 ||
 	    usage.type != IG_JSON_OBJECT)
 		return -1;
-	u->prompt_tokens = count(usage, "prompt_tokens");
-	u->completion_tokens = count(usage, "completion_tokens");
-	if (ig_json_get(usage, "prompt_tokens_details", &det) == 0)
-		u->cached_tokens = count(det, "cached_tokens");
+	if (later(usage, "prompt_tokens", "input_tokens", &v))
+		u->prompt_tokens = count_of(v);
+	if (later(usage, "completion_tokens", "output_tokens", &v))
+		u->completion_tokens = count_of(v);
+	if (later(usage, "prompt_tokens_details", "input_tokens_details", &det) &&
+	    ig_json_get(det, "cached_tokens", &v) == 0)
+		u->cached_tokens = count_of(v);
 	return 0;
 }
 

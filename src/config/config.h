@@ -2,7 +2,24 @@
  * from manifest files (multi-document YAML, files or directories), with
  * Kubernetes defaults applied and validated per the CRDs. A loaded
  * struct ig_config is immutable and owns all its memory; the gateway turns
- * it into routing tables and publishes it as a snapshot. */
+ * it into routing tables and publishes it as a snapshot.
+ *
+ * What the loader guarantees for every kind below:
+ * - Every field of a Gateway API or GIE object is either decoded into these
+ *   structs or refused with "file:line: path: message" (unknown fields, and
+ *   fields infergate does not implement); nothing is read and dropped. Core
+ *   objects (Service, EndpointSlice, Endpoints, Secret, Namespace) accept
+ *   every field Kubernetes defines for them, decode what routing needs and
+ *   refuse unknown names. Pods and Deployments only have their metadata
+ *   checked that strictly: they are kept for `demo`/`run`, not served.
+ * - `status` of every object is accepted and ignored (it is output).
+ * - Defaults the API server would fill in are filled in (listed per field).
+ * - References between objects are resolved once everything is loaded;
+ *   a reference that does not resolve is a warning (the object may come
+ *   with a later reload), and its outcome is recorded as an ig_ref_status.
+ *
+ * Strings are NUL-terminated and never NULL unless the comment says
+ * "NULL: ...". Counts go with arrays (`x` and `nx`). */
 #ifndef IG_CONFIG_CONFIG_H
 #define IG_CONFIG_CONFIG_H
 
@@ -20,7 +37,7 @@ struct ig_meta {
 	char *api_version;
 	char *kind;
 	char *name;
-	char *ns;                 /* "default" when the manifest gives none */
+	char *ns;		  /* "default" when the manifest gives none; "" for Namespace */
 	char *creation_timestamp; /* RFC 3339 text or NULL */
 	struct ig_kv *labels;
 	size_t nlabels;
@@ -29,15 +46,114 @@ struct ig_meta {
 	size_t seq; /* load order: position among all loaded objects */
 };
 
-/* ---- gateway.networking.k8s.io/v1 ---- */
+/* A metav1.LabelSelector: every matchLabels pair AND every expression
+ * must hold. An empty selector (no pairs, no expressions) selects
+ * everything. Operators: In / NotIn (values 1+), Exists / DoesNotExist (no
+ * values), validated as the API server does. */
+enum ig_selector_op { IG_SEL_IN, IG_SEL_NOT_IN, IG_SEL_EXISTS, IG_SEL_DOES_NOT_EXIST };
+
+struct ig_selector_req {
+	char *key;
+	enum ig_selector_op op;
+	char **values;
+	size_t nvalues;
+};
+
+struct ig_label_selector {
+	struct ig_kv *match_labels;
+	size_t nmatch_labels;
+	struct ig_selector_req *exprs;
+	size_t nexprs;
+};
+
+/* How a reference between objects turned out, with the Gateway API's
+ * condition reasons (ResolvedRefs=False/<reason>). Computed by the loader
+ * from the objects in the same load. */
+enum ig_ref_status {
+	IG_REF_OK = 0,
+	IG_REF_NOT_FOUND,	     /* BackendNotFound: no such object */
+	IG_REF_INVALID_KIND,	     /* InvalidKind: a group/kind infergate cannot route to */
+	IG_REF_NOT_PERMITTED,	     /* RefNotPermitted: cross-namespace without a ReferenceGrant */
+	IG_REF_UNSUPPORTED_PROTOCOL, /* UnsupportedProtocol: the port's appProtocol */
+	IG_REF_INVALID, /* InvalidCertificateRef: the Secret is not a usable TLS pair */
+};
+
+/* ---- gateway.networking.k8s.io: Gateway (v1, v1beta1) ---- */
+
+enum ig_routes_from { IG_FROM_SAME = 0, IG_FROM_ALL, IG_FROM_SELECTOR };
+
+struct ig_route_group_kind {
+	char *group; /* default gateway.networking.k8s.io */
+	char *kind;
+};
+
+/* listeners[].allowedRoutes; the zero value is the CRD default
+ * {namespaces: {from: Same}} with the protocol's default kinds. */
+struct ig_allowed_routes {
+	enum ig_routes_from from;
+	/* With from Selector: the namespace selector, matched against the
+	 * labels of the route's Namespace (see ig_config_namespace_selected).
+	 * has_selector false (Selector without a selector) admits nothing. */
+	bool has_selector;
+	struct ig_label_selector selector;
+	/* As written; empty means the protocol's kinds (HTTPRoute for HTTP and
+	 * HTTPS). Kinds other than HTTPRoute are accepted with a warning
+	 * (InvalidRouteKinds) and never attach anything. */
+	struct ig_route_group_kind *kinds;
+	size_t nkinds;
+};
+
+/* A reference to a Secret holding a certificate (listeners[].tls.
+ * certificateRefs[]): group default "", kind default Secret, namespace
+ * default the Gateway's. */
+struct ig_cert_ref {
+	char *group;
+	char *kind;
+	char *ns;
+	char *name;
+	int line; /* of the reference in its file */
+	/* Resolved by the loader: status OK means `secret` is a Secret of type
+	 * kubernetes.io/tls with non-empty tls.crt and tls.key that look like
+	 * PEM (a CERTIFICATE block, a PRIVATE KEY block), reachable from the
+	 * Gateway (same namespace or a ReferenceGrant from Gateway to Secret).
+	 * Otherwise NOT_FOUND, INVALID_KIND (not a core Secret), NOT_PERMITTED
+	 * or INVALID, with a warning, and secret may be NULL. In Gateway API
+	 * terms NOT_PERMITTED is the listener's ResolvedRefs=False/
+	 * RefNotPermitted and every other failure InvalidCertificateRef. The
+	 * bytes are not parsed as X.509 here: OpenSSL does that when it loads
+	 * them. */
+	enum ig_ref_status status;
+	const struct ig_secret *secret;
+};
+
+enum ig_tls_mode { IG_TLS_TERMINATE = 0, IG_TLS_PASSTHROUGH };
+
+/* listeners[].tls. Validated: not allowed on HTTP/TCP/UDP listeners;
+ * required on HTTPS listeners (infergate cannot serve HTTPS without a
+ * certificate), where mode must be Terminate and certificateRefs must have
+ * 1 to 64 entries. `options` and `frontendValidation` are refused. */
+struct ig_listener_tls {
+	bool set;
+	enum ig_tls_mode mode; /* default Terminate */
+	struct ig_cert_ref *certs;
+	size_t ncerts;
+};
 
 struct ig_listener {
 	char *name;
-	char *protocol; /* HTTP, HTTPS, TLS, TCP, UDP */
+	char *protocol; /* HTTP, HTTPS, TLS, TCP, UDP or "domain/Name" */
 	int port;
-	char *hostname; /* NULL: any */
+	char *hostname; /* NULL: any; for HTTPS also the SNI name it answers */
+	struct ig_allowed_routes allowed;
+	struct ig_listener_tls tls;
+	/* True for HTTP and HTTPS: the protocols infergate serves. Other
+	 * listeners load with a warning and attach no routes. */
+	bool served;
 };
 
+/* Listener checks: names unique, (port, protocol, hostname) unique, no
+ * hostname on TCP/UDP, the tls rules above; spec.addresses, infrastructure,
+ * tls, backendTLS, allowedListeners and defaultScope are refused. */
 struct ig_gateway {
 	struct ig_meta meta;
 	char *class_name;
@@ -45,13 +161,15 @@ struct ig_gateway {
 	size_t nlisteners;
 };
 
+/* ---- gateway.networking.k8s.io: HTTPRoute (v1, v1beta1) ---- */
+
 struct ig_parent_ref {
 	char *group; /* default gateway.networking.k8s.io */
-	char *kind;  /* default Gateway */
+	char *kind;  /* default Gateway (other kinds: a warning, never attached) */
 	char *ns;    /* default: the route's namespace */
 	char *name;
 	char *section_name; /* NULL: all listeners */
-	int port;           /* 0: any */
+	int port;	    /* 0: any */
 };
 
 enum ig_path_type { IG_PATH_PREFIX, IG_PATH_EXACT, IG_PATH_REGEX };
@@ -65,7 +183,7 @@ struct ig_header_match {
 
 struct ig_route_match {
 	enum ig_path_type path_type; /* default PathPrefix */
-	char *path;                  /* default "/" */
+	char *path;		     /* default "/" */
 	struct ig_header_match *headers;
 	size_t nheaders;
 	struct ig_header_match *query; /* queryParams */
@@ -73,23 +191,160 @@ struct ig_route_match {
 	char *method; /* NULL: any */
 };
 
+/* A header modifier filter (RequestHeaderModifier, ResponseHeaderModifier).
+ * Names are HTTP tokens of 1..256 characters, values 1..4096 visible ASCII
+ * characters with single spaces or tabs between words (the CRD's pattern:
+ * no CR, LF or other control characters). At most 16 entries per list; a
+ * name appears at most once per list (case-insensitively), as the CRD's
+ * list-map keys demand. Semantics (spec §4.5): `set` replaces every value
+ * of the header, `add` appends a value, `remove` deletes all values; names
+ * compare case-insensitively. */
+struct ig_header_modifier {
+	struct ig_kv *set;
+	size_t nset;
+	struct ig_kv *add;
+	size_t nadd;
+	char **remove;
+	size_t nremove;
+};
+
+enum ig_path_modifier_type { IG_PATH_MOD_NONE = 0, IG_PATH_MOD_FULL, IG_PATH_MOD_PREFIX };
+
+/* HTTPPathModifier: ReplaceFullPath (value replaces the whole path) or
+ * ReplacePrefixMatch (value replaces the matched PathPrefix, element-wise;
+ * the CRD lets it appear only in a rule with exactly one match, of type
+ * PathPrefix). value is 0..1024 characters without spaces or control
+ * characters; "" is valid for ReplacePrefixMatch. */
+struct ig_path_modifier {
+	enum ig_path_modifier_type type; /* NONE: the path is left as is */
+	char *value;			 /* NULL when type is NONE */
+};
+
+struct ig_url_rewrite {
+	char *hostname; /* NULL: keep Host; else a precise DNS name */
+	struct ig_path_modifier path;
+};
+
+struct ig_redirect {
+	char *scheme;	/* NULL: the request's; else "http" or "https" */
+	char *hostname; /* NULL: the request's Host without port; else a precise DNS name */
+	struct ig_path_modifier path;
+	int port;	 /* 0: unset (derive from scheme or the listener, see spec §4.5) */
+	int status_code; /* 301, 302 (default), 303, 307 or 308 */
+};
+
+struct ig_backend_ref;
+
+/* RequestMirror: a copy of the request goes to `backend` for
+ * numerator/denominator of the requests (percent P is P/100; neither
+ * percent nor fraction is 100/100; fraction's denominator defaults to 100;
+ * numerator <= denominator). backend has no weight (0) and no filters. */
+struct ig_mirror {
+	struct ig_backend_ref *backend;
+	uint32_t numerator;
+	uint32_t denominator;
+};
+
+enum ig_filter_type {
+	IG_FILTER_REQUEST_HEADER_MODIFIER,
+	IG_FILTER_RESPONSE_HEADER_MODIFIER,
+	IG_FILTER_URL_REWRITE,
+	IG_FILTER_REQUEST_REDIRECT,
+	IG_FILTER_REQUEST_MIRROR,
+};
+
+/* One HTTPRouteFilter; exactly one member of the union is meaningful, the
+ * one named by type. ExtensionRef, CORS and ExternalAuth filters are
+ * refused at load. Filters are kept in list order (the spec says they
+ * SHOULD run in that order). Per list (rule or backendRef), checked: each
+ * of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect and
+ * URLRewrite at most once; RequestRedirect and URLRewrite not together;
+ * RequestMirror may repeat. Per rule: RequestRedirect (rule level) only
+ * without backendRefs. */
+struct ig_filter {
+	enum ig_filter_type type;
+	int line; /* of the filter in its file, for the data plane's logs */
+	union {
+		struct ig_header_modifier headers; /* the two header modifiers */
+		struct ig_url_rewrite rewrite;
+		struct ig_redirect redirect;
+		struct ig_mirror mirror;
+	} u;
+};
+
 struct ig_backend_ref {
 	char *group; /* "" core (Service), or inference.networking.(x-)k8s.io */
 	char *kind;  /* default Service */
 	char *ns;    /* default: the route's namespace */
 	char *name;
-	int port;   /* 0: unset */
-	int weight; /* default 1; 0 allowed */
+	int port;   /* 0: unset (required for a Service; ignored for an InferencePool) */
+	int weight; /* default 1; 0 allowed; 0 in a mirror's backend */
+	int line;   /* of the reference in its file */
+	/* backendRefs[].filters: run only when this backend is chosen. */
+	struct ig_filter *filters;
+	size_t nfilters;
+	/* Resolution, done by the loader once everything is read. OK means:
+	 * - core Service: `service` is the Service of that namespace/name,
+	 *   not of type ExternalName, with a port numbered `port` whose
+	 *   appProtocol (if any) is http or kubernetes.io/h2c
+	 *   (ig_config_service_endpoints gives its endpoints);
+	 * - InferencePool: `pool` is the pool of that namespace/name whose API
+	 *   group is the ref's group (a v1 pool is named with
+	 *   inference.networking.k8s.io, a v1alpha2 one with
+	 *   inference.networking.x-k8s.io);
+	 * - and, across namespaces, a ReferenceGrant in the target namespace
+	 *   allows HTTPRoute -> that kind (ig_config_reference_allowed).
+	 * Anything else has its reason here and a warning; per the Gateway API
+	 * such a backend keeps its weight and its share of requests gets 500. */
+	enum ig_ref_status status;
+	const struct ig_pool *pool;	  /* NULL unless an InferencePool resolved */
+	const struct ig_service *service; /* NULL unless a Service resolved */
+};
+
+/* HTTPRoute rule `retry` (experimental, GEP-1731). codes are 400..599 and
+ * unique; attempts >= 0 (0 allowed as in v1.2.1's CRD); backoff a
+ * Duration. Zero value: no retry block. */
+struct ig_retry {
+	bool set;
+	int *codes;
+	size_t ncodes;
+	bool has_attempts;
+	int attempts;
+	bool has_backoff;
+	uint64_t backoff_ms;
+};
+
+enum ig_session_type { IG_SESSION_COOKIE = 0, IG_SESSION_HEADER };
+enum ig_cookie_lifetime { IG_COOKIE_SESSION = 0, IG_COOKIE_PERMANENT };
+
+/* HTTPRoute rule `sessionPersistence` (experimental, GEP-1619). type
+ * defaults to Cookie, cookieConfig.lifetimeType to Session. Checked:
+ * sessionName at most 128 characters; durations valid; Permanent needs
+ * absoluteTimeout; cookieConfig only with type Cookie. idleTimeout is
+ * accepted (v1.2.1-v1.5 CRDs have it). Zero value: none. */
+struct ig_session_persistence {
+	bool set;
+	char *session_name; /* NULL: the implementation's choice */
+	enum ig_session_type type;
+	enum ig_cookie_lifetime lifetime;
+	bool has_absolute_timeout;
+	uint64_t absolute_timeout_ms;
+	bool has_idle_timeout;
+	uint64_t idle_timeout_ms;
 };
 
 struct ig_route_rule {
-	char *name; /* optional */
+	char *name;			/* optional */
 	struct ig_route_match *matches; /* never empty after defaults */
 	size_t nmatches;
+	struct ig_filter *filters; /* rule-level, in order */
+	size_t nfilters;
 	struct ig_backend_ref *backends;
 	size_t nbackends;
 	uint64_t timeout_request_ms; /* 0: none */
 	uint64_t timeout_backend_ms; /* 0: none */
+	struct ig_retry retry;
+	struct ig_session_persistence session;
 };
 
 struct ig_httproute {
@@ -102,21 +357,62 @@ struct ig_httproute {
 	size_t nrules;
 };
 
+/* ---- gateway.networking.k8s.io: ReferenceGrant (v1beta1, v1) ---- */
+
+struct ig_grant_from {
+	char *group; /* required, "" for core */
+	char *kind;
+	char *ns;
+};
+
+struct ig_grant_to {
+	char *group; /* required, "" for core */
+	char *kind;
+	char *name; /* NULL: every object of that kind in the namespace */
+};
+
+/* Lives in the namespace of the referenced objects. from and to have 1..16
+ * entries each. See ig_config_reference_allowed. */
+struct ig_reference_grant {
+	struct ig_meta meta;
+	struct ig_grant_from *from;
+	size_t nfrom;
+	struct ig_grant_to *to;
+	size_t nto;
+};
+
 /* ---- inference.networking.(x-)k8s.io ---- */
 
 enum ig_failure_mode { IG_FAIL_CLOSE, IG_FAIL_OPEN };
+enum ig_app_protocol { IG_APP_HTTP = 0, IG_APP_H2C };
+
+#define IG_POOL_GROUP_V1 "inference.networking.k8s.io"
+#define IG_POOL_GROUP_ALPHA "inference.networking.x-k8s.io"
 
 struct ig_pool {
 	struct ig_meta meta;
-	bool v1; /* inference.networking.k8s.io/v1 (else x-k8s v1alpha2) */
-	struct ig_kv *selector; /* v1alpha2 map or v1 matchLabels */
+	bool v1;	   /* inference.networking.k8s.io/v1 (else x-k8s v1alpha2) */
+	const char *group; /* IG_POOL_GROUP_V1 or IG_POOL_GROUP_ALPHA */
+	/* v1alpha2 map or v1 matchLabels (1..64 pairs). Pods are selected by
+	 * equality in the pool's own namespace only, in both versions. */
+	struct ig_kv *selector;
 	size_t nselector;
-	int *target_ports; /* v1alpha2: one (targetPortNumber); v1: targetPorts */
+	/* v1alpha2: one (targetPortNumber); v1: targetPorts, 1..8, unique.
+	 * Each Ready pod contributes one endpoint per port (podIP:port):
+	 * data-parallel ranks are separate endpoints. */
+	int *target_ports;
 	size_t nports;
-	char *epp_name;  /* extensionRef / endpointPickerRef name, may be NULL in v1 */
-	char *epp_kind;  /* default Service */
-	int epp_port;    /* 0: unset (9002 inferred for Service) */
-	enum ig_failure_mode failure_mode;
+	/* v1 appProtocol: http (default) or kubernetes.io/h2c. Always http
+	 * for v1alpha2, which has no such field. */
+	enum ig_app_protocol app_protocol;
+	/* extensionRef (v1alpha2, required) / endpointPickerRef (v1, optional
+	 * since GIE v1.6): epp_name NULL when the v1 pool has none. */
+	char *epp_name;
+	char *epp_group;		   /* default "" */
+	char *epp_kind;			   /* default Service */
+	int epp_port;			   /* 0: unset (9002 inferred for a v1alpha2 Service); v1
+					    * Service refs must set port.number */
+	enum ig_failure_mode failure_mode; /* default FailClose */
 };
 
 enum ig_criticality { IG_CRIT_UNSET, IG_CRIT_CRITICAL, IG_CRIT_STANDARD, IG_CRIT_SHEDDABLE };
@@ -127,12 +423,12 @@ struct ig_target_model {
 	bool has_weight;
 };
 
-struct ig_model { /* InferenceModel, x-k8s v1alpha2 */
+struct ig_model { /* InferenceModel, x-k8s v1alpha2 (GIE v0.2 .. v0.5) */
 	struct ig_meta meta;
 	char *model_name;
 	enum ig_criticality criticality;
 	char *pool_name; /* poolRef.name, same namespace */
-	char *pool_group;
+	char *pool_group; /* NULL when not written (objectives, rewrites: any group) */
 	struct ig_target_model *targets;
 	size_t ntargets;
 	/* False when another InferenceModel of the same pool already claims
@@ -140,18 +436,65 @@ struct ig_model { /* InferenceModel, x-k8s v1alpha2 */
 	bool accepted;
 };
 
-struct ig_objective { /* InferenceObjective, x-k8s v1alpha2 */
+/* InferenceObjective: inference.networking.x-k8s.io/v1alpha2 (GIE
+ * v1.0-v1.5) and llm-d.ai/v1alpha2 (llm-d Router), same schema. poolRef
+ * group defaults to inference.networking.k8s.io, kind to InferencePool. */
+struct ig_objective {
 	struct ig_meta meta;
 	int priority; /* 0 when unset */
 	bool has_priority;
 	char *pool_name;
-	char *pool_group;
+	char *pool_group; /* NULL when not written (objectives, rewrites: any group) */
+	char *pool_kind;
 };
+
+/* InferenceModelRewrite: inference.networking.x-k8s.io/v1alpha2 (GIE
+ * v1.2-v1.5) and llm-d.ai/v1alpha2 (llm-d Router), same schema. */
+struct ig_rewrite_target {
+	char *model;	/* modelRewrite, required */
+	int32_t weight; /* 1..1000000 when has_weight; GIE counts an unset weight as 0 */
+	bool has_weight;
+};
+
+struct ig_rewrite_rule {
+	/* matches[].model.value (type Exact, the only type); a request's model
+	 * matches when it equals any of them. Empty: the rule matches every
+	 * model (a "generic" rule). */
+	char **models;
+	size_t nmodels;
+	/* 1+ entries when the rule has targets; a rule without targets (the
+	 * CRD allows it) rewrites nothing: see ig_rewrite_choose. */
+	struct ig_rewrite_target *targets;
+	size_t ntargets;
+};
+
+struct ig_model_rewrite {
+	struct ig_meta meta;
+	char *pool_name; /* spec.poolRef: group default inference.networking.k8s.io */
+	char *pool_group; /* NULL when not written (objectives, rewrites: any group) */
+	char *pool_kind;
+	struct ig_rewrite_rule *rules;
+	size_t nrules;
+	/* Position among the load's rewrites from the oldest (0): by
+	 * creationTimestamp, those without one after, in load order. */
+	size_t age_rank;
+};
+
+/* InferencePoolImport (x-k8s v1alpha1, GIE v1.1+): accepted and counted,
+ * never routed. It is written by a multi-cluster controller (it has only
+ * metadata and status) and names a pool exported by other clusters, which
+ * a single infergate cannot reach; a load with one gets a warning saying
+ * so, and a backendRef to one resolves to IG_REF_INVALID_KIND. */
+struct ig_pool_import {
+	struct ig_meta meta;
+};
+
+/* ---- core/v1 and discovery.k8s.io/v1 ---- */
 
 struct ig_pod {
 	struct ig_meta meta;
-	char *ip;   /* status.podIP, else first of status.podIPs; NULL if none */
-	bool ready; /* condition Ready=True, or no conditions at all */
+	char *ip;      /* status.podIP, else first of status.podIPs; NULL if none */
+	bool ready;    /* condition Ready=True, or no conditions at all */
 	bool deleting; /* metadata.deletionTimestamp set */
 };
 
@@ -176,6 +519,105 @@ struct ig_deployment {
 	size_t ncontainers;
 };
 
+/* v1 Namespace. Its labels (meta.labels) include the one Kubernetes adds
+ * to every namespace, kubernetes.io/metadata.name: <name>. */
+struct ig_namespace {
+	struct ig_meta meta;
+};
+
+struct ig_service_port {
+	char *name;	    /* "" when unnamed (allowed only for a single port) */
+	char *protocol;	    /* default TCP */
+	char *app_protocol; /* NULL: unset */
+	int port;
+	int target_port;	/* number; 0 when given by name */
+	char *target_port_name; /* NULL when a number (default: port) */
+};
+
+/* v1 Service. Fields Kubernetes defines but routing does not use
+ * (clusterIPs, sessionAffinity, traffic policies, ...) are accepted;
+ * infergate sends to endpoints directly, as Gateway API implementations do. */
+struct ig_service {
+	struct ig_meta meta;
+	char *type;	   /* default ClusterIP; ExternalName cannot be a backend */
+	bool headless;	   /* clusterIP: None */
+	bool has_selector; /* a non-empty spec.selector ({} counts as none) */
+	struct ig_kv *selector;
+	size_t nselector;
+	bool publish_not_ready; /* spec.publishNotReadyAddresses */
+	struct ig_service_port *ports;
+	size_t nports;
+};
+
+enum ig_address_type { IG_ADDR_IPV4, IG_ADDR_IPV6, IG_ADDR_FQDN };
+
+/* A port of an EndpointSlice or of an Endpoints subset. */
+struct ig_endpoint_port {
+	char *name;	    /* "" when unnamed */
+	int port;	    /* 0: unset (an EndpointSlice port without a number) */
+	char *protocol;	    /* default TCP */
+	char *app_protocol; /* NULL: unset */
+};
+
+/* conditions: ready absent counts as true, serving absent as ready's
+ * value, terminating absent as false (the API's documented meaning). */
+struct ig_slice_endpoint {
+	char **addresses; /* 1..100, valid for the slice's addressType */
+	size_t naddresses;
+	bool ready;
+	bool serving;
+	bool terminating;
+};
+
+/* discovery.k8s.io/v1 EndpointSlice. Belongs to the Service named by its
+ * label kubernetes.io/service-name (service_name, NULL without it) in its
+ * namespace. FQDN slices load with a warning and are never used. */
+struct ig_endpoint_slice {
+	struct ig_meta meta;
+	char *service_name;
+	enum ig_address_type address_type;
+	struct ig_slice_endpoint *endpoints;
+	size_t nendpoints;
+	struct ig_endpoint_port *ports;
+	size_t nports;
+};
+
+struct ig_endpoints_subset {
+	char **ready; /* addresses[].ip */
+	size_t nready;
+	char **not_ready; /* notReadyAddresses[].ip */
+	size_t nnot_ready;
+	struct ig_endpoint_port *ports;
+	size_t nports;
+};
+
+/* v1 Endpoints (the older API): belongs to the Service of the same
+ * namespace and name. */
+struct ig_endpoints_v1 {
+	struct ig_meta meta;
+	struct ig_endpoints_subset *subsets;
+	size_t nsubsets;
+};
+
+/* One key of a Secret: data (base64, decoded here) and stringData (plain,
+ * wins over data for the same key) merged. bytes is NUL-terminated (not
+ * counted in len) and wiped when the config is freed. */
+struct ig_secret_item {
+	char *key;
+	unsigned char *bytes;
+	size_t len;
+};
+
+/* v1 Secret. Checked as the API server does: keys of [-._a-zA-Z0-9], data
+ * valid base64 (line breaks ignored, as Go's decoder does), 1 MiB in all;
+ * type kubernetes.io/tls needs tls.crt and tls.key. */
+struct ig_secret {
+	struct ig_meta meta;
+	char *type; /* default Opaque */
+	struct ig_secret_item *items;
+	size_t nitems;
+};
+
 /* A document kept as text for another module to parse (the endpoint
  * picker's EndpointPickerConfig). The text is padded with newlines so that
  * its line numbers are the file's. */
@@ -186,6 +628,9 @@ struct ig_raw_doc {
 	size_t len;
 };
 
+/* Arrays are in load order. Pointers between objects (ig_backend_ref.pool,
+ * ig_cert_ref.secret, ...) point into these arrays; only pods may grow
+ * after the load (ig_config_add_pod), and nothing points at a pod. */
 struct ig_config {
 	struct ig_raw_doc *picker_docs; /* kind EndpointPickerConfig */
 	size_t npicker_docs;
@@ -193,16 +638,32 @@ struct ig_config {
 	size_t ngateways;
 	struct ig_httproute *routes;
 	size_t nroutes;
+	struct ig_reference_grant *grants;
+	size_t ngrants;
 	struct ig_pool *pools;
 	size_t npools;
 	struct ig_model *models;
 	size_t nmodels;
 	struct ig_objective *objectives;
 	size_t nobjectives;
+	struct ig_model_rewrite *rewrites;
+	size_t nrewrites;
+	struct ig_pool_import *imports;
+	size_t nimports;
 	struct ig_pod *pods;
 	size_t npods;
 	struct ig_deployment *deployments;
 	size_t ndeployments;
+	struct ig_namespace *namespaces;
+	size_t nnamespaces;
+	struct ig_service *services;
+	size_t nservices;
+	struct ig_endpoint_slice *slices;
+	size_t nslices;
+	struct ig_endpoints_v1 *endpoints;
+	size_t nendpoints;
+	struct ig_secret *secrets;
+	size_t nsecrets;
 	size_t nskipped; /* documents of other kinds, ignored */
 };
 
@@ -224,7 +685,17 @@ struct ig_diags {
  * files are read in name order, recursively). Returns 0 and a new config,
  * or -1 when there were errors (all of them in diags; *out untouched).
  * Warnings (e.g. an HTTPRoute naming a pool that does not exist) are added
- * to diags either way. */
+ * to diags either way.
+ *
+ * Kinds read (others are counted in nskipped; a known kind under an
+ * unknown version of its own group is an error):
+ *   gateway.networking.k8s.io/{v1,v1beta1} Gateway, HTTPRoute;
+ *   gateway.networking.k8s.io/{v1beta1,v1} ReferenceGrant;
+ *   inference.networking.k8s.io/v1 and inference.networking.x-k8s.io/v1alpha2
+ *   InferencePool; x-k8s v1alpha2 InferenceModel; {x-k8s, llm-d.ai}/v1alpha2
+ *   InferenceObjective and InferenceModelRewrite; x-k8s v1alpha1
+ *   InferencePoolImport; EndpointPickerConfig; v1 Pod, Service, Endpoints,
+ *   Secret, Namespace; discovery.k8s.io/v1 EndpointSlice; apps/v1 Deployment. */
 int ig_config_load(const char *const *paths, size_t npaths, struct ig_config **out,
 		   struct ig_diags *diags);
 /* The same from text in memory, with `name` as the file name in messages. */
@@ -236,21 +707,127 @@ void ig_diags_free(struct ig_diags *d);
  * warnings). */
 void ig_diags_print(const struct ig_diags *d, void *file /* FILE* */);
 
-/* Lookups (NULL when absent). */
+/* ---- lookups (NULL when absent; linear scans: configs are small) ---- */
+
 const struct ig_pool *ig_config_find_pool(const struct ig_config *cfg, const char *ns,
 					  const char *name);
 const struct ig_gateway *ig_config_find_gateway(const struct ig_config *cfg, const char *ns,
 						const char *name);
+const struct ig_service *ig_config_find_service(const struct ig_config *cfg, const char *ns,
+						const char *name);
+const struct ig_secret *ig_config_find_secret(const struct ig_config *cfg, const char *ns,
+					      const char *name);
+const struct ig_namespace *ig_config_find_namespace(const struct ig_config *cfg, const char *name);
+/* The item of a Secret with that key. */
+const struct ig_secret_item *ig_secret_get(const struct ig_secret *s, const char *key);
+
+/* ---- GIE: what a pool does with the body's "model" ---- */
+
+enum ig_model_mode {
+	/* v0.2 semantics: the model must be the modelName of an accepted
+	 * InferenceModel of the pool (ig_config_find_model), else 404; its
+	 * targetModels give the model sent on. */
+	IG_MODELS_INFERENCE_MODEL,
+	/* GIE v1.x semantics: the model passes through unchanged, unless an
+	 * InferenceModelRewrite rule matches it (ig_config_find_rewrite). */
+	IG_MODELS_PASSTHROUGH,
+};
+
+/* A v1 pool always passes through (GIE v1.0 removed InferenceModel; an
+ * InferenceModel naming a v1 pool gets a warning at load). A v1alpha2 pool
+ * uses InferenceModels when at least one InferenceModel names it (GIE
+ * v0.2), and passes through when none does (what GIE v1.0-v1.4's picker
+ * did with an x-k8s pool). */
+enum ig_model_mode ig_pool_model_mode(const struct ig_config *cfg, const struct ig_pool *pool);
+
 /* The accepted InferenceModel of `pool` whose modelName equals model. */
 const struct ig_model *ig_config_find_model(const struct ig_config *cfg, const struct ig_pool *pool,
 					    const char *model, size_t model_len);
+/* The InferenceObjective named `name` that applies to `pool`: same
+ * namespace as the pool, poolRef kind InferencePool, poolRef name the
+ * pool's, poolRef group the pool's API group (GIE's reconciler compares
+ * both). NULL: the caller uses priority 0. */
+const struct ig_objective *ig_config_find_objective_for_pool(const struct ig_config *cfg,
+							     const struct ig_pool *pool,
+							     const char *name, size_t name_len);
+/* By namespace and name only, whatever its poolRef (kept for callers that
+ * predate poolRef; prefer ig_config_find_objective_for_pool). */
 const struct ig_objective *ig_config_find_objective(const struct ig_config *cfg, const char *ns,
 						    const char *name, size_t name_len);
+/* The InferenceModelRewrite rule for (pool, model), by GIE's precedence:
+ * among rewrites of the pool (same namespace, poolRef kind/name/group the
+ * pool's), a rule with an Exact match on the model beats a generic rule
+ * (no matches); then the oldest rewrite (creationTimestamp, else load
+ * order, as for InferenceModels); then the first rule in its list. *owner
+ * (may be NULL) gets the rewrite holding the rule, for metrics. NULL: no
+ * rule; the model passes through. */
+const struct ig_rewrite_rule *ig_config_find_rewrite(const struct ig_config *cfg,
+						     const struct ig_pool *pool, const char *model,
+						     size_t model_len,
+						     const struct ig_model_rewrite **owner);
+/* GIE's weighted choice among a rule's targets for a uniform random number
+ * r: unset weights count 0; a total of 0 picks uniformly (r % n), else the
+ * target where r % total falls in the running sum. NULL for a rule without
+ * targets (keep the incoming model). */
+const char *ig_rewrite_choose(const struct ig_rewrite_rule *rule, uint64_t r);
+
+/* ---- pods and selectors ---- */
+
 /* True when the pod is in the pool's namespace, matches its selector, is
  * Ready, has an IP and is not being deleted. */
 bool ig_pool_selects(const struct ig_pool *pool, const struct ig_pod *pod);
 bool ig_labels_match(const struct ig_kv *selector, size_t nsel, const struct ig_kv *labels,
 		     size_t nlabels);
+bool ig_selector_matches(const struct ig_label_selector *sel, const struct ig_kv *labels,
+			 size_t nlabels);
+/* Whether namespace `ns` is selected by sel: the labels of the Namespace
+ * object of that name when the manifests have one, else only the label
+ * Kubernetes gives every namespace (kubernetes.io/metadata.name: ns). */
+bool ig_config_namespace_selected(const struct ig_config *cfg, const char *ns,
+				  const struct ig_label_selector *sel);
+
+/* ---- Gateway API references ---- */
+
+/* Whether an object (from_group, from_kind) in from_ns may refer to
+ * (to_group, to_kind, to_name) in to_ns: always within one namespace;
+ * across namespaces only when a ReferenceGrant in to_ns has a `from` entry
+ * equal to (from_group, from_kind, from_ns) and a `to` entry equal to
+ * (to_group, to_kind) whose name is unset or to_name. Core group is "". */
+bool ig_config_reference_allowed(const struct ig_config *cfg, const char *from_group,
+				 const char *from_kind, const char *from_ns, const char *to_group,
+				 const char *to_kind, const char *to_ns, const char *to_name);
+
+/* ---- Service endpoints ---- */
+
+/* The Service port a backendRef's port names (ServicePort.port), or NULL. */
+const struct ig_service_port *ig_service_find_port(const struct ig_service *svc, int port);
+
+enum ig_endpoint_source {
+	IG_EPS_NONE,	  /* nothing describes the Service's endpoints */
+	IG_EPS_SLICES,	  /* EndpointSlices labelled with the Service's name */
+	IG_EPS_ENDPOINTS, /* the Endpoints object of the same name */
+	IG_EPS_PODS,	  /* the Service's selector over the Pods (what the
+			   * EndpointSlice controller would publish) */
+};
+
+struct ig_service_addr {
+	char ip[46]; /* textual IPv4 or IPv6, no brackets */
+	int port;
+};
+
+/* The ready endpoints (ip, port) of Service port `port` of svc, each once,
+ * in manifest order: from the EndpointSlices of the Service when there is
+ * at least one (ports matched by the Service port's name, ready endpoints),
+ * else from an Endpoints object of the same name (addresses, not
+ * notReadyAddresses), else, for a Service with a selector, from the Pods
+ * it selects in its namespace (Ready, or all with publishNotReadyAddresses;
+ * not deleting; numeric targetPort only). *out is malloc'd (free it), NULL
+ * with *n 0 when none. Returns 0 (with *n possibly 0: no ready endpoint,
+ * answer 503), -ENOENT when the Service has no such port or is
+ * ExternalName, -ENOMEM. *src (may be NULL) says where they came from. */
+int ig_config_service_endpoints(const struct ig_config *cfg, const struct ig_service *svc, int port,
+				struct ig_service_addr **out, size_t *n,
+				enum ig_endpoint_source *src);
 
 /* Adds a Pod (for `demo`/`run`, which create the simulators' Pods
  * themselves). Returns 0 or -ENOMEM. */

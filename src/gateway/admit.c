@@ -1,18 +1,22 @@
 /* The third stage: admission and the picker. The pool's candidates are
  * read with what this gateway dispatched since their last scrape; a
  * sheddable request is refused (429) when the pool is saturated, or, with
- * flow control, any request waits in the worker's queue until the pool has
- * room; then the scheduler ranks the endpoints and session affinity may
- * move the session's endpoint first. */
+ * flow control, any request waits in the worker's queue until the pool's
+ * saturation is below its band's usage limit; then the scheduler ranks the
+ * endpoints (the profile handler may pick the profile by a request header)
+ * and session affinity may move the session's endpoint first. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/rand.h"
 #include "gateway/metrics.h"
 #include "gateway/request.h"
 #include "gateway/sessions.h"
+#include "http/parse.h"
 #include "sched/picker.h"
 
 /* The candidates of the pool as the picker sees them. Endpoints whose
@@ -117,6 +121,24 @@ static void apply_session(struct ig_req *p, struct candidates *c)
 	p->ranked[0] = ep;
 }
 
+static struct ig_str req_header(const struct ig_req *p, const char *name)
+{
+	const struct ig_http_header *h =
+	    ig_http_find_header(p->ex->req.headers, p->ex->req.num_headers, name);
+	return h ? h->value : (struct ig_str){"", 0};
+}
+
+/* header-profile-handler named a profile the configuration lacks. llm-d
+ * Router answers 429 there, for want of a way to say more; the request is
+ * what is wrong, so this says 400. */
+static void no_profile(struct ig_req *p, const char *header, struct ig_str value)
+{
+	char msg[256];
+	snprintf(msg, sizeof msg, "the %s header names no scheduling profile: \"%.*s\"", header,
+		 (int)(value.len > 64 ? 64 : value.len), value.ptr);
+	ig_req_fail(p, 400, "invalid_request_error", NULL, msg);
+}
+
 /* Runs admission and the picker once. Returns 0 with the ranking in
  * p->ranked, 1 when the request must wait (flow control), or answers the
  * error itself and returns -1. */
@@ -139,7 +161,8 @@ static int schedule(struct ig_req *p, bool from_queue)
 	bool flow = p->snap->flow_control || p->w->gw->opt.flow_control;
 	if (flow || p->priority < 0) {
 		double sat = saturation(sched, &c);
-		if (sat >= 1.0 && flow && !from_queue) {
+		double limit = ig_flow_usage_limit(&p->snap->flow, p->priority);
+		if (sat >= limit && flow && !from_queue) {
 			candidates_free(&c);
 			return 1;
 		}
@@ -150,20 +173,47 @@ static int schedule(struct ig_req *p, bool from_queue)
 			return -1;
 		}
 	}
+	if (p->random_endpoint) {
+		/* No body to route by (GIE v1): any endpoint, the others in a
+		 * random order behind it for fallbacks. */
+		size_t order[c.n];
+		for (size_t i = 0; i < c.n; i++)
+			order[i] = i;
+		for (size_t i = c.n; i > 1; i--) {
+			size_t j = (size_t)ig_rng_below(ig_rng_thread(), i);
+			size_t t = order[i - 1];
+			order[i - 1] = order[j];
+			order[j] = t;
+		}
+		p->nranked = c.n < IG_REQ_MAX_RANKED ? c.n : IG_REQ_MAX_RANKED;
+		for (size_t i = 0; i < p->nranked; i++)
+			p->ranked[i] = c.eps[order[i]];
+		candidates_free(&c);
+		return 0;
+	}
 	struct ig_sched_req req = {
 	    .model = p->model,
 	    .target_model = p->target,
 	    .critical = p->critical,
 	    .priority = p->priority,
 	    .prefix_input = p->prefix_input,
+	    .prefix_seed = p->prefix_seed,
 	    .test_endpoints = p->test_endpoints,
-	    .prompt_tokens = p->prefix_input.len / 4,
+	    .prompt_tokens = p->prompt_bytes / 4,
 	};
+	const char *profile_header = ig_scheduler_profile_header(sched);
+	if (profile_header)
+		req.profile = req_header(p, profile_header);
 	size_t ranked[c.n];
 	p->res.ranked = ranked;
 	p->res.scores = NULL;
 	int rc = ig_schedule(sched, &req, c.se, c.n, ig_rng_thread(), &p->res);
 	p->res.ranked = NULL;
+	if (rc == IG_SCHED_NO_PROFILE) {
+		candidates_free(&c);
+		no_profile(p, profile_header, req.profile);
+		return -1;
+	}
 	if (rc < 0 || p->res.nranked == 0) {
 		candidates_free(&c);
 		ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
@@ -174,6 +224,7 @@ static int schedule(struct ig_req *p, bool from_queue)
 	for (size_t i = 0; i < p->nranked; i++)
 		p->ranked[i] = c.eps[ranked[i]];
 	apply_session(p, &c);
+	ig_req_persist_ranking(p);
 	candidates_free(&c);
 	ig_gw_metrics_scheduler(p->w->gw->metrics, (double)(ig_now_ns() - t0) / 1e9);
 	return 0;
@@ -183,22 +234,66 @@ static int schedule(struct ig_req *p, bool from_queue)
 
 static void queue_tick(struct ig_loop *loop, struct ig_timer *t);
 
+/* GIE's default byte limit of a priority band. */
+#define BAND_MAX_BYTES 1000000000u
+
+static struct ig_flowq_band_config band_config(const struct ig_flow_band_config *b)
+{
+	return (struct ig_flowq_band_config){
+	    .priority = b->priority,
+	    .limits = {b->max_requests, b->max_bytes ? b->max_bytes : BAND_MAX_BYTES},
+	    .fairness = b->fairness == IG_FLOW_GLOBAL_STRICT ? IG_FLOWQ_GLOBAL_STRICT
+							     : IG_FLOWQ_ROUND_ROBIN};
+}
+
+/* The worker's queue, set up by the flowControl section of `snap`: made
+ * on first use, and given a newer snapshot's settings when a reload
+ * brings one (the requests queued stay). */
 static struct ig_flowq *worker_queue(struct ig_worker *w, const struct ig_snapshot *snap)
 {
-	if (w->queue)
+	if (w->queue && snap->generation <= w->queue_generation)
 		return w->queue;
+	const struct ig_flow_control_config *f = &snap->flow;
 	struct ig_flowq_limits global = {.max_requests = w->gw->opt.queue_capacity,
-					 .max_bytes = snap->flow.max_bytes};
-	if (snap->flow.max_requests)
-		global.max_requests = snap->flow.max_requests;
-	struct ig_flowq_band_limits bands[IG_FLOW_MAX_BANDS];
-	for (size_t i = 0; i < snap->flow.nbands; i++)
-		bands[i] = (struct ig_flowq_band_limits){
-		    .priority = snap->flow.bands[i].priority,
-		    .limits = {snap->flow.bands[i].max_requests, snap->flow.bands[i].max_bytes}};
-	struct ig_flowq_limits band_default = {0};
-	w->queue = ig_flowq_new(&global, bands, snap->flow.nbands, &band_default);
+					 .max_bytes = f->max_bytes};
+	if (f->max_requests)
+		global.max_requests = f->max_requests;
+	struct ig_flowq_band_config bands[IG_FLOW_MAX_BANDS];
+	for (size_t i = 0; i < f->nbands; i++)
+		bands[i] = band_config(&f->bands[i]);
+	struct ig_flowq_band_config def = band_config(&f->default_band);
+	if (!w->queue)
+		w->queue = ig_flowq_new(&global, bands, f->nbands, &def);
+	else if (ig_flowq_configure(w->queue, &global, bands, f->nbands, &def) < 0)
+		ig_warn("flow control: out of memory, the queue keeps some former settings");
+	if (w->queue)
+		w->queue_generation = snap->generation;
 	return w->queue;
+}
+
+/* Where a request goes among those of its flow (lowest first, see
+ * sched/flowq.h), by its band's ordering policy. EDF: its deadline, the
+ * earlier of the queue timeout and the route's request timeout.
+ * slo-deadline: arrival plus x-slo-ttft-ms; without a valid one, after all
+ * that have it. FCFS: the same key for all, so arrival order. */
+static uint64_t order_key(const struct ig_req *p)
+{
+	const struct ig_flow_band_config *b = ig_flow_band(&p->snap->flow, p->priority);
+	uint64_t ms;
+	switch (b->ordering) {
+	case IG_FLOW_EDF:
+		if (p->rule && p->rule->timeout_request_ms &&
+		    p->start_ns + p->rule->timeout_request_ms * 1000000u < p->qdeadline)
+			return p->start_ns + p->rule->timeout_request_ms * 1000000u;
+		return p->qdeadline;
+	case IG_FLOW_SLO_DEADLINE:
+		if (ig_str_to_u64(ig_str_trim(req_header(p, "x-slo-ttft-ms")), &ms) < 0 ||
+		    ms > (UINT64_MAX - p->start_ns) / 1000000u - 1)
+			return UINT64_MAX;
+		return p->start_ns + ms * 1000000u;
+	default:
+		return 0;
+	}
 }
 
 static void dispatch_queued(struct ig_req *p)
@@ -227,7 +322,7 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 		if (candidates_load(&c, p->pool, ig_now_ns()) == 0 && c.n > 0) {
 			double sat = saturation(p->pool->sched->s, &c);
 			candidates_free(&c);
-			if (sat >= 1.0)
+			if (sat >= ig_flow_usage_limit(&p->snap->flow, p->priority))
 				break;
 		} else {
 			candidates_free(&c); /* dispatch_queued answers the error */
@@ -249,7 +344,8 @@ static int enqueue(struct ig_req *p)
 							    : w->gw->opt.queue_timeout_ms;
 	p->qdeadline = ig_now_ns() + ttl * 1000000u;
 	memset(&p->qitem, 0, sizeof p->qitem);
-	int rc = ig_flowq_push(q, &p->qitem, p, p->flow_id, p->priority, p->body_len, p->qdeadline);
+	int rc = ig_flowq_push(q, &p->qitem, p, p->flow_id, p->priority, p->body_len, p->qdeadline,
+			       order_key(p));
 	if (rc < 0)
 		return rc;
 	p->queued = true;
@@ -258,8 +354,28 @@ static int enqueue(struct ig_req *p)
 	return 0;
 }
 
+/* A Service backend: its ready endpoints in round-robin order (per
+ * worker), no picker, no admission. */
+static int rank_service(struct ig_req *p)
+{
+	const struct ig_service_rt *svc = p->service;
+	if (!svc->neps) {
+		ig_req_fail(p, 503, "service_unavailable", NULL,
+			    "no ready endpoints for the route's Service");
+		return -1;
+	}
+	uint32_t start = p->w->rr++;
+	p->nranked = svc->neps < IG_REQ_MAX_RANKED ? svc->neps : IG_REQ_MAX_RANKED;
+	for (size_t i = 0; i < p->nranked; i++)
+		p->ranked[i] = svc->eps[(start + i) % svc->neps];
+	ig_req_persist_ranking(p);
+	return 0;
+}
+
 int ig_req_admit(struct ig_req *p)
 {
+	if (p->service)
+		return rank_service(p);
 	int rc = schedule(p, false);
 	if (rc != 1)
 		return rc;

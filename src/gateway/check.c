@@ -25,9 +25,17 @@ static void summary(const struct ig_config *c)
 	} counts[] = {
 	    {c->ngateways, "Gateway"},
 	    {c->nroutes, "HTTPRoute"},
+	    {c->ngrants, "ReferenceGrant"},
 	    {c->npools, "InferencePool"},
 	    {c->nmodels, "InferenceModel"},
 	    {c->nobjectives, "InferenceObjective"},
+	    {c->nrewrites, "InferenceModelRewrite"},
+	    {c->nimports, "InferencePoolImport"},
+	    {c->nnamespaces, "Namespace"},
+	    {c->nservices, "Service"},
+	    {c->nslices, "EndpointSlice"},
+	    {c->nendpoints, "Endpoints"},
+	    {c->nsecrets, "Secret"},
 	    {c->npods, "Pod"},
 	    {c->ndeployments, "Deployment"},
 	};
@@ -85,7 +93,7 @@ int ig_check_main(int argc, char **argv)
 		/* The endpoint picker's configuration, as the gateway would load it. */
 		struct ig_picker_config *picker = NULL;
 		uint64_t hash;
-		if (ig_gw_load_picker(cfg, NULL, &picker, &hash, &diags) < 0)
+		if (ig_gw_load_picker(cfg, NULL, false, &picker, &hash, &diags) < 0)
 			r = -1;
 		ig_picker_config_free(picker);
 		if (r < 0) {

@@ -142,8 +142,8 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 	uint64_t picker_hash = 0;
 	struct ig_diags diags = {0};
 	int rc = ig_config_load(G->opt.paths, G->opt.npaths, &cfg, &diags);
-	if (rc == 0 &&
-	    ig_gw_load_picker(cfg, G->opt.picker_config, &picker, &picker_hash, &diags) < 0)
+	if (rc == 0 && ig_gw_load_picker(cfg, G->opt.picker_config, G->opt.flow_control, &picker,
+					 &picker_hash, &diags) < 0)
 		rc = -1;
 	ig_diags_print(&diags, stderr);
 	ig_diags_free(&diags);

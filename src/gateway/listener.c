@@ -10,6 +10,7 @@
 #include "core/rand.h"
 #include "gateway/proxy.h"
 #include "gateway/request.h"
+#include "json/canon.h"
 #include "json/json.h"
 
 static bool host_matches(const char *pattern, struct ig_str host)
@@ -54,15 +55,7 @@ static void listener_pools(struct ig_req *p, const struct ig_listener_rt *li,
 	*n = 0;
 	for (size_t r = 0; r < cfg->nroutes; r++) {
 		const struct ig_httproute *rt = &cfg->routes[r];
-		bool attached = false;
-		for (size_t k = 0; k < rt->nparents; k++) {
-			const struct ig_parent_ref *pr = &rt->parents[k];
-			attached |=
-			    strcmp(pr->name, li->gw->meta.name) == 0 &&
-			    strcmp(pr->ns, li->gw->meta.ns) == 0 &&
-			    (!pr->section_name || !strcmp(pr->section_name, li->listener->name)) &&
-			    (!pr->port || pr->port == li->listener->port);
-		}
+		bool attached = ig_route_attaches(cfg, rt, li->gw, li->listener);
 		for (size_t i = 0; attached && i < rt->nrules; i++)
 			for (size_t b = 0; b < rt->rules[i].nbackends; b++) {
 				const struct ig_backend_ref *be = &rt->rules[i].backends[b];
@@ -178,24 +171,76 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 		return -1;
 	}
 	p->rule = res.rule;
+	p->match = &res.rule->matches[res.match_index];
+	p->listener = li;
+	*li_out = li;
+	if (ig_req_has_redirect(p))
+		return 1; /* answered by the filter, with no backend */
 	const struct ig_backend_ref *be = ig_route_pick_backend(res.rule, ig_rng_thread());
 	if (!be) {
 		ig_req_fail(p, 500, "server_error", NULL, "the matching route has no backend");
 		return -1;
 	}
-	if (strcmp(be->kind, "InferencePool") != 0) {
+	/* A backend the config could not resolve keeps its share of the
+	 * traffic, and that share gets 500 (Gateway API). */
+	static const char *const why[] = {
+	    [IG_REF_NOT_FOUND] = "the route's backend does not exist",
+	    [IG_REF_INVALID_KIND] = "the route's backend is of a kind infergate cannot route to",
+	    [IG_REF_NOT_PERMITTED] =
+		"the route's backend is in another namespace and no ReferenceGrant allows it",
+	    [IG_REF_UNSUPPORTED_PROTOCOL] =
+		"the route's backend port speaks an unsupported protocol",
+	    [IG_REF_INVALID] = "the route's backend is invalid",
+	};
+	if (be->status != IG_REF_OK) {
 		ig_req_fail(p, 500, "server_error", NULL,
-			    "backends of this kind are not supported: only InferencePool");
+			    (size_t)be->status < sizeof why / sizeof why[0] && why[be->status]
+				? why[be->status]
+				: "the route's backend is invalid");
 		return -1;
 	}
-	p->pool = ig_snapshot_pool(p->snap, be->ns, be->name);
-	if (!p->pool) {
-		ig_req_fail(p, 500, "server_error", NULL,
-			    "the route's InferencePool does not exist");
+	p->backend = be;
+	if (be->pool)
+		p->pool = ig_snapshot_pool_of(p->snap, be->pool);
+	else if (be->service)
+		p->service = ig_snapshot_service(p->snap, be->service, be->port);
+	if (!p->pool && !p->service) {
+		ig_req_fail(p, 500, "server_error", NULL, "the route's backend does not exist");
 		return -1;
 	}
-	*li_out = li;
 	return 0;
+}
+
+/* Body-based routing (GIE's BBR): the body's model becomes the request
+ * header X-Gateway-Model-Name before HTTPRoute matching, so header matches
+ * can pick a pool per model; it replaces one the client sent, and goes
+ * upstream like any other header. A value a header cannot carry (control
+ * bytes) is not set. */
+static void body_based_routing(struct ig_req *p)
+{
+	struct ig_json_value mv = p->members[IG_BM_MODEL];
+	if (p->body_state != 1 || mv.type != IG_JSON_STRING || mv.raw.len > 1024 + 2)
+		return;
+	struct ig_http_exchange *ex = p->ex;
+	char *val = ig_arena_alloc(ex->arena, mv.raw.len);
+	if (!val)
+		return;
+	size_t n = ig_json_canonical_text(mv, val, mv.raw.len);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)val[i] < 0x20 || val[i] == 0x7f)
+			return;
+	struct ig_http_request *r = &ex->req;
+	struct ig_http_header *h = ig_arena_alloc(ex->arena, (r->num_headers + 1) * sizeof *h);
+	if (!h)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; i < r->num_headers; i++)
+		if (!ig_str_ieq_cstr(r->headers[i].name, "x-gateway-model-name"))
+			h[k++] = r->headers[i];
+	h[k].name = IG_STR("X-Gateway-Model-Name");
+	h[k++].value = (struct ig_str){val, n};
+	r->headers = h;
+	r->num_headers = k;
 }
 
 void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
@@ -217,10 +262,21 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	ex->on_abort = on_client_abort;
 	ex->on_writable = on_client_writable;
 
+	ig_req_parse_body(p);
+	body_based_routing(p);
 	const struct ig_listener_rt *li;
-	if (route(p, slot->port, &li) < 0)
+	int rc = route(p, slot->port, &li);
+	if (rc < 0)
 		return;
-	if (ig_str_eq_cstr(ex->req.path, "/v1/models") &&
+	if (rc == 1) {
+		ig_req_redirect(p);
+		return;
+	}
+	/* GET /v1/models is answered from the InferenceModels (GIE v0.2); a
+	 * v1 pool has none, and the request goes to one of its model servers
+	 * like any request without a body. */
+	if (ig_str_eq_cstr(ex->req.path, "/v1/models") && p->pool &&
+	    ig_pool_model_mode(p->snap->cfg, p->pool->pool) == IG_MODELS_INFERENCE_MODEL &&
 	    (ig_str_eq_cstr(ex->req.method, "GET") || ig_str_eq_cstr(ex->req.method, "HEAD"))) {
 		answer_models(p, li);
 		return;

@@ -3,6 +3,7 @@
  * scheduler families. */
 #include "gateway/metrics.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,13 @@ struct ig_gw_metrics {
 	struct ig_metric_family *req_total, *req_errors, *req_duration, *req_sizes, *resp_sizes,
 	    *in_tokens_h, *out_tokens_h;
 	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
-	    *obj_out_tokens, *sched_e2e;
+	    *obj_out_tokens, *obj_ttft, *obj_tpot, *sched_e2e;
+	/* Model label values that come from clients (GIE v1 passes any model
+	 * through) are admitted up to a bound; later ones are counted as
+	 * "other", so a client cannot grow the series without end. */
+	pthread_mutex_t labels_lock;
+	char **labels;
+	size_t nlabels;
 	/* The snapshot the gauges of the render in progress read (the
 	 * registry runs one render at a time). */
 	const struct ig_snapshot *render_snap;
@@ -204,6 +211,24 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 				 "[ALPHA] Inference objective output token count distribution for "
 				 "requests in each model.",
 				 mt, 2, output_token_bounds, n_output_token_bounds);
+	/* Time to first token and per output token of streamed responses,
+	 * measured at the gateway (GIE v1.5's request_ttft/tpot_seconds). */
+	static const double ttft_bounds[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
+					     0.15,  0.2,   0.3,	  0.4,	0.5,  0.6,  0.8,  1,	1.5,
+					     2,	    3,	   4.5,	  6,	12,   18,   24,	  30,	36,
+					     48,    60,	   90,	  120,	180,  270,  360};
+	static const double tpot_bounds[] = {
+	    0.0005, 0.00205, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2,
+	    0.3,    0.4,     0.5,   0.6,  0.8,	1,    1.5,  2,	  3,   4.5,   6,    12,
+	    18,	    24,	     30,    36,	  48,	60,   90,   120,  180, 270,   360};
+	gm->obj_ttft = ig_metrics_histogram(
+	    reg, "inference_objective_request_ttft_seconds",
+	    "[ALPHA] Inference objective time to first token of streamed responses, in seconds.",
+	    mt, 2, ttft_bounds, sizeof ttft_bounds / sizeof ttft_bounds[0]);
+	gm->obj_tpot = ig_metrics_histogram(
+	    reg, "inference_objective_request_tpot_seconds",
+	    "[ALPHA] Inference objective time per output token of streamed responses, in seconds.",
+	    mt, 2, tpot_bounds, sizeof tpot_bounds / sizeof tpot_bounds[0]);
 	static const double sched_bounds[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002,
 					      0.005,  0.01,   0.02,   0.05,  0.1};
 	gm->sched_e2e = ig_metrics_histogram(
@@ -217,6 +242,7 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_extension_prefix_indexer_hit_ratio",
 	    "[ALPHA] Ratio of prefix blocks found in the prefix indexer to blocks looked up.", NULL,
 	    0, indexer_hit_fn, gm);
+	pthread_mutex_init(&gm->labels_lock, NULL);
 	return gm;
 }
 
@@ -225,36 +251,67 @@ void ig_gw_metrics_free(struct ig_gw_metrics *gm)
 	if (!gm)
 		return;
 	ig_registry_free(gm->reg);
+	for (size_t i = 0; i < gm->nlabels; i++)
+		free(gm->labels[i]);
+	free(gm->labels);
+	pthread_mutex_destroy(&gm->labels_lock);
 	free(gm);
 }
 
-void ig_gw_metrics_request(struct ig_gw_metrics *gm, const char *model, const char *target,
-			   int status, double seconds, size_t req_bytes, size_t resp_bytes,
-			   long in_tokens, long out_tokens)
+#define MAX_CLIENT_LABELS 256
+
+/* A model name a client chose, as a label value: itself while fewer than
+ * MAX_CLIENT_LABELS distinct ones were seen, "other" after. Called on a
+ * worker's cache miss and for errors, not per request. */
+static const char *client_label(struct ig_gw_metrics *gm, const char *v)
 {
-	const char *mt[] = {model, target};
-	if (status >= 400 || status == 0) {
-		char code[16];
-		snprintf(code, sizeof code, "%d", status);
-		const char *mte[] = {model, target, code};
-		struct ig_series *e = ig_metrics_series(gm->req_errors, mte);
-		if (e)
-			ig_counter_add(e, 1);
-		return;
+	const char *out = "other";
+	pthread_mutex_lock(&gm->labels_lock);
+	for (size_t i = 0; i < gm->nlabels; i++)
+		if (strcmp(gm->labels[i], v) == 0) {
+			out = gm->labels[i];
+			goto done;
+		}
+	if (gm->nlabels < MAX_CLIENT_LABELS) {
+		char **l = realloc(gm->labels, (gm->nlabels + 1) * sizeof *l);
+		char *d = strdup(v);
+		if (l)
+			gm->labels = l;
+		if (l && d) {
+			gm->labels[gm->nlabels++] = d;
+			out = d;
+		} else {
+			free(d);
+		}
 	}
-	struct ig_series *s;
-	if ((s = ig_metrics_series(gm->req_total, mt)))
-		ig_counter_add(s, 1);
-	if ((s = ig_metrics_series(gm->req_duration, mt)))
-		ig_hist_observe(s, seconds);
-	if ((s = ig_metrics_series(gm->req_sizes, mt)))
-		ig_hist_observe(s, (double)req_bytes);
-	if ((s = ig_metrics_series(gm->resp_sizes, mt)))
-		ig_hist_observe(s, (double)resp_bytes);
-	if (in_tokens > 0 && (s = ig_metrics_series(gm->in_tokens_h, mt)))
-		ig_hist_observe(s, (double)in_tokens);
-	if (out_tokens > 0 && (s = ig_metrics_series(gm->out_tokens_h, mt)))
-		ig_hist_observe(s, (double)out_tokens);
+done:
+	pthread_mutex_unlock(&gm->labels_lock);
+	return out;
+}
+
+/* GIE's error code names (gie-reference §4.1, §7): the v1.5 names on the
+ * inference_objective_* families, v0.2's on inference_model_*. */
+static const char *error_code(const struct ig_gw_request_stats *st, bool v02)
+{
+	if (st->pod_status)
+		return "ModelServerError";
+	switch (st->status) {
+	case 400:
+	case 413:
+	case 431:
+		return "BadRequest";
+	case 404:
+		return v02 ? "BadConfiguration" : "NotFound";
+	case 429:
+		return v02 ? "InferencePoolResourceExhausted" : "ResourceExhausted";
+	case 502:
+	case 504:
+		return "ModelServerError";
+	case 503:
+		return "ServiceUnavailable";
+	default:
+		return "Internal";
+	}
 }
 
 void ig_gw_metrics_render(struct ig_gw_metrics *gm, const struct ig_snapshot *snap,
@@ -263,34 +320,6 @@ void ig_gw_metrics_render(struct ig_gw_metrics *gm, const struct ig_snapshot *sn
 	gm->render_snap = snap;
 	ig_registry_render(gm->reg, out);
 	gm->render_snap = NULL;
-}
-
-void ig_gw_metrics_objective(struct ig_gw_metrics *gm, const char *model, const char *target,
-			     int priority, int status, double seconds, long in_tokens,
-			     long out_tokens)
-{
-	char prio[16];
-	snprintf(prio, sizeof prio, "%d", priority);
-	if (status >= 400 || status == 0) {
-		char code[16];
-		snprintf(code, sizeof code, "%d", status);
-		const char *l[] = {model, target, prio, code};
-		struct ig_series *e = ig_metrics_series(gm->obj_errors, l);
-		if (e)
-			ig_counter_add(e, 1);
-		return;
-	}
-	const char *l[] = {model, target, prio};
-	const char *mt[] = {model, target};
-	struct ig_series *s;
-	if ((s = ig_metrics_series(gm->obj_total, l)))
-		ig_counter_add(s, 1);
-	if ((s = ig_metrics_series(gm->obj_duration, mt)))
-		ig_hist_observe(s, seconds);
-	if (in_tokens > 0 && (s = ig_metrics_series(gm->obj_in_tokens, mt)))
-		ig_hist_observe(s, (double)in_tokens);
-	if (out_tokens > 0 && (s = ig_metrics_series(gm->obj_out_tokens, mt)))
-		ig_hist_observe(s, (double)out_tokens);
 }
 
 void ig_gw_metrics_scheduler(struct ig_gw_metrics *gm, double seconds)
@@ -303,7 +332,7 @@ void ig_gw_metrics_scheduler(struct ig_gw_metrics *gm, double seconds)
 /* ---- a worker's cache of series handles ---- */
 
 /* A request's series are found by their label values, which costs a hash
- * and string compares per family (ten families per request). A worker
+ * and string compares per family (a dozen families per request). A worker
  * keeps the handles of the (model, target, priority) combinations it saw
  * last; series live as long as the registry, so a handle never goes
  * stale. Direct-mapped: a collision simply replaces the entry. */
@@ -316,7 +345,8 @@ struct cache_entry {
 	char model[CACHE_NAME];
 	char target[CACHE_NAME];
 	struct ig_series *req_total, *req_duration, *req_sizes, *resp_sizes, *in_tokens,
-	    *out_tokens, *obj_total, *obj_duration, *obj_in_tokens, *obj_out_tokens;
+	    *out_tokens, *obj_total, *obj_duration, *obj_in_tokens, *obj_out_tokens, *obj_ttft,
+	    *obj_tpot;
 };
 
 struct ig_gw_metrics_cache {
@@ -333,8 +363,8 @@ void ig_gw_metrics_cache_free(struct ig_gw_metrics_cache *c)
 	free(c);
 }
 
-static struct cache_entry *cache_fill(struct ig_gw_metrics *gm, struct cache_entry *e,
-				      const char *model, const char *target, int priority)
+static bool fill(struct ig_gw_metrics *gm, struct cache_entry *e, const char *model,
+		 const char *target, int priority)
 {
 	char prio[16];
 	snprintf(prio, sizeof prio, "%d", priority);
@@ -350,56 +380,88 @@ static struct cache_entry *cache_fill(struct ig_gw_metrics *gm, struct cache_ent
 	e->obj_duration = ig_metrics_series(gm->obj_duration, mt);
 	e->obj_in_tokens = ig_metrics_series(gm->obj_in_tokens, mt);
 	e->obj_out_tokens = ig_metrics_series(gm->obj_out_tokens, mt);
-	if (!e->req_total || !e->req_duration || !e->req_sizes || !e->resp_sizes || !e->in_tokens ||
-	    !e->out_tokens || !e->obj_total || !e->obj_duration || !e->obj_in_tokens ||
-	    !e->obj_out_tokens) {
-		e->used = false;
-		return NULL;
+	e->obj_ttft = ig_metrics_series(gm->obj_ttft, mt);
+	e->obj_tpot = ig_metrics_series(gm->obj_tpot, mt);
+	return e->req_total && e->req_duration && e->req_sizes && e->resp_sizes && e->in_tokens &&
+	       e->out_tokens && e->obj_total && e->obj_duration && e->obj_in_tokens &&
+	       e->obj_out_tokens && e->obj_ttft && e->obj_tpot;
+}
+
+/* The entry for these labels, filled on a miss; NULL out of memory. */
+static struct cache_entry *lookup(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+				  struct cache_entry *scratch, const char *model,
+				  const char *target, int priority)
+{
+	size_t ml = strlen(model), tl = strlen(target);
+	struct cache_entry *e = scratch;
+	if (c && ml < CACHE_NAME && tl < CACHE_NAME) {
+		uint64_t h = XXH3_64bits(model, ml) ^ (XXH3_64bits(target, tl) * 31) ^
+			     ((uint64_t)(unsigned)priority * 0x9e3779b97f4a7c15u);
+		e = &c->e[h % CACHE_SLOTS];
+		if (e->used && e->priority == priority && strcmp(e->model, model) == 0 &&
+		    strcmp(e->target, target) == 0)
+			return e;
 	}
-	e->used = true;
+	e->used = false;
+	if (!fill(gm, e, model, target, priority))
+		return NULL;
+	e->used = e != scratch;
 	e->priority = priority;
 	snprintf(e->model, sizeof e->model, "%s", model);
 	snprintf(e->target, sizeof e->target, "%s", target);
 	return e;
 }
 
-void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c, const char *model,
-			const char *target, int priority, int status, double seconds,
-			size_t req_bytes, size_t resp_bytes, long in_tokens, long out_tokens)
+static void count_error(struct ig_gw_metrics *gm, const struct ig_gw_request_stats *st,
+			const char *model, const char *target)
 {
-	size_t ml = strlen(model), tl = strlen(target);
-	if (status >= 400 || status == 0 || !c || ml >= CACHE_NAME || tl >= CACHE_NAME) {
-		ig_gw_metrics_request(gm, model, target, status, seconds, req_bytes, resp_bytes,
-				      in_tokens, out_tokens);
-		ig_gw_metrics_objective(gm, model, target, priority, status, seconds, in_tokens,
-					out_tokens);
-		return;
+	char prio[16];
+	snprintf(prio, sizeof prio, "%d", st->priority);
+	const char *mte[] = {model, target, error_code(st, true)};
+	const char *mtpe[] = {model, target, prio, error_code(st, false)};
+	struct ig_series *e;
+	if ((e = ig_metrics_series(gm->req_errors, mte)))
+		ig_counter_add(e, 1);
+	if ((e = ig_metrics_series(gm->obj_errors, mtpe)))
+		ig_counter_add(e, 1);
+}
+
+void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+			const struct ig_gw_request_stats *st)
+{
+	const char *model = st->model ? st->model : "", *target = st->target ? st->target : "";
+	if (st->client_labels) {
+		model = client_label(gm, model);
+		target = client_label(gm, target);
 	}
-	uint64_t h = XXH3_64bits(model, ml) ^ (XXH3_64bits(target, tl) * 31) ^
-		     ((uint64_t)(unsigned)priority * 0x9e3779b97f4a7c15u);
-	struct cache_entry *e = &c->e[h % CACHE_SLOTS];
-	if (!e->used || e->priority != priority || strcmp(e->model, model) != 0 ||
-	    strcmp(e->target, target) != 0)
-		e = cache_fill(gm, e, model, target, priority);
-	if (!e) {
-		ig_gw_metrics_request(gm, model, target, status, seconds, req_bytes, resp_bytes,
-				      in_tokens, out_tokens);
-		ig_gw_metrics_objective(gm, model, target, priority, status, seconds, in_tokens,
-					out_tokens);
+	bool failed = st->status >= 400 || st->status == 0;
+	if (failed && st->status != 499)
+		count_error(gm, st, model, target);
+	/* request_total counts what was parsed, admitted and scheduled. */
+	if (!st->scheduled)
 		return;
-	}
+	struct cache_entry scratch;
+	struct cache_entry *e = lookup(gm, c, &scratch, model, target, st->priority);
+	if (!e)
+		return;
 	ig_counter_add(e->req_total, 1);
-	ig_hist_observe(e->req_duration, seconds);
-	ig_hist_observe(e->req_sizes, (double)req_bytes);
-	ig_hist_observe(e->resp_sizes, (double)resp_bytes);
 	ig_counter_add(e->obj_total, 1);
-	ig_hist_observe(e->obj_duration, seconds);
-	if (in_tokens > 0) {
-		ig_hist_observe(e->in_tokens, (double)in_tokens);
-		ig_hist_observe(e->obj_in_tokens, (double)in_tokens);
+	if (failed)
+		return;
+	ig_hist_observe(e->req_duration, st->seconds);
+	ig_hist_observe(e->req_sizes, (double)st->req_bytes);
+	ig_hist_observe(e->resp_sizes, (double)st->resp_bytes);
+	ig_hist_observe(e->obj_duration, st->seconds);
+	if (st->in_tokens > 0) {
+		ig_hist_observe(e->in_tokens, (double)st->in_tokens);
+		ig_hist_observe(e->obj_in_tokens, (double)st->in_tokens);
 	}
-	if (out_tokens > 0) {
-		ig_hist_observe(e->out_tokens, (double)out_tokens);
-		ig_hist_observe(e->obj_out_tokens, (double)out_tokens);
+	if (st->out_tokens > 0) {
+		ig_hist_observe(e->out_tokens, (double)st->out_tokens);
+		ig_hist_observe(e->obj_out_tokens, (double)st->out_tokens);
 	}
+	if (st->ttft >= 0)
+		ig_hist_observe(e->obj_ttft, st->ttft);
+	if (st->tpot >= 0)
+		ig_hist_observe(e->obj_tpot, st->tpot);
 }

@@ -26,18 +26,45 @@ static int read_file(const char *path, struct ig_buf *out)
 	return rc;
 }
 
-static void add_diag(struct ig_diags *d, const char *file, const char *msg)
+static void add_diag(struct ig_diags *d, const char *file, int line, const char *path,
+		     const char *msg, bool warning)
 {
 	struct ig_diag *n = realloc(d->items, (d->n + 1) * sizeof *n);
 	if (!n)
 		return;
 	d->items = n;
-	d->items[d->n++] = (struct ig_diag){
-	    .file = strdup(file), .line = 0, .path = strdup(""), .msg = strdup(msg)};
+	d->items[d->n++] = (struct ig_diag){.file = strdup(file),
+					    .line = line,
+					    .path = strdup(path),
+					    .msg = strdup(msg),
+					    .warning = warning};
 }
 
-int ig_gw_load_picker(const struct ig_config *cfg, const char *file, struct ig_picker_config **out,
-		      uint64_t *hash, struct ig_diags *diags)
+/* GIE reads flowControl only with the flowControl feature gate; so does
+ * the gateway, unless --flow-control turns the queue on regardless. */
+static void check_flow(const struct ig_picker_config *c, const char *file, bool flow_control,
+		       struct ig_diags *diags)
+{
+	const struct ig_flow_control_config *f = ig_picker_config_flow_control(c);
+	if (!f->present || flow_control || ig_picker_config_feature(c, "flowControl"))
+		return;
+	add_diag(diags, file, f->line, "flowControl",
+		 "is not used: flow control is off; add flowControl to featureGates (or run the "
+		 "gateway with --flow-control)",
+		 true);
+}
+
+static int parse(const char *file, const char *text, size_t len, bool flow_control,
+		 struct ig_picker_config **out, struct ig_diags *diags)
+{
+	if (ig_picker_config_parse(file, text, len, out, diags) < 0)
+		return -1;
+	check_flow(*out, file, flow_control, diags);
+	return 0;
+}
+
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file, bool flow_control,
+		      struct ig_picker_config **out, uint64_t *hash, struct ig_diags *diags)
 {
 	*out = NULL;
 	if (file) {
@@ -48,12 +75,12 @@ int ig_gw_load_picker(const struct ig_config *cfg, const char *file, struct ig_p
 			char msg[256];
 			snprintf(msg, sizeof msg, "cannot read the picker configuration: %s",
 				 strerror(-rc));
-			add_diag(diags, file, msg);
+			add_diag(diags, file, 0, "", msg, false);
 			ig_buf_free(&text);
 			return -1;
 		}
 		*hash = XXH64(text.ptr ? text.ptr : "", text.len, 1);
-		rc = ig_picker_config_parse(file, text.ptr ? text.ptr : "", text.len, out, diags);
+		rc = parse(file, text.ptr ? text.ptr : "", text.len, flow_control, out, diags);
 		ig_buf_free(&text);
 		return rc < 0 ? -1 : 0;
 	}
@@ -62,13 +89,13 @@ int ig_gw_load_picker(const struct ig_config *cfg, const char *file, struct ig_p
 		char msg[256];
 		snprintf(msg, sizeof msg,
 			 "a second EndpointPickerConfig (line %d): only one is allowed", d->line);
-		add_diag(diags, d->file, msg);
+		add_diag(diags, d->file, 0, "", msg, false);
 		return -1;
 	}
 	if (cfg->npicker_docs == 1) {
 		const struct ig_raw_doc *d = &cfg->picker_docs[0];
 		*hash = XXH64(d->text, d->len, 1);
-		return ig_picker_config_parse(d->file, d->text, d->len, out, diags) < 0 ? -1 : 0;
+		return parse(d->file, d->text, d->len, flow_control, out, diags);
 	}
 	*hash = 0;
 	*out = ig_picker_config_default();

@@ -47,13 +47,36 @@ static void release_endpoint(struct ig_req *p)
  * Only resolved models get series: label values stay a bounded set. */
 static void record_metrics(struct ig_req *p)
 {
-	if (p->recorded || !p->target.ptr)
-		return;
+	if (p->recorded || p->service)
+		return; /* Service backends are not inference requests */
 	p->recorded = true;
-	struct ig_gw_metrics *gm = p->w->gw->metrics;
-	double secs = (double)(ig_now_ns() - p->start_ns) / 1e9;
-	ig_gw_metrics_done(gm, p->w->mcache, p->model.ptr, p->target.ptr, p->priority, p->status,
-			   secs, p->body_len, p->resp_bytes, p->in_tokens, p->out_tokens);
+	uint64_t now = ig_now_ns();
+	struct ig_gw_request_stats st = {
+	    .model = p->model.ptr,
+	    .target = p->target.ptr,
+	    .client_labels = !p->resolved,
+	    .priority = p->priority,
+	    .status = p->status,
+	    .pod_status = p->resp_started,
+	    .scheduled = p->ntried > 0,
+	    .seconds = (double)(now - p->start_ns) / 1e9,
+	    .req_bytes = p->body_len,
+	    .resp_bytes = p->resp_bytes,
+	    .in_tokens = p->in_tokens,
+	    .out_tokens = p->out_tokens,
+	    .ttft = -1,
+	    .tpot = -1,
+	};
+	/* Streamed: the first event is the first token; the rest spread
+	 * over the output tokens (the usage's count, else the events). */
+	if (p->first_event_ns) {
+		st.ttft = (double)(p->first_event_ns - p->start_ns) / 1e9;
+		long tokens = p->out_tokens > 0 ? p->out_tokens : (long)p->nevents;
+		if (tokens > 1 && p->last_event_ns > p->first_event_ns)
+			st.tpot = (double)(p->last_event_ns - p->first_event_ns) / 1e9 /
+				  (double)(tokens - 1);
+	}
+	ig_gw_metrics_done(p->w->gw->metrics, p->w->mcache, &st);
 }
 
 void ig_req_finish(struct ig_req *p)
@@ -69,6 +92,7 @@ void ig_req_finish(struct ig_req *p)
 	}
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);
+	ig_timer_stop(&w->loop, &p->retry_timer);
 	ig_http_client_close(p->up);
 	p->up = NULL;
 	ig_http_client_close(p->probe);
@@ -81,11 +105,36 @@ void ig_req_finish(struct ig_req *p)
 	ig_worker_request_done(w);
 }
 
+/* Anthropic's error object for the Messages API: clients of /v1/messages
+ * parse {"type":"error","error":{"type":...,"message":...}}. */
+static void respond_anthropic_error(struct ig_http_exchange *ex, int status, const char *msg)
+{
+	const char *type = status == 400   ? "invalid_request_error"
+			   : status == 401 ? "authentication_error"
+			   : status == 403 ? "permission_error"
+			   : status == 404 ? "not_found_error"
+			   : status == 413 ? "request_too_large"
+			   : status == 429 ? "rate_limit_error"
+			   : status == 503 ? "overloaded_error"
+			   : status == 504 ? "timeout_error"
+					   : "api_error";
+	struct ig_buf b = {0};
+	ig_buf_append_cstrs(&b, "{\"type\":\"error\",\"error\":{\"type\":\"", type,
+			    "\",\"message\":", (char *)NULL);
+	ig_json_write_string(&b, msg, strlen(msg));
+	ig_buf_append_cstr(&b, "}}");
+	ig_http_respond(ex, status, "application/json", b.ptr, b.len, NULL, 0);
+	ig_buf_free(&b);
+}
+
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg)
 {
 	p->status = status;
 	record_metrics(p);
-	ig_http_respond_error(p->ex, status, type, code, "%s", msg);
+	if (ig_str_eq_cstr(p->ex->req.path, "/v1/messages"))
+		respond_anthropic_error(p->ex, status, msg);
+	else
+		ig_http_respond_error(p->ex, status, type, code, "%s", msg);
 	ig_req_finish(p);
 }
 
@@ -154,13 +203,43 @@ static void keep_tail(struct ig_req *p, const char *data, size_t len)
 	p->tail_len += len;
 }
 
-/* One SSE `data:` payload: the final chunk carries the usage. */
+/* Usage an event carries inside an object of its own: the Responses
+ * API's response.completed (`response.usage`) and Anthropic's
+ * message_start (`message.usage`, the input tokens). */
+static void nested_usage(struct ig_req *p, const char *data, size_t len)
+{
+	static const char *const holders[] = {"response", "message"};
+	struct ig_json_value root, holder, usage;
+	if (ig_json_parse(data, len, &root) < 0)
+		return;
+	for (size_t i = 0; i < 2; i++) {
+		if (ig_json_get(root, holders[i], &holder) < 0 || holder.type != IG_JSON_OBJECT ||
+		    ig_json_get(holder, "usage", &usage) < 0 || usage.type != IG_JSON_OBJECT)
+			continue;
+		struct ig_usage u;
+		if (ig_json_find_usage(holder.raw.ptr, holder.raw.len, &u) == 0)
+			take_usage(p, &u);
+	}
+}
+
+/* One SSE `data:` payload: the final chunk carries the usage (chat and
+ * completions), or an event names it (Responses, Anthropic Messages). */
 static int on_sse_data(void *ud, const char *data, size_t len)
 {
 	struct ig_req *p = ud;
 	struct ig_usage u;
-	if (len > 9 && memmem(data, len, "\"usage\"", 7) && ig_json_find_usage(data, len, &u) == 0)
+	if (!(len == 6 && memcmp(data, "[DONE]", 6) == 0)) {
+		p->last_event_ns = p->w->loop.now_ns;
+		if (!p->first_event_ns)
+			p->first_event_ns = p->last_event_ns;
+		p->nevents++;
+	}
+	if (len <= 9 || !memmem(data, len, "\"usage\"", 7))
+		return 0;
+	if (ig_json_find_usage(data, len, &u) == 0)
 		take_usage(p, &u);
+	else
+		nested_usage(p, data, len);
 	return 0;
 }
 
@@ -177,13 +256,48 @@ static bool hop_by_hop(struct ig_str name)
 	return false;
 }
 
+struct resp_add {
+	struct ig_http_header *h;
+	size_t *n;
+	size_t cap;
+};
+
+static void add_resp_header(void *ud, const char *name, const char *value)
+{
+	struct resp_add *ra = ud;
+	if (*ra->n < ra->cap)
+		ra->h[(*ra->n)++] = (struct ig_http_header){ig_str_from(name), ig_str_from(value)};
+}
+
+static void retry_now(struct ig_loop *loop, struct ig_timer *t);
+
 static int on_up_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
 {
 	struct ig_req *p = ud;
-	struct ig_http_header hdrs[104];
+	if (ig_req_should_retry(p, res->status)) {
+		/* The route asks for another attempt on this status: nothing has
+		 * gone to the client yet. The answer is dropped with its
+		 * connection; the next endpoint of the ranking (round the list)
+		 * gets the request after the backoff. */
+		p->route_retries++;
+		ig_warn("upstream %s answered %d: retrying (%d of the route's attempts)", p->ep->addr,
+			res->status, p->route_retries);
+		ig_http_client_close(c);
+		p->up = NULL;
+		release_endpoint(p);
+		const struct ig_retry *rt = &p->rule->retry;
+		ig_timer_start(&p->w->loop, &p->retry_timer, rt->has_backoff ? rt->backoff_ms : 0,
+			       retry_now, p);
+		return 0;
+	}
+	struct ig_http_header hdrs[104 + 64];
 	size_t n = 0;
+	bool mods = (p->rule && p->rule->nfilters) || (p->backend && p->backend->nfilters);
 	for (size_t i = 0; i < res->num_headers && n < 100; i++) {
 		if (hop_by_hop(res->headers[i].name))
+			continue;
+		if (mods && ig_req_header_dropped(p, IG_FILTER_RESPONSE_HEADER_MODIFIER,
+						  res->headers[i].name))
 			continue;
 		if (ig_str_ieq_cstr(res->headers[i].name, "content-type") &&
 		    memmem(res->headers[i].value.ptr, res->headers[i].value.len,
@@ -193,6 +307,11 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	}
 	hdrs[n].name = IG_STR("x-gateway-destination-endpoint-served");
 	hdrs[n++].value = ig_str_from(p->ep->addr);
+	if (mods) {
+		struct resp_add ra = {hdrs, &n, 104 + 64};
+		ig_req_header_additions(p, IG_FILTER_RESPONSE_HEADER_MODIFIER, add_resp_header,
+					&ra);
+	}
 	/* The length the client is told is the one the body will have as the
 	 * framing reads it, not the pod's Content-Length header: with both
 	 * Transfer-Encoding and Content-Length the chunked coding wins, and
@@ -211,14 +330,20 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	p->status = res->status;
 	p->resp_started = true;
 	/* PreRequest: this endpoint now holds the prompt's prefix. */
-	if (!p->committed && p->pool->sched) {
+	if (!p->committed && p->pool && p->pool->sched) {
 		ig_schedule_commit(p->pool->sched->s, &p->res, p->ep->key);
 		p->committed = true;
 		if (p->session.len)
 			ig_session_store(p->w->gw->sessions, p->session, p->ep->key);
 	}
-	if (ig_http_start_response(p->ex, res->status, hdrs, n, p->resp_length) < 0)
-		return -1;
+	struct ig_http_header sess;
+	if (n < sizeof hdrs / sizeof hdrs[0] && ig_req_session_header(p, &sess))
+		hdrs[n++] = sess;
+	if (ig_http_start_response(p->ex, res->status, hdrs, n, p->resp_length) < 0) {
+		/* The client is gone: its on_abort ends the request. */
+		ig_http_client_close(c);
+		p->up = NULL;
+	}
 	return 0;
 }
 
@@ -367,17 +492,30 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		return -1;
 	}
 	p->ep = ep;
-	p->ep_tokens = (long)(p->prefix_input.len / 4);
+	p->ep_tokens = (long)(p->prompt_bytes / 4);
 	p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)w->id, p->ep_tokens);
 	if (p->rule && p->rule->timeout_backend_ms)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
 			       p);
 	/* The Host line names the endpoint on every attempt. */
-	size_t alen = strlen(ep->addr);
+	/* Host: a URLRewrite's hostname; for a Service the client's Host, as
+	 * any HTTP proxy keeps it; for a pool the endpoint (vLLM ignores it). */
+	struct ig_str host = ig_str_from(ep->addr);
+	const char *rw = ig_req_upstream_host(p);
+	if (rw) {
+		host = ig_str_from(rw);
+	} else if (p->service) {
+		const struct ig_http_header *hh =
+		    ig_http_find_header(p->ex->req.headers, p->ex->req.num_headers, "host");
+		if (hh)
+			host = hh->value;
+	}
+	if (host.len > sizeof p->host_line - 12)
+		host = ig_str_from(ep->addr);
 	memcpy(p->host_line, "Host: ", 6);
-	memcpy(p->host_line + 6, ep->addr, alen);
-	memcpy(p->host_line + 6 + alen, "\r\n\r\n", 4);
-	p->host_len = alen + 10;
+	memcpy(p->host_line + 6, host.ptr, host.len);
+	memcpy(p->host_line + 6 + host.len, "\r\n\r\n", 4);
+	p->host_len = host.len + 10;
 	bool is_head = ig_str_eq_cstr(p->ex->req.method, "HEAD");
 	const struct ig_str parts[] = {
 	    p->head, {p->host_line, p->host_len}, p->body_pre, p->model_json, p->body_post};
@@ -389,6 +527,17 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	}
 	p->up = c;
 	return 0;
+}
+
+static void retry_now(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_req *p = t->data;
+	/* Round the ranking: with one endpoint the retry goes to it again. */
+	if ((size_t)p->ntried >= p->nranked)
+		p->ntried = 0;
+	struct ig_endpoint *ep = p->ranked[p->ntried++];
+	if (send_to(p, ep, false) < 0)
+		attempt(p);
 }
 
 /* Sends the request to the next endpoint of the ranking: the first on the
@@ -413,5 +562,6 @@ static void attempt(struct ig_req *p)
 
 void ig_req_send(struct ig_req *p)
 {
+	ig_req_mirror(p);
 	attempt(p);
 }

@@ -14,22 +14,45 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "http/sse.h"
+#include "json/json.h"
 #include "sched/flowq.h"
 #include "sched/sched.h"
 
 #define IG_REQ_MAX_RANKED IG_SCHED_MAX_RANKED
 #define IG_REQ_TAIL 4096 /* bytes of a JSON response kept to find its usage */
 
+/* Members of a JSON request body the stages use (rewrite.c). */
+enum ig_body_member {
+	IG_BM_MODEL,
+	IG_BM_PROMPT,
+	IG_BM_MESSAGES,
+	IG_BM_INPUT,
+	IG_BM_INSTRUCTIONS,
+	IG_BM_TOOLS,
+	IG_BM_SYSTEM,
+	IG_BM_SALT,
+	IG_BM_N
+};
+
 struct ig_req {
 	struct ig_http_exchange *ex;
 	struct ig_worker *w;
 	struct ig_snapshot *snap; /* held for it by the worker (ig_worker_snap_take) */
 	const struct ig_route_rule *rule;
-	const struct ig_pool_rt *pool;
+	const struct ig_route_match *match; /* of the rule, that matched */
+	const struct ig_listener_rt *listener;
+	const struct ig_backend_ref *backend; /* drawn from the rule */
+	const struct ig_pool_rt *pool;	      /* an InferencePool backend, or */
+	const struct ig_service_rt *service;  /* a core Service backend */
 
 	/* rewrite.c */
-	struct ig_str model;  /* as asked, decoded */
-	struct ig_str target; /* after the traffic split (points into the config) */
+	int body_state; /* 0: no body; 1: a JSON object, members read; -1: not one */
+	struct ig_json_value members[IG_BM_N];
+	struct ig_str model;		 /* as asked, decoded */
+	struct ig_str target;		 /* after the traffic split (points into the config) */
+	const struct ig_model *resolved; /* its InferenceModel (NULL: v1 passthrough) */
+	bool random_endpoint;		 /* GIE v1: no body, any endpoint */
+	bool rewritten;			 /* an InferenceModelRewrite chose the target */
 	bool critical;
 	int priority;
 	/* The body sent upstream is the client's with the `model` value
@@ -38,7 +61,9 @@ struct ig_req {
 	struct ig_str body_pre, model_json, body_post;
 	size_t body_len;
 	struct ig_str head;	      /* upstream head without Host and the blank line */
-	struct ig_str prefix_input;   /* into the request body */
+	struct ig_str prefix_input;   /* what the prefix index hashes (rewrite.c) */
+	struct ig_str prefix_seed;    /* target model + cache_salt, or empty */
+	size_t prompt_bytes;	      /* of the prompt, messages or input as sent */
 	struct ig_str test_endpoints; /* test-epp-endpoint-selection */
 	struct ig_str session;	      /* session affinity header */
 	struct ig_str flow_id;	      /* x-gateway-inference-fairness-id */
@@ -61,6 +86,8 @@ struct ig_req {
 	char host_line[96];	      /* "Host: ip:port\r\n\r\n" */
 	size_t host_len;
 	int ntried;
+	int route_retries; /* attempts a route's retry block made */
+	struct ig_timer retry_timer;
 	bool fresh_retry; /* the one retry on a fresh connection was used */
 	struct ig_timer req_timer, backend_timer;
 	bool resp_started, sse;
@@ -71,10 +98,38 @@ struct ig_req {
 	size_t tail_len;
 	struct ig_sse sse_state; /* data: lines of an event stream */
 	long in_tokens, out_tokens;
+	uint64_t first_event_ns, last_event_ns; /* SSE data events: TTFT, TPOT */
+	size_t nevents;
 	uint64_t start_ns;
 	bool recorded, finished;
 };
 
+/* filters.c: the rule's and the backendRef's filters. */
+bool ig_req_has_redirect(const struct ig_req *p);
+void ig_req_redirect(struct ig_req *p); /* answers 3xx and ends the request */
+/* The request-target the backend gets (URLRewrite path), and the Host
+ * (URLRewrite hostname; NULL: none). */
+struct ig_str ig_req_upstream_target(struct ig_req *p);
+const char *ig_req_upstream_host(const struct ig_req *p);
+/* Header modifiers of `type` (request or response): whether a header of
+ * that name is removed or replaced, and the set/add entries to emit. */
+bool ig_req_header_dropped(const struct ig_req *p, enum ig_filter_type type, struct ig_str name);
+void ig_req_header_additions(const struct ig_req *p, enum ig_filter_type type,
+			     void (*emit)(void *ud, const char *name, const char *value), void *ud);
+/* sessionPersistence: moves the session's endpoint first in the ranking;
+ * the header (Set-Cookie, or the session header) naming the endpoint that
+ * answered. */
+void ig_req_persist_ranking(struct ig_req *p);
+bool ig_req_session_header(struct ig_req *p, struct ig_http_header *out);
+/* A route `retry` block asks for another attempt after this status. */
+bool ig_req_should_retry(struct ig_req *p, int status);
+/* RequestMirror: copies sent, answers forgotten; at most 64 per worker. */
+void ig_req_mirror(struct ig_req *p);
+void ig_req_mirrors_free(struct ig_worker *w);
+
+/* rewrite.c: validates the body once and records its members (before
+ * routing: body-based routing reads the model). */
+void ig_req_parse_body(struct ig_req *p);
 /* rewrite.c: reads and resolves the body's model, splices it, reads the
  * request's features and builds the upstream head. 0, or the error is
  * answered and -1. */
@@ -84,6 +139,29 @@ int ig_req_rewrite(struct ig_req *p);
  * when the request waits in the worker's queue (it is sent from there), or
  * -1 when an error was answered. */
 int ig_req_admit(struct ig_req *p);
+
+/* filters.c: the rule's and the backendRef's filters. */
+bool ig_req_has_redirect(const struct ig_req *p);
+void ig_req_redirect(struct ig_req *p); /* answers 3xx and ends the request */
+/* The request-target the backend gets (URLRewrite path), and the Host
+ * (URLRewrite hostname; NULL: none). */
+struct ig_str ig_req_upstream_target(struct ig_req *p);
+const char *ig_req_upstream_host(const struct ig_req *p);
+/* Header modifiers of `type` (request or response): whether a header of
+ * that name is removed or replaced, and the set/add entries to emit. */
+bool ig_req_header_dropped(const struct ig_req *p, enum ig_filter_type type, struct ig_str name);
+void ig_req_header_additions(const struct ig_req *p, enum ig_filter_type type,
+			     void (*emit)(void *ud, const char *name, const char *value), void *ud);
+/* sessionPersistence: moves the session's endpoint first in the ranking;
+ * the header (Set-Cookie, or the session header) naming the endpoint that
+ * answered. */
+void ig_req_persist_ranking(struct ig_req *p);
+bool ig_req_session_header(struct ig_req *p, struct ig_http_header *out);
+/* A route `retry` block asks for another attempt after this status. */
+bool ig_req_should_retry(struct ig_req *p, int status);
+/* RequestMirror: copies sent, answers forgotten; at most 64 per worker. */
+void ig_req_mirror(struct ig_req *p);
+void ig_req_mirrors_free(struct ig_worker *w);
 
 /* relay.c */
 /* Starts the route's timeouts.request clock, which covers queueing too. */

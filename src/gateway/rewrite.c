@@ -9,7 +9,9 @@
 #include "core/rand.h"
 #include "gateway/request.h"
 #include "gateway/runtime.h"
+#include "json/canon.h"
 #include "json/json.h"
+#include "sched/picker.h"
 #include "sched/flowq.h"
 
 #define MODEL_MAX 1024
@@ -83,6 +85,41 @@ static char *u64_text(uint64_t v, char *end)
  * the client's headers less hop-by-hop ones, an x-request-id when the
  * client sent none (as Envoy does; vLLM uses it in its answer),
  * X-Forwarded-For and the new Content-Length. */
+/* Header additions of a RequestHeaderModifier, written into the head. */
+struct emit_ctx {
+	struct wr *w;
+};
+
+static void emit_header(void *ud, const char *name, const char *value)
+{
+	struct emit_ctx *e = ud;
+	put_cstr(e->w, name);
+	put(e->w, ": ", 2);
+	put_cstr(e->w, value);
+	put(e->w, "\r\n", 2);
+}
+
+static size_t filter_room(const struct ig_req *p)
+{
+	size_t n = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		const struct ig_filter *f = pass ? (p->backend ? p->backend->filters : NULL)
+						 : (p->rule ? p->rule->filters : NULL);
+		size_t nf = pass ? (p->backend ? p->backend->nfilters : 0)
+				 : (p->rule ? p->rule->nfilters : 0);
+		for (size_t i = 0; i < nf; i++) {
+			if (f[i].type != IG_FILTER_REQUEST_HEADER_MODIFIER)
+				continue;
+			const struct ig_header_modifier *m = &f[i].u.headers;
+			for (size_t k = 0; k < m->nset; k++)
+				n += strlen(m->set[k].key) + strlen(m->set[k].value) + 4;
+			for (size_t k = 0; k < m->nadd; k++)
+				n += strlen(m->add[k].key) + strlen(m->add[k].value) + 4;
+		}
+	}
+	return n;
+}
+
 static int build_head(struct ig_req *p)
 {
 	const struct ig_http_request *r = &p->ex->req;
@@ -90,7 +127,8 @@ static int build_head(struct ig_req *p)
 	const char *colon = memrchr(peer.ptr, ':', peer.len);
 	if (colon)
 		peer.len = (size_t)(colon - peer.ptr);
-	size_t cap = r->method.len + r->target.len + 16 + 64 + 40 + 24 + peer.len;
+	struct ig_str target = ig_req_upstream_target(p);
+	size_t cap = r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p);
 	for (size_t i = 0; i < r->num_headers; i++)
 		cap += r->headers[i].name.len + r->headers[i].value.len + 4;
 	char *buf = ig_arena_alloc(p->ex->arena, cap);
@@ -99,13 +137,18 @@ static int build_head(struct ig_req *p)
 	struct wr w = {buf, buf + cap};
 	put_str(&w, r->method);
 	put(&w, " ", 1);
-	put_str(&w, r->target);
+	put_str(&w, target);
 	put_cstr(&w, " HTTP/1.1\r\n");
 	bool have_id = false;
 	const struct ig_http_header *xff = NULL;
+	bool modifies = filter_room(p) > 0 || (p->rule && p->rule->nfilters) ||
+			(p->backend && p->backend->nfilters);
 	for (size_t i = 0; i < r->num_headers; i++) {
 		const struct ig_http_header *hd = &r->headers[i];
 		if (hop_by_hop(hd->name))
+			continue;
+		if (modifies &&
+		    ig_req_header_dropped(p, IG_FILTER_REQUEST_HEADER_MODIFIER, hd->name))
 			continue;
 		if (ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
 			xff = hd;
@@ -116,6 +159,10 @@ static int build_head(struct ig_req *p)
 		put(&w, ": ", 2);
 		put_str(&w, hd->value);
 		put(&w, "\r\n", 2);
+	}
+	if (modifies) {
+		struct emit_ctx e = {&w};
+		ig_req_header_additions(p, IG_FILTER_REQUEST_HEADER_MODIFIER, emit_header, &e);
 	}
 	if (!have_id) {
 		char id[36];
@@ -195,63 +242,143 @@ static int target_json(struct ig_req *p, const char *target)
 	return rc == 0 && p->model_json.ptr ? 0 : -1;
 }
 
-/* Reads `model`, resolves it, draws the target and splices the body.
- * Returns 0, or answers the error itself and returns -1. */
-static int resolve_model(struct ig_req *p)
+/* Which API a request speaks, by its path (as GIE's parser decides). */
+enum api { API_OTHER, API_COMPLETIONS, API_CHAT, API_RESPONSES, API_EMBEDDINGS, API_MESSAGES };
+
+static enum api api_of(struct ig_str path)
+{
+	static const struct {
+		const char *suffix;
+		enum api api;
+	} apis[] = {{"/chat/completions", API_CHAT},
+		    {"/completions", API_COMPLETIONS},
+		    {"/responses", API_RESPONSES},
+		    {"/embeddings", API_EMBEDDINGS},
+		    {"/messages", API_MESSAGES}};
+	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
+		struct ig_str sfx = ig_str_from(apis[i].suffix);
+		if (path.len >= sfx.len &&
+		    ig_str_eq((struct ig_str){path.ptr + path.len - sfx.len, sfx.len}, sfx))
+			return apis[i].api;
+	}
+	return API_OTHER;
+}
+
+struct part {
+	const char *name;
+	struct ig_json_value v;
+};
+
+/* [{"name":value},...] in canonical form for the parts present, into
+ * buf[0..cap); returns the bytes written. */
+static size_t wrapped(const struct part *parts, size_t n, char *buf, size_t cap)
+{
+	size_t len = 0;
+	bool first = true;
+	for (size_t i = 0; i < n && len < cap; i++) {
+		if (parts[i].v.type == IG_JSON_INVALID)
+			continue;
+		char head[24];
+		int h = snprintf(head, sizeof head, "%s{\"%s\":", first ? "[" : ",", parts[i].name);
+		first = false;
+		size_t take = (size_t)h < cap - len ? (size_t)h : cap - len;
+		memcpy(buf + len, head, take);
+		len += take;
+		len += ig_json_canonical(parts[i].v, buf + len, cap - len);
+		if (len < cap)
+			buf[len++] = '}';
+	}
+	if (!first && len < cap)
+		buf[len++] = ']';
+	return len;
+}
+
+/* What the prefix-cache index hashes, as GIE and llm-d feed it
+ * (gie-reference §4.3), by API: the text of a completions prompt; chat
+ * messages; a Responses request's [{instructions}, {tools}, {input}];
+ * embeddings input; an Anthropic request's [{system}, {messages}]. Values
+ * other than text are hashed in canonical JSON form (json/canon.h: no
+ * spacing, sorted keys, fewest escapes), so the same conversation written
+ * with other spacing, key order or escapes lands on the same blocks; GIE
+ * gets the same effect by re-serializing what it decoded. Only the first
+ * bytes the index hashes are produced. A `cache_salt` joins the target
+ * model in the first block's seed. The token estimate counts what was
+ * sent. */
+static int prefix_input(struct ig_req *p)
+{
+	const struct ig_json_value *m = p->members;
+	struct ig_arena *a = p->ex->arena;
+	struct ig_json_value salt = m[IG_BM_SALT];
+	if (salt.type == IG_JSON_STRING && salt.raw.len > 2) {
+		size_t slen = salt.raw.len - 2;
+		char *seed = ig_arena_alloc(a, p->target.len + slen);
+		if (!seed)
+			return -1;
+		memcpy(seed, p->target.ptr, p->target.len);
+		/* The salt's decoded text (escapes resolved). */
+		size_t n = ig_json_canonical_text(salt, seed + p->target.len, slen);
+		p->prefix_seed = (struct ig_str){seed, p->target.len + n};
+	}
+	struct part parts[3];
+	size_t nparts = 0;
+	struct ig_json_value single = {0};
+	switch (api_of(p->ex->req.path)) {
+	case API_COMPLETIONS:
+		single = m[IG_BM_PROMPT];
+		break;
+	case API_CHAT:
+		single = m[IG_BM_MESSAGES];
+		break;
+	case API_EMBEDDINGS:
+		single = m[IG_BM_INPUT];
+		break;
+	case API_RESPONSES:
+		parts[nparts++] = (struct part){"instructions", m[IG_BM_INSTRUCTIONS]};
+		parts[nparts++] = (struct part){"tools", m[IG_BM_TOOLS]};
+		parts[nparts++] = (struct part){"input", m[IG_BM_INPUT]};
+		break;
+	case API_MESSAGES:
+		parts[nparts++] = (struct part){"system", m[IG_BM_SYSTEM]};
+		parts[nparts++] = (struct part){"messages", m[IG_BM_MESSAGES]};
+		break;
+	case API_OTHER:
+		single = m[IG_BM_PROMPT].type	  ? m[IG_BM_PROMPT]
+			 : m[IG_BM_MESSAGES].type ? m[IG_BM_MESSAGES]
+						  : m[IG_BM_INPUT];
+		break;
+	}
+	p->prompt_bytes = single.raw.len;
+	for (size_t i = 0; i < nparts; i++)
+		p->prompt_bytes += parts[i].v.raw.len;
+	size_t limit = ig_scheduler_prefix_limit(p->pool->sched->s);
+	if (!limit || (!nparts && single.type == IG_JSON_INVALID))
+		return 0;
+	if (single.type == IG_JSON_STRING) {
+		/* Text: the span itself when the hashed part has no escapes. */
+		struct ig_str raw = {single.raw.ptr + 1, single.raw.len - 2};
+		if (!memchr(raw.ptr, '\\', raw.len < limit ? raw.len : limit)) {
+			p->prefix_input = raw;
+			return 0;
+		}
+	}
+	char *buf = ig_arena_alloc(a, limit);
+	if (!buf)
+		return -1;
+	size_t n = nparts ? wrapped(parts, nparts, buf, limit)
+			  : ig_json_canonical_text(single, buf, limit);
+	p->prefix_input = (struct ig_str){buf, n};
+	return 0;
+}
+
+/* The body sent upstream: everything but the model value stays
+ * byte-identical. Also makes the prefix input. 0, or answered and -1. */
+static int splice(struct ig_req *p, struct ig_json_value mv, const char *target)
 {
 	struct ig_buf *in = &p->ex->body;
-	/* One pass validates the body and finds the members we use. */
-	static const char *const keys[] = {"model", "prompt", "messages"};
-	enum { K_MODEL, K_PROMPT, K_MESSAGES, K_N };
-	struct ig_json_value root, mem[K_N];
-	if (ig_json_parse_members(in->ptr, in->len, keys, K_N, mem, &root) < 0 ||
-	    root.type != IG_JSON_OBJECT) {
-		ig_req_fail(p, 400, "invalid_request_error", NULL,
-			    "the request body is not a JSON object");
+	if (prefix_input(p) < 0) {
+		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
 	}
-	struct ig_json_value mv = mem[K_MODEL];
-	if (mv.type != IG_JSON_STRING) {
-		ig_req_fail(p, 400, "invalid_request_error", NULL,
-			    "model not found in request: the body needs a string \"model\"");
-		return -1;
-	}
-	if (decode_model(p, mv) < 0) {
-		ig_req_fail(p, 400, "invalid_request_error", NULL, "model name too long");
-		return -1;
-	}
-	const struct ig_model *m =
-	    ig_config_find_model(p->snap->cfg, p->pool->pool, p->model.ptr, p->model.len);
-	if (!m) {
-		char msg[600];
-		snprintf(msg, sizeof msg, "The model `%.*s` does not exist.",
-			 (int)(p->model.len > 400 ? 400 : p->model.len), p->model.ptr);
-		ig_req_fail(p, 404, "invalid_request_error", "model_not_found", msg);
-		return -1;
-	}
-	p->critical = m->criticality == IG_CRIT_CRITICAL;
-	/* Outside the decision-tree profile only a negative priority makes a
-	 * request sheddable; an InferenceModel marked Sheddable counts as -1. */
-	p->priority = m->criticality == IG_CRIT_SHEDDABLE ? -1 : 0;
-	/* What the prefix-cache index hashes: the prompt text of a completion,
-	 * the messages of a chat (their JSON as sent). */
-	if (mem[K_PROMPT].type == IG_JSON_STRING)
-		p->prefix_input = mem[K_PROMPT].raw;
-	else if (mem[K_MESSAGES].type == IG_JSON_ARRAY)
-		p->prefix_input = mem[K_MESSAGES].raw;
-	else if (mem[K_PROMPT].type != IG_JSON_INVALID)
-		p->prefix_input = mem[K_PROMPT].raw;
-	const char *target = m->model_name;
-	if (m->ntargets) {
-		int32_t weights[m->ntargets];
-		for (size_t i = 0; i < m->ntargets; i++)
-			weights[i] = m->targets[i].weight;
-		size_t k = ig_sched_weighted_draw(weights, m->ntargets, m->targets[0].has_weight,
-						  ig_rng_thread());
-		target = m->targets[k].name;
-	}
-	p->target = ig_str_from(target);
-	/* Splice: everything but the model value stays byte-identical. */
 	if (ig_str_eq(p->model, p->target)) {
 		p->body_pre = (struct ig_str){in->ptr, in->len};
 	} else {
@@ -267,21 +394,116 @@ static int resolve_model(struct ig_req *p)
 	return 0;
 }
 
+static struct ig_str header(const struct ig_http_request *r, const char *name);
+
+/* GIE v1: the body's model passes through unchanged, unless the request
+ * names another with x-gateway-model-name-rewrite (v1.5) or an
+ * InferenceModelRewrite rule of the pool matches it (weighted targets).
+ * Priority comes from an InferenceObjective only (0 without one). */
+static int passthrough(struct ig_req *p, struct ig_json_value mv)
+{
+	struct ig_str rw = header(&p->ex->req, "x-gateway-model-name-rewrite");
+	const char *target = p->model.ptr;
+	if (rw.len && rw.len <= MODEL_MAX) {
+		struct ig_str t = ig_arena_strdup(p->ex->arena, rw);
+		if (!t.ptr) {
+			ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+			return -1;
+		}
+		target = t.ptr;
+	} else {
+		const struct ig_rewrite_rule *rule = ig_config_find_rewrite(
+		    p->snap->cfg, p->pool->pool, p->model.ptr, p->model.len, NULL);
+		const char *chosen =
+		    rule ? ig_rewrite_choose(rule, ig_rng_next(ig_rng_thread())) : NULL;
+		if (chosen) {
+			target = chosen;
+			p->rewritten = true;
+		}
+	}
+	p->target = ig_str_from(target);
+	p->priority = 0;
+	return splice(p, mv, target);
+}
+
+/* Reads `model`, resolves it, draws the target and splices the body.
+ * Returns 0, or answers the error itself and returns -1. */
+static int resolve_model(struct ig_req *p)
+{
+	const struct ig_pool *pool = p->pool->pool;
+	bool passes = ig_pool_model_mode(p->snap->cfg, pool) == IG_MODELS_PASSTHROUGH;
+	if (p->body_state == 0 && passes) {
+		/* GIE v1: a request without a body goes, as sent, to a random
+		 * endpoint of the pool (v1.5 handlers/request.go). */
+		p->random_endpoint = true;
+		return 0;
+	}
+	if (p->body_state <= 0) {
+		ig_req_fail(p, 400, "invalid_request_error", NULL,
+			    "the request body is not a JSON object");
+		return -1;
+	}
+	struct ig_json_value mv = p->members[IG_BM_MODEL];
+	if (mv.type != IG_JSON_STRING) {
+		ig_req_fail(p, 400, "invalid_request_error", NULL,
+			    "model not found in request: the body needs a string \"model\"");
+		return -1;
+	}
+	if (decode_model(p, mv) < 0) {
+		ig_req_fail(p, 400, "invalid_request_error", NULL, "model name too long");
+		return -1;
+	}
+	if (passes)
+		return passthrough(p, mv);
+	const struct ig_model *m =
+	    ig_config_find_model(p->snap->cfg, pool, p->model.ptr, p->model.len);
+	if (!m) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "The model `%.*s` does not exist.",
+			 (int)(p->model.len > 400 ? 400 : p->model.len), p->model.ptr);
+		ig_req_fail(p, 404, "invalid_request_error", "model_not_found", msg);
+		return -1;
+	}
+	const char *target = m->model_name;
+	p->resolved = m;
+	p->critical = m->criticality == IG_CRIT_CRITICAL;
+	/* Outside the decision-tree profile only a negative priority makes a
+	 * request sheddable; an InferenceModel marked Sheddable counts as -1. */
+	p->priority = m->criticality == IG_CRIT_SHEDDABLE ? -1 : 0;
+	if (m->ntargets) {
+		int32_t weights[m->ntargets];
+		for (size_t i = 0; i < m->ntargets; i++)
+			weights[i] = m->targets[i].weight;
+		size_t k = ig_sched_weighted_draw(weights, m->ntargets, m->targets[0].has_weight,
+						  ig_rng_thread());
+		target = m->targets[k].name;
+	}
+	p->target = ig_str_from(target);
+	return splice(p, mv, target);
+}
+
 static struct ig_str header(const struct ig_http_request *r, const char *name)
 {
 	const struct ig_http_header *h = ig_http_find_header(r->headers, r->num_headers, name);
 	return h ? h->value : (struct ig_str){"", 0};
 }
 
-/* Priority (InferenceObjective named by x-gateway-inference-objective),
- * fairness id, session and the test endpoint header. */
+/* Priority (InferenceObjective named by a header), fairness id, session
+ * and the test endpoint header. */
 static void request_features(struct ig_req *p)
 {
 	const struct ig_http_request *r = &p->ex->req;
+	/* The InferenceObjective named by the header (llm-d Router also reads
+	 * x-llm-d-inference-objective), if it belongs to this pool; no header
+	 * or an unknown name leaves the priority as it is (0, or -1 for an
+	 * InferenceModel marked Sheddable). */
 	struct ig_str obj = header(r, "x-gateway-inference-objective");
+	if (!obj.len)
+		obj = header(r, "x-llm-d-inference-objective");
 	if (obj.len) {
-		const struct ig_objective *o = ig_config_find_objective(
-		    p->snap->cfg, p->pool->pool->meta.ns, obj.ptr, obj.len);
+		const struct ig_pool *pool = p->pool->pool;
+		const struct ig_objective *o =
+		    ig_config_find_objective_for_pool(p->snap->cfg, pool, obj.ptr, obj.len);
 		if (o)
 			p->priority = o->has_priority ? o->priority : 0;
 	}
@@ -293,11 +515,42 @@ static void request_features(struct ig_req *p)
 	p->test_endpoints = header(r, "test-epp-endpoint-selection");
 }
 
+void ig_req_parse_body(struct ig_req *p)
+{
+	/* One pass validates the body and finds the members any stage uses. */
+	static const char *const keys[IG_BM_N] = {[IG_BM_MODEL] = "model",
+						  [IG_BM_PROMPT] = "prompt",
+						  [IG_BM_MESSAGES] = "messages",
+						  [IG_BM_INPUT] = "input",
+						  [IG_BM_INSTRUCTIONS] = "instructions",
+						  [IG_BM_TOOLS] = "tools",
+						  [IG_BM_SYSTEM] = "system",
+						  [IG_BM_SALT] = "cache_salt"};
+	struct ig_buf *in = &p->ex->body;
+	struct ig_json_value root;
+	if (!in->len) {
+		p->body_state = 0;
+		return;
+	}
+	p->body_state =
+	    ig_json_parse_members(in->ptr, in->len, keys, IG_BM_N, p->members, &root) == 0 &&
+		    root.type == IG_JSON_OBJECT
+		? 1
+		: -1;
+}
+
 int ig_req_rewrite(struct ig_req *p)
 {
-	if (resolve_model(p) < 0)
-		return -1;
-	request_features(p);
+	if (p->service) {
+		/* A plain HTTP backend: the body goes as it came. */
+		struct ig_buf *in = &p->ex->body;
+		p->body_pre = (struct ig_str){in->ptr, in->len};
+		p->body_len = in->len;
+	} else {
+		if (resolve_model(p) < 0)
+			return -1;
+		request_features(p);
+	}
 	if (build_head(p) < 0) {
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;

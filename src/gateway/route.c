@@ -196,13 +196,42 @@ static bool ref_selects(const struct ig_parent_ref *p, const struct ig_httproute
 	return p->port == 0 || p->port == l->port;
 }
 
-/* Whether some parentRef of r selects listener l and the listener admits
- * r. Listeners carry no allowedRoutes in our model, so the default applies:
- * only routes from the Gateway's own namespace. */
-static bool attaches(const struct ig_httproute *r, const struct ig_gateway *gw,
-		     const struct ig_listener *l)
+/* allowedRoutes.kinds: empty means the protocol's kinds, which for HTTP
+ * and HTTPS is HTTPRoute; otherwise HTTPRoute must be listed. */
+static bool kind_allowed(const struct ig_listener *l)
 {
-	if (!is_http_listener(l) || !streq(ns_of(&r->meta), ns_of(&gw->meta)))
+	if (l->allowed.nkinds == 0)
+		return true;
+	for (size_t i = 0; i < l->allowed.nkinds; i++) {
+		const struct ig_route_group_kind *k = &l->allowed.kinds[i];
+		if (streq(k->group ? k->group : GATEWAY_GROUP, GATEWAY_GROUP) && k->kind &&
+		    streq(k->kind, "HTTPRoute"))
+			return true;
+	}
+	return false;
+}
+
+/* allowedRoutes.namespaces: Same (the default) admits routes of the
+ * Gateway's namespace, All every namespace, Selector the namespaces whose
+ * labels the selector matches. */
+static bool namespace_allowed(const struct ig_config *cfg, const struct ig_httproute *r,
+			      const struct ig_gateway *gw, const struct ig_listener *l)
+{
+	switch (l->allowed.from) {
+	case IG_FROM_ALL:
+		return true;
+	case IG_FROM_SELECTOR:
+		return l->allowed.has_selector &&
+		       ig_config_namespace_selected(cfg, ns_of(&r->meta), &l->allowed.selector);
+	default:
+		return streq(ns_of(&r->meta), ns_of(&gw->meta));
+	}
+}
+
+bool ig_route_attaches(const struct ig_config *cfg, const struct ig_httproute *r,
+		       const struct ig_gateway *gw, const struct ig_listener *l)
+{
+	if (!is_http_listener(l) || !kind_allowed(l) || !namespace_allowed(cfg, r, gw, l))
 		return false;
 	for (size_t i = 0; i < r->nparents; i++)
 		if (ref_selects(&r->parents[i], r, gw, l))
@@ -449,7 +478,7 @@ static int attach_all(struct ig_listener_routes *t, const struct ig_config *cfg,
 		return -1;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		const struct ig_httproute *r = &cfg->routes[i];
-		if (!attaches(r, gw, l))
+		if (!ig_route_attaches(cfg, r, gw, l))
 			continue;
 		int rc = effective_hosts(r, l, &t->hosts[i]);
 		if (rc < 0)
@@ -570,7 +599,8 @@ static unsigned char pct_next(struct ig_str raw, size_t *i)
 {
 	size_t k = *i;
 	if (raw.ptr[k] == '%' && k + 2 < raw.len) {
-		int hi = ig_hex_value((unsigned char)raw.ptr[k + 1]), lo = ig_hex_value((unsigned char)raw.ptr[k + 2]);
+		int hi = ig_hex_value((unsigned char)raw.ptr[k + 1]),
+		    lo = ig_hex_value((unsigned char)raw.ptr[k + 2]);
 		if (hi >= 0 && lo >= 0) {
 			*i = k + 3;
 			return (unsigned char)(hi << 4 | lo);

@@ -10,6 +10,7 @@
 #ifndef IG_GATEWAY_ROUTE_H
 #define IG_GATEWAY_ROUTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/config.h"
@@ -37,9 +38,19 @@ struct ig_route_result {
 	size_t match_index;
 };
 
+/* Whether HTTPRoute r attaches to listener l of gw (spec §6.1 steps 1-3):
+ * l is HTTP or HTTPS; l's allowedRoutes admit it (kinds: none listed, or
+ * HTTPRoute listed; namespaces: Same = the Gateway's, All, or Selector
+ * matched against the labels of r's Namespace, see
+ * ig_config_namespace_selected); and a parentRef of r names gw
+ * (group/kind/namespace/name) with a sectionName and port, when set, that
+ * are l's. Hostnames (step 4) are left to ig_routes_build. */
+bool ig_route_attaches(const struct ig_config *cfg, const struct ig_httproute *r,
+		       const struct ig_gateway *gw, const struct ig_listener *l);
+
 /* Builds the table of `listener` of gateway `gw` from every HTTPRoute in cfg
- * whose parentRefs attach to it (group/kind/namespace/name, sectionName,
- * port; same-namespace rule of allowedRoutes' default; hostnames), for
+ * that attaches to it (ig_route_attaches) and whose hostnames intersect
+ * the listener's, for
  * `workers` threads matching at once (0 counts as 1). The table points
  * into cfg, which must outlive it. NULL on allocation failure. */
 struct ig_listener_routes *ig_routes_build(const struct ig_config *cfg, const struct ig_gateway *gw,
@@ -56,7 +67,10 @@ int ig_routes_match(const struct ig_listener_routes *t, size_t worker,
 		    const struct ig_route_request *req, struct ig_route_result *out);
 
 /* A backendRef of the rule drawn by weight (weight 0 never chosen), or NULL
- * when the rule has no backendRefs or all weights are 0 (answer 500). */
+ * when the rule has no backendRefs or all weights are 0 (answer 500).
+ * Unresolved refs keep their share, as the Gateway API wants: the caller
+ * answers 500 when the chosen ref's status is not IG_REF_OK (not found,
+ * invalid kind, cross-namespace without a ReferenceGrant, ...). */
 const struct ig_backend_ref *ig_route_pick_backend(const struct ig_route_rule *rule,
 						   struct ig_rng *rng);
 

@@ -158,6 +158,67 @@ static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 	return 0;
 }
 
+/* The Service backends any rule or mirror names, each (Service, port)
+ * once, with the endpoints ig_config_service_endpoints gives. */
+static int add_service(struct ig_snapshot *s, struct ig_endpoints *reg,
+		       const struct ig_backend_ref *be)
+{
+	if (!be->service || be->status != IG_REF_OK ||
+	    ig_snapshot_service(s, be->service, be->port))
+		return 0;
+	struct ig_service_rt *v = realloc(s->services, (s->nservices + 1) * sizeof *v);
+	if (!v)
+		return -1;
+	s->services = v;
+	struct ig_service_rt *rt = &s->services[s->nservices++];
+	*rt = (struct ig_service_rt){.svc = be->service, .port = be->port};
+	struct ig_service_addr *addrs;
+	size_t n;
+	if (ig_config_service_endpoints(s->cfg, be->service, be->port, &addrs, &n, NULL) < 0)
+		return 0; /* no such port: no endpoints (the request gets 503) */
+	rt->eps = calloc(n ? n : 1, sizeof *rt->eps);
+	if (!rt->eps) {
+		free(addrs);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char addr[96];
+		if (strchr(addrs[i].ip, ':'))
+			snprintf(addr, sizeof addr, "[%s]:%d", addrs[i].ip, addrs[i].port);
+		else
+			snprintf(addr, sizeof addr, "%s:%d", addrs[i].ip, addrs[i].port);
+		struct ig_endpoint *ep = ig_endpoint_get(reg, addr);
+		if (ep)
+			rt->eps[rt->neps++] = ep;
+	}
+	free(addrs);
+	return 0;
+}
+
+static int add_services(struct ig_snapshot *s, struct ig_endpoints *reg)
+{
+	const struct ig_config *cfg = s->cfg;
+	for (size_t r = 0; r < cfg->nroutes; r++)
+		for (size_t i = 0; i < cfg->routes[r].nrules; i++) {
+			const struct ig_route_rule *rule = &cfg->routes[r].rules[i];
+			for (size_t b = 0; b < rule->nbackends; b++) {
+				const struct ig_backend_ref *be = &rule->backends[b];
+				if (add_service(s, reg, be) < 0)
+					return -1;
+				for (size_t f = 0; f < be->nfilters; f++)
+					if (be->filters[f].type == IG_FILTER_REQUEST_MIRROR &&
+					    add_service(s, reg, be->filters[f].u.mirror.backend) <
+						0)
+						return -1;
+			}
+			for (size_t f = 0; f < rule->nfilters; f++)
+				if (rule->filters[f].type == IG_FILTER_REQUEST_MIRROR &&
+				    add_service(s, reg, rule->filters[f].u.mirror.backend) < 0)
+					return -1;
+		}
+	return 0;
+}
+
 struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config *cfg,
 				      struct ig_picker_config *picker, uint64_t picker_hash,
 				      const struct ig_snapshot *prev, uint64_t generation,
@@ -178,7 +239,8 @@ struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config
 	if (fc)
 		s->flow = *fc;
 	s->flow_control = ig_picker_config_feature(picker, "flowControl");
-	if (add_listeners(s, workers) < 0 || add_pools(s, reg, prev) < 0) {
+	if (add_listeners(s, workers) < 0 || add_pools(s, reg, prev) < 0 ||
+	    add_services(s, reg) < 0) {
 		ig_snapshot_unref(s);
 		return NULL;
 	}
@@ -202,6 +264,12 @@ void ig_snapshot_unref(struct ig_snapshot *s)
 		sched_put(s->pools[i].sched);
 	}
 	free(s->pools);
+	for (size_t i = 0; i < s->nservices; i++) {
+		for (size_t e = 0; e < s->services[i].neps; e++)
+			ig_endpoint_put(s->services[i].eps[e]);
+		free(s->services[i].eps);
+	}
+	free(s->services);
 	ig_config_free(s->cfg);
 	ig_picker_config_free(s->picker);
 	free(s);
@@ -215,6 +283,23 @@ const struct ig_pool_rt *ig_snapshot_pool(const struct ig_snapshot *s, const cha
 		if (strcmp(p->meta.name, name) == 0 && strcmp(p->meta.ns, ns) == 0)
 			return &s->pools[i];
 	}
+	return NULL;
+}
+
+const struct ig_pool_rt *ig_snapshot_pool_of(const struct ig_snapshot *s, const struct ig_pool *p)
+{
+	for (size_t i = 0; i < s->npools; i++)
+		if (s->pools[i].pool == p)
+			return &s->pools[i];
+	return NULL;
+}
+
+const struct ig_service_rt *ig_snapshot_service(const struct ig_snapshot *s,
+						const struct ig_service *svc, int port)
+{
+	for (size_t i = 0; i < s->nservices; i++)
+		if (s->services[i].svc == svc && s->services[i].port == port)
+			return &s->services[i];
 	return NULL;
 }
 

@@ -31,6 +31,15 @@ struct ig_pool_rt {
 	struct ig_sched_ref *sched;
 };
 
+/* A core Service backend (port) with its ready endpoints, round-robined
+ * by the workers; resolved from EndpointSlices, Endpoints or Pods. */
+struct ig_service_rt {
+	const struct ig_service *svc;
+	int port;
+	struct ig_endpoint **eps;
+	size_t neps;
+};
+
 struct ig_listener_rt {
 	const struct ig_gateway *gw;
 	const struct ig_listener *listener;
@@ -51,6 +60,8 @@ struct ig_snapshot {
 	size_t nports;
 	struct ig_pool_rt *pools;
 	size_t npools;
+	struct ig_service_rt *services;
+	size_t nservices;
 	struct ig_picker_config *picker;
 	uint64_t picker_hash; /* of the picker configuration's text */
 	bool flow_control;    /* requests wait in a queue when the pool is saturated */
@@ -74,14 +85,20 @@ void ig_snapshot_unref(struct ig_snapshot *s);
 const struct ig_pool_rt *ig_snapshot_pool(const struct ig_snapshot *s, const char *ns,
 					  const char *name);
 const struct ig_port_rt *ig_snapshot_port(const struct ig_snapshot *s, int port);
+/* The runtime of a pool / Service port the config resolved a backendRef to. */
+const struct ig_pool_rt *ig_snapshot_pool_of(const struct ig_snapshot *s, const struct ig_pool *p);
+const struct ig_service_rt *ig_snapshot_service(const struct ig_snapshot *s,
+						const struct ig_service *svc, int port);
 /* Every endpoint of every pool, each once, in a malloc'd array (*n set);
  * NULL with *n 0 when there are none or out of memory. */
 struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *n);
 
 /* The picker configuration (picker_load.c): --picker-config FILE, else an
  * EndpointPickerConfig document among the manifests, else GIE's default.
- * 0, or -1 with errors in diags. */
-int ig_gw_load_picker(const struct ig_config *cfg, const char *file, struct ig_picker_config **out,
-		      uint64_t *hash, struct ig_diags *diags);
+ * flow_control: the gateway queues whatever the configuration says
+ * (--flow-control); without it, a flowControl section that no feature gate
+ * turns on is a warning. 0, or -1 with errors in diags. */
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file, bool flow_control,
+		      struct ig_picker_config **out, uint64_t *hash, struct ig_diags *diags);
 
 #endif

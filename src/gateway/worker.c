@@ -8,6 +8,7 @@
 #include "core/arena.h"
 #include "core/log.h"
 #include "gateway/proxy.h"
+#include "gateway/request.h"
 #include "gateway/snapshot.h"
 #include "metrics/registry.h"
 
@@ -218,6 +219,7 @@ void ig_worker_free(struct ig_worker *w)
 		ig_http_server_free(w->slots[i].server);
 		w->slots[i].server = NULL; /* posts run below must not see it */
 	}
+	ig_req_mirrors_free(w);
 	ig_upstreams_free(w->upstreams);
 	w->upstreams = NULL;
 	ig_gw_metrics_cache_free(w->mcache);

@@ -45,9 +45,13 @@ struct ig_worker {
 	size_t nslots;
 	struct ig_upstreams *upstreams;
 	struct ig_gw_metrics_cache *mcache; /* series handles of recent requests */
-	size_t active;			    /* requests in flight on this worker */
+	size_t mirrors;			    /* RequestMirror copies in flight */
+	struct mirror *mirror_list;
+	uint32_t rr;   /* round robin over Service endpoints */
+	size_t active; /* requests in flight on this worker */
 	bool draining;
-	struct ig_flowq *queue; /* flow control: requests waiting for capacity */
+	struct ig_flowq *queue;	   /* flow control: requests waiting for capacity */
+	uint64_t queue_generation; /* of the snapshot whose settings it has */
 	struct ig_timer queue_timer;
 	struct ig_timer drain_recheck;
 };

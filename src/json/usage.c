@@ -74,11 +74,15 @@ static void read_counts(struct ig_json_value usage, struct ig_usage *out)
 	size_t pos = 0;
 
 	while (ig_json_object_next(usage, &pos, &k, &v)) {
-		if (ig_json_string_eq(k, "prompt_tokens")) {
+		/* Chat and completions name them prompt/completion tokens; the
+		 * Responses API and Anthropic's Messages input/output tokens. */
+		if (ig_json_string_eq(k, "prompt_tokens") || ig_json_string_eq(k, "input_tokens")) {
 			out->prompt_tokens = count(v);
-		} else if (ig_json_string_eq(k, "completion_tokens")) {
+		} else if (ig_json_string_eq(k, "completion_tokens") ||
+			   ig_json_string_eq(k, "output_tokens")) {
 			out->completion_tokens = count(v);
-		} else if (ig_json_string_eq(k, "prompt_tokens_details")) {
+		} else if (ig_json_string_eq(k, "prompt_tokens_details") ||
+			   ig_json_string_eq(k, "input_tokens_details")) {
 			struct ig_json_value cached;
 
 			out->cached_tokens = -1;

@@ -12,9 +12,9 @@
  * not carry it (or carries something else: a string, a fraction, a
  * negative number). */
 struct ig_usage {
-	int64_t prompt_tokens;
-	int64_t completion_tokens;
-	int64_t cached_tokens; /* prompt_tokens_details.cached_tokens */
+	int64_t prompt_tokens;	   /* prompt_tokens, or input_tokens (Responses, Anthropic) */
+	int64_t completion_tokens; /* completion_tokens, or output_tokens */
+	int64_t cached_tokens;	   /* prompt_tokens_details (input_tokens_details).cached_tokens */
 };
 
 /* Finds the "usage" member of the root object of a JSON document that

@@ -1,9 +1,12 @@
 /* The flow-control queue. Bands sit in an array sorted by priority, highest
  * first. A band keeps its non-empty flows in a ring; the ring's head is
  * the flow whose turn it is, and after serving one item the head moves on,
- * which is the round-robin. Flows are found by (priority, id) through a
- * chained hash table and freed as soon as they empty, so idle fairness ids
- * cost nothing. Deadlines live in one binary min-heap over all items. */
+ * which is the round-robin. A global-strict band instead serves the flow
+ * whose head item has the lowest (order, seq), found by walking the ring.
+ * A flow's items are a list kept in (order, seq) order. Flows are found by
+ * (priority, id) through a chained hash table and freed as soon as they
+ * empty, so idle fairness ids cost nothing. Deadlines live in one binary
+ * min-heap over all items. */
 #include "sched/flowq.h"
 
 #include <errno.h>
@@ -14,6 +17,7 @@
 struct band {
 	int priority;
 	struct ig_flowq_limits limits;
+	enum ig_flowq_fairness fairness;
 	size_t count;
 	uint64_t bytes;
 	struct ig_flowq_flow *turn; /* ring head: the flow served next */
@@ -31,7 +35,8 @@ struct ig_flowq_flow {
 
 struct ig_flowq {
 	struct ig_flowq_limits global;
-	struct ig_flowq_limits band_default;
+	struct ig_flowq_band_config band_default;
+	uint64_t seq; /* pushes so far */
 	struct band *bands;
 	size_t nbands;
 	size_t count;
@@ -62,7 +67,9 @@ static long band_index(struct ig_flowq *q, int priority, bool create)
 		return -1;
 	q->bands = b;
 	memmove(&b[i + 1], &b[i], (q->nbands - i) * sizeof(*b));
-	b[i] = (struct band){.priority = priority, .limits = q->band_default};
+	b[i] = (struct band){.priority = priority,
+			     .limits = q->band_default.limits,
+			     .fairness = q->band_default.fairness};
 	q->nbands++;
 	for (size_t h = 0; h < q->ntable; h++)
 		for (struct ig_flowq_flow *f = q->table[h]; f; f = f->hnext)
@@ -71,31 +78,40 @@ static long band_index(struct ig_flowq *q, int priority, bool create)
 	return (long)i;
 }
 
+int ig_flowq_configure(struct ig_flowq *q, const struct ig_flowq_limits *global,
+		       const struct ig_flowq_band_config *bands, size_t nbands,
+		       const struct ig_flowq_band_config *band_default)
+{
+	q->global = global ? *global : (struct ig_flowq_limits){0};
+	q->band_default = band_default ? *band_default : (struct ig_flowq_band_config){0};
+	for (size_t b = 0; b < q->nbands; b++) {
+		q->bands[b].limits = q->band_default.limits;
+		q->bands[b].fairness = q->band_default.fairness;
+	}
+	for (size_t i = 0; i < nbands; i++) {
+		long b = band_index(q, bands[i].priority, true);
+		if (b < 0)
+			return q->nbands == IG_FLOWQ_MAX_BANDS ? -EINVAL : -ENOMEM;
+		q->bands[b].limits = bands[i].limits;
+		q->bands[b].fairness = bands[i].fairness;
+	}
+	return 0;
+}
+
 struct ig_flowq *ig_flowq_new(const struct ig_flowq_limits *global,
-			      const struct ig_flowq_band_limits *bands, size_t nbands,
-			      const struct ig_flowq_limits *band_default)
+			      const struct ig_flowq_band_config *bands, size_t nbands,
+			      const struct ig_flowq_band_config *band_default)
 {
 	struct ig_flowq *q = calloc(1, sizeof(*q));
 	if (!q)
 		return NULL;
-	if (global)
-		q->global = *global;
-	if (band_default)
-		q->band_default = *band_default;
 	q->ntable = 64;
 	q->table = calloc(q->ntable, sizeof(*q->table));
-	if (!q->table)
-		goto fail;
-	for (size_t i = 0; i < nbands; i++) {
-		long b = band_index(q, bands[i].priority, true);
-		if (b < 0)
-			goto fail;
-		q->bands[b].limits = bands[i].limits;
+	if (!q->table || ig_flowq_configure(q, global, bands, nbands, band_default) < 0) {
+		ig_flowq_free(q);
+		return NULL;
 	}
 	return q;
-fail:
-	ig_flowq_free(q);
-	return NULL;
 }
 
 void ig_flowq_free(struct ig_flowq *q)
@@ -272,8 +288,28 @@ static bool over(const struct ig_flowq_limits *l, size_t count, uint64_t bytes, 
 	       (l->max_bytes && (bytes + add > l->max_bytes || bytes + add < bytes));
 }
 
+/* Links `it` into its flow after every item with a key not above its
+ * own: equal keys keep push order. Keys mostly arrive in order (all zero,
+ * or deadlines a constant TTL ahead), so the walk is usually empty. */
+static void flow_insert(struct ig_flowq_flow *f, struct ig_flowq_item *it)
+{
+	struct ig_flowq_item *after = f->tail;
+	while (after && after->order > it->order)
+		after = after->prev;
+	it->prev = after;
+	it->next = after ? after->next : f->head;
+	if (it->next)
+		it->next->prev = it;
+	else
+		f->tail = it;
+	if (after)
+		after->next = it;
+	else
+		f->head = it;
+}
+
 int ig_flowq_push(struct ig_flowq *q, struct ig_flowq_item *it, void *data, struct ig_str flow_id,
-		  int priority, uint64_t bytes, uint64_t deadline_ns)
+		  int priority, uint64_t bytes, uint64_t deadline_ns, uint64_t order)
 {
 	if (flow_id.len > IG_FLOWQ_MAX_FLOW_ID || it->flow)
 		return -EINVAL;
@@ -285,7 +321,8 @@ int ig_flowq_push(struct ig_flowq *q, struct ig_flowq_item *it, void *data, stru
 	struct band *b = &q->bands[bi];
 	if (over(&b->limits, b->count, b->bytes, bytes))
 		return -ENOSPC;
-	*it = (struct ig_flowq_item){.data = data, .bytes = bytes, .deadline_ns = deadline_ns};
+	*it = (struct ig_flowq_item){
+	    .data = data, .bytes = bytes, .deadline_ns = deadline_ns, .order = order, .seq = q->seq};
 	if (deadline_ns && heap_push(q, it) < 0)
 		return -ENOMEM;
 	struct ig_flowq_flow *f = flow_find(q, priority, flow_id);
@@ -295,12 +332,8 @@ int ig_flowq_push(struct ig_flowq *q, struct ig_flowq_item *it, void *data, stru
 		return -ENOMEM;
 	}
 	it->flow = f;
-	it->prev = f->tail;
-	if (f->tail)
-		f->tail->next = it;
-	else
-		f->head = it;
-	f->tail = it;
+	flow_insert(f, it);
+	q->seq++;
 	b->count++;
 	b->bytes += bytes;
 	q->count++;
@@ -342,15 +375,32 @@ static struct band *first_band(const struct ig_flowq *q)
 	return NULL;
 }
 
+static bool goes_before(const struct ig_flowq_item *a, const struct ig_flowq_item *b)
+{
+	return a->order < b->order || (a->order == b->order && a->seq < b->seq);
+}
+
+/* The flow a band serves next (it has one: the band is not empty). */
+static struct ig_flowq_flow *next_flow(const struct band *b)
+{
+	struct ig_flowq_flow *best = b->turn;
+	if (b->fairness == IG_FLOWQ_GLOBAL_STRICT)
+		for (struct ig_flowq_flow *f = b->turn->rnext; f != b->turn; f = f->rnext)
+			if (goes_before(f->head, best->head))
+				best = f;
+	return best;
+}
+
 void *ig_flowq_pop(struct ig_flowq *q)
 {
 	struct band *b = first_band(q);
 	if (!b)
 		return NULL;
-	struct ig_flowq_flow *f = b->turn;
+	struct ig_flowq_flow *f = next_flow(b);
 	struct ig_flowq_item *it = f->head;
 	/* The turn passes on before the removal, which may free the flow. */
-	b->turn = f->rnext;
+	if (b->fairness == IG_FLOWQ_ROUND_ROBIN)
+		b->turn = f->rnext;
 	ig_flowq_remove(q, it);
 	return it->data;
 }
@@ -358,7 +408,7 @@ void *ig_flowq_pop(struct ig_flowq *q)
 void *ig_flowq_peek(const struct ig_flowq *q)
 {
 	const struct band *b = first_band(q);
-	return b ? b->turn->head->data : NULL;
+	return b ? next_flow(b)->head->data : NULL;
 }
 
 bool ig_flowq_next_priority(const struct ig_flowq *q, int *priority)

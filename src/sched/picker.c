@@ -1,6 +1,7 @@
-/* The scheduler: one profile compiled from the config into flat arrays of
- * filters and scorers plus a picker, run by ig_schedule() over the
- * caller's candidates (gie-reference §4.2-§4.4).
+/* The scheduler: each profile compiled from the config into flat arrays
+ * of filters and scorers plus a picker; ig_schedule() asks the profile
+ * handler which profile a request runs and runs it over the caller's
+ * candidates (gie-reference §4.2-§4.4).
  *
  * Deviation from GIE, on purpose: the queue and running-requests scorers
  * add the requests this gateway dispatched since the last scrape
@@ -50,13 +51,24 @@ struct stat_stripe {
 static _Atomic unsigned stripes_taken;
 static _Thread_local unsigned my_stripe = UINT_MAX;
 
-struct ig_scheduler {
-	struct stat_stripe stats[STAT_STRIPES + 1];
+/* One scheduling profile, compiled. */
+struct sched_profile {
 	struct stage filters[MAX_STAGES];
 	size_t nfilters;
 	struct stage scorers[MAX_STAGES];
 	size_t nscorers;
 	struct stage picker;
+	char *name;
+};
+
+struct ig_scheduler {
+	struct stat_stripe stats[STAT_STRIPES + 1];
+	struct sched_profile profiles[MAX_PROFILES];
+	size_t nprofiles;
+	/* The profile handler (see struct ig_picker_config): NULL for
+	 * single-profile-handler, else header-profile-handler's header. */
+	char *profile_header;
+	size_t default_profile;
 	struct plugin_params detector;
 	/* Prefix hashing, when a prefix scorer or affinity filter runs. */
 	struct ig_prefix_index *index;
@@ -79,22 +91,6 @@ static struct ig_str target_of(const struct ig_sched_req *req)
 
 /* ---- construction ------------------------------------------------------------ */
 
-/* The parameters prefix hashing uses: the profile's prefix scorer, else
- * any prefix scorer or producer configured, else GIE's defaults. */
-static struct plugin_params prefix_params(const struct ig_picker_config *c,
-					  const struct profile *pr)
-{
-	struct plugin_params p;
-	for (size_t i = 0; i < pr->n; i++)
-		if (c->plugins[pr->e[i].plugin].type == PT_PREFIX_SCORER)
-			return c->plugins[pr->e[i].plugin].p;
-	for (size_t i = 0; i < c->nplugins; i++)
-		if (c->plugins[i].type == PT_PREFIX_SCORER || c->plugins[i].type == PT_PREFIX_PRODUCER)
-			return c->plugins[i].p;
-	picker_default_params(&p);
-	return p;
-}
-
 static int setup_prefix(struct ig_scheduler *s, const struct plugin_params *p)
 {
 	s->block_bytes = (size_t)p->block_size_tokens * CHARS_PER_TOKEN;
@@ -107,46 +103,55 @@ static int setup_prefix(struct ig_scheduler *s, const struct plugin_params *p)
 	return s->index ? 0 : -1;
 }
 
+static int compile_profile(struct sched_profile *sp, const struct ig_picker_config *c,
+			   const struct profile *pr)
+{
+	sp->picker.type = PT_MAX_SCORE_PICKER;
+	picker_default_params(&sp->picker.p);
+	for (size_t i = 0; i < pr->n; i++) {
+		const struct plugin *pl = &c->plugins[pr->e[i].plugin];
+		struct stage st = {pl->type, pr->e[i].weight, pl->p};
+		switch (picker_type_kind(pl->type)) {
+		case PK_SCORER:
+			sp->scorers[sp->nscorers++] = st;
+			break;
+		case PK_PICKER:
+			sp->picker = st;
+			break;
+		case PK_FILTER:
+		case PK_DETECTOR:
+			sp->filters[sp->nfilters++] = st;
+			break;
+		default:
+			break;
+		}
+	}
+	sp->name = strdup(pr->name);
+	return sp->name ? 0 : -1;
+}
+
 struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c)
 {
-	if (!c || c->nprofiles == 0)
+	if (!c || c->nprofiles == 0 || c->nprofiles > MAX_PROFILES)
 		return NULL;
 	size_t size = (sizeof(struct ig_scheduler) + 63) & ~(size_t)63;
 	struct ig_scheduler *s = aligned_alloc(64, size);
 	if (!s)
 		return NULL;
 	memset(s, 0, size);
-	const struct profile *pr = &c->profiles[0];
-	bool need_prefix = false;
-	s->picker.type = PT_MAX_SCORE_PICKER;
-	for (size_t i = 0; i < pr->n; i++) {
-		const struct plugin *pl = &c->plugins[pr->e[i].plugin];
-		struct stage st = {pl->type, pr->e[i].weight, pl->p};
-		switch (picker_type_kind(pl->type)) {
-		case PK_SCORER:
-			s->scorers[s->nscorers++] = st;
-			break;
-		case PK_PICKER:
-			s->picker = st;
-			break;
-		case PK_FILTER:
-		case PK_DETECTOR:
-			s->filters[s->nfilters++] = st;
-			break;
-		case PK_OTHER:
-			break;
-		}
-		need_prefix |= pl->type == PT_PREFIX_SCORER || pl->type == PT_PREFIX_AFFINITY_FILTER;
-	}
+	for (size_t i = 0; i < c->nprofiles; i++, s->nprofiles++)
+		if (compile_profile(&s->profiles[i], c, &c->profiles[i]) < 0)
+			goto fail;
+	if (c->profile_header && !(s->profile_header = strdup(c->profile_header)))
+		goto fail;
+	s->default_profile = c->default_profile < c->nprofiles ? c->default_profile : 0;
 	s->detector = c->detector;
-	if (need_prefix) {
-		struct plugin_params p = prefix_params(c, pr);
-		if (setup_prefix(s, &p) < 0) {
-			free(s);
-			return NULL;
-		}
-	}
+	if (c->prefix_index && setup_prefix(s, &c->prefix) < 0)
+		goto fail;
 	return s;
+fail:
+	ig_scheduler_free(s);
+	return NULL;
 }
 
 void ig_scheduler_free(struct ig_scheduler *s)
@@ -154,7 +159,15 @@ void ig_scheduler_free(struct ig_scheduler *s)
 	if (!s)
 		return;
 	ig_prefix_free(s->index);
+	for (size_t i = 0; i < s->nprofiles; i++)
+		free(s->profiles[i].name);
+	free(s->profile_header);
 	free(s);
+}
+
+const char *ig_scheduler_profile_header(const struct ig_scheduler *s)
+{
+	return s->profile_header;
 }
 
 /* ---- one call's state ---------------------------------------------------------- */
@@ -451,7 +464,7 @@ static double key_of(enum plugin_type picker, double score, struct ig_rng *rng)
 	return log(u > 0 ? u : 0x1p-60) / score;
 }
 
-static void pick(const struct ig_scheduler *s, const struct call *c,
+static void pick(const struct sched_profile *s, const struct call *c,
 		 const struct ig_sched_set *set, struct ig_sched_result *res)
 {
 	struct rank best[IG_SCHED_MAX_RANKED];
@@ -500,8 +513,9 @@ static void match_prefix(struct ig_scheduler *s, struct call *c, struct ig_sched
 	memset(c->counts, 0, c->n * sizeof(*c->counts));
 	if (!s->index)
 		return;
-	c->nhashes = ig_prefix_hashes(target_of(c->req), c->req->prefix_input, s->block_bytes,
-				      s->max_blocks, res->prefix_hashes);
+	struct ig_str seed = c->req->prefix_seed.len ? c->req->prefix_seed : target_of(c->req);
+	c->nhashes = ig_prefix_hashes(seed, c->req->prefix_input, s->block_bytes, s->max_blocks,
+				      res->prefix_hashes);
 	res->nprefix_hashes = c->nhashes;
 	if (c->nhashes == 0)
 		return;
@@ -510,12 +524,11 @@ static void match_prefix(struct ig_scheduler *s, struct call *c, struct ig_sched
 	ig_prefix_match(s->index, res->prefix_hashes, c->nhashes, c->keys, c->n, c->counts);
 }
 
-static int run(struct ig_scheduler *s, struct call *c, struct ig_sched_result *res)
+static int run(const struct sched_profile *s, struct call *c, struct ig_sched_result *res)
 {
 	struct ig_sched_set cur = {c->a, c->n}, next = {c->b, 0};
 	for (size_t i = 0; i < c->n; i++)
 		c->a[i] = i;
-	match_prefix(s, c, res);
 	for (size_t f = 0; f < s->nfilters; f++) {
 		if (run_filter(c, &s->filters[f], &cur, &next) < 0 || next.n == 0)
 			return -1;
@@ -527,12 +540,28 @@ static int run(struct ig_scheduler *s, struct call *c, struct ig_sched_result *r
 	for (size_t k = 0; k < s->nscorers; k++)
 		run_scorer(c, &s->scorers[k], &cur);
 	pick(s, c, &cur, res);
-	if (c->nhashes) {
-		uint64_t hit = c->counts[res->ranked[0]];
-		res->prefix_match_blocks = hit;
-		count_lookup(s, c->nhashes, hit);
-	}
 	return 0;
+}
+
+/* The profile handler's Pick: the profile this request runs, or NULL.
+ * single-profile-handler: the one profile. header-profile-handler (llm-d
+ * Router): with one profile, that one; else the profile the header names,
+ * or the default profile when the header is absent or blank; a name no
+ * profile has picks none. GIE loops Pick until it picks nothing more; both
+ * handlers pick one profile in their first round and none after, so one
+ * round is the whole loop, and that profile is the primary one. */
+static const struct sched_profile *handler_pick(const struct ig_scheduler *s,
+						const struct ig_sched_req *req)
+{
+	if (!s->profile_header || s->nprofiles == 1)
+		return &s->profiles[0];
+	struct ig_str want = ig_str_trim(req->profile);
+	if (want.len == 0)
+		return &s->profiles[s->default_profile];
+	for (size_t i = 0; i < s->nprofiles; i++)
+		if (ig_str_eq_cstr(want, s->profiles[i].name))
+			return &s->profiles[i];
+	return NULL;
 }
 
 int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
@@ -544,6 +573,10 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	res->nranked = 0;
 	res->nprefix_hashes = 0;
 	res->prefix_match_blocks = 0;
+	res->profile = NULL;
+	const struct sched_profile *pr = handler_pick(s, req);
+	if (!pr)
+		return IG_SCHED_NO_PROFILE;
 	if (n == 0)
 		return -1;
 	if (n > STACK_ENDPOINTS) {
@@ -555,7 +588,18 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	}
 	struct call c = {.req = req, .eps = eps, .n = n, .rng = rng};
 	carve(&c, mem);
-	int rc = run(s, &c, res);
+	/* The prefix match is the request's, whichever profile runs: GIE's
+	 * producer hashes every request (PrepareData). */
+	match_prefix(s, &c, res);
+	int rc = run(pr, &c, res);
+	if (rc == 0) {
+		res->profile = pr->name;
+		if (c.nhashes) {
+			uint64_t hit = c.counts[res->ranked[0]];
+			res->prefix_match_blocks = hit;
+			count_lookup(s, c.nhashes, hit);
+		}
+	}
 	if (mem != stack)
 		free(mem);
 	return rc;
@@ -566,6 +610,11 @@ void ig_schedule_commit(struct ig_scheduler *s, const struct ig_sched_result *re
 {
 	if (s->index && res->nprefix_hashes)
 		(void)ig_prefix_add(s->index, endpoint_key, res->prefix_hashes, res->nprefix_hashes);
+}
+
+size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s)
+{
+	return s->index ? s->block_bytes * s->max_blocks : 0;
 }
 
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key)

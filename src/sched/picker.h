@@ -41,11 +41,21 @@ struct ig_sched_req {
 	struct ig_str target_model; /* after the traffic split */
 	bool critical;              /* InferenceModel criticality == Critical */
 	int priority;               /* InferenceObjective priority (0 default); < 0 sheddable */
-	/* Bytes the prefix-cache index hashes: the completions prompt text, or
-	 * the raw JSON of chat `messages` (gie-reference §4.3). May be empty. */
+	/* Bytes the prefix-cache index hashes (gie-reference §4.3): the text of
+	 * a completions prompt, the canonical JSON of chat `messages`, of a
+	 * Responses request's instructions, tools and input, or of embeddings
+	 * input. Only the first ig_scheduler_prefix_limit() bytes are used.
+	 * May be empty. */
 	struct ig_str prefix_input;
+	/* What the first block hash is seeded with when not just the target
+	 * model: the target model followed by the request's `cache_salt`, so
+	 * that salted requests share no cache entries with others. */
+	struct ig_str prefix_seed;
 	/* Value of the test-epp-endpoint-selection header, empty if absent. */
 	struct ig_str test_endpoints;
+	/* Value of the header the profile handler reads (see
+	 * ig_scheduler_profile_header), empty if absent or not read. */
+	struct ig_str profile;
 	uint64_t prompt_tokens; /* estimate, for token-load accounting */
 };
 
@@ -65,15 +75,20 @@ struct ig_sched_result {
 	uint64_t prefix_hashes[256];
 	size_t nprefix_hashes;
 	size_t prefix_match_blocks; /* of the best-ranked endpoint */
+	/* The primary profile: the one whose ranking this is. */
+	const char *profile;
 };
 
 struct ig_picker_config; /* parsed EndpointPickerConfig */
 
 /* Parses an EndpointPickerConfig document (apiVersion
- * inference.networking.x-k8s.io/v1alpha1, kind EndpointPickerConfig:
- * plugins[{name, type, parameters}], schedulingProfiles[{name,
- * plugins[{pluginRef, weight}]}], saturationDetector, flowControl) from
- * YAML text. Errors go to diags as file:line: path: message; returns 0 or -1. */
+ * inference.networking.x-k8s.io/v1alpha1 or llm-d.ai/v1alpha1, kind
+ * EndpointPickerConfig: featureGates, plugins[{name, type, parameters}],
+ * schedulingProfiles[{name, plugins[{pluginRef, weight}]}],
+ * saturationDetector, flowControl, dataLayer, parser) from YAML text.
+ * Every field is either honoured or refused: errors (and warnings, such as
+ * a plugin nothing refers to) go to diags as file:line: path: message;
+ * returns 0 or -1. */
 int ig_picker_config_parse(const char *file, const char *text, size_t len,
 			   struct ig_picker_config **out, struct ig_diags *diags);
 /* GIE's default: queue-scorer 2, kv-cache-utilization-scorer 2,
@@ -84,23 +99,48 @@ struct ig_picker_config *ig_picker_config_default(void);
 struct ig_picker_config *ig_picker_config_decision_tree(void);
 void ig_picker_config_free(struct ig_picker_config *c);
 
-/* flowControl section, kept for the gateway's flow-control layer (0 means
+/* flowControl section, for the gateway's flow-control layer (0 means
  * "not set": the layer applies its own defaults). */
 #define IG_FLOW_MAX_BANDS 16
+/* Which flow of a priority band dispatches next: round-robin-fairness-policy
+ * (flows take turns; infergate's default) or global-strict-fairness-policy
+ * (the flow whose head request comes first by the band's ordering, as if
+ * the band were one queue; GIE's default). */
+enum ig_flow_fairness { IG_FLOW_ROUND_ROBIN, IG_FLOW_GLOBAL_STRICT };
+/* Which request of a flow dispatches next: fcfs-ordering-policy (arrival
+ * order), edf-ordering-policy (earliest deadline: the queue timeout or the
+ * route's request timeout, whichever comes first) or
+ * slo-deadline-ordering-policy (arrival plus the x-slo-ttft-ms header;
+ * requests without it after those with it). Ties go by arrival. */
+enum ig_flow_ordering { IG_FLOW_FCFS, IG_FLOW_EDF, IG_FLOW_SLO_DEADLINE };
 struct ig_flow_band_config {
 	int priority;
 	uint64_t max_requests;
 	uint64_t max_bytes;
+	enum ig_flow_fairness fairness;
+	enum ig_flow_ordering ordering;
 };
 struct ig_flow_control_config {
 	bool present;
+	int line; /* of the flowControl key */
 	uint64_t max_bytes;
 	uint64_t max_requests;
 	uint64_t default_request_ttl_ms;
+	/* Bands for priorities not listed in bands (defaultPriorityBand). */
+	struct ig_flow_band_config default_band;
 	struct ig_flow_band_config bands[IG_FLOW_MAX_BANDS];
 	size_t nbands;
+	/* static-usage-limit-policy: a band dispatches while the pool's
+	 * saturation is below this (0: not set, 1.0). */
+	double usage_limit;
 };
-const struct ig_flow_control_config *ig_picker_config_flow_control(const struct ig_picker_config *c);
+const struct ig_flow_control_config *
+ig_picker_config_flow_control(const struct ig_picker_config *c);
+/* The settings of `priority`'s band: a listed band, else the default. */
+const struct ig_flow_band_config *ig_flow_band(const struct ig_flow_control_config *f,
+					       int priority);
+/* The saturation below which `priority`'s band may dispatch. */
+double ig_flow_usage_limit(const struct ig_flow_control_config *f, int priority);
 /* True when featureGates lists `gate` (flowControl, enableLegacyMetrics,
  * dataLayer). */
 bool ig_picker_config_feature(const struct ig_picker_config *c, const char *gate);
@@ -109,8 +149,18 @@ struct ig_scheduler;
 struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c);
 void ig_scheduler_free(struct ig_scheduler *s);
 
-/* Runs the profile(s): filters, scorers, picker. Returns 0 with the ranked
- * candidates, or -1 when nothing is left (the gateway answers 429). */
+/* header-profile-handler: the (lower-case) request header whose value
+ * names the profile to run; NULL when the handler reads no header. */
+const char *ig_scheduler_profile_header(const struct ig_scheduler *s);
+
+/* ig_schedule: the profile handler found no profile to run (the header
+ * names none); the gateway answers 400. */
+#define IG_SCHED_NO_PROFILE (-2)
+
+/* Runs the profile handler and the profile(s) it picks: filters, scorers,
+ * picker; the primary profile's ranking is the result. Returns 0 with the
+ * ranked candidates, -1 when nothing is left (the gateway answers 429), or
+ * IG_SCHED_NO_PROFILE. */
 int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 		const struct ig_sched_endpoint *eps, size_t n, struct ig_rng *rng,
 		struct ig_sched_result *res);
@@ -118,6 +168,9 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
  * was finally used (key of that endpoint). */
 void ig_schedule_commit(struct ig_scheduler *s, const struct ig_sched_result *res,
 			uint64_t endpoint_key);
+/* How many bytes of prefix_input the prefix index hashes at most (blocks
+ * times block size); 0 when no profile uses the index. */
+size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s);
 /* Forgets an endpoint that left the pool (prefix index entries). */
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key);
 

@@ -1,7 +1,13 @@
-/* Loading an EndpointPickerConfig (gie-reference §4.2): libyaml's document
- * API, decoding by the known structure, GIE's defaults, and every rule we
- * can check up front. Problems become diags "file:line: path: message";
- * decoding carries on after an error so that one run reports all of them.
+/* Loading an EndpointPickerConfig (gie-reference §4.2, §4.4): libyaml's
+ * document API, decoding by the known structure, GIE's defaults, and every
+ * rule we can check up front. Problems become diags "file:line: path:
+ * message"; decoding carries on after an error so that one run reports all
+ * of them.
+ *
+ * Nothing is accepted and then ignored: every field either changes what
+ * the gateway does or is refused with a message that says what infergate
+ * supports instead. Like GIE (which decodes strictly), unknown fields are
+ * errors; a plugin nothing refers to is a warning.
  *
  * Decoding follows the schema, never the document's own shape, so its
  * cost is bounded by the fixed limits below; a node-visit budget guards
@@ -18,6 +24,7 @@
 #include "config/yaml_node.h"
 
 #include "sched/picker_int.h"
+#include "sched/prefix.h"
 
 #define MAX_TEXT_BYTES (1u << 20)
 #define MAX_NESTING 32
@@ -25,6 +32,7 @@
 #define MAX_VISITS 200000u
 #define MAX_DIAGS 200u
 #define MAX_NAME 253
+#define MAX_HEADER_NAME 128
 #define PATH_LEN 160
 
 struct session {
@@ -35,8 +43,11 @@ struct session {
 	size_t visits;
 	struct ig_picker_config *cfg;
 	int detector_ref; /* plugin index named by saturationDetector, or -1 */
-	int detector_line;
 	int profiles_line;
+	int handler;	 /* plugin index of the declared profile handler, or -1 */
+	bool data_layer; /* a dataLayer section was given */
+	bool parser;	 /* a parser section was given */
+	bool usage_ref;	 /* flowControl.usageLimitPolicyPluginRef was given */
 };
 
 /* ---- plugin types -------------------------------------------------------- */
@@ -45,25 +56,59 @@ static const struct {
 	const char *name;
 	enum plugin_kind kind;
 } types[PT_COUNT] = {
-	[PT_QUEUE_SCORER] = {"queue-scorer", PK_SCORER},
-	[PT_RUNNING_SCORER] = {"running-requests-size-scorer", PK_SCORER},
-	[PT_KV_SCORER] = {"kv-cache-utilization-scorer", PK_SCORER},
-	[PT_LORA_SCORER] = {"lora-affinity-scorer", PK_SCORER},
-	[PT_TOKEN_LOAD_SCORER] = {"token-load-scorer", PK_SCORER},
-	[PT_PREFIX_SCORER] = {"prefix-cache-scorer", PK_SCORER},
-	[PT_MAX_SCORE_PICKER] = {"max-score-picker", PK_PICKER},
-	[PT_RANDOM_PICKER] = {"random-picker", PK_PICKER},
-	[PT_WEIGHTED_RANDOM_PICKER] = {"weighted-random-picker", PK_PICKER},
-	[PT_DECISION_TREE_FILTER] = {"decision-tree-filter", PK_FILTER},
-	[PT_UTILIZATION_DETECTOR] = {"utilization-detector", PK_DETECTOR},
-	[PT_PREFIX_AFFINITY_FILTER] = {"prefix-cache-affinity-filter", PK_FILTER},
-	[PT_HEADER_TESTING_FILTER] = {"header-based-testing-filter", PK_FILTER},
-	[PT_SINGLE_PROFILE_HANDLER] = {"single-profile-handler", PK_OTHER},
-	[PT_METRICS_DATA_SOURCE] = {"metrics-data-source", PK_OTHER},
-	[PT_CORE_METRICS_EXTRACTOR] = {"core-metrics-extractor", PK_OTHER},
-	[PT_PREFIX_PRODUCER] = {"approx-prefix-cache-producer", PK_OTHER},
-	[PT_INFLIGHT_LOAD_PRODUCER] = {"inflight-load-producer", PK_OTHER},
-	[PT_OPENAI_PARSER] = {"openai-parser", PK_OTHER},
+    [PT_QUEUE_SCORER] = {"queue-scorer", PK_SCORER},
+    [PT_RUNNING_SCORER] = {"running-requests-size-scorer", PK_SCORER},
+    [PT_KV_SCORER] = {"kv-cache-utilization-scorer", PK_SCORER},
+    [PT_LORA_SCORER] = {"lora-affinity-scorer", PK_SCORER},
+    [PT_TOKEN_LOAD_SCORER] = {"token-load-scorer", PK_SCORER},
+    [PT_PREFIX_SCORER] = {"prefix-cache-scorer", PK_SCORER},
+    [PT_MAX_SCORE_PICKER] = {"max-score-picker", PK_PICKER},
+    [PT_RANDOM_PICKER] = {"random-picker", PK_PICKER},
+    [PT_WEIGHTED_RANDOM_PICKER] = {"weighted-random-picker", PK_PICKER},
+    [PT_DECISION_TREE_FILTER] = {"decision-tree-filter", PK_FILTER},
+    [PT_UTILIZATION_DETECTOR] = {"utilization-detector", PK_DETECTOR},
+    [PT_PREFIX_AFFINITY_FILTER] = {"prefix-cache-affinity-filter", PK_FILTER},
+    [PT_HEADER_TESTING_FILTER] = {"header-based-testing-filter", PK_FILTER},
+    [PT_SINGLE_PROFILE_HANDLER] = {"single-profile-handler", PK_HANDLER},
+    [PT_HEADER_PROFILE_HANDLER] = {"header-profile-handler", PK_HANDLER},
+    [PT_GLOBAL_STRICT_FAIRNESS] = {"global-strict-fairness-policy", PK_FAIRNESS},
+    [PT_ROUND_ROBIN_FAIRNESS] = {"round-robin-fairness-policy", PK_FAIRNESS},
+    [PT_FCFS_ORDERING] = {"fcfs-ordering-policy", PK_ORDERING},
+    [PT_EDF_ORDERING] = {"edf-ordering-policy", PK_ORDERING},
+    [PT_SLO_DEADLINE_ORDERING] = {"slo-deadline-ordering-policy", PK_ORDERING},
+    [PT_STATIC_USAGE_LIMIT] = {"static-usage-limit-policy", PK_USAGE_LIMIT},
+    [PT_METRICS_DATA_SOURCE] = {"metrics-data-source", PK_SOURCE},
+    [PT_CORE_METRICS_EXTRACTOR] = {"core-metrics-extractor", PK_EXTRACTOR},
+    [PT_PREFIX_PRODUCER] = {"approx-prefix-cache-producer", PK_PRODUCER},
+    [PT_INFLIGHT_LOAD_PRODUCER] = {"inflight-load-producer", PK_PRODUCER},
+    [PT_OPENAI_PARSER] = {"openai-parser", PK_PARSER},
+};
+
+/* Plugin types of GIE v1.x and llm-d Router that infergate does not run,
+ * and why: a config naming one gets that reason rather than "unknown". */
+static const struct {
+	const char *name;
+	const char *why;
+} unsupported[] = {
+    {"pd-profile-handler", "prefill/decode disaggregation needs llm-d's routing sidecar on "
+			   "the decode pods, which infergate does not drive"},
+    {"disagg-profile-handler", "prefill/decode disaggregation needs llm-d's routing sidecar on "
+			       "the decode pods, which infergate does not drive"},
+    {"data-parallel-profile-handler",
+     "infergate sends to each ip:port itself; use single-profile-handler"},
+    {"slo-aware-profile-handler", "it needs GIE's latency predictor"},
+    {"predicted-latency-scorer", "it needs GIE's latency predictor"},
+    {"predicted-latency-producer", "it needs GIE's latency predictor"},
+    {"latency-scorer", "it needs GIE's latency predictor"},
+    {"latency-slo-admitter", "it needs GIE's latency predictor"},
+    {"slo-headroom-tier-filter", "it needs GIE's latency predictor"},
+    {"concurrency-detector", "the saturation detector is utilization-detector"},
+    {"k8s-notification-source", "infergate reads pods from the manifests it is given"},
+    {"endpoint-notification-source", "infergate reads pods from the manifests it is given"},
+    {"vllmgrpc-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
+    {"passthrough-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
+    {"request-attribute-reporter", "it is not implemented"},
+    {"destination-endpoint-served-verifier", "the gateway itself reports the served endpoint"},
 };
 
 const char *picker_type_name(enum plugin_type t)
@@ -79,24 +124,25 @@ enum plugin_kind picker_type_kind(enum plugin_type t)
 void picker_default_params(struct plugin_params *p)
 {
 	*p = (struct plugin_params){
-		.queue_threshold_tokens = 4194304,
-		.block_size_tokens = 16,
-		.max_prefix_blocks = 256,
-		.lru_capacity = 31250,
-		.auto_tune = true,
-		.queue_depth_threshold = 5,
-		.kv_threshold = 0.8,
-		.staleness_ms = 200,
-		.affinity_threshold = 0.5,
+	    .queue_threshold_tokens = 4194304,
+	    .block_size_tokens = 16,
+	    .max_prefix_blocks = 256,
+	    .lru_capacity = 31250,
+	    .queue_depth_threshold = 5,
+	    .kv_threshold = 0.8,
+	    .staleness_ms = 200,
+	    .affinity_threshold = 0.5,
+	    .usage_threshold = 1.0,
 	};
 }
 
 /* ---- diags ----------------------------------------------------------------- */
 
-__attribute__((format(printf, 4, 5))) static void err(struct session *s, int line,
-						      const char *path, const char *fmt, ...)
+static void vdiag(struct session *s, bool warning, int line, const char *path, const char *fmt,
+		  va_list ap)
 {
-	s->nerrors++;
+	if (!warning)
+		s->nerrors++;
 	if (s->diags->n >= MAX_DIAGS)
 		return;
 	struct ig_diag *items = realloc(s->diags->items, (s->diags->n + 1) * sizeof(*items));
@@ -104,14 +150,11 @@ __attribute__((format(printf, 4, 5))) static void err(struct session *s, int lin
 		return;
 	s->diags->items = items;
 	struct ig_diag *g = &items[s->diags->n];
-	*g = (struct ig_diag){.line = line};
+	*g = (struct ig_diag){.line = line, .warning = warning};
 	g->file = strdup(s->file);
 	g->path = strdup(path ? path : "");
-	va_list ap;
-	va_start(ap, fmt);
 	if (vasprintf(&g->msg, fmt, ap) < 0)
 		g->msg = NULL;
-	va_end(ap);
 	if (!g->file || !g->path || !g->msg) {
 		free(g->file);
 		free(g->path);
@@ -119,6 +162,24 @@ __attribute__((format(printf, 4, 5))) static void err(struct session *s, int lin
 		return;
 	}
 	s->diags->n++;
+}
+
+__attribute__((format(printf, 4, 5))) static void err(struct session *s, int line, const char *path,
+						      const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(s, false, line, path, fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 4, 5))) static void warn(struct session *s, int line,
+						       const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(s, true, line, path, fmt, ap);
+	va_end(ap);
 }
 
 /* out = parent.key, parent[i] when key is NULL. */
@@ -142,18 +203,16 @@ static yaml_node_t *node_at(struct session *s, int idx)
 	return yaml_document_get_node(s->doc, idx);
 }
 
-
-
 static struct ig_str scalar(const yaml_node_t *n)
 {
 	return (struct ig_str){(const char *)n->data.scalar.value, n->data.scalar.length};
 }
 
 /* Calls fn for each (key, value) pair of a mapping whose key is a scalar. */
-#define FOR_PAIRS(s, map, k, v)                                                               \
-	for (yaml_node_pair_t *p_ = (map)->data.mapping.pairs.start;                          \
-	     p_ < (map)->data.mapping.pairs.top; p_++)                                        \
-		for (yaml_node_t *k = node_at(s, p_->key), *v = node_at(s, p_->value); k && v; \
+#define FOR_PAIRS(s, map, k, v)                                                                    \
+	for (yaml_node_pair_t *p_ = (map)->data.mapping.pairs.start;                               \
+	     p_ < (map)->data.mapping.pairs.top; p_++)                                             \
+		for (yaml_node_t *k = node_at(s, p_->key), *v = node_at(s, p_->value); k && v;     \
 		     k = NULL)
 
 static size_t seq_len(const yaml_node_t *n)
@@ -185,9 +244,9 @@ static bool expect(struct session *s, yaml_node_t *v, yaml_node_type_t type, int
 		   const char *path)
 {
 	static const char *const what[] = {
-		[YAML_SCALAR_NODE] = "a string",
-		[YAML_SEQUENCE_NODE] = "a list",
-		[YAML_MAPPING_NODE] = "an object",
+	    [YAML_SCALAR_NODE] = "a string",
+	    [YAML_SEQUENCE_NODE] = "a list",
+	    [YAML_MAPPING_NODE] = "an object",
 	};
 	if (v->type == type)
 		return true;
@@ -198,6 +257,48 @@ static bool expect(struct session *s, yaml_node_t *v, yaml_node_type_t type, int
 static char *dup_scalar(const yaml_node_t *n)
 {
 	return ig_str_dup(scalar(n));
+}
+
+/* Refuses the key `k` of the pair `at` of `map` when an earlier pair has
+ * it too: only one would count. */
+static void check_twice(struct session *s, yaml_node_t *map, yaml_node_pair_t *at, yaml_node_t *k,
+			const char *path)
+{
+	for (yaml_node_pair_t *b = map->data.mapping.pairs.start; b < at; b++) {
+		yaml_node_t *o = node_at(s, b->key);
+		if (o && o->type == YAML_SCALAR_NODE && ig_str_eq(scalar(o), scalar(k))) {
+			err(s, ig_yaml_line(k), path, "given twice (first on line %d)",
+			    ig_yaml_line(o));
+			return;
+		}
+	}
+}
+
+/* Refuses the fields of a mapping that its schema does not have (GIE
+ * decodes strictly) and keys given twice (only one would count). */
+static void check_keys(struct session *s, yaml_node_t *map, const char *path,
+		       const char *const *known)
+{
+	for (yaml_node_pair_t *a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top;
+	     a++) {
+		yaml_node_t *k = node_at(s, a->key);
+		if (!k)
+			return;
+		if (k->type != YAML_SCALAR_NODE) {
+			err(s, ig_yaml_line(k), path, "field names must be strings");
+			continue;
+		}
+		char kp[PATH_LEN];
+		sub(kp, path, (const char *)k->data.scalar.value, 0);
+		const char *const *q = known;
+		while (*q && !ig_yaml_scalar_is(k, *q))
+			q++;
+		if (!*q) {
+			err(s, ig_yaml_line(k), kp, "unknown field");
+			continue;
+		}
+		check_twice(s, map, a, k, kp);
+	}
 }
 
 /* ---- numbers ------------------------------------------------------------- */
@@ -262,14 +363,15 @@ static int to_duration_ms(const yaml_node_t *n, uint64_t *out)
 }
 
 /* An integer or a Kubernetes quantity with a binary or decimal suffix
- * ("1Gi", "500M"). */
+ * ("1Gi", "500M", "1k"). */
 static int to_quantity(const yaml_node_t *n, uint64_t *out)
 {
 	static const struct {
 		const char *sfx;
 		uint64_t mul;
-	} sfx[] = {{"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30}, {"Ti", 1ull << 40},
-		   {"k", 1000}, {"M", 1000000}, {"G", 1000000000}, {"T", 1000000000000}, {"", 1}};
+	} sfx[] = {{"Ki", 1ull << 10}, {"Mi", 1ull << 20},   {"Gi", 1ull << 30},
+		   {"Ti", 1ull << 40}, {"k", 1000},	     {"M", 1000000},
+		   {"G", 1000000000},  {"T", 1000000000000}, {"", 1}};
 	if (n->type != YAML_SCALAR_NODE)
 		return -1;
 	struct ig_str v = scalar(n);
@@ -302,34 +404,41 @@ struct param_desc {
 	bool lo_open; /* (lo, hi] instead of [lo, hi] */
 };
 
-#define PD(n, k, f, l, h, o) {n, k, offsetof(struct plugin_params, f), l, h, o}
+#define PD(n, k, f, l, h, o)                                                                       \
+	{                                                                                          \
+		n, k, offsetof(struct plugin_params, f), l, h, o                                   \
+	}
 
 static const struct param_desc token_params[] = {
-	PD("queueThresholdTokens", P_U64, queue_threshold_tokens, 1, 1e12, false),
-	{0},
+    PD("queueThresholdTokens", P_U64, queue_threshold_tokens, 1, 1e12, false),
+    {0},
 };
 static const struct param_desc prefix_params[] = {
-	PD("blockSizeTokens", P_U32, block_size_tokens, 1, 1 << 20, false),
-	PD("maxPrefixBlocksToMatch", P_U32, max_prefix_blocks, 1, 256, false),
-	PD("maxPrefixTokensToMatch", P_U64, max_prefix_tokens, 0, 1e12, false),
-	PD("lruCapacityPerServer", P_U32, lru_capacity, 1, 1 << 24, false),
-	PD("autoTune", P_BOOL, auto_tune, 0, 0, false),
-	{0},
+    PD("blockSizeTokens", P_U32, block_size_tokens, 1, 1 << 20, false),
+    PD("maxPrefixBlocksToMatch", P_U32, max_prefix_blocks, 1, 256, false),
+    PD("maxPrefixTokensToMatch", P_U64, max_prefix_tokens, 0, 1e12, false),
+    PD("lruCapacityPerServer", P_U32, lru_capacity, 1, 1 << 24, false),
+    {0},
 };
 static const struct param_desc picker_params[] = {
-	PD("maxNumOfEndpoints", P_SIZE, max_endpoints, 1, 1e6, false),
-	{0},
+    /* The gateway falls back down at most IG_SCHED_MAX_RANKED endpoints. */
+    PD("maxNumOfEndpoints", P_SIZE, max_endpoints, 1, IG_SCHED_MAX_RANKED, false),
+    {0},
 };
 static const struct param_desc detector_params[] = {
-	PD("queueDepthThreshold", P_DOUBLE, queue_depth_threshold, 0, 1e9, true),
-	PD("kvCacheUtilThreshold", P_DOUBLE, kv_threshold, 0, 1, true),
-	PD("metricsStalenessThreshold", P_DURATION, staleness_ms, 0, 1e9, false),
-	PD("headroom", P_DOUBLE, headroom, 0, 100, false),
-	{0},
+    PD("queueDepthThreshold", P_DOUBLE, queue_depth_threshold, 0, 1e9, true),
+    PD("kvCacheUtilThreshold", P_DOUBLE, kv_threshold, 0, 1, true),
+    PD("metricsStalenessThreshold", P_DURATION, staleness_ms, 0, 1e9, false),
+    PD("headroom", P_DOUBLE, headroom, 0, 100, false),
+    {0},
 };
 static const struct param_desc affinity_params[] = {
-	PD("threshold", P_DOUBLE, affinity_threshold, 0, 1, false),
-	{0},
+    PD("threshold", P_DOUBLE, affinity_threshold, 0, 1, false),
+    {0},
+};
+static const struct param_desc usage_params[] = {
+    PD("threshold", P_DOUBLE, usage_threshold, 0, 1e6, true),
+    {0},
 };
 
 static const struct param_desc *params_of(enum plugin_type t)
@@ -348,6 +457,32 @@ static const struct param_desc *params_of(enum plugin_type t)
 		return detector_params;
 	case PT_PREFIX_AFFINITY_FILTER:
 		return affinity_params;
+	case PT_STATIC_USAGE_LIMIT:
+		return usage_params;
+	default:
+		return NULL;
+	}
+}
+
+/* The parameters decoded by hand (strings, refusals), per type. */
+static const char *const handler_params[] = {"headerName", "defaultProfile", NULL};
+static const char *const source_params[] = {"scheme", "path", "insecureSkipVerify", NULL};
+static const char *const extractor_params[] = {"defaultEngine", "engineLabelKey", "engineConfigs",
+					       NULL};
+static const char *const prefix_extra[] = {"autoTune", "blockSize", NULL};
+
+static const char *const *special_of(enum plugin_type t)
+{
+	switch (t) {
+	case PT_HEADER_PROFILE_HANDLER:
+		return handler_params;
+	case PT_METRICS_DATA_SOURCE:
+		return source_params;
+	case PT_CORE_METRICS_EXTRACTOR:
+		return extractor_params;
+	case PT_PREFIX_SCORER:
+	case PT_PREFIX_PRODUCER:
+		return prefix_extra;
 	default:
 		return NULL;
 	}
@@ -367,6 +502,15 @@ static const char *kind_word(enum param_kind k)
 	}
 }
 
+static bool is_bool(const yaml_node_t *v, bool *out)
+{
+	if (v->type != YAML_SCALAR_NODE || v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+	    !(ig_yaml_scalar_is(v, "true") || ig_yaml_scalar_is(v, "false")))
+		return false;
+	*out = ig_yaml_scalar_is(v, "true");
+	return true;
+}
+
 /* Reads one value into *p; returns 0, -1 for the wrong type, -2 when out
  * of range. */
 static int read_param(const struct param_desc *d, const yaml_node_t *v, struct plugin_params *p)
@@ -376,11 +520,7 @@ static int read_param(const struct param_desc *d, const yaml_node_t *v, struct p
 	double x;
 	switch (d->kind) {
 	case P_BOOL:
-		if (v->type != YAML_SCALAR_NODE || v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-		    !(ig_yaml_scalar_is(v, "true") || ig_yaml_scalar_is(v, "false")))
-			return -1;
-		*(bool *)field = ig_yaml_scalar_is(v, "true");
-		return 0;
+		return is_bool(v, (bool *)field) ? 0 : -1;
 	case P_DOUBLE:
 		if (to_double(v, &x) < 0)
 			return -1;
@@ -411,47 +551,198 @@ static int read_param(const struct param_desc *d, const yaml_node_t *v, struct p
 static void range_err(struct session *s, int line, const char *path, const struct param_desc *d)
 {
 	if (d->kind == P_DOUBLE)
-		err(s, line, path, "must be %s %g and at most %g", d->lo_open ? "greater than" : "at least",
-		    d->lo, d->hi);
+		err(s, line, path, "must be %s %g and at most %g",
+		    d->lo_open ? "greater than" : "at least", d->lo, d->hi);
 	else
 		err(s, line, path, "must be between %.0f and %.0f", d->lo, d->hi);
+}
+
+/* An HTTP field name (RFC 9110 token). */
+static bool header_token(struct ig_str v)
+{
+	if (v.len == 0 || v.len > MAX_HEADER_NAME)
+		return false;
+	for (size_t i = 0; i < v.len; i++)
+		if (!strchr("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+			    v.ptr[i]) ||
+		    v.ptr[i] == '\0')
+			return false;
+	return true;
+}
+
+static bool want_string(struct session *s, yaml_node_t *v, int line, const char *path)
+{
+	return expect(s, v, YAML_SCALAR_NODE, line, path);
+}
+
+/* header-profile-handler: headerName (llm-d's default EPP-Profile; header
+ * names are compared in lower case) and defaultProfile (checked against
+ * the profiles once they are read). */
+static void handler_param(struct session *s, struct plugin *pl, yaml_node_t *k, yaml_node_t *v,
+			  const char *kp)
+{
+	int line = ig_yaml_line(k);
+	if (!want_string(s, v, line, kp))
+		return;
+	struct ig_str val = ig_str_trim(scalar(v));
+	if (ig_yaml_scalar_is(k, "headerName")) {
+		if (!header_token(val)) {
+			err(s, line, kp, "must be an HTTP header name of 1 to %d characters",
+			    MAX_HEADER_NAME);
+			return;
+		}
+		free(pl->header);
+		pl->header = ig_str_dup(val);
+		for (char *c = pl->header; c && *c; c++)
+			*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+		return;
+	}
+	if (val.len == 0 || val.len > MAX_NAME) {
+		err(s, line, kp, "must be 1 to %d characters", MAX_NAME);
+		return;
+	}
+	free(pl->default_profile);
+	pl->default_profile = ig_str_dup(val);
+	pl->default_profile_line = line;
+}
+
+/* metrics-data-source: the gateway scrapes http://ENDPOINT/metrics. */
+static void source_param(struct session *s, yaml_node_t *k, yaml_node_t *v, const char *kp)
+{
+	int line = ig_yaml_line(k);
+	bool b;
+	if (ig_yaml_scalar_is(k, "insecureSkipVerify")) {
+		/* Certificates only matter over https, which is refused below;
+		 * over http GIE does not look at this either. */
+		if (!is_bool(v, &b))
+			err(s, line, kp, "must be a boolean");
+		return;
+	}
+	if (!want_string(s, v, line, kp))
+		return;
+	if (ig_yaml_scalar_is(k, "scheme") && !ig_yaml_scalar_is(v, "http"))
+		err(s, line, kp,
+		    "\"%.*s\" is not supported: infergate scrapes model servers over http only",
+		    IG_STR_FMT(scalar(v)));
+	else if (ig_yaml_scalar_is(k, "path") && !ig_yaml_scalar_is(v, "/metrics"))
+		err(s, line, kp,
+		    "\"%.*s\" is not supported: infergate scrapes each endpoint's /metrics",
+		    IG_STR_FMT(scalar(v)));
+}
+
+/* core-metrics-extractor: every endpoint is read with vLLM's metric names. */
+static void extractor_param(struct session *s, yaml_node_t *k, yaml_node_t *v, const char *kp)
+{
+	int line = ig_yaml_line(k);
+	if (ig_yaml_scalar_is(k, "defaultEngine")) {
+		if (want_string(s, v, line, kp) && !ig_yaml_scalar_is(v, "vllm"))
+			err(s, line, kp,
+			    "\"%.*s\" is not supported: infergate reads vLLM's metrics "
+			    "(vllm:num_requests_waiting, vllm:num_requests_running, "
+			    "vllm:kv_cache_usage_perc, vllm:lora_requests_info) only",
+			    IG_STR_FMT(scalar(v)));
+		return;
+	}
+	if (ig_yaml_scalar_is(k, "engineLabelKey"))
+		err(s, line, kp,
+		    "is not supported: infergate reads every endpoint as vLLM, whatever its pod's "
+		    "labels");
+	else
+		err(s, line, kp, "is not supported: infergate reads vLLM's metric names only");
+}
+
+/* prefix-cache-scorer and approx-prefix-cache-producer: autoTune and the
+ * deprecated blockSize (characters). */
+static void prefix_param(struct session *s, yaml_node_t *k, yaml_node_t *v, const char *kp,
+			 bool *block_chars)
+{
+	int line = ig_yaml_line(k);
+	bool b;
+	if (ig_yaml_scalar_is(k, "blockSize")) {
+		*block_chars = true;
+		return;
+	}
+	if (!is_bool(v, &b))
+		err(s, line, kp, "must be a boolean");
+	else if (b)
+		err(s, line, kp,
+		    "true is not supported: infergate does not read block sizes from the "
+		    "endpoints; it hashes blockSizeTokens-token blocks and keeps "
+		    "lruCapacityPerServer blocks per endpoint (set autoTune: false)");
 }
 
 static void decode_params(struct session *s, yaml_node_t *map, int line, const char *path,
 			  struct plugin *pl)
 {
 	const struct param_desc *desc = params_of(pl->type);
-	bool has_block_tokens = false, has_block_chars = false;
+	const char *const *special = special_of(pl->type);
+	bool has_block_tokens = false, block_chars = false;
+	int block_chars_line = 0;
 	if (!expect(s, map, YAML_MAPPING_NODE, line, path))
 		return;
-	FOR_PAIRS(s, map, k, v)
-	{
+	pl->has_params = map->data.mapping.pairs.top > map->data.mapping.pairs.start;
+	for (yaml_node_pair_t *a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top;
+	     a++) {
+		yaml_node_t *k = node_at(s, a->key), *v = node_at(s, a->value);
 		char kp[PATH_LEN];
 		const struct param_desc *d = NULL;
-		if (k->type != YAML_SCALAR_NODE)
+		const char *const *sp = special;
+		if (!k || !v)
+			return;
+		if (k->type != YAML_SCALAR_NODE) {
+			err(s, ig_yaml_line(k), path, "parameter names must be strings");
 			continue;
+		}
 		sub(kp, path, (const char *)k->data.scalar.value, 0);
+		check_twice(s, map, a, k, kp);
 		for (const struct param_desc *e = desc; e && e->name; e++)
 			if (ig_yaml_scalar_is(k, e->name))
 				d = e;
-		has_block_chars |= ig_yaml_scalar_is(k, "blockSize") && pl->type == PT_PREFIX_SCORER;
-		if (!d) {
-			/* Plugins we do not run take any parameters; ours refuse
-			 * unknown ones, which are most likely typos. */
-			if (picker_type_kind(pl->type) != PK_OTHER && !ig_yaml_scalar_is(k, "blockSize"))
-				err(s, ig_yaml_line(k), kp, "unknown parameter for %s",
-				    picker_type_name(pl->type));
-			continue;
+		while (sp && *sp && !ig_yaml_scalar_is(k, *sp))
+			sp++;
+		if (d) {
+			has_block_tokens |=
+			    d->off == offsetof(struct plugin_params, block_size_tokens);
+			int rc = read_param(d, v, &pl->p);
+			if (rc == -1)
+				err(s, ig_yaml_line(k), kp, "must be %s", kind_word(d->kind));
+			else if (rc == -2)
+				range_err(s, ig_yaml_line(k), kp, d);
+		} else if (sp && *sp) {
+			switch (pl->type) {
+			case PT_HEADER_PROFILE_HANDLER:
+				handler_param(s, pl, k, v, kp);
+				break;
+			case PT_METRICS_DATA_SOURCE:
+				source_param(s, k, v, kp);
+				break;
+			case PT_CORE_METRICS_EXTRACTOR:
+				extractor_param(s, k, v, kp);
+				break;
+			default:
+				prefix_param(s, k, v, kp, &block_chars);
+				if (block_chars && !block_chars_line)
+					block_chars_line = ig_yaml_line(k);
+				break;
+			}
+		} else {
+			err(s, ig_yaml_line(k), kp, "unknown parameter for %s%s",
+			    picker_type_name(pl->type),
+			    desc || special ? "" : ": it takes no parameters");
 		}
-		has_block_tokens |= d->off == offsetof(struct plugin_params, block_size_tokens);
-		int rc = read_param(d, v, &pl->p);
-		if (rc == -1)
-			err(s, ig_yaml_line(k), kp, "must be %s", kind_word(d->kind));
-		else if (rc == -2)
-			range_err(s, ig_yaml_line(k), kp, d);
 	}
-	if (has_block_chars && !has_block_tokens)
+	if (block_chars && !has_block_tokens)
 		err(s, line, path, "blockSize (characters) is deprecated: set blockSizeTokens");
+	else if (block_chars)
+		warn(s, block_chars_line, path,
+		     "blockSize (characters) is deprecated and ignored: blockSizeTokens is used");
+	if (params_of(pl->type) == prefix_params && pl->p.max_prefix_tokens &&
+	    pl->p.max_prefix_tokens / pl->p.block_size_tokens > IG_PREFIX_MAX_BLOCKS)
+		err(s, line, path,
+		    "maxPrefixTokensToMatch / blockSizeTokens is %llu blocks; at most %d are matched",
+		    (unsigned long long)(pl->p.max_prefix_tokens / pl->p.block_size_tokens),
+		    IG_PREFIX_MAX_BLOCKS);
 }
 
 /* ---- plugins --------------------------------------------------------------- */
@@ -472,13 +763,33 @@ static int find_plugin(const struct ig_picker_config *c, struct ig_str name)
 	return -1;
 }
 
+static void unknown_type(struct session *s, int line, const char *path, const yaml_node_t *type)
+{
+	for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
+		if (ig_yaml_scalar_is(type, unsupported[i].name)) {
+			err(s, line, path, "plugin type \"%s\" is not supported: %s",
+			    unsupported[i].name, unsupported[i].why);
+			return;
+		}
+	err(s, line, path, "unknown plugin type \"%.*s\"", IG_STR_FMT(scalar(type)));
+}
+
+static void free_plugin(struct plugin *pl)
+{
+	free(pl->name);
+	free(pl->header);
+	free(pl->default_profile);
+}
+
 static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 {
+	static const char *const fields[] = {"name", "type", "parameters", NULL};
 	struct ig_picker_config *c = s->cfg;
 	char p[PATH_LEN];
 	int line;
 	if (!expect(s, n, YAML_MAPPING_NODE, ig_yaml_line(n), path))
 		return;
+	check_keys(s, n, path, fields);
 	yaml_node_t *type = get(s, n, "type", &line);
 	sub(p, path, "type", 0);
 	if (!type) {
@@ -489,7 +800,7 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 		return;
 	int t = find_type(type);
 	if (t < 0) {
-		err(s, line, p, "unknown plugin type \"%.*s\"", IG_STR_FMT(scalar(type)));
+		unknown_type(s, line, p, type);
 		return;
 	}
 	struct plugin pl = {.type = (enum plugin_type)t, .line = ig_yaml_line(n)};
@@ -513,21 +824,89 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 		decode_params(s, params, line, p, &pl);
 	if (c->nplugins == MAX_PLUGINS) {
 		err(s, ig_yaml_line(n), path, "more than %d plugins", MAX_PLUGINS);
+		free_plugin(&pl);
 		return;
 	}
 	pl.name = ig_str_dup(nm);
 	if (!pl.name) {
 		err(s, ig_yaml_line(n), path, "out of memory");
+		free_plugin(&pl);
 		return;
 	}
+	if (picker_type_kind(pl.type) == PK_HANDLER) {
+		/* GIE: "multiple profile handlers found; only one is allowed". */
+		if (s->handler >= 0) {
+			err(s, pl.line, path,
+			    "a second profile handler (\"%s\" is one); only one is allowed",
+			    c->plugins[s->handler].name);
+			free_plugin(&pl);
+			return;
+		}
+		s->handler = (int)c->nplugins;
+	}
 	c->plugins[c->nplugins++] = pl;
+}
+
+static int add_plugin(struct ig_picker_config *c, enum plugin_type t, const char *name)
+{
+	if (c->nplugins == MAX_PLUGINS)
+		return -1;
+	struct plugin *p = &c->plugins[c->nplugins];
+	*p = (struct plugin){.type = t, .name = strdup(name), .used = true};
+	picker_default_params(&p->p);
+	if (!p->name)
+		return -1;
+	return (int)c->nplugins++;
+}
+
+/* The plugins GIE's loader registers under their type names when nothing
+ * declares them, so that references may name them undeclared. */
+static const enum plugin_type system_defaults[] = {PT_UTILIZATION_DETECTOR, PT_OPENAI_PARSER,
+						   PT_GLOBAL_STRICT_FAIRNESS, PT_FCFS_ORDERING,
+						   PT_STATIC_USAGE_LIMIT};
+
+/* The plugin a *Ref field names, of one of the kinds in the mask `kinds`
+ * (described by `what` in errors); -1 after an error. The plugin counts as
+ * used. */
+static int resolve_ref(struct session *s, yaml_node_t *ref, int line, const char *path,
+		       unsigned kinds, const char *what)
+{
+	struct ig_picker_config *c = s->cfg;
+	if (!expect(s, ref, YAML_SCALAR_NODE, line, path))
+		return -1;
+	struct ig_str name = scalar(ref);
+	int pi = find_plugin(c, name);
+	enum plugin_type t = PT_COUNT;
+	for (size_t i = 0; i < sizeof system_defaults / sizeof system_defaults[0]; i++)
+		if (ig_str_eq_cstr(name, types[system_defaults[i]].name))
+			t = system_defaults[i];
+	if (pi < 0 && t != PT_COUNT) {
+		pi = add_plugin(c, t, types[t].name);
+		if (pi < 0) {
+			err(s, line, path, "more than %d plugins", MAX_PLUGINS);
+			return -1;
+		}
+	}
+	if (pi < 0) {
+		err(s, line, path, "no plugin named \"%.*s\"", IG_STR_FMT(name));
+		return -1;
+	}
+	if (!(kinds & (1u << picker_type_kind(c->plugins[pi].type)))) {
+		err(s, line, path, "plugin \"%s\" (%s) is not %s", c->plugins[pi].name,
+		    picker_type_name(c->plugins[pi].type), what);
+		return -1;
+	}
+	c->plugins[pi].used = true;
+	return pi;
 }
 
 /* ---- profiles ---------------------------------------------------------------- */
 
 static void decode_weight(struct session *s, yaml_node_t *entry, const char *path,
-			  struct profile_entry *e)
+			  const struct plugin *pl, struct profile_entry *e)
 {
+	static const char *const kind_names[] = {
+	    [PK_FILTER] = "a filter", [PK_PICKER] = "a picker", [PK_DETECTOR] = "a filter"};
 	char p[PATH_LEN];
 	int line;
 	yaml_node_t *w = get(s, entry, "weight", &line);
@@ -536,7 +915,11 @@ static void decode_weight(struct session *s, yaml_node_t *entry, const char *pat
 	if (!w)
 		return;
 	double x;
-	if (to_double(w, &x) < 0)
+	enum plugin_kind kind = picker_type_kind(pl->type);
+	if (kind != PK_SCORER)
+		err(s, line, p, "weight applies to scorers only; \"%s\" is %s", pl->name,
+		    kind_names[kind]);
+	else if (to_double(w, &x) < 0)
 		err(s, line, p, "must be a number");
 	else if (x < 0 || x > 1e6)
 		err(s, line, p, "must be between 0 and 1000000");
@@ -545,33 +928,28 @@ static void decode_weight(struct session *s, yaml_node_t *entry, const char *pat
 }
 
 /* Adds pluginRef `ref` to the profile unless that breaks a rule. */
-static void add_entry(struct session *s, struct profile *pr, yaml_node_t *entry,
-		      const char *path)
+static void add_entry(struct session *s, struct profile *pr, yaml_node_t *entry, const char *path)
 {
-	const struct ig_picker_config *c = s->cfg;
+	static const char *const fields[] = {"pluginRef", "weight", NULL};
+	struct ig_picker_config *c = s->cfg;
 	char p[PATH_LEN];
 	int line;
 	if (!expect(s, entry, YAML_MAPPING_NODE, ig_yaml_line(entry), path))
 		return;
+	check_keys(s, entry, path, fields);
 	yaml_node_t *ref = get(s, entry, "pluginRef", &line);
 	sub(p, path, "pluginRef", 0);
 	if (!ref) {
 		err(s, line, p, "is required");
 		return;
 	}
-	if (!expect(s, ref, YAML_SCALAR_NODE, line, p))
+	int pi =
+	    resolve_ref(s, ref, line, p,
+			1u << PK_FILTER | 1u << PK_SCORER | 1u << PK_PICKER | 1u << PK_DETECTOR,
+			"a filter, scorer or picker");
+	if (pi < 0)
 		return;
-	int pi = find_plugin(c, scalar(ref));
-	if (pi < 0) {
-		err(s, line, p, "no plugin named \"%.*s\"", IG_STR_FMT(scalar(ref)));
-		return;
-	}
 	enum plugin_kind kind = picker_type_kind(c->plugins[pi].type);
-	if (kind == PK_OTHER) {
-		err(s, line, p, "plugin \"%s\" (%s) is not a filter, scorer or picker",
-		    c->plugins[pi].name, picker_type_name(c->plugins[pi].type));
-		return;
-	}
 	for (size_t i = 0; i < pr->n; i++) {
 		const struct plugin *o = &c->plugins[pr->e[i].plugin];
 		if ((size_t)pi == pr->e[i].plugin) {
@@ -585,7 +963,7 @@ static void add_entry(struct session *s, struct profile *pr, yaml_node_t *entry,
 		}
 	}
 	struct profile_entry e = {.plugin = (size_t)pi};
-	decode_weight(s, entry, path, &e);
+	decode_weight(s, entry, path, &c->plugins[pi], &e);
 	if (pr->n == MAX_PROFILE_ENTRIES - 1) { /* one slot stays free for a default picker */
 		err(s, ig_yaml_line(entry), path, "more than %d plugins in one profile",
 		    MAX_PROFILE_ENTRIES - 1);
@@ -596,17 +974,19 @@ static void add_entry(struct session *s, struct profile *pr, yaml_node_t *entry,
 
 static void decode_profile(struct session *s, yaml_node_t *n, const char *path)
 {
+	static const char *const fields[] = {"name", "plugins", NULL};
 	struct ig_picker_config *c = s->cfg;
 	char p[PATH_LEN];
 	int line;
 	if (!expect(s, n, YAML_MAPPING_NODE, ig_yaml_line(n), path))
 		return;
+	check_keys(s, n, path, fields);
 	if (c->nprofiles == MAX_PROFILES) {
 		err(s, ig_yaml_line(n), path, "more than %d profiles", MAX_PROFILES);
 		return;
 	}
 	struct profile *pr = &c->profiles[c->nprofiles];
-	*pr = (struct profile){0};
+	*pr = (struct profile){.line = ig_yaml_line(n)};
 	yaml_node_t *name = get(s, n, "name", &line);
 	sub(p, path, "name", 0);
 	if (!name) {
@@ -615,6 +995,10 @@ static void decode_profile(struct session *s, yaml_node_t *n, const char *path)
 	}
 	if (!expect(s, name, YAML_SCALAR_NODE, line, p))
 		return;
+	if (scalar(name).len == 0 || scalar(name).len > MAX_NAME) {
+		err(s, line, p, "must be 1 to %d characters", MAX_NAME);
+		return;
+	}
 	for (size_t i = 0; i < c->nprofiles; i++)
 		if (ig_str_eq_cstr(scalar(name), c->profiles[i].name)) {
 			err(s, line, p, "duplicate profile name \"%s\"", c->profiles[i].name);
@@ -639,50 +1023,110 @@ static void decode_profile(struct session *s, yaml_node_t *n, const char *path)
 	c->nprofiles++;
 }
 
-/* ---- saturationDetector, flowControl, featureGates ------------------------- */
+/* ---- saturationDetector, parser -------------------------------------------- */
 
+/* GIE: an absent or empty pluginRef means "utilization-detector". */
 static void decode_detector(struct session *s, yaml_node_t *n, int line)
 {
+	static const char *const fields[] = {"pluginRef", NULL};
+	const char *path = "saturationDetector.pluginRef";
 	int l;
 	if (!expect(s, n, YAML_MAPPING_NODE, line, "saturationDetector"))
 		return;
+	check_keys(s, n, "saturationDetector", fields);
 	yaml_node_t *ref = get(s, n, "pluginRef", &l);
+	if (ref && ref->type == YAML_SCALAR_NODE && scalar(ref).len == 0)
+		ref = NULL;
 	if (!ref) {
-		err(s, l, "saturationDetector.pluginRef", "is required");
+		int pi = find_plugin(s->cfg, ig_str_from("utilization-detector"));
+		if (pi < 0)
+			pi = add_plugin(s->cfg, PT_UTILIZATION_DETECTOR, "utilization-detector");
+		if (pi < 0)
+			err(s, l, path, "more than %d plugins", MAX_PLUGINS);
+		else if (s->cfg->plugins[pi].type != PT_UTILIZATION_DETECTOR)
+			err(s, l, path,
+			    "an empty pluginRef means \"utilization-detector\", which names a %s "
+			    "here",
+			    picker_type_name(s->cfg->plugins[pi].type));
+		else
+			s->detector_ref = pi;
+		if (pi >= 0)
+			s->cfg->plugins[pi].used = true;
 		return;
 	}
-	if (!expect(s, ref, YAML_SCALAR_NODE, l, "saturationDetector.pluginRef"))
-		return;
-	int pi = find_plugin(s->cfg, scalar(ref));
-	if (pi < 0)
-		err(s, l, "saturationDetector.pluginRef", "no plugin named \"%.*s\"",
-		    IG_STR_FMT(scalar(ref)));
-	else if (s->cfg->plugins[pi].type != PT_UTILIZATION_DETECTOR)
-		err(s, l, "saturationDetector.pluginRef", "plugin \"%s\" is not a utilization-detector",
-		    s->cfg->plugins[pi].name);
-	else
-		s->detector_ref = pi;
+	s->detector_ref = resolve_ref(s, ref, l, path, 1u << PK_DETECTOR,
+				      "a saturation detector (utilization-detector)");
 }
 
-static void flow_u64(struct session *s, yaml_node_t *map, const char *parent, const char *key,
-		     bool quantity, uint64_t *out)
+static void decode_parser(struct session *s, yaml_node_t *n, int line)
+{
+	static const char *const fields[] = {"pluginRef", NULL};
+	int l;
+	s->parser = true;
+	if (!expect(s, n, YAML_MAPPING_NODE, line, "parser"))
+		return;
+	check_keys(s, n, "parser", fields);
+	yaml_node_t *ref = get(s, n, "pluginRef", &l);
+	if (!ref)
+		err(s, l, "parser.pluginRef", "is required");
+	else
+		(void)resolve_ref(s, ref, l, "parser.pluginRef", 1u << PK_PARSER,
+				  "a parser (openai-parser)");
+}
+
+/* ---- flowControl ------------------------------------------------------------- */
+
+static void flow_quantity(struct session *s, yaml_node_t *map, const char *parent, const char *key,
+			  uint64_t *out)
 {
 	char p[PATH_LEN];
 	int line;
 	yaml_node_t *v = get(s, map, key, &line);
 	sub(p, parent, key, 0);
-	if (v && (quantity ? to_quantity(v, out) : to_u64(v, out)) < 0)
-		err(s, line, p, "must be a non-negative integer%s", quantity ? " or quantity" : "");
+	if (v && to_quantity(v, out) < 0)
+		err(s, line, p, "must be a non-negative integer or quantity");
+}
+
+/* fairnessPolicyRef and orderingPolicyRef of a band. A band that names
+ * neither gets round-robin fairness (infergate's default; GIE's is
+ * global-strict) and first-come-first-served ordering. */
+static void decode_policies(struct session *s, yaml_node_t *n, const char *path,
+			    struct ig_flow_band_config *b)
+{
+	const struct ig_picker_config *c = s->cfg;
+	char p[PATH_LEN];
+	int line;
+	yaml_node_t *v = get(s, n, "fairnessPolicyRef", &line);
+	sub(p, path, "fairnessPolicyRef", 0);
+	int pi;
+	if (v && (pi = resolve_ref(s, v, line, p, 1u << PK_FAIRNESS,
+				   "a fairness policy (global-strict-fairness-policy or "
+				   "round-robin-fairness-policy)")) >= 0)
+		b->fairness = c->plugins[pi].type == PT_GLOBAL_STRICT_FAIRNESS
+				  ? IG_FLOW_GLOBAL_STRICT
+				  : IG_FLOW_ROUND_ROBIN;
+	v = get(s, n, "orderingPolicyRef", &line);
+	sub(p, path, "orderingPolicyRef", 0);
+	if (v && (pi = resolve_ref(s, v, line, p, 1u << PK_ORDERING,
+				   "an ordering policy (fcfs-ordering-policy, edf-ordering-policy "
+				   "or slo-deadline-ordering-policy)")) >= 0)
+		b->ordering = c->plugins[pi].type == PT_EDF_ORDERING ? IG_FLOW_EDF
+			      : c->plugins[pi].type == PT_SLO_DEADLINE_ORDERING
+				  ? IG_FLOW_SLO_DEADLINE
+				  : IG_FLOW_FCFS;
 }
 
 static void decode_band(struct session *s, yaml_node_t *n, const char *path)
 {
+	static const char *const fields[] = {
+	    "priority", "maxBytes", "maxRequests", "fairnessPolicyRef", "orderingPolicyRef", NULL};
 	struct ig_flow_control_config *f = &s->cfg->flow;
 	char p[PATH_LEN];
 	int line;
 	double prio;
 	if (!expect(s, n, YAML_MAPPING_NODE, ig_yaml_line(n), path))
 		return;
+	check_keys(s, n, path, fields);
 	struct ig_flow_band_config b = {0};
 	yaml_node_t *v = get(s, n, "priority", &line);
 	sub(p, path, "priority", 0);
@@ -700,8 +1144,9 @@ static void decode_band(struct session *s, yaml_node_t *n, const char *path)
 			err(s, line, p, "duplicate priority band %d", b.priority);
 			return;
 		}
-	flow_u64(s, n, path, "maxRequests", false, &b.max_requests);
-	flow_u64(s, n, path, "maxBytes", true, &b.max_bytes);
+	flow_quantity(s, n, path, "maxRequests", &b.max_requests);
+	flow_quantity(s, n, path, "maxBytes", &b.max_bytes);
+	decode_policies(s, n, path, &b);
 	if (f->nbands == IG_FLOW_MAX_BANDS) {
 		err(s, ig_yaml_line(n), path, "more than %d priority bands", IG_FLOW_MAX_BANDS);
 		return;
@@ -709,18 +1154,50 @@ static void decode_band(struct session *s, yaml_node_t *n, const char *path)
 	f->bands[f->nbands++] = b;
 }
 
+/* defaultPriorityBand: the template of bands for priorities not listed. */
+static void decode_default_band(struct session *s, yaml_node_t *n, int line)
+{
+	static const char *const fields[] = {
+	    "priority", "maxBytes", "maxRequests", "fairnessPolicyRef", "orderingPolicyRef", NULL};
+	const char *path = "flowControl.defaultPriorityBand";
+	struct ig_flow_band_config *b = &s->cfg->flow.default_band;
+	int l;
+	if (!expect(s, n, YAML_MAPPING_NODE, line, path))
+		return;
+	check_keys(s, n, path, fields);
+	if (get(s, n, "priority", &l) != NULL)
+		err(s, l, "flowControl.defaultPriorityBand.priority",
+		    "has no meaning here: the default band serves every priority not listed in "
+		    "priorityBands");
+	flow_quantity(s, n, path, "maxRequests", &b->max_requests);
+	flow_quantity(s, n, path, "maxBytes", &b->max_bytes);
+	decode_policies(s, n, path, b);
+}
+
 static void decode_flow(struct session *s, yaml_node_t *n, int line)
 {
+	static const char *const fields[] = {"maxBytes",
+					     "maxRequests",
+					     "defaultRequestTTL",
+					     "defaultPriorityBand",
+					     "priorityBands",
+					     "usageLimitPolicyPluginRef",
+					     NULL};
 	struct ig_flow_control_config *f = &s->cfg->flow;
 	int l;
 	if (!expect(s, n, YAML_MAPPING_NODE, line, "flowControl"))
 		return;
+	check_keys(s, n, "flowControl", fields);
 	f->present = true;
-	flow_u64(s, n, "flowControl", "maxRequests", false, &f->max_requests);
-	flow_u64(s, n, "flowControl", "maxBytes", true, &f->max_bytes);
+	f->line = line;
+	flow_quantity(s, n, "flowControl", "maxRequests", &f->max_requests);
+	flow_quantity(s, n, "flowControl", "maxBytes", &f->max_bytes);
 	yaml_node_t *ttl = get(s, n, "defaultRequestTTL", &l);
 	if (ttl && to_duration_ms(ttl, &f->default_request_ttl_ms) < 0)
 		err(s, l, "flowControl.defaultRequestTTL", "must be a duration such as 30s");
+	yaml_node_t *def = get(s, n, "defaultPriorityBand", &l);
+	if (def)
+		decode_default_band(s, def, l);
 	yaml_node_t *bands = get(s, n, "priorityBands", &l);
 	if (bands && expect(s, bands, YAML_SEQUENCE_NODE, l, "flowControl.priorityBands")) {
 		for (size_t i = 0; i < seq_len(bands); i++) {
@@ -731,8 +1208,21 @@ static void decode_flow(struct session *s, yaml_node_t *n, int line)
 				decode_band(s, b, p);
 		}
 	}
+	yaml_node_t *ul = get(s, n, "usageLimitPolicyPluginRef", &l);
+	int pi;
+	s->usage_ref = ul != NULL;
+	if (ul && (pi = resolve_ref(s, ul, l, "flowControl.usageLimitPolicyPluginRef",
+				    1u << PK_USAGE_LIMIT,
+				    "a usage limit policy (static-usage-limit-policy)")) >= 0)
+		f->usage_limit = s->cfg->plugins[pi].p.usage_threshold;
 }
 
+/* ---- featureGates, dataLayer --------------------------------------------------- */
+
+/* flowControl turns the queue on; dataLayer is a no-op in GIE v1.5 (the
+ * data layer is always on), and so here; enableLegacyMetrics selects GIE's
+ * older scraper, which reads the same metrics infergate reads, and makes
+ * GIE ignore a dataLayer section (refused below). */
 static void decode_gates(struct session *s, yaml_node_t *n, int line)
 {
 	static const struct {
@@ -753,9 +1243,88 @@ static void decode_gates(struct session *s, yaml_node_t *n, int line)
 		while (k < sizeof gates / sizeof gates[0] && !ig_yaml_scalar_is(g, gates[k].name))
 			k++;
 		if (k == sizeof gates / sizeof gates[0])
-			err(s, ig_yaml_line(g), p, "unknown feature gate \"%.*s\"", IG_STR_FMT(scalar(g)));
+			err(s, ig_yaml_line(g), p, "unknown feature gate \"%.*s\"",
+			    IG_STR_FMT(scalar(g)));
 		else
 			s->cfg->gates |= gates[k].bit;
+	}
+}
+
+static void decode_source(struct session *s, yaml_node_t *n, const char *path)
+{
+	static const char *const fields[] = {"pluginRef", "extractors", NULL};
+	static const char *const efields[] = {"pluginRef", NULL};
+	char p[PATH_LEN];
+	int line;
+	if (!expect(s, n, YAML_MAPPING_NODE, ig_yaml_line(n), path))
+		return;
+	check_keys(s, n, path, fields);
+	yaml_node_t *ref = get(s, n, "pluginRef", &line);
+	sub(p, path, "pluginRef", 0);
+	if (!ref)
+		err(s, line, p, "is required");
+	else
+		(void)resolve_ref(s, ref, line, p, 1u << PK_SOURCE,
+				  "a data source (metrics-data-source)");
+	yaml_node_t *ex = get(s, n, "extractors", &line);
+	sub(p, path, "extractors", 0);
+	if (ex && !expect(s, ex, YAML_SEQUENCE_NODE, line, p))
+		return;
+	if (!ex || seq_len(ex) == 0) {
+		err(s, line, p,
+		    "a source without a core-metrics-extractor gives the picker nothing; "
+		    "infergate reads vLLM's metrics from every endpoint");
+		return;
+	}
+	for (size_t i = 0; i < seq_len(ex); i++) {
+		char ep[PATH_LEN], rp[PATH_LEN];
+		int l;
+		yaml_node_t *e = seq_item(s, ex, i);
+		sub(ep, p, NULL, i);
+		if (!e || !expect(s, e, YAML_MAPPING_NODE, ig_yaml_line(e), ep))
+			continue;
+		check_keys(s, e, ep, efields);
+		yaml_node_t *r = get(s, e, "pluginRef", &l);
+		sub(rp, ep, "pluginRef", 0);
+		if (!r)
+			err(s, l, rp, "is required");
+		else
+			(void)resolve_ref(s, r, l, rp, 1u << PK_EXTRACTOR,
+					  "an extractor (core-metrics-extractor)");
+	}
+}
+
+/* dataLayer: what GIE's EPP scrapes. infergate always scrapes
+ * http://ENDPOINT/metrics and reads vLLM's names, which is what a
+ * metrics-data-source with a core-metrics-extractor describes; a section
+ * that asks for anything else is refused. */
+static void decode_data_layer(struct session *s, yaml_node_t *n, int line)
+{
+	static const char *const fields[] = {"sources", NULL};
+	int l;
+	s->data_layer = true;
+	if (!expect(s, n, YAML_MAPPING_NODE, line, "dataLayer"))
+		return;
+	check_keys(s, n, "dataLayer", fields);
+	if (s->cfg->gates & GATE_LEGACY_METRICS)
+		err(s, line, "dataLayer",
+		    "is not used with the enableLegacyMetrics feature gate (GIE then ignores it): "
+		    "remove one of them");
+	yaml_node_t *src = get(s, n, "sources", &l);
+	if (src && !expect(s, src, YAML_SEQUENCE_NODE, l, "dataLayer.sources"))
+		return;
+	if (!src || seq_len(src) == 0) {
+		err(s, l, "dataLayer.sources",
+		    "no sources turns metrics collection off in GIE; infergate always scrapes "
+		    "each endpoint's /metrics, which the picker needs");
+		return;
+	}
+	for (size_t i = 0; i < seq_len(src); i++) {
+		char p[PATH_LEN];
+		yaml_node_t *e = seq_item(s, src, i);
+		sub(p, "dataLayer.sources", NULL, i);
+		if (e)
+			decode_source(s, e, p);
 	}
 }
 
@@ -778,22 +1347,30 @@ static void decode_list(struct session *s, yaml_node_t *root, const char *key,
 
 static void check_header(struct session *s, yaml_node_t *root)
 {
-	static const char *const known[] = {"apiVersion", "kind", "plugins", "schedulingProfiles",
-					    "saturationDetector", "flowControl", "featureGates",
-					    "dataLayer", "parser", NULL};
+	static const char *const known[] = {"apiVersion",
+					    "kind",
+					    "plugins",
+					    "schedulingProfiles",
+					    "saturationDetector",
+					    "flowControl",
+					    "featureGates",
+					    "dataLayer",
+					    "parser",
+					    NULL};
 	int line;
 	yaml_node_t *kind = get(s, root, "kind", &line);
 	if (kind && !ig_yaml_scalar_is(kind, "EndpointPickerConfig"))
 		err(s, line, "kind", "must be EndpointPickerConfig");
-	FOR_PAIRS(s, root, k, v)
-	{
-		const char *const *q = known;
-		(void)v;
-		while (*q && !ig_yaml_scalar_is(k, *q))
-			q++;
-		if (!*q && k->type == YAML_SCALAR_NODE)
-			err(s, ig_yaml_line(k), (const char *)k->data.scalar.value, "unknown field");
-	}
+	/* The manifests loader hands over the same three (config_load.c). */
+	yaml_node_t *api = get(s, root, "apiVersion", &line);
+	if (api && !ig_yaml_scalar_is(api, "inference.networking.x-k8s.io/v1alpha1") &&
+	    !ig_yaml_scalar_is(api,
+			       "config.apix.gateway-api-inference-extension.sigs.k8s.io/v1alpha1") &&
+	    !ig_yaml_scalar_is(api, "llm-d.ai/v1alpha1"))
+		err(s, line, "apiVersion",
+		    "must be inference.networking.x-k8s.io/v1alpha1 (GIE) or llm-d.ai/v1alpha1 "
+		    "(llm-d Router)");
+	check_keys(s, root, "", known);
 }
 
 static void decode_root(struct session *s, yaml_node_t *root)
@@ -807,43 +1384,58 @@ static void decode_root(struct session *s, yaml_node_t *root)
 		decode_gates(s, g, line);
 	decode_list(s, root, "plugins", decode_plugin, &line);
 	decode_list(s, root, "schedulingProfiles", decode_profile, &s->profiles_line);
-	yaml_node_t *d = get(s, root, "saturationDetector", &s->detector_line);
+	yaml_node_t *d = get(s, root, "saturationDetector", &line);
 	if (d)
-		decode_detector(s, d, s->detector_line);
+		decode_detector(s, d, line);
 	yaml_node_t *f = get(s, root, "flowControl", &line);
 	if (f)
 		decode_flow(s, f, line);
+	yaml_node_t *dl = get(s, root, "dataLayer", &line);
+	if (dl)
+		decode_data_layer(s, dl, line);
+	yaml_node_t *pa = get(s, root, "parser", &line);
+	if (pa)
+		decode_parser(s, pa, line);
 }
 
 /* ---- system defaults --------------------------------------------------------- */
 
-static int add_plugin(struct ig_picker_config *c, enum plugin_type t, const char *name)
-{
-	if (c->nplugins == MAX_PLUGINS)
-		return -1;
-	struct plugin *p = &c->plugins[c->nplugins];
-	*p = (struct plugin){.type = t, .name = strdup(name)};
-	picker_default_params(&p->p);
-	if (!p->name)
-		return -1;
-	return (int)c->nplugins++;
-}
-
 /* Without profiles, one "default" profile runs every filter, scorer and
- * picker defined, in order, with weight 1. */
-static int default_profile(struct ig_picker_config *c)
+ * picker defined, in order, with weight 1 (GIE puts every plugin that can
+ * filter in it, the utilization detector too). */
+static int default_profile(struct session *s)
 {
+	struct ig_picker_config *c = s->cfg;
 	struct profile *pr = &c->profiles[0];
 	*pr = (struct profile){.name = strdup("default")};
 	if (!pr->name)
 		return -1;
 	c->nprofiles = 1;
-	bool picker = false;
-	for (size_t i = 0; i < c->nplugins && pr->n < MAX_PROFILE_ENTRIES - 1; i++) {
-		enum plugin_kind k = picker_type_kind(c->plugins[i].type);
-		if (k == PK_OTHER || k == PK_DETECTOR || (k == PK_PICKER && picker))
+	int picker = -1;
+	for (size_t i = 0; i < c->nplugins; i++) {
+		struct plugin *pl = &c->plugins[i];
+		enum plugin_kind k = picker_type_kind(pl->type);
+		char p[PATH_LEN];
+		if (k != PK_FILTER && k != PK_SCORER && k != PK_PICKER && k != PK_DETECTOR)
 			continue;
-		picker |= k == PK_PICKER;
+		sub(p, "plugins", NULL, i);
+		if (k == PK_PICKER && picker >= 0) {
+			err(s, pl->line, p,
+			    "without schedulingProfiles every filter, scorer and picker runs in one "
+			    "profile, which takes one picker: \"%s\" and \"%s\"",
+			    c->plugins[picker].name, pl->name);
+			continue;
+		}
+		if (pr->n == MAX_PROFILE_ENTRIES - 1) {
+			err(s, pl->line, p,
+			    "without schedulingProfiles every filter, scorer and picker runs in one "
+			    "profile, which takes at most %d",
+			    MAX_PROFILE_ENTRIES - 1);
+			break;
+		}
+		if (k == PK_PICKER)
+			picker = (int)i;
+		pl->used = true;
 		pr->e[pr->n++] = (struct profile_entry){i, 1.0};
 	}
 	return 0;
@@ -864,18 +1456,229 @@ static int default_picker(struct ig_picker_config *c, struct profile *pr)
 		pi = add_plugin(c, PT_MAX_SCORE_PICKER, "max-score-picker");
 	if (pi < 0)
 		return -1;
+	c->plugins[pi].used = true;
 	pr->e[pr->n++] = (struct profile_entry){(size_t)pi, 1.0};
 	return 0;
+}
+
+static int find_profile(const struct ig_picker_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nprofiles; i++)
+		if (strcmp(c->profiles[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* The profile handler: single-profile-handler (declared or by default)
+ * runs the one profile, as GIE's loader insists; header-profile-handler
+ * (llm-d Router) runs the profile a request header names. */
+static void check_handler(struct session *s)
+{
+	struct ig_picker_config *c = s->cfg;
+	const struct plugin *h = s->handler >= 0 ? &c->plugins[s->handler] : NULL;
+	char p[PATH_LEN];
+	if (h)
+		c->plugins[s->handler].used = true;
+	if (c->nprofiles > 1 && (!h || h->type == PT_SINGLE_PROFILE_HANDLER)) {
+		sub(p, "schedulingProfiles", NULL, 1);
+		if (!h)
+			err(s, c->profiles[1].line, p,
+			    "%zu scheduling profiles need a profile handler that chooses among "
+			    "them: declare a plugin of type header-profile-handler (the default, "
+			    "single-profile-handler, runs one profile)",
+			    c->nprofiles);
+		else
+			err(s, c->profiles[1].line, p,
+			    "plugin \"%s\" (single-profile-handler) runs one profile: "
+			    "SingleProfileHandler cannot support multiple scheduling profiles "
+			    "(header-profile-handler chooses one per request)",
+			    h->name);
+		return;
+	}
+	if (!h || h->type != PT_HEADER_PROFILE_HANDLER)
+		return;
+	c->profile_header = strdup(h->header ? h->header : "epp-profile");
+	if (!c->profile_header) {
+		err(s, h->line, "", "out of memory");
+		return;
+	}
+	/* With one profile there is nothing to choose: it always runs. */
+	const char *def = h->default_profile ? h->default_profile : "decode";
+	int d = find_profile(c, def);
+	if (d >= 0 || c->nprofiles == 1) {
+		c->default_profile = d >= 0 ? (size_t)d : 0;
+		return;
+	}
+	char names[256];
+	size_t len = 0;
+	names[0] = '\0';
+	for (size_t i = 0; i < c->nprofiles && len < sizeof names; i++)
+		len += (size_t)snprintf(names + len, sizeof names - len, "%s\"%s\"", i ? ", " : "",
+					c->profiles[i].name);
+	sub(p, "plugins", NULL, (size_t)s->handler);
+	if (h->default_profile) {
+		char q[PATH_LEN];
+		sub(q, p, "parameters.defaultProfile", 0);
+		err(s, h->default_profile_line, q,
+		    "\"%s\" is not a scheduling profile (there are %s): requests without the %s "
+		    "header run it",
+		    def, names, c->profile_header);
+	} else {
+		err(s, h->line, p,
+		    "defaultProfile (by default \"decode\") is not a scheduling profile (there are "
+		    "%s): set parameters.defaultProfile to the profile requests without the %s "
+		    "header run",
+		    names, c->profile_header);
+	}
+}
+
+static bool same_prefix_params(const struct plugin_params *a, const struct plugin_params *b)
+{
+	return a->block_size_tokens == b->block_size_tokens &&
+	       a->max_prefix_blocks == b->max_prefix_blocks &&
+	       a->max_prefix_tokens == b->max_prefix_tokens && a->lru_capacity == b->lru_capacity;
+}
+
+/* One prefix index per pool, hashed one way. GIE hashes with the
+ * approx-prefix-cache-producer's parameters when one is declared (the
+ * scorers' are then ignored, so giving both is refused here), else with
+ * those of the prefix-cache-scorer (GIE creates the producer from them; of
+ * several scorers it takes the last, so they must agree here). A declared
+ * producer keeps the index even when nothing scores with it, as in GIE. */
+static void prefix_setup(struct session *s)
+{
+	struct ig_picker_config *c = s->cfg;
+	int producer = -1, scorer = -1;
+	bool affinity = false;
+	char p[PATH_LEN];
+	for (size_t i = 0; i < c->nplugins; i++) {
+		const struct plugin *pl = &c->plugins[i];
+		sub(p, "plugins", NULL, i);
+		if (pl->type == PT_PREFIX_PRODUCER && producer >= 0)
+			err(s, pl->line, p,
+			    "a second approx-prefix-cache-producer (\"%s\" is one): one prefix "
+			    "index serves the pool",
+			    c->plugins[producer].name);
+		else if (pl->type == PT_PREFIX_PRODUCER)
+			producer = (int)i;
+		if (pl->type == PT_PREFIX_SCORER && pl->used && scorer < 0)
+			scorer = (int)i;
+		else if (pl->type == PT_PREFIX_SCORER && pl->used &&
+			 !same_prefix_params(&pl->p, &c->plugins[scorer].p))
+			err(s, pl->line, p,
+			    "parameters differ from prefix-cache-scorer \"%s\"'s: one prefix index "
+			    "serves every profile, hashed one way",
+			    c->plugins[scorer].name);
+		affinity |= pl->type == PT_PREFIX_AFFINITY_FILTER && pl->used;
+	}
+	if (producer >= 0)
+		for (size_t i = 0; i < c->nplugins; i++) {
+			const struct plugin *pl = &c->plugins[i];
+			if (pl->type != PT_PREFIX_SCORER || !pl->has_params)
+				continue;
+			char q[PATH_LEN];
+			sub(q, "plugins", NULL, i);
+			sub(p, q, "parameters", 0);
+			err(s, pl->line, p,
+			    "would be ignored next to approx-prefix-cache-producer \"%s\", whose "
+			    "parameters GIE hashes with: set them there",
+			    c->plugins[producer].name);
+		}
+	picker_default_params(&c->prefix);
+	if (producer >= 0)
+		c->prefix = c->plugins[producer].p;
+	else if (scorer >= 0)
+		c->prefix = c->plugins[scorer].p;
+	c->prefix_index = producer >= 0 || scorer >= 0 || affinity;
+}
+
+/* A warning for each declared plugin no part of the configuration uses:
+ * GIE instantiates it and lets it be, which is easy to mistake for a
+ * setting that works. */
+static void warn_unused(struct session *s)
+{
+	const struct ig_picker_config *c = s->cfg;
+	for (size_t i = 0; i < c->nplugins; i++) {
+		const struct plugin *pl = &c->plugins[i];
+		const char *why = NULL;
+		if (pl->used || pl->line == 0)
+			continue;
+		switch (picker_type_kind(pl->type)) {
+		case PK_FILTER:
+		case PK_SCORER:
+		case PK_PICKER:
+			why = "no scheduling profile refers to it";
+			break;
+		case PK_DETECTOR:
+			why = "neither saturationDetector nor a scheduling profile refers to it";
+			break;
+		case PK_FAIRNESS:
+			why = "no priority band refers to it (a band without fairnessPolicyRef is "
+			      "round-robin here)";
+			break;
+		case PK_ORDERING:
+			why = "no priority band refers to it";
+			break;
+		case PK_USAGE_LIMIT:
+			why = "flowControl.usageLimitPolicyPluginRef does not refer to it";
+			break;
+		case PK_SOURCE:
+		case PK_EXTRACTOR:
+			/* Without a dataLayer section they describe GIE's default one. */
+			if (s->data_layer)
+				why = "the dataLayer section does not refer to it";
+			break;
+		case PK_PARSER:
+			if (s->parser)
+				why = "parser.pluginRef names another plugin";
+			break;
+		case PK_HANDLER:
+		case PK_PRODUCER:
+			break;
+		}
+		if (why) {
+			char p[PATH_LEN];
+			sub(p, "plugins", NULL, i);
+			warn(s, pl->line, p, "plugin \"%s\" (%s) is not used: %s", pl->name,
+			     picker_type_name(pl->type), why);
+		}
+	}
+}
+
+/* random-picker draws without looking at scores, so a profile's scorers
+ * would count for nothing (GIE runs them all the same). */
+static void warn_unscored(struct session *s)
+{
+	const struct ig_picker_config *c = s->cfg;
+	for (size_t i = 0; i < c->nprofiles; i++) {
+		const struct profile *pr = &c->profiles[i];
+		size_t picker = SIZE_MAX, scorers = 0;
+		for (size_t k = 0; k < pr->n; k++) {
+			enum plugin_type t = c->plugins[pr->e[k].plugin].type;
+			scorers += picker_type_kind(t) == PK_SCORER;
+			if (t == PT_RANDOM_PICKER)
+				picker = pr->e[k].plugin;
+		}
+		if (picker == SIZE_MAX || scorers == 0)
+			continue;
+		char p[PATH_LEN];
+		if (pr->line)
+			sub(p, "schedulingProfiles", NULL, i);
+		else
+			sub(p, "plugins", NULL, picker);
+		warn(s, pr->line ? pr->line : c->plugins[picker].line, p,
+		     "the scorers of profile \"%s\" have no effect: %s (random-picker) ignores "
+		     "scores",
+		     pr->name, c->plugins[picker].name);
+	}
 }
 
 static void apply_defaults(struct session *s)
 {
 	struct ig_picker_config *c = s->cfg;
-	if (c->nprofiles > 1)
-		err(s, s->profiles_line, "schedulingProfiles",
-		    "only one profile is supported (single-profile-handler); got %zu", c->nprofiles);
-	if (c->nprofiles == 0 && default_profile(c) < 0)
+	if (c->nprofiles == 0 && default_profile(s) < 0)
 		err(s, 0, "", "out of memory");
+	check_handler(s);
 	for (size_t i = 0; i < c->nprofiles; i++)
 		if (default_picker(c, &c->profiles[i]) < 0)
 			err(s, 0, "schedulingProfiles", "too many plugins to add a default picker");
@@ -884,8 +1687,20 @@ static void apply_defaults(struct session *s)
 	for (size_t i = 0; i < c->nplugins && d < 0; i++)
 		if (c->plugins[i].type == PT_UTILIZATION_DETECTOR)
 			d = (int)i;
-	if (d >= 0)
+	if (d >= 0) {
 		c->detector = c->plugins[d].p;
+		c->plugins[d].used = true;
+	}
+	/* GIE's flow control looks the usage limit policy up by the name
+	 * static-usage-limit-policy when nothing names one. */
+	int u = s->usage_ref ? -1 : find_plugin(c, ig_str_from("static-usage-limit-policy"));
+	if (u >= 0 && c->plugins[u].type == PT_STATIC_USAGE_LIMIT) {
+		c->flow.usage_limit = c->plugins[u].p.usage_threshold;
+		c->plugins[u].used = true;
+	}
+	prefix_setup(s);
+	warn_unused(s);
+	warn_unscored(s);
 }
 
 /* ---- entry points ------------------------------------------------------------ */
@@ -907,6 +1722,22 @@ static int prescan(struct session *s, const char *text, size_t len)
 		return 0;
 	err(s, line, "", "%s", msg);
 	return -1;
+}
+
+/* A picker configuration is one document; one after it would be left
+ * unread (the manifests loader hands each document over on its own). */
+static void more_documents(struct session *s, yaml_parser_t *parser)
+{
+	yaml_document_t next;
+	if (!yaml_parser_load(parser, &next)) {
+		syntax_error(s, parser);
+		return;
+	}
+	yaml_node_t *root = yaml_document_get_root_node(&next);
+	if (root && !ig_yaml_is_null(root))
+		err(s, ig_yaml_line(root), "",
+		    "a second YAML document: the picker configuration is one document");
+	yaml_document_delete(&next);
 }
 
 static void load(struct session *s, const char *text, size_t len)
@@ -936,13 +1767,15 @@ static void load(struct session *s, const char *text, size_t len)
 	if (s->visits > MAX_VISITS)
 		err(s, root ? ig_yaml_line(root) : 0, "", "document uses too many aliases");
 	yaml_document_delete(&doc);
+	more_documents(s, &parser);
 	yaml_parser_delete(&parser);
 }
 
 int ig_picker_config_parse(const char *file, const char *text, size_t len,
 			   struct ig_picker_config **out, struct ig_diags *diags)
 {
-	struct session s = {.file = file ? file : "<text>", .diags = diags, .detector_ref = -1};
+	struct session s = {
+	    .file = file ? file : "<text>", .diags = diags, .detector_ref = -1, .handler = -1};
 	s.cfg = calloc(1, sizeof(*s.cfg));
 	if (!s.cfg) {
 		err(&s, 0, "", "out of memory");
@@ -973,8 +1806,10 @@ static struct ig_picker_config *build(const enum plugin_type *t, const double *w
 		if (pi < 0)
 			goto fail;
 		c->profiles[0].e[c->profiles[0].n++] = (struct profile_entry){(size_t)pi, w[i]};
+		c->prefix_index |= t[i] == PT_PREFIX_SCORER;
 	}
 	picker_default_params(&c->detector);
+	picker_default_params(&c->prefix);
 	return c;
 fail:
 	ig_picker_config_free(c);
@@ -1001,15 +1836,30 @@ void ig_picker_config_free(struct ig_picker_config *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->nplugins; i++)
-		free(c->plugins[i].name);
+		free_plugin(&c->plugins[i]);
 	for (size_t i = 0; i < c->nprofiles; i++)
 		free(c->profiles[i].name);
+	free(c->profile_header);
 	free(c);
 }
 
 const struct ig_flow_control_config *ig_picker_config_flow_control(const struct ig_picker_config *c)
 {
 	return &c->flow;
+}
+
+const struct ig_flow_band_config *ig_flow_band(const struct ig_flow_control_config *f, int priority)
+{
+	for (size_t i = 0; i < f->nbands; i++)
+		if (f->bands[i].priority == priority)
+			return &f->bands[i];
+	return &f->default_band;
+}
+
+double ig_flow_usage_limit(const struct ig_flow_control_config *f, int priority)
+{
+	(void)priority; /* the static policy gives every band the same limit */
+	return f->usage_limit > 0 ? f->usage_limit : 1.0;
 }
 
 bool ig_picker_config_feature(const struct ig_picker_config *c, const char *gate)

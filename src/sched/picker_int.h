@@ -5,7 +5,21 @@
 
 #include "sched/picker.h"
 
-enum plugin_kind { PK_FILTER, PK_SCORER, PK_PICKER, PK_DETECTOR, PK_OTHER };
+/* What a plugin is for: which slot of the configuration may refer to it. */
+enum plugin_kind {
+	PK_FILTER,
+	PK_SCORER,
+	PK_PICKER,
+	PK_DETECTOR,	/* a saturation detector, usable as a filter too */
+	PK_HANDLER,	/* profile handler */
+	PK_FAIRNESS,	/* flow control: which flow of a band goes next */
+	PK_ORDERING,	/* flow control: which request of a flow goes next */
+	PK_USAGE_LIMIT, /* flow control: the saturation a band may dispatch at */
+	PK_SOURCE,	/* data layer */
+	PK_EXTRACTOR,
+	PK_PRODUCER, /* prefix hashing, in-flight load */
+	PK_PARSER,
+};
 
 enum plugin_type {
 	PT_QUEUE_SCORER,
@@ -18,12 +32,20 @@ enum plugin_type {
 	PT_RANDOM_PICKER,
 	PT_WEIGHTED_RANDOM_PICKER,
 	PT_DECISION_TREE_FILTER,
-	PT_UTILIZATION_DETECTOR, /* a saturation detector, usable as a filter */
+	PT_UTILIZATION_DETECTOR,
 	PT_PREFIX_AFFINITY_FILTER,
 	PT_HEADER_TESTING_FILTER,
-	/* Accepted so GIE's stock configs load, but they do nothing here: the
-	 * gateway scrapes metrics and parses bodies itself. */
 	PT_SINGLE_PROFILE_HANDLER,
+	PT_HEADER_PROFILE_HANDLER,
+	PT_GLOBAL_STRICT_FAIRNESS,
+	PT_ROUND_ROBIN_FAIRNESS,
+	PT_FCFS_ORDERING,
+	PT_EDF_ORDERING,
+	PT_SLO_DEADLINE_ORDERING,
+	PT_STATIC_USAGE_LIMIT,
+	/* What the gateway does itself (it scrapes vLLM's /metrics, hashes
+	 * prompts, counts what it dispatched, parses OpenAI bodies): accepted
+	 * with the parameters that describe exactly that. */
 	PT_METRICS_DATA_SOURCE,
 	PT_CORE_METRICS_EXTRACTOR,
 	PT_PREFIX_PRODUCER,
@@ -32,27 +54,33 @@ enum plugin_type {
 	PT_COUNT
 };
 
-/* Every parameter any plugin type takes, with GIE's defaults. */
+/* Every numeric parameter any plugin type takes, with GIE's defaults. */
 struct plugin_params {
 	uint64_t queue_threshold_tokens; /* token-load-scorer */
-	uint32_t block_size_tokens;      /* prefix-cache-scorer */
+	uint32_t block_size_tokens;	 /* prefix-cache-scorer, approx-prefix-cache-producer */
 	uint32_t max_prefix_blocks;
 	uint64_t max_prefix_tokens;
 	uint32_t lru_capacity;
-	bool auto_tune;
-	size_t max_endpoints;          /* pickers; 0 ranks every survivor */
-	double queue_depth_threshold;  /* utilization-detector */
+	size_t max_endpoints;	      /* pickers; 0 ranks every survivor */
+	double queue_depth_threshold; /* utilization-detector */
 	double kv_threshold;
 	uint64_t staleness_ms;
 	double headroom;
-	double affinity_threshold;     /* prefix-cache-affinity-filter */
+	double affinity_threshold; /* prefix-cache-affinity-filter */
+	double usage_threshold;	   /* static-usage-limit-policy */
 };
 
 struct plugin {
 	char *name;
 	enum plugin_type type;
 	int line;
+	bool has_params; /* a non-empty parameters object was given */
+	bool used;	 /* some part of the configuration refers to it */
 	struct plugin_params p;
+	/* header-profile-handler */
+	char *header;	       /* lower case */
+	char *default_profile; /* run when the header is absent */
+	int default_profile_line;
 };
 
 struct profile_entry {
@@ -64,6 +92,7 @@ struct profile_entry {
 
 struct profile {
 	char *name;
+	int line;
 	struct profile_entry e[MAX_PROFILE_ENTRIES];
 	size_t n;
 };
@@ -76,9 +105,19 @@ struct ig_picker_config {
 	size_t nplugins;
 	struct profile profiles[MAX_PROFILES];
 	size_t nprofiles;
+	/* The profile handler. single-profile-handler (the default) when
+	 * profile_header is NULL: the one profile runs. header-profile-handler
+	 * otherwise: the profile named by that request header runs, or
+	 * default_profile when the header is absent. */
+	char *profile_header;
+	size_t default_profile;
 	/* The saturation detector's parameters (the referenced or first
 	 * utilization-detector, else defaults). */
 	struct plugin_params detector;
+	/* Prefix hashing and its index, when a prefix scorer, affinity filter
+	 * or approx-prefix-cache-producer is configured. */
+	bool prefix_index;
+	struct plugin_params prefix;
 	struct ig_flow_control_config flow;
 	unsigned gates; /* GATE_* bits */
 };

@@ -202,6 +202,7 @@ void ig_sim_config_init(struct ig_sim_config *c)
 	c->block_size = 16;
 	c->enable_prefix_caching = true;
 	c->version = IG_SIM_V_LATEST;
+	c->embedding_dim = 64;
 }
 
 static void adapter_free(struct ig_sim_adapter *a)
@@ -591,11 +592,13 @@ int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err,
 	    IG_FLAG_DOUBLE("time-scale", 0, &c->time_scale, 0, 1e6, "F",
 			   "run F times faster than real time (default 1)"),
 	    IG_FLAG_DOUBLE("failure-injection-rate", 0, &c->failure_rate, 0, 100, "PCT",
-			   "fail this share of generation requests"),
+			   "fail this share of requests to the model APIs"),
 	    IG_FLAG_FN_GREEDY("failure-types", 0, add_failure_types, &c->failure_types, "T...",
 			      "rate_limit invalid_api_key context_length\n"
 			      "server_error invalid_request model_not_found\n"
 			      "(default: all)"),
+	    IG_FLAG_UINT("embedding-dim", 0, &c->embedding_dim, 1, 65536, "N",
+			 "length of the vectors /v1/embeddings returns (default 64)"),
 	    IG_FLAG_FN("vllm-version", 0, set_version, &c->version, "0.8|latest",
 		       "error shape and metric names (default latest)"),
 	    IG_FLAG_UINT("fixed-waiting", 0, &fx->waiting, 0, 1000000000, "N",

@@ -31,6 +31,9 @@ void ig_sim_req_free(struct sim_req *r)
 	free(r->hashes);
 	free(r->seq.blocks);
 	ig_buf_free(&r->text);
+	free(r->item_id);
+	ig_buf_free(&r->echo_store);
+	free(r->input);
 	free(r);
 }
 
@@ -69,7 +72,18 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .text = text,
 	    .finish = r->seq.generated >= r->seq.target ? r->finish : NULL,
 	    .prompt_tokens = r->seq.prompt_tokens,
-	    .completion_tokens = r->seq.generated,
+	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : r->seq.generated,
+	    .first = r->seq.generated == 1,
+	    .include_usage = r->include_usage,
+	    .full_text = ig_buf_str(&r->text),
+	    .item_id = r->item_id ? ig_str_from(r->item_id) : (struct ig_str){0},
+	    .cached_tokens = r->seq.cached_tokens,
+	    .max_output_tokens = r->max_tokens,
+	    .echo = &r->echo,
+	    .input = {r->input, r->input_len},
+	    .dims = r->dims,
+	    .base64 = r->base64,
+	    .embed_seed = r->adapter ? ig_sim_token_id(r->adapter) : 0,
 	};
 }
 
@@ -79,26 +93,26 @@ static int stream_token(struct sim_req *r, const char *word)
 	struct ig_buf b = {0};
 	struct ig_sim_resp resp;
 	resp_of(r, &resp, ig_str_from(word));
-	if (r->kind == IG_SIM_CHAT && r->seq.generated == 1)
-		ig_sim_render_role_chunk(&b, &resp);
-	ig_sim_render_chunk(&b, &resp);
-	if (resp.finish) {
-		if (r->include_usage)
-			ig_sim_render_usage_chunk(&b, &resp);
-		ig_buf_append_cstr(&b, "data: [DONE]\n\n");
-	}
-	int rc = ig_http_write(r->ex, b.ptr, b.len);
+	int rc = ig_sim_render_token(&b, &resp, &r->seq_no);
+	if (rc == 0)
+		rc = ig_http_write(r->ex, b.ptr, b.len);
 	ig_buf_free(&b);
 	return rc;
 }
 
-static void respond_whole(struct sim_req *r)
+static void respond_whole(struct sim *s, struct sim_req *r)
 {
 	struct ig_buf b = {0};
 	struct ig_sim_resp resp;
 	resp_of(r, &resp, ig_buf_str(&r->text));
-	ig_sim_render_full(&b, &resp);
-	ig_http_respond(r->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
+	if (ig_sim_render_full(&b, &resp) < 0) {
+		ig_buf_reset(&b);
+		ig_sim_render_api_error(&b, s->cfg.version, r->kind, 500, "InternalServerError",
+					NULL, "out of memory");
+		ig_http_respond(r->ex, 500, "application/json", b.ptr, b.len, NULL, 0);
+	} else {
+		ig_http_respond(r->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
+	}
 	ig_buf_free(&b);
 }
 
@@ -114,8 +128,6 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 {
 	struct sim *s = ctx;
 	struct sim_req *r = req_of(q);
-	const char *word = ig_sim_next_word(&r->rng);
-	s->stats.generation_tokens += 1;
 	if (q->generated == 1) {
 		size_t n;
 		const double *b = ig_sim_ttft_buckets(s->cfg.version, &n);
@@ -123,8 +135,18 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 		ig_sim_hist_observe(&s->stats.ttft, b, n, ttft);
 		s->stats.prompt_tokens += (double)q->prompt_tokens;
 	}
+	/* An embedding's one engine output is the vector, not a token. */
+	if (r->kind == IG_SIM_EMBEDDINGS)
+		return 0;
+	const char *word = ig_sim_next_word(&r->rng);
+	s->stats.generation_tokens += 1;
+	/* The Responses API repeats the whole text when its stream ends. */
+	if ((!r->stream || r->kind == IG_SIM_RESPONSES) && ig_buf_append_cstr(&r->text, word) < 0) {
+		ig_http_abort(r->ex);
+		return -1;
+	}
 	if (!r->stream)
-		return ig_buf_append_cstr(&r->text, word) < 0 ? -1 : 0;
+		return 0;
 	int rc = stream_token(r, word);
 	if (rc < 0) {
 		ig_http_abort(r->ex);
@@ -153,7 +175,7 @@ static void on_release(void *ctx, struct ig_sim_seq *q, bool gone)
 	if (r->stream)
 		ig_http_end(r->ex);
 	else
-		respond_whole(r);
+		respond_whole(s, r);
 	ig_sim_req_free(r);
 }
 
@@ -199,12 +221,23 @@ static void on_abort(struct ig_http_exchange *ex)
 	kick(s);
 }
 
+/* Headers, and for the Responses API its first two events, which vLLM
+ * sends before the engine has produced anything. */
 static int start_stream(struct sim_req *r)
 {
 	static const struct ig_http_header h[] = {
 	    {IG_STR("Content-Type"), IG_STR("text/event-stream; charset=utf-8")},
 	};
-	return ig_http_start_response(r->ex, 200, h, 1, -1);
+	struct ig_buf b = {0};
+	struct ig_sim_resp resp;
+	int rc = ig_http_start_response(r->ex, 200, h, 1, -1);
+	resp_of(r, &resp, (struct ig_str){0});
+	if (rc == 0 && ig_sim_render_stream_open(&b, &resp, &r->seq_no) < 0)
+		rc = -1;
+	if (rc == 0 && b.len && ig_http_write(r->ex, b.ptr, b.len) < 0)
+		rc = -1;
+	ig_buf_free(&b);
+	return rc;
 }
 
 void ig_sim_engine_submit(struct sim *s, struct sim_req *r)

@@ -1,11 +1,16 @@
 /* What the simulator puts on the wire: vLLM's response and error bodies,
  * its SSE chunks, and its Prometheus exposition, key for key and in the
  * order vLLM writes them (vllm-api.md §1-§5), so that clients and routers
- * that depend on the details see what a real server would send. */
+ * that depend on the details see what a real server would send. The
+ * Responses API's objects and events follow vLLM's serving code (the
+ * OpenAI SDK's models, in their field order); Anthropic's Messages follow
+ * Anthropic's API reference (see docs/SIMULATOR.md for where vLLM's own
+ * rendering differs). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "json/canon.h"
 #include "json/json.h"
 #include "sim/sim.h"
 
@@ -43,7 +48,7 @@ static const char *object_name(const struct ig_sim_resp *r, bool chunk)
 	return chunk ? "chat.completion.chunk" : "chat.completion";
 }
 
-int ig_sim_render_full(struct ig_buf *out, const struct ig_sim_resp *r)
+static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 {
 	int rc = put_head(out, r, object_name(r, false));
 	if (r->kind == IG_SIM_COMPLETION) {
@@ -132,6 +137,471 @@ int ig_sim_render_error(struct ig_buf *out, enum ig_sim_version v, int code, con
 		rc |= ig_buf_append_cstr(out, "null");
 	rc |= ig_buf_printf(out, ",\"code\":%d}}", code);
 	return rc ? -1 : 0;
+}
+
+/* ---- SSE events with names ------------------------------------------------------------- */
+
+/* The Responses API and Anthropic's Messages name every event:
+ * "event: NAME\ndata: {json}\n\n". */
+static int event_begin(struct ig_buf *b, const char *name)
+{
+	return ig_buf_printf(b, "event: %s\ndata: ", name);
+}
+
+/* ---- the Responses API ------------------------------------------------------------------ */
+
+static int put_float(struct ig_buf *b, double v)
+{
+	char num[64];
+	ig_sim_fmt_float(num, sizeof num, v);
+	return ig_buf_append_cstr(b, num);
+}
+
+static int put_echo(struct ig_buf *b, struct ig_str v, const char *dflt)
+{
+	return v.len ? ig_buf_append_str(b, v) : ig_buf_append_cstr(b, dflt);
+}
+
+static struct ig_str answer_text(const struct ig_sim_resp *r)
+{
+	return r->full_text.ptr ? r->full_text : r->text;
+}
+
+/* A ResponseOutputText part; logprobs as vLLM writes them (null in final
+ * objects, [] in the part.added event). */
+static int put_output_text(struct ig_buf *b, struct ig_str text, const char *logprobs)
+{
+	int rc = ig_buf_append_cstr(b, "{\"annotations\":[],\"text\":");
+	rc |= ig_json_write_string(b, text.ptr, text.len);
+	rc |= ig_buf_printf(b, ",\"type\":\"output_text\",\"logprobs\":%s}", logprobs);
+	return rc;
+}
+
+/* The assistant's output message; text NULL: no content yet. */
+static int put_message_item(struct ig_buf *b, const struct ig_sim_resp *r,
+			    const struct ig_str *text)
+{
+	int rc = ig_buf_append_cstr(b, "{\"id\":");
+	rc |= ig_json_write_string(b, r->item_id.ptr, r->item_id.len);
+	rc |= ig_buf_append_cstr(b, ",\"content\":[");
+	if (text)
+		rc |= put_output_text(b, *text, "null");
+	rc |= ig_buf_printf(b, "],\"role\":\"assistant\",\"status\":\"%s\",\"type\":\"message\"}",
+			    text ? "completed" : "in_progress");
+	return rc;
+}
+
+static int put_responses_usage(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	return ig_buf_printf(
+	    b,
+	    "{\"input_tokens\":%ld,\"input_tokens_details\":{\"cached_tokens\":%ld},"
+	    "\"output_tokens\":%ld,\"output_tokens_details\":{\"reasoning_tokens\":0,"
+	    "\"tool_output_tokens\":0},\"total_tokens\":%ld}",
+	    r->prompt_tokens, r->cached_tokens, r->completion_tokens,
+	    r->prompt_tokens + r->completion_tokens);
+}
+
+/* vLLM's ResponsesResponse, in its field order. Before the answer is done
+ * it is "in_progress" with no output and no usage; when generation ended
+ * on the token limit it is "incomplete" (vLLM still sends it in
+ * response.completed). */
+static int put_response_object(struct ig_buf *b, const struct ig_sim_resp *r, bool done)
+{
+	static const struct ig_sim_echo none;
+	const struct ig_sim_echo *x = r->echo ? r->echo : &none;
+	bool incomplete = done && r->finish && strcmp(r->finish, "length") == 0;
+	struct ig_str text = answer_text(r);
+	int rc = ig_buf_append_cstr(b, "{\"id\":");
+	rc |= ig_json_write_string(b, r->id.ptr, r->id.len);
+	rc |= ig_buf_printf(b, ",\"created_at\":%lld,\"incomplete_details\":%s,\"instructions\":",
+			    (long long)r->created,
+			    incomplete ? "{\"reason\":\"max_output_tokens\"}" : "null");
+	rc |= put_echo(b, x->instructions, "null");
+	rc |= ig_buf_append_cstr(b, ",\"metadata\":");
+	rc |= put_echo(b, x->metadata, "null");
+	rc |= ig_buf_append_cstr(b, ",\"model\":");
+	rc |= ig_json_write_string(b, r->model.ptr, r->model.len);
+	rc |= ig_buf_append_cstr(b, ",\"object\":\"response\",\"output\":[");
+	if (done)
+		rc |= put_message_item(b, r, &text);
+	rc |= ig_buf_append_cstr(b, "],\"parallel_tool_calls\":true,\"temperature\":");
+	rc |= put_float(b, x->has_temperature ? x->temperature : 1.0);
+	rc |= ig_buf_append_cstr(b, ",\"tool_choice\":");
+	rc |= put_echo(b, x->tool_choice, "\"auto\"");
+	rc |= ig_buf_append_cstr(b, ",\"tools\":");
+	rc |= put_echo(b, x->tools, "[]");
+	rc |= ig_buf_append_cstr(b, ",\"top_p\":");
+	rc |= put_float(b, x->has_top_p ? x->top_p : 1.0);
+	rc |=
+	    ig_buf_printf(b,
+			  ",\"background\":false,\"max_output_tokens\":%ld,\"max_tool_calls\":null,"
+			  "\"previous_response_id\":null,\"prompt\":null,\"reasoning\":null,"
+			  "\"service_tier\":\"auto\",\"status\":\"%s\",\"text\":null,"
+			  "\"top_logprobs\":null,\"truncation\":\"disabled\",\"usage\":",
+			  r->max_output_tokens,
+			  !done	       ? "in_progress"
+			  : incomplete ? "incomplete"
+				       : "completed");
+	rc |= done ? put_responses_usage(b, r) : ig_buf_append_cstr(b, "null");
+	rc |= ig_buf_append_cstr(b, ",\"user\":");
+	rc |= put_echo(b, x->user, "null");
+	rc |= ig_buf_append_cstr(b, "}");
+	return rc;
+}
+
+/* A Responses event ends with its sequence number and its type, the
+ * field order of the OpenAI SDK's event models. */
+static int responses_event_end(struct ig_buf *b, const char *type, long *seq)
+{
+	return ig_buf_printf(b, "\"sequence_number\":%ld,\"type\":\"%s\"}\n\n", (*seq)++, type);
+}
+
+/* response.created / response.in_progress / response.completed. */
+static int responses_lifecycle(struct ig_buf *b, const struct ig_sim_resp *r, const char *type,
+			       bool done, long *seq)
+{
+	int rc = event_begin(b, type);
+	rc |= ig_buf_append_cstr(b, "{\"response\":");
+	rc |= put_response_object(b, r, done);
+	rc |= ig_buf_append_cstr(b, ",");
+	rc |= responses_event_end(b, type, seq);
+	return rc;
+}
+
+/* The fields every event about the output text carries first. */
+static int text_event_begin(struct ig_buf *b, const char *type)
+{
+	int rc = event_begin(b, type);
+	rc |= ig_buf_append_cstr(b, "{\"content_index\":0,");
+	return rc;
+}
+
+static int put_item_id(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	int rc = ig_buf_append_cstr(b, "\"item_id\":");
+	rc |= ig_json_write_string(b, r->item_id.ptr, r->item_id.len);
+	return rc;
+}
+
+static int responses_open_item(struct ig_buf *b, const struct ig_sim_resp *r, long *seq)
+{
+	static const struct ig_str empty = {"", 0};
+	int rc = event_begin(b, "response.output_item.added");
+	rc |= ig_buf_append_cstr(b, "{\"item\":");
+	rc |= put_message_item(b, r, NULL);
+	rc |= ig_buf_append_cstr(b, ",\"output_index\":0,");
+	rc |= responses_event_end(b, "response.output_item.added", seq);
+	rc |= text_event_begin(b, "response.content_part.added");
+	rc |= put_item_id(b, r);
+	rc |= ig_buf_append_cstr(b, ",\"output_index\":0,\"part\":");
+	rc |= put_output_text(b, empty, "[]");
+	rc |= ig_buf_append_cstr(b, ",");
+	rc |= responses_event_end(b, "response.content_part.added", seq);
+	return rc;
+}
+
+static int responses_delta(struct ig_buf *b, const struct ig_sim_resp *r, long *seq)
+{
+	int rc = text_event_begin(b, "response.output_text.delta");
+	rc |= ig_buf_append_cstr(b, "\"delta\":");
+	rc |= ig_json_write_string(b, r->text.ptr, r->text.len);
+	rc |= ig_buf_append_cstr(b, ",");
+	rc |= put_item_id(b, r);
+	rc |= ig_buf_append_cstr(b, ",\"logprobs\":[],\"output_index\":0,");
+	rc |= responses_event_end(b, "response.output_text.delta", seq);
+	return rc;
+}
+
+/* output_text.done, content_part.done, output_item.done, then
+ * response.completed with the whole answer and its usage. */
+static int responses_close(struct ig_buf *b, const struct ig_sim_resp *r, long *seq)
+{
+	struct ig_str text = answer_text(r);
+	int rc = text_event_begin(b, "response.output_text.done");
+	rc |= put_item_id(b, r);
+	rc |= ig_buf_append_cstr(b, ",\"logprobs\":[],\"output_index\":0,");
+	rc |= ig_buf_append_cstr(b, "\"text\":");
+	rc |= ig_json_write_string(b, text.ptr, text.len);
+	rc |= ig_buf_append_cstr(b, ",");
+	rc |= responses_event_end(b, "response.output_text.done", seq);
+	rc |= text_event_begin(b, "response.content_part.done");
+	rc |= put_item_id(b, r);
+	rc |= ig_buf_append_cstr(b, ",\"output_index\":0,\"part\":");
+	rc |= put_output_text(b, text, "null");
+	rc |= ig_buf_append_cstr(b, ",");
+	rc |= responses_event_end(b, "response.content_part.done", seq);
+	rc |= event_begin(b, "response.output_item.done");
+	rc |= ig_buf_append_cstr(b, "{\"item\":");
+	rc |= put_message_item(b, r, &text);
+	rc |= ig_buf_append_cstr(b, ",\"output_index\":0,");
+	rc |= responses_event_end(b, "response.output_item.done", seq);
+	rc |= responses_lifecycle(b, r, "response.completed", true, seq);
+	return rc;
+}
+
+/* ---- Anthropic's Messages API ----------------------------------------------------------- */
+
+static const char *stop_reason(const char *finish)
+{
+	if (!finish)
+		return "null";
+	return strcmp(finish, "length") == 0 ? "\"max_tokens\"" : "\"end_turn\"";
+}
+
+/* The message object; text NULL: the empty one message_start carries. */
+static int put_anthropic_message(struct ig_buf *b, const struct ig_sim_resp *r,
+				 const struct ig_str *text)
+{
+	int rc = ig_buf_append_cstr(b, "{\"id\":");
+	rc |= ig_json_write_string(b, r->id.ptr, r->id.len);
+	rc |= ig_buf_append_cstr(b, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+	rc |= ig_json_write_string(b, r->model.ptr, r->model.len);
+	rc |= ig_buf_append_cstr(b, ",\"content\":[");
+	if (text) {
+		rc |= ig_buf_append_cstr(b, "{\"type\":\"text\",\"text\":");
+		rc |= ig_json_write_string(b, text->ptr, text->len);
+		rc |= ig_buf_append_cstr(b, "}");
+	}
+	rc |=
+	    ig_buf_printf(b,
+			  "],\"stop_reason\":%s,\"stop_sequence\":null,\"usage\":{\"input_tokens\":"
+			  "%ld,\"output_tokens\":%ld}}",
+			  text ? stop_reason(r->finish) : "null", r->prompt_tokens,
+			  text ? r->completion_tokens : 0);
+	return rc;
+}
+
+/* message_start, content_block_start and ping: what Anthropic sends before
+ * the first text delta. */
+static int messages_open(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	int rc = event_begin(b, "message_start");
+	rc |= ig_buf_append_cstr(b, "{\"type\":\"message_start\",\"message\":");
+	rc |= put_anthropic_message(b, r, NULL);
+	rc |= ig_buf_append_cstr(b, "}\n\n");
+	rc |= event_begin(b, "content_block_start");
+	rc |= ig_buf_append_cstr(b, "{\"type\":\"content_block_start\",\"index\":0,"
+				    "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+	rc |= event_begin(b, "ping");
+	rc |= ig_buf_append_cstr(b, "{\"type\":\"ping\"}\n\n");
+	return rc;
+}
+
+static int messages_delta(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	int rc = event_begin(b, "content_block_delta");
+	rc |= ig_buf_append_cstr(b, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+				    "{\"type\":\"text_delta\",\"text\":");
+	rc |= ig_json_write_string(b, r->text.ptr, r->text.len);
+	rc |= ig_buf_append_cstr(b, "}}\n\n");
+	return rc;
+}
+
+/* content_block_stop, message_delta with the stop reason and the usage,
+ * message_stop. */
+static int messages_close(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	int rc = event_begin(b, "content_block_stop");
+	rc |= ig_buf_append_cstr(b, "{\"type\":\"content_block_stop\",\"index\":0}\n\n");
+	rc |= event_begin(b, "message_delta");
+	rc |= ig_buf_printf(b,
+			    "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":%s,"
+			    "\"stop_sequence\":null},\"usage\":{\"input_tokens\":%ld,"
+			    "\"output_tokens\":%ld}}\n\n",
+			    stop_reason(r->finish), r->prompt_tokens, r->completion_tokens);
+	rc |= event_begin(b, "message_stop");
+	rc |= ig_buf_append_cstr(b, "{\"type\":\"message_stop\"}\n\n");
+	return rc;
+}
+
+const char *ig_sim_anthropic_error_type(int status)
+{
+	switch (status) {
+	case 401:
+		return "authentication_error";
+	case 402:
+		return "billing_error";
+	case 403:
+		return "permission_error";
+	case 404:
+		return "not_found_error";
+	case 413:
+		return "request_too_large";
+	case 429:
+		return "rate_limit_error";
+	case 504:
+		return "timeout_error";
+	case 529:
+		return "overloaded_error";
+	}
+	return status >= 500 ? "api_error" : "invalid_request_error";
+}
+
+int ig_sim_render_anthropic_error(struct ig_buf *out, int status, const char *msg)
+{
+	int rc = ig_buf_printf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
+			       ig_sim_anthropic_error_type(status));
+	rc |= ig_json_write_string(out, msg, strlen(msg));
+	rc |= ig_buf_append_cstr(out, "}}");
+	return rc ? -1 : 0;
+}
+
+int ig_sim_render_api_error(struct ig_buf *out, enum ig_sim_version v, enum ig_sim_kind kind,
+			    int code, const char *type, const char *param, const char *msg)
+{
+	if (kind == IG_SIM_MESSAGES)
+		return ig_sim_render_anthropic_error(out, code, msg);
+	return ig_sim_render_error(out, v, code, type, param, msg);
+}
+
+/* ---- embeddings --------------------------------------------------------------------- */
+
+static int put_vector(struct ig_buf *b, const float *v, size_t dims, bool base64)
+{
+	int rc = 0;
+	if (base64) {
+		/* float32, little-endian: what the OpenAI SDK decodes. */
+		unsigned char *bytes = malloc(dims * 4 + 1);
+		if (!bytes)
+			return -1;
+		for (size_t d = 0; d < dims; d++) {
+			uint32_t u;
+			memcpy(&u, &v[d], sizeof u);
+			for (int k = 0; k < 4; k++)
+				bytes[d * 4 + (size_t)k] = (unsigned char)(u >> (8 * k));
+		}
+		rc |= ig_buf_append_cstr(b, "\"");
+		rc |= ig_sim_base64(b, bytes, dims * 4);
+		rc |= ig_buf_append_cstr(b, "\"");
+		free(bytes);
+		return rc;
+	}
+	rc |= ig_buf_append_cstr(b, "[");
+	/* Nine significant digits read back as the same float32. */
+	for (size_t d = 0; d < dims; d++)
+		rc |= ig_buf_printf(b, "%s%.9g", d ? "," : "", (double)v[d]);
+	rc |= ig_buf_append_cstr(b, "]");
+	return rc;
+}
+
+/* vLLM's EmbeddingResponse: one vector per input, usage without
+ * completion tokens. */
+static int render_embeddings(struct ig_buf *out, const struct ig_sim_resp *r)
+{
+	struct ig_json_value input, one;
+	size_t pos = 0, dims = r->dims > 0 ? (size_t)r->dims : 1;
+	long index = 0;
+	if (ig_json_parse(r->input.ptr, r->input.len, &input) < 0)
+		return -1;
+	float *vec = malloc(dims * sizeof *vec);
+	if (!vec)
+		return -1;
+	int rc = ig_buf_append_cstr(out, "{\"id\":");
+	rc |= ig_json_write_string(out, r->id.ptr, r->id.len);
+	rc |= ig_buf_printf(
+	    out, ",\"object\":\"list\",\"created\":%lld,\"model\":", (long long)r->created);
+	rc |= ig_json_write_string(out, r->model.ptr, r->model.len);
+	rc |= ig_buf_append_cstr(out, ",\"data\":[");
+	while (rc == 0 && ig_sim_embed_next(input, &pos, &one) == 1) {
+		rc |= ig_sim_embedding(one, r->embed_seed, vec, dims);
+		rc |= ig_buf_printf(out, "%s{\"index\":%ld,\"object\":\"embedding\",\"embedding\":",
+				    index ? "," : "", index);
+		rc |= put_vector(out, vec, dims, r->base64);
+		rc |= ig_buf_append_cstr(out, "}");
+		index++;
+	}
+	rc |= ig_buf_printf(out,
+			    "],\"usage\":{\"prompt_tokens\":%ld,\"total_tokens\":%ld,"
+			    "\"completion_tokens\":0,\"prompt_tokens_details\":null}}",
+			    r->prompt_tokens, r->prompt_tokens);
+	free(vec);
+	return rc ? -1 : 0;
+}
+
+/* ---- dispatch by API ------------------------------------------------------------------- */
+
+int ig_sim_render_stream_open(struct ig_buf *out, const struct ig_sim_resp *r, long *seq)
+{
+	if (r->kind != IG_SIM_RESPONSES)
+		return 0;
+	int rc = responses_lifecycle(out, r, "response.created", false, seq);
+	rc |= responses_lifecycle(out, r, "response.in_progress", false, seq);
+	return rc ? -1 : 0;
+}
+
+int ig_sim_render_token(struct ig_buf *out, const struct ig_sim_resp *r, long *seq)
+{
+	int rc = 0;
+	switch (r->kind) {
+	case IG_SIM_COMPLETION:
+	case IG_SIM_CHAT:
+		if (r->kind == IG_SIM_CHAT && r->first)
+			rc |= ig_sim_render_role_chunk(out, r);
+		rc |= ig_sim_render_chunk(out, r);
+		if (r->finish && r->include_usage)
+			rc |= ig_sim_render_usage_chunk(out, r);
+		if (r->finish)
+			rc |= ig_buf_append_cstr(out, "data: [DONE]\n\n");
+		break;
+	case IG_SIM_RESPONSES:
+		if (r->first)
+			rc |= responses_open_item(out, r, seq);
+		rc |= responses_delta(out, r, seq);
+		if (r->finish)
+			rc |= responses_close(out, r, seq);
+		break;
+	case IG_SIM_MESSAGES:
+		if (r->first)
+			rc |= messages_open(out, r);
+		rc |= messages_delta(out, r);
+		if (r->finish)
+			rc |= messages_close(out, r);
+		break;
+	case IG_SIM_EMBEDDINGS:
+		return -1;
+	}
+	return rc ? -1 : 0;
+}
+
+/* ---- echoed request fields ------------------------------------------------------------- */
+
+/* One field's compact form appended to store; its offset and length. */
+static int compact_one(struct ig_str raw, struct ig_buf *store, size_t *off, size_t *len)
+{
+	struct ig_json_value v;
+	*off = store->len;
+	*len = 0;
+	if (!raw.len)
+		return 0;
+	/* The compact form is never longer than what it was written as. */
+	if (ig_json_parse(raw.ptr, raw.len, &v) < 0 || ig_buf_reserve(store, raw.len + 1) < 0)
+		return -1;
+	size_t n = ig_json_canonical(v, store->ptr + store->len, raw.len + 1);
+	if (n > raw.len)
+		return -1;
+	store->len += n;
+	*len = n;
+	return 0;
+}
+
+int ig_sim_echo_compact(const struct ig_sim_echo *raw, struct ig_buf *store,
+			struct ig_sim_echo *out)
+{
+	const struct ig_str *src[] = {&raw->instructions, &raw->metadata, &raw->tool_choice,
+				      &raw->tools, &raw->user};
+	struct ig_str *dst[] = {&out->instructions, &out->metadata, &out->tool_choice, &out->tools,
+				&out->user};
+	size_t off[5], len[5];
+	*out = *raw;
+	for (size_t i = 0; i < 5; i++)
+		if (compact_one(*src[i], store, &off[i], &len[i]) < 0)
+			return -1;
+	/* Pointers only once the store has stopped moving. */
+	for (size_t i = 0; i < 5; i++)
+		*dst[i] =
+		    len[i] ? (struct ig_str){store->ptr + off[i], len[i]} : (struct ig_str){0};
+	return 0;
 }
 
 /* ---- numbers ------------------------------------------------------------------- */
@@ -447,4 +917,21 @@ int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 		       "Histogram of end to end request latency in seconds.", m, &s->e2e, eb, ne);
 	rc |= put_cache_config(out, c);
 	return rc ? -1 : 0;
+}
+
+int ig_sim_render_full(struct ig_buf *out, const struct ig_sim_resp *r)
+{
+	struct ig_str text = r->text;
+	switch (r->kind) {
+	case IG_SIM_COMPLETION:
+	case IG_SIM_CHAT:
+		return render_openai_full(out, r);
+	case IG_SIM_RESPONSES:
+		return put_response_object(out, r, true) ? -1 : 0;
+	case IG_SIM_MESSAGES:
+		return put_anthropic_message(out, r, &text) ? -1 : 0;
+	case IG_SIM_EMBEDDINGS:
+		return render_embeddings(out, r);
+	}
+	return -1;
 }

@@ -1,9 +1,11 @@
-/* Generation request bodies: the checks vLLM makes on /v1/completions and
- * /v1/chat/completions (same statuses, same messages), the prompt's token
- * count and ids, the model name and the context length. Pure: it reads the
- * configuration and the body and touches nothing else, so that the unit
- * tests and the fuzzer reach it without a server. */
+/* Request bodies: the checks vLLM makes on /v1/completions,
+ * /v1/chat/completions, /v1/responses, /v1/embeddings and /v1/messages
+ * (same statuses, same messages), the prompt's token count and ids, the
+ * model name and the context length. Pure: it reads the configuration and
+ * the body and touches nothing else, so that the unit tests and the fuzzer
+ * reach it without a server. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,9 +106,9 @@ size_t ig_sim_request_nids(const struct ig_sim_request *r)
 
 /* ---- prompts ------------------------------------------------------------------------- */
 
-/* Tokens of a completion prompt: a string, one string in a list, or a list
- * of token ids. */
-static int prompt_tokens(struct ig_json_value p, long *out, struct ig_sim_request *r)
+/* Tokens of one prompt given as a string or a list of token ids (an
+ * embeddings input, or a completion prompt). -1 for anything else. */
+static int text_or_ids_tokens(struct ig_json_value p, long *out, struct ig_sim_request *r)
 {
 	struct ig_buf tmp = {0};
 	struct ig_json_value e;
@@ -117,55 +119,152 @@ static int prompt_tokens(struct ig_json_value p, long *out, struct ig_sim_reques
 			*out = (long)ids_push_text(r, ig_buf_str(&tmp));
 			rc = 0;
 		}
-	} else if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1) {
-		if (e.type == IG_JSON_STRING) {
-			struct ig_json_value more;
-			if (ig_json_array_next(p, &pos, &more) == 0)
-				rc = prompt_tokens(e, out, r);
-		} else if (e.type == IG_JSON_NUMBER) {
-			long n = 0;
-			rc = 0;
-			do {
-				int64_t id = 0;
-				if (e.type != IG_JSON_NUMBER || ig_json_int64(e, &id) < 0)
-					rc = -1;
-				ids_push(r, (uint64_t)id);
-				n++;
-			} while (ig_json_array_next(p, &pos, &e) == 1);
-			*out = n;
-		}
+	} else if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1 &&
+		   e.type == IG_JSON_NUMBER) {
+		long n = 0;
+		rc = 0;
+		do {
+			int64_t id = 0;
+			if (e.type != IG_JSON_NUMBER || ig_json_int64(e, &id) < 0)
+				rc = -1;
+			ids_push(r, (uint64_t)id);
+			n++;
+		} while (ig_json_array_next(p, &pos, &e) == 1);
+		*out = n;
 	}
 	ig_buf_free(&tmp);
 	return rc;
 }
 
-/* Tokens of one chat message's content: a string or a list of parts, of
- * which only the text ones count. */
-static int content_tokens(struct ig_json_value c, long *out, struct ig_sim_request *r)
+/* Tokens of a completion prompt: a string, one string in a list, or a list
+ * of token ids. */
+static int prompt_tokens(struct ig_json_value p, long *out, struct ig_sim_request *r)
+{
+	struct ig_json_value e, more;
+	size_t pos = 0;
+	if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1 &&
+	    e.type == IG_JSON_STRING)
+		return ig_json_array_next(p, &pos, &more) == 0 ? text_or_ids_tokens(e, out, r) : -1;
+	return text_or_ids_tokens(p, out, r);
+}
+
+/* Tokens of a string value; anything else counts nothing. */
+static long string_tokens(struct ig_json_value v, struct ig_sim_request *r)
 {
 	struct ig_buf tmp = {0};
-	int rc = 0;
+	long n = 0;
+	if (v.type == IG_JSON_STRING && ig_json_string(v, &tmp) == 0)
+		n = (long)ids_push_text(r, ig_buf_str(&tmp));
+	ig_buf_free(&tmp);
+	return n;
+}
+
+/* Tokens of a value written out as JSON text (tool definitions, a tool
+ * call's arguments): every word and symbol of it. */
+static long json_text_tokens(struct ig_json_value v, struct ig_sim_request *r)
+{
+	return (long)ids_push_text(r, v.raw);
+}
+
+/* Tokens of one message's content: a string or a list of parts, of which
+ * the text-bearing ones count: OpenAI's {"type":"text"|"input_text"|
+ * "output_text","text":..}, Anthropic's text and thinking blocks, tool_use
+ * (its input as JSON text) and tool_result (a string or blocks). Images
+ * and other parts count nothing. */
+static int content_tokens(struct ig_json_value c, long *out, struct ig_sim_request *r)
+{
+	struct ig_json_value part, v;
+	size_t pos = 0;
 	*out = 0;
 	if (c.type == IG_JSON_NULL)
 		return 0;
 	if (c.type == IG_JSON_STRING) {
-		rc = ig_json_string(c, &tmp);
-		*out = (long)ids_push_text(r, ig_buf_str(&tmp));
-	} else if (c.type == IG_JSON_ARRAY) {
-		struct ig_json_value part, text;
-		size_t pos = 0;
-		while (rc == 0 && ig_json_array_next(c, &pos, &part) == 1) {
-			if (ig_json_get(part, "text", &text) < 0 || text.type != IG_JSON_STRING)
-				continue;
-			ig_buf_reset(&tmp);
-			rc = ig_json_string(text, &tmp);
-			*out += (long)ids_push_text(r, ig_buf_str(&tmp));
-		}
-	} else {
-		rc = -1;
+		*out = string_tokens(c, r);
+		return 0;
 	}
-	ig_buf_free(&tmp);
+	if (c.type != IG_JSON_ARRAY)
+		return -1;
+	while (ig_json_array_next(c, &pos, &part) == 1) {
+		if (part.type != IG_JSON_OBJECT)
+			return -1;
+		if (ig_json_get(part, "text", &v) == 0)
+			*out += string_tokens(v, r);
+		if (ig_json_get(part, "thinking", &v) == 0)
+			*out += string_tokens(v, r);
+		if (ig_json_get(part, "input", &v) == 0 && v.type == IG_JSON_OBJECT)
+			*out += json_text_tokens(v, r);
+		/* A tool result's content: what it holds counts, and what does
+		 * not fit the shapes is ignored, not refused. */
+		if (ig_json_get(part, "content", &v) == 0 && v.type != IG_JSON_OBJECT) {
+			long t = 0;
+			content_tokens(v, &t, r);
+			*out += t;
+		}
+	}
+	return 0;
+}
+
+/* The chat template's frame around one turn: a start marker, the role and
+ * a separator before the content, an end marker after it (together
+ * IG_SIM_CHAT_MSG_OVERHEAD tokens). */
+static void turn_open(struct ig_sim_request *r, const char *role)
+{
+	ids_push_special(r, "<|im_start|>");
+	ids_push_special(r, role);
+	ids_push_special(r, "\n");
+}
+
+static void turn_close(struct ig_sim_request *r)
+{
+	ids_push_special(r, "<|im_end|>");
+}
+
+/* The prompt's end: the opening of the assistant's turn. */
+static long reply_open(struct ig_sim_request *r)
+{
+	turn_open(r, "assistant");
+	return IG_SIM_CHAT_REPLY_OVERHEAD;
+}
+
+/* One turn whose role is a JSON string (or `fallback` when it is not one)
+ * and whose content is a chat content value. */
+static int push_turn(struct ig_sim_request *r, struct ig_json_value role, const char *fallback,
+		     struct ig_json_value content, long *n)
+{
+	struct ig_buf name = {0};
+	long t = 0;
+	int rc = 0;
+	ig_buf_init(&name, 256);
+	const char *rs =
+	    role.type == IG_JSON_STRING && ig_json_string(role, &name) == 0 && ig_buf_cstr(&name)
+		? name.ptr
+		: fallback;
+	turn_open(r, rs);
+	if (content.type != IG_JSON_INVALID && content_tokens(content, &t, r) < 0)
+		rc = -1;
+	turn_close(r);
+	*n += t + IG_SIM_CHAT_MSG_OVERHEAD;
+	ig_buf_free(&name);
 	return rc;
+}
+
+/* Tool definitions, which chat templates write into the prompt ahead of
+ * the conversation: a turn of their own holding their JSON text. An
+ * absent, null or empty list adds nothing; anything but a list is -1. */
+static int tools_tokens(struct ig_json_value root, long *n, struct ig_sim_request *r)
+{
+	struct ig_json_value tools, first;
+	size_t pos = 0;
+	if (ig_json_get(root, "tools", &tools) < 0 || tools.type == IG_JSON_NULL)
+		return 0;
+	if (tools.type != IG_JSON_ARRAY)
+		return -1;
+	if (ig_json_array_next(tools, &pos, &first) == 0)
+		return 0;
+	turn_open(r, "tools");
+	*n += json_text_tokens(tools, r) + IG_SIM_CHAT_MSG_OVERHEAD;
+	turn_close(r);
+	return 0;
 }
 
 /* A chat prompt as a chat template lays it out: per message a start
@@ -174,49 +273,58 @@ static int content_tokens(struct ig_json_value c, long *out, struct ig_sim_reque
 static int messages_tokens(struct ig_json_value msgs, long *out, struct ig_sim_request *r)
 {
 	struct ig_json_value m, role, content;
-	struct ig_buf name = {0};
 	size_t pos = 0;
-	long n = IG_SIM_CHAT_REPLY_OVERHEAD, count = 0;
+	long n = *out, count = 0;
 	int rc = 0;
-	ig_buf_init(&name, 256);
 	while (rc == 0 && ig_json_array_next(msgs, &pos, &m) == 1) {
-		long t = 0;
 		if (m.type != IG_JSON_OBJECT || ig_json_get(m, "role", &role) < 0 ||
-		    role.type != IG_JSON_STRING) {
-			rc = -1;
-			break;
-		}
-		ig_buf_reset(&name);
-		ids_push_special(r, "<|im_start|>");
-		ids_push_special(
-		    r, ig_json_string(role, &name) == 0 && ig_buf_cstr(&name) ? name.ptr : "?");
-		ids_push_special(r, "\n");
-		if (ig_json_get(m, "content", &content) == 0 && content_tokens(content, &t, r) < 0)
-			rc = -1;
-		ids_push_special(r, "<|im_end|>");
-		n += t + IG_SIM_CHAT_MSG_OVERHEAD;
+		    role.type != IG_JSON_STRING)
+			return -1;
+		if (ig_json_get(m, "content", &content) < 0)
+			content.type = IG_JSON_INVALID;
+		rc = push_turn(r, role, "?", content, &n);
 		count++;
 	}
-	ids_push_special(r, "<|im_start|>");
-	ids_push_special(r, "assistant");
-	ids_push_special(r, "\n");
-	ig_buf_free(&name);
-	*out = n;
+	*out = n + reply_open(r);
 	return rc == 0 && count ? 0 : -1;
 }
 
 /* ---- fields ---------------------------------------------------------------------------- */
 
-/* Reads what both endpoints share. */
-static int read_common(struct ig_json_value root, struct ig_sim_request *r, struct ig_sim_error *e)
+static int read_model(struct ig_json_value root, struct ig_sim_request *r, struct ig_sim_error *e)
 {
 	struct ig_json_value v;
 	int rc = opt_member(root, "model", IG_JSON_STRING, &v);
 	if (rc < 0 || (rc == 1 && ig_json_string(v, &r->model) < 0))
 		return bad_request(e, "model", "'model' must be a string.");
+	return 0;
+}
+
+/* What every generating API reads: streaming and sampling. */
+static int read_sampling(struct ig_json_value root, struct ig_sim_request *r,
+			 struct ig_sim_error *e)
+{
 	if (opt_bool(root, "stream", &r->stream) < 0)
 		return bad_request(e, "stream", "'stream' must be a boolean.");
-	rc = opt_member(root, "stream_options", IG_JSON_OBJECT, &v);
+	if (opt_bool(root, "ignore_eos", &r->ignore_eos) < 0)
+		return bad_request(e, "ignore_eos", "'ignore_eos' must be a boolean.");
+	int rc = opt_double(root, "temperature", &r->temperature);
+	if (rc < 0)
+		return bad_request(e, "temperature", "'temperature' must be a number.");
+	r->has_temp = rc == 1;
+	rc = opt_int(root, "seed", &r->seed);
+	if (rc < 0)
+		return bad_request(e, "seed", "'seed' must be an integer.");
+	r->has_seed = rc == 1;
+	return 0;
+}
+
+/* What completions and chat completions share besides sampling. */
+static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *r,
+			      struct ig_sim_error *e)
+{
+	struct ig_json_value v;
+	int rc = opt_member(root, "stream_options", IG_JSON_OBJECT, &v);
 	if (rc < 0)
 		return bad_request(e, "stream_options", "'stream_options' must be an object.");
 	if (rc == 1) {
@@ -233,16 +341,6 @@ static int read_common(struct ig_json_value root, struct ig_sim_request *r, stru
 	int64_t n = 1;
 	if (opt_int(root, "n", &n) < 0 || n != 1)
 		return bad_request(e, "n", "The simulator supports only n=1.");
-	if (opt_bool(root, "ignore_eos", &r->ignore_eos) < 0)
-		return bad_request(e, "ignore_eos", "'ignore_eos' must be a boolean.");
-	rc = opt_double(root, "temperature", &r->temperature);
-	if (rc < 0)
-		return bad_request(e, "temperature", "'temperature' must be a number.");
-	r->has_temp = rc == 1;
-	rc = opt_int(root, "seed", &r->seed);
-	if (rc < 0)
-		return bad_request(e, "seed", "'seed' must be an integer.");
-	r->has_seed = rc == 1;
 	return 0;
 }
 
@@ -264,6 +362,8 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 			   struct ig_sim_error *e)
 {
 	struct ig_json_value prompt;
+	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0)
+		return -1;
 	if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
 		return bad_request(e, "prompt", "Field required: 'prompt'.");
 	if (prompt_tokens(prompt, &r->prompt_tokens, r) < 0)
@@ -278,8 +378,12 @@ static int read_chat(struct ig_json_value root, struct ig_sim_request *r, int64_
 		     struct ig_sim_error *e)
 {
 	struct ig_json_value msgs;
+	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0)
+		return -1;
 	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
 		return bad_request(e, "messages", "Field required: 'messages'.");
+	if (tools_tokens(root, &r->prompt_tokens, r) < 0)
+		return bad_request(e, "tools", "'tools' must be a list.");
 	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &r->prompt_tokens, r) < 0)
 		return bad_request(e, "messages",
 				   "'messages' must be a non-empty list of {role, content}.");
@@ -288,6 +392,271 @@ static int read_chat(struct ig_json_value root, struct ig_sim_request *r, int64_
 	if (read_max_tokens(root, "max_tokens", asked, e) < 0 ||
 	    read_max_tokens(root, "max_completion_tokens", asked, e) < 0)
 		return -1;
+	return 0;
+}
+
+/* ---- the Responses API --------------------------------------------------------------- */
+
+/* An optional member kept as written for the answer to repeat: -1 when it
+ * is present with another type than `type`. */
+static int echo_member(struct ig_json_value root, const char *key, enum ig_json_type type,
+		       enum ig_json_type type2, struct ig_str *out)
+{
+	struct ig_json_value v;
+	if (ig_json_get(root, key, &v) < 0 || v.type == IG_JSON_NULL)
+		return 0;
+	if (v.type != type && v.type != type2)
+		return -1;
+	*out = v.raw;
+	return 0;
+}
+
+static int read_echo(struct ig_json_value root, struct ig_sim_echo *x, struct ig_sim_error *e)
+{
+	static const struct {
+		const char *key;
+		enum ig_json_type t1, t2;
+		size_t off;
+		const char *what;
+	} fields[] = {
+	    {"instructions", IG_JSON_STRING, IG_JSON_STRING,
+	     offsetof(struct ig_sim_echo, instructions), "a string"},
+	    {"metadata", IG_JSON_OBJECT, IG_JSON_OBJECT, offsetof(struct ig_sim_echo, metadata),
+	     "an object"},
+	    {"tool_choice", IG_JSON_STRING, IG_JSON_OBJECT,
+	     offsetof(struct ig_sim_echo, tool_choice), "a string or an object"},
+	    {"tools", IG_JSON_ARRAY, IG_JSON_ARRAY, offsetof(struct ig_sim_echo, tools), "a list"},
+	    {"user", IG_JSON_STRING, IG_JSON_STRING, offsetof(struct ig_sim_echo, user),
+	     "a string"},
+	};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		struct ig_str *dst = (struct ig_str *)(void *)((char *)x + fields[i].off);
+		if (echo_member(root, fields[i].key, fields[i].t1, fields[i].t2, dst) < 0)
+			return reject(e, 400, "BadRequestError", fields[i].key, "'%s' must be %s.",
+				      fields[i].key, fields[i].what);
+	}
+	int rc = opt_double(root, "temperature", &x->temperature);
+	int rc2 = opt_double(root, "top_p", &x->top_p);
+	if (rc < 0 || rc2 < 0)
+		return bad_request(e, rc < 0 ? "temperature" : "top_p",
+				   "'temperature' and 'top_p' must be numbers.");
+	x->has_temperature = rc == 1;
+	x->has_top_p = rc2 == 1;
+	return 0;
+}
+
+/* One item of a Responses `input` list: a message ({role, content}, the
+ * type "message" optional), or an item without a role (a function call,
+ * its output, a reasoning item) that the template writes as a turn of its
+ * own. */
+static int input_item_tokens(struct ig_json_value item, long *n, struct ig_sim_request *r)
+{
+	struct ig_json_value role, content, type, v;
+	if (item.type != IG_JSON_OBJECT)
+		return -1;
+	if (ig_json_get(item, "role", &role) == 0) {
+		if (role.type != IG_JSON_STRING)
+			return -1;
+		if (ig_json_get(item, "content", &content) < 0)
+			content.type = IG_JSON_INVALID;
+		return push_turn(r, role, "?", content, n);
+	}
+	if (ig_json_get(item, "type", &type) < 0 || type.type != IG_JSON_STRING)
+		return -1;
+	long t = 0;
+	turn_open(r, ig_json_string_eq(type, "function_call_output") ? "tool" : "assistant");
+	if (ig_json_get(item, "output", &v) == 0)
+		t += v.type == IG_JSON_STRING ? string_tokens(v, r) : json_text_tokens(v, r);
+	if (ig_json_get(item, "name", &v) == 0)
+		t += string_tokens(v, r);
+	if (ig_json_get(item, "arguments", &v) == 0)
+		t += string_tokens(v, r);
+	turn_close(r);
+	*n += t + IG_SIM_CHAT_MSG_OVERHEAD;
+	return 0;
+}
+
+/* vLLM builds the conversation as instructions (a system turn), then the
+ * input: a string is one user turn, a list gives one turn per item. */
+static int read_responses(struct ig_json_value root, struct ig_sim_request *r, int64_t *asked,
+			  struct ig_sim_error *e)
+{
+	struct ig_json_value input, item, instr;
+	size_t pos = 0;
+	long n = 0;
+	if (read_sampling(root, r, e) < 0 || read_echo(root, &r->echo, e) < 0)
+		return -1;
+	if (ig_json_get(root, "input", &input) < 0 || input.type == IG_JSON_NULL)
+		return bad_request(e, "input", "Field required: 'input'.");
+	if (input.type != IG_JSON_STRING && input.type != IG_JSON_ARRAY)
+		return bad_request(e, "input", "'input' must be a string or a list of items.");
+	if (tools_tokens(root, &n, r) < 0)
+		return bad_request(e, "tools", "'tools' must be a list.");
+	if (ig_json_get(root, "instructions", &instr) == 0 && instr.type == IG_JSON_STRING) {
+		turn_open(r, "system");
+		n += string_tokens(instr, r) + IG_SIM_CHAT_MSG_OVERHEAD;
+		turn_close(r);
+	}
+	if (input.type == IG_JSON_STRING) {
+		turn_open(r, "user");
+		n += string_tokens(input, r) + IG_SIM_CHAT_MSG_OVERHEAD;
+		turn_close(r);
+	}
+	while (input.type == IG_JSON_ARRAY && ig_json_array_next(input, &pos, &item) == 1)
+		if (input_item_tokens(item, &n, r) < 0)
+			return bad_request(e, "input",
+					   "each 'input' item must be a message {role, content} or "
+					   "an item with a 'type'.");
+	r->prompt_tokens = n + reply_open(r);
+	r->prompt_key = input.raw;
+	return read_max_tokens(root, "max_output_tokens", asked, e);
+}
+
+/* ---- embeddings ------------------------------------------------------------------------ */
+
+static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value root,
+			   struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	struct ig_json_value input, one, v;
+	size_t pos = 0;
+	if (ig_json_get(root, "input", &input) < 0 || input.type == IG_JSON_NULL)
+		return bad_request(e, "input", "Field required: 'input'.");
+	if (input.type != IG_JSON_STRING && input.type != IG_JSON_ARRAY)
+		return bad_request(e, "input",
+				   "'input' must be a string, a list of token ids, or a list of "
+				   "those.");
+	while (ig_sim_embed_next(input, &pos, &one) == 1) {
+		long n = 0;
+		/* vLLM refuses empty prompts ("The decoder prompt cannot be empty"). */
+		if (text_or_ids_tokens(one, &n, r) < 0 || n == 0)
+			return bad_request(
+			    e, "input",
+			    "'input' must be a non-empty string, a list of token ids, "
+			    "or a list of those.");
+		if (n > c->max_model_len)
+			return reject(e, 400, "BadRequestError", "input",
+				      "This model's maximum context length is %ld tokens. However, "
+				      "you requested %ld tokens in the input for embedding "
+				      "generation. Please reduce the length of the input.",
+				      c->max_model_len, n);
+		r->prompt_tokens += n;
+		r->ninputs++;
+	}
+	if (!r->ninputs)
+		return bad_request(e, "input", "'input' must not be empty.");
+	r->input = r->prompt_key = input.raw;
+	if (ig_json_get(root, "encoding_format", &v) == 0 && v.type != IG_JSON_NULL) {
+		if (ig_json_string_eq(v, "base64"))
+			r->base64 = true;
+		else if (!ig_json_string_eq(v, "float"))
+			return bad_request(e, "encoding_format",
+					   "'encoding_format' must be 'float' or 'base64'.");
+	}
+	int64_t dims = c->embedding_dim;
+	int rc = opt_int(root, "dimensions", &dims);
+	if (rc < 0 || dims < 1 || dims > c->embedding_dim)
+		return reject(e, 400, "BadRequestError", "dimensions",
+			      "'dimensions' must be an integer from 1 to %ld, the model's "
+			      "embedding size.",
+			      c->embedding_dim);
+	r->dims = (long)dims;
+	/* The engine computes the prompt and produces one output: the vector. */
+	r->max_tokens = 1;
+	return 0;
+}
+
+/* ---- Anthropic's Messages API ------------------------------------------------------- */
+
+/* The system prompt: `system` (a string or text blocks) followed by the
+ * messages with role "system", joined into one system turn, as vLLM does. */
+static int system_tokens(struct ig_json_value root, struct ig_json_value msgs, long *n,
+			 struct ig_sim_request *r)
+{
+	struct ig_json_value sys, m, role, content;
+	size_t pos = 0;
+	long t = 0, part = 0;
+	bool open = false;
+	if (ig_json_get(root, "system", &sys) == 0 && sys.type != IG_JSON_NULL) {
+		if (sys.type != IG_JSON_STRING && sys.type != IG_JSON_ARRAY)
+			return -1;
+		turn_open(r, "system");
+		open = true;
+		if (content_tokens(sys, &part, r) < 0)
+			return -1;
+		t += part;
+	}
+	while (ig_json_array_next(msgs, &pos, &m) == 1) {
+		if (ig_json_get(m, "role", &role) < 0 || !ig_json_string_eq(role, "system") ||
+		    ig_json_get(m, "content", &content) < 0)
+			continue;
+		if (!open)
+			turn_open(r, "system");
+		open = true;
+		if (content_tokens(content, &part, r) < 0)
+			return -1;
+		t += part;
+	}
+	if (open) {
+		turn_close(r);
+		*n += t + IG_SIM_CHAT_MSG_OVERHEAD;
+	}
+	return 0;
+}
+
+/* The conversation: every message is {role: user|assistant|system,
+ * content: a string or a list of blocks}; system ones went to the system
+ * turn. */
+static int anthropic_turns(struct ig_json_value msgs, long *n, struct ig_sim_request *r)
+{
+	struct ig_json_value m, role, content;
+	size_t pos = 0;
+	long count = 0;
+	while (ig_json_array_next(msgs, &pos, &m) == 1) {
+		if (m.type != IG_JSON_OBJECT || ig_json_get(m, "role", &role) < 0 ||
+		    ig_json_get(m, "content", &content) < 0)
+			return -1;
+		if (!ig_json_string_eq(role, "user") && !ig_json_string_eq(role, "assistant") &&
+		    !ig_json_string_eq(role, "system"))
+			return -1;
+		if (content.type != IG_JSON_STRING && content.type != IG_JSON_ARRAY)
+			return -1;
+		count++;
+		if (!ig_json_string_eq(role, "system") && push_turn(r, role, "?", content, n) < 0)
+			return -1;
+	}
+	return count ? 0 : -1;
+}
+
+static int read_messages(struct ig_json_value root, struct ig_sim_request *r, int64_t *asked,
+			 struct ig_sim_error *e)
+{
+	struct ig_json_value msgs, v;
+	long n = 0;
+	if (read_sampling(root, r, e) < 0)
+		return -1;
+	if (ig_json_get(root, "model", &v) < 0 || v.type == IG_JSON_NULL)
+		return bad_request(e, "model", "model: Field required");
+	if (!r->model.len)
+		return bad_request(e, "model", "model: Model is required");
+	if (ig_json_get(root, "max_tokens", &v) < 0 || v.type == IG_JSON_NULL)
+		return bad_request(e, "max_tokens", "max_tokens: Field required");
+	if (read_max_tokens(root, "max_tokens", asked, e) < 0)
+		return -1;
+	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
+		return bad_request(e, "messages", "messages: Field required");
+	if (msgs.type != IG_JSON_ARRAY)
+		return bad_request(e, "messages", "messages: Input should be a valid list");
+	if (tools_tokens(root, &n, r) < 0)
+		return bad_request(e, "tools", "tools: Input should be a valid list");
+	if (system_tokens(root, msgs, &n, r) < 0)
+		return bad_request(e, "system",
+				   "system: Input should be a string or a list of blocks");
+	if (anthropic_turns(msgs, &n, r) < 0)
+		return bad_request(e, "messages",
+				   "messages: must be a non-empty list of {role: user|assistant, "
+				   "content: a string or a list of blocks}");
+	r->prompt_tokens = n + reply_open(r);
+	r->prompt_key = msgs.raw;
 	return 0;
 }
 
@@ -312,13 +681,21 @@ static int resolve_model(const struct ig_sim_config *c, struct ig_sim_request *r
 	return 0;
 }
 
-/* vLLM's context-length check and its message; sets r->max_tokens from
- * what was asked (-1: nothing). */
+/* vLLM's context-length checks and their messages; sets r->max_tokens
+ * from what was asked (-1: nothing). Chat-like APIs without a limit may
+ * fill the context; a completion defaults to 16 tokens. */
 static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r, int64_t asked,
 			struct ig_sim_error *e)
 {
 	long len = c->max_model_len;
-	if (asked < 0 && r->kind == IG_SIM_CHAT) {
+	if (r->kind == IG_SIM_EMBEDDINGS)
+		return 0;
+	if (asked < 0 && r->kind == IG_SIM_RESPONSES && r->prompt_tokens >= len)
+		return reject(e, 400, "BadRequestError", "input",
+			      "The engine prompt length %ld exceeds the max_model_len %ld. Please "
+			      "reduce prompt.",
+			      r->prompt_tokens, len);
+	if (asked < 0 && r->kind != IG_SIM_COMPLETION) {
 		if (r->prompt_tokens >= len)
 			return reject(e, 400, "BadRequestError", NULL,
 				      "This model's maximum context length is %ld tokens. However, "
@@ -339,6 +716,26 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 	return 0;
 }
 
+static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
+		     struct ig_sim_request *r, int64_t *asked, struct ig_sim_error *e)
+{
+	if (read_model(root, r, e) < 0)
+		return -1;
+	switch (r->kind) {
+	case IG_SIM_COMPLETION:
+		return read_completion(root, r, asked, e);
+	case IG_SIM_CHAT:
+		return read_chat(root, r, asked, e);
+	case IG_SIM_RESPONSES:
+		return read_responses(root, r, asked, e);
+	case IG_SIM_EMBEDDINGS:
+		return read_embeddings(c, root, r, e);
+	case IG_SIM_MESSAGES:
+		return read_messages(root, r, asked, e);
+	}
+	return bad_request(e, NULL, "unknown API");
+}
+
 int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
 			 size_t len, struct ig_sim_request *out, struct ig_sim_error *err)
 {
@@ -353,9 +750,7 @@ int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, c
 	ig_buf_init(&out->ids, ((size_t)c->max_model_len + 64) * sizeof(uint64_t));
 	if (ig_json_parse(body, len, &root) < 0 || root.type != IG_JSON_OBJECT)
 		return bad_request(err, NULL, "JSON decode error: the body is not a JSON object.");
-	if (read_common(root, out, err) < 0)
-		return -1;
-	if ((kind == IG_SIM_CHAT ? read_chat : read_completion)(root, out, &asked, err) < 0)
+	if (read_body(c, root, out, &asked, err) < 0)
 		return -1;
 	if (resolve_model(c, out, err) < 0 || check_length(c, out, asked, err) < 0)
 		return -1;

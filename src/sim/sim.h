@@ -16,6 +16,7 @@
 #include "core/flags.h"
 #include "core/rand.h"
 #include "core/str.h"
+#include "json/json.h"
 
 int ig_sim_main(int argc, char **argv);
 
@@ -64,6 +65,7 @@ struct ig_sim_config {
 	double failure_rate;	/* percent of generation requests failed on purpose */
 	unsigned failure_types; /* bit (1 << enum ig_sim_failure); 0: all */
 	enum ig_sim_version version;
+	long embedding_dim; /* length of the vectors /v1/embeddings answers */
 	bool has_seed;
 	uint64_t seed;
 	struct ig_sim_fixed fixed;
@@ -143,35 +145,107 @@ long ig_sim_natural_len(uint64_t text_seed);
 
 /* ---- responses (render.c) ------------------------------------------------ */
 
-enum ig_sim_kind { IG_SIM_COMPLETION, IG_SIM_CHAT };
+/* The APIs the simulator answers: OpenAI's completions, chat completions,
+ * Responses and embeddings, and Anthropic's Messages, each as vLLM serves
+ * it. */
+enum ig_sim_kind {
+	IG_SIM_COMPLETION,
+	IG_SIM_CHAT,
+	IG_SIM_RESPONSES,
+	IG_SIM_EMBEDDINGS,
+	IG_SIM_MESSAGES
+};
+
+/* What a Responses object repeats of its request: compact JSON texts
+ * (empty: the field was absent or null, and the default is written). */
+struct ig_sim_echo {
+	struct ig_str instructions, metadata, tool_choice, tools, user;
+	bool has_temperature, has_top_p;
+	double temperature, top_p;
+};
 
 struct ig_sim_resp {
 	enum ig_sim_kind kind;
-	struct ig_str id; /* with its cmpl-/chatcmpl- prefix */
+	struct ig_str id; /* with its cmpl-/chatcmpl-/resp_/msg_/embd- prefix */
 	int64_t created;
 	struct ig_str model;
 	struct ig_str text;
 	const char *finish; /* "stop", "length" or NULL while generating */
 	long prompt_tokens, completion_tokens;
+	/* Streams: first is set on the first token's events; include_usage
+	 * asks for the OpenAI usage chunk at the end. */
+	bool first, include_usage;
+	/* Responses: the whole answer so far (the done events repeat it), the
+	 * output message's id, the prompt tokens the prefix cache held, the
+	 * answer's token limit and the request's echoed fields (NULL: all
+	 * defaults). */
+	struct ig_str full_text;
+	struct ig_str item_id;
+	long cached_tokens;
+	long max_output_tokens;
+	const struct ig_sim_echo *echo;
+	/* Embeddings: the request's `input` JSON, the vector length, base64
+	 * instead of a list of floats, and the seed the vectors hash with. */
+	struct ig_str input;
+	long dims;
+	bool base64;
+	uint64_t embed_seed;
 };
 
-/* The non-streamed body. */
+/* The non-streamed body. -1 when out of memory (or, for embeddings, when
+ * r->input is not what the parser accepted). */
 int ig_sim_render_full(struct ig_buf *out, const struct ig_sim_resp *r);
-/* One SSE event carrying r->text (and r->finish, if set). */
+/* One SSE event carrying r->text (and r->finish, if set): completions and
+ * chat only. */
 int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
 /* The chat stream's first event: the assistant role, no text. */
 int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
 /* The usage event (choices empty). */
 int ig_sim_render_usage_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
+/* What a stream sends before its first token, as soon as the request is
+ * accepted: the Responses API's response.created and response.in_progress
+ * (nothing for the other APIs). *seq counts the Responses events. */
+int ig_sim_render_stream_open(struct ig_buf *out, const struct ig_sim_resp *r, long *seq);
+/* Every event one new token (r->text) causes, in each API's order: the
+ * opening events with the first token (r->first), the token's delta, and
+ * with the last token (r->finish set) the closing events up to the end of
+ * the stream. */
+int ig_sim_render_token(struct ig_buf *out, const struct ig_sim_resp *r, long *seq);
 /* vLLM's error body: nested {"error":{..}} (latest) or flat (0.8). param
  * may be NULL; 0.8 always writes null. */
 int ig_sim_render_error(struct ig_buf *out, enum ig_sim_version v, int code, const char *type,
 			const char *param, const char *msg);
+/* Anthropic's error body {"type":"error","error":{"type":..,"message":..}}
+ * with the type Anthropic uses for that status. */
+int ig_sim_render_anthropic_error(struct ig_buf *out, int status, const char *msg);
+const char *ig_sim_anthropic_error_type(int status);
+/* The error body an API answers with: Anthropic's for Messages, vLLM's
+ * for the others. */
+int ig_sim_render_api_error(struct ig_buf *out, enum ig_sim_version v, enum ig_sim_kind kind,
+			    int code, const char *type, const char *param, const char *msg);
+/* Copies the echoed fields of `raw` (JSON texts as the request wrote them)
+ * into store in compact form (no spacing, so that they fit on an SSE data
+ * line) and points `out` at the copies. */
+int ig_sim_echo_compact(const struct ig_sim_echo *raw, struct ig_buf *store,
+			struct ig_sim_echo *out);
+
+/* ---- embeddings (embed.c) ------------------------------------------------ */
+
+/* The inputs of an embeddings request's `input`: a string, a list of token
+ * ids, a list of strings or a list of lists of ids. Start with *pos = 0;
+ * returns 1 with the next input, 0 at the end. */
+int ig_sim_embed_next(struct ig_json_value input, size_t *pos, struct ig_json_value *one);
+/* A deterministic unit vector for one input (a string or a list of ids):
+ * every token adds a pseudo-random pattern drawn from its id and `seed`, so
+ * inputs that share words point in similar directions. -1 out of memory. */
+int ig_sim_embedding(struct ig_json_value one, uint64_t seed, float *vec, size_t dims);
+/* Base64 (RFC 4648, padded) of n bytes, appended to out. */
+int ig_sim_base64(struct ig_buf *out, const void *data, size_t n);
 
 /* ---- generation requests (request.c) ----------------------------------------- */
 
-/* A completion or chat body, checked the way vLLM checks it and reduced to
- * what the simulator needs to run it. */
+/* A request body, checked the way vLLM checks it and reduced to what the
+ * simulator needs to run it. */
 struct ig_sim_request {
 	enum ig_sim_kind kind;
 	struct ig_buf model;	  /* `model` as asked, decoded; empty if omitted */
@@ -179,7 +253,9 @@ struct ig_sim_request {
 	bool adapter;		  /* name is a LoRA adapter, not the base model */
 	struct ig_str prompt_key; /* the prompt's JSON text (points into the body) */
 	long prompt_tokens;
-	long max_tokens; /* tokens the answer may have, checked against the context */
+	/* Tokens the answer may have, checked against the context; 1 for
+	 * embeddings, whose one engine output is the vector. */
+	long max_tokens;
 	bool stream, include_usage, ignore_eos;
 	bool has_temp, has_seed;
 	double temperature;
@@ -189,6 +265,15 @@ struct ig_sim_request {
 	 * always a prefix of the prompt. */
 	struct ig_buf ids;
 	bool ids_truncated;
+	/* Responses: the fields the answer repeats, as written (into the body). */
+	struct ig_sim_echo echo;
+	/* Embeddings: `input` (into the body), the number of inputs, the
+	 * vector length asked for (`dimensions`, else the configured one) and
+	 * encoding_format base64. */
+	struct ig_str input;
+	long ninputs;
+	long dims;
+	bool base64;
 };
 
 /* Why a request was refused: what the error body says. */
@@ -199,9 +284,11 @@ struct ig_sim_error {
 	char msg[512];
 };
 
-/* Parses and checks a /v1/completions (IG_SIM_COMPLETION) or
- * /v1/chat/completions body against c: field types, n, max_tokens, the
- * model name (a base name or a loaded adapter) and the context length.
+/* Parses and checks a body of the API `kind` against c: field types, the
+ * answer's length, the model name (a base name or a loaded adapter) and
+ * the context length. The prompt is laid out as a chat template would lay
+ * it out (roles, markers, tool definitions first) for the token count and
+ * the prefix-cache ids.
  * Returns 0 with out filled, or -1 with err filled. Either way out must be
  * released with ig_sim_request_free; it points into body and c, which must
  * outlive it. */

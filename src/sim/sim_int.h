@@ -27,7 +27,7 @@ struct sim_req {
 	struct ig_http_exchange *ex;
 	enum ig_sim_kind kind;
 	bool stream, include_usage;
-	char *id; /* "cmpl-..." */
+	char *id; /* "cmpl-...", "chatcmpl-...", "resp_...", "msg_...", "embd-..." */
 	int64_t created;
 	char *model;	    /* the name answered with */
 	char *adapter;	    /* NULL for the base model */
@@ -35,7 +35,19 @@ struct sim_req {
 	const char *finish; /* reason given when the target is reached */
 	struct ig_rng rng;
 	uint64_t arrival_ns; /* simulated */
-	struct ig_buf text;  /* non-streamed answer */
+	struct ig_buf text;  /* the answer so far (unless streamed chat or completion) */
+	long max_tokens;     /* the answer's limit */
+	/* Responses: the next event's sequence number, the output message's
+	 * id and the request's echoed fields (compact copies in echo_store). */
+	long seq_no;
+	char *item_id;
+	struct ig_sim_echo echo;
+	struct ig_buf echo_store;
+	/* Embeddings: a copy of `input`, the vector length and encoding. */
+	char *input;
+	size_t input_len;
+	long dims;
+	bool base64;
 };
 
 /* Simulated time now: loop time since start, times --time-scale. */

@@ -1,7 +1,8 @@
 /* `infergate sim`: the HTTP side of the simulator. It routes requests,
- * checks OpenAI-style bodies the way vLLM does (same statuses, same error
- * bodies), turns them into engine requests, and answers the model list,
- * health, version, metrics and LoRA admin endpoints. */
+ * checks OpenAI-style and Anthropic-style bodies the way vLLM does (same
+ * statuses, same error bodies), turns them into engine requests, and
+ * answers the model list, health, version, metrics and LoRA admin
+ * endpoints. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,21 +26,42 @@ static void respond_json(struct ig_http_exchange *ex, int status, struct ig_buf 
 	ig_http_respond(ex, status, "application/json", b->ptr, b->len, NULL, 0);
 }
 
+/* An error answer in the shape of the API the request was for. */
+static void vfail_api(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind kind, int status,
+		      const char *type, const char *param, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	struct ig_buf b = {0};
+	ig_sim_render_api_error(&b, s->cfg.version, kind, status, type, param, msg);
+	respond_json(ex, status, &b);
+	ig_buf_free(&b);
+}
+
+static void fail_api(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind kind, int status,
+		     const char *type, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static void fail_api(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind kind, int status,
+		     const char *type, const char *param, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfail_api(s, ex, kind, status, type, param, fmt, ap);
+	va_end(ap);
+}
+
+/* The OpenAI-style (vLLM) error, for what is not Anthropic's API. */
 static void fail(struct sim *s, struct ig_http_exchange *ex, int status, const char *type,
 		 const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 static void fail(struct sim *s, struct ig_http_exchange *ex, int status, const char *type,
 		 const char *param, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vfail_api(s, ex, IG_SIM_COMPLETION, status, type, param, fmt, ap);
 	va_end(ap);
-	struct ig_buf b = {0};
-	ig_sim_render_error(&b, s->cfg.version, status, type, param, msg);
-	respond_json(ex, status, &b);
-	ig_buf_free(&b);
 }
 
 static void bad_request(struct sim *s, struct ig_http_exchange *ex, const char *param,
@@ -75,11 +97,14 @@ static void seed_text(struct sim *s, const struct ig_sim_request *p, struct sim_
 	ig_rng_seed(&r->rng, *text_seed);
 }
 
-static int make_id(struct ig_http_exchange *ex, const struct ig_sim_request *p, struct sim_req *r)
+/* Ids as vLLM makes them: a prefix and the X-Request-Id header when there
+ * is one (vLLM's Responses API ignores the header), else 32 random hex
+ * digits. */
+static char *make_id(struct ig_http_exchange *ex, const char *prefix, bool use_header)
 {
-	const char *prefix = p->kind == IG_SIM_CHAT ? "chatcmpl-" : "cmpl-";
 	const struct ig_http_header *h =
-	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "X-Request-Id");
+	    use_header ? ig_http_find_header(ex->req.headers, ex->req.num_headers, "X-Request-Id")
+		       : NULL;
 	char hex[33];
 	struct ig_str tail;
 	if (h && h->value.len) {
@@ -91,9 +116,51 @@ static int make_id(struct ig_http_exchange *ex, const struct ig_sim_request *p, 
 		tail = ig_str_from(hex);
 	}
 	struct ig_buf b = {0};
-	if (ig_buf_printf(&b, "%s%.*s", prefix, IG_STR_FMT(tail)) < 0 || !ig_buf_cstr(&b))
+	if (ig_buf_printf(&b, "%s%.*s", prefix, IG_STR_FMT(tail)) < 0 || !ig_buf_cstr(&b)) {
+		ig_buf_free(&b);
+		return NULL;
+	}
+	return b.ptr;
+}
+
+static const char *id_prefix(enum ig_sim_kind kind)
+{
+	switch (kind) {
+	case IG_SIM_CHAT:
+		return "chatcmpl-";
+	case IG_SIM_RESPONSES:
+		return "resp_";
+	case IG_SIM_EMBEDDINGS:
+		return "embd-";
+	case IG_SIM_MESSAGES:
+		return "msg_";
+	case IG_SIM_COMPLETION:
+		break;
+	}
+	return "cmpl-";
+}
+
+/* What an API keeps of its request beyond the engine's needs: the ids,
+ * the Responses API's echoed fields, an embeddings request's input. */
+static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_request *p,
+			   struct sim_req *r)
+{
+	r->id = make_id(ex, id_prefix(p->kind), p->kind != IG_SIM_RESPONSES);
+	if (!r->id)
 		return -1;
-	r->id = b.ptr;
+	if (p->kind == IG_SIM_RESPONSES) {
+		r->item_id = make_id(ex, "msg_", false);
+		if (!r->item_id || ig_sim_echo_compact(&p->echo, &r->echo_store, &r->echo) < 0)
+			return -1;
+	}
+	if (p->kind == IG_SIM_EMBEDDINGS) {
+		r->input = ig_str_dup(p->input);
+		r->input_len = p->input.len;
+		r->dims = p->dims;
+		r->base64 = p->base64;
+		if (!r->input)
+			return -1;
+	}
 	return 0;
 }
 
@@ -124,7 +191,7 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	uint64_t text_seed;
 	struct sim_req *r = calloc(1, sizeof *r);
 	if (!r) {
-		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+		fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 		return NULL;
 	}
 	r->ex = ex;
@@ -132,31 +199,33 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	r->model = ig_str_dup(p->name);
 	r->adapter = p->adapter ? ig_str_dup(p->name) : NULL;
 	if (!r->model || (p->adapter && !r->adapter)) {
-		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+		fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 		goto fail;
 	}
 	if (!ig_sim_model_fits(&s->model, p->prompt_tokens, max_tokens)) {
-		fail(s, ex, 400, "BadRequestError", NULL,
-		     "The request needs %ld tokens of KV cache but the cache holds %ld "
-		     "(--num-gpu-blocks x --block-size).",
-		     p->prompt_tokens + max_tokens, s->cfg.num_gpu_blocks * s->cfg.block_size);
+		fail_api(s, ex, p->kind, 400, "BadRequestError", NULL,
+			 "The request needs %ld tokens of KV cache but the cache holds %ld "
+			 "(--num-gpu-blocks x --block-size).",
+			 p->prompt_tokens + max_tokens, s->cfg.num_gpu_blocks * s->cfg.block_size);
 		goto fail;
 	}
 	r->seq.prompt_tokens = p->prompt_tokens;
 	r->seq.adapter = r->adapter;
-	if (make_id(ex, p, r) < 0 || hash_prompt(s, p, r) < 0) {
-		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+	if (keep_api_fields(ex, p, r) < 0 || hash_prompt(s, p, r) < 0) {
+		fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 		goto fail;
 	}
 	r->created = (int64_t)ig_wall_seconds();
 	r->stream = p->stream;
 	r->include_usage = p->include_usage;
 	seed_text(s, p, r, &text_seed);
+	r->max_tokens = max_tokens;
 	r->seq.target = max_tokens;
-	r->finish = "length";
+	r->finish = p->kind == IG_SIM_EMBEDDINGS ? "stop" : "length";
 	/* Completions run to max_tokens (the seed's answer ends on "length");
-	 * a chat answer ends on its own at a point fixed by its seed. */
-	if (p->kind == IG_SIM_CHAT && !p->ignore_eos) {
+	 * a chat-like answer (chat, Responses, Messages) ends on its own at a
+	 * point fixed by its seed; an embedding is done when its prompt is. */
+	if (p->kind != IG_SIM_COMPLETION && p->kind != IG_SIM_EMBEDDINGS && !p->ignore_eos) {
 		long natural = ig_sim_natural_len(text_seed);
 		if (natural <= max_tokens) {
 			r->seq.target = natural;
@@ -194,31 +263,32 @@ static int forced_status(struct ig_http_exchange *ex)
 	return 0;
 }
 
-static void fail_as(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_failure f)
+static void fail_as(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind kind,
+		    enum ig_sim_failure f)
 {
 	const struct ig_sim_failure_info *fi = ig_sim_failure_info(f);
 	switch (f) {
 	case IG_SIM_FAIL_RATE_LIMIT:
-		return fail(s, ex, fi->status, fi->type, NULL,
-			    "Rate limit reached for %s (simulated failure).",
-			    ig_sim_label_name(&s->cfg));
+		return fail_api(s, ex, kind, fi->status, fi->type, NULL,
+				"Rate limit reached for %s (simulated failure).",
+				ig_sim_label_name(&s->cfg));
 	case IG_SIM_FAIL_INVALID_API_KEY:
-		return fail(s, ex, fi->status, fi->type, NULL,
-			    "Incorrect API key provided (simulated failure).");
+		return fail_api(s, ex, kind, fi->status, fi->type, NULL,
+				"Incorrect API key provided (simulated failure).");
 	case IG_SIM_FAIL_CONTEXT_LENGTH:
-		return fail(s, ex, fi->status, fi->type, NULL,
-			    "This model's maximum context length is %ld tokens. However, you "
-			    "requested more tokens than that (simulated failure).",
-			    s->cfg.max_model_len);
+		return fail_api(s, ex, kind, fi->status, fi->type, NULL,
+				"This model's maximum context length is %ld tokens. However, you "
+				"requested more tokens than that (simulated failure).",
+				s->cfg.max_model_len);
 	case IG_SIM_FAIL_SERVER_ERROR:
-		return fail(s, ex, fi->status, fi->type, NULL,
-			    "Internal server error (simulated failure).");
+		return fail_api(s, ex, kind, fi->status, fi->type, NULL,
+				"Internal server error (simulated failure).");
 	case IG_SIM_FAIL_INVALID_REQUEST:
-		return fail(s, ex, fi->status, fi->type, NULL,
-			    "Invalid request (simulated failure).");
+		return fail_api(s, ex, kind, fi->status, fi->type, NULL,
+				"Invalid request (simulated failure).");
 	case IG_SIM_FAIL_MODEL_NOT_FOUND:
-		return fail(s, ex, fi->status, fi->type, "model",
-			    "The model does not exist (simulated failure).");
+		return fail_api(s, ex, kind, fi->status, fi->type, "model",
+				"The model does not exist (simulated failure).");
 	case IG_SIM_FAIL_N:
 		break;
 	}
@@ -226,17 +296,17 @@ static void fail_as(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_fail
 
 /* Answers with an injected error when the header forces one or the dice
  * say so (--failure-injection-rate). Returns true when it answered. */
-static bool inject_failure(struct sim *s, struct ig_http_exchange *ex)
+static bool inject_failure(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind kind)
 {
 	int status = forced_status(ex);
 	if (status) {
 		for (int f = 0; f < IG_SIM_FAIL_N; f++)
 			if (ig_sim_failure_info((enum ig_sim_failure)f)->status == status) {
-				fail_as(s, ex, (enum ig_sim_failure)f);
+				fail_as(s, ex, kind, (enum ig_sim_failure)f);
 				return true;
 			}
-		fail(s, ex, status, ig_sim_error_type(status), NULL,
-		     "Forced status %d (x-sim-force-status).", status);
+		fail_api(s, ex, kind, status, ig_sim_error_type(status), NULL,
+			 "Forced status %d (x-sim-force-status).", status);
 		return true;
 	}
 	if (s->cfg.failure_rate <= 0 ||
@@ -246,7 +316,7 @@ static bool inject_failure(struct sim *s, struct ig_http_exchange *ex)
 	for (int f = 0; f < IG_SIM_FAIL_N; f++)
 		if (!s->cfg.failure_types || (s->cfg.failure_types & (1u << f)))
 			types[n++] = f;
-	fail_as(s, ex, (enum ig_sim_failure)types[ig_rng_below(&s->rng, (uint64_t)n)]);
+	fail_as(s, ex, kind, (enum ig_sim_failure)types[ig_rng_below(&s->rng, (uint64_t)n)]);
 	return true;
 }
 
@@ -254,10 +324,10 @@ static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_
 {
 	struct ig_sim_request p;
 	struct ig_sim_error e;
-	if (inject_failure(s, ex))
+	if (inject_failure(s, ex, kind))
 		return;
 	if (ig_sim_parse_request(&s->cfg, kind, ex->body.ptr, ex->body.len, &p, &e) < 0) {
-		fail(s, ex, e.status, e.type, e.param, "%s", e.msg);
+		fail_api(s, ex, kind, e.status, e.type, e.param, "%s", e.msg);
 	} else {
 		/* build_req has answered when it returns NULL. */
 		struct sim_req *r = build_req(s, ex, &p);
@@ -517,6 +587,9 @@ static void handle_version(struct sim *s, struct ig_http_exchange *ex)
 enum route_id {
 	R_COMPL,
 	R_CHAT,
+	R_RESPONSES,
+	R_EMBEDDINGS,
+	R_MESSAGES,
 	R_MODELS,
 	R_HEALTH,
 	R_VERSION,
@@ -535,6 +608,9 @@ struct route {
 static const struct route routes[] = {
     {"/v1/completions", "POST", R_COMPL},
     {"/v1/chat/completions", "POST", R_CHAT},
+    {"/v1/responses", "POST", R_RESPONSES},
+    {"/v1/embeddings", "POST", R_EMBEDDINGS},
+    {"/v1/messages", "POST", R_MESSAGES},
     {"/v1/models", "GET", R_MODELS},
     {"/health", "GET", R_HEALTH},
     {"/ping", "GET, POST", R_HEALTH},
@@ -563,6 +639,12 @@ static void dispatch(struct sim *s, struct ig_http_exchange *ex, enum route_id i
 		return handle_generate(s, ex, IG_SIM_COMPLETION);
 	case R_CHAT:
 		return handle_generate(s, ex, IG_SIM_CHAT);
+	case R_RESPONSES:
+		return handle_generate(s, ex, IG_SIM_RESPONSES);
+	case R_EMBEDDINGS:
+		return handle_generate(s, ex, IG_SIM_EMBEDDINGS);
+	case R_MESSAGES:
+		return handle_generate(s, ex, IG_SIM_MESSAGES);
 	case R_MODELS:
 		return handle_models(s, ex);
 	case R_HEALTH:

@@ -156,6 +156,7 @@ class FakePod:
         """Changes what the next completion requests get."""
         assert mode in MODES, mode
         self.mode, self.params = mode, dict(params)
+        self._answered = 0
 
     def stop(self):
         """Closes the listener and every connection (a plain close); waits
@@ -379,9 +380,16 @@ class FakePod:
         except ValueError:
             return "fake"
 
-    def _mode_json(self, conn, req, delay_ms=0, tokens=1, text=None, prompt_tokens=3):
+    def _mode_json(self, conn, req, delay_ms=0, tokens=1, text=None, prompt_tokens=3,
+                   statuses=None):
         if delay_ms:
             time.sleep(delay_ms / 1000.0)
+        # statuses: the status of each completion in turn (the last repeats).
+        status = 200
+        if statuses:
+            with self._cond:
+                self._answered = getattr(self, "_answered", 0) + 1
+                status = statuses[min(self._answered, len(statuses)) - 1]
         body = json.dumps({
             "id": "cmpl-fake-%d-%d" % (conn.id, conn.nreq), "object": "text_completion",
             "created": int(time.time()), "model": self._model(req),
@@ -390,8 +398,8 @@ class FakePod:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
                       "total_tokens": prompt_tokens + tokens}}).encode()
         req.outcome = "answered"
-        return self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return self._send(conn, b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n" % (status, len(body)) + body)
 
     def _sse_event(self, req, i, last, space=True, usage=None):
         event = {

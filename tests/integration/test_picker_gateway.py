@@ -2,13 +2,15 @@
 addresses behind `infergate gateway`, checking what the picker promises
 from the outside (x-gateway-destination-endpoint-served on every answer):
 prefix affinity with balance, no herding, admission by InferenceObjective
-priority, the flow-control queue, ordered fallback, session affinity,
-/v1/models, endpoints leaving and rejoining rotation, the picker's metrics
-and an EndpointPickerConfig given among the manifests."""
+priority, the flow-control queue and its policies, ordered fallback,
+session affinity, /v1/models, endpoints leaving and rejoining rotation, the
+picker's metrics, an EndpointPickerConfig given among the manifests, its
+scheduling profiles, and the errors `check` and the gateway report for one."""
 import json
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 import urllib.error
@@ -17,7 +19,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import free_port, unique_loopback, wait_http, wait_port
+from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
 
 BASE_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 SAN_ERRORS = ("ERROR: AddressSanitizer", "runtime error", "ERROR: LeakSanitizer")
@@ -125,9 +127,9 @@ spec:
 # ---- clients ----
 
 
-def call(base, path, body=None, headers=None, timeout=15, method=None):
+def call(base, path, body=None, headers=None, timeout=15, method=None, raw=None):
     """Returns (status, headers, body bytes)."""
-    data = json.dumps(body).encode() if body is not None else None
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(base + path, data=data, method=method,
                                  headers=dict({"Content-Type": "application/json"},
                                               **(headers or {})))
@@ -373,6 +375,44 @@ def test_prefix_index_forgets_departed_pods(procs, tmp_path):
     g.stop()
 
 
+def prefix_entries(g):
+    return [p for p in json.loads(call(g.admin, "/pools")[2])["pools"]
+            if p["name"] == "pool"][0]["prefix_index"]["entries"]
+
+
+def test_chat_hashed_in_canonical_form(procs, tmp_path):
+    """The same conversation written with other spacing, key order and
+    escapes lands on the same prefix blocks (and endpoint); a cache_salt
+    gives it blocks of its own."""
+    sims = Sims(procs, 4)
+    g = one_pool(procs, tmp_path, sims)
+    g.wait_waiting({sims.endpoint(i): 0 for i in range(4)})
+    text = long_prompt(7)
+    msgs = [{"role": "system", "content": "You are a careful critic."},
+            {"role": "user", "content": text}]
+    a = json.dumps({"model": "food-review", "messages": msgs, "max_tokens": 1})
+    reordered = [{"content": m["content"], "role": m["role"]} for m in msgs]
+    b = json.dumps({"max_tokens": 1, "messages": reordered, "model": "food-review"},
+                   indent=2, ensure_ascii=True).replace("/", "\\/")
+
+    def post(body):
+        st, hdrs, data = call(g.base, "/v1/chat/completions", raw=body.encode())
+        assert st == 200, data
+        return hdrs.get(SERVED)
+
+    first = post(a)
+    entries = prefix_entries(g)
+    assert entries > 0
+    for _ in range(5):
+        assert post(b) == first
+    assert prefix_entries(g) == entries
+    salted = json.loads(a)
+    salted["cache_salt"] = "tenant-1"
+    post(json.dumps(salted))
+    assert prefix_entries(g) > entries
+    g.stop()
+
+
 # ---- 2. no herding ----
 
 def test_burst_does_not_herd(procs, tmp_path):
@@ -581,6 +621,185 @@ def test_route_timeout_while_queued(procs, tmp_path):
     g.stop()
 
 
+CAPACITY_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+featureGates:
+- flowControl
+plugins:
+- type: queue-scorer
+flowControl:
+  maxRequests: {n}
+"""
+
+
+def test_flow_control_reload_reconfigures_queue(procs, tmp_path):
+    """A reload's flowControl reaches the workers' queues (they used to keep
+    the settings of the snapshot they were made with)."""
+    sims = Sims(procs, 1, args=("--fixed-waiting", "10"))
+    g = one_pool(procs, tmp_path, sims, extra_docs=[CAPACITY_PICKER.format(n=1)],
+                 gw_args=("--queue-timeout", "1000", "--workers", "1"))
+    g.wait_waiting({sims.endpoint(0): 10})
+    statuses = sorted(r[0] for r in threaded([timed_send(g) for _ in range(3)]))
+    assert statuses == [429, 429, 503], statuses
+    st, _, data = call(g.admin, "/pools")
+    generation = json.loads(data)["generation"]
+    path = os.path.join(g.dir, "all.yaml")
+    text = open(path).read().replace("maxRequests: 1\n", "maxRequests: 3\n")
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    deadline = time.time() + 5
+    while json.loads(call(g.admin, "/pools")[2])["generation"] == generation:
+        assert time.time() < deadline, "no reload"
+        time.sleep(0.05)
+    time.sleep(0.3)  # the worker takes the new snapshot from its post queue
+    statuses = sorted(r[0] for r in threaded([timed_send(g) for _ in range(3)]))
+    assert statuses == [503, 503, 503], statuses
+    g.stop()
+
+
+USAGE_LIMIT_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+featureGates:
+- flowControl
+plugins:
+- type: queue-scorer
+- name: limit
+  type: static-usage-limit-policy
+  parameters:
+    threshold: {threshold}
+flowControl:
+  usageLimitPolicyPluginRef: limit
+"""
+
+
+@pytest.mark.parametrize("threshold,want", [("2.0", 200), ("1.5", 503)])
+def test_flow_control_usage_limit(procs, tmp_path, threshold, want):
+    """static-usage-limit-policy: requests dispatch while the pool's
+    saturation (here 8 waiting / 5 = 1.6) is below the threshold, and wait
+    (here until the queue timeout) when it is not."""
+    sims = Sims(procs, 2, args=("--fixed-waiting", "8"))
+    g = one_pool(procs, tmp_path, sims, extra_docs=[USAGE_LIMIT_PICKER.format(threshold=threshold)],
+                 gw_args=("--queue-timeout", "500"))
+    g.wait_waiting({sims.endpoint(i): 8 for i in range(2)})
+    st, _, r, took, _ = timed_send(g)()
+    assert st == want, r
+    if want == 200:
+        assert took < 0.4, took
+    else:
+        assert 0.45 <= took <= 3.0, took
+    g.stop()
+
+
+ORDERING_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+featureGates:
+- flowControl
+plugins:
+- type: slo-deadline-ordering-policy
+- type: round-robin-fairness-policy
+flowControl:
+  priorityBands:
+  - priority: 0
+    orderingPolicyRef: {ordering}
+    fairnessPolicyRef: {fairness}
+"""
+
+
+@pytest.mark.parametrize("ordering,fairness,headers,want", [
+    # slo-deadline: the tighter x-slo-ttft-ms goes first, whenever it came.
+    ("slo-deadline-ordering-policy", "round-robin-fairness-policy",
+     [{"x-slo-ttft-ms": "60000"}, {"x-slo-ttft-ms": "50000"}, {"x-slo-ttft-ms": "1000"}],
+     [2, 1, 0]),
+    # Round-robin between flows: b, queued last, goes second.
+    ("fcfs-ordering-policy", "round-robin-fairness-policy",
+     [{"x-gateway-inference-fairness-id": "a"}, {"x-gateway-inference-fairness-id": "a"},
+      {"x-gateway-inference-fairness-id": "b"}],
+     [0, 2, 1]),
+    # Global-strict (GIE's default): the band is one queue, first come first served.
+    ("fcfs-ordering-policy", "global-strict-fairness-policy",
+     [{"x-gateway-inference-fairness-id": "a"}, {"x-gateway-inference-fairness-id": "a"},
+      {"x-gateway-inference-fairness-id": "b"}],
+     [0, 1, 2]),
+])
+def test_flow_control_policies(procs, tmp_path, ordering, fairness, headers, want):
+    """The band's ordering and fairness policies decide who leaves the queue
+    first while the pool has room for one request per scrape."""
+    sims = Sims(procs, 1, args=("--fixed-waiting", "10", "--max-num-seqs", "1",
+                                "--ttft-ms", "60"))
+    g = one_pool(procs, tmp_path, sims,
+                 extra_docs=[ORDERING_PICKER.format(ordering=ordering, fairness=fairness)],
+                 gw_args=("--queue-timeout", "5000", "--workers", "1"))
+    g.wait_waiting({sims.endpoint(0): 10})
+    out = {}
+
+    def send(i):
+        out[i] = timed_send(g, body=completion("request %d" % i), headers=headers[i])()
+
+    ts = []
+    for i in range(len(headers)):
+        ts.append(threading.Thread(target=send, args=(i,)))
+        ts[-1].start()
+        time.sleep(0.15)
+    set_state(sims.base(0), waiting=4)
+    for t in ts:
+        t.join()
+    assert all(out[i][0] == 200 for i in out), out
+    done = sorted(out, key=lambda i: out[i][4])
+    assert done == want, out
+    g.stop()
+
+
+EDF_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+featureGates:
+- flowControl
+plugins:
+- type: edf-ordering-policy
+flowControl:
+  defaultPriorityBand:
+    orderingPolicyRef: edf-ordering-policy
+"""
+
+
+def test_flow_control_earliest_deadline_first(procs, tmp_path):
+    """edf-ordering-policy: a request's deadline is the earlier of the queue
+    timeout (5 s) and its route's request timeout, so one through a route
+    with a 3 s timeout, queued last, leaves first."""
+    sims = Sims(procs, 1, args=("--fixed-waiting", "10", "--max-num-seqs", "1",
+                                "--ttft-ms", "60"))
+    port = free_port()
+    docs = [gateway_doc([("llm", port)]),
+            route_doc("long", "llm", "pool", sims.port, prefix="/v1/completions",
+                      timeouts="    timeouts:\n      request: 20s\n"),
+            route_doc("short", "llm", "pool", sims.port, prefix="/v1/chat/completions",
+                      timeouts="    timeouts:\n      request: 3s\n"),
+            pool_doc("pool", sims.port), model_doc("food-review", "food-review", "pool"),
+            pod_doc("pod-0", "pool", sims.hosts[0]), EDF_PICKER]
+    g = Gateway(procs, tmp_path, docs, port, ("--queue-timeout", "5000", "--workers", "1"))
+    g.wait_waiting({sims.endpoint(0): 10})
+    chat = {"model": "food-review", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 1}
+    sends = [dict(body=completion("a")), dict(body=completion("b")),
+             dict(body=chat, path="/v1/chat/completions")]
+    out = {}
+
+    def send(i):
+        out[i] = timed_send(g, **sends[i])()
+
+    ts = []
+    for i in range(3):
+        ts.append(threading.Thread(target=send, args=(i,)))
+        ts[-1].start()
+        time.sleep(0.15)
+    set_state(sims.base(0), waiting=4)
+    for t in ts:
+        t.join()
+    assert all(out[i][0] == 200 for i in out), out
+    assert sorted(out, key=lambda i: out[i][4]) == [2, 0, 1], out
+    g.stop()
+
+
 # ---- 5. ordered fallback ----
 
 QUEUE_ONLY_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -780,3 +999,111 @@ def test_picker_config_from_the_manifests(procs, tmp_path):
         time.sleep(0.1)
     assert st == 200, r
     g.stop()
+
+
+# ---- 11. scheduling profiles ----
+
+PROFILES_PICKER = """apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: header-profile-handler
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+schedulingProfiles:
+- name: decode
+  plugins:
+  - pluginRef: queue-scorer
+- name: cache
+  plugins:
+  - pluginRef: kv-cache-utilization-scorer
+"""
+
+
+def test_profiles_chosen_by_header(procs, tmp_path):
+    """header-profile-handler: the EPP-Profile header picks the profile that
+    ranks, its absence the default profile ("decode"); a name no profile has
+    is refused with 400."""
+    sims = Sims(procs, 2, per_sim=[("--fixed-waiting", "0", "--fixed-kv-usage", "0.7"),
+                                   ("--fixed-waiting", "3", "--fixed-kv-usage", "0.1")])
+    g = one_pool(procs, tmp_path, sims, extra_docs=[PROFILES_PICKER])
+    g.wait_waiting({sims.endpoint(0): 0, sims.endpoint(1): 3})
+    for _ in range(3):
+        st, ep, r = g.send()
+        assert st == 200 and ep == sims.endpoint(0), (st, ep, r)
+        st, ep, r = g.send(headers={"EPP-Profile": "cache"})
+        assert st == 200 and ep == sims.endpoint(1), (st, ep, r)
+        st, ep, r = g.send(headers={"epp-profile": "decode"})
+        assert st == 200 and ep == sims.endpoint(0), (st, ep, r)
+    st, ep, r = g.send(headers={"EPP-Profile": "prefill"})
+    assert st == 400, r
+    assert ep is None
+    assert r["error"]["message"] == \
+        'the epp-profile header names no scheduling profile: "prefill"', r
+    g.stop()
+
+
+def run_check(directory):
+    p = subprocess.run([IG_BIN, "check", "-f", directory], capture_output=True, text=True,
+                       timeout=30)
+    return p.returncode, p.stdout + p.stderr
+
+
+def line_of(text, needle, nth=1):
+    """1-based line of the nth line of text containing needle."""
+    hits = [i + 1 for i, l in enumerate(text.splitlines()) if needle in l]
+    return hits[nth - 1]
+
+
+BAD_PROFILES_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: single-profile-handler
+- type: queue-scorer
+schedulingProfiles:
+- name: decode
+  plugins:
+  - pluginRef: queue-scorer
+- name: prefill
+  plugins:
+  - pluginRef: queue-scorer
+flowControl:
+  priorityBands:
+  - priority: 0
+    orderingPolicyRef: lifo-ordering-policy
+"""
+
+
+def test_check_and_gateway_report_picker_errors(procs, tmp_path):
+    """`infergate check` and the gateway load the picker configuration the
+    same way: every error with its file:line; the gateway does not start."""
+    d = tmp_path / "manifests"
+    d.mkdir()
+    port = free_port()
+    text = "---\n".join([gateway_doc([("llm", port)]), route_doc("route", "llm", "pool", 8000),
+                         pool_doc("pool", 8000), BAD_PROFILES_PICKER])
+    (d / "all.yaml").write_text(text)
+    single = ('all.yaml:%d: schedulingProfiles[1]: plugin "single-profile-handler" '
+              '(single-profile-handler) runs one profile: SingleProfileHandler cannot support '
+              'multiple scheduling profiles' % line_of(text, "- name: prefill"))
+    ordering = ('all.yaml:%d: flowControl.priorityBands[0].orderingPolicyRef: no plugin named '
+                '"lifo-ordering-policy"' % line_of(text, "orderingPolicyRef"))
+    rc, out = run_check(str(d))
+    assert rc == 1, out
+    assert ordering in out, out
+    # The profile rule is checked once the document decodes cleanly.
+    text = text.replace("    orderingPolicyRef: lifo-ordering-policy\n", "")
+    (d / "all.yaml").write_text(text)
+    rc, out = run_check(str(d))
+    assert rc == 1, out
+    assert single in out, out
+    gw = procs.start("gateway", "-f", str(d), "--bind", unique_loopback(), name="gateway")
+    assert gw.wait(timeout=15) != 0
+    log = procs.output(gw)
+    assert single in log, log
+    # A flowControl section that no feature gate turns on is a warning.
+    text = text.replace("- name: prefill\n  plugins:\n  - pluginRef: queue-scorer\n", "")
+    (d / "all.yaml").write_text(text)
+    rc, out = run_check(str(d))
+    assert rc == 0, out
+    assert ("all.yaml:%d: warning: flowControl: is not used: flow control is off"
+            % line_of(text, "flowControl:")) in out, out

@@ -1,10 +1,12 @@
 """`infergate sim` end to end: the real binary on a loopback address, driven
 with plain HTTP clients, checked against vLLM's wire format and load
 behaviour (see /work/shared/spec/vllm-api.md)."""
+import base64
 import http.client
 import json
 import re
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -462,3 +464,290 @@ def test_profile_and_time_scale(procs):
     text = metrics(base)
     assert re.search(r'time_to_first_token_seconds_bucket\{le="0.75",[^}]*\} 0.0', text)
     assert re.search(r'time_to_first_token_seconds_bucket\{le="2.5",[^}]*\} 1.0', text)
+
+
+# ---- the Responses API, embeddings, Anthropic's Messages ----------------------------
+
+def named_events(base, path, body, headers=None):
+    """POSTs body and returns the (event name, parsed data) pairs of an SSE
+    stream whose every event is named (`event: NAME\\ndata: JSON\\n\\n`)."""
+    host, port = base[len("http://"):].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", path, json.dumps(body),
+                 dict({"Content-Type": "application/json"}, **(headers or {})))
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("Content-Type") == "text/event-stream; charset=utf-8"
+    raw = resp.read().decode()
+    conn.close()
+    assert raw.endswith("\n\n")
+    out = []
+    for frame in raw[:-2].split("\n\n"):
+        lines = frame.split("\n")
+        assert len(lines) == 2 and lines[0].startswith("event: ") and \
+            lines[1].startswith("data: "), frame
+        name, data = lines[0][7:], json.loads(lines[1][6:])
+        assert data["type"] == name
+        out.append((name, data))
+    return out
+
+
+def words(text):
+    return len(text.split())
+
+
+def test_responses_api(procs):
+    _, base = start_sim(procs, "--enable-lora", "--lora-modules", "a1=/p")
+    status, r = post_json(base, "/v1/responses",
+                          {"model": "a1", "input": "Say hi", "instructions": "Be brief.",
+                           "max_output_tokens": 5, "metadata": {"k": "v"}, "temperature": 0})
+    assert status == 200
+    assert re.fullmatch(r"resp_[0-9a-f]{32}", r["id"])
+    assert r["object"] == "response" and r["model"] == "a1"
+    # Cut by max_output_tokens: vLLM calls that incomplete.
+    assert r["status"] == "incomplete"
+    assert r["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert r["instructions"] == "Be brief." and r["metadata"] == {"k": "v"}
+    assert r["max_output_tokens"] == 5 and r["temperature"] == 0.0
+    [msg] = r["output"]
+    assert msg["type"] == "message" and msg["role"] == "assistant"
+    assert msg["status"] == "completed" and msg["id"].startswith("msg_")
+    [part] = msg["content"]
+    assert part["type"] == "output_text" and part["annotations"] == []
+    assert words(part["text"]) == 5
+    u = r["usage"]
+    # "Be brief." 3 tokens, "Say hi" 2, 4 per turn, 3 to open the reply.
+    assert u["input_tokens"] == 3 + 2 + 2 * 4 + 3
+    assert u["output_tokens"] == 5
+    assert u["total_tokens"] == u["input_tokens"] + 5
+    # temperature 0: the same text again.
+    _, r2 = post_json(base, "/v1/responses",
+                      {"model": "a1", "input": "Say hi", "instructions": "Be brief.",
+                       "max_output_tokens": 5, "temperature": 0})
+    assert r2["output"][0]["content"][0]["text"] == part["text"]
+    assert r2["id"] != r["id"]
+    # Without a limit the answer ends on its own: completed.
+    status, r = post_json(base, "/v1/responses",
+                          {"input": [{"role": "user", "content": [
+                              {"type": "input_text", "text": "hello"}]}]})
+    assert status == 200 and r["status"] == "completed"
+    assert r["incomplete_details"] is None
+    assert 8 <= r["usage"]["output_tokens"] <= 64
+    assert words(r["output"][0]["content"][0]["text"]) == r["usage"]["output_tokens"]
+    assert r["model"] == "Qwen/Qwen2.5-1.5B-Instruct"
+
+
+def test_responses_stream(procs):
+    _, base = start_sim(procs)
+    body = {"input": "Say hi", "stream": True, "max_output_tokens": 4,
+            "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]}
+    events = named_events(base, "/v1/responses", body)
+    names = [n for n, _ in events]
+    assert names == ["response.created", "response.in_progress", "response.output_item.added",
+                     "response.content_part.added"] + ["response.output_text.delta"] * 4 + \
+        ["response.output_text.done", "response.content_part.done",
+         "response.output_item.done", "response.completed"]
+    assert [d["sequence_number"] for _, d in events] == list(range(len(events)))
+    created = events[0][1]["response"]
+    assert created["status"] == "in_progress" and created["output"] == []
+    assert created["usage"] is None
+    assert created["tools"] == body["tools"]
+    rid, item = created["id"], events[2][1]["item"]["id"]
+    deltas = "".join(d["delta"] for n, d in events if n == "response.output_text.delta")
+    assert all(d.get("item_id", item) == item for _, d in events[2:-1])
+    assert events[8][1]["text"] == deltas
+    final = events[-1][1]["response"]
+    assert final["id"] == rid and final["status"] == "incomplete"
+    assert final["output"][0]["content"][0]["text"] == deltas
+    assert final["usage"]["output_tokens"] == 4 == words(deltas)
+    assert final["usage"]["input_tokens"] > 2 + 4 + 3  # the tool definition counts
+
+
+def test_messages_api(procs):
+    _, base = start_sim(procs, "--served-model-name", "claude-sim", "--enable-lora",
+                        "--lora-modules", "a1=/p")
+    body = {"model": "claude-sim", "max_tokens": 1000, "system": "Be brief.",
+            "messages": [{"role": "user", "content": "Say hi"}]}
+    status, r = post_json(base, "/v1/messages", body, headers={"anthropic-version": "2023-06-01"})
+    assert status == 200
+    assert re.fullmatch(r"msg_[0-9a-f]{32}", r["id"])
+    assert r["type"] == "message" and r["role"] == "assistant" and r["model"] == "claude-sim"
+    assert r["stop_reason"] == "end_turn" and r["stop_sequence"] is None
+    [block] = r["content"]
+    assert block["type"] == "text"
+    assert r["usage"] == {"input_tokens": 3 + 2 + 2 * 4 + 3,
+                          "output_tokens": words(block["text"])}
+    status, r = post_json(base, "/v1/messages",
+                          dict(body, max_tokens=3, model="a1",
+                               messages=[{"role": "user",
+                                          "content": [{"type": "text", "text": "Say hi"}]}]),
+                          headers={"X-Request-Id": "req-7"})
+    assert status == 200 and r["stop_reason"] == "max_tokens" and r["model"] == "a1"
+    assert r["id"] == "msg_req-7"
+    assert r["usage"]["output_tokens"] == 3 == words(r["content"][0]["text"])
+
+
+def test_messages_stream(procs):
+    _, base = start_sim(procs)
+    body = {"model": "Qwen/Qwen2.5-1.5B-Instruct", "max_tokens": 1000, "stream": True,
+            "messages": [{"role": "user", "content": "Say hi"}]}
+    events = named_events(base, "/v1/messages", body)
+    names = [n for n, _ in events]
+    n = names.count("content_block_delta")
+    assert 8 <= n <= 64
+    assert names == ["message_start", "content_block_start", "ping"] + \
+        ["content_block_delta"] * n + ["content_block_stop", "message_delta", "message_stop"]
+    start = events[0][1]["message"]
+    assert start["id"].startswith("msg_") and start["content"] == []
+    assert start["stop_reason"] is None
+    assert start["usage"] == {"input_tokens": 2 + 4 + 3, "output_tokens": 0}
+    assert events[1][1] == {"type": "content_block_start", "index": 0,
+                            "content_block": {"type": "text", "text": ""}}
+    text = "".join(d["delta"]["text"] for name, d in events if name == "content_block_delta")
+    assert all(d["delta"]["type"] == "text_delta" and d["index"] == 0
+               for name, d in events if name == "content_block_delta")
+    delta = events[-2][1]
+    assert delta["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+    assert delta["usage"]["output_tokens"] == n == words(text)
+    events = named_events(base, "/v1/messages", dict(body, max_tokens=2))
+    assert events[-2][1]["delta"]["stop_reason"] == "max_tokens"
+    assert [n for n, _ in events].count("content_block_delta") == 2
+
+
+def anthropic_error(base, body, status, err_type, raw=None, headers=None):
+    got, hdrs, data = call(base, "/v1/messages", body, raw=raw, headers=headers)
+    assert got == status, data
+    assert hdrs["Content-Type"] == "application/json"
+    r = json.loads(data)
+    assert set(r) == {"type", "error"} and r["type"] == "error"
+    assert r["error"]["type"] == err_type and r["error"]["message"]
+    return r["error"]["message"]
+
+
+def test_messages_errors(procs):
+    _, base = start_sim(procs, "--max-model-len", "100")
+    msgs = [{"role": "user", "content": "hi"}]
+    assert "max_tokens" in anthropic_error(
+        base, {"model": "Qwen/Qwen2.5-1.5B-Instruct", "messages": msgs}, 400,
+        "invalid_request_error")
+    assert "model" in anthropic_error(base, {"max_tokens": 5, "messages": msgs}, 400,
+                                      "invalid_request_error")
+    assert anthropic_error(base, {"model": "claude-x", "max_tokens": 5, "messages": msgs}, 404,
+                           "not_found_error") == "The model `claude-x` does not exist."
+    anthropic_error(base, None, 400, "invalid_request_error", raw=b"{not json")
+    anthropic_error(base, {"model": "Qwen/Qwen2.5-1.5B-Instruct", "max_tokens": 500,
+                           "messages": msgs}, 400, "invalid_request_error")
+    anthropic_error(base, {}, 429, "rate_limit_error", headers={"x-sim-force-status": "429"})
+    anthropic_error(base, {}, 529, "overloaded_error", headers={"x-sim-force-status": "529"})
+    anthropic_error(base, {}, 500, "api_error", headers={"x-sim-force-status": "500"})
+    anthropic_error(base, {}, 401, "authentication_error", headers={"X-Return-Error": "401"})
+    # The OpenAI paths keep vLLM's shape.
+    status, r = post_json(base, "/v1/responses", {"input": "x"},
+                          headers={"x-sim-force-status": "503"})
+    assert status == 503 and r["error"]["type"] == "ServiceUnavailableError"
+    status, r = post_json(base, "/v1/responses", {"input": "x", "model": "nope"})
+    assert status == 404 and r["error"]["param"] == "model"
+    assert call(base, "/v1/messages", method="GET")[0] == 405
+
+
+def embed(base, body, **kw):
+    status, r = post_json(base, "/v1/embeddings", body, **kw)
+    assert status == 200, r
+    return r
+
+
+def test_embeddings(procs):
+    _, base = start_sim(procs, "--enable-lora", "--lora-modules", "a1=/p", "--embedding-dim",
+                        "32")
+    r = embed(base, {"input": ["the city by the bay", "the city by the water", "quantum"]})
+    assert r["object"] == "list" and re.fullmatch(r"embd-[0-9a-f]{32}", r["id"])
+    assert r["model"] == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert [d["index"] for d in r["data"]] == [0, 1, 2]
+    assert all(d["object"] == "embedding" and len(d["embedding"]) == 32 for d in r["data"])
+    assert r["usage"] == {"prompt_tokens": 11, "total_tokens": 11, "completion_tokens": 0,
+                          "prompt_tokens_details": None}
+    a, b, c = (d["embedding"] for d in r["data"])
+
+    def cos(x, y):
+        return sum(p * q for p, q in zip(x, y))
+    assert abs(cos(a, a) - 1) < 1e-5
+    assert cos(a, b) > cos(a, c) + 0.3
+    # The same input gives the same vector; base64 is the same float32s.
+    again = embed(base, {"input": "the city by the bay"})["data"][0]["embedding"]
+    assert again == a
+    r = embed(base, {"input": "the city by the bay", "encoding_format": "base64"})
+    raw = base64.b64decode(r["data"][0]["embedding"])
+    assert list(struct.unpack("<32f", raw)) == [struct.unpack("<f", struct.pack("<f", x))[0]
+                                                 for x in a]
+    # dimensions shortens; an adapter embeds differently; ids are accepted.
+    assert len(embed(base, {"input": "x", "dimensions": 8})["data"][0]["embedding"]) == 8
+    other = embed(base, {"input": "the city by the bay", "model": "a1"})
+    assert other["model"] == "a1" and other["data"][0]["embedding"] != a
+    assert embed(base, {"input": [[1, 2, 3]]})["usage"]["prompt_tokens"] == 3
+    assert embed(base, {"input": "x"}, headers={"X-Request-Id": "e1"})["id"] == "embd-e1"
+    for bad in ({"input": ""}, {"input": []}, {"input": "x", "dimensions": 33},
+                {"input": "x", "encoding_format": "hex"}, {}):
+        status, r = post_json(base, "/v1/embeddings", bad)
+        assert status == 400 and r["error"]["type"] == "BadRequestError", (bad, r)
+    status, r = post_json(base, "/v1/embeddings", {"input": "x", "model": "nope"})
+    assert status == 404
+    status, _ = post_json(base, "/v1/embeddings", {"input": "x"},
+                          headers={"x-sim-force-status": "429"})
+    assert status == 429
+
+
+def test_new_apis_share_engine_and_metrics(procs):
+    # 1000-token prompts at 0.3 ms each: a cold prefill takes 0.3 s, a warm
+    # one almost nothing, whichever API sends it.
+    _, base = start_sim(procs, "--prefill-us-per-token", "300", "--ttft-ms", "5")
+    t0 = time.monotonic()
+    _, r = post_json(base, "/v1/responses", {"input": LONG_PROMPT, "max_output_tokens": 1})
+    cold = time.monotonic() - t0
+    assert r["usage"]["input_tokens_details"]["cached_tokens"] == 0
+    t0 = time.monotonic()
+    _, r2 = post_json(base, "/v1/responses", {"input": LONG_PROMPT, "max_output_tokens": 1})
+    warm = time.monotonic() - t0
+    assert cold >= 0.3 and warm < cold / 3, (cold, warm)
+    # Every full block of the prompt but the last token's was cached.
+    cached = r2["usage"]["input_tokens_details"]["cached_tokens"]
+    assert cached == (r2["usage"]["input_tokens"] - 1) // 16 * 16
+    text = metrics(base)
+    assert gauge(text, "prefix_cache_hits_total") == cached
+    m = post_json(base, "/v1/messages",
+                  {"model": "Qwen/Qwen2.5-1.5B-Instruct", "max_tokens": 3,
+                   "messages": [{"role": "user", "content": "hi"}]})[1]
+    e = embed(base, {"input": ["a b", "c"]})
+    text = metrics(base)
+    prompts = 2 * r["usage"]["input_tokens"] + m["usage"]["input_tokens"] + \
+        e["usage"]["prompt_tokens"]
+    assert gauge(text, "prompt_tokens_total") == prompts
+    # The embedding generates no tokens.
+    assert gauge(text, "generation_tokens_total") == 1 + 1 + 3
+    assert re.search(r'request_success_total\{finished_reason="length",[^}]*\} 3.0', text)
+    assert re.search(r'request_success_total\{finished_reason="stop",[^}]*\} 1.0', text)
+    assert re.search(r'e2e_request_latency_seconds_count\{[^}]*\} 4.0', text)
+
+
+def test_new_apis_wait_in_the_queue(procs):
+    # One sequence at a time: a second request waits, and shows in the gauges.
+    _, base = start_sim(procs, "--max-num-seqs", "1", "--itl-ms", "30", "--ttft-ms", "1")
+    results = []
+    body = {"model": "Qwen/Qwen2.5-1.5B-Instruct", "max_tokens": 10,
+            "messages": [{"role": "user", "content": "x"}]}
+    threads = [threading.Thread(target=lambda: results.append(
+        post_json(base, "/v1/messages", body))) for _ in range(2)]
+    threads.append(threading.Thread(target=lambda: results.append(
+        post_json(base, "/v1/responses", {"input": "x", "max_output_tokens": 10}))))
+    for t in threads:
+        t.start()
+    seen_waiting = 0
+    deadline = time.time() + 5
+    while any(t.is_alive() for t in threads) and time.time() < deadline:
+        text = metrics(base)
+        seen_waiting = max(seen_waiting, gauge(text, "num_requests_waiting"))
+        assert gauge(text, "num_requests_running") <= 1
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    assert seen_waiting >= 1
+    assert [s for s, _ in results] == [200, 200, 200]

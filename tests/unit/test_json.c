@@ -850,6 +850,9 @@ static int usage_by_parse(const char *s, size_t len, struct ig_usage *u)
 		return -1;
 	if (ig_json_get(usage, "prompt_tokens", &v) == 0 && ig_json_int64(v, &n) == 0 && n >= 0)
 		u->prompt_tokens = n;
+	else if (ig_json_get(usage, "input_tokens", &v) == 0 && ig_json_int64(v, &n) == 0 &&
+		 n >= 0)
+		u->prompt_tokens = n;
 	if (ig_json_get(usage, "completion_tokens", &v) == 0 && ig_json_int64(v, &n) == 0 && n >= 0)
 		u->completion_tokens = n;
 	if (ig_json_get(usage, "prompt_tokens_details", &det) == 0 &&
@@ -925,6 +928,11 @@ static void test_usage_cases(void **state)
 		int rc;
 		int64_t p, c, k;
 	} cases[] = {
+	    /* Responses API and Anthropic Messages name them input/output. */
+	    {"{\"object\":\"response\",\"usage\":{\"input_tokens\":7,\"output_tokens\":3,"
+	     "\"input_tokens_details\":{\"cached_tokens\":4},\"total_tokens\":10}}",
+	     0, 7, 3, 4},
+	    {"{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}", 0, -1, 15, -1},
 	    /* Streamed chunks, one data: payload each. */
 	    {"{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}", -1, -1, -1, -1},
 	    {"{\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"total_tokens\":110,"

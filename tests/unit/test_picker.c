@@ -55,6 +55,26 @@ static struct ig_picker_config *parse_ok(const char *yaml)
 	return c;
 }
 
+/* Parses and expects success with exactly the given warnings (line and
+ * message part), nothing else. */
+static struct ig_picker_config *parse_warned(const char *yaml, const int *lines,
+					     const char *const *msgs, size_t nwarn)
+{
+	struct ig_picker_config *c = NULL;
+	struct ig_diags d = {0};
+	int rc = ig_picker_config_parse("w.yaml", yaml, strlen(yaml), &c, &d);
+	ig_diags_print(&d, stderr);
+	assert_int_equal(rc, 0);
+	assert_int_equal(d.n, nwarn);
+	for (size_t i = 0; i < nwarn; i++) {
+		assert_true(d.items[i].warning);
+		assert_int_equal(d.items[i].line, lines[i]);
+		assert_non_null(strstr(d.items[i].msg, msgs[i]));
+	}
+	ig_diags_free(&d);
+	return c;
+}
+
 static struct ig_scheduler *sched_of(const char *yaml)
 {
 	struct ig_picker_config *c = parse_ok(yaml);
@@ -284,11 +304,18 @@ static void test_max_score_ties_random(void **state)
 
 static void test_random_picker(void **state)
 {
-	struct ig_scheduler *s = sched_of("plugins:\n- type: kv-cache-utilization-scorer\n"
-					  "- type: random-picker\n"
-					  "schedulingProfiles:\n- name: p\n  plugins:\n"
-					  "  - pluginRef: kv-cache-utilization-scorer\n"
-					  "  - pluginRef: random-picker\n");
+	/* Loads, with a warning that the scorer counts for nothing. */
+	static const int lines[] = {5};
+	static const char *const msgs[] = {"the scorers of profile \"p\" have no effect: "
+					   "random-picker (random-picker) ignores scores"};
+	struct ig_picker_config *c = parse_warned("plugins:\n- type: kv-cache-utilization-scorer\n"
+						  "- type: random-picker\n"
+						  "schedulingProfiles:\n- name: p\n  plugins:\n"
+						  "  - pluginRef: kv-cache-utilization-scorer\n"
+						  "  - pluginRef: random-picker\n",
+						  lines, msgs, 1);
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	ig_picker_config_free(c);
 	ep(0, 0.0);
 	ep(0, 0.99);
 	int first[MAXE] = {0};
@@ -508,8 +535,9 @@ static void test_saturation(void **state)
 
 static void test_config_defaults(void **state)
 {
-	/* GIE's stock default document loads (with the data-layer plugins
-	 * accepted and inert), and the profile gains a max-score-picker. */
+	/* GIE's stock default document loads (its data-layer plugins describe
+	 * the scraping the gateway does), and the profile gains a
+	 * max-score-picker. */
 	struct ig_picker_config *c = parse_ok(
 		"apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
 		"kind: EndpointPickerConfig\n"
@@ -553,6 +581,226 @@ static void test_config_defaults(void **state)
 	assert_int_equal(score_all(s, &plain, sc), 0);
 	assert_float_equal(sc[0], 0.5, 1e-9);
 	ig_scheduler_free(s);
+}
+
+/* Two profiles behind header-profile-handler: "short" ranks by queue,
+ * "cache" by KV usage; the header picks one, its absence the default, an
+ * unknown name none. The primary (only) profile's ranking is the result. */
+#define TWO_PROFILES(handler_params)                                                               \
+	"plugins:\n- type: header-profile-handler\n" handler_params                                \
+	"- type: queue-scorer\n- type: kv-cache-utilization-scorer\n"                              \
+	"schedulingProfiles:\n- name: short\n  plugins:\n  - pluginRef: queue-scorer\n"            \
+	"- name: cache\n  plugins:\n  - pluginRef: kv-cache-utilization-scorer\n"
+
+static void test_profiles_by_header(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    TWO_PROFILES("  parameters:\n    headerName: X-Profile\n    defaultProfile: short\n"));
+	assert_string_equal(ig_scheduler_profile_header(s), "x-profile");
+	ep(0, 0.9); /* short queue, full cache */
+	ep(6, 0.1);
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req req = plain;
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_string_equal(res.profile, "short");
+	assert_int_equal(ranked[0], 0);
+	req.profile = IG_STR(" cache ");
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_string_equal(res.profile, "cache");
+	assert_int_equal(ranked[0], 1);
+	assert_int_equal(res.nranked, 2);
+	req.profile = IG_STR("short");
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_int_equal(ranked[0], 0);
+	/* A name no profile has: no profile runs, nothing is ranked. */
+	req.profile = IG_STR("Cache");
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), IG_SCHED_NO_PROFILE);
+	assert_int_equal(res.nranked, 0);
+	assert_null(res.profile);
+	ig_scheduler_free(s);
+
+	/* Defaults: header EPP-Profile, default profile "decode". */
+	s = sched_of("plugins:\n- type: header-profile-handler\n- type: queue-scorer\n"
+		     "- type: kv-cache-utilization-scorer\nschedulingProfiles:\n"
+		     "- name: decode\n  plugins: [{pluginRef: kv-cache-utilization-scorer}]\n"
+		     "- name: prefill\n  plugins: [{pluginRef: queue-scorer}]\n");
+	assert_string_equal(ig_scheduler_profile_header(s), "epp-profile");
+	req.profile = (struct ig_str){0};
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_string_equal(res.profile, "decode");
+	assert_int_equal(ranked[0], 1);
+	ig_scheduler_free(s);
+
+	/* One profile: it runs whatever the header says (llm-d Router). */
+	s = sched_of("plugins:\n- type: header-profile-handler\n- type: queue-scorer\n"
+		     "schedulingProfiles:\n- name: only\n  plugins: [{pluginRef: queue-scorer}]\n");
+	req.profile = IG_STR("anything");
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_string_equal(res.profile, "only");
+	ig_scheduler_free(s);
+}
+
+static void test_single_profile_handler(void **state)
+{
+	/* Declared or by default, it runs the one profile and reads no header. */
+	const char *const docs[] = {
+	    "plugins:\n- name: one\n  type: single-profile-handler\n- type: queue-scorer\n"
+	    "schedulingProfiles:\n- name: p\n  plugins: [{pluginRef: queue-scorer}]\n",
+	    "plugins:\n- type: queue-scorer\n"
+	    "schedulingProfiles:\n- name: p\n  plugins: [{pluginRef: queue-scorer}]\n",
+	};
+	ep(3, 0);
+	ep(1, 0);
+	for (size_t i = 0; i < 2; i++) {
+		struct ig_scheduler *s = sched_of(docs[i]);
+		assert_null(ig_scheduler_profile_header(s));
+		size_t ranked[MAXE];
+		struct ig_sched_result res = {.ranked = ranked};
+		struct ig_sched_req req = plain;
+		req.profile = IG_STR("elsewhere");
+		assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+		assert_string_equal(res.profile, "p");
+		assert_int_equal(ranked[0], 1);
+		ig_scheduler_free(s);
+	}
+}
+
+/* The prefix index is the pool's, not a profile's: requests scheduled by
+ * a profile without a prefix scorer are recorded too (GIE's producer hashes
+ * every request), and the other profile scores with what they left. */
+static void test_prefix_shared_by_profiles(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    "plugins:\n- type: header-profile-handler\n  parameters: {defaultProfile: plain}\n"
+	    "- type: queue-scorer\n- type: prefix-cache-scorer\n"
+	    "  parameters: {blockSizeTokens: 1}\n"
+	    "schedulingProfiles:\n- name: plain\n  plugins: [{pluginRef: queue-scorer}]\n"
+	    "- name: cached\n  plugins: [{pluginRef: prefix-cache-scorer}]\n");
+	ep(0, 0);
+	ep(5, 0);
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req req = plain;
+	req.prefix_input = IG_STR("aaaabbbbccccdddd");
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_string_equal(res.profile, "plain");
+	assert_int_equal(res.nprefix_hashes, 4);
+	ig_schedule_commit(s, &res, eps[1].key); /* say it went to endpoint 1 */
+	req.profile = IG_STR("cached");
+	double sc[MAXE];
+	assert_int_equal(score_all(s, &req, sc), 0);
+	assert_float_equal(sc[1], 1.0, 1e-9);
+	assert_float_equal(sc[0], 0.0, 1e-9);
+	ig_scheduler_free(s);
+}
+
+/* GIE's data layer, parser and saturation detector sections that describe
+ * what the gateway does are accepted; references may name GIE's system
+ * defaults without declaring them. */
+static void test_config_sections_accepted(void **state)
+{
+	struct ig_picker_config *c = parse_ok(
+	    "apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n"
+	    "featureGates: [dataLayer]\n"
+	    "plugins:\n- type: queue-scorer\n"
+	    "- name: src\n  type: metrics-data-source\n"
+	    "  parameters: {scheme: http, path: /metrics, insecureSkipVerify: false}\n"
+	    "- name: vllm\n  type: core-metrics-extractor\n  parameters: {defaultEngine: vllm}\n"
+	    "- type: inflight-load-producer\n"
+	    "- type: prefix-cache-scorer\n  parameters: {autoTune: false, blockSizeTokens: 32}\n"
+	    "dataLayer:\n  sources:\n  - pluginRef: src\n    extractors:\n"
+	    "    - pluginRef: vllm\n"
+	    "parser:\n  pluginRef: openai-parser\n"
+	    "saturationDetector:\n  pluginRef: utilization-detector\n");
+	assert_true(ig_picker_config_feature(c, "dataLayer"));
+	ig_picker_config_free(c);
+	/* An empty saturationDetector means utilization-detector, as in GIE;
+	 * the legacy-metrics gate alone is fine. */
+	c = parse_ok("featureGates: [enableLegacyMetrics]\nsaturationDetector: {}\n");
+	assert_true(ig_picker_config_feature(c, "enableLegacyMetrics"));
+	ig_picker_config_free(c);
+	/* blockSize beside blockSizeTokens: GIE ignores it; here a warning. */
+	static const int lines[] = {4};
+	static const char *const msgs[] = {"blockSize (characters) is deprecated and ignored"};
+	c = parse_warned("plugins:\n- type: prefix-cache-scorer\n  parameters:\n"
+			 "    blockSize: 64\n    blockSizeTokens: 16\n",
+			 lines, msgs, 1);
+	ig_picker_config_free(c);
+}
+
+static void test_config_flow_policies(void **state)
+{
+	struct ig_picker_config *c = parse_ok(
+	    "featureGates: [flowControl]\n"
+	    "plugins:\n- type: round-robin-fairness-policy\n- type: edf-ordering-policy\n"
+	    "- name: slo\n  type: slo-deadline-ordering-policy\n"
+	    "- name: limit\n  type: static-usage-limit-policy\n  parameters: {threshold: 0.8}\n"
+	    "flowControl:\n  maxRequests: 2k\n"
+	    "  defaultPriorityBand:\n    maxRequests: 7\n"
+	    "    fairnessPolicyRef: global-strict-fairness-policy\n"
+	    "    orderingPolicyRef: slo\n"
+	    "  priorityBands:\n"
+	    "  - priority: 10\n    fairnessPolicyRef: global-strict-fairness-policy\n"
+	    "    orderingPolicyRef: edf-ordering-policy\n"
+	    "  - priority: 0\n    fairnessPolicyRef: round-robin-fairness-policy\n"
+	    "    orderingPolicyRef: fcfs-ordering-policy\n"
+	    "  - priority: -1\n"
+	    "  usageLimitPolicyPluginRef: limit\n");
+	const struct ig_flow_control_config *f = ig_picker_config_flow_control(c);
+	assert_int_equal(f->max_requests, 2000);
+	assert_int_equal(f->nbands, 3);
+	assert_int_equal(ig_flow_band(f, 10)->fairness, IG_FLOW_GLOBAL_STRICT);
+	assert_int_equal(ig_flow_band(f, 10)->ordering, IG_FLOW_EDF);
+	assert_int_equal(ig_flow_band(f, 0)->fairness, IG_FLOW_ROUND_ROBIN);
+	assert_int_equal(ig_flow_band(f, 0)->ordering, IG_FLOW_FCFS);
+	/* A listed band without refs: round-robin, fcfs (not the template's). */
+	assert_int_equal(ig_flow_band(f, -1)->fairness, IG_FLOW_ROUND_ROBIN);
+	assert_int_equal(ig_flow_band(f, -1)->ordering, IG_FLOW_FCFS);
+	/* Unlisted priorities: the default band. */
+	assert_ptr_equal(ig_flow_band(f, 3), &f->default_band);
+	assert_int_equal(ig_flow_band(f, 3)->max_requests, 7);
+	assert_int_equal(ig_flow_band(f, 3)->fairness, IG_FLOW_GLOBAL_STRICT);
+	assert_int_equal(ig_flow_band(f, 3)->ordering, IG_FLOW_SLO_DEADLINE);
+	assert_float_equal(ig_flow_usage_limit(f, 10), 0.8, 1e-12);
+	assert_float_equal(ig_flow_usage_limit(f, -1), 0.8, 1e-12);
+	ig_picker_config_free(c);
+	/* Without usageLimitPolicyPluginRef, GIE takes the plugin named
+	 * static-usage-limit-policy; without one either, the limit is 1. */
+	c = parse_ok("plugins:\n- type: static-usage-limit-policy\n  parameters: {threshold: 2}\n");
+	assert_float_equal(ig_flow_usage_limit(ig_picker_config_flow_control(c), 0), 2.0, 1e-12);
+	ig_picker_config_free(c);
+	c = parse_ok("flowControl:\n  usageLimitPolicyPluginRef: static-usage-limit-policy\n");
+	assert_float_equal(ig_flow_usage_limit(ig_picker_config_flow_control(c), 0), 1.0, 1e-12);
+	ig_picker_config_free(c);
+}
+
+/* What nothing refers to is reported, not silently kept. */
+static void test_config_unused_warnings(void **state)
+{
+	static const int lines[] = {3, 4, 5, 6};
+	static const char *const msgs[] = {
+	    "plugin \"kv-cache-utilization-scorer\" (kv-cache-utilization-scorer) is not used: "
+	    "no scheduling profile refers to it",
+	    "plugin \"global-strict-fairness-policy\" (global-strict-fairness-policy) is not "
+	    "used: no priority band refers to it (a band without fairnessPolicyRef is "
+	    "round-robin here)",
+	    "plugin \"x\" (utilization-detector) is not used",
+	    "plugin \"core-metrics-extractor\" (core-metrics-extractor) is not used: the "
+	    "dataLayer section does not refer to it",
+	};
+	struct ig_picker_config *c = parse_warned(
+	    "plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n"
+	    "- type: global-strict-fairness-policy\n- {name: x, type: utilization-detector}\n"
+	    "- type: core-metrics-extractor\n- type: metrics-data-source\n"
+	    "- name: vllm\n  type: core-metrics-extractor\n"
+	    "- {name: sat, type: utilization-detector}\n"
+	    "schedulingProfiles:\n- name: p\n  plugins: [{pluginRef: queue-scorer}]\n"
+	    "saturationDetector: {pluginRef: sat}\n"
+	    "dataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n"
+	    "    extractors: [{pluginRef: vllm}]\n",
+	    lines, msgs, 4);
+	ig_picker_config_free(c);
 }
 
 struct bad {
@@ -602,10 +850,12 @@ static void test_config_errors(void **state)
 		 "plugins[0].parameters", "blockSize (characters) is deprecated: set blockSizeTokens"},
 		{"schedulingProfiles:\n- name: a\n- name: a\n", 3, "schedulingProfiles[1].name",
 		 "duplicate profile name \"a\""},
-		{"schedulingProfiles:\n- name: a\n- name: b\n", 1, "schedulingProfiles",
-		 "only one profile is supported (single-profile-handler); got 2"},
+		{"schedulingProfiles:\n- name: a\n- name: b\n", 3, "schedulingProfiles[1]",
+		 "2 scheduling profiles need a profile handler that chooses among them: declare a "
+		 "plugin of type header-profile-handler"},
 		{"plugins:\n- type: queue-scorer\nsaturationDetector:\n  pluginRef: queue-scorer\n", 4,
-		 "saturationDetector.pluginRef", "plugin \"queue-scorer\" is not a utilization-detector"},
+		 "saturationDetector.pluginRef",
+		 "plugin \"queue-scorer\" (queue-scorer) is not a saturation detector"},
 		{"plugins:\n- type: metrics-data-source\nschedulingProfiles:\n- name: p\n  plugins:\n"
 		 "  - pluginRef: metrics-data-source\n",
 		 6, "schedulingProfiles[0].plugins[0].pluginRef",
@@ -618,6 +868,154 @@ static void test_config_errors(void **state)
 		{"kind: Deployment\n", 1, "kind", "must be EndpointPickerConfig"},
 		{"plugins: {a: 1}\n", 1, "plugins", "must be a list"},
 		{"plugins:\n- type: [x\n", 3, "", "YAML syntax error"},
+		/* Profile handlers. */
+		{"plugins:\n- type: single-profile-handler\nschedulingProfiles:\n- name: a\n"
+		 "- name: b\n",
+		 5, "schedulingProfiles[1]",
+		 "plugin \"single-profile-handler\" (single-profile-handler) runs one profile: "
+		 "SingleProfileHandler cannot support multiple scheduling profiles"},
+		{"plugins:\n- type: single-profile-handler\n- name: h\n  type: "
+		 "header-profile-handler\n",
+		 3, "plugins[1]",
+		 "a second profile handler (\"single-profile-handler\" is one); only one is allowed"},
+		{"plugins:\n- type: header-profile-handler\n  parameters:\n    defaultProfile: c\n"
+		 "schedulingProfiles:\n- name: a\n- name: b\n",
+		 4, "plugins[0].parameters.defaultProfile",
+		 "\"c\" is not a scheduling profile (there are \"a\", \"b\"): requests without the "
+		 "epp-profile header run it"},
+		{"plugins:\n- type: header-profile-handler\nschedulingProfiles:\n- name: a\n- name: "
+		 "b\n",
+		 2, "plugins[0]", "defaultProfile (by default \"decode\") is not a scheduling profile"},
+		{"plugins:\n- type: header-profile-handler\n  parameters:\n    headerName: \"x y\"\n",
+		 4, "plugins[0].parameters.headerName", "must be an HTTP header name"},
+		{"plugins:\n- type: header-profile-handler\n  parameters:\n    header: x\n", 4,
+		 "plugins[0].parameters.header", "unknown parameter for header-profile-handler"},
+		{"plugins:\n- type: single-profile-handler\nschedulingProfiles:\n- name: p\n  "
+		 "plugins:\n"
+		 "  - pluginRef: single-profile-handler\n",
+		 6, "schedulingProfiles[0].plugins[0].pluginRef",
+		 "(single-profile-handler) is not a filter, scorer or picker"},
+		{"plugins:\n- type: pd-profile-handler\n", 2, "plugins[0].type",
+		 "plugin type \"pd-profile-handler\" is not supported: prefill/decode disaggregation"},
+		{"plugins:\n- type: concurrency-detector\n", 2, "plugins[0].type",
+		 "plugin type \"concurrency-detector\" is not supported"},
+		/* Strict fields, everywhere. */
+		{"apiVersion: v1\n", 1, "apiVersion",
+		 "must be inference.networking.x-k8s.io/v1alpha1 (GIE) or llm-d.ai/v1alpha1"},
+		{"plugins: []\nplugins: []\n", 2, "plugins", "given twice (first on line 1)"},
+		{"plugins:\n- type: queue-scorer\n  weight: 2\n", 3, "plugins[0].weight",
+		 "unknown field"},
+		{"schedulingProfiles:\n- name: a\n  pluginz: []\n", 3, "schedulingProfiles[0].pluginz",
+		 "unknown field"},
+		{"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
+		 "  - pluginRef: queue-scorer\n    wieght: 2\n",
+		 7, "schedulingProfiles[0].plugins[0].wieght", "unknown field"},
+		{"plugins:\n- type: max-score-picker\nschedulingProfiles:\n- name: p\n  plugins:\n"
+		 "  - pluginRef: max-score-picker\n    weight: 2\n",
+		 7, "schedulingProfiles[0].plugins[0].weight",
+		 "weight applies to scorers only; \"max-score-picker\" is a picker"},
+		{"plugins:\n- type: queue-scorer\n  parameters:\n    nosuch: 1\n", 4,
+		 "plugins[0].parameters.nosuch",
+		 "unknown parameter for queue-scorer: it takes no parameters"},
+		{"plugins:\n- type: openai-parser\n  parameters: {strict: true}\n", 3,
+		 "plugins[0].parameters.strict", "unknown parameter for openai-parser"},
+		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    autoTune: true\n", 4,
+		 "plugins[0].parameters.autoTune", "true is not supported"},
+		{"plugins:\n- type: max-score-picker\n- type: random-picker\n", 3, "plugins[1]",
+		 "which takes one picker: \"max-score-picker\" and \"random-picker\""},
+		/* One prefix index, hashed one way. */
+		{"plugins:\n- type: approx-prefix-cache-producer\n- type: prefix-cache-scorer\n"
+		 "  parameters: {blockSizeTokens: 8}\n",
+		 3, "plugins[1].parameters", "would be ignored next to approx-prefix-cache-producer"},
+		{"plugins:\n- type: header-profile-handler\n- name: p1\n  type: prefix-cache-scorer\n"
+		 "- name: p2\n  type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 8}\n"
+		 "schedulingProfiles:\n- name: decode\n  plugins: [{pluginRef: p1}]\n"
+		 "- name: b\n  plugins: [{pluginRef: p2}]\n",
+		 5, "plugins[2]", "parameters differ from prefix-cache-scorer \"p1\"'s"},
+		{"plugins:\n- type: approx-prefix-cache-producer\n- name: b\n"
+		 "  type: approx-prefix-cache-producer\n",
+		 3, "plugins[1]", "a second approx-prefix-cache-producer"},
+		/* Data layer. */
+		{"plugins:\n- type: metrics-data-source\n  parameters:\n    scheme: https\n", 4,
+		 "plugins[0].parameters.scheme", "\"https\" is not supported: infergate scrapes"},
+		{"plugins:\n- type: metrics-data-source\n  parameters:\n    path: /stats\n", 4,
+		 "plugins[0].parameters.path", "\"/stats\" is not supported"},
+		{"plugins:\n- type: metrics-data-source\n  parameters:\n    insecureSkipVerify: yes\n",
+		 4, "plugins[0].parameters.insecureSkipVerify", "must be a boolean"},
+		{"plugins:\n- type: core-metrics-extractor\n  parameters:\n    defaultEngine: sglang\n",
+		 4, "plugins[0].parameters.defaultEngine",
+		 "\"sglang\" is not supported: infergate reads vLLM's metrics"},
+		{"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineLabelKey: e\n", 4,
+		 "plugins[0].parameters.engineLabelKey", "is not supported"},
+		{"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineConfigs: []\n", 4,
+		 "plugins[0].parameters.engineConfigs", "is not supported"},
+		{"featureGates: [enableLegacyMetrics]\nplugins:\n- type: metrics-data-source\n"
+		 "- type: core-metrics-extractor\ndataLayer:\n  sources:\n"
+		 "  - pluginRef: metrics-data-source\n    extractors:\n"
+		 "    - pluginRef: core-metrics-extractor\n",
+		 5, "dataLayer", "is not used with the enableLegacyMetrics feature gate"},
+		{"dataLayer:\n  sources: []\n", 2, "dataLayer.sources",
+		 "no sources turns metrics collection off in GIE"},
+		{"dataLayer: {}\n", 1, "dataLayer.sources", "no sources turns metrics collection off"},
+		{"plugins:\n- type: metrics-data-source\ndataLayer:\n  sources:\n"
+		 "  - pluginRef: metrics-data-source\n",
+		 5, "dataLayer.sources[0].extractors", "a source without a core-metrics-extractor"},
+		{"plugins:\n- type: core-metrics-extractor\ndataLayer:\n  sources:\n"
+		 "  - pluginRef: core-metrics-extractor\n    extractors:\n"
+		 "    - pluginRef: core-metrics-extractor\n",
+		 5, "dataLayer.sources[0].pluginRef",
+		 "plugin \"core-metrics-extractor\" (core-metrics-extractor) is not a data source"},
+		{"plugins:\n- type: metrics-data-source\ndataLayer:\n  sources:\n"
+		 "  - pluginRef: metrics-data-source\n    extractors:\n    - pluginRef: nope\n",
+		 7, "dataLayer.sources[0].extractors[0].pluginRef", "no plugin named \"nope\""},
+		{"dataLayer:\n  source: []\n", 2, "dataLayer.source", "unknown field"},
+		/* Parser. */
+		{"plugins:\n- type: queue-scorer\nparser:\n  pluginRef: queue-scorer\n", 4,
+		 "parser.pluginRef", "(queue-scorer) is not a parser (openai-parser)"},
+		{"parser: {}\n", 1, "parser.pluginRef", "is required"},
+		{"parser:\n  pluginRef: vllmgrpc-parser\n", 2, "parser.pluginRef",
+		 "no plugin named \"vllmgrpc-parser\""},
+		/* Flow control. */
+		{"flowControl:\n  maxRequest: 10\n", 2, "flowControl.maxRequest", "unknown field"},
+		{"flowControl:\n  maxRequests: lots\n", 2, "flowControl.maxRequests",
+		 "must be a non-negative integer or quantity"},
+		{"flowControl:\n  priorityBands:\n  - priority: 1\n    fairnessPolicyRef: fair\n", 4,
+		 "flowControl.priorityBands[0].fairnessPolicyRef", "no plugin named \"fair\""},
+		{"flowControl:\n  priorityBands:\n  - priority: 1\n"
+		 "    fairnessPolicyRef: round-robin-fairness-policy\n",
+		 4, "flowControl.priorityBands[0].fairnessPolicyRef",
+		 "no plugin named \"round-robin-fairness-policy\""},
+		{"plugins:\n- type: edf-ordering-policy\nflowControl:\n  priorityBands:\n"
+		 "  - priority: 1\n    fairnessPolicyRef: edf-ordering-policy\n",
+		 6, "flowControl.priorityBands[0].fairnessPolicyRef",
+		 "(edf-ordering-policy) is not a fairness policy"},
+		{"flowControl:\n  priorityBands:\n  - priority: 1\n"
+		 "    orderingPolicyRef: global-strict-fairness-policy\n",
+		 4, "flowControl.priorityBands[0].orderingPolicyRef", "is not an ordering policy"},
+		{"flowControl:\n  priorityBands:\n  - priority: 1\n    queue: ListQueue\n", 4,
+		 "flowControl.priorityBands[0].queue", "unknown field"},
+		{"flowControl:\n  defaultPriorityBand:\n    priority: 3\n", 3,
+		 "flowControl.defaultPriorityBand.priority", "has no meaning here"},
+		{"plugins:\n- type: queue-scorer\nflowControl:\n  usageLimitPolicyPluginRef: "
+		 "queue-scorer\n",
+		 4, "flowControl.usageLimitPolicyPluginRef",
+		 "is not a usage limit policy (static-usage-limit-policy)"},
+		{"plugins:\n- type: static-usage-limit-policy\n  parameters: {threshold: 0}\n", 3,
+		 "plugins[0].parameters.threshold", "must be greater than 0"},
+		{"schedulingProfiles:\n- name: \"\"\n", 2, "schedulingProfiles[0].name",
+		 "must be 1 to 253 characters"},
+		{"plugins:\n- type: token-load-scorer\n  parameters:\n    queueThresholdTokens: 5\n"
+		 "    queueThresholdTokens: 6\n",
+		 5, "plugins[0].parameters.queueThresholdTokens", "given twice (first on line 4)"},
+		/* Values infergate would clamp, and text it would not read. */
+		{"plugins:\n- type: max-score-picker\n  parameters: {maxNumOfEndpoints: 33}\n", 3,
+		 "plugins[0].parameters.maxNumOfEndpoints", "must be between 1 and 32"},
+		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n"
+		 "    maxPrefixTokensToMatch: 8192\n",
+		 3, "plugins[0].parameters",
+		 "maxPrefixTokensToMatch / blockSizeTokens is 512 blocks; at most 256 are matched"},
+		{"plugins: []\n---\nplugins:\n- type: queue-scorer\n", 3, "",
+		 "a second YAML document: the picker configuration is one document"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct ig_picker_config *c = NULL;
@@ -660,6 +1058,12 @@ int main(void)
 		cmocka_unit_test_setup(test_decision_tree_filter, setup),
 		cmocka_unit_test_setup(test_saturation, setup),
 		cmocka_unit_test_setup(test_config_defaults, setup),
+		cmocka_unit_test_setup(test_profiles_by_header, setup),
+		cmocka_unit_test_setup(test_single_profile_handler, setup),
+		cmocka_unit_test_setup(test_prefix_shared_by_profiles, setup),
+		cmocka_unit_test_setup(test_config_sections_accepted, setup),
+		cmocka_unit_test_setup(test_config_flow_policies, setup),
+		cmocka_unit_test_setup(test_config_unused_warnings, setup),
 		cmocka_unit_test_setup(test_config_errors, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -678,6 +678,92 @@ static void test_parent_ref_identity(void **state)
 	assert_string_equal(attached(&r), "0,0,0");
 }
 
+/* allowedRoutes.namespaces (spec §6.1 step 3): Same, All, and Selector
+ * over the labels of the route's Namespace (HTTPRouteCrossNamespace). */
+static void test_allowed_routes_namespaces(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_parent_ref ref = {.name = "gw", .ns = "infra"};
+	struct ig_httproute r = mkroute("apps", "r", NULL, rules, 1);
+	r.parents = &ref;
+	struct ig_kv team[] = {{"team", "a"}, {"kubernetes.io/metadata.name", "apps"}};
+	struct ig_namespace nss[] = {
+	    {.meta = {
+		 .kind = "Namespace", .name = "apps", .ns = "", .labels = team, .nlabels = 2}}};
+	struct ig_kv want_team[] = {{"team", "a"}};
+	struct ig_kv want_other[] = {{"team", "b"}};
+	struct ig_listener l = {.name = "http", .protocol = "HTTP", .port = 80};
+	struct ig_gateway gw = mkgateway(&l, 1);
+	gw.meta.ns = "infra";
+	struct ig_config c = {.gateways = &gw,
+			      .ngateways = 1,
+			      .routes = &r,
+			      .nroutes = 1,
+			      .namespaces = nss,
+			      .nnamespaces = 1};
+
+	/* Same (the default): only routes of the Gateway's namespace. */
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+	l.allowed.from = IG_FROM_ALL;
+	assert_true(ig_route_attaches(&c, &r, &gw, &l));
+	struct ig_listener_routes *t = ig_routes_build(&c, &gw, &l, 1);
+	assert_int_equal(ig_routes_count(t), 1);
+	ig_routes_free(t);
+
+	l.allowed.from = IG_FROM_SELECTOR;
+	assert_false(ig_route_attaches(&c, &r, &gw, &l)); /* no selector: nothing */
+	l.allowed.has_selector = true;
+	l.allowed.selector =
+	    (struct ig_label_selector){.match_labels = want_team, .nmatch_labels = 1};
+	assert_true(ig_route_attaches(&c, &r, &gw, &l));
+	l.allowed.selector.match_labels = want_other;
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+	t = ig_routes_build(&c, &gw, &l, 1);
+	assert_int_equal(ig_routes_count(t), 0);
+	ig_routes_free(t);
+	/* A namespace with no Namespace object has only its name label. */
+	r.meta.ns = "other";
+	l.allowed.selector.match_labels = want_team;
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+	struct ig_kv by_name[] = {{"kubernetes.io/metadata.name", "other"}};
+	l.allowed.selector.match_labels = by_name;
+	assert_true(ig_route_attaches(&c, &r, &gw, &l));
+	/* The empty selector admits every namespace. */
+	l.allowed.selector = (struct ig_label_selector){0};
+	assert_true(ig_route_attaches(&c, &r, &gw, &l));
+}
+
+/* allowedRoutes.kinds: none listed means HTTPRoute for HTTP and HTTPS;
+ * a list must name HTTPRoute in the Gateway API group
+ * (GatewayInvalidRouteKind). */
+static void test_allowed_routes_kinds(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_httproute r = mkroute("default", "r", NULL, rules, 1);
+	struct ig_route_group_kind grpc[] = {{"gateway.networking.k8s.io", "GRPCRoute"}};
+	struct ig_route_group_kind both[] = {{"gateway.networking.k8s.io", "GRPCRoute"},
+					     {NULL, "HTTPRoute"}};
+	struct ig_route_group_kind other[] = {{"example.com", "HTTPRoute"}};
+	struct ig_listener l = {.name = "https", .protocol = "HTTPS", .port = 443};
+	struct ig_gateway gw = mkgateway(&l, 1);
+	struct ig_config c = {.gateways = &gw, .ngateways = 1, .routes = &r, .nroutes = 1};
+
+	assert_true(ig_route_attaches(&c, &r, &gw, &l));
+	l.allowed.kinds = grpc;
+	l.allowed.nkinds = 1;
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+	l.allowed.kinds = both;
+	l.allowed.nkinds = 2;
+	assert_true(ig_route_attaches(&c, &r, &gw, &l));
+	l.allowed.kinds = other;
+	l.allowed.nkinds = 1;
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+	/* Not for listeners infergate does not serve. */
+	l.allowed.nkinds = 0;
+	l.protocol = "TLS";
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+}
+
 /* Two refs selecting the same listener attach the route once; a route with
  * a second ref that matches nothing still attaches through the first. */
 static void test_duplicate_parent_refs(void **state)
@@ -872,6 +958,8 @@ int main(void)
 	    cmocka_unit_test(test_section_name_and_port),
 	    cmocka_unit_test(test_parent_ref_identity),
 	    cmocka_unit_test(test_duplicate_parent_refs),
+	    cmocka_unit_test(test_allowed_routes_namespaces),
+	    cmocka_unit_test(test_allowed_routes_kinds),
 	    cmocka_unit_test(test_oldest_route_wins),
 	    cmocka_unit_test(test_alphabetical_tie_break),
 	    cmocka_unit_test(test_specificity_before_age),

@@ -1,7 +1,9 @@
 /* Unit tests for the simulator's pure parts: the tokenizer, the command
- * line (vLLM's flag forms, --lora-modules items, errors), the response and
- * error bodies, number formatting, histograms, the LoRA info history and
- * the metrics exposition. */
+ * line (vLLM's flag forms, --lora-modules items, errors), request parsing
+ * for every API, the response and error bodies and the order of each
+ * API's stream events, embeddings, number formatting, histograms, the
+ * LoRA info history and the metrics exposition. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "json/json.h"
 #include "sim/sim.h"
 
 static size_t tokens(const char *s)
@@ -817,6 +820,649 @@ static void test_request_long_prompt(void **state)
 	ig_sim_config_free(&c);
 }
 
+/* ---- Responses, embeddings, Messages: parsing ---- */
+
+static void test_request_responses(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+
+	/* instructions are a system turn, a string input one user turn. */
+	const char *body =
+	    "{\"model\":\"a1\",\"input\":\"hi there\",\"instructions\":\"Be brief.\","
+	    "\"max_output_tokens\":5,\"stream\":true,\"temperature\":0.5,"
+	    "\"metadata\":{\"k\": \"v\"},\"user\":\"u1\"}";
+	assert_int_equal(parse_req(&c, IG_SIM_RESPONSES, body, &r, &e), 0);
+	assert_true(r.adapter && ig_str_eq_cstr(r.name, "a1"));
+	long want = 3 + IG_SIM_CHAT_MSG_OVERHEAD + 2 + IG_SIM_CHAT_MSG_OVERHEAD +
+		    IG_SIM_CHAT_REPLY_OVERHEAD;
+	assert_int_equal(r.prompt_tokens, want);
+	assert_int_equal(ig_sim_request_nids(&r), (size_t)want);
+	assert_int_equal(r.max_tokens, 5);
+	assert_true(r.stream && !r.include_usage);
+	assert_true(ig_str_eq_cstr(r.prompt_key, "\"hi there\""));
+	assert_true(ig_str_eq_cstr(r.echo.instructions, "\"Be brief.\""));
+	assert_true(ig_str_eq_cstr(r.echo.metadata, "{\"k\": \"v\"}"));
+	assert_true(ig_str_eq_cstr(r.echo.user, "\"u1\""));
+	assert_int_equal(r.echo.tools.len, 0);
+	assert_true(r.echo.has_temperature && r.echo.temperature == 0.5 && !r.echo.has_top_p);
+	/* The ids are laid out as the template: system turn first. */
+	uint64_t ids[4];
+	memcpy(ids, r.ids.ptr, sizeof ids);
+	assert_true(ids[0] == ig_sim_token_id("<|im_start|>"));
+	assert_true(ids[1] == ig_sim_token_id("system"));
+	ig_sim_request_free(&r);
+
+	/* A list of items: messages with parts, a tool call and its output;
+	 * tools come first. Without max_output_tokens the answer may fill the
+	 * context. */
+	body = "{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_text\","
+	       "\"text\":\"a b\"}]},{\"type\":\"function_call\",\"name\":\"f\",\"arguments\":"
+	       "\"{}\",\"call_id\":\"c\"},{\"type\":\"function_call_output\",\"call_id\":\"c\","
+	       "\"output\":\"ok\"}],\"tools\":[{\"type\":\"function\",\"name\":\"f\"}]}";
+	assert_int_equal(parse_req(&c, IG_SIM_RESPONSES, body, &r, &e), 0);
+	long tools = (long)tokens("[{\"type\":\"function\",\"name\":\"f\"}]");
+	want = tools + IG_SIM_CHAT_MSG_OVERHEAD + 2 + IG_SIM_CHAT_MSG_OVERHEAD + (1 + 2) +
+	       IG_SIM_CHAT_MSG_OVERHEAD + 1 + IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
+	assert_int_equal(r.prompt_tokens, want);
+	assert_int_equal(r.max_tokens, 64 - want);
+	assert_true(ig_str_eq_cstr(r.echo.tools, "[{\"type\":\"function\",\"name\":\"f\"}]"));
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+}
+
+static void test_request_messages(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+
+	/* `system` and system-role messages join in one system turn; blocks
+	 * count their text, a tool call its input, a tool result its content. */
+	const char *body =
+	    "{\"model\":\"base\",\"max_tokens\":7,\"system\":[{\"type\":\"text\",\"text\":\"be "
+	    "nice\"}],\"messages\":[{\"role\":\"system\",\"content\":\"x\"},{\"role\":\"user\","
+	    "\"content\":\"hello\"},{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\","
+	    "\"id\":\"t\",\"name\":\"f\",\"input\":{\"q\":1}}]},{\"role\":\"user\",\"content\":[{"
+	    "\"type\":\"tool_result\",\"tool_use_id\":\"t\",\"content\":[{\"type\":\"text\","
+	    "\"text\":\"done\"}]},{\"type\":\"image\",\"source\":{}}]}],\"stream\":true}";
+	assert_int_equal(parse_req(&c, IG_SIM_MESSAGES, body, &r, &e), 0);
+	long want = (2 + 1) + IG_SIM_CHAT_MSG_OVERHEAD + 1 + IG_SIM_CHAT_MSG_OVERHEAD +
+		    (long)tokens("{\"q\":1}") + IG_SIM_CHAT_MSG_OVERHEAD + 1 +
+		    IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
+	assert_int_equal(r.prompt_tokens, want);
+	assert_int_equal(ig_sim_request_nids(&r), (size_t)want);
+	assert_int_equal(r.max_tokens, 7);
+	assert_true(r.stream);
+	ig_sim_request_free(&r);
+
+	/* Odd parts inside a tool result are ignored, and what was counted
+	 * is what the ids hold. */
+	body =
+	    "{\"model\":\"base\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":"
+	    "[{\"type\":\"tool_result\",\"content\":[{\"type\":\"text\",\"text\":\"a b\"},5]}]}]}";
+	assert_int_equal(parse_req(&c, IG_SIM_MESSAGES, body, &r, &e), 0);
+	want = 2 + IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
+	assert_int_equal(r.prompt_tokens, want);
+	assert_int_equal(ig_sim_request_nids(&r), (size_t)want);
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+}
+
+static void test_request_embeddings(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+	assert_int_equal(c.embedding_dim, 64);
+
+	assert_int_equal(
+	    parse_req(&c, IG_SIM_EMBEDDINGS, "{\"input\":\"a b c\",\"stream\":true}", &r, &e), 0);
+	assert_int_equal(r.ninputs, 1);
+	assert_int_equal(r.prompt_tokens, 3);
+	assert_int_equal(r.max_tokens, 1);
+	assert_int_equal(r.dims, 64);
+	assert_false(r.base64 || r.stream);
+	ig_sim_request_free(&r);
+
+	/* Several inputs: their tokens add up; ids as given are the ids. */
+	assert_int_equal(parse_req(&c, IG_SIM_EMBEDDINGS,
+				   "{\"input\":[[5,6],[7]],\"dimensions\":8,"
+				   "\"encoding_format\":\"base64\",\"model\":\"a1\"}",
+				   &r, &e),
+			 0);
+	assert_int_equal(r.ninputs, 2);
+	assert_int_equal(r.prompt_tokens, 3);
+	assert_int_equal(r.dims, 8);
+	assert_true(r.base64 && r.adapter);
+	const uint64_t ids[] = {5, 6, 7};
+	assert_memory_equal(r.ids.ptr, ids, sizeof ids);
+	assert_true(ig_str_eq_cstr(r.input, "[[5,6],[7]]"));
+	ig_sim_request_free(&r);
+	assert_int_equal(
+	    parse_req(&c, IG_SIM_EMBEDDINGS, "{\"input\":[\"x y\",\"z\",\"w\"]}", &r, &e), 0);
+	assert_int_equal(r.ninputs, 3);
+	assert_int_equal(r.prompt_tokens, 4);
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+}
+
+static void test_request_new_api_errors(void **state)
+{
+	static const struct {
+		enum ig_sim_kind kind;
+		const char *body;
+		int status;
+		const char *param;
+		const char *msg;
+	} cases[] = {
+	    {IG_SIM_RESPONSES, "{}", 400, "input", "Field required"},
+	    {IG_SIM_RESPONSES, "{\"input\":3}", 400, "input", "string or a list"},
+	    {IG_SIM_RESPONSES, "{\"input\":[1]}", 400, "input", "item"},
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"tools\":{}}", 400, "tools", "list"},
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"instructions\":1}", 400, "instructions",
+	     "string"},
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"max_output_tokens\":0}", 400,
+	     "max_output_tokens", "at least 1"},
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"model\":\"nope\"}", 404, "model",
+	     "The model `nope` does not exist."},
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"max_output_tokens\":60}", 400, NULL,
+	     "maximum context length is 64 tokens"},
+	    {IG_SIM_MESSAGES,
+	     "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 400,
+	     "model", "model: Field required"},
+	    {IG_SIM_MESSAGES,
+	     "{\"model\":\"base\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 400,
+	     "max_tokens", "max_tokens: Field required"},
+	    {IG_SIM_MESSAGES, "{\"model\":\"base\",\"max_tokens\":0,\"messages\":[]}", 400,
+	     "max_tokens", "at least 1"},
+	    {IG_SIM_MESSAGES, "{\"model\":\"base\",\"max_tokens\":5}", 400, "messages",
+	     "messages: Field required"},
+	    {IG_SIM_MESSAGES, "{\"model\":\"base\",\"max_tokens\":5,\"messages\":[]}", 400,
+	     "messages", "non-empty"},
+	    {IG_SIM_MESSAGES,
+	     "{\"model\":\"base\",\"max_tokens\":5,\"messages\":[{\"role\":\"tool\",\"content\":"
+	     "\"x\"}]}",
+	     400, "messages", "user|assistant"},
+	    {IG_SIM_MESSAGES,
+	     "{\"model\":\"base\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":1}]"
+	     "}",
+	     400, "messages", "content"},
+	    {IG_SIM_MESSAGES,
+	     "{\"model\":\"base\",\"max_tokens\":5,\"system\":3,\"messages\":[{\"role\":\"user\","
+	     "\"content\":\"x\"}]}",
+	     400, "system", "system"},
+	    {IG_SIM_MESSAGES,
+	     "{\"model\":\"nope\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
+	     "\"x\"}]}",
+	     404, "model", "does not exist"},
+	    {IG_SIM_MESSAGES,
+	     "{\"model\":\"base\",\"max_tokens\":60,\"messages\":[{\"role\":\"user\",\"content\":"
+	     "\"x\"}]}",
+	     400, NULL, "maximum context length is 64 tokens"},
+	    {IG_SIM_EMBEDDINGS, "{}", 400, "input", "Field required"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":\"\"}", 400, "input", "non-empty"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":[]}", 400, "input", "empty"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":[\"a\",\"\"]}", 400, "input", "non-empty"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":[[1],[\"a\"]]}", 400, "input", "token ids"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":{}}", 400, "input", "a string"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":\"a\",\"encoding_format\":\"hex\"}", 400,
+	     "encoding_format", "base64"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":\"a\",\"dimensions\":0}", 400, "dimensions",
+	     "from 1 to 64"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":\"a\",\"dimensions\":65}", 400, "dimensions",
+	     "from 1 to 64"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":\"a\",\"model\":\"nope\"}", 404, "model",
+	     "does not exist"},
+	};
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		memset(&e, 0, sizeof e);
+		if (parse_req(&c, cases[i].kind, cases[i].body, &r, &e) != -1)
+			fail_msg("case %zu accepted", i);
+		assert_int_equal(e.status, cases[i].status);
+		if (cases[i].param)
+			assert_string_equal(e.param, cases[i].param);
+		else
+			assert_null(e.param);
+		if (!strstr(e.msg, cases[i].msg))
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.msg, cases[i].msg);
+		ig_sim_request_free(&r);
+	}
+	/* An embeddings input is checked on its own against the context. */
+	struct ig_buf b = {0};
+	ig_buf_append_cstr(&b, "{\"input\":[\"a\",\"");
+	for (int i = 0; i < 65; i++)
+		ig_buf_append_cstr(&b, "w ");
+	ig_buf_append_cstr(&b, "\"]}");
+	assert_int_equal(ig_sim_parse_request(&c, IG_SIM_EMBEDDINGS, b.ptr, b.len, &r, &e), -1);
+	assert_non_null(strstr(e.msg, "you requested 65 tokens in the input for embedding"));
+	ig_sim_request_free(&r);
+	ig_buf_free(&b);
+	ig_sim_config_free(&c);
+}
+
+/* ---- Responses, embeddings, Messages: rendering ---- */
+
+/* The events of an SSE stream: names ("" when a frame has none) and data. */
+struct sse_event {
+	char name[64];
+	char data[8192];
+};
+
+static size_t split_sse(const char *s, struct sse_event *ev, size_t max)
+{
+	size_t n = 0;
+	while (*s && n < max) {
+		const char *end = strstr(s, "\n\n");
+		assert_non_null(end);
+		memset(&ev[n], 0, sizeof ev[n]);
+		if (strncmp(s, "event: ", 7) == 0) {
+			const char *nl = strchr(s, '\n');
+			memcpy(ev[n].name, s + 7, (size_t)(nl - s - 7));
+			s = nl + 1;
+		}
+		assert_int_equal(strncmp(s, "data: ", 6), 0);
+		s += 6;
+		assert_true((size_t)(end - s) < sizeof ev[n].data);
+		memcpy(ev[n].data, s, (size_t)(end - s));
+		/* One line per data field: nothing in it may break the frame. */
+		assert_null(strchr(ev[n].data, '\n'));
+		s = end + 2;
+		n++;
+	}
+	return n;
+}
+
+/* The data of an event is JSON whose "type" is the event's name. */
+static void check_named(const struct sse_event *ev)
+{
+	struct ig_json_value root, type;
+	assert_int_equal(ig_json_parse(ev->data, strlen(ev->data), &root), 0);
+	assert_int_equal(ig_json_get(root, "type", &type), 0);
+	if (!ig_json_string_eq(type, ev->name))
+		fail_msg("event %s has type %.*s", ev->name, IG_STR_FMT(type.raw));
+}
+
+static long member_int(const char *json, const char *key)
+{
+	struct ig_json_value root, v;
+	int64_t n = -1;
+	assert_int_equal(ig_json_parse(json, strlen(json), &root), 0);
+	assert_int_equal(ig_json_get(root, key, &v), 0);
+	assert_int_equal(ig_json_int64(v, &n), 0);
+	return (long)n;
+}
+
+/* Streams `words` through the renderer as the engine would. */
+static void render_stream(struct ig_buf *b, struct ig_sim_resp *r, const char *const *words,
+			  size_t n, long *seq)
+{
+	struct ig_buf full = {0};
+	assert_int_equal(ig_sim_render_stream_open(b, r, seq), 0);
+	for (size_t i = 0; i < n; i++) {
+		ig_buf_append_cstr(&full, words[i]);
+		r->text = ig_str_from(words[i]);
+		r->full_text = ig_buf_str(&full);
+		r->first = i == 0;
+		r->completion_tokens = (long)i + 1;
+		if (i == n - 1)
+			r->finish = "stop";
+		assert_int_equal(ig_sim_render_token(b, r, seq), 0);
+	}
+	ig_buf_free(&full);
+	assert_non_null(ig_buf_cstr(b));
+}
+
+static void test_render_responses(void **state)
+{
+	struct ig_buf b = {0}, store = {0};
+	struct ig_sim_echo raw = {.instructions = IG_STR("\"Be\\u0020brief\""),
+				  .metadata = IG_STR("{ \"b\" : 1,\n \"a\" : [ 2 ] }"),
+				  .has_temperature = true,
+				  .temperature = 0.5};
+	struct ig_sim_echo echo;
+	assert_int_equal(ig_sim_echo_compact(&raw, &store, &echo), 0);
+	assert_true(ig_str_eq_cstr(echo.instructions, "\"Be brief\""));
+	assert_true(ig_str_eq_cstr(echo.metadata, "{\"a\":[2],\"b\":1}"));
+	assert_int_equal(echo.tools.len, 0);
+	struct ig_sim_resp r = {
+	    .kind = IG_SIM_RESPONSES,
+	    .id = IG_STR("resp_1"),
+	    .created = 7,
+	    .model = IG_STR("m"),
+	    .text = IG_STR(" hi"),
+	    .finish = "length",
+	    .prompt_tokens = 10,
+	    .completion_tokens = 1,
+	    .cached_tokens = 4,
+	    .max_output_tokens = 1,
+	    .item_id = IG_STR("msg_9"),
+	    .echo = &echo,
+	};
+	render(&b, ig_sim_render_full, &r);
+	assert_string_equal(
+	    b.ptr,
+	    "{\"id\":\"resp_1\",\"created_at\":7,\"incomplete_details\":{\"reason\":"
+	    "\"max_output_tokens\"},\"instructions\":\"Be brief\",\"metadata\":{\"a\":[2],"
+	    "\"b\":1},\"model\":\"m\",\"object\":\"response\",\"output\":[{\"id\":\"msg_9\","
+	    "\"content\":[{\"annotations\":[],\"text\":\" hi\",\"type\":\"output_text\","
+	    "\"logprobs\":null}],\"role\":\"assistant\",\"status\":\"completed\",\"type\":"
+	    "\"message\"}],\"parallel_tool_calls\":true,\"temperature\":0.5,\"tool_choice\":"
+	    "\"auto\",\"tools\":[],\"top_p\":1.0,\"background\":false,\"max_output_tokens\":1,"
+	    "\"max_tool_calls\":null,\"previous_response_id\":null,\"prompt\":null,\"reasoning\":"
+	    "null,\"service_tier\":\"auto\",\"status\":\"incomplete\",\"text\":null,"
+	    "\"top_logprobs\":null,\"truncation\":\"disabled\",\"usage\":{\"input_tokens\":10,"
+	    "\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":1,"
+	    "\"output_tokens_details\":{\"reasoning_tokens\":0,\"tool_output_tokens\":0},"
+	    "\"total_tokens\":11},\"user\":null}");
+	r.finish = "stop";
+	render(&b, ig_sim_render_full, &r);
+	assert_non_null(strstr(b.ptr, "\"incomplete_details\":null,"));
+	assert_non_null(strstr(b.ptr, "\"status\":\"completed\""));
+
+	/* The stream: vLLM's event order, numbered from 0 without gaps. */
+	static const char *const words[] = {" a", " b", " c"};
+	static const char *const order[] = {
+	    "response.created",		  "response.in_progress",
+	    "response.output_item.added", "response.content_part.added",
+	    "response.output_text.delta", "response.output_text.delta",
+	    "response.output_text.delta", "response.output_text.done",
+	    "response.content_part.done", "response.output_item.done",
+	    "response.completed"};
+	struct sse_event ev[16];
+	long seq = 0;
+	r.finish = NULL;
+	ig_buf_reset(&b);
+	render_stream(&b, &r, words, 3, &seq);
+	size_t n = split_sse(b.ptr, ev, 16);
+	assert_int_equal(n, sizeof order / sizeof order[0]);
+	assert_int_equal(seq, (long)n);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(ev[i].name, order[i]);
+		check_named(&ev[i]);
+		assert_int_equal(member_int(ev[i].data, "sequence_number"), (long)i);
+	}
+	assert_non_null(strstr(ev[0].data, "\"status\":\"in_progress\""));
+	assert_non_null(strstr(ev[0].data, "\"output\":[]"));
+	assert_non_null(strstr(ev[0].data, "\"usage\":null"));
+	assert_non_null(strstr(ev[5].data, "\"delta\":\" b\""));
+	assert_non_null(strstr(ev[7].data, "\"text\":\" a b c\""));
+	assert_non_null(strstr(ev[10].data, "\"status\":\"completed\""));
+	assert_non_null(strstr(ev[10].data, "\"output_tokens\":3,"));
+	assert_non_null(strstr(ev[10].data, "\"text\":\" a b c\""));
+	ig_buf_free(&b);
+	ig_buf_free(&store);
+}
+
+static void test_render_messages(void **state)
+{
+	struct ig_buf b = {0};
+	struct ig_sim_resp r = {
+	    .kind = IG_SIM_MESSAGES,
+	    .id = IG_STR("msg_1"),
+	    .model = IG_STR("m"),
+	    .text = IG_STR("Hi \"x\""),
+	    .finish = "stop",
+	    .prompt_tokens = 12,
+	    .completion_tokens = 2,
+	};
+	render(&b, ig_sim_render_full, &r);
+	assert_string_equal(
+	    b.ptr, "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\","
+		   "\"content\":[{\"type\":\"text\",\"text\":\"Hi \\\"x\\\"\"}],\"stop_reason\":"
+		   "\"end_turn\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,"
+		   "\"output_tokens\":2}}");
+	r.finish = "length";
+	render(&b, ig_sim_render_full, &r);
+	assert_non_null(strstr(b.ptr, "\"stop_reason\":\"max_tokens\""));
+
+	static const char *const words[] = {" a", " b", " c"};
+	static const char *const order[] = {
+	    "message_start",	   "content_block_start", "ping",
+	    "content_block_delta", "content_block_delta", "content_block_delta",
+	    "content_block_stop",  "message_delta",	  "message_stop"};
+	struct sse_event ev[16];
+	long seq = 0;
+	r.finish = NULL;
+	ig_buf_reset(&b);
+	render_stream(&b, &r, words, 3, &seq);
+	size_t n = split_sse(b.ptr, ev, 16);
+	assert_int_equal(n, sizeof order / sizeof order[0]);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(ev[i].name, order[i]);
+		check_named(&ev[i]);
+	}
+	assert_string_equal(
+	    ev[0].data, "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":"
+			"\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],"
+			"\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":"
+			"12,\"output_tokens\":0}}}");
+	assert_string_equal(ev[4].data, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{"
+					"\"type\":\"text_delta\",\"text\":\" b\"}}");
+	assert_string_equal(ev[7].data,
+			    "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
+			    "\"stop_sequence\":null},\"usage\":{\"input_tokens\":12,"
+			    "\"output_tokens\":3}}");
+	ig_buf_free(&b);
+}
+
+/* Completions and chat through ig_sim_render_token: the role chunk first
+ * (chat), usage only when asked, [DONE] last. */
+static void test_render_token_openai(void **state)
+{
+	struct ig_buf b = {0};
+	struct sse_event ev[8];
+	static const char *const words[] = {" a", " b"};
+	struct ig_sim_resp r = {
+	    .kind = IG_SIM_CHAT, .id = IG_STR("chatcmpl-1"), .model = IG_STR("m")};
+	long seq = 0;
+	render_stream(&b, &r, words, 2, &seq);
+	size_t n = split_sse(b.ptr, ev, 8);
+	assert_int_equal(n, 4);
+	assert_non_null(strstr(ev[0].data, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}"));
+	assert_non_null(strstr(ev[2].data, "\"finish_reason\":\"stop\""));
+	assert_string_equal(ev[3].data, "[DONE]");
+	assert_string_equal(ev[0].name, "");
+	r = (struct ig_sim_resp){.kind = IG_SIM_COMPLETION,
+				 .id = IG_STR("cmpl-1"),
+				 .model = IG_STR("m"),
+				 .include_usage = true};
+	ig_buf_reset(&b);
+	render_stream(&b, &r, words, 2, &seq);
+	n = split_sse(b.ptr, ev, 8);
+	assert_int_equal(n, 4);
+	assert_non_null(strstr(ev[2].data, "\"choices\":[],\"usage\":{\"prompt_tokens\":0,"));
+	assert_string_equal(ev[3].data, "[DONE]");
+	/* Embeddings are never streamed. */
+	r.kind = IG_SIM_EMBEDDINGS;
+	assert_int_equal(ig_sim_render_token(&b, &r, &seq), -1);
+	ig_buf_free(&b);
+}
+
+static void test_render_anthropic_error(void **state)
+{
+	struct ig_buf b = {0};
+	assert_int_equal(ig_sim_render_api_error(&b, IG_SIM_V_LATEST, IG_SIM_MESSAGES, 404,
+						 "NotFoundError", "model", "no \"x\""),
+			 0);
+	assert_string_equal(ig_buf_cstr(&b), "{\"type\":\"error\",\"error\":{\"type\":"
+					     "\"not_found_error\",\"message\":\"no \\\"x\\\"\"}}");
+	ig_buf_reset(&b);
+	/* The other APIs keep vLLM's shape of the configured generation. */
+	ig_sim_render_api_error(&b, IG_SIM_V_0_8, IG_SIM_RESPONSES, 404, "NotFoundError", "model",
+				"m");
+	assert_non_null(strstr(ig_buf_cstr(&b), "{\"object\":\"error\""));
+	ig_buf_free(&b);
+	static const struct {
+		int status;
+		const char *type;
+	} types[] = {{400, "invalid_request_error"},
+		     {401, "authentication_error"},
+		     {403, "permission_error"},
+		     {404, "not_found_error"},
+		     {413, "request_too_large"},
+		     {422, "invalid_request_error"},
+		     {429, "rate_limit_error"},
+		     {500, "api_error"},
+		     {503, "api_error"},
+		     {529, "overloaded_error"}};
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+		assert_string_equal(ig_sim_anthropic_error_type(types[i].status), types[i].type);
+}
+
+static double dot(const float *a, const float *b, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += (double)a[i] * (double)b[i];
+	return s;
+}
+
+static void embed_text(const char *json, uint64_t seed, float *v, size_t dims)
+{
+	struct ig_json_value one;
+	assert_int_equal(ig_json_parse(json, strlen(json), &one), 0);
+	assert_int_equal(ig_sim_embedding(one, seed, v, dims), 0);
+}
+
+static void test_embeddings(void **state)
+{
+	enum { D = 64 };
+	float a[D], a2[D], b[D], c[D], s[D], ids[D];
+	embed_text("\"the city by the bay\"", 0, a, D);
+	embed_text("\"the  city by the bay\"", 0, a2, D);
+	embed_text("\"the city by the water\"", 0, b, D);
+	embed_text("\"quantum chromodynamics lattice\"", 0, c, D);
+	embed_text("\"the city by the bay\"", 7, s, D);
+	/* Unit length, and a function of the tokens only. */
+	assert_true(fabs(dot(a, a, D) - 1) < 1e-5);
+	assert_memory_equal(a, a2, sizeof a);
+	/* Shared words point the same way; another seed (an adapter) differs. */
+	assert_true(dot(a, b, D) > 0.5);
+	assert_true(dot(a, b, D) > dot(a, c, D) + 0.3);
+	assert_true(fabs(dot(a, s, D)) < 0.9);
+	/* Token ids embed like the tokens they are. */
+	uint64_t tok[5];
+	assert_int_equal(ig_sim_tokenize(IG_STR("the city by the bay"), tok, 5), 5);
+	char json[256];
+	snprintf(json, sizeof json, "[%lld,%lld,%lld,%lld,%lld]", (long long)tok[0],
+		 (long long)tok[1], (long long)tok[2], (long long)tok[3], (long long)tok[4]);
+	embed_text(json, 0, ids, D);
+	/* Ids past INT64_MAX are written negative and read back as the same bits. */
+	assert_memory_equal(a, ids, sizeof a);
+
+	/* Several inputs: one entry each, in order. */
+	struct ig_json_value in, one;
+	const char *list = "[\"x\",[1,2],\"y\"]";
+	size_t pos = 0, k = 0;
+	assert_int_equal(ig_json_parse(list, strlen(list), &in), 0);
+	while (ig_sim_embed_next(in, &pos, &one) == 1)
+		k++;
+	assert_int_equal(k, 3);
+	pos = 0;
+	assert_int_equal(ig_json_parse("[1,2]", 5, &in), 0);
+	assert_int_equal(ig_sim_embed_next(in, &pos, &one), 1);
+	assert_true(ig_str_eq_cstr(one.raw, "[1,2]"));
+	assert_int_equal(ig_sim_embed_next(in, &pos, &one), 0);
+
+	struct ig_buf b64 = {0};
+	static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+	static const char *const coded[] = {"",		"Zg==",	    "Zm8=",    "Zm9v",
+					    "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+	for (size_t i = 0; i < 7; i++) {
+		ig_buf_reset(&b64);
+		assert_int_equal(ig_sim_base64(&b64, plain[i], strlen(plain[i])), 0);
+		assert_non_null(ig_buf_cstr(&b64));
+		assert_string_equal(b64.ptr, coded[i]);
+	}
+	ig_buf_free(&b64);
+}
+
+/* Decodes base64 (no checks beyond what the test needs). */
+static size_t unbase64(const char *s, size_t len, unsigned char *out)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < len && s[i] != '='; i++) {
+		acc = acc << 6 | (uint32_t)(strchr(alphabet, s[i]) - alphabet);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	return n;
+}
+
+static void test_render_embeddings(void **state)
+{
+	struct ig_buf b = {0};
+	struct ig_sim_resp r = {
+	    .kind = IG_SIM_EMBEDDINGS,
+	    .id = IG_STR("embd-1"),
+	    .created = 3,
+	    .model = IG_STR("m"),
+	    .prompt_tokens = 5,
+	    .completion_tokens = 1,
+	    .input = IG_STR("[\"a b\", \"c d e\"]"),
+	    .dims = 4,
+	};
+	render(&b, ig_sim_render_full, &r);
+	struct ig_json_value root, data, e0, vec, x;
+	assert_int_equal(ig_json_parse(b.ptr, b.len, &root), 0);
+	const char *head = "{\"id\":\"embd-1\",\"object\":\"list\",\"created\":3,\"model\":"
+			   "\"m\",\"data\":[{\"index\":0,\"object\":\"embedding\",\"embedding\":[";
+	assert_int_equal(strncmp(b.ptr, head, strlen(head)), 0);
+	assert_non_null(strstr(b.ptr, "},{\"index\":1,\"object\":\"embedding\",\"embedding\":["));
+	assert_non_null(strstr(b.ptr, "\"usage\":{\"prompt_tokens\":5,\"total_tokens\":5,"
+				      "\"completion_tokens\":0,\"prompt_tokens_details\":null}}"));
+	/* The floats are the vector of "a b". */
+	float want[4], got[4];
+	embed_text("\"a b\"", 0, want, 4);
+	assert_int_equal(ig_json_get(root, "data", &data), 0);
+	size_t pos = 0, i = 0;
+	assert_int_equal(ig_json_array_next(data, &pos, &e0), 1);
+	assert_int_equal(ig_json_get(e0, "embedding", &vec), 0);
+	pos = 0;
+	while (ig_json_array_next(vec, &pos, &x) == 1) {
+		double d;
+		assert_int_equal(ig_json_double(x, &d), 0);
+		got[i++] = (float)d;
+	}
+	assert_int_equal(i, 4);
+	assert_memory_equal(got, want, sizeof want);
+	/* base64: the same float32 values, little-endian. */
+	r.base64 = true;
+	render(&b, ig_sim_render_full, &r);
+	assert_int_equal(ig_json_parse(b.ptr, b.len, &root), 0);
+	assert_int_equal(ig_json_get(root, "data", &data), 0);
+	pos = 0;
+	assert_int_equal(ig_json_array_next(data, &pos, &e0), 1);
+	assert_int_equal(ig_json_get(e0, "embedding", &vec), 0);
+	assert_int_equal(vec.type, IG_JSON_STRING);
+	unsigned char bytes[16];
+	assert_int_equal(unbase64(vec.raw.ptr + 1, vec.raw.len - 2, bytes), 16);
+	for (int d = 0; d < 4; d++) {
+		uint32_t u = (uint32_t)bytes[d * 4] | (uint32_t)bytes[d * 4 + 1] << 8 |
+			     (uint32_t)bytes[d * 4 + 2] << 16 | (uint32_t)bytes[d * 4 + 3] << 24;
+		float f;
+		memcpy(&f, &u, sizeof f);
+		assert_true(f == want[d]);
+	}
+	ig_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -842,6 +1488,16 @@ int main(void)
 	    cmocka_unit_test(test_request_chat),
 	    cmocka_unit_test(test_request_errors),
 	    cmocka_unit_test(test_request_long_prompt),
+	    cmocka_unit_test(test_request_responses),
+	    cmocka_unit_test(test_request_messages),
+	    cmocka_unit_test(test_request_embeddings),
+	    cmocka_unit_test(test_request_new_api_errors),
+	    cmocka_unit_test(test_render_responses),
+	    cmocka_unit_test(test_render_messages),
+	    cmocka_unit_test(test_render_token_openai),
+	    cmocka_unit_test(test_render_anthropic_error),
+	    cmocka_unit_test(test_embeddings),
+	    cmocka_unit_test(test_render_embeddings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1241 @@
+/* Decoders for the Gateway API: Gateway, HTTPRoute (matches, filters,
+ * backendRefs, timeouts, retry, sessionPersistence) and ReferenceGrant,
+ * with the CRDs' validation (gateway-api v1.2.1 to v1.6.1, experimental
+ * channel; messages are the CRDs' own where they have one). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/load.h"
+
+#define GATEWAY_GROUP "gateway.networking.k8s.io"
+
+/* ---- Gateway --------------------------------------------------------------- */
+
+static const char *const protocols[] = {"HTTP", "HTTPS", "TLS", "TCP", "UDP", NULL};
+
+static void decode_allowed_routes(struct session *s, yaml_node_t *n, const char *path,
+				  struct ig_allowed_routes *a)
+{
+	static const char *const fields[] = {"namespaces", "kinds", NULL};
+	static const char *const ns_fields[] = {"from", "selector", NULL};
+	static const char *const kind_fields[] = {"group", "kind", NULL};
+	static const char *const froms[] = {"All", "Selector", "Same", NULL};
+	char sub[LD_PATH], it[LD_PATH];
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	ld_join(sub, path, "namespaces");
+	yaml_node_t *ns = ld_map(s, n, path, "namespaces", false, &line);
+	if (ns) {
+		ld_fields(s, ns, sub, ns_fields, NULL);
+		char *from = ld_str(s, ns, sub, "from", false, &line);
+		ld_check_enum(s, from, line, sub, "from", froms);
+		a->from = !from			      ? IG_FROM_SAME
+			  : !strcmp(from, "All")      ? IG_FROM_ALL
+			  : !strcmp(from, "Selector") ? IG_FROM_SELECTOR
+						      : IG_FROM_SAME;
+		int sline;
+		yaml_node_t *sel = ld_map(s, ns, sub, "selector", false, &sline);
+		if (sel) {
+			char selp[LD_PATH];
+			ld_join(selp, sub, "selector");
+			a->has_selector = true;
+			ld_label_selector(s, sel, selp, &a->selector);
+		}
+		if (a->from == IG_FROM_SELECTOR && !sel)
+			ld_warn(
+			    s, line, sub, "from",
+			    "from: Selector without a selector admits routes from no namespace");
+	}
+	yaml_node_t *ks = ld_seq(s, n, path, "kinds", false, &line);
+	if (!ks)
+		return;
+	ld_check_items(s, ks, line, path, "kinds", 0, 8);
+	a->kinds = ld_alloc(s, (ld_seq_len(ks) + 1) * sizeof(*a->kinds));
+	for (size_t i = 0; i < ld_seq_len(ks); i++) {
+		ld_item(it, path, "kinds", i);
+		yaml_node_t *k = ld_seq_map(s, ks, i, it);
+		if (!k)
+			continue;
+		struct ig_route_group_kind *gk = &a->kinds[a->nkinds++];
+		ld_fields(s, k, it, kind_fields, NULL);
+		int kline;
+		gk->group = ld_str(s, k, it, "group", false, &line);
+		ld_check_group(s, gk->group, line, it, "group");
+		gk->kind = ld_str(s, k, it, "kind", true, &kline);
+		ld_check_kind(s, gk->kind, kline, it, "kind");
+		if (!gk->group)
+			gk->group = GATEWAY_GROUP;
+		if (gk->kind && (strcmp(gk->group, GATEWAY_GROUP) || strcmp(gk->kind, "HTTPRoute")))
+			ld_warn(s, kline, it, "kind",
+				"route kind %s%s%s is not supported (InvalidRouteKinds): only "
+				"HTTPRoute attaches",
+				*gk->group ? gk->group : "", *gk->group ? "/" : "", gk->kind);
+	}
+}
+
+static void decode_cert_ref(struct session *s, yaml_node_t *n, const char *path,
+			    const struct ig_meta *gw, struct ig_cert_ref *c)
+{
+	static const char *const fields[] = {"group", "kind", "name", "namespace", NULL};
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	c->group = ld_str(s, n, path, "group", false, &line);
+	ld_check_group(s, c->group, line, path, "group");
+	c->kind = ld_str(s, n, path, "kind", false, &line);
+	ld_check_kind(s, c->kind, line, path, "kind");
+	c->name = ld_str(s, n, path, "name", true, &line);
+	ld_check_object_name(s, c->name, line, path, "name");
+	c->ns = ld_str(s, n, path, "namespace", false, &line);
+	ld_check_namespace(s, c->ns, line, path, "namespace");
+	if (!c->group)
+		c->group = "";
+	if (!c->kind)
+		c->kind = "Secret";
+	if (!c->ns)
+		c->ns = gw->ns;
+	c->status = IG_REF_NOT_FOUND; /* until ld_link resolves it */
+	c->line = ig_yaml_line(n);
+}
+
+static void decode_listener_tls(struct session *s, yaml_node_t *n, const char *path,
+				const struct ig_meta *gw, struct ig_listener_tls *t)
+{
+	static const char *const fields[] = {"mode", "certificateRefs", NULL};
+	static const struct ld_unsupported fields_unsupported[] = {
+	    {"options", "implementation-specific TLS options are not implemented"},
+	    {"frontendValidation", "client certificate validation is not implemented"},
+	    {NULL, NULL},
+	};
+	static const char *const modes[] = {"Terminate", "Passthrough", NULL};
+	char sub[LD_PATH];
+	int line;
+	t->set = true;
+	ld_fields(s, n, path, fields, fields_unsupported);
+	char *mode = ld_str(s, n, path, "mode", false, &line);
+	ld_check_enum(s, mode, line, path, "mode", modes);
+	t->mode = mode && !strcmp(mode, "Passthrough") ? IG_TLS_PASSTHROUGH : IG_TLS_TERMINATE;
+	yaml_node_t *refs = ld_seq(s, n, path, "certificateRefs", false, &line);
+	if (!refs) {
+		if (t->mode == IG_TLS_TERMINATE)
+			ld_err(
+			    s, line, path, NULL,
+			    "certificateRefs or options must be specified when mode is Terminate");
+		return;
+	}
+	ld_check_items(s, refs, line, path, "certificateRefs", 0, 64);
+	if (ld_seq_len(refs) == 0 && t->mode == IG_TLS_TERMINATE)
+		ld_err(s, line, path, NULL,
+		       "certificateRefs or options must be specified when mode is Terminate");
+	/* Items stay at their list index, even those in error: the paths of
+	 * later messages (load_refs.c) are built from the index. */
+	t->certs = ld_alloc(s, (ld_seq_len(refs) + 1) * sizeof(*t->certs));
+	t->ncerts = ld_seq_len(refs);
+	for (size_t i = 0; i < t->ncerts; i++) {
+		ld_item(sub, path, "certificateRefs", i);
+		yaml_node_t *c = ld_seq_map(s, refs, i, sub);
+		if (c)
+			decode_cert_ref(s, c, sub, gw, &t->certs[i]);
+	}
+}
+
+static bool is(const char *v, const char *want)
+{
+	return v && !strcmp(v, want);
+}
+
+/* The CRD's listener-level CEL rules on protocol, tls and hostname, and
+ * infergate's own: an HTTPS listener needs a certificate to be served. */
+static void check_listener(struct session *s, yaml_node_t *n, const char *path,
+			   struct ig_listener *l)
+{
+	int tline, hline;
+	ld_get(s, n, "tls", &tline);
+	ld_get(s, n, "hostname", &hline);
+	const char *p = l->protocol;
+	bool tcp_udp = is(p, "TCP") || is(p, "UDP");
+	if (l->tls.set && (is(p, "HTTP") || tcp_udp))
+		ld_err(s, tline, path, "tls",
+		       "tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']");
+	if (is(p, "HTTPS") && l->tls.set && l->tls.mode != IG_TLS_TERMINATE)
+		ld_err(s, tline, path, "tls.mode", "tls mode must be Terminate for protocol HTTPS");
+	if (is(p, "HTTPS") && !l->tls.set)
+		ld_err(s, tline, path, "tls",
+		       "is required for protocol HTTPS (infergate terminates TLS with the "
+		       "certificates it names)");
+	if (tcp_udp && l->hostname)
+		ld_err(s, hline, path, "hostname",
+		       "hostname must not be specified for protocols ['TCP', 'UDP']");
+	l->served = is(p, "HTTP") || is(p, "HTTPS");
+	if (p && !l->served)
+		ld_warn(s, ig_yaml_line(n), path, "protocol",
+			"protocol %s is not served by infergate (UnsupportedProtocol): the "
+			"listener gets no routes",
+			p);
+}
+
+static void decode_listener(struct session *s, yaml_node_t *n, const char *path,
+			    const struct ig_meta *gw, struct ig_listener *l)
+{
+	static const char *const fields[] = {"name", "hostname",      "port", "protocol",
+					     "tls",  "allowedRoutes", NULL};
+	char sub[LD_PATH];
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	l->name = ld_str(s, n, path, "name", true, &line);
+	if (l->name && !ld_dns_subdomain(l->name, strlen(l->name)))
+		ld_err(s, line, path, "name", "must be a lowercase RFC 1123 subdomain");
+	l->protocol = ld_str(s, n, path, "protocol", true, &line);
+	/* Implementation-specific protocols are written "domain/Name". */
+	if (l->protocol && !strchr(l->protocol, '/'))
+		ld_check_enum(s, l->protocol, line, path, "protocol", protocols);
+	ld_int_range(s, n, path, "port", true, 1, 65535, &l->port);
+	l->hostname = ld_str(s, n, path, "hostname", false, &line);
+	if (l->hostname && !ld_hostname_ok(l->hostname))
+		ld_err(s, line, path, "hostname",
+		       "must be a lowercase DNS name, optionally starting with \"*.\"");
+	yaml_node_t *tls = ld_map(s, n, path, "tls", false, &line);
+	if (tls) {
+		ld_join(sub, path, "tls");
+		decode_listener_tls(s, tls, sub, gw, &l->tls);
+	}
+	yaml_node_t *ar = ld_map(s, n, path, "allowedRoutes", false, &line);
+	if (ar) {
+		ld_join(sub, path, "allowedRoutes");
+		decode_allowed_routes(s, ar, sub, &l->allowed);
+	}
+	check_listener(s, n, path, l);
+}
+
+static bool same_hostname(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static void check_listeners_unique(struct session *s, yaml_node_t *ls, struct ig_gateway *g)
+{
+	char path[LD_PATH];
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		const struct ig_listener *a = &g->listeners[i];
+		yaml_node_t *n = ld_seq_item(s, ls, i);
+		ld_item(path, "spec", "listeners", i);
+		for (size_t j = 0; j < i && a->name; j++)
+			if (g->listeners[j].name && !strcmp(g->listeners[j].name, a->name)) {
+				ld_err(
+				    s, ig_yaml_line(n), path, "name",
+				    "listener name \"%s\" is not unique (also spec.listeners[%zu])",
+				    a->name, j);
+				break;
+			}
+		for (size_t j = 0; j < i && a->protocol; j++) {
+			const struct ig_listener *b = &g->listeners[j];
+			if (b->port == a->port && is(b->protocol, a->protocol) &&
+			    same_hostname(a->hostname, b->hostname)) {
+				ld_err(s, ig_yaml_line(n), path, NULL,
+				       "Combination of port, protocol and hostname must be unique "
+				       "for each listener (also spec.listeners[%zu])",
+				       j);
+				break;
+			}
+		}
+	}
+}
+
+static const char *const gateway_spec_fields[] = {"gatewayClassName", "listeners", NULL};
+static const struct ld_unsupported gateway_spec_fields_unsupported[] = {
+    {"addresses", "infergate listens on the addresses its flags give"},
+    {"infrastructure", "infergate creates no infrastructure to label"},
+    {"tls", "Gateway-level TLS (client certificates, backend TLS) is not implemented"},
+    {"backendTLS", "TLS to backends is not implemented"},
+    {"allowedListeners", "ListenerSets are not implemented"},
+    {"defaultScope", "default Gateways are not implemented"},
+    {NULL, NULL},
+};
+
+void ld_gateway(struct session *s, yaml_node_t *root, const char *api)
+{
+	static const char *const top[] = {"spec", NULL};
+	struct ig_gateway g = {0};
+	int line;
+	char path[LD_PATH];
+	ld_top_fields(s, root, top);
+	ld_meta(s, root, api, "Gateway", &g.meta, false);
+	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
+	yaml_node_t *ls = NULL;
+	if (spec) {
+		ld_fields(s, spec, "spec", gateway_spec_fields, gateway_spec_fields_unsupported);
+		g.class_name = ld_str(s, spec, "spec", "gatewayClassName", true, &line);
+		ld_check_object_name(s, g.class_name, line, "spec", "gatewayClassName");
+		ls = ld_seq(s, spec, "spec", "listeners", true, &line);
+	}
+	if (ls) {
+		ld_check_items(s, ls, line, "spec", "listeners", 1, 64);
+		g.listeners = ld_alloc(s, (ld_seq_len(ls) + 1) * sizeof(*g.listeners));
+		g.nlisteners = ld_seq_len(ls);
+	}
+	for (size_t i = 0; i < g.nlisteners; i++) {
+		ld_item(path, "spec", "listeners", i);
+		yaml_node_t *n = ld_seq_map(s, ls, i, path);
+		if (n)
+			decode_listener(s, n, path, &g.meta, &g.listeners[i]);
+	}
+	if (ls)
+		check_listeners_unique(s, ls, &g);
+	*LD_APPEND(s, K_GATEWAY, gateways) = g;
+}
+
+/* ---- HTTPRoute: parents, matches --------------------------------------------- */
+
+static void decode_parent(struct session *s, yaml_node_t *n, const char *path,
+			  const struct ig_meta *m, struct ig_parent_ref *r)
+{
+	static const char *const fields[] = {"group",	    "kind", "namespace", "name",
+					     "sectionName", "port", NULL};
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	r->group = ld_str(s, n, path, "group", false, &line);
+	ld_check_group(s, r->group, line, path, "group");
+	r->kind = ld_str(s, n, path, "kind", false, &line);
+	ld_check_kind(s, r->kind, line, path, "kind");
+	r->ns = ld_str(s, n, path, "namespace", false, &line);
+	ld_check_namespace(s, r->ns, line, path, "namespace");
+	r->name = ld_str(s, n, path, "name", true, &line);
+	ld_check_object_name(s, r->name, line, path, "name");
+	r->section_name = ld_str(s, n, path, "sectionName", false, &line);
+	if (r->section_name && !ld_dns_subdomain(r->section_name, strlen(r->section_name)))
+		ld_err(s, line, path, "sectionName", "must be a lowercase RFC 1123 subdomain");
+	ld_int_range(s, n, path, "port", false, 1, 65535, &r->port);
+	if (!r->group)
+		r->group = GATEWAY_GROUP;
+	if (!r->kind)
+		r->kind = "Gateway";
+	if (!r->ns)
+		r->ns = m->ns;
+	if (!strcmp(r->group, GATEWAY_GROUP) && !strcmp(r->kind, "Gateway"))
+		ld_ref(s, "Gateway", r->ns, r->name, ig_yaml_line(n), path);
+	else
+		ld_warn(s, ig_yaml_line(n), path, NULL,
+			"parent %s%s%s is not supported: only Gateways of "
+			"gateway.networking.k8s.io take routes",
+			r->group, *r->group ? "/" : "", r->kind);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* The CRD's two CEL rules on parentRefs naming the same parent. */
+static void check_parents(struct session *s, yaml_node_t *ps, const struct ig_httproute *rt)
+{
+	char path[LD_PATH];
+	for (size_t i = 0; i < rt->nparents; i++) {
+		const struct ig_parent_ref *a = &rt->parents[i];
+		for (size_t j = 0; j < i; j++) {
+			const struct ig_parent_ref *b = &rt->parents[j];
+			if (!a->name || !b->name || strcmp(a->name, b->name) ||
+			    !same_str(a->group, b->group) || !same_str(a->kind, b->kind) ||
+			    !same_str(a->ns, b->ns))
+				continue;
+			ld_item(path, "spec", "parentRefs", i);
+			int line = ig_yaml_line(ld_seq_item(s, ps, i));
+			bool a_any = !a->section_name && !a->port,
+			     b_any = !b->section_name && !b->port;
+			if (a_any || b_any || (!a->section_name) != (!b->section_name) ||
+			    (!a->port) != (!b->port))
+				ld_err(s, line, "spec", "parentRefs",
+				       "sectionName or port must be specified when parentRefs "
+				       "includes 2 or more references to the same parent");
+			else if (same_str(a->section_name, b->section_name) && a->port == b->port)
+				ld_err(s, line, "spec", "parentRefs",
+				       "sectionName or port must be unique when parentRefs "
+				       "includes 2 or more references to the same parent");
+			else
+				continue;
+			return;
+		}
+	}
+}
+
+/* CEL rules of the Gateway API for Exact and PathPrefix values. */
+static const char *path_value_problem(const char *v)
+{
+	static const char *const bad[] = {"//", "/./", "/../", "%2f", "%2F", "#", NULL};
+	static const char ok[] = "-/._~!$&'()*+,;=:@%";
+	size_t len = strlen(v);
+	if (v[0] != '/')
+		return "must be an absolute path starting with '/'";
+	for (const char *const *b = bad; *b; b++)
+		if (strstr(v, *b))
+			return "must not contain '//', '/./', '/../', '%2f', '%2F' or '#'";
+	if ((len >= 3 && !strcmp(v + len - 3, "/..")) || (len >= 2 && !strcmp(v + len - 2, "/.")))
+		return "must not end with '/..' or '/.'";
+	for (const char *p = v; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9')) &&
+		    !strchr(ok, *p))
+			return "contains a character that is not allowed in a URL path";
+	return NULL;
+}
+
+static void decode_path(struct session *s, yaml_node_t *n, const char *parent,
+			struct ig_route_match *m)
+{
+	static const char *const fields[] = {"type", "value", NULL};
+	static const char *const types[] = {"Exact", "PathPrefix", "RegularExpression", NULL};
+	char path[LD_PATH];
+	int line;
+	ld_join(path, parent, "path");
+	ld_fields(s, n, path, fields, NULL);
+	char *type = ld_str(s, n, path, "type", false, &line);
+	ld_check_enum(s, type, line, path, "type", types);
+	if (type && !strcmp(type, "Exact"))
+		m->path_type = IG_PATH_EXACT;
+	else if (type && !strcmp(type, "RegularExpression"))
+		m->path_type = IG_PATH_REGEX;
+	char *v = ld_str(s, n, path, "value", false, &line);
+	if (v) {
+		m->path = v;
+		ld_check_len(s, v, line, path, "value", 0, 1024);
+		const char *why = m->path_type == IG_PATH_REGEX ? NULL : path_value_problem(v);
+		if (why)
+			ld_err(s, line, path, "value", "%s", why);
+	}
+}
+
+static struct ig_header_match *decode_value_matches(struct session *s, yaml_node_t *seq,
+						    const char *parent, const char *key,
+						    size_t maxval, size_t *n)
+{
+	static const char *const fields[] = {"type", "name", "value", NULL};
+	static const char *const types[] = {"Exact", "RegularExpression", NULL};
+	char path[LD_PATH], base[LD_PATH];
+	int line;
+	ld_join(base, parent, key);
+	*n = ld_seq_len(seq);
+	struct ig_header_match *hm = ld_alloc(s, (*n + 1) * sizeof(*hm));
+	for (size_t i = 0; i < *n; i++) {
+		ld_item(path, base, NULL, i);
+		yaml_node_t *h = ld_seq_map(s, seq, i, path);
+		if (!h)
+			continue;
+		ld_fields(s, h, path, fields, NULL);
+		char *type = ld_str(s, h, path, "type", false, &line);
+		ld_check_enum(s, type, line, path, "type", types);
+		hm[i].type =
+		    type && !strcmp(type, "RegularExpression") ? IG_MATCH_REGEX : IG_MATCH_EXACT;
+		hm[i].name = ld_str(s, h, path, "name", true, &line);
+		if (hm[i].name && !ld_header_name_ok(hm[i].name))
+			ld_err(s, line, path, "name",
+			       "must be 1 to 256 token characters (letters, digits, "
+			       "!#$%%&'*+-.^_`|~)");
+		hm[i].value = ld_str(s, h, path, "value", true, &line);
+		ld_check_len(s, hm[i].value, line, path, "value", 1, maxval);
+	}
+	return hm;
+}
+
+static void decode_match(struct session *s, yaml_node_t *n, const char *path,
+			 struct ig_route_match *m)
+{
+	static const char *const fields[] = {"path", "headers", "queryParams", "method", NULL};
+	static const char *const methods[] = {"GET",	 "HEAD",    "POST",  "PUT",   "DELETE",
+					      "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
+	int line;
+	m->path_type = IG_PATH_PREFIX;
+	m->path = "/";
+	if (n->type != YAML_MAPPING_NODE) {
+		ld_err(s, ig_yaml_line(n), path, NULL, "must be an object");
+		return;
+	}
+	ld_fields(s, n, path, fields, NULL);
+	yaml_node_t *p = ld_map(s, n, path, "path", false, &line);
+	if (p)
+		decode_path(s, p, path, m);
+	yaml_node_t *h = ld_seq(s, n, path, "headers", false, &line);
+	if (h) {
+		ld_check_items(s, h, line, path, "headers", 0, 16);
+		m->headers = decode_value_matches(s, h, path, "headers", 4096, &m->nheaders);
+	}
+	yaml_node_t *q = ld_seq(s, n, path, "queryParams", false, &line);
+	if (q) {
+		ld_check_items(s, q, line, path, "queryParams", 0, 16);
+		m->query = decode_value_matches(s, q, path, "queryParams", 1024, &m->nquery);
+	}
+	m->method = ld_str(s, n, path, "method", false, &line);
+	ld_check_enum(s, m->method, line, path, "method", methods);
+}
+
+/* ---- HTTPRoute: filters ------------------------------------------------------- */
+
+/* The CRD's pattern for header values, ^[!-~]+([\t ]?[!-~]+)*$: visible
+ * ASCII words separated by single spaces or tabs. It keeps CR and LF (and
+ * so header injection) out. */
+static bool header_value_ok(const char *v)
+{
+	bool gap = true; /* at the start, or just after a space */
+	if (!*v)
+		return false;
+	for (; *v; v++) {
+		unsigned char c = (unsigned char)*v;
+		if (c >= '!' && c <= '~') {
+			gap = false;
+		} else if ((c == ' ' || c == '\t') && !gap) {
+			gap = true;
+		} else {
+			return false;
+		}
+	}
+	return !gap;
+}
+
+static bool name_listed(const struct ig_kv *kv, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcasecmp(kv[i].key, name))
+			return true;
+	return false;
+}
+
+static struct ig_kv *decode_header_values(struct session *s, yaml_node_t *mod, const char *path,
+					  const char *key, size_t *n)
+{
+	static const char *const fields[] = {"name", "value", NULL};
+	char it[LD_PATH];
+	int line;
+	yaml_node_t *seq = ld_seq(s, mod, path, key, false, &line);
+	*n = 0;
+	if (!seq)
+		return NULL;
+	ld_check_items(s, seq, line, path, key, 0, 16);
+	struct ig_kv *kv = ld_alloc(s, (ld_seq_len(seq) + 1) * sizeof(*kv));
+	for (size_t i = 0; i < ld_seq_len(seq); i++) {
+		ld_item(it, path, key, i);
+		yaml_node_t *h = ld_seq_map(s, seq, i, it);
+		if (!h)
+			continue;
+		ld_fields(s, h, it, fields, NULL);
+		char *name = ld_str(s, h, it, "name", true, &line);
+		if (name && !ld_header_name_ok(name))
+			ld_err(s, line, it, "name",
+			       "must be 1 to 256 token characters (letters, digits, "
+			       "!#$%%&'*+-.^_`|~)");
+		else if (name && name_listed(kv, *n, name))
+			ld_err(s, line, it, "name",
+			       "header \"%s\" is listed twice (names are case-insensitive)", name);
+		char *value = ld_str(s, h, it, "value", true, &line);
+		if (value && strlen(value) > 4096)
+			ld_err(s, line, it, "value", "must be at most 4096 characters");
+		else if (value && !header_value_ok(value))
+			ld_err(s, line, it, "value",
+			       "must be visible ASCII characters with single spaces or tabs "
+			       "between them (pattern ^[!-~]+([\\t ]?[!-~]+)*$)");
+		if (name && value)
+			kv[(*n)++] = (struct ig_kv){name, value};
+	}
+	return kv;
+}
+
+static void decode_header_modifier(struct session *s, yaml_node_t *n, const char *path,
+				   struct ig_header_modifier *h)
+{
+	static const char *const fields[] = {"set", "add", "remove", NULL};
+	char it[LD_PATH];
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	h->set = decode_header_values(s, n, path, "set", &h->nset);
+	h->add = decode_header_values(s, n, path, "add", &h->nadd);
+	h->remove = ld_strings(s, n, path, "remove", &h->nremove, &line);
+	if (h->nremove > 16)
+		ld_err(s, line, path, "remove", "must have at most 16 items");
+	for (size_t i = 0; i < h->nremove; i++) {
+		ld_item(it, path, "remove", i);
+		if (!ld_header_name_ok(h->remove[i]))
+			ld_err(s, line, it, NULL,
+			       "must be 1 to 256 token characters (letters, digits, "
+			       "!#$%%&'*+-.^_`|~)");
+		for (size_t j = 0; j < i; j++)
+			if (!strcasecmp(h->remove[j], h->remove[i]))
+				ld_err(s, line, it, NULL, "header \"%s\" is listed twice",
+				       h->remove[i]);
+	}
+}
+
+/* ReplaceFullPath and ReplacePrefixMatch values go into the request line:
+ * nothing that would end it or start a header. */
+static bool path_text_ok(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v <= ' ' || *v == 0x7f)
+			return false;
+	return true;
+}
+
+static void decode_path_modifier(struct session *s, yaml_node_t *n, const char *path,
+				 struct ig_path_modifier *pm)
+{
+	static const char *const fields[] = {"type", "replaceFullPath", "replacePrefixMatch", NULL};
+	static const char *const types[] = {"ReplaceFullPath", "ReplacePrefixMatch", NULL};
+	int line, fline, pline;
+	ld_fields(s, n, path, fields, NULL);
+	char *type = ld_str(s, n, path, "type", true, &line);
+	ld_check_enum(s, type, line, path, "type", types);
+	/* A quoted "" is a valid replacePrefixMatch; a null one is absent. */
+	char *fv = ld_str(s, n, path, "replaceFullPath", false, &fline);
+	char *pv = ld_str(s, n, path, "replacePrefixMatch", false, &pline);
+	bool is_full = type && !strcmp(type, "ReplaceFullPath");
+	bool is_prefix = type && !strcmp(type, "ReplacePrefixMatch");
+	if (is_full && !fv)
+		ld_err(s, line, path, NULL,
+		       "replaceFullPath must be specified when type is set to 'ReplaceFullPath'");
+	if (fv && !is_full)
+		ld_err(s, fline, path, NULL,
+		       "type must be 'ReplaceFullPath' when replaceFullPath is set");
+	if (is_prefix && !pv)
+		ld_err(s, line, path, NULL,
+		       "replacePrefixMatch must be specified when type is set to "
+		       "'ReplacePrefixMatch'");
+	if (pv && !is_prefix)
+		ld_err(s, pline, path, NULL,
+		       "type must be 'ReplacePrefixMatch' when replacePrefixMatch is set");
+	const char *v = is_full ? fv : is_prefix ? pv : NULL;
+	const char *key = is_full ? "replaceFullPath" : "replacePrefixMatch";
+	int vline = is_full ? fline : pline;
+	if (v && strlen(v) > 1024)
+		ld_err(s, vline, path, key, "must be at most 1024 characters");
+	else if (v && !path_text_ok(v))
+		ld_err(s, vline, path, key, "must not contain spaces or control characters");
+	if (v) {
+		pm->type = is_full ? IG_PATH_MOD_FULL : IG_PATH_MOD_PREFIX;
+		pm->value = (char *)v;
+	}
+}
+
+static char *decode_precise_hostname(struct session *s, yaml_node_t *n, const char *path)
+{
+	int line;
+	char *h = ld_str(s, n, path, "hostname", false, &line);
+	if (h && (!ld_dns_subdomain(h, strlen(h))))
+		ld_err(s, line, path, "hostname",
+		       "must be a lowercase DNS name without a wildcard (PreciseHostname)");
+	return h;
+}
+
+static void decode_rewrite(struct session *s, yaml_node_t *n, const char *path,
+			   struct ig_url_rewrite *r)
+{
+	static const char *const fields[] = {"hostname", "path", NULL};
+	char sub[LD_PATH];
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	r->hostname = decode_precise_hostname(s, n, path);
+	yaml_node_t *p = ld_map(s, n, path, "path", false, &line);
+	if (p) {
+		ld_join(sub, path, "path");
+		decode_path_modifier(s, p, sub, &r->path);
+	}
+}
+
+static void decode_redirect(struct session *s, yaml_node_t *n, const char *path,
+			    struct ig_redirect *r)
+{
+	static const char *const fields[] = {"scheme", "hostname",   "path",
+					     "port",   "statusCode", NULL};
+	static const char *const schemes[] = {"http", "https", NULL};
+	char sub[LD_PATH];
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	r->scheme = ld_str(s, n, path, "scheme", false, &line);
+	ld_check_enum(s, r->scheme, line, path, "scheme", schemes);
+	r->hostname = decode_precise_hostname(s, n, path);
+	yaml_node_t *p = ld_map(s, n, path, "path", false, &line);
+	if (p) {
+		ld_join(sub, path, "path");
+		decode_path_modifier(s, p, sub, &r->path);
+	}
+	ld_int_range(s, n, path, "port", false, 1, 65535, &r->port);
+	r->status_code = 302;
+	long long code;
+	if (ld_int(s, n, path, "statusCode", false, &line, &code)) {
+		if (code != 301 && code != 302 && code != 303 && code != 307 && code != 308)
+			ld_err(s, line, path, "statusCode",
+			       "must be one of 301, 302, 303, 307, 308");
+		else
+			r->status_code = (int)code;
+	}
+}
+
+static const char *const backend_object_fields[] = {"group",	 "kind", "name",
+						    "namespace", "port", NULL};
+
+static void decode_backend_object(struct session *s, yaml_node_t *n, const char *path,
+				  const struct ig_meta *m, struct ig_backend_ref *b);
+
+static void decode_mirror(struct session *s, yaml_node_t *n, const char *path,
+			  const struct ig_meta *m, struct ig_mirror *mi)
+{
+	static const char *const fields[] = {"backendRef", "percent", "fraction", NULL};
+	static const char *const fraction_fields[] = {"numerator", "denominator", NULL};
+	char sub[LD_PATH];
+	int line, pline;
+	ld_fields(s, n, path, fields, NULL);
+	mi->numerator = mi->denominator = 100;
+	mi->backend = ld_alloc(s, sizeof(*mi->backend));
+	yaml_node_t *b = ld_map(s, n, path, "backendRef", true, &line);
+	if (b) {
+		ld_join(sub, path, "backendRef");
+		ld_fields(s, b, sub, backend_object_fields, NULL);
+		decode_backend_object(s, b, sub, m, mi->backend);
+	}
+	int percent;
+	bool has_percent = ld_get(s, n, "percent", &pline) != NULL;
+	if (ld_int_range(s, n, path, "percent", false, 0, 100, &percent))
+		mi->numerator = (uint32_t)percent;
+	yaml_node_t *f = ld_map(s, n, path, "fraction", false, &line);
+	if (!f)
+		return;
+	if (has_percent)
+		ld_err(
+		    s, line, path, NULL,
+		    "Only one of percent or fraction may be specified in HTTPRequestMirrorFilter");
+	ld_join(sub, path, "fraction");
+	ld_fields(s, f, sub, fraction_fields, NULL);
+	int num = 0, den = 100;
+	bool ok = ld_int_range(s, f, sub, "numerator", true, 0, INT32_MAX, &num);
+	if (ld_get(s, f, "denominator", &line))
+		ok &= ld_int_range(s, f, sub, "denominator", false, 1, INT32_MAX, &den);
+	if (ok && num > den)
+		ld_err(s, ig_yaml_line(f), sub, NULL,
+		       "numerator must be less than or equal to denominator");
+	mi->numerator = (uint32_t)num;
+	mi->denominator = (uint32_t)den;
+}
+
+static const struct {
+	const char *type;
+	const char *field;
+	const char *unsupported;
+} filter_types[] = {
+    {"RequestHeaderModifier", "requestHeaderModifier", NULL},
+    {"ResponseHeaderModifier", "responseHeaderModifier", NULL},
+    {"URLRewrite", "urlRewrite", NULL},
+    {"RequestRedirect", "requestRedirect", NULL},
+    {"RequestMirror", "requestMirror", NULL},
+    {"ExtensionRef", "extensionRef", "infergate has no filter extensions"},
+    {"CORS", "cors", "the CORS filter is not implemented"},
+    {"ExternalAuth", "externalAuth", "the ExternalAuth filter is not implemented"},
+};
+#define NFILTER_TYPES (sizeof filter_types / sizeof filter_types[0])
+
+static const char *const filter_fields[] = {"type",
+					    "requestHeaderModifier",
+					    "responseHeaderModifier",
+					    "urlRewrite",
+					    "requestRedirect",
+					    "requestMirror",
+					    "extensionRef",
+					    "cors",
+					    "externalAuth",
+					    NULL};
+
+/* Decodes one filter; returns the index of its type in filter_types, or
+ * -1 when it is unusable (already reported). */
+static int decode_filter(struct session *s, yaml_node_t *n, const char *path,
+			 const struct ig_meta *m, struct ig_filter *f)
+{
+	int line;
+	ld_fields(s, n, path, filter_fields, NULL);
+	f->line = ig_yaml_line(n);
+	char *type = ld_str(s, n, path, "type", true, &line);
+	int t = -1;
+	for (size_t i = 0; type && i < NFILTER_TYPES; i++)
+		if (!strcmp(type, filter_types[i].type))
+			t = (int)i;
+	if (type && t < 0)
+		ld_err(
+		    s, line, path, "type",
+		    "must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
+		    "RequestRedirect, URLRewrite, ExtensionRef, CORS, ExternalAuth");
+	/* filter.<field> must be set for its type and nil for the others. */
+	for (size_t i = 0; i < NFILTER_TYPES; i++) {
+		int fline;
+		bool has = ld_get(s, n, filter_types[i].field, &fline) != NULL;
+		if (has && (int)i != t)
+			ld_err(s, fline, path, NULL,
+			       "filter.%s must be nil if the filter.type is not %s",
+			       filter_types[i].field, filter_types[i].type);
+		else if (!has && (int)i == t)
+			ld_err(s, line, path, NULL,
+			       "filter.%s must be specified for %s filter.type",
+			       filter_types[i].field, filter_types[i].type);
+	}
+	if (t >= 0 && filter_types[t].unsupported) {
+		ld_err(s, line, path, "type", "not supported by infergate: %s",
+		       filter_types[t].unsupported);
+		return -1;
+	}
+	if (t < 0)
+		return -1;
+	char sub[LD_PATH];
+	ld_join(sub, path, filter_types[t].field);
+	yaml_node_t *body = ld_map(s, n, path, filter_types[t].field, false, &line);
+	if (!body)
+		return t;
+	switch (t) {
+	case 0:
+	case 1:
+		f->type =
+		    t == 0 ? IG_FILTER_REQUEST_HEADER_MODIFIER : IG_FILTER_RESPONSE_HEADER_MODIFIER;
+		decode_header_modifier(s, body, sub, &f->u.headers);
+		break;
+	case 2:
+		f->type = IG_FILTER_URL_REWRITE;
+		decode_rewrite(s, body, sub, &f->u.rewrite);
+		break;
+	case 3:
+		f->type = IG_FILTER_REQUEST_REDIRECT;
+		decode_redirect(s, body, sub, &f->u.redirect);
+		break;
+	default:
+		f->type = IG_FILTER_REQUEST_MIRROR;
+		decode_mirror(s, body, sub, m, &f->u.mirror);
+		break;
+	}
+	return t;
+}
+
+/* The CRD's list rules: RequestRedirect and URLRewrite exclude each other;
+ * every type but RequestMirror at most once. */
+static struct ig_filter *decode_filters(struct session *s, yaml_node_t *owner, const char *path,
+					const struct ig_meta *m, size_t *n)
+{
+	char it[LD_PATH];
+	int line;
+	size_t count[NFILTER_TYPES] = {0};
+	yaml_node_t *seq = ld_seq(s, owner, path, "filters", false, &line);
+	*n = 0;
+	if (!seq)
+		return NULL;
+	ld_check_items(s, seq, line, path, "filters", 0, 16);
+	/* Filters stay at their list index, even those in error (a load with
+	 * errors returns no config): later messages name them by index. */
+	struct ig_filter *fs = ld_alloc(s, (ld_seq_len(seq) + 1) * sizeof(*fs));
+	*n = ld_seq_len(seq);
+	for (size_t i = 0; i < *n; i++) {
+		ld_item(it, path, "filters", i);
+		yaml_node_t *f = ld_seq_map(s, seq, i, it);
+		int t = f ? decode_filter(s, f, it, m, &fs[i]) : -1;
+		if (t >= 0)
+			count[t]++;
+	}
+	char fpath[LD_PATH];
+	ld_join(fpath, path, "filters");
+	if (count[2] && count[3])
+		ld_err(s, line, fpath, NULL,
+		       "May specify either httpRouteFilterRequestRedirect or "
+		       "httpRouteFilterRequestRewrite, but not both");
+	for (size_t t = 0; t < NFILTER_TYPES; t++)
+		if (t != 4 && count[t] > 1)
+			ld_err(s, line, fpath, NULL, "%s filter cannot be repeated",
+			       filter_types[t].type);
+	return fs;
+}
+
+/* ---- HTTPRoute: backendRefs, rules ------------------------------------------- */
+
+static const char *const backend_ref_fields[] = {"group", "kind",   "name",    "namespace",
+						 "port",  "weight", "filters", NULL};
+
+/* A BackendObjectReference (backendRefs[] and requestMirror.backendRef). */
+static void decode_backend_object(struct session *s, yaml_node_t *n, const char *path,
+				  const struct ig_meta *m, struct ig_backend_ref *b)
+{
+	int line;
+	b->group = ld_str(s, n, path, "group", false, &line);
+	ld_check_group(s, b->group, line, path, "group");
+	b->kind = ld_str(s, n, path, "kind", false, &line);
+	ld_check_kind(s, b->kind, line, path, "kind");
+	b->ns = ld_str(s, n, path, "namespace", false, &line);
+	ld_check_namespace(s, b->ns, line, path, "namespace");
+	b->name = ld_str(s, n, path, "name", true, &line);
+	ld_check_object_name(s, b->name, line, path, "name");
+	ld_int_range(s, n, path, "port", false, 1, 65535, &b->port);
+	if (!b->group)
+		b->group = "";
+	if (!b->kind)
+		b->kind = "Service";
+	if (!b->ns)
+		b->ns = m->ns;
+	b->status = IG_REF_NOT_FOUND; /* until ld_link resolves it */
+	b->line = ig_yaml_line(n);
+	if (!*b->group && !strcmp(b->kind, "Service") && !ld_get(s, n, "port", &line))
+		ld_err(s, ig_yaml_line(n), path, NULL, "must have port for Service reference");
+}
+
+static void decode_backend(struct session *s, yaml_node_t *n, const char *path,
+			   const struct ig_meta *m, struct ig_backend_ref *b)
+{
+	b->weight = 1;
+	ld_fields(s, n, path, backend_ref_fields, NULL);
+	decode_backend_object(s, n, path, m, b);
+	ld_int_range(s, n, path, "weight", false, 0, 1000000, &b->weight);
+	b->filters = decode_filters(s, n, path, m, &b->nfilters);
+}
+
+static void decode_timeouts(struct session *s, yaml_node_t *n, const char *path,
+			    struct ig_route_rule *r)
+{
+	static const char *const fields[] = {"request", "backendRequest", NULL};
+	bool has_req, has_be;
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	r->timeout_request_ms = ld_duration(s, n, path, "request", &has_req);
+	r->timeout_backend_ms = ld_duration(s, n, path, "backendRequest", &has_be);
+	ld_get(s, n, "backendRequest", &line);
+	if (has_req && has_be && r->timeout_request_ms != 0 &&
+	    r->timeout_backend_ms > r->timeout_request_ms)
+		ld_err(s, line, path, "backendRequest",
+		       "backendRequest timeout cannot be longer than request timeout");
+}
+
+static void decode_retry(struct session *s, yaml_node_t *n, const char *path, struct ig_retry *r)
+{
+	static const char *const fields[] = {"codes", "attempts", "backoff", NULL};
+	char it[LD_PATH];
+	int line;
+	r->set = true;
+	ld_fields(s, n, path, fields, NULL);
+	yaml_node_t *codes = ld_seq(s, n, path, "codes", false, &line);
+	if (codes) {
+		r->codes = ld_alloc(s, (ld_seq_len(codes) + 1) * sizeof(int));
+		for (size_t i = 0; i < ld_seq_len(codes); i++) {
+			yaml_node_t *c = ld_seq_item(s, codes, i);
+			long long v = 0;
+			ld_item(it, path, "codes", i);
+			if (!c || !ld_scalar_int(c, &v)) {
+				ld_err(s, c ? ig_yaml_line(c) : line, it, NULL,
+				       "must be an integer");
+				continue;
+			}
+			if (v < 400 || v > 599) {
+				ld_err(s, ig_yaml_line(c), it, NULL, "must be between 400 and 599");
+				continue;
+			}
+			bool dup = false;
+			for (size_t j = 0; j < r->ncodes; j++)
+				dup |= r->codes[j] == (int)v;
+			if (dup)
+				ld_err(s, ig_yaml_line(c), it, NULL, "duplicate value %lld", v);
+			else
+				r->codes[r->ncodes++] = (int)v;
+		}
+	}
+	r->has_attempts = ld_int_range(s, n, path, "attempts", false, 0, INT32_MAX, &r->attempts);
+	r->backoff_ms = ld_duration(s, n, path, "backoff", &r->has_backoff);
+}
+
+static void decode_session(struct session *s, yaml_node_t *n, const char *path,
+			   struct ig_session_persistence *p)
+{
+	static const char *const fields[] = {"sessionName", "absoluteTimeout", "idleTimeout",
+					     "type",	    "cookieConfig",    NULL};
+	static const char *const cookie_fields[] = {"lifetimeType", NULL};
+	static const char *const types[] = {"Cookie", "Header", NULL};
+	static const char *const lifetimes[] = {"Permanent", "Session", NULL};
+	char sub[LD_PATH];
+	int line, cline;
+	p->set = true;
+	ld_fields(s, n, path, fields, NULL);
+	p->session_name = ld_str(s, n, path, "sessionName", false, &line);
+	ld_check_len(s, p->session_name, line, path, "sessionName", 0, 128);
+	p->absolute_timeout_ms =
+	    ld_duration(s, n, path, "absoluteTimeout", &p->has_absolute_timeout);
+	p->idle_timeout_ms = ld_duration(s, n, path, "idleTimeout", &p->has_idle_timeout);
+	char *type = ld_str(s, n, path, "type", false, &line);
+	ld_check_enum(s, type, line, path, "type", types);
+	p->type = type && !strcmp(type, "Header") ? IG_SESSION_HEADER : IG_SESSION_COOKIE;
+	yaml_node_t *cc = ld_map(s, n, path, "cookieConfig", false, &cline);
+	if (!cc)
+		return;
+	ld_join(sub, path, "cookieConfig");
+	ld_fields(s, cc, sub, cookie_fields, NULL);
+	char *lt = ld_str(s, cc, sub, "lifetimeType", false, &line);
+	ld_check_enum(s, lt, line, sub, "lifetimeType", lifetimes);
+	p->lifetime = lt && !strcmp(lt, "Permanent") ? IG_COOKIE_PERMANENT : IG_COOKIE_SESSION;
+	if (p->lifetime == IG_COOKIE_PERMANENT && !ld_get(s, n, "absoluteTimeout", &line))
+		ld_err(s, ig_yaml_line(n), path, NULL,
+		       "AbsoluteTimeout must be specified when cookie lifetimeType is Permanent");
+	if (p->type != IG_SESSION_COOKIE)
+		ld_err(s, cline, path, "cookieConfig",
+		       "cookieConfig can only be set with type Cookie");
+}
+
+static size_t decode_matches(struct session *s, yaml_node_t *n, const char *path,
+			     struct ig_route_rule *r)
+{
+	char sub[LD_PATH];
+	int line;
+	yaml_node_t *ms = ld_seq(s, n, path, "matches", false, &line);
+	size_t cnt = ms ? ld_seq_len(ms) : 0;
+	if (ms)
+		ld_check_items(s, ms, line, path, "matches", 0, 64);
+	/* Absent and [] both mean one match-everything entry. */
+	r->nmatches = cnt ? cnt : 1;
+	r->matches = ld_alloc(s, r->nmatches * sizeof(*r->matches));
+	r->matches[0] = (struct ig_route_match){.path_type = IG_PATH_PREFIX, .path = "/"};
+	for (size_t i = 0; i < cnt; i++) {
+		yaml_node_t *m = ld_seq_item(s, ms, i);
+		ld_item(sub, path, "matches", i);
+		if (m)
+			decode_match(s, m, sub, &r->matches[i]);
+	}
+	return cnt;
+}
+
+static bool has_prefix_modifier(const struct ig_filter *fs, size_t n, enum ig_filter_type type)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (fs[i].type != type)
+			continue;
+		const struct ig_path_modifier *pm =
+		    type == IG_FILTER_URL_REWRITE ? &fs[i].u.rewrite.path : &fs[i].u.redirect.path;
+		if (pm->type == IG_PATH_MOD_PREFIX)
+			return true;
+	}
+	return false;
+}
+
+/* The CRD's rule-level CEL rules tying filters to backendRefs and matches. */
+static void check_rule_filters(struct session *s, yaml_node_t *n, const char *path,
+			       const struct ig_route_rule *r, size_t nmatches)
+{
+	int line = ig_yaml_line(n);
+	bool one_prefix = nmatches == 1 && r->matches[0].path_type == IG_PATH_PREFIX;
+	for (size_t i = 0; i < r->nfilters && r->nbackends; i++)
+		if (r->filters[i].type == IG_FILTER_REQUEST_REDIRECT) {
+			ld_err(s, line, path, NULL,
+			       "RequestRedirect filter must not be used together with backendRefs");
+			break;
+		}
+	if (!one_prefix && has_prefix_modifier(r->filters, r->nfilters, IG_FILTER_REQUEST_REDIRECT))
+		ld_err(s, line, path, NULL,
+		       "When using RequestRedirect filter with path.replacePrefixMatch, exactly "
+		       "one PathPrefix match must be specified");
+	if (!one_prefix && has_prefix_modifier(r->filters, r->nfilters, IG_FILTER_URL_REWRITE))
+		ld_err(s, line, path, NULL,
+		       "When using URLRewrite filter with path.replacePrefixMatch, exactly one "
+		       "PathPrefix match must be specified");
+	for (size_t b = 0; !one_prefix && b < r->nbackends; b++) {
+		const struct ig_backend_ref *be = &r->backends[b];
+		if (has_prefix_modifier(be->filters, be->nfilters, IG_FILTER_REQUEST_REDIRECT))
+			ld_err(s, line, path, NULL,
+			       "Within backendRefs, when using RequestRedirect filter with "
+			       "path.replacePrefixMatch, exactly one PathPrefix match must be "
+			       "specified");
+		if (has_prefix_modifier(be->filters, be->nfilters, IG_FILTER_URL_REWRITE))
+			ld_err(s, line, path, NULL,
+			       "Within backendRefs, When using URLRewrite filter with "
+			       "path.replacePrefixMatch, exactly one PathPrefix match must be "
+			       "specified");
+	}
+}
+
+static const char *const rule_fields[] = {
+    "name", "matches", "filters", "backendRefs", "timeouts", "retry", "sessionPersistence", NULL};
+
+static size_t decode_rule(struct session *s, yaml_node_t *n, const char *path,
+			  const struct ig_meta *m, struct ig_route_rule *r)
+{
+	char sub[LD_PATH];
+	int line;
+	if (n->type != YAML_MAPPING_NODE) {
+		ld_err(s, ig_yaml_line(n), path, NULL, "must be an object");
+		r->nmatches = 1;
+		r->matches = ld_alloc(s, sizeof(*r->matches));
+		r->matches[0] = (struct ig_route_match){.path_type = IG_PATH_PREFIX, .path = "/"};
+		return 0;
+	}
+	ld_fields(s, n, path, rule_fields, NULL);
+	r->name = ld_str(s, n, path, "name", false, &line);
+	if (r->name && !ld_dns_subdomain(r->name, strlen(r->name)))
+		ld_err(s, line, path, "name", "must be a lowercase RFC 1123 subdomain");
+	size_t nm = decode_matches(s, n, path, r);
+	r->filters = decode_filters(s, n, path, m, &r->nfilters);
+	yaml_node_t *bs = ld_seq(s, n, path, "backendRefs", false, &line);
+	if (bs) {
+		ld_check_items(s, bs, line, path, "backendRefs", 0, 16);
+		r->backends = ld_alloc(s, (ld_seq_len(bs) + 1) * sizeof(*r->backends));
+	}
+	/* At their list index, as filters are. */
+	r->nbackends = bs ? ld_seq_len(bs) : 0;
+	for (size_t i = 0; i < r->nbackends; i++) {
+		ld_item(sub, path, "backendRefs", i);
+		yaml_node_t *b = ld_seq_map(s, bs, i, sub);
+		if (b)
+			decode_backend(s, b, sub, m, &r->backends[i]);
+	}
+	yaml_node_t *t = ld_map(s, n, path, "timeouts", false, &line);
+	if (t) {
+		ld_join(sub, path, "timeouts");
+		decode_timeouts(s, t, sub, r);
+	}
+	yaml_node_t *retry = ld_map(s, n, path, "retry", false, &line);
+	if (retry) {
+		ld_join(sub, path, "retry");
+		decode_retry(s, retry, sub, &r->retry);
+	}
+	yaml_node_t *sp = ld_map(s, n, path, "sessionPersistence", false, &line);
+	if (sp) {
+		ld_join(sub, path, "sessionPersistence");
+		decode_session(s, sp, sub, &r->session);
+	}
+	check_rule_filters(s, n, path, r, nm ? nm : 1);
+	return nm;
+}
+
+static void decode_rules(struct session *s, yaml_node_t *spec, struct ig_httproute *rt)
+{
+	char path[LD_PATH];
+	int line;
+	yaml_node_t *rs = spec ? ld_seq(s, spec, "spec", "rules", false, &line) : NULL;
+	size_t cnt = rs ? ld_seq_len(rs) : 0, total = 0;
+	if (rs)
+		ld_check_items(s, rs, line, "spec", "rules", 0, 16);
+	rt->nrules = cnt ? cnt : 1;
+	rt->rules = ld_alloc(s, rt->nrules * sizeof(*rt->rules));
+	for (size_t i = 0; i < rt->nrules; i++) {
+		/* Defaults first: a rule that fails to decode still matches "/". */
+		rt->rules[i].nmatches = 1;
+		rt->rules[i].matches = ld_alloc(s, sizeof(struct ig_route_match));
+		rt->rules[i].matches[0] =
+		    (struct ig_route_match){.path_type = IG_PATH_PREFIX, .path = "/"};
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		yaml_node_t *r = ld_seq_item(s, rs, i);
+		ld_item(path, "spec", "rules", i);
+		if (!r)
+			continue;
+		total += decode_rule(s, r, path, &rt->meta, &rt->rules[i]);
+		for (size_t j = 0; j < i && rt->rules[i].name; j++)
+			if (rt->rules[j].name && !strcmp(rt->rules[j].name, rt->rules[i].name))
+				ld_err(s, ig_yaml_line(r), path, "name",
+				       "rule name \"%s\" is not unique", rt->rules[i].name);
+	}
+	if (total > 128)
+		ld_err(s, line, "spec", "rules", "must have at most 128 matches over all rules");
+}
+
+static const char *const route_spec_fields[] = {"parentRefs", "hostnames", "rules", NULL};
+static const struct ld_unsupported route_spec_fields_unsupported[] = {
+    {"useDefaultGateways", "default Gateways are not implemented"},
+    {NULL, NULL},
+};
+
+void ld_httproute(struct session *s, yaml_node_t *root, const char *api)
+{
+	static const char *const top[] = {"spec", NULL};
+	struct ig_httproute rt = {0};
+	char path[LD_PATH];
+	int line;
+	ld_top_fields(s, root, top);
+	ld_meta(s, root, api, "HTTPRoute", &rt.meta, false);
+	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
+	if (spec)
+		ld_fields(s, spec, "spec", route_spec_fields, route_spec_fields_unsupported);
+	yaml_node_t *ps = spec ? ld_seq(s, spec, "spec", "parentRefs", false, &line) : NULL;
+	if (ps) {
+		ld_check_items(s, ps, line, "spec", "parentRefs", 0, 32);
+		rt.parents = ld_alloc(s, (ld_seq_len(ps) + 1) * sizeof(*rt.parents));
+	}
+	for (size_t i = 0; ps && i < ld_seq_len(ps); i++) {
+		ld_item(path, "spec", "parentRefs", i);
+		yaml_node_t *p = ld_seq_map(s, ps, i, path);
+		/* Keep indexes aligned with the list for check_parents. */
+		if (p)
+			decode_parent(s, p, path, &rt.meta, &rt.parents[i]);
+		rt.nparents = i + 1;
+	}
+	if (ps)
+		check_parents(s, ps, &rt);
+	yaml_node_t *hs = spec ? ld_seq(s, spec, "spec", "hostnames", false, &line) : NULL;
+	if (hs) {
+		ld_check_items(s, hs, line, "spec", "hostnames", 0, 16);
+		rt.nhostnames = ld_seq_len(hs);
+		rt.hostnames = ld_alloc(s, (rt.nhostnames + 1) * sizeof(char *));
+	}
+	for (size_t i = 0; i < rt.nhostnames; i++) {
+		yaml_node_t *h = ld_seq_item(s, hs, i);
+		ld_item(path, "spec", "hostnames", i);
+		if (!h || h->type != YAML_SCALAR_NODE) {
+			ld_err(s, h ? ig_yaml_line(h) : line, path, NULL, "must be a string");
+			rt.hostnames[i] = "";
+			continue;
+		}
+		rt.hostnames[i] = ld_scalar(s, h);
+		if (!ld_hostname_ok(rt.hostnames[i]))
+			ld_err(s, ig_yaml_line(h), path, NULL,
+			       "must be a lowercase DNS name, optionally starting with \"*.\"");
+	}
+	decode_rules(s, spec, &rt);
+	*LD_APPEND(s, K_ROUTE, routes) = rt;
+}
+
+/* ---- ReferenceGrant ------------------------------------------------------------ */
+
+void ld_reference_grant(struct session *s, yaml_node_t *root, const char *api)
+{
+	static const char *const top[] = {"spec", NULL};
+	static const char *const spec_fields[] = {"from", "to", NULL};
+	static const char *const from_fields[] = {"group", "kind", "namespace", NULL};
+	static const char *const to_fields[] = {"group", "kind", "name", NULL};
+	struct ig_reference_grant g = {0};
+	char it[LD_PATH];
+	int line;
+	ld_top_fields(s, root, top);
+	ld_meta(s, root, api, "ReferenceGrant", &g.meta, false);
+	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
+	if (!spec) {
+		*LD_APPEND(s, K_GRANT, grants) = g;
+		return;
+	}
+	ld_fields(s, spec, "spec", spec_fields, NULL);
+	yaml_node_t *from = ld_seq(s, spec, "spec", "from", true, &line);
+	if (from) {
+		ld_check_items(s, from, line, "spec", "from", 1, 16);
+		g.from = ld_alloc(s, (ld_seq_len(from) + 1) * sizeof(*g.from));
+	}
+	for (size_t i = 0; from && i < ld_seq_len(from); i++) {
+		ld_item(it, "spec", "from", i);
+		yaml_node_t *f = ld_seq_map(s, from, i, it);
+		if (!f)
+			continue;
+		struct ig_grant_from *e = &g.from[g.nfrom++];
+		ld_fields(s, f, it, from_fields, NULL);
+		e->group = ld_str(s, f, it, "group", true, &line);
+		ld_check_group(s, e->group, line, it, "group");
+		e->kind = ld_str(s, f, it, "kind", true, &line);
+		ld_check_kind(s, e->kind, line, it, "kind");
+		e->ns = ld_str(s, f, it, "namespace", true, &line);
+		ld_check_namespace(s, e->ns, line, it, "namespace");
+	}
+	yaml_node_t *to = ld_seq(s, spec, "spec", "to", true, &line);
+	if (to) {
+		ld_check_items(s, to, line, "spec", "to", 1, 16);
+		g.to = ld_alloc(s, (ld_seq_len(to) + 1) * sizeof(*g.to));
+	}
+	for (size_t i = 0; to && i < ld_seq_len(to); i++) {
+		ld_item(it, "spec", "to", i);
+		yaml_node_t *t = ld_seq_map(s, to, i, it);
+		if (!t)
+			continue;
+		struct ig_grant_to *e = &g.to[g.nto++];
+		ld_fields(s, t, it, to_fields, NULL);
+		e->group = ld_str(s, t, it, "group", true, &line);
+		ld_check_group(s, e->group, line, it, "group");
+		e->kind = ld_str(s, t, it, "kind", true, &line);
+		ld_check_kind(s, e->kind, line, it, "kind");
+		e->name = ld_str(s, t, it, "name", false, &line);
+		ld_check_object_name(s, e->name, line, it, "name");
+	}
+	*LD_APPEND(s, K_GRANT, grants) = g;
+}

@@ -1,0 +1,76 @@
+/* Snapshots from configurations: which endpoints each pool gets. GIE's
+ * rules: pods of the pool's own namespace only, Ready, with an IP, not
+ * being deleted; and in v1 every target port of such a pod is its own
+ * endpoint (data-parallel ranks). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "gateway/snapshot.h"
+#include "pool/endpoint.h"
+#include "sched/picker.h"
+
+static const char manifests[] =
+    "apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\n"
+    "metadata: {name: dp, namespace: llm}\n"
+    "spec:\n  selector: {matchLabels: {app: vllm}}\n"
+    "  targetPorts: [{number: 8000}, {number: 8002}, {number: 8004}]\n"
+    "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+    "metadata: {name: old, namespace: llm}\n"
+    "spec: {selector: {app: vllm}, targetPortNumber: 9000, extensionRef: {name: e}}\n"
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: llm, labels: {app: vllm}}\n"
+    "status: {podIP: 10.0.0.1}\n"
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: llm, labels: {app: vllm}}\n"
+    "status: {podIP: \"fd00::2\"}\n"
+    /* Same labels, another namespace: never the pool's. */
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: other, labels: {app: vllm}}\n"
+    "status: {podIP: 10.0.0.3}\n"
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: d, namespace: llm, labels: {app: vllm}}\n"
+    "status:\n  podIP: 10.0.0.4\n  conditions: [{type: Ready, status: \"False\"}]\n";
+
+static char *addrs(const struct ig_pool_rt *rt)
+{
+	static char out[512];
+	out[0] = '\0';
+	for (size_t i = 0; i < rt->neps; i++) {
+		size_t l = strlen(out);
+		snprintf(out + l, sizeof out - l, "%s%s", i ? " " : "", rt->eps[i]->addr);
+	}
+	return out;
+}
+
+static void test_pool_endpoints(void **state)
+{
+	struct ig_config *cfg = NULL;
+	struct ig_diags d = {0};
+	assert_int_equal(ig_config_load_text("s.yaml", manifests, strlen(manifests), &cfg, &d), 0);
+	ig_diags_free(&d);
+	struct ig_endpoints *reg = ig_endpoints_new(1);
+	struct ig_snapshot *s =
+	    ig_snapshot_build(reg, cfg, ig_picker_config_default(), 1, NULL, 1, 1);
+	assert_non_null(s);
+	const struct ig_pool_rt *dp = ig_snapshot_pool(s, "llm", "dp");
+	const struct ig_pool_rt *old = ig_snapshot_pool(s, "llm", "old");
+	assert_non_null(dp);
+	assert_non_null(old);
+	assert_string_equal(addrs(dp), "10.0.0.1:8000 10.0.0.1:8002 10.0.0.1:8004 "
+				       "[fd00::2]:8000 [fd00::2]:8002 [fd00::2]:8004");
+	assert_string_equal(addrs(old), "10.0.0.1:9000 [fd00::2]:9000");
+	assert_null(ig_snapshot_pool(s, "other", "dp"));
+	ig_snapshot_unref(s);
+	ig_endpoints_free(reg);
+}
+
+int main(void)
+{
+	static const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_pool_endpoints),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
