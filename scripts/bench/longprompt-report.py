@@ -1,5 +1,5 @@
 """The table of `make bench-longprompt` (scripts/bench/longprompt.sh): one
-row per cell (servers, path, api), from the run with the median
+row per cell (servers, path, api, load), from the run with the median
 requests/s, and the range of requests/s and gateway CPU over the runs.
 
     python3 longprompt-report.py RUNS.jsonl"""
@@ -31,19 +31,20 @@ def main():
     cells = {}
     for line in open(sys.argv[1]):
         r = json.loads(line)
-        cells.setdefault((r["up"], r["path"], r["api"]), []).append(figures(r))
-    print("| servers | path | api | requests | failed | req/s | req/s range | prompt tokens "
+        load = "c%s" % r["conc"] if r["load"] == "closed" else "%s/s" % r["rate"]
+        cells.setdefault((r["up"], r["path"], r["api"], load), []).append(figures(r))
+    print("| servers | path | api | load | requests | failed | req/s | req/s range | prompt tokens "
           "| request KB | gateway CPU % | gw µs/req user | gw µs/req sys | gw µs/req total "
           "| gw µs/req range | req/s per gw core | gw idle µs/s | bench µs/req "
           "| servers µs/req | prefix hit % | TTFT p50 ms | TTFT p99 ms |")
-    print("|---|---|---|" + "---:|" * 18)
-    for (up, path, api), runs in cells.items():
+    print("|---|---|---|---|" + "---:|" * 18)
+    for (up, path, api, load), runs in cells.items():
         runs.sort(key=lambda f: f["rps"])
         m = runs[(len(runs) - 1) // 2]
         gw = "user" in m
         total = m["user"] + m["sys"] if gw else None
         totals = [f["user"] + f["sys"] for f in runs if "user" in f]
-        row = [up, path, api, m["n"], m["failed"], fmt(m["rps"]),
+        row = [up, path, api, load, m["n"], m["failed"], fmt(m["rps"]),
                "%.0f-%.0f" % (runs[0]["rps"], runs[-1]["rps"]), fmt(m["tokens"]),
                fmt(m["kb"]), fmt(m.get("busy")), fmt(m.get("user")), fmt(m.get("sys")),
                fmt(total), "%.0f-%.0f" % (min(totals), max(totals)) if totals else "-",
@@ -51,7 +52,8 @@ def main():
                fmt(m["srv"]), fmt(m["hit"]), fmt(m["ttft"]["p50"], "%.1f"), fmt(m["ttft"]["p99"], "%.1f")]
         print("| " + " | ".join(str(x) for x in row) + " |")
     print()
-    print("Each row is the run with the median req/s of its cell; the ranges span all runs. "
+    print("load: cN, a closed loop with N requests in flight; R/s, R requests/s (open loop, "
+          "at most 256 in flight). Each row is the run with the median req/s of its cell; the ranges span all runs. "
           "gw: the gateway process (/proc/PID/stat utime and stime over the measured run, "
           "divided by the requests sent); req/s per gw core = 10^6 / gw µs/req total; gw idle: "
           "its CPU with no request running (scrapes), included in the per-request figures. "

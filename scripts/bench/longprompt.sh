@@ -10,8 +10,9 @@
 # tokens) and 5,000 new words, so every prompt extends its session's last
 # one: 80,000 to 125,090 tokens, 102,545 on average (about 520 KB). Every
 # request carries its session id in x-session-id. Streamed completions
-# (and chat, see APIS) of 10 tokens, closed loop at CONC requests in
-# flight.
+# (and chat, see APIS) of 10 tokens; closed loop at CONC requests in
+# flight (what the setup can take), and against the pods also a constant
+# RATE (does the gateway keep up with it, and at what latency).
 #
 # Layout: the gateway with one worker alone on CPU 1 (taskset -c 1); the
 # load generator and the model servers on CPU 0. Two kinds of model server:
@@ -31,11 +32,13 @@
 #
 # Environment (defaults in brackets): BENCH_RUNS [3] runs per cell, the
 # median (by requests/s) reported; BENCH_SECS [10] seconds per run;
-# CONC [32] requests in flight; SESSIONS [64]; APIS [completions chat];
+# CONC [32] requests in flight; RATE [1000] requests/s of the open-loop
+# runs (0: none); SESSIONS [64]; APIS [completions chat];
 # UPSTREAMS [sim pods]; IDLE_SECS [3]; PERF [0]: 1 records the gateway's
-# first run against the pods with `perf record -g` (OUTDIR/perf-*.txt);
+# first run against the pods with `perf record -g` (OUTDIR/perf-*.data and
+# the reports perf-*.txt);
 # GW_ENV: VAR=VALUE words put in the gateway's environment; IG_BIN
-# [build/infergate]. About 6 minutes with the defaults.
+# [build/infergate]. About 9 minutes with the defaults.
 #
 # Prints a markdown table and the exact commands; writes OUTDIR/RESULTS.md,
 # OUTDIR/*.json (bench reports) and the configurations.
@@ -43,6 +46,7 @@ set -eu
 OUT=${1:-build/bench-longprompt}
 SECS=${BENCH_SECS:-10}
 CONC=${CONC:-32}
+RATE=${RATE:-1000}
 SESSIONS=${SESSIONS:-64}
 APIS=${APIS:-completions chat}
 UPSTREAMS=${UPSTREAMS:-sim pods}
@@ -82,7 +86,7 @@ rm -f "$OUT/commands"
 
 BENCH_ARGS="--model $MODEL --workload agentic --sessions $SESSIONS --turns 10
 	--system-prompt-len 75000 --turn-len 5000 --output-len 10 --stream --seed 1
-	--concurrency $CONC --no-progress"
+	--no-progress"
 SIM_ARGS="--served-model-name $MODEL --ttft-ms 0 --itl-ms 0 --prefill-us-per-token 0
 	--decode-us-per-seq 0 --max-model-len 262144 --max-num-batched-tokens 1048576
 	--max-num-seqs 1024 --num-gpu-blocks 300000"
@@ -243,15 +247,22 @@ PY
 
 # ---- one measured run ----------------------------------------------------------
 
-# measure UPSTREAM PATH API RUN: a warm-up (2 x CONC requests, not counted),
-# then the measured run; appends its figures as one JSON line to
+# measure UPSTREAM PATH API LOAD RUN: a warm-up (2 x CONC requests, not
+# counted), then the measured run; LOAD is "closed" (CONC in flight) or
+# "rate" (RATE requests/s). Appends its figures as one JSON line to
 # $OUT/runs.jsonl.
 measure() {
-	up=$1 path=$2 api=$3 run=$4
-	name=$up-$path-$api-$run
+	up=$1 path=$2 api=$3 load=$4 run=$5
+	name=$up-$path-$api-$load-$run
+	if [ "$load" = closed ]; then
+		lflags="--concurrency $CONC"
+	else
+		lflags="--rate $RATE --max-inflight 256"
+	fi
 	if [ "$path" = gateway ]; then url=http://$NET.100:$GWPORT; else url=http://$NET.1:$SRVPORT; fi
 	# shellcheck disable=SC2086
-	taskset -c 0 "$IG" bench --url "$url" --api "$api" $BENCH_ARGS --requests $((2 * CONC)) \
+	taskset -c 0 "$IG" bench --url "$url" --api "$api" $BENCH_ARGS --concurrency "$CONC" \
+		--requests $((2 * CONC)) \
 		--seed $((99 + run)) --quiet > /dev/null 2>&1 || true
 	idle_us=null u0=0 s0=0 u1=0 s1=0
 	if [ "$path" = gateway ]; then
@@ -260,8 +271,8 @@ measure() {
 		n1=$(run_ns "$GW")
 		idle_us=$(awk -v d=$((n1 - n0)) -v s="$IDLE_SECS" 'BEGIN {printf "%.0f", d / 1e3 / s}')
 		read -r u0 s0 < <(ticks "$GW")
-		if [ "$PERF" != 0 ] && [ "$up" = pods ] && [ "$run" = 1 ]; then
-			perf record -g -o "$DIR/perf.data" -p "$GW" > /dev/null 2>&1 &
+		if [ "$PERF" != 0 ] && [ "$up" = pods ] && [ "$load" = closed ] && [ "$run" = 1 ]; then
+			perf record -g -o "$OUT/perf-$up-$api.data" -p "$GW" > /dev/null 2>&1 &
 			PERFPID=$!
 		fi
 	fi
@@ -274,7 +285,7 @@ measure() {
 	rec=""
 	[ "$run" = 1 ] && rec=say # the command list shows the first round's
 	# shellcheck disable=SC2086
-	$rec taskset -c 0 "$IG" bench --url "$url" --api "$api" $BENCH_ARGS --duration "${SECS}s" \
+	$rec taskset -c 0 "$IG" bench --url "$url" --api "$api" $BENCH_ARGS $lflags --duration "${SECS}s" \
 		--json "$OUT/$name.json" > "$OUT/$name.txt" || true
 	times > "$DIR/times1"
 	# shellcheck disable=SC2086
@@ -289,9 +300,9 @@ measure() {
 			kill -INT "$PERFPID" 2>/dev/null || true
 			wait "$PERFPID" 2>/dev/null || true
 			PERFPID=""
-			perf report -i "$DIR/perf.data" --no-children --stdio --percent-limit 0.5 \
+			perf report -i "$OUT/perf-$up-$api.data" --no-children --stdio --percent-limit 0.5 \
 				> "$OUT/perf-$up-$api.txt" 2>/dev/null || true
-			perf report -i "$DIR/perf.data" --children --stdio --no-call-graph \
+			perf report -i "$OUT/perf-$up-$api.data" --children --stdio --no-call-graph \
 				--percent-limit 2 > "$OUT/perf-$up-$api-children.txt" 2>/dev/null || true
 		fi
 	fi
@@ -304,11 +315,11 @@ measure() {
 			"$DIR/pods.access")
 	fi
 	{
-		printf '{"up":"%s","path":"%s","api":"%s","run":%s,"report":"%s","tick":%s,' \
-			"$up" "$path" "$api" "$run" "$OUT/$name.json" "$TICK"
+		printf '{"up":"%s","path":"%s","api":"%s","load":"%s","run":%s,"report":"%s","tick":%s,' \
+			"$up" "$path" "$api" "$load" "$run" "$OUT/$name.json" "$TICK"
 		printf '"gw_user":%s,"gw_sys":%s,"idle_us_per_s":%s,"bench_ms":%s,"srv_ticks":%s,' \
 			$((u1 - u0)) $((s1 - s0)) "$idle_us" "$bench_ms" "$srv_ticks"
-		printf '"kb":%s,"prefix_hit":%s}\n' "$kb" "$hit"
+		printf '"kb":%s,"prefix_hit":%s,"conc":%s,"rate":%s}\n' "$kb" "$hit" "$CONC" "$RATE"
 	} >> "$OUT/runs.jsonl"
 }
 
@@ -324,8 +335,12 @@ for up in $UPSTREAMS; do
 	# hit them alike.
 	for run in $(seq 1 "$RUNS"); do
 		for api in $APIS; do
-			measure "$up" direct "$api" "$run"
-			measure "$up" gateway "$api" "$run"
+			measure "$up" direct "$api" closed "$run"
+			measure "$up" gateway "$api" closed "$run"
+			if [ "$up" = pods ] && [ "$RATE" != 0 ]; then
+				measure "$up" direct "$api" rate "$run"
+				measure "$up" gateway "$api" rate "$run"
+			fi
 		done
 	done
 	stop_servers
@@ -337,8 +352,8 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs,"
 	echo "load average $LOAD_BEFORE before, $LOAD_AFTER after; $RUNS runs of ${SECS}s per cell,"
-	echo "$CONC requests in flight, $SESSIONS sessions. Gateway: 1 worker on CPU 1; bench and"
-	echo "model servers on CPU 0."
+	echo "closed loop: $CONC requests in flight; rate: $RATE requests/s; $SESSIONS sessions."
+	echo "Gateway: 1 worker on CPU 1; bench and model servers on CPU 0."
 	echo
 	python3 "$HERE/longprompt-report.py" "$OUT/runs.jsonl"
 	echo
