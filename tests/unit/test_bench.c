@@ -484,6 +484,67 @@ static void test_agentic_long_prompt_sizes(void **state)
 	ig_bench_workload_free(&w);
 }
 
+/* Drawn turn lengths: each turn adds the previous answer and a draw from
+ * --turn-len, within its bounds, around its mean; a session's first prompt
+ * is its system prompt and one draw. Sizes follow the request, so a 100K
+ * average asked is about 100K sent. */
+static void test_agentic_drawn_turn_lengths(void **state)
+{
+	static const char *const lens[] = {"200-400", "300:50"};
+	for (size_t k = 0; k < 2; k++) {
+		struct ig_rng rng;
+		ig_rng_seed(&rng, 11 + k);
+		struct ig_bench_workload w = agentic(8, 6, 1000, lens[k], "2-6", false);
+		w.groups = 1;
+		assert_int_equal(ig_bench_workload_init(&w, &rng), 0);
+		struct ig_bench_agent a;
+		assert_int_equal(ig_bench_agent_init(&a, &w, &rng), 0);
+		struct ig_bench_prompt p = {0};
+		long prev_tokens[8] = {0}, prev_out[8] = {0}, prev_turn[8];
+		for (int i = 0; i < 8; i++)
+			prev_turn[i] = -1;
+		double added = 0, lo = 1e9, hi = 0;
+		int n_added = 0;
+		for (int n = 0; n < 800; n++) {
+			assert_int_equal(ig_bench_agent_next(&a, &rng, &p), 0);
+			int slot = n % 8;
+			assert_int_equal(ig_sim_count_tokens(p.json), (size_t)p.in_tokens);
+			assert_true(p.out_tokens >= 2 && p.out_tokens <= 6);
+			long turn_words;
+			if (p.turn == prev_turn[slot] + 1 && prev_turn[slot] >= 0)
+				turn_words = p.in_tokens - prev_tokens[slot] - prev_out[slot];
+			else if (p.turn == 0)
+				turn_words = p.in_tokens - 1000;
+			else
+				turn_words = -1; /* a staggered first turn: several draws */
+			if (turn_words >= 0) {
+				added += (double)turn_words;
+				n_added++;
+				lo = turn_words < lo ? (double)turn_words : lo;
+				hi = turn_words > hi ? (double)turn_words : hi;
+			}
+			prev_turn[slot] = p.turn;
+			prev_tokens[slot] = p.in_tokens;
+			prev_out[slot] = p.out_tokens;
+		}
+		assert_true(n_added >= 790);
+		if (k == 0) {
+			assert_true(lo >= 200 && hi <= 400);
+			/* 800 uniform draws: both ends of the range are reached
+			 * closely. */
+			assert_true(lo < 210 && hi > 390);
+		} else {
+			assert_true(lo >= 1);
+			assert_true(lo < 250 && hi > 350); /* a spread of about 50 */
+		}
+		NEAR(added / n_added, 300, 8);
+		ig_buf_free(&p.system);
+		ig_buf_free(&p.user);
+		ig_bench_agent_free(&a);
+		ig_bench_workload_free(&w);
+	}
+}
+
 static void test_weighted_split(void **state)
 {
 	struct ig_rng rng;
@@ -755,6 +816,7 @@ int main(void)
 	    cmocka_unit_test(test_agentic_chat_messages),
 	    cmocka_unit_test(test_agentic_seed_determinism),
 	    cmocka_unit_test(test_agentic_long_prompt_sizes),
+	    cmocka_unit_test(test_agentic_drawn_turn_lengths),
 	    cmocka_unit_test(test_weighted_split),
 	    cmocka_unit_test(test_poisson_mean_rate),
 	    cmocka_unit_test(test_sse_any_cut),
