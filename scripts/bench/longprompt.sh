@@ -212,6 +212,9 @@ start_gateway() {
 }
 
 ticks() { awk '{print $14 + 0, $15 + 0}' "/proc/$1/stat"; }
+# Minor page faults of a process so far: memory it touched for the first
+# time since the kernel gave it (or took it back).
+minflt() { awk '{print $10 + 0}' "/proc/$1/stat"; }
 # Run time in ns of a process (user + system, exact, unlike the ticks).
 run_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
 # User + system ticks of several processes together.
@@ -264,13 +267,14 @@ measure() {
 	taskset -c 0 "$IG" bench --url "$url" --api "$api" $BENCH_ARGS --concurrency "$CONC" \
 		--requests $((2 * CONC)) \
 		--seed $((99 + run)) --quiet > /dev/null 2>&1 || true
-	idle_us=null u0=0 s0=0 u1=0 s1=0
+	idle_us=null u0=0 s0=0 u1=0 s1=0 f0=0 f1=0
 	if [ "$path" = gateway ]; then
 		n0=$(run_ns "$GW")
 		sleep "$IDLE_SECS"
 		n1=$(run_ns "$GW")
 		idle_us=$(awk -v d=$((n1 - n0)) -v s="$IDLE_SECS" 'BEGIN {printf "%.0f", d / 1e3 / s}')
 		read -r u0 s0 < <(ticks "$GW")
+		f0=$(minflt "$GW")
 		if [ "$PERF" != 0 ] && [ "$up" = pods ] && [ "$load" = closed ] && [ "$run" = 1 ]; then
 			perf record -g -o "$OUT/perf-$up-$api.data" -p "$GW" > /dev/null 2>&1 &
 			PERFPID=$!
@@ -296,6 +300,7 @@ measure() {
 	[ "$q1" != "$q0" ] && hit=$(awk -v h=$((h1 - h0)) -v q=$((q1 - q0)) 'BEGIN {printf "%.3f", h / q}')
 	if [ "$path" = gateway ]; then
 		read -r u1 s1 < <(ticks "$GW")
+		f1=$(minflt "$GW")
 		if [ -n "${PERFPID:-}" ]; then
 			kill -INT "$PERFPID" 2>/dev/null || true
 			wait "$PERFPID" 2>/dev/null || true
@@ -319,7 +324,8 @@ measure() {
 			"$up" "$path" "$api" "$load" "$run" "$OUT/$name.json" "$TICK"
 		printf '"gw_user":%s,"gw_sys":%s,"idle_us_per_s":%s,"bench_ms":%s,"srv_ticks":%s,' \
 			$((u1 - u0)) $((s1 - s0)) "$idle_us" "$bench_ms" "$srv_ticks"
-		printf '"kb":%s,"prefix_hit":%s,"conc":%s,"rate":%s}\n' "$kb" "$hit" "$CONC" "$RATE"
+		printf '"kb":%s,"prefix_hit":%s,"conc":%s,"rate":%s,"gw_minflt":%s}\n' "$kb" "$hit" \
+			"$CONC" "$RATE" $((f1 - f0))
 	} >> "$OUT/runs.jsonl"
 }
 
