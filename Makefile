@@ -29,7 +29,7 @@ BT := build-tsan
 TSAN := -fsanitize=thread
 TSAN_CFLAGS := -O1 -g $(TSAN) -fno-builtin
 
-.PHONY: all asan tsan tsan-build test unit integration test-asan deps demo fuzz fuzz-build clean format help
+.PHONY: all asan tsan tsan-build test unit integration test-asan deps demo demo-v1 fuzz fuzz-build clean format help
 
 all: $(B)/infergate
 
@@ -39,10 +39,12 @@ help:
 	@echo "make test       unit + integration tests, then again under ASan+UBSan"
 	@echo "make asan       build the sanitized variant in build-asan/"
 	@echo "make tsan       build build-tsan/ (ThreadSanitizer), run the threaded tests on it"
+	@echo "make demo-v1    the demo on GIE v1 manifests (examples/gie-v1), over HTTP and HTTPS"
 	@echo "make fuzz       run every libFuzzer target briefly (FUZZ_SECONDS=10)"
 	@echo "make deps       install the Debian packages the build needs"
 	@echo "make bench-proxy infergate, nginx and HAProxy side by side (~7 min)"
 	@echo "make bench-longprompt  agentic ~100K-token prompts through one gateway core (~9 min)"
+	@echo "make bench-picker ns per schedule+commit; make bench-scrape the scraper's CPU"
 
 # ---- objects ---------------------------------------------------------------
 
@@ -155,6 +157,12 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	$(B)/infergate demo -f examples/kgateway
 
+# The same on GIE v1 manifests: two pools, body-based routing, a rewrite,
+# an objective and an HTTPS listener (its certificate made at start).
+demo-v1: deps
+	@$(MAKE) --no-print-directory all
+	$(B)/infergate demo -f examples/gie-v1
+
 # ---- fuzzing -------------------------------------------------------------------
 
 # The library is compiled once with the fuzzers' instrumentation
@@ -195,6 +203,12 @@ clean:
 .PHONY: bench-picker
 bench-picker: $(B)/bench/picker_bench
 	$(B)/bench/picker_bench
+
+# What scraping costs: parsing vLLM-like /metrics pages, and the scraper
+# against 1024 endpoints on loopback every 50 ms (bench/scrape_bench.c).
+.PHONY: bench-scrape
+bench-scrape: $(B)/bench/scrape_bench
+	$(B)/bench/scrape_bench
 
 # Request-body JSON reading: parse + get against the one-pass member scan,
 # and the usage finder on a response tail.

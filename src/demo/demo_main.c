@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/flags.h"
+#include "demo/certs.h"
 #include "demo/child.h"
 #include "demo/demo.h"
 #include "demo/fetch.h"
@@ -55,6 +56,9 @@ struct session {
 	char admin_ip[INET_ADDRSTRLEN];
 	int admin_port;
 	char probe_ip[INET_ADDRSTRLEN]; /* where listeners are reached */
+	char secrets[PATH_MAX];		/* Secrets made for HTTPS listeners, "" if none */
+	char ca_path[PATH_MAX];		/* their certificates, for clients */
+	struct ig_buf ca;
 };
 
 /* Set by SIGINT/SIGTERM; every wait loop looks at it. A signal handler
@@ -301,6 +305,45 @@ static int make_dir(struct session *s)
 	return 0;
 }
 
+static int write_file(const char *path, const struct ig_buf *b)
+{
+	FILE *f = fopen(path, "w");
+	int rc = -1;
+
+	if (f) {
+		rc = fwrite(b->ptr, 1, b->len, f) == b->len ? 0 : -1;
+		rc |= fclose(f);
+	}
+	return rc;
+}
+
+/* HTTPS listeners whose certificate Secret is not in the manifests get a
+ * self-signed one (demo/certs.h), written next to the logs. */
+static int make_secrets(struct session *s)
+{
+	struct ig_buf yaml = {0};
+	char err[256];
+	int n = ig_demo_tls_secrets(s->cfg, s->probe_ip, &yaml, &s->ca, err, sizeof(err));
+
+	if (n < 0)
+		fprintf(stderr, "%s: %s\n", s->o.prog, err);
+	if (n > 0) {
+		snprintf(s->secrets, sizeof(s->secrets), "%s/tls-secrets.yaml", s->dir);
+		snprintf(s->ca_path, sizeof(s->ca_path), "%s/ca.crt", s->dir);
+		if (write_file(s->secrets, &yaml) || write_file(s->ca_path, &s->ca)) {
+			fprintf(stderr, "%s: cannot write %s\n", s->o.prog, s->secrets);
+			n = -1;
+		} else {
+			printf("made %d self-signed certificate%s for HTTPS listeners: %s\n", n,
+			       n == 1 ? "" : "s", s->ca_path);
+		}
+	}
+	if (yaml.ptr)
+		memset(yaml.ptr, 0, yaml.cap); /* it holds private keys */
+	ig_buf_free(&yaml);
+	return n < 0 ? -1 : 0;
+}
+
 static void remove_dir(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -471,6 +514,10 @@ static int start_gateway(struct session *s)
 	}
 	argv[k++] = "-f";
 	argv[k++] = pods;
+	if (s->secrets[0]) {
+		argv[k++] = "-f";
+		argv[k++] = s->secrets;
+	}
 	argv[k++] = "--bind";
 	argv[k++] = (char *)s->o.bind;
 	argv[k++] = "--admin";
@@ -506,7 +553,8 @@ static int wait_listeners(struct session *s, uint64_t deadline)
 	for (size_t i = 0; i < s->cfg->ngateways; i++) {
 		const struct ig_gateway *g = &s->cfg->gateways[i];
 		for (size_t j = 0; j < g->nlisteners; j++)
-			if (!strcmp(g->listeners[j].protocol, "HTTP") &&
+			if ((!strcmp(g->listeners[j].protocol, "HTTP") ||
+			     !strcmp(g->listeners[j].protocol, "HTTPS")) &&
 			    wait_port(s, g->listeners[j].port, deadline))
 				return -1;
 	}
@@ -519,8 +567,9 @@ static void print_gateways(const struct session *s)
 		const struct ig_gateway *g = &s->cfg->gateways[i];
 		printf("gateway %s:", g->meta.name);
 		for (size_t j = 0; j < g->nlisteners; j++)
-			printf("%s listener %s on %s:%d", j ? "," : "", g->listeners[j].name,
-			       s->o.bind, g->listeners[j].port);
+			printf("%s listener %s on %s:%d%s", j ? "," : "", g->listeners[j].name,
+			       s->o.bind, g->listeners[j].port,
+			       strcmp(g->listeners[j].protocol, "HTTPS") ? "" : " (HTTPS)");
 		printf("\n");
 	}
 }
@@ -543,19 +592,6 @@ static int run_gateway(struct session *s)
 }
 
 /* ---- the seed request ------------------------------------------------------ */
-
-static int seed_target(const struct session *s, int *port)
-{
-	const struct ig_gateway *g;
-	const struct ig_listener *l;
-
-	if (ig_demo_seed_listener(s->cfg, &g, &l)) {
-		fprintf(stderr, "%s: no Gateway listener has an HTTPRoute attached\n", s->o.prog);
-		return -1;
-	}
-	*port = l->port;
-	return 0;
-}
 
 static void print_json_field(struct ig_json_value v, const char *what)
 {
@@ -603,28 +639,43 @@ static void print_response(const struct ig_demo_response *res)
 	print_check(res);
 }
 
-static int send_seed(struct session *s)
+static bool is_https(const struct ig_listener *l)
+{
+	return l->protocol && !strcmp(l->protocol, "HTTPS");
+}
+
+/* The seed request's body for `model`, sent to listener l (over TLS when
+ * it is an HTTPS listener), printed with its curl line and checked. */
+static int send_one(struct session *s, const struct ig_listener *l, const char *model)
 {
 	struct ig_buf body = {0}, curl = {0}, req = {0};
 	struct ig_demo_response res = {0};
+	struct ig_demo_tls tls = {s->ca.ptr, s->ca.len, NULL};
+	bool https = is_https(l);
 	char err[256];
-	int port, rc = -1;
+	int rc = -1;
 
-	if (seed_target(s, &port))
-		return -1;
-	if (ig_demo_seed_body(ig_demo_seed_model(s->cfg), &body) ||
-	    ig_demo_curl_line(s->probe_ip, port, ig_buf_cstr(&body), &curl) ||
+	if (https && !s->ca.len) {
+		/* The Secret came with the manifests: we cannot know who
+		 * signed it, so the demo does not go there. */
+		printf("\n(listener %s: HTTPS with the manifests' own certificate; not tried)\n",
+		       l->name);
+		return 0;
+	}
+	if (ig_demo_seed_body(model, &body) ||
+	    ig_demo_curl_line(s->probe_ip, l->port, https ? s->ca_path : NULL, ig_buf_cstr(&body),
+			      &curl) ||
 	    ig_buf_printf(&req,
 			  "POST /v1/completions HTTP/1.1\r\nHost: %s:%d\r\n"
 			  "Content-Type: application/json\r\nContent-Length: %zu\r\n"
 			  "Connection: close\r\n\r\n%.*s",
-			  s->probe_ip, port, body.len, (int)body.len, body.ptr))
+			  s->probe_ip, l->port, body.len, (int)body.len, body.ptr))
 		goto out;
 	printf("\n%.*s\n\n", (int)curl.len, curl.ptr);
 	fflush(stdout);
-	if (ig_demo_http(s->probe_ip, port, req.ptr, req.len, "POST", REQUEST_TIMEOUT_MS, &res, err,
-			 sizeof(err))) {
-		fprintf(stderr, "%s: the seed request failed: %s\n", s->o.prog, err);
+	if (ig_demo_https(s->probe_ip, l->port, https ? &tls : NULL, req.ptr, req.len, "POST",
+			  REQUEST_TIMEOUT_MS, &res, err, sizeof(err))) {
+		fprintf(stderr, "%s: the request for %s failed: %s\n", s->o.prog, model, err);
 		ig_demo_child_tail(&s->gw, TAIL_LINES, stderr);
 		goto out;
 	}
@@ -640,6 +691,31 @@ out:
 	return rc;
 }
 
+#define MAX_TOUR 8
+
+/* The seed request; then, where the manifests have them, the same request
+ * over the HTTPS listener and one request for every other model that
+ * body-based routing sends to a pool of its own. */
+static int send_seed(struct session *s)
+{
+	const struct ig_gateway *g;
+	const struct ig_listener *l, *tl;
+	const char *seed = ig_demo_seed_model(s->cfg), *tour[MAX_TOUR];
+	size_t n = ig_demo_tour_models(s->cfg, seed, tour, MAX_TOUR);
+	int rc;
+
+	if (ig_demo_seed_listener(s->cfg, &g, &l)) {
+		fprintf(stderr, "%s: no Gateway listener has an HTTPRoute attached\n", s->o.prog);
+		return -1;
+	}
+	rc = send_one(s, l, seed);
+	if (rc == 0 && !is_https(l) && ig_demo_https_listener(s->cfg, &g, &tl) == 0)
+		rc = send_one(s, tl, seed);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = send_one(s, l, tour[i]);
+	return rc;
+}
+
 /* ---- run: serve until told to stop ---------------------------------------- */
 
 static struct ig_demo_child *dead_child(struct session *s)
@@ -652,18 +728,36 @@ static struct ig_demo_child *dead_child(struct session *s)
 	return NULL;
 }
 
-static int serve(struct session *s)
+static void print_try(struct session *s, const struct ig_listener *l, const char *model)
 {
 	struct ig_buf body = {0}, curl = {0};
-	struct ig_demo_child *dead;
-	int port;
 
-	if (seed_target(s, &port) == 0 &&
-	    ig_demo_seed_body(ig_demo_seed_model(s->cfg), &body) == 0 &&
-	    ig_demo_curl_line(s->probe_ip, port, ig_buf_cstr(&body), &curl) == 0)
-		printf("\ntry:\n  %.*s\n\n", (int)curl.len, curl.ptr);
+	if (ig_demo_seed_body(model, &body) == 0 &&
+	    ig_demo_curl_line(s->probe_ip, l->port,
+			      is_https(l) ? (s->ca.len ? s->ca_path : "CA.crt") : NULL,
+			      ig_buf_cstr(&body), &curl) == 0)
+		printf("  %.*s\n", (int)curl.len, curl.ptr);
 	ig_buf_free(&body);
 	ig_buf_free(&curl);
+}
+
+static int serve(struct session *s)
+{
+	struct ig_demo_child *dead;
+	const struct ig_gateway *g;
+	const struct ig_listener *l, *tl;
+	const char *seed = ig_demo_seed_model(s->cfg), *tour[MAX_TOUR];
+	size_t n = ig_demo_tour_models(s->cfg, seed, tour, MAX_TOUR);
+
+	if (ig_demo_seed_listener(s->cfg, &g, &l) == 0) {
+		printf("\ntry:\n");
+		print_try(s, l, seed);
+		if (!is_https(l) && ig_demo_https_listener(s->cfg, &g, &tl) == 0)
+			print_try(s, tl, seed);
+		for (size_t i = 0; i < n; i++)
+			print_try(s, l, tour[i]);
+		printf("\n");
+	}
 	printf("logs in %s\nCtrl-C to stop\n", s->dir);
 	fflush(stdout);
 	while (!stop_signal) {
@@ -719,6 +813,7 @@ static void end_session(struct session *s)
 	else if (s->dir[0])
 		remove_dir(s->dir);
 	free(s->sims);
+	ig_buf_free(&s->ca);
 	ig_demo_plan_free(&s->plan);
 	ig_config_free(s->cfg);
 }
@@ -731,7 +826,7 @@ static int session_main(struct opts *o)
 	/* A wildcard bind is reached through loopback. */
 	snprintf(s.probe_ip, sizeof(s.probe_ip), "%s",
 		 strcmp(o->bind, "0.0.0.0") ? o->bind : "127.0.0.1");
-	if (load_config(&s) || plan_session(&s) || make_dir(&s))
+	if (load_config(&s) || plan_session(&s) || make_dir(&s) || make_secrets(&s))
 		goto out;
 	install_signals();
 	if (start_sims(&s) || run_gateway(&s))

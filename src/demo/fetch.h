@@ -31,6 +31,19 @@ int ig_demo_response_parse(const char *buf, size_t len, bool eof, const char *me
  * response within timeout_ms. 0, or -1 with a reason in err. */
 int ig_demo_http(const char *ip, int port, const char *req, size_t reqlen, const char *method,
 		 int timeout_ms, struct ig_demo_response *res, char *err, size_t errlen);
+/* For HTTPS: the certificates trusted (PEM, one or more) and the name the
+ * server's certificate must carry, also sent as SNI unless it is an IP
+ * address (NULL: the ip). */
+struct ig_demo_tls {
+	const char *ca_pem;
+	size_t ca_len;
+	const char *server_name;
+};
+/* ig_demo_http over TLS 1.2+ (ALPN http/1.1) when tls is not NULL; the
+ * handshake counts against the same timeout. */
+int ig_demo_https(const char *ip, int port, const struct ig_demo_tls *tls, const char *req,
+		  size_t reqlen, const char *method, int timeout_ms, struct ig_demo_response *res,
+		  char *err, size_t errlen);
 /* GET path with Connection: close. */
 int ig_demo_http_get(const char *ip, int port, const char *path, int timeout_ms,
 		     struct ig_demo_response *res, char *err, size_t errlen);

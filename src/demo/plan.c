@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "demo/plan.h"
+#include "gateway/route.h"
 #include "json/json.h"
 
 static bool has_arg(char *const *args, size_t nargs, const char *flag)
@@ -275,6 +277,15 @@ int ig_demo_seed_listener(const struct ig_config *cfg, const struct ig_gateway *
 	return route_listener(cfg, gw, l);
 }
 
+/* GIE v1 configs have no InferenceModels: the models they serve show in
+ * InferenceModelRewrite matches and in body-based routing's header
+ * matches. */
+static const char *bbr_model(const struct ig_header_match *h)
+{
+	return h->type == IG_MATCH_EXACT && !strcasecmp(h->name, "X-Gateway-Model-Name") ? h->value
+											 : NULL;
+}
+
 const char *ig_demo_seed_model(const struct ig_config *cfg)
 {
 	const char *first = NULL;
@@ -288,7 +299,67 @@ const char *ig_demo_seed_model(const struct ig_config *cfg)
 		if (!first)
 			first = m->model_name;
 	}
+	for (size_t i = 0; !cfg->nmodels && i < cfg->nrewrites; i++) {
+		const struct ig_model_rewrite *w = &cfg->rewrites[i];
+		for (size_t j = 0; j < w->nrules; j++)
+			for (size_t k = 0; k < w->rules[j].nmodels; k++) {
+				if (!strcmp(w->rules[j].models[k], "tweet-summary"))
+					return w->rules[j].models[k];
+				if (!first)
+					first = w->rules[j].models[k];
+			}
+	}
+	for (size_t i = 0; !cfg->nmodels && !first && i < cfg->nroutes; i++) {
+		const struct ig_httproute *r = &cfg->routes[i];
+		for (size_t j = 0; !first && j < r->nrules; j++)
+			for (size_t m = 0; !first && m < r->rules[j].nmatches; m++)
+				for (size_t h = 0; !first && h < r->rules[j].matches[m].nheaders;
+				     h++)
+					first = bbr_model(&r->rules[j].matches[m].headers[h]);
+	}
 	return first ? first : "tweet-summary";
+}
+
+size_t ig_demo_tour_models(const struct ig_config *cfg, const char *seed, const char **out,
+			   size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct ig_httproute *r = &cfg->routes[i];
+		for (size_t j = 0; j < r->nrules; j++)
+			for (size_t m = 0; m < r->rules[j].nmatches; m++)
+				for (size_t h = 0; h < r->rules[j].matches[m].nheaders; h++) {
+					const char *v =
+					    bbr_model(&r->rules[j].matches[m].headers[h]);
+					bool seen = !v || !strcmp(v, seed);
+					for (size_t k = 0; !seen && k < n; k++)
+						seen = !strcmp(out[k], v);
+					if (!seen && n < max)
+						out[n++] = v;
+				}
+	}
+	return n;
+}
+
+int ig_demo_https_listener(const struct ig_config *cfg, const struct ig_gateway **gw,
+			   const struct ig_listener **l)
+{
+	for (size_t i = 0; i < cfg->ngateways; i++) {
+		const struct ig_gateway *g = &cfg->gateways[i];
+		for (size_t j = 0; j < g->nlisteners; j++) {
+			const struct ig_listener *li = &g->listeners[j];
+			if (!li->protocol || strcmp(li->protocol, "HTTPS"))
+				continue;
+			for (size_t k = 0; k < cfg->nroutes; k++) {
+				if (ig_route_attaches(cfg, &cfg->routes[k], g, li)) {
+					*gw = g;
+					*l = li;
+					return 0;
+				}
+			}
+		}
+	}
+	return -1;
 }
 
 int ig_demo_seed_body(const char *model, struct ig_buf *out)
@@ -314,9 +385,12 @@ static int shell_quote(const char *s, struct ig_buf *out)
 	return ig_buf_append_cstr(out, "'");
 }
 
-int ig_demo_curl_line(const char *host, int port, const char *body, struct ig_buf *out)
+int ig_demo_curl_line(const char *host, int port, const char *cacert, const char *body,
+		      struct ig_buf *out)
 {
-	if (ig_buf_printf(out, "curl http://%s:%d/v1/completions", host, port) ||
+	if ((cacert && (ig_buf_append_cstr(out, "curl --cacert ") || shell_quote(cacert, out) ||
+			ig_buf_printf(out, " https://%s:%d/v1/completions", host, port))) ||
+	    (!cacert && ig_buf_printf(out, "curl http://%s:%d/v1/completions", host, port)) ||
 	    ig_buf_append_cstr(out, " -H 'Content-Type: application/json' -d ") ||
 	    shell_quote(body, out))
 		return -1;

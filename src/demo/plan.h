@@ -56,11 +56,23 @@ int ig_demo_seed_listener(const struct ig_config *cfg, const struct ig_gateway *
 			  const struct ig_listener **l);
 /* The model the seed request asks for: "tweet-summary" when the config
  * serves it (or has no InferenceModel at all), else the first accepted
- * InferenceModel's modelName. */
+ * InferenceModel's modelName. A config without InferenceModels (GIE v1)
+ * looks in the same way at InferenceModelRewrite matches, then at the
+ * first Exact X-Gateway-Model-Name header match of an HTTPRoute. */
 const char *ig_demo_seed_model(const struct ig_config *cfg);
+/* The other models body-based routing names: the values of Exact
+ * X-Gateway-Model-Name header matches, once each, without `seed`; at most
+ * max into out (pointers into cfg). Returns how many. */
+size_t ig_demo_tour_models(const struct ig_config *cfg, const char *seed, const char **out,
+			   size_t max);
+/* The first HTTPS listener an HTTPRoute attaches to: 0 with it, or -1. */
+int ig_demo_https_listener(const struct ig_config *cfg, const struct ig_gateway **gw,
+			   const struct ig_listener **l);
 /* The seed request body for that model. */
 int ig_demo_seed_body(const char *model, struct ig_buf *out);
-/* The equivalent curl command line, shell-quoted. */
-int ig_demo_curl_line(const char *host, int port, const char *body, struct ig_buf *out);
+/* The equivalent curl command line, shell-quoted; over HTTPS trusting the
+ * certificate file `cacert` when it is not NULL. */
+int ig_demo_curl_line(const char *host, int port, const char *cacert, const char *body,
+		      struct ig_buf *out);
 
 #endif

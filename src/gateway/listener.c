@@ -165,6 +165,14 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 	    .headers = r->headers,
 	    .nheaders = r->num_headers,
 	};
+	/* HTTPS: the server name of the handshake chose the certificate, and
+	 * with the same rule the listener; a Host that another listener of
+	 * this port owns is misdirected (Gateway API, 421). */
+	if (li && p->ex->tls && pick_listener(port, p->ex->sni) != li) {
+		ig_req_fail(p, 421, "misdirected_request", NULL,
+			    "the Host header names a listener other than the TLS server name");
+		return -1;
+	}
 	struct ig_route_result res;
 	if (!li || ig_routes_match(li->routes, (size_t)p->w->id, &rr, &res) < 0) {
 		ig_req_fail(p, 404, "not_found_error", NULL, "no route matches this request");

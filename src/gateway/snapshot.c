@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "core/log.h"
 #include "gateway/snapshot.h"
+#include "http/tls.h"
 #include "sched/picker.h"
 
 static struct ig_port_rt *port_for(struct ig_snapshot *s, int port)
@@ -25,31 +28,205 @@ static struct ig_port_rt *port_for(struct ig_snapshot *s, int port)
 	return p;
 }
 
-static int add_listeners(struct ig_snapshot *s, size_t workers)
+static bool is_https(const struct ig_listener *li)
+{
+	return strcmp(li->protocol, "HTTPS") == 0;
+}
+
+/* Every served listener on `port`, across Gateways, must agree on HTTP or
+ * HTTPS: a port with both is a ProtocolConflict, and Gateway API forbids
+ * picking a winner among conflicted listeners, so none of them is served. */
+static bool port_conflicted(const struct ig_config *cfg, int port)
+{
+	int seen = -1;
+	for (size_t g = 0; g < cfg->ngateways; g++)
+		for (size_t l = 0; l < cfg->gateways[g].nlisteners; l++) {
+			const struct ig_listener *li = &cfg->gateways[g].listeners[l];
+			if (!li->served || li->port != port)
+				continue;
+			if (seen >= 0 && seen != (int)is_https(li))
+				return true;
+			seen = is_https(li);
+		}
+	return false;
+}
+
+/* The certificates an HTTPS listener names that the loader resolved
+ * (a kubernetes.io/tls Secret with tls.crt and tls.key), appended to
+ * *certs; how many. */
+static size_t listener_certs(const struct ig_listener *li, struct ig_tls_cert **certs, size_t *n)
+{
+	size_t added = 0;
+	for (size_t c = 0; c < li->tls.ncerts; c++) {
+		const struct ig_cert_ref *ref = &li->tls.certs[c];
+		if (ref->status != IG_REF_OK || !ref->secret)
+			continue;
+		const struct ig_secret_item *crt = ig_secret_get(ref->secret, "tls.crt");
+		const struct ig_secret_item *key = ig_secret_get(ref->secret, "tls.key");
+		if (!crt || !key)
+			continue;
+		struct ig_tls_cert *v = realloc(*certs, (*n + 1) * sizeof *v);
+		if (!v)
+			return added;
+		*certs = v;
+		v[(*n)++] = (struct ig_tls_cert){
+		    .hostname = li->hostname,
+		    .cert_pem = (const char *)crt->bytes,
+		    .cert_len = crt->len,
+		    .key_pem = (const char *)key->bytes,
+		    .key_len = key->len,
+		};
+		added++;
+	}
+	return added;
+}
+
+static uint64_t certs_hash(const struct ig_tls_cert *certs, size_t n)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return 0;
+	XXH3_64bits_reset(st);
+	for (size_t i = 0; i < n; i++) {
+		const char *hn = certs[i].hostname ? certs[i].hostname : "";
+		XXH3_64bits_update(st, hn, strlen(hn) + 1);
+		XXH3_64bits_update(st, &certs[i].cert_len, sizeof certs[i].cert_len);
+		XXH3_64bits_update(st, certs[i].cert_pem, certs[i].cert_len);
+		XXH3_64bits_update(st, &certs[i].key_len, sizeof certs[i].key_len);
+		XXH3_64bits_update(st, certs[i].key_pem, certs[i].key_len);
+	}
+	uint64_t h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+/* The TLS context of an HTTPS port: the previous snapshot's, with the new
+ * certificates swapped in when they changed, or a new one. A set that
+ * OpenSSL refuses keeps the old certificates on a reload (logged) and
+ * leaves a new port unserved. 0, or -1 when the port cannot be served. */
+static int port_tls(struct ig_port_rt *p, const struct ig_tls_cert *certs, size_t n,
+		    const struct ig_snapshot *prev)
+{
+	char err[256];
+	uint64_t h = certs_hash(certs, n);
+	const struct ig_port_rt *old = prev ? ig_snapshot_port(prev, p->port) : NULL;
+	if (old && old->tls) {
+		p->tls = ig_tls_ctx_ref(old->tls);
+		p->tls_hash = old->tls_hash;
+		if (h == old->tls_hash)
+			return 0;
+		if (ig_tls_ctx_reload(p->tls, certs, n, err, sizeof err) < 0) {
+			ig_err("port %d: new certificates refused (%s); keeping the previous ones",
+			       p->port, err);
+			return 0;
+		}
+		p->tls_hash = h;
+		ig_info("port %d: certificates reloaded (%zu)", p->port, n);
+		return 0;
+	}
+	p->tls = ig_tls_ctx_new(certs, n, err, sizeof err);
+	if (!p->tls) {
+		ig_err("port %d: HTTPS not served: %s", p->port, err);
+		return -1;
+	}
+	p->tls_hash = h;
+	return 0;
+}
+
+static int add_listener(struct ig_port_rt *p, const struct ig_gateway *gw,
+			const struct ig_listener *li, const struct ig_config *cfg, size_t workers)
+{
+	struct ig_listener_rt *n = realloc(p->listeners, (p->nlisteners + 1) * sizeof *n);
+	if (!n)
+		return -1;
+	p->listeners = n;
+	n = &p->listeners[p->nlisteners++];
+	n->gw = gw;
+	n->listener = li;
+	n->routes = ig_routes_build(cfg, gw, li, workers);
+	return n->routes ? 0 : -1;
+}
+
+/* One port: its listeners (HTTP, or HTTPS with their certificates). */
+static int add_port(struct ig_snapshot *s, int port, const struct ig_snapshot *prev, size_t workers)
+{
+	const struct ig_config *cfg = s->cfg;
+	struct ig_tls_cert *certs = NULL;
+	size_t ncerts = 0;
+	bool tls = false;
+	struct ig_port_rt *p = port_for(s, port);
+	if (!p)
+		return -1;
+	for (size_t g = 0; g < cfg->ngateways; g++) {
+		const struct ig_gateway *gw = &cfg->gateways[g];
+		for (size_t l = 0; l < gw->nlisteners; l++) {
+			const struct ig_listener *li = &gw->listeners[l];
+			if (!li->served || li->port != port)
+				continue;
+			if (is_https(li) && listener_certs(li, &certs, &ncerts) == 0) {
+				ig_warn("gateway %s/%s: listener %s: no usable certificate "
+					"(ResolvedRefs=False, InvalidCertificateRef): not served",
+					gw->meta.ns, gw->meta.name, li->name);
+				continue;
+			}
+			tls |= is_https(li);
+			if (add_listener(p, gw, li, cfg, workers) < 0) {
+				free(certs);
+				return -1;
+			}
+		}
+	}
+	if (tls && port_tls(p, certs, ncerts, prev) < 0) {
+		for (size_t l = 0; l < p->nlisteners; l++)
+			ig_routes_free(p->listeners[l].routes);
+		p->nlisteners = 0;
+	}
+	free(certs);
+	if (p->nlisteners == 0) { /* nothing to serve: the port is not opened */
+		free(p->listeners);
+		s->nports--;
+	}
+	return 0;
+}
+
+/* Whether li is the first served listener on its port (one warning per
+ * port). */
+static bool first_on_port(const struct ig_config *cfg, const struct ig_listener *li)
+{
+	for (size_t g = 0; g < cfg->ngateways; g++)
+		for (size_t l = 0; l < cfg->gateways[g].nlisteners; l++) {
+			const struct ig_listener *o = &cfg->gateways[g].listeners[l];
+			if (o == li)
+				return true;
+			if (o->served && o->port == li->port)
+				return false;
+		}
+	return true;
+}
+
+static int add_listeners(struct ig_snapshot *s, const struct ig_snapshot *prev, size_t workers)
 {
 	const struct ig_config *cfg = s->cfg;
 	for (size_t g = 0; g < cfg->ngateways; g++) {
 		const struct ig_gateway *gw = &cfg->gateways[g];
 		for (size_t l = 0; l < gw->nlisteners; l++) {
 			const struct ig_listener *li = &gw->listeners[l];
-			if (strcmp(li->protocol, "HTTP") != 0) {
+			if (!li->served) {
 				ig_warn("gateway %s/%s: listener %s: protocol %s is not served",
 					gw->meta.ns, gw->meta.name, li->name, li->protocol);
 				continue;
 			}
-			struct ig_port_rt *p = port_for(s, li->port);
-			if (!p)
-				return -1;
-			struct ig_listener_rt *n =
-			    realloc(p->listeners, (p->nlisteners + 1) * sizeof *n);
-			if (!n)
-				return -1;
-			p->listeners = n;
-			n = &p->listeners[p->nlisteners++];
-			n->gw = gw;
-			n->listener = li;
-			n->routes = ig_routes_build(cfg, gw, li, workers);
-			if (!n->routes)
+			if (ig_snapshot_port(s, li->port))
+				continue; /* done with the port's first listener */
+			if (port_conflicted(cfg, li->port)) {
+				if (first_on_port(cfg, li))
+					ig_warn(
+					    "port %d: HTTP and HTTPS listeners share it "
+					    "(Conflicted=True, ProtocolConflict): none is served",
+					    li->port);
+				continue;
+			}
+			if (add_port(s, li->port, prev, workers) < 0)
 				return -1;
 		}
 	}
@@ -239,7 +416,7 @@ struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config
 	if (fc)
 		s->flow = *fc;
 	s->flow_control = ig_picker_config_feature(picker, "flowControl");
-	if (add_listeners(s, workers) < 0 || add_pools(s, reg, prev) < 0 ||
+	if (add_listeners(s, prev, workers) < 0 || add_pools(s, reg, prev) < 0 ||
 	    add_services(s, reg) < 0) {
 		ig_snapshot_unref(s);
 		return NULL;
@@ -255,6 +432,8 @@ void ig_snapshot_unref(struct ig_snapshot *s)
 		for (size_t l = 0; l < s->ports[i].nlisteners; l++)
 			ig_routes_free(s->ports[i].listeners[l].routes);
 		free(s->ports[i].listeners);
+		if (s->ports[i].tls)
+			ig_tls_ctx_unref(s->ports[i].tls);
 	}
 	free(s->ports);
 	for (size_t i = 0; i < s->npools; i++) {

@@ -15,6 +15,8 @@
 #include "sched/flowq.h"
 #include "sched/picker.h"
 
+struct ig_tls_ctx;
+
 /* A scheduler (with its prefix index) outlives snapshots when its pool
  * and picker configuration stay the same across a reload. */
 struct ig_sched_ref {
@@ -46,10 +48,17 @@ struct ig_listener_rt {
 	struct ig_listener_routes *routes;
 };
 
+/* A listening port: plain HTTP, or HTTPS with a TLS context (http/tls.h)
+ * holding the certificates of all its listeners. The context outlives
+ * snapshots: a reload that keeps the port hands the same one on, with its
+ * certificate set swapped when the Secrets changed, so the workers' open
+ * sockets keep serving and established connections are not dropped. */
 struct ig_port_rt {
 	int port;
 	struct ig_listener_rt *listeners;
 	size_t nlisteners;
+	struct ig_tls_ctx *tls; /* NULL: plain HTTP */
+	uint64_t tls_hash;	/* of the certificate set it was last given */
 };
 
 struct ig_snapshot {
@@ -98,7 +107,8 @@ struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *
  * flow_control: the gateway queues whatever the configuration says
  * (--flow-control); without it, a flowControl section that no feature gate
  * turns on is a warning. 0, or -1 with errors in diags. */
-int ig_gw_load_picker(const struct ig_config *cfg, const char *file, bool flow_control,
-		      struct ig_picker_config **out, uint64_t *hash, struct ig_diags *diags);
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file, const char *preset,
+		      bool flow_control, struct ig_picker_config **out, uint64_t *hash,
+		      struct ig_diags *diags);
 
 #endif

@@ -54,7 +54,11 @@ static void sync_listeners(struct ig_worker *w)
 	struct ig_snapshot *s = w->snap;
 	for (size_t i = 0; i < w->nslots; i++) {
 		struct ig_listen_slot *slot = &w->slots[i];
-		if (slot->server && slot->port >= 0 && !ig_snapshot_port(s, slot->port)) {
+		const struct ig_port_rt *pr =
+		    slot->server && slot->port >= 0 ? ig_snapshot_port(s, slot->port) : NULL;
+		/* A port that is gone, or that switched between HTTP and
+		 * HTTPS, is drained; the latter reopens below. */
+		if (slot->server && slot->port >= 0 && (!pr || pr->tls != slot->tls)) {
 			ig_http_server_drain(slot->server);
 			slot->port = -1; /* retired: freed when the worker ends */
 		}
@@ -77,8 +81,9 @@ static void sync_listeners(struct ig_worker *w)
 		struct ig_listen_slot *slot = &w->slots[w->nslots++];
 		slot->port = port;
 		slot->worker = w;
-		slot->server =
-		    ig_http_server_new(&w->loop, fd, &w->gw->opt.http, ig_proxy_handle, slot);
+		slot->tls = s->ports[i].tls;
+		slot->server = ig_http_server_new_tls(&w->loop, fd, &w->gw->opt.http, slot->tls,
+						      ig_proxy_handle, slot);
 		if (!slot->server) {
 			close(fd);
 			w->nslots--;

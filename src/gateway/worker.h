@@ -23,6 +23,8 @@ struct ig_listen_slot {
 	int port; /* -1: retired */
 	struct ig_http_server *server;
 	struct ig_worker *worker;
+	struct ig_tls_ctx
+	    *tls; /* the port's TLS context (the server holds a reference); NULL: HTTP */
 };
 
 struct ig_worker {

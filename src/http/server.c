@@ -14,17 +14,19 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "http/tls.h"
 #include "json/json.h"
 
 /* A connection is in one of these states; the state decides what a
  * readable socket means and which timer runs. */
 enum conn_state {
-	ST_HEAD,     /* waiting for (the rest of) a request head */
-	ST_BODY,     /* reading the body of the request whose head is parsed */
-	ST_HANDLING, /* the handler owns the exchange; response not finished */
-	ST_DONE,     /* response finished; the after-response task is queued */
-	ST_FLUSH,    /* response finished; waiting for the output to drain */
-	ST_CLOSING,  /* last response: close once flushed (then linger) */
+	ST_HEAD,      /* waiting for (the rest of) a request head */
+	ST_BODY,      /* reading the body of the request whose head is parsed */
+	ST_HANDLING,  /* the handler owns the exchange; response not finished */
+	ST_DONE,      /* response finished; the after-response task is queued */
+	ST_FLUSH,     /* response finished; waiting for the output to drain */
+	ST_CLOSING,   /* last response: close once flushed (then linger) */
+	ST_HANDSHAKE, /* TLS: the handshake is under way */
 };
 
 #define READ_CHUNK (16 * 1024)
@@ -34,6 +36,20 @@ enum conn_state {
 #define LINGER_MS 2000
 
 enum timer_kind { TM_NONE, TM_IDLE, TM_HEAD, TM_BODY, TM_SEND, TM_LINGER };
+
+/* What a TLS connection adds, allocated with it (a plain connection has
+ * none). OpenSSL can hold bytes the socket no longer announces (records
+ * read ahead, a record larger than the room offered), so reading on is a
+ * task; and a read may wait for the socket to be writable, a write for it
+ * to be readable. */
+struct conn_tls {
+	struct ig_tls_conn *t;
+	struct ig_task read_task; /* reads what OpenSSL holds */
+	unsigned hs_events;	  /* what the handshake waits for */
+	bool read_wants_write;
+	bool write_wants_read;
+	bool notify_wait; /* close_notify waits for room in the socket */
+};
 
 struct ig_http_conn {
 	struct ig_http_server *srv;
@@ -62,6 +78,8 @@ struct ig_http_conn {
 	bool peer_done; /* the client sent FIN after a request: close after it */
 	bool broken;	/* dead: freed by the queued task */
 	char peer[56];
+
+	struct conn_tls *tls; /* NULL: plain text */
 	struct ig_http_conn *prev, *next;
 };
 
@@ -72,6 +90,7 @@ struct ig_http_server {
 	struct ig_http_server_config cfg;
 	ig_http_handler handler;
 	void *ctx;
+	struct ig_tls_ctx *tls; /* NULL: plain text */
 	struct ig_http_conn *conns;
 	size_t busy;
 	bool draining;
@@ -85,6 +104,13 @@ struct ig_http_server {
 static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events);
 static void on_timer(struct ig_loop *loop, struct ig_timer *t);
 static void process_input(struct ig_http_conn *c);
+static void tls_update_events(struct ig_http_conn *c, unsigned ev);
+static void tls_describe(struct ig_http_conn *c, struct ig_http_exchange *ex);
+static int tls_send_out(struct ig_http_conn *c, const struct iovec *extra, int nextra);
+static void tls_free(struct ig_http_conn *c);
+static int tls_close_notify(struct ig_http_conn *c);
+static ssize_t tls_recv(struct ig_http_conn *c, struct ig_buf *b, size_t room);
+static unsigned tls_io(struct ig_http_conn *c, unsigned events);
 
 void ig_http_server_config_defaults(struct ig_http_server_config *c)
 {
@@ -123,6 +149,8 @@ static void conn_free(struct ig_http_conn *c)
 	ig_timer_stop(s->loop, &c->timer);
 	ig_task_cancel(s->loop, &c->task);
 	ig_task_cancel(s->loop, &c->flush_task);
+	if (c->tls)
+		tls_free(c);
 	ig_io_stop(s->loop, &c->io);
 	close(c->io.fd);
 	if (c->prev)
@@ -172,34 +200,42 @@ static size_t out_pending(const struct ig_http_conn *c)
 /* Reads while a request is received; while busy, only up to a small
  * pipelining allowance (reading on lets us notice a client that hung up);
  * writes while output is pending. */
+static bool read_wanted(const struct ig_http_conn *c)
+{
+	switch (c->state) {
+	case ST_HEAD:
+	case ST_BODY:
+		return true;
+	case ST_HANDLING:
+	case ST_DONE:
+	case ST_FLUSH:
+		return c->in.len < PIPELINE_MAX && !c->peer_done;
+	case ST_CLOSING:
+		return c->lingering;
+	case ST_HANDSHAKE:
+		break;
+	}
+	return false;
+}
+
 static void update_events(struct ig_http_conn *c)
 {
 	if (c->broken)
 		return;
-	unsigned ev = 0;
-	switch (c->state) {
-	case ST_HEAD:
-	case ST_BODY:
-		ev = IG_EV_READ;
-		break;
-	case ST_HANDLING:
-	case ST_DONE:
-	case ST_FLUSH:
-		if (c->in.len < PIPELINE_MAX && !c->peer_done)
-			ev = IG_EV_READ;
-		break;
-	case ST_CLOSING:
-		ev = c->lingering ? IG_EV_READ : 0;
-		break;
-	}
+	unsigned ev = read_wanted(c) ? IG_EV_READ : 0;
 	if (out_pending(c))
 		ev |= IG_EV_WRITE;
+	if (__builtin_expect(c->tls != NULL, 0)) {
+		tls_update_events(c, ev);
+		return;
+	}
 	ig_io_set(c->srv->loop, &c->io, ev);
 }
 
 /* Output bookkeeping after a send: progress feeds the send timeout, an
  * emptied buffer is freed when large, and pending output arms the timer. */
-static void after_send(struct ig_http_conn *c, bool progressed)
+static inline __attribute__((always_inline)) void after_send(struct ig_http_conn *c,
+							     bool progressed)
 {
 	if (progressed)
 		c->last_send_ns = c->srv->loop->now_ns;
@@ -220,6 +256,8 @@ static void after_send(struct ig_http_conn *c, bool progressed)
  * 0, or -1 when the socket failed (the connection is left as it is). */
 static int send_out(struct ig_http_conn *c, const struct iovec *extra, int nextra)
 {
+	if (c->tls)
+		return tls_send_out(c, extra, nextra);
 	struct iovec iov[8];
 	int n = 0;
 	size_t pend = out_pending(c);
@@ -287,6 +325,8 @@ static void linger_close(struct ig_http_conn *c)
 {
 	c->state = ST_CLOSING;
 	if (c->lingering)
+		return;
+	if (c->tls && tls_close_notify(c) == IG_AGAIN)
 		return;
 	c->lingering = true;
 	shutdown(c->io.fd, SHUT_WR);
@@ -408,6 +448,8 @@ static void dispatch(struct ig_http_conn *c)
 	c->in_handler = true;
 	s->busy++;
 	c->ex->start_ns = ig_now_ns();
+	if (c->tls)
+		tls_describe(c, c->ex);
 	if (!c->in.len)
 		ig_buf_free(&c->in); /* generation may take minutes: hold nothing */
 	update_events(c);
@@ -633,6 +675,8 @@ static ssize_t recv_into(struct ig_http_conn *c, struct ig_buf *b, size_t room)
 {
 	if (ig_buf_reserve(b, room) < 0)
 		return -3;
+	if (c->tls)
+		return tls_recv(c, b, room);
 	for (;;) {
 		ssize_t n = recv(c->io.fd, b->ptr + b->len, room, 0);
 		if (n < 0 && errno == EINTR)
@@ -758,6 +802,8 @@ static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 		conn_free(c);
 		return;
 	}
+	if (c->tls && !(events = tls_io(c, events)))
+		return;
 	if (events & IG_EV_WRITE) {
 		/* Below half the high-water mark the handler may produce again. */
 		bool was_full = c->want_writable;
@@ -774,7 +820,10 @@ static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 	}
 	if (events & IG_EV_READ) {
 		if (c->state == ST_CLOSING) {
-			/* Discard input while a final response drains. */
+			/* Discard input while a final response drains (after
+			 * close_notify, TLS records are dropped undecrypted). */
+			if (c->tls && !c->lingering)
+				return;
 			char sink[4096];
 			ssize_t n = recv(c->io.fd, sink, sizeof sink, 0);
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
@@ -826,6 +875,209 @@ static void on_timer(struct ig_loop *loop, struct ig_timer *t)
 	case TM_NONE:
 		return;
 	}
+}
+
+/* ---- TLS ----
+ *
+ * A TLS connection runs the same state machine with three differences:
+ * it starts in ST_HANDSHAKE, its bytes go through SSL_read/SSL_write, and
+ * each direction may wait on the other's readiness. None of this code runs
+ * for a plain connection. */
+
+struct tls_conn_alloc {
+	struct ig_http_conn c;
+	struct conn_tls tls;
+};
+
+/* As if the socket were readable (conn_on_io, so that conn_read keeps
+ * one caller and stays inlined in the plain path). */
+static void on_tls_read_task(struct ig_loop *loop, struct ig_task *task)
+{
+	struct ig_http_conn *c = task->data;
+	if (!c->broken && c->state != ST_CLOSING && read_wanted(c))
+		conn_on_io(loop, &c->io, IG_EV_READ);
+}
+
+/* Bytes inside OpenSSL are not announced by a level-triggered epoll: when
+ * the connection reads and OpenSSL holds some, a task reads on. */
+static void tls_read_on(struct ig_http_conn *c)
+{
+	struct conn_tls *t = c->tls;
+	if (c->state != ST_CLOSING && !t->read_wants_write && read_wanted(c) &&
+	    ig_tls_pending(t->t))
+		ig_task_queue(c->srv->loop, &t->read_task, on_tls_read_task, c);
+}
+
+/* The events to wait for, given those of the plain-text connection: a
+ * read blocked on a write waits for the socket to be writable, a write
+ * blocked on a read for it to be readable (and not for their own
+ * direction, which would spin). */
+static void tls_update_events(struct ig_http_conn *c, unsigned ev)
+{
+	struct conn_tls *t = c->tls;
+	unsigned want = t->notify_wait ? IG_EV_WRITE : 0;
+	if (c->state == ST_HANDSHAKE)
+		want = t->hs_events;
+	if (ev & IG_EV_READ)
+		want |= t->read_wants_write ? IG_EV_WRITE : IG_EV_READ;
+	if (ev & IG_EV_WRITE)
+		want |= t->write_wants_read ? IG_EV_READ : IG_EV_WRITE;
+	tls_read_on(c);
+	ig_io_set(c->srv->loop, &c->io, want);
+}
+
+/* What the exchange tells the handler about the connection. */
+static void tls_describe(struct ig_http_conn *c, struct ig_http_exchange *ex)
+{
+	const char *sni = ig_tls_conn_sni(c->tls->t);
+	ex->tls = true;
+	if (sni)
+		ex->sni = (struct ig_str){sni, strlen(sni)};
+}
+
+static void tls_free(struct ig_http_conn *c)
+{
+	struct conn_tls *t = c->tls;
+	ig_task_cancel(c->srv->loop, &t->read_task);
+	if (t->t) {
+		/* close_notify on every close after a handshake, as far as the
+		 * socket takes it; a failed connection sends nothing. */
+		ig_tls_shutdown(t->t);
+		ig_tls_conn_free(t->t);
+		t->t = NULL;
+	}
+}
+
+/* A failed handshake (OpenSSL has sent its alert). The connection goes on
+ * in clear text only to close cleanly: a client that spoke plain HTTP gets
+ * a 400 it can read, any other the lingering close, so that the bytes it
+ * sent and we did not read do not turn our FIN into a reset. */
+static void tls_fail(struct ig_http_conn *c, bool plain_http)
+{
+	ig_debug("client %s: TLS handshake failed: %s", c->peer, ig_tls_conn_error(c->tls->t));
+	tls_free(c);
+	c->tls = NULL;
+	c->state = ST_HEAD;
+	if (plain_http)
+		server_error(c, 400, "plain HTTP request sent to a TLS port");
+	else
+		linger_close(c);
+}
+
+static void tls_handshake(struct ig_http_conn *c)
+{
+	struct conn_tls *t = c->tls;
+	int rc = ig_tls_handshake(t->t);
+	if (rc == IG_TLS_WANT_READ || rc == IG_TLS_WANT_WRITE) {
+		t->hs_events = rc == IG_TLS_WANT_READ ? IG_EV_READ : IG_EV_WRITE;
+		update_events(c);
+		return;
+	}
+	if (rc != IG_OK) {
+		tls_fail(c, rc == IG_TLS_PLAIN_HTTP);
+		return;
+	}
+	/* The header timer started at accept goes on. The request may have
+	 * come with the client's last handshake flight: update_events reads
+	 * it from OpenSSL. */
+	c->state = ST_HEAD;
+	update_events(c);
+}
+
+/* An event for a TLS connection: the handshake takes them all; after it,
+ * readiness a direction waited for on the other's behalf is handed to it.
+ * Returns the events left for the plain-text code (0: none). */
+static unsigned tls_io(struct ig_http_conn *c, unsigned events)
+{
+	struct conn_tls *t = c->tls;
+	if (c->state == ST_HANDSHAKE) {
+		tls_handshake(c);
+		return 0;
+	}
+	if (t->read_wants_write && (events & IG_EV_WRITE)) {
+		t->read_wants_write = false;
+		ig_task_queue(c->srv->loop, &t->read_task, on_tls_read_task, c);
+	}
+	if (t->write_wants_read && (events & IG_EV_READ)) {
+		t->write_wants_read = false;
+		events |= IG_EV_WRITE;
+	}
+	return events;
+}
+
+static ssize_t tls_recv(struct ig_http_conn *c, struct ig_buf *b, size_t room)
+{
+	struct conn_tls *t = c->tls;
+	ssize_t n = ig_tls_read(t->t, b->ptr + b->len, room);
+	if (n > 0) {
+		b->len += (size_t)n;
+		tls_read_on(c);
+		return n;
+	}
+	if (n == 0)
+		return 0;
+	if (n == IG_TLS_WANT_READ)
+		return -2;
+	if (n == IG_TLS_WANT_WRITE) {
+		t->read_wants_write = true;
+		update_events(c);
+		return -2;
+	}
+	ig_debug("client %s: TLS read: %s", c->peer, ig_tls_conn_error(t->t));
+	return -1;
+}
+
+/* The spans join the output buffer, which SSL_write takes a record at a
+ * time (one send each). After IG_TLS_WANT_* the bytes stay where they
+ * are, so the next call offers OpenSSL the same bytes again, as it
+ * requires (from wherever the buffer has moved). */
+static int tls_send_out(struct ig_http_conn *c, const struct iovec *extra, int nextra)
+{
+	struct conn_tls *t = c->tls;
+	for (int i = 0; i < nextra; i++)
+		if (extra[i].iov_len &&
+		    ig_buf_append(&c->out, extra[i].iov_base, extra[i].iov_len) < 0)
+			return -1;
+	size_t sent = 0;
+	while (out_pending(c)) {
+		ssize_t w = ig_tls_write(t->t, c->out.ptr + c->out_off, out_pending(c));
+		if (w > 0) {
+			c->out_off += (size_t)w;
+			sent += (size_t)w;
+			continue;
+		}
+		if (w == IG_TLS_WANT_READ)
+			t->write_wants_read = true;
+		else if (w != IG_TLS_WANT_WRITE) {
+			ig_debug("client %s: TLS write: %s", c->peer, ig_tls_conn_error(t->t));
+			return -1;
+		}
+		break;
+	}
+	if (c->out_off > 65536 && c->out_off * 2 > c->out.len) {
+		ig_buf_consume(&c->out, c->out_off);
+		c->out_off = 0;
+	}
+	after_send(c, sent > 0);
+	return 0;
+}
+
+/* close_notify goes out before the FIN. When the socket has no room for
+ * it, the close waits for writability (on_writable comes back to
+ * linger_close) under the linger timer. Returns IG_AGAIN while it waits. */
+static int tls_close_notify(struct ig_http_conn *c)
+{
+	struct conn_tls *t = c->tls;
+	if (ig_tls_shutdown(t->t) != IG_TLS_WANT_WRITE) {
+		t->notify_wait = false;
+		return IG_OK;
+	}
+	if (!t->notify_wait) {
+		t->notify_wait = true;
+		arm_timer(c, TM_LINGER, LINGER_MS);
+	}
+	update_events(c);
+	return IG_AGAIN;
 }
 
 /* ---- accepting ---- */
@@ -900,12 +1152,15 @@ static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
 		s->accept_backoff_ms = 0;
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		struct ig_http_conn *c = calloc(1, sizeof *c);
+		struct ig_http_conn *c =
+		    calloc(1, s->tls ? sizeof(struct tls_conn_alloc) : sizeof *c);
 		if (!c) {
 			close(fd);
 			continue;
 		}
 		c->srv = s;
+		if (s->tls)
+			c->tls = &((struct tls_conn_alloc *)c)->tls;
 		format_peer(&ss, c->peer, sizeof c->peer);
 		c->next = s->conns;
 		if (s->conns)
@@ -917,6 +1172,16 @@ static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
 			continue;
 		}
 		c->state = ST_HEAD;
+		if (c->tls) {
+			/* The header timeout covers the handshake and the head. */
+			c->tls->t = ig_tls_conn_new(s->tls, fd);
+			if (!c->tls->t) {
+				conn_free(c);
+				continue;
+			}
+			c->state = ST_HANDSHAKE;
+			c->tls->hs_events = IG_EV_READ;
+		}
 		arm_timer(c, TM_HEAD, s->cfg.header_timeout_ms);
 	}
 }
@@ -924,6 +1189,14 @@ static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
 struct ig_http_server *ig_http_server_new(struct ig_loop *loop, int listen_fd,
 					  const struct ig_http_server_config *cfg,
 					  ig_http_handler handler, void *ctx)
+{
+	return ig_http_server_new_tls(loop, listen_fd, cfg, NULL, handler, ctx);
+}
+
+struct ig_http_server *ig_http_server_new_tls(struct ig_loop *loop, int listen_fd,
+					      const struct ig_http_server_config *cfg,
+					      struct ig_tls_ctx *tls, ig_http_handler handler,
+					      void *ctx)
 {
 	struct ig_http_server *s = calloc(1, sizeof *s);
 	if (!s)
@@ -946,6 +1219,7 @@ struct ig_http_server *ig_http_server_new(struct ig_loop *loop, int listen_fd,
 		free(s);
 		return NULL;
 	}
+	s->tls = ig_tls_ctx_ref(tls);
 	return s;
 }
 
@@ -963,7 +1237,9 @@ void ig_http_server_drain(struct ig_http_server *s)
 	struct ig_http_conn *c = s->conns;
 	while (c) {
 		struct ig_http_conn *next = c->next;
-		if (c->state == ST_HEAD && c->in.len == 0 && !c->broken)
+		/* Idle, or still in a TLS handshake: no request was sent. */
+		if (((c->state == ST_HEAD && c->in.len == 0) || c->state == ST_HANDSHAKE) &&
+		    !c->broken)
 			conn_free(c);
 		c = next;
 	}
@@ -973,7 +1249,7 @@ size_t ig_http_server_busy(const struct ig_http_server *s)
 {
 	size_t n = 0;
 	for (const struct ig_http_conn *c = s->conns; c; c = c->next)
-		if ((c->state != ST_HEAD || c->in.len) && !c->lingering)
+		if ((c->state != ST_HEAD || c->in.len) && c->state != ST_HANDSHAKE && !c->lingering)
 			n++;
 	return n;
 }
@@ -1000,6 +1276,7 @@ void ig_http_server_free(struct ig_http_server *s)
 		ig_io_stop(s->loop, &s->listen_io);
 		close(s->listen_fd);
 	}
+	ig_tls_ctx_unref(s->tls);
 	free(s);
 }
 

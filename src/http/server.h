@@ -9,7 +9,18 @@
  * bytes arrive, then parsed once and copied once into the exchange's arena.
  * An idle keep-alive connection holds no buffer. When accept() runs out of
  * file descriptors the server stops accepting for a back-off period
- * instead of spinning on a listener that stays readable. */
+ * instead of spinning on a listener that stays readable.
+ *
+ * TLS (ig_http_server_new_tls): each accepted connection first completes
+ * a non-blocking handshake within header_timeout_ms (the same deadline
+ * then covers the request head), then the same HTTP/1.1 machinery runs
+ * over SSL_read/SSL_write: limits, timeouts, keep-alive, pipelining,
+ * backpressure and the send timeout behave as in clear text. A client that
+ * sends plain HTTP to a TLS server gets a 400 in clear text and a clean
+ * close; any other failed handshake is closed after OpenSSL's alert. Every
+ * close after a handshake sends close_notify. An idle TLS connection holds
+ * its SSL object (a few KiB) but no record buffers. A plain-text server
+ * runs none of the TLS code. */
 #ifndef IG_HTTP_SERVER_H
 #define IG_HTTP_SERVER_H
 
@@ -24,6 +35,7 @@
 
 struct ig_http_server;
 struct ig_http_conn;
+struct ig_tls_ctx;
 
 struct ig_http_server_config {
 	size_t max_header_bytes;       /* head larger: 431 (default 64 KiB) */
@@ -46,6 +58,8 @@ struct ig_http_exchange {
 	struct ig_http_request req; /* points into the arena */
 	struct ig_buf body;	    /* the whole request body, decoded */
 	struct ig_str peer;	    /* client address "ip:port" */
+	bool tls;		    /* the request came over TLS */
+	struct ig_str sni;	    /* its TLS server name, lowercase; empty when none */
 	uint64_t start_ns;	    /* when the head was complete */
 	struct ig_arena *arena;	    /* memory freed with the exchange */
 	void *user;		    /* the handler's state */
@@ -69,6 +83,13 @@ void ig_http_server_config_defaults(struct ig_http_server_config *c);
 struct ig_http_server *ig_http_server_new(struct ig_loop *loop, int listen_fd,
 					  const struct ig_http_server_config *cfg,
 					  ig_http_handler handler, void *ctx);
+/* The same, over TLS with the certificates of `tls` (http/tls.h) when it
+ * is not NULL. The server takes a reference to it: servers of several
+ * workers share one context, and a reload of it applies to all of them. */
+struct ig_http_server *ig_http_server_new_tls(struct ig_loop *loop, int listen_fd,
+					      const struct ig_http_server_config *cfg,
+					      struct ig_tls_ctx *tls, ig_http_handler handler,
+					      void *ctx);
 /* Stops accepting and closes the listening fd; connections go on.
  * Idle keep-alive connections are closed, busy ones close after their
  * current response. */

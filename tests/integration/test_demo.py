@@ -17,6 +17,7 @@ from conftest import IG_BIN, unique_loopback
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SEED_DIR = os.path.join(REPO, "examples", "kgateway")
+V1_DIR = os.path.join(REPO, "examples", "gie-v1")
 SEED_BODY = {"model": "tweet-summary", "prompt": "Write as if you were a critic: San Francisco",
              "max_tokens": 100, "temperature": 0}
 
@@ -186,6 +187,54 @@ def test_demo_seed_scenario():
     assert_no_children(bind, sim_base)
 
 
+def test_demo_gie_v1_over_http_and_https():
+    """examples/gie-v1: the seed model through the InferenceModelRewrite,
+    over the HTTP listener and the HTTPS one (certificate made by the demo),
+    then the other pool's model through body-based routing."""
+    bind, sim_base = addresses()
+    r = demo("-f", V1_DIR, "--bind", bind, "--sim-base", sim_base)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    ca = re.search(r"made 1 self-signed certificate for HTTPS listeners: (\S+/ca\.crt)", out)
+    assert ca, out
+    assert "listener llm-gw-https on %s:8443 (HTTPS)" % bind in out
+    assert ("curl --cacert '%s' https://%s:8443/v1/completions" % (ca.group(1), bind)) in out
+    checks = re.findall('check: status 200, model "([^"]+)", completion_tokens 100, '
+                        'finish_reason "length": ok', out)
+    assert checks == ["tweet-summary-1", "tweet-summary-1",
+                      "meta-llama/Llama-3.1-8B-Instruct"], out
+    assert not os.path.exists(ca.group(1))  # the temporary directory is gone
+    assert_no_children(bind, sim_base)
+
+
+def test_run_gie_v1_https_with_curl(tmp_path):
+    """`run` prints a curl --cacert line for the HTTPS listener; curl
+    verifies the made certificate against the gateway's address."""
+    p, out, bind, sim_base, text = start_run(tmp_path, manifests=V1_DIR)
+    try:
+        ca = re.search(r"curl --cacert '(\S+)' https://%s:8443/" % re.escape(bind), text)
+        assert ca, text
+        r = subprocess.run(["curl", "-sS", "--cacert", ca.group(1),
+                            "https://%s:8443/v1/completions" % bind,
+                            "-H", "Content-Type: application/json",
+                            "-d", json.dumps(SEED_BODY)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        assert got["model"] == "tweet-summary-1"
+        # Without trusting it, curl refuses the certificate.
+        r = subprocess.run(["curl", "-sS", "https://%s:8443/v1/models" % bind],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 60, (r.returncode, r.stderr)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=30) == 0, read_all(out)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert_no_children(bind, sim_base)
+
+
 def test_demo_replicas_override():
     bind, sim_base = addresses()
     r = demo("--bind", bind, "--sim-base", sim_base, "--replicas", "3")
@@ -196,11 +245,11 @@ def test_demo_replicas_override():
     assert_no_children(bind, sim_base)
 
 
-def start_run(tmp_path, *extra):
+def start_run(tmp_path, *extra, manifests=SEED_DIR):
     """Starts `run` on the seed manifests and waits until it serves."""
     bind, sim_base = addresses()
     out = open(str(tmp_path / "run.out"), "w+")
-    p = subprocess.Popen([IG_BIN, "run", "-f", SEED_DIR, "--bind", bind, "--sim-base",
+    p = subprocess.Popen([IG_BIN, "run", "-f", manifests, "--bind", bind, "--sim-base",
                           sim_base] + list(extra), cwd=REPO, stdout=out,
                          stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 40

@@ -14,10 +14,12 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "demo/certs.h"
 #include "demo/child.h"
 #include "demo/fetch.h"
 #include "demo/plan.h"
 #include "demo/pretty.h"
+#include "http/tls.h"
 
 static const char manifests[] =
     "apiVersion: apps/v1\n"
@@ -246,7 +248,7 @@ static void test_seed_request(void **state)
 	assert_string_equal(ig_buf_cstr(&body),
 			    "{\"model\": \"tweet-summary\", \"prompt\": \"Write as if you were a "
 			    "critic: San Francisco\", \"max_tokens\": 100, \"temperature\": 0}");
-	assert_int_equal(ig_demo_curl_line("127.0.0.1", 8081, "{\"p\": \"it's\"}", &curl), 0);
+	assert_int_equal(ig_demo_curl_line("127.0.0.1", 8081, NULL, "{\"p\": \"it's\"}", &curl), 0);
 	assert_string_equal(ig_buf_cstr(&curl),
 			    "curl http://127.0.0.1:8081/v1/completions -H 'Content-Type: "
 			    "application/json' -d '{\"p\": \"it'\\''s\"}'");
@@ -395,6 +397,86 @@ static void test_child_log_tail(void **state)
 	free(t);
 }
 
+static const char v1_yaml[] =
+    "apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\n"
+    "metadata: {name: qwen-pool}\n"
+    "spec:\n  selector: {matchLabels: {app: qwen}}\n  targetPorts: [{number: 8000}]\n"
+    "  endpointPickerRef: {name: epp, port: {number: 9002}}\n"
+    "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModelRewrite\n"
+    "metadata: {name: rw}\n"
+    "spec:\n  poolRef: {group: inference.networking.k8s.io, kind: InferencePool, name: qwen-pool}\n"
+    "  rules:\n  - matches: [{model: {type: Exact, value: summarize}}]\n"
+    "    targets: [{modelRewrite: summarize-1, weight: 100}]\n"
+    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+    "metadata: {name: gw}\n"
+    "spec:\n  gatewayClassName: infergate\n  listeners:\n"
+    "  - {name: llm-gw, protocol: HTTP, port: 8081}\n"
+    "  - name: secure\n    protocol: HTTPS\n    port: 8443\n    hostname: llm.example.com\n"
+    "    tls: {certificateRefs: [{name: gw-tls}]}\n"
+    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+    "metadata: {name: r}\n"
+    "spec:\n  parentRefs: [{name: gw}]\n  rules:\n"
+    "  - matches:\n    - headers: [{name: X-Gateway-Model-Name, value: summarize}]\n"
+    "    - headers: [{name: X-Gateway-Model-Name, value: Qwen/Qwen2.5-1.5B}]\n"
+    "    - headers: [{name: X-Gateway-Model-Name, value: summarize}]\n"
+    "    backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, "
+    "name: qwen-pool}]\n";
+
+/* GIE v1 manifests: no InferenceModel, so the seed model comes from the
+ * rewrite; the tour takes the other body-routed models once each; the
+ * HTTPS listener's missing Secret is made, loads back as a usable
+ * kubernetes.io/tls Secret, and OpenSSL accepts its key pair. */
+static void test_v1_seed_tour_and_tls_secret(void **state)
+{
+	struct ig_config *cfg = load(v1_yaml);
+	const char *tour[8];
+	const struct ig_gateway *g;
+	const struct ig_listener *l;
+	struct ig_buf yaml = {0}, ca = {0};
+	char err[256];
+
+	assert_string_equal(ig_demo_seed_model(cfg), "summarize");
+	assert_int_equal(ig_demo_tour_models(cfg, "summarize", tour, 8), 1);
+	assert_string_equal(tour[0], "Qwen/Qwen2.5-1.5B");
+	assert_int_equal(ig_demo_https_listener(cfg, &g, &l), 0);
+	assert_string_equal(l->name, "secure");
+	assert_int_equal(l->tls.certs[0].status, IG_REF_NOT_FOUND);
+
+	assert_int_equal(ig_demo_tls_secrets(cfg, "127.0.0.1", &yaml, &ca, err, sizeof err), 1);
+	assert_non_null(strstr(ca.ptr, "-----BEGIN CERTIFICATE-----"));
+	ig_config_free(cfg);
+
+	struct ig_buf all = {0};
+	ig_buf_printf(&all, "%s---\n%.*s", v1_yaml, (int)yaml.len, yaml.ptr);
+	cfg = load(all.ptr);
+	assert_int_equal(ig_demo_https_listener(cfg, &g, &l), 0);
+	const struct ig_cert_ref *ref = &l->tls.certs[0];
+	assert_int_equal(ref->status, IG_REF_OK);
+	const struct ig_secret_item *crt = ig_secret_get(ref->secret, "tls.crt");
+	const struct ig_secret_item *key = ig_secret_get(ref->secret, "tls.key");
+	assert_non_null(crt);
+	assert_non_null(key);
+	struct ig_tls_cert tc = {.hostname = l->hostname,
+				 .cert_pem = (const char *)crt->bytes,
+				 .cert_len = crt->len,
+				 .key_pem = (const char *)key->bytes,
+				 .key_len = key->len};
+	struct ig_tls_ctx *ctx = ig_tls_ctx_new(&tc, 1, err, sizeof err);
+	if (!ctx)
+		fail_msg("%s", err);
+	ig_tls_ctx_unref(ctx);
+	/* Nothing is missing any more: nothing is made. */
+	struct ig_buf more = {0};
+	assert_int_equal(ig_demo_tls_secrets(cfg, "127.0.0.1", &more, &ca, err, sizeof err), 0);
+	assert_int_equal(more.len, 0);
+	ig_config_free(cfg);
+	ig_buf_free(&all);
+	ig_buf_free(&yaml);
+	ig_buf_free(&ca);
+	ig_buf_free(&more);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +490,7 @@ int main(void)
 	    cmocka_unit_test(test_pretty),
 	    cmocka_unit_test(test_response_parse),
 	    cmocka_unit_test(test_child_log_tail),
+	    cmocka_unit_test(test_v1_seed_tour_and_tls_secret),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

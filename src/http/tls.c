@@ -1,0 +1,685 @@
+#include "http/tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+/* TLS 1.2 suites: ECDHE key exchange (forward secrecy) with an AEAD
+ * cipher, ECDSA certificates before RSA ones, as Mozilla's "intermediate"
+ * configuration (without its finite-field DHE suites). TLS 1.3 suites are
+ * configured apart by OpenSSL and keep its defaults. */
+static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+				    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+				    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+#define HOSTNAME_MAX 253
+
+struct tls_host {
+	char *name; /* lowercase; "*.suffix" for a wildcard */
+	SSL_CTX *ctx;
+};
+
+/* One certificate set: immutable once built, shared by every thread,
+ * freed when the context has moved on and no handshake still uses it. */
+struct tls_set {
+	unsigned refs;
+	SSL_CTX *base; /* every handshake starts here; holds the default certificates */
+	bool has_default;
+	struct tls_host *hosts; /* sorted by name */
+	size_t nhosts;
+};
+
+struct ig_tls_ctx {
+	pthread_mutex_t lock; /* guards `set` */
+	struct tls_set *set;
+	unsigned long generation;
+	unsigned refs;
+};
+
+struct ig_tls_conn {
+	SSL *ssl;
+	struct tls_set *set; /* held until the handshake ends: the SNI callback reads it */
+	char *sni;
+	bool done;    /* handshake complete */
+	bool failed;  /* a fatal error: nothing more is sent */
+	bool starved; /* the last read found no complete record */
+	bool shut;    /* close_notify sent */
+	char err[96];
+};
+
+/* ---- small helpers ---- */
+
+static void say(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* The reason of OpenSSL's most recent error, and an empty queue after. */
+static const char *ossl_reason(const char *fallback)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+	ERR_clear_error();
+	return r ? r : fallback;
+}
+
+/* ---- the socket BIO ----
+ *
+ * OpenSSL's own socket BIO writes with write(2), which raises SIGPIPE when
+ * the client has gone; this one uses send(MSG_NOSIGNAL), so the server
+ * does not depend on the process ignoring the signal. */
+
+static int bio_fd(BIO *b)
+{
+	return (int)(intptr_t)BIO_get_data(b);
+}
+
+static int bio_write(BIO *b, const char *buf, int len)
+{
+	BIO_clear_retry_flags(b);
+	ssize_t n;
+	do
+		n = send(bio_fd(b), buf, (size_t)len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static int bio_read(BIO *b, char *buf, int len)
+{
+	BIO_clear_retry_flags(b);
+	ssize_t n;
+	do
+		n = recv(bio_fd(b), buf, (size_t)len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		BIO_set_retry_read(b);
+	return (int)n;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	/* Writes go straight to the socket: there is nothing to flush. */
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static BIO_METHOD *bio_method;
+
+static void bio_method_init(void)
+{
+	BIO_METHOD *m =
+	    BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "infergate socket");
+	if (m && BIO_meth_set_write(m, bio_write) && BIO_meth_set_read(m, bio_read) &&
+	    BIO_meth_set_ctrl(m, bio_ctrl) && BIO_meth_set_create(m, bio_create)) {
+		bio_method = m;
+		return;
+	}
+	BIO_meth_free(m);
+}
+
+static BIO *bio_new(int fd)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, bio_method_init);
+	BIO *b = bio_method ? BIO_new(bio_method) : NULL;
+	if (b)
+		BIO_set_data(b, (void *)(intptr_t)fd);
+	return b;
+}
+
+/* ---- hostnames ---- */
+
+/* A Gateway API Hostname, lowercased into out (HOSTNAME_MAX + 1 bytes):
+ * labels of letters, digits and '-', not starting or ending with '-',
+ * optionally "*." first. NULL or "" gives "". */
+static int normalize_hostname(const char *in, char *out)
+{
+	if (!in || !*in) {
+		out[0] = '\0';
+		return 0;
+	}
+	size_t len = strlen(in);
+	if (len > HOSTNAME_MAX)
+		return -1;
+	size_t i = 0;
+	if (in[0] == '*') {
+		if (in[1] != '.')
+			return -1;
+		out[0] = '*';
+		out[1] = '.';
+		i = 2;
+	}
+	size_t label = 0;
+	for (; i <= len; i++) {
+		char ch = in[i];
+		if (ch == '.' || ch == '\0') {
+			if (label == 0 || out[i - 1] == '-')
+				return -1;
+			label = 0;
+			out[i] = ch;
+			continue;
+		}
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+			  (ch == '-' && label > 0);
+		if (!ok)
+			return -1;
+		out[i] = ch;
+		label++;
+	}
+	return 0;
+}
+
+static int host_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct tls_host *)a)->name, ((const struct tls_host *)b)->name);
+}
+
+static SSL_CTX *set_lookup(const struct tls_set *set, const char *name)
+{
+	struct tls_host key = {.name = (char *)name};
+	const struct tls_host *h = bsearch(&key, set->hosts, set->nhosts, sizeof *h, host_cmp);
+	return h ? h->ctx : NULL;
+}
+
+/* Exact name first, then wildcards from the longest suffix to the
+ * shortest: for "a.b.example.com", "*.b.example.com", "*.example.com",
+ * "*.com". `name` is lowercase. */
+static SSL_CTX *set_find(const struct tls_set *set, const char *name)
+{
+	if (!set->nhosts)
+		return NULL;
+	SSL_CTX *ctx = set_lookup(set, name);
+	if (ctx)
+		return ctx;
+	char wild[HOSTNAME_MAX + 2];
+	for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.')) {
+		snprintf(wild, sizeof wild, "*%s", dot);
+		ctx = set_lookup(set, wild);
+		if (ctx)
+			return ctx;
+	}
+	return NULL;
+}
+
+/* ---- handshake callbacks ---- */
+
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+	struct tls_set *set = arg;
+	struct ig_tls_conn *t = SSL_get_app_data(ssl);
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	size_t len = name ? strlen(name) : 0;
+	if (len && name[len - 1] == '.')
+		len--;
+	if (len && len <= HOSTNAME_MAX) {
+		char low[HOSTNAME_MAX + 1];
+		for (size_t i = 0; i < len; i++)
+			low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a'
+									 : name[i]);
+		low[len] = '\0';
+		if (t && !t->sni)
+			t->sni = strdup(low);
+		SSL_CTX *pick = set_find(set, low);
+		if (pick) {
+			if (pick != SSL_get_SSL_CTX(ssl) && !SSL_set_SSL_CTX(ssl, pick))
+				return SSL_TLSEXT_ERR_ALERT_FATAL;
+			return SSL_TLSEXT_ERR_OK;
+		}
+	}
+	if (set->has_default)
+		return SSL_TLSEXT_ERR_OK;
+	*alert = SSL_AD_UNRECOGNIZED_NAME;
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		   const unsigned char *in, unsigned int inlen, void *arg)
+{
+	for (unsigned int i = 0; i < inlen;) {
+		unsigned int n = in[i];
+		if (i + 1 + n > inlen)
+			break;
+		if (n == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+			*out = in + i + 1;
+			*outlen = 8;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + n;
+	}
+	return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
+}
+
+/* ---- certificate sets ---- */
+
+static SSL_CTX *new_ssl_ctx(struct tls_set *set)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		return NULL;
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_cipher_list(ctx, tls12_ciphers)) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_security_level(ctx, 2);
+	/* A client's FIN without close_notify reads as an ordinary end: HTTP
+	 * framing, not TLS, says whether a request was complete. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+				     SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* Record buffers (~34 KiB) are given back whenever they are empty, so
+	 * an idle connection holds none. Partial writes return after each
+	 * record, and a write retried after WANT_WRITE may come from another
+	 * address of the same bytes (the server's output buffer moves). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One recv for as many records as fit, instead of two per record. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+	SSL_CTX_set_tlsext_servername_arg(ctx, set);
+	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+	return ctx;
+}
+
+static void set_free(struct tls_set *set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->nhosts; i++) {
+		SSL_CTX_free(set->hosts[i].ctx);
+		free(set->hosts[i].name);
+	}
+	free(set->hosts);
+	SSL_CTX_free(set->base);
+	free(set);
+}
+
+static void set_unref(struct tls_set *set)
+{
+	if (set && __atomic_sub_fetch(&set->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		set_free(set);
+}
+
+/* Refuses encrypted keys instead of prompting on a terminal. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
+/* Adds one certificate (with its chain) and its key to ctx. */
+static int add_pair(SSL_CTX *ctx, const struct ig_tls_cert *c, char *why, size_t whylen)
+{
+	int rc = -1;
+	X509 *leaf = NULL;
+	EVP_PKEY *key = NULL;
+	STACK_OF(X509) *chain = NULL;
+	BIO *cb = NULL, *kb = NULL;
+	if (c->cert_len > INT32_MAX || c->key_len > INT32_MAX) {
+		say(why, whylen, "tls.crt or tls.key over 2 GiB");
+		goto out;
+	}
+	chain = sk_X509_new_null();
+	cb = BIO_new_mem_buf(c->cert_pem ? c->cert_pem : "", (int)c->cert_len);
+	kb = BIO_new_mem_buf(c->key_pem ? c->key_pem : "", (int)c->key_len);
+	if (!chain || !cb || !kb) {
+		say(why, whylen, "out of memory");
+		goto out;
+	}
+	leaf = PEM_read_bio_X509_AUX(cb, NULL, no_password, NULL);
+	if (!leaf) {
+		say(why, whylen, "tls.crt: no PEM certificate (%s)", ossl_reason("empty"));
+		goto out;
+	}
+	X509 *x;
+	while ((x = PEM_read_bio_X509(cb, NULL, no_password, NULL))) {
+		if (!sk_X509_push(chain, x)) {
+			X509_free(x);
+			say(why, whylen, "out of memory");
+			goto out;
+		}
+	}
+	/* The loop ends at the end of the text ("no start line") or at a
+	 * block that is not a certificate. */
+	unsigned long e = ERR_peek_last_error();
+	if (e && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) {
+		say(why, whylen, "tls.crt: certificate %d of the chain: %s", sk_X509_num(chain) + 2,
+		    ossl_reason("unreadable"));
+		goto out;
+	}
+	ERR_clear_error();
+	key = PEM_read_bio_PrivateKey(kb, NULL, no_password, NULL);
+	if (!key) {
+		/* OpenSSL's reason here ("unsupported") would mislead. */
+		ERR_clear_error();
+		say(why, whylen, "tls.key: no PEM private key, or an encrypted one");
+		goto out;
+	}
+	if (!SSL_CTX_use_cert_and_key(ctx, leaf, key, chain, 0)) {
+		e = ERR_peek_last_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    ERR_GET_REASON(e) == SSL_R_PRIVATE_KEY_MISMATCH)
+			say(why, whylen, "tls.key does not match the certificate");
+		else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+			 ERR_GET_REASON(e) == SSL_R_NOT_REPLACING_CERTIFICATE)
+			say(why, whylen,
+			    "a certificate with a key of this type is already given for this "
+			    "hostname");
+		else
+			say(why, whylen, "certificate refused: %s", ossl_reason("unknown error"));
+		ERR_clear_error();
+		goto out;
+	}
+	rc = 0;
+out:
+	X509_free(leaf);
+	EVP_PKEY_free(key);
+	sk_X509_pop_free(chain, X509_free);
+	BIO_free(cb);
+	BIO_free(kb);
+	return rc;
+}
+
+/* The SSL_CTX that takes entries with this (normalized) hostname. */
+static SSL_CTX *ctx_for(struct tls_set *set, const char *name)
+{
+	if (!name[0]) {
+		set->has_default = true;
+		return set->base;
+	}
+	for (size_t i = 0; i < set->nhosts; i++)
+		if (strcmp(set->hosts[i].name, name) == 0)
+			return set->hosts[i].ctx;
+	struct tls_host *h = &set->hosts[set->nhosts];
+	h->name = strdup(name);
+	h->ctx = new_ssl_ctx(set);
+	if (!h->name || !h->ctx) {
+		free(h->name);
+		SSL_CTX_free(h->ctx);
+		return NULL;
+	}
+	set->nhosts++;
+	return h->ctx;
+}
+
+static struct tls_set *set_build(const struct ig_tls_cert *certs, size_t n, char *err,
+				 size_t errlen)
+{
+	struct tls_set *set = calloc(1, sizeof *set);
+	if (!set || !(set->hosts = calloc(n ? n : 1, sizeof *set->hosts)) ||
+	    !(set->base = new_ssl_ctx(set))) {
+		say(err, errlen, "out of memory for a TLS context (%s)", ossl_reason("malloc"));
+		set_free(set);
+		return NULL;
+	}
+	set->refs = 1;
+	for (size_t i = 0; i < n; i++) {
+		char name[HOSTNAME_MAX + 1];
+		if (normalize_hostname(certs[i].hostname, name) < 0) {
+			say(err, errlen, "certificate %zu: hostname \"%s\" is not a valid hostname",
+			    i, certs[i].hostname);
+			goto fail;
+		}
+		SSL_CTX *ctx = ctx_for(set, name);
+		if (!ctx) {
+			say(err, errlen, "certificate %zu: out of memory", i);
+			goto fail;
+		}
+		char why[200];
+		if (add_pair(ctx, &certs[i], why, sizeof why) < 0) {
+			if (name[0])
+				say(err, errlen, "certificate %zu (hostname \"%s\"): %s", i, name,
+				    why);
+			else
+				say(err, errlen, "certificate %zu (default): %s", i, why);
+			goto fail;
+		}
+	}
+	qsort(set->hosts, set->nhosts, sizeof *set->hosts, host_cmp);
+	return set;
+fail:
+	ERR_clear_error();
+	set_free(set);
+	return NULL;
+}
+
+/* ---- contexts ---- */
+
+struct ig_tls_ctx *ig_tls_ctx_new(const struct ig_tls_cert *certs, size_t n, char *err,
+				  size_t errlen)
+{
+	struct ig_tls_ctx *ctx = calloc(1, sizeof *ctx);
+	if (!ctx) {
+		say(err, errlen, "out of memory");
+		return NULL;
+	}
+	ctx->set = set_build(certs, n, err, errlen);
+	if (!ctx->set) {
+		free(ctx);
+		return NULL;
+	}
+	pthread_mutex_init(&ctx->lock, NULL);
+	ctx->refs = 1;
+	return ctx;
+}
+
+int ig_tls_ctx_reload(struct ig_tls_ctx *ctx, const struct ig_tls_cert *certs, size_t n, char *err,
+		      size_t errlen)
+{
+	struct tls_set *set = set_build(certs, n, err, errlen);
+	if (!set)
+		return IG_ERROR;
+	pthread_mutex_lock(&ctx->lock);
+	struct tls_set *old = ctx->set;
+	ctx->set = set;
+	ctx->generation++;
+	pthread_mutex_unlock(&ctx->lock);
+	set_unref(old);
+	return IG_OK;
+}
+
+struct ig_tls_ctx *ig_tls_ctx_ref(struct ig_tls_ctx *ctx)
+{
+	if (ctx)
+		__atomic_add_fetch(&ctx->refs, 1, __ATOMIC_RELAXED);
+	return ctx;
+}
+
+void ig_tls_ctx_unref(struct ig_tls_ctx *ctx)
+{
+	if (!ctx || __atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	set_unref(ctx->set);
+	pthread_mutex_destroy(&ctx->lock);
+	free(ctx);
+}
+
+unsigned long ig_tls_ctx_generation(struct ig_tls_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->lock);
+	unsigned long g = ctx->generation;
+	pthread_mutex_unlock(&ctx->lock);
+	return g;
+}
+
+/* ---- connections ---- */
+
+struct ig_tls_conn *ig_tls_conn_new(struct ig_tls_ctx *ctx, int fd)
+{
+	struct ig_tls_conn *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	pthread_mutex_lock(&ctx->lock);
+	t->set = ctx->set;
+	__atomic_add_fetch(&t->set->refs, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&ctx->lock);
+	BIO *bio = bio_new(fd);
+	t->ssl = bio ? SSL_new(t->set->base) : NULL;
+	if (!t->ssl) {
+		BIO_free(bio);
+		ig_tls_conn_free(t);
+		ERR_clear_error();
+		return NULL;
+	}
+	SSL_set_bio(t->ssl, bio, bio);
+	SSL_set_app_data(t->ssl, t);
+	SSL_set_accept_state(t->ssl);
+	return t;
+}
+
+/* What a failed SSL call means; fatal errors are recorded for the log and
+ * leave the error queue empty. */
+static int failure(struct ig_tls_conn *t, int ret, bool eof_is_error)
+{
+	int e = SSL_get_error(t->ssl, ret);
+	int rc = IG_ERROR;
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		return IG_TLS_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return IG_TLS_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		if (!eof_is_error)
+			return 0;
+		snprintf(t->err, sizeof t->err, "connection closed by the client");
+		break;
+	case SSL_ERROR_SYSCALL:
+		snprintf(t->err, sizeof t->err, "socket: %s",
+			 errno ? strerror(errno) : "connection closed");
+		break;
+	case SSL_ERROR_SSL: {
+		unsigned long err = ERR_peek_error();
+		if (ERR_GET_LIB(err) == ERR_LIB_SSL &&
+		    (ERR_GET_REASON(err) == SSL_R_HTTP_REQUEST ||
+		     ERR_GET_REASON(err) == SSL_R_HTTPS_PROXY_REQUEST))
+			rc = IG_TLS_PLAIN_HTTP;
+		snprintf(t->err, sizeof t->err, "%s", ossl_reason("protocol error"));
+		break;
+	}
+	default:
+		snprintf(t->err, sizeof t->err, "SSL error %d", e);
+		break;
+	}
+	t->failed = true;
+	ERR_clear_error();
+	return rc;
+}
+
+int ig_tls_handshake(struct ig_tls_conn *t)
+{
+	int r = SSL_do_handshake(t->ssl);
+	if (r == 1) {
+		t->done = true;
+		set_unref(t->set);
+		t->set = NULL;
+		return IG_OK;
+	}
+	return failure(t, r, true);
+}
+
+ssize_t ig_tls_read(struct ig_tls_conn *t, void *buf, size_t len)
+{
+	size_t n = 0;
+	int r = SSL_read_ex(t->ssl, buf, len, &n);
+	if (r == 1) {
+		t->starved = false;
+		return (ssize_t)n;
+	}
+	int rc = failure(t, r, false);
+	t->starved = rc == IG_TLS_WANT_READ;
+	return rc;
+}
+
+ssize_t ig_tls_write(struct ig_tls_conn *t, const void *buf, size_t len)
+{
+	size_t n = 0;
+	int r = SSL_write_ex(t->ssl, buf, len, &n);
+	if (r == 1)
+		return (ssize_t)n;
+	return failure(t, r, true);
+}
+
+bool ig_tls_pending(const struct ig_tls_conn *t)
+{
+	return !t->starved && SSL_has_pending(t->ssl);
+}
+
+int ig_tls_shutdown(struct ig_tls_conn *t)
+{
+	if (!t->done || t->failed || t->shut)
+		return IG_OK;
+	int r = SSL_shutdown(t->ssl);
+	if (r >= 0) {
+		t->shut = true;
+		return IG_OK;
+	}
+	if (SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_WRITE)
+		return IG_TLS_WANT_WRITE;
+	t->failed = true;
+	ERR_clear_error();
+	return IG_OK;
+}
+
+void ig_tls_conn_free(struct ig_tls_conn *t)
+{
+	if (!t)
+		return;
+	SSL_free(t->ssl);
+	set_unref(t->set);
+	free(t->sni);
+	free(t);
+}
+
+const char *ig_tls_conn_sni(const struct ig_tls_conn *t)
+{
+	return t->sni;
+}
+
+const char *ig_tls_conn_alpn(const struct ig_tls_conn *t)
+{
+	const unsigned char *p = NULL;
+	unsigned int len = 0;
+	SSL_get0_alpn_selected(t->ssl, &p, &len);
+	return len == 8 && memcmp(p, "http/1.1", 8) == 0 ? "http/1.1" : "";
+}
+
+const char *ig_tls_conn_version(const struct ig_tls_conn *t)
+{
+	return SSL_get_version(t->ssl);
+}
+
+const char *ig_tls_conn_cipher(const struct ig_tls_conn *t)
+{
+	const char *c = SSL_get_cipher_name(t->ssl);
+	return c ? c : "";
+}
+
+const char *ig_tls_conn_error(const struct ig_tls_conn *t)
+{
+	return t->err;
+}

@@ -1,0 +1,162 @@
+/* TLS termination for the HTTP server, on OpenSSL: a server context built
+ * from PEM certificates and keys held in memory, with a default
+ * certificate and per-hostname ones chosen by SNI, and reload without
+ * dropping established connections. Only this module includes OpenSSL.
+ *
+ * Building a context from Gateway API listeners. One context serves one
+ * listening port: for each HTTPS listener on that port (mode Terminate),
+ * and for each of its certificateRefs (a kubernetes.io/tls Secret), the
+ * gateway passes one struct ig_tls_cert with
+ *   hostname = the listener's `hostname` (NULL or "" when it has none),
+ *   cert_pem = the Secret's `tls.crt` (leaf first, then intermediates),
+ *   key_pem  = the Secret's `tls.key` (PKCS#8, or the traditional RSA / EC
+ *              forms; unencrypted).
+ * Several entries with the same hostname form one certificate set for it,
+ * one certificate per key type (an RSA and an ECDSA certificate side by
+ * side, as a listener with two certificateRefs has); two of the same key
+ * type for one hostname is an error.
+ *
+ * SNI. A handshake's server name (case-insensitive, a trailing dot
+ * ignored) picks, as Gateway API listener precedence does:
+ *   1. the entry whose hostname equals it;
+ *   2. else the most specific wildcard: "*.example.com" matches
+ *      "a.example.com" and "a.b.example.com" (one label or more) but not
+ *      "example.com", and "*.b.example.com" beats "*.example.com";
+ *   3. else the default (the entries without hostname);
+ *   4. else the handshake fails with an unrecognized_name alert.
+ * A client that sends no server name gets the default, or the same alert
+ * when there is none. The server name is what the connection reports
+ * (ig_tls_conn_sni, and struct ig_http_exchange's `sni`), so the gateway
+ * can pick the listener with the same rule and answer 421 when Host
+ * belongs to another listener.
+ *
+ * Protocol. TLS 1.2 and 1.3 only (SSL_CTX_set_min_proto_version); security
+ * level 2 (keys of at least 2048 bits RSA / 224 bits EC, no SHA-1
+ * signatures), set explicitly rather than left to openssl.cnf; TLS 1.2
+ * cipher suites limited to ECDHE key exchange with AEAD ciphers (AES-GCM,
+ * ChaCha20-Poly1305: Mozilla's "intermediate" list); TLS 1.3 suites and
+ * key-exchange groups are the library's defaults (all AEAD). Renegotiation
+ * is refused (SSL_OP_NO_RENEGOTIATION), compression is off. Resumption
+ * uses session tickets only (the server-side session cache is off: it is
+ * a locked table shared by the workers that would grow with every
+ * handshake); ticket keys belong to the certificate set, so a reload makes
+ * old tickets fall back to a full handshake.
+ *
+ * ALPN. The server speaks HTTP/1.1: a client that offers ALPN gets
+ * "http/1.1" when it lists it, and a no_application_protocol alert when it
+ * does not (RFC 7301 §3.2; a client offering only "h2" would otherwise
+ * send HTTP/2 frames to an HTTP/1.1 server). No ALPN offered: no ALPN
+ * answered, and the connection goes on as HTTP/1.1.
+ *
+ * Reload. ig_tls_ctx_reload() builds a whole new certificate set from its
+ * arguments and swaps it in atomically; on any error it changes nothing
+ * and says why. Handshakes that start afterwards use the new set;
+ * established connections, and handshakes already started, keep what they
+ * had (an SSL holds references to the OpenSSL contexts it uses, and a
+ * connection holds the set itself until its handshake ends), so nothing is
+ * dropped. The old set is freed when its last handshake ends.
+ *
+ * Threading. One context is shared by all the workers that serve its port
+ * (each worker's server holds a reference): OpenSSL's SSL_CTX is made for
+ * SSL_new() from many threads once it is configured, and ours are never
+ * changed after they are built. Against one context per worker this keeps
+ * one copy of the keys, makes a reload one call from the control thread,
+ * and lets a session ticket issued by one worker resume on another (the
+ * kernel spreads a client's connections over the SO_REUSEPORT sockets).
+ * The only lock is the context's mutex, taken for a pointer copy and a
+ * reference count when a connection is accepted, and for the swap of a
+ * reload. Everything else, ig_tls_conn_*, belongs to the thread of the
+ * connection's loop.
+ *
+ * Error queue. OpenSSL reports errors on a per-thread queue that must be
+ * empty when an SSL call starts; every function here leaves it empty, and
+ * other users of OpenSSL on a worker's thread must too. */
+#ifndef IG_HTTP_TLS_H
+#define IG_HTTP_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/ret.h"
+
+struct ig_tls_ctx;
+struct ig_tls_conn;
+
+struct ig_tls_cert {
+	const char *hostname; /* listener hostname; NULL or "": the default */
+	const char *cert_pem; /* tls.crt: the leaf, then its chain */
+	size_t cert_len;
+	const char *key_pem; /* tls.key */
+	size_t key_len;
+};
+
+/* Builds a context from n entries (n may be 0: every handshake then fails
+ * until a reload brings certificates). Returns NULL with a message in err
+ * (e.g. `certificate 2 (hostname "*.example.com"): key does not match the
+ * certificate`), entries numbered from 0 in the caller's order. Hostnames
+ * must be Gateway API Hostnames (ASCII letters, digits, '-' and '.', an
+ * optional leading "*." label, at most 253 bytes; stored lowercase). */
+struct ig_tls_ctx *ig_tls_ctx_new(const struct ig_tls_cert *certs, size_t n, char *err,
+				  size_t errlen);
+/* Replaces the certificate set (see Reload above). Any thread. Returns 0,
+ * or IG_ERROR with the reason in err and the old set still in use. */
+int ig_tls_ctx_reload(struct ig_tls_ctx *ctx, const struct ig_tls_cert *certs, size_t n, char *err,
+		      size_t errlen);
+/* Reference counting: ig_tls_ctx_new returns one reference; each server
+ * takes its own. Any thread. */
+struct ig_tls_ctx *ig_tls_ctx_ref(struct ig_tls_ctx *ctx);
+void ig_tls_ctx_unref(struct ig_tls_ctx *ctx);
+/* How many sets were swapped in (0 after ig_tls_ctx_new): for tests. */
+unsigned long ig_tls_ctx_generation(struct ig_tls_ctx *ctx);
+
+/* ---- one connection (server side), used by http/server.c ---- */
+
+/* Results of the calls below besides a byte count. IG_TLS_WANT_READ is
+ * IG_AGAIN: call again when the socket is readable. IG_TLS_WANT_WRITE:
+ * call again when it is writable (a read can need to write, and a write to
+ * read). IG_TLS_PLAIN_HTTP: the handshake saw an HTTP request in clear
+ * text instead of a ClientHello. IG_ERROR: the connection is unusable
+ * (ig_tls_conn_error says why). */
+#define IG_TLS_WANT_READ IG_AGAIN
+#define IG_TLS_WANT_WRITE (-4200)
+#define IG_TLS_PLAIN_HTTP (-4201)
+
+/* A server-side connection on a connected non-blocking socket, with the
+ * context's current certificate set. Does no I/O. NULL when out of
+ * memory. */
+struct ig_tls_conn *ig_tls_conn_new(struct ig_tls_ctx *ctx, int fd);
+/* Advances the handshake: IG_OK when it is complete, else one of the
+ * codes above. */
+int ig_tls_handshake(struct ig_tls_conn *t);
+/* Decrypted bytes into buf: the count, 0 when the client closed (its
+ * close_notify, or a TCP FIN without one), or a code above. */
+ssize_t ig_tls_read(struct ig_tls_conn *t, void *buf, size_t len);
+/* Encrypts and sends from buf: the count taken (at least one record's
+ * worth, or all), or a code above. After IG_TLS_WANT_*, the next call
+ * must offer the same bytes again, at least as many, from any address
+ * (the record already built is in OpenSSL's buffer). */
+ssize_t ig_tls_write(struct ig_tls_conn *t, const void *buf, size_t len);
+/* Decrypted or received bytes are held inside OpenSSL that the socket
+ * will not announce again (with a level-triggered loop, the caller must
+ * read on without waiting for readiness). False after a read found only
+ * an incomplete record, until the next read. */
+bool ig_tls_pending(const struct ig_tls_conn *t);
+/* Sends close_notify (once): IG_OK when it went out (or the connection
+ * is past sending it), IG_TLS_WANT_WRITE when the socket is full. */
+int ig_tls_shutdown(struct ig_tls_conn *t);
+/* Frees the connection; the socket stays open (the caller closes it). */
+void ig_tls_conn_free(struct ig_tls_conn *t);
+
+/* After the handshake: the client's server name, lowercase (NULL when it
+ * sent none), the ALPN protocol chosen ("" when none), the protocol
+ * version ("TLSv1.3") and cipher names. */
+const char *ig_tls_conn_sni(const struct ig_tls_conn *t);
+const char *ig_tls_conn_alpn(const struct ig_tls_conn *t);
+const char *ig_tls_conn_version(const struct ig_tls_conn *t);
+const char *ig_tls_conn_cipher(const struct ig_tls_conn *t);
+/* Why the last call failed, for a log line ("http request", "no shared
+ * cipher"); "" when none did. */
+const char *ig_tls_conn_error(const struct ig_tls_conn *t);
+
+#endif
