@@ -24,9 +24,9 @@
 #         answer a fixed 10-token SSE stream with usage: the lighter
 #         servers that let the load reach what the gateway can take.
 # For each: the bench straight to one server ("direct"), then through the
-# gateway (default picker profile: queue, kv-cache and prefix-cache
-# scorers, session affinity on). Gateway CPU comes from /proc/PID/stat
-# (utime + stime) around the measured run, divided by the requests sent;
+# gateway (its default picker, or --picker PICKER; session affinity on).
+# Gateway CPU comes from /proc/PID/stat (utime + stime) around the
+# measured run, divided by the requests sent;
 # the gateway's idle cost (scraping four servers every 50 ms) is measured
 # over IDLE_SECS before and shown apart, not subtracted.
 #
@@ -37,7 +37,9 @@
 # UPSTREAMS [sim pods]; IDLE_SECS [3]; PERF [0]: 1 records the gateway's
 # first run against the pods with `perf record -g` (OUTDIR/perf-*.data and
 # the reports perf-*.txt);
-# GW_ENV: VAR=VALUE words put in the gateway's environment; IG_BIN
+# PICKER: a built-in picker configuration for the gateway (infergate, gie,
+# llm-d, v0.2; empty: the gateway's default); GW_ENV: VAR=VALUE words put
+# in the gateway's environment; IG_BIN
 # [build/infergate]. About 9 minutes with the defaults.
 #
 # Prints a markdown table and the exact commands; writes OUTDIR/RESULTS.md,
@@ -54,6 +56,7 @@ IDLE_SECS=${IDLE_SECS:-3}
 RUNS=${BENCH_RUNS:-3}
 PERF=${PERF:-0}
 GW_ENV=${GW_ENV:-} # VAR=VALUE ... for the gateway (e.g. GLIBC_TUNABLES=...)
+PICKER=${PICKER:-}
 IG=${IG_BIN:-$(pwd)/build/infergate}
 NET=127.0.81
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -205,7 +208,7 @@ start_gateway() {
 	manifests > "$OUT/manifests.yaml"
 	# shellcheck disable=SC2086
 	spawn "$DIR/gw.log" env $GW_ENV taskset -c 1 "$IG" gateway -f "$OUT/manifests.yaml" --bind $NET.100 \
-		--workers 1 --log-level warn
+		--workers 1 --log-level warn ${PICKER:+--picker "$PICKER"}
 	GW=$!
 	wait_port $NET.100 "$GWPORT"
 	sleep 0.5 # the first scrapes put the servers in rotation
@@ -359,7 +362,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "$(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs,"
 	echo "load average $LOAD_BEFORE before, $LOAD_AFTER after; $RUNS runs of ${SECS}s per cell,"
 	echo "closed loop: $CONC requests in flight; rate: $RATE requests/s; $SESSIONS sessions."
-	echo "Gateway: 1 worker on CPU 1; bench and model servers on CPU 0."
+	echo "Gateway: 1 worker on CPU 1, picker ${PICKER:-(its default)}; bench and model servers on CPU 0."
 	echo
 	python3 "$HERE/longprompt-report.py" "$OUT/runs.jsonl"
 	echo
