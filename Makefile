@@ -221,7 +221,7 @@ $(B)/bench/%: bench/%.c $(B)/libinfergate.a
 	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(B)/libinfergate.a $(LDLIBS)
 
 # `make bench`: proxy cost, large prompts and routing quality against nginx
-# on this machine (scripts/bench/, docs/BENCHMARKS.md). About 20 minutes.
+# on this machine (scripts/bench/, docs/BENCHMARKS.md). About 40 minutes (routing: nginx once, the three pickers with three seeds).
 BENCH_OUT ?= $(B)/bench-results
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# `make bench`: every scenario of docs/BENCHMARKS.md in one run (about 20
+# `make bench`: every scenario of docs/BENCHMARKS.md in one run (about 40
 # minutes on 2 cores). Results go to OUTDIR (markdown, JSON, SVG); the
 # charts are also copied to docs/plots/.
 #
