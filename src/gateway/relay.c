@@ -34,10 +34,23 @@ static void attempt(struct ig_req *p);
 
 /* ---- the end of a request ---- */
 
+/* The attempt no longer counts as load on its endpoint. Done before the
+ * last byte of an answer goes to the client: a client that sends its next
+ * request the moment it has the answer must find the pod as the pod now
+ * is (another worker may schedule that request before this one runs
+ * ig_req_finish). */
+static void account_done(struct ig_req *p)
+{
+	if (p->ep && !p->ep_done) {
+		ig_endpoint_finish(p->ep, (size_t)p->w->id, p->ep_epoch, p->ep_tokens);
+		p->ep_done = true;
+	}
+}
+
 static void release_endpoint(struct ig_req *p)
 {
 	if (p->ep) {
-		ig_endpoint_finish(p->ep, (size_t)p->w->id, p->ep_epoch, p->ep_tokens);
+		account_done(p);
 		p->ep = NULL;
 	}
 }
@@ -366,6 +379,7 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 		if (!p->sse)
 			usage_from_tail(p);
 		record_metrics(p);
+		account_done(p);
 	}
 	/* 1: the client is full (resume on_client_writable); -1: it is gone
 	 * (on_abort follows): either way, stop reading. */
@@ -380,6 +394,7 @@ static void on_up_done(struct ig_http_client *c, void *ud)
 	p->up = NULL;
 	ig_upstreams_release(p->w->upstreams, p->ep, c);
 	record_metrics(p);
+	account_done(p);
 	p->ex->on_abort = NULL;
 	ig_http_end(p->ex);
 	ig_req_finish(p);
@@ -499,6 +514,7 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	p->ep = ep;
 	p->ep_tokens = (long)(p->prompt_bytes / 4);
 	p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)w->id, p->ep_tokens);
+	p->ep_done = false;
 	if (p->rule && p->rule->timeout_backend_ms)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
 			       p);

@@ -82,6 +82,7 @@ struct ig_req {
 	struct ig_endpoint *ep; /* of the current attempt, counted as dispatched */
 	unsigned ep_epoch;	/* the scrape epoch it was dispatched in */
 	long ep_tokens;		/* prompt tokens counted for it */
+	bool ep_done;		/* its dispatch accounting already ended */
 	struct ig_http_client *up;
 	struct ig_http_client *probe; /* is the endpoint still there? */
 	char host_line[96];	      /* "Host: ip:port\r\n\r\n" */
