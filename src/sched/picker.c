@@ -296,28 +296,24 @@ static inline int64_t total_load(const struct ig_sched_endpoint *e)
 	return load(e)->waiting + load(e)->running + e->inflight_requests;
 }
 
-/* infergate's load-bound-filter: consistent hashing with bounded loads
- * applied to prefix affinity. Endpoints whose load is above
- * mean * (1 + slack) + headroom leave the candidates, so the scorers
- * after it (prefix affinity above all) cannot pile requests onto one pod
- * while others have room; all stay when none is under the bound. */
-static void load_bound_filter(const struct call *c, const struct plugin_params *p,
-			      const struct ig_sched_set *in, struct ig_sched_set *out)
+/* infergate's load-bound-scorer: consistent hashing with bounded loads
+ * applied to prefix affinity. An endpoint whose load is at most
+ * mean * (1 + slack) + headroom over the candidates scores 1, one above it
+ * 0; with a weight above the other scorers' sum, the ones over the bound
+ * rank after every one under it, so affinity cannot pile requests onto one
+ * pod while others have room, and they stay in the ranking as fallbacks
+ * (a filter would drop them). */
+static void load_bound_score(const struct call *c, const struct plugin_params *p,
+			     const struct ig_sched_set *set, double w)
 {
-	if (in->n < 2) {
-		keep_all(in, out);
-		return;
-	}
 	double sum = 0;
-	for (size_t k = 0; k < in->n; k++)
-		sum += (double)total_load(&c->eps[in->idx[k]]);
-	double bound = sum / (double)in->n * (1 + p->bound_slack) + p->bound_headroom;
-	out->n = 0;
-	for (size_t k = 0; k < in->n; k++)
-		if ((double)total_load(&c->eps[in->idx[k]]) <= bound)
-			out->idx[out->n++] = in->idx[k];
-	if (out->n == 0)
-		keep_all(in, out);
+	for (size_t k = 0; k < set->n; k++)
+		sum += (double)total_load(&c->eps[set->idx[k]]);
+	double bound =
+	    sum / (double)(set->n ? set->n : 1) * (1 + p->bound_slack) + p->bound_headroom;
+	for (size_t k = 0; k < set->n; k++)
+		if ((double)total_load(&c->eps[set->idx[k]]) <= bound)
+			c->scores[k] += w;
 }
 
 /* An address's host: "10.0.0.1" of "10.0.0.1:8000", "::1" of "[::1]:8000". */
@@ -409,9 +405,6 @@ static int run_filter(const struct call *c, const struct stage *st, const struct
 		break;
 	case PT_PREFIX_AFFINITY_FILTER:
 		affinity_filter(c, &st->p, in, out);
-		break;
-	case PT_LOAD_BOUND_FILTER:
-		load_bound_filter(c, &st->p, in, out);
 		break;
 	case PT_HEADER_TESTING_FILTER:
 		header_filter(c, in, out);
@@ -539,6 +532,9 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 	case PT_LOAD_AWARE_SCORER:
 		for (size_t k = 0; k < set->n; k++)
 			c->scores[k] += load_aware_score(&c->eps[set->idx[k]], &st->p) * w;
+		break;
+	case PT_LOAD_BOUND_SCORER:
+		load_bound_score(c, &st->p, set, w);
 		break;
 	case PT_PREFIX_SCORER: {
 		/* Without a match every score is 0: adding 0 changes nothing.

@@ -69,7 +69,7 @@ static const struct {
     [PT_DECISION_TREE_FILTER] = {"decision-tree-filter", PK_FILTER},
     [PT_UTILIZATION_DETECTOR] = {"utilization-detector", PK_DETECTOR},
     [PT_PREFIX_AFFINITY_FILTER] = {"prefix-cache-affinity-filter", PK_FILTER},
-    [PT_LOAD_BOUND_FILTER] = {"load-bound-filter", PK_FILTER},
+    [PT_LOAD_BOUND_SCORER] = {"load-bound-scorer", PK_SCORER},
     [PT_HEADER_TESTING_FILTER] = {"header-based-testing-filter", PK_FILTER},
     [PT_SINGLE_PROFILE_HANDLER] = {"single-profile-handler", PK_HANDLER},
     [PT_HEADER_PROFILE_HANDLER] = {"header-profile-handler", PK_HANDLER},
@@ -474,7 +474,7 @@ static const struct param_desc *params_of(enum plugin_type t)
 		return detector_params;
 	case PT_PREFIX_AFFINITY_FILTER:
 		return affinity_params;
-	case PT_LOAD_BOUND_FILTER:
+	case PT_LOAD_BOUND_SCORER:
 		return bound_params;
 	case PT_STATIC_USAGE_LIMIT:
 		return usage_params;

@@ -35,7 +35,7 @@ enum plugin_type {
 	PT_DECISION_TREE_FILTER,
 	PT_UTILIZATION_DETECTOR,
 	PT_PREFIX_AFFINITY_FILTER,
-	PT_LOAD_BOUND_FILTER,
+	PT_LOAD_BOUND_SCORER,
 	PT_HEADER_TESTING_FILTER,
 	PT_SINGLE_PROFILE_HANDLER,
 	PT_HEADER_PROFILE_HANDLER,
@@ -74,8 +74,8 @@ struct plugin_params {
 	uint64_t staleness_ms;
 	double headroom;
 	double affinity_threshold; /* prefix-cache-affinity-filter */
-	double bound_slack;	   /* load-bound-filter: share above the mean load */
-	double bound_headroom;	   /* load-bound-filter: requests above that */
+	double bound_slack;	   /* load-bound-scorer: share above the mean load */
+	double bound_headroom;	   /* load-bound-scorer: requests above that */
 	double usage_threshold;	   /* static-usage-limit-policy */
 };
 

@@ -15,10 +15,11 @@ static const struct {
 	const char *text;
 } presets[] = {
     /* infergate's own default: prefix affinity bounded by load (no pod
-     * takes more than its share while others have room), LoRA slots, the
-     * queue with the requests dispatched since the last scrape, KV use. */
+     * takes more than its share while others have room: the bound's
+     * weight, 10, is above the others' sum, 6), LoRA slots, the queue
+     * with the requests dispatched since the last scrape, KV use. */
     {"infergate", HEADER "plugins:\n"
-			 "- type: load-bound-filter\n"
+			 "- type: load-bound-scorer\n"
 			 "- type: prefix-cache-scorer\n"
 			 "- type: lora-affinity-scorer\n"
 			 "- type: queue-scorer\n"
@@ -27,7 +28,8 @@ static const struct {
 			 "schedulingProfiles:\n"
 			 "- name: default\n"
 			 "  plugins:\n"
-			 "  - pluginRef: load-bound-filter\n"
+			 "  - pluginRef: load-bound-scorer\n"
+			 "    weight: 10\n"
 			 "  - pluginRef: prefix-cache-scorer\n"
 			 "    weight: 3\n"
 			 "  - pluginRef: lora-affinity-scorer\n"

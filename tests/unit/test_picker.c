@@ -347,21 +347,23 @@ static void test_presets(void **state)
 	(void)state;
 }
 
-/* load-bound-filter: endpoints above mean * (1 + slack) + headroom
- * requests (waiting + running + dispatched since the scrape) leave; all
- * stay when none is under the bound. */
-static void test_load_bound_filter(void **state)
+/* load-bound-scorer: endpoints at most mean * (1 + slack) + headroom
+ * requests (waiting + running + dispatched since the scrape) score the
+ * weight, the others 0 and rank after them, still in the ranking. */
+static void test_load_bound_scorer(void **state)
 {
 	struct ig_scheduler *s = sched_of(
-	    "plugins:\n- type: load-bound-filter\n  parameters: {slack: 0.5, headroom: 1}\n"
+	    "plugins:\n- type: load-bound-scorer\n  parameters: {slack: 0.5, headroom: 1}\n"
 	    "- type: kv-cache-utilization-scorer\n- type: max-score-picker\n"
-	    "schedulingProfiles:\n- name: p\n  plugins:\n  - pluginRef: load-bound-filter\n"
-	    "  - pluginRef: kv-cache-utilization-scorer\n  - pluginRef: max-score-picker\n");
+	    "  parameters: {maxNumOfEndpoints: 8}\n"
+	    "schedulingProfiles:\n- name: p\n  plugins:\n  - pluginRef: load-bound-scorer\n"
+	    "    weight: 10\n  - pluginRef: kv-cache-utilization-scorer\n"
+	    "  - pluginRef: max-score-picker\n");
 	size_t ranked[MAXE];
-	struct ig_sched_result res = {.ranked = ranked};
+	double scores[MAXE];
+	struct ig_sched_result res = {.ranked = ranked, .scores = scores};
 	/* Loads 2, 4, 10 (mean 16/3): bound 16/3 * 1.5 + 1 = 9. The third has
-	 * the lowest KV use but is over the bound; the second leads the two
-	 * left. */
+	 * the lowest KV use but is over the bound: last. */
 	ep(2, 0.9);
 	ep(0, 0.5);
 	ep(0, 0.0);
@@ -369,10 +371,13 @@ static void test_load_bound_filter(void **state)
 	eps[1].inflight_requests = 1;
 	m[2].running = 10;
 	assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
-	assert_int_equal(res.nranked, 2);
+	assert_int_equal(res.nranked, 3);
 	assert_int_equal(ranked[0], 1);
 	assert_int_equal(ranked[1], 0);
-	/* All equal: nobody is over the mean. */
+	assert_int_equal(ranked[2], 2);
+	assert_float_equal(scores[0], 10.5, 1e-9);
+	assert_float_equal(scores[2], 1.0, 1e-9);
+	/* All equal: nobody is over the bound; KV decides. */
 	m[0].waiting = 0;
 	m[0].running = 10;
 	m[1].running = 9;
@@ -1297,7 +1302,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_prefix_scorer_large_pool, setup),
 	    cmocka_unit_test_setup(test_token_load_scorer, setup),
 	    cmocka_unit_test_setup(test_load_aware_scorer, setup),
-	    cmocka_unit_test_setup(test_load_bound_filter, setup),
+	    cmocka_unit_test_setup(test_load_bound_scorer, setup),
 	    cmocka_unit_test_setup(test_presets, setup),
 	    cmocka_unit_test_setup(test_prefix_scorer, setup),
 	    cmocka_unit_test_setup(test_prefix_auto_tune, setup),
