@@ -34,6 +34,10 @@ static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 {
 	struct ig_snapshot *s = gw->snap;
 	uint64_t now = ig_now_ns();
+	if (!s) { /* --kube before the first configuration */
+		ig_buf_append_cstr(b, "{\"generation\":0,\"pools\":[]}");
+		return;
+	}
 	ig_buf_printf(b, "{\"generation\":%llu,\"pools\":[", (unsigned long long)s->generation);
 	for (size_t p = 0; p < s->npools; p++) {
 		const struct ig_pool_rt *rt = &s->pools[p];

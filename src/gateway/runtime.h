@@ -12,6 +12,7 @@
 
 #include "event/loop.h"
 #include "http/server.h"
+#include "kube/kube.h"
 #include "pool/endpoint.h"
 #include "pool/scrape.h"
 #include "pool/upstream.h"
@@ -41,6 +42,9 @@ struct ig_gw_options {
 	struct ig_http_server_config http;
 	const char **paths;
 	size_t npaths;
+	/* --kube: the configuration comes from the Kubernetes API. */
+	bool kube;
+	struct ig_kube_options kube_opt;
 };
 
 struct ig_gateway_rt {
@@ -57,6 +61,7 @@ struct ig_gateway_rt {
 	struct ig_sessions *sessions;
 	struct ig_gw_metrics *metrics;
 	struct ig_http_server *admin;
+	struct ig_kube *kube; /* --kube: the API source; NULL with files */
 	/* Control loop state. */
 	uint64_t watch_signature;
 	struct ig_timer watch_timer, drain_poll;

@@ -1,0 +1,68 @@
+/* Inside the Kubernetes source: the kinds watched, one informer per kind
+ * (list, then watch from the list's resourceVersion), and the source that
+ * owns them. */
+#ifndef IG_KUBE_INT_H
+#define IG_KUBE_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event/loop.h"
+#include "kube/api.h"
+#include "kube/kube.h"
+
+struct kube_kind {
+	const char *group; /* "" for the core group */
+	const char *version;
+	const char *plural;
+	const char *kind;
+	bool cluster;		    /* cluster-scoped */
+	const char *field_selector; /* NULL: none */
+};
+
+struct informer {
+	struct ig_kube *k;
+	const struct kube_kind *kind;
+	json_t *objs;	/* "ns/name" -> the object as the API gave it */
+	json_t *paging; /* a list being read page by page */
+	char rv[64];	/* resourceVersion to watch from */
+	bool synced;	/* listed once (or found not served) */
+	bool absent;	/* not served (404) or forbidden (403): empty */
+	bool relist;	/* the watch said 410 Gone */
+	bool logged_absent;
+	struct ig_kube_req *req;
+	struct ig_timer retry;
+	unsigned backoff_ms;
+	uint64_t watch_started_ns;
+	unsigned watch_events;
+	unsigned long lists, watches; /* requests made, for the debug log */
+};
+
+extern const struct kube_kind ig_kube_kinds[];
+extern const size_t ig_kube_nkinds;
+
+struct ig_kube {
+	struct ig_loop *loop;
+	struct ig_kube_options opt;
+	char *controller;
+	struct ig_kube_api *api;
+	struct informer *inf; /* one per ig_kube_kinds entry */
+	ig_kube_change_fn on_change;
+	void *arg;
+	struct ig_timer debounce;
+	uint64_t pending_since_ns;
+	bool was_synced;
+	char *last_error; /* the last connection/credentials error logged */
+};
+
+void ig_informer_start(struct informer *inf);
+void ig_informer_stop(struct informer *inf);
+/* An object of the kind changed: schedule a reload. */
+void ig_kube_changed(struct ig_kube *k);
+/* A request failed for a reason that is the server's or the credentials'
+ * (not the kind's): logged once until it changes or things work again. */
+void ig_kube_report(struct ig_kube *k, const char *msg);
+void ig_kube_report_ok(struct ig_kube *k);
+
+#endif
