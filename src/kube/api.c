@@ -33,6 +33,7 @@ struct req {
 	struct ig_buf buf;
 	ig_kube_line_fn on_line;
 	ig_kube_done_fn on_done;
+	void (*on_open)(struct ig_kube_req *r);
 	char errbuf[CURL_ERROR_SIZE];
 	struct req *prev, *next;
 };
@@ -158,8 +159,10 @@ static void process_done(struct ig_kube_api *a)
 		if (!res.body)
 			res.body = "";
 		res.len = r->buf.len;
-		if (code != CURLE_OK)
+		if (code != CURLE_OK) {
 			res.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(code);
+			curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &res.os_errno);
+		}
 		if (r->on_done)
 			r->on_done(&r->pub, &res);
 		req_free(a, r);
@@ -191,6 +194,23 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud)
 		start = i + 1;
 	}
 	ig_buf_consume(&r->buf, start);
+	return len;
+}
+
+/* The blank line that ends a response head: a 200 means the stream is
+ * open (interim 1xx heads and redirects do not count). */
+static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
+{
+	struct req *r = ud;
+	size_t len = size * n;
+	if (r->on_open && (len == 2 || len == 1) && (ptr[0] == '\r' || ptr[0] == '\n')) {
+		long status = 0;
+		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200) {
+			r->on_open(&r->pub);
+			r->on_open = NULL;
+		}
+	}
 	return len;
 }
 
@@ -277,6 +297,7 @@ struct ig_kube_req *ig_kube_request(struct ig_kube_api *a, const char *path,
 	r->pub.data = o->data;
 	r->on_line = o->on_line;
 	r->on_done = o->on_done;
+	r->on_open = o->on_open;
 	ig_buf_init(&r->buf, o->max_body ? o->max_body : DEFAULT_MAX_BODY);
 	r->easy = curl_easy_init();
 	char *url = NULL, ct[128];
@@ -287,6 +308,8 @@ struct ig_kube_req *ig_kube_request(struct ig_kube_api *a, const char *path,
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -419,7 +442,17 @@ const char *ig_kube_describe(const struct ig_kube_api *a, const struct ig_kube_r
 			     char *buf, size_t len)
 {
 	if (res->curl_code) {
-		snprintf(buf, len, "%s: %s", a->creds.hostport, res->error ? res->error : "failed");
+		/* curl's own text for a failed connect carries the milliseconds
+		 * it took; the system's reason says the same, steadily (so that
+		 * a repeated failure is logged once). */
+		if (res->curl_code == CURLE_COULDNT_CONNECT && res->os_errno)
+			snprintf(buf, len, "%s: cannot connect: %s", a->creds.hostport,
+				 strerror((int)res->os_errno));
+		else if (res->curl_code == CURLE_OPERATION_TIMEDOUT)
+			snprintf(buf, len, "%s: timed out", a->creds.hostport);
+		else
+			snprintf(buf, len, "%s: %s", a->creds.hostport,
+				 res->error ? res->error : "failed");
 		return buf;
 	}
 	/* The API server says why in a Status object's message. */

@@ -21,6 +21,7 @@ struct ig_kube_result {
 	const char *body; /* NUL-terminated; for line requests, what was not a line */
 	size_t len;
 	const char *error; /* curl_code != 0: what went wrong, in words */
+	long os_errno;	   /* the system's error behind it, 0 if none */
 };
 
 /* A line of a streamed 200 response (without its newline). Return 0 to go
@@ -35,6 +36,8 @@ struct ig_kube_req_opts {
 	const char *content_type; /* of the body; default application/json */
 	ig_kube_line_fn on_line;  /* NULL: collect the body */
 	ig_kube_done_fn on_done;  /* called once, unless cancelled; the request is freed after */
+	/* Called when a 200 response's head has arrived (a watch is open). */
+	void (*on_open)(struct ig_kube_req *r);
 	void *data;
 	unsigned long timeout_ms; /* whole request; 0: none */
 	size_t max_body;	  /* ceiling of a collected body; 0: 64 MiB */

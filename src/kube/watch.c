@@ -265,6 +265,12 @@ static int watch_line(struct ig_kube_req *r, const char *line, size_t len)
 	return rc;
 }
 
+static void watch_open(struct ig_kube_req *r)
+{
+	struct informer *inf = r->data;
+	ig_kube_report_ok(inf->k);
+}
+
 static void watch_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 {
 	struct informer *inf = r->data;
@@ -294,6 +300,13 @@ static void watch_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 		start_list(inf); /* the CRD went away: the list says so */
 		return;
 	}
+	if (res->status == 200) {
+		/* Cut mid-stream: say nothing yet; if the server is gone, the
+		 * next attempt's connection error is what gets logged. */
+		ig_debug("kube: watch of %s cut: %s", inf->kind->plural, res->error);
+		retry_later(inf, backoff(inf));
+		return;
+	}
 	failed(inf, res);
 }
 
@@ -316,6 +329,7 @@ static void start_watch(struct informer *inf)
 	inf->watch_events = 0;
 	struct ig_kube_req_opts o = {.on_line = watch_line,
 				     .on_done = watch_done,
+				     .on_open = watch_open,
 				     .data = inf,
 				     .timeout_ms = (timeout_s + 30) * 1000ul};
 	inf->req = ig_kube_request(inf->k->api, path, &o);

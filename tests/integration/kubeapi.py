@@ -486,6 +486,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             with store.lock:
                 epoch = store.epoch
+                end_epoch = api.end_epoch
                 if rv_text in ("", "0"):
                     # "Any": the current state as ADDED events, then changes.
                     last = store.rv
@@ -536,7 +537,7 @@ class Handler(BaseHTTPRequestHandler):
                                      "annotations": {"k8s.io/initial-events-end": "true"}}}})
                     api.bookmarks_sent += 1
                     next_bookmark = time.time() + api.bookmark_interval
-                if time.time() >= deadline:
+                if time.time() >= deadline or api.end_epoch != end_epoch:
                     break
             if not api.stopping:
                 self.end_chunks()
@@ -650,6 +651,7 @@ class KubeAPI:
         self.conns = set()
         self.watchers = set()
         self.bookmarks_sent = 0
+        self.end_epoch = 0
         self.delay = 0
         self.stopping = False
         self.httpd = None
@@ -729,12 +731,9 @@ class KubeAPI:
 
     def end_watches(self):
         """Ends every watch cleanly, as the server's watch timeout does."""
-        saved = self.watch_timeout
-        self.watch_timeout = 0
         with self.store.lock:
+            self.end_epoch += 1
             self.store.lock.notify_all()
-        time.sleep(0.5)
-        self.watch_timeout = saved
 
     # ---- discovery ----
 

@@ -1,0 +1,443 @@
+"""`infergate gateway --kube` end to end (issue 10): the API server is the
+stand-in of kubeapi.py (TLS, tokens, list/watch), objects are created with
+the real `kubectl` as a user would, Pods point at `infergate sim` processes
+on loopback addresses, and requests go through the gateway."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port, unique_loopback, wait_http
+from kubeapi import KubeAPI
+from test_gateway import LORA, SAN_ERRORS, call, post_json, seed_body
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl")
+
+SEED = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "kgateway")
+# A change must take effect within 2 s; the checks allow a little more for
+# a loaded test machine and the sanitizer build.
+FOLLOW_S = 2.5
+
+GATEWAY_CLASS = """apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: %s
+spec:
+  controllerName: %s
+"""
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  labels:
+    app: qwen-pool
+spec:
+  containers:
+  - name: vllm
+    image: vllm
+"""
+
+
+class Kube:
+    """The stand-in API server, kubectl pointed at it, simulators, and the
+    gateway in --kube mode."""
+
+    def __init__(self, procs, tmp_path, nsims=2, api_kw=None):
+        self.procs = procs
+        self.tmp = str(tmp_path)
+        self.api = KubeAPI(unique_loopback(), 0, os.path.join(self.tmp, "pki"),
+                           bookmark_interval=0.5, **(api_kw or {})).start()
+        self.kubeconfig = self.api.kubeconfig(os.path.join(self.tmp, "kubeconfig"))
+        self.sim_hosts = [unique_loopback() for _ in range(nsims)]
+        self.target_port = free_port(self.sim_hosts[0])
+        self.sims = [procs.start("sim", "--host", h, "--port", self.target_port,
+                                 "--enable-lora", "--max-loras", "4", "--lora-modules", *LORA,
+                                 name="sim") for h in self.sim_hosts]
+        for h, p in zip(self.sim_hosts, self.sims):
+            wait_http("http://%s:%d/health" % (h, self.target_port), proc=p)
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        self.other_port = free_port(self.host)
+        self.admin_host = unique_loopback()
+        self.admin_port = free_port(self.admin_host)
+        self.gw = None
+
+    # ---- kubectl ----
+
+    def kubectl(self, *args, stdin=None, check=True):
+        r = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--cache-dir",
+                            os.path.join(self.tmp, "kcache")] + list(args),
+                           input=stdin, capture_output=True, text=True, timeout=60)
+        if check:
+            assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return r.stdout
+
+    def apply(self, text):
+        return self.kubectl("apply", "-f", "-", stdin=text)
+
+    def seed_manifests(self):
+        """The seed's Gateway, HTTPRoute, InferencePool and InferenceModel,
+        with this test's ports instead of 8080, 8081 and 8000."""
+        docs = []
+        for name in ("gateway.yaml", "route.yaml", "inference-pool.yaml",
+                     "inference-model.yaml"):
+            with open(os.path.join(SEED, name)) as f:
+                text = f.read()
+            text = text.replace("port: 8080", "port: %d" % self.other_port)
+            text = text.replace("port: 8081", "port: %d" % self.port)
+            text = text.replace("8000", str(self.target_port))
+            docs.append(text)
+        return "---\n".join(docs)
+
+    def apply_seed(self, controller="infergate.dev/gateway-controller"):
+        self.apply(GATEWAY_CLASS % ("kgateway", controller))
+        self.apply(self.seed_manifests())
+
+    def add_pod(self, name, ip, ready=True):
+        self.apply(POD % name)
+        self.set_pod(name, ip, ready)
+
+    def set_pod(self, name, ip, ready):
+        status = {"status": {"podIP": ip, "conditions": [
+            {"type": "Ready", "status": "True" if ready else "False"}]}}
+        self.kubectl("patch", "pod", name, "--subresource=status", "--type=merge",
+                     "-p", json.dumps(status))
+
+    # ---- gateway ----
+
+    def start_gateway(self, *extra, kubeconfig=None, wait=True):
+        self.gw = self.procs.start("gateway", "--kube", "--kubeconfig",
+                                   kubeconfig or self.kubeconfig, "--bind", self.host,
+                                   "--admin", "%s:%d" % (self.admin_host, self.admin_port),
+                                   "--workers", "2", *extra, name="gateway")
+        wait_http(self.admin + "/healthz", proc=self.gw)
+        if wait:
+            self.wait_listening()
+        return self.gw
+
+    def wait_listening(self, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self.gw.poll() is None, self.log()
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("the gateway never listened:\n" + self.log())
+
+    @property
+    def base(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    @property
+    def admin(self):
+        return "http://%s:%d" % (self.admin_host, self.admin_port)
+
+    def endpoint(self, i):
+        return "%s:%d" % (self.sim_hosts[i], self.target_port)
+
+    def endpoints(self):
+        status, _, data = call(self.admin, "/pools")
+        assert status == 200
+        return sorted(ep["address"] for pool in json.loads(data)["pools"]
+                      if pool["name"] == "qwen-pool" for ep in pool["endpoints"])
+
+    def wait_endpoints(self, want, timeout=FOLLOW_S):
+        want = sorted(want)
+        deadline = time.time() + timeout
+        while True:
+            got = self.endpoints()
+            if got == want:
+                return
+            if time.time() > deadline:
+                raise AssertionError("endpoints %s, want %s\n%s" % (got, want, self.log()))
+            time.sleep(0.05)
+
+    def log(self):
+        return self.procs.output(self.gw) if self.gw else ""
+
+    def infergate_requests(self, kind=None, watch=None):
+        out = []
+        for method, path, status, _ in self.api.requests_by("infergate"):
+            if kind and ("/%s?" % kind) not in path:
+                continue
+            is_watch = "watch=1" in path
+            if watch is not None and is_watch != watch:
+                continue
+            out.append((method, path, status))
+        return out
+
+    def stop(self):
+        if self.gw:
+            self.gw.send_signal(signal.SIGTERM)
+            rc = self.gw.wait(timeout=15)
+            log = self.log()
+            for s in SAN_ERRORS:
+                assert s not in log, log
+            assert rc == 0, log
+        self.api.stop()
+
+
+@pytest.fixture
+def kube(procs, tmp_path):
+    k = Kube(procs, tmp_path)
+    yield k
+    k.api.stop()
+
+
+def served_by(k, model="tweet-summary"):
+    status, headers, r = post_json(k.base, "/v1/completions", seed_body(model))
+    return status, headers.get("x-gateway-destination-endpoint-served"), r
+
+
+def test_seed_through_kubectl(kube):
+    """The seed's manifests applied with kubectl, one Ready pod: the seed
+    request is served by it, with the InferenceModel's target model."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    status, ep, r = served_by(k)
+    assert status == 200, r
+    assert ep == k.endpoint(0)
+    assert r["model"] == "tweet-summary-1"
+    assert r["usage"]["completion_tokens"] == 100
+    # The listener of the other port is served too; nothing routes there.
+    status, _, _ = call("http://%s:%d" % (k.host, k.other_port), "/v1/completions",
+                        seed_body())
+    assert status == 404
+    log = k.log()
+    assert "every kind read from %s" % k.api.hostport in log
+    k.stop()
+
+
+def test_pods_and_models_followed(kube):
+    """Pods added, made unready, deleted; InferenceModel weights changed:
+    each followed within 2 s, without restarting anything."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)])
+
+    k.set_pod("qwen-pool-0", k.sim_hosts[0], ready=False)
+    k.wait_endpoints([k.endpoint(1)])
+    for _ in range(4):
+        status, ep, r = served_by(k)
+        assert status == 200 and ep == k.endpoint(1), r
+
+    # A pod with no conditions yet (just created) is not Ready.
+    k.apply(POD % "qwen-pool-2")
+    k.kubectl("patch", "pod", "qwen-pool-2", "--subresource=status", "--type=merge",
+              "-p", json.dumps({"status": {"podIP": k.sim_hosts[0]}}))
+    time.sleep(1)
+    assert k.endpoints() == [k.endpoint(1)]
+
+    k.kubectl("delete", "pod", "qwen-pool-1")
+    k.wait_endpoints([])
+    status, _, _ = call(k.base, "/v1/completions", seed_body())
+    assert status == 503
+
+    k.set_pod("qwen-pool-0", k.sim_hosts[0], ready=True)
+    k.wait_endpoints([k.endpoint(0)])
+    model = json.loads(k.kubectl("get", "inferencemodels.inference.networking.x-k8s.io",
+                                 "inferencemodel-sample", "-o", "json"))
+    model["spec"]["targetModels"] = [{"name": "tweet-summary-0", "weight": 100}]
+    k.apply(json.dumps(model))
+    deadline = time.time() + FOLLOW_S
+    while True:
+        status, ep, r = served_by(k)
+        assert status == 200, r
+        if r["model"] == "tweet-summary-0":
+            break
+        assert time.time() < deadline, "the new weights were never followed"
+        time.sleep(0.05)
+    k.stop()
+
+
+def test_watch_expiry_relists_and_clean_end_rewatches(kube):
+    """A watch the server ends cleanly is opened again from the last
+    resourceVersion (moved on by bookmarks) without a list; when the server
+    has forgotten that version (410 Gone) the kind is listed again."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    lists = len(k.infergate_requests("services", watch=False))
+    first = k.infergate_requests("services", watch=True)
+    assert lists == 1 and len(first) == 1, k.infergate_requests()
+    rv0 = int(re.search(r"resourceVersion=(\d+)", first[0][1]).group(1))
+    # Changes to other kinds move the global version; bookmarks bring the
+    # services watch along.
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    time.sleep(1.5)
+    assert k.api.bookmarks_sent > 0
+    k.api.end_watches()
+    deadline = time.time() + 5
+    while len(k.infergate_requests("services", watch=True)) < 2:
+        assert time.time() < deadline, k.infergate_requests("services")
+        time.sleep(0.05)
+    again = k.infergate_requests("services", watch=True)[1]
+    rv1 = int(re.search(r"resourceVersion=(\d+)", again[1]).group(1))
+    assert rv1 > rv0, (rv0, rv1)
+    assert len(k.infergate_requests("services", watch=False)) == 1
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)])
+
+    k.api.compact()
+    deadline = time.time() + 5
+    while len(k.infergate_requests("services", watch=False)) < 2:
+        assert time.time() < deadline, k.infergate_requests("services")
+        time.sleep(0.05)
+    assert "too old (410 Gone): listing again" in k.log()
+    # Changes after the relist are followed.
+    k.kubectl("delete", "pod", "qwen-pool-1")
+    k.wait_endpoints([k.endpoint(0)])
+    k.stop()
+
+
+def test_api_server_restart(kube):
+    """The API server goes away: traffic goes on with the last
+    configuration, one error line names the server, and once it is back the
+    gateway reconnects and follows later changes."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    k.api.stop()
+    for _ in range(5):
+        status, ep, r = served_by(k)
+        assert status == 200 and ep == k.endpoint(0), r
+        time.sleep(0.2)
+    log = k.log()
+    errors = [l for l in log.splitlines() if "error kube: %s" % k.api.hostport in l]
+    assert len(errors) == 1, log
+    assert "serving the last configuration read" in errors[0]
+    k.api.start()
+    deadline = time.time() + 5
+    while "answers again" not in k.log():
+        assert time.time() < deadline, k.log()
+        time.sleep(0.05)
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)], timeout=FOLLOW_S + 2)
+    status, _, r = served_by(k)
+    assert status == 200, r
+    k.stop()
+
+
+def test_wrong_token_then_right(kube):
+    """A token the server refuses: one clear error line with host:port and
+    401, no listener until the configuration is read; the gateway retries
+    and starts serving once the server accepts the token."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    bad = k.api.kubeconfig(os.path.join(k.tmp, "bad-kubeconfig"), token="wrong")
+    k.start_gateway(kubeconfig=bad, wait=False)
+    time.sleep(1.5)
+    log = k.log()
+    lines = [l for l in log.splitlines() if "401" in l]
+    assert len(lines) == 1, log
+    assert "%s: HTTP 401 Unauthorized" % k.api.hostport in lines[0]
+    assert k.gw.poll() is None
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, k.port), timeout=0.5).close()
+    n = len(k.infergate_requests())
+    time.sleep(1)
+    assert len(k.infergate_requests()) > n  # still trying
+    k.api.tokens["wrong"] = "late"
+    k.wait_listening(timeout=5)
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    k.stop()
+
+
+def test_unreachable_at_start(kube):
+    """Nothing listens at the server's address at start: one error line
+    with host:port and the connection error, then it connects when the
+    server comes."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.api.stop()
+    k.start_gateway(wait=False)
+    time.sleep(1.5)
+    log = k.log()
+    lines = [l for l in log.splitlines() if "error kube:" in l]
+    assert len(lines) == 1, log
+    assert k.api.hostport in lines[0] and "refused" in lines[0].lower(), lines
+    assert "serving nothing until the configuration is read" in lines[0]
+    k.api.start()
+    k.wait_listening(timeout=5)
+    status, _, r = served_by(k)
+    assert status == 200, r
+    k.stop()
+
+
+def test_missing_crd_and_malformed_object(procs, tmp_path):
+    """A kind the server does not serve (its CRD not installed) is logged
+    once and the rest works; an object the loader refuses is named in the
+    log and left out, the others served."""
+    k = Kube(procs, tmp_path, nsims=1,
+             api_kw={"disabled": ["inference.networking.k8s.io/inferencepools"]})
+    try:
+        k.apply_seed()
+        k.add_pod("qwen-pool-0", k.sim_hosts[0])
+        k.apply("""apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata:
+  name: broken
+spec:
+  modelName: other
+  criticality: Urgent
+  poolRef:
+    name: qwen-pool
+""")
+        k.start_gateway()
+        k.wait_endpoints([k.endpoint(0)])
+        status, _, r = served_by(k)
+        assert status == 200, r
+        status, _, _ = call(k.base, "/v1/completions", seed_body("other"))
+        assert status == 404
+        log = k.log()
+        assert log.count("InferencePool (inference.networking.k8s.io/v1) is not served") == 1
+        assert re.search(r"kube:InferenceModel/default/broken:\d+: spec\.criticality: ", log), log
+        assert "kube:InferenceModel/default/broken: warning: left out" in log
+        k.stop()
+    finally:
+        k.api.stop()
+
+
+def test_only_our_gateway_class(kube):
+    """Gateways of another controller's class are not served."""
+    k = kube
+    k.apply_seed(controller="example.com/other-controller")
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway(wait=False)
+    deadline = time.time() + 5
+    while "every kind read" not in k.log():
+        assert time.time() < deadline, k.log()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, k.port), timeout=0.5).close()
+    # The Gateway moves to a class of ours (controllerName is immutable).
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.kubectl("patch", "gateway", "inference-gateway", "--type=merge",
+              "-p", '{"spec":{"gatewayClassName":"infergate"}}')
+    k.wait_listening(timeout=FOLLOW_S)
+    k.wait_endpoints([k.endpoint(0)])
+    k.stop()
