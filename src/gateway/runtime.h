@@ -78,6 +78,9 @@ void ig_gw_options_defaults(struct ig_gw_options *o);
  * (ig_worker_init, ig_worker_apply_snapshot) and drives their loops with
  * ig_loop_run_once. 0, or -1 out of memory. */
 int ig_gateway_init(struct ig_gateway_rt *G);
+/* With --kube: writes the status of the objects of the current snapshot
+ * (kube_status.c). */
+void ig_gw_kube_status(struct ig_gateway_rt *G);
 void ig_gateway_fini(struct ig_gateway_rt *G);
 
 #endif

@@ -34,6 +34,7 @@ struct req {
 	ig_kube_line_fn on_line;
 	ig_kube_done_fn on_done;
 	void (*on_open)(struct ig_kube_req *r);
+	void (*on_drop)(void *data);
 	char errbuf[CURL_ERROR_SIZE];
 	struct req *prev, *next;
 };
@@ -135,6 +136,8 @@ static void req_free(struct ig_kube_api *a, struct req *r)
 	if (r->next)
 		r->next->prev = r->prev;
 	curl_multi_remove_handle(a->multi, r->easy);
+	if (r->on_drop)
+		r->on_drop(r->pub.data);
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
 	free(r->send);
@@ -163,6 +166,7 @@ static void process_done(struct ig_kube_api *a)
 			res.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(code);
 			curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &res.os_errno);
 		}
+		r->on_drop = NULL; /* on_done owns the data now */
 		if (r->on_done)
 			r->on_done(&r->pub, &res);
 		req_free(a, r);
@@ -298,6 +302,7 @@ struct ig_kube_req *ig_kube_request(struct ig_kube_api *a, const char *path,
 	r->on_line = o->on_line;
 	r->on_done = o->on_done;
 	r->on_open = o->on_open;
+	r->on_drop = o->on_drop;
 	ig_buf_init(&r->buf, o->max_body ? o->max_body : DEFAULT_MAX_BODY);
 	r->easy = curl_easy_init();
 	char *url = NULL, ct[128];

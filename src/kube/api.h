@@ -36,6 +36,9 @@ struct ig_kube_req_opts {
 	const char *content_type; /* of the body; default application/json */
 	ig_kube_line_fn on_line;  /* NULL: collect the body */
 	ig_kube_done_fn on_done;  /* called once, unless cancelled; the request is freed after */
+	/* Called instead of on_done when the request is cancelled or the
+	 * client freed first: frees what data holds. */
+	void (*on_drop)(void *data);
 	/* Called when a 200 response's head has arrived (a watch is open). */
 	void (*on_open)(struct ig_kube_req *r);
 	void *data;

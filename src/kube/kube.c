@@ -128,6 +128,7 @@ struct ig_kube *ig_kube_start(struct ig_loop *loop, const struct ig_kube_options
 	k->controller =
 	    strdup(o->controller_name ? o->controller_name : IG_KUBE_DEFAULT_CONTROLLER);
 	k->on_change = on_change;
+	k->leader = !o->leader_elect;
 	k->arg = arg;
 	ig_info("kube: API server %s (%s)%s%s, controller %s", creds.server, creds.source,
 		o->ns ? ", namespace " : "", o->ns ? o->ns : "", k->controller);
@@ -155,6 +156,7 @@ void ig_kube_free(struct ig_kube *k)
 			ig_informer_stop(&k->inf[i]);
 	ig_timer_stop(k->loop, &k->debounce);
 	ig_kube_api_free(k->api);
+	ig_kube_status_free(k);
 	free(k->inf);
 	free(k->controller);
 	free(k->last_error);

@@ -46,4 +46,37 @@ bool ig_kube_synced(const struct ig_kube *k);
  * the valid objects; -1 only when no configuration could be made. */
 int ig_kube_load(struct ig_kube *k, struct ig_config **out, struct ig_diags *diags);
 
+/* ---- status written back ----
+ *
+ * After each configuration it serves, the gateway says what status every
+ * object it is responsible for should have (begin, set..., commit). The
+ * writer compares that with the object as the API last gave it, keeps
+ * each condition's lastTransitionTime when its status did not change,
+ * and PUTs the status subresource only when something differs, with the
+ * object's resourceVersion (a 409 Conflict is retried against the newer
+ * object). With --leader-elect only the holder of the Lease writes. */
+#include <jansson.h>
+
+enum ig_kube_status_mode {
+	/* The whole status is ours (GatewayClass, Gateway). */
+	IG_KUBE_STATUS_WHOLE,
+	/* status.<field> is a list shared with other controllers: our entries
+	 * replace those that are ours (an HTTPRoute's parents with our
+	 * controllerName, an InferencePool's parents naming a Gateway we
+	 * serve); the others stay. `status` is {"<field>": [...]}. */
+	IG_KUBE_STATUS_PARENTS,
+};
+
+void ig_kube_status_begin(struct ig_kube *k);
+/* kind and group name the object's API kind ("Gateway",
+ * "gateway.networking.k8s.io"); ns NULL for cluster-scoped objects.
+ * Takes the reference to status. */
+void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, const char *ns,
+			const char *name, enum ig_kube_status_mode mode, json_t *status);
+void ig_kube_status_commit(struct ig_kube *k);
+const char *ig_kube_controller(const struct ig_kube *k);
+/* The object's metadata.generation as the API last gave it (0: unknown). */
+long long ig_kube_generation(struct ig_kube *k, const char *kind, const char *group, const char *ns,
+			     const char *name);
+
 #endif

@@ -54,9 +54,32 @@ struct ig_kube {
 	uint64_t pending_since_ns;
 	bool was_synced;
 	char *last_error; /* the last connection/credentials error logged */
+	/* Status write-back. */
+	json_t *wants;	    /* key -> (struct status_want *) as an integer */
+	json_t *wants_next; /* being filled between begin and commit */
+	struct ig_timer status_retry;
+	bool leader;	    /* may write status (always true without --leader-elect) */
+	char *status_error; /* the last status write failure logged */
+	unsigned long status_writes;
+};
+
+/* Status write-back (status.c): what the gateway last said each object's
+ * status should be, by "kind|group|ns|name". */
+struct status_want {
+	const struct kube_kind *kind;
+	char *ns, *name;
+	int mode; /* enum ig_kube_status_mode */
+	json_t *status;
+	bool in_flight; /* a write is on its way */
+	bool again;	/* sync once more when it is back */
 };
 
 void ig_informer_start(struct informer *inf);
+bool ig_kube_gateway_served(struct ig_kube *k, const char *ns, const char *name);
+struct informer *ig_kube_informer(struct ig_kube *k, const struct kube_kind *kind);
+/* Writes the statuses that differ from what the cache holds. */
+void ig_kube_status_sync(struct ig_kube *k);
+void ig_kube_status_free(struct ig_kube *k);
 void ig_informer_stop(struct informer *inf);
 /* An object of the kind changed: schedule a reload. */
 void ig_kube_changed(struct ig_kube *k);

@@ -47,7 +47,7 @@ static struct informer *find_inf(struct ig_kube *k, const char *kind)
 	return NULL;
 }
 
-static bool gateway_served(struct ig_kube *k, const char *ns, const char *name)
+bool ig_kube_gateway_served(struct ig_kube *k, const char *ns, const char *name)
 {
 	struct informer *gws = find_inf(k, "Gateway");
 	char key[600];
@@ -68,11 +68,11 @@ static bool route_ours(struct ig_kube *k, json_t *route)
 		const char *ns = str_at(p, "namespace", NULL);
 		const char *name = str_at(p, "name", NULL);
 		if ((!kind || !strcmp(kind, "Gateway")) && name &&
-		    gateway_served(k,
-				   ns	 ? ns
-				   : rns ? rns
-					 : "default",
-				   name))
+		    ig_kube_gateway_served(k,
+					   ns	 ? ns
+					   : rns ? rns
+						 : "default",
+					   name))
 			return true;
 	}
 	return false;

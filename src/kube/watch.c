@@ -230,6 +230,27 @@ static void start_list(struct informer *inf)
 
 /* ---- watch ---- */
 
+/* Whether only the status (and the resourceVersion) changed: statuses,
+ * ours included, configure nothing, except a Pod's (its IP and
+ * readiness), so they do not cause a reload. */
+static bool status_only(const struct informer *inf, json_t *old, json_t *new)
+{
+	if (!old || !strcmp(inf->kind->kind, "Pod"))
+		return false;
+	json_t *a = json_deep_copy(old), *b = json_deep_copy(new);
+	json_t *objs[2] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		json_object_del(objs[i], "status");
+		json_t *md = json_object_get(objs[i], "metadata");
+		json_object_del(md, "resourceVersion");
+		json_object_del(md, "managedFields");
+	}
+	bool same = json_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	return same;
+}
+
 static int watch_line(struct ig_kube_req *r, const char *line, size_t len)
 {
 	struct informer *inf = r->data;
@@ -254,12 +275,15 @@ static int watch_line(struct ig_kube_req *r, const char *line, size_t len)
 		rc = -1;
 	} else if (obj_key(obj, key, sizeof key)) {
 		inf->watch_events++;
+		bool quiet = !strcmp(type, "MODIFIED") &&
+			     status_only(inf, json_object_get(inf->objs, key), obj);
 		if (!strcmp(type, "DELETED"))
 			json_object_del(inf->objs, key);
 		else
 			json_object_set(inf->objs, key, obj);
 		set_rv(inf, obj);
-		ig_kube_changed(inf->k);
+		if (!quiet)
+			ig_kube_changed(inf->k);
 	}
 	json_decref(ev);
 	return rc;

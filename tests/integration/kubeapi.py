@@ -652,6 +652,7 @@ class KubeAPI:
         self.watchers = set()
         self.bookmarks_sent = 0
         self.end_epoch = 0
+        self.status_conflicts = 0
         self.delay = 0
         self.stopping = False
         self.httpd = None
@@ -932,6 +933,11 @@ class KubeAPI:
         return copy.deepcopy(out)
 
     def update(self, res, ns, name, sub, body):
+        if sub == "status" and self.status_conflicts > 0:
+            # Another writer got there first (for tests of conflict retry).
+            self.status_conflicts -= 1
+            raise ApiError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": the '
+                           'object has been modified' % (res.plural, name))
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body must be an object")
         if (body.get("metadata") or {}).get("name", name) != name:

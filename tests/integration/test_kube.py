@@ -441,3 +441,124 @@ def test_only_our_gateway_class(kube):
     k.wait_listening(timeout=FOLLOW_S)
     k.wait_endpoints([k.endpoint(0)])
     k.stop()
+
+
+def conditions(obj, path=()):
+    st = obj.get("status") or {}
+    for p in path:
+        st = st[p]
+    return {c["type"]: c for c in st.get("conditions", [])}
+
+
+def get(k, kind, name):
+    return json.loads(k.kubectl("get", kind, name, "-o", "json"))
+
+
+def wait_for(pred, what, timeout=5.0):
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("never happened: " + what)
+        time.sleep(0.1)
+
+
+def status_writes(k):
+    return [r for r in k.infergate_requests() if r[0] == "PUT" and r[1].endswith("/status")]
+
+
+POOL_KIND = "inferencepools.inference.networking.x-k8s.io"
+
+
+def test_status_written_back(kube):
+    """GatewayClass, Gateway (listeners, attached routes, addresses),
+    HTTPRoute parents and InferencePool parents get their conditions with
+    observedGeneration; a route to a missing pool turns ResolvedRefs False /
+    BackendNotFound (and requests 500) within 5 s; lastTransitionTime stays
+    when a condition keeps its status; nothing is written when nothing
+    changed; a conflict (409) is retried."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    other = {"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                           "namespace": "default", "name": "elsewhere"},
+             "controllerName": "example.com/other", "conditions": []}
+    k.kubectl("patch", "httproute", "llm-route", "--subresource=status", "--type=merge",
+              "-p", json.dumps({"status": {"parents": [other]}}))
+    k.api.status_conflicts = 1
+    k.start_gateway()
+    ctl = "infergate.dev/gateway-controller"
+
+    gc = wait_for(lambda: conditions(get(k, "gatewayclass", "kgateway")).get("Accepted"),
+                  "GatewayClass Accepted")
+    assert gc["status"] == "True" and gc["reason"] == "Accepted"
+
+    def gw_ready():
+        gw = get(k, "gateway", "inference-gateway")
+        c = conditions(gw)
+        return gw if c.get("Programmed", {}).get("status") == "True" else None
+    gw = wait_for(gw_ready, "Gateway Programmed")
+    c = conditions(gw)
+    assert c["Accepted"]["status"] == "True"
+    assert c["Accepted"]["observedGeneration"] == gw["metadata"]["generation"]
+    assert gw["status"]["addresses"] == [{"type": "IPAddress", "value": k.host}]
+    ls = {l["name"]: l for l in gw["status"]["listeners"]}
+    assert ls["llm-gw"]["attachedRoutes"] == 1 and ls["http"]["attachedRoutes"] == 0
+    assert ls["llm-gw"]["supportedKinds"] == [{"group": "gateway.networking.k8s.io",
+                                               "kind": "HTTPRoute"}]
+    lc = {x["type"]: x for x in ls["llm-gw"]["conditions"]}
+    assert {t: lc[t]["status"] for t in lc} == {"Accepted": "True", "Programmed": "True",
+                                                "ResolvedRefs": "True", "Conflicted": "False"}
+    assert re.fullmatch(r"[A-Z][A-Za-z]*", lc["Accepted"]["reason"])
+
+    route = wait_for(lambda: [p for p in get(k, "httproute", "llm-route")["status"]["parents"]
+                              if p["controllerName"] == ctl], "HTTPRoute parents")
+    assert len(route) == 1
+    # Another controller's entry stays.
+    assert other in get(k, "httproute", "llm-route")["status"]["parents"]
+    assert route[0]["parentRef"]["name"] == "inference-gateway"
+    assert route[0]["parentRef"]["sectionName"] == "llm-gw"
+    rc = {x["type"]: x for x in route[0]["conditions"]}
+    assert rc["Accepted"]["status"] == "True" and rc["ResolvedRefs"]["status"] == "True"
+    accepted_time = rc["Accepted"]["lastTransitionTime"]
+
+    pool = wait_for(lambda: (get(k, POOL_KIND, "qwen-pool").get("status") or {}).get("parent"),
+                    "InferencePool parent")
+    assert pool[0]["parentRef"] == {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                    "namespace": "default", "name": "inference-gateway"}
+    assert {x["type"]: x["status"] for x in pool[0]["conditions"]} == {
+        "Accepted": "True", "ResolvedRefs": "True"}
+
+    # Settled: a change that alters no status writes nothing.
+    time.sleep(1.2)
+    n = len(status_writes(k))
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)])
+    time.sleep(1)
+    assert len(status_writes(k)) == n, status_writes(k)[n:]
+
+    # A backendRef to a pool that does not exist.
+    time.sleep(1.1)  # so that a new lastTransitionTime would differ
+    k.kubectl("patch", "httproute", "llm-route", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/rules/0/backendRefs/0/name", "value": "no-pool"}]))
+    t0 = time.time()
+
+    def unresolved():
+        r = get(k, "httproute", "llm-route")
+        ours = [p for p in r["status"]["parents"] if p["controllerName"] == ctl]
+        c = {x["type"]: x for x in ours[0]["conditions"]}
+        return (r, c) if c["ResolvedRefs"]["status"] == "False" else None
+    r, rc = wait_for(unresolved, "ResolvedRefs False")
+    assert time.time() - t0 < 5
+    assert rc["ResolvedRefs"]["reason"] == "BackendNotFound"
+    assert rc["ResolvedRefs"]["observedGeneration"] == r["metadata"]["generation"] == 2
+    assert rc["Accepted"]["lastTransitionTime"] == accepted_time
+    status, _, _ = call(k.base, "/v1/completions", seed_body())
+    assert status == 500
+    # The pool is reached through no route now: our entry is gone.
+    wait_for(lambda: not (get(k, POOL_KIND, "qwen-pool").get("status") or {}).get("parent"),
+             "InferencePool parent removed")
+    assert k.api.status_conflicts == 0
+    k.stop()
