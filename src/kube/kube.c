@@ -160,5 +160,6 @@ void ig_kube_free(struct ig_kube *k)
 	free(k->inf);
 	free(k->controller);
 	free(k->last_error);
+	json_decref(k->left_out);
 	free(k);
 }

@@ -61,6 +61,9 @@ struct ig_kube {
 	bool leader;	    /* may write status (always true without --leader-elect) */
 	char *status_error; /* the last status write failure logged */
 	unsigned long status_writes;
+	/* Objects the last load left out for their errors: "Kind|group|ns|name"
+	 * -> the first error, reported in their status. */
+	json_t *left_out;
 };
 
 /* Status write-back (status.c): what the gateway last said each object's

@@ -19,8 +19,15 @@
 
 #define MAX_ROUNDS 4
 
+/* The texts to load, and beside each the object it was made from. */
+struct source {
+	const struct kube_kind *kind;
+	json_t *obj;
+};
+
 struct texts {
 	struct ig_config_text *v;
+	struct source *src;
 	size_t n, cap;
 };
 
@@ -215,14 +222,19 @@ static int add_text(struct texts *t, const struct kube_kind *kd, json_t *obj)
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 64;
 		struct ig_config_text *v = realloc(t->v, cap * sizeof *v);
-		if (!v) {
+		if (v)
+			t->v = v;
+		struct source *src = realloc(t->src, cap * sizeof *src);
+		if (src)
+			t->src = src;
+		if (!v || !src) {
 			free(text);
 			free(label);
 			return -1;
 		}
-		t->v = v;
 		t->cap = cap;
 	}
+	t->src[t->n] = (struct source){.kind = kd, .obj = obj};
 	t->v[t->n++] = (struct ig_config_text){.name = label, .text = text, .len = strlen(text)};
 	return 0;
 }
@@ -234,6 +246,7 @@ static void texts_free(struct texts *t)
 		free((char *)t->v[i].text);
 	}
 	free(t->v);
+	free(t->src);
 }
 
 static int build(struct ig_kube *k, struct texts *t)
@@ -281,7 +294,26 @@ static void left_out(struct ig_diags *to, const char *name)
 
 /* Drops every text that has an error in diags; moves those errors to
  * `keep` and frees the rest. Returns how many texts were dropped. */
-static size_t drop_failed(struct texts *t, struct ig_diags *round, struct ig_diags *keep)
+static void note_left_out(struct ig_kube *k, const struct source *src, const struct ig_diag *g)
+{
+	json_t *md = json_object_get(src->obj, "metadata");
+	const char *ns = json_string_value(json_object_get(md, "namespace"));
+	const char *name = json_string_value(json_object_get(md, "name"));
+	char key[700], msg[700];
+	snprintf(key, sizeof key, "%s|%s|%s|%s", src->kind->kind, src->kind->group, ns ? ns : "",
+		 name ? name : "");
+	if (json_object_get(k->left_out, key))
+		return;
+	if (g->line > 0)
+		snprintf(msg, sizeof msg, "line %d: %s%s%s", g->line, g->path, *g->path ? ": " : "",
+			 g->msg);
+	else
+		snprintf(msg, sizeof msg, "%s%s%s", g->path, *g->path ? ": " : "", g->msg);
+	json_object_set_new(k->left_out, key, json_string(msg));
+}
+
+static size_t drop_failed(struct ig_kube *k, struct texts *t, struct ig_diags *round,
+			  struct ig_diags *keep)
 {
 	size_t dropped = 0;
 	for (size_t i = 0; i < t->n;) {
@@ -296,6 +328,7 @@ static size_t drop_failed(struct texts *t, struct ig_diags *round, struct ig_dia
 		for (size_t d = 0; d < round->n; d++) {
 			struct ig_diag *g = &round->items[d];
 			if (!g->warning && g->file && !strcmp(g->file, t->v[i].name)) {
+				note_left_out(k, &t->src[i], g);
 				move_diag(keep, g);
 				g->file = g->path = g->msg = NULL;
 			}
@@ -303,6 +336,7 @@ static size_t drop_failed(struct texts *t, struct ig_diags *round, struct ig_dia
 		left_out(keep, t->v[i].name);
 		free((char *)t->v[i].name);
 		free((char *)t->v[i].text);
+		t->src[i] = t->src[t->n - 1];
 		t->v[i] = t->v[--t->n];
 		dropped++;
 	}
@@ -326,6 +360,8 @@ int ig_kube_load(struct ig_kube *k, struct ig_config **out, struct ig_diags *dia
 		return -1;
 	}
 	int rc = -1;
+	json_decref(k->left_out);
+	k->left_out = json_object();
 	for (int round = 0; round < MAX_ROUNDS; round++) {
 		struct ig_diags d = {0};
 		rc = ig_config_load_texts(t.v, t.n, out, &d);
@@ -336,7 +372,7 @@ int ig_kube_load(struct ig_kube *k, struct ig_config **out, struct ig_diags *dia
 			break;
 		}
 		/* Errors that name no object (out of memory) cannot be dropped. */
-		if (drop_failed(&t, &d, diags) == 0)
+		if (drop_failed(k, &t, &d, diags) == 0)
 			break;
 	}
 	texts_free(&t);

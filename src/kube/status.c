@@ -133,9 +133,80 @@ static void class_statuses(struct ig_kube *k)
 	}
 }
 
+static json_t *false_cond(const char *type, const char *reason, const char *msg, json_int_t gen,
+			  const char *now)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "type", type, "status", "False", "reason",
+			 reason, "message", msg, "observedGeneration", gen, "lastTransitionTime",
+			 now);
+}
+
+/* Objects the configuration left out for their errors say so in their
+ * status: a Gateway is not Accepted (Invalid), an HTTPRoute not Accepted
+ * by our parents (UnsupportedValue), with the loader's message. */
+static void left_out_statuses(struct ig_kube *k)
+{
+	char now[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	const char *key;
+	json_t *v;
+	json_object_foreach(k->left_out, key, v)
+	{
+		char kind[64], group[128], ns[256], name[256];
+		if (sscanf(key, "%63[^|]|%127[^|]|%255[^|]|%255s", kind, group, ns, name) != 4)
+			continue;
+		const struct kube_kind *kd = find_kind(kind, group);
+		json_t *obj = kd ? cached(k, kd, ns, name) : NULL;
+		if (!obj)
+			continue;
+		json_int_t gen = json_integer_value(
+		    json_object_get(json_object_get(obj, "metadata"), "generation"));
+		const char *msg = json_string_value(v);
+		if (!strcmp(kind, "Gateway")) {
+			json_t *st = json_pack("{s:[o,o]}", "conditions",
+					       false_cond("Accepted", "Invalid", msg, gen, now),
+					       false_cond("Programmed", "Invalid", msg, gen, now));
+			ig_kube_status_set(k, kind, group, ns, name, IG_KUBE_STATUS_WHOLE, st);
+		} else if (!strcmp(kind, "HTTPRoute")) {
+			json_t *parents = json_array(), *p;
+			size_t i;
+			json_array_foreach(
+			    json_object_get(json_object_get(obj, "spec"), "parentRefs"), i, p)
+			{
+				const char *pk = json_string_value(json_object_get(p, "kind"));
+				const char *pns =
+				    json_string_value(json_object_get(p, "namespace"));
+				const char *pn = json_string_value(json_object_get(p, "name"));
+				if (!pn || (pk && strcmp(pk, "Gateway")) ||
+				    !ig_kube_gateway_served(k, pns ? pns : ns, pn))
+					continue;
+				json_t *ref = json_deep_copy(p);
+				if (!json_object_get(ref, "group"))
+					json_object_set_new(
+					    ref, "group", json_string("gateway.networking.k8s.io"));
+				if (!json_object_get(ref, "kind"))
+					json_object_set_new(ref, "kind", json_string("Gateway"));
+				if (!json_object_get(ref, "namespace"))
+					json_object_set_new(ref, "namespace", json_string(ns));
+				json_array_append_new(
+				    parents,
+				    json_pack(
+					"{s:o,s:s,s:[o]}", "parentRef", ref, "controllerName",
+					k->controller, "conditions",
+					false_cond("Accepted", "UnsupportedValue", msg, gen, now)));
+			}
+			ig_kube_status_set(k, kind, group, ns, name, IG_KUBE_STATUS_PARENTS,
+					   json_pack("{s:o}", "parents", parents));
+		}
+	}
+}
+
 void ig_kube_status_commit(struct ig_kube *k)
 {
 	class_statuses(k);
+	left_out_statuses(k);
 	free_wants(k->wants);
 	k->wants = k->wants_next;
 	k->wants_next = NULL;

@@ -406,12 +406,34 @@ spec:
   poolRef:
     name: qwen-pool
 """)
+        k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: broken-route
+spec:
+  parentRefs:
+  - name: inference-gateway
+  rules:
+  - backendRefs:
+    - group: inference.networking.x-k8s.io
+      kind: InferencePool
+      name: qwen-pool
+    timeouts:
+      request: forever
+""")
         k.start_gateway()
         k.wait_endpoints([k.endpoint(0)])
         status, _, r = served_by(k)
         assert status == 200, r
         status, _, _ = call(k.base, "/v1/completions", seed_body("other"))
         assert status == 404
+        # The broken route says why in its status.
+        parents = wait_for(lambda: (get(k, "httproute", "broken-route").get("status") or {})
+                           .get("parents"), "broken-route status")
+        acc = {c["type"]: c for c in parents[0]["conditions"]}["Accepted"]
+        assert acc["status"] == "False" and acc["reason"] == "UnsupportedValue", acc
+        assert "spec.rules[0].timeouts.request" in acc["message"], acc
+        assert parents[0]["parentRef"]["name"] == "inference-gateway"
         log = k.log()
         assert log.count("InferencePool (inference.networking.k8s.io/v1) is not served") == 1
         assert re.search(r"kube:InferenceModel/default/broken:\d+: spec\.criticality: ", log), log
