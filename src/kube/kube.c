@@ -144,6 +144,10 @@ struct ig_kube *ig_kube_start(struct ig_loop *loop, const struct ig_kube_options
 		k->inf[i].kind = &ig_kube_kinds[i];
 		ig_informer_start(&k->inf[i]);
 	}
+	if (o->leader_elect && ig_kube_lease_start(k) < 0) {
+		ig_kube_free(k);
+		return NULL;
+	}
 	return k;
 }
 
@@ -155,6 +159,7 @@ void ig_kube_free(struct ig_kube *k)
 		if (k->inf[i].k)
 			ig_informer_stop(&k->inf[i]);
 	ig_timer_stop(k->loop, &k->debounce);
+	ig_kube_lease_stop(k);
 	ig_kube_api_free(k->api);
 	ig_kube_status_free(k);
 	free(k->inf);

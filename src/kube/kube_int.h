@@ -64,7 +64,17 @@ struct ig_kube {
 	/* Objects the last load left out for their errors: "Kind|group|ns|name"
 	 * -> the first error, reported in their status. */
 	json_t *left_out;
+	/* Leader election (lease.c), with --leader-elect. */
+	char *identity, *lease_name, *lease_ns;
+	struct ig_timer lease_timer;
+	struct ig_kube_req *lease_req;
+	json_t *lease_seen;	/* the Lease record last seen ... */
+	uint64_t lease_seen_ms; /* ... and since when, by our clock */
+	uint64_t renewed_ms;	/* our last successful write */
 };
+
+int ig_kube_lease_start(struct ig_kube *k);
+void ig_kube_lease_stop(struct ig_kube *k);
 
 /* Status write-back (status.c): what the gateway last said each object's
  * status should be, by "kind|group|ns|name". */

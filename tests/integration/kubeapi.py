@@ -346,7 +346,7 @@ class Handler(BaseHTTPRequestHandler):
         # so that a kept-alive connection stays in step.
         n = int(self.headers.get("Content-Length") or 0)
         self.raw_body = self.rfile.read(n) if n else b""
-        user = self.authenticate()
+        user = self.user = self.authenticate()
         if user is False:
             return self.send_error_status(401, "Unauthorized", "Unauthorized")
         if self.api.delay:
@@ -715,7 +715,8 @@ class KubeAPI:
     def note(self, handler, code):
         with self.req_lock:
             self.requests.append((handler.command, handler.path, code,
-                                  handler.headers.get("User-Agent", "")))
+                                  handler.headers.get("User-Agent", ""),
+                                  getattr(handler, "user", None)))
 
     def requests_by(self, agent="infergate"):
         with self.req_lock:

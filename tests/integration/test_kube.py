@@ -166,7 +166,7 @@ class Kube:
 
     def infergate_requests(self, kind=None, watch=None):
         out = []
-        for method, path, status, _ in self.api.requests_by("infergate"):
+        for method, path, status, _, _ in self.api.requests_by("infergate"):
             if kind and ("/%s?" % kind) not in path:
                 continue
             is_watch = "watch=1" in path
@@ -584,3 +584,88 @@ def test_status_written_back(kube):
              "InferencePool parent removed")
     assert k.api.status_conflicts == 0
     k.stop()
+
+
+def test_leader_election_two_replicas(procs, tmp_path):
+    """Two replicas with --leader-elect: one holds the Lease and writes
+    status, both route traffic; when the holder dies the other takes the
+    Lease within 20 s and writes status from then on."""
+    k = Kube(procs, tmp_path, nsims=1)
+    try:
+        k.api.tokens["token-a"] = "replica-a"
+        k.api.tokens["token-b"] = "replica-b"
+        k.apply_seed()
+        k.add_pod("qwen-pool-0", k.sim_hosts[0])
+        kc = {u: k.api.kubeconfig(os.path.join(k.tmp, "kc-" + u), token="token-" + u)
+              for u in "ab"}
+        a = k.start_gateway("--leader-elect", kubeconfig=kc["a"])
+        host_b = unique_loopback()
+        admin_b = "%s:%d" % (host_b, free_port(host_b))
+        b = procs.start("gateway", "--kube", "--kubeconfig", kc["b"], "--bind", host_b,
+                        "--admin", admin_b, "--workers", "1", "--leader-elect", name="gateway-b")
+        wait_http("http://%s/healthz" % admin_b, proc=b)
+        k.wait_endpoints([k.endpoint(0)])
+        # Both route.
+        for base in (k.base, "http://%s:%d" % (host_b, k.port)):
+            deadline = time.time() + 10
+            while True:
+                try:
+                    status, _, r = post_json(base, "/v1/completions", seed_body())
+                    break
+                except OSError:
+                    assert time.time() < deadline
+                    time.sleep(0.1)
+            assert status == 200, r
+        ident = {}
+        for u, p in (("a", a), ("b", b)):
+            m = wait_for(lambda: re.search(r"leader election: identity (\S+),",
+                                           procs.output(p)), "identity of " + u)
+            ident[u] = m.group(1)
+        assert ident["a"] != ident["b"]
+        lease_name = "infergate-infergate.dev-gateway-controller"
+        holder = wait_for(lambda: get(k, "lease", lease_name)["spec"].get("holderIdentity"),
+                          "a holder")
+        leader = "a" if holder == ident["a"] else "b"
+        other = "b" if leader == "a" else "a"
+        assert holder == ident[leader]
+        procs_of = {"a": a, "b": b}
+        wait_for(lambda: "holds the Lease" in procs.output(procs_of[leader]), "leader log")
+        assert "holds the Lease" not in procs.output(procs_of[other])
+        route = wait_for(lambda: (get(k, "httproute", "llm-route").get("status") or {})
+                         .get("parents"), "route status")
+        assert route
+
+        def writes_by(user):
+            return [r for r in k.api.requests if r[0] == "PUT" and
+                    r[1].endswith("/status") and r[4] == "replica-" + user]
+        assert writes_by(leader) and not writes_by(other)
+
+        # The holder dies; the survivor takes over within 20 s.
+        procs_of[leader].send_signal(signal.SIGKILL)
+        t0 = time.time()
+        wait_for(lambda: get(k, "lease", lease_name)["spec"].get("holderIdentity") ==
+                 ident[other], "failover", timeout=20)
+        took = time.time() - t0
+        assert took < 20, took
+        lease = get(k, "lease", lease_name)
+        assert lease["spec"]["leaseTransitions"] >= 1
+        k.kubectl("patch", "httproute", "llm-route", "--type=json", "-p", json.dumps(
+            [{"op": "replace", "path": "/spec/rules/0/backendRefs/0/name", "value": "gone"}]))
+
+        def survivor_wrote():
+            r = get(k, "httproute", "llm-route")
+            c = {x["type"]: x for x in r["status"]["parents"][0]["conditions"]}
+            return c["ResolvedRefs"]["reason"] == "BackendNotFound"
+        wait_for(survivor_wrote, "status from the survivor")
+        assert writes_by(other)
+        status, _, _ = call("http://%s:%d" % (host_b if other == "b" else k.host, k.port),
+                            "/v1/completions", seed_body())
+        assert status == 500
+        survivor = procs_of[other]
+        survivor.send_signal(signal.SIGTERM)
+        assert survivor.wait(timeout=15) == 0
+        log = procs.output(survivor)
+        for s in SAN_ERRORS:
+            assert s not in log, log
+    finally:
+        k.api.stop()
