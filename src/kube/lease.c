@@ -218,7 +218,10 @@ int ig_kube_lease_start(struct ig_kube *k)
 	while (n > 0 && (name[n - 1] == '-' || name[n - 1] == '.'))
 		name[--n] = '\0';
 	k->lease_name = strdup(name);
-	k->lease_ns = strdup(k->opt.ns ? k->opt.ns : "default");
+	/* --namespace, else the pod's own (the downward API's POD_NAMESPACE,
+	 * as the install manifests set it), else "default". */
+	const char *pod_ns = getenv("POD_NAMESPACE");
+	k->lease_ns = strdup(k->opt.ns ? k->opt.ns : pod_ns && *pod_ns ? pod_ns : "default");
 	if (!k->lease_name || !k->lease_ns)
 		return -1;
 	ig_info("kube: leader election: identity %s, Lease %s/%s (%ds)", k->identity, k->lease_ns,

@@ -315,6 +315,11 @@ class Handler(BaseHTTPRequestHandler):
         data = self.raw_body
         if not data:
             return None
+        if "protobuf" in (self.headers.get("Content-Type") or ""):
+            # kubectl's typed commands (create namespace, ...) speak
+            # protobuf; this stand-in only JSON: use kubectl apply -f.
+            raise ApiError(415, "UnsupportedMediaType",
+                           "the stand-in API server reads JSON only (use kubectl apply -f)")
         try:
             return json.loads(data)
         except ValueError:
