@@ -240,6 +240,20 @@ int ig_kube_creds_from_file(const char *path, struct ig_kube_creds *c, char *err
 	return rc;
 }
 
+/* Where the service account is mounted; $INFERGATE_SERVICEACCOUNT_DIR
+ * moves it (tests, unusual mounts). */
+static const char *sa_dir(void)
+{
+	const char *d = getenv("INFERGATE_SERVICEACCOUNT_DIR");
+	return d && *d ? d : SA_DIR;
+}
+
+static char *sa_file(const char *name)
+{
+	char *p;
+	return asprintf(&p, "%s/%s", sa_dir(), name) < 0 ? NULL : p;
+}
+
 /* The pod's service account, as client-go's rest.InClusterConfig reads it. */
 static int in_cluster(struct ig_kube_creds *c, char *err, size_t errlen)
 {
@@ -252,10 +266,12 @@ static int in_cluster(struct ig_kube_creds *c, char *err, size_t errlen)
 		 port && *port ? port : "443");
 	if (set_server(c, url, err, errlen) < 0)
 		return -1;
-	c->token_file = strdup(SA_DIR "/token");
-	c->ca_file = strdup(SA_DIR "/ca.crt");
+	c->token_file = sa_file("token");
+	c->ca_file = sa_file("ca.crt");
+	char *nsfile = sa_file("namespace");
 	size_t len;
-	char *ns = read_file(SA_DIR "/namespace", &len, 256);
+	char *ns = nsfile ? read_file(nsfile, &len, 256) : NULL;
+	free(nsfile);
 	if (ns) {
 		ns[strcspn(ns, "\r\n")] = '\0';
 		c->ns = ns;
@@ -288,7 +304,10 @@ int ig_kube_creds_load(const char *kubeconfig, struct ig_kube_creds *c, char *er
 		}
 		free(list);
 	}
-	if (getenv("KUBERNETES_SERVICE_HOST") && exists(SA_DIR "/token"))
+	char *token = sa_file("token");
+	bool sa = token && exists(token);
+	free(token);
+	if (getenv("KUBERNETES_SERVICE_HOST") && sa)
 		return in_cluster(c, err, errlen);
 	const char *home = getenv("HOME");
 	char path[PATH_MAX];

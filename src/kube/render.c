@@ -5,8 +5,9 @@
  * - Gateways whose GatewayClass has spec.controllerName equal to ours;
  * - HTTPRoutes with a parentRef to one of those;
  * - the TLS Secrets those Gateways' listeners name;
- * - every pool, model, objective, rewrite, grant, Service, EndpointSlice,
- *   Namespace and Pod (references decide what is used).
+ * - the Pods a pool or a Service of their namespace selects;
+ * - every pool, model, objective, rewrite, grant, Service, EndpointSlice
+ *   and Namespace (references decide what is used).
  * Status is output and is left out, except a Pod's podIP and conditions.
  * A Pod without conditions is not Ready here (the kubelet has not reported
  * it yet), while a manifest file's Pod without conditions is. */
@@ -118,8 +119,58 @@ static bool secret_used(struct ig_kube *k, const char *ns, const char *name)
 	return false;
 }
 
+/* Whether every pair of a non-empty selector is among the labels. */
+static bool selects(json_t *selector, json_t *labels)
+{
+	if (!json_is_object(selector) || json_object_size(selector) == 0)
+		return false;
+	const char *key;
+	json_t *v;
+	json_object_foreach(selector, key, v)
+	{
+		if (!json_equal(v, json_object_get(labels, key)))
+			return false;
+	}
+	return true;
+}
+
+/* Only Pods some pool or Service of their namespace selects can be
+ * endpoints: the others are not loaded (a cluster has many more Pods
+ * than model servers). */
+static bool pod_wanted(struct ig_kube *k, json_t *pod)
+{
+	const char *ns = str_at(pod, "metadata", "namespace");
+	json_t *labels = json_object_get(json_object_get(pod, "metadata"), "labels");
+	if (!ns || !json_is_object(labels))
+		return false;
+	for (size_t i = 0; i < ig_kube_nkinds; i++) {
+		const char *kind = ig_kube_kinds[i].kind;
+		bool pool = !strcmp(kind, "InferencePool");
+		if (!pool && strcmp(kind, "Service"))
+			continue;
+		const char *key;
+		json_t *o;
+		json_object_foreach(k->inf[i].objs, key, o)
+		{
+			const char *ons = str_at(o, "metadata", "namespace");
+			if (!ons || strcmp(ons, ns))
+				continue;
+			json_t *sel = json_object_get(json_object_get(o, "spec"), "selector");
+			/* v1 pools: selector.matchLabels; v1alpha2 pools and
+			 * Services: a map. */
+			if (pool && json_object_get(sel, "matchLabels"))
+				sel = json_object_get(sel, "matchLabels");
+			if (selects(sel, labels))
+				return true;
+		}
+	}
+	return false;
+}
+
 static bool wanted(struct ig_kube *k, const struct kube_kind *kd, json_t *obj)
 {
+	if (!strcmp(kd->kind, "Pod"))
+		return pod_wanted(k, obj);
 	if (!strcmp(kd->kind, "GatewayClass"))
 		return false; /* not a kind the loader reads: it only selects Gateways */
 	if (!strcmp(kd->kind, "Gateway"))

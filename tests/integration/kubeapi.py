@@ -615,7 +615,7 @@ def make_certs(directory, host):
 
 
 def kubeconfig_text(server, ca_file=None, token=None, cert=None, key=None, namespace=None,
-                    ca_data=None):
+                    ca_data=None, cert_data=None, key_data=None):
     import base64
     cluster = {"server": server}
     if ca_file:
@@ -628,6 +628,9 @@ def kubeconfig_text(server, ca_file=None, token=None, cert=None, key=None, names
     if cert:
         user["client-certificate"] = cert
         user["client-key"] = key
+    if cert_data:
+        user["client-certificate-data"] = base64.b64encode(cert_data).decode()
+        user["client-key-data"] = base64.b64encode(key_data).decode()
     ctx = {"cluster": "standin", "user": "tester"}
     if namespace:
         ctx["namespace"] = namespace
@@ -712,9 +715,11 @@ class KubeAPI:
         return "https://%s" % self.hostport
 
     def kubeconfig(self, path, token="test-token", **kw):
+        kw.setdefault("ca_file", os.path.join(self.dir, "ca.crt"))
+        if kw.get("ca_data"):
+            kw["ca_file"] = None
         with open(path, "w") as f:
-            f.write(kubeconfig_text(self.url, ca_file=os.path.join(self.dir, "ca.crt"),
-                                    token=token, **kw))
+            f.write(kubeconfig_text(self.url, token=token, **kw))
         return path
 
     def note(self, handler, code):

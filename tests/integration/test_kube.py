@@ -349,7 +349,7 @@ def test_wrong_token_then_right(kube):
     k.start_gateway(kubeconfig=bad, wait=False)
     time.sleep(1.5)
     log = k.log()
-    lines = [l for l in log.splitlines() if "401" in l]
+    lines = [l for l in log.splitlines() if "HTTP 401" in l]
     assert len(lines) == 1, log
     assert "%s: HTTP 401 Unauthorized" % k.api.hostport in lines[0]
     assert k.gw.poll() is None
@@ -669,3 +669,139 @@ def test_leader_election_two_replicas(procs, tmp_path):
             assert s not in log, log
     finally:
         k.api.stop()
+
+
+def test_client_certificate_and_inline_data(kube):
+    """A kubeconfig with no token but a client certificate, everything
+    inline (certificate-authority-data, client-certificate-data,
+    client-key-data): the server knows the client by its certificate."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+
+    def read(name):
+        with open(os.path.join(k.api.dir, name), "rb") as f:
+            return f.read()
+    kc = k.api.kubeconfig(os.path.join(k.tmp, "cert-kubeconfig"), token=None,
+                          ca_data=read("ca.crt"), cert_data=read("client.crt"),
+                          key_data=read("client.key"))
+    k.start_gateway(kubeconfig=kc)
+    k.wait_endpoints([k.endpoint(0)])
+    status, _, r = served_by(k)
+    assert status == 200, r
+    users = {r[4] for r in k.api.requests_by("infergate")}
+    assert users == {"admin"}, users
+    k.stop()
+
+
+def test_untrusted_server_certificate(kube, tmp_path):
+    """TLS is verified: a CA that did not sign the server's certificate
+    gives one error line naming the server, and nothing is served."""
+    from kubeapi import make_certs
+    k = kube
+    k.apply_seed()
+    other = os.path.join(str(tmp_path), "other-ca")
+    make_certs(other, k.api.host)
+    kc = k.api.kubeconfig(os.path.join(k.tmp, "bad-ca"), ca_file=os.path.join(other, "ca.crt"))
+    k.start_gateway(kubeconfig=kc, wait=False)
+    time.sleep(1.5)
+    lines = [l for l in k.log().splitlines() if "error kube:" in l]
+    assert len(lines) == 1, k.log()
+    assert k.api.hostport in lines[0] and "certificate" in lines[0].lower(), lines
+    assert not k.infergate_requests()  # no request got through
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, k.port), timeout=0.5).close()
+    k.stop()
+
+
+def test_in_cluster_service_account_token_rotation(kube, tmp_path):
+    """Without a kubeconfig anywhere, in a pod: KUBERNETES_SERVICE_HOST/PORT
+    and the service account's token, CA and namespace. The kubelet rotates
+    the token: the new one is used without a restart."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    sa = os.path.join(str(tmp_path), "sa")
+    os.makedirs(sa)
+    shutil.copy(os.path.join(k.api.dir, "ca.crt"), os.path.join(sa, "ca.crt"))
+
+    def write_token(t):
+        tmp = os.path.join(sa, ".token")
+        with open(tmp, "w") as f:
+            f.write(t + "\n")
+        os.replace(tmp, os.path.join(sa, "token"))
+    write_token("sa-token-1")
+    with open(os.path.join(sa, "namespace"), "w") as f:
+        f.write("default")
+    k.api.tokens = {"test-token": "tester", "sa-token-1": "sa-1"}
+    home = os.path.join(str(tmp_path), "home")
+    os.makedirs(home)
+    env = dict(os.environ, KUBERNETES_SERVICE_HOST=k.api.host,
+               KUBERNETES_SERVICE_PORT=str(k.api.port), INFERGATE_SERVICEACCOUNT_DIR=sa,
+               HOME=home)
+    env.pop("KUBECONFIG", None)
+    k.gw = k.procs.start("gateway", "--kube", "--bind", k.host, "--admin",
+                         "%s:%d" % (k.admin_host, k.admin_port), "--workers", "1",
+                         name="gateway", env=env)
+    wait_http(k.admin + "/healthz", proc=k.gw)
+    k.wait_listening()
+    assert "(in-cluster service account)" in k.log()
+    write_token("sa-token-2")
+    k.api.tokens = {"test-token": "tester", "sa-token-2": "sa-2"}
+    k.api.end_watches()
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)], timeout=FOLLOW_S + 2)
+    assert any(r[4] == "sa-2" for r in k.api.requests_by("infergate"))
+    assert "HTTP 401" not in k.log()
+    k.stop()
+
+
+def test_namespace_flag(kube):
+    """--namespace NS: only that namespace is watched (namespaced paths) and
+    Gateways elsewhere are not served."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n")
+    team_port = free_port(k.host)
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: team-gw
+  namespace: team
+spec:
+  gatewayClassName: kgateway
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: %d
+""" % team_port)
+    k.start_gateway("--namespace", "default")
+    k.wait_endpoints([k.endpoint(0)])
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, team_port), timeout=0.5).close()
+    paths = [p for _, p, _ in k.infergate_requests()]
+    assert any(p.startswith("/api/v1/namespaces/default/pods?") for p in paths), paths
+    assert not any(p.startswith("/api/v1/pods") for p in paths), paths
+    k.stop()
+
+
+def test_pods_nothing_selects_are_not_loaded(kube):
+    """Only Pods a pool or Service selects become configuration: a Pod of
+    another app (whose label value the loader would refuse) is not
+    loaded at all."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    time.sleep(0.5)
+    reloads = k.log().count("reloading configuration")
+    k.apply(POD.replace("app: qwen-pool", "app: other\n    tier: '-not a label value-'")
+            % "unrelated")
+    time.sleep(1.5)
+    # The Pod arrived (a reload ran) but loaded nothing new.
+    assert k.log().count("reloading configuration") == reloads + 1
+    assert "kube:Pod/default/unrelated" not in k.log()
+    assert k.endpoints() == [k.endpoint(0)]
+    k.stop()
