@@ -45,6 +45,7 @@ help:
 	@echo "make fuzz       run every libFuzzer target briefly (FUZZ_SECONDS=10)"
 	@echo "make deps       install the Debian packages the build needs"
 	@echo "make bench-proxy infergate, nginx and HAProxy side by side (~7 min)"
+	@echo "make bench-picker ns per schedule+commit; make bench-scrape the scraper's CPU"
 
 # ---- objects ---------------------------------------------------------------
 
@@ -203,6 +204,12 @@ clean:
 .PHONY: bench-picker
 bench-picker: $(B)/bench/picker_bench
 	$(B)/bench/picker_bench
+
+# What scraping costs: parsing vLLM-like /metrics pages, and the scraper
+# against 1024 endpoints on loopback every 50 ms (bench/scrape_bench.c).
+.PHONY: bench-scrape
+bench-scrape: $(B)/bench/scrape_bench
+	$(B)/bench/scrape_bench
 
 # Request-body JSON reading: parse + get against the one-pass member scan,
 # and the usage finder on a response tail.

@@ -1,23 +1,37 @@
 /* Benchmark of the configurable picker: ns per ig_schedule() +
  * ig_schedule_commit() with GIE's default profile (queue 2, kv-cache 2,
- * prefix-cache 3, max-score picker), single thread, 4 KB prompts drawn from
- * families that share a 2 KB prefix so the prefix index fills up and
+ * prefix-cache 3, max-score picker), single thread, prompts drawn from
+ * families that share their first half so the prefix index fills up and
  * matches. Endpoint metrics vary; in-flight counts grow with each pick and
- * are reset every "scrape" (every n picks). Run: make bench-picker */
+ * are reset every "scrape" (every n picks).
+ *
+ * Three tables:
+ * - 4 KB prompts, the candidates handed to the scheduler ready-made;
+ * - a 400 KB prompt (about 100K tokens) at 64 endpoints, the same way;
+ * - 4 KB prompts with the candidates read from the endpoint registry as
+ *   the gateway does per request (rotation flag, scraped metrics, pending
+ *   dispatches of every worker slot), then schedule + commit.
+ *
+ * Run: make bench-picker; or build/bench/picker_bench N... for the first
+ * table at chosen endpoint counts, build/bench/picker_bench gw N... for the
+ * third (for profiling). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/rand.h"
+#include "pool/endpoint.h"
 #include "sched/picker.h"
 
-#define PROMPT_BYTES 4096
-#define SHARED_BYTES 2048
 #define FAMILIES 64
-#define PROMPTS 1024
+#define SLOTS 8 /* worker slots per endpoint in the gateway-path table */
 
-static char prompts[PROMPTS][PROMPT_BYTES];
+struct prompts {
+	size_t n, len;
+	char *text; /* n prompts of len bytes */
+};
 
 static double now_ns(void)
 {
@@ -26,21 +40,43 @@ static double now_ns(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+	if (!p) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
 static void fill(char *p, size_t len, struct ig_rng *rng)
 {
 	for (size_t i = 0; i < len; i++)
 		p[i] = (char)('a' + ig_rng_below(rng, 26));
 }
 
-static void make_prompts(struct ig_rng *rng)
+/* n prompts of len bytes in FAMILIES families sharing their first half. */
+static struct prompts make_prompts(size_t n, size_t len, uint64_t seed)
 {
-	static char shared[FAMILIES][SHARED_BYTES];
-	for (int f = 0; f < FAMILIES; f++)
-		fill(shared[f], SHARED_BYTES, rng);
-	for (int i = 0; i < PROMPTS; i++) {
-		memcpy(prompts[i], shared[i % FAMILIES], SHARED_BYTES);
-		fill(prompts[i] + SHARED_BYTES, PROMPT_BYTES - SHARED_BYTES, rng);
+	struct ig_rng rng;
+	ig_rng_seed(&rng, seed);
+	struct prompts p = {n, len, xcalloc(n, len)};
+	size_t shared = len / 2;
+	for (size_t i = 0; i < n; i++) {
+		char *t = p.text + i * len;
+		if (i < FAMILIES)
+			fill(t, shared, &rng);
+		else
+			memcpy(t, p.text + (i % FAMILIES) * len, shared);
+		fill(t + shared, len - shared, &rng);
 	}
+	return p;
+}
+
+static struct ig_str prompt_at(const struct prompts *p, long k)
+{
+	return (struct ig_str){p->text + (size_t)k % p->n * p->len, p->len};
 }
 
 struct result {
@@ -48,39 +84,55 @@ struct result {
 	struct ig_prefix_stats st;
 };
 
-static struct result run(size_t n, long iters)
+static void print_head(void)
+{
+	printf("| endpoints | ns per schedule+commit | picks/s | index entries | index MiB | hit "
+	       "ratio "
+	       "|\n");
+	printf("|---:|---:|---:|---:|---:|---:|\n");
+}
+
+static void print_row(size_t n, const struct result *r)
+{
+	double hit =
+	    r->st.lookup_blocks ? (double)r->st.hit_blocks / (double)r->st.lookup_blocks : 0;
+	printf("| %zu | %.0f | %.0f | %llu | %.1f | %.2f |\n", n, r->ns, 1e9 / r->ns,
+	       (unsigned long long)r->st.entries, (double)r->st.bytes / (1 << 20), hit);
+}
+
+/* ---- candidates handed over ready-made ---------------------------------------- */
+
+static struct result run(size_t n, long iters, const struct prompts *pr)
 {
 	struct ig_rng rng;
 	ig_rng_seed(&rng, 7);
-	struct ig_endpoint_metrics *m = calloc(n, sizeof(*m));
-	struct ig_sched_endpoint *eps = calloc(n, sizeof(*eps));
-	size_t *ranked = calloc(n, sizeof(*ranked));
-	char (*addr)[24] = calloc(n, sizeof(*addr));
-	if (!m || !eps || !ranked || !addr) {
-		fprintf(stderr, "out of memory\n");
-		exit(1);
-	}
+	struct ig_endpoint_load *m = xcalloc(n, sizeof(*m));
+	struct ig_sched_endpoint *eps = xcalloc(n, sizeof(*eps));
+	size_t *ranked = xcalloc(n, sizeof(*ranked));
+	char(*addr)[24] = xcalloc(n, sizeof(*addr));
 	for (size_t i = 0; i < n; i++) {
 		m[i].waiting = (int64_t)ig_rng_below(&rng, 8);
 		m[i].running = (int64_t)ig_rng_below(&rng, 32);
 		m[i].kv_usage = ig_rng_double(&rng) * 0.9;
 		int len = snprintf(addr[i], sizeof addr[i], "10.%zu.%zu.%zu:8000", i >> 16,
 				   (i >> 8) & 255, i & 255);
-		eps[i] = (struct ig_sched_endpoint){.m = &m[i], .metrics_age_ms = 10,
+		eps[i] = (struct ig_sched_endpoint){.m = &m[i],
+						    .metrics_age_ms = 10,
 						    .addr = {addr[i], (size_t)len},
 						    .key = 0x9e3779b97f4a7c15ULL * (i + 1)};
 	}
 	struct ig_picker_config *c = ig_picker_config_default();
 	struct ig_scheduler *s = ig_scheduler_new(c);
-	struct ig_sched_req req = {.model = IG_STR("llama"), .target_model = IG_STR("llama"),
-				   .prompt_tokens = PROMPT_BYTES / 4};
+	struct ig_sched_req req = {.model = IG_STR("llama"),
+				   .target_model = IG_STR("llama"),
+				   .prompt_tokens = pr->len / 4};
 	struct ig_sched_result res = {.ranked = ranked};
 	double t0 = 0;
 	long warm = iters / 4;
 	for (long k = 0; k < warm + iters; k++) {
 		if (k == warm)
 			t0 = now_ns();
-		req.prefix_input = (struct ig_str){prompts[k % PROMPTS], PROMPT_BYTES};
+		req.prefix_input = prompt_at(pr, k);
 		if (ig_schedule(s, &req, eps, n, &rng, &res) != 0) {
 			fprintf(stderr, "schedule failed\n");
 			exit(1);
@@ -104,27 +156,150 @@ static struct result run(size_t n, long iters)
 	return r;
 }
 
+/* ---- candidates read from the endpoint registry -------------------------------- */
+
+struct gw {
+	struct ig_endpoints *reg;
+	struct ig_endpoint **eps;
+	struct ig_endpoint_load *m;
+	struct ig_sched_endpoint *se;
+	size_t n;
+};
+
+/* What the gateway's admission step does per request (gateway/admit.c). */
+static void gw_load(struct gw *g, uint64_t now)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		struct ig_endpoint *ep = g->eps[i];
+		if (atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
+			continue;
+		long pend_r, pend_t;
+		ig_endpoint_pending(ep, &pend_r, &pend_t);
+		ig_endpoint_read_load(ep, &g->m[i]);
+		uint64_t upd = g->m[i].updated_ns;
+		g->se[i] = (struct ig_sched_endpoint){
+		    .m = &g->m[i],
+		    .metrics_age_ms = upd ? (now > upd ? (now - upd) / 1000000u : 0) : UINT64_MAX,
+		    .inflight_requests = pend_r,
+		    .inflight_tokens = pend_t,
+		    .addr = {ep->addr, ep->addr_len},
+		    .key = ep->key,
+		};
+	}
+}
+
+static void gw_scrape(struct gw *g, struct ig_rng *rng, uint64_t now)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		struct ig_endpoint_metrics m = {0};
+		m.waiting = (int64_t)ig_rng_below(rng, 8);
+		m.running = (int64_t)ig_rng_below(rng, 32);
+		m.kv_usage = ig_rng_double(rng) * 0.9;
+		m.updated_ns = now;
+		unsigned e = ig_endpoint_scrape_sent(g->eps[i]);
+		ig_endpoint_write_metrics(g->eps[i], &m);
+		ig_endpoint_scrape_applied(g->eps[i], e);
+	}
+}
+
+static struct result run_gateway(size_t n, long iters, const struct prompts *pr)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 7);
+	struct gw g = {.reg = ig_endpoints_new(SLOTS), .n = n};
+	g.eps = xcalloc(n, sizeof(*g.eps));
+	g.m = xcalloc(n, sizeof(*g.m));
+	g.se = xcalloc(n, sizeof(*g.se));
+	size_t *ranked = xcalloc(n, sizeof(*ranked));
+	for (size_t i = 0; i < n; i++) {
+		char addr[32];
+		snprintf(addr, sizeof addr, "10.%zu.%zu.%zu:8000", i >> 16, (i >> 8) & 255,
+			 i & 255);
+		if (!g.reg || !(g.eps[i] = ig_endpoint_get(g.reg, addr))) {
+			fprintf(stderr, "endpoint %s\n", addr);
+			exit(1);
+		}
+	}
+	uint64_t clock = 1000000000;
+	gw_scrape(&g, &rng, clock);
+	struct ig_picker_config *c = ig_picker_config_default();
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	struct ig_sched_req req = {.model = IG_STR("llama"),
+				   .target_model = IG_STR("llama"),
+				   .prompt_tokens = pr->len / 4};
+	struct ig_sched_result res = {.ranked = ranked};
+	double t0 = 0;
+	long warm = iters / 4;
+	for (long k = 0; k < warm + iters; k++) {
+		if (k == warm)
+			t0 = now_ns();
+		clock += 10000;
+		gw_load(&g, clock);
+		req.prefix_input = prompt_at(pr, k);
+		if (ig_schedule(s, &req, g.se, n, &rng, &res) != 0) {
+			fprintf(stderr, "schedule failed\n");
+			exit(1);
+		}
+		struct ig_endpoint *ep = g.eps[ranked[0]];
+		ig_schedule_commit(s, &res, ep->key);
+		ig_endpoint_dispatch(ep, (size_t)k % SLOTS, (long)req.prompt_tokens);
+		if ((size_t)k % n == n - 1)
+			gw_scrape(&g, &rng, clock);
+	}
+	struct result r = {.ns = (now_ns() - t0) / (double)iters};
+	ig_scheduler_prefix_stats(s, &r.st);
+	ig_scheduler_free(s);
+	ig_picker_config_free(c);
+	for (size_t i = 0; i < n; i++)
+		ig_endpoint_put(g.eps[i]);
+	ig_endpoints_free(g.reg);
+	free(g.eps);
+	free(g.m);
+	free(g.se);
+	free(ranked);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	size_t sizes[8] = {4, 16, 128, 1024};
 	size_t nsizes = 4;
-	/* Endpoint counts may be given on the command line (for profiling). */
-	if (argc > 1) {
+	bool all = argc == 1, gw_only = argc > 1 && strcmp(argv[1], "gw") == 0;
+	/* Endpoint counts may be given on the command line (for profiling),
+	 * after "gw" for the gateway-path table alone. */
+	if (!all) {
 		nsizes = 0;
-		for (int a = 1; a < argc && nsizes < 8; a++)
+		for (int a = gw_only ? 2 : 1; a < argc && nsizes < 8; a++)
 			sizes[nsizes++] = (size_t)strtoul(argv[a], NULL, 10);
 	}
-	struct ig_rng rng;
-	ig_rng_seed(&rng, 1);
-	make_prompts(&rng);
-	printf("| endpoints | ns per schedule+commit | picks/s | index entries | index MiB | hit ratio |\n");
-	printf("|---:|---:|---:|---:|---:|---:|\n");
-	for (size_t i = 0; i < nsizes; i++) {
-		long iters = sizes[i] >= 1024 ? 40000 : 200000;
-		struct result r = run(sizes[i], iters);
-		double hit = r.st.lookup_blocks ? (double)r.st.hit_blocks / (double)r.st.lookup_blocks : 0;
-		printf("| %zu | %.0f | %.0f | %llu | %.1f | %.2f |\n", sizes[i], r.ns, 1e9 / r.ns,
-		       (unsigned long long)r.st.entries, (double)r.st.bytes / (1 << 20), hit);
+	struct prompts small = make_prompts(1024, 4096, 1);
+	struct result r;
+	if (!gw_only) {
+		printf("4 KB prompts:\n\n");
+		print_head();
+		for (size_t i = 0; i < nsizes; i++) {
+			r = run(sizes[i], sizes[i] >= 1024 ? 40000 : 200000, &small);
+			print_row(sizes[i], &r);
+		}
 	}
+	if (all) {
+		struct prompts big = make_prompts(FAMILIES * 2, 400 * 1024, 2);
+		printf("\n400 KB prompts (about 100K tokens):\n\n");
+		print_head();
+		r = run(64, 20000, &big);
+		print_row(64, &r);
+		free(big.text);
+	}
+	if (all || gw_only) {
+		printf("\n4 KB prompts, candidates read from the endpoint registry (%d worker "
+		       "slots):\n\n",
+		       SLOTS);
+		print_head();
+		for (size_t i = 0; i < nsizes; i++) {
+			r = run_gateway(sizes[i], sizes[i] >= 1024 ? 40000 : 200000, &small);
+			print_row(sizes[i], &r);
+		}
+	}
+	free(small.text);
 	return 0;
 }

@@ -14,9 +14,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ig_picker_config_parse("fuzz.yaml", (const char *)data, size, &c, &d) == 0) {
 		struct ig_scheduler *s = ig_scheduler_new(c);
 		if (s) {
-			struct ig_endpoint_metrics m[2] = {{.waiting = 1, .kv_usage = 0.5}, {0}};
+			struct ig_endpoint_load m[2] = {{.waiting = 1, .kv_usage = 0.5}, {0}};
+			struct ig_endpoint_metrics full = {.max_active = 2};
+			ig_adapter_set_add(&full.active, IG_STR("m"));
+			ig_adapter_set_add(&full.running_adapters, IG_STR("m"));
 			struct ig_sched_endpoint eps[2] = {
-				{.m = &m[0], .addr = IG_STR("10.0.0.1:8000"), .key = 1},
+				{.m = &m[0], .full = &full, .addr = IG_STR("10.0.0.1:8000"), .key = 1},
 				{.m = &m[1], .addr = IG_STR("10.0.0.2:8000"), .key = 2}};
 			/* The first bytes stand for the profile handler's header. */
 			struct ig_sched_req req = {.model = IG_STR("m"),

@@ -101,6 +101,34 @@ schedulingProfiles:
   plugins:
   - pluginRef: decision-tree-filter
   - pluginRef: random-picker" ;;
+	ig-gie) printf '%s\n%s\n' "$hdr" "plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 2
+  - pluginRef: prefix-cache-scorer
+    weight: 3
+  - pluginRef: max-score-picker" ;;
+	llmd) printf '%s\n%s\n' "$hdr" "plugins:
+- type: prefix-cache-scorer
+- type: load-aware-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+    weight: 2
+  - pluginRef: load-aware-scorer
+    weight: 1
+  - pluginRef: max-score-picker" ;;
+	ig-x) cat "${X_CONFIG:?ig-x needs X_CONFIG=FILE}" ;;
 	ig-best) printf '%s\n%s\n' "$hdr" "${BEST_PLUGINS:-plugins:
 - type: prefix-cache-scorer
 - type: queue-scorer
@@ -173,7 +201,7 @@ run_candidate() { # $1 candidate
 	case $1 in
 	nginx-rr) start_nginx "" ; url=http://$NET.101:$NGXPORT; mix=$MIX_DIRECT ;;
 	nginx-lc) start_nginx "least_conn;" ; url=http://$NET.101:$NGXPORT; mix=$MIX_DIRECT ;;
-	ig-*) start_gateway "$1"; url=http://$NET.100:$GWPORT; mix=$MIX_GATEWAY ;;
+	ig-*|llmd) start_gateway "$1"; url=http://$NET.100:$GWPORT; mix=$MIX_GATEWAY ;;
 	*) echo "unknown candidate $1" >&2; exit 2 ;;
 	esac
 	sleep 0.5 # let the gateway scrape every simulator once

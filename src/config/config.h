@@ -628,6 +628,8 @@ struct ig_raw_doc {
 	size_t len;
 };
 
+struct ig_config_index;
+
 /* Arrays are in load order. Pointers between objects (ig_backend_ref.pool,
  * ig_cert_ref.secret, ...) point into these arrays; only pods may grow
  * after the load (ig_config_add_pod), and nothing points at a pod. */
@@ -665,6 +667,12 @@ struct ig_config {
 	struct ig_secret *secrets;
 	size_t nsecrets;
 	size_t nskipped; /* documents of other kinds, ignored */
+	/* Hash maps for the lookups of every request (a pool's model mode,
+	 * InferenceModel by pool and modelName, InferenceObjective by name
+	 * and by pool, InferenceModelRewrite rule by pool and model), built
+	 * once the config is loaded; NULL for a config built otherwise,
+	 * which is then searched linearly. */
+	struct ig_config_index *index;
 };
 
 /* One problem found while loading: "file:line: path: message". */
@@ -698,6 +706,12 @@ struct ig_diags {
  *   Secret, Namespace; discovery.k8s.io/v1 EndpointSlice; apps/v1 Deployment. */
 int ig_config_load(const char *const *paths, size_t npaths, struct ig_config **out,
 		   struct ig_diags *diags);
+/* Builds (or rebuilds) cfg->index from the pools, models, objectives and
+ * rewrites; the loaders call it, and whoever changes those arrays
+ * afterwards must call it again (pods are not indexed). Returns 0, or -1
+ * when out of memory (the config then has no index, and lookups scan). */
+int ig_config_build_index(struct ig_config *cfg);
+void ig_config_index_free(struct ig_config_index *x);
 /* The same from text in memory, with `name` as the file name in messages. */
 int ig_config_load_text(const char *name, const char *text, size_t len, struct ig_config **out,
 			struct ig_diags *diags);
@@ -717,7 +731,8 @@ void ig_diags_free(struct ig_diags *d);
  * warnings). */
 void ig_diags_print(const struct ig_diags *d, void *file /* FILE* */);
 
-/* ---- lookups (NULL when absent; linear scans: configs are small) ---- */
+/* ---- lookups (NULL when absent; linear scans, but for the GIE lookups
+ * below that every request makes: see ig_config_index) ---- */
 
 const struct ig_pool *ig_config_find_pool(const struct ig_config *cfg, const char *ns,
 					  const char *name);

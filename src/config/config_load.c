@@ -340,6 +340,7 @@ static int session_finish(struct session *s, struct ig_config **out)
 		ig_config_free(&s->box->cfg);
 		return -1;
 	}
+	(void)ig_config_build_index(&s->box->cfg); /* without it lookups scan */
 	*out = &s->box->cfg;
 	return 0;
 }
@@ -406,6 +407,7 @@ void ig_config_free(struct ig_config *cfg)
 	free(cfg->endpoints);
 	free(cfg->secrets);
 	free(cfg->picker_docs);
+	ig_config_index_free(cfg->index);
 	for (struct chunk *c = b->arena, *next; c; c = next) {
 		next = c->next;
 		free(c);

@@ -1,10 +1,17 @@
 /* Read-only questions about a loaded config, and diag output. Configs are
- * small (tens of objects, at most thousands of Pods), so lookups are
- * linear scans. */
+ * small (tens of objects, at most thousands of Pods), so most lookups are
+ * linear scans; those every request makes (its pool's model mode, its
+ * InferenceModel or InferenceModelRewrite rule, its InferenceObjective) go
+ * through hash maps built once per config, which is immutable once loaded
+ * but for its Pods. */
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "config/config.h"
 
@@ -40,32 +47,6 @@ const struct ig_gateway *ig_config_find_gateway(const struct ig_config *cfg, con
 static bool slice_eq(const char *s, const char *p, size_t len)
 {
 	return s && strlen(s) == len && memcmp(s, p, len) == 0;
-}
-
-const struct ig_model *ig_config_find_model(const struct ig_config *cfg, const struct ig_pool *pool,
-					    const char *model, size_t model_len)
-{
-	if (!cfg || !pool || !model)
-		return NULL;
-	for (size_t i = 0; i < cfg->nmodels; i++) {
-		const struct ig_model *m = &cfg->models[i];
-		if (m->accepted && ns_eq(m->meta.ns, pool->meta.ns) &&
-		    name_eq(m->pool_name, pool->meta.name) &&
-		    slice_eq(m->model_name, model, model_len))
-			return m;
-	}
-	return NULL;
-}
-
-const struct ig_objective *ig_config_find_objective(const struct ig_config *cfg, const char *ns,
-						    const char *name, size_t name_len)
-{
-	for (size_t i = 0; cfg && name && i < cfg->nobjectives; i++) {
-		const struct ig_objective *o = &cfg->objectives[i];
-		if (ns_eq(o->meta.ns, ns) && slice_eq(o->meta.name, name, name_len))
-			return o;
-	}
-	return NULL;
 }
 
 const struct ig_service *ig_config_find_service(const struct ig_config *cfg, const char *ns,
@@ -105,6 +86,11 @@ const struct ig_secret_item *ig_secret_get(const struct ig_secret *s, const char
 
 /* ---- GIE ------------------------------------------------------------------ */
 
+/* Each lookup below exists twice: a linear scan, which is the definition,
+ * and a hash map built from it once per config (ig_config_build_index),
+ * which answers the same for the lookups every request makes. A config
+ * without an index (built by hand, or out of memory at load) scans. */
+
 static bool names_pool(const struct ig_meta *m, const char *pool_name, const char *pool_group,
 		       const char *pool_kind, const struct ig_pool *pool)
 {
@@ -116,25 +102,62 @@ static bool names_pool(const struct ig_meta *m, const char *pool_name, const cha
 	       (!pool_kind || !strcmp(pool_kind, "InferencePool"));
 }
 
-enum ig_model_mode ig_pool_model_mode(const struct ig_config *cfg, const struct ig_pool *pool)
+static bool objective_names_pool(const struct ig_objective *o, const struct ig_pool *pool)
 {
-	if (!pool || pool->v1)
-		return IG_MODELS_PASSTHROUGH;
-	for (size_t i = 0; cfg && i < cfg->nmodels; i++)
-		if (ns_eq(cfg->models[i].meta.ns, pool->meta.ns) &&
-		    name_eq(cfg->models[i].pool_name, pool->meta.name))
-			return IG_MODELS_INFERENCE_MODEL;
-	return IG_MODELS_PASSTHROUGH;
+	return names_pool(&o->meta, o->pool_name, o->pool_group, o->pool_kind, pool);
 }
 
-const struct ig_objective *ig_config_find_objective_for_pool(const struct ig_config *cfg,
-							     const struct ig_pool *pool,
-							     const char *name, size_t name_len)
+static bool rewrite_names_pool(const struct ig_model_rewrite *w, const struct ig_pool *pool)
 {
-	for (size_t i = 0; cfg && pool && name && i < cfg->nobjectives; i++) {
+	return names_pool(&w->meta, w->pool_name, w->pool_group, w->pool_kind, pool);
+}
+
+static bool scan_pool_has_models(const struct ig_config *cfg, const struct ig_pool *pool)
+{
+	for (size_t i = 0; i < cfg->nmodels; i++)
+		if (ns_eq(cfg->models[i].meta.ns, pool->meta.ns) &&
+		    name_eq(cfg->models[i].pool_name, pool->meta.name))
+			return true;
+	return false;
+}
+
+static bool model_is(const struct ig_model *m, const char *ns, const char *pool, const char *model,
+		     size_t len)
+{
+	return m->accepted && ns_eq(m->meta.ns, ns) && name_eq(m->pool_name, pool) &&
+	       slice_eq(m->model_name, model, len);
+}
+
+static const struct ig_model *scan_model(const struct ig_config *cfg, const char *ns,
+					 const char *pool, const char *model, size_t len)
+{
+	for (size_t i = 0; i < cfg->nmodels; i++)
+		if (model_is(&cfg->models[i], ns, pool, model, len))
+			return &cfg->models[i];
+	return NULL;
+}
+
+static bool objective_is(const struct ig_objective *o, const char *ns, const char *name, size_t len)
+{
+	return ns_eq(o->meta.ns, ns) && slice_eq(o->meta.name, name, len);
+}
+
+static const struct ig_objective *scan_objective(const struct ig_config *cfg, const char *ns,
+						 const char *name, size_t len)
+{
+	for (size_t i = 0; i < cfg->nobjectives; i++)
+		if (objective_is(&cfg->objectives[i], ns, name, len))
+			return &cfg->objectives[i];
+	return NULL;
+}
+
+static const struct ig_objective *scan_pool_objective(const struct ig_config *cfg,
+						      const struct ig_pool *pool, const char *name,
+						      size_t len)
+{
+	for (size_t i = 0; i < cfg->nobjectives; i++) {
 		const struct ig_objective *o = &cfg->objectives[i];
-		if (slice_eq(o->meta.name, name, name_len) &&
-		    names_pool(&o->meta, o->pool_name, o->pool_group, o->pool_kind, pool))
+		if (slice_eq(o->meta.name, name, len) && objective_names_pool(o, pool))
 			return o;
 	}
 	return NULL;
@@ -153,40 +176,390 @@ static bool rule_names(const struct ig_rewrite_rule *r, const char *model, size_
 	return false;
 }
 
+/* A rewrite's first rule without matches (a generic rule), if any. */
+static const struct ig_rewrite_rule *generic_rule(const struct ig_model_rewrite *w)
+{
+	for (size_t r = 0; r < w->nrules; r++)
+		if (!w->rules[r].nmodels)
+			return &w->rules[r];
+	return NULL;
+}
+
+/* A rule and the rewrite holding it. */
+struct rule_of {
+	const struct ig_rewrite_rule *rule;
+	const struct ig_model_rewrite *w;
+};
+
+/* Keeps the older of *best and (w, rule); a tie keeps *best, the earlier
+ * in load order. */
+static void keep_older(struct rule_of *best, const struct ig_model_rewrite *w,
+		       const struct ig_rewrite_rule *rule)
+{
+	if (rule && (!best->w || rewrite_older(w, best->w)))
+		*best = (struct rule_of){rule, w};
+}
+
+static struct rule_of scan_exact_rule(const struct ig_config *cfg, const struct ig_pool *pool,
+				      const char *model, size_t len)
+{
+	struct rule_of best = {0};
+	for (size_t i = 0; model && i < cfg->nrewrites; i++) {
+		const struct ig_model_rewrite *w = &cfg->rewrites[i];
+		if (!rewrite_names_pool(w, pool))
+			continue;
+		/* The first matching rule of this rewrite. */
+		for (size_t r = 0; r < w->nrules; r++)
+			if (rule_names(&w->rules[r], model, len)) {
+				keep_older(&best, w, &w->rules[r]);
+				break;
+			}
+	}
+	return best;
+}
+
+static struct rule_of scan_generic_rule(const struct ig_config *cfg, const struct ig_pool *pool)
+{
+	struct rule_of best = {0};
+	for (size_t i = 0; i < cfg->nrewrites; i++) {
+		const struct ig_model_rewrite *w = &cfg->rewrites[i];
+		if (rewrite_names_pool(w, pool))
+			keep_older(&best, w, generic_rule(w));
+	}
+	return best;
+}
+
+/* ---- the index: hash maps for the lookups of every request ------------------ */
+
+/* Open addressing over indices into an array of entries; a key's hash is
+ * kept to skip most comparisons. Each map holds, per key, what the scan
+ * returns for it. Keys that name a pool use its index in cfg->pools: the
+ * pools a request carries point there (the snapshot's pools are the
+ * config's), and a pool from anywhere else is looked up by scanning. */
+struct name_map {
+	size_t mask;
+	struct name_slot {
+		uint64_t hash;
+		uint32_t at; /* entry index + 1; 0: empty */
+	} * slots;
+};
+
+/* An objective, or an exact-match rewrite rule, keyed by (pool, name). */
+struct pool_entry {
+	const char *name;
+	uint32_t pool;
+	const struct ig_objective *objective;
+	struct rule_of rule;
+};
+
+/* What a pool's requests ask of every request, computed once. */
+struct pool_facts {
+	bool has_models;	/* an InferenceModel names the pool */
+	struct rule_of generic; /* the generic rewrite rule */
+};
+
+struct ig_config_index {
+	struct name_map models;		 /* (ns, pool name, modelName) -> cfg->models */
+	struct name_map objectives;	 /* (ns, name) -> cfg->objectives */
+	struct name_map pool_objectives; /* (pool, name) -> pool_objs */
+	struct name_map rewrites;	 /* (pool, model) -> exact */
+	struct pool_entry *pool_objs, *exact;
+	size_t npool_objs, nexact;
+	struct pool_facts *pools; /* one per cfg->pools */
+};
+
+static uint64_t hash_str(uint64_t h, const char *s, size_t len)
+{
+	/* The length first, so that ("ab", "c") and ("a", "bc") differ. */
+	h = XXH64(&len, sizeof len, h);
+	return XXH64(s, len, h);
+}
+
+static const char *ns_of(const char *ns)
+{
+	return ns ? ns : "default";
+}
+
+static uint64_t model_key(const char *ns, const char *pool, const char *model, size_t len)
+{
+	ns = ns_of(ns);
+	return hash_str(hash_str(hash_str(0, ns, strlen(ns)), pool, strlen(pool)), model, len);
+}
+
+static uint64_t objective_key(const char *ns, const char *name, size_t len)
+{
+	ns = ns_of(ns);
+	return hash_str(hash_str(1, ns, strlen(ns)), name, len);
+}
+
+static uint64_t pool_key(size_t pool, const char *name, size_t len)
+{
+	return hash_str(2 + (uint64_t)pool, name, len);
+}
+
+static int map_init(struct name_map *m, size_t n)
+{
+	size_t size = 16;
+	while (size < 2 * n)
+		size *= 2;
+	m->slots = calloc(size, sizeof(*m->slots));
+	m->mask = size - 1;
+	return m->slots ? 0 : -1;
+}
+
+static void map_put(struct name_map *m, uint64_t h, size_t at)
+{
+	size_t i = h & m->mask;
+	while (m->slots[i].at)
+		i = (i + 1) & m->mask;
+	m->slots[i] = (struct name_slot){h, (uint32_t)(at + 1)};
+}
+
+static const struct ig_model *model_at(const struct ig_config *cfg, const struct name_map *m,
+				       uint64_t h, const char *ns, const char *pool,
+				       const char *model, size_t len)
+{
+	for (size_t i = h & m->mask; m->slots[i].at; i = (i + 1) & m->mask) {
+		const struct ig_model *x = &cfg->models[m->slots[i].at - 1];
+		if (m->slots[i].hash == h && model_is(x, ns, pool, model, len))
+			return x;
+	}
+	return NULL;
+}
+
+static const struct ig_objective *objective_at(const struct ig_config *cfg,
+					       const struct name_map *m, uint64_t h, const char *ns,
+					       const char *name, size_t len)
+{
+	for (size_t i = h & m->mask; m->slots[i].at; i = (i + 1) & m->mask) {
+		const struct ig_objective *x = &cfg->objectives[m->slots[i].at - 1];
+		if (m->slots[i].hash == h && objective_is(x, ns, name, len))
+			return x;
+	}
+	return NULL;
+}
+
+static struct pool_entry *pool_entry_at(const struct name_map *m, struct pool_entry *v, size_t pool,
+					const char *name, size_t len)
+{
+	uint64_t h = pool_key(pool, name, len);
+	for (size_t i = h & m->mask; m->slots[i].at; i = (i + 1) & m->mask) {
+		struct pool_entry *e = &v[m->slots[i].at - 1];
+		if (m->slots[i].hash == h && e->pool == pool && slice_eq(e->name, name, len))
+			return e;
+	}
+	return NULL;
+}
+
+static struct pool_entry *pool_entry_add(struct name_map *m, struct pool_entry *v, size_t *n,
+					 size_t pool, const char *name)
+{
+	struct pool_entry *e = &v[*n];
+	*e = (struct pool_entry){.name = name, .pool = (uint32_t)pool};
+	map_put(m, pool_key(pool, name, strlen(name)), (*n)++);
+	return e;
+}
+
+void ig_config_index_free(struct ig_config_index *x)
+{
+	if (!x)
+		return;
+	free(x->models.slots);
+	free(x->objectives.slots);
+	free(x->pool_objectives.slots);
+	free(x->rewrites.slots);
+	free(x->pool_objs);
+	free(x->exact);
+	free(x->pools);
+	free(x);
+}
+
+static void index_models(const struct ig_config *cfg, struct ig_config_index *x)
+{
+	for (size_t i = 0; i < cfg->nmodels; i++) {
+		const struct ig_model *m = &cfg->models[i];
+		if (!m->accepted || !m->pool_name || !m->model_name)
+			continue;
+		size_t len = strlen(m->model_name);
+		uint64_t h = model_key(m->meta.ns, m->pool_name, m->model_name, len);
+		if (!model_at(cfg, &x->models, h, m->meta.ns, m->pool_name, m->model_name, len))
+			map_put(&x->models, h, i);
+	}
+	for (size_t i = 0; i < cfg->nobjectives; i++) {
+		const struct ig_objective *o = &cfg->objectives[i];
+		if (!o->meta.name)
+			continue;
+		size_t len = strlen(o->meta.name);
+		uint64_t h = objective_key(o->meta.ns, o->meta.name, len);
+		if (!objective_at(cfg, &x->objectives, h, o->meta.ns, o->meta.name, len))
+			map_put(&x->objectives, h, i);
+	}
+}
+
+/* Pool p's entries, in the order the scans meet them: the first objective
+ * of each name, and for each model named by an exact match the first rule
+ * of the oldest rewrite naming it. */
+static void index_pool(const struct ig_config *cfg, struct ig_config_index *x, size_t p)
+{
+	const struct ig_pool *pool = &cfg->pools[p];
+	x->pools[p].has_models = scan_pool_has_models(cfg, pool);
+	x->pools[p].generic = scan_generic_rule(cfg, pool);
+	for (size_t i = 0; i < cfg->nobjectives; i++) {
+		const struct ig_objective *o = &cfg->objectives[i];
+		if (!o->meta.name || !objective_names_pool(o, pool) ||
+		    pool_entry_at(&x->pool_objectives, x->pool_objs, p, o->meta.name,
+				  strlen(o->meta.name)))
+			continue;
+		pool_entry_add(&x->pool_objectives, x->pool_objs, &x->npool_objs, p, o->meta.name)
+		    ->objective = o;
+	}
+	for (size_t i = 0; i < cfg->nrewrites; i++) {
+		const struct ig_model_rewrite *w = &cfg->rewrites[i];
+		if (!rewrite_names_pool(w, pool))
+			continue;
+		for (size_t r = 0; r < w->nrules; r++)
+			for (size_t k = 0; k < w->rules[r].nmodels; k++) {
+				const char *model = w->rules[r].models[k];
+				if (!model)
+					continue;
+				struct pool_entry *e =
+				    pool_entry_at(&x->rewrites, x->exact, p, model, strlen(model));
+				if (!e)
+					e = pool_entry_add(&x->rewrites, x->exact, &x->nexact, p,
+							   model);
+				else if (e->rule.w == w)
+					continue; /* an earlier rule of w names it */
+				keep_older(&e->rule, w, &w->rules[r]);
+			}
+	}
+}
+
+/* Upper bounds of the per-pool entries: objectives and exact matches
+ * naming the pool, each counted once per naming object. */
+static void count_pool_entries(const struct ig_config *cfg, size_t *objs, size_t *exact)
+{
+	*objs = *exact = 0;
+	for (size_t p = 0; p < cfg->npools; p++) {
+		for (size_t i = 0; i < cfg->nobjectives; i++)
+			*objs += objective_names_pool(&cfg->objectives[i], &cfg->pools[p]);
+		for (size_t i = 0; i < cfg->nrewrites; i++) {
+			const struct ig_model_rewrite *w = &cfg->rewrites[i];
+			for (size_t r = 0; rewrite_names_pool(w, &cfg->pools[p]) && r < w->nrules;
+			     r++)
+				*exact += w->rules[r].nmodels;
+		}
+	}
+}
+
+int ig_config_build_index(struct ig_config *cfg)
+{
+	ig_config_index_free(cfg->index);
+	cfg->index = NULL;
+	size_t nobjs, nexact;
+	count_pool_entries(cfg, &nobjs, &nexact);
+	if (cfg->nmodels >= UINT32_MAX || cfg->nobjectives >= UINT32_MAX ||
+	    cfg->npools >= UINT32_MAX || nobjs >= UINT32_MAX || nexact >= UINT32_MAX)
+		return -1;
+	struct ig_config_index *x = calloc(1, sizeof(*x));
+	if (!x)
+		return -1;
+	x->pool_objs = calloc(nobjs ? nobjs : 1, sizeof(*x->pool_objs));
+	x->exact = calloc(nexact ? nexact : 1, sizeof(*x->exact));
+	x->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*x->pools));
+	if (!x->pool_objs || !x->exact || !x->pools || map_init(&x->models, cfg->nmodels) < 0 ||
+	    map_init(&x->objectives, cfg->nobjectives) < 0 ||
+	    map_init(&x->pool_objectives, nobjs) < 0 || map_init(&x->rewrites, nexact) < 0) {
+		ig_config_index_free(x);
+		return -1;
+	}
+	index_models(cfg, x);
+	for (size_t p = 0; p < cfg->npools; p++)
+		index_pool(cfg, x, p);
+	cfg->index = x;
+	return 0;
+}
+
+/* The index of pool in cfg->pools, or -1 when it is not one of them (or
+ * the config has no index). */
+static ptrdiff_t pool_index(const struct ig_config *cfg, const struct ig_pool *pool)
+{
+	uintptr_t at = (uintptr_t)pool, base = (uintptr_t)cfg->pools;
+	if (!cfg->index || at < base || at >= base + cfg->npools * sizeof(*pool) ||
+	    (at - base) % sizeof(*pool))
+		return -1;
+	return (ptrdiff_t)((at - base) / sizeof(*pool));
+}
+
+/* ---- the lookups ------------------------------------------------------------- */
+
+enum ig_model_mode ig_pool_model_mode(const struct ig_config *cfg, const struct ig_pool *pool)
+{
+	if (!pool || pool->v1 || !cfg)
+		return IG_MODELS_PASSTHROUGH;
+	ptrdiff_t p = pool_index(cfg, pool);
+	bool has = p >= 0 ? cfg->index->pools[p].has_models : scan_pool_has_models(cfg, pool);
+	return has ? IG_MODELS_INFERENCE_MODEL : IG_MODELS_PASSTHROUGH;
+}
+
+const struct ig_model *ig_config_find_model(const struct ig_config *cfg, const struct ig_pool *pool,
+					    const char *model, size_t model_len)
+{
+	if (!cfg || !pool || !model || !pool->meta.name)
+		return NULL;
+	const char *ns = pool->meta.ns, *name = pool->meta.name;
+	if (cfg->index)
+		return model_at(cfg, &cfg->index->models, model_key(ns, name, model, model_len), ns,
+				name, model, model_len);
+	return scan_model(cfg, ns, name, model, model_len);
+}
+
+const struct ig_objective *ig_config_find_objective(const struct ig_config *cfg, const char *ns,
+						    const char *name, size_t name_len)
+{
+	if (!cfg || !name)
+		return NULL;
+	if (cfg->index)
+		return objective_at(cfg, &cfg->index->objectives, objective_key(ns, name, name_len),
+				    ns, name, name_len);
+	return scan_objective(cfg, ns, name, name_len);
+}
+
+const struct ig_objective *ig_config_find_objective_for_pool(const struct ig_config *cfg,
+							     const struct ig_pool *pool,
+							     const char *name, size_t name_len)
+{
+	if (!cfg || !pool || !name)
+		return NULL;
+	ptrdiff_t p = pool_index(cfg, pool);
+	if (p < 0)
+		return scan_pool_objective(cfg, pool, name, name_len);
+	const struct ig_config_index *x = cfg->index;
+	const struct pool_entry *e =
+	    pool_entry_at(&x->pool_objectives, x->pool_objs, (size_t)p, name, name_len);
+	return e ? e->objective : NULL;
+}
+
 const struct ig_rewrite_rule *ig_config_find_rewrite(const struct ig_config *cfg,
 						     const struct ig_pool *pool, const char *model,
 						     size_t model_len,
 						     const struct ig_model_rewrite **owner)
 {
-	const struct ig_rewrite_rule *exact = NULL, *generic = NULL;
-	const struct ig_model_rewrite *exact_w = NULL, *generic_w = NULL;
-	for (size_t i = 0; cfg && pool && i < cfg->nrewrites; i++) {
-		const struct ig_model_rewrite *w = &cfg->rewrites[i];
-		if (!names_pool(&w->meta, w->pool_name, w->pool_group, w->pool_kind, pool))
-			continue;
-		for (size_t r = 0; r < w->nrules; r++) {
-			const struct ig_rewrite_rule *rule = &w->rules[r];
-			if (rule->nmodels && model && rule_names(rule, model, model_len)) {
-				if (!exact_w || rewrite_older(w, exact_w)) {
-					exact = rule;
-					exact_w = w;
-				}
-				break; /* the first matching rule of this rewrite */
-			}
-		}
-		for (size_t r = 0; r < w->nrules; r++) {
-			if (w->rules[r].nmodels)
-				continue;
-			if (!generic_w || rewrite_older(w, generic_w)) {
-				generic = &w->rules[r];
-				generic_w = w;
-			}
-			break;
-		}
+	struct rule_of found = {0};
+	ptrdiff_t p = cfg && pool ? pool_index(cfg, pool) : -1;
+	if (p >= 0) {
+		const struct ig_config_index *x = cfg->index;
+		const struct pool_entry *e =
+		    model ? pool_entry_at(&x->rewrites, x->exact, (size_t)p, model, model_len)
+			  : NULL;
+		found = e ? e->rule : x->pools[p].generic;
+	} else if (cfg && pool) {
+		found = scan_exact_rule(cfg, pool, model, model_len);
+		if (!found.rule)
+			found = scan_generic_rule(cfg, pool);
 	}
 	if (owner)
-		*owner = exact ? exact_w : generic_w;
-	return exact ? exact : generic;
+		*owner = found.w;
+	return found.rule;
 }
 
 const char *ig_rewrite_choose(const struct ig_rewrite_rule *rule, uint64_t r)

@@ -68,6 +68,9 @@ static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 					      (double)(now - m.updated_ns) / 1e6);
 			else
 				ig_buf_append_cstr(b, ",\"metrics_age_ms\":null");
+			/* vllm:cache_config_info, which autoTune reads (0: not given). */
+			ig_buf_printf(b, ",\"cache_block_size\":%u,\"cache_gpu_blocks\":%u",
+				      m.cache.block_tokens, m.cache.gpu_blocks);
 			ig_buf_printf(b, ",\"in_flight\":%ld,\"requests_total\":%lu}",
 				      ig_endpoint_inflight(ep), ig_endpoint_requests(ep));
 		}

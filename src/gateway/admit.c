@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/rand.h"
+#include "core/scratch.h"
 #include "gateway/metrics.h"
 #include "gateway/request.h"
 #include "gateway/sessions.h"
@@ -20,31 +21,36 @@
 #include "sched/picker.h"
 
 /* The candidates of the pool as the picker sees them. Endpoints whose
- * scrapes keep failing are left out, unless that leaves nothing. */
+ * scrapes keep failing are left out, unless that leaves nothing. Each
+ * candidate's load figures are copied (a few words); the full metrics only
+ * for profiles that read adapter sets. The arrays are the worker thread's
+ * scratch memory, valid until the next load on the thread: no allocation
+ * per request. */
 struct candidates {
 	size_t n;
-	struct ig_endpoint **eps;
 	struct ig_sched_endpoint *se;
-	struct ig_endpoint_metrics *m;
-	/* Storage for ordinary pools, so no allocation happens per request. */
-	struct ig_endpoint *eps_small[16];
-	struct ig_sched_endpoint se_small[16];
-	struct ig_endpoint_metrics m_small[16];
+	struct ig_endpoint_load *load;
+	struct ig_endpoint **eps;
+	struct ig_endpoint_metrics *full; /* NULL unless adapter sets are read */
 };
 
-static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, uint64_t now_ns)
+static _Thread_local struct ig_scratch cand_mem, full_mem;
+
+static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, bool adapters,
+			   uint64_t now_ns)
 {
 	size_t cap = pool->neps ? pool->neps : 1;
+	size_t per = sizeof(*c->se) + sizeof(*c->load) + sizeof(*c->eps);
 	c->n = 0;
-	if (cap <= 16) {
-		c->eps = c->eps_small, c->se = c->se_small, c->m = c->m_small;
-	} else {
-		c->eps = malloc(cap * sizeof *c->eps);
-		c->se = malloc(cap * sizeof *c->se);
-		c->m = malloc(cap * sizeof *c->m);
-		if (!c->eps || !c->se || !c->m)
-			return -1;
-	}
+	unsigned char *mem = cap <= SIZE_MAX / per ? ig_scratch_get(&cand_mem, cap * per) : NULL;
+	if (!mem)
+		return -1;
+	c->se = (struct ig_sched_endpoint *)mem;
+	c->load = (struct ig_endpoint_load *)(c->se + cap);
+	c->eps = (struct ig_endpoint **)(c->load + cap);
+	c->full = NULL;
+	if (adapters && !(c->full = ig_scratch_get(&full_mem, cap * sizeof(*c->full))))
+		return -1;
 	for (int pass = 0; pass < 2 && c->n == 0; pass++) {
 		for (size_t i = 0; i < pool->neps; i++) {
 			struct ig_endpoint *ep = pool->eps[i];
@@ -55,29 +61,26 @@ static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, 
 			c->eps[k] = ep;
 			long pend_r, pend_t;
 			ig_endpoint_pending(ep, &pend_r, &pend_t);
-			ig_endpoint_read_metrics(ep, &c->m[k]);
-			uint64_t upd = c->m[k].updated_ns;
+			if (c->full) {
+				ig_endpoint_read_metrics(ep, &c->full[k]);
+				ig_endpoint_load_of(&c->full[k], &c->load[k]);
+			} else {
+				ig_endpoint_read_load(ep, &c->load[k]);
+			}
+			uint64_t upd = c->load[k].updated_ns;
 			c->se[k] = (struct ig_sched_endpoint){
-			    .m = &c->m[k],
+			    .m = &c->load[k],
+			    .full = c->full ? &c->full[k] : NULL,
 			    .metrics_age_ms =
 				upd ? (now_ns > upd ? (now_ns - upd) / 1000000u : 0) : UINT64_MAX,
 			    .inflight_requests = pend_r,
 			    .inflight_tokens = pend_t,
-			    .addr = ig_str_from(ep->addr),
+			    .addr = {ep->addr, ep->addr_len},
 			    .key = ep->key,
 			};
 		}
 	}
 	return 0;
-}
-
-static void candidates_free(struct candidates *c)
-{
-	if (c->eps != c->eps_small) {
-		free(c->eps);
-		free(c->se);
-		free(c->m);
-	}
 }
 
 /* Saturation as GIE's utilization detector computes it, but over metrics
@@ -86,10 +89,10 @@ static void candidates_free(struct candidates *c)
 static double saturation(struct ig_scheduler *s, struct candidates *c)
 {
 	for (size_t i = 0; i < c->n; i++)
-		c->m[i].waiting += c->se[i].inflight_requests;
+		c->load[i].waiting += c->se[i].inflight_requests;
 	double v = ig_scheduler_saturation(s, c->se, c->n);
 	for (size_t i = 0; i < c->n; i++)
-		c->m[i].waiting -= c->se[i].inflight_requests;
+		c->load[i].waiting -= c->se[i].inflight_requests;
 	return v;
 }
 
@@ -105,7 +108,7 @@ static void apply_session(struct ig_req *p, struct candidates *c)
 	int64_t best = INT64_MAX, mine = -1;
 	size_t at = SIZE_MAX;
 	for (size_t i = 0; i < c->n; i++) {
-		int64_t load = c->m[i].waiting + c->se[i].inflight_requests;
+		int64_t load = c->load[i].waiting + c->se[i].inflight_requests;
 		if (load < best)
 			best = load;
 		if (c->eps[i]->key == key)
@@ -147,13 +150,12 @@ static int schedule(struct ig_req *p, bool from_queue)
 	struct candidates c;
 	struct ig_scheduler *sched = p->pool->sched->s;
 	uint64_t t0 = ig_now_ns();
-	if (candidates_load(&c, p->pool, t0) < 0) {
-		candidates_free(&c);
+	bool adapters = ig_scheduler_reads_adapters(sched) && !p->random_endpoint;
+	if (candidates_load(&c, p->pool, adapters, t0) < 0) {
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
 	}
 	if (c.n == 0) {
-		candidates_free(&c);
 		ig_req_fail(p, 503, "service_unavailable", NULL,
 			    "no ready endpoints in the InferencePool");
 		return -1;
@@ -162,12 +164,9 @@ static int schedule(struct ig_req *p, bool from_queue)
 	if (flow || p->priority < 0) {
 		double sat = saturation(sched, &c);
 		double limit = ig_flow_usage_limit(&p->snap->flow, p->priority);
-		if (sat >= limit && flow && !from_queue) {
-			candidates_free(&c);
+		if (sat >= limit && flow && !from_queue)
 			return 1;
-		}
 		if (sat >= 1.0 && p->priority < 0 && !flow) {
-			candidates_free(&c);
 			ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
 				    "system saturated, sheddable request dropped");
 			return -1;
@@ -175,20 +174,17 @@ static int schedule(struct ig_req *p, bool from_queue)
 	}
 	if (p->random_endpoint) {
 		/* No body to route by (GIE v1): any endpoint, the others in a
-		 * random order behind it for fallbacks. */
-		size_t order[c.n];
-		for (size_t i = 0; i < c.n; i++)
-			order[i] = i;
-		for (size_t i = c.n; i > 1; i--) {
-			size_t j = (size_t)ig_rng_below(ig_rng_thread(), i);
-			size_t t = order[i - 1];
-			order[i - 1] = order[j];
-			order[j] = t;
-		}
+		 * random order behind it for fallbacks. The first places of a
+		 * Fisher-Yates shuffle of the candidates (scratch memory, ours
+		 * to reorder) are a uniform draw of as many. */
 		p->nranked = c.n < IG_REQ_MAX_RANKED ? c.n : IG_REQ_MAX_RANKED;
-		for (size_t i = 0; i < p->nranked; i++)
-			p->ranked[i] = c.eps[order[i]];
-		candidates_free(&c);
+		for (size_t i = 0; i < p->nranked; i++) {
+			size_t j = i + (size_t)ig_rng_below(ig_rng_thread(), c.n - i);
+			struct ig_endpoint *t = c.eps[j];
+			c.eps[j] = c.eps[i];
+			c.eps[i] = t;
+			p->ranked[i] = t;
+		}
 		return 0;
 	}
 	struct ig_sched_req req = {
@@ -198,24 +194,23 @@ static int schedule(struct ig_req *p, bool from_queue)
 	    .priority = p->priority,
 	    .prefix_input = p->prefix_input,
 	    .prefix_seed = p->prefix_seed,
+	    .cache_block_tokens = p->cache_block_tokens,
 	    .test_endpoints = p->test_endpoints,
 	    .prompt_tokens = p->prompt_bytes / 4,
 	};
 	const char *profile_header = ig_scheduler_profile_header(sched);
 	if (profile_header)
 		req.profile = req_header(p, profile_header);
-	size_t ranked[c.n];
+	size_t ranked[IG_SCHED_MAX_RANKED];
 	p->res.ranked = ranked;
 	p->res.scores = NULL;
 	int rc = ig_schedule(sched, &req, c.se, c.n, ig_rng_thread(), &p->res);
 	p->res.ranked = NULL;
 	if (rc == IG_SCHED_NO_PROFILE) {
-		candidates_free(&c);
 		no_profile(p, profile_header, req.profile);
 		return -1;
 	}
 	if (rc < 0 || p->res.nranked == 0) {
-		candidates_free(&c);
 		ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
 			    "dropping request due to limited backend resources");
 		return -1;
@@ -225,7 +220,6 @@ static int schedule(struct ig_req *p, bool from_queue)
 		p->ranked[i] = c.eps[ranked[i]];
 	apply_session(p, &c);
 	ig_req_persist_ranking(p);
-	candidates_free(&c);
 	ig_gw_metrics_scheduler(p->w->gw->metrics, (double)(ig_now_ns() - t0) / 1e9);
 	return 0;
 }
@@ -319,14 +313,11 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 	 * in place, so waiting does not reorder the queue. */
 	while ((p = ig_flowq_peek(w->queue)) != NULL) {
 		struct candidates c;
-		if (candidates_load(&c, p->pool, ig_now_ns()) == 0 && c.n > 0) {
-			double sat = saturation(p->pool->sched->s, &c);
-			candidates_free(&c);
-			if (sat >= ig_flow_usage_limit(&p->snap->flow, p->priority))
-				break;
-		} else {
-			candidates_free(&c); /* dispatch_queued answers the error */
-		}
+		/* On failure dispatch_queued answers the error. */
+		if (candidates_load(&c, p->pool, false, ig_now_ns()) == 0 && c.n > 0 &&
+		    saturation(p->pool->sched->s, &c) >=
+			ig_flow_usage_limit(&p->snap->flow, p->priority))
+			break;
 		ig_flowq_pop(w->queue);
 		dispatch_queued(p);
 	}

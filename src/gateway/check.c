@@ -93,7 +93,7 @@ int ig_check_main(int argc, char **argv)
 		/* The endpoint picker's configuration, as the gateway would load it. */
 		struct ig_picker_config *picker = NULL;
 		uint64_t hash;
-		if (ig_gw_load_picker(cfg, NULL, false, &picker, &hash, &diags) < 0)
+		if (ig_gw_load_picker(cfg, NULL, NULL, false, &picker, &hash, &diags) < 0)
 			r = -1;
 		ig_picker_config_free(picker);
 		if (r < 0) {

@@ -48,8 +48,12 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_SECTION("configuration:"),
 	    IG_FLAG_LIST("filename", 'f', paths, "PATH", "manifest file or directory (repeatable)"),
 	    IG_FLAG_STR("picker-config", 0, &o->picker_config, "FILE",
-			"EndpointPickerConfig (default: one among the manifests, else GIE's "
-			"default profile)"),
+			"EndpointPickerConfig (default: one among the manifests, else "
+			"--picker infergate)"),
+	    IG_FLAG_STR("picker", 0, &o->picker_preset, "NAME",
+			"a built-in picker configuration: infergate (the default: load-bounded "
+			"prefix affinity, LoRA, queue, KV), gie (GIE's default profile), llm-d "
+			"(prefix + load-aware), v0.2 (GIE v0.2.0's decision tree)"),
 	    IG_FLAG_MS("watch-interval", 0, &o->watch_interval_ms, IG_FLAG_BARE_MS, "DUR",
 		       "how often the files are checked for changes (default 1s)"),
 	    IG_FLAG_SECTION("kubernetes (--kube):"),
@@ -161,8 +165,8 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 	struct ig_diags diags = {0};
 	int rc = G->kube ? ig_kube_load(G->kube, &cfg, &diags)
 			 : ig_config_load(G->opt.paths, G->opt.npaths, &cfg, &diags);
-	if (rc == 0 && ig_gw_load_picker(cfg, G->opt.picker_config, G->opt.flow_control, &picker,
-					 &picker_hash, &diags) < 0)
+	if (rc == 0 && ig_gw_load_picker(cfg, G->opt.picker_config, G->opt.picker_preset,
+					 G->opt.flow_control, &picker, &picker_hash, &diags) < 0)
 		rc = -1;
 	ig_diags_print(&diags, stderr);
 	ig_diags_free(&diags);

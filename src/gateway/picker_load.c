@@ -1,7 +1,7 @@
 /* Which picker configuration the gateway runs: --picker-config FILE, else
- * an EndpointPickerConfig document among the manifests, else GIE's
- * default profile. The hash of its text tells a reload whether the
- * schedulers (and their prefix indexes) can be kept. */
+ * a named one (--picker NAME), else an EndpointPickerConfig document among
+ * the manifests, else infergate's default (the "infergate" preset). The hash of its text tells a
+ * reload whether the schedulers (and their prefix indexes) can be kept. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,10 +63,33 @@ static int parse(const char *file, const char *text, size_t len, bool flow_contr
 	return 0;
 }
 
-int ig_gw_load_picker(const struct ig_config *cfg, const char *file, bool flow_control,
-		      struct ig_picker_config **out, uint64_t *hash, struct ig_diags *diags)
+static int load_preset(const char *name, bool flow_control, struct ig_picker_config **out,
+		       uint64_t *hash, struct ig_diags *diags)
+{
+	const char *text = ig_picker_preset(name);
+	if (!text) {
+		struct ig_buf msg = {0};
+		ig_buf_printf(&msg, "unknown picker configuration \"%s\" (known:", name);
+		for (size_t i = 0; ig_picker_preset_name(i); i++)
+			ig_buf_printf(&msg, " %s", ig_picker_preset_name(i));
+		ig_buf_append_cstr(&msg, ")");
+		add_diag(diags, "--picker", 0, "", msg.ptr ? msg.ptr : "unknown", false);
+		ig_buf_free(&msg);
+		return -1;
+	}
+	char file[64];
+	snprintf(file, sizeof file, "<picker %s>", name);
+	*hash = XXH64(text, strlen(text), 1);
+	return parse(file, text, strlen(text), flow_control, out, diags);
+}
+
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file, const char *preset,
+		      bool flow_control, struct ig_picker_config **out, uint64_t *hash,
+		      struct ig_diags *diags)
 {
 	*out = NULL;
+	if (preset && !file)
+		return load_preset(preset, flow_control, out, hash, diags);
 	if (file) {
 		struct ig_buf text;
 		ig_buf_init(&text, 16u << 20);
@@ -97,7 +120,5 @@ int ig_gw_load_picker(const struct ig_config *cfg, const char *file, bool flow_c
 		*hash = XXH64(d->text, d->len, 1);
 		return parse(d->file, d->text, d->len, flow_control, out, diags);
 	}
-	*hash = 0;
-	*out = ig_picker_config_default();
-	return *out ? 0 : -1;
+	return load_preset("infergate", flow_control, out, hash, diags);
 }

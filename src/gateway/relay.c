@@ -329,9 +329,14 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	}
 	p->status = res->status;
 	p->resp_started = true;
-	/* PreRequest: this endpoint now holds the prompt's prefix. */
+	/* PreRequest: this endpoint now holds the prompt's prefix (as many of
+	 * its blocks as its KV cache holds, under autoTune). */
 	if (!p->committed && p->pool && p->pool->sched) {
-		ig_schedule_commit(p->pool->sched->s, &p->res, p->ep->key);
+		struct ig_scheduler *s = p->pool->sched->s;
+		struct ig_cache_config cache = {0};
+		if (ig_scheduler_auto_tunes(s))
+			ig_endpoint_read_cache(p->ep, &cache);
+		ig_schedule_commit_blocks(s, &p->res, p->ep->key, cache.gpu_blocks);
 		p->committed = true;
 		if (p->session.len)
 			ig_session_store(p->w->gw->sessions, p->session, p->ep->key);

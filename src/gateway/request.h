@@ -63,6 +63,7 @@ struct ig_req {
 	struct ig_str head;	      /* upstream head without Host and the blank line */
 	struct ig_str prefix_input;   /* what the prefix index hashes (rewrite.c) */
 	struct ig_str prefix_seed;    /* target model + cache_salt, or empty */
+	uint32_t cache_block_tokens;  /* autoTune: the block size hashed (0: configured) */
 	size_t prompt_bytes;	      /* of the prompt, messages or input as sent */
 	struct ig_str test_endpoints; /* test-epp-endpoint-selection */
 	struct ig_str session;	      /* session affinity header */

@@ -293,6 +293,25 @@ static size_t wrapped(const struct part *parts, size_t n, char *buf, size_t cap)
 	return len;
 }
 
+/* autoTune: the KV-cache block size the pool's first endpoint in rotation
+ * reports (GIE reads the first candidate's), 0 when it reports none. The
+ * picker hashes blocks of that size, so it also sets how much of the
+ * prompt is prepared for it. */
+static uint32_t reported_block_tokens(const struct ig_pool_rt *pool)
+{
+	if (!ig_scheduler_auto_tunes(pool->sched->s) || pool->neps == 0)
+		return 0;
+	const struct ig_endpoint *ep = pool->eps[0];
+	for (size_t i = 0; i < pool->neps; i++)
+		if (!atomic_load_explicit(&pool->eps[i]->out_of_rotation, memory_order_relaxed)) {
+			ep = pool->eps[i];
+			break;
+		}
+	struct ig_cache_config cache;
+	ig_endpoint_read_cache(ep, &cache);
+	return cache.block_tokens;
+}
+
 /* What the prefix-cache index hashes, as GIE and llm-d feed it
  * (gie-reference §4.3), by API: the text of a completions prompt; chat
  * messages; a Responses request's [{instructions}, {tools}, {input}];
@@ -350,7 +369,8 @@ static int prefix_input(struct ig_req *p)
 	p->prompt_bytes = single.raw.len;
 	for (size_t i = 0; i < nparts; i++)
 		p->prompt_bytes += parts[i].v.raw.len;
-	size_t limit = ig_scheduler_prefix_limit(p->pool->sched->s);
+	p->cache_block_tokens = reported_block_tokens(p->pool);
+	size_t limit = ig_scheduler_prefix_limit(p->pool->sched->s, p->cache_block_tokens);
 	if (!limit || (!nparts && single.type == IG_JSON_INVALID))
 		return 0;
 	if (single.type == IG_JSON_STRING) {

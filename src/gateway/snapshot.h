@@ -107,7 +107,8 @@ struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *
  * flow_control: the gateway queues whatever the configuration says
  * (--flow-control); without it, a flowControl section that no feature gate
  * turns on is a warning. 0, or -1 with errors in diags. */
-int ig_gw_load_picker(const struct ig_config *cfg, const char *file, bool flow_control,
-		      struct ig_picker_config **out, uint64_t *hash, struct ig_diags *diags);
+int ig_gw_load_picker(const struct ig_config *cfg, const char *file, const char *preset,
+		      bool flow_control, struct ig_picker_config **out, uint64_t *hash,
+		      struct ig_diags *diags);
 
 #endif

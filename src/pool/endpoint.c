@@ -35,40 +35,71 @@ void ig_endpoints_free(struct ig_endpoints *r)
 	free(r);
 }
 
-/* Copies the metrics word by word with relaxed atomic accesses: the reader
- * may see a mix of two versions, which the sequence check then rejects,
- * and no access is a data race in C11 terms. */
-static void copy_words(void *dst, const void *src, size_t n)
+/* Copies n bytes word by word with atomic accesses, so that no access is
+ * a data race in C11 terms; the reader may see a mix of two versions,
+ * which the sequence check then rejects. The reader loads with acquire
+ * (a plain move on x86), so that its second look at the counter cannot be
+ * made before the copy; where it reads a word of a write in progress, it
+ * synchronises with the writer's release fence, which follows the odd
+ * counter, and so sees the counter changed. */
+static inline void copy_words(void *dst, const void *src, size_t n, memory_order load)
 {
-	_Static_assert(sizeof(struct ig_endpoint_metrics) % sizeof(uint64_t) == 0,
-		       "metrics copied in 64-bit words");
 	_Atomic uint64_t *s = (_Atomic uint64_t *)src;
 	_Atomic uint64_t *d = (_Atomic uint64_t *)dst;
 	for (size_t i = 0; i < n / sizeof(uint64_t); i++)
-		atomic_store_explicit(&d[i], atomic_load_explicit(&s[i], memory_order_relaxed),
+		atomic_store_explicit(&d[i], atomic_load_explicit(&s[i], load),
 				      memory_order_relaxed);
 }
 
-void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out)
+_Static_assert(sizeof(struct ig_endpoint_metrics) % sizeof(uint64_t) == 0,
+	       "metrics copied in 64-bit words");
+_Static_assert(sizeof(struct ig_endpoint_load) % sizeof(uint64_t) == 0,
+	       "load copied in 64-bit words");
+_Static_assert(sizeof(struct ig_cache_config) == sizeof(uint64_t) &&
+		   offsetof(struct ig_endpoint_metrics, cache) % sizeof(uint64_t) == 0,
+	       "the cache configuration is one word of the metrics");
+_Static_assert(offsetof(struct ig_endpoint, key) + sizeof(uint64_t) <= 64,
+	       "what a request reads of an endpoint is one cache line");
+
+/* A seqlock read of n bytes at src (a field of ep). */
+static inline void read_under_seq(const struct ig_endpoint *ep, const void *src, void *out,
+				  size_t n)
 {
 	struct ig_endpoint *e = (struct ig_endpoint *)ep;
 	for (;;) {
 		unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
 		if (s1 & 1u)
 			continue;
-		copy_words(out, &e->metrics, sizeof *out);
-		atomic_thread_fence(memory_order_acquire);
+		copy_words(out, src, n, memory_order_acquire);
 		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
 			return;
 	}
 }
 
+void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out)
+{
+	read_under_seq(ep, &ep->metrics, out, sizeof *out);
+}
+
+void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out)
+{
+	read_under_seq(ep, &ep->load, out, sizeof *out);
+}
+
+void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out)
+{
+	read_under_seq(ep, &ep->metrics.cache, out, sizeof *out);
+}
+
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m)
 {
+	struct ig_endpoint_load load;
+	ig_endpoint_load_of(m, &load);
 	unsigned s = atomic_load_explicit(&ep->seq, memory_order_relaxed);
 	atomic_store_explicit(&ep->seq, s + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	copy_words(&ep->metrics, m, sizeof *m);
+	copy_words(&ep->load, &load, sizeof load, memory_order_relaxed);
+	copy_words(&ep->metrics, m, sizeof *m, memory_order_relaxed);
 	atomic_store_explicit(&ep->seq, s + 2, memory_order_release);
 }
 
@@ -83,9 +114,10 @@ struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
 		atomic_fetch_add(&ep->refs, 1);
 		goto out;
 	}
-	ep = calloc(1, sizeof *ep);
+	ep = aligned_alloc(64, sizeof *ep);
 	if (!ep)
 		goto out;
+	memset(ep, 0, sizeof *ep);
 	ep->slots = aligned_alloc(64, r->nslots * sizeof *ep->slots);
 	if (!ep->slots || strlen(addr) >= sizeof ep->addr ||
 	    ig_sockaddr_parse(addr, &ep->sa, &ep->salen) < 0) {
@@ -96,9 +128,10 @@ struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
 	}
 	memset(ep->slots, 0, r->nslots * sizeof *ep->slots);
 	ep->nslots = r->nslots;
-	snprintf(ep->addr, sizeof ep->addr, "%s", addr);
+	ep->addr_len = strlen(addr);
+	memcpy(ep->addr, addr, ep->addr_len + 1);
 	atomic_init(&ep->refs, 1);
-	ep->key = XXH64(ep->addr, strlen(ep->addr), 0);
+	ep->key = XXH64(ep->addr, ep->addr_len, 0);
 	ep->reg = r;
 	ep->next = r->list;
 	r->list = ep;
@@ -139,6 +172,12 @@ static void add_long(atomic_long *a, long v)
 			      memory_order_relaxed);
 }
 
+static void add_int(atomic_int *a, int v)
+{
+	atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
 static void add_ulong(atomic_ulong *a, unsigned long v)
 {
 	atomic_store_explicit(a, atomic_load_explicit(a, memory_order_relaxed) + v,
@@ -156,7 +195,7 @@ unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)
 		atomic_store_explicit(&x->tokens, 0, memory_order_relaxed);
 		atomic_store_explicit(&x->tag, e, memory_order_release);
 	}
-	add_long(&x->requests, 1);
+	add_int(&x->requests, 1);
 	add_long(&x->tokens, tokens > 0 ? tokens : 0);
 	add_long(&s->inflight, 1);
 	add_ulong(&s->requests, 1);
@@ -169,7 +208,7 @@ void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot, unsigned epoch, lon
 	add_long(&s->inflight, -1);
 	struct ig_endpoint_epoch *x = &s->epochs[epoch % IG_ENDPOINT_EPOCHS];
 	if (atomic_load_explicit(&x->tag, memory_order_relaxed) == epoch) {
-		add_long(&x->requests, -1);
+		add_int(&x->requests, -1);
 		add_long(&x->tokens, tokens > 0 ? -tokens : 0);
 	}
 }

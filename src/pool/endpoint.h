@@ -22,46 +22,53 @@
  * not seen finish. */
 struct ig_endpoint_epoch {
 	atomic_uint tag; /* the epoch these counts belong to */
-	atomic_long requests;
+	atomic_int requests;
 	atomic_long tokens;
 };
 
 #define IG_ENDPOINT_EPOCHS 4
 
 /* One worker's view of an endpoint: written by that worker only, with
- * relaxed load+store (no read-modify-write), read by anyone. */
+ * relaxed load+store (no read-modify-write), read by anyone. The epochs,
+ * which every request reads for every candidate (ig_endpoint_pending), fill
+ * the first cache line alone. */
 struct ig_endpoint_slot {
-	_Alignas(64) atomic_long inflight; /* dispatched and not finished */
-	atomic_ulong requests;		   /* dispatched, ever */
-	struct ig_endpoint_epoch epochs[IG_ENDPOINT_EPOCHS];
+	_Alignas(64) struct ig_endpoint_epoch epochs[IG_ENDPOINT_EPOCHS];
+	atomic_long inflight;  /* dispatched and not finished */
+	atomic_ulong requests; /* dispatched, ever */
 };
 
 struct ig_endpoints;
 
 struct ig_endpoint {
-	char addr[64]; /* "ip:port" or "[v6]:port" */
-	struct sockaddr_storage sa;
-	socklen_t salen;
-	uint64_t key; /* hash of addr: the endpoint's identity for the picker */
-	atomic_int refs;
-	struct ig_endpoints *reg;
-	struct ig_endpoint *next; /* registry list */
-
-	/* Scraped metrics, under a sequence counter: odd while written. */
-	atomic_uint seq;
-	struct ig_endpoint_metrics metrics;
+	/* What every request reads of every candidate, on one cache line,
+	 * written by the scraper only. The load figures and the full metrics
+	 * are published together under a sequence counter, odd while written. */
+	_Alignas(64) atomic_uint seq;
+	/* Scrape epochs. Sending a scrape starts a new epoch; applying its page
+	 * makes that epoch the first one still pending: requests dispatched
+	 * before the scrape was sent are in the page's figures, later ones are
+	 * not. */
+	atomic_uint epoch;   /* the current epoch: new dispatches count in it */
+	atomic_uint applied; /* epochs before this one are covered by a page */
 	/* Set by the scraper after repeated failed scrapes, cleared when the
 	 * endpoint answers again: such an endpoint gets no traffic. */
 	atomic_bool out_of_rotation;
-	/* Scrape epochs (written by the scraper only). Sending a scrape starts
-	 * a new epoch; applying its page makes that epoch the first one still
-	 * pending: requests dispatched before the scrape was sent are in the
-	 * page's figures, later ones are not. */
-	atomic_uint epoch;   /* the current epoch: new dispatches count in it */
-	atomic_uint applied; /* epochs before this one are covered by a page */
+	struct ig_endpoint_load load; /* under seq */
+	/* Hash of addr: the endpoint's identity for the picker. */
+	uint64_t key;
 
 	size_t nslots;
 	struct ig_endpoint_slot *slots; /* one per worker */
+	char addr[64];			/* "ip:port" or "[v6]:port" */
+	size_t addr_len;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	atomic_int refs;
+	struct ig_endpoints *reg;
+	struct ig_endpoint *next; /* registry list */
+	/* Everything the scraper knows (adapter sets, display text), under seq. */
+	struct ig_endpoint_metrics metrics;
 };
 
 /* The registry. nslots: worker slots per endpoint (the worker count). */
@@ -75,8 +82,14 @@ struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr);
 struct ig_endpoint *ig_endpoint_ref(struct ig_endpoint *ep);
 void ig_endpoint_put(struct ig_endpoint *ep);
 
+/* The full metrics (/pools, the admin page, profiles that read adapter
+ * sets) and the load figures alone (every request); writing publishes
+ * both. Readers never wait for each other. */
 void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
+void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out);
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m);
+/* Only the cache configuration of the full metrics (one word). */
+void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out);
 
 /* Worker-side accounting; `slot` is the worker's index. A request counts
  * as pending on the endpoint from its dispatch until it finishes or a

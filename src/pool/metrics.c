@@ -45,6 +45,12 @@ void ig_adapter_set_add(struct ig_adapter_set *s, struct ig_str name)
 	s->hash[s->n++] = h;
 }
 
+void ig_endpoint_load_of(const struct ig_endpoint_metrics *m, struct ig_endpoint_load *out)
+{
+	*out = (struct ig_endpoint_load){m->waiting, m->running, m->kv_usage, m->max_active,
+					 m->updated_ns};
+}
+
 static void copy_text(char *dst, struct ig_str v)
 {
 	size_t n = v.len < IG_ADAPTER_TEXT_MAX - 1 ? v.len : IG_ADAPTER_TEXT_MAX - 1;
@@ -63,20 +69,24 @@ struct gauge_pick {
 
 struct scan {
 	struct gauge_pick waiting, running, kv_new, kv_old;
+	struct gauge_pick cache; /* its value unused: the labels matter */
+	struct ig_str cache_labels;
 	bool lora_found;
 	double lora_best;
 	struct ig_str lora_labels;
 	struct ig_buf tmp;
 };
 
-static void pick(struct gauge_pick *g, const struct ig_prom_sample *s)
+/* Returns whether s is now the pick. */
+static bool pick(struct gauge_pick *g, const struct ig_prom_sample *s)
 {
 	int64_t ts = s->has_timestamp ? s->timestamp_ms : 0;
-	if (!g->found || ts >= g->ts) {
-		g->found = true;
-		g->ts = ts;
-		g->value = s->value;
-	}
+	if (g->found && ts < g->ts)
+		return false;
+	g->found = true;
+	g->ts = ts;
+	g->value = s->value;
+	return true;
 }
 
 /* Reads one label into the scratch buffer; absent labels read as "". */
@@ -112,19 +122,33 @@ static int consider_lora(struct scan *sc, const struct ig_prom_sample *s)
 	return 0;
 }
 
+static bool named(struct ig_str name, const char *want, size_t len)
+{
+	return name.len == len && memcmp(name.ptr, want, len) == 0;
+}
+
+#define NAMED(name, lit) named(name, lit, sizeof lit - 1)
+
+/* Most samples of a page are other families: they are told apart by
+ * their prefix and length before any comparison of the whole name. */
 static int on_sample(void *ctx, const struct ig_prom_sample *s)
 {
 	struct scan *sc = ctx;
-	if (ig_str_eq_cstr(s->name, "vllm:num_requests_waiting"))
+	struct ig_str n = s->name;
+	if (n.len < 22 || n.len > 25 || memcmp(n.ptr, "vllm:", 5) != 0)
+		return 0;
+	if (NAMED(n, "vllm:num_requests_waiting"))
 		pick(&sc->waiting, s);
-	else if (ig_str_eq_cstr(s->name, "vllm:num_requests_running"))
+	else if (NAMED(n, "vllm:num_requests_running"))
 		pick(&sc->running, s);
-	else if (ig_str_eq_cstr(s->name, "vllm:kv_cache_usage_perc"))
+	else if (NAMED(n, "vllm:kv_cache_usage_perc"))
 		pick(&sc->kv_new, s);
-	else if (ig_str_eq_cstr(s->name, "vllm:gpu_cache_usage_perc"))
+	else if (NAMED(n, "vllm:gpu_cache_usage_perc"))
 		pick(&sc->kv_old, s);
-	else if (ig_str_eq_cstr(s->name, "vllm:lora_requests_info"))
+	else if (NAMED(n, "vllm:lora_requests_info"))
 		return consider_lora(sc, s);
+	else if (NAMED(n, "vllm:cache_config_info") && pick(&sc->cache, s))
+		sc->cache_labels = s->labels;
 	return 0;
 }
 
@@ -204,6 +228,35 @@ static int apply_lora(struct scan *sc, struct ig_endpoint_metrics *m)
 	return 1;
 }
 
+/* A label of cache_config_info as a count: 1 .. 2^32 - 1, else 0. */
+static int cache_label(struct scan *sc, const char *name, uint32_t *out)
+{
+	struct ig_str v;
+	int64_t n;
+	*out = 0;
+	if (label(sc, sc->cache_labels, name, &v) < 0)
+		return -1;
+	if (v.len && parse_int(v, &n) == 0 && n > 0 && n <= UINT32_MAX)
+		*out = (uint32_t)n;
+	return 0;
+}
+
+/* GIE's extractor sets CacheBlockSize and CacheNumGPUBlocks from the
+ * labels it can read and leaves the others as they were. Returns 1 when
+ * either was read, 0 when neither, -1 when out of memory. */
+static int apply_cache(struct scan *sc, struct ig_cache_config *c)
+{
+	uint32_t block, blocks;
+	if (cache_label(sc, "block_size", &block) < 0 ||
+	    cache_label(sc, "num_gpu_blocks", &blocks) < 0)
+		return -1;
+	if (block)
+		c->block_tokens = block;
+	if (blocks)
+		c->gpu_blocks = blocks;
+	return block || blocks;
+}
+
 int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_metrics *m)
 {
 	struct scan sc = {0};
@@ -214,6 +267,10 @@ int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_met
 	/* Everything below reads only what the parse proved well-formed, so
 	 * the sole possible failure is the label buffer, checked before any
 	 * field of *m changes. */
+	struct ig_cache_config cache = m->cache;
+	int cache_rc = sc.cache.found ? apply_cache(&sc, &cache) : 0;
+	if (cache_rc < 0)
+		goto fail;
 	if (sc.lora_found) {
 		int rc = apply_lora(&sc, m);
 		if (rc < 0)
@@ -229,6 +286,10 @@ int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_met
 	if (kv->found && !isnan(kv->value)) {
 		m->kv_usage = kv->value;
 		found |= IG_FAM_KV;
+	}
+	if (cache_rc > 0) {
+		m->cache = cache;
+		found |= IG_FAM_CACHE;
 	}
 	ig_buf_free(&sc.tmp);
 	return found;

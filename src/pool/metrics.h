@@ -26,16 +26,25 @@ uint64_t ig_adapter_hash(struct ig_str name);
 /* Adds name unless present or the set is full. */
 void ig_adapter_set_add(struct ig_adapter_set *s, struct ig_str name);
 
+/* The KV cache as vllm:cache_config_info describes it (its block_size and
+ * num_gpu_blocks labels); 0 where the server did not say. Static for the
+ * life of a server; the prefix-cache index reads it under autoTune. */
+struct ig_cache_config {
+	uint32_t block_tokens; /* tokens per KV-cache block */
+	uint32_t gpu_blocks;   /* blocks the GPU (or CPU) cache holds */
+};
+
 struct ig_endpoint_metrics {
-	int64_t waiting;   /* vllm:num_requests_waiting */
-	int64_t running;   /* vllm:num_requests_running */
-	double kv_usage;   /* 0..1: vllm:kv_cache_usage_perc or gpu_cache_usage_perc */
+	int64_t waiting; /* vllm:num_requests_waiting */
+	int64_t running; /* vllm:num_requests_running */
+	double kv_usage; /* 0..1: vllm:kv_cache_usage_perc or gpu_cache_usage_perc */
 	/* Adapters from vllm:lora_requests_info. GIE v0.2.0 counts running and
 	 * waiting adapters together as "active"; both lists are also kept. */
-	struct ig_adapter_set active;  /* running ∪ waiting */
+	struct ig_adapter_set active; /* running ∪ waiting */
 	struct ig_adapter_set running_adapters;
 	struct ig_adapter_set waiting_adapters;
 	int64_t max_active; /* max_lora */
+	struct ig_cache_config cache;
 	/* The adapter lists as the server wrote them, for display (cut at
 	 * IG_ADAPTER_TEXT_MAX - 1 bytes). */
 	char running_text[IG_ADAPTER_TEXT_MAX];
@@ -43,18 +52,38 @@ struct ig_endpoint_metrics {
 	uint64_t updated_ns; /* ig_now_ns() of the last successful scrape; 0: never */
 };
 
+/* The few figures of an endpoint that the picker reads for every request,
+ * published by the scraper beside the full metrics (pool/endpoint.h) so
+ * that a worker copies five words per endpoint, not the whole struct with
+ * its adapter sets and display text. Adapter sets are read from the full
+ * metrics, and only by profiles that use them. */
+struct ig_endpoint_load {
+	int64_t waiting;
+	int64_t running;
+	double kv_usage;
+	int64_t max_active;  /* max_lora */
+	uint64_t updated_ns; /* as in ig_endpoint_metrics; 0: never scraped */
+};
+
+/* The load figures of m. */
+void ig_endpoint_load_of(const struct ig_endpoint_metrics *m, struct ig_endpoint_load *out);
+
 /* Families found by ig_vllm_metrics_extract (bit mask). */
 #define IG_FAM_WAITING 0x1u
 #define IG_FAM_RUNNING 0x2u
 #define IG_FAM_KV 0x4u
 #define IG_FAM_LORA 0x8u
+#define IG_FAM_CACHE 0x10u
 
 /* Parses a vLLM /metrics page and updates *m with every family it finds,
  * following GIE's rules (gauges: the sample with the latest timestamp, the
  * last one when none has a timestamp; vllm:kv_cache_usage_perc preferred
  * over vllm:gpu_cache_usage_perc; lora_requests_info: the series with the
- * greatest value among those naming any adapter, max_lora from it). A
- * family that is missing leaves its fields as they were. Returns the mask
+ * greatest value among those naming any adapter, max_lora from it;
+ * cache_config_info: block_size and num_gpu_blocks from the labels of
+ * its latest sample, each when it is an integer from 1 to 2^32 - 1). A
+ * family that is missing leaves its fields as they
+ * were. Returns the mask
  * of families found (>= 0), or -1 if the text is not valid exposition
  * format (then *m is unchanged). Does not touch updated_ns. */
 int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_metrics *m);

@@ -2,7 +2,13 @@
  *
  * The input comes from model servers we do not control, so every read goes
  * through a cursor that knows where the line ends: nothing here relies on a
- * NUL terminator, and strtod only ever sees a bounded local copy. */
+ * NUL terminator, and strtod only ever sees a bounded local copy.
+ *
+ * The scraper parses every endpoint's page many times a second, so the
+ * common cases are quick: character classes come from a table, and a
+ * value whose digits fit a double exactly with a small power of ten is
+ * converted with one multiplication or division (exact, so the same
+ * double strtod gives); strtod takes the rest. */
 #include "pool/prom.h"
 
 #include <errno.h>
@@ -31,14 +37,32 @@ static void skip_blanks(struct cursor *c)
 		c->p++;
 }
 
-static bool is_alpha_(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
-}
+/* Character classes. */
+enum {
+	C_ALPHA = 1, /* letters and '_': may start a name */
+	C_DIGIT = 2,
+	C_COLON = 4,
+	C_QUOTED_STOP = 8, /* ends a run of plain label-value bytes: '"' '\\' '\n' */
+};
+
+/* Five consecutive characters from c. */
+/* clang-format off */
+#define FIVE(c, v) [c] = v, [c + 1] = v, [c + 2] = v, [c + 3] = v, [c + 4] = v
+static const unsigned char cls[256] = {
+    FIVE('0', C_DIGIT), FIVE('5', C_DIGIT),
+    FIVE('a', C_ALPHA), FIVE('f', C_ALPHA), FIVE('k', C_ALPHA), FIVE('p', C_ALPHA),
+    FIVE('u', C_ALPHA), ['z'] = C_ALPHA,
+    FIVE('A', C_ALPHA), FIVE('F', C_ALPHA), FIVE('K', C_ALPHA), FIVE('P', C_ALPHA),
+    FIVE('U', C_ALPHA), ['Z'] = C_ALPHA,
+    ['_'] = C_ALPHA,    [':'] = C_COLON,
+    ['"'] = C_QUOTED_STOP, ['\\'] = C_QUOTED_STOP, ['\n'] = C_QUOTED_STOP,
+};
+#undef FIVE
+/* clang-format on */
 
 static bool is_digit(char ch)
 {
-	return ch >= '0' && ch <= '9';
+	return cls[(unsigned char)ch] & C_DIGIT;
 }
 
 /* Metric names allow ':' (recording rules, vLLM's "vllm:" prefix); label
@@ -46,10 +70,11 @@ static bool is_digit(char ch)
 static struct ig_str take_name(struct cursor *c, bool colon)
 {
 	const char *start = c->p;
-	if (at_end(c) || !(is_alpha_(*c->p) || (colon && *c->p == ':')))
+	unsigned first = C_ALPHA | (colon ? C_COLON : 0), rest = first | C_DIGIT;
+	if (at_end(c) || !(cls[(unsigned char)*c->p] & first))
 		return (struct ig_str){start, 0};
 	c->p++;
-	while (!at_end(c) && (is_alpha_(*c->p) || is_digit(*c->p) || (colon && *c->p == ':')))
+	while (!at_end(c) && (cls[(unsigned char)*c->p] & rest))
 		c->p++;
 	return (struct ig_str){start, (size_t)(c->p - start)};
 }
@@ -64,6 +89,10 @@ static int take_quoted(struct cursor *c, struct ig_str *raw)
 	c->p++;
 	const char *start = c->p;
 	while (!at_end(c) && *c->p != '"') {
+		if (!(cls[(unsigned char)*c->p] & C_QUOTED_STOP)) {
+			c->p++;
+			continue;
+		}
 		if (*c->p == '\\') {
 			c->p++;
 			if (at_end(c) || (*c->p != '\\' && *c->p != '"' && *c->p != 'n'))
@@ -154,6 +183,59 @@ static bool special_value(struct ig_str t, double *out)
 	return false;
 }
 
+/* Exact powers of ten: every one up to 1e22 is a double. */
+static const double pow10_exact[] = {1e0,  1e1,	 1e2,  1e3,  1e4,  1e5,	 1e6,  1e7,
+				     1e8,  1e9,	 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+				     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The decimal forms strtod takes, [+-]digits[.digits][(e|E)[+-]digits]
+ * (at least one digit before the exponent), converted when the digits make
+ * an integer below 2^53 and the power of ten is at most 22 either way:
+ * then both are exact doubles and one correctly rounded operation gives
+ * the correctly rounded value, which is strtod's. 1: converted; 0: a form
+ * for strtod; -1: not a decimal number. */
+static int fast_value(struct ig_str t, double *out)
+{
+	const char *p = t.ptr, *end = t.ptr + t.len;
+	bool neg = false, exact = true;
+	uint64_t m = 0;
+	int digits = 0, scale = 0;
+	if (p < end && (*p == '+' || *p == '-'))
+		neg = *p++ == '-';
+	for (; p < end && is_digit(*p); p++, digits++) {
+		exact &= digits < 19;
+		m = exact ? m * 10 + (uint64_t)(*p - '0') : m;
+	}
+	if (p < end && *p == '.') {
+		for (p++; p < end && is_digit(*p); p++, digits++, scale--) {
+			exact &= digits < 19;
+			m = exact ? m * 10 + (uint64_t)(*p - '0') : m;
+		}
+	}
+	if (digits == 0)
+		return -1;
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		bool eneg = false;
+		int e = 0, edigits = 0;
+		if (++p < end && (*p == '+' || *p == '-'))
+			eneg = *p++ == '-';
+		for (; p < end && is_digit(*p); p++, edigits++)
+			if (e < 100000)
+				e = e * 10 + (*p - '0');
+		if (edigits == 0)
+			return -1;
+		scale += eneg ? -e : e;
+	}
+	if (p != end)
+		return -1;
+	if (!exact || m > ((uint64_t)1 << 53) || scale < -22 || scale > 22)
+		return 0;
+	double v = (double)m;
+	v = scale < 0 ? v / pow10_exact[-scale] : v * pow10_exact[scale];
+	*out = neg ? -v : v;
+	return 1;
+}
+
 /* Decimal floats only: strtod would also take hex floats and "nan(...)",
  * which the format does not allow, so the characters are checked first. */
 static int parse_value(struct ig_str t, double *out)
@@ -161,6 +243,9 @@ static int parse_value(struct ig_str t, double *out)
 	char tmp[TOKEN_MAX + 1];
 	if (t.len == 0 || t.len > TOKEN_MAX)
 		return -1;
+	int fast = fast_value(t, out);
+	if (fast != 0)
+		return fast > 0 ? 0 : special_value(t, out) ? 0 : -1;
 	if (special_value(t, out))
 		return 0;
 	bool digit = false;

@@ -12,6 +12,26 @@
 
 #define SCRAPE_BODY_MAX (8u << 20)
 
+/* The families ig_vllm_metrics_extract reads. vLLM serves /metrics with
+ * prometheus_client, which answers only the families named by name[]
+ * parameters: about 1 KB instead of a 20-60 KB page of histograms, which
+ * is less to send, read and parse at every scrape (and less for the model
+ * server to render). A server that answers such a request with something
+ * else than a page with at least one of them is scraped at the plain
+ * /metrics from then on.
+ *
+ * vllm:cache_config_info (a dozen labels, as long as the rest together)
+ * describes a cache that does not change while the server runs: it is
+ * asked for every CACHE_EVERY_NS, and at every scrape, CACHE_RETRY_NS
+ * apart, while the server has not given it. */
+#define NAME "name%5B%5D=vllm:"
+#define FILTERED_PATH                                                                              \
+	"/metrics?" NAME "num_requests_waiting&" NAME "num_requests_running&" NAME                 \
+	"kv_cache_usage_perc&" NAME "gpu_cache_usage_perc&" NAME "lora_requests_info"
+#define CACHE_PATH FILTERED_PATH "&" NAME "cache_config_info"
+#define CACHE_EVERY_NS (10 * 1000000000ull)
+#define CACHE_RETRY_NS (1000000000ull)
+
 struct target {
 	struct ig_scraper *owner;
 	struct ig_endpoint *ep; /* a reference */
@@ -19,12 +39,17 @@ struct target {
 	struct ig_buf body;
 	struct ig_timer timeout;
 	bool busy, ok_status;
+	int status; /* of the answer, 0 while none */
+	bool plain; /* ask for the whole page (FILTERED_PATH was not understood) */
 	unsigned failures;
 	/* The epoch this scrape started when it was sent: requests
 	 * dispatched before it are in its page. */
 	unsigned epoch;
-	char req[160];
-	size_t reqlen;
+	/* The request, and the same asking for cache_config_info too. */
+	char req[384], req_cache[416];
+	size_t reqlen, reqlen_cache;
+	uint64_t cache_due_ns; /* when to ask for cache_config_info next */
+	bool cache_asked;      /* the scrape in flight asked for it */
 };
 
 struct ig_scraper {
@@ -35,18 +60,61 @@ struct ig_scraper {
 	size_t n;
 };
 
+static size_t format_request(char *buf, size_t size, const char *path, const char *host)
+{
+	int len = snprintf(buf, size,
+			   "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/plain\r\n"
+			   "User-Agent: infergate\r\n\r\n",
+			   path, host);
+	return len > 0 && (size_t)len < size ? (size_t)len : 0;
+}
+
+static void build_request(struct target *t)
+{
+	const char *addr = t->ep->addr;
+	t->reqlen =
+	    format_request(t->req, sizeof t->req, t->plain ? "/metrics" : FILTERED_PATH, addr);
+	t->reqlen_cache = format_request(t->req_cache, sizeof t->req_cache,
+					 t->plain ? "/metrics" : CACHE_PATH, addr);
+}
+
+/* The filtered request got an answer that is not a page with our
+ * families: the plain one is used from the next scrape on, and this one
+ * does not count as a failure. */
+static bool fall_back(struct target *t, int found)
+{
+	if (t->plain || (t->status == 200 && found > 0) || t->status == 0)
+		return false;
+	t->plain = true;
+	build_request(t);
+	ig_info("endpoint %s: /metrics with name[] parameters answered %d%s: scraping the "
+		"whole /metrics",
+		t->ep->addr, t->status, t->status == 200 ? " without vllm families" : "");
+	return true;
+}
+
 static void target_done(struct target *t, bool ok)
 {
 	struct ig_scraper *s = t->owner;
 	ig_timer_stop(s->loop, &t->timeout);
 	t->busy = false;
+	if (fall_back(t, ok ? 1 : -1))
+		return;
 	if (ok) {
 		struct ig_endpoint_metrics m;
 		ig_endpoint_read_metrics(t->ep, &m);
-		if (ig_vllm_metrics_extract(t->body.ptr ? t->body.ptr : "", t->body.len, &m) < 0) {
+		int found =
+		    ig_vllm_metrics_extract(t->body.ptr ? t->body.ptr : "", t->body.len, &m);
+		if (fall_back(t, found))
+			return;
+		if (found < 0) {
 			ok = false;
 		} else {
 			m.updated_ns = ig_now_ns();
+			if (t->cache_asked)
+				t->cache_due_ns =
+				    m.updated_ns +
+				    (found & IG_FAM_CACHE ? CACHE_EVERY_NS : CACHE_RETRY_NS);
 			ig_endpoint_write_metrics(t->ep, &m);
 			/* The page counts what was dispatched before it was asked for. */
 			ig_endpoint_scrape_applied(t->ep, t->epoch);
@@ -78,6 +146,7 @@ static int on_head(struct ig_http_client *c, const struct ig_http_response *res,
 {
 	struct target *t = ud;
 	t->ok_status = res->status == 200;
+	t->status = res->status;
 	return 0;
 }
 
@@ -134,9 +203,13 @@ static void start(struct target *t)
 	ig_buf_reset(&t->body);
 	t->busy = true;
 	t->ok_status = false;
+	t->status = 0;
 	t->epoch = ig_endpoint_scrape_sent(t->ep);
 	ig_timer_start(s->loop, &t->timeout, s->cfg.timeout_ms, on_timeout, t);
-	if (ig_http_client_send(t->conn, t->req, t->reqlen, false, 0, &cbs, t) < 0) {
+	t->cache_asked = ig_now_ns() >= t->cache_due_ns;
+	const char *req = t->cache_asked ? t->req_cache : t->req;
+	size_t len = t->cache_asked ? t->reqlen_cache : t->reqlen;
+	if (ig_http_client_send(t->conn, req, len, false, 0, &cbs, t) < 0) {
 		drop_conn(t);
 		target_done(t, false);
 	}
@@ -150,11 +223,7 @@ static struct target *target_new(struct ig_scraper *s, struct ig_endpoint *ep)
 	t->owner = s;
 	t->ep = ig_endpoint_ref(ep);
 	ig_buf_init(&t->body, SCRAPE_BODY_MAX);
-	int len = snprintf(t->req, sizeof t->req,
-			   "GET /metrics HTTP/1.1\r\nHost: %s\r\nAccept: text/plain\r\n"
-			   "User-Agent: infergate\r\n\r\n",
-			   ep->addr);
-	t->reqlen = (size_t)len;
+	build_request(t);
 	return t;
 }
 

@@ -72,7 +72,8 @@ int ig_filter_has_capacity_for_sheddable(const struct ig_endpoint_metrics *const
 	out->n = 0;
 	for (size_t k = 0; k < in->n; k++) {
 		const struct ig_endpoint_metrics *m = eps[in->idx[k]];
-		if (m->waiting <= IG_QUEUE_THRESHOLD_CRITICAL && m->kv_usage <= IG_KV_CACHE_THRESHOLD)
+		if (m->waiting <= IG_QUEUE_THRESHOLD_CRITICAL &&
+		    m->kv_usage <= IG_KV_CACHE_THRESHOLD)
 			keep(out, in->idx[k]);
 	}
 	return out->n ? 0 : -1;
@@ -96,13 +97,13 @@ int ig_filter_lora_soft_affinity(const struct ig_sched_request *req,
 				 const struct ig_sched_set *in, struct ig_sched_set *out,
 				 struct ig_rng *rng)
 {
-	struct ig_str target = target_of(req);
+	uint64_t target = ig_adapter_hash(target_of(req));
 	size_t n_aff = 0, n_avail = 0;
 	/* Affinity indices fill out->idx from the front, available ones from
 	 * the back; together they never exceed in->n. */
 	for (size_t k = 0; k < in->n; k++) {
 		const struct ig_endpoint_metrics *m = eps[in->idx[k]];
-		if (ig_adapter_set_has(&m->active, target))
+		if (ig_adapter_set_has_hash(&m->active, target))
 			out->idx[n_aff++] = in->idx[k];
 		else if ((int64_t)m->active.n < m->max_active)
 			out->idx[in->n - ++n_avail] = in->idx[k];

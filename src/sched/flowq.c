@@ -24,10 +24,10 @@ struct band {
 };
 
 struct ig_flowq_flow {
-	struct ig_flowq_flow *hnext;             /* hash chain */
-	struct ig_flowq_flow *rprev, *rnext;     /* the band's ring */
-	struct ig_flowq_item *head, *tail;       /* FIFO */
-	size_t band;                             /* index into q->bands */
+	struct ig_flowq_flow *hnext;	     /* hash chain */
+	struct ig_flowq_flow *rprev, *rnext; /* the band's ring */
+	struct ig_flowq_item *head, *tail;   /* FIFO */
+	size_t band;			     /* index into q->bands */
 	int priority;
 	size_t idlen;
 	char id[];
@@ -141,7 +141,8 @@ static size_t slot_of(const struct ig_flowq *q, int priority, struct ig_str id)
 static struct ig_flowq_flow *flow_find(const struct ig_flowq *q, int priority, struct ig_str id)
 {
 	for (struct ig_flowq_flow *f = q->table[slot_of(q, priority, id)]; f; f = f->hnext)
-		if (f->priority == priority && f->idlen == id.len && memcmp(f->id, id.ptr, id.len) == 0)
+		if (f->priority == priority && f->idlen == id.len &&
+		    memcmp(f->id, id.ptr, id.len) == 0)
 			return f;
 	return NULL;
 }
@@ -208,7 +209,8 @@ static void flow_drop(struct ig_flowq *q, struct ig_flowq_flow *f)
 		if (b->turn == f)
 			b->turn = f->rnext;
 	}
-	struct ig_flowq_flow **p = &q->table[slot_of(q, f->priority, (struct ig_str){f->id, f->idlen})];
+	struct ig_flowq_flow **p =
+	    &q->table[slot_of(q, f->priority, (struct ig_str){f->id, f->idlen})];
 	while (*p != f)
 		p = &(*p)->hnext;
 	*p = f->hnext;
@@ -321,8 +323,11 @@ int ig_flowq_push(struct ig_flowq *q, struct ig_flowq_item *it, void *data, stru
 	struct band *b = &q->bands[bi];
 	if (over(&b->limits, b->count, b->bytes, bytes))
 		return -ENOSPC;
-	*it = (struct ig_flowq_item){
-	    .data = data, .bytes = bytes, .deadline_ns = deadline_ns, .order = order, .seq = q->seq};
+	*it = (struct ig_flowq_item){.data = data,
+				     .bytes = bytes,
+				     .deadline_ns = deadline_ns,
+				     .order = order,
+				     .seq = q->seq};
 	if (deadline_ns && heap_push(q, it) < 0)
 		return -ENOMEM;
 	struct ig_flowq_flow *f = flow_find(q, priority, flow_id);

@@ -41,7 +41,7 @@ struct ig_flowq_flow;
 struct ig_flowq_item {
 	void *data;
 	struct ig_flowq_item *prev, *next; /* in its flow, in (order, seq) order */
-	struct ig_flowq_flow *flow;        /* NULL when not queued */
+	struct ig_flowq_flow *flow;	   /* NULL when not queued */
 	uint64_t bytes;
 	uint64_t deadline_ns; /* 0: none */
 	uint64_t order;	      /* lower goes first */

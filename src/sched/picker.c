@@ -11,22 +11,25 @@
  * The saturation detector and its filter keep GIE's scraped-only inputs,
  * because their thresholds are defined against vLLM's own queue.
  *
- * ig_schedule() allocates nothing for pools up to STACK_ENDPOINTS; larger
- * pools take one malloc per call. */
+ * ig_schedule() allocates nothing per call: its per-candidate arrays are
+ * scratch memory of the calling thread, kept between calls (it grows when
+ * the thread first meets a larger pool). The scorers and the picker run in
+ * one pass over the candidates after the filters (two with a queue or
+ * running-requests scorer, whose spread needs the minimum and maximum
+ * first). */
 #include "sched/picker.h"
 
 #include <limits.h>
 #include <math.h>
-#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/scratch.h"
 #include "sched/picker_int.h"
 #include "sched/prefix.h"
 #include "sched/sched.h"
 
-#define STACK_ENDPOINTS 256
 #define MAX_STAGES MAX_PROFILE_ENTRIES
 /* vLLM's rule of thumb, as in GIE: about four characters per token. */
 #define CHARS_PER_TOKEN 4
@@ -58,6 +61,7 @@ struct sched_profile {
 	struct stage scorers[MAX_STAGES];
 	size_t nscorers;
 	struct stage picker;
+	bool reads_adapters; /* a LoRA scorer or the decision-tree filter */
 	char *name;
 };
 
@@ -69,19 +73,19 @@ struct ig_scheduler {
 	 * single-profile-handler, else header-profile-handler's header. */
 	char *profile_header;
 	size_t default_profile;
+	bool reads_adapters; /* some profile does */
 	struct plugin_params detector;
 	/* Prefix hashing, when a prefix scorer or affinity filter runs. */
 	struct ig_prefix_index *index;
-	size_t block_bytes;
-	size_t max_blocks;
+	struct plugin_params prefix; /* its parameters */
 };
 
 /* Stands in for an endpoint that has never been scraped. */
-static const struct ig_endpoint_metrics no_metrics;
+static const struct ig_endpoint_load no_load;
 
-static const struct ig_endpoint_metrics *metrics(const struct ig_sched_endpoint *e)
+static inline const struct ig_endpoint_load *load(const struct ig_sched_endpoint *e)
 {
-	return e->m ? e->m : &no_metrics;
+	return e->m ? e->m : &no_load;
 }
 
 static struct ig_str target_of(const struct ig_sched_req *req)
@@ -91,16 +95,36 @@ static struct ig_str target_of(const struct ig_sched_req *req)
 
 /* ---- construction ------------------------------------------------------------ */
 
+/* With autoTune an endpoint's commits give it the capacity it reports,
+ * whatever its size: the index reserves room for the most there can be. */
 static int setup_prefix(struct ig_scheduler *s, const struct plugin_params *p)
 {
-	s->block_bytes = (size_t)p->block_size_tokens * CHARS_PER_TOKEN;
-	s->max_blocks = p->max_prefix_blocks;
-	if (p->max_prefix_tokens > 0)
-		s->max_blocks = p->max_prefix_tokens / p->block_size_tokens;
-	if (s->max_blocks > IG_PREFIX_MAX_BLOCKS)
-		s->max_blocks = IG_PREFIX_MAX_BLOCKS;
-	s->index = ig_prefix_new(p->lru_capacity);
+	s->prefix = *p;
+	s->index =
+	    ig_prefix_new_sized(p->lru_capacity, p->auto_tune ? UINT32_MAX : p->lru_capacity);
 	return s->index ? 0 : -1;
+}
+
+/* A reported block size above what blockSizeTokens may be set to is not
+ * believed (the gateway would copy up to 256 such blocks per request). */
+#define MAX_BLOCK_TOKENS (1u << 20)
+
+/* The blocks a request is hashed in: blockSizeTokens tokens of about four
+ * characters each, or with autoTune the block size the pool's model
+ * servers report (0: none reported); at most maxPrefixBlocksToMatch, or
+ * maxPrefixTokensToMatch / the block size, and never more than the index
+ * takes. GIE's producer computes the same per request. */
+static void geometry(const struct ig_scheduler *s, uint32_t reported, size_t *block_bytes,
+		     size_t *max_blocks)
+{
+	const struct plugin_params *p = &s->prefix;
+	bool tuned = p->auto_tune && reported && reported <= MAX_BLOCK_TOKENS;
+	uint32_t tokens = tuned ? reported : p->block_size_tokens;
+	size_t n = p->max_prefix_blocks;
+	if (p->max_prefix_tokens > 0)
+		n = p->max_prefix_tokens / tokens;
+	*block_bytes = (size_t)tokens * CHARS_PER_TOKEN;
+	*max_blocks = n < IG_PREFIX_MAX_BLOCKS ? n : IG_PREFIX_MAX_BLOCKS;
 }
 
 static int compile_profile(struct sched_profile *sp, const struct ig_picker_config *c,
@@ -125,6 +149,8 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 		default:
 			break;
 		}
+		sp->reads_adapters |=
+		    pl->type == PT_LORA_SCORER || pl->type == PT_DECISION_TREE_FILTER;
 	}
 	sp->name = strdup(pr->name);
 	return sp->name ? 0 : -1;
@@ -145,6 +171,8 @@ struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c)
 	if (c->profile_header && !(s->profile_header = strdup(c->profile_header)))
 		goto fail;
 	s->default_profile = c->default_profile < c->nprofiles ? c->default_profile : 0;
+	for (size_t i = 0; i < s->nprofiles; i++)
+		s->reads_adapters |= s->profiles[i].reads_adapters;
 	s->detector = c->detector;
 	if (c->prefix_index && setup_prefix(s, &c->prefix) < 0)
 		goto fail;
@@ -165,6 +193,11 @@ void ig_scheduler_free(struct ig_scheduler *s)
 	free(s);
 }
 
+bool ig_scheduler_reads_adapters(const struct ig_scheduler *s)
+{
+	return s->reads_adapters;
+}
+
 const char *ig_scheduler_profile_header(const struct ig_scheduler *s)
 {
 	return s->profile_header;
@@ -178,27 +211,39 @@ struct call {
 	size_t n;
 	struct ig_rng *rng;
 	size_t nhashes;
-	uint32_t *counts; /* prefix blocks matched, by endpoint index */
-	double *scores;   /* by position in the candidate set */
-	int64_t *vals;    /* a scorer's input, by position */
-	size_t *a, *b;    /* candidate index sets */
-	uint64_t *keys;
+	const uint32_t *counts; /* prefix blocks matched, by endpoint index; NULL: none */
+	double *scores;		/* by position in the candidate set */
+	int64_t *vals;		/* a spread scorer's inputs, by position */
+	size_t *a, *b;		/* candidate index sets */
+	uint32_t *count_mem;	/* room for counts */
+	uint64_t target_hash;	/* of the target model, as adapter sets hold names */
 };
 
-/* Bytes of scratch per endpoint: two index sets, scores, scorer inputs,
- * keys and counts. */
-#define PER_EP (2 * sizeof(size_t) + sizeof(double) + sizeof(int64_t) + sizeof(uint64_t) + \
-		sizeof(uint32_t))
+/* Bytes of scratch per endpoint: scores, scorer inputs, two index sets,
+ * prefix counts. */
+#define PER_EP (sizeof(double) + sizeof(int64_t) + 2 * sizeof(size_t) + sizeof(uint32_t))
 
-static void carve(struct call *c, unsigned char *mem)
+static _Thread_local struct ig_scratch call_mem, hits_mem, tree_mem;
+
+static int carve(struct call *c)
 {
 	size_t n = c->n;
+	if (n > SIZE_MAX / PER_EP)
+		return -1;
+	unsigned char *mem = ig_scratch_get(&call_mem, n * PER_EP);
+	if (!mem)
+		return -1;
 	c->scores = (double *)mem;
 	c->vals = (int64_t *)(c->scores + n);
 	c->a = (size_t *)(c->vals + n);
 	c->b = c->a + n;
-	c->keys = (uint64_t *)(c->b + n);
-	c->counts = (uint32_t *)(c->keys + n);
+	c->count_mem = (uint32_t *)(c->b + n);
+	return 0;
+}
+
+static inline uint32_t count_of(const struct call *c, size_t i)
+{
+	return c->counts ? c->counts[i] : 0;
 }
 
 /* ---- filters ----------------------------------------------------------------- */
@@ -237,8 +282,40 @@ static void affinity_filter(const struct call *c, const struct plugin_params *p,
 	out->n = 0;
 	if (c->nhashes > 0)
 		for (size_t k = 0; k < in->n; k++)
-			if ((double)c->counts[in->idx[k]] / (double)c->nhashes >= p->affinity_threshold)
+			if ((double)count_of(c, in->idx[k]) / (double)c->nhashes >=
+			    p->affinity_threshold)
 				out->idx[out->n++] = in->idx[k];
+	if (out->n == 0)
+		keep_all(in, out);
+}
+
+/* Requests an endpoint holds: waiting and running as last scraped, plus
+ * those dispatched since that the scrape did not see. */
+static inline int64_t total_load(const struct ig_sched_endpoint *e)
+{
+	return load(e)->waiting + load(e)->running + e->inflight_requests;
+}
+
+/* infergate's load-bound-filter: consistent hashing with bounded loads
+ * applied to prefix affinity. Endpoints whose load is above
+ * mean * (1 + slack) + headroom leave the candidates, so the scorers
+ * after it (prefix affinity above all) cannot pile requests onto one pod
+ * while others have room; all stay when none is under the bound. */
+static void load_bound_filter(const struct call *c, const struct plugin_params *p,
+			      const struct ig_sched_set *in, struct ig_sched_set *out)
+{
+	if (in->n < 2) {
+		keep_all(in, out);
+		return;
+	}
+	double sum = 0;
+	for (size_t k = 0; k < in->n; k++)
+		sum += (double)total_load(&c->eps[in->idx[k]]);
+	double bound = sum / (double)in->n * (1 + p->bound_slack) + p->bound_headroom;
+	out->n = 0;
+	for (size_t k = 0; k < in->n; k++)
+		if ((double)total_load(&c->eps[in->idx[k]]) <= bound)
+			out->idx[out->n++] = in->idx[k];
 	if (out->n == 0)
 		keep_all(in, out);
 }
@@ -286,23 +363,39 @@ static void header_filter(const struct call *c, const struct ig_sched_set *in,
 			out->idx[out->n++] = in->idx[k];
 }
 
+/* The v0.2.0 tree reads full metrics: stand-ins in the thread's scratch
+ * memory, with the candidates' figures and the active adapters of their
+ * full metrics (none without them). */
 static int tree_filter(const struct call *c, const struct ig_sched_set *in,
 		       struct ig_sched_set *out)
 {
-	const struct ig_endpoint_metrics *stack[STACK_ENDPOINTS];
-	const struct ig_endpoint_metrics **m = stack;
-	if (c->n > STACK_ENDPOINTS) {
-		m = malloc(c->n * sizeof(*m));
-		if (!m)
-			return -1;
+	size_t ptrs = (c->n * sizeof(void *) + 63) & ~(size_t)63;
+	if (in->n > (SIZE_MAX - ptrs) / sizeof(struct ig_endpoint_metrics))
+		return -1;
+	unsigned char *mem =
+	    ig_scratch_get(&tree_mem, ptrs + in->n * sizeof(struct ig_endpoint_metrics));
+	if (!mem)
+		return -1;
+	const struct ig_endpoint_metrics **m = (const struct ig_endpoint_metrics **)mem;
+	struct ig_endpoint_metrics *own = (struct ig_endpoint_metrics *)(mem + ptrs);
+	for (size_t k = 0; k < in->n; k++, own++) {
+		const struct ig_sched_endpoint *e = &c->eps[in->idx[k]];
+		const struct ig_endpoint_load *l = load(e);
+		/* The fields the tree reads. */
+		own->waiting = l->waiting;
+		own->kv_usage = l->kv_usage;
+		own->max_active = l->max_active;
+		own->active.n = 0;
+		if (e->full) {
+			uint32_t na = e->full->active.n;
+			own->active.n = na < IG_MAX_ADAPTERS ? na : IG_MAX_ADAPTERS;
+			memcpy(own->active.hash, e->full->active.hash,
+			       own->active.n * sizeof(own->active.hash[0]));
+		}
+		m[in->idx[k]] = own;
 	}
-	for (size_t i = 0; i < c->n; i++)
-		m[i] = metrics(&c->eps[i]);
 	struct ig_sched_request r = {c->req->model, c->req->target_model, c->req->critical};
-	int rc = ig_sched_decision_tree_filter(&r, m, in, c->rng, out);
-	if (m != stack)
-		free(m);
-	return rc;
+	return ig_sched_decision_tree_filter(&r, m, in, c->rng, out);
 }
 
 static int run_filter(const struct call *c, const struct stage *st, const struct ig_sched_set *in,
@@ -317,6 +410,9 @@ static int run_filter(const struct call *c, const struct stage *st, const struct
 	case PT_PREFIX_AFFINITY_FILTER:
 		affinity_filter(c, &st->p, in, out);
 		break;
+	case PT_LOAD_BOUND_FILTER:
+		load_bound_filter(c, &st->p, in, out);
+		break;
 	case PT_HEADER_TESTING_FILTER:
 		header_filter(c, in, out);
 		break;
@@ -327,45 +423,28 @@ static int run_filter(const struct call *c, const struct stage *st, const struct
 	return 0;
 }
 
-/* ---- scorers ------------------------------------------------------------------ */
+/* ---- scorers and picker ------------------------------------------------------ */
 
-static int64_t queue_of(const struct ig_sched_endpoint *e)
+static inline int64_t queue_of(const struct ig_sched_endpoint *e)
 {
-	return metrics(e)->waiting + e->inflight_requests;
+	return load(e)->waiting + e->inflight_requests;
 }
 
-static int64_t running_of(const struct ig_sched_endpoint *e)
+static inline int64_t running_of(const struct ig_sched_endpoint *e)
 {
-	return metrics(e)->running + e->inflight_requests;
+	return load(e)->running + e->inflight_requests;
 }
 
-/* (max - v) / (max - min) over the candidates; 1.0 when all are equal. */
-static void score_spread(const struct call *c, const struct ig_sched_set *set,
-			 int64_t (*value)(const struct ig_sched_endpoint *), double w)
+/* The adapter sets come from the full metrics, the limit from the load. */
+static double lora_score(const struct ig_sched_endpoint *e, uint64_t target)
 {
-	int64_t min = INT64_MAX, max = INT64_MIN;
-	/* Each endpoint's metrics are read once: they may sit far apart. */
-	for (size_t k = 0; k < set->n; k++) {
-		int64_t v = value(&c->eps[set->idx[k]]);
-		c->vals[k] = v;
-		min = v < min ? v : min;
-		max = v > max ? v : max;
-	}
-	for (size_t k = 0; k < set->n; k++) {
-		double s = 1.0;
-		if (max != min)
-			s = (double)(max - c->vals[k]) / (double)(max - min);
-		c->scores[k] += (s < 0 ? 0 : s > 1 ? 1 : s) * w;
-	}
-}
-
-static double lora_score(const struct ig_endpoint_metrics *m, struct ig_str target)
-{
-	if (ig_adapter_set_has(&m->running_adapters, target))
+	const struct ig_endpoint_metrics *f = e->full;
+	uint32_t nrun = f ? f->running_adapters.n : 0, nwait = f ? f->waiting_adapters.n : 0;
+	if (f && ig_adapter_set_has_hash(&f->running_adapters, target))
 		return 1.0;
-	if ((int64_t)(m->running_adapters.n + m->waiting_adapters.n) < m->max_active)
+	if ((int64_t)(nrun + nwait) < load(e)->max_active)
 		return 0.8;
-	if (ig_adapter_set_has(&m->waiting_adapters, target))
+	if (f && ig_adapter_set_has_hash(&f->waiting_adapters, target))
 		return 0.6;
 	return 0.0;
 }
@@ -379,71 +458,169 @@ static double token_load_score(const struct ig_sched_endpoint *e, const struct p
 	return 1.0 - (t < thr ? t : thr) / thr;
 }
 
-static double score_one(const struct call *c, const struct stage *st, size_t i)
+/* llm-d's load-aware-scorer: the scraped waiting queue alone, 0.5 when
+ * it is empty, falling linearly from 0.5 to 0 at `threshold` waiting
+ * requests. (A busy but unqueued pod scores as an idle one: that is what
+ * keeps llm-d's prefix affinity sticky until pods saturate.) */
+static double load_aware_score(const struct ig_sched_endpoint *e, const struct plugin_params *p)
 {
-	const struct ig_sched_endpoint *e = &c->eps[i];
-	switch (st->type) {
-	case PT_KV_SCORER:
-		return 1.0 - metrics(e)->kv_usage;
-	case PT_LORA_SCORER:
-		return lora_score(metrics(e), target_of(c->req));
-	case PT_TOKEN_LOAD_SCORER:
-		return token_load_score(e, &st->p);
-	case PT_PREFIX_SCORER:
-		return c->nhashes ? (double)c->counts[i] / (double)c->nhashes : 0.0;
-	default:
-		return 0.0;
-	}
+	double q = (double)load(e)->waiting;
+	if (q <= 0)
+		return 0.5;
+	return q >= p->load_threshold ? 0.0 : 0.5 * (1.0 - q / p->load_threshold);
 }
 
+static inline double clamp01(double v)
+{
+	v = v < 0 ? 0 : v;
+	return v > 1 ? 1 : v;
+}
+
+/* Spreads up to this wide get their scores from a table. */
+#define SPREAD_TABLE 512
+
+/* (max - v) / (max - min) over the candidates; 1.0 when all are equal.
+ * Queues are short integers, so a table of the few values (max - v) takes
+ * can hold every score, each computed by the same expression. */
+static void score_spread(const struct call *c, const struct ig_sched_set *set,
+			 enum plugin_type type, double w)
+{
+	int64_t min = INT64_MAX, max = INT64_MIN;
+	bool queue = type == PT_QUEUE_SCORER;
+	for (size_t k = 0; k < set->n; k++) {
+		const struct ig_sched_endpoint *e = &c->eps[set->idx[k]];
+		int64_t v = queue ? queue_of(e) : running_of(e);
+		c->vals[k] = v;
+		min = v < min ? v : min;
+		max = v > max ? v : max;
+	}
+	if (max == min) {
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += w;
+		return;
+	}
+	double range = (double)(max - min);
+	/* max - min may not fit an int64 (queues are clamped to 1e15 when
+	 * read): the table only for small spreads. */
+	if ((uint64_t)max - (uint64_t)min < SPREAD_TABLE) {
+		double table[SPREAD_TABLE];
+		for (int64_t d = 0; d <= max - min; d++)
+			table[d] = clamp01((double)d / range);
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += table[max - c->vals[k]] * w;
+		return;
+	}
+	for (size_t k = 0; k < set->n; k++)
+		c->scores[k] += clamp01((double)(max - c->vals[k]) / range) * w;
+}
+
+/* One scorer over the candidates of the set, each in its own loop so that
+ * the loop does one thing. */
 static void run_scorer(const struct call *c, const struct stage *st, const struct ig_sched_set *set)
 {
-	if (st->type == PT_QUEUE_SCORER) {
-		score_spread(c, set, queue_of, st->weight);
-		return;
+	double w = st->weight;
+	switch (st->type) {
+	case PT_QUEUE_SCORER:
+	case PT_RUNNING_SCORER:
+		score_spread(c, set, st->type, w);
+		break;
+	case PT_KV_SCORER:
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += clamp01(1.0 - load(&c->eps[set->idx[k]])->kv_usage) * w;
+		break;
+	case PT_LORA_SCORER:
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += lora_score(&c->eps[set->idx[k]], c->target_hash) * w;
+		break;
+	case PT_TOKEN_LOAD_SCORER:
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += clamp01(token_load_score(&c->eps[set->idx[k]], &st->p)) * w;
+		break;
+	case PT_LOAD_AWARE_SCORER:
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += load_aware_score(&c->eps[set->idx[k]], &st->p) * w;
+		break;
+	case PT_PREFIX_SCORER: {
+		/* Without a match every score is 0: adding 0 changes nothing.
+		 * Counts are at most IG_PREFIX_MAX_BLOCKS: a table of scores. */
+		if (!c->counts || !c->nhashes)
+			break;
+		double table[IG_PREFIX_MAX_BLOCKS + 1];
+		for (size_t b = 0; b <= c->nhashes; b++)
+			table[b] = clamp01((double)b / (double)c->nhashes);
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += table[c->counts[set->idx[k]]] * w;
+		break;
 	}
-	if (st->type == PT_RUNNING_SCORER) {
-		score_spread(c, set, running_of, st->weight);
-		return;
-	}
-	for (size_t k = 0; k < set->n; k++) {
-		double s = score_one(c, st, set->idx[k]);
-		c->scores[k] += (s < 0 ? 0 : s > 1 ? 1 : s) * st->weight;
+	default:
+		break;
 	}
 }
-
-/* ---- pickers ----------------------------------------------------------------- */
 
 /* A candidate's rank: key first (higher is better), then a random tie
  * breaker. Giving every candidate an independent random tie key orders
  * equal keys uniformly at random, which is what GIE gets from shuffling
- * before a stable sort, without the shuffle. */
+ * before a stable sort, without the shuffle. A candidate whose key is
+ * below the worst of a full ranking cannot enter it whatever its tie key,
+ * so its tie key is never drawn: the ranking is the same as if it were. */
 struct rank {
 	double key;
 	uint64_t tie;
 	size_t pos;
 };
 
+/* A strict order: equal keys and equal tie keys (which 64 random bits
+ * make vanishingly rare) keep the candidates' order. */
 static bool better(const struct rank *a, const struct rank *b)
 {
-	return a->key > b->key || (a->key == b->key && a->tie < b->tie);
+	if (a->key != b->key)
+		return a->key > b->key;
+	return a->tie != b->tie ? a->tie < b->tie : a->pos < b->pos;
 }
 
-/* Keeps the best `k` of the candidates seen so far, sorted, in best[]:
- * one comparison against the worst kept for most candidates. */
-static void offer(struct rank *best, size_t *m, size_t k, const struct rank *r)
+/* The best k candidates seen so far, in a heap with the worst of them at
+ * the root: a candidate that beats it replaces it in log k steps. */
+static void sift_down(struct rank *h, size_t m, size_t i)
 {
-	size_t j = *m;
-	if (j == k) {
-		if (!better(r, &best[k - 1]))
+	for (;;) {
+		size_t w = i, l = 2 * i + 1, r = l + 1;
+		if (l < m && better(&h[w], &h[l]))
+			w = l;
+		if (r < m && better(&h[w], &h[r]))
+			w = r;
+		if (w == i)
 			return;
-		j = k - 1;
-	} else {
-		(*m)++;
+		struct rank t = h[i];
+		h[i] = h[w];
+		h[w] = t;
+		i = w;
 	}
-	for (; j > 0 && better(r, &best[j - 1]); j--)
-		best[j] = best[j - 1];
-	best[j] = *r;
+}
+
+static void offer(struct rank *h, size_t *m, size_t k, const struct rank *r)
+{
+	if (*m < k) {
+		size_t i = (*m)++;
+		for (; i > 0 && better(&h[(i - 1) / 2], r); i = (i - 1) / 2)
+			h[i] = h[(i - 1) / 2];
+		h[i] = *r;
+		return;
+	}
+	if (!better(r, &h[0]))
+		return;
+	h[0] = *r;
+	sift_down(h, *m, 0);
+}
+
+/* Best first: the heap emptied from its root (the worst) to the back. */
+static void sort_best(struct rank *h, size_t m)
+{
+	for (size_t end = m; end > 1; end--) {
+		struct rank t = h[0];
+		h[0] = h[end - 1];
+		h[end - 1] = t;
+		sift_down(h, end - 1, 0);
+	}
 }
 
 /* The key a picker ranks by. max-score: the score. random: nothing (ties
@@ -464,18 +641,25 @@ static double key_of(enum plugin_type picker, double score, struct ig_rng *rng)
 	return log(u > 0 ? u : 0x1p-60) / score;
 }
 
-static void pick(const struct sched_profile *s, const struct call *c,
-		 const struct ig_sched_set *set, struct ig_sched_result *res)
+/* Scores every candidate of the set and ranks the best into res. */
+static void score_and_pick(const struct sched_profile *s, const struct call *c,
+			   const struct ig_sched_set *set, struct ig_sched_result *res)
 {
 	struct rank best[IG_SCHED_MAX_RANKED];
 	size_t k = IG_SCHED_MAX_RANKED, m = 0;
 	if (s->picker.p.max_endpoints && s->picker.p.max_endpoints < k)
 		k = s->picker.p.max_endpoints;
+	memset(c->scores, 0, set->n * sizeof(*c->scores));
+	for (size_t j = 0; j < s->nscorers; j++)
+		run_scorer(c, &s->scorers[j], set);
 	for (size_t pos = 0; pos < set->n; pos++) {
-		struct rank r = {key_of(s->picker.type, c->scores[pos], c->rng), ig_rng_next(c->rng),
-				 pos};
+		double key = key_of(s->picker.type, c->scores[pos], c->rng);
+		if (m == k && key < best[0].key)
+			continue;
+		struct rank r = {key, ig_rng_next(c->rng), pos};
 		offer(best, &m, k, &r);
 	}
+	sort_best(best, m);
 	res->nranked = m;
 	for (size_t j = 0; j < m; j++) {
 		res->ranked[j] = set->idx[best[j].pos];
@@ -508,20 +692,78 @@ static void count_lookup(struct ig_scheduler *s, uint64_t blocks, uint64_t hit)
 	add_to(&st->hit_blocks, hit, owned);
 }
 
-static void match_prefix(struct ig_scheduler *s, struct call *c, struct ig_sched_result *res)
+/* The candidates' prefix counts from the lookup's hits, through a small
+ * table of the hit keys and a 4096-bit filter of their low bits, which
+ * most candidates fail at the cost of one load. A key listed twice counts
+ * once, the first time. Without memory for the table the counts stay 0. */
+struct hit_slot {
+	uint64_t key;
+	uint32_t blocks; /* 0: empty */
+	uint32_t taken;
+};
+
+static inline size_t hit_home(uint64_t key, unsigned log)
 {
-	memset(c->counts, 0, c->n * sizeof(*c->counts));
-	if (!s->index)
+	return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> (64 - log));
+}
+
+static void spread_hits(struct call *c, const struct ig_prefix_hit *hits, size_t nhits)
+{
+	unsigned log = 4;
+	while (((size_t)1 << log) < 2 * nhits)
+		log++;
+	size_t mask = ((size_t)1 << log) - 1;
+	struct hit_slot *tab = ig_scratch_get(&hits_mem, (mask + 1) * sizeof(*tab));
+	if (!tab)
 		return;
+	memset(tab, 0, (mask + 1) * sizeof(*tab));
+	uint64_t filter[64] = {0};
+	for (size_t h = 0; h < nhits; h++) {
+		uint64_t key = hits[h].key;
+		filter[(key >> 6) & 63] |= (uint64_t)1 << (key & 63);
+		size_t i = hit_home(key, log);
+		while (tab[i].blocks)
+			i = (i + 1) & mask;
+		tab[i] = (struct hit_slot){key, hits[h].blocks, 0};
+	}
+	uint32_t *counts = c->count_mem;
+	for (size_t e = 0; e < c->n; e++) {
+		uint64_t key = c->eps[e].key;
+		counts[e] = 0;
+		if (!((filter[(key >> 6) & 63] >> (key & 63)) & 1))
+			continue;
+		for (size_t i = hit_home(key, log); tab[i].blocks; i = (i + 1) & mask)
+			if (tab[i].key == key) {
+				counts[e] = tab[i].taken ? 0 : tab[i].blocks;
+				tab[i].taken = 1;
+				break;
+			}
+	}
+	c->counts = counts;
+}
+
+/* Hashes the prompt and looks its blocks up: c->nhashes and the counts;
+ * returns the lookup's record for the commit (NULL when none). */
+static const struct ig_prefix_walk *match_prefix(struct ig_scheduler *s, struct call *c,
+						 struct ig_sched_result *res)
+{
+	const struct ig_prefix_hit *hits;
+	const struct ig_prefix_walk *walk = NULL;
+	size_t nhits = 0;
+	if (!s->index)
+		return NULL;
 	struct ig_str seed = c->req->prefix_seed.len ? c->req->prefix_seed : target_of(c->req);
-	c->nhashes = ig_prefix_hashes(seed, c->req->prefix_input, s->block_bytes, s->max_blocks,
+	size_t block_bytes, max_blocks;
+	geometry(s, c->req->cache_block_tokens, &block_bytes, &max_blocks);
+	c->nhashes = ig_prefix_hashes(seed, c->req->prefix_input, block_bytes, max_blocks,
 				      res->prefix_hashes);
 	res->nprefix_hashes = c->nhashes;
 	if (c->nhashes == 0)
-		return;
-	for (size_t i = 0; i < c->n; i++)
-		c->keys[i] = c->eps[i].key;
-	ig_prefix_match(s->index, res->prefix_hashes, c->nhashes, c->keys, c->n, c->counts);
+		return NULL;
+	ig_prefix_lookup(s->index, res->prefix_hashes, c->nhashes, &hits, &nhits, &walk);
+	if (nhits)
+		spread_hits(c, hits, nhits);
+	return walk;
 }
 
 static int run(const struct sched_profile *s, struct call *c, struct ig_sched_result *res)
@@ -536,10 +778,7 @@ static int run(const struct sched_profile *s, struct call *c, struct ig_sched_re
 		cur = next;
 		next = (struct ig_sched_set){t.idx, 0};
 	}
-	memset(c->scores, 0, cur.n * sizeof(*c->scores));
-	for (size_t k = 0; k < s->nscorers; k++)
-		run_scorer(c, &s->scorers[k], &cur);
-	pick(s, c, &cur, res);
+	score_and_pick(s, c, &cur, res);
 	return 0;
 }
 
@@ -568,53 +807,65 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 		const struct ig_sched_endpoint *eps, size_t n, struct ig_rng *rng,
 		struct ig_sched_result *res)
 {
-	alignas(max_align_t) unsigned char stack[STACK_ENDPOINTS * PER_EP];
-	unsigned char *mem = stack;
 	res->nranked = 0;
 	res->nprefix_hashes = 0;
 	res->prefix_match_blocks = 0;
+	res->prefix_seen.n = 0;
 	res->profile = NULL;
 	const struct sched_profile *pr = handler_pick(s, req);
 	if (!pr)
 		return IG_SCHED_NO_PROFILE;
 	if (n == 0)
 		return -1;
-	if (n > STACK_ENDPOINTS) {
-		if (n > SIZE_MAX / PER_EP)
-			return -1;
-		mem = malloc(n * PER_EP);
-		if (!mem)
-			return -1;
-	}
 	struct call c = {.req = req, .eps = eps, .n = n, .rng = rng};
-	carve(&c, mem);
+	if (carve(&c) < 0)
+		return -1;
+	if (pr->reads_adapters)
+		c.target_hash = ig_adapter_hash(target_of(req));
 	/* The prefix match is the request's, whichever profile runs: GIE's
 	 * producer hashes every request (PrepareData). */
-	match_prefix(s, &c, res);
+	const struct ig_prefix_walk *walk = match_prefix(s, &c, res);
 	int rc = run(pr, &c, res);
 	if (rc == 0) {
 		res->profile = pr->name;
-		if (c.nhashes) {
-			uint64_t hit = c.counts[res->ranked[0]];
+		if (c.nhashes && res->nranked) {
+			uint64_t hit = count_of(&c, res->ranked[0]);
 			res->prefix_match_blocks = hit;
 			count_lookup(s, c.nhashes, hit);
+			ig_prefix_seen(s->index, walk, c.eps[res->ranked[0]].key,
+				       &res->prefix_seen);
 		}
 	}
-	if (mem != stack)
-		free(mem);
 	return rc;
+}
+
+void ig_schedule_commit_blocks(struct ig_scheduler *s, const struct ig_sched_result *res,
+			       uint64_t endpoint_key, uint32_t gpu_blocks)
+{
+	if (s->index && res->nprefix_hashes)
+		(void)ig_prefix_add_capped(s->index, endpoint_key, res->prefix_hashes,
+					   res->nprefix_hashes, &res->prefix_seen,
+					   s->prefix.auto_tune ? gpu_blocks : 0);
 }
 
 void ig_schedule_commit(struct ig_scheduler *s, const struct ig_sched_result *res,
 			uint64_t endpoint_key)
 {
-	if (s->index && res->nprefix_hashes)
-		(void)ig_prefix_add(s->index, endpoint_key, res->prefix_hashes, res->nprefix_hashes);
+	ig_schedule_commit_blocks(s, res, endpoint_key, 0);
 }
 
-size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s)
+bool ig_scheduler_auto_tunes(const struct ig_scheduler *s)
 {
-	return s->index ? s->block_bytes * s->max_blocks : 0;
+	return s->index && s->prefix.auto_tune;
+}
+
+size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s, uint32_t cache_block_tokens)
+{
+	size_t block_bytes, max_blocks;
+	if (!s->index)
+		return 0;
+	geometry(s, cache_block_tokens, &block_bytes, &max_blocks);
+	return block_bytes * max_blocks;
 }
 
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key)

@@ -22,10 +22,18 @@
 #include "core/rand.h"
 #include "core/str.h"
 #include "pool/metrics.h"
+#include "sched/prefix.h"
 
 /* One candidate endpoint as the scheduler sees it. */
 struct ig_sched_endpoint {
-	const struct ig_endpoint_metrics *m;
+	/* The scraped figures every profile reads; NULL when never scraped
+	 * (all zero, and stale for the saturation detector). */
+	const struct ig_endpoint_load *m;
+	/* The full metrics, read only for their adapter sets, by the LoRA
+	 * scorer and the decision-tree filter: needed when
+	 * ig_scheduler_reads_adapters() says so, else may be NULL, which reads
+	 * as no adapters. Every figure comes from m. */
+	const struct ig_endpoint_metrics *full;
 	uint64_t metrics_age_ms; /* UINT64_MAX when never scraped */
 	/* What the gateway dispatched to it since its last scrape and that
 	 * has not finished: added to the scraped figures by the scorers so a
@@ -33,24 +41,30 @@ struct ig_sched_endpoint {
 	int64_t inflight_requests;
 	int64_t inflight_tokens;
 	struct ig_str addr; /* "ip:port" */
-	uint64_t key;       /* stable identity (e.g. hash of addr), for the prefix index */
+	uint64_t key;	    /* stable identity (e.g. hash of addr), for the prefix index */
 };
 
 struct ig_sched_req {
-	struct ig_str model;        /* as asked */
+	struct ig_str model;	    /* as asked */
 	struct ig_str target_model; /* after the traffic split */
-	bool critical;              /* InferenceModel criticality == Critical */
-	int priority;               /* InferenceObjective priority (0 default); < 0 sheddable */
+	bool critical;		    /* InferenceModel criticality == Critical */
+	int priority;		    /* InferenceObjective priority (0 default); < 0 sheddable */
 	/* Bytes the prefix-cache index hashes (gie-reference §4.3): the text of
 	 * a completions prompt, the canonical JSON of chat `messages`, of a
 	 * Responses request's instructions, tools and input, or of embeddings
-	 * input. Only the first ig_scheduler_prefix_limit() bytes are used.
+	 * input. Only the first ig_scheduler_prefix_limit(s, cache_block_tokens)
+	 * bytes are used.
 	 * May be empty. */
 	struct ig_str prefix_input;
 	/* What the first block hash is seeded with when not just the target
 	 * model: the target model followed by the request's `cache_salt`, so
 	 * that salted requests share no cache entries with others. */
 	struct ig_str prefix_seed;
+	/* autoTune (ig_scheduler_auto_tunes): the KV-cache block size, in
+	 * tokens, that the pool's model servers report (GIE reads the first
+	 * candidate's vllm:cache_config_info block_size); 0 when none is
+	 * reported, or to hash blocks of the configured blockSizeTokens. */
+	uint32_t cache_block_tokens;
 	/* Value of the test-epp-endpoint-selection header, empty if absent. */
 	struct ig_str test_endpoints;
 	/* Value of the header the profile handler reads (see
@@ -68,13 +82,16 @@ struct ig_sched_req {
  * maxNumOfEndpoints) candidates ranked best first (indices into the eps
  * array given to ig_schedule), so the gateway can fall back in order. */
 struct ig_sched_result {
-	size_t *ranked; /* caller-provided room for n entries */
+	size_t *ranked; /* caller-provided room for min(n, IG_SCHED_MAX_RANKED) */
 	size_t nranked;
 	double *scores; /* optional (may be NULL): total score per ranked entry */
 	/* Filled by the prefix scorer for the commit step and for metrics. */
-	uint64_t prefix_hashes[256];
+	uint64_t prefix_hashes[IG_PREFIX_MAX_BLOCKS];
 	size_t nprefix_hashes;
 	size_t prefix_match_blocks; /* of the best-ranked endpoint */
+	/* Where the lookup found the best-ranked endpoint's blocks, so that a
+	 * commit for it needs no second lookup. */
+	struct ig_prefix_seen prefix_seen;
 	/* The primary profile: the one whose ranking this is. */
 	const char *profile;
 };
@@ -94,6 +111,13 @@ int ig_picker_config_parse(const char *file, const char *text, size_t len,
 /* GIE's default: queue-scorer 2, kv-cache-utilization-scorer 2,
  * prefix-cache-scorer 3, max-score-picker. */
 struct ig_picker_config *ig_picker_config_default(void);
+/* The EndpointPickerConfig text of a named configuration (sched/presets.c):
+ * "infergate" (the gateway's default), "gie" (GIE's default profile),
+ * "llm-d" (the llm-d router's prefix + load-aware profile), "v0.2" (GIE
+ * v0.2.0's decision tree); NULL for another name. ig_picker_preset_name
+ * lists them (NULL past the last). */
+const char *ig_picker_preset(const char *name);
+const char *ig_picker_preset_name(size_t i);
 /* The GIE v0.2.0 behaviour as a one-plugin profile (decision-tree filter,
  * random picker among the survivors). */
 struct ig_picker_config *ig_picker_config_decision_tree(void);
@@ -148,6 +172,9 @@ bool ig_picker_config_feature(const struct ig_picker_config *c, const char *gate
 struct ig_scheduler;
 struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c);
 void ig_scheduler_free(struct ig_scheduler *s);
+/* Whether some profile reads adapter sets (a LoRA scorer, the decision-tree
+ * filter): then each candidate's `full` metrics are wanted. */
+bool ig_scheduler_reads_adapters(const struct ig_scheduler *s);
 
 /* header-profile-handler: the (lower-case) request header whose value
  * names the profile to run; NULL when the handler reads no header. */
@@ -160,7 +187,8 @@ const char *ig_scheduler_profile_header(const struct ig_scheduler *s);
 /* Runs the profile handler and the profile(s) it picks: filters, scorers,
  * picker; the primary profile's ranking is the result. Returns 0 with the
  * ranked candidates, -1 when nothing is left (the gateway answers 429), or
- * IG_SCHED_NO_PROFILE. */
+ * IG_SCHED_NO_PROFILE. It allocates nothing once the thread has met a pool
+ * as large: its scratch memory is the thread's own and kept between calls. */
 int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 		const struct ig_sched_endpoint *eps, size_t n, struct ig_rng *rng,
 		struct ig_sched_result *res);
@@ -168,9 +196,20 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
  * was finally used (key of that endpoint). */
 void ig_schedule_commit(struct ig_scheduler *s, const struct ig_sched_result *res,
 			uint64_t endpoint_key);
+/* The same for an endpoint that reports how many blocks its KV cache holds
+ * (vllm:cache_config_info num_gpu_blocks; 0: not reported): under
+ * autoTune that is how many of its blocks the index keeps, instead of
+ * lruCapacityPerServer. */
+void ig_schedule_commit_blocks(struct ig_scheduler *s, const struct ig_sched_result *res,
+			       uint64_t endpoint_key, uint32_t gpu_blocks);
+/* Whether the prefix index tunes itself to what the endpoints report
+ * (autoTune: true): then requests carry cache_block_tokens and commits
+ * gpu_blocks. */
+bool ig_scheduler_auto_tunes(const struct ig_scheduler *s);
 /* How many bytes of prefix_input the prefix index hashes at most (blocks
- * times block size); 0 when no profile uses the index. */
-size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s);
+ * times block size) for requests with that cache_block_tokens; 0 when no
+ * profile uses the index. */
+size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s, uint32_t cache_block_tokens);
 /* Forgets an endpoint that left the pool (prefix index entries). */
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key);
 
@@ -183,7 +222,7 @@ double ig_scheduler_saturation(const struct ig_scheduler *s, const struct ig_sch
 
 struct ig_prefix_stats {
 	uint64_t entries; /* (hash, endpoint) pairs held */
-	uint64_t bytes;   /* memory the index uses */
+	uint64_t bytes;	  /* memory the index uses */
 	uint64_t lookups, hit_blocks, lookup_blocks;
 };
 void ig_scheduler_prefix_stats(const struct ig_scheduler *s, struct ig_prefix_stats *out);

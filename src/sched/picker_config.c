@@ -61,6 +61,7 @@ static const struct {
     [PT_KV_SCORER] = {"kv-cache-utilization-scorer", PK_SCORER},
     [PT_LORA_SCORER] = {"lora-affinity-scorer", PK_SCORER},
     [PT_TOKEN_LOAD_SCORER] = {"token-load-scorer", PK_SCORER},
+    [PT_LOAD_AWARE_SCORER] = {"load-aware-scorer", PK_SCORER},
     [PT_PREFIX_SCORER] = {"prefix-cache-scorer", PK_SCORER},
     [PT_MAX_SCORE_PICKER] = {"max-score-picker", PK_PICKER},
     [PT_RANDOM_PICKER] = {"random-picker", PK_PICKER},
@@ -68,6 +69,7 @@ static const struct {
     [PT_DECISION_TREE_FILTER] = {"decision-tree-filter", PK_FILTER},
     [PT_UTILIZATION_DETECTOR] = {"utilization-detector", PK_DETECTOR},
     [PT_PREFIX_AFFINITY_FILTER] = {"prefix-cache-affinity-filter", PK_FILTER},
+    [PT_LOAD_BOUND_FILTER] = {"load-bound-filter", PK_FILTER},
     [PT_HEADER_TESTING_FILTER] = {"header-based-testing-filter", PK_FILTER},
     [PT_SINGLE_PROFILE_HANDLER] = {"single-profile-handler", PK_HANDLER},
     [PT_HEADER_PROFILE_HANDLER] = {"header-profile-handler", PK_HANDLER},
@@ -125,6 +127,7 @@ void picker_default_params(struct plugin_params *p)
 {
 	*p = (struct plugin_params){
 	    .queue_threshold_tokens = 4194304,
+	    .load_threshold = 128,
 	    .block_size_tokens = 16,
 	    .max_prefix_blocks = 256,
 	    .lru_capacity = 31250,
@@ -132,7 +135,10 @@ void picker_default_params(struct plugin_params *p)
 	    .kv_threshold = 0.8,
 	    .staleness_ms = 200,
 	    .affinity_threshold = 0.5,
+	    .bound_slack = 0.25,
+	    .bound_headroom = 4,
 	    .usage_threshold = 1.0,
+	    .auto_tune = true, /* GIE's default */
 	};
 }
 
@@ -413,6 +419,10 @@ static const struct param_desc token_params[] = {
     PD("queueThresholdTokens", P_U64, queue_threshold_tokens, 1, 1e12, false),
     {0},
 };
+static const struct param_desc load_aware_params[] = {
+    PD("threshold", P_DOUBLE, load_threshold, 0, 1e9, true),
+    {0},
+};
 static const struct param_desc prefix_params[] = {
     PD("blockSizeTokens", P_U32, block_size_tokens, 1, 1 << 20, false),
     PD("maxPrefixBlocksToMatch", P_U32, max_prefix_blocks, 1, 256, false),
@@ -436,6 +446,11 @@ static const struct param_desc affinity_params[] = {
     PD("threshold", P_DOUBLE, affinity_threshold, 0, 1, false),
     {0},
 };
+static const struct param_desc bound_params[] = {
+    PD("slack", P_DOUBLE, bound_slack, 0, 100, false),
+    PD("headroom", P_DOUBLE, bound_headroom, 0, 1e6, false),
+    {0},
+};
 static const struct param_desc usage_params[] = {
     PD("threshold", P_DOUBLE, usage_threshold, 0, 1e6, true),
     {0},
@@ -446,6 +461,8 @@ static const struct param_desc *params_of(enum plugin_type t)
 	switch (t) {
 	case PT_TOKEN_LOAD_SCORER:
 		return token_params;
+	case PT_LOAD_AWARE_SCORER:
+		return load_aware_params;
 	case PT_PREFIX_SCORER:
 	case PT_PREFIX_PRODUCER:
 		return prefix_params;
@@ -457,6 +474,8 @@ static const struct param_desc *params_of(enum plugin_type t)
 		return detector_params;
 	case PT_PREFIX_AFFINITY_FILTER:
 		return affinity_params;
+	case PT_LOAD_BOUND_FILTER:
+		return bound_params;
 	case PT_STATIC_USAGE_LIMIT:
 		return usage_params;
 	default:
@@ -654,22 +673,15 @@ static void extractor_param(struct session *s, yaml_node_t *k, yaml_node_t *v, c
 
 /* prefix-cache-scorer and approx-prefix-cache-producer: autoTune and the
  * deprecated blockSize (characters). */
-static void prefix_param(struct session *s, yaml_node_t *k, yaml_node_t *v, const char *kp,
-			 bool *block_chars)
+static void prefix_param(struct session *s, struct plugin *pl, yaml_node_t *k, yaml_node_t *v,
+			 const char *kp, bool *block_chars)
 {
-	int line = ig_yaml_line(k);
-	bool b;
 	if (ig_yaml_scalar_is(k, "blockSize")) {
 		*block_chars = true;
 		return;
 	}
-	if (!is_bool(v, &b))
-		err(s, line, kp, "must be a boolean");
-	else if (b)
-		err(s, line, kp,
-		    "true is not supported: infergate does not read block sizes from the "
-		    "endpoints; it hashes blockSizeTokens-token blocks and keeps "
-		    "lruCapacityPerServer blocks per endpoint (set autoTune: false)");
+	if (!is_bool(v, &pl->p.auto_tune))
+		err(s, ig_yaml_line(k), kp, "must be a boolean");
 }
 
 static void decode_params(struct session *s, yaml_node_t *map, int line, const char *path,
@@ -721,7 +733,7 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 				extractor_param(s, k, v, kp);
 				break;
 			default:
-				prefix_param(s, k, v, kp, &block_chars);
+				prefix_param(s, pl, k, v, kp, &block_chars);
 				if (block_chars && !block_chars_line)
 					block_chars_line = ig_yaml_line(k);
 				break;
@@ -740,7 +752,8 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 	if (params_of(pl->type) == prefix_params && pl->p.max_prefix_tokens &&
 	    pl->p.max_prefix_tokens / pl->p.block_size_tokens > IG_PREFIX_MAX_BLOCKS)
 		err(s, line, path,
-		    "maxPrefixTokensToMatch / blockSizeTokens is %llu blocks; at most %d are matched",
+		    "maxPrefixTokensToMatch / blockSizeTokens is %llu blocks; at most %d are "
+		    "matched",
 		    (unsigned long long)(pl->p.max_prefix_tokens / pl->p.block_size_tokens),
 		    IG_PREFIX_MAX_BLOCKS);
 }
@@ -1364,8 +1377,8 @@ static void check_header(struct session *s, yaml_node_t *root)
 	/* The manifests loader hands over the same three (config_load.c). */
 	yaml_node_t *api = get(s, root, "apiVersion", &line);
 	if (api && !ig_yaml_scalar_is(api, "inference.networking.x-k8s.io/v1alpha1") &&
-	    !ig_yaml_scalar_is(api,
-			       "config.apix.gateway-api-inference-extension.sigs.k8s.io/v1alpha1") &&
+	    !ig_yaml_scalar_is(
+		api, "config.apix.gateway-api-inference-extension.sigs.k8s.io/v1alpha1") &&
 	    !ig_yaml_scalar_is(api, "llm-d.ai/v1alpha1"))
 		err(s, line, "apiVersion",
 		    "must be inference.networking.x-k8s.io/v1alpha1 (GIE) or llm-d.ai/v1alpha1 "
@@ -1421,14 +1434,16 @@ static int default_profile(struct session *s)
 		sub(p, "plugins", NULL, i);
 		if (k == PK_PICKER && picker >= 0) {
 			err(s, pl->line, p,
-			    "without schedulingProfiles every filter, scorer and picker runs in one "
+			    "without schedulingProfiles every filter, scorer and picker runs in "
+			    "one "
 			    "profile, which takes one picker: \"%s\" and \"%s\"",
 			    c->plugins[picker].name, pl->name);
 			continue;
 		}
 		if (pr->n == MAX_PROFILE_ENTRIES - 1) {
 			err(s, pl->line, p,
-			    "without schedulingProfiles every filter, scorer and picker runs in one "
+			    "without schedulingProfiles every filter, scorer and picker runs in "
+			    "one "
 			    "profile, which takes at most %d",
 			    MAX_PROFILE_ENTRIES - 1);
 			break;

@@ -27,6 +27,7 @@ enum plugin_type {
 	PT_KV_SCORER,
 	PT_LORA_SCORER,
 	PT_TOKEN_LOAD_SCORER,
+	PT_LOAD_AWARE_SCORER,
 	PT_PREFIX_SCORER,
 	PT_MAX_SCORE_PICKER,
 	PT_RANDOM_PICKER,
@@ -34,6 +35,7 @@ enum plugin_type {
 	PT_DECISION_TREE_FILTER,
 	PT_UTILIZATION_DETECTOR,
 	PT_PREFIX_AFFINITY_FILTER,
+	PT_LOAD_BOUND_FILTER,
 	PT_HEADER_TESTING_FILTER,
 	PT_SINGLE_PROFILE_HANDLER,
 	PT_HEADER_PROFILE_HANDLER,
@@ -57,16 +59,23 @@ enum plugin_type {
 /* Every numeric parameter any plugin type takes, with GIE's defaults. */
 struct plugin_params {
 	uint64_t queue_threshold_tokens; /* token-load-scorer */
+	double load_threshold;		 /* load-aware-scorer: waiting requests that score 0 */
 	uint32_t block_size_tokens;	 /* prefix-cache-scorer, approx-prefix-cache-producer */
 	uint32_t max_prefix_blocks;
 	uint64_t max_prefix_tokens;
 	uint32_t lru_capacity;
+	/* autoTune: block size and capacity from each endpoint's
+	 * vllm:cache_config_info where it gives them (off by default here,
+	 * unlike GIE: see docs/ARCHITECTURE.md) */
+	bool auto_tune;
 	size_t max_endpoints;	      /* pickers; 0 ranks every survivor */
 	double queue_depth_threshold; /* utilization-detector */
 	double kv_threshold;
 	uint64_t staleness_ms;
 	double headroom;
 	double affinity_threshold; /* prefix-cache-affinity-filter */
+	double bound_slack;	   /* load-bound-filter: share above the mean load */
+	double bound_headroom;	   /* load-bound-filter: requests above that */
 	double usage_threshold;	   /* static-usage-limit-policy */
 };
 

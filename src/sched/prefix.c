@@ -19,8 +19,20 @@
  *   lookup reads is an atomic, written with release stores and read with
  *   acquire loads (plain moves on x86). The map from endpoint key to slot
  *   has a counter of its own, bumped when an endpoint comes or goes. A
- *   lookup counts holders by slot in an array of its own and maps the
- *   candidates' keys to slots once at the end.
+ *   lookup counts the holders of each hash by endpoint slot and writes
+ *   down every holder's node and each line's counter, in memory of its
+ *   thread's own; it returns the endpoints it counted with their keys, so
+ *   the caller maps them to its candidates instead of the index mapping
+ *   every candidate's key to a slot. (Walking the chains of a block side
+ *   by side, one node of each per round, was tried: the bookkeeping cost
+ *   more than the overlapped misses saved.)
+ * - A commit that follows a lookup starts from what the lookup wrote down
+ *   for its endpoint (ig_prefix_seen): a node the lookup met that is still
+ *   the endpoint's pair for the hash is refreshed without a walk, and a
+ *   hash the endpoint did not hold is linked without a walk when its line
+ *   did not change since the lookup (only the endpoint's own commits,
+ *   serialised on its mutex, could have given it the pair, and they would
+ *   have moved the line's counter). Anything else is looked up again.
  * - A commit for endpoint E holds E's mutex throughout, so two commits wait
  *   for each other only when they record for the same endpoint; E's LRU and
  *   E's spare nodes are E's alone. Refreshing a pair E already holds touches
@@ -57,6 +69,7 @@
  * (see BATCH_MAX): 2.0-2.4 MiB instead of 1.8 in make bench-picker. */
 #include "sched/prefix.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -67,9 +80,9 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
+#include "core/scratch.h"
+
 #define NIL UINT32_MAX
-/* Lookups in an index of up to this many endpoints count without the heap. */
-#define LOCAL_SLOTS 2048
 
 /* Bucket heads per cache line of the table, beside its counter and count. */
 #define LINE_HEADS 14
@@ -110,10 +123,14 @@ struct server {
 	uint64_t key;
 	uint32_t newest, oldest;
 	uint32_t count;
-	uint32_t spare; /* nodes of this slot not in use */
+	uint32_t capacity; /* of its last commit */
+	uint32_t spare;	   /* nodes of this slot not in use */
 	bool used;
 	/* Under the servers mutex: the next unused slot. */
 	uint32_t next_free;
+	/* The key again, for lookups, which read it without a lock: written
+	 * when the slot is given to a key, inside the key map's change. */
+	_Atomic uint64_t pub_key;
 };
 
 struct line {
@@ -447,9 +464,9 @@ static struct smap *smap_new(uint32_t size)
 
 /* Address space for every node the index may need, none of it usable
  * yet; halved until the system grants it. */
-static int arena_reserve(struct ig_prefix_index *x)
+static int arena_reserve(struct ig_prefix_index *x, uint32_t max_capacity)
 {
-	uint64_t want = (uint64_t)IG_PREFIX_MAX_SERVERS * (x->capacity + BATCH_MAX);
+	uint64_t want = (uint64_t)IG_PREFIX_MAX_SERVERS * ((uint64_t)max_capacity + BATCH_MAX);
 	if (want > MAX_NODES)
 		want = MAX_NODES;
 	want = (want + CHUNK - 1) & ~(CHUNK - 1);
@@ -467,6 +484,11 @@ static int arena_reserve(struct ig_prefix_index *x)
 
 struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server)
 {
+	return ig_prefix_new_sized(capacity_per_server, capacity_per_server);
+}
+
+struct ig_prefix_index *ig_prefix_new_sized(uint32_t capacity_per_server, uint32_t max_capacity)
+{
 	size_t size = (sizeof(struct ig_prefix_index) + 63) & ~(size_t)63;
 	struct ig_prefix_index *x = aligned_alloc(64, size);
 	if (!x)
@@ -480,7 +502,9 @@ struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server)
 	struct table *t = table_new(FIRST_LINES_LOG);
 	atomic_init(&x->smap, m);
 	atomic_init(&x->table, t ? (uintptr_t)t | FIRST_LINES_LOG : 0);
-	if (!m || !t || arena_reserve(x) < 0) {
+	if (max_capacity < x->capacity)
+		max_capacity = x->capacity;
+	if (!m || !t || arena_reserve(x, max_capacity) < 0) {
 		ig_prefix_free(x);
 		return NULL;
 	}
@@ -622,6 +646,7 @@ static uint32_t server_add(struct ig_prefix_index *x, uint64_t key)
 	s->used = true;
 	pthread_mutex_unlock(&s->lock);
 	bump(&x->map_seq); /* odd: lookups now running will start over */
+	atomic_store_explicit(&s->pub_key, key, memory_order_release);
 	smap_put(atomic_load_explicit(&x->smap, memory_order_relaxed), key, slot);
 	bump(&x->map_seq);
 out:
@@ -865,11 +890,15 @@ static void prefetch(const struct node *nodes, struct view v, const struct spot 
 {
 	for (size_t k = 0; k < n; k++)
 		__builtin_prefetch(&v.lines[sp[k].m & v.mask]);
+	/* No branch on the heads: a branch on a value still in flight from
+	 * memory, mispredicted, would hold the next loads back until it
+	 * arrives, and the misses would follow one another again. An empty
+	 * bucket prefetches node 0. */
 	for (size_t k = 0; k < n; k++) {
 		uint32_t i = atomic_load_explicit(&v.lines[sp[k].m & v.mask].head[sp[k].h],
 						  memory_order_acquire);
-		if (i != NIL)
-			__builtin_prefetch(&nodes[i]);
+		uint32_t keep = 0u - (uint32_t)(i != NIL); /* all ones, or zero */
+		__builtin_prefetch(&nodes[i & keep]);
 	}
 }
 
@@ -877,9 +906,7 @@ static void prefetch(const struct node *nodes, struct view v, const struct spot 
 
 /* A walk of a chain read a consistent one when the line's counter was even
  * before and unchanged after, and the walk reached the end. A walk that
- * meets more nodes than the line holds raced a writer and stops short. The
- * walk is written out twice (find, count_holders) so that each inlines
- * into its loop. */
+ * meets more nodes than the line holds raced a writer and stops short. */
 static inline bool walk_ok(const struct line *ln, uint32_t seq, bool ended)
 {
 	return !(seq & 1) && ended && atomic_load_explicit(&ln->seq, memory_order_relaxed) == seq;
@@ -929,18 +956,14 @@ static inline uint32_t own_find(const struct ig_prefix_index *x, struct view v, 
 
 /* ---- commits ------------------------------------------------------------------ */
 
-static int add_one(struct ig_prefix_index *x, struct view v, struct server *s, uint32_t slot,
-		   uint64_t hash, struct spot sp)
+/* Records a pair endpoint s does not hold: in a new node, or in the node
+ * of its oldest pair when it holds its capacity. */
+static int add_new(struct ig_prefix_index *x, struct server *s, uint32_t slot, uint64_t hash,
+		   struct spot sp)
 {
 	struct node *nodes = x->nodes;
-	uint32_t i = own_find(x, v, hash, sp, slot);
-	if (i != NIL) {
-		lru_unlink(nodes, s, i);
-		lru_push_newest(nodes, s, i);
-		return 0;
-	}
-	if (s->count >= x->capacity) {
-		/* The oldest pair's node is unlinked and reused for this one. */
+	uint32_t i;
+	if (s->count >= s->capacity) {
 		i = s->oldest;
 		lru_unlink(nodes, s, i);
 		unlink_node(x, i);
@@ -954,7 +977,61 @@ static int add_one(struct ig_prefix_index *x, struct view v, struct server *s, u
 	return 0;
 }
 
-int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n)
+static int add_one(struct ig_prefix_index *x, struct view v, struct server *s, uint32_t slot,
+		   uint64_t hash, struct spot sp)
+{
+	uint32_t i = own_find(x, v, hash, sp, slot);
+	if (i == NIL)
+		return add_new(x, s, slot, hash, sp);
+	lru_unlink(x->nodes, s, i);
+	lru_push_newest(x->nodes, s, i);
+	return 0;
+}
+
+/* Hash k of a commit, from what the lookup saw. Only commits of this
+ * endpoint, which hold its lock as the caller does now, link or unlink its
+ * pairs. So a node the lookup met that is still this endpoint's pair for
+ * the hash is the one; and when the lookup met none, the endpoint cannot
+ * have gained the pair since without a link in the hash's line, which
+ * moves the line's counter. Otherwise the hash is looked up again. */
+static int add_seen_one(struct ig_prefix_index *x, struct server *s, uint32_t slot, uint64_t hash,
+			size_t k, const struct ig_prefix_seen *seen)
+{
+	uint64_t m = mix(hash);
+	struct spot sp = {m, head_of(m)};
+	uint32_t i = seen->node[k];
+	if (i != NIL) {
+		struct node *nd = node_at(x, i);
+		if (atomic_load_explicit(&nd->server, memory_order_relaxed) == slot &&
+		    hash_of(nd) == hash) {
+			lru_unlink(x->nodes, s, i);
+			lru_push_newest(x->nodes, s, i);
+			return 0;
+		}
+	} else {
+		const struct line *ln = line_of(seen->table, m);
+		if (atomic_load_explicit(&ln->seq, memory_order_relaxed) == seen->seq[k])
+			return add_new(x, s, slot, hash, sp);
+	}
+	return add_one(x, view_load(x), s, slot, hash, sp);
+}
+
+/* Drops endpoint s's oldest pairs down to its capacity (which a commit
+ * may have lowered), their nodes back to its spares. */
+static void trim(struct ig_prefix_index *x, struct server *s)
+{
+	while (s->count > s->capacity) {
+		uint32_t i = s->oldest;
+		lru_unlink(x->nodes, s, i);
+		unlink_node(x, i);
+		node_at(x, i)->older = s->spare;
+		s->spare = i;
+		s->count--;
+	}
+}
+
+int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
+			 const struct ig_prefix_seen *seen, uint32_t capacity)
 {
 	uint32_t slot;
 	int rc = 0;
@@ -963,7 +1040,14 @@ int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashe
 	struct server *s = server_lock(x, key, &slot);
 	if (!s)
 		return -1;
-	for (size_t k0 = 0; rc == 0 && k0 < n; k0 += BLOCK) {
+	s->capacity = capacity ? capacity : x->capacity;
+	trim(x, s);
+	size_t known = seen && seen->key == key ? seen->n : 0;
+	if (known > n)
+		known = n;
+	for (size_t k = 0; rc == 0 && k < known; k++)
+		rc = add_seen_one(x, s, slot, hashes[k], k, seen);
+	for (size_t k0 = known; rc == 0 && k0 < n; k0 += BLOCK) {
 		struct spot sp[BLOCK];
 		size_t nb = n - k0 < BLOCK ? n - k0 : BLOCK;
 		/* A table that grows meanwhile leaves this view's lines held:
@@ -976,6 +1060,17 @@ int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashe
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int ig_prefix_add_seen(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
+		       const struct ig_prefix_seen *seen)
+{
+	return ig_prefix_add_capped(x, key, hashes, n, seen, 0);
+}
+
+int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n)
+{
+	return ig_prefix_add_seen(x, key, hashes, n, NULL);
 }
 
 void ig_prefix_forget(struct ig_prefix_index *x, uint64_t key)
@@ -1009,71 +1104,196 @@ out:
 	pthread_mutex_unlock(&x->servers_lock);
 }
 
-/* ---- matching ------------------------------------------------------------------ */
+/* ---- lookups ------------------------------------------------------------------- */
 
-/* Whether anyone holds `hash` in the chain of line ln, head h; each
- * endpoint below slot n that does gets one more in by_slot. A walk that
- * raced a writer (*ok false) may have counted wrong: the lookup starts
- * over. */
-static inline bool count_holders(const struct node *nodes, const struct line *ln, unsigned h,
-				 uint64_t hash, uint32_t *by_slot, uint32_t n, bool *ok)
+/* A lookup counts, per endpoint slot, the hashes it holds, and writes down
+ * every holder's node and each line's counter, so that the commit after
+ * it (ig_prefix_seen, ig_prefix_add_seen) need not walk again. Its record
+ * lives in memory of the thread's own, kept between lookups: a lookup
+ * allocates only when it meets more than any before. */
+
+/* A slot's count in the current lookup: valid when gen is the lookup's,
+ * which spares clearing the counts of every slot at each lookup. */
+struct stamp {
+	uint32_t gen, blocks;
+};
+
+struct ig_prefix_walk {
+	uintptr_t table; /* the table word the walk read */
+	size_t n;	 /* hashes walked: every holder of each is in nodes */
+	uint32_t seq[IG_PREFIX_MAX_BLOCKS];
+	/* Hash k's holders are nodes[first[k]] to nodes[first[k + 1] - 1]. */
+	uint32_t first[IG_PREFIX_MAX_BLOCKS + 1];
+	uint32_t *nodes;
+	size_t nnodes, capnodes;
+	uint32_t *touched; /* the slots counted, in the order met */
+	size_t ntouched;
+	struct stamp *by_slot; /* cap_slots long */
+	size_t cap_slots;
+	uint32_t gen;
+	struct ig_prefix_hit *hits;
+};
+
+static _Thread_local struct ig_prefix_walk thread_walk;
+static _Thread_local struct ig_scratch nodes_mem, slots_mem, touched_mem, hits_mem;
+
+/* Room for lookups among n endpoints. */
+static int walk_reserve(struct ig_prefix_walk *w, size_t n)
 {
-	uint32_t seq = atomic_load_explicit(&ln->seq, memory_order_acquire);
-	uint32_t limit = atomic_load_explicit(&ln->live, memory_order_relaxed) + 1;
-	uint32_t i = atomic_load_explicit(&ln->head[h], memory_order_acquire);
-	bool held = false;
-	for (; i != NIL && limit; i = next_of(&nodes[i]), limit--) {
-		if (hash_of(&nodes[i]) != hash)
-			continue;
-		held = true;
-		uint32_t slot = atomic_load_explicit(&nodes[i].server, memory_order_relaxed);
-		if (slot < n)
-			by_slot[slot]++;
+	if (n > w->cap_slots) {
+		struct stamp *st = ig_scratch_get(&slots_mem, n * sizeof(*st));
+		if (!st)
+			return -1;
+		memset(st, 0, n * sizeof(*st));
+		w->by_slot = st;
+		w->cap_slots = n;
+		w->gen = 0;
 	}
-	*ok = walk_ok(ln, seq, i == NIL);
-	return held;
+	w->touched = ig_scratch_get(&touched_mem, n * sizeof(*w->touched));
+	w->hits = ig_scratch_get(&hits_mem, n * sizeof(*w->hits));
+	if (!w->nodes) {
+		w->capnodes = 1024;
+		w->nodes = ig_scratch_get(&nodes_mem, w->capnodes * sizeof(*w->nodes));
+	}
+	return w->touched && w->hits && w->nodes ? 0 : -1;
+}
+
+/* Starts a lookup's record: a new generation makes every stamp stale. */
+static void walk_start(struct ig_prefix_walk *w)
+{
+	if (++w->gen == 0) {
+		memset(w->by_slot, 0, w->cap_slots * sizeof(*w->by_slot));
+		w->gen = 1;
+	}
+	w->n = 0;
+	w->nnodes = 0;
+	w->ntouched = 0;
 }
 
 #define RACED SIZE_MAX
+#define FULL (SIZE_MAX - 1)
 
-/* The match proper, counting by slot: the number of hashes walked, or
- * RACED. */
-static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
-		   uint32_t *by_slot, uint32_t n)
+/* The record's fields a walk updates, in locals so that they stay in
+ * registers (the record is thread-local memory the compiler must
+ * otherwise reload after every store). */
+struct tally {
+	uint32_t *nodes;
+	size_t nnodes, capnodes;
+	struct stamp *by_slot;
+	uint32_t *touched;
+	size_t ntouched;
+	uint32_t gen, n;
+};
+
+/* Records a holder of the hash being walked; its slot counts one more when
+ * below n (endpoints that arrive during the lookup are left out). False
+ * when the record has no room. */
+static inline bool meet(struct tally *t, uint32_t slot, uint32_t node)
+{
+	if (t->nnodes == t->capnodes)
+		return false;
+	t->nodes[t->nnodes++] = node;
+	if (slot >= t->n)
+		return true;
+	struct stamp *st = &t->by_slot[slot];
+	if (st->gen != t->gen) {
+		*st = (struct stamp){t->gen, 0};
+		t->touched[t->ntouched++] = slot;
+	}
+	st->blocks++;
+	return true;
+}
+
+/* Walks the chains of hashes[k0, k0 + nb) in order, recording their
+ * holders, up to the first hash nobody holds. Returns how many are held
+ * before it (nb when all are), RACED when a walk raced a commit, FULL when
+ * the record ran out of room. */
+static size_t walk_block(const struct ig_prefix_index *x, struct view v, const uint64_t *hashes,
+			 size_t k0, size_t nb, struct ig_prefix_walk *w, struct tally *t)
 {
 	const struct node *nodes = x->nodes;
 	struct spot sp[BLOCK];
+	locate(hashes + k0, nb, sp);
+	prefetch(nodes, v, sp, nb);
+	for (size_t k = 0; k < nb; k++) {
+		const struct line *ln = &v.lines[sp[k].m & v.mask];
+		uint64_t hash = hashes[k0 + k];
+		uint32_t seq = atomic_load_explicit(&ln->seq, memory_order_acquire);
+		uint32_t limit = atomic_load_explicit(&ln->live, memory_order_relaxed) + 1;
+		uint32_t i = atomic_load_explicit(&ln->head[sp[k].h], memory_order_acquire);
+		size_t before = t->nnodes;
+		w->first[k0 + k] = (uint32_t)before;
+		for (; i != NIL && limit; i = next_of(&nodes[i]), limit--) {
+			if (hash_of(&nodes[i]) != hash)
+				continue;
+			uint32_t slot =
+			    atomic_load_explicit(&nodes[i].server, memory_order_relaxed);
+			if (!meet(t, slot, i))
+				return FULL;
+		}
+		if (!walk_ok(ln, seq, i == NIL))
+			return RACED;
+		w->seq[k0 + k] = seq;
+		w->n = k0 + k + 1;
+		w->first[w->n] = (uint32_t)t->nnodes;
+		if (t->nnodes == before)
+			return k;
+	}
+	return nb;
+}
+
+/* The walk proper: the number of hashes held in a row from the first, or
+ * RACED or FULL. The record covers those and the first hash not held
+ * (w->n), for the commit. */
+static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+		   struct ig_prefix_walk *w, struct tally *t)
+{
 	for (size_t k0 = 0; k0 < nhashes; k0 += BLOCK) {
 		size_t nb = nhashes - k0 < BLOCK ? nhashes - k0 : BLOCK;
-		struct view v = view_load(x);
-		locate(hashes + k0, nb, sp);
-		prefetch(nodes, v, sp, nb);
-		for (size_t k = 0; k < nb; k++) {
-			bool ok, held = count_holders(nodes, &v.lines[sp[k].m & v.mask], sp[k].h,
-						      hashes[k0 + k], by_slot, n, &ok);
-			if (!ok)
-				return RACED;
-			if (!held)
-				return k0 + k;
-		}
+		uintptr_t word = atomic_load_explicit(&x->table, memory_order_acquire);
+		if (k0 == 0)
+			w->table = word;
+		else if (word != w->table)
+			return RACED; /* the table grew: one view for the whole record */
+		struct view v = {table_of(word)->lines, ((uint64_t)1 << (word & 63)) - 1};
+		size_t held = walk_block(x, v, hashes, k0, nb, w, t);
+		if (held == RACED || held == FULL)
+			return held;
+		if (held < nb)
+			return k0 + held;
 	}
 	return nhashes;
 }
 
-size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
-		       const uint64_t *keys, size_t nkeys, uint32_t *counts)
+/* The endpoints counted, with their keys. */
+static size_t walk_hits(const struct ig_prefix_index *x, struct ig_prefix_walk *w)
 {
-	uint32_t stack[LOCAL_SLOTS];
+	for (size_t t = 0; t < w->ntouched; t++) {
+		uint32_t slot = w->touched[t];
+		w->hits[t] = (struct ig_prefix_hit){
+		    atomic_load_explicit(&server_at(x, slot)->pub_key, memory_order_acquire),
+		    w->by_slot[slot].blocks};
+	}
+	return w->ntouched;
+}
+
+size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+			const struct ig_prefix_hit **hits, size_t *nhits,
+			const struct ig_prefix_walk **record)
+{
+	struct ig_prefix_walk *w = &thread_walk;
 	size_t walked = 0;
 	unsigned spins = 0;
-	memset(counts, 0, nkeys * sizeof(*counts));
+	*hits = NULL;
+	*nhits = 0;
+	if (record)
+		*record = NULL;
 	/* Endpoints that arrive during the lookup are left out. */
 	uint32_t n = atomic_load_explicit(&x->nservers, memory_order_acquire);
-	if (n == 0)
+	if (n == 0 || nhashes == 0 || walk_reserve(w, n) < 0)
 		return 0;
-	uint32_t *by_slot = n <= LOCAL_SLOTS ? stack : malloc(n * sizeof(*by_slot));
-	if (!by_slot)
-		return 0;
+	if (nhashes > IG_PREFIX_MAX_BLOCKS)
+		nhashes = IG_PREFIX_MAX_BLOCKS;
 	/* A walk that raced a commit, or an endpoint forgotten and its slot
 	 * given to another while this lookup ran, would count wrong: then the
 	 * lookup starts over. Commits change a line only to add or drop a
@@ -1082,25 +1302,72 @@ size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t
 		uint32_t seq = atomic_load_explicit(&x->map_seq, memory_order_acquire);
 		if (seq & 1)
 			continue;
-		memset(by_slot, 0, n * sizeof(*by_slot));
-		walked = walk(x, hashes, nhashes, by_slot, n);
+		walk_start(w);
+		struct tally t = {w->nodes, 0, w->capnodes, w->by_slot, w->touched, 0, w->gen, n};
+		walked = walk(x, hashes, nhashes, w, &t);
+		w->nnodes = t.nnodes;
+		w->ntouched = t.ntouched;
+		if (walked == FULL) {
+			uint32_t *m = ig_scratch_get(&nodes_mem, 2 * w->capnodes * sizeof(*m));
+			if (!m)
+				return 0;
+			w->nodes = m;
+			w->capnodes *= 2;
+			spins = 0;
+			continue;
+		}
 		if (walked == RACED)
 			continue;
-		/* An endpoint listed twice counts once, the first time. */
-		for (size_t c = 0; c < nkeys; c++) {
-			uint32_t slot = server_find(x, keys[c]);
-			if (slot < n) {
-				counts[c] = by_slot[slot];
-				by_slot[slot] = 0;
-			}
-		}
+		*nhits = walk_hits(x, w);
 		if (atomic_load_explicit(&x->map_seq, memory_order_relaxed) == seq)
 			break;
-		memset(counts, 0, nkeys * sizeof(*counts));
 	}
-	if (by_slot != stack)
-		free(by_slot);
+	*hits = w->hits;
+	if (record)
+		*record = w;
 	return walked;
+}
+
+size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+		       const uint64_t *keys, size_t nkeys, uint32_t *counts)
+{
+	const struct ig_prefix_hit *hits;
+	size_t nhits;
+	size_t walked = ig_prefix_lookup(x, hashes, nhashes, &hits, &nhits, NULL);
+	memset(counts, 0, nkeys * sizeof(*counts));
+	/* An endpoint listed twice counts once, the first time. */
+	for (size_t h = 0; h < nhits; h++)
+		for (size_t c = 0; c < nkeys; c++)
+			if (keys[c] == hits[h].key) {
+				counts[c] = hits[h].blocks;
+				break;
+			}
+	return walked;
+}
+
+void ig_prefix_seen(struct ig_prefix_index *x, const struct ig_prefix_walk *w, uint64_t key,
+		    struct ig_prefix_seen *out)
+{
+	out->n = 0;
+	out->key = key;
+	if (!w || w->n == 0)
+		return;
+	uint32_t slot = server_find(x, key);
+	out->table = w->table;
+	out->n = w->n;
+	memcpy(out->seq, w->seq, w->n * sizeof(w->seq[0]));
+	/* The endpoint's node among each hash's holders, by what the node
+	 * says now: a node that changed since is checked again by the
+	 * commit, under the endpoint's lock. */
+	for (size_t k = 0; k < w->n; k++) {
+		out->node[k] = NIL;
+		for (uint32_t i = w->first[k]; slot != NIL && i < w->first[k + 1]; i++)
+			if (atomic_load_explicit(&x->nodes[w->nodes[i]].server,
+						 memory_order_relaxed) == slot) {
+				out->node[k] = w->nodes[i];
+				break;
+			}
+	}
 }
 
 void ig_prefix_size(struct ig_prefix_index *x, uint64_t *entries, uint64_t *bytes)

@@ -4,8 +4,9 @@
  * hash, so a hash stands for the whole prefix up to that block.
  *
  * The index maps hash -> endpoints holding it; each endpoint keeps its own
- * LRU of at most `capacity` hashes, and evicting one removes the endpoint
- * from that hash's holders. Memory is bounded by endpoints x capacity.
+ * LRU of at most `capacity` hashes (the index's, or the one its commits
+ * give it), and evicting one removes the endpoint from that hash's
+ * holders. Memory is bounded by the sum of the endpoints' capacities.
  *
  * Threading: every function may run on many threads at once, with no
  * pool-wide lock. ig_prefix_match() takes no lock and writes no shared
@@ -37,18 +38,65 @@ size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t 
 struct ig_prefix_index;
 
 struct ig_prefix_index *ig_prefix_new(uint32_t capacity_per_server);
+/* The same for endpoints whose commits may give them capacities up to
+ * max_capacity (address space is reserved for that many nodes each). */
+struct ig_prefix_index *ig_prefix_new_sized(uint32_t capacity_per_server, uint32_t max_capacity);
 void ig_prefix_free(struct ig_prefix_index *x);
 
+/* An endpoint holding blocks of a request, and how many of them. */
+struct ig_prefix_hit {
+	uint64_t key;
+	uint32_t blocks;
+};
+
+/* What a lookup met on its way (opaque), in memory of the calling thread's
+ * own that stays valid until the thread's next lookup. */
+struct ig_prefix_walk;
+
 /* Match counting: walks hashes in order and stops at the first one no
- * endpoint holds; each candidate (keys[i]) holding a hash gets one more in
- * counts[i] (zeroed first). Returns the number of hashes walked before the
- * stop, i.e. the longest prefix anyone holds. */
+ * endpoint holds. Returns the number of hashes walked before the stop,
+ * i.e. the longest prefix anyone holds, and sets *hits to the endpoints
+ * holding any of them with how many each holds (*nhits of them, in the
+ * walk's memory), and *walk (when not NULL) to the walk's record. */
+size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
+			const struct ig_prefix_hit **hits, size_t *nhits,
+			const struct ig_prefix_walk **walk);
+
+/* The same counts by candidate: each candidate (keys[i]) holding a hash
+ * gets one more in counts[i] (zeroed first); a key listed twice counts
+ * once, the first time. */
 size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
 		       const uint64_t *keys, size_t nkeys, uint32_t *counts);
+
+/* Where a lookup found endpoint `key`'s pairs for the request's first n
+ * hashes (node ids, NIL for none) and the counters of their table lines,
+ * kept with the request for its commit. */
+struct ig_prefix_seen {
+	uint64_t key;
+	uintptr_t table;
+	size_t n;
+	uint32_t seq[IG_PREFIX_MAX_BLOCKS];
+	uint32_t node[IG_PREFIX_MAX_BLOCKS];
+};
+
+/* Fills *out for endpoint `key` from a walk (from ig_prefix_lookup, on
+ * this thread, before its next lookup). */
+void ig_prefix_seen(struct ig_prefix_index *x, const struct ig_prefix_walk *walk, uint64_t key,
+		    struct ig_prefix_seen *out);
 
 /* Records the hashes for endpoint `key` (most recent last). Returns 0, or
  * -1 when out of memory or past IG_PREFIX_MAX_SERVERS. */
 int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n);
+/* The same, starting from what a lookup saw (seen may be NULL, or for
+ * another endpoint: then it is not used). The result is the same; only
+ * the work differs: what the lookup found needs no second walk when the
+ * index did not change there since. */
+int ig_prefix_add_seen(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
+		       const struct ig_prefix_seen *seen);
+/* The same, giving the endpoint `capacity` pairs from now on (0: the
+ * index's capacity); a lower one than before drops its oldest pairs. */
+int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
+			 const struct ig_prefix_seen *seen, uint32_t capacity);
 void ig_prefix_forget(struct ig_prefix_index *x, uint64_t key);
 
 /* (hash, endpoint) pairs held, and bytes of memory in use. */

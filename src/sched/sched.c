@@ -10,8 +10,10 @@
 
 #include <stdlib.h>
 
+#include "core/scratch.h"
+
 enum filter_id {
-	F_CRITICAL,   /* request predicate: all endpoints if critical, else none */
+	F_CRITICAL, /* request predicate: all endpoints if critical, else none */
 	F_LOW_QUEUEING,
 	F_HAS_CAPACITY,
 	F_LEAST_QUEUING,
@@ -40,8 +42,11 @@ static const struct node root = {F_CRITICAL, &low_latency, &sheddable, NULL};
 /* The longest path through the tree visits five nodes; each needs its own
  * output so that a failing node's input survives for the next one. */
 #define TREE_DEPTH 5
-/* Pools up to this size are scheduled without touching the heap. */
+/* Pools up to this size are scheduled on the stack, larger ones in the
+ * thread's scratch memory (kept between calls): no allocation per call. */
 #define STACK_ENDPOINTS 64
+
+static _Thread_local struct ig_scratch tree_mem;
 
 struct run {
 	const struct ig_sched_request *req;
@@ -119,7 +124,7 @@ int ig_sched_decision_tree(const struct ig_sched_request *req,
 	if (n > STACK_ENDPOINTS) {
 		if (n > SIZE_MAX / sizeof(size_t) / (TREE_DEPTH + 1))
 			return -1;
-		mem = malloc((TREE_DEPTH + 1) * n * sizeof(size_t));
+		mem = ig_scratch_get(&tree_mem, (TREE_DEPTH + 1) * n * sizeof(size_t));
 		if (!mem)
 			return -1;
 	}
@@ -133,8 +138,6 @@ int ig_sched_decision_tree(const struct ig_sched_request *req,
 		*chosen = result.idx[ig_rng_below(rng, result.n)];
 	else
 		rc = -1;
-	if (mem != stack)
-		free(mem);
 	return rc;
 }
 
@@ -151,7 +154,7 @@ int ig_sched_decision_tree_filter(const struct ig_sched_request *req,
 	if (in->n > STACK_ENDPOINTS) {
 		if (in->n > SIZE_MAX / sizeof(size_t) / TREE_DEPTH)
 			return -1;
-		mem = malloc(TREE_DEPTH * in->n * sizeof(size_t));
+		mem = ig_scratch_get(&tree_mem, TREE_DEPTH * in->n * sizeof(size_t));
 		if (!mem)
 			return -1;
 	}
@@ -165,8 +168,6 @@ int ig_sched_decision_tree_filter(const struct ig_sched_request *req,
 	} else {
 		rc = -1;
 	}
-	if (mem != stack)
-		free(mem);
 	return rc;
 }
 

@@ -19,9 +19,9 @@
 #define IG_LORA_AFFINITY_THRESHOLD 0.999
 
 struct ig_sched_request {
-	struct ig_str model;        /* as the client asked */
+	struct ig_str model;	    /* as the client asked */
 	struct ig_str target_model; /* after the InferenceModel's weighted draw */
-	bool critical;              /* criticality == Critical */
+	bool critical;		    /* criticality == Critical */
 };
 
 /* The candidates: eps[i] is endpoint i's metrics. Filters work on index

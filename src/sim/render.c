@@ -885,6 +885,105 @@ static int put_cache_config(struct ig_buf *b, const struct ig_sim_config *c)
 	return rc;
 }
 
+static int hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* One query parameter, %XX and '+' decoded into out (cut at its size). */
+static size_t url_decode(struct ig_str s, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s.len && n < cap; i++) {
+		char ch = s.ptr[i];
+		int hi, lo;
+		if (ch == '+') {
+			ch = ' ';
+		} else if (ch == '%' && i + 2 < s.len && (hi = hex_digit(s.ptr[i + 1])) >= 0 &&
+			   (lo = hex_digit(s.ptr[i + 2])) >= 0) {
+			ch = (char)(hi * 16 + lo);
+			i += 2;
+		}
+		out[n++] = ch;
+	}
+	return n;
+}
+
+#define MAX_NAMES 32
+
+/* The name[] values of a query. */
+static size_t query_names(struct ig_str query, char (*names)[128], size_t *lens)
+{
+	size_t n = 0;
+	while (query.len && n < MAX_NAMES) {
+		const char *amp = memchr(query.ptr, '&', query.len);
+		struct ig_str param = {query.ptr, amp ? (size_t)(amp - query.ptr) : query.len};
+		query =
+		    amp ? (struct ig_str){amp + 1, query.len - param.len - 1} : (struct ig_str){0};
+		const char *eq = memchr(param.ptr, '=', param.len);
+		if (!eq)
+			continue;
+		char key[16];
+		size_t klen = url_decode((struct ig_str){param.ptr, (size_t)(eq - param.ptr)}, key,
+					 sizeof key);
+		if (klen != 6 || memcmp(key, "name[]", 6) != 0)
+			continue;
+		lens[n] =
+		    url_decode((struct ig_str){eq + 1, param.len - (size_t)(eq - param.ptr) - 1},
+			       names[n], sizeof names[n]);
+		n++;
+	}
+	return n;
+}
+
+int ig_sim_filter_metrics(struct ig_str page, struct ig_str query, struct ig_buf *out)
+{
+	char names[MAX_NAMES][128];
+	size_t lens[MAX_NAMES];
+	size_t nnames = query_names(query, names, lens);
+	if (nnames == 0)
+		return ig_buf_append(out, page.ptr, page.len);
+	/* The comment lines of the current family wait for its first kept
+	 * sample: a HELP line, or a comment that does not follow the previous
+	 * one, starts a new family's. */
+	struct ig_str comments = {page.ptr, 0};
+	const char *p = page.ptr, *end = page.ptr + page.len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *next = nl ? nl + 1 : end;
+		struct ig_str line = {p, (size_t)(next - p)};
+		p = next;
+		if (line.ptr[0] == '#') {
+			bool help = line.len > 7 && memcmp(line.ptr, "# HELP ", 7) == 0;
+			if (help || comments.ptr + comments.len != line.ptr)
+				comments = line;
+			else
+				comments.len += line.len;
+			continue;
+		}
+		size_t nlen = 0;
+		while (nlen < line.len && line.ptr[nlen] != '{' && line.ptr[nlen] != ' ')
+			nlen++;
+		bool keep = false;
+		for (size_t i = 0; i < nnames && !keep; i++)
+			keep = lens[i] == nlen && memcmp(names[i], line.ptr, nlen) == 0;
+		if (!keep)
+			continue;
+		if (comments.len && ig_buf_append(out, comments.ptr, comments.len) < 0)
+			return -1;
+		comments.len = 0;
+		if (ig_buf_append(out, line.ptr, line.len) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 			  const struct ig_sim_stats *s, const struct ig_sim_gauges *g)
 {

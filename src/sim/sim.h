@@ -347,6 +347,11 @@ int ig_sim_lora_note(struct ig_sim_stats *s, const char *running, const char *wa
 void ig_sim_stats_free(struct ig_sim_stats *s);
 int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 			  const struct ig_sim_stats *s, const struct ig_sim_gauges *g);
+/* What prometheus_client's app (vLLM's /metrics) answers to a query with
+ * name[] parameters: only the samples with one of those names, with the
+ * HELP and TYPE lines of their families. A query without name[] keeps the
+ * whole page. Appends to out; -1 when out of memory. */
+int ig_sim_filter_metrics(struct ig_str page, struct ig_str query, struct ig_buf *out);
 /* A float the way Python's prometheus_client prints it ("1.0", "0.25"). */
 int ig_sim_fmt_float(char *out, size_t len, double v);
 

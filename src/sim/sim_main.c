@@ -567,12 +567,17 @@ static void handle_metrics(struct sim *s, struct ig_http_exchange *ex)
 	s->stats.preemptions = s->model.preemptions;
 	s->stats.prefix_queries = s->model.prefix_queries;
 	s->stats.prefix_hits = s->model.prefix_hits;
-	if (ig_sim_render_metrics(&b, &s->cfg, &s->stats, &g) < 0) {
+	struct ig_buf filtered = {0};
+	if (ig_sim_render_metrics(&b, &s->cfg, &s->stats, &g) < 0 ||
+	    ig_sim_filter_metrics(ig_buf_str(&b), ex->req.query, &filtered) < 0) {
 		ig_buf_free(&b);
+		ig_buf_free(&filtered);
 		return fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
 	}
-	ig_http_respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len, NULL, 0);
+	ig_http_respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", filtered.ptr,
+			filtered.len, NULL, 0);
 	ig_buf_free(&b);
+	ig_buf_free(&filtered);
 }
 
 static void handle_version(struct sim *s, struct ig_http_exchange *ex)

@@ -27,6 +27,12 @@ may change at any time with `set()`:
 Independently of the mode, `rst_idle_ms` resets (SO_LINGER 0 close) a
 completion connection that stays idle that long after an answer, and
 `rst_metrics_idle_ms` does the same to the scraper's connections.
+`/metrics` with a query (vLLM answers name[] parameters with the named
+families only) gets the same page, or, when `metrics_query_status` is set,
+an empty answer with that status, as a server that knows no query would;
+such a scrape is recorded with path `/metrics` and its query in `query`.
+`cache_config` = (block_size, num_gpu_blocks) adds vllm:cache_config_info
+to the page with those labels, as vLLM writes it.
 
 Everything received is recorded: `requests` (every request, /metrics
 included, with the connection it came on and its rank there) and `events`
@@ -63,6 +69,15 @@ vllm:kv_cache_usage_perc {kv}
 vllm:lora_requests_info{{running_lora_adapters="",waiting_lora_adapters="",max_lora="4"}} 1
 """
 
+CACHE_CONFIG = """# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig
+# TYPE vllm:cache_config_info gauge
+vllm:cache_config_info{{block_size="{block}",cache_dtype="auto",calculate_kv_scales="False",\
+cpu_offload_gb="0",enable_prefix_caching="True",gpu_memory_utilization="0.9",\
+is_attention_free="False",num_cpu_blocks="None",num_gpu_blocks="{blocks}",\
+num_gpu_blocks_override="None",prefix_caching_hash_algo="builtin",sliding_window="None",\
+swap_space="4",swap_space_bytes="4294967296"}} 1.0
+"""
+
 MODES = ("json", "sse", "sse_cut", "close_on_reuse", "close", "hold", "garbage", "huge")
 GARBAGE = (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 this is not HTTP at all \x00\xff\r\n"
            b"\x00\x01\x02\x03\r\n\r\n")
@@ -79,7 +94,8 @@ class Request:
         self.conn = conn          # connection id
         self.nth = nth            # 1 for the first request on its connection
         self.method = method
-        self.path = path
+        self.path = path          # the target; /metrics scrapes without their query
+        self.query = ""           # what follows "?", if anything
         self.headers = headers    # lower-cased names
         self.body = body
         self.outcome = None       # what the pod did with it (answered, dropped, held...)
@@ -128,6 +144,8 @@ class FakePod:
         self.waiting, self.running, self.kv = waiting, running, kv
         self.rst_idle_ms = None
         self.rst_metrics_idle_ms = None
+        self.metrics_query_status = None
+        self.cache_config = None
         self.mode, self.params = "json", {}
         self.set(mode, **params)
         self.requests = []
@@ -320,7 +338,10 @@ class FakePod:
             conn.buf += data
         head, conn.buf = conn.buf.split(b"\r\n\r\n", 1)
         lines = head.decode("latin-1").split("\r\n")
-        method, path = lines[0].split(" ")[:2]
+        method, target = lines[0].split(" ")[:2]
+        path, _, query = target.partition("?")
+        if path != "/metrics":
+            path = target
         headers = {}
         for line in lines[1:]:
             k, _, v = line.partition(":")
@@ -334,6 +355,7 @@ class FakePod:
         body, conn.buf = conn.buf[:length], conn.buf[length:]
         conn.nreq += 1
         req = Request(self.address, time.monotonic(), conn.id, conn.nreq, method, path, headers, body)
+        req.query = query
         with self._cond:
             self.requests.append(req)
             self.events.append(Event(req.t, conn.id, "request", path))
@@ -355,10 +377,17 @@ class FakePod:
                     conn.kind = "metrics"
                     req.outcome = "answered"
                     page = METRICS_PAGE.format(running=self.running, waiting=self.waiting,
-                                               kv=self.kv).encode()
-                    if not self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
-                                      b"version=0.0.4\r\nContent-Length: %d\r\n\r\n" % len(page)
-                                      + page):
+                                               kv=self.kv)
+                    if self.cache_config:
+                        page += CACHE_CONFIG.format(block=self.cache_config[0],
+                                                    blocks=self.cache_config[1])
+                    page = page.encode()
+                    status = b"200 OK"
+                    if req.query and self.metrics_query_status:
+                        status, page = b"%d Refused" % self.metrics_query_status, b""
+                    if not self._send(conn, b"HTTP/1.1 " + status + b"\r\nContent-Type: "
+                                      b"text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n"
+                                      % len(page) + page):
                         return
                     continue
                 conn.kind = "completion"

@@ -415,9 +415,10 @@ def test_chat_hashed_in_canonical_form(procs, tmp_path):
 
 # ---- 2. no herding ----
 
-def test_burst_does_not_herd(procs, tmp_path):
+@pytest.mark.parametrize("picker", ["infergate", "gie"])
+def test_burst_does_not_herd(procs, tmp_path, picker):
     sims = Sims(procs, 4, args=("--ttft-ms", "300"))
-    g = one_pool(procs, tmp_path, sims)
+    g = one_pool(procs, tmp_path, sims, gw_args=("--picker", picker))
     g.wait_waiting({sims.endpoint(i): 0 for i in range(4)})
 
     def one(i):
@@ -433,18 +434,20 @@ def test_burst_does_not_herd(procs, tmp_path):
     g.stop()
 
 
-def test_sequential_requests_do_not_inflate(procs, tmp_path):
-    """GIE's default profile with three pods reporting (queue 0, KV 0.2),
-    (queue 0, KV 0.1) and (queue 10, KV 0.2): five requests, each finished
-    before the next is sent, all belong on the second pod. A finished
-    request must not count as load on the pod that served it (it did
-    before: the pod was charged until its next scrape)."""
+@pytest.mark.parametrize("picker", ["infergate", "gie"])
+def test_sequential_requests_do_not_inflate(procs, tmp_path, picker):
+    """infergate's default profile and GIE's (--picker gie) with three pods
+    reporting (queue 0, KV 0.2), (queue 0, KV 0.1) and (queue 10, KV 0.2):
+    five requests, each finished before the next is sent, all belong on
+    the second pod. A finished request must not count as load on the pod
+    that served it (it did before: the pod was charged until its next
+    scrape)."""
     per = [("--fixed-waiting", "0", "--fixed-kv-usage", "0.2"),
            ("--fixed-waiting", "0", "--fixed-kv-usage", "0.1"),
            ("--fixed-waiting", "10", "--fixed-kv-usage", "0.2")]
     sims = Sims(procs, 3, per_sim=per)
     # Scrapes far apart, so every request lands between the same two.
-    g = one_pool(procs, tmp_path, sims, gw_args=("--scrape-interval", "5s"))
+    g = one_pool(procs, tmp_path, sims, gw_args=("--scrape-interval", "5s", "--picker", picker))
     g.wait_waiting({sims.endpoint(0): 0, sims.endpoint(1): 0, sims.endpoint(2): 10})
     served = []
     for i in range(5):
@@ -1001,6 +1004,38 @@ def test_picker_config_from_the_manifests(procs, tmp_path):
     g.stop()
 
 
+AUTO_TUNE_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: prefix-cache-scorer
+  parameters: {autoTune: true, blockSizeTokens: 16, lruCapacityPerServer: 1000}
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+"""
+
+
+def test_prefix_auto_tune(procs, tmp_path):
+    """autoTune: the index hashes blocks of the size the simulator reports
+    in vllm:cache_config_info (32 tokens: 128 characters, not the 64 of
+    blockSizeTokens) and keeps as many of the pod's blocks as its cache
+    holds (48, not lruCapacityPerServer)."""
+    sims = Sims(procs, 1, args=("--block-size", "32", "--num-gpu-blocks", "48"))
+    g = one_pool(procs, tmp_path, sims, extra_docs=[AUTO_TUNE_PICKER])
+    ep = sims.endpoint(0)
+    eps = g.wait_pools(lambda eps: ep in eps and eps[ep]["cache_block_size"] == 32)
+    assert eps[ep]["cache_gpu_blocks"] == 48
+    st, _, r = g.send(completion(long_prompt(0, 2560)))
+    assert st == 200, r
+    assert indexer_size(g) == 20  # 2560 / 128
+    for i in (1, 2):
+        st, _, r = g.send(completion(long_prompt(i, 2560)))
+        assert st == 200, r
+    assert indexer_size(g) == 48  # 60 blocks sent, 48 kept
+    g.stop()
+
+
 # ---- 11. scheduling profiles ----
 
 PROFILES_PICKER = """apiVersion: llm-d.ai/v1alpha1
@@ -1107,3 +1142,19 @@ def test_check_and_gateway_report_picker_errors(procs, tmp_path):
     assert rc == 0, out
     assert ("all.yaml:%d: warning: flowControl: is not used: flow control is off"
             % line_of(text, "flowControl:")) in out, out
+
+
+def test_unknown_picker_name_stops_the_start(procs, tmp_path):
+    """--picker names a built-in configuration; another name is an error
+    that lists the known ones, and the gateway does not start."""
+    d = tmp_path / "manifests"
+    d.mkdir()
+    port = free_port()
+    (d / "all.yaml").write_text("---\n".join([gateway_doc([("llm", port)]),
+                                             route_doc("route", "llm", "pool", 8000),
+                                             pool_doc("pool", 8000)]))
+    gw = procs.start("gateway", "-f", str(d), "--bind", unique_loopback(), "--picker", "nginx",
+                     name="gateway")
+    assert gw.wait(timeout=15) != 0
+    log = procs.output(gw)
+    assert 'unknown picker configuration "nginx" (known: infergate gie llm-d v0.2)' in log, log

@@ -159,6 +159,57 @@ def raw_request(test_id, stream=False):
             "x-test-id: %s\r\nContent-Length: %d\r\n\r\n%s" % (test_id, len(body), body)).encode()
 
 
+# ---- 0. what the scraper asks for ----
+
+FAMILIES = ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
+            "vllm:gpu_cache_usage_perc", "vllm:lora_requests_info")
+
+
+def asked_names(r):
+    return sorted(p.split("=", 1)[1] for p in r.query.split("&")
+                  if p.split("=", 1)[0] == "name%5B%5D")
+
+
+def test_scrape_asks_for_its_families(procs, tmp_path, fakes):
+    """The scraper asks /metrics for the five families it reads, with
+    prometheus_client's name[] parameters (vLLM then answers those alone),
+    and for vllm:cache_config_info at the first scrape, then every 10 s, or
+    every second while the pod has not given it. A pod that refuses the
+    query (404) is scraped at the plain /metrics from the next scrape on,
+    without leaving rotation."""
+    good, strict, silent = fakes.pods(3)
+    good.cache_config = (16, 9362)
+    strict.metrics_query_status = 404
+    c = FakeCluster(procs, tmp_path, [good, strict, silent],
+                    gw_args=("--scrape-interval", "50"))
+    c.scraped(good, strict, silent)
+    time.sleep(1.3)
+    with_cache = sorted(FAMILIES + ("vllm:cache_config_info",))
+    for pod, times in ((good, 1), (silent, 2)):
+        asked = [r for r in pod.requests if r.path == "/metrics"]
+        assert len(asked) >= 10
+        names = [asked_names(r) for r in asked]
+        assert names[0] == with_cache, asked[0].query
+        assert all(n in (with_cache, sorted(FAMILIES)) for n in names), names
+        assert names.count(with_cache) == times, [r.query for r in asked]
+    eps = {e["address"]: e for e in c.wait_pools(lambda eps: True)}
+    assert (eps[good.address]["cache_block_size"], eps[good.address]["cache_gpu_blocks"]) == \
+        (16, 9362)
+    assert eps[silent.address]["cache_block_size"] == 0
+    tried = [r for r in strict.requests if r.path == "/metrics"]
+    assert tried[0].query and len(tried) >= 3
+    assert all(r.query == "" for r in tried[1:]), [r.query for r in tried]
+    assert "scraping the whole /metrics" in c.log()
+    assert "out of rotation" not in c.log()
+    served = set()
+    for _ in range(20):
+        status, hdrs, _, _, _ = completion(c)
+        assert status == 200
+        served.add(hdrs[SERVED])
+    assert len(served) == 3, served
+    c.stop()
+
+
 # ---- 1. resets on parked upstream connections ----
 
 @pytest.mark.parametrize("path", ["requests", "scraper"])

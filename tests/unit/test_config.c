@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "core/buf.h"
 
 /* The five seed manifests of examples/kgateway, in one multi-document text. */
 static const char seed[] =
@@ -640,6 +641,239 @@ static void test_pool_v1(void **state)
 	"  name: " name "\nspec:\n  targetPortNumber: 8000\n  selector: {app: " name "}\n"          \
 	"  extensionRef: {name: epp}\n"
 
+/* The hash maps that serve the per-request lookups answer exactly what the
+ * linear scan does (the config's index detached): many models over pools
+ * in two namespaces, names that are prefixes of others, duplicates of
+ * which only the oldest is accepted, objectives sharing names across
+ * namespaces, and names nobody defines. */
+static void test_lookup_maps_match_scan(void **state)
+{
+	struct ig_buf b;
+	ig_buf_init(&b, 1 << 24);
+	for (int ns = 0; ns < 2; ns++)
+		for (int p = 0; p < 3; p++)
+			assert_int_equal(
+			    ig_buf_printf(&b,
+					  "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+					  "kind: InferencePool\nmetadata: {name: p%d, namespace: n%d}\n"
+					  "spec:\n  targetPortNumber: 8000\n  selector: {app: a}\n"
+					  "  extensionRef: {name: epp}\n",
+					  p, ns),
+			    0);
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(
+		    ig_buf_printf(&b,
+				  "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+				  "kind: InferenceModel\nmetadata: {name: m%d, namespace: n%d}\n"
+				  "spec:\n  modelName: model-%d\n  poolRef: {name: p%d}\n",
+				  i, i % 2, i % 150, i % 3),
+		    0);
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(
+		    ig_buf_printf(&b,
+				  "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+				  "kind: InferenceObjective\nmetadata: {name: o%d-%d, namespace: n%d}\n"
+				  "spec:\n  priority: %d\n  poolRef: {name: p0}\n",
+				  i % 120, i / 120, i % 2, i),
+		    0);
+	struct ig_config *c = NULL;
+	struct ig_diags d = {0};
+	int rc = ig_config_load_text("many.yaml", b.ptr, b.len, &c, &d);
+	if (rc != 0)
+		ig_diags_print(&d, stderr);
+	assert_int_equal(rc, 0);
+	ig_diags_free(&d);
+	ig_buf_free(&b);
+	assert_non_null(c->index);
+	struct ig_config_index *index = c->index;
+	size_t models = 0, objectives = 0;
+	char name[32];
+	for (int ns = 0; ns < 3; ns++)
+		for (int p = 0; p < 4; p++) {
+			char nsname[16], pname[16];
+			snprintf(nsname, sizeof nsname, "n%d", ns);
+			snprintf(pname, sizeof pname, "p%d", p);
+			const struct ig_pool *pool = ig_config_find_pool(c, nsname, pname);
+			struct ig_pool other = {.meta = {.ns = nsname, .name = pname}};
+			if (!pool)
+				pool = &other; /* a pool nobody's models name */
+			for (int m = 0; m < 170; m++) {
+				int len = snprintf(name, sizeof name, "model-%d", m);
+				/* The name, and the name cut short by one. */
+				for (size_t l = (size_t)len - 1; l <= (size_t)len; l++) {
+					c->index = index;
+					const struct ig_model *a = ig_config_find_model(c, pool, name, l);
+					c->index = NULL;
+					assert_ptr_equal(a, ig_config_find_model(c, pool, name, l));
+					models += a != NULL;
+				}
+			}
+			for (int o = 0; o < 130; o++) {
+				int len = snprintf(name, sizeof name, "o%d-%d", o, o % 2);
+				c->index = index;
+				const struct ig_objective *a =
+				    ig_config_find_objective(c, nsname, name, (size_t)len);
+				c->index = NULL;
+				assert_ptr_equal(a, ig_config_find_objective(c, nsname, name, (size_t)len));
+				objectives += a != NULL;
+			}
+		}
+	c->index = index;
+	/* Every pool of every namespace has 150 / 6 * 2 models (names
+	 * model-0..149 over 2 namespaces x 3 pools, each name twice in a
+	 * namespace's pool but accepted once), found by their exact names;
+	 * some names cut short (model-1 of model-10) find another model. */
+	assert_true(models >= 150);
+	assert_true(objectives > 0 && objectives < 130 * 12);
+	/* No namespace means "default", on both sides of the lookup. */
+	assert_null(ig_config_find_objective(c, NULL, "o1-1", 4));
+	ig_config_free(c);
+}
+
+/* A small deterministic generator for the test below. */
+static unsigned next_rand(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return (*s >> 16) & 0x7fff;
+}
+
+static const char *const pool_groups[] = {"", ", group: inference.networking.x-k8s.io",
+					  ", group: inference.networking.k8s.io", ", kind: Other"};
+
+/* The GIE lookups of every request (a pool's model mode, its objective by
+ * name, its InferenceModelRewrite rule) answer through the index what the
+ * scans answer: v1 and v1alpha2 pools in two namespaces, objectives and
+ * rewrites whose poolRef names the pool with or without a group (right or
+ * wrong) or another kind, rewrites with equal creation times, exact rules
+ * naming a model twice, generic rules, and names nobody defines. */
+static void test_gie_lookups_match_scan(void **state)
+{
+	struct ig_buf b;
+	unsigned rnd = 7;
+	ig_buf_init(&b, 1 << 24);
+	for (int ns = 0; ns < 2; ns++)
+		for (int p = 0; p < 4; p++)
+			assert_int_equal(
+			    ig_buf_printf(
+				&b,
+				p % 2
+				    ? "---\napiVersion: inference.networking.k8s.io/v1\n"
+				      "kind: InferencePool\nmetadata: {name: p%d, namespace: n%d}\n"
+				      "spec: {selector: {matchLabels: {app: a}}, targetPorts: "
+				      "[{number: 8000}]}\n"
+				    : "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+				      "kind: InferencePool\nmetadata: {name: p%d, namespace: n%d}\n"
+				      "spec: {selector: {app: a}, targetPortNumber: 8000, "
+				      "extensionRef: {name: e}}\n",
+				p, ns),
+			    0);
+	/* InferenceModels for p0 of n0 only: the other v1alpha2 pools pass
+	 * models through. */
+	assert_int_equal(ig_buf_printf(&b,
+				       "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+				       "kind: InferenceModel\nmetadata: {name: im, namespace: n0}\n"
+				       "spec: {modelName: m1, poolRef: {name: p0}}\n"),
+			 0);
+	for (int i = 0; i < 150; i++)
+		assert_int_equal(
+		    ig_buf_printf(
+			&b,
+			"---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+			"kind: InferenceObjective\nmetadata: {name: o%d, namespace: n%d}\n"
+			"spec: {priority: %d, poolRef: {name: p%u%s}}\n",
+			i, i % 2, i, next_rand(&rnd) % 4,
+			pool_groups[next_rand(&rnd) % 4]),
+		    0);
+	for (int i = 0; i < 80; i++) {
+		unsigned year = next_rand(&rnd) % 6;
+		assert_int_equal(
+		    ig_buf_printf(
+			&b,
+			"---\napiVersion: llm-d.ai/v1alpha2\nkind: InferenceModelRewrite\n"
+			"metadata: {name: w%d, namespace: n%u%s%u%s}\n"
+			"spec:\n  poolRef: {name: p%u%s}\n  rules:\n",
+			i, next_rand(&rnd) % 2, year ? ", creationTimestamp: \"202" : "", year,
+			year ? "-01-01T00:00:00Z\"" : "", next_rand(&rnd) % 4,
+			pool_groups[next_rand(&rnd) % 3]),
+		    0);
+		unsigned nrules = 1 + next_rand(&rnd) % 3;
+		for (unsigned r = 0; r < nrules; r++) {
+			unsigned nmatch = next_rand(&rnd) % 4; /* 0: a generic rule */
+			assert_int_equal(
+			    ig_buf_printf(&b, "  - targets: [{modelRewrite: t%d-%u}]\n", i, r), 0);
+			if (nmatch)
+				assert_int_equal(ig_buf_printf(&b, "    matches:\n"), 0);
+			for (unsigned k = 0; k < nmatch; k++)
+				assert_int_equal(ig_buf_printf(&b, "    - model: {value: m%u}\n",
+							       next_rand(&rnd) % 20),
+						 0);
+		}
+	}
+	struct ig_config *c = NULL;
+	struct ig_diags d = {0};
+	int rc = ig_config_load_text("gie.yaml", b.ptr, b.len, &c, &d);
+	if (rc != 0)
+		ig_diags_print(&d, stderr);
+	assert_int_equal(rc, 0);
+	ig_diags_free(&d);
+	ig_buf_free(&b);
+	assert_non_null(c->index);
+	struct ig_config_index *index = c->index;
+	size_t exact = 0, generic = 0, objectives = 0, modes = 0;
+	char name[32];
+	for (int ns = 0; ns < 3; ns++)
+		for (int p = 0; p < 5; p++) {
+			char nsname[16], pname[16];
+			snprintf(nsname, sizeof nsname, "n%d", ns);
+			snprintf(pname, sizeof pname, "p%d", p);
+			const struct ig_pool *pool = ig_config_find_pool(c, nsname, pname);
+			struct ig_pool other = {.meta = {.ns = nsname, .name = pname},
+						.group = "inference.networking.k8s.io"};
+			if (!pool)
+				pool = &other; /* not among the config's pools: scanned */
+			c->index = index;
+			enum ig_model_mode mode = ig_pool_model_mode(c, pool);
+			c->index = NULL;
+			assert_int_equal(mode, ig_pool_model_mode(c, pool));
+			modes += mode == IG_MODELS_INFERENCE_MODEL;
+			for (int m = 0; m < 22; m++) {
+				int len = snprintf(name, sizeof name, "m%d", m);
+				/* The name, the name cut short by one, and no model. */
+				for (int l = len - 1; l <= len + 1; l++) {
+					const char *model = l > len ? NULL : name;
+					size_t ml = l > len ? 0 : (size_t)l;
+					const struct ig_model_rewrite *wa = NULL, *wb = NULL;
+					c->index = index;
+					const struct ig_rewrite_rule *ra =
+					    ig_config_find_rewrite(c, pool, model, ml, &wa);
+					c->index = NULL;
+					const struct ig_rewrite_rule *rb =
+					    ig_config_find_rewrite(c, pool, model, ml, &wb);
+					assert_ptr_equal(ra, rb);
+					assert_ptr_equal(wa, wb);
+					if (ra)
+						ra->nmodels ? exact++ : generic++;
+				}
+			}
+			for (int o = 0; o < 155; o++) {
+				int len = snprintf(name, sizeof name, "o%d", o);
+				c->index = index;
+				const struct ig_objective *a =
+				    ig_config_find_objective_for_pool(c, pool, name, (size_t)len);
+				c->index = NULL;
+				assert_ptr_equal(a, ig_config_find_objective_for_pool(c, pool, name,
+										      (size_t)len));
+				objectives += a != NULL;
+			}
+		}
+	c->index = index;
+	/* Every kind of answer came up, so the comparisons above compared
+	 * something. */
+	assert_int_equal(modes, 1);
+	assert_true(exact > 0 && generic > 0 && objectives > 0);
+	ig_config_free(c);
+}
+
 static void test_model_name_oldest_wins(void **state)
 {
 	const char *text = POOL("p") POOL("q")
@@ -939,6 +1173,8 @@ int main(void)
 		cmocka_unit_test(test_upstream_multidoc),
 		cmocka_unit_test(test_pool_v1),
 		cmocka_unit_test(test_model_name_oldest_wins),
+		cmocka_unit_test(test_lookup_maps_match_scan),
+		cmocka_unit_test(test_gie_lookups_match_scan),
 		cmocka_unit_test(test_pods),
 		cmocka_unit_test(test_labels_match),
 		cmocka_unit_test(test_directory),

@@ -1,6 +1,7 @@
 /* The endpoint metrics seqlock: a reader never gets a mix of two writes,
- * and (under ThreadSanitizer, make tsan) readers racing the writer are no
- * data race. */
+ * of the full metrics or of the load figures published with them, and
+ * (under ThreadSanitizer, make tsan) readers racing the writer are no data
+ * race. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,6 +39,14 @@ static int consistent(const struct ig_endpoint_metrics *m)
 	return memcmp(m, &want, sizeof want) == 0;
 }
 
+/* The load figures of write k. */
+static int load_consistent(const struct ig_endpoint_load *l)
+{
+	int64_t k = l->waiting;
+	return l->running == k && l->kv_usage == (double)k && l->max_active == k &&
+	       l->updated_ns == (uint64_t)k;
+}
+
 struct shared {
 	struct ig_endpoint *ep;
 	atomic_int done;
@@ -54,12 +63,17 @@ static void *reader(void *arg)
 {
 	struct reader_arg *a = arg;
 	struct ig_endpoint_metrics m;
-	int64_t prev = 0;
+	struct ig_endpoint_load l;
+	int64_t prev = 0, prev_load = 0;
 	do {
 		ig_endpoint_read_metrics(a->sh->ep, &m);
 		if (!consistent(&m) || m.waiting < prev)
 			a->sh->torn[a->i]++;
 		prev = m.waiting;
+		ig_endpoint_read_load(a->sh->ep, &l);
+		if (!load_consistent(&l) || l.waiting < prev_load)
+			a->sh->torn[a->i]++;
+		prev_load = l.waiting;
 	} while (!atomic_load(&a->sh->done));
 	/* done was set after the last write: a read from now on sees it. */
 	ig_endpoint_read_metrics(a->sh->ep, &m);
@@ -96,6 +110,10 @@ static void test_readers_never_see_a_torn_copy(void **state)
 	ig_endpoint_read_metrics(sh.ep, &m);
 	assert_true(consistent(&m));
 	assert_int_equal(m.waiting, N_WRITES);
+	struct ig_endpoint_load l;
+	ig_endpoint_read_load(sh.ep, &l);
+	assert_true(load_consistent(&l));
+	assert_int_equal(l.waiting, N_WRITES);
 	ig_endpoint_put(sh.ep);
 	ig_endpoints_free(reg);
 }

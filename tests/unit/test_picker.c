@@ -16,7 +16,8 @@
 
 #define MAXE 8
 
-static struct ig_endpoint_metrics m[MAXE];
+static struct ig_endpoint_load m[MAXE];
+static struct ig_endpoint_metrics full[MAXE]; /* adapter sets, when a test gives them */
 static struct ig_sched_endpoint eps[MAXE];
 static char addrs[MAXE][32];
 static size_t n;
@@ -25,6 +26,7 @@ static struct ig_rng rng;
 static int setup(void **state)
 {
 	memset(m, 0, sizeof m);
+	memset(full, 0, sizeof full);
 	memset(eps, 0, sizeof eps);
 	n = 0;
 	ig_rng_seed(&rng, 42);
@@ -37,8 +39,8 @@ static size_t ep(int64_t q, double kv)
 	m[i].waiting = q;
 	m[i].kv_usage = kv;
 	snprintf(addrs[i], sizeof addrs[i], "10.0.0.%zu:8000", i + 1);
-	eps[i] = (struct ig_sched_endpoint){.m = &m[i], .addr = ig_str_from(addrs[i]),
-					    .key = 100 + i};
+	eps[i] =
+	    (struct ig_sched_endpoint){.m = &m[i], .addr = ig_str_from(addrs[i]), .key = 100 + i};
 	return i;
 }
 
@@ -98,8 +100,8 @@ static int score_all(struct ig_scheduler *s, const struct ig_sched_req *req, dou
 
 static const struct ig_sched_req plain = {.model = IG_STR("base"), .target_model = IG_STR("base")};
 
-#define ONE_SCORER(type, weight, params)                                                    \
-	"plugins:\n- type: " type "\n" params "schedulingProfiles:\n- name: p\n  plugins:\n" \
+#define ONE_SCORER(type, weight, params)                                                           \
+	"plugins:\n- type: " type "\n" params "schedulingProfiles:\n- name: p\n  plugins:\n"       \
 	"  - pluginRef: " type "\n    weight: " weight "\n"
 
 /* ---- scorers ---------------------------------------------------------------------- */
@@ -168,16 +170,19 @@ static void test_lora_scorer(void **state)
 	struct ig_sched_req req = {.model = IG_STR("base"), .target_model = IG_STR("ad")};
 	double sc[MAXE];
 	size_t a = ep(0, 0), b = ep(0, 0), c = ep(0, 0), d = ep(0, 0), e = ep(0, 0);
-	ig_adapter_set_add(&m[a].running_adapters, IG_STR("ad")); /* active: 1.0 */
+	assert_true(ig_scheduler_reads_adapters(s));
+	for (size_t i = a; i <= e; i++)
+		eps[i].full = &full[i];
+	ig_adapter_set_add(&full[a].running_adapters, IG_STR("ad")); /* active: 1.0 */
 	m[a].max_active = 1;
-	ig_adapter_set_add(&m[b].running_adapters, IG_STR("x")); /* room: 1 + 1 < 4 */
-	ig_adapter_set_add(&m[b].waiting_adapters, IG_STR("ad"));
+	ig_adapter_set_add(&full[b].running_adapters, IG_STR("x")); /* room: 1 + 1 < 4 */
+	ig_adapter_set_add(&full[b].waiting_adapters, IG_STR("ad"));
 	m[b].max_active = 4;
-	ig_adapter_set_add(&m[c].running_adapters, IG_STR("x")); /* full, target waiting */
-	ig_adapter_set_add(&m[c].waiting_adapters, IG_STR("ad"));
+	ig_adapter_set_add(&full[c].running_adapters, IG_STR("x")); /* full, target waiting */
+	ig_adapter_set_add(&full[c].waiting_adapters, IG_STR("ad"));
 	m[c].max_active = 2;
-	ig_adapter_set_add(&m[d].running_adapters, IG_STR("x")); /* full, not there */
-	ig_adapter_set_add(&m[d].running_adapters, IG_STR("y"));
+	ig_adapter_set_add(&full[d].running_adapters, IG_STR("x")); /* full, not there */
+	ig_adapter_set_add(&full[d].running_adapters, IG_STR("y"));
 	m[d].max_active = 2;
 	m[e].max_active = 0; /* no LoRA at all */
 	assert_int_equal(score_all(s, &req, sc), 0);
@@ -189,10 +194,83 @@ static void test_lora_scorer(void **state)
 	ig_scheduler_free(s);
 }
 
+/* autoTune (GIE's approx-prefix-cache-producer): blocks of the size the
+ * servers report (blockSizeTokens when none does) and, per endpoint, as
+ * many blocks as its cache holds (lruCapacityPerServer when it does not
+ * say). Without autoTune the reports change nothing. */
+#define TUNED(auto_tune)                                                                           \
+	ONE_SCORER("prefix-cache-scorer", "1",                                                     \
+		   "  parameters: {autoTune: " auto_tune ", blockSizeTokens: 32, "                 \
+		   "lruCapacityPerServer: 100}\n")
+
+/* Blocks of a 2 KB prompt the schedule hashes, and commits them for
+ * endpoint 0 with its reported cache size. */
+static size_t hashed(struct ig_scheduler *s, const char *prompt, uint32_t block_tokens,
+		     uint32_t gpu_blocks)
+{
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req req = plain;
+	req.prefix_input = (struct ig_str){prompt, 2048};
+	req.cache_block_tokens = block_tokens;
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	ig_schedule_commit_blocks(s, &res, eps[0].key, gpu_blocks);
+	return res.nprefix_hashes;
+}
+
+static void test_prefix_auto_tune(void **state)
+{
+	static char a[2048], b[2048];
+	memset(a, 'a', sizeof a);
+	memset(b, 'b', sizeof b);
+	ep(0, 0);
+	struct ig_scheduler *s = sched_of(TUNED("true"));
+	assert_true(ig_scheduler_auto_tunes(s));
+	/* 16-token blocks reported: 64 characters, 32 blocks; none reported:
+	 * the configured 32 tokens, 128 characters, 16 blocks. */
+	assert_int_equal(ig_scheduler_prefix_limit(s, 16), 64 * 256);
+	assert_int_equal(ig_scheduler_prefix_limit(s, 0), 128 * 256);
+	assert_int_equal(hashed(s, a, 16, 0), 32);
+	assert_int_equal(hashed(s, a, 0, 0), 16);
+	struct ig_prefix_stats st;
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 48); /* both within lruCapacityPerServer */
+	/* The endpoint says its cache holds 20 blocks: its oldest pairs go. */
+	assert_int_equal(hashed(s, b, 16, 20), 32);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 20);
+	/* Reporting nothing again brings lruCapacityPerServer back. */
+	assert_int_equal(hashed(s, a, 16, 0), 32);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 52);
+	ig_scheduler_free(s);
+
+	s = sched_of(TUNED("false"));
+	assert_false(ig_scheduler_auto_tunes(s));
+	assert_int_equal(ig_scheduler_prefix_limit(s, 16), 128 * 256);
+	assert_int_equal(hashed(s, a, 16, 5), 16);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 16);
+	ig_scheduler_free(s);
+
+	/* Absent, autoTune is on (GIE's default). */
+	s = sched_of(ONE_SCORER("prefix-cache-scorer", "1", ""));
+	assert_true(ig_scheduler_auto_tunes(s));
+	ig_scheduler_free(s);
+
+	/* maxPrefixTokensToMatch counts in the reported block size. */
+	s = sched_of(ONE_SCORER("prefix-cache-scorer", "1",
+				"  parameters: {autoTune: true, blockSizeTokens: 32, "
+				"maxPrefixTokensToMatch: 256}\n"));
+	assert_int_equal(hashed(s, a, 16, 0), 16);
+	assert_int_equal(hashed(s, a, 0, 0), 8);
+	ig_scheduler_free(s);
+}
+
 static void test_token_load_scorer(void **state)
 {
 	struct ig_scheduler *s = sched_of(ONE_SCORER(
-		"token-load-scorer", "1", "  parameters:\n    queueThresholdTokens: 1000\n"));
+	    "token-load-scorer", "1", "  parameters:\n    queueThresholdTokens: 1000\n"));
 	double sc[MAXE];
 	ep(0, 0);
 	ep(0, 0);
@@ -212,10 +290,102 @@ static void test_token_load_scorer(void **state)
 	ig_scheduler_free(s);
 }
 
+/* llm-d's load-aware-scorer: 0.5 with an empty waiting queue, falling
+ * linearly to 0 at the threshold (128 by default); requests in flight that
+ * the pod has not reported waiting do not count. */
+static void test_load_aware_scorer(void **state)
+{
+	struct ig_scheduler *s =
+	    sched_of(ONE_SCORER("load-aware-scorer", "1", "  parameters:\n    threshold: 10\n"));
+	double sc[MAXE];
+	ep(0, 0.9);
+	ep(5, 0);
+	ep(10, 0);
+	ep(400, 0);
+	eps[0].inflight_requests = 7;
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	assert_float_equal(sc[0], 0.5, 1e-9);
+	assert_float_equal(sc[1], 0.25, 1e-9);
+	assert_float_equal(sc[2], 0.0, 1e-9);
+	assert_float_equal(sc[3], 0.0, 1e-9);
+	ig_scheduler_free(s);
+	s = sched_of(ONE_SCORER("load-aware-scorer", "1", ""));
+	m[1].waiting = 32;
+	assert_int_equal(score_all(s, &plain, sc), 0);
+	assert_float_equal(sc[1], 0.375, 1e-9);
+	ig_scheduler_free(s);
+	(void)state;
+}
+
+/* The named configurations parse; "gie" ranks exactly as
+ * ig_picker_config_default (GIE's default profile) does. */
+static void test_presets(void **state)
+{
+	size_t count = 0;
+	for (size_t i = 0; ig_picker_preset_name(i); i++, count++) {
+		const char *text = ig_picker_preset(ig_picker_preset_name(i));
+		assert_non_null(text);
+		ig_picker_config_free(parse_ok(text));
+	}
+	assert_int_equal(count, 4);
+	assert_null(ig_picker_preset("nginx"));
+	assert_non_null(ig_picker_preset("infergate"));
+
+	struct ig_picker_config *def = ig_picker_config_default();
+	struct ig_scheduler *a = ig_scheduler_new(def), *b = sched_of(ig_picker_preset("gie"));
+	ig_picker_config_free(def);
+	double sa[MAXE], sb[MAXE];
+	ep(3, 0.5);
+	ep(0, 0.9);
+	ep(7, 0.1);
+	assert_int_equal(score_all(a, &plain, sa), 0);
+	assert_int_equal(score_all(b, &plain, sb), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_float_equal(sa[i], sb[i], 1e-9);
+	ig_scheduler_free(a);
+	ig_scheduler_free(b);
+	(void)state;
+}
+
+/* load-bound-filter: endpoints above mean * (1 + slack) + headroom
+ * requests (waiting + running + dispatched since the scrape) leave; all
+ * stay when none is under the bound. */
+static void test_load_bound_filter(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    "plugins:\n- type: load-bound-filter\n  parameters: {slack: 0.5, headroom: 1}\n"
+	    "- type: kv-cache-utilization-scorer\n- type: max-score-picker\n"
+	    "schedulingProfiles:\n- name: p\n  plugins:\n  - pluginRef: load-bound-filter\n"
+	    "  - pluginRef: kv-cache-utilization-scorer\n  - pluginRef: max-score-picker\n");
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	/* Loads 2, 4, 10 (mean 16/3): bound 16/3 * 1.5 + 1 = 9. The third has
+	 * the lowest KV use but is over the bound; the second leads the two
+	 * left. */
+	ep(2, 0.9);
+	ep(0, 0.5);
+	ep(0, 0.0);
+	m[1].running = 3;
+	eps[1].inflight_requests = 1;
+	m[2].running = 10;
+	assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+	assert_int_equal(res.nranked, 2);
+	assert_int_equal(ranked[0], 1);
+	assert_int_equal(ranked[1], 0);
+	/* All equal: nobody is over the mean. */
+	m[0].waiting = 0;
+	m[0].running = 10;
+	m[1].running = 9;
+	assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+	assert_int_equal(ranked[0], 2);
+	ig_scheduler_free(s);
+	(void)state;
+}
+
 static void test_prefix_scorer(void **state)
 {
-	struct ig_scheduler *s = sched_of(ONE_SCORER(
-		"prefix-cache-scorer", "1", "  parameters:\n    blockSizeTokens: 4\n"));
+	struct ig_scheduler *s = sched_of(
+	    ONE_SCORER("prefix-cache-scorer", "1", "  parameters:\n    blockSizeTokens: 4\n"));
 	char prompt[16 * 4 + 5]; /* four 16-byte blocks and a partial one */
 	memset(prompt, 'p', sizeof prompt);
 	struct ig_sched_req req = plain;
@@ -389,8 +559,7 @@ static void test_max_endpoints(void **state)
 
 /* ---- filters -------------------------------------------------------------------- */
 
-static size_t survivors(struct ig_scheduler *s, const struct ig_sched_req *req, int *rc,
-			bool *in)
+static size_t survivors(struct ig_scheduler *s, const struct ig_sched_req *req, int *rc, bool *in)
 {
 	size_t ranked[MAXE];
 	struct ig_sched_result res = {.ranked = ranked};
@@ -401,8 +570,8 @@ static size_t survivors(struct ig_scheduler *s, const struct ig_sched_req *req, 
 	return res.nranked;
 }
 
-#define FILTER_ONLY(type, params)                                               \
-	"plugins:\n- type: " type "\n" params "schedulingProfiles:\n- name: p\n" \
+#define FILTER_ONLY(type, params)                                                                  \
+	"plugins:\n- type: " type "\n" params "schedulingProfiles:\n- name: p\n"                   \
 	"  plugins:\n  - pluginRef: " type "\n"
 
 static void test_saturation_filter(void **state)
@@ -410,10 +579,10 @@ static void test_saturation_filter(void **state)
 	struct ig_scheduler *s = sched_of(FILTER_ONLY("utilization-detector", ""));
 	bool in[MAXE];
 	int rc;
-	ep(4, 0.79);  /* passes: 4 < 5 and 0.79 < 0.8 */
-	ep(5, 0.1);   /* queue at threshold: out */
-	ep(0, 0.8);   /* kv at threshold: out */
-	ep(0, 0.0);   /* stale: out */
+	ep(4, 0.79); /* passes: 4 < 5 and 0.79 < 0.8 */
+	ep(5, 0.1);  /* queue at threshold: out */
+	ep(0, 0.8);  /* kv at threshold: out */
+	ep(0, 0.0);  /* stale: out */
 	eps[3].metrics_age_ms = 201;
 	assert_int_equal(survivors(s, &plain, &rc, in), 1);
 	assert_int_equal(rc, 0);
@@ -450,20 +619,66 @@ static void test_header_filter(void **state)
 	ig_scheduler_free(s);
 }
 
+/* In a large pool the prefix counts reach the right candidates: 20
+ * holders with 1..20 of the prompt's 20 blocks rank first in that order
+ * with scores blocks / 20, a candidate listed twice scores only the first
+ * time, and the rest score 0. */
+#define BIG 300
+static void test_prefix_scorer_large_pool(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    ONE_SCORER("prefix-cache-scorer", "1", "  parameters:\n    blockSizeTokens: 4\n"));
+	static struct ig_endpoint_load l[BIG];
+	static struct ig_sched_endpoint e[BIG];
+	memset(l, 0, sizeof l);
+	for (size_t i = 0; i < BIG; i++)
+		e[i] = (struct ig_sched_endpoint){.m = &l[i],
+						  .addr = IG_STR("10.0.0.1:8000"),
+						  .key = 0x9e3779b97f4a7c15ULL * (i + 7)};
+	/* The holders are candidates 10, 24, ..., 276; the last candidate is
+	 * the strongest holder again. */
+	e[BIG - 1].key = e[10 + 14 * 19].key;
+	char prompt[20 * 16];
+	for (size_t i = 0; i < sizeof prompt; i++)
+		prompt[i] = (char)('a' + i % 23);
+	size_t ranked[IG_SCHED_MAX_RANKED];
+	double scores[IG_SCHED_MAX_RANKED];
+	struct ig_sched_result res = {.ranked = ranked, .scores = scores};
+	struct ig_sched_req req = plain;
+	for (size_t j = 0; j < 20; j++) {
+		req.prefix_input = (struct ig_str){prompt, 16 * (j + 1)};
+		assert_int_equal(ig_schedule(s, &req, e, BIG, &rng, &res), 0);
+		ig_schedule_commit(s, &res, e[10 + 14 * j].key);
+	}
+	req.prefix_input = (struct ig_str){prompt, sizeof prompt};
+	assert_int_equal(ig_schedule(s, &req, e, BIG, &rng, &res), 0);
+	assert_int_equal(res.nranked, IG_SCHED_MAX_RANKED);
+	for (size_t r = 0; r < 20; r++) {
+		assert_int_equal(ranked[r], 10 + 14 * (19 - r));
+		assert_float_equal(scores[r], (20.0 - (double)r) / 20.0, 1e-12);
+	}
+	for (size_t r = 20; r < IG_SCHED_MAX_RANKED; r++) {
+		assert_float_equal(scores[r], 0.0, 1e-12);
+		assert_true(ranked[r] != BIG - 1 || scores[r] == 0.0);
+	}
+	assert_int_equal(res.prefix_match_blocks, 20);
+	ig_scheduler_free(s);
+}
+
 static void test_prefix_affinity_filter(void **state)
 {
 	struct ig_scheduler *s = sched_of(
-		"plugins:\n- type: prefix-cache-affinity-filter\n  parameters: {threshold: 0.75}\n"
-		"- type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 1}\n"
-		"schedulingProfiles:\n- name: p\n  plugins:\n"
-		"  - pluginRef: prefix-cache-affinity-filter\n  - pluginRef: prefix-cache-scorer\n");
+	    "plugins:\n- type: prefix-cache-affinity-filter\n  parameters: {threshold: 0.75}\n"
+	    "- type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 1}\n"
+	    "schedulingProfiles:\n- name: p\n  plugins:\n"
+	    "  - pluginRef: prefix-cache-affinity-filter\n  - pluginRef: prefix-cache-scorer\n");
 	bool in[MAXE];
 	int rc;
 	ep(0, 0);
 	ep(0, 0);
 	ep(0, 0);
 	struct ig_sched_req req = plain;
-	req.prefix_input = IG_STR("aaaabbbbccccdddd"); /* four 4-byte blocks */
+	req.prefix_input = IG_STR("aaaabbbbccccdddd");	  /* four 4-byte blocks */
 	assert_int_equal(survivors(s, &req, &rc, in), 3); /* nothing known: all */
 	size_t ranked[MAXE];
 	struct ig_sched_result res = {.ranked = ranked};
@@ -538,21 +753,21 @@ static void test_config_defaults(void **state)
 	/* GIE's stock default document loads (its data-layer plugins describe
 	 * the scraping the gateway does), and the profile gains a
 	 * max-score-picker. */
-	struct ig_picker_config *c = parse_ok(
-		"apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
-		"kind: EndpointPickerConfig\n"
-		"featureGates: [flowControl]\n"
-		"plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n"
-		"- type: prefix-cache-scorer\n"
-		"- type: metrics-data-source\n  parameters: {scheme: http, path: /metrics}\n"
-		"- type: core-metrics-extractor\n"
-		"schedulingProfiles:\n- name: default\n  plugins:\n"
-		"  - pluginRef: queue-scorer\n    weight: 2\n"
-		"  - pluginRef: kv-cache-utilization-scorer\n"
-		"  - pluginRef: prefix-cache-scorer\n    weight: 3\n"
-		"flowControl:\n  maxBytes: 1Gi\n  maxRequests: 500\n  defaultRequestTTL: 30s\n"
-		"  priorityBands:\n  - priority: 1\n    maxRequests: 10\n  - priority: -1\n"
-		"    maxBytes: 1000\n");
+	struct ig_picker_config *c =
+	    parse_ok("apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
+		     "kind: EndpointPickerConfig\n"
+		     "featureGates: [flowControl]\n"
+		     "plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n"
+		     "- type: prefix-cache-scorer\n"
+		     "- type: metrics-data-source\n  parameters: {scheme: http, path: /metrics}\n"
+		     "- type: core-metrics-extractor\n"
+		     "schedulingProfiles:\n- name: default\n  plugins:\n"
+		     "  - pluginRef: queue-scorer\n    weight: 2\n"
+		     "  - pluginRef: kv-cache-utilization-scorer\n"
+		     "  - pluginRef: prefix-cache-scorer\n    weight: 3\n"
+		     "flowControl:\n  maxBytes: 1Gi\n  maxRequests: 500\n  defaultRequestTTL: 30s\n"
+		     "  priorityBands:\n  - priority: 1\n    maxRequests: 10\n  - priority: -1\n"
+		     "    maxBytes: 1000\n");
 	assert_true(ig_picker_config_feature(c, "flowControl"));
 	assert_false(ig_picker_config_feature(c, "dataLayer"));
 	const struct ig_flow_control_config *f = ig_picker_config_flow_control(c);
@@ -638,6 +853,33 @@ static void test_profiles_by_header(void **state)
 	req.profile = IG_STR("anything");
 	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
 	assert_string_equal(res.profile, "only");
+	ig_scheduler_free(s);
+}
+
+/* The gateway copies adapter sets when any profile reads them: here only
+ * the profile the header names, whose LoRA scorer then sees them. */
+static void test_adapters_of_any_profile(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    TWO_PROFILES("  parameters:\n    headerName: X-Profile\n    defaultProfile: short\n"));
+	assert_false(ig_scheduler_reads_adapters(s));
+	ig_scheduler_free(s);
+	s = sched_of("plugins:\n- type: header-profile-handler\n  parameters: {defaultProfile: q}\n"
+		     "- type: queue-scorer\n- type: lora-affinity-scorer\nschedulingProfiles:\n"
+		     "- name: q\n  plugins: [{pluginRef: queue-scorer}]\n"
+		     "- name: lora\n  plugins: [{pluginRef: lora-affinity-scorer}]\n");
+	assert_true(ig_scheduler_reads_adapters(s));
+	size_t a = ep(0, 0), b = ep(0, 0);
+	eps[a].full = &full[a];
+	eps[b].full = &full[b];
+	m[a].max_active = m[b].max_active = 1;
+	ig_adapter_set_add(&full[a].running_adapters, IG_STR("x"));
+	ig_adapter_set_add(&full[b].running_adapters, IG_STR("ad"));
+	struct ig_sched_req req = {.model = IG_STR("ad"), .profile = IG_STR("lora")};
+	double sc[MAXE];
+	assert_int_equal(score_all(s, &req, sc), 0);
+	assert_float_equal(sc[a], 0.0, 1e-9);
+	assert_float_equal(sc[b], 1.0, 1e-9);
 	ig_scheduler_free(s);
 }
 
@@ -813,209 +1055,214 @@ struct bad {
 static void test_config_errors(void **state)
 {
 	static const struct bad cases[] = {
-		{"plugins:\n- type: magic-scorer\n", 2, "plugins[0].type",
-		 "unknown plugin type \"magic-scorer\""},
-		{"plugins:\n- name: a\n", 2, "plugins[0].type", "is required"},
-		{"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
-		 "  - pluginRef: nope\n",
-		 6, "schedulingProfiles[0].plugins[0].pluginRef", "no plugin named \"nope\""},
-		{"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
-		 "  - pluginRef: queue-scorer\n    weight: heavy\n",
-		 7, "schedulingProfiles[0].plugins[0].weight", "must be a number"},
-		{"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
-		 "  - pluginRef: queue-scorer\n    weight: -1\n",
-		 7, "schedulingProfiles[0].plugins[0].weight", "must be between 0 and 1000000"},
-		{"plugins:\n- type: max-score-picker\n- type: random-picker\n"
-		 "schedulingProfiles:\n- name: p\n  plugins:\n"
-		 "  - pluginRef: max-score-picker\n  - pluginRef: random-picker\n",
-		 8, "schedulingProfiles[0].plugins[1].pluginRef",
-		 "a profile takes one picker: \"max-score-picker\" and \"random-picker\""},
-		{"plugins:\n- type: queue-scorer\n- type: queue-scorer\n", 3, "plugins[1].name",
-		 "duplicate plugin name \"queue-scorer\""},
-		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    blockSizeTokens: big\n", 4,
-		 "plugins[0].parameters.blockSizeTokens", "must be a non-negative integer"},
-		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    maxPrefixBlocksToMatch: 300\n",
-		 4, "plugins[0].parameters.maxPrefixBlocksToMatch", "must be between 1 and 256"},
-		{"plugins:\n- type: utilization-detector\n  parameters:\n"
-		 "    kvCacheUtilThreshold: 0\n",
-		 4, "plugins[0].parameters.kvCacheUtilThreshold", "must be greater than 0 and at most 1"},
-		{"plugins:\n- type: utilization-detector\n  parameters:\n"
-		 "    metricsStalenessThreshold: soon\n",
-		 4, "plugins[0].parameters.metricsStalenessThreshold", "must be a duration such as 200ms"},
-		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    autoTune: maybe\n", 4,
-		 "plugins[0].parameters.autoTune", "must be a boolean"},
-		{"plugins:\n- type: queue-scorer\n  parameters:\n    nosuch: 1\n", 4,
-		 "plugins[0].parameters.nosuch", "unknown parameter for queue-scorer"},
-		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    blockSize: 64\n", 3,
-		 "plugins[0].parameters", "blockSize (characters) is deprecated: set blockSizeTokens"},
-		{"schedulingProfiles:\n- name: a\n- name: a\n", 3, "schedulingProfiles[1].name",
-		 "duplicate profile name \"a\""},
-		{"schedulingProfiles:\n- name: a\n- name: b\n", 3, "schedulingProfiles[1]",
-		 "2 scheduling profiles need a profile handler that chooses among them: declare a "
-		 "plugin of type header-profile-handler"},
-		{"plugins:\n- type: queue-scorer\nsaturationDetector:\n  pluginRef: queue-scorer\n", 4,
-		 "saturationDetector.pluginRef",
-		 "plugin \"queue-scorer\" (queue-scorer) is not a saturation detector"},
-		{"plugins:\n- type: metrics-data-source\nschedulingProfiles:\n- name: p\n  plugins:\n"
-		 "  - pluginRef: metrics-data-source\n",
-		 6, "schedulingProfiles[0].plugins[0].pluginRef",
-		 "plugin \"metrics-data-source\" (metrics-data-source) is not a filter, scorer or picker"},
-		{"featureGates: [warpDrive]\n", 1, "featureGates[0]", "unknown feature gate \"warpDrive\""},
-		{"flowControl:\n  defaultRequestTTL: forever\n", 2, "flowControl.defaultRequestTTL",
-		 "must be a duration such as 30s"},
-		{"flowControl:\n  priorityBands:\n  - maxRequests: 3\n", 3,
-		 "flowControl.priorityBands[0].priority", "is required"},
-		{"kind: Deployment\n", 1, "kind", "must be EndpointPickerConfig"},
-		{"plugins: {a: 1}\n", 1, "plugins", "must be a list"},
-		{"plugins:\n- type: [x\n", 3, "", "YAML syntax error"},
-		/* Profile handlers. */
-		{"plugins:\n- type: single-profile-handler\nschedulingProfiles:\n- name: a\n"
-		 "- name: b\n",
-		 5, "schedulingProfiles[1]",
-		 "plugin \"single-profile-handler\" (single-profile-handler) runs one profile: "
-		 "SingleProfileHandler cannot support multiple scheduling profiles"},
-		{"plugins:\n- type: single-profile-handler\n- name: h\n  type: "
-		 "header-profile-handler\n",
-		 3, "plugins[1]",
-		 "a second profile handler (\"single-profile-handler\" is one); only one is allowed"},
-		{"plugins:\n- type: header-profile-handler\n  parameters:\n    defaultProfile: c\n"
-		 "schedulingProfiles:\n- name: a\n- name: b\n",
-		 4, "plugins[0].parameters.defaultProfile",
-		 "\"c\" is not a scheduling profile (there are \"a\", \"b\"): requests without the "
-		 "epp-profile header run it"},
-		{"plugins:\n- type: header-profile-handler\nschedulingProfiles:\n- name: a\n- name: "
-		 "b\n",
-		 2, "plugins[0]", "defaultProfile (by default \"decode\") is not a scheduling profile"},
-		{"plugins:\n- type: header-profile-handler\n  parameters:\n    headerName: \"x y\"\n",
-		 4, "plugins[0].parameters.headerName", "must be an HTTP header name"},
-		{"plugins:\n- type: header-profile-handler\n  parameters:\n    header: x\n", 4,
-		 "plugins[0].parameters.header", "unknown parameter for header-profile-handler"},
-		{"plugins:\n- type: single-profile-handler\nschedulingProfiles:\n- name: p\n  "
-		 "plugins:\n"
-		 "  - pluginRef: single-profile-handler\n",
-		 6, "schedulingProfiles[0].plugins[0].pluginRef",
-		 "(single-profile-handler) is not a filter, scorer or picker"},
-		{"plugins:\n- type: pd-profile-handler\n", 2, "plugins[0].type",
-		 "plugin type \"pd-profile-handler\" is not supported: prefill/decode disaggregation"},
-		{"plugins:\n- type: concurrency-detector\n", 2, "plugins[0].type",
-		 "plugin type \"concurrency-detector\" is not supported"},
-		/* Strict fields, everywhere. */
-		{"apiVersion: v1\n", 1, "apiVersion",
-		 "must be inference.networking.x-k8s.io/v1alpha1 (GIE) or llm-d.ai/v1alpha1"},
-		{"plugins: []\nplugins: []\n", 2, "plugins", "given twice (first on line 1)"},
-		{"plugins:\n- type: queue-scorer\n  weight: 2\n", 3, "plugins[0].weight",
-		 "unknown field"},
-		{"schedulingProfiles:\n- name: a\n  pluginz: []\n", 3, "schedulingProfiles[0].pluginz",
-		 "unknown field"},
-		{"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
-		 "  - pluginRef: queue-scorer\n    wieght: 2\n",
-		 7, "schedulingProfiles[0].plugins[0].wieght", "unknown field"},
-		{"plugins:\n- type: max-score-picker\nschedulingProfiles:\n- name: p\n  plugins:\n"
-		 "  - pluginRef: max-score-picker\n    weight: 2\n",
-		 7, "schedulingProfiles[0].plugins[0].weight",
-		 "weight applies to scorers only; \"max-score-picker\" is a picker"},
-		{"plugins:\n- type: queue-scorer\n  parameters:\n    nosuch: 1\n", 4,
-		 "plugins[0].parameters.nosuch",
-		 "unknown parameter for queue-scorer: it takes no parameters"},
-		{"plugins:\n- type: openai-parser\n  parameters: {strict: true}\n", 3,
-		 "plugins[0].parameters.strict", "unknown parameter for openai-parser"},
-		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    autoTune: true\n", 4,
-		 "plugins[0].parameters.autoTune", "true is not supported"},
-		{"plugins:\n- type: max-score-picker\n- type: random-picker\n", 3, "plugins[1]",
-		 "which takes one picker: \"max-score-picker\" and \"random-picker\""},
-		/* One prefix index, hashed one way. */
-		{"plugins:\n- type: approx-prefix-cache-producer\n- type: prefix-cache-scorer\n"
-		 "  parameters: {blockSizeTokens: 8}\n",
-		 3, "plugins[1].parameters", "would be ignored next to approx-prefix-cache-producer"},
-		{"plugins:\n- type: header-profile-handler\n- name: p1\n  type: prefix-cache-scorer\n"
-		 "- name: p2\n  type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 8}\n"
-		 "schedulingProfiles:\n- name: decode\n  plugins: [{pluginRef: p1}]\n"
-		 "- name: b\n  plugins: [{pluginRef: p2}]\n",
-		 5, "plugins[2]", "parameters differ from prefix-cache-scorer \"p1\"'s"},
-		{"plugins:\n- type: approx-prefix-cache-producer\n- name: b\n"
-		 "  type: approx-prefix-cache-producer\n",
-		 3, "plugins[1]", "a second approx-prefix-cache-producer"},
-		/* Data layer. */
-		{"plugins:\n- type: metrics-data-source\n  parameters:\n    scheme: https\n", 4,
-		 "plugins[0].parameters.scheme", "\"https\" is not supported: infergate scrapes"},
-		{"plugins:\n- type: metrics-data-source\n  parameters:\n    path: /stats\n", 4,
-		 "plugins[0].parameters.path", "\"/stats\" is not supported"},
-		{"plugins:\n- type: metrics-data-source\n  parameters:\n    insecureSkipVerify: yes\n",
-		 4, "plugins[0].parameters.insecureSkipVerify", "must be a boolean"},
-		{"plugins:\n- type: core-metrics-extractor\n  parameters:\n    defaultEngine: sglang\n",
-		 4, "plugins[0].parameters.defaultEngine",
-		 "\"sglang\" is not supported: infergate reads vLLM's metrics"},
-		{"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineLabelKey: e\n", 4,
-		 "plugins[0].parameters.engineLabelKey", "is not supported"},
-		{"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineConfigs: []\n", 4,
-		 "plugins[0].parameters.engineConfigs", "is not supported"},
-		{"featureGates: [enableLegacyMetrics]\nplugins:\n- type: metrics-data-source\n"
-		 "- type: core-metrics-extractor\ndataLayer:\n  sources:\n"
-		 "  - pluginRef: metrics-data-source\n    extractors:\n"
-		 "    - pluginRef: core-metrics-extractor\n",
-		 5, "dataLayer", "is not used with the enableLegacyMetrics feature gate"},
-		{"dataLayer:\n  sources: []\n", 2, "dataLayer.sources",
-		 "no sources turns metrics collection off in GIE"},
-		{"dataLayer: {}\n", 1, "dataLayer.sources", "no sources turns metrics collection off"},
-		{"plugins:\n- type: metrics-data-source\ndataLayer:\n  sources:\n"
-		 "  - pluginRef: metrics-data-source\n",
-		 5, "dataLayer.sources[0].extractors", "a source without a core-metrics-extractor"},
-		{"plugins:\n- type: core-metrics-extractor\ndataLayer:\n  sources:\n"
-		 "  - pluginRef: core-metrics-extractor\n    extractors:\n"
-		 "    - pluginRef: core-metrics-extractor\n",
-		 5, "dataLayer.sources[0].pluginRef",
-		 "plugin \"core-metrics-extractor\" (core-metrics-extractor) is not a data source"},
-		{"plugins:\n- type: metrics-data-source\ndataLayer:\n  sources:\n"
-		 "  - pluginRef: metrics-data-source\n    extractors:\n    - pluginRef: nope\n",
-		 7, "dataLayer.sources[0].extractors[0].pluginRef", "no plugin named \"nope\""},
-		{"dataLayer:\n  source: []\n", 2, "dataLayer.source", "unknown field"},
-		/* Parser. */
-		{"plugins:\n- type: queue-scorer\nparser:\n  pluginRef: queue-scorer\n", 4,
-		 "parser.pluginRef", "(queue-scorer) is not a parser (openai-parser)"},
-		{"parser: {}\n", 1, "parser.pluginRef", "is required"},
-		{"parser:\n  pluginRef: vllmgrpc-parser\n", 2, "parser.pluginRef",
-		 "no plugin named \"vllmgrpc-parser\""},
-		/* Flow control. */
-		{"flowControl:\n  maxRequest: 10\n", 2, "flowControl.maxRequest", "unknown field"},
-		{"flowControl:\n  maxRequests: lots\n", 2, "flowControl.maxRequests",
-		 "must be a non-negative integer or quantity"},
-		{"flowControl:\n  priorityBands:\n  - priority: 1\n    fairnessPolicyRef: fair\n", 4,
-		 "flowControl.priorityBands[0].fairnessPolicyRef", "no plugin named \"fair\""},
-		{"flowControl:\n  priorityBands:\n  - priority: 1\n"
-		 "    fairnessPolicyRef: round-robin-fairness-policy\n",
-		 4, "flowControl.priorityBands[0].fairnessPolicyRef",
-		 "no plugin named \"round-robin-fairness-policy\""},
-		{"plugins:\n- type: edf-ordering-policy\nflowControl:\n  priorityBands:\n"
-		 "  - priority: 1\n    fairnessPolicyRef: edf-ordering-policy\n",
-		 6, "flowControl.priorityBands[0].fairnessPolicyRef",
-		 "(edf-ordering-policy) is not a fairness policy"},
-		{"flowControl:\n  priorityBands:\n  - priority: 1\n"
-		 "    orderingPolicyRef: global-strict-fairness-policy\n",
-		 4, "flowControl.priorityBands[0].orderingPolicyRef", "is not an ordering policy"},
-		{"flowControl:\n  priorityBands:\n  - priority: 1\n    queue: ListQueue\n", 4,
-		 "flowControl.priorityBands[0].queue", "unknown field"},
-		{"flowControl:\n  defaultPriorityBand:\n    priority: 3\n", 3,
-		 "flowControl.defaultPriorityBand.priority", "has no meaning here"},
-		{"plugins:\n- type: queue-scorer\nflowControl:\n  usageLimitPolicyPluginRef: "
-		 "queue-scorer\n",
-		 4, "flowControl.usageLimitPolicyPluginRef",
-		 "is not a usage limit policy (static-usage-limit-policy)"},
-		{"plugins:\n- type: static-usage-limit-policy\n  parameters: {threshold: 0}\n", 3,
-		 "plugins[0].parameters.threshold", "must be greater than 0"},
-		{"schedulingProfiles:\n- name: \"\"\n", 2, "schedulingProfiles[0].name",
-		 "must be 1 to 253 characters"},
-		{"plugins:\n- type: token-load-scorer\n  parameters:\n    queueThresholdTokens: 5\n"
-		 "    queueThresholdTokens: 6\n",
-		 5, "plugins[0].parameters.queueThresholdTokens", "given twice (first on line 4)"},
-		/* Values infergate would clamp, and text it would not read. */
-		{"plugins:\n- type: max-score-picker\n  parameters: {maxNumOfEndpoints: 33}\n", 3,
-		 "plugins[0].parameters.maxNumOfEndpoints", "must be between 1 and 32"},
-		{"plugins:\n- type: prefix-cache-scorer\n  parameters:\n"
-		 "    maxPrefixTokensToMatch: 8192\n",
-		 3, "plugins[0].parameters",
-		 "maxPrefixTokensToMatch / blockSizeTokens is 512 blocks; at most 256 are matched"},
-		{"plugins: []\n---\nplugins:\n- type: queue-scorer\n", 3, "",
-		 "a second YAML document: the picker configuration is one document"},
+	    {"plugins:\n- type: magic-scorer\n", 2, "plugins[0].type",
+	     "unknown plugin type \"magic-scorer\""},
+	    {"plugins:\n- name: a\n", 2, "plugins[0].type", "is required"},
+	    {"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
+	     "  - pluginRef: nope\n",
+	     6, "schedulingProfiles[0].plugins[0].pluginRef", "no plugin named \"nope\""},
+	    {"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
+	     "  - pluginRef: queue-scorer\n    weight: heavy\n",
+	     7, "schedulingProfiles[0].plugins[0].weight", "must be a number"},
+	    {"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
+	     "  - pluginRef: queue-scorer\n    weight: -1\n",
+	     7, "schedulingProfiles[0].plugins[0].weight", "must be between 0 and 1000000"},
+	    {"plugins:\n- type: max-score-picker\n- type: random-picker\n"
+	     "schedulingProfiles:\n- name: p\n  plugins:\n"
+	     "  - pluginRef: max-score-picker\n  - pluginRef: random-picker\n",
+	     8, "schedulingProfiles[0].plugins[1].pluginRef",
+	     "a profile takes one picker: \"max-score-picker\" and \"random-picker\""},
+	    {"plugins:\n- type: queue-scorer\n- type: queue-scorer\n", 3, "plugins[1].name",
+	     "duplicate plugin name \"queue-scorer\""},
+	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    blockSizeTokens: big\n", 4,
+	     "plugins[0].parameters.blockSizeTokens", "must be a non-negative integer"},
+	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    maxPrefixBlocksToMatch: "
+	     "300\n",
+	     4, "plugins[0].parameters.maxPrefixBlocksToMatch", "must be between 1 and 256"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    kvCacheUtilThreshold: 0\n",
+	     4, "plugins[0].parameters.kvCacheUtilThreshold",
+	     "must be greater than 0 and at most 1"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    metricsStalenessThreshold: soon\n",
+	     4, "plugins[0].parameters.metricsStalenessThreshold",
+	     "must be a duration such as 200ms"},
+	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    autoTune: maybe\n", 4,
+	     "plugins[0].parameters.autoTune", "must be a boolean"},
+	    {"plugins:\n- type: queue-scorer\n  parameters:\n    nosuch: 1\n", 4,
+	     "plugins[0].parameters.nosuch", "unknown parameter for queue-scorer"},
+	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    blockSize: 64\n", 3,
+	     "plugins[0].parameters", "blockSize (characters) is deprecated: set blockSizeTokens"},
+	    {"schedulingProfiles:\n- name: a\n- name: a\n", 3, "schedulingProfiles[1].name",
+	     "duplicate profile name \"a\""},
+	    {"schedulingProfiles:\n- name: a\n- name: b\n", 3, "schedulingProfiles[1]",
+	     "2 scheduling profiles need a profile handler that chooses among them: declare a "
+	     "plugin of type header-profile-handler"},
+	    {"plugins:\n- type: queue-scorer\nsaturationDetector:\n  pluginRef: queue-scorer\n", 4,
+	     "saturationDetector.pluginRef",
+	     "plugin \"queue-scorer\" (queue-scorer) is not a saturation detector"},
+	    {"plugins:\n- type: metrics-data-source\nschedulingProfiles:\n- name: p\n  plugins:\n"
+	     "  - pluginRef: metrics-data-source\n",
+	     6, "schedulingProfiles[0].plugins[0].pluginRef",
+	     "plugin \"metrics-data-source\" (metrics-data-source) is not a filter, scorer or "
+	     "picker"},
+	    {"featureGates: [warpDrive]\n", 1, "featureGates[0]",
+	     "unknown feature gate \"warpDrive\""},
+	    {"flowControl:\n  defaultRequestTTL: forever\n", 2, "flowControl.defaultRequestTTL",
+	     "must be a duration such as 30s"},
+	    {"flowControl:\n  priorityBands:\n  - maxRequests: 3\n", 3,
+	     "flowControl.priorityBands[0].priority", "is required"},
+	    {"kind: Deployment\n", 1, "kind", "must be EndpointPickerConfig"},
+	    {"plugins: {a: 1}\n", 1, "plugins", "must be a list"},
+	    {"plugins:\n- type: [x\n", 3, "", "YAML syntax error"},
+	    /* Profile handlers. */
+	    {"plugins:\n- type: single-profile-handler\nschedulingProfiles:\n- name: a\n"
+	     "- name: b\n",
+	     5, "schedulingProfiles[1]",
+	     "plugin \"single-profile-handler\" (single-profile-handler) runs one profile: "
+	     "SingleProfileHandler cannot support multiple scheduling profiles"},
+	    {"plugins:\n- type: single-profile-handler\n- name: h\n  type: "
+	     "header-profile-handler\n",
+	     3, "plugins[1]",
+	     "a second profile handler (\"single-profile-handler\" is one); only one is allowed"},
+	    {"plugins:\n- type: header-profile-handler\n  parameters:\n    defaultProfile: c\n"
+	     "schedulingProfiles:\n- name: a\n- name: b\n",
+	     4, "plugins[0].parameters.defaultProfile",
+	     "\"c\" is not a scheduling profile (there are \"a\", \"b\"): requests without the "
+	     "epp-profile header run it"},
+	    {"plugins:\n- type: header-profile-handler\nschedulingProfiles:\n- name: a\n- name: "
+	     "b\n",
+	     2, "plugins[0]", "defaultProfile (by default \"decode\") is not a scheduling profile"},
+	    {"plugins:\n- type: header-profile-handler\n  parameters:\n    headerName: \"x y\"\n",
+	     4, "plugins[0].parameters.headerName", "must be an HTTP header name"},
+	    {"plugins:\n- type: header-profile-handler\n  parameters:\n    header: x\n", 4,
+	     "plugins[0].parameters.header", "unknown parameter for header-profile-handler"},
+	    {"plugins:\n- type: single-profile-handler\nschedulingProfiles:\n- name: p\n  "
+	     "plugins:\n"
+	     "  - pluginRef: single-profile-handler\n",
+	     6, "schedulingProfiles[0].plugins[0].pluginRef",
+	     "(single-profile-handler) is not a filter, scorer or picker"},
+	    {"plugins:\n- type: pd-profile-handler\n", 2, "plugins[0].type",
+	     "plugin type \"pd-profile-handler\" is not supported: prefill/decode disaggregation"},
+	    {"plugins:\n- type: concurrency-detector\n", 2, "plugins[0].type",
+	     "plugin type \"concurrency-detector\" is not supported"},
+	    /* Strict fields, everywhere. */
+	    {"apiVersion: v1\n", 1, "apiVersion",
+	     "must be inference.networking.x-k8s.io/v1alpha1 (GIE) or llm-d.ai/v1alpha1"},
+	    {"plugins: []\nplugins: []\n", 2, "plugins", "given twice (first on line 1)"},
+	    {"plugins:\n- type: queue-scorer\n  weight: 2\n", 3, "plugins[0].weight",
+	     "unknown field"},
+	    {"schedulingProfiles:\n- name: a\n  pluginz: []\n", 3, "schedulingProfiles[0].pluginz",
+	     "unknown field"},
+	    {"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
+	     "  - pluginRef: queue-scorer\n    wieght: 2\n",
+	     7, "schedulingProfiles[0].plugins[0].wieght", "unknown field"},
+	    {"plugins:\n- type: max-score-picker\nschedulingProfiles:\n- name: p\n  plugins:\n"
+	     "  - pluginRef: max-score-picker\n    weight: 2\n",
+	     7, "schedulingProfiles[0].plugins[0].weight",
+	     "weight applies to scorers only; \"max-score-picker\" is a picker"},
+	    {"plugins:\n- type: queue-scorer\n  parameters:\n    nosuch: 1\n", 4,
+	     "plugins[0].parameters.nosuch",
+	     "unknown parameter for queue-scorer: it takes no parameters"},
+	    {"plugins:\n- type: openai-parser\n  parameters: {strict: true}\n", 3,
+	     "plugins[0].parameters.strict", "unknown parameter for openai-parser"},
+	    {"plugins:\n- type: max-score-picker\n- type: random-picker\n", 3, "plugins[1]",
+	     "which takes one picker: \"max-score-picker\" and \"random-picker\""},
+	    /* One prefix index, hashed one way. */
+	    {"plugins:\n- type: approx-prefix-cache-producer\n- type: prefix-cache-scorer\n"
+	     "  parameters: {blockSizeTokens: 8}\n",
+	     3, "plugins[1].parameters", "would be ignored next to approx-prefix-cache-producer"},
+	    {"plugins:\n- type: header-profile-handler\n- name: p1\n  type: prefix-cache-scorer\n"
+	     "- name: p2\n  type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 8}\n"
+	     "schedulingProfiles:\n- name: decode\n  plugins: [{pluginRef: p1}]\n"
+	     "- name: b\n  plugins: [{pluginRef: p2}]\n",
+	     5, "plugins[2]", "parameters differ from prefix-cache-scorer \"p1\"'s"},
+	    {"plugins:\n- type: approx-prefix-cache-producer\n- name: b\n"
+	     "  type: approx-prefix-cache-producer\n",
+	     3, "plugins[1]", "a second approx-prefix-cache-producer"},
+	    /* Data layer. */
+	    {"plugins:\n- type: metrics-data-source\n  parameters:\n    scheme: https\n", 4,
+	     "plugins[0].parameters.scheme", "\"https\" is not supported: infergate scrapes"},
+	    {"plugins:\n- type: metrics-data-source\n  parameters:\n    path: /stats\n", 4,
+	     "plugins[0].parameters.path", "\"/stats\" is not supported"},
+	    {"plugins:\n- type: metrics-data-source\n  parameters:\n    insecureSkipVerify: yes\n",
+	     4, "plugins[0].parameters.insecureSkipVerify", "must be a boolean"},
+	    {"plugins:\n- type: core-metrics-extractor\n  parameters:\n    defaultEngine: sglang\n",
+	     4, "plugins[0].parameters.defaultEngine",
+	     "\"sglang\" is not supported: infergate reads vLLM's metrics"},
+	    {"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineLabelKey: e\n", 4,
+	     "plugins[0].parameters.engineLabelKey", "is not supported"},
+	    {"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineConfigs: []\n", 4,
+	     "plugins[0].parameters.engineConfigs", "is not supported"},
+	    {"featureGates: [enableLegacyMetrics]\nplugins:\n- type: metrics-data-source\n"
+	     "- type: core-metrics-extractor\ndataLayer:\n  sources:\n"
+	     "  - pluginRef: metrics-data-source\n    extractors:\n"
+	     "    - pluginRef: core-metrics-extractor\n",
+	     5, "dataLayer", "is not used with the enableLegacyMetrics feature gate"},
+	    {"dataLayer:\n  sources: []\n", 2, "dataLayer.sources",
+	     "no sources turns metrics collection off in GIE"},
+	    {"dataLayer: {}\n", 1, "dataLayer.sources", "no sources turns metrics collection off"},
+	    {"plugins:\n- type: metrics-data-source\ndataLayer:\n  sources:\n"
+	     "  - pluginRef: metrics-data-source\n",
+	     5, "dataLayer.sources[0].extractors", "a source without a core-metrics-extractor"},
+	    {"plugins:\n- type: core-metrics-extractor\ndataLayer:\n  sources:\n"
+	     "  - pluginRef: core-metrics-extractor\n    extractors:\n"
+	     "    - pluginRef: core-metrics-extractor\n",
+	     5, "dataLayer.sources[0].pluginRef",
+	     "plugin \"core-metrics-extractor\" (core-metrics-extractor) is not a data source"},
+	    {"plugins:\n- type: metrics-data-source\ndataLayer:\n  sources:\n"
+	     "  - pluginRef: metrics-data-source\n    extractors:\n    - pluginRef: nope\n",
+	     7, "dataLayer.sources[0].extractors[0].pluginRef", "no plugin named \"nope\""},
+	    {"dataLayer:\n  source: []\n", 2, "dataLayer.source", "unknown field"},
+	    /* Parser. */
+	    {"plugins:\n- type: queue-scorer\nparser:\n  pluginRef: queue-scorer\n", 4,
+	     "parser.pluginRef", "(queue-scorer) is not a parser (openai-parser)"},
+	    {"parser: {}\n", 1, "parser.pluginRef", "is required"},
+	    {"parser:\n  pluginRef: vllmgrpc-parser\n", 2, "parser.pluginRef",
+	     "no plugin named \"vllmgrpc-parser\""},
+	    /* Flow control. */
+	    {"flowControl:\n  maxRequest: 10\n", 2, "flowControl.maxRequest", "unknown field"},
+	    {"flowControl:\n  maxRequests: lots\n", 2, "flowControl.maxRequests",
+	     "must be a non-negative integer or quantity"},
+	    {"flowControl:\n  priorityBands:\n  - priority: 1\n    fairnessPolicyRef: fair\n", 4,
+	     "flowControl.priorityBands[0].fairnessPolicyRef", "no plugin named \"fair\""},
+	    {"flowControl:\n  priorityBands:\n  - priority: 1\n"
+	     "    fairnessPolicyRef: round-robin-fairness-policy\n",
+	     4, "flowControl.priorityBands[0].fairnessPolicyRef",
+	     "no plugin named \"round-robin-fairness-policy\""},
+	    {"plugins:\n- type: edf-ordering-policy\nflowControl:\n  priorityBands:\n"
+	     "  - priority: 1\n    fairnessPolicyRef: edf-ordering-policy\n",
+	     6, "flowControl.priorityBands[0].fairnessPolicyRef",
+	     "(edf-ordering-policy) is not a fairness policy"},
+	    {"flowControl:\n  priorityBands:\n  - priority: 1\n"
+	     "    orderingPolicyRef: global-strict-fairness-policy\n",
+	     4, "flowControl.priorityBands[0].orderingPolicyRef", "is not an ordering policy"},
+	    {"flowControl:\n  priorityBands:\n  - priority: 1\n    queue: ListQueue\n", 4,
+	     "flowControl.priorityBands[0].queue", "unknown field"},
+	    {"flowControl:\n  defaultPriorityBand:\n    priority: 3\n", 3,
+	     "flowControl.defaultPriorityBand.priority", "has no meaning here"},
+	    {"plugins:\n- type: queue-scorer\nflowControl:\n  usageLimitPolicyPluginRef: "
+	     "queue-scorer\n",
+	     4, "flowControl.usageLimitPolicyPluginRef",
+	     "is not a usage limit policy (static-usage-limit-policy)"},
+	    {"plugins:\n- type: static-usage-limit-policy\n  parameters: {threshold: 0}\n", 3,
+	     "plugins[0].parameters.threshold", "must be greater than 0"},
+	    {"plugins:\n- type: load-aware-scorer\n  parameters: {threshold: 0}\n", 3,
+	     "plugins[0].parameters.threshold", "must be greater than 0"},
+	    {"schedulingProfiles:\n- name: \"\"\n", 2, "schedulingProfiles[0].name",
+	     "must be 1 to 253 characters"},
+	    {"plugins:\n- type: token-load-scorer\n  parameters:\n    queueThresholdTokens: 5\n"
+	     "    queueThresholdTokens: 6\n",
+	     5, "plugins[0].parameters.queueThresholdTokens", "given twice (first on line 4)"},
+	    /* Values infergate would clamp, and text it would not read. */
+	    {"plugins:\n- type: max-score-picker\n  parameters: {maxNumOfEndpoints: 33}\n", 3,
+	     "plugins[0].parameters.maxNumOfEndpoints", "must be between 1 and 32"},
+	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n"
+	     "    maxPrefixTokensToMatch: 8192\n",
+	     3, "plugins[0].parameters",
+	     "maxPrefixTokensToMatch / blockSizeTokens is 512 blocks; at most 256 are matched"},
+	    {"plugins: []\n---\nplugins:\n- type: queue-scorer\n", 3, "",
+	     "a second YAML document: the picker configuration is one document"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct ig_picker_config *c = NULL;
@@ -1024,11 +1271,13 @@ static void test_config_errors(void **state)
 		int rc = ig_picker_config_parse("epp.yaml", b->yaml, strlen(b->yaml), &c, &d);
 		bool found = false;
 		for (size_t k = 0; k < d.n; k++)
-			found |= d.items[k].line == b->line && strcmp(d.items[k].path, b->path) == 0 &&
-				 strstr(d.items[k].msg, b->msg) && strcmp(d.items[k].file, "epp.yaml") == 0;
+			found |= d.items[k].line == b->line &&
+				 strcmp(d.items[k].path, b->path) == 0 &&
+				 strstr(d.items[k].msg, b->msg) &&
+				 strcmp(d.items[k].file, "epp.yaml") == 0;
 		if (rc != -1 || !found) {
-			fprintf(stderr, "case %zu: rc %d, want %d: %s: %s\n", i, rc, b->line, b->path,
-				b->msg);
+			fprintf(stderr, "case %zu: rc %d, want %d: %s: %s\n", i, rc, b->line,
+				b->path, b->msg);
 			ig_diags_print(&d, stderr);
 		}
 		assert_int_equal(rc, -1);
@@ -1041,30 +1290,36 @@ static void test_config_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_queue_scorer, setup),
-		cmocka_unit_test_setup(test_running_scorer, setup),
-		cmocka_unit_test_setup(test_kv_scorer_and_clamp, setup),
-		cmocka_unit_test_setup(test_lora_scorer, setup),
-		cmocka_unit_test_setup(test_token_load_scorer, setup),
-		cmocka_unit_test_setup(test_prefix_scorer, setup),
-		cmocka_unit_test_setup(test_default_profile_sum, setup),
-		cmocka_unit_test_setup(test_max_score_ties_random, setup),
-		cmocka_unit_test_setup(test_random_picker, setup),
-		cmocka_unit_test_setup(test_weighted_random_picker, setup),
-		cmocka_unit_test_setup(test_max_endpoints, setup),
-		cmocka_unit_test_setup(test_saturation_filter, setup),
-		cmocka_unit_test_setup(test_header_filter, setup),
-		cmocka_unit_test_setup(test_prefix_affinity_filter, setup),
-		cmocka_unit_test_setup(test_decision_tree_filter, setup),
-		cmocka_unit_test_setup(test_saturation, setup),
-		cmocka_unit_test_setup(test_config_defaults, setup),
-		cmocka_unit_test_setup(test_profiles_by_header, setup),
-		cmocka_unit_test_setup(test_single_profile_handler, setup),
-		cmocka_unit_test_setup(test_prefix_shared_by_profiles, setup),
-		cmocka_unit_test_setup(test_config_sections_accepted, setup),
-		cmocka_unit_test_setup(test_config_flow_policies, setup),
-		cmocka_unit_test_setup(test_config_unused_warnings, setup),
-		cmocka_unit_test_setup(test_config_errors, setup),
+	    cmocka_unit_test_setup(test_queue_scorer, setup),
+	    cmocka_unit_test_setup(test_running_scorer, setup),
+	    cmocka_unit_test_setup(test_kv_scorer_and_clamp, setup),
+	    cmocka_unit_test_setup(test_lora_scorer, setup),
+	    cmocka_unit_test_setup(test_prefix_scorer_large_pool, setup),
+	    cmocka_unit_test_setup(test_token_load_scorer, setup),
+	    cmocka_unit_test_setup(test_load_aware_scorer, setup),
+	    cmocka_unit_test_setup(test_load_bound_filter, setup),
+	    cmocka_unit_test_setup(test_presets, setup),
+	    cmocka_unit_test_setup(test_prefix_scorer, setup),
+	    cmocka_unit_test_setup(test_prefix_auto_tune, setup),
+	    cmocka_unit_test_setup(test_default_profile_sum, setup),
+	    cmocka_unit_test_setup(test_max_score_ties_random, setup),
+	    cmocka_unit_test_setup(test_random_picker, setup),
+	    cmocka_unit_test_setup(test_weighted_random_picker, setup),
+	    cmocka_unit_test_setup(test_max_endpoints, setup),
+	    cmocka_unit_test_setup(test_saturation_filter, setup),
+	    cmocka_unit_test_setup(test_header_filter, setup),
+	    cmocka_unit_test_setup(test_prefix_affinity_filter, setup),
+	    cmocka_unit_test_setup(test_decision_tree_filter, setup),
+	    cmocka_unit_test_setup(test_saturation, setup),
+	    cmocka_unit_test_setup(test_config_defaults, setup),
+	    cmocka_unit_test_setup(test_profiles_by_header, setup),
+	    cmocka_unit_test_setup(test_adapters_of_any_profile, setup),
+	    cmocka_unit_test_setup(test_single_profile_handler, setup),
+	    cmocka_unit_test_setup(test_prefix_shared_by_profiles, setup),
+	    cmocka_unit_test_setup(test_config_sections_accepted, setup),
+	    cmocka_unit_test_setup(test_config_flow_policies, setup),
+	    cmocka_unit_test_setup(test_config_unused_warnings, setup),
+	    cmocka_unit_test_setup(test_config_errors, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -176,17 +176,33 @@ struct model {
 	size_t n[MSERVERS];
 };
 
-static void model_add(struct model *m, size_t s, uint64_t h)
+/* Adds h for endpoint s holding at most cap hashes. */
+static void model_add_cap(struct model *m, size_t s, uint64_t h, size_t cap)
 {
 	size_t i;
 	for (i = 0; i < m->n[s] && m->h[s][i] != h; i++)
 		;
-	if (i == m->n[s] && m->n[s] == MCAP)
+	if (i == m->n[s] && m->n[s] == cap)
 		i = 0; /* evict the oldest */
 	else if (i == m->n[s])
 		m->n[s]++;
 	memmove(&m->h[s][i], &m->h[s][i + 1], (m->n[s] - 1 - i) * sizeof(uint64_t));
 	m->h[s][m->n[s] - 1] = h;
+}
+
+static void model_add(struct model *m, size_t s, uint64_t h)
+{
+	model_add_cap(m, s, h, MCAP);
+}
+
+/* A commit with a smaller capacity first drops the oldest beyond it. */
+static void model_trim(struct model *m, size_t s, size_t cap)
+{
+	if (m->n[s] <= cap)
+		return;
+	size_t drop = m->n[s] - cap;
+	memmove(&m->h[s][0], &m->h[s][drop], cap * sizeof(uint64_t));
+	m->n[s] = cap;
 }
 
 static bool model_holds(const struct model *m, size_t s, uint64_t h)
@@ -235,6 +251,153 @@ static void test_against_model(void **state)
 		}
 		assert_int_equal(walked, held > 0);
 	}
+	ig_prefix_free(x);
+}
+
+/* Commits from a lookup's record (ig_prefix_seen, ig_prefix_add_seen)
+ * must leave the index exactly as plain commits do, however stale the
+ * record: runs of hashes over a small universe (so endpoints share them
+ * and LRUs evict from the middle of runs, including nodes the record
+ * names), with commits of any endpoint and forgets between the lookup and
+ * the commit it prepared, checked against the model after every step. */
+static void test_seen_against_model(void **state)
+{
+	(void)state;
+	struct ig_prefix_index *x = ig_prefix_new(MCAP);
+	struct model m = {0};
+	uint64_t keys[MSERVERS];
+	uint64_t rng = 777;
+	for (size_t s = 0; s < MSERVERS; s++)
+		keys[s] = 5000 + s;
+	for (int step = 0; step < 6000; step++) {
+		uint64_t run[24];
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		size_t len = 1 + (rng >> 59) % 24, start = (rng >> 20) % 200;
+		size_t s = (size_t)(rng >> 40) % MSERVERS;
+		for (size_t j = 0; j < len; j++)
+			run[j] = 1 + (start + j) % 250;
+		const struct ig_prefix_hit *hits;
+		const struct ig_prefix_walk *w;
+		size_t nhits;
+		struct ig_prefix_seen seen;
+		ig_prefix_lookup(x, run, len, &hits, &nhits, &w);
+		ig_prefix_seen(x, w, keys[s], &seen);
+		/* Meanwhile: nothing (most often), other commits, a forget. */
+		for (uint64_t r = rng; (r >> 61) < 3; r = r * 6364136223846793005ULL + 1) {
+			size_t o = (size_t)(r >> 30) % MSERVERS;
+			if ((r >> 20) % 8 == 0) {
+				ig_prefix_forget(x, keys[o]);
+				m.n[o] = 0;
+				continue;
+			}
+			size_t olen = 1 + (r >> 40) % 12, ostart = (r >> 10) % 240;
+			for (size_t j = 0; j < olen; j++) {
+				uint64_t h = 1 + (ostart + j) % 250;
+				assert_int_equal(ig_prefix_add(x, keys[o], &h, 1), 0);
+				model_add(&m, o, h);
+			}
+		}
+		assert_int_equal(ig_prefix_add_seen(x, keys[s], run, len, &seen), 0);
+		for (size_t j = 0; j < len; j++)
+			model_add(&m, s, run[j]);
+		uint64_t want = 0, entries, bytes;
+		for (size_t t = 0; t < MSERVERS; t++)
+			want += m.n[t];
+		ig_prefix_size(x, &entries, &bytes);
+		assert_int_equal(entries, want);
+		for (uint64_t q = 1; q <= 250; q += 1 + step % 7) {
+			uint32_t counts[MSERVERS];
+			ig_prefix_match(x, &q, 1, keys, MSERVERS, counts);
+			for (size_t t = 0; t < MSERVERS; t++)
+				assert_int_equal(counts[t], model_holds(&m, t, q));
+		}
+	}
+	ig_prefix_free(x);
+}
+
+/* Commits giving endpoints capacities of their own (autoTune: the
+ * blocks their caches hold), changing from one commit to the next, 0
+ * standing for the index's: each endpoint's LRU is the model's at its
+ * latest capacity, whatever its lookups' records saw. */
+static void test_capacities_against_model(void **state)
+{
+	(void)state;
+	static const uint32_t caps[] = {0, 1, 5, 17, 40, MCAP};
+	struct ig_prefix_index *x = ig_prefix_new_sized(MCAP / 2, MCAP);
+	struct model m = {0};
+	uint64_t keys[MSERVERS];
+	uint64_t rng = 4242;
+	for (size_t s = 0; s < MSERVERS; s++)
+		keys[s] = 9000 + s;
+	for (int step = 0; step < 6000; step++) {
+		uint64_t run[24];
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		size_t len = 1 + (rng >> 59) % 24, start = (rng >> 20) % 200;
+		size_t s = (size_t)(rng >> 40) % MSERVERS;
+		uint32_t cap = caps[(rng >> 33) % 6];
+		size_t mcap = cap ? cap : MCAP / 2;
+		for (size_t j = 0; j < len; j++)
+			run[j] = 1 + (start + j) % 250;
+		const struct ig_prefix_hit *hits;
+		const struct ig_prefix_walk *w;
+		size_t nhits;
+		struct ig_prefix_seen seen;
+		ig_prefix_lookup(x, run, len, &hits, &nhits, &w);
+		ig_prefix_seen(x, w, keys[s], &seen);
+		if ((rng >> 10) % 64 == 0) {
+			ig_prefix_forget(x, keys[s]);
+			m.n[s] = 0;
+		}
+		assert_int_equal(ig_prefix_add_capped(x, keys[s], run, len, &seen, cap), 0);
+		model_trim(&m, s, mcap);
+		for (size_t j = 0; j < len; j++)
+			model_add_cap(&m, s, run[j], mcap);
+		uint64_t want = 0, entries, bytes;
+		for (size_t t = 0; t < MSERVERS; t++)
+			want += m.n[t];
+		ig_prefix_size(x, &entries, &bytes);
+		assert_int_equal(entries, want);
+		for (uint64_t q = 1; q <= 250; q += 1 + step % 5) {
+			uint32_t counts[MSERVERS];
+			ig_prefix_match(x, &q, 1, keys, MSERVERS, counts);
+			for (size_t t = 0; t < MSERVERS; t++)
+				assert_int_equal(counts[t], model_holds(&m, t, q));
+		}
+	}
+	ig_prefix_free(x);
+}
+
+/* A lookup's hits and its record: which endpoints hold how many of the
+ * blocks walked, and for one of them where (the commit finds nothing left
+ * to add: the entries stay as they were). */
+static void test_lookup_hits_and_seen(void **state)
+{
+	(void)state;
+	struct ig_prefix_index *x = ig_prefix_new(100);
+	uint64_t h[4] = {21, 22, 23, 24};
+	assert_int_equal(ig_prefix_add(x, 1, h, 3), 0);
+	assert_int_equal(ig_prefix_add(x, 2, h, 1), 0);
+	const struct ig_prefix_hit *hits;
+	const struct ig_prefix_walk *w;
+	size_t nhits;
+	assert_int_equal(ig_prefix_lookup(x, h, 4, &hits, &nhits, &w), 3);
+	assert_int_equal(nhits, 2);
+	for (size_t i = 0; i < nhits; i++)
+		assert_int_equal(hits[i].blocks, hits[i].key == 1 ? 3 : 1);
+	struct ig_prefix_seen seen;
+	ig_prefix_seen(x, w, 1, &seen);
+	assert_int_equal(seen.key, 1);
+	assert_int_equal(seen.n, 4); /* the whole block was walked */
+	assert_true(seen.node[0] != UINT32_MAX && seen.node[2] != UINT32_MAX);
+	assert_int_equal(seen.node[3], UINT32_MAX);
+	assert_int_equal(ig_prefix_add_seen(x, 1, h, 4, &seen), 0);
+	uint64_t entries, bytes;
+	ig_prefix_size(x, &entries, &bytes);
+	assert_int_equal(entries, 5);
+	/* A record for another endpoint is not used, and changes nothing. */
+	assert_int_equal(ig_prefix_add_seen(x, 2, h, 2, &seen), 0);
+	ig_prefix_size(x, &entries, &bytes);
+	assert_int_equal(entries, 6);
 	ig_prefix_free(x);
 }
 
@@ -367,7 +530,8 @@ static void test_concurrent_exact(void **state)
 }
 
 /* Several threads commit for the same endpoints (their commits serialize
- * on the endpoint) while others look up; nothing is evicted or forgotten,
+ * on the endpoint), half of them from a lookup's record made before other
+ * threads' commits, while others look up; nothing is evicted or forgotten,
  * so a run a thread has committed must stay found in full by every lookup
  * it makes afterwards, and at the end the index holds exactly the union
  * of what was committed. */
@@ -393,7 +557,21 @@ static void *sh_run(void *arg)
 		uint64_t run[16];
 		for (size_t j = 0; j < len; j++)
 			run[j] = ct_hash(start + j);
-		if (ig_prefix_add(t->x, keys[e], run, len) != 0)
+		/* Half the commits start from what a lookup saw, which other
+		 * threads' commits for the same endpoint may have made stale. */
+		int rc;
+		if (r & 1) {
+			const struct ig_prefix_hit *hits;
+			const struct ig_prefix_walk *w;
+			size_t nhits;
+			struct ig_prefix_seen seen;
+			ig_prefix_lookup(t->x, run, len, &hits, &nhits, &w);
+			ig_prefix_seen(t->x, w, keys[e], &seen);
+			rc = ig_prefix_add_seen(t->x, keys[e], run, len, &seen);
+		} else {
+			rc = ig_prefix_add(t->x, keys[e], run, len);
+		}
+		if (rc != 0)
 			t->failures++;
 		for (size_t j = 0; j < len; j++)
 			t->done[e * SH_UNIVERSE + start + j] = true;
@@ -449,7 +627,7 @@ static void test_concurrent_same_endpoint(void **state)
 
 struct shared {
 	struct ig_scheduler *s;
-	struct ig_endpoint_metrics m[NEP];
+	struct ig_endpoint_load m[NEP];
 	struct ig_sched_endpoint eps[NEP];
 	char prompts[8][512];
 };
@@ -537,6 +715,9 @@ int main(void)
 		cmocka_unit_test(test_match_counting),
 		cmocka_unit_test(test_lru_eviction),
 		cmocka_unit_test(test_against_model),
+		cmocka_unit_test(test_seen_against_model),
+		cmocka_unit_test(test_capacities_against_model),
+		cmocka_unit_test(test_lookup_hits_and_seen),
 		cmocka_unit_test(test_concurrent_exact),
 		cmocka_unit_test(test_concurrent_same_endpoint),
 		cmocka_unit_test(test_concurrent_commit_and_schedule),

@@ -111,6 +111,59 @@ static void test_parse_values(void **state)
 	assert_true(isinf(c.s[10].value));
 }
 
+/* Values come out as strtod's doubles, bit for bit, whether the quick
+ * conversion takes them (digits below 2^53, powers of ten up to 22) or
+ * not; and the forms strtod would not read whole are refused. */
+static void test_parse_values_match_strtod(void **state)
+{
+	static const char *const forms[] = {
+	    "0",	 "-0",	      "+0.0",	  "5.",		"-.5",	      "00012.50",
+	    "1e+0",	 "1E-5",      "3.14159",  "1.7339872349912e+09",	"9007199254740993",
+	    "9007199254740992", "1e22", "1e23", "123456789012345678901234", "0.1",
+	    "4.35e-23", "1e-22", "2.2250738585072014e-308", "1.7976931348623157e308",
+	    "12345678901234567.8", "0.000000000000000000001", "1e400", "-1e-400",
+	};
+	char text[64];
+	struct collected c;
+	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+		snprintf(text, sizeof text, "m %s\n", forms[i]);
+		assert_int_equal(parse(text, &c, NULL), 0);
+		double want = strtod(forms[i], NULL);
+		if (memcmp(&c.s[0].value, &want, sizeof want) != 0)
+			fail_msg("%s: %.17g, strtod %.17g", forms[i], c.s[0].value, want);
+	}
+	/* Random mantissas and exponents on both sides of the quick path. */
+	uint64_t r = 42;
+	for (int i = 0; i < 20000; i++) {
+		r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+		int digits = 1 + (int)((r >> 59) % 20), point = (int)((r >> 40) % 22);
+		int e = (int)((r >> 20) % 61) - 30;
+		char mant[32];
+		uint64_t x = r;
+		for (int d = 0; d < digits; d++, x /= 10)
+			mant[d] = (char)('0' + x % 10);
+		mant[digits] = '\0';
+		if (point < digits)
+			snprintf(text, sizeof text, "m %s%.*s.%se%d\n", (r >> 17) & 1 ? "-" : "", point,
+				 mant, mant + point, e);
+		else
+			snprintf(text, sizeof text, "m %se%d\n", mant, e);
+		assert_int_equal(parse(text, &c, NULL), 0);
+		text[strlen(text) - 1] = '\0';
+		double want = strtod(text + 2, NULL);
+		if (memcmp(&c.s[0].value, &want, sizeof want) != 0)
+			fail_msg("%s: %.17g, strtod %.17g", text + 2, c.s[0].value, want);
+	}
+	static const char *const bad[] = {"m 1e\n",   "m .\n",	"m +.e5\n", "m 1e5.5\n",
+					  "m --1\n",  "m 1-2\n",	"m 1e+\n",  "m -\n",
+					  "m 1..2\n", "m 0x1p3\n", "m 1e5e5\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		size_t line = 0;
+		if (parse(bad[i], &c, &line) != -1 || line != 1)
+			fail_msg("accepted: %s", bad[i]);
+	}
+}
+
 static void test_parse_timestamps(void **state)
 {
 	struct collected c;
@@ -218,7 +271,10 @@ static void test_extract_seed_page(void **state)
 {
 	struct ig_endpoint_metrics m = {0};
 	int found = extract(vllm_page, &m);
-	assert_int_equal(found, IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA);
+	assert_int_equal(found,
+			 IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA | IG_FAM_CACHE);
+	assert_int_equal(m.cache.block_tokens, 16);
+	assert_int_equal(m.cache.gpu_blocks, 9362);
 	assert_int_equal(m.waiting, 3);
 	assert_int_equal(m.running, 1);
 	assert_true(m.kv_usage == 0.0021);
@@ -288,10 +344,56 @@ static void test_extract_latest_sample(void **state)
 	assert_int_equal(m.running, 3);
 }
 
+/* vllm:cache_config_info: the labels of the latest sample (vLLM V1 writes
+ * one per engine); each label is taken when it is a count that fits, and
+ * left as it was otherwise; a page without the family keeps both. */
+static void test_extract_cache_config(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	assert_int_equal(
+	    extract(
+		"vllm:cache_config_info{block_size=\"32\",cache_dtype=\"auto\",engine=\"0\","
+		"enable_prefix_caching=\"True\",num_cpu_blocks=\"0\",num_gpu_blocks=\"700\"} 1.0\n"
+		"vllm:cache_config_info{block_size=\"64\",engine=\"1\",num_gpu_blocks=\"800\"} "
+		"1.0\n",
+		&m),
+	    IG_FAM_CACHE);
+	assert_int_equal(m.cache.block_tokens, 64);
+	assert_int_equal(m.cache.gpu_blocks, 800);
+	/* With timestamps, the greatest wins. */
+	extract("vllm:cache_config_info{block_size=\"8\",num_gpu_blocks=\"10\"} 1 300\n"
+		"vllm:cache_config_info{block_size=\"128\",num_gpu_blocks=\"20\"} 1 100\n",
+		&m);
+	assert_int_equal(m.cache.block_tokens, 8);
+	assert_int_equal(m.cache.gpu_blocks, 10);
+	/* Unreadable, zero, negative or too large: that label keeps its value. */
+	assert_int_equal(
+	    extract("vllm:cache_config_info{block_size=\"x\",num_gpu_blocks=\"30\"} 1\n", &m),
+	    IG_FAM_CACHE);
+	assert_int_equal(m.cache.block_tokens, 8);
+	assert_int_equal(m.cache.gpu_blocks, 30);
+	assert_int_equal(
+	    extract("vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"4294967296\"} 1\n",
+		    &m),
+	    IG_FAM_CACHE);
+	assert_int_equal(m.cache.block_tokens, 16);
+	assert_int_equal(m.cache.gpu_blocks, 30);
+	assert_int_equal(
+	    extract("vllm:cache_config_info{block_size=\"0\",num_gpu_blocks=\"-5\"} 1\n", &m), 0);
+	assert_int_equal(extract("vllm:cache_config_info{cache_dtype=\"auto\"} 1\n", &m), 0);
+	assert_int_equal(m.cache.block_tokens, 16);
+	assert_int_equal(m.cache.gpu_blocks, 30);
+	/* Other families leave it alone. */
+	assert_int_equal(extract("vllm:num_requests_waiting 2\n", &m), IG_FAM_WAITING);
+	assert_int_equal(m.cache.block_tokens, 16);
+	assert_int_equal(m.cache.gpu_blocks, 30);
+}
+
 static void test_extract_nan_and_huge(void **state)
 {
 	struct ig_endpoint_metrics m = {.waiting = 4, .kv_usage = 0.1};
-	assert_int_equal(extract("vllm:num_requests_waiting NaN\nvllm:kv_cache_usage_perc NaN\n", &m), 0);
+	assert_int_equal(
+	    extract("vllm:num_requests_waiting NaN\nvllm:kv_cache_usage_perc NaN\n", &m), 0);
 	assert_int_equal(m.waiting, 4);
 	assert_true(m.kv_usage == 0.1);
 	assert_int_equal(extract("vllm:num_requests_waiting +Inf\n", &m), IG_FAM_WAITING);
@@ -392,6 +494,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_vllm_page),
 		cmocka_unit_test(test_parse_values),
+		cmocka_unit_test(test_parse_values_match_strtod),
 		cmocka_unit_test(test_parse_timestamps),
 		cmocka_unit_test(test_parse_whitespace_crlf_no_final_newline),
 		cmocka_unit_test(test_parse_escapes),
@@ -404,6 +507,7 @@ int main(void)
 		cmocka_unit_test(test_extract_invalid_page_changes_nothing),
 		cmocka_unit_test(test_extract_kv_names),
 		cmocka_unit_test(test_extract_latest_sample),
+		cmocka_unit_test(test_extract_cache_config),
 		cmocka_unit_test(test_extract_nan_and_huge),
 		cmocka_unit_test(test_extract_lora_many_series),
 		cmocka_unit_test(test_extract_lora_none_qualifies),

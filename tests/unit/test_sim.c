@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "json/json.h"
+#include "pool/metrics.h"
 #include "sim/sim.h"
 
 static size_t tokens(const char *s)
@@ -436,6 +437,78 @@ static void test_lora_history(void **state)
 	assert_string_equal(s.lora[IG_SIM_LORA_HISTORY - 1].running, "x39");
 	assert_string_equal(s.lora[0].running, "x24");
 	ig_sim_stats_free(&s);
+}
+
+/* /metrics with name[] parameters answers what prometheus_client's
+ * restricted registry does: the named samples with their families' HELP
+ * and TYPE lines, nothing else; and the figures a scraper reads from it
+ * are those of the whole page. */
+static void test_metrics_name_filter(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_stats s = {0};
+	struct ig_sim_gauges g = {.running = 3, .waiting = 2, .kv_usage = 0.5};
+	struct ig_buf page = {0}, b = {0};
+	size_t n;
+	ig_sim_config_init(&c);
+	c.enable_lora = true;
+	c.max_loras = 4;
+	ig_sim_lora_note(&s, "a,b", "c", 1742577734.0);
+	const double *tb = ig_sim_ttft_buckets(c.version, &n);
+	ig_sim_hist_observe(&s.ttft, tb, n, 0.2);
+	assert_int_equal(ig_sim_render_metrics(&page, &c, &s, &g), 0);
+	/* The scraper's query (pool/scrape.c). */
+	struct ig_str q = IG_STR("name%5B%5D=vllm:num_requests_waiting&name%5B%5D=vllm:num_requests_"
+				 "running&name%5B%5D=vllm:kv_cache_usage_perc&name%5B%5D=vllm:gpu_"
+				 "cache_usage_perc&name%5B%5D=vllm:lora_requests_info");
+	assert_int_equal(ig_sim_filter_metrics(ig_buf_str(&page), q, &b), 0);
+	const char *t = ig_buf_cstr(&b);
+	assert_non_null(strstr(t, "# HELP vllm:num_requests_waiting "));
+	assert_non_null(strstr(t, "# TYPE vllm:num_requests_waiting gauge\n"
+				  "vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+				  "2.0\n"));
+	assert_non_null(strstr(t, "# TYPE vllm:lora_requests_info gauge\n"));
+	assert_null(strstr(t, "time_to_first_token"));
+	assert_null(strstr(t, "prompt_tokens"));
+	assert_null(strstr(t, "cache_config_info"));
+	assert_true(b.len < page.len / 3);
+	struct ig_endpoint_metrics whole = {0}, part = {0};
+	int fw = ig_vllm_metrics_extract(page.ptr, page.len, &whole);
+	assert_int_equal(fw,
+			 IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA | IG_FAM_CACHE);
+	assert_int_equal(ig_vllm_metrics_extract(b.ptr, b.len, &part), fw & ~IG_FAM_CACHE);
+	/* Now and then the scraper asks for cache_config_info too: then the
+	 * answer gives what the whole page gives. */
+	struct ig_str with_cache =
+	    IG_STR("name%5B%5D=vllm:num_requests_waiting&name%5B%5D=vllm:num_requests_running&"
+		   "name%5B%5D=vllm:kv_cache_usage_perc&name%5B%5D=vllm:gpu_cache_usage_perc&"
+		   "name%5B%5D=vllm:lora_requests_info&name%5B%5D=vllm:cache_config_info");
+	ig_buf_reset(&b);
+	assert_int_equal(ig_sim_filter_metrics(ig_buf_str(&page), with_cache, &b), 0);
+	memset(&part, 0, sizeof part);
+	assert_int_equal(ig_vllm_metrics_extract(b.ptr, b.len, &part), fw);
+	assert_int_equal(part.cache.block_tokens, c.block_size);
+	assert_int_equal(part.cache.gpu_blocks, c.num_gpu_blocks);
+	assert_memory_equal(&whole, &part, sizeof whole);
+	/* Decoded names, '+' for a blank; other parameters are ignored. */
+	ig_buf_reset(&b);
+	assert_int_equal(ig_sim_filter_metrics(ig_buf_str(&page),
+					       IG_STR("x=1&name[]=vllm%3Anum_requests_running"), &b),
+			 0);
+	assert_non_null(strstr(ig_buf_cstr(&b), "vllm:num_requests_running{"));
+	assert_null(strstr(ig_buf_cstr(&b), "waiting"));
+	/* No name[]: the whole page; an unknown name: nothing. */
+	ig_buf_reset(&b);
+	assert_int_equal(ig_sim_filter_metrics(ig_buf_str(&page), IG_STR("x=1"), &b), 0);
+	assert_int_equal(b.len, page.len);
+	ig_buf_reset(&b);
+	assert_int_equal(ig_sim_filter_metrics(ig_buf_str(&page), IG_STR("name%5B%5D=nope"), &b),
+			 0);
+	assert_int_equal(b.len, 0);
+	ig_buf_free(&b);
+	ig_buf_free(&page);
+	ig_sim_stats_free(&s);
+	ig_sim_config_free(&c);
 }
 
 static void test_metrics_text(void **state)
@@ -1481,6 +1554,7 @@ int main(void)
 	    cmocka_unit_test(test_histogram),
 	    cmocka_unit_test(test_lora_history),
 	    cmocka_unit_test(test_metrics_text),
+	    cmocka_unit_test(test_metrics_name_filter),
 	    cmocka_unit_test(test_args_profile_and_failures),
 	    cmocka_unit_test(test_args_given),
 	    cmocka_unit_test(test_prompt_token_ids),
