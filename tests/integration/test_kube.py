@@ -746,7 +746,11 @@ def test_in_cluster_service_account_token_rotation(kube, tmp_path):
     wait_http(k.admin + "/healthz", proc=k.gw)
     k.wait_listening()
     assert "(in-cluster service account)" in k.log()
+    # As with projected tokens, the new token is valid before the file
+    # changes and the old one for a while after.
+    k.api.tokens["sa-token-2"] = "sa-2"
     write_token("sa-token-2")
+    time.sleep(0.3)
     k.api.tokens = {"test-token": "tester", "sa-token-2": "sa-2"}
     k.api.end_watches()
     k.add_pod("qwen-pool-1", k.sim_hosts[1])
