@@ -809,3 +809,95 @@ def test_pods_nothing_selects_are_not_loaded(kube):
     assert "kube:Pod/default/unrelated" not in k.log()
     assert k.endpoints() == [k.endpoint(0)]
     k.stop()
+
+
+def test_https_listener_and_service_backend(kube, tmp_path):
+    """A TLS Secret created with kubectl serves an HTTPS listener (only
+    Secrets of type kubernetes.io/tls are watched), and an HTTPRoute to a
+    core Service reaches the addresses of its EndpointSlice."""
+    import base64
+    import http.client
+    import ssl
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    d = str(tmp_path)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "tls.key", "-out",
+                    "tls.crt", "-days", "1", "-subj", "/CN=llm.example.com",
+                    "-addext", "subjectAltName=DNS:llm.example.com"],
+                   cwd=d, check=True, capture_output=True)
+
+    def b64(name):
+        with open(os.path.join(d, name), "rb") as f:
+            return base64.b64encode(f.read()).decode()
+    k.apply(json.dumps({"apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": "llm-cert", "namespace": "default"},
+                        "type": "kubernetes.io/tls",
+                        "data": {"tls.crt": b64("tls.crt"), "tls.key": b64("tls.key")}}))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: %d
+    hostname: llm.example.com
+    tls:
+      certificateRefs:
+      - name: llm-cert
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: to-service
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - name: vllm
+      port: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: vllm
+spec:
+  ports:
+  - name: http
+    port: 80
+    targetPort: %d
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: vllm-1
+  labels:
+    kubernetes.io/service-name: vllm
+addressType: IPv4
+ports:
+- name: http
+  port: %d
+endpoints:
+- addresses: [%s]
+  conditions: {ready: true}
+""" % (k.port, k.target_port, k.target_port, k.sim_hosts[1]))
+    k.start_gateway()
+    assert any("fieldSelector=type%3Dkubernetes.io%2Ftls" in p
+               for _, p, _ in k.infergate_requests("secrets")), k.infergate_requests("secrets")
+    ctx = ssl.create_default_context(cafile=os.path.join(d, "tls.crt"))
+    conn = http.client.HTTPSConnection(k.host, k.port, context=ctx, timeout=10)
+    conn.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
+                                server_hostname="llm.example.com")
+    body = json.dumps({"model": "Qwen/Qwen2.5-1.5B-Instruct", "prompt": "hi",
+                       "max_tokens": 3})
+    conn.request("POST", "/v1/completions", body=body,
+                 headers={"Host": "llm.example.com", "Content-Type": "application/json"})
+    r = conn.getresponse()
+    data = r.read()
+    assert r.status == 200, data
+    assert json.loads(data)["usage"]["completion_tokens"] == 3
+    k.stop()
