@@ -317,7 +317,9 @@ static void on_kube_change(void *arg)
 static void on_drain_poll(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_gateway_rt *G = t->data;
-	if (atomic_load(&G->workers_done) >= G->nworkers || ig_now_ns() >= G->drain_deadline_ns) {
+	/* The Lease's release (--kube --leader-elect) is let finish too. */
+	bool done = atomic_load(&G->workers_done) >= G->nworkers && !ig_kube_releasing(G->kube);
+	if (done || ig_now_ns() >= G->drain_deadline_ns) {
 		if (atomic_load(&G->workers_done) < G->nworkers)
 			ig_warn("drain: grace period over; closing the remaining requests");
 		ig_loop_stop(loop);
@@ -332,6 +334,7 @@ static void start_drain(struct ig_gateway_rt *G)
 		return;
 	ig_info("draining: listeners closed, waiting for requests in flight");
 	ig_timer_stop(&G->ctl, &G->watch_timer);
+	ig_kube_release(G->kube);
 	for (int i = 0; i < G->nworkers; i++)
 		ig_worker_drain(&G->workers[i]);
 	G->drain_deadline_ns = ig_now_ns() + G->opt.drain_timeout_ms * 1000000u;

@@ -67,6 +67,12 @@ enum ig_kube_status_mode {
 	IG_KUBE_STATUS_PARENTS,
 };
 
+/* The gateway is draining: give the Lease up (when held) and write no
+ * more status. */
+void ig_kube_release(struct ig_kube *k);
+/* Whether that release is still on its way (NULL k: false). */
+bool ig_kube_releasing(const struct ig_kube *k);
+
 void ig_kube_status_begin(struct ig_kube *k);
 /* kind and group name the object's API kind ("Gateway",
  * "gateway.networking.k8s.io"); ns NULL for cluster-scoped objects.

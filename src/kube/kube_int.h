@@ -71,6 +71,8 @@ struct ig_kube {
 	json_t *lease_seen;	/* the Lease record last seen ... */
 	uint64_t lease_seen_ms; /* ... and since when, by our clock */
 	uint64_t renewed_ms;	/* our last successful write */
+	json_t *lease_held;	/* the Lease as we last wrote it */
+	bool releasing;		/* giving it up on the way out */
 };
 
 int ig_kube_lease_start(struct ig_kube *k);

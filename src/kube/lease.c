@@ -89,6 +89,10 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 	k->lease_req = NULL;
 	if (res->curl_code == 0 && (res->status == 200 || res->status == 201)) {
 		k->renewed_ms = ig_now_ms();
+		/* What we wrote, with its new resourceVersion: a release
+		 * writes over it. */
+		json_decref(k->lease_held);
+		k->lease_held = json_loadb(res->body, res->len, 0, NULL);
 		set_leader(k, true);
 	} else if (res->curl_code == 0 && res->status == 409) {
 		ig_debug("kube: leader election: another replica wrote the Lease first");
@@ -230,6 +234,51 @@ int ig_kube_lease_start(struct ig_kube *k)
 	return 0;
 }
 
+static void release_done(struct ig_kube_req *r, const struct ig_kube_result *res)
+{
+	struct ig_kube *k = r->data;
+	k->lease_req = NULL;
+	k->releasing = false;
+	if (res->curl_code == 0 && res->status == 200)
+		ig_info("kube: leader election: Lease %s/%s released", k->lease_ns, k->lease_name);
+}
+
+/* On the way out the holder gives the Lease up (an empty holderIdentity),
+ * so that another replica takes it at its next try instead of after the
+ * Lease has run out; and writes no more status. */
+void ig_kube_release(struct ig_kube *k)
+{
+	if (!k || !k->identity)
+		return;
+	bool was = k->leader;
+	k->leader = false;
+	ig_timer_stop(k->loop, &k->lease_timer);
+	ig_kube_cancel(k->lease_req);
+	k->lease_req = NULL;
+	json_t *spec = json_object_get(k->lease_held, "spec");
+	if (!was || !spec)
+		return;
+	json_t *body = json_deep_copy(k->lease_held);
+	spec = json_object_get(body, "spec");
+	json_object_set_new(spec, "holderIdentity", json_string(""));
+	json_object_set_new(spec, "leaseDurationSeconds", json_integer(1));
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	char path[512];
+	lease_path(k, path, sizeof path, true);
+	struct ig_kube_req_opts o = {
+	    .method = "PUT", .body = text, .on_done = release_done, .data = k, .timeout_ms = 2000};
+	if (text)
+		k->lease_req = ig_kube_request(k->api, path, &o);
+	k->releasing = k->lease_req != NULL;
+	free(text);
+}
+
+bool ig_kube_releasing(const struct ig_kube *k)
+{
+	return k && k->releasing;
+}
+
 void ig_kube_lease_stop(struct ig_kube *k)
 {
 	ig_timer_stop(k->loop, &k->lease_timer);
@@ -237,6 +286,8 @@ void ig_kube_lease_stop(struct ig_kube *k)
 	k->lease_req = NULL;
 	json_decref(k->lease_seen);
 	k->lease_seen = NULL;
+	json_decref(k->lease_held);
+	k->lease_held = NULL;
 	free(k->identity);
 	free(k->lease_name);
 	free(k->lease_ns);

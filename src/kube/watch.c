@@ -160,9 +160,13 @@ static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 	json_error_t jerr;
 	json_t *list = json_loadb(res->body, res->len, 0, &jerr);
 	json_t *items = json_object_get(list, "items");
-	if (!json_is_array(items) && !json_is_null(items) && items) {
-		ig_err("kube: the list of %s is not a list", inf->kind->plural);
+	/* An unreadable answer must not empty the kind: keep what we have. */
+	if (!json_is_object(list) || (items && !json_is_array(items) && !json_is_null(items))) {
+		ig_err("kube: the list of %s is unreadable%s%s; listing again", inf->kind->plural,
+		       list ? "" : ": ", list ? "" : jerr.text);
 		json_decref(list);
+		json_decref(inf->paging);
+		inf->paging = NULL;
 		retry_later(inf, backoff(inf));
 		return;
 	}
