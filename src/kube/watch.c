@@ -28,6 +28,7 @@
 
 static void start_list(struct informer *inf);
 static void start_watch(struct informer *inf);
+static void list_page(struct informer *inf, const char *cont);
 
 /* /api/v1/pods, /apis/G/V/namespaces/NS/plural, ... */
 static void base_path(const struct informer *inf, char *buf, size_t len)
@@ -184,17 +185,8 @@ static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 	json_t *lmd = json_object_get(list, "metadata");
 	const char *cont = json_string_value(json_object_get(lmd, "continue"));
 	if (cont && *cont) {
-		char path[1200], esc[600];
-		base_path(inf, path, sizeof path);
-		size_t l = strlen(path);
-		snprintf(path + l, sizeof path - l, "?limit=%d&continue=%s", PAGE_SIZE,
-			 ig_kube_escape(cont, esc, sizeof esc));
+		list_page(inf, cont);
 		json_decref(list);
-		struct ig_kube_req_opts o = {
-		    .on_done = list_done, .data = inf, .timeout_ms = 60000};
-		inf->req = ig_kube_request(inf->k->api, path, &o);
-		if (!inf->req)
-			retry_later(inf, backoff(inf));
 		return;
 	}
 	set_rv(inf, list);
@@ -212,9 +204,11 @@ static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 	start_watch(inf);
 }
 
-static void start_list(struct informer *inf)
+/* One page of the list: the first (cont NULL) or the one a continue
+ * token names; the same selector on every page. */
+static void list_page(struct informer *inf, const char *cont)
 {
-	char path[1024], esc[300];
+	char path[2048], esc[1024];
 	base_path(inf, path, sizeof path);
 	size_t l = strlen(path);
 	snprintf(path + l, sizeof path - l, "?limit=%d", PAGE_SIZE);
@@ -223,13 +217,23 @@ static void start_list(struct informer *inf)
 		snprintf(path + l, sizeof path - l, "&fieldSelector=%s",
 			 ig_kube_escape(inf->kind->field_selector, esc, sizeof esc));
 	}
-	json_decref(inf->paging);
-	inf->paging = NULL;
-	inf->lists++;
+	if (cont) {
+		l = strlen(path);
+		snprintf(path + l, sizeof path - l, "&continue=%s",
+			 ig_kube_escape(cont, esc, sizeof esc));
+	}
 	struct ig_kube_req_opts o = {.on_done = list_done, .data = inf, .timeout_ms = 60000};
 	inf->req = ig_kube_request(inf->k->api, path, &o);
 	if (!inf->req)
 		retry_later(inf, backoff(inf));
+}
+
+static void start_list(struct informer *inf)
+{
+	json_decref(inf->paging);
+	inf->paging = NULL;
+	inf->lists++;
+	list_page(inf, NULL);
 }
 
 /* ---- watch ---- */

@@ -22,6 +22,7 @@ Use it in-process (`KubeAPI(...).start()`), or run it:
 `python3 kubeapi.py --host 127.0.0.1 --port 6443 --dir /tmp/kube` writes
 ca.crt and a kubeconfig there and serves until interrupted."""
 import argparse
+import base64
 import copy
 import datetime
 import json
@@ -443,11 +444,14 @@ class Handler(BaseHTTPRequestHandler):
         return "as=Table" in (self.headers.get("Accept") or "")
 
     def list(self, res, ns):
-        items, rv = self.api.list(res, ns, self.query)
+        items, rv, cont = self.api.list(res, ns, self.query)
         if self.wants_table():
             return self.send_json(200, self.api.table(res, items, rv))
+        md = {"resourceVersion": str(rv)}
+        if cont:
+            md["continue"] = cont
         self.send_json(200, {"kind": res.kind + "List", "apiVersion": res.api_version,
-                             "metadata": {"resourceVersion": str(rv)}, "items": items})
+                             "metadata": md, "items": items})
 
     # ---- watch ----
 
@@ -616,7 +620,6 @@ def make_certs(directory, host):
 
 def kubeconfig_text(server, ca_file=None, token=None, cert=None, key=None, namespace=None,
                     ca_data=None, cert_data=None, key_data=None):
-    import base64
     cluster = {"server": server}
     if ca_file:
         cluster["certificate-authority"] = ca_file
@@ -661,6 +664,7 @@ class KubeAPI:
         self.bookmarks_sent = 0
         self.end_epoch = 0
         self.status_conflicts = 0
+        self.page_size = 0  # 0: pages as large as the client's limit
         self.delay = 0
         self.stopping = False
         self.httpd = None
@@ -846,7 +850,31 @@ class KubeAPI:
                      (ns is None or k[2] == ns) and
                      labels_match(lsel, o["metadata"].get("labels") or {}) and
                      fields_match(fsel, o)]
-            return items, self.store.rv
+            rv = self.store.rv
+            # Pages: at most `limit` items (and at most page_size, as a
+            # server may return fewer than asked); the continue token says
+            # where the next page starts and at which version the list was
+            # begun (410 once the history is compacted past it).
+            start = 0
+            if query.get("continue"):
+                try:
+                    tok = json.loads(base64.b64decode(query["continue"]))
+                    rv, start = int(tok["rv"]), int(tok["off"])
+                except (ValueError, KeyError, TypeError):
+                    raise ApiError(400, "BadRequest", "invalid continue token")
+                if rv < self.store.min_rv:
+                    raise ApiError(410, "Expired", "the continue token has expired")
+            size = len(items)
+            if query.get("limit"):
+                size = int(query["limit"])
+            if self.page_size:
+                size = min(size, self.page_size)
+            page = items[start:start + size]
+            cont = None
+            if start + size < len(items):
+                cont = base64.b64encode(json.dumps(
+                    {"rv": rv, "off": start + size}).encode()).decode()
+            return page, rv, cont
 
     def get(self, res, ns, name, sub=None):
         with self.store.lock:

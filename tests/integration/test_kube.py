@@ -905,3 +905,26 @@ endpoints:
     assert r.status == 200, data
     assert json.loads(data)["usage"]["completion_tokens"] == 3
     k.stop()
+
+
+def test_lists_read_page_by_page(kube):
+    """A server that answers lists in pages: the gateway follows the
+    continue tokens (with the same field selector on every page) and sees
+    every object."""
+    k = kube
+    k.api.page_size = 1
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    for name, typ in (("a-tls", "kubernetes.io/tls"), ("b-opaque", "Opaque"),
+                      ("c-tls", "kubernetes.io/tls")):
+        k.apply(json.dumps({"apiVersion": "v1", "kind": "Secret", "type": typ,
+                            "metadata": {"name": name}, "stringData": {"x": "y"}}))
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)])
+    pods = k.infergate_requests("pods", watch=False)
+    assert len(pods) >= 2 and any("continue=" in p for _, p, _ in pods), pods
+    secrets = k.infergate_requests("secrets")
+    assert any("continue=" in p for _, p, _ in secrets), secrets
+    assert all("fieldSelector=type%3Dkubernetes.io%2Ftls" in p for _, p, _ in secrets), secrets
+    k.stop()
