@@ -2,10 +2,12 @@
  * configuration it just published, in the Gateway API's and GIE's terms,
  * handed to the writer of kube/ (which writes only what changed):
  * - Gateway: Accepted, Programmed; per listener supportedKinds,
- *   attachedRoutes and Accepted / Programmed / ResolvedRefs / Conflicted;
+ *   attachedRoutes and Accepted / Programmed / ResolvedRefs / Conflicted
+ *   (ProtocolConflict: HTTP and HTTPS on one port);
  *   addresses (the --bind address, else $POD_IP);
  * - HTTPRoute: one parents[] entry per parentRef to a Gateway of ours, with
- *   our controllerName, Accepted (NoMatchingParent, NotAllowedByListeners)
+ *   our controllerName, Accepted (NoMatchingParent, NotAllowedByListeners,
+ *   NoMatchingListenerHostname)
  *   and ResolvedRefs (BackendNotFound, InvalidKind, RefNotPermitted,
  *   UnsupportedProtocol);
  * - InferencePool: one parents[] entry (v1alpha2: parent[]) per Gateway of
@@ -64,6 +66,19 @@ static size_t attached(struct ctx *c, const struct ig_gateway *gw, const struct 
 	return n;
 }
 
+/* HTTP and HTTPS listeners on one port, across Gateways: none of them is
+ * served (gateway/snapshot.c), and each says why. */
+static bool protocol_conflict(struct ctx *c, const struct ig_listener *l)
+{
+	for (size_t g = 0; g < c->cfg->ngateways; g++)
+		for (size_t i = 0; i < c->cfg->gateways[g].nlisteners; i++) {
+			const struct ig_listener *o = &c->cfg->gateways[g].listeners[i];
+			if (o->served && o->port == l->port && strcmp(o->protocol, l->protocol))
+				return true;
+		}
+	return false;
+}
+
 static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 			       const struct ig_listener *l, long long gen, bool *prog)
 {
@@ -85,6 +100,7 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	if (bad_kinds && !strcmp(refs_reason, "ResolvedRefs"))
 		refs_reason = "InvalidRouteKinds";
 	*prog = programmed(c, gw, l);
+	bool conflicted = l->served && protocol_conflict(c, l);
 	json_t *conds = json_array();
 	json_array_append_new(
 	    conds,
@@ -98,8 +114,10 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	json_array_append_new(
 	    conds, cond(c, "ResolvedRefs", refs_ok, refs_reason,
 			refs_ok ? "References resolved" : "A reference did not resolve", gen));
-	json_array_append_new(conds,
-			      cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
+	json_array_append_new(
+	    conds, conflicted ? cond(c, "Conflicted", true, "ProtocolConflict",
+				     "Another listener on this port speaks another protocol", gen)
+			      : cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
 	return json_pack("{s:s,s:o,s:I,s:o}", "name", l->name, "supportedKinds", kinds,
 			 "attachedRoutes", (json_int_t)attached(c, gw, l), "conditions", conds);
 }
@@ -172,19 +190,26 @@ static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 			    const struct ig_parent_ref *p, const struct ig_gateway *gw,
 			    long long gen)
 {
-	bool matching = false, attaches = false;
+	bool matching = false, allowed = false, attaches = false;
 	for (size_t i = 0; i < gw->nlisteners; i++) {
 		const struct ig_listener *l = &gw->listeners[i];
 		if ((p->section_name && strcmp(p->section_name, l->name)) ||
 		    (p->port && p->port != l->port))
 			continue;
 		matching = true;
-		attaches |= ig_route_attaches(c->cfg, r, gw, l);
+		if (!ig_route_attaches(c->cfg, r, gw, l))
+			continue;
+		allowed = true;
+		attaches |= ig_route_hostnames_meet(r, l);
 	}
 	json_t *conds = json_array();
 	if (attaches)
 		json_array_append_new(
 		    conds, cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
+	else if (allowed)
+		json_array_append_new(
+		    conds, cond(c, "Accepted", false, "NoMatchingListenerHostname",
+				"No hostname of the route matches a listener's hostname", gen));
 	else if (matching)
 		json_array_append_new(conds,
 				      cond(c, "Accepted", false, "NotAllowedByListeners",

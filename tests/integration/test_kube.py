@@ -928,3 +928,93 @@ def test_lists_read_page_by_page(kube):
     assert any("continue=" in p for _, p, _ in secrets), secrets
     assert all("fieldSelector=type%3Dkubernetes.io%2Ftls" in p for _, p, _ in secrets), secrets
     k.stop()
+
+
+def test_route_hostname_and_listener_conflict_statuses(kube):
+    """An HTTPRoute whose hostnames meet no listener's is not Accepted
+    (NoMatchingListenerHostname); one whose parentRef names no listener
+    (NoMatchingParent); HTTP and HTTPS listeners of two Gateways on one
+    port are Conflicted (ProtocolConflict) and not Programmed."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    shared = free_port(k.host)
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: named
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: web
+    protocol: HTTP
+    port: %d
+    hostname: llm.example.com
+  - name: clash
+    protocol: HTTP
+    port: %d
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: other
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: tls
+    protocol: HTTPS
+    port: %d
+    tls:
+      certificateRefs:
+      - name: missing-cert
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: elsewhere
+spec:
+  parentRefs:
+  - name: named
+    sectionName: web
+  hostnames: ["chat.other.org"]
+  rules:
+  - backendRefs:
+    - name: svc
+      port: 80
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: no-section
+spec:
+  parentRefs:
+  - name: named
+    sectionName: nope
+  rules:
+  - backendRefs:
+    - name: svc
+      port: 80
+""" % (k.port, shared, shared))
+    k.start_gateway()
+
+    def accepted(route):
+        st = get(k, "httproute", route).get("status") or {}
+        for p in st.get("parents", []):
+            return {c["type"]: c for c in p["conditions"]}["Accepted"]
+    a = wait_for(lambda: accepted("elsewhere"), "elsewhere status")
+    assert (a["status"], a["reason"]) == ("False", "NoMatchingListenerHostname"), a
+    a = wait_for(lambda: accepted("no-section"), "no-section status")
+    assert (a["status"], a["reason"]) == ("False", "NoMatchingParent"), a
+
+    def listener(gw, name):
+        st = get(k, "gateway", gw).get("status") or {}
+        for l in st.get("listeners", []):
+            if l["name"] == name:
+                return {c["type"]: c for c in l["conditions"]}
+    for gw, name in (("named", "clash"), ("other", "tls")):
+        c = wait_for(lambda: listener(gw, name), "%s/%s status" % (gw, name))
+        assert (c["Conflicted"]["status"], c["Conflicted"]["reason"]) == \
+            ("True", "ProtocolConflict"), c
+        assert c["Programmed"]["status"] == "False"
+    c = listener("named", "web")
+    assert c["Conflicted"]["status"] == "False" and c["Programmed"]["status"] == "True"
+    k.stop()
