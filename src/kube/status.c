@@ -203,10 +203,43 @@ static void left_out_statuses(struct ig_kube *k)
 	}
 }
 
+/* HTTPRoutes that are no longer ours (their parentRef moved to another
+ * Gateway, or their Gateway to another class) still carry our parents
+ * entries: they are taken out. */
+static void forget_routes(struct ig_kube *k)
+{
+	const struct kube_kind *kd = find_kind("HTTPRoute", "gateway.networking.k8s.io");
+	const char *key;
+	json_t *rt;
+	json_object_foreach(ig_kube_informer(k, kd)->objs, key, rt)
+	{
+		json_t *md = json_object_get(rt, "metadata");
+		const char *ns = json_string_value(json_object_get(md, "namespace"));
+		const char *name = json_string_value(json_object_get(md, "name"));
+		char wkey[700];
+		snprintf(wkey, sizeof wkey, "%s|%s|%s|%s", kd->kind, kd->group, ns ? ns : "",
+			 name ? name : "");
+		if (!name || json_object_get(k->wants_next, wkey))
+			continue;
+		bool ours = false;
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(json_object_get(rt, "status"), "parents"), i, e)
+		{
+			const char *ctl = json_string_value(json_object_get(e, "controllerName"));
+			ours |= ctl && !strcmp(ctl, k->controller);
+		}
+		if (ours)
+			ig_kube_status_set(k, kd->kind, kd->group, ns, name, IG_KUBE_STATUS_PARENTS,
+					   json_pack("{s:[]}", "parents"));
+	}
+}
+
 void ig_kube_status_commit(struct ig_kube *k)
 {
 	class_statuses(k);
 	left_out_statuses(k);
+	forget_routes(k);
 	free_wants(k->wants);
 	k->wants = k->wants_next;
 	k->wants_next = NULL;

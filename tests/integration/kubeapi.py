@@ -352,6 +352,10 @@ class Handler(BaseHTTPRequestHandler):
         # so that a kept-alive connection stays in step.
         n = int(self.headers.get("Content-Length") or 0)
         self.raw_body = self.rfile.read(n) if n else b""
+        if self.api.stopping:
+            # Going down: no answer at all, as from a crashed server.
+            self.close_connection = True
+            return
         user = self.user = self.authenticate()
         if user is False:
             return self.send_error_status(401, "Unauthorized", "Unauthorized")

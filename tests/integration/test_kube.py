@@ -583,6 +583,13 @@ def test_status_written_back(kube):
     wait_for(lambda: not (get(k, POOL_KIND, "qwen-pool").get("status") or {}).get("parent"),
              "InferencePool parent removed")
     assert k.api.status_conflicts == 0
+    # The route leaves our Gateway: our entry leaves its status, the other
+    # controller's stays.
+    k.kubectl("patch", "httproute", "llm-route", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/parentRefs/0/name", "value": "nowhere"}]))
+    wait_for(lambda: not [p for p in get(k, "httproute", "llm-route")["status"]["parents"]
+                          if p["controllerName"] == ctl], "our parents entry removed")
+    assert get(k, "httproute", "llm-route")["status"]["parents"] == [other]
     k.stop()
 
 
