@@ -104,12 +104,21 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		bool draining = atomic_load(&gw->draining);
 		ig_http_respond(ex, draining ? 503 : 200, "text/plain",
 				draining ? "draining\n" : "ok\n", draining ? 9 : 3, NULL, 0);
+	} else if (ig_str_eq_cstr(path, "/readyz")) {
+		/* Ready to take traffic: configured (with --kube, once the API has
+		 * been read) and not draining. /healthz only says it is alive. */
+		const char *why = atomic_load(&gw->draining) ? "draining\n"
+				  : !gw->snap		     ? "not configured yet\n"
+							     : NULL;
+		ig_http_respond(ex, why ? 503 : 200, "text/plain", why ? why : "ready\n",
+				why ? strlen(why) : 6, NULL, 0);
 	} else if (ig_str_eq_cstr(path, "/pools")) {
 		render_pools(gw, &b);
 		ig_http_respond(ex, 200, "application/json", b.ptr, b.len, NULL, 0);
 	} else {
-		ig_http_respond_error(ex, 404, "not_found_error", NULL,
-				      "no such admin path: try /metrics, /healthz or /pools");
+		ig_http_respond_error(
+		    ex, 404, "not_found_error", NULL,
+		    "no such admin path: try /metrics, /healthz, /readyz or /pools");
 	}
 	ig_buf_free(&b);
 }

@@ -124,9 +124,9 @@ def test_kustomize_builds_what_we_expect():
     assert args[0] == "gateway" and "--kube" in args and "--leader-elect" in args
     admin_port = int(args[args.index("--admin") + 1].rsplit(":", 1)[1])
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    for probe in ("livenessProbe", "readinessProbe"):
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         h = c[probe]["httpGet"]
-        assert h["path"] == "/healthz"
+        assert h["path"] == path
         assert ports.get(h["port"], h["port"]) == admin_port
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"

@@ -355,11 +355,16 @@ def test_wrong_token_then_right(kube):
     assert k.gw.poll() is None
     with pytest.raises(OSError):
         socket.create_connection((k.host, k.port), timeout=0.5).close()
+    # Alive, not ready.
+    assert call(k.admin, "/healthz")[0] == 200
+    status, _, body = call(k.admin, "/readyz")
+    assert (status, body) == (503, b"not configured yet\n")
     n = len(k.infergate_requests())
     time.sleep(1)
     assert len(k.infergate_requests()) > n  # still trying
     k.api.tokens["wrong"] = "late"
     k.wait_listening(timeout=5)
+    assert call(k.admin, "/readyz")[0] == 200
     status, ep, r = served_by(k)
     assert status == 200 and ep == k.endpoint(0), r
     k.stop()
