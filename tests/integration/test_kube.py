@@ -1030,3 +1030,66 @@ spec:
     c = listener("named", "web")
     assert c["Conflicted"]["status"] == "False" and c["Programmed"]["status"] == "True"
     k.stop()
+
+
+def test_gie_v1_pool(kube):
+    """A GIE v1 InferencePool (inference.networking.k8s.io/v1: matchLabels,
+    targetPorts, no endpointPickerRef): its Pods are endpoints, the model
+    passes through, and its status has parents[] for our Gateway."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: %d
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - group: inference.networking.k8s.io
+      kind: InferencePool
+      name: v1-pool
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: v1-pool
+spec:
+  selector:
+    matchLabels:
+      app: qwen-pool
+  targetPorts:
+  - number: %d
+""" % (k.port, k.target_port))
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.start_gateway()
+    eps = []
+    deadline = time.time() + 5
+    while time.time() < deadline and len(eps) != 2:
+        status, _, data = call(k.admin, "/pools")
+        eps = sorted(e["address"] for p in json.loads(data)["pools"]
+                     if p["name"] == "v1-pool" for e in p["endpoints"])
+        time.sleep(0.05)
+    assert eps == sorted([k.endpoint(0), k.endpoint(1)]), eps
+    status, _, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-0"))
+    assert status == 200 and r["model"] == "tweet-summary-0", r
+    parents = wait_for(lambda: (get(k, "inferencepools.inference.networking.k8s.io",
+                                    "v1-pool").get("status") or {}).get("parents"),
+                       "v1 pool parents")
+    assert parents[0]["parentRef"]["name"] == "gw"
+    assert {c["type"]: c["status"] for c in parents[0]["conditions"]} == {
+        "Accepted": "True", "ResolvedRefs": "True"}
+    k.stop()
