@@ -45,6 +45,7 @@ help:
 	@echo "make fuzz       run every libFuzzer target briefly (FUZZ_SECONDS=10)"
 	@echo "make deps       install the Debian packages the build needs"
 	@echo "make bench-proxy infergate, nginx and HAProxy side by side (~7 min)"
+	@echo "make bench-longprompt  agentic ~100K-token prompts through one gateway core (~9 min)"
 	@echo "make bench-picker ns per schedule+commit; make bench-scrape the scraper's CPU"
 
 # ---- objects ---------------------------------------------------------------
@@ -222,7 +223,7 @@ $(B)/bench/%: bench/%.c $(B)/libinfergate.a
 	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(B)/libinfergate.a $(LDLIBS)
 
 # `make bench`: proxy cost, large prompts and routing quality against nginx
-# on this machine (scripts/bench/, docs/BENCHMARKS.md). About 20 minutes.
+# on this machine (scripts/bench/, docs/BENCHMARKS.md). About 40 minutes (routing: nginx once, the three pickers with three seeds).
 BENCH_OUT ?= $(B)/bench-results
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -234,6 +235,19 @@ bench-deps:
 bench: bench-deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	IG_BIN=$(abspath $(B)/infergate) scripts/bench/run-all.sh $(BENCH_OUT)
+
+# `make bench-longprompt`: agentic sessions with ~100K-token prompts (500 KB)
+# through the gateway on one pinned worker: requests/s, gateway CPU per
+# request (user/sys), TTFT, against simulators and against light nginx fake
+# pods, closed loop and at a fixed rate (scripts/bench/longprompt.sh). About
+# 9 minutes. BENCH_RUNS (3) runs per cell, BENCH_SECS (10) seconds per run,
+# RATE (1000) requests/s of the fixed-rate runs, PERF=1 profiles the gateway.
+BENCH_LONGPROMPT_OUT ?= $(B)/bench-longprompt
+
+.PHONY: bench-longprompt
+bench-longprompt: bench-deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	IG_BIN=$(abspath $(B)/infergate) scripts/bench/longprompt.sh $(BENCH_LONGPROMPT_OUT)
 
 # `make bench-proxy`: infergate, nginx and HAProxy in front of the same 4
 # nginx fake pods, as the 16-core kit (shared/tools/multicore-bench) runs

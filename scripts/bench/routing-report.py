@@ -3,26 +3,33 @@
 
     routing-report.py DIR SLO_MS [SVG]
 
-Reads DIR/<candidate>.json (infergate bench --json), prints markdown on
-stdout and, with SVG, writes one chart of every candidate (TTFT p90 and
-output tokens/s against the offered load). SLO_MS is the TTFT p90 bound
-in wall-clock milliseconds.
+Reads DIR/seed-*/<candidate>.json (infergate bench --json; or
+DIR/<candidate>.json from a single run), prints markdown on stdout: per
+seed, every stage of every candidate, the saturation edge (the highest
+offered load where any candidate keeps TTFT p90 within SLO_MS) and each
+candidate's output tokens/s and TTFT p90 there against the better of the
+two anchors (GIE's default profile and the llm-d router's); then the same
+figures side by side across seeds, and how far repeated runs of one
+candidate are apart. With SVG, one chart of the first seed (TTFT p90 and
+output tokens/s against the offered load).
 """
 import json
 import os
 import sys
 
-ORDER = ["nginx-rr", "nginx-lc", "ig-v02", "ig-random", "ig-tree", "ig-default", "ig-best"]
+ORDER = ["nginx-rr", "nginx-lc", "ig-random", "ig-tree", "ig-gie", "llmd", "ig-x", "ig-default"]
 LABEL = {
     "nginx-rr": "nginx round robin",
     "nginx-lc": "nginx least_conn",
-    "ig-v02": "infergate v0.2 tree (built in)",
     "ig-random": "infergate random-picker",
     "ig-tree": "infergate decision-tree (GIE v0.2.0)",
-    "ig-default": "infergate GIE default profile",
-    "ig-best": "infergate best",
+    "ig-gie": "GIE default profile (--picker gie)",
+    "llmd": "llm-d router profile (--picker llm-d)",
+    "ig-x": "infergate, experimental config",
+    "ig-default": "infergate default (--picker infergate)",
 }
-COLOURS = ["#1f77b4", "#d62728", "#8c564b", "#9467bd", "#ff7f0e", "#17becf", "#2ca02c"]
+ANCHORS = ["ig-gie", "llmd"]
+COLOURS = ["#1f77b4", "#d62728", "#9467bd", "#8c564b", "#ff7f0e", "#17becf", "#7f7f7f", "#2ca02c"]
 
 
 def load(d):
@@ -76,18 +83,85 @@ def tables(data, slo):
     top = max(meet)
     print("Highest offered load where any candidate meets TTFT p90 ≤ %g ms: **%g req/s**." % (slo, top))
     print()
+    edge_table(data, top)
+    return top
+
+
+def edge_table(data, top):
+    """Each candidate at the edge, against nginx round robin and the
+    better anchor (the one with more output tokens/s there)."""
+    anchors = [a for a in ANCHORS if data.get(a, {}).get(top)]
+    best = max(anchors, key=lambda a: data[a][top]["otok"] or 0) if anchors else None
     base = data.get("nginx-rr", {}).get(top)
-    if not base:
-        return
-    print("| candidate (at %g req/s) | TTFT p90 ms | output tok/s | tok/s ÷ nginx RR | nginx RR TTFT p90 ÷ this |" % top)
-    print("|---|---:|---:|---:|---:|")
+    print("| candidate (at %g req/s) | TTFT p90 ms | output tok/s | ÷ nginx RR | ÷ better anchor (%s) | anchor TTFT p90 ÷ this |"
+          % (top, LABEL[best] if best else "none"))
+    print("|---|---:|---:|---:|---:|---:|")
     for name, rows in data.items():
         x = rows.get(top)
         if not x or x["otok"] is None or x["ttft90"] is None:
             continue
-        print("| %s | %s | %s | %.2f | %.1f |" % (
-            LABEL[name], f(x["ttft90"]), f(x["otok"]), x["otok"] / base["otok"],
-            base["ttft90"] / x["ttft90"]))
+        rr = "%.2f" % (x["otok"] / base["otok"]) if base and base["otok"] else "—"
+        if best:
+            b = data[best][top]
+            an = "%.2f" % (x["otok"] / b["otok"])
+            at = "%.1f" % (b["ttft90"] / x["ttft90"]) if b["ttft90"] else "—"
+        else:
+            an = at = "—"
+        print("| %s | %s | %s | %s | %s | %s |" % (LABEL[name], f(x["ttft90"]), f(x["otok"]),
+                                                  rr, an, at))
+    print()
+
+
+def across_seeds(runs, slo):
+    """One line per seed: the edge and each candidate's figures there."""
+    names = [n for n in ORDER if any(n in d for d in runs.values())]
+    print("| seed | edge req/s | " + " | ".join(LABEL[n] + " tok/s (TTFT p90 ms)" for n in names) +
+          " | infergate ÷ better anchor |")
+    print("|---|---:|" + "---:|" * len(names) + "---:|")
+    ratios = []
+    for seed, data in sorted(runs.items()):
+        rates = sorted({r for rows in data.values() for r in rows})
+        meet = [r for r in rates if any(rows.get(r) and rows[r]["ttft90"] is not None
+                                        and rows[r]["ttft90"] <= slo for rows in data.values())]
+        if not meet:
+            continue
+        top = max(meet)
+        cells = []
+        for n in names:
+            x = data.get(n, {}).get(top)
+            cells.append("%s (%s)" % (f(x["otok"]), f(x["ttft90"])) if x else "—")
+        anchors = [data[a][top]["otok"] for a in ANCHORS if data.get(a, {}).get(top)]
+        me = data.get("ig-default", {}).get(top)
+        ratio = me["otok"] / max(anchors) if me and anchors else None
+        if ratio:
+            ratios.append(ratio)
+        print("| %s | %g | %s | %s |" % (seed, top, " | ".join(cells),
+                                          "%.2f" % ratio if ratio else "—"))
+    print()
+    if ratios:
+        print("infergate default ÷ better anchor at the edge: min %.2f, max %.2f over %d seeds."
+              % (min(ratios), max(ratios), len(ratios)))
+        print()
+
+
+def spread(runs, slo):
+    """How far apart the seeds are: for each candidate and offered load,
+    max/min of TTFT p90 over the seeds."""
+    names = [n for n in ORDER if any(n in d for d in runs.values())]
+    rates = sorted({r for d in runs.values() for rows in d.values() for r in rows})
+    if len(runs) < 2:
+        return
+    print("TTFT p90 across seeds, max ÷ min (1.00 = identical):")
+    print()
+    print("| offered req/s | " + " | ".join(LABEL[n] for n in names) + " |")
+    print("|---:|" + "---:|" * len(names))
+    for r in rates:
+        cells = []
+        for n in names:
+            v = [d[n][r]["ttft90"] for d in runs.values() if d.get(n, {}).get(r)
+                 and d[n][r]["ttft90"]]
+            cells.append("%.2f" % (max(v) / min(v)) if len(v) > 1 else "—")
+        print("| %g | %s |" % (r, " | ".join(cells)))
     print()
 
 
@@ -146,10 +220,20 @@ def svg(data, slo, path):
 
 def main():
     d, slo = sys.argv[1], float(sys.argv[2])
-    data = load(d)
-    tables(data, slo)
+    seeds = sorted(e for e in os.listdir(d) if e.startswith("seed-"))
+    runs = {s[5:]: load(os.path.join(d, s)) for s in seeds} if seeds else {"-": load(d)}
+    for seed, data in sorted(runs.items()):
+        if seeds:
+            print("#### Seed %s" % seed)
+            print()
+        tables(data, slo)
+    if seeds:
+        print("#### All seeds")
+        print()
+        across_seeds(runs, slo)
+        spread(runs, slo)
     if len(sys.argv) > 3:
-        svg(data, slo, sys.argv[3])
+        svg(runs[sorted(runs)[0]], slo, sys.argv[3])
 
 
 if __name__ == "__main__":

@@ -7,21 +7,27 @@
 #
 #   scripts/bench/routing.sh OUTDIR [CANDIDATE...]
 #
-# Candidates: nginx-rr nginx-lc ig-v02 ig-random ig-tree ig-default ig-best
-# (default: all that this build supports). Environment knobs (defaults in
-# brackets): RATES [30,60,90,120,160,200,240] requests/s, STAGE [12s],
-# SCALE [1] (sim --time-scale), SEED [1].
-# Writes OUTDIR/CANDIDATE.json and OUTDIR/CANDIDATE.svg (infergate bench).
+# Candidates: nginx-rr nginx-lc ig-random ig-tree ig-gie llmd ig-default
+# ig-x (default: nginx-rr ig-gie llmd ig-default). ig-gie, llmd and
+# ig-default are the gateway's built-in configurations `--picker gie`,
+# `--picker llm-d` and the default (`--picker infergate`); ig-x runs the
+# EndpointPickerConfig in $X_CONFIG. Environment knobs (defaults in
+# brackets): RATES [100,150,200,250,300,350,400] requests/s, STAGE [10s],
+# SCALE [0.5] (sim --time-scale: the simulated H100s run at half of real
+# speed, so the sweep goes past the anchors' saturation within what two
+# CPUs can drive), LORA_SLOTS [2] (--max-loras), SEEDS [1 2 3] (one full
+# run per seed; nginx with the first one only).
+# Writes OUTDIR/seed-S/CANDIDATE.{json,svg,txt} (infergate bench).
 set -e
 OUT=${1:?usage: routing.sh OUTDIR [CANDIDATE...]}
 shift
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 IG=${IG_BIN:-$(pwd)/build/infergate}
-RATES=${RATES:-30,60,90,120,160,200,240}
-STAGE=${STAGE:-12s}
-SCALE=${SCALE:-1}
-SEED=${SEED:-1}
+RATES=${RATES:-100,150,200,250,300,350,400}
+STAGE=${STAGE:-10s}
+SCALE=${SCALE:-0.5}
+SEEDS=${SEEDS:-1 2 3}
 NET=127.0.78
 NSIM=8
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -49,9 +55,9 @@ MIX_DIRECT="lora-a:40,lora-b:30,lora-c:20,lora-d:10"
 MIX_GATEWAY="chat-a:40,chat-b:30,chat-c:20,chat-d:10"
 BENCH_ARGS="--workload shared-prefix --groups 16 --prompts-per-group 8
 	--system-prompt-len 4000 --question-len 20 --output-len 30 --stream
-	--load poisson --rates $RATES --stage-duration $STAGE --seed $SEED
-	--max-inflight 2000 --timeout 120s --no-progress --max-error-rate 1"
-SIM_ARGS="--profile llama3.1-8b-h100 --time-scale $SCALE --enable-lora --max-loras 2
+	--load poisson --rates $RATES --stage-duration $STAGE
+	--max-inflight 2000 --timeout 300s --no-progress --max-error-rate 1"
+SIM_ARGS="--profile llama3.1-8b-h100 --time-scale $SCALE --enable-lora --max-loras ${LORA_SLOTS:-2}
 	--num-gpu-blocks 4000 --enable-prefix-caching"
 
 start_sims() {
@@ -82,7 +88,7 @@ manifests() {
 }
 
 # picker_config NAME: the EndpointPickerConfig of an infergate candidate
-# (empty output: no --picker-config, GIE's default profile).
+# that is not a built-in one (empty output: none).
 picker_config() {
 	hdr="apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig"
@@ -101,52 +107,7 @@ schedulingProfiles:
   plugins:
   - pluginRef: decision-tree-filter
   - pluginRef: random-picker" ;;
-	ig-gie) printf '%s\n%s\n' "$hdr" "plugins:
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-- type: max-score-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: queue-scorer
-    weight: 2
-  - pluginRef: kv-cache-utilization-scorer
-    weight: 2
-  - pluginRef: prefix-cache-scorer
-    weight: 3
-  - pluginRef: max-score-picker" ;;
-	llmd) printf '%s\n%s\n' "$hdr" "plugins:
-- type: prefix-cache-scorer
-- type: load-aware-scorer
-- type: max-score-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: prefix-cache-scorer
-    weight: 2
-  - pluginRef: load-aware-scorer
-    weight: 1
-  - pluginRef: max-score-picker" ;;
 	ig-x) cat "${X_CONFIG:?ig-x needs X_CONFIG=FILE}" ;;
-	ig-best) printf '%s\n%s\n' "$hdr" "${BEST_PLUGINS:-plugins:
-- type: prefix-cache-scorer
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: lora-affinity-scorer
-- type: max-score-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: prefix-cache-scorer
-    weight: 5
-  - pluginRef: queue-scorer
-    weight: 2
-  - pluginRef: kv-cache-utilization-scorer
-    weight: 1
-  - pluginRef: lora-affinity-scorer
-    weight: 1
-  - pluginRef: max-score-picker}" ;;
 	esac
 }
 
@@ -155,6 +116,11 @@ start_gateway() { # $1 candidate
 	pc=""
 	picker_config "$1" > "$DIR/picker.yaml"
 	[ -s "$DIR/picker.yaml" ] && pc="--picker-config $DIR/picker.yaml"
+	case $1 in
+	ig-gie) pc="--picker gie" ;;
+	llmd) pc="--picker llm-d" ;;
+	ig-default) pc="" ;; # --picker infergate
+	esac
 	# shellcheck disable=SC2086
 	"$IG" gateway -f "$DIR/gw.yaml" --bind $NET.100 --workers 2 --log-level warn \
 		$pc > "$DIR/gw.log" 2>&1 &
@@ -196,7 +162,7 @@ NGINX
 	wait_port $NET.101 "$NGXPORT"
 }
 
-run_candidate() { # $1 candidate
+run_candidate() { # $1 candidate, $2 seed, $3 output directory
 	start_sims
 	case $1 in
 	nginx-rr) start_nginx "" ; url=http://$NET.101:$NGXPORT; mix=$MIX_DIRECT ;;
@@ -205,18 +171,23 @@ run_candidate() { # $1 candidate
 	*) echo "unknown candidate $1" >&2; exit 2 ;;
 	esac
 	sleep 0.5 # let the gateway scrape every simulator once
-	echo "== $1: infergate bench --target $1=$url --models $mix $BENCH_ARGS" | tr -s ' \t\n' ' ' >&2
+	echo "== $1: infergate bench --target $1=$url --models $mix $BENCH_ARGS --seed $2" | tr -s ' \t\n' ' ' >&2
 	echo >&2
 	# shellcheck disable=SC2086
-	"$IG" bench --target "$1=$url" --models "$mix" $BENCH_ARGS \
-		--json "$OUT/$1.json" --svg "$OUT/$1.svg" > "$OUT/$1.txt" || true
+	"$IG" bench --target "$1=$url" --models "$mix" $BENCH_ARGS --seed "$2" \
+		--json "$3/$1.json" --svg "$3/$1.svg" > "$3/$1.txt" || true
 	stop_all
 }
 
-CANDS=${*:-"nginx-rr nginx-lc ig-default ig-random ig-tree ig-best"}
-if ! "$IG" gateway --help 2>&1 | grep -q picker-config; then
-	# Before the picker is wired into the gateway: the built-in v0.2 tree.
-	CANDS=$(echo "$CANDS" | tr ' ' '\n' | grep -v -e ig-random -e ig-tree -e ig-best -e ig-default | tr '\n' ' ')
-	CANDS="$CANDS ig-v02"
-fi
-for c in $CANDS; do run_candidate "$c"; done
+CANDS=${*:-"nginx-rr ig-gie llmd ig-default"}
+# nginx is the baseline, overloaded from the first stage on: its runs take
+# about 7 minutes (the drains), so it runs with the first seed only.
+first=""
+for seed in $SEEDS; do
+	mkdir -p "$OUT/seed-$seed"
+	for c in $CANDS; do
+		case $c in nginx-*) [ -n "$first" ] && continue ;; esac
+		run_candidate "$c" "$seed" "$OUT/seed-$seed"
+	done
+	first=$seed
+done

@@ -1,5 +1,5 @@
 #!/bin/bash
-# `make bench`: every scenario of docs/BENCHMARKS.md in one run (about 20
+# `make bench`: every scenario of docs/BENCHMARKS.md in one run (about 40
 # minutes on 2 cores). Results go to OUTDIR (markdown, JSON, SVG); the
 # charts are also copied to docs/plots/.
 #
@@ -31,9 +31,10 @@ echo "routing quality (scenario 3)..." >&2
 } >> "$OUT/RESULTS.md"
 if [ -d docs/plots ] || mkdir -p docs/plots; then
 	cp "$OUT/routing/all.svg" docs/plots/routing-all.svg
-	for f in "$OUT"/routing/*.json; do
+	first=$(ls -d "$OUT"/routing/seed-* | head -1)
+	for f in "$first"/*.json; do
 		c=$(basename "$f" .json)
-		cp "$OUT/routing/$c.svg" "docs/plots/routing-$c.svg"
+		cp "$first/$c.svg" "docs/plots/routing-$c.svg"
 	done
 fi
 cat "$OUT/RESULTS.md"

@@ -33,6 +33,7 @@ struct pending {
 	long requests;
 	bool load_given, stages_given;
 	int api, workload; /* indexes into api_names, workload_names */
+	bool no_session_header;
 };
 
 /* What the callbacks reach through fl->ud. */
@@ -42,7 +43,9 @@ struct args {
 };
 
 static const char *const api_names[] = {"completions", "chat", NULL};
-static const char *const workload_names[] = {"random", "shared-prefix", NULL};
+static const char *const workload_names[] = {"random", "shared-prefix", "agentic", NULL};
+static const enum ig_bench_workload_kind workload_kinds[] = {IG_WL_RANDOM, IG_WL_SHARED_PREFIX,
+							     IG_WL_AGENTIC};
 
 static int parse_pos_double(const char *s, double *out)
 {
@@ -250,6 +253,7 @@ static void set_defaults(struct bench_opts *o)
 	o->stream = true;
 	o->ignore_eos = true;
 	o->objective_header = "x-gateway-inference-objective";
+	o->session_header = "x-session-id";
 	o->timeout_ms = 60000;
 	o->max_inflight = 1000;
 	o->seed = ig_rng_next(ig_rng_thread());
@@ -260,6 +264,22 @@ static void set_defaults(struct bench_opts *o)
 	o->wl.per_group = 8;
 	o->wl.system_len = 200;
 	o->wl.question_len = 20;
+	o->wl.sessions = 32;
+	o->wl.turns = 10;
+	o->wl.turn = (struct ig_bench_len){IG_LEN_FIXED, 5000, 0, 5000, 5000};
+}
+
+/* The agentic workload's own defaults for the flags it shares with
+ * shared-prefix: one long system prompt (an agent's instructions and
+ * tools) that every session starts with. */
+#define AGENTIC_SYSTEM_LEN 50000
+
+static void agentic_defaults(struct ig_flags *fl, struct bench_opts *o)
+{
+	if (!ig_flags_given(fl, &o->wl.system_len))
+		o->wl.system_len = AGENTIC_SYSTEM_LEN;
+	if (!ig_flags_given(fl, &o->wl.groups))
+		o->wl.groups = 1;
 }
 
 /* Stage list, durations and request bounds once every flag is known. */
@@ -291,8 +311,11 @@ static int check_opts(struct ig_flags *fl, struct bench_opts *o)
 		return ig_flags_error(fl, "no target: give --url URL or --target NAME=URL");
 	if (o->models.n > UINT16_MAX || o->objectives.n > UINT16_MAX)
 		return ig_flags_error(fl, "at most %u --models or --objectives", UINT16_MAX);
+	const char *sh = o->session_header;
+	if (sh && (!*sh || strpbrk(sh, ": \t\r\n")))
+		return ig_flags_error(fl, "--session-header: '%s' is not a header name", sh);
 	if (ig_bench_workload_init(&o->wl, &(struct ig_rng){0}) < 0)
-		return ig_flags_error(fl, "bad shared-prefix parameters");
+		return ig_flags_error(fl, "bad workload parameters");
 	ig_bench_workload_free(&o->wl);
 	return IG_OK;
 }
@@ -343,21 +366,37 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	    IG_FLAG_BOOL("stream", 0, &o->stream,
 			 "streamed responses (the default; asks include_usage)"),
 	    IG_FLAG_BOOL_OFF("no-stream", 0, &o->stream, "whole responses"),
-	    IG_FLAG_ENUM("workload", 0, &pd->workload, workload_names, "random|shared-prefix",
-			 "the prompts sent (default random)"),
+	    IG_FLAG_ENUM("workload", 0, &pd->workload, workload_names,
+			 "random|shared-prefix|agentic", "the prompts sent (default random)"),
 	    IG_FLAG_FN("input-len", 0, on_len, &w->input, "LEN",
 		       "prompt words for random (default 100)"),
 	    IG_FLAG_FN("output-len", 0, on_len, &w->output, "LEN",
 		       "max_tokens (default 50); LEN is N, MEAN:STDDEV (normal,\n"
 		       "at least 1) or LO-HI (uniform); 1 word = 1 token"),
 	    IG_FLAG_UINT("groups", 0, &w->groups, 1, UINT64_MAX, "G",
-			 "shared-prefix: groups (default 4)"),
+			 "shared-prefix: groups (default 4); agentic: system\n"
+			 "prompts, session n takes n mod G (default 1)"),
 	    IG_FLAG_UINT("prompts-per-group", 0, &w->per_group, 1, UINT64_MAX, "P",
 			 "shared-prefix: questions per group (default 8)"),
 	    IG_FLAG_UINT("system-prompt-len", 0, &w->system_len, 0, UINT64_MAX, "S",
-			 "shared-prefix: words of each group's system prompt (default 200)"),
+			 "words of each group's system prompt (default 200;\n"
+			 "agentic 50000)"),
 	    IG_FLAG_UINT("question-len", 0, &w->question_len, 1, UINT64_MAX, "Q",
 			 "shared-prefix: words of each question (default 20)"),
+	    IG_FLAG_UINT("sessions", 0, &w->sessions, 1, 1000000, "N",
+			 "agentic: conversations live at once, taken in turn\n"
+			 "(default 32)"),
+	    IG_FLAG_UINT("turns", 0, &w->turns, 1, 1000000, "T",
+			 "agentic: turns of a conversation; then a new one\n"
+			 "takes its place (default 10)"),
+	    IG_FLAG_FN("turn-len", 0, on_len, &w->turn, "LEN",
+		       "agentic: words each turn adds after the previous\n"
+		       "answer (default 5000)"),
+	    IG_FLAG_STR("session-header", 0, &o->session_header, "NAME",
+			"agentic: the header carrying the session id\n"
+			"(default x-session-id)"),
+	    IG_FLAG_BOOL("no-session-header", 0, &pd->no_session_header,
+			 "agentic: send no session id"),
 	    IG_FLAG_STR("model", 0, &o->model, "NAME", "the `model` field (default: none sent)"),
 	    IG_FLAG_FN("models", 0, on_choices, &o->models, "NAME:W,NAME:W",
 		       "weighted model / LoRA traffic split"),
@@ -395,7 +434,12 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	};
 	int rc = ig_flags_parse(&fl, argc, argv);
 	o->chat = pd->api == 1;
-	w->kind = pd->workload == 1 ? IG_WL_SHARED_PREFIX : IG_WL_RANDOM;
+	w->chat = o->chat;
+	w->kind = workload_kinds[pd->workload];
+	if (w->kind == IG_WL_AGENTIC)
+		agentic_defaults(&fl, o);
+	if (pd->no_session_header || w->kind != IG_WL_AGENTIC)
+		o->session_header = NULL;
 	if (rc == IG_OK)
 		rc = finish_stages(&fl, o, pd);
 	if (rc == IG_OK)

@@ -113,31 +113,77 @@ int ig_bench_parse_choices(const char *s, struct ig_bench_choices *out);
 size_t ig_bench_pick(const struct ig_bench_choices *c, struct ig_rng *rng);
 void ig_bench_choices_free(struct ig_bench_choices *c);
 
-enum ig_bench_workload_kind { IG_WL_RANDOM, IG_WL_SHARED_PREFIX };
+enum ig_bench_workload_kind { IG_WL_RANDOM, IG_WL_SHARED_PREFIX, IG_WL_AGENTIC };
 
 struct ig_bench_workload {
 	enum ig_bench_workload_kind kind;
+	bool chat; /* agentic: keep conversations as chat messages */
 	struct ig_bench_len input, output;
 	long groups, per_group, system_len, question_len;
-	/* Shared prefix: the groups' system prompts and every question. */
+	/* Agentic: conversations live at once, turns per conversation, and
+	 * the words each turn adds after the previous answer. */
+	long sessions, turns;
+	struct ig_bench_len turn;
+	/* Shared prefix and agentic: the groups' system prompts; shared
+	 * prefix: every question. */
 	struct ig_buf *systems, *questions;
 };
 
 /* One request's text: an optional system part (shared within a group) and
- * the user part; in_tokens counts both (one word is one token). */
+ * the user part; in_tokens counts both (one word is one token). Agentic
+ * requests leave both empty and give instead `json`: the conversation as
+ * the JSON text that goes inside the quotes of "prompt" (completions) or
+ * inside the brackets of "messages" (chat), borrowed from the session until
+ * its next turn. */
 struct ig_bench_prompt {
 	struct ig_buf system, user;
+	struct ig_str json;
+	const char *session; /* agentic: the session's id, else NULL */
+	long turn;	     /* agentic: the turn, from 0 */
 	long in_tokens, out_tokens;
 	long group; /* -1 for the random workload */
 };
 
-/* Builds the shared-prefix texts (none for the random workload). */
+/* Builds the groups' system prompts and the questions (none for the random
+ * workload). */
 int ig_bench_workload_init(struct ig_bench_workload *w, struct ig_rng *rng);
 void ig_bench_workload_free(struct ig_bench_workload *w);
 int ig_bench_workload_next(const struct ig_bench_workload *w, struct ig_rng *rng,
 			   struct ig_bench_prompt *p);
 /* Appends n words separated by spaces. */
 int ig_bench_words(struct ig_buf *b, long n, struct ig_rng *rng);
+
+/* Agentic sessions: w->sessions conversations live at once, taken in turn
+ * (request n goes to slot n mod sessions, so a session's next turn comes
+ * after every other live session had one). A turn adds the previous
+ * answer (as many words as that turn's max_tokens, which is the answer's
+ * length with ignore_eos) and w->turn new words, so each prompt of a
+ * session extends the previous one; the first prompt carries the group's
+ * system prompt (group = session number mod w->groups), shared by every
+ * session of the group. After w->turns turns a session ends and a new one
+ * takes its slot. At the start, slot i begins (i * turns / sessions) turns
+ * into its conversation, so the mix of prompt sizes is steady from the
+ * first request. The conversation is kept as request JSON, so a turn costs
+ * only its own words. */
+struct ig_bench_session {
+	char id[24];
+	long group, turn, tokens, last_out;
+	struct ig_buf json;
+};
+
+struct ig_bench_agent {
+	const struct ig_bench_workload *w;
+	struct ig_bench_session *slots;
+	uint64_t requests, started;
+};
+
+/* w must have been through ig_bench_workload_init() and outlive a. */
+int ig_bench_agent_init(struct ig_bench_agent *a, const struct ig_bench_workload *w,
+			struct ig_rng *rng);
+void ig_bench_agent_free(struct ig_bench_agent *a);
+/* The next request of the next slot; p->json and p->session point into
+ * the session, valid until that slot's next turn. */
+int ig_bench_agent_next(struct ig_bench_agent *a, struct ig_rng *rng, struct ig_bench_prompt *p);
 
 /* ---- arrivals (workload.c) ---- */
 

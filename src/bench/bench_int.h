@@ -37,6 +37,7 @@ struct bench_opts {
 	const char *model; /* NULL: no "model" field unless --models */
 	struct ig_bench_choices models, objectives;
 	const char *objective_header;
+	const char *session_header; /* agentic: carries the session id; NULL: not sent */
 	size_t n_headers;
 	const char *headers[BENCH_MAX_HEADERS];
 	struct ig_bench_slo slo;

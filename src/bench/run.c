@@ -75,7 +75,7 @@ struct runner {
 	struct bench_run *run;
 	struct ig_rng rng;
 	struct ig_bench_prompt prompt;
-	struct ig_buf scratch;
+	struct ig_bench_agent agent; /* the agentic workload's sessions */
 	struct ig_http_client **idle;
 	size_t n_idle, cap_idle;
 	/* the stage being run */
@@ -96,7 +96,7 @@ struct req {
 	struct runner *r;
 	struct ig_http_client *c;
 	struct ig_timer timer;
-	struct ig_buf msg;
+	struct ig_buf msg, payload; /* request head and body */
 	struct ig_sse sse;
 	struct ig_buf body;
 	struct dvec itl;
@@ -160,11 +160,18 @@ static void close_idle(struct runner *r)
 
 /* ---- request bytes ---- */
 
+/* The agentic workload's conversation is JSON text already: it goes in
+ * between the quotes of "prompt" as it is. */
 static int body_completions(struct runner *r, struct ig_buf *b)
 {
 	struct ig_bench_prompt *p = &r->prompt;
-	if (ig_buf_append_cstr(b, ",\"prompt\":") < 0)
+	if (ig_buf_append_cstr(b, "\"prompt\":") < 0)
 		return -1;
+	if (p->json.ptr)
+		return ig_buf_append_cstr(b, "\"") < 0 || ig_buf_append_str(b, p->json) < 0 ||
+			       ig_buf_append_cstr(b, "\"") < 0
+			   ? -1
+			   : 0;
 	if (!p->system.len)
 		return ig_json_write_string(b, p->user.ptr ? p->user.ptr : "", p->user.len);
 	/* The shared prefix comes first so that a prefix cache can hit. */
@@ -182,8 +189,10 @@ static int body_completions(struct runner *r, struct ig_buf *b)
 static int body_chat(struct runner *r, struct ig_buf *b)
 {
 	struct ig_bench_prompt *p = &r->prompt;
-	if (ig_buf_append_cstr(b, ",\"messages\":[") < 0)
+	if (ig_buf_append_cstr(b, "\"messages\":[") < 0)
 		return -1;
+	if (p->json.ptr)
+		return ig_buf_append_str(b, p->json) < 0 || ig_buf_append_cstr(b, "]") < 0 ? -1 : 0;
 	if (p->system.len && (ig_buf_append_cstr(b, "{\"role\":\"system\",\"content\":") < 0 ||
 			      ig_json_write_string(b, p->system.ptr, p->system.len) < 0 ||
 			      ig_buf_append_cstr(b, "},") < 0))
@@ -194,14 +203,20 @@ static int body_chat(struct runner *r, struct ig_buf *b)
 	return ig_buf_append_cstr(b, "}]");
 }
 
+/* Without a model asked for, no "model" member is sent: vLLM then uses its
+ * first served name. */
 static int build_body(struct runner *r, struct req *q, struct ig_buf *b)
 {
 	const struct bench_opts *o = r->o;
 	const char *model = o->models.n ? o->models.name[q->model] : o->model;
-	ig_buf_reset(b);
-	if (ig_buf_append_cstr(b, "{\"model\":") < 0)
+	/* One allocation for the prompt and the members around it. */
+	if (ig_buf_reserve(b, r->prompt.json.len + r->prompt.system.len + r->prompt.user.len +
+				  256) < 0 ||
+	    ig_buf_append_cstr(b, "{") < 0)
 		return -1;
-	if (model ? ig_json_write_string(b, model, strlen(model)) : ig_buf_append_cstr(b, "null"))
+	if (model &&
+	    (ig_buf_append_cstr(b, "\"model\":") < 0 ||
+	     ig_json_write_string(b, model, strlen(model)) < 0 || ig_buf_append_cstr(b, ",") < 0))
 		return -1;
 	if ((o->chat ? body_chat(r, b) : body_completions(r, b)) < 0)
 		return -1;
@@ -215,24 +230,14 @@ static int build_body(struct runner *r, struct req *q, struct ig_buf *b)
 	return ig_buf_append_cstr(b, "}");
 }
 
-/* A body without "model" when none was asked for: vLLM then uses its
- * first served name. The null written above is cut out here. */
-static void drop_null_model(struct ig_buf *b)
-{
-	static const char lead[] = "{\"model\":null,";
-	if (b->len > sizeof lead - 1 && memcmp(b->ptr, lead, sizeof lead - 1) == 0) {
-		memmove(b->ptr + 1, b->ptr + sizeof lead - 1, b->len - (sizeof lead - 1));
-		b->len -= sizeof lead - 2;
-	}
-}
-
+/* The head goes in q->msg and the body in q->payload, sent as two spans:
+ * a long prompt is copied once, into the body. */
 static int build_message(struct runner *r, struct req *q)
 {
 	const struct bench_opts *o = r->o;
-	struct ig_buf *b = &r->scratch;
+	struct ig_buf *b = &q->payload;
 	if (build_body(r, q, b) < 0)
 		return -1;
-	drop_null_model(b);
 	struct ig_buf *m = &q->msg;
 	if (ig_buf_printf(m,
 			  "POST %s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
@@ -247,9 +252,10 @@ static int build_message(struct runner *r, struct req *q)
 	if (o->objectives.n && ig_buf_printf(m, "%s: %s\r\n", o->objective_header,
 					     o->objectives.name[q->objective]) < 0)
 		return -1;
-	if (ig_buf_append_cstr(m, "\r\n") < 0)
+	if (o->session_header && r->prompt.session &&
+	    ig_buf_printf(m, "%s: %s\r\n", o->session_header, r->prompt.session) < 0)
 		return -1;
-	return ig_buf_append(m, b->ptr, b->len);
+	return ig_buf_append_cstr(m, "\r\n");
 }
 
 /* ---- the end of a request ---- */
@@ -258,6 +264,7 @@ static void req_free(struct req *q)
 {
 	ig_timer_stop(&q->r->loop, &q->timer);
 	ig_buf_free(&q->msg);
+	ig_buf_free(&q->payload);
 	ig_buf_free(&q->body);
 	ig_sse_free(&q->sse);
 	free(q->itl.v);
@@ -505,7 +512,8 @@ static void on_failed_start(struct ig_loop *loop, struct ig_timer *t)
 
 static int send_on(struct req *q, struct ig_http_client *c)
 {
-	if (ig_http_client_send(c, q->msg.ptr, q->msg.len, false, 0, &client_cbs, q) < 0)
+	const struct ig_str parts[] = {ig_buf_str(&q->msg), ig_buf_str(&q->payload)};
+	if (ig_http_client_sendv(c, parts, 2, false, 0, &client_cbs, q) < 0)
 		return -1;
 	q->c = c;
 	return 0;
@@ -530,7 +538,10 @@ static void start_request(struct runner *r)
 	if (o->objectives.n)
 		q->objective = (uint16_t)ig_bench_pick(&o->objectives, &r->rng);
 	struct ig_http_client *c = NULL;
-	if (ig_bench_workload_next(&o->wl, &r->rng, &r->prompt) == 0 && build_message(r, q) == 0) {
+	int next = o->wl.kind == IG_WL_AGENTIC
+		       ? ig_bench_agent_next(&r->agent, &r->rng, &r->prompt)
+		       : ig_bench_workload_next(&o->wl, &r->rng, &r->prompt);
+	if (next == 0 && build_message(r, q) == 0) {
 		q->in_tokens = r->prompt.in_tokens;
 		c = take_idle(r);
 		if (!c)
@@ -662,7 +673,10 @@ int bench_run_target(const struct bench_opts *o, size_t t, struct bench_run *run
 		return -1;
 	/* Every target sees the same sequence of prompts and choices. */
 	ig_rng_seed(&r.rng, o->seed);
-	ig_buf_init(&r.scratch, 0);
+	if (o->wl.kind == IG_WL_AGENTIC && ig_bench_agent_init(&r.agent, &o->wl, &r.rng) < 0) {
+		ig_loop_free(&r.loop);
+		return -1;
+	}
 	r.itl.max = MAX_STAGE_ITL;
 	if (o->warmup > 0) {
 		r.record = false;
@@ -682,7 +696,8 @@ int bench_run_target(const struct bench_opts *o, size_t t, struct bench_run *run
 	close_idle(&r);
 	free(r.idle);
 	free(r.itl.v);
-	ig_buf_free(&r.scratch);
+	if (o->wl.kind == IG_WL_AGENTIC)
+		ig_bench_agent_free(&r.agent);
 	ig_buf_free(&r.prompt.system);
 	ig_buf_free(&r.prompt.user);
 	ig_loop_free(&r.loop);

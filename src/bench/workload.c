@@ -3,6 +3,7 @@
  * gaps between arrivals. Prompts are plain lowercase words so that the
  * simulator's tokenizer (one word, one token) counts them exactly. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,10 +145,11 @@ void ig_bench_choices_free(struct ig_bench_choices *c)
 	memset(c, 0, sizeof *c);
 }
 
-int ig_bench_words(struct ig_buf *b, long n, struct ig_rng *rng)
+/* n words separated by spaces, with a space before the first when `space`. */
+static int put_words(struct ig_buf *b, long n, struct ig_rng *rng, bool space)
 {
 	for (long i = 0; i < n; i++) {
-		if (b->len && ig_buf_append(b, " ", 1) < 0)
+		if ((i > 0 || space) && ig_buf_append(b, " ", 1) < 0)
 			return -1;
 		if (ig_buf_append_cstr(b, vocab[ig_rng_below(rng, VOCAB_N)]) < 0)
 			return -1;
@@ -155,14 +157,17 @@ int ig_bench_words(struct ig_buf *b, long n, struct ig_rng *rng)
 	return 0;
 }
 
+int ig_bench_words(struct ig_buf *b, long n, struct ig_rng *rng)
+{
+	return put_words(b, n, rng, b->len > 0);
+}
+
 /* Each group's system prompt opens with a word of its own ("sys7"), so two
  * groups never share a prefix by chance. */
-static int build_shared(struct ig_bench_workload *w, struct ig_rng *rng)
+static int build_systems(struct ig_bench_workload *w, struct ig_rng *rng)
 {
-	size_t nq = (size_t)w->groups * (size_t)w->per_group;
 	w->systems = calloc((size_t)w->groups, sizeof *w->systems);
-	w->questions = calloc(nq, sizeof *w->questions);
-	if (!w->systems || !w->questions)
+	if (!w->systems)
 		return -1;
 	for (long g = 0; g < w->groups; g++) {
 		struct ig_buf *b = &w->systems[g];
@@ -171,6 +176,17 @@ static int build_shared(struct ig_bench_workload *w, struct ig_rng *rng)
 		if (ig_bench_words(b, w->system_len - 1, rng) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+static int build_shared(struct ig_bench_workload *w, struct ig_rng *rng)
+{
+	size_t nq = (size_t)w->groups * (size_t)w->per_group;
+	if (build_systems(w, rng) < 0)
+		return -1;
+	w->questions = calloc(nq, sizeof *w->questions);
+	if (!w->questions)
+		return -1;
 	for (size_t q = 0; q < nq; q++)
 		if (ig_bench_words(&w->questions[q], w->question_len, rng) < 0)
 			return -1;
@@ -179,6 +195,11 @@ static int build_shared(struct ig_bench_workload *w, struct ig_rng *rng)
 
 int ig_bench_workload_init(struct ig_bench_workload *w, struct ig_rng *rng)
 {
+	if (w->kind == IG_WL_AGENTIC) {
+		if (w->groups < 1 || w->system_len < 0 || w->sessions < 1 || w->turns < 1)
+			return -1;
+		return build_systems(w, rng);
+	}
 	if (w->kind != IG_WL_SHARED_PREFIX)
 		return 0;
 	if (w->groups < 1 || w->per_group < 1 || w->question_len < 1 || w->system_len < 0)
@@ -207,6 +228,11 @@ int ig_bench_workload_next(const struct ig_bench_workload *w, struct ig_rng *rng
 {
 	ig_buf_reset(&p->system);
 	ig_buf_reset(&p->user);
+	p->json = (struct ig_str){0};
+	p->session = NULL;
+	p->turn = 0;
+	if (w->kind == IG_WL_AGENTIC)
+		return -1; /* sessions have state: ig_bench_agent_next() */
 	if (w->kind == IG_WL_RANDOM) {
 		long n = ig_bench_len_sample(&w->input, rng);
 		p->group = -1;
@@ -221,6 +247,114 @@ int ig_bench_workload_next(const struct ig_bench_workload *w, struct ig_rng *rng
 	if (ig_buf_append_str(&p->system, ig_buf_str(&w->systems[p->group])) < 0)
 		return -1;
 	return ig_buf_append_str(&p->user, ig_buf_str(&w->questions[q]));
+}
+
+/* ---- agentic sessions ---- */
+
+/* One piece of a conversation: for completions its words after a space;
+ * for chat a message {"role": ..., "content": ...}. The words are plain
+ * lowercase, so they go into the JSON text unescaped. */
+static int add_words(const struct ig_bench_workload *w, struct ig_bench_session *s,
+		     const char *role, long n, struct ig_rng *rng)
+{
+	struct ig_buf *b = &s->json;
+	if (n <= 0)
+		return 0;
+	s->tokens += n;
+	if (!w->chat)
+		return put_words(b, n, rng, b->len > 0);
+	if (ig_buf_append_cstrs(b, b->len ? ",{\"role\":\"" : "{\"role\":\"", role,
+				"\",\"content\":\"", NULL) < 0 ||
+	    put_words(b, n, rng, false) < 0)
+		return -1;
+	return ig_buf_append_cstr(b, "\"}");
+}
+
+/* A turn: the previous turn's answer, then the new words. */
+static int add_turn(const struct ig_bench_workload *w, struct ig_bench_session *s,
+		    struct ig_rng *rng)
+{
+	if (s->turn > 0 && add_words(w, s, "assistant", s->last_out, rng) < 0)
+		return -1;
+	if (add_words(w, s, "user", ig_bench_len_sample(&w->turn, rng), rng) < 0)
+		return -1;
+	s->last_out = ig_bench_len_sample(&w->output, rng);
+	s->turn++;
+	return 0;
+}
+
+/* A new session in slot s, `skip` turns into its conversation. */
+static int session_start(struct ig_bench_agent *a, struct ig_bench_session *s, struct ig_rng *rng,
+			 long skip)
+{
+	const struct ig_bench_workload *w = a->w;
+	ig_buf_reset(&s->json);
+	s->group = (long)(a->started++ % (uint64_t)w->groups);
+	s->turn = s->tokens = s->last_out = 0;
+	snprintf(s->id, sizeof s->id, "%016llx", (unsigned long long)ig_rng_next(rng));
+	const struct ig_buf *sys = &w->systems[s->group];
+	if (sys->len) {
+		if (w->chat &&
+		    ig_buf_append_cstr(&s->json, "{\"role\":\"system\",\"content\":\"") < 0)
+			return -1;
+		if (ig_buf_append(&s->json, sys->ptr, sys->len) < 0)
+			return -1;
+		if (w->chat && ig_buf_append_cstr(&s->json, "\"}") < 0)
+			return -1;
+		s->tokens = w->system_len;
+	}
+	for (long i = 0; i < skip; i++)
+		if (add_turn(w, s, rng) < 0)
+			return -1;
+	return 0;
+}
+
+int ig_bench_agent_init(struct ig_bench_agent *a, const struct ig_bench_workload *w,
+			struct ig_rng *rng)
+{
+	memset(a, 0, sizeof *a);
+	a->w = w;
+	if (w->kind != IG_WL_AGENTIC || w->sessions < 1 || w->turns < 1 || !w->systems)
+		return -1;
+	a->slots = calloc((size_t)w->sessions, sizeof *a->slots);
+	if (!a->slots)
+		return -1;
+	for (long i = 0; i < w->sessions; i++) {
+		long skip = (long)((uint64_t)i * (uint64_t)w->turns / (uint64_t)w->sessions);
+		if (session_start(a, &a->slots[i], rng, skip) < 0) {
+			ig_bench_agent_free(a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void ig_bench_agent_free(struct ig_bench_agent *a)
+{
+	if (a->slots)
+		for (long i = 0; i < a->w->sessions; i++)
+			ig_buf_free(&a->slots[i].json);
+	free(a->slots);
+	a->slots = NULL;
+}
+
+int ig_bench_agent_next(struct ig_bench_agent *a, struct ig_rng *rng, struct ig_bench_prompt *p)
+{
+	const struct ig_bench_workload *w = a->w;
+	struct ig_bench_session *s = &a->slots[a->requests++ % (uint64_t)w->sessions];
+	if (s->turn >= w->turns && session_start(a, s, rng, 0) < 0)
+		return -1;
+	if (add_turn(w, s, rng) < 0)
+		return -1;
+	ig_buf_reset(&p->system);
+	ig_buf_reset(&p->user);
+	p->json = ig_buf_str(&s->json);
+	p->session = s->id;
+	p->turn = s->turn - 1;
+	p->group = s->group;
+	p->in_tokens = s->tokens;
+	p->out_tokens = s->last_out;
+	return 0;
 }
 
 double ig_bench_next_gap(enum ig_bench_load load, double rate, struct ig_rng *rng)

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <stddef.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,8 +361,26 @@ static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
 
 /* ---- life ---- */
 
+/* A long prompt's body (500 KB for 100K tokens) is one allocation per
+ * request. glibc's default trim threshold follows the largest block it
+ * has unmapped (twice its size: about 1 MB here), so a worker's heap keeps
+ * being trimmed (madvise) as bodies come and go, and the next body faults
+ * the same memory back in, a zeroed page at a time: 25 to 90 faults per
+ * request, a quarter of the gateway's CPU on 100K-token traffic
+ * (docs/BENCHMARKS.md). Fixed thresholds keep bodies up to 32 MiB on the
+ * heap and up to 64 MiB of freed memory per arena (about one per worker)
+ * for reuse. The sanitizers' allocator ignores this. */
+static void keep_freed_memory(void)
+{
+#ifdef __GLIBC__
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
 static int start(struct ig_gateway_rt *G)
 {
+	keep_freed_memory();
 	if (ig_gateway_init(G) < 0) {
 		ig_err("out of memory");
 		return -1;

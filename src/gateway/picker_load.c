@@ -73,7 +73,7 @@ static int load_preset(const char *name, bool flow_control, struct ig_picker_con
 		for (size_t i = 0; ig_picker_preset_name(i); i++)
 			ig_buf_printf(&msg, " %s", ig_picker_preset_name(i));
 		ig_buf_append_cstr(&msg, ")");
-		add_diag(diags, "--picker", 0, "", msg.ptr ? msg.ptr : "unknown", false);
+		add_diag(diags, "--picker", 0, "", ig_buf_cstr(&msg), false);
 		ig_buf_free(&msg);
 		return -1;
 	}

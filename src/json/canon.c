@@ -110,14 +110,20 @@ static void emit_string(struct out *o, struct ig_str raw, bool json)
 	if (json)
 		putc1(o, '"');
 	while (p < end && !full(o)) {
-		const char *bs = memchr(p, '\\', (size_t)(end - p));
-		const char *run_end = bs ? bs : end;
+		/* Only what still fits is searched: a 400 KB message under a
+		 * 4 KB limit is not scanned to its end for a backslash whose
+		 * output would be cut anyway. */
+		size_t look = (size_t)(end - p), room = o->cap - o->n;
+		if (look > room)
+			look = room;
+		const char *bs = memchr(p, '\\', look);
+		const char *run_end = bs ? bs : p + look;
 		/* A run without escapes is valid JSON string content as it is
 		 * (the parser let no raw quote or control byte through). */
 		put(o, p, (size_t)(run_end - p));
 		p = run_end;
 		if (!bs)
-			break;
+			break; /* at the end, or the output is full */
 		char b[4];
 		size_t n = 1;
 		switch (p[1]) {

@@ -4,9 +4,16 @@ was told to take, counts must be exact, and failures must be reported,
 not crash the tool."""
 import csv
 import json
+import re
+import signal
 import subprocess
+import time
+import urllib.request
 
-from conftest import IG_BIN, free_port, unique_loopback, wait_http
+import pytest
+
+from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
+from fakepod import FakePod
 
 
 def start_sim(procs, *args):
@@ -92,6 +99,233 @@ def test_stages_and_two_targets(procs, tmp_path):
     assert "comparison" in r.stdout and "b/a" in r.stdout
 
 
+def sim_counter(base, name):
+    page = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+    m = re.search(r"^vllm:%s\{[^}]*\} (\S+)$" % name, page, re.M)
+    assert m, name
+    return float(m.group(1))
+
+
+def test_agentic_sessions_against_the_simulator(procs, tmp_path):
+    # A KV cache big enough for every live conversation: each turn finds
+    # the previous prompt of its session cached.
+    base = start_sim(procs, "--ttft-ms", "0", "--itl-ms", "0", "--prefill-us-per-token", "0",
+                     "--max-model-len", "20000", "--num-gpu-blocks", "20000")
+    per = tmp_path / "req.csv"
+    out = tmp_path / "b.json"
+    r = bench("--url", base, "--workload", "agentic", "--sessions", 4, "--turns", 5,
+              "--system-prompt-len", 2000, "--turn-len", 300, "--output-len", 8,
+              "--concurrency", 2, "--requests", 40, "--seed", 3, "--per-request", per,
+              "--json", out)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(out.read_text())["targets"][0]["stages"][0]
+    assert st["ok"] == 40 and st["output_tokens"] == 40 * 8
+    sizes = sorted(int(q["input_tokens"]) for q in csv.DictReader(open(per)))
+    # Turn t (0-4) carries 2000 + 300 (t + 1) + 8 t tokens; the four slots
+    # start 0, 1, 2 and 3 turns in, so the 40 requests cover every turn
+    # equally.
+    assert sizes == sorted([2000 + 300 * (t + 1) + 8 * t for t in range(5)] * 8)
+    # The simulator tokenized exactly what the bench counted ...
+    assert sim_counter(base, "prompt_tokens_total") == st["input_tokens"] == sum(sizes)
+    # ... and found most of each prompt in its prefix cache: the system
+    # prompt is shared and every turn extends its session's previous one.
+    hits = sim_counter(base, "prefix_cache_hits_total")
+    queries = sim_counter(base, "prefix_cache_queries_total")
+    assert hits / queries > 0.8, (hits, queries)
+
+
+def test_agentic_requests_carry_session_and_conversation(tmp_path):
+    host = unique_loopback()
+    pod = FakePod(host, free_port(host), mode="json")
+    try:
+        r = bench("--url", "http://" + pod.address, "--workload", "agentic", "--api", "chat",
+                  "--sessions", 3, "--turns", 2, "--system-prompt-len", 6, "--turn-len", 4,
+                  "--output-len", 2, "--concurrency", 1, "--requests", 9, "--model", "m")
+        assert r.returncode == 0, r.stderr
+        reqs = pod.completions()
+        assert len(reqs) == 9
+        ids = [q.headers.get("x-session-id") for q in reqs]
+        assert all(i and re.fullmatch(r"[0-9a-f]{16}", i) for i in ids), ids
+        # Sessions take turns: three live at once; the slots of the first
+        # requests start 0, 0 and 1 turns in, and a session ends after two.
+        assert ids[0] != ids[1] and ids[3] == ids[0] and ids[4] == ids[1]
+        assert ids[5] != ids[2] and ids[6] != ids[0] and len(set(ids)) == 6
+        conv = {}
+        for q, sid in zip(reqs, ids):
+            body = json.loads(q.body)
+            assert body["model"] == "m" and body["max_tokens"] == 2
+            msgs = body["messages"]
+            roles = [m["role"] for m in msgs]
+            assert roles[0] == "system" and roles[-1] == "user"
+            assert roles[1:] in (["user"], ["user", "assistant", "user"])
+            if sid in conv:  # the second turn extends the first
+                assert msgs[:len(conv[sid])] == conv[sid]
+                assert len(msgs) == len(conv[sid]) + 2
+            conv[sid] = msgs
+        # --no-session-header leaves it out; --session-header renames it.
+        r = bench("--url", "http://" + pod.address, "--workload", "agentic",
+                  "--session-header", "x-conv", "--requests", 2, "--rate", 50,
+                  "--system-prompt-len", 5, "--turn-len", 2, "--output-len", 1)
+        assert r.returncode == 0, r.stderr
+        r = bench("--url", "http://" + pod.address, "--workload", "agentic",
+                  "--no-session-header", "--requests", 2, "--rate", 50,
+                  "--system-prompt-len", 5, "--turn-len", 2, "--output-len", 1)
+        assert r.returncode == 0, r.stderr
+        last = pod.completions()[9:]
+        assert [bool(q.headers.get("x-conv")) for q in last] == [True, True, False, False]
+        assert not any(q.headers.get("x-session-id") for q in last)
+    finally:
+        pod.stop()
+
+
+GATEWAY_DOCS = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw}}
+spec:
+  gatewayClassName: infergate
+  listeners: [{{name: llm, protocol: HTTP, port: {gwport}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{group: inference.networking.x-k8s.io, kind: InferencePool, name: p}}]}}]
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {{name: p}}
+spec:
+  targetPortNumber: {simport}
+  selector: {{app: sim}}
+  extensionRef: {{name: epp}}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: {{name: m}}
+spec:
+  modelName: m
+  poolRef: {{name: p}}
+"""
+
+RANDOM_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: random-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: random-picker
+"""
+
+SAN_ERRORS = ("ERROR: AddressSanitizer", "runtime error", "ERROR: LeakSanitizer")
+
+
+def sims_behind_gateway(procs, tmp_path, n, picker=None, gw_args=()):
+    """n simulators sharing one port on loopback addresses of their own and
+    a one-worker gateway over them (its default picker unless picker is
+    an EndpointPickerConfig); returns (gateway URL, simulator URLs,
+    the gateway process)."""
+    hosts = [unique_loopback() for _ in range(n)]
+    simport = free_port(hosts[0])
+    # A KV cache big enough for every live conversation, and no simulated
+    # time: what a turn finds cached depends only on where it is routed.
+    sims = [procs.start("sim", "--host", h, "--port", simport, "--served-model-name", "m",
+                        "--ttft-ms", "0", "--itl-ms", "0", "--prefill-us-per-token", "0",
+                        "--max-model-len", "20000", "--num-gpu-blocks", "20000", name="sim")
+            for h in hosts]
+    bases = ["http://%s:%d" % (h, simport) for h in hosts]
+    for b, p in zip(bases, sims):
+        wait_http(b + "/health", proc=p)
+    gwhost = unique_loopback()
+    gwport = free_port(gwhost)
+    docs = GATEWAY_DOCS.format(gwport=gwport, simport=simport)
+    for i, h in enumerate(hosts):
+        docs += ("---\napiVersion: v1\nkind: Pod\nmetadata: {name: sim-%d, labels: {app: sim}}\n"
+                 "status: {podIP: %s}\n" % (i, h))
+    (tmp_path / "gw.yaml").write_text(docs)
+    admin = "%s:%d" % (gwhost, free_port(gwhost))
+    args = ["gateway", "-f", tmp_path / "gw.yaml", "--bind", gwhost, "--admin", admin,
+            "--workers", "1", *gw_args]
+    if picker:
+        (tmp_path / "picker.yaml").write_text(picker)
+        args += ["--picker-config", tmp_path / "picker.yaml"]
+    gw = procs.start(*args, name="gateway")
+    wait_port(gwhost, gwport, proc=gw)
+    # Every simulator in rotation: its first scrape answered.
+    deadline = time.time() + 10
+    while True:
+        pools = json.loads(urllib.request.urlopen("http://%s/pools" % admin, timeout=5).read())
+        eps = [e for p in pools["pools"] for e in p["endpoints"]]
+        if len(eps) == n and all(e["metrics_age_ms"] is not None for e in eps):
+            break
+        assert time.time() < deadline, pools
+        time.sleep(0.02)
+    return "http://%s:%d" % (gwhost, gwport), bases, gw
+
+
+def stop_clean(procs, p):
+    """SIGTERM: p drains and exits 0, and its log has no sanitizer report."""
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=15)
+    log = procs.output(p)
+    for s in SAN_ERRORS:
+        assert s not in log, log
+    assert rc == 0, log
+
+
+# Six conversations of four turns over three simulators: a 300-word system
+# prompt shared by all, 600 new words a turn, answers of 4 tokens.
+AGENTIC = ("--model", "m", "--workload", "agentic", "--sessions", 6, "--turns", 4,
+           "--system-prompt-len", 300, "--turn-len", 600, "--output-len", 4, "--stream",
+           "--concurrency", 3, "--requests", 48, "--seed", 3)
+
+
+@pytest.mark.parametrize("picker", ["infergate", "gie", "random"])
+def test_agentic_sessions_through_the_gateway(procs, tmp_path, picker):
+    if picker == "random":
+        url, sims, gw = sims_behind_gateway(procs, tmp_path, 3, RANDOM_PICKER)
+    else:
+        url, sims, gw = sims_behind_gateway(procs, tmp_path, 3, gw_args=("--picker", picker))
+    per = tmp_path / "req.csv"
+    out = tmp_path / "b.json"
+    args = AGENTIC + ("--per-request", per, "--json", out)
+    if picker == "random":
+        args += ("--no-session-header",)
+    r = bench("--url", url, *args)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(out.read_text())["targets"][0]["stages"][0]
+    assert st["sent"] == st["ok"] == 48 and st["failed"] == 0, st
+    assert st["output_tokens"] == 48 * 4
+    # Turn t (0-3) carries 300 + 600 (t + 1) + 4 t tokens; the six slots
+    # start 0, 0, 1, 2, 2 and 3 turns in and run 8 turns each, so every
+    # turn is sent 12 times.
+    sizes = sorted(int(q["input_tokens"]) for q in csv.DictReader(open(per)))
+    assert sizes == sorted([300 + 600 * (t + 1) + 4 * t for t in range(4)] * 12)
+    # The gateway handed every request, whole, to exactly one simulator:
+    # they tokenized what the bench counted, no more, no less.
+    prompt = [sim_counter(b, "prompt_tokens_total") for b in sims]
+    assert sum(prompt) == st["input_tokens"] == sum(sizes), prompt
+    served = [b for b, n in zip(sims, prompt) if n > 0]
+    assert len(served) >= 2, prompt  # sessions spread over the pool
+    hits = sum(sim_counter(b, "prefix_cache_hits_total") for b in sims)
+    queries = sum(sim_counter(b, "prefix_cache_queries_total") for b in sims)
+    assert queries == sum(sizes)
+    # Routing on (the session id in x-session-id; infergate's default
+    # picker or GIE's default profile), each turn goes where its session's
+    # previous prompt is cached: about 60 % of the prompt tokens hit. A
+    # random pick without the session id finds the previous turn a third of
+    # the time: 32-39 %.
+    if picker == "random":
+        assert hits / queries < 0.5, (hits, queries)
+    else:
+        assert hits / queries > 0.55, (hits, queries)
+    stop_clean(procs, gw)
+    for p in procs.procs:
+        if p is not gw:
+            stop_clean(procs, p)
+
+
 def test_dead_port_reports_connection_errors(tmp_path):
     port = free_port()
     out = tmp_path / "b.json"
@@ -114,9 +348,14 @@ def test_usage_errors_and_help():
     assert r.returncode == 2
     r = bench("--rate", 1)
     assert r.returncode == 2 and "target" in r.stderr
+    r = bench("--url", "http://127.0.0.1:1", "--workload", "agentic", "--session-header", "a b")
+    assert r.returncode == 2 and "session-header" in r.stderr
+    r = bench("--url", "http://127.0.0.1:1", "--workload", "agentic", "--turn-len", "0")
+    assert r.returncode == 2 and "turn-len" in r.stderr
     r = bench("--help")
     assert r.returncode == 0
     for flag in ("--rate", "--poisson", "--concurrency", "--stages", "--rates", "--workload",
                  "--models", "--objectives", "--slo", "--json", "--csv", "--svg", "--target",
-                 "--per-request", "--stream", "--api"):
+                 "--per-request", "--stream", "--api", "--sessions", "--turns", "--turn-len",
+                 "--session-header"):
         assert flag in r.stdout, flag

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <limits.h>
 #include <math.h>
 
 #include "bench/bench.h"
@@ -257,6 +258,291 @@ static void test_shared_prefix_grouping(void **state)
 	ig_buf_free(&p.system);
 	ig_buf_free(&p.user);
 	ig_bench_workload_free(&w);
+}
+
+/* ---- agentic sessions ---- */
+
+static struct ig_bench_workload agentic(long sessions, long turns, long system_len,
+					const char *turn_len, const char *out_len, bool chat)
+{
+	struct ig_bench_workload w = {.kind = IG_WL_AGENTIC,
+				      .chat = chat,
+				      .groups = 2,
+				      .system_len = system_len,
+				      .sessions = sessions,
+				      .turns = turns};
+	assert_int_equal(ig_bench_parse_len(turn_len, &w.turn), 0);
+	assert_int_equal(ig_bench_parse_len(out_len, &w.output), 0);
+	return w;
+}
+
+/* What the test remembers of a session between its turns. */
+struct seen {
+	char id[24];
+	char *json;
+	long turn, tokens, out;
+};
+
+static struct seen *seen_find(struct seen *v, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].id, id) == 0)
+			return &v[i];
+	return NULL;
+}
+
+static void test_agentic_prompt_growth(void **state)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 5);
+	struct ig_bench_workload w = agentic(3, 4, 10, "5", "1-3", false);
+	assert_int_equal(ig_bench_workload_init(&w, &rng), 0);
+	struct ig_bench_agent a;
+	assert_int_equal(ig_bench_agent_init(&a, &w, &rng), 0);
+	/* Slot i starts i * turns / sessions turns in: 0, 1, 2. */
+	for (long i = 0; i < 3; i++)
+		assert_int_equal(a.slots[i].turn, i * 4 / 3);
+	struct ig_bench_prompt p = {0};
+	struct seen seen[64] = {0};
+	size_t nseen = 0, sessions_ended = 0;
+	for (int n = 0; n < 60; n++) {
+		assert_int_equal(ig_bench_agent_next(&a, &rng, &p), 0);
+		/* Sessions take turns: request n belongs to slot n mod 3. */
+		assert_string_equal(p.session, a.slots[n % 3].id);
+		assert_int_equal(p.json.len, a.slots[n % 3].json.len);
+		struct ig_str sys = ig_buf_str(&w.systems[p.group]);
+		/* Every prompt opens with its group's system prompt ... */
+		assert_true(p.json.len > sys.len && memcmp(p.json.ptr, sys.ptr, sys.len) == 0);
+		/* ... and counts its tokens exactly, one word one token. */
+		assert_int_equal(ig_sim_count_tokens(p.json), (size_t)p.in_tokens);
+		assert_true(p.out_tokens >= 1 && p.out_tokens <= 3);
+		assert_true(p.turn >= 0 && p.turn < 4);
+		struct seen *s = seen_find(seen, nseen, p.session);
+		if (s) {
+			/* The next turn extends the previous prompt by the previous
+			 * answer (its max_tokens words) and five new words. */
+			assert_int_equal(p.turn, s->turn + 1);
+			assert_int_equal(p.in_tokens, s->tokens + s->out + 5);
+			size_t old = strlen(s->json);
+			assert_true(p.json.len > old + 1 && memcmp(p.json.ptr, s->json, old) == 0);
+			assert_int_equal(p.json.ptr[old], ' ');
+			free(s->json);
+		} else {
+			assert_true(nseen < 64);
+			s = &seen[nseen++];
+			snprintf(s->id, sizeof s->id, "%s", p.session);
+			/* A session seen first at turn t > 0 is one of the
+			 * staggered first ones. */
+			if (p.turn > 0)
+				assert_true(n < 3);
+			else
+				assert_int_equal(p.in_tokens, 10 + 5);
+		}
+		if (p.turn == 3)
+			sessions_ended++;
+		s->json = strndup(p.json.ptr, p.json.len);
+		s->turn = p.turn;
+		s->tokens = p.in_tokens;
+		s->out = p.out_tokens;
+	}
+	/* 60 requests of 4-turn sessions in 3 slots: each slot ran 20 turns. */
+	assert_true(sessions_ended >= 13 && nseen >= 15);
+	for (size_t i = 0; i < nseen; i++) {
+		free(seen[i].json);
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(seen[i].id, seen[j].id);
+	}
+	ig_buf_free(&p.system);
+	ig_buf_free(&p.user);
+	ig_bench_agent_free(&a);
+	ig_bench_workload_free(&w);
+}
+
+/* Chat: the conversation is a list of messages, system first, then user
+ * and assistant turns alternating, each turn appending to the list. */
+static void test_agentic_chat_messages(void **state)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 6);
+	struct ig_bench_workload w = agentic(1, 3, 7, "4", "2", true);
+	assert_int_equal(ig_bench_workload_init(&w, &rng), 0);
+	struct ig_bench_agent a;
+	assert_int_equal(ig_bench_agent_init(&a, &w, &rng), 0);
+	struct ig_bench_prompt p = {0};
+	struct ig_buf doc = {0}, text = {0};
+	char *prev = NULL;
+	for (int n = 0; n < 6; n++) {
+		assert_int_equal(ig_bench_agent_next(&a, &rng, &p), 0);
+		assert_int_equal(p.turn, n % 3);
+		ig_buf_reset(&doc);
+		assert_int_equal(ig_buf_append_cstr(&doc, "["), 0);
+		assert_int_equal(ig_buf_append_str(&doc, p.json), 0);
+		assert_int_equal(ig_buf_append_cstr(&doc, "]"), 0);
+		struct ig_json_value root, m, v;
+		assert_int_equal(ig_json_parse(doc.ptr, doc.len, &root), 0);
+		size_t pos = 0, i = 0;
+		long tokens = 0;
+		/* system, user, then (assistant, user) per later turn */
+		static const char *const roles[] = {"system", "user",	   "assistant",
+						    "user",   "assistant", "user"};
+		static const long words[] = {7, 4, 2, 4, 2, 4};
+		while (ig_json_array_next(root, &pos, &m) == 1) {
+			assert_true(i < 2 + 2 * (size_t)p.turn);
+			assert_int_equal(ig_json_get(m, "role", &v), 0);
+			assert_true(ig_json_string_eq(v, roles[i]));
+			assert_int_equal(ig_json_get(m, "content", &v), 0);
+			ig_buf_reset(&text);
+			assert_int_equal(ig_json_string(v, &text), 0);
+			assert_int_equal(count_tokens(&text), words[i]);
+			tokens += words[i++];
+		}
+		assert_int_equal(i, 2 + 2 * (size_t)p.turn);
+		assert_int_equal(p.in_tokens, tokens);
+		if (p.turn > 0) {
+			size_t old = strlen(prev);
+			assert_true(memcmp(p.json.ptr, prev, old) == 0);
+			assert_int_equal(p.json.ptr[old], ',');
+		}
+		free(prev);
+		prev = strndup(p.json.ptr, p.json.len);
+	}
+	free(prev);
+	ig_buf_free(&doc);
+	ig_buf_free(&text);
+	ig_buf_free(&p.system);
+	ig_buf_free(&p.user);
+	ig_bench_agent_free(&a);
+	ig_bench_workload_free(&w);
+}
+
+/* A hash of n requests: session ids, turns, token counts and texts. */
+static uint64_t agentic_run(uint64_t seed, int n)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, seed);
+	struct ig_bench_workload w = agentic(4, 5, 20, "3-9", "1-4", false);
+	assert_int_equal(ig_bench_workload_init(&w, &rng), 0);
+	struct ig_bench_agent a;
+	assert_int_equal(ig_bench_agent_init(&a, &w, &rng), 0);
+	struct ig_bench_prompt p = {0};
+	uint64_t h = 1469598103934665603ull;
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(ig_bench_agent_next(&a, &rng, &p), 0);
+		uint64_t parts[] = {ig_sim_token_id(p.session), (uint64_t)p.turn,
+				    (uint64_t)p.in_tokens, (uint64_t)p.out_tokens,
+				    ig_sim_text_seed(p.json, (struct ig_str){0}, 0)};
+		for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++)
+			h = (h ^ parts[k]) * 1099511628211ull;
+	}
+	ig_buf_free(&p.system);
+	ig_buf_free(&p.user);
+	ig_bench_agent_free(&a);
+	ig_bench_workload_free(&w);
+	return h;
+}
+
+static void test_agentic_seed_determinism(void **state)
+{
+	assert_true(agentic_run(7, 50) == agentic_run(7, 50));
+	assert_true(agentic_run(7, 50) != agentic_run(8, 50));
+	assert_true(agentic_run(7, 50) != agentic_run(7, 51));
+}
+
+/* The sizes `make bench-longprompt` sends: a 75,000-word system prompt and
+ * 10 turns of 5,000 words; prompts from 80k to 125k tokens, ~100k on
+ * average, of about 5 bytes a token. */
+static void test_agentic_long_prompt_sizes(void **state)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 9);
+	struct ig_bench_workload w = agentic(32, 10, 75000, "5000", "10", false);
+	w.groups = 1;
+	assert_int_equal(ig_bench_workload_init(&w, &rng), 0);
+	struct ig_bench_agent a;
+	assert_int_equal(ig_bench_agent_init(&a, &w, &rng), 0);
+	struct ig_bench_prompt p = {0};
+	double tokens = 0, bytes = 0;
+	long lo = LONG_MAX, hi = 0;
+	for (int n = 0; n < 320; n++) {
+		assert_int_equal(ig_bench_agent_next(&a, &rng, &p), 0);
+		/* turn t: 75000 + 5000 (t + 1) + 10 t */
+		assert_int_equal(p.in_tokens, 75000 + 5000 * (p.turn + 1) + 10 * p.turn);
+		tokens += (double)p.in_tokens;
+		bytes += (double)p.json.len;
+		lo = p.in_tokens < lo ? p.in_tokens : lo;
+		hi = p.in_tokens > hi ? p.in_tokens : hi;
+	}
+	assert_int_equal(lo, 80000);
+	assert_int_equal(hi, 125090);
+	/* Every turn is sent equally often, from the first request on. */
+	NEAR(tokens / 320, 102545, 1);
+	double per_token = bytes / tokens;
+	assert_true(per_token > 4.5 && per_token < 5.7);
+	ig_buf_free(&p.system);
+	ig_buf_free(&p.user);
+	ig_bench_agent_free(&a);
+	ig_bench_workload_free(&w);
+}
+
+/* Drawn turn lengths: each turn adds the previous answer and a draw from
+ * --turn-len, within its bounds, around its mean; a session's first prompt
+ * is its system prompt and one draw. Sizes follow the request, so a 100K
+ * average asked is about 100K sent. */
+static void test_agentic_drawn_turn_lengths(void **state)
+{
+	static const char *const lens[] = {"200-400", "300:50"};
+	for (size_t k = 0; k < 2; k++) {
+		struct ig_rng rng;
+		ig_rng_seed(&rng, 11 + k);
+		struct ig_bench_workload w = agentic(8, 6, 1000, lens[k], "2-6", false);
+		w.groups = 1;
+		assert_int_equal(ig_bench_workload_init(&w, &rng), 0);
+		struct ig_bench_agent a;
+		assert_int_equal(ig_bench_agent_init(&a, &w, &rng), 0);
+		struct ig_bench_prompt p = {0};
+		long prev_tokens[8] = {0}, prev_out[8] = {0}, prev_turn[8];
+		for (int i = 0; i < 8; i++)
+			prev_turn[i] = -1;
+		double added = 0, lo = 1e9, hi = 0;
+		int n_added = 0;
+		for (int n = 0; n < 800; n++) {
+			assert_int_equal(ig_bench_agent_next(&a, &rng, &p), 0);
+			int slot = n % 8;
+			assert_int_equal(ig_sim_count_tokens(p.json), (size_t)p.in_tokens);
+			assert_true(p.out_tokens >= 2 && p.out_tokens <= 6);
+			long turn_words;
+			if (p.turn == prev_turn[slot] + 1 && prev_turn[slot] >= 0)
+				turn_words = p.in_tokens - prev_tokens[slot] - prev_out[slot];
+			else if (p.turn == 0)
+				turn_words = p.in_tokens - 1000;
+			else
+				turn_words = -1; /* a staggered first turn: several draws */
+			if (turn_words >= 0) {
+				added += (double)turn_words;
+				n_added++;
+				lo = turn_words < lo ? (double)turn_words : lo;
+				hi = turn_words > hi ? (double)turn_words : hi;
+			}
+			prev_turn[slot] = p.turn;
+			prev_tokens[slot] = p.in_tokens;
+			prev_out[slot] = p.out_tokens;
+		}
+		assert_true(n_added >= 790);
+		if (k == 0) {
+			assert_true(lo >= 200 && hi <= 400);
+			/* 800 uniform draws: both ends of the range are reached
+			 * closely. */
+			assert_true(lo < 210 && hi > 390);
+		} else {
+			assert_true(lo >= 1);
+			assert_true(lo < 250 && hi > 350); /* a spread of about 50 */
+		}
+		NEAR(added / n_added, 300, 8);
+		ig_buf_free(&p.system);
+		ig_buf_free(&p.user);
+		ig_bench_agent_free(&a);
+		ig_bench_workload_free(&w);
+	}
 }
 
 static void test_weighted_split(void **state)
@@ -526,6 +812,11 @@ int main(void)
 	    cmocka_unit_test(test_length_normal),
 	    cmocka_unit_test(test_random_workload_token_counts),
 	    cmocka_unit_test(test_shared_prefix_grouping),
+	    cmocka_unit_test(test_agentic_prompt_growth),
+	    cmocka_unit_test(test_agentic_chat_messages),
+	    cmocka_unit_test(test_agentic_seed_determinism),
+	    cmocka_unit_test(test_agentic_long_prompt_sizes),
+	    cmocka_unit_test(test_agentic_drawn_turn_lengths),
 	    cmocka_unit_test(test_weighted_split),
 	    cmocka_unit_test(test_poisson_mean_rate),
 	    cmocka_unit_test(test_sse_any_cut),

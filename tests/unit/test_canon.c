@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -76,6 +78,41 @@ static void test_limit(void **state)
 	}
 }
 
+/* A long string under a small limit is read only as far as its output
+ * reaches: its content runs on into a page that cannot be read, where the
+ * old scan for backslashes (to the string's end) faulted. */
+static void test_limit_reads_no_further(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	char *mem =
+	    mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(mem != MAP_FAILED);
+	assert_int_equal(mprotect(mem + page, page, PROT_NONE), 0);
+	/* 100 readable bytes: the opening quote and 99 of content; the rest
+	 * of the 400,000-byte string, its escapes and closing quote, would lie
+	 * past them. */
+	char *s = mem + page - 100;
+	s[0] = '"';
+	memset(s + 1, 'a', 99);
+	struct ig_json_value v = {IG_JSON_STRING, {s, 400000}};
+	char out[64];
+	assert_int_equal(ig_json_canonical(v, out, sizeof out), sizeof out);
+	assert_int_equal(out[0], '"');
+	for (size_t i = 1; i < sizeof out; i++)
+		assert_int_equal(out[i], 'a');
+	assert_int_equal(ig_json_canonical_text(v, out, sizeof out), sizeof out);
+	for (size_t i = 0; i < sizeof out; i++)
+		assert_int_equal(out[i], 'a');
+	/* An escape inside the limit is still decoded. */
+	s[10] = '\\';
+	s[11] = 'n';
+	assert_int_equal(ig_json_canonical_text(v, out, sizeof out), sizeof out);
+	assert_int_equal(out[8], 'a');
+	assert_int_equal(out[9], '\n');
+	assert_int_equal(out[10], 'a');
+	munmap(mem, 2 * page);
+}
+
 /* Objects with many members (past the stack room) sort too. */
 static void test_many_members(void **state)
 {
@@ -97,6 +134,7 @@ int main(void)
 	    cmocka_unit_test(test_same_chat_written_differently),
 	    cmocka_unit_test(test_escapes),
 	    cmocka_unit_test(test_limit),
+	    cmocka_unit_test(test_limit_reads_no_further),
 	    cmocka_unit_test(test_many_members),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
