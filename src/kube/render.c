@@ -257,12 +257,63 @@ static json_t *clean(const struct kube_kind *kd, json_t *obj)
 	return out;
 }
 
+/* jansson writes UTF-8 as is, and YAML reads it, except for characters
+ * YAML does not allow in a document or reads as line breaks: DEL, the C1
+ * controls (NEL among them), U+2028, U+2029, U+FFFE and U+FFFF. Those are
+ * written as \u escapes, which YAML decodes to the same characters. They
+ * can only be inside strings (JSON's structure is ASCII), so the
+ * rewriting needs no parsing. Takes text; returns the text to use. */
+static char *yaml_safe(char *text)
+{
+	if (!text)
+		return NULL;
+	size_t n = 0, len = strlen(text);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char a = (unsigned char)text[i];
+		n += a == 0x7f || (a == 0xc2 && i + 1 < len && (unsigned char)text[i + 1] < 0xa0) ||
+		     (a == 0xe2 && i + 2 < len && (unsigned char)text[i + 1] == 0x80 &&
+		      ((unsigned char)text[i + 2] == 0xa8 || (unsigned char)text[i + 2] == 0xa9)) ||
+		     (a == 0xef && i + 2 < len && (unsigned char)text[i + 1] == 0xbf &&
+		      (unsigned char)text[i + 2] >= 0xbe);
+	}
+	if (n == 0)
+		return text;
+	char *out = malloc(len + n * 6 + 1), *o = out;
+	if (!out) {
+		free(text);
+		return NULL;
+	}
+	for (size_t i = 0; i < len;) {
+		unsigned char a = (unsigned char)text[i];
+		unsigned b = i + 1 < len ? (unsigned char)text[i + 1] : 0;
+		unsigned c = i + 2 < len ? (unsigned char)text[i + 2] : 0;
+		unsigned cp = 0, used = 0;
+		if (a == 0x7f)
+			cp = 0x7f, used = 1;
+		else if (a == 0xc2 && b >= 0x80 && b < 0xa0)
+			cp = b, used = 2;
+		else if (a == 0xe2 && b == 0x80 && (c == 0xa8 || c == 0xa9))
+			cp = 0x2000 | (0x28 + (c - 0xa8)), used = 3;
+		else if (a == 0xef && b == 0xbf && c >= 0xbe)
+			cp = 0xffbe + (c - 0xbe) + 0x40, used = 3;
+		if (!used) {
+			*o++ = text[i++];
+			continue;
+		}
+		o += sprintf(o, "\\u%04X", cp);
+		i += used;
+	}
+	*o = '\0';
+	free(text);
+	return out;
+}
+
 static int add_text(struct texts *t, const struct kube_kind *kd, json_t *obj)
 {
 	const char *ns = str_at(obj, "metadata", "namespace");
 	const char *name = str_at(obj, "metadata", "name");
 	json_t *c = clean(kd, obj);
-	char *text = json_dumps(c, JSON_INDENT(1));
+	char *text = yaml_safe(json_dumps(c, JSON_INDENT(1)));
 	json_decref(c);
 	char *label = NULL;
 	if (!text || asprintf(&label, "kube:%s/%s%s%s", kd->kind, ns ? ns : "", ns ? "/" : "",

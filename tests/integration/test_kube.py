@@ -1093,3 +1093,26 @@ spec:
     assert {c["type"]: c["status"] for c in parents[0]["conditions"]} == {
         "Accepted": "True", "ResolvedRefs": "True"}
     k.stop()
+
+
+def test_unusual_characters_survive(kube):
+    """Strings from the API reach the configuration unchanged, including
+    characters YAML would refuse or read as line breaks (DEL, NEL, U+2028)
+    and characters outside the BMP."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    odd = "odd\u007f\u0085\u2028\U0001F600-model"
+    model = json.loads(k.kubectl("get", "inferencemodels.inference.networking.x-k8s.io",
+                                 "inferencemodel-sample", "-o", "json"))
+    model["spec"]["modelName"] = odd
+    k.apply(json.dumps(model))
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    body = json.dumps({"model": odd, "prompt": "hi", "max_tokens": 2},
+                      ensure_ascii=False).encode()
+    status, _, data = call(k.base, "/v1/completions", raw=body)
+    assert status == 200, (data, k.log())
+    assert json.loads(data)["model"] == "tweet-summary-1"
+    assert "error" not in k.log().lower(), k.log()
+    k.stop()
