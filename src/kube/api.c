@@ -291,23 +291,10 @@ static void set_tls(struct ig_kube_api *a, CURL *e)
 	}
 }
 
-struct ig_kube_req *ig_kube_request(struct ig_kube_api *a, const char *path,
-				    const struct ig_kube_req_opts *o)
+/* What every request does the same way: callbacks, timeouts, keepalive
+ * probes (a watch may be silent for minutes), HTTPS only. */
+static void set_transfer(struct req *r, const char *url, unsigned long timeout_ms)
 {
-	struct req *r = calloc(1, sizeof *r);
-	if (!r)
-		return NULL;
-	r->pub.api = a;
-	r->pub.data = o->data;
-	r->on_line = o->on_line;
-	r->on_done = o->on_done;
-	r->on_open = o->on_open;
-	r->on_drop = o->on_drop;
-	ig_buf_init(&r->buf, o->max_body ? o->max_body : DEFAULT_MAX_BODY);
-	r->easy = curl_easy_init();
-	char *url = NULL, ct[128];
-	if (!r->easy || asprintf(&url, "%s%s", a->creds.server, path) < 0)
-		goto fail;
 	CURL *e = r->easy;
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
@@ -324,38 +311,69 @@ struct ig_kube_req *ig_kube_request(struct ig_kube_api *a, const char *path,
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "infergate");
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-	if (o->timeout_ms)
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
-	set_tls(a, e);
+	if (timeout_ms)
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+}
+
+/* Method, headers (Accept, Authorization, Content-Type) and body. */
+static int set_message(struct ig_kube_api *a, struct req *r, const struct ig_kube_req_opts *o)
+{
+	CURL *e = r->easy;
 	r->headers = curl_slist_append(NULL, "Accept: application/json");
 	if (!r->headers || add_auth(a, r) < 0)
-		goto fail;
+		return -1;
 	if (o->method && strcmp(o->method, "GET"))
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
 	if (o->body) {
+		char ct[128];
 		snprintf(ct, sizeof ct, "Content-Type: %s",
 			 o->content_type ? o->content_type : "application/json");
 		struct curl_slist *l = curl_slist_append(r->headers, ct);
-		if (!l || !(r->send = strdup(o->body)))
-			goto fail;
+		if (!l)
+			return -1;
 		r->headers = l;
+		if (!(r->send = strdup(o->body)))
+			return -1;
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->send);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->send));
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-	free(url);
-	url = NULL;
+	return 0;
+}
+
+struct ig_kube_req *ig_kube_request(struct ig_kube_api *a, const char *path,
+				    const struct ig_kube_req_opts *o)
+{
+	struct req *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->pub.api = a;
+	r->pub.data = o->data;
+	r->on_line = o->on_line;
+	r->on_done = o->on_done;
+	r->on_open = o->on_open;
+	r->on_drop = o->on_drop;
+	ig_buf_init(&r->buf, o->max_body ? o->max_body : DEFAULT_MAX_BODY);
+	r->easy = curl_easy_init();
+	char *url = NULL;
+	if (!r->easy || asprintf(&url, "%s%s", a->creds.server, path) < 0)
+		goto fail;
+	set_transfer(r, url, o->timeout_ms);
+	set_tls(a, r->easy);
+	free(url); /* curl keeps a copy */
+	if (set_message(a, r, o) < 0)
+		goto fail;
 	r->next = a->reqs;
 	if (a->reqs)
 		a->reqs->prev = r;
 	a->reqs = r;
-	if (curl_multi_add_handle(a->multi, e) != CURLM_OK) {
+	if (curl_multi_add_handle(a->multi, r->easy) != CURLM_OK) {
+		r->on_drop = NULL; /* the caller keeps its data on NULL */
 		req_free(a, r);
 		return NULL;
 	}
 	return &r->pub;
 fail:
-	free(url);
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
 	free(r->send);

@@ -144,6 +144,36 @@ static json_t *false_cond(const char *type, const char *reason, const char *msg,
 /* Objects the configuration left out for their errors say so in their
  * status: a Gateway is not Accepted (Invalid), an HTTPRoute not Accepted
  * by our parents (UnsupportedValue), with the loader's message. */
+/* An HTTPRoute left out: Accepted=False for each parentRef to a Gateway of
+ * ours, the parentRef written with its defaults. */
+static json_t *left_out_parents(struct ig_kube *k, json_t *route, const char *ns, const char *msg,
+				json_int_t gen, const char *now)
+{
+	json_t *parents = json_array(), *p;
+	size_t i;
+	json_array_foreach(json_object_get(json_object_get(route, "spec"), "parentRefs"), i, p)
+	{
+		const char *pk = json_string_value(json_object_get(p, "kind"));
+		const char *pns = json_string_value(json_object_get(p, "namespace"));
+		const char *pn = json_string_value(json_object_get(p, "name"));
+		if (!pn || (pk && strcmp(pk, "Gateway")) ||
+		    !ig_kube_gateway_served(k, pns ? pns : ns, pn))
+			continue;
+		json_t *ref = json_deep_copy(p);
+		if (!json_object_get(ref, "group"))
+			json_object_set_new(ref, "group", json_string("gateway.networking.k8s.io"));
+		if (!json_object_get(ref, "kind"))
+			json_object_set_new(ref, "kind", json_string("Gateway"));
+		if (!json_object_get(ref, "namespace"))
+			json_object_set_new(ref, "namespace", json_string(ns));
+		json_array_append_new(
+		    parents, json_pack("{s:o,s:s,s:[o]}", "parentRef", ref, "controllerName",
+				       k->controller, "conditions",
+				       false_cond("Accepted", "UnsupportedValue", msg, gen, now)));
+	}
+	return parents;
+}
+
 static void left_out_statuses(struct ig_kube *k)
 {
 	char now[32];
@@ -170,33 +200,7 @@ static void left_out_statuses(struct ig_kube *k)
 					       false_cond("Programmed", "Invalid", msg, gen, now));
 			ig_kube_status_set(k, kind, group, ns, name, IG_KUBE_STATUS_WHOLE, st);
 		} else if (!strcmp(kind, "HTTPRoute")) {
-			json_t *parents = json_array(), *p;
-			size_t i;
-			json_array_foreach(
-			    json_object_get(json_object_get(obj, "spec"), "parentRefs"), i, p)
-			{
-				const char *pk = json_string_value(json_object_get(p, "kind"));
-				const char *pns =
-				    json_string_value(json_object_get(p, "namespace"));
-				const char *pn = json_string_value(json_object_get(p, "name"));
-				if (!pn || (pk && strcmp(pk, "Gateway")) ||
-				    !ig_kube_gateway_served(k, pns ? pns : ns, pn))
-					continue;
-				json_t *ref = json_deep_copy(p);
-				if (!json_object_get(ref, "group"))
-					json_object_set_new(
-					    ref, "group", json_string("gateway.networking.k8s.io"));
-				if (!json_object_get(ref, "kind"))
-					json_object_set_new(ref, "kind", json_string("Gateway"));
-				if (!json_object_get(ref, "namespace"))
-					json_object_set_new(ref, "namespace", json_string(ns));
-				json_array_append_new(
-				    parents,
-				    json_pack(
-					"{s:o,s:s,s:[o]}", "parentRef", ref, "controllerName",
-					k->controller, "conditions",
-					false_cond("Accepted", "UnsupportedValue", msg, gen, now)));
-			}
+			json_t *parents = left_out_parents(k, obj, ns, msg, gen, now);
 			ig_kube_status_set(k, kind, group, ns, name, IG_KUBE_STATUS_PARENTS,
 					   json_pack("{s:o}", "parents", parents));
 		}

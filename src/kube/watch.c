@@ -29,6 +29,7 @@
 static void start_list(struct informer *inf);
 static void start_watch(struct informer *inf);
 static void list_page(struct informer *inf, const char *cont);
+static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res);
 
 /* /api/v1/pods, /apis/G/V/namespaces/NS/plural, ... */
 static void base_path(const struct informer *inf, char *buf, size_t len)
@@ -134,30 +135,28 @@ static void mark_absent(struct informer *inf, const struct ig_kube_result *res)
 
 /* ---- list ---- */
 
-static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res)
+/* The whole list is read: it replaces what the kind held, and the watch
+ * starts from its resourceVersion. */
+static void list_complete(struct informer *inf, json_t *list)
 {
-	struct informer *inf = r->data;
-	inf->req = NULL;
-	if (res->curl_code == 0 && (res->status == 404 || res->status == 403)) {
-		ig_kube_report_ok(inf->k); /* the server answered */
-		json_decref(inf->paging);
-		inf->paging = NULL;
-		mark_absent(inf, res);
-		return;
-	}
-	if (res->curl_code == 0 && res->status == 410 && inf->paging) {
-		/* The continue token expired: start the list again. */
-		json_decref(inf->paging);
-		inf->paging = NULL;
-		start_list(inf);
-		return;
-	}
-	if (res->curl_code || res->status != 200) {
-		json_decref(inf->paging);
-		inf->paging = NULL;
-		failed(inf, res);
-		return;
-	}
+	set_rv(inf, list);
+	json_decref(inf->objs);
+	inf->objs = inf->paging;
+	inf->paging = NULL;
+	inf->synced = true;
+	inf->absent = false;
+	inf->logged_absent = false;
+	inf->backoff_ms = 0;
+	ig_debug("kube: listed %s: %zu objects at resourceVersion %s", inf->kind->plural,
+		 json_object_size(inf->objs), inf->rv);
+	ig_kube_changed(inf->k);
+	start_watch(inf);
+}
+
+/* A page that arrived: its items join the list being read; then the next
+ * page, or the end. */
+static void list_page_done(struct informer *inf, const struct ig_kube_result *res)
+{
 	json_error_t jerr;
 	json_t *list = json_loadb(res->body, res->len, 0, &jerr);
 	json_t *items = json_object_get(list, "items");
@@ -182,26 +181,34 @@ static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 		if (obj_key(it, key, sizeof key))
 			json_object_set(inf->paging, key, it);
 	}
-	json_t *lmd = json_object_get(list, "metadata");
-	const char *cont = json_string_value(json_object_get(lmd, "continue"));
-	if (cont && *cont) {
+	const char *cont =
+	    json_string_value(json_object_get(json_object_get(list, "metadata"), "continue"));
+	if (cont && *cont)
 		list_page(inf, cont);
-		json_decref(list);
+	else
+		list_complete(inf, list);
+	json_decref(list);
+}
+
+static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res)
+{
+	struct informer *inf = r->data;
+	inf->req = NULL;
+	if (res->curl_code == 0 && res->status == 200) {
+		list_page_done(inf, res);
 		return;
 	}
-	set_rv(inf, list);
-	json_decref(list);
-	json_decref(inf->objs);
-	inf->objs = inf->paging;
+	bool paging = inf->paging != NULL;
+	json_decref(inf->paging);
 	inf->paging = NULL;
-	inf->synced = true;
-	inf->absent = false;
-	inf->logged_absent = false;
-	inf->backoff_ms = 0;
-	ig_debug("kube: listed %s: %zu objects at resourceVersion %s", inf->kind->plural,
-		 json_object_size(inf->objs), inf->rv);
-	ig_kube_changed(inf->k);
-	start_watch(inf);
+	if (res->curl_code == 0 && (res->status == 404 || res->status == 403)) {
+		ig_kube_report_ok(inf->k); /* the server answered */
+		mark_absent(inf, res);
+	} else if (res->curl_code == 0 && res->status == 410 && paging) {
+		start_list(inf); /* a continue token expired: from the start */
+	} else {
+		failed(inf, res);
+	}
 }
 
 /* One page of the list: the first (cont NULL) or the one a continue
