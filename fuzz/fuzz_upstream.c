@@ -343,7 +343,7 @@ static struct ig_snapshot *load_config(void)
 	uint64_t hash = 0;
 	struct ig_diags diags = {0};
 	if (ig_config_load_text("fuzz_upstream.yaml", text, (size_t)n, &cfg, &diags) < 0 ||
-	    ig_gw_load_picker(cfg, NULL, false, &picker, &hash, &diags) < 0) {
+	    ig_gw_load_picker(cfg, NULL, NULL, false, &picker, &hash, &diags) < 0) {
 		ig_diags_print(&diags, stderr);
 		die("the manifests do not load");
 	}
