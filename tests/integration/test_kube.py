@@ -1116,3 +1116,30 @@ def test_unusual_characters_survive(kube):
     assert json.loads(data)["model"] == "tweet-summary-1"
     assert "error" not in k.log().lower(), k.log()
     k.stop()
+
+
+def test_token_revoked_while_running(kube):
+    """The token stops being accepted while the gateway runs: one error
+    line with 401, traffic goes on with the last configuration, and once
+    the token is accepted again changes are followed."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    k.api.tokens["kubectl-token"] = "admin"
+    saved = k.api.tokens.pop("test-token")
+    # kubectl keeps working with a token of its own.
+    k.kubeconfig = k.api.kubeconfig(os.path.join(k.tmp, "kc-admin"), token="kubectl-token")
+    k.api.end_watches()
+    wait_for(lambda: "%s: HTTP 401 Unauthorized" % k.api.hostport in k.log(), "401 logged")
+    for _ in range(3):
+        status, ep, r = served_by(k)
+        assert status == 200 and ep == k.endpoint(0), r
+    time.sleep(1)
+    assert k.log().count("HTTP 401 Unauthorized") == 1, k.log()
+    k.api.tokens["test-token"] = saved
+    wait_for(lambda: "answers again" in k.log(), "reconnected")
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)], timeout=FOLLOW_S + 2)
+    k.stop()
