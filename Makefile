@@ -10,7 +10,9 @@ CSTD     := -std=c17
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CPPFLAGS := -Isrc -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
-LDLIBS   := -lyaml -lxxhash -lssl -lcrypto -lpthread -lm
+# libcurl and jansson: the Kubernetes API client (src/kube/).
+KUBE_LIBS := $(shell pkg-config --libs libcurl jansson 2>/dev/null || echo -lcurl -ljansson)
+LDLIBS   := -lyaml -lxxhash -lssl -lcrypto $(KUBE_LIBS) -lpthread -lm
 
 LIB_SRCS  := $(sort $(wildcard src/*/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))

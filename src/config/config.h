@@ -715,6 +715,16 @@ void ig_config_index_free(struct ig_config_index *x);
 /* The same from text in memory, with `name` as the file name in messages. */
 int ig_config_load_text(const char *name, const char *text, size_t len, struct ig_config **out,
 			struct ig_diags *diags);
+/* Several named texts loaded as one configuration (references resolve
+ * across them), each text's name being the "file" of its diags: the
+ * Kubernetes source gives every object its own text, named after it. */
+struct ig_config_text {
+	const char *name;
+	const char *text;
+	size_t len;
+};
+int ig_config_load_texts(const struct ig_config_text *texts, size_t n, struct ig_config **out,
+			 struct ig_diags *diags);
 void ig_config_free(struct ig_config *cfg);
 void ig_diags_free(struct ig_diags *d);
 /* Writes every diag as "file:line: path: message" lines ("warning: " marks

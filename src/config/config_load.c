@@ -367,6 +367,19 @@ int ig_config_load_text(const char *name, const char *text, size_t len, struct i
 	return session_finish(&s, out);
 }
 
+int ig_config_load_texts(const struct ig_config_text *texts, size_t n, struct ig_config **out,
+			 struct ig_diags *diags)
+{
+	struct session s;
+	if (session_start(&s, diags) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char *name = ld_arena_strdup(s.box, texts[i].name ? texts[i].name : "<text>");
+		load_text(&s, name ? name : "?", texts[i].text, texts[i].len);
+	}
+	return session_finish(&s, out);
+}
+
 void ig_config_free(struct ig_config *cfg)
 {
 	struct box *b = (struct box *)cfg;

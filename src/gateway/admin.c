@@ -34,6 +34,10 @@ static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 {
 	struct ig_snapshot *s = gw->snap;
 	uint64_t now = ig_now_ns();
+	if (!s) { /* --kube before the first configuration */
+		ig_buf_append_cstr(b, "{\"generation\":0,\"pools\":[]}");
+		return;
+	}
 	ig_buf_printf(b, "{\"generation\":%llu,\"pools\":[", (unsigned long long)s->generation);
 	for (size_t p = 0; p < s->npools; p++) {
 		const struct ig_pool_rt *rt = &s->pools[p];
@@ -100,12 +104,21 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		bool draining = atomic_load(&gw->draining);
 		ig_http_respond(ex, draining ? 503 : 200, "text/plain",
 				draining ? "draining\n" : "ok\n", draining ? 9 : 3, NULL, 0);
+	} else if (ig_str_eq_cstr(path, "/readyz")) {
+		/* Ready to take traffic: configured (with --kube, once the API has
+		 * been read) and not draining. /healthz only says it is alive. */
+		const char *why = atomic_load(&gw->draining) ? "draining\n"
+				  : !gw->snap		     ? "not configured yet\n"
+							     : NULL;
+		ig_http_respond(ex, why ? 503 : 200, "text/plain", why ? why : "ready\n",
+				why ? strlen(why) : 6, NULL, 0);
 	} else if (ig_str_eq_cstr(path, "/pools")) {
 		render_pools(gw, &b);
 		ig_http_respond(ex, 200, "application/json", b.ptr, b.len, NULL, 0);
 	} else {
-		ig_http_respond_error(ex, 404, "not_found_error", NULL,
-				      "no such admin path: try /metrics, /healthz or /pools");
+		ig_http_respond_error(
+		    ex, 404, "not_found_error", NULL,
+		    "no such admin path: try /metrics, /healthz, /readyz or /pools");
 	}
 	ig_buf_free(&b);
 }

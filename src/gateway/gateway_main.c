@@ -28,8 +28,10 @@
 
 static const char usage_text[] =
     "usage: infergate gateway -f PATH [-f PATH...] [options]\n"
+    "       infergate gateway --kube [--kubeconfig PATH] [options]\n"
     "\n"
-    "Serves the Gateways, HTTPRoutes and InferencePools in the manifests.\n"
+    "Serves the Gateways, HTTPRoutes and InferencePools in the manifests,\n"
+    "or those a Kubernetes API server holds (--kube).\n"
     "Durations take a unit (250ms, 30s, 10m) or count milliseconds.\n\n";
 static const char footer_text[] =
     "SIGHUP or a change to a file reloads; SIGTERM drains and exits.\n";
@@ -55,6 +57,20 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			"(prefix + load-aware), v0.2 (GIE v0.2.0's decision tree)"),
 	    IG_FLAG_MS("watch-interval", 0, &o->watch_interval_ms, IG_FLAG_BARE_MS, "DUR",
 		       "how often the files are checked for changes (default 1s)"),
+	    IG_FLAG_SECTION("kubernetes (--kube):"),
+	    IG_FLAG_BOOL("kube", 0, &o->kube,
+			 "read the configuration from the Kubernetes API (list and watch) "
+			 "instead of files"),
+	    IG_FLAG_STR("kubeconfig", 0, &o->kube_opt.kubeconfig, "PATH",
+			"kubeconfig (default: $KUBECONFIG, else the pod's service account, "
+			"else ~/.kube/config)"),
+	    IG_FLAG_STR("namespace", 0, &o->kube_opt.ns, "NS",
+			"watch this namespace only (default: all)"),
+	    IG_FLAG_STR("controller-name", 0, &o->kube_opt.controller_name, "NAME",
+			"serve Gateways whose GatewayClass has this controllerName "
+			"(default " IG_KUBE_DEFAULT_CONTROLLER ")"),
+	    IG_FLAG_BOOL("leader-elect", 0, &o->kube_opt.leader_elect,
+			 "take a Lease before writing status (several replicas)"),
 	    IG_FLAG_SECTION("listeners and workers:"),
 	    IG_FLAG_STR("bind", 0, &o->bind, "ADDR",
 			"address the listeners bind (default 0.0.0.0)"),
@@ -123,8 +139,10 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			      .footer = footer_text,
 			      .table = table};
 	int rc = ig_flags_parse(&fl, argc, argv);
-	if (rc == IG_OK && paths->n == 0)
-		rc = ig_flags_error(&fl, "no manifests: give -f PATH (see --help)");
+	if (rc == IG_OK && paths->n == 0 && !o->kube)
+		rc = ig_flags_error(&fl, "no manifests: give -f PATH or --kube (see --help)");
+	if (rc == IG_OK && paths->n > 0 && o->kube)
+		rc = ig_flags_error(&fl, "give -f PATH or --kube, not both");
 	if (rc != IG_OK)
 		return ig_flags_report(&fl, rc);
 	ig_log_level = (enum ig_log_level)level;
@@ -146,7 +164,8 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 	struct ig_picker_config *picker = NULL;
 	uint64_t picker_hash = 0;
 	struct ig_diags diags = {0};
-	int rc = ig_config_load(G->opt.paths, G->opt.npaths, &cfg, &diags);
+	int rc = G->kube ? ig_kube_load(G->kube, &cfg, &diags)
+			 : ig_config_load(G->opt.paths, G->opt.npaths, &cfg, &diags);
 	if (rc == 0 && ig_gw_load_picker(cfg, G->opt.picker_config, G->opt.picker_preset,
 					 G->opt.flow_control, &picker, &picker_hash, &diags) < 0)
 		rc = -1;
@@ -227,6 +246,7 @@ static void reload(struct ig_gateway_rt *G, const char *why)
 		return;
 	}
 	publish(G, s);
+	ig_gw_kube_status(G);
 }
 
 /* A cheap fingerprint of the files: names, sizes and modification times.
@@ -284,12 +304,23 @@ static void on_watch(struct ig_loop *loop, struct ig_timer *t)
 	ig_timer_start(loop, t, G->opt.watch_interval_ms, on_watch, G);
 }
 
+/* The API's objects changed (debounced): the same reload as files get.
+ * Until the first configuration loads, nothing listens. */
+static void on_kube_change(void *arg)
+{
+	struct ig_gateway_rt *G = arg;
+	if (!G->draining)
+		reload(G, G->snap ? "API objects changed" : "configuration read from the API");
+}
+
 /* ---- shutdown ---- */
 
 static void on_drain_poll(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_gateway_rt *G = t->data;
-	if (atomic_load(&G->workers_done) >= G->nworkers || ig_now_ns() >= G->drain_deadline_ns) {
+	/* The Lease's release (--kube --leader-elect) is let finish too. */
+	bool done = atomic_load(&G->workers_done) >= G->nworkers && !ig_kube_releasing(G->kube);
+	if (done || ig_now_ns() >= G->drain_deadline_ns) {
 		if (atomic_load(&G->workers_done) < G->nworkers)
 			ig_warn("drain: grace period over; closing the remaining requests");
 		ig_loop_stop(loop);
@@ -304,6 +335,7 @@ static void start_drain(struct ig_gateway_rt *G)
 		return;
 	ig_info("draining: listeners closed, waiting for requests in flight");
 	ig_timer_stop(&G->ctl, &G->watch_timer);
+	ig_kube_release(G->kube);
 	for (int i = 0; i < G->nworkers; i++)
 		ig_worker_drain(&G->workers[i]);
 	G->drain_deadline_ns = ig_now_ns() + G->opt.drain_timeout_ms * 1000000u;
@@ -353,14 +385,19 @@ static int start(struct ig_gateway_rt *G)
 		ig_err("out of memory");
 		return -1;
 	}
-	struct ig_snapshot *snap = load(G, true);
-	if (!snap)
-		return -1;
-	if (snap->nports == 0)
-		ig_warn("no HTTP listeners in the manifests: nothing to serve");
-	if (check_ports(G, snap) < 0) {
-		ig_snapshot_unref(snap);
-		return -1;
+	/* With --kube the first configuration comes once the API has been
+	 * read (on_kube_change); until then the workers listen on nothing. */
+	struct ig_snapshot *snap = NULL;
+	if (!G->opt.kube) {
+		snap = load(G, true);
+		if (!snap)
+			return -1;
+		if (snap->nports == 0)
+			ig_warn("no HTTP listeners in the manifests: nothing to serve");
+		if (check_ports(G, snap) < 0) {
+			ig_snapshot_unref(snap);
+			return -1;
+		}
 	}
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -396,13 +433,20 @@ static int start(struct ig_gateway_rt *G)
 			return -1;
 		}
 	}
-	publish(G, snap);
+	if (snap)
+		publish(G, snap);
 	ig_io_start(&G->ctl, &G->sig_io, G->sigfd, IG_EV_READ, on_signal, G);
 	if (G->opt.admin && ig_admin_start(G, G->opt.admin) < 0)
 		return -1;
 	ig_scraper_start(G->scraper);
-	G->watch_signature = signature(G);
-	ig_timer_start(&G->ctl, &G->watch_timer, G->opt.watch_interval_ms, on_watch, G);
+	if (G->opt.kube) {
+		G->kube = ig_kube_start(&G->ctl, &G->opt.kube_opt, on_kube_change, G);
+		if (!G->kube)
+			return -1;
+	} else {
+		G->watch_signature = signature(G);
+		ig_timer_start(&G->ctl, &G->watch_timer, G->opt.watch_interval_ms, on_watch, G);
+	}
 	ig_info("gateway: %d workers, scraping every %llu ms", G->nworkers,
 		(unsigned long long)G->opt.scrape_interval_ms);
 	return 0;
@@ -414,6 +458,7 @@ static void stop(struct ig_gateway_rt *G)
 		ig_loop_stop(&G->workers[i].loop);
 	for (int i = 0; i < G->nworkers; i++)
 		pthread_join(G->workers[i].thread, NULL);
+	ig_kube_free(G->kube);
 	ig_scraper_free(G->scraper);
 	ig_admin_stop(G);
 	for (int i = 0; i < G->nworkers; i++)

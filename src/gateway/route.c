@@ -140,6 +140,16 @@ static struct ig_str intersect(struct ig_str l, struct ig_str r)
 	return ig_str_ieq(tail(rs, ls.len), ls) ? r : none;
 }
 
+bool ig_route_hostnames_meet(const struct ig_httproute *r, const struct ig_listener *l)
+{
+	if (r->nhostnames == 0 || !l->hostname)
+		return true;
+	for (size_t i = 0; i < r->nhostnames; i++)
+		if (intersect(ig_str_from(l->hostname), ig_str_from(r->hostnames[i])).ptr)
+			return true;
+	return false;
+}
+
 /* Fills hs with the hostnames route r serves on listener l. Returns 1 when
  * at least one remains (or neither side restricts), 0 when none does, -1
  * on allocation failure. */

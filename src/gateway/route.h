@@ -48,6 +48,12 @@ struct ig_route_result {
 bool ig_route_attaches(const struct ig_config *cfg, const struct ig_httproute *r,
 		       const struct ig_gateway *gw, const struct ig_listener *l);
 
+/* Whether r's hostnames and l's intersect (spec §4.3), either side
+ * unrestricted included: without that the route attaches to l in name
+ * only (HTTPRoute Accepted=False/NoMatchingListenerHostname when no
+ * listener of the parent is left). */
+bool ig_route_hostnames_meet(const struct ig_httproute *r, const struct ig_listener *l);
+
 /* Builds the table of `listener` of gateway `gw` from every HTTPRoute in cfg
  * that attaches to it (ig_route_attaches) and whose hostnames intersect
  * the listener's, for

@@ -12,6 +12,7 @@
 
 #include "event/loop.h"
 #include "http/server.h"
+#include "kube/kube.h"
 #include "pool/endpoint.h"
 #include "pool/scrape.h"
 #include "pool/upstream.h"
@@ -42,6 +43,9 @@ struct ig_gw_options {
 	struct ig_http_server_config http;
 	const char **paths;
 	size_t npaths;
+	/* --kube: the configuration comes from the Kubernetes API. */
+	bool kube;
+	struct ig_kube_options kube_opt;
 };
 
 struct ig_gateway_rt {
@@ -58,6 +62,7 @@ struct ig_gateway_rt {
 	struct ig_sessions *sessions;
 	struct ig_gw_metrics *metrics;
 	struct ig_http_server *admin;
+	struct ig_kube *kube; /* --kube: the API source; NULL with files */
 	/* Control loop state. */
 	uint64_t watch_signature;
 	struct ig_timer watch_timer, drain_poll;
@@ -74,6 +79,9 @@ void ig_gw_options_defaults(struct ig_gw_options *o);
  * (ig_worker_init, ig_worker_apply_snapshot) and drives their loops with
  * ig_loop_run_once. 0, or -1 out of memory. */
 int ig_gateway_init(struct ig_gateway_rt *G);
+/* With --kube: writes the status of the objects of the current snapshot
+ * (kube_status.c). */
+void ig_gw_kube_status(struct ig_gateway_rt *G);
 void ig_gateway_fini(struct ig_gateway_rt *G);
 
 #endif

@@ -1,0 +1,312 @@
+/* With --kube: the status of the objects the gateway serves, from the
+ * configuration it just published, in the Gateway API's and GIE's terms,
+ * handed to the writer of kube/ (which writes only what changed):
+ * - Gateway: Accepted, Programmed; per listener supportedKinds,
+ *   attachedRoutes and Accepted / Programmed / ResolvedRefs / Conflicted
+ *   (ProtocolConflict: HTTP and HTTPS on one port);
+ *   addresses (the --bind address, else $POD_IP);
+ * - HTTPRoute: one parents[] entry per parentRef to a Gateway of ours, with
+ *   our controllerName, Accepted (NoMatchingParent, NotAllowedByListeners,
+ *   NoMatchingListenerHostname)
+ *   and ResolvedRefs (BackendNotFound, InvalidKind, RefNotPermitted,
+ *   UnsupportedProtocol);
+ * - InferencePool: one parents[] entry (v1alpha2: parent[]) per Gateway of
+ *   ours that an accepted HTTPRoute reaches it through, Accepted and
+ *   ResolvedRefs. infergate picks endpoints itself, so a pool's
+ *   endpointPickerRef is not needed to resolve. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/route.h"
+#include "gateway/runtime.h"
+#include "gateway/snapshot.h"
+#include "kube/kube.h"
+
+#define GW_GROUP "gateway.networking.k8s.io"
+
+struct ctx {
+	struct ig_gateway_rt *G;
+	const struct ig_snapshot *s;
+	const struct ig_config *cfg;
+	char now[32];
+};
+
+static json_t *cond(struct ctx *c, const char *type, bool ok, const char *reason, const char *msg,
+		    long long gen)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "type", type, "status", ok ? "True" : "False",
+			 "reason", reason, "message", msg, "observedGeneration", (json_int_t)gen,
+			 "lastTransitionTime", c->now);
+}
+
+static long long generation(struct ctx *c, const char *kind, const char *group,
+			    const struct ig_meta *m)
+{
+	return ig_kube_generation(c->G->kube, kind, group, m->ns, m->name);
+}
+
+static bool programmed(struct ctx *c, const struct ig_gateway *gw, const struct ig_listener *l)
+{
+	for (size_t i = 0; i < c->s->nports; i++)
+		for (size_t j = 0; j < c->s->ports[i].nlisteners; j++)
+			if (c->s->ports[i].listeners[j].gw == gw &&
+			    c->s->ports[i].listeners[j].listener == l)
+				return true;
+	return false;
+}
+
+static size_t attached(struct ctx *c, const struct ig_gateway *gw, const struct ig_listener *l)
+{
+	size_t n = 0;
+	for (size_t r = 0; r < c->cfg->nroutes; r++)
+		n += ig_route_attaches(c->cfg, &c->cfg->routes[r], gw, l);
+	return n;
+}
+
+/* HTTP and HTTPS listeners on one port, across Gateways: none of them is
+ * served (gateway/snapshot.c), and each says why. */
+static bool protocol_conflict(struct ctx *c, const struct ig_listener *l)
+{
+	for (size_t g = 0; g < c->cfg->ngateways; g++)
+		for (size_t i = 0; i < c->cfg->gateways[g].nlisteners; i++) {
+			const struct ig_listener *o = &c->cfg->gateways[g].listeners[i];
+			if (o->served && o->port == l->port && strcmp(o->protocol, l->protocol))
+				return true;
+		}
+	return false;
+}
+
+static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
+			       const struct ig_listener *l, long long gen, bool *prog)
+{
+	json_t *kinds = json_array();
+	if (l->served)
+		json_array_append_new(
+		    kinds, json_pack("{s:s,s:s}", "group", GW_GROUP, "kind", "HTTPRoute"));
+	bool bad_kinds = false;
+	for (size_t i = 0; i < l->allowed.nkinds; i++)
+		bad_kinds |= strcmp(l->allowed.kinds[i].kind, "HTTPRoute") != 0;
+	const char *refs_reason = "ResolvedRefs";
+	for (size_t i = 0; i < l->tls.ncerts; i++) {
+		if (l->tls.certs[i].status == IG_REF_NOT_PERMITTED)
+			refs_reason = "RefNotPermitted";
+		else if (l->tls.certs[i].status != IG_REF_OK &&
+			 !strcmp(refs_reason, "ResolvedRefs"))
+			refs_reason = "InvalidCertificateRef";
+	}
+	if (bad_kinds && !strcmp(refs_reason, "ResolvedRefs"))
+		refs_reason = "InvalidRouteKinds";
+	*prog = programmed(c, gw, l);
+	bool conflicted = l->served && protocol_conflict(c, l);
+	json_t *conds = json_array();
+	json_array_append_new(
+	    conds,
+	    cond(c, "Accepted", l->served, l->served ? "Accepted" : "UnsupportedProtocol",
+		 l->served ? "Listener accepted" : "infergate serves HTTP and HTTPS listeners",
+		 gen));
+	json_array_append_new(
+	    conds, cond(c, "Programmed", *prog, *prog ? "Programmed" : "Invalid",
+			*prog ? "Listening" : "Not served (see the gateway's log)", gen));
+	bool refs_ok = !strcmp(refs_reason, "ResolvedRefs");
+	json_array_append_new(
+	    conds, cond(c, "ResolvedRefs", refs_ok, refs_reason,
+			refs_ok ? "References resolved" : "A reference did not resolve", gen));
+	json_array_append_new(
+	    conds, conflicted ? cond(c, "Conflicted", true, "ProtocolConflict",
+				     "Another listener on this port speaks another protocol", gen)
+			      : cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
+	return json_pack("{s:s,s:o,s:I,s:o}", "name", l->name, "supportedKinds", kinds,
+			 "attachedRoutes", (json_int_t)attached(c, gw, l), "conditions", conds);
+}
+
+static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
+{
+	long long gen = generation(c, "Gateway", GW_GROUP, &gw->meta);
+	json_t *listeners = json_array();
+	size_t nprog = 0;
+	for (size_t i = 0; i < gw->nlisteners; i++) {
+		bool prog;
+		json_array_append_new(listeners,
+				      listener_status(c, gw, &gw->listeners[i], gen, &prog));
+		nprog += prog;
+	}
+	json_t *conds = json_array();
+	json_array_append_new(conds,
+			      cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
+	json_array_append_new(conds,
+			      cond(c, "Programmed", nprog > 0, nprog ? "Programmed" : "Invalid",
+				   nprog ? "Serving" : "No listener could be served", gen));
+	json_t *st = json_pack("{s:o,s:o}", "conditions", conds, "listeners", listeners);
+	const char *bind = c->G->opt.bind;
+	const char *addr =
+	    bind && strcmp(bind, "0.0.0.0") && strcmp(bind, "::") ? bind : getenv("POD_IP");
+	if (addr && *addr)
+		json_object_set_new(st, "addresses",
+				    json_pack("[{s:s,s:s}]", "type", "IPAddress", "value", addr));
+	ig_kube_status_set(c->G->kube, "Gateway", GW_GROUP, gw->meta.ns, gw->meta.name,
+			   IG_KUBE_STATUS_WHOLE, st);
+}
+
+static const char *ref_reason(enum ig_ref_status s)
+{
+	switch (s) {
+	case IG_REF_NOT_FOUND:
+		return "BackendNotFound";
+	case IG_REF_INVALID_KIND:
+		return "InvalidKind";
+	case IG_REF_NOT_PERMITTED:
+		return "RefNotPermitted";
+	case IG_REF_UNSUPPORTED_PROTOCOL:
+		return "UnsupportedProtocol";
+	default:
+		return "BackendNotFound";
+	}
+}
+
+static const struct ig_backend_ref *first_unresolved(const struct ig_httproute *r)
+{
+	for (size_t i = 0; i < r->nrules; i++)
+		for (size_t b = 0; b < r->rules[i].nbackends; b++)
+			if (r->rules[i].backends[b].status != IG_REF_OK)
+				return &r->rules[i].backends[b];
+	return NULL;
+}
+
+static json_t *parent_ref_json(const struct ig_parent_ref *p)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "group", p->group, "kind", p->kind, "namespace",
+			      p->ns, "name", p->name);
+	if (p->section_name)
+		json_object_set_new(o, "sectionName", json_string(p->section_name));
+	if (p->port)
+		json_object_set_new(o, "port", json_integer(p->port));
+	return o;
+}
+
+static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
+			    const struct ig_parent_ref *p, const struct ig_gateway *gw,
+			    long long gen)
+{
+	bool matching = false, allowed = false, attaches = false;
+	for (size_t i = 0; i < gw->nlisteners; i++) {
+		const struct ig_listener *l = &gw->listeners[i];
+		if ((p->section_name && strcmp(p->section_name, l->name)) ||
+		    (p->port && p->port != l->port))
+			continue;
+		matching = true;
+		if (!ig_route_attaches(c->cfg, r, gw, l))
+			continue;
+		allowed = true;
+		attaches |= ig_route_hostnames_meet(r, l);
+	}
+	json_t *conds = json_array();
+	if (attaches)
+		json_array_append_new(
+		    conds, cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
+	else if (allowed)
+		json_array_append_new(
+		    conds, cond(c, "Accepted", false, "NoMatchingListenerHostname",
+				"No hostname of the route matches a listener's hostname", gen));
+	else if (matching)
+		json_array_append_new(conds,
+				      cond(c, "Accepted", false, "NotAllowedByListeners",
+					   "No listener of the Gateway allows this route", gen));
+	else
+		json_array_append_new(
+		    conds, cond(c, "Accepted", false, "NoMatchingParent",
+				"No listener of the Gateway matches sectionName/port", gen));
+	const struct ig_backend_ref *bad = first_unresolved(r);
+	if (bad) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "%s %s/%s: %s", bad->kind, bad->ns, bad->name,
+			 bad->status == IG_REF_NOT_FOUND       ? "not found"
+			 : bad->status == IG_REF_NOT_PERMITTED ? "no ReferenceGrant allows it"
+							       : "cannot be a backend");
+		json_array_append_new(
+		    conds, cond(c, "ResolvedRefs", false, ref_reason(bad->status), msg, gen));
+	} else {
+		json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
+						  "All references resolved", gen));
+	}
+	return json_pack("{s:o,s:s,s:o}", "parentRef", parent_ref_json(p), "controllerName",
+			 ig_kube_controller(c->G->kube), "conditions", conds);
+}
+
+static void route_status(struct ctx *c, const struct ig_httproute *r)
+{
+	long long gen = generation(c, "HTTPRoute", GW_GROUP, &r->meta);
+	json_t *parents = json_array();
+	for (size_t i = 0; i < r->nparents; i++) {
+		const struct ig_parent_ref *p = &r->parents[i];
+		if (strcmp(p->group, GW_GROUP) || strcmp(p->kind, "Gateway"))
+			continue;
+		const struct ig_gateway *gw = ig_config_find_gateway(c->cfg, p->ns, p->name);
+		if (gw)
+			json_array_append_new(parents, route_parent(c, r, p, gw, gen));
+	}
+	ig_kube_status_set(c->G->kube, "HTTPRoute", GW_GROUP, r->meta.ns, r->meta.name,
+			   IG_KUBE_STATUS_PARENTS, json_pack("{s:o}", "parents", parents));
+}
+
+/* Whether an HTTPRoute attached to some listener of gw sends to pool. */
+static bool reaches(struct ctx *c, const struct ig_gateway *gw, const struct ig_pool *pool)
+{
+	for (size_t r = 0; r < c->cfg->nroutes; r++) {
+		const struct ig_httproute *rt = &c->cfg->routes[r];
+		bool uses = false;
+		for (size_t i = 0; i < rt->nrules && !uses; i++)
+			for (size_t b = 0; b < rt->rules[i].nbackends && !uses; b++)
+				uses = rt->rules[i].backends[b].pool == pool;
+		if (!uses)
+			continue;
+		for (size_t l = 0; l < gw->nlisteners; l++)
+			if (ig_route_attaches(c->cfg, rt, gw, &gw->listeners[l]))
+				return true;
+	}
+	return false;
+}
+
+static void pool_status(struct ctx *c, const struct ig_pool *pool)
+{
+	long long gen = generation(c, "InferencePool", pool->group, &pool->meta);
+	json_t *parents = json_array();
+	for (size_t g = 0; g < c->cfg->ngateways; g++) {
+		const struct ig_gateway *gw = &c->cfg->gateways[g];
+		if (!reaches(c, gw, pool))
+			continue;
+		json_t *conds = json_array();
+		json_array_append_new(
+		    conds, cond(c, "Accepted", true, "Accepted",
+				"Referenced by an HTTPRoute accepted by the Gateway", gen));
+		json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
+						  "All references resolved", gen));
+		json_array_append_new(parents, json_pack("{s:{s:s,s:s,s:s,s:s},s:o}", "parentRef",
+							 "group", GW_GROUP, "kind", "Gateway",
+							 "namespace", gw->meta.ns, "name",
+							 gw->meta.name, "conditions", conds));
+	}
+	ig_kube_status_set(c->G->kube, "InferencePool", pool->group, pool->meta.ns, pool->meta.name,
+			   IG_KUBE_STATUS_PARENTS,
+			   json_pack("{s:o}", pool->v1 ? "parents" : "parent", parents));
+}
+
+void ig_gw_kube_status(struct ig_gateway_rt *G)
+{
+	if (!G->kube || !G->snap)
+		return;
+	struct ctx c = {.G = G, .s = G->snap, .cfg = G->snap->cfg};
+	time_t t = time(NULL);
+	struct tm tm;
+	strftime(c.now, sizeof c.now, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	ig_kube_status_begin(G->kube);
+	for (size_t i = 0; i < c.cfg->ngateways; i++)
+		gateway_status(&c, &c.cfg->gateways[i]);
+	for (size_t i = 0; i < c.cfg->nroutes; i++)
+		route_status(&c, &c.cfg->routes[i]);
+	for (size_t i = 0; i < c.cfg->npools; i++)
+		pool_status(&c, &c.cfg->pools[i]);
+	ig_kube_status_commit(G->kube);
+}

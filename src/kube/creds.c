@@ -1,0 +1,342 @@
+/* Finding the API server and the credentials for it. kubeconfig files are
+ * read with libyaml into jansson values; only what a client needs is
+ * taken: the current context's cluster (server, certificate-authority,
+ * certificate-authority-data, insecure-skip-tls-verify) and user (token,
+ * tokenFile, client-certificate(-data), client-key(-data)). Exec and auth
+ * provider plugins are refused with a message: they run other programs. */
+#include "kube/creds.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kube/yamljson.h"
+
+#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define MAX_KUBECONFIG (4u << 20)
+
+static char *read_file(const char *path, size_t *len, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct stat st;
+	char *buf = NULL;
+	if (fstat(fileno(f), &st) == 0 && (size_t)st.st_size <= max) {
+		buf = malloc((size_t)st.st_size + 1);
+		if (buf && fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+			free(buf);
+			buf = NULL;
+		} else if (buf) {
+			buf[st.st_size] = '\0';
+			if (len)
+				*len = (size_t)st.st_size;
+		}
+	} else {
+		errno = EFBIG;
+	}
+	fclose(f);
+	return buf;
+}
+
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+char *ig_base64_decode(const char *in, size_t len, size_t *out_len)
+{
+	char *out = malloc(len / 4 * 3 + 4);
+	if (!out)
+		return NULL;
+	size_t n = 0;
+	unsigned acc = 0, bits = 0;
+	bool pad = false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		if (c == '=') {
+			pad = true;
+			continue;
+		}
+		int v = b64val(c);
+		if (v < 0 || pad) {
+			free(out);
+			return NULL;
+		}
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[n] = '\0';
+	*out_len = n;
+	return out;
+}
+
+static char *dupz(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* A path of the kubeconfig, relative to the file's directory. */
+static char *rel_path(const char *kubeconfig, const char *p)
+{
+	if (!p || !*p)
+		return NULL;
+	if (p[0] == '/')
+		return strdup(p);
+	const char *slash = strrchr(kubeconfig, '/');
+	char *out;
+	if (!slash)
+		return strdup(p);
+	if (asprintf(&out, "%.*s/%s", (int)(slash - kubeconfig), kubeconfig, p) < 0)
+		return NULL;
+	return out;
+}
+
+/* The entry `name` of a kubeconfig list (clusters, users, contexts): its
+ * inner object (cluster, user, context). */
+static json_t *named(json_t *root, const char *list, const char *inner, const char *name)
+{
+	json_t *a = json_object_get(root, list);
+	size_t i;
+	json_t *e;
+	json_array_foreach(a, i, e)
+	{
+		const char *n = json_string_value(json_object_get(e, "name"));
+		if (n && name && !strcmp(n, name))
+			return json_object_get(e, inner);
+	}
+	return NULL;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* host:port of an https:// URL (the default port 443 made explicit). */
+static int set_server(struct ig_kube_creds *c, const char *url, char *err, size_t errlen)
+{
+	const char *h = url;
+	if (!strncmp(h, "https://", 8))
+		h += 8;
+	else if (!strncmp(h, "http://", 7)) {
+		snprintf(err, errlen, "%s: server %s: only https is supported", c->source, url);
+		return -1;
+	}
+	size_t hl = strcspn(h, "/");
+	if (hl == 0) {
+		snprintf(err, errlen, "%s: server '%s' has no host", c->source, url);
+		return -1;
+	}
+	bool has_port = h[0] == '['
+			    ? memchr(h, ']', hl) && ((const char *)memchr(h, ']', hl))[1] == ':'
+			    : memchr(h, ':', hl) != NULL;
+	if (asprintf(&c->hostport, "%.*s%s", (int)hl, h, has_port ? "" : ":443") < 0 ||
+	    asprintf(&c->server, "https://%s", c->hostport) < 0)
+		return -1;
+	return 0;
+}
+
+static int take_data(const char *b64, char **pem, size_t *len, const char *what,
+		     struct ig_kube_creds *c, char *err, size_t errlen)
+{
+	if (!b64)
+		return 0;
+	*pem = ig_base64_decode(b64, strlen(b64), len);
+	if (!*pem) {
+		snprintf(err, errlen, "%s: %s is not valid base64", c->source, what);
+		return -1;
+	}
+	return 0;
+}
+
+static int from_kubeconfig(json_t *root, const char *path, struct ig_kube_creds *c, char *err,
+			   size_t errlen)
+{
+	const char *ctx_name = str(root, "current-context");
+	json_t *ctx = named(root, "contexts", "context", ctx_name);
+	if (!ctx) {
+		snprintf(err, errlen, "%s: no current context%s%s", c->source,
+			 ctx_name ? " named " : "", ctx_name ? ctx_name : "");
+		return -1;
+	}
+	json_t *cl = named(root, "clusters", "cluster", str(ctx, "cluster"));
+	json_t *user = named(root, "users", "user", str(ctx, "user"));
+	if (!cl || !str(cl, "server")) {
+		snprintf(err, errlen, "%s: context %s has no cluster with a server", c->source,
+			 ctx_name);
+		return -1;
+	}
+	if (set_server(c, str(cl, "server"), err, errlen) < 0)
+		return -1;
+	c->ns = dupz(str(ctx, "namespace"));
+	c->insecure = json_is_true(json_object_get(cl, "insecure-skip-tls-verify"));
+	c->ca_file = rel_path(path, str(cl, "certificate-authority"));
+	if (take_data(str(cl, "certificate-authority-data"), &c->ca_pem, &c->ca_len,
+		      "certificate-authority-data", c, err, errlen) < 0)
+		return -1;
+	if (!user)
+		return 0;
+	if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
+		snprintf(err, errlen,
+			 "%s: user %s authenticates with an exec or auth-provider plugin, which "
+			 "infergate does not run; give it a token or a client certificate",
+			 c->source, str(ctx, "user"));
+		return -1;
+	}
+	c->token = dupz(str(user, "token"));
+	c->token_file = rel_path(path, str(user, "tokenFile"));
+	c->cert_file = rel_path(path, str(user, "client-certificate"));
+	c->key_file = rel_path(path, str(user, "client-key"));
+	if (take_data(str(user, "client-certificate-data"), &c->cert_pem, &c->cert_len,
+		      "client-certificate-data", c, err, errlen) < 0 ||
+	    take_data(str(user, "client-key-data"), &c->key_pem, &c->key_len, "client-key-data", c,
+		      err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+int ig_kube_creds_from_file(const char *path, struct ig_kube_creds *c, char *err, size_t errlen)
+{
+	size_t len = 0;
+	memset(c, 0, sizeof *c);
+	if (asprintf(&c->source, "kubeconfig %s", path) < 0)
+		return -1;
+	char *text = read_file(path, &len, MAX_KUBECONFIG);
+	if (!text) {
+		snprintf(err, errlen, "%s: cannot read: %s", c->source, strerror(errno));
+		return -1;
+	}
+	char why[160];
+	json_t *root = ig_yaml_to_json(text, len, why, sizeof why);
+	free(text);
+	if (!root || !json_is_object(root)) {
+		snprintf(err, errlen, "%s: not a kubeconfig: %s", c->source,
+			 root ? "not a mapping" : why);
+		json_decref(root);
+		return -1;
+	}
+	int rc = from_kubeconfig(root, path, c, err, errlen);
+	json_decref(root);
+	return rc;
+}
+
+/* Where the service account is mounted; $INFERGATE_SERVICEACCOUNT_DIR
+ * moves it (tests, unusual mounts). */
+static const char *sa_dir(void)
+{
+	const char *d = getenv("INFERGATE_SERVICEACCOUNT_DIR");
+	return d && *d ? d : SA_DIR;
+}
+
+static char *sa_file(const char *name)
+{
+	char *p;
+	return asprintf(&p, "%s/%s", sa_dir(), name) < 0 ? NULL : p;
+}
+
+/* The pod's service account, as client-go's rest.InClusterConfig reads it. */
+static int in_cluster(struct ig_kube_creds *c, char *err, size_t errlen)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+	const char *port = getenv("KUBERNETES_SERVICE_PORT");
+	memset(c, 0, sizeof *c);
+	c->source = strdup("in-cluster service account");
+	char url[300];
+	snprintf(url, sizeof url, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+		 port && *port ? port : "443");
+	if (set_server(c, url, err, errlen) < 0)
+		return -1;
+	c->token_file = sa_file("token");
+	c->ca_file = sa_file("ca.crt");
+	char *nsfile = sa_file("namespace");
+	size_t len;
+	char *ns = nsfile ? read_file(nsfile, &len, 256) : NULL;
+	free(nsfile);
+	if (ns) {
+		ns[strcspn(ns, "\r\n")] = '\0';
+		c->ns = ns;
+	}
+	return 0;
+}
+
+static bool exists(const char *p)
+{
+	struct stat st;
+	return p && stat(p, &st) == 0;
+}
+
+int ig_kube_creds_load(const char *kubeconfig, struct ig_kube_creds *c, char *err, size_t errlen)
+{
+	memset(c, 0, sizeof *c);
+	if (kubeconfig)
+		return ig_kube_creds_from_file(kubeconfig, c, err, errlen);
+	const char *env = getenv("KUBECONFIG");
+	if (env && *env) {
+		/* A list like PATH: the first file that exists (kubectl merges
+		 * them; the first one's current context is what it uses). */
+		char *list = strdup(env), *save = NULL;
+		for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+			if (exists(p)) {
+				int rc = ig_kube_creds_from_file(p, c, err, errlen);
+				free(list);
+				return rc;
+			}
+		}
+		free(list);
+	}
+	char *token = sa_file("token");
+	bool sa = token && exists(token);
+	free(token);
+	if (getenv("KUBERNETES_SERVICE_HOST") && sa)
+		return in_cluster(c, err, errlen);
+	const char *home = getenv("HOME");
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/.kube/config", home ? home : "");
+	if (home && exists(path))
+		return ig_kube_creds_from_file(path, c, err, errlen);
+	snprintf(err, errlen,
+		 "no Kubernetes credentials: give --kubeconfig, set KUBECONFIG, run in a pod "
+		 "with a service account, or create ~/.kube/config");
+	return -1;
+}
+
+void ig_kube_creds_free(struct ig_kube_creds *c)
+{
+	if (c->key_pem)
+		explicit_bzero(c->key_pem, c->key_len);
+	if (c->token)
+		explicit_bzero(c->token, strlen(c->token));
+	free(c->server);
+	free(c->hostport);
+	free(c->source);
+	free(c->ca_file);
+	free(c->ca_pem);
+	free(c->cert_file);
+	free(c->key_file);
+	free(c->cert_pem);
+	free(c->key_pem);
+	free(c->token);
+	free(c->token_file);
+	free(c->ns);
+	memset(c, 0, sizeof *c);
+}

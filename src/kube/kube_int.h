@@ -1,0 +1,106 @@
+/* Inside the Kubernetes source: the kinds watched, one informer per kind
+ * (list, then watch from the list's resourceVersion), and the source that
+ * owns them. */
+#ifndef IG_KUBE_INT_H
+#define IG_KUBE_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event/loop.h"
+#include "kube/api.h"
+#include "kube/kube.h"
+
+struct kube_kind {
+	const char *group; /* "" for the core group */
+	const char *version;
+	const char *plural;
+	const char *kind;
+	bool cluster;		    /* cluster-scoped */
+	const char *field_selector; /* NULL: none */
+};
+
+struct informer {
+	struct ig_kube *k;
+	const struct kube_kind *kind;
+	json_t *objs;	/* "ns/name" -> the object as the API gave it */
+	json_t *paging; /* a list being read page by page */
+	char rv[64];	/* resourceVersion to watch from */
+	bool synced;	/* listed once (or found not served) */
+	bool absent;	/* not served (404) or forbidden (403): empty */
+	bool relist;	/* the watch said 410 Gone */
+	bool logged_absent;
+	struct ig_kube_req *req;
+	struct ig_timer retry;
+	unsigned backoff_ms;
+	uint64_t watch_started_ns;
+	unsigned watch_events;
+	unsigned long lists, watches; /* requests made, for the debug log */
+};
+
+extern const struct kube_kind ig_kube_kinds[];
+extern const size_t ig_kube_nkinds;
+
+struct ig_kube {
+	struct ig_loop *loop;
+	struct ig_kube_options opt;
+	char *controller;
+	struct ig_kube_api *api;
+	struct informer *inf; /* one per ig_kube_kinds entry */
+	ig_kube_change_fn on_change;
+	void *arg;
+	struct ig_timer debounce;
+	uint64_t pending_since_ns;
+	bool was_synced;
+	char *last_error; /* the last connection/credentials error logged */
+	/* Status write-back. */
+	json_t *wants;	    /* key -> (struct status_want *) as an integer */
+	json_t *wants_next; /* being filled between begin and commit */
+	struct ig_timer status_retry;
+	bool leader;	    /* may write status (always true without --leader-elect) */
+	char *status_error; /* the last status write failure logged */
+	unsigned long status_writes;
+	/* Objects the last load left out for their errors: "Kind|group|ns|name"
+	 * -> the first error, reported in their status. */
+	json_t *left_out;
+	/* Leader election (lease.c), with --leader-elect. */
+	char *identity, *lease_name, *lease_ns;
+	struct ig_timer lease_timer;
+	struct ig_kube_req *lease_req;
+	json_t *lease_seen;	/* the Lease record last seen ... */
+	uint64_t lease_seen_ms; /* ... and since when, by our clock */
+	uint64_t renewed_ms;	/* our last successful write */
+	json_t *lease_held;	/* the Lease as we last wrote it */
+	bool releasing;		/* giving it up on the way out */
+};
+
+int ig_kube_lease_start(struct ig_kube *k);
+void ig_kube_lease_stop(struct ig_kube *k);
+
+/* Status write-back (status.c): what the gateway last said each object's
+ * status should be, by "kind|group|ns|name". */
+struct status_want {
+	const struct kube_kind *kind;
+	char *ns, *name;
+	int mode; /* enum ig_kube_status_mode */
+	json_t *status;
+	bool in_flight; /* a write is on its way */
+	bool again;	/* sync once more when it is back */
+};
+
+void ig_informer_start(struct informer *inf);
+bool ig_kube_gateway_served(struct ig_kube *k, const char *ns, const char *name);
+struct informer *ig_kube_informer(struct ig_kube *k, const struct kube_kind *kind);
+/* Writes the statuses that differ from what the cache holds. */
+void ig_kube_status_sync(struct ig_kube *k);
+void ig_kube_status_free(struct ig_kube *k);
+void ig_informer_stop(struct informer *inf);
+/* An object of the kind changed: schedule a reload. */
+void ig_kube_changed(struct ig_kube *k);
+/* A request failed for a reason that is the server's or the credentials'
+ * (not the kind's): logged once until it changes or things work again. */
+void ig_kube_report(struct ig_kube *k, const char *msg);
+void ig_kube_report_ok(struct ig_kube *k);
+
+#endif

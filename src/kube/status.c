@@ -1,0 +1,487 @@
+/* Status write-back: the statuses the gateway wants, compared with the
+ * objects the informers hold, written through the status subresource
+ * (PUT with the object's resourceVersion: optimistic concurrency) when
+ * they differ. lastTransitionTime is kept for every condition whose status
+ * did not change, so an unchanged object is never written. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "kube/kube_int.h"
+
+#define CONFLICT_RETRY_MS 200u
+#define FAILURE_RETRY_MS 2000u
+
+const char *ig_kube_controller(const struct ig_kube *k)
+{
+	return k->controller;
+}
+
+static const struct kube_kind *find_kind(const char *kind, const char *group)
+{
+	for (size_t i = 0; i < ig_kube_nkinds; i++)
+		if (!strcmp(ig_kube_kinds[i].kind, kind) && !strcmp(ig_kube_kinds[i].group, group))
+			return &ig_kube_kinds[i];
+	return NULL;
+}
+
+struct informer *ig_kube_informer(struct ig_kube *k, const struct kube_kind *kind)
+{
+	return &k->inf[kind - ig_kube_kinds];
+}
+
+static json_t *cached(struct ig_kube *k, const struct kube_kind *kd, const char *ns,
+		      const char *name)
+{
+	char key[600];
+	snprintf(key, sizeof key, "%s/%s", kd->cluster ? "" : ns ? ns : "", name);
+	return json_object_get(ig_kube_informer(k, kd)->objs, key);
+}
+
+long long ig_kube_generation(struct ig_kube *k, const char *kind, const char *group, const char *ns,
+			     const char *name)
+{
+	const struct kube_kind *kd = find_kind(kind, group);
+	json_t *o = kd ? cached(k, kd, ns, name) : NULL;
+	return json_integer_value(json_object_get(json_object_get(o, "metadata"), "generation"));
+}
+
+static void want_free(struct status_want *w)
+{
+	if (!w)
+		return;
+	free(w->ns);
+	free(w->name);
+	json_decref(w->status);
+	free(w);
+}
+
+static struct status_want *want_of(json_t *v)
+{
+	return (struct status_want *)(uintptr_t)json_integer_value(v);
+}
+
+static void free_wants(json_t *wants)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(wants, key, v) want_free(want_of(v));
+	json_decref(wants);
+}
+
+void ig_kube_status_begin(struct ig_kube *k)
+{
+	free_wants(k->wants_next);
+	k->wants_next = json_object();
+}
+
+void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, const char *ns,
+			const char *name, enum ig_kube_status_mode mode, json_t *status)
+{
+	const struct kube_kind *kd = find_kind(kind, group);
+	struct status_want *w = calloc(1, sizeof *w);
+	char key[700];
+	if (!kd || !w || !k->wants_next) {
+		free(w);
+		json_decref(status);
+		return;
+	}
+	w->kind = kd;
+	w->ns = strdup(ns && !kd->cluster ? ns : "");
+	w->name = strdup(name);
+	w->mode = (int)mode;
+	w->status = status;
+	snprintf(key, sizeof key, "%s|%s|%s|%s", kd->kind, kd->group, w->ns, name);
+	/* A write in flight belongs to the object, not to this round. */
+	json_t *old = json_object_get(k->wants, key);
+	if (old) {
+		w->in_flight = want_of(old)->in_flight;
+		want_of(old)->in_flight = false;
+	}
+	want_free(want_of(json_object_get(k->wants_next, key)));
+	json_object_set_new(k->wants_next, key, json_integer((json_int_t)(uintptr_t)w));
+}
+
+/* GatewayClasses are not part of the configuration: the classes naming
+ * our controller are Accepted here. */
+static void class_statuses(struct ig_kube *k)
+{
+	const struct kube_kind *kd = find_kind("GatewayClass", "gateway.networking.k8s.io");
+	char now[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	const char *key;
+	json_t *gc;
+	json_object_foreach(ig_kube_informer(k, kd)->objs, key, gc)
+	{
+		json_t *spec = json_object_get(gc, "spec");
+		json_t *md = json_object_get(gc, "metadata");
+		const char *ctl = json_string_value(json_object_get(spec, "controllerName"));
+		const char *name = json_string_value(json_object_get(md, "name"));
+		if (!ctl || !name || strcmp(ctl, k->controller))
+			continue;
+		json_int_t gen = json_integer_value(json_object_get(md, "generation"));
+		json_t *st = json_pack("{s:[{s:s,s:s,s:s,s:s,s:I,s:s}]}", "conditions", "type",
+				       "Accepted", "status", "True", "reason", "Accepted",
+				       "message", "Handled by infergate", "observedGeneration", gen,
+				       "lastTransitionTime", now);
+		ig_kube_status_set(k, "GatewayClass", kd->group, NULL, name, IG_KUBE_STATUS_WHOLE,
+				   st);
+	}
+}
+
+static json_t *false_cond(const char *type, const char *reason, const char *msg, json_int_t gen,
+			  const char *now)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "type", type, "status", "False", "reason",
+			 reason, "message", msg, "observedGeneration", gen, "lastTransitionTime",
+			 now);
+}
+
+/* Objects the configuration left out for their errors say so in their
+ * status: a Gateway is not Accepted (Invalid), an HTTPRoute not Accepted
+ * by our parents (UnsupportedValue), with the loader's message. */
+/* An HTTPRoute left out: Accepted=False for each parentRef to a Gateway of
+ * ours, the parentRef written with its defaults. */
+static json_t *left_out_parents(struct ig_kube *k, json_t *route, const char *ns, const char *msg,
+				json_int_t gen, const char *now)
+{
+	json_t *parents = json_array(), *p;
+	size_t i;
+	json_array_foreach(json_object_get(json_object_get(route, "spec"), "parentRefs"), i, p)
+	{
+		const char *pk = json_string_value(json_object_get(p, "kind"));
+		const char *pns = json_string_value(json_object_get(p, "namespace"));
+		const char *pn = json_string_value(json_object_get(p, "name"));
+		if (!pn || (pk && strcmp(pk, "Gateway")) ||
+		    !ig_kube_gateway_served(k, pns ? pns : ns, pn))
+			continue;
+		json_t *ref = json_deep_copy(p);
+		if (!json_object_get(ref, "group"))
+			json_object_set_new(ref, "group", json_string("gateway.networking.k8s.io"));
+		if (!json_object_get(ref, "kind"))
+			json_object_set_new(ref, "kind", json_string("Gateway"));
+		if (!json_object_get(ref, "namespace"))
+			json_object_set_new(ref, "namespace", json_string(ns));
+		json_array_append_new(
+		    parents, json_pack("{s:o,s:s,s:[o]}", "parentRef", ref, "controllerName",
+				       k->controller, "conditions",
+				       false_cond("Accepted", "UnsupportedValue", msg, gen, now)));
+	}
+	return parents;
+}
+
+static void left_out_statuses(struct ig_kube *k)
+{
+	char now[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	const char *key;
+	json_t *v;
+	json_object_foreach(k->left_out, key, v)
+	{
+		char kind[64], group[128], ns[256], name[256];
+		if (sscanf(key, "%63[^|]|%127[^|]|%255[^|]|%255s", kind, group, ns, name) != 4)
+			continue;
+		const struct kube_kind *kd = find_kind(kind, group);
+		json_t *obj = kd ? cached(k, kd, ns, name) : NULL;
+		if (!obj)
+			continue;
+		json_int_t gen = json_integer_value(
+		    json_object_get(json_object_get(obj, "metadata"), "generation"));
+		const char *msg = json_string_value(v);
+		if (!strcmp(kind, "Gateway")) {
+			json_t *st = json_pack("{s:[o,o]}", "conditions",
+					       false_cond("Accepted", "Invalid", msg, gen, now),
+					       false_cond("Programmed", "Invalid", msg, gen, now));
+			ig_kube_status_set(k, kind, group, ns, name, IG_KUBE_STATUS_WHOLE, st);
+		} else if (!strcmp(kind, "HTTPRoute")) {
+			json_t *parents = left_out_parents(k, obj, ns, msg, gen, now);
+			ig_kube_status_set(k, kind, group, ns, name, IG_KUBE_STATUS_PARENTS,
+					   json_pack("{s:o}", "parents", parents));
+		}
+	}
+}
+
+/* HTTPRoutes that are no longer ours (their parentRef moved to another
+ * Gateway, or their Gateway to another class) still carry our parents
+ * entries: they are taken out. */
+static void forget_routes(struct ig_kube *k)
+{
+	const struct kube_kind *kd = find_kind("HTTPRoute", "gateway.networking.k8s.io");
+	const char *key;
+	json_t *rt;
+	json_object_foreach(ig_kube_informer(k, kd)->objs, key, rt)
+	{
+		json_t *md = json_object_get(rt, "metadata");
+		const char *ns = json_string_value(json_object_get(md, "namespace"));
+		const char *name = json_string_value(json_object_get(md, "name"));
+		char wkey[700];
+		snprintf(wkey, sizeof wkey, "%s|%s|%s|%s", kd->kind, kd->group, ns ? ns : "",
+			 name ? name : "");
+		if (!name || json_object_get(k->wants_next, wkey))
+			continue;
+		bool ours = false;
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(json_object_get(rt, "status"), "parents"), i, e)
+		{
+			const char *ctl = json_string_value(json_object_get(e, "controllerName"));
+			ours |= ctl && !strcmp(ctl, k->controller);
+		}
+		if (ours)
+			ig_kube_status_set(k, kd->kind, kd->group, ns, name, IG_KUBE_STATUS_PARENTS,
+					   json_pack("{s:[]}", "parents"));
+	}
+}
+
+void ig_kube_status_commit(struct ig_kube *k)
+{
+	class_statuses(k);
+	left_out_statuses(k);
+	forget_routes(k);
+	free_wants(k->wants);
+	k->wants = k->wants_next;
+	k->wants_next = NULL;
+	ig_kube_status_sync(k);
+}
+
+void ig_kube_status_free(struct ig_kube *k)
+{
+	free_wants(k->wants);
+	free_wants(k->wants_next);
+	k->wants = k->wants_next = NULL;
+	ig_timer_stop(k->loop, &k->status_retry);
+	free(k->status_error);
+}
+
+/* ---- merging with what is there ---- */
+
+static bool same_ref(json_t *a, json_t *b)
+{
+	return json_equal(json_object_get(a, "parentRef"), json_object_get(b, "parentRef"));
+}
+
+/* Copies lastTransitionTime from old conditions of the same type and
+ * status; recurses into listeners (by name) and parents (by parentRef). */
+static void carry_times(json_t *nw, json_t *old)
+{
+	if (!json_is_object(nw) || !json_is_object(old))
+		return;
+	size_t i, j;
+	json_t *c, *o;
+	json_array_foreach(json_object_get(nw, "conditions"), i, c)
+	{
+		json_array_foreach(json_object_get(old, "conditions"), j, o)
+		{
+			if (json_equal(json_object_get(c, "type"), json_object_get(o, "type")) &&
+			    json_equal(json_object_get(c, "status"),
+				       json_object_get(o, "status")) &&
+			    json_object_get(o, "lastTransitionTime"))
+				json_object_set(c, "lastTransitionTime",
+						json_object_get(o, "lastTransitionTime"));
+		}
+	}
+	json_array_foreach(json_object_get(nw, "listeners"), i, c)
+	{
+		json_array_foreach(json_object_get(old, "listeners"), j, o)
+		{
+			if (json_equal(json_object_get(c, "name"), json_object_get(o, "name")))
+				carry_times(c, o);
+		}
+	}
+	static const char *const lists[] = {"parents", "parent", NULL};
+	for (const char *const *l = lists; *l; l++) {
+		json_array_foreach(json_object_get(nw, *l), i, c)
+		{
+			json_array_foreach(json_object_get(old, *l), j, o)
+			{
+				if (same_ref(c, o))
+					carry_times(c, o);
+			}
+		}
+	}
+}
+
+/* Whether a parents entry of the current status is ours to replace. */
+static bool entry_ours(struct ig_kube *k, json_t *e, const char *obj_ns)
+{
+	const char *ctl = json_string_value(json_object_get(e, "controllerName"));
+	if (ctl)
+		return !strcmp(ctl, k->controller);
+	json_t *ref = json_object_get(e, "parentRef");
+	const char *kind = json_string_value(json_object_get(ref, "kind"));
+	const char *ns = json_string_value(json_object_get(ref, "namespace"));
+	const char *name = json_string_value(json_object_get(ref, "name"));
+	return name && (!kind || !strcmp(kind, "Gateway")) &&
+	       ig_kube_gateway_served(k, ns ? ns : obj_ns, name);
+}
+
+/* The status to write: ours, merged with the entries of others. */
+static json_t *merged(struct ig_kube *k, struct status_want *w, json_t *cur)
+{
+	json_t *out;
+	if (w->mode == IG_KUBE_STATUS_WHOLE) {
+		out = json_deep_copy(w->status);
+	} else {
+		out = json_is_object(cur) ? json_deep_copy(cur) : json_object();
+		const char *field;
+		json_t *ours;
+		json_object_foreach(w->status, field, ours)
+		{
+			json_t *list = json_array();
+			size_t i;
+			json_t *e;
+			json_array_foreach(json_object_get(cur, field), i, e)
+			{
+				if (!entry_ours(k, e, w->ns))
+					json_array_append(list, e);
+			}
+			json_array_extend(list, ours);
+			/* Nothing to say where nothing was said: no empty list. */
+			if (json_array_size(list) == 0 && !json_object_get(cur, field))
+				json_decref(list);
+			else
+				json_object_set_new(out, field, list);
+		}
+	}
+	carry_times(out, cur);
+	return out;
+}
+
+/* ---- writing ---- */
+
+static void status_path(const struct status_want *w, char *buf, size_t len)
+{
+	const struct kube_kind *kd = w->kind;
+	char prefix[200];
+	if (kd->group[0])
+		snprintf(prefix, sizeof prefix, "/apis/%s/%s", kd->group, kd->version);
+	else
+		snprintf(prefix, sizeof prefix, "/api/%s", kd->version);
+	if (kd->cluster)
+		snprintf(buf, len, "%s/%s/%s/status", prefix, kd->plural, w->name);
+	else
+		snprintf(buf, len, "%s/namespaces/%s/%s/%s/status", prefix, w->ns, kd->plural,
+			 w->name);
+}
+
+static void on_retry(struct ig_loop *loop, struct ig_timer *t)
+{
+	ig_kube_status_sync(t->data);
+}
+
+struct write_ctx {
+	struct ig_kube *k;
+	char *key;
+};
+
+static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
+{
+	struct write_ctx *c = r->data;
+	struct ig_kube *k = c->k;
+	json_t *v = k->wants ? json_object_get(k->wants, c->key) : NULL;
+	struct status_want *w = v ? want_of(v) : NULL;
+	if (w)
+		w->in_flight = false;
+	if (res->curl_code == 0 && res->status == 200) {
+		k->status_writes++;
+		ig_debug("kube: status of %s written", c->key);
+		/* The informer holds the old object until the watch brings the
+		 * new one: take the answer now so the next sync compares with
+		 * what was written. */
+		json_t *obj = json_loadb(res->body, res->len, 0, NULL);
+		if (w && obj) {
+			char key[600];
+			snprintf(key, sizeof key, "%s/%s", w->ns, w->name);
+			json_object_set(ig_kube_informer(k, w->kind)->objs, key, obj);
+		}
+		json_decref(obj);
+		if (k->status_error) {
+			free(k->status_error);
+			k->status_error = NULL;
+		}
+		if (w && w->again)
+			ig_timer_start(k->loop, &k->status_retry, 0, on_retry, k);
+	} else if (res->curl_code == 0 && res->status == 409) {
+		/* Someone wrote first: compare again with the newer object. */
+		ig_timer_start(k->loop, &k->status_retry, CONFLICT_RETRY_MS, on_retry, k);
+	} else if (res->curl_code == 0 && res->status == 404) {
+		/* The object is gone; its deletion reloads the gateway. */
+	} else {
+		char msg[512];
+		ig_kube_describe(k->api, res, msg, sizeof msg);
+		if (!k->status_error || strcmp(k->status_error, msg)) {
+			ig_warn("kube: writing the status of %s: %s; retrying", c->key, msg);
+			free(k->status_error);
+			k->status_error = strdup(msg);
+		}
+		ig_timer_start(k->loop, &k->status_retry, FAILURE_RETRY_MS, on_retry, k);
+	}
+	free(c->key);
+	free(c);
+}
+
+static void write_dropped(void *data)
+{
+	struct write_ctx *c = data;
+	free(c->key);
+	free(c);
+}
+
+static void sync_one(struct ig_kube *k, const char *key, struct status_want *w)
+{
+	json_t *obj = cached(k, w->kind, w->ns, w->name);
+	if (!obj)
+		return;
+	if (w->in_flight) {
+		w->again = true;
+		return;
+	}
+	w->again = false;
+	json_t *cur = json_object_get(obj, "status");
+	json_t *st = merged(k, w, cur);
+	if (json_equal(st, cur) || (!cur && json_object_size(st) == 0)) {
+		json_decref(st);
+		return;
+	}
+	json_t *body = json_deep_copy(obj);
+	json_object_set_new(body, "status", st);
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	struct write_ctx *c = calloc(1, sizeof *c);
+	char path[1024];
+	status_path(w, path, sizeof path);
+	if (!text || !c || !(c->key = strdup(key))) {
+		free(text);
+		free(c);
+		return;
+	}
+	c->k = k;
+	struct ig_kube_req_opts o = {.method = "PUT",
+				     .body = text,
+				     .on_done = write_done,
+				     .on_drop = write_dropped,
+				     .data = c,
+				     .timeout_ms = 10000};
+	if (ig_kube_request(k->api, path, &o)) {
+		w->in_flight = true;
+	} else {
+		free(c->key);
+		free(c);
+	}
+	free(text);
+}
+
+void ig_kube_status_sync(struct ig_kube *k)
+{
+	if (!k->leader || !k->wants)
+		return;
+	const char *key;
+	json_t *v;
+	json_object_foreach(k->wants, key, v) sync_one(k, key, want_of(v));
+}

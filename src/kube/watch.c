@@ -1,0 +1,393 @@
+/* Informers: each kind is listed (page by page), then watched from the
+ * list's resourceVersion with bookmarks asked for. A watch the server ends
+ * cleanly is opened again at once from the last resourceVersion seen
+ * (events and bookmarks move it), without a new list; 410 Gone (the
+ * version is older than the server keeps) means a new list. A server that
+ * cannot be reached, or refuses the credentials, is tried again with a
+ * backoff capped at 2 s while the gateway keeps the configuration it has.
+ * A kind the server does not serve (404: its CRD is not installed) or the
+ * RBAC forbids (403) is logged once, counts as empty, and is listed again
+ * every 30 s. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/rand.h"
+#include "kube/kube_int.h"
+
+#define BACKOFF_MIN_MS 100u
+#define BACKOFF_MAX_MS 2000u
+#define ABSENT_RETRY_MS 30000u
+#define PAGE_SIZE 500
+/* Watches last 5 to 10 minutes, as client-go's do, so that connections
+ * move when the API servers behind a load balancer change. */
+#define WATCH_MIN_S 300
+#define WATCH_SPREAD_S 300
+
+static void start_list(struct informer *inf);
+static void start_watch(struct informer *inf);
+static void list_page(struct informer *inf, const char *cont);
+static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res);
+
+/* /api/v1/pods, /apis/G/V/namespaces/NS/plural, ... */
+static void base_path(const struct informer *inf, char *buf, size_t len)
+{
+	const struct kube_kind *kd = inf->kind;
+	const char *ns = inf->k->opt.ns;
+	char prefix[200];
+	if (kd->group[0])
+		snprintf(prefix, sizeof prefix, "/apis/%s/%s", kd->group, kd->version);
+	else
+		snprintf(prefix, sizeof prefix, "/api/%s", kd->version);
+	if (ns && !kd->cluster)
+		snprintf(buf, len, "%s/namespaces/%s/%s", prefix, ns, kd->plural);
+	else
+		snprintf(buf, len, "%s/%s", prefix, kd->plural);
+}
+
+static const char *kind_name(const struct informer *inf, char *buf, size_t len)
+{
+	const struct kube_kind *kd = inf->kind;
+	snprintf(buf, len, "%s (%s%s%s)", kd->kind, kd->group, kd->group[0] ? "/" : "",
+		 kd->version);
+	return buf;
+}
+
+static void on_retry(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct informer *inf = t->data;
+	if (inf->synced && !inf->absent && inf->rv[0])
+		start_watch(inf);
+	else
+		start_list(inf);
+}
+
+static void retry_later(struct informer *inf, unsigned delay_ms)
+{
+	ig_timer_start(inf->k->loop, &inf->retry, delay_ms, on_retry, inf);
+}
+
+/* The next delay: doubling from 100 ms to 2 s, with up to 25% jitter so
+ * that the kinds do not all hit a recovering server at once. */
+static unsigned backoff(struct informer *inf)
+{
+	unsigned b = inf->backoff_ms ? inf->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (b > BACKOFF_MAX_MS)
+		b = BACKOFF_MAX_MS;
+	inf->backoff_ms = b;
+	return b - (unsigned)ig_rng_below(ig_rng_thread(), b / 4 + 1);
+}
+
+static void failed(struct informer *inf, const struct ig_kube_result *res)
+{
+	char msg[512];
+	ig_kube_report(inf->k, ig_kube_describe(inf->k->api, res, msg, sizeof msg));
+	retry_later(inf, backoff(inf));
+}
+
+static const char *obj_key(json_t *obj, char *buf, size_t len)
+{
+	json_t *md = json_object_get(obj, "metadata");
+	const char *ns = json_string_value(json_object_get(md, "namespace"));
+	const char *name = json_string_value(json_object_get(md, "name"));
+	if (!name)
+		return NULL;
+	snprintf(buf, len, "%s/%s", ns ? ns : "", name);
+	return buf;
+}
+
+static void set_rv(struct informer *inf, json_t *obj)
+{
+	const char *rv =
+	    json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+	if (rv && strlen(rv) < sizeof inf->rv)
+		strcpy(inf->rv, rv);
+}
+
+/* A kind that is not there (404) or not ours to read (403). */
+static void mark_absent(struct informer *inf, const struct ig_kube_result *res)
+{
+	char name[160], msg[512];
+	if (!inf->logged_absent) {
+		ig_kube_describe(inf->k->api, res, msg, sizeof msg);
+		if (res->status == 404)
+			ig_warn("kube: %s is not served by the API server (its CRD is not "
+				"installed?); going on without it, looking again every %us",
+				kind_name(inf, name, sizeof name), ABSENT_RETRY_MS / 1000);
+		else
+			ig_warn("kube: cannot list %s (%s); going on without it, trying again "
+				"every %us",
+				kind_name(inf, name, sizeof name), msg, ABSENT_RETRY_MS / 1000);
+		inf->logged_absent = true;
+	}
+	bool had = json_object_size(inf->objs) > 0;
+	json_object_clear(inf->objs);
+	inf->absent = true;
+	inf->rv[0] = '\0';
+	bool first = !inf->synced;
+	inf->synced = true;
+	if (had || first)
+		ig_kube_changed(inf->k);
+	retry_later(inf, ABSENT_RETRY_MS);
+}
+
+/* ---- list ---- */
+
+/* The whole list is read: it replaces what the kind held, and the watch
+ * starts from its resourceVersion. */
+static void list_complete(struct informer *inf, json_t *list)
+{
+	set_rv(inf, list);
+	json_decref(inf->objs);
+	inf->objs = inf->paging;
+	inf->paging = NULL;
+	inf->synced = true;
+	inf->absent = false;
+	inf->logged_absent = false;
+	inf->backoff_ms = 0;
+	ig_debug("kube: listed %s: %zu objects at resourceVersion %s", inf->kind->plural,
+		 json_object_size(inf->objs), inf->rv);
+	ig_kube_changed(inf->k);
+	start_watch(inf);
+}
+
+/* A page that arrived: its items join the list being read; then the next
+ * page, or the end. */
+static void list_page_done(struct informer *inf, const struct ig_kube_result *res)
+{
+	json_error_t jerr;
+	json_t *list = json_loadb(res->body, res->len, 0, &jerr);
+	json_t *items = json_object_get(list, "items");
+	/* An unreadable answer must not empty the kind: keep what we have. */
+	if (!json_is_object(list) || (items && !json_is_array(items) && !json_is_null(items))) {
+		ig_err("kube: the list of %s is unreadable%s%s; listing again", inf->kind->plural,
+		       list ? "" : ": ", list ? "" : jerr.text);
+		json_decref(list);
+		json_decref(inf->paging);
+		inf->paging = NULL;
+		retry_later(inf, backoff(inf));
+		return;
+	}
+	ig_kube_report_ok(inf->k);
+	if (!inf->paging)
+		inf->paging = json_object();
+	size_t i;
+	json_t *it;
+	char key[600];
+	json_array_foreach(items, i, it)
+	{
+		if (obj_key(it, key, sizeof key))
+			json_object_set(inf->paging, key, it);
+	}
+	const char *cont =
+	    json_string_value(json_object_get(json_object_get(list, "metadata"), "continue"));
+	if (cont && *cont)
+		list_page(inf, cont);
+	else
+		list_complete(inf, list);
+	json_decref(list);
+}
+
+static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res)
+{
+	struct informer *inf = r->data;
+	inf->req = NULL;
+	if (res->curl_code == 0 && res->status == 200) {
+		list_page_done(inf, res);
+		return;
+	}
+	bool paging = inf->paging != NULL;
+	json_decref(inf->paging);
+	inf->paging = NULL;
+	if (res->curl_code == 0 && (res->status == 404 || res->status == 403)) {
+		ig_kube_report_ok(inf->k); /* the server answered */
+		mark_absent(inf, res);
+	} else if (res->curl_code == 0 && res->status == 410 && paging) {
+		start_list(inf); /* a continue token expired: from the start */
+	} else {
+		failed(inf, res);
+	}
+}
+
+/* One page of the list: the first (cont NULL) or the one a continue
+ * token names; the same selector on every page. */
+static void list_page(struct informer *inf, const char *cont)
+{
+	char path[2048], esc[1024];
+	base_path(inf, path, sizeof path);
+	size_t l = strlen(path);
+	snprintf(path + l, sizeof path - l, "?limit=%d", PAGE_SIZE);
+	if (inf->kind->field_selector) {
+		l = strlen(path);
+		snprintf(path + l, sizeof path - l, "&fieldSelector=%s",
+			 ig_kube_escape(inf->kind->field_selector, esc, sizeof esc));
+	}
+	if (cont) {
+		l = strlen(path);
+		snprintf(path + l, sizeof path - l, "&continue=%s",
+			 ig_kube_escape(cont, esc, sizeof esc));
+	}
+	struct ig_kube_req_opts o = {.on_done = list_done, .data = inf, .timeout_ms = 60000};
+	inf->req = ig_kube_request(inf->k->api, path, &o);
+	if (!inf->req)
+		retry_later(inf, backoff(inf));
+}
+
+static void start_list(struct informer *inf)
+{
+	json_decref(inf->paging);
+	inf->paging = NULL;
+	inf->lists++;
+	list_page(inf, NULL);
+}
+
+/* ---- watch ---- */
+
+/* Whether only the status (and the resourceVersion) changed: statuses,
+ * ours included, configure nothing, except a Pod's (its IP and
+ * readiness), so they do not cause a reload. */
+static bool status_only(const struct informer *inf, json_t *old, json_t *new)
+{
+	if (!old || !strcmp(inf->kind->kind, "Pod"))
+		return false;
+	json_t *a = json_deep_copy(old), *b = json_deep_copy(new);
+	json_t *objs[2] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		json_object_del(objs[i], "status");
+		json_t *md = json_object_get(objs[i], "metadata");
+		json_object_del(md, "resourceVersion");
+		json_object_del(md, "managedFields");
+	}
+	bool same = json_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	return same;
+}
+
+static int watch_line(struct ig_kube_req *r, const char *line, size_t len)
+{
+	struct informer *inf = r->data;
+	json_t *ev = json_loadb(line, len, 0, NULL);
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	json_t *obj = json_object_get(ev, "object");
+	char key[600];
+	int rc = 0;
+	if (!type || !json_is_object(obj)) {
+		ig_warn("kube: unreadable watch event for %s; watching again", inf->kind->plural);
+		rc = -1;
+	} else if (!strcmp(type, "BOOKMARK")) {
+		set_rv(inf, obj);
+	} else if (!strcmp(type, "ERROR")) {
+		json_int_t code = json_integer_value(json_object_get(obj, "code"));
+		if (code == 410)
+			inf->relist = true;
+		else
+			ig_warn("kube: watch of %s: error %lld: %s", inf->kind->plural,
+				(long long)code,
+				json_string_value(json_object_get(obj, "message")) ?: "");
+		rc = -1;
+	} else if (obj_key(obj, key, sizeof key)) {
+		inf->watch_events++;
+		bool quiet = !strcmp(type, "MODIFIED") &&
+			     status_only(inf, json_object_get(inf->objs, key), obj);
+		if (!strcmp(type, "DELETED"))
+			json_object_del(inf->objs, key);
+		else
+			json_object_set(inf->objs, key, obj);
+		set_rv(inf, obj);
+		if (!quiet)
+			ig_kube_changed(inf->k);
+	}
+	json_decref(ev);
+	return rc;
+}
+
+static void watch_open(struct ig_kube_req *r)
+{
+	struct informer *inf = r->data;
+	ig_kube_report_ok(inf->k);
+}
+
+static void watch_done(struct ig_kube_req *r, const struct ig_kube_result *res)
+{
+	struct informer *inf = r->data;
+	inf->req = NULL;
+	if (inf->relist || (res->curl_code == 0 && res->status == 410)) {
+		ig_info("kube: resourceVersion %s of %s is too old (410 Gone): listing again",
+			inf->rv, inf->kind->plural);
+		inf->relist = false;
+		start_list(inf);
+		return;
+	}
+	if (r->stopped) {
+		retry_later(inf, backoff(inf));
+		return;
+	}
+	if (res->curl_code == 0 && res->status == 200) {
+		/* A clean end: the server's timeout. Watch on from where we are;
+		 * a server that ends watches at once gets the backoff. */
+		bool quick = ig_now_ns() - inf->watch_started_ns < 1000000000u;
+		if (quick && inf->watch_events == 0)
+			retry_later(inf, backoff(inf));
+		else
+			start_watch(inf);
+		return;
+	}
+	if (res->curl_code == 0 && res->status == 404) {
+		start_list(inf); /* the CRD went away: the list says so */
+		return;
+	}
+	if (res->status == 200) {
+		/* Cut mid-stream: say nothing yet; if the server is gone, the
+		 * next attempt's connection error is what gets logged. */
+		ig_debug("kube: watch of %s cut: %s", inf->kind->plural, res->error);
+		retry_later(inf, backoff(inf));
+		return;
+	}
+	failed(inf, res);
+}
+
+static void start_watch(struct informer *inf)
+{
+	char path[1024], esc[300];
+	base_path(inf, path, sizeof path);
+	unsigned timeout_s = WATCH_MIN_S + (unsigned)ig_rng_below(ig_rng_thread(), WATCH_SPREAD_S);
+	size_t l = strlen(path);
+	snprintf(path + l, sizeof path - l,
+		 "?watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%u",
+		 ig_kube_escape(inf->rv, esc, sizeof esc), timeout_s);
+	if (inf->kind->field_selector) {
+		l = strlen(path);
+		snprintf(path + l, sizeof path - l, "&fieldSelector=%s",
+			 ig_kube_escape(inf->kind->field_selector, esc, sizeof esc));
+	}
+	inf->watches++;
+	inf->watch_started_ns = ig_now_ns();
+	inf->watch_events = 0;
+	struct ig_kube_req_opts o = {.on_line = watch_line,
+				     .on_done = watch_done,
+				     .on_open = watch_open,
+				     .data = inf,
+				     .timeout_ms = (timeout_s + 30) * 1000ul};
+	inf->req = ig_kube_request(inf->k->api, path, &o);
+	if (!inf->req)
+		retry_later(inf, backoff(inf));
+}
+
+void ig_informer_start(struct informer *inf)
+{
+	inf->objs = json_object();
+	start_list(inf);
+}
+
+void ig_informer_stop(struct informer *inf)
+{
+	ig_timer_stop(inf->k->loop, &inf->retry);
+	ig_kube_cancel(inf->req);
+	inf->req = NULL;
+	json_decref(inf->objs);
+	json_decref(inf->paging);
+	inf->objs = inf->paging = NULL;
+}

@@ -1,0 +1,1145 @@
+"""`infergate gateway --kube` end to end (issue 10): the API server is the
+stand-in of kubeapi.py (TLS, tokens, list/watch), objects are created with
+the real `kubectl` as a user would, Pods point at `infergate sim` processes
+on loopback addresses, and requests go through the gateway."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port, unique_loopback, wait_http
+from kubeapi import KubeAPI
+from test_gateway import LORA, SAN_ERRORS, call, post_json, seed_body
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl")
+
+SEED = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "kgateway")
+# A change must take effect within 2 s; the checks allow a little more for
+# a loaded test machine and the sanitizer build.
+FOLLOW_S = 2.5
+
+GATEWAY_CLASS = """apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: %s
+spec:
+  controllerName: %s
+"""
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  labels:
+    app: qwen-pool
+spec:
+  containers:
+  - name: vllm
+    image: vllm
+"""
+
+
+class Kube:
+    """The stand-in API server, kubectl pointed at it, simulators, and the
+    gateway in --kube mode."""
+
+    def __init__(self, procs, tmp_path, nsims=2, api_kw=None):
+        self.procs = procs
+        self.tmp = str(tmp_path)
+        self.api = KubeAPI(unique_loopback(), 0, os.path.join(self.tmp, "pki"),
+                           bookmark_interval=0.5, **(api_kw or {})).start()
+        self.kubeconfig = self.api.kubeconfig(os.path.join(self.tmp, "kubeconfig"))
+        self.sim_hosts = [unique_loopback() for _ in range(nsims)]
+        self.target_port = free_port(self.sim_hosts[0])
+        self.sims = [procs.start("sim", "--host", h, "--port", self.target_port,
+                                 "--enable-lora", "--max-loras", "4", "--lora-modules", *LORA,
+                                 name="sim") for h in self.sim_hosts]
+        for h, p in zip(self.sim_hosts, self.sims):
+            wait_http("http://%s:%d/health" % (h, self.target_port), proc=p)
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        self.other_port = free_port(self.host)
+        self.admin_host = unique_loopback()
+        self.admin_port = free_port(self.admin_host)
+        self.gw = None
+
+    # ---- kubectl ----
+
+    def kubectl(self, *args, stdin=None, check=True):
+        r = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--cache-dir",
+                            os.path.join(self.tmp, "kcache")] + list(args),
+                           input=stdin, capture_output=True, text=True, timeout=60)
+        if check:
+            assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return r.stdout
+
+    def apply(self, text):
+        return self.kubectl("apply", "-f", "-", stdin=text)
+
+    def seed_manifests(self):
+        """The seed's Gateway, HTTPRoute, InferencePool and InferenceModel,
+        with this test's ports instead of 8080, 8081 and 8000."""
+        docs = []
+        for name in ("gateway.yaml", "route.yaml", "inference-pool.yaml",
+                     "inference-model.yaml"):
+            with open(os.path.join(SEED, name)) as f:
+                text = f.read()
+            text = text.replace("port: 8080", "port: %d" % self.other_port)
+            text = text.replace("port: 8081", "port: %d" % self.port)
+            text = text.replace("8000", str(self.target_port))
+            docs.append(text)
+        return "---\n".join(docs)
+
+    def apply_seed(self, controller="infergate.dev/gateway-controller"):
+        self.apply(GATEWAY_CLASS % ("kgateway", controller))
+        self.apply(self.seed_manifests())
+
+    def add_pod(self, name, ip, ready=True):
+        self.apply(POD % name)
+        self.set_pod(name, ip, ready)
+
+    def set_pod(self, name, ip, ready):
+        status = {"status": {"podIP": ip, "conditions": [
+            {"type": "Ready", "status": "True" if ready else "False"}]}}
+        self.kubectl("patch", "pod", name, "--subresource=status", "--type=merge",
+                     "-p", json.dumps(status))
+
+    # ---- gateway ----
+
+    def start_gateway(self, *extra, kubeconfig=None, wait=True):
+        self.gw = self.procs.start("gateway", "--kube", "--kubeconfig",
+                                   kubeconfig or self.kubeconfig, "--bind", self.host,
+                                   "--admin", "%s:%d" % (self.admin_host, self.admin_port),
+                                   "--workers", "2", *extra, name="gateway")
+        wait_http(self.admin + "/healthz", proc=self.gw)
+        if wait:
+            self.wait_listening()
+        return self.gw
+
+    def wait_listening(self, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self.gw.poll() is None, self.log()
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("the gateway never listened:\n" + self.log())
+
+    @property
+    def base(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    @property
+    def admin(self):
+        return "http://%s:%d" % (self.admin_host, self.admin_port)
+
+    def endpoint(self, i):
+        return "%s:%d" % (self.sim_hosts[i], self.target_port)
+
+    def endpoints(self):
+        status, _, data = call(self.admin, "/pools")
+        assert status == 200
+        return sorted(ep["address"] for pool in json.loads(data)["pools"]
+                      if pool["name"] == "qwen-pool" for ep in pool["endpoints"])
+
+    def wait_endpoints(self, want, timeout=FOLLOW_S):
+        want = sorted(want)
+        deadline = time.time() + timeout
+        while True:
+            got = self.endpoints()
+            if got == want:
+                return
+            if time.time() > deadline:
+                raise AssertionError("endpoints %s, want %s\n%s" % (got, want, self.log()))
+            time.sleep(0.05)
+
+    def log(self):
+        return self.procs.output(self.gw) if self.gw else ""
+
+    def infergate_requests(self, kind=None, watch=None):
+        out = []
+        for method, path, status, _, _ in self.api.requests_by("infergate"):
+            if kind and ("/%s?" % kind) not in path:
+                continue
+            is_watch = "watch=1" in path
+            if watch is not None and is_watch != watch:
+                continue
+            out.append((method, path, status))
+        return out
+
+    def stop(self):
+        if self.gw:
+            self.gw.send_signal(signal.SIGTERM)
+            rc = self.gw.wait(timeout=15)
+            log = self.log()
+            for s in SAN_ERRORS:
+                assert s not in log, log
+            assert rc == 0, log
+        self.api.stop()
+
+
+@pytest.fixture
+def kube(procs, tmp_path):
+    k = Kube(procs, tmp_path)
+    yield k
+    k.api.stop()
+
+
+def served_by(k, model="tweet-summary"):
+    status, headers, r = post_json(k.base, "/v1/completions", seed_body(model))
+    return status, headers.get("x-gateway-destination-endpoint-served"), r
+
+
+def test_seed_through_kubectl(kube):
+    """The seed's manifests applied with kubectl, one Ready pod: the seed
+    request is served by it, with the InferenceModel's target model."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    status, ep, r = served_by(k)
+    assert status == 200, r
+    assert ep == k.endpoint(0)
+    assert r["model"] == "tweet-summary-1"
+    assert r["usage"]["completion_tokens"] == 100
+    # The listener of the other port is served too; nothing routes there.
+    status, _, _ = call("http://%s:%d" % (k.host, k.other_port), "/v1/completions",
+                        seed_body())
+    assert status == 404
+    log = k.log()
+    assert "every kind read from %s" % k.api.hostport in log
+    k.stop()
+
+
+def test_pods_and_models_followed(kube):
+    """Pods added, made unready, deleted; InferenceModel weights changed:
+    each followed within 2 s, without restarting anything."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)])
+
+    k.set_pod("qwen-pool-0", k.sim_hosts[0], ready=False)
+    k.wait_endpoints([k.endpoint(1)])
+    for _ in range(4):
+        status, ep, r = served_by(k)
+        assert status == 200 and ep == k.endpoint(1), r
+
+    # A pod with no conditions yet (just created) is not Ready.
+    k.apply(POD % "qwen-pool-2")
+    k.kubectl("patch", "pod", "qwen-pool-2", "--subresource=status", "--type=merge",
+              "-p", json.dumps({"status": {"podIP": k.sim_hosts[0]}}))
+    time.sleep(1)
+    assert k.endpoints() == [k.endpoint(1)]
+
+    k.kubectl("delete", "pod", "qwen-pool-1")
+    k.wait_endpoints([])
+    status, _, _ = call(k.base, "/v1/completions", seed_body())
+    assert status == 503
+
+    k.set_pod("qwen-pool-0", k.sim_hosts[0], ready=True)
+    k.wait_endpoints([k.endpoint(0)])
+    model = json.loads(k.kubectl("get", "inferencemodels.inference.networking.x-k8s.io",
+                                 "inferencemodel-sample", "-o", "json"))
+    model["spec"]["targetModels"] = [{"name": "tweet-summary-0", "weight": 100}]
+    k.apply(json.dumps(model))
+    deadline = time.time() + FOLLOW_S
+    while True:
+        status, ep, r = served_by(k)
+        assert status == 200, r
+        if r["model"] == "tweet-summary-0":
+            break
+        assert time.time() < deadline, "the new weights were never followed"
+        time.sleep(0.05)
+    k.stop()
+
+
+def test_watch_expiry_relists_and_clean_end_rewatches(kube):
+    """A watch the server ends cleanly is opened again from the last
+    resourceVersion (moved on by bookmarks) without a list; when the server
+    has forgotten that version (410 Gone) the kind is listed again."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    lists = len(k.infergate_requests("services", watch=False))
+    first = k.infergate_requests("services", watch=True)
+    assert lists == 1 and len(first) == 1, k.infergate_requests()
+    rv0 = int(re.search(r"resourceVersion=(\d+)", first[0][1]).group(1))
+    # Changes to other kinds move the global version; bookmarks bring the
+    # services watch along.
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    time.sleep(1.5)
+    assert k.api.bookmarks_sent > 0
+    k.api.end_watches()
+    deadline = time.time() + 5
+    while len(k.infergate_requests("services", watch=True)) < 2:
+        assert time.time() < deadline, k.infergate_requests("services")
+        time.sleep(0.05)
+    again = k.infergate_requests("services", watch=True)[1]
+    rv1 = int(re.search(r"resourceVersion=(\d+)", again[1]).group(1))
+    assert rv1 > rv0, (rv0, rv1)
+    assert len(k.infergate_requests("services", watch=False)) == 1
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)])
+
+    k.api.compact()
+    deadline = time.time() + 5
+    while len(k.infergate_requests("services", watch=False)) < 2:
+        assert time.time() < deadline, k.infergate_requests("services")
+        time.sleep(0.05)
+    assert "too old (410 Gone): listing again" in k.log()
+    # Changes after the relist are followed.
+    k.kubectl("delete", "pod", "qwen-pool-1")
+    k.wait_endpoints([k.endpoint(0)])
+    k.stop()
+
+
+def test_api_server_restart(kube):
+    """The API server goes away: traffic goes on with the last
+    configuration, one error line names the server, and once it is back the
+    gateway reconnects and follows later changes."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    k.api.stop()
+    for _ in range(5):
+        status, ep, r = served_by(k)
+        assert status == 200 and ep == k.endpoint(0), r
+        time.sleep(0.2)
+    log = k.log()
+    errors = [l for l in log.splitlines() if "error kube: %s" % k.api.hostport in l]
+    assert len(errors) == 1, log
+    assert "serving the last configuration read" in errors[0]
+    k.api.start()
+    deadline = time.time() + 5
+    while "answers again" not in k.log():
+        assert time.time() < deadline, k.log()
+        time.sleep(0.05)
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)], timeout=FOLLOW_S + 2)
+    status, _, r = served_by(k)
+    assert status == 200, r
+    k.stop()
+
+
+def test_wrong_token_then_right(kube):
+    """A token the server refuses: one clear error line with host:port and
+    401, no listener until the configuration is read; the gateway retries
+    and starts serving once the server accepts the token."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    bad = k.api.kubeconfig(os.path.join(k.tmp, "bad-kubeconfig"), token="wrong")
+    k.start_gateway(kubeconfig=bad, wait=False)
+    time.sleep(1.5)
+    log = k.log()
+    lines = [l for l in log.splitlines() if "HTTP 401" in l]
+    assert len(lines) == 1, log
+    assert "%s: HTTP 401 Unauthorized" % k.api.hostport in lines[0]
+    assert k.gw.poll() is None
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, k.port), timeout=0.5).close()
+    # Alive, not ready.
+    assert call(k.admin, "/healthz")[0] == 200
+    status, _, body = call(k.admin, "/readyz")
+    assert (status, body) == (503, b"not configured yet\n")
+    n = len(k.infergate_requests())
+    time.sleep(1)
+    assert len(k.infergate_requests()) > n  # still trying
+    k.api.tokens["wrong"] = "late"
+    k.wait_listening(timeout=5)
+    assert call(k.admin, "/readyz")[0] == 200
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    k.stop()
+
+
+def test_unreachable_at_start(kube):
+    """Nothing listens at the server's address at start: one error line
+    with host:port and the connection error, then it connects when the
+    server comes."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.api.stop()
+    k.start_gateway(wait=False)
+    time.sleep(1.5)
+    log = k.log()
+    lines = [l for l in log.splitlines() if "error kube:" in l]
+    assert len(lines) == 1, log
+    assert k.api.hostport in lines[0] and "refused" in lines[0].lower(), lines
+    assert "serving nothing until the configuration is read" in lines[0]
+    k.api.start()
+    k.wait_listening(timeout=5)
+    status, _, r = served_by(k)
+    assert status == 200, r
+    k.stop()
+
+
+def test_missing_crd_and_malformed_object(procs, tmp_path):
+    """A kind the server does not serve (its CRD not installed) is logged
+    once and the rest works; an object the loader refuses is named in the
+    log and left out, the others served."""
+    k = Kube(procs, tmp_path, nsims=1,
+             api_kw={"disabled": ["inference.networking.k8s.io/inferencepools"]})
+    try:
+        k.apply_seed()
+        k.add_pod("qwen-pool-0", k.sim_hosts[0])
+        k.apply("""apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata:
+  name: broken
+spec:
+  modelName: other
+  criticality: Urgent
+  poolRef:
+    name: qwen-pool
+""")
+        k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: broken-route
+spec:
+  parentRefs:
+  - name: inference-gateway
+  rules:
+  - backendRefs:
+    - group: inference.networking.x-k8s.io
+      kind: InferencePool
+      name: qwen-pool
+    timeouts:
+      request: forever
+""")
+        k.start_gateway()
+        k.wait_endpoints([k.endpoint(0)])
+        status, _, r = served_by(k)
+        assert status == 200, r
+        status, _, _ = call(k.base, "/v1/completions", seed_body("other"))
+        assert status == 404
+        # The broken route says why in its status.
+        parents = wait_for(lambda: (get(k, "httproute", "broken-route").get("status") or {})
+                           .get("parents"), "broken-route status")
+        acc = {c["type"]: c for c in parents[0]["conditions"]}["Accepted"]
+        assert acc["status"] == "False" and acc["reason"] == "UnsupportedValue", acc
+        assert "spec.rules[0].timeouts.request" in acc["message"], acc
+        assert parents[0]["parentRef"]["name"] == "inference-gateway"
+        log = k.log()
+        assert log.count("InferencePool (inference.networking.k8s.io/v1) is not served") == 1
+        assert re.search(r"kube:InferenceModel/default/broken:\d+: spec\.criticality: ", log), log
+        assert "kube:InferenceModel/default/broken: warning: left out" in log
+        k.stop()
+    finally:
+        k.api.stop()
+
+
+def test_only_our_gateway_class(kube):
+    """Gateways of another controller's class are not served."""
+    k = kube
+    k.apply_seed(controller="example.com/other-controller")
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway(wait=False)
+    deadline = time.time() + 5
+    while "every kind read" not in k.log():
+        assert time.time() < deadline, k.log()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, k.port), timeout=0.5).close()
+    # The Gateway moves to a class of ours (controllerName is immutable).
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.kubectl("patch", "gateway", "inference-gateway", "--type=merge",
+              "-p", '{"spec":{"gatewayClassName":"infergate"}}')
+    k.wait_listening(timeout=FOLLOW_S)
+    k.wait_endpoints([k.endpoint(0)])
+    k.stop()
+
+
+def conditions(obj, path=()):
+    st = obj.get("status") or {}
+    for p in path:
+        st = st[p]
+    return {c["type"]: c for c in st.get("conditions", [])}
+
+
+def get(k, kind, name):
+    return json.loads(k.kubectl("get", kind, name, "-o", "json"))
+
+
+def wait_for(pred, what, timeout=5.0):
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("never happened: " + what)
+        time.sleep(0.1)
+
+
+def status_writes(k):
+    return [r for r in k.infergate_requests() if r[0] == "PUT" and r[1].endswith("/status")]
+
+
+POOL_KIND = "inferencepools.inference.networking.x-k8s.io"
+
+
+def test_status_written_back(kube):
+    """GatewayClass, Gateway (listeners, attached routes, addresses),
+    HTTPRoute parents and InferencePool parents get their conditions with
+    observedGeneration; a route to a missing pool turns ResolvedRefs False /
+    BackendNotFound (and requests 500) within 5 s; lastTransitionTime stays
+    when a condition keeps its status; nothing is written when nothing
+    changed; a conflict (409) is retried."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    other = {"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                           "namespace": "default", "name": "elsewhere"},
+             "controllerName": "example.com/other", "conditions": []}
+    k.kubectl("patch", "httproute", "llm-route", "--subresource=status", "--type=merge",
+              "-p", json.dumps({"status": {"parents": [other]}}))
+    k.api.status_conflicts = 1
+    k.start_gateway()
+    ctl = "infergate.dev/gateway-controller"
+
+    gc = wait_for(lambda: conditions(get(k, "gatewayclass", "kgateway")).get("Accepted"),
+                  "GatewayClass Accepted")
+    assert gc["status"] == "True" and gc["reason"] == "Accepted"
+
+    def gw_ready():
+        gw = get(k, "gateway", "inference-gateway")
+        c = conditions(gw)
+        return gw if c.get("Programmed", {}).get("status") == "True" else None
+    gw = wait_for(gw_ready, "Gateway Programmed")
+    c = conditions(gw)
+    assert c["Accepted"]["status"] == "True"
+    assert c["Accepted"]["observedGeneration"] == gw["metadata"]["generation"]
+    assert gw["status"]["addresses"] == [{"type": "IPAddress", "value": k.host}]
+    ls = {l["name"]: l for l in gw["status"]["listeners"]}
+    assert ls["llm-gw"]["attachedRoutes"] == 1 and ls["http"]["attachedRoutes"] == 0
+    assert ls["llm-gw"]["supportedKinds"] == [{"group": "gateway.networking.k8s.io",
+                                               "kind": "HTTPRoute"}]
+    lc = {x["type"]: x for x in ls["llm-gw"]["conditions"]}
+    assert {t: lc[t]["status"] for t in lc} == {"Accepted": "True", "Programmed": "True",
+                                                "ResolvedRefs": "True", "Conflicted": "False"}
+    assert re.fullmatch(r"[A-Z][A-Za-z]*", lc["Accepted"]["reason"])
+
+    route = wait_for(lambda: [p for p in get(k, "httproute", "llm-route")["status"]["parents"]
+                              if p["controllerName"] == ctl], "HTTPRoute parents")
+    assert len(route) == 1
+    # Another controller's entry stays.
+    assert other in get(k, "httproute", "llm-route")["status"]["parents"]
+    assert route[0]["parentRef"]["name"] == "inference-gateway"
+    assert route[0]["parentRef"]["sectionName"] == "llm-gw"
+    rc = {x["type"]: x for x in route[0]["conditions"]}
+    assert rc["Accepted"]["status"] == "True" and rc["ResolvedRefs"]["status"] == "True"
+    accepted_time = rc["Accepted"]["lastTransitionTime"]
+
+    pool = wait_for(lambda: (get(k, POOL_KIND, "qwen-pool").get("status") or {}).get("parent"),
+                    "InferencePool parent")
+    assert pool[0]["parentRef"] == {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                    "namespace": "default", "name": "inference-gateway"}
+    assert {x["type"]: x["status"] for x in pool[0]["conditions"]} == {
+        "Accepted": "True", "ResolvedRefs": "True"}
+
+    # Settled: a change that alters no status writes nothing.
+    time.sleep(1.2)
+    n = len(status_writes(k))
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)])
+    time.sleep(1)
+    assert len(status_writes(k)) == n, status_writes(k)[n:]
+
+    # A backendRef to a pool that does not exist.
+    time.sleep(1.1)  # so that a new lastTransitionTime would differ
+    k.kubectl("patch", "httproute", "llm-route", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/rules/0/backendRefs/0/name", "value": "no-pool"}]))
+    t0 = time.time()
+
+    def unresolved():
+        r = get(k, "httproute", "llm-route")
+        ours = [p for p in r["status"]["parents"] if p["controllerName"] == ctl]
+        c = {x["type"]: x for x in ours[0]["conditions"]}
+        return (r, c) if c["ResolvedRefs"]["status"] == "False" else None
+    r, rc = wait_for(unresolved, "ResolvedRefs False")
+    assert time.time() - t0 < 5
+    assert rc["ResolvedRefs"]["reason"] == "BackendNotFound"
+    assert rc["ResolvedRefs"]["observedGeneration"] == r["metadata"]["generation"] == 2
+    assert rc["Accepted"]["lastTransitionTime"] == accepted_time
+    status, _, _ = call(k.base, "/v1/completions", seed_body())
+    assert status == 500
+    # The pool is reached through no route now: our entry is gone.
+    wait_for(lambda: not (get(k, POOL_KIND, "qwen-pool").get("status") or {}).get("parent"),
+             "InferencePool parent removed")
+    assert k.api.status_conflicts == 0
+    # The route leaves our Gateway: our entry leaves its status, the other
+    # controller's stays.
+    k.kubectl("patch", "httproute", "llm-route", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/parentRefs/0/name", "value": "nowhere"}]))
+    wait_for(lambda: not [p for p in get(k, "httproute", "llm-route")["status"]["parents"]
+                          if p["controllerName"] == ctl], "our parents entry removed")
+    assert get(k, "httproute", "llm-route")["status"]["parents"] == [other]
+    k.stop()
+
+
+def test_leader_election_two_replicas(procs, tmp_path):
+    """Two replicas with --leader-elect: one holds the Lease and writes
+    status, both route traffic; when the holder dies the other takes the
+    Lease within 20 s and writes status from then on."""
+    k = Kube(procs, tmp_path, nsims=1)
+    try:
+        k.api.tokens["token-a"] = "replica-a"
+        k.api.tokens["token-b"] = "replica-b"
+        k.apply_seed()
+        k.add_pod("qwen-pool-0", k.sim_hosts[0])
+        kc = {u: k.api.kubeconfig(os.path.join(k.tmp, "kc-" + u), token="token-" + u)
+              for u in "ab"}
+        a = k.start_gateway("--leader-elect", kubeconfig=kc["a"])
+        host_b = unique_loopback()
+        admin_b = "%s:%d" % (host_b, free_port(host_b))
+        b = procs.start("gateway", "--kube", "--kubeconfig", kc["b"], "--bind", host_b,
+                        "--admin", admin_b, "--workers", "1", "--leader-elect", name="gateway-b")
+        wait_http("http://%s/healthz" % admin_b, proc=b)
+        k.wait_endpoints([k.endpoint(0)])
+        # Both route.
+        for base in (k.base, "http://%s:%d" % (host_b, k.port)):
+            deadline = time.time() + 10
+            while True:
+                try:
+                    status, _, r = post_json(base, "/v1/completions", seed_body())
+                    break
+                except OSError:
+                    assert time.time() < deadline
+                    time.sleep(0.1)
+            assert status == 200, r
+        ident = {}
+        for u, p in (("a", a), ("b", b)):
+            m = wait_for(lambda: re.search(r"leader election: identity (\S+),",
+                                           procs.output(p)), "identity of " + u)
+            ident[u] = m.group(1)
+        assert ident["a"] != ident["b"]
+        lease_name = "infergate-infergate.dev-gateway-controller"
+        holder = wait_for(lambda: get(k, "lease", lease_name)["spec"].get("holderIdentity"),
+                          "a holder")
+        leader = "a" if holder == ident["a"] else "b"
+        other = "b" if leader == "a" else "a"
+        assert holder == ident[leader]
+        procs_of = {"a": a, "b": b}
+        wait_for(lambda: "holds the Lease" in procs.output(procs_of[leader]), "leader log")
+        assert "holds the Lease" not in procs.output(procs_of[other])
+        route = wait_for(lambda: (get(k, "httproute", "llm-route").get("status") or {})
+                         .get("parents"), "route status")
+        assert route
+
+        def writes_by(user):
+            return [r for r in k.api.requests if r[0] == "PUT" and
+                    r[1].endswith("/status") and r[4] == "replica-" + user]
+        assert writes_by(leader) and not writes_by(other)
+
+        # The holder dies; the survivor takes over within 20 s.
+        procs_of[leader].send_signal(signal.SIGKILL)
+        t0 = time.time()
+        wait_for(lambda: get(k, "lease", lease_name)["spec"].get("holderIdentity") ==
+                 ident[other], "failover", timeout=20)
+        took = time.time() - t0
+        assert took < 20, took
+        lease = get(k, "lease", lease_name)
+        assert lease["spec"]["leaseTransitions"] >= 1
+        k.kubectl("patch", "httproute", "llm-route", "--type=json", "-p", json.dumps(
+            [{"op": "replace", "path": "/spec/rules/0/backendRefs/0/name", "value": "gone"}]))
+
+        def survivor_wrote():
+            r = get(k, "httproute", "llm-route")
+            c = {x["type"]: x for x in r["status"]["parents"][0]["conditions"]}
+            return c["ResolvedRefs"]["reason"] == "BackendNotFound"
+        wait_for(survivor_wrote, "status from the survivor")
+        assert writes_by(other)
+        status, _, _ = call("http://%s:%d" % (host_b if other == "b" else k.host, k.port),
+                            "/v1/completions", seed_body())
+        assert status == 500
+        # A holder that exits gives the Lease up, so that no one waits for
+        # it to run out.
+        survivor = procs_of[other]
+        survivor.send_signal(signal.SIGTERM)
+        assert survivor.wait(timeout=15) == 0
+        log = procs.output(survivor)
+        for s in SAN_ERRORS:
+            assert s not in log, log
+        assert "Lease default/%s released" % lease_name in log
+        assert get(k, "lease", lease_name)["spec"]["holderIdentity"] == ""
+    finally:
+        k.api.stop()
+
+
+def test_client_certificate_and_inline_data(kube):
+    """A kubeconfig with no token but a client certificate, everything
+    inline (certificate-authority-data, client-certificate-data,
+    client-key-data): the server knows the client by its certificate."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+
+    def read(name):
+        with open(os.path.join(k.api.dir, name), "rb") as f:
+            return f.read()
+    kc = k.api.kubeconfig(os.path.join(k.tmp, "cert-kubeconfig"), token=None,
+                          ca_data=read("ca.crt"), cert_data=read("client.crt"),
+                          key_data=read("client.key"))
+    k.start_gateway(kubeconfig=kc)
+    k.wait_endpoints([k.endpoint(0)])
+    status, _, r = served_by(k)
+    assert status == 200, r
+    users = {r[4] for r in k.api.requests_by("infergate")}
+    assert users == {"admin"}, users
+    k.stop()
+
+
+def test_untrusted_server_certificate(kube, tmp_path):
+    """TLS is verified: a CA that did not sign the server's certificate
+    gives one error line naming the server, and nothing is served."""
+    from kubeapi import make_certs
+    k = kube
+    k.apply_seed()
+    other = os.path.join(str(tmp_path), "other-ca")
+    make_certs(other, k.api.host)
+    kc = k.api.kubeconfig(os.path.join(k.tmp, "bad-ca"), ca_file=os.path.join(other, "ca.crt"))
+    k.start_gateway(kubeconfig=kc, wait=False)
+    time.sleep(1.5)
+    lines = [l for l in k.log().splitlines() if "error kube:" in l]
+    assert len(lines) == 1, k.log()
+    assert k.api.hostport in lines[0] and "certificate" in lines[0].lower(), lines
+    assert not k.infergate_requests()  # no request got through
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, k.port), timeout=0.5).close()
+    k.stop()
+
+
+def test_in_cluster_service_account_token_rotation(kube, tmp_path):
+    """Without a kubeconfig anywhere, in a pod: KUBERNETES_SERVICE_HOST/PORT
+    and the service account's token, CA and namespace. The kubelet rotates
+    the token: the new one is used without a restart."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    sa = os.path.join(str(tmp_path), "sa")
+    os.makedirs(sa)
+    shutil.copy(os.path.join(k.api.dir, "ca.crt"), os.path.join(sa, "ca.crt"))
+
+    def write_token(t):
+        tmp = os.path.join(sa, ".token")
+        with open(tmp, "w") as f:
+            f.write(t + "\n")
+        os.replace(tmp, os.path.join(sa, "token"))
+    write_token("sa-token-1")
+    with open(os.path.join(sa, "namespace"), "w") as f:
+        f.write("default")
+    k.api.tokens = {"test-token": "tester", "sa-token-1": "sa-1"}
+    home = os.path.join(str(tmp_path), "home")
+    os.makedirs(home)
+    env = dict(os.environ, KUBERNETES_SERVICE_HOST=k.api.host,
+               KUBERNETES_SERVICE_PORT=str(k.api.port), INFERGATE_SERVICEACCOUNT_DIR=sa,
+               HOME=home)
+    env.pop("KUBECONFIG", None)
+    k.gw = k.procs.start("gateway", "--kube", "--bind", k.host, "--admin",
+                         "%s:%d" % (k.admin_host, k.admin_port), "--workers", "1",
+                         name="gateway", env=env)
+    wait_http(k.admin + "/healthz", proc=k.gw)
+    k.wait_listening()
+    assert "(in-cluster service account)" in k.log()
+    # As with projected tokens, the new token is valid before the file
+    # changes and the old one for a while after.
+    k.api.tokens["sa-token-2"] = "sa-2"
+    write_token("sa-token-2")
+    time.sleep(0.3)
+    k.api.tokens = {"test-token": "tester", "sa-token-2": "sa-2"}
+    k.api.end_watches()
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)], timeout=FOLLOW_S + 2)
+    assert any(r[4] == "sa-2" for r in k.api.requests_by("infergate"))
+    assert "HTTP 401" not in k.log()
+    k.stop()
+
+
+def test_namespace_flag(kube):
+    """--namespace NS: only that namespace is watched (namespaced paths) and
+    Gateways elsewhere are not served."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n")
+    team_port = free_port(k.host)
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: team-gw
+  namespace: team
+spec:
+  gatewayClassName: kgateway
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: %d
+""" % team_port)
+    k.start_gateway("--namespace", "default")
+    k.wait_endpoints([k.endpoint(0)])
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, team_port), timeout=0.5).close()
+    paths = [p for _, p, _ in k.infergate_requests()]
+    assert any(p.startswith("/api/v1/namespaces/default/pods?") for p in paths), paths
+    assert not any(p.startswith("/api/v1/pods") for p in paths), paths
+    k.stop()
+
+
+def test_pods_nothing_selects_are_not_loaded(kube):
+    """Only Pods a pool or Service selects become configuration: a Pod of
+    another app (whose label value the loader would refuse) is not
+    loaded at all."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    time.sleep(0.5)
+    reloads = k.log().count("reloading configuration")
+    k.apply(POD.replace("app: qwen-pool", "app: other\n    tier: '-not a label value-'")
+            % "unrelated")
+    time.sleep(1.5)
+    # The Pod arrived (a reload ran) but loaded nothing new.
+    assert k.log().count("reloading configuration") == reloads + 1
+    assert "kube:Pod/default/unrelated" not in k.log()
+    assert k.endpoints() == [k.endpoint(0)]
+    k.stop()
+
+
+def test_https_listener_and_service_backend(kube, tmp_path):
+    """A TLS Secret created with kubectl serves an HTTPS listener (only
+    Secrets of type kubernetes.io/tls are watched), and an HTTPRoute to a
+    core Service reaches the addresses of its EndpointSlice."""
+    import base64
+    import http.client
+    import ssl
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    d = str(tmp_path)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "tls.key", "-out",
+                    "tls.crt", "-days", "1", "-subj", "/CN=llm.example.com",
+                    "-addext", "subjectAltName=DNS:llm.example.com"],
+                   cwd=d, check=True, capture_output=True)
+
+    def b64(name):
+        with open(os.path.join(d, name), "rb") as f:
+            return base64.b64encode(f.read()).decode()
+    k.apply(json.dumps({"apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": "llm-cert", "namespace": "default"},
+                        "type": "kubernetes.io/tls",
+                        "data": {"tls.crt": b64("tls.crt"), "tls.key": b64("tls.key")}}))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: %d
+    hostname: llm.example.com
+    tls:
+      certificateRefs:
+      - name: llm-cert
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: to-service
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - name: vllm
+      port: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: vllm
+spec:
+  ports:
+  - name: http
+    port: 80
+    targetPort: %d
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: vllm-1
+  labels:
+    kubernetes.io/service-name: vllm
+addressType: IPv4
+ports:
+- name: http
+  port: %d
+endpoints:
+- addresses: [%s]
+  conditions: {ready: true}
+""" % (k.port, k.target_port, k.target_port, k.sim_hosts[1]))
+    k.start_gateway()
+    assert any("fieldSelector=type%3Dkubernetes.io%2Ftls" in p
+               for _, p, _ in k.infergate_requests("secrets")), k.infergate_requests("secrets")
+    ctx = ssl.create_default_context(cafile=os.path.join(d, "tls.crt"))
+    conn = http.client.HTTPSConnection(k.host, k.port, context=ctx, timeout=10)
+    conn.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
+                                server_hostname="llm.example.com")
+    body = json.dumps({"model": "Qwen/Qwen2.5-1.5B-Instruct", "prompt": "hi",
+                       "max_tokens": 3})
+    conn.request("POST", "/v1/completions", body=body,
+                 headers={"Host": "llm.example.com", "Content-Type": "application/json"})
+    r = conn.getresponse()
+    data = r.read()
+    assert r.status == 200, data
+    assert json.loads(data)["usage"]["completion_tokens"] == 3
+    k.stop()
+
+
+def test_lists_read_page_by_page(kube):
+    """A server that answers lists in pages: the gateway follows the
+    continue tokens (with the same field selector on every page) and sees
+    every object."""
+    k = kube
+    k.api.page_size = 1
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    for name, typ in (("a-tls", "kubernetes.io/tls"), ("b-opaque", "Opaque"),
+                      ("c-tls", "kubernetes.io/tls")):
+        k.apply(json.dumps({"apiVersion": "v1", "kind": "Secret", "type": typ,
+                            "metadata": {"name": name}, "stringData": {"x": "y"}}))
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)])
+    pods = k.infergate_requests("pods", watch=False)
+    assert len(pods) >= 2 and any("continue=" in p for _, p, _ in pods), pods
+    secrets = k.infergate_requests("secrets")
+    assert any("continue=" in p for _, p, _ in secrets), secrets
+    assert all("fieldSelector=type%3Dkubernetes.io%2Ftls" in p for _, p, _ in secrets), secrets
+    k.stop()
+
+
+def test_route_hostname_and_listener_conflict_statuses(kube):
+    """An HTTPRoute whose hostnames meet no listener's is not Accepted
+    (NoMatchingListenerHostname); one whose parentRef names no listener
+    (NoMatchingParent); HTTP and HTTPS listeners of two Gateways on one
+    port are Conflicted (ProtocolConflict) and not Programmed."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    shared = free_port(k.host)
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: named
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: web
+    protocol: HTTP
+    port: %d
+    hostname: llm.example.com
+  - name: clash
+    protocol: HTTP
+    port: %d
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: other
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: tls
+    protocol: HTTPS
+    port: %d
+    tls:
+      certificateRefs:
+      - name: missing-cert
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: elsewhere
+spec:
+  parentRefs:
+  - name: named
+    sectionName: web
+  hostnames: ["chat.other.org"]
+  rules:
+  - backendRefs:
+    - name: svc
+      port: 80
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: no-section
+spec:
+  parentRefs:
+  - name: named
+    sectionName: nope
+  rules:
+  - backendRefs:
+    - name: svc
+      port: 80
+""" % (k.port, shared, shared))
+    k.start_gateway()
+
+    def accepted(route):
+        st = get(k, "httproute", route).get("status") or {}
+        for p in st.get("parents", []):
+            return {c["type"]: c for c in p["conditions"]}["Accepted"]
+    a = wait_for(lambda: accepted("elsewhere"), "elsewhere status")
+    assert (a["status"], a["reason"]) == ("False", "NoMatchingListenerHostname"), a
+    a = wait_for(lambda: accepted("no-section"), "no-section status")
+    assert (a["status"], a["reason"]) == ("False", "NoMatchingParent"), a
+
+    def listener(gw, name):
+        st = get(k, "gateway", gw).get("status") or {}
+        for l in st.get("listeners", []):
+            if l["name"] == name:
+                return {c["type"]: c for c in l["conditions"]}
+    for gw, name in (("named", "clash"), ("other", "tls")):
+        c = wait_for(lambda: listener(gw, name), "%s/%s status" % (gw, name))
+        assert (c["Conflicted"]["status"], c["Conflicted"]["reason"]) == \
+            ("True", "ProtocolConflict"), c
+        assert c["Programmed"]["status"] == "False"
+    c = listener("named", "web")
+    assert c["Conflicted"]["status"] == "False" and c["Programmed"]["status"] == "True"
+    k.stop()
+
+
+def test_gie_v1_pool(kube):
+    """A GIE v1 InferencePool (inference.networking.k8s.io/v1: matchLabels,
+    targetPorts, no endpointPickerRef): its Pods are endpoints, the model
+    passes through, and its status has parents[] for our Gateway."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: %d
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - group: inference.networking.k8s.io
+      kind: InferencePool
+      name: v1-pool
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: v1-pool
+spec:
+  selector:
+    matchLabels:
+      app: qwen-pool
+  targetPorts:
+  - number: %d
+""" % (k.port, k.target_port))
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.start_gateway()
+    eps = []
+    deadline = time.time() + 5
+    while time.time() < deadline and len(eps) != 2:
+        status, _, data = call(k.admin, "/pools")
+        eps = sorted(e["address"] for p in json.loads(data)["pools"]
+                     if p["name"] == "v1-pool" for e in p["endpoints"])
+        time.sleep(0.05)
+    assert eps == sorted([k.endpoint(0), k.endpoint(1)]), eps
+    status, _, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-0"))
+    assert status == 200 and r["model"] == "tweet-summary-0", r
+    parents = wait_for(lambda: (get(k, "inferencepools.inference.networking.k8s.io",
+                                    "v1-pool").get("status") or {}).get("parents"),
+                       "v1 pool parents")
+    assert parents[0]["parentRef"]["name"] == "gw"
+    assert {c["type"]: c["status"] for c in parents[0]["conditions"]} == {
+        "Accepted": "True", "ResolvedRefs": "True"}
+    k.stop()
+
+
+def test_unusual_characters_survive(kube):
+    """Strings from the API reach the configuration unchanged, including
+    characters YAML would refuse or read as line breaks (DEL, NEL, U+2028)
+    and characters outside the BMP."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    odd = "odd\u007f\u0085\u2028\U0001F600-model"
+    model = json.loads(k.kubectl("get", "inferencemodels.inference.networking.x-k8s.io",
+                                 "inferencemodel-sample", "-o", "json"))
+    model["spec"]["modelName"] = odd
+    k.apply(json.dumps(model))
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    body = json.dumps({"model": odd, "prompt": "hi", "max_tokens": 2},
+                      ensure_ascii=False).encode()
+    status, _, data = call(k.base, "/v1/completions", raw=body)
+    assert status == 200, (data, k.log())
+    assert json.loads(data)["model"] == "tweet-summary-1"
+    assert "error" not in k.log().lower(), k.log()
+    k.stop()
+
+
+def test_token_revoked_while_running(kube):
+    """The token stops being accepted while the gateway runs: one error
+    line with 401, traffic goes on with the last configuration, and once
+    the token is accepted again changes are followed."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    k.api.tokens["kubectl-token"] = "admin"
+    saved = k.api.tokens.pop("test-token")
+    # kubectl keeps working with a token of its own.
+    k.kubeconfig = k.api.kubeconfig(os.path.join(k.tmp, "kc-admin"), token="kubectl-token")
+    k.api.end_watches()
+    wait_for(lambda: "%s: HTTP 401 Unauthorized" % k.api.hostport in k.log(), "401 logged")
+    for _ in range(3):
+        status, ep, r = served_by(k)
+        assert status == 200 and ep == k.endpoint(0), r
+    time.sleep(1)
+    assert k.log().count("HTTP 401 Unauthorized") == 1, k.log()
+    k.api.tokens["test-token"] = saved
+    wait_for(lambda: "answers again" in k.log(), "reconnected")
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)], timeout=FOLLOW_S + 2)
+    k.stop()

@@ -1,0 +1,175 @@
+/* Unit tests for the Kubernetes client's credentials: kubeconfig files
+ * (current context, relative paths, *-data fields in base64, default
+ * port, refusals with a reason), the search order (--kubeconfig, then
+ * $KUBECONFIG's first existing file) and the base64 decoder. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kube/creds.h"
+
+static char dir[64];
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static const char two_contexts[] =
+    "apiVersion: v1\n"
+    "kind: Config\n"
+    "current-context: b\n"
+    "clusters:\n"
+    "- name: one\n"
+    "  cluster: {server: 'https://10.0.0.1:6443', certificate-authority: /etc/ca.crt}\n"
+    "- name: two\n"
+    "  cluster:\n"
+    "    server: https://api.example.com\n"
+    "    certificate-authority-data: aGVsbG8gd29ybGQ=\n"
+    "users:\n"
+    "- name: u1\n"
+    "  user: {token: abc}\n"
+    "- name: u2\n"
+    "  user:\n"
+    "    client-certificate: certs/client.crt\n"
+    "    client-key-data: a2V5\n"
+    "contexts:\n"
+    "- name: a\n"
+    "  context: {cluster: one, user: u1}\n"
+    "- name: b\n"
+    "  context: {cluster: two, user: u2, namespace: team}\n";
+
+static void test_current_context(void **state)
+{
+	struct ig_kube_creds c;
+	char err[256];
+	const char *p = write_file("kc1", two_contexts);
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), 0);
+	assert_string_equal(c.server, "https://api.example.com:443");
+	assert_string_equal(c.hostport, "api.example.com:443");
+	assert_non_null(c.ca_pem);
+	assert_int_equal(c.ca_len, 11);
+	assert_memory_equal(c.ca_pem, "hello world", 11);
+	assert_null(c.ca_file);
+	char want[300];
+	snprintf(want, sizeof want, "%s/certs/client.crt", dir);
+	assert_string_equal(c.cert_file, want);
+	assert_int_equal(c.key_len, 3);
+	assert_memory_equal(c.key_pem, "key", 3);
+	assert_null(c.token);
+	assert_string_equal(c.ns, "team");
+	ig_kube_creds_free(&c);
+}
+
+static void test_refusals(void **state)
+{
+	struct ig_kube_creds c;
+	char err[256];
+	const char *p = write_file("kc2", "current-context: nope\ncontexts: []\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "no current context named nope"));
+	ig_kube_creds_free(&c);
+
+	p = write_file("kc3", "current-context: a\n"
+			      "clusters: [{name: c, cluster: {server: 'http://h:80'}}]\n"
+			      "contexts: [{name: a, context: {cluster: c, user: u}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "only https"));
+	ig_kube_creds_free(&c);
+
+	p = write_file("kc4", "current-context: a\n"
+			      "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+			      "users: [{name: u, user: {exec: {command: gke-auth}}}]\n"
+			      "contexts: [{name: a, context: {cluster: c, user: u}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "exec or auth-provider plugin"));
+	ig_kube_creds_free(&c);
+
+	p = write_file("kc5", "current-context: a\n"
+			      "clusters: [{name: c, cluster: {server: 'https://h:1', "
+			      "certificate-authority-data: '!!'}}]\n"
+			      "contexts: [{name: a, context: {cluster: c}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "certificate-authority-data is not valid base64"));
+	ig_kube_creds_free(&c);
+
+	assert_int_equal(ig_kube_creds_from_file("/nonexistent/kc", &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "cannot read"));
+	ig_kube_creds_free(&c);
+}
+
+static void test_search_order(void **state)
+{
+	struct ig_kube_creds c;
+	char err[256], env[600];
+	char first[300];
+	snprintf(first, sizeof first, "%s", write_file("kc6", two_contexts));
+	const char *other =
+	    write_file("kc7", "current-context: a\n"
+			      "clusters: [{name: c, cluster: {server: "
+			      "'https://[::1]:7443', insecure-skip-tls-verify: true}}]\n"
+			      "users: [{name: u, user: {token: t0k, tokenFile: tf}}]\n"
+			      "contexts: [{name: a, context: {cluster: c, user: u}}]\n");
+	/* $KUBECONFIG: the first file of the list that exists. */
+	snprintf(env, sizeof env, "/nonexistent:%s:%s", other, first);
+	setenv("KUBECONFIG", env, 1);
+	assert_int_equal(ig_kube_creds_load(NULL, &c, err, sizeof err), 0);
+	assert_string_equal(c.hostport, "[::1]:7443");
+	assert_true(c.insecure);
+	assert_string_equal(c.token, "t0k");
+	assert_non_null(strstr(c.token_file, "/tf"));
+	ig_kube_creds_free(&c);
+	/* --kubeconfig wins. */
+	assert_int_equal(ig_kube_creds_load(first, &c, err, sizeof err), 0);
+	assert_string_equal(c.hostport, "api.example.com:443");
+	ig_kube_creds_free(&c);
+	unsetenv("KUBECONFIG");
+}
+
+static void test_base64(void **state)
+{
+	size_t n;
+	char *s = ig_base64_decode("aW5m\nZXJn YXRl", 14, &n);
+	assert_non_null(s);
+	assert_int_equal(n, 9);
+	assert_string_equal(s, "infergate");
+	free(s);
+	s = ig_base64_decode("YQ==", 4, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(s, "a");
+	free(s);
+	assert_null(ig_base64_decode("YQ==YQ", 6, &n)); /* data after padding */
+	assert_null(ig_base64_decode("a$b=", 4, &n));
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/test_kube.XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_current_context),
+	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_search_order),
+	    cmocka_unit_test(test_base64),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		rc = rc ? rc : 1;
+	return rc;
+}
