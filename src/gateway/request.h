@@ -142,29 +142,6 @@ int ig_req_rewrite(struct ig_req *p);
  * -1 when an error was answered. */
 int ig_req_admit(struct ig_req *p);
 
-/* filters.c: the rule's and the backendRef's filters. */
-bool ig_req_has_redirect(const struct ig_req *p);
-void ig_req_redirect(struct ig_req *p); /* answers 3xx and ends the request */
-/* The request-target the backend gets (URLRewrite path), and the Host
- * (URLRewrite hostname; NULL: none). */
-struct ig_str ig_req_upstream_target(struct ig_req *p);
-const char *ig_req_upstream_host(const struct ig_req *p);
-/* Header modifiers of `type` (request or response): whether a header of
- * that name is removed or replaced, and the set/add entries to emit. */
-bool ig_req_header_dropped(const struct ig_req *p, enum ig_filter_type type, struct ig_str name);
-void ig_req_header_additions(const struct ig_req *p, enum ig_filter_type type,
-			     void (*emit)(void *ud, const char *name, const char *value), void *ud);
-/* sessionPersistence: moves the session's endpoint first in the ranking;
- * the header (Set-Cookie, or the session header) naming the endpoint that
- * answered. */
-void ig_req_persist_ranking(struct ig_req *p);
-bool ig_req_session_header(struct ig_req *p, struct ig_http_header *out);
-/* A route `retry` block asks for another attempt after this status. */
-bool ig_req_should_retry(struct ig_req *p, int status);
-/* RequestMirror: copies sent, answers forgotten; at most 64 per worker. */
-void ig_req_mirror(struct ig_req *p);
-void ig_req_mirrors_free(struct ig_worker *w);
-
 /* relay.c */
 /* Starts the route's timeouts.request clock, which covers queueing too. */
 void ig_req_arm_timeout(struct ig_req *p);

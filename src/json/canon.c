@@ -46,30 +46,6 @@ static unsigned hex4(const char *p)
 	return v;
 }
 
-static size_t utf8(unsigned cp, char *b)
-{
-	if (cp < 0x80) {
-		b[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		b[0] = (char)(0xc0 | cp >> 6);
-		b[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		b[0] = (char)(0xe0 | cp >> 12);
-		b[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		b[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	b[0] = (char)(0xf0 | cp >> 18);
-	b[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-	b[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-	b[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
 /* One decoded byte sequence of a string, written as text or, in JSON, with
  * the fewest escapes. */
 static void put_decoded(struct out *o, const char *s, size_t len, bool json)
@@ -153,7 +129,7 @@ static void emit_string(struct out *o, struct ig_str raw, bool json)
 					p += 6;
 				}
 			}
-			n = utf8(cp, b);
+			n = ig_utf8_encode(cp, b);
 			put_decoded(o, b, n, json);
 			continue;
 		}
@@ -216,7 +192,7 @@ static int dec_next(struct dec *d)
 				d->p += 6;
 			}
 		}
-		d->npend = utf8(cp, d->pend);
+		d->npend = ig_utf8_encode(cp, d->pend);
 		d->ipend = 1;
 		return (unsigned char)d->pend[0];
 	}

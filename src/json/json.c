@@ -670,7 +670,7 @@ int ig_json_object_next(struct ig_json_value obj, size_t *pos, struct ig_json_va
 /* Receives decoded string content piece by piece. Returns 0 to go on. */
 typedef int (*sink_fn)(void *ctx, const char *p, size_t n);
 
-static size_t utf8_encode(long cp, char *out)
+size_t ig_utf8_encode(uint32_t cp, char *out)
 {
 	if (cp < 0x80) {
 		out[0] = (char)cp;
@@ -722,7 +722,7 @@ static int decode_string(struct ig_json_value v, sink_fn sink, void *ctx)
 			long cp = read_u_escape(bs, end, &p);
 			if (cp < 0)
 				return -1;
-			n = utf8_encode(cp, tmp);
+			n = ig_utf8_encode((uint32_t)cp, tmp);
 		} else {
 			tmp[0] = simple_escape(bs[1]);
 			if (!tmp[0])

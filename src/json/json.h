@@ -83,6 +83,10 @@ int ig_json_double(struct ig_json_value v, double *out);
 /* 1 for true, 0 for false, -1 if not a boolean. */
 int ig_json_bool(struct ig_json_value v);
 
+/* Writes code point cp (at most U+10FFFF) as UTF-8 into out (room for 4
+ * bytes); returns the byte count. */
+size_t ig_utf8_encode(uint32_t cp, char *out);
+
 /* Appends s as a JSON string literal (with quotes), escaping as needed. */
 int ig_json_write_string(struct ig_buf *out, const char *s, size_t len);
 
