@@ -158,11 +158,14 @@ static int parse_string(struct parser *ps)
 			 * and one branch per 64 bytes. */
 			while (end - p >= 64) {
 				__m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-				__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-				__m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
-				__m128i d = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
+				__m128i b =
+				    _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+				__m128i c =
+				    _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
+				__m128i d =
+				    _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
 #define SPECIAL(v)                                                                                 \
-	_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),             \
+	_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),            \
 		     _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl), v))
 				__m128i any = _mm_or_si128(_mm_or_si128(SPECIAL(a), SPECIAL(b)),
 							   _mm_or_si128(SPECIAL(c), SPECIAL(d)));
@@ -177,7 +180,8 @@ static int parse_string(struct parser *ps)
 							  _mm_cmpeq_epi8(v, bslash));
 				/* unsigned v <= 0x1f: max(v, 0x1f) == 0x1f */
 				sp = _mm_or_si128(sp, _mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl));
-				unsigned mask = (unsigned)(_mm_movemask_epi8(sp) | _mm_movemask_epi8(v));
+				unsigned mask =
+				    (unsigned)(_mm_movemask_epi8(sp) | _mm_movemask_epi8(v));
 				if (mask) {
 					p += __builtin_ctz(mask);
 					break;

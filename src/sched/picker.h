@@ -108,7 +108,7 @@ struct ig_picker_config; /* parsed EndpointPickerConfig */
  * returns 0 or -1. */
 int ig_picker_config_parse(const char *file, const char *text, size_t len,
 			   struct ig_picker_config **out, struct ig_diags *diags);
-/* GIE's default: queue-scorer 2, kv-cache-utilization-scorer 2,
+/* GIE's default (the "gie" configuration): queue-scorer 2, kv-cache-utilization-scorer 2,
  * prefix-cache-scorer 3, max-score-picker. */
 struct ig_picker_config *ig_picker_config_default(void);
 /* The EndpointPickerConfig text of a named configuration (sched/presets.c):
@@ -118,7 +118,7 @@ struct ig_picker_config *ig_picker_config_default(void);
  * lists them (NULL past the last). */
 const char *ig_picker_preset(const char *name);
 const char *ig_picker_preset_name(size_t i);
-/* The GIE v0.2.0 behaviour as a one-plugin profile (decision-tree filter,
+/* The GIE v0.2.0 behaviour (the "v0.2" configuration: decision-tree filter,
  * random picker among the survivors). */
 struct ig_picker_config *ig_picker_config_decision_tree(void);
 void ig_picker_config_free(struct ig_picker_config *c);

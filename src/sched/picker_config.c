@@ -1807,43 +1807,26 @@ int ig_picker_config_parse(const char *file, const char *text, size_t len,
 	return 0;
 }
 
-static struct ig_picker_config *build(const enum plugin_type *t, const double *w, size_t n)
+/* A built-in configuration, through the same parser as a file. */
+static struct ig_picker_config *preset(const char *name)
 {
-	struct ig_picker_config *c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	c->nprofiles = 1;
-	c->profiles[0].name = strdup("default");
-	if (!c->profiles[0].name)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		int pi = add_plugin(c, t[i], picker_type_name(t[i]));
-		if (pi < 0)
-			goto fail;
-		c->profiles[0].e[c->profiles[0].n++] = (struct profile_entry){(size_t)pi, w[i]};
-		c->prefix_index |= t[i] == PT_PREFIX_SCORER;
-	}
-	picker_default_params(&c->detector);
-	picker_default_params(&c->prefix);
+	const char *text = ig_picker_preset(name);
+	struct ig_picker_config *c = NULL;
+	struct ig_diags d = {0};
+	if (ig_picker_config_parse(name, text, strlen(text), &c, &d) < 0)
+		c = NULL;
+	ig_diags_free(&d);
 	return c;
-fail:
-	ig_picker_config_free(c);
-	return NULL;
 }
 
 struct ig_picker_config *ig_picker_config_default(void)
 {
-	static const enum plugin_type t[] = {PT_QUEUE_SCORER, PT_KV_SCORER, PT_PREFIX_SCORER,
-					     PT_MAX_SCORE_PICKER};
-	static const double w[] = {2, 2, 3, 1};
-	return build(t, w, 4);
+	return preset("gie");
 }
 
 struct ig_picker_config *ig_picker_config_decision_tree(void)
 {
-	static const enum plugin_type t[] = {PT_DECISION_TREE_FILTER, PT_RANDOM_PICKER};
-	static const double w[] = {1, 1};
-	return build(t, w, 2);
+	return preset("v0.2");
 }
 
 void ig_picker_config_free(struct ig_picker_config *c)
