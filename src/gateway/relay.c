@@ -293,8 +293,8 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 		 * connection; the next endpoint of the ranking (round the list)
 		 * gets the request after the backoff. */
 		p->route_retries++;
-		ig_warn("upstream %s answered %d: retrying (%d of the route's attempts)", p->ep->addr,
-			res->status, p->route_retries);
+		ig_warn("upstream %s answered %d: retrying (%d of the route's attempts)",
+			p->ep->addr, res->status, p->route_retries);
 		ig_http_client_close(c);
 		p->up = NULL;
 		release_endpoint(p);
@@ -402,13 +402,24 @@ static void on_up_done(struct ig_http_client *c, void *ud)
 
 /* ---- is a pod that dropped a request still there? ---- */
 
+static void probe(struct ig_req *p);
+
+static void probe_again(struct ig_loop *loop, struct ig_timer *t)
+{
+	probe(t->data);
+}
+
+/* A probe that connected is asked again this much later: a pod being
+ * killed closes its connections before its listening socket, so the first
+ * probe can still get in while the pod is already gone. */
+#define PROBE_AGAIN_MS 100
+
 static void on_probe(struct ig_http_client *c, int err, void *ud)
 {
 	struct ig_req *p = ud;
 	ig_http_client_close(c);
 	p->probe = NULL;
 	struct ig_endpoint *ep = p->ep;
-	release_endpoint(p);
 	/* Only a refusal (or no route to the address at all) proves that
 	 * nothing listens there any more. A probe that connects, or is reset
 	 * after connecting, or times out (an overloaded pod drops SYNs) leaves
@@ -417,13 +428,19 @@ static void on_probe(struct ig_http_client *c, int err, void *ud)
 		ig_warn("upstream %s: connection lost before the response and the endpoint is gone "
 			"(%s): trying another endpoint",
 			ep->addr, strerror(err));
+		release_endpoint(p);
 		attempt(p);
+		return;
+	}
+	if (!err && p->probes++ == 0) {
+		ig_timer_start(&p->w->loop, &p->retry_timer, PROBE_AGAIN_MS, probe_again, p);
 		return;
 	}
 	/* The pod may be up and dropped the request: it may have run it. */
 	ig_warn(
 	    "upstream %s: closed the connection without answering a request it had received%s%s",
 	    ep->addr, err ? "; a new connection: " : "", err ? strerror(err) : "");
+	release_endpoint(p);
 	ig_req_fail(p, 502, "bad_gateway", NULL,
 		    "the model server closed the connection without answering");
 }
@@ -489,6 +506,7 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 		attempt(p);
 		return;
 	}
+	p->probes = 0;
 	probe(p);
 }
 

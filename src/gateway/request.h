@@ -85,6 +85,7 @@ struct ig_req {
 	bool ep_done;		/* its dispatch accounting already ended */
 	struct ig_http_client *up;
 	struct ig_http_client *probe; /* is the endpoint still there? */
+	int probes;		      /* probes that connected, for this loss */
 	char host_line[96];	      /* "Host: ip:port\r\n\r\n" */
 	size_t host_len;
 	int ntried;
