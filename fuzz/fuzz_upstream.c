@@ -102,9 +102,10 @@
 #define CLIENT_KEEP (1024 * 1024)
 #define FILL_MAX (512 * 1024)
 #define STALL_MAX_MS 12
-/* The longest timer that may hold up the end of an input is 8 ms (the
- * route's request timeout); the connect timeout never fires on loopback
- * and the server's 2 s linger ends when the client closes. */
+/* The longest timer that may hold up the end of an input is 20 ms (the
+ * second probe of a pod that dropped a request; the route's request
+ * timeout is 8 ms); the connect timeout never fires on loopback and the
+ * server's 2 s linger ends when the client closes. */
 #define END_WAIT_MS 100
 #define FD_MAX 1024 /* descriptors above are not watched */
 #define POD_LOG_MAX (2 * 1024 * 1024)

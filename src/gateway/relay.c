@@ -412,7 +412,7 @@ static void probe_again(struct ig_loop *loop, struct ig_timer *t)
 /* A probe that connected is asked again this much later: a pod being
  * killed closes its connections before its listening socket, so the first
  * probe can still get in while the pod is already gone. */
-#define PROBE_AGAIN_MS 100
+#define PROBE_AGAIN_MS 20
 
 static void on_probe(struct ig_http_client *c, int err, void *ud)
 {
