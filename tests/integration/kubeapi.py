@@ -534,10 +534,14 @@ class Handler(BaseHTTPRequestHandler):
                                 last = ev[0]
                                 if visible(ev[1], ev[2], ev[4]):
                                     out.append((ev[3], ev[4]))
+                        # Every event up to here has been looked at; a
+                        # bookmark may say so. Events that come during
+                        # the wait below are read on the next turn, so
+                        # the bookmark must not claim them.
+                        cur_rv = store.rv
                         if not out:
                             wait = min(deadline, next_bookmark if bookmarks else deadline)
                             store.lock.wait(max(0.01, min(0.25, wait - time.time())))
-                        cur_rv = store.rv
                 for typ, obj in out:
                     self.write_chunk({"type": typ, "object": obj})
                 if out and out[-1][0] == "ERROR":
