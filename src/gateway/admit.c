@@ -145,6 +145,38 @@ static void no_profile(struct ig_req *p, const char *header, struct ig_str value
 /* Runs admission and the picker once. Returns 0 with the ranking in
  * p->ranked, 1 when the request must wait (flow control), or answers the
  * error itself and returns -1. */
+/* Whether the subset hint names this endpoint: its "ip:port", or its ip
+ * alone (any of its ports). */
+static bool in_subset(const struct ig_req *p, const struct ig_endpoint *ep)
+{
+	struct ig_str addr = {ep->addr, ep->addr_len};
+	const char *colon = memrchr(addr.ptr, ':', addr.len);
+	struct ig_str ip = {addr.ptr, colon ? (size_t)(colon - addr.ptr) : addr.len};
+	for (size_t i = 0; i < p->nsubset; i++)
+		if (ig_str_eq(p->subset[i], addr) || ig_str_eq(p->subset[i], ip))
+			return true;
+	return false;
+}
+
+/* Keeps the candidates the subset hint names, in order. */
+static void restrict_to_subset(const struct ig_req *p, struct candidates *c)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		if (!in_subset(p, c->eps[i]))
+			continue;
+		c->eps[k] = c->eps[i];
+		c->load[k] = c->load[i];
+		if (c->full)
+			c->full[k] = c->full[i];
+		c->se[k] = c->se[i];
+		c->se[k].m = &c->load[k];
+		c->se[k].full = c->full ? &c->full[k] : NULL;
+		k++;
+	}
+	c->n = k;
+}
+
 static int schedule(struct ig_req *p, bool from_queue)
 {
 	struct candidates c;
@@ -154,6 +186,15 @@ static int schedule(struct ig_req *p, bool from_queue)
 	if (candidates_load(&c, p->pool, adapters, t0) < 0) {
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
+	}
+	if (p->has_subset) {
+		restrict_to_subset(p, &c);
+		if (c.n == 0) {
+			ig_req_fail(p, 503, "service_unavailable", NULL,
+				    "failed to find endpoint candidates: none of the pool's "
+				    "endpoints is in the proxy's subset hint");
+			return -1;
+		}
 	}
 	if (c.n == 0) {
 		ig_req_fail(p, 503, "service_unavailable", NULL,

@@ -392,7 +392,7 @@ static int start(struct ig_gateway_rt *G)
 		snap = load(G, true);
 		if (!snap)
 			return -1;
-		if (snap->nports == 0)
+		if (snap->nports == 0 && !G->opt.frontend)
 			ig_warn("no HTTP listeners in the manifests: nothing to serve");
 		if (check_ports(G, snap) < 0) {
 			ig_snapshot_unref(snap);
@@ -439,6 +439,9 @@ static int start(struct ig_gateway_rt *G)
 	if (G->opt.admin && ig_admin_start(G, G->opt.admin) < 0)
 		return -1;
 	ig_scraper_start(G->scraper);
+	const struct ig_gw_frontend *fe = G->opt.frontend;
+	if (fe && fe->ctl_start && fe->ctl_start(G, fe->arg) < 0)
+		return -1;
 	if (G->opt.kube) {
 		G->kube = ig_kube_start(&G->ctl, &G->opt.kube_opt, on_kube_change, G);
 		if (!G->kube)
@@ -447,8 +450,8 @@ static int start(struct ig_gateway_rt *G)
 		G->watch_signature = signature(G);
 		ig_timer_start(&G->ctl, &G->watch_timer, G->opt.watch_interval_ms, on_watch, G);
 	}
-	ig_info("gateway: %d workers, scraping every %llu ms", G->nworkers,
-		(unsigned long long)G->opt.scrape_interval_ms);
+	ig_info("%s: %d workers, scraping every %llu ms", G->opt.job ? G->opt.job : "gateway",
+		G->nworkers, (unsigned long long)G->opt.scrape_interval_ms);
 	return 0;
 }
 
@@ -458,6 +461,9 @@ static void stop(struct ig_gateway_rt *G)
 		ig_loop_stop(&G->workers[i].loop);
 	for (int i = 0; i < G->nworkers; i++)
 		pthread_join(G->workers[i].thread, NULL);
+	const struct ig_gw_frontend *fe = G->opt.frontend;
+	if (fe && fe->ctl_stop)
+		fe->ctl_stop(G, fe->arg);
 	ig_kube_free(G->kube);
 	ig_scraper_free(G->scraper);
 	ig_admin_stop(G);
@@ -477,26 +483,30 @@ static void stop(struct ig_gateway_rt *G)
 	ig_arena_thread_cleanup();
 }
 
-int ig_gateway_main(int argc, char **argv)
+int ig_gateway_run(const struct ig_gw_options *o)
 {
 	struct ig_gateway_rt *G = calloc(1, sizeof *G);
 	if (!G)
 		return 1;
 	G->sigfd = -1;
-	struct ig_flag_list paths = {0};
-	int prc = parse_flags(argc, argv, &G->opt, &paths);
-	if (prc >= 0) {
-		ig_flag_list_free(&paths);
-		free(G);
-		return prc;
-	}
+	G->opt = *o;
 	int rc = start(G);
 	if (rc == 0) {
 		ig_loop_run(&G->ctl);
-		ig_info("gateway stopped");
+		ig_info("%s stopped", G->opt.job ? G->opt.job : "gateway");
 	}
 	stop(G);
-	ig_flag_list_free(&paths);
 	free(G);
 	return rc == 0 ? 0 : 1;
+}
+
+int ig_gateway_main(int argc, char **argv)
+{
+	struct ig_gw_options o;
+	struct ig_flag_list paths = {0};
+	int rc = parse_flags(argc, argv, &o, &paths);
+	if (rc < 0)
+		rc = ig_gateway_run(&o);
+	ig_flag_list_free(&paths);
+	return rc;
 }

@@ -144,7 +144,9 @@ void ig_req_fail(struct ig_req *p, int status, const char *type, const char *cod
 {
 	p->status = status;
 	record_metrics(p);
-	if (ig_str_eq_cstr(p->ex->req.path, "/v1/messages"))
+	if (p->sink)
+		p->sink->failed(p, status, type, msg);
+	else if (ig_str_eq_cstr(p->ex->req.path, "/v1/messages"))
 		respond_anthropic_error(p->ex, status, msg);
 	else
 		ig_http_respond_error(p->ex, status, type, code, "%s", msg);
@@ -282,6 +284,22 @@ static void add_resp_header(void *ud, const char *name, const char *value)
 		ra->h[(*ra->n)++] = (struct ig_http_header){ig_str_from(name), ig_str_from(value)};
 }
 
+/* PreRequest: the endpoint now holds the prompt's prefix (as many of its
+ * blocks as its KV cache holds, under autoTune). */
+static void commit_prefix(struct ig_req *p)
+{
+	if (p->committed || !p->pool || !p->pool->sched || !p->ep)
+		return;
+	struct ig_scheduler *s = p->pool->sched->s;
+	struct ig_cache_config cache = {0};
+	if (ig_scheduler_auto_tunes(s))
+		ig_endpoint_read_cache(p->ep, &cache);
+	ig_schedule_commit_blocks(s, &p->res, p->ep->key, cache.gpu_blocks);
+	p->committed = true;
+	if (p->session.len)
+		ig_session_store(p->w->gw->sessions, p->session, p->ep->key);
+}
+
 static void retry_now(struct ig_loop *loop, struct ig_timer *t);
 
 static int on_up_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
@@ -342,18 +360,7 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	}
 	p->status = res->status;
 	p->resp_started = true;
-	/* PreRequest: this endpoint now holds the prompt's prefix (as many of
-	 * its blocks as its KV cache holds, under autoTune). */
-	if (!p->committed && p->pool && p->pool->sched) {
-		struct ig_scheduler *s = p->pool->sched->s;
-		struct ig_cache_config cache = {0};
-		if (ig_scheduler_auto_tunes(s))
-			ig_endpoint_read_cache(p->ep, &cache);
-		ig_schedule_commit_blocks(s, &p->res, p->ep->key, cache.gpu_blocks);
-		p->committed = true;
-		if (p->session.len)
-			ig_session_store(p->w->gw->sessions, p->session, p->ep->key);
-	}
+	commit_prefix(p);
 	struct ig_http_header sess;
 	if (n < sizeof hdrs / sizeof hdrs[0] && ig_req_session_header(p, &sess))
 		hdrs[n++] = sess;
@@ -601,6 +608,50 @@ static void attempt(struct ig_req *p)
 
 void ig_req_send(struct ig_req *p)
 {
+	if (p->sink) {
+		/* The proxy in front sends the request; the first of the
+		 * ranking is where it goes, and counts as load from now. */
+		struct ig_endpoint *ep = p->ranked[0];
+		p->ep = ep;
+		p->ep_tokens = (long)(p->prompt_bytes / 4);
+		p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)p->w->id, p->ep_tokens);
+		p->ep_done = false;
+		p->ntried = 1;
+		p->sink->picked(p);
+		return;
+	}
 	ig_req_mirror(p);
 	attempt(p);
+}
+
+/* ---- a request with a sink: the response as reported to us ---- */
+
+void ig_req_sink_response_head(struct ig_req *p, int status, bool sse)
+{
+	p->status = status;
+	p->resp_started = true;
+	p->sse = sse;
+	commit_prefix(p);
+}
+
+void ig_req_sink_response_body(struct ig_req *p, const char *data, size_t len)
+{
+	p->resp_bytes += len;
+	if (p->sse)
+		ig_sse_feed(&p->sse_state, data, len, on_sse_data, p);
+	else
+		keep_tail(p, data, len);
+}
+
+void ig_req_sink_response_end(struct ig_req *p)
+{
+	if (p->finished)
+		return;
+	if (!p->sse && !p->recorded)
+		usage_from_tail(p);
+	if (!p->status)
+		p->status = p->resp_started ? 200 : 499;
+	record_metrics(p);
+	account_done(p);
+	ig_req_finish(p);
 }

@@ -34,8 +34,23 @@ enum ig_body_member {
 	IG_BM_N
 };
 
+/* Where a request that did not come from an HTTP client goes instead of
+ * upstream: `infergate epp` runs the same stages for an ext_proc stream,
+ * and when the picker has ranked the endpoints, or the request failed,
+ * the answer goes back over that stream (src/epp/). */
+struct ig_req;
+struct ig_req_sink {
+	/* The ranking is in p->ranked (p->ep, the first, counts as
+	 * dispatched); the body to send is body_pre + model_json + body_post. */
+	void (*picked)(struct ig_req *p);
+	/* The request ends with this error; ig_req_finish follows. */
+	void (*failed)(struct ig_req *p, int status, const char *type, const char *msg);
+};
+
 struct ig_req {
 	struct ig_http_exchange *ex;
+	const struct ig_req_sink *sink; /* NULL: an HTTP client, relayed upstream */
+	void *sink_data;
 	struct ig_worker *w;
 	struct ig_snapshot *snap; /* held for it by the worker (ig_worker_snap_take) */
 	const struct ig_route_rule *rule;
@@ -68,6 +83,11 @@ struct ig_req {
 	struct ig_str test_endpoints; /* test-epp-endpoint-selection */
 	struct ig_str session;	      /* session affinity header */
 	struct ig_str flow_id;	      /* x-gateway-inference-fairness-id */
+	/* The proxy's subset hint (ext_proc metadata envoy.lb.subset_hint):
+	 * only endpoints named here ("ip" or "ip:port") are candidates. */
+	bool has_subset;
+	const struct ig_str *subset;
+	size_t nsubset;
 
 	/* admit.c: the picker's ranking; attempts go down it in order. */
 	struct ig_endpoint *ranked[IG_REQ_MAX_RANKED];
@@ -149,5 +169,11 @@ void ig_req_arm_timeout(struct ig_req *p);
 void ig_req_send(struct ig_req *p);
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg);
 void ig_req_finish(struct ig_req *p);
+/* A request with a sink: the response as the proxy in front of us reports
+ * it (status, whether it is an event stream, then body pieces), read for
+ * usage, metrics and the prefix-index commit; _end ends the request. */
+void ig_req_sink_response_head(struct ig_req *p, int status, bool sse);
+void ig_req_sink_response_body(struct ig_req *p, const char *data, size_t len);
+void ig_req_sink_response_end(struct ig_req *p);
 
 #endif

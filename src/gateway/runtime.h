@@ -22,6 +22,25 @@ struct ig_snapshot;
 struct ig_sessions;
 struct ig_gw_metrics;
 
+/* Another service each worker runs besides the HTTP listeners, for
+ * `infergate epp` (its ext_proc server; src/epp/): the gateway's runtime
+ * (configuration, scraping, snapshots, workers, the request stages) with a
+ * different front door. start runs on the worker's thread before its loop
+ * does; busy keeps a draining worker alive; stop runs when the worker is
+ * freed. ctl_start/ctl_stop run on the control loop (health service).
+ * Any of them may be NULL. */
+struct ig_worker;
+struct ig_gateway_rt;
+struct ig_gw_frontend {
+	int (*start)(struct ig_worker *w, void *arg);
+	void (*drain)(struct ig_worker *w, void *arg);
+	bool (*busy)(struct ig_worker *w, void *arg);
+	void (*stop)(struct ig_worker *w, void *arg);
+	int (*ctl_start)(struct ig_gateway_rt *G, void *arg);
+	void (*ctl_stop)(struct ig_gateway_rt *G, void *arg);
+	void *arg;
+};
+
 struct ig_gw_options {
 	const char *bind;  /* listener address, default 0.0.0.0 */
 	const char *admin; /* admin "host:port" or NULL */
@@ -43,6 +62,8 @@ struct ig_gw_options {
 	struct ig_http_server_config http;
 	const char **paths;
 	size_t npaths;
+	const struct ig_gw_frontend *frontend; /* NULL: HTTP listeners only */
+	const char *job;		       /* "gateway" or "epp", for log lines */
 	/* --kube: the configuration comes from the Kubernetes API. */
 	bool kube;
 	struct ig_kube_options kube_opt;

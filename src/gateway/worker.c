@@ -17,6 +17,10 @@ static void *worker_main(void *arg)
 	struct ig_worker *w = arg;
 	/* Metrics this thread updates go to a shard of its own. */
 	ig_metrics_set_shard((unsigned)w->id + 1);
+	const struct ig_gw_frontend *fe = w->gw->opt.frontend;
+	if (fe && fe->start && fe->start(w, fe->arg) < 0)
+		ig_err("worker %d: its %s service did not start", w->id,
+		       w->gw->opt.job ? w->gw->opt.job : "front end");
 	ig_loop_run(&w->loop);
 	ig_arena_thread_cleanup();
 	return NULL;
@@ -170,7 +174,8 @@ static bool connections_busy(struct ig_worker *w)
 	for (size_t i = 0; i < w->nslots; i++)
 		if (w->slots[i].server && ig_http_server_busy(w->slots[i].server))
 			return true;
-	return false;
+	const struct ig_gw_frontend *fe = w->gw->opt.frontend;
+	return fe && fe->busy && fe->busy(w, fe->arg);
 }
 
 static void on_drain_recheck(struct ig_loop *loop, struct ig_timer *t);
@@ -203,6 +208,9 @@ static void do_drain(struct ig_loop *loop, void *arg)
 			ig_http_server_drain(w->slots[i].server);
 	if (w->upstreams)
 		ig_upstreams_close_idle(w->upstreams);
+	const struct ig_gw_frontend *fe = w->gw->opt.frontend;
+	if (fe && fe->drain)
+		fe->drain(w, fe->arg);
 	check_drained(w);
 }
 
@@ -224,6 +232,9 @@ void ig_worker_free(struct ig_worker *w)
 		ig_http_server_free(w->slots[i].server);
 		w->slots[i].server = NULL; /* posts run below must not see it */
 	}
+	const struct ig_gw_frontend *fe = w->gw ? w->gw->opt.frontend : NULL;
+	if (fe && fe->stop)
+		fe->stop(w, fe->arg);
 	ig_req_mirrors_free(w);
 	ig_upstreams_free(w->upstreams);
 	w->upstreams = NULL;

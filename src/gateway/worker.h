@@ -56,6 +56,7 @@ struct ig_worker {
 	uint64_t queue_generation; /* of the snapshot whose settings it has */
 	struct ig_timer queue_timer;
 	struct ig_timer drain_recheck;
+	void *fe; /* the front end's state on this worker (ig_gw_frontend) */
 };
 
 /* Sets up the worker's loop and upstream pool; 0 or -errno. */
