@@ -12,7 +12,9 @@ CPPFLAGS := -Isrc -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
 # libcurl and jansson: the Kubernetes API client (src/kube/).
 KUBE_LIBS := $(shell pkg-config --libs libcurl jansson 2>/dev/null || echo -lcurl -ljansson)
-LDLIBS   := -lyaml -lxxhash -lssl -lcrypto $(KUBE_LIBS) -lpthread -lm
+# nghttp2: HTTP/2 under gRPC (src/grpc/).
+H2_LIBS  := $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
+LDLIBS   := -lyaml -lxxhash -lssl -lcrypto $(KUBE_LIBS) $(H2_LIBS) -lpthread -lm
 
 LIB_SRCS  := $(sort $(wildcard src/*/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))

@@ -3,7 +3,7 @@
 # only those that are missing. As root it runs apt-get; otherwise it prints
 # the command to run.
 set -e
-PKGS="gcc make libc6-dev libyaml-dev libxxhash-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev pkg-config clang libclang-rt-14-dev python3 python3-pytest python3-yaml curl openssl"
+PKGS="gcc make libc6-dev libyaml-dev libxxhash-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev libnghttp2-dev pkg-config clang libclang-rt-14-dev python3 python3-pytest python3-yaml curl openssl"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

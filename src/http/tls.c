@@ -1,5 +1,6 @@
 #include "http/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -44,16 +45,19 @@ struct ig_tls_ctx {
 	struct tls_set *set;
 	unsigned long generation;
 	unsigned refs;
+	char alpn[16]; /* the protocol the server speaks; "" means http/1.1 */
 };
 
 struct ig_tls_conn {
 	SSL *ssl;
 	struct tls_set *set; /* held until the handshake ends: the SNI callback reads it */
 	char *sni;
-	bool done;    /* handshake complete */
-	bool failed;  /* a fatal error: nothing more is sent */
-	bool starved; /* the last read found no complete record */
-	bool shut;    /* close_notify sent */
+	SSL_CTX *client_ctx; /* a client's own context */
+	char alpn[16];	     /* the protocol this server connection accepts */
+	bool done;	     /* handshake complete */
+	bool failed;	     /* a fatal error: nothing more is sent */
+	bool starved;	     /* the last read found no complete record */
+	bool shut;	     /* close_notify sent */
 	char err[96];
 };
 
@@ -258,16 +262,21 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+/* The connection's protocol (http/1.1 unless ig_tls_ctx_set_alpn said
+ * otherwise when it was accepted) is the only one answered. */
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		   const unsigned char *in, unsigned int inlen, void *arg)
 {
+	const struct ig_tls_conn *t = SSL_get_app_data(ssl);
+	const char *proto = t && t->alpn[0] ? t->alpn : "http/1.1";
+	size_t plen = strlen(proto);
 	for (unsigned int i = 0; i < inlen;) {
 		unsigned int n = in[i];
 		if (i + 1 + n > inlen)
 			break;
-		if (n == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+		if (n == plen && memcmp(in + i + 1, proto, plen) == 0) {
 			*out = in + i + 1;
-			*outlen = 8;
+			*outlen = (unsigned char)n;
 			return SSL_TLSEXT_ERR_OK;
 		}
 		i += 1 + n;
@@ -519,6 +528,16 @@ void ig_tls_ctx_unref(struct ig_tls_ctx *ctx)
 	free(ctx);
 }
 
+int ig_tls_ctx_set_alpn(struct ig_tls_ctx *ctx, const char *proto)
+{
+	if (!proto || strlen(proto) >= sizeof ctx->alpn)
+		return IG_ERROR;
+	pthread_mutex_lock(&ctx->lock);
+	snprintf(ctx->alpn, sizeof ctx->alpn, "%s", proto);
+	pthread_mutex_unlock(&ctx->lock);
+	return IG_OK;
+}
+
 unsigned long ig_tls_ctx_generation(struct ig_tls_ctx *ctx)
 {
 	pthread_mutex_lock(&ctx->lock);
@@ -546,10 +565,101 @@ struct ig_tls_conn *ig_tls_conn_new(struct ig_tls_ctx *ctx, int fd)
 		ERR_clear_error();
 		return NULL;
 	}
+	pthread_mutex_lock(&ctx->lock);
+	memcpy(t->alpn, ctx->alpn, sizeof t->alpn);
+	pthread_mutex_unlock(&ctx->lock);
 	SSL_set_bio(t->ssl, bio, bio);
 	SSL_set_app_data(t->ssl, t);
 	SSL_set_accept_state(t->ssl);
 	return t;
+}
+
+/* ---- client connections ---- */
+
+static bool is_ip_literal(const char *s)
+{
+	unsigned char tmp[16];
+	return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
+}
+
+static SSL_CTX *client_ctx_new(bool verify, const char *ca_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+		say(err, errlen, "TLS client context: %s", ossl_reason("out of memory"));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	if (verify) {
+		int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+				 : SSL_CTX_set_default_verify_paths(ctx);
+		if (!ok) {
+			say(err, errlen, "TLS roots %s: %s", ca_file ? ca_file : "(system)",
+			    ossl_reason("unreadable"));
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	}
+	return ctx;
+}
+
+struct ig_tls_conn *ig_tls_client_new(int fd, const char *name, const char *alpn, bool verify,
+				      const char *ca_file, char *err, size_t errlen)
+{
+	struct ig_tls_conn *t = calloc(1, sizeof *t);
+	if (!t) {
+		say(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->client_ctx = client_ctx_new(verify, ca_file, err, errlen);
+	if (!t->client_ctx)
+		goto fail;
+	BIO *bio = bio_new(fd);
+	t->ssl = bio ? SSL_new(t->client_ctx) : NULL;
+	if (!t->ssl) {
+		BIO_free(bio);
+		say(err, errlen, "out of memory");
+		goto fail;
+	}
+	SSL_set_bio(t->ssl, bio, bio);
+	SSL_set_app_data(t->ssl, t);
+	SSL_set_connect_state(t->ssl);
+	bool ip = name && is_ip_literal(name);
+	if (name && *name && !ip && !SSL_set_tlsext_host_name(t->ssl, name)) {
+		say(err, errlen, "server name \"%s\" refused", name);
+		goto fail;
+	}
+	if (verify && name && *name) {
+		int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name)
+			    : SSL_set1_host(t->ssl, name);
+		if (!ok) {
+			say(err, errlen, "cannot verify against \"%s\"", name);
+			goto fail;
+		}
+	}
+	if (alpn && *alpn) {
+		size_t n = strlen(alpn);
+		unsigned char wire[256];
+		if (n > 255 || n >= sizeof t->alpn) {
+			say(err, errlen, "ALPN protocol too long");
+			goto fail;
+		}
+		wire[0] = (unsigned char)n;
+		memcpy(wire + 1, alpn, n);
+		if (SSL_set_alpn_protos(t->ssl, wire, (unsigned)n + 1) != 0) {
+			say(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	return t;
+fail:
+	ERR_clear_error();
+	ig_tls_conn_free(t);
+	return NULL;
 }
 
 /* What a failed SSL call means; fatal errors are recorded for the log and
@@ -650,6 +760,7 @@ void ig_tls_conn_free(struct ig_tls_conn *t)
 	if (!t)
 		return;
 	SSL_free(t->ssl);
+	SSL_CTX_free(t->client_ctx);
 	set_unref(t->set);
 	free(t->sni);
 	free(t);
@@ -665,7 +776,9 @@ const char *ig_tls_conn_alpn(const struct ig_tls_conn *t)
 	const unsigned char *p = NULL;
 	unsigned int len = 0;
 	SSL_get0_alpn_selected(t->ssl, &p, &len);
-	return len == 8 && memcmp(p, "http/1.1", 8) == 0 ? "http/1.1" : "";
+	if (len == 8 && memcmp(p, "http/1.1", 8) == 0)
+		return "http/1.1";
+	return len == 2 && memcmp(p, "h2", 2) == 0 ? "h2" : "";
 }
 
 const char *ig_tls_conn_version(const struct ig_tls_conn *t)

@@ -46,7 +46,9 @@
  * "http/1.1" when it lists it, and a no_application_protocol alert when it
  * does not (RFC 7301 §3.2; a client offering only "h2" would otherwise
  * send HTTP/2 frames to an HTTP/1.1 server). No ALPN offered: no ALPN
- * answered, and the connection goes on as HTTP/1.1.
+ * answered, and the connection goes on as HTTP/1.1. A context made for
+ * the gRPC server speaks "h2" instead, by the same rule
+ * (ig_tls_ctx_set_alpn).
  *
  * Reload. ig_tls_ctx_reload() builds a whole new certificate set from its
  * arguments and swaps it in atomically; on any error it changes nothing
@@ -107,6 +109,11 @@ int ig_tls_ctx_reload(struct ig_tls_ctx *ctx, const struct ig_tls_cert *certs, s
  * takes its own. Any thread. */
 struct ig_tls_ctx *ig_tls_ctx_ref(struct ig_tls_ctx *ctx);
 void ig_tls_ctx_unref(struct ig_tls_ctx *ctx);
+/* The protocol the context's server connections speak in ALPN: "http/1.1"
+ * (the default) or "h2" (the gRPC server). A client that offers ALPN
+ * without it gets the no_application_protocol alert. Connections accepted
+ * afterwards use it; 0, or IG_ERROR for a name over 15 bytes. */
+int ig_tls_ctx_set_alpn(struct ig_tls_ctx *ctx, const char *proto);
 /* How many sets were swapped in (0 after ig_tls_ctx_new): for tests. */
 unsigned long ig_tls_ctx_generation(struct ig_tls_ctx *ctx);
 
@@ -145,6 +152,16 @@ bool ig_tls_pending(const struct ig_tls_conn *t);
 /* Sends close_notify (once): IG_OK when it went out (or the connection
  * is past sending it), IG_TLS_WANT_WRITE when the socket is full. */
 int ig_tls_shutdown(struct ig_tls_conn *t);
+/* A client-side connection on a connected non-blocking socket (the same
+ * calls drive it: ig_tls_handshake, read, write...). name: the server's
+ * name, sent as SNI unless it is an IP literal, and checked against the
+ * certificate when verify (an IP literal against its IP entries); alpn:
+ * the one protocol offered ("h2"), or NULL. verify: against ca_file (PEM)
+ * or, when NULL, the system's roots. Its own OpenSSL context is made here
+ * (one per connection: clients connect rarely). NULL with the reason in
+ * err. */
+struct ig_tls_conn *ig_tls_client_new(int fd, const char *name, const char *alpn, bool verify,
+				      const char *ca_file, char *err, size_t errlen);
 /* Frees the connection; the socket stays open (the caller closes it). */
 void ig_tls_conn_free(struct ig_tls_conn *t);
 

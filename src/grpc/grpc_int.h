@@ -1,0 +1,112 @@
+/* Internals shared by the gRPC server and client: one HTTP/2 connection
+ * (a non-blocking socket, optional TLS, an nghttp2 session) pumped by the
+ * event loop, and the 5-byte gRPC message framing. */
+#ifndef IG_GRPC_GRPC_INT_H
+#define IG_GRPC_GRPC_INT_H
+
+#include <nghttp2/nghttp2.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "event/loop.h"
+#include "grpc/grpc.h"
+
+#define GRPC_DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
+#define GRPC_FRAME_HEADER 5
+
+/* ---- message framing (frame.c) ---- */
+
+/* Reassembles the messages of one direction of one stream. A zeroed
+ * struct with max set is ready; the partial message is held in `msg`,
+ * whose ceiling is max. */
+struct grpc_reasm {
+	uint8_t hdr[GRPC_FRAME_HEADER];
+	size_t hdr_len; /* bytes of hdr filled */
+	size_t need;	/* body bytes of the current message still missing */
+	bool in_body;
+	struct ig_buf msg;
+	size_t max;
+};
+
+/* Called for each whole message; returns false to stop feeding. */
+typedef bool (*grpc_msg_fn)(void *arg, const uint8_t *msg, size_t len);
+
+/* Feeds DATA bytes: 0, IG_GRPC_RESOURCE_EXHAUSTED for a message over the
+ * ceiling, IG_GRPC_INTERNAL for a compressed one (no encoding is ever
+ * negotiated), or -1 when fn asked to stop. */
+int grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *p, size_t len, grpc_msg_fn fn, void *arg);
+/* True when a message has started and not ended (a truncated stream). */
+bool grpc_reasm_partial(const struct grpc_reasm *r);
+void grpc_reasm_free(struct grpc_reasm *r);
+
+/* Appends the 5-byte prefix and the message to b (whose ceiling holds). */
+int grpc_frame_append(struct ig_buf *b, const uint8_t *msg, size_t len);
+
+/* Percent-encodes a grpc-message value into out (at most cap - 1 bytes,
+ * NUL-terminated; a longer text is cut at a character boundary). */
+void grpc_percent_encode(const char *in, char *out, size_t cap);
+/* Decodes in place-free: into out (cap), NUL-terminated. */
+void grpc_percent_decode(const uint8_t *in, size_t len, char *out, size_t cap);
+/* "100m", "5S": the grpc-timeout value for ms milliseconds. */
+void grpc_timeout_format(uint64_t ms, char *out, size_t cap);
+/* The gRPC status for an HTTP status other than 200. */
+int grpc_status_from_http(int http_status);
+
+/* Outgoing bytes of one stream: messages framed, read by nghttp2's data
+ * source from off. */
+struct grpc_outq {
+	struct ig_buf buf;
+	size_t off;
+};
+int grpc_outq_push(struct grpc_outq *q, const uint8_t *msg, size_t len);
+size_t grpc_outq_len(const struct grpc_outq *q);
+/* Copies at most len bytes out. */
+size_t grpc_outq_take(struct grpc_outq *q, uint8_t *dst, size_t len);
+
+/* ---- one HTTP/2 connection (h2conn.c) ---- */
+
+struct ig_tls_conn;
+struct h2conn;
+
+struct h2conn_ops {
+	/* TCP connected and TLS done (ALPN h2 when TLS): make the session. */
+	int (*on_ready)(struct h2conn *c);
+	/* The connection is over (error, peer close, both sides done). The
+	 * owner ends its streams and calls h2conn_free. why: a few words. */
+	void (*on_close)(struct h2conn *c, const char *why);
+};
+
+struct h2conn {
+	struct ig_loop *loop;
+	struct ig_io io;
+	struct ig_task flush;
+	struct ig_tls_conn *tls;
+	nghttp2_session *ng;
+	const struct h2conn_ops *ops;
+	void *owner;
+	const uint8_t *out; /* bytes from nghttp2_session_mem_send not yet written */
+	size_t outlen;
+	bool connecting;  /* TCP connect in progress */
+	bool handshaking; /* TLS handshake in progress */
+	bool tls_wants_write;
+	bool closed; /* on_close was called */
+	int depth;   /* pump calls on the stack */
+	char why[64];
+};
+
+/* Takes fd (non-blocking). connecting: a TCP connect is in progress. tls:
+ * taken too (its handshake is run first). on_ready comes from the loop,
+ * never from here. Returns 0 or -1 (fd and tls are then the caller's). */
+int h2conn_start(struct h2conn *c, struct ig_loop *loop, int fd, bool connecting,
+		 struct ig_tls_conn *tls, const struct h2conn_ops *ops, void *owner);
+/* Ends the connection: on_close is called now (not from inside nghttp2). */
+void h2conn_fail(struct h2conn *c, const char *why);
+/* Something was submitted to the session: send it soon (from a task). */
+void h2conn_kick(struct h2conn *c);
+/* Stops everything now and frees the session and the socket; the struct
+ * itself is the owner's. on_close is not called. */
+void h2conn_free(struct h2conn *c);
+
+#endif

@@ -1,0 +1,671 @@
+/* The gRPC server: accepts HTTP/2 connections (h2c prior knowledge or TLS
+ * with ALPN h2) on a listening socket, checks each request's :method,
+ * content-type and :path, and hands whole messages to the method's
+ * handlers; answers go out as response HEADERS, DATA and trailers (or
+ * Trailers-Only when nothing was sent), followed by RST_STREAM(NO_ERROR)
+ * when the client had not half-closed (PROTOCOL-HTTP2 "early server
+ * closure").
+ *
+ * Lifetimes. A stream's struct lives from its request HEADERS until
+ * nghttp2 closes it (on_stream_close), or until its connection goes. A
+ * connection that fails is torn down in two steps: its streams end at once
+ * (on_end(reset=true)), and its memory goes from a task, because the
+ * failure is found deep inside the connection's own I/O code. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "grpc/grpc_int.h"
+#include "http/tls.h"
+
+struct sconn;
+
+struct ig_grpc_stream {
+	struct sconn *conn;
+	int32_t id;
+	struct ig_grpc_stream *prev, *next;
+	const struct ig_grpc_method *m; /* NULL until accepted (or when refused) */
+	void *data;
+	struct ig_buf hdrs; /* "name\0value\0" pairs */
+	size_t hdr_bytes;   /* as HTTP/2 counts them: name + value + 32 */
+	struct grpc_reasm in;
+	struct grpc_outq out;
+	int status;
+	char *message; /* grpc-message, percent-encoded */
+	bool headers_sent, finishing, trailers_sent, remote_closed, ended;
+};
+
+struct sconn {
+	struct h2conn h;
+	struct ig_grpc_server *srv;
+	struct sconn *prev, *next;
+	struct ig_grpc_stream *streams;
+	size_t active; /* streams with a handler */
+	struct ig_timer timer;
+	struct ig_task reap;
+	bool got_settings, goaway;
+	char peer[64];
+};
+
+struct ig_grpc_server {
+	struct ig_loop *loop;
+	struct ig_grpc_server_config cfg;
+	struct ig_grpc_method *methods;
+	size_t nmethods;
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
+	int listen_fd;
+	struct ig_io listen_io;
+	struct sconn *conns;
+	size_t streams;
+	bool draining;
+};
+
+static void conn_close(struct sconn *c);
+
+/* ---- streams ---- */
+
+static struct ig_grpc_stream *stream_of(nghttp2_session *ng, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(ng, id);
+}
+
+static void arm_idle(struct sconn *c);
+
+/* The stream's last moment: the handler's on_end when it had one. */
+static void stream_free(struct ig_grpc_stream *s, bool reset)
+{
+	struct sconn *c = s->conn;
+	if (s->m && !s->ended) {
+		s->ended = true;
+		c->active--;
+		c->srv->streams--;
+		s->m->on_end(s, reset);
+	}
+	if (c->h.ng && s->id)
+		nghttp2_session_set_stream_user_data(c->h.ng, s->id, NULL);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	ig_buf_free(&s->hdrs);
+	grpc_reasm_free(&s->in);
+	ig_buf_free(&s->out.buf);
+	free(s->message);
+	free(s);
+	if (!c->active)
+		arm_idle(c);
+}
+
+static struct ig_str header_of(const struct ig_grpc_stream *s, const char *name)
+{
+	const char *p = s->hdrs.ptr, *end = p + s->hdrs.len;
+	while (p && p < end) {
+		size_t nl = strlen(p);
+		const char *v = p + nl + 1;
+		size_t vl = strlen(v);
+		if (strcmp(p, name) == 0)
+			return (struct ig_str){v, vl};
+		p = v + vl + 1;
+	}
+	return (struct ig_str){"", 0};
+}
+
+static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+			 uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct ig_grpc_stream *s = src->ptr;
+	size_t n = grpc_outq_take(&s->out, buf, length);
+	if (grpc_outq_len(&s->out))
+		return (ssize_t)n;
+	if (!s->finishing)
+		return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
+	*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+	char code[16];
+	snprintf(code, sizeof code, "%d", s->status);
+	nghttp2_nv nv[2] = {
+	    {(uint8_t *)"grpc-status", (uint8_t *)code, 11, strlen(code), 0},
+	    {(uint8_t *)"grpc-message", (uint8_t *)(s->message ? s->message : ""), 12,
+	     s->message ? strlen(s->message) : 0, 0},
+	};
+	if (nghttp2_submit_trailer(ng, id, nv, s->message ? 2 : 1) != 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	return (ssize_t)n;
+}
+
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), 0                        \
+	}
+
+/* A refusal at the HTTP level: only a :status. */
+static void respond_http(struct ig_grpc_stream *s, const char *status)
+{
+	nghttp2_nv nv[] = {NV(":status", status)};
+	s->headers_sent = s->finishing = true;
+	nghttp2_submit_response(s->conn->h.ng, s->id, nv, 1, NULL);
+}
+
+static void trailers_only(struct ig_grpc_stream *s)
+{
+	char code[16];
+	snprintf(code, sizeof code, "%d", s->status);
+	nghttp2_nv nv[] = {
+	    NV(":status", "200"),
+	    NV("content-type", "application/grpc"),
+	    NV("grpc-status", code),
+	    NV("grpc-message", s->message ? s->message : ""),
+	};
+	s->headers_sent = true;
+	nghttp2_submit_response(s->conn->h.ng, s->id, nv, s->message ? 4 : 3, NULL);
+}
+
+static int send_headers(struct ig_grpc_stream *s)
+{
+	nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+	nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
+	s->headers_sent = true;
+	return nghttp2_submit_response(s->conn->h.ng, s->id, nv, 2, &prd);
+}
+
+static void finish(struct ig_grpc_stream *s, int status, const char *message)
+{
+	if (s->finishing)
+		return;
+	s->finishing = true;
+	s->status = status;
+	if (message) {
+		size_t cap = strlen(message) * 3 + 1;
+		if (cap > 4096)
+			cap = 4096;
+		s->message = malloc(cap);
+		if (s->message)
+			grpc_percent_encode(message, s->message, cap);
+	}
+	if (!s->headers_sent)
+		trailers_only(s);
+	else
+		nghttp2_session_resume_data(s->conn->h.ng, s->id);
+	h2conn_kick(&s->conn->h);
+}
+
+static bool content_type_ok(struct ig_str ct)
+{
+	static const char p[] = "application/grpc";
+	size_t n = sizeof p - 1;
+	if (ct.len < n || strncasecmp(ct.ptr, p, n) != 0)
+		return false;
+	return ct.len == n || ct.ptr[n] == '+' || ct.ptr[n] == ';';
+}
+
+/* The request's headers are complete: accept it or refuse it. */
+static void stream_open(struct ig_grpc_stream *s)
+{
+	struct ig_grpc_server *srv = s->conn->srv;
+	if (!ig_str_eq_cstr(header_of(s, ":method"), "POST")) {
+		respond_http(s, "405");
+		return;
+	}
+	if (!content_type_ok(header_of(s, "content-type"))) {
+		respond_http(s, "415");
+		return;
+	}
+	struct ig_str path = header_of(s, ":path");
+	for (size_t i = 0; i < srv->nmethods; i++) {
+		if (ig_str_eq_cstr(path, srv->methods[i].path)) {
+			s->m = &srv->methods[i];
+			break;
+		}
+	}
+	if (!s->m) {
+		s->finishing = true;
+		s->status = IG_GRPC_UNIMPLEMENTED;
+		s->message = strdup("unknown method");
+		trailers_only(s);
+		return;
+	}
+	s->in.max = srv->cfg.max_message_bytes;
+	ig_buf_init(&s->out.buf, srv->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20));
+	s->conn->active++;
+	srv->streams++;
+	ig_timer_stop(srv->loop, &s->conn->timer);
+	if (s->m->on_open)
+		s->m->on_open(s, s->m->arg);
+}
+
+static void half_close(struct ig_grpc_stream *s)
+{
+	s->remote_closed = true;
+	if (!s->m || s->finishing)
+		return;
+	if (grpc_reasm_partial(&s->in)) {
+		finish(s, IG_GRPC_INTERNAL, "request ended inside a message");
+		return;
+	}
+	if (s->m->on_half_close)
+		s->m->on_half_close(s);
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct sconn *c = ud;
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct ig_grpc_stream *s = calloc(1, sizeof *s);
+	if (!s)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	s->conn = c;
+	s->id = f->hd.stream_id;
+	ig_buf_init(&s->hdrs, c->srv->cfg.max_header_bytes + 64);
+	s->next = c->streams;
+	if (c->streams)
+		c->streams->prev = s;
+	c->streams = s;
+	nghttp2_session_set_stream_user_data(ng, s->id, s);
+	return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+	struct ig_grpc_stream *s = stream_of(ng, f->hd.stream_id);
+	if (!s || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0; /* trailers of a request carry nothing we use */
+	s->hdr_bytes += namelen + valuelen + 32;
+	if (s->hdr_bytes > s->conn->srv->cfg.max_header_bytes)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (ig_buf_append(&s->hdrs, name, namelen) < 0 || ig_buf_append(&s->hdrs, "", 1) < 0 ||
+	    ig_buf_append(&s->hdrs, value, valuelen) < 0 || ig_buf_append(&s->hdrs, "", 1) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct sconn *c = ud;
+	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+		if (!c->got_settings) {
+			c->got_settings = true;
+			ig_timer_stop(c->h.loop, &c->timer);
+			if (!c->active)
+				arm_idle(c);
+		}
+		return 0;
+	}
+	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+		return 0;
+	struct ig_grpc_stream *s = stream_of(ng, f->hd.stream_id);
+	if (!s)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
+		stream_open(s);
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		half_close(s);
+	return 0;
+}
+
+static bool on_request_message(void *arg, const uint8_t *msg, size_t len)
+{
+	struct ig_grpc_stream *s = arg;
+	if (s->m->on_message)
+		s->m->on_message(s, msg, len);
+	return !s->finishing;
+}
+
+static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+		   void *ud)
+{
+	struct ig_grpc_stream *s = stream_of(ng, id);
+	if (!s || !s->m || s->finishing)
+		return 0;
+	int rc = grpc_reasm_feed(&s->in, data, len, on_request_message, s);
+	if (rc == IG_GRPC_RESOURCE_EXHAUSTED)
+		finish(s, rc, "request message larger than the server's limit");
+	else if (rc == IG_GRPC_INTERNAL)
+		finish(s, rc, "compressed message without grpc-encoding");
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
+	    !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	struct ig_grpc_stream *s = stream_of(ng, f->hd.stream_id);
+	if (!s)
+		return 0;
+	s->trailers_sent = true;
+	if (!s->remote_closed)
+		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *ud)
+{
+	struct ig_grpc_stream *s = stream_of(ng, id);
+	if (s)
+		stream_free(s, !s->trailers_sent);
+	return 0;
+}
+
+/* ---- connections ---- */
+
+static void reap(struct ig_loop *loop, struct ig_task *t)
+{
+	struct sconn *c = t->data;
+	struct ig_grpc_server *srv = c->srv;
+	ig_timer_stop(loop, &c->timer);
+	h2conn_free(&c->h);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+}
+
+/* Ends the connection's streams now; its memory goes from a task. */
+static void on_conn_close(struct h2conn *h, const char *why)
+{
+	struct sconn *c = h->owner;
+	ig_timer_stop(c->h.loop, &c->timer);
+	while (c->streams)
+		stream_free(c->streams, true);
+	ig_timer_stop(c->h.loop, &c->timer);
+	ig_task_queue(c->h.loop, &c->reap, reap, c);
+}
+
+static int on_conn_ready(struct h2conn *h)
+{
+	struct sconn *c = h->owner;
+	struct ig_grpc_server *srv = c->srv;
+	if (nghttp2_session_server_new2(&h->ng, srv->cbs, c, srv->opt) != 0)
+		return -1;
+	nghttp2_settings_entry iv[] = {
+	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv->cfg.max_streams},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)srv->cfg.max_header_bytes},
+	};
+	if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, 2) != 0)
+		return -1;
+	if (srv->draining)
+		nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+	return 0;
+}
+
+static const struct h2conn_ops server_ops = {on_conn_ready, on_conn_close};
+
+static void on_conn_timer(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct sconn *c = t->data;
+	if (c->h.closed)
+		return;
+	if (!c->got_settings || !c->h.ng) {
+		conn_close(c); /* no preface, TLS handshake or SETTINGS in time */
+		return;
+	}
+	/* Idle: GOAWAY, and the connection ends once it is sent. */
+	nghttp2_session_terminate_session(c->h.ng, NGHTTP2_NO_ERROR);
+	h2conn_kick(&c->h);
+}
+
+static void arm_idle(struct sconn *c)
+{
+	if (c->got_settings && !c->h.closed && c->srv->cfg.idle_timeout_ms)
+		ig_timer_start(c->h.loop, &c->timer, c->srv->cfg.idle_timeout_ms, on_conn_timer, c);
+}
+
+static void conn_close(struct sconn *c)
+{
+	if (c->h.closed)
+		return;
+	c->h.closed = true;
+	ig_io_set(c->h.loop, &c->h.io, 0);
+	on_conn_close(&c->h, "closed");
+}
+
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		port = ntohs(sin->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+		port = ntohs(sin6->sin6_port);
+	}
+	snprintf(out, len, "%s:%d", host, port);
+}
+
+static void conn_new(struct ig_grpc_server *srv, int fd, const struct sockaddr_storage *ss)
+{
+	struct sconn *c = calloc(1, sizeof *c);
+	struct ig_tls_conn *tls = NULL;
+	if (!c || (srv->cfg.tls && !(tls = ig_tls_conn_new(srv->cfg.tls, fd)))) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	format_peer(ss, c->peer, sizeof c->peer);
+	if (h2conn_start(&c->h, srv->loop, fd, false, tls, &server_ops, c) < 0) {
+		ig_tls_conn_free(tls);
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	ig_timer_start(srv->loop, &c->timer, srv->cfg.handshake_timeout_ms, on_conn_timer, c);
+}
+
+static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
+{
+	struct ig_grpc_server *srv = io->data;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				ig_warn("grpc: accept: %s", strerror(errno));
+			return;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		conn_new(srv, fd, &ss);
+	}
+}
+
+/* ---- public ---- */
+
+static int make_callbacks(struct ig_grpc_server *srv)
+{
+	if (nghttp2_session_callbacks_new(&srv->cbs) != 0)
+		return -1;
+	nghttp2_session_callbacks *cb = srv->cbs;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	if (nghttp2_option_new(&srv->opt) != 0)
+		return -1;
+	/* Closed streams are not kept for priority bookkeeping (memory a
+	 * stream flood would grow). */
+	nghttp2_option_set_no_closed_streams(srv->opt, 1);
+	return 0;
+}
+
+struct ig_grpc_server *ig_grpc_server_new(struct ig_loop *loop,
+					  const struct ig_grpc_server_config *cfg,
+					  const struct ig_grpc_method *methods, size_t n)
+{
+	struct ig_grpc_server *srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return NULL;
+	srv->loop = loop;
+	srv->listen_fd = -1;
+	if (cfg)
+		srv->cfg = *cfg;
+	if (!srv->cfg.max_message_bytes)
+		srv->cfg.max_message_bytes = GRPC_DEFAULT_MAX_MESSAGE;
+	if (!srv->cfg.max_header_bytes)
+		srv->cfg.max_header_bytes = 16 * 1024;
+	if (!srv->cfg.max_streams)
+		srv->cfg.max_streams = 1024;
+	if (!srv->cfg.handshake_timeout_ms)
+		srv->cfg.handshake_timeout_ms = 10000;
+	if (!srv->cfg.idle_timeout_ms)
+		srv->cfg.idle_timeout_ms = 5 * 60 * 1000;
+	srv->methods = calloc(n ? n : 1, sizeof *srv->methods);
+	if (!srv->methods || make_callbacks(srv) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		srv->methods[i] = methods[i];
+		srv->methods[i].path = strdup(methods[i].path);
+		srv->nmethods++;
+		if (!srv->methods[i].path)
+			goto fail;
+	}
+	if (srv->cfg.tls)
+		ig_tls_ctx_ref(srv->cfg.tls);
+	return srv;
+fail:
+	ig_grpc_server_free(srv);
+	return NULL;
+}
+
+int ig_grpc_server_listen(struct ig_grpc_server *srv, int listen_fd)
+{
+	if (srv->listen_fd >= 0 || srv->draining)
+		return -1;
+	if (ig_io_start(srv->loop, &srv->listen_io, listen_fd, IG_EV_READ, on_accept, srv) < 0)
+		return -1;
+	srv->listen_fd = listen_fd;
+	return 0;
+}
+
+static void stop_listening(struct ig_grpc_server *srv)
+{
+	if (srv->listen_fd >= 0)
+		ig_io_stop(srv->loop, &srv->listen_io);
+	srv->listen_fd = -1;
+}
+
+void ig_grpc_server_drain(struct ig_grpc_server *srv)
+{
+	if (srv->draining)
+		return;
+	srv->draining = true;
+	stop_listening(srv);
+	for (struct sconn *c = srv->conns; c; c = c->next) {
+		if (c->h.closed)
+			continue;
+		if (!c->h.ng || !c->got_settings) {
+			conn_close(c);
+			continue;
+		}
+		nghttp2_submit_goaway(c->h.ng, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(c->h.ng),
+				      NGHTTP2_NO_ERROR, NULL, 0);
+		h2conn_kick(&c->h);
+	}
+}
+
+size_t ig_grpc_server_streams(const struct ig_grpc_server *srv)
+{
+	return srv->streams;
+}
+
+void ig_grpc_server_free(struct ig_grpc_server *srv)
+{
+	if (!srv)
+		return;
+	stop_listening(srv);
+	while (srv->conns) {
+		struct sconn *c = srv->conns;
+		conn_close(c);
+		ig_task_cancel(srv->loop, &c->reap);
+		reap(srv->loop, &c->reap);
+	}
+	for (size_t i = 0; i < srv->nmethods; i++)
+		free((char *)srv->methods[i].path);
+	free(srv->methods);
+	if (srv->cbs)
+		nghttp2_session_callbacks_del(srv->cbs);
+	if (srv->opt)
+		nghttp2_option_del(srv->opt);
+	ig_tls_ctx_unref(srv->cfg.tls);
+	free(srv);
+}
+
+void ig_grpc_stream_set_data(struct ig_grpc_stream *s, void *data)
+{
+	s->data = data;
+}
+
+void *ig_grpc_stream_data(const struct ig_grpc_stream *s)
+{
+	return s->data;
+}
+
+struct ig_str ig_grpc_stream_header(const struct ig_grpc_stream *s, const char *name)
+{
+	return header_of(s, name);
+}
+
+const char *ig_grpc_stream_peer(const struct ig_grpc_stream *s)
+{
+	return s->conn->peer;
+}
+
+int ig_grpc_send(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
+{
+	if (!s->m || s->finishing || s->ended || s->conn->h.closed)
+		return -1;
+	if (grpc_outq_push(&s->out, msg, len) < 0) {
+		/* The client does not read what we send (or the message is over
+		 * the ceiling): the stream goes rather than memory. */
+		s->finishing = true;
+		nghttp2_submit_rst_stream(s->conn->h.ng, NGHTTP2_FLAG_NONE, s->id,
+					  NGHTTP2_INTERNAL_ERROR);
+		h2conn_kick(&s->conn->h);
+		return -1;
+	}
+	if (!s->headers_sent) {
+		if (send_headers(s) != 0)
+			return -1;
+	} else {
+		nghttp2_session_resume_data(s->conn->h.ng, s->id);
+	}
+	h2conn_kick(&s->conn->h);
+	return 0;
+}
+
+void ig_grpc_finish(struct ig_grpc_stream *s, int status, const char *message)
+{
+	if (s->ended || s->conn->h.closed)
+		return;
+	finish(s, status, message);
+}
