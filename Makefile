@@ -194,6 +194,52 @@ fuzz: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
+# ---- protobuf ------------------------------------------------------------------
+
+# The ext_proc and health messages (proto/, our own minimal .proto files) are
+# compiled to C by protoc-c into each tree's gen/ folder, together with the
+# well-known google/protobuf types they import (from libprotobuf-dev: protoc-c
+# ships none). Nothing is committed. Only src/extproc/ includes the generated
+# headers; its objects wait for them and see <tree>/gen.
+PB_SYS    := /usr/include
+PB_PROTOS := $(sort $(shell find proto -name '*.proto' 2>/dev/null))
+PB_WKT    := google/protobuf/struct.proto google/protobuf/duration.proto \
+	google/protobuf/wrappers.proto google/protobuf/any.proto
+PB_NAMES  := $(patsubst proto/%.proto,%,$(PB_PROTOS)) $(patsubst %.proto,%,$(PB_WKT))
+PB_USERS  := $(wildcard src/extproc/*.c)
+PB_LIBS   := $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
+LDLIBS    += $(PB_LIBS)
+
+# $(1): the tree, $(2): its C compiler command line. The stamp is dated
+# before protoc-c writes, so the generated files are always newer than it.
+define pb_tree
+$(1)/gen/.stamp: $(PB_PROTOS) $(addprefix $(PB_SYS)/,$(PB_WKT))
+	@mkdir -p $(1)/gen
+	@echo "PROTOC-C $(1)/gen"
+	@touch $(1)/gen/.stamp.new
+	@protoc-c --c_out=$(1)/gen -Iproto -I$(PB_SYS) $(PB_PROTOS) $(PB_WKT)
+	@mv $(1)/gen/.stamp.new $$@
+
+$(foreach n,$(PB_NAMES),$(1)/gen/$(n).pb-c.c $(1)/gen/$(n).pb-c.h): $(1)/gen/.stamp ;
+
+# Generated code is compiled without -Werror: its style is protoc-c's.
+$(1)/obj/gen/%.o: $(1)/gen/%.c | $(1)/gen/.stamp
+	@mkdir -p $$(dir $$@)
+	@echo "CC $$<"
+	@$(2) -I$(1)/gen -c $$< -o $$@
+
+$(1)/libinfergate.a: $(foreach n,$(PB_NAMES),$(1)/obj/gen/$(n).pb-c.o)
+$(call objs,$(1),$(PB_USERS)): | $(1)/gen/.stamp
+$(call objs,$(1),$(PB_USERS)): CPPFLAGS += -I$(1)/gen
+endef
+
+$(eval $(call pb_tree,$(B),$(CC) $(CSTD) $(CFLAGS)))
+$(eval $(call pb_tree,$(BA),$(CC) $(CSTD) -O1 -g $(SAN)))
+$(eval $(call pb_tree,$(BT),$(CC) $(CSTD) $(TSAN_CFLAGS)))
+$(eval $(call pb_tree,$(BFZ),$(CLANG) $(FUZZ_CFLAGS)))
+# FUZZ_CFLAGS was expanded with CPPFLAGS already in it.
+$(call objs,$(BFZ),$(PB_USERS)): FUZZ_CFLAGS += -I$(BFZ)/gen
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

@@ -5,6 +5,8 @@
 set -e
 PKGS="gcc make libc6-dev libyaml-dev libxxhash-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev libnghttp2-dev pkg-config clang libclang-rt-14-dev python3 python3-pytest python3-yaml curl openssl"
 missing=""
+# protobuf-c and grpc_tools: the ext_proc messages (proto/, src/extproc/).
+PKGS="$PKGS protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev python3-grpcio python3-grpc-tools"
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing="$missing $p"

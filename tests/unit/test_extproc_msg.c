@@ -1,0 +1,904 @@
+/* Unit tests for the ext_proc and health codec (src/extproc/msg.c): the
+ * encoders against the bytes of spec/extproc.md §10 (encoded there with
+ * Google's protobuf 3.21), the decoders on the spec's Envoy messages and
+ * on hand-assembled wire bytes (the subset hint in its shapes, value vs
+ * raw_value), round trips through every encoder, and malformed input:
+ * every prefix of every valid message, garbage, and nesting deep enough to
+ * exhaust the stack if it were unpacked. Decoder input is copied into
+ * exact-size heap blocks so ASan sees any over-read. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "extproc/msg.h"
+
+#define PICK_KEY "x-gateway-destination-endpoint"
+#define PICK_KEY_HEX                                                                               \
+	"78 2d 67 61 74 65 77 61 79 2d 64 65 73 74 69 6e 61 74 69 6f 6e 2d 65 6e 64 70 6f 69 6e "  \
+	"74"
+#define PICK_VAL_HEX "31 30 2e 30 2e 30 2e 31 3a 38 30 30 30"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* Bytes from "0a 39 0a ..." (spaces ignored). */
+static void unhex(struct ig_buf *b, const char *s)
+{
+	ig_buf_init(b, 0);
+	while (*s) {
+		if (*s == ' ') {
+			s++;
+			continue;
+		}
+		int hi = ig_hex_value((unsigned char)s[0]), lo = ig_hex_value((unsigned char)s[1]);
+		assert_true(hi >= 0 && lo >= 0);
+		uint8_t c = (uint8_t)(hi << 4 | lo);
+		assert_int_equal(ig_buf_append(b, &c, 1), 0);
+		s += 2;
+	}
+}
+
+static void print_hex(const char *what, const void *p, size_t n)
+{
+	fprintf(stderr, "%s (%zu):", what, n);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, " %02x", ((const uint8_t *)p)[i]);
+	fprintf(stderr, "\n");
+}
+
+static void assert_bytes(const struct ig_buf *got, const char *want_hex)
+{
+	struct ig_buf want;
+
+	unhex(&want, want_hex);
+	if (got->len != want.len || memcmp(got->ptr, want.ptr, want.len) != 0) {
+		print_hex("want", want.ptr, want.len);
+		print_hex("got ", got->ptr, got->len);
+		fail_msg("encoding differs");
+	}
+	ig_buf_free(&want);
+}
+
+static void assert_str(struct ig_str s, const char *want)
+{
+	if (!ig_str_eq_cstr(s, want))
+		fail_msg("got \"%.*s\", want \"%s\"", IG_STR_FMT(s), want);
+}
+
+/* An exact-size heap copy, so that an over-read is caught by ASan. */
+static uint8_t *heap_copy(const void *p, size_t n)
+{
+	uint8_t *c = malloc(n ? n : 1);
+	assert_non_null(c);
+	if (n)
+		memcpy(c, p, n);
+	return c;
+}
+
+static int req_decode(const struct ig_buf *b, struct ig_xp_request *r, uint8_t **copy)
+{
+	*copy = heap_copy(b->ptr, b->len);
+	return ig_xp_request_decode(*copy, b->len, r);
+}
+
+static int resp_decode(const struct ig_buf *b, struct ig_xp_response *r, uint8_t **copy)
+{
+	*copy = heap_copy(b->ptr, b->len);
+	return ig_xp_response_decode(*copy, b->len, r);
+}
+
+/* A small protobuf writer for inputs the encoders cannot make. */
+static void pb_varint(struct ig_buf *b, uint64_t v)
+{
+	do {
+		uint8_t c = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			c |= 0x80;
+		assert_int_equal(ig_buf_append(b, &c, 1), 0);
+	} while (v);
+}
+
+static void pb_len(struct ig_buf *b, unsigned field, const void *p, size_t n)
+{
+	pb_varint(b, (uint64_t)field << 3 | 2);
+	pb_varint(b, n);
+	assert_int_equal(ig_buf_append(b, p, n), 0);
+}
+
+static void pb_str(struct ig_buf *b, unsigned field, const char *s)
+{
+	pb_len(b, field, s, strlen(s));
+}
+
+/* Wraps inner as field `field` of b, and frees inner. */
+static void pb_msg(struct ig_buf *b, unsigned field, struct ig_buf *inner)
+{
+	pb_len(b, field, inner->ptr, inner->len);
+	ig_buf_free(inner);
+}
+
+static void pb_num(struct ig_buf *b, unsigned field, uint64_t v)
+{
+	pb_varint(b, (uint64_t)field << 3);
+	pb_varint(b, v);
+}
+
+/* ProcessingRequest{request_headers{headers{[:path /]}}, metadata_context{
+ * filter_metadata{ns: {key: value}}}} with the Value given as bytes. */
+static void request_with_metadata(struct ig_buf *out, const char *ns, const char *key,
+				  struct ig_buf *value)
+{
+	struct ig_buf hv = {0}, hm = {0}, hh = {0}, entry = {0}, st = {0}, fme = {0}, md = {0};
+
+	pb_str(&hv, 1, ":path");
+	pb_str(&hv, 3, "/");
+	pb_msg(&hm, 1, &hv);
+	pb_msg(&hh, 1, &hm);
+	ig_buf_init(out, 0);
+	pb_msg(out, 2, &hh);
+
+	pb_str(&entry, 1, key);
+	pb_msg(&entry, 2, value);
+	pb_msg(&st, 1, &entry);
+	pb_str(&fme, 1, ns);
+	pb_msg(&fme, 2, &st);
+	pb_msg(&md, 1, &fme);
+	pb_msg(out, 8, &md);
+}
+
+/* ---- encoders against spec §10 -------------------------------------------------- */
+
+static void test_encode_pick_header(void **state)
+{
+	struct ig_buf b = {0};
+	const struct ig_xp_set_header set = {PICK_KEY, IG_STR("10.0.0.1:8000")};
+	struct ig_xp_headers_answer a = {.set = &set, .nset = 1, .clear_route_cache = true};
+
+	/* §10.2: 10.1 with append_action OVERWRITE_IF_EXISTS_OR_ADD. */
+	assert_int_equal(ig_xp_encode_headers_answer(&b, &a), 0);
+	assert_int_equal(b.len, 61);
+	assert_bytes(&b, "0a 3b 0a 39 12 35 0a 33 0a 2f 0a 1e " PICK_KEY_HEX " 1a 0d " PICK_VAL_HEX
+			 " 18 02 28 01");
+
+	/* The same with the pick as dynamic metadata: the metadata block of
+	 * §10.2 (its 59 bytes + 69) after the 61 bytes. */
+	ig_buf_reset(&b);
+	a.lb_endpoint = "10.0.0.1:8000";
+	assert_int_equal(ig_xp_encode_headers_answer(&b, &a), 0);
+	assert_int_equal(b.len, 61 + 69);
+	assert_bytes(
+	    &b, "0a 3b 0a 39 12 35 0a 33 0a 2f 0a 1e " PICK_KEY_HEX " 1a 0d " PICK_VAL_HEX
+		" 18 02 28 01"
+		" 42 43 0a 41 0a 08 65 6e 76 6f 79 2e 6c 62 12 35 2a 33 0a 31 0a 1e " PICK_KEY_HEX
+		" 12 0f 1a 0d " PICK_VAL_HEX);
+
+	/* Appends: the buffer's earlier content stays. */
+	ig_buf_reset(&b);
+	assert_int_equal(ig_buf_append(&b, "xy", 2), 0);
+	a.lb_endpoint = NULL;
+	assert_int_equal(ig_xp_encode_headers_answer(&b, &a), 0);
+	assert_int_equal(b.len, 63);
+	assert_memory_equal(b.ptr, "xy\x0a\x3b", 4);
+	ig_buf_free(&b);
+}
+
+static void test_encode_body_and_immediate(void **state)
+{
+	struct ig_buf b = {0};
+	struct ig_xp_body_answer a = {
+	    .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED, .body = IG_STR("{}"), .end_of_stream = true};
+
+	assert_int_equal(ig_xp_encode_body_answer(&b, &a), 0);
+	assert_bytes(&b, "1a 0c 0a 0a 1a 08 1a 06 0a 02 7b 7d 10 01");
+
+	/* An empty last chunk still carries streamed_response. */
+	ig_buf_reset(&b);
+	a.body = (struct ig_str){NULL, 0};
+	a.response = true;
+	assert_int_equal(ig_xp_encode_body_answer(&b, &a), 0);
+	assert_bytes(&b, "22 08 0a 06 1a 04 1a 02 10 01");
+
+	/* BUFFERED with the body replaced (field 1 of BodyMutation). */
+	ig_buf_reset(&b);
+	a = (struct ig_xp_body_answer){
+	    .mode = IG_XP_BODY_BUFFERED, .body = IG_STR("{}"), .replace_body = true};
+	assert_int_equal(ig_xp_encode_body_answer(&b, &a), 0);
+	assert_bytes(&b, "1a 08 0a 06 1a 04 0a 02 7b 7d");
+
+	/* STREAMED: continue. */
+	ig_buf_reset(&b);
+	a = (struct ig_xp_body_answer){.mode = IG_XP_BODY_STREAMED, .body = IG_STR("ignored")};
+	assert_int_equal(ig_xp_encode_body_answer(&b, &a), 0);
+	assert_bytes(&b, "1a 00");
+
+	ig_buf_reset(&b);
+	assert_int_equal(ig_xp_encode_immediate(&b, 503, IG_STR("no endpoints"), NULL, 0, NULL), 0);
+	assert_bytes(&b, "3a 13 0a 03 08 f7 03 1a 0c 6e 6f 20 65 6e 64 70 6f 69 6e 74 73");
+	ig_buf_free(&b);
+}
+
+static void test_encode_continue(void **state)
+{
+	struct ig_buf b = {0};
+	struct ig_xp_headers_answer h = {0};
+
+	assert_int_equal(ig_xp_encode_headers_answer(&b, &h), 0);
+	assert_bytes(&b, "0a 00");
+	ig_buf_reset(&b);
+	h.response = true;
+	assert_int_equal(ig_xp_encode_headers_answer(&b, &h), 0);
+	assert_bytes(&b, "12 00");
+	ig_buf_reset(&b);
+	assert_int_equal(ig_xp_encode_trailers_answer(&b, false), 0);
+	assert_bytes(&b, "2a 00");
+	ig_buf_reset(&b);
+	assert_int_equal(ig_xp_encode_trailers_answer(&b, true), 0);
+	assert_bytes(&b, "32 00");
+	ig_buf_free(&b);
+}
+
+static void test_health(void **state)
+{
+	struct ig_buf b = {0};
+	char svc[64];
+
+	assert_int_equal(ig_health_encode_response(&b, IG_HEALTH_SERVING), 0);
+	assert_bytes(&b, "08 01");
+	ig_buf_reset(&b);
+	assert_int_equal(ig_health_encode_response(&b, IG_HEALTH_NOT_SERVING), 0);
+	assert_bytes(&b, "08 02");
+	assert_int_equal(ig_health_response_decode((const uint8_t *)b.ptr, b.len), 2);
+	/* UNKNOWN is the default: nothing on the wire. */
+	ig_buf_reset(&b);
+	assert_int_equal(ig_health_encode_response(&b, IG_HEALTH_UNKNOWN), 0);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(ig_health_response_decode(NULL, 0), IG_HEALTH_UNKNOWN);
+
+	ig_buf_reset(&b);
+	assert_int_equal(
+	    ig_health_encode_request(&b, "envoy.service.ext_proc.v3.ExternalProcessor"), 0);
+	assert_int_equal(b.len, 45);
+	assert_memory_equal(b.ptr,
+			    "\x0a\x2b"
+			    "envoy.service.ext_proc.v3.ExternalProcessor",
+			    45);
+	uint8_t *copy = heap_copy(b.ptr, b.len);
+	assert_int_equal(ig_health_request_decode(copy, b.len, svc, sizeof svc), 0);
+	assert_string_equal(svc, "envoy.service.ext_proc.v3.ExternalProcessor");
+	/* Cut to the buffer. */
+	assert_int_equal(ig_health_request_decode(copy, b.len, svc, 6), 0);
+	assert_string_equal(svc, "envoy");
+	free(copy);
+	assert_int_equal(ig_health_request_decode(NULL, 0, svc, sizeof svc), 0);
+	assert_string_equal(svc, "");
+
+	/* Truncated: the length says 43, 10 bytes follow. */
+	assert_int_equal(ig_health_request_decode((const uint8_t *)b.ptr, 12, svc, sizeof svc), -1);
+	assert_int_equal(ig_health_response_decode((const uint8_t *)"\x08", 1), -1);
+	/* A negative status is garbage, not a state. */
+	assert_int_equal(ig_health_response_decode(
+			     (const uint8_t *)"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11),
+			 -1);
+	ig_buf_free(&b);
+}
+
+/* ---- decoders on Envoy's messages ------------------------------------------------ */
+
+#define REQ_HEADERS_HEX                                                                            \
+	"12 2d 0a 2b 0a 0f 0a 07 3a 6d 65 74 68 6f 64 1a 04 50 4f 53 54 0a 18 0a 05 3a 70 61 74 "  \
+	"68 1a 0f 2f 76 31 2f 63 6f 6d 70 6c 65 74 69 6f 6e 73 5a 04 08 04 10 04"
+
+static void test_decode_spec_requests(void **state)
+{
+	struct ig_buf b;
+	struct ig_xp_request r;
+	uint8_t *copy;
+
+	unhex(&b, REQ_HEADERS_HEX);
+	assert_int_equal(b.len, 53);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_REQ_REQUEST_HEADERS);
+	assert_int_equal(r.nheaders, 2);
+	assert_str(r.headers[0].key, ":method");
+	assert_str(r.headers[0].value, "POST");
+	assert_str(r.headers[1].key, ":path");
+	assert_str(r.headers[1].value, "/v1/completions");
+	assert_str(ig_xp_header_get(&r, ":path"), "/v1/completions");
+	assert_null(ig_xp_header_get(&r, "content-type").ptr);
+	assert_false(r.end_of_stream);
+	assert_true(r.has_protocol_config);
+	assert_int_equal(r.request_body_mode, IG_XP_BODY_FULL_DUPLEX_STREAMED);
+	assert_int_equal(r.response_body_mode, IG_XP_BODY_FULL_DUPLEX_STREAMED);
+	assert_false(r.has_subset);
+	assert_false(r.observability_mode);
+	/* The slices point into the unpacked message, not the input. */
+	assert_true((const uint8_t *)r.headers[0].key.ptr < copy ||
+		    (const uint8_t *)r.headers[0].key.ptr >= copy + b.len);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_xp_request_free(&r); /* zeroed by the first */
+	ig_buf_free(&b);
+
+	unhex(&b, "22 06 0a 02 7b 7d 10 01");
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_REQ_REQUEST_BODY);
+	assert_str(r.body, "{}");
+	assert_true(r.end_of_stream);
+	assert_false(r.has_protocol_config);
+	assert_int_equal(r.nheaders, 0);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+
+	/* The empty message: valid, no member. Unknown fields are skipped
+	 * (field 15 varint, field 16 bytes, field 17 fixed64). */
+	unhex(&b, "78 05 82 01 02 61 62 89 01 01 02 03 04 05 06 07 08 22 00");
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_REQ_REQUEST_BODY);
+	assert_int_equal(r.body.len, 0);
+	free(copy);
+	ig_xp_request_free(&r);
+	assert_int_equal(ig_xp_request_decode(NULL, 0, &r), 0);
+	assert_int_equal(r.kind, IG_XP_REQ_NONE);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+}
+
+static void test_decode_header_value_fallback(void **state)
+{
+	struct ig_buf hv1 = {0}, hv2 = {0}, hv3 = {0}, hm = {0}, tr = {0}, b = {0};
+	struct ig_xp_request r;
+	uint8_t *copy;
+
+	pb_str(&hv1, 1, "a");
+	pb_str(&hv1, 2, "text");
+	pb_str(&hv2, 1, "b");
+	pb_str(&hv2, 2, "text");
+	pb_len(&hv2, 3, "r\0w", 3);
+	pb_str(&hv3, 1, "c");
+	pb_msg(&hm, 1, &hv1);
+	pb_msg(&hm, 1, &hv2);
+	pb_msg(&hm, 1, &hv3);
+	pb_msg(&tr, 1, &hm);
+	pb_msg(&b, 7, &tr); /* response_trailers */
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_REQ_RESPONSE_TRAILERS);
+	assert_int_equal(r.nheaders, 3);
+	assert_str(r.headers[0].value, "text");
+	assert_int_equal(r.headers[1].value.len, 3);
+	assert_memory_equal(r.headers[1].value.ptr, "r\0w", 3);
+	assert_int_equal(r.headers[2].value.len, 0);
+	/* Looked up case-insensitively; the first of that name. */
+	assert_int_equal(ig_xp_header_get(&r, "B").len, 3);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+}
+
+static void test_decode_subset_hint(void **state)
+{
+	struct ig_buf v = {0}, lv = {0}, item = {0}, b;
+	struct ig_xp_request r;
+	uint8_t *copy;
+
+	/* A list with strings, a number and a bool among them. */
+	pb_str(&item, 3, "10.0.0.1:8000");
+	pb_msg(&lv, 1, &item);
+	pb_varint(&item, 2 << 3 | 1);
+	assert_int_equal(ig_buf_append(&item, "\0\0\0\0\0\0\xf0\x3f", 8), 0);
+	pb_msg(&lv, 1, &item);
+	pb_num(&item, 4, 1);
+	pb_msg(&lv, 1, &item);
+	pb_str(&item, 3, "10.0.0.2:8000");
+	pb_msg(&lv, 1, &item);
+	pb_msg(&v, 6, &lv);
+	request_with_metadata(&b, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset",
+			      &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_REQ_REQUEST_HEADERS);
+	assert_true(r.has_subset);
+	assert_int_equal(r.nsubset, 2);
+	assert_str(r.subset[0], "10.0.0.1:8000");
+	assert_str(r.subset[1], "10.0.0.2:8000");
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+
+	/* A single string. */
+	pb_str(&v, 3, "10.0.0.9:80");
+	request_with_metadata(&b, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset",
+			      &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_true(r.has_subset);
+	assert_int_equal(r.nsubset, 1);
+	assert_str(r.subset[0], "10.0.0.9:80");
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+
+	/* An empty list: a hint that allows nothing. */
+	pb_msg(&v, 6, &lv);
+	request_with_metadata(&b, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset",
+			      &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_true(r.has_subset);
+	assert_int_equal(r.nsubset, 0);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+
+	/* A number, a struct, another key, another namespace: no hint. */
+	pb_num(&v, 4, 1);
+	request_with_metadata(&b, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset",
+			      &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_false(r.has_subset);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+	pb_len(&v, 5, "", 0);
+	request_with_metadata(&b, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset",
+			      &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_false(r.has_subset);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+	pb_str(&v, 3, "10.0.0.9:80");
+	request_with_metadata(&b, "envoy.lb.subset_hint", "other", &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_false(r.has_subset);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+	pb_str(&v, 3, "10.0.0.9:80");
+	request_with_metadata(&b, "envoy.lb", "x-gateway-destination-endpoint-subset", &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_false(r.has_subset);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+}
+
+/* ---- round trips ------------------------------------------------------------------ */
+
+static void test_request_round_trip(void **state)
+{
+	const struct ig_xp_header hdrs[] = {
+	    {IG_STR(":method"), IG_STR("POST")},
+	    {IG_STR(":path"), IG_STR("/v1/chat/completions")},
+	    {IG_STR("x-bin"), {"a\0b\xff", 4}},
+	    {IG_STR("x-empty"), {NULL, 0}},
+	};
+	const struct ig_str subset[] = {IG_STR("10.0.0.1:8000"), IG_STR("[::1]:8001")};
+	static const enum ig_xp_req_kind kinds[] = {IG_XP_REQ_NONE,
+						    IG_XP_REQ_REQUEST_HEADERS,
+						    IG_XP_REQ_RESPONSE_HEADERS,
+						    IG_XP_REQ_REQUEST_BODY,
+						    IG_XP_REQ_RESPONSE_BODY,
+						    IG_XP_REQ_REQUEST_TRAILERS,
+						    IG_XP_REQ_RESPONSE_TRAILERS};
+
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+		bool headers = kinds[k] == IG_XP_REQ_REQUEST_HEADERS ||
+			       kinds[k] == IG_XP_REQ_RESPONSE_HEADERS ||
+			       kinds[k] == IG_XP_REQ_REQUEST_TRAILERS ||
+			       kinds[k] == IG_XP_REQ_RESPONSE_TRAILERS;
+		bool body =
+		    kinds[k] == IG_XP_REQ_REQUEST_BODY || kinds[k] == IG_XP_REQ_RESPONSE_BODY;
+		struct ig_xp_request_out o = {
+		    .kind = kinds[k],
+		    .headers = hdrs,
+		    .nheaders = 4,
+		    .body = IG_STR("{\"model\":\"m\"}"),
+		    .end_of_stream = k % 2 == 1,
+		    .protocol_config = k == 1,
+		    .request_body_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+		    .response_body_mode = IG_XP_BODY_STREAMED,
+		    .meta_ns = "envoy.lb",
+		    .meta_key = "x-gateway-destination-endpoint-served",
+		    .meta_value = "10.0.0.1:8000",
+		    .subset = k >= 2 ? subset : NULL,
+		    .nsubset = k >= 2 ? 2 : 0,
+		};
+		struct ig_buf b = {0};
+		struct ig_xp_request r;
+		uint8_t *copy;
+
+		assert_int_equal(ig_xp_encode_request(&b, &o), 0);
+		assert_int_equal(req_decode(&b, &r, &copy), 0);
+		assert_int_equal(r.kind, kinds[k]);
+		if (headers) {
+			assert_int_equal(r.nheaders, 4);
+			for (size_t i = 0; i < 4; i++) {
+				assert_true(ig_str_eq(r.headers[i].key, hdrs[i].key));
+				assert_int_equal(r.headers[i].value.len, hdrs[i].value.len);
+				if (hdrs[i].value.len)
+					assert_memory_equal(r.headers[i].value.ptr,
+							    hdrs[i].value.ptr, hdrs[i].value.len);
+			}
+		} else {
+			assert_int_equal(r.nheaders, 0);
+		}
+		if (body)
+			assert_str(r.body, "{\"model\":\"m\"}");
+		else
+			assert_int_equal(r.body.len, 0);
+		/* Trailers have no end_of_stream. */
+		if (headers && kinds[k] >= IG_XP_REQ_REQUEST_TRAILERS)
+			assert_false(r.end_of_stream);
+		else if (kinds[k] != IG_XP_REQ_NONE)
+			assert_int_equal(r.end_of_stream, o.end_of_stream);
+		assert_int_equal(r.has_protocol_config, o.protocol_config);
+		if (o.protocol_config) {
+			assert_int_equal(r.request_body_mode, IG_XP_BODY_FULL_DUPLEX_STREAMED);
+			assert_int_equal(r.response_body_mode, IG_XP_BODY_STREAMED);
+		}
+		assert_int_equal(r.has_subset, o.subset != NULL);
+		if (o.subset) {
+			assert_int_equal(r.nsubset, 2);
+			assert_str(r.subset[0], "10.0.0.1:8000");
+			assert_str(r.subset[1], "[::1]:8001");
+		}
+		/* The served endpoint travels as envoy.lb metadata. */
+		assert_non_null(memmem(b.ptr, b.len, "x-gateway-destination-endpoint-served", 37));
+		free(copy);
+		ig_xp_request_free(&r);
+		ig_buf_free(&b);
+	}
+}
+
+static void test_request_round_trip_empty_subset(void **state)
+{
+	const struct ig_str none[1] = {{NULL, 0}};
+	struct ig_xp_request_out o = {.kind = IG_XP_REQ_REQUEST_HEADERS, .subset = none};
+	struct ig_buf b = {0};
+	struct ig_xp_request r;
+	uint8_t *copy;
+
+	assert_int_equal(ig_xp_encode_request(&b, &o), 0);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_true(r.has_subset);
+	assert_int_equal(r.nsubset, 0);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+}
+
+static void test_response_round_trip_headers(void **state)
+{
+	const struct ig_xp_set_header set[] = {{PICK_KEY, IG_STR("10.0.0.1:8000")},
+					       {"x-bin", {"\0\x01", 2}}};
+	const char *const remove[] = {"content-length"};
+	struct ig_xp_headers_answer a = {.response = true,
+					 .set = set,
+					 .nset = 2,
+					 .remove = remove,
+					 .nremove = 1,
+					 .clear_route_cache = true,
+					 .lb_endpoint = "10.0.0.1:8000"};
+	struct ig_buf b = {0};
+	struct ig_xp_response r;
+	uint8_t *copy;
+
+	assert_int_equal(ig_xp_encode_headers_answer(&b, &a), 0);
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_RESP_RESPONSE_HEADERS);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.nset, 2);
+	assert_str(r.set[0].key, PICK_KEY);
+	assert_str(r.set[0].value, "10.0.0.1:8000");
+	assert_int_equal(r.set[1].value.len, 2);
+	assert_memory_equal(r.set[1].value.ptr, "\0\x01", 2);
+	assert_int_equal(r.nremove, 1);
+	assert_str(r.remove[0], "content-length");
+	assert_true(r.clear_route_cache);
+	assert_str(r.lb_endpoint, "10.0.0.1:8000");
+	assert_false(r.has_streamed || r.has_body || r.clear_body || r.override_timeout);
+	free(copy);
+	ig_xp_response_free(&r);
+
+	/* The continue answer. */
+	ig_buf_reset(&b);
+	a = (struct ig_xp_headers_answer){0};
+	assert_int_equal(ig_xp_encode_headers_answer(&b, &a), 0);
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_RESP_REQUEST_HEADERS);
+	assert_int_equal(r.nset + r.nremove, 0);
+	assert_false(r.clear_route_cache);
+	assert_int_equal(r.lb_endpoint.len, 0);
+	free(copy);
+	ig_xp_response_free(&r);
+	ig_buf_free(&b);
+}
+
+static void test_response_round_trip_body(void **state)
+{
+	const struct ig_xp_set_header set[] = {{"content-length", IG_STR("2")}};
+	struct ig_xp_body_answer a = {.mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+				      .body = IG_STR("chunk"),
+				      .end_of_stream = false,
+				      .set = set,
+				      .nset = 1,
+				      .lb_endpoint = "10.0.0.2:8000"};
+	struct ig_buf b = {0};
+	struct ig_xp_response r;
+	uint8_t *copy;
+
+	assert_int_equal(ig_xp_encode_body_answer(&b, &a), 0);
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_RESP_REQUEST_BODY);
+	assert_true(r.has_streamed);
+	assert_str(r.streamed_body, "chunk");
+	assert_false(r.streamed_eos);
+	assert_false(r.has_body);
+	assert_int_equal(r.nset, 1);
+	assert_str(r.set[0].key, "content-length");
+	assert_str(r.lb_endpoint, "10.0.0.2:8000");
+	free(copy);
+	ig_xp_response_free(&r);
+
+	ig_buf_reset(&b);
+	a = (struct ig_xp_body_answer){.response = true,
+				       .mode = IG_XP_BODY_BUFFERED,
+				       .body = IG_STR("{}"),
+				       .replace_body = true,
+				       .set = set,
+				       .nset = 1,
+				       .clear_route_cache = true};
+	assert_int_equal(ig_xp_encode_body_answer(&b, &a), 0);
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_RESP_RESPONSE_BODY);
+	assert_true(r.has_body);
+	assert_str(r.body, "{}");
+	assert_false(r.has_streamed);
+	assert_true(r.clear_route_cache);
+	assert_str(r.set[0].value, "2");
+	free(copy);
+	ig_xp_response_free(&r);
+
+	/* Replacing by an empty body is still a replacement. */
+	ig_buf_reset(&b);
+	a.body = (struct ig_str){NULL, 0};
+	a.nset = 0;
+	a.clear_route_cache = false;
+	assert_int_equal(ig_xp_encode_body_answer(&b, &a), 0);
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_true(r.has_body);
+	assert_int_equal(r.body.len, 0);
+	free(copy);
+	ig_xp_response_free(&r);
+	ig_buf_free(&b);
+}
+
+static void test_response_round_trip_trailers_immediate(void **state)
+{
+	const struct ig_xp_set_header set[] = {{"content-type", IG_STR("text/plain")}};
+	struct ig_buf b = {0};
+	struct ig_xp_response r;
+	uint8_t *copy;
+
+	for (int resp = 0; resp < 2; resp++) {
+		ig_buf_reset(&b);
+		assert_int_equal(ig_xp_encode_trailers_answer(&b, resp), 0);
+		assert_int_equal(resp_decode(&b, &r, &copy), 0);
+		assert_int_equal(r.kind,
+				 resp ? IG_XP_RESP_RESPONSE_TRAILERS : IG_XP_RESP_REQUEST_TRAILERS);
+		free(copy);
+		ig_xp_response_free(&r);
+	}
+
+	ig_buf_reset(&b);
+	assert_int_equal(ig_xp_encode_immediate(&b, 429, IG_STR("inference error: shed"), set, 1,
+						"request_shed"),
+			 0);
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_RESP_IMMEDIATE);
+	assert_int_equal(r.immediate_status, 429);
+	assert_str(r.immediate_body, "inference error: shed");
+	assert_str(r.immediate_details, "request_shed");
+	assert_int_equal(r.nset, 1);
+	assert_str(r.set[0].key, "content-type");
+	assert_str(r.set[0].value, "text/plain");
+	free(copy);
+	ig_xp_response_free(&r);
+
+	/* Envoy sends 200 for a status under 200. */
+	ig_buf_reset(&b);
+	assert_int_equal(ig_xp_encode_immediate(&b, 100, (struct ig_str){NULL, 0}, NULL, 0, NULL),
+			 0);
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.immediate_status, 200);
+	assert_int_equal(r.immediate_body.len, 0);
+	free(copy);
+	ig_xp_response_free(&r);
+	ig_buf_free(&b);
+
+	/* immediate_response{} without a status; override_message_timeout;
+	 * a CONTINUE_AND_REPLACE status and clear_body. */
+	unhex(&b, "3a 00 52 02 08 01");
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.immediate_status, 200);
+	assert_true(r.override_timeout);
+	free(copy);
+	ig_xp_response_free(&r);
+	ig_buf_free(&b);
+	unhex(&b, "1a 06 0a 04 08 01 1a 00 1a 06 0a 04 1a 02 10 01");
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_RESP_REQUEST_BODY);
+	/* A repeated member: protobuf-c keeps the last (Google's runtime
+	 * would merge the two); either way the clear_body is seen. */
+	assert_true(r.clear_body);
+	free(copy);
+	ig_xp_response_free(&r);
+	ig_buf_free(&b);
+	unhex(&b, "1a 04 0a 02 08 01");
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.status, 1);
+	free(copy);
+	ig_xp_response_free(&r);
+	ig_buf_free(&b);
+	/* streamed_immediate_response and no member at all: unhandled. */
+	unhex(&b, "5a 00");
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_RESP_NONE);
+	free(copy);
+	ig_xp_response_free(&r);
+	ig_buf_free(&b);
+}
+
+/* ---- malformed input ------------------------------------------------------------------ */
+
+/* Every proper prefix of a valid message either fails or decodes (a cut
+ * between fields is a valid shorter message); none over-reads or leaks. */
+static void all_prefixes(const struct ig_buf *b, bool request, size_t *failed)
+{
+	for (size_t n = 0; n < b->len; n++) {
+		uint8_t *copy = heap_copy(b->ptr, n);
+		int rc;
+
+		if (request) {
+			struct ig_xp_request r;
+			rc = ig_xp_request_decode(copy, n, &r);
+			ig_xp_request_free(&r);
+		} else {
+			struct ig_xp_response r;
+			rc = ig_xp_response_decode(copy, n, &r);
+			ig_xp_response_free(&r);
+		}
+		assert_true(rc == 0 || rc == -1);
+		*failed += rc == -1;
+		free(copy);
+	}
+}
+
+static void test_truncated_and_garbage(void **state)
+{
+	struct ig_buf b = {0};
+	struct ig_xp_request r;
+	struct ig_xp_response s;
+	size_t failed = 0;
+	const struct ig_xp_set_header set = {PICK_KEY, IG_STR("10.0.0.1:8000")};
+	struct ig_xp_headers_answer a = {
+	    .set = &set, .nset = 1, .clear_route_cache = true, .lb_endpoint = "10.0.0.1:8000"};
+
+	unhex(&b, REQ_HEADERS_HEX);
+	all_prefixes(&b, true, &failed);
+	/* The message is one field then another: every cut inside the
+	 * first (1..46) or inside the second (48..52) is malformed. */
+	assert_int_equal(failed, 46 + 5);
+	assert_int_equal(ig_xp_request_decode((const uint8_t *)b.ptr, 52, &r), -1);
+	assert_int_equal(r.kind, IG_XP_REQ_NONE); /* zeroed on failure */
+	assert_null(r.pb_);
+	ig_buf_free(&b);
+
+	failed = 0;
+	assert_int_equal(ig_xp_encode_headers_answer(&b, &a), 0);
+	all_prefixes(&b, false, &failed);
+	assert_true(failed > 100);
+	ig_buf_free(&b);
+
+	/* A key without a value, a length past the end, a group, a
+	 * 11-byte varint, a wrong wire type for a message field. */
+	static const char *const bad[] = {
+	    "12",	"12 05 0a 00", "13 14", "0b 0c", "50 ff ff ff ff ff ff ff ff ff ff 01",
+	    "12 01 ff", "ff"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		unhex(&b, bad[i]);
+		uint8_t *copy = heap_copy(b.ptr, b.len);
+		assert_int_equal(ig_xp_request_decode(copy, b.len, &r), -1);
+		assert_int_equal(ig_xp_response_decode(copy, b.len, &s), -1);
+		free(copy);
+		ig_buf_free(&b);
+	}
+	/* A message field sent as a varint: protobuf-c refuses it. */
+	assert_int_equal(ig_xp_request_decode((const uint8_t *)"\x10\x01", 2, &r), -1);
+	assert_int_equal(ig_xp_request_decode((const uint8_t *)"x", 0, &r), 0);
+	ig_xp_request_free(&r);
+	assert_int_equal(ig_xp_request_decode(NULL, 3, &r), -1);
+}
+
+/* ProcessingResponse{request_headers{}, dynamic_metadata{"k": Value
+ * nested `lists` list_values deep}}: 4 + 2*lists nested messages. */
+static void deep_response(struct ig_buf *b, size_t lists)
+{
+	size_t levels = 2 * lists;
+	size_t *size = calloc(levels + 1, sizeof *size);
+	struct ig_buf entry = {0}, st = {0};
+
+	assert_non_null(size);
+	/* size[i]: bytes of wrapper i and everything inside it. */
+	for (size_t i = levels; i-- > 0;) {
+		struct ig_buf v = {0};
+		pb_varint(&v, size[i + 1]);
+		size[i] = 1 + v.len + size[i + 1];
+		ig_buf_free(&v);
+	}
+	pb_str(&entry, 1, "k");
+	pb_varint(&entry, 2 << 3 | 2);
+	pb_varint(&entry, size[0]);
+	for (size_t i = 0; i < levels; i++) {
+		uint8_t tag = i % 2 == 0 ? 0x32 : 0x0a; /* Value.list_value, ListValue.values */
+		assert_int_equal(ig_buf_append(&entry, &tag, 1), 0);
+		pb_varint(&entry, size[i + 1]);
+	}
+	pb_msg(&st, 1, &entry);
+	ig_buf_init(b, 0);
+	pb_len(b, 1, "", 0);
+	pb_msg(b, 8, &st);
+	free(size);
+}
+
+static void test_deep_nesting(void **state)
+{
+	struct ig_buf b;
+	struct ig_xp_response r;
+	uint8_t *copy;
+
+	/* 4 + 2*48 = 100 nested messages: Google's default limit, accepted. */
+	deep_response(&b, 48);
+	assert_int_equal(resp_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.kind, IG_XP_RESP_REQUEST_HEADERS);
+	free(copy);
+	ig_xp_response_free(&r);
+	ig_buf_free(&b);
+
+	deep_response(&b, 49);
+	assert_int_equal(resp_decode(&b, &r, &copy), -1);
+	free(copy);
+	ig_buf_free(&b);
+
+	/* Unpacked by recursion this would need far more stack than a
+	 * thread has. */
+	deep_response(&b, 300000);
+	assert_int_equal(resp_decode(&b, &r, &copy), -1);
+	free(copy);
+	ig_buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_encode_pick_header),
+	    cmocka_unit_test(test_encode_body_and_immediate),
+	    cmocka_unit_test(test_encode_continue),
+	    cmocka_unit_test(test_health),
+	    cmocka_unit_test(test_decode_spec_requests),
+	    cmocka_unit_test(test_decode_header_value_fallback),
+	    cmocka_unit_test(test_decode_subset_hint),
+	    cmocka_unit_test(test_request_round_trip),
+	    cmocka_unit_test(test_request_round_trip_empty_subset),
+	    cmocka_unit_test(test_response_round_trip_headers),
+	    cmocka_unit_test(test_response_round_trip_body),
+	    cmocka_unit_test(test_response_round_trip_trailers_immediate),
+	    cmocka_unit_test(test_truncated_and_garbage),
+	    cmocka_unit_test(test_deep_nesting),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
