@@ -5,6 +5,7 @@
 #include "bench/bench.h"
 #include "config/config.h"
 #include "demo/demo.h"
+#include "epp/epp.h"
 #include "gateway/gateway.h"
 #include "sim/sim.h"
 
@@ -18,6 +19,7 @@ struct job {
 
 static const struct job jobs[] = {
 	{"gateway", ig_gateway_main, "the data plane: Gateway listeners, HTTPRoutes, InferencePools"},
+	{"epp", ig_epp_main, "the endpoint picker alone, as an Envoy ext_proc gRPC service"},
 	{"check", ig_check_main, "validate manifests and print every error"},
 	{"sim", ig_sim_main, "a vLLM-compatible model-server simulator"},
 	{"demo", ig_demo_main, "run the seed scenario on this machine and print the answer"},

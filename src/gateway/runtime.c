@@ -7,6 +7,7 @@
 
 void ig_gw_options_defaults(struct ig_gw_options *o)
 {
+	*o = (struct ig_gw_options){0};
 	o->bind = "0.0.0.0";
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	o->workers = ncpu > 0 ? (uint64_t)ncpu : 1;

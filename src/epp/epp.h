@@ -1,0 +1,41 @@
+/* `infergate epp`: the endpoint picker alone, as an Envoy ext_proc gRPC
+ * service, a drop-in for GIE's and llm-d's pickers behind kgateway, Envoy
+ * Gateway or Istio.
+ *
+ * It is the gateway's runtime (configuration from files or the API,
+ * scraping, snapshots, the per-worker request stages of gateway/) with a
+ * different front door: each worker serves ext_proc streams on its own
+ * SO_REUSEPORT socket, turns each stream into a request of the gateway's
+ * pipeline (model resolution, admission, the picker, accounting) and
+ * answers with the picker's choice instead of relaying. So the gateway and
+ * the picker route identically by construction. */
+#ifndef IG_EPP_EPP_H
+#define IG_EPP_EPP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ig_gw_frontend;
+
+struct ig_epp_options {
+	const char *pool_name;
+	const char *pool_ns;
+	int grpc_port;	       /* ext_proc (and health) */
+	int health_port;       /* grpc.health.v1, plain text; 0: none */
+	bool secure;	       /* TLS on the ext_proc port */
+	const char *cert_path; /* DIR with tls.crt and tls.key; NULL: self-signed */
+	const char *bind;
+	uint64_t max_body_bytes;
+	/* Endpoints named in x-gateway-destination-endpoint: 1 (the pick) by
+	 * default, as plain Envoy reads one; more gives fallbacks. */
+	uint64_t endpoints;
+};
+
+int ig_epp_main(int argc, char **argv);
+
+/* The front end for ig_gateway_run (serve.c); NULL when out of memory or
+ * the certificate cannot be loaded (logged). */
+const struct ig_gw_frontend *ig_epp_frontend(const struct ig_epp_options *o);
+void ig_epp_frontend_free(const struct ig_gw_frontend *fe);
+
+#endif

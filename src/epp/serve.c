@@ -1,0 +1,784 @@
+/* The picker's side of ext_proc (spec/extproc.md §5, §6): one Process
+ * stream is one HTTP request of the proxy in front. Its headers and body
+ * become a request of the gateway's pipeline (gateway/request.h) with a
+ * sink instead of an upstream; the picker's ranking, or the error, goes
+ * back as the answers Envoy expects for the body mode it announced:
+ *
+ *   BUFFERED             headers → continue; body → endpoint header,
+ *                        content-length and the body when the model
+ *                        changed, dynamic metadata.
+ *   FULL_DUPLEX_STREAMED chunks are taken without answering; at the end of
+ *                        the body the headers answer (endpoint header,
+ *                        metadata), then the body as streamed_response
+ *                        chunks, the last with end_of_stream.
+ *   NONE / STREAMED, or a request without a body: the pick is made at
+ *                        header time, from the headers alone.
+ *
+ * The response path is read for usage and metrics (and answered as its
+ * mode asks: FULL_DUPLEX chunks are echoed, since Envoy drains them); the
+ * request's accounting on its endpoint ends with the stream. An error is
+ * an immediate_response with the status and an OpenAI error body. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "epp/epp.h"
+#include "extproc/msg.h"
+#include "gateway/request.h"
+#include "gateway/runtime.h"
+#include "gateway/snapshot.h"
+#include "gateway/worker.h"
+#include "grpc/grpc.h"
+#include "http/certgen.h"
+#include "http/tls.h"
+#include "json/json.h"
+
+#define PROCESS_PATH "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
+#define HEALTH_PATH "/grpc.health.v1.Health/Check"
+#define EXTPROC_SERVICE "envoy.service.ext_proc.v3.ExternalProcessor"
+#define DEST_HEADER "x-gateway-destination-endpoint"
+/* GIE re-chunks a streamed body at this size. */
+#define CHUNK_BYTES 62000
+#define MAX_HEADERS 128
+
+struct epp {
+	struct ig_epp_options opt;
+	struct ig_gw_frontend fe;
+	struct ig_tls_ctx *tls;	       /* ext_proc port; NULL: plain text */
+	struct ig_grpc_server *health; /* the health port, on the control loop */
+	int health_fd;
+	struct ig_gateway_rt *G;
+};
+
+struct epp_worker {
+	struct ig_grpc_server *srv;
+	int fd;
+	size_t streams;
+};
+
+/* One Process stream. */
+struct xstream {
+	struct epp *E;
+	struct ig_worker *w;
+	struct ig_grpc_stream *gs;
+	enum ig_xp_body_mode req_mode, resp_mode;
+	bool got_headers, body_done, picked, answered, failed, resp_done;
+	struct ig_arena arena;
+	struct ig_http_exchange ex;
+	struct ig_buf body; /* the request body as it came */
+	struct ig_req *p;
+	struct ig_str *subset;
+	size_t nsubset;
+	bool has_subset;
+};
+
+/* ---- sending answers ---- */
+
+static void send_buf(struct xstream *xs, struct ig_buf *b)
+{
+	ig_grpc_send(xs->gs, (const uint8_t *)b->ptr, b->len);
+	ig_buf_free(b);
+}
+
+static void answer_continue(struct xstream *xs, enum ig_xp_req_kind kind)
+{
+	struct ig_buf b = {0};
+	switch (kind) {
+	case IG_XP_REQ_REQUEST_HEADERS:
+	case IG_XP_REQ_RESPONSE_HEADERS:
+		ig_xp_encode_headers_answer(
+		    &b,
+		    &(struct ig_xp_headers_answer){.response = kind == IG_XP_REQ_RESPONSE_HEADERS});
+		break;
+	case IG_XP_REQ_REQUEST_BODY:
+	case IG_XP_REQ_RESPONSE_BODY:
+		ig_xp_encode_body_answer(
+		    &b, &(struct ig_xp_body_answer){.response = kind == IG_XP_REQ_RESPONSE_BODY,
+						    .mode = IG_XP_BODY_STREAMED});
+		break;
+	case IG_XP_REQ_REQUEST_TRAILERS:
+	case IG_XP_REQ_RESPONSE_TRAILERS:
+		ig_xp_encode_trailers_answer(&b, kind == IG_XP_REQ_RESPONSE_TRAILERS);
+		break;
+	default:
+		return;
+	}
+	send_buf(xs, &b);
+}
+
+/* The body as the picker sends it on: the client's with `model` replaced. */
+static struct ig_str new_body(struct xstream *xs, bool *changed)
+{
+	struct ig_req *p = xs->p;
+	*changed = false;
+	if (!p->body_len && !xs->body.len)
+		return (struct ig_str){"", 0};
+	if (p->body_pre.len + p->model_json.len + p->body_post.len == 0)
+		return ig_buf_str(&xs->body);
+	char *out = ig_arena_alloc(&xs->arena, p->body_len + 1);
+	if (!out)
+		return ig_buf_str(&xs->body);
+	size_t n = 0;
+	memcpy(out + n, p->body_pre.ptr, p->body_pre.len);
+	n += p->body_pre.len;
+	memcpy(out + n, p->model_json.ptr, p->model_json.len);
+	n += p->model_json.len;
+	memcpy(out + n, p->body_post.ptr, p->body_post.len);
+	n += p->body_post.len;
+	*changed = n != xs->body.len || memcmp(out, xs->body.ptr, n) != 0;
+	return (struct ig_str){out, n};
+}
+
+/* "ip:port" of the pick, then the fallbacks the options ask for. */
+static const char *endpoint_list(struct xstream *xs)
+{
+	struct ig_req *p = xs->p;
+	size_t k = p->nranked;
+	if (k > xs->E->opt.endpoints)
+		k = xs->E->opt.endpoints;
+	if (k == 0)
+		k = 1;
+	size_t len = 1;
+	for (size_t i = 0; i < k; i++)
+		len += p->ranked[i]->addr_len + 1;
+	char *s = ig_arena_alloc(&xs->arena, len);
+	if (!s)
+		return p->ranked[0]->addr;
+	size_t n = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (i)
+			s[n++] = ',';
+		memcpy(s + n, p->ranked[i]->addr, p->ranked[i]->addr_len);
+		n += p->ranked[i]->addr_len;
+	}
+	s[n] = '\0';
+	return s;
+}
+
+static void on_picked(struct ig_req *p)
+{
+	struct xstream *xs = p->sink_data;
+	xs->picked = true;
+	const char *eps = endpoint_list(xs);
+	bool changed;
+	struct ig_str body = new_body(xs, &changed);
+	char clen[24];
+	snprintf(clen, sizeof clen, "%zu", body.len);
+	struct ig_xp_set_header set[2] = {{DEST_HEADER, ig_str_from(eps)},
+					  {"content-length", ig_str_from(clen)}};
+	struct ig_buf b = {0};
+	if (xs->req_mode == IG_XP_BODY_BUFFERED && xs->body_done && !xs->answered) {
+		/* The headers were answered already: the pick goes with the body. */
+		ig_xp_encode_body_answer(&b, &(struct ig_xp_body_answer){
+						 .mode = IG_XP_BODY_BUFFERED,
+						 .body = body,
+						 .replace_body = changed,
+						 .set = set,
+						 .nset = changed ? 2 : 1,
+						 .clear_route_cache = true,
+						 .lb_endpoint = eps,
+					     });
+		send_buf(xs, &b);
+		xs->answered = true;
+		return;
+	}
+	bool with_length = xs->body_done && body.len > 0;
+	ig_xp_encode_headers_answer(&b, &(struct ig_xp_headers_answer){
+					    .set = set,
+					    .nset = with_length ? 2 : 1,
+					    .clear_route_cache = true,
+					    .lb_endpoint = eps,
+					});
+	send_buf(xs, &b);
+	xs->answered = true;
+	if (xs->req_mode != IG_XP_BODY_FULL_DUPLEX_STREAMED || !xs->body_done)
+		return;
+	/* The body goes back in chunks; an empty body still needs its one
+	 * end_of_stream answer. */
+	size_t off = 0;
+	do {
+		size_t n = body.len - off > CHUNK_BYTES ? CHUNK_BYTES : body.len - off;
+		ig_xp_encode_body_answer(&b, &(struct ig_xp_body_answer){
+						 .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+						 .body = {body.ptr + off, n},
+						 .end_of_stream = off + n == body.len,
+					     });
+		send_buf(xs, &b);
+		off += n;
+	} while (off < body.len);
+}
+
+static void on_failed(struct ig_req *p, int status, const char *type, const char *msg)
+{
+	struct xstream *xs = p->sink_data;
+	xs->failed = true;
+	struct ig_buf body = {0}, b = {0};
+	ig_buf_append_cstr(&body, "{\"error\":{\"message\":");
+	ig_json_write_string(&body, msg, strlen(msg));
+	ig_buf_printf(&body, ",\"type\":\"%s\",\"code\":%d}}", type ? type : "server_error",
+		      status);
+	struct ig_xp_set_header ct = {"content-type", IG_STR("application/json")};
+	char details[64];
+	snprintf(details, sizeof details, "infergate_epp_%d", status);
+	ig_xp_encode_immediate(&b, status, ig_buf_str(&body), &ct, 1, details);
+	ig_buf_free(&body);
+	send_buf(xs, &b);
+	xs->answered = true;
+}
+
+static const struct ig_req_sink sink = {.picked = on_picked, .failed = on_failed};
+
+/* ---- the request side ---- */
+
+static struct ig_str arena_copy(struct xstream *xs, struct ig_str s)
+{
+	return ig_arena_strdup(&xs->arena, s);
+}
+
+/* The HTTP request the stages read, from the headers message. */
+static int take_headers(struct xstream *xs, const struct ig_xp_request *m)
+{
+	struct ig_http_request *r = &xs->ex.req;
+	size_t n = m->nheaders < MAX_HEADERS ? m->nheaders : MAX_HEADERS;
+	struct ig_http_header *h = ig_arena_alloc(&xs->arena, (n + 1) * sizeof *h);
+	if (!h)
+		return -1;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ig_str key = m->headers[i].key, val = arena_copy(xs, m->headers[i].value);
+		if (ig_str_eq_cstr(key, ":method")) {
+			r->method = val;
+		} else if (ig_str_eq_cstr(key, ":path")) {
+			r->target = val;
+		} else if (ig_str_eq_cstr(key, ":authority")) {
+			h[k++] = (struct ig_http_header){IG_STR("host"), val};
+		} else if (key.len && key.ptr[0] != ':') {
+			h[k++] = (struct ig_http_header){arena_copy(xs, key), val};
+		}
+	}
+	if (!r->method.len)
+		r->method = IG_STR("POST");
+	if (!r->target.len)
+		r->target = IG_STR("/");
+	const char *q = memchr(r->target.ptr, '?', r->target.len);
+	r->path = (struct ig_str){r->target.ptr, q ? (size_t)(q - r->target.ptr) : r->target.len};
+	r->query = q ? (struct ig_str){q + 1, r->target.len - r->path.len - 1} : (struct ig_str){0};
+	r->minor_version = 1;
+	r->headers = h;
+	r->num_headers = k;
+	if (m->has_subset) {
+		xs->has_subset = true;
+		xs->nsubset = m->nsubset;
+		xs->subset = ig_arena_alloc(&xs->arena, (m->nsubset + 1) * sizeof *xs->subset);
+		if (!xs->subset)
+			return -1;
+		for (size_t i = 0; i < m->nsubset; i++)
+			xs->subset[i] = arena_copy(xs, m->subset[i]);
+	}
+	return 0;
+}
+
+/* Runs the gateway's stages on the request: the sink answers. */
+static void pick(struct xstream *xs)
+{
+	struct epp *E = xs->E;
+	struct ig_worker *w = xs->w;
+	xs->body_done = true;
+	struct ig_req *p = ig_arena_calloc(&xs->arena, sizeof *p);
+	if (!p) {
+		ig_grpc_finish(xs->gs, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	xs->p = p;
+	xs->ex.body = xs->body;
+	xs->ex.arena = &xs->arena;
+	xs->ex.start_ns = ig_now_ns();
+	xs->ex.peer = ig_str_from(ig_grpc_stream_peer(xs->gs));
+	xs->ex.user = p;
+	w->active++;
+	p->ex = &xs->ex;
+	p->sink = &sink;
+	p->sink_data = xs;
+	p->start_ns = xs->ex.start_ns;
+	p->w = w;
+	p->snap = ig_worker_snap_take(w);
+	p->resp_length = -1;
+	p->has_subset = xs->has_subset;
+	p->subset = xs->subset;
+	p->nsubset = xs->nsubset;
+	p->pool = p->snap ? ig_snapshot_pool(p->snap, E->opt.pool_ns, E->opt.pool_name) : NULL;
+	if (!p->pool) {
+		char msg[400];
+		snprintf(msg, sizeof msg, "InferencePool %s/%s is not known (yet)", E->opt.pool_ns,
+			 E->opt.pool_name);
+		ig_req_fail(p, 503, "service_unavailable", NULL, msg);
+		return;
+	}
+	ig_req_parse_body(p);
+	if (ig_req_rewrite(p) < 0)
+		return;
+	if (ig_req_admit(p) == 0)
+		ig_req_send(p);
+}
+
+static void fail_stream(struct xstream *xs, int status, const char *msg)
+{
+	ig_grpc_finish(xs->gs, status, msg);
+}
+
+static void on_request_message(struct xstream *xs, const struct ig_xp_request *m)
+{
+	switch (m->kind) {
+	case IG_XP_REQ_REQUEST_HEADERS:
+		if (xs->got_headers) {
+			fail_stream(xs, IG_GRPC_FAILED_PRECONDITION, "request headers sent twice");
+			return;
+		}
+		xs->got_headers = true;
+		if (m->has_protocol_config) {
+			xs->req_mode = m->request_body_mode;
+			xs->resp_mode = m->response_body_mode;
+		}
+		if (take_headers(xs, m) < 0) {
+			fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+		/* No body will come to pick by: pick from the headers now. */
+		if (m->end_of_stream || xs->req_mode == IG_XP_BODY_NONE ||
+		    xs->req_mode == IG_XP_BODY_STREAMED) {
+			pick(xs);
+			return;
+		}
+		if (xs->req_mode == IG_XP_BODY_BUFFERED ||
+		    xs->req_mode == IG_XP_BODY_BUFFERED_PARTIAL)
+			answer_continue(xs, IG_XP_REQ_REQUEST_HEADERS);
+		return;
+	case IG_XP_REQ_REQUEST_BODY:
+		if (!xs->got_headers) {
+			fail_stream(xs, IG_GRPC_FAILED_PRECONDITION, "request body before headers");
+			return;
+		}
+		if (xs->p) {
+			/* Picked at header time (STREAMED): the chunks go on. */
+			answer_continue(xs, IG_XP_REQ_REQUEST_BODY);
+			return;
+		}
+		if (xs->body.len + m->body.len > xs->E->opt.max_body_bytes) {
+			struct ig_buf b = {0};
+			ig_xp_encode_immediate(
+			    &b, 413,
+			    IG_STR("{\"error\":{\"message\":\"request body too "
+				   "large\",\"type\":\"invalid_request_error\","
+				   "\"code\":413}}"),
+			    &(struct ig_xp_set_header){"content-type", IG_STR("application/json")},
+			    1, "infergate_epp_413");
+			send_buf(xs, &b);
+			xs->answered = xs->failed = true;
+			xs->body_done = true;
+			return;
+		}
+		if (xs->body_done)
+			return;
+		if (ig_buf_append(&xs->body, m->body.ptr, m->body.len) < 0) {
+			fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+		if (m->end_of_stream)
+			pick(xs);
+		return;
+	case IG_XP_REQ_REQUEST_TRAILERS:
+		/* The body ended with trailers (its last chunk had no
+		 * end_of_stream): pick, then answer the trailers. */
+		if (!xs->p && !xs->body_done && xs->got_headers)
+			pick(xs);
+		answer_continue(xs, IG_XP_REQ_REQUEST_TRAILERS);
+		return;
+	case IG_XP_REQ_RESPONSE_HEADERS: {
+		struct ig_str st = ig_xp_header_get(m, ":status");
+		struct ig_str ct = ig_xp_header_get(m, "content-type");
+		uint64_t code = 0;
+		if (ig_str_to_u64(st, &code) < 0)
+			code = 200;
+		bool sse = ct.len && memmem(ct.ptr, ct.len, "text/event-stream", 17);
+		if (xs->p && !xs->p->finished)
+			ig_req_sink_response_head(xs->p, (int)code, sse);
+		answer_continue(xs, IG_XP_REQ_RESPONSE_HEADERS);
+		if (m->end_of_stream && xs->p && !xs->p->finished)
+			ig_req_sink_response_end(xs->p);
+		return;
+	}
+	case IG_XP_REQ_RESPONSE_BODY: {
+		if (xs->p && !xs->p->finished)
+			ig_req_sink_response_body(xs->p, m->body.ptr, m->body.len);
+		struct ig_buf b = {0};
+		if (xs->resp_mode == IG_XP_BODY_FULL_DUPLEX_STREAMED) {
+			/* Envoy drained the chunk: it goes on only if we send it. */
+			ig_xp_encode_body_answer(&b, &(struct ig_xp_body_answer){
+							 .response = true,
+							 .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+							 .body = m->body,
+							 .end_of_stream = m->end_of_stream,
+						     });
+			send_buf(xs, &b);
+		} else {
+			answer_continue(xs, IG_XP_REQ_RESPONSE_BODY);
+		}
+		if (m->end_of_stream && xs->p && !xs->p->finished)
+			ig_req_sink_response_end(xs->p);
+		return;
+	}
+	case IG_XP_REQ_RESPONSE_TRAILERS:
+		answer_continue(xs, IG_XP_REQ_RESPONSE_TRAILERS);
+		if (xs->p && !xs->p->finished)
+			ig_req_sink_response_end(xs->p);
+		return;
+	default:
+		fail_stream(xs, IG_GRPC_INVALID_ARGUMENT,
+			    "a ProcessingRequest with no request set");
+		return;
+	}
+}
+
+/* ---- gRPC handlers ---- */
+
+static void process_open(struct ig_grpc_stream *s, void *arg)
+{
+	struct ig_worker *w = arg;
+	struct epp_worker *ew = w->fe;
+	struct xstream *xs = calloc(1, sizeof *xs);
+	if (!xs) {
+		ig_grpc_finish(s, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	xs->E = w->gw->opt.frontend->arg;
+	xs->w = w;
+	xs->gs = s;
+	/* Without protocol_config (Envoy before 1.32), GIE v0.2's setting. */
+	xs->req_mode = IG_XP_BODY_BUFFERED;
+	xs->resp_mode = IG_XP_BODY_NONE;
+	ig_buf_init(&xs->body, 0);
+	ig_grpc_stream_set_data(s, xs);
+	ew->streams++;
+}
+
+static void process_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
+{
+	struct xstream *xs = ig_grpc_stream_data(s);
+	if (!xs)
+		return;
+	struct ig_xp_request m;
+	if (ig_xp_request_decode(msg, len, &m) < 0) {
+		fail_stream(xs, IG_GRPC_INVALID_ARGUMENT, "malformed ProcessingRequest");
+		return;
+	}
+	if (!m.observability_mode)
+		on_request_message(xs, &m);
+	ig_xp_request_free(&m);
+}
+
+static void process_half_close(struct ig_grpc_stream *s)
+{
+	struct xstream *xs = ig_grpc_stream_data(s);
+	if (xs && xs->p && !xs->p->finished)
+		ig_req_sink_response_end(xs->p);
+	ig_grpc_finish(s, IG_GRPC_OK, NULL);
+}
+
+static void process_end(struct ig_grpc_stream *s, bool reset)
+{
+	struct xstream *xs = ig_grpc_stream_data(s);
+	if (!xs)
+		return;
+	if (xs->p && !xs->p->finished) {
+		if (!xs->p->resp_started && reset)
+			xs->p->status = 499;
+		ig_req_sink_response_end(xs->p);
+	}
+	struct epp_worker *ew = xs->w->fe;
+	ew->streams--;
+	ig_buf_free(&xs->body);
+	ig_arena_free(&xs->arena);
+	free(xs);
+	ig_grpc_stream_set_data(s, NULL);
+}
+
+/* ---- health ---- */
+
+static bool pool_known(struct ig_gateway_rt *G, const struct epp *E)
+{
+	return G && G->snap && ig_snapshot_pool(G->snap, E->opt.pool_ns, E->opt.pool_name);
+}
+
+static void health_answer(struct ig_grpc_stream *s, bool ready)
+{
+	struct ig_buf b = {0};
+	ig_health_encode_response(&b, ready ? IG_HEALTH_SERVING : IG_HEALTH_NOT_SERVING);
+	ig_grpc_send(s, (const uint8_t *)b.ptr, b.len);
+	ig_buf_free(&b);
+}
+
+/* Check: "" and the ext_proc service are SERVING once the pool is known;
+ * liveness always; other names NOT_FOUND, as grpc-go's health server. */
+static void health_check(struct ig_grpc_stream *s, const uint8_t *msg, size_t len, bool ready)
+{
+	char service[256];
+	if (ig_health_request_decode(msg, len, service, sizeof service) < 0) {
+		ig_grpc_finish(s, IG_GRPC_INVALID_ARGUMENT, "malformed HealthCheckRequest");
+		return;
+	}
+	if (!strcmp(service, "liveness")) {
+		health_answer(s, true);
+	} else if (!service[0] || !strcmp(service, EXTPROC_SERVICE) ||
+		   !strcmp(service, "readiness")) {
+		health_answer(s, ready);
+	} else {
+		ig_grpc_finish(s, IG_GRPC_NOT_FOUND, "unknown service");
+		return;
+	}
+	ig_grpc_finish(s, IG_GRPC_OK, NULL);
+}
+
+/* On a worker: the snapshot it has. */
+static void worker_health_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
+{
+	struct ig_worker *w = ig_grpc_stream_data(s);
+	struct epp *E = w->gw->opt.frontend->arg;
+	bool ready = w->snap && ig_snapshot_pool(w->snap, E->opt.pool_ns, E->opt.pool_name);
+	ig_grpc_stream_set_data(s, NULL);
+	health_check(s, msg, len, ready);
+}
+
+static void worker_health_open(struct ig_grpc_stream *s, void *arg)
+{
+	ig_grpc_stream_set_data(s, arg);
+}
+
+/* On the control loop (the health port). */
+static void ctl_health_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
+{
+	struct epp *E = ig_grpc_stream_data(s);
+	ig_grpc_stream_set_data(s, NULL);
+	health_check(s, msg, len, pool_known(E->G, E));
+}
+
+static void ctl_health_open(struct ig_grpc_stream *s, void *arg)
+{
+	ig_grpc_stream_set_data(s, arg);
+}
+
+static void health_half_close(struct ig_grpc_stream *s)
+{
+	if (ig_grpc_stream_data(s)) /* no request message came */
+		ig_grpc_finish(s, IG_GRPC_INVALID_ARGUMENT, "no HealthCheckRequest");
+}
+
+static void health_end(struct ig_grpc_stream *s, bool reset)
+{
+	(void)s;
+	(void)reset;
+}
+
+/* ---- the front end ---- */
+
+static struct ig_grpc_server_config server_config(const struct epp *E, bool tls)
+{
+	return (struct ig_grpc_server_config){
+	    .tls = tls ? E->tls : NULL,
+	    .max_message_bytes = (size_t)E->opt.max_body_bytes + 65536,
+	};
+}
+
+static int fe_start(struct ig_worker *w, void *arg)
+{
+	struct epp *E = arg;
+	struct epp_worker *ew = calloc(1, sizeof *ew);
+	if (!ew)
+		return -1;
+	w->fe = ew;
+	ew->fd = ig_listen_tcp(E->opt.bind, E->opt.grpc_port, true, 1024);
+	if (ew->fd < 0) {
+		ig_err("epp: listen %s:%d: %s", E->opt.bind, E->opt.grpc_port, strerror(-ew->fd));
+		return -1;
+	}
+	const struct ig_grpc_method methods[] = {
+	    {.path = PROCESS_PATH,
+	     .on_open = process_open,
+	     .on_message = process_message,
+	     .on_half_close = process_half_close,
+	     .on_end = process_end,
+	     .arg = w},
+	    {.path = HEALTH_PATH,
+	     .on_open = worker_health_open,
+	     .on_message = worker_health_message,
+	     .on_half_close = health_half_close,
+	     .on_end = health_end,
+	     .arg = w},
+	};
+	struct ig_grpc_server_config cfg = server_config(E, true);
+	ew->srv = ig_grpc_server_new(&w->loop, &cfg, methods, 2);
+	if (!ew->srv || ig_grpc_server_listen(ew->srv, ew->fd) < 0)
+		return -1;
+	return 0;
+}
+
+static void fe_drain(struct ig_worker *w, void *arg)
+{
+	struct epp_worker *ew = w->fe;
+	if (ew && ew->srv)
+		ig_grpc_server_drain(ew->srv);
+}
+
+static bool fe_busy(struct ig_worker *w, void *arg)
+{
+	struct epp_worker *ew = w->fe;
+	return ew && ew->srv && ig_grpc_server_streams(ew->srv) > 0;
+}
+
+static void fe_stop(struct ig_worker *w, void *arg)
+{
+	struct epp_worker *ew = w->fe;
+	if (!ew)
+		return;
+	ig_grpc_server_free(ew->srv);
+	if (ew->fd >= 0)
+		close(ew->fd);
+	free(ew);
+	w->fe = NULL;
+}
+
+static int fe_ctl_start(struct ig_gateway_rt *G, void *arg)
+{
+	struct epp *E = arg;
+	E->G = G;
+	if (!E->opt.health_port)
+		return 0;
+	E->health_fd = ig_listen_tcp(E->opt.bind, E->opt.health_port, false, 64);
+	if (E->health_fd < 0) {
+		ig_err("epp: listen %s:%d (health): %s", E->opt.bind, E->opt.health_port,
+		       strerror(-E->health_fd));
+		return -1;
+	}
+	const struct ig_grpc_method m = {.path = HEALTH_PATH,
+					 .on_open = ctl_health_open,
+					 .on_message = ctl_health_message,
+					 .on_half_close = health_half_close,
+					 .on_end = health_end,
+					 .arg = E};
+	struct ig_grpc_server_config cfg = server_config(E, false);
+	E->health = ig_grpc_server_new(&G->ctl, &cfg, &m, 1);
+	if (!E->health || ig_grpc_server_listen(E->health, E->health_fd) < 0)
+		return -1;
+	ig_info("epp: ext_proc on %s:%d (%s), health on %s:%d, pool %s/%s", E->opt.bind,
+		E->opt.grpc_port, E->tls ? "TLS" : "plain text", E->opt.bind, E->opt.health_port,
+		E->opt.pool_ns, E->opt.pool_name);
+	return 0;
+}
+
+static void fe_ctl_stop(struct ig_gateway_rt *G, void *arg)
+{
+	struct epp *E = arg;
+	ig_grpc_server_free(E->health);
+	E->health = NULL;
+	if (E->health_fd >= 0)
+		close(E->health_fd);
+	E->health_fd = -1;
+}
+
+static char *read_file(const char *dir, const char *name, size_t *len)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		ig_err("epp: %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct ig_buf b = {0};
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		ig_buf_append(&b, chunk, n);
+	fclose(f);
+	*len = b.len;
+	ig_buf_append(&b, "", 1);
+	return b.ptr;
+}
+
+/* The ext_proc port's certificate: -certPath's tls.crt and tls.key, else
+ * a self-signed one for the host's names, made at start (as GIE does). */
+static struct ig_tls_ctx *make_tls(const struct ig_epp_options *o)
+{
+	char err[512];
+	struct ig_buf cert = {0}, key = {0};
+	struct ig_tls_ctx *ctx = NULL;
+	if (o->cert_path) {
+		size_t clen = 0, klen = 0;
+		char *c = read_file(o->cert_path, "tls.crt", &clen);
+		char *k = c ? read_file(o->cert_path, "tls.key", &klen) : NULL;
+		if (c && k) {
+			struct ig_tls_cert tc = {NULL, c, clen, k, klen};
+			ctx = ig_tls_ctx_new(&tc, 1, err, sizeof err);
+			if (!ctx)
+				ig_err("epp: %s: %s", o->cert_path, err);
+		}
+		free(c);
+		free(k);
+	} else {
+		char host[256] = "localhost";
+		gethostname(host, sizeof host - 1);
+		const char *names[3] = {host, "localhost", o->bind};
+		size_t nn = strcmp(o->bind, "0.0.0.0") && strcmp(o->bind, "::") ? 3 : 2;
+		if (ig_certgen_selfsigned(names, nn, 3650, &cert, &key, err, sizeof err) < 0) {
+			ig_err("epp: self-signed certificate: %s", err);
+		} else {
+			struct ig_tls_cert tc = {NULL, cert.ptr, cert.len, key.ptr, key.len};
+			ctx = ig_tls_ctx_new(&tc, 1, err, sizeof err);
+			if (!ctx)
+				ig_err("epp: self-signed certificate: %s", err);
+		}
+		ig_buf_free(&cert);
+		ig_buf_free(&key);
+	}
+	if (ctx && ig_tls_ctx_set_alpn(ctx, "h2") < 0) {
+		ig_tls_ctx_unref(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+const struct ig_gw_frontend *ig_epp_frontend(const struct ig_epp_options *o)
+{
+	struct epp *E = calloc(1, sizeof *E);
+	if (!E)
+		return NULL;
+	E->opt = *o;
+	E->health_fd = -1;
+	if (o->secure && !(E->tls = make_tls(o))) {
+		free(E);
+		return NULL;
+	}
+	E->fe = (struct ig_gw_frontend){
+	    .start = fe_start,
+	    .drain = fe_drain,
+	    .busy = fe_busy,
+	    .stop = fe_stop,
+	    .ctl_start = fe_ctl_start,
+	    .ctl_stop = fe_ctl_stop,
+	    .arg = E,
+	};
+	return &E->fe;
+}
+
+void ig_epp_frontend_free(const struct ig_gw_frontend *fe)
+{
+	if (!fe)
+		return;
+	struct epp *E = fe->arg;
+	if (E->tls)
+		ig_tls_ctx_unref(E->tls);
+	free(E);
+}
