@@ -32,7 +32,11 @@ families only) gets the same page, or, when `metrics_query_status` is set,
 an empty answer with that status, as a server that knows no query would;
 such a scrape is recorded with path `/metrics` and its query in `query`.
 `cache_config` = (block_size, num_gpu_blocks) adds vllm:cache_config_info
-to the page with those labels, as vLLM writes it.
+to the page with those labels, as vLLM writes it. `running_loras` and
+`waiting_loras` (sequences of adapter names) and `max_lora` fill the labels
+of vllm:lora_requests_info, the names comma-separated as vLLM joins them;
+by default no adapter and max_lora 4. Like `waiting`, `running` and `kv`
+they may be changed at any time and the next scrape shows them.
 
 Everything received is recorded: `requests` (every request, /metrics
 included, with the connection it came on and its rank there) and `events`
@@ -66,7 +70,7 @@ vllm:num_requests_waiting {waiting}
 vllm:kv_cache_usage_perc {kv}
 # HELP vllm:lora_requests_info Running stats on lora requests.
 # TYPE vllm:lora_requests_info gauge
-vllm:lora_requests_info{{running_lora_adapters="",waiting_lora_adapters="",max_lora="4"}} 1
+vllm:lora_requests_info{{running_lora_adapters="{running_loras}",waiting_lora_adapters="{waiting_loras}",max_lora="{max_lora}"}} 1
 """
 
 CACHE_CONFIG = """# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig
@@ -139,9 +143,12 @@ def _rst_close(sock):
 
 
 class FakePod:
-    def __init__(self, host, port, mode="json", waiting=0, running=0, kv=0.1, **params):
+    def __init__(self, host, port, mode="json", waiting=0, running=0, kv=0.1,
+                 running_loras=(), waiting_loras=(), max_lora=4, **params):
         self.host, self.port = host, port
         self.waiting, self.running, self.kv = waiting, running, kv
+        self.running_loras, self.waiting_loras = list(running_loras), list(waiting_loras)
+        self.max_lora = max_lora
         self.rst_idle_ms = None
         self.rst_metrics_idle_ms = None
         self.metrics_query_status = None
@@ -376,8 +383,10 @@ class FakePod:
                 if req.path == "/metrics":
                     conn.kind = "metrics"
                     req.outcome = "answered"
-                    page = METRICS_PAGE.format(running=self.running, waiting=self.waiting,
-                                               kv=self.kv)
+                    page = METRICS_PAGE.format(
+                        running=self.running, waiting=self.waiting, kv=self.kv,
+                        running_loras=",".join(self.running_loras),
+                        waiting_loras=",".join(self.waiting_loras), max_lora=self.max_lora)
                     if self.cache_config:
                         page += CACHE_CONFIG.format(block=self.cache_config[0],
                                                     blocks=self.cache_config[1])
