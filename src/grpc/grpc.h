@@ -71,12 +71,12 @@ struct ig_grpc_method {
 };
 
 struct ig_grpc_server_config {
-	struct ig_tls_ctx *tls;		 /* NULL: clear text (h2c) */
-	size_t max_message_bytes;	 /* default 16 MiB */
-	size_t max_header_bytes;	 /* default 16 KiB */
-	uint32_t max_streams;		 /* SETTINGS_MAX_CONCURRENT_STREAMS, default 1024 */
-	uint64_t handshake_timeout_ms;	 /* preface/TLS handshake, default 10 s */
-	uint64_t idle_timeout_ms;	 /* a connection without streams, default 5 min */
+	struct ig_tls_ctx *tls;	       /* NULL: clear text (h2c) */
+	size_t max_message_bytes;      /* default 16 MiB */
+	size_t max_header_bytes;       /* default 16 KiB */
+	uint32_t max_streams;	       /* SETTINGS_MAX_CONCURRENT_STREAMS, default 1024 */
+	uint64_t handshake_timeout_ms; /* preface/TLS handshake, default 10 s */
+	uint64_t idle_timeout_ms;      /* a connection without streams, default 5 min */
 };
 
 /* methods (n entries) are copied. Unknown :path → Trailers-Only
@@ -118,9 +118,9 @@ struct ig_grpc_channel_config {
 	int port;
 	const char *authority; /* :authority; default "host:port" */
 	bool tls;
-	bool tls_verify;      /* verify the server's certificate (default: not) */
-	const char *ca_file;  /* with tls_verify: PEM roots; NULL: system's */
-	const char *sni;      /* default host (when a name) */
+	bool tls_verify;	     /* verify the server's certificate (default: not) */
+	const char *ca_file;	     /* with tls_verify: PEM roots; NULL: system's */
+	const char *sni;	     /* default host (when a name) */
 	uint64_t connect_timeout_ms; /* TCP + TLS + SETTINGS, default 1 s */
 	size_t max_message_bytes;    /* default 16 MiB */
 	/* After a connection fails, new calls fail at once with UNAVAILABLE

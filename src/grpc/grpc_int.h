@@ -91,8 +91,9 @@ struct h2conn {
 	bool connecting;  /* TCP connect in progress */
 	bool handshaking; /* TLS handshake in progress */
 	bool tls_wants_write;
-	bool closed; /* on_close was called */
-	int depth;   /* pump calls on the stack */
+	bool read_more; /* TLS bytes left unread when the read budget ran out */
+	bool closed;	/* on_close was called */
+	int depth;	/* pump calls on the stack */
 	char why[64];
 };
 

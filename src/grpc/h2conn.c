@@ -24,6 +24,7 @@
 #define READ_BUDGET (256 * 1024)
 
 static void on_io(struct ig_loop *loop, struct ig_io *io, unsigned events);
+static void on_flush(struct ig_loop *loop, struct ig_task *t);
 
 void h2conn_fail(struct h2conn *c, const char *why)
 {
@@ -143,6 +144,11 @@ static bool pump_read(struct h2conn *c)
 			return false;
 		}
 	}
+	/* Out of budget: bytes inside OpenSSL would get no readiness event. */
+	if (c->tls && ig_tls_pending(c->tls)) {
+		c->read_more = true;
+		ig_task_queue(c->loop, &c->flush, on_flush, c);
+	}
 	return true;
 }
 
@@ -163,6 +169,11 @@ static void on_flush(struct ig_loop *loop, struct ig_task *t)
 	struct h2conn *c = t->data;
 	if (c->closed || !c->ng || c->connecting || c->handshaking)
 		return;
+	if (c->read_more) {
+		c->read_more = false;
+		if (!pump_read(c))
+			return;
+	}
 	if (pump_write(c))
 		settle(c);
 }
