@@ -119,17 +119,17 @@ static struct ig_str new_body(struct xstream *xs, bool *changed)
 		return (struct ig_str){"", 0};
 	if (p->body_pre.len + p->model_json.len + p->body_post.len == 0)
 		return ig_buf_str(&xs->body);
-	char *out = ig_arena_alloc(&xs->arena, p->body_len + 1);
+	const struct ig_str parts[3] = {p->body_pre, p->model_json, p->body_post};
+	char *out = ig_arena_alloc(&xs->arena, parts[0].len + parts[1].len + parts[2].len + 1);
 	if (!out)
 		return ig_buf_str(&xs->body);
 	size_t n = 0;
-	memcpy(out + n, p->body_pre.ptr, p->body_pre.len);
-	n += p->body_pre.len;
-	memcpy(out + n, p->model_json.ptr, p->model_json.len);
-	n += p->model_json.len;
-	memcpy(out + n, p->body_post.ptr, p->body_post.len);
-	n += p->body_post.len;
-	*changed = n != xs->body.len || memcmp(out, xs->body.ptr, n) != 0;
+	for (size_t i = 0; i < 3; i++) {
+		if (parts[i].len) /* an empty part may have no pointer */
+			memcpy(out + n, parts[i].ptr, parts[i].len);
+		n += parts[i].len;
+	}
+	*changed = n != xs->body.len || (n && memcmp(out, xs->body.ptr, n) != 0);
 	return (struct ig_str){out, n};
 }
 
