@@ -1,0 +1,401 @@
+"""`infergate epp` end to end, with grpcio playing Envoy (spec/extproc.md
+§5, §9): simulators as the pool's model servers, the picker configured by
+manifests, and ext_proc streams in FULL_DUPLEX_STREAMED and BUFFERED body
+modes, over plain text and TLS; health on both ports; errors as
+immediate responses."""
+import json
+import os
+import queue
+import signal
+import ssl
+import threading
+import time
+
+import pytest
+
+grpc = pytest.importorskip("grpc")
+
+import xproto  # noqa: E402
+from conftest import free_port, unique_loopback, wait_http, wait_port  # noqa: E402
+from test_gateway import LORA, POD, POOL, SAN_ERRORS, call, model_yaml, write  # noqa: E402
+
+PROCESS = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
+HEALTH = "/grpc.health.v1.Health/Check"
+EXTPROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+FULL_DUPLEX, BUFFERED = 4, 2
+
+pb = xproto.ext_proc_pb2
+core = xproto.base_pb2
+hpb = xproto.health_pb2
+
+
+class Picker:
+    """Simulators, the manifests, and `infergate epp` serving them."""
+
+    def __init__(self, procs, tmp_path, nsims=2, secure=False, extra=()):
+        self.procs = procs
+        self.dir = os.path.join(str(tmp_path), "manifests")
+        os.makedirs(self.dir, exist_ok=True)
+        self.sim_hosts = [unique_loopback() for _ in range(nsims)]
+        self.target_port = free_port(self.sim_hosts[0])
+        self.sims = [procs.start("sim", "--host", h, "--port", self.target_port,
+                                 "--enable-lora", "--max-loras", "4", "--lora-modules", *LORA,
+                                 name="sim") for h in self.sim_hosts]
+        for h, p in zip(self.sim_hosts, self.sims):
+            wait_http("http://%s:%d/health" % (h, self.target_port), proc=p)
+        write(os.path.join(self.dir, "pool.yaml"), POOL.format(target_port=self.target_port))
+        write(os.path.join(self.dir, "model.yaml"), model_yaml())
+        write(os.path.join(self.dir, "pods.yaml"), "---\n".join(
+            POD.format(i=i, ip=h) for i, h in enumerate(self.sim_hosts)))
+        self.host = unique_loopback()
+        self.grpc_port = free_port(self.host)
+        self.health_port = free_port(self.host)
+        self.metrics_port = free_port(self.host)
+        # GIE's single-dash spellings, as a v0.2 Deployment writes them.
+        args = ["epp", "-poolName", "qwen-pool", "-poolNamespace", "default",
+                "-grpcPort", str(self.grpc_port), "-grpcHealthPort", str(self.health_port),
+                "-metricsPort", str(self.metrics_port), "--bind", self.host,
+                "-f", self.dir, "--workers", "2", "-refreshMetricsInterval", "50ms"]
+        if not secure:
+            args.append("-secureServing=false")
+        self.proc = procs.start(*args, *extra, name="epp")
+        wait_port(self.host, self.grpc_port, proc=self.proc)
+        wait_http("http://%s:%d/healthz" % (self.host, self.metrics_port), proc=self.proc)
+        self.secure = secure
+        self.channel = self.open_channel()
+
+    def open_channel(self):
+        target = "%s:%d" % (self.host, self.grpc_port)
+        if not self.secure:
+            return grpc.insecure_channel(target)
+        pem = ssl.get_server_certificate((self.host, self.grpc_port)).encode()
+        creds = grpc.ssl_channel_credentials(root_certificates=pem)
+        return grpc.secure_channel(target, creds,
+                                   options=[("grpc.ssl_target_name_override", "localhost")])
+
+    def endpoint(self, i):
+        return "%s:%d" % (self.sim_hosts[i], self.target_port)
+
+    @property
+    def endpoints(self):
+        return {self.endpoint(i) for i in range(len(self.sim_hosts))}
+
+    def log(self):
+        return self.procs.output(self.proc)
+
+    def wait_scraped(self):
+        deadline = time.time() + 5
+        while True:
+            status, _, data = call("http://%s:%d" % (self.host, self.metrics_port), "/pools")
+            eps = [ep for pool in json.loads(data)["pools"] for ep in pool["endpoints"]]
+            if status == 200 and len(eps) == len(self.sim_hosts) and all(
+                    e["metrics_age_ms"] is not None for e in eps):
+                return
+            assert time.time() < deadline, data
+            time.sleep(0.05)
+
+    def stop(self):
+        self.channel.close()
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=15)
+        log = self.log()
+        for s in SAN_ERRORS:
+            assert s not in log, log
+        assert rc == 0, log
+
+
+class Stream:
+    """One Process stream: messages are sent from a queue, answers read in
+    order."""
+
+    def __init__(self, channel, timeout=10):
+        self.q = queue.Queue()
+        call = channel.stream_stream(PROCESS, request_serializer=lambda m: m.SerializeToString(),
+                                     response_deserializer=pb.ProcessingResponse.FromString)
+        self.responses = call(iter(self.q.get, None), timeout=timeout)
+
+    def send(self, msg):
+        self.q.put(msg)
+
+    def close(self):
+        self.q.put(None)
+
+    def next(self):
+        return next(self.responses)
+
+    def rest(self):
+        """Half-closes and reads what is left; the stream must end OK."""
+        self.close()
+        out = list(self.responses)
+        assert self.responses.code() == grpc.StatusCode.OK
+        return out
+
+
+def headers_msg(path="/v1/completions", extra=(), eos=False, mode=FULL_DUPLEX, subset=None):
+    hs = [(":method", "POST"), (":path", path), (":authority", "gw"), (":scheme", "http"),
+          ("content-type", "application/json")] + list(extra)
+    m = pb.ProcessingRequest()
+    for k, v in hs:
+        h = m.request_headers.headers.headers.add()
+        h.key = k
+        h.raw_value = v.encode()
+    m.request_headers.end_of_stream = eos
+    m.protocol_config.request_body_mode = mode
+    m.protocol_config.response_body_mode = mode
+    if subset is not None:
+        st = m.metadata_context.filter_metadata["envoy.lb.subset_hint"]
+        lv = st.fields["x-gateway-destination-endpoint-subset"].list_value
+        for s in subset:
+            lv.values.add().string_value = s
+    return m
+
+
+def body_msg(data, eos):
+    m = pb.ProcessingRequest()
+    m.request_body.body = data
+    m.request_body.end_of_stream = eos
+    return m
+
+
+def seed_bytes(model="tweet-summary", prompt="Write as if you were a critic: San Francisco"):
+    return json.dumps({"model": model, "prompt": prompt, "max_tokens": 100,
+                       "temperature": 0}).encode()
+
+
+def set_headers(common):
+    return {h.header.key: (h.header.raw_value or h.header.value.encode()).decode()
+            for h in common.header_mutation.set_headers}
+
+
+def lb_endpoint(resp):
+    st = resp.dynamic_metadata.fields["envoy.lb"].struct_value
+    return st.fields["x-gateway-destination-endpoint"].string_value
+
+
+def full_duplex(channel, body, chunks=3, extra=(), subset=None):
+    """Envoy in FULL_DUPLEX_STREAMED: headers and every chunk without
+    waiting; returns (headers answer, body bytes sent back, stream)."""
+    s = Stream(channel)
+    s.send(headers_msg(extra=extra, subset=subset))
+    step = max(1, len(body) // chunks)
+    parts = [body[i:i + step] for i in range(0, len(body), step)] or [b""]
+    for i, part in enumerate(parts):
+        s.send(body_msg(part, i == len(parts) - 1))
+    first = s.next()
+    if first.WhichOneof("response") == "immediate_response":
+        return first, None, s
+    assert first.WhichOneof("response") == "request_headers", first
+    out = b""
+    while True:
+        r = s.next()
+        assert r.WhichOneof("response") == "request_body", r
+        sr = r.request_body.response.body_mutation.streamed_response
+        out += sr.body
+        if sr.end_of_stream:
+            return first, out, s
+
+
+def respond(s, status=200, body=b'{"usage":{"prompt_tokens":9,"completion_tokens":5}}',
+            mode=FULL_DUPLEX):
+    """The response path as Envoy sends it; returns the echoed body."""
+    m = pb.ProcessingRequest()
+    for k, v in ((":status", str(status)), ("content-type", "application/json")):
+        h = m.response_headers.headers.headers.add()
+        h.key = k
+        h.raw_value = v.encode()
+    s.send(m)
+    r = s.next()
+    assert r.WhichOneof("response") == "response_headers", r
+    m = pb.ProcessingRequest()
+    m.response_body.body = body
+    m.response_body.end_of_stream = True
+    s.send(m)
+    r = s.next()
+    assert r.WhichOneof("response") == "response_body", r
+    if mode == FULL_DUPLEX:
+        sr = r.response_body.response.body_mutation.streamed_response
+        assert sr.end_of_stream
+        return sr.body
+    return None
+
+
+@pytest.fixture
+def picker(procs, tmp_path):
+    p = Picker(procs, tmp_path)
+    yield p
+    p.channel.close()
+
+
+def test_full_duplex_picks_and_rewrites(picker):
+    """The seed request: the headers answer names one endpoint of the pool
+    (header and envoy.lb metadata alike), the body comes back with the
+    InferenceModel's target model, then the response path is echoed."""
+    body = seed_bytes()
+    first, out, s = full_duplex(picker.channel, body)
+    common = first.request_headers.response
+    hs = set_headers(common)
+    ep = hs["x-gateway-destination-endpoint"]
+    assert ep in picker.endpoints, hs
+    assert lb_endpoint(first) == ep
+    assert common.clear_route_cache
+    sent = json.loads(out)
+    assert sent["model"] == "tweet-summary-1"
+    assert sent["prompt"] == json.loads(body)["prompt"]
+    echoed = respond(s)
+    assert json.loads(echoed)["usage"]["completion_tokens"] == 5
+    s.rest()
+    picker.stop()
+
+
+def test_full_duplex_large_body_rechunked(picker):
+    """A 400 KB prompt in many chunks comes back whole, in chunks of at
+    most 62000 bytes, the last with end_of_stream."""
+    body = seed_bytes(prompt="x" * 400000)
+    s = Stream(picker.channel)
+    s.send(headers_msg())
+    for i in range(0, len(body), 16384):
+        s.send(body_msg(body[i:i + 16384], i + 16384 >= len(body)))
+    first = s.next()
+    assert first.WhichOneof("response") == "request_headers"
+    out, sizes = b"", []
+    while True:
+        sr = s.next().request_body.response.body_mutation.streamed_response
+        out += sr.body
+        sizes.append(len(sr.body))
+        if sr.end_of_stream:
+            break
+    assert max(sizes) <= 62000 and len(sizes) >= 7
+    assert json.loads(out)["model"] == "tweet-summary-1"
+    assert len(json.loads(out)["prompt"]) == 400000
+    s.rest()
+    picker.stop()
+
+
+def test_buffered_mode(picker):
+    """BUFFERED (GIE v0.2 with Envoy): the headers get an empty answer, the
+    body the pick with content-length and the rewritten body."""
+    s = Stream(picker.channel)
+    s.send(headers_msg(mode=BUFFERED))
+    r = s.next()
+    assert r.WhichOneof("response") == "request_headers"
+    assert not r.request_headers.response.header_mutation.set_headers
+    body = seed_bytes()
+    s.send(body_msg(body, True))
+    r = s.next()
+    assert r.WhichOneof("response") == "request_body", r
+    common = r.request_body.response
+    hs = set_headers(common)
+    assert hs["x-gateway-destination-endpoint"] in picker.endpoints
+    new = common.body_mutation.body
+    assert json.loads(new)["model"] == "tweet-summary-1"
+    assert hs["content-length"] == str(len(new))
+    assert lb_endpoint(r) == hs["x-gateway-destination-endpoint"]
+    s.rest()
+    picker.stop()
+
+
+def test_no_body_picks_at_header_time(picker):
+    s = Stream(picker.channel)
+    s.send(headers_msg(path="/v1/models", eos=True))
+    r = s.next()
+    assert r.WhichOneof("response") in ("request_headers", "immediate_response"), r
+    s.rest()
+    picker.stop()
+
+
+def test_errors_are_immediate_responses(picker):
+    """Unknown model 404, body that is not JSON 400, a subset hint naming
+    no endpoint of the pool 503: each an immediate_response with an OpenAI
+    error body; nothing else follows on the stream."""
+    for body, want in ((seed_bytes(model="no-such-model"), 404), (b"{not json", 400)):
+        first, out, s = full_duplex(picker.channel, body)
+        assert first.WhichOneof("response") == "immediate_response", first
+        ir = first.immediate_response
+        assert ir.status.code == want
+        assert json.loads(ir.body)["error"]["code"] == want
+        assert s.rest() == []
+    first, _, s = full_duplex(picker.channel, seed_bytes(), subset=["10.255.255.1:8000"])
+    assert first.immediate_response.status.code == 503, first
+    s.rest()
+    picker.stop()
+
+
+def test_subset_hint_restricts_the_pick(picker):
+    want = picker.endpoint(1)
+    for _ in range(8):
+        first, _, s = full_duplex(picker.channel, seed_bytes(),
+                                  subset=[picker.sim_hosts[1]])
+        assert set_headers(first.request_headers.response)[
+            "x-gateway-destination-endpoint"] == want
+        s.rest()
+    picker.stop()
+
+
+def test_health_on_both_ports(picker):
+    for port in (picker.health_port, picker.grpc_port):
+        ch = grpc.insecure_channel("%s:%d" % (picker.host, port))
+        check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=hpb.HealthCheckResponse.FromString)
+        for svc in ("", EXTPROC_SERVICE):
+            assert check(hpb.HealthCheckRequest(service=svc), timeout=5).status == 1
+        with pytest.raises(grpc.RpcError) as e:
+            check(hpb.HealthCheckRequest(service="no.such.Service"), timeout=5)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        ch.close()
+    picker.stop()
+
+
+def test_unknown_method_unimplemented(picker):
+    call = picker.channel.unary_unary("/no.Such/Method")
+    with pytest.raises(grpc.RpcError) as e:
+        call(b"", timeout=5)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    picker.stop()
+
+
+def test_tls_by_default(procs, tmp_path):
+    """Without -secureServing=false the gRPC port speaks TLS (ALPN h2) with
+    a self-signed certificate; the health port stays plain text."""
+    p = Picker(procs, tmp_path, secure=True)
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    assert set_headers(first.request_headers.response)[
+        "x-gateway-destination-endpoint"] in p.endpoints
+    s.rest()
+    ch = grpc.insecure_channel("%s:%d" % (p.host, p.health_port))
+    check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
+                           response_deserializer=hpb.HealthCheckResponse.FromString)
+    assert check(hpb.HealthCheckRequest(service=""), timeout=5).status == 1
+    ch.close()
+    p.stop()
+
+
+def test_many_concurrent_streams_spread(picker):
+    """Requests in parallel on one connection: all answered, both
+    endpoints used (the picker counts what it dispatched)."""
+    picker.wait_scraped()
+    seen, errors = [], []
+
+    def one():
+        try:
+            first, out, s = full_duplex(picker.channel, seed_bytes())
+            seen.append(set_headers(first.request_headers.response)[
+                "x-gateway-destination-endpoint"])
+            time.sleep(0.2)  # held: in flight on its endpoint meanwhile
+            respond(s)
+            s.rest()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    ts = [threading.Thread(target=one) for _ in range(12)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+    assert len(seen) == 12 and set(seen) == picker.endpoints
+    picker.stop()
+
+
+def test_flags_errors(procs, tmp_path):
+    p = procs.start("epp", "-f", str(tmp_path), name="epp")
+    assert p.wait(timeout=10) == 2
+    assert "-poolName" in procs.output(p)
