@@ -541,6 +541,7 @@ struct ig_service {
 	struct ig_meta meta;
 	char *type;	   /* default ClusterIP; ExternalName cannot be a backend */
 	bool headless;	   /* clusterIP: None */
+	char *cluster_ip;  /* spec.clusterIP when an address (NULL: none, or None) */
 	bool has_selector; /* a non-empty spec.selector ({} counts as none) */
 	struct ig_kv *selector;
 	size_t nselector;

@@ -288,6 +288,8 @@ void ld_service(struct session *s, yaml_node_t *root, const char *api)
 			svc.type = type;
 		char *cip = ld_str(s, spec, "spec", "clusterIP", false, &line);
 		svc.headless = cip && !strcmp(cip, "None");
+		if (cip && !svc.headless && *cip)
+			svc.cluster_ip = cip;
 		yaml_node_t *sel = ld_map(s, spec, "spec", "selector", false, &line);
 		/* An empty selector is no selector: Kubernetes then manages no
 		 * endpoints for the Service. */

@@ -381,7 +381,8 @@ static uint64_t persisted_key(const struct ig_req *p, const struct ig_session_pe
 		while (v.len) {
 			const char *semi = memchr(v.ptr, ';', v.len);
 			struct ig_str pair = {v.ptr, semi ? (size_t)(semi - v.ptr) : v.len};
-			v = semi ? (struct ig_str){semi + 1, v.len - pair.len - 1} : (struct ig_str){0};
+			v = semi ? (struct ig_str){semi + 1, v.len - pair.len - 1}
+				 : (struct ig_str){0};
 			pair = ig_str_trim(pair);
 			const char *eq = memchr(pair.ptr, '=', pair.len);
 			if (!eq)

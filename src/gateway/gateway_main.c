@@ -129,6 +129,19 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 		       "longest wait in that queue, then 503 (default 30s)"),
 	    IG_FLAG_UINT("queue-capacity", 0, &o->queue_capacity, 1, 100000000, "N",
 			 "requests the queue holds per worker, then 429 (default 1000)"),
+	    IG_FLAG_SECTION("external endpoint pickers (a pool's endpointPickerRef/extensionRef "
+			    "Service):"),
+	    IG_FLAG_MS("epp-timeout", 0, &o->epp_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "each answer of a picker must come within this, else its failureMode "
+		       "applies (default 10s)"),
+	    IG_FLAG_BOOL("epp-tls-verify", 0, &o->epp_tls_verify,
+			 "verify the picker's certificate (default: TLS without verification, "
+			 "as GIE's charts configure Envoy)"),
+	    IG_FLAG_STR("epp-ca-file", 0, &o->epp_ca_file, "PATH",
+			"CA certificates for --epp-tls-verify (default: the system's)"),
+	    IG_FLAG_BOOL("epp-plaintext", 0, &o->epp_plaintext,
+			 "speak h2c (no TLS) to pickers (default: TLS, unless the Service port's "
+			 "appProtocol is kubernetes.io/h2c)"),
 	    IG_FLAG_SECTION("logging:"),
 	    IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
 			 "error, warn, info or debug (default info)"),
@@ -219,8 +232,43 @@ static void log_snapshot(struct ig_gateway_rt *G, const struct ig_snapshot *s)
 			s->pools[p].pool->meta.name, s->pools[p].neps);
 }
 
+/* A pool whose picker is another process, or names a Service that is
+ * not there: said once, when it changes. */
+static void log_pickers(const struct ig_gateway_rt *G, const struct ig_snapshot *s,
+			const struct ig_snapshot *old)
+{
+	for (size_t i = 0; i < s->npools; i++) {
+		const struct ig_pool_rt *rt = &s->pools[i];
+		const struct ig_pool *pool = rt->pool;
+		const struct ig_pool_rt *was =
+		    old ? ig_snapshot_pool(old, pool->meta.ns, pool->meta.name) : NULL;
+		int state = rt->epp_missing ? 1 : rt->epp ? (rt->epp->naddrs ? 2 : 3) : 0;
+		int before = !was		? -1
+			     : was->epp_missing ? 1
+			     : was->epp		? (was->epp->naddrs ? 2 : 3)
+						: 0;
+		if (state == before || state == 0)
+			continue;
+		bool fails = pool->v1 && s->epp_required;
+		if (state == 2)
+			ig_info("pool %s/%s: its endpoint picker is Service %s at %s (%s, %s)",
+				pool->meta.ns, pool->meta.name, pool->epp_name, rt->epp->addrs[0],
+				rt->epp->plaintext || G->opt.epp_plaintext ? "h2c" : "TLS",
+				rt->epp->fail_open ? "FailOpen" : "FailClose");
+		else
+			ig_warn("pool %s/%s: its endpoint picker Service %s %s; %s", pool->meta.ns,
+				pool->meta.name, pool->epp_name,
+				state == 1 ? "is not in the configuration" : "has no address",
+				fails ? "its requests fail with 503"
+				      : "the built-in picker serves the pool");
+	}
+}
+
 static void publish(struct ig_gateway_rt *G, struct ig_snapshot *s)
 {
+	s->epp_required = G->opt.kube;
+	if (!G->opt.frontend)
+		log_pickers(G, s, G->snap);
 	for (int i = 0; i < G->nworkers; i++)
 		ig_worker_set_snapshot(&G->workers[i], s);
 	struct ig_snapshot *old = G->snap;

@@ -289,6 +289,19 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 		answer_models(p, li);
 		return;
 	}
+	if (p->pool && p->pool->epp && p->pool->epp->naddrs) {
+		ig_req_extpick(p); /* the pool's own picker decides */
+		return;
+	}
+	if (p->pool && (p->pool->epp_missing || p->pool->epp) && p->pool->pool->v1 &&
+	    p->snap->epp_required) {
+		/* GIE's conformance (InferencePoolInvalidEPPService): a pool
+		 * whose picker cannot be found serves nothing. */
+		ig_req_fail(p, 503, "service_unavailable", NULL,
+			    "the InferencePool's endpoint picker Service does not exist or has no "
+			    "address");
+		return;
+	}
 	if (ig_req_rewrite(p) < 0)
 		return;
 	ig_req_arm_timeout(p);

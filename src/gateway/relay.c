@@ -110,6 +110,8 @@ void ig_req_finish(struct ig_req *p)
 	p->up = NULL;
 	ig_http_client_close(p->probe);
 	p->probe = NULL;
+	if (p->xp)
+		ig_req_extpick_end(p);
 	release_endpoint(p);
 	record_metrics(p);
 	ig_sse_free(&p->sse_state);
@@ -321,6 +323,32 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 			       retry_now, p);
 		return 0;
 	}
+	/* The length the client is told is the one the body will have as the
+	 * framing reads it, not the pod's Content-Length header: with both
+	 * Transfer-Encoding and Content-Length the chunked coding wins, and
+	 * announcing the header's count would let the decoded body spill into
+	 * (or fall short of) the client's next response. A HEAD answer keeps
+	 * the length of the body it describes. */
+	if (ig_str_eq_cstr(p->ex->req.method, "HEAD")) {
+		const struct ig_http_header *cl =
+		    ig_http_find_header(res->headers, res->num_headers, "content-length");
+		uint64_t v;
+		if (cl && ig_str_to_u64(cl->value, &v) == 0)
+			p->resp_length = (int64_t)v;
+	} else {
+		p->resp_length = ig_http_client_body_length(c);
+	}
+	p->status = res->status;
+	p->resp_started = true;
+	/* An external picker sees the response head first (extpick.c). */
+	if (p->xp && ig_req_extpick_hold(p, c, res))
+		return 0;
+	ig_req_relay_head(p, res);
+	return 0;
+}
+
+void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
+{
 	struct ig_http_header hdrs[104 + 64];
 	size_t n = 0;
 	bool mods = (p->rule && p->rule->nfilters) || (p->backend && p->backend->nfilters);
@@ -343,33 +371,15 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 		ig_req_header_additions(p, IG_FILTER_RESPONSE_HEADER_MODIFIER, add_resp_header,
 					&ra);
 	}
-	/* The length the client is told is the one the body will have as the
-	 * framing reads it, not the pod's Content-Length header: with both
-	 * Transfer-Encoding and Content-Length the chunked coding wins, and
-	 * announcing the header's count would let the decoded body spill into
-	 * (or fall short of) the client's next response. A HEAD answer keeps
-	 * the length of the body it describes. */
-	if (ig_str_eq_cstr(p->ex->req.method, "HEAD")) {
-		const struct ig_http_header *cl =
-		    ig_http_find_header(res->headers, res->num_headers, "content-length");
-		uint64_t v;
-		if (cl && ig_str_to_u64(cl->value, &v) == 0)
-			p->resp_length = (int64_t)v;
-	} else {
-		p->resp_length = ig_http_client_body_length(c);
-	}
-	p->status = res->status;
-	p->resp_started = true;
 	commit_prefix(p);
 	struct ig_http_header sess;
 	if (n < sizeof hdrs / sizeof hdrs[0] && ig_req_session_header(p, &sess))
 		hdrs[n++] = sess;
 	if (ig_http_start_response(p->ex, res->status, hdrs, n, p->resp_length) < 0) {
 		/* The client is gone: its on_abort ends the request. */
-		ig_http_client_close(c);
+		ig_http_client_close(p->up);
 		p->up = NULL;
 	}
-	return 0;
 }
 
 static int on_up_body(struct ig_http_client *c, const char *data, size_t len, void *ud)
@@ -402,6 +412,16 @@ static void on_up_done(struct ig_http_client *c, void *ud)
 	ig_upstreams_release(p->w->upstreams, p->ep, c);
 	record_metrics(p);
 	account_done(p);
+	if (p->xp && ig_req_extpick_holding(p)) {
+		/* The head waits for the picker; the end goes with it. */
+		ig_req_extpick_up_done(p);
+		return;
+	}
+	ig_req_relay_end(p);
+}
+
+void ig_req_relay_end(struct ig_req *p)
+{
 	p->ex->on_abort = NULL;
 	ig_http_end(p->ex);
 	ig_req_finish(p);

@@ -98,6 +98,9 @@ struct ig_req {
 	uint64_t qdeadline;
 	bool queued;
 
+	/* extpick.c: the pool's picker is another process (ext_proc) */
+	struct xp_call *xp;
+
 	/* relay.c */
 	struct ig_endpoint *ep; /* of the current attempt, counted as dispatched */
 	unsigned ep_epoch;	/* the scrape epoch it was dispatched in */
@@ -169,6 +172,39 @@ void ig_req_arm_timeout(struct ig_req *p);
 void ig_req_send(struct ig_req *p);
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg);
 void ig_req_finish(struct ig_req *p);
+/* relay.c, for extpick.c: the response head held for the picker goes to
+ * the client (res with the picker's changes), and a response that ended
+ * while it was held ends. */
+void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res);
+void ig_req_relay_end(struct ig_req *p);
+
+/* rewrite.c: the upstream head, from the client's headers with the route's
+ * filters and the external picker's header changes. 0 or -1 (memory). */
+int ig_req_build_head(struct ig_req *p);
+
+/* extpick.c: the pool's endpoint picker is another process, asked over
+ * ext_proc in FULL_DUPLEX_STREAMED (docs/ARCHITECTURE.md). ig_req_extpick
+ * starts it for a routed request (the answer, or the failure mode, goes on
+ * from there). _hold keeps an upstream response head for the picker's
+ * response-headers answer (true: held; the client is paused); _holding
+ * says a head is held; _up_done records that the response ended while
+ * held; _end (from ig_req_finish) lets go of the call. */
+struct ig_http_client;
+int ig_req_extpick(struct ig_req *p);
+bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
+			 const struct ig_http_response *res);
+bool ig_req_extpick_holding(const struct ig_req *p);
+void ig_req_extpick_up_done(struct ig_req *p);
+void ig_req_extpick_end(struct ig_req *p);
+/* Whether the request header `name` is removed or replaced by the picker,
+ * and its set headers (for ig_req_build_head). */
+bool ig_req_extpick_drops(const struct ig_req *p, struct ig_str name);
+void ig_req_extpick_additions(const struct ig_req *p,
+			      void (*emit)(void *ud, const char *name, const char *value),
+			      void *ud);
+size_t ig_req_extpick_room(const struct ig_req *p);
+void ig_extpick_worker_free(struct ig_worker *w);
+
 /* A request with a sink: the response as the proxy in front of us reports
  * it (status, whether it is an event stream, then body pieces), read for
  * usage, metrics and the prefix-index commit; _end ends the request. */

@@ -101,7 +101,7 @@ static void emit_header(void *ud, const char *name, const char *value)
 
 static size_t filter_room(const struct ig_req *p)
 {
-	size_t n = 0;
+	size_t n = p->xp ? ig_req_extpick_room(p) : 0;
 	for (int pass = 0; pass < 2; pass++) {
 		const struct ig_filter *f = pass ? (p->backend ? p->backend->filters : NULL)
 						 : (p->rule ? p->rule->filters : NULL);
@@ -150,6 +150,8 @@ static int build_head(struct ig_req *p)
 		if (modifies &&
 		    ig_req_header_dropped(p, IG_FILTER_REQUEST_HEADER_MODIFIER, hd->name))
 			continue;
+		if (p->xp && ig_req_extpick_drops(p, hd->name))
+			continue;
 		if (ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
 			xff = hd;
 			continue;
@@ -163,6 +165,10 @@ static int build_head(struct ig_req *p)
 	if (modifies) {
 		struct emit_ctx e = {&w};
 		ig_req_header_additions(p, IG_FILTER_REQUEST_HEADER_MODIFIER, emit_header, &e);
+	}
+	if (p->xp) {
+		struct emit_ctx e = {&w};
+		ig_req_extpick_additions(p, emit_header, &e);
 	}
 	if (!have_id) {
 		char id[36];
@@ -189,6 +195,11 @@ static int build_head(struct ig_req *p)
 		return -1;
 	p->head = (struct ig_str){buf, (size_t)(w.p - buf)};
 	return 0;
+}
+
+int ig_req_build_head(struct ig_req *p)
+{
+	return build_head(p);
 }
 
 /* The decoded model name: the raw span itself when it has no escapes. */

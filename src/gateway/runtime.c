@@ -26,6 +26,7 @@ void ig_gw_options_defaults(struct ig_gw_options *o)
 	o->queue_capacity = 1000;
 	o->scrape_failures_out = 3;
 	o->watch_interval_ms = 1000;
+	o->epp_timeout_ms = 10000;
 	ig_http_server_config_defaults(&o->http);
 }
 

@@ -62,6 +62,11 @@ struct ig_gw_options {
 	struct ig_http_server_config http;
 	const char **paths;
 	size_t npaths;
+	/* A pool's external endpoint picker (extpick.c). */
+	uint64_t epp_timeout_ms; /* per answer, default 10 s */
+	bool epp_tls_verify;	 /* verify its certificate (default: not, as GIE's charts) */
+	const char *epp_ca_file; /* roots for that; NULL: the system's */
+	bool epp_plaintext;	 /* h2c to every picker (default: TLS unless appProtocol h2c) */
 	const struct ig_gw_frontend *frontend; /* NULL: HTTP listeners only */
 	const char *job;		       /* "gateway" or "epp", for log lines */
 	/* --kube: the configuration comes from the Kubernetes API. */

@@ -2,6 +2,7 @@
  * tables per listening port and the endpoints of every pool. It is
  * immutable; workers and requests hold references, so a reload never
  * changes what an in-flight request sees. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +286,47 @@ static void forget_departed(const struct ig_pool_rt *rt, const struct ig_snapsho
 	}
 }
 
+/* The pool's picker Service: its clusterIP on the ref's port (9002 when
+ * a v1alpha2 ref gives none), else its ready endpoints on that port. */
+static int epp_target(struct ig_snapshot *s, struct ig_pool_rt *rt)
+{
+	const struct ig_pool *pool = rt->pool;
+	if (!pool->epp_name || (pool->epp_kind && strcmp(pool->epp_kind, "Service") != 0))
+		return 0;
+	const struct ig_service *svc =
+	    ig_config_find_service(s->cfg, pool->meta.ns, pool->epp_name);
+	if (!svc) {
+		rt->epp_missing = true;
+		return 0;
+	}
+	struct ig_epp_target *t = calloc(1, sizeof *t);
+	if (!t)
+		return -1;
+	rt->epp = t;
+	int port = pool->epp_port ? pool->epp_port : 9002;
+	t->fail_open = pool->failure_mode == IG_FAIL_OPEN;
+	for (size_t i = 0; i < svc->nports; i++)
+		if (svc->ports[i].port == port && svc->ports[i].app_protocol &&
+		    (!strcmp(svc->ports[i].app_protocol, "kubernetes.io/h2c") ||
+		     !strcmp(svc->ports[i].app_protocol, "h2c")))
+			t->plaintext = true;
+	if (svc->cluster_ip) {
+		snprintf(t->addrs[t->naddrs++], sizeof t->addrs[0],
+			 strchr(svc->cluster_ip, ':') ? "[%s]:%d" : "%s:%d", svc->cluster_ip, port);
+		return 0;
+	}
+	struct ig_service_addr *addrs = NULL;
+	size_t n = 0;
+	if (ig_config_service_endpoints(s->cfg, svc, port, &addrs, &n, NULL) == -ENOMEM)
+		return -1;
+	for (size_t i = 0; i < n && t->naddrs < IG_EPP_MAX_ADDRS; i++)
+		snprintf(t->addrs[t->naddrs++], sizeof t->addrs[0],
+			 strchr(addrs[i].ip, ':') ? "[%s]:%d" : "%s:%d", addrs[i].ip,
+			 addrs[i].port);
+	free(addrs);
+	return 0;
+}
+
 static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 		     const struct ig_snapshot *prev)
 {
@@ -331,6 +373,8 @@ static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 			}
 		}
 		forget_departed(rt, prev);
+		if (epp_target(s, rt) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -440,6 +484,7 @@ void ig_snapshot_unref(struct ig_snapshot *s)
 		for (size_t e = 0; e < s->pools[i].neps; e++)
 			ig_endpoint_put(s->pools[i].eps[e]);
 		free(s->pools[i].eps);
+		free(s->pools[i].epp);
 		sched_put(s->pools[i].sched);
 	}
 	free(s->pools);

@@ -26,11 +26,27 @@ struct ig_sched_ref {
 	char pool_key[320]; /* "namespace/name" */
 };
 
+/* A pool's endpoint picker when it is another process: the pool's
+ * endpointPickerRef (v1) / extensionRef (v1alpha2) names a Service of the
+ * configuration. The gateway asks it over ext_proc (extpick.c) at these
+ * addresses, in order: the Service's clusterIP, else its ready endpoints. */
+#define IG_EPP_MAX_ADDRS 8
+struct ig_epp_target {
+	char addrs[IG_EPP_MAX_ADDRS][64]; /* "ip:port" */
+	size_t naddrs;			  /* 0: the Service has no address now */
+	bool plaintext;			  /* appProtocol kubernetes.io/h2c: no TLS */
+	bool fail_open;
+};
+
 struct ig_pool_rt {
 	const struct ig_pool *pool;
 	struct ig_endpoint **eps;
 	size_t neps;
 	struct ig_sched_ref *sched;
+	/* NULL: the built-in picker. With epp_missing the pool names a
+	 * Service that is not in the configuration. */
+	struct ig_epp_target *epp;
+	bool epp_missing;
 };
 
 /* A core Service backend (port) with its ready endpoints, round-robined
@@ -74,6 +90,10 @@ struct ig_snapshot {
 	struct ig_picker_config *picker;
 	uint64_t picker_hash; /* of the picker configuration's text */
 	bool flow_control;    /* requests wait in a queue when the pool is saturated */
+	/* A pool whose picker Service is missing fails its requests (GIE's
+	 * conformance, in Kubernetes mode) instead of using the built-in
+	 * picker (files). Set by the owner after the build. */
+	bool epp_required;
 	struct ig_flow_control_config flow;
 };
 

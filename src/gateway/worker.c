@@ -236,6 +236,7 @@ void ig_worker_free(struct ig_worker *w)
 	if (fe && fe->stop)
 		fe->stop(w, fe->arg);
 	ig_req_mirrors_free(w);
+	ig_extpick_worker_free(w);
 	ig_upstreams_free(w->upstreams);
 	w->upstreams = NULL;
 	ig_gw_metrics_cache_free(w->mcache);

@@ -56,7 +56,8 @@ struct ig_worker {
 	uint64_t queue_generation; /* of the snapshot whose settings it has */
 	struct ig_timer queue_timer;
 	struct ig_timer drain_recheck;
-	void *fe; /* the front end's state on this worker (ig_gw_frontend) */
+	void *fe;		      /* the front end's state on this worker (ig_gw_frontend) */
+	struct ig_extpick_conns *xpc; /* channels to external pickers (extpick.c) */
 };
 
 /* Sets up the worker's loop and upstream pool; 0 or -errno. */

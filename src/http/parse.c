@@ -31,6 +31,11 @@ static inline bool is_class(char ch, int cls)
 	}
 }
 
+bool ig_http_is_tchar(unsigned char c)
+{
+	return is_class((char)c, C_TCHAR);
+}
+
 /* A cursor over the input; every reader checks `p < end` and reports
  * IG_HTTP_INCOMPLETE when it runs out, so any prefix of a valid head is
  * "incomplete" and never "invalid". */

@@ -45,6 +45,9 @@ struct ig_http_response {
  * max_headers entries; req->headers points to it on return. Rejects
  * obsolete line folding, bare CR, control bytes in names/values, and
  * versions other than HTTP/1.0 and HTTP/1.1. */
+/* A byte that may appear in a header name (RFC 9110 token). */
+bool ig_http_is_tchar(unsigned char c);
+
 int ig_http_parse_request(const char *buf, size_t len, struct ig_http_request *req,
 			  struct ig_http_header *headers, size_t max_headers);
 int ig_http_parse_response(const char *buf, size_t len, struct ig_http_response *res,
@@ -52,11 +55,11 @@ int ig_http_parse_response(const char *buf, size_t len, struct ig_http_response 
 
 /* First header with this name (case-insensitive), or NULL. */
 const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h, size_t n,
-						  const char *name);
+						 const char *name);
 
 enum ig_http_body_kind {
-	IG_BODY_NONE,        /* no body */
-	IG_BODY_LENGTH,      /* exactly `length` bytes */
+	IG_BODY_NONE,	     /* no body */
+	IG_BODY_LENGTH,	     /* exactly `length` bytes */
 	IG_BODY_CHUNKED,     /* Transfer-Encoding: chunked */
 	IG_BODY_UNTIL_CLOSE, /* responses only: read until the peer closes */
 };

@@ -1,0 +1,701 @@
+/* The gateway following a pool's external endpoint picker (GIE's, llm-d's,
+ * or `infergate epp`) over ext_proc, as Envoy does (spec/extproc.md §5.3):
+ *
+ *   → request_headers (every client header, :method :path :authority
+ *     :scheme), then the body in chunks without waiting (FULL_DUPLEX
+ *     request body mode; response body mode NONE)
+ *   ← request_headers answer: header changes, the pick in
+ *     x-gateway-destination-endpoint (or envoy.lb metadata); then the body
+ *     as streamed_response chunks up to end_of_stream
+ *   the request goes to the first endpoint named (the next ones when
+ *   connecting fails), with the picker's headers and body
+ *   → response_headers with metadata_context envoy.lb
+ *     x-gateway-destination-endpoint-served = the endpoint that answered
+ *   ← its answer's header changes go to the client's response
+ *   the stream is half-closed when the response ends.
+ *
+ * Each answer must come within --epp-timeout. An immediate_response is
+ * the client's answer. When the picker cannot be reached, times out, ends
+ * the stream or answers out of protocol before the request has gone to a
+ * pod: FailOpen serves the request with the built-in picker, FailClose
+ * answers 503 (unreachable), 504 (timeout) or 500 (anything else) and
+ * nothing reaches a pod. After that point a picker failure only loses its
+ * response-header changes.
+ *
+ * Streams share one HTTP/2 connection per picker address and worker
+ * (ig_grpc_channel), kept for the worker's life. A call outlives its
+ * request only to be half-closed: the call state is malloc'd, not in the
+ * request's arena, and is freed when the picker ends the stream (or 5 s
+ * after the half-close). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "extproc/msg.h"
+#include "gateway/request.h"
+#include "grpc/grpc.h"
+#include "http/parse.h"
+
+#define PROCESS_PATH "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
+#define DEST_HEADER "x-gateway-destination-endpoint"
+#define CHUNK_BYTES 65536
+#define MAX_CHANNELS 32
+#define LINGER_MS 5000
+
+enum xp_phase {
+	XP_REQUEST,  /* waiting for the headers answer, then the body */
+	XP_SENT,     /* the request went to a pod */
+	XP_RESPONSE, /* a response head waits for the picker */
+	XP_PASSED,   /* the response went on; only the half-close is left */
+};
+
+struct xp_call {
+	struct ig_req *p; /* NULL once the request ended */
+	struct ig_worker *w;
+	struct ig_grpc_call *call;
+	struct ig_timer timer;
+	enum xp_phase phase;
+	bool headers_answered, call_done, fail_open;
+	struct ig_buf body;	  /* the body the picker sends back */
+	char *endpoints;	  /* the pick, as named (malloc'd) */
+	struct ig_xp_header *set; /* request header changes (malloc'd copies) */
+	size_t nset;
+	struct ig_str *remove;
+	size_t nremove;
+	/* The held response head and whether the response ended meanwhile. */
+	struct ig_http_response res;
+	bool up_done;
+	struct xp_call *next, *prev; /* the worker's live calls */
+};
+
+struct xp_channel {
+	char addr[64];
+	bool tls;
+	struct ig_grpc_channel *ch;
+};
+
+/* A worker's channels and live calls. */
+struct ig_extpick_conns {
+	struct xp_channel ch[MAX_CHANNELS];
+	size_t n;
+	struct xp_call *calls;
+};
+
+static struct ig_extpick_conns *conns_of(struct ig_worker *w)
+{
+	if (!w->xpc)
+		w->xpc = calloc(1, sizeof *w->xpc);
+	return w->xpc;
+}
+
+static struct ig_grpc_channel *channel_for(struct ig_worker *w, const char *addr, bool tls)
+{
+	struct ig_extpick_conns *c = conns_of(w);
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->ch[i].tls == tls && !strcmp(c->ch[i].addr, addr))
+			return c->ch[i].ch;
+	if (c->n == MAX_CHANNELS) {
+		/* Pickers come and go with reloads: the oldest goes. */
+		ig_grpc_channel_free(c->ch[0].ch);
+		memmove(&c->ch[0], &c->ch[1], (MAX_CHANNELS - 1) * sizeof c->ch[0]);
+		c->n--;
+	}
+	char host[64];
+	snprintf(host, sizeof host, "%s", addr);
+	char *colon = strrchr(host, ':');
+	if (!colon)
+		return NULL;
+	*colon = '\0';
+	int port = atoi(colon + 1);
+	char *h = host;
+	if (h[0] == '[') {
+		h++;
+		char *end = strchr(h, ']');
+		if (end)
+			*end = '\0';
+	}
+	const struct ig_gw_options *o = &w->gw->opt;
+	struct ig_grpc_channel_config cfg = {
+	    .host = h,
+	    .port = port,
+	    .tls = tls,
+	    .tls_verify = o->epp_tls_verify,
+	    .ca_file = o->epp_ca_file,
+	    .connect_timeout_ms =
+		o->upstream.connect_timeout_ms < 5000 ? o->upstream.connect_timeout_ms : 5000,
+	    .max_message_bytes = o->http.max_body_bytes + 65536,
+	};
+	struct ig_grpc_channel *ch = ig_grpc_channel_new(&w->loop, &cfg);
+	if (!ch)
+		return NULL;
+	struct xp_channel *slot = &c->ch[c->n++];
+	snprintf(slot->addr, sizeof slot->addr, "%s", addr);
+	slot->tls = tls;
+	slot->ch = ch;
+	return ch;
+}
+
+static void xp_free(struct xp_call *x)
+{
+	struct ig_extpick_conns *c = x->w->xpc;
+	if (x->prev)
+		x->prev->next = x->next;
+	else if (c)
+		c->calls = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	ig_timer_stop(&x->w->loop, &x->timer);
+	ig_buf_free(&x->body);
+	free(x->endpoints);
+	for (size_t i = 0; i < x->nset; i++) {
+		free((char *)x->set[i].key.ptr);
+		free((char *)x->set[i].value.ptr);
+	}
+	free(x->set);
+	for (size_t i = 0; i < x->nremove; i++)
+		free((char *)x->remove[i].ptr);
+	free(x->remove);
+	free(x);
+}
+
+void ig_extpick_worker_free(struct ig_worker *w)
+{
+	struct ig_extpick_conns *c = w->xpc;
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		ig_grpc_channel_free(c->ch[i].ch); /* cancels calls silently */
+	while (c->calls) {
+		struct xp_call *x = c->calls;
+		if (x->p)
+			x->p->xp = NULL;
+		xp_free(x);
+	}
+	free(c);
+	w->xpc = NULL;
+}
+
+/* ---- failures ---- */
+
+static void fallback(struct ig_req *p)
+{
+	if (ig_req_rewrite(p) < 0)
+		return;
+	ig_req_arm_timeout(p);
+	if (ig_req_admit(p) == 0)
+		ig_req_send(p);
+}
+
+/* The picker failed us: before the request went to a pod, the failure
+ * mode decides; after, the response goes on without its changes. */
+static void picker_failed(struct xp_call *x, int grpc_status, const char *why)
+{
+	struct ig_req *p = x->p;
+	ig_timer_stop(&x->w->loop, &x->timer);
+	if (x->call && !x->call_done)
+		ig_grpc_call_cancel(x->call);
+	x->call = NULL;
+	x->call_done = true;
+	if (!p)
+		return;
+	enum xp_phase phase = x->phase;
+	bool fail_open = x->fail_open;
+	p->xp = NULL;
+	x->p = NULL;
+	ig_warn("endpoint picker of pool %s/%s: %s%s", p->pool->pool->meta.ns,
+		p->pool->pool->meta.name, why,
+		phase != XP_REQUEST ? "; the response goes on unchanged"
+		: fail_open	    ? "; FailOpen: the built-in picker serves the request"
+				    : "; FailClose: the request fails");
+	if (phase == XP_RESPONSE) {
+		ig_req_relay_head(p, &x->res);
+		if (x->up_done)
+			ig_req_relay_end(p);
+		else if (p->up)
+			ig_http_client_pause(p->up, false);
+	}
+	xp_free(x);
+	if (phase != XP_REQUEST || p->finished)
+		return;
+	if (fail_open) {
+		fallback(p);
+		return;
+	}
+	if (grpc_status == IG_GRPC_UNAVAILABLE)
+		ig_req_fail(p, 503, "service_unavailable", NULL,
+			    "the pool's endpoint picker is unavailable");
+	else if (grpc_status == IG_GRPC_DEADLINE_EXCEEDED)
+		ig_req_fail(p, 504, "timeout", NULL,
+			    "the pool's endpoint picker did not answer in time");
+	else
+		ig_req_fail(p, 500, "server_error", NULL,
+			    "the pool's endpoint picker failed to process the request");
+}
+
+static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct xp_call *x = t->data;
+	if (!x->p) {
+		/* Half-closed and never ended by the picker. */
+		if (x->call && !x->call_done)
+			ig_grpc_call_cancel(x->call);
+		xp_free(x);
+		return;
+	}
+	picker_failed(x, IG_GRPC_DEADLINE_EXCEEDED, "no answer within --epp-timeout");
+}
+
+static void arm(struct xp_call *x)
+{
+	ig_timer_start(&x->w->loop, &x->timer, x->w->gw->opt.epp_timeout_ms, on_timeout, x);
+}
+
+/* ---- the request goes to its pod ---- */
+
+static char *dup_str(struct ig_str s)
+{
+	char *c = malloc(s.len + 1);
+	if (c) {
+		memcpy(c, s.ptr, s.len);
+		c[s.len] = '\0';
+	}
+	return c;
+}
+
+/* The pool's endpoint with this address. */
+static struct ig_endpoint *pool_endpoint(const struct ig_pool_rt *pool, struct ig_str addr)
+{
+	for (size_t i = 0; i < pool->neps; i++)
+		if (ig_str_eq((struct ig_str){pool->eps[i]->addr, pool->eps[i]->addr_len}, addr))
+			return pool->eps[i];
+	return NULL;
+}
+
+static void dispatch(struct xp_call *x)
+{
+	struct ig_req *p = x->p;
+	ig_timer_stop(&x->w->loop, &x->timer);
+	const char *list = x->endpoints ? x->endpoints : "";
+	p->nranked = 0;
+	for (const char *s = list; *s && p->nranked < IG_REQ_MAX_RANKED;) {
+		const char *e = strchr(s, ',');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+		struct ig_str a = ig_str_trim((struct ig_str){s, len});
+		struct ig_endpoint *ep = a.len ? pool_endpoint(p->pool, a) : NULL;
+		if (ep)
+			p->ranked[p->nranked++] = ep;
+		else if (a.len)
+			ig_warn("endpoint picker of pool %s: %.*s is not an endpoint of the pool",
+				p->pool->pool->meta.name, (int)a.len, a.ptr);
+		s = e ? e + 1 : s + len;
+	}
+	if (p->nranked == 0) {
+		x->phase = XP_SENT;
+		ig_req_fail(p, 503, "service_unavailable", NULL,
+			    list[0] ? "the endpoint picker chose no endpoint of the pool"
+				    : "the endpoint picker named no endpoint");
+		return;
+	}
+	x->phase = XP_SENT;
+	/* The picker's body replaces the client's (its model may differ). */
+	char *body = ig_arena_alloc(p->ex->arena, x->body.len + 1);
+	if (!body) {
+		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+		return;
+	}
+	memcpy(body, x->body.ptr ? x->body.ptr : "", x->body.len);
+	p->body_pre = (struct ig_str){body, x->body.len};
+	p->model_json = p->body_post = (struct ig_str){0};
+	p->body_len = x->body.len;
+	p->prompt_bytes = x->body.len;
+	if (ig_req_build_head(p) < 0) {
+		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+		return;
+	}
+	ig_req_arm_timeout(p);
+	ig_req_send(p);
+}
+
+/* ---- answers ---- */
+
+static int take_headers_answer(struct xp_call *x, const struct ig_xp_response *r)
+{
+	x->set = calloc(r->nset + 1, sizeof *x->set);
+	x->remove = calloc(r->nremove + 1, sizeof *x->remove);
+	if (!x->set || !x->remove)
+		return -1;
+	for (size_t i = 0; i < r->nset; i++) {
+		if (ig_str_ieq_cstr(r->set[i].key, DEST_HEADER) && !x->endpoints)
+			x->endpoints = dup_str(r->set[i].value);
+		x->set[x->nset].key = (struct ig_str){dup_str(r->set[i].key), r->set[i].key.len};
+		x->set[x->nset].value =
+		    (struct ig_str){dup_str(r->set[i].value), r->set[i].value.len};
+		x->nset++;
+	}
+	for (size_t i = 0; i < r->nremove; i++)
+		x->remove[x->nremove++] = (struct ig_str){dup_str(r->remove[i]), r->remove[i].len};
+	if (!x->endpoints && r->lb_endpoint.len)
+		x->endpoints = dup_str(r->lb_endpoint);
+	return 0;
+}
+
+/* The picker's changes applied to the held response head, then it goes
+ * to the client. */
+static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
+{
+	struct ig_req *p = x->p;
+	ig_timer_stop(&x->w->loop, &x->timer);
+	size_t cap = x->res.num_headers + (r ? r->nset : 0);
+	struct ig_http_header *h = ig_arena_alloc(p->ex->arena, (cap + 1) * sizeof *h);
+	struct ig_http_response res = x->res;
+	if (h && r) {
+		size_t n = 0;
+		for (size_t i = 0; i < x->res.num_headers; i++) {
+			struct ig_str name = x->res.headers[i].name;
+			bool drop = false;
+			for (size_t k = 0; k < r->nremove && !drop; k++)
+				drop = ig_str_ieq(name, r->remove[k]);
+			for (size_t k = 0; k < r->nset && !drop; k++)
+				drop = ig_str_ieq(name, r->set[k].key);
+			if (!drop)
+				h[n++] = x->res.headers[i];
+		}
+		for (size_t k = 0; k < r->nset; k++) {
+			if (!r->set[k].key.len || r->set[k].key.ptr[0] == ':')
+				continue;
+			h[n].name = ig_arena_strdup(p->ex->arena, r->set[k].key);
+			h[n].value = ig_arena_strdup(p->ex->arena, r->set[k].value);
+			n++;
+		}
+		res.headers = h;
+		res.num_headers = n;
+	}
+	x->phase = XP_PASSED;
+	ig_req_relay_head(p, &res);
+	if (x->up_done)
+		ig_req_relay_end(p);
+	else if (p->up)
+		ig_http_client_pause(p->up, false);
+}
+
+static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, void *data)
+{
+	struct xp_call *x = data;
+	struct ig_req *p = x->p;
+	if (!p)
+		return; /* the request ended; only the stream's end is awaited */
+	struct ig_xp_response r;
+	if (ig_xp_response_decode(msg, len, &r) < 0) {
+		picker_failed(x, IG_GRPC_INTERNAL, "an unreadable ProcessingResponse");
+		return;
+	}
+	if (r.override_timeout) {
+		arm(x); /* "more time": nothing else in the message counts */
+		ig_xp_response_free(&r);
+		return;
+	}
+	if (r.kind == IG_XP_RESP_IMMEDIATE && x->phase == XP_REQUEST) {
+		/* The picker answers the client itself (429 shed, 503, ...). */
+		ig_timer_stop(&x->w->loop, &x->timer);
+		x->phase = XP_SENT;
+		p->status = r.immediate_status;
+		const char *ct = "text/plain";
+		for (size_t i = 0; i < r.nset; i++)
+			if (ig_str_ieq_cstr(r.set[i].key, "content-type"))
+				ct = ig_arena_strdup(p->ex->arena, r.set[i].value).ptr;
+		ig_http_respond(p->ex, r.immediate_status, ct, r.immediate_body.ptr,
+				r.immediate_body.len, NULL, 0);
+		ig_xp_response_free(&r);
+		ig_req_finish(p);
+		return;
+	}
+	switch (x->phase) {
+	case XP_REQUEST:
+		if (r.kind == IG_XP_RESP_REQUEST_HEADERS && !x->headers_answered) {
+			x->headers_answered = true;
+			if (take_headers_answer(x, &r) < 0) {
+				ig_xp_response_free(&r);
+				picker_failed(x, IG_GRPC_INTERNAL, "out of memory");
+				return;
+			}
+			if (!p->ex->body.len)
+				dispatch(x); /* no body: nothing more comes */
+			else
+				arm(x);
+		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && x->headers_answered) {
+			struct ig_str piece = r.has_streamed ? r.streamed_body : r.body;
+			if (ig_buf_append(&x->body, piece.ptr, piece.len) < 0) {
+				ig_xp_response_free(&r);
+				picker_failed(x, IG_GRPC_RESOURCE_EXHAUSTED,
+					      "its body is over --max-body-bytes");
+				return;
+			}
+			if ((r.has_streamed && r.streamed_eos) || r.has_body)
+				dispatch(x);
+			else
+				arm(x);
+		} else {
+			ig_xp_response_free(&r);
+			picker_failed(x, IG_GRPC_INTERNAL, "an answer out of order");
+			return;
+		}
+		break;
+	case XP_RESPONSE:
+		if (r.kind == IG_XP_RESP_RESPONSE_HEADERS)
+			pass_response(x, &r);
+		break;
+	default:
+		break; /* late or extra answers are not ours to apply */
+	}
+	ig_xp_response_free(&r);
+}
+
+static void on_done(struct ig_grpc_call *c, int status, const char *message, void *data)
+{
+	struct xp_call *x = data;
+	x->call_done = true;
+	x->call = NULL;
+	if (!x->p) {
+		xp_free(x);
+		return;
+	}
+	if (x->phase == XP_PASSED || x->phase == XP_SENT)
+		return; /* nothing more was needed from it */
+	char why[300];
+	if (status == IG_GRPC_OK)
+		snprintf(why, sizeof why, "it ended the stream without an answer");
+	else
+		snprintf(why, sizeof why, "grpc-status %d%s%s", status, message ? ": " : "",
+			 message ? message : "");
+	picker_failed(x, status == IG_GRPC_OK ? IG_GRPC_INTERNAL : status, why);
+}
+
+static const struct ig_grpc_call_handlers handlers = {.on_message = on_message, .on_done = on_done};
+
+/* ---- the request's side ---- */
+
+static int send_msg(struct xp_call *x, const struct ig_xp_request_out *m)
+{
+	struct ig_buf b = {0};
+	int rc = ig_xp_encode_request(&b, m);
+	if (rc == 0)
+		rc = ig_grpc_call_send(x->call, (const uint8_t *)b.ptr, b.len);
+	ig_buf_free(&b);
+	return rc;
+}
+
+int ig_req_extpick(struct ig_req *p)
+{
+	struct ig_worker *w = p->w;
+	const struct ig_epp_target *t = p->pool->epp;
+	struct ig_extpick_conns *c = conns_of(w);
+	const char *addr = t->addrs[(size_t)w->id % t->naddrs];
+	struct ig_grpc_channel *ch =
+	    c ? channel_for(w, addr, !t->plaintext && !w->gw->opt.epp_plaintext) : NULL;
+	struct xp_call *x = calloc(1, sizeof *x);
+	if (!ch || !x) {
+		free(x);
+		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+		return -1;
+	}
+	x->p = p;
+	x->w = w;
+	x->fail_open = t->fail_open;
+	ig_buf_init(&x->body, w->gw->opt.http.max_body_bytes);
+	x->next = c->calls;
+	if (c->calls)
+		c->calls->prev = x;
+	c->calls = x;
+	p->xp = x;
+	x->call = ig_grpc_call_start(ch, PROCESS_PATH, 0, NULL, 0, &handlers, x);
+	if (!x->call) {
+		p->xp = NULL;
+		xp_free(x);
+		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+		return -1;
+	}
+	/* The client's request as Envoy gives it: pseudo-headers, then every
+	 * header with its name in lower case. */
+	const struct ig_http_request *r = &p->ex->req;
+	size_t n = r->num_headers + 4;
+	struct ig_xp_header *hs = ig_arena_alloc(p->ex->arena, n * sizeof *hs);
+	if (!hs) {
+		picker_failed(x, IG_GRPC_INTERNAL, "out of memory");
+		return -1;
+	}
+	struct ig_str authority = {0};
+	size_t k = 0;
+	hs[k++] = (struct ig_xp_header){IG_STR(":method"), r->method};
+	hs[k++] = (struct ig_xp_header){IG_STR(":path"), r->target};
+	hs[k++] =
+	    (struct ig_xp_header){IG_STR(":scheme"), p->ex->tls ? IG_STR("https") : IG_STR("http")};
+	size_t auth_at = k++;
+	for (size_t i = 0; i < r->num_headers; i++) {
+		struct ig_str name = r->headers[i].name;
+		char *lower = ig_arena_alloc(p->ex->arena, name.len + 1);
+		if (!lower)
+			continue;
+		for (size_t j = 0; j < name.len; j++)
+			lower[j] =
+			    (char)(name.ptr[j] >= 'A' && name.ptr[j] <= 'Z' ? name.ptr[j] + 32
+									    : name.ptr[j]);
+		if (ig_str_eq_cstr((struct ig_str){lower, name.len}, "host")) {
+			authority = r->headers[i].value;
+			continue;
+		}
+		hs[k++] = (struct ig_xp_header){{lower, name.len}, r->headers[i].value};
+	}
+	hs[auth_at] = (struct ig_xp_header){IG_STR(":authority"), authority};
+	const struct ig_buf *body = &p->ex->body;
+	struct ig_xp_request_out m = {
+	    .kind = IG_XP_REQ_REQUEST_HEADERS,
+	    .headers = hs,
+	    .nheaders = k,
+	    .end_of_stream = body->len == 0,
+	    .protocol_config = true,
+	    .request_body_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+	    .response_body_mode = IG_XP_BODY_NONE,
+	};
+	int rc = send_msg(x, &m);
+	for (size_t off = 0; rc == 0 && off < body->len;) {
+		size_t len = body->len - off > CHUNK_BYTES ? CHUNK_BYTES : body->len - off;
+		struct ig_xp_request_out bm = {.kind = IG_XP_REQ_REQUEST_BODY,
+					       .body = {body->ptr + off, len},
+					       .end_of_stream = off + len == body->len};
+		rc = send_msg(x, &bm);
+		off += len;
+	}
+	if (rc < 0) {
+		picker_failed(x, IG_GRPC_INTERNAL, "out of memory");
+		return -1;
+	}
+	arm(x);
+	return 0;
+}
+
+bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
+			 const struct ig_http_response *res)
+{
+	struct xp_call *x = p->xp;
+	if (!x || !x->call || x->call_done || x->phase != XP_SENT)
+		return false;
+	/* The head is copied: its bytes live in the client's buffer. */
+	struct ig_http_header *h = ig_arena_alloc(p->ex->arena, (res->num_headers + 1) * sizeof *h);
+	if (!h)
+		return false;
+	for (size_t i = 0; i < res->num_headers; i++) {
+		h[i].name = ig_arena_strdup(p->ex->arena, res->headers[i].name);
+		h[i].value = ig_arena_strdup(p->ex->arena, res->headers[i].value);
+	}
+	x->res = *res;
+	x->res.headers = h;
+	x->res.reason = (struct ig_str){0};
+	size_t n = res->num_headers + 1;
+	struct ig_xp_header *hs = ig_arena_alloc(p->ex->arena, (n + 1) * sizeof *hs);
+	if (!hs)
+		return false;
+	char status[8];
+	snprintf(status, sizeof status, "%d", res->status);
+	size_t k = 0;
+	hs[k++] = (struct ig_xp_header){IG_STR(":status"),
+					ig_arena_strdup(p->ex->arena, ig_str_from(status))};
+	for (size_t i = 0; i < res->num_headers; i++)
+		hs[k++] = (struct ig_xp_header){h[i].name, h[i].value};
+	struct ig_xp_request_out m = {
+	    .kind = IG_XP_REQ_RESPONSE_HEADERS,
+	    .headers = hs,
+	    .nheaders = k,
+	    .meta_ns = "envoy.lb",
+	    .meta_key = "x-gateway-destination-endpoint-served",
+	    .meta_value = p->ep->addr,
+	};
+	if (send_msg(x, &m) < 0)
+		return false;
+	x->phase = XP_RESPONSE;
+	ig_http_client_pause(c, true);
+	arm(x);
+	return true;
+}
+
+bool ig_req_extpick_holding(const struct ig_req *p)
+{
+	return p->xp && p->xp->phase == XP_RESPONSE;
+}
+
+void ig_req_extpick_up_done(struct ig_req *p)
+{
+	p->xp->up_done = true;
+}
+
+/* The request ended: the stream is half-closed (the picker's accounting
+ * ends with it) and the call waits, detached, for the picker's end. */
+void ig_req_extpick_end(struct ig_req *p)
+{
+	struct xp_call *x = p->xp;
+	p->xp = NULL;
+	x->p = NULL;
+	if (x->call_done || !x->call) {
+		xp_free(x);
+		return;
+	}
+	ig_grpc_call_close_send(x->call);
+	ig_timer_start(&x->w->loop, &x->timer, LINGER_MS, on_timeout, x);
+}
+
+bool ig_req_extpick_drops(const struct ig_req *p, struct ig_str name)
+{
+	const struct xp_call *x = p->xp;
+	for (size_t i = 0; i < x->nremove; i++)
+		if (ig_str_ieq(name, x->remove[i]))
+			return true;
+	for (size_t i = 0; i < x->nset; i++)
+		if (ig_str_ieq(name, x->set[i].key))
+			return true;
+	return false;
+}
+
+/* Names the upstream head writes itself, or that are not HTTP/1 headers. */
+static bool not_settable(struct ig_str name)
+{
+	static const char *const names[] = {
+	    "content-length", "host",	 "connection", "transfer-encoding",
+	    "keep-alive",     "upgrade", "te",	       "trailer"};
+	if (!name.len || name.ptr[0] == ':')
+		return true;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (ig_str_ieq_cstr(name, names[i]))
+			return true;
+	for (size_t i = 0; i < name.len; i++)
+		if (!ig_http_is_tchar((unsigned char)name.ptr[i]))
+			return true;
+	return false;
+}
+
+void ig_req_extpick_additions(const struct ig_req *p,
+			      void (*emit)(void *ud, const char *name, const char *value), void *ud)
+{
+	const struct xp_call *x = p->xp;
+	for (size_t i = 0; i < x->nset; i++) {
+		if (not_settable(x->set[i].key))
+			continue;
+		bool clean = true;
+		for (size_t j = 0; j < x->set[i].value.len && clean; j++) {
+			unsigned char ch = (unsigned char)x->set[i].value.ptr[j];
+			clean = ch >= 0x20 ? ch != 0x7f : ch == '\t';
+		}
+		if (clean)
+			emit(ud, x->set[i].key.ptr, x->set[i].value.ptr);
+	}
+}
+
+size_t ig_req_extpick_room(const struct ig_req *p)
+{
+	const struct xp_call *x = p->xp;
+	size_t n = 0;
+	for (size_t i = 0; i < x->nset; i++)
+		n += x->set[i].key.len + x->set[i].value.len + 4;
+	return n;
+}

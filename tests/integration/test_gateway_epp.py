@@ -1,0 +1,400 @@
+"""The gateway following a pool's external endpoint picker over ext_proc
+(issue 11, point 3): the pool's extensionRef / endpointPickerRef names a
+Service of the manifests, and the gateway asks the picker there for every
+request, as Envoy would. Pickers: `infergate epp` itself (each tests the
+other), and a small grpcio test picker that honours the
+test-epp-endpoint-selection header and reports the served endpoint in
+x-conformance-test-served-endpoint, as GIE's conformance picker does; and
+the same test picker made to hang, refuse, or answer 429, for the failure
+modes (FailOpen / FailClose)."""
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from concurrent import futures
+
+import pytest
+
+grpc = pytest.importorskip("grpc")
+
+import xproto  # noqa: E402
+from conftest import free_port, unique_loopback, wait_http, wait_port  # noqa: E402
+from test_gateway import (GATEWAY, LORA, POD, SAN_ERRORS, call, model_yaml,  # noqa: E402
+                          post_json, seed_body, write)
+
+pb = xproto.ext_proc_pb2
+
+ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: llm-route
+spec:
+  parentRefs:
+  - name: inference-gateway
+  rules:
+  - backendRefs:
+    - group: inference.networking.x-k8s.io
+      kind: InferencePool
+      name: qwen-pool
+"""
+
+POOL = """apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata:
+  name: qwen-pool
+spec:
+  targetPortNumber: {target_port}
+  selector:
+    app: qwen-pool
+  extensionRef:
+    name: picker
+    portNumber: {picker_port}
+    failureMode: {failure_mode}
+"""
+
+SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: picker
+spec:
+  clusterIP: {ip}
+  selector:
+    app: picker
+  ports:
+  - name: grpc
+    port: {port}
+{app_protocol}"""
+
+SERVED = "x-conformance-test-served-endpoint"
+
+
+class FakePicker:
+    """A minimal ext_proc picker (grpcio): it picks the endpoints named in
+    test-epp-endpoint-selection (else the first of `endpoints`), sends the
+    body back unchanged, and on the response headers sets SERVED from the
+    served-endpoint metadata. mode "hang" never answers, "close" ends the
+    stream at once, "shed" answers 429."""
+
+    def __init__(self, host, port, endpoints, mode="select", tls=None):
+        self.host, self.port, self.endpoints, self.mode = host, port, endpoints, mode
+        self.seen = []  # request headers of each stream, as dicts
+        self.served = []
+        self.stop_evt = threading.Event()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+        handler = grpc.method_handlers_generic_handler(
+            "envoy.service.ext_proc.v3.ExternalProcessor",
+            {"Process": grpc.stream_stream_rpc_method_handler(
+                self.process, request_deserializer=pb.ProcessingRequest.FromString,
+                response_serializer=lambda m: m.SerializeToString())})
+        self.server.add_generic_rpc_handlers((handler,))
+        addr = "%s:%d" % (host, port)
+        if tls:
+            self.server.add_secure_port(addr, grpc.ssl_server_credentials([tls]))
+        else:
+            self.server.add_insecure_port(addr)
+        self.server.start()
+
+    def stop(self):
+        self.stop_evt.set()
+        self.server.stop(0)
+
+    def answer_headers(self, hdrs):
+        sel = hdrs.get("test-epp-endpoint-selection")
+        pick = []
+        for item in (sel.split(",") if sel else [self.endpoints[0]]):
+            item = item.strip()
+            pick += [e for e in self.endpoints if e == item or e.split(":")[0] == item]
+        r = pb.ProcessingResponse()
+        common = r.request_headers.response
+        h = common.header_mutation.set_headers.add()
+        h.header.key = "x-gateway-destination-endpoint"
+        h.header.raw_value = ",".join(pick).encode()
+        h = common.header_mutation.set_headers.add()
+        h.header.key = "x-picked-by"
+        h.header.raw_value = b"test-picker"
+        common.clear_route_cache = True
+        return r
+
+    def process(self, requests, context):
+        hdrs, body = {}, b""
+        for req in requests:
+            kind = req.WhichOneof("request")
+            if self.mode == "hang":
+                self.stop_evt.wait(30)
+                return
+            if self.mode == "close":
+                return
+            if kind == "request_headers":
+                for h in req.request_headers.headers.headers:
+                    hdrs[h.key] = (h.raw_value or h.value.encode()).decode()
+                self.seen.append(dict(hdrs))
+                if self.mode == "shed":
+                    r = pb.ProcessingResponse()
+                    r.immediate_response.status.code = 429
+                    r.immediate_response.body = b"shed by the test picker"
+                    yield r
+                    return
+                if req.request_headers.end_of_stream:
+                    yield self.answer_headers(hdrs)
+            elif kind == "request_body":
+                body += req.request_body.body
+                if req.request_body.end_of_stream:
+                    yield self.answer_headers(hdrs)
+                    r = pb.ProcessingResponse()
+                    sr = r.request_body.response.body_mutation.streamed_response
+                    sr.body = body
+                    sr.end_of_stream = True
+                    yield r
+            elif kind == "response_headers":
+                lb = req.metadata_context.filter_metadata["envoy.lb"]
+                served = lb.fields["x-gateway-destination-endpoint-served"].string_value
+                self.served.append(served)
+                r = pb.ProcessingResponse()
+                h = r.response_headers.response.header_mutation.set_headers.add()
+                h.header.key = SERVED
+                h.header.raw_value = served.encode()
+                yield r
+
+
+class Setup:
+    """Sims, the gateway's manifests with the pool's picker Service, and
+    the gateway; the picker is started by the test."""
+
+    def __init__(self, procs, tmp_path, failure_mode="FailClose", h2c=True, gw_args=()):
+        self.procs = procs
+        self.dir = os.path.join(str(tmp_path), "manifests")
+        os.makedirs(self.dir, exist_ok=True)
+        self.sim_hosts = [unique_loopback() for _ in range(2)]
+        self.target_port = free_port(self.sim_hosts[0])
+        self.sims = [procs.start("sim", "--host", h, "--port", self.target_port,
+                                 "--enable-lora", "--max-loras", "4", "--lora-modules", *LORA,
+                                 name="sim") for h in self.sim_hosts]
+        for h, p in zip(self.sim_hosts, self.sims):
+            wait_http("http://%s:%d/health" % (h, self.target_port), proc=p)
+        self.picker_host = unique_loopback()
+        self.picker_port = free_port(self.picker_host)
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        self.admin = "%s:%d" % (self.host, free_port(self.host))
+        write(os.path.join(self.dir, "gateway.yaml"), GATEWAY.format(port=self.port))
+        write(os.path.join(self.dir, "route.yaml"), ROUTE)
+        write(os.path.join(self.dir, "pool.yaml"), POOL.format(
+            target_port=self.target_port, picker_port=self.picker_port,
+            failure_mode=failure_mode))
+        write(os.path.join(self.dir, "service.yaml"), SERVICE.format(
+            ip=self.picker_host, port=self.picker_port,
+            app_protocol="    appProtocol: kubernetes.io/h2c\n" if h2c else ""))
+        write(os.path.join(self.dir, "model.yaml"), model_yaml())
+        write(os.path.join(self.dir, "pods.yaml"), "---\n".join(
+            POD.format(i=i, ip=h) for i, h in enumerate(self.sim_hosts)))
+        self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host, "--admin",
+                              self.admin, "--workers", "2", *gw_args, name="gateway")
+        wait_port(self.host, self.port, proc=self.gw)
+
+    @property
+    def base(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def endpoint(self, i):
+        return "%s:%d" % (self.sim_hosts[i], self.target_port)
+
+    @property
+    def endpoints(self):
+        return [self.endpoint(i) for i in range(len(self.sim_hosts))]
+
+    def completions_seen(self):
+        """Completions the sims ran, from their request_success_total."""
+        total = 0
+        for h in self.sim_hosts:
+            _, _, data = call("http://%s:%d" % (h, self.target_port), "/metrics")
+            for line in data.decode().splitlines():
+                if line.startswith("vllm:request_success_total"):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def start_epp(self, secure=False):
+        args = ["epp", "-poolName", "qwen-pool", "-f", self.dir, "-grpcPort", self.picker_port,
+                "-grpcHealthPort", "0", "-metricsPort", "0", "--bind", self.picker_host,
+                "--workers", "1"]
+        if not secure:
+            args.append("-secureServing=false")
+        self.epp = self.procs.start(*args, name="epp")
+        wait_port(self.picker_host, self.picker_port, proc=self.epp)
+        return self.epp
+
+    def stop(self):
+        self.gw.send_signal(signal.SIGTERM)
+        rc = self.gw.wait(timeout=15)
+        log = self.procs.output(self.gw)
+        for s in SAN_ERRORS:
+            assert s not in log, log
+        assert rc == 0, log
+        return log
+
+
+def test_gateway_follows_infergate_epp(procs, tmp_path):
+    """The gateway asks `infergate epp` (h2c): the picker rewrites the
+    model and picks a pool endpoint, which serves the request."""
+    s = Setup(procs, tmp_path)
+    s.start_epp()
+    for _ in range(4):
+        status, headers, r = post_json(s.base, "/v1/completions", seed_body())
+        assert status == 200, r
+        assert r["model"] == "tweet-summary-1"
+        assert headers["x-gateway-destination-endpoint-served"] in s.endpoints
+    log = s.stop()
+    assert "its endpoint picker is Service picker" in log
+
+
+def test_gateway_follows_infergate_epp_over_tls(procs, tmp_path):
+    """Without appProtocol h2c the gateway speaks TLS to the picker, and
+    does not verify its self-signed certificate by default."""
+    s = Setup(procs, tmp_path, h2c=False)
+    s.start_epp(secure=True)
+    status, headers, r = post_json(s.base, "/v1/completions", seed_body())
+    assert status == 200, r
+    assert r["model"] == "tweet-summary-1"
+    s.stop()
+
+
+def test_gateway_follows_the_test_picker(procs, tmp_path):
+    """GIE's conformance shape: the picker picks what the request's
+    test-epp-endpoint-selection header names; every request lands there,
+    the picker's request headers reach the pod, and the picker sees the
+    served endpoint and sets its response header."""
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        for sel, allowed in ((s.sim_hosts[1], {s.endpoint(1)}),
+                             (s.endpoint(0), {s.endpoint(0)}),
+                             ("%s,%s" % (s.sim_hosts[0], s.sim_hosts[1]), set(s.endpoints))):
+            for _ in range(5):
+                status, headers, r = post_json(s.base, "/v1/completions",
+                                               seed_body("tweet-summary-1"),
+                                               headers={"test-epp-endpoint-selection": sel})
+                assert status == 200, r
+                served = headers["x-gateway-destination-endpoint-served"]
+                assert served in allowed, (sel, served)
+                assert headers[SERVED] == served
+        # The picker saw the client's headers, pseudo-headers included.
+        h = p.seen[0]
+        assert h[":method"] == "POST" and h[":path"] == "/v1/completions"
+        assert h[":authority"].startswith(s.host)
+        assert h["test-epp-endpoint-selection"] == s.sim_hosts[1]
+        # The body went through the picker unchanged (no rewrite there).
+        assert r["model"] == "tweet-summary-1"
+    finally:
+        p.stop()
+    s.stop()
+
+
+def test_picker_sheds(procs, tmp_path):
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="shed")
+    try:
+        status, _, data = call(s.base, "/v1/completions", seed_body())
+        assert status == 429
+        assert b"shed by the test picker" in data
+        assert s.completions_seen() == 0
+    finally:
+        p.stop()
+    s.stop()
+
+
+@pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
+def test_picker_unreachable(procs, tmp_path, failure_mode):
+    """No picker listens: FailClose answers 503 and nothing reaches a pod;
+    FailOpen serves with the built-in picker."""
+    s = Setup(procs, tmp_path, failure_mode=failure_mode)
+    status, headers, data = call(s.base, "/v1/completions", seed_body())
+    if failure_mode == "FailClose":
+        assert status == 503, data
+        assert s.completions_seen() == 0
+    else:
+        assert status == 200, data
+        assert json.loads(data)["model"] == "tweet-summary-1"
+    s.stop()
+
+
+@pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
+def test_picker_killed(procs, tmp_path, failure_mode):
+    """The picker serves, then dies: later requests follow the failure
+    mode."""
+    s = Setup(procs, tmp_path, failure_mode=failure_mode)
+    epp = s.start_epp()
+    status, _, r = post_json(s.base, "/v1/completions", seed_body())
+    assert status == 200, r
+    epp.send_signal(signal.SIGKILL)
+    epp.wait(timeout=10)
+    before = s.completions_seen()
+    for _ in range(3):
+        status, _, data = call(s.base, "/v1/completions", seed_body())
+        if failure_mode == "FailClose":
+            assert status == 503, data
+        else:
+            assert status == 200, data
+    if failure_mode == "FailClose":
+        assert s.completions_seen() == before
+    s.stop()
+
+
+@pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
+def test_picker_hangs(procs, tmp_path, failure_mode):
+    """A picker that never answers: after --epp-timeout, 504 (FailClose)
+    or the built-in picker (FailOpen)."""
+    s = Setup(procs, tmp_path, failure_mode=failure_mode, gw_args=("--epp-timeout", "300ms"))
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="hang")
+    try:
+        t0 = time.time()
+        status, _, data = call(s.base, "/v1/completions", seed_body())
+        assert time.time() - t0 < 5
+        assert status == (504 if failure_mode == "FailClose" else 200), data
+    finally:
+        p.stop()
+    s.stop()
+
+
+def test_picker_ends_stream_without_answer(procs, tmp_path):
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="close")
+    try:
+        status, _, data = call(s.base, "/v1/completions", seed_body())
+        assert status == 500, data
+        assert s.completions_seen() == 0
+    finally:
+        p.stop()
+    s.stop()
+
+
+def test_picker_verified_tls(procs, tmp_path):
+    """--epp-tls-verify with --epp-ca-file: a picker whose certificate
+    the CA signed is followed; without the CA the handshake fails and
+    FailClose answers 503."""
+    d = str(tmp_path)
+    host = unique_loopback()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", os.path.join(d, "k.pem"), "-out", os.path.join(d, "c.pem"),
+                    "-subj", "/CN=%s" % host, "-addext", "subjectAltName=IP:%s" % host],
+                   check=True, capture_output=True)
+    key = open(os.path.join(d, "k.pem"), "rb").read()
+    cert = open(os.path.join(d, "c.pem"), "rb").read()
+    for ca, want in ((os.path.join(d, "c.pem"), 200), ("/dev/null", 503)):
+        sub = os.path.join(d, "run-%d" % want)
+        os.makedirs(sub)
+        s = Setup(procs, sub, h2c=False,
+                  gw_args=("--epp-tls-verify", "--epp-ca-file", ca))
+        p = FakePicker(host, s.picker_port, s.endpoints, tls=(key, cert))
+        # The Service must point at the picker's certified address.
+        write(os.path.join(s.dir, "service.yaml"), SERVICE.format(
+            ip=host, port=s.picker_port, app_protocol=""))
+        s.gw.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        try:
+            status, _, data = call(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+            assert status == want, data
+        finally:
+            p.stop()
+        s.stop()
