@@ -123,6 +123,7 @@ TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test
 # takes ~30 s for.
 TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_gateway.py \
 	tests/integration/test_demo.py tests/integration/test_upstream_faults.py \
+	tests/integration/test_epp.py tests/integration/test_gateway_epp.py \
 	--deselect tests/integration/test_gateway.py::test_drain_flushes_slow_readers
 TSAN_HALT  ?= 1
 

@@ -198,6 +198,9 @@ int ig_epp_main(int argc, char **argv)
 	o.paths = paths.v;
 	o.npaths = paths.n;
 	o.job = "epp";
+	/* With --kube: the pool's namespace only, and only its kinds. */
+	o.kube_opt.ns = e.pool_ns;
+	o.kube_opt.picker_only = true;
 	char admin[300];
 	if (metrics_port) {
 		snprintf(admin, sizeof admin, "%s:%llu", e.bind, (unsigned long long)metrics_port);

@@ -294,7 +294,8 @@ static void reload(struct ig_gateway_rt *G, const char *why)
 		return;
 	}
 	publish(G, s);
-	ig_gw_kube_status(G);
+	if (!G->opt.frontend) /* the picker writes no status */
+		ig_gw_kube_status(G);
 }
 
 /* A cheap fingerprint of the files: names, sizes and modification times.

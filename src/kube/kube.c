@@ -40,6 +40,16 @@ const size_t ig_kube_nkinds = sizeof ig_kube_kinds / sizeof ig_kube_kinds[0];
  * max_delay_ms after the first: well within the 2 s a change may take. */
 #define QUIET_MS 100u
 
+static bool picker_kind(const struct kube_kind *kd)
+{
+	static const char *const kinds[] = {"InferencePool", "InferenceModel",
+					    "InferenceObjective", "InferenceModelRewrite", "Pod"};
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+		if (!strcmp(kd->kind, kinds[i]))
+			return true;
+	return false;
+}
+
 bool ig_kube_synced(const struct ig_kube *k)
 {
 	for (size_t i = 0; i < ig_kube_nkinds; i++)
@@ -142,6 +152,13 @@ struct ig_kube *ig_kube_start(struct ig_loop *loop, const struct ig_kube_options
 	for (size_t i = 0; i < ig_kube_nkinds; i++) {
 		k->inf[i].k = k;
 		k->inf[i].kind = &ig_kube_kinds[i];
+		if (o->picker_only && !picker_kind(&ig_kube_kinds[i])) {
+			/* Not read: counts as read and empty. */
+			k->inf[i].objs = json_object();
+			k->inf[i].synced = true;
+			k->inf[i].absent = true;
+			continue;
+		}
 		ig_informer_start(&k->inf[i]);
 	}
 	if (o->leader_elect && ig_kube_lease_start(k) < 0) {

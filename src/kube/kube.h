@@ -23,6 +23,11 @@ struct ig_kube_options {
 	const char *ns;		     /* NULL: every namespace */
 	const char *controller_name; /* NULL: IG_KUBE_DEFAULT_CONTROLLER */
 	bool leader_elect;
+	/* `infergate epp --kube`: read only what a picker needs (its pool's
+	 * kinds: InferencePools, InferenceModels, InferenceObjectives,
+	 * InferenceModelRewrites, Pods), all in `ns`, so a namespaced Role
+	 * with get/list/watch on those is enough; write no status. */
+	bool picker_only;
 	/* Debounce: a burst of changes is read as one configuration, at most
 	 * this long after its first change (default 1000 ms). */
 	unsigned long max_delay_ms;

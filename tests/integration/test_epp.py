@@ -336,7 +336,7 @@ def test_health_on_both_ports(picker):
         ch = grpc.insecure_channel("%s:%d" % (picker.host, port))
         check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
                                response_deserializer=hpb.HealthCheckResponse.FromString)
-        for svc in ("", EXTPROC_SERVICE):
+        for svc in ("", EXTPROC_SERVICE, "liveness", "readiness"):
             assert check(hpb.HealthCheckRequest(service=svc), timeout=5).status == 1
         with pytest.raises(grpc.RpcError) as e:
             check(hpb.HealthCheckRequest(service="no.such.Service"), timeout=5)

@@ -1143,3 +1143,56 @@ def test_token_revoked_while_running(kube):
     k.add_pod("qwen-pool-1", k.sim_hosts[1])
     k.wait_endpoints([k.endpoint(0), k.endpoint(1)], timeout=FOLLOW_S + 2)
     k.stop()
+
+
+def test_epp_kube(kube):
+    """`infergate epp --kube`: the pool, its pods and models from the API;
+    the picker reads only its pool's kinds in its pool's namespace (what a
+    namespaced read-only Role allows), writes nothing, and follows a pod
+    that becomes Ready."""
+    grpc = pytest.importorskip("grpc")
+    from test_epp import full_duplex, seed_bytes, set_headers
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    host = unique_loopback()
+    port, health, metrics = free_port(host), free_port(host), free_port(host)
+    epp = k.procs.start("epp", "--kube", "--kubeconfig", k.kubeconfig, "--pool-name",
+                        "qwen-pool", "--grpc-port", port, "--grpc-health-port", health,
+                        "--metrics-port", metrics, "--bind", host, "--secure-serving=false",
+                        "--workers", "1", name="epp")
+    wait_http("http://%s:%d/healthz" % (host, metrics), proc=epp)
+    ch = grpc.insecure_channel("%s:%d" % (host, port))
+
+    def pick():
+        first, _, s = full_duplex(ch, seed_bytes())
+        s.rest()
+        if first.WhichOneof("response") != "request_headers":
+            return None
+        return set_headers(first.request_headers.response)["x-gateway-destination-endpoint"]
+    deadline = time.time() + 10
+    while pick() != k.endpoint(0):
+        assert time.time() < deadline, k.procs.output(epp)
+        time.sleep(0.1)
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    seen = set()
+    deadline = time.time() + 10
+    while len(seen) < 2:
+        seen.add(pick())
+        assert time.time() < deadline, (seen, k.procs.output(epp))
+    assert seen == {k.endpoint(0), k.endpoint(1)}
+    ch.close()
+    reqs = k.api.requests_by("infergate")
+    allowed = ("inferencepools", "inferencemodels", "inferenceobjectives",
+               "inferencemodelrewrites", "pods")
+    for method, path, status, _, _ in reqs:
+        assert method == "GET", (method, path)
+        assert "/namespaces/default/" in path, path
+        assert path.split("?")[0].rsplit("/", 1)[1] in allowed, path
+    epp.send_signal(signal.SIGTERM)
+    assert epp.wait(timeout=15) == 0
+    log = k.procs.output(epp)
+    for s in SAN_ERRORS:
+        assert s not in log, log
+    assert "cannot list" not in log, log
+    k.api.stop()
