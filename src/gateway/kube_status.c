@@ -12,8 +12,9 @@
  *   UnsupportedProtocol);
  * - InferencePool: one parents[] entry (v1alpha2: parent[]) per Gateway of
  *   ours that an accepted HTTPRoute reaches it through, Accepted and
- *   ResolvedRefs. infergate picks endpoints itself, so a pool's
- *   endpointPickerRef is not needed to resolve. */
+ *   ResolvedRefs (InvalidExtensionRef: a v1 pool's endpointPickerRef
+ *   names a Service that does not exist or has no address; a pool with no
+ *   endpointPickerRef is served by the built-in picker). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,12 @@ static bool reaches(struct ctx *c, const struct ig_gateway *gw, const struct ig_
 static void pool_status(struct ctx *c, const struct ig_pool *pool)
 {
 	long long gen = generation(c, "InferencePool", pool->group, &pool->meta);
+	/* A v1 pool whose picker Service cannot be found serves nothing
+	 * (listener.c); its reference does not resolve. v1alpha2 pools fall
+	 * back to the built-in picker. */
+	const struct ig_pool_rt *rt = c->s ? ig_snapshot_pool_of(c->s, pool) : NULL;
+	bool epp_unresolved =
+	    pool->v1 && rt && (rt->epp_missing || (rt->epp && rt->epp->naddrs == 0));
 	json_t *parents = json_array();
 	for (size_t g = 0; g < c->cfg->ngateways; g++) {
 		const struct ig_gateway *gw = &c->cfg->gateways[g];
@@ -281,8 +288,15 @@ static void pool_status(struct ctx *c, const struct ig_pool *pool)
 		json_array_append_new(
 		    conds, cond(c, "Accepted", true, "Accepted",
 				"Referenced by an HTTPRoute accepted by the Gateway", gen));
-		json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
-						  "All references resolved", gen));
+		if (epp_unresolved)
+			json_array_append_new(
+			    conds, cond(c, "ResolvedRefs", false, "InvalidExtensionRef",
+					"The endpoint picker Service of endpointPickerRef does not "
+					"exist or has no address",
+					gen));
+		else
+			json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
+							  "All references resolved", gen));
 		json_array_append_new(parents, json_pack("{s:{s:s,s:s,s:s,s:s},s:o}", "parentRef",
 							 "group", GW_GROUP, "kind", "Gateway",
 							 "namespace", gw->meta.ns, "name",

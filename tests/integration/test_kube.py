@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import free_port, unique_loopback, wait_http
+from conftest import free_port, unique_loopback, wait_http, wait_port
 from kubeapi import KubeAPI
 from test_gateway import LORA, SAN_ERRORS, call, post_json, seed_body
 
@@ -1196,3 +1196,109 @@ def test_epp_kube(kube):
         assert s not in log, log
     assert "cannot list" not in log, log
     k.api.stop()
+
+
+def test_gateway_follows_epp_service(kube):
+    """A v1 pool whose endpointPickerRef names a missing Service (GIE's
+    InferencePoolInvalidEPPService): ResolvedRefs False / InvalidExtensionRef
+    and 503; once the Service exists (clusterIP = a running `infergate
+    epp`, appProtocol kubernetes.io/h2c) the gateway follows that picker."""
+    pytest.importorskip("grpc")
+    k = kube
+    host = unique_loopback()
+    epp_port = free_port(host)
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    pool = """apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: v1-pool
+spec:
+  selector:
+    matchLabels:
+      app: qwen-pool
+  targetPorts:
+  - number: %d
+  endpointPickerRef:
+    name: v1-pool-epp
+    port:
+      number: %d
+""" % (k.target_port, epp_port)
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: %d
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - group: inference.networking.k8s.io
+      kind: InferencePool
+      name: v1-pool
+---
+""" % k.port + pool)
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+
+    def pool_refs():
+        parents = (get(k, "inferencepools.inference.networking.k8s.io",
+                       "v1-pool").get("status") or {}).get("parents") or []
+        conds = {c["type"]: c for p in parents for c in p["conditions"]}
+        return conds.get("ResolvedRefs")
+    refs = wait_for(lambda: (pool_refs() or {}).get("status") == "False" and pool_refs(),
+                    "ResolvedRefs False")
+    assert refs["reason"] == "InvalidExtensionRef"
+    status, _, _ = call(k.base, "/v1/completions", seed_body("tweet-summary-0"))
+    assert status == 503
+    # The picker: infergate epp reading the pool from files.
+    d = os.path.join(k.tmp, "epp")
+    os.makedirs(d)
+    with open(os.path.join(d, "pool.yaml"), "w") as f:
+        f.write(pool + """---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: qwen-pool-0
+  labels:
+    app: qwen-pool
+status:
+  podIP: %s
+""" % k.sim_hosts[0])
+    epp = k.procs.start("epp", "-poolName", "v1-pool", "-f", d, "-grpcPort", epp_port,
+                        "-grpcHealthPort", "0", "-metricsPort", "0", "--bind", host,
+                        "-secureServing=false", "--workers", "1", name="epp")
+    wait_port(host, epp_port, proc=epp)
+    k.apply("""apiVersion: v1
+kind: Service
+metadata:
+  name: v1-pool-epp
+spec:
+  clusterIP: %s
+  selector:
+    app: epp
+  ports:
+  - port: %d
+    appProtocol: kubernetes.io/h2c
+""" % (host, epp_port))
+    wait_for(lambda: (pool_refs() or {}).get("status") == "True", "ResolvedRefs True")
+    deadline = time.time() + 5
+    while True:
+        status, headers, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-0"))
+        if status == 200:
+            break
+        assert time.time() < deadline, (status, r)
+        time.sleep(0.1)
+    assert headers["x-gateway-destination-endpoint-served"] == k.endpoint(0)
+    assert "its endpoint picker is Service v1-pool-epp" in k.log()
+    k.stop()
