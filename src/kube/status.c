@@ -105,7 +105,7 @@ void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, 
 }
 
 /* GatewayClasses are not part of the configuration: the classes naming
- * our controller are Accepted here. */
+ * our controller are Accepted here, with SupportedVersion. */
 static void class_statuses(struct ig_kube *k)
 {
 	const struct kube_kind *kd = find_kind("GatewayClass", "gateway.networking.k8s.io");
@@ -124,10 +124,15 @@ static void class_statuses(struct ig_kube *k)
 		if (!ctl || !name || strcmp(ctl, k->controller))
 			continue;
 		json_int_t gen = json_integer_value(json_object_get(md, "generation"));
-		json_t *st = json_pack("{s:[{s:s,s:s,s:s,s:s,s:I,s:s}]}", "conditions", "type",
-				       "Accepted", "status", "True", "reason", "Accepted",
-				       "message", "Handled by infergate", "observedGeneration", gen,
-				       "lastTransitionTime", now);
+		/* SupportedVersion: the gateway reads the Gateway API at v1, which
+		 * the server served when the kinds were listed. */
+		json_t *st = json_pack(
+		    "{s:[{s:s,s:s,s:s,s:s,s:I,s:s},{s:s,s:s,s:s,s:s,s:I,s:s}]}", "conditions",
+		    "type", "Accepted", "status", "True", "reason", "Accepted", "message",
+		    "Handled by infergate", "observedGeneration", gen, "lastTransitionTime", now,
+		    "type", "SupportedVersion", "status", "True", "reason", "SupportedVersion",
+		    "message", "Gateway API v1 is served and read", "observedGeneration", gen,
+		    "lastTransitionTime", now);
 		ig_kube_status_set(k, "GatewayClass", kd->group, NULL, name, IG_KUBE_STATUS_WHOLE,
 				   st);
 	}

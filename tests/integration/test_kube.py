@@ -521,6 +521,8 @@ def test_status_written_back(kube):
     gc = wait_for(lambda: conditions(get(k, "gatewayclass", "kgateway")).get("Accepted"),
                   "GatewayClass Accepted")
     assert gc["status"] == "True" and gc["reason"] == "Accepted"
+    sv = conditions(get(k, "gatewayclass", "kgateway"))["SupportedVersion"]
+    assert sv["status"] == "True" and sv["reason"] == "SupportedVersion"
 
     def gw_ready():
         gw = get(k, "gateway", "inference-gateway")
