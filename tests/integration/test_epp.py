@@ -244,6 +244,21 @@ def test_full_duplex_picks_and_rewrites(picker):
     echoed = respond(s)
     assert json.loads(echoed)["usage"]["completion_tokens"] == 5
     s.rest()
+    # The request and the usage the response path carried are in the
+    # picker's metrics, under GIE's names.
+    deadline = time.time() + 5
+    while True:
+        _, _, data = call("http://%s:%d" % (picker.host, picker.metrics_port), "/metrics")
+        text = data.decode()
+        lines = [l for l in text.splitlines() if l.startswith("inference_model_request_total{")
+                 and 'model_name="tweet-summary"' in l and "tweet-summary-1" in l]
+        if lines and lines[0].endswith(" 1"):
+            break
+        assert time.time() < deadline, text
+        time.sleep(0.05)
+    out = [l for l in text.splitlines() if l.startswith("inference_model_output_tokens_sum{")
+           and 'model_name="tweet-summary"' in l]
+    assert out and float(out[0].rsplit(" ", 1)[1]) == 5, out
     picker.stop()
 
 
