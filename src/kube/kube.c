@@ -42,8 +42,8 @@ const size_t ig_kube_nkinds = sizeof ig_kube_kinds / sizeof ig_kube_kinds[0];
 
 static bool picker_kind(const struct kube_kind *kd)
 {
-	static const char *const kinds[] = {"InferencePool", "InferenceModel",
-					    "InferenceObjective", "InferenceModelRewrite", "Pod"};
+	static const char *const kinds[] = {"InferencePool", "InferenceModel", "InferenceObjective",
+					    "InferenceModelRewrite", "Pod"};
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		if (!strcmp(kd->kind, kinds[i]))
 			return true;
@@ -86,9 +86,23 @@ void ig_kube_changed(struct ig_kube *k)
 	ig_timer_start(k->loop, &k->debounce, delay, on_debounce, k);
 }
 
+/* Whether two failures are the same for the log: the same text, or the
+ * same HTTP status from the same server (a watch's answer carries no
+ * Status message where a list's or a write's does). */
+static bool same_failure(const char *a, const char *b)
+{
+	if (!strcmp(a, b))
+		return true;
+	const char *ha = strstr(a, ": HTTP "), *hb = strstr(b, ": HTTP ");
+	if (!ha || !hb || ha - a != hb - b)
+		return false;
+	size_t n = (size_t)(ha - a) + 10; /* "host:port: HTTP nnn" */
+	return strlen(a) >= n && strlen(b) >= n && !strncmp(a, b, n);
+}
+
 void ig_kube_report(struct ig_kube *k, const char *msg)
 {
-	if (k->last_error && !strcmp(k->last_error, msg))
+	if (k->last_error && same_failure(k->last_error, msg))
 		return;
 	free(k->last_error);
 	k->last_error = strdup(msg);

@@ -420,7 +420,12 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 	} else {
 		char msg[512];
 		ig_kube_describe(k->api, res, msg, sizeof msg);
-		if (!k->status_error || strcmp(k->status_error, msg)) {
+		bool server_wide = res->curl_code != 0 || res->status == 401;
+		if (server_wide) {
+			/* The server, or our credentials: the informers meet the
+			 * same failure, and it is said once for all of them. */
+			ig_kube_report(k, msg);
+		} else if (!k->status_error || strcmp(k->status_error, msg)) {
 			ig_warn("kube: writing the status of %s: %s; retrying", c->key, msg);
 			free(k->status_error);
 			k->status_error = strdup(msg);

@@ -395,6 +395,18 @@ class Handler(BaseHTTPRequestHandler):
                                              "serverAddress": self.api.hostport}]})
         if path == "/apis":
             return self.send_json(200, self.api.group_list())
+        if path == "/openapi/v2":
+            # Older kubectl (Debian's 1.20) asks for the OpenAPI v2 document
+            # in protobuf before it applies. An empty Document message (zero
+            # bytes) says "no schemas": kubectl then validates nothing and
+            # patches built-in kinds from its own types, CRDs as JSON merge.
+            self.send_response(200)
+            self.send_header("Content-Type",
+                             "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.api.note(self, 200)
+            return None
         if path == "/openapi/v3":
             return self.send_json(200, self.api.openapi_root())
         if path.startswith("/openapi/v3/"):

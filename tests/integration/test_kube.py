@@ -107,8 +107,15 @@ class Kube:
     def set_pod(self, name, ip, ready):
         status = {"status": {"podIP": ip, "conditions": [
             {"type": "Ready", "status": "True" if ready else "False"}]}}
-        self.kubectl("patch", "pod", name, "--subresource=status", "--type=merge",
-                     "-p", json.dumps(status))
+        self.patch_status("", "v1", "pods", name, status)
+
+    def patch_status(self, group, version, plural, name, patch):
+        """A merge patch of the status subresource, written as the kubelet
+        or another controller would (straight to the API: `kubectl patch
+        --subresource` only exists from kubectl 1.24, and Debian's is
+        1.20)."""
+        self.api.patch(self.api.resource(group, version, plural), "default", name, "status",
+                       "application/merge-patch+json", json.dumps(patch).encode())
 
     # ---- gateway ----
 
@@ -240,8 +247,7 @@ def test_pods_and_models_followed(kube):
 
     # A pod with no conditions yet (just created) is not Ready.
     k.apply(POD % "qwen-pool-2")
-    k.kubectl("patch", "pod", "qwen-pool-2", "--subresource=status", "--type=merge",
-              "-p", json.dumps({"status": {"podIP": k.sim_hosts[0]}}))
+    k.patch_status("", "v1", "pods", "qwen-pool-2", {"status": {"podIP": k.sim_hosts[0]}})
     time.sleep(1)
     assert k.endpoints() == [k.endpoint(1)]
 
@@ -512,8 +518,8 @@ def test_status_written_back(kube):
     other = {"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
                            "namespace": "default", "name": "elsewhere"},
              "controllerName": "example.com/other", "conditions": []}
-    k.kubectl("patch", "httproute", "llm-route", "--subresource=status", "--type=merge",
-              "-p", json.dumps({"status": {"parents": [other]}}))
+    k.patch_status("gateway.networking.k8s.io", "v1", "httproutes", "llm-route",
+                   {"status": {"parents": [other]}})
     k.api.status_conflicts = 1
     k.start_gateway()
     ctl = "infergate.dev/gateway-controller"
