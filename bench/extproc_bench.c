@@ -25,8 +25,10 @@
  * Prints decisions/s, latency percentiles and the endpoints picked; with
  * --json one JSON object on stdout instead. Exit status 1 when any stream
  * failed. */
+#include <dirent.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,7 @@ struct opts {
 	size_t body_bytes;
 	double duration_s, warmup_s;
 	const char *model, *path;
+	int cpu_pid; /* --cpu-of: a process whose CPU time is reported */
 };
 
 struct bench;
@@ -99,7 +102,10 @@ struct bench {
 		uint64_t n;
 	} eps[MAX_EPS];
 	size_t neps;
-	struct ig_timer end_timer;
+	struct ig_timer end_timer, measure_timer;
+	/* CPU ns at the start and the end of the measured window: ours, and
+	 * --cpu-of's (-1: unknown) */
+	int64_t self_ns[2], other_ns[2];
 };
 
 static void die(const char *msg)
@@ -336,10 +342,62 @@ static void start_stream(struct slot *s)
 			break; /* the call ended: on_done tells */
 }
 
+static int64_t self_cpu_ns(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return -1;
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+/* The run time of a process: the sum over its threads
+ * (/proc/PID/task/TID/schedstat; /proc/PID/schedstat is the main
+ * thread's alone, and the picker's work runs on its worker threads). */
+static int64_t pid_cpu_ns(int pid)
+{
+	if (pid <= 0)
+		return -1;
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int64_t sum = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[300];
+		snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", pid, e->d_name);
+		FILE *f = fopen(p, "r");
+		long long ns;
+		if (f && fscanf(f, "%lld", &ns) == 1)
+			sum += ns;
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+static void take_cpu(struct bench *b, int i)
+{
+	b->self_ns[i] = self_cpu_ns();
+	b->other_ns[i] = pid_cpu_ns(b->o.cpu_pid);
+}
+
+static void on_measure(struct ig_loop *loop, struct ig_timer *t)
+{
+	(void)loop;
+	take_cpu(t->data, 0);
+}
+
 static void on_end(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct bench *b = t->data;
 	b->t_end = ig_now_ns();
+	take_cpu(b, 1);
 	b->stopping = true;
 	if (b->live == 0)
 		ig_loop_stop(loop);
@@ -375,6 +433,11 @@ static void report(struct bench *b)
 	mean = b->nlat ? mean / (double)b->nlat : 0;
 	const double *v = b->lat_us;
 	size_t n = b->nlat;
+	double self_busy = (double)(b->self_ns[1] - b->self_ns[0]) / 1e9 / secs;
+	bool other = b->other_ns[0] >= 0 && b->other_ns[1] >= 0;
+	double other_busy = other ? (double)(b->other_ns[1] - b->other_ns[0]) / 1e9 / secs : 0;
+	double other_us =
+	    other && n ? (double)(b->other_ns[1] - b->other_ns[0]) / 1e3 / (double)n : 0;
 	if (b->o.json) {
 		printf("{\"target\":\"%s:%d\",\"tls\":%s,\"concurrency\":%d,\"connections\":%d,"
 		       "\"body_bytes\":%zu,\"seconds\":%.3f,\"decisions\":%zu,\"errors\":%llu,"
@@ -387,7 +450,11 @@ static void report(struct bench *b)
 		for (const char *p = b->first_error; *p; p++)
 			if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
 				putchar(*p);
-		printf("\",\"endpoints\":{");
+		printf("\",\"bench_busy\":%.3f", self_busy);
+		if (other)
+			printf(",\"picker_busy\":%.3f,\"picker_cpu_us_per_decision\":%.1f",
+			       other_busy, other_us);
+		printf(",\"endpoints\":{");
 		for (size_t i = 0; i < b->neps; i++)
 			printf("%s\"%s\":%llu", i ? "," : "", b->eps[i].addr,
 			       (unsigned long long)b->eps[i].n);
@@ -402,7 +469,11 @@ static void report(struct bench *b)
 	       n, rate, mean, pct(v, n, 0.5), pct(v, n, 0.9), pct(v, n, 0.99), n ? v[n - 1] : 0.0);
 	printf("  errors: %llu%s%s\n", (unsigned long long)b->errors, b->errors ? ", first: " : "",
 	       b->first_error);
-	printf("  picked:");
+	printf("  CPU: this bench %.0f %% of a core", self_busy * 100);
+	if (other)
+		printf(", process %d %.0f %% of a core, %.1f µs per decision", b->o.cpu_pid,
+		       other_busy * 100, other_us);
+	printf("\n  picked:");
 	for (size_t i = 0; i < b->neps; i++)
 		printf(" %s %llu", b->eps[i].addr, (unsigned long long)b->eps[i].n);
 	printf("\n");
@@ -443,6 +514,7 @@ static void parse(int argc, char **argv, struct opts *o)
 					   {"warmup", required_argument, 0, 'w'},
 					   {"model", required_argument, 0, 'm'},
 					   {"path", required_argument, 0, 'p'},
+					   {"cpu-of", required_argument, 0, 'P'},
 					   {"json", no_argument, 0, 'j'},
 					   {"help", no_argument, 0, 'h'},
 					   {0, 0, 0, 0}};
@@ -480,6 +552,9 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'p':
 			o->path = optarg;
+			break;
+		case 'P':
+			o->cpu_pid = atoi(optarg);
 			break;
 		case 'j':
 			o->json = true;
@@ -531,6 +606,7 @@ int main(int argc, char **argv)
 		s->ch = b.chans[i % b.o.connections];
 		start_stream(s);
 	}
+	ig_timer_start(&b.loop, &b.measure_timer, (uint64_t)(b.o.warmup_s * 1e3), on_measure, &b);
 	ig_timer_start(&b.loop, &b.end_timer, (uint64_t)((b.o.warmup_s + b.o.duration_s) * 1e3),
 		       on_end, &b);
 	ig_loop_run(&b.loop);
