@@ -61,7 +61,7 @@ def main(path):
         failed = sum(r["failed"] for p in ("direct", "builtin", "extproc")
                      for r in cells["e2e-%s-%s" % (p, k)])
         words = int(k.split("-c")[0])
-        print("| %s | %d | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | +%.3f / +%.3f "
+        print("| %s | %d | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %+.3f / %+.3f "
               "| %.0f / %.0f | %.1f / %.1f | %d |" % (
                   "~" + size(words * 5.1 + 80), d["concurrency"], d["p50_ms"], d["p90_ms"],
                   b["p50_ms"], b["p90_ms"], x["p50_ms"], x["p90_ms"],
