@@ -48,6 +48,7 @@ help:
 	@echo "make deps       install the Debian packages the build needs"
 	@echo "make bench-proxy infergate, nginx and HAProxy side by side (~7 min)"
 	@echo "make bench-longprompt  agentic ~100K-token prompts through one gateway core (~9 min)"
+	@echo "make bench-extproc infergate epp over ext_proc: decisions/s, latency added to the gateway (~5 min)"
 	@echo "make bench-picker ns per schedule+commit; make bench-scrape the scraper's CPU"
 
 # ---- objects ---------------------------------------------------------------
@@ -297,6 +298,19 @@ BENCH_LONGPROMPT_OUT ?= $(B)/bench-longprompt
 bench-longprompt: bench-deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	IG_BIN=$(abspath $(B)/infergate) scripts/bench/longprompt.sh $(BENCH_LONGPROMPT_OUT)
+
+# `make bench-extproc`: the picker over Envoy's ext_proc (issue 11, point 5):
+# `infergate epp` decisions/s and latency for 4 KB and 400 KB bodies at 1, 8
+# and 32 streams (bench/extproc_bench.c), and the latency a gateway following
+# it adds against the built-in picker (scripts/bench/extproc.sh). About 5
+# minutes. BENCH_RUNS (3) runs per cell, BENCH_SECS (4) seconds per run.
+BENCH_EXTPROC_OUT ?= $(B)/bench-extproc
+
+.PHONY: bench-extproc
+bench-extproc:
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(B)/bench/extproc_bench
+	IG_BIN=$(abspath $(B)/infergate) XP_BENCH=$(abspath $(B)/bench/extproc_bench) \
+	  scripts/bench/extproc.sh $(BENCH_EXTPROC_OUT)
 
 # `make bench-proxy`: infergate, nginx and HAProxy in front of the same 4
 # nginx fake pods, as the 16-core kit (shared/tools/multicore-bench) runs
