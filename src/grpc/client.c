@@ -405,8 +405,14 @@ static int on_conn_ready(struct h2conn *h)
 	nghttp2_settings_entry iv[] = {
 	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
 	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_RESPONSE_HEADER_BYTES},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, IG_GRPC_STREAM_WINDOW},
 	};
-	return nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, 2) == 0 ? 0 : -1;
+	if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, 3) != 0)
+		return -1;
+	return nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0,
+						     IG_GRPC_CONN_WINDOW) == 0
+		   ? 0
+		   : -1;
 }
 
 static const struct h2conn_ops client_ops = {on_conn_ready, on_conn_close};

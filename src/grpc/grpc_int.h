@@ -4,6 +4,14 @@
 #ifndef IG_GRPC_GRPC_INT_H
 #define IG_GRPC_GRPC_INT_H
 
+/* Receive windows we announce: 1 MiB per stream and 16 MiB per
+ * connection instead of HTTP/2's 64 KiB, so that a 400 KB prompt crosses
+ * in one flight rather than waiting on WINDOW_UPDATEs (Envoy's defaults
+ * are larger still). What a stream may hold is bounded by
+ * max_message_bytes regardless. */
+#define IG_GRPC_STREAM_WINDOW (1u << 20)
+#define IG_GRPC_CONN_WINDOW (16 << 20)
+
 #include <nghttp2/nghttp2.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -396,8 +396,11 @@ static int on_conn_ready(struct h2conn *h)
 	nghttp2_settings_entry iv[] = {
 	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv->cfg.max_streams},
 	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)srv->cfg.max_header_bytes},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, IG_GRPC_STREAM_WINDOW},
 	};
-	if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, 2) != 0)
+	if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
+	    nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0,
+						  IG_GRPC_CONN_WINDOW) != 0)
 		return -1;
 	if (srv->draining)
 		nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
