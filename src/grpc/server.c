@@ -52,7 +52,17 @@ struct sconn {
 	struct ig_task reap;
 	bool got_settings, goaway;
 	char peer[64];
+	/* Bytes of partly received messages held by all its streams: HTTP/2
+	 * flow control gives the window back as we take bytes in, so this
+	 * is what bounds a connection's memory (CONN_HELD_MAX). */
+	size_t held;
 };
+
+/* A connection may hold this much of unfinished request messages across
+ * its streams (at least one whole message of the largest size); a stream
+ * that would go over is ended with RESOURCE_EXHAUSTED. */
+#define CONN_HELD_MAX(srv)                                                                         \
+	((srv)->cfg.max_message_bytes > (32u << 20) ? (srv)->cfg.max_message_bytes : (32u << 20))
 
 struct ig_grpc_server {
 	struct ig_loop *loop;
@@ -98,6 +108,7 @@ static void stream_free(struct ig_grpc_stream *s, bool reset)
 	if (s->next)
 		s->next->prev = s->prev;
 	ig_buf_free(&s->hdrs);
+	c->held -= s->in.in_body ? s->in.msg.len : 0;
 	grpc_reasm_free(&s->in);
 	ig_buf_free(&s->out.buf);
 	free(s->message);
@@ -329,7 +340,15 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
 	struct ig_grpc_stream *s = stream_of(ng, id);
 	if (!s || !s->m || s->finishing)
 		return 0;
+	struct sconn *c = s->conn;
+	size_t before = s->in.in_body ? s->in.msg.len : 0;
+	if (c->held + len > CONN_HELD_MAX(c->srv)) {
+		finish(s, IG_GRPC_RESOURCE_EXHAUSTED,
+		       "the connection holds too much of unfinished request messages");
+		return 0;
+	}
 	int rc = grpc_reasm_feed(&s->in, data, len, on_request_message, s);
+	c->held = c->held - before + (s->in.in_body ? s->in.msg.len : 0);
 	if (rc == IG_GRPC_RESOURCE_EXHAUSTED)
 		finish(s, rc, "request message larger than the server's limit");
 	else if (rc == IG_GRPC_INTERNAL)

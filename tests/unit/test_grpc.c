@@ -781,6 +781,110 @@ static void test_raw_early_rst(void **state)
 	stop();
 }
 
+/* Many streams each holding most of a large message on one connection:
+ * HTTP/2 flow control gives the window back as the server takes bytes in,
+ * so only the server's own ceiling on what a connection holds (32 MiB
+ * here) stops the connection from growing without bound. */
+#define HOLD_STREAMS 48
+#define HOLD_PART (800u << 10)
+struct hold_stream {
+	size_t off;
+	int grpc_status;
+	bool closed;
+};
+static struct hold_stream holds[HOLD_STREAMS + 1];
+static uint8_t *hold_body;
+
+static ssize_t hold_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+			 nghttp2_data_source *src, void *ud)
+{
+	struct hold_stream *h = src->ptr;
+	size_t n = HOLD_PART - h->off;
+	if (n > len)
+		n = len;
+	if (n == 0)
+		return NGHTTP2_ERR_DEFERRED; /* the message never ends */
+	memcpy(buf, hold_body + h->off, n);
+	h->off += n;
+	return (ssize_t)n;
+}
+
+static int hold_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+		       const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+	struct hold_stream *h = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	if (h && nl == 11 && !memcmp(name, "grpc-status", 11))
+		h->grpc_status = atoi((const char *)value);
+	return 0;
+}
+
+static int hold_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+	struct hold_stream *h = nghttp2_session_get_stream_user_data(ng, id);
+	if (h)
+		h->closed = true;
+	return 0;
+}
+
+static void test_connection_memory_bounded(void **state)
+{
+	struct ig_grpc_server_config cfg = {.max_message_bytes = 1u << 20};
+	start(&cfg, false, false);
+	hold_body = calloc(1, HOLD_PART);
+	assert_non_null(hold_body);
+	/* Each message announces 1000000 bytes and sends 800 KiB of it. */
+	hold_body[1] = 0x00;
+	hold_body[2] = 0x0f;
+	hold_body[3] = 0x42;
+	hold_body[4] = 0x40;
+	memset(holds, 0, sizeof holds);
+	struct raw r = {0};
+	nghttp2_session_callbacks *cbs;
+	nghttp2_session_callbacks_new(&cbs);
+	nghttp2_session_callbacks_set_send_callback(cbs, raw_send);
+	nghttp2_session_callbacks_set_recv_callback(cbs, raw_recv);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, hold_header);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, hold_close);
+	nghttp2_session_client_new(&r.ng, cbs, &r);
+	nghttp2_session_callbacks_del(cbs);
+	r.fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx.port)};
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(r.fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	fcntl(r.fd, F_SETFL, O_NONBLOCK);
+	nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20}};
+	nghttp2_submit_settings(r.ng, NGHTTP2_FLAG_NONE, iv, 1);
+	for (int i = 0; i < HOLD_STREAMS; i++) {
+		nghttp2_data_provider prd = {.source.ptr = &holds[i], .read_callback = hold_read};
+		assert_true(nghttp2_submit_request(r.ng, NULL, grpc_nv, 6, &prd, &holds[i]) > 0);
+	}
+	size_t refused = 0;
+	uint64_t end = ig_now_ms() + WAIT_MS;
+	while (ig_now_ms() < end && refused < HOLD_STREAMS - 40) {
+		nghttp2_session_send(r.ng);
+		ig_loop_run_once(&loop, 2);
+		if (nghttp2_session_recv(r.ng) != 0)
+			break;
+		refused = 0;
+		for (int i = 0; i < HOLD_STREAMS; i++)
+			refused += holds[i].grpc_status == IG_GRPC_RESOURCE_EXHAUSTED;
+	}
+	for (int i = 0; i < 50; i++) { /* the refused ones end */
+		nghttp2_session_send(r.ng);
+		ig_loop_run_once(&loop, 2);
+		nghttp2_session_recv(r.ng);
+	}
+	/* 32 MiB hold 40 of the 800 KiB parts; the others are refused, and
+	 * the connection lives on. */
+	assert_true(refused >= HOLD_STREAMS - 40);
+	assert_true(refused < HOLD_STREAMS);
+	assert_int_equal(ig_grpc_server_streams(fx.srv), HOLD_STREAMS - refused);
+	nghttp2_session_del(r.ng);
+	close(r.fd);
+	free(hold_body);
+	stop();
+}
+
 static void test_garbage_and_timeout(void **state)
 {
 	struct ig_grpc_server_config cfg = {.handshake_timeout_ms = 50, .idle_timeout_ms = 80};
@@ -843,6 +947,7 @@ int main(void)
 	    cmocka_unit_test(test_raw_bad_requests),
 	    cmocka_unit_test(test_raw_framing),
 	    cmocka_unit_test(test_raw_early_rst),
+	    cmocka_unit_test(test_connection_memory_bounded),
 	    cmocka_unit_test(test_garbage_and_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
