@@ -53,6 +53,7 @@ enum xp_phase {
 struct xp_call {
 	struct ig_req *p; /* NULL once the request ended */
 	struct ig_worker *w;
+	struct ig_grpc_channel *ch; /* the connection the call is on */
 	struct ig_grpc_call *call;
 	struct ig_timer timer;
 	enum xp_phase phase;
@@ -89,6 +90,30 @@ static struct ig_extpick_conns *conns_of(struct ig_worker *w)
 	return w->xpc;
 }
 
+static void picker_failed(struct xp_call *x, int grpc_status, const char *why);
+static void xp_free(struct xp_call *x);
+
+/* Before a channel is freed (which cancels its calls without a word):
+ * its calls end here. */
+static void drop_channel_calls(struct ig_extpick_conns *c, struct ig_grpc_channel *ch)
+{
+	struct xp_call *x = c->calls;
+	while (x) {
+		struct xp_call *next = x->next;
+		if (x->ch == ch && x->call && !x->call_done) {
+			ig_grpc_call_cancel(x->call);
+			x->call = NULL;
+			x->call_done = true;
+			if (x->p)
+				picker_failed(x, IG_GRPC_UNAVAILABLE,
+					      "its connection was closed for another picker's");
+			else
+				xp_free(x);
+		}
+		x = next;
+	}
+}
+
 static struct ig_grpc_channel *channel_for(struct ig_worker *w, const char *addr, bool tls)
 {
 	struct ig_extpick_conns *c = conns_of(w);
@@ -98,7 +123,9 @@ static struct ig_grpc_channel *channel_for(struct ig_worker *w, const char *addr
 		if (c->ch[i].tls == tls && !strcmp(c->ch[i].addr, addr))
 			return c->ch[i].ch;
 	if (c->n == MAX_CHANNELS) {
-		/* Pickers come and go with reloads: the oldest goes. */
+		/* Pickers come and go with reloads: the oldest goes, and the
+		 * calls on it fail as if its connection had been lost. */
+		drop_channel_calls(c, c->ch[0].ch);
 		ig_grpc_channel_free(c->ch[0].ch);
 		memmove(&c->ch[0], &c->ch[1], (MAX_CHANNELS - 1) * sizeof c->ch[0]);
 		c->n--;
@@ -510,6 +537,7 @@ int ig_req_extpick(struct ig_req *p)
 		c->calls->prev = x;
 	c->calls = x;
 	p->xp = x;
+	x->ch = ch;
 	x->call = ig_grpc_call_start(ch, PROCESS_PATH, 0, NULL, 0, &handlers, x);
 	if (!x->call) {
 		p->xp = NULL;
