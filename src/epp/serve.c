@@ -58,7 +58,13 @@ struct epp_worker {
 	struct ig_grpc_server *srv;
 	int fd;
 	size_t streams;
+	size_t held; /* request body bytes its streams hold */
 };
+
+/* What one worker's streams may hold of request bodies between them:
+ * a client opening many streams and sending bodies it never ends gets
+ * 503s past this, not the picker's memory. */
+#define WORKER_HELD_MAX ((size_t)256 << 20)
 
 /* One Process stream. */
 struct xstream {
@@ -367,26 +373,34 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 			answer_continue(xs, IG_XP_REQ_REQUEST_BODY);
 			return;
 		}
-		if (xs->body.len + m->body.len > xs->E->opt.max_body_bytes) {
+		if (xs->body_done)
+			return; /* answered already (413): the rest is dropped */
+		struct epp_worker *ew = xs->w->fe;
+		bool too_large = xs->body.len + m->body.len > xs->E->opt.max_body_bytes;
+		if (too_large || ew->held + m->body.len > WORKER_HELD_MAX) {
+			/* One body over the limit, or this worker's streams hold
+			 * too much between them: refused, never buffered. */
 			struct ig_buf b = {0};
 			ig_xp_encode_immediate(
-			    &b, 413,
-			    IG_STR("{\"error\":{\"message\":\"request body too "
-				   "large\",\"type\":\"invalid_request_error\","
-				   "\"code\":413}}"),
+			    &b, too_large ? 413 : 503,
+			    too_large ? IG_STR("{\"error\":{\"message\":\"request body too "
+					       "large\",\"type\":\"invalid_request_error\","
+					       "\"code\":413}}")
+				      : IG_STR("{\"error\":{\"message\":\"the endpoint picker "
+					       "holds too many request bodies\",\"type\":"
+					       "\"service_unavailable\",\"code\":503}}"),
 			    &(struct ig_xp_set_header){"content-type", IG_STR("application/json")},
-			    1, "infergate_epp_413");
+			    1, too_large ? "infergate_epp_413" : "infergate_epp_503");
 			send_buf(xs, &b);
 			xs->answered = xs->failed = true;
 			xs->body_done = true;
 			return;
 		}
-		if (xs->body_done)
-			return;
 		if (ig_buf_append(&xs->body, m->body.ptr, m->body.len) < 0) {
 			fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 			return;
 		}
+		ew->held += m->body.len;
 		if (m->end_of_stream)
 			pick(xs);
 		return;
@@ -500,6 +514,7 @@ static void process_end(struct ig_grpc_stream *s, bool reset)
 	}
 	struct epp_worker *ew = xs->w->fe;
 	ew->streams--;
+	ew->held -= xs->body.len;
 	ig_buf_free(&xs->body);
 	ig_arena_free(&xs->arena);
 	free(xs);

@@ -414,3 +414,22 @@ def test_flags_errors(procs, tmp_path):
     p = procs.start("epp", "-f", str(tmp_path), name="epp")
     assert p.wait(timeout=10) == 2
     assert "-poolName" in procs.output(p)
+
+
+def test_body_over_the_limit(procs, tmp_path):
+    """A body over --max-body-bytes: one immediate 413, whatever chunks
+    follow, and the stream ends cleanly."""
+    p = Picker(procs, tmp_path, extra=("--max-body-bytes", "10000"))
+    s = Stream(p.channel)
+    s.send(headers_msg())
+    for i in range(4):
+        s.send(body_msg(b"x" * 8000, i == 3))
+    first = s.next()
+    assert first.WhichOneof("response") == "immediate_response", first
+    assert first.immediate_response.status.code == 413
+    assert s.rest() == []
+    # The picker still serves.
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    assert first.WhichOneof("response") == "request_headers"
+    s.rest()
+    p.stop()
