@@ -125,6 +125,7 @@ TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test
 TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_gateway.py \
 	tests/integration/test_demo.py tests/integration/test_upstream_faults.py \
 	tests/integration/test_epp.py tests/integration/test_gateway_epp.py \
+	tests/integration/test_tracing.py \
 	--deselect tests/integration/test_gateway.py::test_drain_flushes_slow_readers
 TSAN_HALT  ?= 1
 

@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "gateway/metrics.h"
+#include "trace/trace.h"
 #include "gateway/snapshot.h"
 #include "json/json.h"
 
@@ -98,6 +99,26 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		ig_http_respond_error(ex, 405, "invalid_request_error", NULL, "method not allowed");
 	} else if (ig_str_eq_cstr(path, "/metrics")) {
 		ig_gw_metrics_render(gw->metrics, gw->snap, &b);
+		if (gw->tracer) {
+			struct ig_tracer_stats ts;
+			ig_tracer_stats(gw->tracer, &ts);
+			ig_buf_printf(
+			    &b,
+			    "# HELP infergate_trace_spans_exported_total Spans the OTLP collector "
+			    "accepted.\n# TYPE infergate_trace_spans_exported_total counter\n"
+			    "infergate_trace_spans_exported_total %llu\n"
+			    "# HELP infergate_trace_spans_dropped_total Spans dropped: a full "
+			    "queue, "
+			    "or an export that failed.\n# TYPE infergate_trace_spans_dropped_total "
+			    "counter\ninfergate_trace_spans_dropped_total %llu\n"
+			    "# HELP infergate_trace_exports_failed_total OTLP exports that "
+			    "failed.\n"
+			    "# TYPE infergate_trace_exports_failed_total counter\n"
+			    "infergate_trace_exports_failed_total %llu\n",
+			    (unsigned long long)ts.spans_exported,
+			    (unsigned long long)ts.spans_dropped,
+			    (unsigned long long)ts.exports_failed);
+		}
 		ig_http_respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len,
 				NULL, 0);
 	} else if (ig_str_eq_cstr(path, "/healthz")) {

@@ -25,6 +25,7 @@
 #include "gateway/sessions.h"
 #include "gateway/snapshot.h"
 #include "gateway/worker.h"
+#include "trace/trace.h"
 
 static const char usage_text[] =
     "usage: infergate gateway -f PATH [-f PATH...] [options]\n"
@@ -142,6 +143,15 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_BOOL("epp-plaintext", 0, &o->epp_plaintext,
 			 "speak h2c (no TLS) to pickers (default: TLS, unless the Service port's "
 			 "appProtocol is kubernetes.io/h2c)"),
+	    IG_FLAG_SECTION("tracing (OpenTelemetry):"),
+	    IG_FLAG_STR("otlp-endpoint", 0, &o->otlp_endpoint, "URL",
+			"send each request's spans to this OTLP/HTTP collector (URL/v1/traces, "
+			"JSON), e.g. http://127.0.0.1:4318"),
+	    IG_FLAG_DOUBLE("trace-sample-ratio", 0, &o->trace_sample_ratio, 0, 1, "R",
+			   "share of requests traced when the client sent no sampled traceparent "
+			   "(default 1.0)"),
+	    IG_FLAG_STR("otlp-service-name", 0, &o->otlp_service_name, "NAME",
+			"the spans' service.name (default infergate)"),
 	    IG_FLAG_SECTION("logging:"),
 	    IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
 			 "error, warn, info or debug (default info)"),
@@ -468,6 +478,21 @@ static int start(struct ig_gateway_rt *G)
 				       .failures_out = (unsigned)G->opt.scrape_failures_out};
 	G->scraper = ig_scraper_new(&G->ctl, &sc);
 	G->nworkers = (int)G->opt.workers;
+	if (G->opt.otlp_endpoint) {
+		char err[512];
+		struct ig_tracer_config tc = {.endpoint = G->opt.otlp_endpoint,
+					      .service_name = G->opt.otlp_service_name,
+					      .sample_ratio = G->opt.trace_sample_ratio,
+					      .nrings = (size_t)G->nworkers};
+		if (!(G->tracer = ig_tracer_new(&tc, err, sizeof err))) {
+			ig_err("tracing: %s", err);
+			ig_snapshot_unref(snap);
+			return -1;
+		}
+		ig_tracer_start(G->tracer, &G->ctl);
+		ig_info("tracing: spans to %s, sample ratio %g", G->opt.otlp_endpoint,
+			G->opt.trace_sample_ratio);
+	}
 	G->workers = calloc((size_t)G->nworkers, sizeof *G->workers);
 	if (!G->scraper || !G->workers) {
 		ig_snapshot_unref(snap);
@@ -514,6 +539,8 @@ static void stop(struct ig_gateway_rt *G)
 	if (fe && fe->ctl_stop)
 		fe->ctl_stop(G, fe->arg);
 	ig_kube_free(G->kube);
+	ig_tracer_free(G->tracer); /* after the workers: their last spans go too */
+	G->tracer = NULL;
 	ig_scraper_free(G->scraper);
 	ig_admin_stop(G);
 	for (int i = 0; i < G->nworkers; i++)

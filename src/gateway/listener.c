@@ -269,6 +269,7 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	ex->user = p;
 	ex->on_abort = on_client_abort;
 	ex->on_writable = on_client_writable;
+	ig_req_trace_begin(p);
 
 	ig_req_parse_body(p);
 	body_based_routing(p);

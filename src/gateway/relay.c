@@ -114,6 +114,8 @@ void ig_req_finish(struct ig_req *p)
 		ig_req_extpick_end(p);
 	release_endpoint(p);
 	record_metrics(p);
+	if (p->trace.on)
+		ig_req_trace_end(p);
 	ig_sse_free(&p->sse_state);
 	ig_worker_snap_release(w, p->snap);
 	p->snap = NULL;
@@ -340,6 +342,7 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	}
 	p->status = res->status;
 	p->resp_started = true;
+	p->trace.first_byte_ns = ig_now_ns();
 	/* An external picker sees the response head first (extpick.c). */
 	if (p->xp && ig_req_extpick_hold(p, c, res))
 		return 0;
@@ -560,6 +563,9 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	p->ep_tokens = (long)(p->prompt_bytes / 4);
 	p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)w->id, p->ep_tokens);
 	p->ep_done = false;
+	if (!p->trace.dispatch_ns)
+		p->trace.dispatch_ns = ig_now_ns();
+	p->trace.endpoint = ep->addr;
 	if (p->rule && p->rule->timeout_backend_ms)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
 			       p);

@@ -98,6 +98,17 @@ struct ig_req {
 	uint64_t qdeadline;
 	bool queued;
 
+	/* tracing.c: OpenTelemetry spans of this request (when sampled) */
+	struct ig_req_trace {
+		bool on;
+		bool has_parent; /* the client's traceparent */
+		uint8_t trace_id[16], parent[8], server[8], internal[8], client[8];
+		uint64_t wall_start_ns;		     /* CLOCK_REALTIME at start_ns */
+		uint64_t dispatch_ns, first_byte_ns; /* monotonic; 0: not yet */
+		char traceparent[56];		     /* what the pod gets */
+		const char *endpoint;		     /* of the last attempt (snapshot's) */
+	} trace;
+
 	/* extpick.c: the pool's picker is another process (ext_proc) */
 	struct xp_call *xp;
 
@@ -172,6 +183,12 @@ void ig_req_arm_timeout(struct ig_req *p);
 void ig_req_send(struct ig_req *p);
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg);
 void ig_req_finish(struct ig_req *p);
+/* tracing.c: decides whether the request is traced (a client's sampled
+ * traceparent is continued; otherwise --trace-sample-ratio) and makes its
+ * ids; _end records its spans (from ig_req_finish). */
+void ig_req_trace_begin(struct ig_req *p);
+void ig_req_trace_end(struct ig_req *p);
+
 /* relay.c, for extpick.c: the response head held for the picker goes to
  * the client (res with the picker's changes), and a response that ended
  * while it was held ends. */

@@ -128,7 +128,8 @@ static int build_head(struct ig_req *p)
 	if (colon)
 		peer.len = (size_t)(colon - peer.ptr);
 	struct ig_str target = ig_req_upstream_target(p);
-	size_t cap = r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p);
+	size_t cap =
+	    r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p) + 72;
 	for (size_t i = 0; i < r->num_headers; i++)
 		cap += r->headers[i].name.len + r->headers[i].value.len + 4;
 	char *buf = ig_arena_alloc(p->ex->arena, cap);
@@ -152,6 +153,8 @@ static int build_head(struct ig_req *p)
 			continue;
 		if (p->xp && ig_req_extpick_drops(p, hd->name))
 			continue;
+		if (p->trace.on && ig_str_ieq_cstr(hd->name, "traceparent"))
+			continue; /* ours replaces it: the pod's parent is our CLIENT span */
 		if (ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
 			xff = hd;
 			continue;
@@ -169,6 +172,11 @@ static int build_head(struct ig_req *p)
 	if (p->xp) {
 		struct emit_ctx e = {&w};
 		ig_req_extpick_additions(p, emit_header, &e);
+	}
+	if (p->trace.on) {
+		put_cstr(&w, "traceparent: ");
+		put(&w, p->trace.traceparent, 55);
+		put(&w, "\r\n", 2);
 	}
 	if (!have_id) {
 		char id[36];

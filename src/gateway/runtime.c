@@ -27,6 +27,7 @@ void ig_gw_options_defaults(struct ig_gw_options *o)
 	o->scrape_failures_out = 3;
 	o->watch_interval_ms = 1000;
 	o->epp_timeout_ms = 10000;
+	o->trace_sample_ratio = 1.0;
 	ig_http_server_config_defaults(&o->http);
 }
 

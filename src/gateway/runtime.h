@@ -67,6 +67,11 @@ struct ig_gw_options {
 	bool epp_tls_verify;	 /* verify its certificate (default: not, as GIE's charts) */
 	const char *epp_ca_file; /* roots for that; NULL: the system's */
 	bool epp_plaintext;	 /* h2c to every picker (default: TLS unless appProtocol h2c) */
+	/* OpenTelemetry (trace/): spans of each request to this OTLP/HTTP
+	 * collector (NULL: none). */
+	const char *otlp_endpoint;
+	const char *otlp_service_name; /* default "infergate" */
+	double trace_sample_ratio;     /* roots traced; default 1.0 */
 	const struct ig_gw_frontend *frontend; /* NULL: HTTP listeners only */
 	const char *job;		       /* "gateway" or "epp", for log lines */
 	/* --kube: the configuration comes from the Kubernetes API. */
@@ -89,6 +94,7 @@ struct ig_gateway_rt {
 	struct ig_gw_metrics *metrics;
 	struct ig_http_server *admin;
 	struct ig_kube *kube; /* --kube: the API source; NULL with files */
+	struct ig_tracer *tracer; /* --otlp-endpoint; NULL without */
 	/* Control loop state. */
 	uint64_t watch_signature;
 	struct ig_timer watch_timer, drain_poll;

@@ -1,0 +1,493 @@
+/* W3C trace context, OTLP/JSON spans and their exporter (trace.h). */
+#include "trace/trace.h"
+
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "http/client.h"
+#include "json/json.h"
+
+/* ---- trace context ---- */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1; /* upper case is invalid in traceparent */
+}
+
+static int unhex(const char *p, uint8_t *out, size_t n)
+{
+	bool nonzero = false;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+		nonzero |= out[i] != 0;
+	}
+	return nonzero ? 0 : -1;
+}
+
+int ig_traceparent_parse(struct ig_str v, struct ig_trace_parent *out)
+{
+	v = ig_str_trim(v);
+	/* version-traceid-parentid-flags: 2+1+32+1+16+1+2 = 55 */
+	if (v.len < 55 || v.ptr[2] != '-' || v.ptr[35] != '-' || v.ptr[52] != '-')
+		return -1;
+	int hi = hexval(v.ptr[0]), lo = hexval(v.ptr[1]);
+	if (hi < 0 || lo < 0)
+		return -1;
+	int ver = hi << 4 | lo;
+	/* Version ff is invalid; a later version may carry more fields after
+	 * a dash, which are ignored. */
+	if (ver == 0xff || (ver == 0 && v.len != 55) || (ver > 0 && v.len > 55 && v.ptr[55] != '-'))
+		return -1;
+	uint8_t flags;
+	if (unhex(v.ptr + 3, out->trace_id, 16) < 0 || unhex(v.ptr + 36, out->span_id, 8) < 0 ||
+	    hexval(v.ptr[53]) < 0 || hexval(v.ptr[54]) < 0)
+		return -1;
+	flags = (uint8_t)(hexval(v.ptr[53]) << 4 | hexval(v.ptr[54]));
+	out->sampled = flags & 1;
+	return 0;
+}
+
+static void put_hex(char *out, const uint8_t *id, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[id[i] >> 4];
+		out[2 * i + 1] = hex[id[i] & 15];
+	}
+}
+
+void ig_traceparent_format(const uint8_t trace_id[16], const uint8_t span_id[8], bool sampled,
+			   char out[56])
+{
+	memcpy(out, "00-", 3);
+	put_hex(out + 3, trace_id, 16);
+	out[35] = '-';
+	put_hex(out + 36, span_id, 8);
+	memcpy(out + 52, sampled ? "-01" : "-00", 3);
+	out[55] = '\0';
+}
+
+void ig_trace_random_id(struct ig_rng *r, uint8_t *id, size_t n)
+{
+	for (;;) {
+		bool nonzero = false;
+		for (size_t i = 0; i < n; i += 8) {
+			uint64_t v = ig_rng_next(r);
+			size_t k = n - i < 8 ? n - i : 8;
+			memcpy(id + i, &v, k);
+		}
+		for (size_t i = 0; i < n; i++)
+			nonzero |= id[i] != 0;
+		if (nonzero)
+			return;
+	}
+}
+
+/* ---- OTLP/JSON ---- */
+
+static void put_id(struct ig_buf *b, const char *key, const uint8_t *id, size_t n)
+{
+	char hex[33];
+	put_hex(hex, id, n);
+	hex[2 * n] = '\0';
+	ig_buf_printf(b, "\"%s\":\"%s\",", key, hex);
+}
+
+int ig_span_json(struct ig_buf *b, const struct ig_span *s)
+{
+	size_t start = b->len;
+	ig_buf_append_cstr(b, "{");
+	put_id(b, "traceId", s->trace_id, 16);
+	put_id(b, "spanId", s->span_id, 8);
+	if (s->parent)
+		put_id(b, "parentSpanId", s->parent, 8);
+	ig_buf_append_cstr(b, "\"name\":");
+	ig_json_write_string(b, s->name.ptr, s->name.len);
+	/* int64 fields are strings in OTLP/JSON. */
+	ig_buf_printf(b,
+		      ",\"kind\":%d,\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\","
+		      "\"attributes\":[",
+		      (int)s->kind, (unsigned long long)s->start_unix_ns,
+		      (unsigned long long)s->end_unix_ns);
+	for (size_t i = 0; i < s->nattrs; i++) {
+		const struct ig_span_attr *a = &s->attrs[i];
+		ig_buf_append_cstr(b, i ? ",{\"key\":" : "{\"key\":");
+		ig_json_write_string(b, a->key, strlen(a->key));
+		if (a->is_int) {
+			ig_buf_printf(b, ",\"value\":{\"intValue\":\"%lld\"}}", (long long)a->i);
+		} else {
+			ig_buf_append_cstr(b, ",\"value\":{\"stringValue\":");
+			ig_json_write_string(b, a->s.ptr ? a->s.ptr : "", a->s.len);
+			ig_buf_append_cstr(b, "}}");
+		}
+	}
+	ig_buf_printf(b, "],\"status\":{\"code\":%d", (int)s->status);
+	if (s->status_message) {
+		ig_buf_append_cstr(b, ",\"message\":");
+		ig_json_write_string(b, s->status_message, strlen(s->status_message));
+	}
+	if (ig_buf_append_cstr(b, "}}") < 0) {
+		b->len = start;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- per-worker rings ---- */
+
+/* Single producer (its worker), single consumer (the control loop):
+ * records are a 4-byte length and the bytes, wrapping at the end. */
+struct ring {
+	_Alignas(64) atomic_size_t head; /* written by the producer */
+	_Alignas(64) atomic_size_t tail; /* written by the consumer */
+	_Alignas(64) size_t cap;
+	char *buf;
+	atomic_uint_fast64_t dropped;
+	struct ig_buf scratch; /* the producer's, for encoding */
+};
+
+static void ring_copy_in(struct ring *r, size_t pos, const void *src, size_t n)
+{
+	size_t off = pos % r->cap, first = r->cap - off < n ? r->cap - off : n;
+	memcpy(r->buf + off, src, first);
+	memcpy(r->buf, (const char *)src + first, n - first);
+}
+
+static void ring_copy_out(const struct ring *r, size_t pos, void *dst, size_t n)
+{
+	size_t off = pos % r->cap, first = r->cap - off < n ? r->cap - off : n;
+	memcpy(dst, r->buf + off, first);
+	memcpy((char *)dst + first, r->buf, n - first);
+}
+
+static bool ring_put(struct ring *r, const char *rec, uint32_t len)
+{
+	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	if (r->cap - (head - tail) < (size_t)len + 4)
+		return false;
+	ring_copy_in(r, head, &len, 4);
+	ring_copy_in(r, head + 4, rec, len);
+	atomic_store_explicit(&r->head, head + 4 + len, memory_order_release);
+	return true;
+}
+
+/* ---- the exporter ---- */
+
+struct ig_tracer {
+	struct ig_tracer_config cfg;
+	char host[300], path[512], hostport[300];
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	struct ring *rings;
+	struct ig_loop *loop;
+	struct ig_timer timer;
+	struct ig_buf batch; /* comma-separated span objects */
+	size_t batch_spans;
+	/* The export in flight. */
+	struct ig_http_client *conn;
+	struct ig_buf req;
+	size_t req_spans;
+	bool in_flight;
+	uint64_t exported, dropped, failed;
+};
+
+static int parse_endpoint(struct ig_tracer *t, const char *url, char *err, size_t errlen)
+{
+	if (strncmp(url, "http://", 7) != 0) {
+		snprintf(err, errlen, "%s: the OTLP endpoint must be an http:// URL", url);
+		return -1;
+	}
+	const char *h = url + 7, *slash = strchr(h, '/');
+	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
+	if (hl == 0 || hl >= sizeof t->hostport) {
+		snprintf(err, errlen, "%s: no host", url);
+		return -1;
+	}
+	memcpy(t->hostport, h, hl);
+	t->hostport[hl] = '\0';
+	const char *prefix = slash ? slash : "";
+	size_t pl = strlen(prefix);
+	while (pl && prefix[pl - 1] == '/')
+		pl--;
+	if (pl + sizeof "/v1/traces" > sizeof t->path) {
+		snprintf(err, errlen, "%s: path too long", url);
+		return -1;
+	}
+	snprintf(t->path, sizeof t->path, "%.*s/v1/traces", (int)pl, prefix);
+	char port[16] = "80";
+	const char *colon = strrchr(t->hostport, ':');
+	const char *bracket = strchr(t->hostport, ']');
+	if (t->hostport[0] == '[') {
+		if (!bracket) {
+			snprintf(err, errlen, "%s: bad host", url);
+			return -1;
+		}
+		snprintf(t->host, sizeof t->host, "%.*s", (int)(bracket - t->hostport - 1),
+			 t->hostport + 1);
+		if (bracket[1] == ':')
+			snprintf(port, sizeof port, "%s", bracket + 2);
+	} else if (colon) {
+		snprintf(t->host, sizeof t->host, "%.*s", (int)(colon - t->hostport), t->hostport);
+		snprintf(port, sizeof port, "%s", colon + 1);
+	} else {
+		snprintf(t->host, sizeof t->host, "%s", t->hostport);
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	int rc = getaddrinfo(t->host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, errlen, "%s: cannot resolve %s: %s", url, t->host, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(&t->sa, res->ai_addr, res->ai_addrlen);
+	t->salen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, size_t errlen)
+{
+	struct ig_tracer *t = calloc(1, sizeof *t);
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->cfg = *cfg;
+	if (!t->cfg.service_name)
+		t->cfg.service_name = "infergate";
+	if (!t->cfg.ring_bytes)
+		t->cfg.ring_bytes = 1u << 20;
+	if (!t->cfg.batch_bytes)
+		t->cfg.batch_bytes = 4u << 20;
+	if (!t->cfg.interval_ms)
+		t->cfg.interval_ms = 1000;
+	if (!t->cfg.timeout_ms)
+		t->cfg.timeout_ms = 5000;
+	if (parse_endpoint(t, cfg->endpoint, err, errlen) < 0) {
+		free(t);
+		return NULL;
+	}
+	t->rings = calloc(cfg->nrings ? cfg->nrings : 1, sizeof *t->rings);
+	for (size_t i = 0; t->rings && i < cfg->nrings; i++) {
+		t->rings[i].cap = t->cfg.ring_bytes;
+		if (!(t->rings[i].buf = malloc(t->rings[i].cap))) {
+			snprintf(err, errlen, "out of memory");
+			ig_tracer_free(t);
+			return NULL;
+		}
+	}
+	if (!t->rings) {
+		snprintf(err, errlen, "out of memory");
+		free(t);
+		return NULL;
+	}
+	ig_buf_init(&t->batch, t->cfg.batch_bytes);
+	return t;
+}
+
+bool ig_tracer_sample(const struct ig_tracer *t, struct ig_rng *r)
+{
+	double p = t->cfg.sample_ratio;
+	if (p >= 1.0)
+		return true;
+	if (p <= 0.0)
+		return false;
+	return (double)(ig_rng_next(r) >> 11) * 0x1.0p-53 < p;
+}
+
+void ig_tracer_emit(struct ig_tracer *t, size_t ring, const struct ig_span *spans, size_t n)
+{
+	struct ring *r = &t->rings[ring];
+	struct ig_buf *scratch = &r->scratch;
+	for (size_t i = 0; i < n; i++) {
+		scratch->len = 0;
+		if (scratch->max == 0)
+			scratch->max = 64 << 10;
+		if (ig_span_json(scratch, &spans[i]) < 0 ||
+		    !ring_put(r, scratch->ptr, (uint32_t)scratch->len))
+			atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+	}
+}
+
+static void drain(struct ig_tracer *t)
+{
+	for (size_t i = 0; i < t->cfg.nrings; i++) {
+		struct ring *r = &t->rings[i];
+		size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+		size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+		while (head - tail >= 4) {
+			uint32_t len;
+			ring_copy_out(r, tail, &len, 4);
+			size_t need = t->batch.len + len + 1;
+			if (need > t->cfg.batch_bytes || ig_buf_reserve(&t->batch, len + 1) < 0) {
+				t->dropped++;
+			} else {
+				if (t->batch.len)
+					t->batch.ptr[t->batch.len++] = ',';
+				ring_copy_out(r, tail + 4, t->batch.ptr + t->batch.len, len);
+				t->batch.len += len;
+				t->batch_spans++;
+			}
+			tail += 4 + len;
+		}
+		atomic_store_explicit(&r->tail, tail, memory_order_release);
+		t->dropped += atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
+	}
+}
+
+static void export_end(struct ig_tracer *t, bool ok)
+{
+	if (ok)
+		t->exported += t->req_spans;
+	else {
+		t->failed++;
+		t->dropped += t->req_spans;
+	}
+	t->req_spans = 0;
+	t->in_flight = false;
+	ig_buf_reset(&t->req);
+}
+
+static int on_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
+{
+	struct ig_tracer *t = ud;
+	if (res->status < 200 || res->status >= 300)
+		ig_debug("trace: %s answered %d to an export", t->hostport, res->status);
+	if (res->status < 200 || res->status >= 300) {
+		export_end(t, false);
+		return 1; /* abandon the answer; the connection goes */
+	}
+	return 0;
+}
+
+static int on_body(struct ig_http_client *c, const char *data, size_t len, void *ud)
+{
+	return 0;
+}
+
+static void on_done(struct ig_http_client *c, void *ud)
+{
+	struct ig_tracer *t = ud;
+	if (t->in_flight)
+		export_end(t, true);
+	if (!ig_http_client_reusable(c)) {
+		ig_http_client_close(c);
+		t->conn = NULL;
+	}
+}
+
+static void on_error(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud)
+{
+	struct ig_tracer *t = ud;
+	if (t->in_flight)
+		export_end(t, false);
+	ig_http_client_close(c);
+	t->conn = NULL;
+}
+
+static const struct ig_http_client_cbs export_cbs = {on_head, on_body, on_done, on_error};
+
+static void export_batch(struct ig_tracer *t)
+{
+	if (t->in_flight || !t->batch.len)
+		return;
+	if (t->conn && !ig_http_client_reusable(t->conn)) {
+		ig_http_client_close(t->conn);
+		t->conn = NULL;
+	}
+	if (!t->conn && !(t->conn = ig_http_client_connect(t->loop, (struct sockaddr *)&t->sa,
+							   t->salen, t->cfg.timeout_ms))) {
+		t->failed++;
+		t->dropped += t->batch_spans;
+		t->batch.len = 0;
+		t->batch_spans = 0;
+		return;
+	}
+	struct ig_buf body = {0};
+	ig_buf_append_cstr(&body, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
+				  "\"service.name\",\"value\":{\"stringValue\":");
+	ig_json_write_string(&body, t->cfg.service_name, strlen(t->cfg.service_name));
+	ig_buf_append_cstr(&body, "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"infergate\"},"
+				  "\"spans\":[");
+	ig_buf_append(&body, t->batch.ptr, t->batch.len);
+	ig_buf_append_cstr(&body, "]}]}]}");
+	ig_buf_reset(&t->req);
+	ig_buf_printf(&t->req,
+		      "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+		      "Content-Length: %zu\r\nUser-Agent: infergate\r\n\r\n",
+		      t->path, t->hostport, body.len);
+	ig_buf_append(&t->req, body.ptr, body.len);
+	ig_buf_free(&body);
+	t->req_spans = t->batch_spans;
+	t->batch.len = 0;
+	t->batch_spans = 0;
+	t->in_flight = true;
+	if (ig_http_client_send(t->conn, t->req.ptr, t->req.len, false, t->cfg.timeout_ms,
+				&export_cbs, t) < 0) {
+		ig_http_client_close(t->conn);
+		t->conn = NULL;
+		export_end(t, false);
+	}
+}
+
+static void on_tick(struct ig_loop *loop, struct ig_timer *tm)
+{
+	struct ig_tracer *t = tm->data;
+	drain(t);
+	export_batch(t);
+	ig_timer_start(loop, &t->timer, t->cfg.interval_ms, on_tick, t);
+}
+
+void ig_tracer_start(struct ig_tracer *t, struct ig_loop *loop)
+{
+	t->loop = loop;
+	ig_timer_start(loop, &t->timer, t->cfg.interval_ms, on_tick, t);
+}
+
+void ig_tracer_free(struct ig_tracer *t)
+{
+	if (!t)
+		return;
+	if (t->loop) {
+		ig_timer_stop(t->loop, &t->timer);
+		/* A last export of what the workers left, bounded in time. */
+		drain(t);
+		export_batch(t);
+		uint64_t end = ig_now_ms() + t->cfg.timeout_ms;
+		while (t->in_flight && ig_now_ms() < end)
+			ig_loop_run_once(t->loop, 20);
+		if (t->conn)
+			ig_http_client_close(t->conn);
+	}
+	for (size_t i = 0; t->rings && i < t->cfg.nrings; i++) {
+		free(t->rings[i].buf);
+		ig_buf_free(&t->rings[i].scratch);
+	}
+	free(t->rings);
+	ig_buf_free(&t->batch);
+	ig_buf_free(&t->req);
+	free(t);
+}
+
+void ig_tracer_stats(const struct ig_tracer *t, struct ig_tracer_stats *out)
+{
+	uint64_t pending_drops = 0;
+	for (size_t i = 0; i < t->cfg.nrings; i++)
+		pending_drops += atomic_load_explicit(&t->rings[i].dropped, memory_order_relaxed);
+	*out = (struct ig_tracer_stats){.spans_exported = t->exported,
+					.spans_dropped = t->dropped + pending_drops,
+					.exports_failed = t->failed};
+}

@@ -1,0 +1,210 @@
+"""OpenTelemetry traces (issue 12, point 2): the gateway exports each
+request's spans over OTLP/HTTP (JSON) to a collector: a small receiver on
+loopback here. A SERVER span, an INTERNAL child for routing and
+scheduling and a CLIENT child for the upstream exchange; the pod receives
+one traceparent whose parent is the CLIENT span; a client's traceparent is
+continued; GenAI attributes; a collector that refuses or never answers does
+not slow requests."""
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import free_port, unique_loopback
+from test_gateway import call, post_json, seed_body
+from test_upstream_faults import FakeCluster, fakes  # noqa: F401
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+class Collector:
+    """An OTLP/HTTP receiver: POST /v1/traces (JSON) is recorded; mode
+    "ok" answers 200, "refuse" 503, "hang" never answers."""
+
+    def __init__(self, mode="ok"):
+        self.mode = mode
+        self.posts = []
+        self.lock = threading.Lock()
+        self.stop_evt = threading.Event()
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                with outer.lock:
+                    outer.posts.append((self.path, self.headers.get("Content-Type"), body))
+                if outer.mode == "hang":
+                    outer.stop_evt.wait(20)
+                    return
+                code = 200 if outer.mode == "ok" else 503
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        self.httpd = ThreadingHTTPServer((self.host, self.port), H)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def spans(self):
+        out = []
+        with self.lock:
+            posts = list(self.posts)
+        for path, ctype, body in posts:
+            assert path == "/v1/traces" and ctype == "application/json"
+            doc = json.loads(body)
+            for rs in doc["resourceSpans"]:
+                res = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
+                assert res["service.name"] == {"stringValue": "infergate"}
+                for ss in rs["scopeSpans"]:
+                    out += ss["spans"]
+        return out
+
+    def wait_spans(self, n, timeout=5):
+        deadline = time.time() + timeout
+        while True:
+            s = self.spans()
+            if len(s) >= n:
+                return s
+            assert time.time() < deadline, s
+            time.sleep(0.05)
+
+    def stop(self):
+        self.stop_evt.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def attrs(span):
+    out = {}
+    for a in span["attributes"]:
+        v = a["value"]
+        out[a["key"]] = int(v["intValue"]) if "intValue" in v else v.get("stringValue")
+    return out
+
+
+def by_kind(spans):
+    kinds = {1: "internal", 2: "server", 3: "client"}
+    return {kinds[s["kind"]]: s for s in spans}
+
+
+@pytest.fixture
+def collector():
+    c = Collector()
+    yield c
+    c.stop()
+
+
+def test_spans_of_a_request_continue_the_clients_trace(procs, tmp_path, fakes, collector):
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods,
+                    gw_args=("--otlp-endpoint", collector.url))
+    tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
+    status, headers, r = post_json(c.base, "/v1/completions", seed_body(),
+                                   headers={"traceparent": tp, "x-test-id": "t1"})
+    assert status == 200, r
+    spans = by_kind(collector.wait_spans(3))
+    server, internal, client = spans["server"], spans["internal"], spans["client"]
+    for s in (server, internal, client):
+        assert s["traceId"] == TRACE_ID
+        assert int(s["endTimeUnixNano"]) >= int(s["startTimeUnixNano"])
+    assert server["parentSpanId"] == PARENT_ID
+    assert internal["parentSpanId"] == server["spanId"]
+    assert client["parentSpanId"] == server["spanId"]
+    assert len({server["spanId"], internal["spanId"], client["spanId"]}) == 3
+    a = attrs(server)
+    assert a["gen_ai.request.model"] == "tweet-summary"
+    assert a["gen_ai.response.model"] == "tweet-summary-1"
+    assert a["http.response.status_code"] == 200
+    assert a["gen_ai.usage.input_tokens"] > 0 and a["gen_ai.usage.output_tokens"] > 0
+    assert attrs(client)["server.address"] == pods[0].host
+    assert attrs(internal)["infergate.endpoint"] == headers[
+        "x-gateway-destination-endpoint-served"]
+    # Spans nest in time: the schedule ends before the upstream exchange.
+    assert int(internal["endTimeUnixNano"]) <= int(client["startTimeUnixNano"])
+    # The pod got one traceparent, the same trace, parented by the CLIENT span.
+    got = pods[0].completions("t1")[0].headers
+    assert got["traceparent"] == "00-%s-%s-01" % (TRACE_ID, client["spanId"])
+    c.stop()
+
+
+def test_root_trace_without_traceparent_and_sampling(procs, tmp_path, fakes, collector):
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url))
+    status, _, _ = post_json(c.base, "/v1/completions", seed_body(), headers={"x-test-id": "r"})
+    assert status == 200
+    spans = by_kind(collector.wait_spans(3))
+    assert "parentSpanId" not in spans["server"]
+    tp = pods[0].completions("r")[0].headers["traceparent"]
+    assert re.fullmatch(r"00-%s-%s-01" % (spans["server"]["traceId"], spans["client"]["spanId"]),
+                        tp)
+    # An error the gateway answers itself: SERVER and INTERNAL only.
+    status, _, _ = call(c.base, "/v1/completions", seed_body("no-such-model"))
+    assert status == 404
+    spans = collector.wait_spans(5)
+    last = [s for s in spans if s["traceId"] != spans[0]["traceId"]]
+    assert sorted(s["kind"] for s in last) == [1, 2]
+    c.stop()
+
+
+def test_sample_ratio_zero_and_unsampled_parent(procs, tmp_path, fakes, collector):
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url,
+                                                   "--trace-sample-ratio", "0"))
+    for _ in range(3):
+        assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    # A client's unsampled traceparent goes to the pod as it was sent.
+    tp = "00-%s-%s-00" % (TRACE_ID, PARENT_ID)
+    assert post_json(c.base, "/v1/completions", seed_body(),
+                     headers={"traceparent": tp, "x-test-id": "u"})[0] == 200
+    assert pods[0].completions("u")[0].headers["traceparent"] == tp
+    # A sampled one is continued even at ratio 0 (parent-based).
+    tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
+    assert post_json(c.base, "/v1/completions", seed_body(), headers={"traceparent": tp})[0] == 200
+    spans = collector.wait_spans(3)
+    time.sleep(1.5)
+    assert len(collector.spans()) == 3
+    c.stop()
+
+
+@pytest.mark.parametrize("mode", ["refuse", "hang"])
+def test_a_bad_collector_never_slows_requests(procs, tmp_path, fakes, mode):
+    col = Collector(mode)
+    try:
+        pods = fakes.pods(1)
+        c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", col.url))
+        t0 = time.time()
+        for _ in range(30):
+            assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+        assert time.time() - t0 < 10
+        # The collector was tried, and what failed is counted.
+        deadline = time.time() + 8
+        while True:
+            _, _, m = call(c.admin, "/metrics")
+            dropped = re.search(r"^infergate_trace_spans_dropped_total (\d+)", m.decode(), re.M)
+            if col.posts and dropped and int(dropped.group(1)) > 0:
+                break
+            if mode == "hang" and col.posts:
+                break  # the export is still waiting for its timeout
+            assert time.time() < deadline, m.decode()[-800:]
+            time.sleep(0.1)
+        c.stop()
+    finally:
+        col.stop()
