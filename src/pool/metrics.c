@@ -11,8 +11,9 @@
 #include "core/buf.h"
 #include "pool/prom.h"
 
-/* A label value longer than this is not something vLLM writes; refusing it
- * keeps a hostile page from making us allocate without bound. */
+/* A label value with escapes longer than this (unescaped) is not something
+ * vLLM writes; refusing it keeps a hostile page from making us allocate
+ * without bound. Values without escapes are read in place. */
 #define LABEL_VALUE_MAX (64 * 1024)
 
 /* Queue lengths beyond this are clamped so that the scheduler's arithmetic
