@@ -12,8 +12,10 @@
  *    scraper thread's CPU time over the measured seconds is its cost.
  *
  * Run: make bench-scrape, or build/bench/scrape_bench [ENDPOINTS [SECONDS
- * [named|plain]]] (pods that answer name[] queries, or ignore them; both
- * by default);
+ * [named|same|plain|floor]]] (pods that answer name[] queries with a page that
+ * changes at every scrape, as a busy server's does; the same with the
+ * same page every time, as an idle server's; pods that ignore name[]
+ * queries; all three by default);
  * build/bench/scrape_bench page prints the vLLM-like page.
  * Everything listens on 127.77.x.y (ports chosen by the kernel). */
 #include <errno.h>
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -37,6 +40,7 @@
 
 #include "core/buf.h"
 #include "event/loop.h"
+#include "http/client.h"
 #include "pool/endpoint.h"
 #include "pool/metrics.h"
 #include "pool/scrape.h"
@@ -237,13 +241,12 @@ static void vllm_page(struct ig_buf *b)
 /* What vLLM answers to /metrics?name[]=... for the five families the
  * picker reads (prometheus_client's restricted registry), and with
  * cache_config_info when the query names it too. */
-static void vllm_filtered_page(struct ig_buf *b, bool with_cache)
+static void vllm_filtered_page(struct ig_buf *b, bool with_cache, double kv)
 {
 	gauge(b, "vllm:num_requests_running", "Number of requests in model execution batches.", 37);
 	gauge(b, "vllm:num_requests_waiting", "Number of requests waiting to be processed.", 4);
-	gauge(b, "vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.",
-	      0.4375);
-	gauge(b, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", 0.4375);
+	gauge(b, "vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.", kv);
+	gauge(b, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", kv);
 	family(b, "vllm:lora_requests_info", "gauge", "Running stats on lora requests.");
 	put(b, "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"tweet-summary-0,"
 	       "tweet-summary-1\",waiting_lora_adapters=\"\"} 1.7339876549e+09\n");
@@ -318,6 +321,7 @@ struct conn {
 	size_t inlen;
 	size_t out;		   /* bytes of the response written; SIZE_MAX: none pending */
 	const struct ig_buf *resp; /* being written */
+	unsigned answered;
 };
 
 struct server {
@@ -325,9 +329,13 @@ struct server {
 	size_t n;
 	int *listeners;
 	char **addrs;
-	struct ig_buf resp;	     /* head and page */
-	struct ig_buf resp_filtered; /* to a query with name[]; empty: as resp */
-	struct ig_buf resp_cache;    /* the same naming cache_config_info too */
+	struct ig_buf resp; /* head and page */
+	/* To a query with name[] (empty: as resp), and to one naming
+	 * cache_config_info too; the second of each pair differs in one
+	 * figure, and a connection gets them in turn when vary is set. */
+	struct ig_buf resp_filtered[2];
+	struct ig_buf resp_cache[2];
+	bool vary;
 	atomic_ulong served;
 	atomic_int stop;
 };
@@ -407,9 +415,11 @@ static void conn_event(struct server *sv, struct conn *c, unsigned events)
 		}
 		size_t used = (size_t)(end + 4 - c->in);
 		c->resp = &sv->resp;
-		if (sv->resp_filtered.len && memmem(c->in, used, "?name%5B%5D=", 12))
-			c->resp = memmem(c->in, used, "cache_config_info", 17) ? &sv->resp_cache
-									       : &sv->resp_filtered;
+		unsigned k = sv->vary ? c->answered++ & 1u : 0;
+		if (sv->resp_filtered[0].len && memmem(c->in, used, "?name%5B%5D=", 12))
+			c->resp = memmem(c->in, used, "cache_config_info", 17)
+				      ? &sv->resp_cache[k]
+				      : &sv->resp_filtered[k];
 		memmove(c->in, c->in + used, c->inlen - used);
 		c->inlen -= used;
 		c->out = 0;
@@ -454,6 +464,122 @@ static void *server_run(void *arg)
 		}
 	}
 	return NULL;
+}
+
+/* ---- the floor: the socket work alone ---------------------------------------------- */
+
+/* What any scraper pays here whatever its code: every 50 ms one send of
+ * the request on each kept-alive connection, one recv per readiness,
+ * epoll_wait; no HTTP, no parsing, no timers beyond one deadline. */
+struct raw {
+	struct server *sv;
+	const char *req;
+	size_t reqlen, resplen;
+	atomic_int stop;
+};
+
+static void *raw_run(void *arg)
+{
+	struct raw *r = arg;
+	pthread_setname_np(pthread_self(), "raw");
+	size_t n = r->sv->n;
+	int ep = epoll_create1(0);
+	int *fd = calloc(n, sizeof *fd);
+	size_t *got = calloc(n, sizeof *got);
+	if (ep < 0 || !fd || !got)
+		die("raw");
+	for (size_t i = 0; i < n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		int one = 1;
+		if (ig_sockaddr_parse(r->sv->addrs[i], &ss, &len) < 0 ||
+		    (fd[i] = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+		    connect(fd[i], (struct sockaddr *)&ss, len) < 0)
+			die("raw connect");
+		setsockopt(fd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		nonblock(fd[i]);
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = i};
+		epoll_ctl(ep, EPOLL_CTL_ADD, fd[i], &ev);
+		got[i] = SIZE_MAX; /* idle */
+	}
+	static char buf[1 << 16];
+	struct epoll_event evs[256];
+	double next = now_s(CLOCK_MONOTONIC);
+	while (!atomic_load(&r->stop)) {
+		double t = now_s(CLOCK_MONOTONIC);
+		if (t >= next) {
+			for (size_t i = 0; i < n; i++)
+				if (got[i] == SIZE_MAX &&
+				    send(fd[i], r->req, r->reqlen, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+					(ssize_t)r->reqlen)
+					got[i] = 0;
+			next += 0.050;
+			continue;
+		}
+		int k = epoll_wait(ep, evs, 256, (int)((next - t) * 1000) + 1);
+		for (int e = 0; e < k; e++) {
+			size_t i = evs[e].data.u64;
+			ssize_t m = recv(fd[i], buf, sizeof buf, 0);
+			if (m > 0 && got[i] != SIZE_MAX && (got[i] += (size_t)m) >= r->resplen)
+				got[i] = SIZE_MAX;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		close(fd[i]);
+	close(ep);
+	free(fd);
+	free(got);
+	return NULL;
+}
+
+static void response(struct ig_buf *r, const struct ig_buf *page);
+static double thread_cpu_s(pthread_t t);
+
+/* The floor against n endpoints answering the filtered page. */
+static void raw_floor(size_t n, double seconds, const struct ig_buf *filtered)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 3 * n + 64) {
+		rl.rlim_cur = rl.rlim_max < 3 * n + 64 ? rl.rlim_max : 3 * n + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	struct server sv = {0};
+	response(&sv.resp, filtered);
+	server_listen(&sv, n);
+	char req[256];
+	int reqlen = snprintf(req, sizeof req,
+			      "GET /metrics?name%%5B%%5D=vllm:num_requests_waiting HTTP/1.1\r\n"
+			      "Host: %s\r\nAccept: text/plain\r\nUser-Agent: infergate\r\n\r\n",
+			      sv.addrs[0]);
+	struct raw r = {.sv = &sv, .req = req, .reqlen = (size_t)reqlen, .resplen = sv.resp.len};
+	pthread_t tr, tv;
+	pthread_create(&tv, NULL, server_run, &sv);
+	pthread_create(&tr, NULL, raw_run, &r);
+	struct timespec warm = {1, 0};
+	nanosleep(&warm, NULL);
+	double c0 = thread_cpu_s(tr), v0 = thread_cpu_s(tv), w0 = now_s(CLOCK_MONOTONIC);
+	unsigned long s0 = atomic_load(&sv.served);
+	struct timespec run = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+	nanosleep(&run, NULL);
+	double c1 = thread_cpu_s(tr), v1 = thread_cpu_s(tv), w1 = now_s(CLOCK_MONOTONIC);
+	unsigned long s1 = atomic_load(&sv.served);
+	atomic_store(&r.stop, 1);
+	pthread_join(tr, NULL);
+	atomic_store(&sv.stop, 1);
+	pthread_join(tv, NULL);
+	double wall = w1 - w0, pages = (double)(s1 - s0);
+	printf("| the floor: send, epoll, recv alone | %zu | %.0f | %.0f | %.1f %% | %.1f | %.1f "
+	       "%% |\n",
+	       n, pages / wall, (double)n * 20.0, 100.0 * (c1 - c0) / wall,
+	       pages > 0 ? (c1 - c0) / pages * 1e6 : 0.0, 100.0 * (v1 - v0) / wall);
+	for (size_t i = 0; i < n; i++) {
+		close(sv.listeners[i]);
+		free(sv.addrs[i]);
+	}
+	free(sv.listeners);
+	free(sv.addrs);
+	close(sv.ep);
+	ig_buf_free(&sv.resp);
 }
 
 /* ---- the scraper on a thread of its own ------------------------------------------ */
@@ -501,11 +627,11 @@ static void response(struct ig_buf *r, const struct ig_buf *page)
 		die("response");
 }
 
-/* The scraper against n endpoints serving page, or filtered (when not
- * NULL) to the name[] queries, with_cache to those naming
- * cache_config_info. */
+/* The scraper against n endpoints serving page, or filtered[] (when not
+ * NULL) to the name[] queries, with_cache[] to those naming
+ * cache_config_info: the first of each pair, or both in turn when vary. */
 static void scrape_run(size_t n, double seconds, const struct ig_buf *page,
-		       const struct ig_buf *filtered, const struct ig_buf *with_cache)
+		       const struct ig_buf *filtered, const struct ig_buf *with_cache, bool vary)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 3 * n + 64) {
@@ -515,8 +641,11 @@ static void scrape_run(size_t n, double seconds, const struct ig_buf *page,
 	struct server sv = {0};
 	response(&sv.resp, page);
 	if (filtered) {
-		response(&sv.resp_filtered, filtered);
-		response(&sv.resp_cache, with_cache);
+		for (int k = 0; k < 2; k++) {
+			response(&sv.resp_filtered[k], &filtered[k]);
+			response(&sv.resp_cache[k], &with_cache[k]);
+		}
+		sv.vary = vary;
 	}
 	server_listen(&sv, n);
 	struct scraping s = {.n = n};
@@ -548,9 +677,12 @@ static void scrape_run(size_t n, double seconds, const struct ig_buf *page,
 	pthread_join(tv, NULL);
 	double wall = w1 - w0, pages = (double)(s1 - s0);
 	printf("| %s | %zu | %.0f | %.0f | %.1f %% | %.1f | %.1f %% |\n",
-	       filtered ? "vLLM-like, answers name[]" : "vLLM-like, ignores name[]", n,
-	       pages / wall, (double)n * 1000.0 / (double)cfg.interval_ms, 100.0 * (c1 - c0) / wall,
-	       pages > 0 ? (c1 - c0) / pages * 1e6 : 0.0, 100.0 * (v1 - v0) / wall);
+	       !filtered ? "vLLM-like, ignores name[], same page"
+	       : vary	 ? "vLLM-like, answers name[], page changes"
+			 : "vLLM-like, answers name[], same page",
+	       n, pages / wall, (double)n * 1000.0 / (double)cfg.interval_ms,
+	       100.0 * (c1 - c0) / wall, pages > 0 ? (c1 - c0) / pages * 1e6 : 0.0,
+	       100.0 * (v1 - v0) / wall);
 	size_t fresh = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct ig_endpoint_load l;
@@ -575,23 +707,27 @@ static void scrape_run(size_t n, double seconds, const struct ig_buf *page,
 	free(sv.addrs);
 	close(sv.ep);
 	ig_buf_free(&sv.resp);
-	ig_buf_free(&sv.resp_filtered);
-	ig_buf_free(&sv.resp_cache);
+	for (int k = 0; k < 2; k++) {
+		ig_buf_free(&sv.resp_filtered[k]);
+		ig_buf_free(&sv.resp_cache[k]);
+	}
 }
 
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1024;
 	double seconds = argc > 2 ? strtod(argv[2], NULL) : 5.0;
-	struct ig_buf sim, vllm, filtered, with_cache;
+	struct ig_buf sim, vllm, filtered[2], with_cache[2];
 	ig_buf_init(&sim, 1 << 20);
 	ig_buf_init(&vllm, 1 << 20);
-	ig_buf_init(&filtered, 1 << 20);
-	ig_buf_init(&with_cache, 1 << 20);
 	sim_page(&sim);
 	vllm_page(&vllm);
-	vllm_filtered_page(&filtered, false);
-	vllm_filtered_page(&with_cache, true);
+	for (int k = 0; k < 2; k++) {
+		ig_buf_init(&filtered[k], 1 << 20);
+		ig_buf_init(&with_cache[k], 1 << 20);
+		vllm_filtered_page(&filtered[k], false, k ? 0.4380 : 0.4375);
+		vllm_filtered_page(&with_cache[k], true, k ? 0.4380 : 0.4375);
+	}
 	if (argc > 1 && strcmp(argv[1], "page") == 0) { /* what the pods serve */
 		fwrite(vllm.ptr, 1, vllm.len, stdout);
 		return 0;
@@ -599,7 +735,7 @@ int main(int argc, char **argv)
 	printf("Parsing one /metrics page (ig_vllm_metrics_extract):\n\n");
 	printf("| page | bytes | µs per page | 1024 endpoints every 50 ms: share of a core |\n");
 	printf("|---|---:|---:|---:|\n");
-	const struct ig_buf *pages[] = {&sim, &vllm, &filtered, &with_cache};
+	const struct ig_buf *pages[] = {&sim, &vllm, &filtered[0], &with_cache[0]};
 	const char *names[] = {"infergate sim", "vLLM 0.9-like", "vLLM, name[] filtered",
 			       "the same with cache_config_info"};
 	for (int i = 0; i < 4; i++) {
@@ -614,13 +750,20 @@ int main(int argc, char **argv)
 	       "page | page server CPU |\n");
 	printf("|---|---:|---:|---:|---:|---:|---:|\n");
 	const char *which = argc > 3 ? argv[3] : "both";
-	if (strcmp(which, "plain") != 0)
-		scrape_run(n, seconds, &vllm, &filtered, &with_cache);
-	if (strcmp(which, "named") != 0)
-		scrape_run(n, seconds, &vllm, NULL, NULL);
+	bool all = strcmp(which, "both") == 0 || strcmp(which, "all") == 0;
+	if (all || strcmp(which, "named") == 0)
+		scrape_run(n, seconds, &vllm, filtered, with_cache, true);
+	if (all || strcmp(which, "same") == 0)
+		scrape_run(n, seconds, &vllm, filtered, with_cache, false);
+	if (all || strcmp(which, "plain") == 0)
+		scrape_run(n, seconds, &vllm, NULL, NULL, false);
+	if (all || strcmp(which, "floor") == 0)
+		raw_floor(n, seconds, &filtered[0]);
 	ig_buf_free(&sim);
 	ig_buf_free(&vllm);
-	ig_buf_free(&filtered);
-	ig_buf_free(&with_cache);
+	for (int k = 0; k < 2; k++) {
+		ig_buf_free(&filtered[k]);
+		ig_buf_free(&with_cache[k]);
+	}
 	return 0;
 }

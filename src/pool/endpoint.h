@@ -84,7 +84,8 @@ void ig_endpoint_put(struct ig_endpoint *ep);
 
 /* The full metrics (/pools, the admin page, profiles that read adapter
  * sets) and the load figures alone (every request); writing publishes
- * both. Readers never wait for each other. */
+ * both. Readers never wait for each other; there is one writer at a time
+ * (the scraper). */
 void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
 void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out);
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m);

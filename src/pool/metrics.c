@@ -11,8 +11,9 @@
 #include "core/buf.h"
 #include "pool/prom.h"
 
-/* A label value longer than this is not something vLLM writes; refusing it
- * keeps a hostile page from making us allocate without bound. */
+/* A label value with escapes longer than this (unescaped) is not something
+ * vLLM writes; refusing it keeps a hostile page from making us allocate
+ * without bound. Values without escapes are read in place. */
 #define LABEL_VALUE_MAX (64 * 1024)
 
 /* Queue lengths beyond this are clamped so that the scheduler's arithmetic
@@ -89,13 +90,26 @@ static bool pick(struct gauge_pick *g, const struct ig_prom_sample *s)
 	return true;
 }
 
-/* Reads one label into the scratch buffer; absent labels read as "". */
+/* Reads one label; absent labels read as "". A value with no escape (all
+ * that vLLM writes) is a slice of the page; one with escapes is unescaped
+ * into the scratch buffer, valid until the next such value. */
 static int label(struct scan *sc, struct ig_str labels, const char *name, struct ig_str *out)
 {
-	ig_buf_reset(&sc->tmp);
-	int rc = ig_prom_label(labels, name, &sc->tmp);
+	struct ig_str raw;
+	int rc = ig_prom_label_raw(labels, name, &raw);
 	if (rc < 0)
 		return rc;
+	if (rc == 0) {
+		*out = (struct ig_str){"", 0};
+		return 0;
+	}
+	if (!memchr(raw.ptr, '\\', raw.len)) {
+		*out = raw;
+		return 0;
+	}
+	ig_buf_reset(&sc->tmp);
+	if (ig_prom_label(labels, name, &sc->tmp) < 0)
+		return -1;
 	*out = ig_buf_str(&sc->tmp);
 	return 0;
 }

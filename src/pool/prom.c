@@ -372,16 +372,23 @@ static int unescape_into(struct ig_str raw, struct ig_buf *out)
 	return 0;
 }
 
-int ig_prom_label(struct ig_str labels, const char *name, struct ig_buf *out)
+int ig_prom_label_raw(struct ig_str labels, const char *name, struct ig_str *raw)
 {
 	struct cursor c = {labels.ptr, labels.ptr + labels.len};
-	struct ig_str n, v;
+	struct ig_str n;
 	int rc;
-	while ((rc = next_pair(&c, false, &n, &v)) == 1) {
-		if (ig_str_eq_cstr(n, name)) {
-			rc = unescape_into(v, out);
-			return rc < 0 ? rc : 1;
-		}
-	}
+	while ((rc = next_pair(&c, false, &n, raw)) == 1)
+		if (ig_str_eq_cstr(n, name))
+			return 1;
 	return rc;
+}
+
+int ig_prom_label(struct ig_str labels, const char *name, struct ig_buf *out)
+{
+	struct ig_str v;
+	int rc = ig_prom_label_raw(labels, name, &v);
+	if (rc != 1)
+		return rc;
+	rc = unescape_into(v, out);
+	return rc < 0 ? rc : 1;
 }

@@ -13,7 +13,7 @@
 struct ig_prom_sample {
 	struct ig_str name;   /* metric name as written, e.g. vllm:num_requests_waiting */
 	struct ig_str labels; /* text between the braces, raw (may be empty) */
-	double value;         /* NaN, +Inf and -Inf accepted */
+	double value;	      /* NaN, +Inf and -Inf accepted */
 	int64_t timestamp_ms;
 	bool has_timestamp;
 };
@@ -30,5 +30,8 @@ int ig_prom_parse(const char *text, size_t len, ig_prom_cb cb, void *ctx, size_t
 /* Looks label `name` up in a raw label text and appends its unescaped value
  * to out. Returns 1 if found, 0 if not, -1 if the label text is malformed. */
 int ig_prom_label(struct ig_str labels, const char *name, struct ig_buf *out);
+/* The same without copying: *raw is the value as written, escapes and
+ * all (a slice of labels). */
+int ig_prom_label_raw(struct ig_str labels, const char *name, struct ig_str *raw);
 
 #endif

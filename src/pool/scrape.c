@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
@@ -37,7 +38,7 @@ struct target {
 	struct ig_endpoint *ep; /* a reference */
 	struct ig_http_client *conn;
 	struct ig_buf body;
-	struct ig_timer timeout;
+	uint64_t deadline_ns; /* of the scrape in flight */
 	bool busy, ok_status;
 	int status; /* of the answer, 0 while none */
 	bool plain; /* ask for the whole page (FILTERED_PATH was not understood) */
@@ -50,6 +51,14 @@ struct target {
 	size_t reqlen, reqlen_cache;
 	uint64_t cache_due_ns; /* when to ask for cache_config_info next */
 	bool cache_asked;      /* the scrape in flight asked for it */
+	/* What the endpoint publishes: the scraper is its only writer, so
+	 * this copy is the published one, and pages are applied to it. */
+	struct ig_endpoint_metrics m;
+	/* The last page applied and what ig_vllm_metrics_extract found in it:
+	 * the same page again (an idle server's) would change nothing. */
+	uint64_t page_hash;
+	size_t page_len;
+	int page_found; /* -1: none */
 };
 
 struct ig_scraper {
@@ -93,29 +102,43 @@ static bool fall_back(struct target *t, int found)
 	return true;
 }
 
+/* Applies the page in body to t->m; returns what
+ * ig_vllm_metrics_extract found. A page byte for byte the same as the last
+ * one applied is not parsed again: applying it would change nothing (a
+ * page overwrites what it holds, whatever was there). */
+static int apply_page(struct target *t)
+{
+	const char *text = t->body.ptr ? t->body.ptr : "";
+	uint64_t hash = XXH3_64bits(text, t->body.len);
+	if (t->page_found >= 0 && hash == t->page_hash && t->body.len == t->page_len)
+		return t->page_found;
+	int found = ig_vllm_metrics_extract(text, t->body.len, &t->m);
+	t->page_hash = hash;
+	t->page_len = t->body.len;
+	t->page_found = found;
+	return found;
+}
+
 static void target_done(struct target *t, bool ok)
 {
 	struct ig_scraper *s = t->owner;
-	ig_timer_stop(s->loop, &t->timeout);
 	t->busy = false;
 	if (fall_back(t, ok ? 1 : -1))
 		return;
 	if (ok) {
-		struct ig_endpoint_metrics m;
-		ig_endpoint_read_metrics(t->ep, &m);
-		int found =
-		    ig_vllm_metrics_extract(t->body.ptr ? t->body.ptr : "", t->body.len, &m);
+		int found = apply_page(t);
 		if (fall_back(t, found))
 			return;
 		if (found < 0) {
 			ok = false;
 		} else {
-			m.updated_ns = ig_now_ns();
+			t->m.updated_ns = ig_now_ns();
 			if (t->cache_asked)
 				t->cache_due_ns =
-				    m.updated_ns +
+				    t->m.updated_ns +
 				    (found & IG_FAM_CACHE ? CACHE_EVERY_NS : CACHE_RETRY_NS);
-			ig_endpoint_write_metrics(t->ep, &m);
+			/* Stores only what changed: the time, at least. */
+			ig_endpoint_write_metrics(t->ep, &t->m);
 			/* The page counts what was dispatched before it was asked for. */
 			ig_endpoint_scrape_applied(t->ep, t->epoch);
 		}
@@ -182,14 +205,8 @@ static void on_error(struct ig_http_client *c, const struct ig_http_client_fault
 
 static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error};
 
-static void on_timeout(struct ig_loop *loop, struct ig_timer *tm)
-{
-	struct target *t = tm->data;
-	drop_conn(t);
-	target_done(t, false);
-}
-
-static void start(struct target *t)
+/* now: the tick's time. */
+static void start(struct target *t, uint64_t now)
 {
 	struct ig_scraper *s = t->owner;
 	if (!t->conn) {
@@ -205,8 +222,8 @@ static void start(struct target *t)
 	t->ok_status = false;
 	t->status = 0;
 	t->epoch = ig_endpoint_scrape_sent(t->ep);
-	ig_timer_start(s->loop, &t->timeout, s->cfg.timeout_ms, on_timeout, t);
-	t->cache_asked = ig_now_ns() >= t->cache_due_ns;
+	t->deadline_ns = now + s->cfg.timeout_ms * 1000000u;
+	t->cache_asked = now >= t->cache_due_ns;
 	const char *req = t->cache_asked ? t->req_cache : t->req;
 	size_t len = t->cache_asked ? t->reqlen_cache : t->reqlen;
 	if (ig_http_client_send(t->conn, req, len, false, 0, &cbs, t) < 0) {
@@ -222,6 +239,8 @@ static struct target *target_new(struct ig_scraper *s, struct ig_endpoint *ep)
 		return NULL;
 	t->owner = s;
 	t->ep = ig_endpoint_ref(ep);
+	ig_endpoint_read_metrics(ep, &t->m);
+	t->page_found = -1;
 	ig_buf_init(&t->body, SCRAPE_BODY_MAX);
 	build_request(t);
 	return t;
@@ -229,7 +248,6 @@ static struct target *target_new(struct ig_scraper *s, struct ig_endpoint *ep)
 
 static void target_free(struct target *t)
 {
-	ig_timer_stop(t->owner->loop, &t->timeout);
 	ig_http_client_close(t->conn);
 	ig_buf_free(&t->body);
 	ig_endpoint_put(t->ep);
@@ -289,12 +307,24 @@ int ig_scraper_set(struct ig_scraper *s, struct ig_endpoint *const *eps, size_t 
 	return 0;
 }
 
+/* Every endpoint due is started from one timer: a scrape still in flight
+ * past its deadline fails here, and the next one starts at once. A scrape
+ * therefore times out at the first tick after its deadline (at most one
+ * interval late), which spares a timer per scrape. */
 static void on_tick(struct ig_loop *loop, struct ig_timer *tm)
 {
 	struct ig_scraper *s = tm->data;
-	for (size_t i = 0; i < s->n; i++)
-		if (!s->t[i]->busy)
-			start(s->t[i]);
+	uint64_t now = ig_now_ns();
+	for (size_t i = 0; i < s->n; i++) {
+		struct target *t = s->t[i];
+		if (t->busy) {
+			if (now < t->deadline_ns)
+				continue;
+			drop_conn(t);
+			target_done(t, false);
+		}
+		start(t, now);
+	}
 	ig_timer_start(loop, tm, s->cfg.interval_ms, on_tick, s);
 }
 

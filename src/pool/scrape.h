@@ -13,8 +13,10 @@
 #include "pool/endpoint.h"
 
 struct ig_scraper_config {
-	uint64_t interval_ms;  /* default 50 */
-	uint64_t timeout_ms;   /* one scrape, connect included (default 5000) */
+	uint64_t interval_ms; /* default 50 */
+	/* One scrape, connect included (default 5000); checked at each tick,
+	 * so a scrape fails at the first tick after it. */
+	uint64_t timeout_ms;
 	unsigned failures_out; /* failed scrapes in a row before out of rotation (default 3) */
 };
 
