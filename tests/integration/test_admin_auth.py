@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
-from test_gateway import Cluster, call, post_json, seed_body
+from test_gateway import SAN_ERRORS, Cluster, call, post_json, seed_body
 
 TOKEN = "s3cret-Token_0123456789"
 PATHS = ("/", "/metrics", "/pools", "/healthz", "/readyz", "/nope")
@@ -121,7 +121,9 @@ def test_admin_port_only_binds_loopback(procs, tmp_path):
         listening = [r[1] for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == port]
         assert listening == ["0100007F:%04X" % port], listening
         p.terminate()
-        assert p.wait(timeout=10) == 0
+        rc = p.wait(timeout=10)
+        log = procs.output(p)
+        assert rc == 0 and not any(s in log for s in SAN_ERRORS), log
 
 
 def test_epp_metrics_port_token(procs, tmp_path):
@@ -137,4 +139,8 @@ def test_epp_metrics_port_token(procs, tmp_path):
     for path in ("/metrics", "/healthz", "/pools"):
         assert_refused(*call(admin, path))
         assert call(admin, path, headers=bearer(TOKEN))[0] == 200, path
+    p.terminate()
+    rc = p.wait(timeout=15)
+    log = procs.output(p)
+    assert rc == 0 and not any(s in log for s in SAN_ERRORS), log
     c.stop()
