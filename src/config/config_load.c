@@ -288,7 +288,8 @@ static void load_dir(struct session *s, const char *path, int depth)
 		}
 	}
 	closedir(d);
-	qsort(names, n, sizeof(char *), cmp_names);
+	if (n) /* an empty directory has no array, and qsort's may not be NULL */
+		qsort(names, n, sizeof(char *), cmp_names);
 	for (size_t i = 0; i < n; i++) {
 		char *full;
 		if (asprintf(&full, "%s/%s", path, names[i]) >= 0) {

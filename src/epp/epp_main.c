@@ -147,6 +147,11 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_UINT("metrics-port", 0, &metrics_port, 0, 65535, "PORT",
 			 "/metrics, /healthz and /pools over HTTP; 0: none (default 9090; "
 			 "-metricsPort)"),
+	    IG_FLAG_STR("admin-token", 0, &o.admin_token, "TOKEN",
+			"the metrics port answers only requests with \"Authorization: Bearer "
+			"TOKEN\" (all paths), else 401"),
+	    IG_FLAG_STR("admin-token-file", 0, &o.admin_token_file, "PATH",
+			"the same, with the token read from a file (a mounted Secret)"),
 	    IG_FLAG_BOOL("secure-serving", 0, &e.secure,
 			 "TLS on the gRPC port (the default; -secureServing)"),
 	    IG_FLAG_BOOL("no-secure-serving", 0, &insecure,
@@ -182,6 +187,10 @@ int ig_epp_main(int argc, char **argv)
 		rc = ig_flags_error(&fl, "no manifests: give -f PATH or --kube (see --help)");
 	if (rc == IG_OK && paths.n > 0 && o.kube)
 		rc = ig_flags_error(&fl, "give -f PATH or --kube, not both");
+	if (rc == IG_OK && (o.admin_token || o.admin_token_file) && !metrics_port)
+		rc = ig_flags_error(&fl, "--admin-token needs the metrics port (not 0)");
+	if (rc == IG_OK && o.admin_token && o.admin_token_file)
+		rc = ig_flags_error(&fl, "give --admin-token or --admin-token-file, not both");
 	if (rc != IG_OK) {
 		ig_flag_list_free(&paths);
 		free(args);

@@ -1,7 +1,10 @@
 #include "gateway/admin.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -89,13 +92,47 @@ static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 	ig_buf_append_cstr(b, "]}\n");
 }
 
+/* Whether the request carries "Authorization: Bearer <token>". The scheme
+ * is case-insensitive (RFC 9110 §11.1). The token is compared in time that
+ * depends only on its own length, never on where a guess first differs. */
+static bool authorized(const struct ig_gateway_rt *gw, const struct ig_http_request *req)
+{
+	const struct ig_http_header *h =
+	    ig_http_find_header(req->headers, req->num_headers, "authorization");
+	if (!h || h->value.len < 7 || strncasecmp(h->value.ptr, "Bearer ", 7) != 0)
+		return false;
+	struct ig_str got = {h->value.ptr + 7, h->value.len - 7};
+	while (got.len && *got.ptr == ' ') {
+		got.ptr++;
+		got.len--;
+	}
+	const char *want = gw->admin_token;
+	unsigned char diff = got.len != gw->admin_token_len;
+	for (size_t i = 0; i < gw->admin_token_len; i++)
+		diff |= (unsigned char)((i < got.len ? got.ptr[i] : 0) ^ want[i]);
+	return diff == 0;
+}
+
+/* The same answer to every unauthorized request, whatever it asked for:
+ * it names no path, pool or metric. */
+static void respond_unauthorized(struct ig_http_exchange *ex)
+{
+	static const char body[] = "unauthorized\n", name[] = "WWW-Authenticate",
+			  value[] = "Bearer realm=\"infergate-admin\"";
+	const struct ig_http_header challenge = {{name, sizeof name - 1},
+						 {value, sizeof value - 1}};
+	ig_http_respond(ex, 401, "text/plain", body, sizeof body - 1, &challenge, 1);
+}
+
 static void handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct ig_gateway_rt *gw = ctx;
 	struct ig_str path = ex->req.path;
 	bool get = ig_str_eq_cstr(ex->req.method, "GET") || ig_str_eq_cstr(ex->req.method, "HEAD");
 	struct ig_buf b = {0};
-	if (!get) {
+	if (gw->admin_token && !authorized(gw, &ex->req)) {
+		respond_unauthorized(ex);
+	} else if (!get) {
 		ig_http_respond_error(ex, 405, "invalid_request_error", NULL, "method not allowed");
 	} else if (ig_str_eq_cstr(path, "/metrics")) {
 		ig_gw_metrics_render(gw->metrics, gw->snap, &b);
@@ -144,10 +181,62 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 	ig_buf_free(&b);
 }
 
+/* The token a file holds, without the line end an editor or `echo`
+ * leaves (a Kubernetes Secret mounted as a file may have one). */
+static char *read_token_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		ig_err("--admin-token-file: cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char buf[4097];
+	size_t n = fread(buf, 1, sizeof buf, f);
+	bool too_long = n == sizeof buf, failed = ferror(f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	const char *why = failed		 ? "cannot be read"
+			  : too_long		 ? "is longer than 4096 bytes"
+			  : n == 0		 ? "is empty"
+			  : memchr(buf, '\0', n) ? "holds a NUL byte"
+						 : NULL;
+	if (why) {
+		ig_err("--admin-token-file: %s %s", path, why);
+		return NULL;
+	}
+	*len = n;
+	return strndup(buf, n);
+}
+
+static int load_token(struct ig_gateway_rt *gw)
+{
+	const struct ig_gw_options *o = &gw->opt;
+	if (o->admin_token && o->admin_token_file) {
+		ig_err("give --admin-token or --admin-token-file, not both");
+		return -1;
+	}
+	if (o->admin_token) {
+		if (!*o->admin_token || strpbrk(o->admin_token, " \t\r\n")) {
+			ig_err("--admin-token: the token must be non-empty, without blanks");
+			return -1;
+		}
+		gw->admin_token_len = strlen(o->admin_token);
+		gw->admin_token = strdup(o->admin_token);
+	} else if (o->admin_token_file) {
+		gw->admin_token = read_token_file(o->admin_token_file, &gw->admin_token_len);
+		if (!gw->admin_token)
+			return -1;
+	}
+	return o->admin_token && !gw->admin_token ? -1 : 0;
+}
+
 int ig_admin_start(struct ig_gateway_rt *gw, const char *hostport)
 {
 	char host[128];
 	int port;
+	if (load_token(gw) < 0)
+		return -1;
 	if (ig_parse_hostport(hostport, "127.0.0.1", host, sizeof host, &port) < 0) {
 		ig_err("--admin: expected HOST:PORT, got '%s'", hostport);
 		return -1;
@@ -162,7 +251,8 @@ int ig_admin_start(struct ig_gateway_rt *gw, const char *hostport)
 		close(fd);
 		return -1;
 	}
-	ig_info("admin listening on %s:%d", host, port);
+	ig_info("admin listening on %s:%d%s", host, port,
+		gw->admin_token ? " (bearer token required)" : "");
 	return 0;
 }
 
@@ -170,4 +260,8 @@ void ig_admin_stop(struct ig_gateway_rt *gw)
 {
 	ig_http_server_free(gw->admin);
 	gw->admin = NULL;
+	if (gw->admin_token)
+		memset(gw->admin_token, 0, gw->admin_token_len);
+	free(gw->admin_token);
+	gw->admin_token = NULL;
 }

@@ -76,7 +76,14 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_STR("bind", 0, &o->bind, "ADDR",
 			"address the listeners bind (default 0.0.0.0)"),
 	    IG_FLAG_STR("admin", 0, &o->admin, "HOST:PORT",
-			"admin listener: /metrics, /healthz, /pools"),
+			"admin listener: /metrics, /healthz, /readyz, /pools (:PORT or PORT "
+			"binds 127.0.0.1)"),
+	    IG_FLAG_STR("admin-token", 0, &o->admin_token, "TOKEN",
+			"the admin listener answers only requests with \"Authorization: Bearer "
+			"TOKEN\" (all paths, /healthz included), else 401"),
+	    IG_FLAG_STR("admin-token-file", 0, &o->admin_token_file, "PATH",
+			"the same, with the token read from a file (a mounted Secret) instead "
+			"of the command line"),
 	    IG_FLAG_UINT("workers", 0, &o->workers, 1, 256, "N",
 			 "worker threads (default: one per CPU)"),
 	    IG_FLAG_MS("drain-timeout", 0, &o->drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
@@ -166,6 +173,10 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 		rc = ig_flags_error(&fl, "no manifests: give -f PATH or --kube (see --help)");
 	if (rc == IG_OK && paths->n > 0 && o->kube)
 		rc = ig_flags_error(&fl, "give -f PATH or --kube, not both");
+	if (rc == IG_OK && (o->admin_token || o->admin_token_file) && !o->admin)
+		rc = ig_flags_error(&fl, "--admin-token needs an admin listener: give --admin");
+	if (rc == IG_OK && o->admin_token && o->admin_token_file)
+		rc = ig_flags_error(&fl, "give --admin-token or --admin-token-file, not both");
 	if (rc != IG_OK)
 		return ig_flags_report(&fl, rc);
 	ig_log_level = (enum ig_log_level)level;

@@ -81,6 +81,32 @@ static void running_fn(void *ctx, struct ig_metric_family *f)
 	pool_gauges(ctx, f, RUNNING);
 }
 
+/* Per endpoint (GIE's inference_pool_per_pod_queue_size, and the same
+ * for KV use): rows, not series, so an endpoint that leaves its pool
+ * leaves the scrape with it. model_server_pod is the endpoint's address;
+ * a pod's name is not known to the gateway without --kube. */
+static void pod_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum pool_gauge what)
+{
+	const struct ig_snapshot *s = gm->render_snap;
+	for (size_t p = 0; s && p < s->npools; p++) {
+		const struct ig_pool_rt *rt = &s->pools[p];
+		for (size_t e = 0; e < rt->neps; e++) {
+			struct ig_endpoint_metrics m;
+			ig_endpoint_read_metrics(rt->eps[e], &m);
+			const char *labels[] = {rt->pool->meta.name, rt->eps[e]->addr};
+			ig_metrics_row(rows, labels, what == KV ? m.kv_usage : (double)m.waiting);
+		}
+	}
+}
+static void pod_queue_fn(void *ctx, struct ig_metric_rows *rows)
+{
+	pod_rows(ctx, rows, QUEUE);
+}
+static void pod_kv_fn(void *ctx, struct ig_metric_rows *rows)
+{
+	pod_rows(ctx, rows, KV);
+}
+
 /* The prefix indexes of every pool, summed. */
 static void prefix_stats(struct ig_gw_metrics *gm, struct ig_prefix_stats *sum)
 {
@@ -186,6 +212,14 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_pool_average_running_requests",
 	    "[ALPHA] The average number of requests running on the model servers of the pool.",
 	    name, 1, running_fn, gm);
+	const char *name_pod[] = {"name", "model_server_pod"};
+	ig_metrics_gauge_rows(
+	    reg, "inference_pool_per_pod_queue_size",
+	    "[ALPHA] The number of requests waiting in each model server's queue.", name_pod, 2,
+	    pod_queue_fn, gm);
+	ig_metrics_gauge_rows(reg, "inference_pool_per_pod_kv_cache_utilization",
+			      "[ALPHA] The KV cache utilization of each model server of the pool.",
+			      name_pod, 2, pod_kv_fn, gm);
 	/* GIE v1.5 names. */
 	const char *mtp[] = {"model_name", "target_model_name", "priority"};
 	const char *mtpe[] = {"model_name", "target_model_name", "priority", "error_code"};

@@ -44,6 +44,10 @@ struct ig_gw_frontend {
 struct ig_gw_options {
 	const char *bind;  /* listener address, default 0.0.0.0 */
 	const char *admin; /* admin "host:port" or NULL */
+	/* The admin listener answers only requests that carry
+	 * "Authorization: Bearer <token>" when one of these is set. */
+	const char *admin_token;      /* --admin-token */
+	const char *admin_token_file; /* --admin-token-file: the token is its content */
 	uint64_t workers;
 	uint64_t scrape_interval_ms;
 	uint64_t drain_timeout_ms;
@@ -93,6 +97,8 @@ struct ig_gateway_rt {
 	struct ig_sessions *sessions;
 	struct ig_gw_metrics *metrics;
 	struct ig_http_server *admin;
+	char *admin_token; /* NULL: the admin listener is open */
+	size_t admin_token_len;
 	struct ig_kube *kube; /* --kube: the API source; NULL with files */
 	struct ig_tracer *tracer; /* --otlp-endpoint; NULL without */
 	/* Control loop state. */

@@ -59,13 +59,14 @@ struct ig_metric_family {
 	double *bounds;
 	size_t nbounds;
 	ig_gauge_fn fn;
+	ig_rows_fn rows_fn;
 	void *fn_ctx;
 	_Atomic(struct ig_series *) head;
 	struct ig_series *tail; /* under reg->lock */
 };
 
 struct ig_registry {
-	pthread_mutex_t lock;        /* creation of families and series */
+	pthread_mutex_t lock;	     /* creation of families and series */
 	pthread_mutex_t render_lock; /* one render (and its callbacks) at a time */
 	_Atomic(struct ig_metric_family *) head;
 	struct ig_metric_family *tail;
@@ -400,6 +401,7 @@ struct family_args {
 	const double *bounds;
 	size_t nbounds;
 	ig_gauge_fn fn;
+	ig_rows_fn rows_fn;
 	void *fn_ctx;
 };
 
@@ -414,11 +416,12 @@ static struct ig_metric_family *add_family(struct ig_registry *r, const struct f
 	    !valid_bounds(bounds, nbounds))
 		return NULL;
 	struct ig_metric_family *f =
-		alloc_family(kind, name, help, label_names, nlabels, bounds, nbounds);
+	    alloc_family(kind, name, help, label_names, nlabels, bounds, nbounds);
 	if (!f)
 		return NULL;
 	f->reg = r;
 	f->fn = a->fn;
+	f->rows_fn = a->rows_fn;
 	f->fn_ctx = a->fn_ctx;
 	pthread_mutex_lock(&r->lock);
 	if (find_family(r, name)) {
@@ -434,7 +437,7 @@ static struct ig_metric_family *add_family(struct ig_registry *r, const struct f
 	pthread_mutex_unlock(&r->lock);
 	/* A family without labels has exactly one series; creating it now
 	 * makes it visible as 0 from the first scrape. */
-	if (nlabels == 0 && !ig_metrics_series(f, NULL))
+	if (nlabels == 0 && !f->rows_fn && !ig_metrics_series(f, NULL))
 		return NULL; /* stays registered, empty; only on allocation failure */
 	return f;
 }
@@ -447,9 +450,8 @@ struct ig_metric_family *ig_metrics_counter(struct ig_registry *r, const char *n
 	return add_family(r, &a, name, help, label_names, nlabels);
 }
 
-struct ig_metric_family *ig_metrics_gauge(struct ig_registry *r, const char *name,
-					  const char *help, const char *const *label_names,
-					  size_t nlabels)
+struct ig_metric_family *ig_metrics_gauge(struct ig_registry *r, const char *name, const char *help,
+					  const char *const *label_names, size_t nlabels)
 {
 	const struct family_args a = {.kind = K_GAUGE};
 	return add_family(r, &a, name, help, label_names, nlabels);
@@ -468,6 +470,14 @@ struct ig_metric_family *ig_metrics_gauge_fn(struct ig_registry *r, const char *
 					     size_t nlabels, ig_gauge_fn fn, void *ctx)
 {
 	const struct family_args a = {.kind = K_GAUGE, .fn = fn, .fn_ctx = ctx};
+	return add_family(r, &a, name, help, label_names, nlabels);
+}
+
+struct ig_metric_family *ig_metrics_gauge_rows(struct ig_registry *r, const char *name,
+					       const char *help, const char *const *label_names,
+					       size_t nlabels, ig_rows_fn fn, void *ctx)
+{
+	const struct family_args a = {.kind = K_GAUGE, .rows_fn = fn, .fn_ctx = ctx};
 	return add_family(r, &a, name, help, label_names, nlabels);
 }
 
@@ -589,8 +599,8 @@ static int put_escaped(struct ig_buf *out, const char *s, bool quote)
 
 /* Writes `name<suffix>{labels[,le="..."]} ` (the braces only when there is
  * at least one label). le_bound is ignored unless `le` is true. */
-static int put_head(struct ig_buf *out, const struct ig_metric_family *f,
-		    const struct ig_series *s, const char *suffix, bool le, double le_bound)
+static int put_head(struct ig_buf *out, const struct ig_metric_family *f, const char *const *values,
+		    const char *suffix, bool le, double le_bound)
 {
 	int rc = ig_buf_printf(out, "%s%s", f->name, suffix);
 	if (rc == 0 && (f->nlabels || le))
@@ -598,7 +608,7 @@ static int put_head(struct ig_buf *out, const struct ig_metric_family *f,
 	for (size_t i = 0; rc == 0 && i < f->nlabels; i++) {
 		rc = ig_buf_printf(out, "%s%s=\"", i ? "," : "", f->label_names[i]);
 		if (rc == 0)
-			rc = put_escaped(out, s->values[i], true);
+			rc = put_escaped(out, values[i] ? values[i] : "", true);
 		if (rc == 0)
 			rc = ig_buf_append_cstr(out, "\"");
 	}
@@ -618,48 +628,53 @@ static int put_head(struct ig_buf *out, const struct ig_metric_family *f,
 
 /* Buckets are stored per bucket and shard and summed here, so _count is
  * the +Inf bucket by construction even while observations keep arriving. */
-static int put_histogram(struct ig_buf *out, const struct ig_metric_family *f,
-			 struct ig_series *s)
+static int put_histogram(struct ig_buf *out, const struct ig_metric_family *f, struct ig_series *s)
 {
 	uint64_t cum = 0;
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i <= f->nbounds; i++) {
 		cum += bucket_count(s, i);
 		double bound = i < f->nbounds ? f->bounds[i] : INFINITY;
-		rc = put_head(out, f, s, "_bucket", true, bound);
+		rc = put_head(out, f, (const char *const *)s->values, "_bucket", true, bound);
 		if (rc == 0)
 			rc = ig_buf_printf(out, "%" PRIu64 "\n", cum);
 	}
 	if (rc == 0)
-		rc = put_head(out, f, s, "_sum", false, 0);
+		rc = put_head(out, f, (const char *const *)s->values, "_sum", false, 0);
 	if (rc == 0)
 		rc = put_double(out, ig_series_value(s));
 	if (rc == 0)
 		rc = ig_buf_append_cstr(out, "\n");
 	if (rc == 0)
-		rc = put_head(out, f, s, "_count", false, 0);
+		rc = put_head(out, f, (const char *const *)s->values, "_count", false, 0);
 	if (rc == 0)
 		rc = ig_buf_printf(out, "%" PRIu64 "\n", cum);
 	return rc;
 }
 
-static int put_family(struct ig_buf *out, struct ig_metric_family *f)
+static int put_help_type(struct ig_buf *out, const struct ig_metric_family *f)
 {
 	static const char *const types[] = {"counter", "gauge", "histogram"};
-	struct ig_series *s = atomic_load_explicit(&f->head, memory_order_acquire);
-	if (!s)
-		return 0;
 	int rc = ig_buf_printf(out, "# HELP %s ", f->name);
 	if (rc == 0)
 		rc = put_escaped(out, f->help, false);
 	if (rc == 0)
 		rc = ig_buf_printf(out, "\n# TYPE %s %s\n", f->name, types[f->kind]);
+	return rc;
+}
+
+static int put_family(struct ig_buf *out, struct ig_metric_family *f)
+{
+	struct ig_series *s = atomic_load_explicit(&f->head, memory_order_acquire);
+	if (!s)
+		return 0;
+	int rc = put_help_type(out, f);
 	for (; rc == 0 && s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
 		if (f->kind == K_HISTOGRAM) {
 			rc = put_histogram(out, f, s);
 			continue;
 		}
-		rc = put_head(out, f, s, "", false, 0);
+		rc = put_head(out, f, (const char *const *)s->values, "", false, 0);
 		if (rc == 0)
 			rc = put_double(out, ig_series_value(s));
 		if (rc == 0)
@@ -668,12 +683,43 @@ static int put_family(struct ig_buf *out, struct ig_metric_family *f)
 	return rc;
 }
 
+/* The rows family being rendered; the header goes out with the first row. */
+struct ig_metric_rows {
+	const struct ig_metric_family *f;
+	struct ig_buf *out;
+	size_t nrows;
+	int rc;
+};
+
+void ig_metrics_row(struct ig_metric_rows *rows, const char *const *label_values, double v)
+{
+	if (rows->rc == 0 && rows->nrows++ == 0)
+		rows->rc = put_help_type(rows->out, rows->f);
+	if (rows->rc == 0)
+		rows->rc = put_head(rows->out, rows->f, label_values, "", false, 0);
+	if (rows->rc == 0)
+		rows->rc = put_double(rows->out, v);
+	if (rows->rc == 0)
+		rows->rc = ig_buf_append_cstr(rows->out, "\n");
+}
+
+static int put_rows(struct ig_buf *out, struct ig_metric_family *f)
+{
+	struct ig_metric_rows rows = {.f = f, .out = out};
+	f->rows_fn(f->fn_ctx, &rows);
+	return rows.rc;
+}
+
 int ig_registry_render(struct ig_registry *r, struct ig_buf *out)
 {
 	int rc = 0;
 	pthread_mutex_lock(&r->render_lock);
 	for (struct ig_metric_family *f = atomic_load_explicit(&r->head, memory_order_acquire);
 	     rc == 0 && f; f = atomic_load_explicit(&f->next, memory_order_acquire)) {
+		if (f->rows_fn) {
+			rc = put_rows(out, f);
+			continue;
+		}
 		if (f->fn)
 			f->fn(f->fn_ctx, f);
 		rc = put_family(out, f);

@@ -59,6 +59,20 @@ struct ig_metric_family *ig_metrics_gauge_fn(struct ig_registry *r, const char *
 					     const char *help, const char *const *label_names,
 					     size_t nlabels, ig_gauge_fn fn, void *ctx);
 
+/* A gauge family whose rows exist only while it is rendered: fn(ctx, rows)
+ * calls ig_metrics_row once per row, and nothing is kept afterwards. For
+ * label values that come and go (endpoints of a pool): a row that is no
+ * longer emitted disappears from the next scrape and leaves no series
+ * behind. The family is not rendered when fn emits nothing. */
+struct ig_metric_rows;
+typedef void (*ig_rows_fn)(void *ctx, struct ig_metric_rows *rows);
+struct ig_metric_family *ig_metrics_gauge_rows(struct ig_registry *r, const char *name,
+					       const char *help, const char *const *label_names,
+					       size_t nlabels, ig_rows_fn fn, void *ctx);
+/* One row of the family being rendered: one value per label name (NULL
+ * reads as ""). */
+void ig_metrics_row(struct ig_metric_rows *rows, const char *const *label_values, double v);
+
 /* Finds or creates the series for these label values (one per label name,
  * any bytes; NULL reads as ""). Returns NULL only on allocation failure.
  * Series are never removed, so callers should keep label values to a

@@ -428,6 +428,47 @@ static void test_gauge_callback(void **state)
 	ig_registry_free(r);
 }
 
+/* Emits one row per name in the NULL-terminated list ctx points to. */
+static void pod_rows(void *ctx, struct ig_metric_rows *rows)
+{
+	const char *const *pods = *(const char *const **)ctx;
+	for (size_t i = 0; pods[i]; i++)
+		ig_metrics_row(rows, (const char *[]){"pool-a", pods[i]}, (double)i + 0.5);
+}
+
+/* Rows exist only while rendered: a pod that is gone leaves no series, and
+ * a family with no rows renders nothing, not even its header. */
+static void test_gauge_rows(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	struct ig_buf b = {0};
+	const char *two[] = {"10.0.0.1:8000", "a\"b", NULL}, *none[] = {NULL};
+	const char *const *pods = two;
+	assert_non_null(ig_metrics_gauge_rows(r, "inference_pool_per_pod_queue_size", "Per pod.",
+					      (const char *[]){"name", "model_server_pod"}, 2,
+					      pod_rows, &pods));
+	assert_null(ig_metrics_gauge_rows(r, "inference_pool_per_pod_queue_size", "Again.", NULL, 0,
+					  pod_rows, &pods));
+	assert_string_equal(
+	    render(r, &b),
+	    "# HELP inference_pool_per_pod_queue_size Per pod.\n"
+	    "# TYPE inference_pool_per_pod_queue_size gauge\n"
+	    "inference_pool_per_pod_queue_size{name=\"pool-a\",model_server_pod=\"10.0.0.1:8000\"} "
+	    "0.5\n"
+	    "inference_pool_per_pod_queue_size{name=\"pool-a\",model_server_pod=\"a\\\"b\"} 1.5\n");
+	two[1] = NULL;
+	assert_string_equal(
+	    render(r, &b),
+	    "# HELP inference_pool_per_pod_queue_size Per pod.\n"
+	    "# TYPE inference_pool_per_pod_queue_size gauge\n"
+	    "inference_pool_per_pod_queue_size{name=\"pool-a\",model_server_pod=\"10.0.0.1:8000\"} "
+	    "0.5\n");
+	pods = none;
+	assert_string_equal(render(r, &b), "");
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
 struct parsed {
 	size_t n;
 	double sum_le_inf;
@@ -496,6 +537,7 @@ int main(void)
 		cmocka_unit_test(test_sharded_exact_totals),
 		cmocka_unit_test(test_sharded_render_unchanged),
 		cmocka_unit_test(test_gauge_callback),
+		cmocka_unit_test(test_gauge_rows),
 		cmocka_unit_test(test_output_parses),
 		cmocka_unit_test(test_render_respects_buffer_ceiling),
 	};
