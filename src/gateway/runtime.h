@@ -69,6 +69,8 @@ struct ig_gw_options {
 	bool epp_plaintext;	 /* h2c to every picker (default: TLS unless appProtocol h2c) */
 	const struct ig_gw_frontend *frontend; /* NULL: HTTP listeners only */
 	const char *job;		       /* "gateway" or "epp", for log lines */
+	const char *access_log;		       /* --access-log PATH or "-"; NULL: none */
+	int access_log_format;		       /* enum ig_alog_format */
 	/* --kube: the configuration comes from the Kubernetes API. */
 	bool kube;
 	struct ig_kube_options kube_opt;
@@ -89,9 +91,10 @@ struct ig_gateway_rt {
 	struct ig_gw_metrics *metrics;
 	struct ig_http_server *admin;
 	struct ig_kube *kube; /* --kube: the API source; NULL with files */
+	struct ig_access_log *alog;
 	/* Control loop state. */
 	uint64_t watch_signature;
-	struct ig_timer watch_timer, drain_poll;
+	struct ig_timer watch_timer, drain_poll, alog_timer;
 	struct ig_io sig_io;
 	int sigfd;
 	uint64_t drain_deadline_ns;
