@@ -69,7 +69,8 @@ static void put(struct out *o, const char *s, size_t n)
 {
 	if (n > (size_t)(o->end - o->p))
 		n = (size_t)(o->end - o->p);
-	memcpy(o->p, s, n);
+	if (n) /* an empty value may have no pointer */
+		memcpy(o->p, s, n);
 	o->p += n;
 }
 
