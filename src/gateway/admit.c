@@ -334,6 +334,7 @@ static uint64_t order_key(const struct ig_req *p)
 static void dispatch_queued(struct ig_req *p)
 {
 	p->queued = false;
+	p->qend_ns = ig_now_ns();
 	if (schedule(p, true) == 0)
 		ig_req_send(p);
 }
@@ -374,7 +375,8 @@ static int enqueue(struct ig_req *p)
 		return -ENOMEM;
 	uint64_t ttl = p->snap->flow.default_request_ttl_ms ? p->snap->flow.default_request_ttl_ms
 							    : w->gw->opt.queue_timeout_ms;
-	p->qdeadline = ig_now_ns() + ttl * 1000000u;
+	p->qstart_ns = ig_now_ns();
+	p->qdeadline = p->qstart_ns + ttl * 1000000u;
 	memset(&p->qitem, 0, sizeof p->qitem);
 	int rc = ig_flowq_push(q, &p->qitem, p, p->flow_id, p->priority, p->body_len, p->qdeadline,
 			       order_key(p));

@@ -429,6 +429,7 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 		ig_timer_stop(&x->w->loop, &x->timer);
 		x->phase = XP_SENT;
 		p->status = r.immediate_status;
+		p->reason = "the endpoint picker answered the request itself";
 		const char *ct = "text/plain";
 		for (size_t i = 0; i < r.nset; i++)
 			if (ig_str_ieq_cstr(r.set[i].key, "content-type"))

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/arena.h"
 #include "core/flags.h"
+#include "gateway/accesslog.h"
 #include "gateway/admin.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
@@ -35,9 +36,11 @@ static const char usage_text[] =
     "or those a Kubernetes API server holds (--kube).\n"
     "Durations take a unit (250ms, 30s, 10m) or count milliseconds.\n\n";
 static const char footer_text[] =
-    "SIGHUP or a change to a file reloads; SIGTERM drains and exits.\n";
+    "SIGHUP or a change to a file reloads; SIGTERM drains and exits;\n"
+    "SIGUSR1 reopens the access log.\n";
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const access_log_formats[] = {"json", "text", NULL}; /* ig_alog_format */
 
 /* 0 when parsing may go on, else the command's exit status. */
 static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig_flag_list *paths)
@@ -162,6 +165,11 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_SECTION("logging:"),
 	    IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
 			 "error, warn, info or debug (default info)"),
+	    IG_FLAG_STR("access-log", 0, &o->access_log, "PATH",
+			"one line per request to this file, or - for standard output; SIGUSR1 "
+			"reopens it (default: none)"),
+	    IG_FLAG_ENUM("access-log-format", 0, &o->access_log_format, access_log_formats, "FMT",
+			 "json (the default) or text (logfmt key=value)"),
 	    IG_FLAG_END,
 	};
 	struct ig_flags fl = {.prog = "infergate gateway",
@@ -419,6 +427,8 @@ static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
 	while (read(io->fd, &si, sizeof si) == sizeof si) {
 		if (si.ssi_signo == SIGHUP)
 			reload(G, "SIGHUP");
+		else if (si.ssi_signo == SIGUSR1)
+			ig_access_log_reopen(G->alog);
 		else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 			if (G->draining) {
 				ig_warn("second signal: stopping now");
@@ -427,6 +437,18 @@ static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
 			start_drain(G);
 		}
 	}
+}
+
+/* ---- the access log ---- */
+
+/* Lines wait at most this long in the workers' buffers. */
+#define ALOG_FLUSH_MS 100
+
+static void on_alog_flush(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_gateway_rt *G = t->data;
+	ig_access_log_flush(G->alog);
+	ig_timer_start(loop, t, ALOG_FLUSH_MS, on_alog_flush, G);
 }
 
 /* ---- life ---- */
@@ -475,6 +497,7 @@ static int start(struct ig_gateway_rt *G)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGPIPE);
+	sigaddset(&mask, SIGUSR1);
 	/* Blocked before the workers start, so they inherit the mask and only
 	 * the control loop sees these signals. */
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
@@ -509,9 +532,21 @@ static int start(struct ig_gateway_rt *G)
 		ig_snapshot_unref(snap);
 		return -1;
 	}
+	if (G->opt.access_log) {
+		G->alog = ig_access_log_open(
+		    G->opt.access_log, (enum ig_alog_format)G->opt.access_log_format,
+		    (size_t)G->nworkers, ig_gw_metrics_access_log_dropped(G->metrics));
+		if (!G->alog) {
+			ig_snapshot_unref(snap);
+			G->nworkers = 0;
+			return -1;
+		}
+		ig_timer_start(&G->ctl, &G->alog_timer, ALOG_FLUSH_MS, on_alog_flush, G);
+	}
 	for (int i = 0; i < G->nworkers; i++) {
-		if (ig_worker_init(&G->workers[i], G, i) < 0 ||
-		    ig_worker_start(&G->workers[i]) < 0) {
+		int rc = ig_worker_init(&G->workers[i], G, i);
+		G->workers[i].alog = ig_access_log_ring(G->alog, (size_t)i);
+		if (rc < 0 || ig_worker_start(&G->workers[i]) < 0) {
 			ig_err("cannot start worker %d", i);
 			G->nworkers = i;
 			ig_snapshot_unref(snap);
@@ -557,6 +592,10 @@ static void stop(struct ig_gateway_rt *G)
 	for (int i = 0; i < G->nworkers; i++)
 		ig_worker_free(&G->workers[i]);
 	free(G->workers);
+	/* The workers are gone: their last lines are written now. */
+	ig_timer_stop(&G->ctl, &G->alog_timer);
+	ig_access_log_close(G->alog);
+	G->alog = NULL;
 	ig_snapshot_unref(G->snap);
 	if (G->sigfd >= 0) {
 		ig_io_stop(&G->ctl, &G->sig_io);

@@ -126,6 +126,8 @@ static void on_client_abort(struct ig_http_exchange *ex)
 	}
 	if (!p->status)
 		p->status = 499;
+	if (!p->reason)
+		p->reason = "the client closed the connection before the response ended";
 	ig_req_finish(p);
 }
 

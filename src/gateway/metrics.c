@@ -356,6 +356,16 @@ void ig_gw_metrics_render(struct ig_gw_metrics *gm, const struct ig_snapshot *sn
 	gm->render_snap = NULL;
 }
 
+struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *gm)
+{
+	struct ig_metric_family *f = ig_metrics_counter(
+	    gm->reg, "infergate_access_log_dropped_total",
+	    "Access log lines lost: a worker's buffer was full, or the file refused them (a full "
+	    "disk, a reader gone).",
+	    NULL, 0);
+	return f ? ig_metrics_series(f, NULL) : NULL;
+}
+
 void ig_gw_metrics_scheduler(struct ig_gw_metrics *gm, double seconds)
 {
 	struct ig_series *s = ig_metrics_series(gm->sched_e2e, NULL);

@@ -41,6 +41,8 @@ struct ig_gw_metrics_cache *ig_gw_metrics_cache_new(void);
 void ig_gw_metrics_cache_free(struct ig_gw_metrics_cache *c);
 void ig_gw_metrics_done(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
 			const struct ig_gw_request_stats *st);
+/* infergate_access_log_dropped_total, registered on first use. */
+struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *m);
 void ig_gw_metrics_scheduler(struct ig_gw_metrics *m, double seconds);
 /* Renders every family; pool gauges come from `snap` (control thread). */
 void ig_gw_metrics_render(struct ig_gw_metrics *m, const struct ig_snapshot *snap,

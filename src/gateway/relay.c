@@ -18,6 +18,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "gateway/accesslog.h"
 #include "gateway/metrics.h"
 #include "gateway/request.h"
 #include "gateway/sessions.h"
@@ -92,6 +93,48 @@ static void record_metrics(struct ig_req *p)
 	ig_gw_metrics_done(p->w->gw->metrics, p->w->mcache, &st);
 }
 
+static struct ig_str cstr(const char *s)
+{
+	return s ? ig_str_from(s) : (struct ig_str){"", 0};
+}
+
+/* The request's line in the access log (accesslog.h), from its worker. */
+static void access_log(struct ig_req *p)
+{
+	const struct ig_http_exchange *ex = p->ex;
+	uint64_t now = ig_now_ns();
+	struct ig_str id = p->request_id;
+	if (!id.len) {
+		/* Ended before its head was built: the client's id, if any. */
+		const struct ig_http_header *h =
+		    ig_http_find_header(ex->req.headers, ex->req.num_headers, "x-request-id");
+		if (h)
+			id = h->value;
+	}
+	struct ig_alog_entry e = {
+	    .request_id = id,
+	    .client = ex->peer,
+	    .method = ex->req.method,
+	    .path = ex->req.path,
+	    .model = p->model,
+	    .target = p->target,
+	    .pool = p->pool ? cstr(p->pool->pool->meta.name) : (struct ig_str){"", 0},
+	    .endpoint = cstr(p->served),
+	    .reason = cstr(p->reason),
+	    .status = p->status,
+	    .attempts = p->ntried,
+	    .duration_ns = now - p->start_ns,
+	    .ttft_ns = p->first_byte_ns ? p->first_byte_ns - p->start_ns : 0,
+	    .prompt_tokens = p->in_tokens,
+	    .completion_tokens = p->out_tokens,
+	    .bytes_in = ex->body.len,
+	    .bytes_out = p->resp_bytes,
+	};
+	if (p->qstart_ns)
+		e.queue_ns = (p->qend_ns ? p->qend_ns : now) - p->qstart_ns;
+	ig_alog_write(p->w->alog, &e);
+}
+
 void ig_req_finish(struct ig_req *p)
 {
 	if (p->finished)
@@ -116,6 +159,8 @@ void ig_req_finish(struct ig_req *p)
 	record_metrics(p);
 	if (p->trace.on)
 		ig_req_trace_end(p);
+	if (w->alog)
+		access_log(p);
 	ig_sse_free(&p->sse_state);
 	ig_worker_snap_release(w, p->snap);
 	p->snap = NULL;
@@ -147,6 +192,8 @@ static void respond_anthropic_error(struct ig_http_exchange *ex, int status, con
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg)
 {
 	p->status = status;
+	if (!p->reason) /* msg may be the caller's stack */
+		p->reason = ig_arena_strdup(p->ex->arena, ig_str_from(msg)).ptr;
 	record_metrics(p);
 	if (p->sink)
 		p->sink->failed(p, status, type, msg);
@@ -159,8 +206,9 @@ void ig_req_fail(struct ig_req *p, int status, const char *type, const char *cod
 
 /* After the first response byte: the client sees the connection end
  * without the final chunk, which tells it the response is incomplete. */
-static void cut(struct ig_req *p)
+static void cut(struct ig_req *p, const char *why)
 {
+	p->reason = why;
 	p->ex->on_abort = NULL;
 	ig_http_abort(p->ex);
 	ig_req_finish(p);
@@ -175,7 +223,7 @@ static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
 		ig_req_fail(p, 504, "timeout", NULL, "upstream request timeout");
 		return;
 	}
-	cut(p);
+	cut(p, "the request timed out during the response: the response was cut");
 }
 
 void ig_req_arm_timeout(struct ig_req *p)
@@ -343,6 +391,8 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	p->status = res->status;
 	p->resp_started = true;
 	p->trace.first_byte_ns = ig_now_ns();
+	p->first_byte_ns = ig_now_ns();
+	snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
 	/* An external picker sees the response head first (extpick.c). */
 	if (p->xp && ig_req_extpick_hold(p, c, res))
 		return 0;
@@ -493,7 +543,7 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 	ig_http_client_close(c);
 	p->up = NULL;
 	if (p->resp_started) {
-		cut(p);
+		cut(p, "the model server failed during the response: the response was cut");
 		return;
 	}
 	struct ig_endpoint *ep = p->ep;
@@ -656,6 +706,9 @@ void ig_req_sink_response_head(struct ig_req *p, int status, bool sse)
 {
 	p->status = status;
 	p->resp_started = true;
+	p->first_byte_ns = ig_now_ns();
+	if (p->ep)
+		snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
 	p->sse = sse;
 	commit_prefix(p);
 }

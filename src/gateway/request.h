@@ -83,6 +83,7 @@ struct ig_req {
 	struct ig_str test_endpoints; /* test-epp-endpoint-selection */
 	struct ig_str session;	      /* session affinity header */
 	struct ig_str flow_id;	      /* x-gateway-inference-fairness-id */
+	struct ig_str request_id;     /* x-request-id sent upstream (the client's or ours) */
 	/* The proxy's subset hint (ext_proc metadata envoy.lb.subset_hint):
 	 * only endpoints named here ("ip" or "ip:port") are candidates. */
 	bool has_subset;
@@ -96,6 +97,7 @@ struct ig_req {
 	bool committed;
 	struct ig_flowq_item qitem;
 	uint64_t qdeadline;
+	uint64_t qstart_ns, qend_ns; /* time in the queue, for the access log */
 	bool queued;
 
 	/* tracing.c: OpenTelemetry spans of this request (when sampled) */
@@ -138,6 +140,9 @@ struct ig_req {
 	uint64_t first_event_ns, last_event_ns; /* SSE data events: TTFT, TPOT */
 	size_t nevents;
 	uint64_t start_ns;
+	uint64_t first_byte_ns; /* the response head from the model server */
+	char served[64];	/* the endpoint that answered, "ip:port" */
+	const char *reason;	/* why the gateway answered an error (access log) */
 	bool recorded, finished;
 };
 

@@ -159,7 +159,10 @@ static int build_head(struct ig_req *p)
 			xff = hd;
 			continue;
 		}
-		have_id |= ig_str_ieq_cstr(hd->name, "x-request-id");
+		if (ig_str_ieq_cstr(hd->name, "x-request-id")) {
+			have_id = true;
+			p->request_id = hd->value;
+		}
 		put_str(&w, hd->name);
 		put(&w, ": ", 2);
 		put_str(&w, hd->value);
@@ -179,10 +182,17 @@ static int build_head(struct ig_req *p)
 		put(&w, "\r\n", 2);
 	}
 	if (!have_id) {
-		char id[36];
-		uuid4(id);
+		/* Made once: a head built again (an external picker's answer)
+		 * sends the same id, which the access log prints. */
+		if (!p->request_id.len) {
+			char *id = ig_arena_alloc(p->ex->arena, 36);
+			if (!id)
+				return -1;
+			uuid4(id);
+			p->request_id = (struct ig_str){id, 36};
+		}
 		put_cstr(&w, "x-request-id: ");
-		put(&w, id, 36);
+		put_str(&w, p->request_id);
 		put(&w, "\r\n", 2);
 	}
 	put_cstr(&w, "X-Forwarded-For: ");

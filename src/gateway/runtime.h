@@ -78,6 +78,8 @@ struct ig_gw_options {
 	double trace_sample_ratio;     /* roots traced; default 1.0 */
 	const struct ig_gw_frontend *frontend; /* NULL: HTTP listeners only */
 	const char *job;		       /* "gateway" or "epp", for log lines */
+	const char *access_log;		       /* --access-log PATH or "-"; NULL: none */
+	int access_log_format;		       /* enum ig_alog_format */
 	/* --kube: the configuration comes from the Kubernetes API. */
 	bool kube;
 	struct ig_kube_options kube_opt;
@@ -101,9 +103,10 @@ struct ig_gateway_rt {
 	size_t admin_token_len;
 	struct ig_kube *kube; /* --kube: the API source; NULL with files */
 	struct ig_tracer *tracer; /* --otlp-endpoint; NULL without */
+	struct ig_access_log *alog;
 	/* Control loop state. */
 	uint64_t watch_signature;
-	struct ig_timer watch_timer, drain_poll;
+	struct ig_timer watch_timer, drain_poll, alog_timer;
 	struct ig_io sig_io;
 	int sigfd;
 	uint64_t drain_deadline_ns;

@@ -58,6 +58,7 @@ struct ig_worker {
 	struct ig_timer drain_recheck;
 	void *fe;		      /* the front end's state on this worker (ig_gw_frontend) */
 	struct ig_extpick_conns *xpc; /* channels to external pickers (extpick.c) */
+	struct ig_alog_ring *alog;    /* its access log buffer; NULL: no access log */
 };
 
 /* Sets up the worker's loop and upstream pool; 0 or -errno. */
