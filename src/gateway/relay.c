@@ -390,7 +390,6 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	}
 	p->status = res->status;
 	p->resp_started = true;
-	p->trace.first_byte_ns = ig_now_ns();
 	p->first_byte_ns = ig_now_ns();
 	snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
 	/* An external picker sees the response head first (extpick.c). */

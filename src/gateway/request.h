@@ -105,10 +105,10 @@ struct ig_req {
 		bool on;
 		bool has_parent; /* the client's traceparent */
 		uint8_t trace_id[16], parent[8], server[8], internal[8], client[8];
-		uint64_t wall_start_ns;		     /* CLOCK_REALTIME at start_ns */
-		uint64_t dispatch_ns, first_byte_ns; /* monotonic; 0: not yet */
-		char traceparent[56];		     /* what the pod gets */
-		const char *endpoint;		     /* of the last attempt (snapshot's) */
+		uint64_t wall_start_ns; /* CLOCK_REALTIME at start_ns */
+		uint64_t dispatch_ns;	/* monotonic; 0: not yet */
+		char traceparent[56];	/* what the pod gets */
+		const char *endpoint;	/* of the last attempt (snapshot's) */
 	} trace;
 
 	/* extpick.c: the pool's picker is another process (ext_proc) */

@@ -74,8 +74,8 @@ struct ig_gw_options {
 	/* OpenTelemetry (trace/): spans of each request to this OTLP/HTTP
 	 * collector (NULL: none). */
 	const char *otlp_endpoint;
-	const char *otlp_service_name; /* default "infergate" */
-	double trace_sample_ratio;     /* roots traced; default 1.0 */
+	const char *otlp_service_name;	       /* default "infergate" */
+	double trace_sample_ratio;	       /* roots traced; default 1.0 */
 	const struct ig_gw_frontend *frontend; /* NULL: HTTP listeners only */
 	const char *job;		       /* "gateway" or "epp", for log lines */
 	const char *access_log;		       /* --access-log PATH or "-"; NULL: none */
@@ -101,7 +101,7 @@ struct ig_gateway_rt {
 	struct ig_http_server *admin;
 	char *admin_token; /* NULL: the admin listener is open */
 	size_t admin_token_len;
-	struct ig_kube *kube; /* --kube: the API source; NULL with files */
+	struct ig_kube *kube;	  /* --kube: the API source; NULL with files */
 	struct ig_tracer *tracer; /* --otlp-endpoint; NULL without */
 	struct ig_access_log *alog;
 	/* Control loop state. */

@@ -93,9 +93,9 @@ void ig_req_trace_end(struct ig_req *p)
 		sa[ns++] = ATTR_I("gen_ai.usage.output_tokens", p->out_tokens);
 	if (pool)
 		sa[ns++] = ATTR_S("infergate.pool", ig_str_from(pool));
-	if (tr->first_byte_ns)
+	if (p->first_byte_ns)
 		sa[ns++] = ATTR_I("infergate.ttft_ms",
-				  (int64_t)((tr->first_byte_ns - p->start_ns) / 1000000u));
+				  (int64_t)((p->first_byte_ns - p->start_ns) / 1000000u));
 	if (pool)
 		ia[ni++] = ATTR_S("infergate.pool", ig_str_from(pool));
 	if (tr->endpoint)
