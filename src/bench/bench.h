@@ -42,6 +42,7 @@ struct ig_bench_slo {
 /* What one request measured. Times in milliseconds; tpot_ms is NAN when the
  * request produced fewer than two output tokens. */
 struct ig_bench_sample {
+	uint64_t id; /* n of the x-request-id bench-<run id>-<n> it was sent with */
 	uint32_t stage;
 	uint16_t model, objective;
 	int status;	   /* HTTP status, 0 if none arrived */
@@ -70,6 +71,8 @@ struct ig_bench_errors {
 };
 void ig_bench_errors_add(struct ig_bench_errors *errs, const char *kind);
 
+struct ig_bench_gw_stages;
+
 /* The summary of one stage against one target. */
 struct ig_bench_stage_result {
 	double offered;	   /* requests/s, or concurrency for closed-loop loads */
@@ -80,6 +83,9 @@ struct ig_bench_stage_result {
 	struct ig_bench_dist ttft, tpot, itl, e2e;
 	double rps, out_tps, in_tps, good_rps, good_frac;
 	struct ig_bench_errors errors;
+	/* With --access-log: what the gateway's log says of this stage's
+	 * requests (owned by the caller); NULL without. */
+	struct ig_bench_gw_stages *gw;
 };
 
 /* Computes everything but itl (whose values live apart from the samples)
@@ -205,6 +211,73 @@ int ig_bench_chunk_parse(const char *data, size_t len, struct ig_bench_chunk *ou
 /* Reads a whole non-streamed response the same way (content = text length). */
 int ig_bench_response_parse(const char *data, size_t len, struct ig_bench_chunk *out);
 
+/* ---- the gateway's access log (alog.c) ---- */
+
+/* What bench keeps of one JSON access-log line of the gateway
+ * (src/gateway/accesslog.c). Times in ms; ttft_ms is NAN for `null` (no
+ * pod answered). endpoint and reason are cut to fit. */
+struct ig_bench_gw_rec {
+	bool seen;
+	int status;
+	int attempts;
+	double queue_ms, ttft_ms, duration_ms;
+	char endpoint[48];
+	char reason[80];
+};
+
+/* Reads one line (without its newline). 0: a JSON access-log line, its
+ * request id copied into id (cut to idcap - 1 bytes); 1: a line of the
+ * text (logfmt) format; -1: anything else. */
+int ig_bench_alog_parse(const char *line, size_t len, char *id, size_t idcap,
+			struct ig_bench_gw_rec *out);
+
+/* The join of bench's requests, sent with x-request-id
+ * `bench-<run id>-<n>` for n in 0..n_ids-1, to the log's lines. */
+struct ig_bench_join {
+	char prefix[48]; /* "bench-<run id>-" */
+	size_t prefix_len;
+	uint64_t n_ids;
+	struct ig_bench_gw_rec *rec; /* by n */
+	/* lines of other requests (other clients, other runs), lines that
+	 * are not access-log JSON, repeated ids, text-format lines */
+	uint64_t other, bad, duplicates, text;
+};
+
+int ig_bench_join_init(struct ig_bench_join *j, const char *run_id, uint64_t n_ids);
+void ig_bench_join_free(struct ig_bench_join *j);
+/* Reads the whole lines of buf; a last line without its newline is left
+ * (it may still be being written). Returns the bytes consumed. */
+size_t ig_bench_join_feed(struct ig_bench_join *j, const char *buf, size_t len);
+
+/* Names counted (endpoints, error reasons); past the table's size they
+ * count as "other". */
+#define IG_BENCH_MAX_TALLY 16
+struct ig_bench_tally {
+	size_t n;
+	struct {
+		char name[80];
+		size_t count;
+	} e[IG_BENCH_MAX_TALLY];
+};
+void ig_bench_tally_add(struct ig_bench_tally *t, const char *name);
+
+/* The per-stage breakdown of one bench stage's requests from the access
+ * log. Counts over every matched request; the distributions (ms) over the
+ * matched requests that succeeded at the client: time in the gateway's
+ * flow-control queue, the gateway's TTFT (arrival to the pod's response
+ * head), the client's TTFT minus the gateway's (connection, the
+ * gateway's response path and, streamed, the wait for the first content
+ * chunk after the head), the gateway's duration, and the client's E2E
+ * minus it. */
+struct ig_bench_gw_stages {
+	size_t matched, unmatched, retried; /* retried: attempts > 1 */
+	struct ig_bench_dist queue, gw_ttft, ttft_delta, gw_e2e, e2e_delta;
+	struct ig_bench_tally endpoints, reasons;
+};
+
+int ig_bench_gw_summarise(const struct ig_bench_join *j, const struct ig_bench_sample *s, size_t n,
+			  struct ig_bench_gw_stages *out);
+
 /* ---- reports (report.c, svg.c) ---- */
 
 struct ig_bench_target_result {
@@ -218,6 +291,7 @@ struct ig_bench_report {
 	const char *api;  /* "completions", "chat" */
 	bool stream;
 	struct ig_bench_slo slo;
+	bool access_log; /* the stages carry gw (CSV columns) */
 	size_t n_targets;
 	struct ig_bench_target_result *targets;
 };
