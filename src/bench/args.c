@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "bench/bench_int.h"
@@ -257,6 +258,10 @@ static void set_defaults(struct bench_opts *o)
 	o->timeout_ms = 60000;
 	o->max_inflight = 1000;
 	o->seed = ig_rng_next(ig_rng_thread());
+	/* Not from --seed: two runs with one seed must not share ids in one
+	 * access log. */
+	snprintf(o->run_id, sizeof o->run_id, "%08x", (unsigned)ig_rng_next(ig_rng_thread()));
+	o->send_id = true;
 	o->progress = isatty(STDERR_FILENO);
 	o->wl.input = (struct ig_bench_len){IG_LEN_FIXED, 100, 0, 100, 100};
 	o->wl.output = (struct ig_bench_len){IG_LEN_FIXED, 50, 0, 50, 50};
@@ -314,6 +319,12 @@ static int check_opts(struct ig_flags *fl, struct bench_opts *o)
 	const char *sh = o->session_header;
 	if (sh && (!*sh || strpbrk(sh, ": \t\r\n")))
 		return ig_flags_error(fl, "--session-header: '%s' is not a header name", sh);
+	for (size_t i = 0; i < o->n_headers; i++)
+		if (strncasecmp(o->headers[i], "x-request-id:", 13) == 0)
+			o->send_id = false;
+	if (o->access_log && !o->send_id)
+		return ig_flags_error(fl, "--access-log joins on bench's own x-request-id; "
+					  "do not set one with --header");
 	if (ig_bench_workload_init(&o->wl, &(struct ig_rng){0}) < 0)
 		return ig_flags_error(fl, "bad workload parameters");
 	ig_bench_workload_free(&o->wl);
@@ -418,6 +429,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	    IG_FLAG_STR("per-request", 0, &o->per_request_file, "FILE", "one CSV row per request"),
 	    IG_FLAG_STR("svg", 0, &o->svg_file, "FILE",
 			"TTFT p50/p90 and output tokens/s against offered load"),
+	    IG_FLAG_STR("access-log", 0, &o->access_log, "FILE",
+			"the gateway's JSON access log: after the run, join it\n"
+			"on x-request-id and report per-stage times"),
 	    IG_FLAG_BOOL_OFF("no-progress", 0, &o->progress,
 			     "no progress bar (it is shown only when stderr is a tty)"),
 	    IG_FLAG_BOOL("quiet", 0, &o->quiet, "no table on stdout"),

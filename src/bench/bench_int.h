@@ -48,6 +48,11 @@ struct bench_opts {
 	double max_error_rate;
 	bool quiet, progress;
 	const char *json_file, *csv_file, *svg_file, *per_request_file;
+	/* Every request carries x-request-id bench-<run_id>-<n> unless a
+	 * --header sets one; --access-log joins the gateway's log on it. */
+	char run_id[24];
+	bool send_id;
+	const char *access_log;
 };
 
 /* Parses argv into o. Returns 0, 1 when --help was printed, or 2 on a usage
@@ -61,8 +66,21 @@ struct bench_run {
 	struct ig_bench_stage_result stages[BENCH_MAX_STAGES];
 	struct ig_bench_sample *samples;
 	size_t n_samples, cap_samples;
+	/* Request ids (n of bench-<run id>-<n>) first_id .. first_id + n_ids - 1,
+	 * warm-up requests included; first_id is set by the caller. */
+	uint64_t first_id, n_ids;
 	bool interrupted;
 };
+
+/* --access-log: waits up to 2 s for the log to hold every request of
+ * runs[0..n_runs), then hangs a per-stage breakdown on each stage result
+ * (free it with bench_access_log_free). `start` is the log's size before
+ * the run: only what came after is read. 0, or -1 (said on stderr). */
+int bench_access_log(const struct bench_opts *o, struct bench_run *runs, size_t n_runs,
+		     long long start);
+void bench_access_log_free(struct bench_run *runs, size_t n_runs);
+/* The log's size now (0 when it does not exist yet). */
+long long bench_access_log_size(const char *path);
 
 /* Runs every stage against target t. 0, or -1 when the loop fails. */
 /* Ctrl-C stops sending and lets requests in flight finish; a second one

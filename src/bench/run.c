@@ -105,6 +105,7 @@ struct req {
 	bool retried, sse_mode;
 	const char *bad; /* a failure noticed while reading the body */
 	uint32_t chunks;
+	uint64_t id;
 	uint16_t model, objective;
 	int64_t in_tokens, out_usage;
 	size_t itl_dropped;
@@ -252,6 +253,9 @@ static int build_message(struct runner *r, struct req *q)
 	if (o->objectives.n && ig_buf_printf(m, "%s: %s\r\n", o->objective_header,
 					     o->objectives.name[q->objective]) < 0)
 		return -1;
+	if (o->send_id && ig_buf_printf(m, "x-request-id: bench-%s-%llu\r\n", o->run_id,
+					(unsigned long long)q->id) < 0)
+		return -1;
 	if (o->session_header && r->prompt.session &&
 	    ig_buf_printf(m, "%s: %s\r\n", o->session_header, r->prompt.session) < 0)
 		return -1;
@@ -311,6 +315,7 @@ static int add_sample(struct bench_run *run, const struct ig_bench_sample *s)
 static void record(struct runner *r, struct req *q, const char *error, uint64_t end)
 {
 	struct ig_bench_sample s = {
+	    .id = q->id,
 	    .stage = (uint32_t)r->stage,
 	    .model = q->model,
 	    .objective = q->objective,
@@ -533,6 +538,7 @@ static void start_request(struct runner *r)
 	q->itl.max = MAX_REQ_ITL;
 	ig_sse_init(&q->sse, MAX_SSE_LINE, IG_SSE_STRICT);
 	q->t0 = ig_now_ns();
+	q->id = r->run->first_id + r->run->n_ids++;
 	if (o->models.n)
 		q->model = (uint16_t)ig_bench_pick(&o->models, &r->rng);
 	if (o->objectives.n)
