@@ -100,6 +100,8 @@ static int run_all(struct bench_opts *o, struct bench_run *runs,
 	}
 	bench_install_sigint();
 	for (size_t t = 0; t < o->n_targets; t++) {
+		if (t > 0)
+			runs[t].first_id = runs[t - 1].first_id + runs[t - 1].n_ids;
 		if (bench_run_target(o, t, &runs[t]) < 0) {
 			fprintf(stderr, "infergate bench: %s: the event loop failed\n",
 				o->targets[t].name);
@@ -125,6 +127,7 @@ int ig_bench_main(int argc, char **argv)
 	struct bench_run *runs = calloc(BENCH_MAX_TARGETS, sizeof *runs);
 	struct ig_bench_target_result *results = calloc(BENCH_MAX_TARGETS, sizeof *results);
 	int rc = 1;
+	size_t n_runs = 0;
 	if (!o || !runs || !results)
 		goto out;
 	rc = bench_parse_args(argc, argv, o);
@@ -132,20 +135,26 @@ int ig_bench_main(int argc, char **argv)
 		rc = rc == 1 ? 0 : 2;
 		goto out;
 	}
+	long long log_start = o->access_log ? bench_access_log_size(o->access_log) : 0;
 	int done = run_all(o, runs, results);
 	rc = 1;
 	if (done < 0)
 		goto out;
+	n_runs = (size_t)done;
+	bool log_ok = !o->access_log || bench_access_log(o, runs, n_runs, log_start) == 0;
 	struct ig_bench_report rep = {
 	    .load = load_name(o->load),
 	    .api = o->chat ? "chat" : "completions",
 	    .stream = o->stream,
 	    .slo = o->slo,
+	    .access_log = o->access_log && log_ok,
 	    .n_targets = (size_t)done,
 	    .targets = results,
 	};
-	rc = write_outputs(o, &rep, runs) < 0 ? 1 : verdict(o, &rep);
+	rc = write_outputs(o, &rep, runs) < 0 || !log_ok ? 1 : verdict(o, &rep);
 out:
+	if (runs)
+		bench_access_log_free(runs, n_runs);
 	if (o)
 		bench_opts_free(o);
 	if (runs)

@@ -3,6 +3,7 @@
  * request, no second token) print as "-" in tables, empty in CSV and null
  * in JSON. */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "bench/bench.h"
@@ -47,6 +48,62 @@ static void errors_line(FILE *f, const struct ig_bench_errors *e)
 	fputc('\n', f);
 }
 
+static void tally_line(FILE *f, const char *what, const struct ig_bench_tally *t)
+{
+	if (t->n == 0)
+		return;
+	fprintf(f, "      %s:", what);
+	for (size_t i = 0; i < t->n; i++)
+		fprintf(f, strpbrk(t->e[i].name, " =") ? " \"%s\"=%zu" : " %s=%zu", t->e[i].name,
+			t->e[i].count);
+	fputc('\n', f);
+}
+
+/* The names of the per-stage distributions, in table, JSON and CSV. */
+static const struct {
+	const char *table, *key;
+	size_t off;
+} gw_dists[] = {
+    {"gateway queue", "queue", offsetof(struct ig_bench_gw_stages, queue)},
+    {"gateway TTFT", "gateway_ttft", offsetof(struct ig_bench_gw_stages, gw_ttft)},
+    {"client-gw TTFT", "client_minus_gateway_ttft",
+     offsetof(struct ig_bench_gw_stages, ttft_delta)},
+    {"gateway E2E", "gateway_e2e", offsetof(struct ig_bench_gw_stages, gw_e2e)},
+    {"client-gw E2E", "client_minus_gateway_e2e", offsetof(struct ig_bench_gw_stages, e2e_delta)},
+};
+#define N_GW_DISTS (sizeof gw_dists / sizeof gw_dists[0])
+
+static const struct ig_bench_dist *gw_dist(const struct ig_bench_gw_stages *g, size_t i)
+{
+	return (const struct ig_bench_dist *)((const char *)g + gw_dists[i].off);
+}
+
+static void gw_block(FILE *f, const struct ig_bench_gw_stages *g)
+{
+	fprintf(f,
+		"    per-stage (gateway access log): matched %zu, unmatched %zu, attempts>1 %zu\n",
+		g->matched, g->unmatched, g->retried);
+	fprintf(f, "      %-14s %9s %9s %9s %9s %9s %9s %9s   (ms)\n", "", "n", "mean", "p50",
+		"p90", "p95", "p99", "max");
+	for (size_t i = 0; i < N_GW_DISTS; i++) {
+		const struct ig_bench_dist *d = gw_dist(g, i);
+		fprintf(f, "      %-14s %9zu", gw_dists[i].table, d->n);
+		if (d->n == 0) {
+			fprintf(f, "  (no samples)\n");
+			continue;
+		}
+		cell(f, d->mean, 9, 2);
+		cell(f, d->p50, 9, 2);
+		cell(f, d->p90, 9, 2);
+		cell(f, d->p95, 9, 2);
+		cell(f, d->p99, 9, 2);
+		cell(f, d->max, 9, 2);
+		fputc('\n', f);
+	}
+	tally_line(f, "endpoints", &g->endpoints);
+	tally_line(f, "gateway errors", &g->reasons);
+}
+
 static void stage_block(FILE *f, const struct ig_bench_report *r,
 			const struct ig_bench_stage_result *s, size_t i)
 {
@@ -67,6 +124,8 @@ static void stage_block(FILE *f, const struct ig_bench_report *r,
 		fprintf(f, "    (%zu ITL samples over the memory ceiling were not kept)\n",
 			s->itl_dropped);
 	errors_line(f, &s->errors);
+	if (s->gw)
+		gw_block(f, s->gw);
 }
 
 void ig_bench_print_table(FILE *f, const struct ig_bench_report *r)
@@ -207,6 +266,35 @@ static void jdist(FILE *f, const char *name, const struct ig_bench_dist *d)
 	fputc('}', f);
 }
 
+static void jtally(FILE *f, const char *name, const struct ig_bench_tally *t)
+{
+	fprintf(f, ",\"%s\":{", name);
+	for (size_t k = 0; k < t->n; k++) {
+		if (k)
+			fputc(',', f);
+		jstr(f, t->e[k].name);
+		fprintf(f, ":%zu", t->e[k].count);
+	}
+	fputc('}', f);
+}
+
+static void jgw(FILE *f, const struct ig_bench_gw_stages *g)
+{
+	fprintf(f,
+		",\"per_stage\":{\"source\":\"access_log\",\"matched\":%zu,\"unmatched\":%zu,"
+		"\"retried\":%zu,\"latency_ms\":{",
+		g->matched, g->unmatched, g->retried);
+	for (size_t i = 0; i < N_GW_DISTS; i++) {
+		if (i)
+			fputc(',', f);
+		jdist(f, gw_dists[i].key, gw_dist(g, i));
+	}
+	fputc('}', f);
+	jtally(f, "endpoints", &g->endpoints);
+	jtally(f, "reasons", &g->reasons);
+	fputc('}', f);
+}
+
 static void jstage(FILE *f, const struct ig_bench_stage_result *s, size_t i)
 {
 	fprintf(f, "{\"stage\":%zu,\"offered\":", i + 1);
@@ -235,7 +323,10 @@ static void jstage(FILE *f, const struct ig_bench_stage_result *s, size_t i)
 	fprintf(f, "},\"itl_dropped\":%zu,\"errors\":{", s->itl_dropped);
 	for (size_t k = 0; k < s->errors.n; k++)
 		fprintf(f, "%s\"%s\":%zu", k ? "," : "", s->errors.e[k].kind, s->errors.e[k].count);
-	fputs("}}", f);
+	fputc('}', f);
+	if (s->gw)
+		jgw(f, s->gw);
+	fputc('}', f);
 }
 
 int ig_bench_write_json(FILE *f, const struct ig_bench_report *r)
@@ -305,6 +396,31 @@ static void cdist(FILE *f, const struct ig_bench_dist *d)
 	cnum(f, none ? NAN : d->p99);
 }
 
+/* A tally as one CSV cell: name=count;name=count, quoted when needed. */
+static void ctally(FILE *f, const struct ig_bench_tally *t)
+{
+	struct ig_buf b = {0};
+	for (size_t k = 0; k < t->n; k++)
+		ig_buf_printf(&b, "%s%s=%zu", k ? ";" : "", t->e[k].name, t->e[k].count);
+	fputc(',', f);
+	cstr(f, b.len ? ig_buf_cstr(&b) : "");
+	ig_buf_free(&b);
+}
+
+/* The per-stage columns; empty cells for a stage without them. */
+static void cgw(FILE *f, const struct ig_bench_gw_stages *g)
+{
+	static const struct ig_bench_gw_stages none;
+	if (g)
+		fprintf(f, ",%zu,%zu,%zu", g->matched, g->unmatched, g->retried);
+	else
+		fputs(",,,", f);
+	for (size_t k = 0; k < N_GW_DISTS; k++)
+		cdist(f, gw_dist(g ? g : &none, k));
+	ctally(f, g ? &g->endpoints : &none.endpoints);
+	ctally(f, g ? &g->reasons : &none.reasons);
+}
+
 int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 {
 	fputs("target,stage,offered,duration_s,sent,ok,failed,good,requests_per_s,"
@@ -314,7 +430,16 @@ int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 	for (size_t k = 0; k < 4; k++)
 		fprintf(f, ",%s_mean_ms,%s_p50_ms,%s_p90_ms,%s_p95_ms,%s_p99_ms", names[k],
 			names[k], names[k], names[k], names[k]);
-	fputs(",errors\n", f);
+	fputs(",errors", f);
+	if (r->access_log) {
+		fputs(",gw_matched,gw_unmatched,gw_retried", f);
+		for (size_t k = 0; k < N_GW_DISTS; k++)
+			fprintf(f, ",%s_mean_ms,%s_p50_ms,%s_p90_ms,%s_p95_ms,%s_p99_ms",
+				gw_dists[k].key, gw_dists[k].key, gw_dists[k].key, gw_dists[k].key,
+				gw_dists[k].key);
+		fputs(",gw_endpoints,gw_reasons", f);
+	}
+	fputc('\n', f);
 	for (size_t t = 0; t < r->n_targets; t++) {
 		const struct ig_bench_target_result *tr = &r->targets[t];
 		for (size_t i = 0; i < tr->n_stages; i++) {
@@ -337,6 +462,8 @@ int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 			for (size_t k = 0; k < s->errors.n; k++)
 				fprintf(f, "%s%s=%zu", k ? ";" : "", s->errors.e[k].kind,
 					s->errors.e[k].count);
+			if (r->access_log)
+				cgw(f, s->gw);
 			fputc('\n', f);
 		}
 	}
