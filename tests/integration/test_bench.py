@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -221,7 +222,10 @@ schedulingProfiles:
 SAN_ERRORS = ("ERROR: AddressSanitizer", "runtime error", "ERROR: LeakSanitizer")
 
 
-def sims_behind_gateway(procs, tmp_path, n, picker=None, gw_args=()):
+NO_TIME = ("--ttft-ms", "0", "--itl-ms", "0", "--prefill-us-per-token", "0")
+
+
+def sims_behind_gateway(procs, tmp_path, n, picker=None, gw_args=(), sim_args=NO_TIME):
     """n simulators sharing one port on loopback addresses of their own and
     a one-worker gateway over them (its default picker unless picker is
     an EndpointPickerConfig); returns (gateway URL, simulator URLs,
@@ -231,8 +235,8 @@ def sims_behind_gateway(procs, tmp_path, n, picker=None, gw_args=()):
     # A KV cache big enough for every live conversation, and no simulated
     # time: what a turn finds cached depends only on where it is routed.
     sims = [procs.start("sim", "--host", h, "--port", simport, "--served-model-name", "m",
-                        "--ttft-ms", "0", "--itl-ms", "0", "--prefill-us-per-token", "0",
-                        "--max-model-len", "20000", "--num-gpu-blocks", "20000", name="sim")
+                        *sim_args, "--max-model-len", "20000", "--num-gpu-blocks", "20000",
+                        name="sim")
             for h in hosts]
     bases = ["http://%s:%d" % (h, simport) for h in hosts]
     for b, p in zip(bases, sims):
@@ -324,6 +328,83 @@ def test_agentic_sessions_through_the_gateway(procs, tmp_path, picker):
     for p in procs.procs:
         if p is not gw:
             stop_clean(procs, p)
+
+
+def test_access_log_per_stage(procs, tmp_path):
+    """--access-log: bench joins the gateway's log on its own x-request-id
+    and reports, per bench stage, where the time went."""
+    log = tmp_path / "access.log"
+    # Lines of an earlier run: bench reads only what is written after it starts.
+    log.write_text('{"request_id":"bench-00000000-0","queue_ms":1}\n')
+    url, sims, gw = sims_behind_gateway(
+        procs, tmp_path, 2, gw_args=("--access-log", log),
+        sim_args=("--ttft-ms", "30", "--itl-ms", "5", "--prefill-us-per-token", "0"))
+    # Another client's request in the log during the run.
+    urllib.request.urlopen(urllib.request.Request(
+        url + "/v1/completions", data=b'{"model":"m","prompt":"a b","max_tokens":2}',
+        headers={"content-type": "application/json", "x-request-id": "other"}), timeout=10)
+    out, csvf = tmp_path / "b.json", tmp_path / "b.csv"
+    r = bench("--url", url, "--model", "m", "--load", "constant", "--stages", "20:1s,40:1s",
+              "--requests", 10, "--output-len", 8, "--input-len", 10, "--warmup", 2,
+              "--access-log", log, "--json", out, "--csv", csvf)
+    assert r.returncode == 0, r.stderr
+    assert "per-stage (gateway access log): matched 10, unmatched 0" in r.stdout, r.stdout
+    lines = [json.loads(x) for x in log.read_text().splitlines()[1:]]
+    ours = [x for x in lines if x["request_id"].startswith("bench-")]
+    assert len(ours) == 2 + 2 * 10 and len({x["request_id"] for x in ours}) == len(ours)
+    stages = json.loads(out.read_text())["targets"][0]["stages"]
+    sim_eps = {b[len("http://"):] for b in sims}
+    for st in stages:
+        ps = st["per_stage"]
+        assert ps["matched"] == st["sent"] == 10 and ps["unmatched"] == 0, ps
+        assert ps["retried"] == 0 and ps["reasons"] == {}, ps
+        assert sum(ps["endpoints"].values()) == 10 and set(ps["endpoints"]) <= sim_eps, ps
+        lat = ps["latency_ms"]
+        for k in ("queue", "gateway_ttft", "client_minus_gateway_ttft", "gateway_e2e",
+                  "client_minus_gateway_e2e"):
+            assert lat[k]["n"] == 10, (k, lat[k])
+        assert lat["queue"]["min"] >= 0
+        # The gateway's view sits inside the client's: its TTFT (to the
+        # pod's head) comes before the client's first token, its duration
+        # within the client's E2E (up to the gateway's own clock reading
+        # after its last write).
+        assert lat["client_minus_gateway_ttft"]["min"] >= 0, lat
+        assert lat["gateway_ttft"]["p99"] <= st["latency_ms"]["ttft"]["max"]
+        assert lat["client_minus_gateway_e2e"]["min"] >= -1, lat
+        assert 0 < lat["gateway_e2e"]["p50"] <= st["latency_ms"]["e2e"]["max"]
+        assert lat["gateway_e2e"]["p50"] >= 30 + 7 * 5 - 5, lat
+    rows = list(csv.DictReader(open(csvf)))
+    assert [x["gw_matched"] for x in rows] == ["10", "10"]
+    assert all(float(x["queue_p50_ms"]) >= 0 for x in rows)
+    stop_clean(procs, gw)
+    for p in procs.procs:
+        if p is not gw:
+            stop_clean(procs, p)
+
+
+def test_access_log_errors(procs, tmp_path):
+    base = start_sim(procs, *SIM_ARGS)
+    # A log that does not exist: said, after the report, and exit 1.
+    r = bench("--url", base, "--requests", 2, "--rate", 50, "--access-log",
+              tmp_path / "none.log")
+    assert r.returncode == 1 and "none.log" in r.stderr, r.stderr
+    assert "TTFT" in r.stdout
+    # A text-format log (written while bench runs): a clear error.
+    log = tmp_path / "text.log"
+    log.write_text("")
+
+    def write_later():
+        time.sleep(0.3)
+        with open(log, "a") as f:
+            f.write('time=2025-01-01T00:00:00.000Z request_id=x status=200\n')
+    t = threading.Thread(target=write_later)
+    t.start()
+    r = bench("--url", base, "--requests", 5, "--rate", 10, "--access-log", log)
+    t.join()
+    assert r.returncode == 1 and "--access-log-format json" in r.stderr, r.stderr
+    # bench's own x-request-id cannot be joined when --header replaces it.
+    r = bench("--url", base, "--access-log", log, "--header", "X-Request-Id: mine")
+    assert r.returncode == 2 and "x-request-id" in r.stderr
 
 
 def test_dead_port_reports_connection_errors(tmp_path):
