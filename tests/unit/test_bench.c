@@ -676,6 +676,126 @@ static void test_chunk_parse(void **state)
 	assert_int_equal(ch.completion_tokens, 3);
 }
 
+/* ---- the gateway's access log ---- */
+
+#define GW_LINE(id, st, ep, q, ttft, dur, att, reason)                                             \
+	"{\"time\":\"2025-01-02T03:04:05.678Z\",\"request_id\":\"" id "\",\"client\":"             \
+	"\"127.0.0.1:5555\",\"method\":\"POST\",\"path\":\"/v1/completions\",\"status\":" st       \
+	",\"model\":\"m\",\"target_model\":\"m\",\"pool\":\"p\",\"endpoint\":\"" ep                \
+	"\",\"queue_ms\":" q ",\"ttft_ms\":" ttft ",\"duration_ms\":" dur                          \
+	",\"prompt_tokens\":3,\"completion_tokens\":4,\"bytes_in\":50,\"bytes_out\":90,"           \
+	"\"attempts\":" att ",\"reason\":\"" reason "\"}"
+
+static void test_alog_parse(void **state)
+{
+	char id[32];
+	struct ig_bench_gw_rec g;
+	const char *ok =
+	    GW_LINE("bench-ab-7", "200", "10.0.0.1:8000", "1.250", "30.500", "90.125", "1", "");
+	assert_int_equal(ig_bench_alog_parse(ok, strlen(ok), id, sizeof id, &g), 0);
+	assert_string_equal(id, "bench-ab-7");
+	assert_int_equal(g.status, 200);
+	assert_int_equal(g.attempts, 1);
+	assert_string_equal(g.endpoint, "10.0.0.1:8000");
+	NEAR(g.queue_ms, 1.25, 1e-9);
+	NEAR(g.ttft_ms, 30.5, 1e-9);
+	NEAR(g.duration_ms, 90.125, 1e-9);
+	assert_string_equal(g.reason, "");
+	/* No pod answered: ttft null; an escaped reason is decoded and cut. */
+	const char *none = GW_LINE("x\\u0041", "503", "", "0.000", "null", "2.000", "3",
+				   "no endpoint: \\\"p\\\" has none ready, waited 1000 ms in the "
+				   "flow-control queue for a free slot and gave up");
+	assert_int_equal(ig_bench_alog_parse(none, strlen(none), id, sizeof id, &g), 0);
+	assert_string_equal(id, "xA");
+	assert_true(isnan(g.ttft_ms));
+	assert_int_equal(g.attempts, 3);
+	assert_int_equal(strlen(g.reason), sizeof g.reason - 1);
+	assert_true(strncmp(g.reason, "no endpoint: \"p\" has", 20) == 0);
+	/* The text format is told apart from garbage. */
+	const char *text = "time=2025-01-02T03:04:05.678Z request_id=a status=200";
+	assert_int_equal(ig_bench_alog_parse(text, strlen(text), id, sizeof id, &g), 1);
+	const char *bad[] = {
+	    "",
+	    "{",
+	    "[1,2]",
+	    "{\"request_id\":\"a\"}",
+	    "{\"request_id\":1,\"status\":200,\"queue_ms\":0,\"ttft_ms\":null,"
+	    "\"duration_ms\":1,\"attempts\":1}",
+	    "{\"request_id\":\"a\",\"status\":200,\"queue_ms\":\"0\",\"ttft_ms\":null,"
+	    "\"duration_ms\":1,\"attempts\":1}"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(ig_bench_alog_parse(bad[i], strlen(bad[i]), id, sizeof id, &g),
+				 -1);
+}
+
+static void test_alog_join(void **state)
+{
+	struct ig_bench_join j;
+	assert_int_equal(ig_bench_join_init(&j, "r1", 4), 0);
+	char log[4096];
+	int n = snprintf(
+	    log, sizeof log, "%s\n%s\n%s\n%s\n%s\n%s\r\n%s\n%s\n%s",
+	    GW_LINE("bench-r1-0", "200", "a:1", "0.5", "10.0", "40.0", "1", ""),
+	    GW_LINE("someone-else", "200", "a:1", "0.5", "10.0", "40.0", "1", ""),
+	    GW_LINE("bench-r2-1", "200", "a:1", "0.5", "10.0", "40.0", "1", ""), /* other run */
+	    GW_LINE("bench-r1-9", "200", "a:1", "0.5", "10.0", "40.0", "1", ""), /* past n_ids */
+	    "not json at all",
+	    GW_LINE("bench-r1-2", "429", "", "0.0", "null", "1.0", "1", "too many"),
+	    GW_LINE("bench-r1-0", "200", "b:1", "0.5", "10.0", "40.0", "1", ""), /* again */
+	    GW_LINE("bench-r1-01x", "200", "a:1", "0.5", "10.0", "40.0", "1", ""),
+	    GW_LINE("bench-r1-1", "200", "b:1", "2.0", "20.0", "60.0", "2", ""));
+	assert_true(n > 0 && (size_t)n < sizeof log);
+	/* The last line has no newline yet: it is left for the next read. */
+	size_t used = ig_bench_join_feed(&j, log, (size_t)n);
+	assert_int_equal(used, (size_t)(strrchr(log, '\n') - log) + 1);
+	assert_true(j.rec[0].seen && j.rec[2].seen);
+	assert_false(j.rec[1].seen || j.rec[3].seen);
+	assert_string_equal(j.rec[0].endpoint, "a:1"); /* the first line of an id wins */
+	assert_int_equal(j.rec[2].status, 429);
+	assert_int_equal(j.other, 4);
+	assert_int_equal(j.bad, 1);
+	assert_int_equal(j.duplicates, 1);
+	assert_int_equal(j.text, 0);
+	char rest[1024];
+	int m = snprintf(rest, sizeof rest, "%s\n", log + used);
+	assert_int_equal(ig_bench_join_feed(&j, rest, (size_t)m), (size_t)m);
+	assert_true(j.rec[1].seen);
+	assert_int_equal(j.rec[1].attempts, 2);
+	const char *text = "time=2025-01-02T03:04:05.678Z request_id=bench-r1-3\n";
+	ig_bench_join_feed(&j, text, strlen(text));
+	assert_int_equal(j.text, 1);
+	assert_false(j.rec[3].seen);
+
+	/* The per-stage summary: ids 0-2 matched (2 failed at the gateway and
+	 * the client), 3 not in the log. */
+	struct ig_bench_sample s[4] = {ok_sample(12, 45, 5),
+				       ok_sample(25, 61, 5),
+				       {.status = 429, .error = "429", .ttft_ms = NAN},
+				       ok_sample(9, 9, 1)};
+	for (uint64_t i = 0; i < 4; i++)
+		s[i].id = i;
+	struct ig_bench_gw_stages g;
+	assert_int_equal(ig_bench_gw_summarise(&j, s, 4, &g), 0);
+	assert_int_equal(g.matched, 3);
+	assert_int_equal(g.unmatched, 1);
+	assert_int_equal(g.retried, 1);
+	assert_int_equal(g.queue.n, 2); /* successes only */
+	NEAR(g.queue.max, 2.0, 1e-9);
+	NEAR(g.gw_ttft.min, 10.0, 1e-9);
+	NEAR(g.ttft_delta.min, 2.0, 1e-9); /* 12 - 10 */
+	NEAR(g.ttft_delta.max, 5.0, 1e-9); /* 25 - 20 */
+	NEAR(g.e2e_delta.min, 1.0, 1e-9);  /* 61 - 60 */
+	NEAR(g.e2e_delta.max, 5.0, 1e-9);  /* 45 - 40 */
+	NEAR(g.gw_e2e.p50, 50.0, 1e-9);
+	assert_int_equal(g.endpoints.n, 2);
+	assert_string_equal(g.endpoints.e[0].name, "a:1");
+	assert_int_equal(g.reasons.n, 1);
+	assert_string_equal(g.reasons.e[0].name, "too many");
+	ig_bench_join_free(&j);
+	assert_int_equal(
+	    ig_bench_join_init(&j, "a-very-long-run-id-that-does-not-fit-the-prefix", 1), -1);
+}
+
 /* ---- reports ---- */
 
 static struct ig_bench_stage_result stages_a[2], stages_b[2];
@@ -782,6 +902,72 @@ static void test_csv_report_shape(void **state)
 	free(text);
 }
 
+/* With --access-log: a per_stage object in JSON, the same columns on every
+ * CSV row (empty for a stage without them), a block in the table. */
+static void test_reports_with_access_log(void **state)
+{
+	struct ig_bench_report r = sample_report();
+	r.access_log = true;
+	struct ig_bench_gw_stages g = {.matched = 2, .unmatched = 1, .retried = 1};
+	double q[] = {0.5, 1.5};
+	ig_bench_dist_of(q, 2, &g.queue);
+	ig_bench_tally_add(&g.endpoints, "10.0.0.1:8000");
+	ig_bench_tally_add(&g.reasons, "upstream reset, retried");
+	stages_a[0].gw = &g;
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(ig_bench_write_json(f, &r), 0);
+	fclose(f);
+	struct ig_json_value root, v, ps, lat;
+	assert_int_equal(ig_json_parse(buf, len, &root), 0);
+	const char *p = strstr(buf, "\"per_stage\":");
+	assert_non_null(p);
+	assert_null(strstr(p + 1, "\"per_stage\":")); /* only the stage that has one */
+	assert_int_equal(ig_json_parse_value(p + 12, len - (size_t)(p + 12 - buf), &ps), 0);
+	int64_t x;
+	assert_int_equal(ig_json_get(ps, "matched", &v), 0);
+	assert_int_equal(ig_json_int64(v, &x), 0);
+	assert_int_equal(x, 2);
+	assert_int_equal(ig_json_get(ps, "latency_ms", &lat), 0);
+	assert_int_equal(ig_json_get(lat, "queue", &v), 0);
+	assert_int_equal(ig_json_get(v, "p50", &v), 0);
+	double d;
+	assert_int_equal(ig_json_double(v, &d), 0);
+	NEAR(d, 1.0, 1e-9);
+	assert_int_equal(ig_json_get(lat, "client_minus_gateway_ttft", &v), 0);
+	assert_int_equal(ig_json_get(ps, "reasons", &v), 0);
+	assert_int_equal(ig_json_get(v, "upstream reset, retried", &v), 0);
+	free(buf);
+
+	f = open_memstream(&buf, &len);
+	assert_int_equal(ig_bench_write_csv(f, &r), 0);
+	fclose(f);
+	size_t lines = 0, cols = 0;
+	for (char *c = buf; *c;) {
+		char *nl = strchr(c, '\n');
+		size_t n = fields(c, (size_t)(nl - c));
+		if (lines++ == 0)
+			cols = n;
+		else
+			assert_int_equal(n, cols);
+		c = nl + 1;
+	}
+	assert_int_equal(cols, 34 + 3 + 5 * 5 + 2);
+	assert_non_null(strstr(buf, ",gw_matched,gw_unmatched,gw_retried,queue_mean_ms,"));
+	assert_non_null(strstr(buf, ",2,1,1,1,1,"));
+	assert_non_null(strstr(buf, "10.0.0.1:8000=1,\"upstream reset, retried=1\"\n"));
+	free(buf);
+
+	f = open_memstream(&buf, &len);
+	ig_bench_print_table(f, &r);
+	fclose(f);
+	assert_non_null(strstr(buf, "per-stage (gateway access log): matched 2, unmatched 1"));
+	assert_non_null(strstr(buf, "\"upstream reset, retried\"=1"));
+	free(buf);
+	stages_a[0].gw = NULL;
+}
+
 static void test_svg_report_shape(void **state)
 {
 	size_t len;
@@ -821,8 +1007,11 @@ int main(void)
 	    cmocka_unit_test(test_poisson_mean_rate),
 	    cmocka_unit_test(test_sse_any_cut),
 	    cmocka_unit_test(test_chunk_parse),
+	    cmocka_unit_test(test_alog_parse),
+	    cmocka_unit_test(test_alog_join),
 	    cmocka_unit_test(test_json_report_shape),
 	    cmocka_unit_test(test_csv_report_shape),
+	    cmocka_unit_test(test_reports_with_access_log),
 	    cmocka_unit_test(test_svg_report_shape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
