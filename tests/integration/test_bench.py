@@ -438,5 +438,5 @@ def test_usage_errors_and_help():
     for flag in ("--rate", "--poisson", "--concurrency", "--stages", "--rates", "--workload",
                  "--models", "--objectives", "--slo", "--json", "--csv", "--svg", "--target",
                  "--per-request", "--stream", "--api", "--sessions", "--turns", "--turn-len",
-                 "--session-header"):
+                 "--session-header", "--access-log"):
         assert flag in r.stdout, flag
