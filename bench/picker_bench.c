@@ -171,6 +171,10 @@ static void gw_load(struct gw *g, uint64_t now)
 {
 	for (size_t i = 0; i < g->n; i++) {
 		struct ig_endpoint *ep = g->eps[i];
+		if (i + 8 < g->n)
+			ig_endpoint_prefetch_head(g->eps[i + 8]);
+		if (i + 4 < g->n)
+			ig_endpoint_prefetch_slots(g->eps[i + 4]);
 		if (atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
 			continue;
 		long pend_r, pend_t;

@@ -54,6 +54,10 @@ static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, 
 	for (int pass = 0; pass < 2 && c->n == 0; pass++) {
 		for (size_t i = 0; i < pool->neps; i++) {
 			struct ig_endpoint *ep = pool->eps[i];
+			if (i + 8 < pool->neps)
+				ig_endpoint_prefetch_head(pool->eps[i + 8]);
+			if (i + 4 < pool->neps)
+				ig_endpoint_prefetch_slots(pool->eps[i + 4]);
 			if (pass == 0 &&
 			    atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
 				continue;

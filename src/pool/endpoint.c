@@ -132,7 +132,9 @@ struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
 	if (!ep)
 		goto out;
 	memset(ep, 0, sizeof *ep);
-	ep->slots = aligned_alloc(64, r->nslots * sizeof *ep->slots);
+	/* The slots and then the tallies, in one block. */
+	size_t per = sizeof *ep->slots + sizeof *ep->tallies;
+	ep->slots = aligned_alloc(64, r->nslots * per);
 	if (!ep->slots || strlen(addr) >= sizeof ep->addr ||
 	    ig_sockaddr_parse(addr, &ep->sa, &ep->salen) < 0) {
 		free(ep->slots);
@@ -140,7 +142,8 @@ struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
 		ep = NULL;
 		goto out;
 	}
-	memset(ep->slots, 0, r->nslots * sizeof *ep->slots);
+	memset(ep->slots, 0, r->nslots * per);
+	ep->tallies = (struct ig_endpoint_tally *)(ep->slots + r->nslots);
 	ep->nslots = r->nslots;
 	ep->addr_len = strlen(addr);
 	memcpy(ep->addr, addr, ep->addr_len + 1);
@@ -201,6 +204,7 @@ static void add_ulong(atomic_ulong *a, unsigned long v)
 unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)
 {
 	struct ig_endpoint_slot *s = &ep->slots[slot % ep->nslots];
+	struct ig_endpoint_tally *c = &ep->tallies[slot % ep->nslots];
 	unsigned e = atomic_load_explicit(&ep->epoch, memory_order_relaxed);
 	struct ig_endpoint_epoch *x = &s->epochs[e % IG_ENDPOINT_EPOCHS];
 	if (atomic_load_explicit(&x->tag, memory_order_relaxed) != e) {
@@ -211,15 +215,15 @@ unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)
 	}
 	add_int(&x->requests, 1);
 	add_long(&x->tokens, tokens > 0 ? tokens : 0);
-	add_long(&s->inflight, 1);
-	add_ulong(&s->requests, 1);
+	add_long(&c->inflight, 1);
+	add_ulong(&c->requests, 1);
 	return e;
 }
 
 void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot, unsigned epoch, long tokens)
 {
 	struct ig_endpoint_slot *s = &ep->slots[slot % ep->nslots];
-	add_long(&s->inflight, -1);
+	add_long(&ep->tallies[slot % ep->nslots].inflight, -1);
 	struct ig_endpoint_epoch *x = &s->epochs[epoch % IG_ENDPOINT_EPOCHS];
 	if (atomic_load_explicit(&x->tag, memory_order_relaxed) == epoch) {
 		add_int(&x->requests, -1);
@@ -231,7 +235,7 @@ long ig_endpoint_inflight(const struct ig_endpoint *ep)
 {
 	long n = 0;
 	for (size_t i = 0; i < ep->nslots; i++)
-		n += atomic_load_explicit(&ep->slots[i].inflight, memory_order_relaxed);
+		n += atomic_load_explicit(&ep->tallies[i].inflight, memory_order_relaxed);
 	return n;
 }
 
@@ -239,7 +243,7 @@ unsigned long ig_endpoint_requests(const struct ig_endpoint *ep)
 {
 	unsigned long n = 0;
 	for (size_t i = 0; i < ep->nslots; i++)
-		n += atomic_load_explicit(&ep->slots[i].requests, memory_order_relaxed);
+		n += atomic_load_explicit(&ep->tallies[i].requests, memory_order_relaxed);
 	return n;
 }
 

@@ -31,11 +31,16 @@ struct ig_endpoint_epoch {
 /* One worker's view of an endpoint: written by that worker only, with
  * relaxed load+store (no read-modify-write), read by anyone. The epochs,
  * which every request reads for every candidate (ig_endpoint_pending), fill
- * the first cache line alone. */
+ * a cache line alone; an endpoint's slots are contiguous, so that a reader
+ * streams through them, and the totals, which only the admin pages read,
+ * lie apart (struct ig_endpoint_tally) instead of sharing the slots' stride. */
 struct ig_endpoint_slot {
 	_Alignas(64) struct ig_endpoint_epoch epochs[IG_ENDPOINT_EPOCHS];
-	atomic_long inflight;  /* dispatched and not finished */
-	atomic_ulong requests; /* dispatched, ever */
+};
+
+struct ig_endpoint_tally {
+	_Alignas(64) atomic_long inflight; /* dispatched and not finished */
+	atomic_ulong requests;		   /* dispatched, ever */
 };
 
 struct ig_endpoints;
@@ -59,8 +64,9 @@ struct ig_endpoint {
 	uint64_t key;
 
 	size_t nslots;
-	struct ig_endpoint_slot *slots; /* one per worker */
-	char addr[64];			/* "ip:port" or "[v6]:port" */
+	struct ig_endpoint_slot *slots;	   /* one per worker */
+	struct ig_endpoint_tally *tallies; /* one per worker, after the slots */
+	char addr[64];			   /* "ip:port" or "[v6]:port" */
 	size_t addr_len;
 	struct sockaddr_storage sa;
 	socklen_t salen;
@@ -105,6 +111,21 @@ long ig_endpoint_inflight(const struct ig_endpoint *ep);
 unsigned long ig_endpoint_requests(const struct ig_endpoint *ep);
 /* Requests and prompt tokens pending as defined above. */
 void ig_endpoint_pending(const struct ig_endpoint *ep, long *requests, long *tokens);
+
+/* Prefetches for a loop over many endpoints that reads each one's load
+ * and pending counts: the endpoint's own lines some iterations ahead,
+ * its slots (found through those lines) fewer iterations ahead. */
+static inline void ig_endpoint_prefetch_head(const struct ig_endpoint *ep)
+{
+	__builtin_prefetch(ep);
+	__builtin_prefetch((const char *)ep + 64);
+}
+
+static inline void ig_endpoint_prefetch_slots(const struct ig_endpoint *ep)
+{
+	for (size_t i = 0; i < ep->nslots; i++)
+		__builtin_prefetch(&ep->slots[i]);
+}
 
 /* Scraper side: a scrape is being sent (returns its epoch); its page was
  * applied. */
