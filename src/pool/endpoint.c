@@ -73,7 +73,9 @@ _Static_assert(sizeof(struct ig_cache_config) == sizeof(uint64_t) &&
 		   offsetof(struct ig_endpoint_metrics, cache) % sizeof(uint64_t) == 0,
 	       "the cache configuration is one word of the metrics");
 _Static_assert(offsetof(struct ig_endpoint, key) + sizeof(uint64_t) <= 64,
-	       "what a request reads of an endpoint is one cache line");
+	       "what a request reads of an endpoint is one cache line...");
+_Static_assert(offsetof(struct ig_endpoint, addr_len) + sizeof(size_t) <= 128,
+	       "...and the next (prefetched with it)");
 
 /* A seqlock read of n bytes at src (a field of ep). */
 static inline void read_under_seq(const struct ig_endpoint *ep, const void *src, void *out,

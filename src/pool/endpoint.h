@@ -63,11 +63,13 @@ struct ig_endpoint {
 	/* Hash of addr: the endpoint's identity for the picker. */
 	uint64_t key;
 
+	/* The rest of what a request reads of every candidate, on the next
+	 * line (addr's bytes are not read, only its address). */
 	size_t nslots;
 	struct ig_endpoint_slot *slots;	   /* one per worker */
 	struct ig_endpoint_tally *tallies; /* one per worker, after the slots */
-	char addr[64];			   /* "ip:port" or "[v6]:port" */
 	size_t addr_len;
+	char addr[64]; /* "ip:port" or "[v6]:port" */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	atomic_int refs;
