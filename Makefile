@@ -176,6 +176,12 @@ demo-v1: deps
 # (fuzzer-no-link) into build-fuzz/, and each target only links against it.
 FUZZ_SECONDS ?= 10
 BFZ := build-fuzz
+
+# The admin page is put into admin_page.o by the assembler (.incbin), which
+# -MMD does not see: the dependency is written here, for every tree.
+ADMIN_PAGE_OBJS = $(foreach t,$(B) $(BA) $(BT) $(BFZ),$(t)/obj/src/gateway/admin_page.o)
+$(ADMIN_PAGE_OBJS): src/gateway/admin_page.html
+
 FUZZ_CFLAGS := $(CSTD) $(CPPFLAGS) -g -O1 -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_BINS := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
