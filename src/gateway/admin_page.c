@@ -59,7 +59,8 @@ static void render_decisions(struct ig_gateway_rt *gw, struct ig_buf *b, uint64_
 	struct ig_decision *all = cap ? malloc(cap * sizeof *all) : NULL;
 	for (int i = 0; all && i < gw->nworkers; i++)
 		n += ig_activity_decisions(gw->workers[i].activity, all + n, cap - n);
-	qsort(all, n, sizeof *all, newest_first);
+	if (n > 1)
+		qsort(all, n, sizeof *all, newest_first);
 	ig_buf_append_cstr(b, "[");
 	for (size_t i = 0; i < n && i < MAX_DECISIONS; i++) {
 		const struct ig_decision *d = &all[i];
