@@ -117,7 +117,7 @@ asan: $(BA)/infergate $(UNIT_BINS_A)
 # any race report fails it (scripts/tsan-tests.sh). TSAN_HALT=0 runs on past
 # the first report of each process to collect them all.
 TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test_endpoint \
-	$(BT)/tests/test_route $(BT)/tests/test_accesslog
+	$(BT)/tests/test_route $(BT)/tests/test_accesslog $(BT)/tests/test_activity
 # test_demo.py is there for its demo runs (they start the gateway with
 # --workers 2). test_drain_flushes_slow_readers is left out: it needs the
 # simulator to write 5 M tokens in its 1.5 s + 10 s, which the TSan build
@@ -125,7 +125,7 @@ TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test
 TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_gateway.py \
 	tests/integration/test_demo.py tests/integration/test_upstream_faults.py \
 	tests/integration/test_epp.py tests/integration/test_gateway_epp.py \
-	tests/integration/test_tracing.py \
+	tests/integration/test_tracing.py tests/integration/test_admin_page.py \
 	--deselect tests/integration/test_gateway.py::test_drain_flushes_slow_readers
 TSAN_HALT  ?= 1
 
@@ -176,6 +176,12 @@ demo-v1: deps
 # (fuzzer-no-link) into build-fuzz/, and each target only links against it.
 FUZZ_SECONDS ?= 10
 BFZ := build-fuzz
+
+# The admin page is put into admin_page.o by the assembler (.incbin), which
+# -MMD does not see: the dependency is written here, for every tree.
+ADMIN_PAGE_OBJS = $(foreach t,$(B) $(BA) $(BT) $(BFZ),$(t)/obj/src/gateway/admin_page.o)
+$(ADMIN_PAGE_OBJS): src/gateway/admin_page.html
+
 FUZZ_CFLAGS := $(CSTD) $(CPPFLAGS) -g -O1 -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_BINS := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 

@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "gateway/admin_page.h"
 #include "gateway/metrics.h"
 #include "trace/trace.h"
 #include "gateway/snapshot.h"
@@ -34,7 +35,7 @@ static void write_adapters(struct ig_buf *b, const char *text)
 	ig_buf_append_cstr(b, "]");
 }
 
-static void render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
+void ig_admin_render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 {
 	struct ig_snapshot *s = gw->snap;
 	uint64_t now = ig_now_ns();
@@ -171,12 +172,16 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		ig_http_respond(ex, why ? 503 : 200, "text/plain", why ? why : "ready\n",
 				why ? strlen(why) : 6, NULL, 0);
 	} else if (ig_str_eq_cstr(path, "/pools")) {
-		render_pools(gw, &b);
+		ig_admin_render_pools(gw, &b);
 		ig_http_respond(ex, 200, "application/json", b.ptr, b.len, NULL, 0);
+	} else if (ig_str_eq_cstr(path, "/")) {
+		ig_admin_page_serve(ex);
+	} else if (ig_str_eq_cstr(path, "/api/status")) {
+		ig_admin_status_serve(gw, ex);
 	} else {
-		ig_http_respond_error(
-		    ex, 404, "not_found_error", NULL,
-		    "no such admin path: try /metrics, /healthz, /readyz or /pools");
+		ig_http_respond_error(ex, 404, "not_found_error", NULL,
+				      "no such admin path: try /, /api/status, /metrics, /healthz, "
+				      "/readyz or /pools");
 	}
 	ig_buf_free(&b);
 }

@@ -91,6 +91,14 @@ static void record_metrics(struct ig_req *p)
 				  (double)(tokens - 1);
 	}
 	ig_gw_metrics_done(p->w->gw->metrics, p->w->mcache, &st);
+	/* The endpoint of the last attempt: a sink's request has only its
+	 * first, which send_to did not see. */
+	const char *ep = p->trace.endpoint;
+	if (!ep && p->ntried > 0 && (size_t)p->ntried <= p->nranked)
+		ep = p->ranked[p->ntried - 1]->addr;
+	ig_activity_record(p->w->activity, st.model, st.target,
+			   p->pool ? p->pool->pool->meta.name : NULL, ep, p->status, p->start_ns,
+			   now);
 }
 
 static struct ig_str cstr(const char *s)

@@ -36,7 +36,8 @@ int ig_worker_init(struct ig_worker *w, struct ig_gateway_rt *gw, int id)
 	w->loop.data = w;
 	w->upstreams = ig_upstreams_new(&w->loop, &gw->opt.upstream);
 	w->mcache = ig_gw_metrics_cache_new();
-	return w->upstreams && w->mcache ? 0 : -ENOMEM;
+	w->activity = ig_activity_new(id);
+	return w->upstreams && w->mcache && w->activity ? 0 : -ENOMEM;
 }
 
 int ig_worker_start(struct ig_worker *w)
@@ -241,6 +242,8 @@ void ig_worker_free(struct ig_worker *w)
 	w->upstreams = NULL;
 	ig_gw_metrics_cache_free(w->mcache);
 	w->mcache = NULL;
+	ig_activity_free(w->activity);
+	w->activity = NULL;
 	ig_timer_stop(&w->loop, &w->queue_timer);
 	ig_timer_stop(&w->loop, &w->drain_recheck);
 	ig_flowq_free(w->queue);

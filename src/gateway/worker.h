@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "event/loop.h"
+#include "gateway/activity.h"
 #include "gateway/runtime.h"
 #include "http/server.h"
 #include "pool/upstream.h"
@@ -47,6 +48,7 @@ struct ig_worker {
 	size_t nslots;
 	struct ig_upstreams *upstreams;
 	struct ig_gw_metrics_cache *mcache; /* series handles of recent requests */
+	struct ig_activity *activity;	    /* recent picks, for the admin page */
 	size_t mirrors;			    /* RequestMirror copies in flight */
 	struct mirror *mirror_list;
 	uint32_t rr;   /* round robin over Service endpoints */
