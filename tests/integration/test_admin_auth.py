@@ -13,7 +13,7 @@ from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
 from test_gateway import SAN_ERRORS, Cluster, call, post_json, seed_body
 
 TOKEN = "s3cret-Token_0123456789"
-PATHS = ("/", "/metrics", "/pools", "/healthz", "/readyz", "/nope")
+PATHS = ("/", "/api/status", "/metrics", "/pools", "/healthz", "/readyz", "/nope")
 # What a refusal must not give away: the pool, the model, the metric names,
 # the endpoints and the admin paths.
 SECRETS = ("qwen-pool", "tweet-summary", "inference_", "/metrics", "/pools", "127.")
@@ -53,8 +53,8 @@ def test_token_required_on_every_path(procs, tmp_path):
             assert_refused(*call(c.admin, path, headers=h))
         # Other methods are refused the same way before anything else.
         assert_refused(*call(c.admin, path, method="POST", raw=b"{}"))
-    for path, want in (("/", 404), ("/nope", 404), ("/healthz", 200), ("/readyz", 200),
-                       ("/pools", 200), ("/metrics", 200)):
+    for path, want in (("/", 200), ("/api/status", 200), ("/nope", 404), ("/healthz", 200),
+                       ("/readyz", 200), ("/pools", 200), ("/metrics", 200)):
         status, _, data = call(c.admin, path, headers=bearer(TOKEN))
         assert status == want, (path, status, data)
     # The scheme is case-insensitive (RFC 9110 §11.1).
