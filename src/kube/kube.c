@@ -86,14 +86,19 @@ void ig_kube_changed(struct ig_kube *k)
 	ig_timer_start(k->loop, &k->debounce, delay, on_debounce, k);
 }
 
-/* Whether two failures are the same for the log: the same text, or the
- * same HTTP status from the same server (a watch's answer carries no
- * Status message where a list's or a write's does). */
+/* Whether two failures are the same for the log: the same text, two
+ * transport failures, or the same HTTP status (a watch's answer carries
+ * no Status message where a list's or a write's does). Every message
+ * names the one API server. */
 static bool same_failure(const char *a, const char *b)
 {
 	if (!strcmp(a, b))
 		return true;
 	const char *ha = strstr(a, ": HTTP "), *hb = strstr(b, ": HTTP ");
+	/* Two transport failures (refused, reset, an empty reply) in one
+	 * outage are the same news: the server is gone. */
+	if (!ha && !hb)
+		return true;
 	if (!ha || !hb || ha - a != hb - b)
 		return false;
 	size_t n = (size_t)(ha - a) + 10; /* "host:port: HTTP nnn" */
