@@ -379,6 +379,22 @@ int ig_parse_hostport(const char *s, const char *default_host, char *host, size_
 	return 0;
 }
 
+void ig_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		port = ntohs(sin->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+		port = ntohs(sin6->sin6_port);
+	}
+	snprintf(out, len, "%s:%d", host, port);
+}
+
 int ig_listen_tcp(const char *host, int port, bool reuseport, int backlog)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,

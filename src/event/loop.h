@@ -122,6 +122,10 @@ int ig_set_nonblock(int fd);
 /* Parses "host:port", "[v6]:port" or ":port"/"port" (host = default_host). */
 int ig_parse_hostport(const char *s, const char *default_host, char *host, size_t hostlen,
 		      int *port);
+/* An accepted peer's address as "ip:port" (IPv6 without brackets), or
+ * "?:0" for another family: for log lines and X-Forwarded-For. */
+struct sockaddr_storage;
+void ig_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t len);
 /* A non-blocking listening TCP socket on host:port (SO_REUSEADDR, and
  * SO_REUSEPORT when reuseport). Returns the fd or -errno. */
 int ig_listen_tcp(const char *host, int port, bool reuseport, int backlog);

@@ -457,22 +457,6 @@ static void conn_close(struct sconn *c)
 	on_conn_close(&c->h, "closed");
 }
 
-static void format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-		port = ntohs(sin->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-		port = ntohs(sin6->sin6_port);
-	}
-	snprintf(out, len, "%s:%d", host, port);
-}
-
 static void conn_new(struct ig_grpc_server *srv, int fd, const struct sockaddr_storage *ss)
 {
 	struct sconn *c = calloc(1, sizeof *c);
@@ -483,7 +467,7 @@ static void conn_new(struct ig_grpc_server *srv, int fd, const struct sockaddr_s
 		return;
 	}
 	c->srv = srv;
-	format_peer(ss, c->peer, sizeof c->peer);
+	ig_sockaddr_text(ss, c->peer, sizeof c->peer);
 	if (h2conn_start(&c->h, srv->loop, fd, false, tls, &server_ops, c) < 0) {
 		ig_tls_conn_free(tls);
 		close(fd);

@@ -1112,22 +1112,6 @@ static void accept_pause(struct ig_http_server *s, int err)
 	ig_timer_start(s->loop, &s->accept_timer, s->accept_backoff_ms, on_accept_resume, s);
 }
 
-static void format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-	char host[48] = "?";
-	int port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-		port = ntohs(sin->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-		port = ntohs(sin6->sin6_port);
-	}
-	snprintf(out, len, "%s:%d", host, port);
-}
-
 static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
 {
 	struct ig_http_server *s = io->data;
@@ -1161,7 +1145,7 @@ static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
 		c->srv = s;
 		if (s->tls)
 			c->tls = &((struct tls_conn_alloc *)c)->tls;
-		format_peer(&ss, c->peer, sizeof c->peer);
+		ig_sockaddr_text(&ss, c->peer, sizeof c->peer);
 		c->next = s->conns;
 		if (s->conns)
 			s->conns->prev = c;
