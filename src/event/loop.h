@@ -130,4 +130,29 @@ void ig_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t len);
  * SO_REUSEPORT when reuseport). Returns the fd or -errno. */
 int ig_listen_tcp(const char *host, int port, bool reuseport, int backlog);
 
+/* An accept loop on a listening socket (src/event/accept.c): each
+ * readiness takes up to 64 connections, sets TCP_NODELAY on each and
+ * hands it to cb with the peer's address. Out of descriptors or memory
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM), it stops watching the listener for a
+ * back-off doubling from 10 ms to 1 s, logs one line per 5 s at most, and
+ * resumes by itself. The acceptor never closes fd. */
+typedef void (*ig_accept_cb)(void *data, int fd, const struct sockaddr_storage *peer);
+struct ig_acceptor {
+	struct ig_loop *loop;
+	struct ig_io io;
+	struct ig_timer timer;
+	int fd;
+	bool active;
+	const char *name; /* log prefix, kept by the caller */
+	ig_accept_cb cb;
+	void *data;
+	uint64_t backoff_ms;
+	uint64_t log_ns;
+	unsigned long failures; /* since the last log line */
+};
+int ig_acceptor_start(struct ig_acceptor *a, struct ig_loop *loop, int fd, const char *name,
+		      ig_accept_cb cb, void *data);
+/* Stops watching (a no-op when not started); fd stays open. */
+void ig_acceptor_stop(struct ig_acceptor *a);
+
 #endif

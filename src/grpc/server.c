@@ -72,7 +72,7 @@ struct ig_grpc_server {
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *opt;
 	int listen_fd;
-	struct ig_io listen_io;
+	struct ig_acceptor acceptor;
 	struct sconn *conns;
 	size_t streams;
 	bool draining;
@@ -481,25 +481,11 @@ static void conn_new(struct ig_grpc_server *srv, int fd, const struct sockaddr_s
 	ig_timer_start(srv->loop, &c->timer, srv->cfg.handshake_timeout_ms, on_conn_timer, c);
 }
 
-static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
+/* A connection from the acceptor (event/accept.c, which pauses on EMFILE
+ * instead of spinning on the listener). */
+static void on_accept(void *data, int fd, const struct sockaddr_storage *ss)
 {
-	struct ig_grpc_server *srv = io->data;
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof ss;
-		int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &sl,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				ig_warn("grpc: accept: %s", strerror(errno));
-			return;
-		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		conn_new(srv, fd, &ss);
-	}
+	conn_new(data, fd, ss);
 }
 
 /* ---- public ---- */
@@ -566,7 +552,7 @@ int ig_grpc_server_listen(struct ig_grpc_server *srv, int listen_fd)
 {
 	if (srv->listen_fd >= 0 || srv->draining)
 		return -1;
-	if (ig_io_start(srv->loop, &srv->listen_io, listen_fd, IG_EV_READ, on_accept, srv) < 0)
+	if (ig_acceptor_start(&srv->acceptor, srv->loop, listen_fd, "grpc", on_accept, srv) < 0)
 		return -1;
 	srv->listen_fd = listen_fd;
 	return 0;
@@ -575,7 +561,7 @@ int ig_grpc_server_listen(struct ig_grpc_server *srv, int listen_fd)
 static void stop_listening(struct ig_grpc_server *srv)
 {
 	if (srv->listen_fd >= 0)
-		ig_io_stop(srv->loop, &srv->listen_io);
+		ig_acceptor_stop(&srv->acceptor);
 	srv->listen_fd = -1;
 }
 

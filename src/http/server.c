@@ -85,7 +85,7 @@ struct ig_http_conn {
 
 struct ig_http_server {
 	struct ig_loop *loop;
-	struct ig_io listen_io;
+	struct ig_acceptor acceptor;
 	int listen_fd;
 	struct ig_http_server_config cfg;
 	ig_http_handler handler;
@@ -94,11 +94,6 @@ struct ig_http_server {
 	struct ig_http_conn *conns;
 	size_t busy;
 	bool draining;
-	/* Accepting paused after EMFILE/ENFILE: the back-off and the log. */
-	struct ig_timer accept_timer;
-	uint64_t accept_backoff_ms;
-	uint64_t accept_log_ns;
-	unsigned long accept_failures; /* since the last log line */
 };
 
 static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events);
@@ -1082,92 +1077,43 @@ static int tls_close_notify(struct ig_http_conn *c)
 
 /* ---- accepting ---- */
 
-static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events);
-
-static void on_accept_resume(struct ig_loop *loop, struct ig_timer *t)
+/* A connection from the acceptor (event/accept.c, which also pauses on
+ * EMFILE): set it up and wait for the head under the header timeout. */
+static void on_accept(void *data, int fd, const struct sockaddr_storage *ss)
 {
-	struct ig_http_server *s = t->data;
-	if (s->listen_fd >= 0)
-		ig_io_set(loop, &s->listen_io, IG_EV_READ);
-}
-
-/* Out of file descriptors (or kernel memory): the pending connection
- * stays in the backlog and the listener stays readable, so accepting on
- * would spin. Pause for a back-off that doubles up to a second, and log at
- * most one line per five seconds with the number of failures. */
-static void accept_pause(struct ig_http_server *s, int err)
-{
-	s->accept_failures++;
-	uint64_t now = ig_now_ns();
-	if (!s->accept_log_ns || now - s->accept_log_ns >= 5000000000u) {
-		ig_warn("accept: %s: pausing new connections (%lu failures since the last report)",
-			strerror(err), s->accept_failures);
-		s->accept_log_ns = now;
-		s->accept_failures = 0;
+	struct ig_http_server *s = data;
+	struct ig_loop *loop = s->loop;
+	struct ig_http_conn *c =
+	    calloc(1, s->tls ? sizeof(struct tls_conn_alloc) : sizeof *c);
+	if (!c) {
+		close(fd);
+		return;
 	}
-	s->accept_backoff_ms = s->accept_backoff_ms ? s->accept_backoff_ms * 2 : 10;
-	if (s->accept_backoff_ms > 1000)
-		s->accept_backoff_ms = 1000;
-	ig_io_set(s->loop, &s->listen_io, 0);
-	ig_timer_start(s->loop, &s->accept_timer, s->accept_backoff_ms, on_accept_resume, s);
-}
-
-static void on_accept(struct ig_loop *loop, struct ig_io *io, unsigned events)
-{
-	struct ig_http_server *s = io->data;
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof ss;
-		int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				accept_pause(s, errno);
-				return;
-			}
-			ig_warn("accept: %s", strerror(errno));
+	c->srv = s;
+	if (s->tls)
+		c->tls = &((struct tls_conn_alloc *)c)->tls;
+	ig_sockaddr_text(ss, c->peer, sizeof c->peer);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	if (ig_io_start(loop, &c->io, fd, IG_EV_READ, conn_on_io, c) < 0) {
+		c->io.fd = fd;
+		conn_free(c);
+		return;
+	}
+	c->state = ST_HEAD;
+	if (c->tls) {
+		/* The header timeout covers the handshake and the head. */
+		c->tls->t = ig_tls_conn_new(s->tls, fd);
+		if (!c->tls->t) {
+			conn_free(c);
 			return;
 		}
-		s->accept_backoff_ms = 0;
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		struct ig_http_conn *c =
-		    calloc(1, s->tls ? sizeof(struct tls_conn_alloc) : sizeof *c);
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->srv = s;
-		if (s->tls)
-			c->tls = &((struct tls_conn_alloc *)c)->tls;
-		ig_sockaddr_text(&ss, c->peer, sizeof c->peer);
-		c->next = s->conns;
-		if (s->conns)
-			s->conns->prev = c;
-		s->conns = c;
-		if (ig_io_start(loop, &c->io, fd, IG_EV_READ, conn_on_io, c) < 0) {
-			c->io.fd = fd;
-			conn_free(c);
-			continue;
-		}
-		c->state = ST_HEAD;
-		if (c->tls) {
-			/* The header timeout covers the handshake and the head. */
-			c->tls->t = ig_tls_conn_new(s->tls, fd);
-			if (!c->tls->t) {
-				conn_free(c);
-				continue;
-			}
-			c->state = ST_HANDSHAKE;
-			c->tls->hs_events = IG_EV_READ;
-		}
-		arm_timer(c, TM_HEAD, s->cfg.header_timeout_ms);
+		c->state = ST_HANDSHAKE;
+		c->tls->hs_events = IG_EV_READ;
 	}
+	arm_timer(c, TM_HEAD, s->cfg.header_timeout_ms);
 }
 
 struct ig_http_server *ig_http_server_new(struct ig_loop *loop, int listen_fd,
@@ -1199,7 +1145,7 @@ struct ig_http_server *ig_http_server_new_tls(struct ig_loop *loop, int listen_f
 		s->cfg.send_timeout_ms = 60000;
 	s->handler = handler;
 	s->ctx = ctx;
-	if (ig_io_start(loop, &s->listen_io, listen_fd, IG_EV_READ, on_accept, s) < 0) {
+	if (ig_acceptor_start(&s->acceptor, loop, listen_fd, "http", on_accept, s) < 0) {
 		free(s);
 		return NULL;
 	}
@@ -1212,9 +1158,8 @@ void ig_http_server_drain(struct ig_http_server *s)
 	if (s->draining)
 		return;
 	s->draining = true;
-	ig_timer_stop(s->loop, &s->accept_timer);
 	if (s->listen_fd >= 0) {
-		ig_io_stop(s->loop, &s->listen_io);
+		ig_acceptor_stop(&s->acceptor);
 		close(s->listen_fd);
 		s->listen_fd = -1;
 	}
@@ -1255,9 +1200,8 @@ void ig_http_server_free(struct ig_http_server *s)
 		return;
 	while (s->conns)
 		conn_free(s->conns);
-	ig_timer_stop(s->loop, &s->accept_timer);
 	if (s->listen_fd >= 0) {
-		ig_io_stop(s->loop, &s->listen_io);
+		ig_acceptor_stop(&s->acceptor);
 		close(s->listen_fd);
 	}
 	ig_tls_ctx_unref(s->tls);

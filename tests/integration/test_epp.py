@@ -6,7 +6,9 @@ immediate responses."""
 import json
 import os
 import queue
+import resource
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -32,7 +34,7 @@ hpb = xproto.health_pb2
 class Picker:
     """Simulators, the manifests, and `infergate epp` serving them."""
 
-    def __init__(self, procs, tmp_path, nsims=2, secure=False, extra=()):
+    def __init__(self, procs, tmp_path, nsims=2, secure=False, extra=(), **popen_kw):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "manifests")
         os.makedirs(self.dir, exist_ok=True)
@@ -58,7 +60,7 @@ class Picker:
                 "-f", self.dir, "--workers", "2", "-refreshMetricsInterval", "50ms"]
         if not secure:
             args.append("-secureServing=false")
-        self.proc = procs.start(*args, *extra, name="epp")
+        self.proc = procs.start(*args, *extra, name="epp", **popen_kw)
         wait_port(self.host, self.grpc_port, proc=self.proc)
         wait_http("http://%s:%d/healthz" % (self.host, self.metrics_port), proc=self.proc)
         self.secure = secure
@@ -366,6 +368,59 @@ def test_unknown_method_unimplemented(picker):
         call(b"", timeout=5)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     picker.stop()
+
+
+def test_emfile_backs_off(procs, tmp_path):
+    """Out of descriptors, the picker's gRPC port stops accepting for a
+    back-off (one log line per interval at most) instead of spinning on a
+    listener that stays readable, and accepts again once some are free:
+    the gateway's test_abuse.py::test_emfile_backs_off, on `infergate epp`."""
+    from test_abuse import CPU_SLACK, cpu_seconds, open_fds
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    p = Picker(procs, tmp_path, preexec_fn=limit)
+    pid = p.proc.pid
+    clients = [socket.create_connection((p.host, p.grpc_port), timeout=5) for _ in range(300)]
+    try:
+        deadline = time.monotonic() + 5
+        while open_fds(pid) < 250 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        fds = open_fds(pid)
+        assert fds >= 250, "the picker holds only %d descriptors" % fds
+        time.sleep(0.3)
+        off, cpu0 = len(p.log()), cpu_seconds(pid)
+        time.sleep(3.0)
+        cpu = cpu_seconds(pid) - cpu0
+        lines = [ln for ln in p.log()[off:].splitlines() if "accept" in ln.lower()]
+        print("\nEMFILE: %d descriptors, picker CPU %.2f s in 3 s, %d accept lines (first: %r)"
+              % (fds, cpu, len(lines), lines[:1]))
+        assert cpu < 0.3 * CPU_SLACK, "picker CPU %.2f s in 3 s at EMFILE" % cpu
+        # At most a line per five seconds and worker (two workers).
+        assert len(lines) <= 2 * 2, lines
+        assert any("pausing new connections" in ln for ln in p.log().splitlines()), p.log()
+    finally:
+        for s in clients:
+            s.close()
+    # Accepting resumes: a health check on the gRPC port within 2 s.
+    t0 = time.monotonic()
+    status = None
+    while time.monotonic() - t0 < 2.0 and status != 1:
+        ch = grpc.insecure_channel("%s:%d" % (p.host, p.grpc_port))
+        check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=hpb.HealthCheckResponse.FromString)
+        try:
+            status = check(hpb.HealthCheckRequest(service=""), timeout=1).status
+        except grpc.RpcError as e:
+            status = e.code()
+            time.sleep(0.05)
+        ch.close()
+    took = time.monotonic() - t0
+    print("EMFILE: first health check after the clients left: %s in %.2f s" % (status, took))
+    assert status == 1 and took < 2.0, (status, took)
+    p.stop()
 
 
 def test_tls_by_default(procs, tmp_path):
