@@ -1,10 +1,22 @@
-/* Logging to stderr, one line per event, with a level and a timestamp. */
+/* Logging to stderr, one line per event, with a level and a timestamp:
+ * text ("2026-12-05T04:53:48.365Z warn  message"), or one JSON object per
+ * line as Kubernetes log pipelines read them ({"level":"warn","ts":...,
+ * "msg":"message"}, zap's keys, for `infergate epp --zap-encoder json`). */
 #ifndef IG_CORE_LOG_H
 #define IG_CORE_LOG_H
 
 enum ig_log_level { IG_LOG_ERROR, IG_LOG_WARN, IG_LOG_INFO, IG_LOG_DEBUG };
 
 extern enum ig_log_level ig_log_level;
+
+enum ig_log_format { IG_LOG_TEXT, IG_LOG_JSON };
+/* How "ts" is written in JSON lines: seconds since the epoch as a number
+ * (zap's default), milliseconds or nanoseconds as numbers, or RFC 3339
+ * text. */
+enum ig_log_time { IG_LOG_TIME_EPOCH, IG_LOG_TIME_MILLIS, IG_LOG_TIME_NANOS, IG_LOG_TIME_RFC3339 };
+/* Set once at start, before any thread logs. */
+extern enum ig_log_format ig_log_format;
+extern enum ig_log_time ig_log_time;
 
 void ig_log(enum ig_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses "error", "warn", "info", "debug"; -1 if unknown. */

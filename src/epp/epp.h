@@ -20,12 +20,19 @@ struct ig_gw_frontend;
 struct ig_epp_options {
 	const char *pool_name;
 	const char *pool_ns;
+	const char *pool_group; /* IG_POOL_GROUP_V1 or _ALPHA; NULL: either, v1 first */
 	int grpc_port;	       /* ext_proc (and health) */
 	int health_port;       /* grpc.health.v1, plain text; 0: none */
 	bool secure;	       /* TLS on the ext_proc port */
 	const char *cert_path; /* DIR with tls.crt and tls.key; NULL: self-signed */
 	const char *bind;
 	uint64_t max_body_bytes;
+	uint64_t max_msg_bytes; /* gRPC messages; 0: max_body_bytes + 64 KiB */
+	/* The pick's header and envoy.lb metadata key, and that metadata's
+	 * namespace (GIE's destinationEndpointHintKey and
+	 * DestinationEndpointHintMetadataNamespace); NULL: the defaults. */
+	const char *dest_key;
+	const char *dest_ns;
 	/* Endpoints named in x-gateway-destination-endpoint: 1 (the pick) by
 	 * default, as plain Envoy reads one; more gives fallbacks. */
 	uint64_t endpoints;

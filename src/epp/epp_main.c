@@ -26,73 +26,168 @@ static const char footer_text[] =
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
-/* GIE's Go flags: the camelCase name, the kebab-case one it maps to, and
- * whether it is a boolean (Go writes -flag=false). */
-static const struct {
-	const char *go, *kebab;
-	bool boolean;
-} go_flags[] = {
-    {"poolName", "pool-name", false},
-    {"poolNamespace", "pool-namespace", false},
-    {"grpcPort", "grpc-port", false},
-    {"grpcHealthPort", "grpc-health-port", false},
-    {"metricsPort", "metrics-port", false},
-    {"secureServing", "secure-serving", true},
-    {"certPath", "cert-path", false},
-    {"refreshMetricsInterval", "refresh-metrics-interval", false},
-    {"configFile", "config-file", false},
-    {"v", "v", false},
-    {"zap-log-level", "log-level", false},
-};
-
-/* argv rewritten to what the table reads: -name and --name are one flag,
- * camelCase names become kebab-case, and a boolean's `=true`/`=false` its
- * on and off switches. Returns a malloc'd array of argc + 1 pointers into
- * argv and into `store` (room for argc rewritten words). */
-static char **normalize(int argc, char **argv, char (*store)[128])
+/* Go's and pflag's booleans: -flag=false turns one off. */
+static int go_bool(const char *v)
 {
-	char **out = calloc((size_t)argc + 1, sizeof *out);
+	static const char *const on[] = {"1", "t", "T", "true", "TRUE", "True"};
+	static const char *const off[] = {"0", "f", "F", "false", "FALSE", "False"};
+	for (size_t i = 0; i < 6; i++) {
+		if (!strcmp(v, on[i]))
+			return 1;
+		if (!strcmp(v, off[i]))
+			return 0;
+	}
+	return -1;
+}
+
+/* "poolName" -> "pool-name", "DestinationEndpointHintMetadataNamespace"
+ * -> "destination-endpoint-hint-metadata-namespace"; kebab-case stays. */
+static void kebab_case(const char *name, size_t n, char *out, size_t cap)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n && k + 2 < cap; i++) {
+		char c = name[i];
+		if (c >= 'A' && c <= 'Z') {
+			if (k > 0 && out[k - 1] != '-')
+				out[k++] = '-';
+			c = (char)(c - 'A' + 'a');
+		}
+		out[k++] = c;
+	}
+	out[k] = '\0';
+}
+
+static const struct ig_flag *find_flag(const struct ig_flag *t, const char *name)
+{
+	for (; t->kind != IG_FK_END; t++)
+		if (t->kind != IG_FK_SECTION && t->name && !strcmp(t->name, name))
+			return t;
+	return NULL;
+}
+
+/* argv rewritten to what the table reads. GIE's Go flags (-poolName,
+ * -secureServing=false; Go's flag package reads -name and --name alike)
+ * and llm-d's pflag ones (--pool-name, --secure-serving=false) become the
+ * table's: a camelCase name its kebab-case one, a boolean's `=true` or
+ * `=false` its on or off switch (or nothing, for a switch that is off by
+ * default). Returns a malloc'd array of *argc + 1 pointers into argv and
+ * into `store` (room for argc rewritten words), and sets *argc. */
+static char **normalize(int *argc, char **argv, char (*store)[128], const struct ig_flag *table)
+{
+	char **out = calloc((size_t)*argc + 1, sizeof *out);
 	if (!out)
 		return NULL;
-	for (int i = 0; i < argc; i++) {
+	int n = 0;
+	for (int i = 0; i < *argc; i++) {
 		const char *a = argv[i];
-		out[i] = argv[i];
-		if (i == 0 || a[0] != '-' || !a[1] || (a[1] == '-' && !a[2]))
+		out[n] = argv[i];
+		if (i == 0 || a[0] != '-' || !a[1] || (a[1] == '-' && !a[2])) {
+			n++;
 			continue;
+		}
 		const char *name = a[1] == '-' ? a + 2 : a + 1;
-		if (name == a + 1 && name[1] == '\0' && name[0] != 'v')
+		if (name == a + 1 && name[1] == '\0' && name[0] != 'v') {
+			n++;
 			continue; /* -f, -h: the table's own short flags */
+		}
 		const char *eq = strchr(name, '=');
 		size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-		const char *kebab = NULL;
-		bool boolean = false;
-		for (size_t k = 0; k < sizeof go_flags / sizeof go_flags[0]; k++) {
-			if ((strlen(go_flags[k].go) == nlen &&
-			     !strncmp(go_flags[k].go, name, nlen)) ||
-			    (strlen(go_flags[k].kebab) == nlen &&
-			     !strncmp(go_flags[k].kebab, name, nlen))) {
-				kebab = go_flags[k].kebab;
-				boolean = go_flags[k].boolean;
-			}
-		}
-		if (!kebab) {
-			if (a[1] != '-' && nlen > 1) { /* -workers 2: Go's single dash */
+		char kebab[96];
+		kebab_case(name, nlen, kebab, sizeof kebab);
+		const struct ig_flag *f = find_flag(table, kebab);
+		if (!f) {
+			if (a[1] != '-') { /* -workers 2: Go's single dash; unknown stays unknown */
 				snprintf(store[i], sizeof store[i], "-%s", a);
-				out[i] = store[i];
+				out[n] = store[i];
 			}
+			n++;
 			continue;
 		}
-		if (boolean && eq) {
-			bool off = !strcmp(eq + 1, "false") || !strcmp(eq + 1, "0") ||
-				   !strcmp(eq + 1, "f") || !strcmp(eq + 1, "F") ||
-				   !strcmp(eq + 1, "FALSE") || !strcmp(eq + 1, "False");
-			snprintf(store[i], sizeof store[i], "--%s%s", off ? "no-" : "", kebab);
+		int on = f->kind == IG_FK_BOOL && eq ? go_bool(eq + 1) : -1;
+		if (on == 1) {
+			snprintf(store[i], sizeof store[i], "--%s", kebab);
+		} else if (on == 0) {
+			char off[112];
+			snprintf(off, sizeof off, "no-%s", kebab);
+			if (!find_flag(table, off))
+				continue; /* --x=false for a switch off by default */
+			snprintf(store[i], sizeof store[i], "--%s", off);
 		} else {
 			snprintf(store[i], sizeof store[i], "--%s%s", kebab, eq ? eq : "");
 		}
-		out[i] = store[i];
+		out[n++] = store[i];
 	}
+	out[n] = NULL;
+	*argc = n;
 	return out;
+}
+
+/* What the compatibility flags that change nothing here say at start, so
+ * none is taken silently. */
+struct compat {
+	uint64_t scrape_port;
+	bool tracing, cert_reload, leader_election;
+	const void *prom_refresh, *pprof, *metrics_auth, *health_checking;
+};
+
+static void compat_notes(const struct ig_flags *fl, const struct compat *c)
+{
+	if (c->scrape_port)
+		ig_warn("--model-server-metrics-port %llu: infergate scrapes each endpoint on its "
+			"target port",
+			(unsigned long long)c->scrape_port);
+	if (c->tracing && getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+		ig_info("--tracing: infergate epp emits no spans; `infergate gateway "
+			"--otlp-endpoint` traces requests");
+	if (c->cert_reload)
+		ig_warn("--enable-cert-reload: the certificate of --cert-path is read at start; "
+			"restart the picker to renew it");
+	if (c->leader_election)
+		ig_warn("--ha-enable-leader-election: every replica is ready and serves, each a "
+			"whole picker with its own prefix index");
+	if (ig_flags_given(fl, c->prom_refresh))
+		ig_info("--refresh-prometheus-metrics-interval: not needed, /metrics is computed "
+			"when scraped");
+	if (ig_flags_given(fl, c->pprof) || ig_flags_given(fl, c->metrics_auth) ||
+	    ig_flags_given(fl, c->health_checking))
+		ig_info("--enable-pprof, --metrics-endpoint-auth, --health-checking: taken for "
+			"compatibility; see --help");
+}
+
+/* zap's --zap-log-level: debug, info, error, panic, or a number (more
+ * verbose as it grows: any of them is debug here). */
+static int zap_level(struct ig_flags *fl, const struct ig_flag *f, const char *v)
+{
+	int *level = f->dst;
+	int l = ig_log_parse_level(v);
+	if (l >= 0)
+		*level = l;
+	else if (!strcmp(v, "panic") || !strcmp(v, "dpanic") || !strcmp(v, "fatal"))
+		*level = IG_LOG_ERROR;
+	else if (v[0] >= '0' && v[0] <= '9' && strspn(v, "0123456789") == strlen(v))
+		*level = atoi(v) > 0 ? IG_LOG_DEBUG : IG_LOG_INFO;
+	else
+		return ig_flags_invalid(fl, v, "debug, info, warn, error, panic or a number");
+	return IG_OK;
+}
+
+/* Model-server metric names (GIE's --total-queued-requests-metric and
+ * friends): infergate reads vLLM's names, so those are the values taken;
+ * another name is refused rather than ignored. */
+struct metric_flag {
+	const char *const *names; /* accepted, NULL-terminated */
+};
+
+static int metric_name(struct ig_flags *fl, const struct ig_flag *f, const char *v)
+{
+	const struct metric_flag *m = f->dst;
+	for (size_t i = 0; m->names[i]; i++)
+		if (!strcmp(v, m->names[i]))
+			return IG_OK;
+	return ig_flags_error(fl,
+			      "%s: \"%s\" is not supported: infergate reads vLLM's metrics by "
+			      "their names (this one: %s)",
+			      fl->flag, v, m->names[0]);
 }
 
 int ig_epp_main(int argc, char **argv)
@@ -108,9 +203,27 @@ int ig_epp_main(int argc, char **argv)
 	    .endpoints = 1,
 	};
 	uint64_t grpc_port = 9002, health_port = 9003, metrics_port = 9090, verbosity = 0;
-	unsigned long long max_body = 16u << 20;
-	int level = (int)ig_log_level;
-	bool insecure = false;
+	unsigned long long max_body = 16u << 20, max_msg = 0, scrape_port = 0;
+	uint64_t staleness_ms = 0, prom_refresh_ms = 0;
+	int level = (int)ig_log_level, encoder = 0, time_enc = 0, stack_level = 0;
+	bool insecure = false, tracing = true, no_tracing = false, pprof = true, no_pprof = false;
+	bool health_checking = false, metrics_auth = true, no_metrics_auth = false;
+	bool cert_reload = false, leader_election = false, zap_devel = false;
+	bool insecure_skip = true, no_insecure_skip = false;
+	const char *scheme = "http", *scrape_path = "/metrics", *config_text = NULL;
+	static const char *const encoders[] = {"console", "json", NULL};
+	static const char *const time_encodings[] = {"epoch",	"millis",      "nano", "iso8601",
+						     "rfc3339", "rfc3339nano", NULL};
+	static const char *const zap_levels[] = {"debug",  "info",  "warn",  "error",
+						 "dpanic", "panic", "fatal", NULL};
+	static const char *const queued[] = {"vllm:num_requests_waiting", NULL};
+	static const char *const running[] = {"vllm:num_requests_running", NULL};
+	static const char *const kv[] = {"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
+					 NULL};
+	static const char *const lora[] = {"vllm:lora_requests_info", NULL};
+	static const char *const cache[] = {"vllm:cache_config_info", NULL};
+	static struct metric_flag m_queued = {queued}, m_running = {running}, m_kv = {kv},
+				  m_lora = {lora}, m_cache = {cache};
 	struct ig_flag_list paths = {0};
 	const struct ig_flag table[] = {
 	    IG_FLAG_SECTION("the pool:"),
@@ -118,6 +231,9 @@ int ig_epp_main(int argc, char **argv)
 			"the InferencePool to pick for (required; -poolName)"),
 	    IG_FLAG_STR("pool-namespace", 0, &e.pool_ns, "NS",
 			"its namespace (default default; -poolNamespace)"),
+	    IG_FLAG_STR("pool-group", 0, &e.pool_group, "GROUP",
+			"the pool's API group: inference.networking.k8s.io (v1) or "
+			"inference.networking.x-k8s.io (v1alpha2) (default: either, v1 first)"),
 	    IG_FLAG_LIST("filename", 'f', &paths, "PATH",
 			 "manifest file or directory (repeatable): the pool, its pods, "
 			 "InferenceModels/Objectives/ModelRewrites"),
@@ -128,10 +244,15 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_SECTION("the picker:"),
 	    IG_FLAG_STR("config-file", 0, &o.picker_config, "FILE",
 			"EndpointPickerConfig (default: one among the manifests, else --picker)"),
+	    IG_FLAG_STR("config-text", 0, &config_text, "YAML",
+			"the EndpointPickerConfig itself instead of a file"),
 	    IG_FLAG_STR("picker", 0, &o.picker_preset, "NAME",
 			"a built-in configuration: infergate (default), gie, llm-d, v0.2"),
 	    IG_FLAG_MS("refresh-metrics-interval", 0, &o.scrape_interval_ms, IG_FLAG_BARE_MS, "DUR",
 		       "model-server /metrics scrape period (default 50ms)"),
+	    IG_FLAG_MS("metrics-staleness-threshold", 0, &staleness_ms, IG_FLAG_BARE_MS, "DUR",
+		       "metrics older than this count as stale and the endpoint as saturated "
+		       "(overrides the config's metricsStalenessThreshold, 200ms by default)"),
 	    IG_FLAG_UINT("endpoints", 0, &e.endpoints, 1, 32, "N",
 			 "endpoints named in x-gateway-destination-endpoint, the pick first and "
 			 "fallbacks after it (default 1: plain Envoy reads one)"),
@@ -161,6 +282,13 @@ int ig_epp_main(int argc, char **argv)
 			"certificate made at start; -certPath)"),
 	    IG_FLAG_UINT("max-body-bytes", 0, &max_body, 1, 1ull << 32, "N",
 			 "request body the picker reads, else 413 (default 16777216)"),
+	    IG_FLAG_UINT("grpc-max-recv-msg-size", 0, &max_msg, 1024, 1ull << 32, "N",
+			 "largest gRPC message taken (default: --max-body-bytes + 64 KiB)"),
+	    IG_FLAG_STR("destination-endpoint-hint-key", 0, &e.dest_key, "NAME",
+			"the header and metadata key of the pick (default "
+			"x-gateway-destination-endpoint)"),
+	    IG_FLAG_STR("destination-endpoint-hint-metadata-namespace", 0, &e.dest_ns, "NS",
+			"the dynamic metadata namespace of the pick (default envoy.lb)"),
 	    IG_FLAG_UINT("workers", 0, &o.workers, 1, 256, "N",
 			 "worker threads (default: one per CPU)"),
 	    IG_FLAG_MS("drain-timeout", 0, &o.drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
@@ -170,17 +298,79 @@ int ig_epp_main(int argc, char **argv)
 			 "error, warn, info or debug (default info)"),
 	    IG_FLAG_UINT("v", 0, &verbosity, 0, 10, "N",
 			 "GIE's verbosity: 4 or more logs at debug level"),
+	    IG_FLAG_ENUM("zap-encoder", 0, &encoder, encoders, "FORMAT",
+			 "console (text lines, the default) or json (one object per line)"),
+	    IG_FLAG_FN("zap-log-level", 0, zap_level, &level, "LEVEL",
+		       "debug, info, error, panic or a number (any above 0: debug)"),
+	    IG_FLAG_ENUM("zap-time-encoding", 0, &time_enc, time_encodings, "ENC",
+			 "\"ts\" of JSON lines: epoch (default), millis, nano, iso8601, rfc3339, "
+			 "rfc3339nano"),
+	    IG_FLAG_BOOL("zap-devel", 0, &zap_devel, NULL),
+	    IG_FLAG_ENUM("zap-stacktrace-level", 0, &stack_level, zap_levels, "LEVEL", NULL),
+	    IG_FLAG_SECTION("GIE and llm-d flags taken for compatibility (see the README):"),
+	    IG_FLAG_STR("model-server-metrics-scheme", 0, &scheme, "http", "http only"),
+	    IG_FLAG_STR("model-server-metrics-path", 0, &scrape_path, "/metrics", "/metrics only"),
+	    IG_FLAG_UINT("model-server-metrics-port", 0, &scrape_port, 1, 65535, "PORT",
+			 "the pool's first target port only (deprecated in GIE)"),
+	    IG_FLAG_BOOL("model-server-metrics-https-insecure-skip-verify", 0, &insecure_skip,
+			 NULL),
+	    IG_FLAG_BOOL("no-model-server-metrics-https-insecure-skip-verify", 0, &no_insecure_skip,
+			 NULL),
+	    IG_FLAG_FN("total-queued-requests-metric", 0, metric_name, &m_queued, "NAME",
+		       "vllm:num_requests_waiting only"),
+	    IG_FLAG_FN("total-running-requests-metric", 0, metric_name, &m_running, "NAME",
+		       "vllm:num_requests_running only"),
+	    IG_FLAG_FN("kv-cache-usage-percentage-metric", 0, metric_name, &m_kv, "NAME",
+		       "vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc (both are read)"),
+	    IG_FLAG_FN("lora-info-metric", 0, metric_name, &m_lora, "NAME",
+		       "vllm:lora_requests_info only"),
+	    IG_FLAG_FN("cache-info-metric", 0, metric_name, &m_cache, "NAME",
+		       "vllm:cache_config_info only"),
+	    IG_FLAG_MS("refresh-prometheus-metrics-interval", 0, &prom_refresh_ms, IG_FLAG_BARE_MS,
+		       "DUR", "taken and not needed: /metrics is computed when scraped"),
+	    IG_FLAG_BOOL("tracing", 0, &tracing,
+			 "taken; the picker emits no spans (the gateway does)"),
+	    IG_FLAG_BOOL("no-tracing", 0, &no_tracing, NULL),
+	    IG_FLAG_BOOL("health-checking", 0, &health_checking,
+			 "taken; endpoints leave rotation after failed scrapes regardless"),
+	    IG_FLAG_BOOL("enable-pprof", 0, &pprof, "taken; there is no Go profiler to serve"),
+	    IG_FLAG_BOOL("no-enable-pprof", 0, &no_pprof, NULL),
+	    IG_FLAG_BOOL("metrics-endpoint-auth", 0, &metrics_auth,
+			 "taken; protect the metrics port with --admin-token instead"),
+	    IG_FLAG_BOOL("no-metrics-endpoint-auth", 0, &no_metrics_auth, NULL),
+	    IG_FLAG_BOOL("enable-cert-reload", 0, &cert_reload,
+			 "taken; the certificate is read at start (restart to renew)"),
+	    IG_FLAG_BOOL("ha-enable-leader-election", 0, &leader_election,
+			 "taken; every replica serves, each a whole picker"),
 	    IG_FLAG_END,
 	};
 	struct ig_flags fl = {
 	    .prog = "infergate epp", .usage = usage_text, .footer = footer_text, .table = table};
 	char(*store)[128] = calloc((size_t)argc + 1, sizeof *store);
-	char **args = store ? normalize(argc, argv, store) : NULL;
+	int nargs = argc;
+	char **args = store ? normalize(&nargs, argv, store, table) : NULL;
 	if (!args) {
 		free(store);
 		return 1;
 	}
-	int rc = ig_flags_parse(&fl, argc, args);
+	int rc = ig_flags_parse(&fl, nargs, args);
+	if (rc == IG_OK && e.pool_group && strcmp(e.pool_group, IG_POOL_GROUP_V1) != 0 &&
+	    strcmp(e.pool_group, IG_POOL_GROUP_ALPHA) != 0)
+		rc = ig_flags_error(&fl,
+				    "--pool-group: \"%s\" is not an InferencePool group (%s or %s)",
+				    e.pool_group, IG_POOL_GROUP_V1, IG_POOL_GROUP_ALPHA);
+	if (rc == IG_OK && strcmp(scheme, "http") != 0)
+		rc = ig_flags_error(&fl,
+				    "--model-server-metrics-scheme: \"%s\" is not supported: "
+				    "infergate scrapes model servers over http only",
+				    scheme);
+	if (rc == IG_OK && strcmp(scrape_path, "/metrics") != 0)
+		rc = ig_flags_error(&fl,
+				    "--model-server-metrics-path: \"%s\" is not supported: "
+				    "infergate scrapes each endpoint's /metrics",
+				    scrape_path);
+	if (rc == IG_OK && config_text && o.picker_config)
+		rc = ig_flags_error(&fl, "give --config-file or --config-text, not both");
 	if (rc == IG_OK && !e.pool_name)
 		rc = ig_flags_error(&fl, "no pool: give -poolName NAME (or --pool-name)");
 	if (rc == IG_OK && paths.n == 0 && !o.kube)
@@ -197,7 +387,25 @@ int ig_epp_main(int argc, char **argv)
 		free(store);
 		return ig_flags_report(&fl, rc);
 	}
-	ig_log_level = verbosity >= 4 ? IG_LOG_DEBUG : (enum ig_log_level)level;
+	/* As GIE: -v sets the level unless one is named. */
+	ig_log_level = !ig_flags_given(&fl, &level) && verbosity >= 4 ? IG_LOG_DEBUG
+								      : (enum ig_log_level)level;
+	ig_log_format = encoder == 1 ? IG_LOG_JSON : IG_LOG_TEXT;
+	ig_log_time = time_enc == 1   ? IG_LOG_TIME_MILLIS
+		      : time_enc == 2 ? IG_LOG_TIME_NANOS
+		      : time_enc >= 3 ? IG_LOG_TIME_RFC3339
+				      : IG_LOG_TIME_EPOCH;
+	compat_notes(&fl, &(struct compat){.scrape_port = scrape_port,
+					   .tracing = tracing && !no_tracing,
+					   .cert_reload = cert_reload,
+					   .leader_election = leader_election,
+					   .prom_refresh = &prom_refresh_ms,
+					   .pprof = &pprof,
+					   .metrics_auth = &metrics_auth,
+					   .health_checking = &health_checking});
+	o.picker_text = config_text;
+	o.metrics_staleness_ms = staleness_ms;
+	e.max_msg_bytes = max_msg;
 	if (insecure)
 		e.secure = false;
 	e.grpc_port = (int)grpc_port;

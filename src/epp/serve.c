@@ -174,8 +174,10 @@ static void on_picked(struct ig_req *p)
 	struct ig_str body = new_body(xs, &changed);
 	char clen[24];
 	snprintf(clen, sizeof clen, "%zu", body.len);
-	struct ig_xp_set_header set[2] = {{DEST_HEADER, ig_str_from(eps)},
-					  {"content-length", ig_str_from(clen)}};
+	const struct epp *E = xs->w->gw->opt.frontend->arg;
+	struct ig_xp_set_header set[2] = {
+	    {E->opt.dest_key ? E->opt.dest_key : DEST_HEADER, ig_str_from(eps)},
+	    {"content-length", ig_str_from(clen)}};
 	struct ig_buf b = {0};
 	if (xs->req_mode == IG_XP_BODY_BUFFERED && xs->body_done && !xs->answered) {
 		/* The headers were answered already: the pick goes with the body. */
@@ -187,6 +189,8 @@ static void on_picked(struct ig_req *p)
 						 .nset = changed ? 2 : 1,
 						 .clear_route_cache = true,
 						 .lb_endpoint = eps,
+						 .lb_ns = E->opt.dest_ns,
+						 .lb_key = E->opt.dest_key,
 					     });
 		send_buf(xs, &b);
 		xs->answered = true;
@@ -198,6 +202,8 @@ static void on_picked(struct ig_req *p)
 					    .nset = with_length ? 2 : 1,
 					    .clear_route_cache = true,
 					    .lb_endpoint = eps,
+					    .lb_ns = E->opt.dest_ns,
+					    .lb_key = E->opt.dest_key,
 					});
 	send_buf(xs, &b);
 	xs->answered = true;
@@ -316,7 +322,9 @@ static void pick(struct xstream *xs)
 	p->has_subset = xs->has_subset;
 	p->subset = xs->subset;
 	p->nsubset = xs->nsubset;
-	p->pool = p->snap ? ig_snapshot_pool(p->snap, E->opt.pool_ns, E->opt.pool_name) : NULL;
+	p->pool = p->snap ? ig_snapshot_pool_group(p->snap, E->opt.pool_ns, E->opt.pool_name,
+						   E->opt.pool_group)
+			  : NULL;
 	if (!p->pool) {
 		char msg[400];
 		snprintf(msg, sizeof msg, "InferencePool %s/%s is not known (yet)", E->opt.pool_ns,
@@ -525,7 +533,8 @@ static void process_end(struct ig_grpc_stream *s, bool reset)
 
 static bool pool_known(struct ig_gateway_rt *G, const struct epp *E)
 {
-	return G && G->snap && ig_snapshot_pool(G->snap, E->opt.pool_ns, E->opt.pool_name);
+	return G && G->snap &&
+	       ig_snapshot_pool_group(G->snap, E->opt.pool_ns, E->opt.pool_name, E->opt.pool_group);
 }
 
 static void health_answer(struct ig_grpc_stream *s, bool ready)
@@ -562,7 +571,8 @@ static void worker_health_message(struct ig_grpc_stream *s, const uint8_t *msg, 
 {
 	struct ig_worker *w = ig_grpc_stream_data(s);
 	struct epp *E = w->gw->opt.frontend->arg;
-	bool ready = w->snap && ig_snapshot_pool(w->snap, E->opt.pool_ns, E->opt.pool_name);
+	bool ready = w->snap && ig_snapshot_pool_group(w->snap, E->opt.pool_ns, E->opt.pool_name,
+						       E->opt.pool_group);
 	ig_grpc_stream_set_data(s, NULL);
 	health_check(s, msg, len, ready);
 }
@@ -603,7 +613,8 @@ static struct ig_grpc_server_config server_config(const struct epp *E, bool tls)
 {
 	return (struct ig_grpc_server_config){
 	    .tls = tls ? E->tls : NULL,
-	    .max_message_bytes = (size_t)E->opt.max_body_bytes + 65536,
+	    .max_message_bytes = E->opt.max_msg_bytes ? (size_t)E->opt.max_msg_bytes
+						      : (size_t)E->opt.max_body_bytes + 65536,
 	};
 }
 

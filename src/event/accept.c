@@ -35,8 +35,9 @@ static void pause_accepting(struct ig_acceptor *a, int err)
 	a->failures++;
 	uint64_t now = ig_now_ns();
 	if (!a->log_ns || now - a->log_ns >= LOG_INTERVAL_NS) {
-		ig_warn("%s: accept: %s: pausing new connections (%lu failures since the last report)",
-			a->name, strerror(err), a->failures);
+		ig_warn(
+		    "%s: accept: %s: pausing new connections (%lu failures since the last report)",
+		    a->name, strerror(err), a->failures);
 		a->log_ns = now;
 		a->failures = 0;
 	}

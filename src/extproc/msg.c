@@ -587,24 +587,27 @@ struct lb_metadata {
 	pb_value ns_value, ep_value;
 };
 
-static pb_struct *lb_metadata_build(struct lb_metadata *md, const char *ep)
+static pb_struct *lb_metadata_build(struct lb_metadata *md, const char *ep, const char *ns,
+				    const char *key)
 {
 	google__protobuf__value__init(&md->ep_value);
 	md->ep_value.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
 	md->ep_value.string_value = (char *)ep;
 	google__protobuf__struct__fields_entry__init(&md->inner_entry);
-	md->inner_entry.key = LB_KEY;
+	md->inner_entry.key = (char *)(key ? key : LB_KEY);
 	md->inner_entry.value = &md->ep_value;
 	md->inner_ptr = &md->inner_entry;
 	google__protobuf__struct__init(&md->inner);
 	md->inner.n_fields = 1;
 	md->inner.fields = &md->inner_ptr;
+	if (ns && !*ns)
+		return &md->inner;
 
 	google__protobuf__value__init(&md->ns_value);
 	md->ns_value.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
 	md->ns_value.struct_value = &md->inner;
 	google__protobuf__struct__fields_entry__init(&md->top_entry);
-	md->top_entry.key = LB_NS;
+	md->top_entry.key = (char *)(ns ? ns : LB_NS);
 	md->top_entry.value = &md->ns_value;
 	md->top_ptr = &md->top_entry;
 	google__protobuf__struct__init(&md->top);
@@ -667,7 +670,7 @@ int ig_xp_encode_headers_answer(struct ig_buf *out, const struct ig_xp_headers_a
 		r.request_headers = &hr;
 	}
 	if (a->lb_endpoint)
-		r.dynamic_metadata = lb_metadata_build(&md, a->lb_endpoint);
+		r.dynamic_metadata = lb_metadata_build(&md, a->lb_endpoint, a->lb_ns, a->lb_key);
 	rc = pack(out, &r.base);
 	free(c.mem);
 	return rc;
@@ -716,7 +719,7 @@ int ig_xp_encode_body_answer(struct ig_buf *out, const struct ig_xp_body_answer 
 		r.request_body = &br;
 	}
 	if (a->lb_endpoint)
-		r.dynamic_metadata = lb_metadata_build(&md, a->lb_endpoint);
+		r.dynamic_metadata = lb_metadata_build(&md, a->lb_endpoint, a->lb_ns, a->lb_key);
 	rc = pack(out, &r.base);
 	free(c.mem);
 	return rc;

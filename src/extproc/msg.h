@@ -100,6 +100,10 @@ struct ig_xp_headers_answer {
 	size_t nremove;
 	bool clear_route_cache;
 	const char *lb_endpoint;
+	/* The metadata's namespace and key (NULL: "envoy.lb" and
+	 * "x-gateway-destination-endpoint"); an empty namespace puts the key
+	 * at the top, with no namespace struct around it (as GIE's flag). */
+	const char *lb_ns, *lb_key;
 };
 int ig_xp_encode_headers_answer(struct ig_buf *out, const struct ig_xp_headers_answer *a);
 
@@ -118,6 +122,10 @@ struct ig_xp_body_answer {
 	size_t nset;
 	bool clear_route_cache;
 	const char *lb_endpoint;
+	/* The metadata's namespace and key (NULL: "envoy.lb" and
+	 * "x-gateway-destination-endpoint"); an empty namespace puts the key
+	 * at the top, with no namespace struct around it (as GIE's flag). */
+	const char *lb_ns, *lb_key;
 };
 int ig_xp_encode_body_answer(struct ig_buf *out, const struct ig_xp_body_answer *a);
 

@@ -208,9 +208,17 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 	struct ig_diags diags = {0};
 	int rc = G->kube ? ig_kube_load(G->kube, &cfg, &diags)
 			 : ig_config_load(G->opt.paths, G->opt.npaths, &cfg, &diags);
-	if (rc == 0 && ig_gw_load_picker(cfg, G->opt.picker_config, G->opt.picker_preset,
-					 G->opt.flow_control, &picker, &picker_hash, &diags) < 0)
+	if (rc == 0 && G->opt.picker_text) {
+		if (ig_gw_load_picker_text(G->opt.picker_text, G->opt.flow_control, &picker,
+					   &picker_hash, &diags) < 0)
+			rc = -1;
+	} else if (rc == 0 &&
+		   ig_gw_load_picker(cfg, G->opt.picker_config, G->opt.picker_preset,
+				     G->opt.flow_control, &picker, &picker_hash, &diags) < 0) {
 		rc = -1;
+	}
+	if (rc == 0 && picker && G->opt.metrics_staleness_ms)
+		ig_picker_config_set_staleness(picker, G->opt.metrics_staleness_ms);
 	ig_diags_print(&diags, stderr);
 	ig_diags_free(&diags);
 	if (rc < 0) {

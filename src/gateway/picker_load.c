@@ -122,3 +122,11 @@ int ig_gw_load_picker(const struct ig_config *cfg, const char *file, const char 
 	}
 	return load_preset("infergate", flow_control, out, hash, diags);
 }
+
+int ig_gw_load_picker_text(const char *text, bool flow_control, struct ig_picker_config **out,
+			   uint64_t *hash, struct ig_diags *diags)
+{
+	*out = NULL;
+	*hash = XXH64(text, strlen(text), 1);
+	return parse("--config-text", text, strlen(text), flow_control, out, diags) < 0 ? -1 : 0;
+}

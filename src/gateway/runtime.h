@@ -55,6 +55,8 @@ struct ig_gw_options {
 	uint64_t upstream_read_timeout_ms; /* silence from a pod before and during its answer */
 	struct ig_upstream_config upstream;
 	const char *picker_config;    /* --picker-config FILE */
+	const char *picker_text;      /* the same as text (epp --config-text) */
+	uint64_t metrics_staleness_ms; /* overrides the config's; 0: not */
 	const char *picker_preset;    /* --picker NAME */
 	const char *session_header;   /* default x-session-id */
 	double session_slack;	      /* load above the best allowed to stay (requests) */

@@ -510,6 +510,23 @@ const struct ig_pool_rt *ig_snapshot_pool(const struct ig_snapshot *s, const cha
 	return NULL;
 }
 
+const struct ig_pool_rt *ig_snapshot_pool_group(const struct ig_snapshot *s, const char *ns,
+						const char *name, const char *group)
+{
+	const struct ig_pool_rt *any = NULL;
+	for (size_t i = 0; i < s->npools; i++) {
+		const struct ig_pool *p = s->pools[i].pool;
+		if (strcmp(p->meta.name, name) != 0 || strcmp(p->meta.ns, ns) != 0)
+			continue;
+		const char *g = p->group ? p->group : IG_POOL_GROUP_V1;
+		if (group ? !strcmp(g, group) : !strcmp(g, IG_POOL_GROUP_V1))
+			return &s->pools[i];
+		if (!group && !any)
+			any = &s->pools[i];
+	}
+	return any;
+}
+
 const struct ig_pool_rt *ig_snapshot_pool_of(const struct ig_snapshot *s, const struct ig_pool *p)
 {
 	for (size_t i = 0; i < s->npools; i++)

@@ -113,6 +113,10 @@ static inline struct ig_snapshot *ig_snapshot_ref(struct ig_snapshot *s)
 void ig_snapshot_unref(struct ig_snapshot *s);
 const struct ig_pool_rt *ig_snapshot_pool(const struct ig_snapshot *s, const char *ns,
 					  const char *name);
+/* The pool of that API group (IG_POOL_GROUP_V1 or _ALPHA); group NULL:
+ * either, the v1 one when both exist. */
+const struct ig_pool_rt *ig_snapshot_pool_group(const struct ig_snapshot *s, const char *ns,
+						const char *name, const char *group);
 const struct ig_port_rt *ig_snapshot_port(const struct ig_snapshot *s, int port);
 /* The runtime of a pool / Service port the config resolved a backendRef to. */
 const struct ig_pool_rt *ig_snapshot_pool_of(const struct ig_snapshot *s, const struct ig_pool *p);
@@ -130,5 +134,8 @@ struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *
 int ig_gw_load_picker(const struct ig_config *cfg, const char *file, const char *preset,
 		      bool flow_control, struct ig_picker_config **out, uint64_t *hash,
 		      struct ig_diags *diags);
+/* The same from a configuration given as text (epp --config-text). */
+int ig_gw_load_picker_text(const char *text, bool flow_control, struct ig_picker_config **out,
+			   uint64_t *hash, struct ig_diags *diags);
 
 #endif

@@ -469,6 +469,104 @@ def test_flags_errors(procs, tmp_path):
     p = procs.start("epp", "-f", str(tmp_path), name="epp")
     assert p.wait(timeout=10) == 2
     assert "-poolName" in procs.output(p)
+    # Values infergate cannot honour are refused by name, never ignored.
+    for extra, words in ((["--pool-group", "example.com"], "is not an InferencePool group"),
+                         (["--total-queued-requests-metric", "sglang:num_queue_reqs"],
+                          "vllm:num_requests_waiting"),
+                         (["--model-server-metrics-scheme", "https"], "http only"),
+                         (["--model-server-metrics-path", "/stats"], "/metrics"),
+                         (["--zap-log-level", "loud"], "invalid value"),
+                         (["--config-text", "x", "--config-file", "y"], "not both"),
+                         (["--no-such-flag"], "unknown flag")):
+        p = procs.start("epp", "--pool-name", "qwen-pool", "-f", str(tmp_path), *extra,
+                        name="epp")
+        assert p.wait(timeout=10) == 2, extra
+        out = procs.output(p)
+        assert words in out, (extra, out)
+
+
+PICKER_CONFIG = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+  - pluginRef: max-score-picker
+"""
+
+
+def test_chart_flags(procs, tmp_path):
+    """The arguments GIE's v1 chart and llm-d's charts give their picker
+    (pflag spellings, --zap-* logging, --config-text, --pool-group, the
+    hint key and namespace, booleans written --x=false) start `infergate
+    epp`, and the ones that change the answer change it."""
+    p = Picker(procs, tmp_path, extra=(
+        "--pool-group", "inference.networking.x-k8s.io", "--zap-encoder", "json",
+        "--zap-log-level=debug", "--zap-time-encoding", "rfc3339", "--zap-devel=false",
+        "--config-text", PICKER_CONFIG, "--tracing=false", "--enable-pprof=false",
+        "--metrics-endpoint-auth=false", "--health-checking=true",
+        "--refresh-prometheus-metrics-interval", "5s", "--metrics-staleness-threshold", "2s",
+        "--total-queued-requests-metric", "vllm:num_requests_waiting",
+        "--kv-cache-usage-percentage-metric", "vllm:gpu_cache_usage_perc",
+        "--lora-info-metric", "vllm:lora_requests_info", "--grpc-max-recv-msg-size", "8388608",
+        "--destination-endpoint-hint-key", "x-picked",
+        "-DestinationEndpointHintMetadataNamespace", "picker.ns"))
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    hs = set_headers(first.request_headers.response)
+    assert hs["x-picked"] in p.endpoints and "x-gateway-destination-endpoint" not in hs, hs
+    md = first.dynamic_metadata.fields
+    assert "envoy.lb" not in md
+    assert md["picker.ns"].struct_value.fields["x-picked"].string_value == hs["x-picked"]
+    assert json.loads(out)["model"] == "tweet-summary-1"
+    respond(s)
+    s.rest()
+    # Every log line is one JSON object with zap's keys.
+    lines = [ln for ln in p.log().splitlines() if ln.strip()]
+    assert lines
+    for ln in lines:
+        rec = json.loads(ln)
+        assert rec["level"] in ("debug", "info", "warn", "error") and rec["msg"], ln
+        assert isinstance(rec["ts"], str) and rec["ts"].endswith("Z"), ln
+    assert any("epp: ext_proc on" in json.loads(ln)["msg"] for ln in lines), lines
+    p.stop()
+
+
+def test_pool_group_selects_the_pool(procs, tmp_path):
+    """--pool-group names the pool's API group: the v1alpha2 pool of these
+    manifests is not the one asked for, so nothing is picked (503) and the
+    picker is not ready, as GIE's picker waits for its pool."""
+    p = Picker(procs, tmp_path, extra=("--pool-group", "inference.networking.k8s.io",
+                                       "--destination-endpoint-hint-metadata-namespace", ""))
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    assert first.WhichOneof("response") == "immediate_response", first
+    assert first.immediate_response.status.code == 503
+    s.rest()
+    ch = grpc.insecure_channel("%s:%d" % (p.host, p.health_port))
+    check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
+                           response_deserializer=hpb.HealthCheckResponse.FromString)
+    assert check(hpb.HealthCheckRequest(service=""), timeout=5).status == 2
+    ch.close()
+    p.stop()
+
+
+def test_empty_hint_namespace_puts_the_key_on_top(procs, tmp_path):
+    """GIE's DestinationEndpointHintMetadataNamespace set empty: the pick
+    is a top-level key of dynamic_metadata, with no namespace struct."""
+    p = Picker(procs, tmp_path, extra=("-DestinationEndpointHintMetadataNamespace=",
+                                       "-zap-log-level", "error"))
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    ep = set_headers(first.request_headers.response)["x-gateway-destination-endpoint"]
+    md = first.dynamic_metadata.fields
+    assert "envoy.lb" not in md
+    assert md["x-gateway-destination-endpoint"].string_value == ep
+    respond(s)
+    s.rest()
+    # -zap-log-level error: the start's info lines are not written.
+    assert "epp: ext_proc on" not in p.log(), p.log()
+    p.stop()
 
 
 def test_body_over_the_limit(procs, tmp_path):
