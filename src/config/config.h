@@ -713,6 +713,10 @@ int ig_config_load(const char *const *paths, size_t npaths, struct ig_config **o
  * when out of memory (the config then has no index, and lookups scan). */
 int ig_config_build_index(struct ig_config *cfg);
 void ig_config_index_free(struct ig_config_index *x);
+/* The files and one more manifest given as text (NULL: none), named
+ * extra_name in messages. */
+int ig_config_load_extra(const char *const *paths, size_t npaths, const char *extra_name,
+			 const char *extra, struct ig_config **out, struct ig_diags *diags);
 /* The same from text in memory, with `name` as the file name in messages. */
 int ig_config_load_text(const char *name, const char *text, size_t len, struct ig_config **out,
 			struct ig_diags *diags);

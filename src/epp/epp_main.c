@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/flags.h"
 #include "core/log.h"
 #include "epp/epp.h"
@@ -122,6 +123,84 @@ static char **normalize(int *argc, char **argv, char (*store)[128], const struct
 	return out;
 }
 
+/* llm-d's standalone picker (--endpoint-selector app=vllm,tier=a
+ * --endpoint-target-ports 8000,8001): no InferencePool in the cluster, the
+ * pods matching the labels in the pool's namespace, each target port an
+ * endpoint. Written as the v1 InferencePool it stands for, read with the
+ * manifests (or the API's objects), so nothing downstream differs. Returns
+ * the malloc'd manifest, or NULL with the reason in fl->err. */
+static bool label_text(const char *s, size_t n, bool key)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || (key && c == '/')))
+			return false;
+	}
+	return n <= (key ? 316u : 63u) && (!key || n > 0);
+}
+
+static char *standalone_pool(struct ig_flags *fl, const char *name, const char *ns,
+			     const char *selector, const char *ports)
+{
+	struct ig_buf b = {0};
+	ig_buf_printf(&b,
+		      "apiVersion: inference.networking.k8s.io/v1\n"
+		      "kind: InferencePool\n"
+		      "metadata:\n  name: \"%s\"\n  namespace: \"%s\"\n"
+		      "spec:\n  selector:\n    matchLabels:\n",
+		      name, ns);
+	for (const char *p = selector; *p;) {
+		size_t n = strcspn(p, ",");
+		const char *eq = memchr(p, '=', n);
+		if (!eq || !label_text(p, (size_t)(eq - p), true) ||
+		    !label_text(eq + 1, n - (size_t)(eq + 1 - p), false)) {
+			ig_flags_error(
+			    fl,
+			    "--endpoint-selector: \"%s\": want key=value pairs joined by "
+			    "commas (label keys and values, no spaces)",
+			    selector);
+			goto fail;
+		}
+		ig_buf_printf(&b, "      \"%.*s\": \"%.*s\"\n", (int)(eq - p), p,
+			      (int)(n - (size_t)(eq + 1 - p)), eq + 1);
+		p += n + (p[n] == ',');
+	}
+	ig_buf_append_cstr(&b, "  targetPorts:\n");
+	unsigned seen[8];
+	size_t nports = 0;
+	for (const char *p = ports; *p;) {
+		size_t n = strcspn(p, ",");
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+		bool dup = false;
+		for (size_t i = 0; i < nports; i++)
+			dup |= seen[i] == v;
+		if (n == 0 || end != p + n || v < 1 || v > 65535 || dup || nports == 8) {
+			ig_flags_error(
+			    fl,
+			    "--endpoint-target-ports: \"%s\": want 1 to 8 distinct ports "
+			    "joined by commas",
+			    ports);
+			goto fail;
+		}
+		seen[nports++] = (unsigned)v;
+		ig_buf_printf(&b, "  - number: %lu\n", v);
+		p += n + (p[n] == ',');
+	}
+	if (nports == 0 || !selector[0]) {
+		ig_flags_error(fl,
+			       "--endpoint-selector and --endpoint-target-ports must not be empty");
+		goto fail;
+	}
+	if (!ig_buf_cstr(&b))
+		goto fail;
+	return b.ptr;
+fail:
+	ig_buf_free(&b);
+	return NULL;
+}
+
 /* What the compatibility flags that change nothing here say at start, so
  * none is taken silently. */
 struct compat {
@@ -211,6 +290,8 @@ int ig_epp_main(int argc, char **argv)
 	bool cert_reload = false, leader_election = false, zap_devel = false;
 	bool insecure_skip = true, no_insecure_skip = false;
 	const char *scheme = "http", *scrape_path = "/metrics", *config_text = NULL;
+	const char *selector = NULL, *target_ports = NULL;
+	char *standalone = NULL;
 	static const char *const encoders[] = {"console", "json", NULL};
 	static const char *const time_encodings[] = {"epoch",	"millis",      "nano", "iso8601",
 						     "rfc3339", "rfc3339nano", NULL};
@@ -238,6 +319,12 @@ int ig_epp_main(int argc, char **argv)
 			 "manifest file or directory (repeatable): the pool, its pods, "
 			 "InferenceModels/Objectives/ModelRewrites"),
 	    IG_FLAG_BOOL("kube", 0, &o.kube, "read them from the Kubernetes API instead"),
+	    IG_FLAG_STR("endpoint-selector", 0, &selector, "K=V,...",
+			"no InferencePool: the pods with these labels in the pool's namespace "
+			"(llm-d's standalone picker; --pool-name then only names it, default "
+			"\"standalone\")"),
+	    IG_FLAG_STR("endpoint-target-ports", 0, &target_ports, "P,...",
+			"their ports, each an endpoint (with --endpoint-selector)"),
 	    IG_FLAG_STR(
 		"kubeconfig", 0, &o.kube_opt.kubeconfig, "PATH",
 		"kubeconfig (default: $KUBECONFIG, the pod's service account, ~/.kube/config)"),
@@ -371,8 +458,19 @@ int ig_epp_main(int argc, char **argv)
 				    scrape_path);
 	if (rc == IG_OK && config_text && o.picker_config)
 		rc = ig_flags_error(&fl, "give --config-file or --config-text, not both");
+	if (rc == IG_OK && !selector != !target_ports)
+		rc = ig_flags_error(&fl, "give --endpoint-selector and --endpoint-target-ports "
+					 "together");
+	if (rc == IG_OK && selector) {
+		if (!e.pool_name)
+			e.pool_name = "standalone";
+		standalone = standalone_pool(&fl, e.pool_name, e.pool_ns, selector, target_ports);
+		if (!standalone)
+			rc = IG_ERROR;
+	}
 	if (rc == IG_OK && !e.pool_name)
-		rc = ig_flags_error(&fl, "no pool: give -poolName NAME (or --pool-name)");
+		rc = ig_flags_error(&fl, "no pool: give -poolName NAME (or --pool-name), or "
+					 "--endpoint-selector");
 	if (rc == IG_OK && paths.n == 0 && !o.kube)
 		rc = ig_flags_error(&fl, "no manifests: give -f PATH or --kube (see --help)");
 	if (rc == IG_OK && paths.n > 0 && o.kube)
@@ -385,6 +483,7 @@ int ig_epp_main(int argc, char **argv)
 		ig_flag_list_free(&paths);
 		free(args);
 		free(store);
+		free(standalone);
 		return ig_flags_report(&fl, rc);
 	}
 	/* As GIE: -v sets the level unless one is named. */
@@ -404,6 +503,8 @@ int ig_epp_main(int argc, char **argv)
 					   .metrics_auth = &metrics_auth,
 					   .health_checking = &health_checking});
 	o.picker_text = config_text;
+	o.extra_text = standalone;
+	o.kube_opt.extra_text = standalone;
 	o.metrics_staleness_ms = staleness_ms;
 	e.max_msg_bytes = max_msg;
 	if (insecure)
@@ -431,5 +532,6 @@ int ig_epp_main(int argc, char **argv)
 	ig_flag_list_free(&paths);
 	free(args);
 	free(store);
+	free(standalone);
 	return rc;
 }

@@ -207,7 +207,8 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 	uint64_t picker_hash = 0;
 	struct ig_diags diags = {0};
 	int rc = G->kube ? ig_kube_load(G->kube, &cfg, &diags)
-			 : ig_config_load(G->opt.paths, G->opt.npaths, &cfg, &diags);
+			 : ig_config_load_extra(G->opt.paths, G->opt.npaths, "--endpoint-selector",
+						G->opt.extra_text, &cfg, &diags);
 	if (rc == 0 && G->opt.picker_text) {
 		if (ig_gw_load_picker_text(G->opt.picker_text, G->opt.flow_control, &picker,
 					   &picker_hash, &diags) < 0)

@@ -68,6 +68,9 @@ struct ig_gw_options {
 	struct ig_http_server_config http;
 	const char **paths;
 	size_t npaths;
+	/* A manifest loaded with the files (epp --endpoint-selector's pool);
+	 * with --kube, kube_opt.extra_text carries it. */
+	const char *extra_text;
 	/* A pool's external endpoint picker (extpick.c). */
 	uint64_t epp_timeout_ms; /* per answer, default 10 s */
 	bool epp_tls_verify;	 /* verify its certificate (default: not, as GIE's charts) */

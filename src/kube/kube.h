@@ -28,6 +28,9 @@ struct ig_kube_options {
 	 * InferenceModelRewrites, Pods), all in `ns`, so a namespaced Role
 	 * with get/list/watch on those is enough; write no status. */
 	bool picker_only;
+	/* A manifest read with the API's objects, as if one of them (epp
+	 * --endpoint-selector: the pool the flags describe); NULL: none. */
+	const char *extra_text;
 	/* Debounce: a burst of changes is read as one configuration, at most
 	 * this long after its first change (default 1000 ms). */
 	unsigned long max_delay_ms;

@@ -308,6 +308,21 @@ static char *yaml_safe(char *text)
 	return out;
 }
 
+static int grow(struct texts *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 64;
+	struct ig_config_text *v = realloc(t->v, cap * sizeof *v);
+	if (v)
+		t->v = v;
+	struct source *src = realloc(t->src, cap * sizeof *src);
+	if (src)
+		t->src = src;
+	if (!v || !src)
+		return -1;
+	t->cap = cap;
+	return 0;
+}
+
 static int add_text(struct texts *t, const struct kube_kind *kd, json_t *obj)
 {
 	const char *ns = str_at(obj, "metadata", "namespace");
@@ -321,20 +336,10 @@ static int add_text(struct texts *t, const struct kube_kind *kd, json_t *obj)
 		free(text);
 		return -1;
 	}
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		struct ig_config_text *v = realloc(t->v, cap * sizeof *v);
-		if (v)
-			t->v = v;
-		struct source *src = realloc(t->src, cap * sizeof *src);
-		if (src)
-			t->src = src;
-		if (!v || !src) {
-			free(text);
-			free(label);
-			return -1;
-		}
-		t->cap = cap;
+	if (t->n == t->cap && grow(t) < 0) {
+		free(text);
+		free(label);
+		return -1;
 	}
 	t->src[t->n] = (struct source){.kind = kd, .obj = obj};
 	t->v[t->n++] = (struct ig_config_text){.name = label, .text = text, .len = strlen(text)};
@@ -351,8 +356,24 @@ static void texts_free(struct texts *t)
 	free(t->src);
 }
 
+/* The options' extra manifest: a text of its own, with no API object. */
+static int add_extra(struct texts *t, const char *text)
+{
+	char *copy = strdup(text), *label = strdup("--endpoint-selector");
+	if (!copy || !label || (t->n == t->cap && grow(t) < 0)) {
+		free(copy);
+		free(label);
+		return -1;
+	}
+	t->src[t->n] = (struct source){.kind = NULL, .obj = NULL};
+	t->v[t->n++] = (struct ig_config_text){.name = label, .text = copy, .len = strlen(copy)};
+	return 0;
+}
+
 static int build(struct ig_kube *k, struct texts *t)
 {
+	if (k->opt.extra_text && add_extra(t, k->opt.extra_text) < 0)
+		return -1;
 	for (size_t i = 0; i < ig_kube_nkinds; i++) {
 		const char *key;
 		json_t *obj;
@@ -398,6 +419,8 @@ static void left_out(struct ig_diags *to, const char *name)
  * `keep` and frees the rest. Returns how many texts were dropped. */
 static void note_left_out(struct ig_kube *k, const struct source *src, const struct ig_diag *g)
 {
+	if (!src->kind) /* the extra manifest: its errors are in the log */
+		return;
 	json_t *md = json_object_get(src->obj, "metadata");
 	const char *ns = json_string_value(json_object_get(md, "namespace"));
 	const char *name = json_string_value(json_object_get(md, "name"));

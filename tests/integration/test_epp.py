@@ -34,7 +34,8 @@ hpb = xproto.health_pb2
 class Picker:
     """Simulators, the manifests, and `infergate epp` serving them."""
 
-    def __init__(self, procs, tmp_path, nsims=2, secure=False, extra=(), **popen_kw):
+    def __init__(self, procs, tmp_path, nsims=2, secure=False, extra=(), standalone=False,
+                 **popen_kw):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "manifests")
         os.makedirs(self.dir, exist_ok=True)
@@ -45,7 +46,12 @@ class Picker:
                                  name="sim") for h in self.sim_hosts]
         for h, p in zip(self.sim_hosts, self.sims):
             wait_http("http://%s:%d/health" % (h, self.target_port), proc=p)
-        write(os.path.join(self.dir, "pool.yaml"), POOL.format(target_port=self.target_port))
+        if standalone:  # llm-d's standalone picker: the flags stand for the pool
+            extra = ("--endpoint-selector", "app=qwen-pool",
+                     "--endpoint-target-ports", str(self.target_port)) + tuple(extra)
+        else:
+            write(os.path.join(self.dir, "pool.yaml"),
+                  POOL.format(target_port=self.target_port))
         write(os.path.join(self.dir, "model.yaml"), model_yaml())
         write(os.path.join(self.dir, "pods.yaml"), "---\n".join(
             POD.format(i=i, ip=h) for i, h in enumerate(self.sim_hosts)))
@@ -550,6 +556,40 @@ def test_pool_group_selects_the_pool(procs, tmp_path):
     assert check(hpb.HealthCheckRequest(service=""), timeout=5).status == 2
     ch.close()
     p.stop()
+
+
+def test_standalone_endpoint_selector(procs, tmp_path):
+    """llm-d's standalone picker: no InferencePool among the manifests;
+    --endpoint-selector and --endpoint-target-ports name the pods and
+    ports, and the picker serves them under --pool-name. The pool it
+    stands for is a v1 one, so the v1alpha2 InferenceModel (whose poolRef
+    names the x-k8s group) does not apply: the model passes unchanged."""
+    p = Picker(procs, tmp_path, standalone=True)
+    assert not os.path.exists(os.path.join(p.dir, "pool.yaml"))
+    seen = set()
+    for _ in range(6):
+        first, out, s = full_duplex(p.channel, seed_bytes())
+        ep = set_headers(first.request_headers.response)["x-gateway-destination-endpoint"]
+        assert ep in p.endpoints
+        assert json.loads(out)["model"] == "tweet-summary"
+        seen.add(ep)
+        respond(s)
+        s.rest()
+    p.wait_scraped()
+    p.stop()
+
+
+def test_standalone_flag_errors(procs, tmp_path):
+    for extra, words in ((["--endpoint-selector", "app=x"], "together"),
+                         (["--endpoint-selector", "app x", "--endpoint-target-ports", "80"],
+                          "key=value"),
+                         (["--endpoint-selector", "app=x", "--endpoint-target-ports", "80,80"],
+                          "distinct ports"),
+                         (["--endpoint-selector", "app=x", "--endpoint-target-ports", "0"],
+                          "distinct ports")):
+        p = procs.start("epp", "-f", str(tmp_path), *extra, name="epp")
+        assert p.wait(timeout=10) == 2, extra
+        assert words in procs.output(p), (extra, procs.output(p))
 
 
 def test_empty_hint_namespace_puts_the_key_on_top(procs, tmp_path):

@@ -1206,6 +1206,53 @@ def test_epp_kube(kube):
     k.api.stop()
 
 
+def test_epp_kube_standalone(kube):
+    """`infergate epp --kube --endpoint-selector ... --endpoint-target-ports
+    ...` (llm-d's standalone picker): no InferencePool of that name in the
+    cluster; the pods with those labels in the namespace are the
+    endpoints, followed as they come."""
+    grpc = pytest.importorskip("grpc")
+    from test_epp import full_duplex, seed_bytes, set_headers
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    target_port = k.endpoint(0).rsplit(":", 1)[1]
+    host = unique_loopback()
+    port, metrics = free_port(host), free_port(host)
+    epp = k.procs.start("epp", "--kube", "--kubeconfig", k.kubeconfig, "--pool-name",
+                        "by-labels", "--endpoint-selector", "app=qwen-pool",
+                        "--endpoint-target-ports", target_port, "--grpc-port", port,
+                        "--grpc-health-port", "0", "--metrics-port", metrics, "--bind", host,
+                        "--secure-serving=false", "--workers", "1", name="epp")
+    wait_http("http://%s:%d/healthz" % (host, metrics), proc=epp)
+    ch = grpc.insecure_channel("%s:%d" % (host, port))
+
+    def pick():
+        first, _, s = full_duplex(ch, seed_bytes())
+        s.rest()
+        if first.WhichOneof("response") != "request_headers":
+            return None
+        return set_headers(first.request_headers.response)["x-gateway-destination-endpoint"]
+    deadline = time.time() + 10
+    while pick() != k.endpoint(0):
+        assert time.time() < deadline, k.procs.output(epp)
+        time.sleep(0.1)
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    seen = set()
+    deadline = time.time() + 10
+    while len(seen) < 2:
+        seen.add(pick())
+        assert time.time() < deadline, (seen, k.procs.output(epp))
+    assert seen == {k.endpoint(0), k.endpoint(1)}
+    ch.close()
+    epp.send_signal(signal.SIGTERM)
+    assert epp.wait(timeout=15) == 0
+    log = k.procs.output(epp)
+    for s in SAN_ERRORS:
+        assert s not in log, log
+    k.api.stop()
+
+
 def test_gateway_follows_epp_service(kube):
     """A v1 pool whose endpointPickerRef names a missing Service (GIE's
     InferencePoolInvalidEPPService): ResolvedRefs False / InvalidExtensionRef
