@@ -25,6 +25,7 @@ struct ig_epp_options {
 	int health_port;       /* grpc.health.v1, plain text; 0: none */
 	bool secure;	       /* TLS on the ext_proc port */
 	const char *cert_path; /* DIR with tls.crt and tls.key; NULL: self-signed */
+	bool cert_reload;      /* read them again when they change (a renewed Secret) */
 	const char *bind;
 	uint64_t max_body_bytes;
 	uint64_t max_msg_bytes; /* gRPC messages; 0: max_body_bytes + 64 KiB */

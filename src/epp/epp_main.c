@@ -219,8 +219,8 @@ static void compat_notes(const struct ig_flags *fl, const struct compat *c)
 		ig_info("--tracing: infergate epp emits no spans; `infergate gateway "
 			"--otlp-endpoint` traces requests");
 	if (c->cert_reload)
-		ig_warn("--enable-cert-reload: the certificate of --cert-path is read at start; "
-			"restart the picker to renew it");
+		ig_warn("--enable-cert-reload without --cert-path: the self-signed certificate "
+			"made at start stays");
 	if (c->leader_election)
 		ig_warn("--ha-enable-leader-election: every replica is ready and serves, each a "
 			"whole picker with its own prefix index");
@@ -287,7 +287,7 @@ int ig_epp_main(int argc, char **argv)
 	int level = (int)ig_log_level, encoder = 0, time_enc = 0, stack_level = 0;
 	bool insecure = false, tracing = true, no_tracing = false, pprof = true, no_pprof = false;
 	bool health_checking = false, metrics_auth = true, no_metrics_auth = false;
-	bool cert_reload = false, leader_election = false, zap_devel = false;
+	bool leader_election = false, zap_devel = false;
 	bool insecure_skip = true, no_insecure_skip = false;
 	const char *scheme = "http", *scrape_path = "/metrics", *config_text = NULL;
 	const char *selector = NULL, *target_ports = NULL;
@@ -425,8 +425,8 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_BOOL("metrics-endpoint-auth", 0, &metrics_auth,
 			 "taken; protect the metrics port with --admin-token instead"),
 	    IG_FLAG_BOOL("no-metrics-endpoint-auth", 0, &no_metrics_auth, NULL),
-	    IG_FLAG_BOOL("enable-cert-reload", 0, &cert_reload,
-			 "taken; the certificate is read at start (restart to renew)"),
+	    IG_FLAG_BOOL("enable-cert-reload", 0, &e.cert_reload,
+			 "read --cert-path's files again when they change (checked every second)"),
 	    IG_FLAG_BOOL("ha-enable-leader-election", 0, &leader_election,
 			 "taken; every replica serves, each a whole picker"),
 	    IG_FLAG_END,
@@ -496,7 +496,7 @@ int ig_epp_main(int argc, char **argv)
 				      : IG_LOG_TIME_EPOCH;
 	compat_notes(&fl, &(struct compat){.scrape_port = scrape_port,
 					   .tracing = tracing && !no_tracing,
-					   .cert_reload = cert_reload,
+					   .cert_reload = e.cert_reload && !e.cert_path,
 					   .leader_election = leader_election,
 					   .prom_refresh = &prom_refresh_ms,
 					   .pprof = &pprof,

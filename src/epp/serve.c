@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -52,6 +53,9 @@ struct epp {
 	struct ig_grpc_server *health; /* the health port, on the control loop */
 	int health_fd;
 	struct ig_gateway_rt *G;
+	/* --enable-cert-reload: the files' state when last read. */
+	struct ig_timer cert_timer;
+	uint64_t cert_sig;
 };
 
 struct epp_worker {
@@ -676,10 +680,65 @@ static void fe_stop(struct ig_worker *w, void *arg)
 	w->fe = NULL;
 }
 
+static char *read_file(const char *dir, const char *name, size_t *len);
+
+/* tls.crt and tls.key as last seen (size, change time, inode; a mounted
+ * Secret is renewed by swapping a symlink, which stat follows); 0 when one
+ * is missing. */
+static uint64_t cert_signature(const char *dir)
+{
+	uint64_t sig = 1469598103934665603ull;
+	for (int i = 0; i < 2; i++) {
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof path, "%s/%s", dir, i ? "tls.key" : "tls.crt");
+		if (stat(path, &st) < 0)
+			return 0;
+		uint64_t v[4] = {(uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
+				 (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_ino};
+		for (int k = 0; k < 4; k++)
+			sig = (sig ^ v[k]) * 1099511628211ull;
+	}
+	return sig;
+}
+
+#define CERT_POLL_MS 1000
+
+static void cert_poll(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct epp *E = t->data;
+	uint64_t sig = cert_signature(E->opt.cert_path);
+	if (sig && sig != E->cert_sig) {
+		size_t clen = 0, klen = 0;
+		char *c = read_file(E->opt.cert_path, "tls.crt", &clen);
+		char *k = c ? read_file(E->opt.cert_path, "tls.key", &klen) : NULL;
+		char err[512];
+		if (c && k) {
+			struct ig_tls_cert tc = {NULL, c, clen, k, klen};
+			/* A pair caught mid-renewal fails to match and is tried again
+			 * at the next poll; the old one serves meanwhile. */
+			if (ig_tls_ctx_reload(E->tls, &tc, 1, err, sizeof err) == 0) {
+				E->cert_sig = sig;
+				ig_info("epp: certificate reloaded from %s", E->opt.cert_path);
+			} else {
+				ig_warn("epp: %s: %s; keeping the previous certificate",
+					E->opt.cert_path, err);
+			}
+		}
+		free(c);
+		free(k);
+	}
+	ig_timer_start(loop, t, CERT_POLL_MS, cert_poll, E);
+}
+
 static int fe_ctl_start(struct ig_gateway_rt *G, void *arg)
 {
 	struct epp *E = arg;
 	E->G = G;
+	if (E->opt.cert_reload && E->opt.cert_path && E->tls) {
+		E->cert_sig = cert_signature(E->opt.cert_path);
+		ig_timer_start(&G->ctl, &E->cert_timer, CERT_POLL_MS, cert_poll, E);
+	}
 	if (!E->opt.health_port)
 		return 0;
 	E->health_fd = ig_listen_tcp(E->opt.bind, E->opt.health_port, false, 64);
@@ -707,6 +766,7 @@ static int fe_ctl_start(struct ig_gateway_rt *G, void *arg)
 static void fe_ctl_stop(struct ig_gateway_rt *G, void *arg)
 {
 	struct epp *E = arg;
+	ig_timer_stop(&G->ctl, &E->cert_timer);
 	ig_grpc_server_free(E->health);
 	E->health = NULL;
 	if (E->health_fd >= 0)

@@ -9,6 +9,7 @@ import queue
 import resource
 import signal
 import socket
+import subprocess
 import ssl
 import threading
 import time
@@ -555,6 +556,50 @@ def test_pool_group_selects_the_pool(procs, tmp_path):
                            response_deserializer=hpb.HealthCheckResponse.FromString)
     assert check(hpb.HealthCheckRequest(service=""), timeout=5).status == 2
     ch.close()
+    p.stop()
+
+
+def self_signed(directory, cn):
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, ".new")
+    os.makedirs(tmp, exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=" + cn,
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout",
+                    os.path.join(tmp, "tls.key"), "-out", os.path.join(tmp, "tls.crt")],
+                   check=True, capture_output=True)
+    # As a Secret volume is renewed: each file replaced whole.
+    for name in ("tls.key", "tls.crt"):
+        os.replace(os.path.join(tmp, name), os.path.join(directory, name))
+
+
+def served_cn(p):
+    pem = ssl.get_server_certificate((p.host, p.grpc_port))
+    out = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem.encode(),
+                         capture_output=True, check=True).stdout.decode()
+    return out.strip().rsplit("=", 1)[1].strip()
+
+
+def test_cert_reload(procs, tmp_path):
+    """--cert-path with --enable-cert-reload: the picker serves the files'
+    certificate, and a renewed pair (a Secret volume updated in place)
+    within a couple of seconds, without a restart; streams keep working."""
+    certs = os.path.join(str(tmp_path), "certs")
+    self_signed(certs, "first")
+    p = Picker(procs, tmp_path, secure=True, extra=("--cert-path", certs, "--enable-cert-reload"))
+    assert served_cn(p) == "first"
+    self_signed(certs, "second")
+    deadline = time.time() + 5
+    while served_cn(p) != "second":
+        assert time.time() < deadline, p.log()
+        time.sleep(0.2)
+    assert "certificate reloaded" in p.log()
+    p.channel.close()
+    p.channel = p.open_channel()
+    first, _, s = full_duplex(p.channel, seed_bytes())
+    assert set_headers(first.request_headers.response)[
+        "x-gateway-destination-endpoint"] in p.endpoints
+    s.rest()
     p.stop()
 
 
