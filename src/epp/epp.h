@@ -26,6 +26,9 @@ struct ig_epp_options {
 	bool secure;	       /* TLS on the ext_proc port */
 	const char *cert_path; /* DIR with tls.crt and tls.key; NULL: self-signed */
 	bool cert_reload;      /* read them again when they change (a renewed Secret) */
+	/* --ha-enable-leader-election (with --kube): ready only while this
+	 * replica holds the pool's Lease, as GIE's picker. */
+	bool leader_election;
 	const char *bind;
 	uint64_t max_body_bytes;
 	uint64_t max_msg_bytes; /* gRPC messages; 0: max_body_bytes + 64 KiB */

@@ -205,7 +205,7 @@ fail:
  * none is taken silently. */
 struct compat {
 	uint64_t scrape_port;
-	bool tracing, cert_reload, leader_election;
+	bool tracing, cert_reload;
 	const void *prom_refresh, *pprof, *metrics_auth, *health_checking;
 };
 
@@ -221,9 +221,6 @@ static void compat_notes(const struct ig_flags *fl, const struct compat *c)
 	if (c->cert_reload)
 		ig_warn("--enable-cert-reload without --cert-path: the self-signed certificate "
 			"made at start stays");
-	if (c->leader_election)
-		ig_warn("--ha-enable-leader-election: every replica is ready and serves, each a "
-			"whole picker with its own prefix index");
 	if (ig_flags_given(fl, c->prom_refresh))
 		ig_info("--refresh-prometheus-metrics-interval: not needed, /metrics is computed "
 			"when scraped");
@@ -287,7 +284,7 @@ int ig_epp_main(int argc, char **argv)
 	int level = (int)ig_log_level, encoder = 0, time_enc = 0, stack_level = 0;
 	bool insecure = false, tracing = true, no_tracing = false, pprof = true, no_pprof = false;
 	bool health_checking = false, metrics_auth = true, no_metrics_auth = false;
-	bool leader_election = false, zap_devel = false;
+	bool zap_devel = false;
 	bool insecure_skip = true, no_insecure_skip = false;
 	const char *scheme = "http", *scrape_path = "/metrics", *config_text = NULL;
 	const char *selector = NULL, *target_ports = NULL;
@@ -427,8 +424,9 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_BOOL("no-metrics-endpoint-auth", 0, &no_metrics_auth, NULL),
 	    IG_FLAG_BOOL("enable-cert-reload", 0, &e.cert_reload,
 			 "read --cert-path's files again when they change (checked every second)"),
-	    IG_FLAG_BOOL("ha-enable-leader-election", 0, &leader_election,
-			 "taken; every replica serves, each a whole picker"),
+	    IG_FLAG_BOOL("ha-enable-leader-election", 0, &e.leader_election,
+			 "with --kube: ready only while holding the Lease epp-NS-POOL (needs "
+			 "get/create/update on coordination.k8s.io leases)"),
 	    IG_FLAG_END,
 	};
 	struct ig_flags fl = {
@@ -456,6 +454,10 @@ int ig_epp_main(int argc, char **argv)
 				    "--model-server-metrics-path: \"%s\" is not supported: "
 				    "infergate scrapes each endpoint's /metrics",
 				    scrape_path);
+	if (rc == IG_OK && e.leader_election && !o.kube)
+		rc =
+		    ig_flags_error(&fl, "--ha-enable-leader-election needs --kube (the Lease is an "
+					"API object)");
 	if (rc == IG_OK && config_text && o.picker_config)
 		rc = ig_flags_error(&fl, "give --config-file or --config-text, not both");
 	if (rc == IG_OK && !selector != !target_ports)
@@ -497,7 +499,6 @@ int ig_epp_main(int argc, char **argv)
 	compat_notes(&fl, &(struct compat){.scrape_port = scrape_port,
 					   .tracing = tracing && !no_tracing,
 					   .cert_reload = e.cert_reload && !e.cert_path,
-					   .leader_election = leader_election,
 					   .prom_refresh = &prom_refresh_ms,
 					   .pprof = &pprof,
 					   .metrics_auth = &metrics_auth,
@@ -505,6 +506,12 @@ int ig_epp_main(int argc, char **argv)
 	o.picker_text = config_text;
 	o.extra_text = standalone;
 	o.kube_opt.extra_text = standalone;
+	char lease[300];
+	if (e.leader_election) {
+		snprintf(lease, sizeof lease, "epp-%s-%s", e.pool_ns, e.pool_name);
+		o.kube_opt.leader_elect = true;
+		o.kube_opt.lease_name = lease;
+	}
 	o.metrics_staleness_ms = staleness_ms;
 	e.max_msg_bytes = max_msg;
 	if (insecure)

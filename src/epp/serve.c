@@ -19,6 +19,7 @@
  * request's accounting on its endpoint ends with the stream. An error is
  * an immediate_response with the status and an OpenAI error body. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "epp/epp.h"
+#include "kube/kube.h"
 #include "extproc/msg.h"
 #include "gateway/request.h"
 #include "gateway/runtime.h"
@@ -56,6 +58,10 @@ struct epp {
 	/* --enable-cert-reload: the files' state when last read. */
 	struct ig_timer cert_timer;
 	uint64_t cert_sig;
+	/* --ha-enable-leader-election: the control loop copies whether this
+	 * replica holds the Lease here, for the workers' readiness. */
+	struct ig_timer leader_timer;
+	atomic_bool follower;
 };
 
 struct epp_worker {
@@ -537,7 +543,7 @@ static void process_end(struct ig_grpc_stream *s, bool reset)
 
 static bool pool_known(struct ig_gateway_rt *G, const struct epp *E)
 {
-	return G && G->snap &&
+	return G && G->snap && !atomic_load_explicit(&E->follower, memory_order_relaxed) &&
 	       ig_snapshot_pool_group(G->snap, E->opt.pool_ns, E->opt.pool_name, E->opt.pool_group);
 }
 
@@ -575,8 +581,9 @@ static void worker_health_message(struct ig_grpc_stream *s, const uint8_t *msg, 
 {
 	struct ig_worker *w = ig_grpc_stream_data(s);
 	struct epp *E = w->gw->opt.frontend->arg;
-	bool ready = w->snap && ig_snapshot_pool_group(w->snap, E->opt.pool_ns, E->opt.pool_name,
-						       E->opt.pool_group);
+	bool ready =
+	    w->snap && !atomic_load_explicit(&E->follower, memory_order_relaxed) &&
+	    ig_snapshot_pool_group(w->snap, E->opt.pool_ns, E->opt.pool_name, E->opt.pool_group);
 	ig_grpc_stream_set_data(s, NULL);
 	health_check(s, msg, len, ready);
 }
@@ -731,10 +738,25 @@ static void cert_poll(struct ig_loop *loop, struct ig_timer *t)
 	ig_timer_start(loop, t, CERT_POLL_MS, cert_poll, E);
 }
 
+#define LEADER_POLL_MS 100
+
+static void leader_poll(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct epp *E = t->data;
+	bool follower = !E->G->kube || !ig_kube_leader(E->G->kube);
+	if (follower != atomic_load_explicit(&E->follower, memory_order_relaxed))
+		ig_info("epp: %s", follower ? "not the leader: not ready"
+					    : "the leader: ready once the pool is known");
+	atomic_store_explicit(&E->follower, follower, memory_order_relaxed);
+	ig_timer_start(loop, t, LEADER_POLL_MS, leader_poll, E);
+}
+
 static int fe_ctl_start(struct ig_gateway_rt *G, void *arg)
 {
 	struct epp *E = arg;
 	E->G = G;
+	if (E->opt.leader_election)
+		ig_timer_start(&G->ctl, &E->leader_timer, 0, leader_poll, E);
 	if (E->opt.cert_reload && E->opt.cert_path && E->tls) {
 		E->cert_sig = cert_signature(E->opt.cert_path);
 		ig_timer_start(&G->ctl, &E->cert_timer, CERT_POLL_MS, cert_poll, E);
@@ -766,6 +788,7 @@ static int fe_ctl_start(struct ig_gateway_rt *G, void *arg)
 static void fe_ctl_stop(struct ig_gateway_rt *G, void *arg)
 {
 	struct epp *E = arg;
+	ig_timer_stop(&G->ctl, &E->leader_timer);
 	ig_timer_stop(&G->ctl, &E->cert_timer);
 	ig_grpc_server_free(E->health);
 	E->health = NULL;
@@ -842,6 +865,7 @@ const struct ig_gw_frontend *ig_epp_frontend(const struct ig_epp_options *o)
 	if (!E)
 		return NULL;
 	E->opt = *o;
+	atomic_init(&E->follower, o->leader_election);
 	E->health_fd = -1;
 	if (o->secure && !(E->tls = make_tls(o))) {
 		free(E);

@@ -23,6 +23,9 @@ struct ig_kube_options {
 	const char *ns;		     /* NULL: every namespace */
 	const char *controller_name; /* NULL: IG_KUBE_DEFAULT_CONTROLLER */
 	bool leader_elect;
+	/* The Lease's name (made a DNS subdomain); NULL: from the controller
+	 * name ("infergate-" + controller_name). */
+	const char *lease_name;
 	/* `infergate epp --kube`: read only what a picker needs (its pool's
 	 * kinds: InferencePools, InferenceModels, InferenceObjectives,
 	 * InferenceModelRewrites, Pods), all in `ns`, so a namespaced Role
@@ -48,6 +51,10 @@ void ig_kube_free(struct ig_kube *k);
 
 /* Whether every kind has been read (listed, or found not served). */
 bool ig_kube_synced(const struct ig_kube *k);
+
+/* Whether this replica holds the Lease (always true without leader_elect).
+ * On the loop's thread. */
+bool ig_kube_leader(const struct ig_kube *k);
 
 /* The current objects as a configuration. Objects with errors are left out
  * (their errors are in diags) and the rest loads, as a cluster would serve

@@ -210,7 +210,11 @@ int ig_kube_lease_start(struct ig_kube *k)
 	rnd[8] = '\0';
 	if (asprintf(&k->identity, "%s_%d_%s", host, (int)getpid(), rnd) < 0)
 		return -1;
-	size_t n = (size_t)snprintf(name, sizeof name, "infergate-%s", k->controller);
+	size_t n = k->opt.lease_name
+		       ? (size_t)snprintf(name, sizeof name, "%s", k->opt.lease_name)
+		       : (size_t)snprintf(name, sizeof name, "infergate-%s", k->controller);
+	if (n >= sizeof name)
+		n = sizeof name - 1;
 	for (size_t i = 0; i < n && i < sizeof name; i++) {
 		char c = name[i];
 		if (c >= 'A' && c <= 'Z')
@@ -291,4 +295,9 @@ void ig_kube_lease_stop(struct ig_kube *k)
 	free(k->identity);
 	free(k->lease_name);
 	free(k->lease_ns);
+}
+
+bool ig_kube_leader(const struct ig_kube *k)
+{
+	return k->leader;
 }

@@ -1253,6 +1253,61 @@ def test_epp_kube_standalone(kube):
     k.api.stop()
 
 
+def test_epp_leader_election(kube):
+    """Two `infergate epp --kube --ha-enable-leader-election` replicas: only
+    the one holding the Lease epp-<ns>-<pool> is ready (gRPC health), as
+    GIE's picker; when it leaves (SIGTERM gives the Lease up) the other
+    becomes ready."""
+    grpc = pytest.importorskip("grpc")
+    import xproto
+    hpb = xproto.health_pb2
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    reps = {}
+    for u in "ab":
+        host = unique_loopback()
+        port, health, metrics = free_port(host), free_port(host), free_port(host)
+        p = k.procs.start("epp", "--kube", "--kubeconfig", k.kubeconfig, "--pool-name",
+                          "qwen-pool", "--grpc-port", port, "--grpc-health-port", health,
+                          "--metrics-port", metrics, "--bind", host, "--secure-serving=false",
+                          "--workers", "1", "--ha-enable-leader-election", name="epp-" + u)
+        wait_http("http://%s:%d/healthz" % (host, metrics), proc=p)
+        reps[u] = (p, "%s:%d" % (host, health))
+
+    def ready(u):
+        ch = grpc.insecure_channel(reps[u][1])
+        check = ch.unary_unary("/grpc.health.v1.Health/Check",
+                               request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=hpb.HealthCheckResponse.FromString)
+        try:
+            return check(hpb.HealthCheckRequest(service="readiness"), timeout=2).status == 1
+        finally:
+            ch.close()
+    lease = "epp-default-qwen-pool"
+    holder = wait_for(lambda: get(k, "lease", lease)["spec"].get("holderIdentity"),
+                      "a holder", timeout=10)
+    leader = wait_for(lambda: [u for u in "ab" if ready(u)], "a ready replica", timeout=10)
+    assert len(leader) == 1, leader
+    leader = leader[0]
+    other = "b" if leader == "a" else "a"
+    time.sleep(0.5)
+    assert ready(leader) and not ready(other)
+    assert holder in k.procs.output(reps[leader][0])
+    reps[leader][0].send_signal(signal.SIGTERM)
+    assert reps[leader][0].wait(timeout=15) == 0
+    wait_for(lambda: ready(other), "the other replica ready", timeout=15)
+    for u in "ab":
+        p = reps[u][0]
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(timeout=15) == 0
+        log = k.procs.output(p)
+        for s in SAN_ERRORS:
+            assert s not in log, log
+    k.api.stop()
+
+
 def test_gateway_follows_epp_service(kube):
     """A v1 pool whose endpointPickerRef names a missing Service (GIE's
     InferencePoolInvalidEPPService): ResolvedRefs False / InvalidExtensionRef
