@@ -117,7 +117,8 @@ asan: $(BA)/infergate $(UNIT_BINS_A)
 # any race report fails it (scripts/tsan-tests.sh). TSAN_HALT=0 runs on past
 # the first report of each process to collect them all.
 TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test_endpoint \
-	$(BT)/tests/test_route $(BT)/tests/test_accesslog $(BT)/tests/test_activity
+	$(BT)/tests/test_route $(BT)/tests/test_accesslog $(BT)/tests/test_activity \
+	$(BT)/tests/test_spsc
 # test_demo.py is there for its demo runs (they start the gateway with
 # --workers 2). test_drain_flushes_slow_readers is left out: it needs the
 # simulator to write 5 M tokens in its 1.5 s + 10 s, which the TSan build

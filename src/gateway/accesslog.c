@@ -1,7 +1,5 @@
-/* The access log (see accesslog.h). The rings are byte streams of whole
- * lines: the worker publishes a line by moving `head` after copying it in,
- * the control thread frees the space by moving `tail` after copying it
- * out; both counters only grow and are masked by the ring's size. The
+/* The access log (see accesslog.h). The rings (core/spsc.h) are byte
+ * streams of whole lines: the worker publishes a line only whole, and the
  * control thread moves whole lines only into its pending buffer, so lines
  * of different workers never mix, and a write the file takes in part
  * resumes where it stopped. */
@@ -9,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/spsc.h"
 #include "metrics/registry.h"
 
 #define PENDING_BYTES (1u << 20)
@@ -34,10 +32,7 @@
 #define WARN_EVERY_NS (60ull * 1000000000u)
 
 struct ig_alog_ring {
-	_Alignas(64) atomic_size_t head; /* written by the worker */
-	_Alignas(64) atomic_size_t tail; /* written by the control thread */
-	_Alignas(64) char *buf;
-	size_t cap; /* a power of two */
+	struct ig_spsc q; /* the worker produces, the control thread consumes */
 	enum ig_alog_format fmt;
 	struct ig_series *dropped;
 	/* The worker's cache of the current second as text. */
@@ -277,18 +272,8 @@ void ig_alog_write(struct ig_alog_ring *r, const struct ig_alog_entry *e)
 	size_t len = (size_t)(o.p - line);
 	if (line[len - 1] != '\n') /* cannot happen with the field limits */
 		line[len - 1] = '\n';
-	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-	if (len > r->cap - (head - tail)) {
-		if (r->dropped)
-			ig_counter_add(r->dropped, 1);
-		return;
-	}
-	size_t off = head & (r->cap - 1);
-	size_t first = len < r->cap - off ? len : r->cap - off;
-	memcpy(r->buf + off, line, first);
-	memcpy(r->buf, line + first, len - first);
-	atomic_store_explicit(&r->head, head + len, memory_order_release);
+	if (!ig_spsc_put(&r->q, line, len) && r->dropped)
+		ig_counter_add(r->dropped, 1);
 }
 
 /* ---- writing (control thread) ---- */
@@ -318,23 +303,20 @@ static void drop(struct ig_access_log *l, size_t lines, int err)
 /* Whole lines of a ring into the pending buffer, as many as fit. */
 static void take_ring(struct ig_access_log *l, struct ig_alog_ring *r)
 {
-	size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-	size_t n = head - tail, room = PENDING_BYTES - l->plen;
+	char *dst = l->pending + l->plen;
+	size_t n = ig_spsc_readable(&r->q), room = PENDING_BYTES - l->plen;
 	if (n > room) {
-		/* Up to the last line end that fits. */
-		n = room;
-		while (n && r->buf[(tail + n - 1) & (r->cap - 1)] != '\n')
-			n--;
+		/* What fits, kept up to its last line end. */
+		ig_spsc_read(&r->q, 0, dst, room);
+		const char *nl = room ? memrchr(dst, '\n', room) : NULL;
+		n = nl ? (size_t)(nl - dst) + 1 : 0;
+	} else {
+		ig_spsc_read(&r->q, 0, dst, n);
 	}
 	if (!n)
 		return;
-	size_t off = tail & (r->cap - 1);
-	size_t first = n < r->cap - off ? n : r->cap - off;
-	memcpy(l->pending + l->plen, r->buf + off, first);
-	memcpy(l->pending + l->plen + first, r->buf, n - first);
 	l->plen += n;
-	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+	ig_spsc_consume(&r->q, n);
 }
 
 /* Writes what the file takes without waiting. A full pipe keeps the rest
@@ -429,16 +411,18 @@ struct ig_access_log *ig_access_log_open(const char *path, enum ig_alog_format f
 	l->fmt = fmt;
 	l->dropped = dropped;
 	l->pending = malloc(PENDING_BYTES);
-	l->rings = calloc(nrings ? nrings : 1, sizeof *l->rings);
+	/* Aligned for the ring's cache-line-aligned counters. */
+	size_t nalloc = nrings ? nrings : 1;
+	l->rings = aligned_alloc(_Alignof(struct ig_alog_ring), nalloc * sizeof *l->rings);
 	if (!l->pending || !l->rings)
 		goto fail_mem;
+	memset(l->rings, 0, nalloc * sizeof *l->rings);
 	l->nrings = nrings;
 	for (size_t i = 0; i < nrings; i++) {
 		struct ig_alog_ring *r = &l->rings[i];
-		r->cap = IG_ALOG_RING_BYTES;
 		r->fmt = fmt;
 		r->dropped = dropped;
-		if (!(r->buf = malloc(r->cap)))
+		if (ig_spsc_init(&r->q, IG_ALOG_RING_BYTES) < 0)
 			goto fail_mem;
 	}
 	if (strcmp(path, "-") == 0) {
@@ -487,18 +471,22 @@ void ig_access_log_close(struct ig_access_log *l)
 		return;
 	if (l->fd >= 0) {
 		ig_access_log_flush(l);
-		/* What the file still refuses now is lost. */
+		/* What the file still refuses now is lost: what is pending,
+		 * then the lines left in the rings, moved out through the
+		 * pending buffer to be counted. */
 		size_t lost = count_lines(l->pending + l->poff, l->plen - l->poff);
 		for (size_t i = 0; i < l->nrings; i++) {
-			struct ig_alog_ring *r = &l->rings[i];
-			for (size_t t = r->tail; t != r->head; t++)
-				lost += r->buf[t & (r->cap - 1)] == '\n';
+			do {
+				l->plen = l->poff = 0;
+				take_ring(l, &l->rings[i]);
+				lost += count_lines(l->pending, l->plen);
+			} while (l->plen);
 		}
 		drop(l, lost, EAGAIN);
 		close(l->fd);
 	}
 	for (size_t i = 0; l->rings && i < l->nrings; i++)
-		free(l->rings[i].buf);
+		ig_spsc_free(&l->rings[i].q);
 	free(l->rings);
 	free(l->pending);
 	free(l->path);

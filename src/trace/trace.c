@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/spsc.h"
 #include "http/client.h"
 #include "json/json.h"
 
@@ -148,40 +149,21 @@ int ig_span_json(struct ig_buf *b, const struct ig_span *s)
 
 /* ---- per-worker rings ---- */
 
-/* Single producer (its worker), single consumer (the control loop):
- * records are a 4-byte length and the bytes, wrapping at the end. */
+/* Its worker produces, the control loop consumes: records are a 4-byte
+ * length and the span's JSON, published whole. */
 struct ring {
-	_Alignas(64) atomic_size_t head; /* written by the producer */
-	_Alignas(64) atomic_size_t tail; /* written by the consumer */
-	_Alignas(64) size_t cap;
-	char *buf;
+	struct ig_spsc q;
 	atomic_uint_fast64_t dropped;
 	struct ig_buf scratch; /* the producer's, for encoding */
 };
 
-static void ring_copy_in(struct ring *r, size_t pos, const void *src, size_t n)
-{
-	size_t off = pos % r->cap, first = r->cap - off < n ? r->cap - off : n;
-	memcpy(r->buf + off, src, first);
-	memcpy(r->buf, (const char *)src + first, n - first);
-}
-
-static void ring_copy_out(const struct ring *r, size_t pos, void *dst, size_t n)
-{
-	size_t off = pos % r->cap, first = r->cap - off < n ? r->cap - off : n;
-	memcpy(dst, r->buf + off, first);
-	memcpy((char *)dst + first, r->buf, n - first);
-}
-
 static bool ring_put(struct ring *r, const char *rec, uint32_t len)
 {
-	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-	if (r->cap - (head - tail) < (size_t)len + 4)
+	if (!ig_spsc_reserve(&r->q, (size_t)len + 4))
 		return false;
-	ring_copy_in(r, head, &len, 4);
-	ring_copy_in(r, head + 4, rec, len);
-	atomic_store_explicit(&r->head, head + 4 + len, memory_order_release);
+	ig_spsc_write(&r->q, 0, &len, 4);
+	ig_spsc_write(&r->q, 4, rec, len);
+	ig_spsc_commit(&r->q, (size_t)len + 4);
 	return true;
 }
 
@@ -280,11 +262,16 @@ struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, s
 		free(t);
 		return NULL;
 	}
-	t->rings = calloc(cfg->nrings ? cfg->nrings : 1, sizeof *t->rings);
+	/* Aligned for the ring's cache-line-aligned counters. */
+	size_t nrings = cfg->nrings ? cfg->nrings : 1;
+	t->rings = aligned_alloc(_Alignof(struct ring), nrings * sizeof *t->rings);
+	if (t->rings)
+		memset(t->rings, 0, nrings * sizeof *t->rings);
 	for (size_t i = 0; t->rings && i < cfg->nrings; i++) {
-		t->rings[i].cap = t->cfg.ring_bytes;
-		if (!(t->rings[i].buf = malloc(t->rings[i].cap))) {
-			snprintf(err, errlen, "out of memory");
+		int rc = ig_spsc_init(&t->rings[i].q, t->cfg.ring_bytes);
+		if (rc < 0) {
+			snprintf(err, errlen, "a trace ring of %zu bytes: %s", t->cfg.ring_bytes,
+				 strerror(-rc));
 			ig_tracer_free(t);
 			return NULL;
 		}
@@ -326,24 +313,23 @@ static void drain(struct ig_tracer *t)
 {
 	for (size_t i = 0; i < t->cfg.nrings; i++) {
 		struct ring *r = &t->rings[i];
-		size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-		size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-		while (head - tail >= 4) {
+		size_t avail = ig_spsc_readable(&r->q), off = 0;
+		while (avail - off >= 4) {
 			uint32_t len;
-			ring_copy_out(r, tail, &len, 4);
+			ig_spsc_read(&r->q, off, &len, 4);
 			size_t need = t->batch.len + len + 1;
 			if (need > t->cfg.batch_bytes || ig_buf_reserve(&t->batch, len + 1) < 0) {
 				t->dropped++;
 			} else {
 				if (t->batch.len)
 					t->batch.ptr[t->batch.len++] = ',';
-				ring_copy_out(r, tail + 4, t->batch.ptr + t->batch.len, len);
+				ig_spsc_read(&r->q, off + 4, t->batch.ptr + t->batch.len, len);
 				t->batch.len += len;
 				t->batch_spans++;
 			}
-			tail += 4 + len;
+			off += 4 + len;
 		}
-		atomic_store_explicit(&r->tail, tail, memory_order_release);
+		ig_spsc_consume(&r->q, off);
 		t->dropped += atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
 	}
 }
@@ -473,7 +459,7 @@ void ig_tracer_free(struct ig_tracer *t)
 			ig_http_client_close(t->conn);
 	}
 	for (size_t i = 0; t->rings && i < t->cfg.nrings; i++) {
-		free(t->rings[i].buf);
+		ig_spsc_free(&t->rings[i].q);
 		ig_buf_free(&t->rings[i].scratch);
 	}
 	free(t->rings);

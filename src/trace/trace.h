@@ -75,7 +75,7 @@ struct ig_tracer_config {
 	const char *service_name; /* resource attribute service.name */
 	double sample_ratio;	  /* for requests without a sampled parent; 0..1 */
 	size_t nrings;		  /* one per worker */
-	size_t ring_bytes;	  /* per worker (default 1 MiB) */
+	size_t ring_bytes;	  /* per worker (default 1 MiB), rounded up to a power of 2 */
 	size_t batch_bytes;	  /* most spans' JSON one export carries (default 4 MiB) */
 	uint64_t interval_ms;	  /* export period (default 1000) */
 	uint64_t timeout_ms;	  /* one export's limit (default 5000) */

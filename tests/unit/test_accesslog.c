@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -190,6 +192,45 @@ static void test_concurrent_drain(void **state)
 	teardown(&f);
 }
 
+/* A reader that takes nothing (a FIFO nobody reads): the pipe fills, then
+ * the pending buffer, then the ring keeps the rest; at close every line
+ * the pipe did not take is counted, those still in the ring included. */
+static void test_close_counts_what_is_left(void **state)
+{
+	struct fixture f;
+	setup(&f);
+	assert_int_equal(mkfifo(f.path, 0600), 0);
+	int rd = open(f.path, O_RDONLY | O_NONBLOCK);
+	assert_true(rd >= 0);
+	struct ig_access_log *l = ig_access_log_open(f.path, IG_ALOG_JSON, 1, f.dropped);
+	assert_non_null(l);
+	struct ig_alog_entry e = entry();
+	size_t n = 5000; /* ~1.7 MB: more than the pipe and pending hold */
+	for (size_t i = 0; i < n; i++) {
+		ig_alog_write(ig_access_log_ring(l, 0), &e);
+		if (i % 500 == 499)
+			ig_access_log_flush(l);
+	}
+	assert_true(ig_series_value(f.dropped) == 0); /* the ring never filled */
+	ig_access_log_close(l);
+	static char got[1 << 20];
+	size_t len = 0;
+	ssize_t k;
+	while ((k = read(rd, got + len, sizeof got - len)) > 0)
+		len += (size_t)k;
+	close(rd);
+	size_t lines = 0, line_len = 0;
+	for (size_t i = 0; i < len; i++)
+		if (got[i] == '\n' && !lines++)
+			line_len = i + 1;
+	assert_true(lines > 0 && line_len > 0);
+	size_t dropped = (size_t)ig_series_value(f.dropped);
+	assert_int_equal(lines + dropped, n);
+	/* More than the 1 MiB pending buffer holds: ring lines were counted. */
+	assert_true(dropped * line_len > (1u << 20));
+	teardown(&f);
+}
+
 static void test_unopenable_path(void **state)
 {
 	assert_null(ig_access_log_open("/nonexistent-dir/x.log", IG_ALOG_JSON, 1, NULL));
@@ -201,6 +242,7 @@ int main(void)
 	    cmocka_unit_test(test_full_ring_drops_and_counts),
 	    cmocka_unit_test(test_lines_are_json_whatever_the_bytes),
 	    cmocka_unit_test(test_concurrent_drain),
+	    cmocka_unit_test(test_close_counts_what_is_left),
 	    cmocka_unit_test(test_unopenable_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

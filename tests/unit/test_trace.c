@@ -108,12 +108,53 @@ static void test_span_json(void **state)
 	ig_buf_free(&b);
 }
 
+/* A worker's ring that is full drops the spans that do not fit and counts
+ * them, without touching another worker's ring. Asked for 4000 bytes, the
+ * ring has 4096 (a power of two); each span takes its JSON and a 4-byte
+ * length. */
+static void test_full_ring_drops_counted(void **state)
+{
+	struct ig_tracer_config c = {
+	    .endpoint = "http://127.0.0.1:9", .nrings = 2, .ring_bytes = 4000};
+	char err[256];
+	struct ig_tracer *t = ig_tracer_new(&c, err, sizeof err);
+	assert_non_null(t);
+	uint8_t trace[16] = {1}, span[8] = {2};
+	struct ig_span s = {.trace_id = trace,
+			    .span_id = span,
+			    .kind = IG_SPAN_SERVER,
+			    .name = IG_STR("POST /v1/completions"),
+			    .start_unix_ns = 1,
+			    .end_unix_ns = 2};
+	struct ig_buf b = {0};
+	assert_int_equal(ig_span_json(&b, &s), 0);
+	size_t fit = 4096 / (b.len + 4);
+	ig_buf_free(&b);
+	struct ig_span spans[40];
+	for (size_t i = 0; i < 40; i++)
+		spans[i] = s;
+	assert_true(fit > 0 && fit < 40);
+	struct ig_tracer_stats st;
+	ig_tracer_emit(t, 0, spans, 40);
+	ig_tracer_stats(t, &st);
+	assert_int_equal(st.spans_dropped, 40 - fit);
+	ig_tracer_emit(t, 1, spans, fit);
+	ig_tracer_stats(t, &st);
+	assert_int_equal(st.spans_dropped, 40 - fit);
+	ig_tracer_emit(t, 1, spans, 1);
+	ig_tracer_stats(t, &st);
+	assert_int_equal(st.spans_dropped, 40 - fit + 1);
+	assert_int_equal(st.spans_exported, 0);
+	ig_tracer_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_traceparent),
 	    cmocka_unit_test(test_format_round_trip),
 	    cmocka_unit_test(test_span_json),
+	    cmocka_unit_test(test_full_ring_drops_counted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
