@@ -21,6 +21,7 @@ grpc = pytest.importorskip("grpc")
 import xproto  # noqa: E402
 from conftest import free_port, unique_loopback, wait_http, wait_port  # noqa: E402
 from test_gateway import LORA, POD, POOL, SAN_ERRORS, call, model_yaml, write  # noqa: E402
+from test_picker_gateway import QUEUE_ONLY_PICKER  # noqa: E402
 
 PROCESS = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 HEALTH = "/grpc.health.v1.Health/Check"
@@ -492,17 +493,6 @@ def test_flags_errors(procs, tmp_path):
         assert words in out, (extra, out)
 
 
-PICKER_CONFIG = """apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: queue-scorer
-- type: max-score-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - pluginRef: queue-scorer
-  - pluginRef: max-score-picker
-"""
 
 
 def test_chart_flags(procs, tmp_path):
@@ -513,7 +503,7 @@ def test_chart_flags(procs, tmp_path):
     p = Picker(procs, tmp_path, extra=(
         "--pool-group", "inference.networking.x-k8s.io", "--zap-encoder", "json",
         "--zap-log-level=debug", "--zap-time-encoding", "rfc3339", "--zap-devel=false",
-        "--config-text", PICKER_CONFIG, "--tracing=false", "--enable-pprof=false",
+        "--config-text", QUEUE_ONLY_PICKER, "--tracing=false", "--enable-pprof=false",
         "--metrics-endpoint-auth=false", "--health-checking=true",
         "--refresh-prometheus-metrics-interval", "5s", "--metrics-staleness-threshold", "2s",
         "--total-queued-requests-metric", "vllm:num_requests_waiting",

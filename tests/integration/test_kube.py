@@ -1153,24 +1153,12 @@ def test_token_revoked_while_running(kube):
     k.stop()
 
 
-def test_epp_kube(kube):
-    """`infergate epp --kube`: the pool, its pods and models from the API;
-    the picker reads only its pool's kinds in its pool's namespace (what a
-    namespaced read-only Role allows), writes nothing, and follows a pod
-    that becomes Ready."""
+def picks_follow_pods(k, epp, target):
+    """The picker at target picks qwen-pool-0 (the one pod), then both
+    once qwen-pool-1 is added."""
     grpc = pytest.importorskip("grpc")
     from test_epp import full_duplex, seed_bytes, set_headers
-    k = kube
-    k.apply_seed()
-    k.add_pod("qwen-pool-0", k.sim_hosts[0])
-    host = unique_loopback()
-    port, health, metrics = free_port(host), free_port(host), free_port(host)
-    epp = k.procs.start("epp", "--kube", "--kubeconfig", k.kubeconfig, "--pool-name",
-                        "qwen-pool", "--grpc-port", port, "--grpc-health-port", health,
-                        "--metrics-port", metrics, "--bind", host, "--secure-serving=false",
-                        "--workers", "1", name="epp")
-    wait_http("http://%s:%d/healthz" % (host, metrics), proc=epp)
-    ch = grpc.insecure_channel("%s:%d" % (host, port))
+    ch = grpc.insecure_channel(target)
 
     def pick():
         first, _, s = full_duplex(ch, seed_bytes())
@@ -1190,6 +1178,25 @@ def test_epp_kube(kube):
         assert time.time() < deadline, (seen, k.procs.output(epp))
     assert seen == {k.endpoint(0), k.endpoint(1)}
     ch.close()
+
+
+def test_epp_kube(kube):
+    """`infergate epp --kube`: the pool, its pods and models from the API;
+    the picker reads only its pool's kinds in its pool's namespace (what a
+    namespaced read-only Role allows), writes nothing, and follows a pod
+    that becomes Ready."""
+    pytest.importorskip("grpc")
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    host = unique_loopback()
+    port, health, metrics = free_port(host), free_port(host), free_port(host)
+    epp = k.procs.start("epp", "--kube", "--kubeconfig", k.kubeconfig, "--pool-name",
+                        "qwen-pool", "--grpc-port", port, "--grpc-health-port", health,
+                        "--metrics-port", metrics, "--bind", host, "--secure-serving=false",
+                        "--workers", "1", name="epp")
+    wait_http("http://%s:%d/healthz" % (host, metrics), proc=epp)
+    picks_follow_pods(k, epp, "%s:%d" % (host, port))
     reqs = k.api.requests_by("infergate")
     allowed = ("inferencepools", "inferencemodels", "inferenceobjectives",
                "inferencemodelrewrites", "pods")
@@ -1211,8 +1218,7 @@ def test_epp_kube_standalone(kube):
     ...` (llm-d's standalone picker): no InferencePool of that name in the
     cluster; the pods with those labels in the namespace are the
     endpoints, followed as they come."""
-    grpc = pytest.importorskip("grpc")
-    from test_epp import full_duplex, seed_bytes, set_headers
+    pytest.importorskip("grpc")
     k = kube
     k.apply_seed()
     k.add_pod("qwen-pool-0", k.sim_hosts[0])
@@ -1225,26 +1231,7 @@ def test_epp_kube_standalone(kube):
                         "--grpc-health-port", "0", "--metrics-port", metrics, "--bind", host,
                         "--secure-serving=false", "--workers", "1", name="epp")
     wait_http("http://%s:%d/healthz" % (host, metrics), proc=epp)
-    ch = grpc.insecure_channel("%s:%d" % (host, port))
-
-    def pick():
-        first, _, s = full_duplex(ch, seed_bytes())
-        s.rest()
-        if first.WhichOneof("response") != "request_headers":
-            return None
-        return set_headers(first.request_headers.response)["x-gateway-destination-endpoint"]
-    deadline = time.time() + 10
-    while pick() != k.endpoint(0):
-        assert time.time() < deadline, k.procs.output(epp)
-        time.sleep(0.1)
-    k.add_pod("qwen-pool-1", k.sim_hosts[1])
-    seen = set()
-    deadline = time.time() + 10
-    while len(seen) < 2:
-        seen.add(pick())
-        assert time.time() < deadline, (seen, k.procs.output(epp))
-    assert seen == {k.endpoint(0), k.endpoint(1)}
-    ch.close()
+    picks_follow_pods(k, epp, "%s:%d" % (host, port))
     epp.send_signal(signal.SIGTERM)
     assert epp.wait(timeout=15) == 0
     log = k.procs.output(epp)
