@@ -72,8 +72,9 @@ static const struct ig_flag *find_flag(const struct ig_flag *t, const char *name
  * table's: a camelCase name its kebab-case one, a boolean's `=true` or
  * `=false` its on or off switch (or nothing, for a switch that is off by
  * default). Returns a malloc'd array of *argc + 1 pointers into argv and
- * into `store` (room for argc rewritten words), and sets *argc. */
-static char **normalize(int *argc, char **argv, char (*store)[128], const struct ig_flag *table)
+ * into `store` (argc slots for rewritten words, malloc'd there), and sets
+ * *argc; NULL when out of memory. */
+static char **normalize(int *argc, char **argv, char **store, const struct ig_flag *table)
 {
 	char **out = calloc((size_t)*argc + 1, sizeof *out);
 	if (!out)
@@ -98,7 +99,8 @@ static char **normalize(int *argc, char **argv, char (*store)[128], const struct
 		const struct ig_flag *f = find_flag(table, kebab);
 		if (!f) {
 			if (a[1] != '-') { /* -workers 2: Go's single dash; unknown stays unknown */
-				snprintf(store[i], sizeof store[i], "-%s", a);
+				if (asprintf(&store[i], "-%s", a) < 0)
+					goto oom;
 				out[n] = store[i];
 			}
 			n++;
@@ -106,21 +108,34 @@ static char **normalize(int *argc, char **argv, char (*store)[128], const struct
 		}
 		int on = f->kind == IG_FK_BOOL && eq ? go_bool(eq + 1) : -1;
 		if (on == 1) {
-			snprintf(store[i], sizeof store[i], "--%s", kebab);
+			if (asprintf(&store[i], "--%s", kebab) < 0)
+				goto oom;
 		} else if (on == 0) {
 			char off[112];
 			snprintf(off, sizeof off, "no-%s", kebab);
 			if (!find_flag(table, off))
 				continue; /* --x=false for a switch off by default */
-			snprintf(store[i], sizeof store[i], "--%s", off);
+			if (asprintf(&store[i], "--%s", off) < 0)
+				goto oom;
 		} else {
-			snprintf(store[i], sizeof store[i], "--%s%s", kebab, eq ? eq : "");
+			if (asprintf(&store[i], "--%s%s", kebab, eq ? eq : "") < 0)
+				goto oom;
 		}
 		out[n++] = store[i];
 	}
 	out[n] = NULL;
 	*argc = n;
 	return out;
+oom:
+	free(out);
+	return NULL;
+}
+
+static void free_store(char **store, int argc)
+{
+	for (int i = 0; store && i < argc; i++)
+		free(store[i]);
+	free(store);
 }
 
 /* llm-d's standalone picker (--endpoint-selector app=vllm,tier=a
@@ -431,11 +446,11 @@ int ig_epp_main(int argc, char **argv)
 	};
 	struct ig_flags fl = {
 	    .prog = "infergate epp", .usage = usage_text, .footer = footer_text, .table = table};
-	char(*store)[128] = calloc((size_t)argc + 1, sizeof *store);
+	char **store = calloc((size_t)argc + 1, sizeof *store);
 	int nargs = argc;
 	char **args = store ? normalize(&nargs, argv, store, table) : NULL;
 	if (!args) {
-		free(store);
+		free_store(store, argc);
 		return 1;
 	}
 	int rc = ig_flags_parse(&fl, nargs, args);
@@ -484,7 +499,7 @@ int ig_epp_main(int argc, char **argv)
 	if (rc != IG_OK) {
 		ig_flag_list_free(&paths);
 		free(args);
-		free(store);
+		free_store(store, argc);
 		free(standalone);
 		return ig_flags_report(&fl, rc);
 	}
@@ -538,7 +553,7 @@ int ig_epp_main(int argc, char **argv)
 	ig_epp_frontend_free(o.frontend);
 	ig_flag_list_free(&paths);
 	free(args);
-	free(store);
+	free_store(store, argc);
 	free(standalone);
 	return rc;
 }

@@ -503,7 +503,7 @@ def test_chart_flags(procs, tmp_path):
     p = Picker(procs, tmp_path, extra=(
         "--pool-group", "inference.networking.x-k8s.io", "--zap-encoder", "json",
         "--zap-log-level=debug", "--zap-time-encoding", "rfc3339", "--zap-devel=false",
-        "--config-text", QUEUE_ONLY_PICKER, "--tracing=false", "--enable-pprof=false",
+        "--config-text=" + QUEUE_ONLY_PICKER, "--tracing=false", "--enable-pprof=false",
         "--metrics-endpoint-auth=false", "--health-checking=true",
         "--refresh-prometheus-metrics-interval", "5s", "--metrics-staleness-threshold", "2s",
         "--total-queued-requests-metric", "vllm:num_requests_waiting",
