@@ -1271,9 +1271,10 @@ def test_epp_leader_election(kube):
             return check(hpb.HealthCheckRequest(service="readiness"), timeout=2).status == 1
         finally:
             ch.close()
-    lease = "epp-default-qwen-pool"
-    holder = wait_for(lambda: get(k, "lease", lease)["spec"].get("holderIdentity"),
-                      "a holder", timeout=10)
+    def holder():  # None until a replica has made the Lease
+        out = k.kubectl("get", "lease", "epp-default-qwen-pool", "-o", "json", check=False)
+        return out and json.loads(out)["spec"].get("holderIdentity")
+    holder = wait_for(holder, "a holder", timeout=15)
     leader = wait_for(lambda: [u for u in "ab" if ready(u)], "a ready replica", timeout=10)
     assert len(leader) == 1, leader
     leader = leader[0]
