@@ -216,11 +216,63 @@ fail:
 	return NULL;
 }
 
+/* --tracing (on by default, as GIE's): spans go where OpenTelemetry's
+ * standard variables say, as GIE's picker reads them:
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL) or
+ * OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces), OTEL_SERVICE_NAME, and
+ * OTEL_TRACES_SAMPLER(_ARG) for the ratio. infergate exports OTLP/HTTP
+ * with JSON bodies, which collectors take on their HTTP port (4318);
+ * OTEL_EXPORTER_OTLP_PROTOCOL=grpc is refused with a log line. No variable:
+ * no tracing. */
+static void otel_from_env(struct ig_gw_options *o, char *url, size_t len)
+{
+	const char *traces = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+	const char *base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+	const char *proto = getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+	if (!proto || !*proto)
+		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL");
+	if (traces && *traces) {
+		size_t n = strlen(traces);
+		const char *suffix = "/v1/traces";
+		if (n >= strlen(suffix) && !strcmp(traces + n - strlen(suffix), suffix))
+			n -= strlen(suffix);
+		snprintf(url, len, "%.*s", (int)n, traces);
+	} else if (base && *base) {
+		snprintf(url, len, "%s", base);
+	} else {
+		return;
+	}
+	if (proto && !strcmp(proto, "grpc")) {
+		ig_warn("tracing: OTEL_EXPORTER_OTLP_PROTOCOL=grpc: infergate exports OTLP/HTTP "
+			"(JSON) only; point it at the collector's HTTP port (4318) with "
+			"http/json; no spans are sent");
+		return;
+	}
+	o->otlp_endpoint = url;
+	const char *svc = getenv("OTEL_SERVICE_NAME");
+	o->otlp_service_name = svc && *svc ? svc : "infergate-epp";
+	const char *sampler = getenv("OTEL_TRACES_SAMPLER");
+	const char *arg = getenv("OTEL_TRACES_SAMPLER_ARG");
+	if (sampler &&
+	    (!strcmp(sampler, "always_off") || !strcmp(sampler, "parentbased_always_off")))
+		o->trace_sample_ratio = 0;
+	else if (sampler && strstr(sampler, "traceidratio") && arg && *arg) {
+		char *end;
+		double r = strtod(arg, &end);
+		if (*end == '\0' && r >= 0 && r <= 1)
+			o->trace_sample_ratio = r;
+		else
+			ig_warn("tracing: OTEL_TRACES_SAMPLER_ARG \"%s\" is not a ratio in [0, 1]; "
+				"sampling every request",
+				arg);
+	}
+}
+
 /* What the compatibility flags that change nothing here say at start, so
  * none is taken silently. */
 struct compat {
 	uint64_t scrape_port;
-	bool tracing, cert_reload;
+	bool cert_reload;
 	const void *prom_refresh, *pprof, *metrics_auth, *health_checking;
 };
 
@@ -230,9 +282,6 @@ static void compat_notes(const struct ig_flags *fl, const struct compat *c)
 		ig_warn("--model-server-metrics-port %llu: infergate scrapes each endpoint on its "
 			"target port",
 			(unsigned long long)c->scrape_port);
-	if (c->tracing && getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
-		ig_info("--tracing: infergate epp emits no spans; `infergate gateway "
-			"--otlp-endpoint` traces requests");
 	if (c->cert_reload)
 		ig_warn("--enable-cert-reload without --cert-path: the self-signed certificate "
 			"made at start stays");
@@ -428,7 +477,9 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_MS("refresh-prometheus-metrics-interval", 0, &prom_refresh_ms, IG_FLAG_BARE_MS,
 		       "DUR", "taken and not needed: /metrics is computed when scraped"),
 	    IG_FLAG_BOOL("tracing", 0, &tracing,
-			 "taken; the picker emits no spans (the gateway does)"),
+			 "spans of each pick to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP JSON; "
+			 "OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER_ARG) when set (the default; "
+			 "--tracing=false: none)"),
 	    IG_FLAG_BOOL("no-tracing", 0, &no_tracing, NULL),
 	    IG_FLAG_BOOL("health-checking", 0, &health_checking,
 			 "taken; endpoints leave rotation after failed scrapes regardless"),
@@ -512,12 +563,14 @@ int ig_epp_main(int argc, char **argv)
 		      : time_enc >= 3 ? IG_LOG_TIME_RFC3339
 				      : IG_LOG_TIME_EPOCH;
 	compat_notes(&fl, &(struct compat){.scrape_port = scrape_port,
-					   .tracing = tracing && !no_tracing,
 					   .cert_reload = e.cert_reload && !e.cert_path,
 					   .prom_refresh = &prom_refresh_ms,
 					   .pprof = &pprof,
 					   .metrics_auth = &metrics_auth,
 					   .health_checking = &health_checking});
+	char otlp_url[1024];
+	if (tracing && !no_tracing)
+		otel_from_env(&o, otlp_url, sizeof otlp_url);
 	o.picker_text = config_text;
 	o.extra_text = standalone;
 	o.kube_opt.extra_text = standalone;

@@ -185,9 +185,20 @@ static void on_picked(struct ig_req *p)
 	char clen[24];
 	snprintf(clen, sizeof clen, "%zu", body.len);
 	const struct epp *E = xs->w->gw->opt.frontend->arg;
-	struct ig_xp_set_header set[2] = {
-	    {E->opt.dest_key ? E->opt.dest_key : DEST_HEADER, ig_str_from(eps)},
-	    {"content-length", ig_str_from(clen)}};
+	/* The pick; with a sampled trace, the traceparent the pod is to see
+	 * (the picker's "upstream" span its parent, as the gateway does);
+	 * last, the length of a body that changed. */
+	struct ig_xp_set_header set[3];
+	size_t nset = 0;
+	set[nset++] = (struct ig_xp_set_header){E->opt.dest_key ? E->opt.dest_key : DEST_HEADER,
+						ig_str_from(eps)};
+	if (p->trace.on) {
+		p->trace.dispatch_ns = ig_now_ns();
+		p->trace.endpoint = p->nranked ? p->ranked[0]->addr : NULL;
+		set[nset++] =
+		    (struct ig_xp_set_header){"traceparent", ig_str_from(p->trace.traceparent)};
+	}
+	set[nset] = (struct ig_xp_set_header){"content-length", ig_str_from(clen)};
 	struct ig_buf b = {0};
 	if (xs->req_mode == IG_XP_BODY_BUFFERED && xs->body_done && !xs->answered) {
 		/* The headers were answered already: the pick goes with the body. */
@@ -196,7 +207,7 @@ static void on_picked(struct ig_req *p)
 						 .body = body,
 						 .replace_body = changed,
 						 .set = set,
-						 .nset = changed ? 2 : 1,
+						 .nset = changed ? nset + 1 : nset,
 						 .clear_route_cache = true,
 						 .lb_endpoint = eps,
 						 .lb_ns = E->opt.dest_ns,
@@ -209,7 +220,7 @@ static void on_picked(struct ig_req *p)
 	bool with_length = xs->body_done && body.len > 0;
 	ig_xp_encode_headers_answer(&b, &(struct ig_xp_headers_answer){
 					    .set = set,
-					    .nset = with_length ? 2 : 1,
+					    .nset = with_length ? nset + 1 : nset,
 					    .clear_route_cache = true,
 					    .lb_endpoint = eps,
 					    .lb_ns = E->opt.dest_ns,
@@ -329,6 +340,7 @@ static void pick(struct xstream *xs)
 	p->w = w;
 	p->snap = ig_worker_snap_take(w);
 	p->resp_length = -1;
+	ig_req_trace_begin(p);
 	p->has_subset = xs->has_subset;
 	p->subset = xs->subset;
 	p->nsubset = xs->nsubset;

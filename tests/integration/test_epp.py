@@ -593,6 +593,51 @@ def test_cert_reload(procs, tmp_path):
     p.stop()
 
 
+def test_tracing_from_otel_env(procs, tmp_path):
+    """--tracing (GIE's default) with OpenTelemetry's standard variables:
+    a stream whose headers carry a sampled traceparent gives a SERVER span
+    in that trace (Envoy's span its parent), a "route and schedule" child
+    and an "upstream" child for the model server's exchange, whose id is
+    the parent in the traceparent the picker hands Envoy for the pod."""
+    from test_tracing import PARENT_ID, TRACE_ID, Collector, attrs
+    col = Collector(service="picker-under-test")
+    env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=col.url,
+               OTEL_SERVICE_NAME="picker-under-test")
+    p = Picker(procs, tmp_path, env=env)
+    tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
+    first, out, s = full_duplex(p.channel, seed_bytes(), extra=(("traceparent", tp),))
+    hs = set_headers(first.request_headers.response)
+    ep = hs["x-gateway-destination-endpoint"]
+    respond(s)
+    s.rest()
+    spans = {x["name"]: x for x in col.wait_spans(3)}
+    server = spans["POST /v1/completions"]
+    assert server["traceId"] == TRACE_ID and server["parentSpanId"] == PARENT_ID
+    assert server["kind"] == 2
+    assert attrs(server)["gen_ai.request.model"] == "tweet-summary"
+    assert attrs(server)["gen_ai.response.model"] == "tweet-summary-1"
+    sched = spans["route and schedule"]
+    assert sched["parentSpanId"] == server["spanId"]
+    assert attrs(sched)["infergate.endpoint"] == ep
+    up = spans["upstream"]
+    assert up["parentSpanId"] == server["spanId"] and up["kind"] == 3
+    assert hs["traceparent"] == "00-%s-%s-01" % (TRACE_ID, up["spanId"])
+    p.stop()
+    col.stop()
+    # --tracing=false: none, whatever the variables say.
+    col = Collector(service="picker-under-test")
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = col.url
+    p = Picker(procs, tmp_path, env=env, extra=("--tracing=false",))
+    first, out, s = full_duplex(p.channel, seed_bytes(), extra=(("traceparent", tp),))
+    assert "traceparent" not in set_headers(first.request_headers.response)
+    respond(s)
+    s.rest()
+    time.sleep(1.5)
+    assert col.spans() == []
+    p.stop()
+    col.stop()
+
+
 def test_standalone_endpoint_selector(procs, tmp_path):
     """llm-d's standalone picker: no InferencePool among the manifests;
     --endpoint-selector and --endpoint-target-ports name the pods and

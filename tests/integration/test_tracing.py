@@ -25,8 +25,9 @@ class Collector:
     """An OTLP/HTTP receiver: POST /v1/traces (JSON) is recorded; mode
     "ok" answers 200, "refuse" 503, "hang" never answers."""
 
-    def __init__(self, mode="ok"):
+    def __init__(self, mode="ok", service="infergate"):
         self.mode = mode
+        self.service = service
         self.posts = []
         self.lock = threading.Lock()
         self.stop_evt = threading.Event()
@@ -72,7 +73,7 @@ class Collector:
             doc = json.loads(body)
             for rs in doc["resourceSpans"]:
                 res = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
-                assert res["service.name"] == {"stringValue": "infergate"}
+                assert res["service.name"] == {"stringValue": self.service}
                 for ss in rs["scopeSpans"]:
                     out += ss["spans"]
         return out
