@@ -389,6 +389,9 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_STR(
 		"kubeconfig", 0, &o.kube_opt.kubeconfig, "PATH",
 		"kubeconfig (default: $KUBECONFIG, the pod's service account, ~/.kube/config)"),
+	    IG_FLAG_BOOL("ha-enable-leader-election", 0, &e.leader_election,
+			 "with --kube: ready only while holding the Lease epp-NS-POOL (needs "
+			 "get/create/update on coordination.k8s.io leases)"),
 	    IG_FLAG_SECTION("the picker:"),
 	    IG_FLAG_STR("config-file", 0, &o.picker_config, "FILE",
 			"EndpointPickerConfig (default: one among the manifests, else --picker)"),
@@ -428,6 +431,8 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_STR("cert-path", 0, &e.cert_path, "DIR",
 			"tls.crt and tls.key for the gRPC port (default: a self-signed "
 			"certificate made at start; -certPath)"),
+	    IG_FLAG_BOOL("enable-cert-reload", 0, &e.cert_reload,
+			 "read --cert-path's files again when they change (checked every second)"),
 	    IG_FLAG_UINT("max-body-bytes", 0, &max_body, 1, 1ull << 32, "N",
 			 "request body the picker reads, else 413 (default 16777216)"),
 	    IG_FLAG_UINT("grpc-max-recv-msg-size", 0, &max_msg, 1024, 1ull << 32, "N",
@@ -441,7 +446,7 @@ int ig_epp_main(int argc, char **argv)
 			 "worker threads (default: one per CPU)"),
 	    IG_FLAG_MS("drain-timeout", 0, &o.drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "grace period for streams on SIGTERM (default 30s)"),
-	    IG_FLAG_SECTION("logging:"),
+	    IG_FLAG_SECTION("logging and tracing:"),
 	    IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
 			 "error, warn, info or debug (default info)"),
 	    IG_FLAG_UINT("v", 0, &verbosity, 0, 10, "N",
@@ -455,6 +460,10 @@ int ig_epp_main(int argc, char **argv)
 			 "rfc3339nano"),
 	    IG_FLAG_BOOL("zap-devel", 0, &zap_devel, NULL),
 	    IG_FLAG_ENUM("zap-stacktrace-level", 0, &stack_level, zap_levels, "LEVEL", NULL),
+	    IG_FLAG_BOOL("tracing", 0, &tracing,
+			 "spans of each pick to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP JSON; "
+			 "OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER_ARG) when set (the default; "
+			 "--tracing=false: none)"),
 	    IG_FLAG_SECTION("GIE and llm-d flags taken for compatibility (see the README):"),
 	    IG_FLAG_STR("model-server-metrics-scheme", 0, &scheme, "http", "http only"),
 	    IG_FLAG_STR("model-server-metrics-path", 0, &scrape_path, "/metrics", "/metrics only"),
@@ -476,10 +485,6 @@ int ig_epp_main(int argc, char **argv)
 		       "vllm:cache_config_info only"),
 	    IG_FLAG_MS("refresh-prometheus-metrics-interval", 0, &prom_refresh_ms, IG_FLAG_BARE_MS,
 		       "DUR", "taken and not needed: /metrics is computed when scraped"),
-	    IG_FLAG_BOOL("tracing", 0, &tracing,
-			 "spans of each pick to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP JSON; "
-			 "OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER_ARG) when set (the default; "
-			 "--tracing=false: none)"),
 	    IG_FLAG_BOOL("no-tracing", 0, &no_tracing, NULL),
 	    IG_FLAG_BOOL("health-checking", 0, &health_checking,
 			 "taken; endpoints leave rotation after failed scrapes regardless"),
@@ -488,11 +493,6 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_BOOL("metrics-endpoint-auth", 0, &metrics_auth,
 			 "taken; protect the metrics port with --admin-token instead"),
 	    IG_FLAG_BOOL("no-metrics-endpoint-auth", 0, &no_metrics_auth, NULL),
-	    IG_FLAG_BOOL("enable-cert-reload", 0, &e.cert_reload,
-			 "read --cert-path's files again when they change (checked every second)"),
-	    IG_FLAG_BOOL("ha-enable-leader-election", 0, &e.leader_election,
-			 "with --kube: ready only while holding the Lease epp-NS-POOL (needs "
-			 "get/create/update on coordination.k8s.io leases)"),
 	    IG_FLAG_END,
 	};
 	struct ig_flags fl = {
