@@ -183,7 +183,11 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 		return 0;
 	bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
 	if (frame->hd.type == NGHTTP2_HEADERS && !h->st.in_trailers) {
-		if (h->st.status >= 100 && h->st.status < 200) {
+		if (h->st.status < 100) {
+			/* "050": three digits nghttp2 lets through, a status no
+			 * HTTP/1.1 parse would give. */
+			h->st.proto_err = true;
+		} else if (h->st.status < 200) {
 			/* Interim (100 Continue, 103 Early Hints): dropped, as
 			 * over HTTP/1.1. */
 			clear_head(h);
@@ -204,7 +208,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
 {
 	struct ig_http_client *c = ud;
 	struct h2c_conn *h = c->h2;
-	if (!ours(h, stream_id))
+	/* Body after a head that was refused goes nowhere: the request fails. */
+	if (!ours(h, stream_id) || !h->st.head_seen || h->st.proto_err)
 		return 0;
 	h->st.chunk = data;
 	h->st.chunk_len = len;
@@ -475,9 +480,12 @@ static bool drive(struct ig_http_client *c)
 				return true;
 			continue;
 		}
-		if (h->st.ended)
+		/* Ended, with a head the owner has seen (a head refused above
+		 * makes the end a failure). */
+		if (h->st.ended && h->st.head_seen && !h->st.proto_err)
 			return end_stream(c);
-		if (h->st.closed || h->st.proto_err || h->goaway_sent || h->session_err)
+		if (h->st.closed || h->st.ended || h->st.proto_err || h->goaway_sent ||
+		    h->session_err)
 			return fail_now(c, ECONNRESET);
 		if (c->paused)
 			return false;

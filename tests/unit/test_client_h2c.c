@@ -737,6 +737,23 @@ static void test_head_too_big(void **state)
 	assert_int_equal(X->fault.err, EMSGSIZE);
 }
 
+static void test_status_below_100(void **state)
+{
+	/* Three digits nghttp2 accepts, a status no HTTP/1.1 head has: the
+	 * head and the body that follows go nowhere. */
+	start_get(1000);
+	nghttp2_nv nv[] = {{(uint8_t *)":status", (uint8_t *)"050", 7, 3, 0}};
+	nghttp2_data_provider prd = {.read_callback = s_read};
+	ig_buf_append(&X->s.out, "body", 4);
+	X->s.out_eof = true;
+	assert_int_equal(nghttp2_submit_response(X->s.ng, X->s.sid, nv, 1, &prd), 0);
+	srv_flush();
+	PUMP_UNTIL(ended());
+	assert_int_equal(X->nerror, 1);
+	assert_int_equal(X->nhead + X->nbody + X->ndone, 0);
+	assert_int_equal(X->fault.kind, IG_CLIENT_PROTOCOL);
+}
+
 static void test_close_inside_callbacks(void **state)
 {
 	static const enum cb_kind where[] = {CB_HEAD, CB_BODY, CB_DONE};
@@ -810,6 +827,7 @@ int main(void)
 	    T(test_read_timeout),
 	    T(test_garbage_is_protocol),
 	    T(test_head_too_big),
+	    T(test_status_below_100),
 	    T(test_close_inside_callbacks),
 	    T(test_refused_requests),
 #undef T
