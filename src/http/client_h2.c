@@ -490,8 +490,12 @@ static bool drive(struct ig_http_client *c)
 		if (c->paused)
 			return false;
 		size_t avail = c->in.len - h->in_pos;
-		if (!avail && !h->st.resume)
+		if (!avail && !h->st.resume) {
+			/* What was read before the socket failed is all there is. */
+			if (h->io_stopped)
+				return fail_now(c, ECONNRESET);
 			return false;
+		}
 		h->st.resume = false;
 		const uint8_t *in = avail ? (const uint8_t *)c->in.ptr + h->in_pos : &none;
 		ssize_t n = nghttp2_session_mem_recv(h->ng, in, avail);
@@ -621,7 +625,6 @@ void h2c_parked_io(struct ig_http_client *c, unsigned events)
 
 bool h2c_resume(struct ig_http_client *c)
 {
-	struct h2c_conn *h = c->h2;
 	if (!active(c))
 		return false;
 	if (drive(c))
@@ -629,8 +632,6 @@ bool h2c_resume(struct ig_http_client *c)
 	int rc = flush(c);
 	if (rc < 0)
 		return fail_now(c, -rc);
-	if (h->io_stopped && !c->paused)
-		return fail_now(c, ECONNRESET);
 	return false;
 }
 

@@ -545,6 +545,34 @@ static void test_pause_flow_control(void **state)
 	free(big);
 }
 
+/* The connection is reset while the owner is paused: nothing is said
+ * until it resumes, then the request fails at once (no wait for the read
+ * timeout, no busy loop on the error meanwhile). */
+static void test_reset_while_paused(void **state)
+{
+	start_get(5000);
+	X->pause_on_body = true;
+	srv_head(200, NULL, false);
+	srv_body("first", 5, false);
+	PUMP_UNTIL(X->nbody == 1);
+	srv_close(true);
+	uint64_t t0 = ig_now_ns();
+	int iterations = 0;
+	while (ms_since(t0) < 50) {
+		ig_loop_run_once(&X->loop, 10);
+		iterations++;
+	}
+	assert_true(iterations < 40);
+	assert_int_equal(X->nerror, 0);
+	X->pause_on_body = false;
+	ig_http_client_pause(X->c, false);
+	PUMP_UNTIL(ended());
+	assert_true(ms_since(t0) < 1000);
+	assert_int_equal(X->nerror, 1);
+	assert_int_equal(X->fault.kind, IG_CLIENT_BROKEN);
+	assert_body("first");
+}
+
 static void test_reuse_and_parked_ping(void **state)
 {
 	X->park_in_done = true;
@@ -817,6 +845,7 @@ int main(void)
 	    T(test_bodyless),
 	    T(test_interim_dropped),
 	    T(test_pause_flow_control),
+	    T(test_reset_while_paused),
 	    T(test_reuse_and_parked_ping),
 	    T(test_parked_close),
 	    T(test_rst_before_response),
