@@ -89,7 +89,7 @@ class Setup:
     one H2Pod with appProtocol http; pool-plain: a simulator (HTTP/1.1
     only), no appProtocol."""
 
-    def __init__(self, procs, tmp_path, n_h2c=1, workers=1, **pod_params):
+    def __init__(self, procs, tmp_path, n_h2c=1, workers=1, extra_docs=(), **pod_params):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "h2c")
         os.makedirs(self.dir, exist_ok=True)
@@ -115,6 +115,7 @@ class Setup:
             docs.append(POD.format(name="h2c-%d" % i, app="pool-h2c", ip=h))
         docs.append(POD.format(name="http-0", app="pool-http", ip=self.http_host))
         docs.append(POD.format(name="plain-0", app="pool-plain", ip=self.plain_host))
+        docs += [d.format(pod_port=self.pod_port) for d in extra_docs]
         write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
         self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host, "--admin",
                               self.admin, "--workers", str(workers), name="gateway")
@@ -263,3 +264,62 @@ def test_h2c_reset_before_answer(procs, tmp_path, stop_pods):
     assert got == [1, 1], got
     log = s.stop()
     assert "refused the request without processing it" in log, log
+
+
+SERVICES = ["""apiVersion: v1
+kind: Service
+metadata:
+  name: svc-h2c
+spec:
+  selector:
+    app: pool-h2c
+  ports:
+  - port: 80
+    targetPort: {pod_port}
+    appProtocol: kubernetes.io/h2c
+""", """apiVersion: v1
+kind: Service
+metadata:
+  name: svc-h1
+spec:
+  selector:
+    app: pool-http
+  ports:
+  - port: 80
+    targetPort: {pod_port}
+""", """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: svc-route
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - matches:
+    - path: {{type: PathPrefix, value: /h2c}}
+    backendRefs:
+    - name: svc-h2c
+      port: 80
+  - matches:
+    - path: {{type: PathPrefix, value: /h1}}
+    backendRefs:
+    - name: svc-h1
+      port: 80
+"""]
+
+
+def test_service_backend_app_protocol_h2c(procs, tmp_path, stop_pods):
+    """A Service port with appProtocol kubernetes.io/h2c (Gateway API
+    GEP-1911) is reached over h2c too, with the client's Host as
+    :authority; a port without it over HTTP/1.1."""
+    s = Setup(procs, tmp_path, extra_docs=SERVICES)
+    stop_pods.append(s)
+    st, _, data = call(s.base, "/h2c/x?y=1", method="GET")
+    assert st == 200, data
+    echo = json.loads(data)
+    assert echo["protocol"] == "HTTP/2" and echo["path"] == "/h2c/x?y=1", echo
+    assert echo["authority"] == "%s:%d" % (s.host, s.port), echo
+    st, _, data = call(s.base, "/h1/x", method="GET")
+    assert st == 200, data
+    assert json.loads(data)["protocol"] == "HTTP/1.1"
+    s.stop()
