@@ -86,10 +86,11 @@ SEED = {"model": "tweet-summary", "prompt": "Write as if you were a critic: San 
 
 class Setup:
     """pool-h2c: `n_h2c` H2Pods, appProtocol kubernetes.io/h2c; pool-http:
-    one H2Pod with appProtocol http; pool-plain: a simulator (HTTP/1.1
-    only), no appProtocol."""
+    one H2Pod with appProtocol http (with `shared`, the first h2c pod);
+    pool-plain: a simulator (HTTP/1.1 only), no appProtocol."""
 
-    def __init__(self, procs, tmp_path, n_h2c=1, workers=1, extra_docs=(), **pod_params):
+    def __init__(self, procs, tmp_path, n_h2c=1, workers=1, extra_docs=(), shared=False,
+                 **pod_params):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "h2c")
         os.makedirs(self.dir, exist_ok=True)
@@ -113,7 +114,9 @@ class Setup:
                 POOL.format(name="pool-plain", port=self.pod_port, app_protocol="")]
         for i, h in enumerate(self.h2c_hosts):
             docs.append(POD.format(name="h2c-%d" % i, app="pool-h2c", ip=h))
-        docs.append(POD.format(name="http-0", app="pool-http", ip=self.http_host))
+        # shared: pool-http names the first h2c pod's address too.
+        docs.append(POD.format(name="http-0", app="pool-http",
+                               ip=self.h2c_hosts[0] if shared else self.http_host))
         docs.append(POD.format(name="plain-0", app="pool-plain", ip=self.plain_host))
         docs += [d.format(pod_port=self.pod_port) for d in extra_docs]
         write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
@@ -322,4 +325,24 @@ def test_service_backend_app_protocol_h2c(procs, tmp_path, stop_pods):
     st, _, data = call(s.base, "/h1/x", method="GET")
     assert st == 200, data
     assert json.loads(data)["protocol"] == "HTTP/1.1"
+    s.stop()
+
+
+def test_one_address_in_an_h2c_and_an_http_pool(procs, tmp_path, stop_pods):
+    """The same ip:port in an h2c pool and an http pool: kept-alive
+    connections are never handed to the other protocol's requests."""
+    s = Setup(procs, tmp_path, shared=True)
+    stop_pods.append(s)
+    for _ in range(3):
+        for model, proto in (("tweet-summary", "HTTP/2"), ("model-http", "HTTP/1.1")):
+            st, hdrs, data = call(s.base, "/v1/completions", dict(SEED, model=model))
+            assert st == 200, data
+            assert json.loads(data)["protocol"] == proto, (model, data)
+            assert hdrs["x-gateway-destination-endpoint-served"] == s.h2c_addr(0)
+    done = s.pods[0].completions()
+    assert [r["protocol"] for r in done] == ["HTTP/2", "HTTP/1.1"] * 3
+    # One kept-alive connection of each kind.
+    assert len({r["conn"] for r in done if r["protocol"] == "HTTP/2"}) == 1, done
+    assert len({r["conn"] for r in done if r["protocol"] == "HTTP/1.1"}) == 1, done
+    assert not s.http_pod.completions()
     s.stop()
