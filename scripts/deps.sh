@@ -7,6 +7,8 @@ PKGS="gcc make libc6-dev libyaml-dev libxxhash-dev libssl-dev libcmocka-dev libc
 missing=""
 # protobuf-c and grpc_tools: the ext_proc messages (proto/, src/extproc/).
 PKGS="$PKGS protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev python3-grpcio python3-grpc-tools"
+# python3-h2: the h2c model server of tests/integration/h2pod.py (appProtocol kubernetes.io/h2c).
+PKGS="$PKGS python3-h2"
 # chromium: the admin page's browser tests (tests/integration/test_admin_page.py, skipped
 # without it). Large: about 155 MB to download, 480 MB installed, ~40 s to install.
 PKGS="$PKGS chromium"

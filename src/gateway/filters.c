@@ -260,14 +260,17 @@ static void send_mirror(struct ig_req *p, const struct ig_backend_ref *be)
 	if (w->mirrors >= MIRRORS_PER_WORKER || be->status != IG_REF_OK)
 		return;
 	struct ig_endpoint *ep = NULL;
+	enum ig_http_proto proto = IG_PROTO_HTTP1;
 	if (be->service) {
 		const struct ig_service_rt *s = ig_snapshot_service(p->snap, be->service, be->port);
 		if (s && s->neps)
 			ep = s->eps[ig_rng_below(ig_rng_thread(), s->neps)];
+		proto = ig_backend_proto(NULL, s);
 	} else if (be->pool) {
 		const struct ig_pool_rt *pr = ig_snapshot_pool_of(p->snap, be->pool);
 		if (pr && pr->neps)
 			ep = pr->eps[ig_rng_below(ig_rng_thread(), pr->neps)];
+		proto = ig_backend_proto(pr, NULL);
 	}
 	if (!ep)
 		return;
@@ -292,7 +295,7 @@ static void send_mirror(struct ig_req *p, const struct ig_backend_ref *be)
 			memcpy(o, parts[i].ptr, parts[i].len);
 		o += parts[i].len;
 	}
-	m->c = ig_upstreams_connect(w->upstreams, ep);
+	m->c = ig_upstreams_connect(w->upstreams, ep, proto);
 	if (!m->c) {
 		free(m);
 		return;

@@ -9,8 +9,14 @@
  * reused keep-alive connection that dies before any response byte (the
  * pod's idle timeout racing us) is retried once on a fresh connection to
  * the same endpoint. A fully written request is never sent to a second pod
- * while the first may still be running it. After the first response byte
- * nothing is retried: the client's stream is cut. */
+ * while the first may still be running it, unless the pod said it did not
+ * process it (h2c: a GOAWAY below its stream, or REFUSED_STREAM; the
+ * fault's `refused`). After the first response byte nothing is retried:
+ * the client's stream is cut.
+ *
+ * A pool whose appProtocol is kubernetes.io/h2c (and a Service port that
+ * says so) is spoken to over HTTP/2 cleartext with prior knowledge: the
+ * client's h2c mode, with the same callbacks and faults as HTTP/1.1. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -534,7 +540,8 @@ static void on_probe(struct ig_http_client *c, int err, void *ud)
 
 static void probe(struct ig_req *p)
 {
-	p->probe = ig_upstreams_connect(p->w->upstreams, p->ep);
+	/* Only a connection is made, whatever the pod speaks. */
+	p->probe = ig_upstreams_connect(p->w->upstreams, p->ep, IG_PROTO_HTTP1);
 	if (!p->probe) {
 		on_probe(NULL, errno ? errno : ECONNREFUSED, p);
 		return;
@@ -593,6 +600,14 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 		attempt(p);
 		return;
 	}
+	if (f->refused) {
+		ig_warn("upstream %s: refused the request without processing it; trying another "
+			"endpoint",
+			ep->addr);
+		release_endpoint(p);
+		attempt(p);
+		return;
+	}
 	p->probes = 0;
 	probe(p);
 }
@@ -611,8 +626,9 @@ static const struct ig_http_client_cbs upstream_cbs = {
 static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 {
 	struct ig_worker *w = p->w;
-	struct ig_http_client *c = fresh ? NULL : ig_upstreams_take(w->upstreams, ep);
-	if (!c && !(c = ig_upstreams_connect(w->upstreams, ep))) {
+	enum ig_http_proto proto = ig_backend_proto(p->pool, p->service);
+	struct ig_http_client *c = fresh ? NULL : ig_upstreams_take(w->upstreams, ep, proto);
+	if (!c && !(c = ig_upstreams_connect(w->upstreams, ep, proto))) {
 		ig_warn("upstream %s: %s; trying another endpoint", ep->addr, strerror(errno));
 		return -1;
 	}

@@ -146,6 +146,15 @@ struct ig_req {
 	bool recorded, finished;
 };
 
+/* The protocol a backend's model servers speak: h2c when its pool's (or
+ * Service port's) appProtocol is kubernetes.io/h2c, else HTTP/1.1. */
+static inline enum ig_http_proto ig_backend_proto(const struct ig_pool_rt *pool,
+						  const struct ig_service_rt *svc)
+{
+	bool h2c = pool ? pool->h2c : svc ? svc->h2c : false;
+	return h2c ? IG_PROTO_H2C : IG_PROTO_HTTP1;
+}
+
 /* filters.c: the rule's and the backendRef's filters. */
 bool ig_req_has_redirect(const struct ig_req *p);
 void ig_req_redirect(struct ig_req *p); /* answers 3xx and ends the request */

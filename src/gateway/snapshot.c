@@ -338,6 +338,7 @@ static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 		const struct ig_pool *pool = &cfg->pools[i];
 		struct ig_pool_rt *rt = &s->pools[s->npools++];
 		rt->pool = pool;
+		rt->h2c = pool->app_protocol == IG_APP_H2C;
 		rt->sched = sched_for(s, pool, prev);
 		if (!rt->sched)
 			return -1;
@@ -393,6 +394,8 @@ static int add_service(struct ig_snapshot *s, struct ig_endpoints *reg,
 	s->services = v;
 	struct ig_service_rt *rt = &s->services[s->nservices++];
 	*rt = (struct ig_service_rt){.svc = be->service, .port = be->port};
+	const struct ig_service_port *sp = ig_service_find_port(be->service, be->port);
+	rt->h2c = sp && sp->app_protocol && !strcmp(sp->app_protocol, "kubernetes.io/h2c");
 	struct ig_service_addr *addrs;
 	size_t n;
 	if (ig_config_service_endpoints(s->cfg, be->service, be->port, &addrs, &n, NULL) < 0)

@@ -42,6 +42,9 @@ struct ig_pool_rt {
 	const struct ig_pool *pool;
 	struct ig_endpoint **eps;
 	size_t neps;
+	/* appProtocol kubernetes.io/h2c: requests go to the endpoints over
+	 * HTTP/2 cleartext (prior knowledge), else HTTP/1.1. */
+	bool h2c;
 	struct ig_sched_ref *sched;
 	/* NULL: the built-in picker. With epp_missing the pool names a
 	 * Service that is not in the configuration. */
@@ -56,6 +59,7 @@ struct ig_service_rt {
 	int port;
 	struct ig_endpoint **eps;
 	size_t neps;
+	bool h2c; /* the port's appProtocol is kubernetes.io/h2c (GEP-1911) */
 };
 
 struct ig_listener_rt {

@@ -12,47 +12,12 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "http/client_int.h"
 
 #define MAX_RESP_HEAD (64 * 1024)
 #define MAX_RESP_HEADERS 100
-#define READ_CHUNK (32 * 1024)
-#define MAX_PARTS 8
-
-enum client_state {
-	CL_CONNECTING, /* no request yet, connect in progress */
-	CL_READY,      /* connected, no request */
-	CL_HEAD,       /* request going out or sent; waiting for the response head */
-	CL_BODY,       /* reading the response body */
-	CL_PARKED,     /* idle in a pool */
-	CL_DEAD,       /* failed or abandoned: waiting for the owner to close it */
-};
-
-struct ig_http_client {
-	struct ig_loop *loop;
-	struct ig_io io;
-	struct ig_timer timer;
-	enum client_state state;
-	bool connected, sent_all, paused, reused, got_byte, is_head, keep_alive;
-	bool close_requested;
-	bool idle_failed; /* reset or closed while holding no request */
-	int in_cb;	  /* callbacks of ours on the stack */
-	int requests;
-	/* The request still to write: iov[iov_pos..iov_cnt). */
-	struct iovec iov[MAX_PARTS];
-	int iov_pos, iov_cnt;
-	struct ig_buf in;
-	struct ig_http_framing framing;
-	struct ig_chunked_decoder chunked;
-	uint64_t body_left;
-	uint64_t connect_deadline_ns; /* 0: none */
-	uint64_t read_timeout_ns;     /* 0: none */
-	uint64_t last_ns;	      /* last progress either way */
-	const struct ig_http_client_cbs *cbs;
-	void *ud;
-	ig_http_client_idle_cb idle_cb;
-	ig_http_client_connect_cb connect_cb;
-	void *owner_ud;
-};
+#define READ_CHUNK CLIENT_READ_CHUNK
+#define MAX_PARTS CLIENT_MAX_PARTS
 
 static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events);
 static void on_timer(struct ig_loop *loop, struct ig_timer *t);
@@ -83,6 +48,8 @@ int ig_sockaddr_parse(const char *hostport, struct sockaddr_storage *ss, socklen
 
 static void client_free(struct ig_http_client *c)
 {
+	if (c->h2)
+		h2c_free(c);
 	ig_timer_stop(c->loop, &c->timer);
 	ig_io_stop(c->loop, &c->io);
 	close(c->io.fd);
@@ -92,12 +59,12 @@ static void client_free(struct ig_http_client *c)
 
 /* Callbacks run between these two: a close asked for inside one is done by
  * the outermost cb_end, which then reports that the client is gone. */
-static void cb_begin(struct ig_http_client *c)
+void client_cb_begin(struct ig_http_client *c)
 {
 	c->in_cb++;
 }
 
-static bool cb_end(struct ig_http_client *c)
+bool client_cb_end(struct ig_http_client *c)
 {
 	if (--c->in_cb == 0 && c->close_requested) {
 		client_free(c);
@@ -144,8 +111,28 @@ struct ig_http_client *ig_http_client_connect(struct ig_loop *loop, const struct
 	return c;
 }
 
-static void update_events(struct ig_http_client *c)
+struct ig_http_client *ig_http_client_connect_h2c(struct ig_loop *loop, const struct sockaddr *addr,
+						  socklen_t addrlen, uint64_t connect_timeout_ms)
 {
+	struct ig_http_client *c = ig_http_client_connect(loop, addr, addrlen, connect_timeout_ms);
+	if (c && h2c_init(c) < 0) {
+		client_free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return c;
+}
+
+enum ig_http_proto ig_http_client_proto(const struct ig_http_client *c)
+{
+	return c->h2 ? IG_PROTO_H2C : IG_PROTO_HTTP1;
+}
+
+void client_update_events(struct ig_http_client *c)
+{
+	/* Output waiting for room: the request's bytes, or in h2c mode the
+	 * frames nghttp2 handed out that the socket did not take. */
+	bool out = c->h2 ? h2c_out_pending(c) : c->iov_pos < c->iov_cnt;
 	unsigned ev = 0;
 	switch (c->state) {
 	case CL_CONNECTING:
@@ -156,17 +143,17 @@ static void update_events(struct ig_http_client *c)
 		if (!c->connected)
 			ev = IG_EV_WRITE;
 		else {
-			if (c->iov_pos < c->iov_cnt)
+			if (out)
 				ev |= IG_EV_WRITE;
 			if (!c->paused)
 				ev |= IG_EV_READ;
 		}
 		break;
 	case CL_READY:
-		ev = c->connect_cb ? IG_EV_WRITE : 0;
+		ev = c->connect_cb || out ? IG_EV_WRITE : 0;
 		break;
 	case CL_PARKED:
-		ev = IG_EV_READ;
+		ev = IG_EV_READ | (out ? IG_EV_WRITE : 0);
 		break;
 	case CL_DEAD:
 		break;
@@ -176,7 +163,7 @@ static void update_events(struct ig_http_client *c)
 
 /* The connection failed: it stops watching its socket and tells its owner.
  * Returns true when the owner closed it inside the callback. */
-static bool fail(struct ig_http_client *c, enum ig_client_error kind, int err)
+bool client_fail(struct ig_http_client *c, enum ig_client_error kind, int err)
 {
 	bool was_connecting = !c->connected;
 	c->state = CL_DEAD;
@@ -185,9 +172,9 @@ static bool fail(struct ig_http_client *c, enum ig_client_error kind, int err)
 	if (c->connect_cb && was_connecting) {
 		ig_http_client_connect_cb cb = c->connect_cb;
 		c->connect_cb = NULL;
-		cb_begin(c);
+		client_cb_begin(c);
 		cb(c, err ? err : ECONNREFUSED, c->owner_ud);
-		return cb_end(c);
+		return client_cb_end(c);
 	}
 	if (!c->cbs || !c->cbs->on_error)
 		return false;
@@ -197,10 +184,11 @@ static bool fail(struct ig_http_client *c, enum ig_client_error kind, int err)
 	    .reused = c->reused,
 	    .sent_all = c->sent_all,
 	    .got_byte = c->got_byte,
+	    .refused = c->refused,
 	};
-	cb_begin(c);
+	client_cb_begin(c);
 	c->cbs->on_error(c, &f, c->ud);
-	return cb_end(c);
+	return client_cb_end(c);
 }
 
 static enum ig_client_error early_or_broken(const struct ig_http_client *c)
@@ -213,12 +201,12 @@ static void on_timer(struct ig_loop *loop, struct ig_timer *t)
 	struct ig_http_client *c = t->data;
 	uint64_t now = ig_now_ns();
 	if (c->idle_failed && (c->state == CL_HEAD || c->state == CL_BODY)) {
-		fail(c, IG_CLIENT_EARLY, ECONNRESET);
+		client_fail(c, IG_CLIENT_EARLY, ECONNRESET);
 		return;
 	}
 	if (!c->connected && c->connect_deadline_ns) {
 		if (now >= c->connect_deadline_ns) {
-			fail(c, IG_CLIENT_CONNECT, ETIMEDOUT);
+			client_fail(c, IG_CLIENT_CONNECT, ETIMEDOUT);
 			return;
 		}
 		ig_timer_start_ns(loop, t, c->connect_deadline_ns - now, on_timer, c);
@@ -232,7 +220,7 @@ static void on_timer(struct ig_loop *loop, struct ig_timer *t)
 		c->last_ns = now;
 	uint64_t deadline = c->last_ns + c->read_timeout_ns;
 	if (now >= deadline) {
-		fail(c, IG_CLIENT_TIMEOUT, ETIMEDOUT);
+		client_fail(c, IG_CLIENT_TIMEOUT, ETIMEDOUT);
 		return;
 	}
 	ig_timer_start_ns(loop, t, deadline - now, on_timer, c);
@@ -274,7 +262,7 @@ static int flush(struct ig_http_client *c)
 
 /* The response ended: the connection is its owner's again. Returns true
  * (the caller stops touching c) always. */
-static bool finish(struct ig_http_client *c)
+bool client_finish(struct ig_http_client *c)
 {
 	if (!c->sent_all) {
 		/* The server answered before taking the whole request. */
@@ -286,9 +274,9 @@ static bool finish(struct ig_http_client *c)
 	/* Events stay as they are: the owner parks (read), reuses (read) or
 	 * closes the connection next, so changing them now would cost a
 	 * syscall for nothing. */
-	cb_begin(c);
+	client_cb_begin(c);
 	c->cbs->on_done(c, c->ud);
-	cb_end(c);
+	client_cb_end(c);
 	return true;
 }
 
@@ -302,11 +290,11 @@ static bool process_head(struct ig_http_client *c)
 		int n = ig_http_parse_response(c->in.ptr, c->in.len, &res, hdrs, MAX_RESP_HEADERS);
 		if (n == IG_HTTP_INCOMPLETE) {
 			if (c->in.len > MAX_RESP_HEAD)
-				return fail(c, IG_CLIENT_PROTOCOL, EMSGSIZE) || true;
+				return client_fail(c, IG_CLIENT_PROTOCOL, EMSGSIZE) || true;
 			return false;
 		}
 		if (n < 0)
-			return fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
+			return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
 		if (res.status >= 100 && res.status < 200) {
 			/* Interim responses (100 Continue) are dropped. */
 			ig_buf_consume(&c->in, (size_t)n);
@@ -316,16 +304,16 @@ static bool process_head(struct ig_http_client *c)
 		}
 		if (ig_http_response_framing(&res, c->is_head ? IG_STR("HEAD") : IG_STR("GET"),
 					     &c->framing) < 0)
-			return fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
+			return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
 		c->keep_alive = c->framing.keep_alive;
 		c->body_left = c->framing.length;
 		memset(&c->chunked, 0, sizeof c->chunked);
 		c->state = CL_BODY;
-		cb_begin(c);
+		client_cb_begin(c);
 		int rc = c->cbs->on_head(c, &res, c->ud);
 		/* The head's slices point into `in`; drop it only now. */
 		ig_buf_consume(&c->in, (size_t)n);
-		if (cb_end(c))
+		if (client_cb_end(c))
 			return true;
 		if (rc != 0) {
 			c->state = CL_DEAD;
@@ -335,7 +323,7 @@ static bool process_head(struct ig_http_client *c)
 		}
 		if (c->framing.kind == IG_BODY_NONE ||
 		    (c->framing.kind == IG_BODY_LENGTH && c->framing.length == 0))
-			return finish(c);
+			return client_finish(c);
 		return false;
 	}
 }
@@ -359,14 +347,14 @@ static bool process(struct ig_http_client *c)
 		} else if (c->framing.kind == IG_BODY_CHUNKED) {
 			rest = ig_chunked_decode(&c->chunked, c->in.ptr, &len);
 			if (rest == IG_HTTP_INVALID)
-				return fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
+				return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
 			done = rest >= 0;
 			if (rest < 0)
 				rest = 0;
 		}
-		cb_begin(c);
+		client_cb_begin(c);
 		int prc = len ? c->cbs->on_body(c, c->in.ptr, len, c->ud) : 0;
-		if (cb_end(c))
+		if (client_cb_end(c))
 			return true;
 		if (c->state != CL_BODY)
 			return true; /* failed or abandoned inside the callback */
@@ -384,7 +372,7 @@ static bool process(struct ig_http_client *c)
 			/* Bytes after the response make the connection unusable. */
 			if (c->in.len)
 				c->keep_alive = false;
-			return finish(c);
+			return client_finish(c);
 		}
 	}
 	return false;
@@ -395,20 +383,20 @@ static bool do_read(struct ig_http_client *c)
 {
 	for (int rounds = 0; rounds < 16 && !c->paused; rounds++) {
 		if (ig_buf_reserve(&c->in, READ_CHUNK) < 0)
-			return fail(c, IG_CLIENT_PROTOCOL, ENOMEM) || true;
+			return client_fail(c, IG_CLIENT_PROTOCOL, ENOMEM) || true;
 		ssize_t n = recv(c->io.fd, c->in.ptr + c->in.len, c->in.cap - c->in.len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return false;
 		if (n < 0)
-			return fail(c, early_or_broken(c), errno) || true;
+			return client_fail(c, early_or_broken(c), errno) || true;
 		if (n == 0) {
 			if (c->state == CL_BODY && c->framing.kind == IG_BODY_UNTIL_CLOSE) {
 				c->keep_alive = false;
-				return finish(c);
+				return client_finish(c);
 			}
-			return fail(c, early_or_broken(c), ECONNRESET) || true;
+			return client_fail(c, early_or_broken(c), ECONNRESET) || true;
 		}
 		c->got_byte = true;
 		c->last_ns = c->loop->now_ns;
@@ -421,7 +409,7 @@ static bool do_read(struct ig_http_client *c)
 	return false;
 }
 
-static void parked_event(struct ig_http_client *c)
+void client_parked_event(struct ig_http_client *c)
 {
 	/* Anything on an idle connection means it is over: the server closed
 	 * or reset it, or sent bytes nobody asked for. The owner closes it. */
@@ -431,9 +419,9 @@ static void parked_event(struct ig_http_client *c)
 	ig_http_client_idle_cb cb = c->idle_cb;
 	c->idle_cb = NULL;
 	if (cb) {
-		cb_begin(c);
+		client_cb_begin(c);
 		cb(c, c->owner_ud);
-		cb_end(c);
+		client_cb_end(c);
 	}
 }
 
@@ -443,7 +431,10 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 	if (c->state == CL_DEAD)
 		return;
 	if (c->state == CL_PARKED) {
-		parked_event(c);
+		if (c->h2)
+			h2c_parked_io(c, events);
+		else
+			client_parked_event(c);
 		return;
 	}
 	if (!c->connected) {
@@ -454,7 +445,7 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 		if (!err && (events & IG_EV_ERROR))
 			err = ECONNREFUSED;
 		if (err) {
-			fail(c, IG_CLIENT_CONNECT, err);
+			client_fail(c, IG_CLIENT_CONNECT, err);
 			return;
 		}
 		c->connected = true;
@@ -469,15 +460,19 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 	if (c->connect_cb && c->state == CL_READY) {
 		ig_http_client_connect_cb cb = c->connect_cb;
 		c->connect_cb = NULL;
-		cb_begin(c);
+		client_cb_begin(c);
 		cb(c, 0, c->owner_ud);
-		if (cb_end(c))
+		if (client_cb_end(c))
 			return;
+	}
+	if (c->h2) {
+		h2c_io(c, events);
+		return;
 	}
 	if (c->iov_pos < c->iov_cnt) {
 		int rc = flush(c);
 		if (rc < 0) {
-			fail(c, early_or_broken(c), -rc);
+			client_fail(c, early_or_broken(c), -rc);
 			return;
 		}
 	}
@@ -485,17 +480,22 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 		if (do_read(c))
 			return;
 	} else if ((events & IG_EV_ERROR) && c->state != CL_HEAD && c->state != CL_BODY) {
-		/* An error on a connection with no request: nothing to tell now,
-		 * but epoll would keep reporting it. It stops watching; the next
-		 * request on it fails from the loop (an early failure of a reused
-		 * connection, as when the reset comes a moment later). */
-		c->idle_failed = true;
-		ig_io_set(loop, &c->io, 0);
-		ig_io_stop(loop, &c->io);
+		client_idle_error(c);
 		return;
 	}
 	if (c->state != CL_DEAD)
-		update_events(c);
+		client_update_events(c);
+}
+
+void client_idle_error(struct ig_http_client *c)
+{
+	/* An error on a connection with no request: nothing to tell now, but
+	 * epoll would keep reporting it. It stops watching; the next request
+	 * on it fails from the loop (an early failure of a reused connection,
+	 * as when the reset comes a moment later). */
+	c->idle_failed = true;
+	ig_io_set(c->loop, &c->io, 0);
+	ig_io_stop(c->loop, &c->io);
 }
 
 int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
@@ -506,6 +506,10 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 		return -1;
 	if (nparts > MAX_PARTS)
 		return -1;
+	/* In h2c mode the stream is queued first: a request HTTP/2 cannot
+	 * carry fails here, with nothing changed. It fills iov with the body. */
+	if (c->h2 && !c->idle_failed && h2c_submit(c, parts, nparts) < 0)
+		return -1;
 	c->reused = c->requests++ > 0;
 	c->cbs = cbs;
 	c->ud = ud;
@@ -515,12 +519,16 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 	c->sent_all = false;
 	c->paused = false;
 	c->keep_alive = false;
-	ig_buf_reset(&c->in);
-	c->iov_cnt = 0;
-	c->iov_pos = 0;
-	for (size_t i = 0; i < nparts; i++)
-		if (parts[i].len)
-			c->iov[c->iov_cnt++] = (struct iovec){(void *)parts[i].ptr, parts[i].len};
+	c->refused = false;
+	if (!c->h2) {
+		ig_buf_reset(&c->in);
+		c->iov_cnt = 0;
+		c->iov_pos = 0;
+		for (size_t i = 0; i < nparts; i++)
+			if (parts[i].len)
+				c->iov[c->iov_cnt++] =
+				    (struct iovec){(void *)parts[i].ptr, parts[i].len};
+	}
 	c->state = CL_HEAD;
 	c->read_timeout_ns = read_timeout_ms * 1000000u;
 	c->last_ns = ig_now_ns();
@@ -533,10 +541,13 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 		arm_read_timer(c);
 		/* Write at once (the usual case); a failure here shows up again
 		 * on the next attempt from the loop, so callbacks never run
-		 * inside this call. */
-		(void)flush(c);
+		 * inside this call. The h2c frames go from the loop, which can
+		 * report what writing them finds (a HEADERS frame nghttp2
+		 * refuses closes the stream). */
+		if (!c->h2)
+			(void)flush(c);
 	}
-	update_events(c);
+	client_update_events(c);
 	return 0;
 }
 
@@ -554,20 +565,28 @@ void ig_http_client_pause(struct ig_http_client *c, bool paused)
 	c->paused = paused;
 	if (!paused) {
 		c->last_ns = ig_now_ns();
-		if (c->in.len && !c->in_cb && process(c))
+		if (c->h2) {
+			if (!c->in_cb && h2c_resume(c))
+				return;
+		} else if (c->in.len && !c->in_cb && process(c)) {
 			return;
+		}
 	}
 	if (c->state == CL_HEAD || c->state == CL_BODY)
-		update_events(c);
+		client_update_events(c);
 }
 
 bool ig_http_client_reusable(const struct ig_http_client *c)
 {
+	if (c->h2)
+		return h2c_reusable(c);
 	return c->state == CL_READY && c->keep_alive && c->in.len == 0 && !c->idle_failed;
 }
 
 int64_t ig_http_client_body_length(const struct ig_http_client *c)
 {
+	if (c->h2)
+		return h2c_body_length(c);
 	if (c->framing.kind == IG_BODY_LENGTH)
 		return (int64_t)c->framing.length;
 	if (c->framing.kind == IG_BODY_NONE)
@@ -590,14 +609,16 @@ void ig_http_client_park(struct ig_http_client *c, ig_http_client_idle_cb idle_c
 	c->iov_pos = c->iov_cnt = 0;
 	ig_timer_stop(c->loop, &c->timer);
 	ig_buf_free(&c->in);
-	update_events(c);
+	if (c->h2)
+		h2c_park(c);
+	client_update_events(c);
 }
 
 void ig_http_client_on_connect(struct ig_http_client *c, ig_http_client_connect_cb cb, void *ud)
 {
 	c->connect_cb = cb;
 	c->owner_ud = ud;
-	update_events(c);
+	client_update_events(c);
 }
 
 void ig_http_client_close(struct ig_http_client *c)

@@ -10,7 +10,14 @@
  * parks it), after on_error, or whenever it wants. Closing from inside a
  * callback is allowed; the memory goes when the callback returns. A parked
  * connection reports any event (the server closed it, sent something, an
- * error) to its owner's idle callback, and the owner closes it there. */
+ * error) to its owner's idle callback, and the owner closes it there.
+ *
+ * A connection speaks HTTP/1.1, or h2c: HTTP/2 over cleartext TCP with
+ * prior knowledge (RFC 9113 §3.3), one request at a time, for model
+ * servers of an InferencePool with appProtocol kubernetes.io/h2c. The
+ * caller does not see the difference: the request is still given as
+ * HTTP/1.1 bytes (translated to HEADERS and DATA frames), the response
+ * comes through the same callbacks with the same faults. */
 #ifndef IG_HTTP_CLIENT_H
 #define IG_HTTP_CLIENT_H
 
@@ -40,6 +47,16 @@ struct ig_http_client_fault {
 	bool reused;   /* the connection had carried a request before this one */
 	bool sent_all; /* every byte of the request was written */
 	bool got_byte; /* some byte of the response arrived */
+	/* The server said that it did not process the request, so it may go
+	 * anywhere again: h2c only (a GOAWAY whose last stream is below the
+	 * request's, or RST_STREAM with REFUSED_STREAM, RFC 9113 §8.7). */
+	bool refused;
+};
+
+/* What a connection speaks. */
+enum ig_http_proto {
+	IG_PROTO_HTTP1 = 0,
+	IG_PROTO_H2C, /* HTTP/2 cleartext with prior knowledge */
 };
 
 struct ig_http_client_cbs {
@@ -60,11 +77,23 @@ struct ig_http_client_cbs {
  * EMFILE...). */
 struct ig_http_client *ig_http_client_connect(struct ig_loop *loop, const struct sockaddr *addr,
 					      socklen_t addrlen, uint64_t connect_timeout_ms);
+/* The same for an h2c connection: the client preface and SETTINGS go out
+ * with the first request. */
+struct ig_http_client *ig_http_client_connect_h2c(struct ig_loop *loop, const struct sockaddr *addr,
+						  socklen_t addrlen, uint64_t connect_timeout_ms);
+enum ig_http_proto ig_http_client_proto(const struct ig_http_client *c);
 
 /* Sends a request made of `nparts` spans, in order. The spans are not
  * copied: they must stay valid until the response head arrives or the
- * client is closed. `is_head` tells that the response has no body.
- * read_timeout_ms (0: none) bounds the silence of the server from now on,
+ * client is closed. In h2c mode the head (request line and headers, which
+ * may straddle spans) is translated into a HEADERS frame: :method,
+ * :scheme http, :authority from Host, :path from the target, the other
+ * fields lower-cased without the connection-specific ones (Connection,
+ * Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, Host, TE other
+ * than "trailers"); the body goes as DATA. A chunked request, a body that
+ * is not its Content-Length, a CONNECT, or a connection that can open no
+ * more streams (GOAWAY received, stream ids spent) makes it fail (-1). `is_head` tells that the
+ * response has no body. read_timeout_ms (0: none) bounds the silence of the server from now on,
  * before and during the response: no request byte accepted and no
  * response byte received for that long fails the request with
  * IG_CLIENT_TIMEOUT. Callbacks never run inside this call. */
@@ -82,7 +111,8 @@ bool ig_http_client_reusable(const struct ig_http_client *c);
 /* The length of the body of the response being read, as its framing says
  * (Transfer-Encoding wins over Content-Length, RFC 9112 §6.3): the exact
  * byte count, or -1 when it is chunked or runs until the close. Valid from
- * on_head on. */
+ * on_head on. In h2c mode: Content-Length when the head gives it, 0 when
+ * there is no body (HEAD, 204, 304, END_STREAM on the head), else -1. */
 int64_t ig_http_client_body_length(const struct ig_http_client *c);
 /* True when the connection carried a request before the current one (so
  * an early reset may be the server's idle timeout racing us). */
@@ -90,7 +120,9 @@ bool ig_http_client_was_reused(const struct ig_http_client *c);
 
 /* Parks an idle, reusable connection: its buffers are freed and any event
  * on it (close, reset, stray bytes) calls idle_cb once; the owner then
- * closes it. Taken back into use by the next ig_http_client_sendv(). */
+ * closes it. Taken back into use by the next ig_http_client_sendv(). An
+ * h2c connection answers the server's PING and SETTINGS by itself while
+ * parked; a GOAWAY, the close, or a protocol error calls idle_cb. */
 typedef void (*ig_http_client_idle_cb)(struct ig_http_client *c, void *ud);
 void ig_http_client_park(struct ig_http_client *c, ig_http_client_idle_cb idle_cb, void *ud);
 

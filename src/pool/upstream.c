@@ -11,11 +11,12 @@ struct idle {
 	uint64_t parked_ns;
 };
 
-/* The idle connections to one endpoint, oldest first. A bucket does not
- * move once made: its parked connections point to it. */
+/* The idle connections to one endpoint in one protocol, oldest first. A
+ * bucket does not move once made: its parked connections point to it. */
 struct bucket {
 	struct ig_upstreams *u;
 	struct ig_endpoint *ep; /* a reference */
+	enum ig_http_proto proto;
 	struct idle *v;
 	size_t n, cap;
 };
@@ -25,16 +26,17 @@ struct ig_upstreams {
 	struct ig_upstream_config cfg;
 	struct bucket **b;
 	size_t nb, capb;
-	/* Open-addressed index of b by endpoint pointer: slot holds i + 1. */
+	/* Open-addressed index of b by endpoint pointer and protocol: slot
+	 * holds i + 1. */
 	uint32_t *index;
 	size_t index_cap; /* power of two, > 2 * nb */
 	size_t total;
 	struct ig_timer sweep;
 };
 
-static size_t ptr_hash(const void *p)
+static size_t key_hash(const void *p, enum ig_http_proto proto)
 {
-	uint64_t x = (uint64_t)(uintptr_t)p;
+	uint64_t x = (uint64_t)(uintptr_t)p ^ (uint64_t)proto;
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdu;
 	x ^= x >> 33;
@@ -50,7 +52,7 @@ static int reindex(struct ig_upstreams *u)
 	if (!ix)
 		return -1;
 	for (size_t i = 0; i < u->nb; i++) {
-		size_t h = ptr_hash(u->b[i]->ep) & (cap - 1);
+		size_t h = key_hash(u->b[i]->ep, u->b[i]->proto) & (cap - 1);
 		while (ix[h])
 			h = (h + 1) & (cap - 1);
 		ix[h] = (uint32_t)(i + 1);
@@ -61,22 +63,25 @@ static int reindex(struct ig_upstreams *u)
 	return 0;
 }
 
-static struct bucket *find(const struct ig_upstreams *u, const struct ig_endpoint *ep)
+static struct bucket *find(const struct ig_upstreams *u, const struct ig_endpoint *ep,
+			   enum ig_http_proto proto)
 {
 	if (!u->index_cap)
 		return NULL;
-	for (size_t h = ptr_hash(ep) & (u->index_cap - 1);; h = (h + 1) & (u->index_cap - 1)) {
+	for (size_t h = key_hash(ep, proto) & (u->index_cap - 1);;
+	     h = (h + 1) & (u->index_cap - 1)) {
 		uint32_t i = u->index[h];
 		if (!i)
 			return NULL;
-		if (u->b[i - 1]->ep == ep)
+		if (u->b[i - 1]->ep == ep && u->b[i - 1]->proto == proto)
 			return u->b[i - 1];
 	}
 }
 
-static struct bucket *find_or_add(struct ig_upstreams *u, struct ig_endpoint *ep)
+static struct bucket *find_or_add(struct ig_upstreams *u, struct ig_endpoint *ep,
+				  enum ig_http_proto proto)
 {
-	struct bucket *b = find(u, ep);
+	struct bucket *b = find(u, ep, proto);
 	if (b)
 		return b;
 	if (u->nb == u->capb) {
@@ -92,6 +97,7 @@ static struct bucket *find_or_add(struct ig_upstreams *u, struct ig_endpoint *ep
 		return NULL;
 	b->u = u;
 	b->ep = ig_endpoint_ref(ep);
+	b->proto = proto;
 	u->b[u->nb++] = b;
 	if (reindex(u) < 0) {
 		u->nb--;
@@ -122,9 +128,10 @@ struct ig_upstreams *ig_upstreams_new(struct ig_loop *loop, const struct ig_upst
 	return u;
 }
 
-struct ig_http_client *ig_upstreams_take(struct ig_upstreams *u, struct ig_endpoint *ep)
+struct ig_http_client *ig_upstreams_take(struct ig_upstreams *u, struct ig_endpoint *ep,
+					 enum ig_http_proto proto)
 {
-	struct bucket *b = find(u, ep);
+	struct bucket *b = find(u, ep, proto);
 	if (!b || !b->n)
 		return NULL;
 	struct ig_http_client *c = b->v[--b->n].c;
@@ -132,10 +139,14 @@ struct ig_http_client *ig_upstreams_take(struct ig_upstreams *u, struct ig_endpo
 	return c;
 }
 
-struct ig_http_client *ig_upstreams_connect(struct ig_upstreams *u, struct ig_endpoint *ep)
+struct ig_http_client *ig_upstreams_connect(struct ig_upstreams *u, struct ig_endpoint *ep,
+					    enum ig_http_proto proto)
 {
-	return ig_http_client_connect(u->loop, (const struct sockaddr *)&ep->sa, ep->salen,
-				      u->cfg.connect_timeout_ms);
+	const struct sockaddr *sa = (const struct sockaddr *)&ep->sa;
+	if (proto == IG_PROTO_H2C)
+		return ig_http_client_connect_h2c(u->loop, sa, ep->salen,
+						  u->cfg.connect_timeout_ms);
+	return ig_http_client_connect(u->loop, sa, ep->salen, u->cfg.connect_timeout_ms);
 }
 
 static uint64_t sweep_period_ms(const struct ig_upstreams *u)
@@ -150,7 +161,7 @@ void ig_upstreams_release(struct ig_upstreams *u, struct ig_endpoint *ep, struct
 		ig_http_client_close(c);
 		return;
 	}
-	struct bucket *b = find_or_add(u, ep);
+	struct bucket *b = find_or_add(u, ep, ig_http_client_proto(c));
 	if (!b) {
 		ig_http_client_close(c);
 		return;
@@ -257,6 +268,6 @@ size_t ig_upstreams_idle(const struct ig_upstreams *u)
 
 size_t ig_upstreams_idle_to(const struct ig_upstreams *u, const struct ig_endpoint *ep)
 {
-	const struct bucket *b = find(u, ep);
-	return b ? b->n : 0;
+	const struct bucket *b1 = find(u, ep, IG_PROTO_HTTP1), *b2 = find(u, ep, IG_PROTO_H2C);
+	return (b1 ? b1->n : 0) + (b2 ? b2->n : 0);
 }
