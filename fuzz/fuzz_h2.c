@@ -22,7 +22,6 @@
  *
  * Ceilings are small (8 KiB messages, 2 KiB headers, 4 streams) so that
  * every limit is reachable. */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 
 #include "event/loop.h"
 #include "grpc/grpc.h"
+#include "peer.h"
 
 #define MAX_ITERATIONS 256
 
@@ -108,42 +108,6 @@ static const struct ig_grpc_method methods[] = {
     {"/x", on_open, on_message, on_half_close, on_end, NULL},
 };
 
-static void drain_client(int fd)
-{
-	static char sink[65536];
-	if (fd < 0)
-		return;
-	while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
-		H->progress++;
-}
-
-static void settle(struct harness *h, int fd, bool read)
-{
-	int quiet = 0;
-	for (int i = 0; i < MAX_ITERATIONS && quiet < 3; i++) {
-		unsigned long before = h->progress;
-		ig_loop_run_once(&h->loop, 0);
-		if (read)
-			drain_client(fd);
-		quiet = h->progress == before ? quiet + 1 : 0;
-	}
-}
-
-static void send_piece(struct harness *h, int fd, const uint8_t *p, size_t len)
-{
-	for (int tries = 0; len && tries < MAX_ITERATIONS; tries++) {
-		ssize_t n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			return;
-		ig_loop_run_once(&h->loop, 0);
-	}
-}
-
 static void listen_once(void)
 {
 	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -168,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	H = &h;
 	if (ig_loop_init(&h.loop) < 0)
 		abort();
+	struct peer_loop pl = {&h.loop, &h.progress, MAX_ITERATIONS};
 	struct ig_grpc_server_config cfg = {
 	    .max_message_bytes = 8192,
 	    .max_header_bytes = 2048,
@@ -183,22 +148,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	ig_loop_run_once(&h.loop, 0);
 	if (flags & 1)
-		send_piece(&h, cfd, preface, sizeof preface - 1);
+		peer_send(&pl, cfd, preface, sizeof preface - 1, false);
 	for (size_t i = 0; i < pieces; i++) {
 		size_t from = size * i / pieces, to = size * (i + 1) / pieces;
-		send_piece(&h, cfd, data + from, to - from);
-		settle(&h, cfd, false);
+		peer_send(&pl, cfd, data + from, to - from, false);
+		peer_settle(&pl, -1);
 		if (i == 0 && (flags & 8))
 			ig_grpc_server_drain(h.srv);
 	}
 	if (flags & 16)
 		shutdown(cfd, SHUT_WR);
-	settle(&h, cfd, false);
+	peer_settle(&pl, -1);
 	if (!(flags & 32)) {
-		settle(&h, cfd, true);
+		peer_settle(&pl, cfd);
 		close(cfd);
 		cfd = -1;
-		settle(&h, -1, false);
+		peer_settle(&pl, -1);
 		if (h.open != 0)
 			abort(); /* the connection closed: every stream must have ended */
 	}

@@ -15,7 +15,6 @@
  * The listener is TCP on 127.0.0.1 (the channel connects by host and
  * port); the harness closes its end with SO_LINGER 0, so no TIME_WAIT
  * piles up over millions of connections. */
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 
 #include "event/loop.h"
 #include "grpc/grpc.h"
+#include "peer.h"
 
 #define MAX_ITERATIONS 256
 
@@ -80,48 +80,6 @@ static void listen_once(void)
 	port = ntohs(sin.sin_port);
 }
 
-static void drain(int fd)
-{
-	static char sink[65536];
-	while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
-		H->progress++;
-}
-
-static void settle(struct harness *h, int fd)
-{
-	int quiet = 0;
-	for (int i = 0; i < MAX_ITERATIONS && quiet < 3; i++) {
-		unsigned long before = h->progress;
-		ig_loop_run_once(&h->loop, 0);
-		if (fd >= 0)
-			drain(fd);
-		quiet = h->progress == before ? quiet + 1 : 0;
-	}
-}
-
-static void send_piece(struct harness *h, int fd, const uint8_t *p, size_t len)
-{
-	for (int tries = 0; len && tries < MAX_ITERATIONS; tries++) {
-		ssize_t n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			return;
-		ig_loop_run_once(&h->loop, 0);
-		drain(fd);
-	}
-}
-
-static void close_rst(int fd)
-{
-	struct linger lg = {1, 0};
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-	close(fd);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct harness h = {0};
@@ -133,10 +91,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		listen_once();
 	/* Connections a channel made again after a GOAWAY, in an earlier input. */
 	for (int fd; (fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0;)
-		close_rst(fd);
+		peer_close_rst(fd);
 	H = &h;
 	if (ig_loop_init(&h.loop) < 0)
 		abort();
+	struct peer_loop pl = {&h.loop, &h.progress, MAX_ITERATIONS};
 	struct ig_grpc_channel_config cc = {.host = "127.0.0.1",
 					    .port = port,
 					    .max_message_bytes = 4096,
@@ -167,8 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	for (size_t i = 0; i < pieces; i++) {
 		size_t from = size * i / pieces, to = size * (i + 1) / pieces;
-		send_piece(&h, sfd, data + from, to - from);
-		settle(&h, sfd);
+		peer_send(&pl, sfd, data + from, to - from, true);
+		peer_settle(&pl, sfd);
 		if (i == 0 && (flags & 8) && h.ch && h.live == 3) {
 			ig_grpc_call_cancel(bidi);
 			h.live--;
@@ -177,15 +136,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	if (flags & 4) {
-		close_rst(sfd);
+		peer_close_rst(sfd);
 		sfd = -1;
-		settle(&h, -1);
+		peer_settle(&pl, -1);
 	}
 	if (h.ch)
 		ig_grpc_channel_free(h.ch);
-	settle(&h, -1);
+	peer_settle(&pl, -1);
 	if (sfd >= 0)
-		close_rst(sfd);
+		peer_close_rst(sfd);
 	ig_loop_free(&h.loop);
 	return 0;
 }

@@ -22,7 +22,6 @@
  * failure after a head is never "early", a head within the client's
  * ceiling. ASan/UBSan and LeakSanitizer do the rest: every input ends with
  * the client closed. */
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,6 +31,7 @@
 
 #include "event/loop.h"
 #include "http/client.h"
+#include "peer.h"
 
 #define MAX_ITERATIONS 64
 
@@ -137,48 +137,6 @@ static void listen_once(void)
 	port = ntohs(sin.sin_port);
 }
 
-static void drain(int fd)
-{
-	static char sink[65536];
-	if (fd >= 0)
-		while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
-			H->progress++;
-}
-
-static void settle(int fd)
-{
-	int quiet = 0;
-	for (int i = 0; i < MAX_ITERATIONS && quiet < 3; i++) {
-		unsigned long before = H->progress;
-		ig_loop_run_once(&H->loop, 0);
-		drain(fd);
-		quiet = H->progress == before ? quiet + 1 : 0;
-	}
-}
-
-static void send_piece(int fd, const uint8_t *p, size_t len)
-{
-	for (int tries = 0; len && tries < MAX_ITERATIONS; tries++) {
-		ssize_t n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			return;
-		ig_loop_run_once(&H->loop, 0);
-		drain(fd);
-	}
-}
-
-static void close_rst(int fd)
-{
-	struct linger lg = {1, 0};
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-	close(fd);
-}
-
 /* The next request on H->c: a fresh stream of the callbacks' view. */
 static void send_request(bool post)
 {
@@ -220,6 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	H = &h;
 	if (ig_loop_init(&h.loop) < 0)
 		abort();
+	struct peer_loop pl = {&h.loop, &h.progress, MAX_ITERATIONS};
 	h.pause_on_body = flags & 8;
 	h.close_in_head = flags & 16;
 	h.reuse = flags & 64;
@@ -239,26 +198,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	for (size_t i = 0; i < pieces; i++) {
 		size_t from = size * i / pieces, to = size * (i + 1) / pieces;
-		send_piece(sfd, data + from, to - from);
-		settle(sfd);
+		peer_send(&pl, sfd, data + from, to - from, true);
+		peer_settle(&pl, sfd);
 		if (h.c && h.pause_on_body)
 			ig_http_client_pause(h.c, false);
-		settle(sfd);
+		peer_settle(&pl, sfd);
 		if (h.c && h.done_reusable && h.requests == 1)
 			send_request(flags & 32);
 	}
 	if (flags & 4) {
 		if (flags & 128)
-			close_rst(sfd);
+			peer_close_rst(sfd);
 		else
 			close(sfd);
 		sfd = -1;
-		settle(-1);
+		peer_settle(&pl, -1);
 	}
 	close_client();
-	settle(-1);
+	peer_settle(&pl, -1);
 	if (sfd >= 0)
-		close_rst(sfd);
+		peer_close_rst(sfd);
 	ig_loop_free(&h.loop);
 	return 0;
 }

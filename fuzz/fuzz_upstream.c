@@ -91,6 +91,7 @@
 #include "gateway/worker.h"
 #include "http/parse.h"
 #include "json/json.h"
+#include "peer.h"
 #include "pool/endpoint.h"
 #include "pool/upstream.h"
 
@@ -613,11 +614,10 @@ static void client_close(struct client *c, bool reset)
 {
 	if (c->fd < 0)
 		return;
-	if (reset) {
-		struct linger lg = {1, 0};
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-	}
-	close(c->fd);
+	if (reset)
+		peer_close_rst(c->fd);
+	else
+		close(c->fd);
 	c->fd = -1;
 }
 
@@ -628,11 +628,10 @@ static void pod_close(struct run *r, int i, bool reset)
 	struct podconn *c = &r->pc[i];
 	if (c->fd < 0)
 		return;
-	if (reset) {
-		struct linger lg = {1, 0};
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-	}
-	close(c->fd);
+	if (reset)
+		peer_close_rst(c->fd);
+	else
+		close(c->fd);
 	c->fd = -1;
 }
 
@@ -642,10 +641,10 @@ static void pod_accept(struct run *r, int i)
 	while ((fd = accept4(W.pod_fd[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		r->progress++;
 		if (r->pods_gone || r->npc == MAX_CONNS) {
-			struct linger lg = {1, 0};
 			if (r->reset_at_end || r->npc == MAX_CONNS)
-				setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-			close(fd);
+				peer_close_rst(fd);
+			else
+				close(fd);
 			continue;
 		}
 		r->pc[r->npc] = (struct podconn){.fd = fd, .pod = i};
