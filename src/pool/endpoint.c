@@ -278,8 +278,13 @@ unsigned ig_endpoint_scrape_sent(struct ig_endpoint *ep)
 
 void ig_endpoint_scrape_applied(struct ig_endpoint *ep, unsigned epoch)
 {
-	/* Never backwards: a late page of an older scrape covers less. */
+	/* The page of the scrape that opened `epoch` covers what was
+	 * dispatched before the scrape before it was sent: a request sent just
+	 * before this scrape may not be in the pod's figures yet (see
+	 * endpoint.h). Never backwards: a late page of an older scrape covers
+	 * less. */
+	unsigned covers = epoch - 1;
 	unsigned cur = atomic_load_explicit(&ep->applied, memory_order_relaxed);
-	if ((int)(epoch - cur) > 0)
-		atomic_store_explicit(&ep->applied, epoch, memory_order_relaxed);
+	if ((int)(covers - cur) > 0)
+		atomic_store_explicit(&ep->applied, covers, memory_order_relaxed);
 }

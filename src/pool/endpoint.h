@@ -51,9 +51,9 @@ struct ig_endpoint {
 	 * are published together under a sequence counter, odd while written. */
 	_Alignas(64) atomic_uint seq;
 	/* Scrape epochs. Sending a scrape starts a new epoch; applying its page
-	 * makes that epoch the first one still pending: requests dispatched
-	 * before the scrape was sent are in the page's figures, later ones are
-	 * not. */
+	 * makes the epoch before it the first one still pending: requests
+	 * dispatched before the previous scrape was sent are in the page's
+	 * figures; later ones may not be yet (below). */
 	atomic_uint epoch;   /* the current epoch: new dispatches count in it */
 	atomic_uint applied; /* epochs before this one are covered by a page */
 	/* Set by the scraper after repeated failed scrapes, cleared when the
@@ -101,10 +101,15 @@ void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_
 void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out);
 
 /* Worker-side accounting; `slot` is the worker's index. A request counts
- * as pending on the endpoint from its dispatch until it finishes or a
- * scrape sent after its dispatch is applied, whichever comes first: so a
- * finished request never inflates the estimate, and a burst between two
- * scrapes still spreads. dispatch returns the epoch to give to finish. */
+ * as pending on the endpoint from its dispatch until it finishes or the
+ * page of a scrape taken after the pod counted it is applied, whichever
+ * comes first: so a finished request never inflates the estimate, and a
+ * burst between two scrapes still spreads. A scrape *sent* just after the
+ * dispatch can be answered before the pod has counted the request (a new
+ * connection not yet accepted, the pod's own order of events, the parsing
+ * and tokenizing before vLLM's engine queues it), so it is the second
+ * scrape sent after the dispatch, a whole interval later, whose page ends
+ * the count. dispatch returns the epoch to give to finish. */
 unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens);
 void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot, unsigned epoch, long tokens);
 
