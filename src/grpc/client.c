@@ -92,7 +92,7 @@ static void call_free(struct ig_grpc_call *c)
 		c->next->prev = c->prev;
 	free(c->path);
 	ig_buf_free(&c->meta);
-	ig_buf_free(&c->out.buf);
+	grpc_outq_free(&c->out);
 	grpc_reasm_free(&c->in);
 	free(c->grpc_message);
 	free(c);
@@ -642,7 +642,7 @@ struct ig_grpc_call *ig_grpc_call_start(struct ig_grpc_channel *ch, const char *
 	c->data = data;
 	c->grpc_status = -1;
 	c->in.max = ch->cfg.max_message_bytes;
-	ig_buf_init(&c->out.buf, ch->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20));
+	c->out.max = ch->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20);
 	bool ok = c->path != NULL;
 	for (size_t i = 0; ok && i < n; i++) {
 		ok = ig_buf_append_cstr(&c->meta, headers[2 * i]) == 0 &&
@@ -674,11 +674,17 @@ struct ig_grpc_call *ig_grpc_call_start(struct ig_grpc_channel *ch, const char *
 
 int ig_grpc_call_send(struct ig_grpc_call *c, const uint8_t *msg, size_t len)
 {
+	const struct ig_str part = {(const char *)msg, len};
+	return ig_grpc_call_sendv(c, &part, 1);
+}
+
+int ig_grpc_call_sendv(struct ig_grpc_call *c, const struct ig_str *parts, size_t n)
+{
 	if (c->done || c->half_closed)
 		return -1;
 	if (c->end_msg)
 		return -1;
-	if (grpc_outq_push(&c->out, msg, len) < 0) {
+	if (grpc_outq_pushv(&c->out, parts, n) < 0) {
 		end_later(c, IG_GRPC_RESOURCE_EXHAUSTED, "request queue over its ceiling");
 		return -1;
 	}

@@ -110,7 +110,7 @@ static void stream_free(struct ig_grpc_stream *s, bool reset)
 	ig_buf_free(&s->hdrs);
 	c->held -= s->in.in_body ? s->in.msg.len : 0;
 	grpc_reasm_free(&s->in);
-	ig_buf_free(&s->out.buf);
+	grpc_outq_free(&s->out);
 	free(s->message);
 	free(s);
 	if (!c->active)
@@ -245,7 +245,7 @@ static void stream_open(struct ig_grpc_stream *s)
 		return;
 	}
 	s->in.max = srv->cfg.max_message_bytes;
-	ig_buf_init(&s->out.buf, srv->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20));
+	s->out.max = srv->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20);
 	s->conn->active++;
 	srv->streams++;
 	ig_timer_stop(srv->loop, &s->conn->timer);
@@ -634,9 +634,15 @@ const char *ig_grpc_stream_peer(const struct ig_grpc_stream *s)
 
 int ig_grpc_send(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
 {
+	const struct ig_str part = {(const char *)msg, len};
+	return ig_grpc_sendv(s, &part, 1);
+}
+
+int ig_grpc_sendv(struct ig_grpc_stream *s, const struct ig_str *parts, size_t n)
+{
 	if (!s->m || s->finishing || s->ended || s->conn->h.closed)
 		return -1;
-	if (grpc_outq_push(&s->out, msg, len) < 0) {
+	if (grpc_outq_pushv(&s->out, parts, n) < 0) {
 		/* The client does not read what we send (or the message is over
 		 * the ceiling): the stream goes rather than memory. */
 		s->finishing = true;
