@@ -288,6 +288,173 @@ static void test_health(void **state)
 	ig_buf_free(&b);
 }
 
+/* ---- encoders in pieces against protobuf-c ---------------------------------------- */
+
+/* The pieces joined, checked to be exactly ref; every part of the body
+ * must be one of the caller's own (not a copy). */
+static void assert_pieces(const struct ig_xp_pieces *pc, const struct ig_buf *ref,
+			  const uint8_t *body, size_t blen, const char *what)
+{
+	struct ig_buf got = {0};
+	size_t from_body = 0;
+
+	for (size_t i = 0; i < pc->nparts; i++) {
+		const uint8_t *p = (const uint8_t *)pc->part[i].ptr;
+		assert_int_equal(ig_buf_append_str(&got, pc->part[i]), 0);
+		if (blen && p >= body && p < body + blen)
+			from_body += pc->part[i].len;
+	}
+	if (got.len != ref->len || memcmp(got.ptr, ref->ptr, ref->len) != 0) {
+		print_hex("want", ref->ptr, ref->len < 64 ? ref->len : 64);
+		print_hex("got ", got.ptr, got.len < 64 ? got.len : 64);
+		fail_msg("%s: %zu bytes in pieces, protobuf-c wrote %zu", what, got.len, ref->len);
+	}
+	/* The bytes outside head and tail are the body's, where they lie. */
+	assert_int_equal(from_body + pc->head.len + pc->tail.len, got.len);
+	ig_buf_free(&got);
+}
+
+static const size_t body_sizes[] = {0, 1, 127, 128, 16383, 16384, 62000, 400000, (2u << 20) + 3};
+
+static void test_pieces_body_answer(void **state)
+{
+	static const enum ig_xp_body_mode modes[] = {
+	    IG_XP_BODY_FULL_DUPLEX_STREAMED, IG_XP_BODY_BUFFERED, IG_XP_BODY_BUFFERED_PARTIAL,
+	    IG_XP_BODY_STREAMED, IG_XP_BODY_NONE};
+	const struct ig_xp_set_header set[] = {{PICK_KEY, IG_STR("10.0.0.1:8000,10.0.0.2:8000")},
+					       {"content-length", IG_STR("400000")}};
+	static const char *const ns[] = {NULL, "", "custom.ns"};
+	size_t max = body_sizes[sizeof body_sizes / sizeof body_sizes[0] - 1];
+	uint8_t *body = malloc(max);
+	size_t checked = 0;
+
+	for (size_t i = 0; i < max; i++)
+		body[i] = (uint8_t)(i * 7 + (i >> 9));
+	for (size_t z = 0; z < sizeof body_sizes / sizeof body_sizes[0]; z++) {
+		size_t blen = body_sizes[z];
+		/* Every option with bodies up to 16 KiB, a sample above. */
+		unsigned nopts = blen <= 16384 ? 48 : 6;
+		for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+			for (unsigned o = 0; o < nopts; o++) {
+				unsigned opt = blen <= 16384 ? o : o * 7 % 48;
+				struct ig_xp_body_answer a = {
+				    .response = opt & 1,
+				    .mode = modes[m],
+				    .body = {(const char *)body, blen},
+				    .end_of_stream = opt & 2,
+				    .replace_body = opt & 4,
+				    .set = set,
+				    .nset = opt & 8 ? 2 : 0,
+				    .clear_route_cache = opt & 16,
+				    .lb_endpoint = opt % 3 ? "10.0.0.1:8000" : NULL,
+				    .lb_key = opt % 3 == 2 ? "x-custom-key" : NULL,
+				    .lb_ns = ns[opt / 16],
+				};
+				struct ig_buf ref = {0};
+				struct ig_xp_pieces pc;
+				char what[96];
+
+				snprintf(what, sizeof what, "body %zu mode %d options %u", blen,
+					 (int)modes[m], opt);
+				assert_int_equal(ig_xp_encode_body_answer_pb(&ref, &a), 0);
+				assert_int_equal(ig_xp_encode_body_answer_pieces(&pc, &a), 0);
+				assert_pieces(&pc, &ref, body, blen, what);
+				ig_xp_pieces_free(&pc);
+
+				/* The same body in three parts, cut anywhere. */
+				size_t c1 = blen / 3, c2 = blen - blen / 5;
+				const struct ig_str parts[3] = {
+				    {(const char *)body, c1},
+				    {(const char *)body + c1, c2 - c1},
+				    {(const char *)body + c2, blen - c2}};
+				a.body_parts = parts;
+				a.nbody_parts = 3;
+				assert_int_equal(ig_xp_encode_body_answer_pieces(&pc, &a), 0);
+				assert_pieces(&pc, &ref, body, blen, what);
+				ig_xp_pieces_free(&pc);
+
+				/* The contiguous encoder appends the same bytes. */
+				ig_buf_reset(&ref);
+				assert_int_equal(ig_buf_append(&ref, "xy", 2), 0);
+				assert_int_equal(ig_xp_encode_body_answer_pb(&ref, &a), 0);
+				struct ig_buf got = {0};
+				assert_int_equal(ig_buf_append(&got, "xy", 2), 0);
+				assert_int_equal(ig_xp_encode_body_answer(&got, &a), 0);
+				assert_int_equal(got.len, ref.len);
+				assert_memory_equal(got.ptr, ref.ptr, ref.len);
+				ig_buf_free(&got);
+				ig_buf_free(&ref);
+				checked++;
+			}
+		}
+	}
+	assert_true(checked > 1000);
+
+	/* More parts than the encoder takes: refused, nothing held. */
+	const struct ig_str four[4] = {IG_STR("a"), IG_STR("b"), IG_STR("c"), IG_STR("d")};
+	struct ig_xp_body_answer a = {
+	    .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED, .body_parts = four, .nbody_parts = 4};
+	struct ig_xp_pieces pc;
+	assert_int_equal(ig_xp_encode_body_answer_pieces(&pc, &a), -1);
+	assert_int_equal(pc.nparts, 0);
+	assert_null(pc.head.ptr);
+	ig_xp_pieces_free(&pc);
+	free(body);
+}
+
+static void test_pieces_request(void **state)
+{
+	static const enum ig_xp_req_kind kinds[] = {IG_XP_REQ_REQUEST_BODY, IG_XP_REQ_RESPONSE_BODY,
+						    IG_XP_REQ_REQUEST_HEADERS,
+						    IG_XP_REQ_RESPONSE_TRAILERS, IG_XP_REQ_NONE};
+	const struct ig_xp_header hdrs[] = {{IG_STR(":path"), IG_STR("/v1/completions")},
+					    {IG_STR("content-type"), IG_STR("application/json")}};
+	const struct ig_str subset[] = {IG_STR("10.0.0.1:8000"), IG_STR("10.0.0.3:8000")};
+	size_t max = body_sizes[sizeof body_sizes / sizeof body_sizes[0] - 1];
+	uint8_t *body = malloc(max);
+
+	for (size_t i = 0; i < max; i++)
+		body[i] = (uint8_t)(i * 13 + 1);
+	for (size_t z = 0; z < sizeof body_sizes / sizeof body_sizes[0]; z++) {
+		size_t blen = body_sizes[z];
+		for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+			for (unsigned opt = 0; opt < 16; opt++) {
+				struct ig_xp_request_out r = {
+				    .kind = kinds[k],
+				    .headers = hdrs,
+				    .nheaders = 2,
+				    .body = {(const char *)body, blen},
+				    .end_of_stream = opt & 1,
+				    .protocol_config = opt & 2,
+				    .request_body_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+				    .response_body_mode = IG_XP_BODY_NONE,
+				    .meta_ns = opt & 4 ? "envoy.lb" : NULL,
+				    .meta_key = "x-gateway-destination-endpoint-served",
+				    .meta_value = "10.0.0.1:8000",
+				    .subset = opt & 8 ? subset : NULL,
+				    .nsubset = 2,
+				};
+				struct ig_buf ref = {0}, got = {0};
+				struct ig_xp_pieces pc;
+				char what[64];
+
+				snprintf(what, sizeof what, "request kind %d body %zu options %u",
+					 (int)kinds[k], blen, opt);
+				assert_int_equal(ig_xp_encode_request_pb(&ref, &r), 0);
+				assert_int_equal(ig_xp_encode_request_pieces(&pc, &r), 0);
+				assert_pieces(&pc, &ref, body, blen, what);
+				ig_xp_pieces_free(&pc);
+				assert_int_equal(ig_xp_encode_request(&got, &r), 0);
+				assert_int_equal(got.len, ref.len);
+				assert_memory_equal(got.ptr, ref.ptr, ref.len);
+				ig_buf_free(&got);
+				ig_buf_free(&ref);
+			}
+		}
+	}
+	free(body);
+}
+
 /* ---- decoders on Envoy's messages ------------------------------------------------ */
 
 #define REQ_HEADERS_HEX                                                                            \
@@ -889,6 +1056,8 @@ int main(void)
 	    cmocka_unit_test(test_encode_body_and_immediate),
 	    cmocka_unit_test(test_encode_continue),
 	    cmocka_unit_test(test_health),
+	    cmocka_unit_test(test_pieces_body_answer),
+	    cmocka_unit_test(test_pieces_request),
 	    cmocka_unit_test(test_decode_spec_requests),
 	    cmocka_unit_test(test_decode_header_value_fallback),
 	    cmocka_unit_test(test_decode_subset_hint),
