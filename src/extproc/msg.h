@@ -6,7 +6,10 @@
  *
  * Decoding copies nothing it can point to: the decoded struct holds
  * slices into an unpacked protobuf-c message owned by the struct, freed by
- * the matching _free(). Unknown fields are skipped; enums are open. */
+ * the matching _free() -- or, for a message that is only a body chunk
+ * (request_body, streamed_response), into the decoder's input itself, so
+ * the input must outlive the struct. Unknown fields are skipped; enums
+ * are open. */
 #ifndef IG_EXTPROC_MSG_H
 #define IG_EXTPROC_MSG_H
 
@@ -226,11 +229,16 @@ void ig_xp_response_free(struct ig_xp_response *r);
 
 /* ---- the reference: protobuf-c all the way ---- */
 
-/* The body encoders as protobuf-c's pack writes them, whole (parts are
- * joined first). What the encoders above must equal byte for byte; for
- * the unit tests and the fuzz targets. */
+/* For the unit tests and the fuzz targets. The body encoders as
+ * protobuf-c's pack writes them, whole (parts are joined first): what the
+ * encoders above must equal byte for byte. */
 int ig_xp_encode_body_answer_pb(struct ig_buf *out, const struct ig_xp_body_answer *a);
 int ig_xp_encode_request_pb(struct ig_buf *out, const struct ig_xp_request_out *r);
+
+/* The decoders as protobuf-c's unpack reads everything: what the in-place
+ * reading of body chunks must agree with. */
+int ig_xp_request_decode_pb(const uint8_t *data, size_t len, struct ig_xp_request *out);
+int ig_xp_response_decode_pb(const uint8_t *data, size_t len, struct ig_xp_response *out);
 
 /* ---- grpc.health.v1 ---- */
 
