@@ -68,21 +68,13 @@ struct epp_worker {
 	struct ig_grpc_server *srv;
 	int fd;
 	size_t streams;
-	size_t held;	 /* request body bytes its streams hold */
-	size_t reserved; /* bytes its streams' body buffers took at once */
+	size_t held; /* request body bytes its streams hold */
 };
 
 /* What one worker's streams may hold of request bodies between them:
  * a client opening many streams and sending bodies it never ends gets
  * 503s past this, not the picker's memory. */
 #define WORKER_HELD_MAX ((size_t)256 << 20)
-/* A stream's body buffer is sized at once by the request's content-length
- * (a 400 KB body then costs no realloc, which had copied as much again as
- * the chunks themselves) while the buffers sized so stay within this many
- * bytes per worker; past it, or without a length, the buffer doubles as
- * the chunks come. Only the allocation differs: what a stream may hold is
- * still counted in received bytes, under the same limits. */
-#define WORKER_RESERVED_MAX WORKER_HELD_MAX
 
 /* One Process stream. */
 struct xstream {
@@ -94,8 +86,6 @@ struct xstream {
 	struct ig_arena arena;
 	struct ig_http_exchange ex;
 	struct ig_buf body; /* the request body as it came */
-	size_t body_hint;   /* the request's content-length, when it had one */
-	size_t reserved;    /* body.cap when sized by body_hint, else 0 */
 	struct ig_req *p;
 	struct ig_str *subset;
 	size_t nsubset;
@@ -361,10 +351,6 @@ static int take_headers(struct xstream *xs, const struct ig_xp_request *m)
 	r->minor_version = 1;
 	r->headers = h;
 	r->num_headers = k;
-	uint64_t clen;
-	if (ig_str_to_u64(ig_xp_header_get(m, "content-length"), &clen) == 0 &&
-	    clen <= xs->E->opt.max_body_bytes)
-		xs->body_hint = (size_t)clen;
 	if (m->has_subset) {
 		xs->has_subset = true;
 		xs->nsubset = m->nsubset;
@@ -488,15 +474,6 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 			xs->body_done = true;
 			return;
 		}
-		/* ig_buf_reserve rounds up to a power of two: at most twice the
-		 * length (or 256 bytes) is taken. */
-		size_t left =
-		    ew->reserved < WORKER_RESERVED_MAX ? WORKER_RESERVED_MAX - ew->reserved : 0;
-		if (!xs->body.cap && xs->body_hint > m->body.len && xs->body_hint <= left / 2 &&
-		    ig_buf_reserve(&xs->body, xs->body_hint) == 0) {
-			xs->reserved = xs->body.cap;
-			ew->reserved += xs->reserved;
-		}
 		if (ig_buf_append(&xs->body, m->body.ptr, m->body.len) < 0) {
 			fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 			return;
@@ -614,7 +591,6 @@ static void process_end(struct ig_grpc_stream *s, bool reset)
 	struct epp_worker *ew = xs->w->fe;
 	ew->streams--;
 	ew->held -= xs->body.len;
-	ew->reserved -= xs->reserved;
 	ig_buf_free(&xs->body);
 	ig_arena_free(&xs->arena);
 	free(xs);
