@@ -166,18 +166,30 @@ static void fail_calls(struct ig_grpc_channel *ch, struct cconn *k, int status, 
 
 /* ---- request side ---- */
 
+/* The next DATA frame's length; its bytes are taken from the queue by
+ * send_data (h2conn_send_data), not copied into nghttp2's buffer. */
 static ssize_t read_request(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
 			    uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
 	struct ig_grpc_call *c = src->ptr;
-	size_t n = grpc_outq_take(&c->out, buf, length);
-	if (grpc_outq_len(&c->out))
-		return (ssize_t)n;
-	if (c->half_closed)
+	size_t queued = grpc_outq_len(&c->out);
+	size_t n = queued < length ? queued : length;
+	if (n > GRPC_DATA_MAX)
+		n = GRPC_DATA_MAX;
+	if (n == queued && c->half_closed)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 	else if (!n)
 		return NGHTTP2_ERR_DEFERRED;
+	*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 	return (ssize_t)n;
+}
+
+static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *hd, size_t len,
+		     nghttp2_data_source *src, void *ud)
+{
+	struct cconn *k = ud;
+	struct ig_grpc_call *c = src->ptr;
+	return h2conn_send_data(&k->h, f, hd, &c->out, len);
 }
 
 #define NVS(n, v, vl)                                                                              \
@@ -528,6 +540,7 @@ static int make_callbacks(struct ig_grpc_channel *ch)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(ch->cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(ch->cbs, on_data);
 	nghttp2_session_callbacks_set_on_stream_close_callback(ch->cbs, on_stream_close);
+	nghttp2_session_callbacks_set_send_data_callback(ch->cbs, send_data);
 	return 0;
 }
 

@@ -102,7 +102,9 @@ struct h2conn {
 	nghttp2_session *ng;
 	const struct h2conn_ops *ops;
 	void *owner;
-	const uint8_t *out; /* bytes from nghttp2_session_mem_send not yet written */
+	uint8_t *wbuf; /* frames gathered to be written together; [woff, wlen) left */
+	size_t wlen, woff;
+	const uint8_t *out; /* a frame from nghttp2_session_mem_send not yet written */
 	size_t outlen;
 	bool connecting;  /* TCP connect in progress */
 	bool handshaking; /* TLS handshake in progress */
@@ -118,6 +120,20 @@ struct h2conn {
  * never from here. Returns 0 or -1 (fd and tls are then the caller's). */
 int h2conn_start(struct h2conn *c, struct ig_loop *loop, int fd, bool connecting,
 		 struct ig_tls_conn *tls, const struct h2conn_ops *ops, void *owner);
+/* DATA frames carry at most this much (and no more than the peer allows).
+ * The writer keeps room for a whole one in its buffer each time it asks
+ * nghttp2 for a frame, so that the streams' data sources can hand their
+ * bytes over without nghttp2 copying them (NGHTTP2_DATA_FLAG_NO_COPY):
+ * h2conn_send_data copies them from the stream's queue straight into the
+ * buffer the socket is written from. */
+#define GRPC_DATA_MAX (16 * 1024)
+/* The send_data callback's work: the 9-byte frame header hd and len bytes
+ * taken from q, into the write buffer. NGHTTP2_ERR_PAUSE (done; the
+ * writer checks its room before the next frame), or
+ * NGHTTP2_ERR_CALLBACK_FAILURE (no room, or padding, which we never ask
+ * for). */
+int h2conn_send_data(struct h2conn *c, const nghttp2_frame *f, const uint8_t *hd,
+		     struct grpc_outq *q, size_t len);
 /* Ends the connection: on_close is called now (not from inside nghttp2). */
 void h2conn_fail(struct h2conn *c, const char *why);
 /* Something was submitted to the session: send it soon (from a task). */
