@@ -304,7 +304,7 @@ static void assert_pieces(const struct ig_xp_pieces *pc, const struct ig_buf *re
 		if (blen && p >= body && p < body + blen)
 			from_body += pc->part[i].len;
 	}
-	if (got.len != ref->len || memcmp(got.ptr, ref->ptr, ref->len) != 0) {
+	if (got.len != ref->len || (ref->len && memcmp(got.ptr, ref->ptr, ref->len) != 0)) {
 		print_hex("want", ref->ptr, ref->len < 64 ? ref->len : 64);
 		print_hex("got ", got.ptr, got.len < 64 ? got.len : 64);
 		fail_msg("%s: %zu bytes in pieces, protobuf-c wrote %zu", what, got.len, ref->len);
@@ -381,7 +381,8 @@ static void test_pieces_body_answer(void **state)
 				assert_int_equal(ig_buf_append(&got, "xy", 2), 0);
 				assert_int_equal(ig_xp_encode_body_answer(&got, &a), 0);
 				assert_int_equal(got.len, ref.len);
-				assert_memory_equal(got.ptr, ref.ptr, ref.len);
+				if (ref.len)
+					assert_memory_equal(got.ptr, ref.ptr, ref.len);
 				ig_buf_free(&got);
 				ig_buf_free(&ref);
 				checked++;
@@ -446,7 +447,8 @@ static void test_pieces_request(void **state)
 				ig_xp_pieces_free(&pc);
 				assert_int_equal(ig_xp_encode_request(&got, &r), 0);
 				assert_int_equal(got.len, ref.len);
-				assert_memory_equal(got.ptr, ref.ptr, ref.len);
+				if (ref.len)
+					assert_memory_equal(got.ptr, ref.ptr, ref.len);
 				ig_buf_free(&got);
 				ig_buf_free(&ref);
 			}
