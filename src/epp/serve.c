@@ -126,27 +126,71 @@ static void answer_continue(struct xstream *xs, enum ig_xp_req_kind kind)
 	send_buf(xs, &b);
 }
 
-/* The body as the picker sends it on: the client's with `model` replaced. */
-static struct ig_str new_body(struct xstream *xs, bool *changed)
+/* An answer with a body, sent in pieces: the body's bytes are copied once,
+ * into the stream's queue. A failed encoding sends an empty message, as
+ * an empty buffer did before. */
+static void send_body_answer(struct xstream *xs, const struct ig_xp_body_answer *a)
+{
+	struct ig_xp_pieces pc;
+	ig_xp_encode_body_answer_pieces(&pc, a);
+	ig_grpc_sendv(xs->gs, pc.part, pc.nparts);
+	ig_xp_pieces_free(&pc);
+}
+
+/* The body as the picker sends it on: the client's with `model` replaced,
+ * as the parts the rewrite left (before the model, the new model, after
+ * it), which point into the client's body and the arena: they are sent
+ * as they are, never spliced into one buffer. */
+struct body_out {
+	struct ig_str part[IG_XP_BODY_PARTS];
+	size_t n, len;
+};
+
+static bool body_out(struct xstream *xs, struct body_out *b)
 {
 	struct ig_req *p = xs->p;
-	*changed = false;
-	if (!p->body_len && !xs->body.len)
-		return (struct ig_str){"", 0};
-	if (p->body_pre.len + p->model_json.len + p->body_post.len == 0)
-		return ig_buf_str(&xs->body);
 	const struct ig_str parts[3] = {p->body_pre, p->model_json, p->body_post};
-	char *out = ig_arena_alloc(&xs->arena, parts[0].len + parts[1].len + parts[2].len + 1);
-	if (!out)
-		return ig_buf_str(&xs->body);
-	size_t n = 0;
-	for (size_t i = 0; i < 3; i++) {
-		if (parts[i].len) /* an empty part may have no pointer */
-			memcpy(out + n, parts[i].ptr, parts[i].len);
-		n += parts[i].len;
+	bool changed = false;
+	b->n = b->len = 0;
+	if (!p->body_len && !xs->body.len)
+		return false;
+	if (p->body_pre.len + p->model_json.len + p->body_post.len == 0) {
+		b->part[b->n++] = ig_buf_str(&xs->body);
+		b->len = xs->body.len;
+		return false;
 	}
-	*changed = n != xs->body.len || (n && memcmp(out, xs->body.ptr, n) != 0);
-	return (struct ig_str){out, n};
+	/* Changed when it differs from the client's body; a part that is
+	 * the client's own bytes in their place needs no comparing. */
+	for (size_t i = 0; i < 3; i++) {
+		if (!parts[i].len) /* an empty part may have no pointer */
+			continue;
+		/* Until a difference, b->len <= xs->body.len holds. */
+		if (!changed && parts[i].len > xs->body.len - b->len)
+			changed = true;
+		else if (!changed && parts[i].ptr != xs->body.ptr + b->len)
+			changed = memcmp(parts[i].ptr, xs->body.ptr + b->len, parts[i].len) != 0;
+		b->part[b->n++] = parts[i];
+		b->len += parts[i].len;
+	}
+	return changed || b->len != xs->body.len;
+}
+
+/* The parts of bytes [off, off + len) of b. */
+static size_t body_slice(const struct body_out *b, size_t off, size_t len,
+			 struct ig_str out[IG_XP_BODY_PARTS])
+{
+	size_t k = 0;
+	for (size_t i = 0; i < b->n && len; i++) {
+		if (off >= b->part[i].len) {
+			off -= b->part[i].len;
+			continue;
+		}
+		size_t n = b->part[i].len - off < len ? b->part[i].len - off : len;
+		out[k++] = (struct ig_str){b->part[i].ptr + off, n};
+		len -= n;
+		off = 0;
+	}
+	return k;
 }
 
 /* "ip:port" of the pick, then the fallbacks the options ask for. */
@@ -180,8 +224,8 @@ static void on_picked(struct ig_req *p)
 	struct xstream *xs = p->sink_data;
 	xs->picked = true;
 	const char *eps = endpoint_list(xs);
-	bool changed;
-	struct ig_str body = new_body(xs, &changed);
+	struct body_out body;
+	bool changed = body_out(xs, &body);
 	char clen[24];
 	snprintf(clen, sizeof clen, "%zu", body.len);
 	const struct epp *E = xs->w->gw->opt.frontend->arg;
@@ -202,18 +246,19 @@ static void on_picked(struct ig_req *p)
 	struct ig_buf b = {0};
 	if (xs->req_mode == IG_XP_BODY_BUFFERED && xs->body_done && !xs->answered) {
 		/* The headers were answered already: the pick goes with the body. */
-		ig_xp_encode_body_answer(&b, &(struct ig_xp_body_answer){
-						 .mode = IG_XP_BODY_BUFFERED,
-						 .body = body,
-						 .replace_body = changed,
-						 .set = set,
-						 .nset = changed ? nset + 1 : nset,
-						 .clear_route_cache = true,
-						 .lb_endpoint = eps,
-						 .lb_ns = E->opt.dest_ns,
-						 .lb_key = E->opt.dest_key,
-					     });
-		send_buf(xs, &b);
+		send_body_answer(xs, &(struct ig_xp_body_answer){
+					 .mode = IG_XP_BODY_BUFFERED,
+					 .body = IG_STR(""),
+					 .body_parts = body.part,
+					 .nbody_parts = body.n,
+					 .replace_body = changed,
+					 .set = set,
+					 .nset = changed ? nset + 1 : nset,
+					 .clear_route_cache = true,
+					 .lb_endpoint = eps,
+					 .lb_ns = E->opt.dest_ns,
+					 .lb_key = E->opt.dest_key,
+				     });
 		xs->answered = true;
 		return;
 	}
@@ -235,12 +280,15 @@ static void on_picked(struct ig_req *p)
 	size_t off = 0;
 	do {
 		size_t n = body.len - off > CHUNK_BYTES ? CHUNK_BYTES : body.len - off;
-		ig_xp_encode_body_answer(&b, &(struct ig_xp_body_answer){
-						 .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
-						 .body = {body.ptr + off, n},
-						 .end_of_stream = off + n == body.len,
-					     });
-		send_buf(xs, &b);
+		struct ig_str parts[IG_XP_BODY_PARTS];
+		size_t k = body_slice(&body, off, n, parts);
+		send_body_answer(xs, &(struct ig_xp_body_answer){
+					 .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+					 .body = IG_STR(""),
+					 .body_parts = parts,
+					 .nbody_parts = k,
+					 .end_of_stream = off + n == body.len,
+				     });
 		off += n;
 	} while (off < body.len);
 }
@@ -458,16 +506,14 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 	case IG_XP_REQ_RESPONSE_BODY: {
 		if (xs->p && !xs->p->finished)
 			ig_req_sink_response_body(xs->p, m->body.ptr, m->body.len);
-		struct ig_buf b = {0};
 		if (xs->resp_mode == IG_XP_BODY_FULL_DUPLEX_STREAMED) {
 			/* Envoy drained the chunk: it goes on only if we send it. */
-			ig_xp_encode_body_answer(&b, &(struct ig_xp_body_answer){
-							 .response = true,
-							 .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
-							 .body = m->body,
-							 .end_of_stream = m->end_of_stream,
-						     });
-			send_buf(xs, &b);
+			send_body_answer(xs, &(struct ig_xp_body_answer){
+						 .response = true,
+						 .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+						 .body = m->body,
+						 .end_of_stream = m->end_of_stream,
+					     });
 		} else {
 			answer_continue(xs, IG_XP_REQ_RESPONSE_BODY);
 		}

@@ -351,7 +351,7 @@ static int request_oneof(const pb_request *m, struct ig_xp_request *out)
 	return 0;
 }
 
-int ig_xp_request_decode(const uint8_t *data, size_t len, struct ig_xp_request *out)
+int ig_xp_request_decode_pb(const uint8_t *data, size_t len, struct ig_xp_request *out)
 {
 	pb_request *m;
 
@@ -487,7 +487,7 @@ static int response_oneof(const pb_response *m, struct ig_xp_response *out)
 	return 0;
 }
 
-int ig_xp_response_decode(const uint8_t *data, size_t len, struct ig_xp_response *out)
+int ig_xp_response_decode_pb(const uint8_t *data, size_t len, struct ig_xp_response *out)
 {
 	pb_response *m;
 	const char *ep;
@@ -517,6 +517,153 @@ void ig_xp_response_free(struct ig_xp_response *r)
 	if (r->pb_)
 		protobuf_c_message_free_unpacked(r->pb_, NULL);
 	memset(r, 0, sizeof *r);
+}
+
+/* ---- body messages: decoded in place ---------------------------------------- */
+
+/* The picker reads a chunk of the body in each request_body message, the
+ * gateway one in each streamed_response, and protobuf-c's unpack copies
+ * each chunk out of the receive buffer. A message that holds nothing but
+ * the way to a body is read here instead, the body left where it is.
+ * Anything else -- another field, one repeated, a key of two bytes, a
+ * length of five, a bool written long -- goes to protobuf-c: what is read
+ * here is a subset of what protobuf-c reads, and decodes to the same
+ * struct (the fuzz targets compare the two on every input). */
+
+struct wire {
+	const uint8_t *p, *end;
+};
+
+/* A length of at most four bytes (protobuf-c reads at most five). */
+static int wire_len(struct wire *w, size_t *n)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < 4 && w->p < w->end; i++) {
+		uint8_t b = *w->p++;
+
+		v |= (uint32_t)(b & 0x7f) << (7 * i);
+		if (!(b & 0x80)) {
+			if (v > (size_t)(w->end - w->p))
+				return -1;
+			*n = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The next field, length-delimited with a one-byte key: its number and
+ * its payload. */
+static int wire_field(struct wire *w, unsigned *field, struct wire *payload)
+{
+	size_t n;
+
+	if (w->p >= w->end || (*w->p & 0x80) || (*w->p & 7) != 2)
+		return -1;
+	*field = *w->p++ >> 3;
+	if (wire_len(w, &n) != 0)
+		return -1;
+	*payload = (struct wire){w->p, w->p + n};
+	w->p += n;
+	return 0;
+}
+
+/* The whole of w is one such field, numbered `field`. */
+static int wire_only(struct wire w, unsigned field, struct wire *payload)
+{
+	unsigned f;
+
+	if (wire_field(&w, &f, payload) != 0 || f != field || w.p != w.end)
+		return -1;
+	return 0;
+}
+
+/* HttpBody and StreamedBodyResponse: body (1), end_of_stream (2), each
+ * at most once, end_of_stream as one byte 0 or 1. */
+static int wire_body_eos(struct wire w, struct ig_str *body, bool *eos)
+{
+	bool seen_body = false, seen_eos = false;
+
+	*body = (struct ig_str){"", 0};
+	*eos = false;
+	while (w.p < w.end) {
+		if (*w.p == 0x10 && !seen_eos) {
+			if (w.end - w.p < 2 || w.p[1] > 1)
+				return -1;
+			*eos = w.p[1];
+			seen_eos = true;
+			w.p += 2;
+			continue;
+		}
+		unsigned f;
+		struct wire b;
+		if (seen_body || wire_field(&w, &f, &b) != 0 || f != 1)
+			return -1;
+		if (b.end > b.p)
+			*body = (struct ig_str){(const char *)b.p, (size_t)(b.end - b.p)};
+		seen_body = true;
+	}
+	return 0;
+}
+
+/* ProcessingRequest { request_body (4) | response_body (5): HttpBody }. */
+static bool request_in_place(const uint8_t *data, size_t len, struct ig_xp_request *out)
+{
+	struct wire w = {data, data + len}, in;
+	unsigned f;
+
+	if (!data || wire_field(&w, &f, &in) != 0 || w.p != w.end || (f != 4 && f != 5) ||
+	    wire_body_eos(in, &out->body, &out->end_of_stream) != 0)
+		return false;
+	out->kind = f == 4 ? IG_XP_REQ_REQUEST_BODY : IG_XP_REQ_RESPONSE_BODY;
+	return true;
+}
+
+/* ProcessingResponse { request_body (3) | response_body (4): BodyResponse {
+ * response (1): CommonResponse { body_mutation (3): BodyMutation { body (1)
+ * | streamed_response (3): StreamedBodyResponse } } } }. */
+static bool response_in_place(const uint8_t *data, size_t len, struct ig_xp_response *out)
+{
+	struct wire w = {data, data + len}, br, cr, bm, in;
+	unsigned f, g;
+
+	if (!data || wire_field(&w, &f, &br) != 0 || w.p != w.end || (f != 3 && f != 4) ||
+	    wire_only(br, 1, &cr) != 0 || wire_only(cr, 3, &bm) != 0 ||
+	    wire_field(&bm, &g, &in) != 0 || bm.p != bm.end)
+		return false;
+	if (g == 3) {
+		if (wire_body_eos(in, &out->streamed_body, &out->streamed_eos) != 0)
+			return false;
+		out->has_streamed = true;
+	} else if (g == 1) {
+		if (in.end > in.p)
+			out->body = (struct ig_str){(const char *)in.p, (size_t)(in.end - in.p)};
+		out->has_body = true;
+	} else {
+		return false;
+	}
+	out->kind = f == 3 ? IG_XP_RESP_REQUEST_BODY : IG_XP_RESP_RESPONSE_BODY;
+	return true;
+}
+
+int ig_xp_request_decode(const uint8_t *data, size_t len, struct ig_xp_request *out)
+{
+	memset(out, 0, sizeof *out);
+	out->body = (struct ig_str){"", 0};
+	if (request_in_place(data, len, out))
+		return 0;
+	return ig_xp_request_decode_pb(data, len, out);
+}
+
+int ig_xp_response_decode(const uint8_t *data, size_t len, struct ig_xp_response *out)
+{
+	memset(out, 0, sizeof *out);
+	out->streamed_body = out->body = out->immediate_body = (struct ig_str){"", 0};
+	out->immediate_details = out->lb_endpoint = (struct ig_str){"", 0};
+	if (response_in_place(data, len, out))
+		return 0;
+	return ig_xp_response_decode_pb(data, len, out);
 }
 
 /* ---- encoding helpers ------------------------------------------------------ */
@@ -676,7 +823,7 @@ int ig_xp_encode_headers_answer(struct ig_buf *out, const struct ig_xp_headers_a
 	return rc;
 }
 
-int ig_xp_encode_body_answer(struct ig_buf *out, const struct ig_xp_body_answer *a)
+int ig_xp_encode_body_answer_pb(struct ig_buf *out, const struct ig_xp_body_answer *a)
 {
 	pb_response r;
 	pb_body_response br;
@@ -684,16 +831,29 @@ int ig_xp_encode_body_answer(struct ig_buf *out, const struct ig_xp_body_answer 
 	pb_streamed sr;
 	struct common c;
 	struct lb_metadata md;
+	struct ig_buf joined = {0};
+	struct ig_str body = a->body;
 	int rc;
 
-	if (common_build(&c, a->set, a->nset, NULL, 0, a->clear_route_cache) != 0)
+	/* The reference encodes the body whole: parts are joined first. */
+	if (a->nbody_parts) {
+		for (size_t i = 0; i < a->nbody_parts; i++)
+			if (ig_buf_append_str(&joined, a->body_parts[i]) != 0) {
+				ig_buf_free(&joined);
+				return -1;
+			}
+		body = ig_buf_str(&joined);
+	}
+	if (common_build(&c, a->set, a->nset, NULL, 0, a->clear_route_cache) != 0) {
+		ig_buf_free(&joined);
 		return -1;
+	}
 	envoy__service__ext_proc__v3__body_mutation__init(&bm);
 	if (a->mode == IG_XP_BODY_FULL_DUPLEX_STREAMED) {
 		/* Envoy requires streamed_response on every FULL_DUPLEX answer,
 		 * even for an empty last chunk. */
 		envoy__service__ext_proc__v3__streamed_body_response__init(&sr);
-		sr.body = bin_of(a->body);
+		sr.body = bin_of(body);
 		sr.end_of_stream = a->end_of_stream;
 		bm.mutation_case =
 		    ENVOY__SERVICE__EXT_PROC__V3__BODY_MUTATION__MUTATION_STREAMED_RESPONSE;
@@ -702,7 +862,7 @@ int ig_xp_encode_body_answer(struct ig_buf *out, const struct ig_xp_body_answer 
 	} else if ((a->mode == IG_XP_BODY_BUFFERED || a->mode == IG_XP_BODY_BUFFERED_PARTIAL) &&
 		   a->replace_body) {
 		bm.mutation_case = ENVOY__SERVICE__EXT_PROC__V3__BODY_MUTATION__MUTATION_BODY;
-		bm.body = bin_of(a->body);
+		bm.body = bin_of(body);
 		c.cr.body_mutation = &bm;
 	}
 	envoy__service__ext_proc__v3__body_response__init(&br);
@@ -722,6 +882,7 @@ int ig_xp_encode_body_answer(struct ig_buf *out, const struct ig_xp_body_answer 
 		r.dynamic_metadata = lb_metadata_build(&md, a->lb_endpoint, a->lb_ns, a->lb_key);
 	rc = pack(out, &r.base);
 	free(c.mem);
+	ig_buf_free(&joined);
 	return rc;
 }
 
@@ -942,7 +1103,7 @@ static void request_oneof_set(pb_request *m, enum ig_xp_req_kind kind, pb_http_h
 	}
 }
 
-int ig_xp_encode_request(struct ig_buf *out, const struct ig_xp_request_out *r)
+int ig_xp_encode_request_pb(struct ig_buf *out, const struct ig_xp_request_out *r)
 {
 	struct request_parts rp;
 	struct request_meta meta;
@@ -984,6 +1145,281 @@ int ig_xp_encode_request(struct ig_buf *out, const struct ig_xp_request_out *r)
 	rc = pack(out, &m.base);
 out:
 	request_parts_free(&rp);
+	return rc;
+}
+
+/* ---- encoding in pieces: a large body by reference ------------------------- */
+
+/* protobuf-c packs a submessage behind a one-byte length and moves it
+ * when its length needs more (prefixed_message_pack), so a 62 KB chunk
+ * five messages deep was moved five times, then copied again by the
+ * caller's framing. Here the fields on the way down to the body are
+ * written by hand -- a key and a length each -- and the body is not copied
+ * at all: the message is head + body + tail, and head and tail hold
+ * everything else. Fields beside that path still come from protobuf-c,
+ * packed as messages of their own (fields of one message are simply
+ * concatenated in field-number order, which is the order protobuf-c
+ * writes), so the bytes are protobuf-c's, which the unit tests and the
+ * fuzz targets check against the _pb encoders. */
+
+#define WIRE_LEN 2
+
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Appends the key of length-delimited field `field` and the length n. */
+static int put_key_len(struct ig_buf *b, unsigned field, uint64_t n)
+{
+	uint8_t tmp[16];
+	size_t k = 0;
+	uint64_t key = (uint64_t)field << 3 | WIRE_LEN;
+
+	for (uint64_t v = key;; v >>= 7) {
+		tmp[k++] = (uint8_t)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
+		if (v < 0x80)
+			break;
+	}
+	for (uint64_t v = n;; v >>= 7) {
+		tmp[k++] = (uint8_t)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
+		if (v < 0x80)
+			break;
+	}
+	return ig_buf_append(b, tmp, k);
+}
+
+/* The size of field `field` holding n bytes: key, length, payload. */
+static size_t field_size(unsigned field, size_t n)
+{
+	return varint_len((uint64_t)field << 3 | WIRE_LEN) + varint_len(n) + n;
+}
+
+static void pieces_init(struct ig_xp_pieces *pc)
+{
+	memset(pc, 0, sizeof *pc);
+}
+
+/* Lists head, the body's parts and tail in part[] once both are final. */
+static void pieces_finish(struct ig_xp_pieces *pc, const struct ig_str *body, size_t nbody)
+{
+	pc->nparts = 0;
+	if (pc->head.len)
+		pc->part[pc->nparts++] = ig_buf_str(&pc->head);
+	for (size_t i = 0; i < nbody; i++)
+		if (body[i].len)
+			pc->part[pc->nparts++] = body[i];
+	if (pc->tail.len)
+		pc->part[pc->nparts++] = ig_buf_str(&pc->tail);
+}
+
+void ig_xp_pieces_free(struct ig_xp_pieces *pc)
+{
+	ig_buf_free(&pc->head);
+	ig_buf_free(&pc->tail);
+	memset(pc, 0, sizeof *pc);
+}
+
+/* Appends the pieces joined: the contiguous encoding. */
+static int pieces_join(struct ig_buf *out, const struct ig_xp_pieces *pc)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < pc->nparts; i++)
+		n += pc->part[i].len;
+	if (ig_buf_reserve(out, n) != 0)
+		return -1;
+	for (size_t i = 0; i < pc->nparts; i++)
+		ig_buf_append_str(out, pc->part[i]);
+	return 0;
+}
+
+/* The body's parts: a->body_parts, or a->body alone. */
+static size_t body_parts_of(const struct ig_xp_body_answer *a, const struct ig_str **parts,
+			    size_t *total)
+{
+	size_t n = a->nbody_parts ? a->nbody_parts : 1;
+
+	*parts = a->nbody_parts ? a->body_parts : &a->body;
+	*total = 0;
+	for (size_t i = 0; i < n; i++)
+		*total += (*parts)[i].len;
+	return n;
+}
+
+/* The body answer's path to its body, packed by hand around the body:
+ *
+ *   ProcessingResponse { request_body (3) | response_body (4):
+ *     BodyResponse { response (1):
+ *       CommonResponse { [header_mutation (2)], body_mutation (3):
+ *         BodyMutation { body (1): BODY
+ *                      | streamed_response (3): StreamedBodyResponse {
+ *                            [body (1): BODY], [end_of_stream (2)] } },
+ *         [clear_route_cache (5)] } },
+ *     [dynamic_metadata (8)] }
+ *
+ * The bracketed siblings come from protobuf-c. In BodyMutation the body is
+ * a oneof member, written even when empty; StreamedBodyResponse.body is a
+ * plain proto3 field, left out when empty. */
+static int body_answer_pieces(struct ig_xp_pieces *pc, const struct ig_xp_body_answer *a,
+			      size_t blen, bool streamed)
+{
+	struct common c;
+	struct lb_metadata md;
+	pb_common sib;
+	pb_response top;
+	size_t mark, s4 = 0, s3, s2, before, after;
+	int rc = -1;
+
+	if (common_build(&c, a->set, a->nset, NULL, 0, false) != 0)
+		return -1;
+	/* CommonResponse's fields before body_mutation: header_mutation. */
+	if (pack(&pc->head, &c.cr.base) != 0)
+		goto out;
+	before = pc->head.len;
+	pc->head.len = 0;
+	/* ... and after it: clear_route_cache; then ProcessingResponse's
+	 * dynamic_metadata. Both go to the tail, in that order. */
+	envoy__service__ext_proc__v3__common_response__init(&sib);
+	sib.clear_route_cache = a->clear_route_cache;
+	envoy__service__ext_proc__v3__processing_response__init(&top);
+	if (a->lb_endpoint)
+		top.dynamic_metadata = lb_metadata_build(&md, a->lb_endpoint, a->lb_ns, a->lb_key);
+	if (streamed && a->end_of_stream && ig_buf_append(&pc->tail, "\x10\x01", 2) != 0)
+		goto out;
+	mark = pc->tail.len;
+	if (pack(&pc->tail, &sib.base) != 0)
+		goto out;
+	after = pc->tail.len - mark;
+	if (pack(&pc->tail, &top.base) != 0)
+		goto out;
+
+	if (streamed) {
+		s4 = (blen ? field_size(1, blen) : 0) + (a->end_of_stream ? 2 : 0);
+		s3 = field_size(3, s4);
+	} else {
+		s3 = field_size(1, blen);
+	}
+	s2 = before + field_size(3, s3) + after;
+
+	/* The head, outermost first; header_mutation is packed again in
+	 * its place (its bytes were only measured above). */
+	if (put_key_len(&pc->head, a->response ? 4 : 3, field_size(1, s2)) != 0 ||
+	    put_key_len(&pc->head, 1, s2) != 0 || pack(&pc->head, &c.cr.base) != 0 ||
+	    put_key_len(&pc->head, 3, s3) != 0)
+		goto out;
+	if (streamed) {
+		if (put_key_len(&pc->head, 3, s4) != 0 ||
+		    (blen && put_key_len(&pc->head, 1, blen) != 0))
+			goto out;
+	} else if (put_key_len(&pc->head, 1, blen) != 0) {
+		goto out;
+	}
+	rc = 0;
+out:
+	free(c.mem);
+	return rc;
+}
+
+int ig_xp_encode_body_answer_pieces(struct ig_xp_pieces *pc, const struct ig_xp_body_answer *a)
+{
+	const struct ig_str *parts;
+	size_t blen, n = body_parts_of(a, &parts, &blen);
+	bool streamed = a->mode == IG_XP_BODY_FULL_DUPLEX_STREAMED;
+	bool replace = (a->mode == IG_XP_BODY_BUFFERED || a->mode == IG_XP_BODY_BUFFERED_PARTIAL) &&
+		       a->replace_body;
+
+	pieces_init(pc);
+	if (n > IG_XP_BODY_PARTS || blen > UINT32_MAX)
+		return -1;
+	/* Without a body to carry, protobuf-c packs it all. */
+	if (!streamed && !replace) {
+		n = 0;
+		if (ig_xp_encode_body_answer_pb(&pc->head, a) != 0)
+			goto fail;
+	} else if (body_answer_pieces(pc, a, blen, streamed) != 0) {
+		goto fail;
+	}
+	pieces_finish(pc, parts, n);
+	return 0;
+fail:
+	ig_xp_pieces_free(pc);
+	return -1;
+}
+
+int ig_xp_encode_body_answer(struct ig_buf *out, const struct ig_xp_body_answer *a)
+{
+	struct ig_xp_pieces pc;
+	int rc;
+
+	if (ig_xp_encode_body_answer_pieces(&pc, a) != 0)
+		return -1;
+	rc = pieces_join(out, &pc);
+	ig_xp_pieces_free(&pc);
+	return rc;
+}
+
+/* A body message of the gateway, by hand around the body:
+ *
+ *   ProcessingRequest { request_body (4) | response_body (5):
+ *     HttpBody { [body (1): BODY], [end_of_stream (2)] },
+ *     [metadata_context (8)], [protocol_config (11)] }
+ *
+ * HttpBody is a oneof member, written even when empty; its body is a plain
+ * field, left out when empty. The siblings after it are packed by
+ * protobuf-c as a ProcessingRequest of their own. */
+static int request_body_pieces(struct ig_xp_pieces *pc, const struct ig_xp_request_out *r)
+{
+	struct ig_xp_request_out rest = *r;
+	size_t blen = r->body.len;
+	size_t s1 = (blen ? field_size(1, blen) : 0) + (r->end_of_stream ? 2 : 0);
+
+	rest.kind = IG_XP_REQ_NONE;
+	if (r->end_of_stream && ig_buf_append(&pc->tail, "\x10\x01", 2) != 0)
+		return -1;
+	if (ig_xp_encode_request_pb(&pc->tail, &rest) != 0)
+		return -1;
+	if (put_key_len(&pc->head, r->kind == IG_XP_REQ_RESPONSE_BODY ? 5 : 4, s1) != 0 ||
+	    (blen && put_key_len(&pc->head, 1, blen) != 0))
+		return -1;
+	return 0;
+}
+
+int ig_xp_encode_request_pieces(struct ig_xp_pieces *pc, const struct ig_xp_request_out *r)
+{
+	bool body = r->kind == IG_XP_REQ_REQUEST_BODY || r->kind == IG_XP_REQ_RESPONSE_BODY;
+
+	pieces_init(pc);
+	if (r->body.len > UINT32_MAX)
+		return -1;
+	if (!body) {
+		if (ig_xp_encode_request_pb(&pc->head, r) != 0)
+			goto fail;
+	} else if (request_body_pieces(pc, r) != 0) {
+		goto fail;
+	}
+	pieces_finish(pc, &r->body, body ? 1 : 0);
+	return 0;
+fail:
+	ig_xp_pieces_free(pc);
+	return -1;
+}
+
+int ig_xp_encode_request(struct ig_buf *out, const struct ig_xp_request_out *r)
+{
+	struct ig_xp_pieces pc;
+	int rc;
+
+	if (ig_xp_encode_request_pieces(&pc, r) != 0)
+		return -1;
+	rc = pieces_join(out, &pc);
+	ig_xp_pieces_free(&pc);
 	return rc;
 }
 

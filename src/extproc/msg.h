@@ -6,7 +6,10 @@
  *
  * Decoding copies nothing it can point to: the decoded struct holds
  * slices into an unpacked protobuf-c message owned by the struct, freed by
- * the matching _free(). Unknown fields are skipped; enums are open. */
+ * the matching _free() -- or, for a message that is only a body chunk
+ * (request_body, streamed_response), into the decoder's input itself, so
+ * the input must outlive the struct. Unknown fields are skipped; enums
+ * are open. */
 #ifndef IG_EXTPROC_MSG_H
 #define IG_EXTPROC_MSG_H
 
@@ -116,6 +119,11 @@ struct ig_xp_body_answer {
 	bool response; /* false: request_body (3), true: response_body (4) */
 	enum ig_xp_body_mode mode;
 	struct ig_str body;
+	/* Or the body in parts (nbody_parts > 0, at most IG_XP_BODY_PARTS;
+	 * body is then not read): their concatenation, e.g. the client's body
+	 * around a replaced model, without splicing it first. */
+	const struct ig_str *body_parts;
+	size_t nbody_parts;
 	bool end_of_stream; /* streamed_response.end_of_stream */
 	bool replace_body;  /* BUFFERED: write body_mutation.body */
 	const struct ig_xp_set_header *set;
@@ -128,6 +136,24 @@ struct ig_xp_body_answer {
 	const char *lb_ns, *lb_key;
 };
 int ig_xp_encode_body_answer(struct ig_buf *out, const struct ig_xp_body_answer *a);
+
+/* ---- encoding in pieces, for ig_grpc_sendv ---- */
+
+#define IG_XP_BODY_PARTS 3
+
+/* One message as the concatenation of part[0..nparts): protobuf bytes
+ * before the body (held in head), the body's own bytes -- the caller's,
+ * not copied, so they must stay valid while the parts are used -- and
+ * protobuf bytes after it (in tail). The bytes are the same as the
+ * contiguous encoder's, which is built on this. Free with
+ * ig_xp_pieces_free (also after a failure, which leaves it empty). */
+struct ig_xp_pieces {
+	struct ig_str part[IG_XP_BODY_PARTS + 2];
+	size_t nparts;
+	struct ig_buf head, tail;
+};
+void ig_xp_pieces_free(struct ig_xp_pieces *pc);
+int ig_xp_encode_body_answer_pieces(struct ig_xp_pieces *pc, const struct ig_xp_body_answer *a);
 
 /* request_trailers (5) or response_trailers (6): an empty TrailersResponse. */
 int ig_xp_encode_trailers_answer(struct ig_buf *out, bool response);
@@ -158,6 +184,7 @@ struct ig_xp_request_out {
 	size_t nsubset;
 };
 int ig_xp_encode_request(struct ig_buf *out, const struct ig_xp_request_out *r);
+int ig_xp_encode_request_pieces(struct ig_xp_pieces *pc, const struct ig_xp_request_out *r);
 
 /* ---- picker → gateway: ProcessingResponse (the gateway reads) ---- */
 
@@ -174,7 +201,7 @@ enum ig_xp_resp_kind {
 
 struct ig_xp_response {
 	enum ig_xp_resp_kind kind;
-	int status; /* CommonResponse.status: 0 CONTINUE, 1 CONTINUE_AND_REPLACE */
+	int status;		  /* CommonResponse.status: 0 CONTINUE, 1 CONTINUE_AND_REPLACE */
 	struct ig_xp_header *set; /* header_mutation.set_headers (raw_value, else value) */
 	size_t nset;
 	struct ig_str *remove; /* header_mutation.remove_headers */
@@ -199,6 +226,19 @@ struct ig_xp_response {
 };
 int ig_xp_response_decode(const uint8_t *data, size_t len, struct ig_xp_response *out);
 void ig_xp_response_free(struct ig_xp_response *r);
+
+/* ---- the reference: protobuf-c all the way ---- */
+
+/* For the unit tests and the fuzz targets. The body encoders as
+ * protobuf-c's pack writes them, whole (parts are joined first): what the
+ * encoders above must equal byte for byte. */
+int ig_xp_encode_body_answer_pb(struct ig_buf *out, const struct ig_xp_body_answer *a);
+int ig_xp_encode_request_pb(struct ig_buf *out, const struct ig_xp_request_out *r);
+
+/* The decoders as protobuf-c's unpack reads everything: what the in-place
+ * reading of body chunks must agree with. */
+int ig_xp_request_decode_pb(const uint8_t *data, size_t len, struct ig_xp_request *out);
+int ig_xp_response_decode_pb(const uint8_t *data, size_t len, struct ig_xp_response *out);
 
 /* ---- grpc.health.v1 ---- */
 

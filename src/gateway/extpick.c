@@ -58,7 +58,13 @@ struct xp_call {
 	struct ig_timer timer;
 	enum xp_phase phase;
 	bool headers_answered, call_done, fail_open;
-	struct ig_buf body;	  /* the body the picker sends back */
+	/* The body the picker sends back lands in the request's arena, in
+	 * room made for the client's body's length and some (the model may
+	 * change), so that the request sends it from where it landed; a body
+	 * that outgrows the room goes on in `body`, and is copied over. */
+	char *land;
+	size_t land_len, land_cap;
+	struct ig_buf body;
 	char *endpoints;	  /* the pick, as named (malloc'd) */
 	struct ig_xp_header *set; /* request header changes (malloc'd copies) */
 	size_t nset;
@@ -328,16 +334,20 @@ static void dispatch(struct xp_call *x)
 	}
 	x->phase = XP_SENT;
 	/* The picker's body replaces the client's (its model may differ). */
-	char *body = ig_arena_alloc(p->ex->arena, x->body.len + 1);
-	if (!body) {
-		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
-		return;
+	struct ig_str body = {x->land, x->land_len};
+	if (!x->land) {
+		char *copy = ig_arena_alloc(p->ex->arena, x->body.len + 1);
+		if (!copy) {
+			ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+			return;
+		}
+		memcpy(copy, x->body.ptr ? x->body.ptr : "", x->body.len);
+		body = (struct ig_str){copy, x->body.len};
 	}
-	memcpy(body, x->body.ptr ? x->body.ptr : "", x->body.len);
-	p->body_pre = (struct ig_str){body, x->body.len};
+	p->body_pre = body;
 	p->model_json = p->body_post = (struct ig_str){0};
-	p->body_len = x->body.len;
-	p->prompt_bytes = x->body.len;
+	p->body_len = body.len;
+	p->prompt_bytes = body.len;
 	if (ig_req_build_head(p) < 0) {
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return;
@@ -347,6 +357,35 @@ static void dispatch(struct xp_call *x)
 }
 
 /* ---- answers ---- */
+
+/* Room in the arena for the picker's body: the client's body's length and
+ * this much more (a model name may grow), within --max-body-bytes. */
+#define LAND_SLACK 4096
+
+/* A piece of the picker's body: into the room in the arena while it fits,
+ * else into x->body (under --max-body-bytes, as always). */
+static int take_body(struct xp_call *x, struct ig_str piece)
+{
+	struct ig_req *p = x->p;
+	if (!x->land && !x->body.len && x->body.max) {
+		size_t cap = p->ex->body.len + LAND_SLACK;
+		x->land_cap = cap < x->body.max ? cap : x->body.max;
+		x->land = ig_arena_alloc(p->ex->arena, x->land_cap);
+	}
+	if (x->land && piece.len <= x->land_cap - x->land_len) {
+		if (piece.len)
+			memcpy(x->land + x->land_len, piece.ptr, piece.len);
+		x->land_len += piece.len;
+		return 0;
+	}
+	if (x->land) {
+		/* Outgrown: the rest goes to the buffer, after what landed. */
+		if (ig_buf_append(&x->body, x->land, x->land_len) < 0)
+			return -1;
+		x->land = NULL;
+	}
+	return ig_buf_append(&x->body, piece.ptr, piece.len);
+}
 
 static int take_headers_answer(struct xp_call *x, const struct ig_xp_response *r)
 {
@@ -455,7 +494,7 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 				arm(x);
 		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && x->headers_answered) {
 			struct ig_str piece = r.has_streamed ? r.streamed_body : r.body;
-			if (ig_buf_append(&x->body, piece.ptr, piece.len) < 0) {
+			if (take_body(x, piece) < 0) {
 				ig_xp_response_free(&r);
 				picker_failed(x, IG_GRPC_RESOURCE_EXHAUSTED,
 					      "its body is over --max-body-bytes");
@@ -505,13 +544,15 @@ static const struct ig_grpc_call_handlers handlers = {.on_message = on_message, 
 
 /* ---- the request's side ---- */
 
+/* In pieces: a body chunk is copied once, from the client's body into the
+ * call's queue. */
 static int send_msg(struct xp_call *x, const struct ig_xp_request_out *m)
 {
-	struct ig_buf b = {0};
-	int rc = ig_xp_encode_request(&b, m);
+	struct ig_xp_pieces pc;
+	int rc = ig_xp_encode_request_pieces(&pc, m);
 	if (rc == 0)
-		rc = ig_grpc_call_send(x->call, (const uint8_t *)b.ptr, b.len);
-	ig_buf_free(&b);
+		rc = ig_grpc_call_sendv(x->call, pc.part, pc.nparts);
+	ig_xp_pieces_free(&pc);
 	return rc;
 }
 

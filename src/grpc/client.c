@@ -92,7 +92,7 @@ static void call_free(struct ig_grpc_call *c)
 		c->next->prev = c->prev;
 	free(c->path);
 	ig_buf_free(&c->meta);
-	ig_buf_free(&c->out.buf);
+	grpc_outq_free(&c->out);
 	grpc_reasm_free(&c->in);
 	free(c->grpc_message);
 	free(c);
@@ -166,18 +166,30 @@ static void fail_calls(struct ig_grpc_channel *ch, struct cconn *k, int status, 
 
 /* ---- request side ---- */
 
+/* The next DATA frame's length; its bytes are taken from the queue by
+ * send_data (h2conn_send_data), not copied into nghttp2's buffer. */
 static ssize_t read_request(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
 			    uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
 	struct ig_grpc_call *c = src->ptr;
-	size_t n = grpc_outq_take(&c->out, buf, length);
-	if (grpc_outq_len(&c->out))
-		return (ssize_t)n;
-	if (c->half_closed)
+	size_t queued = grpc_outq_len(&c->out);
+	size_t n = queued < length ? queued : length;
+	if (n > GRPC_DATA_MAX)
+		n = GRPC_DATA_MAX;
+	if (n == queued && c->half_closed)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 	else if (!n)
 		return NGHTTP2_ERR_DEFERRED;
+	*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 	return (ssize_t)n;
+}
+
+static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *hd, size_t len,
+		     nghttp2_data_source *src, void *ud)
+{
+	struct cconn *k = ud;
+	struct ig_grpc_call *c = src->ptr;
+	return h2conn_send_data(&k->h, f, hd, &c->out, len);
 }
 
 #define NVS(n, v, vl)                                                                              \
@@ -528,6 +540,7 @@ static int make_callbacks(struct ig_grpc_channel *ch)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(ch->cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(ch->cbs, on_data);
 	nghttp2_session_callbacks_set_on_stream_close_callback(ch->cbs, on_stream_close);
+	nghttp2_session_callbacks_set_send_data_callback(ch->cbs, send_data);
 	return 0;
 }
 
@@ -642,7 +655,7 @@ struct ig_grpc_call *ig_grpc_call_start(struct ig_grpc_channel *ch, const char *
 	c->data = data;
 	c->grpc_status = -1;
 	c->in.max = ch->cfg.max_message_bytes;
-	ig_buf_init(&c->out.buf, ch->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20));
+	c->out.max = ch->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20);
 	bool ok = c->path != NULL;
 	for (size_t i = 0; ok && i < n; i++) {
 		ok = ig_buf_append_cstr(&c->meta, headers[2 * i]) == 0 &&
@@ -674,11 +687,17 @@ struct ig_grpc_call *ig_grpc_call_start(struct ig_grpc_channel *ch, const char *
 
 int ig_grpc_call_send(struct ig_grpc_call *c, const uint8_t *msg, size_t len)
 {
+	const struct ig_str part = {(const char *)msg, len};
+	return ig_grpc_call_sendv(c, &part, 1);
+}
+
+int ig_grpc_call_sendv(struct ig_grpc_call *c, const struct ig_str *parts, size_t n)
+{
 	if (c->done || c->half_closed)
 		return -1;
 	if (c->end_msg)
 		return -1;
-	if (grpc_outq_push(&c->out, msg, len) < 0) {
+	if (grpc_outq_pushv(&c->out, parts, n) < 0) {
 		end_later(c, IG_GRPC_RESOURCE_EXHAUSTED, "request queue over its ceiling");
 		return -1;
 	}

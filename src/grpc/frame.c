@@ -2,6 +2,7 @@
  * big-endian length, the message), its reassembly under a ceiling, and the
  * small text formats of its headers. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "grpc/grpc_int.h"
@@ -87,51 +88,97 @@ void grpc_reasm_free(struct grpc_reasm *r)
 	ig_buf_free(&r->msg);
 }
 
-int grpc_frame_append(struct ig_buf *b, const uint8_t *msg, size_t len)
-{
-	if (len > UINT32_MAX)
-		return -1;
-	uint8_t h[GRPC_FRAME_HEADER] = {0, (uint8_t)(len >> 24), (uint8_t)(len >> 16),
-					(uint8_t)(len >> 8), (uint8_t)len};
-	if (ig_buf_reserve(b, sizeof h + len) < 0)
-		return -1;
-	ig_buf_append(b, h, sizeof h);
-	if (len)
-		ig_buf_append(b, msg, len);
-	return 0;
-}
+struct grpc_outq_block {
+	struct grpc_outq_block *next;
+	size_t off, len, cap; /* data[off, len) is not taken yet */
+	uint8_t data[];
+};
 
-int grpc_outq_push(struct grpc_outq *q, const uint8_t *msg, size_t len)
+/* Small messages (header answers, health) share blocks of this size. */
+#define OUTQ_BLOCK 4096
+
+int grpc_outq_pushv(struct grpc_outq *q, const struct ig_str *parts, size_t n)
 {
-	/* Sent bytes are dropped before the buffer grows, not on every read. */
-	if (q->off && q->off == q->buf.len) {
-		q->buf.len = 0;
-		q->off = 0;
-	} else if (q->off > q->buf.len / 2 && q->off) {
-		memmove(q->buf.ptr, q->buf.ptr + q->off, q->buf.len - q->off);
-		q->buf.len -= q->off;
-		q->off = 0;
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (parts[i].len > UINT32_MAX - len)
+			return -1;
+		len += parts[i].len;
 	}
-	return grpc_frame_append(&q->buf, msg, len);
+	size_t need = GRPC_FRAME_HEADER + len;
+	if (q->max && (q->len > q->max || need > q->max - q->len))
+		return -1;
+	struct grpc_outq_block *b = q->tail;
+	if (!b || b->cap - b->len < need) {
+		size_t cap = need > OUTQ_BLOCK ? need : OUTQ_BLOCK;
+		b = malloc(sizeof *b + cap);
+		if (!b)
+			return -1;
+		b->next = NULL;
+		b->off = b->len = 0;
+		b->cap = cap;
+		if (q->tail)
+			q->tail->next = b;
+		else
+			q->head = b;
+		q->tail = b;
+	}
+	uint8_t *p = b->data + b->len;
+	*p++ = 0;
+	*p++ = (uint8_t)(len >> 24);
+	*p++ = (uint8_t)(len >> 16);
+	*p++ = (uint8_t)(len >> 8);
+	*p++ = (uint8_t)len;
+	for (size_t i = 0; i < n; i++) {
+		if (parts[i].len) /* an empty part may have no pointer */
+			memcpy(p, parts[i].ptr, parts[i].len);
+		p += parts[i].len;
+	}
+	b->len += need;
+	q->len += need;
+	return 0;
 }
 
 size_t grpc_outq_len(const struct grpc_outq *q)
 {
-	return q->buf.len - q->off;
+	return q->len;
 }
 
 size_t grpc_outq_take(struct grpc_outq *q, uint8_t *dst, size_t len)
 {
-	size_t n = grpc_outq_len(q);
-	if (n > len)
-		n = len;
-	if (!n)
-		return 0;
-	memcpy(dst, q->buf.ptr + q->off, n);
-	q->off += n;
-	if (q->off == q->buf.len)
-		q->off = q->buf.len = 0;
-	return n;
+	size_t done = 0;
+	while (done < len && q->head) {
+		struct grpc_outq_block *b = q->head;
+		size_t n = b->len - b->off;
+		if (n > len - done)
+			n = len - done;
+		memcpy(dst + done, b->data + b->off, n);
+		b->off += n;
+		done += n;
+		if (b->off < b->len)
+			break;
+		/* All of it sent: the block goes, unless more messages may
+		 * still be appended to it (the tail), where it starts over. */
+		if (b == q->tail) {
+			b->off = b->len = 0;
+			break;
+		}
+		q->head = b->next;
+		free(b);
+	}
+	q->len -= done;
+	return done;
+}
+
+void grpc_outq_free(struct grpc_outq *q)
+{
+	while (q->head) {
+		struct grpc_outq_block *b = q->head;
+		q->head = b->next;
+		free(b);
+	}
+	q->tail = NULL;
+	q->len = 0;
 }
 
 /* PROTOCOL-HTTP2: grpc-message is percent-encoded UTF-8; unreserved are

@@ -102,6 +102,10 @@ const char *ig_grpc_stream_peer(const struct ig_grpc_stream *s);
 /* Queues one response message (framed here; response headers go first,
  * once). Returns 0, or -1 when the stream is finished or reset. */
 int ig_grpc_send(struct ig_grpc_stream *s, const uint8_t *msg, size_t len);
+/* The same for one message given in n parts (sent as their concatenation):
+ * the parts are copied once, into the stream's queue, so that an encoder
+ * can leave a large body where it lies instead of gathering it first. */
+int ig_grpc_sendv(struct ig_grpc_stream *s, const struct ig_str *parts, size_t n);
 /* Ends the call after the queued messages: trailers grpc-status and, when
  * message is not NULL, grpc-message (percent-encoded here). A call with no
  * message sent yet ends Trailers-Only. If the client has not half-closed,
@@ -158,6 +162,8 @@ struct ig_grpc_call *ig_grpc_call_start(struct ig_grpc_channel *ch, const char *
 					const struct ig_grpc_call_handlers *h, void *data);
 /* Queues a request message; 0, or -1 after the call ended or half-closed. */
 int ig_grpc_call_send(struct ig_grpc_call *c, const uint8_t *msg, size_t len);
+/* The same for one message in n parts (as ig_grpc_sendv). */
+int ig_grpc_call_sendv(struct ig_grpc_call *c, const struct ig_str *parts, size_t n);
 /* Half-closes: no more messages from us. */
 void ig_grpc_call_close_send(struct ig_grpc_call *c);
 /* Ends the call now (RST_STREAM CANCEL); no callback follows. */

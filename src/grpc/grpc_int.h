@@ -49,9 +49,6 @@ int grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *p, size_t len, grpc_msg
 bool grpc_reasm_partial(const struct grpc_reasm *r);
 void grpc_reasm_free(struct grpc_reasm *r);
 
-/* Appends the 5-byte prefix and the message to b (whose ceiling holds). */
-int grpc_frame_append(struct ig_buf *b, const uint8_t *msg, size_t len);
-
 /* Percent-encodes a grpc-message value into out (at most cap - 1 bytes,
  * NUL-terminated; a longer text is cut at a character boundary). */
 void grpc_percent_encode(const char *in, char *out, size_t cap);
@@ -62,16 +59,27 @@ void grpc_timeout_format(uint64_t ms, char *out, size_t cap);
 /* The gRPC status for an HTTP status other than 200. */
 int grpc_status_from_http(int http_status);
 
-/* Outgoing bytes of one stream: messages framed, read by nghttp2's data
- * source from off. */
+/* Outgoing bytes of one stream: framed messages in a queue of blocks, read
+ * by nghttp2's data source. A message is copied once, from its parts into
+ * its block (small ones share the last block), and blocks are freed as
+ * they are sent: nothing is moved or grown as the queue fills, which a
+ * 400 KB body answered in 62 KB chunks would otherwise pay for in copies.
+ * A zeroed struct is an empty queue; max bounds the bytes not yet taken
+ * (0: no bound). */
+struct grpc_outq_block;
 struct grpc_outq {
-	struct ig_buf buf;
-	size_t off;
+	struct grpc_outq_block *head, *tail;
+	size_t len; /* bytes queued and not taken */
+	size_t max;
 };
-int grpc_outq_push(struct grpc_outq *q, const uint8_t *msg, size_t len);
+/* Queues one message, the concatenation of n parts, with its 5-byte
+ * prefix. Returns 0, or -1 when it is over 4 GiB, would take the queue
+ * past max, or memory ran out (nothing is queued then). */
+int grpc_outq_pushv(struct grpc_outq *q, const struct ig_str *parts, size_t n);
 size_t grpc_outq_len(const struct grpc_outq *q);
 /* Copies at most len bytes out. */
 size_t grpc_outq_take(struct grpc_outq *q, uint8_t *dst, size_t len);
+void grpc_outq_free(struct grpc_outq *q);
 
 /* ---- one HTTP/2 connection (h2conn.c) ---- */
 
@@ -94,7 +102,9 @@ struct h2conn {
 	nghttp2_session *ng;
 	const struct h2conn_ops *ops;
 	void *owner;
-	const uint8_t *out; /* bytes from nghttp2_session_mem_send not yet written */
+	uint8_t *wbuf; /* frames gathered to be written together; [woff, wlen) left */
+	size_t wlen, woff;
+	const uint8_t *out; /* a frame from nghttp2_session_mem_send not yet written */
 	size_t outlen;
 	bool connecting;  /* TCP connect in progress */
 	bool handshaking; /* TLS handshake in progress */
@@ -110,6 +120,20 @@ struct h2conn {
  * never from here. Returns 0 or -1 (fd and tls are then the caller's). */
 int h2conn_start(struct h2conn *c, struct ig_loop *loop, int fd, bool connecting,
 		 struct ig_tls_conn *tls, const struct h2conn_ops *ops, void *owner);
+/* DATA frames carry at most this much (and no more than the peer allows).
+ * The writer keeps room for a whole one in its buffer each time it asks
+ * nghttp2 for a frame, so that the streams' data sources can hand their
+ * bytes over without nghttp2 copying them (NGHTTP2_DATA_FLAG_NO_COPY):
+ * h2conn_send_data copies them from the stream's queue straight into the
+ * buffer the socket is written from. */
+#define GRPC_DATA_MAX (16 * 1024)
+/* The send_data callback's work: the 9-byte frame header hd and len bytes
+ * taken from q, into the write buffer. NGHTTP2_ERR_PAUSE (done; the
+ * writer checks its room before the next frame), or
+ * NGHTTP2_ERR_CALLBACK_FAILURE (no room, or padding, which we never ask
+ * for). */
+int h2conn_send_data(struct h2conn *c, const nghttp2_frame *f, const uint8_t *hd,
+		     struct grpc_outq *q, size_t len);
 /* Ends the connection: on_close is called now (not from inside nghttp2). */
 void h2conn_fail(struct h2conn *c, const char *why);
 /* Something was submitted to the session: send it soon (from a task). */

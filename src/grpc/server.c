@@ -110,7 +110,7 @@ static void stream_free(struct ig_grpc_stream *s, bool reset)
 	ig_buf_free(&s->hdrs);
 	c->held -= s->in.in_body ? s->in.msg.len : 0;
 	grpc_reasm_free(&s->in);
-	ig_buf_free(&s->out.buf);
+	grpc_outq_free(&s->out);
 	free(s->message);
 	free(s);
 	if (!c->active)
@@ -131,15 +131,25 @@ static struct ig_str header_of(const struct ig_grpc_stream *s, const char *name)
 	return (struct ig_str){"", 0};
 }
 
+/* The next DATA frame's length; its bytes are taken from the queue by
+ * send_data (h2conn_send_data), not copied into nghttp2's buffer. */
 static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
 			 uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
 	struct ig_grpc_stream *s = src->ptr;
-	size_t n = grpc_outq_take(&s->out, buf, length);
-	if (grpc_outq_len(&s->out))
+	size_t queued = grpc_outq_len(&s->out);
+	size_t n = queued < length ? queued : length;
+	if (n > GRPC_DATA_MAX)
+		n = GRPC_DATA_MAX;
+	if (n < queued) {
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 		return (ssize_t)n;
+	}
+	if (!s->finishing && !n)
+		return NGHTTP2_ERR_DEFERRED;
+	*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 	if (!s->finishing)
-		return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
+		return (ssize_t)n;
 	*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
 	char code[16];
 	snprintf(code, sizeof code, "%d", s->status);
@@ -151,6 +161,14 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	if (nghttp2_submit_trailer(ng, id, nv, s->message ? 2 : 1) != 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	return (ssize_t)n;
+}
+
+static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *hd, size_t len,
+		     nghttp2_data_source *src, void *ud)
+{
+	struct sconn *c = ud;
+	struct ig_grpc_stream *s = src->ptr;
+	return h2conn_send_data(&c->h, f, hd, &s->out, len);
 }
 
 #define NV(n, v)                                                                                   \
@@ -245,7 +263,7 @@ static void stream_open(struct ig_grpc_stream *s)
 		return;
 	}
 	s->in.max = srv->cfg.max_message_bytes;
-	ig_buf_init(&s->out.buf, srv->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20));
+	s->out.max = srv->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20);
 	s->conn->active++;
 	srv->streams++;
 	ig_timer_stop(srv->loop, &s->conn->timer);
@@ -501,6 +519,7 @@ static int make_callbacks(struct ig_grpc_server *srv)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_session_callbacks_set_send_data_callback(cb, send_data);
 	if (nghttp2_option_new(&srv->opt) != 0)
 		return -1;
 	/* Closed streams are not kept for priority bookkeeping (memory a
@@ -634,9 +653,15 @@ const char *ig_grpc_stream_peer(const struct ig_grpc_stream *s)
 
 int ig_grpc_send(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
 {
+	const struct ig_str part = {(const char *)msg, len};
+	return ig_grpc_sendv(s, &part, 1);
+}
+
+int ig_grpc_sendv(struct ig_grpc_stream *s, const struct ig_str *parts, size_t n)
+{
 	if (!s->m || s->finishing || s->ended || s->conn->h.closed)
 		return -1;
-	if (grpc_outq_push(&s->out, msg, len) < 0) {
+	if (grpc_outq_pushv(&s->out, parts, n) < 0) {
 		/* The client does not read what we send (or the message is over
 		 * the ceiling): the stream goes rather than memory. */
 		s->finishing = true;

@@ -296,6 +296,44 @@ def test_full_duplex_large_body_rechunked(picker):
     picker.stop()
 
 
+def test_rewritten_model_across_a_chunk_boundary(picker):
+    """A 400 KB body whose model comes last, placed so that the boundary
+    between the sixth and seventh chunk sent back falls inside the new
+    model name: the body comes back byte for byte as the client's with
+    only the model replaced (the picker sends it in parts, never spliced),
+    in FULL_DUPLEX chunks and as BUFFERED's one body alike."""
+    head, mid = b'{"max_tokens": 5, "prompt": "', b'", "model": '
+    at = 6 * 62000 - 5  # where the new model's JSON string starts
+    body = head + b"x" * (at - len(head) - len(mid)) + mid + b'"tweet-summary"}'
+    want = body.replace(b'"tweet-summary"', b'"tweet-summary-1"')
+    assert want.index(b'"tweet-summary-1"') == at
+
+    s = Stream(picker.channel)
+    s.send(headers_msg())
+    for i in range(0, len(body), 65536):
+        s.send(body_msg(body[i:i + 65536], i + 65536 >= len(body)))
+    first = s.next()
+    assert set_headers(first.request_headers.response)["content-length"] == str(len(want))
+    chunks = []
+    while not chunks or not sr.end_of_stream:
+        sr = s.next().request_body.response.body_mutation.streamed_response
+        chunks.append(sr.body)
+    assert [len(c) for c in chunks[:-1]] == [62000] * 6, [len(c) for c in chunks]
+    assert b"".join(chunks) == want
+    s.rest()
+
+    s = Stream(picker.channel)
+    s.send(headers_msg(mode=BUFFERED))
+    assert s.next().WhichOneof("response") == "request_headers"
+    for i in range(0, len(body), 65536):
+        s.send(body_msg(body[i:i + 65536], i + 65536 >= len(body)))
+    common = s.next().request_body.response
+    assert common.body_mutation.body == want
+    assert set_headers(common)["content-length"] == str(len(want))
+    s.rest()
+    picker.stop()
+
+
 def test_buffered_mode(picker):
     """BUFFERED (GIE v0.2 with Envoy): the headers get an empty answer, the
     body the pick with content-length and the rewritten body."""

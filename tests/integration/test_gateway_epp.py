@@ -71,12 +71,31 @@ spec:
 SERVED = "x-conformance-test-served-endpoint"
 
 
+# Added to the prompt by the "grow" picker: more than the room the gateway
+# makes for the picker's body beyond the client's (4 KiB).
+GROW = " and more" * 1200
+
+
+def grown(body):
+    b = json.loads(body)
+    b["prompt"] += GROW
+    return json.dumps(b).encode()
+
+
+def long_prompt_body(model="tweet-summary", words=12000):
+    """A completions body of about 80 KB: more than one 64 KiB chunk to the
+    picker, more than one 62000-byte chunk back."""
+    prompt = " ".join("w%d" % (i * 7919 % 100000) for i in range(words))
+    return {"model": model, "prompt": prompt, "max_tokens": 1, "temperature": 0}
+
+
 class FakePicker:
     """A minimal ext_proc picker (grpcio): it picks the endpoints named in
     test-epp-endpoint-selection (else the first of `endpoints`), sends the
     body back unchanged, and on the response headers sets SERVED from the
     served-endpoint metadata. mode "hang" never answers, "close" ends the
-    stream at once, "shed" answers 429."""
+    stream at once, "shed" answers 429, "grow" sends back the body with
+    GROW added to its prompt, in chunks of 3000 bytes."""
 
     def __init__(self, host, port, endpoints, mode="select", tls=None):
         self.host, self.port, self.endpoints, self.mode = host, port, endpoints, mode
@@ -141,7 +160,16 @@ class FakePicker:
                     yield self.answer_headers(hdrs)
             elif kind == "request_body":
                 body += req.request_body.body
-                if req.request_body.end_of_stream:
+                if req.request_body.end_of_stream and self.mode == "grow":
+                    yield self.answer_headers(hdrs)
+                    out = grown(body)
+                    for i in range(0, len(out), 3000):
+                        r = pb.ProcessingResponse()
+                        sr = r.request_body.response.body_mutation.streamed_response
+                        sr.body = out[i:i + 3000]
+                        sr.end_of_stream = i + 3000 >= len(out)
+                        yield r
+                elif req.request_body.end_of_stream:
                     yield self.answer_headers(hdrs)
                     r = pb.ProcessingResponse()
                     sr = r.request_body.response.body_mutation.streamed_response
@@ -247,6 +275,46 @@ def test_gateway_follows_infergate_epp(procs, tmp_path):
         assert headers["x-gateway-destination-endpoint-served"] in s.endpoints
     log = s.stop()
     assert "its endpoint picker is Service picker" in log
+
+
+def test_gateway_follows_infergate_epp_long_body(procs, tmp_path):
+    """An 80 KB prompt crosses to the picker and back in several chunks
+    each way and reaches the pod whole: it counts the same prompt tokens
+    as the same body sent to the pod directly."""
+    s = Setup(procs, tmp_path)
+    s.start_epp()
+    body = long_prompt_body()
+    status, _, direct = post_json("http://%s:%d" % (s.sim_hosts[0], s.target_port),
+                                  "/v1/completions", dict(body, model="tweet-summary-1"))
+    assert status == 200, direct
+    assert len(json.dumps(body)) > 65536
+    for _ in range(3):
+        status, _, r = post_json(s.base, "/v1/completions", body)
+        assert status == 200, r
+        assert r["model"] == "tweet-summary-1"
+        assert r["usage"]["prompt_tokens"] == direct["usage"]["prompt_tokens"]
+    s.stop()
+
+
+def test_picker_body_longer_than_the_clients(procs, tmp_path):
+    """A picker may send back a longer body than it got, in many chunks:
+    the pod gets exactly that body (the gateway's room for it overflows
+    into a buffer), for a short and an 80 KB one alike."""
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="grow")
+    sim = "http://%s:%d" % (s.sim_hosts[0], s.target_port)
+    try:
+        for body in (seed_body("tweet-summary-1"), long_prompt_body("tweet-summary-1")):
+            status, _, direct = post_json(sim, "/v1/completions",
+                                          json.loads(grown(json.dumps(body).encode())))
+            assert status == 200, direct
+            status, _, r = post_json(s.base, "/v1/completions", body)
+            assert status == 200, r
+            assert r["usage"]["prompt_tokens"] == direct["usage"]["prompt_tokens"]
+            assert r["usage"]["prompt_tokens"] > len(GROW.split())
+    finally:
+        p.stop()
+    s.stop()
 
 
 def test_gateway_follows_infergate_epp_over_tls(procs, tmp_path):

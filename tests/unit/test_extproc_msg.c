@@ -288,6 +288,368 @@ static void test_health(void **state)
 	ig_buf_free(&b);
 }
 
+/* ---- encoders in pieces against protobuf-c ---------------------------------------- */
+
+/* The pieces joined, checked to be exactly ref; every part of the body
+ * must be one of the caller's own (not a copy). */
+static void assert_pieces(const struct ig_xp_pieces *pc, const struct ig_buf *ref,
+			  const uint8_t *body, size_t blen, const char *what)
+{
+	struct ig_buf got = {0};
+	size_t from_body = 0;
+
+	for (size_t i = 0; i < pc->nparts; i++) {
+		const uint8_t *p = (const uint8_t *)pc->part[i].ptr;
+		assert_int_equal(ig_buf_append_str(&got, pc->part[i]), 0);
+		if (blen && p >= body && p < body + blen)
+			from_body += pc->part[i].len;
+	}
+	if (got.len != ref->len || (ref->len && memcmp(got.ptr, ref->ptr, ref->len) != 0)) {
+		print_hex("want", ref->ptr, ref->len < 64 ? ref->len : 64);
+		print_hex("got ", got.ptr, got.len < 64 ? got.len : 64);
+		fail_msg("%s: %zu bytes in pieces, protobuf-c wrote %zu", what, got.len, ref->len);
+	}
+	/* The bytes outside head and tail are the body's, where they lie. */
+	assert_int_equal(from_body + pc->head.len + pc->tail.len, got.len);
+	ig_buf_free(&got);
+}
+
+static const size_t body_sizes[] = {0, 1, 127, 128, 16383, 16384, 62000, 400000, (2u << 20) + 3};
+
+static void test_pieces_body_answer(void **state)
+{
+	static const enum ig_xp_body_mode modes[] = {
+	    IG_XP_BODY_FULL_DUPLEX_STREAMED, IG_XP_BODY_BUFFERED, IG_XP_BODY_BUFFERED_PARTIAL,
+	    IG_XP_BODY_STREAMED, IG_XP_BODY_NONE};
+	const struct ig_xp_set_header set[] = {{PICK_KEY, IG_STR("10.0.0.1:8000,10.0.0.2:8000")},
+					       {"content-length", IG_STR("400000")}};
+	static const char *const ns[] = {NULL, "", "custom.ns"};
+	size_t max = body_sizes[sizeof body_sizes / sizeof body_sizes[0] - 1];
+	uint8_t *body = malloc(max);
+	size_t checked = 0;
+
+	for (size_t i = 0; i < max; i++)
+		body[i] = (uint8_t)(i * 7 + (i >> 9));
+	for (size_t z = 0; z < sizeof body_sizes / sizeof body_sizes[0]; z++) {
+		size_t blen = body_sizes[z];
+		/* Every option with bodies up to 16 KiB, a sample above. */
+		unsigned nopts = blen <= 16384 ? 48 : 6;
+		for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+			for (unsigned o = 0; o < nopts; o++) {
+				unsigned opt = blen <= 16384 ? o : o * 7 % 48;
+				struct ig_xp_body_answer a = {
+				    .response = opt & 1,
+				    .mode = modes[m],
+				    .body = {(const char *)body, blen},
+				    .end_of_stream = opt & 2,
+				    .replace_body = opt & 4,
+				    .set = set,
+				    .nset = opt & 8 ? 2 : 0,
+				    .clear_route_cache = opt & 16,
+				    .lb_endpoint = opt % 3 ? "10.0.0.1:8000" : NULL,
+				    .lb_key = opt % 3 == 2 ? "x-custom-key" : NULL,
+				    .lb_ns = ns[opt / 16],
+				};
+				struct ig_buf ref = {0};
+				struct ig_xp_pieces pc;
+				char what[96];
+
+				snprintf(what, sizeof what, "body %zu mode %d options %u", blen,
+					 (int)modes[m], opt);
+				assert_int_equal(ig_xp_encode_body_answer_pb(&ref, &a), 0);
+				assert_int_equal(ig_xp_encode_body_answer_pieces(&pc, &a), 0);
+				assert_pieces(&pc, &ref, body, blen, what);
+				ig_xp_pieces_free(&pc);
+
+				/* The same body in three parts, cut anywhere. */
+				size_t c1 = blen / 3, c2 = blen - blen / 5;
+				const struct ig_str parts[3] = {
+				    {(const char *)body, c1},
+				    {(const char *)body + c1, c2 - c1},
+				    {(const char *)body + c2, blen - c2}};
+				a.body_parts = parts;
+				a.nbody_parts = 3;
+				assert_int_equal(ig_xp_encode_body_answer_pieces(&pc, &a), 0);
+				assert_pieces(&pc, &ref, body, blen, what);
+				ig_xp_pieces_free(&pc);
+
+				/* The contiguous encoder appends the same bytes. */
+				ig_buf_reset(&ref);
+				assert_int_equal(ig_buf_append(&ref, "xy", 2), 0);
+				assert_int_equal(ig_xp_encode_body_answer_pb(&ref, &a), 0);
+				struct ig_buf got = {0};
+				assert_int_equal(ig_buf_append(&got, "xy", 2), 0);
+				assert_int_equal(ig_xp_encode_body_answer(&got, &a), 0);
+				assert_int_equal(got.len, ref.len);
+				if (ref.len)
+					assert_memory_equal(got.ptr, ref.ptr, ref.len);
+				ig_buf_free(&got);
+				ig_buf_free(&ref);
+				checked++;
+			}
+		}
+	}
+	assert_true(checked > 1000);
+
+	/* More parts than the encoder takes: refused, nothing held. */
+	const struct ig_str four[4] = {IG_STR("a"), IG_STR("b"), IG_STR("c"), IG_STR("d")};
+	struct ig_xp_body_answer a = {
+	    .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED, .body_parts = four, .nbody_parts = 4};
+	struct ig_xp_pieces pc;
+	assert_int_equal(ig_xp_encode_body_answer_pieces(&pc, &a), -1);
+	assert_int_equal(pc.nparts, 0);
+	assert_null(pc.head.ptr);
+	ig_xp_pieces_free(&pc);
+	free(body);
+}
+
+static void test_pieces_request(void **state)
+{
+	static const enum ig_xp_req_kind kinds[] = {IG_XP_REQ_REQUEST_BODY, IG_XP_REQ_RESPONSE_BODY,
+						    IG_XP_REQ_REQUEST_HEADERS,
+						    IG_XP_REQ_RESPONSE_TRAILERS, IG_XP_REQ_NONE};
+	const struct ig_xp_header hdrs[] = {{IG_STR(":path"), IG_STR("/v1/completions")},
+					    {IG_STR("content-type"), IG_STR("application/json")}};
+	const struct ig_str subset[] = {IG_STR("10.0.0.1:8000"), IG_STR("10.0.0.3:8000")};
+	size_t max = body_sizes[sizeof body_sizes / sizeof body_sizes[0] - 1];
+	uint8_t *body = malloc(max);
+
+	for (size_t i = 0; i < max; i++)
+		body[i] = (uint8_t)(i * 13 + 1);
+	for (size_t z = 0; z < sizeof body_sizes / sizeof body_sizes[0]; z++) {
+		size_t blen = body_sizes[z];
+		for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+			for (unsigned opt = 0; opt < 16; opt++) {
+				struct ig_xp_request_out r = {
+				    .kind = kinds[k],
+				    .headers = hdrs,
+				    .nheaders = 2,
+				    .body = {(const char *)body, blen},
+				    .end_of_stream = opt & 1,
+				    .protocol_config = opt & 2,
+				    .request_body_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+				    .response_body_mode = IG_XP_BODY_NONE,
+				    .meta_ns = opt & 4 ? "envoy.lb" : NULL,
+				    .meta_key = "x-gateway-destination-endpoint-served",
+				    .meta_value = "10.0.0.1:8000",
+				    .subset = opt & 8 ? subset : NULL,
+				    .nsubset = 2,
+				};
+				struct ig_buf ref = {0}, got = {0};
+				struct ig_xp_pieces pc;
+				char what[64];
+
+				snprintf(what, sizeof what, "request kind %d body %zu options %u",
+					 (int)kinds[k], blen, opt);
+				assert_int_equal(ig_xp_encode_request_pb(&ref, &r), 0);
+				assert_int_equal(ig_xp_encode_request_pieces(&pc, &r), 0);
+				assert_pieces(&pc, &ref, body, blen, what);
+				ig_xp_pieces_free(&pc);
+				assert_int_equal(ig_xp_encode_request(&got, &r), 0);
+				assert_int_equal(got.len, ref.len);
+				if (ref.len)
+					assert_memory_equal(got.ptr, ref.ptr, ref.len);
+				ig_buf_free(&got);
+				ig_buf_free(&ref);
+			}
+		}
+	}
+	free(body);
+}
+
+/* ---- body chunks read in place ------------------------------------------------------- */
+
+static bool inside(struct ig_str s, const uint8_t *p, size_t n)
+{
+	return s.len && (const uint8_t *)s.ptr >= p && (const uint8_t *)s.ptr + s.len <= p + n;
+}
+
+static void same_bytes(struct ig_str a, struct ig_str b)
+{
+	assert_int_equal(a.len, b.len);
+	if (a.len)
+		assert_memory_equal(a.ptr, b.ptr, a.len);
+}
+
+/* Decodes p both ways; they must agree. Returns the result code, and
+ * whether the body was read in place (points into p). */
+static int req_both(const uint8_t *p, size_t n, bool *in_place)
+{
+	struct ig_xp_request a, b;
+	int ra = ig_xp_request_decode(p, n, &a), rb = ig_xp_request_decode_pb(p, n, &b);
+
+	assert_int_equal(ra, rb);
+	*in_place = ra == 0 && !a.pb_;
+	if (ra == 0) {
+		assert_int_equal(a.kind, b.kind);
+		assert_int_equal(a.end_of_stream, b.end_of_stream);
+		assert_int_equal(a.observability_mode, b.observability_mode);
+		assert_int_equal(a.has_protocol_config, b.has_protocol_config);
+		assert_int_equal(a.nheaders, b.nheaders);
+		assert_int_equal(a.has_subset, b.has_subset);
+		assert_non_null(a.body.ptr);
+		same_bytes(a.body, b.body);
+		if (*in_place)
+			assert_true(a.body.len == 0 || inside(a.body, p, n));
+	}
+	ig_xp_request_free(&a);
+	ig_xp_request_free(&b);
+	return ra;
+}
+
+static int resp_both(const uint8_t *p, size_t n, bool *in_place)
+{
+	struct ig_xp_response a, b;
+	int ra = ig_xp_response_decode(p, n, &a), rb = ig_xp_response_decode_pb(p, n, &b);
+
+	assert_int_equal(ra, rb);
+	*in_place = ra == 0 && !a.pb_;
+	if (ra == 0) {
+		assert_int_equal(a.kind, b.kind);
+		assert_int_equal(a.status, b.status);
+		assert_int_equal(a.nset, b.nset);
+		assert_int_equal(a.nremove, b.nremove);
+		assert_int_equal(a.clear_route_cache, b.clear_route_cache);
+		assert_int_equal(a.has_streamed, b.has_streamed);
+		assert_int_equal(a.streamed_eos, b.streamed_eos);
+		assert_int_equal(a.has_body, b.has_body);
+		assert_int_equal(a.clear_body, b.clear_body);
+		assert_int_equal(a.immediate_status, b.immediate_status);
+		assert_int_equal(a.override_timeout, b.override_timeout);
+		assert_non_null(a.streamed_body.ptr);
+		assert_non_null(a.body.ptr);
+		same_bytes(a.streamed_body, b.streamed_body);
+		same_bytes(a.body, b.body);
+		same_bytes(a.immediate_body, b.immediate_body);
+		same_bytes(a.lb_endpoint, b.lb_endpoint);
+		if (*in_place) {
+			assert_true(a.streamed_body.len == 0 || inside(a.streamed_body, p, n));
+			assert_true(a.body.len == 0 || inside(a.body, p, n));
+		}
+	}
+	ig_xp_response_free(&a);
+	ig_xp_response_free(&b);
+	return ra;
+}
+
+/* What the encoders write for body chunks is read in place, at every
+ * size, and every cut of it decodes as protobuf-c decodes it. */
+static void test_decode_body_in_place(void **state)
+{
+	size_t max = body_sizes[sizeof body_sizes / sizeof body_sizes[0] - 1];
+	uint8_t *body = malloc(max);
+	bool in_place;
+
+	for (size_t i = 0; i < max; i++)
+		body[i] = (uint8_t)(i * 5 + 3);
+	for (size_t z = 0; z < sizeof body_sizes / sizeof body_sizes[0]; z++) {
+		size_t blen = body_sizes[z];
+		for (unsigned opt = 0; opt < 8; opt++) {
+			struct ig_buf b = {0};
+			uint8_t *copy;
+			struct ig_xp_request_out r = {.kind = opt & 1 ? IG_XP_REQ_RESPONSE_BODY
+								      : IG_XP_REQ_REQUEST_BODY,
+						      .body = {(const char *)body, blen},
+						      .end_of_stream = opt & 2};
+			assert_int_equal(ig_xp_encode_request(&b, &r), 0);
+			copy = heap_copy(b.ptr, b.len);
+			assert_int_equal(req_both(copy, b.len, &in_place), 0);
+			assert_true(in_place);
+			if (blen <= 128)
+				for (size_t n = 0; n < b.len; n++)
+					req_both(copy, n, &in_place);
+			free(copy);
+			ig_buf_reset(&b);
+
+			struct ig_xp_body_answer a = {
+			    .response = opt & 1,
+			    .mode = opt & 4 ? IG_XP_BODY_BUFFERED : IG_XP_BODY_FULL_DUPLEX_STREAMED,
+			    .body = {(const char *)body, blen},
+			    .end_of_stream = opt & 2,
+			    .replace_body = true};
+			assert_int_equal(ig_xp_encode_body_answer(&b, &a), 0);
+			copy = heap_copy(b.ptr, b.len);
+			assert_int_equal(resp_both(copy, b.len, &in_place), 0);
+			assert_true(in_place);
+			if (blen <= 128)
+				for (size_t n = 0; n < b.len; n++)
+					resp_both(copy, n, &in_place);
+			free(copy);
+
+			/* With a header change or the pick beside the body: not
+			 * a bare chunk, protobuf-c reads it (the same way). */
+			ig_buf_reset(&b);
+			a.clear_route_cache = true;
+			a.lb_endpoint = "10.0.0.1:8000";
+			assert_int_equal(ig_xp_encode_body_answer(&b, &a), 0);
+			copy = heap_copy(b.ptr, b.len);
+			assert_int_equal(resp_both(copy, b.len, &in_place), 0);
+			assert_false(in_place);
+			free(copy);
+			ig_buf_free(&b);
+		}
+	}
+	free(body);
+}
+
+/* Hand-written body messages the in-place reader must either read as
+ * protobuf-c does or leave to it: which is which is checked too. */
+static void test_decode_body_shapes(void **state)
+{
+	static const struct {
+		bool request, in_place;
+		const char *hex;
+	} cases[] = {
+	    {true, true, "22 00"},				  /* empty HttpBody */
+	    {true, true, "2a 05 0a 03 61 62 63"},		  /* response_body */
+	    {true, true, "22 07 10 01 0a 03 61 62 63"},		  /* end_of_stream first */
+	    {true, true, "22 07 0a 03 61 62 63 10 00"},		  /* end_of_stream false, written */
+	    {true, true, "22 02 0a 00"},			  /* an empty body, written */
+	    {true, true, "22 08 0a 83 00 61 62 63 10 01"},	  /* a length written long */
+	    {true, false, "22 07 0a 03 61 62 63 10 02"},	  /* a bool of 2 */
+	    {true, false, "22 08 0a 03 61 62 63 10 81 00"},	  /* a bool written long */
+	    {true, false, "22 0a 0a 03 61 62 63 0a 03 78 79 7a"}, /* body twice */
+	    {true, false, "22 04 10 01 10 00"},			  /* end_of_stream twice */
+	    {true, false, "22 07 0a 03 61 62 63 18 01"},       /* end_of_stream_without_message */
+	    {true, false, "22 05 0a 03 61 62 63 50 01"},       /* observability_mode beside */
+	    {true, false, "22 05 0a 03 61 62 63 22 02 10 01"}, /* request_body twice */
+	    {true, false, "a2 00 05 0a 03 61 62 63"},	       /* a two-byte key */
+	    {true, false, "22 85 80 80 80 00 0a 03 61 62 63"}, /* a five-byte length */
+	    {true, false, "12 00"},			       /* request_headers */
+	    {false, true, "1a 0b 0a 09 1a 07 1a 05 0a 03 61 62 63"},
+	    {false, true, "22 0d 0a 0b 1a 09 1a 07 0a 03 61 62 63 10 01"},
+	    {false, true, "1a 09 0a 07 1a 05 0a 03 61 62 63"},	   /* BUFFERED body */
+	    {false, true, "1a 06 0a 04 1a 02 1a 00"},		   /* an empty streamed chunk */
+	    {false, true, "1a 06 0a 04 1a 02 0a 00"},		   /* an empty body */
+	    {false, false, "1a 06 0a 04 1a 02 10 01"},		   /* clear_body */
+	    {false, false, "1a 08 0a 06 1a 02 1a 00 28 01"},	   /* clear_route_cache */
+	    {false, false, "1a 06 0a 04 1a 02 1a 00 60 01"},	   /* request_drain beside */
+	    {false, false, "1a 0a 0a 08 1a 02 1a 00 1a 02 0a 00"}, /* body_mutation twice */
+	    {false, false, "1a 00"},				   /* no CommonResponse */
+	    {false, false, "0a 00"},				   /* request_headers */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct ig_buf b;
+		bool in_place;
+		uint8_t *copy;
+
+		unhex(&b, cases[i].hex);
+		copy = heap_copy(b.ptr, b.len);
+		int rc = cases[i].request ? req_both(copy, b.len, &in_place)
+					  : resp_both(copy, b.len, &in_place);
+		if (rc != 0)
+			fail_msg("case %zu (%s): does not decode", i, cases[i].hex);
+		if (in_place != cases[i].in_place)
+			fail_msg("case %zu (%s): in place %d, want %d", i, cases[i].hex, in_place,
+				 cases[i].in_place);
+		for (size_t n = 0; n < b.len; n++)
+			cases[i].request ? req_both(copy, n, &in_place)
+					 : resp_both(copy, n, &in_place);
+		free(copy);
+		ig_buf_free(&b);
+	}
+}
+
 /* ---- decoders on Envoy's messages ------------------------------------------------ */
 
 #define REQ_HEADERS_HEX                                                                            \
@@ -889,6 +1251,10 @@ int main(void)
 	    cmocka_unit_test(test_encode_body_and_immediate),
 	    cmocka_unit_test(test_encode_continue),
 	    cmocka_unit_test(test_health),
+	    cmocka_unit_test(test_pieces_body_answer),
+	    cmocka_unit_test(test_pieces_request),
+	    cmocka_unit_test(test_decode_body_in_place),
+	    cmocka_unit_test(test_decode_body_shapes),
 	    cmocka_unit_test(test_decode_spec_requests),
 	    cmocka_unit_test(test_decode_header_value_fallback),
 	    cmocka_unit_test(test_decode_subset_hint),

@@ -11,7 +11,8 @@
  *   /t.S/Early  answers the first message and finishes at once (before
  *               the client half-closes)
  *   /t.S/Hold   never answers (for cancel and deadlines)
- *   /t.S/Fail   finishes with status 9 and a message needing escapes */
+ *   /t.S/Fail   finishes with status 9 and a message needing escapes
+ *   /t.S/EchoV  echoes each message sent in three parts (ig_grpc_sendv) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 
 #include "core/buf.h"
 #include "grpc/grpc.h"
+#include "grpc/grpc_int.h"
 #include "http/certgen.h"
 #include "http/tls.h"
 #include "loopback.h"
@@ -68,6 +70,17 @@ static void s_echo_msg(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
 {
 	remember(msg, len);
 	assert_int_equal(ig_grpc_send(s, msg, len), 0);
+}
+
+/* The message in three parts: its first byte, an empty part without a
+ * pointer, the rest. */
+static void s_echov_msg(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
+{
+	remember(msg, len);
+	size_t first = len ? 1 : 0;
+	const struct ig_str parts[3] = {
+	    {(const char *)msg, first}, {NULL, 0}, {(const char *)msg + first, len - first}};
+	assert_int_equal(ig_grpc_sendv(s, parts, 3), 0);
 }
 
 static void s_finish_ok(struct ig_grpc_stream *s)
@@ -122,6 +135,7 @@ static const struct ig_grpc_method methods[] = {
     {"/t.S/Early", s_open, s_early_msg, NULL, s_end, NULL},
     {"/t.S/Hold", s_open, s_hold_msg, NULL, s_end, NULL},
     {"/t.S/Fail", s_fail_open, NULL, NULL, s_end, NULL},
+    {"/t.S/EchoV", s_open, s_echov_msg, s_finish_ok, s_end, NULL},
 };
 
 /* ---- client side ---- */
@@ -310,6 +324,102 @@ static void test_one_mib(void **state)
 	free(big);
 	ig_buf_free(&r.all);
 	stop();
+}
+
+/* Messages given in parts both ways arrive as their concatenation: large
+ * ones (each part copied into the queue once), empty ones, and parts
+ * without a pointer. */
+static void test_sendv_parts(void **state)
+{
+	start(NULL, false, false);
+	struct crec r = {0};
+	size_t len = 300 * 1000;
+	uint8_t *big = malloc(len);
+	fill(big, len, 3);
+	struct ig_buf sent = {0};
+	struct ig_grpc_call *c = call("/t.S/EchoV", 0, &r);
+	const size_t cuts[][2] = {{0, 0}, {1, 1}, {100, 70000}, {0, len}, {len / 2, len}};
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		size_t a = cuts[i][0], b = cuts[i][1];
+		const struct ig_str parts[4] = {{(const char *)big, a},
+						{NULL, 0},
+						{(const char *)big + a, b - a},
+						{(const char *)big + b, len - b}};
+		/* The last cut sends only the first three parts. */
+		size_t n = i + 1 < sizeof cuts / sizeof cuts[0] ? 4 : 3;
+		for (size_t k = 0; k < n; k++)
+			ig_buf_append(&sent, parts[k].ptr, parts[k].len);
+		assert_int_equal(ig_grpc_call_sendv(c, parts, n), 0);
+	}
+	ig_grpc_call_close_send(c);
+	RUN_UNTIL(r.done == 1);
+	assert_int_equal(r.status, IG_GRPC_OK);
+	assert_int_equal(r.msgs, 5);
+	assert_int_equal(srec.msgs, 5);
+	assert_int_equal(srec.bytes, sent.len);
+	assert_int_equal(r.all.len, sent.len);
+	assert_memory_equal(r.all.ptr, sent.ptr, sent.len);
+	free(big);
+	ig_buf_free(&sent);
+	ig_buf_free(&r.all);
+	stop();
+}
+
+/* The outgoing queue on its own: framing of messages in parts, reads in
+ * pieces of any size across its blocks, and its ceiling on the bytes not
+ * yet read. */
+static void test_outq(void **state)
+{
+	struct grpc_outq q = {0};
+	struct ig_buf want = {0};
+	uint8_t *big = malloc(20000);
+	fill(big, 20000, 9);
+	const size_t sizes[] = {0, 1, 4000, 20000, 3, 4090, 0, 17};
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		size_t n = sizes[i], h = n / 3;
+		const struct ig_str parts[3] = {
+		    {(const char *)big, h}, {NULL, 0}, {(const char *)big + h, n - h}};
+		uint8_t pre[5] = {0, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+				  (uint8_t)n};
+		ig_buf_append(&want, pre, 5);
+		ig_buf_append(&want, big, n);
+		assert_int_equal(grpc_outq_pushv(&q, parts, 3), 0);
+		assert_int_equal(grpc_outq_len(&q), want.len);
+	}
+	/* Read back in uneven pieces, the last one asking for more than is
+	 * left. */
+	uint8_t *got = malloc(want.len + 10);
+	size_t off = 0, step = 1;
+	while (grpc_outq_len(&q)) {
+		size_t n = grpc_outq_take(&q, got + off, step);
+		assert_true(n > 0 && n <= step);
+		off += n;
+		step = step * 3 + 1;
+	}
+	assert_int_equal(off, want.len);
+	assert_memory_equal(got, want.ptr, want.len);
+	assert_int_equal(grpc_outq_take(&q, got, 10), 0);
+
+	/* The ceiling counts the 5-byte prefix and only bytes not yet read;
+	 * a push over it queues nothing. */
+	q.max = 100;
+	const struct ig_str p95 = {(const char *)big, 95};
+	const struct ig_str p0 = {NULL, 0};
+	assert_int_equal(grpc_outq_pushv(&q, &p95, 1), 0);
+	assert_int_equal(grpc_outq_pushv(&q, &p0, 1), -1);
+	assert_int_equal(grpc_outq_len(&q), 100);
+	assert_int_equal(grpc_outq_take(&q, got, 5), 5);
+	assert_memory_equal(got, "\0\0\0\0\x5f", 5);
+	assert_int_equal(grpc_outq_pushv(&q, &p0, 1), 0);
+	assert_int_equal(grpc_outq_pushv(&q, &p0, 1), -1);
+	assert_int_equal(grpc_outq_take(&q, got, 200), 100);
+	assert_memory_equal(got, big, 95);
+	assert_memory_equal(got + 95, "\0\0\0\0\0", 5);
+	grpc_outq_free(&q);
+	assert_int_equal(grpc_outq_len(&q), 0);
+	free(got);
+	free(big);
+	ig_buf_free(&want);
 }
 
 static void test_over_limit(void **state)
@@ -933,6 +1043,8 @@ int main(void)
 	    cmocka_unit_test(test_unary),
 	    cmocka_unit_test(test_bidi_many),
 	    cmocka_unit_test(test_one_mib),
+	    cmocka_unit_test(test_sendv_parts),
+	    cmocka_unit_test(test_outq),
 	    cmocka_unit_test(test_over_limit),
 	    cmocka_unit_test(test_unknown_path),
 	    cmocka_unit_test(test_status_message),
