@@ -68,18 +68,6 @@ static void on_done(struct ig_grpc_call *c, int status, const char *message, voi
 
 static const struct ig_grpc_call_handlers handlers = {on_message, on_done};
 
-static void listen_once(void)
-{
-	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sin;
-	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
-	    listen(listen_fd, 16) < 0 || getsockname(listen_fd, (struct sockaddr *)&sin, &sl) < 0)
-		abort();
-	port = ntohs(sin.sin_port);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct harness h = {0};
@@ -88,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += size != 0;
 	size -= size != 0;
 	if (listen_fd < 0)
-		listen_once();
+		listen_fd = peer_listen_tcp(&port);
 	/* Connections a channel made again after a GOAWAY, in an earlier input. */
 	for (int fd; (fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0;)
 		peer_close_rst(fd);
@@ -117,13 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ig_grpc_call_send(bidi, msg, 10);
 	h.free_in_cb = flags & 16;
 
-	int sfd = -1;
-	for (int i = 0; i < MAX_ITERATIONS && sfd < 0; i++) {
-		ig_loop_run_once(&h.loop, 1);
-		sfd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	}
-	if (sfd < 0)
-		abort();
+	int sfd = peer_accept(&pl, listen_fd);
 	for (size_t i = 0; i < pieces; i++) {
 		size_t from = size * i / pieces, to = size * (i + 1) / pieces;
 		peer_send(&pl, sfd, data + from, to - from, true);

@@ -125,18 +125,6 @@ static void on_error(struct ig_http_client *c, const struct ig_http_client_fault
 
 static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error};
 
-static void listen_once(void)
-{
-	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sin;
-	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
-	    listen(listen_fd, 16) < 0 || getsockname(listen_fd, (struct sockaddr *)&sin, &sl) < 0)
-		abort();
-	port = ntohs(sin.sin_port);
-}
-
 /* The next request on H->c: a fresh stream of the callbacks' view. */
 static void send_request(bool post)
 {
@@ -174,7 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += size != 0;
 	size -= size != 0;
 	if (listen_fd < 0)
-		listen_once();
+		listen_fd = peer_listen_tcp(&port);
 	H = &h;
 	if (ig_loop_init(&h.loop) < 0)
 		abort();
@@ -189,13 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	send_request(flags & 32);
 
-	int sfd = -1;
-	for (int i = 0; i < MAX_ITERATIONS && sfd < 0; i++) {
-		ig_loop_run_once(&h.loop, 1);
-		sfd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	}
-	if (sfd < 0)
-		abort();
+	int sfd = peer_accept(&pl, listen_fd);
 	for (size_t i = 0; i < pieces; i++) {
 		size_t from = size * i / pieces, to = size * (i + 1) / pieces;
 		peer_send(&pl, sfd, data + from, to - from, true);

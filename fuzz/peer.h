@@ -6,9 +6,12 @@
 #ifndef IG_FUZZ_PEER_H
 #define IG_FUZZ_PEER_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -79,6 +82,37 @@ static inline void peer_close_rst(int fd)
 	struct linger lg = {1, 0};
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	close(fd);
+}
+
+/* A non-blocking TCP listener on 127.0.0.1 at a port the kernel picks,
+ * for a harness whose code under test connects to it; *port is set. Made
+ * once per process (targets keep it across inputs). */
+static inline int peer_listen_tcp(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t sl = sizeof sin;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(fd, 16) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0)
+		abort();
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* Turns the loop (1 ms passes) until the code under test's connection
+ * arrives on listen_fd, and returns the peer's end, non-blocking; aborts
+ * when it never does. */
+static inline int peer_accept(const struct peer_loop *pl, int listen_fd)
+{
+	int fd = -1;
+	for (int i = 0; i < pl->max_iterations && fd < 0; i++) {
+		ig_loop_run_once(pl->loop, 1);
+		fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	if (fd < 0)
+		abort();
+	return fd;
 }
 
 #endif

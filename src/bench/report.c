@@ -22,9 +22,11 @@ static void cell(FILE *f, double v, int width, int prec)
 		fprintf(f, " %*.*f", width, prec, v);
 }
 
-static void dist_row(FILE *f, const char *name, const struct ig_bench_dist *d)
+/* A distribution's count and figures, after its row's name, to the end
+ * of the line. */
+static void dist_cells(FILE *f, const struct ig_bench_dist *d)
 {
-	fprintf(f, "    %-5s %9zu", name, d->n);
+	fprintf(f, " %9zu", d->n);
 	if (d->n == 0) {
 		fprintf(f, "  (no samples)\n");
 		return;
@@ -36,6 +38,12 @@ static void dist_row(FILE *f, const char *name, const struct ig_bench_dist *d)
 	cell(f, d->p99, 9, 2);
 	cell(f, d->max, 9, 2);
 	fputc('\n', f);
+}
+
+static void dist_row(FILE *f, const char *name, const struct ig_bench_dist *d)
+{
+	fprintf(f, "    %-5s", name);
+	dist_cells(f, d);
 }
 
 static void errors_line(FILE *f, const struct ig_bench_errors *e)
@@ -86,19 +94,8 @@ static void gw_block(FILE *f, const struct ig_bench_gw_stages *g)
 	fprintf(f, "      %-14s %9s %9s %9s %9s %9s %9s %9s   (ms)\n", "", "n", "mean", "p50",
 		"p90", "p95", "p99", "max");
 	for (size_t i = 0; i < N_GW_DISTS; i++) {
-		const struct ig_bench_dist *d = gw_dist(g, i);
-		fprintf(f, "      %-14s %9zu", gw_dists[i].table, d->n);
-		if (d->n == 0) {
-			fprintf(f, "  (no samples)\n");
-			continue;
-		}
-		cell(f, d->mean, 9, 2);
-		cell(f, d->p50, 9, 2);
-		cell(f, d->p90, 9, 2);
-		cell(f, d->p95, 9, 2);
-		cell(f, d->p99, 9, 2);
-		cell(f, d->max, 9, 2);
-		fputc('\n', f);
+		fprintf(f, "      %-14s", gw_dists[i].table);
+		dist_cells(f, gw_dist(g, i));
 	}
 	tally_line(f, "endpoints", &g->endpoints);
 	tally_line(f, "gateway errors", &g->reasons);

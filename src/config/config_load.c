@@ -346,17 +346,6 @@ static int session_finish(struct session *s, struct ig_config **out)
 	return 0;
 }
 
-int ig_config_load(const char *const *paths, size_t npaths, struct ig_config **out,
-		   struct ig_diags *diags)
-{
-	struct session s;
-	if (session_start(&s, diags) < 0)
-		return -1;
-	for (size_t i = 0; i < npaths; i++)
-		load_path(&s, paths[i], 0, true);
-	return session_finish(&s, out);
-}
-
 int ig_config_load_extra(const char *const *paths, size_t npaths, const char *extra_name,
 			 const char *extra, struct ig_config **out, struct ig_diags *diags)
 {
@@ -370,6 +359,12 @@ int ig_config_load_extra(const char *const *paths, size_t npaths, const char *ex
 		load_text(&s, n ? n : "?", extra, strlen(extra));
 	}
 	return session_finish(&s, out);
+}
+
+int ig_config_load(const char *const *paths, size_t npaths, struct ig_config **out,
+		   struct ig_diags *diags)
+{
+	return ig_config_load_extra(paths, npaths, NULL, NULL, out, diags);
 }
 
 int ig_config_load_text(const char *name, const char *text, size_t len, struct ig_config **out,

@@ -268,32 +268,6 @@ static void otel_from_env(struct ig_gw_options *o, char *url, size_t len)
 	}
 }
 
-/* What the compatibility flags that change nothing here say at start, so
- * none is taken silently. */
-struct compat {
-	uint64_t scrape_port;
-	bool cert_reload;
-	const void *prom_refresh, *pprof, *metrics_auth, *health_checking;
-};
-
-static void compat_notes(const struct ig_flags *fl, const struct compat *c)
-{
-	if (c->scrape_port)
-		ig_warn("--model-server-metrics-port %llu: infergate scrapes each endpoint on its "
-			"target port",
-			(unsigned long long)c->scrape_port);
-	if (c->cert_reload)
-		ig_warn("--enable-cert-reload without --cert-path: the self-signed certificate "
-			"made at start stays");
-	if (ig_flags_given(fl, c->prom_refresh))
-		ig_info("--refresh-prometheus-metrics-interval: not needed, /metrics is computed "
-			"when scraped");
-	if (ig_flags_given(fl, c->pprof) || ig_flags_given(fl, c->metrics_auth) ||
-	    ig_flags_given(fl, c->health_checking))
-		ig_info("--enable-pprof, --metrics-endpoint-auth, --health-checking: taken for "
-			"compatibility; see --help");
-}
-
 /* zap's --zap-log-level: debug, info, error, panic, or a number (more
  * verbose as it grows: any of them is debug here). */
 static int zap_level(struct ig_flags *fl, const struct ig_flag *f, const char *v)
@@ -312,22 +286,19 @@ static int zap_level(struct ig_flags *fl, const struct ig_flag *f, const char *v
 }
 
 /* Model-server metric names (GIE's --total-queued-requests-metric and
- * friends): infergate reads vLLM's names, so those are the values taken;
- * another name is refused rather than ignored. */
-struct metric_flag {
-	const char *const *names; /* accepted, NULL-terminated */
-};
-
+ * friends; the entry's dst is the NULL-terminated list of names taken):
+ * infergate reads vLLM's names, so those are the values taken; another
+ * name is refused rather than ignored. */
 static int metric_name(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
-	const struct metric_flag *m = f->dst;
-	for (size_t i = 0; m->names[i]; i++)
-		if (!strcmp(v, m->names[i]))
+	const char *const *names = f->dst;
+	for (size_t i = 0; names[i]; i++)
+		if (!strcmp(v, names[i]))
 			return IG_OK;
 	return ig_flags_error(fl,
 			      "%s: \"%s\" is not supported: infergate reads vLLM's metrics by "
 			      "their names (this one: %s)",
-			      fl->flag, v, m->names[0]);
+			      fl->flag, v, names[0]);
 }
 
 int ig_epp_main(int argc, char **argv)
@@ -346,10 +317,10 @@ int ig_epp_main(int argc, char **argv)
 	unsigned long long max_body = 16u << 20, max_msg = 0, scrape_port = 0;
 	uint64_t staleness_ms = 0, prom_refresh_ms = 0;
 	int level = (int)ig_log_level, encoder = 0, time_enc = 0, stack_level = 0;
-	bool insecure = false, tracing = true, no_tracing = false, pprof = true, no_pprof = false;
-	bool health_checking = false, metrics_auth = true, no_metrics_auth = false;
-	bool zap_devel = false;
-	bool insecure_skip = true, no_insecure_skip = false;
+	bool insecure = false, tracing = true, no_tracing = false;
+	/* The switches taken for compatibility that change nothing here (a
+	 * `--x=false` of one is dropped before parsing). */
+	bool no_effect = false;
 	const char *scheme = "http", *scrape_path = "/metrics", *config_text = NULL;
 	const char *selector = NULL, *target_ports = NULL;
 	char *standalone = NULL;
@@ -364,8 +335,6 @@ int ig_epp_main(int argc, char **argv)
 					 NULL};
 	static const char *const lora[] = {"vllm:lora_requests_info", NULL};
 	static const char *const cache[] = {"vllm:cache_config_info", NULL};
-	static struct metric_flag m_queued = {queued}, m_running = {running}, m_kv = {kv},
-				  m_lora = {lora}, m_cache = {cache};
 	struct ig_flag_list paths = {0};
 	const struct ig_flag table[] = {
 	    IG_FLAG_SECTION("the pool:"),
@@ -458,7 +427,7 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_ENUM("zap-time-encoding", 0, &time_enc, time_encodings, "ENC",
 			 "\"ts\" of JSON lines: epoch (default), millis, nano, iso8601, rfc3339, "
 			 "rfc3339nano"),
-	    IG_FLAG_BOOL("zap-devel", 0, &zap_devel, NULL),
+	    IG_FLAG_BOOL("zap-devel", 0, &no_effect, NULL),
 	    IG_FLAG_ENUM("zap-stacktrace-level", 0, &stack_level, zap_levels, "LEVEL", NULL),
 	    IG_FLAG_BOOL("tracing", 0, &tracing,
 			 "spans of each pick to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP JSON; "
@@ -469,30 +438,25 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_STR("model-server-metrics-path", 0, &scrape_path, "/metrics", "/metrics only"),
 	    IG_FLAG_UINT("model-server-metrics-port", 0, &scrape_port, 1, 65535, "PORT",
 			 "the pool's first target port only (deprecated in GIE)"),
-	    IG_FLAG_BOOL("model-server-metrics-https-insecure-skip-verify", 0, &insecure_skip,
-			 NULL),
-	    IG_FLAG_BOOL("no-model-server-metrics-https-insecure-skip-verify", 0, &no_insecure_skip,
-			 NULL),
-	    IG_FLAG_FN("total-queued-requests-metric", 0, metric_name, &m_queued, "NAME",
+	    IG_FLAG_BOOL("model-server-metrics-https-insecure-skip-verify", 0, &no_effect, NULL),
+	    IG_FLAG_FN("total-queued-requests-metric", 0, metric_name, (void *)queued, "NAME",
 		       "vllm:num_requests_waiting only"),
-	    IG_FLAG_FN("total-running-requests-metric", 0, metric_name, &m_running, "NAME",
+	    IG_FLAG_FN("total-running-requests-metric", 0, metric_name, (void *)running, "NAME",
 		       "vllm:num_requests_running only"),
-	    IG_FLAG_FN("kv-cache-usage-percentage-metric", 0, metric_name, &m_kv, "NAME",
+	    IG_FLAG_FN("kv-cache-usage-percentage-metric", 0, metric_name, (void *)kv, "NAME",
 		       "vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc (both are read)"),
-	    IG_FLAG_FN("lora-info-metric", 0, metric_name, &m_lora, "NAME",
+	    IG_FLAG_FN("lora-info-metric", 0, metric_name, (void *)lora, "NAME",
 		       "vllm:lora_requests_info only"),
-	    IG_FLAG_FN("cache-info-metric", 0, metric_name, &m_cache, "NAME",
+	    IG_FLAG_FN("cache-info-metric", 0, metric_name, (void *)cache, "NAME",
 		       "vllm:cache_config_info only"),
 	    IG_FLAG_MS("refresh-prometheus-metrics-interval", 0, &prom_refresh_ms, IG_FLAG_BARE_MS,
 		       "DUR", "taken and not needed: /metrics is computed when scraped"),
 	    IG_FLAG_BOOL("no-tracing", 0, &no_tracing, NULL),
-	    IG_FLAG_BOOL("health-checking", 0, &health_checking,
+	    IG_FLAG_BOOL("health-checking", 0, &no_effect,
 			 "taken; endpoints leave rotation after failed scrapes regardless"),
-	    IG_FLAG_BOOL("enable-pprof", 0, &pprof, "taken; there is no Go profiler to serve"),
-	    IG_FLAG_BOOL("no-enable-pprof", 0, &no_pprof, NULL),
-	    IG_FLAG_BOOL("metrics-endpoint-auth", 0, &metrics_auth,
+	    IG_FLAG_BOOL("enable-pprof", 0, &no_effect, "taken; there is no Go profiler to serve"),
+	    IG_FLAG_BOOL("metrics-endpoint-auth", 0, &no_effect,
 			 "taken; protect the metrics port with --admin-token instead"),
-	    IG_FLAG_BOOL("no-metrics-endpoint-auth", 0, &no_metrics_auth, NULL),
 	    IG_FLAG_END,
 	};
 	struct ig_flags fl = {
@@ -562,12 +526,16 @@ int ig_epp_main(int argc, char **argv)
 		      : time_enc == 2 ? IG_LOG_TIME_NANOS
 		      : time_enc >= 3 ? IG_LOG_TIME_RFC3339
 				      : IG_LOG_TIME_EPOCH;
-	compat_notes(&fl, &(struct compat){.scrape_port = scrape_port,
-					   .cert_reload = e.cert_reload && !e.cert_path,
-					   .prom_refresh = &prom_refresh_ms,
-					   .pprof = &pprof,
-					   .metrics_auth = &metrics_auth,
-					   .health_checking = &health_checking});
+	if (scrape_port)
+		ig_warn("--model-server-metrics-port %llu: infergate scrapes each endpoint on its "
+			"target port",
+			(unsigned long long)scrape_port);
+	if (e.cert_reload && !e.cert_path)
+		ig_warn("--enable-cert-reload without --cert-path: the self-signed certificate "
+			"made at start stays");
+	if (ig_flags_given(&fl, &no_effect) || ig_flags_given(&fl, &prom_refresh_ms))
+		ig_info("flags taken for compatibility with nothing to do here were given (see "
+			"--help)");
 	char otlp_url[1024];
 	if (tracing && !no_tracing)
 		otel_from_env(&o, otlp_url, sizeof otlp_url);
