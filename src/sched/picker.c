@@ -24,10 +24,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/scratch.h"
 #include "sched/picker_int.h"
 #include "sched/prefix.h"
+#include "sched/rank.h"
 #include "sched/sched.h"
 
 #define MAX_STAGES MAX_PROFILE_ENTRIES
@@ -62,8 +66,17 @@ struct sched_profile {
 	size_t nscorers;
 	struct stage picker;
 	bool reads_adapters; /* a LoRA scorer or the decision-tree filter */
+	unsigned columns;    /* COL_*: what the scorers read, gathered first */
+	bool counts_early;   /* a filter reads prefix counts */
 	char *name;
 };
+
+/* Figures several scorers read, gathered in one pass over the candidates
+ * into arrays of their own, so that each scorer's loop runs over one
+ * dense array instead of reaching through every candidate's pointers. */
+#define COL_QUEUE 1u   /* waiting + dispatched since the scrape */
+#define COL_RUNNING 2u /* running + dispatched since the scrape */
+#define COL_KV 4u      /* KV-cache usage */
 
 struct ig_scheduler {
 	struct stat_stripe stats[STAT_STRIPES + 1];
@@ -151,6 +164,12 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 		}
 		sp->reads_adapters |=
 		    pl->type == PT_LORA_SCORER || pl->type == PT_DECISION_TREE_FILTER;
+		sp->counts_early |= pl->type == PT_PREFIX_AFFINITY_FILTER;
+		if (picker_type_kind(pl->type) == PK_SCORER)
+			sp->columns |= pl->type == PT_QUEUE_SCORER	? COL_QUEUE
+				       : pl->type == PT_RUNNING_SCORER ? COL_RUNNING
+				       : pl->type == PT_KV_SCORER      ? COL_KV
+								       : 0;
 	}
 	sp->name = strdup(pr->name);
 	return sp->name ? 0 : -1;
@@ -205,6 +224,8 @@ const char *ig_scheduler_profile_header(const struct ig_scheduler *s)
 
 /* ---- one call's state ---------------------------------------------------------- */
 
+struct hit_slot;
+
 struct call {
 	const struct ig_sched_req *req;
 	const struct ig_sched_endpoint *eps;
@@ -213,17 +234,48 @@ struct call {
 	size_t nhashes;
 	const uint32_t *counts; /* prefix blocks matched, by endpoint index; NULL: none */
 	double *scores;		/* by position in the candidate set */
-	int64_t *vals;		/* a spread scorer's inputs, by position */
+	double *keys;		/* what a random picker ranks by, by position */
+	int64_t *queue;		/* the COL_ columns, by position */
+	int64_t *running;
+	double *kv;
 	size_t *a, *b;		/* candidate index sets */
 	uint32_t *count_mem;	/* room for counts */
+	/* The lookup's hits by key (see hits_index), when counts are found
+	 * per candidate as the gather pass meets them. */
+	struct hit_slot *hit_tab;
+	size_t hit_mask;
+	unsigned hit_log;
+	uint64_t hit_filter[64];
+	/* Positions in the set of the candidates with a count above 0, when
+	 * the gather pass found the counts (else npos is SIZE_MAX): the only
+	 * ones the prefix scorer has something to add to. */
+	size_t *hit_pos, nhit_pos;
+	/* The spread of the COL_QUEUE and COL_RUNNING columns. */
+	int64_t qmin, qmax, rmin, rmax;
 	uint64_t target_hash;	/* of the target model, as adapter sets hold names */
 };
 
-/* Bytes of scratch per endpoint: scores, scorer inputs, two index sets,
- * prefix counts. */
-#define PER_EP (sizeof(double) + sizeof(int64_t) + 2 * sizeof(size_t) + sizeof(uint32_t))
+/* Bytes of scratch per endpoint: scores, picker keys, three columns, two
+ * index sets, prefix counts. */
+#define PER_EP (3 * sizeof(double) + 2 * sizeof(int64_t) + 2 * sizeof(size_t) + sizeof(uint32_t))
 
-static _Thread_local struct ig_scratch call_mem, hits_mem, tree_mem;
+static _Thread_local struct ig_scratch call_mem, hits_mem, tree_mem, ident_mem;
+static _Thread_local size_t ident_len;
+
+/* 0, 1, ..., n - 1: the set of every candidate, filled once per thread
+ * (again only when a bigger pool comes). */
+static const size_t *identity(size_t n)
+{
+	size_t *id = ident_mem.ptr;
+	if (n > ident_len || !id) {
+		if (!(id = ig_scratch_get(&ident_mem, n * sizeof(*id))))
+			return NULL;
+		for (size_t i = 0; i < n; i++)
+			id[i] = i;
+		ident_len = n;
+	}
+	return id;
+}
 
 static int carve(struct call *c)
 {
@@ -234,8 +286,11 @@ static int carve(struct call *c)
 	if (!mem)
 		return -1;
 	c->scores = (double *)mem;
-	c->vals = (int64_t *)(c->scores + n);
-	c->a = (size_t *)(c->vals + n);
+	c->keys = c->scores + n;
+	c->kv = c->keys + n;
+	c->queue = (int64_t *)(c->kv + n);
+	c->running = c->queue + n;
+	c->a = (size_t *)(c->running + n);
 	c->b = c->a + n;
 	c->count_mem = (uint32_t *)(c->b + n);
 	return 0;
@@ -463,30 +518,82 @@ static double load_aware_score(const struct ig_sched_endpoint *e, const struct p
 	return q >= p->load_threshold ? 0.0 : 0.5 * (1.0 - q / p->load_threshold);
 }
 
+/* NaN becomes 0. */
 static inline double clamp01(double v)
 {
-	v = v < 0 ? 0 : v;
-	return v > 1 ? 1 : v;
+	v = v > 0 ? v : 0;
+	return v < 1 ? v : 1;
+}
+
+/* scores[k] += clamp01(1 - v[k]) * w over n candidates, two at a time
+ * where SSE2 is there: maxpd/minpd clamp without a branch (and turn NaN
+ * into 0 as clamp01 does, maxpd returning its second operand). */
+static void add_inverse_clamped(double *restrict scores, const double *restrict v, size_t n,
+				double w)
+{
+	size_t k = 0;
+#ifdef __SSE2__
+	const __m128d one = _mm_set1_pd(1.0), zero = _mm_setzero_pd(), wv = _mm_set1_pd(w);
+	for (; k + 2 <= n; k += 2) {
+		__m128d x = _mm_sub_pd(one, _mm_loadu_pd(v + k));
+		x = _mm_min_pd(_mm_max_pd(x, zero), one);
+		_mm_storeu_pd(scores + k, _mm_add_pd(_mm_loadu_pd(scores + k), _mm_mul_pd(x, wv)));
+	}
+#endif
+	for (; k < n; k++)
+		scores[k] += clamp01(1.0 - v[k]) * w;
 }
 
 /* Spreads up to this wide get their scores from a table. */
 #define SPREAD_TABLE 512
 
-/* (max - v) / (max - min) over the candidates; 1.0 when all are equal.
- * Queues are short integers, so a table of the few values (max - v) takes
- * can hold every score, each computed by the same expression. */
-static void score_spread(const struct call *c, const struct ig_sched_set *set,
-			 enum plugin_type type, double w)
+static uint32_t hit_count(struct call *c, uint64_t key);
+
+/* One pass over the set's candidates: the COL_ columns the profile's
+ * scorers read, with the spread of the queue and running columns, and the
+ * candidates' prefix counts when they are found here (c->hit_tab). */
+static void gather(struct call *c, const struct ig_sched_set *set, unsigned cols)
 {
-	int64_t min = INT64_MAX, max = INT64_MIN;
-	bool queue = type == PT_QUEUE_SCORER;
+	int64_t qmin = INT64_MAX, qmax = INT64_MIN, rmin = INT64_MAX, rmax = INT64_MIN;
+	bool counts = c->hit_tab != NULL;
+	size_t np = 0;
+	if (cols == 0 && !counts)
+		return;
 	for (size_t k = 0; k < set->n; k++) {
 		const struct ig_sched_endpoint *e = &c->eps[set->idx[k]];
-		int64_t v = queue ? queue_of(e) : running_of(e);
-		c->vals[k] = v;
-		min = v < min ? v : min;
-		max = v > max ? v : max;
+		const struct ig_endpoint_load *l = load(e);
+		int64_t q = l->waiting + e->inflight_requests;
+		int64_t r = l->running + e->inflight_requests;
+		c->queue[k] = q;
+		c->running[k] = r;
+		c->kv[k] = l->kv_usage;
+		qmin = q < qmin ? q : qmin;
+		qmax = q > qmax ? q : qmax;
+		rmin = r < rmin ? r : rmin;
+		rmax = r > rmax ? r : rmax;
+		if (counts) {
+			uint32_t n = hit_count(c, e->key);
+			c->count_mem[set->idx[k]] = n;
+			if (n)
+				c->hit_pos[np++] = k;
+		}
 	}
+	c->nhit_pos = counts ? np : SIZE_MAX;
+	c->qmin = qmin;
+	c->qmax = qmax;
+	c->rmin = rmin;
+	c->rmax = rmax;
+	if (counts)
+		c->counts = c->count_mem;
+}
+
+/* (max - v) / (max - min) over the candidates' values v; 1.0 when all are
+ * equal. Queues are short integers, so a table of the few values
+ * (max - v) takes can hold every score, each computed by the same
+ * expression. */
+static void score_spread(const struct call *c, const struct ig_sched_set *set, const int64_t *vals,
+			 int64_t min, int64_t max, double w)
+{
 	if (max == min) {
 		for (size_t k = 0; k < set->n; k++)
 			c->scores[k] += w;
@@ -498,13 +605,13 @@ static void score_spread(const struct call *c, const struct ig_sched_set *set,
 	if ((uint64_t)max - (uint64_t)min < SPREAD_TABLE) {
 		double table[SPREAD_TABLE];
 		for (int64_t d = 0; d <= max - min; d++)
-			table[d] = clamp01((double)d / range);
+			table[d] = clamp01((double)d / range) * w;
 		for (size_t k = 0; k < set->n; k++)
-			c->scores[k] += table[max - c->vals[k]] * w;
+			c->scores[k] += table[max - vals[k]];
 		return;
 	}
 	for (size_t k = 0; k < set->n; k++)
-		c->scores[k] += clamp01((double)(max - c->vals[k]) / range) * w;
+		c->scores[k] += clamp01((double)(max - vals[k]) / range) * w;
 }
 
 /* One scorer over the candidates of the set, each in its own loop so that
@@ -514,12 +621,13 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 	double w = st->weight;
 	switch (st->type) {
 	case PT_QUEUE_SCORER:
+		score_spread(c, set, c->queue, c->qmin, c->qmax, w);
+		break;
 	case PT_RUNNING_SCORER:
-		score_spread(c, set, st->type, w);
+		score_spread(c, set, c->running, c->rmin, c->rmax, w);
 		break;
 	case PT_KV_SCORER:
-		for (size_t k = 0; k < set->n; k++)
-			c->scores[k] += clamp01(1.0 - load(&c->eps[set->idx[k]])->kv_usage) * w;
+		add_inverse_clamped(c->scores, c->kv, set->n, w);
 		break;
 	case PT_LORA_SCORER:
 		for (size_t k = 0; k < set->n; k++)
@@ -544,78 +652,18 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 		double table[IG_PREFIX_MAX_BLOCKS + 1];
 		for (size_t b = 0; b <= c->nhashes; b++)
 			table[b] = clamp01((double)b / (double)c->nhashes);
-		for (size_t k = 0; k < set->n; k++)
-			c->scores[k] += table[c->counts[set->idx[k]]] * w;
+		if (c->nhit_pos != SIZE_MAX)
+			for (size_t j = 0; j < c->nhit_pos; j++) {
+				size_t k = c->hit_pos[j];
+				c->scores[k] += table[c->counts[set->idx[k]]] * w;
+			}
+		else
+			for (size_t k = 0; k < set->n; k++)
+				c->scores[k] += table[c->counts[set->idx[k]]] * w;
 		break;
 	}
 	default:
 		break;
-	}
-}
-
-/* A candidate's rank: key first (higher is better), then a random tie
- * breaker. Giving every candidate an independent random tie key orders
- * equal keys uniformly at random, which is what GIE gets from shuffling
- * before a stable sort, without the shuffle. A candidate whose key is
- * below the worst of a full ranking cannot enter it whatever its tie key,
- * so its tie key is never drawn: the ranking is the same as if it were. */
-struct rank {
-	double key;
-	uint64_t tie;
-	size_t pos;
-};
-
-/* A strict order: equal keys and equal tie keys (which 64 random bits
- * make vanishingly rare) keep the candidates' order. */
-static bool better(const struct rank *a, const struct rank *b)
-{
-	if (a->key != b->key)
-		return a->key > b->key;
-	return a->tie != b->tie ? a->tie < b->tie : a->pos < b->pos;
-}
-
-/* The best k candidates seen so far, in a heap with the worst of them at
- * the root: a candidate that beats it replaces it in log k steps. */
-static void sift_down(struct rank *h, size_t m, size_t i)
-{
-	for (;;) {
-		size_t w = i, l = 2 * i + 1, r = l + 1;
-		if (l < m && better(&h[w], &h[l]))
-			w = l;
-		if (r < m && better(&h[w], &h[r]))
-			w = r;
-		if (w == i)
-			return;
-		struct rank t = h[i];
-		h[i] = h[w];
-		h[w] = t;
-		i = w;
-	}
-}
-
-static void offer(struct rank *h, size_t *m, size_t k, const struct rank *r)
-{
-	if (*m < k) {
-		size_t i = (*m)++;
-		for (; i > 0 && better(&h[(i - 1) / 2], r); i = (i - 1) / 2)
-			h[i] = h[(i - 1) / 2];
-		h[i] = *r;
-		return;
-	}
-	if (!better(r, &h[0]))
-		return;
-	h[0] = *r;
-	sift_down(h, *m, 0);
-}
-
-/* Best first: the heap emptied from its root (the worst) to the back. */
-static void sort_best(struct rank *h, size_t m)
-{
-	for (size_t end = m; end > 1; end--) {
-		struct rank t = h[0];
-		h[0] = h[end - 1];
-		h[end - 1] = t;
-		sift_down(h, end - 1, 0);
 	}
 }
 
@@ -637,30 +685,31 @@ static double key_of(enum plugin_type picker, double score, struct ig_rng *rng)
 	return log(u > 0 ? u : 0x1p-60) / score;
 }
 
-/* Scores every candidate of the set and ranks the best into res. */
-static void score_and_pick(const struct sched_profile *s, const struct call *c,
+/* Scores every candidate of the set and ranks the best into res (ties in
+ * random order: sched/rank.c). */
+static void score_and_pick(const struct sched_profile *s, struct call *c,
 			   const struct ig_sched_set *set, struct ig_sched_result *res)
 {
-	struct rank best[IG_SCHED_MAX_RANKED];
-	size_t k = IG_SCHED_MAX_RANKED, m = 0;
+	size_t best[IG_SCHED_MAX_RANKED];
+	size_t k = IG_SCHED_MAX_RANKED;
 	if (s->picker.p.max_endpoints && s->picker.p.max_endpoints < k)
 		k = s->picker.p.max_endpoints;
 	memset(c->scores, 0, set->n * sizeof(*c->scores));
+	gather(c, set, s->columns);
 	for (size_t j = 0; j < s->nscorers; j++)
 		run_scorer(c, &s->scorers[j], set);
-	for (size_t pos = 0; pos < set->n; pos++) {
-		double key = key_of(s->picker.type, c->scores[pos], c->rng);
-		if (m == k && key < best[0].key)
-			continue;
-		struct rank r = {key, ig_rng_next(c->rng), pos};
-		offer(best, &m, k, &r);
+	const double *keys = c->scores;
+	if (s->picker.type != PT_MAX_SCORE_PICKER) {
+		for (size_t pos = 0; pos < set->n; pos++)
+			c->keys[pos] = key_of(s->picker.type, c->scores[pos], c->rng);
+		keys = c->keys;
 	}
-	sort_best(best, m);
+	size_t m = ig_rank_top(keys, set->n, k, c->rng, best);
 	res->nranked = m;
 	for (size_t j = 0; j < m; j++) {
-		res->ranked[j] = set->idx[best[j].pos];
+		res->ranked[j] = set->idx[best[j]];
 		if (res->scores)
-			res->scores[j] = c->scores[best[j].pos];
+			res->scores[j] = c->scores[best[j]];
 	}
 }
 
@@ -703,44 +752,66 @@ static inline size_t hit_home(uint64_t key, unsigned log)
 	return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> (64 - log));
 }
 
-static void spread_hits(struct call *c, const struct ig_prefix_hit *hits, size_t nhits)
+/* The hits by key, in c->hit_tab (NULL without memory: counts stay 0). */
+static void hits_index(struct call *c, const struct ig_prefix_hit *hits, size_t nhits)
 {
 	unsigned log = 4;
 	while (((size_t)1 << log) < 2 * nhits)
 		log++;
 	size_t mask = ((size_t)1 << log) - 1;
-	struct hit_slot *tab = ig_scratch_get(&hits_mem, (mask + 1) * sizeof(*tab));
-	if (!tab)
+	size_t tab_bytes = (mask + 1) * sizeof(struct hit_slot);
+	unsigned char *mem = ig_scratch_get(&hits_mem, tab_bytes + nhits * sizeof(size_t));
+	if (!mem)
 		return;
+	struct hit_slot *tab = (struct hit_slot *)mem;
+	/* A key counts once: at most nhits candidates get a count. */
+	c->hit_pos = (size_t *)(mem + tab_bytes);
 	memset(tab, 0, (mask + 1) * sizeof(*tab));
-	uint64_t filter[64] = {0};
+	memset(c->hit_filter, 0, sizeof c->hit_filter);
 	for (size_t h = 0; h < nhits; h++) {
 		uint64_t key = hits[h].key;
-		filter[(key >> 6) & 63] |= (uint64_t)1 << (key & 63);
+		c->hit_filter[(key >> 6) & 63] |= (uint64_t)1 << (key & 63);
 		size_t i = hit_home(key, log);
 		while (tab[i].blocks)
 			i = (i + 1) & mask;
 		tab[i] = (struct hit_slot){key, hits[h].blocks, 0};
 	}
-	uint32_t *counts = c->count_mem;
-	for (size_t e = 0; e < c->n; e++) {
-		uint64_t key = c->eps[e].key;
-		counts[e] = 0;
-		if (!((filter[(key >> 6) & 63] >> (key & 63)) & 1))
-			continue;
-		for (size_t i = hit_home(key, log); tab[i].blocks; i = (i + 1) & mask)
-			if (tab[i].key == key) {
-				counts[e] = tab[i].taken ? 0 : tab[i].blocks;
-				tab[i].taken = 1;
-				break;
-			}
-	}
-	c->counts = counts;
+	c->hit_tab = tab;
+	c->hit_mask = mask;
+	c->hit_log = log;
+}
+
+/* A candidate's count: a key met before in this call counts 0. */
+static inline uint32_t hit_count(struct call *c, uint64_t key)
+{
+	if (!((c->hit_filter[(key >> 6) & 63] >> (key & 63)) & 1))
+		return 0;
+	struct hit_slot *tab = c->hit_tab;
+	for (size_t i = hit_home(key, c->hit_log); tab[i].blocks; i = (i + 1) & c->hit_mask)
+		if (tab[i].key == key) {
+			uint32_t n = tab[i].taken ? 0 : tab[i].blocks;
+			tab[i].taken = 1;
+			return n;
+		}
+	return 0;
+}
+
+/* Every candidate's count, for a filter that reads them before the
+ * gather pass; the pass then finds them done. */
+static void count_all(struct call *c)
+{
+	if (!c->hit_tab)
+		return;
+	for (size_t e = 0; e < c->n; e++)
+		c->count_mem[e] = hit_count(c, c->eps[e].key);
+	c->counts = c->count_mem;
+	c->hit_tab = NULL;
 }
 
 /* Hashes the prompt and looks its blocks up: c->nhashes and the counts;
  * returns the lookup's record for the commit (NULL when none). */
-static const struct ig_prefix_walk *match_prefix(struct ig_scheduler *s, struct call *c,
+static const struct ig_prefix_walk *match_prefix(struct ig_scheduler *s,
+						 const struct sched_profile *pr, struct call *c,
 						 struct ig_sched_result *res)
 {
 	const struct ig_prefix_hit *hits;
@@ -757,22 +828,26 @@ static const struct ig_prefix_walk *match_prefix(struct ig_scheduler *s, struct 
 	if (c->nhashes == 0)
 		return NULL;
 	ig_prefix_lookup(s->index, res->prefix_hashes, c->nhashes, &hits, &nhits, &walk);
-	if (nhits)
-		spread_hits(c, hits, nhits);
+	if (nhits) {
+		hits_index(c, hits, nhits);
+		if (pr->counts_early)
+			count_all(c);
+	}
 	return walk;
 }
 
 static int run(const struct sched_profile *s, struct call *c, struct ig_sched_result *res)
 {
-	struct ig_sched_set cur = {c->a, c->n}, next = {c->b, 0};
-	for (size_t i = 0; i < c->n; i++)
-		c->a[i] = i;
+	const size_t *all = identity(c->n);
+	if (!all)
+		return -1;
+	/* Filters write their survivors to a and b in turn. */
+	struct ig_sched_set cur = {(size_t *)all, c->n};
 	for (size_t f = 0; f < s->nfilters; f++) {
+		struct ig_sched_set next = {f % 2 ? c->b : c->a, 0};
 		if (run_filter(c, &s->filters[f], &cur, &next) < 0 || next.n == 0)
 			return -1;
-		struct ig_sched_set t = cur;
 		cur = next;
-		next = (struct ig_sched_set){t.idx, 0};
 	}
 	score_and_pick(s, c, &cur, res);
 	return 0;
@@ -813,14 +888,14 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 		return IG_SCHED_NO_PROFILE;
 	if (n == 0)
 		return -1;
-	struct call c = {.req = req, .eps = eps, .n = n, .rng = rng};
+	struct call c = {.req = req, .eps = eps, .n = n, .rng = rng, .nhit_pos = SIZE_MAX};
 	if (carve(&c) < 0)
 		return -1;
 	if (pr->reads_adapters)
 		c.target_hash = ig_adapter_hash(target_of(req));
 	/* The prefix match is the request's, whichever profile runs: GIE's
 	 * producer hashes every request (PrepareData). */
-	const struct ig_prefix_walk *walk = match_prefix(s, &c, res);
+	const struct ig_prefix_walk *walk = match_prefix(s, pr, &c, res);
 	int rc = run(pr, &c, res);
 	if (rc == 0) {
 		res->profile = pr->name;

@@ -78,6 +78,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "core/scratch.h"
@@ -183,124 +184,27 @@ struct ig_prefix_index {
 
 /* ---- the hash chain ------------------------------------------------------------ */
 
-/* XXH64 (its published specification), split in two so the chain costs
- * less than one full hash per block. For an input block || le64(prev)
- * whose 32-byte stripes all lie inside the block, the stripes and their
- * merge depend on the block alone; only the tail (the block's last
- * len % 32 bytes, then the 8 bytes of prev) and the final avalanche depend
- * on the previous hash. Written inline here, the independent part of
- * block i+1 runs while the serial tail of block i waits on its
- * multiplications, which the library call cannot offer. */
-#define P1 0x9E3779B185EBCA87ULL
-#define P2 0xC2B2AE3D27D4EB4FULL
-#define P3 0x165667B19E3779F9ULL
-#define P4 0x85EBCA77C2B2AE63ULL
-#define P5 0x27D4EB2F165667C5ULL
-
-static inline uint64_t rotl64(uint64_t x, int r)
+/* A block's hash is XXH3-64 of the block's bytes alone, so the blocks of a
+ * prompt hash independently of each other (the CPU overlaps them); the
+ * chain is then one short step per block that folds the block's hash into
+ * the previous link: h_i = link(h_{i-1}, XXH3(block_i)). link is a
+ * bijection of h_{i-1} ^ XXH3(block_i): two prefixes that agree up to
+ * block i-1 and differ in block i get different links unless XXH3 itself
+ * collides, and two that differ earlier collide at step i only as two
+ * random 64-bit values do. GIE chains XXH64(block_i || le64(h_{i-1}))
+ * instead, which puts a whole hash on the serial path of every block; the
+ * values never leave the index, so only their collision rate matters
+ * (docs/ARCHITECTURE.md, "Where infergate differs from GIE on purpose"). */
+static inline uint64_t link_step(uint64_t prev, uint64_t block)
 {
-	return (x << r) | (x >> (64 - r));
-}
-
-/* Unaligned little-endian loads; memcpy compiles to a single load. */
-static inline uint64_t le64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof v);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	v = __builtin_bswap64(v);
-#endif
-	return v;
-}
-
-static inline uint32_t le32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof v);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	v = __builtin_bswap32(v);
-#endif
-	return v;
-}
-
-static inline uint64_t xround(uint64_t acc, uint64_t in)
-{
-	return rotl64(acc + in * P2, 31) * P1;
-}
-
-static inline uint64_t xmerge(uint64_t acc, uint64_t v)
-{
-	return (acc ^ xround(0, v)) * P1 + P4;
-}
-
-/* The accumulator after the `stripes` 32-byte stripes of p (seed 0),
- * before the length is added. */
-static inline uint64_t xxh64_stripes(const unsigned char *p, size_t stripes)
-{
-	if (stripes == 0)
-		return P5;
-	uint64_t v1 = P1 + P2, v2 = P2, v3 = 0, v4 = 0 - P1;
-	for (size_t s = 0; s < stripes; s++, p += 32) {
-		v1 = xround(v1, le64(p));
-		v2 = xround(v2, le64(p + 8));
-		v3 = xround(v3, le64(p + 16));
-		v4 = xround(v4, le64(p + 24));
-	}
-	uint64_t h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
-	return xmerge(xmerge(xmerge(xmerge(h, v1), v2), v3), v4);
-}
-
-/* The tail: len < 32 bytes after the stripes, then the avalanche. */
-static inline uint64_t xxh64_tail(uint64_t h, const unsigned char *p, size_t len)
-{
-	for (; len >= 8; len -= 8, p += 8)
-		h = rotl64(h ^ xround(0, le64(p)), 27) * P1 + P4;
-	if (len >= 4) {
-		h = rotl64(h ^ (uint64_t)le32(p) * P1, 23) * P2 + P3;
-		len -= 4;
-		p += 4;
-	}
-	for (; len > 0; len--, p++)
-		h = rotl64(h ^ *p * P5, 11) * P1;
-	h ^= h >> 33;
-	h *= P2;
+	uint64_t h = (prev ^ block) * 0x9E3779B97F4A7C15ULL;
 	h ^= h >> 29;
-	h *= P3;
+	h *= 0xBF58476D1CE4E5B9ULL;
 	return h ^ (h >> 32);
 }
 
-/* XXH64(block || le64(prev), 0) when len % 32 < 24, so that no stripe
- * reaches into prev. In the usual case (len % 32 == 0) the tail is prev
- * alone and is fed as a value: spelling it out in bytes and loading them
- * back would stall on store forwarding in the middle of the serial part.
- * Otherwise the block's remainder and prev go side by side in a buffer. */
-static inline uint64_t chain_step(const unsigned char *block, size_t len, uint64_t prev)
-{
-	size_t body = len & ~(size_t)31, rest = len - body;
-	uint64_t h = xxh64_stripes(block, body / 32) + (uint64_t)(len + 8);
-	if (rest == 0) {
-		h = rotl64(h ^ xround(0, prev), 27) * P1 + P4;
-		return xxh64_tail(h, NULL, 0);
-	}
-	unsigned char tail[32];
-	memcpy(tail, block + body, rest);
-	for (int b = 0; b < 8; b++)
-		tail[rest + (size_t)b] = (unsigned char)(prev >> (8 * b));
-	return xxh64_tail(h, tail, rest + 8);
-}
-
-/* The general case, through the library's streaming state: no copy of
- * the block, and any block size. */
-static uint64_t chain_step_stream(XXH64_state_t *st, const char *block, size_t len, uint64_t prev)
-{
-	unsigned char le[8];
-	for (int b = 0; b < 8; b++)
-		le[b] = (unsigned char)(prev >> (8 * b));
-	XXH64_reset(st, 0);
-	XXH64_update(st, block, len);
-	XXH64_update(st, le, sizeof le);
-	return XXH64_digest(st);
-}
+/* Blocks are hashed this many at a time, then linked. */
+#define HASH_BATCH 16
 
 size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t block_bytes,
 			size_t max_blocks, uint64_t *out)
@@ -315,18 +219,14 @@ size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t 
 	if (n == 0)
 		return 0;
 	uint64_t h = XXH64(target_model.ptr, target_model.len, 0);
-	const unsigned char *in = (const unsigned char *)input.ptr;
-	if (block_bytes % 32 < 24) {
-		for (size_t i = 0; i < n; i++)
-			out[i] = h = chain_step(in + i * block_bytes, block_bytes, h);
-		return n;
+	const char *in = input.ptr;
+	for (size_t i = 0; i < n; i += HASH_BATCH) {
+		size_t m = n - i < HASH_BATCH ? n - i : HASH_BATCH;
+		for (size_t j = 0; j < m; j++)
+			out[i + j] = XXH3_64bits(in + (i + j) * block_bytes, block_bytes);
+		for (size_t j = 0; j < m; j++)
+			out[i + j] = h = link_step(h, out[i + j]);
 	}
-	XXH64_state_t *st = XXH64_createState();
-	if (!st)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		out[i] = h = chain_step_stream(st, input.ptr + i * block_bytes, block_bytes, h);
-	XXH64_freeState(st);
 	return n;
 }
 

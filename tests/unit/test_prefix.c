@@ -1,5 +1,5 @@
-/* The prefix-cache index: the hash chain (recomputed here with XXH64
- * directly), match counting, per-endpoint LRU eviction, forgetting, and
+/* The prefix-cache index: the hash chain (recomputed here from its
+ * definition), match counting, per-endpoint LRU eviction, forgetting, and
  * concurrent commits and lookups that must stay exact, plus a smoke test of
  * commits racing schedules. */
 #include <pthread.h>
@@ -17,14 +17,14 @@
 #include "sched/picker.h"
 #include "sched/prefix.h"
 
-/* h_i = XXH64(block_i || le64(h_{i-1})), written out byte by byte. */
-static uint64_t expect_step(const char *block, size_t len, uint64_t prev)
+/* h_0 = XXH64(model), h_i = link(h_{i-1}, XXH3-64(block_i)): the chain as
+ * prefix.c defines it, written out again here. */
+static uint64_t expect_link(uint64_t prev, const char *block, size_t len)
 {
-	unsigned char buf[512];
-	memcpy(buf, block, len);
-	for (int b = 0; b < 8; b++)
-		buf[len + (size_t)b] = (unsigned char)(prev >> (8 * b));
-	return XXH64(buf, len + 8, 0);
+	uint64_t h = (prev ^ XXH3_64bits(block, len)) * 0x9E3779B97F4A7C15ULL;
+	h ^= h >> 29;
+	h *= 0xBF58476D1CE4E5B9ULL;
+	return h ^ (h >> 32);
 }
 
 static void test_hash_chain(void **state)
@@ -39,7 +39,7 @@ static void test_hash_chain(void **state)
 	assert_int_equal(n, 3);
 	uint64_t h = XXH64("llama", 5, 0);
 	for (size_t i = 0; i < 3; i++) {
-		h = expect_step(input + 64 * i, 64, h);
+		h = expect_link(h, input + 64 * i, 64);
 		assert_true(out[i] == h);
 	}
 	/* Truncation to max blocks; a shorter input; the model seeds the chain. */
@@ -49,42 +49,50 @@ static void test_hash_chain(void **state)
 	ig_prefix_hashes(IG_STR("mistral"), (struct ig_str){input, 64}, 64, 256, other);
 	ig_prefix_hashes(model, (struct ig_str){input, 64}, 64, 256, out);
 	assert_true(other[0] != out[0]);
-	/* Blocks over the inline size go through the streaming path. */
+	/* Big blocks. */
 	static char big[4096];
 	memset(big, 'q', sizeof big);
 	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){big, sizeof big}, 2048, 256, out), 2);
-	XXH64_state_t *st = XXH64_createState();
 	h = XXH64("llama", 5, 0);
 	for (int i = 0; i < 2; i++) {
-		unsigned char le[8];
-		for (int b = 0; b < 8; b++)
-			le[b] = (unsigned char)(h >> (8 * b));
-		XXH64_reset(st, 0);
-		XXH64_update(st, big + 2048 * i, 2048);
-		XXH64_update(st, le, 8);
-		h = XXH64_digest(st);
+		h = expect_link(h, big + 2048 * i, 2048);
 		assert_true(out[i] == h);
 	}
-	XXH64_freeState(st);
+	/* Equal blocks at different depths hash differently. */
+	assert_true(out[0] != out[1]);
 }
 
-/* The inline hash and the streaming one must agree with XXH64 of the
- * concatenation for every block size, whatever part of the block falls
- * in the tail, and for bytes with the high bit set. */
-static void test_hash_chain_every_block_size(void **state)
+/* What the index relies on, for every block size and past a batch of
+ * blocks hashed together: the hash of block i stands for the whole prefix
+ * up to it. Two inputs agree on every hash before the first block they
+ * differ in, and on none from there on. */
+static void test_hash_chain_is_a_prefix_chain(void **state)
 {
 	(void)state;
-	static char input[3 * 300];
-	uint64_t out[IG_PREFIX_MAX_BLOCKS];
-	for (size_t i = 0; i < sizeof input; i++)
-		input[i] = (char)(i * 131 + 7);
-	for (size_t bs = 1; bs <= 300; bs++) {
-		size_t n = ig_prefix_hashes(IG_STR("m"), (struct ig_str){input, 3 * bs}, bs, 256, out);
-		assert_int_equal(n, 3);
-		uint64_t h = XXH64("m", 1, 0);
-		for (size_t i = 0; i < 3; i++) {
-			h = expect_step(input + bs * i, bs, h);
-			assert_true(out[i] == h);
+	static char a[40 * 100], b[40 * 100];
+	uint64_t ha[IG_PREFIX_MAX_BLOCKS], hb[IG_PREFIX_MAX_BLOCKS];
+	for (size_t i = 0; i < sizeof a; i++)
+		a[i] = (char)(i * 131 + 7);
+	for (size_t bs = 1; bs <= 100; bs += 3) {
+		size_t nblocks = sizeof a / bs < 40 ? sizeof a / bs : 40;
+		for (size_t d = 0; d < nblocks; d += 7) {
+			memcpy(b, a, sizeof a);
+			b[d * bs + bs / 2] ^= 0x80; /* a byte of block d */
+			size_t na = ig_prefix_hashes(IG_STR("m"), (struct ig_str){a, nblocks * bs},
+						     bs, 256, ha);
+			size_t nb = ig_prefix_hashes(IG_STR("m"), (struct ig_str){b, nblocks * bs},
+						     bs, 256, hb);
+			assert_int_equal(na, nblocks);
+			assert_int_equal(nb, nblocks);
+			uint64_t h = XXH64("m", 1, 0);
+			for (size_t i = 0; i < nblocks; i++) {
+				h = expect_link(h, a + i * bs, bs);
+				assert_true(ha[i] == h);
+				if (i < d)
+					assert_true(ha[i] == hb[i]);
+				else
+					assert_true(ha[i] != hb[i]);
+			}
 		}
 	}
 }
@@ -711,7 +719,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_chain),
-		cmocka_unit_test(test_hash_chain_every_block_size),
+		cmocka_unit_test(test_hash_chain_is_a_prefix_chain),
 		cmocka_unit_test(test_match_counting),
 		cmocka_unit_test(test_lru_eviction),
 		cmocka_unit_test(test_against_model),
