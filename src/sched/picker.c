@@ -551,26 +551,32 @@ static uint32_t hit_count(struct call *c, uint64_t key);
 
 /* One pass over the set's candidates: the COL_ columns the profile's
  * scorers read, with the spread of the queue and running columns, and the
- * candidates' prefix counts when they are found here (c->hit_tab). */
-static void gather(struct call *c, const struct ig_sched_set *set, unsigned cols)
+ * candidates' prefix counts when they are found here (c->hit_tab). The
+ * flags are constants in each copy the dispatcher below makes, so that a
+ * copy does only its own work. */
+static inline __attribute__((always_inline)) void
+gather_cols(struct call *c, const struct ig_sched_set *set, bool queue, bool running, bool kv,
+	    bool counts)
 {
 	int64_t qmin = INT64_MAX, qmax = INT64_MIN, rmin = INT64_MAX, rmax = INT64_MIN;
-	bool counts = c->hit_tab != NULL;
 	size_t np = 0;
-	if (cols == 0 && !counts)
-		return;
 	for (size_t k = 0; k < set->n; k++) {
 		const struct ig_sched_endpoint *e = &c->eps[set->idx[k]];
 		const struct ig_endpoint_load *l = load(e);
-		int64_t q = l->waiting + e->inflight_requests;
-		int64_t r = l->running + e->inflight_requests;
-		c->queue[k] = q;
-		c->running[k] = r;
-		c->kv[k] = l->kv_usage;
-		qmin = q < qmin ? q : qmin;
-		qmax = q > qmax ? q : qmax;
-		rmin = r < rmin ? r : rmin;
-		rmax = r > rmax ? r : rmax;
+		if (queue) {
+			int64_t q = l->waiting + e->inflight_requests;
+			c->queue[k] = q;
+			qmin = q < qmin ? q : qmin;
+			qmax = q > qmax ? q : qmax;
+		}
+		if (running) {
+			int64_t r = l->running + e->inflight_requests;
+			c->running[k] = r;
+			rmin = r < rmin ? r : rmin;
+			rmax = r > rmax ? r : rmax;
+		}
+		if (kv)
+			c->kv[k] = l->kv_usage;
 		if (counts) {
 			uint32_t n = hit_count(c, e->key);
 			c->count_mem[set->idx[k]] = n;
@@ -578,13 +584,27 @@ static void gather(struct call *c, const struct ig_sched_set *set, unsigned cols
 				c->hit_pos[np++] = k;
 		}
 	}
-	c->nhit_pos = counts ? np : SIZE_MAX;
 	c->qmin = qmin;
 	c->qmax = qmax;
 	c->rmin = rmin;
 	c->rmax = rmax;
-	if (counts)
+	if (counts) {
+		c->nhit_pos = np;
 		c->counts = c->count_mem;
+	}
+}
+
+static void gather(struct call *c, const struct ig_sched_set *set, unsigned cols)
+{
+	bool counts = c->hit_tab != NULL;
+	if (cols == (COL_QUEUE | COL_KV)) { /* GIE's default profile, infergate's */
+		if (counts)
+			gather_cols(c, set, true, false, true, true);
+		else
+			gather_cols(c, set, true, false, true, false);
+	} else if (cols || counts) {
+		gather_cols(c, set, true, true, true, counts);
+	}
 }
 
 /* (max - v) / (max - min) over the candidates' values v; 1.0 when all are

@@ -1104,6 +1104,9 @@ static inline bool meet(struct tally *t, uint32_t slot, uint32_t node)
 	return true;
 }
 
+/* How many blocks ahead of the walk a chain's second node is prefetched. */
+#define AHEAD 4
+
 /* Walks the chains of hashes[k0, k0 + nb) in order, recording their
  * holders, up to the first hash nobody holds. Returns how many are held
  * before it (nb when all are), RACED when a walk raced a commit, FULL when
@@ -1116,6 +1119,19 @@ static size_t walk_block(const struct ig_prefix_index *x, struct view v, const u
 	locate(hashes + k0, nb, sp);
 	prefetch(nodes, v, sp, nb);
 	for (size_t k = 0; k < nb; k++) {
+		/* The chains have more than one node where several endpoints
+		 * hold a hash: a few blocks ahead, the first node has arrived,
+		 * and the second is asked for (a hint, read without checks). */
+		if (k + AHEAD < nb) {
+			const struct line *la = &v.lines[sp[k + AHEAD].m & v.mask];
+			uint32_t f = atomic_load_explicit(&la->head[sp[k + AHEAD].h],
+							  memory_order_relaxed);
+			if (f != NIL) {
+				uint32_t nx =
+				    atomic_load_explicit(&nodes[f].bnext, memory_order_relaxed);
+				__builtin_prefetch(&nodes[nx != NIL ? nx : f]);
+			}
+		}
 		const struct line *ln = &v.lines[sp[k].m & v.mask];
 		uint64_t hash = hashes[k0 + k];
 		uint32_t seq = atomic_load_explicit(&ln->seq, memory_order_acquire);
