@@ -7,13 +7,11 @@
  * over-read here. */
 #include "json/json.h"
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "json/scan.h"
 
 /* ---- validation ---------------------------------------------------------- */
 
@@ -22,124 +20,10 @@ struct parser {
 	const char *end;
 };
 
-static inline bool is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 static inline void skip_ws(struct parser *ps)
 {
 	while (ps->p < ps->end && is_ws(*ps->p))
 		ps->p++;
-}
-
-static inline bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-	unsigned char c = p[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	/* The second byte carries the range restrictions. */
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
-
-/* Reads the four hex digits of a \u escape at p (which is past the "u"). */
-static long read_hex4(const char *p, const char *end)
-{
-	long v = 0;
-
-	if (end - p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		int h = ig_hex_value((unsigned char)p[i]);
-		if (h < 0)
-			return -1;
-		v = v << 4 | h;
-	}
-	return v;
-}
-
-/* Decodes the \u escape (or surrogate pair) starting at the backslash p.
- * Returns the code point and sets *next past it, or -1 for bad hex and
- * unpaired surrogates. */
-static long read_u_escape(const char *p, const char *end, const char **next)
-{
-	long cp = read_hex4(p + 2, end);
-
-	if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff))
-		return -1;
-	*next = p + 6;
-	if (cp < 0xd800 || cp > 0xdbff)
-		return cp;
-	if (end - *next < 6 || (*next)[0] != '\\' || (*next)[1] != 'u')
-		return -1;
-
-	long lo = read_hex4(*next + 2, end);
-
-	if (lo < 0xdc00 || lo > 0xdfff)
-		return -1;
-	*next += 6;
-	return 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-}
-
-static char simple_escape(char c)
-{
-	switch (c) {
-	case '"':
-		return '"';
-	case '\\':
-		return '\\';
-	case '/':
-		return '/';
-	case 'b':
-		return '\b';
-	case 'f':
-		return '\f';
-	case 'n':
-		return '\n';
-	case 'r':
-		return '\r';
-	case 't':
-		return '\t';
-	default:
-		return 0;
-	}
-}
-
-/* Plain string bytes: printable ASCII other than '"' and '\'. */
-static inline bool is_plain(unsigned char c)
-{
-	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
 static int parse_string(struct parser *ps)
@@ -147,64 +31,7 @@ static int parse_string(struct parser *ps)
 	const char *p = ps->p + 1, *end = ps->end;
 
 	for (;;) {
-#ifdef __SSE2__
-		/* Sixteen bytes at a time while none of them is a quote, a
-		 * backslash, a control byte or non-ASCII: prompts are long runs of
-		 * plain text, and this is most of a large body's validation. */
-		{
-			const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-			const __m128i ctrl = _mm_set1_epi8(0x1f);
-			/* Four vectors per step while nothing stands out: one test
-			 * and one branch per 64 bytes. */
-			while (end - p >= 64) {
-				__m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-				__m128i b =
-				    _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-				__m128i c =
-				    _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
-				__m128i d =
-				    _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
-#define SPECIAL(v)                                                                                 \
-	_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),            \
-		     _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl), v))
-				__m128i any = _mm_or_si128(_mm_or_si128(SPECIAL(a), SPECIAL(b)),
-							   _mm_or_si128(SPECIAL(c), SPECIAL(d)));
-#undef SPECIAL
-				if (_mm_movemask_epi8(any))
-					break; /* the 16-byte loop finds where */
-				p += 64;
-			}
-			while (end - p >= 16) {
-				__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-				__m128i sp = _mm_or_si128(_mm_cmpeq_epi8(v, quote),
-							  _mm_cmpeq_epi8(v, bslash));
-				/* unsigned v <= 0x1f: max(v, 0x1f) == 0x1f */
-				sp = _mm_or_si128(sp, _mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl));
-				unsigned mask =
-				    (unsigned)(_mm_movemask_epi8(sp) | _mm_movemask_epi8(v));
-				if (mask) {
-					p += __builtin_ctz(mask);
-					break;
-				}
-				p += 16;
-			}
-		}
-#endif
-		/* Eight bytes at a time, the same test without vector registers. */
-		while (end - p >= 8) {
-			uint64_t v;
-			memcpy(&v, p, 8);
-			const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-			uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-			uint64_t special =
-			    (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) &
-			    highs;
-			if (special)
-				break;
-			p += 8;
-		}
-		while (p < end && is_plain((unsigned char)*p))
-			p++;
+		p = skip_plain(p, end);
 		if (p == end)
 			return -1;
 
