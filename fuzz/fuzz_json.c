@@ -10,6 +10,7 @@
 
 #include "json/canon.h"
 #include "json/json.h"
+#include "json/stream.h"
 
 static void check_in(struct ig_json_value v, struct ig_json_value parent)
 {
@@ -130,6 +131,54 @@ static void poke(const char *buf, size_t len)
 	ig_buf_free(&b);
 }
 
+/* The incremental parser (json/stream.h) fed the input in pieces of sizes
+ * drawn from the input itself, each piece a fresh exact-size copy of what
+ * has arrived (so that reading past it is caught), must end where
+ * ig_json_parse_members() does: same verdict, same root, same members. */
+static void check_stream(const char *buf, size_t len, const char *const *keys, size_t nkeys,
+			 int rc, struct ig_json_value root, const struct ig_json_value *out)
+{
+	struct ig_json_stream s;
+	struct ig_json_value out2[16], root2;
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)buf[i]) * 1099511628211ULL;
+	ig_json_stream_init(&s, keys, nkeys);
+	for (size_t at = 0; at < len;) {
+		h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+		unsigned r = (unsigned)(h >> 33);
+		at += r % 4 == 0 ? 1 : 1 + r % 61;
+		if (at > len)
+			at = len;
+		char *piece = malloc(at);
+		if (!piece)
+			abort();
+		memcpy(piece, buf, at);
+		int frc = ig_json_stream_feed(&s, piece, at);
+		free(piece);
+		/* Once a prefix is refused, so is the whole document. */
+		if (frc < 0 && rc == 0)
+			abort();
+	}
+	char *whole = malloc(len ? len : 1);
+	if (!whole)
+		abort();
+	memcpy(whole, buf, len);
+	int rc2 = ig_json_stream_finish(&s, whole, len, out2, &root2);
+	if (rc2 != rc)
+		abort();
+	if (rc == 0 && (root2.type != root.type || root2.raw.ptr - whole != root.raw.ptr - buf ||
+			root2.raw.len != root.raw.len))
+		abort();
+	for (size_t i = 0; i < nkeys; i++) {
+		if (out2[i].type != out[i].type || out2[i].raw.len != out[i].raw.len)
+			abort();
+		if (out[i].raw.ptr && out2[i].raw.ptr - whole != out[i].raw.ptr - buf)
+			abort();
+	}
+	free(whole);
+}
+
 /* ig_json_parse_members() must accept what ig_json_parse() accepts and
  * find, for each key, exactly the span ig_json_get() finds. Keys: the
  * gateway's, and the decoded keys of the root's own first members (so that
@@ -169,6 +218,7 @@ static void check_members(const char *buf, size_t len)
 			abort();
 		}
 	}
+	check_stream(buf, len, keys, nkeys, rc, root2, out);
 	for (size_t i = 0; i < nnames; i++)
 		ig_buf_free(&names[i]);
 }
