@@ -181,6 +181,9 @@ void ig_req_mirrors_free(struct ig_worker *w);
 /* rewrite.c: validates the body once and records its members (before
  * routing: body-based routing reads the model). */
 void ig_req_parse_body(struct ig_req *p);
+/* The listeners' body_progress hook (http/server.h): validates a request
+ * body as JSON while it arrives, for ig_req_parse_body to finish. */
+void ig_req_body_progress(struct ig_http_exchange *ex, void *ctx);
 /* rewrite.c: reads and resolves the body's model, splices it, reads the
  * request's features and builds the upstream head. 0, or the error is
  * answered and -1. */

@@ -11,6 +11,7 @@
 #include "gateway/runtime.h"
 #include "json/canon.h"
 #include "json/json.h"
+#include "json/stream.h"
 #include "sched/picker.h"
 #include "sched/flowq.h"
 
@@ -564,28 +565,46 @@ static void request_features(struct ig_req *p)
 	p->test_endpoints = header(r, "test-epp-endpoint-selection");
 }
 
+/* The body members any stage uses, found in the one pass that validates
+ * the body. */
+static const char *const body_keys[IG_BM_N] = {[IG_BM_MODEL] = "model",
+					       [IG_BM_PROMPT] = "prompt",
+					       [IG_BM_MESSAGES] = "messages",
+					       [IG_BM_INPUT] = "input",
+					       [IG_BM_INSTRUCTIONS] = "instructions",
+					       [IG_BM_TOOLS] = "tools",
+					       [IG_BM_SYSTEM] = "system",
+					       [IG_BM_SALT] = "cache_salt"};
+
+_Static_assert(IG_BM_N <= IG_JSON_STREAM_MAX_KEYS, "the body's members fit a JSON stream");
+
+void ig_req_body_progress(struct ig_http_exchange *ex, void *ctx)
+{
+	(void)ctx;
+	struct ig_json_stream *s = ex->body_user;
+	if (!s) {
+		if (!(s = ig_arena_alloc(ex->arena, sizeof(*s))))
+			return;
+		ig_json_stream_init(s, body_keys, IG_BM_N);
+		ex->body_user = s;
+	}
+	(void)ig_json_stream_feed(s, ex->body.ptr, ex->body.len);
+}
+
 void ig_req_parse_body(struct ig_req *p)
 {
-	/* One pass validates the body and finds the members any stage uses. */
-	static const char *const keys[IG_BM_N] = {[IG_BM_MODEL] = "model",
-						  [IG_BM_PROMPT] = "prompt",
-						  [IG_BM_MESSAGES] = "messages",
-						  [IG_BM_INPUT] = "input",
-						  [IG_BM_INSTRUCTIONS] = "instructions",
-						  [IG_BM_TOOLS] = "tools",
-						  [IG_BM_SYSTEM] = "system",
-						  [IG_BM_SALT] = "cache_salt"};
 	struct ig_buf *in = &p->ex->body;
+	struct ig_json_stream *s = p->ex->body_user;
 	struct ig_json_value root;
 	if (!in->len) {
 		p->body_state = 0;
 		return;
 	}
-	p->body_state =
-	    ig_json_parse_members(in->ptr, in->len, keys, IG_BM_N, p->members, &root) == 0 &&
-		    root.type == IG_JSON_OBJECT
-		? 1
-		: -1;
+	/* A body that came in pieces has been read as it came: only its
+	 * last piece is left. */
+	int rc = s ? ig_json_stream_finish(s, in->ptr, in->len, p->members, &root)
+		   : ig_json_parse_members(in->ptr, in->len, body_keys, IG_BM_N, p->members, &root);
+	p->body_state = rc == 0 && root.type == IG_JSON_OBJECT ? 1 : -1;
 }
 
 int ig_req_rewrite(struct ig_req *p)

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "gateway/metrics.h"
+#include "gateway/request.h"
 #include "gateway/sessions.h"
 
 void ig_gw_options_defaults(struct ig_gw_options *o)
@@ -29,6 +30,7 @@ void ig_gw_options_defaults(struct ig_gw_options *o)
 	o->epp_timeout_ms = 10000;
 	o->trace_sample_ratio = 1.0;
 	ig_http_server_config_defaults(&o->http);
+	o->http.body_progress = ig_req_body_progress;
 }
 
 int ig_gateway_init(struct ig_gateway_rt *G)

@@ -576,6 +576,14 @@ static int take_head(struct ig_http_conn *c, size_t n)
 	return 2;
 }
 
+/* Part of a body has arrived and more is to come: the configured hook
+ * may look at it meanwhile. */
+static void body_progress(struct ig_http_conn *c)
+{
+	if (c->srv->cfg.body_progress && c->ex->body.len)
+		c->srv->cfg.body_progress(c->ex, c->srv->ctx);
+}
+
 /* Moves body bytes from the input into the exchange. Returns 1 when the
  * body is complete, 0 when more is needed, -1 on error (answered). */
 static int read_body(struct ig_http_conn *c)
@@ -656,10 +664,12 @@ static void process_input(struct ig_http_conn *c)
 	}
 	if (c->state == ST_BODY) {
 		int rc = read_body(c);
-		if (rc == 1)
+		if (rc == 1) {
 			dispatch(c);
-		else if (rc == 0)
+		} else if (rc == 0) {
 			arm_timer(c, TM_BODY, c->srv->cfg.body_timeout_ms);
+			body_progress(c);
+		}
 	}
 }
 
@@ -745,10 +755,12 @@ static void conn_read(struct ig_http_conn *c)
 	}
 	if (direct) {
 		c->body_left -= (uint64_t)n;
-		if (c->body_left == 0)
+		if (c->body_left == 0) {
 			dispatch(c);
-		else
+		} else {
 			arm_timer(c, TM_BODY, c->srv->cfg.body_timeout_ms);
+			body_progress(c);
+		}
 		return;
 	}
 	if (c->state == ST_HEAD || c->state == ST_BODY)

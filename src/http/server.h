@@ -35,6 +35,7 @@
 
 struct ig_http_server;
 struct ig_http_conn;
+struct ig_http_exchange;
 struct ig_tls_ctx;
 
 struct ig_http_server_config {
@@ -47,6 +48,12 @@ struct ig_http_server_config {
 	size_t write_high_water;       /* ig_http_write returns 1 above this (default 256 KiB) */
 	uint64_t send_timeout_ms;      /* a client taking none of our pending output for this
 					  long is closed; the handler gets on_abort (default 60 s) */
+	/* Called (with the handler's ctx) each time part of a request body has
+	 * arrived and more is to come, so that work on the body can go on
+	 * while it arrives (the gateway validates JSON: json/stream.h). It may
+	 * read ex->req and ex->body and keep state in ex->body_user (arena
+	 * memory); it must not answer. NULL: none. */
+	void (*body_progress)(struct ig_http_exchange *ex, void *ctx);
 };
 
 /* An exchange and everything in its arena live until the server lets go
@@ -63,6 +70,7 @@ struct ig_http_exchange {
 	uint64_t start_ns;	    /* when the head was complete */
 	struct ig_arena *arena;	    /* memory freed with the exchange */
 	void *user;		    /* the handler's state */
+	void *body_user;	    /* the body_progress hook's state; NULL until it sets it */
 	/* Set by the handler when it answers asynchronously. on_writable runs
 	 * when output it was told to hold back (ig_http_write returned 1) has
 	 * drained; on_abort runs when the client went away or the server shuts
