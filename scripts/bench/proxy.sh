@@ -28,8 +28,8 @@ RUNS=${BENCH_RUNS:-3}
 SECS=${BENCH_SECS:-5}
 LAYOUTS=${LAYOUTS:-pinned shared}
 IG=${IG_BIN:-$(pwd)/build/infergate}
-TARGETS="direct nginx haproxy infergate"
-KINDS="load small1 big1" # 64 conns per worker; 1 conn; 1 MB prompt at 1 conn
+TARGETS=${TARGETS:-direct nginx haproxy infergate}
+KINDS=${KINDS:-load small1 big1} # 64 conns per worker; 1 conn; 1 MB prompt at 1 conn
 NET=127.0.79
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
