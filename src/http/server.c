@@ -109,6 +109,7 @@ static unsigned tls_io(struct ig_http_conn *c, unsigned events);
 
 void ig_http_server_config_defaults(struct ig_http_server_config *c)
 {
+	*c = (struct ig_http_server_config){0};
 	c->max_header_bytes = 64 * 1024;
 	c->max_headers = 128;
 	c->max_body_bytes = 16 * 1024 * 1024;

@@ -373,6 +373,61 @@ def test_request_errors(procs, tmp_path):
     c.stop()
 
 
+def send_in_pieces(host, port, head, pieces, pause=0.03, timeout=10):
+    """Sends the head, then each piece after a pause (so that the gateway
+    reads them one by one), and returns the whole answer (Connection:
+    close)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(head)
+        for piece in pieces:
+            time.sleep(pause)
+            s.sendall(piece)
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        return out
+
+
+def test_body_in_pieces(procs, tmp_path):
+    """A body is validated while it arrives (json/stream.h): what comes
+    in pieces, however they are cut, gets the answer it would get whole."""
+    c = Cluster(procs, tmp_path, prefix="/v1")
+    body = json.dumps({"model": "tweet-summary", "prompt": "caf\u00e9 " * 8000,
+                       "max_tokens": 3}).encode()
+    # Cuts inside the key "model", inside an escape, and all over the prompt.
+    at = [3, 5, body.index(b"\\u00e9") + 3] + list(range(1000, len(body), 17000))
+    pieces = [body[a:b] for a, b in zip([0] + at, at + [len(body)])]
+    head = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\n")
+    reply = send_in_pieces(c.host, c.port, head + b"Content-Length: %d\r\n\r\n" % len(body),
+                           pieces)
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:300]
+    r = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+    assert r["model"] == "tweet-summary-1"
+    assert r["usage"]["prompt_tokens"] > 8000
+    # The same chunked, a chunk per piece.
+    chunks = [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"]
+    reply = send_in_pieces(c.host, c.port, head + b"Transfer-Encoding: chunked\r\n\r\n", chunks)
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:300]
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["model"] == "tweet-summary-1"
+    # Invalid early (the rest still arrives) and invalid in the last byte.
+    for bad in (b"{\"model\": tweet" + body[15:], body[:-1] + b"]"):
+        pieces = [bad[i:i + 50000] for i in range(0, len(bad), 50000)]
+        reply = send_in_pieces(c.host, c.port,
+                               head + b"Content-Length: %d\r\n\r\n" % len(bad), pieces)
+        assert reply.startswith(b"HTTP/1.1 400 "), reply[:300]
+        assert_openai_error(400, reply.split(b"\r\n\r\n", 1)[1], 400)
+    # A body cut right after its root value: nothing is left waiting.
+    small = b'{"model":"tweet-summary","prompt":"hi","max_tokens":1,"n":1}'
+    reply = send_in_pieces(c.host, c.port, head + b"Content-Length: %d\r\n\r\n" % len(small),
+                           [small[:-4], small[-4:-1], small[-1:]])
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:300]
+    c.stop()
+
+
 DECISION_TREE_PICKER = """\
 apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig
