@@ -634,6 +634,60 @@ static void test_chunked_request(void **state)
 	peer_close(p);
 }
 
+/* The body_progress hook: called while a body arrives and more is to
+ * come, with the body so far, sized or chunked; not once it is complete
+ * (the handler has it then), nor for a body that came whole. Its state in
+ * body_user stays with the exchange. */
+static size_t progress_calls, progress_last;
+
+static void count_progress(struct ig_http_exchange *ex, void *ctx)
+{
+	assert_ptr_equal(ctx, F);
+	assert_true(ex->body.len > progress_last || progress_last == 0);
+	if (!ex->body_user)
+		ex->body_user = ig_arena_alloc(ex->arena, 1);
+	assert_non_null(ex->body_user);
+	progress_last = ex->body.len;
+	progress_calls++;
+}
+
+static void test_body_progress(void **state)
+{
+	struct ig_http_server_config c = small_config();
+	assert_null(c.body_progress); /* the defaults clear it */
+	c.body_progress = count_progress;
+	start_server(&c);
+	progress_calls = progress_last = 0;
+	struct peer *p = open_peer();
+	send_str(p, post_req);
+	expect(p, OK("POST /echo?x=1 v w 5:hello"));
+	assert_int_equal(progress_calls, 0);
+	/* Sized, in three pieces: two calls, the body so far each time. */
+	p = open_peer();
+	send_str(p, "POST /echo HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc");
+	pump_for(p, 20);
+	assert_int_equal(progress_calls, 1);
+	assert_int_equal(progress_last, 3);
+	send_str(p, "def");
+	pump_for(p, 20);
+	assert_int_equal(progress_calls, 2);
+	assert_int_equal(progress_last, 6);
+	send_str(p, "ghi");
+	expect(p, OK("POST /echo - 9:abcdefghi"));
+	assert_int_equal(progress_calls, 2);
+	/* Chunked: a call per piece that leaves the body incomplete. */
+	progress_calls = progress_last = 0;
+	p = open_peer();
+	send_str(p, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab");
+	pump_for(p, 20);
+	send_str(p, "c\r\n");
+	pump_for(p, 20);
+	send_str(p, "0\r\n\r\n");
+	expect(p, OK("POST /echo - 3:abc"));
+	assert_true(progress_calls >= 2);
+	assert_int_equal(progress_last, 3);
+}
+
 static void test_expect_continue(void **state)
 {
 	struct ig_http_server_config cfg = small_config();
@@ -1355,6 +1409,7 @@ int main(void)
 	    T(test_head),
 	    T(test_http10),
 	    T(test_chunked_request),
+	    T(test_body_progress),
 	    T(test_expect_continue),
 	    T(test_malformed_400),
 	    T(test_431),
