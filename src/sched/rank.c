@@ -298,6 +298,16 @@ static size_t rank_set(const double *key, const size_t *set, size_t m, size_t ne
 		}
 		/* Fewer buckets for fewer keys: fewer counters to clear and sum. */
 		unsigned nbins = m <= 2 * SMALL_BINS ? SMALL_BINS : NBINS;
+		double scale = (double)nbins / (hi - lo);
+		if (!(scale > 0 && scale <= DBL_MAX)) {
+			/* A range too wide for a double (hi - lo overflows) or too
+			 * narrow (nbins over a subnormal): sorted outright. */
+			for (size_t i = 0; i < m; i++)
+				spare[i] = at(set, i);
+			sort_desc(key, spare, m, rng, w->kp);
+			memcpy(out + done, spare, need * sizeof(*out));
+			return done + need;
+		}
 		uint32_t count[NBINS];
 		histogram(key, set, m, lo, hi, nbins, w->bin, count);
 		unsigned cut = nbins - 1;

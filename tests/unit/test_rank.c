@@ -74,6 +74,13 @@ static void fill(double *keys, size_t n, int shape, struct ig_rng *rng)
 		case 4: /* mostly one value, which the sample's cut lands on */
 			keys[i] = ig_rng_below(rng, 10) ? 2.0 : ig_rng_double(rng) * 4;
 			break;
+		case 5: /* a range wider than a double holds */
+			keys[i] = ig_rng_below(rng, 2) ? 1.5e308 * ig_rng_double(rng)
+						       : -1.5e308 * ig_rng_double(rng);
+			break;
+		case 6: /* a range of subnormals */
+			keys[i] = 5e-324 * (double)ig_rng_below(rng, 4);
+			break;
 		default: /* all equal */
 			keys[i] = 0.5;
 			break;
@@ -91,7 +98,7 @@ static void test_top_matches_a_sort(void **state)
 	size_t out[5000];
 	double *keys = malloc(4096 * sizeof(*keys));
 	assert_non_null(keys);
-	for (int shape = 0; shape < 6; shape++)
+	for (int shape = 0; shape < 8; shape++)
 		for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
 			for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
 				for (int rep = 0; rep < 3; rep++) {
