@@ -150,26 +150,6 @@ static int parse_container(struct parser *ps, int depth, char close)
 	}
 }
 
-/* The type a value has, judged by its first byte. */
-static enum ig_json_type type_of(char c)
-{
-	switch (c) {
-	case '{':
-		return IG_JSON_OBJECT;
-	case '[':
-		return IG_JSON_ARRAY;
-	case '"':
-		return IG_JSON_STRING;
-	case 't':
-	case 'f':
-		return IG_JSON_BOOL;
-	case 'n':
-		return IG_JSON_NULL;
-	default:
-		return (c == '-' || is_digit(c)) ? IG_JSON_NUMBER : IG_JSON_INVALID;
-	}
-}
-
 static int parse_value(struct parser *ps, int depth)
 {
 	if (ps->p == ps->end)

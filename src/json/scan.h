@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/str.h"
+#include "json/json.h"
 
 static inline bool is_ws(char c)
 {
@@ -121,6 +122,26 @@ static inline char simple_escape(char c)
 		return '\t';
 	default:
 		return 0;
+	}
+}
+
+/* The type a value has, judged by its first byte. */
+static inline enum ig_json_type type_of(char c)
+{
+	switch (c) {
+	case '{':
+		return IG_JSON_OBJECT;
+	case '[':
+		return IG_JSON_ARRAY;
+	case '"':
+		return IG_JSON_STRING;
+	case 't':
+	case 'f':
+		return IG_JSON_BOOL;
+	case 'n':
+		return IG_JSON_NULL;
+	default:
+		return (c == '-' || is_digit(c)) ? IG_JSON_NUMBER : IG_JSON_INVALID;
 	}
 }
 

@@ -42,25 +42,6 @@ void ig_json_stream_init(struct ig_json_stream *s, const char *const *keys, size
 	s->mode = M_START;
 }
 
-static enum ig_json_type type_of(char c)
-{
-	switch (c) {
-	case '{':
-		return IG_JSON_OBJECT;
-	case '[':
-		return IG_JSON_ARRAY;
-	case '"':
-		return IG_JSON_STRING;
-	case 't':
-	case 'f':
-		return IG_JSON_BOOL;
-	case 'n':
-		return IG_JSON_NULL;
-	default:
-		return IG_JSON_NUMBER;
-	}
-}
-
 static bool is_object(const struct ig_json_stream *s, unsigned depth)
 {
 	unsigned d = depth - 1;
