@@ -13,10 +13,11 @@
  *
  * ig_schedule() allocates nothing per call: its per-candidate arrays are
  * scratch memory of the calling thread, kept between calls (it grows when
- * the thread first meets a larger pool). The scorers and the picker run in
- * one pass over the candidates after the filters (two with a queue or
- * running-requests scorer, whose spread needs the minimum and maximum
- * first). */
+ * the thread first meets a larger pool). After the filters, one gather
+ * pass reads each surviving candidate once for what the scorers read
+ * (queue and running counts with their spread, KV usage, the prefix
+ * count) into dense arrays; each scorer then runs over those, and the
+ * picker ranks the best (sched/rank.c). */
 #include "sched/picker.h"
 
 #include <limits.h>
