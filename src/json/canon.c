@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json/scan.h"
+
 struct out {
 	char *p;
 	size_t n, cap;
@@ -170,35 +172,22 @@ static int dec_next(struct dec *d)
 		return (unsigned char)*d->p++;
 	char e = d->p[1];
 	d->p += 2;
-	switch (e) {
-	case 'b':
-		return '\b';
-	case 'f':
-		return '\f';
-	case 'n':
-		return '\n';
-	case 'r':
-		return '\r';
-	case 't':
-		return '\t';
-	case 'u': {
-		unsigned cp = hex4(d->p);
-		d->p += 4;
-		if (cp >= 0xd800 && cp < 0xdc00 && d->end - d->p >= 6 && d->p[0] == '\\' &&
-		    d->p[1] == 'u') {
-			unsigned lo = hex4(d->p + 2);
-			if (lo >= 0xdc00 && lo < 0xe000) {
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-				d->p += 6;
-			}
+	if (e != 'u') {
+		char c = simple_escape(e);
+		return (unsigned char)(c ? c : e);
+	}
+	unsigned cp = hex4(d->p);
+	d->p += 4;
+	if (cp >= 0xd800 && cp < 0xdc00 && d->end - d->p >= 6 && d->p[0] == '\\' && d->p[1] == 'u') {
+		unsigned lo = hex4(d->p + 2);
+		if (lo >= 0xdc00 && lo < 0xe000) {
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			d->p += 6;
 		}
-		d->npend = ig_utf8_encode(cp, d->pend);
-		d->ipend = 1;
-		return (unsigned char)d->pend[0];
 	}
-	default:
-		return (unsigned char)e;
-	}
+	d->npend = ig_utf8_encode(cp, d->pend);
+	d->ipend = 1;
+	return (unsigned char)d->pend[0];
 }
 
 static int bytes_cmp(const char *a, size_t la, const char *b, size_t lb)
