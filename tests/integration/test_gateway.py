@@ -373,6 +373,16 @@ def test_request_errors(procs, tmp_path):
     c.stop()
 
 
+def read_to_close(s):
+    """Everything s receives until the peer closes."""
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return out
+        out += b
+
+
 def send_in_pieces(host, port, head, pieces, pause=0.03, timeout=10):
     """Sends the head, then each piece after a pause (so that the gateway
     reads them one by one), and returns the whole answer (Connection:
@@ -382,13 +392,7 @@ def send_in_pieces(host, port, head, pieces, pause=0.03, timeout=10):
         for piece in pieces:
             time.sleep(pause)
             s.sendall(piece)
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
-        return out
+        return read_to_close(s)
 
 
 def test_body_in_pieces(procs, tmp_path):
@@ -800,12 +804,7 @@ def test_keepalive_pipelining_and_timeouts(procs, tmp_path):
     with socket.create_connection((c.host, c.port), timeout=5) as s:
         s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-")
         t = time.monotonic()
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
+        out = read_to_close(s)
         assert 0.2 < time.monotonic() - t < 2.0
         assert out == b"" or out.startswith(b"HTTP/1.1 408 "), out
         if out:
