@@ -16,7 +16,8 @@
 # SCALE [0.5] (sim --time-scale: the simulated H100s run at half of real
 # speed, so the sweep goes past the anchors' saturation within what two
 # CPUs can drive), LORA_SLOTS [2] (--max-loras), SEEDS [1 2 3] (one full
-# run per seed; nginx with the first one only).
+# run per seed; nginx with the first one only), GW_ARGS [] more flags for
+# the gateway (e.g. --access-log FILE).
 # Writes OUTDIR/seed-S/CANDIDATE.{json,svg,txt} (infergate bench).
 set -e
 OUT=${1:?usage: routing.sh OUTDIR [CANDIDATE...]}
@@ -123,7 +124,7 @@ start_gateway() { # $1 candidate
 	esac
 	# shellcheck disable=SC2086
 	"$IG" gateway -f "$DIR/gw.yaml" --bind $NET.100 --workers 2 --log-level warn \
-		$pc > "$DIR/gw.log" 2>&1 &
+		$pc $GW_ARGS > "$DIR/gw.log" 2>&1 &
 	PIDS="$PIDS $!"
 	wait_port $NET.100 "$GWPORT"
 }
