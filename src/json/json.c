@@ -227,21 +227,22 @@ struct wanted {
 /* Records value v under every wanted key that equals the key whose raw
  * span (quotes included) is [k, kend). Keys without a backslash, nearly
  * all of them, are compared as raw bytes; the others are decoded. */
+bool ig_json_key_eq(const char *raw, size_t rawlen, bool escaped, const char *want)
+{
+	size_t n = strlen(want);
+	return escaped ? string_eq_n((struct ig_json_value){IG_JSON_STRING, {raw, rawlen}}, want, n)
+		       : n == rawlen - 2 && memcmp(raw + 1, want, n) == 0;
+}
+
 static void record_member(const char *k, const char *kend, struct ig_json_value v,
 			  const struct wanted *m)
 {
-	size_t klen = (size_t)(kend - k) - 2;
-	bool escaped = memchr(k + 1, '\\', klen) != NULL;
+	size_t rawlen = (size_t)(kend - k);
+	bool escaped = memchr(k + 1, '\\', rawlen - 2) != NULL;
 
-	for (size_t i = 0; i < m->nkeys; i++) {
-		size_t n = strlen(m->keys[i]);
-		bool eq = escaped
-			      ? string_eq_n((struct ig_json_value){IG_JSON_STRING, {k, klen + 2}},
-					    m->keys[i], n)
-			      : n == klen && memcmp(k + 1, m->keys[i], n) == 0;
-		if (eq)
+	for (size_t i = 0; i < m->nkeys; i++)
+		if (ig_json_key_eq(k, rawlen, escaped, m->keys[i]))
 			m->out[i] = v;
-	}
 }
 
 /* parse_container() for the root object, remembering the members asked

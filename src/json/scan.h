@@ -145,6 +145,12 @@ static inline enum ig_json_type type_of(char c)
 	}
 }
 
+/* Whether the key whose raw span (quotes included) is raw[0, rawlen) is
+ * `want` once unescaped; escaped: the key has a backslash (else its bytes
+ * are compared as they are). In json.c: the one comparison both parsers'
+ * member scans use. */
+bool ig_json_key_eq(const char *raw, size_t rawlen, bool escaped, const char *want);
+
 /* Plain string bytes: printable ASCII other than '"' and '\'. */
 static inline bool is_plain(unsigned char c)
 {

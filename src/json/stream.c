@@ -53,24 +53,18 @@ static bool is_object(const struct ig_json_stream *s, unsigned depth)
 static void record(struct ig_json_stream *s, const char *text, size_t end)
 {
 	const char *k = text + s->key_start;
-	size_t klen = s->key_end - s->key_start - 2;
-	bool escaped = memchr(k + 1, '\\', klen) != NULL;
-	for (size_t i = 0; i < s->nkeys; i++) {
-		size_t n = strlen(s->keys[i]);
-		bool eq = escaped ? ig_json_string_eq(
-					(struct ig_json_value){IG_JSON_STRING, {k, klen + 2}}, s->keys[i])
-				  : n == klen && memcmp(k + 1, s->keys[i], n) == 0;
-		if (eq)
+	size_t rawlen = s->key_end - s->key_start;
+	bool escaped = memchr(k + 1, '\\', rawlen - 2) != NULL;
+	for (size_t i = 0; i < s->nkeys; i++)
+		if (ig_json_key_eq(k, rawlen, escaped, s->keys[i]))
 			s->found[i] = (struct ig_json_stream_member){
 			    s->val_start, end - s->val_start, type_of(text[s->val_start])};
-	}
 }
 
 /* A value ended at offset `end` (a scalar, or a container just closed). */
 static void value_done(struct ig_json_stream *s, const char *text, size_t end)
 {
 	if (s->depth == 0) {
-		s->root_done = 1;
 		s->root_end = end;
 		s->mode = M_END;
 		return;
@@ -387,7 +381,7 @@ int ig_json_stream_finish(struct ig_json_stream *s, const char *text, size_t len
 		s->tok = T_NONE;
 		value_done(s, text, len);
 	}
-	if (s->pos != len || !s->root_done || s->tok != T_NONE) {
+	if (s->pos != len || s->mode != M_END || s->tok != T_NONE) {
 		s->failed = 1;
 		return -1;
 	}

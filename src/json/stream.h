@@ -43,9 +43,8 @@ struct ig_json_stream {
 	unsigned depth;	     /* open containers */
 	uint64_t kinds[2];   /* bit d: the container at depth d + 1 is an object */
 	size_t root_start;   /* offset of the root value */
-	size_t root_end;     /* where it ended (valid once it has) */
+	size_t root_end;     /* where it ended (valid once mode says so) */
 	uint8_t root_type;   /* enum ig_json_type of the root */
-	uint8_t root_done;   /* the root value is complete */
 	size_t key_start;    /* the root-level key being read or last read */
 	size_t key_end;	     /* (raw span, quotes included) */
 	size_t val_start;    /* the root-level member value being read */
