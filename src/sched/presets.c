@@ -1,7 +1,6 @@
 /* Named picker configurations: EndpointPickerConfig documents built in,
  * parsed by the same parser as a file (so they mean exactly what their
- * text says, and `infergate gateway --picker NAME --print-picker` shows
- * it). */
+ * text says). */
 #include <string.h>
 
 #include "sched/picker.h"
@@ -16,8 +15,11 @@ static const struct {
 } presets[] = {
     /* infergate's own default: prefix affinity bounded by load (no pod
      * takes more than its share while others have room: the bound's
-     * weight, 10, is above the others' sum, 6), LoRA slots, the queue
-     * with the requests dispatched since the last scrape, KV use. */
+     * weight, 10, is above the others' sum, 8), LoRA slots as strong as a
+     * whole prefix match (an adapter sent to a pod whose slots others
+     * fill waits there until one of them drains: docs/BENCHMARKS.md,
+     * routing), the queue with the requests dispatched since the last
+     * scrape, KV use. */
     {"infergate", HEADER "plugins:\n"
 			 "- type: load-bound-scorer\n"
 			 "- type: prefix-cache-scorer\n"
@@ -33,7 +35,7 @@ static const struct {
 			 "  - pluginRef: prefix-cache-scorer\n"
 			 "    weight: 3\n"
 			 "  - pluginRef: lora-affinity-scorer\n"
-			 "    weight: 1\n"
+			 "    weight: 3\n"
 			 "  - pluginRef: queue-scorer\n"
 			 "    weight: 1\n"
 			 "  - pluginRef: kv-cache-utilization-scorer\n"

@@ -347,6 +347,47 @@ static void test_presets(void **state)
 	(void)state;
 }
 
+/* infergate's default, the case behind the routing benchmark's tail: a
+ * request for an adapter that no pod runs goes to a pod with a free slot,
+ * not to one whose slots other adapters fill even though that one holds
+ * half of the request's prefix (there it would wait until every running
+ * request of one of the others had finished). */
+static void test_default_keeps_adapters_off_full_pods(void **state)
+{
+	struct ig_scheduler *s = sched_of(ig_picker_preset("infergate"));
+	char prompt[4 * 64]; /* four blocks of 16 tokens, 4 bytes each */
+	memset(prompt, 'q', sizeof prompt);
+	struct ig_sched_req req = {.model = IG_STR("chat-d"),
+				   .target_model = IG_STR("lora-d"),
+				   .prefix_input = {prompt, sizeof prompt}};
+	size_t room = ep(0, 0.2), fullpod = ep(0, 0.2);
+	for (size_t i = room; i <= fullpod; i++) {
+		eps[i].full = &full[i];
+		m[i].max_active = 2;
+	}
+	ig_adapter_set_add(&full[room].running_adapters, IG_STR("lora-a"));
+	ig_adapter_set_add(&full[fullpod].running_adapters, IG_STR("lora-a"));
+	ig_adapter_set_add(&full[fullpod].running_adapters, IG_STR("lora-b"));
+	/* The full pod served the first half of this prompt for lora-d. */
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req half = req;
+	half.prefix_input.len = sizeof prompt / 2;
+	assert_int_equal(ig_schedule(s, &half, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[fullpod].key);
+	struct ig_prefix_stats st;
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 2);
+	for (int k = 0; k < 20; k++) {
+		assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+		assert_int_equal(res.nprefix_hashes, 4);
+		assert_int_equal(ranked[0], room);
+		assert_int_equal(ranked[1], fullpod);
+	}
+	ig_scheduler_free(s);
+	(void)state;
+}
+
 /* load-bound-scorer: endpoints at most mean * (1 + slack) + headroom
  * requests (waiting + running + dispatched since the scrape) score the
  * weight, the others 0 and rank after them, still in the ranking. */
@@ -1299,6 +1340,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_running_scorer, setup),
 	    cmocka_unit_test_setup(test_kv_scorer_and_clamp, setup),
 	    cmocka_unit_test_setup(test_lora_scorer, setup),
+	    cmocka_unit_test_setup(test_default_keeps_adapters_off_full_pods, setup),
 	    cmocka_unit_test_setup(test_prefix_scorer_large_pool, setup),
 	    cmocka_unit_test_setup(test_token_load_scorer, setup),
 	    cmocka_unit_test_setup(test_load_aware_scorer, setup),
