@@ -37,8 +37,8 @@ void ig_access_log_reopen(struct ig_access_log *l);
 /* A last flush, then closes and frees (workers stopped). NULL is fine. */
 void ig_access_log_close(struct ig_access_log *l);
 
-/* One finished request. Durations in nanoseconds; ttft_ns 0: no response
- * byte came from a model server. */
+/* One finished request. Durations in nanoseconds; ttft_ns (see
+ * ig_req_ttft_ns) 0: no response byte came from a model server. */
 struct ig_alog_entry {
 	struct ig_str request_id, client, method, path, model, target, pool, endpoint, reason;
 	int status;

@@ -138,7 +138,7 @@ static void access_log(struct ig_req *p)
 	    .status = p->status,
 	    .attempts = p->ntried,
 	    .duration_ns = now - p->start_ns,
-	    .ttft_ns = p->first_byte_ns ? p->first_byte_ns - p->start_ns : 0,
+	    .ttft_ns = ig_req_ttft_ns(p),
 	    .prompt_tokens = p->in_tokens,
 	    .completion_tokens = p->out_tokens,
 	    .bytes_in = ex->body.len,
@@ -303,15 +303,34 @@ static void nested_usage(struct ig_req *p, const char *data, size_t len)
 	}
 }
 
+/* Whether an event is one the Responses API sends before any output:
+ * vLLM writes response.created and response.in_progress (OpenAI also
+ * response.queued) as soon as the request is accepted, so they say
+ * nothing of the time to the first token. */
+static bool before_output(const char *data, size_t len)
+{
+	static const char *const types[] = {"response.created", "response.in_progress",
+					    "response.queued"};
+	struct ig_json_value root, type;
+	if (!memmem(data, len, "response.", 9) || ig_json_parse(data, len, &root) < 0 ||
+	    ig_json_get(root, "type", &type) < 0 || type.type != IG_JSON_STRING)
+		return false;
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+		if (ig_json_string_eq(type, types[i]))
+			return true;
+	return false;
+}
+
 /* One SSE `data:` payload: the final chunk carries the usage (chat and
- * completions), or an event names it (Responses, Anthropic Messages). */
+ * completions), or an event names it (Responses, Anthropic Messages). The
+ * first event with output is the first token (TTFT). */
 static int on_sse_data(void *ud, const char *data, size_t len)
 {
 	struct ig_req *p = ud;
 	struct ig_usage u;
 	if (!(len == 6 && memcmp(data, "[DONE]", 6) == 0)) {
 		p->last_event_ns = p->w->loop.now_ns;
-		if (!p->first_event_ns)
+		if (!p->first_event_ns && !before_output(data, len))
 			p->first_event_ns = p->last_event_ns;
 		p->nevents++;
 	}

@@ -137,7 +137,9 @@ struct ig_req {
 	size_t tail_len;
 	struct ig_sse sse_state; /* data: lines of an event stream */
 	long in_tokens, out_tokens;
-	uint64_t first_event_ns, last_event_ns; /* SSE data events: TTFT, TPOT */
+	/* SSE data events with output (the Responses API's lifecycle events
+	 * before any output do not count as the first): TTFT, TPOT. */
+	uint64_t first_event_ns, last_event_ns;
 	size_t nevents;
 	uint64_t start_ns;
 	uint64_t first_byte_ns; /* the response head from the model server */
@@ -145,6 +147,16 @@ struct ig_req {
 	const char *reason;	/* why the gateway answered an error (access log) */
 	bool recorded, finished;
 };
+
+/* Arrival to the first token of a streamed response, else to the
+ * model server's response head (a whole response, or a stream that
+ * carried no output); 0 when no pod answered. What the access log and
+ * the trace call ttft. */
+static inline uint64_t ig_req_ttft_ns(const struct ig_req *p)
+{
+	uint64_t t = p->first_event_ns ? p->first_event_ns : p->first_byte_ns;
+	return t ? t - p->start_ns : 0;
+}
 
 /* The protocol a backend's model servers speak: h2c when its pool's (or
  * Service port's) appProtocol is kubernetes.io/h2c, else HTTP/1.1. */

@@ -277,3 +277,50 @@ def test_stdout_nobody_reads(procs, tmp_path):
         assert "Traceback" not in log
     finally:
         os.close(pp.read_end)
+
+
+def test_ttft_is_the_first_token_of_a_stream(procs, tmp_path):
+    """For a streamed response ttft_ms is the time to the first token's
+    event, not to the response head (vLLM, like the simulator, sends the
+    head at once, and for the Responses API its response.created and
+    response.in_progress events too, before the engine has produced
+    anything); for a whole response it is the time to the head."""
+    log = os.path.join(str(tmp_path), "access.log")
+    c = Cluster(procs, tmp_path, sim_args=("--ttft-ms", "400", "--itl-ms", "1"),
+                gw_args=("--access-log", log))
+    def stream(path, body):
+        conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        r = conn.getresponse()
+        assert r.status == 200
+        assert r.getheader("Content-Type").startswith("text/event-stream")
+        data = r.read()
+        conn.close()
+        assert b"data: " in data
+    bodies = [
+        ("/v1/completions", dict(seed_body(), stream=True, max_tokens=5)),
+        ("/v1/chat/completions", {"model": "tweet-summary", "stream": True, "max_tokens": 5,
+                                  "messages": [{"role": "user", "content": "hi"}]}),
+        ("/v1/responses", {"model": "tweet-summary", "stream": True, "max_output_tokens": 5,
+                           "input": "hi"}),
+    ]
+    for i, (path, body) in enumerate(bodies):
+        stream(path, body)
+        line = json.loads(wait_lines(log, i + 1)[i])
+        assert line["status"] == 200 and line["path"] == path, line
+        assert 400 <= line["ttft_ms"] <= line["duration_ms"], line
+    # A whole (not streamed) response: the head comes with everything.
+    status, resp, _, _, _ = post_from(c, "/v1/completions", dict(seed_body(), max_tokens=5))
+    assert status == 200, resp
+    line = json.loads(wait_lines(log, 4)[3])
+    assert 400 <= line["ttft_ms"] <= line["duration_ms"], line
+    # The TTFT histogram saw the same: every stream's first token came
+    # after 0.4 s (the whole response has no events, so no TTFT).
+    status, _, data = call(c.admin, "/metrics")
+    text = data.decode()
+    below = re.findall(r'^inference_objective_request_ttft_seconds_bucket\{[^}]*le="0\.4"\} (\S+)$',
+                       text, re.M)
+    total = re.findall(r'^inference_objective_request_ttft_seconds_count\{[^}]*\} (\S+)$', text, re.M)
+    assert sum(float(v) for v in total) == 3, text
+    assert sum(float(v) for v in below) == 0, below
+    c.stop()

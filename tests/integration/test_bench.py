@@ -365,7 +365,7 @@ def test_access_log_per_stage(procs, tmp_path):
             assert lat[k]["n"] == 10, (k, lat[k])
         assert lat["queue"]["min"] >= 0
         # The gateway's view sits inside the client's: its TTFT (to the
-        # pod's head) comes before the client's first token, its duration
+        # first token it relayed) comes before the client's, its duration
         # within the client's E2E (up to the gateway's own clock reading
         # after its last write).
         assert lat["client_minus_gateway_ttft"]["min"] >= 0, lat
