@@ -306,18 +306,22 @@ static void nested_usage(struct ig_req *p, const char *data, size_t len)
 /* Whether an event is one the Responses API sends before any output:
  * vLLM writes response.created and response.in_progress (OpenAI also
  * response.queued) as soon as the request is accepted, so they say
- * nothing of the time to the first token. */
+ * nothing of the time to the first token. Such an event holds one of
+ * those names as a JSON string (its type); no other event does, since a
+ * quote inside a string is escaped, so a scan finds it without parsing
+ * the response object the event carries (instructions and all). */
 static bool before_output(const char *data, size_t len)
 {
-	static const char *const types[] = {"response.created", "response.in_progress",
-					    "response.queued"};
-	struct ig_json_value root, type;
-	if (!memmem(data, len, "response.", 9) || ig_json_parse(data, len, &root) < 0 ||
-	    ig_json_get(root, "type", &type) < 0 || type.type != IG_JSON_STRING)
-		return false;
-	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-		if (ig_json_string_eq(type, types[i]))
-			return true;
+	static const struct ig_str names[] = {IG_STR("created\""), IG_STR("in_progress\""),
+					      IG_STR("queued\"")};
+	const char *p = data, *end = data + len;
+	while ((p = memmem(p, (size_t)(end - p), "\"response.", 10))) {
+		p += 10;
+		for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+			if ((size_t)(end - p) >= names[i].len &&
+			    memcmp(p, names[i].ptr, names[i].len) == 0)
+				return true;
+	}
 	return false;
 }
 
