@@ -17,7 +17,9 @@
 # speed, so the sweep goes past the anchors' saturation within what two
 # CPUs can drive), LORA_SLOTS [2] (--max-loras), SEEDS [1 2 3] (one full
 # run per seed; nginx with the first one only), GW_ARGS [] more flags for
-# the gateway (e.g. --access-log FILE).
+# the gateway (e.g. --access-log FILE), MIX_GATEWAY [chat-a:40,chat-b:30,
+# chat-c:20,chat-d:10] the gateway candidates' mix (chat-base is the
+# simulators' base model).
 # Writes OUTDIR/seed-S/CANDIDATE.{json,svg,txt} (infergate bench).
 set -e
 OUT=${1:?usage: routing.sh OUTDIR [CANDIDATE...]}
@@ -53,7 +55,7 @@ trap 'exit 130' INT TERM
 # always; one that spreads them cannot.
 ADAPTERS="lora-a lora-b lora-c lora-d"
 MIX_DIRECT="lora-a:40,lora-b:30,lora-c:20,lora-d:10"
-MIX_GATEWAY="chat-a:40,chat-b:30,chat-c:20,chat-d:10"
+MIX_GATEWAY=${MIX_GATEWAY:-chat-a:40,chat-b:30,chat-c:20,chat-d:10}
 BENCH_ARGS="--workload shared-prefix --groups 16 --prompts-per-group 8
 	--system-prompt-len 4000 --question-len 20 --output-len 30 --stream
 	--load poisson --rates $RATES --stage-duration $STAGE
@@ -86,6 +88,10 @@ manifests() {
 		printf "metadata: {name: chat-%s}\nspec:\n  modelName: chat-%s\n  criticality: Critical\n" "${a#lora-}" "${a#lora-}"
 		printf "  poolRef: {name: p}\n  targetModels: [{name: %s, weight: 100}]\n" "$a"
 	done
+	# chat-base: the simulators' base model, for MIX_GATEWAY with base traffic.
+	printf -- "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+	printf "metadata: {name: chat-base}\nspec:\n  modelName: chat-base\n  criticality: Critical\n"
+	printf "  poolRef: {name: p}\n  targetModels: [{name: Qwen/Qwen2.5-1.5B-Instruct, weight: 100}]\n"
 }
 
 # picker_config NAME: the EndpointPickerConfig of an infergate candidate

@@ -75,6 +75,7 @@ struct scan {
 	bool lora_found;
 	double lora_best;
 	struct ig_str lora_labels;
+	struct ig_str running_labels; /* of the running pick: model_name */
 	struct ig_buf tmp;
 };
 
@@ -153,8 +154,8 @@ static int on_sample(void *ctx, const struct ig_prom_sample *s)
 		return 0;
 	if (NAMED(n, "vllm:num_requests_waiting"))
 		pick(&sc->waiting, s);
-	else if (NAMED(n, "vllm:num_requests_running"))
-		pick(&sc->running, s);
+	else if (NAMED(n, "vllm:num_requests_running") && pick(&sc->running, s))
+		sc->running_labels = s->labels;
 	else if (NAMED(n, "vllm:kv_cache_usage_perc"))
 		pick(&sc->kv_new, s);
 	else if (NAMED(n, "vllm:gpu_cache_usage_perc"))
@@ -285,6 +286,13 @@ int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_met
 	int cache_rc = sc.cache.found ? apply_cache(&sc, &cache) : 0;
 	if (cache_rc < 0)
 		goto fail;
+	uint64_t base_model = 0;
+	if (sc.running.found) {
+		struct ig_str model;
+		if (label(&sc, sc.running_labels, "model_name", &model) < 0)
+			goto fail;
+		base_model = model.len ? ig_adapter_hash(model) : 0;
+	}
 	if (sc.lora_found) {
 		int rc = apply_lora(&sc, m);
 		if (rc < 0)
@@ -294,8 +302,10 @@ int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_met
 	}
 	if (to_count(&sc.waiting, &m->waiting))
 		found |= IG_FAM_WAITING;
-	if (to_count(&sc.running, &m->running))
+	if (to_count(&sc.running, &m->running)) {
 		found |= IG_FAM_RUNNING;
+		m->base_model = base_model;
+	}
 	const struct gauge_pick *kv = sc.kv_new.found ? &sc.kv_new : &sc.kv_old;
 	if (kv->found && !isnan(kv->value)) {
 		m->kv_usage = kv->value;

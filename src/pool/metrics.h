@@ -45,6 +45,9 @@ struct ig_endpoint_metrics {
 	struct ig_adapter_set waiting_adapters;
 	int64_t max_active; /* max_lora */
 	struct ig_cache_config cache;
+	/* ig_adapter_hash of the model_name label of vllm:num_requests_running
+	 * (the served model, which needs no adapter slot); 0: not given. */
+	uint64_t base_model;
 	/* The adapter lists as the server wrote them, for display (cut at
 	 * IG_ADAPTER_TEXT_MAX - 1 bytes). */
 	char running_text[IG_ADAPTER_TEXT_MAX];

@@ -164,7 +164,8 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 			break;
 		}
 		sp->reads_adapters |=
-		    pl->type == PT_LORA_SCORER || pl->type == PT_DECISION_TREE_FILTER;
+		    pl->type == PT_LORA_SCORER || pl->type == PT_LORA_SLOT_SCORER ||
+		    pl->type == PT_DECISION_TREE_FILTER;
 		sp->counts_early |= pl->type == PT_PREFIX_AFFINITY_FILTER;
 		if (picker_type_kind(pl->type) == PK_SCORER)
 			sp->columns |= pl->type == PT_QUEUE_SCORER	? COL_QUEUE
@@ -498,6 +499,17 @@ static double lora_score(const struct ig_sched_endpoint *e, uint64_t target)
 	return 0.0;
 }
 
+/* infergate's lora-slot-scorer: GIE's LoRA affinity for a request that
+ * needs an adapter, 1 on a pod for a request for the model it serves
+ * (vLLM's model_name label): that one needs no slot, and GIE's formula
+ * would send it to pods with a free slot as if it did. */
+static double slot_score(const struct ig_sched_endpoint *e, uint64_t target)
+{
+	if (e->full && e->full->base_model == target)
+		return 1.0;
+	return lora_score(e, target);
+}
+
 static double token_load_score(const struct ig_sched_endpoint *e, const struct plugin_params *p)
 {
 	if (e->inflight_tokens <= 0)
@@ -653,6 +665,10 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 	case PT_LORA_SCORER:
 		for (size_t k = 0; k < set->n; k++)
 			c->scores[k] += lora_score(&c->eps[set->idx[k]], c->target_hash) * w;
+		break;
+	case PT_LORA_SLOT_SCORER:
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += slot_score(&c->eps[set->idx[k]], c->target_hash) * w;
 		break;
 	case PT_TOKEN_LOAD_SCORER:
 		for (size_t k = 0; k < set->n; k++)

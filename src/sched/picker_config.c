@@ -70,6 +70,7 @@ static const struct {
     [PT_UTILIZATION_DETECTOR] = {"utilization-detector", PK_DETECTOR},
     [PT_PREFIX_AFFINITY_FILTER] = {"prefix-cache-affinity-filter", PK_FILTER},
     [PT_LOAD_BOUND_SCORER] = {"load-bound-scorer", PK_SCORER},
+    [PT_LORA_SLOT_SCORER] = {"lora-slot-scorer", PK_SCORER},
     [PT_HEADER_TESTING_FILTER] = {"header-based-testing-filter", PK_FILTER},
     [PT_SINGLE_PROFILE_HANDLER] = {"single-profile-handler", PK_HANDLER},
     [PT_HEADER_PROFILE_HANDLER] = {"header-profile-handler", PK_HANDLER},

@@ -18,12 +18,13 @@ static const struct {
      * weight, 10, is above the others' sum, 8), LoRA slots as strong as a
      * whole prefix match (an adapter sent to a pod whose slots others
      * fill waits there until one of them drains: docs/BENCHMARKS.md,
-     * routing), the queue with the requests dispatched since the last
-     * scrape, KV use. */
+     * routing; GIE's formula, but not for requests for the base model),
+     * the queue with the requests dispatched since the last scrape, KV
+     * use. */
     {"infergate", HEADER "plugins:\n"
 			 "- type: load-bound-scorer\n"
 			 "- type: prefix-cache-scorer\n"
-			 "- type: lora-affinity-scorer\n"
+			 "- type: lora-slot-scorer\n"
 			 "- type: queue-scorer\n"
 			 "- type: kv-cache-utilization-scorer\n"
 			 "- type: max-score-picker\n"
@@ -34,7 +35,7 @@ static const struct {
 			 "    weight: 10\n"
 			 "  - pluginRef: prefix-cache-scorer\n"
 			 "    weight: 3\n"
-			 "  - pluginRef: lora-affinity-scorer\n"
+			 "  - pluginRef: lora-slot-scorer\n"
 			 "    weight: 3\n"
 			 "  - pluginRef: queue-scorer\n"
 			 "    weight: 1\n"

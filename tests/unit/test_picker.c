@@ -347,6 +347,48 @@ static void test_presets(void **state)
 	(void)state;
 }
 
+/* infergate's lora-slot-scorer: GIE's formula for an adapter, 1 on every
+ * pod that serves the requested model as its base model (no slot needed),
+ * the formula again on a pod that does not say what it serves. */
+static void test_lora_slot_scorer(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE_SCORER("lora-slot-scorer", "2", ""));
+	struct ig_sched_req ad = {.model = IG_STR("ad"), .target_model = IG_STR("ad")};
+	struct ig_sched_req base = {.model = IG_STR("base"), .target_model = IG_STR("base")};
+	double sc[MAXE];
+	size_t a = ep(0, 0), b = ep(0, 0), c = ep(0, 0), d = ep(0, 0);
+	assert_true(ig_scheduler_reads_adapters(s));
+	for (size_t i = a; i <= d; i++) {
+		eps[i].full = &full[i];
+		m[i].max_active = 2;
+		full[i].base_model = ig_adapter_hash(IG_STR("base"));
+	}
+	full[d].base_model = 0; /* says nothing of its model */
+	ig_adapter_set_add(&full[a].running_adapters, IG_STR("ad"));
+	ig_adapter_set_add(&full[b].running_adapters, IG_STR("x")); /* room */
+	for (size_t i = c; i <= d; i++) { /* full */
+		ig_adapter_set_add(&full[i].running_adapters, IG_STR("x"));
+		ig_adapter_set_add(&full[i].running_adapters, IG_STR("y"));
+	}
+	assert_int_equal(score_all(s, &ad, sc), 0);
+	assert_float_equal(sc[a], 2.0, 1e-9);
+	assert_float_equal(sc[b], 1.6, 1e-9);
+	assert_float_equal(sc[c], 0.0, 1e-9);
+	assert_float_equal(sc[d], 0.0, 1e-9);
+	assert_int_equal(score_all(s, &base, sc), 0);
+	assert_float_equal(sc[a], 2.0, 1e-9);
+	assert_float_equal(sc[b], 2.0, 1e-9);
+	assert_float_equal(sc[c], 2.0, 1e-9);
+	assert_float_equal(sc[d], 0.0, 1e-9);
+	/* GIE's own scorer keeps its formula for the base model. */
+	struct ig_scheduler *g = sched_of(ONE_SCORER("lora-affinity-scorer", "2", ""));
+	assert_int_equal(score_all(g, &base, sc), 0);
+	assert_float_equal(sc[b], 1.6, 1e-9);
+	assert_float_equal(sc[c], 0.0, 1e-9);
+	ig_scheduler_free(g);
+	ig_scheduler_free(s);
+}
+
 /* infergate's default, the case behind the routing benchmark's tail: a
  * request for an adapter that no pod runs goes to a pod with a free slot,
  * not to one whose slots other adapters fill even though that one holds
@@ -383,6 +425,19 @@ static void test_default_keeps_adapters_off_full_pods(void **state)
 		assert_int_equal(res.nprefix_hashes, 4);
 		assert_int_equal(ranked[0], room);
 		assert_int_equal(ranked[1], fullpod);
+	}
+	/* A request for the base model needs no slot: the prefix decides. */
+	for (size_t i = room; i <= fullpod; i++)
+		full[i].base_model = ig_adapter_hash(IG_STR("base"));
+	struct ig_sched_req base = {.model = IG_STR("base"),
+				    .target_model = IG_STR("base"),
+				    .prefix_input = {prompt, sizeof prompt / 2}};
+	assert_int_equal(ig_schedule(s, &base, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[fullpod].key);
+	base.prefix_input.len = sizeof prompt;
+	for (int k = 0; k < 20; k++) {
+		assert_int_equal(ig_schedule(s, &base, eps, n, &rng, &res), 0);
+		assert_int_equal(ranked[0], fullpod);
 	}
 	ig_scheduler_free(s);
 	(void)state;
@@ -1340,6 +1395,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_running_scorer, setup),
 	    cmocka_unit_test_setup(test_kv_scorer_and_clamp, setup),
 	    cmocka_unit_test_setup(test_lora_scorer, setup),
+	    cmocka_unit_test_setup(test_lora_slot_scorer, setup),
 	    cmocka_unit_test_setup(test_default_keeps_adapters_off_full_pods, setup),
 	    cmocka_unit_test_setup(test_prefix_scorer_large_pool, setup),
 	    cmocka_unit_test_setup(test_token_load_scorer, setup),

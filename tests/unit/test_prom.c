@@ -284,15 +284,20 @@ static void test_extract_seed_page(void **state)
 	assert_false(ig_adapter_set_has(&m.active, IG_STR("tweet-summary-0")));
 	assert_int_equal(m.running_adapters.n, 1);
 	assert_int_equal(m.waiting_adapters.n, 0);
+	/* The served model, from the running gauge's model_name. */
+	assert_true(m.base_model == ig_adapter_hash(IG_STR("Qwen/Qwen2.5-1.5B-Instruct")));
+	assert_true(m.base_model != 0);
 }
 
 static void test_extract_missing_families_keep_old(void **state)
 {
 	struct ig_endpoint_metrics m = {.waiting = 9, .running = 8, .kv_usage = 0.5, .max_active = 2};
 	ig_adapter_set_add(&m.active, IG_STR("old"));
+	m.base_model = 77;
 	int found = extract("vllm:num_requests_running 4\nother 1\n", &m);
 	assert_int_equal(found, IG_FAM_RUNNING);
 	assert_int_equal(m.running, 4);
+	assert_true(m.base_model == 0); /* a running gauge without model_name */
 	assert_int_equal(m.waiting, 9);
 	assert_true(m.kv_usage == 0.5);
 	assert_int_equal(m.max_active, 2);
