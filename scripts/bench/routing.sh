@@ -60,7 +60,8 @@ BENCH_ARGS="--workload shared-prefix --groups 16 --prompts-per-group 8
 	--system-prompt-len 4000 --question-len 20 --output-len 30 --stream
 	--load poisson --rates $RATES --stage-duration $STAGE
 	--max-inflight 2000 --timeout 300s --no-progress --max-error-rate 1"
-SIM_ARGS="--profile llama3.1-8b-h100 --time-scale $SCALE --enable-lora --max-loras ${LORA_SLOTS:-2}
+BASE_MODEL=Qwen/Qwen2.5-1.5B-Instruct # what the simulators serve (chat-base)
+SIM_ARGS="--model $BASE_MODEL --profile llama3.1-8b-h100 --time-scale $SCALE --enable-lora --max-loras ${LORA_SLOTS:-2}
 	--num-gpu-blocks 4000 --enable-prefix-caching"
 
 start_sims() {
@@ -91,7 +92,7 @@ manifests() {
 	# chat-base: the simulators' base model, for MIX_GATEWAY with base traffic.
 	printf -- "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
 	printf "metadata: {name: chat-base}\nspec:\n  modelName: chat-base\n  criticality: Critical\n"
-	printf "  poolRef: {name: p}\n  targetModels: [{name: Qwen/Qwen2.5-1.5B-Instruct, weight: 100}]\n"
+	printf "  poolRef: {name: p}\n  targetModels: [{name: %s, weight: 100}]\n" "$BASE_MODEL"
 }
 
 # picker_config NAME: the EndpointPickerConfig of an infergate candidate

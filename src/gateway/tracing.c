@@ -93,8 +93,9 @@ void ig_req_trace_end(struct ig_req *p)
 		sa[ns++] = ATTR_I("gen_ai.usage.output_tokens", p->out_tokens);
 	if (pool)
 		sa[ns++] = ATTR_S("infergate.pool", ig_str_from(pool));
-	if (ig_req_ttft_ns(p))
-		sa[ns++] = ATTR_I("infergate.ttft_ms", (int64_t)(ig_req_ttft_ns(p) / 1000000u));
+	uint64_t ttft = ig_req_ttft_ns(p);
+	if (ttft)
+		sa[ns++] = ATTR_I("infergate.ttft_ms", (int64_t)(ttft / 1000000u));
 	if (pool)
 		ia[ni++] = ATTR_S("infergate.pool", ig_str_from(pool));
 	if (tr->endpoint)

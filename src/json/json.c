@@ -224,9 +224,8 @@ struct wanted {
 	struct ig_json_value *out;
 };
 
-/* Records value v under every wanted key that equals the key whose raw
- * span (quotes included) is [k, kend). Keys without a backslash, nearly
- * all of them, are compared as raw bytes; the others are decoded. */
+/* Keys without a backslash, nearly all of them, are compared as raw
+ * bytes; the others are decoded (json/scan.h). */
 bool ig_json_key_eq(const char *raw, size_t rawlen, bool escaped, const char *want)
 {
 	size_t n = strlen(want);
@@ -234,6 +233,8 @@ bool ig_json_key_eq(const char *raw, size_t rawlen, bool escaped, const char *wa
 		       : n == rawlen - 2 && memcmp(raw + 1, want, n) == 0;
 }
 
+/* Records value v under every wanted key that equals the key whose raw
+ * span (quotes included) is [k, kend). */
 static void record_member(const char *k, const char *kend, struct ig_json_value v,
 			  const struct wanted *m)
 {
