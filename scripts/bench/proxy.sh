@@ -359,6 +359,8 @@ med() {
 }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "—" || b == "—") print "—"; else print a - b}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "—"; else printf "%.2f", a / b}'; }
+# The sum of error counts, a kind not run ("—") counting none.
+errs() { awk 'BEGIN {s = 0; for (i = 1; i < ARGC; i++) if (ARGV[i] != "—") s += ARGV[i]; print s}' "$@"; }
 
 # ---- the runs -------------------------------------------------------------------
 
@@ -440,7 +442,7 @@ report() {
 		for t in $TARGETS; do
 			w=$W; x=$(ratio "$(med "$l" $t load 5)" "$n")
 			[ $t = direct ] && w="—" && x="—"
-			e=$(($(med "$l" $t load 8) + $(med "$l" $t load 9)))
+			e=$(errs "$(med "$l" $t load 8)" "$(med "$l" $t load 9)")
 			echo "| $l | $t | $w | $CONNS | $(med "$l" $t load 5) | $x | $(med "$l" $t load 6) | $(med "$l" $t load 7) | $e | $(med "$l" $t load 10) | $(med "$l" $t load 11) |"
 		done
 	done
@@ -456,7 +458,7 @@ report() {
 			p50=$(med "$l" $t small1 6); q50=$(med "$l" $t big1 6); q99=$(med "$l" $t big1 7)
 			a50="—"; aq50="—"; aq99="—"
 			if [ $t != direct ]; then a50=$(sub "$p50" "$d50"); aq50=$(sub "$q50" "$b50"); aq99=$(sub "$q99" "$b99"); fi
-			e=$(($(med "$l" $t small1 8) + $(med "$l" $t small1 9) + $(med "$l" $t big1 8) + $(med "$l" $t big1 9)))
+			e=$(errs "$(med "$l" $t small1 8)" "$(med "$l" $t small1 9)" "$(med "$l" $t big1 8)" "$(med "$l" $t big1 9)")
 			echo "| $l | $t | $p50 | $(med "$l" $t small1 7) | $a50 | $q50 | $q99 | $aq50 | $aq99 | $e |"
 		done
 	done
