@@ -1125,8 +1125,8 @@ static size_t walk_block(const struct ig_prefix_index *x, struct view v, const u
 		 * and the second is asked for (a hint, read without checks). */
 		if (k + AHEAD < nb) {
 			const struct line *la = &v.lines[sp[k + AHEAD].m & v.mask];
-			uint32_t f = atomic_load_explicit(&la->head[sp[k + AHEAD].h],
-							  memory_order_relaxed);
+			uint32_t f =
+			    atomic_load_explicit(&la->head[sp[k + AHEAD].h], memory_order_relaxed);
 			if (f != NIL) {
 				uint32_t nx =
 				    atomic_load_explicit(&nodes[f].bnext, memory_order_relaxed);

@@ -40,7 +40,8 @@ static void test_hash_chain(void **state)
 		assert_true(out[i] == h);
 	}
 	/* Truncation to max blocks; a shorter input; the model seeds the chain. */
-	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){input, sizeof input}, 64, 2, out), 2);
+	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){input, sizeof input}, 64, 2, out),
+			 2);
 	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){input, 63}, 64, 256, out), 0);
 	uint64_t other[4];
 	ig_prefix_hashes(IG_STR("mistral"), (struct ig_str){input, 64}, 64, 256, other);
@@ -49,7 +50,8 @@ static void test_hash_chain(void **state)
 	/* Big blocks. */
 	static char big[4096];
 	memset(big, 'q', sizeof big);
-	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){big, sizeof big}, 2048, 256, out), 2);
+	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){big, sizeof big}, 2048, 256, out),
+			 2);
 	h = XXH64("llama", 5, 0);
 	for (int i = 0; i < 2; i++) {
 		h = expect_link(h, big + 2048 * i, 2048);
@@ -685,8 +687,8 @@ static void test_concurrent_commit_and_schedule(void **state)
 	for (int i = 0; i < NEP; i++) {
 		sh->m[i].waiting = i % 4;
 		sh->m[i].kv_usage = 0.1 * (i % 5);
-		sh->eps[i] = (struct ig_sched_endpoint){.m = &sh->m[i], .key = 1000 + (uint64_t)i,
-							.addr = IG_STR("10.0.0.1:8000")};
+		sh->eps[i] = (struct ig_sched_endpoint){
+		    .m = &sh->m[i], .key = 1000 + (uint64_t)i, .addr = IG_STR("10.0.0.1:8000")};
 	}
 	for (int p = 0; p < 8; p++)
 		for (int j = 0; j < 512; j++)
@@ -696,7 +698,9 @@ static void test_concurrent_commit_and_schedule(void **state)
 	assert_non_null(sh->s);
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(pthread_create(&t[i], NULL, i < 2 ? committer_thread : scheduler_thread, sh), 0);
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, i < 2 ? committer_thread : scheduler_thread, sh),
+		    0);
 	for (int i = 0; i < 4; i++) {
 		void *rv;
 		pthread_join(t[i], &rv);
@@ -715,17 +719,17 @@ static void test_concurrent_commit_and_schedule(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hash_chain),
-		cmocka_unit_test(test_hash_chain_is_a_prefix_chain),
-		cmocka_unit_test(test_match_counting),
-		cmocka_unit_test(test_lru_eviction),
-		cmocka_unit_test(test_against_model),
-		cmocka_unit_test(test_seen_against_model),
-		cmocka_unit_test(test_capacities_against_model),
-		cmocka_unit_test(test_lookup_hits_and_seen),
-		cmocka_unit_test(test_concurrent_exact),
-		cmocka_unit_test(test_concurrent_same_endpoint),
-		cmocka_unit_test(test_concurrent_commit_and_schedule),
+	    cmocka_unit_test(test_hash_chain),
+	    cmocka_unit_test(test_hash_chain_is_a_prefix_chain),
+	    cmocka_unit_test(test_match_counting),
+	    cmocka_unit_test(test_lru_eviction),
+	    cmocka_unit_test(test_against_model),
+	    cmocka_unit_test(test_seen_against_model),
+	    cmocka_unit_test(test_capacities_against_model),
+	    cmocka_unit_test(test_lookup_hits_and_seen),
+	    cmocka_unit_test(test_concurrent_exact),
+	    cmocka_unit_test(test_concurrent_same_endpoint),
+	    cmocka_unit_test(test_concurrent_commit_and_schedule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
