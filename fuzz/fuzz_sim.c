@@ -10,7 +10,8 @@
  *               else  request bodies: up to 6 pieces split on NUL, each
  *                     "<op><body>" with op c (completion), h (chat),
  *                     r (Responses), e (embeddings), m (Anthropic
- *                     Messages) or anything else (every API)
+ *                     Messages), t (/tokenize), d (/detokenize) or
+ *                     anything else (every one)
  *   bit 3  --vllm-version 0.8 (the error body shape)
  *
  * A parsed request must be one the simulator can run: a known model name,
@@ -18,7 +19,9 @@
  * of it unless cut at the buffer's ceiling), and its answer, whole and
  * streamed, must render as valid JSON with every SSE event on one data
  * line. A refusal must carry a status and a message that make a valid
- * error body in the API's shape. */
+ * error body in the API's shape. /tokenize and /detokenize answers must
+ * be valid JSON listing as many ids as the prompt has tokens, each in the
+ * vocabulary. The tokenizer's spans must give the text back. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,9 +87,26 @@ static void fuzz_args(char *p, size_t len)
 static void fuzz_tokens(const char *p, size_t len)
 {
 	struct ig_str s = {p, len};
-	if (ig_sim_count_tokens(s) > len)
+	size_t n = ig_sim_count_tokens(s);
+	if (n > len)
 		abort();
 	(void)ig_sim_text_seed(s, IG_STR("m"), 1);
+	/* The spans, one per token, tile the text up to its trailing blanks. */
+	struct ig_str sp[16];
+	size_t at = 0, total = 0, k;
+	while ((k = ig_sim_token_spans((struct ig_str){p + at, len - at}, sp, 16)) > 0) {
+		for (size_t j = 0; j < k; j++) {
+			if (sp[j].ptr != p + at || sp[j].len == 0)
+				abort();
+			at += sp[j].len;
+		}
+		total += k;
+	}
+	if (total != n)
+		abort();
+	for (; at < len; at++)
+		if (!strchr(" \t\n\r\f\v", p[at]) || p[at] == '\0')
+			abort();
 }
 
 /* ---- request bodies ------------------------------------------------------------ */
@@ -271,6 +291,42 @@ static void parse_one(const struct ig_sim_config *c, enum ig_sim_kind kind, cons
 	ig_sim_request_free(&r);
 }
 
+/* /tokenize and /detokenize bodies; the texts table lives across inputs,
+ * as it does in a server. */
+static void parse_tokenizer(const struct ig_sim_config *c, bool de, const char *body, size_t len)
+{
+	static struct ig_sim_vocab *vocab;
+	struct ig_sim_request r = {0};
+	struct ig_sim_error e;
+	struct ig_buf texts = {0}, out = {0};
+	bool strs = false;
+	int rc;
+	if (!vocab && !(vocab = ig_sim_vocab_new()))
+		abort();
+	ig_buf_init(&texts, (size_t)1 << 26);
+	r.texts = &texts;
+	rc = de ? ig_sim_parse_detokenize(c, body, len, &r, &e)
+		: ig_sim_parse_tokenize(c, body, len, &r, &strs, &e);
+	if (rc == 0) {
+		const uint64_t *ids = (const uint64_t *)(const void *)r.ids.ptr;
+		size_t n = ig_sim_request_nids(&r);
+		if (!r.name.len || (!de && n != (size_t)r.prompt_tokens))
+			abort();
+		for (size_t i = 0; de && i < n; i++)
+			if (ids[i] >= IG_SIM_VOCAB)
+				abort();
+		if ((de ? ig_sim_detokenize_answer(vocab, &r, &out)
+			: ig_sim_tokenize_answer(c, vocab, &r, &texts, strs, &out)) < 0)
+			abort();
+		check_json(out.ptr, out.len);
+	} else {
+		check_refused(c, IG_SIM_COMPLETION, &e);
+	}
+	ig_sim_request_free(&r);
+	ig_buf_free(&texts);
+	ig_buf_free(&out);
+}
+
 static void fuzz_requests(const char *p, size_t len, unsigned flags)
 {
 	static const char ops[] = {'c', 'h', 'r', 'e', 'm'};
@@ -301,9 +357,14 @@ static void fuzz_requests(const char *p, size_t len, unsigned flags)
 			if (!body)
 				abort();
 			memcpy(body, p + 1, blen);
+			bool any = !memchr(ops, p[0], sizeof ops) && p[0] != 't' && p[0] != 'd';
 			for (size_t k = 0; k < sizeof ops; k++)
-				if (p[0] == ops[k] || !memchr(ops, p[0], sizeof ops))
+				if (p[0] == ops[k] || any)
 					parse_one(&cfg[v], kinds[k], body, blen);
+			if (p[0] == 't' || any)
+				parse_tokenizer(&cfg[v], false, body, blen);
+			if (p[0] == 'd' || any)
+				parse_tokenizer(&cfg[v], true, body, blen);
 			free(body);
 		}
 		p += seg + 1;

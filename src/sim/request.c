@@ -75,6 +75,16 @@ static int opt_double(struct ig_json_value o, const char *key, double *out)
 
 /* ---- prompt ids ---------------------------------------------------------------------- */
 
+/* A token's text beside its id, when the request keeps them. */
+static void text_push(struct ig_sim_request *r, struct ig_str text)
+{
+	uint32_t len = text.len < UINT32_MAX ? (uint32_t)text.len : 0;
+	if (r->texts && !r->ids_truncated &&
+	    (ig_buf_append(r->texts, &len, sizeof len) < 0 ||
+	     ig_buf_append(r->texts, text.ptr, len) < 0))
+		r->ids_truncated = true;
+}
+
 static void ids_push(struct ig_sim_request *r, uint64_t id)
 {
 	if (!r->ids_truncated && ig_buf_append(&r->ids, &id, sizeof id) < 0)
@@ -83,6 +93,7 @@ static void ids_push(struct ig_sim_request *r, uint64_t id)
 
 static void ids_push_special(struct ig_sim_request *r, const char *token)
 {
+	text_push(r, ig_str_from(token));
 	ids_push(r, ig_sim_token_id(token));
 }
 
@@ -94,6 +105,17 @@ static size_t ids_push_text(struct ig_sim_request *r, struct ig_str text)
 		r->ids_truncated = true;
 		return n;
 	}
+	if (r->texts)
+		for (size_t i = 0, at = 0, k; i < n; i += k) {
+			struct ig_str spans[64];
+			k = ig_sim_token_spans((struct ig_str){text.ptr + at, text.len - at}, spans,
+					       64);
+			if (k == 0)
+				break;
+			for (size_t j = 0; j < k; j++)
+				text_push(r, spans[j]);
+			at = (size_t)(spans[k - 1].ptr + spans[k - 1].len - text.ptr);
+		}
 	ig_sim_tokenize(text, (uint64_t *)(void *)(r->ids.ptr + r->ids.len), n);
 	r->ids.len += n * sizeof(uint64_t);
 	return n;
@@ -270,7 +292,8 @@ static int tools_tokens(struct ig_json_value root, long *n, struct ig_sim_reques
 /* A chat prompt as a chat template lays it out: per message a start
  * marker, the role, a separator, the content and an end marker; then the
  * opening of the assistant's turn. */
-static int messages_tokens(struct ig_json_value msgs, long *out, struct ig_sim_request *r)
+static int messages_tokens(struct ig_json_value msgs, long *out, struct ig_sim_request *r,
+			   bool reply)
 {
 	struct ig_json_value m, role, content;
 	size_t pos = 0;
@@ -285,7 +308,7 @@ static int messages_tokens(struct ig_json_value msgs, long *out, struct ig_sim_r
 		rc = push_turn(r, role, "?", content, &n);
 		count++;
 	}
-	*out = n + reply_open(r);
+	*out = n + (reply ? reply_open(r) : 0);
 	return rc == 0 && count ? 0 : -1;
 }
 
@@ -384,7 +407,7 @@ static int read_chat(struct ig_json_value root, struct ig_sim_request *r, int64_
 		return bad_request(e, "messages", "Field required: 'messages'.");
 	if (tools_tokens(root, &r->prompt_tokens, r) < 0)
 		return bad_request(e, "tools", "'tools' must be a list.");
-	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &r->prompt_tokens, r) < 0)
+	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &r->prompt_tokens, r, true) < 0)
 		return bad_request(e, "messages",
 				   "'messages' must be a non-empty list of {role, content}.");
 	r->prompt_key = msgs.raw;
@@ -755,6 +778,95 @@ int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, c
 	if (resolve_model(c, out, err) < 0 || check_length(c, out, asked, err) < 0)
 		return -1;
 	return 0;
+}
+
+/* ---- /tokenize ------------------------------------------------------------------------ */
+
+/* The most ids a /tokenize answer lists (a 256 MiB prompt of one-letter
+ * words): past it the request is refused instead of truncated. */
+#define TOKENIZE_MAX_IDS ((size_t)1 << 25)
+
+int ig_sim_parse_tokenize(const struct ig_sim_config *c, const char *body, size_t len,
+			  struct ig_sim_request *out, bool *strs, struct ig_sim_error *err)
+{
+	struct ig_json_value root, msgs, prompt;
+	struct ig_buf *texts = out->texts;
+	memset(out, 0, sizeof *out);
+	out->kind = IG_SIM_COMPLETION;
+	ig_buf_init(&out->model, 4096);
+	ig_buf_init(&out->ids, TOKENIZE_MAX_IDS * sizeof(uint64_t));
+	*strs = false;
+	if (ig_json_parse(body, len, &root) < 0 || root.type != IG_JSON_OBJECT)
+		return bad_request(err, NULL, "JSON decode error: the body is not a JSON object.");
+	if (read_model(root, out, err) < 0)
+		return -1;
+	if (opt_bool(root, "return_token_strs", strs) < 0)
+		return bad_request(err, "return_token_strs",
+				   "'return_token_strs' must be a boolean.");
+	out->texts = texts;
+	bool has_msgs = ig_json_get(root, "messages", &msgs) == 0 && msgs.type != IG_JSON_NULL;
+	if (has_msgs) {
+		bool gen = true, cont = false;
+		if (opt_bool(root, "add_generation_prompt", &gen) < 0 ||
+		    opt_bool(root, "continue_final_message", &cont) < 0)
+			return bad_request(err, NULL,
+					   "'add_generation_prompt' and 'continue_final_message' "
+					   "must be booleans.");
+		if (gen && cont)
+			return bad_request(err, NULL,
+					   "Cannot set both `continue_final_message` and "
+					   "`add_generation_prompt` to True.");
+		out->kind = IG_SIM_CHAT;
+		if (tools_tokens(root, &out->prompt_tokens, out) < 0)
+			return bad_request(err, "tools", "'tools' must be a list.");
+		if (msgs.type != IG_JSON_ARRAY ||
+		    messages_tokens(msgs, &out->prompt_tokens, out, gen) < 0)
+			return bad_request(
+			    err, "messages",
+			    "'messages' must be a non-empty list of {role, content}.");
+	} else {
+		if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
+			return bad_request(err, "prompt",
+					   "Field required: 'prompt' or 'messages'.");
+		if (prompt.type != IG_JSON_STRING)
+			return bad_request(err, "prompt", "'prompt' must be a string.");
+		out->prompt_tokens = string_tokens(prompt, out);
+	}
+	if (out->ids_truncated)
+		return bad_request(err, NULL, "The prompt has too many tokens to list.");
+	return resolve_model(c, out, err);
+}
+
+int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, size_t len,
+			    struct ig_sim_request *out, struct ig_sim_error *err)
+{
+	struct ig_json_value root, toks, e;
+	size_t pos = 0;
+	memset(out, 0, sizeof *out);
+	out->kind = IG_SIM_COMPLETION;
+	ig_buf_init(&out->model, 4096);
+	ig_buf_init(&out->ids, TOKENIZE_MAX_IDS * sizeof(uint64_t));
+	if (ig_json_parse(body, len, &root) < 0 || root.type != IG_JSON_OBJECT)
+		return bad_request(err, NULL, "JSON decode error: the body is not a JSON object.");
+	if (read_model(root, out, err) < 0)
+		return -1;
+	if (ig_json_get(root, "tokens", &toks) < 0 || toks.type == IG_JSON_NULL)
+		return bad_request(err, "tokens", "Field required: 'tokens'.");
+	if (toks.type != IG_JSON_ARRAY)
+		return bad_request(err, "tokens", "'tokens' must be a list of integers.");
+	while (ig_json_array_next(toks, &pos, &e) == 1) {
+		int64_t id;
+		if (e.type != IG_JSON_NUMBER || ig_json_int64(e, &id) < 0)
+			return bad_request(err, "tokens", "'tokens' must be a list of integers.");
+		if (id < 0 || id >= (int64_t)IG_SIM_VOCAB)
+			return reject(err, 400, "BadRequestError", "tokens",
+				      "Token id %lld is out of vocabulary (%u tokens).",
+				      (long long)id, IG_SIM_VOCAB);
+		ids_push(out, (uint64_t)id);
+	}
+	if (out->ids_truncated)
+		return bad_request(err, "tokens", "Too many tokens.");
+	return resolve_model(c, out, err);
 }
 
 void ig_sim_request_free(struct ig_sim_request *r)

@@ -129,6 +129,11 @@ size_t ig_sim_count_tokens(struct ig_str s);
 /* The same tokens as ids (a hash of each token's bytes): writes the first
  * `max` of them to ids and returns the count. */
 size_t ig_sim_tokenize(struct ig_str s, uint64_t *ids, size_t max);
+/* The same tokens as text: token k's span runs from the end of token k-1
+ * (the start of s for the first) to its own end, so it carries the blanks
+ * before it and the spans put together give s back without its trailing
+ * blanks. Writes the first `max` at most and returns how many it wrote. */
+size_t ig_sim_token_spans(struct ig_str s, struct ig_str *spans, size_t max);
 /* The id of a special token such as a chat-template marker. */
 uint64_t ig_sim_token_id(const char *token);
 /* Chat prompts: every message costs its content's tokens plus
@@ -140,6 +145,8 @@ uint64_t ig_sim_token_id(const char *token);
 uint64_t ig_sim_text_seed(struct ig_str prompt, struct ig_str model, uint64_t seed);
 /* The next generated token, a word with its leading space. */
 const char *ig_sim_next_word(struct ig_rng *r);
+/* Word k (modulo their number) of those the generator writes. */
+const char *ig_sim_word(uint64_t k);
 /* Where a chat answer ends on its own ("stop"): 8..64 tokens. */
 long ig_sim_natural_len(uint64_t text_seed);
 
@@ -265,6 +272,9 @@ struct ig_sim_request {
 	 * always a prefix of the prompt. */
 	struct ig_buf ids;
 	bool ids_truncated;
+	/* /tokenize with return_token_strs: each id's text beside it, as
+	 * records of a uint32_t length and the bytes (NULL: not kept). */
+	struct ig_buf *texts;
 	/* Responses: the fields the answer repeats, as written (into the body). */
 	struct ig_sim_echo echo;
 	/* Embeddings: `input` (into the body), the number of inputs, the
@@ -295,6 +305,48 @@ struct ig_sim_error {
 int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
 			 size_t len, struct ig_sim_request *out, struct ig_sim_error *err);
 void ig_sim_request_free(struct ig_sim_request *r);
+/* A /tokenize body (vLLM's TokenizeCompletionRequest, `prompt` a string,
+ * or TokenizeChatRequest, `messages` laid out as for chat, with
+ * add_generation_prompt, default true, for the opening of the reply):
+ * the ids in out->ids, the model resolved, *strs set when
+ * return_token_strs asks for the tokens' texts, and the texts recorded in
+ * out->texts when it was set before the call. No context check:
+ * vLLM's /tokenize answers max_model_len beside the count. */
+int ig_sim_parse_tokenize(const struct ig_sim_config *c, const char *body, size_t len,
+			  struct ig_sim_request *out, bool *strs, struct ig_sim_error *err);
+/* A /detokenize body ({model, tokens: [ids]}): the ids, each checked to be
+ * below IG_SIM_VOCAB, in out->ids (as uint64_t), the model resolved. */
+int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, size_t len,
+			    struct ig_sim_request *out, struct ig_sim_error *err);
+
+/* ---- /tokenize and /detokenize (tokenize.c) ------------------------------------ */
+
+/* The answers' token ids: the toy tokenizer's 64-bit ids folded into a
+ * vocabulary the size of Qwen2.5's. */
+#define IG_SIM_VOCAB 151936u
+static inline uint32_t ig_sim_vocab_id(uint64_t id)
+{
+	return (uint32_t)(id % IG_SIM_VOCAB);
+}
+
+/* The texts of ids this simulator's /tokenize listed lately (a fixed table
+ * of 65,536 entries, one per id modulo its size, the latest kept), so that
+ * /detokenize gives their text back. */
+struct ig_sim_vocab;
+struct ig_sim_vocab *ig_sim_vocab_new(void);
+void ig_sim_vocab_free(struct ig_sim_vocab *v);
+
+/* The answer to a parsed /tokenize whose texts were recorded in `texts`:
+ * {"count", "max_model_len", "tokens", "token_strs"}, the texts listed
+ * when strs (return_token_strs), else null; the ids' texts are remembered
+ * in v. Returns 0, -1 out of memory. */
+int ig_sim_tokenize_answer(const struct ig_sim_config *c, struct ig_sim_vocab *v,
+			   const struct ig_sim_request *r, const struct ig_buf *texts, bool strs,
+			   struct ig_buf *out);
+/* {"prompt"} for a parsed /detokenize: the remembered text of each id,
+ * else a word of the generator's. */
+int ig_sim_detokenize_answer(const struct ig_sim_vocab *v, const struct ig_sim_request *r,
+			     struct ig_buf *out);
 /* The number of ids recorded in r->ids. */
 size_t ig_sim_request_nids(const struct ig_sim_request *r);
 

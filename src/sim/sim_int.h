@@ -19,6 +19,7 @@ struct sim {
 	struct ig_timer step_timer; /* armed while an engine step runs */
 	uint64_t t0_ns;		    /* loop time that simulated time 0 maps to */
 	struct ig_rng rng;	    /* sampling, seeded by --seed when given */
+	struct ig_sim_vocab *vocab; /* /tokenize's texts, made on first use */
 };
 
 struct sim_req {

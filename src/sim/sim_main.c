@@ -337,6 +337,44 @@ static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_
 	ig_sim_request_free(&p);
 }
 
+/* ---- /tokenize, /detokenize ------------------------------------------------------------ */
+
+static void handle_tokenize(struct sim *s, struct ig_http_exchange *ex)
+{
+	struct ig_sim_request p = {0};
+	struct ig_sim_error e;
+	struct ig_buf texts = {0}, out = {0};
+	bool strs;
+	ig_buf_init(&texts, (size_t)1 << 30);
+	p.texts = &texts;
+	if (!s->vocab)
+		s->vocab = ig_sim_vocab_new();
+	if (ig_sim_parse_tokenize(&s->cfg, ex->body.ptr, ex->body.len, &p, &strs, &e) < 0)
+		fail(s, ex, e.status, e.type, e.param, "%s", e.msg);
+	else if (ig_sim_tokenize_answer(&s->cfg, s->vocab, &p, &texts, strs, &out) < 0)
+		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+	else
+		respond_json(ex, 200, &out);
+	ig_sim_request_free(&p);
+	ig_buf_free(&texts);
+	ig_buf_free(&out);
+}
+
+static void handle_detokenize(struct sim *s, struct ig_http_exchange *ex)
+{
+	struct ig_sim_request p;
+	struct ig_sim_error e;
+	struct ig_buf out = {0};
+	if (ig_sim_parse_detokenize(&s->cfg, ex->body.ptr, ex->body.len, &p, &e) < 0)
+		fail(s, ex, e.status, e.type, e.param, "%s", e.msg);
+	else if (ig_sim_detokenize_answer(s->vocab, &p, &out) < 0)
+		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
+	else
+		respond_json(ex, 200, &out);
+	ig_sim_request_free(&p);
+	ig_buf_free(&out);
+}
+
 /* ---- models, LoRA admin, state ----------------------------------------------------- */
 
 static void put_permission(struct ig_buf *b, int64_t now)
@@ -598,6 +636,8 @@ enum route_id {
 	R_MODELS,
 	R_HEALTH,
 	R_VERSION,
+	R_TOKENIZE,
+	R_DETOKENIZE,
 	R_METRICS,
 	R_LOAD,
 	R_UNLOAD,
@@ -620,6 +660,8 @@ static const struct route routes[] = {
     {"/health", "GET", R_HEALTH},
     {"/ping", "GET, POST", R_HEALTH},
     {"/version", "GET", R_VERSION},
+    {"/tokenize", "POST", R_TOKENIZE},
+    {"/detokenize", "POST", R_DETOKENIZE},
     {"/metrics", "GET", R_METRICS},
     {"/v1/load_lora_adapter", "POST", R_LOAD},
     {"/v1/unload_lora_adapter", "POST", R_UNLOAD},
@@ -657,6 +699,10 @@ static void dispatch(struct sim *s, struct ig_http_exchange *ex, enum route_id i
 		return;
 	case R_VERSION:
 		return handle_version(s, ex);
+	case R_TOKENIZE:
+		return handle_tokenize(s, ex);
+	case R_DETOKENIZE:
+		return handle_detokenize(s, ex);
 	case R_METRICS:
 		return handle_metrics(s, ex);
 	case R_LOAD:
@@ -783,6 +829,7 @@ int ig_sim_main(int argc, char **argv)
 	ig_sim_lora_note(&s.stats, "", "", ig_wall_seconds());
 	ig_sim_lora_update(&s);
 	rc = serve(&s);
+	ig_sim_vocab_free(s.vocab);
 	ig_sim_engine_free(&s);
 	ig_loop_free(&s.loop);
 	ig_sim_config_free(&s.cfg);

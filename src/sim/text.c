@@ -22,28 +22,43 @@ static bool is_continuation(unsigned char c)
 	return (c & 0xC0) == 0x80;
 }
 
+/* The next token of s at or after *i: its bytes are [*start, *i) after
+ * the call. False at the end (only blanks were left). */
+static bool next_token(struct ig_str s, size_t *i, size_t *start)
+{
+	while (*i < s.len && is_blank((unsigned char)s.ptr[*i]))
+		(*i)++;
+	if (*i == s.len)
+		return false;
+	*start = *i;
+	if (is_word_byte((unsigned char)s.ptr[*i])) {
+		while (*i < s.len && is_word_byte((unsigned char)s.ptr[*i]))
+			(*i)++;
+	} else {
+		(*i)++;
+		while (*i < s.len && is_continuation((unsigned char)s.ptr[*i]))
+			(*i)++;
+	}
+	return true;
+}
+
 size_t ig_sim_tokenize(struct ig_str s, uint64_t *ids, size_t max)
 {
-	size_t n = 0;
-	size_t i = 0;
-	while (i < s.len) {
-		unsigned char c = (unsigned char)s.ptr[i];
-		size_t start = i;
-		if (is_blank(c)) {
-			i++;
-			continue;
-		}
-		if (is_word_byte(c)) {
-			while (i < s.len && is_word_byte((unsigned char)s.ptr[i]))
-				i++;
-		} else {
-			i++;
-			while (i < s.len && is_continuation((unsigned char)s.ptr[i]))
-				i++;
-		}
+	size_t n = 0, i = 0, start;
+	while (next_token(s, &i, &start)) {
 		if (n < max)
 			ids[n] = XXH3_64bits(s.ptr + start, i - start);
 		n++;
+	}
+	return n;
+}
+
+size_t ig_sim_token_spans(struct ig_str s, struct ig_str *spans, size_t max)
+{
+	size_t n = 0, i = 0, start, end = 0;
+	while (n < max && next_token(s, &i, &start)) {
+		spans[n++] = (struct ig_str){s.ptr + end, i - end};
+		end = i;
 	}
 	return n;
 }
@@ -81,6 +96,11 @@ static const char *const words[] = {
 const char *ig_sim_next_word(struct ig_rng *r)
 {
 	return words[ig_rng_below(r, sizeof words / sizeof words[0])];
+}
+
+const char *ig_sim_word(uint64_t k)
+{
+	return words[k % (sizeof words / sizeof words[0])];
 }
 
 long ig_sim_natural_len(uint64_t text_seed)

@@ -751,3 +751,46 @@ def test_new_apis_wait_in_the_queue(procs):
         t.join()
     assert seen_waiting >= 1
     assert [s for s, _ in results] == [200, 200, 200]
+
+
+def test_tokenize_and_detokenize(procs):
+    """vLLM's tokenizer endpoints: /tokenize counts a prompt (or chat
+    messages) as the generation APIs count it, /detokenize gives back the
+    text of the ids /tokenize listed; errors as vLLM answers them."""
+    _, base = start_sim(procs, "--max-model-len", "100", "--enable-lora", "--lora-modules",
+                        "ad=/adapters/ad")
+    status, r = post_json(base, "/tokenize", {"prompt": SEED_PROMPT})
+    assert status == 200
+    assert r["count"] == 10 and len(r["tokens"]) == 10 and r["max_model_len"] == 100
+    assert all(isinstance(t, int) and 0 <= t < 151936 for t in r["tokens"])
+    assert r["token_strs"] is None
+    # The same count as a completion's usage, for the adapter too.
+    status, c = post_json(base, "/v1/completions",
+                          {"model": "ad", "prompt": SEED_PROMPT, "max_tokens": 1})
+    assert status == 200 and c["usage"]["prompt_tokens"] == r["count"]
+    status, r2 = post_json(base, "/tokenize", {"model": "ad", "prompt": SEED_PROMPT,
+                                               "return_token_strs": True})
+    assert status == 200 and r2["tokens"] == r["tokens"]
+    assert "".join(r2["token_strs"]) == SEED_PROMPT
+    status, d = post_json(base, "/detokenize", {"model": "ad", "tokens": r["tokens"]})
+    assert status == 200 and d == {"prompt": SEED_PROMPT}
+    # Chat messages: the count a chat completion reports.
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there!"}]
+    status, t = post_json(base, "/tokenize", {"messages": msgs})
+    status2, chat = post_json(base, "/v1/chat/completions", {"messages": msgs, "max_tokens": 1})
+    assert status == 200 and status2 == 200
+    assert t["count"] == chat["usage"]["prompt_tokens"]
+    status, t2 = post_json(base, "/tokenize", {"messages": msgs, "add_generation_prompt": False})
+    assert status == 200 and t2["count"] < t["count"]
+    assert t2["tokens"] == t["tokens"][:t2["count"]]
+    # Errors.
+    status, e = post_json(base, "/tokenize", {"model": "nope", "prompt": "x"})
+    assert status == 404 and e["error"]["message"] == "The model `nope` does not exist."
+    status, e = post_json(base, "/tokenize", {"messages": msgs, "continue_final_message": True})
+    assert status == 400 and "continue_final_message" in e["error"]["message"]
+    status, e = post_json(base, "/tokenize", {})
+    assert status == 400
+    status, e = post_json(base, "/detokenize", {"tokens": [151936]})
+    assert status == 400 and e["error"]["param"] == "tokens"
+    status, _, _ = call(base, "/tokenize", method="GET")
+    assert status == 405

@@ -458,15 +458,17 @@ static void test_metrics_name_filter(void **state)
 	ig_sim_hist_observe(&s.ttft, tb, n, 0.2);
 	assert_int_equal(ig_sim_render_metrics(&page, &c, &s, &g), 0);
 	/* The scraper's query (pool/scrape.c). */
-	struct ig_str q = IG_STR("name%5B%5D=vllm:num_requests_waiting&name%5B%5D=vllm:num_requests_"
-				 "running&name%5B%5D=vllm:kv_cache_usage_perc&name%5B%5D=vllm:gpu_"
-				 "cache_usage_perc&name%5B%5D=vllm:lora_requests_info");
+	struct ig_str q =
+	    IG_STR("name%5B%5D=vllm:num_requests_waiting&name%5B%5D=vllm:num_requests_"
+		   "running&name%5B%5D=vllm:kv_cache_usage_perc&name%5B%5D=vllm:gpu_"
+		   "cache_usage_perc&name%5B%5D=vllm:lora_requests_info");
 	assert_int_equal(ig_sim_filter_metrics(ig_buf_str(&page), q, &b), 0);
 	const char *t = ig_buf_cstr(&b);
 	assert_non_null(strstr(t, "# HELP vllm:num_requests_waiting "));
-	assert_non_null(strstr(t, "# TYPE vllm:num_requests_waiting gauge\n"
-				  "vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
-				  "2.0\n"));
+	assert_non_null(
+	    strstr(t, "# TYPE vllm:num_requests_waiting gauge\n"
+		      "vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+		      "2.0\n"));
 	assert_non_null(strstr(t, "# TYPE vllm:lora_requests_info gauge\n"));
 	assert_null(strstr(t, "time_to_first_token"));
 	assert_null(strstr(t, "prompt_tokens"));
@@ -493,7 +495,8 @@ static void test_metrics_name_filter(void **state)
 	/* Decoded names, '+' for a blank; other parameters are ignored. */
 	ig_buf_reset(&b);
 	assert_int_equal(ig_sim_filter_metrics(ig_buf_str(&page),
-					       IG_STR("x=1&name[]=vllm%3Anum_requests_running"), &b),
+					       IG_STR("x=1&name[]=vllm%3Anum_requests_running"),
+					       &b),
 			 0);
 	assert_non_null(strstr(ig_buf_cstr(&b), "vllm:num_requests_running{"));
 	assert_null(strstr(ig_buf_cstr(&b), "waiting"));
@@ -708,6 +711,23 @@ static void test_prompt_token_ids(void **state)
 	/* Only max ids are written; the count is still whole. */
 	assert_int_equal(ig_sim_tokenize(IG_STR("a b c"), b, 1), 3);
 	assert_true(ig_sim_token_id("<|im_start|>") != ig_sim_token_id("assistant"));
+}
+
+/* Token spans carry the blanks before them; put together they give the
+ * text back without its trailing blanks. */
+static void test_token_spans(void **state)
+{
+	struct ig_str sp[8];
+	const char *t = "  Hi,  there caf\xc3\xa9 ";
+	assert_int_equal(ig_sim_token_spans(ig_str_from(t), sp, 8), 5);
+	assert_true(ig_str_eq_cstr(sp[0], "  Hi"));
+	assert_true(ig_str_eq_cstr(sp[1], ","));
+	assert_true(ig_str_eq_cstr(sp[2], "  there"));
+	assert_true(ig_str_eq_cstr(sp[3], " caf"));
+	assert_true(ig_str_eq_cstr(sp[4], "\xc3\xa9"));
+	/* At most max. */
+	assert_int_equal(ig_sim_token_spans(ig_str_from(t), sp, 2), 2);
+	assert_int_equal(ig_sim_token_spans(IG_STR("   "), sp, 8), 0);
 }
 
 /* ---- generation requests ---- */
@@ -1536,6 +1556,114 @@ static void test_render_embeddings(void **state)
 	ig_buf_free(&b);
 }
 
+/* ---- /tokenize and /detokenize ---- */
+
+static int tokenize(const struct ig_sim_config *c, const char *body, struct ig_sim_request *r,
+		    struct ig_buf *texts, bool *strs, struct ig_sim_error *e)
+{
+	memset(r, 0, sizeof *r);
+	r->texts = texts;
+	return ig_sim_parse_tokenize(c, body, strlen(body), r, strs, e);
+}
+
+static void test_tokenize(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r, chat;
+	struct ig_sim_error e;
+	struct ig_buf texts = {0}, out = {0};
+	bool strs;
+	struct ig_sim_vocab *v = ig_sim_vocab_new();
+	assert_non_null(v);
+	request_config(&c);
+
+	/* A prompt: the tokenizer's count and ids folded into the vocabulary,
+	 * no context check (a prompt past max_model_len is still listed). */
+	const char *p =
+	    "{\"model\":\"a1\",\"prompt\":\"Hi, there  you\",\"return_token_strs\":true}";
+	assert_int_equal(tokenize(&c, p, &r, &texts, &strs, &e), 0);
+	assert_true(strs);
+	assert_true(r.adapter);
+	uint64_t want[4];
+	assert_int_equal(ig_sim_tokenize(IG_STR("Hi, there  you"), want, 4), 4);
+	assert_int_equal(ig_sim_tokenize_answer(&c, v, &r, &texts, strs, &out), 0);
+	char expect[256];
+	snprintf(expect, sizeof expect,
+		 "{\"count\":4,\"max_model_len\":64,\"tokens\":[%u,%u,%u,%u],"
+		 "\"token_strs\":[\"Hi\",\",\",\" there\",\"  you\"]}",
+		 ig_sim_vocab_id(want[0]), ig_sim_vocab_id(want[1]), ig_sim_vocab_id(want[2]),
+		 ig_sim_vocab_id(want[3]));
+	assert_string_equal(ig_buf_cstr(&out), expect);
+	ig_sim_request_free(&r);
+
+	/* /detokenize gives back what /tokenize listed; an id it did not
+	 * list is one of the generator's words. */
+	char body[256];
+	snprintf(body, sizeof body, "{\"tokens\":[%u,%u,%u,%u,7]}", ig_sim_vocab_id(want[0]),
+		 ig_sim_vocab_id(want[1]), ig_sim_vocab_id(want[2]), ig_sim_vocab_id(want[3]));
+	assert_int_equal(ig_sim_parse_detokenize(&c, body, strlen(body), &r, &e), 0);
+	out.len = 0;
+	assert_int_equal(ig_sim_detokenize_answer(v, &r, &out), 0);
+	snprintf(expect, sizeof expect, "{\"prompt\":\"Hi, there  you%s\"}", ig_sim_word(7));
+	assert_string_equal(ig_buf_cstr(&out), expect);
+	ig_sim_request_free(&r);
+
+	/* Messages count as a chat completion counts them; without the
+	 * reply's opening, three fewer. token_strs is null unless asked. */
+	const char *msgs = "\"messages\":[{\"role\":\"user\",\"content\":\"a b\"}]";
+	snprintf(body, sizeof body, "{%s}", msgs);
+	texts.len = 0;
+	assert_int_equal(tokenize(&c, body, &r, &texts, &strs, &e), 0);
+	assert_false(strs);
+	assert_int_equal(parse_req(&c, IG_SIM_CHAT, body, &chat, &e), 0);
+	assert_int_equal(ig_sim_request_nids(&r), (size_t)chat.prompt_tokens);
+	assert_memory_equal(r.ids.ptr, chat.ids.ptr, chat.ids.len);
+	out.len = 0;
+	assert_int_equal(ig_sim_tokenize_answer(&c, v, &r, &texts, strs, &out), 0);
+	assert_non_null(strstr(ig_buf_cstr(&out), "\"token_strs\":null}"));
+	ig_sim_request_free(&chat);
+	ig_sim_request_free(&r);
+	snprintf(body, sizeof body, "{%s,\"add_generation_prompt\":false}", msgs);
+	assert_int_equal(tokenize(&c, body, &r, &texts, &strs, &e), 0);
+	assert_int_equal(r.prompt_tokens, 2 + IG_SIM_CHAT_MSG_OVERHEAD);
+	ig_sim_request_free(&r);
+
+	/* Refusals. */
+	static const struct {
+		const char *body;
+		int status;
+		const char *msg;
+	} bad[] = {
+	    {"{}", 400, "'prompt' or 'messages'"},
+	    {"{\"prompt\":[1,2]}", 400, "'prompt' must be a string"},
+	    {"{\"prompt\":\"x\",\"model\":\"nope\"}", 404, "The model `nope` does not exist."},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"continue_final_message\":"
+	     "true}",
+	     400, "Cannot set both"},
+	    {"{\"messages\":[]}", 400, "non-empty list"},
+	    {"[1]", 400, "not a JSON object"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(tokenize(&c, bad[i].body, &r, &texts, &strs, &e), -1);
+		assert_int_equal(e.status, bad[i].status);
+		assert_non_null(strstr(e.msg, bad[i].msg));
+		ig_sim_request_free(&r);
+	}
+	static const char *const bad_ids[] = {"{\"tokens\":[151936]}", "{\"tokens\":[-1]}",
+					      "{\"tokens\":[1.5]}", "{\"tokens\":\"1\"}", "{}"};
+	for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
+		assert_int_equal(
+		    ig_sim_parse_detokenize(&c, bad_ids[i], strlen(bad_ids[i]), &r, &e), -1);
+		assert_int_equal(e.status, 400);
+		ig_sim_request_free(&r);
+	}
+	ig_sim_vocab_free(v);
+	ig_buf_free(&texts);
+	ig_buf_free(&out);
+	ig_sim_config_free(&c);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1559,6 +1687,8 @@ int main(void)
 	    cmocka_unit_test(test_args_given),
 	    cmocka_unit_test(test_prompt_token_ids),
 	    cmocka_unit_test(test_request_completion),
+	    cmocka_unit_test(test_token_spans),
+	    cmocka_unit_test(test_tokenize),
 	    cmocka_unit_test(test_request_chat),
 	    cmocka_unit_test(test_request_errors),
 	    cmocka_unit_test(test_request_long_prompt),
