@@ -25,6 +25,8 @@ uint64_t ig_sim_now(const struct sim *s)
 
 void ig_sim_req_free(struct sim_req *r)
 {
+	if (r->sim && r->sim->cfg.server_load_tracking)
+		r->sim->server_load--;
 	free(r->id);
 	free(r->model);
 	free(r->adapter);
@@ -242,7 +244,9 @@ static int start_stream(struct sim_req *r)
 
 void ig_sim_engine_submit(struct sim *s, struct sim_req *r)
 {
-	r->sim = s;
+	r->sim = s; /* from here the request counts in the server's load */
+	if (s->cfg.server_load_tracking)
+		s->server_load++;
 	r->arrival_ns = ig_sim_now(s);
 	r->ex->user = r;
 	r->ex->on_abort = on_abort;

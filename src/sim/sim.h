@@ -61,9 +61,10 @@ struct ig_sim_config {
 	double time_scale; /* simulated durations run this many times faster */
 	long num_gpu_blocks, block_size;
 	bool enable_prefix_caching;
-	const char *profile;	/* --profile name, or NULL */
-	double failure_rate;	/* percent of generation requests failed on purpose */
-	unsigned failure_types; /* bit (1 << enum ig_sim_failure); 0: all */
+	bool server_load_tracking; /* --enable-server-load-tracking: GET /load counts */
+	const char *profile;	   /* --profile name, or NULL */
+	double failure_rate;	   /* percent of generation requests failed on purpose */
+	unsigned failure_types;	   /* bit (1 << enum ig_sim_failure); 0: all */
 	enum ig_sim_version version;
 	long embedding_dim; /* length of the vectors /v1/embeddings answers */
 	bool has_seed;

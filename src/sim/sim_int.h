@@ -20,6 +20,9 @@ struct sim {
 	uint64_t t0_ns;		    /* loop time that simulated time 0 maps to */
 	struct ig_rng rng;	    /* sampling, seeded by --seed when given */
 	struct ig_sim_vocab *vocab; /* /tokenize's texts, made on first use */
+	/* --enable-server-load-tracking: requests submitted and not yet
+	 * freed, what GET /load reports (vLLM's server_load_metrics). */
+	long server_load;
 };
 
 struct sim_req {

@@ -337,6 +337,16 @@ static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_
 	ig_sim_request_free(&p);
 }
 
+/* vLLM's GET /load: the requests in progress when
+ * --enable-server-load-tracking counts them, else 0. */
+static void handle_server_load(struct sim *s, struct ig_http_exchange *ex)
+{
+	struct ig_buf b = {0};
+	ig_buf_printf(&b, "{\"server_load\":%ld}", s->server_load);
+	respond_json(ex, 200, &b);
+	ig_buf_free(&b);
+}
+
 /* ---- /tokenize, /detokenize ------------------------------------------------------------ */
 
 static void handle_tokenize(struct sim *s, struct ig_http_exchange *ex)
@@ -638,6 +648,7 @@ enum route_id {
 	R_VERSION,
 	R_TOKENIZE,
 	R_DETOKENIZE,
+	R_SERVER_LOAD,
 	R_METRICS,
 	R_LOAD,
 	R_UNLOAD,
@@ -660,6 +671,7 @@ static const struct route routes[] = {
     {"/health", "GET", R_HEALTH},
     {"/ping", "GET, POST", R_HEALTH},
     {"/version", "GET", R_VERSION},
+    {"/load", "GET", R_SERVER_LOAD},
     {"/tokenize", "POST", R_TOKENIZE},
     {"/detokenize", "POST", R_DETOKENIZE},
     {"/metrics", "GET", R_METRICS},
@@ -699,6 +711,8 @@ static void dispatch(struct sim *s, struct ig_http_exchange *ex, enum route_id i
 		return;
 	case R_VERSION:
 		return handle_version(s, ex);
+	case R_SERVER_LOAD:
+		return handle_server_load(s, ex);
 	case R_TOKENIZE:
 		return handle_tokenize(s, ex);
 	case R_DETOKENIZE:
@@ -717,8 +731,12 @@ static void dispatch(struct sim *s, struct ig_http_exchange *ex, enum route_id i
 static void handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct sim *s = ctx;
+	/* vLLM mounts the metrics app with the pattern ^/metrics(?P<path>.*)$
+	 * (so that /metrics is not redirected): every path that starts so. */
+	bool metrics_sub = ex->req.path.len >= 8 && memcmp(ex->req.path.ptr, "/metrics", 8) == 0;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-		if (!ig_str_eq_cstr(ex->req.path, routes[i].path))
+		if (!ig_str_eq_cstr(ex->req.path, routes[i].path) &&
+		    !(metrics_sub && routes[i].id == R_METRICS))
 			continue;
 		bool head = ig_str_eq_cstr(ex->req.method, "HEAD");
 		if (!method_allowed(routes[i].methods, ex->req.method) &&

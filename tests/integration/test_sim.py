@@ -794,3 +794,33 @@ def test_tokenize_and_detokenize(procs):
     assert status == 400 and e["error"]["param"] == "tokens"
     status, _, _ = call(base, "/tokenize", method="GET")
     assert status == 405
+
+
+def test_server_load_and_metrics_paths(procs):
+    """GET /load is vLLM's server_load_metrics: 0 without
+    --enable-server-load-tracking, else the requests in progress (a
+    streamed one until its stream ends). /metrics answers under any path
+    that starts with it, as vLLM's pattern mount does."""
+    _, plain = start_sim(procs)
+    status, r = post_json(plain, "/v1/completions", {"prompt": "x", "max_tokens": 1})
+    assert status == 200
+    status, _, body = call(plain, "/load")
+    assert status == 200 and json.loads(body) == {"server_load": 0}
+    for path in ("/metrics/", "/metrics/x"):
+        status, headers, body = call(plain, path)
+        assert status == 200 and b"vllm:num_requests_running" in body
+    p, base = start_sim(procs, "--enable-server-load-tracking", "--ttft-ms", "400")
+    assert "ignoring vLLM flag --enable-server-load-tracking" not in procs.output(p)
+    bodies = [{"prompt": "a", "max_tokens": 3}, {"prompt": "b", "max_tokens": 3, "stream": True}]
+    threads = [threading.Thread(target=call, args=(base, "/v1/completions", b)) for b in bodies]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 5
+    seen = 0
+    while time.time() < deadline and seen < 2:
+        seen = json.loads(call(base, "/load")[2])["server_load"]
+        time.sleep(0.02)
+    assert seen == 2
+    for t in threads:
+        t.join()
+    assert json.loads(call(base, "/load")[2]) == {"server_load": 0}
