@@ -124,7 +124,6 @@ static const char *const vllm_value_flags[] = {
     "config-format",
     "max-seq-len-to-capture",
     "device",
-    "scheduling-policy",
     "compilation-config",
     "override-generation-config",
     "hf-overrides",
@@ -442,6 +441,15 @@ static int set_profile(struct ig_flags *fl, const struct ig_flag *f, const char 
 	return IG_OK;
 }
 
+/* vLLM's --scheduling-policy choices. */
+static int set_policy(struct ig_flags *fl, const struct ig_flag *f, const char *v)
+{
+	if (strcmp(v, "fcfs") != 0 && strcmp(v, "priority") != 0)
+		return ig_flags_invalid(fl, v, "fcfs or priority");
+	*(bool *)f->dst = strcmp(v, "priority") == 0;
+	return IG_OK;
+}
+
 /* `vllm serve MODEL`: one positional argument names the model. */
 struct positional {
 	struct ig_sim_config *c;
@@ -573,6 +581,9 @@ int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err,
 			 "reuse cached prompt blocks (the default)"),
 	    IG_FLAG_BOOL_OFF("no-enable-prefix-caching", 0, &c->enable_prefix_caching,
 			     "compute every prompt block"),
+	    IG_FLAG_FN("scheduling-policy", 0, set_policy, &c->priority_policy, "fcfs|priority",
+		       "priority: requests' `priority` orders the waiting queue (lower\n"
+		       "first); fcfs (the default) refuses a priority other than 0"),
 	    IG_FLAG_BOOL("enable-server-load-tracking", 0, &c->server_load_tracking,
 			 "count the requests in progress for GET /load"),
 	    IG_FLAG_UINT("seed", 0, &c->seed, 0, LONG_MAX, "N", "makes sampled text reproducible"),

@@ -379,7 +379,23 @@ void ig_sim_model_add(struct ig_sim_model *m, struct ig_sim_seq *q)
 {
 	q->running = false;
 	q->computed = q->generated = q->cached_tokens = q->step_tokens = q->hashed = 0;
-	q_push(&m->waiting, q);
+	struct ig_sim_seq *after = m->waiting.tail;
+	/* A priority policy: behind every waiting request of the same or a
+	 * lower value (vLLM serves lower values first, ties in arrival order). */
+	if (m->cfg->priority_policy)
+		while (after && after->priority > q->priority)
+			after = after->prev;
+	if (!after) {
+		q_push_front(&m->waiting, q);
+	} else if (after == m->waiting.tail) {
+		q_push(&m->waiting, q);
+	} else {
+		q->prev = after;
+		q->next = after->next;
+		after->next->prev = q;
+		after->next = q;
+		m->waiting.len++;
+	}
 }
 
 /* Forgets q (no callback) and frees its blocks. */

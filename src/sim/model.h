@@ -24,7 +24,8 @@ struct ig_sim_seq {
 	const char *adapter;	/* LoRA adapter, NULL for the base model */
 	const uint64_t *hashes; /* chain hashes of the prompt's full blocks */
 	size_t nhashes;
-	bool paused; /* skip this request in steps until cleared */
+	bool paused;   /* skip this request in steps until cleared */
+	long priority; /* with a priority policy: lower waits less (ties FCFS) */
 
 	/* Engine state, read-only for the owner. */
 	struct ig_sim_seq *next, *prev;

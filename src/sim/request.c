@@ -367,6 +367,15 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 	return 0;
 }
 
+/* vLLM's `priority` (completions, chat, Responses, embeddings). */
+static int read_priority(struct ig_json_value root, struct ig_sim_request *r,
+			 struct ig_sim_error *e)
+{
+	if (opt_int(root, "priority", &r->priority) < 0)
+		return bad_request(e, "priority", "'priority' must be an integer.");
+	return 0;
+}
+
 /* A max_tokens-like member into *asked (left alone when absent). */
 static int read_max_tokens(struct ig_json_value root, const char *key, int64_t *asked,
 			   struct ig_sim_error *e)
@@ -384,9 +393,12 @@ static int read_max_tokens(struct ig_json_value root, const char *key, int64_t *
 static int read_completion(struct ig_json_value root, struct ig_sim_request *r, int64_t *asked,
 			   struct ig_sim_error *e)
 {
-	struct ig_json_value prompt;
-	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0)
+	struct ig_json_value prompt, suffix;
+	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0 ||
+	    read_priority(root, r, e) < 0)
 		return -1;
+	if (ig_json_get(root, "suffix", &suffix) == 0 && suffix.type != IG_JSON_NULL)
+		return bad_request(e, NULL, "suffix is not currently supported");
 	if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
 		return bad_request(e, "prompt", "Field required: 'prompt'.");
 	if (prompt_tokens(prompt, &r->prompt_tokens, r) < 0)
@@ -401,7 +413,8 @@ static int read_chat(struct ig_json_value root, struct ig_sim_request *r, int64_
 		     struct ig_sim_error *e)
 {
 	struct ig_json_value msgs;
-	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0)
+	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0 ||
+	    read_priority(root, r, e) < 0)
 		return -1;
 	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
 		return bad_request(e, "messages", "Field required: 'messages'.");
@@ -507,7 +520,8 @@ static int read_responses(struct ig_json_value root, struct ig_sim_request *r, i
 	struct ig_json_value input, item, instr;
 	size_t pos = 0;
 	long n = 0;
-	if (read_sampling(root, r, e) < 0 || read_echo(root, &r->echo, e) < 0)
+	if (read_sampling(root, r, e) < 0 || read_echo(root, &r->echo, e) < 0 ||
+	    read_priority(root, r, e) < 0)
 		return -1;
 	if (ig_json_get(root, "input", &input) < 0 || input.type == IG_JSON_NULL)
 		return bad_request(e, "input", "Field required: 'input'.");
@@ -542,6 +556,8 @@ static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value r
 {
 	struct ig_json_value input, one, v;
 	size_t pos = 0;
+	if (read_priority(root, r, e) < 0)
+		return -1;
 	if (ig_json_get(root, "input", &input) < 0 || input.type == IG_JSON_NULL)
 		return bad_request(e, "input", "Field required: 'input'.");
 	if (input.type != IG_JSON_STRING && input.type != IG_JSON_ARRAY)
@@ -777,6 +793,11 @@ int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, c
 		return -1;
 	if (resolve_model(c, out, err) < 0 || check_length(c, out, asked, err) < 0)
 		return -1;
+	/* The engine's check, after the server's. */
+	if (out->priority != 0 && !c->priority_policy)
+		return reject(err, 400, "BadRequestError", NULL,
+			      "Got priority %lld but Priority scheduling is not enabled.",
+			      (long long)out->priority);
 	return 0;
 }
 

@@ -62,6 +62,7 @@ struct ig_sim_config {
 	long num_gpu_blocks, block_size;
 	bool enable_prefix_caching;
 	bool server_load_tracking; /* --enable-server-load-tracking: GET /load counts */
+	bool priority_policy;	   /* --scheduling-policy priority */
 	const char *profile;	   /* --profile name, or NULL */
 	double failure_rate;	   /* percent of generation requests failed on purpose */
 	unsigned failure_types;	   /* bit (1 << enum ig_sim_failure); 0: all */
@@ -268,6 +269,7 @@ struct ig_sim_request {
 	bool has_temp, has_seed;
 	double temperature;
 	int64_t seed;
+	int64_t priority; /* vLLM's `priority`: lower is served first */
 	/* The prompt's token ids (uint64_t), for prefix-cache keys. Past the
 	 * buffer's ceiling the rest is not recorded, so what is recorded is
 	 * always a prefix of the prompt. */

@@ -211,6 +211,7 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	}
 	r->seq.prompt_tokens = p->prompt_tokens;
 	r->seq.adapter = r->adapter;
+	r->seq.priority = (long)p->priority;
 	if (keep_api_fields(ex, p, r) < 0 || hash_prompt(s, p, r) < 0) {
 		fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 		goto fail;

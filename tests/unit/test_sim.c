@@ -1556,6 +1556,64 @@ static void test_render_embeddings(void **state)
 	ig_buf_free(&b);
 }
 
+/* vLLM refuses `suffix`, and a `priority` other than 0 unless
+ * --scheduling-policy priority. */
+static void test_request_priority_and_suffix(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+	assert_int_equal(
+	    parse_req(&c, IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"suffix\":\"y\"}", &r, &e), -1);
+	assert_int_equal(e.status, 400);
+	assert_string_equal(e.msg, "suffix is not currently supported");
+	ig_sim_request_free(&r);
+	assert_int_equal(
+	    parse_req(&c, IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"suffix\":null}", &r, &e), 0);
+	ig_sim_request_free(&r);
+	static const struct {
+		enum ig_sim_kind kind;
+		const char *body;
+	} with_priority[] = {
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"priority\":3}"},
+	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"priority\":-2}"},
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"priority\":1}"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":\"x\",\"priority\":1}"},
+	};
+	for (size_t i = 0; i < sizeof with_priority / sizeof with_priority[0]; i++) {
+		c.priority_policy = false;
+		assert_int_equal(
+		    parse_req(&c, with_priority[i].kind, with_priority[i].body, &r, &e), -1);
+		assert_int_equal(e.status, 400);
+		assert_non_null(strstr(e.msg, "but Priority scheduling is not enabled."));
+		ig_sim_request_free(&r);
+		c.priority_policy = true;
+		assert_int_equal(
+		    parse_req(&c, with_priority[i].kind, with_priority[i].body, &r, &e), 0);
+		assert_true(r.priority != 0);
+		ig_sim_request_free(&r);
+	}
+	c.priority_policy = false;
+	assert_int_equal(
+	    parse_req(&c, IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"priority\":0}", &r, &e), 0);
+	ig_sim_request_free(&r);
+	assert_int_equal(
+	    parse_req(&c, IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"priority\":\"1\"}", &r, &e), -1);
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+	/* The flag takes vLLM's two choices. */
+	char err[256];
+	const char *ok[] = {"--scheduling-policy", "priority", NULL};
+	assert_int_equal(parse(&c, err, ok), 0);
+	assert_true(c.priority_policy);
+	ig_sim_config_free(&c);
+	const char *bad[] = {"--scheduling-policy", "lifo", NULL};
+	assert_int_equal(parse(&c, err, bad), -1);
+	ig_sim_config_free(&c);
+	(void)state;
+}
+
 /* ---- /tokenize and /detokenize ---- */
 
 static int tokenize(const struct ig_sim_config *c, const char *body, struct ig_sim_request *r,
@@ -1689,6 +1747,7 @@ int main(void)
 	    cmocka_unit_test(test_request_completion),
 	    cmocka_unit_test(test_token_spans),
 	    cmocka_unit_test(test_tokenize),
+	    cmocka_unit_test(test_request_priority_and_suffix),
 	    cmocka_unit_test(test_request_chat),
 	    cmocka_unit_test(test_request_errors),
 	    cmocka_unit_test(test_request_long_prompt),

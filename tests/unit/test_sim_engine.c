@@ -209,6 +209,42 @@ static void test_prefix_needs_whole_blocks(void **state)
 	free(b);
 }
 
+/* --scheduling-policy priority: the waiting queue in priority order (lower
+ * first), ties in arrival order; fcfs keeps arrival order whatever the
+ * priorities. One request runs at a time, so the order of the first
+ * tokens is the queue's. */
+static void check_priority_order(struct harness *h, bool policy, const int *want)
+{
+	static const long prio[5] = {0, 5, -1, 5, 0};
+	h->cfg.max_num_seqs = 1;
+	h->cfg.priority_policy = policy;
+	start(h);
+	struct tseq *t[5];
+	for (int i = 0; i < 5; i++) {
+		t[i] = new_seq(h, 10, 1000 * i, 1, NULL);
+		t[i]->seq.priority = prio[i];
+		add(h, t[i]);
+	}
+	assert_int_equal(h->m.waiting.len, 5);
+	run(h);
+	for (int k = 0; k + 1 < 5; k++)
+		assert_true(t[want[k]]->first_token < t[want[k + 1]]->first_token);
+	for (int i = 0; i < 5; i++)
+		free(t[i]);
+}
+
+static void test_priority_policy(void **state)
+{
+	static const int by_priority[5] = {2, 0, 4, 1, 3};
+	check_priority_order(*state, true, by_priority);
+}
+
+static void test_fcfs_ignores_priority(void **state)
+{
+	static const int by_arrival[5] = {0, 1, 2, 3, 4};
+	check_priority_order(*state, false, by_arrival);
+}
+
 static void test_batch_bound_and_step_cost(void **state)
 {
 	struct harness *h = *state;
@@ -397,6 +433,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_prefix_cache_shortens_ttft, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_priority_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fcfs_ignores_priority, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_prefix_caching, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prefix_needs_whole_blocks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_bound_and_step_cost, setup, teardown),
