@@ -36,6 +36,7 @@ void ig_sim_req_free(struct sim_req *r)
 	free(r->item_id);
 	ig_buf_free(&r->echo_store);
 	free(r->input);
+	free(r->stop);
 	free(r);
 }
 
@@ -73,6 +74,7 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .model = ig_str_from(r->model),
 	    .text = text,
 	    .finish = r->seq.generated >= r->seq.target ? r->finish : NULL,
+	    .stop_reason = r->stop_hit,
 	    .prompt_tokens = r->seq.prompt_tokens,
 	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : r->seq.generated,
 	    .first = r->seq.generated == 1,
@@ -89,12 +91,13 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	};
 }
 
-/* Writes one token's SSE event(s). Returns ig_http_write's result. */
-static int stream_token(struct sim_req *r, const char *word)
+/* Writes one token's SSE event(s) carrying `text`. Returns
+ * ig_http_write's result. */
+static int stream_token(struct sim_req *r, struct ig_str text)
 {
 	struct ig_buf b = {0};
 	struct ig_sim_resp resp;
-	resp_of(r, &resp, ig_str_from(word));
+	resp_of(r, &resp, text);
 	int rc = ig_sim_render_token(&b, &resp, &r->seq_no);
 	if (rc == 0)
 		rc = ig_http_write(r->ex, b.ptr, b.len);
@@ -124,6 +127,48 @@ static void count_finish(struct sim *s, enum ig_sim_finish why)
 	s->stats.success_seen[why] = true;
 }
 
+/* ---- stop strings ---------------------------------------------------------------- */
+
+/* After a token of `added` bytes joined r->text: ends the answer at the
+ * first stop string in the text (cut before it, or after it with
+ * include_stop_str_in_output; finish "stop", stop_reason the string, the
+ * engine told this token is the last) and returns the text a stream sends
+ * now: what it had held back up to the end, or to what may still be the
+ * start of a stop string. */
+static struct ig_str stop_check(struct sim_req *r, size_t added)
+{
+	size_t len = r->text.len, from = len - added;
+	/* A match ends in the new bytes: it starts at most stop_max - 1
+	 * bytes before them. */
+	from = from >= r->stop_max - 1 ? from - (r->stop_max - 1) : 0;
+	const char *best = NULL, *hit = NULL;
+	size_t k = 0;
+	for (const char *st = r->stop; k < r->nstop; st += strlen(st) + 1, k++) {
+		const char *at = memmem(r->text.ptr + from, len - from, st, strlen(st));
+		if (at && (!best || at < best)) {
+			best = at;
+			hit = st;
+		}
+	}
+	size_t end;
+	if (best) {
+		end = (size_t)(best - r->text.ptr) + (r->include_stop ? strlen(hit) : 0);
+		r->stop_hit = ig_str_from(hit);
+		r->finish = "stop";
+		r->seq.target = r->seq.generated;
+		r->text.len = end;
+	} else if (r->seq.generated >= r->seq.target) {
+		end = len;
+	} else {
+		end = len >= r->stop_max - 1 ? len - (r->stop_max - 1) : 0;
+	}
+	if (end < r->sent)
+		end = r->sent;
+	struct ig_str out = {r->text.ptr + r->sent, end - r->sent};
+	r->sent = end;
+	return out;
+}
+
 /* ---- model callbacks ------------------------------------------------------------ */
 
 static int on_token(void *ctx, struct ig_sim_seq *q)
@@ -142,14 +187,19 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 		return 0;
 	const char *word = ig_sim_next_word(&r->rng);
 	s->stats.generation_tokens += 1;
-	/* The Responses API repeats the whole text when its stream ends. */
-	if ((!r->stream || r->kind == IG_SIM_RESPONSES) && ig_buf_append_cstr(&r->text, word) < 0) {
+	/* The Responses API repeats the whole text when its stream ends; stop
+	 * strings are looked for in the whole text. */
+	if ((!r->stream || r->kind == IG_SIM_RESPONSES || r->nstop) &&
+	    ig_buf_append_cstr(&r->text, word) < 0) {
 		ig_http_abort(r->ex);
 		return -1;
 	}
+	struct ig_str out = ig_str_from(word);
+	if (r->nstop)
+		out = stop_check(r, strlen(word));
 	if (!r->stream)
 		return 0;
-	int rc = stream_token(r, word);
+	int rc = stream_token(r, out);
 	if (rc < 0) {
 		ig_http_abort(r->ex);
 		return -1;

@@ -33,6 +33,15 @@ static int put_finish(struct ig_buf *b, const char *finish)
 	return ig_buf_printf(b, "\"%s\"", finish);
 }
 
+/* stop_reason: the stop string that ended the answer, else null. */
+static int put_stop_reason(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	int rc = ig_buf_append_cstr(b, ",\"stop_reason\":");
+	if (r->finish && r->stop_reason.ptr)
+		return rc | ig_json_write_string(b, r->stop_reason.ptr, r->stop_reason.len);
+	return rc | ig_buf_append_cstr(b, "null");
+}
+
 static int put_usage(struct ig_buf *b, const struct ig_sim_resp *r, bool details)
 {
 	return ig_buf_printf(
@@ -56,8 +65,8 @@ static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
 		rc |= ig_buf_append_cstr(out, ",\"logprobs\":null,\"finish_reason\":");
 		rc |= put_finish(out, r->finish);
-		rc |= ig_buf_append_cstr(out, ",\"stop_reason\":null,\"prompt_logprobs\":null}],"
-					      "\"usage\":");
+		rc |= put_stop_reason(out, r);
+		rc |= ig_buf_append_cstr(out, ",\"prompt_logprobs\":null}],\"usage\":");
 		rc |= put_usage(out, r, true);
 		rc |= ig_buf_append_cstr(out, "}");
 	} else {
@@ -67,7 +76,8 @@ static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[]},"
 					      "\"logprobs\":null,\"finish_reason\":");
 		rc |= put_finish(out, r->finish);
-		rc |= ig_buf_append_cstr(out, ",\"stop_reason\":null}],\"usage\":");
+		rc |= put_stop_reason(out, r);
+		rc |= ig_buf_append_cstr(out, "}],\"usage\":");
 		rc |= put_usage(out, r, true);
 		rc |= ig_buf_append_cstr(out, ",\"prompt_logprobs\":null}");
 	}
@@ -83,7 +93,8 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
 		rc |= ig_buf_append_cstr(out, ",\"logprobs\":null,\"finish_reason\":");
 		rc |= put_finish(out, r->finish);
-		rc |= ig_buf_append_cstr(out, ",\"stop_reason\":null}],\"usage\":null}\n\n");
+		rc |= put_stop_reason(out, r);
+		rc |= ig_buf_append_cstr(out, "}],\"usage\":null}\n\n");
 		return rc ? -1 : 0;
 	}
 	/* Chat chunks are dumped with exclude_unset: stop_reason appears only
@@ -92,7 +103,9 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
 	rc |= ig_buf_append_cstr(out, "},\"logprobs\":null,\"finish_reason\":");
 	rc |= put_finish(out, r->finish);
-	rc |= ig_buf_append_cstr(out, r->finish ? ",\"stop_reason\":null}]}\n\n" : "}]}\n\n");
+	if (r->finish)
+		rc |= put_stop_reason(out, r);
+	rc |= ig_buf_append_cstr(out, "}]}\n\n");
 	return rc ? -1 : 0;
 }
 
@@ -342,11 +355,22 @@ static int responses_close(struct ig_buf *b, const struct ig_sim_resp *r, long *
 
 /* ---- Anthropic's Messages API ----------------------------------------------------------- */
 
-static const char *stop_reason(const char *finish)
+static const char *stop_reason(const struct ig_sim_resp *r)
 {
-	if (!finish)
+	if (!r->finish)
 		return "null";
-	return strcmp(finish, "length") == 0 ? "\"max_tokens\"" : "\"end_turn\"";
+	if (r->stop_reason.ptr)
+		return "\"stop_sequence\"";
+	return strcmp(r->finish, "length") == 0 ? "\"max_tokens\"" : "\"end_turn\"";
+}
+
+/* stop_sequence: the one that ended the message, else null. */
+static int put_stop_sequence(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	int rc = ig_buf_append_cstr(b, ",\"stop_sequence\":");
+	if (r->finish && r->stop_reason.ptr)
+		return rc | ig_json_write_string(b, r->stop_reason.ptr, r->stop_reason.len);
+	return rc | ig_buf_append_cstr(b, "null");
 }
 
 /* The message object; text NULL: the empty one message_start carries. */
@@ -363,12 +387,13 @@ static int put_anthropic_message(struct ig_buf *b, const struct ig_sim_resp *r,
 		rc |= ig_json_write_string(b, text->ptr, text->len);
 		rc |= ig_buf_append_cstr(b, "}");
 	}
-	rc |=
-	    ig_buf_printf(b,
-			  "],\"stop_reason\":%s,\"stop_sequence\":null,\"usage\":{\"input_tokens\":"
-			  "%ld,\"output_tokens\":%ld}}",
-			  text ? stop_reason(r->finish) : "null", r->prompt_tokens,
-			  text ? r->completion_tokens : 0);
+	rc |= ig_buf_printf(b, "],\"stop_reason\":%s", text ? stop_reason(r) : "null");
+	if (text)
+		rc |= put_stop_sequence(b, r);
+	else
+		rc |= ig_buf_append_cstr(b, ",\"stop_sequence\":null");
+	rc |= ig_buf_printf(b, ",\"usage\":{\"input_tokens\":%ld,\"output_tokens\":%ld}}",
+			    r->prompt_tokens, text ? r->completion_tokens : 0);
 	return rc;
 }
 
@@ -405,11 +430,11 @@ static int messages_close(struct ig_buf *b, const struct ig_sim_resp *r)
 	int rc = event_begin(b, "content_block_stop");
 	rc |= ig_buf_append_cstr(b, "{\"type\":\"content_block_stop\",\"index\":0}\n\n");
 	rc |= event_begin(b, "message_delta");
-	rc |= ig_buf_printf(b,
-			    "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":%s,"
-			    "\"stop_sequence\":null},\"usage\":{\"input_tokens\":%ld,"
-			    "\"output_tokens\":%ld}}\n\n",
-			    stop_reason(r->finish), r->prompt_tokens, r->completion_tokens);
+	rc |= ig_buf_printf(b, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":%s",
+			    stop_reason(r));
+	rc |= put_stop_sequence(b, r);
+	rc |= ig_buf_printf(b, "},\"usage\":{\"input_tokens\":%ld,\"output_tokens\":%ld}}\n\n",
+			    r->prompt_tokens, r->completion_tokens);
 	rc |= event_begin(b, "message_stop");
 	rc |= ig_buf_append_cstr(b, "{\"type\":\"message_stop\"}\n\n");
 	return rc;

@@ -367,6 +367,50 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 	return 0;
 }
 
+/* The most stop strings a request may give, and their bytes in all. */
+#define MAX_STOP 64
+#define MAX_STOP_BYTES 65536
+
+/* `stop`: a string or a list of strings (null or absent: none) and
+ * include_stop_str_in_output. vLLM refuses an empty stop string. */
+static int read_stop_list(struct ig_json_value root, const char *key, struct ig_sim_request *r,
+			  struct ig_sim_error *e)
+{
+	struct ig_json_value v, one;
+	size_t pos = 0;
+	if (ig_json_get(root, key, &v) < 0 || v.type == IG_JSON_NULL)
+		return 0;
+	ig_buf_init(&r->stop, MAX_STOP_BYTES);
+	bool list = v.type == IG_JSON_ARRAY;
+	if (!list && v.type != IG_JSON_STRING)
+		return reject(e, 400, "BadRequestError", key,
+			      "'%s' must be a string or a list of strings.", key);
+	while (list ? ig_json_array_next(v, &pos, &one) == 1 : r->nstop == 0) {
+		if (!list)
+			one = v;
+		size_t at = r->stop.len;
+		if (one.type != IG_JSON_STRING || ig_json_string(one, &r->stop) < 0)
+			return reject(e, 400, "BadRequestError", key,
+				      "'%s' must be a string or a list of strings.", key);
+		if (r->stop.len == at)
+			return bad_request(e, key, "stop cannot contain an empty string.");
+		if (memchr(r->stop.ptr + at, '\0', r->stop.len - at) || r->nstop == MAX_STOP ||
+		    ig_buf_append(&r->stop, "", 1) < 0)
+			return reject(e, 400, "BadRequestError", key,
+				      "'%s' holds too many strings.", key);
+		r->nstop++;
+	}
+	return 0;
+}
+
+static int read_stop(struct ig_json_value root, struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	if (opt_bool(root, "include_stop_str_in_output", &r->include_stop) < 0)
+		return bad_request(e, "include_stop_str_in_output",
+				   "'include_stop_str_in_output' must be a boolean.");
+	return read_stop_list(root, "stop", r, e);
+}
+
 /* vLLM's `priority` (completions, chat, Responses, embeddings). */
 static int read_priority(struct ig_json_value root, struct ig_sim_request *r,
 			 struct ig_sim_error *e)
@@ -395,7 +439,7 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 {
 	struct ig_json_value prompt, suffix;
 	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0 ||
-	    read_priority(root, r, e) < 0)
+	    read_priority(root, r, e) < 0 || read_stop(root, r, e) < 0)
 		return -1;
 	if (ig_json_get(root, "suffix", &suffix) == 0 && suffix.type != IG_JSON_NULL)
 		return bad_request(e, NULL, "suffix is not currently supported");
@@ -414,7 +458,7 @@ static int read_chat(struct ig_json_value root, struct ig_sim_request *r, int64_
 {
 	struct ig_json_value msgs;
 	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0 ||
-	    read_priority(root, r, e) < 0)
+	    read_priority(root, r, e) < 0 || read_stop(root, r, e) < 0)
 		return -1;
 	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
 		return bad_request(e, "messages", "Field required: 'messages'.");
@@ -679,7 +723,8 @@ static int read_messages(struct ig_json_value root, struct ig_sim_request *r, in
 		return bad_request(e, "model", "model: Model is required");
 	if (ig_json_get(root, "max_tokens", &v) < 0 || v.type == IG_JSON_NULL)
 		return bad_request(e, "max_tokens", "max_tokens: Field required");
-	if (read_max_tokens(root, "max_tokens", asked, e) < 0)
+	if (read_max_tokens(root, "max_tokens", asked, e) < 0 ||
+	    read_stop_list(root, "stop_sequences", r, e) < 0)
 		return -1;
 	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
 		return bad_request(e, "messages", "messages: Field required");
@@ -892,6 +937,7 @@ int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, siz
 
 void ig_sim_request_free(struct ig_sim_request *r)
 {
+	ig_buf_free(&r->stop);
 	ig_buf_free(&r->model);
 	ig_buf_free(&r->ids);
 }

@@ -180,6 +180,9 @@ struct ig_sim_resp {
 	struct ig_str model;
 	struct ig_str text;
 	const char *finish; /* "stop", "length" or NULL while generating */
+	/* The stop string that ended the answer (finish "stop"), else NULL:
+	 * the choice's stop_reason. */
+	struct ig_str stop_reason;
 	long prompt_tokens, completion_tokens;
 	/* Streams: first is set on the first token's events; include_usage
 	 * asks for the OpenAI usage chunk at the end. */
@@ -270,6 +273,11 @@ struct ig_sim_request {
 	double temperature;
 	int64_t seed;
 	int64_t priority; /* vLLM's `priority`: lower is served first */
+	/* Completions and chat: `stop` strings, decoded, each followed by a
+	 * NUL (nstop of them), and include_stop_str_in_output. */
+	struct ig_buf stop;
+	size_t nstop;
+	bool include_stop;
 	/* The prompt's token ids (uint64_t), for prefix-cache keys. Past the
 	 * buffer's ceiling the rest is not recorded, so what is recorded is
 	 * always a prefix of the prompt. */

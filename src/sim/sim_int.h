@@ -52,6 +52,15 @@ struct sim_req {
 	size_t input_len;
 	long dims;
 	bool base64;
+	/* Stop strings (completions, chat): nstop NUL-terminated strings one
+	 * after the other in stop, the longest stop_max bytes long. A stream
+	 * holds back the last stop_max - 1 bytes of text (a stop string may
+	 * start there) and has sent text[0, sent); the answer ended on
+	 * stop_hit when it is set. */
+	char *stop;
+	size_t nstop, stop_max, sent;
+	bool include_stop;
+	struct ig_str stop_hit;
 };
 
 /* Simulated time now: loop time since start, times --time-scale. */

@@ -153,6 +153,16 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		if (!r->item_id || ig_sim_echo_compact(&p->echo, &r->echo_store, &r->echo) < 0)
 			return -1;
 	}
+	if (p->nstop) {
+		if (!(r->stop = malloc(p->stop.len)))
+			return -1;
+		memcpy(r->stop, p->stop.ptr, p->stop.len);
+		r->nstop = p->nstop;
+		r->include_stop = p->include_stop;
+		for (const char *st = r->stop; st < r->stop + p->stop.len; st += strlen(st) + 1)
+			if (strlen(st) > r->stop_max)
+				r->stop_max = strlen(st);
+	}
 	if (p->kind == IG_SIM_EMBEDDINGS) {
 		r->input = ig_str_dup(p->input);
 		r->input_len = p->input.len;

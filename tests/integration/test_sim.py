@@ -824,3 +824,63 @@ def test_server_load_and_metrics_paths(procs):
     for t in threads:
         t.join()
     assert json.loads(call(base, "/load")[2]) == {"server_load": 0}
+
+
+def data_events(base, path, body):
+    """The JSON payloads of a stream's data events, [DONE] left out."""
+    _, events = stream(base, path, body)
+    return [json.loads(p) for _, p in events if p != "[DONE]"]
+
+
+def test_stop_strings(procs):
+    """vLLM's `stop`: the answer ends before the first stop string (after
+    it with include_stop_str_in_output), finish_reason "stop" and
+    stop_reason the string; a stream sends the same text, holding back what
+    may be the start of a stop string. Anthropic's stop_sequences the same
+    way, stop_reason "stop_sequence"."""
+    _, base = start_sim(procs)
+    body = {"prompt": "tell me", "max_tokens": 30, "temperature": 0}
+    status, r = post_json(base, "/v1/completions", body)
+    full = r["choices"][0]["text"]
+    words = full.split()
+    stop = words[len(words) // 2] + " " + words[len(words) // 2 + 1][:2]
+    cut = full.index(stop)
+    status, r = post_json(base, "/v1/completions", dict(body, stop=["never!", stop]))
+    c = r["choices"][0]
+    assert status == 200 and c["text"] == full[:cut]
+    assert c["finish_reason"] == "stop" and c["stop_reason"] == stop
+    assert r["usage"]["completion_tokens"] < 30
+    status, r = post_json(base, "/v1/completions",
+                          dict(body, stop=stop, include_stop_str_in_output=True))
+    assert r["choices"][0]["text"] == full[:cut + len(stop)]
+    events = data_events(base, "/v1/completions", dict(body, stop=[stop], stream=True,
+                                                       stream_options={"include_usage": True}))
+    chunks = [e for e in events if e.get("choices")]
+    assert "".join(e["choices"][0]["text"] for e in chunks) == full[:cut]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"][0]["stop_reason"] == stop
+    assert all(e["choices"][0]["finish_reason"] is None for e in chunks[:-1])
+    # A stop string that never comes: the whole answer, stop_reason null.
+    status, r = post_json(base, "/v1/completions", dict(body, stop="never!"))
+    assert r["choices"][0]["text"] == full and r["choices"][0]["stop_reason"] is None
+    # Chat, whole and streamed.
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 30, "temperature": 0}
+    status, r = post_json(base, "/v1/chat/completions", chat)
+    text = r["choices"][0]["message"]["content"]
+    stop = text.split()[2]
+    cut = text.index(stop)
+    status, r = post_json(base, "/v1/chat/completions", dict(chat, stop=stop))
+    assert r["choices"][0]["message"]["content"] == text[:cut]
+    assert r["choices"][0]["stop_reason"] == stop
+    events = data_events(base, "/v1/chat/completions", dict(chat, stop=[stop], stream=True))
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events
+                   if e.get("choices")) == text[:cut]
+    # Anthropic Messages.
+    msg = dict(chat, model="Qwen/Qwen2.5-1.5B-Instruct", stop_sequences=[stop])
+    status, r = post_json(base, "/v1/messages", msg)
+    assert status == 200 and r["content"][0]["text"] == text[:cut]
+    assert r["stop_reason"] == "stop_sequence" and r["stop_sequence"] == stop
+    # Refusals.
+    for bad in ([""], 5, [1]):
+        status, e = post_json(base, "/v1/completions", dict(body, stop=bad))
+        assert status == 400 and e["error"]["param"] == "stop"

@@ -1614,6 +1614,57 @@ static void test_request_priority_and_suffix(void **state)
 	(void)state;
 }
 
+/* `stop` decoded to NUL-separated strings; stop_reason rendered as the
+ * string that ended the answer. */
+static void test_request_stop(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION,
+				   "{\"prompt\":\"x\",\"stop\":[\"a\\nb\",\"\\u00e9\"],"
+				   "\"include_stop_str_in_output\":true}",
+				   &r, &e),
+			 0);
+	assert_int_equal(r.nstop, 2);
+	assert_true(r.include_stop);
+	assert_int_equal(r.stop.len, 7);
+	assert_memory_equal(r.stop.ptr, "a\nb\0\xc3\xa9", 7);
+	ig_sim_request_free(&r);
+	assert_int_equal(
+	    parse_req(&c, IG_SIM_CHAT,
+		      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":\"end\"}", &r,
+		      &e),
+	    0);
+	assert_int_equal(r.nstop, 1);
+	ig_sim_request_free(&r);
+	assert_int_equal(
+	    parse_req(&c, IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stop\":[\"\"]}", &r, &e), -1);
+	assert_string_equal(e.msg, "stop cannot contain an empty string.");
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+
+	struct ig_buf b = {0};
+	struct ig_sim_resp resp = {.kind = IG_SIM_COMPLETION,
+				   .id = IG_STR("cmpl-1"),
+				   .model = IG_STR("m"),
+				   .text = IG_STR(" a"),
+				   .finish = "stop",
+				   .stop_reason = IG_STR("b\"c")};
+	assert_int_equal(ig_sim_render_full(&b, &resp), 0);
+	assert_non_null(
+	    strstr(ig_buf_cstr(&b), "\"finish_reason\":\"stop\",\"stop_reason\":\"b\\\"c\""));
+	ig_buf_reset(&b);
+	resp.kind = IG_SIM_MESSAGES;
+	resp.id = IG_STR("msg_1");
+	assert_int_equal(ig_sim_render_full(&b, &resp), 0);
+	assert_non_null(strstr(ig_buf_cstr(&b),
+			       "\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"b\\\"c\""));
+	ig_buf_free(&b);
+	(void)state;
+}
+
 /* ---- /tokenize and /detokenize ---- */
 
 static int tokenize(const struct ig_sim_config *c, const char *body, struct ig_sim_request *r,
@@ -1748,6 +1799,7 @@ int main(void)
 	    cmocka_unit_test(test_token_spans),
 	    cmocka_unit_test(test_tokenize),
 	    cmocka_unit_test(test_request_priority_and_suffix),
+	    cmocka_unit_test(test_request_stop),
 	    cmocka_unit_test(test_request_chat),
 	    cmocka_unit_test(test_request_errors),
 	    cmocka_unit_test(test_request_long_prompt),
