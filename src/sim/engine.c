@@ -37,6 +37,7 @@ void ig_sim_req_free(struct sim_req *r)
 	ig_buf_free(&r->echo_store);
 	free(r->input);
 	free(r->stop);
+	free(r->echo_text);
 	free(r);
 }
 
@@ -95,22 +96,39 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
  * ig_http_write's result. */
 static int stream_token(struct sim_req *r, struct ig_str text)
 {
-	struct ig_buf b = {0};
+	struct ig_buf b = {0}, echoed = {0};
 	struct ig_sim_resp resp;
+	/* echo: the prompt goes out with the first token, as vLLM sends it. */
+	if (r->echo_text && r->seq.generated == 1) {
+		if (ig_buf_append(&echoed, r->echo_text, r->echo_len) < 0 ||
+		    ig_buf_append(&echoed, text.ptr, text.len) < 0) {
+			ig_buf_free(&echoed);
+			return -1;
+		}
+		text = ig_buf_str(&echoed);
+	}
 	resp_of(r, &resp, text);
 	int rc = ig_sim_render_token(&b, &resp, &r->seq_no);
 	if (rc == 0)
 		rc = ig_http_write(r->ex, b.ptr, b.len);
 	ig_buf_free(&b);
+	ig_buf_free(&echoed);
 	return rc;
 }
 
 static void respond_whole(struct sim *s, struct sim_req *r)
 {
-	struct ig_buf b = {0};
+	struct ig_buf b = {0}, echoed = {0};
 	struct ig_sim_resp resp;
-	resp_of(r, &resp, ig_buf_str(&r->text));
-	if (ig_sim_render_full(&b, &resp) < 0) {
+	struct ig_str text = ig_buf_str(&r->text);
+	int rc = 0;
+	if (r->echo_text) { /* the prompt, then the answer */
+		rc |= ig_buf_append(&echoed, r->echo_text, r->echo_len);
+		rc |= ig_buf_append(&echoed, text.ptr, text.len);
+		text = ig_buf_str(&echoed);
+	}
+	resp_of(r, &resp, text);
+	if (rc < 0 || ig_sim_render_full(&b, &resp) < 0) {
 		ig_buf_reset(&b);
 		ig_sim_render_api_error(&b, s->cfg.version, r->kind, 500, "InternalServerError",
 					NULL, "out of memory");
@@ -119,6 +137,7 @@ static void respond_whole(struct sim *s, struct sim_req *r)
 		ig_http_respond(r->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
 	}
 	ig_buf_free(&b);
+	ig_buf_free(&echoed);
 }
 
 static void count_finish(struct sim *s, enum ig_sim_finish why)

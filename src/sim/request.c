@@ -158,6 +158,28 @@ static int text_or_ids_tokens(struct ig_json_value p, long *out, struct ig_sim_r
 	return rc;
 }
 
+/* The text `echo` repeats: the prompt string, or a list of token ids as
+ * the words their ids name (the toy tokenizer's ids have no text). */
+static int echo_text(struct ig_json_value p, struct ig_sim_request *r)
+{
+	struct ig_json_value e;
+	size_t pos = 0;
+	ig_buf_init(&r->echo_text, (size_t)1 << 28);
+	if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1 &&
+	    e.type == IG_JSON_STRING)
+		p = e;
+	if (p.type == IG_JSON_STRING)
+		return ig_json_string(p, &r->echo_text);
+	pos = 0;
+	while (ig_json_array_next(p, &pos, &e) == 1) {
+		int64_t id = 0;
+		(void)ig_json_int64(e, &id);
+		if (ig_buf_append_cstr(&r->echo_text, ig_sim_word((uint64_t)id)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Tokens of a completion prompt: a string, one string in a list, or a list
  * of token ids. */
 static int prompt_tokens(struct ig_json_value p, long *out, struct ig_sim_request *r)
@@ -450,6 +472,10 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 				   "'prompt' must be a string, a list of one string or a list of "
 				   "token ids.");
 	r->prompt_key = prompt.raw;
+	if (opt_bool(root, "echo", &r->echo_prompt) < 0)
+		return bad_request(e, "echo", "'echo' must be a boolean.");
+	if (r->echo_prompt && echo_text(prompt, r) < 0)
+		return bad_request(e, "prompt", "The prompt is too long to echo.");
 	return read_max_tokens(root, "max_tokens", asked, e);
 }
 
@@ -938,6 +964,7 @@ int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, siz
 void ig_sim_request_free(struct ig_sim_request *r)
 {
 	ig_buf_free(&r->stop);
+	ig_buf_free(&r->echo_text);
 	ig_buf_free(&r->model);
 	ig_buf_free(&r->ids);
 }

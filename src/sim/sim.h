@@ -278,6 +278,10 @@ struct ig_sim_request {
 	struct ig_buf stop;
 	size_t nstop;
 	bool include_stop;
+	/* Completions with `echo`: the prompt's text, which the answer's text
+	 * starts with (a prompt of token ids reads as their words). */
+	bool echo_prompt;
+	struct ig_buf echo_text;
 	/* The prompt's token ids (uint64_t), for prefix-cache keys. Past the
 	 * buffer's ceiling the rest is not recorded, so what is recorded is
 	 * always a prefix of the prompt. */

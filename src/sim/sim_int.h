@@ -61,6 +61,10 @@ struct sim_req {
 	size_t nstop, stop_max, sent;
 	bool include_stop;
 	struct ig_str stop_hit;
+	/* Completions with `echo`: the prompt's text, sent before the answer's
+	 * (with the first token, when streamed). */
+	char *echo_text;
+	size_t echo_len;
 };
 
 /* Simulated time now: loop time since start, times --time-scale. */

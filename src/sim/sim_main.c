@@ -153,6 +153,12 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		if (!r->item_id || ig_sim_echo_compact(&p->echo, &r->echo_store, &r->echo) < 0)
 			return -1;
 	}
+	if (p->echo_prompt) {
+		if (!(r->echo_text = malloc(p->echo_text.len + 1)))
+			return -1;
+		memcpy(r->echo_text, p->echo_text.ptr ? p->echo_text.ptr : "", p->echo_text.len);
+		r->echo_len = p->echo_text.len;
+	}
 	if (p->nstop) {
 		if (!(r->stop = malloc(p->stop.len)))
 			return -1;

@@ -884,3 +884,21 @@ def test_stop_strings(procs):
     for bad in ([""], 5, [1]):
         status, e = post_json(base, "/v1/completions", dict(body, stop=bad))
         assert status == 400 and e["error"]["param"] == "stop"
+
+
+def test_completion_echo(procs):
+    """vLLM's `echo`: the completion's text starts with the prompt; a
+    stream sends the prompt with the first token. usage is unchanged."""
+    _, base = start_sim(procs)
+    body = {"prompt": "Say hi", "max_tokens": 4, "temperature": 0}
+    status, plain = post_json(base, "/v1/completions", body)
+    status, r = post_json(base, "/v1/completions", dict(body, echo=True))
+    assert status == 200
+    assert r["choices"][0]["text"] == "Say hi" + plain["choices"][0]["text"]
+    assert r["usage"] == plain["usage"]
+    events = data_events(base, "/v1/completions", dict(body, echo=True, stream=True))
+    texts = [e["choices"][0]["text"] for e in events if e.get("choices")]
+    assert texts[0].startswith("Say hi") and len(texts[0]) > len("Say hi")
+    assert "".join(texts) == r["choices"][0]["text"]
+    status, e = post_json(base, "/v1/completions", dict(body, echo="yes"))
+    assert status == 400 and e["error"]["param"] == "echo"
