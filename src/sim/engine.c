@@ -162,7 +162,9 @@ static struct ig_str stop_check(struct sim_req *r, size_t added)
 	from = from >= r->stop_max - 1 ? from - (r->stop_max - 1) : 0;
 	const char *best = NULL, *hit = NULL;
 	size_t k = 0;
-	for (const char *st = r->stop; k < r->nstop; st += strlen(st) + 1, k++) {
+	/* vLLM looks for stop strings once min_tokens are out. */
+	for (const char *st = r->stop; k < r->nstop && r->seq.generated >= r->min_tokens;
+	     st += strlen(st) + 1, k++) {
 		const char *at = memmem(r->text.ptr + from, len - from, st, strlen(st));
 		if (at && (!best || at < best)) {
 			best = at;

@@ -361,6 +361,12 @@ static int read_sampling(struct ig_json_value root, struct ig_sim_request *r,
 	if (rc < 0)
 		return bad_request(e, "seed", "'seed' must be an integer.");
 	r->has_seed = rc == 1;
+	if (opt_int(root, "min_tokens", &r->min_tokens) < 0)
+		return bad_request(e, "min_tokens", "'min_tokens' must be an integer.");
+	if (r->min_tokens < 0)
+		return reject(e, 400, "BadRequestError", "min_tokens",
+			      "min_tokens must be greater than or equal to 0, got %lld.",
+			      (long long)r->min_tokens);
 	return 0;
 }
 
@@ -794,6 +800,16 @@ static int resolve_model(const struct ig_sim_config *c, struct ig_sim_request *r
 /* vLLM's context-length checks and their messages; sets r->max_tokens
  * from what was asked (-1: nothing). Chat-like APIs without a limit may
  * fill the context; a completion defaults to 16 tokens. */
+/* vLLM's SamplingParams check, against max_tokens as it ends up. */
+static int check_min_tokens(struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	if (r->min_tokens > r->max_tokens)
+		return reject(e, 400, "BadRequestError", "min_tokens",
+			      "min_tokens must be less than or equal to max_tokens=%ld, got %lld.",
+			      r->max_tokens, (long long)r->min_tokens);
+	return 0;
+}
+
 static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r, int64_t asked,
 			struct ig_sim_error *e)
 {
@@ -813,9 +829,11 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 				      "length of the messages.",
 				      len, r->prompt_tokens);
 		r->max_tokens = len - r->prompt_tokens;
-		return 0;
+		return check_min_tokens(r, e);
 	}
 	r->max_tokens = asked < 0 ? 16 : (long)asked;
+	if (check_min_tokens(r, e) < 0)
+		return -1;
 	if (r->prompt_tokens + r->max_tokens > len)
 		return reject(e, 400, "BadRequestError", NULL,
 			      "This model's maximum context length is %ld tokens. However, you "

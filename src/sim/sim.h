@@ -272,7 +272,8 @@ struct ig_sim_request {
 	bool has_temp, has_seed;
 	double temperature;
 	int64_t seed;
-	int64_t priority; /* vLLM's `priority`: lower is served first */
+	int64_t priority;   /* vLLM's `priority`: lower is served first */
+	int64_t min_tokens; /* no end (EOS, stop string) before this many */
 	/* Completions and chat: `stop` strings, decoded, each followed by a
 	 * NUL (nstop of them), and include_stop_str_in_output. */
 	struct ig_buf stop;

@@ -60,6 +60,7 @@ struct sim_req {
 	char *stop;
 	size_t nstop, stop_max, sent;
 	bool include_stop;
+	long min_tokens; /* stop strings count from this many tokens on */
 	struct ig_str stop_hit;
 	/* Completions with `echo`: the prompt's text, sent before the answer's
 	 * (with the first token, when streamed). */

@@ -165,6 +165,7 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		memcpy(r->stop, p->stop.ptr, p->stop.len);
 		r->nstop = p->nstop;
 		r->include_stop = p->include_stop;
+		r->min_tokens = (long)p->min_tokens;
 		for (const char *st = r->stop; st < r->stop + p->stop.len; st += strlen(st) + 1)
 			if (strlen(st) > r->stop_max)
 				r->stop_max = strlen(st);
@@ -244,6 +245,8 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	 * point fixed by its seed; an embedding is done when its prompt is. */
 	if (p->kind != IG_SIM_COMPLETION && p->kind != IG_SIM_EMBEDDINGS && !p->ignore_eos) {
 		long natural = ig_sim_natural_len(text_seed);
+		if (natural < p->min_tokens)
+			natural = (long)p->min_tokens;
 		if (natural <= max_tokens) {
 			r->seq.target = natural;
 			r->finish = "stop";

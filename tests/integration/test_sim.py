@@ -902,3 +902,30 @@ def test_completion_echo(procs):
     assert "".join(texts) == r["choices"][0]["text"]
     status, e = post_json(base, "/v1/completions", dict(body, echo="yes"))
     assert status == 400 and e["error"]["param"] == "echo"
+
+
+def test_min_tokens(procs):
+    """vLLM's min_tokens: a chat answer that would end on its own earlier
+    runs on to it; stop strings count only from there; out of range is a
+    400 with vLLM's message."""
+    _, base = start_sim(procs)
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 200,
+            "temperature": 0}
+    status, r = post_json(base, "/v1/chat/completions", chat)
+    natural = r["usage"]["completion_tokens"]
+    assert r["choices"][0]["finish_reason"] == "stop" and natural < 100
+    status, r = post_json(base, "/v1/chat/completions", dict(chat, min_tokens=natural + 20))
+    assert status == 200 and r["usage"]["completion_tokens"] == natural + 20
+    assert r["choices"][0]["finish_reason"] == "stop"
+    body = {"prompt": "tell me", "max_tokens": 30, "temperature": 0}
+    status, r = post_json(base, "/v1/completions", body)
+    first = r["choices"][0]["text"].split()[0]
+    status, r = post_json(base, "/v1/completions", dict(body, stop=first))
+    assert r["choices"][0]["stop_reason"] == first
+    status, r = post_json(base, "/v1/completions", dict(body, stop=first, min_tokens=30))
+    assert r["usage"]["completion_tokens"] == 30
+    status, e = post_json(base, "/v1/completions", dict(body, min_tokens=31))
+    assert status == 400
+    assert e["error"]["message"] == "min_tokens must be less than or equal to max_tokens=30, got 31."
+    status, e = post_json(base, "/v1/completions", dict(body, min_tokens=-1))
+    assert status == 400 and "greater than or equal to 0" in e["error"]["message"]
