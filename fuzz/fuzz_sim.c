@@ -169,6 +169,7 @@ static void check_sse(const char *p, size_t len)
  * stream of a two-token answer. */
 static void check_answer(const struct ig_sim_request *r)
 {
+	static const uint8_t lp_words[2] = {3, IG_SIM_WORDS - 1};
 	struct ig_buf out = {0}, store = {0};
 	struct ig_sim_echo echo;
 	if (ig_sim_echo_compact(&r->echo, &store, &echo) < 0)
@@ -189,6 +190,12 @@ static void check_answer(const struct ig_sim_request *r)
 	    .dims = r->dims,
 	    .base64 = r->base64,
 	    .embed_seed = 7,
+	    .logprobs = r->lp_top >= 0,
+	    .lp_top = r->lp_top > 0 ? (unsigned)r->lp_top : 0,
+	    .lp_words = lp_words,
+	    .lp_n = sizeof lp_words,
+	    .stop_reason = r->nstop ? (struct ig_str){r->stop.ptr, strlen(r->stop.ptr)}
+				    : (struct ig_str){NULL, 0},
 	};
 	if (ig_sim_render_full(&out, &resp) < 0)
 		abort();

@@ -114,7 +114,6 @@ static const char *const vllm_value_flags[] = {
     "uvicorn-log-level",
     "generation-config",
     "distributed-executor-backend",
-    "max-logprobs",
     "response-role",
     "ssl-keyfile",
     "ssl-certfile",
@@ -199,6 +198,7 @@ void ig_sim_config_init(struct ig_sim_config *c)
 	c->num_gpu_blocks = 9362;
 	c->block_size = 16;
 	c->enable_prefix_caching = true;
+	c->max_logprobs = 20;
 	c->version = IG_SIM_V_LATEST;
 	c->embedding_dim = 64;
 }
@@ -581,6 +581,8 @@ int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err,
 			 "reuse cached prompt blocks (the default)"),
 	    IG_FLAG_BOOL_OFF("no-enable-prefix-caching", 0, &c->enable_prefix_caching,
 			     "compute every prompt block"),
+	    IG_FLAG_UINT("max-logprobs", 0, &c->max_logprobs, 0, 1000000, "N",
+			 "the most logprobs a request may ask for per token (default 20)"),
 	    IG_FLAG_FN("scheduling-policy", 0, set_policy, &c->priority_policy, "fcfs|priority",
 		       "priority: requests' `priority` orders the waiting queue (lower\n"
 		       "first); fcfs (the default) refuses a priority other than 0"),

@@ -38,6 +38,7 @@ void ig_sim_req_free(struct sim_req *r)
 	free(r->input);
 	free(r->stop);
 	free(r->echo_text);
+	free(r->lp_words);
 	free(r);
 }
 
@@ -76,6 +77,12 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .text = text,
 	    .finish = r->seq.generated >= r->seq.target ? r->finish : NULL,
 	    .stop_reason = r->stop_hit,
+	    .logprobs = r->lp_top >= 0,
+	    .lp_top = r->lp_top > 0 ? (unsigned)r->lp_top : 0,
+	    .lp_words = r->lp_words,
+	    .lp_n = r->lp_n,
+	    .lp_off0 = r->echo_len,
+	    .lp_seed = r->lp_seed,
 	    .prompt_tokens = r->seq.prompt_tokens,
 	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : r->seq.generated,
 	    .first = r->seq.generated == 1,
@@ -108,6 +115,8 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 		text = ig_buf_str(&echoed);
 	}
 	resp_of(r, &resp, text);
+	resp.lp_pos0 = r->seq.generated - 1;
+	resp.lp_off0 = r->echo_len + r->lp_textlen;
 	int rc = ig_sim_render_token(&b, &resp, &r->seq_no);
 	if (rc == 0)
 		rc = ig_http_write(r->ex, b.ptr, b.len);
@@ -144,6 +153,28 @@ static void count_finish(struct sim *s, enum ig_sim_finish why)
 {
 	s->stats.success[why] += 1;
 	s->stats.success_seen[why] = true;
+}
+
+/* ---- logprobs ------------------------------------------------------------------- */
+
+/* Notes the new token for logprobs: a stream reports it alone (with its
+ * text offset), a whole answer all of them. */
+static int lp_note(struct sim_req *r, const char *word)
+{
+	if (r->stream) {
+		r->lp_textlen += r->lp_n ? strlen(ig_sim_word(r->lp_words[0])) : 0;
+		r->lp_n = 0;
+	}
+	if (r->lp_n == r->lp_cap) {
+		size_t cap = r->lp_cap ? 2 * r->lp_cap : 16;
+		uint8_t *w = realloc(r->lp_words, cap);
+		if (!w)
+			return -1;
+		r->lp_words = w;
+		r->lp_cap = cap;
+	}
+	r->lp_words[r->lp_n++] = (uint8_t)ig_sim_word_index(word);
+	return 0;
 }
 
 /* ---- stop strings ---------------------------------------------------------------- */
@@ -208,6 +239,10 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 		return 0;
 	const char *word = ig_sim_next_word(&r->rng);
 	s->stats.generation_tokens += 1;
+	if (r->lp_top >= 0 && lp_note(r, word) < 0) {
+		ig_http_abort(r->ex);
+		return -1;
+	}
 	/* The Responses API repeats the whole text when its stream ends; stop
 	 * strings are looked for in the whole text. */
 	if ((!r->stream || r->kind == IG_SIM_RESPONSES || r->nstop) &&

@@ -33,6 +33,102 @@ static int put_finish(struct ig_buf *b, const char *finish)
 	return ig_buf_printf(b, "\"%s\"", finish);
 }
 
+/* ---- logprobs ---- */
+
+/* Token pos's logprob at rank k of its alternatives (0: the token
+ * sampled, the likeliest): made from the seed and the position, falling
+ * with the rank. */
+static double lp_value(uint64_t seed, long pos, unsigned k)
+{
+	uint64_t h = (seed ^ ((uint64_t)pos + 1) * 0x9E3779B97F4A7C15ULL) * 0xBF58476D1CE4E5B9ULL;
+	h ^= h >> 31;
+	return -(double)(h % 2000) / 1000.0 - 0.75 * k -
+	       (k ? (double)((h >> 20) % 500) / 1000.0 : 0);
+}
+
+/* The word at rank k for a token whose sampled word is w: distinct for
+ * each k below IG_SIM_WORDS (7 is prime to 64). */
+static unsigned lp_alt(unsigned w, unsigned k)
+{
+	return (w + 7 * k) % IG_SIM_WORDS;
+}
+
+static int put_bytes(struct ig_buf *b, const char *s)
+{
+	int rc = ig_buf_append_cstr(b, "[");
+	for (size_t i = 0; s[i]; i++)
+		rc |= ig_buf_printf(b, i ? ",%u" : "%u", (unsigned char)s[i]);
+	return rc | ig_buf_append_cstr(b, "]");
+}
+
+/* "token", "logprob" and "bytes" of one chat logprob entry. */
+static int put_lp_entry(struct ig_buf *b, const char *w, double lp)
+{
+	int rc = ig_buf_append_cstr(b, "\"token\":");
+	rc |= ig_json_write_string(b, w, strlen(w));
+	rc |= ig_buf_printf(b, ",\"logprob\":%.6f,\"bytes\":", lp);
+	return rc | put_bytes(b, w);
+}
+
+/* The choice's "logprobs" value: null without them; completions'
+ * {text_offset, token_logprobs, tokens, top_logprobs} (each token's
+ * alternatives a map of max(top, 1) words, the sampled one among them);
+ * chat's {content: [{token, logprob, bytes, top_logprobs: [top of them]}]}. */
+static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	if (!r->logprobs)
+		return ig_buf_append_cstr(b, ",\"logprobs\":null");
+	int rc = 0;
+	if (r->kind == IG_SIM_COMPLETION) {
+		size_t off = r->lp_off0;
+		rc |= ig_buf_append_cstr(b, ",\"logprobs\":{\"text_offset\":[");
+		for (size_t i = 0; i < r->lp_n; i++) {
+			rc |= ig_buf_printf(b, i ? ",%zu" : "%zu", off);
+			off += strlen(ig_sim_word(r->lp_words[i]));
+		}
+		rc |= ig_buf_append_cstr(b, "],\"token_logprobs\":[");
+		for (size_t i = 0; i < r->lp_n; i++)
+			rc |= ig_buf_printf(b, i ? ",%.6f" : "%.6f",
+					    lp_value(r->lp_seed, r->lp_pos0 + (long)i, 0));
+		rc |= ig_buf_append_cstr(b, "],\"tokens\":[");
+		for (size_t i = 0; i < r->lp_n; i++) {
+			const char *w = ig_sim_word(r->lp_words[i]);
+			rc |= ig_buf_append_cstr(b, i ? "," : "");
+			rc |= ig_json_write_string(b, w, strlen(w));
+		}
+		rc |= ig_buf_append_cstr(b, "],\"top_logprobs\":[");
+		unsigned n = r->lp_top > 1 ? r->lp_top : 1;
+		for (size_t i = 0; i < r->lp_n; i++) {
+			rc |= ig_buf_append_cstr(b, i ? ",{" : "{");
+			for (unsigned k = 0; k < n; k++) {
+				const char *w = ig_sim_word(lp_alt(r->lp_words[i], k));
+				rc |= ig_buf_append_cstr(b, k ? "," : "");
+				rc |= ig_json_write_string(b, w, strlen(w));
+				rc |= ig_buf_printf(b, ":%.6f",
+						    lp_value(r->lp_seed, r->lp_pos0 + (long)i, k));
+			}
+			rc |= ig_buf_append_cstr(b, "}");
+		}
+		return rc | ig_buf_append_cstr(b, "]}");
+	}
+	rc |= ig_buf_append_cstr(b, ",\"logprobs\":{\"content\":[");
+	for (size_t i = 0; i < r->lp_n; i++) {
+		long pos = r->lp_pos0 + (long)i;
+		rc |= ig_buf_append_cstr(b, i ? ",{" : "{");
+		rc |= put_lp_entry(b, ig_sim_word(r->lp_words[i]), lp_value(r->lp_seed, pos, 0));
+		/* The likeliest tokens, the sampled one first. */
+		rc |= ig_buf_append_cstr(b, ",\"top_logprobs\":[");
+		for (unsigned k = 0; k < r->lp_top; k++) {
+			rc |= ig_buf_append_cstr(b, k ? ",{" : "{");
+			rc |= put_lp_entry(b, ig_sim_word(lp_alt(r->lp_words[i], k)),
+					   lp_value(r->lp_seed, pos, k));
+			rc |= ig_buf_append_cstr(b, "}");
+		}
+		rc |= ig_buf_append_cstr(b, "]}");
+	}
+	return rc | ig_buf_append_cstr(b, "]}");
+}
+
 /* stop_reason: the stop string that ended the answer, else null. */
 static int put_stop_reason(struct ig_buf *b, const struct ig_sim_resp *r)
 {
@@ -63,7 +159,8 @@ static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 	if (r->kind == IG_SIM_COMPLETION) {
 		rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"text\":");
 		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
-		rc |= ig_buf_append_cstr(out, ",\"logprobs\":null,\"finish_reason\":");
+		rc |= put_logprobs(out, r);
+		rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
 		rc |= put_finish(out, r->finish);
 		rc |= put_stop_reason(out, r);
 		rc |= ig_buf_append_cstr(out, ",\"prompt_logprobs\":null}],\"usage\":");
@@ -73,8 +170,9 @@ static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 		rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
 					      "\"assistant\",\"content\":");
 		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
-		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[]},"
-					      "\"logprobs\":null,\"finish_reason\":");
+		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[]}");
+		rc |= put_logprobs(out, r);
+		rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
 		rc |= put_finish(out, r->finish);
 		rc |= put_stop_reason(out, r);
 		rc |= ig_buf_append_cstr(out, "}],\"usage\":");
@@ -91,7 +189,8 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	if (r->kind == IG_SIM_COMPLETION) {
 		rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"text\":");
 		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
-		rc |= ig_buf_append_cstr(out, ",\"logprobs\":null,\"finish_reason\":");
+		rc |= put_logprobs(out, r);
+		rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
 		rc |= put_finish(out, r->finish);
 		rc |= put_stop_reason(out, r);
 		rc |= ig_buf_append_cstr(out, "}],\"usage\":null}\n\n");
@@ -101,7 +200,9 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	 * on the chunk that finishes the choice. */
 	rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
 	rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
-	rc |= ig_buf_append_cstr(out, "},\"logprobs\":null,\"finish_reason\":");
+	rc |= ig_buf_append_cstr(out, "}");
+	rc |= put_logprobs(out, r);
+	rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
 	rc |= put_finish(out, r->finish);
 	if (r->finish)
 		rc |= put_stop_reason(out, r);

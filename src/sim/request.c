@@ -439,6 +439,53 @@ static int read_stop(struct ig_json_value root, struct ig_sim_request *r, struct
 	return read_stop_list(root, "stop", r, e);
 }
 
+/* Completions' `logprobs` (an integer: alternatives per token) and chat's
+ * `logprobs` (a boolean) with `top_logprobs`, against --max-logprobs, with
+ * vLLM's messages. */
+static int read_logprobs(const struct ig_sim_config *c, struct ig_json_value root,
+			 struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	int64_t n = -2;
+	bool on = false;
+	r->lp_top = -1;
+	if (r->kind == IG_SIM_COMPLETION) {
+		if (opt_int(root, "logprobs", &n) < 0)
+			return bad_request(e, "logprobs", "'logprobs' must be an integer.");
+		on = n != -2;
+		if (on && n < -1)
+			return reject(e, 400, "BadRequestError", "logprobs",
+				      "logprobs must be non-negative, got %lld.", (long long)n);
+	} else {
+		if (opt_bool(root, "logprobs", &on) < 0)
+			return bad_request(e, "logprobs", "'logprobs' must be a boolean.");
+		int rc = opt_int(root, "top_logprobs", &n);
+		if (rc < 0)
+			return bad_request(e, "top_logprobs", "'top_logprobs' must be an integer.");
+		if (rc == 0)
+			n = 0;
+		if (n < 0)
+			return bad_request(e, "top_logprobs",
+					   "`top_logprobs` must be a positive value.");
+		if (n > 0 && !on)
+			return bad_request(
+			    e, "top_logprobs",
+			    "when using `top_logprobs`, `logprobs` must be set to true.");
+	}
+	if (!on)
+		return 0;
+	if (n == -1) /* all of them */
+		n = IG_SIM_VOCAB;
+	if (n > c->max_logprobs)
+		return reject(
+		    e, 400, "BadRequestError", "logprobs",
+		    "Requested sample logprobs of %lld, which is greater than max allowed: "
+		    "%ld",
+		    (long long)n, c->max_logprobs);
+	/* The generator has IG_SIM_WORDS words to offer as alternatives. */
+	r->lp_top = (int)(n < IG_SIM_WORDS ? n : IG_SIM_WORDS);
+	return 0;
+}
+
 /* vLLM's `priority` (completions, chat, Responses, embeddings). */
 static int read_priority(struct ig_json_value root, struct ig_sim_request *r,
 			 struct ig_sim_error *e)
@@ -851,9 +898,9 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 		return -1;
 	switch (r->kind) {
 	case IG_SIM_COMPLETION:
-		return read_completion(root, r, asked, e);
+		return read_completion(root, r, asked, e) < 0 ? -1 : read_logprobs(c, root, r, e);
 	case IG_SIM_CHAT:
-		return read_chat(root, r, asked, e);
+		return read_chat(root, r, asked, e) < 0 ? -1 : read_logprobs(c, root, r, e);
 	case IG_SIM_RESPONSES:
 		return read_responses(root, r, asked, e);
 	case IG_SIM_EMBEDDINGS:
@@ -872,6 +919,7 @@ int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, c
 
 	memset(out, 0, sizeof *out);
 	out->kind = kind;
+	out->lp_top = -1;
 	ig_buf_init(&out->model, 4096);
 	/* A prompt longer than the context is refused anyway; ids past it
 	 * would never be looked up. */

@@ -63,6 +63,7 @@ struct ig_sim_config {
 	bool enable_prefix_caching;
 	bool server_load_tracking; /* --enable-server-load-tracking: GET /load counts */
 	bool priority_policy;	   /* --scheduling-policy priority */
+	long max_logprobs;	   /* --max-logprobs */
 	const char *profile;	   /* --profile name, or NULL */
 	double failure_rate;	   /* percent of generation requests failed on purpose */
 	unsigned failure_types;	   /* bit (1 << enum ig_sim_failure); 0: all */
@@ -147,8 +148,11 @@ uint64_t ig_sim_token_id(const char *token);
 uint64_t ig_sim_text_seed(struct ig_str prompt, struct ig_str model, uint64_t seed);
 /* The next generated token, a word with its leading space. */
 const char *ig_sim_next_word(struct ig_rng *r);
-/* Word k (modulo their number) of those the generator writes. */
+/* Word k (modulo their number) of those the generator writes, and the
+ * index of a word it wrote. */
 const char *ig_sim_word(uint64_t k);
+unsigned ig_sim_word_index(const char *word);
+#define IG_SIM_WORDS 64
 /* Where a chat answer ends on its own ("stop"): 8..64 tokens. */
 long ig_sim_natural_len(uint64_t text_seed);
 
@@ -183,6 +187,17 @@ struct ig_sim_resp {
 	/* The stop string that ended the answer (finish "stop"), else NULL:
 	 * the choice's stop_reason. */
 	struct ig_str stop_reason;
+	/* Completions and chat with logprobs (else "logprobs": null), lp_top
+	 * alternatives each: the tokens this body or chunk reports, as indices
+	 * of the generator's words, the first being token lp_pos0 of the
+	 * answer at text offset lp_off0; lp_seed makes their values. */
+	bool logprobs;
+	unsigned lp_top;
+	const uint8_t *lp_words;
+	size_t lp_n;
+	long lp_pos0;
+	size_t lp_off0;
+	uint64_t lp_seed;
 	long prompt_tokens, completion_tokens;
 	/* Streams: first is set on the first token's events; include_usage
 	 * asks for the OpenAI usage chunk at the end. */
@@ -274,6 +289,9 @@ struct ig_sim_request {
 	int64_t seed;
 	int64_t priority;   /* vLLM's `priority`: lower is served first */
 	int64_t min_tokens; /* no end (EOS, stop string) before this many */
+	/* logprobs asked for: the alternatives per token (completions'
+	 * `logprobs`, chat's `top_logprobs`), -1 when the answer carries none. */
+	int lp_top;
 	/* Completions and chat: `stop` strings, decoded, each followed by a
 	 * NUL (nstop of them), and include_stop_str_in_output. */
 	struct ig_buf stop;

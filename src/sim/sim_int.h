@@ -66,6 +66,13 @@ struct sim_req {
 	 * (with the first token, when streamed). */
 	char *echo_text;
 	size_t echo_len;
+	/* logprobs (lp_top >= 0): the answer's words so far (indices of the
+	 * generator's, for a body sent whole), the text before the current
+	 * token, and the seed of the values. */
+	int lp_top;
+	uint8_t *lp_words;
+	size_t lp_n, lp_cap, lp_textlen;
+	uint64_t lp_seed;
 };
 
 /* Simulated time now: loop time since start, times --time-scale. */

@@ -237,6 +237,8 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	r->stream = p->stream;
 	r->include_usage = p->include_usage;
 	seed_text(s, p, r, &text_seed);
+	r->lp_top = p->lp_top;
+	r->lp_seed = text_seed;
 	r->max_tokens = max_tokens;
 	r->seq.target = max_tokens;
 	r->finish = p->kind == IG_SIM_EMBEDDINGS ? "stop" : "length";

@@ -82,6 +82,7 @@ uint64_t ig_sim_text_seed(struct ig_str prompt, struct ig_str model, uint64_t se
 
 /* Sixty-four plain words, so that a token is a word and text reads as
  * (meaningless) English. */
+_Static_assert(IG_SIM_WORDS == 64, "IG_SIM_WORDS counts the words below");
 static const char *const words[] = {
     " the",    " city",	  " light",  " over",	" bay",	   " fog",     " bridge", " and",
     " a",      " review", " story",  " of",	" quiet",  " streets", " hills",  " morning",
@@ -101,6 +102,14 @@ const char *ig_sim_next_word(struct ig_rng *r)
 const char *ig_sim_word(uint64_t k)
 {
 	return words[k % (sizeof words / sizeof words[0])];
+}
+
+unsigned ig_sim_word_index(const char *word)
+{
+	for (unsigned i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (words[i] == word || strcmp(words[i], word) == 0)
+			return i;
+	return 0;
 }
 
 long ig_sim_natural_len(uint64_t text_seed)

@@ -929,3 +929,43 @@ def test_min_tokens(procs):
     assert e["error"]["message"] == "min_tokens must be less than or equal to max_tokens=30, got 31."
     status, e = post_json(base, "/v1/completions", dict(body, min_tokens=-1))
     assert status == 400 and "greater than or equal to 0" in e["error"]["message"]
+
+
+def test_logprobs(procs):
+    """vLLM's logprobs: completions' {text_offset, token_logprobs, tokens,
+    top_logprobs} and chat's {content: [{token, logprob, bytes,
+    top_logprobs}]}, one entry per generated token, whole or per chunk; the
+    sampled token is the likeliest; over --max-logprobs is vLLM's 400."""
+    _, base = start_sim(procs, "--max-logprobs", "5")
+    body = {"prompt": "tell me", "max_tokens": 6, "temperature": 0, "logprobs": 3}
+    status, r = post_json(base, "/v1/completions", body)
+    c = r["choices"][0]
+    lp = c["logprobs"]
+    assert status == 200 and len(lp["tokens"]) == 6 == r["usage"]["completion_tokens"]
+    assert "".join(lp["tokens"]) == c["text"]
+    assert lp["text_offset"] == [sum(len(t) for t in lp["tokens"][:i]) for i in range(6)]
+    for tok, val, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
+        assert val <= 0 and len(top) == 3 and top[tok] == val and max(top.values()) == val
+    events = data_events(base, "/v1/completions", dict(body, stream=True))
+    streamed = [e["choices"][0]["logprobs"] for e in events if e.get("choices")]
+    assert [t for s in streamed for t in s["tokens"]] == lp["tokens"]
+    assert [o for s in streamed for o in s["text_offset"]] == lp["text_offset"]
+    assert [v for s in streamed for v in s["token_logprobs"]] == lp["token_logprobs"]
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 0,
+            "logprobs": True, "top_logprobs": 2}
+    status, r = post_json(base, "/v1/chat/completions", chat)
+    content = r["choices"][0]["logprobs"]["content"]
+    assert "".join(e["token"] for e in content) == r["choices"][0]["message"]["content"]
+    for e in content:
+        assert bytes(e["bytes"]).decode() == e["token"] and len(e["top_logprobs"]) == 2
+        assert e["top_logprobs"][0]["token"] == e["token"]
+        assert e["top_logprobs"][1]["logprob"] < e["logprob"]
+    status, r = post_json(base, "/v1/chat/completions", dict(chat, logprobs=False,
+                                                             top_logprobs=None))
+    assert r["choices"][0]["logprobs"] is None
+    status, e = post_json(base, "/v1/completions", dict(body, logprobs=6))
+    assert status == 400
+    assert e["error"]["message"] == \
+        "Requested sample logprobs of 6, which is greater than max allowed: 5"
+    status, e = post_json(base, "/v1/chat/completions", dict(chat, logprobs=False))
+    assert status == 400 and "`logprobs` must be set to true" in e["error"]["message"]
