@@ -944,19 +944,28 @@ int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, c
  * words): past it the request is refused instead of truncated. */
 #define TOKENIZE_MAX_IDS ((size_t)1 << 25)
 
+/* What /tokenize and /detokenize bodies start with: out set up (its
+ * texts pointer cleared), the body a JSON object, `model` read. */
+static int tokenizer_body(const char *body, size_t len, struct ig_sim_request *out,
+			  struct ig_json_value *root, struct ig_sim_error *err)
+{
+	memset(out, 0, sizeof *out);
+	out->kind = IG_SIM_COMPLETION;
+	out->lp_top = -1;
+	ig_buf_init(&out->model, 4096);
+	ig_buf_init(&out->ids, TOKENIZE_MAX_IDS * sizeof(uint64_t));
+	if (ig_json_parse(body, len, root) < 0 || root->type != IG_JSON_OBJECT)
+		return bad_request(err, NULL, "JSON decode error: the body is not a JSON object.");
+	return read_model(*root, out, err);
+}
+
 int ig_sim_parse_tokenize(const struct ig_sim_config *c, const char *body, size_t len,
 			  struct ig_sim_request *out, bool *strs, struct ig_sim_error *err)
 {
 	struct ig_json_value root, msgs, prompt;
 	struct ig_buf *texts = out->texts;
-	memset(out, 0, sizeof *out);
-	out->kind = IG_SIM_COMPLETION;
-	ig_buf_init(&out->model, 4096);
-	ig_buf_init(&out->ids, TOKENIZE_MAX_IDS * sizeof(uint64_t));
 	*strs = false;
-	if (ig_json_parse(body, len, &root) < 0 || root.type != IG_JSON_OBJECT)
-		return bad_request(err, NULL, "JSON decode error: the body is not a JSON object.");
-	if (read_model(root, out, err) < 0)
+	if (tokenizer_body(body, len, out, &root, err) < 0)
 		return -1;
 	if (opt_bool(root, "return_token_strs", strs) < 0)
 		return bad_request(err, "return_token_strs",
@@ -1000,13 +1009,7 @@ int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, siz
 {
 	struct ig_json_value root, toks, e;
 	size_t pos = 0;
-	memset(out, 0, sizeof *out);
-	out->kind = IG_SIM_COMPLETION;
-	ig_buf_init(&out->model, 4096);
-	ig_buf_init(&out->ids, TOKENIZE_MAX_IDS * sizeof(uint64_t));
-	if (ig_json_parse(body, len, &root) < 0 || root.type != IG_JSON_OBJECT)
-		return bad_request(err, NULL, "JSON decode error: the body is not a JSON object.");
-	if (read_model(root, out, err) < 0)
+	if (tokenizer_body(body, len, out, &root, err) < 0)
 		return -1;
 	if (ig_json_get(root, "tokens", &toks) < 0 || toks.type == IG_JSON_NULL)
 		return bad_request(err, "tokens", "Field required: 'tokens'.");
