@@ -87,6 +87,8 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : r->seq.generated,
 	    .first = r->seq.generated == 1,
 	    .include_usage = r->include_usage,
+	    .continuous_usage = r->continuous_usage,
+	    .cached_details = r->sim && r->sim->cfg.prompt_tokens_details,
 	    .full_text = ig_buf_str(&r->text),
 	    .item_id = r->item_id ? ig_str_from(r->item_id) : (struct ig_str){0},
 	    .cached_tokens = r->seq.cached_tokens,

@@ -138,12 +138,27 @@ static int put_stop_reason(struct ig_buf *b, const struct ig_sim_resp *r)
 	return rc | ig_buf_append_cstr(b, "null");
 }
 
+/* details: the body sent whole, which lists prompt_tokens_details even
+ * when null; chunks leave out what is null. */
 static int put_usage(struct ig_buf *b, const struct ig_sim_resp *r, bool details)
 {
-	return ig_buf_printf(
-	    b, "{\"prompt_tokens\":%ld,\"total_tokens\":%ld,\"completion_tokens\":%ld%s}",
-	    r->prompt_tokens, r->prompt_tokens + r->completion_tokens, r->completion_tokens,
-	    details ? ",\"prompt_tokens_details\":null" : "");
+	int rc = ig_buf_printf(
+	    b, "{\"prompt_tokens\":%ld,\"total_tokens\":%ld,\"completion_tokens\":%ld",
+	    r->prompt_tokens, r->prompt_tokens + r->completion_tokens, r->completion_tokens);
+	if (r->cached_details && r->cached_tokens > 0)
+		rc |= ig_buf_printf(b, ",\"prompt_tokens_details\":{\"cached_tokens\":%ld}",
+				    r->cached_tokens);
+	else if (details)
+		rc |= ig_buf_append_cstr(b, ",\"prompt_tokens_details\":null");
+	return rc | ig_buf_append_cstr(b, "}");
+}
+
+/* A chunk's usage with continuous_usage_stats: the tokens so far. */
+static int put_chunk_usage(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	if (!r->continuous_usage)
+		return ig_buf_append_cstr(b, r->kind == IG_SIM_COMPLETION ? ",\"usage\":null" : "");
+	return ig_buf_append_cstr(b, ",\"usage\":") | put_usage(b, r, false);
 }
 
 static const char *object_name(const struct ig_sim_resp *r, bool chunk)
@@ -193,7 +208,9 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 		rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
 		rc |= put_finish(out, r->finish);
 		rc |= put_stop_reason(out, r);
-		rc |= ig_buf_append_cstr(out, "}],\"usage\":null}\n\n");
+		rc |= ig_buf_append_cstr(out, "}]");
+		rc |= put_chunk_usage(out, r);
+		rc |= ig_buf_append_cstr(out, "}\n\n");
 		return rc ? -1 : 0;
 	}
 	/* Chat chunks are dumped with exclude_unset: stop_reason appears only
@@ -206,7 +223,9 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	rc |= put_finish(out, r->finish);
 	if (r->finish)
 		rc |= put_stop_reason(out, r);
-	rc |= ig_buf_append_cstr(out, "}]}\n\n");
+	rc |= ig_buf_append_cstr(out, "}]");
+	rc |= put_chunk_usage(out, r);
+	rc |= ig_buf_append_cstr(out, "}\n\n");
 	return rc ? -1 : 0;
 }
 
@@ -214,10 +233,15 @@ int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 {
 	int rc = ig_buf_append_cstr(out, "data: ");
 	rc |= put_head(out, r, object_name(r, true));
-	rc |=
-	    ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
-				    "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}"
-				    "\n\n");
+	rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+				      "\"assistant\",\"content\":\"\"},\"logprobs\":null,"
+				      "\"finish_reason\":null}]");
+	if (r->continuous_usage) { /* before any token */
+		struct ig_sim_resp none = *r;
+		none.completion_tokens = 0;
+		rc |= put_chunk_usage(out, &none);
+	}
+	rc |= ig_buf_append_cstr(out, "}\n\n");
 	return rc ? -1 : 0;
 }
 

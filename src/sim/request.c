@@ -385,9 +385,13 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 			    "Stream options can only be defined when `stream=True`.");
 		/* {} means include_usage true, as in vLLM's StreamOptions. */
 		r->include_usage = true;
-		if (opt_bool(v, "include_usage", &r->include_usage) < 0)
+		if (opt_bool(v, "include_usage", &r->include_usage) < 0 ||
+		    opt_bool(v, "continuous_usage_stats", &r->continuous_usage) < 0)
 			return bad_request(e, "stream_options",
-					   "'include_usage' must be a boolean.");
+					   "'include_usage' and 'continuous_usage_stats' must be "
+					   "booleans.");
+		/* vLLM sends the running usage only when the final one is on. */
+		r->continuous_usage = r->continuous_usage && r->include_usage;
 	}
 	int64_t n = 1;
 	if (opt_int(root, "n", &n) < 0 || n != 1)

@@ -64,9 +64,12 @@ struct ig_sim_config {
 	bool server_load_tracking; /* --enable-server-load-tracking: GET /load counts */
 	bool priority_policy;	   /* --scheduling-policy priority */
 	long max_logprobs;	   /* --max-logprobs */
-	const char *profile;	   /* --profile name, or NULL */
-	double failure_rate;	   /* percent of generation requests failed on purpose */
-	unsigned failure_types;	   /* bit (1 << enum ig_sim_failure); 0: all */
+	/* vLLM's usage switches: usage.prompt_tokens_details with the cached
+	 * tokens, a usage chunk ending every stream. */
+	bool prompt_tokens_details, force_include_usage;
+	const char *profile;	/* --profile name, or NULL */
+	double failure_rate;	/* percent of generation requests failed on purpose */
+	unsigned failure_types; /* bit (1 << enum ig_sim_failure); 0: all */
 	enum ig_sim_version version;
 	long embedding_dim; /* length of the vectors /v1/embeddings answers */
 	bool has_seed;
@@ -200,8 +203,10 @@ struct ig_sim_resp {
 	uint64_t lp_seed;
 	long prompt_tokens, completion_tokens;
 	/* Streams: first is set on the first token's events; include_usage
-	 * asks for the OpenAI usage chunk at the end. */
-	bool first, include_usage;
+	 * asks for the OpenAI usage chunk at the end, continuous_usage for the
+	 * usage so far on every chunk. cached_details: usage carries
+	 * prompt_tokens_details.cached_tokens (cached_tokens, when above 0). */
+	bool first, include_usage, continuous_usage, cached_details;
 	/* Responses: the whole answer so far (the done events repeat it), the
 	 * output message's id, the prompt tokens the prefix cache held, the
 	 * answer's token limit and the request's echoed fields (NULL: all
@@ -284,6 +289,7 @@ struct ig_sim_request {
 	 * embeddings, whose one engine output is the vector. */
 	long max_tokens;
 	bool stream, include_usage, ignore_eos;
+	bool continuous_usage; /* stream_options.continuous_usage_stats (with include_usage) */
 	bool has_temp, has_seed;
 	double temperature;
 	int64_t seed;

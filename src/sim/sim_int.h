@@ -30,7 +30,7 @@ struct sim_req {
 	struct sim *sim;
 	struct ig_http_exchange *ex;
 	enum ig_sim_kind kind;
-	bool stream, include_usage;
+	bool stream, include_usage, continuous_usage;
 	char *id; /* "cmpl-...", "chatcmpl-...", "resp_...", "msg_...", "embd-..." */
 	int64_t created;
 	char *model;	    /* the name answered with */

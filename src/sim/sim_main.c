@@ -235,7 +235,11 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	}
 	r->created = (int64_t)ig_wall_seconds();
 	r->stream = p->stream;
-	r->include_usage = p->include_usage;
+	/* --enable-force-include-usage: every stream ends with its usage. */
+	r->include_usage =
+	    p->include_usage || (p->stream && s->cfg.force_include_usage &&
+				 (p->kind == IG_SIM_COMPLETION || p->kind == IG_SIM_CHAT));
+	r->continuous_usage = p->continuous_usage;
 	seed_text(s, p, r, &text_seed);
 	r->lp_top = p->lp_top;
 	r->lp_seed = text_seed;

@@ -969,3 +969,32 @@ def test_logprobs(procs):
         "Requested sample logprobs of 6, which is greater than max allowed: 5"
     status, e = post_json(base, "/v1/chat/completions", dict(chat, logprobs=False))
     assert status == 400 and "`logprobs` must be set to true" in e["error"]["message"]
+
+
+def test_usage_options(procs):
+    """vLLM's usage switches: --enable-prompt-tokens-details reports the
+    prefix-cache hit as prompt_tokens_details.cached_tokens (null without
+    one); --enable-force-include-usage ends every stream with usage;
+    stream_options.continuous_usage_stats puts the usage so far on every
+    chunk."""
+    _, base = start_sim(procs, "--enable-prompt-tokens-details", "--enable-force-include-usage")
+    prompt = " ".join("word%d" % i for i in range(100))
+    body = {"prompt": prompt, "max_tokens": 2}
+    status, r = post_json(base, "/v1/completions", body)
+    assert r["usage"]["prompt_tokens_details"] is None
+    status, r = post_json(base, "/v1/completions", body)
+    assert r["usage"]["prompt_tokens_details"] == {"cached_tokens": 96}  # 6 whole blocks
+    events = data_events(base, "/v1/completions", dict(body, stream=True))
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] == 2
+    assert events[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 96}
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True,
+            "stream_options": {"continuous_usage_stats": True}}
+    events = data_events(base, "/v1/chat/completions", chat)
+    running = [e["usage"]["completion_tokens"] for e in events if e["choices"]]
+    assert running == [0, 1, 2, 3]
+    _, plain = start_sim(procs)
+    events = data_events(plain, "/v1/completions", dict(body, stream=True))
+    assert all(e["choices"] and e["usage"] is None for e in events)
+    status, r = post_json(plain, "/v1/completions", body)
+    status, r = post_json(plain, "/v1/completions", body)
+    assert r["usage"]["prompt_tokens_details"] is None
