@@ -25,8 +25,10 @@ uint64_t ig_sim_now(const struct sim *s)
 
 void ig_sim_req_free(struct sim_req *r)
 {
-	if (r->sim && r->sim->cfg.server_load_tracking)
+	/* A request counts once in the load, by its first choice. */
+	if (r->sim && r->sim->cfg.server_load_tracking && r->index == 0)
 		r->sim->server_load--;
+	free(r->choices);
 	free(r->id);
 	free(r->model);
 	free(r->adapter);
@@ -67,9 +69,22 @@ void ig_sim_lora_update(struct sim *s)
 
 /* ---- output ------------------------------------------------------------------- */
 
+/* The generated tokens of the whole request: every choice's. */
+static long generated_of(const struct sim_req *r)
+{
+	if (!r->lead)
+		return r->seq.generated;
+	long n = 0;
+	for (int i = 0; i < r->lead->nchoices; i++)
+		n += r->lead->choices[i]->seq.generated;
+	return n;
+}
+
 static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_str text)
 {
 	*out = (struct ig_sim_resp){
+	    .index = r->index,
+	    .more_choices = r->lead && r->lead->live > 1,
 	    .kind = r->kind,
 	    .id = ig_str_from(r->id),
 	    .created = r->created,
@@ -84,7 +99,7 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .lp_off0 = r->echo_len,
 	    .lp_seed = r->lp_seed,
 	    .prompt_tokens = r->seq.prompt_tokens,
-	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : r->seq.generated,
+	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : generated_of(r),
 	    .first = r->seq.generated == 1,
 	    .include_usage = r->include_usage,
 	    .continuous_usage = r->continuous_usage,
@@ -129,7 +144,7 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 
 static void respond_whole(struct sim *s, struct sim_req *r)
 {
-	struct ig_buf b = {0}, echoed = {0};
+	struct ig_buf b = {0}, echoed = {0}, *texts = NULL;
 	struct ig_sim_resp resp;
 	struct ig_str text = ig_buf_str(&r->text);
 	int rc = 0;
@@ -139,6 +154,25 @@ static void respond_whole(struct sim *s, struct sim_req *r)
 		text = ig_buf_str(&echoed);
 	}
 	resp_of(r, &resp, text);
+	if (r->lead) { /* n > 1: every choice's answer, in order */
+		int nc = r->lead->nchoices;
+		struct ig_sim_resp *all = calloc((size_t)nc, sizeof *all);
+		texts = calloc((size_t)nc, sizeof *texts);
+		if (!all || !texts) {
+			free(all);
+			rc = -1;
+		} else {
+			for (int i = 0; i < nc; i++) {
+				const struct sim_req *c = r->lead->choices[i];
+				if (c->echo_text)
+					rc |= ig_buf_append(&texts[i], c->echo_text, c->echo_len);
+				rc |= ig_buf_append(&texts[i], c->text.ptr, c->text.len);
+				resp_of(c, &all[i], ig_buf_str(&texts[i]));
+			}
+			resp.choices = all;
+			resp.nchoices = (size_t)nc;
+		}
+	}
 	if (rc < 0 || ig_sim_render_full(&b, &resp) < 0) {
 		ig_buf_reset(&b);
 		ig_sim_render_api_error(&b, s->cfg.version, r->kind, 500, "InternalServerError",
@@ -147,6 +181,10 @@ static void respond_whole(struct sim *s, struct sim_req *r)
 	} else {
 		ig_http_respond(r->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
 	}
+	free((void *)resp.choices);
+	for (int i = 0; texts && i < r->lead->nchoices; i++)
+		ig_buf_free(&texts[i]);
+	free(texts);
 	ig_buf_free(&b);
 	ig_buf_free(&echoed);
 }
@@ -268,13 +306,33 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 	return 0;
 }
 
+/* Takes every choice of r's request still in the engine out of it (each
+ * counted as aborted) and frees them all. */
+static void drop_request(struct sim *s, struct sim_req *r)
+{
+	/* r may be freed in the loop: only lead is read after it starts. */
+	struct sim_req *lead = r->lead ? r->lead : r;
+	int n = r->lead ? lead->nchoices : 1;
+	for (int i = n - 1; i >= 0; i--) {
+		struct sim_req *c = n > 1 ? lead->choices[i] : lead;
+		if (!c->done) {
+			ig_sim_model_abort(&s->model, &c->seq);
+			count_finish(s, IG_SIM_FIN_ABORT);
+		}
+		if (c != lead)
+			ig_sim_req_free(c);
+	}
+	ig_sim_req_free(lead);
+}
+
 static void on_release(void *ctx, struct ig_sim_seq *q, bool gone)
 {
 	struct sim *s = ctx;
 	struct sim_req *r = req_of(q);
+	r->done = true;
 	if (gone) {
 		count_finish(s, IG_SIM_FIN_ABORT);
-		ig_sim_req_free(r);
+		drop_request(s, r);
 		return;
 	}
 	size_t n;
@@ -282,11 +340,14 @@ static void on_release(void *ctx, struct ig_sim_seq *q, bool gone)
 	double e2e = (double)(ig_sim_now(s) - r->arrival_ns) / 1e9;
 	ig_sim_hist_observe(&s->stats.e2e, b, n, e2e);
 	count_finish(s, strcmp(r->finish, "stop") == 0 ? IG_SIM_FIN_STOP : IG_SIM_FIN_LENGTH);
+	/* n > 1: the answer goes out when the last choice is done. */
+	if (r->lead && --r->lead->live > 0)
+		return;
 	if (r->stream)
 		ig_http_end(r->ex);
 	else
 		respond_whole(s, r);
-	ig_sim_req_free(r);
+	drop_request(s, r);
 }
 
 /* ---- the step timer ------------------------------------------------------------- */
@@ -314,10 +375,14 @@ static void on_step(struct ig_loop *loop, struct ig_timer *t)
 static void on_writable(struct ig_http_exchange *ex)
 {
 	struct sim_req *r = ex->user;
-	if (!r->seq.paused)
-		return;
-	r->seq.paused = false;
-	kick(r->sim);
+	bool resume = false;
+	for (int i = 0; i < (r->lead ? r->nchoices : 1); i++) {
+		struct sim_req *c = r->lead ? r->choices[i] : r;
+		resume |= c->seq.paused;
+		c->seq.paused = false;
+	}
+	if (resume)
+		kick(r->sim);
 }
 
 /* The client went away, or the server is shutting down. */
@@ -325,9 +390,7 @@ static void on_abort(struct ig_http_exchange *ex)
 {
 	struct sim_req *r = ex->user;
 	struct sim *s = r->sim;
-	ig_sim_model_abort(&s->model, &r->seq);
-	count_finish(s, IG_SIM_FIN_ABORT);
-	ig_sim_req_free(r);
+	drop_request(s, r);
 	kick(s);
 }
 
@@ -363,10 +426,22 @@ void ig_sim_engine_submit(struct sim *s, struct sim_req *r)
 	 * events follow as steps produce tokens. */
 	if (r->stream && start_stream(r) < 0) {
 		ig_http_abort(r->ex);
+		for (int i = r->lead ? r->nchoices - 1 : 0; i > 0; i--)
+			ig_sim_req_free(r->choices[i]);
 		ig_sim_req_free(r);
 		return;
 	}
-	ig_sim_model_add(&s->model, &r->seq);
+	if (!r->lead) {
+		ig_sim_model_add(&s->model, &r->seq);
+	} else {
+		r->live = r->nchoices;
+		for (int i = 0; i < r->nchoices; i++) {
+			struct sim_req *c = r->choices[i];
+			c->sim = s;
+			c->arrival_ns = r->arrival_ns;
+			ig_sim_model_add(&s->model, &c->seq);
+		}
+	}
 	kick(s);
 }
 

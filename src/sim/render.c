@@ -168,32 +168,44 @@ static const char *object_name(const struct ig_sim_resp *r, bool chunk)
 	return chunk ? "chat.completion.chunk" : "chat.completion";
 }
 
+/* One choice object of a body sent whole. */
+static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
+{
+	int rc = ig_buf_printf(out, "{\"index\":%d,", c->index);
+	if (c->kind == IG_SIM_COMPLETION) {
+		rc |= ig_buf_append_cstr(out, "\"text\":");
+		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
+	} else {
+		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":\"assistant\",\"content\":");
+		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
+		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[]}");
+	}
+	rc |= put_logprobs(out, c);
+	rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
+	rc |= put_finish(out, c->finish);
+	rc |= put_stop_reason(out, c);
+	if (c->kind == IG_SIM_COMPLETION)
+		rc |= ig_buf_append_cstr(out, ",\"prompt_logprobs\":null");
+	return rc | ig_buf_append_cstr(out, "}");
+}
+
+/* The body of a completion or chat completion: every choice (n of them),
+ * then the usage of them all. */
 static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 {
 	int rc = put_head(out, r, object_name(r, false));
-	if (r->kind == IG_SIM_COMPLETION) {
-		rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"text\":");
-		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
-		rc |= put_logprobs(out, r);
-		rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
-		rc |= put_finish(out, r->finish);
-		rc |= put_stop_reason(out, r);
-		rc |= ig_buf_append_cstr(out, ",\"prompt_logprobs\":null}],\"usage\":");
-		rc |= put_usage(out, r, true);
-		rc |= ig_buf_append_cstr(out, "}");
-	} else {
-		rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
-					      "\"assistant\",\"content\":");
-		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
-		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[]}");
-		rc |= put_logprobs(out, r);
-		rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
-		rc |= put_finish(out, r->finish);
-		rc |= put_stop_reason(out, r);
-		rc |= ig_buf_append_cstr(out, "}],\"usage\":");
-		rc |= put_usage(out, r, true);
-		rc |= ig_buf_append_cstr(out, ",\"prompt_logprobs\":null}");
-	}
+	rc |= ig_buf_append_cstr(out, ",\"choices\":[");
+	if (r->nchoices > 1)
+		for (size_t i = 0; i < r->nchoices; i++) {
+			rc |= ig_buf_append_cstr(out, i ? "," : "");
+			rc |= put_choice(out, &r->choices[i]);
+		}
+	else
+		rc |= put_choice(out, r);
+	rc |= ig_buf_append_cstr(out, "],\"usage\":");
+	rc |= put_usage(out, r, true);
+	rc |= ig_buf_append_cstr(out,
+				 r->kind == IG_SIM_COMPLETION ? "}" : ",\"prompt_logprobs\":null}");
 	return rc ? -1 : 0;
 }
 
@@ -202,7 +214,7 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	int rc = ig_buf_append_cstr(out, "data: ");
 	rc |= put_head(out, r, object_name(r, true));
 	if (r->kind == IG_SIM_COMPLETION) {
-		rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"text\":");
+		rc |= ig_buf_printf(out, ",\"choices\":[{\"index\":%d,\"text\":", r->index);
 		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
 		rc |= put_logprobs(out, r);
 		rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
@@ -215,7 +227,7 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	}
 	/* Chat chunks are dumped with exclude_unset: stop_reason appears only
 	 * on the chunk that finishes the choice. */
-	rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+	rc |= ig_buf_printf(out, ",\"choices\":[{\"index\":%d,\"delta\":{\"content\":", r->index);
 	rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
 	rc |= ig_buf_append_cstr(out, "}");
 	rc |= put_logprobs(out, r);
@@ -233,9 +245,10 @@ int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 {
 	int rc = ig_buf_append_cstr(out, "data: ");
 	rc |= put_head(out, r, object_name(r, true));
-	rc |= ig_buf_append_cstr(out, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
-				      "\"assistant\",\"content\":\"\"},\"logprobs\":null,"
-				      "\"finish_reason\":null}]");
+	rc |= ig_buf_printf(out,
+			    ",\"choices\":[{\"index\":%d,\"delta\":{\"role\":\"assistant\","
+			    "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]",
+			    r->index);
 	if (r->continuous_usage) { /* before any token */
 		struct ig_sim_resp none = *r;
 		none.completion_tokens = 0;
@@ -689,9 +702,9 @@ int ig_sim_render_token(struct ig_buf *out, const struct ig_sim_resp *r, long *s
 		if (r->kind == IG_SIM_CHAT && r->first)
 			rc |= ig_sim_render_role_chunk(out, r);
 		rc |= ig_sim_render_chunk(out, r);
-		if (r->finish && r->include_usage)
+		if (r->finish && !r->more_choices && r->include_usage)
 			rc |= ig_sim_render_usage_chunk(out, r);
-		if (r->finish)
+		if (r->finish && !r->more_choices)
 			rc |= ig_buf_append_cstr(out, "data: [DONE]\n\n");
 		break;
 	case IG_SIM_RESPONSES:

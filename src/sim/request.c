@@ -394,8 +394,16 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 		r->continuous_usage = r->continuous_usage && r->include_usage;
 	}
 	int64_t n = 1;
-	if (opt_int(root, "n", &n) < 0 || n != 1)
-		return bad_request(e, "n", "The simulator supports only n=1.");
+	if (opt_int(root, "n", &n) < 0)
+		return bad_request(e, "n", "'n' must be an integer.");
+	if (n < 1)
+		return reject(e, 400, "BadRequestError", "n", "n must be at least 1, got %lld.",
+			      (long long)n);
+	if (n > IG_SIM_MAX_N)
+		return reject(e, 400, "BadRequestError", "n",
+			      "The simulator supports n up to %d, got %lld.", IG_SIM_MAX_N,
+			      (long long)n);
+	r->n = (long)n;
 	return 0;
 }
 
@@ -924,6 +932,7 @@ int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, c
 	memset(out, 0, sizeof *out);
 	out->kind = kind;
 	out->lp_top = -1;
+	out->n = 1;
 	ig_buf_init(&out->model, 4096);
 	/* A prompt longer than the context is refused anyway; ids past it
 	 * would never be looked up. */

@@ -196,6 +196,14 @@ struct ig_sim_resp {
 	 * answer at text offset lp_off0; lp_seed makes their values. */
 	bool logprobs;
 	unsigned lp_top;
+	/* n > 1: this choice's index; more_choices: others are still being
+	 * generated, so a finishing chunk does not end the stream; choices:
+	 * every choice's answer, for the body sent whole (nchoices > 1; else
+	 * this one is the only). */
+	int index;
+	bool more_choices;
+	const struct ig_sim_resp *choices;
+	size_t nchoices;
 	const uint8_t *lp_words;
 	size_t lp_n;
 	long lp_pos0;
@@ -295,6 +303,7 @@ struct ig_sim_request {
 	int64_t seed;
 	int64_t priority;   /* vLLM's `priority`: lower is served first */
 	int64_t min_tokens; /* no end (EOS, stop string) before this many */
+	long n;		    /* completions and chat: choices to generate */
 	/* logprobs asked for: the alternatives per token (completions'
 	 * `logprobs`, chat's `top_logprobs`), -1 when the answer carries none. */
 	int lp_top;
@@ -325,6 +334,9 @@ struct ig_sim_request {
 	long dims;
 	bool base64;
 };
+
+/* The most choices (`n`) a request may ask for. */
+#define IG_SIM_MAX_N 128
 
 /* Why a request was refused: what the error body says. */
 struct ig_sim_error {

@@ -73,6 +73,14 @@ struct sim_req {
 	uint8_t *lp_words;
 	size_t lp_n, lp_cap, lp_textlen;
 	uint64_t lp_seed;
+	/* n > 1: one engine request per choice, as vLLM fans them out. The
+	 * first choice leads: it owns the exchange and lists every choice
+	 * (itself first) in choices, live of them still in the engine; each
+	 * choice knows its index and its lead. n = 1: lead is NULL. */
+	struct sim_req *lead;
+	struct sim_req **choices;
+	int nchoices, live, index;
+	bool done; /* out of the engine (released) */
 };
 
 /* Simulated time now: loop time since start, times --time-scale. */

@@ -85,15 +85,19 @@ static void respond_detail(struct ig_http_exchange *ex, int status, const char *
 
 /* Text is deterministic for temperature 0 or a request seed; otherwise it
  * is sampled from the server's generator (seeded by --seed if given). */
-static void seed_text(struct sim *s, const struct ig_sim_request *p, struct sim_req *r,
+static void seed_text(struct sim *s, const struct ig_sim_request *p, struct sim_req *r, int index,
 		      uint64_t *text_seed)
 {
-	bool fixed = p->has_seed || (p->has_temp && p->temperature == 0);
+	bool greedy = p->has_temp && p->temperature == 0;
+	bool fixed = p->has_seed || greedy;
 	uint64_t base = p->has_seed ? (uint64_t)p->seed : s->cfg.seed;
 	if (fixed)
 		*text_seed = ig_sim_text_seed(p->prompt_key, ig_str_from(r->model), base);
 	else
 		*text_seed = ig_rng_next(&s->rng);
+	/* The choices of n > 1 differ, unless sampling is greedy. */
+	if (fixed && !greedy && index)
+		*text_seed ^= (uint64_t)index * 0x9E3779B97F4A7C15ULL;
 	ig_rng_seed(&r->rng, *text_seed);
 }
 
@@ -202,7 +206,7 @@ static int hash_prompt(struct sim *s, const struct ig_sim_request *p, struct sim
 }
 
 static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
-				 const struct ig_sim_request *p)
+				 const struct ig_sim_request *p, int index)
 {
 	long max_tokens = p->max_tokens;
 	uint64_t text_seed;
@@ -240,7 +244,8 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	    p->include_usage || (p->stream && s->cfg.force_include_usage &&
 				 (p->kind == IG_SIM_COMPLETION || p->kind == IG_SIM_CHAT));
 	r->continuous_usage = p->continuous_usage;
-	seed_text(s, p, r, &text_seed);
+	r->index = index;
+	seed_text(s, p, r, index, &text_seed);
 	r->lp_top = p->lp_top;
 	r->lp_seed = text_seed;
 	r->max_tokens = max_tokens;
@@ -262,6 +267,39 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 fail:
 	ig_sim_req_free(r);
 	return NULL;
+}
+
+/* n > 1: the other choices, each its own engine request with the lead's
+ * id. Frees the lead too when it fails (and has answered). */
+static int build_choices(struct sim *s, struct ig_http_exchange *ex, const struct ig_sim_request *p,
+			 struct sim_req *lead)
+{
+	lead->choices = calloc((size_t)p->n, sizeof *lead->choices);
+	if (!lead->choices) {
+		fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
+		ig_sim_req_free(lead);
+		return -1;
+	}
+	lead->lead = lead;
+	lead->choices[lead->nchoices++] = lead;
+	for (int i = 1; i < p->n; i++) {
+		struct sim_req *c = build_req(s, ex, p, i);
+		char *id = c ? strdup(lead->id) : NULL;
+		if (c && !id)
+			fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
+		if (!id) {
+			if (c)
+				ig_sim_req_free(c);
+			for (int k = lead->nchoices - 1; k >= 0; k--)
+				ig_sim_req_free(lead->choices[k]);
+			return -1;
+		}
+		free(c->id);
+		c->id = id;
+		c->lead = lead;
+		lead->choices[lead->nchoices++] = c;
+	}
+	return 0;
 }
 
 /* ---- injected failures ------------------------------------------------------------ */
@@ -355,8 +393,10 @@ static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_
 	if (ig_sim_parse_request(&s->cfg, kind, ex->body.ptr, ex->body.len, &p, &e) < 0) {
 		fail_api(s, ex, kind, e.status, e.type, e.param, "%s", e.msg);
 	} else {
-		/* build_req has answered when it returns NULL. */
-		struct sim_req *r = build_req(s, ex, &p);
+		/* build_req and build_choices have answered when they fail. */
+		struct sim_req *r = build_req(s, ex, &p, 0);
+		if (r && p.n > 1 && build_choices(s, ex, &p, r) < 0)
+			r = NULL;
 		if (r)
 			ig_sim_engine_submit(s, r);
 	}

@@ -998,3 +998,49 @@ def test_usage_options(procs):
     status, r = post_json(plain, "/v1/completions", body)
     status, r = post_json(plain, "/v1/completions", body)
     assert r["usage"]["prompt_tokens_details"] is None
+
+
+def test_n_choices(procs):
+    """vLLM's n: n choices (one engine request each, as vLLM V1 fans them
+    out), indexed 0..n-1, the usage of them all; a stream interleaves the
+    choices' chunks and ends once, after the last; greedy sampling gives n
+    equal answers; a client that leaves mid-stream takes every choice out
+    of the engine."""
+    _, base = start_sim(procs, "--enable-server-load-tracking", "--ttft-ms", "50",
+                        "--itl-ms", "20")
+    body = {"prompt": "tell me", "max_tokens": 5, "n": 3, "seed": 1}
+    status, r = post_json(base, "/v1/completions", body)
+    assert status == 200 and [c["index"] for c in r["choices"]] == [0, 1, 2]
+    texts = [c["text"] for c in r["choices"]]
+    assert len(set(texts)) == 3 and all(len(t.split()) == 5 for t in texts)
+    assert r["usage"]["completion_tokens"] == 15 and r["usage"]["prompt_tokens"] == 2
+    events = data_events(base, "/v1/completions",
+                         dict(body, stream=True, stream_options={"include_usage": True}))
+    chunks = [e for e in events if e["choices"]]
+    for i in range(3):
+        mine = [e["choices"][0] for e in chunks if e["choices"][0]["index"] == i]
+        assert "".join(c["text"] for c in mine) == texts[i]
+        assert [c["finish_reason"] for c in mine] == [None] * 4 + ["length"]
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] == 15
+    status, r = post_json(base, "/v1/chat/completions",
+                          {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+                           "n": 2, "temperature": 0})
+    assert status == 200 and len(r["choices"]) == 2
+    assert r["choices"][0]["message"] == r["choices"][1]["message"]
+    # A client gone mid-stream: nothing left running, the server still answers.
+    host, port = base[len("http://"):].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", "/v1/completions",
+                 json.dumps({"prompt": "x", "max_tokens": 200, "n": 4, "stream": True}),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.read1(100)
+    assert json.loads(call(base, "/load")[2]) == {"server_load": 1}
+    conn.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and json.loads(call(base, "/load")[2])["server_load"]:
+        time.sleep(0.05)
+    assert json.loads(call(base, "/load")[2]) == {"server_load": 0}
+    assert gauge(metrics(base), "num_requests_running") == 0
+    status, e = post_json(base, "/v1/completions", dict(body, n=0))
+    assert status == 400 and e["error"]["message"] == "n must be at least 1, got 0."
