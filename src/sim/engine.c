@@ -98,7 +98,7 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .lp_n = r->lp_n,
 	    .lp_off0 = r->echo_len,
 	    .lp_seed = r->lp_seed,
-	    .prompt_tokens = r->seq.prompt_tokens,
+	    .prompt_tokens = r->lead ? r->lead->prompt_sum : r->seq.prompt_tokens,
 	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : generated_of(r),
 	    .first = r->seq.generated == 1,
 	    .include_usage = r->include_usage,

@@ -180,16 +180,31 @@ static int echo_text(struct ig_json_value p, struct ig_sim_request *r)
 	return 0;
 }
 
-/* Tokens of a completion prompt: a string, one string in a list, or a list
- * of token ids. */
-static int prompt_tokens(struct ig_json_value p, long *out, struct ig_sim_request *r)
+/* Prompt `index` of a completion's `prompt`: a string or a list of token
+ * ids is one prompt; a list of strings or of lists of ids lists several,
+ * as vLLM batches them (*count of them; 0 when the list is empty or its
+ * items are not all of one of those kinds). */
+static struct ig_json_value pick_prompt(struct ig_json_value p, long index, long *count)
 {
-	struct ig_json_value e, more;
+	struct ig_json_value e, picked = {0};
 	size_t pos = 0;
-	if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1 &&
-	    e.type == IG_JSON_STRING)
-		return ig_json_array_next(p, &pos, &more) == 0 ? text_or_ids_tokens(e, out, r) : -1;
-	return text_or_ids_tokens(p, out, r);
+	*count = 1;
+	if (p.type != IG_JSON_ARRAY || ig_json_array_next(p, &pos, &e) != 1 ||
+	    (e.type != IG_JSON_STRING && e.type != IG_JSON_ARRAY))
+		return p;
+	enum ig_json_type kind = e.type;
+	long n = 0;
+	pos = 0;
+	while (ig_json_array_next(p, &pos, &e) == 1) {
+		if (e.type != kind) {
+			*count = 0;
+			return picked;
+		}
+		if (n++ == index)
+			picked = e;
+	}
+	*count = n;
+	return picked;
 }
 
 /* Tokens of a string value; anything else counts nothing. */
@@ -532,10 +547,16 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 		return bad_request(e, NULL, "suffix is not currently supported");
 	if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
 		return bad_request(e, "prompt", "Field required: 'prompt'.");
-	if (prompt_tokens(prompt, &r->prompt_tokens, r) < 0)
+	prompt = pick_prompt(prompt, r->prompt_index, &r->nprompts);
+	if (r->nprompts < 1 || r->prompt_index >= r->nprompts ||
+	    text_or_ids_tokens(prompt, &r->prompt_tokens, r) < 0)
 		return bad_request(e, "prompt",
-				   "'prompt' must be a string, a list of one string or a list of "
-				   "token ids.");
+				   "'prompt' must be a string, a list of token ids, or a non-empty "
+				   "list of either.");
+	if (r->nprompts * r->n > IG_SIM_MAX_N)
+		return reject(e, 400, "BadRequestError", "prompt",
+			      "The simulator answers at most %d choices (prompts x n), got %ld.",
+			      IG_SIM_MAX_N, r->nprompts * r->n);
 	r->prompt_key = prompt.raw;
 	if (opt_bool(root, "echo", &r->echo_prompt) < 0)
 		return bad_request(e, "echo", "'echo' must be a boolean.");
@@ -926,6 +947,13 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
 			 size_t len, struct ig_sim_request *out, struct ig_sim_error *err)
 {
+	return ig_sim_parse_request_at(c, kind, body, len, 0, out, err);
+}
+
+int ig_sim_parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
+			    size_t len, long index, struct ig_sim_request *out,
+			    struct ig_sim_error *err)
+{
 	struct ig_json_value root;
 	int64_t asked = -1; /* max_tokens as given */
 
@@ -933,6 +961,8 @@ int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, c
 	out->kind = kind;
 	out->lp_top = -1;
 	out->n = 1;
+	out->nprompts = 1;
+	out->prompt_index = index;
 	ig_buf_init(&out->model, 4096);
 	/* A prompt longer than the context is refused anyway; ids past it
 	 * would never be looked up. */

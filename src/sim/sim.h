@@ -304,6 +304,9 @@ struct ig_sim_request {
 	int64_t priority;   /* vLLM's `priority`: lower is served first */
 	int64_t min_tokens; /* no end (EOS, stop string) before this many */
 	long n;		    /* completions and chat: choices to generate */
+	/* Completions: the prompts a `prompt` list holds (1 for one prompt)
+	 * and which of them this parse read (ig_sim_parse_request_at). */
+	long nprompts, prompt_index;
 	/* logprobs asked for: the alternatives per token (completions'
 	 * `logprobs`, chat's `top_logprobs`), -1 when the answer carries none. */
 	int lp_top;
@@ -356,6 +359,11 @@ struct ig_sim_error {
  * outlive it. */
 int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
 			 size_t len, struct ig_sim_request *out, struct ig_sim_error *err);
+/* The same for prompt `index` of a completion whose `prompt` lists several
+ * (out->nprompts says how many; the other fields are the body's). */
+int ig_sim_parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
+			    size_t len, long index, struct ig_sim_request *out,
+			    struct ig_sim_error *err);
 void ig_sim_request_free(struct ig_sim_request *r);
 /* A /tokenize body (vLLM's TokenizeCompletionRequest, `prompt` a string,
  * or TokenizeChatRequest, `messages` laid out as for chat, with

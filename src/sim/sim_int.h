@@ -80,7 +80,8 @@ struct sim_req {
 	struct sim_req *lead;
 	struct sim_req **choices;
 	int nchoices, live, index;
-	bool done; /* out of the engine (released) */
+	long prompt_sum; /* the lead's: prompt tokens of every prompt, once */
+	bool done;	 /* out of the engine (released) */
 };
 
 /* Simulated time now: loop time since start, times --time-scale. */

@@ -269,37 +269,65 @@ fail:
 	return NULL;
 }
 
-/* n > 1: the other choices, each its own engine request with the lead's
- * id. Frees the lead too when it fails (and has answered). */
-static int build_choices(struct sim *s, struct ig_http_exchange *ex, const struct ig_sim_request *p,
-			 struct sim_req *lead)
+/* A request of several choices: n for each of its prompts, choice j of
+ * prompt k at index k * n + j, each its own engine request with the lead's
+ * id (p is prompt 0's parse). NULL when it failed, having answered. */
+static struct sim_req *build_group(struct sim *s, struct ig_http_exchange *ex,
+				   const struct ig_sim_request *p)
 {
-	lead->choices = calloc((size_t)p->n, sizeof *lead->choices);
+	struct sim_req *lead = build_req(s, ex, p, 0);
+	if (!lead)
+		return NULL;
+	lead->choices = calloc((size_t)(p->nprompts * p->n), sizeof *lead->choices);
 	if (!lead->choices) {
 		fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 		ig_sim_req_free(lead);
-		return -1;
+		return NULL;
 	}
 	lead->lead = lead;
 	lead->choices[lead->nchoices++] = lead;
-	for (int i = 1; i < p->n; i++) {
-		struct sim_req *c = build_req(s, ex, p, i);
-		char *id = c ? strdup(lead->id) : NULL;
-		if (c && !id)
-			fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
-		if (!id) {
-			if (c)
-				ig_sim_req_free(c);
-			for (int k = lead->nchoices - 1; k >= 0; k--)
-				ig_sim_req_free(lead->choices[k]);
-			return -1;
+	lead->prompt_sum = p->prompt_tokens;
+	for (long k = 0; k < p->nprompts; k++) {
+		struct ig_sim_request pk;
+		struct ig_sim_error e;
+		const struct ig_sim_request *cur = p;
+		bool ok = true;
+		if (k > 0) {
+			/* vLLM checks every prompt (its context length too). */
+			if (ig_sim_parse_request_at(&s->cfg, p->kind, ex->body.ptr, ex->body.len, k,
+						    &pk, &e) < 0) {
+				fail_api(s, ex, p->kind, e.status, e.type, e.param, "%s", e.msg);
+				ok = false;
+			}
+			cur = &pk;
+			lead->prompt_sum += pk.prompt_tokens;
 		}
-		free(c->id);
-		c->id = id;
-		c->lead = lead;
-		lead->choices[lead->nchoices++] = c;
+		for (long j = k ? 0 : 1; ok && j < p->n; j++) {
+			struct sim_req *c = build_req(s, ex, cur, (int)(k * p->n + j));
+			char *id = c ? strdup(lead->id) : NULL;
+			if (c && !id)
+				fail_api(s, ex, p->kind, 500, "InternalServerError", NULL,
+					 "out of memory");
+			if (!id) {
+				if (c)
+					ig_sim_req_free(c);
+				ok = false;
+				break;
+			}
+			free(c->id);
+			c->id = id;
+			c->lead = lead;
+			lead->choices[lead->nchoices++] = c;
+		}
+		if (k > 0)
+			ig_sim_request_free(&pk);
+		if (!ok) {
+			for (int i = lead->nchoices - 1; i >= 0; i--)
+				ig_sim_req_free(lead->choices[i]);
+			return NULL;
+		}
 	}
-	return 0;
+	return lead;
 }
 
 /* ---- injected failures ------------------------------------------------------------ */
@@ -393,10 +421,9 @@ static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_
 	if (ig_sim_parse_request(&s->cfg, kind, ex->body.ptr, ex->body.len, &p, &e) < 0) {
 		fail_api(s, ex, kind, e.status, e.type, e.param, "%s", e.msg);
 	} else {
-		/* build_req and build_choices have answered when they fail. */
-		struct sim_req *r = build_req(s, ex, &p, 0);
-		if (r && p.n > 1 && build_choices(s, ex, &p, r) < 0)
-			r = NULL;
+		/* build_req and build_group have answered when they fail. */
+		struct sim_req *r =
+		    p.n * p.nprompts > 1 ? build_group(s, ex, &p) : build_req(s, ex, &p, 0);
 		if (r)
 			ig_sim_engine_submit(s, r);
 	}

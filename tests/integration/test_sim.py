@@ -1044,3 +1044,29 @@ def test_n_choices(procs):
     assert gauge(metrics(base), "num_requests_running") == 0
     status, e = post_json(base, "/v1/completions", dict(body, n=0))
     assert status == 400 and e["error"]["message"] == "n must be at least 1, got 0."
+
+
+def test_prompt_list(procs):
+    """vLLM's batched completions: a `prompt` listing several prompts (or
+    token-id lists) gives n choices for each, choice j of prompt k at index
+    k * n + j, with the usage of all the prompts; every prompt is checked
+    against the context."""
+    _, base = start_sim(procs, "--max-model-len", "50")
+    body = {"prompt": ["hello there", "one two three"], "max_tokens": 2, "n": 2,
+            "temperature": 0}
+    status, r = post_json(base, "/v1/completions", body)
+    assert status == 200 and [c["index"] for c in r["choices"]] == [0, 1, 2, 3]
+    t = [c["text"] for c in r["choices"]]
+    assert t[0] == t[1] and t[2] == t[3] and t[0] != t[2]
+    assert r["usage"] == {"prompt_tokens": 5, "completion_tokens": 8, "total_tokens": 13,
+                          "prompt_tokens_details": None}
+    # The same prompts one at a time give the same answers.
+    status, one = post_json(base, "/v1/completions", dict(body, prompt="one two three", n=1))
+    assert one["choices"][0]["text"] == t[2]
+    status, r = post_json(base, "/v1/completions", {"prompt": [[1, 2, 3], [4]], "max_tokens": 1})
+    assert status == 200 and len(r["choices"]) == 2 and r["usage"]["prompt_tokens"] == 4
+    status, e = post_json(base, "/v1/completions",
+                          {"prompt": ["short", "x " * 60], "max_tokens": 2})
+    assert status == 400 and "maximum context length is 50" in e["error"]["message"]
+    status, e = post_json(base, "/v1/completions", {"prompt": []})
+    assert status == 400 and e["error"]["param"] == "prompt"

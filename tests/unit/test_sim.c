@@ -850,7 +850,8 @@ static void test_request_errors(void **state)
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "max_tokens",
 	     "'max_tokens' must be an integer of at least 1."},
 	    {IG_SIM_COMPLETION, "{\"prompt\":null}", 400, "prompt", "Field required"},
-	    {IG_SIM_COMPLETION, "{\"prompt\":[\"a\",\"b\"]}", 400, "prompt", "list of one"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":[]}", 400, "prompt", "non-empty list"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":[\"a\",[1]]}", 400, "prompt", "non-empty list"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":[1,\"b\"]}", 400, "prompt", "token ids"},
 	    {IG_SIM_COMPLETION, "{\"model\":\"nope\",\"prompt\":\"x\"}", 404, "model",
 	     "The model `nope` does not exist."},
@@ -1668,6 +1669,41 @@ static void test_request_stop(void **state)
 	(void)state;
 }
 
+/* A `prompt` listing several: each parse reads the one asked for, its
+ * own tokens and ids; nprompts says how many. */
+static void test_request_prompt_list(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+	const char *body = "{\"prompt\":[\"a b\",\"c d e\"],\"n\":2}";
+	assert_int_equal(
+	    ig_sim_parse_request_at(&c, IG_SIM_COMPLETION, body, strlen(body), 1, &r, &e), 0);
+	assert_int_equal(r.nprompts, 2);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.prompt_tokens, 3);
+	assert_true(ig_str_eq_cstr(r.prompt_key, "\"c d e\""));
+	uint64_t want[3];
+	ig_sim_tokenize(IG_STR("c d e"), want, 3);
+	assert_memory_equal(r.ids.ptr, want, sizeof want);
+	ig_sim_request_free(&r);
+	const char *ids = "{\"prompt\":[[1,2],[3]]}";
+	assert_int_equal(
+	    ig_sim_parse_request_at(&c, IG_SIM_COMPLETION, ids, strlen(ids), 1, &r, &e), 0);
+	assert_int_equal(r.nprompts, 2);
+	assert_int_equal(r.prompt_tokens, 1);
+	ig_sim_request_free(&r);
+	/* One list of ids is one prompt. */
+	const char *one = "{\"prompt\":[1,2,3]}";
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION, one, &r, &e), 0);
+	assert_int_equal(r.nprompts, 1);
+	assert_int_equal(r.prompt_tokens, 3);
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+	(void)state;
+}
+
 /* ---- /tokenize and /detokenize ---- */
 
 static int tokenize(const struct ig_sim_config *c, const char *body, struct ig_sim_request *r,
@@ -1803,6 +1839,7 @@ int main(void)
 	    cmocka_unit_test(test_tokenize),
 	    cmocka_unit_test(test_request_priority_and_suffix),
 	    cmocka_unit_test(test_request_stop),
+	    cmocka_unit_test(test_request_prompt_list),
 	    cmocka_unit_test(test_request_chat),
 	    cmocka_unit_test(test_request_errors),
 	    cmocka_unit_test(test_request_long_prompt),
