@@ -1096,8 +1096,7 @@ static void on_accept(void *data, int fd, const struct sockaddr_storage *ss)
 {
 	struct ig_http_server *s = data;
 	struct ig_loop *loop = s->loop;
-	struct ig_http_conn *c =
-	    calloc(1, s->tls ? sizeof(struct tls_conn_alloc) : sizeof *c);
+	struct ig_http_conn *c = calloc(1, s->tls ? sizeof(struct tls_conn_alloc) : sizeof *c);
 	if (!c) {
 		close(fd);
 		return;
@@ -1233,10 +1232,11 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 	rc |= ig_buf_append_cstrs(o, " ", ig_http_status_text(status), "\r\n", (char *)NULL);
 	if (content_type)
 		rc |= ig_buf_append_cstrs(o, "Content-Type: ", content_type, "\r\n", (char *)NULL);
-	for (size_t i = 0; i < n; i++) {
-		rc |= ig_buf_append_str(o, hdrs[i].name);
+	for (size_t i = 0; i < n + c->ex->nresp_extra; i++) {
+		const struct ig_http_header *h = i < n ? &hdrs[i] : &c->ex->resp_extra[i - n];
+		rc |= ig_buf_append_str(o, h->name);
 		rc |= ig_buf_append(o, ": ", 2);
-		rc |= ig_buf_append_str(o, hdrs[i].value);
+		rc |= ig_buf_append_str(o, h->value);
 		rc |= ig_buf_append(o, "\r\n", 2);
 	}
 	bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);

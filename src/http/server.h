@@ -78,6 +78,11 @@ struct ig_http_exchange {
 	 * and must not touch the exchange afterwards. */
 	void (*on_writable)(struct ig_http_exchange *ex);
 	void (*on_abort)(struct ig_http_exchange *ex);
+	/* Headers the response head carries besides those of the call that
+	 * answers, set by the handler before it answers (arena memory, say):
+	 * the simulator's X-Request-Id. */
+	const struct ig_http_header *resp_extra;
+	size_t nresp_extra;
 	struct ig_http_conn *conn;
 };
 

@@ -574,6 +574,8 @@ int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err,
 			 "usage.prompt_tokens_details.cached_tokens on a prefix-cache hit"),
 	    IG_FLAG_BOOL("enable-force-include-usage", 0, &c->force_include_usage,
 			 "end every stream with a usage chunk"),
+	    IG_FLAG_BOOL("enable-request-id-headers", 0, &c->request_id_headers,
+			 "answer with X-Request-Id: the request's, else a new one"),
 	    IG_FLAG_FN("scheduling-policy", 0, set_policy, &c->priority_policy, "fcfs|priority",
 		       "priority: requests' `priority` orders the waiting queue (lower\n"
 		       "first); fcfs (the default) refuses a priority other than 0"),

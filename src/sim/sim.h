@@ -64,9 +64,10 @@ struct ig_sim_config {
 	bool server_load_tracking; /* --enable-server-load-tracking: GET /load counts */
 	bool priority_policy;	   /* --scheduling-policy priority */
 	long max_logprobs;	   /* --max-logprobs */
-	/* vLLM's usage switches: usage.prompt_tokens_details with the cached
-	 * tokens, a usage chunk ending every stream. */
-	bool prompt_tokens_details, force_include_usage;
+	/* vLLM's usage and header switches: usage.prompt_tokens_details with
+	 * the cached tokens, a usage chunk ending every stream, X-Request-Id on
+	 * every answer. */
+	bool prompt_tokens_details, force_include_usage, request_id_headers;
 	const char *profile;	/* --profile name, or NULL */
 	double failure_rate;	/* percent of generation requests failed on purpose */
 	unsigned failure_types; /* bit (1 << enum ig_sim_failure); 0: all */

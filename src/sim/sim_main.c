@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "core/arena.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "json/json.h"
@@ -821,9 +822,32 @@ static void dispatch(struct sim *s, struct ig_http_exchange *ex, enum route_id i
 	}
 }
 
+/* --enable-request-id-headers: every answer carries X-Request-Id, the
+ * request's own or a new one (vLLM's middleware: uuid4 hex). */
+static void request_id_header(struct ig_http_exchange *ex)
+{
+	const struct ig_http_header *h =
+	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "X-Request-Id");
+	struct ig_http_header *out = ig_arena_alloc(ex->arena, sizeof *out);
+	char *hex = ig_arena_alloc(ex->arena, 33);
+	if (!out || !hex)
+		return;
+	if (h && h->value.len) {
+		out->value = h->value;
+	} else {
+		ig_rng_hex128(ig_rng_thread(), hex);
+		out->value = (struct ig_str){hex, 32};
+	}
+	out->name = IG_STR("X-Request-Id");
+	ex->resp_extra = out;
+	ex->nresp_extra = 1;
+}
+
 static void handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct sim *s = ctx;
+	if (s->cfg.request_id_headers)
+		request_id_header(ex);
 	/* vLLM mounts the metrics app with the pattern ^/metrics(?P<path>.*)$
 	 * (so that /metrics is not redirected): every path that starts so. */
 	bool metrics_sub = ex->req.path.len >= 8 && memcmp(ex->req.path.ptr, "/metrics", 8) == 0;

@@ -1070,3 +1070,24 @@ def test_prompt_list(procs):
     assert status == 400 and "maximum context length is 50" in e["error"]["message"]
     status, e = post_json(base, "/v1/completions", {"prompt": []})
     assert status == 400 and e["error"]["param"] == "prompt"
+
+
+def test_request_id_headers(procs):
+    """--enable-request-id-headers: every answer (streams, errors, /health)
+    carries X-Request-Id, the request's own or a new 32-hex one; without
+    the flag none does."""
+    _, base = start_sim(procs, "--enable-request-id-headers")
+    status, headers, _ = call(base, "/v1/completions", {"prompt": "x", "max_tokens": 1},
+                              headers={"X-Request-Id": "req-7"})
+    assert status == 200 and headers["X-Request-Id"] == "req-7"
+    status, headers, _ = call(base, "/v1/completions",
+                              {"prompt": "x", "max_tokens": 1, "stream": True})
+    assert status == 200 and re.fullmatch(r"[0-9a-f]{32}", headers["X-Request-Id"])
+    status, headers, _ = call(base, "/v1/completions", {"model": "nope", "prompt": "x"},
+                              headers={"X-Request-Id": "req-8"})
+    assert status == 404 and headers["X-Request-Id"] == "req-8"
+    status, headers, _ = call(base, "/health", headers={"X-Request-Id": "req-9"})
+    assert status == 200 and headers["X-Request-Id"] == "req-9"
+    _, plain = start_sim(procs)
+    status, headers, _ = call(plain, "/health", headers={"X-Request-Id": "req-9"})
+    assert status == 200 and headers["X-Request-Id"] is None
