@@ -69,15 +69,34 @@ void ig_sim_lora_update(struct sim *s)
 
 /* ---- output ------------------------------------------------------------------- */
 
+/* The choices of the request r leads: its choices, or r alone (n = 1). */
+static int nchoices_of(const struct sim_req *lead)
+{
+	return lead->lead ? lead->nchoices : 1;
+}
+
+static struct sim_req *choice_of(const struct sim_req *lead, int i)
+{
+	return lead->lead ? lead->choices[i] : (struct sim_req *)lead;
+}
+
 /* The generated tokens of the whole request: every choice's. */
 static long generated_of(const struct sim_req *r)
 {
-	if (!r->lead)
-		return r->seq.generated;
+	const struct sim_req *lead = r->lead ? r->lead : r;
 	long n = 0;
-	for (int i = 0; i < r->lead->nchoices; i++)
-		n += r->lead->choices[i]->seq.generated;
+	for (int i = 0; i < nchoices_of(lead); i++)
+		n += choice_of(lead, i)->seq.generated;
 	return n;
+}
+
+/* A choice's whole text as the client gets it: the echoed prompt, then
+ * the answer (without echo, the answer alone). */
+static int answer_text(const struct sim_req *c, struct ig_str answer, struct ig_buf *out)
+{
+	if (c->echo_text && ig_buf_append(out, c->echo_text, c->echo_len) < 0)
+		return -1;
+	return ig_buf_append(out, answer.ptr, answer.len);
 }
 
 static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_str text)
@@ -124,8 +143,7 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 	struct ig_sim_resp resp;
 	/* echo: the prompt goes out with the first token, as vLLM sends it. */
 	if (r->echo_text && r->seq.generated == 1) {
-		if (ig_buf_append(&echoed, r->echo_text, r->echo_len) < 0 ||
-		    ig_buf_append(&echoed, text.ptr, text.len) < 0) {
+		if (answer_text(r, text, &echoed) < 0) {
 			ig_buf_free(&echoed);
 			return -1;
 		}
@@ -142,36 +160,26 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 	return rc;
 }
 
+/* The body of a finished request: r's head and usage, and every choice's
+ * answer (one for n = 1). */
 static void respond_whole(struct sim *s, struct sim_req *r)
 {
-	struct ig_buf b = {0}, echoed = {0}, *texts = NULL;
+	const struct sim_req *lead = r->lead ? r->lead : r;
+	int nc = nchoices_of(lead);
+	struct ig_buf b = {0};
+	struct ig_buf *texts = calloc((size_t)nc, sizeof *texts);
+	struct ig_sim_resp *all = calloc((size_t)nc, sizeof *all);
 	struct ig_sim_resp resp;
-	struct ig_str text = ig_buf_str(&r->text);
-	int rc = 0;
-	if (r->echo_text) { /* the prompt, then the answer */
-		rc |= ig_buf_append(&echoed, r->echo_text, r->echo_len);
-		rc |= ig_buf_append(&echoed, text.ptr, text.len);
-		text = ig_buf_str(&echoed);
+	int rc = texts && all ? 0 : -1;
+	for (int i = 0; rc == 0 && i < nc; i++) {
+		const struct sim_req *c = choice_of(lead, i);
+		rc = answer_text(c, ig_buf_str(&c->text), &texts[i]);
+		resp_of(c, &all[i], ig_buf_str(&texts[i]));
 	}
-	resp_of(r, &resp, text);
-	if (r->lead) { /* n > 1: every choice's answer, in order */
-		int nc = r->lead->nchoices;
-		struct ig_sim_resp *all = calloc((size_t)nc, sizeof *all);
-		texts = calloc((size_t)nc, sizeof *texts);
-		if (!all || !texts) {
-			free(all);
-			rc = -1;
-		} else {
-			for (int i = 0; i < nc; i++) {
-				const struct sim_req *c = r->lead->choices[i];
-				if (c->echo_text)
-					rc |= ig_buf_append(&texts[i], c->echo_text, c->echo_len);
-				rc |= ig_buf_append(&texts[i], c->text.ptr, c->text.len);
-				resp_of(c, &all[i], ig_buf_str(&texts[i]));
-			}
-			resp.choices = all;
-			resp.nchoices = (size_t)nc;
-		}
+	if (rc == 0) {
+		resp = all[r->index];
+		resp.choices = all;
+		resp.nchoices = (size_t)nc;
 	}
 	if (rc < 0 || ig_sim_render_full(&b, &resp) < 0) {
 		ig_buf_reset(&b);
@@ -181,12 +189,11 @@ static void respond_whole(struct sim *s, struct sim_req *r)
 	} else {
 		ig_http_respond(r->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
 	}
-	free((void *)resp.choices);
-	for (int i = 0; texts && i < r->lead->nchoices; i++)
+	for (int i = 0; texts && i < nc; i++)
 		ig_buf_free(&texts[i]);
 	free(texts);
+	free(all);
 	ig_buf_free(&b);
-	ig_buf_free(&echoed);
 }
 
 static void count_finish(struct sim *s, enum ig_sim_finish why)
@@ -199,7 +206,7 @@ static void count_finish(struct sim *s, enum ig_sim_finish why)
 
 /* Notes the new token for logprobs: a stream reports it alone (with its
  * text offset), a whole answer all of them. */
-static int lp_note(struct sim_req *r, const char *word)
+static int lp_note(struct sim_req *r, unsigned word)
 {
 	if (r->stream) {
 		r->lp_textlen += r->lp_n ? strlen(ig_sim_word(r->lp_words[0])) : 0;
@@ -213,7 +220,7 @@ static int lp_note(struct sim_req *r, const char *word)
 		r->lp_words = w;
 		r->lp_cap = cap;
 	}
-	r->lp_words[r->lp_n++] = (uint8_t)ig_sim_word_index(word);
+	r->lp_words[r->lp_n++] = (uint8_t)word;
 	return 0;
 }
 
@@ -277,9 +284,10 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 	/* An embedding's one engine output is the vector, not a token. */
 	if (r->kind == IG_SIM_EMBEDDINGS)
 		return 0;
-	const char *word = ig_sim_next_word(&r->rng);
+	unsigned w = ig_sim_next_word_index(&r->rng);
+	const char *word = ig_sim_word(w);
 	s->stats.generation_tokens += 1;
-	if (r->lp_top >= 0 && lp_note(r, word) < 0) {
+	if (r->lp_top >= 0 && lp_note(r, w) < 0) {
 		ig_http_abort(r->ex);
 		return -1;
 	}
@@ -312,9 +320,8 @@ static void drop_request(struct sim *s, struct sim_req *r)
 {
 	/* r may be freed in the loop: only lead is read after it starts. */
 	struct sim_req *lead = r->lead ? r->lead : r;
-	int n = r->lead ? lead->nchoices : 1;
-	for (int i = n - 1; i >= 0; i--) {
-		struct sim_req *c = n > 1 ? lead->choices[i] : lead;
+	for (int i = nchoices_of(lead) - 1; i >= 0; i--) {
+		struct sim_req *c = choice_of(lead, i);
 		if (!c->done) {
 			ig_sim_model_abort(&s->model, &c->seq);
 			count_finish(s, IG_SIM_FIN_ABORT);
@@ -376,8 +383,8 @@ static void on_writable(struct ig_http_exchange *ex)
 {
 	struct sim_req *r = ex->user;
 	bool resume = false;
-	for (int i = 0; i < (r->lead ? r->nchoices : 1); i++) {
-		struct sim_req *c = r->lead ? r->choices[i] : r;
+	for (int i = 0; i < nchoices_of(r); i++) {
+		struct sim_req *c = choice_of(r, i);
 		resume |= c->seq.paused;
 		c->seq.paused = false;
 	}
@@ -426,21 +433,17 @@ void ig_sim_engine_submit(struct sim *s, struct sim_req *r)
 	 * events follow as steps produce tokens. */
 	if (r->stream && start_stream(r) < 0) {
 		ig_http_abort(r->ex);
-		for (int i = r->lead ? r->nchoices - 1 : 0; i > 0; i--)
-			ig_sim_req_free(r->choices[i]);
+		for (int i = nchoices_of(r) - 1; i > 0; i--)
+			ig_sim_req_free(choice_of(r, i));
 		ig_sim_req_free(r);
 		return;
 	}
-	if (!r->lead) {
-		ig_sim_model_add(&s->model, &r->seq);
-	} else {
-		r->live = r->nchoices;
-		for (int i = 0; i < r->nchoices; i++) {
-			struct sim_req *c = r->choices[i];
-			c->sim = s;
-			c->arrival_ns = r->arrival_ns;
-			ig_sim_model_add(&s->model, &c->seq);
-		}
+	r->live = nchoices_of(r);
+	for (int i = 0; i < r->live; i++) {
+		struct sim_req *c = choice_of(r, i);
+		c->sim = s;
+		c->arrival_ns = r->arrival_ns;
+		ig_sim_model_add(&s->model, &c->seq);
 	}
 	kick(s);
 }

@@ -152,10 +152,10 @@ uint64_t ig_sim_token_id(const char *token);
 uint64_t ig_sim_text_seed(struct ig_str prompt, struct ig_str model, uint64_t seed);
 /* The next generated token, a word with its leading space. */
 const char *ig_sim_next_word(struct ig_rng *r);
-/* Word k (modulo their number) of those the generator writes, and the
- * index of a word it wrote. */
+/* The same draw as its index among the words (ig_sim_word gives it). */
+unsigned ig_sim_next_word_index(struct ig_rng *r);
+/* Word k (modulo their number) of those the generator writes. */
 const char *ig_sim_word(uint64_t k);
-unsigned ig_sim_word_index(const char *word);
 #define IG_SIM_WORDS 64
 /* Where a chat answer ends on its own ("stop"): 8..64 tokens. */
 long ig_sim_natural_len(uint64_t text_seed);

@@ -170,7 +170,6 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		memcpy(r->stop, p->stop.ptr, p->stop.len);
 		r->nstop = p->nstop;
 		r->include_stop = p->include_stop;
-		r->min_tokens = (long)p->min_tokens;
 		for (const char *st = r->stop; st < r->stop + p->stop.len; st += strlen(st) + 1)
 			if (strlen(st) > r->stop_max)
 				r->stop_max = strlen(st);
@@ -249,6 +248,7 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	seed_text(s, p, r, index, &text_seed);
 	r->lp_top = p->lp_top;
 	r->lp_seed = text_seed;
+	r->min_tokens = (long)p->min_tokens;
 	r->max_tokens = max_tokens;
 	r->seq.target = max_tokens;
 	r->finish = p->kind == IG_SIM_EMBEDDINGS ? "stop" : "length";

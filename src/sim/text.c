@@ -94,22 +94,19 @@ static const char *const words[] = {
     " coffee", " bread",  " simple", " honest", " view",   " from",    " top",	  " again",
 };
 
+unsigned ig_sim_next_word_index(struct ig_rng *r)
+{
+	return (unsigned)ig_rng_below(r, sizeof words / sizeof words[0]);
+}
+
 const char *ig_sim_next_word(struct ig_rng *r)
 {
-	return words[ig_rng_below(r, sizeof words / sizeof words[0])];
+	return words[ig_sim_next_word_index(r)];
 }
 
 const char *ig_sim_word(uint64_t k)
 {
 	return words[k % (sizeof words / sizeof words[0])];
-}
-
-unsigned ig_sim_word_index(const char *word)
-{
-	for (unsigned i = 0; i < sizeof words / sizeof words[0]; i++)
-		if (words[i] == word || strcmp(words[i], word) == 0)
-			return i;
-	return 0;
 }
 
 long ig_sim_natural_len(uint64_t text_seed)
