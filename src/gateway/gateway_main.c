@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -241,6 +242,8 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
  * turns "address in use" into a clear startup error. */
 static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s)
 {
+	if (G->opt.frontend) /* the Gateways' listeners are not opened */
+		return 0;
 	for (size_t i = 0; i < s->nports; i++) {
 		bool have = G->snap && ig_snapshot_port(G->snap, s->ports[i].port);
 		if (have)
@@ -258,7 +261,7 @@ static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s)
 
 static void log_snapshot(struct ig_gateway_rt *G, const struct ig_snapshot *s)
 {
-	for (size_t i = 0; i < s->nports; i++)
+	for (size_t i = 0; !G->opt.frontend && i < s->nports; i++)
 		for (size_t l = 0; l < s->ports[i].nlisteners; l++) {
 			const struct ig_listener_rt *li = &s->ports[i].listeners[l];
 			ig_info("listener %s/%s %s on %s:%d: %zu route matches", li->gw->meta.name,
@@ -479,6 +482,24 @@ static void keep_freed_memory(void)
 #endif
 }
 
+/* The front end's service (the epp's gRPC port) starts on each worker's
+ * thread; a process that serves nothing there must not run on as if it
+ * did, so start waits for every worker to say how it went. */
+static int wait_frontends(struct ig_gateway_rt *G)
+{
+	const struct ig_gw_frontend *fe = G->opt.frontend;
+	if (!fe || !fe->start)
+		return 0;
+	while (atomic_load(&G->workers_up) + atomic_load(&G->workers_failed) < G->nworkers)
+		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+	if (atomic_load(&G->workers_failed) == 0)
+		return 0;
+	ig_err("%s: not starting: the service did not start on %d of %d workers",
+	       G->opt.job ? G->opt.job : "front end", atomic_load(&G->workers_failed),
+	       G->nworkers);
+	return -1;
+}
+
 static int start(struct ig_gateway_rt *G)
 {
 	keep_freed_memory();
@@ -561,6 +582,10 @@ static int start(struct ig_gateway_rt *G)
 			ig_snapshot_unref(snap);
 			return -1;
 		}
+	}
+	if (wait_frontends(G) < 0) {
+		ig_snapshot_unref(snap);
+		return -1;
 	}
 	if (snap)
 		publish(G, snap);

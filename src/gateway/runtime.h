@@ -22,13 +22,16 @@ struct ig_snapshot;
 struct ig_sessions;
 struct ig_gw_metrics;
 
-/* Another service each worker runs besides the HTTP listeners, for
+/* The service each worker runs instead of the Gateways' HTTP listeners, for
  * `infergate epp` (its ext_proc server; src/epp/): the gateway's runtime
  * (configuration, scraping, snapshots, workers, the request stages) with a
- * different front door. start runs on the worker's thread before its loop
- * does; busy keeps a draining worker alive; stop runs when the worker is
- * freed. ctl_start/ctl_stop run on the control loop (health service).
- * Any of them may be NULL. */
+ * different front door. The manifests' Gateway listeners are then not
+ * opened: a picker given a directory that holds Gateways must not take
+ * their ports. start runs on the worker's thread before its loop does, and
+ * the process does not start unless it succeeds on every worker; busy keeps
+ * a draining worker alive; stop runs when the worker is freed.
+ * ctl_start/ctl_stop run on the control loop (health service). Any of
+ * them may be NULL. */
 struct ig_worker;
 struct ig_gateway_rt;
 struct ig_gw_frontend {
@@ -81,7 +84,7 @@ struct ig_gw_options {
 	const char *otlp_endpoint;
 	const char *otlp_service_name;	       /* default "infergate" */
 	double trace_sample_ratio;	       /* roots traced; default 1.0 */
-	const struct ig_gw_frontend *frontend; /* NULL: HTTP listeners only */
+	const struct ig_gw_frontend *frontend; /* NULL: the HTTP listeners */
 	const char *job;		       /* "gateway" or "epp", for log lines */
 	const char *access_log;		       /* --access-log PATH or "-"; NULL: none */
 	int access_log_format;		       /* enum ig_alog_format */
@@ -99,6 +102,8 @@ struct ig_gateway_rt {
 	uint64_t generation;
 	atomic_bool draining;
 	atomic_int workers_done;
+	/* Workers whose front end has started, or failed to (start waits). */
+	atomic_int workers_up, workers_failed;
 	struct ig_endpoints *endpoints;
 	struct ig_scraper *scraper;
 	struct ig_sessions *sessions;

@@ -18,9 +18,13 @@ static void *worker_main(void *arg)
 	/* Metrics this thread updates go to a shard of its own. */
 	ig_metrics_set_shard((unsigned)w->id + 1);
 	const struct ig_gw_frontend *fe = w->gw->opt.frontend;
-	if (fe && fe->start && fe->start(w, fe->arg) < 0)
+	if (fe && fe->start && fe->start(w, fe->arg) < 0) {
 		ig_err("worker %d: its %s service did not start", w->id,
 		       w->gw->opt.job ? w->gw->opt.job : "front end");
+		atomic_fetch_add(&w->gw->workers_failed, 1);
+	} else {
+		atomic_fetch_add(&w->gw->workers_up, 1);
+	}
 	ig_loop_run(&w->loop);
 	ig_arena_thread_cleanup();
 	return NULL;
@@ -152,7 +156,7 @@ static void apply_snapshot(struct ig_loop *loop, void *arg)
 	size_t users = w->snap_users;
 	w->snap = arg; /* the reference posted to us */
 	w->snap_users = 0;
-	if (!w->draining)
+	if (!w->draining && !w->gw->opt.frontend)
 		sync_listeners(w);
 	retire(w, old, users);
 }

@@ -16,11 +16,36 @@ IG_BIN = os.environ.get("IG_BIN") or os.path.join(
 _addr_counter = itertools.count(1)
 
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that is free on host right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that is free on host right now and that this run has not
+    handed out before: the kernel may give the same ephemeral port to two
+    calls in a row, and a process would then find its second port taken."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no fresh port on %s" % host)
+
+
+def _exited(proc):
+    """The error for a process that exited while we waited for it, with the
+    end of its log (a port in use, a bad flag) so that a failure says why."""
+    tail = ""
+    log = getattr(proc, "log", None)
+    if log is not None:
+        try:
+            log.flush()
+            log.seek(0)
+            tail = log.read()[-2000:]
+        except (OSError, ValueError):
+            pass
+    return RuntimeError("process exited with %s; its log ends:\n%s" % (proc.returncode, tail))
 
 
 def unique_loopback():
@@ -36,7 +61,7 @@ def wait_http(url, timeout=10.0, proc=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError("process exited with %s" % proc.returncode)
+            raise _exited(proc)
         try:
             urllib.request.urlopen(url, timeout=1)
             return True
@@ -51,7 +76,7 @@ def wait_port(host, port, timeout=10.0, proc=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError("process exited with %s" % proc.returncode)
+            raise _exited(proc)
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return True

@@ -37,7 +37,7 @@ class Picker:
     """Simulators, the manifests, and `infergate epp` serving them."""
 
     def __init__(self, procs, tmp_path, nsims=2, secure=False, extra=(), standalone=False,
-                 **popen_kw):
+                 host=None, **popen_kw):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "manifests")
         os.makedirs(self.dir, exist_ok=True)
@@ -57,7 +57,7 @@ class Picker:
         write(os.path.join(self.dir, "model.yaml"), model_yaml())
         write(os.path.join(self.dir, "pods.yaml"), "---\n".join(
             POD.format(i=i, ip=h) for i, h in enumerate(self.sim_hosts)))
-        self.host = unique_loopback()
+        self.host = host or unique_loopback()
         self.grpc_port = free_port(self.host)
         self.health_port = free_port(self.host)
         self.metrics_port = free_port(self.host)
@@ -531,6 +531,72 @@ def test_flags_errors(procs, tmp_path):
         assert words in out, (extra, out)
 
 
+
+
+def test_grpc_port_in_use_fails_start(procs, tmp_path):
+    """A picker that cannot listen on its gRPC port exits 1 and says why, as
+    on the health and metrics ports: it must not run on, answering health
+    checks, while nothing serves ext_proc (the port was held by another
+    process and the picker kept running)."""
+    host = unique_loopback()
+    held = socket.socket()
+    held.bind((host, 0))
+    held.listen()
+    port = held.getsockname()[1]
+    try:
+        d = tmp_path / "m"
+        d.mkdir()
+        write(str(d / "pool.yaml"), POOL.format(target_port=8000))
+        p = procs.start("epp", "-poolName", "qwen-pool", "-f", str(d), "--bind", host,
+                        "-grpcPort", port, "-grpcHealthPort", free_port(host),
+                        "-metricsPort", free_port(host), "-secureServing=false", name="epp")
+        assert p.wait(timeout=10) == 1
+        out = procs.output(p)
+        assert "%s:%d" % (host, port) in out and "in use" in out, out
+        assert "not starting" in out, out
+    finally:
+        held.close()
+
+
+GATEWAY_YAML = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: {name}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: {port}
+"""
+
+
+def test_gateways_in_the_manifests_open_no_port(procs, tmp_path):
+    """The picker reads the pool from a directory that may also hold the
+    Gateways (the seed's does): their listeners are the proxy's, so the
+    picker opens none, at start or on a reload."""
+    d = os.path.join(str(tmp_path), "manifests")
+    os.makedirs(d)
+    host = unique_loopback()  # the picker's, where the Gateways' ports would be
+    first, second = free_port(host), free_port(host)
+    write(os.path.join(d, "gw.yaml"), GATEWAY_YAML.format(name="gw", port=first))
+    p = Picker(procs, tmp_path, host=host)
+
+    def refused(port):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, port), timeout=1).close()
+
+    refused(first)
+    write(os.path.join(d, "gw2.yaml"), GATEWAY_YAML.format(name="gw2", port=second))
+    deadline = time.time() + 10
+    while "reloading configuration" not in p.log() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "reloading configuration" in p.log(), p.log()
+    time.sleep(0.3)
+    refused(first)
+    refused(second)
+    assert "listener" not in p.log(), p.log()
+    p.stop()
 
 
 def test_chart_flags(procs, tmp_path):
