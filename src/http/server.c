@@ -513,6 +513,66 @@ static int keep_head(struct ig_http_conn *c, struct ig_http_request *req,
 	return 0;
 }
 
+/* RFC 9112 §3.2: the request target is origin-form ("/path?query") or,
+ * as proxies are sent, absolute-form ("http://authority/path"), which is
+ * brought to origin-form here with the authority as the Host (it
+ * overrides any Host line); "*" is OPTIONS's alone. An HTTP/1.1 request
+ * needs exactly one Host (nginx and Envoy answer 400 too). NULL when
+ * fine, else the reason for a 400. */
+static const char *normalize_target(struct ig_http_conn *c, struct ig_http_request *r)
+{
+	struct ig_str t = r->target;
+	size_t hosts = 0, at = 0;
+	for (size_t i = 0; i < r->num_headers; i++)
+		if (ig_str_ieq_cstr(r->headers[i].name, "host"))
+			hosts++, at = i;
+	if (hosts > 1)
+		return "more than one Host header";
+	if (t.len && t.ptr[0] == '/')
+		return hosts == 0 && r->minor_version >= 1 ? "HTTP/1.1 request without a Host header"
+							   : NULL;
+	if (t.len == 1 && t.ptr[0] == '*')
+		return ig_str_eq_cstr(r->method, "OPTIONS") ? NULL
+							    : "\"*\" is a target for OPTIONS only";
+	size_t scheme = t.len > 7 && ig_str_ieq_cstr((struct ig_str){t.ptr, 7}, "http://")    ? 7
+			: t.len > 8 && ig_str_ieq_cstr((struct ig_str){t.ptr, 8}, "https://") ? 8
+											   : 0;
+	if (!scheme)
+		return "the request target is neither a path nor an absolute http URI";
+	struct ig_str auth = {t.ptr + scheme, 0};
+	while (scheme + auth.len < t.len && !strchr("/?#", auth.ptr[auth.len]))
+		auth.len++;
+	if (auth.len == 0 || memchr(auth.ptr, '@', auth.len))
+		return "the absolute URI names no host (or carries userinfo)";
+	struct ig_str rest = {auth.ptr + auth.len, t.len - scheme - auth.len};
+	if (rest.len == 0 || rest.ptr[0] != '/') { /* "http://h" or "http://h?q" */
+		char *p = ig_arena_alloc(&c->arena, rest.len + 2);
+		if (!p)
+			return "out of memory";
+		p[0] = '/';
+		memcpy(p + 1, rest.ptr, rest.len);
+		p[rest.len + 1] = '\0';
+		rest = (struct ig_str){p, rest.len + 1};
+	}
+	r->target = rest;
+	const char *q = memchr(rest.ptr, '?', rest.len);
+	r->path = (struct ig_str){rest.ptr, q ? (size_t)(q - rest.ptr) : rest.len};
+	r->query = q ? (struct ig_str){q + 1, rest.len - r->path.len - 1}
+		     : (struct ig_str){rest.ptr + rest.len, 0};
+	if (hosts) {
+		r->headers[at].value = auth;
+		return NULL;
+	}
+	struct ig_http_header *h =
+	    ig_arena_alloc(&c->arena, (r->num_headers + 1) * sizeof *h);
+	if (!h)
+		return "out of memory";
+	memcpy(h, r->headers, r->num_headers * sizeof *h);
+	h[r->num_headers++] = (struct ig_http_header){IG_STR("Host"), auth};
+	r->headers = h;
+	return NULL;
+}
+
 /* A complete head is at the start of `in` (n bytes): parse it, set up the
  * body. Returns 1 to dispatch, 2 when a body follows, 0 when the head was
  * not complete after all, -1 when answered with an error. */
@@ -540,6 +600,11 @@ static int take_head(struct ig_http_conn *c, size_t n)
 	ig_buf_consume(&c->in, (size_t)rc);
 	c->scanned = 0;
 	struct ig_http_exchange *ex = c->ex;
+	const char *bad = normalize_target(c, &ex->req);
+	if (bad) {
+		server_error(c, 400, bad);
+		return -1;
+	}
 	if (ig_http_request_framing(&ex->req, &c->framing) < 0) {
 		server_error(c, 400,
 			     "invalid message framing (Content-Length / Transfer-Encoding)");

@@ -761,6 +761,39 @@ def completion_request(max_tokens, version="1.1", extra=""):
             "Content-Length: %d\r\n%s\r\n%s" % (version, len(body), extra, body)).encode()
 
 
+def test_request_target_forms(procs, tmp_path):
+    """RFC 9112 §3.2, as nginx and Envoy: an absolute-form target (what a
+    client configured with the gateway as its HTTP proxy sends) is served as
+    its path; an HTTP/1.1 request without a Host, or with two, is a 400 in
+    the OpenAI error shape; HTTP/1.0 needs none."""
+    c = Cluster(procs, tmp_path)
+    body = json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": 3})
+
+    def request(target, host_lines, version="1.1"):
+        return ("POST %s HTTP/%s\r\n%sContent-Type: application/json\r\n"
+                "Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+                % (target, version, host_lines, len(body), body)).encode()
+
+    for target, hosts, version in (
+            ("http://%s:%d/v1/completions" % (c.host, c.port), "Host: elsewhere\r\n", "1.1"),
+            ("HTTP://gw/v1/completions?x=1", "", "1.1"),
+            ("/v1/completions", "", "1.0")):
+        head, out = raw_exchange(c.host, c.port, request(target, hosts, version)).split(
+            b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 "), (target, head)
+        assert json.loads(out)["usage"]["completion_tokens"] == 3
+    for hosts, why in (("", "without a Host header"),
+                       ("Host: gw\r\nHost: gw\r\n", "more than one Host header")):
+        head, out = raw_exchange(c.host, c.port, request("/v1/completions", hosts)).split(
+            b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 400 "), head
+        assert why in json.loads(out)["error"]["message"]
+    head, out = raw_exchange(c.host, c.port, request("gw:80", "Host: gw\r\n")).split(
+        b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    c.stop()
+
+
 def test_keepalive_pipelining_and_timeouts(procs, tmp_path):
     c = Cluster(procs, tmp_path, gw_args=("--idle-timeout", "400", "--header-timeout", "400",
                                           "--body-timeout", "400"))

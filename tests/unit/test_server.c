@@ -203,6 +203,14 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 			body[i] = pattern_byte(i);
 		assert_int_equal(ig_http_respond(ex, 200, NULL, body, num, NULL, 0), 0);
 		free(body);
+	} else if (path_is(ex, "/host")) {
+		const struct ig_http_header *h =
+		    ig_http_find_header(ex->req.headers, ex->req.num_headers, "host");
+		char out[256];
+		int n = snprintf(out, sizeof out, "%.*s %.*s %.*s", IG_STR_FMT(ex->req.target),
+				 IG_STR_FMT(ex->req.path), h ? (int)h->value.len : 1,
+				 h ? h->value.ptr : "-");
+		assert_int_equal(ig_http_respond(ex, 200, "text/plain", out, (size_t)n, NULL, 0), 0);
 	} else if (path_is(ex, "/abort")) {
 		start_partial(r);
 		ig_http_abort(ex);
@@ -506,14 +514,14 @@ static void test_leading_blank_lines(void **state)
 	start_server(NULL);
 	struct peer *p;
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n");
 	expect(p, OK("POST /echo - 2:hi"));
-	send_str(p, "GET /echo?2 HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /echo?2 HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, OK("GET /echo?2 - 0:"));
 	peer_close(p);
 
 	p = open_peer();
-	send_bytewise(p, "\r\n\r\nGET /echo HTTP/1.1\r\n\r\n");
+	send_bytewise(p, "\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, OK("GET /echo - 0:"));
 	peer_close(p);
 }
@@ -524,13 +532,13 @@ static void test_pipelined_in_order(void **state)
 	struct peer *p;
 	p = open_peer();
 	/* Async (late), sync, async (soon), HEAD, a body: all in one write. */
-	send_str(p, "GET /delay/150 HTTP/1.1\r\n\r\n"
-		    "GET /echo?2 HTTP/1.1\r\n\r\n"
-		    "GET /delay/1?3 HTTP/1.1\r\n\r\n"
-		    "HEAD /echo?4 HTTP/1.1\r\n\r\n"
-		    "POST /echo?5 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
-		    "GET /stream-sync HTTP/1.1\r\n\r\n"
-		    "GET /echo?7 HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /delay/150 HTTP/1.1\r\nHost: a\r\n\r\n"
+		    "GET /echo?2 HTTP/1.1\r\nHost: a\r\n\r\n"
+		    "GET /delay/1?3 HTTP/1.1\r\nHost: a\r\n\r\n"
+		    "HEAD /echo?4 HTTP/1.1\r\nHost: a\r\n\r\n"
+		    "POST /echo?5 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+		    "GET /stream-sync HTTP/1.1\r\nHost: a\r\n\r\n"
+		    "GET /echo?7 HTTP/1.1\r\nHost: a\r\n\r\n");
 	/* One exchange at a time: the second request waits for the first. */
 	pump_for(p, 15);
 	assert_int_equal(F->nreq, 1);
@@ -558,11 +566,11 @@ static void test_head(void **state)
 	p = open_peer();
 	/* A streamed HEAD answer has its head only: no chunks, no last chunk.
 	 * The request after it must still be read right. */
-	send_str(p, "HEAD /stream-chunked HTTP/1.1\r\n\r\n"
-		    "HEAD /stream-length HTTP/1.1\r\n\r\n"
-		    "HEAD /stream-sync HTTP/1.1\r\n\r\n"
-		    "HEAD /echo HTTP/1.1\r\n\r\n"
-		    "GET /echo HTTP/1.1\r\n\r\n");
+	send_str(p, "HEAD /stream-chunked HTTP/1.1\r\nHost: a\r\n\r\n"
+		    "HEAD /stream-length HTTP/1.1\r\nHost: a\r\n\r\n"
+		    "HEAD /stream-sync HTTP/1.1\r\nHost: a\r\n\r\n"
+		    "HEAD /echo HTTP/1.1\r\nHost: a\r\n\r\n"
+		    "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
 	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 10\r\n\r\n");
 	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -598,7 +606,7 @@ static void test_http10(void **state)
 	/* 1.1 with Connection: close. */
 	p = open_peer();
 	send_str(
-	    p, "GET /echo HTTP/1.1\r\nConnection: close\r\n\r\nGET /echo?ignored HTTP/1.1\r\n\r\n");
+	    p, "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /echo?ignored HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, ok_resp("GET /echo - 0:", "Connection: close\r\n"));
 	expect_close(p);
 	assert_int_equal(F->nreq, 4);
@@ -613,22 +621,22 @@ static void test_chunked_request(void **state)
 	p = open_peer();
 	/* Chunk sizes in hex and either case, the pipelined request right
 	 * after the last chunk's trailer. */
-	send_str(p, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 		    "a\r\n0123456789\r\nB\r\nabcdefghijk\r\n0\r\n\r\n"
-		    "POST /echo?2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-		    "GET /echo?3 HTTP/1.1\r\n\r\n");
+		    "POST /echo?2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+		    "GET /echo?3 HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, OK("POST /echo - 21:0123456789abcdefghijk"));
 	expect(p, OK("POST /echo?2 - 0:"));
 	expect(p, OK("GET /echo?3 - 0:"));
 	/* A body in pieces with pauses between them. */
-	send_str(p, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab");
 	expect_quiet(p, 10);
 	send_str(p, "c\r\n");
 	expect_quiet(p, 10);
 	send_str(p, "0\r\n\r\n");
 	expect(p, OK("POST /echo - 3:abc"));
 	/* A malformed chunk size: 400, and the connection closes. */
-	send_str(p, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
 	expect(p, err_resp(400, "Bad Request", "malformed chunked request body"));
 	expect_close(p);
 	peer_close(p);
@@ -664,7 +672,7 @@ static void test_body_progress(void **state)
 	assert_int_equal(progress_calls, 0);
 	/* Sized, in three pieces: two calls, the body so far each time. */
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nabc");
 	pump_for(p, 20);
 	assert_int_equal(progress_calls, 1);
 	assert_int_equal(progress_last, 3);
@@ -678,7 +686,7 @@ static void test_body_progress(void **state)
 	/* Chunked: a call per piece that leaves the body incomplete. */
 	progress_calls = progress_last = 0;
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab");
 	pump_for(p, 20);
 	send_str(p, "c\r\n");
 	pump_for(p, 20);
@@ -695,7 +703,7 @@ static void test_expect_continue(void **state)
 	start_server(&cfg);
 	struct peer *p;
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
 	expect(p, "HTTP/1.1 100 Continue\r\n\r\n");
 	expect_quiet(p, 10);
 	assert_int_equal(F->nreq, 0);
@@ -703,18 +711,18 @@ static void test_expect_continue(void **state)
 	expect(p, OK("POST /echo - 5:hello"));
 
 	/* The body came with the head: no 100 is needed. */
-	send_str(p, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi");
 	expect(p, OK("POST /echo - 2:hi"));
 
 	/* Chunked, with the 100 first. */
-	send_str(p, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\n"
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
 		    "Transfer-Encoding: chunked\r\n\r\n");
 	expect(p, "HTTP/1.1 100 Continue\r\n\r\n");
 	send_str(p, "2\r\nok\r\n0\r\n\r\n");
 	expect(p, OK("POST /echo - 2:ok"));
 
 	/* Too large: 413 instead of 100, and the connection closes. */
-	send_str(p, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 101\r\n\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 101\r\n\r\n");
 	expect(p, err_resp(413, "Content Too Large", "request body too large"));
 	expect_close(p);
 	peer_close(p);
@@ -724,8 +732,8 @@ static void test_malformed_400(void **state)
 {
 	start_server(NULL);
 	static const char *bad[] = {
-	    "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
-	    "GET / HTTP/1.1\r\n folded: x\r\n\r\n",
+	    "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+	    "GET / HTTP/1.1\r\nHost: a\r\n folded: x\r\n\r\n",
 	    "GET / HTTP/2.0\r\n\r\n",
 	    "GET\r\n\r\n",
 	    "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
@@ -739,10 +747,10 @@ static void test_malformed_400(void **state)
 		peer_close(p);
 	}
 	static const char *framing[] = {
-	    "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-	    "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-	    "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
-	    "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
 	};
 	for (size_t i = 0; i < sizeof framing / sizeof framing[0]; i++) {
 		struct peer *p;
@@ -754,6 +762,52 @@ static void test_malformed_400(void **state)
 		peer_close(p);
 	}
 	assert_int_equal(F->nreq, 0);
+	wait_conns(0);
+}
+
+/* RFC 9112 §3.2: absolute-form becomes origin-form with its authority as
+ * the Host; HTTP/1.1 needs one Host; other target forms are refused. */
+static void test_request_target_and_host(void **state)
+{
+	start_server(NULL);
+	static const struct {
+		const char *req, *echo;
+	} ok[] = {
+	    {"GET http://x.example/host?a=1 HTTP/1.1\r\nHost: y\r\n\r\n", "/host?a=1 /host x.example"},
+	    {"GET HTTPS://x:8443/host HTTP/1.1\r\n\r\n", "/host /host x:8443"},
+	    {"GET /host HTTP/1.0\r\n\r\n", "/host /host -"},
+	    {"GET /host HTTP/1.1\r\nhOsT: z\r\n\r\n", "/host /host z"},
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		struct peer *p = open_peer();
+		send_str(p, ok[i].req);
+		expect(p, strstr(ok[i].req, "HTTP/1.0") ? ok_resp(ok[i].echo, "Connection: close\r\n")
+							: OK(ok[i].echo));
+		peer_close(p);
+	}
+	static const struct {
+		const char *req, *msg;
+	} bad[] = {
+	    {"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 request without a Host header"},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", "more than one Host header"},
+	    {"GET * HTTP/1.1\r\nHost: a\r\n\r\n", "\\\"*\\\" is a target for OPTIONS only"},
+	    {"GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+	     "the request target is neither a path nor an absolute http URI"},
+	    {"GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+	     "the request target is neither a path nor an absolute http URI"},
+	    {"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+	     "the absolute URI names no host (or carries userinfo)"},
+	    {"GET http://u@a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+	     "the absolute URI names no host (or carries userinfo)"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct peer *p = open_peer();
+		send_str(p, bad[i].req);
+		expect(p, err_resp(400, "Bad Request", bad[i].msg));
+		expect_close(p);
+		peer_close(p);
+	}
+	assert_int_equal(F->nreq, sizeof ok / sizeof ok[0]);
 	wait_conns(0);
 }
 
@@ -769,7 +823,7 @@ static void test_431(void **state)
 	struct peer *p;
 
 	/* A whole head over the limit. */
-	snprintf(big, sizeof big, "GET / HTTP/1.1\r\nX-Big: %0250d\r\n\r\n", 0);
+	snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %0250d\r\n\r\n", 0);
 	p = open_peer();
 	send_str(p, big);
 	expect(p, too_big);
@@ -777,7 +831,7 @@ static void test_431(void **state)
 	peer_close(p);
 
 	/* A head that never ends, past the limit, byte by byte. */
-	snprintf(big, sizeof big, "GET / HTTP/1.1\r\nX-Big: %0250d", 0);
+	snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %0250d", 0);
 	p = open_peer();
 	send_bytewise(p, big);
 	expect(p, too_big);
@@ -786,18 +840,18 @@ static void test_431(void **state)
 
 	/* Too many header lines. */
 	p = open_peer();
-	send_str(p, "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n");
+	send_str(p, "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n");
 	expect(p, too_big);
 	expect_close(p);
 	peer_close(p);
 
 	/* Just within both limits. */
 	p = open_peer();
-	const char *shape = "GET /echo HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nX-Echo: \r\n\r\n";
+	const char *shape = "GET /echo HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nX-Echo: \r\n\r\n";
 	char value[256];
 	snprintf(value, sizeof value, "%0*d", (int)(200 - strlen(shape)), 7);
 	snprintf(big, sizeof big,
-		 "GET /echo HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nX-Echo: %s\r\n\r\n", value);
+		 "GET /echo HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nX-Echo: %s\r\n\r\n", value);
 	assert_int_equal(strlen(big), 200);
 	send_str(p, big);
 	char echo[300];
@@ -818,14 +872,14 @@ static void test_413(void **state)
 
 	/* Announced over the limit: answered before any body byte. */
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nContent-Length: 11\r\n\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n");
 	expect(p, too_large);
 	expect_close(p);
 	peer_close(p);
 
 	/* Chunked, growing over the limit on the second chunk. */
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n");
 	expect_quiet(p, 10);
 	send_str(p, "5\r\nghijk\r\n0\r\n\r\n");
 	expect(p, too_large);
@@ -835,11 +889,11 @@ static void test_413(void **state)
 	/* Exactly the limit, sized (read straight into the exchange) and
 	 * chunked. */
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
 	pump_for(p, 5);
 	send_str(p, "0123456789");
 	expect(p, OK("POST /echo - 10:0123456789"));
-	send_str(p, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 		    "6\r\nabcdef\r\n4\r\nghij\r\n0\r\n\r\n");
 	expect(p, OK("POST /echo - 10:abcdefghij"));
 	peer_close(p);
@@ -873,14 +927,14 @@ static void test_408(void **state)
 
 	/* Part of a body that came with the head. */
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
 	expect(p, timed_out);
 	expect_close(p);
 	peer_close(p);
 
 	/* Part of a body read straight into the exchange. */
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
 	pump_for(p, 5);
 	send_str(p, "abc");
 	expect(p, timed_out);
@@ -889,7 +943,7 @@ static void test_408(void **state)
 
 	/* Part of a chunked body. */
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab");
 	expect(p, timed_out);
 	expect_close(p);
 	peer_close(p);
@@ -907,7 +961,7 @@ static void test_body_timeout_is_silence(void **state)
 	struct peer *p;
 	p = open_peer();
 	uint64_t t0 = ig_now_ns();
-	send_str(p, "POST /echo HTTP/1.1\r\nContent-Length: 8\r\n\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\n");
 	for (int i = 0; i < 8; i++) {
 		pump_for(p, 40);
 		send_str(p, "x");
@@ -915,7 +969,7 @@ static void test_body_timeout_is_silence(void **state)
 	expect(p, OK("POST /echo - 8:xxxxxxxx"));
 	assert_true(ms_since(t0) > 300);
 	t0 = ig_now_ns();
-	send_str(p, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
 	static const char *pieces[] = {"1\r\n", "a", "\r\n", "1\r\nb", "\r\n0\r\n", "\r\n"};
 	for (size_t i = 0; i < 6; i++) {
 		pump_for(p, 40);
@@ -933,7 +987,7 @@ static void test_keepalive_idle_timeout(void **state)
 	start_server(&cfg);
 	struct peer *p;
 	p = open_peer();
-	send_str(p, "GET /echo HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, OK("GET /echo - 0:"));
 	uint64_t t0 = ig_now_ns();
 	expect_quiet(p, 100);
@@ -950,15 +1004,15 @@ static void test_streamed_response(void **state)
 	p = open_peer();
 	/* The head leaves on its own when no body piece follows it in the
 	 * same loop iteration. */
-	send_str(p, "GET /stream-chunked HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /stream-chunked HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
 	expect(p, "5\r\nhello\r\n");
 	expect(p, "5\r\nworld\r\n0\r\n\r\n");
-	send_str(p, "GET /stream-length HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /stream-length HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 10\r\n\r\n");
 	expect(p, "hello");
 	expect(p, "world");
-	send_str(p, "GET /stream-sync HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /stream-sync HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
 		  "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n");
 	expect_quiet(p, 10);
@@ -974,7 +1028,7 @@ static void test_backpressure(void **state)
 	struct peer *p;
 	p = open_peer_rcvbuf(4096);
 	char req[64];
-	snprintf(req, sizeof req, "GET /big/%zu HTTP/1.1\r\n\r\n", total);
+	snprintf(req, sizeof req, "GET /big/%zu HTTP/1.1\r\nHost: a\r\n\r\n", total);
 	send_str(p, req);
 	/* The client reads nothing: the handler is told to hold back once,
 	 * and is not called back while nothing drains. */
@@ -1007,7 +1061,7 @@ static void test_send_timeout(void **state)
 	start_server_sndbuf(&cfg, 65536);
 	struct peer *p;
 	p = open_peer_rcvbuf(4096);
-	send_str(p, "GET /big/4194304 HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /big/4194304 HTTP/1.1\r\nHost: a\r\n\r\n");
 	uint64_t t0 = ig_now_ns();
 	while (F->nfull == 0 && ms_since(t0) < WAIT_MS)
 		ig_loop_run_once(&F->loop, 5);
@@ -1033,7 +1087,7 @@ static void test_send_timeout_moves_with_progress(void **state)
 	p = open_peer_rcvbuf(32768);
 	size_t total = 1u << 20;
 	char req[64];
-	snprintf(req, sizeof req, "GET /big/%zu HTTP/1.1\r\n\r\n", total);
+	snprintf(req, sizeof req, "GET /big/%zu HTTP/1.1\r\nHost: a\r\n\r\n", total);
 	send_str(p, req);
 	/* A slow reader that takes 32 KiB every 20 ms is not timed out,
 	 * although its response stays pending far longer than 200 ms. */
@@ -1057,7 +1111,7 @@ static void test_abort_on_client_close(void **state)
 	struct peer *p;
 	/* Closed while the handler holds the exchange. */
 	p = open_peer();
-	send_str(p, "GET /hold HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
 	pump_for(p, 10);
 	assert_non_null(F->held);
 	assert_int_equal(ig_http_server_busy(F->srv), 1);
@@ -1070,7 +1124,7 @@ static void test_abort_on_client_close(void **state)
 
 	/* Reset while an async answer is pending: its timer must not fire. */
 	p = open_peer();
-	send_str(p, "GET /delay/500 HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /delay/500 HTTP/1.1\r\nHost: a\r\n\r\n");
 	pump_for(p, 5);
 	set_linger0(p->fd);
 	peer_close(p);
@@ -1080,7 +1134,7 @@ static void test_abort_on_client_close(void **state)
 
 	/* Closed in the middle of a streamed response. */
 	p = open_peer();
-	send_str(p, "GET /stream-hold HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /stream-hold HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
 	peer_close(p);
 	pump_for(NULL, 40);
@@ -1098,7 +1152,7 @@ static void test_reset_with_full_pipeline(void **state)
 {
 	start_server(NULL);
 	struct peer *p = open_peer();
-	send_str(p, "GET /hold HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
 	pump_for(p, 10);
 	assert_non_null(F->held);
 	char *junk = pattern(100000);
@@ -1129,13 +1183,13 @@ static void test_http_abort(void **state)
 	struct peer *p;
 	/* From inside the handler: what was written goes, then the close. */
 	p = open_peer();
-	send_str(p, "GET /abort HTTP/1.1\r\n\r\nGET /echo HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /abort HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
 	expect_close(p);
 	peer_close(p);
 	/* From a timer later. */
 	p = open_peer();
-	send_str(p, "GET /abort-later HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /abort-later HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
 	expect_close(p);
 	peer_close(p);
@@ -1152,7 +1206,7 @@ static void test_half_close(void **state)
 	/* A request, then the client's FIN: the answer given at once is
 	 * delivered whole, then the server closes too. */
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
 	shutdown(p->fd, SHUT_WR);
 	expect(p, OK("POST /echo - 2:hi"));
 	expect_close(p);
@@ -1161,7 +1215,7 @@ static void test_half_close(void **state)
 
 	/* Pipelined requests and the FIN in one go. */
 	p = open_peer();
-	send_str(p, "GET /echo?1 HTTP/1.1\r\n\r\nGET /echo?2 HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /echo?1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?2 HTTP/1.1\r\nHost: a\r\n\r\n");
 	shutdown(p->fd, SHUT_WR);
 	expect(p, OK("GET /echo?1 - 0:"));
 	expect(p, OK("GET /echo?2 - 0:"));
@@ -1170,7 +1224,7 @@ static void test_half_close(void **state)
 
 	/* A FIN in the middle of a head: closed, nothing answered. */
 	p = open_peer();
-	send_str(p, "GET /echo HTTP/1.1\r\n");
+	send_str(p, "GET /echo HTTP/1.1\r\nHost: a\r\n");
 	shutdown(p->fd, SHUT_WR);
 	expect_close(p);
 	peer_close(p);
@@ -1179,7 +1233,7 @@ static void test_half_close(void **state)
 	 * went away (the server cannot tell a half-close from a close): the
 	 * handler is told. */
 	p = open_peer();
-	send_str(p, "GET /delay/500 HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /delay/500 HTTP/1.1\r\nHost: a\r\n\r\n");
 	pump_for(p, 5);
 	shutdown(p->fd, SHUT_WR);
 	expect_close(p);
@@ -1199,7 +1253,7 @@ static void test_half_close_large_response(void **state)
 	struct peer *p = open_peer_rcvbuf(4096);
 	size_t n = 1u << 20;
 	char req[64];
-	snprintf(req, sizeof req, "GET /respond-big/%zu HTTP/1.1\r\n\r\n", n);
+	snprintf(req, sizeof req, "GET /respond-big/%zu HTTP/1.1\r\nHost: a\r\n\r\n", n);
 	send_str(p, req);
 	shutdown(p->fd, SHUT_WR);
 	pump_for(NULL, 20);
@@ -1225,7 +1279,7 @@ static void test_idle_holds_no_buffer(void **state)
 	char *hdr = pattern(20000);
 	size_t reqcap = 30000 + 100000;
 	char *req = scratch(reqcap);
-	snprintf(req, reqcap, "POST /hold HTTP/1.1\r\nX-Pad: %s\r\nContent-Length: 100000\r\n\r\n",
+	snprintf(req, reqcap, "POST /hold HTTP/1.1\r\nHost: a\r\nX-Pad: %s\r\nContent-Length: 100000\r\n\r\n",
 		 hdr);
 	size_t rl = strlen(req);
 	memset(req + rl, 'b', 100000);
@@ -1255,7 +1309,7 @@ static void test_idle_holds_no_buffer(void **state)
 
 	/* The same after pipelined requests and a chunked body. */
 	send_str(p, chunked_req);
-	send_str(p, "GET /echo HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, OK("POST /echo - 11:hello world"));
 	expect(p, OK("GET /echo - 0:"));
 	pump_for(p, 10);
@@ -1270,10 +1324,10 @@ static void test_drain(void **state)
 	idle = open_peer();
 	busy = open_peer();
 	partial = open_peer();
-	send_str(idle, "GET /echo HTTP/1.1\r\n\r\n");
+	send_str(idle, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(idle, OK("GET /echo - 0:"));
-	send_str(busy, "GET /hold HTTP/1.1\r\n\r\n");
-	send_str(partial, "GET /echo HTTP/1.1\r\n");
+	send_str(busy, "GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
+	send_str(partial, "GET /echo HTTP/1.1\r\nHost: a\r\n");
 	pump_for(NULL, 10);
 	assert_non_null(F->held);
 	assert_int_equal(ig_http_server_busy(F->srv), 2);
@@ -1310,7 +1364,7 @@ static void test_drain_while_flushing(void **state)
 	p = open_peer_rcvbuf(4096);
 	size_t n = 1u << 20;
 	char req[64];
-	snprintf(req, sizeof req, "GET /respond-big/%zu HTTP/1.1\r\n\r\n", n);
+	snprintf(req, sizeof req, "GET /respond-big/%zu HTTP/1.1\r\nHost: a\r\n\r\n", n);
 	send_str(p, req);
 	pump_for(NULL, 20);
 	assert_int_equal(F->nreq, 1);
@@ -1385,12 +1439,12 @@ static void test_emfile_backoff(void **state)
 	/* Descriptors free again: the server resumes and serves. */
 	restore_fds();
 	wait_conns(1);
-	send_str(p, "GET /echo HTTP/1.1\r\n\r\n");
+	send_str(p, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, OK("GET /echo - 0:"));
 	peer_close(p);
 	struct peer *q;
 	q = open_peer();
-	send_str(q, "GET /echo?2 HTTP/1.1\r\n\r\n");
+	send_str(q, "GET /echo?2 HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(q, OK("GET /echo?2 - 0:"));
 	peer_close(q);
 }
@@ -1412,6 +1466,7 @@ int main(void)
 	    T(test_body_progress),
 	    T(test_expect_continue),
 	    T(test_malformed_400),
+	    T(test_request_target_and_host),
 	    T(test_431),
 	    T(test_413),
 	    T(test_408),
