@@ -4,9 +4,11 @@
  * model name and the context length. Pure: it reads the configuration and
  * the body and touches nothing else, so that the unit tests and the fuzzer
  * reach it without a server. */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json/json.h"
@@ -360,6 +362,59 @@ static int read_model(struct ig_json_value root, struct ig_sim_request *r, struc
 	return 0;
 }
 
+/* A double as Python's repr writes it (vLLM's messages quote the value
+ * pydantic made a float): the shortest text that reads back the same,
+ * with ".0" on whole numbers. */
+static const char *py_float(double v, char *buf, size_t cap)
+{
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, cap, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	if (!strpbrk(buf, ".enia")) /* not 1e+16, inf or nan */
+		strncat(buf, ".0", cap - strlen(buf) - 1);
+	return buf;
+}
+
+/* The ranges vLLM's SamplingParams checks (_verify_args): a value outside
+ * is a 400 with its message, as the server turns that ValueError into. */
+static int check_sampling_ranges(struct ig_json_value root, struct ig_sim_error *e)
+{
+	static const struct {
+		const char *key;
+		double lo, hi;
+		bool lo_open, param;
+		const char *range;
+	} num[] = {
+	    {"temperature", 0, HUGE_VAL, false, true, "non-negative"},
+	    {"top_p", 0, 1, true, true, "in (0, 1]"},
+	    {"min_p", 0, 1, false, false, "in [0, 1]"},
+	    {"presence_penalty", -2, 2, false, false, "in [-2, 2]"},
+	    {"frequency_penalty", -2, 2, false, false, "in [-2, 2]"},
+	    {"repetition_penalty", 0, HUGE_VAL, true, false, "greater than zero"},
+	};
+	char buf[40];
+	for (size_t i = 0; i < sizeof num / sizeof num[0]; i++) {
+		double v;
+		int rc = opt_double(root, num[i].key, &v);
+		if (rc < 0)
+			return reject(e, 400, "BadRequestError", num[i].key, "'%s' must be a number.",
+				      num[i].key);
+		if (rc == 1 && (v < num[i].lo || (num[i].lo_open && v == num[i].lo) || v > num[i].hi))
+			return reject(e, 400, "BadRequestError", num[i].param ? num[i].key : NULL,
+				      "%s must be %s, got %s.", num[i].key, num[i].range,
+				      py_float(v, buf, sizeof buf));
+	}
+	int64_t k = 0;
+	if (opt_int(root, "top_k", &k) < 0)
+		return bad_request(e, "top_k", "'top_k' must be an integer.");
+	if (k < -1)
+		return reject(e, 400, "BadRequestError", NULL,
+			      "top_k must be 0 (disable), or at least 1, got %lld.", (long long)k);
+	return 0;
+}
+
 /* What every generating API reads: streaming and sampling. */
 static int read_sampling(struct ig_json_value root, struct ig_sim_request *r,
 			 struct ig_sim_error *e)
@@ -368,6 +423,8 @@ static int read_sampling(struct ig_json_value root, struct ig_sim_request *r,
 		return bad_request(e, "stream", "'stream' must be a boolean.");
 	if (opt_bool(root, "ignore_eos", &r->ignore_eos) < 0)
 		return bad_request(e, "ignore_eos", "'ignore_eos' must be a boolean.");
+	if (check_sampling_ranges(root, e) < 0)
+		return -1;
 	int rc = opt_double(root, "temperature", &r->temperature);
 	if (rc < 0)
 		return bad_request(e, "temperature", "'temperature' must be a number.");

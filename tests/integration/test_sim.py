@@ -1091,3 +1091,32 @@ def test_request_id_headers(procs):
     _, plain = start_sim(procs)
     status, headers, _ = call(plain, "/health", headers={"X-Request-Id": "req-9"})
     assert status == 200 and headers["X-Request-Id"] is None
+
+
+def test_sampling_ranges(procs):
+    """vLLM's SamplingParams ranges on every generating API: a value outside
+    is a 400 with vLLM's message (the value printed as Python prints the
+    float pydantic made of it); the edges are accepted."""
+    _, base = start_sim(procs)
+    apis = (("/v1/completions", {"prompt": "x", "max_tokens": 1}),
+            ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
+                                      "max_tokens": 1}),
+            ("/v1/responses", {"input": "x", "max_output_tokens": 1}))
+    bad = ((("temperature", -1), "temperature must be non-negative, got -1.0.", "temperature"),
+           (("top_p", 1.5), "top_p must be in (0, 1], got 1.5.", "top_p"),
+           (("top_p", 0), "top_p must be in (0, 1], got 0.0.", "top_p"),
+           (("min_p", 2), "min_p must be in [0, 1], got 2.0.", None),
+           (("presence_penalty", -2.25), "presence_penalty must be in [-2, 2], got -2.25.", None),
+           (("frequency_penalty", 3), "frequency_penalty must be in [-2, 2], got 3.0.", None),
+           (("repetition_penalty", -1), "repetition_penalty must be greater than zero, got -1.0.",
+            None),
+           (("top_k", -5), "top_k must be 0 (disable), or at least 1, got -5.", None))
+    for path, body in apis:
+        for (key, value), msg, param in bad:
+            status, e = post_json(base, path, dict(body, **{key: value}))
+            assert status == 400, (path, key, e)
+            assert e["error"]["message"] == msg and e["error"]["param"] == param, (path, e)
+        edges = dict(body, temperature=0, top_p=1, min_p=1, top_k=0, presence_penalty=2,
+                     frequency_penalty=-2, repetition_penalty=0.01)
+        status, r = post_json(base, path, edges)
+        assert status == 200, (path, r)

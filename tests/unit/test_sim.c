@@ -814,6 +814,12 @@ static void test_request_chat(void **state)
 	assert_int_equal(ig_sim_request_nids(&r), (size_t)want);
 	ig_sim_request_free(&r);
 
+	/* The edges of SamplingParams' ranges are in them. */
+	body = "{\"prompt\":\"x\",\"temperature\":0,\"top_p\":1,\"min_p\":0,\"top_k\":-1,"
+	       "\"presence_penalty\":-2,\"frequency_penalty\":2,\"repetition_penalty\":1e-9}";
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION, body, &r, &e), 0);
+	ig_sim_request_free(&r);
+
 	/* max_completion_tokens wins over max_tokens. */
 	body = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":3,"
 	       "\"max_completion_tokens\":4}";
@@ -847,6 +853,25 @@ static void test_request_errors(void **state)
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"seed\":1.5}", 400, "seed", "integer"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"temperature\":\"0\"}", 400, "temperature",
 	     "number"},
+	    /* SamplingParams' ranges, the value as Python prints the float. */
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"temperature\":-1}", 400, "temperature",
+	     "temperature must be non-negative, got -1.0."},
+	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\"}],\"top_p\":0}", 400, "top_p",
+	     "top_p must be in (0, 1], got 0.0."},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"top_p\":1.25}", 400, "top_p",
+	     "top_p must be in (0, 1], got 1.25."},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"min_p\":1.1}", 400, NULL,
+	     "min_p must be in [0, 1], got 1.1."},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"presence_penalty\":2.5}", 400, NULL,
+	     "presence_penalty must be in [-2, 2], got 2.5."},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"frequency_penalty\":-3}", 400, NULL,
+	     "frequency_penalty must be in [-2, 2], got -3.0."},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"repetition_penalty\":0}", 400, NULL,
+	     "repetition_penalty must be greater than zero, got 0.0."},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"top_k\":-2}", 400, NULL,
+	     "top_k must be 0 (disable), or at least 1, got -2."},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"top_k\":0.5}", 400, "top_k", "integer"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"min_p\":\"a\"}", 400, "min_p", "number"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "max_tokens",
 	     "'max_tokens' must be an integer of at least 1."},
 	    {IG_SIM_COMPLETION, "{\"prompt\":null}", 400, "prompt", "Field required"},
