@@ -14,7 +14,8 @@
  *                     anything else (every one)
  *   bit 3  --vllm-version 0.8 (the error body shape)
  *
- * A parsed request must be one the simulator can run: a known model name,
+ * A parsed request must be one the simulator can run (a structured one
+ * with an answer its schema or choices give, valid JSON for a schema): a known model name,
  * a prompt and answer within the context, ids a prefix of the prompt (all
  * of it unless cut at the buffer's ceiling), and its answer, whole and
  * streamed, must render as valid JSON with every SSE event on one data
@@ -271,6 +272,18 @@ static void check_accepted(const struct ig_sim_config *c, const struct ig_sim_re
 		abort();
 	(void)ig_sim_text_seed(r->prompt_key, r->name, r->has_seed ? (uint64_t)r->seed : 0);
 	check_answer(r);
+	/* A structured answer is written from the schema (or choices) the
+	 * parse accepted: a schema's is always one valid JSON value. */
+	if (r->structured != IG_SIM_FREE) {
+		struct ig_rng rng;
+		struct ig_buf text = {0};
+		ig_rng_seed(&rng, 7);
+		if (ig_sim_structured_text(r->structured, r->spec, &rng, &text) < 0)
+			abort();
+		if (r->structured == IG_SIM_JSON)
+			check_json(text.ptr ? text.ptr : "", text.len);
+		ig_buf_free(&text);
+	}
 }
 
 static void check_refused(const struct ig_sim_config *c, enum ig_sim_kind kind,

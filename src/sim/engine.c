@@ -41,6 +41,8 @@ void ig_sim_req_free(struct sim_req *r)
 	free(r->stop);
 	free(r->echo_text);
 	free(r->lp_words);
+	ig_buf_free(&r->script);
+	free(r->pieces);
 	free(r);
 }
 
@@ -284,23 +286,29 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 	/* An embedding's one engine output is the vector, not a token. */
 	if (r->kind == IG_SIM_EMBEDDINGS)
 		return 0;
-	unsigned w = ig_sim_next_word_index(&r->rng);
-	const char *word = ig_sim_word(w);
-	s->stats.generation_tokens += 1;
-	if (r->lp_top >= 0 && lp_note(r, w) < 0) {
-		ig_http_abort(r->ex);
-		return -1;
+	/* A structured answer was written beforehand: its next token. */
+	struct ig_str word;
+	if (r->pieces) {
+		word = r->pieces[r->next_piece < r->npieces ? r->next_piece++ : r->npieces - 1];
+	} else {
+		unsigned w = ig_sim_next_word_index(&r->rng);
+		word = ig_str_from(ig_sim_word(w));
+		if (r->lp_top >= 0 && lp_note(r, w) < 0) {
+			ig_http_abort(r->ex);
+			return -1;
+		}
 	}
+	s->stats.generation_tokens += 1;
 	/* The Responses API repeats the whole text when its stream ends; stop
 	 * strings are looked for in the whole text. */
 	if ((!r->stream || r->kind == IG_SIM_RESPONSES || r->nstop) &&
-	    ig_buf_append_cstr(&r->text, word) < 0) {
+	    ig_buf_append(&r->text, word.ptr, word.len) < 0) {
 		ig_http_abort(r->ex);
 		return -1;
 	}
-	struct ig_str out = ig_str_from(word);
+	struct ig_str out = word;
 	if (r->nstop)
-		out = stop_check(r, strlen(word));
+		out = stop_check(r, word.len);
 	if (!r->stream)
 		return 0;
 	int rc = stream_token(r, out);

@@ -593,6 +593,159 @@ static int read_max_tokens(struct ig_json_value root, const char *key, int64_t *
 	return 0;
 }
 
+/* ---- structured outputs ---------------------------------------------------------------- */
+
+/* One constraint found: the first sets it, a second is vLLM's 400. */
+static int constrain(struct ig_sim_request *r, enum ig_sim_structured kind, struct ig_str spec,
+		     const char *field, const char **first, struct ig_sim_error *e)
+{
+	if (*first)
+		return reject(e, 400, "BadRequestError", NULL,
+			      "You can only use one kind of structured outputs constraint but "
+			      "multiple are specified: %s and %s.",
+			      *first, field);
+	*first = field;
+	r->structured = kind;
+	r->spec = spec;
+	return 0;
+}
+
+/* A JSON schema: an object, or (guided_json, structured_outputs.json) its
+ * text in a string, which is decoded into r->spec_buf. */
+static int schema_of(struct ig_json_value v, struct ig_sim_request *r, struct ig_str *out)
+{
+	struct ig_json_value parsed;
+	if (v.type == IG_JSON_OBJECT || v.type == IG_JSON_BOOL) {
+		*out = v.raw;
+		return 0;
+	}
+	if (v.type != IG_JSON_STRING || r->spec_buf.len)
+		return -1;
+	if (ig_json_string(v, &r->spec_buf) < 0 ||
+	    ig_json_parse(r->spec_buf.ptr, r->spec_buf.len, &parsed) < 0 ||
+	    parsed.type != IG_JSON_OBJECT)
+		return -1;
+	*out = (struct ig_str){r->spec_buf.ptr, r->spec_buf.len};
+	return 0;
+}
+
+/* A guided_choice list: strings, at least one. */
+static bool choice_list(struct ig_json_value v)
+{
+	struct ig_json_value s;
+	size_t pos = 0, n = 0;
+	if (v.type != IG_JSON_ARRAY)
+		return false;
+	while (ig_json_array_next(v, &pos, &s) == 1) {
+		if (s.type != IG_JSON_STRING)
+			return false;
+		n++;
+	}
+	return n > 0;
+}
+
+/* A `response_format` (chat, completions) or Responses' `text.format`:
+ * {type: text | json_object | json_schema}, the schema under
+ * json_schema.schema (format: under schema). */
+static int read_format(struct ig_json_value f, bool responses, struct ig_sim_request *r,
+		       const char **first, struct ig_sim_error *e)
+{
+	const char *field = responses ? "text.format" : "response_format";
+	struct ig_json_value type, js, schema;
+	if (f.type != IG_JSON_OBJECT || ig_json_get(f, "type", &type) < 0 ||
+	    type.type != IG_JSON_STRING)
+		return reject(e, 400, "BadRequestError", field,
+			      "'%s' must be an object with a 'type'.", field);
+	if (ig_json_string_eq(type, "text"))
+		return 0;
+	if (ig_json_string_eq(type, "json_object"))
+		return constrain(r, IG_SIM_JSON, (struct ig_str){0}, field, first, e);
+	if (!ig_json_string_eq(type, "json_schema"))
+		return reject(e, 400, "BadRequestError", field,
+			      "%s.type must be 'text', 'json_object' or 'json_schema' (the "
+			      "simulator does not generate 'structural_tag').",
+			      field);
+	js = f;
+	if (!responses && (ig_json_get(f, "json_schema", &js) < 0 || js.type != IG_JSON_OBJECT))
+		return reject(e, 400, "BadRequestError", field,
+			      "response_format.json_schema is required when its type is "
+			      "'json_schema'.");
+	struct ig_str spec = {0};
+	if (ig_json_get(js, "schema", &schema) == 0 && schema.type != IG_JSON_NULL &&
+	    schema_of(schema, r, &spec) < 0)
+		return reject(e, 400, "BadRequestError", field,
+			      "The JSON schema of '%s' must be an object.", field);
+	return constrain(r, IG_SIM_JSON, spec, field, first, e);
+}
+
+/* vLLM's structured outputs on chat and completions: response_format,
+ * the guided_* extras and the structured_outputs object. Regular
+ * expressions and grammars are refused by name: the simulator cannot
+ * write text that matches them. */
+static int read_structured(struct ig_json_value root, struct ig_sim_request *r,
+			   struct ig_sim_error *e)
+{
+	struct ig_json_value v, so;
+	struct ig_str spec;
+	const char *first = NULL;
+	if (ig_json_get(root, "response_format", &v) == 0 && v.type != IG_JSON_NULL &&
+	    read_format(v, false, r, &first, e) < 0)
+		return -1;
+	static const char *const unsupported[] = {"guided_regex", "guided_grammar"};
+	for (size_t i = 0; i < 2; i++)
+		if (ig_json_get(root, unsupported[i], &v) == 0 && v.type != IG_JSON_NULL)
+			return reject(e, 400, "BadRequestError", unsupported[i],
+				      "The simulator does not generate text for '%s'.",
+				      unsupported[i]);
+	if (ig_json_get(root, "guided_json", &v) == 0 && v.type != IG_JSON_NULL) {
+		if (schema_of(v, r, &spec) < 0)
+			return bad_request(e, "guided_json",
+					   "'guided_json' must be a JSON schema (an object or its "
+					   "text).");
+		if (constrain(r, IG_SIM_JSON, spec, "guided_json", &first, e) < 0)
+			return -1;
+	}
+	if (ig_json_get(root, "guided_choice", &v) == 0 && v.type != IG_JSON_NULL) {
+		if (!choice_list(v))
+			return bad_request(e, "guided_choice",
+					   "'guided_choice' must be a non-empty list of strings.");
+		if (constrain(r, IG_SIM_CHOICE, v.raw, "guided_choice", &first, e) < 0)
+			return -1;
+	}
+	if (ig_json_get(root, "structured_outputs", &so) < 0 || so.type == IG_JSON_NULL)
+		return 0;
+	if (so.type != IG_JSON_OBJECT)
+		return bad_request(e, "structured_outputs", "'structured_outputs' must be an object.");
+	static const char *const so_unsupported[] = {"regex", "grammar", "structural_tag"};
+	for (size_t i = 0; i < 3; i++)
+		if (ig_json_get(so, so_unsupported[i], &v) == 0 && v.type != IG_JSON_NULL)
+			return reject(e, 400, "BadRequestError", "structured_outputs",
+				      "The simulator does not generate text for "
+				      "structured_outputs.%s.",
+				      so_unsupported[i]);
+	if (ig_json_get(so, "json", &v) == 0 && v.type != IG_JSON_NULL) {
+		if (schema_of(v, r, &spec) < 0)
+			return bad_request(e, "structured_outputs",
+					   "structured_outputs.json must be a JSON schema.");
+		if (constrain(r, IG_SIM_JSON, spec, "structured_outputs.json", &first, e) < 0)
+			return -1;
+	}
+	if (ig_json_get(so, "choice", &v) == 0 && v.type != IG_JSON_NULL) {
+		if (!choice_list(v))
+			return bad_request(e, "structured_outputs",
+					   "structured_outputs.choice must be a non-empty list of "
+					   "strings.");
+		if (constrain(r, IG_SIM_CHOICE, v.raw, "structured_outputs.choice", &first, e) < 0)
+			return -1;
+	}
+	if (ig_json_get(so, "json_object", &v) == 0 && v.type == IG_JSON_BOOL &&
+	    ig_json_bool(v) == 1 &&
+	    constrain(r, IG_SIM_JSON, (struct ig_str){0}, "structured_outputs.json_object", &first,
+		      e) < 0)
+		return -1;
+	return 0;
+}
+
 static int read_completion(struct ig_json_value root, struct ig_sim_request *r, int64_t *asked,
 			   struct ig_sim_error *e)
 {
@@ -735,6 +888,12 @@ static int read_responses(struct ig_json_value root, struct ig_sim_request *r, i
 	long n = 0;
 	if (read_sampling(root, r, e) < 0 || read_echo(root, &r->echo, e) < 0 ||
 	    read_priority(root, r, e) < 0)
+		return -1;
+	struct ig_json_value text, format;
+	const char *first = NULL;
+	if (ig_json_get(root, "text", &text) == 0 && text.type == IG_JSON_OBJECT &&
+	    ig_json_get(text, "format", &format) == 0 && format.type != IG_JSON_NULL &&
+	    read_format(format, true, r, &first, e) < 0)
 		return -1;
 	if (ig_json_get(root, "input", &input) < 0 || input.type == IG_JSON_NULL)
 		return bad_request(e, "input", "Field required: 'input'.");
@@ -981,6 +1140,16 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 	return 0;
 }
 
+/* The logprobs the simulator gives are of its own words; a structured
+ * answer is not made of them, so the two are not given together. */
+static int no_lp_with_structure(struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	if (r->structured != IG_SIM_FREE && r->lp_top >= 0)
+		return bad_request(e, "logprobs",
+				   "The simulator gives no logprobs with structured outputs.");
+	return 0;
+}
+
 static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 		     struct ig_sim_request *r, int64_t *asked, struct ig_sim_error *e)
 {
@@ -988,9 +1157,13 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 		return -1;
 	switch (r->kind) {
 	case IG_SIM_COMPLETION:
-		return read_completion(root, r, asked, e) < 0 ? -1 : read_logprobs(c, root, r, e);
+		if (read_completion(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0)
+			return -1;
+		return read_structured(root, r, e) < 0 ? -1 : no_lp_with_structure(r, e);
 	case IG_SIM_CHAT:
-		return read_chat(root, r, asked, e) < 0 ? -1 : read_logprobs(c, root, r, e);
+		if (read_chat(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0)
+			return -1;
+		return read_structured(root, r, e) < 0 ? -1 : no_lp_with_structure(r, e);
 	case IG_SIM_RESPONSES:
 		return read_responses(root, r, asked, e);
 	case IG_SIM_EMBEDDINGS:
@@ -1132,6 +1305,7 @@ int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, siz
 
 void ig_sim_request_free(struct ig_sim_request *r)
 {
+	ig_buf_free(&r->spec_buf);
 	ig_buf_free(&r->stop);
 	ig_buf_free(&r->echo_text);
 	ig_buf_free(&r->model);

@@ -287,6 +287,21 @@ int ig_sim_base64(struct ig_buf *out, const void *data, size_t n);
 
 /* A request body, checked the way vLLM checks it and reduced to what the
  * simulator needs to run it. */
+/* Structured outputs: what the answer's text must be. */
+enum ig_sim_structured {
+	IG_SIM_FREE,   /* anything */
+	IG_SIM_JSON,   /* a JSON value the schema describes (any object without one) */
+	IG_SIM_CHOICE, /* one of the strings listed */
+};
+
+/* The answer's text for structured outputs of `kind`: a JSON value that
+ * fits the schema `spec` (JSON text; empty: any object), or one of the
+ * strings of the JSON list `spec`, drawn from rng (structured.c says what
+ * of JSON Schema is followed). 0, or -1 when spec does not parse or out
+ * of memory. */
+int ig_sim_structured_text(enum ig_sim_structured kind, struct ig_str spec, struct ig_rng *rng,
+			   struct ig_buf *out);
+
 struct ig_sim_request {
 	enum ig_sim_kind kind;
 	struct ig_buf model;	  /* `model` as asked, decoded; empty if omitted */
@@ -328,6 +343,13 @@ struct ig_sim_request {
 	/* /tokenize with return_token_strs: each id's text beside it, as
 	 * records of a uint32_t length and the bytes (NULL: not kept). */
 	struct ig_buf *texts;
+	/* Structured outputs (response_format, guided_json, guided_choice,
+	 * structured_outputs, Responses' text.format): the schema or the list
+	 * of choices as JSON text, into the body or into spec_buf (a schema
+	 * given as a string). */
+	enum ig_sim_structured structured;
+	struct ig_str spec;
+	struct ig_buf spec_buf;
 	/* Responses: the fields the answer repeats, as written (into the body). */
 	struct ig_sim_echo echo;
 	/* Embeddings: `input` (into the body), the number of inputs, the

@@ -66,6 +66,11 @@ struct sim_req {
 	 * (with the first token, when streamed). */
 	char *echo_text;
 	size_t echo_len;
+	/* Structured outputs: the answer written beforehand (script), handed
+	 * out one token (a span of it) a step. */
+	struct ig_buf script;
+	struct ig_str *pieces;
+	long npieces, next_piece;
 	/* logprobs (lp_top >= 0): the answer's words so far (indices of the
 	 * generator's, for a body sent whole), the text before the current
 	 * token, and the seed of the values. */

@@ -102,6 +102,24 @@ static void seed_text(struct sim *s, const struct ig_sim_request *p, struct sim_
 	ig_rng_seed(&r->rng, *text_seed);
 }
 
+/* Structured outputs: the answer's text, drawn from the request's own
+ * random stream, and its tokens (at least one: an empty choice is still
+ * a step that ends the answer). */
+static int write_script(const struct ig_sim_request *p, struct sim_req *r)
+{
+	if (ig_sim_structured_text(p->structured, p->spec, &r->rng, &r->script) < 0)
+		return -1;
+	struct ig_str text = {r->script.ptr ? r->script.ptr : "", r->script.len};
+	size_t n = ig_sim_count_tokens(text);
+	r->pieces = calloc(n ? n : 1, sizeof *r->pieces);
+	if (!r->pieces)
+		return -1;
+	r->npieces = (long)ig_sim_token_spans(text, r->pieces, n);
+	if (r->npieces == 0)
+		r->pieces[r->npieces++] = (struct ig_str){text.ptr, text.len};
+	return 0;
+}
+
 /* Ids as vLLM makes them: a prefix and the X-Request-Id header when there
  * is one (vLLM's Responses API ignores the header), else 32 random hex
  * digits. */
@@ -263,6 +281,17 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 			r->seq.target = natural;
 			r->finish = "stop";
 		}
+	}
+	/* A structured answer ends where its value does (vLLM's grammar then
+	 * allows only the end of sequence), or at max_tokens cut short. */
+	if (p->structured != IG_SIM_FREE) {
+		if (write_script(p, r) < 0) {
+			fail_api(s, ex, p->kind, 400, "BadRequestError", NULL,
+				 "The structured output's schema could not be read.");
+			goto fail;
+		}
+		r->seq.target = r->npieces < max_tokens ? r->npieces : max_tokens;
+		r->finish = r->npieces <= max_tokens ? "stop" : "length";
 	}
 	return r;
 fail:

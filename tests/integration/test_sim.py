@@ -1120,3 +1120,83 @@ def test_sampling_ranges(procs):
                      frequency_penalty=-2, repetition_penalty=0.01)
         status, r = post_json(base, path, edges)
         assert status == 200, (path, r)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "maxLength": 40},
+        "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+        "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3},
+        "author": {"$ref": "#/$defs/Person"},
+        "sentiment": {"enum": ["positive", "negative"]},
+    },
+    "required": ["title", "rating"],
+    "$defs": {"Person": {"type": "object", "properties": {"name": {"type": "string"}}}},
+}
+
+
+def check_review(doc):
+    assert set(doc) == {"title", "rating", "tags", "author", "sentiment"}, doc
+    assert isinstance(doc["title"], str) and len(doc["title"]) <= 40
+    assert doc["rating"] in range(1, 6) and 1 <= len(doc["tags"]) <= 3
+    assert isinstance(doc["author"]["name"], str)
+    assert doc["sentiment"] in ("positive", "negative")
+
+
+def test_structured_outputs(procs):
+    """vLLM's structured outputs: response_format json_schema / json_object,
+    guided_json, guided_choice, structured_outputs and the Responses API's
+    text.format give answers that parse and fit (streamed too), ending on
+    "stop" with the tokens they took, or cut at max_tokens ("length");
+    what the simulator cannot write is refused by name."""
+    _, base = start_sim(procs)
+    chat = {"messages": [{"role": "user", "content": "review it"}]}
+    rf = {"type": "json_schema", "json_schema": {"name": "review", "schema": SCHEMA}}
+    status, r = post_json(base, "/v1/chat/completions", dict(chat, response_format=rf, n=2))
+    assert status == 200, r
+    for c in r["choices"]:
+        check_review(json.loads(c["message"]["content"]))
+        assert c["finish_reason"] == "stop"
+    status, r = post_json(base, "/v1/completions",
+                          {"prompt": "x", "max_tokens": 200, "guided_json": json.dumps(SCHEMA)})
+    check_review(json.loads(r["choices"][0]["text"]))
+    # Streamed, the pieces join into the same kind of document.
+    _, events = stream(base, "/v1/chat/completions",
+                       dict(chat, stream=True, structured_outputs={"json": SCHEMA},
+                            stream_options={"include_usage": True}))
+    payloads = [json.loads(p) for _, p in events if p != "[DONE]"]
+    text = "".join(p["choices"][0]["delta"].get("content", "")
+                   for p in payloads if p["choices"])
+    check_review(json.loads(text))
+    assert payloads[-1]["usage"]["completion_tokens"] == len(
+        [p for p in payloads if p["choices"] and p["choices"][0]["delta"].get("content")])
+    # json_object: some object.
+    status, r = post_json(base, "/v1/chat/completions",
+                          dict(chat, response_format={"type": "json_object"}))
+    assert isinstance(json.loads(r["choices"][0]["message"]["content"]), dict)
+    # A choice, one token here; completions too.
+    seen = set()
+    for seed in range(12):
+        status, r = post_json(base, "/v1/completions",
+                              {"prompt": "x", "seed": seed, "guided_choice": ["yes", "no"]})
+        assert r["choices"][0]["finish_reason"] == "stop" and r["usage"]["completion_tokens"] == 1
+        seen.add(r["choices"][0]["text"])
+    assert seen == {"yes", "no"}
+    # Cut short by max_tokens: the tokens asked for, finish "length".
+    status, r = post_json(base, "/v1/chat/completions",
+                          dict(chat, response_format=rf, max_tokens=6))
+    assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 6
+    # The Responses API's text.format.
+    status, r = post_json(base, "/v1/responses",
+                          {"input": "x", "text": {"format": {"type": "json_schema", "name": "r",
+                                                             "schema": SCHEMA}}})
+    assert status == 200, r
+    check_review(json.loads(r["output"][0]["content"][0]["text"]))
+    for extra, words in (({"guided_regex": "a+"}, "does not generate"),
+                         ({"response_format": {"type": "yaml"}}, "response_format.type"),
+                         ({"guided_choice": ["a"], "response_format": {"type": "json_object"}},
+                          "only use one kind"),
+                         ({"guided_json": "{not json"}, "JSON schema")):
+        status, e = post_json(base, "/v1/chat/completions", dict(chat, **extra))
+        assert status == 400 and words in e["error"]["message"], (extra, e)

@@ -829,6 +829,123 @@ static void test_request_chat(void **state)
 	ig_sim_config_free(&c);
 }
 
+/* The text a structured answer gets from `spec`, with seed `seed`. */
+static char *structured(enum ig_sim_structured kind, const char *spec, uint64_t seed)
+{
+	struct ig_rng rng;
+	struct ig_buf out = {0};
+	ig_rng_seed(&rng, seed);
+	assert_int_equal(ig_sim_structured_text(kind, ig_str_from(spec), &rng, &out), 0);
+	assert_int_equal(ig_buf_append(&out, "", 1), 0);
+	return out.ptr;
+}
+
+static struct ig_json_value member(struct ig_json_value o, const char *key)
+{
+	struct ig_json_value v;
+	assert_int_equal(ig_json_get(o, key, &v), 0);
+	return v;
+}
+
+static void test_structured_text(void **state)
+{
+	static const char schema[] =
+	    "{\"type\":\"object\",\"properties\":{"
+	    "\"name\":{\"type\":\"string\",\"minLength\":12,\"maxLength\":20},"
+	    "\"age\":{\"type\":\"integer\",\"minimum\":18,\"maximum\":20},"
+	    "\"score\":{\"type\":\"number\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":1},"
+	    "\"kind\":{\"enum\":[\"a\",2,null]},"
+	    "\"fixed\":{\"const\":{\"k\":[1,2]}},"
+	    "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"boolean\"},\"minItems\":2,"
+	    "\"maxItems\":2},"
+	    "\"when\":{\"type\":\"string\",\"format\":\"date\"},"
+	    "\"nick\":{\"anyOf\":[{\"type\":\"null\"},{\"$ref\":\"#/$defs/Nick\"}]},"
+	    "\"pair\":{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\"},"
+	    "{\"type\":\"string\"}],\"minItems\":2,\"maxItems\":2},"
+	    "\"opt\":{\"type\":[\"null\",\"boolean\"]}},"
+	    "\"$defs\":{\"Nick\":{\"type\":\"string\",\"maxLength\":3}}}";
+	for (uint64_t seed = 1; seed <= 50; seed++) {
+		char *t = structured(IG_SIM_JSON, schema, seed);
+		struct ig_json_value root, v, e;
+		struct ig_buf str = {0};
+		int64_t n;
+		double d;
+		assert_int_equal(ig_json_parse(t, strlen(t), &root), 0);
+		assert_int_equal(root.type, IG_JSON_OBJECT);
+		/* Every property, in the schema's order. */
+		assert_ptr_equal(strstr(t, "{\"name\": \""), t);
+		v = member(root, "name");
+		assert_int_equal(ig_json_string(v, &str), 0);
+		assert_in_range(str.len, 12, 20);
+		ig_buf_free(&str);
+		assert_int_equal(ig_json_int64(member(root, "age"), &n), 0);
+		assert_in_range(n, 18, 20);
+		assert_int_equal(ig_json_double(member(root, "score"), &d), 0);
+		assert_true(d > 0 && d < 1);
+		v = member(root, "kind");
+		assert_true(ig_json_string_eq(v, "a") || v.type == IG_JSON_NULL ||
+			    (ig_json_int64(v, &n) == 0 && n == 2));
+		v = member(root, "fixed");
+		assert_int_equal(v.raw.len, 11);
+		assert_memory_equal(v.raw.ptr, "{\"k\":[1,2]}", 11);
+		v = member(root, "tags");
+		size_t pos = 0, count = 0;
+		while (ig_json_array_next(v, &pos, &e) == 1) {
+			assert_int_equal(e.type, IG_JSON_BOOL);
+			count++;
+		}
+		assert_int_equal(count, 2);
+		assert_true(ig_json_string_eq(member(root, "when"), "2026-12-05"));
+		v = member(root, "nick"); /* the branch that is not null, through $ref */
+		assert_int_equal(ig_json_string(v, &str), 0);
+		assert_in_range(str.len, 1, 3);
+		ig_buf_free(&str);
+		v = member(root, "pair");
+		pos = 0;
+		assert_int_equal(ig_json_array_next(v, &pos, &e), 1);
+		assert_int_equal(ig_json_int64(e, &n), 0);
+		assert_int_equal(ig_json_array_next(v, &pos, &e), 1);
+		assert_int_equal(e.type, IG_JSON_STRING);
+		assert_int_equal(member(root, "opt").type, IG_JSON_BOOL);
+		free(t);
+	}
+	/* The same seed writes the same answer; another seed another. */
+	char *a = structured(IG_SIM_JSON, schema, 3), *b = structured(IG_SIM_JSON, schema, 3),
+	     *c = structured(IG_SIM_JSON, schema, 4);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	free(a), free(b), free(c);
+	/* json_object (no schema): an object. */
+	char *t = structured(IG_SIM_JSON, "", 1);
+	assert_ptr_equal(strstr(t, "{\"answer\": \""), t);
+	struct ig_json_value root;
+	assert_int_equal(ig_json_parse(t, strlen(t), &root), 0);
+	free(t);
+	/* A schema that refers to itself ends in null, not in a loop. */
+	t = structured(IG_SIM_JSON,
+		       "{\"$ref\":\"#/$defs/N\",\"$defs\":{\"N\":{\"type\":\"object\","
+		       "\"properties\":{\"next\":{\"$ref\":\"#/$defs/N\"}}}}}",
+		       1);
+	assert_int_equal(ig_json_parse(t, strlen(t), &root), 0);
+	assert_non_null(strstr(t, "null"));
+	free(t);
+	/* A choice is one of the strings, decoded. */
+	bool seen[2] = {false, false};
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		t = structured(IG_SIM_CHOICE, "[\"yes\",\"n\\u00f6\"]", seed);
+		assert_true(strcmp(t, "yes") == 0 || strcmp(t, "n\xc3\xb6") == 0);
+		seen[t[0] == 'n'] = true;
+		free(t);
+	}
+	assert_true(seen[0] && seen[1]);
+	struct ig_rng rng;
+	struct ig_buf out = {0};
+	ig_rng_seed(&rng, 1);
+	assert_int_equal(ig_sim_structured_text(IG_SIM_CHOICE, IG_STR("[]"), &rng, &out), -1);
+	assert_int_equal(ig_sim_structured_text(IG_SIM_JSON, IG_STR("{"), &rng, &out), -1);
+	ig_buf_free(&out);
+}
+
 static void test_request_errors(void **state)
 {
 	static const struct {
@@ -853,6 +970,31 @@ static void test_request_errors(void **state)
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"seed\":1.5}", 400, "seed", "integer"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"temperature\":\"0\"}", 400, "temperature",
 	     "number"},
+	    /* Structured outputs. */
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"response_format\":{\"type\":\"xml\"}}", 400,
+	     "response_format", "response_format.type must be"},
+	    {IG_SIM_CHAT,
+	     "{\"messages\":[{\"role\":\"user\"}],\"response_format\":{\"type\":\"json_schema\"}}",
+	     400, "response_format", "json_schema is required"},
+	    {IG_SIM_COMPLETION,
+	     "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+	     "{\"name\":\"n\",\"schema\":[1]}}}",
+	     400, "response_format", "must be an object"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"guided_json\":\"{\"}", 400, "guided_json",
+	     "JSON schema"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"guided_choice\":[1]}", 400, "guided_choice",
+	     "non-empty list of strings"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"guided_regex\":\"a\"}", 400, "guided_regex",
+	     "does not generate"},
+	    {IG_SIM_COMPLETION,
+	     "{\"prompt\":\"x\",\"guided_choice\":[\"a\"],\"structured_outputs\":{\"json\":{}}}",
+	     400, NULL, "multiple are specified: guided_choice and structured_outputs.json"},
+	    {IG_SIM_CHAT,
+	     "{\"messages\":[{\"role\":\"user\"}],\"logprobs\":true,"
+	     "\"response_format\":{\"type\":\"json_object\"}}",
+	     400, "logprobs", "no logprobs with structured outputs"},
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"grammar\"}}}", 400,
+	     "text.format", "text.format.type must be"},
 	    /* SamplingParams' ranges, the value as Python prints the float. */
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"temperature\":-1}", 400, "temperature",
 	     "temperature must be non-negative, got -1.0."},
@@ -1866,6 +2008,7 @@ int main(void)
 	    cmocka_unit_test(test_request_stop),
 	    cmocka_unit_test(test_request_prompt_list),
 	    cmocka_unit_test(test_request_chat),
+	    cmocka_unit_test(test_structured_text),
 	    cmocka_unit_test(test_request_errors),
 	    cmocka_unit_test(test_request_long_prompt),
 	    cmocka_unit_test(test_request_responses),
