@@ -131,7 +131,10 @@ static char *sim_argv[] = {
     "7",
     "--embedding-dim",
     "8",
-    "--vllm-version",
+    "--enable-auto-tool-choice",
+    "--tool-call-parser",
+    "hermes",
+    "--vllm-version", /* last: the control byte's bit 3 picks the value */
     "latest",
 };
 
@@ -197,6 +200,9 @@ static void check_answer(const struct ig_sim_request *r)
 	    .lp_n = sizeof lp_words,
 	    .stop_reason = r->nstop ? (struct ig_str){r->stop.ptr, strlen(r->stop.ptr)}
 				    : (struct ig_str){NULL, 0},
+	    .tool_mode = r->tool_mode,
+	    .tool_name = IG_STR("f\"n"),
+	    .tool_id = IG_STR("chatcmpl-tool-1"),
 	};
 	if (ig_sim_render_full(&out, &resp) < 0)
 		abort();

@@ -43,6 +43,8 @@ void ig_sim_req_free(struct sim_req *r)
 	free(r->lp_words);
 	ig_buf_free(&r->script);
 	free(r->pieces);
+	free(r->tool_name);
+	free(r->tool_id);
 	free(r);
 }
 
@@ -134,6 +136,9 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .dims = r->dims,
 	    .base64 = r->base64,
 	    .embed_seed = r->adapter ? ig_sim_token_id(r->adapter) : 0,
+	    .tool_mode = r->tool_mode,
+	    .tool_name = r->tool_name ? ig_str_from(r->tool_name) : (struct ig_str){0},
+	    .tool_id = r->tool_id ? ig_str_from(r->tool_id) : (struct ig_str){0},
 	};
 }
 

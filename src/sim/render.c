@@ -175,6 +175,18 @@ static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 	if (c->kind == IG_SIM_COMPLETION) {
 		rc |= ig_buf_append_cstr(out, "\"text\":");
 		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
+	} else if (c->tool_mode != IG_SIM_TOOL_NONE) {
+		/* The text is the call's arguments. vLLM's tool parsers leave
+		 * content null; a named or required call has content "". */
+		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":\"assistant\",\"content\":");
+		rc |= ig_buf_append_cstr(out, c->tool_mode == IG_SIM_TOOL_AUTO ? "null" : "\"\"");
+		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[{\"id\":");
+		rc |= ig_json_write_string(out, c->tool_id.ptr, c->tool_id.len);
+		rc |= ig_buf_append_cstr(out, ",\"type\":\"function\",\"function\":{\"name\":");
+		rc |= ig_json_write_string(out, c->tool_name.ptr, c->tool_name.len);
+		rc |= ig_buf_append_cstr(out, ",\"arguments\":");
+		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
+		rc |= ig_buf_append_cstr(out, "}}]}");
 	} else {
 		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":\"assistant\",\"content\":");
 		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
@@ -227,9 +239,29 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	}
 	/* Chat chunks are dumped with exclude_unset: stop_reason appears only
 	 * on the chunk that finishes the choice. */
-	rc |= ig_buf_printf(out, ",\"choices\":[{\"index\":%d,\"delta\":{\"content\":", r->index);
-	rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
-	rc |= ig_buf_append_cstr(out, "}");
+	rc |= ig_buf_printf(out, ",\"choices\":[{\"index\":%d,\"delta\":", r->index);
+	if (r->tool_mode != IG_SIM_TOOL_NONE) {
+		/* A call's first chunk names it; the rest carry its arguments. */
+		rc |= ig_buf_append_cstr(out, "{\"tool_calls\":[{");
+		if (r->first) {
+			rc |= ig_buf_append_cstr(out, "\"id\":");
+			rc |= ig_json_write_string(out, r->tool_id.ptr, r->tool_id.len);
+			rc |= ig_buf_append_cstr(out, ",\"type\":\"function\",");
+		}
+		rc |= ig_buf_append_cstr(out, "\"index\":0,\"function\":{");
+		if (r->first) {
+			rc |= ig_buf_append_cstr(out, "\"name\":");
+			rc |= ig_json_write_string(out, r->tool_name.ptr, r->tool_name.len);
+			rc |= ig_buf_append_cstr(out, ",");
+		}
+		rc |= ig_buf_append_cstr(out, "\"arguments\":");
+		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
+		rc |= ig_buf_append_cstr(out, "}}]}");
+	} else {
+		rc |= ig_buf_append_cstr(out, "{\"content\":");
+		rc |= ig_json_write_string(out, r->text.ptr, r->text.len);
+		rc |= ig_buf_append_cstr(out, "}");
+	}
 	rc |= put_logprobs(out, r);
 	rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
 	rc |= put_finish(out, r->finish);

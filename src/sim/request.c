@@ -1140,11 +1140,106 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 	return 0;
 }
 
+/* The name of tool `t` ({"type":"function","function":{"name":..}}), or
+ * an invalid value. */
+static struct ig_json_value tool_name(struct ig_json_value t)
+{
+	struct ig_json_value f, name = {IG_JSON_INVALID, {0}};
+	if (t.type == IG_JSON_OBJECT && ig_json_get(t, "function", &f) == 0 &&
+	    f.type == IG_JSON_OBJECT && ig_json_get(f, "name", &name) == 0 &&
+	    name.type == IG_JSON_STRING)
+		return name;
+	return (struct ig_json_value){IG_JSON_INVALID, {0}};
+}
+
+/* Chat's tools and tool_choice, as vLLM takes them: tools given without a
+ * tool_choice mean "auto" (vLLM 0.9 on; "none" as 0.8); "auto" needs the
+ * server's --enable-auto-tool-choice and --tool-call-parser; a named tool
+ * must be one of the list. The call is a structured answer: it counts as
+ * one constraint with response_format and the guided ones. */
+static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value root,
+			    struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	struct ig_json_value tools, choice, t, fn, name, last, role;
+	size_t pos = 0;
+	bool have_tools = ig_json_get(root, "tools", &tools) == 0 && tools.type == IG_JSON_ARRAY;
+	if (have_tools) {
+		while (ig_json_array_next(tools, &pos, &t) == 1) {
+			if (tool_name(t).type != IG_JSON_STRING)
+				return bad_request(e, "tools",
+						   "each tool must be {\"type\": \"function\", "
+						   "\"function\": {\"name\": ...}}.");
+			r->ntools++;
+		}
+		r->tools = tools.raw;
+	}
+	bool given = ig_json_get(root, "tool_choice", &choice) == 0 && choice.type != IG_JSON_NULL;
+	if (!given) {
+		if (r->ntools == 0 || c->version == IG_SIM_V_0_8)
+			return 0;
+		choice = (struct ig_json_value){IG_JSON_STRING, IG_STR("\"auto\"")};
+	}
+	if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "none"))
+		return 0;
+	if (r->ntools == 0)
+		return bad_request(e, "tool_choice", "When using `tool_choice`, `tools` must be set.");
+	if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "required")) {
+		r->tool_mode = IG_SIM_TOOL_REQUIRED;
+	} else if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "auto")) {
+		if (!c->auto_tool_choice || !c->tool_call_parser)
+			return bad_request(e, NULL,
+					   "\"auto\" tool choice requires --enable-auto-tool-choice "
+					   "and --tool-call-parser to be set");
+		/* The model calls a tool when the user spoke last; after a tool's
+		 * result (or its own turn) it answers in words. */
+		struct ig_json_value msgs, m;
+		size_t mp = 0;
+		last.type = IG_JSON_INVALID;
+		if (ig_json_get(root, "messages", &msgs) == 0)
+			while (ig_json_array_next(msgs, &mp, &m) == 1)
+				last = m;
+		if (last.type != IG_JSON_OBJECT || ig_json_get(last, "role", &role) < 0 ||
+		    !ig_json_string_eq(role, "user"))
+			return 0;
+		r->tool_mode = IG_SIM_TOOL_AUTO;
+	} else if (choice.type == IG_JSON_OBJECT && ig_json_get(choice, "function", &fn) == 0 &&
+		   fn.type == IG_JSON_OBJECT && ig_json_get(fn, "name", &name) == 0 &&
+		   name.type == IG_JSON_STRING) {
+		r->tool_mode = IG_SIM_TOOL_NAMED;
+		pos = 0;
+		for (long i = 0; ig_json_array_next(tools, &pos, &t) == 1; i++) {
+			struct ig_json_value n = tool_name(t);
+			if (n.raw.len == name.raw.len && memcmp(n.raw.ptr, name.raw.ptr, n.raw.len) == 0) {
+				r->tool_pick = i;
+				break;
+			}
+			if (i == r->ntools - 1) {
+				struct ig_buf nb = {0};
+				ig_json_string(name, &nb);
+				reject(e, 400, "BadRequestError", "tool_choice",
+				       "Tool '%.200s' has not been passed in `tools`.",
+				       ig_buf_cstr(&nb) ? nb.ptr : "");
+				ig_buf_free(&nb);
+				return -1;
+			}
+		}
+	} else {
+		return bad_request(e, "tool_choice",
+				   "'tool_choice' must be \"none\", \"auto\", \"required\" or "
+				   "{\"type\": \"function\", \"function\": {\"name\": ...}}.");
+	}
+	if (r->structured != IG_SIM_FREE)
+		return reject(e, 400, "BadRequestError", NULL,
+			      "You can only use one kind of structured outputs constraint but "
+			      "multiple are specified: tool_choice and another.");
+	return 0;
+}
+
 /* The logprobs the simulator gives are of its own words; a structured
  * answer is not made of them, so the two are not given together. */
 static int no_lp_with_structure(struct ig_sim_request *r, struct ig_sim_error *e)
 {
-	if (r->structured != IG_SIM_FREE && r->lp_top >= 0)
+	if ((r->structured != IG_SIM_FREE || r->tool_mode != IG_SIM_TOOL_NONE) && r->lp_top >= 0)
 		return bad_request(e, "logprobs",
 				   "The simulator gives no logprobs with structured outputs.");
 	return 0;
@@ -1161,9 +1256,10 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 			return -1;
 		return read_structured(root, r, e) < 0 ? -1 : no_lp_with_structure(r, e);
 	case IG_SIM_CHAT:
-		if (read_chat(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0)
+		if (read_chat(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
+		    read_structured(root, r, e) < 0 || read_tool_choice(c, root, r, e) < 0)
 			return -1;
-		return read_structured(root, r, e) < 0 ? -1 : no_lp_with_structure(r, e);
+		return no_lp_with_structure(r, e);
 	case IG_SIM_RESPONSES:
 		return read_responses(root, r, asked, e);
 	case IG_SIM_EMBEDDINGS:

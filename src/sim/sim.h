@@ -25,6 +25,14 @@ int ig_sim_main(int argc, char **argv);
 /* Which vLLM generation to imitate: error body shape and metric names. */
 enum ig_sim_version { IG_SIM_V_LATEST = 0, IG_SIM_V_0_8 };
 
+/* Chat tool calls: how the answer calls one of the request's tools. */
+enum ig_sim_tool_mode {
+	IG_SIM_TOOL_NONE,     /* it does not (tool_choice "none", no tools) */
+	IG_SIM_TOOL_NAMED,    /* tool_choice {"type":"function","function":{"name":..}} */
+	IG_SIM_TOOL_REQUIRED, /* tool_choice "required": one of them */
+	IG_SIM_TOOL_AUTO,     /* "auto": one of them, when the user spoke last */
+};
+
 struct ig_sim_adapter {
 	char *name;
 	char *path;
@@ -68,6 +76,10 @@ struct ig_sim_config {
 	 * the cached tokens, a usage chunk ending every stream, X-Request-Id on
 	 * every answer. */
 	bool prompt_tokens_details, force_include_usage, request_id_headers;
+	/* --enable-auto-tool-choice and --tool-call-parser: tool_choice
+	 * "auto" needs both, as vLLM's. */
+	bool auto_tool_choice;
+	const char *tool_call_parser;
 	const char *profile;	/* --profile name, or NULL */
 	double failure_rate;	/* percent of generation requests failed on purpose */
 	unsigned failure_types; /* bit (1 << enum ig_sim_failure); 0: all */
@@ -231,6 +243,10 @@ struct ig_sim_resp {
 	long dims;
 	bool base64;
 	uint64_t embed_seed;
+	/* Chat: a call of tool_name (id tool_id) whose arguments are the text,
+	 * instead of content, unless tool_mode is IG_SIM_TOOL_NONE. */
+	enum ig_sim_tool_mode tool_mode;
+	struct ig_str tool_name, tool_id;
 };
 
 /* The non-streamed body. -1 when out of memory (or, for embeddings, when
@@ -350,6 +366,11 @@ struct ig_sim_request {
 	enum ig_sim_structured structured;
 	struct ig_str spec;
 	struct ig_buf spec_buf;
+	/* Chat: the tools (the list as written, into the body; ntools of
+	 * them), how the answer calls one, and which when it is named. */
+	struct ig_str tools;
+	long ntools, tool_pick;
+	enum ig_sim_tool_mode tool_mode;
 	/* Responses: the fields the answer repeats, as written (into the body). */
 	struct ig_sim_echo echo;
 	/* Embeddings: `input` (into the body), the number of inputs, the

@@ -71,6 +71,10 @@ struct sim_req {
 	struct ig_buf script;
 	struct ig_str *pieces;
 	long npieces, next_piece;
+	/* Chat tool calls: the answer (script) is the arguments of a call to
+	 * tool_name, whose id is tool_id. */
+	enum ig_sim_tool_mode tool_mode;
+	char *tool_name, *tool_id;
 	/* logprobs (lp_top >= 0): the answer's words so far (indices of the
 	 * generator's, for a body sent whole), the text before the current
 	 * token, and the seed of the values. */

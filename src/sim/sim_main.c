@@ -105,10 +105,55 @@ static void seed_text(struct sim *s, const struct ig_sim_request *p, struct sim_
 /* Structured outputs: the answer's text, drawn from the request's own
  * random stream, and its tokens (at least one: an empty choice is still
  * a step that ends the answer). */
+static int pieces_of_script(struct sim_req *r);
+
 static int write_script(const struct ig_sim_request *p, struct sim_req *r)
 {
 	if (ig_sim_structured_text(p->structured, p->spec, &r->rng, &r->script) < 0)
 		return -1;
+	return pieces_of_script(r);
+}
+
+/* A tool call: the named tool, or one drawn from the list; its arguments,
+ * written from its `parameters` schema ("{}" without one), are the
+ * answer's tokens. */
+static int write_tool_call(const struct ig_sim_request *p, struct sim_req *r)
+{
+	struct ig_json_value tools, t, f, name, params;
+	struct ig_buf nb = {0};
+	char hex[33];
+	size_t pos = 0;
+	long pick = p->tool_mode == IG_SIM_TOOL_NAMED ? p->tool_pick
+						      : (long)ig_rng_below(&r->rng, (uint64_t)p->ntools);
+	if (ig_json_parse_value(p->tools.ptr, p->tools.len, &tools) < 0)
+		return -1;
+	for (long i = 0; i <= pick; i++)
+		if (ig_json_array_next(tools, &pos, &t) != 1)
+			return -1;
+	if (ig_json_get(t, "function", &f) < 0 || ig_json_get(f, "name", &name) < 0 ||
+	    ig_json_string(name, &nb) < 0 || !ig_buf_cstr(&nb)) {
+		ig_buf_free(&nb);
+		return -1;
+	}
+	r->tool_name = strdup(nb.ptr);
+	ig_buf_free(&nb);
+	ig_rng_hex128(&r->rng, hex);
+	r->tool_id = malloc(sizeof "chatcmpl-tool-" + 32);
+	if (!r->tool_name || !r->tool_id)
+		return -1;
+	snprintf(r->tool_id, sizeof "chatcmpl-tool-" + 32, "chatcmpl-tool-%s", hex);
+	r->tool_mode = p->tool_mode;
+	if (ig_json_get(f, "parameters", &params) == 0 && params.type == IG_JSON_OBJECT) {
+		if (ig_sim_structured_text(IG_SIM_JSON, params.raw, &r->rng, &r->script) < 0)
+			return -1;
+	} else if (ig_buf_append_cstr(&r->script, "{}") < 0) {
+		return -1;
+	}
+	return pieces_of_script(r);
+}
+
+static int pieces_of_script(struct sim_req *r)
+{
 	struct ig_str text = {r->script.ptr ? r->script.ptr : "", r->script.len};
 	size_t n = ig_sim_count_tokens(text);
 	r->pieces = calloc(n ? n : 1, sizeof *r->pieces);
@@ -284,7 +329,18 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	}
 	/* A structured answer ends where its value does (vLLM's grammar then
 	 * allows only the end of sequence), or at max_tokens cut short. */
-	if (p->structured != IG_SIM_FREE) {
+	if (p->tool_mode != IG_SIM_TOOL_NONE) {
+		if (write_tool_call(p, r) < 0) {
+			fail_api(s, ex, p->kind, 400, "BadRequestError", "tools",
+				 "The tool's parameters could not be read as a JSON schema.");
+			goto fail;
+		}
+		r->seq.target = r->npieces < max_tokens ? r->npieces : max_tokens;
+		/* vLLM: a named tool's call ends on "stop", others on "tool_calls". */
+		r->finish = r->npieces > max_tokens		  ? "length"
+			    : p->tool_mode == IG_SIM_TOOL_NAMED ? "stop"
+								: "tool_calls";
+	} else if (p->structured != IG_SIM_FREE) {
 		if (write_script(p, r) < 0) {
 			fail_api(s, ex, p->kind, 400, "BadRequestError", NULL,
 				 "The structured output's schema could not be read.");

@@ -1200,3 +1200,71 @@ def test_structured_outputs(procs):
                          ({"guided_json": "{not json"}, "JSON schema")):
         status, e = post_json(base, "/v1/chat/completions", dict(chat, **extra))
         assert status == 400 and words in e["error"]["message"], (extra, e)
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "the weather in a city",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string"}, "unit": {"enum": ["C", "F"]}}, "required": ["city"]}}}
+CLOCK = {"type": "function", "function": {"name": "now"}}
+
+
+def test_tool_calls(procs):
+    """vLLM's tool calling on chat: a named tool_choice calls that tool
+    (finish "stop"), "required" one of the tools, "auto" (the default when
+    tools are given; needs --enable-auto-tool-choice and --tool-call-parser)
+    calls one when the user spoke last and answers in words after the
+    tool's result ("tool_calls" for both calls). Arguments are a JSON object
+    fitting the tool's parameters; streamed, the first delta names the call
+    and the rest carry its arguments."""
+    _, plain = start_sim(procs)
+    user = [{"role": "user", "content": "weather in Paris?"}]
+    status, e = post_json(plain, "/v1/chat/completions", {"messages": user, "tools": [WEATHER]})
+    assert status == 400 and e["error"]["message"] == (
+        '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set')
+    _, base = start_sim(procs, "--enable-auto-tool-choice", "--tool-call-parser", "hermes")
+
+    def call(body):
+        status, r = post_json(base, "/v1/chat/completions", body)
+        assert status == 200, r
+        return r["choices"][0], r["usage"]
+
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    for choice, finish, content in ((named, "stop", ""), ("required", "tool_calls", ""),
+                                    (None, "tool_calls", None)):
+        body = {"messages": user, "tools": [WEATHER, CLOCK]}
+        if choice:
+            body["tool_choice"] = choice
+        c, usage = call(body)
+        assert c["finish_reason"] == finish and c["message"]["content"] == content, c
+        (tc,) = c["message"]["tool_calls"]
+        assert tc["type"] == "function" and tc["id"].startswith("chatcmpl-tool-")
+        args = json.loads(tc["function"]["arguments"])
+        if tc["function"]["name"] == "get_weather":
+            assert isinstance(args["city"], str) and args["unit"] in ("C", "F"), args
+        else:
+            assert tc["function"]["name"] == "now" and args == {}
+        assert usage["completion_tokens"] >= 1
+    # After the tool's answer, words.
+    c, _ = call({"messages": user + [
+        {"role": "assistant", "tool_calls": [{"id": "x", "type": "function", "function": {
+            "name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "x", "content": "sunny"}], "tools": [WEATHER]})
+    assert c["message"]["tool_calls"] == [] and c["message"]["content"]
+    # Streamed.
+    _, events = stream(base, "/v1/chat/completions",
+                       {"messages": user, "tools": [WEATHER], "tool_choice": named,
+                        "stream": True})
+    deltas = [json.loads(p)["choices"][0] for _, p in events if p != "[DONE]"]
+    calls = [d["delta"]["tool_calls"][0] for d in deltas if "tool_calls" in d["delta"]]
+    assert calls[0]["id"].startswith("chatcmpl-tool-") and calls[0]["index"] == 0
+    assert calls[0]["function"]["name"] == "get_weather"
+    assert all("id" not in t and "name" not in t["function"] for t in calls[1:])
+    assert isinstance(json.loads("".join(t["function"]["arguments"] for t in calls))["city"], str)
+    assert deltas[-1]["finish_reason"] == "stop"
+    for body, words in (({"tool_choice": "required"}, "`tools` must be set"),
+                        ({"tools": [WEATHER], "tool_choice": {"type": "function",
+                                                              "function": {"name": "x"}}},
+                         "Tool 'x' has not been passed")):
+        status, e = post_json(base, "/v1/chat/completions", dict(body, messages=user))
+        assert status == 400 and words in e["error"]["message"], e

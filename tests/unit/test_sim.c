@@ -946,6 +946,61 @@ static void test_structured_text(void **state)
 	ig_buf_free(&out);
 }
 
+/* Which tool calls a chat asks for, with the server's tool flags. */
+static void test_request_tool_choice(void **state)
+{
+	char err[256];
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	const char *args[] = {"--model", "base", "--enable-auto-tool-choice", "--tool-call-parser",
+			      "hermes", "--vllm-version", "latest", NULL};
+	assert_int_equal(parse(&c, err, args), 0);
+	assert_true(c.auto_tool_choice);
+	assert_string_equal(c.tool_call_parser, "hermes");
+#define TOOLS                                                                                      \
+	"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a\"}},"                      \
+	"{\"type\":\"function\",\"function\":{\"name\":\"b\",\"parameters\":{}}}]"
+	static const struct {
+		const char *body;
+		enum ig_sim_tool_mode mode;
+		long pick;
+	} cases[] = {
+	    /* tools and no tool_choice: "auto"; the user spoke last: a call. */
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]," TOOLS "}", IG_SIM_TOOL_AUTO, 0},
+	    /* After the tool's result: words. */
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\",\"content\":"
+	     "\"y\"}]," TOOLS "}",
+	     IG_SIM_TOOL_NONE, 0},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]," TOOLS
+	     ",\"tool_choice\":\"none\"}",
+	     IG_SIM_TOOL_NONE, 0},
+	    {"{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]," TOOLS
+	     ",\"tool_choice\":\"required\"}",
+	     IG_SIM_TOOL_REQUIRED, 0},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]," TOOLS
+	     ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"b\"}}}",
+	     IG_SIM_TOOL_NAMED, 1},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert_int_equal(parse_req(&c, IG_SIM_CHAT, cases[i].body, &r, &e), 0);
+		assert_int_equal(r.tool_mode, cases[i].mode);
+		assert_int_equal(r.ntools, 2);
+		if (cases[i].mode == IG_SIM_TOOL_NAMED)
+			assert_int_equal(r.tool_pick, cases[i].pick);
+		ig_sim_request_free(&r);
+	}
+	ig_sim_config_free(&c);
+	/* vLLM 0.8: tools alone mean "none". */
+	const char *old[] = {"--model", "base", "--vllm-version", "0.8", NULL};
+	assert_int_equal(parse(&c, err, old), 0);
+	assert_int_equal(parse_req(&c, IG_SIM_CHAT, cases[0].body, &r, &e), 0);
+	assert_int_equal(r.tool_mode, IG_SIM_TOOL_NONE);
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+#undef TOOLS
+}
+
 static void test_request_errors(void **state)
 {
 	static const struct {
@@ -995,6 +1050,22 @@ static void test_request_errors(void **state)
 	     400, "logprobs", "no logprobs with structured outputs"},
 	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"grammar\"}}}", 400,
 	     "text.format", "text.format.type must be"},
+	    /* Tools: "auto" (the default with tools) needs the server's flags. */
+	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}]}", 400, NULL,
+	     "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser "
+	     "to be set"},
+	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"required\"}", 400, "tool_choice",
+	     "When using `tool_choice`, `tools` must be set."},
+	    {IG_SIM_CHAT,
+	     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"zz\"}}}",
+	     400, "tool_choice", "Tool 'zz' has not been passed in `tools`."},
+	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\"}]}", 400, "tools",
+	     "each tool must be"},
+	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}],\"tool_choice\":5}", 400, "tool_choice",
+	     "'tool_choice' must be"},
+	    {IG_SIM_CHAT,
+	     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}],\"tool_choice\":\"required\",\"response_format\":{\"type\":\"json_object\"}}",
+	     400, NULL, "multiple are specified"},
 	    /* SamplingParams' ranges, the value as Python prints the float. */
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"temperature\":-1}", 400, "temperature",
 	     "temperature must be non-negative, got -1.0."},
@@ -2009,6 +2080,7 @@ int main(void)
 	    cmocka_unit_test(test_request_prompt_list),
 	    cmocka_unit_test(test_request_chat),
 	    cmocka_unit_test(test_structured_text),
+	    cmocka_unit_test(test_request_tool_choice),
 	    cmocka_unit_test(test_request_errors),
 	    cmocka_unit_test(test_request_long_prompt),
 	    cmocka_unit_test(test_request_responses),
