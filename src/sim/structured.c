@@ -52,7 +52,7 @@ static void putf(struct gen *g, const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
-	put(g, tmp, n > 0 ? (size_t)n : 0);
+	put(g, tmp, n <= 0 ? 0 : (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 static bool get(struct ig_json_value o, const char *key, enum ig_json_type type,
