@@ -495,8 +495,7 @@ static int wait_frontends(struct ig_gateway_rt *G)
 	if (atomic_load(&G->workers_failed) == 0)
 		return 0;
 	ig_err("%s: not starting: the service did not start on %d of %d workers",
-	       G->opt.job ? G->opt.job : "front end", atomic_load(&G->workers_failed),
-	       G->nworkers);
+	       G->opt.job ? G->opt.job : "front end", atomic_load(&G->workers_failed), G->nworkers);
 	return -1;
 }
 

@@ -57,17 +57,17 @@ struct ig_gw_options {
 	uint64_t max_attempts;		   /* endpoints tried per request */
 	uint64_t upstream_read_timeout_ms; /* silence from a pod before and during its answer */
 	struct ig_upstream_config upstream;
-	const char *picker_config;    /* --picker-config FILE */
-	const char *picker_text;      /* the same as text (epp --config-text) */
+	const char *picker_config;     /* --picker-config FILE */
+	const char *picker_text;       /* the same as text (epp --config-text) */
 	uint64_t metrics_staleness_ms; /* overrides the config's; 0: not */
-	const char *picker_preset;    /* --picker NAME */
-	const char *session_header;   /* default x-session-id */
-	double session_slack;	      /* load above the best allowed to stay (requests) */
-	uint64_t scrape_failures_out; /* failed scrapes before out of rotation */
-	bool flow_control;	      /* --flow-control: queue instead of refusing */
-	uint64_t queue_timeout_ms;    /* time a request may wait in the queue */
-	uint64_t queue_capacity;      /* requests the queue holds per worker */
-	uint64_t watch_interval_ms;   /* manifest files polled this often */
+	const char *picker_preset;     /* --picker NAME */
+	const char *session_header;    /* default x-session-id */
+	double session_slack;	       /* load above the best allowed to stay (requests) */
+	uint64_t scrape_failures_out;  /* failed scrapes before out of rotation */
+	bool flow_control;	       /* --flow-control: queue instead of refusing */
+	uint64_t queue_timeout_ms;     /* time a request may wait in the queue */
+	uint64_t queue_capacity;       /* requests the queue holds per worker */
+	uint64_t watch_interval_ms;    /* manifest files polled this often */
 	struct ig_http_server_config http;
 	const char **paths;
 	size_t npaths;

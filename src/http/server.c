@@ -529,14 +529,15 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 	if (hosts > 1)
 		return "more than one Host header";
 	if (t.len && t.ptr[0] == '/')
-		return hosts == 0 && r->minor_version >= 1 ? "HTTP/1.1 request without a Host header"
-							   : NULL;
+		return hosts == 0 && r->minor_version >= 1
+			   ? "HTTP/1.1 request without a Host header"
+			   : NULL;
 	if (t.len == 1 && t.ptr[0] == '*')
 		return ig_str_eq_cstr(r->method, "OPTIONS") ? NULL
 							    : "\"*\" is a target for OPTIONS only";
 	size_t scheme = t.len > 7 && ig_str_ieq_cstr((struct ig_str){t.ptr, 7}, "http://")    ? 7
 			: t.len > 8 && ig_str_ieq_cstr((struct ig_str){t.ptr, 8}, "https://") ? 8
-											   : 0;
+											      : 0;
 	if (!scheme)
 		return "the request target is neither a path nor an absolute http URI";
 	struct ig_str auth = {t.ptr + scheme, 0};
@@ -563,8 +564,7 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 		r->headers[at].value = auth;
 		return NULL;
 	}
-	struct ig_http_header *h =
-	    ig_arena_alloc(&c->arena, (r->num_headers + 1) * sizeof *h);
+	struct ig_http_header *h = ig_arena_alloc(&c->arena, (r->num_headers + 1) * sizeof *h);
 	if (!h)
 		return "out of memory";
 	memcpy(h, r->headers, r->num_headers * sizeof *h);

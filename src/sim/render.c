@@ -180,7 +180,8 @@ static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 		 * content null; a named or required call has content "". */
 		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":\"assistant\",\"content\":");
 		rc |= ig_buf_append_cstr(out, c->tool_mode == IG_SIM_TOOL_AUTO ? "null" : "\"\"");
-		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[{\"id\":");
+		rc |=
+		    ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[{\"id\":");
 		rc |= ig_json_write_string(out, c->tool_id.ptr, c->tool_id.len);
 		rc |= ig_buf_append_cstr(out, ",\"type\":\"function\",\"function\":{\"name\":");
 		rc |= ig_json_write_string(out, c->tool_name.ptr, c->tool_name.len);

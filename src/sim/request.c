@@ -399,9 +399,10 @@ static int check_sampling_ranges(struct ig_json_value root, struct ig_sim_error 
 		double v;
 		int rc = opt_double(root, num[i].key, &v);
 		if (rc < 0)
-			return reject(e, 400, "BadRequestError", num[i].key, "'%s' must be a number.",
-				      num[i].key);
-		if (rc == 1 && (v < num[i].lo || (num[i].lo_open && v == num[i].lo) || v > num[i].hi))
+			return reject(e, 400, "BadRequestError", num[i].key,
+				      "'%s' must be a number.", num[i].key);
+		if (rc == 1 &&
+		    (v < num[i].lo || (num[i].lo_open && v == num[i].lo) || v > num[i].hi))
 			return reject(e, 400, "BadRequestError", num[i].param ? num[i].key : NULL,
 				      "%s must be %s, got %s.", num[i].key, num[i].range,
 				      py_float(v, buf, sizeof buf));
@@ -715,7 +716,8 @@ static int read_structured(struct ig_json_value root, struct ig_sim_request *r,
 	if (ig_json_get(root, "structured_outputs", &so) < 0 || so.type == IG_JSON_NULL)
 		return 0;
 	if (so.type != IG_JSON_OBJECT)
-		return bad_request(e, "structured_outputs", "'structured_outputs' must be an object.");
+		return bad_request(e, "structured_outputs",
+				   "'structured_outputs' must be an object.");
 	static const char *const so_unsupported[] = {"regex", "grammar", "structural_tag"};
 	for (size_t i = 0; i < 3; i++)
 		if (ig_json_get(so, so_unsupported[i], &v) == 0 && v.type != IG_JSON_NULL)
@@ -1182,14 +1184,16 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 	if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "none"))
 		return 0;
 	if (r->ntools == 0)
-		return bad_request(e, "tool_choice", "When using `tool_choice`, `tools` must be set.");
+		return bad_request(e, "tool_choice",
+				   "When using `tool_choice`, `tools` must be set.");
 	if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "required")) {
 		r->tool_mode = IG_SIM_TOOL_REQUIRED;
 	} else if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "auto")) {
 		if (!c->auto_tool_choice || !c->tool_call_parser)
-			return bad_request(e, NULL,
-					   "\"auto\" tool choice requires --enable-auto-tool-choice "
-					   "and --tool-call-parser to be set");
+			return bad_request(
+			    e, NULL,
+			    "\"auto\" tool choice requires --enable-auto-tool-choice "
+			    "and --tool-call-parser to be set");
 		/* The model calls a tool when the user spoke last; after a tool's
 		 * result (or its own turn) it answers in words. */
 		struct ig_json_value msgs, m;
@@ -1209,7 +1213,8 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 		pos = 0;
 		for (long i = 0; ig_json_array_next(tools, &pos, &t) == 1; i++) {
 			struct ig_json_value n = tool_name(t);
-			if (n.raw.len == name.raw.len && memcmp(n.raw.ptr, name.raw.ptr, n.raw.len) == 0) {
+			if (n.raw.len == name.raw.len &&
+			    memcmp(n.raw.ptr, name.raw.ptr, n.raw.len) == 0) {
 				r->tool_pick = i;
 				break;
 			}

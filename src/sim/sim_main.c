@@ -123,8 +123,9 @@ static int write_tool_call(const struct ig_sim_request *p, struct sim_req *r)
 	struct ig_buf nb = {0};
 	char hex[33];
 	size_t pos = 0;
-	long pick = p->tool_mode == IG_SIM_TOOL_NAMED ? p->tool_pick
-						      : (long)ig_rng_below(&r->rng, (uint64_t)p->ntools);
+	long pick = p->tool_mode == IG_SIM_TOOL_NAMED
+			? p->tool_pick
+			: (long)ig_rng_below(&r->rng, (uint64_t)p->ntools);
 	if (ig_json_parse_value(p->tools.ptr, p->tools.len, &tools) < 0)
 		return -1;
 	for (long i = 0; i <= pick; i++)
@@ -337,7 +338,7 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 		}
 		r->seq.target = r->npieces < max_tokens ? r->npieces : max_tokens;
 		/* vLLM: a named tool's call ends on "stop", others on "tool_calls". */
-		r->finish = r->npieces > max_tokens		  ? "length"
+		r->finish = r->npieces > max_tokens		? "length"
 			    : p->tool_mode == IG_SIM_TOOL_NAMED ? "stop"
 								: "tool_calls";
 	} else if (p->structured != IG_SIM_FREE) {

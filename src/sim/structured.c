@@ -278,7 +278,8 @@ static void type_of(struct ig_json_value s, char *out, size_t cap)
 			}
 	} else if (get(s, "properties", IG_JSON_OBJECT, &v)) {
 		snprintf(out, cap, "%s", "object");
-	} else if (get(s, "items", IG_JSON_OBJECT, &v) || get(s, "prefixItems", IG_JSON_ARRAY, &v)) {
+	} else if (get(s, "items", IG_JSON_OBJECT, &v) ||
+		   get(s, "prefixItems", IG_JSON_ARRAY, &v)) {
 		snprintf(out, cap, "%s", "array");
 	}
 	ig_buf_free(&b);

@@ -210,7 +210,8 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 		int n = snprintf(out, sizeof out, "%.*s %.*s %.*s", IG_STR_FMT(ex->req.target),
 				 IG_STR_FMT(ex->req.path), h ? (int)h->value.len : 1,
 				 h ? h->value.ptr : "-");
-		assert_int_equal(ig_http_respond(ex, 200, "text/plain", out, (size_t)n, NULL, 0), 0);
+		assert_int_equal(ig_http_respond(ex, 200, "text/plain", out, (size_t)n, NULL, 0),
+				 0);
 	} else if (path_is(ex, "/abort")) {
 		start_partial(r);
 		ig_http_abort(ex);
@@ -605,8 +606,8 @@ static void test_http10(void **state)
 
 	/* 1.1 with Connection: close. */
 	p = open_peer();
-	send_str(
-	    p, "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /echo?ignored HTTP/1.1\r\nHost: a\r\n\r\n");
+	send_str(p, "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /echo?ignored "
+		    "HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, ok_resp("GET /echo - 0:", "Connection: close\r\n"));
 	expect_close(p);
 	assert_int_equal(F->nreq, 4);
@@ -621,10 +622,11 @@ static void test_chunked_request(void **state)
 	p = open_peer();
 	/* Chunk sizes in hex and either case, the pipelined request right
 	 * after the last chunk's trailer. */
-	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-		    "a\r\n0123456789\r\nB\r\nabcdefghijk\r\n0\r\n\r\n"
-		    "POST /echo?2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-		    "GET /echo?3 HTTP/1.1\r\nHost: a\r\n\r\n");
+	send_str(p,
+		 "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+		 "a\r\n0123456789\r\nB\r\nabcdefghijk\r\n0\r\n\r\n"
+		 "POST /echo?2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+		 "GET /echo?3 HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, OK("POST /echo - 21:0123456789abcdefghijk"));
 	expect(p, OK("POST /echo?2 - 0:"));
 	expect(p, OK("GET /echo?3 - 0:"));
@@ -703,7 +705,9 @@ static void test_expect_continue(void **state)
 	start_server(&cfg);
 	struct peer *p;
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+	send_str(
+	    p,
+	    "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
 	expect(p, "HTTP/1.1 100 Continue\r\n\r\n");
 	expect_quiet(p, 10);
 	assert_int_equal(F->nreq, 0);
@@ -711,7 +715,8 @@ static void test_expect_continue(void **state)
 	expect(p, OK("POST /echo - 5:hello"));
 
 	/* The body came with the head: no 100 is needed. */
-	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: "
+		    "2\r\n\r\nhi");
 	expect(p, OK("POST /echo - 2:hi"));
 
 	/* Chunked, with the 100 first. */
@@ -722,7 +727,8 @@ static void test_expect_continue(void **state)
 	expect(p, OK("POST /echo - 2:ok"));
 
 	/* Too large: 413 instead of 100, and the connection closes. */
-	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 101\r\n\r\n");
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: "
+		    "101\r\n\r\n");
 	expect(p, err_resp(413, "Content Too Large", "request body too large"));
 	expect_close(p);
 	peer_close(p);
@@ -773,7 +779,8 @@ static void test_request_target_and_host(void **state)
 	static const struct {
 		const char *req, *echo;
 	} ok[] = {
-	    {"GET http://x.example/host?a=1 HTTP/1.1\r\nHost: y\r\n\r\n", "/host?a=1 /host x.example"},
+	    {"GET http://x.example/host?a=1 HTTP/1.1\r\nHost: y\r\n\r\n",
+	     "/host?a=1 /host x.example"},
 	    {"GET HTTPS://x:8443/host HTTP/1.1\r\n\r\n", "/host /host x:8443"},
 	    {"GET /host HTTP/1.0\r\n\r\n", "/host /host -"},
 	    {"GET /host HTTP/1.1\r\nhOsT: z\r\n\r\n", "/host /host z"},
@@ -781,8 +788,9 @@ static void test_request_target_and_host(void **state)
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		struct peer *p = open_peer();
 		send_str(p, ok[i].req);
-		expect(p, strstr(ok[i].req, "HTTP/1.0") ? ok_resp(ok[i].echo, "Connection: close\r\n")
-							: OK(ok[i].echo));
+		expect(p, strstr(ok[i].req, "HTTP/1.0")
+			      ? ok_resp(ok[i].echo, "Connection: close\r\n")
+			      : OK(ok[i].echo));
 		peer_close(p);
 	}
 	static const struct {
@@ -879,7 +887,9 @@ static void test_413(void **state)
 
 	/* Chunked, growing over the limit on the second chunk. */
 	p = open_peer();
-	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n");
+	send_str(
+	    p,
+	    "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n");
 	expect_quiet(p, 10);
 	send_str(p, "5\r\nghijk\r\n0\r\n\r\n");
 	expect(p, too_large);
@@ -1215,7 +1225,8 @@ static void test_half_close(void **state)
 
 	/* Pipelined requests and the FIN in one go. */
 	p = open_peer();
-	send_str(p, "GET /echo?1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?2 HTTP/1.1\r\nHost: a\r\n\r\n");
+	send_str(p,
+		 "GET /echo?1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?2 HTTP/1.1\r\nHost: a\r\n\r\n");
 	shutdown(p->fd, SHUT_WR);
 	expect(p, OK("GET /echo?1 - 0:"));
 	expect(p, OK("GET /echo?2 - 0:"));
@@ -1279,7 +1290,8 @@ static void test_idle_holds_no_buffer(void **state)
 	char *hdr = pattern(20000);
 	size_t reqcap = 30000 + 100000;
 	char *req = scratch(reqcap);
-	snprintf(req, reqcap, "POST /hold HTTP/1.1\r\nHost: a\r\nX-Pad: %s\r\nContent-Length: 100000\r\n\r\n",
+	snprintf(req, reqcap,
+		 "POST /hold HTTP/1.1\r\nHost: a\r\nX-Pad: %s\r\nContent-Length: 100000\r\n\r\n",
 		 hdr);
 	size_t rl = strlen(req);
 	memset(req + rl, 'b', 100000);

@@ -953,13 +953,19 @@ static void test_request_tool_choice(void **state)
 	struct ig_sim_config c;
 	struct ig_sim_request r;
 	struct ig_sim_error e;
-	const char *args[] = {"--model", "base", "--enable-auto-tool-choice", "--tool-call-parser",
-			      "hermes", "--vllm-version", "latest", NULL};
+	const char *args[] = {"--model",
+			      "base",
+			      "--enable-auto-tool-choice",
+			      "--tool-call-parser",
+			      "hermes",
+			      "--vllm-version",
+			      "latest",
+			      NULL};
 	assert_int_equal(parse(&c, err, args), 0);
 	assert_true(c.auto_tool_choice);
 	assert_string_equal(c.tool_call_parser, "hermes");
 #define TOOLS                                                                                      \
-	"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a\"}},"                      \
+	"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a\"}},"                        \
 	"{\"type\":\"function\",\"function\":{\"name\":\"b\",\"parameters\":{}}}]"
 	static const struct {
 		const char *body;
@@ -967,7 +973,8 @@ static void test_request_tool_choice(void **state)
 		long pick;
 	} cases[] = {
 	    /* tools and no tool_choice: "auto"; the user spoke last: a call. */
-	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]," TOOLS "}", IG_SIM_TOOL_AUTO, 0},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]," TOOLS "}", IG_SIM_TOOL_AUTO,
+	     0},
 	    /* After the tool's result: words. */
 	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\",\"content\":"
 	     "\"y\"}]," TOOLS "}",
@@ -1000,6 +1007,10 @@ static void test_request_tool_choice(void **state)
 	ig_sim_config_free(&c);
 #undef TOOLS
 }
+
+/* A chat whose last message is the user's, and a list of one tool. */
+#define USER_ASKS "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+#define ONE_TOOL "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}]"
 
 static void test_request_errors(void **state)
 {
@@ -1048,23 +1059,25 @@ static void test_request_errors(void **state)
 	     "{\"messages\":[{\"role\":\"user\"}],\"logprobs\":true,"
 	     "\"response_format\":{\"type\":\"json_object\"}}",
 	     400, "logprobs", "no logprobs with structured outputs"},
-	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"grammar\"}}}", 400,
-	     "text.format", "text.format.type must be"},
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"grammar\"}}}",
+	     400, "text.format", "text.format.type must be"},
 	    /* Tools: "auto" (the default with tools) needs the server's flags. */
-	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}]}", 400, NULL,
+	    {IG_SIM_CHAT, USER_ASKS ONE_TOOL "}", 400, NULL,
 	     "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser "
 	     "to be set"},
-	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"required\"}", 400, "tool_choice",
+	    {IG_SIM_CHAT, USER_ASKS "\"tool_choice\":\"required\"}", 400, "tool_choice",
 	     "When using `tool_choice`, `tools` must be set."},
 	    {IG_SIM_CHAT,
-	     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"zz\"}}}",
+	     USER_ASKS ONE_TOOL
+	     ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"zz\"}}}",
 	     400, "tool_choice", "Tool 'zz' has not been passed in `tools`."},
-	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\"}]}", 400, "tools",
+	    {IG_SIM_CHAT, USER_ASKS "\"tools\":[{\"type\":\"function\"}]}", 400, "tools",
 	     "each tool must be"},
-	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}],\"tool_choice\":5}", 400, "tool_choice",
+	    {IG_SIM_CHAT, USER_ASKS ONE_TOOL ",\"tool_choice\":5}", 400, "tool_choice",
 	     "'tool_choice' must be"},
 	    {IG_SIM_CHAT,
-	     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}],\"tool_choice\":\"required\",\"response_format\":{\"type\":\"json_object\"}}",
+	     USER_ASKS ONE_TOOL
+	     ",\"tool_choice\":\"required\",\"response_format\":{\"type\":\"json_object\"}}",
 	     400, NULL, "multiple are specified"},
 	    /* SamplingParams' ranges, the value as Python prints the float. */
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"temperature\":-1}", 400, "temperature",
