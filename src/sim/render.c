@@ -375,6 +375,30 @@ static int put_message_item(struct ig_buf *b, const struct ig_sim_resp *r,
 	return rc;
 }
 
+/* A function_call output item (a tool call of the Responses API), in the
+ * OpenAI SDK's field order; args NULL: still being written. */
+static int put_function_call_item(struct ig_buf *b, const struct ig_sim_resp *r,
+				  const struct ig_str *args)
+{
+	int rc = ig_buf_append_cstr(b, "{\"arguments\":");
+	rc |= args ? ig_json_write_string(b, args->ptr, args->len) : ig_buf_append_cstr(b, "\"\"");
+	rc |= ig_buf_append_cstr(b, ",\"call_id\":");
+	rc |= ig_json_write_string(b, r->tool_id.ptr, r->tool_id.len);
+	rc |= ig_buf_append_cstr(b, ",\"name\":");
+	rc |= ig_json_write_string(b, r->tool_name.ptr, r->tool_name.len);
+	rc |= ig_buf_append_cstr(b, ",\"type\":\"function_call\",\"id\":");
+	rc |= ig_json_write_string(b, r->item_id.ptr, r->item_id.len);
+	rc |= ig_buf_printf(b, ",\"status\":\"%s\"}", args ? "completed" : "in_progress");
+	return rc;
+}
+
+/* The answer's one output item: the message, or the tool call. */
+static int put_output_item(struct ig_buf *b, const struct ig_sim_resp *r, const struct ig_str *text)
+{
+	return r->tool_mode != IG_SIM_TOOL_NONE ? put_function_call_item(b, r, text)
+						: put_message_item(b, r, text);
+}
+
 static int put_responses_usage(struct ig_buf *b, const struct ig_sim_resp *r)
 {
 	return ig_buf_printf(
@@ -408,7 +432,7 @@ static int put_response_object(struct ig_buf *b, const struct ig_sim_resp *r, bo
 	rc |= ig_json_write_string(b, r->model.ptr, r->model.len);
 	rc |= ig_buf_append_cstr(b, ",\"object\":\"response\",\"output\":[");
 	if (done)
-		rc |= put_message_item(b, r, &text);
+		rc |= put_output_item(b, r, &text);
 	rc |= ig_buf_append_cstr(b, "],\"parallel_tool_calls\":true,\"temperature\":");
 	rc |= put_float(b, x->has_temperature ? x->temperature : 1.0);
 	rc |= ig_buf_append_cstr(b, ",\"tool_choice\":");
@@ -473,9 +497,11 @@ static int responses_open_item(struct ig_buf *b, const struct ig_sim_resp *r, lo
 	static const struct ig_str empty = {"", 0};
 	int rc = event_begin(b, "response.output_item.added");
 	rc |= ig_buf_append_cstr(b, "{\"item\":");
-	rc |= put_message_item(b, r, NULL);
+	rc |= put_output_item(b, r, NULL);
 	rc |= ig_buf_append_cstr(b, ",\"output_index\":0,");
 	rc |= responses_event_end(b, "response.output_item.added", seq);
+	if (r->tool_mode != IG_SIM_TOOL_NONE) /* a call has no content part */
+		return rc;
 	rc |= text_event_begin(b, "response.content_part.added");
 	rc |= put_item_id(b, r);
 	rc |= ig_buf_append_cstr(b, ",\"output_index\":0,\"part\":");
@@ -487,6 +513,15 @@ static int responses_open_item(struct ig_buf *b, const struct ig_sim_resp *r, lo
 
 static int responses_delta(struct ig_buf *b, const struct ig_sim_resp *r, long *seq)
 {
+	if (r->tool_mode != IG_SIM_TOOL_NONE) {
+		int rc = event_begin(b, "response.function_call_arguments.delta");
+		rc |= ig_buf_append_cstr(b, "{\"delta\":");
+		rc |= ig_json_write_string(b, r->text.ptr, r->text.len);
+		rc |= ig_buf_append_cstr(b, ",");
+		rc |= put_item_id(b, r);
+		rc |= ig_buf_append_cstr(b, ",\"output_index\":0,");
+		return rc | responses_event_end(b, "response.function_call_arguments.delta", seq);
+	}
 	int rc = text_event_begin(b, "response.output_text.delta");
 	rc |= ig_buf_append_cstr(b, "\"delta\":");
 	rc |= ig_json_write_string(b, r->text.ptr, r->text.len);
@@ -502,6 +537,23 @@ static int responses_delta(struct ig_buf *b, const struct ig_sim_resp *r, long *
 static int responses_close(struct ig_buf *b, const struct ig_sim_resp *r, long *seq)
 {
 	struct ig_str text = answer_text(r);
+	if (r->tool_mode != IG_SIM_TOOL_NONE) {
+		int rc = event_begin(b, "response.function_call_arguments.done");
+		rc |= ig_buf_append_cstr(b, "{\"arguments\":");
+		rc |= ig_json_write_string(b, text.ptr, text.len);
+		rc |= ig_buf_append_cstr(b, ",");
+		rc |= put_item_id(b, r);
+		rc |= ig_buf_append_cstr(b, ",\"name\":");
+		rc |= ig_json_write_string(b, r->tool_name.ptr, r->tool_name.len);
+		rc |= ig_buf_append_cstr(b, ",\"output_index\":0,");
+		rc |= responses_event_end(b, "response.function_call_arguments.done", seq);
+		rc |= event_begin(b, "response.output_item.done");
+		rc |= ig_buf_append_cstr(b, "{\"item\":");
+		rc |= put_function_call_item(b, r, &text);
+		rc |= ig_buf_append_cstr(b, ",\"output_index\":0,");
+		rc |= responses_event_end(b, "response.output_item.done", seq);
+		return rc | responses_lifecycle(b, r, "response.completed", true, seq);
+	}
 	int rc = text_event_begin(b, "response.output_text.done");
 	rc |= put_item_id(b, r);
 	rc |= ig_buf_append_cstr(b, ",\"logprobs\":[],\"output_index\":0,");

@@ -1142,35 +1142,70 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 	return 0;
 }
 
-/* The name of tool `t` ({"type":"function","function":{"name":..}}), or
- * an invalid value. */
-static struct ig_json_value tool_name(struct ig_json_value t)
+/* The object of tool `t` that holds its name and parameters: chat's
+ * {"type":"function","function":{"name":..}} or the Responses API's flat
+ * {"type":"function","name":..}. 0, or -1 when it is neither. */
+static int tool_function(struct ig_json_value t, struct ig_json_value *fn)
 {
-	struct ig_json_value f, name = {IG_JSON_INVALID, {0}};
-	if (t.type == IG_JSON_OBJECT && ig_json_get(t, "function", &f) == 0 &&
-	    f.type == IG_JSON_OBJECT && ig_json_get(f, "name", &name) == 0 &&
-	    name.type == IG_JSON_STRING)
-		return name;
-	return (struct ig_json_value){IG_JSON_INVALID, {0}};
+	struct ig_json_value name;
+	if (t.type != IG_JSON_OBJECT)
+		return -1;
+	if (ig_json_get(t, "function", fn) < 0 || fn->type != IG_JSON_OBJECT)
+		*fn = t;
+	return ig_json_get(*fn, "name", &name) == 0 && name.type == IG_JSON_STRING ? 0 : -1;
 }
 
-/* Chat's tools and tool_choice, as vLLM takes them: tools given without a
- * tool_choice mean "auto" (vLLM 0.9 on; "none" as 0.8); "auto" needs the
- * server's --enable-auto-tool-choice and --tool-call-parser; a named tool
- * must be one of the list. The call is a structured answer: it counts as
- * one constraint with response_format and the guided ones. */
-static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value root,
-			    struct ig_sim_request *r, struct ig_sim_error *e)
+int ig_sim_tool_at(struct ig_str tools, long i, struct ig_json_value *fn)
 {
-	struct ig_json_value tools, choice, t, fn, name, last, role;
+	struct ig_json_value list, t;
+	size_t pos = 0;
+	if (ig_json_parse_value(tools.ptr, tools.len, &list) < 0 || list.type != IG_JSON_ARRAY)
+		return -1;
+	for (long k = 0; k <= i; k++)
+		if (ig_json_array_next(list, &pos, &t) != 1)
+			return -1;
+	return tool_function(t, fn);
+}
+
+/* Whether the conversation's last turn is the user's: chat's last message,
+ * or the Responses API's input (a string is one user turn; in a list, a
+ * function_call_output or the assistant's turn is not). */
+static bool user_spoke_last(struct ig_json_value root, bool responses)
+{
+	struct ig_json_value list, m, last = {IG_JSON_INVALID, {0}}, role;
+	size_t pos = 0;
+	if (ig_json_get(root, responses ? "input" : "messages", &list) < 0)
+		return false;
+	if (list.type == IG_JSON_STRING)
+		return responses;
+	while (ig_json_array_next(list, &pos, &m) == 1)
+		last = m;
+	return last.type == IG_JSON_OBJECT && ig_json_get(last, "role", &role) == 0 &&
+	       ig_json_string_eq(role, "user");
+}
+
+/* tools and tool_choice, as vLLM takes them on chat and the Responses API:
+ * tools given without a tool_choice mean "auto" (vLLM 0.9 on; "none" as
+ * 0.8); "auto" calls tools only with the server's --enable-auto-tool-choice
+ * and --tool-call-parser (chat refuses it without them); a named tool must
+ * be one of the list. The call is a
+ * structured answer: it counts as one constraint with response_format and
+ * the guided ones. */
+static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value root,
+			    bool responses, struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	struct ig_json_value tools, choice, t, fn, name, named;
 	size_t pos = 0;
 	bool have_tools = ig_json_get(root, "tools", &tools) == 0 && tools.type == IG_JSON_ARRAY;
 	if (have_tools) {
 		while (ig_json_array_next(tools, &pos, &t) == 1) {
-			if (tool_name(t).type != IG_JSON_STRING)
+			if (tool_function(t, &fn) < 0)
 				return bad_request(e, "tools",
-						   "each tool must be {\"type\": \"function\", "
-						   "\"function\": {\"name\": ...}}.");
+						   responses ? "each tool must be {\"type\": "
+							       "\"function\", \"name\": ...}."
+							     : "each tool must be {\"type\": "
+							       "\"function\", \"function\": "
+							       "{\"name\": ...}}.");
 			r->ntools++;
 		}
 		r->tools = tools.raw;
@@ -1189,6 +1224,10 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 	if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "required")) {
 		r->tool_mode = IG_SIM_TOOL_REQUIRED;
 	} else if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "auto")) {
+		/* Chat refuses it without the parser; the Responses API answers
+		 * in words (nothing parses a call out of them). */
+		if ((!c->auto_tool_choice || !c->tool_call_parser) && responses)
+			return 0;
 		if (!c->auto_tool_choice || !c->tool_call_parser)
 			return bad_request(
 			    e, NULL,
@@ -1196,42 +1235,38 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 			    "and --tool-call-parser to be set");
 		/* The model calls a tool when the user spoke last; after a tool's
 		 * result (or its own turn) it answers in words. */
-		struct ig_json_value msgs, m;
-		size_t mp = 0;
-		last.type = IG_JSON_INVALID;
-		if (ig_json_get(root, "messages", &msgs) == 0)
-			while (ig_json_array_next(msgs, &mp, &m) == 1)
-				last = m;
-		if (last.type != IG_JSON_OBJECT || ig_json_get(last, "role", &role) < 0 ||
-		    !ig_json_string_eq(role, "user"))
+		if (!user_spoke_last(root, responses))
 			return 0;
 		r->tool_mode = IG_SIM_TOOL_AUTO;
-	} else if (choice.type == IG_JSON_OBJECT && ig_json_get(choice, "function", &fn) == 0 &&
-		   fn.type == IG_JSON_OBJECT && ig_json_get(fn, "name", &name) == 0 &&
-		   name.type == IG_JSON_STRING) {
+	} else if (tool_function(choice, &named) == 0 && ig_json_get(named, "name", &name) == 0) {
 		r->tool_mode = IG_SIM_TOOL_NAMED;
+		r->tool_pick = -1;
 		pos = 0;
-		for (long i = 0; ig_json_array_next(tools, &pos, &t) == 1; i++) {
-			struct ig_json_value n = tool_name(t);
-			if (n.raw.len == name.raw.len &&
-			    memcmp(n.raw.ptr, name.raw.ptr, n.raw.len) == 0) {
+		for (long i = 0; r->tool_pick < 0 && ig_json_array_next(tools, &pos, &t) == 1;
+		     i++) {
+			struct ig_json_value n;
+			if (tool_function(t, &fn) == 0 && ig_json_get(fn, "name", &n) == 0 &&
+			    n.raw.len == name.raw.len &&
+			    memcmp(n.raw.ptr, name.raw.ptr, n.raw.len) == 0)
 				r->tool_pick = i;
-				break;
-			}
-			if (i == r->ntools - 1) {
-				struct ig_buf nb = {0};
-				ig_json_string(name, &nb);
-				reject(e, 400, "BadRequestError", "tool_choice",
-				       "Tool '%.200s' has not been passed in `tools`.",
-				       ig_buf_cstr(&nb) ? nb.ptr : "");
-				ig_buf_free(&nb);
-				return -1;
-			}
+		}
+		if (r->tool_pick < 0) {
+			struct ig_buf nb = {0};
+			ig_json_string(name, &nb);
+			reject(e, 400, "BadRequestError", "tool_choice",
+			       "Tool '%.200s' has not been passed in `tools`.",
+			       ig_buf_cstr(&nb) ? nb.ptr : "");
+			ig_buf_free(&nb);
+			return -1;
 		}
 	} else {
 		return bad_request(e, "tool_choice",
-				   "'tool_choice' must be \"none\", \"auto\", \"required\" or "
-				   "{\"type\": \"function\", \"function\": {\"name\": ...}}.");
+				   responses
+				       ? "'tool_choice' must be \"none\", \"auto\", \"required\" "
+					 "or {\"type\": \"function\", \"name\": ...}."
+				       : "'tool_choice' must be \"none\", \"auto\", \"required\" "
+					 "or {\"type\": \"function\", \"function\": {\"name\": "
+					 "...}}.");
 	}
 	if (r->structured != IG_SIM_FREE)
 		return reject(e, 400, "BadRequestError", NULL,
@@ -1262,11 +1297,13 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 		return read_structured(root, r, e) < 0 ? -1 : no_lp_with_structure(r, e);
 	case IG_SIM_CHAT:
 		if (read_chat(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
-		    read_structured(root, r, e) < 0 || read_tool_choice(c, root, r, e) < 0)
+		    read_structured(root, r, e) < 0 || read_tool_choice(c, root, false, r, e) < 0)
 			return -1;
 		return no_lp_with_structure(r, e);
 	case IG_SIM_RESPONSES:
-		return read_responses(root, r, asked, e);
+		if (read_responses(root, r, asked, e) < 0)
+			return -1;
+		return read_tool_choice(c, root, true, r, e);
 	case IG_SIM_EMBEDDINGS:
 		return read_embeddings(c, root, r, e);
 	case IG_SIM_MESSAGES:

@@ -409,6 +409,10 @@ int ig_sim_parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 			    size_t len, long index, struct ig_sim_request *out,
 			    struct ig_sim_error *err);
 void ig_sim_request_free(struct ig_sim_request *r);
+/* Tool i of a request's `tools` (the list's JSON text): the object that
+ * holds its name and parameters (chat's `function`, or the Responses
+ * API's tool itself). 0, or -1 when there is no such tool. */
+int ig_sim_tool_at(struct ig_str tools, long i, struct ig_json_value *fn);
 /* A /tokenize body (vLLM's TokenizeCompletionRequest, `prompt` a string,
  * or TokenizeChatRequest, `messages` laid out as for chat, with
  * add_generation_prompt, default true, for the opening of the reply):

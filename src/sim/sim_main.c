@@ -119,30 +119,34 @@ static int write_script(const struct ig_sim_request *p, struct sim_req *r)
  * answer's tokens. */
 static int write_tool_call(const struct ig_sim_request *p, struct sim_req *r)
 {
-	struct ig_json_value tools, t, f, name, params;
+	struct ig_json_value f, name, params;
 	struct ig_buf nb = {0};
 	char hex[33];
-	size_t pos = 0;
 	long pick = p->tool_mode == IG_SIM_TOOL_NAMED
 			? p->tool_pick
 			: (long)ig_rng_below(&r->rng, (uint64_t)p->ntools);
-	if (ig_json_parse_value(p->tools.ptr, p->tools.len, &tools) < 0)
-		return -1;
-	for (long i = 0; i <= pick; i++)
-		if (ig_json_array_next(tools, &pos, &t) != 1)
-			return -1;
-	if (ig_json_get(t, "function", &f) < 0 || ig_json_get(f, "name", &name) < 0 ||
+	if (ig_sim_tool_at(p->tools, pick, &f) < 0 || ig_json_get(f, "name", &name) < 0 ||
 	    ig_json_string(name, &nb) < 0 || !ig_buf_cstr(&nb)) {
 		ig_buf_free(&nb);
 		return -1;
 	}
 	r->tool_name = strdup(nb.ptr);
 	ig_buf_free(&nb);
+	/* Chat's call ids; the Responses API's call_id (its item is fc_). */
+	const char *prefix = r->kind == IG_SIM_RESPONSES ? "call_" : "chatcmpl-tool-";
 	ig_rng_hex128(&r->rng, hex);
-	r->tool_id = malloc(sizeof "chatcmpl-tool-" + 32);
+	r->tool_id = malloc(strlen(prefix) + sizeof hex);
 	if (!r->tool_name || !r->tool_id)
 		return -1;
-	snprintf(r->tool_id, sizeof "chatcmpl-tool-" + 32, "chatcmpl-tool-%s", hex);
+	snprintf(r->tool_id, strlen(prefix) + sizeof hex, "%s%s", prefix, hex);
+	if (r->kind == IG_SIM_RESPONSES && r->item_id) {
+		free(r->item_id);
+		ig_rng_hex128(&r->rng, hex);
+		r->item_id = malloc(sizeof "fc_" + 32);
+		if (!r->item_id)
+			return -1;
+		snprintf(r->item_id, sizeof "fc_" + 32, "fc_%s", hex);
+	}
 	r->tool_mode = p->tool_mode;
 	if (ig_json_get(f, "parameters", &params) == 0 && params.type == IG_JSON_OBJECT) {
 		if (ig_sim_structured_text(IG_SIM_JSON, params.raw, &r->rng, &r->script) < 0)

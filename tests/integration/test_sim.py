@@ -1268,3 +1268,46 @@ def test_tool_calls(procs):
                          "Tool 'x' has not been passed")):
         status, e = post_json(base, "/v1/chat/completions", dict(body, messages=user))
         assert status == 400 and words in e["error"]["message"], e
+
+
+def test_responses_function_calls(procs):
+    """The Responses API's tool calls: flat function tools, a function_call
+    output item (arguments fitting the parameters, call_id and fc_ id);
+    streamed as output_item.added, function_call_arguments.delta/.done and
+    output_item.done; after a function_call_output, words. Without the
+    parser flags, "auto" answers in words (no 400 there)."""
+    tool = dict(WEATHER["function"], type="function")
+    _, plain = start_sim(procs)
+    status, r = post_json(plain, "/v1/responses", {"input": "weather?", "tools": [tool]})
+    assert status == 200 and r["output"][0]["type"] == "message", r
+    _, base = start_sim(procs, "--enable-auto-tool-choice", "--tool-call-parser", "hermes")
+    for choice in (None, "required", {"type": "function", "name": "get_weather"}):
+        body = {"input": "weather in Paris?", "tools": [tool]}
+        if choice:
+            body["tool_choice"] = choice
+        status, r = post_json(base, "/v1/responses", body)
+        assert status == 200 and r["status"] == "completed", r
+        (item,) = r["output"]
+        assert item["type"] == "function_call" and item["name"] == "get_weather"
+        assert item["id"].startswith("fc_") and item["call_id"].startswith("call_")
+        assert item["status"] == "completed"
+        assert isinstance(json.loads(item["arguments"])["city"], str)
+    status, r = post_json(base, "/v1/responses", {"tools": [tool], "input": [
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+         "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}]})
+    assert r["output"][0]["type"] == "message" and r["output"][0]["content"][0]["text"]
+    evs = [data for _, data in named_events(base, "/v1/responses",
+                                            {"input": "weather?", "tools": [tool],
+                                             "stream": True})]
+    types = [e["type"] for e in evs]
+    assert types[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
+    assert types[-3:] == ["response.function_call_arguments.done", "response.output_item.done",
+                          "response.completed"], types
+    added = evs[2]["item"]
+    assert added["type"] == "function_call" and added["status"] == "in_progress"
+    deltas = [e["delta"] for e in evs if e["type"] == "response.function_call_arguments.delta"]
+    assert "".join(deltas) == evs[-3]["arguments"] == evs[-2]["item"]["arguments"]
+    assert json.loads(evs[-3]["arguments"])["city"]
+    assert [e["sequence_number"] for e in evs] == list(range(len(evs)))

@@ -997,6 +997,40 @@ static void test_request_tool_choice(void **state)
 			assert_int_equal(r.tool_pick, cases[i].pick);
 		ig_sim_request_free(&r);
 	}
+	/* The Responses API: flat tools, a named choice by "name"; the user's
+	 * input string asks, a function_call_output answers. */
+#define FLAT_TOOLS                                                                                 \
+	"\"tools\":[{\"type\":\"function\",\"name\":\"a\"},{\"type\":\"function\",\"name\":\"b\"}" \
+	"]"
+	static const struct {
+		const char *body;
+		enum ig_sim_tool_mode mode;
+	} resp[] = {
+	    {"{\"input\":\"x\"," FLAT_TOOLS "}", IG_SIM_TOOL_AUTO},
+	    {"{\"input\":[{\"type\":\"function_call_output\",\"call_id\":\"c\",\"output\":"
+	     "\"y\"}]," FLAT_TOOLS "}",
+	     IG_SIM_TOOL_NONE},
+	    {"{\"input\":\"x\"," FLAT_TOOLS
+	     ",\"tool_choice\":{\"type\":\"function\",\"name\":\"b\"}}",
+	     IG_SIM_TOOL_NAMED},
+	};
+	for (size_t i = 0; i < sizeof resp / sizeof resp[0]; i++) {
+		assert_int_equal(parse_req(&c, IG_SIM_RESPONSES, resp[i].body, &r, &e), 0);
+		assert_int_equal(r.tool_mode, resp[i].mode);
+		if (resp[i].mode == IG_SIM_TOOL_NAMED)
+			assert_int_equal(r.tool_pick, 1);
+		ig_sim_request_free(&r);
+	}
+	struct ig_json_value fn, v;
+	assert_int_equal(
+	    ig_sim_tool_at(IG_STR("[{\"type\":\"function\",\"name\":\"a\"},"
+				  "{\"type\":\"function\",\"function\":{\"name\":\"b\"}}]"),
+			   1, &fn),
+	    0);
+	assert_int_equal(ig_json_get(fn, "name", &v), 0);
+	assert_true(ig_json_string_eq(v, "b"));
+	assert_int_equal(ig_sim_tool_at(IG_STR("[]"), 0, &fn), -1);
+#undef FLAT_TOOLS
 	ig_sim_config_free(&c);
 	/* vLLM 0.8: tools alone mean "none". */
 	const char *old[] = {"--model", "base", "--vllm-version", "0.8", NULL};
