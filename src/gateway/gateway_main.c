@@ -490,12 +490,20 @@ static int wait_frontends(struct ig_gateway_rt *G)
 	const struct ig_gw_frontend *fe = G->opt.frontend;
 	if (!fe || !fe->start)
 		return 0;
-	while (atomic_load(&G->workers_up) + atomic_load(&G->workers_failed) < G->nworkers)
+	const char *job = G->opt.job ? G->opt.job : "front end";
+	/* Binding a port and making a certificate take milliseconds. */
+	for (int ms = 0;
+	     atomic_load(&G->workers_up) + atomic_load(&G->workers_failed) < G->nworkers; ms++) {
+		if (ms == 30000) {
+			ig_err("%s: not starting: the workers' service did not start in 30 s", job);
+			return -1;
+		}
 		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+	}
 	if (atomic_load(&G->workers_failed) == 0)
 		return 0;
-	ig_err("%s: not starting: the service did not start on %d of %d workers",
-	       G->opt.job ? G->opt.job : "front end", atomic_load(&G->workers_failed), G->nworkers);
+	ig_err("%s: not starting: the service did not start on %d of %d workers", job,
+	       atomic_load(&G->workers_failed), G->nworkers);
 	return -1;
 }
 

@@ -528,11 +528,12 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 			hosts++, at = i;
 	if (hosts > 1)
 		return "more than one Host header";
-	if (t.len && t.ptr[0] == '/')
-		return hosts == 0 && r->minor_version >= 1
-			   ? "HTTP/1.1 request without a Host header"
-			   : NULL;
-	if (t.len == 1 && t.ptr[0] == '*')
+	bool origin = t.len && t.ptr[0] == '/', star = t.len == 1 && t.ptr[0] == '*';
+	if ((origin || star) && hosts == 0 && r->minor_version >= 1)
+		return "HTTP/1.1 request without a Host header";
+	if (origin)
+		return NULL;
+	if (star)
 		return ig_str_eq_cstr(r->method, "OPTIONS") ? NULL
 							    : "\"*\" is a target for OPTIONS only";
 	size_t scheme = t.len > 7 && ig_str_ieq_cstr((struct ig_str){t.ptr, 7}, "http://")    ? 7

@@ -784,6 +784,7 @@ static void test_request_target_and_host(void **state)
 	    {"GET HTTPS://x:8443/host HTTP/1.1\r\n\r\n", "/host /host x:8443"},
 	    {"GET /host HTTP/1.0\r\n\r\n", "/host /host -"},
 	    {"GET /host HTTP/1.1\r\nhOsT: z\r\n\r\n", "/host /host z"},
+	    {"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * - 0:"},
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		struct peer *p = open_peer();
@@ -797,6 +798,7 @@ static void test_request_target_and_host(void **state)
 		const char *req, *msg;
 	} bad[] = {
 	    {"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 request without a Host header"},
+	    {"OPTIONS * HTTP/1.1\r\n\r\n", "HTTP/1.1 request without a Host header"},
 	    {"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", "more than one Host header"},
 	    {"GET * HTTP/1.1\r\nHost: a\r\n\r\n", "\\\"*\\\" is a target for OPTIONS only"},
 	    {"GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n",
