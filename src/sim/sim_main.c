@@ -102,11 +102,24 @@ static void seed_text(struct sim *s, const struct ig_sim_request *p, struct sim_
 	ig_rng_seed(&r->rng, *text_seed);
 }
 
-/* Structured outputs: the answer's text, drawn from the request's own
- * random stream, and its tokens (at least one: an empty choice is still
- * a step that ends the answer). */
-static int pieces_of_script(struct sim_req *r);
+/* An answer written beforehand (structured outputs, tool calls): its
+ * tokens, at least one (an empty choice is still a step that ends it). */
+static int pieces_of_script(struct sim_req *r)
+{
+	struct ig_str text = {r->script.ptr ? r->script.ptr : "", r->script.len};
+	size_t n = ig_sim_count_tokens(text);
+	r->pieces = calloc(n ? n : 1, sizeof *r->pieces);
+	if (!r->pieces)
+		return -1;
+	r->npieces = (long)ig_sim_token_spans(text, r->pieces, n);
+	if (r->npieces == 0)
+		r->pieces[r->npieces++] = (struct ig_str){text.ptr, text.len};
+	return 0;
+}
 
+/* Structured outputs: the answer's text, drawn from the request's own
+ * random stream. The parse checked the schema or the choices, so only
+ * memory can run out here. */
 static int write_script(const struct ig_sim_request *p, struct sim_req *r)
 {
 	if (ig_sim_structured_text(p->structured, p->spec, &r->rng, &r->script) < 0)
@@ -155,19 +168,6 @@ static int write_tool_call(const struct ig_sim_request *p, struct sim_req *r)
 		return -1;
 	}
 	return pieces_of_script(r);
-}
-
-static int pieces_of_script(struct sim_req *r)
-{
-	struct ig_str text = {r->script.ptr ? r->script.ptr : "", r->script.len};
-	size_t n = ig_sim_count_tokens(text);
-	r->pieces = calloc(n ? n : 1, sizeof *r->pieces);
-	if (!r->pieces)
-		return -1;
-	r->npieces = (long)ig_sim_token_spans(text, r->pieces, n);
-	if (r->npieces == 0)
-		r->pieces[r->npieces++] = (struct ig_str){text.ptr, text.len};
-	return 0;
 }
 
 /* Ids as vLLM makes them: a prefix and the X-Request-Id header when there
@@ -336,8 +336,7 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	 * allows only the end of sequence), or at max_tokens cut short. */
 	if (p->tool_mode != IG_SIM_TOOL_NONE) {
 		if (write_tool_call(p, r) < 0) {
-			fail_api(s, ex, p->kind, 400, "BadRequestError", "tools",
-				 "The tool's parameters could not be read as a JSON schema.");
+			fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 			goto fail;
 		}
 		r->seq.target = r->npieces < max_tokens ? r->npieces : max_tokens;
@@ -347,8 +346,7 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 								: "tool_calls";
 	} else if (p->structured != IG_SIM_FREE) {
 		if (write_script(p, r) < 0) {
-			fail_api(s, ex, p->kind, 400, "BadRequestError", NULL,
-				 "The structured output's schema could not be read.");
+			fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 			goto fail;
 		}
 		r->seq.target = r->npieces < max_tokens ? r->npieces : max_tokens;
