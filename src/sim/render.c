@@ -584,7 +584,26 @@ static const char *stop_reason(const struct ig_sim_resp *r)
 		return "null";
 	if (r->stop_reason.ptr)
 		return "\"stop_sequence\"";
-	return strcmp(r->finish, "length") == 0 ? "\"max_tokens\"" : "\"end_turn\"";
+	if (strcmp(r->finish, "length") == 0)
+		return "\"max_tokens\"";
+	return r->tool_mode != IG_SIM_TOOL_NONE ? "\"tool_use\"" : "\"end_turn\"";
+}
+
+/* A tool_use block: the call's id and name, and its input, the arguments
+ * as a JSON object ({} until they are whole: an answer cut at max_tokens
+ * leaves them unfinished). */
+static int put_tool_use(struct ig_buf *b, const struct ig_sim_resp *r, const struct ig_str *args)
+{
+	struct ig_json_value v;
+	bool whole =
+	    args && ig_json_parse(args->ptr, args->len, &v) == 0 && v.type == IG_JSON_OBJECT;
+	int rc = ig_buf_append_cstr(b, "{\"type\":\"tool_use\",\"id\":");
+	rc |= ig_json_write_string(b, r->tool_id.ptr, r->tool_id.len);
+	rc |= ig_buf_append_cstr(b, ",\"name\":");
+	rc |= ig_json_write_string(b, r->tool_name.ptr, r->tool_name.len);
+	rc |= ig_buf_append_cstr(b, ",\"input\":");
+	rc |= whole ? ig_buf_append(b, args->ptr, args->len) : ig_buf_append_cstr(b, "{}");
+	return rc | ig_buf_append_cstr(b, "}");
 }
 
 /* stop_sequence: the one that ended the message, else null. */
@@ -605,7 +624,9 @@ static int put_anthropic_message(struct ig_buf *b, const struct ig_sim_resp *r,
 	rc |= ig_buf_append_cstr(b, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
 	rc |= ig_json_write_string(b, r->model.ptr, r->model.len);
 	rc |= ig_buf_append_cstr(b, ",\"content\":[");
-	if (text) {
+	if (text && r->tool_mode != IG_SIM_TOOL_NONE) {
+		rc |= put_tool_use(b, r, text);
+	} else if (text) {
 		rc |= ig_buf_append_cstr(b, "{\"type\":\"text\",\"text\":");
 		rc |= ig_json_write_string(b, text->ptr, text->len);
 		rc |= ig_buf_append_cstr(b, "}");
@@ -630,7 +651,12 @@ static int messages_open(struct ig_buf *b, const struct ig_sim_resp *r)
 	rc |= ig_buf_append_cstr(b, "}\n\n");
 	rc |= event_begin(b, "content_block_start");
 	rc |= ig_buf_append_cstr(b, "{\"type\":\"content_block_start\",\"index\":0,"
-				    "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+				    "\"content_block\":");
+	if (r->tool_mode != IG_SIM_TOOL_NONE)
+		rc |= put_tool_use(b, r, NULL);
+	else
+		rc |= ig_buf_append_cstr(b, "{\"type\":\"text\",\"text\":\"\"}");
+	rc |= ig_buf_append_cstr(b, "}\n\n");
 	rc |= event_begin(b, "ping");
 	rc |= ig_buf_append_cstr(b, "{\"type\":\"ping\"}\n\n");
 	return rc;
@@ -639,8 +665,10 @@ static int messages_open(struct ig_buf *b, const struct ig_sim_resp *r)
 static int messages_delta(struct ig_buf *b, const struct ig_sim_resp *r)
 {
 	int rc = event_begin(b, "content_block_delta");
-	rc |= ig_buf_append_cstr(b, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-				    "{\"type\":\"text_delta\",\"text\":");
+	rc |= ig_buf_append_cstr(b, "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":");
+	rc |= ig_buf_append_cstr(b, r->tool_mode != IG_SIM_TOOL_NONE
+					? "{\"type\":\"input_json_delta\",\"partial_json\":"
+					: "{\"type\":\"text_delta\",\"text\":");
 	rc |= ig_json_write_string(b, r->text.ptr, r->text.len);
 	rc |= ig_buf_append_cstr(b, "}}\n\n");
 	return rc;

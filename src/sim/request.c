@@ -1275,6 +1275,72 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 	return 0;
 }
 
+/* Anthropic's tools ({"name", "input_schema"}) and tool_choice ({"type":
+ * "auto" | "any" | "tool" (with "name") | "none"}; "auto" when tools come
+ * without one). "auto" calls a tool only with the server's
+ * --enable-auto-tool-choice and --tool-call-parser, and only when the last
+ * message is the user's own words (not the tool_result of a call). */
+static int read_anthropic_tools(const struct ig_sim_config *c, struct ig_json_value root,
+				struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	struct ig_json_value tools, choice, type, t, fn, name, n;
+	size_t pos = 0;
+	if (ig_json_get(root, "tools", &tools) < 0 || tools.type != IG_JSON_ARRAY)
+		return 0;
+	while (ig_json_array_next(tools, &pos, &t) == 1) {
+		if (tool_function(t, &fn) < 0)
+			return bad_request(e, "tools", "tools: each tool needs a \"name\"");
+		r->ntools++;
+	}
+	r->tools = tools.raw;
+	if (r->ntools == 0)
+		return 0;
+	bool given = ig_json_get(root, "tool_choice", &choice) == 0 && choice.type != IG_JSON_NULL;
+	if (given && (choice.type != IG_JSON_OBJECT || ig_json_get(choice, "type", &type) < 0))
+		return bad_request(e, "tool_choice",
+				   "tool_choice: Input should be an object with a \"type\"");
+	if (!given || ig_json_string_eq(type, "auto")) {
+		struct ig_json_value msgs, m, last = {IG_JSON_INVALID, {0}}, role, content, b, bt;
+		if (!c->auto_tool_choice || !c->tool_call_parser)
+			return 0;
+		pos = 0;
+		if (ig_json_get(root, "messages", &msgs) == 0)
+			while (ig_json_array_next(msgs, &pos, &m) == 1)
+				last = m;
+		if (last.type != IG_JSON_OBJECT || ig_json_get(last, "role", &role) < 0 ||
+		    !ig_json_string_eq(role, "user"))
+			return 0;
+		pos = 0;
+		if (ig_json_get(last, "content", &content) == 0 && content.type == IG_JSON_ARRAY)
+			while (ig_json_array_next(content, &pos, &b) == 1)
+				if (b.type == IG_JSON_OBJECT && ig_json_get(b, "type", &bt) == 0 &&
+				    ig_json_string_eq(bt, "tool_result"))
+					return 0;
+		r->tool_mode = IG_SIM_TOOL_AUTO;
+	} else if (ig_json_string_eq(type, "any")) {
+		r->tool_mode = IG_SIM_TOOL_REQUIRED;
+	} else if (ig_json_string_eq(type, "tool")) {
+		if (ig_json_get(choice, "name", &name) < 0 || name.type != IG_JSON_STRING)
+			return bad_request(e, "tool_choice", "tool_choice.name: Field required");
+		r->tool_mode = IG_SIM_TOOL_NAMED;
+		r->tool_pick = -1;
+		pos = 0;
+		for (long i = 0; r->tool_pick < 0 && ig_json_array_next(tools, &pos, &t) == 1; i++)
+			if (tool_function(t, &fn) == 0 && ig_json_get(fn, "name", &n) == 0 &&
+			    n.raw.len == name.raw.len &&
+			    memcmp(n.raw.ptr, name.raw.ptr, n.raw.len) == 0)
+				r->tool_pick = i;
+		if (r->tool_pick < 0)
+			return bad_request(e, "tool_choice",
+					   "tool_choice.name: the tool is not in `tools`");
+	} else if (!ig_json_string_eq(type, "none")) {
+		return bad_request(e, "tool_choice",
+				   "tool_choice.type: Input should be 'auto', 'any', 'tool' or "
+				   "'none'");
+	}
+	return 0;
+}
+
 /* The logprobs the simulator gives are of its own words; a structured
  * answer is not made of them, so the two are not given together. */
 static int no_lp_with_structure(struct ig_sim_request *r, struct ig_sim_error *e)
@@ -1307,7 +1373,9 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 	case IG_SIM_EMBEDDINGS:
 		return read_embeddings(c, root, r, e);
 	case IG_SIM_MESSAGES:
-		return read_messages(root, r, asked, e);
+		if (read_messages(root, r, asked, e) < 0)
+			return -1;
+		return read_anthropic_tools(c, root, r, e);
 	}
 	return bad_request(e, NULL, "unknown API");
 }

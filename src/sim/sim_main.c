@@ -145,8 +145,11 @@ static int write_tool_call(const struct ig_sim_request *p, struct sim_req *r)
 	}
 	r->tool_name = strdup(nb.ptr);
 	ig_buf_free(&nb);
-	/* Chat's call ids; the Responses API's call_id (its item is fc_). */
-	const char *prefix = r->kind == IG_SIM_RESPONSES ? "call_" : "chatcmpl-tool-";
+	/* Chat's call ids; the Responses API's call_id (its item is fc_);
+	 * Anthropic's tool_use ids. */
+	const char *prefix = r->kind == IG_SIM_RESPONSES  ? "call_"
+			     : r->kind == IG_SIM_MESSAGES ? "toolu_"
+							  : "chatcmpl-tool-";
 	ig_rng_hex128(&r->rng, hex);
 	r->tool_id = malloc(strlen(prefix) + sizeof hex);
 	if (!r->tool_name || !r->tool_id)
@@ -161,7 +164,9 @@ static int write_tool_call(const struct ig_sim_request *p, struct sim_req *r)
 		snprintf(r->item_id, sizeof "fc_" + 32, "fc_%s", hex);
 	}
 	r->tool_mode = p->tool_mode;
-	if (ig_json_get(f, "parameters", &params) == 0 && params.type == IG_JSON_OBJECT) {
+	/* OpenAI's `parameters`, Anthropic's `input_schema`. */
+	if ((ig_json_get(f, "parameters", &params) == 0 && params.type == IG_JSON_OBJECT) ||
+	    (ig_json_get(f, "input_schema", &params) == 0 && params.type == IG_JSON_OBJECT)) {
 		if (ig_sim_structured_text(IG_SIM_JSON, params.raw, &r->rng, &r->script) < 0)
 			return -1;
 	} else if (ig_buf_append_cstr(&r->script, "{}") < 0) {

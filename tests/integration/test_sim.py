@@ -1311,3 +1311,36 @@ def test_responses_function_calls(procs):
     assert "".join(deltas) == evs[-3]["arguments"] == evs[-2]["item"]["arguments"]
     assert json.loads(evs[-3]["arguments"])["city"]
     assert [e["sequence_number"] for e in evs] == list(range(len(evs)))
+
+
+def test_messages_tool_use(procs):
+    """Anthropic's Messages: tools with input_schema; tool_choice any / tool
+    / auto (the default, with the parser flags) answer one tool_use block
+    (toolu_ id, input an object fitting the schema) and stop_reason
+    "tool_use"; a user turn of tool_result blocks gets text; streamed, the
+    block starts as tool_use with input {} and grows by input_json_delta."""
+    _, base = start_sim(procs, "--enable-auto-tool-choice", "--tool-call-parser", "hermes")
+    tool = {"name": "get_weather", "description": "w",
+            "input_schema": WEATHER["function"]["parameters"]}
+    ask = {"model": "Qwen/Qwen2.5-1.5B-Instruct", "max_tokens": 200, "tools": [tool],
+           "messages": [{"role": "user", "content": "weather in Paris?"}]}
+    for choice in (None, {"type": "any"}, {"type": "tool", "name": "get_weather"}):
+        status, r = post_json(base, "/v1/messages",
+                              dict(ask, tool_choice=choice) if choice else ask)
+        assert status == 200 and r["stop_reason"] == "tool_use", r
+        (block,) = r["content"]
+        assert block["type"] == "tool_use" and block["name"] == "get_weather"
+        assert block["id"].startswith("toolu_") and isinstance(block["input"]["city"], str)
+    answered = dict(ask, messages=ask["messages"] + [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+                                           "name": "get_weather", "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                      "content": "sunny"}]}])
+    status, r = post_json(base, "/v1/messages", answered)
+    assert r["content"][0]["type"] == "text" and r["stop_reason"] == "end_turn", r
+    evs = [data for _, data in named_events(base, "/v1/messages", dict(ask, stream=True))]
+    start = [e for e in evs if e["type"] == "content_block_start"][0]["content_block"]
+    assert start["type"] == "tool_use" and start["input"] == {} and start["name"] == "get_weather"
+    parts = [e["delta"]["partial_json"] for e in evs if e["type"] == "content_block_delta"]
+    assert isinstance(json.loads("".join(parts))["city"], str)
+    assert [e for e in evs if e["type"] == "message_delta"][0]["delta"]["stop_reason"] == "tool_use"

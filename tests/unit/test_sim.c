@@ -1021,6 +1021,44 @@ static void test_request_tool_choice(void **state)
 			assert_int_equal(r.tool_pick, 1);
 		ig_sim_request_free(&r);
 	}
+	/* Anthropic's Messages: tools with input_schema, tool_choice by type;
+	 * a tool_result answers. */
+#define ANT                                                                                        \
+	"{\"model\":\"base\",\"max_tokens\":5,\"tools\":[{\"name\":\"a\",\"input_schema\":{}},"    \
+	"{\"name\":\"b\"}],"
+	static const struct {
+		const char *body;
+		enum ig_sim_tool_mode mode;
+	} ant[] = {
+	    {ANT "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", IG_SIM_TOOL_AUTO},
+	    {ANT "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+		 "\"tool_use_id\":\"t\",\"content\":\"y\"}]}]}",
+	     IG_SIM_TOOL_NONE},
+	    {ANT "\"tool_choice\":{\"type\":\"any\"},\"messages\":[{\"role\":\"user\",\"content\":"
+		 "\"x\"}]}",
+	     IG_SIM_TOOL_REQUIRED},
+	    {ANT "\"tool_choice\":{\"type\":\"tool\",\"name\":\"b\"},\"messages\":[{\"role\":"
+		 "\"user\",\"content\":\"x\"}]}",
+	     IG_SIM_TOOL_NAMED},
+	    {ANT "\"tool_choice\":{\"type\":\"none\"},\"messages\":[{\"role\":\"user\",\"content\":"
+		 "\"x\"}]}",
+	     IG_SIM_TOOL_NONE},
+	};
+	for (size_t i = 0; i < sizeof ant / sizeof ant[0]; i++) {
+		assert_int_equal(parse_req(&c, IG_SIM_MESSAGES, ant[i].body, &r, &e), 0);
+		assert_int_equal(r.tool_mode, ant[i].mode);
+		if (ant[i].mode == IG_SIM_TOOL_NAMED)
+			assert_int_equal(r.tool_pick, 1);
+		ig_sim_request_free(&r);
+	}
+	assert_int_equal(parse_req(&c, IG_SIM_MESSAGES,
+				   ANT "\"tool_choice\":{\"type\":\"tool\",\"name\":\"z\"},"
+				       "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+				   &r, &e),
+			 -1);
+	assert_non_null(strstr(e.msg, "not in `tools`"));
+	ig_sim_request_free(&r);
+#undef ANT
 	struct ig_json_value fn, v;
 	assert_int_equal(
 	    ig_sim_tool_at(IG_STR("[{\"type\":\"function\",\"name\":\"a\"},"
