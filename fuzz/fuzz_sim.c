@@ -200,6 +200,7 @@ static void check_answer(const struct ig_sim_request *r)
 	    .lp_n = sizeof lp_words,
 	    .stop_reason = r->nstop ? (struct ig_str){r->stop.ptr, strlen(r->stop.ptr)}
 				    : (struct ig_str){NULL, 0},
+	    .lp_prompt = r->echo_prompt ? ig_buf_str(&r->echo_text) : (struct ig_str){0},
 	    .tool_mode = r->tool_mode,
 	    .tool_name = IG_STR("f\"n"),
 	    .tool_id = IG_STR("chatcmpl-tool-1"),

@@ -120,6 +120,8 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .lp_words = r->lp_words,
 	    .lp_n = r->lp_n,
 	    .lp_off0 = r->echo_len,
+	    .lp_prompt =
+		r->echo_text ? (struct ig_str){r->echo_text, r->echo_len} : (struct ig_str){0},
 	    .lp_seed = r->lp_seed,
 	    .prompt_tokens = r->lead ? r->lead->prompt_sum : r->seq.prompt_tokens,
 	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : generated_of(r),
@@ -157,6 +159,8 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 		text = ig_buf_str(&echoed);
 	}
 	resp_of(r, &resp, text);
+	if (r->seq.generated != 1) /* the prompt's logprobs go with the echo */
+		resp.lp_prompt = (struct ig_str){0};
 	resp.lp_pos0 = r->seq.generated - 1;
 	resp.lp_off0 = r->echo_len + r->lp_textlen;
 	int rc = ig_sim_render_token(&b, &resp, &r->seq_no);
@@ -293,7 +297,9 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 		return 0;
 	/* A structured answer was written beforehand: its next token. */
 	struct ig_str word;
-	if (r->pieces) {
+	if (r->echo_only) {
+		word = (struct ig_str){"", 0};
+	} else if (r->pieces) {
 		word = r->pieces[r->next_piece < r->npieces ? r->next_piece++ : r->npieces - 1];
 	} else {
 		unsigned w = ig_sim_next_word_index(&r->rng);

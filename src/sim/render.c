@@ -80,26 +80,64 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 		return ig_buf_append_cstr(b, ",\"logprobs\":null");
 	int rc = 0;
 	if (r->kind == IG_SIM_COMPLETION) {
-		size_t off = r->lp_off0;
+		/* With echo the prompt's tokens come first, as vLLM lists them
+		 * (the first without a logprob: nothing comes before it). */
+		struct ig_str *ps = NULL;
+		size_t np = r->lp_prompt.len ? ig_sim_count_tokens(r->lp_prompt) : 0;
+		if (np && !(ps = calloc(np, sizeof *ps)))
+			return -1;
+		np = np ? ig_sim_token_spans(r->lp_prompt, ps, np) : 0;
+		uint64_t pseed = r->lp_seed ^ 0x70726f6d7074ULL; /* the prompt's values */
+		size_t off = 0, n_all = np + r->lp_n;
 		rc |= ig_buf_append_cstr(b, ",\"logprobs\":{\"text_offset\":[");
-		for (size_t i = 0; i < r->lp_n; i++) {
+		for (size_t i = 0; i < np; i++) {
 			rc |= ig_buf_printf(b, i ? ",%zu" : "%zu", off);
+			off += ps[i].len;
+		}
+		off = r->lp_off0;
+		for (size_t i = 0; i < r->lp_n; i++) {
+			rc |= ig_buf_printf(b, i + np ? ",%zu" : "%zu", off);
 			off += strlen(ig_sim_word(r->lp_words[i]));
 		}
 		rc |= ig_buf_append_cstr(b, "],\"token_logprobs\":[");
+		for (size_t i = 0; i < np; i++)
+			rc |= i ? ig_buf_printf(b, ",%.6f", lp_value(pseed, (long)i, 0))
+				: ig_buf_append_cstr(b, "null");
 		for (size_t i = 0; i < r->lp_n; i++)
-			rc |= ig_buf_printf(b, i ? ",%.6f" : "%.6f",
+			rc |= ig_buf_printf(b, i + np ? ",%.6f" : "%.6f",
 					    lp_value(r->lp_seed, r->lp_pos0 + (long)i, 0));
 		rc |= ig_buf_append_cstr(b, "],\"tokens\":[");
-		for (size_t i = 0; i < r->lp_n; i++) {
-			const char *w = ig_sim_word(r->lp_words[i]);
+		for (size_t i = 0; i < n_all; i++) {
+			struct ig_str t =
+			    i < np ? ps[i] : ig_str_from(ig_sim_word(r->lp_words[i - np]));
 			rc |= ig_buf_append_cstr(b, i ? "," : "");
-			rc |= ig_json_write_string(b, w, strlen(w));
+			rc |= ig_json_write_string(b, t.ptr, t.len);
 		}
 		rc |= ig_buf_append_cstr(b, "],\"top_logprobs\":[");
 		unsigned n = r->lp_top > 1 ? r->lp_top : 1;
+		for (size_t i = 0; i < np; i++) {
+			if (i == 0) {
+				rc |= ig_buf_append_cstr(b, "null");
+				continue;
+			}
+			/* The prompt's token, then other words (never the same key twice). */
+			rc |= ig_buf_append_cstr(b, ",{");
+			rc |= ig_json_write_string(b, ps[i].ptr, ps[i].len);
+			rc |= ig_buf_printf(b, ":%.6f", lp_value(pseed, (long)i, 0));
+			unsigned base = (unsigned)(ps[i].len + (unsigned char)ps[i].ptr[0]);
+			for (unsigned k = 1, put = 1; put < n && k < IG_SIM_WORDS; k++) {
+				const char *w = ig_sim_word(lp_alt(base, k));
+				if (strlen(w) == ps[i].len && memcmp(w, ps[i].ptr, ps[i].len) == 0)
+					continue;
+				rc |= ig_buf_append_cstr(b, ",");
+				rc |= ig_json_write_string(b, w, strlen(w));
+				rc |= ig_buf_printf(b, ":%.6f", lp_value(pseed, (long)i, put++));
+			}
+			rc |= ig_buf_append_cstr(b, "}");
+		}
+		free(ps);
 		for (size_t i = 0; i < r->lp_n; i++) {
-			rc |= ig_buf_append_cstr(b, i ? ",{" : "{");
+			rc |= ig_buf_append_cstr(b, i + np ? ",{" : "{");
 			for (unsigned k = 0; k < n; k++) {
 				const char *w = ig_sim_word(lp_alt(r->lp_words[i], k));
 				rc |= ig_buf_append_cstr(b, k ? "," : "");

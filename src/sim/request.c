@@ -774,6 +774,14 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 		return bad_request(e, "echo", "'echo' must be a boolean.");
 	if (r->echo_prompt && echo_text(prompt, r) < 0)
 		return bad_request(e, "prompt", "The prompt is too long to echo.");
+	/* OpenAI's echo without generation: max_tokens 0 answers the prompt
+	 * alone (vLLM runs one step and shows nothing of it). */
+	int64_t mt;
+	if (r->echo_prompt && opt_int(root, "max_tokens", &mt) == 1 && mt == 0) {
+		r->echo_only = true;
+		*asked = 1;
+		return 0;
+	}
 	return read_max_tokens(root, "max_tokens", asked, e);
 }
 

@@ -219,6 +219,9 @@ struct ig_sim_resp {
 	size_t nchoices;
 	const uint8_t *lp_words;
 	size_t lp_n;
+	/* Completions with echo: the prompt's text, whose tokens the logprobs
+	 * list first (the whole body, or a stream's first chunk). */
+	struct ig_str lp_prompt;
 	long lp_pos0;
 	size_t lp_off0;
 	uint64_t lp_seed;
@@ -351,6 +354,9 @@ struct ig_sim_request {
 	 * starts with (a prompt of token ids reads as their words). */
 	bool echo_prompt;
 	struct ig_buf echo_text;
+	/* echo with max_tokens 0: the prompt alone (vLLM runs one step and
+	 * shows nothing of it). */
+	bool echo_only;
 	/* The prompt's token ids (uint64_t), for prefix-cache keys. Past the
 	 * buffer's ceiling the rest is not recorded, so what is recorded is
 	 * always a prefix of the prompt. */

@@ -236,6 +236,7 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 			return -1;
 		memcpy(r->echo_text, p->echo_text.ptr ? p->echo_text.ptr : "", p->echo_text.len);
 		r->echo_len = p->echo_text.len;
+		r->echo_only = p->echo_only;
 	}
 	if (p->nstop) {
 		if (!(r->stop = malloc(p->stop.len)))

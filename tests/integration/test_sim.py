@@ -1344,3 +1344,42 @@ def test_messages_tool_use(procs):
     parts = [e["delta"]["partial_json"] for e in evs if e["type"] == "content_block_delta"]
     assert isinstance(json.loads("".join(parts))["city"], str)
     assert [e for e in evs if e["type"] == "message_delta"][0]["delta"]["stop_reason"] == "tool_use"
+
+
+def test_echo_logprobs_score_the_prompt(procs):
+    """What lm-eval-harness's loglikelihood asks of a completions server:
+    echo with logprobs lists the prompt's tokens first (the first without a
+    logprob, each with its own text in top_logprobs), then the answer's;
+    max_tokens 0 with echo answers the prompt alone (vLLM's echo without
+    generation: one step, shown as nothing), whole or streamed."""
+    _, base = start_sim(procs)
+    prompt = "the quiet city, at night"
+    status, r = post_json(base, "/v1/completions",
+                          {"prompt": prompt, "max_tokens": 3, "echo": True, "logprobs": 2})
+    assert status == 200, r
+    c = r["choices"][0]
+    lp, n = c["logprobs"], r["usage"]["prompt_tokens"]
+    assert n == 6 and len(lp["tokens"]) == n + 3 == len(lp["token_logprobs"])
+    assert "".join(lp["tokens"]) == c["text"] and c["text"].startswith(prompt)
+    assert lp["text_offset"] == [sum(len(t) for t in lp["tokens"][:i])
+                                 for i in range(len(lp["tokens"]))]
+    assert lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None
+    for i in range(1, len(lp["tokens"])):
+        top = lp["top_logprobs"][i]
+        assert len(top) == 2 and top[lp["tokens"][i]] == lp["token_logprobs"][i] < 0, (i, top)
+    for streamed in (False, True):
+        body = {"prompt": prompt, "max_tokens": 0, "echo": True, "logprobs": 1,
+                "stream": streamed}
+        if streamed:
+            _, events = stream(base, "/v1/completions", body)
+            chunks = [json.loads(p)["choices"][0] for _, p in events if p != "[DONE]"]
+            text = "".join(ch["text"] for ch in chunks)
+            tokens = [t for ch in chunks for t in ch["logprobs"]["tokens"]]
+        else:
+            status, r = post_json(base, "/v1/completions", body)
+            assert status == 200, r
+            text, tokens = r["choices"][0]["text"], r["choices"][0]["logprobs"]["tokens"]
+            assert r["choices"][0]["finish_reason"] == "length"
+        assert text == prompt and "".join(tokens) == prompt and len(tokens) == 6
+    status, e = post_json(base, "/v1/completions", {"prompt": prompt, "max_tokens": 0})
+    assert status == 400, e

@@ -820,6 +820,16 @@ static void test_request_chat(void **state)
 	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION, body, &r, &e), 0);
 	ig_sim_request_free(&r);
 
+	/* echo with max_tokens 0: the prompt alone, one step run. */
+	body = "{\"prompt\":\"a b\",\"echo\":true,\"max_tokens\":0}";
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION, body, &r, &e), 0);
+	assert_true(r.echo_only);
+	assert_int_equal(r.max_tokens, 1);
+	ig_sim_request_free(&r);
+	body = "{\"prompt\":\"a b\",\"max_tokens\":0}";
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION, body, &r, &e), -1);
+	ig_sim_request_free(&r);
+
 	/* max_completion_tokens wins over max_tokens. */
 	body = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":3,"
 	       "\"max_completion_tokens\":4}";
