@@ -142,9 +142,6 @@ static const char *const vllm_value_flags[] = {
     "max-num-partial-prefills",
     "prefix-caching-hash-algo",
     "served-model-name-suffix",
-    "allowed-origins",
-    "allowed-methods",
-    "allowed-headers",
     "max-log-len",
     "middleware",
     "lora-cpu-cache-size",
@@ -172,7 +169,6 @@ static const char *const vllm_bool_flags[] = {
     "enable-log-requests",
     "disable-uvicorn-access-log",
     "enable-lora-bias",
-    "allow-credentials",
 };
 
 void ig_sim_config_init(struct ig_sim_config *c)
@@ -214,8 +210,48 @@ void ig_sim_fixed_clear(struct ig_sim_fixed *f)
 	memset(f, 0, sizeof *f);
 }
 
+static void cors_list_free(struct ig_sim_cors_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	*l = (struct ig_sim_cors_list){0};
+}
+
+/* --allowed-origins and the like: a JSON list of strings, as vLLM reads
+ * them with json.loads. */
+static int set_cors_list(struct ig_flags *fl, const struct ig_flag *f, const char *v)
+{
+	struct ig_sim_cors_list *l = f->dst;
+	struct ig_json_value list, e;
+	size_t pos = 0, n = 0;
+	if (ig_json_parse(v, strlen(v), &list) < 0 || list.type != IG_JSON_ARRAY)
+		return ig_flags_invalid(fl, v, "a JSON list of strings, e.g. '[\"*\"]'");
+	while (ig_json_array_next(list, &pos, &e) == 1)
+		if (e.type != IG_JSON_STRING || n++ > 1024)
+			return ig_flags_invalid(fl, v, "a JSON list of strings, e.g. '[\"*\"]'");
+	cors_list_free(l);
+	l->v = calloc(n ? n : 1, sizeof *l->v);
+	if (!l->v)
+		return ig_flags_invalid(fl, v, "a shorter list (out of memory)");
+	l->given = true;
+	pos = 0;
+	while (ig_json_array_next(list, &pos, &e) == 1) {
+		struct ig_buf b = {0};
+		if (ig_json_string(e, &b) < 0 || !ig_buf_cstr(&b)) {
+			ig_buf_free(&b);
+			return ig_flags_invalid(fl, v, "a shorter list (out of memory)");
+		}
+		l->v[l->n++] = b.ptr;
+	}
+	return IG_OK;
+}
+
 void ig_sim_config_free(struct ig_sim_config *c)
 {
+	cors_list_free(&c->allowed_origins);
+	cors_list_free(&c->allowed_methods);
+	cors_list_free(&c->allowed_headers);
 	for (size_t i = 0; i < c->nadapters; i++)
 		adapter_free(&c->adapters[i]);
 	free(c->adapters);
@@ -585,6 +621,14 @@ int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err,
 			 "end every stream with a usage chunk"),
 	    IG_FLAG_BOOL("enable-request-id-headers", 0, &c->request_id_headers,
 			 "answer with X-Request-Id: the request's, else a new one"),
+	    IG_FLAG_FN("allowed-origins", 0, set_cors_list, &c->allowed_origins, "JSON",
+		       "CORS: origins answered, a JSON list (default [\"*\"])"),
+	    IG_FLAG_FN("allowed-methods", 0, set_cors_list, &c->allowed_methods, "JSON",
+		       "CORS: methods a preflight allows (default [\"*\"])"),
+	    IG_FLAG_FN("allowed-headers", 0, set_cors_list, &c->allowed_headers, "JSON",
+		       "CORS: headers a preflight allows (default [\"*\"])"),
+	    IG_FLAG_BOOL("allow-credentials", 0, &c->allow_credentials,
+			 "CORS: Access-Control-Allow-Credentials: true"),
 	    IG_FLAG_BOOL("enable-auto-tool-choice", 0, &c->auto_tool_choice,
 			 "tool_choice \"auto\" (with --tool-call-parser): a chat whose last\n"
 			 "message is the user's calls one of its tools"),

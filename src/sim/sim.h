@@ -76,6 +76,15 @@ struct ig_sim_config {
 	 * the cached tokens, a usage chunk ending every stream, X-Request-Id on
 	 * every answer. */
 	bool prompt_tokens_details, force_include_usage, request_id_headers;
+	/* CORS as vLLM's middleware (Starlette's) answers it: --allowed-origins,
+	 * --allowed-methods, --allowed-headers (JSON lists; not given: ["*"])
+	 * and --allow-credentials. */
+	struct ig_sim_cors_list {
+		char **v;
+		size_t n;
+		bool given;
+	} allowed_origins, allowed_methods, allowed_headers;
+	bool allow_credentials;
 	/* --enable-auto-tool-choice and --tool-call-parser: tool_choice
 	 * "auto" needs both, as vLLM's. */
 	bool auto_tool_choice;

@@ -916,25 +916,179 @@ static void dispatch(struct sim *s, struct ig_http_exchange *ex, enum route_id i
 	}
 }
 
+/* One more header on every response head of the exchange (resp_extra,
+ * in its arena). */
+static void add_extra(struct ig_http_exchange *ex, struct ig_str name, struct ig_str value)
+{
+	struct ig_http_header *h = ig_arena_alloc(ex->arena, (ex->nresp_extra + 1) * sizeof *h);
+	if (!h)
+		return;
+	if (ex->nresp_extra)
+		memcpy(h, ex->resp_extra, ex->nresp_extra * sizeof *h);
+	h[ex->nresp_extra] = (struct ig_http_header){name, value};
+	ex->resp_extra = h;
+	ex->nresp_extra++;
+}
+
 /* --enable-request-id-headers: every answer carries X-Request-Id, the
  * request's own or a new one (vLLM's middleware: uuid4 hex). */
 static void request_id_header(struct ig_http_exchange *ex)
 {
 	const struct ig_http_header *h =
 	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "X-Request-Id");
-	struct ig_http_header *out = ig_arena_alloc(ex->arena, sizeof *out);
 	char *hex = ig_arena_alloc(ex->arena, 33);
-	if (!out || !hex)
-		return;
 	if (h && h->value.len) {
-		out->value = h->value;
-	} else {
+		add_extra(ex, IG_STR("X-Request-Id"), h->value);
+	} else if (hex) {
 		ig_rng_hex128(ig_rng_thread(), hex);
-		out->value = (struct ig_str){hex, 32};
+		add_extra(ex, IG_STR("X-Request-Id"), (struct ig_str){hex, 32});
 	}
-	out->name = IG_STR("X-Request-Id");
-	ex->resp_extra = out;
-	ex->nresp_extra = 1;
+}
+
+/* ---- CORS, as vLLM's middleware (Starlette's CORSMiddleware) ---------------------------- */
+
+static bool in_cors_list(const struct ig_sim_cors_list *l, struct ig_str v, bool fold)
+{
+	if (!l->given)
+		return true; /* ["*"] */
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], "*") == 0 ||
+		    (fold ? ig_str_ieq_cstr(v, l->v[i]) : ig_str_eq_cstr(v, l->v[i])))
+			return true;
+	return false;
+}
+
+static bool cors_all(const struct ig_sim_cors_list *l)
+{
+	struct ig_str star = IG_STR("*");
+	if (!l->given)
+		return true;
+	for (size_t i = 0; i < l->n; i++)
+		if (ig_str_eq_cstr(star, l->v[i]))
+			return true;
+	return false;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The list joined with ", " in the exchange's arena, or `all` when it
+ * allows everything; with `extra`, the sorted union of both (Starlette's
+ * allowed headers: the CORS-safelisted ones and the configured ones). */
+static struct ig_str cors_join(struct ig_http_exchange *ex, const struct ig_sim_cors_list *l,
+			       const char *all, const char *const *extra, size_t nextra)
+{
+	if (cors_all(l))
+		return ig_str_from(all);
+	size_t n = nextra + l->n;
+	const char **v = malloc((n ? n : 1) * sizeof *v);
+	struct ig_buf b = {0};
+	struct ig_str r = {"", 0};
+	if (!v)
+		return r;
+	for (size_t i = 0; i < nextra; i++)
+		v[i] = extra[i];
+	for (size_t i = 0; i < l->n; i++)
+		v[nextra + i] = l->v[i];
+	if (nextra)
+		qsort(v, n, sizeof *v, cmp_cstr);
+	for (size_t i = 0; i < n; i++)
+		if (!nextra || i == 0 || strcmp(v[i], v[i - 1]) != 0)
+			ig_buf_printf(&b, "%s%s", b.len ? ", " : "", v[i]);
+	free(v);
+	char *out = b.len ? ig_arena_alloc(ex->arena, b.len) : NULL;
+	if (out) {
+		memcpy(out, b.ptr, b.len);
+		r = (struct ig_str){out, b.len};
+	}
+	ig_buf_free(&b);
+	return r;
+}
+
+/* A preflight (OPTIONS with Origin and Access-Control-Request-Method):
+ * answered here, 200 "OK" or 400 "Disallowed CORS origin, method,
+ * headers", as Starlette does. */
+static void cors_preflight(struct sim *s, struct ig_http_exchange *ex, struct ig_str origin,
+			   struct ig_str method)
+{
+	const struct ig_sim_config *c = &s->cfg;
+	const struct ig_http_header *rh = ig_http_find_header(ex->req.headers, ex->req.num_headers,
+							      "Access-Control-Request-Headers");
+	bool all_origins = cors_all(&c->allowed_origins);
+	char failures[64] = "";
+	if (!in_cors_list(&c->allowed_origins, origin, false))
+		strcat(failures, ", origin");
+	else if (!all_origins || c->allow_credentials)
+		add_extra(ex, IG_STR("Access-Control-Allow-Origin"), origin);
+	if (all_origins && !c->allow_credentials)
+		add_extra(ex, IG_STR("Access-Control-Allow-Origin"), IG_STR("*"));
+	else
+		add_extra(ex, IG_STR("Vary"), IG_STR("Origin"));
+	static const char *const methods[] = {"DELETE", "GET",	"HEAD", "OPTIONS",
+					      "PATCH",	"POST", "PUT"};
+	bool known = false;
+	for (size_t i = 0; i < 7; i++)
+		known |= ig_str_eq_cstr(method, methods[i]);
+	if (cors_all(&c->allowed_methods) ? !known
+					  : !in_cors_list(&c->allowed_methods, method, false))
+		strcat(failures, ", method");
+	add_extra(ex, IG_STR("Access-Control-Allow-Methods"),
+		  cors_join(ex, &c->allowed_methods, "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT",
+			    NULL, 0));
+	add_extra(ex, IG_STR("Access-Control-Max-Age"), IG_STR("600"));
+	if (cors_all(&c->allowed_headers)) {
+		if (rh) /* every header allowed: the asked ones, mirrored */
+			add_extra(ex, IG_STR("Access-Control-Allow-Headers"), rh->value);
+	} else {
+		/* The CORS-safelisted headers are always allowed. */
+		static const char *const safe[] = {"Accept", "Accept-Language", "Content-Language",
+						   "Content-Type"};
+		add_extra(ex, IG_STR("Access-Control-Allow-Headers"),
+			  cors_join(ex, &c->allowed_headers, "*", safe, 4));
+		for (size_t i = 0, start = 0; rh && i <= rh->value.len; i++) {
+			if (i < rh->value.len && rh->value.ptr[i] != ',')
+				continue;
+			struct ig_str name = {rh->value.ptr + start, i - start};
+			while (name.len && (name.ptr[0] == ' ' || name.ptr[0] == '\t'))
+				name.ptr++, name.len--;
+			while (name.len &&
+			       (name.ptr[name.len - 1] == ' ' || name.ptr[name.len - 1] == '\t'))
+				name.len--;
+			bool ok = in_cors_list(&c->allowed_headers, name, true);
+			for (size_t k = 0; k < 4; k++)
+				ok |= ig_str_ieq_cstr(name, safe[k]);
+			if (!ok) {
+				strcat(failures, ", headers");
+				break;
+			}
+			start = i + 1;
+		}
+	}
+	if (c->allow_credentials)
+		add_extra(ex, IG_STR("Access-Control-Allow-Credentials"), IG_STR("true"));
+	char body[96];
+	int n = failures[0] ? snprintf(body, sizeof body, "Disallowed CORS %s", failures + 2)
+			    : snprintf(body, sizeof body, "OK");
+	ig_http_respond(ex, failures[0] ? 400 : 200, "text/plain; charset=utf-8", body, (size_t)n,
+			NULL, 0);
+}
+
+/* Any other request with an Origin: the answer allows it to be read. */
+static void cors_simple(struct sim *s, struct ig_http_exchange *ex, struct ig_str origin)
+{
+	const struct ig_sim_config *c = &s->cfg;
+	bool all_origins = cors_all(&c->allowed_origins);
+	bool cookie = ig_http_find_header(ex->req.headers, ex->req.num_headers, "Cookie") != NULL;
+	if (all_origins && !cookie) {
+		add_extra(ex, IG_STR("Access-Control-Allow-Origin"), IG_STR("*"));
+	} else if (all_origins || in_cors_list(&c->allowed_origins, origin, false)) {
+		add_extra(ex, IG_STR("Access-Control-Allow-Origin"), origin);
+		add_extra(ex, IG_STR("Vary"), IG_STR("Origin"));
+	}
+	if (c->allow_credentials)
+		add_extra(ex, IG_STR("Access-Control-Allow-Credentials"), IG_STR("true"));
 }
 
 static void handle(struct ig_http_exchange *ex, void *ctx)
@@ -942,6 +1096,15 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 	struct sim *s = ctx;
 	if (s->cfg.request_id_headers)
 		request_id_header(ex);
+	const struct ig_http_header *origin =
+	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "Origin");
+	if (origin) {
+		const struct ig_http_header *m = ig_http_find_header(
+		    ex->req.headers, ex->req.num_headers, "Access-Control-Request-Method");
+		if (m && ig_str_eq_cstr(ex->req.method, "OPTIONS"))
+			return cors_preflight(s, ex, origin->value, m->value);
+		cors_simple(s, ex, origin->value);
+	}
 	/* vLLM mounts the metrics app with the pattern ^/metrics(?P<path>.*)$
 	 * (so that /metrics is not redirected): every path that starts so. */
 	bool metrics_sub = ex->req.path.len >= 8 && memcmp(ex->req.path.ptr, "/metrics", 8) == 0;

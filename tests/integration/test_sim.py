@@ -1383,3 +1383,58 @@ def test_echo_logprobs_score_the_prompt(procs):
         assert text == prompt and "".join(tokens) == prompt and len(tokens) == 6
     status, e = post_json(base, "/v1/completions", {"prompt": prompt, "max_tokens": 0})
     assert status == 400, e
+
+
+def raw_call(base, method, path, headers):
+    host, port = base[len("http://"):].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request(method, path, headers=headers)
+    resp = conn.getresponse()
+    out = resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    conn.close()
+    return out
+
+
+def test_cors(procs):
+    """vLLM's CORS middleware (Starlette's): by default every origin may
+    read the answers (Access-Control-Allow-Origin: *) and a preflight is
+    200 "OK" mirroring the asked headers; with --allowed-origins,
+    --allowed-methods, --allowed-headers and --allow-credentials, allowed
+    origins are named back with Vary: Origin, others get no grant, and a
+    preflight they fail is 400 naming what failed."""
+    _, base = start_sim(procs)
+    pre = {"Origin": "http://a.example", "Access-Control-Request-Method": "POST",
+           "Access-Control-Request-Headers": "content-type, x-custom"}
+    status, h, body = raw_call(base, "OPTIONS", "/v1/chat/completions", pre)
+    assert status == 200 and body == b"OK", (status, body)
+    assert h["access-control-allow-origin"] == "*" and h["access-control-max-age"] == "600"
+    assert h["access-control-allow-headers"] == "content-type, x-custom"
+    assert "POST" in h["access-control-allow-methods"] and "vary" not in h
+    status, h, _ = raw_call(base, "GET", "/v1/models", {"Origin": "http://a.example"})
+    assert status == 200 and h["access-control-allow-origin"] == "*"
+    status, h, _ = raw_call(base, "GET", "/v1/models", {})
+    assert "access-control-allow-origin" not in h
+    # A plain OPTIONS (no preflight) is the route's 405, as before.
+    status, _, _ = raw_call(base, "OPTIONS", "/v1/chat/completions", {})
+    assert status == 405
+    _, strict = start_sim(procs, "--allowed-origins", '["http://ok.example"]', "--allowed-methods",
+                          '["POST"]', "--allowed-headers", '["X-Custom"]', "--allow-credentials")
+    status, h, body = raw_call(strict, "OPTIONS", "/v1/chat/completions",
+                               dict(pre, Origin="http://ok.example"))
+    assert status == 200 and h["access-control-allow-origin"] == "http://ok.example"
+    assert h["vary"] == "Origin" and h["access-control-allow-credentials"] == "true"
+    assert h["access-control-allow-methods"] == "POST"
+    assert h["access-control-allow-headers"] == (
+        "Accept, Accept-Language, Content-Language, Content-Type, X-Custom")
+    status, h, body = raw_call(strict, "OPTIONS", "/v1/chat/completions",
+                               {"Origin": "http://bad.example",
+                                "Access-Control-Request-Method": "PUT",
+                                "Access-Control-Request-Headers": "x-other"})
+    assert status == 400 and body == b"Disallowed CORS origin, method, headers", body
+    assert "access-control-allow-origin" not in h
+    status, h, _ = raw_call(strict, "GET", "/v1/models", {"Origin": "http://ok.example"})
+    assert h["access-control-allow-origin"] == "http://ok.example" and h["vary"] == "Origin"
+    status, h, _ = raw_call(strict, "GET", "/v1/models", {"Origin": "http://bad.example"})
+    assert status == 200 and "access-control-allow-origin" not in h
+    p = procs.start("sim", "--allowed-origins", "http://x", name="sim")
+    assert p.wait(timeout=10) == 2 and "JSON list" in procs.output(p)
