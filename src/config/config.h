@@ -245,20 +245,38 @@ struct ig_mirror {
 	uint32_t denominator;
 };
 
+/* CORS (HTTPCORSFilter, standard since Gateway API v1.5): origins are "*"
+ * or scheme://host[:port], where the host may start with "*." (any
+ * subdomain, at any depth); methods and headers may be ["*"] alone. Lists
+ * are NULL-terminated. max_age defaults to 5 seconds. */
+struct ig_cors {
+	char **origins;
+	size_t norigins;
+	char **methods;
+	size_t nmethods;
+	char **allow_headers;
+	size_t nallow_headers;
+	char **expose_headers;
+	size_t nexpose_headers;
+	bool credentials;
+	int max_age;
+};
+
 enum ig_filter_type {
 	IG_FILTER_REQUEST_HEADER_MODIFIER,
 	IG_FILTER_RESPONSE_HEADER_MODIFIER,
 	IG_FILTER_URL_REWRITE,
 	IG_FILTER_REQUEST_REDIRECT,
 	IG_FILTER_REQUEST_MIRROR,
+	IG_FILTER_CORS,
 };
 
 /* One HTTPRouteFilter; exactly one member of the union is meaningful, the
- * one named by type. ExtensionRef, CORS and ExternalAuth filters are
- * refused at load. Filters are kept in list order (the spec says they
+ * one named by type. ExtensionRef and ExternalAuth filters are refused
+ * at load. Filters are kept in list order (the spec says they
  * SHOULD run in that order). Per list (rule or backendRef), checked: each
- * of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect and
- * URLRewrite at most once; RequestRedirect and URLRewrite not together;
+ * of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect,
+ * URLRewrite and CORS at most once; RequestRedirect and URLRewrite not together;
  * RequestMirror may repeat. Per rule: RequestRedirect (rule level) only
  * without backendRefs. */
 struct ig_filter {
@@ -269,6 +287,7 @@ struct ig_filter {
 		struct ig_url_rewrite rewrite;
 		struct ig_redirect redirect;
 		struct ig_mirror mirror;
+		struct ig_cors cors;
 	} u;
 };
 
@@ -427,7 +446,7 @@ struct ig_model { /* InferenceModel, x-k8s v1alpha2 (GIE v0.2 .. v0.5) */
 	struct ig_meta meta;
 	char *model_name;
 	enum ig_criticality criticality;
-	char *pool_name; /* poolRef.name, same namespace */
+	char *pool_name;  /* poolRef.name, same namespace */
 	char *pool_group; /* NULL when not written (objectives, rewrites: any group) */
 	struct ig_target_model *targets;
 	size_t ntargets;
@@ -470,7 +489,7 @@ struct ig_rewrite_rule {
 
 struct ig_model_rewrite {
 	struct ig_meta meta;
-	char *pool_name; /* spec.poolRef: group default inference.networking.k8s.io */
+	char *pool_name;  /* spec.poolRef: group default inference.networking.k8s.io */
 	char *pool_group; /* NULL when not written (objectives, rewrites: any group) */
 	char *pool_kind;
 	struct ig_rewrite_rule *rules;

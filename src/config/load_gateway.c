@@ -665,6 +665,101 @@ static void decode_redirect(struct session *s, yaml_node_t *n, const char *path,
 	}
 }
 
+/* An origin of allowOrigins: "*", or http(s)://host[:port] where the host
+ * is "*", or a DNS name that may start with the "*." wildcard (the CRD's
+ * CORSOrigin). */
+static bool cors_origin_ok(const char *o)
+{
+	if (!strcmp(o, "*"))
+		return true;
+	const char *host = !strncmp(o, "http://", 7)	? o + 7
+			   : !strncmp(o, "https://", 8) ? o + 8
+							: NULL;
+	if (!host)
+		return false;
+	const char *colon = strchr(host, ':');
+	size_t hlen = colon ? (size_t)(colon - host) : strlen(host);
+	if (colon) {
+		char *end;
+		long port = strtol(colon + 1, &end, 10);
+		if (!colon[1] || *end || port < 1 || port > 65535 || colon[1] == '+' ||
+		    colon[1] == '-')
+			return false;
+	}
+	if (hlen == 1 && host[0] == '*')
+		return true;
+	if (hlen > 2 && host[0] == '*' && host[1] == '.')
+		host += 2, hlen -= 2;
+	if (hlen == 0)
+		return false;
+	for (size_t i = 0; i < hlen; i++)
+		if (!((host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z') ||
+		      (host[i] >= '0' && host[i] <= '9') || host[i] == '-' || host[i] == '_' ||
+		      host[i] == '.'))
+			return false;
+	return true;
+}
+
+/* A list of the CORS filter: at most max items, "*" only alone, each
+ * passing ok (when given). */
+static char **decode_cors_list(struct session *s, yaml_node_t *n, const char *path, const char *key,
+			       size_t max, bool (*ok)(const char *), const char *what,
+			       size_t *count)
+{
+	int line;
+	char **v = ld_strings(s, n, path, key, count, &line);
+	if (!v)
+		return NULL;
+	if (*count > max)
+		ld_err(s, line, path, key, "must have at most %zu items", max);
+	for (size_t i = 0; i < *count; i++) {
+		if (!strcmp(v[i], "*")) {
+			if (*count > 1)
+				ld_err(s, line, path, key,
+				       "\"*\" must be the only item when it is given");
+		} else if (ok && !ok(v[i])) {
+			ld_err(s, line, path, key, "\"%s\" is not %s", v[i], what);
+		}
+		for (size_t k = 0; k < i; k++)
+			if (!strcasecmp(v[k], v[i]))
+				ld_err(s, line, path, key, "\"%s\" is listed twice", v[i]);
+	}
+	return v;
+}
+
+static bool cors_method_ok(const char *m)
+{
+	static const char *const methods[] = {"GET",	 "HEAD",    "POST",  "PUT",   "DELETE",
+					      "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
+	return ld_one_of(m, methods);
+}
+
+static void decode_cors(struct session *s, yaml_node_t *n, const char *path, struct ig_cors *c)
+{
+	static const char *const fields[] = {"allowOrigins",
+					     "allowCredentials",
+					     "allowMethods",
+					     "allowHeaders",
+					     "exposeHeaders",
+					     "maxAge",
+					     NULL};
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	c->origins = decode_cors_list(s, n, path, "allowOrigins", 64, cors_origin_ok,
+				      "\"*\" or http(s)://host[:port]", &c->norigins);
+	c->methods = decode_cors_list(s, n, path, "allowMethods", 9, cors_method_ok,
+				      "an HTTP method (GET, HEAD, POST, PUT, DELETE, CONNECT, "
+				      "OPTIONS, TRACE, PATCH)",
+				      &c->nmethods);
+	c->allow_headers = decode_cors_list(s, n, path, "allowHeaders", 64, ld_header_name_ok,
+					    "a header name", &c->nallow_headers);
+	c->expose_headers = decode_cors_list(s, n, path, "exposeHeaders", 64, ld_header_name_ok,
+					     "a header name", &c->nexpose_headers);
+	ld_bool(s, n, path, "allowCredentials", &line, &c->credentials);
+	c->max_age = 5;
+	ld_int_range(s, n, path, "maxAge", false, 1, INT32_MAX, &c->max_age);
+}
+
 static const char *const backend_object_fields[] = {"group",	 "kind", "name",
 						    "namespace", "port", NULL};
 
@@ -722,7 +817,7 @@ static const struct {
     {"RequestRedirect", "requestRedirect", NULL},
     {"RequestMirror", "requestMirror", NULL},
     {"ExtensionRef", "extensionRef", "infergate has no filter extensions"},
-    {"CORS", "cors", "the CORS filter is not implemented"},
+    {"CORS", "cors", NULL},
     {"ExternalAuth", "externalAuth", "the ExternalAuth filter is not implemented"},
 };
 #define NFILTER_TYPES (sizeof filter_types / sizeof filter_types[0])
@@ -796,9 +891,13 @@ static int decode_filter(struct session *s, yaml_node_t *n, const char *path,
 		f->type = IG_FILTER_REQUEST_REDIRECT;
 		decode_redirect(s, body, sub, &f->u.redirect);
 		break;
-	default:
+	case 4:
 		f->type = IG_FILTER_REQUEST_MIRROR;
 		decode_mirror(s, body, sub, m, &f->u.mirror);
+		break;
+	case 6:
+		f->type = IG_FILTER_CORS;
+		decode_cors(s, body, sub, &f->u.cors);
 		break;
 	}
 	return t;

@@ -197,6 +197,179 @@ void ig_req_redirect(struct ig_req *p)
 	ig_req_finish(p);
 }
 
+/* ---- CORS (HTTPCORSFilter) ---- */
+
+static const struct ig_cors *cors_of(const struct ig_req *p)
+{
+	const struct ig_cors *c = NULL;
+	for (size_t i = 0; p->rule && i < p->rule->nfilters; i++)
+		if (p->rule->filters[i].type == IG_FILTER_CORS)
+			c = &p->rule->filters[i].u.cors;
+	for (size_t i = 0; !c && p->backend && i < p->backend->nfilters; i++)
+		if (p->backend->filters[i].type == IG_FILTER_CORS)
+			c = &p->backend->filters[i].u.cors;
+	return c;
+}
+
+/* An origin taken apart: scheme, host and port (80 for http, 443 for
+ * https when not given). False when it is not scheme://host[:port]. */
+struct origin {
+	struct ig_str scheme, host;
+	long port;
+};
+
+static bool split_origin(struct ig_str o, struct origin *out)
+{
+	const char *sep = memmem(o.ptr, o.len, "://", 3);
+	if (!sep)
+		return false;
+	out->scheme = (struct ig_str){o.ptr, (size_t)(sep - o.ptr)};
+	struct ig_str rest = {sep + 3, o.len - out->scheme.len - 3};
+	const char *colon = memrchr(rest.ptr, ':', rest.len);
+	out->host = rest;
+	out->port = ig_str_ieq_cstr(out->scheme, "https") ? 443 : 80;
+	if (colon) {
+		out->host.len = (size_t)(colon - rest.ptr);
+		out->port = 0;
+		for (const char *p = colon + 1; p < rest.ptr + rest.len; p++) {
+			if (*p < '0' || *p > '9' || out->port > 65535)
+				return false;
+			out->port = out->port * 10 + (*p - '0');
+		}
+	}
+	return out->host.len > 0 && out->port > 0;
+}
+
+/* Whether `origin`, as the browser sends it, is one of the allowed: "*",
+ * or the same scheme, port (defaults counted) and host, where an allowed
+ * host "*" is any host and a leading "*" matches any labels to its left
+ * (the suffix after it must end the host: a.b.bar.com fits the pattern
+ * whose host is the wildcard, then ".bar.com"). */
+static bool cors_origin_allowed(const struct ig_cors *c, struct ig_str origin)
+{
+	struct origin o, a;
+	if (!split_origin(origin, &o))
+		return false;
+	for (size_t i = 0; i < c->norigins; i++) {
+		if (!strcmp(c->origins[i], "*"))
+			return true;
+		if (!split_origin(ig_str_from(c->origins[i]), &a) ||
+		    !ig_str_ieq(a.scheme, o.scheme) || a.port != o.port)
+			continue;
+		if (a.host.len == 1 && a.host.ptr[0] == '*')
+			return true;
+		if (a.host.ptr[0] == '*') {
+			struct ig_str suffix = {a.host.ptr + 1, a.host.len - 1};
+			if (o.host.len > suffix.len &&
+			    ig_str_ieq(
+				(struct ig_str){o.host.ptr + o.host.len - suffix.len, suffix.len},
+				suffix))
+				return true;
+		} else if (ig_str_ieq(a.host, o.host)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool cors_star(char *const *list, size_t n)
+{
+	return n == 1 && !strcmp(list[0], "*");
+}
+
+/* The list joined with ", " in the exchange's arena. */
+static struct ig_str cors_join(struct ig_req *p, char *const *list, size_t n)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(list[i]) + 2;
+	char *out = ig_arena_alloc(p->ex->arena, len + 1);
+	if (!out)
+		return (struct ig_str){"", 0};
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)sprintf(out + at, "%s%s", i ? ", " : "", list[i]);
+	return (struct ig_str){out, at};
+}
+
+int ig_req_cors(struct ig_req *p)
+{
+	const struct ig_cors *c = cors_of(p);
+	struct ig_http_exchange *ex = p->ex;
+	const struct ig_http_request *r = &ex->req;
+	const struct ig_http_header *origin =
+	    c ? ig_http_find_header(r->headers, r->num_headers, "origin") : NULL;
+	if (!origin || p->cors_applied)
+		return 0;
+	p->cors_applied = true;
+	const struct ig_http_header *method =
+	    ig_http_find_header(r->headers, r->num_headers, "access-control-request-method");
+	bool preflight = method && ig_str_eq_cstr(r->method, "OPTIONS");
+	bool allowed = cors_origin_allowed(c, origin->value);
+	if (!allowed && preflight) {
+		/* Nothing granted: the browser will not send the request. */
+		p->status = 403;
+		ig_http_respond(ex, 403, NULL, "", 0, NULL, 0);
+		ig_req_finish(p);
+		return 1;
+	}
+	if (!allowed)
+		return 0; /* served as any request, with no grant */
+	struct ig_http_header h[8];
+	size_t n = 0;
+	/* The origin itself, never "*": a credentialed request needs it so,
+	 * and it is valid for any other (Vary keeps caches apart). */
+	h[n++] = (struct ig_http_header){IG_STR("Access-Control-Allow-Origin"), origin->value};
+	h[n++] = (struct ig_http_header){IG_STR("Vary"), IG_STR("Origin")};
+	if (c->credentials)
+		h[n++] = (struct ig_http_header){IG_STR("Access-Control-Allow-Credentials"),
+						 IG_STR("true")};
+	if (c->nexpose_headers)
+		h[n++] =
+		    (struct ig_http_header){IG_STR("Access-Control-Expose-Headers"),
+					    cors_join(p, c->expose_headers, c->nexpose_headers)};
+	if (preflight) {
+		/* "*" lists what was asked: a credentialed request may not use
+		 * the wildcard, and the echo is right for any other. */
+		const struct ig_http_header *asked = ig_http_find_header(
+		    r->headers, r->num_headers, "access-control-request-headers");
+		if (cors_star(c->methods, c->nmethods))
+			h[n++] = (struct ig_http_header){IG_STR("Access-Control-Allow-Methods"),
+							 method->value};
+		else if (c->nmethods)
+			h[n++] = (struct ig_http_header){IG_STR("Access-Control-Allow-Methods"),
+							 cors_join(p, c->methods, c->nmethods)};
+		if (cors_star(c->allow_headers, c->nallow_headers)) {
+			if (asked)
+				h[n++] = (struct ig_http_header){
+				    IG_STR("Access-Control-Allow-Headers"), asked->value};
+		} else if (c->nallow_headers) {
+			h[n++] = (struct ig_http_header){
+			    IG_STR("Access-Control-Allow-Headers"),
+			    cors_join(p, c->allow_headers, c->nallow_headers)};
+		}
+		char *age = ig_arena_alloc(ex->arena, 16);
+		if (age)
+			h[n++] = (struct ig_http_header){
+			    IG_STR("Access-Control-Max-Age"),
+			    {age, (size_t)snprintf(age, 16, "%d", c->max_age)}};
+		p->status = 200;
+		ig_http_respond(ex, 200, NULL, "", 0, h, n);
+		ig_req_finish(p);
+		return 1;
+	}
+	/* Every answer of the exchange carries them, the gateway's own
+	 * errors too (a page must be able to read why it failed). */
+	struct ig_http_header *keep = ig_arena_alloc(ex->arena, n * sizeof *keep);
+	if (keep) {
+		memcpy(keep, h, n * sizeof *keep);
+		ex->resp_extra = keep;
+		ex->nresp_extra = n;
+		p->cors_granted = true;
+	}
+	return 0;
+}
+
 /* ---- mirrors ---- */
 
 /* A mirrored request owns its bytes (the original may end first) and

@@ -152,7 +152,9 @@ static struct ig_str request_host(const struct ig_http_request *r)
 	return host;
 }
 
-/* Finds the pool of the request. 0, or the error is answered and -1. */
+/* Finds the pool of the request. 0; 1 when a RequestRedirect is to
+ * answer; 2 when a CORS filter answered a preflight; or -1, the error
+ * answered. */
 static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **li_out)
 {
 	const struct ig_http_request *r = &p->ex->req;
@@ -184,6 +186,8 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 	p->match = &res.rule->matches[res.match_index];
 	p->listener = li;
 	*li_out = li;
+	if (ig_req_cors(p))
+		return 2; /* a preflight, answered by the rule's CORS filter */
 	if (ig_req_has_redirect(p))
 		return 1; /* answered by the filter, with no backend */
 	const struct ig_backend_ref *be = ig_route_pick_backend(res.rule, ig_rng_thread());
@@ -210,6 +214,8 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 		return -1;
 	}
 	p->backend = be;
+	if (ig_req_cors(p))
+		return 2; /* the drawn backendRef's CORS filter answered */
 	if (be->pool)
 		p->pool = ig_snapshot_pool_of(p->snap, be->pool);
 	else if (be->service)
@@ -277,7 +283,7 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	body_based_routing(p);
 	const struct ig_listener_rt *li;
 	int rc = route(p, slot->port, &li);
-	if (rc < 0)
+	if (rc < 0 || rc == 2)
 		return;
 	if (rc == 1) {
 		ig_req_redirect(p);

@@ -447,6 +447,11 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 		if (mods && ig_req_header_dropped(p, IG_FILTER_RESPONSE_HEADER_MODIFIER,
 						  res->headers[i].name))
 			continue;
+		/* A CORS filter decides alone what the origin may read. */
+		if (p->cors_applied && res->headers[i].name.len > 15 &&
+		    ig_str_ieq((struct ig_str){res->headers[i].name.ptr, 15},
+			       IG_STR("access-control-")))
+			continue;
 		if (ig_str_ieq_cstr(res->headers[i].name, "content-type") &&
 		    memmem(res->headers[i].value.ptr, res->headers[i].value.len,
 			   "text/event-stream", 17))

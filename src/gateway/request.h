@@ -57,8 +57,12 @@ struct ig_req {
 	const struct ig_route_match *match; /* of the rule, that matched */
 	const struct ig_listener_rt *listener;
 	const struct ig_backend_ref *backend; /* drawn from the rule */
-	const struct ig_pool_rt *pool;	      /* an InferencePool backend, or */
-	const struct ig_service_rt *service;  /* a core Service backend */
+	/* A CORS filter covers the request (it has an Origin): the backend's
+	 * CORS headers are dropped; granted, the answer carries the filter's
+	 * (in the exchange's resp_extra). */
+	bool cors_applied, cors_granted;
+	const struct ig_pool_rt *pool;	     /* an InferencePool backend, or */
+	const struct ig_service_rt *service; /* a core Service backend */
 
 	/* rewrite.c */
 	int body_state; /* 0: no body; 1: a JSON object, members read; -1: not one */
@@ -170,6 +174,11 @@ static inline enum ig_http_proto ig_backend_proto(const struct ig_pool_rt *pool,
 /* filters.c: the rule's and the backendRef's filters. */
 bool ig_req_has_redirect(const struct ig_req *p);
 void ig_req_redirect(struct ig_req *p); /* answers 3xx and ends the request */
+/* The CORS filter of the rule, else of the drawn backendRef (before one is
+ * drawn, the rule's only): a preflight it covers is answered here (1, the
+ * request ended); a request from an allowed Origin gets the filter's
+ * headers on its answer (0). */
+int ig_req_cors(struct ig_req *p);
 /* The request-target the backend gets (URLRewrite path), and the Host
  * (URLRewrite hostname; NULL: none). */
 struct ig_str ig_req_upstream_target(struct ig_req *p);

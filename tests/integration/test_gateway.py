@@ -1028,3 +1028,110 @@ def test_request_timeout_mid_stream(procs, tmp_path):
                              {"model": "tweet-summary", "prompt": "hi", "max_tokens": 2})
     assert status == 200
     c.stop()
+
+
+CORS_ROUTES = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: cors-{n}
+spec:
+  parentRefs:
+  - name: inference-gateway
+    sectionName: llm-gw
+  rules:
+  - matches:
+    - headers:
+      - name: x-route
+        value: cors-{n}
+    filters:
+    - type: CORS
+      cors:
+{cors}
+    backendRefs:
+    - group: inference.networking.x-k8s.io
+      kind: InferencePool
+      name: qwen-pool
+      port: {target_port}
+"""
+
+
+def cors_exchange(c, method, headers, body=None):
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request(method, "/v1/completions", body=body,
+                 headers=dict(headers, **({"Content-Type": "application/json"} if body else {})))
+    resp = conn.getresponse()
+    data = resp.read()
+    hdrs = {}
+    for k, v in resp.getheaders():
+        hdrs.setdefault(k.lower(), []).append(v)
+    conn.close()
+    return resp.status, hdrs, data
+
+
+def test_cors_filter(procs, tmp_path):
+    """Gateway API's CORS filter (standard since v1.5; the cases of its
+    HTTPRouteCORS conformance test): a preflight from an allowed origin
+    (exact, "*." wildcard at any depth, default port) is answered by the
+    gateway with the configured methods, headers, exposed headers, max age
+    and credentials; from another origin it is a 403 without them; an
+    allowed request's answer names its origin (once: the model server's own
+    CORS headers are dropped) and so does the gateway's own error; "*"
+    methods echo the asked one."""
+    c = Cluster(procs, tmp_path)
+    routes = [
+        ("1", "        allowOrigins: [\"https://www.foo.com\", \"https://*.bar.com\"]\n"
+              "        allowMethods: [GET, OPTIONS]\n"
+              "        allowHeaders: [x-header-1, x-header-2]\n"
+              "        exposeHeaders: [x-header-3, x-header-4]\n"
+              "        allowCredentials: true\n"
+              "        maxAge: 3600"),
+        ("2", "        allowOrigins: [\"https://www.foo.com\"]\n"
+              "        allowMethods: [\"*\"]"),
+        ("3", "        allowOrigins: [\"*\"]\n"
+              "        allowMethods: [PUT]"),
+    ]
+    write(c.path("cors.yaml"), "---\n".join(
+        CORS_ROUTES.format(n=n, cors=cors, target_port=c.target_port) for n, cors in routes))
+    pre = {"x-route": "cors-1", "Origin": "https://xpto.www.bar.com",
+           "Access-Control-Request-Method": "GET",
+           "Access-Control-Request-Headers": "x-header-1, x-header-2"}
+    deadline = time.time() + 10
+    while cors_exchange(c, "OPTIONS", pre)[0] != 200 and time.time() < deadline:
+        time.sleep(0.1)
+    status, h, body = cors_exchange(c, "OPTIONS", pre)
+    assert status == 200 and body == b"", (status, h, body)
+    assert h["access-control-allow-origin"] == ["https://xpto.www.bar.com"]
+    assert h["access-control-allow-methods"] == ["GET, OPTIONS"]
+    assert h["access-control-allow-headers"] == ["x-header-1, x-header-2"]
+    assert h["access-control-expose-headers"] == ["x-header-3, x-header-4"]
+    assert h["access-control-max-age"] == ["3600"]
+    assert h["access-control-allow-credentials"] == ["true"]
+    status, h, _ = cors_exchange(c, "OPTIONS", dict(pre, Origin="https://www.foo.com:443"))
+    assert status == 200 and h["access-control-allow-origin"] == ["https://www.foo.com:443"]
+    for origin in ("https://foobar.com", "http://www.foo.com", "https://bar.com"):
+        status, h, _ = cors_exchange(c, "OPTIONS", dict(pre, Origin=origin))
+        assert status == 403 and not any(k.startswith("access-control-") for k in h), (origin, h)
+    body = json.dumps({"model": "tweet-summary", "prompt": "hi", "max_tokens": 2})
+    # The simulator answers an Origin with its own "*" (vLLM's middleware):
+    # the filter's grant replaces it.
+    status, h, data = cors_exchange(c, "POST", {"x-route": "cors-1",
+                                                "Origin": "https://www.foo.com"}, body)
+    assert status == 200 and json.loads(data)["usage"]["completion_tokens"] == 2
+    assert h["access-control-allow-origin"] == ["https://www.foo.com"], h
+    assert h["access-control-allow-credentials"] == ["true"]
+    assert h["access-control-expose-headers"] == ["x-header-3, x-header-4"]
+    status, h, _ = cors_exchange(c, "POST", {"x-route": "cors-1",
+                                             "Origin": "https://foobar.com"}, body)
+    assert status == 200 and "access-control-allow-origin" not in h, h
+    status, h, _ = cors_exchange(c, "POST", {"x-route": "cors-1", "Origin": "https://www.foo.com"},
+                                 json.dumps({"model": "nope", "prompt": "hi"}))
+    assert status == 404 and h["access-control-allow-origin"] == ["https://www.foo.com"]
+    status, h, _ = cors_exchange(c, "OPTIONS", {"x-route": "cors-2", "Origin": "https://www.foo.com",
+                                                "Access-Control-Request-Method": "POST"})
+    assert status == 200 and h["access-control-allow-methods"] == ["POST"]
+    assert "access-control-allow-credentials" not in h
+    status, h, _ = cors_exchange(c, "OPTIONS", {"x-route": "cors-3", "Origin": "https://foobar.com:12345",
+                                                "Access-Control-Request-Method": "PUT"})
+    assert status == 200 and h["access-control-allow-origin"] == ["https://foobar.com:12345"]
+    assert h["access-control-allow-methods"] == ["PUT"] and h["access-control-max-age"] == ["5"]
+    c.stop()

@@ -897,6 +897,42 @@ static void test_filter_values(void **state)
 	ig_config_free(c);
 }
 
+static void test_cors_values(void **state)
+{
+	struct ig_config *c = load_ok(
+	    "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+	    "spec:\n  rules:\n"
+	    "  - filters:\n"
+	    "    - type: CORS\n"
+	    "      cors:\n"
+	    "        allowOrigins: [\"https://www.foo.com\", \"https://*.bar.com:8443\", "
+	    "\"http://*\"]\n"
+	    "        allowMethods: [GET, OPTIONS]\n"
+	    "        allowHeaders: [x-header-1]\n"
+	    "        exposeHeaders: [\"*\"]\n"
+	    "        allowCredentials: true\n"
+	    "        maxAge: 3600\n"
+	    "  - filters:\n"
+	    "    - {type: CORS, cors: {}}\n");
+	const struct ig_cors *a = &c->routes[0].rules[0].filters[0].u.cors;
+	const struct ig_cors *b = &c->routes[0].rules[1].filters[0].u.cors;
+	assert_int_equal(c->routes[0].rules[0].filters[0].type, IG_FILTER_CORS);
+	assert_int_equal(a->norigins, 3);
+	assert_string_equal(a->origins[1], "https://*.bar.com:8443");
+	assert_int_equal(a->nmethods, 2);
+	assert_string_equal(a->methods[1], "OPTIONS");
+	assert_string_equal(a->allow_headers[0], "x-header-1");
+	assert_string_equal(a->expose_headers[0], "*");
+	assert_true(a->credentials);
+	assert_int_equal(a->max_age, 3600);
+	/* Defaults: nothing allowed, no credentials, 5 s. */
+	assert_int_equal(b->norigins, 0);
+	assert_int_equal(b->nmethods, 0);
+	assert_false(b->credentials);
+	assert_int_equal(b->max_age, 5);
+	ig_config_free(c);
+}
+
 static void test_listener_defaults(void **state)
 {
 	struct ig_config *c = load_ok(
@@ -1129,10 +1165,26 @@ static const struct bad_case cases[] = {
      "ResponseHeaderModifier, RequestMirror, RequestRedirect, URLRewrite, ExtensionRef, CORS, "
      "ExternalAuth",
      false},
-    {"filter_cors", FILTERS "    - type: CORS\n      cors: {allowOrigins: [\"*\"]}\n",
-     "r.yaml:8: spec.rules[0].filters[0].type: not supported by infergate: the CORS filter is not "
-     "implemented",
+    {"filter_cors_origin",
+     FILTERS "    - type: CORS\n      cors: {allowOrigins: [\"https://a.com/x\"]}\n",
+     "r.yaml:9: spec.rules[0].filters[0].cors.allowOrigins: \"https://a.com/x\" is not \"*\" or "
+     "http(s)://host[:port]",
      false},
+    {"filter_cors_star_alone",
+     FILTERS "    - type: CORS\n      cors: {allowMethods: [GET, \"*\"]}\n",
+     "r.yaml:9: spec.rules[0].filters[0].cors.allowMethods: \"*\" must be the only item when it "
+     "is given",
+     false},
+    {"filter_cors_method", FILTERS "    - type: CORS\n      cors: {allowMethods: [FETCH]}\n",
+     "r.yaml:9: spec.rules[0].filters[0].cors.allowMethods: \"FETCH\" is not an HTTP method (GET, "
+     "HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH)",
+     false},
+    {"filter_cors_max_age", FILTERS "    - type: CORS\n      cors: {maxAge: 0}\n",
+     "r.yaml:9: spec.rules[0].filters[0].cors.maxAge: must be between 1 and 2147483647", false},
+    {"filter_cors_header", FILTERS "    - type: CORS\n      cors: {exposeHeaders: [\"a b\"]}\n",
+     "r.yaml:9: spec.rules[0].filters[0].cors.exposeHeaders: \"a b\" is not a header name", false},
+    {"filter_cors_repeated", FILTERS "    - {type: CORS, cors: {}}\n    - {type: CORS, cors: {}}\n",
+     "r.yaml:7: spec.rules[0].filters: CORS filter cannot be repeated", false},
     {"filter_extension_ref",
      FILTERS "    - type: ExtensionRef\n      extensionRef: {group: x.io, kind: F, name: f}\n",
      "r.yaml:8: spec.rules[0].filters[0].type: not supported by infergate: infergate has no "
@@ -1581,6 +1633,7 @@ int main(void)
 	    cmocka_unit_test(test_certificate_refs),
 	    cmocka_unit_test(test_selectors),
 	    cmocka_unit_test(test_filter_values),
+	    cmocka_unit_test(test_cors_values),
 	    cmocka_unit_test(test_listener_defaults),
 	};
 	enum { NFIXED = sizeof fixed / sizeof fixed[0] };
