@@ -104,8 +104,43 @@ void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, 
 	json_object_set_new(k->wants_next, key, json_integer((json_int_t)(uintptr_t)w));
 }
 
+/* The Gateway API features infergate implements (pkg/features names; the
+ * status lists them sorted, as the API asks): the core of the HTTP
+ * profile and the HTTPRoute extended features it serves. Not listed:
+ * WebSocket backends (kubernetes.io/ws is refused), destination port
+ * matching, static addresses, infrastructure propagation. */
+static const char *const supported_features[] = {
+    "Gateway",
+    "GatewayHTTPListenerIsolation",
+    "GatewayPort8080",
+    "HTTPRoute",
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteBackendTimeout",
+    "HTTPRouteCORS",
+    "HTTPRouteHostRewrite",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteNamedRouteRule",
+    "HTTPRouteParentRefPort",
+    "HTTPRoutePathRedirect",
+    "HTTPRoutePathRewrite",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteSchemeRedirect",
+    "ReferenceGrant",
+};
+
 /* GatewayClasses are not part of the configuration: the classes naming
- * our controller are Accepted here, with SupportedVersion. */
+ * our controller are Accepted here, with SupportedVersion and the
+ * supported features. */
 static void class_statuses(struct ig_kube *k)
 {
 	const struct kube_kind *kd = find_kind("GatewayClass", "gateway.networking.k8s.io");
@@ -133,6 +168,15 @@ static void class_statuses(struct ig_kube *k)
 		    "type", "SupportedVersion", "status", "True", "reason", "SupportedVersion",
 		    "message", "Gateway API v1 is served and read", "observedGeneration", gen,
 		    "lastTransitionTime", now);
+		json_t *features = json_array();
+		for (size_t i = 0;
+		     features && i < sizeof supported_features / sizeof *supported_features; i++)
+			json_array_append_new(features,
+					      json_pack("{s:s}", "name", supported_features[i]));
+		if (st && features)
+			json_object_set_new(st, "supportedFeatures", features);
+		else
+			json_decref(features);
 		ig_kube_status_set(k, "GatewayClass", kd->group, NULL, name, IG_KUBE_STATUS_WHOLE,
 				   st);
 	}
