@@ -92,13 +92,14 @@ static struct ig_json_value deref(const struct gen *g, struct ig_json_value s)
 	return s;
 }
 
-/* `n` words of the generator's vocabulary, the first without its space. */
-static void words(struct gen *g, long n, size_t max_len)
+/* `n` words of the generator's vocabulary (each with its leading space,
+ * but the first when `opening`), cut at max_len bytes. */
+static void words(struct gen *g, long n, size_t max_len, bool opening)
 {
 	size_t start = g->out->len;
 	for (long i = 0; i < n; i++) {
 		const char *w = ig_sim_word(ig_sim_next_word_index(g->rng));
-		puts_(g, i ? w : w + 1);
+		puts_(g, i || !opening ? w : w + 1);
 	}
 	if (g->rc == 0 && g->out->len - start > max_len)
 		g->out->len = start + max_len;
@@ -128,12 +129,12 @@ static void string_value(struct gen *g, struct ig_json_value s)
 	size_t max_len = hi < 0 ? 0 : hi > 1e6 ? (size_t)1e6 : (size_t)hi;
 	put(g, "\"", 1);
 	size_t start = g->out->len;
-	words(g, 1 + (long)ig_rng_below(g->rng, 4), max_len);
+	words(g, 1 + (long)ig_rng_below(g->rng, 4), max_len, true);
 	/* Short of minLength: more words, up to the ceiling. */
 	while (g->rc == 0 && (double)(g->out->len - start) < lo && g->out->len - start < max_len &&
 	       g->out->len < MAX_TEXT) {
 		size_t had = g->out->len - start;
-		words(g, 1, max_len - had);
+		words(g, 1, max_len - had, false);
 	}
 	put(g, "\"", 1);
 }
@@ -197,7 +198,7 @@ static void object_value(struct gen *g, struct ig_json_value s, int depth)
 	} else if (depth == 0) {
 		/* Any object (json_object, or a schema that names no member). */
 		puts_(g, "\"answer\": \"");
-		words(g, 3 + (long)ig_rng_below(g->rng, 6), SIZE_MAX);
+		words(g, 3 + (long)ig_rng_below(g->rng, 6), SIZE_MAX, true);
 		put(g, "\"", 1);
 	}
 	put(g, "}", 1);
