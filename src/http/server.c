@@ -528,6 +528,17 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 			hosts++, at = i;
 	if (hosts > 1)
 		return "more than one Host header";
+	/* RFC 9112 §3.2: a Host field value that is not an authority (a
+	 * reg-name or IP literal, and a port) is a 400, as nginx answers. */
+	if (hosts) {
+		struct ig_str v = r->headers[at].value;
+		for (size_t i = 0; i < v.len; i++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+				    "-._~%!$&'()*+,;=:[]",
+				    v.ptr[i]) ||
+			    v.ptr[i] == '\0')
+				return "invalid Host header";
+	}
 	bool origin = t.len && t.ptr[0] == '/', star = t.len == 1 && t.ptr[0] == '*';
 	if ((origin || star) && hosts == 0 && r->minor_version >= 1)
 		return "HTTP/1.1 request without a Host header";

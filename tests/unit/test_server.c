@@ -821,6 +821,39 @@ static void test_request_target_and_host(void **state)
 	wait_conns(0);
 }
 
+/* A Host value must be an authority (RFC 9112 §3.2, as nginx checks):
+ * a reg-name or IP literal and a port, or empty. */
+static void test_host_values(void **state)
+{
+	start_server(NULL);
+	static const struct {
+		const char *req, *echo;
+	} ok[] = {
+	    {"GET /host HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "/host /host [::1]:8080"},
+	    {"GET /host HTTP/1.1\r\nHost:\r\n\r\n", "/host /host "},
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		struct peer *p = open_peer();
+		send_str(p, ok[i].req);
+		expect(p, OK(ok[i].echo));
+		peer_close(p);
+	}
+	static const char *const bad[] = {
+	    "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+	    "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+	    "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct peer *p = open_peer();
+		send_str(p, bad[i]);
+		expect(p, err_resp(400, "Bad Request", "invalid Host header"));
+		expect_close(p);
+		peer_close(p);
+	}
+	assert_int_equal(F->nreq, 2);
+	wait_conns(0);
+}
+
 static void test_431(void **state)
 {
 	struct ig_http_server_config cfg = small_config();
@@ -1481,6 +1514,7 @@ int main(void)
 	    T(test_expect_continue),
 	    T(test_malformed_400),
 	    T(test_request_target_and_host),
+	    T(test_host_values),
 	    T(test_431),
 	    T(test_413),
 	    T(test_408),
