@@ -48,8 +48,8 @@ def test_unsupported_fields_are_errors(tmp_path):
         "      requestHeaderModifier:\n"
         "        sett:\n"                      # line 10: a typo, not dropped
         "        - {name: x-a, value: b}\n"
-        "    - type: CORS\n"                   # line 12
-        "      cors: {allowOrigins: ['*']}\n"
+        "    - type: ExternalAuth\n"           # line 12
+        "      externalAuth: {protocol: HTTP}\n"
         "    backendRefs:\n"
         "    - name: svc\n"
         "      port: 80\n"
@@ -59,7 +59,7 @@ def test_unsupported_fields_are_errors(tmp_path):
     lines = err.splitlines()
     assert f"{route}:10: spec.rules[0].filters[0].requestHeaderModifier.sett: unknown field" in lines
     assert (f"{route}:12: spec.rules[0].filters[1].type: not supported by infergate: "
-            "the CORS filter is not implemented") in lines
+            "the ExternalAuth filter is not implemented") in lines
     assert f"{route}:17: spec.rules[0].backendRefs[0].weigth: unknown field" in lines
     assert out.strip() == "3 errors"
 
