@@ -154,7 +154,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	same_response(&a, &ref);
 	ig_xp_response_free(&ref);
-	if (a.kind == IG_XP_RESP_IMMEDIATE && a.immediate_status < 200)
+	if (a.kind == IG_XP_RESP_IMMEDIATE &&
+	    (a.immediate_status < 200 || a.immediate_status > 599))
 		abort();
 	rc = encode(&e1, &a);
 	if (rc < 0)

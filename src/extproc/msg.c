@@ -436,9 +436,14 @@ static int immediate_decode(const pb_immediate *ir, struct ig_xp_response *out)
 	out->immediate_status = 200;
 	if (!ir)
 		return 0;
-	/* Envoy: an absent status or one under 200 is sent as 200. */
-	if (ir->status && ir->status->code >= 200)
-		out->immediate_status = (int)ir->status->code;
+	/* Envoy: an absent status or one under 200 is sent as 200. The code is
+	 * an enum that protobuf reads as int32 (a negative or huge varint
+	 * included): compared as such, not as the enum's unsigned type. One
+	 * above what HttpStatus defines (599) is a failure of the picker: 500,
+	 * which the HTTP status line can carry. */
+	int32_t code = ir->status ? (int32_t)ir->status->code : 0;
+	if (code >= 200)
+		out->immediate_status = code <= 599 ? (int)code : 500;
 	out->immediate_body = bin_slice(ir->body);
 	out->immediate_details = cstr_slice(ir->details);
 	if (take_set(ir->headers, &out->set, &out->nset) != 0 ||
