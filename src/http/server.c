@@ -513,6 +513,15 @@ static int keep_head(struct ig_http_conn *c, struct ig_http_request *req,
 	return 0;
 }
 
+/* A byte of an authority (RFC 3986: unreserved, sub-delims, pct-encoded,
+ * ':' and the brackets of an IP literal). */
+static bool authority_byte(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("-._~%!$&'()*+,;=:[]", c);
+}
+
 /* RFC 9112 §3.2: the request target is origin-form ("/path?query") or,
  * as proxies are sent, absolute-form ("http://authority/path"), which is
  * brought to origin-form here with the authority as the Host (it
@@ -533,10 +542,7 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 	if (hosts) {
 		struct ig_str v = r->headers[at].value;
 		for (size_t i = 0; i < v.len; i++)
-			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-				    "-._~%!$&'()*+,;=:[]",
-				    v.ptr[i]) ||
-			    v.ptr[i] == '\0')
+			if (!authority_byte((unsigned char)v.ptr[i]))
 				return "invalid Host header";
 	}
 	bool origin = t.len && t.ptr[0] == '/', star = t.len == 1 && t.ptr[0] == '*';
