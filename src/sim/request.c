@@ -1175,9 +1175,22 @@ int ig_sim_tool_at(struct ig_str tools, long i, struct ig_json_value *fn)
 	return tool_function(t, fn);
 }
 
-/* Whether the conversation's last turn is the user's: chat's last message,
- * or the Responses API's input (a string is one user turn; in a list, a
- * function_call_output or the assistant's turn is not). */
+/* The index of the tool named `name` (a JSON string) in `tools`, or -1. */
+static long tool_index(struct ig_json_value tools, struct ig_json_value name)
+{
+	struct ig_json_value t, fn, n;
+	size_t pos = 0;
+	for (long i = 0; ig_json_array_next(tools, &pos, &t) == 1; i++)
+		if (tool_function(t, &fn) == 0 && ig_json_get(fn, "name", &n) == 0 &&
+		    n.raw.len == name.raw.len && memcmp(n.raw.ptr, name.raw.ptr, n.raw.len) == 0)
+			return i;
+	return -1;
+}
+
+/* Whether the conversation's last turn is the user's own words: chat's
+ * and Messages' last message, or the Responses API's input (a string is
+ * one user turn; in a list, a function_call_output or the assistant's
+ * turn is not; a user turn of tool_result blocks is a tool's answer). */
 static bool user_spoke_last(struct ig_json_value root, bool responses)
 {
 	struct ig_json_value list, m, last = {IG_JSON_INVALID, {0}}, role;
@@ -1188,8 +1201,18 @@ static bool user_spoke_last(struct ig_json_value root, bool responses)
 		return responses;
 	while (ig_json_array_next(list, &pos, &m) == 1)
 		last = m;
-	return last.type == IG_JSON_OBJECT && ig_json_get(last, "role", &role) == 0 &&
-	       ig_json_string_eq(role, "user");
+	if (last.type != IG_JSON_OBJECT || ig_json_get(last, "role", &role) < 0 ||
+	    !ig_json_string_eq(role, "user"))
+		return false;
+	/* Anthropic's tool answers are user turns of tool_result blocks. */
+	struct ig_json_value content, b, bt;
+	pos = 0;
+	if (ig_json_get(last, "content", &content) == 0 && content.type == IG_JSON_ARRAY)
+		while (ig_json_array_next(content, &pos, &b) == 1)
+			if (b.type == IG_JSON_OBJECT && ig_json_get(b, "type", &bt) == 0 &&
+			    ig_json_string_eq(bt, "tool_result"))
+				return false;
+	return true;
 }
 
 /* tools and tool_choice, as vLLM takes them on chat and the Responses API:
@@ -1248,16 +1271,7 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 		r->tool_mode = IG_SIM_TOOL_AUTO;
 	} else if (tool_function(choice, &named) == 0 && ig_json_get(named, "name", &name) == 0) {
 		r->tool_mode = IG_SIM_TOOL_NAMED;
-		r->tool_pick = -1;
-		pos = 0;
-		for (long i = 0; r->tool_pick < 0 && ig_json_array_next(tools, &pos, &t) == 1;
-		     i++) {
-			struct ig_json_value n;
-			if (tool_function(t, &fn) == 0 && ig_json_get(fn, "name", &n) == 0 &&
-			    n.raw.len == name.raw.len &&
-			    memcmp(n.raw.ptr, name.raw.ptr, n.raw.len) == 0)
-				r->tool_pick = i;
-		}
+		r->tool_pick = tool_index(tools, name);
 		if (r->tool_pick < 0) {
 			struct ig_buf nb = {0};
 			ig_json_string(name, &nb);
@@ -1291,7 +1305,7 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 static int read_anthropic_tools(const struct ig_sim_config *c, struct ig_json_value root,
 				struct ig_sim_request *r, struct ig_sim_error *e)
 {
-	struct ig_json_value tools, choice, type, t, fn, name, n;
+	struct ig_json_value tools, choice, type, t, fn, name;
 	size_t pos = 0;
 	if (ig_json_get(root, "tools", &tools) < 0 || tools.type != IG_JSON_ARRAY)
 		return 0;
@@ -1308,22 +1322,8 @@ static int read_anthropic_tools(const struct ig_sim_config *c, struct ig_json_va
 		return bad_request(e, "tool_choice",
 				   "tool_choice: Input should be an object with a \"type\"");
 	if (!given || ig_json_string_eq(type, "auto")) {
-		struct ig_json_value msgs, m, last = {IG_JSON_INVALID, {0}}, role, content, b, bt;
-		if (!c->auto_tool_choice || !c->tool_call_parser)
+		if (!c->auto_tool_choice || !c->tool_call_parser || !user_spoke_last(root, false))
 			return 0;
-		pos = 0;
-		if (ig_json_get(root, "messages", &msgs) == 0)
-			while (ig_json_array_next(msgs, &pos, &m) == 1)
-				last = m;
-		if (last.type != IG_JSON_OBJECT || ig_json_get(last, "role", &role) < 0 ||
-		    !ig_json_string_eq(role, "user"))
-			return 0;
-		pos = 0;
-		if (ig_json_get(last, "content", &content) == 0 && content.type == IG_JSON_ARRAY)
-			while (ig_json_array_next(content, &pos, &b) == 1)
-				if (b.type == IG_JSON_OBJECT && ig_json_get(b, "type", &bt) == 0 &&
-				    ig_json_string_eq(bt, "tool_result"))
-					return 0;
 		r->tool_mode = IG_SIM_TOOL_AUTO;
 	} else if (ig_json_string_eq(type, "any")) {
 		r->tool_mode = IG_SIM_TOOL_REQUIRED;
@@ -1331,13 +1331,7 @@ static int read_anthropic_tools(const struct ig_sim_config *c, struct ig_json_va
 		if (ig_json_get(choice, "name", &name) < 0 || name.type != IG_JSON_STRING)
 			return bad_request(e, "tool_choice", "tool_choice.name: Field required");
 		r->tool_mode = IG_SIM_TOOL_NAMED;
-		r->tool_pick = -1;
-		pos = 0;
-		for (long i = 0; r->tool_pick < 0 && ig_json_array_next(tools, &pos, &t) == 1; i++)
-			if (tool_function(t, &fn) == 0 && ig_json_get(fn, "name", &n) == 0 &&
-			    n.raw.len == name.raw.len &&
-			    memcmp(n.raw.ptr, name.raw.ptr, n.raw.len) == 0)
-				r->tool_pick = i;
+		r->tool_pick = tool_index(tools, name);
 		if (r->tool_pick < 0)
 			return bad_request(e, "tool_choice",
 					   "tool_choice.name: the tool is not in `tools`");

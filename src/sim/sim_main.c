@@ -958,15 +958,10 @@ static bool in_cors_list(const struct ig_sim_cors_list *l, struct ig_str v, bool
 	return false;
 }
 
+/* The list allows everything: not given, or "*" among it. */
 static bool cors_all(const struct ig_sim_cors_list *l)
 {
-	struct ig_str star = IG_STR("*");
-	if (!l->given)
-		return true;
-	for (size_t i = 0; i < l->n; i++)
-		if (ig_str_eq_cstr(star, l->v[i]))
-			return true;
-	return false;
+	return in_cors_list(l, IG_STR("*"), false);
 }
 
 static int cmp_cstr(const void *a, const void *b)
