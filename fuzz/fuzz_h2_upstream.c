@@ -123,7 +123,7 @@ static void on_error(struct ig_http_client *c, const struct ig_http_client_fault
 	close_client();
 }
 
-static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error};
+static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error, NULL};
 
 /* The next request on H->c: a fresh stream of the callbacks' view. */
 static void send_request(bool post)

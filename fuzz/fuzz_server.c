@@ -17,7 +17,9 @@
  * The handler picks its behaviour from the first byte of the path after
  * '/': a abort, s streamed (sk: with Content-Length), b big streamed body
  * with backpressure, d deferred to a loop timer, w abort mid-stream,
- * e error, n 204, anything else an echo of the body.
+ * e error, n 204, t a tunnel (101, then the client's bytes echoed; a
+ * piece holding 'P' pauses reading until a loop timer resumes it, 'E'
+ * ends the tunnel, 'A' aborts it), anything else an echo of the body.
  *
  * The listening socket is a Unix stream socket in the abstract namespace,
  * made once; each server gets a dup of it (and closes that). Unix sockets
@@ -54,7 +56,7 @@ struct harness {
 	struct ig_timer tick;
 	struct ig_http_server *srv;
 	unsigned long progress; /* bumped by everything that happens */
-	size_t live;            /* deferred and streaming states allocated */
+	size_t live;		/* deferred and streaming states allocated */
 };
 
 /* State of an answer that outlives the handler call. */
@@ -152,6 +154,38 @@ static void streamed(struct ig_http_exchange *ex, bool known_length, bool abort_
 	ig_http_end(ex);
 }
 
+static void tunnel_resume(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct pending *p = t->data;
+	p->h->progress++;
+	ig_http_tunnel_pause(p->ex, false);
+}
+
+static int tunnel_data(struct ig_http_exchange *ex, const char *data, size_t len)
+{
+	struct pending *p = ex->user;
+	p->h->progress++;
+	if (!len)
+		abort(); /* the server hands over bytes, never nothing */
+	if (ig_http_write(ex, data, len) < 0)
+		return 1; /* gone: on_abort frees p */
+	if (memchr(data, 'E', len)) {
+		pending_free(p);
+		ig_http_end(ex);
+		return 0;
+	}
+	if (memchr(data, 'A', len)) {
+		pending_free(p);
+		ig_http_abort(ex);
+		return 1;
+	}
+	if (memchr(data, 'P', len)) {
+		ig_timer_start(&p->h->loop, &p->timer, 0, tunnel_resume, p);
+		return 1;
+	}
+	return 0;
+}
+
 static void check_exchange(const struct ig_http_exchange *ex)
 {
 	const struct ig_http_request *r = &ex->req;
@@ -197,6 +231,13 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 	case 'n':
 		ig_http_respond(ex, 204, NULL, NULL, 0, NULL, 0);
 		return;
+	case 't': {
+		struct pending *p = pending_new(h, ex);
+		if (ig_http_switch_protocols(ex, mode_hdr, 1, tunnel_data) < 0)
+			abort(); /* nothing was answered yet */
+		(void)p;
+		return;
+	}
 	default:
 		ig_http_respond(ex, 200, "application/octet-stream", ex->body.ptr, ex->body.len,
 				mode_hdr, 1);

@@ -420,7 +420,7 @@ static void m_error(struct ig_http_client *c, const struct ig_http_client_fault 
 {
 	mirror_free(ud);
 }
-static const struct ig_http_client_cbs mirror_cbs = {m_head, m_body, m_done, m_error};
+static const struct ig_http_client_cbs mirror_cbs = {m_head, m_body, m_done, m_error, NULL};
 
 static void m_timeout(struct ig_loop *loop, struct ig_timer *t)
 {

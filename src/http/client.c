@@ -54,6 +54,7 @@ static void client_free(struct ig_http_client *c)
 	ig_io_stop(c->loop, &c->io);
 	close(c->io.fd);
 	ig_buf_free(&c->in);
+	ig_buf_free(&c->out);
 	free(c);
 }
 
@@ -132,7 +133,7 @@ void client_update_events(struct ig_http_client *c)
 {
 	/* Output waiting for room: the request's bytes, or in h2c mode the
 	 * frames nghttp2 handed out that the socket did not take. */
-	bool out = c->h2 ? h2c_out_pending(c) : c->iov_pos < c->iov_cnt;
+	bool out = c->h2 ? h2c_out_pending(c) : c->iov_pos < c->iov_cnt || c->out.len > c->out_off;
 	unsigned ev = 0;
 	switch (c->state) {
 	case CL_CONNECTING:
@@ -295,16 +296,23 @@ static bool process_head(struct ig_http_client *c)
 		}
 		if (n < 0)
 			return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
-		if (res.status >= 100 && res.status < 200) {
+		bool switched = res.status == 101 && c->upgrade;
+		if (res.status >= 100 && res.status < 200 && !switched) {
 			/* Interim responses (100 Continue) are dropped. */
 			ig_buf_consume(&c->in, (size_t)n);
 			if (!c->in.len)
 				return false;
 			continue;
 		}
-		if (ig_http_response_framing(&res, c->is_head ? IG_STR("HEAD") : IG_STR("GET"),
-					     &c->framing) < 0)
+		if (switched) {
+			/* A tunnel: everything after the head is the server's. */
+			c->tunnel = true;
+			c->framing = (struct ig_http_framing){.kind = IG_BODY_UNTIL_CLOSE};
+		} else if (ig_http_response_framing(&res,
+						    c->is_head ? IG_STR("HEAD") : IG_STR("GET"),
+						    &c->framing) < 0) {
 			return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
+		}
 		c->keep_alive = c->framing.keep_alive;
 		c->body_left = c->framing.length;
 		memset(&c->chunked, 0, sizeof c->chunked);
@@ -409,6 +417,77 @@ static bool do_read(struct ig_http_client *c)
 	return false;
 }
 
+/* ---- tunnels ---- */
+
+#define TUNNEL_HIGH (256 * 1024) /* buffered tunnel output: above it, write no more */
+#define TUNNEL_KEEP (64 * 1024)	 /* an emptied buffer larger than this is freed */
+
+/* Sends what the tunnel's buffer holds. 0, or -errno. */
+static int tunnel_flush(struct ig_http_client *c)
+{
+	while (c->out.len > c->out_off) {
+		ssize_t n =
+		    send(c->io.fd, c->out.ptr + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0)
+			return -errno;
+		c->out_off += (size_t)n;
+		c->last_ns = c->loop->now_ns;
+	}
+	if (c->out.len == c->out_off) {
+		c->out.len = c->out_off = 0;
+		if (c->out.cap > TUNNEL_KEEP)
+			ig_buf_free(&c->out);
+	} else if (c->out_off > TUNNEL_KEEP && c->out_off * 2 > c->out.len) {
+		ig_buf_consume(&c->out, c->out_off);
+		c->out_off = 0;
+	}
+	return 0;
+}
+
+/* The socket has room for the tunnel's output. Returns true when the
+ * client failed or was closed (stop touching it). */
+static bool tunnel_output(struct ig_http_client *c)
+{
+	int rc = tunnel_flush(c);
+	if (rc < 0)
+		return client_fail(c, IG_CLIENT_BROKEN, -rc) || true;
+	if (c->out_full && c->out.len - c->out_off <= TUNNEL_HIGH / 2) {
+		c->out_full = false;
+		if (c->cbs && c->cbs->on_writable) {
+			client_cb_begin(c);
+			c->cbs->on_writable(c, c->ud);
+			if (client_cb_end(c) || c->state == CL_DEAD)
+				return true;
+		}
+	}
+	return false;
+}
+
+void ig_http_client_allow_upgrade(struct ig_http_client *c)
+{
+	if (!c->h2)
+		c->upgrade = true;
+}
+
+int ig_http_client_write(struct ig_http_client *c, const void *data, size_t len)
+{
+	if (!c->tunnel || c->state != CL_BODY)
+		return -1;
+	if (ig_buf_append(&c->out, data, len) < 0 || tunnel_flush(c) < 0)
+		return -1;
+	c->last_ns = c->loop->now_ns;
+	client_update_events(c);
+	if (c->out.len - c->out_off > TUNNEL_HIGH) {
+		c->out_full = true;
+		return 1;
+	}
+	return 0;
+}
+
 void client_parked_event(struct ig_http_client *c)
 {
 	/* Anything on an idle connection means it is over: the server closed
@@ -476,6 +555,8 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 			return;
 		}
 	}
+	if (c->out.len > c->out_off && (events & IG_EV_WRITE) && tunnel_output(c))
+		return;
 	if ((events & IG_EV_READ) && (c->state == CL_HEAD || c->state == CL_BODY)) {
 		if (do_read(c))
 			return;
@@ -520,6 +601,8 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 	c->paused = false;
 	c->keep_alive = false;
 	c->refused = false;
+	c->upgrade = false;
+	c->tunnel = false;
 	if (!c->h2) {
 		ig_buf_reset(&c->in);
 		c->iov_cnt = 0;

@@ -70,6 +70,9 @@ struct ig_http_client_cbs {
 	void (*on_done)(struct ig_http_client *c, void *ud);
 	/* Failure: the connection is dead; close it. */
 	void (*on_error)(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud);
+	/* A tunnel's output that was above the high-water mark has drained
+	 * (ig_http_client_write returned 1). Optional. */
+	void (*on_writable)(struct ig_http_client *c, void *ud);
 };
 
 /* Starts connecting; connect_timeout_ms 0 waits as long as the kernel
@@ -102,6 +105,22 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 			 const struct ig_http_client_cbs *cbs, void *ud);
 int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
 			uint64_t read_timeout_ms, const struct ig_http_client_cbs *cbs, void *ud);
+
+/* Lets the request just sent switch protocols (an HTTP/1.1 Upgrade, such
+ * as a WebSocket handshake; call right after ig_http_client_sendv). A 101
+ * answer then goes to on_head like a final response, and the connection
+ * becomes a tunnel: every later byte from the server goes to on_body as
+ * it comes, the server's close ends it with on_done (never reusable), and
+ * ig_http_client_write sends bytes the other way. The read timeout then
+ * bounds silence in both directions. Without this call a 101 is dropped
+ * like any interim response. Not in h2c mode. */
+void ig_http_client_allow_upgrade(struct ig_http_client *c);
+/* Sends raw bytes on a tunnel (after its 101): what the socket does not
+ * take is buffered. Returns 0, 1 when the buffered output is above the
+ * high-water mark (send no more until on_writable), or -1 when this is no
+ * tunnel or the socket failed (the failure also reaches on_error or
+ * on_done from the loop). */
+int ig_http_client_write(struct ig_http_client *c, const void *data, size_t len);
 
 /* Stops (true) or resumes reading the response. While paused the read
  * timeout does not run: the silence is ours. */

@@ -34,6 +34,9 @@ struct ig_http_client {
 	bool close_requested;
 	bool idle_failed; /* reset or closed while holding no request */
 	bool refused;	  /* h2c: the server said it did not process the request */
+	bool upgrade;	  /* a 101 may switch this request to a tunnel */
+	bool tunnel;	  /* switched: raw bytes both ways */
+	bool out_full;	  /* the tunnel's output went above the mark */
 	int in_cb;	  /* callbacks of ours on the stack */
 	int requests;
 	/* The request still to write: iov[iov_pos..iov_cnt). In h2c mode,
@@ -41,6 +44,8 @@ struct ig_http_client {
 	struct iovec iov[CLIENT_MAX_PARTS];
 	int iov_pos, iov_cnt;
 	struct ig_buf in;
+	struct ig_buf out; /* a tunnel's bytes the socket did not take */
+	size_t out_off;
 	struct ig_http_framing framing;
 	struct ig_chunked_decoder chunked;
 	uint64_t body_left;

@@ -355,6 +355,28 @@ static int connection_element(struct ig_str e, void *arg)
 	return 0;
 }
 
+static int token_element(struct ig_str e, void *arg)
+{
+	return ig_str_ieq_cstr(e, arg) ? 1 : 0;
+}
+
+bool ig_http_has_token(const struct ig_http_header *h, size_t n, const char *name,
+		       const char *token)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ig_str_ieq_cstr(h[i].name, name) &&
+		    for_each_element(h[i].value, token_element, (void *)token) == 1)
+			return true;
+	return false;
+}
+
+bool ig_http_is_websocket_upgrade(const struct ig_http_request *r)
+{
+	return r->minor_version >= 1 && ig_str_eq_cstr(r->method, "GET") &&
+	       ig_http_has_token(r->headers, r->num_headers, "connection", "upgrade") &&
+	       ig_http_has_token(r->headers, r->num_headers, "upgrade", "websocket");
+}
+
 static int scan_framing(const struct ig_http_header *h, size_t n, struct framing_headers *f)
 {
 	memset(f, 0, sizeof(*f));

@@ -57,6 +57,15 @@ int ig_http_parse_response(const char *buf, size_t len, struct ig_http_response 
 const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h, size_t n,
 						 const char *name);
 
+/* Whether some header `name` lists `token` among its comma-separated
+ * elements (case-insensitive): Connection: upgrade, Upgrade: websocket. */
+bool ig_http_has_token(const struct ig_http_header *h, size_t n, const char *name,
+		       const char *token);
+
+/* A WebSocket opening handshake (RFC 6455 §4.1): an HTTP/1.1 GET with
+ * "Connection: upgrade" and "Upgrade: websocket". */
+bool ig_http_is_websocket_upgrade(const struct ig_http_request *r);
+
 enum ig_http_body_kind {
 	IG_BODY_NONE,	     /* no body */
 	IG_BODY_LENGTH,	     /* exactly `length` bytes */

@@ -27,6 +27,7 @@ enum conn_state {
 	ST_FLUSH,     /* response finished; waiting for the output to drain */
 	ST_CLOSING,   /* last response: close once flushed (then linger) */
 	ST_HANDSHAKE, /* TLS: the handshake is under way */
+	ST_TUNNEL,    /* switched protocols: raw bytes both ways */
 };
 
 #define READ_CHUNK (16 * 1024)
@@ -55,8 +56,11 @@ struct ig_http_conn {
 	struct ig_http_server *srv;
 	struct ig_io io;
 	struct ig_timer timer;
-	struct ig_task task;	   /* after a response, or a close asked for by a handler */
-	struct ig_task flush_task; /* sends a response head no body piece followed */
+	struct ig_task task;	    /* after a response, or a close asked for by a handler */
+	struct ig_task flush_task;  /* sends a response head no body piece followed */
+	struct ig_task tunnel_task; /* hands buffered client bytes to a tunnel */
+	ig_http_tunnel_data tunnel_data;
+	bool tunnel_paused;
 	enum conn_state state;
 	enum timer_kind tkind;
 	struct ig_buf in;  /* received bytes not yet processed; none while idle */
@@ -145,6 +149,7 @@ static void conn_free(struct ig_http_conn *c)
 	ig_timer_stop(s->loop, &c->timer);
 	ig_task_cancel(s->loop, &c->task);
 	ig_task_cancel(s->loop, &c->flush_task);
+	ig_task_cancel(s->loop, &c->tunnel_task);
 	if (c->tls)
 		tls_free(c);
 	ig_io_stop(s->loop, &c->io);
@@ -176,6 +181,7 @@ static void mark_broken(struct ig_http_conn *c)
 	ig_io_set(c->srv->loop, &c->io, 0);
 	ig_timer_stop(c->srv->loop, &c->timer);
 	ig_task_cancel(c->srv->loop, &c->flush_task);
+	ig_task_cancel(c->srv->loop, &c->tunnel_task);
 	ig_task_queue(c->srv->loop, &c->task, on_broken_task, c);
 }
 
@@ -208,6 +214,8 @@ static bool read_wanted(const struct ig_http_conn *c)
 		return c->in.len < PIPELINE_MAX && !c->peer_done;
 	case ST_CLOSING:
 		return c->lingering;
+	case ST_TUNNEL:
+		return !c->tunnel_paused && !c->in.len;
 	case ST_HANDSHAKE:
 		break;
 	}
@@ -382,6 +390,7 @@ static void on_after_response(struct ig_loop *loop, struct ig_task *t)
 static void end_exchange(struct ig_http_conn *c)
 {
 	ig_task_cancel(c->srv->loop, &c->flush_task);
+	ig_task_cancel(c->srv->loop, &c->tunnel_task);
 	if (c->in_handler) {
 		c->in_handler = false;
 		c->srv->busy--;
@@ -778,6 +787,27 @@ static ssize_t recv_into(struct ig_http_conn *c, struct ig_buf *b, size_t room)
 	}
 }
 
+/* Hands what the client sent to the tunnel's handler, which takes it all
+ * (its callback may end or abort the exchange). */
+static void tunnel_deliver(struct ig_http_conn *c)
+{
+	if (c->state != ST_TUNNEL || c->broken || c->tunnel_paused || !c->in.len)
+		return;
+	size_t len = c->in.len;
+	c->in.len = 0; /* the bytes stay where they are during the call */
+	int rc = c->tunnel_data(c->ex, c->in.ptr, len);
+	if (c->broken || c->state != ST_TUNNEL)
+		return;
+	if (rc == 1)
+		c->tunnel_paused = true;
+	update_events(c);
+}
+
+static void on_tunnel_task(struct ig_loop *loop, struct ig_task *t)
+{
+	tunnel_deliver(t->data);
+}
+
 static void conn_read(struct ig_http_conn *c)
 {
 	size_t room;
@@ -804,6 +834,9 @@ static void conn_read(struct ig_http_conn *c)
 			into = &c->ex->body;
 			room = c->body_left < (1u << 20) ? (size_t)c->body_left : (1u << 20);
 		}
+		break;
+	case ST_TUNNEL:
+		room = READ_CHUNK;
 		break;
 	default:
 		room = c->in.len < PIPELINE_MAX ? PIPELINE_MAX - c->in.len : 0;
@@ -849,6 +882,8 @@ static void conn_read(struct ig_http_conn *c)
 	}
 	if (c->state == ST_HEAD || c->state == ST_BODY)
 		process_input(c);
+	else if (c->state == ST_TUNNEL)
+		tunnel_deliver(c);
 	else
 		update_events(c);
 }
@@ -1466,6 +1501,50 @@ int ig_http_end(struct ig_http_exchange *ex)
 		c->keep_alive = false;
 	end_exchange(c);
 	return 0;
+}
+
+int ig_http_switch_protocols(struct ig_http_exchange *ex, const struct ig_http_header *hdrs,
+			     size_t n, ig_http_tunnel_data on_data)
+{
+	struct ig_http_conn *c = ex->conn;
+	if (c->resp_started || c->broken || !c->in_handler || !on_data)
+		return -1;
+	struct ig_buf *o = &c->out;
+	int rc = ig_buf_append_cstr(o, "HTTP/1.1 101 Switching Protocols\r\n");
+	for (size_t i = 0; i < n + ex->nresp_extra; i++) {
+		const struct ig_http_header *h = i < n ? &hdrs[i] : &ex->resp_extra[i - n];
+		rc |= ig_buf_append_str(o, h->name);
+		rc |= ig_buf_append(o, ": ", 2);
+		rc |= ig_buf_append_str(o, h->value);
+		rc |= ig_buf_append(o, "\r\n", 2);
+	}
+	rc |= ig_buf_append_cstr(o, "Connection: Upgrade\r\n\r\n");
+	if (rc)
+		return -1;
+	c->resp_started = true;
+	c->resp_chunked = false;
+	c->resp_no_body = false;
+	c->resp_close_delimited = true;
+	c->keep_alive = false;
+	c->state = ST_TUNNEL;
+	c->tunnel_data = on_data;
+	c->tunnel_paused = false;
+	ig_task_queue(c->srv->loop, &c->flush_task, on_flush_task, c);
+	if (c->in.len)
+		ig_task_queue(c->srv->loop, &c->tunnel_task, on_tunnel_task, c);
+	update_events(c);
+	return 0;
+}
+
+void ig_http_tunnel_pause(struct ig_http_exchange *ex, bool paused)
+{
+	struct ig_http_conn *c = ex->conn;
+	if (c->state != ST_TUNNEL || c->broken || c->tunnel_paused == paused)
+		return;
+	c->tunnel_paused = paused;
+	if (!paused && c->in.len)
+		ig_task_queue(c->srv->loop, &c->tunnel_task, on_tunnel_task, c);
+	update_events(c);
 }
 
 void ig_http_abort(struct ig_http_exchange *ex)

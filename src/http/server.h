@@ -140,6 +140,23 @@ int ig_http_end(struct ig_http_exchange *ex);
  * not called; no exchange function may be called afterwards. */
 void ig_http_abort(struct ig_http_exchange *ex);
 
+/* Switching protocols (RFC 9110 §7.8, §15.2.2; WebSocket, RFC 6455 §4):
+ * answers 101 with `hdrs` (which name the protocol: Upgrade) and
+ * "Connection: Upgrade", and from then on the connection carries raw
+ * bytes both ways until it closes. Bytes from the client go to on_data
+ * (the handler takes them all; returning 1 pauses reading until
+ * ig_http_tunnel_pause(ex, false)), bytes from the handler go out with
+ * ig_http_write (unframed, with the same backpressure), and ig_http_end
+ * closes the connection once the output has drained. The client closing
+ * or failing calls on_abort. No timer of the server runs on a tunnel but
+ * the send timeout: the handler bounds its silence. Bytes the client sent
+ * after the request head, before the switch, reach on_data from the loop.
+ * -1 when a response has already begun. */
+typedef int (*ig_http_tunnel_data)(struct ig_http_exchange *ex, const char *data, size_t len);
+int ig_http_switch_protocols(struct ig_http_exchange *ex, const struct ig_http_header *hdrs,
+			     size_t n, ig_http_tunnel_data on_data);
+void ig_http_tunnel_pause(struct ig_http_exchange *ex, bool paused);
+
 /* For tests: the bytes a connection holds in buffers (input, output,
  * exchange arena), summed over the server's connections, and their count. */
 void ig_http_server_memory(const struct ig_http_server *s, size_t *conns, size_t *bytes);

@@ -203,7 +203,7 @@ static void on_error(struct ig_http_client *c, const struct ig_http_client_fault
 	target_done(t, false);
 }
 
-static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error};
+static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error, NULL};
 
 /* now: the tick's time. */
 static void start(struct target *t, uint64_t now)

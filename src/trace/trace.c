@@ -384,7 +384,7 @@ static void on_error(struct ig_http_client *c, const struct ig_http_client_fault
 	t->conn = NULL;
 }
 
-static const struct ig_http_client_cbs export_cbs = {on_head, on_body, on_done, on_error};
+static const struct ig_http_client_cbs export_cbs = {on_head, on_body, on_done, on_error, NULL};
 
 static void export_batch(struct ig_tracer *t)
 {

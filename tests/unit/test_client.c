@@ -117,7 +117,15 @@ static void on_connected(struct ig_http_client *c, int err, void *ud)
 	maybe_close(CB_CONNECT, c);
 }
 
-static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error};
+static int nwritable;
+
+static void on_writable(struct ig_http_client *c, void *ud)
+{
+	assert_ptr_equal(ud, X);
+	nwritable++;
+}
+
+static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error, on_writable};
 
 /* ---- fixture ---- */
 
@@ -431,6 +439,14 @@ static void test_interim_dropped(void **state)
 	assert_int_equal(X->nhead, 1);
 	assert_int_equal(X->status, 200);
 	assert_body("ok");
+	/* A 101 the request did not allow is an interim response too. */
+	next_request(p, false);
+	srv_send(p, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"
+		    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->nhead, 1);
+	assert_int_equal(X->status, 200);
+	assert_body("ok");
 	/* An interim response alone, then the final one later. */
 	next_request(p, false);
 	srv_send(p, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -442,6 +458,86 @@ static void test_interim_dropped(void **state)
 	assert_int_equal(X->status, 204);
 	assert_int_equal(X->ndone, 1);
 	assert_true(X->reusable_at_done);
+}
+
+static const char switched[] =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\nX-H: t\r\n\r\n";
+
+static void test_tunnel(void **state)
+{
+	assert_non_null(connect_to(X->port, 1000));
+	send_req(get_req, false, 1000);
+	assert_int_equal(ig_http_client_write(X->c, "no", 2), -1); /* not a tunnel yet */
+	ig_http_client_allow_upgrade(X->c);
+	struct peer *p = accept_peer();
+	expect_request(p, get_req);
+	/* The 101 is the answer; what follows it is the server's raw bytes. */
+	char first[256];
+	snprintf(first, sizeof first, "%shello", switched);
+	srv_send(p, first);
+	PUMP_UNTIL(X->nbody);
+	assert_int_equal(X->nhead, 1);
+	assert_int_equal(X->status, 101);
+	assert_string_equal(X->hdr, "t");
+	assert_body("hello");
+	srv_send(p, "0\r\n\r\n"); /* no framing is read into it */
+	PUMP_UNTIL(X->body.len == 10);
+	assert_body("hello0\r\n\r\n");
+	/* The other way. */
+	assert_int_equal(ig_http_client_write(X->c, "ping", 4), 0);
+	expect_request(p, "ping");
+	/* A peer that reads nothing fills the socket, then our buffer: 1, and
+	 * on_writable once it has drained. */
+	static char block[64 * 1024];
+	memset(block, 'b', sizeof block);
+	size_t sent = 0;
+	int rc = 0;
+	nwritable = 0;
+	while (rc == 0 && sent < (64u << 20)) {
+		rc = ig_http_client_write(X->c, block, sizeof block);
+		sent += sizeof block;
+	}
+	assert_int_equal(rc, 1);
+	pump_for(20);
+	assert_int_equal(nwritable, 0);
+	size_t got = 0;
+	uint64_t t0 = ig_now_ns();
+	while (got < sent && ms_since(t0) < WAIT_MS) {
+		ig_loop_run_once(&X->loop, 1);
+		peer_read(p);
+		got += p->len;
+		peer_clear(p);
+	}
+	assert_int_equal(got, sent);
+	assert_int_equal(nwritable, 1);
+	assert_int_equal(X->ndone + X->nerror, 0);
+	/* The server's close ends it; a tunnel is never reused. */
+	peer_close(p);
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->ndone, 1);
+	assert_int_equal(X->nerror, 0);
+	assert_false(X->reusable_at_done);
+	assert_int_equal(ig_http_client_write(X->c, "late", 4), -1);
+}
+
+static void test_tunnel_silence_times_out(void **state)
+{
+	assert_non_null(connect_to(X->port, 1000));
+	send_req(get_req, false, 150);
+	ig_http_client_allow_upgrade(X->c);
+	struct peer *p = accept_peer();
+	expect_request(p, get_req);
+	srv_send(p, switched);
+	PUMP_UNTIL(X->nhead);
+	/* Our own bytes are traffic too: the silence is both ways. */
+	for (int i = 0; i < 6; i++) {
+		pump_for(50);
+		assert_int_equal(ig_http_client_write(X->c, "k", 1), 0);
+	}
+	assert_int_equal(X->nerror, 0);
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->nerror, 1);
+	assert_int_equal(X->fault.kind, IG_CLIENT_TIMEOUT);
 }
 
 static void test_head_and_bodyless(void **state)
@@ -1164,6 +1260,8 @@ int main(void)
 	    T(test_not_reusable),
 	    T(test_until_close),
 	    T(test_interim_dropped),
+	    T(test_tunnel),
+	    T(test_tunnel_silence_times_out),
 	    T(test_head_and_bodyless),
 	    T(test_pause_resume),
 	    T(test_close_inside_resume),

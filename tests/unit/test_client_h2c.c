@@ -120,7 +120,7 @@ static void on_error(struct ig_http_client *c, const struct ig_http_client_fault
 	maybe_close(CB_ERROR, c);
 }
 
-static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error};
+static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error, NULL};
 
 /* ---- the server ---- */
 

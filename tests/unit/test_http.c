@@ -343,6 +343,37 @@ static int res_framing(const char *s, const char *method, struct ig_http_framing
 	return ig_http_response_framing(&res, ig_str_from(method), f);
 }
 
+static bool is_ws(const char *s)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+	assert_true(parse_req_n(s, strlen(s), &req, h, MAX_H) > 0);
+	return ig_http_is_websocket_upgrade(&req);
+}
+
+static void test_websocket_handshake(void **state)
+{
+	assert_true(is_ws("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+			  "Connection: Upgrade\r\n\r\n"));
+	/* Tokens anywhere in a list, any case, in any of several fields. */
+	assert_true(is_ws("GET /ws HTTP/1.1\r\nConnection: keep-alive\r\nUpgrade: WebSocket\r\n"
+			  "Connection: x , UPGRADE \r\n\r\n"));
+	assert_true(is_ws("GET /ws HTTP/1.1\r\nUpgrade: foo, websocket\r\n"
+			  "Connection: upgrade\r\n\r\n"));
+	/* Not a WebSocket handshake. */
+	assert_false(is_ws("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"));
+	assert_false(is_ws("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\n\r\n"));
+	assert_false(is_ws("GET /ws HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"));
+	assert_false(is_ws("GET /ws HTTP/1.1\r\nUpgrade: websockets\r\n"
+			   "Connection: Upgrade\r\n\r\n"));
+	assert_false(is_ws("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+			   "Connection: Upgraded\r\n\r\n"));
+	assert_false(is_ws("POST /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+			   "Connection: Upgrade\r\n\r\n"));
+	assert_false(is_ws("GET /ws HTTP/1.0\r\nUpgrade: websocket\r\n"
+			   "Connection: Upgrade\r\n\r\n"));
+}
+
 static void test_response_framing(void **state)
 {
 	struct ig_http_framing f;
@@ -616,6 +647,7 @@ int main(void)
 	    cmocka_unit_test(test_request_framing),
 	    cmocka_unit_test(test_request_framing_errors),
 	    cmocka_unit_test(test_request_connection),
+	    cmocka_unit_test(test_websocket_handshake),
 	    cmocka_unit_test(test_response_framing),
 	    cmocka_unit_test(test_chunked_basic),
 	    cmocka_unit_test(test_chunked_empty_and_incomplete),

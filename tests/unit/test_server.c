@@ -166,6 +166,25 @@ static void on_abort_later(struct ig_loop *loop, struct ig_timer *t)
 	ig_http_abort(r->ex);
 }
 
+/* A tunnel that echoes what the client sends; "pause" makes it stop
+ * reading (the test resumes it), "end" ends it after the echo. */
+static int on_tunnel_data(struct ig_http_exchange *ex, const char *data, size_t len)
+{
+	int rc = ig_http_write(ex, data, len);
+	assert_true(rc >= 0);
+	if (len >= 3 && !memcmp(data + len - 3, "end", 3)) {
+		assert_int_equal(ig_http_end(ex), 0);
+		return 0;
+	}
+	if (len >= 5 && !memcmp(data + len - 5, "pause", 5)) {
+		F->held = ex;
+		return 1;
+	}
+	return 0;
+}
+
+static const struct ig_http_header upgrade_hdr = {IG_STR("Upgrade"), IG_STR("echo")};
+
 static void handler(struct ig_http_exchange *ex, void *ctx)
 {
 	struct fx *f = ctx;
@@ -212,6 +231,11 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 				 h ? h->value.ptr : "-");
 		assert_int_equal(ig_http_respond(ex, 200, "text/plain", out, (size_t)n, NULL, 0),
 				 0);
+	} else if (path_is(ex, "/tunnel")) {
+		assert_int_equal(ig_http_switch_protocols(ex, &upgrade_hdr, 1, on_tunnel_data), 0);
+		/* Once switched, nothing else may answer it. */
+		assert_int_equal(ig_http_switch_protocols(ex, &upgrade_hdr, 1, on_tunnel_data), -1);
+		assert_int_equal(ig_http_respond(ex, 200, NULL, "", 0, NULL, 0), -1);
 	} else if (path_is(ex, "/abort")) {
 		start_partial(r);
 		ig_http_abort(ex);
@@ -1064,6 +1088,52 @@ static void test_streamed_response(void **state)
 	peer_close(p);
 }
 
+static const char tunnel_req[] =
+    "GET /tunnel HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
+static const char switched[] =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+
+static void test_tunnel(void **state)
+{
+	start_server(NULL);
+	/* Bytes sent behind the head, before the switch, are the tunnel's. */
+	struct peer *p = open_peer();
+	char first[256];
+	snprintf(first, sizeof first, "%searly", tunnel_req);
+	send_str(p, first);
+	expect(p, switched);
+	expect(p, "early");
+	send_str(p, "abc");
+	expect(p, "abc");
+	/* Raw bytes both ways: no chunk framing, no HTTP parsing. */
+	send_str(p, "GET / HTTP/1.1\r\n\r\n");
+	expect(p, "GET / HTTP/1.1\r\n\r\n");
+	/* A paused tunnel reads nothing until resumed. */
+	send_str(p, "pause");
+	expect(p, "pause");
+	assert_non_null(F->held);
+	send_str(p, "xyz");
+	expect_quiet(p, 30);
+	ig_http_tunnel_pause(F->held, false);
+	expect(p, "xyz");
+	/* The handler's end closes the connection once the echo is out. */
+	send_str(p, "the end");
+	expect(p, "the end");
+	expect_close(p);
+	peer_close(p);
+	assert_int_equal(F->naborts, 0);
+	/* The client's close aborts the exchange. */
+	p = open_peer();
+	send_str(p, tunnel_req);
+	expect(p, switched);
+	peer_close(p);
+	uint64_t t0 = ig_now_ns();
+	while (F->naborts == 0 && ms_since(t0) < WAIT_MS)
+		ig_loop_run_once(&F->loop, 5);
+	assert_int_equal(F->naborts, 1);
+	wait_conns(0);
+}
+
 static void test_backpressure(void **state)
 {
 	struct ig_http_server_config cfg = small_config();
@@ -1522,6 +1592,7 @@ int main(void)
 	    T(test_keepalive_idle_timeout),
 	    T(test_streamed_response),
 	    T(test_backpressure),
+	    T(test_tunnel),
 	    T(test_send_timeout),
 	    T(test_send_timeout_moves_with_progress),
 	    T(test_abort_on_client_close),
