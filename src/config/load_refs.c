@@ -207,8 +207,11 @@ static void resolve_pool(struct session *s, const char *path, struct ig_backend_
 
 static bool app_protocol_ok(const char *ap)
 {
+	/* kubernetes.io/ws: WebSocket over HTTP/1.1 (GEP-1911); a handshake
+	 * reaches any HTTP/1.1 backend, so this port is served like http.
+	 * kubernetes.io/wss would need TLS to the backend. */
 	return !ap || !strcmp(ap, "http") || !strcmp(ap, "HTTP") ||
-	       !strcmp(ap, "kubernetes.io/h2c");
+	       !strcmp(ap, "kubernetes.io/h2c") || !strcmp(ap, "kubernetes.io/ws");
 }
 
 static void resolve_service(struct session *s, const char *path, struct ig_backend_ref *b)
@@ -236,7 +239,7 @@ static void resolve_service(struct session *s, const char *path, struct ig_backe
 		b->status = IG_REF_UNSUPPORTED_PROTOCOL;
 		ld_warn(s, b->line, path, "port",
 			"port %d of Service \"%s/%s\" has appProtocol %s (UnsupportedProtocol): "
-			"only http and kubernetes.io/h2c",
+			"only http, kubernetes.io/h2c and kubernetes.io/ws",
 			b->port, b->ns, b->name, sp->app_protocol);
 		return;
 	}

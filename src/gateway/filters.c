@@ -494,6 +494,8 @@ static void send_mirror(struct ig_req *p, const struct ig_backend_ref *be)
 
 void ig_req_mirror(struct ig_req *p)
 {
+	if (p->upgrade)
+		return; /* a second tunnel would have nobody at its other end */
 	FOR_EACH_FILTER(p, f)
 	if (f->type == IG_FILTER_REQUEST_MIRROR) {
 		const struct ig_mirror *mi = &f->u.mirror;

@@ -285,6 +285,8 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	int rc = route(p, slot->port, &li);
 	if (rc < 0 || rc == 2)
 		return;
+	p->upgrade = ig_http_is_websocket_upgrade(&ex->req) &&
+		     ig_backend_proto(p->pool, p->service) == IG_PROTO_HTTP1;
 	if (rc == 1) {
 		ig_req_redirect(p);
 		return;

@@ -141,7 +141,7 @@ static void access_log(struct ig_req *p)
 	    .ttft_ns = ig_req_ttft_ns(p),
 	    .prompt_tokens = p->in_tokens,
 	    .completion_tokens = p->out_tokens,
-	    .bytes_in = ex->body.len,
+	    .bytes_in = ex->body.len + p->tunnel_in,
 	    .bytes_out = p->resp_bytes,
 	};
 	if (p->qstart_ns)
@@ -436,6 +436,65 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	return 0;
 }
 
+/* ---- WebSocket tunnels ----
+ *
+ * A handshake the backend accepts (101) turns the exchange into a tunnel:
+ * the client's bytes go to the backend as they come and the backend's to
+ * the client, each side pausing the other when it cannot take more. The
+ * route's request and backend timeouts bound the handshake only; in the
+ * tunnel the upstream read timeout bounds silence both ways, and the
+ * client send timeout a client that takes nothing. Either side closing
+ * ends it: the backend's close after the client has its last bytes. */
+
+static int on_tunnel_data(struct ig_http_exchange *ex, const char *data, size_t len)
+{
+	struct ig_req *p = ex->user;
+	if (!p->up)
+		return 1;
+	p->tunnel_in += len;
+	int rc = ig_http_client_write(p->up, data, len);
+	if (rc < 0) {
+		cut(p, "the model server's side of the WebSocket failed");
+		return 1;
+	}
+	return rc; /* 1: the backend is full; resumed by on_up_writable */
+}
+
+static void on_up_writable(struct ig_http_client *c, void *ud)
+{
+	struct ig_req *p = ud;
+	ig_http_tunnel_pause(p->ex, false);
+}
+
+static void switch_protocols(struct ig_req *p, const struct ig_http_response *res,
+			     struct ig_http_header *hdrs, size_t n)
+{
+	/* hop_by_hop() left Upgrade out: the 101 names the protocol. */
+	const struct ig_http_header *up =
+	    ig_http_find_header(res->headers, res->num_headers, "upgrade");
+	if (!up) {
+		ig_warn("upstream %s: 101 without an Upgrade header", p->ep->addr);
+		ig_http_client_close(p->up);
+		p->up = NULL;
+		p->resp_started = false;
+		ig_req_fail(p, 502, "bad_gateway", NULL,
+			    "invalid response from the model server: 101 without Upgrade");
+		return;
+	}
+	hdrs[n++] = *up;
+	p->tunnel = true;
+	ig_timer_stop(&p->w->loop, &p->req_timer);
+	ig_timer_stop(&p->w->loop, &p->backend_timer);
+	account_done(p); /* the pod's own figures tell its load from now on */
+	if (ig_http_switch_protocols(p->ex, hdrs, n, on_tunnel_data) < 0) {
+		/* Only when out of memory: nothing went to the client. */
+		ig_http_client_close(p->up);
+		p->up = NULL;
+		p->resp_started = false;
+		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+	}
+}
+
 void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 {
 	struct ig_http_header hdrs[104 + 64];
@@ -469,6 +528,10 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 	struct ig_http_header sess;
 	if (n < sizeof hdrs / sizeof hdrs[0] && ig_req_session_header(p, &sess))
 		hdrs[n++] = sess;
+	if (res->status == 101 && p->upgrade) {
+		switch_protocols(p, res, hdrs, n);
+		return;
+	}
 	if (ig_http_start_response(p->ex, res->status, hdrs, n, p->resp_length) < 0) {
 		/* The client is gone: its on_abort ends the request. */
 		ig_http_client_close(p->up);
@@ -480,6 +543,8 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 {
 	struct ig_req *p = ud;
 	p->resp_bytes += len;
+	if (p->tunnel)
+		return ig_http_write(p->ex, data, len) != 0 ? 1 : 0;
 	if (p->sse)
 		ig_sse_feed(&p->sse_state, data, len, on_sse_data, p);
 	else
@@ -500,7 +565,7 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 static void on_up_done(struct ig_http_client *c, void *ud)
 {
 	struct ig_req *p = ud;
-	if (!p->sse && !p->recorded)
+	if (!p->sse && !p->recorded && !p->tunnel)
 		usage_from_tail(p);
 	p->up = NULL;
 	ig_upstreams_release(p->w->upstreams, p->ep, c);
@@ -645,6 +710,7 @@ static const struct ig_http_client_cbs upstream_cbs = {
     .on_body = on_up_body,
     .on_done = on_up_done,
     .on_error = on_up_error,
+    .on_writable = on_up_writable,
 };
 
 /* ---- attempts ---- */
@@ -698,6 +764,8 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		release_endpoint(p);
 		return -1;
 	}
+	if (p->upgrade)
+		ig_http_client_allow_upgrade(c);
 	p->up = c;
 	return 0;
 }

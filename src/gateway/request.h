@@ -134,6 +134,10 @@ struct ig_req {
 	bool fresh_retry; /* the one retry on a fresh connection was used */
 	struct ig_timer req_timer, backend_timer;
 	bool resp_started, sse;
+	/* A WebSocket handshake that may switch protocols (an HTTP/1.1 backend),
+	 * and whether it did: the exchange is then a tunnel (relay.c). */
+	bool upgrade, tunnel;
+	size_t tunnel_in; /* bytes the client sent through the tunnel */
 	int status;
 	size_t resp_bytes;
 	int64_t resp_length; /* Content-Length of the response, -1 if none */

@@ -130,7 +130,7 @@ static int build_head(struct ig_req *p)
 		peer.len = (size_t)(colon - peer.ptr);
 	struct ig_str target = ig_req_upstream_target(p);
 	size_t cap =
-	    r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p) + 72;
+	    r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p) + 72 + 24;
 	for (size_t i = 0; i < r->num_headers; i++)
 		cap += r->headers[i].name.len + r->headers[i].value.len + 4;
 	char *buf = ig_arena_alloc(p->ex->arena, cap);
@@ -167,6 +167,15 @@ static int build_head(struct ig_req *p)
 		put_str(&w, hd->name);
 		put(&w, ": ", 2);
 		put_str(&w, hd->value);
+		put(&w, "\r\n", 2);
+	}
+	if (p->upgrade) {
+		/* The handshake goes on to the backend, which answers the switch;
+		 * the client's Upgrade value was counted in cap above. */
+		const struct ig_http_header *up =
+		    ig_http_find_header(r->headers, r->num_headers, "upgrade");
+		put_cstr(&w, "Connection: Upgrade\r\nUpgrade: ");
+		put_str(&w, up->value);
 		put(&w, "\r\n", 2);
 	}
 	if (modifies) {

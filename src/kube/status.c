@@ -107,8 +107,7 @@ void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, 
 /* The Gateway API features infergate implements (pkg/features names; the
  * status lists them sorted, as the API asks): the core of the HTTP
  * profile and the HTTPRoute extended features it serves. Not listed:
- * WebSocket backends (kubernetes.io/ws is refused), destination port
- * matching, static addresses, infrastructure propagation. */
+ * destination port matching, static addresses, infrastructure propagation. */
 static const char *const supported_features[] = {
     "Gateway",
     "GatewayHTTPListenerIsolation",
@@ -118,6 +117,7 @@ static const char *const supported_features[] = {
     "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode",
     "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteBackendRequestHeaderModification",
     "HTTPRouteBackendTimeout",
     "HTTPRouteCORS",

@@ -23,6 +23,12 @@ may change at any time with `set()`:
   garbage         answers bytes that are not HTTP, then holds
   huge            a 200 with Content-Length `size` (default 1 GiB) whose
                   body is generated and sent as fast as the socket takes it
+  websocket       a WebSocket server (RFC 6455): a handshake gets 101 with
+                  its Sec-WebSocket-Accept, then text and binary messages are
+                  echoed, pings answered and a close answered and closed;
+                  `greeting` is sent first as a text message, and
+                  `close_after` messages end it with a close frame (1000)
+                  from the server; any other request gets 426
 
 Independently of the mode, `rst_idle_ms` resets (SO_LINGER 0 close) a
 completion connection that stays idle that long after an answer, and
@@ -82,7 +88,8 @@ num_gpu_blocks_override="None",prefix_caching_hash_algo="builtin",sliding_window
 swap_space="4",swap_space_bytes="4294967296"}} 1.0
 """
 
-MODES = ("json", "sse", "sse_cut", "close_on_reuse", "close", "hold", "garbage", "huge")
+MODES = ("json", "sse", "sse_cut", "close_on_reuse", "close", "hold", "garbage", "huge",
+         "websocket")
 GARBAGE = (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 this is not HTTP at all \x00\xff\r\n"
            b"\x00\x01\x02\x03\r\n\r\n")
 
@@ -513,6 +520,105 @@ class FakePod:
             left -= n
         req.outcome = "answered"
         return True
+
+
+    def _mode_websocket(self, conn, req, greeting=None, close_after=None):
+        key = req.headers.get("sec-websocket-key")
+        if (req.headers.get("upgrade", "").lower() != "websocket" or not key or
+                "upgrade" not in req.headers.get("connection", "").lower()):
+            req.outcome = "refused"
+            body = b'{"error":"a WebSocket handshake was expected"}'
+            return self._send(conn, b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                              % len(body) + body)
+        req.outcome = "upgraded"
+        if not self._send(conn, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n"
+                          % ws_accept(key).encode()):
+            return False
+        if greeting is not None and not self._send(conn, ws_frame(1, greeting.encode())):
+            return False
+        echoed = 0
+        while True:
+            frame = self._ws_read(conn)
+            if frame is None:
+                return False
+            op, payload = frame
+            self._event(conn, "ws", "%d:%d" % (op, len(payload)))
+            if op == 8:
+                self._send(conn, ws_frame(8, payload[:2]))
+                self._close(conn)
+                return False
+            if op == 9:
+                reply = ws_frame(10, payload)
+            elif op in (1, 2):
+                reply = ws_frame(op, payload)
+                echoed += 1
+            else:
+                continue
+            if not self._send(conn, reply):
+                return False
+            if close_after is not None and echoed >= close_after:
+                self._send(conn, ws_frame(8, struct.pack("!H", 1000)))
+                self._close(conn)
+                return False
+
+    def _ws_read(self, conn):
+        """One frame from the client (masked): (opcode, payload), or None
+        when the connection ended."""
+        def need(n):
+            while len(conn.buf) < n:
+                data = self._recv(conn)
+                if not data:
+                    return False
+                conn.buf += data
+            return True
+        if not need(2):
+            return None
+        b0, b1 = conn.buf[0], conn.buf[1]
+        n, at = b1 & 0x7F, 2
+        if n == 126:
+            if not need(4):
+                return None
+            n, at = struct.unpack("!H", conn.buf[2:4])[0], 4
+        elif n == 127:
+            if not need(10):
+                return None
+            n, at = struct.unpack("!Q", conn.buf[2:10])[0], 10
+        mask_len = 4 if b1 & 0x80 else 0
+        if not need(at + mask_len + n):
+            return None
+        mask = conn.buf[at:at + mask_len]
+        payload = conn.buf[at + mask_len:at + mask_len + n]
+        conn.buf = conn.buf[at + mask_len + n:]
+        if mask:
+            payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+        return b0 & 0x0F, payload
+
+
+def ws_accept(key):
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2)."""
+    import base64
+    import hashlib
+    digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
+def ws_frame(op, payload, mask=None):
+    """A final frame; masked (as a client must send) when mask is 4 bytes."""
+    n = len(payload)
+    head = bytes([0x80 | op])
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mbit | 127]) + struct.pack("!Q", n)
+    if mask:
+        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+        head += mask
+    return head + payload
 
 
 class Blackhole:

@@ -272,3 +272,27 @@ def test_certificate_reload_keeps_connections(procs, tmp_path):
     assert c.call("a.example.com", "/4")[0] == 200
     c.close()
     s.stop()
+
+
+def test_websocket_over_tls(procs, tmp_path):
+    """wss://: the tunnel runs over the client's TLS connection (records in
+    both directions, a message larger than the buffers) to a plain backend."""
+    from fakepod import ws_frame
+    from test_websocket import KEY, Client
+    s = HTTPS(procs, tmp_path)
+    s.pods[0].set("websocket")
+    raw = socket.create_connection((s.host, s.port), timeout=10)
+    tls = s.context("a").wrap_socket(raw, server_hostname="a.example.com")
+    tls.sendall(("GET /v1/realtime HTTP/1.1\r\nHost: a.example.com\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n" % KEY).encode())
+    c = Client(tls)
+    assert c.status == 101, c.headers
+    big = os.urandom(1 << 20)
+    c.send(2, big)
+    assert c.recv() == (2, big)
+    c.send(8, b"\x03\xe8")
+    assert c.recv() == (8, b"\x03\xe8")
+    assert c.at_eof()
+    tls.close()
+    s.stop()

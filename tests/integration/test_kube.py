@@ -530,11 +530,11 @@ def test_status_written_back(kube):
     sv = conditions(get(k, "gatewayclass", "kgateway"))["SupportedVersion"]
     assert sv["status"] == "True" and sv["reason"] == "SupportedVersion"
     # status.supportedFeatures (standard since Gateway API v1.4): sorted
-    # names, the core of the HTTP profile among them, WebSocket not.
+    # names, the core of the HTTP profile among them, WebSocket backends too.
     names = [f["name"] for f in get(k, "gatewayclass", "kgateway")["status"]["supportedFeatures"]]
     assert names == sorted(names) and len(names) == len(set(names)) <= 64
     assert {"Gateway", "HTTPRoute", "ReferenceGrant", "HTTPRouteCORS"} <= set(names)
-    assert "HTTPRouteBackendProtocolWebSocket" not in names
+    assert "HTTPRouteBackendProtocolWebSocket" in names
 
     def gw_ready():
         gw = get(k, "gateway", "inference-gateway")

@@ -553,7 +553,8 @@ static void test_backend_status(void **state)
 	has(out, "spec.rules[0].backendRefs[2]: Service \"a/nope\" not found in the "
 		 "configuration\n");
 	has(out, "spec.rules[0].backendRefs[3].port: port 80 of Service \"a/grpc\" has appProtocol "
-		 "kubernetes.io/grpc (UnsupportedProtocol): only http and kubernetes.io/h2c\n");
+		 "kubernetes.io/grpc (UnsupportedProtocol): only http, kubernetes.io/h2c and "
+		 "kubernetes.io/ws\n");
 	has(out, "spec.rules[0].backendRefs[4]: Service \"a/ext\" is of type ExternalName, which "
 		 "cannot be a backend\n");
 	has(out, "spec.rules[0].backendRefs[5].namespace: reference to Service \"b/far\" from "

@@ -1,0 +1,276 @@
+"""WebSocket through the gateway (Gateway API's HTTPRouteBackendProtocolWebSocket,
+RFC 6455 over HTTP/1.1): the handshake goes to the backend, its 101 comes
+back, and the connection becomes a tunnel both ways until either side
+closes; vLLM's /v1/realtime is such an endpoint."""
+import json
+import os
+import socket
+import struct
+import time
+
+from conftest import free_port, unique_loopback, wait_port
+from fakepod import FakePod, ws_accept, ws_frame
+from test_gateway import GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, write
+from test_gateway_api import gateway, pod, route
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+MASK = b"\x01\x02\x03\x04"
+
+SERVICE_WS = """apiVersion: v1
+kind: Service
+metadata:
+  name: svc
+  namespace: default
+spec:
+  selector:
+    app: svc
+  ports:
+  - name: ws
+    port: 80
+    targetPort: %d
+    appProtocol: kubernetes.io/ws
+"""
+
+RULES = """  - matches:
+    - path: {type: PathPrefix, value: /v1/realtime}
+    backendRefs:
+    - name: svc
+      port: 80
+"""
+
+
+class Gw:
+    """The gateway in front of one WebSocket backend: a Service whose port
+    says kubernetes.io/ws, or (pool=True) an InferencePool's pod."""
+
+    def __init__(self, procs, tmp_path, args=(), pool=False, **mode):
+        self.procs = procs
+        host = unique_loopback()
+        self.pod = FakePod(host, free_port(host), mode="websocket")
+        self.pod.set("websocket", **mode)
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        d = os.path.join(str(tmp_path), "m")
+        os.makedirs(d, exist_ok=True)
+        if pool:
+            docs = [GATEWAY.format(port=self.port),
+                    ROUTE.format(target_port=self.pod.port, prefix="/", timeouts=""),
+                    POOL.format(target_port=self.pod.port), POD.format(i=0, ip=host)]
+        else:
+            docs = [gateway(self.port), route(RULES), SERVICE_WS % self.pod.port,
+                    pod("p0", "svc", host)]
+        write(os.path.join(d, "all.yaml"), "---\n".join(docs))
+        self.gw = procs.start("gateway", "-f", d, "--bind", self.host, "--workers", "1",
+                              *args, name="gateway")
+        wait_port(self.host, self.port, proc=self.gw)
+
+    def connect(self, path="/v1/realtime?model=m", early=b"", extra=""):
+        s = socket.create_connection((self.host, self.port), timeout=10)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: rt.example\r\nUpgrade: websocket\r\n"
+                   "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                   "Sec-WebSocket-Version: 13\r\n%s\r\n" % (path, KEY, extra)).encode() + early)
+        return Client(s)
+
+    def stop(self):
+        self.pod.stop()
+        self.gw.send_signal(15)
+        rc = self.gw.wait(timeout=15)
+        log = self.procs.output(self.gw)
+        for e in SAN_ERRORS:
+            assert e not in log, log
+        assert rc == 0, log
+        return log
+
+
+class Client:
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+        head = self._until(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split(" ")[1])
+        self.headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+
+    def _fill(self):
+        data = self.s.recv(1 << 16)
+        if not data:
+            raise EOFError
+        self.buf += data
+
+    def _until(self, sep):
+        while sep not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(sep, 1)
+        return head
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def send(self, op, payload):
+        self.s.sendall(ws_frame(op, payload, MASK))
+
+    def recv(self):
+        """(opcode, payload) of the next frame from the server (unmasked)."""
+        b0, b1 = self._take(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._take(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._take(8))[0]
+        return b0 & 0x0F, self._take(n)
+
+    def at_eof(self, timeout=5.0):
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                self._fill()
+        except EOFError:
+            return True
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.s.close()
+
+
+def test_handshake_echo_ping_and_close(procs, tmp_path):
+    """The backend's 101 reaches the client with its Upgrade and
+    Sec-WebSocket-Accept; messages go both ways, large ones included (the
+    tunnel's backpressure), a ping gets its pong and a close handshake
+    ends the connection. The backend saw the handshake's headers."""
+    alog = os.path.join(str(tmp_path), "access.log")
+    g = Gw(procs, tmp_path, args=("--access-log", alog), greeting='{"type":"session.created"}')
+    c = g.connect()
+    assert c.status == 101, c.headers
+    assert c.headers["upgrade"].lower() == "websocket"
+    assert "upgrade" in c.headers["connection"].lower()
+    assert c.headers["sec-websocket-accept"] == ws_accept(KEY)
+    assert c.recv() == (1, b'{"type":"session.created"}')
+    for i in range(5):
+        c.send(1, b"hello %d" % i)
+        assert c.recv() == (1, b"hello %d" % i)
+    big = os.urandom(3 << 20)  # more than both directions buffer
+    c.send(2, big)
+    assert c.recv() == (2, big)
+    c.send(9, b"are you there")
+    assert c.recv() == (10, b"are you there")
+    c.send(8, struct.pack("!H", 1000))
+    assert c.recv() == (8, struct.pack("!H", 1000))
+    assert c.at_eof()
+    c.close()
+    req = [r for r in g.pod.requests if r.path.startswith("/v1/realtime")][0]
+    assert req.method == "GET"
+    assert req.headers["upgrade"] == "websocket"
+    assert req.headers["connection"].lower() == "upgrade"
+    assert req.headers["sec-websocket-key"] == KEY
+    assert req.headers["sec-websocket-version"] == "13"
+    assert req.headers["host"] == "rt.example"
+    g.stop()
+    # The access log counts what went through the tunnel each way.
+    with open(alog) as f:
+        line = json.loads(f.read().splitlines()[0])
+    assert line["status"] == 101
+    assert line["path"] == "/v1/realtime"
+    assert line["bytes_in"] > len(big) and line["bytes_out"] > len(big)
+
+
+def test_bytes_sent_with_the_handshake_reach_the_backend(procs, tmp_path):
+    """A client that sends its first frame right behind the handshake (no
+    wait for the 101) loses nothing."""
+    g = Gw(procs, tmp_path)
+    c = g.connect(early=ws_frame(1, b"eager", MASK))
+    assert c.status == 101
+    assert c.recv() == (1, b"eager")
+    c.close()
+    g.stop()
+
+
+def test_backend_close_ends_the_client_connection(procs, tmp_path):
+    g = Gw(procs, tmp_path, close_after=2)
+    c = g.connect()
+    assert c.status == 101
+    c.send(1, b"a")
+    assert c.recv() == (1, b"a")
+    c.send(1, b"b")
+    assert c.recv() == (1, b"b")
+    assert c.recv() == (8, struct.pack("!H", 1000))
+    assert c.at_eof()
+    c.close()
+    g.stop()
+
+
+def test_client_leaving_closes_the_backend_connection(procs, tmp_path):
+    g = Gw(procs, tmp_path)
+    c = g.connect()
+    assert c.status == 101
+    c.send(1, b"x")
+    assert c.recv() == (1, b"x")
+    t = time.monotonic()
+    c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # a reset, as a killed client's kernel sends
+    assert g.pod.wait_event("eof", "reset", after=t, timeout=5) is not None
+    g.stop()
+
+
+def test_silent_tunnel_is_closed_after_the_upstream_read_timeout(procs, tmp_path):
+    g = Gw(procs, tmp_path, args=("--upstream-read-timeout", "1s"))
+    c = g.connect()
+    assert c.status == 101
+    c.send(1, b"x")
+    assert c.recv() == (1, b"x")
+    t = time.monotonic()
+    # Traffic keeps it open past the timeout...
+    for i in range(4):
+        time.sleep(0.4)
+        c.send(1, b"%d" % i)
+        assert c.recv() == (1, b"%d" % i)
+    # ...silence closes it.
+    assert c.at_eof(timeout=5)
+    assert time.monotonic() - t >= 2.5
+    assert g.pod.wait_event("eof", "reset", after=t, timeout=5) is not None
+    c.close()
+    g.stop()
+
+
+def test_refused_handshake_is_an_ordinary_response(procs, tmp_path):
+    """A backend that does not switch answers as usual, and the client's
+    connection serves its next request."""
+    g = Gw(procs, tmp_path)
+    s = socket.create_connection((g.host, g.port), timeout=10)
+    s.sendall(b"GET /v1/realtime HTTP/1.1\r\nHost: x\r\n\r\n")
+    c = Client(s)
+    assert c.status == 426, c.headers
+    body = c._take(int(c.headers["content-length"]))
+    assert b"handshake" in body
+    s.sendall(b"GET /v1/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n" % KEY.encode())
+    c.buf, c.s = c.buf, s
+    head = c._until(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    c.send(1, b"after")
+    assert c.recv() == (1, b"after")
+    s.close()
+    g.stop()
+
+
+def test_websocket_to_an_inference_pool(procs, tmp_path):
+    """A handshake routed to an InferencePool (vLLM's /v1/realtime) goes to
+    the pod the picker chooses and is tunnelled the same way."""
+    g = Gw(procs, tmp_path, pool=True)
+    c = g.connect()
+    assert c.status == 101, c.headers
+    assert c.headers["sec-websocket-accept"] == ws_accept(KEY)
+    assert c.headers["x-gateway-destination-endpoint-served"] == g.pod.address
+    c.send(1, b'{"type":"session.update"}')
+    assert c.recv() == (1, b'{"type":"session.update"}')
+    c.close()
+    g.stop()
