@@ -40,7 +40,10 @@
  *   request byte    bits 0-2 kind (see make_request), bit 3 Connection:
  *                   close, bit 4 an x-request-id, bits 5-6 the
  *                   test-epp-endpoint-selection header: none, pod 0, pod 1,
- *                   both
+ *                   both, bit 7 a WebSocket handshake (a GET with Upgrade,
+ *                   no body; the kind is not used): a pod's 101 makes the
+ *                   exchange a tunnel, whose bytes the client must get as
+ *                   the pod sent them, and nothing after them
  *   script          ops of one byte, low nibble the op, high nibble `a`:
  *     0 WRITE   (a << 8 | next byte) + 1 script bytes to the current pod
  *               connection (the most recently accepted, or as NEXT chose)
@@ -144,7 +147,7 @@ static const char *const canned[16] = {
     "HTTP/1.1 503 Service Unavailable\r\n",
     "HTTP/1.0 200 OK\r\n",
     "HTTP/1.1 204 No Content\r\n",
-    "Keep-Alive: timeout=5\r\n",
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
 };
 
 /* ---- the world: one gateway and two pods, made once ------------------------ */
@@ -293,6 +296,20 @@ static const char manifests[] =
     "    - path: {type: PathPrefix, value: /v1}\n"
     "    backendRefs:\n"
     "    - {group: inference.networking.x-k8s.io, kind: InferencePool, name: pool}\n"
+    "  - matches:\n"
+    "    - path: {type: PathPrefix, value: /ws}\n"
+    "    backendRefs:\n"
+    "    - {name: ws, port: 80}\n"
+    "---\n"
+    /* WebSocket handshakes go to the same pods through a Service (a v0.2
+     * pool wants a model in a body, which a handshake has not). */
+    "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: ws}\n"
+    "spec:\n"
+    "  selector: {app: pod}\n"
+    "  ports:\n"
+    "  - {name: ws, port: 80, targetPort: %d, appProtocol: kubernetes.io/ws}\n"
     "---\n"
     "apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
     "kind: InferencePool\n"
@@ -338,8 +355,8 @@ static const char manifests[] =
 static struct ig_snapshot *load_config(void)
 {
 	char text[sizeof manifests + 64];
-	int n =
-	    snprintf(text, sizeof text, manifests, W.gw_port, W.pod_port, W.pod_ip[0], W.pod_ip[1]);
+	int n = snprintf(text, sizeof text, manifests, W.gw_port, W.pod_port, W.pod_port,
+			 W.pod_ip[0], W.pod_ip[1]);
 	struct ig_config *cfg = NULL;
 	struct ig_picker_config *picker = NULL;
 	uint64_t hash = 0;
@@ -441,6 +458,9 @@ struct podconn {
 	char *in;
 	size_t in_len, in_cap;
 	int requests; /* complete requests received */
+	/* It carried a WebSocket handshake: what follows may be the tunnel's
+	 * raw bytes (if the pod switched), so it is no longer parsed. */
+	bool opaque;
 };
 
 /* Which pods received a request, by its x-request-id. */
@@ -496,9 +516,14 @@ static const char body_unknown[] = "{\"model\":\"no-such-model\",\"prompt\":\"x\
 
 enum { KIND_UNKNOWN_MODEL = 7 };
 
+static bool req_is_ws(uint8_t req)
+{
+	return req & 128;
+}
+
 static bool req_is_head(uint8_t req)
 {
-	return (req & 7) == 3;
+	return !req_is_ws(req) && (req & 7) == 3;
 }
 
 /* The request bytes of request byte `req`. */
@@ -545,7 +570,14 @@ static size_t make_request(uint8_t req, char *out, size_t cap)
 			 select[(req >> 5) & 3]);
 	size_t blen = strlen(body);
 	int n;
-	if (chunked)
+	if (req_is_ws(req))
+		n = snprintf(
+		    out, cap,
+		    "GET /ws/realtime HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\n"
+		    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		    "Sec-WebSocket-Version: 13\r\n%s\r\n",
+		    extra);
+	else if (chunked)
 		n = snprintf(out, cap,
 			     "%s\r\nHost: gw\r\nContent-Type: application/json\r\n%s"
 			     "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
@@ -703,16 +735,21 @@ static void record_delivery(struct run *r, struct ig_str id, int pod)
 static void check_pod_request(struct run *r, struct podconn *c, const struct ig_http_request *req,
 			      const char *body, size_t len)
 {
-	if (!ig_str_eq_cstr(req->method, "POST") && !ig_str_eq_cstr(req->method, "HEAD"))
+	bool ws = ig_str_eq_cstr(req->method, "GET");
+	if (!ws && !ig_str_eq_cstr(req->method, "POST") && !ig_str_eq_cstr(req->method, "HEAD"))
 		die("a pod got a request with a method no client sent");
+	if (ws && (!ig_http_is_websocket_upgrade(req) || len))
+		die("a pod got a GET that is not the client's WebSocket handshake");
+	/* A Service backend (the handshakes') keeps the client's Host. */
 	const struct ig_http_header *h =
 	    ig_http_find_header(req->headers, req->num_headers, "host");
-	if (!h || !ig_str_eq_cstr(h->value, W.pod_addr[c->pod]))
-		die("the Host line of a pod's request does not name that pod");
+	if (!h || !ig_str_eq_cstr(h->value, ws ? "gw" : W.pod_addr[c->pod]))
+		die("the Host line of a pod's request is not the one the gateway sends");
 	struct ig_json_value root, model;
-	if (ig_json_parse(body, len, &root) < 0 || ig_json_get(root, "model", &model) < 0 ||
-	    !ig_str_eq_cstr(model.raw, "\"m-target\""))
+	if (!ws && (ig_json_parse(body, len, &root) < 0 || ig_json_get(root, "model", &model) < 0 ||
+		    !ig_str_eq_cstr(model.raw, "\"m-target\"")))
 		die("a pod got a body whose model is not the InferenceModel's target");
+	c->opaque = ws;
 	h = ig_http_find_header(req->headers, req->num_headers, "x-request-id");
 	if (!h)
 		die("a pod got a request without x-request-id");
@@ -724,6 +761,10 @@ static void pod_requests(struct run *r, int i)
 {
 	struct podconn *c = &r->pc[i];
 	while (c->in_len) {
+		if (c->opaque) {
+			c->in_len = 0;
+			return;
+		}
 		struct ig_http_header hdrs[64];
 		struct ig_http_request req;
 		struct ig_http_framing f;
@@ -1056,7 +1097,7 @@ static void check_own(const struct ig_http_response *res, uint8_t req, const cha
 		die("an error of the gateway is not application/json");
 	if (complete && !req_is_head(req) && !is_openai_error(body, len))
 		die("an error of the gateway is not OpenAI error JSON");
-	if ((req & 7) == KIND_UNKNOWN_MODEL && res->status != 404)
+	if ((req & 7) == KIND_UNKNOWN_MODEL && !req_is_ws(req) && res->status != 404)
 		die("an unknown model was not answered 404");
 }
 
@@ -1195,6 +1236,13 @@ static void parse_sent(const struct podconn *c)
 		if (n < 0)
 			return;
 		pos += (size_t)n;
+		if (res.status == 101) {
+			/* Either the start of a tunnel (all that follows, raw, in
+			 * place) or an interim response the gateway drops: both. */
+			PR.v[PR.n++] = (struct pod_resp){101, c->sent + pos, c->sent_len - pos};
+			if (PR.n == sizeof PR.v / sizeof PR.v[0])
+				return;
+		}
 		if (res.status >= 100 && res.status < 200)
 			continue; /* interim: dropped by the gateway */
 		if (ig_http_response_framing(&res, IG_STR("POST"), &f) < 0)
@@ -1267,6 +1315,27 @@ static void check_forwarded(int status, const char *body, size_t len, bool whole
 	die("a forwarded body is not what the pod sent");
 }
 
+/* A WebSocket handshake the pod accepted: the 101 names the pod and the
+ * protocol, and what follows is what the pod sent after its 101, as it
+ * came (a prefix when the client's copy was cut). The pods are gone by
+ * now, so the tunnel must be closed. */
+static void verify_tunnel(const struct ig_http_response *res, const char *rest, size_t len,
+			  bool ended, bool bodies)
+{
+	const struct ig_http_header *served = ig_http_find_header(
+	    res->headers, res->num_headers, "x-gateway-destination-endpoint-served");
+	if (!served || (!ig_str_eq_cstr(served->value, W.pod_addr[0]) &&
+			!ig_str_eq_cstr(served->value, W.pod_addr[1])))
+		die("a 101 that does not name the pod that switched");
+	if (!ig_http_has_token(res->headers, res->num_headers, "upgrade", "websocket") ||
+	    !ig_http_has_token(res->headers, res->num_headers, "connection", "upgrade"))
+		die("a 101 without Upgrade: websocket and Connection: Upgrade");
+	if (!ended)
+		die("a tunnel stayed open after its pod went away");
+	if (bodies)
+		check_forwarded(101, rest, len, false);
+}
+
 static void verify_client(struct run *r, const struct client *c, bool bodies)
 {
 	trace("client: %zu bytes, %d requests sent, eof %d, closed %d:\n%.*s\n", c->total, c->nsent,
@@ -1305,9 +1374,13 @@ static void verify_client(struct run *r, const struct client *c, bool bodies)
 		}
 		if (n < 0)
 			die("the gateway sent a response head that does not parse");
+		uint8_t req = c->req[k];
+		if (res.status == 101 && req_is_ws(req)) {
+			verify_tunnel(&res, b + pos + (size_t)n, rem - (size_t)n, ended, bodies);
+			return; /* the rest of the connection is the tunnel's */
+		}
 		if (res.status < 200)
 			die("an interim response reached the client");
-		uint8_t req = c->req[k];
 		struct ig_http_framing f;
 		if (ig_http_response_framing(
 			&res, req_is_head(req) ? IG_STR("HEAD") : IG_STR("POST"), &f) < 0)
@@ -1327,7 +1400,7 @@ static void verify_client(struct run *r, const struct client *c, bool bodies)
 		else if (!ig_str_eq_cstr(served->value, W.pod_addr[0]) &&
 			 !ig_str_eq_cstr(served->value, W.pod_addr[1]))
 			die("a forwarded response names an endpoint that is no pod");
-		else if ((req & 7) == KIND_UNKNOWN_MODEL)
+		else if ((req & 7) == KIND_UNKNOWN_MODEL && !req_is_ws(req))
 			die("a request for an unknown model was forwarded");
 		else if (bodies)
 			check_forwarded(res.status, dec, declen, whole);
