@@ -183,7 +183,8 @@ BFZ := build-fuzz
 ADMIN_PAGE_OBJS = $(foreach t,$(B) $(BA) $(BT) $(BFZ),$(t)/obj/src/gateway/admin_page.o)
 $(ADMIN_PAGE_OBJS): src/gateway/admin_page.html
 
-FUZZ_CFLAGS := $(CSTD) $(CPPFLAGS) -g -O1 -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS := $(CSTD) $(CPPFLAGS) -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=undefined
 FUZZ_BINS := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 $(BFZ)/obj/%.o: %.c

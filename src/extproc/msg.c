@@ -615,10 +615,12 @@ static int wire_body_eos(struct wire w, struct ig_str *body, bool *eos)
 /* ProcessingRequest { request_body (4) | response_body (5): HttpBody }. */
 static bool request_in_place(const uint8_t *data, size_t len, struct ig_xp_request *out)
 {
+	if (!data)
+		return false; /* nothing to read (and NULL + 0 is undefined) */
 	struct wire w = {data, data + len}, in;
 	unsigned f;
 
-	if (!data || wire_field(&w, &f, &in) != 0 || w.p != w.end || (f != 4 && f != 5) ||
+	if (wire_field(&w, &f, &in) != 0 || w.p != w.end || (f != 4 && f != 5) ||
 	    wire_body_eos(in, &out->body, &out->end_of_stream) != 0)
 		return false;
 	out->kind = f == 4 ? IG_XP_REQ_REQUEST_BODY : IG_XP_REQ_RESPONSE_BODY;

@@ -638,9 +638,10 @@ struct number {
 
 static int split_number(struct ig_json_value v, struct number *n)
 {
+	if (v.type != IG_JSON_NUMBER || v.raw.len == 0)
+		return -1; /* (and a null ptr is never offset, even by 0) */
 	const char *p = v.raw.ptr, *end = v.raw.ptr + v.raw.len;
-
-	if (v.type != IG_JSON_NUMBER || v.raw.len == 0 || scan_number(p, end) != end)
+	if (scan_number(p, end) != end)
 		return -1;
 	memset(n, 0, sizeof(*n));
 	n->neg = *p == '-';
@@ -762,7 +763,7 @@ int ig_json_bool(struct ig_json_value v)
  * always a valid JSON string, whatever the input. */
 int ig_json_write_string(struct ig_buf *out, const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	const unsigned char *p = (const unsigned char *)s, *end = len ? p + len : p;
 	int rc = ig_buf_append(out, "\"", 1);
 
 	while (rc == 0 && p < end) {

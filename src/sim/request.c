@@ -103,6 +103,8 @@ static void ids_push_special(struct ig_sim_request *r, const char *token)
 static size_t ids_push_text(struct ig_sim_request *r, struct ig_str text)
 {
 	size_t n = ig_sim_tokenize(text, NULL, 0);
+	if (n == 0)
+		return 0; /* nothing to add (and the buffer may have no memory yet) */
 	if (r->ids_truncated || ig_buf_reserve(&r->ids, n * sizeof(uint64_t)) < 0) {
 		r->ids_truncated = true;
 		return n;

@@ -496,6 +496,25 @@ static void test_bool(void **state)
 	assert_int_equal(ig_json_bool(s), -1);
 }
 
+/* Empty inputs with no memory behind them (a null pointer, length 0):
+ * what the fuzzers found offset by 0, which C leaves undefined. */
+static void test_null_empty_inputs(void **state)
+{
+	struct ig_buf b = {0};
+	assert_int_equal(ig_json_write_string(&b, NULL, 0), 0);
+	assert_int_equal(b.len, 2);
+	assert_memory_equal(b.ptr, "\"\"", 2);
+	ig_buf_free(&b);
+	struct ig_json_value none = {0};
+	int64_t i;
+	double d;
+	assert_int_equal(ig_json_int64(none, &i), -1);
+	assert_int_equal(ig_json_double(none, &d), -1);
+	none.type = IG_JSON_NUMBER;
+	assert_int_equal(ig_json_int64(none, &i), -1);
+	(void)state;
+}
+
 static void test_write_string(void **state)
 {
 	struct ig_buf out;
@@ -850,8 +869,7 @@ static int usage_by_parse(const char *s, size_t len, struct ig_usage *u)
 		return -1;
 	if (ig_json_get(usage, "prompt_tokens", &v) == 0 && ig_json_int64(v, &n) == 0 && n >= 0)
 		u->prompt_tokens = n;
-	else if (ig_json_get(usage, "input_tokens", &v) == 0 && ig_json_int64(v, &n) == 0 &&
-		 n >= 0)
+	else if (ig_json_get(usage, "input_tokens", &v) == 0 && ig_json_int64(v, &n) == 0 && n >= 0)
 		u->prompt_tokens = n;
 	if (ig_json_get(usage, "completion_tokens", &v) == 0 && ig_json_int64(v, &n) == 0 && n >= 0)
 		u->completion_tokens = n;
@@ -1101,6 +1119,7 @@ int main(void)
 	    cmocka_unit_test(test_usage),
 	    cmocka_unit_test(test_usage_cases),
 	    cmocka_unit_test(test_usage_random),
+	    cmocka_unit_test(test_null_empty_inputs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
