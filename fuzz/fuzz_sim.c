@@ -201,6 +201,7 @@ static void check_answer(const struct ig_sim_request *r)
 	    .stop_reason = r->nstop ? (struct ig_str){r->stop.ptr, strlen(r->stop.ptr)}
 				    : (struct ig_str){NULL, 0},
 	    .lp_prompt = r->echo_prompt ? ig_buf_str(&r->echo_text) : (struct ig_str){0},
+	    .prompt_lp = ig_buf_str(&r->prompt_lp_json),
 	    .tool_mode = r->tool_mode,
 	    .tool_name = IG_STR("f\"n"),
 	    .tool_id = IG_STR("chatcmpl-tool-1"),
@@ -277,6 +278,19 @@ static void check_accepted(const struct ig_sim_config *c, const struct ig_sim_re
 	size_t n = ig_sim_request_nids(r);
 	if (r->ids.len % sizeof(uint64_t) || (!r->ids_truncated && n != (size_t)r->prompt_tokens))
 		abort();
+	/* prompt_logprobs: an entry per token the prompt kept (the first null). */
+	if (r->prompt_lp_json.len) {
+		struct ig_json_value v, e;
+		size_t pos = 0, k = 0;
+		if (r->prompt_lp < 0 ||
+		    ig_json_parse(r->prompt_lp_json.ptr, r->prompt_lp_json.len, &v) < 0)
+			abort();
+		while (ig_json_array_next(v, &pos, &e) == 1)
+			if ((k++ == 0) != (e.type == IG_JSON_NULL))
+				abort();
+		if (k != n)
+			abort();
+	}
 	(void)ig_sim_text_seed(r->prompt_key, r->name, r->has_seed ? (uint64_t)r->seed : 0);
 	check_answer(r);
 	/* A structured answer is written from the schema (or choices) the

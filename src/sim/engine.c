@@ -40,6 +40,7 @@ void ig_sim_req_free(struct sim_req *r)
 	free(r->input);
 	free(r->stop);
 	free(r->echo_text);
+	free(r->prompt_lp);
 	free(r->lp_words);
 	ig_buf_free(&r->script);
 	free(r->pieces);
@@ -123,6 +124,7 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .lp_prompt =
 		r->echo_text ? (struct ig_str){r->echo_text, r->echo_len} : (struct ig_str){0},
 	    .lp_seed = r->lp_seed,
+	    .prompt_lp = {r->prompt_lp, r->prompt_lp_len},
 	    .prompt_tokens = r->lead ? r->lead->prompt_sum : r->seq.prompt_tokens,
 	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : generated_of(r),
 	    .first = r->seq.generated == 1,

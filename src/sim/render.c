@@ -61,6 +61,62 @@ static int put_bytes(struct ig_buf *b, const char *s)
 	return rc | ig_buf_append_cstr(b, "]");
 }
 
+/* ,"prompt_logprobs": with its value (null when none was asked for). */
+static int put_prompt_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	int rc = ig_buf_append_cstr(b, ",\"prompt_logprobs\":");
+	if (!r->prompt_lp.len)
+		return rc | ig_buf_append_cstr(b, "null");
+	return rc | ig_buf_append(b, r->prompt_lp.ptr, r->prompt_lp.len);
+}
+
+/* vLLM's prompt_logprobs value: per prompt token (the first null, as
+ * nothing comes before it) a map from token ids to {logprob, rank,
+ * decoded_token}: the prompt's own token, with its rank, and the `top`
+ * most likely ones, ranks 1 to top (the prompt's token among them when
+ * its rank is that good). The values are drawn from the tokens, so the
+ * same prompt gets the same figures; logprobs fall with the rank. */
+int ig_sim_render_prompt_logprobs(struct ig_buf *b, const uint64_t *ids, size_t n,
+				  const struct ig_str *texts, unsigned top)
+{
+	int rc = ig_buf_append_cstr(b, "[");
+	uint64_t prev = 0x9e3779b97f4a7c15ULL;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h = (ids[i] + 1) * 0xff51afd7ed558ccdULL ^ prev;
+		prev = h;
+		if (i == 0) {
+			rc |= ig_buf_append_cstr(b, "null");
+			continue;
+		}
+		unsigned rank = 1 + (unsigned)((h >> 20) % 40); /* the prompt token's */
+		double jitter = (double)(h % 1000) / 4000.0;
+		rc |= ig_buf_append_cstr(b, ",{");
+		/* The prompt's token first, as vLLM lists it, then the top. */
+		for (unsigned k = 0; k <= top; k++) {
+			if (k == rank)
+				continue;
+			unsigned r = k ? k : rank;
+			uint64_t own = ig_sim_vocab_id(ids[i]), id = own;
+			struct ig_str text = texts[i];
+			if (k) {
+				id = (h + (uint64_t)k * 7919u) % IG_SIM_VOCAB;
+				if (id == own)
+					id = (id + 1) % IG_SIM_VOCAB;
+				text = ig_str_from(ig_sim_word(id));
+			}
+			rc |= ig_buf_printf(b,
+					    "%s\"%llu\":{\"logprob\":%.6f,\"rank\":%u,"
+					    "\"decoded_token\":",
+					    k ? "," : "", (unsigned long long)id,
+					    -0.25 * r - jitter, r);
+			rc |= ig_json_write_string(b, text.ptr, text.len);
+			rc |= ig_buf_append_cstr(b, "}");
+		}
+		rc |= ig_buf_append_cstr(b, "}");
+	}
+	return rc | ig_buf_append_cstr(b, "]");
+}
+
 /* "token", "logprob" and "bytes" of one chat logprob entry. */
 static int put_lp_entry(struct ig_buf *b, const char *w, double lp)
 {
@@ -236,7 +292,7 @@ static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 	rc |= put_finish(out, c->finish);
 	rc |= put_stop_reason(out, c);
 	if (c->kind == IG_SIM_COMPLETION)
-		rc |= ig_buf_append_cstr(out, ",\"prompt_logprobs\":null");
+		rc |= put_prompt_logprobs(out, c);
 	return rc | ig_buf_append_cstr(out, "}");
 }
 
@@ -255,8 +311,9 @@ static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 		rc |= put_choice(out, r);
 	rc |= ig_buf_append_cstr(out, "],\"usage\":");
 	rc |= put_usage(out, r, true);
-	rc |= ig_buf_append_cstr(out,
-				 r->kind == IG_SIM_COMPLETION ? "}" : ",\"prompt_logprobs\":null}");
+	if (r->kind != IG_SIM_COMPLETION)
+		rc |= put_prompt_logprobs(out, r);
+	rc |= ig_buf_append_cstr(out, "}");
 	return rc ? -1 : 0;
 }
 

@@ -153,6 +153,7 @@ static int text_or_ids_tokens(struct ig_json_value p, long *out, struct ig_sim_r
 			int64_t id = 0;
 			if (e.type != IG_JSON_NUMBER || ig_json_int64(e, &id) < 0)
 				rc = -1;
+			text_push(r, ig_str_from(ig_sim_word((uint64_t)id)));
 			ids_push(r, (uint64_t)id);
 			n++;
 		} while (ig_json_array_next(p, &pos, &e) == 1);
@@ -573,6 +574,118 @@ static int read_logprobs(const struct ig_sim_config *c, struct ig_json_value roo
 	return 0;
 }
 
+/* A logit_bias key as Python's int() reads it: optional spaces and sign,
+ * then digits. -1 when it is not an integer. */
+static int bias_token(struct ig_str k, int64_t *out)
+{
+	struct ig_str t = ig_str_trim(k);
+	bool neg = t.len && t.ptr[0] == '-';
+	size_t i = t.len && (t.ptr[0] == '-' || t.ptr[0] == '+') ? 1 : 0;
+	if (i == t.len || t.len - i > 18)
+		return -1;
+	int64_t v = 0;
+	for (; i < t.len; i++) {
+		if (t.ptr[i] < '0' || t.ptr[i] > '9')
+			return -1;
+		v = v * 10 + (t.ptr[i] - '0');
+	}
+	*out = neg ? -v : v;
+	return 0;
+}
+
+/* Completions' and chat's logit_bias: token ids (as strings) to biases,
+ * checked as vLLM does: keys that are not integers (the request's
+ * conversion), then ids outside the vocabulary (the engine's, all of them
+ * listed). The biases are accepted (vLLM clamps them to [-100, 100]); the
+ * simulated text does not follow them. */
+static int read_logit_bias(struct ig_json_value root, struct ig_sim_error *e)
+{
+	struct ig_json_value lb, k, v;
+	if (ig_json_get(root, "logit_bias", &lb) < 0 || lb.type == IG_JSON_NULL)
+		return 0;
+	if (lb.type != IG_JSON_OBJECT)
+		return bad_request(e, "logit_bias",
+				   "'logit_bias' must be an object of token ids to numbers.");
+	char bad[256] = "";
+	size_t pos = 0, nbad = 0, at = 0;
+	struct ig_buf key = {0};
+	int rc = 0;
+	while (rc == 0 && ig_json_object_next(lb, &pos, &k, &v) == 1) {
+		double bias;
+		int64_t id;
+		ig_buf_reset(&key);
+		if (v.type != IG_JSON_NUMBER || ig_json_double(v, &bias) < 0) {
+			rc = bad_request(e, "logit_bias", "'logit_bias' values must be numbers.");
+		} else if (ig_json_string(k, &key) < 0 || bias_token(ig_buf_str(&key), &id) < 0) {
+			rc = reject(e, 400, "BadRequestError", NULL,
+				    "Found token_id `%.*s` in logit_bias but token_id must be an "
+				    "integer or string representing an integer",
+				    (int)(key.len < 64 ? key.len : 64), key.ptr ? key.ptr : "");
+		} else if (id < 0 || id >= (int64_t)IG_SIM_VOCAB) {
+			if (at + 24 < sizeof bad)
+				at += (size_t)snprintf(bad + at, sizeof bad - at, "%s%lld",
+						       nbad ? ", " : "", (long long)id);
+			nbad++;
+		}
+	}
+	ig_buf_free(&key);
+	if (rc == 0 && nbad)
+		rc = reject(e, 400, "BadRequestError", NULL,
+			    "token_id(s) [%s%s] in logit_bias contain out-of-vocab token ids. "
+			    "Vocabulary size: %u",
+			    bad, at + 24 < sizeof bad ? "" : ", ...", IG_SIM_VOCAB);
+	return rc;
+}
+
+/* vLLM's truncate_prompt_tokens (completions, chat, embeddings): the
+ * prompt keeps its last N tokens, -1 the context's length; more than the
+ * context is refused when the request is tokenized. */
+static int truncation_limit(const struct ig_sim_config *c, struct ig_json_value root,
+			    int64_t *limit, struct ig_sim_error *e)
+{
+	int64_t n;
+	*limit = -1;
+	int rc = opt_int(root, "truncate_prompt_tokens", &n);
+	if (rc < 0)
+		return bad_request(e, "truncate_prompt_tokens",
+				   "'truncate_prompt_tokens' must be an integer.");
+	if (rc == 0)
+		return 0;
+	if (n < -1)
+		return bad_request(e, "truncate_prompt_tokens",
+				   "truncate_prompt_tokens: Input should be greater than or equal "
+				   "to -1");
+	if (n > c->max_model_len)
+		return reject(e, 400, "BadRequestError", NULL,
+			      "truncate_prompt_tokens value (%lld) is greater than max_model_len "
+			      "(%ld). Please, select a smaller truncation size.",
+			      (long long)n, c->max_model_len);
+	*limit = n == -1 ? c->max_model_len : n;
+	return 0;
+}
+
+static int read_truncation(const struct ig_sim_config *c, struct ig_json_value root,
+			   struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	int64_t n;
+	if (truncation_limit(c, root, &n, e) < 0)
+		return -1;
+	if (n < 0 || r->prompt_tokens <= n)
+		return 0;
+	r->prompt_tokens = (long)n;
+	/* The prefix-cache keys follow: the prompt now starts later. Past
+	 * the buffer's ceiling only its start was kept, so none is left. */
+	size_t have = r->ids.len / sizeof(uint64_t);
+	if (r->ids_truncated) {
+		r->ids.len = 0;
+	} else if (have > (size_t)n) {
+		memmove(r->ids.ptr, r->ids.ptr + (have - (size_t)n) * sizeof(uint64_t),
+			(size_t)n * sizeof(uint64_t));
+		r->ids.len = (size_t)n * sizeof(uint64_t);
+	}
+	return 0;
+}
+
 /* vLLM's `priority` (completions, chat, Responses, embeddings). */
 static int read_priority(struct ig_json_value root, struct ig_sim_request *r,
 			 struct ig_sim_error *e)
@@ -940,7 +1053,8 @@ static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value r
 {
 	struct ig_json_value input, one, v;
 	size_t pos = 0;
-	if (read_priority(root, r, e) < 0)
+	int64_t keep;
+	if (read_priority(root, r, e) < 0 || truncation_limit(c, root, &keep, e) < 0)
 		return -1;
 	if (ig_json_get(root, "input", &input) < 0 || input.type == IG_JSON_NULL)
 		return bad_request(e, "input", "Field required: 'input'.");
@@ -950,12 +1064,23 @@ static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value r
 				   "those.");
 	while (ig_sim_embed_next(input, &pos, &one) == 1) {
 		long n = 0;
+		size_t start = r->ids.len;
 		/* vLLM refuses empty prompts ("The decoder prompt cannot be empty"). */
 		if (text_or_ids_tokens(one, &n, r) < 0 || n == 0)
 			return bad_request(
 			    e, "input",
 			    "'input' must be a non-empty string, a list of token ids, "
 			    "or a list of those.");
+		if (keep >= 0 && n > keep) {
+			/* Each input keeps its last `keep` tokens, ids included. */
+			size_t drop = (size_t)(n - keep) * sizeof(uint64_t);
+			if (!r->ids_truncated && r->ids.len - start >= drop) {
+				memmove(r->ids.ptr + start, r->ids.ptr + start + drop,
+					r->ids.len - start - drop);
+				r->ids.len -= drop;
+			}
+			n = (long)keep;
+		}
 		if (n > c->max_model_len)
 			return reject(e, 400, "BadRequestError", "input",
 				      "This model's maximum context length is %ld tokens. However, "
@@ -1355,18 +1480,93 @@ static int no_lp_with_structure(struct ig_sim_request *r, struct ig_sim_error *e
 	return 0;
 }
 
+/* Completions' and chat's prompt_logprobs, with vLLM's checks (the
+ * request's, then the engine's against --max-logprobs). Read before the
+ * prompt, whose token texts it then keeps. */
+static int read_prompt_logprobs(const struct ig_sim_config *c, struct ig_json_value root,
+				struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	int64_t n;
+	bool stream = false;
+	r->prompt_lp = -1;
+	int rc = opt_int(root, "prompt_logprobs", &n);
+	if (rc < 0)
+		return bad_request(e, "prompt_logprobs", "'prompt_logprobs' must be an integer.");
+	if (rc == 0)
+		return 0;
+	(void)opt_bool(root, "stream", &stream); /* its own check comes later */
+	if (stream && (n > 0 || n == -1))
+		return bad_request(e, "prompt_logprobs",
+				   "`prompt_logprobs` are not available when `stream=True`.");
+	if (n < 0 && n != -1)
+		return bad_request(e, "prompt_logprobs",
+				   "`prompt_logprobs` must be a positive value or -1.");
+	if (n == -1)
+		n = IG_SIM_VOCAB;
+	if (n > c->max_logprobs)
+		return reject(e, 400, "BadRequestError", "prompt_logprobs",
+			      "Requested prompt logprobs of %lld, which is greater than max "
+			      "allowed: %ld",
+			      (long long)n, c->max_logprobs);
+	r->prompt_lp = (int)n;
+	ig_buf_init(&r->prompt_texts, (size_t)1 << 28);
+	r->texts = &r->prompt_texts;
+	return 0;
+}
+
+/* The prompt_logprobs value, once the prompt is final (truncated). */
+static int write_prompt_logprobs(struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	size_t n = r->ids.len / sizeof(uint64_t), nt = 0;
+	/* Past the ids' ceiling (a prompt longer than the context, which
+	 * truncate_prompt_tokens let through) the list stays null. */
+	if (r->prompt_lp < 0 || r->ids_truncated)
+		return 0;
+	for (size_t at = 0; at < r->prompt_texts.len; nt++) {
+		uint32_t len;
+		memcpy(&len, r->prompt_texts.ptr + at, sizeof len);
+		at += sizeof len + len;
+	}
+	struct ig_str *texts = calloc(nt ? nt : 1, sizeof *texts);
+	if (!texts)
+		return reject(e, 500, "InternalServerError", NULL, "out of memory");
+	for (size_t at = 0, i = 0; i < nt; i++) {
+		uint32_t len;
+		memcpy(&len, r->prompt_texts.ptr + at, sizeof len);
+		texts[i] = (struct ig_str){r->prompt_texts.ptr + at + sizeof len, len};
+		at += sizeof len + len;
+	}
+	/* A truncated prompt dropped its first tokens' ids, not their texts. */
+	size_t skip = nt > n ? nt - n : 0;
+	if (nt < n)
+		n = nt;
+	ig_buf_init(&r->prompt_lp_json, (size_t)1 << 30);
+	int rc =
+	    ig_sim_render_prompt_logprobs(&r->prompt_lp_json, (const uint64_t *)(void *)r->ids.ptr,
+					  n, texts + skip, (unsigned)r->prompt_lp);
+	free(texts);
+	if (rc < 0)
+		return reject(e, 500, "InternalServerError", NULL, "out of memory");
+	return 0;
+}
+
 static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 		     struct ig_sim_request *r, int64_t *asked, struct ig_sim_error *e)
 {
 	if (read_model(root, r, e) < 0)
 		return -1;
+	if ((r->kind == IG_SIM_COMPLETION || r->kind == IG_SIM_CHAT) &&
+	    read_prompt_logprobs(c, root, r, e) < 0)
+		return -1;
 	switch (r->kind) {
 	case IG_SIM_COMPLETION:
-		if (read_completion(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0)
+		if (read_completion(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
+		    read_logit_bias(root, e) < 0 || read_truncation(c, root, r, e) < 0)
 			return -1;
 		return read_structured(root, r, e) < 0 ? -1 : no_lp_with_structure(r, e);
 	case IG_SIM_CHAT:
 		if (read_chat(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
+		    read_logit_bias(root, e) < 0 || read_truncation(c, root, r, e) < 0 ||
 		    read_structured(root, r, e) < 0 || read_tool_choice(c, root, false, r, e) < 0)
 			return -1;
 		return no_lp_with_structure(r, e);
@@ -1400,6 +1600,7 @@ int ig_sim_parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 	memset(out, 0, sizeof *out);
 	out->kind = kind;
 	out->lp_top = -1;
+	out->prompt_lp = -1;
 	out->n = 1;
 	out->nprompts = 1;
 	out->prompt_index = index;
@@ -1411,7 +1612,8 @@ int ig_sim_parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 		return bad_request(err, NULL, "JSON decode error: the body is not a JSON object.");
 	if (read_body(c, root, out, &asked, err) < 0)
 		return -1;
-	if (resolve_model(c, out, err) < 0 || check_length(c, out, asked, err) < 0)
+	if (resolve_model(c, out, err) < 0 || check_length(c, out, asked, err) < 0 ||
+	    write_prompt_logprobs(out, err) < 0)
 		return -1;
 	/* The engine's check, after the server's. */
 	if (out->priority != 0 && !c->priority_policy)
@@ -1435,6 +1637,7 @@ static int tokenizer_body(const char *body, size_t len, struct ig_sim_request *o
 	memset(out, 0, sizeof *out);
 	out->kind = IG_SIM_COMPLETION;
 	out->lp_top = -1;
+	out->prompt_lp = -1;
 	ig_buf_init(&out->model, 4096);
 	ig_buf_init(&out->ids, TOKENIZE_MAX_IDS * sizeof(uint64_t));
 	if (ig_json_parse(body, len, root) < 0 || root->type != IG_JSON_OBJECT)
@@ -1520,4 +1723,6 @@ void ig_sim_request_free(struct ig_sim_request *r)
 	ig_buf_free(&r->echo_text);
 	ig_buf_free(&r->model);
 	ig_buf_free(&r->ids);
+	ig_buf_free(&r->prompt_texts);
+	ig_buf_free(&r->prompt_lp_json);
 }

@@ -231,6 +231,9 @@ struct ig_sim_resp {
 	/* Completions with echo: the prompt's text, whose tokens the logprobs
 	 * list first (the whole body, or a stream's first chunk). */
 	struct ig_str lp_prompt;
+	/* prompt_logprobs asked for: the value of that member, JSON text
+	 * (empty: null). */
+	struct ig_str prompt_lp;
 	long lp_pos0;
 	size_t lp_off0;
 	uint64_t lp_seed;
@@ -267,6 +270,10 @@ int ig_sim_render_full(struct ig_buf *out, const struct ig_sim_resp *r);
 /* One SSE event carrying r->text (and r->finish, if set): completions and
  * chat only. */
 int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
+/* The prompt_logprobs value for a prompt of n tokens (their ids and
+ * texts) with `top` alternatives per token. */
+int ig_sim_render_prompt_logprobs(struct ig_buf *b, const uint64_t *ids, size_t n,
+				  const struct ig_str *texts, unsigned top);
 /* The chat stream's first event: the assistant role, no text. */
 int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
 /* The usage event (choices empty). */
@@ -374,6 +381,13 @@ struct ig_sim_request {
 	/* /tokenize with return_token_strs: each id's text beside it, as
 	 * records of a uint32_t length and the bytes (NULL: not kept). */
 	struct ig_buf *texts;
+	/* Completions' and chat's prompt_logprobs: the alternatives per
+	 * prompt token (-1: none asked), the texts of the prompt's tokens
+	 * (what `texts` points to then) and the answer's prompt_logprobs
+	 * value, written once the prompt is known. */
+	int prompt_lp;
+	struct ig_buf prompt_texts;
+	struct ig_buf prompt_lp_json;
 	/* Structured outputs (response_format, guided_json, guided_choice,
 	 * structured_outputs, Responses' text.format): the schema or the list
 	 * of choices as JSON text, into the body or into spec_buf (a schema

@@ -66,6 +66,8 @@ struct sim_req {
 	 * (with the first token, when streamed). */
 	char *echo_text;
 	size_t echo_len;
+	char *prompt_lp; /* prompt_logprobs as JSON text; NULL: null */
+	size_t prompt_lp_len;
 	bool echo_only; /* max_tokens 0: the step's token is not shown */
 	/* Structured outputs: the answer written beforehand (script), handed
 	 * out one token (a span of it) a step. */

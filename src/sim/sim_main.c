@@ -238,6 +238,12 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		r->echo_len = p->echo_text.len;
 		r->echo_only = p->echo_only;
 	}
+	if (p->prompt_lp_json.len) {
+		if (!(r->prompt_lp = malloc(p->prompt_lp_json.len)))
+			return -1;
+		memcpy(r->prompt_lp, p->prompt_lp_json.ptr, p->prompt_lp_json.len);
+		r->prompt_lp_len = p->prompt_lp_json.len;
+	}
 	if (p->nstop) {
 		if (!(r->stop = malloc(p->stop.len)))
 			return -1;

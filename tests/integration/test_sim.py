@@ -1385,6 +1385,85 @@ def test_echo_logprobs_score_the_prompt(procs):
     assert status == 400, e
 
 
+def test_prompt_logprobs(procs):
+    """vLLM's prompt_logprobs: per prompt token (the first None) a map of
+    token ids to {logprob, rank, decoded_token} holding the prompt's own
+    token and the N most likely ones; on each completion choice, at the top
+    of a chat answer; the same prompt gets the same figures; refused with
+    stream, below -1 and above --max-logprobs."""
+    _, base = start_sim(procs)
+    prompt = "the quiet city, at night"
+    bodies = []
+    for _ in range(2):
+        status, r = post_json(base, "/v1/completions",
+                              {"prompt": prompt, "max_tokens": 2, "prompt_logprobs": 3, "n": 2})
+        assert status == 200, r
+        bodies.append(r)
+    plp = bodies[0]["choices"][0]["prompt_logprobs"]
+    assert plp == bodies[0]["choices"][1]["prompt_logprobs"] == \
+        bodies[1]["choices"][0]["prompt_logprobs"]
+    assert len(plp) == bodies[0]["usage"]["prompt_tokens"] == 6 and plp[0] is None
+    assert "".join(next(iter(e.values()))["decoded_token"] for e in plp[1:]) == \
+        " quiet city, at night"
+    for entry in plp[1:]:
+        ranks = sorted(v["rank"] for v in entry.values())
+        assert ranks[:3] == [1, 2, 3] and len(entry) in (3, 4), entry
+        assert all(0 <= int(k) < 151936 for k in entry)
+        by_rank = sorted(entry.values(), key=lambda v: v["rank"])
+        assert all(a["logprob"] > b["logprob"] for a, b in zip(by_rank, by_rank[1:]))
+    status, r = post_json(base, "/v1/chat/completions",
+                          {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1,
+                           "prompt_logprobs": 0})
+    assert status == 200, r
+    assert len(r["prompt_logprobs"]) == r["usage"]["prompt_tokens"]
+    assert all(len(e) == 1 for e in r["prompt_logprobs"][1:])
+    status, r = post_json(base, "/v1/completions", {"prompt": prompt, "max_tokens": 1})
+    assert r["choices"][0]["prompt_logprobs"] is None
+    for extra, msg in (({"stream": True, "prompt_logprobs": 1},
+                        "`prompt_logprobs` are not available when `stream=True`."),
+                       ({"prompt_logprobs": -2},
+                        "`prompt_logprobs` must be a positive value or -1."),
+                       ({"prompt_logprobs": 21},
+                        "Requested prompt logprobs of 21, which is greater than max allowed: "
+                        "20")):
+        status, e = post_json(base, "/v1/completions",
+                              dict({"prompt": prompt, "max_tokens": 1}, **extra))
+        assert status == 400 and e["error"]["message"] == msg, e
+
+
+def test_logit_bias_and_truncation(procs):
+    """logit_bias keys must be integers within the vocabulary (vLLM lists
+    the ones outside); truncate_prompt_tokens keeps the prompt's last N
+    tokens (-1: the context), up to max_model_len."""
+    _, base = start_sim(procs)
+    for path, body in (("/v1/completions", {"prompt": "a b c d e f", "max_tokens": 1}),
+                       ("/v1/chat/completions",
+                        {"messages": [{"role": "user", "content": "a b c d e f"}],
+                         "max_tokens": 1})):
+        status, r = post_json(base, path, dict(body, logit_bias={"12": 100, "7": -100.5}))
+        assert status == 200, r
+        status, e = post_json(base, path, dict(body, logit_bias={"12": 1, "x": 1}))
+        assert status == 400 and e["error"]["message"] == (
+            "Found token_id `x` in logit_bias but token_id must be an integer or string "
+            "representing an integer"), e
+        status, e = post_json(base, path, dict(body, logit_bias={"1": 1, "151936": 1, "-1": 1}))
+        assert status == 400 and e["error"]["message"] == (
+            "token_id(s) [151936, -1] in logit_bias contain out-of-vocab token ids. "
+            "Vocabulary size: 151936"), e
+        status, full = post_json(base, path, body)
+        status, r = post_json(base, path, dict(body, truncate_prompt_tokens=3))
+        assert status == 200 and r["usage"]["prompt_tokens"] == 3 < full["usage"]["prompt_tokens"]
+        status, r = post_json(base, path, dict(body, truncate_prompt_tokens=-1))
+        assert r["usage"]["prompt_tokens"] == full["usage"]["prompt_tokens"]
+        status, e = post_json(base, path, dict(body, truncate_prompt_tokens=10 ** 6))
+        assert status == 400 and "is greater than max_model_len" in e["error"]["message"], e
+        status, e = post_json(base, path, dict(body, truncate_prompt_tokens=-2))
+        assert status == 400, e
+    status, r = post_json(base, "/v1/embeddings", {"input": ["a b c d e f", "g"],
+                                                     "truncate_prompt_tokens": 2})
+    assert status == 200 and r["usage"]["prompt_tokens"] == 3, r
+
+
 def raw_call(base, method, path, headers):
     host, port = base[len("http://"):].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)

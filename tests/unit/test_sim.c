@@ -2002,6 +2002,73 @@ static void test_request_stop(void **state)
 	(void)state;
 }
 
+/* prompt_logprobs, logit_bias and truncate_prompt_tokens as the request
+ * reads them: truncation keeps the last ids, the prompt_logprobs value
+ * lists the kept tokens. */
+static void test_request_prompt_extras(void **state)
+{
+	struct ig_sim_config c;
+	struct ig_sim_request r;
+	struct ig_sim_error e;
+	request_config(&c);
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION, "{\"prompt\":\"a b c d\"}", &r, &e), 0);
+	assert_int_equal(r.prompt_lp, -1);
+	assert_int_equal(r.prompt_lp_json.len, 0);
+	uint64_t all[4];
+	assert_int_equal(ig_sim_request_nids(&r), 4);
+	memcpy(all, r.ids.ptr, sizeof all);
+	ig_sim_request_free(&r);
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION,
+				   "{\"prompt\":\"a b c d\",\"truncate_prompt_tokens\":2,"
+				   "\"prompt_logprobs\":0,\"logit_bias\":{\" 5 \":1,\"+6\":-1}}",
+				   &r, &e),
+			 0);
+	assert_int_equal(r.prompt_tokens, 2);
+	assert_int_equal(ig_sim_request_nids(&r), 2);
+	assert_memory_equal(r.ids.ptr, all + 2, 2 * sizeof(uint64_t));
+	char want[256];
+	snprintf(want, sizeof want, "[null,{\"%u\":", ig_sim_vocab_id(all[3]));
+	assert_true(r.prompt_lp_json.len > strlen(want));
+	assert_memory_equal(r.prompt_lp_json.ptr, want, strlen(want));
+	assert_non_null(
+	    memmem(r.prompt_lp_json.ptr, r.prompt_lp_json.len, "\"decoded_token\":\" d\"}}]", 23));
+	ig_sim_request_free(&r);
+	static const struct {
+		const char *body, *msg;
+	} bad[] = {
+	    {"{\"prompt\":\"x\",\"logit_bias\":[1]}",
+	     "'logit_bias' must be an object of token ids to numbers."},
+	    {"{\"prompt\":\"x\",\"logit_bias\":{\"1\":\"a\"}}",
+	     "'logit_bias' values must be numbers."},
+	    {"{\"prompt\":\"x\",\"logit_bias\":{\"1.5\":1}}",
+	     "Found token_id `1.5` in logit_bias but token_id must be an integer or string "
+	     "representing an integer"},
+	    {"{\"prompt\":\"x\",\"logit_bias\":{\"151935\":1,\"151936\":1,\"-2\":1}}",
+	     "token_id(s) [151936, -2] in logit_bias contain out-of-vocab token ids. Vocabulary "
+	     "size: 151936"},
+	    {"{\"prompt\":\"x\",\"truncate_prompt_tokens\":\"3\"}",
+	     "'truncate_prompt_tokens' must be an integer."},
+	    {"{\"prompt\":\"x\",\"prompt_logprobs\":2,\"stream\":true}",
+	     "`prompt_logprobs` are not available when `stream=True`."},
+	    {"{\"prompt\":\"x\",\"prompt_logprobs\":-1}",
+	     "Requested prompt logprobs of 151936, which is greater than max allowed: 20"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(parse_req(&c, IG_SIM_COMPLETION, bad[i].body, &r, &e), -1);
+		assert_int_equal(e.status, 400);
+		assert_string_equal(e.msg, bad[i].msg);
+		ig_sim_request_free(&r);
+	}
+	/* Streaming with prompt_logprobs 0 asks for nothing: accepted. */
+	assert_int_equal(parse_req(&c, IG_SIM_COMPLETION,
+				   "{\"prompt\":\"x\",\"prompt_logprobs\":0,\"stream\":true}", &r,
+				   &e),
+			 0);
+	ig_sim_request_free(&r);
+	ig_sim_config_free(&c);
+	(void)state;
+}
+
 /* A `prompt` listing several: each parse reads the one asked for, its
  * own tokens and ids; nprompts says how many. */
 static void test_request_prompt_list(void **state)
@@ -2173,6 +2240,7 @@ int main(void)
 	    cmocka_unit_test(test_request_priority_and_suffix),
 	    cmocka_unit_test(test_request_stop),
 	    cmocka_unit_test(test_request_prompt_list),
+	    cmocka_unit_test(test_request_prompt_extras),
 	    cmocka_unit_test(test_request_chat),
 	    cmocka_unit_test(test_structured_text),
 	    cmocka_unit_test(test_request_tool_choice),
