@@ -386,6 +386,14 @@ static bool process(struct ig_http_client *c)
 	return false;
 }
 
+/* A tunnel whose socket was drained may stay silent for long (a realtime
+ * session waiting for its user): it holds no read buffer meanwhile. */
+static void tunnel_idle(struct ig_http_client *c)
+{
+	if (c->tunnel && !c->in.len)
+		ig_buf_free(&c->in);
+}
+
 /* Returns true when the client is gone or handed back. */
 static bool do_read(struct ig_http_client *c)
 {
@@ -395,8 +403,10 @@ static bool do_read(struct ig_http_client *c)
 		ssize_t n = recv(c->io.fd, c->in.ptr + c->in.len, c->in.cap - c->in.len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			tunnel_idle(c);
 			return false;
+		}
 		if (n < 0)
 			return client_fail(c, early_or_broken(c), errno) || true;
 		if (n == 0) {
@@ -411,8 +421,10 @@ static bool do_read(struct ig_http_client *c)
 		c->in.len += (size_t)n;
 		if (process(c))
 			return true;
-		if ((size_t)n < READ_CHUNK / 2)
-			return false; /* drained the socket: no need to ask again */
+		if ((size_t)n < READ_CHUNK / 2) {
+			tunnel_idle(c); /* drained the socket: no need to ask again */
+			return false;
+		}
 	}
 	return false;
 }
@@ -420,7 +432,7 @@ static bool do_read(struct ig_http_client *c)
 /* ---- tunnels ---- */
 
 #define TUNNEL_HIGH (256 * 1024) /* buffered tunnel output: above it, write no more */
-#define TUNNEL_KEEP (64 * 1024)	 /* an emptied buffer larger than this is freed */
+#define TUNNEL_KEEP (64 * 1024)	 /* output taken beyond this is compacted away */
 
 /* Sends what the tunnel's buffer holds. 0, or -errno. */
 static int tunnel_flush(struct ig_http_client *c)
@@ -438,9 +450,8 @@ static int tunnel_flush(struct ig_http_client *c)
 		c->last_ns = c->loop->now_ns;
 	}
 	if (c->out.len == c->out_off) {
-		c->out.len = c->out_off = 0;
-		if (c->out.cap > TUNNEL_KEEP)
-			ig_buf_free(&c->out);
+		ig_buf_free(&c->out); /* drained: a silent tunnel holds nothing */
+		c->out_off = 0;
 	} else if (c->out_off > TUNNEL_KEEP && c->out_off * 2 > c->out.len) {
 		ig_buf_consume(&c->out, c->out_off);
 		c->out_off = 0;

@@ -246,7 +246,8 @@ static inline __attribute__((always_inline)) void after_send(struct ig_http_conn
 	if (!out_pending(c)) {
 		c->out.len = 0;
 		c->out_off = 0;
-		if (c->out.cap > OUT_KEEP)
+		/* A tunnel may then stay silent for long: it holds nothing. */
+		if (c->out.cap > OUT_KEEP || c->state == ST_TUNNEL)
 			ig_buf_free(&c->out);
 		if (c->tkind == TM_SEND)
 			arm_timer(c, TM_NONE, 0);
@@ -800,6 +801,7 @@ static void tunnel_deliver(struct ig_http_conn *c)
 		return;
 	if (rc == 1)
 		c->tunnel_paused = true;
+	ig_buf_free(&c->in); /* taken: a tunnel may stay silent for long, holding nothing */
 	update_events(c);
 }
 
