@@ -324,3 +324,54 @@ def test_idle_tunnels_hold_no_buffers(procs, tmp_path):
         assert c.recv() == (1, b"still")
         c.close()
     g.stop()
+
+
+def test_websocket_through_an_external_picker(procs, tmp_path):
+    """A pool whose endpoint picker is an ext_proc service: the handshake's
+    headers go to the picker (a GET: no body), the pod it names gets the
+    handshake, and the picker sees the 101's headers before the client,
+    as Envoy would show them; then the tunnel runs as with the built-in
+    picker."""
+    import pytest
+    pytest.importorskip("grpc")
+    import test_gateway_epp as ge
+    pods = []
+    hosts = [unique_loopback() for _ in range(2)]
+    port = free_port(hosts[0])
+    for h in hosts:
+        pods.append(FakePod(h, port, mode="websocket"))
+        pods[-1].set("websocket")
+    picker_host = unique_loopback()
+    picker_port = free_port(picker_host)
+    picker = ge.FakePicker(picker_host, picker_port, ["%s:%d" % (h, port) for h in hosts])
+    host = unique_loopback()
+    gw_port = free_port(host)
+    d = os.path.join(str(tmp_path), "m")
+    os.makedirs(d, exist_ok=True)
+    write(os.path.join(d, "all.yaml"), "---\n".join([
+        GATEWAY.format(port=gw_port), ge.ROUTE,
+        ge.POOL.format(target_port=port, picker_port=picker_port, failure_mode="FailClose"),
+        ge.SERVICE.format(ip=picker_host, port=picker_port,
+                          app_protocol="    appProtocol: kubernetes.io/h2c\n")] +
+        [POD.format(i=i, ip=h) for i, h in enumerate(hosts)]))
+    gw = procs.start("gateway", "-f", d, "--bind", host, "--workers", "1", name="gateway")
+    wait_port(host, gw_port, proc=gw)
+    g = type("G", (), {"host": host, "port": gw_port})()
+    c = Gw.connect(g, extra="test-epp-endpoint-selection: %s\r\n" % hosts[1])
+    assert c.status == 101, c.headers
+    assert c.headers["sec-websocket-accept"] == ws_accept(KEY)
+    assert c.headers[ge.SERVED] == "%s:%d" % (hosts[1], port)
+    assert picker.seen and picker.seen[-1]["upgrade"] == "websocket"
+    c.send(1, b"through the picker")
+    assert c.recv() == (1, b"through the picker")
+    c.send(8, b"\x03\xe8")
+    assert c.recv() == (8, b"\x03\xe8")
+    assert c.at_eof()
+    c.close()
+    assert [r for r in pods[1].requests if r.path.startswith("/v1/realtime")]
+    assert not [r for r in pods[0].requests if r.path.startswith("/v1/realtime")]
+    picker.stop()
+    for p in pods:
+        p.stop()
+    gw.send_signal(15)
+    assert gw.wait(timeout=15) == 0, procs.output(gw)
