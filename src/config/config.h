@@ -400,6 +400,22 @@ struct ig_reference_grant {
 	size_t nto;
 };
 
+/* BackendTLSPolicy (standard since Gateway API v1.4): TLS from the gateway
+ * to the pods of the Services it targets. infergate does not speak TLS to
+ * backends, so those Services are refused as backends (fail closed:
+ * UnsupportedProtocol) instead of being reached in clear text. Only the
+ * targets are kept. */
+struct ig_tls_policy_target {
+	char *group, *kind, *name;
+	char *section; /* a port name; NULL: every port */
+};
+
+struct ig_backend_tls_policy {
+	struct ig_meta meta;
+	struct ig_tls_policy_target *targets;
+	size_t ntargets;
+};
+
 /* ---- inference.networking.(x-)k8s.io ---- */
 
 enum ig_failure_mode { IG_FAIL_CLOSE, IG_FAIL_OPEN };
@@ -662,6 +678,8 @@ struct ig_config {
 	size_t nroutes;
 	struct ig_reference_grant *grants;
 	size_t ngrants;
+	struct ig_backend_tls_policy *tls_policies;
+	size_t ntls_policies;
 	struct ig_pool *pools;
 	size_t npools;
 	struct ig_model *models;

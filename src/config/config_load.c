@@ -58,6 +58,7 @@ static const struct kind_desc {
     {"Gateway", {GW_API("v1"), GW_API("v1beta1")}, ld_gateway},
     {"HTTPRoute", {GW_API("v1"), GW_API("v1beta1")}, ld_httproute},
     {"ReferenceGrant", {GW_API("v1beta1"), GW_API("v1")}, ld_reference_grant},
+    {"BackendTLSPolicy", {GW_API("v1"), GW_API("v1alpha3")}, ld_backend_tls_policy},
     {"InferencePool", {X_API("v1alpha2"), "inference.networking.k8s.io/v1"}, ld_pool},
     {"InferenceModel", {X_API("v1alpha2")}, ld_model},
     {"InferenceObjective", {X_API("v1alpha2"), "llm-d.ai/v1alpha2"}, ld_objective},
@@ -405,6 +406,7 @@ void ig_config_free(struct ig_config *cfg)
 	free(cfg->gateways);
 	free(cfg->routes);
 	free(cfg->grants);
+	free(cfg->tls_policies);
 	free(cfg->pools);
 	free(cfg->models);
 	free(cfg->objectives);

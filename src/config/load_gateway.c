@@ -1281,6 +1281,46 @@ void ld_httproute(struct session *s, yaml_node_t *root, const char *api)
 
 /* ---- ReferenceGrant ------------------------------------------------------------ */
 
+void ld_backend_tls_policy(struct session *s, yaml_node_t *root, const char *api)
+{
+	static const char *const top[] = {"spec", NULL};
+	static const char *const spec_fields[] = {"targetRefs", "validation", "options", NULL};
+	static const char *const ref_fields[] = {"group", "kind", "name", "sectionName", NULL};
+	struct ig_backend_tls_policy p = {0};
+	char it[LD_PATH];
+	int line;
+	ld_top_fields(s, root, top);
+	ld_meta(s, root, api, "BackendTLSPolicy", &p.meta, false);
+	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
+	yaml_node_t *refs = spec ? ld_seq(s, spec, "spec", "targetRefs", true, &line) : NULL;
+	if (spec)
+		ld_fields(s, spec, "spec", spec_fields, NULL);
+	if (refs) {
+		ld_check_items(s, refs, line, "spec", "targetRefs", 1, 16);
+		p.targets = ld_alloc(s, (ld_seq_len(refs) + 1) * sizeof(*p.targets));
+	}
+	for (size_t i = 0; refs && i < ld_seq_len(refs); i++) {
+		ld_item(it, "spec", "targetRefs", i);
+		yaml_node_t *r = ld_seq_map(s, refs, i, it);
+		if (!r)
+			continue;
+		struct ig_tls_policy_target *t = &p.targets[p.ntargets++];
+		ld_fields(s, r, it, ref_fields, NULL);
+		t->group = ld_str(s, r, it, "group", true, &line);
+		ld_check_group(s, t->group, line, it, "group");
+		t->kind = ld_str(s, r, it, "kind", true, &line);
+		ld_check_kind(s, t->kind, line, it, "kind");
+		t->name = ld_str(s, r, it, "name", true, &line);
+		ld_check_object_name(s, t->name, line, it, "name");
+		t->section = ld_str(s, r, it, "sectionName", false, &line);
+	}
+	ld_warn(s, p.meta.line, NULL, NULL,
+		"BackendTLSPolicy \"%s\" is not supported: infergate does not speak TLS to "
+		"backends, so the Services it targets are not used as backends",
+		p.meta.name ? p.meta.name : "");
+	*LD_APPEND(s, K_TLS_POLICY, tls_policies) = p;
+}
+
 void ld_reference_grant(struct session *s, yaml_node_t *root, const char *api)
 {
 	static const char *const top[] = {"spec", NULL};

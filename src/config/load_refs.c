@@ -45,6 +45,7 @@ static void check_dups(struct session *s)
 	MOST(gateways);
 	MOST(routes);
 	MOST(grants);
+	MOST(tls_policies);
 	MOST(pools);
 	MOST(models);
 	MOST(objectives);
@@ -70,6 +71,7 @@ static void check_dups(struct session *s)
 	DUPS(gateways);
 	DUPS(routes);
 	DUPS(grants);
+	DUPS(tls_policies);
 	DUPS(pools);
 	DUPS(models);
 	DUPS(objectives);
@@ -214,6 +216,27 @@ static bool app_protocol_ok(const char *ap)
 	       !strcmp(ap, "kubernetes.io/h2c") || !strcmp(ap, "kubernetes.io/ws");
 }
 
+/* The BackendTLSPolicy of the Service's namespace that targets it (the
+ * whole Service, or this port by name), if any. */
+static const struct ig_backend_tls_policy *tls_policy_of(const struct ig_config *c,
+							 const struct ig_service *svc,
+							 const struct ig_service_port *sp)
+{
+	for (size_t i = 0; i < c->ntls_policies; i++) {
+		const struct ig_backend_tls_policy *p = &c->tls_policies[i];
+		if (strcmp(p->meta.ns, svc->meta.ns))
+			continue;
+		for (size_t k = 0; k < p->ntargets; k++) {
+			const struct ig_tls_policy_target *t = &p->targets[k];
+			if (t->group && !*t->group && t->kind && !strcmp(t->kind, "Service") &&
+			    t->name && !strcmp(t->name, svc->meta.name) &&
+			    (!t->section || (sp->name && !strcmp(t->section, sp->name))))
+				return p;
+		}
+	}
+	return NULL;
+}
+
 static void resolve_service(struct session *s, const char *path, struct ig_backend_ref *b)
 {
 	const struct ig_service *svc = ig_config_find_service(&s->box->cfg, b->ns, b->name);
@@ -233,6 +256,16 @@ static void resolve_service(struct session *s, const char *path, struct ig_backe
 	if (!sp) {
 		ld_warn(s, b->line, path, "port", "Service \"%s/%s\" has no port %d", b->ns,
 			b->name, b->port);
+		return;
+	}
+	const struct ig_backend_tls_policy *tp = tls_policy_of(&s->box->cfg, svc, sp);
+	if (tp) {
+		b->status = IG_REF_UNSUPPORTED_PROTOCOL;
+		ld_warn(s, b->line, path, NULL,
+			"Service \"%s/%s\" is a target of BackendTLSPolicy \"%s\" "
+			"(UnsupportedProtocol): infergate does not speak TLS to backends, and "
+			"does not send in clear text what is to be encrypted",
+			b->ns, b->name, tp->meta.name);
 		return;
 	}
 	if (!app_protocol_ok(sp->app_protocol)) {

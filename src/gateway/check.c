@@ -26,6 +26,7 @@ static void summary(const struct ig_config *c)
 	    {c->ngateways, "Gateway"},
 	    {c->nroutes, "HTTPRoute"},
 	    {c->ngrants, "ReferenceGrant"},
+	    {c->ntls_policies, "BackendTLSPolicy"},
 	    {c->npools, "InferencePool"},
 	    {c->nmodels, "InferenceModel"},
 	    {c->nobjectives, "InferenceObjective"},

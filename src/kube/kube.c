@@ -19,6 +19,8 @@ const struct kube_kind ig_kube_kinds[] = {
     {GW, "v1", "gateways", "Gateway", false, NULL},
     {GW, "v1", "httproutes", "HTTPRoute", false, NULL},
     {GW, "v1beta1", "referencegrants", "ReferenceGrant", false, NULL},
+    /* Read to refuse its targets: TLS to backends is not spoken. */
+    {GW, "v1", "backendtlspolicies", "BackendTLSPolicy", false, NULL},
     {GIE, "v1", "inferencepools", "InferencePool", false, NULL},
     {XGIE, "v1alpha2", "inferencepools", "InferencePool", false, NULL},
     {XGIE, "v1alpha2", "inferencemodels", "InferenceModel", false, NULL},

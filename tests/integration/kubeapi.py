@@ -58,6 +58,7 @@ RESOURCES = [
     (GW, "v1", "gateways", "Gateway", True, True, ["gtw"]),
     (GW, "v1", "httproutes", "HTTPRoute", True, True, []),
     (GW, "v1beta1", "referencegrants", "ReferenceGrant", True, False, ["refgrant"]),
+    (GW, "v1", "backendtlspolicies", "BackendTLSPolicy", True, True, ["btlspolicy"]),
     (GIE, "v1", "inferencepools", "InferencePool", True, True, ["infpool"]),
     (XGIE, "v1alpha2", "inferencepools", "InferencePool", True, True, []),
     (XGIE, "v1alpha2", "inferencemodels", "InferenceModel", True, True, []),

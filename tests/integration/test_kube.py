@@ -930,6 +930,35 @@ endpoints:
     data = r.read()
     assert r.status == 200, data
     assert json.loads(data)["usage"]["completion_tokens"] == 3
+    conn.close()
+    # A BackendTLSPolicy for the Service: infergate speaks no TLS to
+    # backends, so the backend is refused (fail closed) rather than
+    # reached in clear text, and the route says why.
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata:
+  name: vllm-tls
+spec:
+  targetRefs:
+  - {group: "", kind: Service, name: vllm}
+  validation: {wellKnownCACertificates: System, hostname: vllm.example.com}
+""")
+
+    def refused():
+        r = get(k, "httproute", "to-service")
+        ours = [p for p in r.get("status", {}).get("parents", [])
+                if p["controllerName"] == "infergate.dev/gateway-controller"]
+        c = {x["type"]: x for x in ours[0]["conditions"]} if ours else {}
+        return c if c.get("ResolvedRefs", {}).get("status") == "False" else None
+    rc = wait_for(refused, "ResolvedRefs False")
+    assert rc["ResolvedRefs"]["reason"] == "UnsupportedProtocol", rc
+    conn = http.client.HTTPSConnection(k.host, k.port, context=ctx, timeout=10)
+    conn.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
+                                server_hostname="llm.example.com")
+    conn.request("POST", "/v1/completions", body=body,
+                 headers={"Host": "llm.example.com", "Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 500, r.read()
     k.stop()
 
 

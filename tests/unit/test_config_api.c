@@ -568,6 +568,51 @@ static void test_backend_status(void **state)
 	ig_config_free(c);
 }
 
+/* A Service that a BackendTLSPolicy targets (whole, or the port named by
+ * sectionName) is refused as a backend: infergate speaks no TLS to
+ * backends and must not send in clear text what was to be encrypted. A
+ * policy of another namespace, or for another port, changes nothing. */
+static void test_backend_tls_policy_refuses(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    SVC("web", "a", "  ports: [{name: https, port: 443}, {name: http, port: 80}]\n")
+	    SVC("api", "a", "  ports: [{port: 80}]\n")
+	    SVC("other", "a", "  ports: [{port: 80}]\n")
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n"
+	    "metadata: {name: tls, namespace: a}\nspec:\n"
+	    "  targetRefs:\n  - {group: \"\", kind: Service, name: web, sectionName: https}\n"
+	    "  - {group: \"\", kind: Service, name: api}\n"
+	    "  validation: {wellKnownCACertificates: System, hostname: web.example.com}\n"
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n"
+	    "metadata: {name: elsewhere, namespace: b}\nspec:\n"
+	    "  targetRefs: [{group: \"\", kind: Service, name: other}]\n"
+	    "  validation: {wellKnownCACertificates: System, hostname: o.example.com}\n"
+	    ROUTE_NS("a")
+	    "    - {name: web, port: 443}\n"   /* refused */
+	    "    - {name: web, port: 80}\n"    /* another port: ok */
+	    "    - {name: api, port: 80}\n"    /* the whole Service: refused */
+	    "    - {name: other, port: 80}\n", /* a policy of namespace b: ok */
+	    /* clang-format on */
+	    &out);
+	assert_int_equal(c->ntls_policies, 2);
+	const struct ig_backend_ref *b = c->routes[0].rules[0].backends;
+	assert_int_equal(b[0].status, IG_REF_UNSUPPORTED_PROTOCOL);
+	assert_int_equal(b[1].status, IG_REF_OK);
+	assert_int_equal(b[2].status, IG_REF_UNSUPPORTED_PROTOCOL);
+	assert_int_equal(b[3].status, IG_REF_OK);
+	has(out, "warning: BackendTLSPolicy \"tls\" is not supported: infergate does not speak "
+		 "TLS to backends, so the Services it targets are not used as backends\n");
+	has(out,
+	    "spec.rules[0].backendRefs[0]: Service \"a/web\" is a target of BackendTLSPolicy "
+	    "\"tls\" (UnsupportedProtocol): infergate does not speak TLS to backends, and does "
+	    "not send in clear text what is to be encrypted\n");
+	free(out);
+	ig_config_free(c);
+	(void)state;
+}
+
 /* RefNotPermitted is decided before existence, so the status does not
  * tell whether an object the route may not see exists. */
 static void test_not_permitted_hides_existence(void **state)
@@ -1627,6 +1672,7 @@ int main(void)
 	    cmocka_unit_test(test_rewrite_choose),
 	    cmocka_unit_test(test_pool_import),
 	    cmocka_unit_test(test_backend_status),
+	    cmocka_unit_test(test_backend_tls_policy_refuses),
 	    cmocka_unit_test(test_not_permitted_hides_existence),
 	    cmocka_unit_test(test_reference_allowed),
 	    cmocka_unit_test(test_service_endpoints),
