@@ -1512,6 +1512,7 @@ int ig_http_switch_protocols(struct ig_http_exchange *ex, const struct ig_http_h
 	if (c->resp_started || c->broken || !c->in_handler || !on_data)
 		return -1;
 	struct ig_buf *o = &c->out;
+	size_t before = o->len;
 	int rc = ig_buf_append_cstr(o, "HTTP/1.1 101 Switching Protocols\r\n");
 	for (size_t i = 0; i < n + ex->nresp_extra; i++) {
 		const struct ig_http_header *h = i < n ? &hdrs[i] : &ex->resp_extra[i - n];
@@ -1521,8 +1522,10 @@ int ig_http_switch_protocols(struct ig_http_exchange *ex, const struct ig_http_h
 		rc |= ig_buf_append(o, "\r\n", 2);
 	}
 	rc |= ig_buf_append_cstr(o, "Connection: Upgrade\r\n\r\n");
-	if (rc)
+	if (rc) {
+		o->len = before; /* no half head: the caller may still answer */
 		return -1;
+	}
 	c->resp_started = true;
 	c->resp_chunked = false;
 	c->resp_no_body = false;

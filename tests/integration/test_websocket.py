@@ -10,6 +10,7 @@ import time
 
 from conftest import free_port, unique_loopback, wait_port
 from fakepod import FakePod, ws_accept, ws_frame
+from test_abuse import rss_kib
 from test_gateway import GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, write
 from test_gateway_api import gateway, pod, route
 
@@ -274,14 +275,6 @@ def test_websocket_to_an_inference_pool(procs, tmp_path):
     assert c.recv() == (1, b'{"type":"session.update"}')
     c.close()
     g.stop()
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def test_idle_tunnels_hold_no_buffers(procs, tmp_path):
