@@ -1436,11 +1436,13 @@ static bool gateway_idle(void)
 }
 
 /* Runs the loop, waiting for timers, until done(), or until END_WAIT_MS
- * and at least 50 iterations have passed (on a busy machine the process
- * may sleep through the time without running). */
+ * per request sent and at least 50 iterations have passed (on a busy
+ * machine the process may sleep through the time without running).
+ * Pipelined requests are answered one after the other, each possibly
+ * after its own probes of a pod that dropped it: their waits add up. */
 static bool wait_until(struct run *r, bool (*done)(struct run *r))
 {
-	uint64_t end = now_ms() + END_WAIT_MS;
+	uint64_t end = now_ms() + END_WAIT_MS * (uint64_t)(r->nsent > 1 ? r->nsent : 1);
 	settle(r);
 	for (int i = 0; !done(r); i++) {
 		uint64_t t = now_ms();
