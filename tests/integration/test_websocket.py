@@ -61,7 +61,7 @@ class Gw:
             docs = [gateway(self.port), route(RULES), SERVICE_WS % self.pod.port,
                     pod("p0", "svc", host)]
         write(os.path.join(d, "all.yaml"), "---\n".join(docs))
-        self.gw = procs.start("gateway", "-f", d, "--bind", self.host, "--workers", "1",
+        self.gw = procs.start("gateway", "-f", d, "--bind", self.host, "--workers", "2",
                               *args, name="gateway")
         wait_port(self.host, self.port, proc=self.gw)
 
@@ -347,7 +347,7 @@ def test_websocket_through_an_external_picker(procs, tmp_path):
         ge.SERVICE.format(ip=picker_host, port=picker_port,
                           app_protocol="    appProtocol: kubernetes.io/h2c\n")] +
         [POD.format(i=i, ip=h) for i, h in enumerate(hosts)]))
-    gw = procs.start("gateway", "-f", d, "--bind", host, "--workers", "1", name="gateway")
+    gw = procs.start("gateway", "-f", d, "--bind", host, "--workers", "2", name="gateway")
     wait_port(host, gw_port, proc=gw)
     g = type("G", (), {"host": host, "port": gw_port})()
     c = Gw.connect(g, extra="test-epp-endpoint-selection: %s\r\n" % hosts[1])
