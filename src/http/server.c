@@ -789,8 +789,10 @@ static ssize_t recv_into(struct ig_http_conn *c, struct ig_buf *b, size_t room)
 }
 
 /* Hands what the client sent to the tunnel's handler, which takes it all
- * (its callback may end or abort the exchange). */
-static void tunnel_deliver(struct ig_http_conn *c)
+ * (its callback may end or abort the exchange). `drained`: the socket had
+ * no more, so the tunnel may now stay silent for long and holds no input
+ * buffer; while bytes keep coming the buffer is kept for the next read. */
+static void tunnel_deliver(struct ig_http_conn *c, bool drained)
 {
 	if (c->state != ST_TUNNEL || c->broken || c->tunnel_paused || !c->in.len)
 		return;
@@ -801,13 +803,14 @@ static void tunnel_deliver(struct ig_http_conn *c)
 		return;
 	if (rc == 1)
 		c->tunnel_paused = true;
-	ig_buf_free(&c->in); /* taken: a tunnel may stay silent for long, holding nothing */
+	if (drained || rc == 1)
+		ig_buf_free(&c->in);
 	update_events(c);
 }
 
 static void on_tunnel_task(struct ig_loop *loop, struct ig_task *t)
 {
-	tunnel_deliver(t->data);
+	tunnel_deliver(t->data, true);
 }
 
 static void conn_read(struct ig_http_conn *c)
@@ -885,7 +888,7 @@ static void conn_read(struct ig_http_conn *c)
 	if (c->state == ST_HEAD || c->state == ST_BODY)
 		process_input(c);
 	else if (c->state == ST_TUNNEL)
-		tunnel_deliver(c);
+		tunnel_deliver(c, (size_t)n < room);
 	else
 		update_events(c);
 }

@@ -77,11 +77,13 @@ static int put_prompt_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
  * its rank is that good). The values are drawn from the tokens, so the
  * same prompt gets the same figures; logprobs fall with the rank. */
 int ig_sim_render_prompt_logprobs(struct ig_buf *b, const uint64_t *ids, size_t n,
-				  const struct ig_str *texts, unsigned top)
+				  const struct ig_buf *texts, unsigned top)
 {
 	int rc = ig_buf_append_cstr(b, "[");
 	uint64_t prev = 0x9e3779b97f4a7c15ULL;
-	for (size_t i = 0; i < n; i++) {
+	size_t at = 0;
+	struct ig_str own_text;
+	for (size_t i = 0; i < n && ig_sim_text_next(texts, &at, &own_text); i++) {
 		uint64_t h = (ids[i] + 1) * 0xff51afd7ed558ccdULL ^ prev;
 		prev = h;
 		if (i == 0) {
@@ -97,7 +99,7 @@ int ig_sim_render_prompt_logprobs(struct ig_buf *b, const uint64_t *ids, size_t 
 				continue;
 			unsigned r = k ? k : rank;
 			uint64_t own = ig_sim_vocab_id(ids[i]), id = own;
-			struct ig_str text = texts[i];
+			struct ig_str text = own_text;
 			if (k) {
 				id = (h + (uint64_t)k * 7919u) % IG_SIM_VOCAB;
 				if (id == own)

@@ -579,17 +579,14 @@ static int read_logprobs(const struct ig_sim_config *c, struct ig_json_value roo
 static int bias_token(struct ig_str k, int64_t *out)
 {
 	struct ig_str t = ig_str_trim(k);
-	bool neg = t.len && t.ptr[0] == '-';
-	size_t i = t.len && (t.ptr[0] == '-' || t.ptr[0] == '+') ? 1 : 0;
-	if (i == t.len || t.len - i > 18)
+	if (!t.len)
+		return -1; /* (an empty key may have no memory behind it) */
+	bool neg = t.ptr[0] == '-';
+	size_t sign = t.ptr[0] == '-' || t.ptr[0] == '+' ? 1 : 0;
+	uint64_t v;
+	if (ig_str_to_u64((struct ig_str){t.ptr + sign, t.len - sign}, &v) < 0 || v > INT64_MAX)
 		return -1;
-	int64_t v = 0;
-	for (; i < t.len; i++) {
-		if (t.ptr[i] < '0' || t.ptr[i] > '9')
-			return -1;
-		v = v * 10 + (t.ptr[i] - '0');
-	}
-	*out = neg ? -v : v;
+	*out = neg ? -(int64_t)v : (int64_t)v;
 	return 0;
 }
 
@@ -682,6 +679,13 @@ static int read_truncation(const struct ig_sim_config *c, struct ig_json_value r
 		memmove(r->ids.ptr, r->ids.ptr + (have - (size_t)n) * sizeof(uint64_t),
 			(size_t)n * sizeof(uint64_t));
 		r->ids.len = (size_t)n * sizeof(uint64_t);
+		/* The kept tokens' texts with them (prompt_logprobs). */
+		size_t at = 0;
+		struct ig_str t;
+		for (size_t i = 0; i < have - (size_t)n && ig_sim_text_next(r->texts, &at, &t); i++)
+			;
+		if (r->texts)
+			ig_buf_consume(r->texts, at);
 	}
 	return 0;
 }
@@ -1517,35 +1521,14 @@ static int read_prompt_logprobs(const struct ig_sim_config *c, struct ig_json_va
 /* The prompt_logprobs value, once the prompt is final (truncated). */
 static int write_prompt_logprobs(struct ig_sim_request *r, struct ig_sim_error *e)
 {
-	size_t n = r->ids.len / sizeof(uint64_t), nt = 0;
 	/* Past the ids' ceiling (a prompt longer than the context, which
 	 * truncate_prompt_tokens let through) the list stays null. */
 	if (r->prompt_lp < 0 || r->ids_truncated)
 		return 0;
-	for (size_t at = 0; at < r->prompt_texts.len; nt++) {
-		uint32_t len;
-		memcpy(&len, r->prompt_texts.ptr + at, sizeof len);
-		at += sizeof len + len;
-	}
-	struct ig_str *texts = calloc(nt ? nt : 1, sizeof *texts);
-	if (!texts)
-		return reject(e, 500, "InternalServerError", NULL, "out of memory");
-	for (size_t at = 0, i = 0; i < nt; i++) {
-		uint32_t len;
-		memcpy(&len, r->prompt_texts.ptr + at, sizeof len);
-		texts[i] = (struct ig_str){r->prompt_texts.ptr + at + sizeof len, len};
-		at += sizeof len + len;
-	}
-	/* A truncated prompt dropped its first tokens' ids, not their texts. */
-	size_t skip = nt > n ? nt - n : 0;
-	if (nt < n)
-		n = nt;
 	ig_buf_init(&r->prompt_lp_json, (size_t)1 << 30);
-	int rc =
-	    ig_sim_render_prompt_logprobs(&r->prompt_lp_json, (const uint64_t *)(void *)r->ids.ptr,
-					  n, texts + skip, (unsigned)r->prompt_lp);
-	free(texts);
-	if (rc < 0)
+	if (ig_sim_render_prompt_logprobs(&r->prompt_lp_json, (const uint64_t *)(void *)r->ids.ptr,
+					  ig_sim_request_nids(r), &r->prompt_texts,
+					  (unsigned)r->prompt_lp) < 0)
 		return reject(e, 500, "InternalServerError", NULL, "out of memory");
 	return 0;
 }

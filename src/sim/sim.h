@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/buf.h"
 #include "core/flags.h"
@@ -270,10 +271,25 @@ int ig_sim_render_full(struct ig_buf *out, const struct ig_sim_resp *r);
 /* One SSE event carrying r->text (and r->finish, if set): completions and
  * chat only. */
 int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
-/* The prompt_logprobs value for a prompt of n tokens (their ids and
- * texts) with `top` alternatives per token. */
+/* Token texts as a request records them (ig_sim_request.texts): per
+ * token a uint32_t length, then the bytes. The next one from *at: 1, or 0
+ * at the end (or at a record cut short). */
+static inline int ig_sim_text_next(const struct ig_buf *texts, size_t *at, struct ig_str *out)
+{
+	uint32_t len;
+	if (!texts || *at + sizeof len > texts->len)
+		return 0;
+	memcpy(&len, texts->ptr + *at, sizeof len);
+	if (len > texts->len - *at - sizeof len)
+		return 0;
+	*out = (struct ig_str){texts->ptr + *at + sizeof len, len};
+	*at += sizeof len + len;
+	return 1;
+}
+/* The prompt_logprobs value for a prompt of n tokens (their ids, and
+ * their texts as records) with `top` alternatives per token. */
 int ig_sim_render_prompt_logprobs(struct ig_buf *b, const uint64_t *ids, size_t n,
-				  const struct ig_str *texts, unsigned top);
+				  const struct ig_buf *texts, unsigned top);
 /* The chat stream's first event: the assistant role, no text. */
 int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r);
 /* The usage event (choices empty). */

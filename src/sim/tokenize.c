@@ -66,21 +66,15 @@ int ig_sim_tokenize_answer(const struct ig_sim_config *c, struct ig_sim_vocab *v
 		ig_buf_printf(out, i ? ",%u" : "%u", ig_sim_vocab_id(ids[i]));
 	ig_buf_append_cstr(out, strs ? "],\"token_strs\":[" : "],\"token_strs\":null}");
 	size_t at = 0;
-	for (size_t i = 0; i < n && at + sizeof(uint32_t) <= texts->len; i++) {
-		uint32_t len;
-		memcpy(&len, texts->ptr + at, sizeof len);
-		at += sizeof len;
-		if (len > texts->len - at)
-			break;
-		const char *t = texts->ptr + at;
-		at += len;
+	struct ig_str t;
+	for (size_t i = 0; i < n && ig_sim_text_next(texts, &at, &t); i++) {
 		if (strs) {
 			if (i)
 				ig_buf_append_cstr(out, ",");
-			ig_json_write_string(out, t, len);
+			ig_json_write_string(out, t.ptr, t.len);
 		}
 		if (v)
-			remember(v, ig_sim_vocab_id(ids[i]), t, len);
+			remember(v, ig_sim_vocab_id(ids[i]), t.ptr, (uint32_t)t.len);
 	}
 	if (strs)
 		ig_buf_append_cstr(out, "]}");

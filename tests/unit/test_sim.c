@@ -2040,6 +2040,9 @@ static void test_request_prompt_extras(void **state)
 	     "'logit_bias' must be an object of token ids to numbers."},
 	    {"{\"prompt\":\"x\",\"logit_bias\":{\"1\":\"a\"}}",
 	     "'logit_bias' values must be numbers."},
+	    {"{\"prompt\":\"x\",\"logit_bias\":{\"\":1}}",
+	     "Found token_id `` in logit_bias but token_id must be an integer or string "
+	     "representing an integer"},
 	    {"{\"prompt\":\"x\",\"logit_bias\":{\"1.5\":1}}",
 	     "Found token_id `1.5` in logit_bias but token_id must be an integer or string "
 	     "representing an integer"},
