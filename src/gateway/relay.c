@@ -595,10 +595,15 @@ static void probe_again(struct ig_loop *loop, struct ig_timer *t)
 	probe(t->data);
 }
 
-/* A probe that connected is asked again this much later: a pod being
- * killed closes its connections before its listening socket, so the first
- * probe can still get in while the pod is already gone. */
+/* A probe that connected is asked again, PROBE_AGAIN_MS later and then
+ * twice as long each time, PROBE_TRIES times in all: a pod being killed
+ * closes its connections before its listening socket, so a probe can still
+ * get in while the pod is already gone, and on a loaded node the dying
+ * process may wait tens of milliseconds for a CPU between the two (under
+ * 1 ms on an idle one). A live pod that dropped a request is answered 502
+ * after 140 ms of probing. */
 #define PROBE_AGAIN_MS 20
+#define PROBE_TRIES 4
 
 static void on_probe(struct ig_http_client *c, int err, void *ud)
 {
@@ -618,8 +623,9 @@ static void on_probe(struct ig_http_client *c, int err, void *ud)
 		attempt(p);
 		return;
 	}
-	if (!err && p->probes++ == 0) {
-		ig_timer_start(&p->w->loop, &p->retry_timer, PROBE_AGAIN_MS, probe_again, p);
+	if (!err && ++p->probes < PROBE_TRIES) {
+		ig_timer_start(&p->w->loop, &p->retry_timer,
+			       (uint64_t)PROBE_AGAIN_MS << (p->probes - 1), probe_again, p);
 		return;
 	}
 	/* The pod may be up and dropped the request: it may have run it. */

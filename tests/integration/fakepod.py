@@ -167,6 +167,8 @@ class FakePod:
         self._cond = threading.Condition()
         self._stopping = False
         self._killing = False
+        self._dying = False
+        self._killed = threading.Event()
         self._ids = 0
         self._threads = []
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -196,10 +198,20 @@ class FakePod:
         self._stopping = True
         self._join()
 
-    def kill(self):
+    def kill(self, listener_lag=0.0):
         """Like a killed process: the listener goes first, so a new connect
-        is refused, then each open connection is reset."""
+        is refused, then each open connection is reset. With listener_lag,
+        the other order, as Linux closes a killed process's sockets: every
+        connection is reset, and the listener (which accepts no more) is
+        closed that many seconds later; meanwhile the kernel still completes
+        new connections' handshakes."""
+        if listener_lag:
+            self._dying = True
+            for t in list(self._threads):
+                t.join(timeout=5)
+            time.sleep(listener_lag)
         self._killing = True
+        self._killed.set()
         self._acceptor.join(timeout=5)
         self._stopping = True
         self._join()
@@ -261,6 +273,9 @@ class FakePod:
     def _accept_loop(self):
         try:
             while not self._stopping and not self._killing:
+                if self._dying:
+                    self._killed.wait(POLL)
+                    continue
                 try:
                     s, _ = self._lsock.accept()
                 except socket.timeout:
@@ -282,7 +297,7 @@ class FakePod:
     # ---- socket helpers, each used only by the connection's own thread ----
 
     def _check_stop(self, conn):
-        if self._stopping or self._killing and not self._acceptor.is_alive():
+        if self._stopping or self._dying or self._killing and not self._acceptor.is_alive():
             raise _Stop()
 
     def _recv(self, conn, deadline=None):
@@ -414,7 +429,7 @@ class FakePod:
             pass
         finally:
             if not conn.closed:
-                self._close(conn, "rst" if self._killing else "fin")
+                self._close(conn, "rst" if self._killing or self._dying else "fin")
 
     # ---- completion modes: each returns True to keep the connection ----
 
