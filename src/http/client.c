@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "http/client_int.h"
+#include "http/tls.h"
 
 #define MAX_RESP_HEAD (64 * 1024)
 #define MAX_RESP_HEADERS 100
@@ -52,6 +53,8 @@ static void client_free(struct ig_http_client *c)
 		h2c_free(c);
 	ig_timer_stop(c->loop, &c->timer);
 	ig_io_stop(c->loop, &c->io);
+	ig_tls_conn_free(c->tls);
+	ig_tls_client_ctx_unref(c->tls_ctx);
 	close(c->io.fd);
 	ig_buf_free(&c->in);
 	ig_buf_free(&c->out);
@@ -124,6 +127,35 @@ struct ig_http_client *ig_http_client_connect_h2c(struct ig_loop *loop, const st
 	return c;
 }
 
+struct ig_http_client *ig_http_client_connect_tls(struct ig_loop *loop, const struct sockaddr *addr,
+						  socklen_t addrlen, uint64_t connect_timeout_ms,
+						  struct ig_tls_client_ctx *ctx)
+{
+	struct ig_http_client *c = ig_http_client_connect(loop, addr, addrlen, connect_timeout_ms);
+	if (!c)
+		return NULL;
+	c->tls_ctx = ig_tls_client_ctx_ref(ctx);
+	if (c->connected) {
+		/* TCP is up at once (loopback can do that): the handshake is
+		 * still to come, from the loop. */
+		c->connected = false;
+		c->tcp_up = true;
+		c->state = CL_CONNECTING;
+		c->hs_events = IG_EV_WRITE;
+		ig_io_set(loop, &c->io, IG_EV_WRITE);
+		if (connect_timeout_ms) {
+			c->connect_deadline_ns = ig_now_ns() + connect_timeout_ms * 1000000u;
+			ig_timer_start(loop, &c->timer, connect_timeout_ms, on_timer, c);
+		}
+	}
+	return c;
+}
+
+const char *ig_http_client_tls_version(const struct ig_http_client *c)
+{
+	return c->tls && c->connected ? ig_tls_conn_version(c->tls) : NULL;
+}
+
 enum ig_http_proto ig_http_client_proto(const struct ig_http_client *c)
 {
 	return c->h2 ? IG_PROTO_H2C : IG_PROTO_HTTP1;
@@ -135,6 +167,13 @@ void client_update_events(struct ig_http_client *c)
 	 * frames nghttp2 handed out that the socket did not take. */
 	bool out = c->h2 ? h2c_out_pending(c) : c->iov_pos < c->iov_cnt || c->out.len > c->out_off;
 	unsigned ev = 0;
+	if (!c->connected && c->tcp_up) {
+		/* The TLS handshake: what it waits for, whatever the state. */
+		ig_io_set(c->loop, &c->io, c->state == CL_DEAD ? 0 : c->hs_events);
+		return;
+	}
+	if (c->read_wants_write && c->state != CL_DEAD)
+		ev |= IG_EV_WRITE;
 	switch (c->state) {
 	case CL_CONNECTING:
 		ev = IG_EV_WRITE;
@@ -142,7 +181,7 @@ void client_update_events(struct ig_http_client *c)
 	case CL_HEAD:
 	case CL_BODY:
 		if (!c->connected)
-			ev = IG_EV_WRITE;
+			ev |= IG_EV_WRITE;
 		else {
 			if (out)
 				ev |= IG_EV_WRITE;
@@ -151,10 +190,10 @@ void client_update_events(struct ig_http_client *c)
 		}
 		break;
 	case CL_READY:
-		ev = c->connect_cb || out ? IG_EV_WRITE : 0;
+		ev |= c->connect_cb || out ? IG_EV_WRITE : 0;
 		break;
 	case CL_PARKED:
-		ev = IG_EV_READ | (out ? IG_EV_WRITE : 0);
+		ev |= IG_EV_READ | (out ? IG_EV_WRITE : 0);
 		break;
 	case CL_DEAD:
 		break;
@@ -186,6 +225,7 @@ bool client_fail(struct ig_http_client *c, enum ig_client_error kind, int err)
 	    .sent_all = c->sent_all,
 	    .got_byte = c->got_byte,
 	    .refused = c->refused,
+	    .detail = c->tls ? ig_tls_conn_error(c->tls) : "",
 	};
 	client_cb_begin(c);
 	c->cbs->on_error(c, &f, c->ud);
@@ -235,9 +275,59 @@ static void arm_read_timer(struct ig_http_client *c)
 		ig_timer_stop(c->loop, &c->timer);
 }
 
+/* Sends bytes on the connection, through TLS when it has it: the count
+ * taken, or -1 with errno (EAGAIN when the socket is full). After EAGAIN
+ * on TLS, the next call must offer the same bytes again (at least as
+ * many, from any address): a record may be half sent. */
+static ssize_t conn_send(struct ig_http_client *c, const void *p, size_t len)
+{
+	if (!c->tls)
+		return send(c->io.fd, p, len, MSG_NOSIGNAL);
+	ssize_t n = ig_tls_write(c->tls, p, len);
+	if (n >= 0)
+		return n;
+	errno = n == IG_TLS_WANT_WRITE || n == IG_TLS_WANT_READ ? EAGAIN : EPROTO;
+	return -1;
+}
+
+/* The request's spans through TLS: up to one record's worth gathered at a
+ * time, so that a small head and body go out as one record. */
+#define TLS_GATHER (16 * 1024)
+
+static ssize_t tls_flush_once(struct ig_http_client *c)
+{
+	const struct iovec *v = &c->iov[c->iov_pos];
+	int left = c->iov_cnt - c->iov_pos;
+	if (left == 1 || v->iov_len >= TLS_GATHER)
+		return conn_send(c, v->iov_base, v->iov_len);
+	char buf[TLS_GATHER];
+	size_t len = 0;
+	for (int i = 0; i < left && len < sizeof buf; i++) {
+		size_t take = v[i].iov_len < sizeof buf - len ? v[i].iov_len : sizeof buf - len;
+		memcpy(buf + len, v[i].iov_base, take);
+		len += take;
+	}
+	return conn_send(c, buf, len);
+}
+
 /* Writes what it can of the request. 0, or -errno. */
 static int flush(struct ig_http_client *c)
 {
+	while (c->iov_pos < c->iov_cnt && c->tls) {
+		ssize_t n = tls_flush_once(c);
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n < 0)
+			return -errno;
+		c->last_ns = c->loop->now_ns;
+		size_t left = (size_t)n;
+		while (c->iov_pos < c->iov_cnt && left >= c->iov[c->iov_pos].iov_len)
+			left -= c->iov[c->iov_pos++].iov_len;
+		if (left) {
+			c->iov[c->iov_pos].iov_base = (char *)c->iov[c->iov_pos].iov_base + left;
+			c->iov[c->iov_pos].iov_len -= left;
+		}
+	}
 	while (c->iov_pos < c->iov_cnt) {
 		struct msghdr msg = {.msg_iov = &c->iov[c->iov_pos],
 				     .msg_iovlen = (size_t)(c->iov_cnt - c->iov_pos)};
@@ -394,13 +484,32 @@ static void tunnel_idle(struct ig_http_client *c)
 		ig_buf_free(&c->in);
 }
 
+/* Receives bytes, through TLS when the connection has it: the count, 0
+ * at the end, or -1 with errno (EAGAIN when nothing more is there). */
+static ssize_t conn_recv(struct ig_http_client *c, void *buf, size_t len)
+{
+	if (!c->tls)
+		return recv(c->io.fd, buf, len, 0);
+	c->read_wants_write = false;
+	ssize_t n = ig_tls_read(c->tls, buf, len);
+	if (n >= 0)
+		return n;
+	if (n == IG_TLS_WANT_READ || n == IG_TLS_WANT_WRITE) {
+		c->read_wants_write = n == IG_TLS_WANT_WRITE;
+		errno = EAGAIN;
+		return -1;
+	}
+	errno = EPROTO;
+	return -1;
+}
+
 /* Returns true when the client is gone or handed back. */
 static bool do_read(struct ig_http_client *c)
 {
 	for (int rounds = 0; rounds < 16 && !c->paused; rounds++) {
 		if (ig_buf_reserve(&c->in, READ_CHUNK) < 0)
 			return client_fail(c, IG_CLIENT_PROTOCOL, ENOMEM) || true;
-		ssize_t n = recv(c->io.fd, c->in.ptr + c->in.len, c->in.cap - c->in.len, 0);
+		ssize_t n = conn_recv(c, c->in.ptr + c->in.len, c->in.cap - c->in.len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -421,8 +530,10 @@ static bool do_read(struct ig_http_client *c)
 		c->in.len += (size_t)n;
 		if (process(c))
 			return true;
-		if ((size_t)n < READ_CHUNK / 2) {
-			tunnel_idle(c); /* drained the socket: no need to ask again */
+		/* A short read drained the socket: no need to ask again. A
+		 * TLS read returns one record at a time, so it reads on. */
+		if ((size_t)n < READ_CHUNK / 2 && !c->tls) {
+			tunnel_idle(c);
 			return false;
 		}
 	}
@@ -438,8 +549,7 @@ static bool do_read(struct ig_http_client *c)
 static int tunnel_flush(struct ig_http_client *c)
 {
 	while (c->out.len > c->out_off) {
-		ssize_t n =
-		    send(c->io.fd, c->out.ptr + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = conn_send(c, c->out.ptr + c->out_off, c->out.len - c->out_off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -492,7 +602,7 @@ int ig_http_client_write(struct ig_http_client *c, const void *data, size_t len)
 	 * only what the socket does not take is copied. */
 	size_t sent = 0;
 	while (c->out.len == c->out_off && sent < len) {
-		ssize_t n = send(c->io.fd, (const char *)data + sent, len - sent, MSG_NOSIGNAL);
+		ssize_t n = conn_send(c, (const char *)data + sent, len - sent);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -528,6 +638,36 @@ void client_parked_event(struct ig_http_client *c)
 	}
 }
 
+/* A parked TLS connection may receive records that carry no data (a TLS
+ * 1.3 session ticket sent late): those leave it idle. True when so. */
+static bool tls_parked_quiet(struct ig_http_client *c, unsigned events)
+{
+	if (events & IG_EV_ERROR)
+		return false;
+	char tmp[64];
+	ssize_t n = conn_recv(c, tmp, sizeof tmp);
+	return n < 0 && errno == EAGAIN && !c->read_wants_write;
+}
+
+/* Advances the TLS handshake of a connection whose TCP part is up.
+ * Returns true when the caller stops: it waits for the socket, or the
+ * client failed. */
+static bool tls_handshake_step(struct ig_http_client *c)
+{
+	if (!c->tls && !(c->tls = ig_tls_client_conn_new(c->tls_ctx, c->io.fd)))
+		return client_fail(c, IG_CLIENT_CONNECT, ENOMEM) || true;
+	int rc = ig_tls_handshake(c->tls);
+	if (rc == IG_OK)
+		return false;
+	if (rc == IG_TLS_WANT_READ || rc == IG_TLS_WANT_WRITE) {
+		c->hs_events = rc == IG_TLS_WANT_READ ? IG_EV_READ : IG_EV_WRITE;
+		ig_io_set(c->loop, &c->io, c->hs_events);
+		return true;
+	}
+	client_fail(c, IG_CLIENT_CONNECT, EPROTO);
+	return true;
+}
+
 static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 {
 	struct ig_http_client *c = io->data;
@@ -536,21 +676,26 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 	if (c->state == CL_PARKED) {
 		if (c->h2)
 			h2c_parked_io(c, events);
-		else
+		else if (!c->tls || !tls_parked_quiet(c, events))
 			client_parked_event(c);
 		return;
 	}
 	if (!c->connected) {
-		int err = 0;
-		socklen_t el = sizeof err;
-		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-			err = errno;
-		if (!err && (events & IG_EV_ERROR))
-			err = ECONNREFUSED;
-		if (err) {
-			client_fail(c, IG_CLIENT_CONNECT, err);
-			return;
+		if (!c->tcp_up) {
+			int err = 0;
+			socklen_t el = sizeof err;
+			if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+				err = errno;
+			if (!err && (events & IG_EV_ERROR))
+				err = ECONNREFUSED;
+			if (err) {
+				client_fail(c, IG_CLIENT_CONNECT, err);
+				return;
+			}
+			c->tcp_up = true;
 		}
+		if (c->tls_ctx && tls_handshake_step(c))
+			return;
 		c->connected = true;
 		c->last_ns = loop->now_ns;
 		if (c->state == CL_CONNECTING)

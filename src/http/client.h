@@ -51,6 +51,9 @@ struct ig_http_client_fault {
 	 * anywhere again: h2c only (a GOAWAY whose last stream is below the
 	 * request's, or RST_STREAM with REFUSED_STREAM, RFC 9113 §8.7). */
 	bool refused;
+	/* Why a TLS handshake or session failed ("certificate verify failed:
+	 * hostname mismatch"); "" otherwise. Valid during the callback. */
+	const char *detail;
 };
 
 /* What a connection speaks. */
@@ -84,7 +87,19 @@ struct ig_http_client *ig_http_client_connect(struct ig_loop *loop, const struct
  * with the first request. */
 struct ig_http_client *ig_http_client_connect_h2c(struct ig_loop *loop, const struct sockaddr *addr,
 						  socklen_t addrlen, uint64_t connect_timeout_ms);
+/* The same over TLS (BackendTLSPolicy): the handshake follows the TCP
+ * connection, within the same connect timeout, and a handshake that fails
+ * (verification included) is an IG_CLIENT_CONNECT fault with EPROTO and
+ * the reason in `detail`. HTTP/1.1 only. The connection holds a reference
+ * to ctx. */
+struct ig_tls_client_ctx;
+struct ig_http_client *ig_http_client_connect_tls(struct ig_loop *loop, const struct sockaddr *addr,
+						  socklen_t addrlen, uint64_t connect_timeout_ms,
+						  struct ig_tls_client_ctx *ctx);
 enum ig_http_proto ig_http_client_proto(const struct ig_http_client *c);
+/* The TLS version and cipher of a connection that finished its handshake
+ * ("TLSv1.3"); NULL for a cleartext one or before the handshake. */
+const char *ig_http_client_tls_version(const struct ig_http_client *c);
 
 /* Sends a request made of `nparts` spans, in order. The spans are not
  * copied: they must stay valid until the response head arrives or the

@@ -58,6 +58,14 @@ struct ig_http_client {
 	ig_http_client_connect_cb connect_cb;
 	void *owner_ud;
 	struct h2c_conn *h2; /* NULL: HTTP/1.1 */
+	/* TLS (HTTP/1.1 only): the context to connect with, and once the TCP
+	 * connection is up, the session. `connected` turns true only when the
+	 * handshake is done; until then hs_events is what it waits for. */
+	struct ig_tls_client_ctx *tls_ctx;
+	struct ig_tls_conn *tls;
+	bool tcp_up;
+	bool read_wants_write; /* an SSL read must write before it can go on */
+	unsigned hs_events;
 };
 
 /* client.c, for the h2c mode. Those returning bool return true when the

@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 /* TLS 1.2 suites: ECDHE key exchange (forward secrecy) with an AEAD
  * cipher, ECDSA certificates before RSA ones, as Mozilla's "intermediate"
@@ -48,16 +49,26 @@ struct ig_tls_ctx {
 	char alpn[16]; /* the protocol the server speaks; "" means http/1.1 */
 };
 
+struct ig_tls_client_ctx {
+	SSL_CTX *ssl_ctx;
+	unsigned refs; /* atomic */
+	char *sni;     /* "" when none is sent */
+	char **names, **uris;
+	size_t nnames, nuris;
+	bool ip; /* sni is an IP literal: checked against IP entries */
+};
+
 struct ig_tls_conn {
 	SSL *ssl;
 	struct tls_set *set; /* held until the handshake ends: the SNI callback reads it */
 	char *sni;
-	SSL_CTX *client_ctx; /* a client's own context */
-	char alpn[16];	     /* the protocol this server connection accepts */
-	bool done;	     /* handshake complete */
-	bool failed;	     /* a fatal error: nothing more is sent */
-	bool starved;	     /* the last read found no complete record */
-	bool shut;	     /* close_notify sent */
+	SSL_CTX *client_ctx;	      /* a client's own context */
+	struct ig_tls_client_ctx *up; /* an upstream client's shared context */
+	char alpn[16];		      /* the protocol this server connection accepts */
+	bool done;		      /* handshake complete */
+	bool failed;		      /* a fatal error: nothing more is sent */
+	bool starved;		      /* the last read found no complete record */
+	bool shut;		      /* close_notify sent */
 	char err[96];
 };
 
@@ -688,7 +699,12 @@ static int failure(struct ig_tls_conn *t, int ret, bool eof_is_error)
 		    (ERR_GET_REASON(err) == SSL_R_HTTP_REQUEST ||
 		     ERR_GET_REASON(err) == SSL_R_HTTPS_PROXY_REQUEST))
 			rc = IG_TLS_PLAIN_HTTP;
-		snprintf(t->err, sizeof t->err, "%s", ossl_reason("protocol error"));
+		long v = SSL_get_verify_result(t->ssl);
+		if (v != X509_V_OK)
+			snprintf(t->err, sizeof t->err, "certificate verify failed: %s",
+				 X509_verify_cert_error_string(v));
+		else
+			snprintf(t->err, sizeof t->err, "%s", ossl_reason("protocol error"));
 		break;
 	}
 	default:
@@ -761,6 +777,7 @@ void ig_tls_conn_free(struct ig_tls_conn *t)
 		return;
 	SSL_free(t->ssl);
 	SSL_CTX_free(t->client_ctx);
+	ig_tls_client_ctx_unref(t->up);
 	set_unref(t->set);
 	free(t->sni);
 	free(t);
@@ -795,4 +812,211 @@ const char *ig_tls_conn_cipher(const struct ig_tls_conn *t)
 const char *ig_tls_conn_error(const struct ig_tls_conn *t)
 {
 	return t->err;
+}
+
+/* ---- upstream client contexts ---- */
+
+static int up_ex_index = -1;
+static pthread_once_t up_ex_once = PTHREAD_ONCE_INIT;
+
+static void up_ex_init(void)
+{
+	up_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* True when the leaf has a URI entry equal to one of the context's. */
+static bool leaf_has_uri(X509 *leaf, const struct ig_tls_client_ctx *u)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	bool found = false;
+	for (int i = 0; gens && !found && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type != GEN_URI)
+			continue;
+		const unsigned char *p = ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+		size_t len = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
+		for (size_t k = 0; k < u->nuris && !found; k++)
+			found = strlen(u->uris[k]) == len && memcmp(p, u->uris[k], len) == 0;
+	}
+	GENERAL_NAMES_free(gens);
+	return found;
+}
+
+/* The chain was checked by OpenSSL; at the leaf, the identity is ours to
+ * check: one of the names or URIs, else the server name. */
+static int up_verify(int ok, X509_STORE_CTX *store)
+{
+	if (!ok || X509_STORE_CTX_get_error_depth(store) != 0)
+		return ok;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	const struct ig_tls_client_ctx *u =
+	    ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), up_ex_index) : NULL;
+	X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+	if (!u || !leaf)
+		return 0;
+	bool match = false;
+	if (u->nnames || u->nuris) {
+		for (size_t k = 0; k < u->nnames && !match; k++)
+			match = X509_check_host(leaf, u->names[k], 0, 0, NULL) == 1;
+		match = match || (u->nuris && leaf_has_uri(leaf, u));
+	} else if (u->ip) {
+		match = X509_check_ip_asc(leaf, u->sni, 0) == 1;
+	} else {
+		match = *u->sni && X509_check_host(leaf, u->sni, 0, 0, NULL) == 1;
+	}
+	if (!match) {
+		X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);
+		return 0;
+	}
+	return 1;
+}
+
+static int add_roots(SSL_CTX *ctx, const char *pem, size_t len, char *err, size_t errlen)
+{
+	BIO *b = BIO_new_mem_buf(pem, (int)len);
+	STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	int added = 0;
+	for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *in = sk_X509_INFO_value(infos, i);
+		if (in->x509 && X509_STORE_add_cert(store, in->x509) == 1)
+			added++;
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	ERR_clear_error();
+	if (!added) {
+		say(err, errlen, "holds no PEM certificate");
+		return -1;
+	}
+	return 0;
+}
+
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+static char **dup_list(const char *const *v, size_t n)
+{
+	char **out = calloc(n + 1, sizeof *out);
+	for (size_t i = 0; out && i < n; i++)
+		if (!(out[i] = strdup(v[i]))) {
+			for (size_t k = 0; k < i; k++)
+				free(out[k]);
+			free(out);
+			return NULL;
+		}
+	return out;
+}
+
+static void up_free(struct ig_tls_client_ctx *u)
+{
+	SSL_CTX_free(u->ssl_ctx);
+	free(u->sni);
+	for (size_t i = 0; u->names && i < u->nnames; i++)
+		free(u->names[i]);
+	for (size_t i = 0; u->uris && i < u->nuris; i++)
+		free(u->uris[i]);
+	free(u->names);
+	free(u->uris);
+	free(u);
+}
+
+struct ig_tls_client_ctx *ig_tls_client_ctx_new(const struct ig_tls_client_opts *o, char *err,
+						size_t errlen)
+{
+	pthread_once(&up_ex_once, up_ex_init);
+	struct ig_tls_client_ctx *u = calloc(1, sizeof *u);
+	if (!u || up_ex_index < 0) {
+		free(u);
+		say(err, errlen, "out of memory");
+		return NULL;
+	}
+	u->refs = 1;
+	u->sni = dup_or_empty(o->sni);
+	u->names = dup_list(o->names, o->nnames);
+	u->uris = dup_list(o->uris, o->nuris);
+	u->ssl_ctx = SSL_CTX_new(TLS_client_method());
+	if (!u->sni || !u->names || !u->uris || !u->ssl_ctx) {
+		say(err, errlen, "out of memory");
+		goto fail;
+	}
+	u->nnames = o->nnames;
+	u->nuris = o->nuris;
+	u->ip = *u->sni && is_ip_literal(u->sni);
+	SSL_CTX *c = u->ssl_ctx;
+	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_cipher_list(c, tls12_ciphers)) {
+		say(err, errlen, "TLS client context: %s", ossl_reason("out of memory"));
+		goto fail;
+	}
+	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+				SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, up_verify);
+	if (o->ca_pem) {
+		char why[96] = "";
+		if (add_roots(c, o->ca_pem, o->ca_len, why, sizeof why) < 0) {
+			say(err, errlen, "ca.crt %s", why);
+			goto fail;
+		}
+	} else if (!SSL_CTX_set_default_verify_paths(c)) {
+		say(err, errlen, "the system's CA certificates: %s", ossl_reason("unreadable"));
+		goto fail;
+	}
+	static const unsigned char alpn[] = "\x08http/1.1";
+	if (SSL_CTX_set_alpn_protos(c, alpn, sizeof alpn - 1) != 0 ||
+	    !SSL_CTX_set_ex_data(c, up_ex_index, u)) {
+		say(err, errlen, "out of memory");
+		goto fail;
+	}
+	return u;
+fail:
+	ERR_clear_error();
+	up_free(u);
+	return NULL;
+}
+
+struct ig_tls_client_ctx *ig_tls_client_ctx_ref(struct ig_tls_client_ctx *ctx)
+{
+	if (ctx)
+		__atomic_add_fetch(&ctx->refs, 1, __ATOMIC_RELAXED);
+	return ctx;
+}
+
+void ig_tls_client_ctx_unref(struct ig_tls_client_ctx *ctx)
+{
+	if (ctx && __atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		up_free(ctx);
+}
+
+const char *ig_tls_client_ctx_sni(const struct ig_tls_client_ctx *ctx)
+{
+	return ctx->sni;
+}
+
+struct ig_tls_conn *ig_tls_client_conn_new(struct ig_tls_client_ctx *ctx, int fd)
+{
+	struct ig_tls_conn *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	BIO *bio = bio_new(fd);
+	t->ssl = bio ? SSL_new(ctx->ssl_ctx) : NULL;
+	if (!t->ssl) {
+		BIO_free(bio);
+		free(t);
+		ERR_clear_error();
+		return NULL;
+	}
+	t->up = ig_tls_client_ctx_ref(ctx);
+	SSL_set_bio(t->ssl, bio, bio);
+	SSL_set_app_data(t->ssl, t);
+	SSL_set_connect_state(t->ssl);
+	if (*ctx->sni && !ctx->ip && !SSL_set_tlsext_host_name(t->ssl, ctx->sni)) {
+		ERR_clear_error();
+		ig_tls_conn_free(t);
+		return NULL;
+	}
+	return t;
 }

@@ -165,6 +165,47 @@ struct ig_tls_conn *ig_tls_client_new(int fd, const char *name, const char *alpn
 /* Frees the connection; the socket stays open (the caller closes it). */
 void ig_tls_conn_free(struct ig_tls_conn *t);
 
+/* ---- upstream client contexts (BackendTLSPolicy) ----
+ *
+ * One context per way of reaching a set of backends, shared by every
+ * worker's connections to them (built by the control thread, read-only
+ * afterwards, freed when the last connection and configuration let go).
+ * What BackendTLSPolicy's `validation` asks:
+ *   roots: the PEM certificates of ca_pem (one or more, a bundle), or the
+ *     system's roots when ca_pem is NULL (wellKnownCACertificates System);
+ *   sni: the server name sent (its `hostname`); none for an IP literal;
+ *   identity: the leaf must match one of `names` (DNS, wildcards as RFC
+ *     6125 allows) or `uris` (exact) when either list is given
+ *     (`subjectAltNames`: the hostname is then not used to authenticate),
+ *     else the sni itself.
+ * TLS 1.2 and 1.3, no renegotiation, ALPN "http/1.1" offered (a backend
+ * that picks another protocol fails the handshake). Failed verification
+ * fails the handshake; ig_tls_conn_error then says why ("certificate
+ * verify failed: hostname mismatch"). */
+struct ig_tls_client_ctx;
+
+struct ig_tls_client_opts {
+	const char *ca_pem; /* NULL: the system's roots */
+	size_t ca_len;
+	const char *sni;
+	const char *const *names;
+	size_t nnames;
+	const char *const *uris;
+	size_t nuris;
+};
+
+/* NULL with the reason in err (`ca.crt holds no PEM certificate`). */
+struct ig_tls_client_ctx *ig_tls_client_ctx_new(const struct ig_tls_client_opts *o, char *err,
+						size_t errlen);
+struct ig_tls_client_ctx *ig_tls_client_ctx_ref(struct ig_tls_client_ctx *ctx);
+void ig_tls_client_ctx_unref(struct ig_tls_client_ctx *ctx);
+/* The server name the context's connections send ("" when none). */
+const char *ig_tls_client_ctx_sni(const struct ig_tls_client_ctx *ctx);
+/* A client connection of the context on a connected non-blocking socket
+ * (driven by ig_tls_handshake, read, write...); it holds a reference to
+ * the context. NULL when out of memory. */
+struct ig_tls_conn *ig_tls_client_conn_new(struct ig_tls_client_ctx *ctx, int fd);
+
 /* After the handshake: the client's server name, lowercase (NULL when it
  * sent none), the ALPN protocol chosen ("" when none), the protocol
  * version ("TLSv1.3") and cipher names. */

@@ -1,0 +1,508 @@
+/* Unit tests for the upstream client over TLS (BackendTLSPolicy): our own
+ * HTTPS server and the client on one loop, one thread, 127.0.0.1. What
+ * the policy's `validation` asks is checked here: the roots it names, the
+ * server name it sends, the identity it accepts (the hostname, or one of
+ * the subjectAltNames), and every failure as a connect fault with its
+ * reason. Certificates are made in memory at the start. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "http/tls.h"
+#include "loopback.h"
+
+#define WAIT_MS 3000
+
+/* ---- certificates ---- */
+
+struct cert {
+	char *pem, *key;
+	size_t pem_len, key_len;
+};
+
+static char *bio_text(BIO *b, size_t *len)
+{
+	char *p;
+	long n = BIO_get_mem_data(b, &p);
+	char *out = malloc((size_t)n + 1);
+	assert_non_null(out);
+	memcpy(out, p, (size_t)n);
+	out[n] = '\0';
+	*len = (size_t)n;
+	return out;
+}
+
+/* Self-signed, usable as its own root: CN cn, subjectAltName san
+ * ("DNS:a.test,URI:spiffe://x"), EC P-256. */
+static void make_cert(struct cert *c, const char *cn, const char *san)
+{
+	static long serial = 100;
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	assert_non_null(k);
+	X509 *x = X509_new();
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	X509_NAME *name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	const char *exts[][2] = {{"subjectAltName", san}, {"basicConstraints", "critical,CA:TRUE"}};
+	for (size_t i = 0; i < 2; i++) {
+		X509_EXTENSION *ext = X509V3_EXT_conf(NULL, NULL, exts[i][0], exts[i][1]);
+		assert_non_null(ext);
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	BIO *b = BIO_new(BIO_s_mem());
+	PEM_write_bio_X509(b, x);
+	c->pem = bio_text(b, &c->pem_len);
+	BIO_free(b);
+	b = BIO_new(BIO_s_mem());
+	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+	c->key = bio_text(b, &c->key_len);
+	BIO_free(b);
+	EVP_PKEY_free(k);
+	X509_free(x);
+}
+
+enum { C_ABC, C_URI, C_OTHER, NCERTS };
+static struct cert certs[NCERTS];
+
+static int group_setup(void **state)
+{
+	make_cert(&certs[C_ABC], "abc.example.com", "DNS:abc.example.com");
+	make_cert(&certs[C_URI], "uri.test", "DNS:uri.test,URI:spiffe://cluster.test/ns/a/sa/b");
+	make_cert(&certs[C_OTHER], "abc.example.com", "DNS:abc.example.com");
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	for (int i = 0; i < NCERTS; i++) {
+		free(certs[i].pem);
+		free(certs[i].key);
+	}
+	return 0;
+}
+
+/* ---- the fixture: an HTTPS server (abc.example.com by default,
+ * uri.test by SNI) and one client ---- */
+
+struct fx {
+	struct ig_loop loop;
+	struct ig_http_server *srv;
+	struct ig_tls_ctx *srv_tls;
+	struct ig_tls_client_ctx *cli_tls;
+	int lfd, port;
+	int nreq;
+	char sni[64];
+	struct ig_http_client *c;
+	int nhead, ndone, nerror, nidle;
+	int status;
+	struct ig_buf body;
+	struct ig_http_client_fault fault;
+	char detail[128];
+	bool reused;
+};
+
+static struct fx *F;
+
+static char pattern_byte(size_t i)
+{
+	return (char)('a' + i % 23);
+}
+
+static void handler(struct ig_http_exchange *ex, void *ctx)
+{
+	struct fx *f = ctx;
+	f->nreq++;
+	snprintf(f->sni, sizeof f->sni, "%.*s", IG_STR_FMT(ex->sni));
+	const char *big = "/big/";
+	if (ex->req.path.len > 5 && memcmp(ex->req.path.ptr, big, 5) == 0) {
+		size_t n = strtoul(ex->req.path.ptr + 5, NULL, 10);
+		char *b = malloc(n);
+		assert_non_null(b);
+		for (size_t i = 0; i < n; i++)
+			b[i] = pattern_byte(i);
+		assert_int_equal(
+		    ig_http_respond(ex, 200, "application/octet-stream", b, n, NULL, 0), 0);
+		free(b);
+		return;
+	}
+	struct ig_buf b = {0};
+	ig_buf_printf(&b, "tls=%d sni=%.*s %.*s %.*s %zu:", ex->tls, IG_STR_FMT(ex->sni),
+		      IG_STR_FMT(ex->req.method), IG_STR_FMT(ex->req.target), ex->body.len);
+	ig_buf_append(&b, ex->body.ptr, ex->body.len);
+	assert_int_equal(ig_http_respond(ex, 200, "text/plain", b.ptr, b.len, NULL, 0), 0);
+	ig_buf_free(&b);
+}
+
+static int on_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
+{
+	F->nhead++;
+	F->status = res->status;
+	return 0;
+}
+
+static int on_body(struct ig_http_client *c, const char *data, size_t len, void *ud)
+{
+	assert_int_equal(ig_buf_append(&F->body, data, len), 0);
+	return 0;
+}
+
+static void on_done(struct ig_http_client *c, void *ud)
+{
+	F->ndone++;
+	F->reused = ig_http_client_was_reused(c);
+}
+
+static void on_error(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud)
+{
+	F->nerror++;
+	F->fault = *f;
+	snprintf(F->detail, sizeof F->detail, "%s", f->detail ? f->detail : "");
+	F->fault.detail = NULL;
+}
+
+static void on_idle(struct ig_http_client *c, void *ud)
+{
+	F->nidle++;
+}
+
+static const struct ig_http_client_cbs cbs = {
+    .on_head = on_head, .on_body = on_body, .on_done = on_done, .on_error = on_error};
+
+static int setup(void **state)
+{
+	F = calloc(1, sizeof *F);
+	assert_non_null(F);
+	assert_int_equal(ig_loop_init(&F->loop), 0);
+	struct ig_tls_cert e[] = {
+	    {NULL, certs[C_ABC].pem, certs[C_ABC].pem_len, certs[C_ABC].key, certs[C_ABC].key_len},
+	    {"uri.test", certs[C_URI].pem, certs[C_URI].pem_len, certs[C_URI].key,
+	     certs[C_URI].key_len},
+	};
+	char err[256] = "";
+	F->srv_tls = ig_tls_ctx_new(e, 2, err, sizeof err);
+	if (!F->srv_tls)
+		fail_msg("ig_tls_ctx_new: %s", err);
+	F->lfd = tcp_listen(64, &F->port);
+	assert_true(F->lfd >= 0);
+	struct ig_http_server_config cfg;
+	ig_http_server_config_defaults(&cfg);
+	cfg.keepalive_timeout_ms = 300;
+	F->srv = ig_http_server_new_tls(&F->loop, F->lfd, &cfg, F->srv_tls, handler, F);
+	assert_non_null(F->srv);
+	*state = F;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	ig_http_client_close(F->c);
+	ig_http_server_free(F->srv);
+	ig_tls_ctx_unref(F->srv_tls);
+	ig_tls_client_ctx_unref(F->cli_tls);
+	ig_loop_free(&F->loop);
+	ig_buf_free(&F->body);
+	free(F);
+	F = NULL;
+	return 0;
+}
+
+static void client_ctx(const struct ig_tls_client_opts *o)
+{
+	char err[256] = "";
+	ig_tls_client_ctx_unref(F->cli_tls);
+	F->cli_tls = ig_tls_client_ctx_new(o, err, sizeof err);
+	if (!F->cli_tls)
+		fail_msg("ig_tls_client_ctx_new: %s", err);
+}
+
+static void trust(int cert, const char *sni)
+{
+	client_ctx(&(struct ig_tls_client_opts){
+	    .ca_pem = certs[cert].pem, .ca_len = certs[cert].pem_len, .sni = sni});
+}
+
+static void connect_client(void)
+{
+	struct sockaddr_in sin = loopback_addr(F->port);
+	ig_http_client_close(F->c);
+	F->c = ig_http_client_connect_tls(&F->loop, (struct sockaddr *)&sin, sizeof sin, 2000,
+					  F->cli_tls);
+	assert_non_null(F->c);
+}
+
+static void send_get(const char *path)
+{
+	char req[256];
+	int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: abc.example.com\r\n\r\n", path);
+	F->nhead = F->ndone = F->nerror = 0;
+	ig_buf_reset(&F->body);
+	assert_int_equal(ig_http_client_send(F->c, req, (size_t)n, false, 2000, &cbs, F), 0);
+}
+
+/* Runs the loop until the response ended or failed. */
+static void wait_end(void)
+{
+	for (int ms = 0; ms < WAIT_MS && !F->ndone && !F->nerror; ms += 10)
+		ig_loop_run_once(&F->loop, 10);
+}
+
+static bool body_has(const char *s)
+{
+	return F->body.len && memmem(F->body.ptr, F->body.len, s, strlen(s)) != NULL;
+}
+
+/* ---- tests ---- */
+
+static void test_request_over_tls(void **state)
+{
+	trust(C_ABC, "abc.example.com");
+	connect_client();
+	send_get("/x");
+	wait_end();
+	assert_int_equal(F->nerror, 0);
+	assert_int_equal(F->ndone, 1);
+	assert_int_equal(F->status, 200);
+	assert_true(body_has("tls=1 sni=abc.example.com GET /x 0:"));
+	const char *v = ig_http_client_tls_version(F->c);
+	assert_non_null(v);
+	assert_true(strncmp(v, "TLSv1.", 6) == 0);
+	assert_string_equal(ig_tls_client_ctx_sni(F->cli_tls), "abc.example.com");
+}
+
+/* A POST whose head and body are separate spans, then a second request
+ * on the same connection after it was parked a while (a TLS 1.3 server
+ * sends session tickets after the handshake: they must not end it). */
+static void test_keepalive_park_and_post(void **state)
+{
+	trust(C_ABC, "abc.example.com");
+	connect_client();
+	send_get("/first");
+	wait_end();
+	assert_int_equal(F->ndone, 1);
+	assert_true(ig_http_client_reusable(F->c));
+	ig_http_client_park(F->c, on_idle, F);
+	for (int i = 0; i < 10; i++)
+		ig_loop_run_once(&F->loop, 10);
+	assert_int_equal(F->nidle, 0);
+	static const char head[] = "POST /second HTTP/1.1\r\nHost: abc.example.com\r\n"
+				   "Content-Length: 5\r\n\r\n";
+	struct ig_str parts[] = {{head, sizeof head - 1}, {"hello", 5}};
+	F->ndone = F->nerror = 0;
+	ig_buf_reset(&F->body);
+	assert_int_equal(ig_http_client_sendv(F->c, parts, 2, false, 2000, &cbs, F), 0);
+	wait_end();
+	assert_int_equal(F->nerror, 0);
+	assert_int_equal(F->ndone, 1);
+	assert_true(F->reused);
+	assert_true(body_has("POST /second 5:hello"));
+	assert_int_equal(F->nreq, 2);
+}
+
+/* The server closes an idle kept-alive connection (its keep-alive
+ * timeout): the parked client tells its owner. */
+static void test_parked_connection_closed(void **state)
+{
+	trust(C_ABC, "abc.example.com");
+	connect_client();
+	send_get("/x");
+	wait_end();
+	assert_int_equal(F->ndone, 1);
+	ig_http_client_park(F->c, on_idle, F);
+	for (int ms = 0; ms < WAIT_MS && !F->nidle; ms += 10)
+		ig_loop_run_once(&F->loop, 10);
+	assert_int_equal(F->nidle, 1);
+}
+
+static void test_big_response(void **state)
+{
+	trust(C_ABC, "abc.example.com");
+	connect_client();
+	size_t n = 3 * 1024 * 1024 + 17;
+	char path[64];
+	snprintf(path, sizeof path, "/big/%zu", n);
+	send_get(path);
+	wait_end();
+	assert_int_equal(F->nerror, 0);
+	assert_int_equal(F->ndone, 1);
+	assert_int_equal(F->body.len, n);
+	for (size_t i = 0; i < n; i += 4099)
+		assert_int_equal(F->body.ptr[i], pattern_byte(i));
+	assert_int_equal(F->body.ptr[n - 1], pattern_byte(n - 1));
+}
+
+static void expect_connect_failure(const char *why)
+{
+	wait_end();
+	assert_int_equal(F->ndone, 0);
+	assert_int_equal(F->nerror, 1);
+	assert_int_equal(F->fault.kind, IG_CLIENT_CONNECT);
+	assert_int_equal(F->fault.err, EPROTO);
+	assert_false(F->fault.sent_all);
+	if (!strstr(F->detail, why))
+		fail_msg("detail \"%s\" lacks \"%s\"", F->detail, why);
+	assert_int_equal(F->nreq, 0); /* nothing reached the server */
+}
+
+/* The certificate is for abc.example.com; the policy's hostname is not. */
+static void test_hostname_mismatch(void **state)
+{
+	trust(C_ABC, "other.example.com");
+	connect_client();
+	send_get("/x");
+	expect_connect_failure("hostname mismatch");
+}
+
+/* Same name, a certificate the roots did not sign. */
+static void test_unknown_root(void **state)
+{
+	trust(C_OTHER, "abc.example.com");
+	connect_client();
+	send_get("/x");
+	expect_connect_failure("certificate verify failed");
+}
+
+/* subjectAltNames: the hostname is only the SNI; any listed DNS name or
+ * URI in the certificate passes, and nothing else does. */
+static void test_subject_alt_names(void **state)
+{
+	const char *dns[] = {"nope.example.com", "abc.example.com"};
+	client_ctx(&(struct ig_tls_client_opts){.ca_pem = certs[C_ABC].pem,
+						.ca_len = certs[C_ABC].pem_len,
+						.sni = "elsewhere.example.net",
+						.names = dns,
+						.nnames = 2});
+	connect_client();
+	send_get("/dns");
+	wait_end();
+	assert_int_equal(F->ndone, 1);
+	assert_true(body_has("sni=elsewhere.example.net GET /dns"));
+
+	const char *uri[] = {"spiffe://cluster.test/ns/a/sa/b"};
+	client_ctx(&(struct ig_tls_client_opts){.ca_pem = certs[C_URI].pem,
+						.ca_len = certs[C_URI].pem_len,
+						.sni = "uri.test",
+						.uris = uri,
+						.nuris = 1});
+	connect_client();
+	send_get("/uri");
+	wait_end();
+	assert_int_equal(F->nerror, 0);
+	assert_int_equal(F->ndone, 1);
+	assert_true(body_has("sni=uri.test GET /uri"));
+
+	/* The hostname matches the certificate, but the SANs asked for do
+	 * not: it fails. */
+	const char *wrong_uri[] = {"spiffe://cluster.test/ns/a/sa/other"};
+	const char *wrong_dns[] = {"nope.example.com"};
+	client_ctx(&(struct ig_tls_client_opts){.ca_pem = certs[C_URI].pem,
+						.ca_len = certs[C_URI].pem_len,
+						.sni = "uri.test",
+						.names = wrong_dns,
+						.nnames = 1,
+						.uris = wrong_uri,
+						.nuris = 1});
+	connect_client();
+	F->nreq = 0;
+	send_get("/x");
+	expect_connect_failure("hostname mismatch");
+}
+
+/* A backend that speaks clear text answers the ClientHello with an HTTP
+ * 400: the handshake fails, nothing is sent in clear. */
+static void test_plaintext_backend(void **state)
+{
+	int port;
+	int lfd = tcp_listen(8, &port);
+	assert_true(lfd >= 0);
+	struct ig_http_server *plain = ig_http_server_new(&F->loop, lfd, NULL, handler, F);
+	assert_non_null(plain);
+	trust(C_ABC, "abc.example.com");
+	struct sockaddr_in sin = loopback_addr(port);
+	F->c = ig_http_client_connect_tls(&F->loop, (struct sockaddr *)&sin, sizeof sin, 2000,
+					  F->cli_tls);
+	assert_non_null(F->c);
+	send_get("/x");
+	wait_end();
+	assert_int_equal(F->nerror, 1);
+	assert_int_equal(F->fault.kind, IG_CLIENT_CONNECT);
+	assert_int_equal(F->nreq, 0);
+	ig_http_client_close(F->c);
+	F->c = NULL;
+	ig_http_server_free(plain);
+	close(lfd);
+}
+
+/* A backend that accepts and never answers the ClientHello: the connect
+ * timeout covers the handshake. */
+static void test_handshake_timeout(void **state)
+{
+	int port;
+	int lfd = tcp_listen(8, &port);
+	assert_true(lfd >= 0);
+	trust(C_ABC, "abc.example.com");
+	struct sockaddr_in sin = loopback_addr(port);
+	F->c = ig_http_client_connect_tls(&F->loop, (struct sockaddr *)&sin, sizeof sin, 150,
+					  F->cli_tls);
+	assert_non_null(F->c);
+	send_get("/x");
+	wait_end();
+	assert_int_equal(F->nerror, 1);
+	assert_int_equal(F->fault.kind, IG_CLIENT_CONNECT);
+	assert_int_equal(F->fault.err, ETIMEDOUT);
+	ig_http_client_close(F->c);
+	F->c = NULL;
+	close(lfd);
+}
+
+static void test_context_errors(void **state)
+{
+	char err[128] = "";
+	struct ig_tls_client_ctx *c = ig_tls_client_ctx_new(
+	    &(struct ig_tls_client_opts){.ca_pem = "not a certificate", .ca_len = 17, .sni = "a"},
+	    err, sizeof err);
+	assert_null(c);
+	assert_string_equal(err, "ca.crt holds no PEM certificate");
+	/* The system's roots load (an empty store is fine as well). */
+	c = ig_tls_client_ctx_new(&(struct ig_tls_client_opts){.sni = "a.example.com"}, err,
+				  sizeof err);
+	assert_non_null(c);
+	ig_tls_client_ctx_unref(c);
+}
+
+int main(void)
+{
+	ig_log_level = IG_LOG_ERROR;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_request_over_tls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keepalive_park_and_post, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_parked_connection_closed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_big_response, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostname_mismatch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_root, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_subject_alt_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plaintext_backend, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_context_errors, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
