@@ -318,6 +318,10 @@ struct ig_backend_ref {
 	enum ig_ref_status status;
 	const struct ig_pool *pool;	  /* NULL unless an InferencePool resolved */
 	const struct ig_service *service; /* NULL unless a Service resolved */
+	/* A resolved Service port that a usable BackendTLSPolicy targets is
+	 * reached over TLS as it says (appProtocol http, HTTPS/https,
+	 * kubernetes.io/ws or kubernetes.io/wss allowed; h2c refused). */
+	const struct ig_backend_tls_policy *tls;
 };
 
 /* HTTPRoute rule `retry` (experimental, GEP-1731). codes are 400..599 and
@@ -400,20 +404,75 @@ struct ig_reference_grant {
 	size_t nto;
 };
 
-/* BackendTLSPolicy (standard since Gateway API v1.4): TLS from the gateway
- * to the pods of the Services it targets. infergate does not speak TLS to
- * backends, so those Services are refused as backends (fail closed:
- * UnsupportedProtocol) instead of being reached in clear text. Only the
- * targets are kept. */
+/* BackendTLSPolicy (standard since Gateway API v1.4; v1alpha3 read too):
+ * TLS from the gateway to the pods of the Services it targets (the whole
+ * Service, or the port its sectionName names), in the policy's namespace.
+ * Validated as the CRD: 1 to 16 targetRefs (CEL: distinct, sectionName
+ * given on every ref to a target named twice), validation.hostname a
+ * PreciseHostname (required), exactly one of caCertificateRefs (1 to 8)
+ * and wellKnownCACertificates (the CRD's pattern), subjectAltNames at most
+ * 5 (type Hostname with hostname only, URI with uri only), options at
+ * most 16. */
 struct ig_tls_policy_target {
 	char *group, *kind, *name;
 	char *section; /* a port name; NULL: every port */
+};
+
+struct ig_tls_policy_ca_ref {
+	char *group, *kind, *name;
+	int line;
+};
+
+struct ig_tls_policy_san {
+	bool uri;    /* type URI; else Hostname */
+	char *value; /* the hostname or the URI */
+};
+
+/* What the policy's Accepted condition says (the loader decides). */
+enum ig_tls_policy_state {
+	IG_TLSP_ACCEPTED = 0,
+	/* Another policy takes precedence for one of its targets (older by
+	 * creationTimestamp, then first by namespace/name): Conflicted. */
+	IG_TLSP_CONFLICTED,
+	/* A wellKnownCACertificates other than "System", or options (none is
+	 * supported): Invalid. */
+	IG_TLSP_INVALID,
+	/* Every caCertificateRef is invalid: NoValidCACertificate. */
+	IG_TLSP_NO_VALID_CA,
 };
 
 struct ig_backend_tls_policy {
 	struct ig_meta meta;
 	struct ig_tls_policy_target *targets;
 	size_t ntargets;
+	struct ig_tls_policy_ca_ref *ca_refs;
+	size_t nca_refs;
+	char *well_known; /* wellKnownCACertificates; NULL when not given */
+	char *hostname;
+	struct ig_tls_policy_san *sans;
+	size_t nsans;
+	char **options; /* the keys of `options` */
+	size_t noptions;
+	/* Resolution, by the loader once everything is read:
+	 * - state, with `message` saying why when not accepted;
+	 * - refs_ok: every caCertificateRef names a ConfigMap ("" group,
+	 *   kind ConfigMap) of the policy's namespace whose data has a
+	 *   `ca.crt` holding a PEM certificate; else refs_reason is
+	 *   "InvalidKind" (a ref of another kind) or "InvalidCACertificateRef"
+	 *   (missing ConfigMap or key, no certificate in it), and
+	 *   refs_message names the ref and says why;
+	 * - ca_pem: the ca.crt texts of the valid refs, one after another
+	 *   (NULL with wellKnownCACertificates System: the system's roots).
+	 * A policy is used only when accepted with refs_ok
+	 * (ig_tls_policy_usable); a Service port it targets is refused as a
+	 * backend otherwise (fail closed: 500, never clear text). */
+	enum ig_tls_policy_state state;
+	char *message;
+	bool refs_ok;
+	const char *refs_reason;
+	char *refs_message;
+	char *ca_pem;
+	size_t ca_len;
 };
 
 /* ---- inference.networking.(x-)k8s.io ---- */
@@ -654,6 +713,16 @@ struct ig_secret {
 	size_t nitems;
 };
 
+/* v1 ConfigMap: its `data` (binaryData is ignored), read for the CA
+ * certificates of BackendTLSPolicies. Keys checked as the API server
+ * does ([-._a-zA-Z0-9]), 1 MiB in all. Items' bytes are the values' text,
+ * NUL-terminated (len without the NUL). */
+struct ig_configmap {
+	struct ig_meta meta;
+	struct ig_secret_item *items;
+	size_t nitems;
+};
+
 /* A document kept as text for another module to parse (the endpoint
  * picker's EndpointPickerConfig). The text is padded with newlines so that
  * its line numbers are the file's. */
@@ -704,6 +773,8 @@ struct ig_config {
 	size_t nendpoints;
 	struct ig_secret *secrets;
 	size_t nsecrets;
+	struct ig_configmap *configmaps;
+	size_t nconfigmaps;
 	size_t nskipped; /* documents of other kinds, ignored */
 	/* Hash maps for the lookups of every request (a pool's model mode,
 	 * InferenceModel by pool and modelName, InferenceObjective by name
@@ -787,6 +858,10 @@ const struct ig_secret *ig_config_find_secret(const struct ig_config *cfg, const
 const struct ig_namespace *ig_config_find_namespace(const struct ig_config *cfg, const char *name);
 /* The item of a Secret with that key. */
 const struct ig_secret_item *ig_secret_get(const struct ig_secret *s, const char *key);
+const struct ig_configmap *ig_config_find_configmap(const struct ig_config *cfg, const char *ns,
+						    const char *name);
+/* Whether a BackendTLSPolicy is accepted and all its references resolved. */
+bool ig_tls_policy_usable(const struct ig_backend_tls_policy *p);
 
 /* ---- GIE: what a pool does with the body's "model" ---- */
 

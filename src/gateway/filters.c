@@ -434,11 +434,15 @@ static void send_mirror(struct ig_req *p, const struct ig_backend_ref *be)
 		return;
 	struct ig_endpoint *ep = NULL;
 	enum ig_http_proto proto = IG_PROTO_HTTP1;
+	struct ig_tls_client_ctx *tls = NULL;
 	if (be->service) {
 		const struct ig_service_rt *s = ig_snapshot_service(p->snap, be->service, be->port);
+		if (s && s->tls_error)
+			return;
 		if (s && s->neps)
 			ep = s->eps[ig_rng_below(ig_rng_thread(), s->neps)];
 		proto = ig_backend_proto(NULL, s);
+		tls = ig_backend_tls(NULL, s);
 	} else if (be->pool) {
 		const struct ig_pool_rt *pr = ig_snapshot_pool_of(p->snap, be->pool);
 		if (pr && pr->neps)
@@ -468,7 +472,7 @@ static void send_mirror(struct ig_req *p, const struct ig_backend_ref *be)
 			memcpy(o, parts[i].ptr, parts[i].len);
 		o += parts[i].len;
 	}
-	m->c = ig_upstreams_connect(w->upstreams, ep, proto);
+	m->c = ig_upstreams_connect(w->upstreams, ep, proto, tls);
 	if (!m->c) {
 		free(m);
 		return;

@@ -640,7 +640,7 @@ static void on_probe(struct ig_http_client *c, int err, void *ud)
 static void probe(struct ig_req *p)
 {
 	/* Only a connection is made, whatever the pod speaks. */
-	p->probe = ig_upstreams_connect(p->w->upstreams, p->ep, IG_PROTO_HTTP1);
+	p->probe = ig_upstreams_connect(p->w->upstreams, p->ep, IG_PROTO_HTTP1, NULL);
 	if (!p->probe) {
 		on_probe(NULL, errno ? errno : ECONNREFUSED, p);
 		return;
@@ -662,8 +662,12 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 	struct ig_endpoint *ep = p->ep;
 	switch (f->kind) {
 	case IG_CLIENT_CONNECT:
-		ig_warn("upstream %s: connect failed (%s); trying another endpoint", ep->addr,
-			strerror(f->err));
+		if (f->detail && *f->detail)
+			ig_warn("upstream %s: TLS handshake failed (%s); trying another endpoint",
+				ep->addr, f->detail);
+		else
+			ig_warn("upstream %s: connect failed (%s); trying another endpoint",
+				ep->addr, strerror(f->err));
 		release_endpoint(p);
 		attempt(p);
 		return;
@@ -727,8 +731,9 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 {
 	struct ig_worker *w = p->w;
 	enum ig_http_proto proto = ig_backend_proto(p->pool, p->service);
-	struct ig_http_client *c = fresh ? NULL : ig_upstreams_take(w->upstreams, ep, proto);
-	if (!c && !(c = ig_upstreams_connect(w->upstreams, ep, proto))) {
+	struct ig_tls_client_ctx *tls = ig_backend_tls(p->pool, p->service);
+	struct ig_http_client *c = fresh ? NULL : ig_upstreams_take(w->upstreams, ep, proto, tls);
+	if (!c && !(c = ig_upstreams_connect(w->upstreams, ep, proto, tls))) {
 		ig_warn("upstream %s: %s; trying another endpoint", ep->addr, strerror(errno));
 		return -1;
 	}

@@ -175,6 +175,14 @@ static inline enum ig_http_proto ig_backend_proto(const struct ig_pool_rt *pool,
 	return h2c ? IG_PROTO_H2C : IG_PROTO_HTTP1;
 }
 
+/* The TLS context to reach a backend's pods with (a BackendTLSPolicy on
+ * its Service port), NULL for clear text. */
+static inline struct ig_tls_client_ctx *ig_backend_tls(const struct ig_pool_rt *pool,
+						       const struct ig_service_rt *svc)
+{
+	return !pool && svc ? svc->tls : NULL;
+}
+
 /* filters.c: the rule's and the backendRef's filters. */
 bool ig_req_has_redirect(const struct ig_req *p);
 void ig_req_redirect(struct ig_req *p); /* answers 3xx and ends the request */

@@ -380,10 +380,73 @@ static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 	return 0;
 }
 
+/* What a BackendTLSPolicy's client context is made of, hashed: a context
+ * made from equal settings is the same context. */
+static uint64_t policy_hash(const struct ig_backend_tls_policy *p)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return 0;
+	XXH3_64bits_reset(st);
+	uint8_t sys = p->ca_pem ? 0 : 1;
+	XXH3_64bits_update(st, &sys, 1);
+	if (p->ca_pem)
+		XXH3_64bits_update(st, p->ca_pem, p->ca_len);
+	XXH3_64bits_update(st, p->hostname, strlen(p->hostname) + 1);
+	for (size_t i = 0; i < p->nsans; i++) {
+		XXH3_64bits_update(st, p->sans[i].uri ? "u" : "h", 1);
+		XXH3_64bits_update(st, p->sans[i].value, strlen(p->sans[i].value) + 1);
+	}
+	uint64_t h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+/* The TLS context of a Service port that a BackendTLSPolicy targets. */
+static void service_tls(struct ig_service_rt *rt, const struct ig_backend_tls_policy *p,
+			const struct ig_snapshot *prev)
+{
+	rt->policy = p;
+	rt->tls_hash = policy_hash(p);
+	for (size_t i = 0; prev && i < prev->nservices; i++) {
+		const struct ig_service_rt *o = &prev->services[i];
+		if (o->tls && o->tls_hash == rt->tls_hash && o->port == rt->port &&
+		    !strcmp(o->svc->meta.ns, rt->svc->meta.ns) &&
+		    !strcmp(o->svc->meta.name, rt->svc->meta.name)) {
+			rt->tls = ig_tls_client_ctx_ref(o->tls);
+			return;
+		}
+	}
+	const char **names = calloc(p->nsans + 1, sizeof *names);
+	const char **uris = calloc(p->nsans + 1, sizeof *uris);
+	struct ig_tls_client_opts o = {.ca_pem = p->ca_pem,
+				       .ca_len = p->ca_len,
+				       .sni = p->hostname,
+				       .names = names,
+				       .uris = uris};
+	for (size_t i = 0; names && uris && i < p->nsans; i++) {
+		if (p->sans[i].uri)
+			uris[o.nuris++] = p->sans[i].value;
+		else
+			names[o.nnames++] = p->sans[i].value;
+	}
+	char err[256] = "out of memory";
+	if (names && uris)
+		rt->tls = ig_tls_client_ctx_new(&o, err, sizeof err);
+	free(names);
+	free(uris);
+	if (!rt->tls) {
+		rt->tls_error = true;
+		ig_err("BackendTLSPolicy %s/%s: %s; requests to Service %s/%s port %d get 500",
+		       p->meta.ns, p->meta.name, err, rt->svc->meta.ns, rt->svc->meta.name,
+		       rt->port);
+	}
+}
+
 /* The Service backends any rule or mirror names, each (Service, port)
  * once, with the endpoints ig_config_service_endpoints gives. */
 static int add_service(struct ig_snapshot *s, struct ig_endpoints *reg,
-		       const struct ig_backend_ref *be)
+		       const struct ig_backend_ref *be, const struct ig_snapshot *prev)
 {
 	if (!be->service || be->status != IG_REF_OK ||
 	    ig_snapshot_service(s, be->service, be->port))
@@ -396,6 +459,10 @@ static int add_service(struct ig_snapshot *s, struct ig_endpoints *reg,
 	*rt = (struct ig_service_rt){.svc = be->service, .port = be->port};
 	const struct ig_service_port *sp = ig_service_find_port(be->service, be->port);
 	rt->h2c = sp && sp->app_protocol && !strcmp(sp->app_protocol, "kubernetes.io/h2c");
+	if (be->tls) {
+		rt->h2c = false;
+		service_tls(rt, be->tls, prev);
+	}
 	struct ig_service_addr *addrs;
 	size_t n;
 	if (ig_config_service_endpoints(s->cfg, be->service, be->port, &addrs, &n, NULL) < 0)
@@ -419,7 +486,8 @@ static int add_service(struct ig_snapshot *s, struct ig_endpoints *reg,
 	return 0;
 }
 
-static int add_services(struct ig_snapshot *s, struct ig_endpoints *reg)
+static int add_services(struct ig_snapshot *s, struct ig_endpoints *reg,
+			const struct ig_snapshot *prev)
 {
 	const struct ig_config *cfg = s->cfg;
 	for (size_t r = 0; r < cfg->nroutes; r++)
@@ -427,17 +495,18 @@ static int add_services(struct ig_snapshot *s, struct ig_endpoints *reg)
 			const struct ig_route_rule *rule = &cfg->routes[r].rules[i];
 			for (size_t b = 0; b < rule->nbackends; b++) {
 				const struct ig_backend_ref *be = &rule->backends[b];
-				if (add_service(s, reg, be) < 0)
+				if (add_service(s, reg, be, prev) < 0)
 					return -1;
 				for (size_t f = 0; f < be->nfilters; f++)
 					if (be->filters[f].type == IG_FILTER_REQUEST_MIRROR &&
-					    add_service(s, reg, be->filters[f].u.mirror.backend) <
-						0)
+					    add_service(s, reg, be->filters[f].u.mirror.backend,
+							prev) < 0)
 						return -1;
 			}
 			for (size_t f = 0; f < rule->nfilters; f++)
 				if (rule->filters[f].type == IG_FILTER_REQUEST_MIRROR &&
-				    add_service(s, reg, rule->filters[f].u.mirror.backend) < 0)
+				    add_service(s, reg, rule->filters[f].u.mirror.backend, prev) <
+					0)
 					return -1;
 		}
 	return 0;
@@ -464,7 +533,7 @@ struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config
 		s->flow = *fc;
 	s->flow_control = ig_picker_config_feature(picker, "flowControl");
 	if (add_listeners(s, prev, workers) < 0 || add_pools(s, reg, prev) < 0 ||
-	    add_services(s, reg) < 0) {
+	    add_services(s, reg, prev) < 0) {
 		ig_snapshot_unref(s);
 		return NULL;
 	}
@@ -495,6 +564,7 @@ void ig_snapshot_unref(struct ig_snapshot *s)
 		for (size_t e = 0; e < s->services[i].neps; e++)
 			ig_endpoint_put(s->services[i].eps[e]);
 		free(s->services[i].eps);
+		ig_tls_client_ctx_unref(s->services[i].tls);
 	}
 	free(s->services);
 	ig_config_free(s->cfg);

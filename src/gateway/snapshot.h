@@ -60,6 +60,16 @@ struct ig_service_rt {
 	struct ig_endpoint **eps;
 	size_t neps;
 	bool h2c; /* the port's appProtocol is kubernetes.io/h2c (GEP-1911) */
+	/* A BackendTLSPolicy targets the port: its pods are reached over TLS
+	 * with this context (http/tls.h), the previous snapshot's when the
+	 * policy's settings did not change (so parked connections stay
+	 * usable across reloads). tls_error: the context could not be made
+	 * (a CA the loader let through that OpenSSL refuses): requests get
+	 * 500, never clear text. */
+	const struct ig_backend_tls_policy *policy;
+	struct ig_tls_client_ctx *tls;
+	uint64_t tls_hash;
+	bool tls_error;
 };
 
 struct ig_listener_rt {

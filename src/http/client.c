@@ -156,6 +156,11 @@ const char *ig_http_client_tls_version(const struct ig_http_client *c)
 	return c->tls && c->connected ? ig_tls_conn_version(c->tls) : NULL;
 }
 
+struct ig_tls_client_ctx *ig_http_client_tls_ctx(const struct ig_http_client *c)
+{
+	return c->tls_ctx;
+}
+
 enum ig_http_proto ig_http_client_proto(const struct ig_http_client *c)
 {
 	return c->h2 ? IG_PROTO_H2C : IG_PROTO_HTTP1;

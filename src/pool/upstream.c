@@ -5,18 +5,23 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "http/tls.h"
 
 struct idle {
 	struct ig_http_client *c;
 	uint64_t parked_ns;
 };
 
-/* The idle connections to one endpoint in one protocol, oldest first. A
- * bucket does not move once made: its parked connections point to it. */
+/* The idle connections to one endpoint in one protocol, over one TLS
+ * context or none, oldest first. A bucket does not move once made: its
+ * parked connections point to it. It holds a reference on its context as
+ * on its endpoint, so that a context freed by a reload can never be taken
+ * for a new one at the same address. */
 struct bucket {
 	struct ig_upstreams *u;
 	struct ig_endpoint *ep; /* a reference */
 	enum ig_http_proto proto;
+	struct ig_tls_client_ctx *tls; /* a reference; NULL: clear text */
 	struct idle *v;
 	size_t n, cap;
 };
@@ -34,9 +39,9 @@ struct ig_upstreams {
 	struct ig_timer sweep;
 };
 
-static size_t key_hash(const void *p, enum ig_http_proto proto)
+static size_t key_hash(const void *p, enum ig_http_proto proto, const void *tls)
 {
-	uint64_t x = (uint64_t)(uintptr_t)p ^ (uint64_t)proto;
+	uint64_t x = (uint64_t)(uintptr_t)p ^ (uint64_t)proto ^ ((uint64_t)(uintptr_t)tls << 7);
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdu;
 	x ^= x >> 33;
@@ -52,7 +57,7 @@ static int reindex(struct ig_upstreams *u)
 	if (!ix)
 		return -1;
 	for (size_t i = 0; i < u->nb; i++) {
-		size_t h = key_hash(u->b[i]->ep, u->b[i]->proto) & (cap - 1);
+		size_t h = key_hash(u->b[i]->ep, u->b[i]->proto, u->b[i]->tls) & (cap - 1);
 		while (ix[h])
 			h = (h + 1) & (cap - 1);
 		ix[h] = (uint32_t)(i + 1);
@@ -64,24 +69,33 @@ static int reindex(struct ig_upstreams *u)
 }
 
 static struct bucket *find(const struct ig_upstreams *u, const struct ig_endpoint *ep,
-			   enum ig_http_proto proto)
+			   enum ig_http_proto proto, const struct ig_tls_client_ctx *tls)
 {
 	if (!u->index_cap)
 		return NULL;
-	for (size_t h = key_hash(ep, proto) & (u->index_cap - 1);;
+	for (size_t h = key_hash(ep, proto, tls) & (u->index_cap - 1);;
 	     h = (h + 1) & (u->index_cap - 1)) {
 		uint32_t i = u->index[h];
 		if (!i)
 			return NULL;
-		if (u->b[i - 1]->ep == ep && u->b[i - 1]->proto == proto)
+		const struct bucket *b = u->b[i - 1];
+		if (b->ep == ep && b->proto == proto && b->tls == tls)
 			return u->b[i - 1];
 	}
 }
 
-static struct bucket *find_or_add(struct ig_upstreams *u, struct ig_endpoint *ep,
-				  enum ig_http_proto proto)
+static void bucket_free(struct bucket *b)
 {
-	struct bucket *b = find(u, ep, proto);
+	ig_endpoint_put(b->ep);
+	ig_tls_client_ctx_unref(b->tls);
+	free(b->v);
+	free(b);
+}
+
+static struct bucket *find_or_add(struct ig_upstreams *u, struct ig_endpoint *ep,
+				  enum ig_http_proto proto, struct ig_tls_client_ctx *tls)
+{
+	struct bucket *b = find(u, ep, proto, tls);
 	if (b)
 		return b;
 	if (u->nb == u->capb) {
@@ -98,11 +112,11 @@ static struct bucket *find_or_add(struct ig_upstreams *u, struct ig_endpoint *ep
 	b->u = u;
 	b->ep = ig_endpoint_ref(ep);
 	b->proto = proto;
+	b->tls = ig_tls_client_ctx_ref(tls);
 	u->b[u->nb++] = b;
 	if (reindex(u) < 0) {
 		u->nb--;
-		ig_endpoint_put(b->ep);
-		free(b);
+		bucket_free(b);
 		return NULL;
 	}
 	return b;
@@ -129,9 +143,9 @@ struct ig_upstreams *ig_upstreams_new(struct ig_loop *loop, const struct ig_upst
 }
 
 struct ig_http_client *ig_upstreams_take(struct ig_upstreams *u, struct ig_endpoint *ep,
-					 enum ig_http_proto proto)
+					 enum ig_http_proto proto, struct ig_tls_client_ctx *tls)
 {
-	struct bucket *b = find(u, ep, proto);
+	struct bucket *b = find(u, ep, proto, tls);
 	if (!b || !b->n)
 		return NULL;
 	struct ig_http_client *c = b->v[--b->n].c;
@@ -140,9 +154,12 @@ struct ig_http_client *ig_upstreams_take(struct ig_upstreams *u, struct ig_endpo
 }
 
 struct ig_http_client *ig_upstreams_connect(struct ig_upstreams *u, struct ig_endpoint *ep,
-					    enum ig_http_proto proto)
+					    enum ig_http_proto proto, struct ig_tls_client_ctx *tls)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&ep->sa;
+	if (tls)
+		return ig_http_client_connect_tls(u->loop, sa, ep->salen, u->cfg.connect_timeout_ms,
+						  tls);
 	if (proto == IG_PROTO_H2C)
 		return ig_http_client_connect_h2c(u->loop, sa, ep->salen,
 						  u->cfg.connect_timeout_ms);
@@ -161,7 +178,7 @@ void ig_upstreams_release(struct ig_upstreams *u, struct ig_endpoint *ep, struct
 		ig_http_client_close(c);
 		return;
 	}
-	struct bucket *b = find_or_add(u, ep, ig_http_client_proto(c));
+	struct bucket *b = find_or_add(u, ep, ig_http_client_proto(c), ig_http_client_tls_ctx(c));
 	if (!b) {
 		ig_http_client_close(c);
 		return;
@@ -220,9 +237,7 @@ static void on_sweep(struct ig_loop *loop, struct ig_timer *t)
 			u->total -= expired;
 		}
 		if (b->n == 0) {
-			ig_endpoint_put(b->ep);
-			free(b->v);
-			free(b);
+			bucket_free(b);
 			continue;
 		}
 		u->b[kept++] = b;
@@ -241,9 +256,7 @@ void ig_upstreams_close_idle(struct ig_upstreams *u)
 		struct bucket *b = u->b[i];
 		for (size_t k = 0; k < b->n; k++)
 			ig_http_client_close(b->v[k].c);
-		ig_endpoint_put(b->ep);
-		free(b->v);
-		free(b);
+		bucket_free(b);
 	}
 	u->nb = 0;
 	u->total = 0;
@@ -268,6 +281,9 @@ size_t ig_upstreams_idle(const struct ig_upstreams *u)
 
 size_t ig_upstreams_idle_to(const struct ig_upstreams *u, const struct ig_endpoint *ep)
 {
-	const struct bucket *b1 = find(u, ep, IG_PROTO_HTTP1), *b2 = find(u, ep, IG_PROTO_H2C);
-	return (b1 ? b1->n : 0) + (b2 ? b2->n : 0);
+	size_t n = 0;
+	for (size_t i = 0; i < u->nb; i++)
+		if (u->b[i]->ep == ep)
+			n += u->b[i]->n;
+	return n;
 }

@@ -1,7 +1,8 @@
-/* A worker's idle upstream connections, per endpoint and protocol: the
- * keep-alive pool. An endpoint's HTTP/1.1 and h2c connections are kept
- * apart, so a connection is only ever handed to a request of the protocol
- * it speaks (an address may be in two pools, one of them h2c).
+/* A worker's idle upstream connections, per endpoint, protocol and TLS
+ * context: the keep-alive pool. An endpoint's HTTP/1.1, h2c and TLS
+ * connections are kept apart, so a connection is only ever handed to a
+ * request that would have made it the same way (an address may be in
+ * several pools: h2c, or TLS as one BackendTLSPolicy says).
  *
  * The pool owns what it holds. An idle connection holds a reference on its
  * endpoint (so an endpoint freed by a reload can never be confused with a
@@ -33,19 +34,21 @@ struct ig_upstreams *ig_upstreams_new(struct ig_loop *loop, const struct ig_upst
 /* Closes every idle connection and frees the pool. */
 void ig_upstreams_free(struct ig_upstreams *u);
 
-/* The most recently parked connection to ep speaking proto, or NULL. */
+/* The most recently parked connection to ep speaking proto over tls (NULL:
+ * clear text), or NULL. */
 struct ig_http_client *ig_upstreams_take(struct ig_upstreams *u, struct ig_endpoint *ep,
-					 enum ig_http_proto proto);
-/* A new connection to ep speaking proto, or NULL with errno set when it
- * failed at once. */
+					 enum ig_http_proto proto, struct ig_tls_client_ctx *tls);
+/* A new connection to ep speaking proto, over TLS with tls when not NULL
+ * (HTTP/1.1 only), or NULL with errno set when it failed at once. */
 struct ig_http_client *ig_upstreams_connect(struct ig_upstreams *u, struct ig_endpoint *ep,
-					    enum ig_http_proto proto);
+					    enum ig_http_proto proto,
+					    struct ig_tls_client_ctx *tls);
 /* Gives back a connection whose response ended: parked when reusable and
  * the pool keeps idle connections, closed otherwise. */
 void ig_upstreams_release(struct ig_upstreams *u, struct ig_endpoint *ep, struct ig_http_client *c);
 /* Closes every idle connection (drain, shutdown). */
 void ig_upstreams_close_idle(struct ig_upstreams *u);
-/* Idle connections held, in all / to one endpoint (both protocols). */
+/* Idle connections held, in all / to one endpoint (every protocol). */
 size_t ig_upstreams_idle(const struct ig_upstreams *u);
 size_t ig_upstreams_idle_to(const struct ig_upstreams *u, const struct ig_endpoint *ep);
 
