@@ -68,6 +68,7 @@ static const struct kind_desc {
     {"Service", {"v1"}, ld_service},
     {"Endpoints", {"v1"}, ld_endpoints},
     {"Secret", {"v1"}, ld_secret},
+    {"ConfigMap", {"v1"}, ld_configmap},
     {"Namespace", {"v1"}, ld_namespace},
     {"EndpointSlice", {"discovery.k8s.io/v1"}, ld_endpoint_slice},
     {"Deployment", {"apps/v1"}, ld_deployment},
@@ -334,7 +335,15 @@ static int session_start(struct session *s, struct ig_diags *diags)
 
 static int session_finish(struct session *s, struct ig_config **out)
 {
-	ld_link(s);
+	/* The cross-object pass allocates from the arena too (a
+	 * BackendTLSPolicy's CA bundle and messages): running out of memory
+	 * there fails the load, as in a document. */
+	if (setjmp(s->jmp) == 0) {
+		ld_link(s);
+	} else {
+		s->file = "infergate";
+		ld_err(s, 0, NULL, NULL, "out of memory");
+	}
 	free(s->refs);
 	if (s->nomitted)
 		ld_note(s->diags, "%zu more problems not shown", s->nomitted);
@@ -419,6 +428,7 @@ void ig_config_free(struct ig_config *cfg)
 	free(cfg->slices);
 	free(cfg->endpoints);
 	free(cfg->secrets);
+	free(cfg->configmaps);
 	free(cfg->picker_docs);
 	ig_config_index_free(cfg->index);
 	for (struct chunk *c = b->arena, *next; c; c = next) {

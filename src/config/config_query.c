@@ -68,6 +68,21 @@ const struct ig_secret *ig_config_find_secret(const struct ig_config *cfg, const
 	return NULL;
 }
 
+const struct ig_configmap *ig_config_find_configmap(const struct ig_config *cfg, const char *ns,
+						    const char *name)
+{
+	for (size_t i = 0; cfg && i < cfg->nconfigmaps; i++)
+		if (ns_eq(cfg->configmaps[i].meta.ns, ns) &&
+		    name_eq(cfg->configmaps[i].meta.name, name))
+			return &cfg->configmaps[i];
+	return NULL;
+}
+
+bool ig_tls_policy_usable(const struct ig_backend_tls_policy *p)
+{
+	return p && p->state == IG_TLSP_ACCEPTED && p->refs_ok;
+}
+
 const struct ig_namespace *ig_config_find_namespace(const struct ig_config *cfg, const char *name)
 {
 	for (size_t i = 0; cfg && i < cfg->nnamespaces; i++)

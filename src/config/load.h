@@ -41,6 +41,7 @@ enum {
 	K_SECRET,
 	K_PICKER,
 	K_TLS_POLICY,
+	K_CONFIGMAP,
 	K_COUNT
 };
 
@@ -226,6 +227,7 @@ void ld_service(struct session *s, yaml_node_t *root, const char *api);
 void ld_endpoint_slice(struct session *s, yaml_node_t *root, const char *api);
 void ld_endpoints(struct session *s, yaml_node_t *root, const char *api);
 void ld_secret(struct session *s, yaml_node_t *root, const char *api);
+void ld_configmap(struct session *s, yaml_node_t *root, const char *api);
 
 /* Cross-object checks and resolution, once every file is read. */
 void ld_link(struct session *s);

@@ -1,7 +1,7 @@
 /* Decoders for core Kubernetes objects: Pod and Deployment (kept for
  * `demo`/`run` and pool membership; only their metadata is checked
- * strictly), Namespace, Service, EndpointSlice, Endpoints and Secret (the
- * Gateway API's backends and certificates). */
+ * strictly), Namespace, Service, EndpointSlice, Endpoints, Secret and
+ * ConfigMap (the Gateway API's backends, certificates and backend CAs). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
@@ -561,23 +561,25 @@ static bool secret_key_ok(const char *k)
 	return true;
 }
 
-static struct ig_secret_item *secret_slot(struct session *s, struct ig_secret *sec, const char *key,
-					  size_t cap)
+/* Secrets and ConfigMaps keep their keys alike: items has room for cap. */
+static struct ig_secret_item *secret_slot(struct session *s, struct ig_secret_item *items,
+					  size_t *nitems, const char *key, size_t cap)
 {
-	for (size_t i = 0; i < sec->nitems; i++)
-		if (!strcmp(sec->items[i].key, key))
-			return &sec->items[i];
-	if (sec->nitems == cap)
+	for (size_t i = 0; i < *nitems; i++)
+		if (!strcmp(items[i].key, key))
+			return &items[i];
+	if (*nitems == cap)
 		return NULL;
-	struct ig_secret_item *it = &sec->items[sec->nitems++];
+	struct ig_secret_item *it = &items[(*nitems)++];
 	it->key = ld_strdup(s, key);
 	return it;
 }
 
-/* data (base64) then stringData (plain, overriding): what the API server
- * stores for the Secret. Returns the total size. */
+/* A Secret's data (base64) then stringData (plain, overriding): what the
+ * API server stores for the Secret; a ConfigMap's data (plain). Returns
+ * the total size. */
 static size_t decode_secret_map(struct session *s, yaml_node_t *map, const char *field, bool base64,
-				struct ig_secret *sec, size_t cap)
+				struct ig_secret_item *items, size_t *nitems, size_t cap)
 {
 	size_t total = 0;
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
@@ -616,7 +618,7 @@ static size_t decode_secret_map(struct session *s, yaml_node_t *map, const char 
 			n = 0;
 		}
 		bytes[n] = '\0';
-		struct ig_secret_item *it = secret_slot(s, sec, key, cap);
+		struct ig_secret_item *it = secret_slot(s, items, nitems, key, cap);
 		if (!it)
 			continue;
 		it->bytes = bytes;
@@ -644,9 +646,10 @@ void ld_secret(struct session *s, yaml_node_t *root, const char *api)
 	sec.items = ld_alloc(s, (cap + 1) * sizeof(*sec.items));
 	size_t total = 0;
 	if (data)
-		total += decode_secret_map(s, data, "data", true, &sec, cap);
+		total += decode_secret_map(s, data, "data", true, sec.items, &sec.nitems, cap);
 	if (sdata)
-		total += decode_secret_map(s, sdata, "stringData", false, &sec, cap);
+		total +=
+		    decode_secret_map(s, sdata, "stringData", false, sec.items, &sec.nitems, cap);
 	if (total > MAX_SECRET_BYTES)
 		ld_err(s, sec.meta.line, "", "data", "Secret data must be at most %u bytes",
 		       MAX_SECRET_BYTES);
@@ -665,4 +668,29 @@ void ld_secret(struct session *s, yaml_node_t *root, const char *api)
 		}
 	}
 	*LD_APPEND(s, K_SECRET, secrets) = sec;
+}
+
+/* ---- ConfigMap --------------------------------------------------------------------- */
+
+void ld_configmap(struct session *s, yaml_node_t *root, const char *api)
+{
+	static const char *const top[] = {"data", "binaryData", "immutable", NULL};
+	struct ig_configmap cm = {0};
+	int line, dline;
+	bool immutable;
+	ld_top_fields(s, root, top);
+	ld_meta(s, root, api, "ConfigMap", &cm.meta, false);
+	ld_bool(s, root, "", "immutable", &line, &immutable);
+	/* binaryData holds no PEM text a BackendTLSPolicy could use (ca.crt
+	 * must be in data): only its shape is checked. */
+	ld_map(s, root, "", "binaryData", false, &line);
+	yaml_node_t *data = ld_map(s, root, "", "data", false, &dline);
+	size_t cap = data ? ld_map_len(data) : 0;
+	cm.items = ld_alloc(s, (cap + 1) * sizeof(*cm.items));
+	size_t total =
+	    data ? decode_secret_map(s, data, "data", false, cm.items, &cm.nitems, cap) : 0;
+	if (total > MAX_SECRET_BYTES)
+		ld_err(s, dline, "", "data", "ConfigMap data must be at most %u bytes",
+		       MAX_SECRET_BYTES);
+	*LD_APPEND(s, K_CONFIGMAP, configmaps) = cm;
 }

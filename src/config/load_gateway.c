@@ -1,7 +1,9 @@
 /* Decoders for the Gateway API: Gateway, HTTPRoute (matches, filters,
- * backendRefs, timeouts, retry, sessionPersistence) and ReferenceGrant,
- * with the CRDs' validation (gateway-api v1.2.1 to v1.6.1, experimental
- * channel; messages are the CRDs' own where they have one). */
+ * backendRefs, timeouts, retry, sessionPersistence), BackendTLSPolicy and
+ * ReferenceGrant, with the CRDs' validation (gateway-api v1.2.1 to v1.6.1,
+ * experimental channel; messages are the CRDs' own where they have one). */
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -1279,33 +1281,62 @@ void ld_httproute(struct session *s, yaml_node_t *root, const char *api)
 	*LD_APPEND(s, K_ROUTE, routes) = rt;
 }
 
-/* ---- ReferenceGrant ------------------------------------------------------------ */
+/* ---- BackendTLSPolicy ------------------------------------------------------------ */
 
-void ld_backend_tls_policy(struct session *s, yaml_node_t *root, const char *api)
+/* The two CEL rules of spec.targetRefs: refs to one target (group, kind,
+ * name) either all name a section or none does, and no two name the same
+ * one. */
+static bool same_policy_target(const struct ig_tls_policy_target *a,
+			       const struct ig_tls_policy_target *b)
 {
-	static const char *const top[] = {"spec", NULL};
-	static const char *const spec_fields[] = {"targetRefs", "validation", "options", NULL};
-	static const char *const ref_fields[] = {"group", "kind", "name", "sectionName", NULL};
-	struct ig_backend_tls_policy p = {0};
-	char it[LD_PATH];
-	int line;
-	ld_top_fields(s, root, top);
-	ld_meta(s, root, api, "BackendTLSPolicy", &p.meta, false);
-	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
-	yaml_node_t *refs = spec ? ld_seq(s, spec, "spec", "targetRefs", true, &line) : NULL;
-	if (spec)
-		ld_fields(s, spec, "spec", spec_fields, NULL);
-	if (refs) {
-		ld_check_items(s, refs, line, "spec", "targetRefs", 1, 16);
-		p.targets = ld_alloc(s, (ld_seq_len(refs) + 1) * sizeof(*p.targets));
+	return a->group && b->group && a->kind && b->kind && a->name && b->name &&
+	       !strcmp(a->group, b->group) && !strcmp(a->kind, b->kind) &&
+	       !strcmp(a->name, b->name);
+}
+
+static void check_policy_targets(struct session *s, const struct ig_backend_tls_policy *p, int line)
+{
+	bool unnamed = false, twice = false;
+	for (size_t i = 0; i < p->ntargets; i++) {
+		for (size_t j = 0; j < i; j++) {
+			const struct ig_tls_policy_target *a = &p->targets[j], *b = &p->targets[i];
+			if (!same_policy_target(a, b))
+				continue;
+			bool ea = !a->section || !*a->section, eb = !b->section || !*b->section;
+			if (ea != eb)
+				unnamed = true;
+			else if (ea || !strcmp(a->section, b->section))
+				twice = true;
+		}
 	}
-	for (size_t i = 0; refs && i < ld_seq_len(refs); i++) {
+	if (unnamed)
+		ld_err(s, line, "spec", "targetRefs",
+		       "sectionName must be specified when targetRefs includes 2 or more "
+		       "references to the same target");
+	if (twice)
+		ld_err(s, line, "spec", "targetRefs",
+		       "sectionName must be unique when targetRefs includes 2 or more references "
+		       "to the same target");
+}
+
+static void decode_policy_targets(struct session *s, yaml_node_t *spec,
+				  struct ig_backend_tls_policy *p)
+{
+	static const char *const fields[] = {"group", "kind", "name", "sectionName", NULL};
+	char it[LD_PATH];
+	int line, rline;
+	yaml_node_t *refs = ld_seq(s, spec, "spec", "targetRefs", true, &rline);
+	if (!refs)
+		return;
+	ld_check_items(s, refs, rline, "spec", "targetRefs", 1, 16);
+	p->targets = ld_alloc(s, (ld_seq_len(refs) + 1) * sizeof(*p->targets));
+	for (size_t i = 0; i < ld_seq_len(refs); i++) {
 		ld_item(it, "spec", "targetRefs", i);
 		yaml_node_t *r = ld_seq_map(s, refs, i, it);
 		if (!r)
 			continue;
-		struct ig_tls_policy_target *t = &p.targets[p.ntargets++];
-		ld_fields(s, r, it, ref_fields, NULL);
+		struct ig_tls_policy_target *t = &p->targets[p->ntargets++];
+		ld_fields(s, r, it, fields, NULL);
 		t->group = ld_str(s, r, it, "group", true, &line);
 		ld_check_group(s, t->group, line, it, "group");
 		t->kind = ld_str(s, r, it, "kind", true, &line);
@@ -1313,13 +1344,238 @@ void ld_backend_tls_policy(struct session *s, yaml_node_t *root, const char *api
 		t->name = ld_str(s, r, it, "name", true, &line);
 		ld_check_object_name(s, t->name, line, it, "name");
 		t->section = ld_str(s, r, it, "sectionName", false, &line);
+		if (t->section && !ld_dns_subdomain(t->section, strlen(t->section)))
+			ld_err(s, line, it, "sectionName",
+			       "must be a lowercase RFC 1123 subdomain (letters, digits, '-' and "
+			       "'.', at most 253 characters)");
 	}
-	ld_warn(s, p.meta.line, NULL, NULL,
-		"BackendTLSPolicy \"%s\" is not supported: infergate does not speak TLS to "
-		"backends, so the Services it targets are not used as backends",
-		p.meta.name ? p.meta.name : "");
+	check_policy_targets(s, p, rline);
+}
+
+/* One part of a qualified name (the CRD's [A-Za-z0-9]([-A-Za-z0-9_.]*
+ * [A-Za-z0-9])?, at most max characters). */
+static bool qualified_part(const char *p, size_t len, size_t max)
+{
+	if (len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+		bool alnum =
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && ((i == 0 || i == len - 1) || (c != '-' && c != '_' && c != '.')))
+			return false;
+	}
+	return true;
+}
+
+/* wellKnownCACertificates: "System", or "domain/name" as the CRD's pattern
+ * has it (a lowercase DNS subdomain, then 1 to 63 characters). */
+static bool well_known_ok(const char *v)
+{
+	if (!strcmp(v, "System"))
+		return true;
+	const char *slash = strchr(v, '/');
+	return slash && ld_dns_subdomain(v, (size_t)(slash - v)) &&
+	       qualified_part(slash + 1, strlen(slash + 1), 63);
+}
+
+/* A Gateway API PreciseHostname, by the CRD's pattern: a DNS name, no
+ * wildcard. Its documentation rules out IP addresses, which the pattern
+ * lets through; they are let through here too, as the API server does: a
+ * policy dropped for a check stricter than the API server's (with --kube
+ * an object that fails to load is left out) would leave its Services to
+ * be reached in clear text. An IP literal is checked against the
+ * certificate's IP entries and not sent as a server name. */
+static bool precise_hostname_ok(const char *h)
+{
+	return ld_dns_subdomain(h, strlen(h));
+}
+
+/* AbsoluteURI, loosely as the CRD's pattern: a scheme, then "//" and an
+ * authority; the rest is not checked. */
+static bool absolute_uri_ok(const char *u)
+{
+	size_t n = strcspn(u, ":/?#");
+	return n > 0 && !strncmp(u + n, "://", 3);
+}
+
+static void decode_policy_san(struct session *s, yaml_node_t *n, const char *path,
+			      struct ig_tls_policy_san *san)
+{
+	static const char *const fields[] = {"type", "hostname", "uri", NULL};
+	static const char *const types[] = {"Hostname", "URI", NULL};
+	int tline, hline, uline;
+	ld_fields(s, n, path, fields, NULL);
+	char *type = ld_str(s, n, path, "type", true, &tline);
+	ld_check_enum(s, type, tline, path, "type", types);
+	char *host = ld_str(s, n, path, "hostname", false, &hline);
+	char *uri = ld_str(s, n, path, "uri", false, &uline);
+	if (host && *host && !ld_hostname_ok(host))
+		ld_err(s, hline, path, "hostname",
+		       "must be a lowercase DNS name, optionally starting with \"*.\"");
+	else if (host)
+		ld_check_len(s, host, hline, path, "hostname", 1, 253);
+	if (uri && *uri && !absolute_uri_ok(uri))
+		ld_err(s, uline, path, "uri",
+		       "must be an absolute URI: a scheme, \"://\" and an authority (e.g. "
+		       "spiffe://cluster.local/ns/a/sa/b)");
+	else if (uri)
+		ld_check_len(s, uri, uline, path, "uri", 1, 253);
+	bool has_host = host && *host, has_uri = uri && *uri;
+	/* The CRD's CEL rules, with its messages. */
+	if (type && !strcmp(type, "Hostname")) {
+		if (!has_host)
+			ld_err(s, tline, path, NULL,
+			       "SubjectAltName element must contain Hostname, if Type is set to "
+			       "Hostname");
+		if (has_uri)
+			ld_err(s, tline, path, NULL,
+			       "SubjectAltName element must not contain URI, if Type is set to "
+			       "Hostname");
+	} else if (type && !strcmp(type, "URI")) {
+		if (!has_uri)
+			ld_err(s, tline, path, NULL,
+			       "SubjectAltName element must contain URI, if Type is set to URI");
+		if (has_host)
+			ld_err(s, tline, path, NULL,
+			       "SubjectAltName element must not contain Hostname, if Type is set "
+			       "to URI");
+	}
+	san->uri = type && !strcmp(type, "URI");
+	san->value = san->uri ? uri : host;
+}
+
+static void decode_policy_validation(struct session *s, yaml_node_t *v, int vline,
+				     struct ig_backend_tls_policy *p)
+{
+	static const char *const fields[] = {"caCertificateRefs", "wellKnownCACertificates",
+					     "hostname", "subjectAltNames", NULL};
+	static const char *const ref_fields[] = {"group", "kind", "name", NULL};
+	const char *path = "spec.validation";
+	char it[LD_PATH];
+	int line, cline, wline;
+	ld_fields(s, v, path, fields, NULL);
+	yaml_node_t *cas = ld_seq(s, v, path, "caCertificateRefs", false, &cline);
+	if (cas) {
+		ld_check_items(s, cas, cline, path, "caCertificateRefs", 0, 8);
+		p->ca_refs = ld_alloc(s, (ld_seq_len(cas) + 1) * sizeof(*p->ca_refs));
+	}
+	for (size_t i = 0; cas && i < ld_seq_len(cas); i++) {
+		ld_item(it, path, "caCertificateRefs", i);
+		yaml_node_t *r = ld_seq_map(s, cas, i, it);
+		if (!r)
+			continue;
+		struct ig_tls_policy_ca_ref *c = &p->ca_refs[p->nca_refs++];
+		c->line = ig_yaml_line(r);
+		ld_fields(s, r, it, ref_fields, NULL);
+		c->group = ld_str(s, r, it, "group", true, &line);
+		ld_check_group(s, c->group, line, it, "group");
+		c->kind = ld_str(s, r, it, "kind", true, &line);
+		ld_check_kind(s, c->kind, line, it, "kind");
+		c->name = ld_str(s, r, it, "name", true, &line);
+		ld_check_object_name(s, c->name, line, it, "name");
+	}
+	p->well_known = ld_str(s, v, path, "wellKnownCACertificates", false, &wline);
+	size_t wlen = p->well_known ? strlen(p->well_known) : 0;
+	if (p->well_known && (wlen == 0 || wlen > 253))
+		ld_check_len(s, p->well_known, wline, path, "wellKnownCACertificates", 1, 253);
+	else if (p->well_known && !well_known_ok(p->well_known))
+		ld_err(s, wline, path, "wellKnownCACertificates",
+		       "must be System or a domain-prefixed name (e.g. example.com/roots)");
+	/* CEL: an empty list or string counts as absent. */
+	bool has_refs = cas && ld_seq_len(cas) > 0;
+	bool has_known = p->well_known && *p->well_known;
+	if (has_refs && has_known)
+		ld_err(s, vline, "spec", "validation",
+		       "must not contain both CACertificateRefs and WellKnownCACertificates");
+	else if (!has_refs && !has_known)
+		ld_err(s, vline, "spec", "validation",
+		       "must specify either CACertificateRefs or WellKnownCACertificates");
+	p->hostname = ld_str(s, v, path, "hostname", true, &line);
+	if (p->hostname && !precise_hostname_ok(p->hostname))
+		ld_err(s, line, path, "hostname",
+		       "must be a lowercase DNS name without a wildcard (PreciseHostname)");
+	yaml_node_t *sans = ld_seq(s, v, path, "subjectAltNames", false, &line);
+	if (sans) {
+		ld_check_items(s, sans, line, path, "subjectAltNames", 0, 5);
+		p->sans = ld_alloc(s, (ld_seq_len(sans) + 1) * sizeof(*p->sans));
+	}
+	for (size_t i = 0; sans && i < ld_seq_len(sans); i++) {
+		ld_item(it, path, "subjectAltNames", i);
+		yaml_node_t *n = ld_seq_map(s, sans, i, it);
+		if (n)
+			decode_policy_san(s, n, it, &p->sans[p->nsans++]);
+	}
+}
+
+/* An AnnotationKey: an optional prefix (1 to 253 characters of
+ * [-A-Za-z0-9_.], starting and ending with a letter or digit) and "/",
+ * then a name of 1 to 63 such characters. */
+static bool annotation_key_ok(const char *k)
+{
+	const char *slash = strchr(k, '/');
+	if (!slash)
+		return qualified_part(k, strlen(k), 63);
+	return qualified_part(k, (size_t)(slash - k), 253) &&
+	       qualified_part(slash + 1, strlen(slash + 1), 63);
+}
+
+/* spec.options: no option is implemented (the loader's resolution marks a
+ * policy that has any Invalid), but the keys are kept to say which. */
+static void decode_policy_options(struct session *s, yaml_node_t *spec,
+				  struct ig_backend_tls_policy *p)
+{
+	int oline;
+	yaml_node_t *o = ld_map(s, spec, "spec", "options", false, &oline);
+	if (!o)
+		return;
+	size_t n = ld_map_len(o);
+	if (n > 16)
+		ld_err(s, oline, "spec", "options", "must have at most 16 entries");
+	p->options = ld_alloc(s, (n + 1) * sizeof(char *));
+	for (yaml_node_pair_t *q = o->data.mapping.pairs.start; q < o->data.mapping.pairs.top;
+	     q++) {
+		yaml_node_t *k = ld_node(s, q->key), *v = ld_node(s, q->value);
+		if (!k || !v)
+			continue;
+		if (k->type != YAML_SCALAR_NODE || v->type != YAML_SCALAR_NODE) {
+			ld_err(s, ig_yaml_line(k), "spec", "options", "must map keys to strings");
+			continue;
+		}
+		char *key = ld_scalar(s, k), path[LD_PATH];
+		snprintf(path, sizeof path, "spec.options[%.200s]", key);
+		if (!annotation_key_ok(key))
+			ld_err(s, ig_yaml_line(k), path, NULL,
+			       "must be a qualified name: up to 63 letters, digits, '-', '_' or "
+			       "'.', optionally prefixed by a DNS subdomain and '/'");
+		else if (v->data.scalar.length > 4096)
+			ld_err(s, ig_yaml_line(k), path, NULL, "must be at most 4096 characters");
+		p->options[p->noptions++] = key;
+	}
+}
+
+void ld_backend_tls_policy(struct session *s, yaml_node_t *root, const char *api)
+{
+	static const char *const top[] = {"spec", NULL};
+	static const char *const spec_fields[] = {"targetRefs", "validation", "options", NULL};
+	struct ig_backend_tls_policy p = {0};
+	int line;
+	ld_top_fields(s, root, top);
+	/* v1alpha3 has the same fields as v1 for what is read here. */
+	ld_meta(s, root, api, "BackendTLSPolicy", &p.meta, false);
+	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
+	if (spec) {
+		ld_fields(s, spec, "spec", spec_fields, NULL);
+		decode_policy_targets(s, spec, &p);
+		yaml_node_t *v = ld_map(s, spec, "spec", "validation", true, &line);
+		if (v)
+			decode_policy_validation(s, v, line, &p);
+		decode_policy_options(s, spec, &p);
+	}
 	*LD_APPEND(s, K_TLS_POLICY, tls_policies) = p;
 }
+
+/* ---- ReferenceGrant ------------------------------------------------------------ */
 
 void ld_reference_grant(struct session *s, yaml_node_t *root, const char *api)
 {

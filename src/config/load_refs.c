@@ -58,6 +58,7 @@ static void check_dups(struct session *s)
 	MOST(slices);
 	MOST(endpoints);
 	MOST(secrets);
+	MOST(configmaps);
 #undef MOST
 	const struct ig_meta **ms = malloc(most * sizeof(*ms));
 	if (!ms)
@@ -84,6 +85,7 @@ static void check_dups(struct session *s)
 	DUPS(slices);
 	DUPS(endpoints);
 	DUPS(secrets);
+	DUPS(configmaps);
 #undef DUPS
 	free(ms);
 }
@@ -182,6 +184,249 @@ static void check_gie_refs(struct session *s)
 	}
 }
 
+/* ---- BackendTLSPolicy ------------------------------------------------------------ */
+
+static const struct ig_secret_item *configmap_get(const struct ig_configmap *cm, const char *key)
+{
+	for (size_t i = 0; i < cm->nitems; i++)
+		if (!strcmp(cm->items[i].key, key))
+			return &cm->items[i];
+	return NULL;
+}
+
+/* At least one whole PEM certificate block. */
+static bool holds_pem_cert(const char *text)
+{
+	const char *b = strstr(text, "-----BEGIN CERTIFICATE-----");
+	return b && strstr(b, "-----END CERTIFICATE-----");
+}
+
+/* NULL when caCertificateRefs[i] gives a usable CA (its text in *pem),
+ * else the reason, with *why saying what is wrong. */
+static const char *check_ca_ref(struct session *s, const struct ig_backend_tls_policy *p,
+				const struct ig_tls_policy_ca_ref *r,
+				const struct ig_secret_item **pem, char *why, size_t cap)
+{
+	*pem = NULL;
+	if (!r->group || !r->kind || !r->name) {
+		snprintf(why, cap, "incomplete reference");
+		return "InvalidKind";
+	}
+	if (*r->group || strcmp(r->kind, "ConfigMap")) {
+		snprintf(why, cap, "kind %s%s%s is not supported: only ConfigMap", r->group,
+			 *r->group ? "/" : "", r->kind);
+		return "InvalidKind";
+	}
+	const struct ig_configmap *cm = ig_config_find_configmap(&s->box->cfg, p->meta.ns, r->name);
+	if (!cm) {
+		snprintf(why, cap, "ConfigMap \"%s/%s\" not found", p->meta.ns, r->name);
+		return "InvalidCACertificateRef";
+	}
+	const struct ig_secret_item *it = configmap_get(cm, "ca.crt");
+	if (!it) {
+		snprintf(why, cap, "ConfigMap \"%s/%s\" has no ca.crt", p->meta.ns, r->name);
+		return "InvalidCACertificateRef";
+	}
+	if (!holds_pem_cert((const char *)it->bytes)) {
+		snprintf(why, cap, "ConfigMap \"%s/%s\" ca.crt holds no PEM certificate",
+			 p->meta.ns, r->name);
+		return "InvalidCACertificateRef";
+	}
+	*pem = it;
+	return NULL;
+}
+
+/* refs_ok, refs_reason/refs_message (the first invalid ref's) and ca_pem
+ * (the valid refs' ca.crt texts, a newline between two). Returns how many
+ * refs are valid. */
+static size_t resolve_ca_refs(struct session *s, struct ig_backend_tls_policy *p)
+{
+	const struct ig_secret_item **pems = ld_alloc(s, (p->nca_refs + 1) * sizeof(*pems));
+	size_t nvalid = 0, len = 0;
+	p->refs_ok = true;
+	for (size_t i = 0; i < p->nca_refs; i++) {
+		char why[600];
+		const char *reason =
+		    check_ca_ref(s, p, &p->ca_refs[i], &pems[nvalid], why, sizeof why);
+		if (!reason) {
+			len += pems[nvalid++]->len + 1;
+			continue;
+		}
+		if (p->refs_ok) {
+			char msg[700];
+			snprintf(msg, sizeof msg, "caCertificateRefs[%zu]: %s", i, why);
+			p->refs_reason = reason;
+			p->refs_message = ld_strdup(s, msg);
+		}
+		p->refs_ok = false;
+	}
+	if (!nvalid)
+		return 0;
+	p->ca_pem = ld_alloc(s, len);
+	for (size_t i = 0; i < nvalid; i++) {
+		if (i)
+			p->ca_pem[p->ca_len++] = '\n';
+		memcpy(p->ca_pem + p->ca_len, pems[i]->bytes, pems[i]->len);
+		p->ca_len += pems[i]->len;
+	}
+	p->ca_pem[p->ca_len] = '\0';
+	return nvalid;
+}
+
+/* Accepted, or Invalid for what infergate does not implement, or
+ * NoValidCACertificate; the references are checked in every case, so
+ * that refs_* are there for the status even of an Invalid policy. */
+static void validate_tls_policy(struct session *s, struct ig_backend_tls_policy *p)
+{
+	char msg[600];
+	size_t nvalid = resolve_ca_refs(s, p);
+	p->state = IG_TLSP_ACCEPTED;
+	if (p->noptions > 0) {
+		snprintf(msg, sizeof msg, "options are not supported by infergate: %s",
+			 p->options[0]);
+		p->state = IG_TLSP_INVALID;
+	} else if (p->well_known && strcmp(p->well_known, "System")) {
+		snprintf(msg, sizeof msg,
+			 "wellKnownCACertificates \"%s\" is not supported: only System",
+			 p->well_known);
+		p->state = IG_TLSP_INVALID;
+	} else if (p->nca_refs > 0 && nvalid == 0) {
+		snprintf(msg, sizeof msg, "no caCertificateRef is valid: %s", p->refs_message);
+		p->state = IG_TLSP_NO_VALID_CA;
+	}
+	if (p->state != IG_TLSP_ACCEPTED)
+		p->message = ld_strdup(s, msg);
+}
+
+static bool same_tls_target(const struct ig_tls_policy_target *a,
+			    const struct ig_tls_policy_target *b)
+{
+	const char *sa = a->section && *a->section ? a->section : NULL;
+	const char *sb = b->section && *b->section ? b->section : NULL;
+	return a->group && b->group && a->kind && b->kind && a->name && b->name &&
+	       !strcmp(a->group, b->group) && !strcmp(a->kind, b->kind) &&
+	       !strcmp(a->name, b->name) && (sa ? sb && !strcmp(sa, sb) : !sb);
+}
+
+static const struct ig_tls_policy_target *shared_tls_target(const struct ig_backend_tls_policy *a,
+							    const struct ig_backend_tls_policy *b)
+{
+	if (strcmp(a->meta.ns, b->meta.ns))
+		return NULL;
+	for (size_t i = 0; i < a->ntargets; i++)
+		for (size_t j = 0; j < b->ntargets; j++)
+			if (same_tls_target(&a->targets[i], &b->targets[j]))
+				return &a->targets[i];
+	return NULL;
+}
+
+/* GEP-713's precedence: the older by creationTimestamp (one without comes
+ * after one with), then the first by namespace/name. */
+static int tls_policy_cmp(const void *pa, const void *pb)
+{
+	const struct ig_backend_tls_policy *a = *(const struct ig_backend_tls_policy *const *)pa;
+	const struct ig_backend_tls_policy *b = *(const struct ig_backend_tls_policy *const *)pb;
+	double ta = 0, tb = 0;
+	bool ha = a->meta.creation_timestamp && ld_parse_time(a->meta.creation_timestamp, &ta) == 0;
+	bool hb = b->meta.creation_timestamp && ld_parse_time(b->meta.creation_timestamp, &tb) == 0;
+	if (ha != hb)
+		return ha ? -1 : 1;
+	if (ha && ta != tb)
+		return ta < tb ? -1 : 1;
+	int c = strcmp(a->meta.ns, b->meta.ns);
+	if (c)
+		return c;
+	return strcmp(a->meta.name ? a->meta.name : "", b->meta.name ? b->meta.name : "");
+}
+
+static bool tls_policy_contends(const struct ig_backend_tls_policy *p)
+{
+	return p->state == IG_TLSP_ACCEPTED || p->state == IG_TLSP_NO_VALID_CA;
+}
+
+/* Conflicts: only policies that validation accepted contend (Accepted, or
+ * NoValidCACertificate, which is about references, not the policy); an
+ * Invalid one applies to nothing and takes nothing from the others. In
+ * order of precedence, a contender that shares a target (same Service,
+ * same sectionName or none on both) with a policy that won before it is
+ * Conflicted, as a whole: a policy applies entirely or not at all. Losers
+ * do not block later ones, so every target goes to its best policy that
+ * won. */
+static void resolve_tls_conflicts(struct session *s)
+{
+	struct ig_config *c = &s->box->cfg;
+	if (c->ntls_policies < 2)
+		return;
+	struct ig_backend_tls_policy **order = ld_alloc(s, c->ntls_policies * sizeof(*order));
+	for (size_t i = 0; i < c->ntls_policies; i++)
+		order[i] = &c->tls_policies[i];
+	qsort(order, c->ntls_policies, sizeof(*order), tls_policy_cmp);
+	for (size_t i = 0; i < c->ntls_policies; i++) {
+		struct ig_backend_tls_policy *p = order[i];
+		if (!tls_policy_contends(p))
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const struct ig_backend_tls_policy *w = order[j];
+			const struct ig_tls_policy_target *t;
+			if (!tls_policy_contends(w) || !(t = shared_tls_target(p, w)))
+				continue;
+			char msg[900];
+			snprintf(msg, sizeof msg,
+				 "BackendTLSPolicy \"%s/%s\" (%s:%d) takes precedence for %s "
+				 "\"%s\"%s%s: it is older, or first by name",
+				 w->meta.ns, w->meta.name, w->meta.file, w->meta.line, t->kind,
+				 t->name, t->section ? " port " : "", t->section ? t->section : "");
+			p->state = IG_TLSP_CONFLICTED;
+			p->message = ld_strdup(s, msg);
+			break;
+		}
+	}
+}
+
+static const char *tls_state_reason(const struct ig_backend_tls_policy *p)
+{
+	switch (p->state) {
+	case IG_TLSP_CONFLICTED:
+		return "Conflicted";
+	case IG_TLSP_INVALID:
+		return "Invalid";
+	case IG_TLSP_NO_VALID_CA:
+		return "NoValidCACertificate";
+	case IG_TLSP_ACCEPTED:
+		break;
+	}
+	return p->refs_reason ? p->refs_reason : "";
+}
+
+/* Why a policy is not usable: "Reason: message". */
+static void tls_policy_why(const struct ig_backend_tls_policy *p, char *out, size_t cap)
+{
+	const char *msg = p->state != IG_TLSP_ACCEPTED ? p->message : p->refs_message;
+	snprintf(out, cap, "%s: %s", tls_state_reason(p), msg ? msg : "");
+}
+
+static void resolve_tls_policies(struct session *s)
+{
+	struct ig_config *c = &s->box->cfg;
+	for (size_t i = 0; i < c->ntls_policies; i++)
+		validate_tls_policy(s, &c->tls_policies[i]);
+	resolve_tls_conflicts(s);
+	for (size_t i = 0; i < c->ntls_policies; i++) {
+		const struct ig_backend_tls_policy *p = &c->tls_policies[i];
+		if (ig_tls_policy_usable(p))
+			continue;
+		char why[1200];
+		tls_policy_why(p, why, sizeof why);
+		s->file = p->meta.file;
+		ld_warn(s, p->meta.line, NULL, NULL,
+			"BackendTLSPolicy \"%s/%s\" is not used (%s)%s", p->meta.ns,
+			p->meta.name ? p->meta.name : "", why,
+			p->state == IG_TLSP_CONFLICTED
+			    ? ": Service ports no other policy applies to are refused as backends"
+			    : ": the Service ports it applies to are refused as backends");
+	}
+}
+
 /* ---- backendRefs ------------------------------------------------------------------- */
 
 static bool is_pool_group(const char *g)
@@ -210,31 +455,105 @@ static void resolve_pool(struct session *s, const char *path, struct ig_backend_
 static bool app_protocol_ok(const char *ap)
 {
 	/* kubernetes.io/ws: WebSocket over HTTP/1.1 (GEP-1911); a handshake
-	 * reaches any HTTP/1.1 backend, so this port is served like http.
-	 * kubernetes.io/wss would need TLS to the backend. */
+	 * reaches any HTTP/1.1 backend, so this port is served like http. */
 	return !ap || !strcmp(ap, "http") || !strcmp(ap, "HTTP") ||
 	       !strcmp(ap, "kubernetes.io/h2c") || !strcmp(ap, "kubernetes.io/ws");
 }
 
-/* The BackendTLSPolicy of the Service's namespace that targets it (the
- * whole Service, or this port by name), if any. */
+/* The appProtocols that say TLS: reached only as a BackendTLSPolicy says. */
+static bool app_protocol_tls(const char *ap)
+{
+	return ap &&
+	       (!strcmp(ap, "https") || !strcmp(ap, "HTTPS") || !strcmp(ap, "kubernetes.io/wss"));
+}
+
+/* How well a policy fits a Service port: one naming the port beats one
+ * for the whole Service (the more specific target wins, as GEP-713
+ * has it); then the winner of its target, then an Invalid policy (which
+ * still keeps the port from clear text), then a Conflicted one. 0: the
+ * policy does not target the port. */
+static int tls_policy_fit(const struct ig_backend_tls_policy *p, const struct ig_service *svc,
+			  const struct ig_service_port *sp)
+{
+	int best = 0;
+	if (strcmp(p->meta.ns, svc->meta.ns))
+		return 0;
+	for (size_t k = 0; k < p->ntargets; k++) {
+		const struct ig_tls_policy_target *t = &p->targets[k];
+		if (!t->group || *t->group || !t->kind || strcmp(t->kind, "Service") || !t->name ||
+		    strcmp(t->name, svc->meta.name))
+			continue;
+		int fit;
+		if (!t->section || !*t->section)
+			fit = 1;
+		else if (sp->name && !strcmp(t->section, sp->name))
+			fit = 5;
+		else
+			continue;
+		fit += p->state == IG_TLSP_CONFLICTED ? 0 : p->state == IG_TLSP_INVALID ? 1 : 3;
+		best = fit > best ? fit : best;
+	}
+	return best;
+}
+
+/* The BackendTLSPolicy that applies to a port of a Service (see
+ * tls_policy_fit), if any; the first in load order among equals. */
 static const struct ig_backend_tls_policy *tls_policy_of(const struct ig_config *c,
 							 const struct ig_service *svc,
 							 const struct ig_service_port *sp)
 {
+	const struct ig_backend_tls_policy *best = NULL;
+	int best_fit = 0;
 	for (size_t i = 0; i < c->ntls_policies; i++) {
-		const struct ig_backend_tls_policy *p = &c->tls_policies[i];
-		if (strcmp(p->meta.ns, svc->meta.ns))
-			continue;
-		for (size_t k = 0; k < p->ntargets; k++) {
-			const struct ig_tls_policy_target *t = &p->targets[k];
-			if (t->group && !*t->group && t->kind && !strcmp(t->kind, "Service") &&
-			    t->name && !strcmp(t->name, svc->meta.name) &&
-			    (!t->section || (sp->name && !strcmp(t->section, sp->name))))
-				return p;
+		int fit = tls_policy_fit(&c->tls_policies[i], svc, sp);
+		if (fit > best_fit) {
+			best = &c->tls_policies[i];
+			best_fit = fit;
 		}
 	}
-	return NULL;
+	return best;
+}
+
+/* A port that a policy applies to is reached over TLS, or not at all:
+ * never in clear text. */
+static void resolve_tls_port(struct session *s, const char *path, struct ig_backend_ref *b,
+			     const struct ig_service *svc, const struct ig_service_port *sp,
+			     const struct ig_backend_tls_policy *tp)
+{
+	const char *ap = sp->app_protocol;
+	if (!ig_tls_policy_usable(tp)) {
+		char why[1200];
+		tls_policy_why(tp, why, sizeof why);
+		b->status = IG_REF_UNSUPPORTED_PROTOCOL;
+		ld_warn(s, b->line, path, NULL,
+			"port %d of Service \"%s/%s\" is a target of BackendTLSPolicy \"%s\" "
+			"(UnsupportedProtocol): the policy is not used (%s), and what is to be "
+			"encrypted is not sent in clear text",
+			b->port, b->ns, b->name, tp->meta.name ? tp->meta.name : "", why);
+		return;
+	}
+	if (ap && !strcmp(ap, "kubernetes.io/h2c")) {
+		b->status = IG_REF_UNSUPPORTED_PROTOCOL;
+		ld_warn(
+		    s, b->line, path, "port",
+		    "port %d of Service \"%s/%s\" has appProtocol kubernetes.io/h2c "
+		    "(UnsupportedProtocol): h2c is clear text; BackendTLSPolicy \"%s\" asks for "
+		    "TLS",
+		    b->port, b->ns, b->name, tp->meta.name);
+		return;
+	}
+	if (!app_protocol_ok(ap) && !app_protocol_tls(ap)) {
+		b->status = IG_REF_UNSUPPORTED_PROTOCOL;
+		ld_warn(s, b->line, path, "port",
+			"port %d of Service \"%s/%s\" has appProtocol %s (UnsupportedProtocol): "
+			"only http, https, kubernetes.io/ws and kubernetes.io/wss with a "
+			"BackendTLSPolicy",
+			b->port, b->ns, b->name, ap);
+		return;
+	}
+	b->service = svc;
+	b->tls = tp;
+	b->status = IG_REF_OK;
 }
 
 static void resolve_service(struct session *s, const char *path, struct ig_backend_ref *b)
@@ -260,12 +579,15 @@ static void resolve_service(struct session *s, const char *path, struct ig_backe
 	}
 	const struct ig_backend_tls_policy *tp = tls_policy_of(&s->box->cfg, svc, sp);
 	if (tp) {
+		resolve_tls_port(s, path, b, svc, sp, tp);
+		return;
+	}
+	if (app_protocol_tls(sp->app_protocol)) {
 		b->status = IG_REF_UNSUPPORTED_PROTOCOL;
-		ld_warn(s, b->line, path, NULL,
-			"Service \"%s/%s\" is a target of BackendTLSPolicy \"%s\" "
-			"(UnsupportedProtocol): infergate does not speak TLS to backends, and "
-			"does not send in clear text what is to be encrypted",
-			b->ns, b->name, tp->meta.name);
+		ld_warn(s, b->line, path, "port",
+			"port %d of Service \"%s/%s\" has appProtocol %s (UnsupportedProtocol): "
+			"it needs a BackendTLSPolicy, which says how to reach it over TLS",
+			b->port, b->ns, b->name, sp->app_protocol);
 		return;
 	}
 	if (!app_protocol_ok(sp->app_protocol)) {
@@ -328,7 +650,8 @@ static void resolve_filters(struct session *s, const struct ig_httproute *rt, co
 		char it[LD_PATH];
 		ld_item(it, owner, "filters", i);
 		ld_join(path, it, "requestMirror.backendRef");
-		resolve_backend(s, rt, path, fs[i].u.mirror.backend);
+		struct ig_backend_ref *b = fs[i].u.mirror.backend;
+		resolve_backend(s, rt, path, b);
 	}
 }
 
@@ -452,6 +775,7 @@ void ld_link(struct session *s)
 	check_model_names(s);
 	check_refs(s);
 	check_gie_refs(s);
+	resolve_tls_policies(s);
 	resolve_routes(s);
 	resolve_gateways(s);
 }

@@ -14,7 +14,11 @@
  *   ours that an accepted HTTPRoute reaches it through, Accepted and
  *   ResolvedRefs (InvalidExtensionRef: a v1 pool's endpointPickerRef
  *   names a Service that does not exist or has no address; a pool with no
- *   endpointPickerRef is served by the built-in picker). */
+ *   endpointPickerRef is served by the built-in picker);
+ * - BackendTLSPolicy: one ancestors[] entry per Gateway of ours that an
+ *   HTTPRoute attached to it reaches a targeted Service through, with our
+ *   controllerName, Accepted (Conflicted, Invalid, NoValidCACertificate)
+ *   and ResolvedRefs (InvalidKind, InvalidCACertificateRef). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,6 +311,117 @@ static void pool_status(struct ctx *c, const struct ig_pool *pool)
 			   json_pack("{s:o}", pool->v1 ? "parents" : "parent", parents));
 }
 
+/* Whether a backendRef names a Service that policy p targets. */
+static bool targets(const struct ig_backend_tls_policy *p, const struct ig_backend_ref *b)
+{
+	if (!b || !b->kind || !b->group || *b->group || strcmp(b->kind, "Service") || !b->ns ||
+	    strcmp(b->ns, p->meta.ns) || !b->name)
+		return false;
+	for (size_t k = 0; k < p->ntargets; k++) {
+		const struct ig_tls_policy_target *t = &p->targets[k];
+		if (t->group && !*t->group && t->kind && !strcmp(t->kind, "Service") && t->name &&
+		    !strcmp(t->name, b->name))
+			return true;
+	}
+	return false;
+}
+
+static bool route_targets(const struct ig_httproute *rt, const struct ig_backend_tls_policy *p)
+{
+	for (size_t i = 0; i < rt->nrules; i++) {
+		const struct ig_route_rule *rule = &rt->rules[i];
+		for (size_t b = 0; b < rule->nbackends; b++) {
+			const struct ig_backend_ref *be = &rule->backends[b];
+			if (targets(p, be))
+				return true;
+			for (size_t f = 0; f < be->nfilters; f++)
+				if (be->filters[f].type == IG_FILTER_REQUEST_MIRROR &&
+				    targets(p, be->filters[f].u.mirror.backend))
+					return true;
+		}
+		for (size_t f = 0; f < rule->nfilters; f++)
+			if (rule->filters[f].type == IG_FILTER_REQUEST_MIRROR &&
+			    targets(p, rule->filters[f].u.mirror.backend))
+				return true;
+	}
+	return false;
+}
+
+/* Whether an HTTPRoute attached to some listener of gw reaches a Service
+ * that p targets. */
+static bool policy_reaches(struct ctx *c, const struct ig_gateway *gw,
+			   const struct ig_backend_tls_policy *p)
+{
+	for (size_t r = 0; r < c->cfg->nroutes; r++) {
+		const struct ig_httproute *rt = &c->cfg->routes[r];
+		if (!route_targets(rt, p))
+			continue;
+		for (size_t l = 0; l < gw->nlisteners; l++)
+			if (ig_route_attaches(c->cfg, rt, gw, &gw->listeners[l]))
+				return true;
+	}
+	return false;
+}
+
+/* A context the snapshot could not make from the policy's CA: OpenSSL
+ * refused what the loader let through. */
+static bool policy_ctx_failed(struct ctx *c, const struct ig_backend_tls_policy *p)
+{
+	for (size_t i = 0; c->s && i < c->s->nservices; i++)
+		if (c->s->services[i].policy == p && c->s->services[i].tls_error)
+			return true;
+	return false;
+}
+
+static void tls_policy_status(struct ctx *c, const struct ig_backend_tls_policy *p)
+{
+	long long gen = generation(c, "BackendTLSPolicy", GW_GROUP, &p->meta);
+	bool ctx_failed = policy_ctx_failed(c, p);
+	json_t *ancestors = json_array();
+	for (size_t g = 0; g < c->cfg->ngateways; g++) {
+		const struct ig_gateway *gw = &c->cfg->gateways[g];
+		if (!policy_reaches(c, gw, p))
+			continue;
+		json_t *conds = json_array();
+		static const char *const reasons[] = {
+		    [IG_TLSP_ACCEPTED] = "Accepted",
+		    [IG_TLSP_CONFLICTED] = "Conflicted",
+		    [IG_TLSP_INVALID] = "Invalid",
+		    [IG_TLSP_NO_VALID_CA] = "NoValidCACertificate",
+		};
+		if (ctx_failed && p->state == IG_TLSP_ACCEPTED)
+			json_array_append_new(conds,
+					      cond(c, "Accepted", false, "NoValidCACertificate",
+						   "The CA certificates could not be loaded", gen));
+		else
+			json_array_append_new(conds,
+					      cond(c, "Accepted", p->state == IG_TLSP_ACCEPTED,
+						   reasons[p->state],
+						   p->state == IG_TLSP_ACCEPTED || !p->message
+						       ? "Accepted by infergate"
+						       : p->message,
+						   gen));
+		if (!p->refs_ok || ctx_failed)
+			json_array_append_new(
+			    conds, cond(c, "ResolvedRefs", false,
+					p->refs_ok ? "InvalidCACertificateRef" : p->refs_reason,
+					p->refs_ok || !p->refs_message
+					    ? "The CA certificates could not be loaded"
+					    : p->refs_message,
+					gen));
+		else
+			json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
+							  "All references resolved", gen));
+		json_array_append_new(
+		    ancestors, json_pack("{s:{s:s,s:s,s:s,s:s},s:s,s:o}", "ancestorRef", "group",
+					 GW_GROUP, "kind", "Gateway", "namespace", gw->meta.ns,
+					 "name", gw->meta.name, "controllerName",
+					 ig_kube_controller(c->G->kube), "conditions", conds));
+	}
+	ig_kube_status_set(c->G->kube, "BackendTLSPolicy", GW_GROUP, p->meta.ns, p->meta.name,
+			   IG_KUBE_STATUS_PARENTS, json_pack("{s:o}", "ancestors", ancestors));
+}
+
 void ig_gw_kube_status(struct ig_gateway_rt *G)
 {
 	if (!G->kube || !G->snap)
@@ -322,5 +437,7 @@ void ig_gw_kube_status(struct ig_gateway_rt *G)
 		route_status(&c, &c.cfg->routes[i]);
 	for (size_t i = 0; i < c.cfg->npools; i++)
 		pool_status(&c, &c.cfg->pools[i]);
+	for (size_t i = 0; i < c.cfg->ntls_policies; i++)
+		tls_policy_status(&c, &c.cfg->tls_policies[i]);
 	ig_kube_status_commit(G->kube);
 }

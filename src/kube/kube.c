@@ -19,7 +19,8 @@ const struct kube_kind ig_kube_kinds[] = {
     {GW, "v1", "gateways", "Gateway", false, NULL},
     {GW, "v1", "httproutes", "HTTPRoute", false, NULL},
     {GW, "v1beta1", "referencegrants", "ReferenceGrant", false, NULL},
-    /* Read to refuse its targets: TLS to backends is not spoken. */
+    /* How to reach a Service's pods over TLS (the CA certificates are in
+     * ConfigMaps, below). */
     {GW, "v1", "backendtlspolicies", "BackendTLSPolicy", false, NULL},
     {GIE, "v1", "inferencepools", "InferencePool", false, NULL},
     {XGIE, "v1alpha2", "inferencepools", "InferencePool", false, NULL},
@@ -34,6 +35,8 @@ const struct kube_kind ig_kube_kinds[] = {
     /* Only TLS Secrets can be listener certificates; the rest of a
      * namespace's Secrets are none of the gateway's business. */
     {"", "v1", "secrets", "Secret", false, "type=kubernetes.io/tls"},
+    /* The CA certificates of BackendTLSPolicies (caCertificateRefs). */
+    {"", "v1", "configmaps", "ConfigMap", false, NULL},
     {"", "v1", "namespaces", "Namespace", true, NULL},
 };
 const size_t ig_kube_nkinds = sizeof ig_kube_kinds / sizeof ig_kube_kinds[0];

@@ -167,6 +167,34 @@ static bool pod_wanted(struct ig_kube *k, json_t *pod)
 	return false;
 }
 
+/* Whether a BackendTLSPolicy of namespace ns names ConfigMap ns/name
+ * among its caCertificateRefs: the other ConfigMaps of the cluster are
+ * none of the gateway's business. */
+static bool configmap_used(struct ig_kube *k, const char *ns, const char *name)
+{
+	struct informer *ps = find_inf(k, "BackendTLSPolicy");
+	const char *key;
+	json_t *p;
+	json_object_foreach(ps->objs, key, p)
+	{
+		const char *pns = str_at(p, "metadata", "namespace");
+		if (!pns || strcmp(pns, ns))
+			continue;
+		json_t *refs = json_object_get(
+		    json_object_get(json_object_get(p, "spec"), "validation"), "caCertificateRefs");
+		size_t i;
+		json_t *ref;
+		json_array_foreach(refs, i, ref)
+		{
+			const char *kind = str_at(ref, "kind", NULL);
+			const char *rname = str_at(ref, "name", NULL);
+			if (kind && !strcmp(kind, "ConfigMap") && rname && !strcmp(rname, name))
+				return true;
+		}
+	}
+	return false;
+}
+
 static bool wanted(struct ig_kube *k, const struct kube_kind *kd, json_t *obj)
 {
 	if (!strcmp(kd->kind, "Pod"))
@@ -181,6 +209,11 @@ static bool wanted(struct ig_kube *k, const struct kube_kind *kd, json_t *obj)
 		const char *ns = str_at(obj, "metadata", "namespace");
 		const char *name = str_at(obj, "metadata", "name");
 		return ns && name && secret_used(k, ns, name);
+	}
+	if (!strcmp(kd->kind, "ConfigMap")) {
+		const char *ns = str_at(obj, "metadata", "namespace");
+		const char *name = str_at(obj, "metadata", "name");
+		return ns && name && configmap_used(k, ns, name);
 	}
 	return true;
 }

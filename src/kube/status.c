@@ -109,6 +109,8 @@ void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, 
  * profile and the HTTPRoute extended features it serves. Not listed:
  * destination port matching, static addresses, infrastructure propagation. */
 static const char *const supported_features[] = {
+    "BackendTLSPolicy",
+    "BackendTLSPolicySANValidation",
     "Gateway",
     "GatewayHTTPListenerIsolation",
     "GatewayPort8080",
@@ -312,7 +314,8 @@ void ig_kube_status_free(struct ig_kube *k)
 
 static bool same_ref(json_t *a, json_t *b)
 {
-	return json_equal(json_object_get(a, "parentRef"), json_object_get(b, "parentRef"));
+	const char *key = json_object_get(a, "ancestorRef") ? "ancestorRef" : "parentRef";
+	return json_equal(json_object_get(a, key), json_object_get(b, key));
 }
 
 /* Copies lastTransitionTime from old conditions of the same type and
@@ -343,7 +346,7 @@ static void carry_times(json_t *nw, json_t *old)
 				carry_times(c, o);
 		}
 	}
-	static const char *const lists[] = {"parents", "parent", NULL};
+	static const char *const lists[] = {"parents", "parent", "ancestors", NULL};
 	for (const char *const *l = lists; *l; l++) {
 		json_array_foreach(json_object_get(nw, *l), i, c)
 		{

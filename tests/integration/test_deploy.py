@@ -70,15 +70,17 @@ def code_writes():
     with open(os.path.join(ROOT, "src", "kube", "lease.c")) as f:
         lease = f.read()
     plural = {"Gateway": "gateways", "HTTPRoute": "httproutes", "GatewayClass": "gatewayclasses",
-              "InferencePool": "inferencepools"}
+              "InferencePool": "inferencepools", "BackendTLSPolicy": "backendtlspolicies"}
     groups = {"Gateway": ["gateway.networking.k8s.io"],
               "HTTPRoute": ["gateway.networking.k8s.io"],
               "GatewayClass": ["gateway.networking.k8s.io"],
+              "BackendTLSPolicy": ["gateway.networking.k8s.io"],
               "InferencePool": ["inference.networking.k8s.io", "inference.networking.x-k8s.io"]}
     kinds = set(re.findall(r'ig_kube_status_set\([^"]*"(\w+)"', gw))
     kinds |= set(re.findall(r'find_kind\("(\w+)"', st))
     kinds |= {"Gateway", "HTTPRoute"} if "left_out_statuses" in st else set()
-    assert kinds == {"Gateway", "HTTPRoute", "InferencePool", "GatewayClass"}, kinds
+    assert kinds == {"Gateway", "HTTPRoute", "InferencePool", "GatewayClass",
+                     "BackendTLSPolicy"}, kinds
     out = {(g, plural[k] + "/status", "update") for k in kinds for g in groups[k]}
     assert '"PUT"' in st
     # lease.c reads the Lease with a plain request (GET), creates it (POST)

@@ -530,11 +530,13 @@ def test_status_written_back(kube):
     sv = conditions(get(k, "gatewayclass", "kgateway"))["SupportedVersion"]
     assert sv["status"] == "True" and sv["reason"] == "SupportedVersion"
     # status.supportedFeatures (standard since Gateway API v1.4): sorted
-    # names, the core of the HTTP profile among them, WebSocket backends too.
+    # names, the core of the HTTP profile among them, WebSocket backends and
+    # BackendTLSPolicy too.
     names = [f["name"] for f in get(k, "gatewayclass", "kgateway")["status"]["supportedFeatures"]]
     assert names == sorted(names) and len(names) == len(set(names)) <= 64
     assert {"Gateway", "HTTPRoute", "ReferenceGrant", "HTTPRouteCORS"} <= set(names)
     assert "HTTPRouteBackendProtocolWebSocket" in names
+    assert {"BackendTLSPolicy", "BackendTLSPolicySANValidation"} <= set(names)
 
     def gw_ready():
         gw = get(k, "gateway", "inference-gateway")
@@ -931,9 +933,10 @@ endpoints:
     assert r.status == 200, data
     assert json.loads(data)["usage"]["completion_tokens"] == 3
     conn.close()
-    # A BackendTLSPolicy for the Service: infergate speaks no TLS to
-    # backends, so the backend is refused (fail closed) rather than
-    # reached in clear text, and the route says why.
+    # A BackendTLSPolicy for the Service whose CA is a ConfigMap that does
+    # not exist yet: the policy is not accepted (NoValidCACertificate,
+    # InvalidCACertificateRef), and the backend is refused (500) rather
+    # than reached in clear text.
     k.apply("""apiVersion: gateway.networking.k8s.io/v1
 kind: BackendTLSPolicy
 metadata:
@@ -941,8 +944,27 @@ metadata:
 spec:
   targetRefs:
   - {group: "", kind: Service, name: vllm}
-  validation: {wellKnownCACertificates: System, hostname: vllm.example.com}
+  validation:
+    caCertificateRefs:
+    - {group: "", kind: ConfigMap, name: vllm-ca}
+    hostname: vllm.example.com
 """)
+
+    def policy_conditions(accepted):
+        def check():
+            p = get(k, "backendtlspolicy", "vllm-tls")
+            ours = [a for a in p.get("status", {}).get("ancestors", [])
+                    if a["controllerName"] == "infergate.dev/gateway-controller"]
+            c = {x["type"]: x for x in ours[0]["conditions"]} if ours else {}
+            if c.get("Accepted", {}).get("status") != accepted:
+                return None
+            assert ours[0]["ancestorRef"]["name"] == "gw", ours
+            return c
+        return check
+    pc = wait_for(policy_conditions("False"), "BackendTLSPolicy not Accepted")
+    assert pc["Accepted"]["reason"] == "NoValidCACertificate", pc
+    assert pc["ResolvedRefs"]["status"] == "False", pc
+    assert pc["ResolvedRefs"]["reason"] == "InvalidCACertificateRef", pc
 
     def refused():
         r = get(k, "httproute", "to-service")
@@ -952,13 +974,29 @@ spec:
         return c if c.get("ResolvedRefs", {}).get("status") == "False" else None
     rc = wait_for(refused, "ResolvedRefs False")
     assert rc["ResolvedRefs"]["reason"] == "UnsupportedProtocol", rc
-    conn = http.client.HTTPSConnection(k.host, k.port, context=ctx, timeout=10)
-    conn.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
-                                server_hostname="llm.example.com")
-    conn.request("POST", "/v1/completions", body=body,
-                 headers={"Host": "llm.example.com", "Content-Type": "application/json"})
-    r = conn.getresponse()
-    assert r.status == 500, r.read()
+
+    def post():
+        conn = http.client.HTTPSConnection(k.host, k.port, context=ctx, timeout=10)
+        conn.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
+                                    server_hostname="llm.example.com")
+        conn.request("POST", "/v1/completions", body=body,
+                     headers={"Host": "llm.example.com", "Content-Type": "application/json"})
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        return r.status, data
+    st, data = post()
+    assert st == 500, data
+    # The ConfigMap arrives (it is watched): the policy is accepted, and
+    # the gateway now speaks TLS to the pod, which speaks clear text: the
+    # handshake fails and the client gets a 5xx, not a clear-text answer.
+    with open(os.path.join(d, "tls.crt")) as f:
+        k.apply(json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": "vllm-ca"}, "data": {"ca.crt": f.read()}}))
+    pc = wait_for(policy_conditions("True"), "BackendTLSPolicy Accepted")
+    assert pc["ResolvedRefs"]["status"] == "True", pc
+    st, data = post()
+    assert st in (502, 503), data
     k.stop()
 
 

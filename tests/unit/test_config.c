@@ -570,10 +570,12 @@ static void test_upstream_multidoc(void **state)
 		"apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: old}\n");
 	assert_int_equal(c->npools, 1);
 	assert_int_equal(c->ndeployments, 1);
-	/* ClusterRole, ClusterRoleBinding, ConfigMap and the two old versions;
-	 * the Service is read (issue 9: Service backends). */
+	/* ClusterRole, ClusterRoleBinding and the two old versions; the
+	 * Service (issue 9: Service backends) and the ConfigMap (CAs of
+	 * BackendTLSPolicies) are read. */
 	assert_int_equal(c->nservices, 1);
-	assert_int_equal(c->nskipped, 5);
+	assert_int_equal(c->nconfigmaps, 1);
+	assert_int_equal(c->nskipped, 4);
 	const struct ig_pool *p = &c->pools[0];
 	assert_int_equal(p->nselector, 1);
 	assert_int_equal(p->meta.nlabels, 0);

@@ -2,7 +2,9 @@
  * (InferencePool v1, InferenceObjective and InferenceModelRewrite in both
  * groups, InferencePoolImport), the Gateway API's filters, listeners'
  * tls and allowedRoutes, ReferenceGrant, Service backends with their
- * EndpointSlices, Endpoints or Pods, Secrets, and the refusal of fields
+ * EndpointSlices, Endpoints or Pods, Secrets, ConfigMaps, BackendTLSPolicy
+ * (validation, CA references, conflicts, which ports it applies to), and
+ * the refusal of fields
  * infergate does not implement. test_config.c covers the seed's kinds. */
 #include <errno.h>
 #include <setjmp.h>
@@ -568,51 +570,6 @@ static void test_backend_status(void **state)
 	ig_config_free(c);
 }
 
-/* A Service that a BackendTLSPolicy targets (whole, or the port named by
- * sectionName) is refused as a backend: infergate speaks no TLS to
- * backends and must not send in clear text what was to be encrypted. A
- * policy of another namespace, or for another port, changes nothing. */
-static void test_backend_tls_policy_refuses(void **state)
-{
-	char *out;
-	struct ig_config *c = load_warned(
-	    /* clang-format off */
-	    SVC("web", "a", "  ports: [{name: https, port: 443}, {name: http, port: 80}]\n")
-	    SVC("api", "a", "  ports: [{port: 80}]\n")
-	    SVC("other", "a", "  ports: [{port: 80}]\n")
-	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n"
-	    "metadata: {name: tls, namespace: a}\nspec:\n"
-	    "  targetRefs:\n  - {group: \"\", kind: Service, name: web, sectionName: https}\n"
-	    "  - {group: \"\", kind: Service, name: api}\n"
-	    "  validation: {wellKnownCACertificates: System, hostname: web.example.com}\n"
-	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n"
-	    "metadata: {name: elsewhere, namespace: b}\nspec:\n"
-	    "  targetRefs: [{group: \"\", kind: Service, name: other}]\n"
-	    "  validation: {wellKnownCACertificates: System, hostname: o.example.com}\n"
-	    ROUTE_NS("a")
-	    "    - {name: web, port: 443}\n"   /* refused */
-	    "    - {name: web, port: 80}\n"    /* another port: ok */
-	    "    - {name: api, port: 80}\n"    /* the whole Service: refused */
-	    "    - {name: other, port: 80}\n", /* a policy of namespace b: ok */
-	    /* clang-format on */
-	    &out);
-	assert_int_equal(c->ntls_policies, 2);
-	const struct ig_backend_ref *b = c->routes[0].rules[0].backends;
-	assert_int_equal(b[0].status, IG_REF_UNSUPPORTED_PROTOCOL);
-	assert_int_equal(b[1].status, IG_REF_OK);
-	assert_int_equal(b[2].status, IG_REF_UNSUPPORTED_PROTOCOL);
-	assert_int_equal(b[3].status, IG_REF_OK);
-	has(out, "warning: BackendTLSPolicy \"tls\" is not supported: infergate does not speak "
-		 "TLS to backends, so the Services it targets are not used as backends\n");
-	has(out,
-	    "spec.rules[0].backendRefs[0]: Service \"a/web\" is a target of BackendTLSPolicy "
-	    "\"tls\" (UnsupportedProtocol): infergate does not speak TLS to backends, and does "
-	    "not send in clear text what is to be encrypted\n");
-	free(out);
-	ig_config_free(c);
-	(void)state;
-}
-
 /* RefNotPermitted is decided before existence, so the status does not
  * tell whether an object the route may not see exists. */
 static void test_not_permitted_hides_existence(void **state)
@@ -816,6 +773,387 @@ static void test_certificate_refs(void **state)
 	assert_null(strstr(out, "no usable certificate"));
 	free(out);
 	ig_config_free(c);
+}
+
+/* ---- ConfigMaps and BackendTLSPolicy ------------------------------------------------ */
+
+static void test_configmap_data(void **state)
+{
+	struct ig_config *c =
+	    load_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: a}\n"
+		    "immutable: true\nbinaryData: {blob: aGk=}\n"
+		    "data:\n  a: hello\n  b: \"\"\n  c:\n  ca.crt: |\n    line 1\n    line 2\n");
+	assert_int_equal(c->nconfigmaps, 1);
+	const struct ig_configmap *cm = ig_config_find_configmap(c, "a", "cm");
+	assert_ptr_equal(cm, &c->configmaps[0]);
+	assert_null(ig_config_find_configmap(c, "default", "cm"));
+	assert_int_equal(cm->nitems, 4); /* binaryData is not kept */
+	assert_string_equal(cm->items[0].key, "a");
+	assert_string_equal((char *)cm->items[0].bytes, "hello");
+	assert_int_equal(cm->items[0].len, 5);
+	assert_int_equal(cm->items[1].len, 0);
+	assert_string_equal((char *)cm->items[2].bytes, "");
+	assert_string_equal(cm->items[3].key, "ca.crt");
+	assert_string_equal((char *)cm->items[3].bytes, "line 1\nline 2\n");
+	assert_int_equal(cm->items[3].len, 14);
+	ig_config_free(c);
+	(void)state;
+}
+
+#define BTLS(api, name, meta, targets, validation)                                                 \
+	"---\napiVersion: gateway.networking.k8s.io/" api "\nkind: BackendTLSPolicy\n"             \
+	"metadata: {name: " name ", namespace: a" meta "}\nspec:\n  targetRefs: " targets "\n"     \
+	"  validation: " validation "\n"
+#define CA_CM(name, data)                                                                          \
+	"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: " name ", namespace: a}\n"         \
+	"data: " data "\n"
+#define BTLS_SVC(svc) "[{group: \"\", kind: Service, name: " svc "}]"
+#define BTLS_PORT(svc, port) "[{group: \"\", kind: Service, name: " svc ", sectionName: " port "}]"
+#define CA_REF(name) "{group: \"\", kind: ConfigMap, name: " name "}"
+#define SYSTEM(host) "{wellKnownCACertificates: System, hostname: " host "}"
+#define PEM_CRT2 "-----BEGIN CERTIFICATE-----\\nBBBB\\n-----END CERTIFICATE-----\\n"
+
+/* A policy whose CA is in a ConfigMap of its namespace: accepted, the
+ * ca.crt texts kept, and the port it names reached over TLS (appProtocol
+ * HTTPS allowed); the Service's other port stays clear text. */
+static void test_backend_tls_policy_configmap(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    SVC("web", "a", "  ports: [{name: https, port: 443, appProtocol: HTTPS}, "
+			    "{name: http, port: 80}]\n")
+	    CA_CM("ca", "{ca.crt: \"" PEM_CRT "\"}")
+	    CA_CM("ca2", "{ca.crt: \"" PEM_CRT2 "\", other: x}")
+	    BTLS("v1", "tls", "", BTLS_PORT("web", "https"),
+		 "\n    caCertificateRefs: [" CA_REF("ca") ", " CA_REF("ca2") "]\n"
+		 "    hostname: web.example.com\n"
+		 "    subjectAltNames:\n"
+		 "    - {type: Hostname, hostname: \"*.example.com\"}\n"
+		 "    - {type: URI, uri: \"spiffe://cluster.local/ns/a/sa/web\"}")
+	    ROUTE_NS("a")
+	    "    - {name: web, port: 443}\n"
+	    "    - {name: web, port: 80}\n",
+	    /* clang-format on */
+	    &out);
+	assert_int_equal(c->ntls_policies, 1);
+	const struct ig_backend_tls_policy *p = &c->tls_policies[0];
+	assert_int_equal(p->state, IG_TLSP_ACCEPTED);
+	assert_null(p->message);
+	assert_true(p->refs_ok);
+	assert_null(p->refs_reason);
+	assert_true(ig_tls_policy_usable(p));
+	assert_null(p->well_known);
+	assert_string_equal(p->hostname, "web.example.com");
+	assert_int_equal(p->nca_refs, 2);
+	assert_string_equal(p->ca_refs[1].name, "ca2");
+	assert_string_equal(p->ca_refs[0].kind, "ConfigMap");
+	assert_int_equal(p->ca_refs[0].line, 25);
+	assert_int_equal(p->nsans, 2);
+	assert_false(p->sans[0].uri);
+	assert_string_equal(p->sans[0].value, "*.example.com");
+	assert_true(p->sans[1].uri);
+	assert_string_equal(p->sans[1].value, "spiffe://cluster.local/ns/a/sa/web");
+	assert_int_equal(p->ntargets, 1);
+	assert_string_equal(p->targets[0].section, "https");
+	const char *pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n\n"
+			  "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n";
+	assert_string_equal(p->ca_pem, pem);
+	assert_int_equal(p->ca_len, strlen(pem));
+	const struct ig_backend_ref *b = c->routes[0].rules[0].backends;
+	assert_int_equal(b[0].status, IG_REF_OK);
+	assert_ptr_equal(b[0].tls, p);
+	assert_ptr_equal(b[0].service, ig_config_find_service(c, "a", "web"));
+	assert_int_equal(b[1].status, IG_REF_OK);
+	assert_null(b[1].tls);
+	assert_null(strstr(out, "BackendTLSPolicy"));
+	free(out);
+	ig_config_free(c);
+	(void)state;
+}
+
+/* wellKnownCACertificates System: the system's roots (no ca_pem). A policy
+ * for the whole Service covers every port; one of another namespace
+ * covers nothing here. v1alpha3 reads as v1. */
+static void test_backend_tls_policy_system(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    SVC("api", "a", "  ports: [{name: wss, port: 443, appProtocol: kubernetes.io/wss}, "
+			    "{name: ws, port: 80, appProtocol: kubernetes.io/ws}]\n")
+	    SVC("other", "a", "  ports: [{port: 80}]\n")
+	    BTLS("v1alpha3", "tls", "", BTLS_SVC("api"), SYSTEM("api.example.com"))
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n"
+	    "metadata: {name: elsewhere, namespace: b}\nspec:\n"
+	    "  targetRefs: [{group: \"\", kind: Service, name: other}]\n"
+	    "  validation: {wellKnownCACertificates: System, hostname: o.example.com}\n"
+	    ROUTE_NS("a")
+	    "    - {name: api, port: 443}\n"
+	    "    - {name: api, port: 80}\n"
+	    "    - {name: other, port: 80}\n",
+	    /* clang-format on */
+	    &out);
+	assert_int_equal(c->ntls_policies, 2);
+	const struct ig_backend_tls_policy *p = &c->tls_policies[0];
+	assert_string_equal(p->meta.api_version, "gateway.networking.k8s.io/v1alpha3");
+	assert_int_equal(p->state, IG_TLSP_ACCEPTED);
+	assert_true(p->refs_ok);
+	assert_true(ig_tls_policy_usable(p));
+	assert_string_equal(p->well_known, "System");
+	assert_null(p->ca_pem);
+	assert_int_equal(p->ca_len, 0);
+	assert_int_equal(p->nca_refs, 0);
+	const struct ig_backend_ref *b = c->routes[0].rules[0].backends;
+	assert_int_equal(b[0].status, IG_REF_OK);
+	assert_ptr_equal(b[0].tls, p);
+	assert_int_equal(b[1].status, IG_REF_OK);
+	assert_ptr_equal(b[1].tls, p);
+	assert_int_equal(b[2].status, IG_REF_OK);
+	assert_null(b[2].tls);
+	assert_null(strstr(out, "warning"));
+	free(out);
+	ig_config_free(c);
+	(void)state;
+}
+
+/* References that do not give a CA, and what infergate does not
+ * implement: the policy is not used, and the ports it applies to are
+ * refused (never clear text). */
+static void test_backend_tls_policy_unusable(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    SVC("s0", "a", "  ports: [{port: 443}]\n")
+	    SVC("s1", "a", "  ports: [{port: 443}]\n")
+	    SVC("s2", "a", "  ports: [{port: 443}]\n")
+	    SVC("s3", "a", "  ports: [{port: 443}]\n")
+	    SVC("s4", "a", "  ports: [{port: 443}]\n")
+	    SVC("s5", "a", "  ports: [{port: 443}]\n")
+	    SVC("s6", "a", "  ports: [{port: 443}]\n")
+	    CA_CM("good", "{ca.crt: \"" PEM_CRT "\"}")
+	    CA_CM("nokey", "{tls.crt: \"" PEM_CRT "\"}")
+	    CA_CM("nopem", "{ca.crt: \"-----BEGIN CERTIFICATE-----\\nAAAA\\n\"}")
+	    BTLS("v1", "missing", "", BTLS_SVC("s0"),
+		 "{caCertificateRefs: [" CA_REF("nope") "], hostname: s.example.com}")
+	    BTLS("v1", "nokey", "", BTLS_SVC("s1"),
+		 "{caCertificateRefs: [" CA_REF("nokey") "], hostname: s.example.com}")
+	    BTLS("v1", "secret", "", BTLS_SVC("s2"),
+		 "{caCertificateRefs: [{group: \"\", kind: Secret, name: good}], "
+		 "hostname: s.example.com}")
+	    BTLS("v1", "partial", "", BTLS_SVC("s3"),
+		 "{caCertificateRefs: [" CA_REF("good") ", " CA_REF("nopem") "], "
+		 "hostname: s.example.com}")
+	    BTLS("v1", "opts", "", BTLS_SVC("s4"), SYSTEM("s.example.com") "\n"
+		 "  options: {example.com/min-version: \"1.3\", b: c}")
+	    BTLS("v1", "known", "", BTLS_SVC("s5"),
+		 "{wellKnownCACertificates: example.com/roots, hostname: s.example.com}")
+	    BTLS("v1", "bad-kind", "", BTLS_SVC("s6"),
+		 "{caCertificateRefs: [{group: example.com, kind: Bundle, name: x}, "
+		 CA_REF("good") "], hostname: s.example.com}")
+	    ROUTE_NS("a")
+	    "    - {name: s0, port: 443}\n"
+	    "    - {name: s1, port: 443}\n"
+	    "    - {name: s2, port: 443}\n"
+	    "    - {name: s3, port: 443}\n"
+	    "    - {name: s4, port: 443}\n"
+	    "    - {name: s5, port: 443}\n"
+	    "    - {name: s6, port: 443}\n",
+	    /* clang-format on */
+	    &out);
+	assert_int_equal(c->ntls_policies, 7);
+	const struct ig_backend_tls_policy *p = c->tls_policies;
+	static const enum ig_tls_policy_state want[] = {
+	    IG_TLSP_NO_VALID_CA, IG_TLSP_NO_VALID_CA, IG_TLSP_NO_VALID_CA, IG_TLSP_ACCEPTED,
+	    IG_TLSP_INVALID,	 IG_TLSP_INVALID,     IG_TLSP_ACCEPTED,
+	};
+	static const char *const reasons[] = {
+	    "InvalidCACertificateRef",
+	    "InvalidCACertificateRef",
+	    "InvalidKind",
+	    "InvalidCACertificateRef",
+	    NULL,
+	    NULL,
+	    "InvalidKind",
+	};
+	for (size_t i = 0; i < 7; i++) {
+		if (p[i].state != want[i])
+			fprintf(stderr, "policy %zu: %d\n%s", i, p[i].state, out);
+		assert_int_equal(p[i].state, want[i]);
+		assert_false(ig_tls_policy_usable(&p[i]));
+		if (reasons[i]) {
+			assert_false(p[i].refs_ok);
+			assert_string_equal(p[i].refs_reason, reasons[i]);
+		} else {
+			assert_true(p[i].refs_ok);
+		}
+		const struct ig_backend_ref *b = &c->routes[0].rules[0].backends[i];
+		assert_int_equal(b->status, IG_REF_UNSUPPORTED_PROTOCOL);
+		assert_null(b->tls);
+		assert_null(b->service);
+	}
+	assert_string_equal(p[0].refs_message,
+			    "caCertificateRefs[0]: ConfigMap \"a/nope\" not found");
+	assert_string_equal(p[0].message,
+			    "no caCertificateRef is valid: caCertificateRefs[0]: ConfigMap "
+			    "\"a/nope\" not found");
+	assert_null(p[0].ca_pem);
+	assert_string_equal(p[1].refs_message,
+			    "caCertificateRefs[0]: ConfigMap \"a/nokey\" has no ca.crt");
+	assert_string_equal(p[2].refs_message,
+			    "caCertificateRefs[0]: kind Secret is not supported: only ConfigMap");
+	/* Partly valid: accepted, but not used; the valid CA is still kept. */
+	assert_string_equal(p[3].refs_message, "caCertificateRefs[1]: ConfigMap \"a/nopem\" "
+					       "ca.crt holds no PEM certificate");
+	assert_null(p[3].message);
+	assert_string_equal(p[3].ca_pem,
+			    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+	assert_int_equal(p[4].noptions, 2);
+	assert_string_equal(p[4].options[0], "example.com/min-version");
+	assert_string_equal(p[4].message,
+			    "options are not supported by infergate: example.com/min-version");
+	assert_string_equal(p[5].message, "wellKnownCACertificates \"example.com/roots\" is not "
+					  "supported: only System");
+	assert_string_equal(p[6].refs_message, "caCertificateRefs[0]: kind example.com/Bundle is "
+					       "not supported: only ConfigMap");
+	has(out, "warning: BackendTLSPolicy \"a/missing\" is not used (NoValidCACertificate: no "
+		 "caCertificateRef is valid: caCertificateRefs[0]: ConfigMap \"a/nope\" not "
+		 "found): the Service ports it applies to are refused as backends\n");
+	has(out, "warning: BackendTLSPolicy \"a/partial\" is not used (InvalidCACertificateRef: "
+		 "caCertificateRefs[1]: ConfigMap \"a/nopem\" ca.crt holds no PEM certificate)");
+	has(out, "warning: BackendTLSPolicy \"a/opts\" is not used (Invalid: options are not "
+		 "supported by infergate: example.com/min-version)");
+	has(out, "spec.rules[0].backendRefs[0]: port 443 of Service \"a/s0\" is a target of "
+		 "BackendTLSPolicy \"missing\" (UnsupportedProtocol): the policy is not used "
+		 "(NoValidCACertificate: no caCertificateRef is valid: caCertificateRefs[0]: "
+		 "ConfigMap \"a/nope\" not found), and what is to be encrypted is not sent in "
+		 "clear text\n");
+	has(out, "spec.rules[0].backendRefs[5]: port 443 of Service \"a/s5\" is a target of "
+		 "BackendTLSPolicy \"known\" (UnsupportedProtocol): the policy is not used "
+		 "(Invalid: wellKnownCACertificates \"example.com/roots\" is not supported: only "
+		 "System)");
+	free(out);
+	ig_config_free(c);
+	(void)state;
+}
+
+/* Two policies for one target: the older wins, by creationTimestamp (one
+ * without comes last), then by name; the other is Conflicted. A policy
+ * for another port, or an Invalid one, does not conflict. */
+static void test_backend_tls_policy_conflict(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    SVC("web", "a", "  ports: [{name: https, port: 443}, {name: alt, port: 8443}]\n")
+	    SVC("api", "a", "  ports: [{port: 443}]\n")
+	    BTLS("v1", "young", ", creationTimestamp: \"2025-02-01T00:00:00Z\"", BTLS_SVC("web"),
+		 SYSTEM("web.example.com"))
+	    BTLS("v1", "old", ", creationTimestamp: \"2025-01-01T00:00:00Z\"", BTLS_SVC("web"),
+		 SYSTEM("web.example.com"))
+	    BTLS("v1", "undated", "", BTLS_SVC("web"), SYSTEM("web.example.com"))
+	    BTLS("v1", "oldest", ", creationTimestamp: \"2024-01-01T00:00:00Z\"", BTLS_SVC("web"),
+		 SYSTEM("web.example.com") "\n  options: {a: b}")
+	    BTLS("v1", "port", ", creationTimestamp: \"2025-03-01T00:00:00Z\"",
+		 BTLS_PORT("web", "alt"), SYSTEM("alt.example.com"))
+	    BTLS("v1", "b", "", BTLS_SVC("api"), SYSTEM("api.example.com"))
+	    BTLS("v1", "a", "", BTLS_SVC("api"), SYSTEM("api.example.com"))
+	    ROUTE_NS("a")
+	    "    - {name: web, port: 443}\n"
+	    "    - {name: web, port: 8443}\n"
+	    "    - {name: api, port: 443}\n",
+	    /* clang-format on */
+	    &out);
+	const struct ig_backend_tls_policy *p = c->tls_policies;
+	assert_int_equal(c->ntls_policies, 7);
+	assert_int_equal(p[0].state, IG_TLSP_CONFLICTED);
+	assert_int_equal(p[1].state, IG_TLSP_ACCEPTED);
+	assert_int_equal(p[2].state, IG_TLSP_CONFLICTED);
+	assert_int_equal(p[3].state, IG_TLSP_INVALID);
+	assert_int_equal(p[4].state, IG_TLSP_ACCEPTED);
+	assert_int_equal(p[5].state, IG_TLSP_CONFLICTED);
+	assert_int_equal(p[6].state, IG_TLSP_ACCEPTED);
+	assert_string_equal(p[0].message,
+			    "BackendTLSPolicy \"a/old\" (w.yaml:23) takes precedence for Service "
+			    "\"web\": it is older, or first by name");
+	assert_non_null(strstr(p[5].message, "BackendTLSPolicy \"a/a\""));
+	const struct ig_backend_ref *b = c->routes[0].rules[0].backends;
+	assert_int_equal(b[0].status, IG_REF_OK);
+	assert_ptr_equal(b[0].tls, &p[1]);
+	assert_int_equal(b[1].status, IG_REF_OK);
+	assert_ptr_equal(b[1].tls, &p[4]); /* the port's own policy */
+	assert_int_equal(b[2].status, IG_REF_OK);
+	assert_ptr_equal(b[2].tls, &p[6]);
+	has(out, "warning: BackendTLSPolicy \"a/young\" is not used (Conflicted: "
+		 "BackendTLSPolicy \"a/old\" (w.yaml:23) takes precedence for Service \"web\": it "
+		 "is older, or first by name): Service ports no other policy applies to are "
+		 "refused as backends\n");
+	free(out);
+	ig_config_free(c);
+	(void)state;
+}
+
+/* A policy naming a port beats one for the whole Service, even one that
+ * is older; appProtocols: h2c is clear text, so a port a policy applies to
+ * with h2c is refused; https without a policy is refused; a mirror to a
+ * TLS target uses TLS as well. */
+static void test_backend_tls_policy_ports(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    SVC("web", "a", "  ports: [{name: https, port: 443}, {name: grpc, port: 8443}, "
+			    "{name: h2c, port: 81, appProtocol: kubernetes.io/h2c}]\n")
+	    SVC("plain", "a", "  ports: [{name: https, port: 443, appProtocol: https}, "
+			      "{name: wss, port: 444, appProtocol: kubernetes.io/wss}, "
+			      "{name: h2c, port: 80, appProtocol: kubernetes.io/h2c}]\n")
+	    BTLS("v1", "whole", ", creationTimestamp: \"2024-01-01T00:00:00Z\"", BTLS_SVC("web"),
+		 SYSTEM("web.example.com"))
+	    BTLS("v1", "port", "", BTLS_PORT("web", "https"), SYSTEM("www.example.com"))
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, "
+	    "namespace: a}\nspec:\n  rules:\n  - filters:\n    - type: RequestMirror\n"
+	    "      requestMirror: {backendRef: {name: web, port: 443}}\n"
+	    "    backendRefs:\n"
+	    "    - {name: web, port: 443}\n"
+	    "    - {name: web, port: 8443}\n"
+	    "    - {name: web, port: 81}\n"
+	    "    - {name: plain, port: 443}\n"
+	    "    - {name: plain, port: 444}\n"
+	    "    - {name: plain, port: 80}\n",
+	    /* clang-format on */
+	    &out);
+	const struct ig_backend_tls_policy *p = c->tls_policies;
+	assert_int_equal(p[0].state, IG_TLSP_ACCEPTED);
+	assert_int_equal(p[1].state, IG_TLSP_ACCEPTED);
+	const struct ig_route_rule *ru = &c->routes[0].rules[0];
+	const struct ig_backend_ref *b = ru->backends;
+	assert_int_equal(b[0].status, IG_REF_OK);
+	assert_ptr_equal(b[0].tls, &p[1]);
+	assert_int_equal(b[1].status, IG_REF_OK);
+	assert_ptr_equal(b[1].tls, &p[0]);
+	assert_int_equal(b[2].status, IG_REF_UNSUPPORTED_PROTOCOL);
+	assert_null(b[2].tls);
+	assert_int_equal(b[3].status, IG_REF_UNSUPPORTED_PROTOCOL);
+	assert_int_equal(b[4].status, IG_REF_UNSUPPORTED_PROTOCOL);
+	assert_int_equal(b[5].status, IG_REF_OK); /* h2c without a policy */
+	assert_null(b[5].tls);
+	/* Mirrored copies go over TLS too. */
+	const struct ig_backend_ref *m = ru->filters[0].u.mirror.backend;
+	assert_int_equal(m->status, IG_REF_OK);
+	assert_ptr_equal(m->tls, &p[1]);
+	has(out, "spec.rules[0].backendRefs[2].port: port 81 of Service \"a/web\" has appProtocol "
+		 "kubernetes.io/h2c (UnsupportedProtocol): h2c is clear text; BackendTLSPolicy "
+		 "\"whole\" asks for TLS\n");
+	has(out, "spec.rules[0].backendRefs[3].port: port 443 of Service \"a/plain\" has "
+		 "appProtocol https (UnsupportedProtocol): it needs a BackendTLSPolicy, which says "
+		 "how to reach it over TLS\n");
+	has(out,
+	    "spec.rules[0].backendRefs[4].port: port 444 of Service \"a/plain\" has "
+	    "appProtocol kubernetes.io/wss (UnsupportedProtocol): it needs a BackendTLSPolicy");
+	free(out);
+	ig_config_free(c);
+	(void)state;
 }
 
 /* ---- selectors ---------------------------------------------------------------------- */
@@ -1022,6 +1360,17 @@ struct bad_case {
 #define SECRET "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n"
 #define SERVICE "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n"
 #define SLICE_H "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: s\n"
+#define CONFIGMAP "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
+#define BTLS_H                                                                                     \
+	"apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata:\n  name: p\n"
+/* spec on line 5, its targetRefs on 6, validation on 7 and its fields from 8 */
+#define BTLS_T "spec:\n  targetRefs: [{group: \"\", kind: Service, name: s}]\n  validation:\n"
+/* subjectAltNames on line 10, the first on 11 */
+#define BTLS_V                                                                                     \
+	"    hostname: a.example.com\n    wellKnownCACertificates: System\n    subjectAltNames:\n"
+#define BTLS_SYS "  validation: {hostname: a.example.com, wellKnownCACertificates: System}\n"
+#define BTLS_CA "{group: \"\", kind: ConfigMap, name: c}"
+#define BTLS_SAN "{type: Hostname, hostname: a.example.com}"
 /* Line 5 onwards: */
 #define LST "spec:\n  gatewayClassName: c\n  listeners:\n"
 #define FILTERS RT "spec:\n  rules:\n  - filters:\n"	 /* first filter on line 8 */
@@ -1621,6 +1970,122 @@ static const struct bad_case cases[] = {
      false},
     {"secret_tls_keys", SECRET "type: kubernetes.io/tls\ndata:\n  tls.crt: \"\"\n",
      "s.yaml:6: data[tls.key]: Required value (a kubernetes.io/tls Secret needs tls.key)", false},
+    /* ConfigMap */
+    {"configmap_key", CONFIGMAP "data:\n  \"a/b\": x\n",
+     "c.yaml:6: data[a/b]: a valid config key must consist of alphanumeric characters, '-', '_' "
+     "or '.'",
+     false},
+    {"configmap_data_strings", CONFIGMAP "data:\n  a: [x]\n",
+     "c.yaml:6: data: must map keys to strings", false},
+    {"configmap_field", CONFIGMAP "stringData: {a: b}\n", "c.yaml:5: stringData: unknown field",
+     false},
+    {"configmap_duplicate",
+     CONFIGMAP "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+     "c.yaml:6: metadata.name: duplicate ConfigMap \"default/c\": also defined at c.yaml:1", false},
+    /* BackendTLSPolicy */
+    {"btls_both",
+     BTLS_H BTLS_T "    hostname: a.example.com\n    wellKnownCACertificates: System\n"
+		   "    caCertificateRefs: [{group: \"\", kind: ConfigMap, name: c}]\n",
+     "p.yaml:7: spec.validation: must not contain both CACertificateRefs and "
+     "WellKnownCACertificates",
+     false},
+    {"btls_neither", BTLS_H BTLS_T "    hostname: a.example.com\n    caCertificateRefs: []\n",
+     "p.yaml:7: spec.validation: must specify either CACertificateRefs or WellKnownCACertificates",
+     false},
+    {"btls_validation_required",
+     BTLS_H "spec:\n  targetRefs: [{group: \"\", kind: Service, name: s}]\n",
+     "p.yaml:5: spec.validation: is required", false},
+    {"btls_validation_field",
+     BTLS_H BTLS_T "    hostname: a.example.com\n    wellKnownCACertificates: System\n"
+		   "    sni: x\n",
+     "p.yaml:10: spec.validation.sni: unknown field", false},
+    {"btls_hostname_required", BTLS_H BTLS_T "    wellKnownCACertificates: System\n",
+     "p.yaml:7: spec.validation.hostname: is required", false},
+    {"btls_hostname_wildcard",
+     BTLS_H BTLS_T "    wellKnownCACertificates: System\n    hostname: \"*.example.com\"\n",
+     "p.yaml:9: spec.validation.hostname: must be a lowercase DNS name without a wildcard "
+     "(PreciseHostname)",
+     false},
+    {"btls_well_known",
+     BTLS_H BTLS_T "    hostname: a.example.com\n    wellKnownCACertificates: Mozilla\n",
+     "p.yaml:9: spec.validation.wellKnownCACertificates: must be System or a domain-prefixed name "
+     "(e.g. example.com/roots)",
+     false},
+    {"btls_ca_refs_max",
+     BTLS_H BTLS_T "    hostname: a.example.com\n    caCertificateRefs: [" BTLS_CA ", " BTLS_CA
+		   ", " BTLS_CA ", " BTLS_CA ", " BTLS_CA ", " BTLS_CA ", " BTLS_CA ", " BTLS_CA
+		   ", " BTLS_CA "]\n",
+     "p.yaml:9: spec.validation.caCertificateRefs: must have at most 8 items", false},
+    {"btls_ca_ref_group",
+     BTLS_H BTLS_T "    hostname: a.example.com\n"
+		   "    caCertificateRefs: [{kind: ConfigMap, name: c}]\n",
+     "p.yaml:9: spec.validation.caCertificateRefs[0].group: is required", false},
+    {"btls_sans_max",
+     BTLS_H BTLS_T "    hostname: a.example.com\n    wellKnownCACertificates: System\n"
+		   "    subjectAltNames: [" BTLS_SAN ", " BTLS_SAN ", " BTLS_SAN ", " BTLS_SAN
+		   ", " BTLS_SAN ", " BTLS_SAN "]\n",
+     "p.yaml:10: spec.validation.subjectAltNames: must have at most 5 items", false},
+    {"btls_san_type", BTLS_H BTLS_T BTLS_V "    - {type: IP, hostname: a.example.com}\n",
+     "p.yaml:11: spec.validation.subjectAltNames[0].type: must be one of Hostname, URI", false},
+    {"btls_san_needs_hostname", BTLS_H BTLS_T BTLS_V "    - {type: Hostname}\n",
+     "p.yaml:11: spec.validation.subjectAltNames[0]: SubjectAltName element must contain "
+     "Hostname, if Type is set to Hostname",
+     false},
+    {"btls_san_hostname_no_uri",
+     BTLS_H BTLS_T BTLS_V
+     "    - {type: Hostname, hostname: a.example.com, uri: \"spiffe://a/b\"}\n",
+     "p.yaml:11: spec.validation.subjectAltNames[0]: SubjectAltName element must not contain URI, "
+     "if Type is set to Hostname",
+     false},
+    {"btls_san_needs_uri", BTLS_H BTLS_T BTLS_V "    - {type: URI, uri: \"\"}\n",
+     "p.yaml:11: spec.validation.subjectAltNames[0]: SubjectAltName element must contain URI, if "
+     "Type is set to URI",
+     false},
+    {"btls_san_uri_no_hostname",
+     BTLS_H BTLS_T BTLS_V "    - {type: URI, uri: \"spiffe://a/b\", hostname: a.example.com}\n",
+     "p.yaml:11: spec.validation.subjectAltNames[0]: SubjectAltName element must not contain "
+     "Hostname, if Type is set to URI",
+     false},
+    {"btls_san_uri", BTLS_H BTLS_T BTLS_V "    - {type: URI, uri: \"a.example.com/x\"}\n",
+     "p.yaml:11: spec.validation.subjectAltNames[0].uri: must be an absolute URI: a scheme, "
+     "\"://\" and an authority (e.g. spiffe://cluster.local/ns/a/sa/b)",
+     false},
+    {"btls_san_hostname", BTLS_H BTLS_T BTLS_V "    - {type: Hostname, hostname: \"a.*.com\"}\n",
+     "p.yaml:11: spec.validation.subjectAltNames[0].hostname: must be a lowercase DNS name, "
+     "optionally starting with \"*.\"",
+     false},
+    {"btls_section_specified",
+     BTLS_H "spec:\n  targetRefs:\n  - {group: \"\", kind: Service, name: s}\n"
+	    "  - {group: \"\", kind: Service, name: s, sectionName: https}\n" BTLS_SYS,
+     "p.yaml:6: spec.targetRefs: sectionName must be specified when targetRefs includes 2 or more "
+     "references to the same target",
+     false},
+    {"btls_section_unique",
+     BTLS_H "spec:\n  targetRefs:\n  - {group: \"\", kind: Service, name: s, sectionName: a}\n"
+	    "  - {group: \"\", kind: Service, name: t}\n"
+	    "  - {group: \"\", kind: Service, name: s, sectionName: a}\n" BTLS_SYS,
+     "p.yaml:6: spec.targetRefs: sectionName must be unique when targetRefs includes 2 or more "
+     "references to the same target",
+     false},
+    {"btls_section_unique_unnamed",
+     BTLS_H "spec:\n  targetRefs:\n  - {group: \"\", kind: Service, name: s}\n"
+	    "  - {group: \"\", kind: Service, name: s}\n" BTLS_SYS,
+     "p.yaml:6: spec.targetRefs: sectionName must be unique when targetRefs includes 2 or more "
+     "references to the same target",
+     false},
+    {"btls_targets_min", BTLS_H "spec:\n  targetRefs: []\n" BTLS_SYS,
+     "p.yaml:6: spec.targetRefs: must have at least 1 item", false},
+    {"btls_options_max",
+     BTLS_H BTLS_T "    hostname: a.example.com\n    wellKnownCACertificates: System\n"
+		   "  options: {a: 1, b: 1, c: 1, d: 1, e: 1, f: 1, g: 1, h: 1, i: 1, j: 1, k: 1, "
+		   "l: 1, m: 1, n: 1, o: 1, p: 1, q: 1}\n",
+     "p.yaml:10: spec.options: must have at most 16 entries", false},
+    {"btls_option_key",
+     BTLS_H BTLS_T "    hostname: a.example.com\n"
+		   "    wellKnownCACertificates: System\n  options: {\"-a\": b}\n",
+     "p.yaml:10: spec.options[-a]: must be a qualified name: up to 63 letters, digits, '-', '_' or "
+     "'.', optionally prefixed by a DNS subdomain and '/'",
+     false},
     {"namespace_name", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a.b\n",
      "n.yaml:1: metadata.name: a namespace name must be a lowercase RFC 1123 label (at most 63 "
      "characters)",
@@ -1672,12 +2137,17 @@ int main(void)
 	    cmocka_unit_test(test_rewrite_choose),
 	    cmocka_unit_test(test_pool_import),
 	    cmocka_unit_test(test_backend_status),
-	    cmocka_unit_test(test_backend_tls_policy_refuses),
 	    cmocka_unit_test(test_not_permitted_hides_existence),
 	    cmocka_unit_test(test_reference_allowed),
 	    cmocka_unit_test(test_service_endpoints),
 	    cmocka_unit_test(test_secret_data),
 	    cmocka_unit_test(test_certificate_refs),
+	    cmocka_unit_test(test_configmap_data),
+	    cmocka_unit_test(test_backend_tls_policy_configmap),
+	    cmocka_unit_test(test_backend_tls_policy_system),
+	    cmocka_unit_test(test_backend_tls_policy_unusable),
+	    cmocka_unit_test(test_backend_tls_policy_conflict),
+	    cmocka_unit_test(test_backend_tls_policy_ports),
 	    cmocka_unit_test(test_selectors),
 	    cmocka_unit_test(test_filter_values),
 	    cmocka_unit_test(test_cors_values),
