@@ -24,6 +24,7 @@
 struct source {
 	const struct kube_kind *kind;
 	json_t *obj;
+	bool stub; /* the text is a failed object's fail-closed stand-in */
 };
 
 struct texts {
@@ -374,7 +375,7 @@ static int add_text(struct texts *t, const struct kube_kind *kd, json_t *obj)
 		free(label);
 		return -1;
 	}
-	t->src[t->n] = (struct source){.kind = kd, .obj = obj};
+	t->src[t->n] = (struct source){.kind = kd, .obj = obj, .stub = false};
 	t->v[t->n++] = (struct ig_config_text){.name = label, .text = text, .len = strlen(text)};
 	return 0;
 }
@@ -470,6 +471,37 @@ static void note_left_out(struct ig_kube *k, const struct source *src, const str
 	json_object_set_new(k->left_out, key, json_string(msg));
 }
 
+/* A BackendTLSPolicy that failed to load must still keep its targets
+ * from clear text: its text becomes a policy with the same targetRefs
+ * that the loader marks Invalid (an option infergate does not support),
+ * so the Services it names are refused as backends. 0, or -1 when no
+ * stand-in can be made (its targetRefs are what failed, or no memory). */
+static int tls_policy_stub(struct texts *t, size_t i)
+{
+	struct source *src = &t->src[i];
+	if (src->stub || !src->kind || strcmp(src->kind->kind, "BackendTLSPolicy"))
+		return -1;
+	json_t *md = json_object_get(src->obj, "metadata");
+	json_t *refs = json_object_get(json_object_get(src->obj, "spec"), "targetRefs");
+	if (!json_is_array(refs))
+		return -1;
+	json_t *stub = json_pack(
+	    "{s:s,s:s,s:{s:O,s:O},s:{s:O,s:{s:s,s:s},s:{s:s}}}", "apiVersion",
+	    "gateway.networking.k8s.io/v1", "kind", "BackendTLSPolicy", "metadata", "name",
+	    json_object_get(md, "name"), "namespace", json_object_get(md, "namespace"), "spec",
+	    "targetRefs", refs, "validation", "wellKnownCACertificates", "System", "hostname",
+	    "left-out.invalid", "options", "infergate.dev/left-out", "the policy failed to load");
+	char *text = stub ? yaml_safe(json_dumps(stub, JSON_INDENT(1))) : NULL;
+	json_decref(stub);
+	if (!text)
+		return -1;
+	free((char *)t->v[i].text);
+	t->v[i].text = text;
+	t->v[i].len = strlen(text);
+	src->stub = true;
+	return 0;
+}
+
 static size_t drop_failed(struct ig_kube *k, struct texts *t, struct ig_diags *round,
 			  struct ig_diags *keep)
 {
@@ -492,11 +524,15 @@ static size_t drop_failed(struct ig_kube *k, struct texts *t, struct ig_diags *r
 			}
 		}
 		left_out(keep, t->v[i].name);
+		dropped++;
+		if (tls_policy_stub(t, i) == 0) {
+			i++;
+			continue;
+		}
 		free((char *)t->v[i].name);
 		free((char *)t->v[i].text);
 		t->src[i] = t->src[t->n - 1];
 		t->v[i] = t->v[--t->n];
-		dropped++;
 	}
 	/* Errors that name no object (out of memory, say) are kept too. */
 	for (size_t d = 0; d < round->n; d++) {

@@ -997,6 +997,26 @@ spec:
     assert pc["ResolvedRefs"]["status"] == "True", pc
     st, data = post()
     assert st in (502, 503), data
+    # A change the loader refuses (a wildcard hostname; this API server
+    # checks no CRD schema): the policy is left out of the configuration,
+    # but its targets stay refused (500) instead of going back to clear
+    # text (200 from this pod).
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata:
+  name: vllm-tls
+spec:
+  targetRefs:
+  - {group: "", kind: Service, name: vllm}
+  validation:
+    caCertificateRefs:
+    - {group: "", kind: ConfigMap, name: vllm-ca}
+    hostname: "*.example.com"
+""")
+    pc = wait_for(policy_conditions("False"), "BackendTLSPolicy left out")
+    assert pc["Accepted"]["reason"] == "Invalid", pc
+    st, data = post()
+    assert st == 500, data
     k.stop()
 
 
