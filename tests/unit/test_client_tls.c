@@ -128,10 +128,29 @@ static char pattern_byte(size_t i)
 	return (char)('a' + i % 23);
 }
 
+/* The server side of a tunnel: every byte comes back, upper-cased. */
+static int echo_upper(struct ig_http_exchange *ex, const char *data, size_t len)
+{
+	char *up = malloc(len);
+	assert_non_null(up);
+	for (size_t i = 0; i < len; i++)
+		up[i] = (char)(data[i] >= 'a' && data[i] <= 'z' ? data[i] - 32 : data[i]);
+	int rc = ig_http_write(ex, up, len);
+	free(up);
+	(void)rc; /* a full output only slows the client down */
+	return 0;
+}
+
 static void handler(struct ig_http_exchange *ex, void *ctx)
 {
 	struct fx *f = ctx;
 	f->nreq++;
+	if (ex->req.path.len == 3 && memcmp(ex->req.path.ptr, "/ws", 3) == 0) {
+		static const struct ig_http_header up[] = {
+		    {IG_STR("Upgrade"), IG_STR("websocket")}};
+		assert_int_equal(ig_http_switch_protocols(ex, up, 1, echo_upper), 0);
+		return;
+	}
 	snprintf(f->sni, sizeof f->sni, "%.*s", IG_STR_FMT(ex->sni));
 	const char *big = "/big/";
 	if (ex->req.path.len > 5 && memcmp(ex->req.path.ptr, big, 5) == 0) {
@@ -350,6 +369,38 @@ static void test_big_response(void **state)
 	assert_int_equal(F->body.ptr[n - 1], pattern_byte(n - 1));
 }
 
+/* A 101 turns the TLS connection into a tunnel: bytes both ways go
+ * through the TLS session, a 300 KB message (above the tunnel's
+ * high-water mark, so it is buffered and flushed) included. */
+static void test_tunnel_over_tls(void **state)
+{
+	trust(C_ABC, "abc.example.com");
+	connect_client();
+	static const char req[] = "GET /ws HTTP/1.1\r\nHost: abc.example.com\r\n"
+				  "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+	assert_int_equal(ig_http_client_send(F->c, req, sizeof req - 1, false, 2000, &cbs, F), 0);
+	ig_http_client_allow_upgrade(F->c);
+	for (int ms = 0; ms < WAIT_MS && !F->nhead && !F->nerror; ms += 10)
+		ig_loop_run_once(&F->loop, 10);
+	assert_int_equal(F->nerror, 0);
+	assert_int_equal(F->status, 101);
+	size_t n = 300 * 1024;
+	char *msg = malloc(n);
+	assert_non_null(msg);
+	for (size_t i = 0; i < n; i++)
+		msg[i] = (char)('a' + i % 26);
+	assert_true(ig_http_client_write(F->c, "hello ", 6) >= 0);
+	assert_true(ig_http_client_write(F->c, msg, n) >= 0);
+	for (int ms = 0; ms < WAIT_MS && F->body.len < n + 6 && !F->nerror; ms += 10)
+		ig_loop_run_once(&F->loop, 10);
+	assert_int_equal(F->nerror, 0);
+	assert_int_equal(F->body.len, n + 6);
+	assert_memory_equal(F->body.ptr, "HELLO ", 6);
+	for (size_t i = 0; i < n; i += 977)
+		assert_int_equal(F->body.ptr[6 + i], 'A' + (int)(i % 26));
+	free(msg);
+}
+
 static void expect_connect_failure(const char *why)
 {
 	wait_end();
@@ -497,6 +548,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_keepalive_park_and_post, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parked_connection_closed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_big_response, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tunnel_over_tls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostname_mismatch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_root, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_subject_alt_names, setup, teardown),
