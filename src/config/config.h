@@ -808,11 +808,13 @@ struct ig_diags {
  * unknown version of its own group is an error):
  *   gateway.networking.k8s.io/{v1,v1beta1} Gateway, HTTPRoute;
  *   gateway.networking.k8s.io/{v1beta1,v1} ReferenceGrant;
+ *   gateway.networking.k8s.io/{v1,v1alpha3} BackendTLSPolicy;
  *   inference.networking.k8s.io/v1 and inference.networking.x-k8s.io/v1alpha2
  *   InferencePool; x-k8s v1alpha2 InferenceModel; {x-k8s, llm-d.ai}/v1alpha2
  *   InferenceObjective and InferenceModelRewrite; x-k8s v1alpha1
  *   InferencePoolImport; EndpointPickerConfig; v1 Pod, Service, Endpoints,
- *   Secret, Namespace; discovery.k8s.io/v1 EndpointSlice; apps/v1 Deployment. */
+ *   Secret, ConfigMap, Namespace; discovery.k8s.io/v1 EndpointSlice; apps/v1
+ *   Deployment. */
 int ig_config_load(const char *const *paths, size_t npaths, struct ig_config **out,
 		   struct ig_diags *diags);
 /* Builds (or rebuilds) cfg->index from the pools, models, objectives and

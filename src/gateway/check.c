@@ -37,6 +37,7 @@ static void summary(const struct ig_config *c)
 	    {c->nslices, "EndpointSlice"},
 	    {c->nendpoints, "Endpoints"},
 	    {c->nsecrets, "Secret"},
+	    {c->nconfigmaps, "ConfigMap"},
 	    {c->npods, "Pod"},
 	    {c->ndeployments, "Deployment"},
 	};
