@@ -119,7 +119,8 @@ asan: $(BA)/infergate $(UNIT_BINS_A)
 TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test_endpoint \
 	$(BT)/tests/test_route $(BT)/tests/test_accesslog $(BT)/tests/test_activity \
 	$(BT)/tests/test_spsc
-# test_demo.py is there for its demo runs (they start the gateway with
+# test_backend_tls.py: TLS contexts shared by the workers. test_demo.py is
+# there for its demo runs (they start the gateway with
 # --workers 2). test_idle_tunnels_hold_no_buffers measures RSS, which
 # TSan's shadow memory swamps. test_drain_flushes_slow_readers is left out: it needs the
 # simulator to write 5 M tokens in its 1.5 s + 10 s, which the TSan build
@@ -128,7 +129,7 @@ TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_ga
 	tests/integration/test_demo.py tests/integration/test_upstream_faults.py \
 	tests/integration/test_epp.py tests/integration/test_gateway_epp.py \
 	tests/integration/test_tracing.py tests/integration/test_admin_page.py \
-	tests/integration/test_websocket.py \
+	tests/integration/test_websocket.py tests/integration/test_backend_tls.py \
 	--deselect tests/integration/test_gateway.py::test_drain_flushes_slow_readers \
 	--deselect tests/integration/test_websocket.py::test_idle_tunnels_hold_no_buffers
 TSAN_HALT  ?= 1
