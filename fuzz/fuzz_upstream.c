@@ -106,11 +106,11 @@
 #define CLIENT_KEEP (1024 * 1024)
 #define FILL_MAX (512 * 1024)
 #define STALL_MAX_MS 12
-/* The longest timer that may hold up the end of an input is 20 ms (the
- * second probe of a pod that dropped a request; the route's request
- * timeout is 8 ms); the connect timeout never fires on loopback and the
- * server's 2 s linger ends when the client closes. */
-#define END_WAIT_MS 100
+/* What may hold up the end of an input is the probing of a pod that
+ * dropped a request: four probes over 140 ms (relay.c; the route's
+ * request timeout is 8 ms); the connect timeout never fires on loopback
+ * and the server's 2 s linger ends when the client closes. */
+#define END_WAIT_MS 300
 #define FD_MAX 1024 /* descriptors above are not watched */
 #define POD_LOG_MAX (2 * 1024 * 1024)
 #define POD_IN_MAX (64 * 1024)
