@@ -2,7 +2,6 @@
  * backendRefs, timeouts, retry, sessionPersistence), BackendTLSPolicy and
  * ReferenceGrant, with the CRDs' validation (gateway-api v1.2.1 to v1.6.1,
  * experimental channel; messages are the CRDs' own where they have one). */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

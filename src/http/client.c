@@ -315,28 +315,29 @@ static ssize_t tls_flush_once(struct ig_http_client *c)
 	return conn_send(c, buf, len);
 }
 
+/* Moves the request's spans past n bytes sent. */
+static void iov_advance(struct ig_http_client *c, size_t n)
+{
+	while (c->iov_pos < c->iov_cnt && n >= c->iov[c->iov_pos].iov_len)
+		n -= c->iov[c->iov_pos++].iov_len;
+	if (n) {
+		c->iov[c->iov_pos].iov_base = (char *)c->iov[c->iov_pos].iov_base + n;
+		c->iov[c->iov_pos].iov_len -= n;
+	}
+}
+
 /* Writes what it can of the request. 0, or -errno. */
 static int flush(struct ig_http_client *c)
 {
-	while (c->iov_pos < c->iov_cnt && c->tls) {
-		ssize_t n = tls_flush_once(c);
-		if (n < 0 && errno == EAGAIN)
-			return 0;
-		if (n < 0)
-			return -errno;
-		c->last_ns = c->loop->now_ns;
-		size_t left = (size_t)n;
-		while (c->iov_pos < c->iov_cnt && left >= c->iov[c->iov_pos].iov_len)
-			left -= c->iov[c->iov_pos++].iov_len;
-		if (left) {
-			c->iov[c->iov_pos].iov_base = (char *)c->iov[c->iov_pos].iov_base + left;
-			c->iov[c->iov_pos].iov_len -= left;
-		}
-	}
 	while (c->iov_pos < c->iov_cnt) {
-		struct msghdr msg = {.msg_iov = &c->iov[c->iov_pos],
-				     .msg_iovlen = (size_t)(c->iov_cnt - c->iov_pos)};
-		ssize_t n = sendmsg(c->io.fd, &msg, MSG_NOSIGNAL);
+		ssize_t n;
+		if (c->tls) {
+			n = tls_flush_once(c);
+		} else {
+			struct msghdr msg = {.msg_iov = &c->iov[c->iov_pos],
+					     .msg_iovlen = (size_t)(c->iov_cnt - c->iov_pos)};
+			n = sendmsg(c->io.fd, &msg, MSG_NOSIGNAL);
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -344,13 +345,7 @@ static int flush(struct ig_http_client *c)
 		if (n < 0)
 			return -errno;
 		c->last_ns = c->loop->now_ns;
-		size_t left = (size_t)n;
-		while (c->iov_pos < c->iov_cnt && left >= c->iov[c->iov_pos].iov_len)
-			left -= c->iov[c->iov_pos++].iov_len;
-		if (left) {
-			c->iov[c->iov_pos].iov_base = (char *)c->iov[c->iov_pos].iov_base + left;
-			c->iov[c->iov_pos].iov_len -= left;
-		}
+		iov_advance(c, (size_t)n);
 	}
 	c->sent_all = true;
 	return 0;
