@@ -146,6 +146,16 @@ def route_doc():
     - name: svc-%s
       port: 443
 """ % (c, c) for c in CASES)
+    # A copy of each request to /mirror goes to another TLS Service.
+    rules += """  - matches:
+    - path: {type: Exact, value: /mirror}
+    filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: svc-san, port: 443}}
+    backendRefs:
+    - name: svc-ok
+      port: 443
+"""
     return """apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -240,6 +250,16 @@ def test_backend_tls_policy(procs, tmp_path):
     st, data = s.get("/san")
     assert st == 200, data
     assert json.loads(data)["sni"] == "elsewhere.example.net"
+    # A mirrored copy reaches its Service over TLS as its own policy says.
+    st, data = s.get("/mirror")
+    assert st == 200, data
+    assert json.loads(data)["sni"] == "abc.example.com"
+    deadline = time.monotonic() + 5
+    while ("elsewhere.example.net", "/mirror") not in s.pod.requests and \
+            time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ("elsewhere.example.net", "/mirror") in s.pod.requests, s.pod.requests
+    assert ("abc.example.com", "/mirror") in s.pod.requests, s.pod.requests
     before = len(s.pod.requests)
     # The certificate does not match the hostname; another CA signed it;
     # the system's roots do not know it: the handshake fails, the client
