@@ -156,6 +156,11 @@ const char *ig_http_client_tls_version(const struct ig_http_client *c)
 	return c->tls && c->connected ? ig_tls_conn_version(c->tls) : NULL;
 }
 
+bool ig_http_client_tls_resumed(const struct ig_http_client *c)
+{
+	return c->tls && c->connected && ig_tls_conn_resumed(c->tls);
+}
+
 struct ig_tls_client_ctx *ig_http_client_tls_ctx(const struct ig_http_client *c)
 {
 	return c->tls_ctx;

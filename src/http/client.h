@@ -100,6 +100,8 @@ enum ig_http_proto ig_http_client_proto(const struct ig_http_client *c);
 /* The TLS version and cipher of a connection that finished its handshake
  * ("TLSv1.3"); NULL for a cleartext one or before the handshake. */
 const char *ig_http_client_tls_version(const struct ig_http_client *c);
+/* Whether its TLS handshake resumed an earlier session. */
+bool ig_http_client_tls_resumed(const struct ig_http_client *c);
 /* The TLS context the connection was made with (NULL: clear text). */
 struct ig_tls_client_ctx *ig_http_client_tls_ctx(const struct ig_http_client *c);
 

@@ -52,7 +52,11 @@ struct ig_tls_ctx {
 struct ig_tls_client_ctx {
 	SSL_CTX *ssl_ctx;
 	unsigned refs; /* atomic */
-	char *sni;     /* "" when none is sent */
+	/* The newest session a server gave, offered by the next connection
+	 * (any worker's) to resume instead of a full handshake. */
+	pthread_mutex_t lock;
+	SSL_SESSION *session;
+	char *sni; /* "" when none is sent */
 	char **names, **uris;
 	size_t nnames, nuris;
 	bool ip; /* sni is an IP literal: checked against IP entries */
@@ -809,6 +813,11 @@ const char *ig_tls_conn_cipher(const struct ig_tls_conn *t)
 	return c ? c : "";
 }
 
+bool ig_tls_conn_resumed(const struct ig_tls_conn *t)
+{
+	return SSL_session_reused(t->ssl) == 1;
+}
+
 const char *ig_tls_conn_error(const struct ig_tls_conn *t)
 {
 	return t->err;
@@ -871,6 +880,25 @@ static int up_verify(int ok, X509_STORE_CTX *store)
 	return 1;
 }
 
+/* A server gave a session (a TLS 1.3 ticket, or a TLS 1.2 one): the
+ * context keeps a copy of the newest. A copy, because OpenSSL marks the
+ * connection's own session not resumable when the connection is freed
+ * without a close_notify (as a pool's connections are). Returns 0:
+ * OpenSSL keeps its reference. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct ig_tls_client_ctx *u = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), up_ex_index);
+	SSL_SESSION *copy = u ? SSL_SESSION_dup(sess) : NULL;
+	if (!copy)
+		return 0;
+	pthread_mutex_lock(&u->lock);
+	SSL_SESSION *old = u->session;
+	u->session = copy;
+	pthread_mutex_unlock(&u->lock);
+	SSL_SESSION_free(old);
+	return 0;
+}
+
 static int add_roots(SSL_CTX *ctx, const char *pem, size_t len, char *err, size_t errlen)
 {
 	BIO *b = BIO_new_mem_buf(pem, (int)len);
@@ -913,6 +941,8 @@ static char **dup_list(const char *const *v, size_t n)
 static void up_free(struct ig_tls_client_ctx *u)
 {
 	SSL_CTX_free(u->ssl_ctx);
+	SSL_SESSION_free(u->session);
+	pthread_mutex_destroy(&u->lock);
 	free(u->sni);
 	for (size_t i = 0; u->names && i < u->nnames; i++)
 		free(u->names[i]);
@@ -934,6 +964,7 @@ struct ig_tls_client_ctx *ig_tls_client_ctx_new(const struct ig_tls_client_opts 
 		return NULL;
 	}
 	u->refs = 1;
+	pthread_mutex_init(&u->lock, NULL);
 	u->sni = dup_or_empty(o->sni);
 	u->names = dup_list(o->names, o->nnames);
 	u->uris = dup_list(o->uris, o->nuris);
@@ -965,6 +996,10 @@ struct ig_tls_client_ctx *ig_tls_client_ctx_new(const struct ig_tls_client_opts 
 		say(err, errlen, "the system's CA certificates: %s", ossl_reason("unreadable"));
 		goto fail;
 	}
+	/* Sessions are kept here, one per context, not in OpenSSL's cache
+	 * (a locked table per SSL_CTX that would grow with every server). */
+	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(c, on_new_session);
 	static const unsigned char alpn[] = "\x08http/1.1";
 	if (SSL_CTX_set_alpn_protos(c, alpn, sizeof alpn - 1) != 0 ||
 	    !SSL_CTX_set_ex_data(c, up_ex_index, u)) {
@@ -1010,6 +1045,10 @@ struct ig_tls_conn *ig_tls_client_conn_new(struct ig_tls_client_ctx *ctx, int fd
 		return NULL;
 	}
 	t->up = ig_tls_client_ctx_ref(ctx);
+	pthread_mutex_lock(&ctx->lock);
+	if (ctx->session && SSL_SESSION_is_resumable(ctx->session))
+		SSL_set_session(t->ssl, ctx->session);
+	pthread_mutex_unlock(&ctx->lock);
 	SSL_set_bio(t->ssl, bio, bio);
 	SSL_set_app_data(t->ssl, t);
 	SSL_set_connect_state(t->ssl);

@@ -179,7 +179,10 @@ void ig_tls_conn_free(struct ig_tls_conn *t);
  *     (`subjectAltNames`: the hostname is then not used to authenticate),
  *     else the sni itself.
  * TLS 1.2 and 1.3, no renegotiation, ALPN "http/1.1" offered (a backend
- * that picks another protocol fails the handshake). Failed verification
+ * that picks another protocol fails the handshake). Resumption: the
+ * context keeps the newest session a server gave (a ticket) and the next
+ * connection offers it, so that connections made again after the pool's
+ * idle timeout skip the key exchange and the certificate check. Failed verification
  * fails the handshake; ig_tls_conn_error then says why ("certificate
  * verify failed: hostname mismatch"). */
 struct ig_tls_client_ctx;
@@ -213,6 +216,8 @@ const char *ig_tls_conn_sni(const struct ig_tls_conn *t);
 const char *ig_tls_conn_alpn(const struct ig_tls_conn *t);
 const char *ig_tls_conn_version(const struct ig_tls_conn *t);
 const char *ig_tls_conn_cipher(const struct ig_tls_conn *t);
+/* After the handshake: whether it resumed an earlier session. */
+bool ig_tls_conn_resumed(const struct ig_tls_conn *t);
 /* Why the last call failed, for a log line ("http request", "no shared
  * cipher"); "" when none did. */
 const char *ig_tls_conn_error(const struct ig_tls_conn *t);

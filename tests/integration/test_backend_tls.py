@@ -43,6 +43,7 @@ class TLSPod:
 
     def __init__(self, host, port, crt, key):
         self.requests = []
+        self.resumed = []  # per request: its connection resumed a session
         self.handshakes = []
         self.lock = threading.Lock()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -69,6 +70,7 @@ class TLSPod:
                 sni = getattr(self.connection, "sni_seen", None)
                 with pod_.lock:
                     pod_.requests.append((sni, self.path))
+                    pod_.resumed.append(self.connection.session_reused)
                 body = json.dumps({"sni": sni, "path": self.path,
                                    "host": self.headers.get("Host")}).encode()
                 self.send_response(200)
@@ -169,7 +171,7 @@ spec:
 
 
 class Setup:
-    def __init__(self, procs, tmp_path):
+    def __init__(self, procs, tmp_path, gw_args=()):
         self.procs = procs
         d = os.path.join(str(tmp_path), "certs")
         os.makedirs(d, exist_ok=True)
@@ -207,7 +209,7 @@ data: {}
         os.makedirs(self.dir, exist_ok=True)
         write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
         self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host, "--workers", "2",
-                              name="gateway")
+                              *gw_args, name="gateway")
         wait_port(self.host, self.port, proc=self.gw)
 
     def get(self, path, conn=None):
@@ -300,4 +302,19 @@ def test_backend_tls_reload_keeps_connections(procs, tmp_path):
         assert s.get("/ok", conn)[0] == 200
     assert len(s.pod.handshakes) == shakes, s.pod.handshakes
     conn.close()
+    s.stop()
+
+
+def test_backend_tls_sessions_resumed(procs, tmp_path):
+    """Connections made again after the pool's idle timeout resume the TLS
+    session the pod gave before (no key exchange, no certificate check),
+    whichever of the two workers makes them: the session belongs to the
+    policy's context."""
+    s = Setup(procs, tmp_path, gw_args=("--upstream-idle-timeout", "50ms"))
+    for _ in range(4):
+        st, data = s.get("/ok")
+        assert st == 200, data
+        time.sleep(0.25)  # the parked connection expires
+    assert len(s.pod.handshakes) == 4, s.pod.handshakes
+    assert s.pod.resumed == [False, True, True, True], s.pod.resumed
     s.stop()

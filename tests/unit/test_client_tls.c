@@ -308,6 +308,34 @@ static void test_request_over_tls(void **state)
 	assert_string_equal(ig_tls_client_ctx_sni(F->cli_tls), "abc.example.com");
 }
 
+/* A new connection of the same context resumes the session the server
+ * gave the first one (a ticket): no key exchange or certificate check
+ * again. Another context (another policy) starts afresh. */
+static void test_session_resumed(void **state)
+{
+	trust(C_ABC, "abc.example.com");
+	connect_client();
+	send_get("/first");
+	wait_end();
+	assert_int_equal(F->ndone, 1);
+	assert_false(ig_http_client_tls_resumed(F->c));
+	for (int i = 0; i < 2; i++) {
+		connect_client();
+		send_get("/again");
+		wait_end();
+		assert_int_equal(F->nerror, 0);
+		assert_int_equal(F->ndone, 1);
+		assert_true(ig_http_client_tls_resumed(F->c));
+		assert_true(body_has("sni=abc.example.com GET /again"));
+	}
+	trust(C_ABC, "abc.example.com");
+	connect_client();
+	send_get("/fresh");
+	wait_end();
+	assert_int_equal(F->ndone, 1);
+	assert_false(ig_http_client_tls_resumed(F->c));
+}
+
 /* A POST whose head and body are separate spans, then a second request
  * on the same connection after it was parked a while (a TLS 1.3 server
  * sends session tickets after the handshake: they must not end it). */
@@ -546,6 +574,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_request_over_tls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive_park_and_post, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_session_resumed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parked_connection_closed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_big_response, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tunnel_over_tls, setup, teardown),
