@@ -155,6 +155,31 @@ static void list_complete(struct informer *inf, json_t *list)
 
 /* A page that arrived: its items join the list being read; then the next
  * page, or the end. */
+/* What an informer keeps of an object: everything the configuration can
+ * read, and nothing of what can be large and configures nothing: the
+ * server-side apply records (managedFields) and kubectl's copy of the
+ * last applied object, which double the size of most objects; and of a
+ * ConfigMap only the one key a BackendTLSPolicy reads (ca.crt), since
+ * every ConfigMap of the cluster is watched. */
+static void slim(const struct informer *inf, json_t *obj)
+{
+	json_t *md = json_object_get(obj, "metadata");
+	json_object_del(md, "managedFields");
+	json_object_del(json_object_get(md, "annotations"),
+			"kubectl.kubernetes.io/last-applied-configuration");
+	if (strcmp(inf->kind->kind, "ConfigMap"))
+		return;
+	json_object_del(obj, "binaryData");
+	json_t *data = json_object_get(obj, "data");
+	json_t *ca = json_object_get(data, "ca.crt");
+	if (json_is_object(data) && json_object_size(data) > (ca ? 1u : 0u)) {
+		json_incref(ca);
+		json_object_clear(data);
+		if (ca)
+			json_object_set_new(data, "ca.crt", ca);
+	}
+}
+
 static void list_page_done(struct informer *inf, const struct ig_kube_result *res)
 {
 	json_error_t jerr;
@@ -178,8 +203,10 @@ static void list_page_done(struct informer *inf, const struct ig_kube_result *re
 	char key[600];
 	json_array_foreach(items, i, it)
 	{
-		if (obj_key(it, key, sizeof key))
+		if (obj_key(it, key, sizeof key)) {
+			slim(inf, it);
 			json_object_set(inf->paging, key, it);
+		}
 	}
 	const char *cont =
 	    json_string_value(json_object_get(json_object_get(list, "metadata"), "continue"));
@@ -290,6 +317,7 @@ static int watch_line(struct ig_kube_req *r, const char *line, size_t len)
 		rc = -1;
 	} else if (obj_key(obj, key, sizeof key)) {
 		inf->watch_events++;
+		slim(inf, obj);
 		bool quiet = !strcmp(type, "MODIFIED") &&
 			     status_only(inf, json_object_get(inf->objs, key), obj);
 		if (!strcmp(type, "DELETED"))
