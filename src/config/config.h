@@ -862,6 +862,8 @@ const struct ig_namespace *ig_config_find_namespace(const struct ig_config *cfg,
 const struct ig_secret_item *ig_secret_get(const struct ig_secret *s, const char *key);
 const struct ig_configmap *ig_config_find_configmap(const struct ig_config *cfg, const char *ns,
 						    const char *name);
+/* The item of a ConfigMap's data with that key. */
+const struct ig_secret_item *ig_configmap_get(const struct ig_configmap *cm, const char *key);
 /* Whether a BackendTLSPolicy is accepted and all its references resolved. */
 bool ig_tls_policy_usable(const struct ig_backend_tls_policy *p);
 

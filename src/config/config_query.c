@@ -91,12 +91,23 @@ const struct ig_namespace *ig_config_find_namespace(const struct ig_config *cfg,
 	return NULL;
 }
 
+static const struct ig_secret_item *item_get(const struct ig_secret_item *items, size_t n,
+					     const char *key)
+{
+	for (size_t i = 0; key && i < n; i++)
+		if (!strcmp(items[i].key, key))
+			return &items[i];
+	return NULL;
+}
+
 const struct ig_secret_item *ig_secret_get(const struct ig_secret *s, const char *key)
 {
-	for (size_t i = 0; s && key && i < s->nitems; i++)
-		if (!strcmp(s->items[i].key, key))
-			return &s->items[i];
-	return NULL;
+	return s ? item_get(s->items, s->nitems, key) : NULL;
+}
+
+const struct ig_secret_item *ig_configmap_get(const struct ig_configmap *cm, const char *key)
+{
+	return cm ? item_get(cm->items, cm->nitems, key) : NULL;
 }
 
 /* ---- GIE ------------------------------------------------------------------ */

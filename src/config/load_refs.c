@@ -186,14 +186,6 @@ static void check_gie_refs(struct session *s)
 
 /* ---- BackendTLSPolicy ------------------------------------------------------------ */
 
-static const struct ig_secret_item *configmap_get(const struct ig_configmap *cm, const char *key)
-{
-	for (size_t i = 0; i < cm->nitems; i++)
-		if (!strcmp(cm->items[i].key, key))
-			return &cm->items[i];
-	return NULL;
-}
-
 /* At least one whole PEM certificate block. */
 static bool holds_pem_cert(const char *text)
 {
@@ -222,7 +214,7 @@ static const char *check_ca_ref(struct session *s, const struct ig_backend_tls_p
 		snprintf(why, cap, "ConfigMap \"%s/%s\" not found", p->meta.ns, r->name);
 		return "InvalidCACertificateRef";
 	}
-	const struct ig_secret_item *it = configmap_get(cm, "ca.crt");
+	const struct ig_secret_item *it = ig_configmap_get(cm, "ca.crt");
 	if (!it) {
 		snprintf(why, cap, "ConfigMap \"%s/%s\" has no ca.crt", p->meta.ns, r->name);
 		return "InvalidCACertificateRef";

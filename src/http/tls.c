@@ -597,7 +597,10 @@ static bool is_ip_literal(const char *s)
 	return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
 }
 
-static SSL_CTX *client_ctx_new(bool verify, const char *ca_file, char *err, size_t errlen)
+/* What every client context of ours has: TLS 1.2 at least, no
+ * renegotiation or compression, buffers given back when empty, and writes
+ * that may be retried from another address. NULL with the reason in err. */
+static SSL_CTX *client_ctx_base(char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
@@ -608,6 +611,14 @@ static SSL_CTX *client_ctx_new(bool verify, const char *ca_file, char *err, size
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	return ctx;
+}
+
+static SSL_CTX *client_ctx_new(bool verify, const char *ca_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = client_ctx_base(err, errlen);
+	if (!ctx)
+		return NULL;
 	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
 	if (verify) {
 		int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
@@ -968,23 +979,20 @@ struct ig_tls_client_ctx *ig_tls_client_ctx_new(const struct ig_tls_client_opts 
 	u->sni = dup_or_empty(o->sni);
 	u->names = dup_list(o->names, o->nnames);
 	u->uris = dup_list(o->uris, o->nuris);
-	u->ssl_ctx = SSL_CTX_new(TLS_client_method());
-	if (!u->sni || !u->names || !u->uris || !u->ssl_ctx) {
+	if (!u->sni || !u->names || !u->uris) {
 		say(err, errlen, "out of memory");
 		goto fail;
 	}
 	u->nnames = o->nnames;
 	u->nuris = o->nuris;
 	u->ip = *u->sni && is_ip_literal(u->sni);
-	SSL_CTX *c = u->ssl_ctx;
-	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) ||
-	    !SSL_CTX_set_cipher_list(c, tls12_ciphers)) {
+	SSL_CTX *c = u->ssl_ctx = client_ctx_base(err, errlen);
+	if (!c)
+		goto fail;
+	if (!SSL_CTX_set_cipher_list(c, tls12_ciphers)) {
 		say(err, errlen, "TLS client context: %s", ossl_reason("out of memory"));
 		goto fail;
 	}
-	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-				SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, up_verify);
 	if (o->ca_pem) {
 		char why[96] = "";

@@ -922,18 +922,22 @@ endpoints:
     assert any("fieldSelector=type%3Dkubernetes.io%2Ftls" in p
                for _, p, _ in k.infergate_requests("secrets")), k.infergate_requests("secrets")
     ctx = ssl.create_default_context(cafile=os.path.join(d, "tls.crt"))
-    conn = http.client.HTTPSConnection(k.host, k.port, context=ctx, timeout=10)
-    conn.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
-                                server_hostname="llm.example.com")
     body = json.dumps({"model": "Qwen/Qwen2.5-1.5B-Instruct", "prompt": "hi",
                        "max_tokens": 3})
-    conn.request("POST", "/v1/completions", body=body,
-                 headers={"Host": "llm.example.com", "Content-Type": "application/json"})
-    r = conn.getresponse()
-    data = r.read()
-    assert r.status == 200, data
+
+    def post():
+        conn = http.client.HTTPSConnection(k.host, k.port, context=ctx, timeout=10)
+        conn.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
+                                    server_hostname="llm.example.com")
+        conn.request("POST", "/v1/completions", body=body,
+                     headers={"Host": "llm.example.com", "Content-Type": "application/json"})
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        return r.status, data
+    st, data = post()
+    assert st == 200, data
     assert json.loads(data)["usage"]["completion_tokens"] == 3
-    conn.close()
     # A BackendTLSPolicy for the Service whose CA is a ConfigMap that does
     # not exist yet: the policy is not accepted (NoValidCACertificate,
     # InvalidCACertificateRef), and the backend is refused (500) rather
@@ -975,17 +979,6 @@ spec:
         return c if c.get("ResolvedRefs", {}).get("status") == "False" else None
     rc = wait_for(refused, "ResolvedRefs False")
     assert rc["ResolvedRefs"]["reason"] == "UnsupportedProtocol", rc
-
-    def post():
-        conn = http.client.HTTPSConnection(k.host, k.port, context=ctx, timeout=10)
-        conn.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
-                                    server_hostname="llm.example.com")
-        conn.request("POST", "/v1/completions", body=body,
-                     headers={"Host": "llm.example.com", "Content-Type": "application/json"})
-        r = conn.getresponse()
-        data = r.read()
-        conn.close()
-        return r.status, data
     st, data = post()
     assert st == 500, data
     # The ConfigMap arrives (it is watched): the policy is accepted, and

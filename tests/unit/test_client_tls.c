@@ -14,90 +14,34 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 
 #include "core/buf.h"
 #include "core/log.h"
 #include "http/client.h"
 #include "http/server.h"
 #include "http/tls.h"
+#include "certs.h"
 #include "loopback.h"
 
 #define WAIT_MS 3000
 
-/* ---- certificates ---- */
-
-struct cert {
-	char *pem, *key;
-	size_t pem_len, key_len;
-};
-
-static char *bio_text(BIO *b, size_t *len)
-{
-	char *p;
-	long n = BIO_get_mem_data(b, &p);
-	char *out = malloc((size_t)n + 1);
-	assert_non_null(out);
-	memcpy(out, p, (size_t)n);
-	out[n] = '\0';
-	*len = (size_t)n;
-	return out;
-}
-
-/* Self-signed, usable as its own root: CN cn, subjectAltName san
- * ("DNS:a.test,URI:spiffe://x"), EC P-256. */
-static void make_cert(struct cert *c, const char *cn, const char *san)
-{
-	static long serial = 100;
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	assert_non_null(k);
-	X509 *x = X509_new();
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, k);
-	X509_NAME *name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, name);
-	const char *exts[][2] = {{"subjectAltName", san}, {"basicConstraints", "critical,CA:TRUE"}};
-	for (size_t i = 0; i < 2; i++) {
-		X509_EXTENSION *ext = X509V3_EXT_conf(NULL, NULL, exts[i][0], exts[i][1]);
-		assert_non_null(ext);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
-	BIO *b = BIO_new(BIO_s_mem());
-	PEM_write_bio_X509(b, x);
-	c->pem = bio_text(b, &c->pem_len);
-	BIO_free(b);
-	b = BIO_new(BIO_s_mem());
-	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-	c->key = bio_text(b, &c->key_len);
-	BIO_free(b);
-	EVP_PKEY_free(k);
-	X509_free(x);
-}
+/* ---- certificates (certs.h) ---- */
 
 enum { C_ABC, C_URI, C_OTHER, NCERTS };
 static struct cert certs[NCERTS];
 
 static int group_setup(void **state)
 {
-	make_cert(&certs[C_ABC], "abc.example.com", "DNS:abc.example.com");
-	make_cert(&certs[C_URI], "uri.test", "DNS:uri.test,URI:spiffe://cluster.test/ns/a/sa/b");
-	make_cert(&certs[C_OTHER], "abc.example.com", "DNS:abc.example.com");
+	make_cert(&certs[C_ABC], "abc.example.com", "DNS:abc.example.com", 0);
+	make_cert(&certs[C_URI], "uri.test", "DNS:uri.test,URI:spiffe://cluster.test/ns/a/sa/b", 0);
+	make_cert(&certs[C_OTHER], "abc.example.com", "DNS:abc.example.com", 0);
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	for (int i = 0; i < NCERTS; i++) {
-		free(certs[i].pem);
-		free(certs[i].key);
-	}
+	for (int i = 0; i < NCERTS; i++)
+		cert_free(&certs[i]);
 	return 0;
 }
 
@@ -260,13 +204,19 @@ static void trust(int cert, const char *sni)
 	    .ca_pem = certs[cert].pem, .ca_len = certs[cert].pem_len, .sni = sni});
 }
 
-static void connect_client(void)
+/* A new client of the current context to 127.0.0.1:port. */
+static void connect_to(int port, uint64_t timeout_ms)
 {
-	struct sockaddr_in sin = loopback_addr(F->port);
+	struct sockaddr_in sin = loopback_addr(port);
 	ig_http_client_close(F->c);
-	F->c = ig_http_client_connect_tls(&F->loop, (struct sockaddr *)&sin, sizeof sin, 2000,
+	F->c = ig_http_client_connect_tls(&F->loop, (struct sockaddr *)&sin, sizeof sin, timeout_ms,
 					  F->cli_tls);
 	assert_non_null(F->c);
+}
+
+static void connect_client(void)
+{
+	connect_to(F->port, 2000);
 }
 
 static void send_get(const char *path)
@@ -460,16 +410,25 @@ static void test_unknown_root(void **state)
 	expect_connect_failure("certificate verify failed");
 }
 
+/* A context trusting `cert`, sending sni, checking the given SANs. */
+static void san_ctx(int cert, const char *sni, const char **dns, size_t ndns, const char **uris,
+		    size_t nuris)
+{
+	client_ctx(&(struct ig_tls_client_opts){.ca_pem = certs[cert].pem,
+						.ca_len = certs[cert].pem_len,
+						.sni = sni,
+						.names = dns,
+						.nnames = ndns,
+						.uris = uris,
+						.nuris = nuris});
+}
+
 /* subjectAltNames: the hostname is only the SNI; any listed DNS name or
  * URI in the certificate passes, and nothing else does. */
 static void test_subject_alt_names(void **state)
 {
 	const char *dns[] = {"nope.example.com", "abc.example.com"};
-	client_ctx(&(struct ig_tls_client_opts){.ca_pem = certs[C_ABC].pem,
-						.ca_len = certs[C_ABC].pem_len,
-						.sni = "elsewhere.example.net",
-						.names = dns,
-						.nnames = 2});
+	san_ctx(C_ABC, "elsewhere.example.net", dns, 2, NULL, 0);
 	connect_client();
 	send_get("/dns");
 	wait_end();
@@ -477,11 +436,7 @@ static void test_subject_alt_names(void **state)
 	assert_true(body_has("sni=elsewhere.example.net GET /dns"));
 
 	const char *uri[] = {"spiffe://cluster.test/ns/a/sa/b"};
-	client_ctx(&(struct ig_tls_client_opts){.ca_pem = certs[C_URI].pem,
-						.ca_len = certs[C_URI].pem_len,
-						.sni = "uri.test",
-						.uris = uri,
-						.nuris = 1});
+	san_ctx(C_URI, "uri.test", NULL, 0, uri, 1);
 	connect_client();
 	send_get("/uri");
 	wait_end();
@@ -493,13 +448,7 @@ static void test_subject_alt_names(void **state)
 	 * not: it fails. */
 	const char *wrong_uri[] = {"spiffe://cluster.test/ns/a/sa/other"};
 	const char *wrong_dns[] = {"nope.example.com"};
-	client_ctx(&(struct ig_tls_client_opts){.ca_pem = certs[C_URI].pem,
-						.ca_len = certs[C_URI].pem_len,
-						.sni = "uri.test",
-						.names = wrong_dns,
-						.nnames = 1,
-						.uris = wrong_uri,
-						.nuris = 1});
+	san_ctx(C_URI, "uri.test", wrong_dns, 1, wrong_uri, 1);
 	connect_client();
 	F->nreq = 0;
 	send_get("/x");
@@ -516,10 +465,7 @@ static void test_plaintext_backend(void **state)
 	struct ig_http_server *plain = ig_http_server_new(&F->loop, lfd, NULL, handler, F);
 	assert_non_null(plain);
 	trust(C_ABC, "abc.example.com");
-	struct sockaddr_in sin = loopback_addr(port);
-	F->c = ig_http_client_connect_tls(&F->loop, (struct sockaddr *)&sin, sizeof sin, 2000,
-					  F->cli_tls);
-	assert_non_null(F->c);
+	connect_to(port, 2000);
 	send_get("/x");
 	wait_end();
 	assert_int_equal(F->nerror, 1);
@@ -539,10 +485,7 @@ static void test_handshake_timeout(void **state)
 	int lfd = tcp_listen(8, &port);
 	assert_true(lfd >= 0);
 	trust(C_ABC, "abc.example.com");
-	struct sockaddr_in sin = loopback_addr(port);
-	F->c = ig_http_client_connect_tls(&F->loop, (struct sockaddr *)&sin, sizeof sin, 150,
-					  F->cli_tls);
-	assert_non_null(F->c);
+	connect_to(port, 150);
 	send_get("/x");
 	wait_end();
 	assert_int_equal(F->nerror, 1);

@@ -39,6 +39,7 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "http/tls.h"
+#include "certs.h"
 #include "loopback.h"
 
 #define WAIT_MS 5000 /* ceiling on any wait for something that should happen */
@@ -91,70 +92,7 @@ static void *mem_realloc(void *p, size_t n, const char *file, int line)
 	return nh + 1;
 }
 
-/* ---- certificates ---- */
-
-struct cert {
-	char *pem, *key;
-	size_t pem_len, key_len;
-	X509 *x;
-	char cn[64];
-};
-
-static char *bio_text(BIO *b, size_t *len)
-{
-	char *p;
-	long n = BIO_get_mem_data(b, &p);
-	char *out = malloc((size_t)n + 1);
-	memcpy(out, p, (size_t)n);
-	out[n] = '\0';
-	*len = (size_t)n;
-	return out;
-}
-
-/* A self-signed certificate for `cn` with the DNS names in `san`
- * ("DNS:a.test,DNS:*.b.test"), an EC P-256 key, or RSA of rsa_bits. */
-static void make_cert(struct cert *c, const char *cn, const char *san, int rsa_bits)
-{
-	static long serial = 1;
-	memset(c, 0, sizeof *c);
-	snprintf(c->cn, sizeof c->cn, "%s", cn);
-	EVP_PKEY *k = rsa_bits ? EVP_RSA_gen((unsigned)rsa_bits) : EVP_EC_gen("P-256");
-	assert_non_null(k);
-	X509 *x = X509_new();
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, k);
-	X509_NAME *name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, name);
-	if (san) {
-		X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
-		assert_non_null(ext);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
-	BIO *b = BIO_new(BIO_s_mem());
-	PEM_write_bio_X509(b, x);
-	c->pem = bio_text(b, &c->pem_len);
-	BIO_free(b);
-	b = BIO_new(BIO_s_mem());
-	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-	c->key = bio_text(b, &c->key_len);
-	BIO_free(b);
-	EVP_PKEY_free(k);
-	c->x = x;
-}
-
-static void cert_free(struct cert *c)
-{
-	free(c->pem);
-	free(c->key);
-	X509_free(c->x);
-	memset(c, 0, sizeof *c);
-}
+/* ---- certificates (certs.h) ---- */
 
 static struct ig_tls_cert entry(const char *hostname, const struct cert *c)
 {
