@@ -82,6 +82,7 @@
 #include <xxhash.h>
 
 #include "core/scratch.h"
+#include "sched/blockhash.h"
 
 #define NIL UINT32_MAX
 
@@ -184,13 +185,15 @@ struct ig_prefix_index {
 
 /* ---- the hash chain ------------------------------------------------------------ */
 
-/* A block's hash is XXH3-64 of the block's bytes alone, so the blocks of a
- * prompt hash independently of each other (the CPU overlaps them); the
- * chain then folds each block's hash into the previous link with one
- * multiply and one add: h_i = K * h_{i-1} + XXH3(block_i) (mod 2^64), K
- * odd. For a given block, h_{i-1} -> h_i is a bijection (K is invertible
- * mod 2^64): two prefixes that agree up to block i-1 and differ in block i
- * get different links unless XXH3 itself collides, and a difference once
+/* A block's hash is a 64-bit hash of the block's bytes alone
+ * (sched/blockhash.c: AES rounds where the CPU has them, XXH3-64
+ * elsewhere), so the blocks of a prompt hash independently of each other,
+ * four side by side; the chain then folds each block's hash into the
+ * previous link with one multiply and one add: h_i = K * h_{i-1} +
+ * H(block_i) (mod 2^64), K odd. For a given block, h_{i-1} -> h_i is a
+ * bijection (K is invertible mod 2^64): two prefixes that agree up to
+ * block i-1 and differ in block i get different links unless the block
+ * hash itself collides, and a difference once
  * made is carried on through equal blocks (multiplied by K, never
  * cancelled); prefixes that differ in several blocks collide only as
  * random 64-bit values do. The serial path is 4 cycles a block (the
@@ -223,8 +226,7 @@ size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t 
 	const char *in = input.ptr;
 	for (size_t i = 0; i < n; i += HASH_BATCH) {
 		size_t m = n - i < HASH_BATCH ? n - i : HASH_BATCH;
-		for (size_t j = 0; j < m; j++)
-			out[i + j] = XXH3_64bits(in + (i + j) * block_bytes, block_bytes);
+		ig_block_hashes(in + i * block_bytes, block_bytes, m, out + i);
 		for (size_t j = 0; j < m; j++)
 			out[i + j] = h = link_step(h, out[i + j]);
 	}
