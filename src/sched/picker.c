@@ -683,20 +683,25 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 		break;
 	case PT_PREFIX_SCORER: {
 		/* Without a match every score is 0: adding 0 changes nothing.
-		 * Counts are at most IG_PREFIX_MAX_BLOCKS: a table of scores. */
+		 * The few candidates that hold blocks, when the gather pass
+		 * listed them, get their score worked out one by one; every
+		 * candidate otherwise, from a table (counts are at most
+		 * IG_PREFIX_MAX_BLOCKS), which costs a division per entry. */
 		if (!c->counts || !c->nhashes)
 			break;
-		double table[IG_PREFIX_MAX_BLOCKS + 1];
-		for (size_t b = 0; b <= c->nhashes; b++)
-			table[b] = clamp01((double)b / (double)c->nhashes);
-		if (c->nhit_pos != SIZE_MAX)
+		double nh = (double)c->nhashes;
+		if (c->nhit_pos != SIZE_MAX) {
 			for (size_t j = 0; j < c->nhit_pos; j++) {
 				size_t k = c->hit_pos[j];
-				c->scores[k] += table[c->counts[set->idx[k]]] * w;
+				c->scores[k] += clamp01((double)c->counts[set->idx[k]] / nh) * w;
 			}
-		else
-			for (size_t k = 0; k < set->n; k++)
-				c->scores[k] += table[c->counts[set->idx[k]]] * w;
+			break;
+		}
+		double table[IG_PREFIX_MAX_BLOCKS + 1];
+		for (size_t b = 0; b <= c->nhashes; b++)
+			table[b] = clamp01((double)b / nh);
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += table[c->counts[set->idx[k]]] * w;
 		break;
 	}
 	default:
