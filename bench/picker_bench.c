@@ -10,7 +10,8 @@
  * - a 400 KB prompt (about 100K tokens) at 64 endpoints, the same way;
  * - 4 KB prompts with the candidates read from the endpoint registry as
  *   the gateway does per request (rotation flag, scraped metrics, pending
- *   dispatches of every worker slot), then schedule + commit.
+ *   dispatches of the worker slots that hold some), as worker slot
+ *   k % 8 reads them, then schedule + commit.
  *
  * Run: make bench-picker; or build/bench/picker_bench N... for the first
  * table at chosen endpoint counts, build/bench/picker_bench gw N... for the
@@ -167,7 +168,7 @@ struct gw {
 };
 
 /* What the gateway's admission step does per request (gateway/admit.c). */
-static void gw_load(struct gw *g, uint64_t now)
+static void gw_load(struct gw *g, size_t self, uint64_t now)
 {
 	for (size_t i = 0; i < g->n; i++) {
 		struct ig_endpoint *ep = g->eps[i];
@@ -178,7 +179,7 @@ static void gw_load(struct gw *g, uint64_t now)
 		if (atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
 			continue;
 		long pend_r, pend_t;
-		ig_endpoint_pending(ep, &pend_r, &pend_t);
+		ig_endpoint_pending(ep, self, &pend_r, &pend_t);
 		ig_endpoint_read_load(ep, &g->m[i]);
 		uint64_t upd = g->m[i].updated_ns;
 		g->se[i] = (struct ig_sched_endpoint){
@@ -238,7 +239,7 @@ static struct result run_gateway(size_t n, long iters, const struct prompts *pr)
 		if (k == warm)
 			t0 = now_ns();
 		clock += 10000;
-		gw_load(&g, clock);
+		gw_load(&g, (size_t)k % SLOTS, clock);
 		req.prefix_input = prompt_at(pr, k);
 		if (ig_schedule(s, &req, g.se, n, &rng, &res) != 0) {
 			fprintf(stderr, "schedule failed\n");

@@ -36,8 +36,9 @@ struct candidates {
 
 static _Thread_local struct ig_scratch cand_mem, full_mem;
 
-static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, bool adapters,
-			   uint64_t now_ns)
+/* The pool's candidates as worker slot `self` reads them. */
+static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, size_t self,
+			   bool adapters, uint64_t now_ns)
 {
 	size_t cap = pool->neps ? pool->neps : 1;
 	size_t per = sizeof(*c->se) + sizeof(*c->load) + sizeof(*c->eps);
@@ -64,7 +65,7 @@ static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, 
 			size_t k = c->n++;
 			c->eps[k] = ep;
 			long pend_r, pend_t;
-			ig_endpoint_pending(ep, &pend_r, &pend_t);
+			ig_endpoint_pending(ep, self, &pend_r, &pend_t);
 			if (c->full) {
 				ig_endpoint_read_metrics(ep, &c->full[k]);
 				ig_endpoint_load_of(&c->full[k], &c->load[k]);
@@ -187,7 +188,7 @@ static int schedule(struct ig_req *p, bool from_queue)
 	struct ig_scheduler *sched = p->pool->sched->s;
 	uint64_t t0 = ig_now_ns();
 	bool adapters = ig_scheduler_reads_adapters(sched) && !p->random_endpoint;
-	if (candidates_load(&c, p->pool, adapters, t0) < 0) {
+	if (candidates_load(&c, p->pool, (size_t)p->w->id, adapters, t0) < 0) {
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
 	}
@@ -360,7 +361,8 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 	while ((p = ig_flowq_peek(w->queue)) != NULL) {
 		struct candidates c;
 		/* On failure dispatch_queued answers the error. */
-		if (candidates_load(&c, p->pool, false, ig_now_ns()) == 0 && c.n > 0 &&
+		if (candidates_load(&c, p->pool, (size_t)w->id, false, ig_now_ns()) == 0 &&
+		    c.n > 0 &&
 		    saturation(p->pool->sched->s, &c) >=
 			ig_flow_usage_limit(&p->snap->flow, p->priority))
 			break;

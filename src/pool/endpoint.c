@@ -11,20 +11,40 @@
 /* The registry is touched only when snapshots are built and freed (control
  * thread) and when idle connections take or drop references, under a
  * mutex; the request path reads endpoints through the snapshot it holds. */
+#define HELD_WORDS (IG_ENDPOINT_DENSE / 64)
+
 struct ig_endpoints {
 	pthread_mutex_t lock;
 	struct ig_endpoint *list;
 	size_t nslots;
+	uint32_t dense; /* indexes handed out are below this */
+	/* Each slot's held bitmap, HELD_WORDS words apart (endpoint.h). An
+	 * index given back keeps the bits its endpoint left: the next
+	 * endpoint given the index has nothing pending, so a stale bit only
+	 * costs a read until that slot's worker clears it. */
+	_Atomic uint64_t *held;
+	uint64_t used[HELD_WORDS]; /* indexes in use, under lock */
 };
 
-struct ig_endpoints *ig_endpoints_new(size_t nslots)
+struct ig_endpoints *ig_endpoints_new_dense(size_t nslots, uint32_t dense)
 {
 	struct ig_endpoints *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
-	pthread_mutex_init(&r->lock, NULL);
 	r->nslots = nslots ? nslots : 1;
+	r->dense = dense < IG_ENDPOINT_DENSE ? dense : IG_ENDPOINT_DENSE;
+	r->held = calloc(r->nslots * HELD_WORDS, sizeof(*r->held));
+	if (!r->held) {
+		free(r);
+		return NULL;
+	}
+	pthread_mutex_init(&r->lock, NULL);
 	return r;
+}
+
+struct ig_endpoints *ig_endpoints_new(size_t nslots)
+{
+	return ig_endpoints_new_dense(nslots, IG_ENDPOINT_DENSE);
 }
 
 void ig_endpoints_free(struct ig_endpoints *r)
@@ -32,7 +52,23 @@ void ig_endpoints_free(struct ig_endpoints *r)
 	if (!r)
 		return;
 	pthread_mutex_destroy(&r->lock);
+	free(r->held);
 	free(r);
+}
+
+/* The lowest free dense index, under the registry's lock. */
+static uint32_t index_take(struct ig_endpoints *r)
+{
+	for (uint32_t w = 0; w * 64 < r->dense; w++) {
+		if (r->used[w] == UINT64_MAX)
+			continue;
+		uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(~r->used[w]);
+		if (i >= r->dense)
+			break;
+		r->used[w] |= (uint64_t)1 << (i % 64);
+		return i;
+	}
+	return IG_ENDPOINT_NO_INDEX;
 }
 
 /* Copies n bytes word by word with atomic accesses, so that no access is
@@ -152,6 +188,8 @@ struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
 	atomic_init(&ep->refs, 1);
 	ep->key = XXH64(ep->addr, ep->addr_len, 0);
 	ep->reg = r;
+	ep->held = r->held;
+	ep->idx = index_take(r);
 	ep->next = r->list;
 	r->list = ep;
 out:
@@ -177,6 +215,8 @@ void ig_endpoint_put(struct ig_endpoint *ep)
 			pp = &(*pp)->next;
 		if (*pp)
 			*pp = ep->next;
+		if (ep->idx != IG_ENDPOINT_NO_INDEX)
+			r->used[ep->idx / 64] &= ~((uint64_t)1 << (ep->idx % 64));
 		free(ep->slots);
 		free(ep);
 	}
@@ -203,10 +243,27 @@ static void add_ulong(atomic_ulong *a, unsigned long v)
 			      memory_order_relaxed);
 }
 
+/* Slot `slot`'s word and bit for the endpoint; NULL without an index. */
+static _Atomic uint64_t *held_word(const struct ig_endpoint *ep, size_t slot, uint64_t *bit)
+{
+	if (ep->idx == IG_ENDPOINT_NO_INDEX)
+		return NULL;
+	*bit = (uint64_t)1 << (ep->idx % 64);
+	return &ep->held[slot * HELD_WORDS + ep->idx / 64];
+}
+
 unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)
 {
-	struct ig_endpoint_slot *s = &ep->slots[slot % ep->nslots];
-	struct ig_endpoint_tally *c = &ep->tallies[slot % ep->nslots];
+	slot %= ep->nslots;
+	struct ig_endpoint_slot *s = &ep->slots[slot];
+	uint64_t bit;
+	_Atomic uint64_t *hw = held_word(ep, slot, &bit);
+	if (hw) {
+		uint64_t w = atomic_load_explicit(hw, memory_order_relaxed);
+		if (!(w & bit))
+			atomic_store_explicit(hw, w | bit, memory_order_relaxed);
+	}
+	struct ig_endpoint_tally *c = &ep->tallies[slot];
 	unsigned e = atomic_load_explicit(&ep->epoch, memory_order_relaxed);
 	struct ig_endpoint_epoch *x = &s->epochs[e % IG_ENDPOINT_EPOCHS];
 	if (atomic_load_explicit(&x->tag, memory_order_relaxed) != e) {
@@ -249,22 +306,38 @@ unsigned long ig_endpoint_requests(const struct ig_endpoint *ep)
 	return n;
 }
 
-void ig_endpoint_pending(const struct ig_endpoint *ep, long *requests, long *tokens)
+void ig_endpoint_pending(const struct ig_endpoint *ep, size_t self, long *requests, long *tokens)
 {
 	struct ig_endpoint *e = (struct ig_endpoint *)ep;
 	unsigned applied = atomic_load_explicit(&e->applied, memory_order_relaxed);
 	unsigned cur = atomic_load_explicit(&e->epoch, memory_order_relaxed);
 	long r = 0, t = 0;
-	for (size_t i = 0; i < ep->nslots; i++)
+	for (size_t i = 0; i < ep->nslots; i++) {
+		if (!ig_endpoint_slot_held(ep, i))
+			continue;
+		bool live = false;
 		for (size_t k = 0; k < IG_ENDPOINT_EPOCHS; k++) {
 			struct ig_endpoint_epoch *x = &e->slots[i].epochs[k];
 			unsigned tag = atomic_load_explicit(&x->tag, memory_order_acquire);
 			/* Epochs in [applied, cur], modulo wrap-around. */
 			if (tag - applied > cur - applied)
 				continue;
-			r += atomic_load_explicit(&x->requests, memory_order_relaxed);
-			t += atomic_load_explicit(&x->tokens, memory_order_relaxed);
+			int xr = atomic_load_explicit(&x->requests, memory_order_relaxed);
+			long xt = atomic_load_explicit(&x->tokens, memory_order_relaxed);
+			live |= xr != 0 || xt != 0;
+			r += xr;
+			t += xt;
 		}
+		/* Nothing of this worker's own pending here: an epoch outside
+		 * [applied, cur] never comes back into it, and only this worker
+		 * dispatches in its slot, setting the bit again first. */
+		uint64_t bit;
+		_Atomic uint64_t *hw;
+		if (i == self && !live && (hw = held_word(ep, i, &bit)))
+			atomic_store_explicit(hw,
+					      atomic_load_explicit(hw, memory_order_relaxed) & ~bit,
+					      memory_order_relaxed);
+	}
 	*requests = r > 0 ? r : 0;
 	*tokens = t > 0 ? t : 0;
 }

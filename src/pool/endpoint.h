@@ -28,6 +28,11 @@ struct ig_endpoint_epoch {
 
 #define IG_ENDPOINT_EPOCHS 4
 
+/* Endpoints of a registry that get a dense index, and with it a bit in
+ * each worker slot's "held" bitmap (below); more are read the slow way. */
+#define IG_ENDPOINT_DENSE 65536
+#define IG_ENDPOINT_NO_INDEX UINT32_MAX
+
 /* One worker's view of an endpoint: written by that worker only, with
  * relaxed load+store (no read-modify-write), read by anyone. The epochs,
  * which every request reads for every candidate (ig_endpoint_pending), fill
@@ -69,6 +74,12 @@ struct ig_endpoint {
 	struct ig_endpoint_slot *slots;	   /* one per worker */
 	struct ig_endpoint_tally *tallies; /* one per worker, after the slots */
 	size_t addr_len;
+	/* The endpoint's dense index in its registry (IG_ENDPOINT_NO_INDEX
+	 * past IG_ENDPOINT_DENSE), and the registry's held bitmaps: bit idx of
+	 * slot s's bitmap is set while slot s may have pending counts here
+	 * (ig_endpoint_slot_held). */
+	uint32_t idx;
+	_Atomic uint64_t *held;
 	char addr[64]; /* "ip:port" or "[v6]:port" */
 	struct sockaddr_storage sa;
 	socklen_t salen;
@@ -79,8 +90,10 @@ struct ig_endpoint {
 	struct ig_endpoint_metrics metrics;
 };
 
-/* The registry. nslots: worker slots per endpoint (the worker count). */
+/* The registry. nslots: worker slots per endpoint (the worker count).
+ * _dense: at most `dense` endpoints (<= IG_ENDPOINT_DENSE) get an index. */
 struct ig_endpoints *ig_endpoints_new(size_t nslots);
+struct ig_endpoints *ig_endpoints_new_dense(size_t nslots, uint32_t dense);
 /* Frees the registry; every endpoint must have been put back. */
 void ig_endpoints_free(struct ig_endpoints *r);
 
@@ -116,12 +129,32 @@ void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot, unsigned epoch, lon
 /* Sums over the slots. */
 long ig_endpoint_inflight(const struct ig_endpoint *ep);
 unsigned long ig_endpoint_requests(const struct ig_endpoint *ep);
-/* Requests and prompt tokens pending as defined above. */
-void ig_endpoint_pending(const struct ig_endpoint *ep, long *requests, long *tokens);
+
+/* Whether worker slot `slot` may have pending counts on the endpoint.
+ * A reader of pending counts needs only the slots that may: every request
+ * reads every candidate's counts, and most slots of most endpoints of a
+ * large pool have none (a slot is a cache line). Each slot has a bitmap of
+ * its own over the registry's endpoints, written by its worker only: a
+ * dispatch sets the endpoint's bit, and the worker clears it when it
+ * reads the endpoint's counts and finds nothing of its own pending there.
+ * An endpoint without an index is always read. */
+static inline bool ig_endpoint_slot_held(const struct ig_endpoint *ep, size_t slot)
+{
+	if (ep->idx == IG_ENDPOINT_NO_INDEX)
+		return true;
+	uint64_t w = atomic_load_explicit(&ep->held[slot * (IG_ENDPOINT_DENSE / 64) + ep->idx / 64],
+					  memory_order_relaxed);
+	return (w >> (ep->idx % 64)) & 1;
+}
+
+/* Requests and prompt tokens pending as defined above. `self` is the
+ * calling worker's slot, whose bit is cleared when it holds nothing here
+ * (SIZE_MAX: a reader that is no worker). */
+void ig_endpoint_pending(const struct ig_endpoint *ep, size_t self, long *requests, long *tokens);
 
 /* Prefetches for a loop over many endpoints that reads each one's load
  * and pending counts: the endpoint's own lines some iterations ahead,
- * its slots (found through those lines) fewer iterations ahead. */
+ * its held slots (found through those lines) fewer iterations ahead. */
 static inline void ig_endpoint_prefetch_head(const struct ig_endpoint *ep)
 {
 	__builtin_prefetch(ep);
@@ -131,7 +164,8 @@ static inline void ig_endpoint_prefetch_head(const struct ig_endpoint *ep)
 static inline void ig_endpoint_prefetch_slots(const struct ig_endpoint *ep)
 {
 	for (size_t i = 0; i < ep->nslots; i++)
-		__builtin_prefetch(&ep->slots[i]);
+		if (ig_endpoint_slot_held(ep, i))
+			__builtin_prefetch(&ep->slots[i]);
 }
 
 /* Scraper side: a scrape is being sent (returns its epoch); its page was

@@ -141,7 +141,7 @@ static void test_registry_refs(void **state)
 static long pending(struct ig_endpoint *ep, long *tokens)
 {
 	long r, t;
-	ig_endpoint_pending(ep, &r, &t);
+	ig_endpoint_pending(ep, SIZE_MAX, &r, &t);
 	if (tokens)
 		*tokens = t;
 	return r;
@@ -254,6 +254,89 @@ static void test_accounting_sequences(void **state)
 	ig_endpoints_free(reg);
 }
 
+static long pending_as(struct ig_endpoint *ep, size_t self)
+{
+	long r, t;
+	ig_endpoint_pending(ep, self, &r, &t);
+	return r;
+}
+
+/* A slot's held bit: set by a dispatch in that slot, kept while anything
+ * of that slot's is pending, cleared only by that slot's own read once
+ * nothing is (a finished request, or one a scrape has covered); other
+ * readers see the counts either way. */
+static void test_held_bits(void **state)
+{
+	(void)state;
+	struct ig_endpoints *reg = ig_endpoints_new(3);
+	struct ig_endpoint *ep = ig_endpoint_get(reg, "10.0.0.5:8000");
+	for (size_t s = 0; s < 3; s++)
+		assert_false(ig_endpoint_slot_held(ep, s));
+	unsigned e = ig_endpoint_dispatch(ep, 1, 10);
+	assert_true(ig_endpoint_slot_held(ep, 1));
+	assert_false(ig_endpoint_slot_held(ep, 0));
+	assert_int_equal(pending_as(ep, 0), 1);
+	assert_int_equal(pending_as(ep, 1), 1); /* still pending: kept */
+	assert_true(ig_endpoint_slot_held(ep, 1));
+	ig_endpoint_finish(ep, 1, e, 10);
+	assert_int_equal(pending_as(ep, 0), 0); /* another slot's read */
+	assert_int_equal(pending_as(ep, SIZE_MAX), 0);
+	assert_true(ig_endpoint_slot_held(ep, 1));
+	assert_int_equal(pending_as(ep, 1), 0); /* its own: cleared */
+	assert_false(ig_endpoint_slot_held(ep, 1));
+	/* Counts a scrape has covered are not pending: cleared too, and
+	 * the late finish changes nothing. */
+	e = ig_endpoint_dispatch(ep, 2, 5);
+	ig_endpoint_scrape_applied(ep, ig_endpoint_scrape_sent(ep));
+	assert_int_equal(pending_as(ep, 2), 1);
+	assert_true(ig_endpoint_slot_held(ep, 2));
+	ig_endpoint_scrape_applied(ep, ig_endpoint_scrape_sent(ep));
+	assert_int_equal(pending_as(ep, 2), 0);
+	assert_false(ig_endpoint_slot_held(ep, 2));
+	ig_endpoint_finish(ep, 2, e, 5);
+	assert_int_equal(pending_as(ep, 0), 0);
+	/* A dispatch sets the bit again. */
+	e = ig_endpoint_dispatch(ep, 2, 5);
+	assert_true(ig_endpoint_slot_held(ep, 2));
+	assert_int_equal(pending_as(ep, 0), 1);
+	ig_endpoint_finish(ep, 2, e, 5);
+	ig_endpoint_put(ep);
+	ig_endpoints_free(reg);
+}
+
+/* Dense indexes: handed out lowest first, given back with the endpoint;
+ * an endpoint past the limit has none and is always read; a bit its
+ * index's last endpoint left set costs a read and nothing else. */
+static void test_held_bits_and_indexes(void **state)
+{
+	(void)state;
+	struct ig_endpoints *reg = ig_endpoints_new_dense(2, 2);
+	struct ig_endpoint *a = ig_endpoint_get(reg, "10.0.1.1:8000");
+	struct ig_endpoint *b = ig_endpoint_get(reg, "10.0.1.2:8000");
+	struct ig_endpoint *c = ig_endpoint_get(reg, "10.0.1.3:8000");
+	assert_int_equal(a->idx, 0);
+	assert_int_equal(b->idx, 1);
+	assert_int_equal(c->idx, IG_ENDPOINT_NO_INDEX);
+	assert_true(ig_endpoint_slot_held(c, 0) && ig_endpoint_slot_held(c, 1));
+	unsigned ec = ig_endpoint_dispatch(c, 1, 3);
+	assert_int_equal(pending_as(c, 1), 1);
+	ig_endpoint_finish(c, 1, ec, 3);
+	assert_int_equal(pending_as(c, 1), 0);
+	ig_endpoint_dispatch(a, 0, 1); /* never finished: a goes with it */
+	assert_int_equal(pending_as(b, 0), 0);
+	ig_endpoint_put(a);
+	struct ig_endpoint *d = ig_endpoint_get(reg, "10.0.1.4:8000");
+	assert_int_equal(d->idx, 0);
+	assert_true(ig_endpoint_slot_held(d, 0)); /* a's bit */
+	assert_int_equal(pending_as(d, 1), 0);
+	assert_int_equal(pending_as(d, 0), 0);
+	assert_false(ig_endpoint_slot_held(d, 0));
+	ig_endpoint_put(b);
+	ig_endpoint_put(c);
+	ig_endpoint_put(d);
+	ig_endpoints_free(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -262,6 +345,8 @@ int main(void)
 	    cmocka_unit_test(test_accounting),
 	    cmocka_unit_test(test_accounting_sequences),
 	    cmocka_unit_test(test_accounting_page_racing_the_request),
+	    cmocka_unit_test(test_held_bits),
+	    cmocka_unit_test(test_held_bits_and_indexes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
