@@ -170,16 +170,18 @@ struct gw {
 /* What the gateway's admission step does per request (gateway/admit.c). */
 static void gw_load(struct gw *g, size_t self, uint64_t now)
 {
+	struct ig_held_memo ahead = {0}, here = {0};
 	for (size_t i = 0; i < g->n; i++) {
 		struct ig_endpoint *ep = g->eps[i];
 		if (i + 8 < g->n)
 			ig_endpoint_prefetch_head(g->eps[i + 8]);
-		if (i + 4 < g->n)
+		if (i + 4 < g->n && ig_endpoint_some_held(g->eps[i + 4], &ahead))
 			ig_endpoint_prefetch_slots(g->eps[i + 4]);
 		if (atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
 			continue;
-		long pend_r, pend_t;
-		ig_endpoint_pending(ep, self, &pend_r, &pend_t);
+		long pend_r = 0, pend_t = 0;
+		if (ig_endpoint_some_held(ep, &here))
+			ig_endpoint_pending(ep, self, &pend_r, &pend_t);
 		ig_endpoint_read_load(ep, &g->m[i]);
 		uint64_t upd = g->m[i].updated_ns;
 		g->se[i] = (struct ig_sched_endpoint){

@@ -53,19 +53,21 @@ static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, 
 	if (adapters && !(c->full = ig_scratch_get(&full_mem, cap * sizeof(*c->full))))
 		return -1;
 	for (int pass = 0; pass < 2 && c->n == 0; pass++) {
+		struct ig_held_memo ahead = {0}, here = {0};
 		for (size_t i = 0; i < pool->neps; i++) {
 			struct ig_endpoint *ep = pool->eps[i];
 			if (i + 8 < pool->neps)
 				ig_endpoint_prefetch_head(pool->eps[i + 8]);
-			if (i + 4 < pool->neps)
+			if (i + 4 < pool->neps && ig_endpoint_some_held(pool->eps[i + 4], &ahead))
 				ig_endpoint_prefetch_slots(pool->eps[i + 4]);
 			if (pass == 0 &&
 			    atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
 				continue;
 			size_t k = c->n++;
 			c->eps[k] = ep;
-			long pend_r, pend_t;
-			ig_endpoint_pending(ep, self, &pend_r, &pend_t);
+			long pend_r = 0, pend_t = 0;
+			if (ig_endpoint_some_held(ep, &here))
+				ig_endpoint_pending(ep, self, &pend_r, &pend_t);
 			if (c->full) {
 				ig_endpoint_read_metrics(ep, &c->full[k]);
 				ig_endpoint_load_of(&c->full[k], &c->load[k]);

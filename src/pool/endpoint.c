@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <xxhash.h>
 
@@ -12,6 +13,24 @@
  * thread) and when idle connections take or drop references, under a
  * mutex; the request path reads endpoints through the snapshot it holds. */
 #define HELD_WORDS (IG_ENDPOINT_DENSE / 64)
+
+/* Endpoints given back are poisoned for AddressSanitizer, as free() would,
+ * so that a use after the last reference is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
+#ifdef HAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 struct ig_endpoints {
 	pthread_mutex_t lock;
@@ -24,6 +43,11 @@ struct ig_endpoints {
 	 * costs a read until that slot's worker clears it. */
 	_Atomic uint64_t *held;
 	uint64_t used[HELD_WORDS]; /* indexes in use, under lock */
+	/* The endpoints with an index, by index: a reservation of address
+	 * space for `dense` of them, whose pages are touched as indexes are
+	 * handed out (the lowest free first). */
+	struct ig_endpoint *array;
+	size_t array_bytes;
 };
 
 struct ig_endpoints *ig_endpoints_new_dense(size_t nslots, uint32_t dense)
@@ -34,10 +58,17 @@ struct ig_endpoints *ig_endpoints_new_dense(size_t nslots, uint32_t dense)
 	r->nslots = nslots ? nslots : 1;
 	r->dense = dense < IG_ENDPOINT_DENSE ? dense : IG_ENDPOINT_DENSE;
 	r->held = calloc(r->nslots * HELD_WORDS, sizeof(*r->held));
-	if (!r->held) {
+	r->array_bytes = (size_t)(r->dense ? r->dense : 1) * sizeof(struct ig_endpoint);
+	void *a = mmap(NULL, r->array_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (!r->held || a == MAP_FAILED) {
+		if (a != MAP_FAILED)
+			munmap(a, r->array_bytes);
+		free(r->held);
 		free(r);
 		return NULL;
 	}
+	r->array = a;
 	pthread_mutex_init(&r->lock, NULL);
 	return r;
 }
@@ -52,6 +83,8 @@ void ig_endpoints_free(struct ig_endpoints *r)
 	if (!r)
 		return;
 	pthread_mutex_destroy(&r->lock);
+	UNPOISON(r->array, r->array_bytes);
+	munmap(r->array, r->array_bytes);
 	free(r->held);
 	free(r);
 }
@@ -130,7 +163,7 @@ static inline void read_under_seq(const struct ig_endpoint *ep, const void *src,
 
 void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out)
 {
-	read_under_seq(ep, &ep->metrics, out, sizeof *out);
+	read_under_seq(ep, ep->metrics, out, sizeof *out);
 }
 
 void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out)
@@ -140,7 +173,7 @@ void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load
 
 void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out)
 {
-	read_under_seq(ep, &ep->metrics.cache, out, sizeof *out);
+	read_under_seq(ep, &ep->metrics->cache, out, sizeof *out);
 }
 
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m)
@@ -151,8 +184,20 @@ void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_
 	atomic_store_explicit(&ep->seq, s + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	store_changed_words(&ep->load, &load, sizeof load);
-	store_changed_words(&ep->metrics, m, sizeof *m);
+	store_changed_words(ep->metrics, m, sizeof *m);
 	atomic_store_explicit(&ep->seq, s + 2, memory_order_release);
+}
+
+/* Gives back an endpoint's memory and index, under the registry's lock. */
+static void endpoint_free(struct ig_endpoints *r, struct ig_endpoint *ep)
+{
+	uint32_t idx = ep->idx;
+	if (idx == IG_ENDPOINT_NO_INDEX) {
+		free(ep);
+		return;
+	}
+	POISON(ep, sizeof *ep);
+	r->used[idx / 64] &= ~((uint64_t)1 << (idx % 64));
 }
 
 struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
@@ -166,22 +211,30 @@ struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
 		atomic_fetch_add(&ep->refs, 1);
 		goto out;
 	}
-	ep = aligned_alloc(64, sizeof *ep);
-	if (!ep)
+	uint32_t idx = index_take(r);
+	if (idx != IG_ENDPOINT_NO_INDEX) {
+		ep = &r->array[idx];
+		UNPOISON(ep, sizeof *ep);
+	} else if (!(ep = aligned_alloc(64, sizeof *ep))) {
 		goto out;
+	}
 	memset(ep, 0, sizeof *ep);
-	/* The slots and then the tallies, in one block. */
+	ep->idx = idx;
+	/* The slots, the tallies and the metrics, in one block. */
 	size_t per = sizeof *ep->slots + sizeof *ep->tallies;
-	ep->slots = aligned_alloc(64, r->nslots * per);
+	size_t block = r->nslots * per + sizeof *ep->metrics;
+	block = (block + 63) & ~(size_t)63;
+	ep->slots = aligned_alloc(64, block);
 	if (!ep->slots || strlen(addr) >= sizeof ep->addr ||
 	    ig_sockaddr_parse(addr, &ep->sa, &ep->salen) < 0) {
 		free(ep->slots);
-		free(ep);
+		endpoint_free(r, ep);
 		ep = NULL;
 		goto out;
 	}
-	memset(ep->slots, 0, r->nslots * per);
+	memset(ep->slots, 0, block);
 	ep->tallies = (struct ig_endpoint_tally *)(ep->slots + r->nslots);
+	ep->metrics = (struct ig_endpoint_metrics *)(ep->tallies + r->nslots);
 	ep->nslots = r->nslots;
 	ep->addr_len = strlen(addr);
 	memcpy(ep->addr, addr, ep->addr_len + 1);
@@ -189,7 +242,6 @@ struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
 	ep->key = XXH64(ep->addr, ep->addr_len, 0);
 	ep->reg = r;
 	ep->held = r->held;
-	ep->idx = index_take(r);
 	ep->next = r->list;
 	r->list = ep;
 out:
@@ -215,10 +267,8 @@ void ig_endpoint_put(struct ig_endpoint *ep)
 			pp = &(*pp)->next;
 		if (*pp)
 			*pp = ep->next;
-		if (ep->idx != IG_ENDPOINT_NO_INDEX)
-			r->used[ep->idx / 64] &= ~((uint64_t)1 << (ep->idx % 64));
 		free(ep->slots);
-		free(ep);
+		endpoint_free(r, ep);
 	}
 	pthread_mutex_unlock(&r->lock);
 }

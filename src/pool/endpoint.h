@@ -86,11 +86,15 @@ struct ig_endpoint {
 	atomic_int refs;
 	struct ig_endpoints *reg;
 	struct ig_endpoint *next; /* registry list */
-	/* Everything the scraper knows (adapter sets, display text), under seq. */
-	struct ig_endpoint_metrics metrics;
+	/* Everything the scraper knows (adapter sets, display text), under
+	 * seq; apart, in the slots' block, so that endpoints lie close
+	 * together (below). */
+	struct ig_endpoint_metrics *metrics;
 };
 
 /* The registry. nslots: worker slots per endpoint (the worker count).
+ * Endpoints with a dense index live in one array by index, so that a pool
+ * whose endpoints came together is read in one stream of memory.
  * _dense: at most `dense` endpoints (<= IG_ENDPOINT_DENSE) get an index. */
 struct ig_endpoints *ig_endpoints_new(size_t nslots);
 struct ig_endpoints *ig_endpoints_new_dense(size_t nslots, uint32_t dense);
@@ -145,6 +149,31 @@ static inline bool ig_endpoint_slot_held(const struct ig_endpoint *ep, size_t sl
 	uint64_t w = atomic_load_explicit(&ep->held[slot * (IG_ENDPOINT_DENSE / 64) + ep->idx / 64],
 					  memory_order_relaxed);
 	return (w >> (ep->idx % 64)) & 1;
+}
+
+/* Whether any worker slot may have pending counts on the endpoint: one
+ * word per slot covers 64 indexes, so a loop over a pool whose endpoints
+ * have neighbouring indexes ORs the slots' words once per 64 endpoints
+ * and keeps the result in a memo of its own (zeroed before the loop). */
+struct ig_held_memo {
+	uint32_t block; /* 64-index block + 1 of `any`; 0: none yet */
+	uint64_t any;
+};
+
+static inline bool ig_endpoint_some_held(const struct ig_endpoint *ep, struct ig_held_memo *m)
+{
+	if (ep->idx == IG_ENDPOINT_NO_INDEX)
+		return true;
+	uint32_t b = ep->idx / 64;
+	if (m->block != b + 1) {
+		uint64_t any = 0;
+		for (size_t s = 0; s < ep->nslots; s++)
+			any |= atomic_load_explicit(&ep->held[s * (IG_ENDPOINT_DENSE / 64) + b],
+						    memory_order_relaxed);
+		m->block = b + 1;
+		m->any = any;
+	}
+	return (m->any >> (ep->idx % 64)) & 1;
 }
 
 /* Requests and prompt tokens pending as defined above. `self` is the

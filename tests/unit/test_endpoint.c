@@ -337,6 +337,46 @@ static void test_held_bits_and_indexes(void **state)
 	ig_endpoints_free(reg);
 }
 
+/* The any-slot check a loop over a pool makes: one OR of the slots' words
+ * per 64 indexes, kept in the loop's memo, right across blocks. And the
+ * endpoints with an index lie in one array, in index order. */
+static void test_some_held(void **state)
+{
+	(void)state;
+	struct ig_endpoints *reg = ig_endpoints_new(3);
+	struct ig_endpoint *eps[130];
+	for (int i = 0; i < 130; i++) {
+		char addr[32];
+		snprintf(addr, sizeof addr, "10.0.2.%d:%d", i % 250, 8000 + i);
+		eps[i] = ig_endpoint_get(reg, addr);
+		assert_non_null(eps[i]);
+		assert_int_equal(eps[i]->idx, i);
+		if (i)
+			assert_ptr_equal(eps[i], eps[i - 1] + 1);
+	}
+	unsigned e1 = ig_endpoint_dispatch(eps[66], 2, 1);
+	unsigned e2 = ig_endpoint_dispatch(eps[129], 0, 1);
+	struct ig_held_memo memo = {0};
+	for (int i = 0; i < 130; i++)
+		assert_int_equal(ig_endpoint_some_held(eps[i], &memo), i == 66 || i == 129);
+	/* Back and forth between blocks with one memo. */
+	assert_false(ig_endpoint_some_held(eps[1], &memo));
+	assert_true(ig_endpoint_some_held(eps[66], &memo));
+	assert_false(ig_endpoint_some_held(eps[65], &memo));
+	assert_true(ig_endpoint_some_held(eps[129], &memo));
+	ig_endpoint_finish(eps[66], 2, e1, 1);
+	ig_endpoint_finish(eps[129], 0, e2, 1);
+	long r, t;
+	ig_endpoint_pending(eps[66], 2, &r, &t);
+	ig_endpoint_pending(eps[129], 0, &r, &t);
+	memo = (struct ig_held_memo){0};
+	for (int i = 0; i < 130; i++)
+		assert_false(ig_endpoint_some_held(eps[i], &memo));
+	for (int i = 0; i < 130; i++)
+		ig_endpoint_put(eps[i]);
+	ig_endpoints_free(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -347,6 +387,7 @@ int main(void)
 	    cmocka_unit_test(test_accounting_page_racing_the_request),
 	    cmocka_unit_test(test_held_bits),
 	    cmocka_unit_test(test_held_bits_and_indexes),
+	    cmocka_unit_test(test_some_held),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
