@@ -106,6 +106,9 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_MS("client-send-timeout", 0, &o->http.send_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "a client that takes none of its pending response for this long is "
 		       "closed, with its upstream request (default 60s)"),
+	    IG_FLAG_BOOL_OFF("no-http2", 0, &o->http.http2,
+			     "serve HTTP/1.1 only: no HTTP/2 with prior knowledge in clear text, "
+			     "no \"h2\" in ALPN on HTTPS listeners"),
 	    IG_FLAG_SECTION("model servers:"),
 	    IG_FLAG_UINT("max-attempts", 0, &o->max_attempts, 1, 8, "N",
 			 "endpoints tried per request when connecting fails (default 3)"),

@@ -31,6 +31,7 @@ void ig_gw_options_defaults(struct ig_gw_options *o)
 	o->trace_sample_ratio = 1.0;
 	ig_http_server_config_defaults(&o->http);
 	o->http.body_progress = ig_req_body_progress;
+	o->http.http2 = true;
 }
 
 int ig_gateway_init(struct ig_gateway_rt *G)

@@ -14,91 +14,10 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "http/server_h2.h"
+#include "http/server_int.h"
 #include "http/tls.h"
 #include "json/json.h"
-
-/* A connection is in one of these states; the state decides what a
- * readable socket means and which timer runs. */
-enum conn_state {
-	ST_HEAD,      /* waiting for (the rest of) a request head */
-	ST_BODY,      /* reading the body of the request whose head is parsed */
-	ST_HANDLING,  /* the handler owns the exchange; response not finished */
-	ST_DONE,      /* response finished; the after-response task is queued */
-	ST_FLUSH,     /* response finished; waiting for the output to drain */
-	ST_CLOSING,   /* last response: close once flushed (then linger) */
-	ST_HANDSHAKE, /* TLS: the handshake is under way */
-	ST_TUNNEL,    /* switched protocols: raw bytes both ways */
-};
-
-#define READ_CHUNK (16 * 1024)
-#define PIPELINE_MAX (64 * 1024) /* bytes of a next request buffered while busy */
-#define OUT_KEEP (64 * 1024)	 /* an emptied output buffer larger than this is freed */
-#define HEADERS_CAP 1024	 /* ceiling on max_headers */
-#define LINGER_MS 2000
-
-enum timer_kind { TM_NONE, TM_IDLE, TM_HEAD, TM_BODY, TM_SEND, TM_LINGER };
-
-/* What a TLS connection adds, allocated with it (a plain connection has
- * none). OpenSSL can hold bytes the socket no longer announces (records
- * read ahead, a record larger than the room offered), so reading on is a
- * task; and a read may wait for the socket to be writable, a write for it
- * to be readable. */
-struct conn_tls {
-	struct ig_tls_conn *t;
-	struct ig_task read_task; /* reads what OpenSSL holds */
-	unsigned hs_events;	  /* what the handshake waits for */
-	bool read_wants_write;
-	bool write_wants_read;
-	bool notify_wait; /* close_notify waits for room in the socket */
-};
-
-struct ig_http_conn {
-	struct ig_http_server *srv;
-	struct ig_io io;
-	struct ig_timer timer;
-	struct ig_task task;	    /* after a response, or a close asked for by a handler */
-	struct ig_task flush_task;  /* sends a response head no body piece followed */
-	struct ig_task tunnel_task; /* hands buffered client bytes to a tunnel */
-	ig_http_tunnel_data tunnel_data;
-	bool tunnel_paused;
-	enum conn_state state;
-	enum timer_kind tkind;
-	struct ig_buf in;  /* received bytes not yet processed; none while idle */
-	size_t scanned;	   /* bytes of `in` searched for the end of the head */
-	struct ig_buf out; /* response bytes not yet written */
-	size_t out_off;
-	uint64_t last_send_ns; /* last time output moved (send timeout) */
-	struct ig_arena arena; /* the exchange's memory */
-	struct ig_http_exchange *ex;
-	struct ig_http_framing framing;
-	struct ig_chunked_decoder chunked;
-	uint64_t body_left; /* Content-Length bytes still to read */
-	bool keep_alive;    /* of the current exchange */
-	bool resp_started, resp_chunked, resp_no_body, resp_close_delimited;
-	bool want_writable;
-	bool in_handler; /* exchange handed to the handler and not ended */
-	bool is_head;
-	bool lingering; /* closing: write side shut, draining the input */
-	bool peer_done; /* the client sent FIN after a request: close after it */
-	bool broken;	/* dead: freed by the queued task */
-	char peer[56];
-
-	struct conn_tls *tls; /* NULL: plain text */
-	struct ig_http_conn *prev, *next;
-};
-
-struct ig_http_server {
-	struct ig_loop *loop;
-	struct ig_acceptor acceptor;
-	int listen_fd;
-	struct ig_http_server_config cfg;
-	ig_http_handler handler;
-	void *ctx;
-	struct ig_tls_ctx *tls; /* NULL: plain text */
-	struct ig_http_conn *conns;
-	size_t busy;
-	bool draining;
-};
 
 static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events);
 static void on_timer(struct ig_loop *loop, struct ig_timer *t);
@@ -140,6 +59,8 @@ static void free_exchange(struct ig_http_conn *c)
 static void conn_free(struct ig_http_conn *c)
 {
 	struct ig_http_server *s = c->srv;
+	if (c->h2)
+		ig_h2_free(c);
 	if (c->in_handler) {
 		c->in_handler = false;
 		s->busy--;
@@ -216,6 +137,8 @@ static bool read_wanted(const struct ig_http_conn *c)
 		return c->lingering;
 	case ST_TUNNEL:
 		return !c->tunnel_paused && !c->in.len;
+	case ST_H2:
+		return true;
 	case ST_HANDSHAKE:
 		break;
 	}
@@ -621,6 +544,7 @@ static int take_head(struct ig_http_conn *c, size_t n)
 		server_error(c, 400, "malformed HTTP request");
 		return -1;
 	}
+	c->h1 = true;
 	if (keep_head(c, &req, hdrs, (size_t)rc) < 0) {
 		server_error(c, 500, "out of memory");
 		return -1;
@@ -729,6 +653,16 @@ static void process_input(struct ig_http_conn *c)
 		}
 		if (!c->in.len)
 			return;
+		/* HTTP/2 with prior knowledge opens a connection with its
+		 * preface (not a connection that carried HTTP/1.1 before). */
+		if (c->srv->cfg.http2 && !c->h1 && c->in.ptr[0] == 'P') {
+			size_t k = c->in.len < IG_H2_PREFACE_LEN ? c->in.len : IG_H2_PREFACE_LEN;
+			if (memcmp(c->in.ptr, IG_H2_PREFACE, k) == 0) {
+				if (k == IG_H2_PREFACE_LEN)
+					ig_h2_start(c);
+				return; /* or the rest of the preface is on its way */
+			}
+		}
 		if (c->tkind != TM_HEAD)
 			arm_timer(c, TM_HEAD, c->srv->cfg.header_timeout_ms);
 		size_t n;
@@ -841,6 +775,7 @@ static void conn_read(struct ig_http_conn *c)
 		}
 		break;
 	case ST_TUNNEL:
+	case ST_H2:
 		room = READ_CHUNK;
 		break;
 	default:
@@ -887,6 +822,8 @@ static void conn_read(struct ig_http_conn *c)
 	}
 	if (c->state == ST_HEAD || c->state == ST_BODY)
 		process_input(c);
+	else if (c->state == ST_H2)
+		ig_h2_input(c);
 	else if (c->state == ST_TUNNEL)
 		tunnel_deliver(c, (size_t)n < room);
 	else
@@ -935,6 +872,15 @@ static void conn_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 	}
 	if (c->tls && !(events = tls_io(c, events)))
 		return;
+	if ((events & IG_EV_WRITE) && c->state == ST_H2) {
+		if (flush_out(c) < 0) {
+			conn_free(c);
+			return;
+		}
+		if (ig_h2_writable(c) < 0)
+			return;
+		events &= ~(unsigned)IG_EV_WRITE;
+	}
 	if (events & IG_EV_WRITE) {
 		/* Below half the high-water mark the handler may produce again. */
 		bool was_full = c->want_writable;
@@ -970,6 +916,10 @@ static void on_timer(struct ig_loop *loop, struct ig_timer *t)
 	struct ig_http_conn *c = t->data;
 	enum timer_kind kind = c->tkind;
 	c->tkind = TM_NONE;
+	if (c->state == ST_H2 && kind != TM_SEND) {
+		ig_h2_timer(c, kind);
+		return;
+	}
 	switch (kind) {
 	case TM_SEND: {
 		/* The deadline moves with every byte the client takes. */
@@ -1112,6 +1062,10 @@ static void tls_handshake(struct ig_http_conn *c)
 	 * come with the client's last handshake flight: update_events reads
 	 * it from OpenSSL. */
 	c->state = ST_HEAD;
+	if (c->srv->cfg.http2 && strcmp(ig_tls_conn_alpn(t->t), "h2") == 0) {
+		ig_h2_start(c);
+		return;
+	}
 	update_events(c);
 }
 
@@ -1285,6 +1239,9 @@ struct ig_http_server *ig_http_server_new_tls(struct ig_loop *loop, int listen_f
 		return NULL;
 	}
 	s->tls = ig_tls_ctx_ref(tls);
+	/* A server of HTTP/2 says so in ALPN, preferring it. */
+	if (tls && s->cfg.http2)
+		ig_tls_ctx_set_alpn(tls, "h2 http/1.1");
 	return s;
 }
 
@@ -1305,6 +1262,8 @@ void ig_http_server_drain(struct ig_http_server *s)
 		if (((c->state == ST_HEAD && c->in.len == 0) || c->state == ST_HANDSHAKE) &&
 		    !c->broken)
 			conn_free(c);
+		else if (c->state == ST_H2 && !c->broken)
+			ig_h2_drain(c);
 		c = next;
 	}
 }
@@ -1313,7 +1272,9 @@ size_t ig_http_server_busy(const struct ig_http_server *s)
 {
 	size_t n = 0;
 	for (const struct ig_http_conn *c = s->conns; c; c = c->next)
-		if ((c->state != ST_HEAD || c->in.len) && c->state != ST_HANDSHAKE && !c->lingering)
+		if (c->state == ST_H2 ? ig_h2_busy(c)
+				      : (c->state != ST_HEAD || c->in.len) &&
+					    c->state != ST_HANDSHAKE && !c->lingering)
 			n++;
 	return n;
 }
@@ -1324,6 +1285,8 @@ void ig_http_server_memory(const struct ig_http_server *s, size_t *conns, size_t
 	for (const struct ig_http_conn *c = s->conns; c; c = c->next) {
 		n++;
 		b += sizeof *c + c->in.cap + c->out.cap + c->arena.used;
+		if (c->state == ST_H2)
+			b += ig_h2_memory(c);
 	}
 	*conns = n;
 	*bytes = b;
@@ -1393,6 +1356,8 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 int ig_http_respond(struct ig_http_exchange *ex, int status, const char *content_type,
 		    const void *body, size_t len, const struct ig_http_header *extra, size_t nextra)
 {
+	if (ex->h2)
+		return ig_h2_respond(ex, status, content_type, body, len, extra, nextra);
 	struct ig_http_conn *c = ex->conn;
 	if (c->resp_started || !c->in_handler)
 		return -1;
@@ -1443,6 +1408,8 @@ static void on_flush_task(struct ig_loop *loop, struct ig_task *t)
 int ig_http_start_response(struct ig_http_exchange *ex, int status,
 			   const struct ig_http_header *hdrs, size_t n, int64_t content_length)
 {
+	if (ex->h2)
+		return ig_h2_start_response(ex, status, hdrs, n, content_length);
 	struct ig_http_conn *c = ex->conn;
 	if (c->resp_started || c->broken)
 		return -1;
@@ -1457,6 +1424,8 @@ int ig_http_start_response(struct ig_http_exchange *ex, int status,
 
 int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len)
 {
+	if (ex->h2)
+		return ig_h2_write(ex, data, len);
 	struct ig_http_conn *c = ex->conn;
 	if (!c->resp_started || c->broken)
 		return -1;
@@ -1497,6 +1466,8 @@ int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len)
 
 int ig_http_end(struct ig_http_exchange *ex)
 {
+	if (ex->h2)
+		return ig_h2_end(ex);
 	struct ig_http_conn *c = ex->conn;
 	if (!c->resp_started || !c->in_handler)
 		return -1;
@@ -1512,7 +1483,7 @@ int ig_http_switch_protocols(struct ig_http_exchange *ex, const struct ig_http_h
 			     size_t n, ig_http_tunnel_data on_data)
 {
 	struct ig_http_conn *c = ex->conn;
-	if (c->resp_started || c->broken || !c->in_handler || !on_data)
+	if (ex->h2 || c->resp_started || c->broken || !c->in_handler || !on_data)
 		return -1;
 	struct ig_buf *o = &c->out;
 	size_t before = o->len;
@@ -1547,7 +1518,7 @@ int ig_http_switch_protocols(struct ig_http_exchange *ex, const struct ig_http_h
 void ig_http_tunnel_pause(struct ig_http_exchange *ex, bool paused)
 {
 	struct ig_http_conn *c = ex->conn;
-	if (c->state != ST_TUNNEL || c->broken || c->tunnel_paused == paused)
+	if (ex->h2 || c->state != ST_TUNNEL || c->broken || c->tunnel_paused == paused)
 		return;
 	c->tunnel_paused = paused;
 	if (!paused && c->in.len)
@@ -1557,6 +1528,10 @@ void ig_http_tunnel_pause(struct ig_http_exchange *ex, bool paused)
 
 void ig_http_abort(struct ig_http_exchange *ex)
 {
+	if (ex->h2) {
+		ig_h2_abort(ex);
+		return;
+	}
 	struct ig_http_conn *c = ex->conn;
 	if (c->in_handler) {
 		c->in_handler = false;
@@ -1565,4 +1540,33 @@ void ig_http_abort(struct ig_http_exchange *ex)
 	ex->on_abort = NULL;
 	ex->on_writable = NULL;
 	mark_broken(c);
+}
+
+/* ---- what server_h2.c borrows ---- */
+
+int ig_srv_flush(struct ig_http_conn *c)
+{
+	return flush_out(c);
+}
+
+void ig_srv_update(struct ig_http_conn *c)
+{
+	update_events(c);
+}
+
+void ig_srv_arm(struct ig_http_conn *c, enum timer_kind kind, uint64_t ms)
+{
+	arm_timer(c, kind, ms);
+}
+
+void ig_srv_free(struct ig_http_conn *c)
+{
+	conn_free(c);
+}
+
+void ig_srv_describe(struct ig_http_conn *c, struct ig_http_exchange *ex)
+{
+	ex->peer = (struct ig_str){c->peer, strlen(c->peer)};
+	if (c->tls)
+		tls_describe(c, ex);
 }

@@ -36,6 +36,7 @@
 struct ig_http_server;
 struct ig_http_conn;
 struct ig_http_exchange;
+struct ig_h2_stream;
 struct ig_tls_ctx;
 
 struct ig_http_server_config {
@@ -54,6 +55,11 @@ struct ig_http_server_config {
 	 * read ex->req and ex->body and keep state in ex->body_user (arena
 	 * memory); it must not answer. NULL: none. */
 	void (*body_progress)(struct ig_http_exchange *ex, void *ctx);
+	/* Serve HTTP/2 too: a client that opens with HTTP/2's preface (prior
+	 * knowledge, as curl --http2-prior-knowledge and gRPC clients do) or
+	 * that picks "h2" by ALPN over TLS gets an HTTP/2 session, each of
+	 * its streams an exchange like any other (ex->h2 set). */
+	bool http2;
 };
 
 /* An exchange and everything in its arena live until the server lets go
@@ -84,6 +90,7 @@ struct ig_http_exchange {
 	const struct ig_http_header *resp_extra;
 	size_t nresp_extra;
 	struct ig_http_conn *conn;
+	struct ig_h2_stream *h2; /* the HTTP/2 stream; NULL for HTTP/1.x */
 };
 
 /* Called once per request after its body has been read. The handler

@@ -277,24 +277,29 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-/* The connection's protocol (http/1.1 unless ig_tls_ctx_set_alpn said
- * otherwise when it was accepted) is the only one answered. */
+/* The connection's protocols (http/1.1 unless ig_tls_ctx_set_alpn said
+ * otherwise when it was accepted), in our order of preference: the first
+ * of them the client offers is answered. */
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		   const unsigned char *in, unsigned int inlen, void *arg)
 {
 	const struct ig_tls_conn *t = SSL_get_app_data(ssl);
-	const char *proto = t && t->alpn[0] ? t->alpn : "http/1.1";
-	size_t plen = strlen(proto);
-	for (unsigned int i = 0; i < inlen;) {
-		unsigned int n = in[i];
-		if (i + 1 + n > inlen)
-			break;
-		if (n == plen && memcmp(in + i + 1, proto, plen) == 0) {
-			*out = in + i + 1;
-			*outlen = (unsigned char)n;
-			return SSL_TLSEXT_ERR_OK;
+	const char *list = t && t->alpn[0] ? t->alpn : "http/1.1";
+	while (*list) {
+		size_t plen = strcspn(list, " ");
+		for (unsigned int i = 0; i < inlen;) {
+			unsigned int n = in[i];
+			if (i + 1 + n > inlen)
+				break;
+			if (n == plen && memcmp(in + i + 1, list, plen) == 0) {
+				*out = in + i + 1;
+				*outlen = (unsigned char)n;
+				return SSL_TLSEXT_ERR_OK;
+			}
+			i += 1 + n;
 		}
-		i += 1 + n;
+		list += plen;
+		list += *list == ' ';
 	}
 	return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
 }

@@ -47,7 +47,8 @@
  * does not (RFC 7301 §3.2; a client offering only "h2" would otherwise
  * send HTTP/2 frames to an HTTP/1.1 server). No ALPN offered: no ALPN
  * answered, and the connection goes on as HTTP/1.1. A context made for
- * the gRPC server speaks "h2" instead, by the same rule
+ * the gRPC server speaks "h2" instead, by the same rule, and an HTTPS
+ * listener that serves HTTP/2 answers "h2" before "http/1.1"
  * (ig_tls_ctx_set_alpn).
  *
  * Reload. ig_tls_ctx_reload() builds a whole new certificate set from its
@@ -109,10 +110,12 @@ int ig_tls_ctx_reload(struct ig_tls_ctx *ctx, const struct ig_tls_cert *certs, s
  * takes its own. Any thread. */
 struct ig_tls_ctx *ig_tls_ctx_ref(struct ig_tls_ctx *ctx);
 void ig_tls_ctx_unref(struct ig_tls_ctx *ctx);
-/* The protocol the context's server connections speak in ALPN: "http/1.1"
- * (the default) or "h2" (the gRPC server). A client that offers ALPN
- * without it gets the no_application_protocol alert. Connections accepted
- * afterwards use it; 0, or IG_ERROR for a name over 15 bytes. */
+/* The protocols the context's server connections speak in ALPN, in order
+ * of preference, separated by spaces: "http/1.1" (the default), "h2" (the
+ * gRPC server) or "h2 http/1.1" (an HTTPS listener that serves HTTP/2).
+ * The first the client offers is answered; a client that offers ALPN
+ * without any gets the no_application_protocol alert. Connections
+ * accepted afterwards use it; 0, or IG_ERROR for a list over 15 bytes. */
 int ig_tls_ctx_set_alpn(struct ig_tls_ctx *ctx, const char *proto);
 /* How many sets were swapped in (0 after ig_tls_ctx_new): for tests. */
 unsigned long ig_tls_ctx_generation(struct ig_tls_ctx *ctx);

@@ -721,6 +721,37 @@ static void test_alpn(void **state)
 	assert_string_equal(cli_request(c3, GET_ECHO), "tls=1 sni= GET /echo 0:");
 }
 
+/* A server of HTTP/2 answers h2 first, whatever order the client lists
+ * them in, http/1.1 to a client without h2, and refuses neither. */
+static void test_alpn_http2_server(void **state)
+{
+	struct ig_tls_cert e = entry(NULL, &certs[C_DEFAULT]);
+	struct ig_http_server_config cfg;
+	ig_http_server_config_defaults(&cfg);
+	cfg.http2 = true;
+	start_server_cfg(&e, 1, &cfg, 0);
+	static const unsigned char h1_first[] = "\x08http/1.1\x02h2";
+	struct cli_opts o = {.alpn = h1_first, .alpn_len = 12};
+	struct cli *c = cli_connect(&o);
+	const unsigned char *sel;
+	unsigned sel_len;
+	SSL_get0_alpn_selected(c->ssl, &sel, &sel_len);
+	assert_int_equal(sel_len, 2);
+	assert_memory_equal(sel, "h2", 2);
+	static const unsigned char h1[] = "\x08http/1.1";
+	struct cli_opts o2 = {.alpn = h1, .alpn_len = 9};
+	struct cli *c2 = cli_connect(&o2);
+	SSL_get0_alpn_selected(c2->ssl, &sel, &sel_len);
+	assert_int_equal(sel_len, 8);
+	assert_memory_equal(sel, "http/1.1", 8);
+	assert_string_equal(cli_request(c2, GET_ECHO), "tls=1 sni= GET /echo 0:");
+	static const unsigned char other[] = "\x06spdy/3";
+	struct cli_opts o3 = {.alpn = other, .alpn_len = 7};
+	struct cli *c3 = cli_new(&o3);
+	assert_false(cli_handshake(c3));
+	assert_string_equal(c3->why, "tlsv1 alert no application protocol");
+}
+
 /* TLS 1.2 is the floor, and TLS 1.2 gets ECDHE with an AEAD cipher only. */
 static void test_protocol_floor(void **state)
 {
@@ -1498,6 +1529,7 @@ int main(void)
 	    T(test_sni_selects_certificate),
 	    T(test_sni_without_default),
 	    T(test_alpn),
+	    T(test_alpn_http2_server),
 	    T(test_protocol_floor),
 	    T(test_reload),
 	    T(test_empty_then_reload),

@@ -1,0 +1,839 @@
+/* HTTP/2 for the HTTP server (server_h2.h): one nghttp2 server session per
+ * connection, each request stream an exchange of server.h.
+ *
+ * nghttp2 does the protocol; this file moves bytes and translates, as the
+ * client's h2c mode does (client_h2.c). nghttp2's callbacks only take note
+ * (a stream began, a header, body bytes, the request ended, a stream
+ * closed); what follows from them runs after nghttp2 has returned: the
+ * handler is called, errors are answered, closed streams are freed (with
+ * on_abort for a stream a handler still held). The handler's calls only
+ * hand nghttp2 what to send and queue the task that sends it, so nothing
+ * the handler calls frees anything under it.
+ *
+ * What HTTP/1.1 has and HTTP/2 says otherwise:
+ * - a request is its pseudo-headers (:method, :path, :authority; :scheme
+ *   is not looked at) and its fields; :authority becomes the Host field
+ *   (RFC 9113 §8.3.1), so the handler sees what an HTTP/1.1 request
+ *   would show it; header names arrive lowercase;
+ * - the same ceilings: head bytes and field count (431), body bytes (413,
+ *   also when content-length says so up front), silence in a body (408);
+ *   the keep-alive timeout closes a connection without streams, the send
+ *   timeout one whose client takes nothing;
+ * - responses carry no connection-specific fields (Connection,
+ *   Transfer-Encoding, Keep-Alive, Upgrade are dropped) and their names
+ *   go out lowercase; a body goes out in DATA frames under the client's
+ *   flow control, and ig_http_write's backpressure counts the stream's
+ *   queued bytes and the connection's;
+ * - ig_http_abort resets the stream (RST_STREAM INTERNAL_ERROR) instead
+ *   of closing the connection: the other streams go on;
+ * - no protocol switch (a WebSocket over HTTP/2 would need RFC 8441's
+ *   extended CONNECT, which the SETTINGS do not offer).
+ *
+ * Memory: a stream holds its exchange (arena, body) and the response
+ * bytes not yet framed; at most MAX_STREAMS run at once (SETTINGS), each
+ * body under the server's ceiling. An idle session holds nghttp2's state
+ * (HPACK tables of 4 KiB each way) and no buffers. */
+#include "http/server_h2.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#define MAX_STREAMS 100
+#define STREAM_WINDOW (1024 * 1024)
+#define CONN_WINDOW (4 * 1024 * 1024)
+#define OUT_HIGH (256 * 1024) /* frames taken from nghttp2 ahead of the socket */
+#define RESETS_BURST 200      /* RST_STREAMs a client may send at once */
+#define RESETS_PER_S 100      /* and then per second */
+
+struct ig_h2_stream {
+	struct ig_http_exchange ex; /* ex.h2 points back here */
+	struct ig_arena arena;
+	struct ig_h2 *h;
+	int32_t id;
+	struct ig_h2_stream *prev, *next;
+	/* The request as it arrives. */
+	struct ig_http_header *hdrs;
+	size_t nh, caph, head_bytes;
+	struct ig_str method, path, authority;
+	int refuse;	/* a status the server answers itself once the head is in */
+	bool head_done; /* the request head is complete */
+	bool body_done; /* the client's END_STREAM arrived */
+	bool progress;	/* body bytes arrived since the hook last ran */
+	uint64_t body_last_ns;
+	/* The exchange's life. */
+	bool dispatched; /* handed to the handler */
+	bool in_handler; /* ... and not ended */
+	bool answered;	 /* a response was submitted */
+	bool no_body;	 /* HEAD, 204, 304: headers only */
+	bool eof;	 /* the response body is complete in `out` */
+	bool deferred;	 /* nghttp2 waits for more of `out` */
+	bool want_writable;
+	bool closed;	   /* nghttp2 closed the stream: free it */
+	bool reset_after;  /* reset once the answer is out: the body is unwanted */
+	struct ig_buf out; /* response body bytes not yet framed */
+	size_t out_off;
+	uint64_t sent_ns; /* when the client last let body bytes go out */
+};
+
+struct ig_h2 {
+	nghttp2_session *ng;
+	struct ig_http_conn *c;
+	struct ig_h2_stream *streams; /* every stream not yet freed */
+	size_t nstreams;
+	struct ig_task task; /* sends what nghttp2 has, then the aftermath */
+	bool draining;	     /* GOAWAY sent: close when no stream is left */
+	bool failed;	     /* the session is over: close */
+	/* Streams the client may still reset (a bucket refilled over time):
+	 * opening streams and resetting them at once costs us a request each
+	 * without counting against the concurrent streams (the "rapid reset"
+	 * of 2023), so past this the session ends with ENHANCE_YOUR_CALM. */
+	uint32_t resets_left;
+	uint64_t resets_ns;
+};
+
+static const struct ig_http_server_config *cfg_of(const struct ig_h2 *h)
+{
+	return &h->c->srv->cfg;
+}
+
+static struct ig_h2_stream *stream_of(struct ig_h2 *h, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(h->ng, id);
+}
+
+static void stream_free(struct ig_h2 *h, struct ig_h2_stream *st)
+{
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		h->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	h->nstreams--;
+	ig_buf_free(&st->ex.body);
+	ig_buf_free(&st->out);
+	ig_arena_free(&st->arena);
+	free(st);
+}
+
+static void pump_task(struct ig_loop *loop, struct ig_task *t);
+
+/* Something for nghttp2 to send: the task sends it after the caller's
+ * call has returned. */
+static void kick(struct ig_h2 *h)
+{
+	ig_task_queue(h->c->srv->loop, &h->task, pump_task, h);
+}
+
+/* ---- nghttp2's callbacks: they only take note ---- */
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct ig_h2 *h = ud;
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct ig_h2_stream *st = calloc(1, sizeof *st);
+	if (!st)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+	st->h = h;
+	st->id = f->hd.stream_id;
+	st->body_last_ns = ig_now_ns(); /* the head's silence counts too */
+	st->ex.arena = &st->arena;
+	st->ex.conn = h->c;
+	st->ex.h2 = st;
+	ig_buf_init(&st->ex.body, cfg_of(h)->max_body_bytes);
+	st->next = h->streams;
+	if (h->streams)
+		h->streams->prev = st;
+	h->streams = st;
+	h->nstreams++;
+	nghttp2_session_set_stream_user_data(ng, st->id, st);
+	return 0;
+}
+
+/* A copy in the exchange's arena, NUL-terminated. */
+static struct ig_str keep(struct ig_h2_stream *st, const uint8_t *p, size_t n)
+{
+	char *q = ig_arena_alloc(&st->arena, n + 1);
+	if (!q)
+		return (struct ig_str){NULL, 0};
+	memcpy(q, p, n);
+	q[n] = '\0';
+	return (struct ig_str){q, n};
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+	struct ig_h2 *h = ud;
+	struct ig_h2_stream *st = stream_of(h, f->hd.stream_id);
+	if (!st || st->head_done || st->refuse)
+		return 0; /* trailers are not kept */
+	const struct ig_http_server_config *cfg = cfg_of(h);
+	st->head_bytes += namelen + valuelen + 4;
+	if (st->head_bytes > cfg->max_header_bytes) {
+		st->refuse = 431;
+		return 0;
+	}
+	struct ig_str n = keep(st, name, namelen), v = keep(st, value, valuelen);
+	if (!n.ptr || !v.ptr) {
+		st->refuse = 500;
+		return 0;
+	}
+	if (namelen && name[0] == ':') {
+		if (ig_str_eq_cstr(n, ":method"))
+			st->method = v;
+		else if (ig_str_eq_cstr(n, ":path"))
+			st->path = v;
+		else if (ig_str_eq_cstr(n, ":authority"))
+			st->authority = v;
+		return 0;
+	}
+	size_t maxh = cfg->max_headers < HEADERS_CAP ? cfg->max_headers : HEADERS_CAP;
+	if (st->nh >= maxh) {
+		st->refuse = 431;
+		return 0;
+	}
+	if (st->nh == st->caph) {
+		size_t cap = st->caph ? 2 * st->caph : 16;
+		struct ig_http_header *a = ig_arena_alloc(&st->arena, (cap + 1) * sizeof *a);
+		if (!a) {
+			st->refuse = 500;
+			return 0;
+		}
+		if (st->nh)
+			memcpy(a, st->hdrs, st->nh * sizeof *a);
+		st->hdrs = a;
+		st->caph = cap;
+	}
+	st->hdrs[st->nh++] = (struct ig_http_header){n, v};
+	return 0;
+}
+
+/* The head is complete: the request as an HTTP/1.1 one would look. */
+static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp2_frame *f)
+{
+	st->head_done = true;
+	st->body_last_ns = ig_now_ns();
+	if (st->refuse)
+		return;
+	struct ig_http_request *r = &st->ex.req;
+	if (!st->method.len || !st->path.len) {
+		st->refuse = ig_str_eq_cstr(st->method, "CONNECT") ? 405 : 400;
+		return;
+	}
+	r->method = st->method;
+	r->target = st->path;
+	const char *q = memchr(st->path.ptr, '?', st->path.len);
+	r->path = (struct ig_str){st->path.ptr, q ? (size_t)(q - st->path.ptr) : st->path.len};
+	r->query = q ? (struct ig_str){q + 1, st->path.len - r->path.len - 1}
+		     : (struct ig_str){st->path.ptr + st->path.len, 0};
+	r->minor_version = 1;
+	/* :authority is the Host (RFC 9113 §8.3.1); a Host field alone is
+	 * kept as it came. Room for one more was left in the array. */
+	if (st->authority.len) {
+		size_t i = 0;
+		while (i < st->nh && !ig_str_eq_cstr(st->hdrs[i].name, "host"))
+			i++;
+		if (i < st->nh) {
+			st->hdrs[i].value = st->authority;
+		} else {
+			if (st->nh == st->caph) {
+				struct ig_http_header *a =
+				    ig_arena_alloc(&st->arena, (st->nh + 1) * sizeof *a);
+				if (!a) {
+					st->refuse = 500;
+					return;
+				}
+				if (st->nh)
+					memcpy(a, st->hdrs, st->nh * sizeof *a);
+				st->hdrs = a;
+				st->caph = st->nh + 1;
+			}
+			st->hdrs[st->nh++] = (struct ig_http_header){IG_STR("host"), st->authority};
+		}
+	}
+	r->headers = st->hdrs;
+	r->num_headers = st->nh;
+	/* A declared length over the ceiling is refused before the body. */
+	const struct ig_http_header *cl = ig_http_find_header(st->hdrs, st->nh, "content-length");
+	if (cl) {
+		uint64_t v = 0;
+		for (size_t i = 0; i < cl->value.len && v <= cfg_of(h)->max_body_bytes; i++)
+			v = v * 10 + (uint64_t)(cl->value.ptr[i] - '0');
+		if (v > cfg_of(h)->max_body_bytes)
+			st->refuse = 413;
+	}
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		st->body_done = true;
+}
+
+/* One more reset from the client; false when it has sent too many. */
+static bool reset_allowed(struct ig_h2 *h)
+{
+	uint64_t now = ig_now_ns();
+	uint64_t earned = (now - h->resets_ns) / (1000000000u / RESETS_PER_S);
+	if (earned) {
+		uint64_t left = h->resets_left + earned;
+		h->resets_left = left > RESETS_BURST ? RESETS_BURST : (uint32_t)left;
+		h->resets_ns = now;
+	}
+	if (h->resets_left == 0)
+		return false;
+	h->resets_left--;
+	return true;
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct ig_h2 *h = ud;
+	if (f->hd.type == NGHTTP2_RST_STREAM && !reset_allowed(h)) {
+		ig_info("client %s: HTTP/2: too many streams reset: closing", h->c->peer);
+		nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+		return 0;
+	}
+	struct ig_h2_stream *st = f->hd.stream_id ? stream_of(h, f->hd.stream_id) : NULL;
+	if (!st)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && !st->head_done) {
+		head_complete(h, st, f);
+		return 0;
+	}
+	if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		st->body_done = true;
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+			 size_t len, void *ud)
+{
+	struct ig_h2 *h = ud;
+	struct ig_h2_stream *st = stream_of(h, id);
+	if (!st || st->refuse || st->dispatched)
+		return 0;
+	st->body_last_ns = ig_now_ns();
+	if (ig_buf_append(&st->ex.body, data, len) < 0)
+		st->refuse = 413;
+	else
+		st->progress = true;
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct ig_h2 *h = ud;
+	struct ig_h2_stream *st = f->hd.stream_id ? stream_of(h, f->hd.stream_id) : NULL;
+	if (st && st->reset_after && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) {
+		st->reset_after = false;
+		if (!st->body_done)
+			nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+	}
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+	struct ig_h2 *h = ud;
+	struct ig_h2_stream *st = stream_of(h, id);
+	if (st)
+		st->closed = true;
+	return 0;
+}
+
+/* The response body as nghttp2 frames it. */
+static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+			 uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct ig_h2_stream *st = src->ptr;
+	size_t pend = st->out.len - st->out_off;
+	if (pend == 0 && !st->eof) {
+		st->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	size_t n = pend < length ? pend : length;
+	memcpy(buf, st->out.ptr + st->out_off, n);
+	st->out_off += n;
+	st->sent_ns = ig_now_ns();
+	if (st->out_off == st->out.len) {
+		st->out.len = 0;
+		st->out_off = 0;
+		if (st->eof)
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+	}
+	return (ssize_t)n;
+}
+
+/* ---- after nghttp2 returns ---- */
+
+static void server_answer(struct ig_h2 *h, struct ig_h2_stream *st, int status)
+{
+	const char *msg = status == 431	  ? "request header fields too large"
+			  : status == 413 ? "request body too large"
+			  : status == 408 ? "request timed out"
+			  : status == 405 ? "CONNECT is not served"
+			  : status == 500 ? "out of memory"
+					  : "malformed HTTP/2 request";
+	st->dispatched = true;
+	st->in_handler = true;
+	h->c->srv->busy++;
+	ig_srv_describe(h->c, &st->ex);
+	ig_http_respond_error(&st->ex, status,
+			      status >= 500 ? "server_error" : "invalid_request_error", NULL, "%s",
+			      msg);
+	/* The client may still be sending a body we will not read: once the
+	 * answer is out, a reset (NO_ERROR) tells it to stop (RFC 9113
+	 * §8.1); sooner, it would overtake the answer. */
+	st->reset_after = !st->body_done;
+}
+
+/* Answers, hands over and frees, for every stream that is due. The
+ * handler may answer at once; nothing is freed while it runs. */
+static void settle(struct ig_h2 *h)
+{
+	struct ig_http_server *s = h->c->srv;
+	for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
+		if (st->dispatched || !st->head_done || st->closed)
+			continue;
+		if (st->refuse) {
+			server_answer(h, st, st->refuse);
+			continue;
+		}
+		if (!st->body_done) {
+			if (st->progress && s->cfg.body_progress && st->ex.body.len) {
+				st->progress = false;
+				s->cfg.body_progress(&st->ex, s->ctx);
+			}
+			continue;
+		}
+		st->dispatched = true;
+		st->in_handler = true;
+		s->busy++;
+		st->ex.start_ns = ig_now_ns();
+		ig_srv_describe(h->c, &st->ex);
+		s->handler(&st->ex, s->ctx);
+	}
+	for (struct ig_h2_stream *st = h->streams, *next; st; st = next) {
+		next = st->next;
+		if (!st->closed)
+			continue;
+		if (st->in_handler) {
+			/* The client reset the stream (or the session ended). */
+			st->in_handler = false;
+			s->busy--;
+			void (*abort_cb)(struct ig_http_exchange *) = st->ex.on_abort;
+			st->ex.on_abort = NULL;
+			st->ex.on_writable = NULL;
+			if (abort_cb)
+				abort_cb(&st->ex);
+		}
+		stream_free(h, st);
+	}
+}
+
+/* Streams that were told to hold back and may write again. */
+static void notify_writable(struct ig_h2 *h)
+{
+	size_t conn_pend = h->c->out.len - h->c->out_off;
+	size_t hw = cfg_of(h)->write_high_water;
+	if (conn_pend > hw / 2)
+		return;
+	for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
+		if (!st->want_writable || !st->in_handler || st->closed)
+			continue;
+		if (st->out.len - st->out_off > hw / 2)
+			continue;
+		st->want_writable = false;
+		if (st->ex.on_writable)
+			st->ex.on_writable(&st->ex);
+	}
+}
+
+/* When a stream is due for its timeout: a request whose head or body went
+ * silent for body_timeout, or a response the client's flow control has
+ * held back for send_timeout (its window never opening, which no socket
+ * timer sees). UINT64_MAX: none. */
+static uint64_t due_of(const struct ig_h2 *h, const struct ig_h2_stream *st)
+{
+	const struct ig_http_server_config *cfg = cfg_of(h);
+	if (st->closed)
+		return UINT64_MAX;
+	if (!st->dispatched)
+		return st->body_last_ns + cfg->body_timeout_ms * 1000000u;
+	if (st->out.len > st->out_off)
+		return st->sent_ns + cfg->send_timeout_ms * 1000000u;
+	return UINT64_MAX;
+}
+
+/* The timer the session needs now: the first stream due, or the
+ * keep-alive timeout with no stream open. Pending output has the send
+ * timer (server.c). */
+static void arm(struct ig_h2 *h)
+{
+	struct ig_http_conn *c = h->c;
+	if (c->out.len > c->out_off)
+		return;
+	const struct ig_http_server_config *cfg = cfg_of(h);
+	uint64_t now = ig_now_ns(), first = UINT64_MAX;
+	for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
+		uint64_t due = due_of(h, st);
+		if (due < first)
+			first = due;
+	}
+	if (first != UINT64_MAX) {
+		uint64_t ms = first > now ? (first - now + 999999) / 1000000u : 0;
+		ig_srv_arm(c, TM_BODY, ms ? ms : 1);
+	} else if (h->nstreams == 0) {
+		ig_srv_arm(c, TM_IDLE, cfg->keepalive_timeout_ms);
+	} else {
+		ig_srv_arm(c, TM_NONE, 0);
+	}
+}
+
+/* Frames out while the socket takes them; then what follows. Returns -1
+ * when the connection is to close. */
+static int pump(struct ig_h2 *h)
+{
+	struct ig_http_conn *c = h->c;
+	for (int round = 0; round < 2; round++) {
+		while (c->out.len - c->out_off < OUT_HIGH) {
+			const uint8_t *p;
+			ssize_t n = nghttp2_session_mem_send(h->ng, &p);
+			if (n < 0)
+				return -1;
+			if (n == 0)
+				break;
+			if (ig_buf_append(&c->out, p, (size_t)n) < 0)
+				return -1;
+		}
+		if (ig_srv_flush(c) < 0)
+			return -1;
+		settle(h);
+		notify_writable(h);
+		/* The handler's answers and on_writable may have queued more. */
+		if (!nghttp2_session_want_write(h->ng))
+			break;
+	}
+	if (h->failed)
+		return -1;
+	bool done = !nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng);
+	if ((done || (h->draining && h->nstreams == 0)) && c->out.len == c->out_off)
+		return -1;
+	if (c->in.len == 0)
+		ig_buf_free(&c->in);
+	if (c->out.len == c->out_off)
+		ig_buf_free(&c->out), c->out_off = 0;
+	arm(h);
+	ig_srv_update(c);
+	return 0;
+}
+
+static void pump_task(struct ig_loop *loop, struct ig_task *t)
+{
+	struct ig_h2 *h = t->data;
+	if (pump(h) < 0)
+		ig_srv_free(h->c);
+}
+
+/* ---- server.c's side ---- */
+
+int ig_h2_start(struct ig_http_conn *c)
+{
+	struct ig_h2 *h = calloc(1, sizeof *h);
+	nghttp2_session_callbacks *cb = NULL;
+	if (!h || nghttp2_session_callbacks_new(&cb) != 0)
+		goto fail;
+	h->c = c;
+	h->resets_left = RESETS_BURST;
+	h->resets_ns = ig_now_ns();
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	int rc = nghttp2_session_server_new(&h->ng, cb, h);
+	nghttp2_session_callbacks_del(cb);
+	if (rc != 0) {
+		h->ng = NULL;
+		goto fail;
+	}
+	const struct ig_http_server_config *cfg = &c->srv->cfg;
+	nghttp2_settings_entry iv[] = {
+	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+	     (uint32_t)(cfg->max_header_bytes < UINT32_MAX ? cfg->max_header_bytes : UINT32_MAX)},
+	};
+	if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
+	    nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0)
+		goto fail;
+	c->h2 = h;
+	c->state = ST_H2;
+	return ig_h2_input(c);
+fail:
+	if (h && h->ng)
+		nghttp2_session_del(h->ng);
+	free(h);
+	ig_srv_free(c);
+	return -1;
+}
+
+int ig_h2_input(struct ig_http_conn *c)
+{
+	struct ig_h2 *h = c->h2;
+	if (c->in.len) {
+		ssize_t n = nghttp2_session_mem_recv(h->ng, (const uint8_t *)c->in.ptr, c->in.len);
+		if (n < 0) {
+			ig_debug("client %s: HTTP/2: %s", c->peer, nghttp2_strerror((int)n));
+			h->failed = true;
+		}
+		c->in.len = 0;
+	}
+	return ig_h2_writable(c);
+}
+
+int ig_h2_writable(struct ig_http_conn *c)
+{
+	if (pump(c->h2) == 0)
+		return 0;
+	ig_srv_free(c);
+	return -1;
+}
+
+int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
+{
+	struct ig_h2 *h = c->h2;
+	if (kind == TM_BODY) {
+		uint64_t now = ig_now_ns();
+		for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
+			if (due_of(h, st) > now)
+				continue;
+			if (st->dispatched) {
+				ig_info(
+				    "client %s: HTTP/2 stream %d took no response bytes for %llu "
+				    "ms: reset",
+				    c->peer, st->id,
+				    (unsigned long long)cfg_of(h)->send_timeout_ms);
+				st->out.len = st->out_off = 0;
+				nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, st->id,
+							  NGHTTP2_CANCEL);
+			} else if (st->head_done && !st->refuse) {
+				st->refuse = 408;
+				server_answer(h, st, 408);
+			} else if (!st->head_done) {
+				st->dispatched = true; /* nothing more to wait for */
+				nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, st->id,
+							  NGHTTP2_CANCEL);
+			}
+		}
+		return ig_h2_writable(c);
+	}
+	/* Idle (no stream) or a head that never came: say goodbye. */
+	nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
+			      nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
+			      NULL, 0);
+	h->draining = true;
+	return ig_h2_writable(c);
+}
+
+void ig_h2_drain(struct ig_http_conn *c)
+{
+	struct ig_h2 *h = c->h2;
+	if (h->draining)
+		return;
+	h->draining = true;
+	nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
+			      nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
+			      NULL, 0);
+	kick(h);
+}
+
+bool ig_h2_busy(const struct ig_http_conn *c)
+{
+	return c->h2->nstreams > 0;
+}
+
+size_t ig_h2_memory(const struct ig_http_conn *c)
+{
+	size_t b = sizeof *c->h2;
+	for (const struct ig_h2_stream *st = c->h2->streams; st; st = st->next)
+		b += sizeof *st + st->arena.used + st->ex.body.cap + st->out.cap;
+	return b;
+}
+
+void ig_h2_free(struct ig_http_conn *c)
+{
+	struct ig_h2 *h = c->h2;
+	if (!h)
+		return;
+	c->h2 = NULL;
+	ig_task_cancel(c->srv->loop, &h->task);
+	while (h->streams) {
+		struct ig_h2_stream *st = h->streams;
+		if (st->in_handler) {
+			st->in_handler = false;
+			c->srv->busy--;
+			if (st->ex.on_abort)
+				st->ex.on_abort(&st->ex);
+		}
+		stream_free(h, st);
+	}
+	nghttp2_session_del(h->ng);
+	free(h);
+}
+
+/* ---- the exchange calls ---- */
+
+static bool hop_by_hop(struct ig_str name)
+{
+	return ig_str_ieq_cstr(name, "connection") || ig_str_ieq_cstr(name, "keep-alive") ||
+	       ig_str_ieq_cstr(name, "proxy-connection") ||
+	       ig_str_ieq_cstr(name, "transfer-encoding") || ig_str_ieq_cstr(name, "upgrade") ||
+	       ig_str_ieq_cstr(name, "content-length");
+}
+
+static nghttp2_nv nv_of(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+}
+
+/* Submits the response head; the body, if any, follows from `out`. */
+static int submit(struct ig_h2_stream *st, int status, const char *content_type,
+		  const struct ig_http_header *hdrs, size_t n, int64_t content_length)
+{
+	struct ig_h2 *h = st->h;
+	struct ig_http_exchange *ex = &st->ex;
+	size_t total = n + ex->nresp_extra;
+	nghttp2_nv *nva = ig_arena_alloc(&st->arena, (total + 3) * sizeof *nva);
+	char *status_s = ig_arena_alloc(&st->arena, 8), *len_s = ig_arena_alloc(&st->arena, 24);
+	if (!nva || !status_s || !len_s)
+		return -1;
+	snprintf(status_s, 8, "%03d", status % 1000);
+	size_t k = 0;
+	nva[k++] = nv_of(":status", 7, status_s, 3);
+	if (content_type)
+		nva[k++] = nv_of("content-type", 12, content_type, strlen(content_type));
+	for (size_t i = 0; i < total; i++) {
+		const struct ig_http_header *hd = i < n ? &hdrs[i] : &ex->resp_extra[i - n];
+		if (hop_by_hop(hd->name))
+			continue;
+		char *lower = ig_arena_alloc(&st->arena, hd->name.len + 1);
+		if (!lower)
+			return -1;
+		for (size_t j = 0; j < hd->name.len; j++)
+			lower[j] = (char)tolower((unsigned char)hd->name.ptr[j]);
+		nva[k++] = nv_of(lower, hd->name.len, hd->value.ptr, hd->value.len);
+	}
+	bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
+	st->no_body = bodyless || ig_str_eq_cstr(ex->req.method, "HEAD");
+	if (content_length >= 0 && !bodyless) {
+		int l = snprintf(len_s, 24, "%lld", (long long)content_length);
+		nva[k++] = nv_of("content-length", 14, len_s, (size_t)l);
+	}
+	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
+	bool body = !st->no_body && !(st->eof && st->out.len == 0);
+	if (nghttp2_submit_response(h->ng, st->id, nva, k, body ? &prd : NULL) != 0)
+		return -1;
+	st->answered = true;
+	return 0;
+}
+
+static void ended(struct ig_h2_stream *st)
+{
+	if (st->in_handler) {
+		st->in_handler = false;
+		st->h->c->srv->busy--;
+	}
+	st->ex.on_abort = NULL;
+	st->ex.on_writable = NULL;
+	kick(st->h);
+}
+
+int ig_h2_respond(struct ig_http_exchange *ex, int status, const char *content_type,
+		  const void *body, size_t len, const struct ig_http_header *extra, size_t nextra)
+{
+	struct ig_h2_stream *st = ex->h2;
+	if (st->answered || !st->in_handler)
+		return -1;
+	st->eof = true;
+	bool head = ig_str_eq_cstr(ex->req.method, "HEAD");
+	if (len && !head && ig_buf_append(&st->out, body, len) < 0) {
+		ig_h2_abort(ex);
+		return 0;
+	}
+	if (submit(st, status, content_type, extra, nextra, (int64_t)len) < 0) {
+		ig_h2_abort(ex);
+		return 0;
+	}
+	ended(st);
+	return 0;
+}
+
+int ig_h2_start_response(struct ig_http_exchange *ex, int status, const struct ig_http_header *hdrs,
+			 size_t n, int64_t content_length)
+{
+	struct ig_h2_stream *st = ex->h2;
+	if (st->answered || !st->in_handler)
+		return -1;
+	if (submit(st, status, NULL, hdrs, n, content_length) < 0)
+		return -1;
+	kick(st->h);
+	return 0;
+}
+
+int ig_h2_write(struct ig_http_exchange *ex, const void *data, size_t len)
+{
+	struct ig_h2_stream *st = ex->h2;
+	if (!st->answered || !st->in_handler || st->closed)
+		return -1;
+	if (len == 0 || st->no_body)
+		return 0;
+	if (st->out.len == st->out_off)
+		st->sent_ns = ig_now_ns(); /* the send timeout starts from here */
+	if (ig_buf_append(&st->out, data, len) < 0)
+		return -1;
+	if (st->deferred) {
+		st->deferred = false;
+		nghttp2_session_resume_data(st->h->ng, st->id);
+	}
+	kick(st->h);
+	struct ig_http_conn *c = st->h->c;
+	size_t hw = cfg_of(st->h)->write_high_water;
+	if (st->out.len - st->out_off > hw || c->out.len - c->out_off > hw) {
+		st->want_writable = true;
+		return 1;
+	}
+	return 0;
+}
+
+int ig_h2_end(struct ig_http_exchange *ex)
+{
+	struct ig_h2_stream *st = ex->h2;
+	if (!st->answered || !st->in_handler)
+		return -1;
+	st->eof = true;
+	if (st->deferred) {
+		st->deferred = false;
+		nghttp2_session_resume_data(st->h->ng, st->id);
+	}
+	ended(st);
+	return 0;
+}
+
+void ig_h2_abort(struct ig_http_exchange *ex)
+{
+	struct ig_h2_stream *st = ex->h2;
+	if (!st->closed)
+		nghttp2_submit_rst_stream(st->h->ng, NGHTTP2_FLAG_NONE, st->id,
+					  NGHTTP2_INTERNAL_ERROR);
+	ended(st);
+}

@@ -1,0 +1,398 @@
+"""HTTP/2 from clients: a connection that opens with HTTP/2's preface (prior
+knowledge, as `curl --http2-prior-knowledge` and gRPC clients do) or that
+picks "h2" by ALPN on an HTTPS listener is served as HTTP/2, each stream an
+ordinary request of the gateway (routing, the picker, the model rewrite),
+with HTTP/2's rules: lowercase fields and no connection-specific ones, a
+reset stream cancels its request alone, GOAWAY when idle or draining.
+Requests reach the pods over HTTP/1.1 as before. The client is python3-h2
+over a plain or TLS socket; the pods are fake pods."""
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+
+from conftest import Procs, free_port, unique_loopback, wait_port
+from fakepod import FakePod
+from test_gateway import GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, model_yaml, write
+from test_https import make_cert, secret
+
+HTTPS_LISTENER = """  - name: llm-gw-tls
+    protocol: HTTPS
+    port: {port}
+    tls:
+      certificateRefs:
+      - name: cert
+"""
+
+
+class Client:
+    """One HTTP/2 connection: requests on their own streams, events read
+    until what a test waits for has come."""
+
+    def __init__(self, host, port, tls=None, ack=True):
+        s = socket.create_connection((host, port), timeout=10)
+        self.sock = tls.wrap_socket(s, server_hostname="gw.example") if tls else s
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.conn.initiate_connection()
+        self.flush()
+        self.streams = {}  # id -> {"headers", "data", "ended", "reset"}
+        self.goaway = None
+        self.closed = False
+        self.ack = ack  # give flow-control credit back for data read
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path, body=None, method="POST", headers=(), end=True, length=True):
+        sid = self.conn.get_next_available_stream_id()
+        hs = [(":method", method), (":path", path), (":scheme", "http"),
+              (":authority", "gw.example")]
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        if data is not None:
+            hs.append(("content-type", "application/json"))
+            if length:
+                hs.append(("content-length", str(len(data))))
+        hs += list(headers)
+        self.conn.send_headers(sid, hs, end_stream=data is None and end)
+        self.flush()
+        self.streams[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+        while data:
+            # As much as the flow-control windows allow, then wait for more.
+            n = min(len(data), 16384, self.conn.local_flow_control_window(sid))
+            if n == 0:
+                st = self.streams[sid]
+                self.pump(lambda: self.conn.local_flow_control_window(sid) > 0 or
+                          st["ended"] or st["reset"] is not None, timeout=5)
+                if st["ended"] or st["reset"] is not None:
+                    return sid
+                continue
+            self.conn.send_data(sid, data[:n], end_stream=end and n == len(data))
+            self.flush()
+            data = data[n:]
+        return sid
+
+    def pump(self, until, timeout=10.0):
+        """Reads frames until until() is true; False if the time ran out
+        or the connection closed first."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            if self.closed or time.monotonic() > deadline:
+                return False
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except (ConnectionError, ssl.SSLError):
+                data = b""
+            if not data:
+                self.closed = True
+                continue
+            for ev in self.conn.receive_data(data):
+                st = self.streams.get(getattr(ev, "stream_id", None))
+                if isinstance(ev, h2.events.ResponseReceived):
+                    st["headers"] = dict(ev.headers)
+                    st["header_list"] = list(ev.headers)
+                elif isinstance(ev, h2.events.DataReceived):
+                    st["data"] += ev.data
+                    if self.ack:
+                        self.conn.acknowledge_received_data(ev.flow_controlled_length,
+                                                            ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    st["ended"] = True
+                elif isinstance(ev, h2.events.StreamReset):
+                    st["reset"] = ev.error_code
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    self.goaway = ev.error_code
+            self.flush()
+        return True
+
+    def response(self, sid, timeout=10.0):
+        st = self.streams[sid]
+        assert self.pump(lambda: st["ended"] or st["reset"] is not None, timeout), st
+        return int(st["headers"][":status"]) if st["headers"] else None, st
+
+    def close(self):
+        self.sock.close()
+
+
+class Gateway:
+    """A gateway in front of one fake pod of an InferencePool, with an HTTP
+    listener and an HTTPS one."""
+
+    def __init__(self, procs, d, args=()):
+        self.procs = procs
+        pod_host = unique_loopback()
+        self.pod = FakePod(pod_host, free_port(pod_host))
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        self.tls_port = free_port(self.host)
+        crt, key = make_cert(d, "gw", "gw.example")
+        self.ca = os.path.join(d, "gw.crt")
+        m = os.path.join(d, "m")
+        os.makedirs(m, exist_ok=True)
+        docs = [GATEWAY.format(port=self.port) + HTTPS_LISTENER.format(port=self.tls_port),
+                ROUTE.format(target_port=self.pod.port, prefix="/", timeouts="").replace(
+                    "    sectionName: llm-gw\n", ""),
+                POOL.format(target_port=self.pod.port), POD.format(i=0, ip=pod_host),
+                model_yaml(), secret("cert", crt, key)]
+        write(os.path.join(m, "all.yaml"), "---\n".join(docs))
+        self.gw = procs.start("gateway", "-f", m, "--bind", self.host, "--workers", "2",
+                              *args, name="gateway")
+        wait_port(self.host, self.port, proc=self.gw)
+        wait_port(self.host, self.tls_port, proc=self.gw)
+
+    def client(self, tls=False, alpn=("h2",), ack=True):
+        ctx = None
+        if tls:
+            ctx = ssl.create_default_context(cafile=self.ca)
+            ctx.set_alpn_protocols(list(alpn))
+        return Client(self.host, self.tls_port if tls else self.port, ctx, ack)
+
+    def stop(self):
+        self.pod.stop()
+        self.gw.send_signal(signal.SIGTERM)
+        rc = self.gw.wait(timeout=15)
+        log = self.procs.output(self.gw)
+        for e in SAN_ERRORS:
+            assert e not in log, log
+        assert rc == 0, log
+        return log
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("h2"))
+    procs = Procs(d)
+    g = Gateway(procs, d, ["--max-body-bytes", "65536", "--body-timeout", "300ms",
+                           "--client-send-timeout", "500ms"])
+    yield g
+    try:
+        g.stop()
+    finally:
+        procs.stop_all()
+
+
+def completion(i=0, stream=False):
+    return {"model": "tweet-summary", "prompt": "number %d" % i, "max_tokens": 4,
+            "stream": stream}
+
+
+def test_prior_knowledge_request_is_routed_and_rewritten(gw):
+    gw.pod.set("json")
+    c = gw.client()
+    sid = c.request("/v1/completions", completion(), headers=[("x-test-id", "h2-1")])
+    status, st = c.response(sid)
+    assert status == 200, st
+    assert json.loads(st["data"])["model"] == "tweet-summary-1"
+    names = [k for k, _ in st["header_list"]]
+    assert all(k == k.lower() for k in names), names
+    assert not {"connection", "transfer-encoding", "keep-alive"} & set(names), names
+    assert int(st["headers"]["content-length"]) == len(st["data"])
+    # The pod got an HTTP/1.1 request with the model rewritten and no
+    # pseudo-header among its fields.
+    (r,) = gw.pod.wait_requests(1, test_id="h2-1")
+    assert json.loads(r.body)["model"] == "tweet-summary-1"
+    assert not [k for k in r.headers if k.startswith(":")], r.headers
+    # HTTP/1.1 on the same listener still works.
+    s = socket.create_connection((gw.host, gw.port), timeout=5)
+    body = json.dumps(completion()).encode()
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    assert got.startswith(b"HTTP/1.1 200 "), got[:200]
+    c.close()
+
+
+def test_concurrent_streams_stream_side_by_side(gw):
+    gw.pod.set("sse", events=5, interval_ms=100)
+    c = gw.client()
+    t0 = time.monotonic()
+    sids = [c.request("/v1/completions", completion(i, stream=True)) for i in range(8)]
+    for sid in sids:
+        status, st = c.response(sid)
+        assert status == 200, st
+        assert st["headers"]["content-type"].startswith("text/event-stream")
+        assert st["data"].count(b"data: ") == 6 and st["data"].endswith(b"data: [DONE]\n\n"), \
+            st["data"]
+    # Eight streams of 0.5 s each, side by side on one connection.
+    assert time.monotonic() - t0 < 2.5
+    c.close()
+
+
+def test_reset_stream_cancels_its_request_alone(gw):
+    gw.pod.set("hold")
+    c = gw.client()
+    t0 = time.monotonic()
+    sid = c.request("/v1/completions", completion(), headers=[("x-test-id", "h2-held")])
+    (held,) = gw.pod.wait_requests(1, test_id="h2-held")
+    c.conn.reset_stream(sid, error_code=8)  # CANCEL
+    c.flush()
+    # The gateway lets go of the pod's connection for it...
+    ev = gw.pod.wait_event("eof", "reset", conn=held.conn, after=t0, timeout=5)
+    assert ev is not None, gw.pod.events
+    # ...and the connection's other streams go on.
+    gw.pod.set("json")
+    sid2 = c.request("/v1/completions", completion(2))
+    status, st = c.response(sid2)
+    assert status == 200, st
+    c.close()
+
+
+def test_limits_answered_on_the_stream(gw):
+    gw.pod.set("json")
+    c = gw.client()
+    # Over --max-body, said up front: 413 before the body, the rest of
+    # which the stream's reset turns away.
+    sid = c.request("/v1/completions", headers=[("content-length", "100000")], end=False)
+    status, st = c.response(sid)
+    assert status == 413, st
+    # Over it without saying so: 413 when the ceiling is reached.
+    sid = c.request("/v1/completions", b"{" + b" " * (70 * 1024) + b"}", length=False)
+    status, st = c.response(sid)
+    assert status == 413, st
+    # Too many header fields: 431.
+    sid = c.request("/v1/completions", completion(),
+                    headers=[("x-h%d" % i, "v") for i in range(200)])
+    status, _ = c.response(sid)
+    assert status == 431
+    # A body that stops coming: 408 after --body-timeout.
+    sid = c.request("/v1/completions", b'{"model": ', end=False)
+    status, st = c.response(sid, timeout=5)
+    assert status == 408, st
+    # The connection is still good.
+    status, _ = c.response(c.request("/v1/completions", completion()))
+    assert status == 200
+    c.close()
+
+
+def test_client_that_opens_no_window_is_reset(gw):
+    """A client whose flow-control window stays shut holds nothing up for
+    longer than --client-send-timeout: its stream is reset and the pod's
+    connection let go, while its other streams stay served."""
+    gw.pod.set("huge", size=1 << 30)
+    c = gw.client(ack=False)
+    t0 = time.monotonic()
+    sid = c.request("/v1/completions", completion(), headers=[("x-test-id", "h2-shut")])
+    (r,) = gw.pod.wait_requests(1, test_id="h2-shut")
+    status, st = c.response(sid, timeout=5)
+    assert st["reset"] == 8, st  # CANCEL
+    assert len(st["data"]) <= 65535
+    assert 0.4 < time.monotonic() - t0 < 3
+    assert gw.pod.wait_event("send_error", "eof", "reset", conn=r.conn, after=t0, timeout=5)
+    gw.pod.set("json")
+    c.ack = True
+    status, _ = c.response(c.request("/v1/completions", completion()))
+    assert status == 200
+    c.close()
+
+
+def test_rapid_reset_ends_the_session(gw):
+    """Streams opened and reset at once (CVE-2023-44487): past a burst of
+    200 resets the session ends with GOAWAY ENHANCE_YOUR_CALM."""
+    gw.pod.set("json")
+    c = gw.client()
+    for _ in range(300):
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "GET"), (":path", "/v1/models"),
+                                  (":scheme", "http"), (":authority", "gw.example")],
+                            end_stream=True)
+        c.conn.reset_stream(sid, error_code=8)
+        c.streams[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+    try:
+        c.flush()
+    except OSError:
+        pass
+    assert c.pump(lambda: c.goaway is not None, timeout=5)
+    assert c.goaway == 11  # ENHANCE_YOUR_CALM
+    c.close()
+
+
+def test_alpn_picks_h2_on_https(gw):
+    gw.pod.set("json")
+    c = gw.client(tls=True, alpn=("h2", "http/1.1"))
+    assert c.sock.selected_alpn_protocol() == "h2"
+    status, st = c.response(c.request("/v1/completions", completion()))
+    assert status == 200, st
+    assert json.loads(st["data"])["model"] == "tweet-summary-1"
+    c.close()
+    # A client that offers only http/1.1 gets it.
+    ctx = ssl.create_default_context(cafile=gw.ca)
+    ctx.set_alpn_protocols(["http/1.1"])
+    s = ctx.wrap_socket(socket.create_connection((gw.host, gw.tls_port), timeout=5),
+                        server_hostname="gw.example")
+    assert s.selected_alpn_protocol() == "http/1.1"
+    s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n\r\n")
+    assert s.recv(12).startswith(b"HTTP/1.1")
+    s.close()
+
+
+def test_idle_connection_gets_goaway(procs, tmp_path):
+    g = Gateway(procs, str(tmp_path), ["--idle-timeout", "300ms"])
+    c = g.client()
+    t0 = time.monotonic()
+    assert c.pump(lambda: c.goaway is not None, timeout=5), "no GOAWAY"
+    assert c.goaway == 0  # NO_ERROR
+    assert c.pump(lambda: c.closed, timeout=5)
+    assert 0.2 < time.monotonic() - t0 < 3
+    g.stop()
+
+
+def test_drain_finishes_open_streams(procs, tmp_path):
+    """SIGTERM sends GOAWAY and lets the open stream finish. (curl as the
+    client: python3-h2 closes its side on any GOAWAY, which RFC 9113 §6.8
+    does not ask for.)"""
+    g = Gateway(procs, str(tmp_path))
+    g.pod.set("sse", events=10, interval_ms=100)
+    body = json.dumps(completion(stream=True))
+    cmd = ["curl", "-sS", "-N", "--http2-prior-knowledge", "-o", "-", "-w", "\n%{http_version}",
+           "-H", "content-type: application/json", "-d", body,
+           "http://%s:%d/v1/completions" % (g.host, g.port)]
+    curl = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert g.pod.wait_requests(1, timeout=5)
+    time.sleep(0.3)
+    g.gw.send_signal(signal.SIGTERM)
+    out, err = curl.communicate(timeout=15)
+    assert curl.returncode == 0, err
+    assert out.count(b"data: ") == 11 and out.endswith(b"data: [DONE]\n\n\n2"), out
+    rc = g.gw.wait(timeout=15)
+    log = procs.output(g.gw)
+    assert rc == 0, log
+    for e in SAN_ERRORS:
+        assert e not in log, log
+    g.pod.stop()
+
+
+def test_no_http2_serves_http1_only(procs, tmp_path):
+    g = Gateway(procs, str(tmp_path), ["--no-http2"])
+    g.pod.set("json")
+    base = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+            "-H", "content-type: application/json", "-d", json.dumps(completion())]
+    # Prior knowledge: the preface is no HTTP/1.1 request (400, closed).
+    r = subprocess.run(base + ["--http2-prior-knowledge",
+                               "http://%s:%d/v1/completions" % (g.host, g.port)],
+                       capture_output=True, timeout=10)
+    assert r.returncode != 0 or not r.stdout.startswith(b"200"), r
+    # Over TLS, ALPN answers http/1.1 to a client that prefers h2.
+    r = subprocess.run(base + ["--http2", "--cacert", g.ca, "--resolve",
+                               "gw.example:%d:%s" % (g.tls_port, g.host),
+                               "https://gw.example:%d/v1/completions" % g.tls_port],
+                       capture_output=True, timeout=10)
+    assert r.stdout == b"200 1.1", r
+    g.stop()
