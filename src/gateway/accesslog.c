@@ -231,6 +231,7 @@ static void format_line(struct ig_alog_ring *r, const struct ig_alog_entry *e, s
 	str_field(o, json, "client", e->client, MAX_SHORT);
 	str_field(o, json, "method", e->method, MAX_SHORT);
 	str_field(o, json, "path", e->path, MAX_PATH);
+	str_field(o, json, "protocol", e->protocol, MAX_SHORT);
 	key(o, json, "status");
 	put_long(o, e->status);
 	str_field(o, json, "model", e->model, MAX_NAME);

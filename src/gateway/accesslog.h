@@ -40,7 +40,8 @@ void ig_access_log_close(struct ig_access_log *l);
 /* One finished request. Durations in nanoseconds; ttft_ns (see
  * ig_req_ttft_ns) 0: no response byte came from a model server. */
 struct ig_alog_entry {
-	struct ig_str request_id, client, method, path, model, target, pool, endpoint, reason;
+	struct ig_str request_id, client, method, path, protocol, model, target, pool, endpoint,
+	    reason;
 	int status;
 	int attempts;
 	uint64_t queue_ns, ttft_ns, duration_ns;

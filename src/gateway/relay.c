@@ -130,6 +130,9 @@ static void access_log(struct ig_req *p)
 	    .client = ex->peer,
 	    .method = ex->req.method,
 	    .path = ex->req.path,
+	    .protocol = ex->h2			     ? IG_STR("HTTP/2")
+			: ex->req.minor_version == 0 ? IG_STR("HTTP/1.0")
+						     : IG_STR("HTTP/1.1"),
 	    .model = p->model,
 	    .target = p->target,
 	    .pool = p->pool ? cstr(p->pool->pool->meta.name) : (struct ig_str){"", 0},

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from conftest import IG_BIN
 from test_gateway import Cluster, call, seed_body
 
-KEYS = {"time", "request_id", "client", "method", "path", "status", "model", "target_model",
+KEYS = {"time", "request_id", "client", "method", "path", "protocol", "status", "model", "target_model",
         "pool", "endpoint", "queue_ms", "ttft_ms", "duration_ms", "prompt_tokens",
         "completion_tokens", "bytes_in", "bytes_out", "attempts", "reason"}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -176,7 +176,9 @@ def gw(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("h2"))
     procs = Procs(d)
     g = Gateway(procs, d, ["--max-body-bytes", "65536", "--body-timeout", "300ms",
-                           "--client-send-timeout", "500ms"])
+                           "--client-send-timeout", "500ms",
+                           "--access-log", os.path.join(d, "access.log")])
+    g.access_log = os.path.join(d, "access.log")
     yield g
     try:
         g.stop()
@@ -192,7 +194,8 @@ def completion(i=0, stream=False):
 def test_prior_knowledge_request_is_routed_and_rewritten(gw):
     gw.pod.set("json")
     c = gw.client()
-    sid = c.request("/v1/completions", completion(), headers=[("x-test-id", "h2-1")])
+    sid = c.request("/v1/completions", completion(),
+                    headers=[("x-test-id", "h2-1"), ("x-request-id", "h2-req")])
     status, st = c.response(sid)
     assert status == 200, st
     assert json.loads(st["data"])["model"] == "tweet-summary-1"
@@ -209,7 +212,8 @@ def test_prior_knowledge_request_is_routed_and_rewritten(gw):
     s = socket.create_connection((gw.host, gw.port), timeout=5)
     body = json.dumps(completion()).encode()
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+              b"X-Request-Id: h1-req\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+              % (len(body), body))
     got = b""
     while True:
         d = s.recv(65536)
@@ -218,6 +222,18 @@ def test_prior_knowledge_request_is_routed_and_rewritten(gw):
         got += d
     assert got.startswith(b"HTTP/1.1 200 "), got[:200]
     c.close()
+    # The access log says which protocol each came over.
+    rid = "h2-req"
+    deadline = time.monotonic() + 5
+    protos = {}
+    while len(protos) < 2 and time.monotonic() < deadline:
+        with open(gw.access_log) as f:
+            for line in f:
+                e = json.loads(line)
+                if e["request_id"] in (rid, "h1-req"):
+                    protos[e["request_id"]] = e["protocol"]
+        time.sleep(0.05)
+    assert protos == {rid: "HTTP/2", "h1-req": "HTTP/1.1"}, protos
 
 
 def test_concurrent_streams_stream_side_by_side(gw):
