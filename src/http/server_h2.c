@@ -80,6 +80,7 @@ struct ig_h2_stream {
 	struct ig_buf out; /* response body bytes not yet framed */
 	size_t out_off;
 	uint64_t sent_ns; /* when the client last let body bytes go out */
+	size_t unacked;	  /* body bytes received, flow-control credit not given back */
 };
 
 struct ig_h2 {
@@ -96,6 +97,13 @@ struct ig_h2 {
 	 * of 2023), so past this the session ends with ENHANCE_YOUR_CALM. */
 	uint32_t resets_left;
 	uint64_t resets_ns;
+	/* Bytes of the bodies of requests still arriving. Credit for body
+	 * bytes is given back (WINDOW_UPDATE) while this stays within two
+	 * bodies' ceiling, and past it only to the oldest such stream, which
+	 * can always complete: a client may keep that much, plus the 4 MiB
+	 * connection window, of unfinished bodies here, instead of 100
+	 * streams' worth. */
+	size_t arriving;
 };
 
 static const struct ig_http_server_config *cfg_of(const struct ig_h2 *h)
@@ -108,8 +116,21 @@ static struct ig_h2_stream *stream_of(struct ig_h2 *h, int32_t id)
 	return nghttp2_session_get_stream_user_data(h->ng, id);
 }
 
+/* The stream's body stops counting as arriving: it was handed over, or
+ * answered by the server, or the stream is gone. */
+static void leave_arriving(struct ig_h2 *h, struct ig_h2_stream *st)
+{
+	if (!st->dispatched)
+		h->arriving -= st->ex.body.len;
+	st->dispatched = true;
+}
+
 static void stream_free(struct ig_h2 *h, struct ig_h2_stream *st)
 {
+	leave_arriving(h, st);
+	/* The stream is closed: what it held of the connection's window. */
+	if (st->unacked)
+		nghttp2_session_consume_connection(h->ng, st->unacked);
 	if (st->prev)
 		st->prev->next = st->next;
 	else
@@ -317,13 +338,20 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 {
 	struct ig_h2 *h = ud;
 	struct ig_h2_stream *st = stream_of(h, id);
-	if (!st || st->refuse || st->dispatched)
-		return 0;
-	st->body_last_ns = ig_now_ns();
-	if (ig_buf_append(&st->ex.body, data, len) < 0)
+	if (st && !st->refuse && !st->dispatched) {
+		st->body_last_ns = ig_now_ns();
+		if (ig_buf_append(&st->ex.body, data, len) == 0) {
+			st->progress = true;
+			st->unacked += len;
+			h->arriving += len;
+			return 0;
+		}
 		st->refuse = 413;
-	else
-		st->progress = true;
+	}
+	/* Bytes nobody keeps: their credit goes back at once. */
+	nghttp2_session_consume_connection(ng, len);
+	if (st && !st->closed)
+		nghttp2_session_consume_stream(ng, id, len);
 	return 0;
 }
 
@@ -382,17 +410,35 @@ static void server_answer(struct ig_h2 *h, struct ig_h2_stream *st, int status)
 			  : status == 405 ? "CONNECT is not served"
 			  : status == 500 ? "out of memory"
 					  : "malformed HTTP/2 request";
-	st->dispatched = true;
 	st->in_handler = true;
 	h->c->srv->busy++;
 	ig_srv_describe(h->c, &st->ex);
 	ig_http_respond_error(&st->ex, status,
 			      status >= 500 ? "server_error" : "invalid_request_error", NULL, "%s",
 			      msg);
+	leave_arriving(h, st);
 	/* The client may still be sending a body we will not read: once the
 	 * answer is out, a reset (NO_ERROR) tells it to stop (RFC 9113
 	 * §8.1); sooner, it would overtake the answer. */
 	st->reset_after = !st->body_done;
+}
+
+/* Flow-control credit back for body bytes received (see `arriving`). */
+static void give_credit(struct ig_h2 *h)
+{
+	size_t budget = 2 * cfg_of(h)->max_body_bytes;
+	int32_t oldest = INT32_MAX;
+	for (struct ig_h2_stream *st = h->streams; st; st = st->next)
+		if (!st->dispatched && !st->closed && st->id < oldest)
+			oldest = st->id;
+	for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
+		if (!st->unacked || st->closed)
+			continue;
+		if (st->dispatched || h->arriving <= budget || st->id == oldest) {
+			nghttp2_session_consume(h->ng, st->id, st->unacked);
+			st->unacked = 0;
+		}
+	}
 }
 
 /* Answers, hands over and frees, for every stream that is due. The
@@ -414,13 +460,14 @@ static void settle(struct ig_h2 *h)
 			}
 			continue;
 		}
-		st->dispatched = true;
+		leave_arriving(h, st);
 		st->in_handler = true;
 		s->busy++;
 		st->ex.start_ns = ig_now_ns();
 		ig_srv_describe(h->c, &st->ex);
 		s->handler(&st->ex, s->ctx);
 	}
+	give_credit(h);
 	for (struct ig_h2_stream *st = h->streams, *next; st; st = next) {
 		next = st->next;
 		if (!st->closed)
@@ -560,7 +607,14 @@ int ig_h2_start(struct ig_http_conn *c)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
-	int rc = nghttp2_session_server_new(&h->ng, cb, h);
+	/* Flow-control credit is ours to give (give_credit). */
+	nghttp2_option *opt = NULL;
+	int rc = nghttp2_option_new(&opt);
+	if (rc == 0) {
+		nghttp2_option_set_no_auto_window_update(opt, 1);
+		rc = nghttp2_session_server_new2(&h->ng, cb, h, opt);
+		nghttp2_option_del(opt);
+	}
 	nghttp2_session_callbacks_del(cb);
 	if (rc != 0) {
 		h->ng = NULL;
@@ -630,7 +684,7 @@ int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
 				st->refuse = 408;
 				server_answer(h, st, 408);
 			} else if (!st->head_done) {
-				st->dispatched = true; /* nothing more to wait for */
+				leave_arriving(h, st); /* nothing more to wait for */
 				nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, st->id,
 							  NGHTTP2_CANCEL);
 			}

@@ -298,6 +298,32 @@ def test_limits_answered_on_the_stream(gw):
     c.close()
 
 
+def test_unfinished_bodies_are_held_to_a_budget(gw):
+    """Flow-control credit for request bodies still arriving goes back while
+    they total no more than two bodies' ceiling (2 x 64 KiB here), then only
+    to the oldest: a client cannot park 100 streams' worth of bodies in the
+    gateway. Once the bodies end, the credit comes back: 30 rounds move
+    7 MiB through the 4 MiB connection window."""
+    gw.pod.set("json")
+    c = gw.client()
+    assert c.pump(lambda: c.conn.outbound_flow_control_window >= 4 << 20, timeout=5)
+    full = c.conn.outbound_flow_control_window
+    for rnd in range(30):
+        sids = [c.request("/v1/completions", b"{" + b" " * (60 << 10), end=False,
+                          length=False) for _ in range(4)]
+        if rnd == 0:  # (under the 300 ms --body-timeout)
+            c.pump(lambda: False, timeout=0.15)
+            held = full - c.conn.outbound_flow_control_window
+            assert held >= 100 << 10, held  # 240 KiB sent, at most ~128 acknowledged
+        for sid in sids:
+            c.conn.send_data(sid, b'"model": "tweet-summary", "prompt": "x"}', end_stream=True)
+        c.flush()
+        for sid in sids:
+            status, st = c.response(sid)
+            assert status == 200, (rnd, st)
+    c.close()
+
+
 def test_client_that_opens_no_window_is_reset(gw):
     """A client whose flow-control window stays shut holds nothing up for
     longer than --client-send-timeout: its stream is reset and the pod's
