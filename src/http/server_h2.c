@@ -576,8 +576,10 @@ static int pump(struct ig_h2 *h)
 		return -1;
 	if (c->in.len == 0)
 		ig_buf_free(&c->in);
-	if (c->out.len == c->out_off)
-		ig_buf_free(&c->out), c->out_off = 0;
+	if (c->out.len == c->out_off) {
+		ig_buf_free(&c->out);
+		c->out_off = 0;
+	}
 	arm(h);
 	ig_srv_update(c);
 	return 0;
