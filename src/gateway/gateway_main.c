@@ -76,6 +76,13 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			"(default " IG_KUBE_DEFAULT_CONTROLLER ")"),
 	    IG_FLAG_BOOL("leader-elect", 0, &o->kube_opt.leader_elect,
 			 "take a Lease before writing status (several replicas)"),
+	    IG_FLAG_MS("leader-elect-lease-duration", 0, &o->kube_opt.lease_ms, IG_FLAG_BARE_S,
+		       "DUR", "how long a Lease lasts unrenewed (default 10s)"),
+	    IG_FLAG_MS("leader-elect-renew-deadline", 0, &o->kube_opt.renew_deadline_ms,
+		       IG_FLAG_BARE_S, "DUR",
+		       "the holder steps down when it could not renew for this long (default 7s)"),
+	    IG_FLAG_MS("leader-elect-retry-period", 0, &o->kube_opt.retry_ms, IG_FLAG_BARE_S, "DUR",
+		       "how often the Lease is renewed or tried for (default 2s)"),
 	    IG_FLAG_SECTION("listeners and workers:"),
 	    IG_FLAG_STR("bind", 0, &o->bind, "ADDR",
 			"address the listeners bind (default 0.0.0.0)"),
@@ -189,6 +196,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 		rc = ig_flags_error(&fl, "--admin-token needs an admin listener: give --admin");
 	if (rc == IG_OK && o->admin_token && o->admin_token_file)
 		rc = ig_flags_error(&fl, "give --admin-token or --admin-token-file, not both");
+	if (rc == IG_OK && ig_kube_lease_timings_error(&o->kube_opt))
+		rc = ig_flags_error(&fl, "%s", ig_kube_lease_timings_error(&o->kube_opt));
 	if (rc != IG_OK)
 		return ig_flags_report(&fl, rc);
 	ig_log_level = (enum ig_log_level)level;

@@ -23,6 +23,13 @@ struct ig_kube_options {
 	const char *ns;		     /* NULL: every namespace */
 	const char *controller_name; /* NULL: IG_KUBE_DEFAULT_CONTROLLER */
 	bool leader_elect;
+	/* Leader election's timings, as client-go's leaderelection names
+	 * them; 0: 10 s, 7 s and 2 s. The Lease lasts lease_ms (whole seconds
+	 * in the record), its holder renews every retry_ms and steps down when
+	 * it could not renew for renew_deadline_ms; a candidate retries every
+	 * retry_ms. ig_kube_lease_timings_error() says what is wrong with a
+	 * set. */
+	unsigned long lease_ms, renew_deadline_ms, retry_ms;
 	/* The Lease's name (made a DNS subdomain); NULL: from the controller
 	 * name ("infergate-" + controller_name). */
 	const char *lease_name;
@@ -38,6 +45,11 @@ struct ig_kube_options {
 	 * this long after its first change (default 1000 ms). */
 	unsigned long max_delay_ms;
 };
+
+/* NULL when the leader election timings of o can work together (as
+ * client-go requires: the lease outlasts the renew deadline, which
+ * outlasts the retry period with its jitter), else what is wrong. */
+const char *ig_kube_lease_timings_error(const struct ig_kube_options *o);
 
 /* Called on the loop when the objects changed (after the debounce) and
  * every kind has been read at least once: time to ig_kube_load(). */

@@ -6,8 +6,9 @@
  * leaseDurationSeconds by its own monotonic clock. Every write carries the
  * resourceVersion read, so two candidates cannot both win (409).
  *
- * Timings: the Lease lasts 10 s, the holder renews every 2 s and steps
- * down when it could not renew for 7 s; a survivor retries every 2 s (with
+ * Timings (ig_kube_options, --leader-elect-*): by default the Lease lasts
+ * 10 s, the holder renews every 2 s and steps down when it could not renew
+ * for 7 s; a survivor retries every 2 s (with up to a fifth more of
  * jitter), so it holds the Lease at most about 12 s after the holder's last
  * renewal, well within the 20 s allowed. */
 #include <stdio.h>
@@ -21,9 +22,33 @@
 #include "core/rand.h"
 #include "kube/kube_int.h"
 
-#define LEASE_S 10
-#define RETRY_MS 2000u
-#define RENEW_DEADLINE_MS 7000u
+/* The Lease's duration in the record: whole seconds, rounded up. */
+static json_int_t lease_s(const struct ig_kube *k)
+{
+	return (json_int_t)((k->opt.lease_ms + 999) / 1000);
+}
+
+/* A request of the election must not outlast the renew deadline. */
+static unsigned long request_timeout_ms(const struct ig_kube *k)
+{
+	return k->opt.renew_deadline_ms < 5000 ? k->opt.renew_deadline_ms : 5000;
+}
+
+const char *ig_kube_lease_timings_error(const struct ig_kube_options *o)
+{
+	unsigned long lease = o->lease_ms ? o->lease_ms : 10000;
+	unsigned long renew = o->renew_deadline_ms ? o->renew_deadline_ms : 7000;
+	unsigned long retry = o->retry_ms ? o->retry_ms : 2000;
+	if (lease < 1000)
+		return "--leader-elect-lease-duration must be at least 1s";
+	if (renew >= lease)
+		return "--leader-elect-renew-deadline must be shorter than "
+		       "--leader-elect-lease-duration";
+	if (renew * 5 <= retry * 6)
+		return "--leader-elect-renew-deadline must be longer than 1.2 times "
+		       "--leader-elect-retry-period";
+	return NULL;
+}
 
 static void micro_time(char *buf, size_t len)
 {
@@ -63,7 +88,7 @@ static void set_leader(struct ig_kube *k, bool leader)
 /* Out of time to renew: step down before another replica may take over. */
 static void check_deadline(struct ig_kube *k)
 {
-	if (k->leader && ig_now_ms() - k->renewed_ms > RENEW_DEADLINE_MS)
+	if (k->leader && ig_now_ms() - k->renewed_ms > k->opt.renew_deadline_ms)
 		set_leader(k, false);
 }
 
@@ -73,7 +98,7 @@ static json_t *record(struct ig_kube *k, json_t *spec_old, bool take)
 	micro_time(now, sizeof now);
 	json_t *spec = spec_old ? json_deep_copy(spec_old) : json_object();
 	json_object_set_new(spec, "holderIdentity", json_string(k->identity));
-	json_object_set_new(spec, "leaseDurationSeconds", json_integer(LEASE_S));
+	json_object_set_new(spec, "leaseDurationSeconds", json_integer(lease_s(k)));
 	json_object_set_new(spec, "renewTime", json_string(now));
 	if (take) {
 		json_object_set_new(spec, "acquireTime", json_string(now));
@@ -102,7 +127,7 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 			ig_kube_describe(k->api, res, msg, sizeof msg));
 	}
 	check_deadline(k);
-	schedule(k, RETRY_MS);
+	schedule(k, (unsigned)k->opt.retry_ms);
 }
 
 static void write_lease(struct ig_kube *k, json_t *old, bool take)
@@ -125,12 +150,15 @@ static void write_lease(struct ig_kube *k, json_t *old, bool take)
 	}
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	struct ig_kube_req_opts o = {
-	    .method = method, .body = text, .on_done = write_done, .data = k, .timeout_ms = 5000};
+	struct ig_kube_req_opts o = {.method = method,
+				     .body = text,
+				     .on_done = write_done,
+				     .data = k,
+				     .timeout_ms = request_timeout_ms(k)};
 	k->lease_req = text ? ig_kube_request(k->api, path, &o) : NULL;
 	free(text);
 	if (!k->lease_req)
-		schedule(k, RETRY_MS);
+		schedule(k, (unsigned)k->opt.retry_ms);
 }
 
 static void read_done(struct ig_kube_req *r, const struct ig_kube_result *res)
@@ -150,7 +178,7 @@ static void read_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 			ig_debug("kube: leader election: reading the Lease: %s",
 				 ig_kube_describe(k->api, res, msg, sizeof msg));
 		check_deadline(k);
-		schedule(k, RETRY_MS);
+		schedule(k, (unsigned)k->opt.retry_ms);
 		return;
 	}
 	json_t *spec = json_object_get(lease, "spec");
@@ -171,14 +199,15 @@ static void read_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 	if (holder && !strcmp(holder, k->identity)) {
 		write_lease(k, lease, false); /* renew */
 	} else if (!holder || !*holder ||
-		   ig_now_ms() - k->lease_seen_ms > (uint64_t)(dur > 0 ? dur : LEASE_S) * 1000u) {
+		   ig_now_ms() - k->lease_seen_ms >
+		       (uint64_t)(dur > 0 ? dur : lease_s(k)) * 1000u) {
 		ig_info("kube: leader election: the Lease %s/%s %s: taking it", k->lease_ns,
 			k->lease_name, holder && *holder ? "expired" : "is free");
 		write_lease(k, lease, true);
 	} else {
 		if (k->leader)
 			set_leader(k, false);
-		schedule(k, RETRY_MS);
+		schedule(k, (unsigned)k->opt.retry_ms);
 	}
 	json_decref(lease);
 }
@@ -188,10 +217,11 @@ static void on_lease_timer(struct ig_loop *loop, struct ig_timer *t)
 	struct ig_kube *k = t->data;
 	char path[512];
 	lease_path(k, path, sizeof path, true);
-	struct ig_kube_req_opts o = {.on_done = read_done, .data = k, .timeout_ms = 5000};
+	struct ig_kube_req_opts o = {
+	    .on_done = read_done, .data = k, .timeout_ms = request_timeout_ms(k)};
 	k->lease_req = ig_kube_request(k->api, path, &o);
 	if (!k->lease_req)
-		schedule(k, RETRY_MS);
+		schedule(k, (unsigned)k->opt.retry_ms);
 }
 
 static void schedule(struct ig_kube *k, unsigned ms)
@@ -232,8 +262,10 @@ int ig_kube_lease_start(struct ig_kube *k)
 	k->lease_ns = strdup(k->opt.ns ? k->opt.ns : pod_ns && *pod_ns ? pod_ns : "default");
 	if (!k->lease_name || !k->lease_ns)
 		return -1;
-	ig_info("kube: leader election: identity %s, Lease %s/%s (%ds)", k->identity, k->lease_ns,
-		k->lease_name, LEASE_S);
+	ig_info("kube: leader election: identity %s, Lease %s/%s (%llds, renew deadline %lu ms, "
+		"retry %lu ms)",
+		k->identity, k->lease_ns, k->lease_name, (long long)lease_s(k),
+		k->opt.renew_deadline_ms, k->opt.retry_ms);
 	ig_timer_start(k->loop, &k->lease_timer, 0, on_lease_timer, k);
 	return 0;
 }
