@@ -136,6 +136,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			 "(default 32)"),
 	    IG_FLAG_MS("scrape-interval", 0, &o->scrape_interval_ms, IG_FLAG_BARE_MS, "DUR",
 		       "endpoint /metrics scrape period (default 50ms)"),
+	    IG_FLAG_MS("scrape-timeout", 0, &o->scrape_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "one /metrics scrape, connect included, fails after (default 5s)"),
 	    IG_FLAG_UINT("unhealthy-after", 0, &o->scrape_failures_out, 1, 1000000, "N",
 			 "failed scrapes before an endpoint leaves rotation (default 3)"),
 	    IG_FLAG_SECTION("endpoint picker:"),
@@ -557,7 +559,7 @@ static int start(struct ig_gateway_rt *G)
 		return -1;
 	}
 	struct ig_scraper_config sc = {.interval_ms = G->opt.scrape_interval_ms,
-				       .timeout_ms = 5000,
+				       .timeout_ms = G->opt.scrape_timeout_ms,
 				       .failures_out = (unsigned)G->opt.scrape_failures_out};
 	G->scraper = ig_scraper_new(&G->ctl, &sc);
 	G->nworkers = (int)G->opt.workers;

@@ -13,6 +13,7 @@ void ig_gw_options_defaults(struct ig_gw_options *o)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	o->workers = ncpu > 0 ? (uint64_t)ncpu : 1;
 	o->scrape_interval_ms = 50;
+	o->scrape_timeout_ms = 5000;
 	o->drain_timeout_ms = 30000;
 	o->max_attempts = 3;
 	/* A pod may be silent for minutes before its first token when long

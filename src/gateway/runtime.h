@@ -53,6 +53,7 @@ struct ig_gw_options {
 	const char *admin_token_file; /* --admin-token-file: the token is its content */
 	uint64_t workers;
 	uint64_t scrape_interval_ms;
+	uint64_t scrape_timeout_ms; /* one /metrics scrape, connect included */
 	uint64_t drain_timeout_ms;
 	uint64_t max_attempts;		   /* endpoints tried per request */
 	uint64_t upstream_read_timeout_ms; /* silence from a pod before and during its answer */

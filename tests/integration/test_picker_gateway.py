@@ -918,16 +918,20 @@ def test_models_of_the_listener(procs, tmp_path):
 
 def test_stopped_endpoint_leaves_and_rejoins_rotation(procs, tmp_path):
     sims = Sims(procs, 3)
-    g = one_pool(procs, tmp_path, sims, gw_args=("--unhealthy-after", "2"))
+    g = one_pool(procs, tmp_path, sims,
+                 gw_args=("--unhealthy-after", "2", "--scrape-timeout", "1s"))
     g.wait_waiting({sims.endpoint(i): 0 for i in range(3)})
     stopped = sims.endpoint(0)
     sims.ps[0].send_signal(signal.SIGSTOP)
     try:
-        # Two scrapes time out (5 s each), then the endpoint is out.
-        deadline = time.time() + 14
+        # Two scrapes time out (--scrape-timeout 1s each), then the
+        # endpoint is out.
+        t0 = time.time()
+        deadline = t0 + 14
         while "%s: 2 metrics scrapes failed" % stopped not in g.log():
             assert time.time() < deadline, g.log()
             time.sleep(0.1)
+        assert time.time() - t0 < 5
         served = Counter()
         for i in range(24):
             st, ep, r = g.send(completion("while stopped %d" % i), timeout=5)
