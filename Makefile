@@ -130,6 +130,7 @@ TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_ga
 	tests/integration/test_epp.py tests/integration/test_gateway_epp.py \
 	tests/integration/test_tracing.py tests/integration/test_admin_page.py \
 	tests/integration/test_websocket.py tests/integration/test_backend_tls.py \
+	tests/integration/test_http2.py \
 	--deselect tests/integration/test_gateway.py::test_drain_flushes_slow_readers \
 	--deselect tests/integration/test_websocket.py::test_idle_tunnels_hold_no_buffers
 TSAN_HALT  ?= 1
