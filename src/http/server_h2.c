@@ -388,7 +388,8 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 		return NGHTTP2_ERR_DEFERRED;
 	}
 	size_t n = pend < length ? pend : length;
-	memcpy(buf, st->out.ptr + st->out_off, n);
+	if (n) /* (an empty end has no buffer to copy from) */
+		memcpy(buf, st->out.ptr + st->out_off, n);
 	st->out_off += n;
 	st->sent_ns = ig_now_ns();
 	if (st->out_off == st->out.len) {
