@@ -198,8 +198,9 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 		rc = ig_flags_error(&fl, "--admin-token needs an admin listener: give --admin");
 	if (rc == IG_OK && o->admin_token && o->admin_token_file)
 		rc = ig_flags_error(&fl, "give --admin-token or --admin-token-file, not both");
-	if (rc == IG_OK && ig_kube_lease_timings_error(&o->kube_opt))
-		rc = ig_flags_error(&fl, "%s", ig_kube_lease_timings_error(&o->kube_opt));
+	const char *timings = rc == IG_OK ? ig_kube_lease_timings_error(&o->kube_opt) : NULL;
+	if (timings)
+		rc = ig_flags_error(&fl, "%s", timings);
 	if (rc != IG_OK)
 		return ig_flags_report(&fl, rc);
 	ig_log_level = (enum ig_log_level)level;

@@ -283,15 +283,14 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 	}
 	r->headers = st->hdrs;
 	r->num_headers = st->nh;
-	/* A declared length over the ceiling is refused before the body. */
-	const struct ig_http_header *cl = ig_http_find_header(st->hdrs, st->nh, "content-length");
-	if (cl) {
-		uint64_t v = 0;
-		for (size_t i = 0; i < cl->value.len && v <= cfg_of(h)->max_body_bytes; i++)
-			v = v * 10 + (uint64_t)(cl->value.ptr[i] - '0');
-		if (v > cfg_of(h)->max_body_bytes)
-			st->refuse = 413;
-	}
+	/* A declared length over the ceiling is refused before the body; the
+	 * framing rules are HTTP/1.1's (nghttp2 has already refused what
+	 * HTTP/2 forbids, Transfer-Encoding among them). */
+	struct ig_http_framing fr;
+	if (ig_http_request_framing(r, &fr) < 0)
+		st->refuse = 400;
+	else if (fr.kind == IG_BODY_LENGTH && fr.length > cfg_of(h)->max_body_bytes)
+		st->refuse = 413;
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		st->body_done = true;
 }

@@ -159,12 +159,7 @@ struct ig_kube *ig_kube_start(struct ig_loop *loop, const struct ig_kube_options
 	k->opt = *o;
 	if (!k->opt.max_delay_ms)
 		k->opt.max_delay_ms = 1000;
-	if (!k->opt.lease_ms)
-		k->opt.lease_ms = 10000;
-	if (!k->opt.renew_deadline_ms)
-		k->opt.renew_deadline_ms = 7000;
-	if (!k->opt.retry_ms)
-		k->opt.retry_ms = 2000;
+	ig_kube_lease_defaults(&k->opt);
 	k->controller =
 	    strdup(o->controller_name ? o->controller_name : IG_KUBE_DEFAULT_CONTROLLER);
 	k->on_change = on_change;

@@ -42,6 +42,9 @@ struct informer {
 extern const struct kube_kind ig_kube_kinds[];
 extern const size_t ig_kube_nkinds;
 
+/* Leader election's timings with the defaults in place of zeros. */
+void ig_kube_lease_defaults(struct ig_kube_options *o);
+
 struct ig_kube {
 	struct ig_loop *loop;
 	struct ig_kube_options opt;

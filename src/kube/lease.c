@@ -34,11 +34,21 @@ static unsigned long request_timeout_ms(const struct ig_kube *k)
 	return k->opt.renew_deadline_ms < 5000 ? k->opt.renew_deadline_ms : 5000;
 }
 
-const char *ig_kube_lease_timings_error(const struct ig_kube_options *o)
+void ig_kube_lease_defaults(struct ig_kube_options *o)
 {
-	unsigned long lease = o->lease_ms ? o->lease_ms : 10000;
-	unsigned long renew = o->renew_deadline_ms ? o->renew_deadline_ms : 7000;
-	unsigned long retry = o->retry_ms ? o->retry_ms : 2000;
+	if (!o->lease_ms)
+		o->lease_ms = 10000;
+	if (!o->renew_deadline_ms)
+		o->renew_deadline_ms = 7000;
+	if (!o->retry_ms)
+		o->retry_ms = 2000;
+}
+
+const char *ig_kube_lease_timings_error(const struct ig_kube_options *opt)
+{
+	struct ig_kube_options o = *opt;
+	ig_kube_lease_defaults(&o);
+	unsigned long lease = o.lease_ms, renew = o.renew_deadline_ms, retry = o.retry_ms;
 	if (lease < 1000)
 		return "--leader-elect-lease-duration must be at least 1s";
 	if (renew >= lease)

@@ -298,7 +298,7 @@ static _Atomic uint64_t *held_word(const struct ig_endpoint *ep, size_t slot, ui
 	if (ep->idx == IG_ENDPOINT_NO_INDEX)
 		return NULL;
 	*bit = (uint64_t)1 << (ep->idx % 64);
-	return &ep->held[slot * HELD_WORDS + ep->idx / 64];
+	return ig_endpoint_held_word(ep, slot);
 }
 
 unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)

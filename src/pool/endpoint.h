@@ -142,12 +142,18 @@ unsigned long ig_endpoint_requests(const struct ig_endpoint *ep);
  * dispatch sets the endpoint's bit, and the worker clears it when it
  * reads the endpoint's counts and finds nothing of its own pending there.
  * An endpoint without an index is always read. */
+/* Slot `slot`'s word of the held bitmaps that holds ep's bit (ep->idx %
+ * 64); ep must have an index. */
+static inline _Atomic uint64_t *ig_endpoint_held_word(const struct ig_endpoint *ep, size_t slot)
+{
+	return &ep->held[slot * (IG_ENDPOINT_DENSE / 64) + ep->idx / 64];
+}
+
 static inline bool ig_endpoint_slot_held(const struct ig_endpoint *ep, size_t slot)
 {
 	if (ep->idx == IG_ENDPOINT_NO_INDEX)
 		return true;
-	uint64_t w = atomic_load_explicit(&ep->held[slot * (IG_ENDPOINT_DENSE / 64) + ep->idx / 64],
-					  memory_order_relaxed);
+	uint64_t w = atomic_load_explicit(ig_endpoint_held_word(ep, slot), memory_order_relaxed);
 	return (w >> (ep->idx % 64)) & 1;
 }
 
@@ -168,7 +174,7 @@ static inline bool ig_endpoint_some_held(const struct ig_endpoint *ep, struct ig
 	if (m->block != b + 1) {
 		uint64_t any = 0;
 		for (size_t s = 0; s < ep->nslots; s++)
-			any |= atomic_load_explicit(&ep->held[s * (IG_ENDPOINT_DENSE / 64) + b],
+			any |= atomic_load_explicit(ig_endpoint_held_word(ep, s),
 						    memory_order_relaxed);
 		m->block = b + 1;
 		m->any = any;
