@@ -24,30 +24,6 @@ bool ig_str_eq_cstr(struct ig_str a, const char *b)
 	return b[i] == '\0';
 }
 
-static inline unsigned char lower(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
-}
-
-bool ig_str_ieq(struct ig_str a, struct ig_str b)
-{
-	if (a.len != b.len)
-		return false;
-	for (size_t i = 0; i < a.len; i++)
-		if (lower((unsigned char)a.ptr[i]) != lower((unsigned char)b.ptr[i]))
-			return false;
-	return true;
-}
-
-bool ig_str_ieq_cstr(struct ig_str a, const char *b)
-{
-	size_t i = 0;
-	for (; i < a.len; i++)
-		if (!b[i] || lower((unsigned char)a.ptr[i]) != lower((unsigned char)b[i]))
-			return false;
-	return b[i] == '\0';
-}
-
 bool ig_str_has_prefix(struct ig_str s, struct ig_str prefix)
 {
 	return s.len >= prefix.len && memcmp(s.ptr, prefix.ptr, prefix.len) == 0;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct ig_str {
 	const char *ptr;
@@ -19,8 +20,27 @@ struct ig_str ig_str_from(const char *cstr);
 bool ig_str_eq(struct ig_str a, struct ig_str b);
 bool ig_str_eq_cstr(struct ig_str a, const char *b);
 /* ASCII case-insensitive comparison, for header names and tokens. */
-bool ig_str_ieq(struct ig_str a, struct ig_str b);
-bool ig_str_ieq_cstr(struct ig_str a, const char *b);
+static inline bool ig_str_ieq(struct ig_str a, struct ig_str b)
+{
+	if (a.len != b.len)
+		return false;
+	for (size_t i = 0; i < a.len; i++) {
+		unsigned char x = (unsigned char)a.ptr[i], y = (unsigned char)b.ptr[i];
+		if (x != y &&
+		    ((x | 0x20) != (y | 0x20) || (unsigned char)((x | 0x20) - 'a') > 'z' - 'a'))
+			return false;
+	}
+	return true;
+}
+/* Inline, so that a literal's length is known where it is called: most
+ * header names differ from the one looked for in length, and end there
+ * without a byte compared (a request's head is compared with a dozen
+ * names, each header). */
+static inline bool ig_str_ieq_cstr(struct ig_str a, const char *b)
+{
+	size_t n = strlen(b);
+	return a.len == n && ig_str_ieq(a, (struct ig_str){b, n});
+}
 bool ig_str_has_prefix(struct ig_str s, struct ig_str prefix);
 /* Case-insensitive search for a token in a comma-separated header value. */
 bool ig_str_list_has_token(struct ig_str list, const char *token);

@@ -730,13 +730,18 @@ bool ig_req_extpick_drops(const struct ig_req *p, struct ig_str name)
 /* Names the upstream head writes itself, or that are not HTTP/1 headers. */
 static bool not_settable(struct ig_str name)
 {
-	static const char *const names[] = {
-	    "content-length", "host",	 "connection", "transfer-encoding",
-	    "keep-alive",     "upgrade", "te",	       "trailer"};
+	static const struct ig_str names[] = {IG_STR("content-length"),
+					      IG_STR("host"),
+					      IG_STR("connection"),
+					      IG_STR("transfer-encoding"),
+					      IG_STR("keep-alive"),
+					      IG_STR("upgrade"),
+					      IG_STR("te"),
+					      IG_STR("trailer")};
 	if (!name.len || name.ptr[0] == ':')
 		return true;
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (ig_str_ieq_cstr(name, names[i]))
+		if (ig_str_ieq(name, names[i]))
 			return true;
 	for (size_t i = 0; i < name.len; i++)
 		if (!ig_http_is_tchar((unsigned char)name.ptr[i]))

@@ -354,11 +354,12 @@ static int on_sse_data(void *ud, const char *data, size_t len)
 
 static bool hop_by_hop(struct ig_str name)
 {
-	static const char *const names[] = {
-	    "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-	    "upgrade",	  "te",		"trailer",	    "content-length"};
+	static const struct ig_str names[] = {
+	    IG_STR("connection"),	 IG_STR("keep-alive"),	  IG_STR("proxy-connection"),
+	    IG_STR("transfer-encoding"), IG_STR("upgrade"),	  IG_STR("te"),
+	    IG_STR("trailer"),		 IG_STR("content-length")};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (ig_str_ieq_cstr(name, names[i]))
+		if (ig_str_ieq(name, names[i]))
 			return true;
 	return false;
 }
@@ -744,7 +745,7 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	p->ep_tokens = (long)(p->prompt_bytes / 4);
 	p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)w->id, p->ep_tokens);
 	p->ep_done = false;
-	if (!p->trace.dispatch_ns)
+	if (p->trace.on && !p->trace.dispatch_ns)
 		p->trace.dispatch_ns = ig_now_ns();
 	p->trace.endpoint = ep->addr;
 	if (p->rule && p->rule->timeout_backend_ms)

@@ -44,12 +44,18 @@ static void put_cstr(struct wr *w, const char *s)
 
 static bool hop_by_hop(struct ig_str name)
 {
-	static const char *const names[] = {
-	    "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-	    "upgrade",	  "te",		"trailer",	    "content-length",
-	    "host",	  "expect"};
+	static const struct ig_str names[] = {IG_STR("connection"),
+					      IG_STR("keep-alive"),
+					      IG_STR("proxy-connection"),
+					      IG_STR("transfer-encoding"),
+					      IG_STR("upgrade"),
+					      IG_STR("te"),
+					      IG_STR("trailer"),
+					      IG_STR("content-length"),
+					      IG_STR("host"),
+					      IG_STR("expect")};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (ig_str_ieq_cstr(name, names[i]))
+		if (ig_str_ieq(name, names[i]))
 			return true;
 	return false;
 }

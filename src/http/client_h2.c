@@ -659,10 +659,11 @@ void h2c_park(struct ig_http_client *c)
 
 static bool connection_specific(const struct ig_http_header *hd)
 {
-	static const char *const names[] = {"connection",	 "keep-alive", "proxy-connection",
-					    "transfer-encoding", "upgrade",    "host"};
+	static const struct ig_str names[] = {
+	    IG_STR("connection"),	 IG_STR("keep-alive"), IG_STR("proxy-connection"),
+	    IG_STR("transfer-encoding"), IG_STR("upgrade"),    IG_STR("host")};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (ig_str_ieq_cstr(hd->name, names[i]))
+		if (ig_str_ieq(hd->name, names[i]))
 			return true;
 	/* RFC 9113 §8.2.2: TE may only say "trailers". */
 	return ig_str_ieq_cstr(hd->name, "te") && !ig_str_ieq_cstr(hd->value, "trailers");

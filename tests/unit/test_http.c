@@ -3,6 +3,7 @@
  * ASan catches any read past the end. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -633,9 +634,37 @@ static void test_status_text(void **state)
 		assert_string_not_equal(ig_http_status_text(codes[i]), "Unknown");
 }
 
+/* Header names compare case-insensitively for letters only: bytes that
+ * differ by 0x20 but are not letters ('@' and '`', '[' and '{') differ. */
+static void test_str_ieq(void **state)
+{
+	(void)state;
+	assert_true(ig_str_ieq_cstr(IG_STR("Content-Length"), "content-length"));
+	assert_true(ig_str_ieq_cstr(IG_STR("CONTENT-LENGTH"), "content-length"));
+	assert_true(ig_str_ieq_cstr(IG_STR(""), ""));
+	assert_false(ig_str_ieq_cstr(IG_STR("content-lengt"), "content-length"));
+	assert_false(ig_str_ieq_cstr(IG_STR("content-lengthx"), "content-length"));
+	assert_false(ig_str_ieq_cstr(IG_STR("content_length"), "content-length"));
+	assert_false(ig_str_ieq(IG_STR("a@b"), IG_STR("a`b")));
+	assert_false(ig_str_ieq(IG_STR("x[y"), IG_STR("x{y")));
+	assert_false(ig_str_ieq(IG_STR("1"), IG_STR("\x11")));
+	assert_true(ig_str_ieq(IG_STR("aZ09-_"), IG_STR("Az09-_")));
+	/* Every pair of bytes: equal exactly when the same byte or the same
+	 * letter in two cases. */
+	for (int x = 0; x < 256; x++)
+		for (int y = 0; y < 256; y++) {
+			char a = (char)x, b = (char)y;
+			bool letter = (x | 0x20) >= 'a' && (x | 0x20) <= 'z';
+			bool want = x == y || (letter && (x | 0x20) == (y | 0x20));
+			assert_int_equal(ig_str_ieq((struct ig_str){&a, 1}, (struct ig_str){&b, 1}),
+					 want);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_str_ieq),
 	    cmocka_unit_test(test_request_complete),
 	    cmocka_unit_test(test_request_no_query),
 	    cmocka_unit_test(test_request_every_split),
