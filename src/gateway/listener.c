@@ -2,6 +2,7 @@
  * fits the Host header, the HTTPRoute rule that matches it, the backendRef
  * drawn by weight and its InferencePool. GET /v1/models is answered here,
  * from every pool the listener's routes reach. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,7 +270,11 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct ig_listen_slot *slot = ctx;
 	struct ig_worker *w = slot->worker;
-	struct ig_req *p = ig_arena_calloc(ex->arena, sizeof *p);
+	struct ig_req *p = ig_arena_alloc(ex->arena, sizeof *p);
+	if (p) {
+		memset(p, 0, offsetof(struct ig_req, res));
+		ig_sched_result_clear(&p->res);
+	}
 	if (!p) {
 		ig_http_respond_error(ex, 500, "server_error", NULL, "out of memory");
 		return;

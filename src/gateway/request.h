@@ -97,7 +97,6 @@ struct ig_req {
 	/* admit.c: the picker's ranking; attempts go down it in order. */
 	struct ig_endpoint *ranked[IG_REQ_MAX_RANKED];
 	size_t nranked;
-	struct ig_sched_result res; /* prefix hashes for the commit */
 	bool committed;
 	struct ig_flowq_item qitem;
 	uint64_t qdeadline;
@@ -154,6 +153,12 @@ struct ig_req {
 	char served[64];	/* the endpoint that answered, "ip:port" */
 	const char *reason;	/* why the gateway answered an error (access log) */
 	bool recorded, finished;
+
+	/* admit.c: the schedule's result, with the prefix hashes for the
+	 * commit. Last, and 4 KB of arrays read only up to their counts: a
+	 * new request (ig_proxy_handle) zeroes the struct up to here and the
+	 * result's counts, not the arrays. */
+	struct ig_sched_result res;
 };
 
 /* Arrival to the first token of a streamed response, else to the

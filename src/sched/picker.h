@@ -96,6 +96,21 @@ struct ig_sched_result {
 	const char *profile;
 };
 
+/* Empties a result without touching its arrays (read only up to their
+ * counts): what ig_schedule does first. */
+static inline void ig_sched_result_clear(struct ig_sched_result *res)
+{
+	res->ranked = NULL;
+	res->nranked = 0;
+	res->scores = NULL;
+	res->nprefix_hashes = 0;
+	res->prefix_match_blocks = 0;
+	res->prefix_seen.key = 0;
+	res->prefix_seen.table = 0;
+	res->prefix_seen.n = 0;
+	res->profile = NULL;
+}
+
 struct ig_picker_config; /* parsed EndpointPickerConfig */
 
 /* Parses an EndpointPickerConfig document (apiVersion
