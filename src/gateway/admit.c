@@ -69,7 +69,7 @@ static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, 
 			if (ig_endpoint_some_held(ep, &here))
 				ig_endpoint_pending(ep, self, &pend_r, &pend_t);
 			if (c->full) {
-				ig_endpoint_read_metrics(ep, &c->full[k]);
+				ig_endpoint_read_sched(ep, &c->full[k]);
 				ig_endpoint_load_of(&c->full[k], &c->load[k]);
 			} else {
 				ig_endpoint_read_load(ep, &c->load[k]);

@@ -1,11 +1,13 @@
 #include "pool/endpoint.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
 
+#include "core/asan.h"
 #include "http/client.h"
 
 /* The registry is touched only when snapshots are built and freed (control
@@ -13,23 +15,11 @@
  * mutex; the request path reads endpoints through the snapshot it holds. */
 #define HELD_WORDS (IG_ENDPOINT_DENSE / 64)
 
-/* Endpoints given back are poisoned for AddressSanitizer, as free() would,
- * so that a use after the last reference is still caught. */
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_ASAN 1
-#endif
-#endif
-#ifdef HAVE_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+/* Endpoints given back are poisoned for AddressSanitizer (core/asan.h),
+ * as free() would, so that a use after the last reference is still
+ * caught. */
+#define POISON(p, n) IG_POISON(p, n)
+#define UNPOISON(p, n) IG_UNPOISON(p, n)
 
 struct ig_endpoints {
 	pthread_mutex_t lock;
@@ -163,6 +153,47 @@ static inline void read_under_seq(const struct ig_endpoint *ep, const void *src,
 void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out)
 {
 	read_under_seq(ep, ep->metrics, out, sizeof *out);
+}
+
+/* An adapter set up to its count: its first word holds the count. */
+static inline void copy_set(struct ig_adapter_set *d, const struct ig_adapter_set *s)
+{
+	copy_words(d, s, sizeof(uint64_t), memory_order_acquire);
+	if (d->n > IG_MAX_ADAPTERS)
+		d->n = IG_MAX_ADAPTERS; /* a torn read, which the counter retries */
+	copy_words(d->hash, s->hash, d->n * sizeof(d->hash[0]), memory_order_acquire);
+}
+
+_Static_assert(offsetof(struct ig_endpoint_metrics, active) % 8 == 0 &&
+		   offsetof(struct ig_adapter_set, hash) == 8 &&
+		   offsetof(struct ig_endpoint_metrics, max_active) % 8 == 0 &&
+		   offsetof(struct ig_endpoint_metrics, running_text) % 8 == 0 &&
+		   offsetof(struct ig_endpoint_metrics, updated_ns) % 8 == 0,
+	       "the metrics copy by words");
+
+void ig_endpoint_read_sched(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out)
+{
+	struct ig_endpoint *e = (struct ig_endpoint *)ep;
+	const struct ig_endpoint_metrics *m = ep->metrics;
+	const size_t head = offsetof(struct ig_endpoint_metrics, active);
+	const size_t mid = offsetof(struct ig_endpoint_metrics, max_active);
+	const size_t mid_len = offsetof(struct ig_endpoint_metrics, running_text) - mid;
+	for (;;) {
+		unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+		if (s1 & 1u)
+			continue;
+		copy_words(out, m, head, memory_order_acquire);
+		copy_set(&out->active, &m->active);
+		copy_set(&out->running_adapters, &m->running_adapters);
+		copy_set(&out->waiting_adapters, &m->waiting_adapters);
+		copy_words((char *)out + mid, (const char *)m + mid, mid_len, memory_order_acquire);
+		copy_words(&out->updated_ns, &m->updated_ns, sizeof out->updated_ns,
+			   memory_order_acquire);
+		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
+			break;
+	}
+	out->running_text[0] = '\0';
+	out->waiting_text[0] = '\0';
 }
 
 void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out)

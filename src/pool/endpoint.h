@@ -113,6 +113,10 @@ void ig_endpoint_put(struct ig_endpoint *ep);
  * (the scraper). */
 void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
 void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out);
+/* What the picker reads of the full metrics: all but the display texts
+ * (left empty), each adapter set up to its count, so a copy is a few dozen
+ * words instead of 1.3 KB. */
+void ig_endpoint_read_sched(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m);
 /* Only the cache configuration of the full metrics (one word). */
 void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out);

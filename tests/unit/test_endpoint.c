@@ -1,5 +1,6 @@
 /* The endpoint metrics seqlock: a reader never gets a mix of two writes,
- * of the full metrics or of the load figures published with them, and
+ * of the full metrics, of the picker's part of them or of the load figures
+ * published with them, and
  * (under ThreadSanitizer, make tsan) readers racing the writer are no data
  * race. */
 #include <pthread.h>
@@ -24,8 +25,14 @@ static void fill(struct ig_endpoint_metrics *m, int64_t k)
 	m->waiting = k;
 	m->running = k;
 	m->kv_usage = (double)k;
-	m->active.n = (uint32_t)k;
+	m->active.n = (uint32_t)(k % (IG_MAX_ADAPTERS + 1));
+	for (uint32_t i = 0; i < m->active.n; i++)
+		m->active.hash[i] = (uint64_t)k + i;
+	m->running_adapters.n = IG_MAX_ADAPTERS;
 	m->running_adapters.hash[IG_MAX_ADAPTERS - 1] = (uint64_t)k;
+	m->waiting_adapters.n = 1;
+	m->waiting_adapters.hash[0] = (uint64_t)k;
+	m->base_model = (uint64_t)k;
 	m->max_active = k;
 	snprintf(m->running_text, sizeof m->running_text, "%lld", (long long)k);
 	memset(m->waiting_text, 'a' + (int)(k % 26), sizeof m->waiting_text - 1);
@@ -37,6 +44,23 @@ static int consistent(const struct ig_endpoint_metrics *m)
 	struct ig_endpoint_metrics want;
 	fill(&want, m->waiting);
 	return memcmp(m, &want, sizeof want) == 0;
+}
+
+static int set_eq(const struct ig_adapter_set *a, const struct ig_adapter_set *b)
+{
+	return a->n == b->n && memcmp(a->hash, b->hash, a->n * sizeof(a->hash[0])) == 0;
+}
+
+/* What ig_endpoint_read_sched copies of write k: all but the texts. */
+static int sched_consistent(const struct ig_endpoint_metrics *m)
+{
+	struct ig_endpoint_metrics w;
+	fill(&w, m->waiting);
+	return m->running == w.running && m->kv_usage == w.kv_usage &&
+	       set_eq(&m->active, &w.active) && set_eq(&m->running_adapters, &w.running_adapters) &&
+	       set_eq(&m->waiting_adapters, &w.waiting_adapters) && m->max_active == w.max_active &&
+	       m->base_model == w.base_model && m->updated_ns == w.updated_ns &&
+	       m->running_text[0] == '\0' && m->waiting_text[0] == '\0';
 }
 
 /* The load figures of write k. */
@@ -64,7 +88,7 @@ static void *reader(void *arg)
 	struct reader_arg *a = arg;
 	struct ig_endpoint_metrics m;
 	struct ig_endpoint_load l;
-	int64_t prev = 0, prev_load = 0;
+	int64_t prev = 0, prev_load = 0, prev_sched = 0;
 	do {
 		ig_endpoint_read_metrics(a->sh->ep, &m);
 		if (!consistent(&m) || m.waiting < prev)
@@ -74,6 +98,10 @@ static void *reader(void *arg)
 		if (!load_consistent(&l) || l.waiting < prev_load)
 			a->sh->torn[a->i]++;
 		prev_load = l.waiting;
+		ig_endpoint_read_sched(a->sh->ep, &m);
+		if (!sched_consistent(&m) || m.waiting < prev_sched)
+			a->sh->torn[a->i]++;
+		prev_sched = m.waiting;
 	} while (!atomic_load(&a->sh->done));
 	/* done was set after the last write: a read from now on sees it. */
 	ig_endpoint_read_metrics(a->sh->ep, &m);
@@ -110,6 +138,11 @@ static void test_readers_never_see_a_torn_copy(void **state)
 	ig_endpoint_read_metrics(sh.ep, &m);
 	assert_true(consistent(&m));
 	assert_int_equal(m.waiting, N_WRITES);
+	memset(&m, 0xff, sizeof m);
+	ig_endpoint_read_sched(sh.ep, &m);
+	assert_true(sched_consistent(&m));
+	assert_int_equal(m.waiting, N_WRITES);
+	assert_int_equal(m.active.n, N_WRITES % (IG_MAX_ADAPTERS + 1));
 	struct ig_endpoint_load l;
 	ig_endpoint_read_load(sh.ep, &l);
 	assert_true(load_consistent(&l));
