@@ -228,6 +228,9 @@ struct wanted {
  * bytes; the others are decoded (json/scan.h). */
 bool ig_json_key_eq(const char *raw, size_t rawlen, bool escaped, const char *want)
 {
+	/* Most keys passed over differ in their first byte. */
+	if (!escaped && rawlen > 2 && raw[1] != want[0])
+		return false;
 	size_t n = strlen(want);
 	return escaped ? string_eq_n((struct ig_json_value){IG_JSON_STRING, {raw, rawlen}}, want, n)
 		       : n == rawlen - 2 && memcmp(raw + 1, want, n) == 0;
@@ -599,9 +602,9 @@ static bool string_eq_n(struct ig_json_value v, const char *s, size_t len)
 	return decode_string(v, eq_sink, &e) == 0 && e.left == 0;
 }
 
-bool ig_json_string_eq(struct ig_json_value v, const char *s)
+bool ig_json_string_eq_n(struct ig_json_value v, const char *s, size_t len)
 {
-	return string_eq_n(v, s, strlen(s));
+	return string_eq_n(v, s, len);
 }
 
 int ig_json_get(struct ig_json_value obj, const char *key, struct ig_json_value *out)

@@ -74,8 +74,13 @@ int ig_json_object_next(struct ig_json_value obj, size_t *pos, struct ig_json_va
 /* Decoded string content (escapes resolved, \u surrogate pairs to UTF-8)
  * appended to out. -1 if not a string or out is full. */
 int ig_json_string(struct ig_json_value v, struct ig_buf *out);
-/* True when v is a string whose decoded content equals s. */
-bool ig_json_string_eq(struct ig_json_value v, const char *s);
+/* True when v is a string whose decoded content equals s (len bytes).
+ * The C-string form is inline, so that a literal's length is folded. */
+bool ig_json_string_eq_n(struct ig_json_value v, const char *s, size_t len);
+static inline bool ig_json_string_eq(struct ig_json_value v, const char *s)
+{
+	return ig_json_string_eq_n(v, s, strlen(s));
+}
 /* Numbers: -1 unless v is a number that fits (int64 also rejects
  * fractions and exponents that leave a fraction). */
 int ig_json_int64(struct ig_json_value v, int64_t *out);
