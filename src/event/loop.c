@@ -210,7 +210,7 @@ void ig_timer_start_ns(struct ig_loop *loop, struct ig_timer *t, uint64_t delay_
 	}
 	t->cb = cb;
 	t->data = data;
-	t->deadline_ns = ig_now_ns() + delay_ns;
+	t->deadline_ns = ig_loop_now(loop) + delay_ns;
 	loop->heap[loop->heap_len] = t;
 	t->heap_index = ++loop->heap_len;
 	heap_up(loop, loop->heap_len - 1);
@@ -297,6 +297,7 @@ int ig_loop_run_once(struct ig_loop *loop, int max_wait_ms)
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	loop->now_ns = ig_now_ns();
+	loop->in_iteration = true;
 	loop->batch = evs;
 	loop->batch_len = n;
 	for (int i = 0; i < n; i++) {
@@ -316,6 +317,7 @@ int ig_loop_run_once(struct ig_loop *loop, int max_wait_ms)
 	run_tasks(loop);
 	run_timers(loop);
 	run_tasks(loop);
+	loop->in_iteration = false;
 	return n;
 }
 

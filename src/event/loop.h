@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
+
 struct ig_loop;
 struct ig_io;
 struct ig_timer;
@@ -62,7 +64,8 @@ struct ig_loop {
 	int epfd;
 	int wakefd; /* eventfd */
 	bool stopping;
-	uint64_t now_ns; /* monotonic time at the start of this iteration */
+	uint64_t now_ns;   /* monotonic time at the start of this iteration */
+	bool in_iteration; /* dispatching: now_ns is this iteration's */
 	struct ig_timer **heap;
 	size_t heap_len, heap_cap;
 	pthread_mutex_t post_lock;
@@ -76,6 +79,12 @@ struct ig_loop {
 	uint64_t task_round;
 	void *data; /* owner's pointer */
 };
+
+/* The iteration's time while the loop dispatches, else the clock's. */
+static inline uint64_t ig_loop_now(const struct ig_loop *loop)
+{
+	return loop->in_iteration ? loop->now_ns : ig_now_ns();
+}
 
 int ig_loop_init(struct ig_loop *loop);
 void ig_loop_free(struct ig_loop *loop);
@@ -98,7 +107,12 @@ int ig_io_start(struct ig_loop *loop, struct ig_io *io, int fd, unsigned events,
 int ig_io_set(struct ig_loop *loop, struct ig_io *io, unsigned events);
 void ig_io_stop(struct ig_loop *loop, struct ig_io *io);
 
-/* timers: (re)arms to fire once after delay_ms; stop() is safe if unarmed. */
+/* timers: (re)arms to fire once after delay_ms; stop() is safe if unarmed.
+ * Armed while the loop dispatches, the delay counts from the iteration's
+ * start (now_ns), as nginx's and libuv's timers do: a request arms several
+ * and each would read the clock otherwise; a timer may fire early by what
+ * is left of the iteration it was armed in. Armed outside, it counts from
+ * the clock. */
 void ig_timer_start(struct ig_loop *loop, struct ig_timer *t, uint64_t delay_ms, ig_timer_cb cb,
 		    void *data);
 void ig_timer_start_ns(struct ig_loop *loop, struct ig_timer *t, uint64_t delay_ns, ig_timer_cb cb,

@@ -788,7 +788,7 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 	}
 	c->state = CL_HEAD;
 	c->read_timeout_ns = read_timeout_ms * 1000000u;
-	c->last_ns = ig_now_ns();
+	c->last_ns = ig_loop_now(c->loop);
 	if (c->idle_failed) {
 		/* Reported from the loop, never inside this call. */
 		ig_timer_start(c->loop, &c->timer, 0, on_timer, c);
