@@ -1,9 +1,102 @@
 #include "core/buf.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/asan.h"
+
+/* Blocks of the sizes connections read into (16, 32 and 64 KiB) come and
+ * go with every request: a connection takes one to read and gives it back
+ * as soon as it holds no unread bytes, so that an idle one holds none. A
+ * few such blocks given back are kept per thread and handed to the next
+ * buffer that needs one, instead of a trip through malloc each time (5 %
+ * of a proxied request's user CPU). At most CACHE_DEPTH per size and
+ * thread (under 1 MiB); freed when the thread exits. */
+#define CACHE_CLASSES 3
+#define CACHE_DEPTH 8
+
+static __thread struct {
+	void *v[CACHE_CLASSES][CACHE_DEPTH];
+	unsigned n[CACHE_CLASSES];
+	bool registered;
+} cache;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static int class_of(size_t cap)
+{
+	switch (cap) {
+	case 16384:
+		return 0;
+	case 32768:
+		return 1;
+	case 65536:
+		return 2;
+	default:
+		return -1;
+	}
+}
+
+void ig_buf_cache_drain(void)
+{
+	for (int k = 0; k < CACHE_CLASSES; k++)
+		while (cache.n[k]) {
+			void *p = cache.v[k][--cache.n[k]];
+			IG_UNPOISON(p, (size_t)16384 << k);
+			free(p);
+		}
+}
+
+size_t ig_buf_cache_held(void)
+{
+	size_t n = 0;
+	for (int k = 0; k < CACHE_CLASSES; k++)
+		n += cache.n[k];
+	return n;
+}
+
+static void drain_at_exit(void *unused)
+{
+	(void)unused;
+	ig_buf_cache_drain();
+}
+
+static void make_key(void)
+{
+	(void)pthread_key_create(&cache_key, drain_at_exit);
+}
+
+static void *cache_take(size_t cap)
+{
+	int k = class_of(cap);
+	if (k < 0 || !cache.n[k])
+		return NULL;
+	void *p = cache.v[k][--cache.n[k]];
+	IG_UNPOISON(p, cap);
+	return p;
+}
+
+static bool cache_put(void *p, size_t cap)
+{
+	int k = class_of(cap);
+	if (k < 0 || cache.n[k] == CACHE_DEPTH)
+		return false;
+	if (!cache.registered) {
+		/* The key's destructor runs at thread exit for a non-NULL value. */
+		if (pthread_once(&cache_once, make_key) != 0 ||
+		    pthread_setspecific(cache_key, &cache) != 0)
+			return false;
+		cache.registered = true;
+	}
+	IG_POISON(p, cap);
+	cache.v[k][cache.n[k]++] = p;
+	return true;
+}
 
 void ig_buf_init(struct ig_buf *b, size_t max)
 {
@@ -25,8 +118,8 @@ int ig_buf_reserve(struct ig_buf *b, size_t extra)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
 	if (b->max && cap > b->max + 1)
 		cap = b->max + 1; /* +1 leaves room for ig_buf_cstr's NUL */
-	char *p = realloc(b->ptr, cap);
-	if (!p)
+	char *p = b->ptr ? NULL : cache_take(cap);
+	if (!p && !(p = realloc(b->ptr, cap)))
 		return -ENOMEM;
 	b->ptr = p;
 	b->cap = cap;
@@ -96,7 +189,8 @@ void ig_buf_reset(struct ig_buf *b)
 
 void ig_buf_free(struct ig_buf *b)
 {
-	free(b->ptr);
+	if (b->ptr && !cache_put(b->ptr, b->cap))
+		free(b->ptr);
 	size_t max = b->max;
 	*b = (struct ig_buf){0};
 	b->max = max;

@@ -35,6 +35,11 @@ int ig_buf_append_cstrs(struct ig_buf *b, ...);
 void ig_buf_consume(struct ig_buf *b, size_t n);
 void ig_buf_reset(struct ig_buf *b);
 void ig_buf_free(struct ig_buf *b);
+/* Frees the blocks this thread keeps for reuse (buf.c); a thread's own
+ * are freed when it exits. */
+void ig_buf_cache_drain(void);
+/* How many blocks this thread keeps (tests). */
+size_t ig_buf_cache_held(void);
 /* Keeps a NUL after the data (not counted in len) and returns ptr, or NULL. */
 const char *ig_buf_cstr(struct ig_buf *b);
 static inline struct ig_str ig_buf_str(const struct ig_buf *b)
