@@ -277,8 +277,10 @@ start() { # LAYOUT
 	say taskset -c "$LCPU" nginx -c "$C/pods.conf" -p "$DIR" -e "$DIR/pods.err"
 	say taskset -c "$PCPU" nginx -c "$C/nginx.conf" -p "$DIR" -e "$DIR/front.err"
 	spawn "$DIR/haproxy.log" taskset -c "$PCPU" haproxy -db -f "$C/haproxy.cfg"
+	HAPID=$!
 	spawn "$DIR/gw.log" taskset -c "$PCPU" "$IG" gateway -f "$C/manifests.yaml" --bind $NET.100 \
 		--workers "$W" --upstream-max-idle 64 --upstream-idle-timeout 600s --log-level warn
+	GWPID=$!
 	for i in 1 2 3 4; do wait_port $NET.$i "$PODPORT"; done
 	wait_port $NET.101 "$NGXPORT"
 	wait_port $NET.102 "$HAPORT"
@@ -323,13 +325,30 @@ ss_sample() { # TARGET
 	ss -Htnp state established "( dport = :$PODPORT )" 2>/dev/null | grep -c "((\"$p\"" || true
 }
 
+# cpu_ticks TARGET: "user system" clock ticks the target's processes have
+# used so far (nginx: master and workers); "0 0" for direct.
+cpu_ticks() {
+	case $1 in
+	nginx) ps="$(cat "$DIR/front.pid" 2>/dev/null) $(pgrep -P "$(cat "$DIR/front.pid" 2>/dev/null)" 2>/dev/null)" ;;
+	haproxy) ps=$HAPID ;;
+	infergate) ps=$GWPID ;;
+	*) ps="" ;;
+	esac
+	for p in $ps; do cat "/proc/$p/stat" 2>/dev/null; done |
+		awk '{sub(/^.*\) /, ""); u += $12; s += $13} END {print u + 0, s + 0}'
+}
+
 # run LAYOUT TARGET KIND: one wrk run, appended to $OUT/raw.txt as
-# "layout target kind conns rps p50_us p99_us non2xx sockerr new_upstream ss_upstream".
+# "layout target kind conns rps p50_us p99_us non2xx sockerr new_upstream
+# ss_upstream user_us_per_req sys_us_per_req" (CPU time of the target's
+# processes over the run divided by the requests it served; - for direct).
 run() {
 	a0=$(pod_accepts)
+	c0=$(cpu_ticks "$2")
 	ss_sample "$2" > "$DIR/ss" &
 	sp=$!
 	out=$($(wrk_cmd "$3" "$SECS") "$(url "$2")" 2>&1 || true)
+	c1=$(cpu_ticks "$2")
 	wait $sp || true
 	a1=$(pod_accepts)
 	rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
@@ -340,15 +359,21 @@ run() {
 	[ -n "$rps" ] || { echo "wrk failed against $2 ($3):" >&2; printf '%s\n' "$out" | tail -5 >&2; }
 	case $3 in load) c=$CONNS ;; *) c=1 ;; esac
 	new=$((a1 - a0 - 1)) # less the second query's own connection
-	echo "$1 $2 $3 $c ${rps:-0} $(us "${p50:-}") $(us "${p99:-}") $bad $serr $new $(cat "$DIR/ss")" >> "$OUT/raw.txt"
+	reqs=$(printf '%s\n' "$out" | awk '/requests in/ {print $1}')
+	cpu=$(awk -v a="$c0" -v b="$c1" -v n="${reqs:-0}" -v hz="$(getconf CLK_TCK)" -v t="$2" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		if (t == "direct" || n + 0 == 0) { print "- -"; exit }
+		printf "%.2f %.2f", (y[1] - x[1]) / hz * 1e6 / n, (y[2] - x[2]) / hz * 1e6 / n }')
+	echo "$1 $2 $3 $c ${rps:-0} $(us "${p50:-}") $(us "${p99:-}") $bad $serr $new $(cat "$DIR/ss") $cpu" >> "$OUT/raw.txt"
 	echo "  $1 $2 $3: ${rps:-0} req/s p50 ${p50:-?} p99 ${p99:-?} non2xx $bad socket-errors $serr new-upstream $new ss-upstream $(cat "$DIR/ss")" >&2
 }
 
 # med LAYOUT TARGET KIND FIELD: median over the runs (FIELD 5 rps, 6 p50,
-# 7 p99, 10 new upstream connections, 11 ss); fields 8-9 are summed.
+# 7 p99, 10 new upstream connections, 11 ss, 12-13 user and system CPU µs
+# per request); fields 8-9 are summed.
 med() {
 	awk -v l="$1" -v t="$2" -v k="$3" -v f="$4" '
-		$1 == l && $2 == t && $3 == k { v[n++] = $f + 0; s += $f }
+		$1 == l && $2 == t && $3 == k && $f != "-" { v[n++] = $f + 0; s += $f }
 		END {
 			if (n == 0) { print "—"; exit }
 			if (f == 8 || f == 9) { print s; exit }
@@ -422,7 +447,9 @@ report() {
 	echo "errors are non-2xx answers plus wrk socket errors, summed over the runs. \`new upstream\`:"
 	echo "connections the pods accepted during a run (median; 0 = every request on a kept-alive"
 	echo "connection; for direct, wrk's own); \`ss upstream\`: established connections the target held to the pods halfway"
-	echo "through a run, idle ones included (infergate's include its 4 metrics scrapes)."
+	echo "through a run, idle ones included (infergate's include its 4 metrics scrapes). CPU µs/request:"
+	echo "the target's user and system CPU time over a run (/proc/PID/stat) divided by the requests"
+	echo "it served; system time is the kernel's TCP work, the same for every proxy."
 	echo
 	for l in $LAYOUTS; do
 		layout "$l"
@@ -434,8 +461,8 @@ report() {
 	done
 	echo "### Throughput: 64 connections per proxy worker"
 	echo
-	echo "| layout | target | workers | connections | requests/s | ÷ nginx | p50 µs | p99 µs | errors | new upstream | ss upstream |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| layout | target | workers | connections | requests/s | ÷ nginx | p50 µs | p99 µs | errors | new upstream | ss upstream | CPU µs/request: user | system |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for l in $LAYOUTS; do
 		layout "$l"
 		n=$(med "$l" nginx load 5)
@@ -443,7 +470,7 @@ report() {
 			w=$W; x=$(ratio "$(med "$l" $t load 5)" "$n")
 			[ $t = direct ] && w="—" && x="—"
 			e=$(errs "$(med "$l" $t load 8)" "$(med "$l" $t load 9)")
-			echo "| $l | $t | $w | $CONNS | $(med "$l" $t load 5) | $x | $(med "$l" $t load 6) | $(med "$l" $t load 7) | $e | $(med "$l" $t load 10) | $(med "$l" $t load 11) |"
+			echo "| $l | $t | $w | $CONNS | $(med "$l" $t load 5) | $x | $(med "$l" $t load 6) | $(med "$l" $t load 7) | $e | $(med "$l" $t load 10) | $(med "$l" $t load 11) | $(med "$l" $t load 12) | $(med "$l" $t load 13) |"
 		done
 	done
 	echo
