@@ -151,15 +151,60 @@ struct ig_listener {
 	bool served;
 };
 
+/* A caCertificateRefs[] entry of client certificate validation: group
+ * default "", namespace default the Gateway's; kind and name required. */
+struct ig_ca_ref {
+	char *group;
+	char *kind;
+	char *ns;
+	char *name;
+	int line;
+};
+
+/* Client certificate validation (spec.tls.frontend, Gateway API v1.4):
+ * HTTPS listeners ask their clients for a certificate and check it
+ * against the CA certificates of ConfigMaps (key ca.crt). */
+struct ig_frontend_validation {
+	bool set;
+	bool insecure_fallback; /* mode AllowInsecureFallback; default AllowValidOnly */
+	struct ig_ca_ref *refs;
+	size_t nrefs;
+	/* Resolved by the loader: the ca.crt texts of the valid refs joined
+	 * (NUL-terminated), how many refs are valid, and for the first invalid
+	 * one the listener's ResolvedRefs reason (InvalidCACertificateKind,
+	 * InvalidCACertificateRef or RefNotPermitted) and why; NULL when all
+	 * are valid. No valid ref: the listeners it covers are not served
+	 * (Accepted=False, NoValidCACertificate). */
+	char *ca_pem;
+	size_t ca_len;
+	size_t nvalid;
+	const char *refs_reason;
+	char *refs_message;
+};
+
+struct ig_frontend_port {
+	int port;
+	struct ig_frontend_validation v; /* v.set false: no validation on this port */
+};
+
 /* Listener checks: names unique, (port, protocol, hostname) unique, no
  * hostname on TCP/UDP, the tls rules above; spec.addresses, infrastructure,
- * tls, backendTLS, allowedListeners and defaultScope are refused. */
+ * tls.backend, backendTLS, allowedListeners and defaultScope are refused. */
 struct ig_gateway {
 	struct ig_meta meta;
 	char *class_name;
 	struct ig_listener *listeners;
 	size_t nlisteners;
+	/* spec.tls.frontend: default, and perPort entries that replace it on
+	 * their port (ig_gateway_frontend). */
+	struct ig_frontend_validation frontend;
+	struct ig_frontend_port *frontend_ports;
+	size_t nfrontend_ports;
 };
+
+/* The client certificate validation of gw's HTTPS listeners on port, or
+ * NULL when they validate none. */
+const struct ig_frontend_validation *ig_gateway_frontend(const struct ig_gateway *gw, int port);
 
 /* ---- gateway.networking.k8s.io: HTTPRoute (v1, v1beta1) ---- */
 

@@ -883,3 +883,11 @@ void ig_diags_print(const struct ig_diags *d, void *file)
 		fprintf(f, "%s\n", g->msg);
 	}
 }
+
+const struct ig_frontend_validation *ig_gateway_frontend(const struct ig_gateway *gw, int port)
+{
+	for (size_t i = 0; i < gw->nfrontend_ports; i++)
+		if (gw->frontend_ports[i].port == port)
+			return gw->frontend_ports[i].v.set ? &gw->frontend_ports[i].v : NULL;
+	return gw->frontend.set ? &gw->frontend : NULL;
+}

@@ -242,11 +242,126 @@ static void check_listeners_unique(struct session *s, yaml_node_t *ls, struct ig
 	}
 }
 
-static const char *const gateway_spec_fields[] = {"gatewayClassName", "listeners", NULL};
+/* ---- Gateway: spec.tls.frontend (client certificate validation) ---- */
+
+static void decode_ca_ref(struct session *s, yaml_node_t *n, const char *path,
+			  const struct ig_meta *gw, struct ig_ca_ref *r)
+{
+	static const char *const fields[] = {"group", "kind", "name", "namespace", NULL};
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	r->group = ld_str(s, n, path, "group", false, &line);
+	ld_check_group(s, r->group, line, path, "group");
+	r->kind = ld_str(s, n, path, "kind", true, &line);
+	ld_check_kind(s, r->kind, line, path, "kind");
+	r->name = ld_str(s, n, path, "name", true, &line);
+	ld_check_object_name(s, r->name, line, path, "name");
+	r->ns = ld_str(s, n, path, "namespace", false, &line);
+	ld_check_namespace(s, r->ns, line, path, "namespace");
+	if (!r->group)
+		r->group = "";
+	if (!r->ns)
+		r->ns = gw->ns;
+	r->line = ig_yaml_line(n);
+}
+
+static void decode_validation(struct session *s, yaml_node_t *n, const char *path,
+			      const struct ig_meta *gw, struct ig_frontend_validation *v)
+{
+	static const char *const fields[] = {"caCertificateRefs", "mode", NULL};
+	static const char *const modes[] = {"AllowValidOnly", "AllowInsecureFallback", NULL};
+	char it[LD_PATH];
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	v->set = true;
+	char *mode = ld_str(s, n, path, "mode", false, &line);
+	ld_check_enum(s, mode, line, path, "mode", modes);
+	v->insecure_fallback = mode && !strcmp(mode, "AllowInsecureFallback");
+	yaml_node_t *refs = ld_seq(s, n, path, "caCertificateRefs", true, &line);
+	if (!refs)
+		return;
+	ld_check_items(s, refs, line, path, "caCertificateRefs", 1, 8);
+	v->refs = ld_alloc(s, (ld_seq_len(refs) + 1) * sizeof(*v->refs));
+	for (size_t i = 0; i < ld_seq_len(refs); i++) {
+		ld_item(it, path, "caCertificateRefs", i);
+		yaml_node_t *r = ld_seq_map(s, refs, i, it);
+		if (r)
+			decode_ca_ref(s, r, it, gw, &v->refs[v->nrefs++]);
+	}
+}
+
+/* A TLSConfig: {validation}. Without validation, v stays unset. */
+static void decode_tls_config(struct session *s, yaml_node_t *n, const char *path,
+			      const struct ig_meta *gw, struct ig_frontend_validation *v)
+{
+	static const char *const fields[] = {"validation", NULL};
+	char sub[LD_PATH];
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	yaml_node_t *val = ld_map(s, n, path, "validation", false, &line);
+	if (val) {
+		ld_join(sub, path, "validation");
+		decode_validation(s, val, sub, gw, v);
+	}
+}
+
+static void decode_gateway_tls(struct session *s, yaml_node_t *n, struct ig_gateway *g)
+{
+	static const char *const fields[] = {"frontend", NULL};
+	static const struct ld_unsupported unsupported[] = {
+	    {"backend", "client certificates to backends are not implemented"},
+	    {NULL, NULL},
+	};
+	static const char *const fe_fields[] = {"default", "perPort", NULL};
+	static const char *const port_fields[] = {"port", "tls", NULL};
+	char path[LD_PATH], it[LD_PATH], sub[LD_PATH];
+	int line;
+	ld_fields(s, n, "spec.tls", fields, unsupported);
+	yaml_node_t *fe = ld_map(s, n, "spec.tls", "frontend", false, &line);
+	if (!fe)
+		return;
+	snprintf(path, sizeof path, "spec.tls.frontend");
+	ld_fields(s, fe, path, fe_fields, NULL);
+	yaml_node_t *def = ld_map(s, fe, path, "default", true, &line);
+	if (def) {
+		ld_join(sub, path, "default");
+		decode_tls_config(s, def, sub, &g->meta, &g->frontend);
+	}
+	yaml_node_t *ports = ld_seq(s, fe, path, "perPort", false, &line);
+	if (!ports)
+		return;
+	ld_check_items(s, ports, line, path, "perPort", 0, 64);
+	g->frontend_ports = ld_alloc(s, (ld_seq_len(ports) + 1) * sizeof(*g->frontend_ports));
+	for (size_t i = 0; i < ld_seq_len(ports); i++) {
+		ld_item(it, path, "perPort", i);
+		yaml_node_t *pn = ld_seq_map(s, ports, i, it);
+		if (!pn)
+			continue;
+		struct ig_frontend_port *fp = &g->frontend_ports[g->nfrontend_ports];
+		ld_fields(s, pn, it, port_fields, NULL);
+		int pline;
+		if (!ld_int_range(s, pn, it, "port", true, 1, 65535, &fp->port))
+			continue;
+		ld_get(s, pn, "port", &pline);
+		for (size_t j = 0; j < g->nfrontend_ports; j++)
+			if (g->frontend_ports[j].port == fp->port)
+				ld_err(s, pline, it, "port",
+				       "Port for TLS configuration must be unique within the "
+				       "Gateway (also perPort[%zu])",
+				       j);
+		yaml_node_t *tls = ld_map(s, pn, it, "tls", true, &line);
+		if (tls) {
+			ld_join(sub, it, "tls");
+			decode_tls_config(s, tls, sub, &g->meta, &fp->v);
+		}
+		g->nfrontend_ports++;
+	}
+}
+
+static const char *const gateway_spec_fields[] = {"gatewayClassName", "listeners", "tls", NULL};
 static const struct ld_unsupported gateway_spec_fields_unsupported[] = {
     {"addresses", "infergate listens on the addresses its flags give"},
     {"infrastructure", "infergate creates no infrastructure to label"},
-    {"tls", "Gateway-level TLS (client certificates, backend TLS) is not implemented"},
     {"backendTLS", "TLS to backends is not implemented"},
     {"allowedListeners", "ListenerSets are not implemented"},
     {"defaultScope", "default Gateways are not implemented"},
@@ -268,6 +383,10 @@ void ld_gateway(struct session *s, yaml_node_t *root, const char *api)
 		g.class_name = ld_str(s, spec, "spec", "gatewayClassName", true, &line);
 		ld_check_object_name(s, g.class_name, line, "spec", "gatewayClassName");
 		ls = ld_seq(s, spec, "spec", "listeners", true, &line);
+		int tline;
+		yaml_node_t *tls = ld_map(s, spec, "spec", "tls", false, &tline);
+		if (tls)
+			decode_gateway_tls(s, tls, &g);
 	}
 	if (ls) {
 		ld_check_items(s, ls, line, "spec", "listeners", 1, 64);

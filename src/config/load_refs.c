@@ -722,13 +722,97 @@ static void resolve_cert(struct session *s, const struct ig_gateway *gw, const c
 	c->status = IG_REF_OK;
 }
 
+/* NULL when a caCertificateRefs entry of client certificate validation
+ * gives a usable CA (a core ConfigMap reachable from the Gateway, with a
+ * PEM certificate in ca.crt), else the listener's ResolvedRefs reason. */
+static const char *check_frontend_ca(struct session *s, const struct ig_gateway *gw,
+				     const struct ig_ca_ref *r, const struct ig_secret_item **pem,
+				     char *why, size_t cap)
+{
+	*pem = NULL;
+	if (!r->kind || !r->name) {
+		snprintf(why, cap, "incomplete reference");
+		return "InvalidCACertificateKind";
+	}
+	if (*r->group || strcmp(r->kind, "ConfigMap")) {
+		snprintf(why, cap, "kind %s%s%s is not supported: only ConfigMap", r->group,
+			 *r->group ? "/" : "", r->kind);
+		return "InvalidCACertificateKind";
+	}
+	if (!ig_config_reference_allowed(&s->box->cfg, GATEWAY_GROUP, "Gateway", gw->meta.ns, "",
+					 "ConfigMap", r->ns, r->name)) {
+		snprintf(why, cap, "ConfigMap \"%s/%s\" needs a ReferenceGrant in namespace %s",
+			 r->ns, r->name, r->ns);
+		return "RefNotPermitted";
+	}
+	const struct ig_configmap *cm = ig_config_find_configmap(&s->box->cfg, r->ns, r->name);
+	const struct ig_secret_item *it = cm ? ig_configmap_get(cm, "ca.crt") : NULL;
+	if (!cm)
+		snprintf(why, cap, "ConfigMap \"%s/%s\" not found", r->ns, r->name);
+	else if (!it)
+		snprintf(why, cap, "ConfigMap \"%s/%s\" has no ca.crt", r->ns, r->name);
+	else if (!holds_pem_cert((const char *)it->bytes))
+		snprintf(why, cap, "ConfigMap \"%s/%s\" ca.crt holds no PEM certificate", r->ns,
+			 r->name);
+	else {
+		*pem = it;
+		return NULL;
+	}
+	return "InvalidCACertificateRef";
+}
+
+static void resolve_frontend(struct session *s, const struct ig_gateway *gw, const char *path,
+			     struct ig_frontend_validation *v)
+{
+	if (!v->set)
+		return;
+	const struct ig_secret_item **pems = ld_alloc(s, (v->nrefs + 1) * sizeof(*pems));
+	size_t len = 0;
+	for (size_t i = 0; i < v->nrefs; i++) {
+		char why[600];
+		const char *reason =
+		    check_frontend_ca(s, gw, &v->refs[i], &pems[v->nvalid], why, sizeof why);
+		if (!reason) {
+			len += pems[v->nvalid++]->len + 1;
+			continue;
+		}
+		char it[LD_PATH];
+		ld_item(it, path, "caCertificateRefs", i);
+		ld_warn(s, v->refs[i].line, it, NULL, "%s (%s)", why, reason);
+		if (!v->refs_reason) {
+			char msg[700];
+			snprintf(msg, sizeof msg, "caCertificateRefs[%zu]: %s", i, why);
+			v->refs_reason = reason;
+			v->refs_message = ld_strdup(s, msg);
+		}
+	}
+	v->ca_pem = ld_alloc(s, len + 1);
+	for (size_t i = 0; i < v->nvalid; i++) {
+		if (i)
+			v->ca_pem[v->ca_len++] = '\n';
+		memcpy(v->ca_pem + v->ca_len, pems[i]->bytes, pems[i]->len);
+		v->ca_len += pems[i]->len;
+	}
+	v->ca_pem[v->ca_len] = '\0';
+	if (!v->nvalid && v->nrefs)
+		ld_warn(s, v->refs[0].line, path, NULL,
+			"no caCertificateRef is valid: the HTTPS listeners it covers are not "
+			"served (NoValidCACertificate)");
+}
+
 static void resolve_gateways(struct session *s)
 {
 	struct ig_config *c = &s->box->cfg;
 	char path[LD_PATH], it[LD_PATH];
 	for (size_t g = 0; g < c->ngateways; g++) {
-		const struct ig_gateway *gw = &c->gateways[g];
+		struct ig_gateway *gw = &c->gateways[g];
 		s->file = gw->meta.file;
+		resolve_frontend(s, gw, "spec.tls.frontend.default.validation", &gw->frontend);
+		for (size_t p = 0; p < gw->nfrontend_ports; p++) {
+			ld_item(it, "spec.tls.frontend", "perPort", p);
+			ld_join(path, it, "tls.validation");
+			resolve_frontend(s, gw, path, &gw->frontend_ports[p].v);
+		}
 		for (size_t l = 0; l < gw->nlisteners; l++) {
 			struct ig_listener *li = &gw->listeners[l];
 			size_t ok = 0;

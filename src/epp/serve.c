@@ -779,7 +779,8 @@ static void cert_poll(struct ig_loop *loop, struct ig_timer *t)
 		char *k = c ? read_file(E->opt.cert_path, "tls.key", &klen) : NULL;
 		char err[512];
 		if (c && k) {
-			struct ig_tls_cert tc = {NULL, c, clen, k, klen};
+			struct ig_tls_cert tc = {
+			    .cert_pem = c, .cert_len = clen, .key_pem = k, .key_len = klen};
 			/* A pair caught mid-renewal fails to match and is tried again
 			 * at the next poll; the old one serves meanwhile. */
 			if (ig_tls_ctx_reload(E->tls, &tc, 1, err, sizeof err) == 0) {
@@ -887,7 +888,8 @@ static struct ig_tls_ctx *make_tls(const struct ig_epp_options *o)
 		char *c = read_file(o->cert_path, "tls.crt", &clen);
 		char *k = c ? read_file(o->cert_path, "tls.key", &klen) : NULL;
 		if (c && k) {
-			struct ig_tls_cert tc = {NULL, c, clen, k, klen};
+			struct ig_tls_cert tc = {
+			    .cert_pem = c, .cert_len = clen, .key_pem = k, .key_len = klen};
 			ctx = ig_tls_ctx_new(&tc, 1, err, sizeof err);
 			if (!ctx)
 				ig_err("epp: %s: %s", o->cert_path, err);
@@ -902,7 +904,10 @@ static struct ig_tls_ctx *make_tls(const struct ig_epp_options *o)
 		if (ig_certgen_selfsigned(names, nn, 3650, &cert, &key, err, sizeof err) < 0) {
 			ig_err("epp: self-signed certificate: %s", err);
 		} else {
-			struct ig_tls_cert tc = {NULL, cert.ptr, cert.len, key.ptr, key.len};
+			struct ig_tls_cert tc = {.cert_pem = cert.ptr,
+						 .cert_len = cert.len,
+						 .key_pem = key.ptr,
+						 .key_len = key.len};
 			ctx = ig_tls_ctx_new(&tc, 1, err, sizeof err);
 			if (!ctx)
 				ig_err("epp: self-signed certificate: %s", err);

@@ -102,23 +102,39 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 			 !strcmp(refs_reason, "ResolvedRefs"))
 			refs_reason = "InvalidCertificateRef";
 	}
+	/* Client certificate validation (spec.tls.frontend): a CA reference
+	 * that did not resolve; none that did leaves the listener unserved. */
+	const struct ig_frontend_validation *fv =
+	    l->served && !strcmp(l->protocol, "HTTPS") ? ig_gateway_frontend(gw, l->port) : NULL;
+	bool no_ca = fv && !fv->nvalid;
+	if (fv && fv->refs_reason && !strcmp(refs_reason, "ResolvedRefs"))
+		refs_reason = fv->refs_reason;
 	if (bad_kinds && !strcmp(refs_reason, "ResolvedRefs"))
 		refs_reason = "InvalidRouteKinds";
 	*prog = programmed(c, gw, l);
 	bool conflicted = l->served && protocol_conflict(c, l);
+	bool accepted = l->served && !no_ca;
 	json_t *conds = json_array();
 	json_array_append_new(
-	    conds,
-	    cond(c, "Accepted", l->served, l->served ? "Accepted" : "UnsupportedProtocol",
-		 l->served ? "Listener accepted" : "infergate serves HTTP and HTTPS listeners",
-		 gen));
+	    conds, cond(c, "Accepted", accepted,
+			accepted    ? "Accepted"
+			: l->served ? "NoValidCACertificate"
+				    : "UnsupportedProtocol",
+			accepted    ? "Listener accepted"
+			: l->served ? "No caCertificateRef of the client certificate validation is "
+				      "valid"
+				    : "infergate serves HTTP and HTTPS listeners",
+			gen));
 	json_array_append_new(
 	    conds, cond(c, "Programmed", *prog, *prog ? "Programmed" : "Invalid",
 			*prog ? "Listening" : "Not served (see the gateway's log)", gen));
 	bool refs_ok = !strcmp(refs_reason, "ResolvedRefs");
-	json_array_append_new(
-	    conds, cond(c, "ResolvedRefs", refs_ok, refs_reason,
-			refs_ok ? "References resolved" : "A reference did not resolve", gen));
+	json_array_append_new(conds, cond(c, "ResolvedRefs", refs_ok, refs_reason,
+					  refs_ok ? "References resolved"
+					  : fv && fv->refs_reason == refs_reason
+					      ? fv->refs_message
+					      : "A reference did not resolve",
+					  gen));
 	json_array_append_new(
 	    conds, conflicted ? cond(c, "Conflicted", true, "ProtocolConflict",
 				     "Another listener on this port speaks another protocol", gen)

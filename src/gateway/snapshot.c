@@ -55,7 +55,8 @@ static bool port_conflicted(const struct ig_config *cfg, int port)
 /* The certificates an HTTPS listener names that the loader resolved
  * (a kubernetes.io/tls Secret with tls.crt and tls.key), appended to
  * *certs; how many. */
-static size_t listener_certs(const struct ig_listener *li, struct ig_tls_cert **certs, size_t *n)
+static size_t listener_certs(const struct ig_listener *li, const struct ig_frontend_validation *fv,
+			     struct ig_tls_cert **certs, size_t *n)
 {
 	size_t added = 0;
 	for (size_t c = 0; c < li->tls.ncerts; c++) {
@@ -76,6 +77,11 @@ static size_t listener_certs(const struct ig_listener *li, struct ig_tls_cert **
 		    .cert_len = crt->len,
 		    .key_pem = (const char *)key->bytes,
 		    .key_len = key->len,
+		    .client_auth = !fv			   ? IG_TLS_CLIENT_NONE
+				   : fv->insecure_fallback ? IG_TLS_CLIENT_OPTIONAL
+							   : IG_TLS_CLIENT_REQUIRE,
+		    .client_ca_pem = fv ? fv->ca_pem : NULL,
+		    .client_ca_len = fv ? fv->ca_len : 0,
 		};
 		added++;
 	}
@@ -95,6 +101,10 @@ static uint64_t certs_hash(const struct ig_tls_cert *certs, size_t n)
 		XXH3_64bits_update(st, certs[i].cert_pem, certs[i].cert_len);
 		XXH3_64bits_update(st, &certs[i].key_len, sizeof certs[i].key_len);
 		XXH3_64bits_update(st, certs[i].key_pem, certs[i].key_len);
+		XXH3_64bits_update(st, &certs[i].client_auth, sizeof certs[i].client_auth);
+		XXH3_64bits_update(st, &certs[i].client_ca_len, sizeof certs[i].client_ca_len);
+		if (certs[i].client_ca_len)
+			XXH3_64bits_update(st, certs[i].client_ca_pem, certs[i].client_ca_len);
 	}
 	uint64_t h = XXH3_64bits_digest(st);
 	XXH3_freeState(st);
@@ -164,7 +174,16 @@ static int add_port(struct ig_snapshot *s, int port, const struct ig_snapshot *p
 			const struct ig_listener *li = &gw->listeners[l];
 			if (!li->served || li->port != port)
 				continue;
-			if (is_https(li) && listener_certs(li, &certs, &ncerts) == 0) {
+			const struct ig_frontend_validation *fv =
+			    is_https(li) ? ig_gateway_frontend(gw, port) : NULL;
+			if (fv && !fv->nvalid) {
+				ig_warn("gateway %s/%s: listener %s: no valid CA certificate for "
+					"client certificates (Accepted=False, "
+					"NoValidCACertificate): not served",
+					gw->meta.ns, gw->meta.name, li->name);
+				continue;
+			}
+			if (is_https(li) && listener_certs(li, fv, &certs, &ncerts) == 0) {
 				ig_warn("gateway %s/%s: listener %s: no usable certificate "
 					"(ResolvedRefs=False, InvalidCertificateRef): not served",
 					gw->meta.ns, gw->meta.name, li->name);

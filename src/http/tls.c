@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -26,9 +27,17 @@ static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES
 
 #define HOSTNAME_MAX 253
 
+/* What the entries of one hostname ask of clients (they must agree). */
+struct client_auth {
+	bool set; /* an entry was added */
+	enum ig_tls_client_auth mode;
+	unsigned char digest[SSL_MAX_SID_CTX_LENGTH]; /* of mode and CAs */
+};
+
 struct tls_host {
 	char *name; /* lowercase; "*.suffix" for a wildcard */
 	SSL_CTX *ctx;
+	struct client_auth auth;
 };
 
 /* One certificate set: immutable once built, shared by every thread,
@@ -37,6 +46,7 @@ struct tls_set {
 	unsigned refs;
 	SSL_CTX *base; /* every handshake starts here; holds the default certificates */
 	bool has_default;
+	struct client_auth base_auth;
 	struct tls_host *hosts; /* sorted by name */
 	size_t nhosts;
 };
@@ -268,6 +278,10 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
 		if (pick) {
 			if (pick != SSL_get_SSL_CTX(ssl) && !SSL_set_SSL_CTX(ssl, pick))
 				return SSL_TLSEXT_ERR_ALERT_FATAL;
+			/* SSL_set_SSL_CTX takes the certificates, the CA names and
+			 * the session ID context, not the verify mode. */
+			SSL_set_verify(ssl, SSL_CTX_get_verify_mode(pick),
+				       SSL_CTX_get_verify_callback(pick));
 			return SSL_TLSEXT_ERR_OK;
 		}
 	}
@@ -434,16 +448,20 @@ out:
 	return rc;
 }
 
-/* The SSL_CTX that takes entries with this (normalized) hostname. */
-static SSL_CTX *ctx_for(struct tls_set *set, const char *name)
+/* The SSL_CTX that takes entries with this (normalized) hostname, and
+ * what its entries ask of clients. */
+static SSL_CTX *ctx_for(struct tls_set *set, const char *name, struct client_auth **auth)
 {
 	if (!name[0]) {
 		set->has_default = true;
+		*auth = &set->base_auth;
 		return set->base;
 	}
 	for (size_t i = 0; i < set->nhosts; i++)
-		if (strcmp(set->hosts[i].name, name) == 0)
+		if (strcmp(set->hosts[i].name, name) == 0) {
+			*auth = &set->hosts[i].auth;
 			return set->hosts[i].ctx;
+		}
 	struct tls_host *h = &set->hosts[set->nhosts];
 	h->name = strdup(name);
 	h->ctx = new_ssl_ctx(set);
@@ -453,7 +471,82 @@ static SSL_CTX *ctx_for(struct tls_set *set, const char *name)
 		return NULL;
 	}
 	set->nhosts++;
+	*auth = &h->auth;
 	return h->ctx;
+}
+
+/* AllowInsecureFallback: the certificate is asked for and never required. */
+static int accept_any(int ok, X509_STORE_CTX *store)
+{
+	(void)ok;
+	(void)store;
+	return 1;
+}
+
+/* Sets up client certificate validation on ctx for entry c, or checks that
+ * c asks what the hostname's earlier entries asked. */
+static int add_client_auth(SSL_CTX *ctx, struct client_auth *a, const struct ig_tls_cert *c,
+			   char *why, size_t whylen)
+{
+	struct client_auth want = {.set = true, .mode = c->client_auth};
+	const char *pem = c->client_auth ? c->client_ca_pem : NULL;
+	size_t len = pem ? c->client_ca_len : 0;
+	if (c->client_auth && !pem) {
+		say(why, whylen, "client certificate validation without CA certificates");
+		return -1;
+	}
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	unsigned char m = (unsigned char)want.mode;
+	EVP_MD_CTX *d = EVP_MD_CTX_new();
+	if (!d || !EVP_DigestInit_ex(d, EVP_sha256(), NULL) || !EVP_DigestUpdate(d, &m, 1) ||
+	    (len && !EVP_DigestUpdate(d, pem, len)) || !EVP_DigestFinal_ex(d, md, &mdlen)) {
+		EVP_MD_CTX_free(d);
+		say(why, whylen, "digest failed (%s)", ossl_reason("sha256"));
+		return -1;
+	}
+	EVP_MD_CTX_free(d);
+	memcpy(want.digest, md, sizeof want.digest < mdlen ? sizeof want.digest : mdlen);
+	if (a->set) {
+		if (a->mode != want.mode || memcmp(a->digest, want.digest, sizeof a->digest)) {
+			say(why, whylen,
+			    "client certificate validation differs from another entry's for this "
+			    "hostname");
+			return -1;
+		}
+		return 0;
+	}
+	*a = want;
+	if (!want.mode)
+		return 0;
+	BIO *b = BIO_new_mem_buf(pem, (int)len);
+	STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	X509_STORE *store = X509_STORE_new();
+	int added = 0;
+	for (int i = 0; store && infos && i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *in = sk_X509_INFO_value(infos, i);
+		if (in->x509 && X509_STORE_add_cert(store, in->x509) == 1 &&
+		    SSL_CTX_add_client_CA(ctx, in->x509) == 1)
+			added++;
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	if (!added || !SSL_CTX_set1_verify_cert_store(ctx, store)) {
+		X509_STORE_free(store);
+		say(why, whylen, "client CA certificates: no usable PEM certificate");
+		return -1;
+	}
+	X509_STORE_free(store); /* the context holds its own reference */
+	SSL_CTX_set_verify(ctx,
+			   want.mode == IG_TLS_CLIENT_REQUIRE
+			       ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+			       : SSL_VERIFY_PEER,
+			   want.mode == IG_TLS_CLIENT_OPTIONAL ? accept_any : NULL);
+	if (!SSL_CTX_set_session_id_context(ctx, want.digest, sizeof want.digest)) {
+		say(why, whylen, "session id context (%s)", ossl_reason("sid_ctx"));
+		return -1;
+	}
+	return 0;
 }
 
 static struct tls_set *set_build(const struct ig_tls_cert *certs, size_t n, char *err,
@@ -474,13 +567,15 @@ static struct tls_set *set_build(const struct ig_tls_cert *certs, size_t n, char
 			    i, certs[i].hostname);
 			goto fail;
 		}
-		SSL_CTX *ctx = ctx_for(set, name);
+		struct client_auth *auth = NULL;
+		SSL_CTX *ctx = ctx_for(set, name, &auth);
 		if (!ctx) {
 			say(err, errlen, "certificate %zu: out of memory", i);
 			goto fail;
 		}
 		char why[200];
-		if (add_pair(ctx, &certs[i], why, sizeof why) < 0) {
+		if (add_pair(ctx, &certs[i], why, sizeof why) < 0 ||
+		    add_client_auth(ctx, auth, &certs[i], why, sizeof why) < 0) {
 			if (name[0])
 				say(err, errlen, "certificate %zu (hostname \"%s\"): %s", i, name,
 				    why);

@@ -51,6 +51,15 @@
  * listener that serves HTTP/2 answers "h2" before "http/1.1"
  * (ig_tls_ctx_set_alpn).
  *
+ * Client certificates. An entry may ask clients for a certificate signed by
+ * its CAs (struct ig_tls_cert's client_auth): the handshakes whose server
+ * name picks its hostname then send a CertificateRequest naming those CAs
+ * and, under IG_TLS_CLIENT_REQUIRE, fail without such a certificate
+ * (certificate_required in TLS 1.3, handshake_failure or unknown_ca
+ * before). The session ID context of such a hostname is a digest of its
+ * validation, so a session resumes only where it would have been
+ * validated alike.
+ *
  * Reload. ig_tls_ctx_reload() builds a whole new certificate set from its
  * arguments and swaps it in atomically; on any error it changes nothing
  * and says why. Handshakes that start afterwards use the new set;
@@ -86,12 +95,26 @@
 struct ig_tls_ctx;
 struct ig_tls_conn;
 
+/* Client certificates an entry's handshakes ask for (Gateway API
+ * spec.tls.frontend validation). */
+enum ig_tls_client_auth {
+	IG_TLS_CLIENT_NONE = 0,
+	IG_TLS_CLIENT_REQUIRE,	/* AllowValidOnly: a certificate the CAs signed, or no handshake */
+	IG_TLS_CLIENT_OPTIONAL, /* AllowInsecureFallback: asked for, never required */
+};
+
 struct ig_tls_cert {
 	const char *hostname; /* listener hostname; NULL or "": the default */
 	const char *cert_pem; /* tls.crt: the leaf, then its chain */
 	size_t cert_len;
 	const char *key_pem; /* tls.key */
 	size_t key_len;
+	/* Client certificate validation for handshakes that pick this
+	 * entry's hostname: the CA certificates (PEM) clients' certificates
+	 * must chain to. Entries of one hostname must agree. */
+	enum ig_tls_client_auth client_auth;
+	const char *client_ca_pem;
+	size_t client_ca_len;
 };
 
 /* Builds a context from n entries (n may be 0: every handshake then fails

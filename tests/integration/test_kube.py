@@ -1030,6 +1030,43 @@ spec:
     assert pc["Accepted"]["reason"] == "Invalid", pc
     st, data = post()
     assert st == 500, data
+    # Client certificate validation (spec.tls.frontend) whose CA ConfigMap
+    # does not exist: the HTTPS listener is not accepted
+    # (NoValidCACertificate), its ResolvedRefs names the reference, and it
+    # is no longer programmed (GatewayFrontendClientCertificateValidation).
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: %d
+    hostname: llm.example.com
+    tls:
+      certificateRefs:
+      - name: llm-cert
+  tls:
+    frontend:
+      default:
+        validation:
+          caCertificateRefs:
+          - {group: "", kind: ConfigMap, name: client-ca}
+""" % k.port)
+
+    def listener_refused():
+        g = get(k, "gateway", "gw")
+        ls = g.get("status", {}).get("listeners", [])
+        c = {x["type"]: x for x in ls[0]["conditions"]} if ls else {}
+        return c if c.get("Accepted", {}).get("status") == "False" else None
+    lc = wait_for(listener_refused, "listener not Accepted")
+    assert lc["Accepted"]["reason"] == "NoValidCACertificate", lc
+    assert lc["ResolvedRefs"]["status"] == "False", lc
+    assert lc["ResolvedRefs"]["reason"] == "InvalidCACertificateRef", lc
+    assert "client-ca" in lc["ResolvedRefs"]["message"], lc
+    assert lc["Programmed"]["status"] == "False", lc
     k.stop()
 
 

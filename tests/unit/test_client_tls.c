@@ -157,9 +157,15 @@ static int setup(void **state)
 	assert_non_null(F);
 	assert_int_equal(ig_loop_init(&F->loop), 0);
 	struct ig_tls_cert e[] = {
-	    {NULL, certs[C_ABC].pem, certs[C_ABC].pem_len, certs[C_ABC].key, certs[C_ABC].key_len},
-	    {"uri.test", certs[C_URI].pem, certs[C_URI].pem_len, certs[C_URI].key,
-	     certs[C_URI].key_len},
+	    {.cert_pem = certs[C_ABC].pem,
+	     .cert_len = certs[C_ABC].pem_len,
+	     .key_pem = certs[C_ABC].key,
+	     .key_len = certs[C_ABC].key_len},
+	    {.hostname = "uri.test",
+	     .cert_pem = certs[C_URI].pem,
+	     .cert_len = certs[C_URI].pem_len,
+	     .key_pem = certs[C_URI].key,
+	     .key_len = certs[C_URI].key_len},
 	};
 	char err[256] = "";
 	F->srv_tls = ig_tls_ctx_new(e, 2, err, sizeof err);

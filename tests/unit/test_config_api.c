@@ -813,6 +813,103 @@ static void test_configmap_data(void **state)
 #define SYSTEM(host) "{wellKnownCACertificates: System, hostname: " host "}"
 #define PEM_CRT2 "-----BEGIN CERTIFICATE-----\\nBBBB\\n-----END CERTIFICATE-----\\n"
 
+/* ---- Gateway spec.tls.frontend: client certificate validation ---------------------- */
+
+#define GW_FRONTEND(frontend)                                                                      \
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, "      \
+	"namespace: a}\nspec:\n  gatewayClassName: c\n  listeners:\n  - name: https\n"             \
+	"    protocol: HTTPS\n    port: 443\n    tls: {certificateRefs: [{name: s}]}\n"            \
+	"  tls:\n    frontend:\n" frontend
+
+/* The default applies to every port but those perPort names; a perPort
+ * entry without validation turns it off there. Valid refs' CAs are
+ * joined; the first invalid one gives the listener's ResolvedRefs
+ * reason, and a validation without any valid one has nvalid 0. */
+static void test_frontend_validation(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    GW_FRONTEND("      default:\n        validation:\n"
+			"          caCertificateRefs: [" CA_REF("ca") ", " CA_REF("nope") ", "
+			"{group: \"\", kind: Secret, name: ca}, " CA_REF("ca2") "]\n"
+			"      perPort:\n"
+			"      - {port: 8443, tls: {}}\n"
+			"      - port: 9443\n        tls:\n          validation:\n"
+			"            mode: AllowInsecureFallback\n"
+			"            caCertificateRefs: [{group: \"\", kind: ConfigMap, name: far, "
+			"namespace: b}]\n")
+	    CA_CM("ca", "{ca.crt: \"" PEM_CRT "\"}")
+	    CA_CM("ca2", "{ca.crt: \"" PEM_CRT2 "\"}")
+	    "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: far, namespace: b}\n"
+	    "data: {ca.crt: \"" PEM_CRT "\"}\n",
+	    /* clang-format on */
+	    &out);
+	const struct ig_gateway *gw = &c->gateways[0];
+	const struct ig_frontend_validation *v = ig_gateway_frontend(gw, 443);
+	assert_ptr_equal(v, &gw->frontend);
+	assert_false(v->insecure_fallback);
+	assert_int_equal(v->nrefs, 4);
+	assert_int_equal(v->nvalid, 2);
+	assert_string_equal(v->ca_pem,
+			    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+			    "\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n");
+	assert_string_equal(v->refs_reason, "InvalidCACertificateRef");
+	has(out, "caCertificateRefs[1]: ConfigMap \"a/nope\" not found (InvalidCACertificateRef)");
+	has(out, "caCertificateRefs[2]: kind Secret is not supported: only ConfigMap "
+		 "(InvalidCACertificateKind)");
+	assert_null(ig_gateway_frontend(gw, 8443));
+	v = ig_gateway_frontend(gw, 9443);
+	assert_non_null(v);
+	assert_true(v->insecure_fallback);
+	assert_int_equal(v->nvalid, 0); /* another namespace, no ReferenceGrant */
+	assert_string_equal(v->refs_reason, "RefNotPermitted");
+	has(out, "no caCertificateRef is valid: the HTTPS listeners it covers are not served "
+		 "(NoValidCACertificate)");
+	free(out);
+	ig_config_free(c);
+	(void)state;
+}
+
+/* What the schema refuses: a missing default, empty or missing
+ * caCertificateRefs, an unknown mode, two perPort entries for one port;
+ * and tls.backend, which infergate does not implement. */
+static void test_frontend_validation_errors(void **state)
+{
+	static const struct {
+		const char *frontend, *want;
+	} cases[] = {
+	    {"      perPort: []\n", "spec.tls.frontend.default: is required"},
+	    {"      default:\n        validation: {caCertificateRefs: []}\n",
+	     "spec.tls.frontend.default.validation.caCertificateRefs"},
+	    {"      default:\n        validation: {mode: AllowValidOnly}\n",
+	     "spec.tls.frontend.default.validation.caCertificateRefs: is required"},
+	    {"      default:\n        validation: {mode: Sometimes, caCertificateRefs: "
+	     "[" CA_REF("ca") "]}\n",
+	     "spec.tls.frontend.default.validation.mode"},
+	    {"      default: {}\n      perPort:\n      - {port: 1, tls: {}}\n"
+	     "      - {port: 1, tls: {}}\n",
+	     "Port for TLS configuration must be unique within the Gateway"},
+	    {"      default: {}\n      perPort:\n      - {port: 0, tls: {}}\n",
+	     "spec.tls.frontend.perPort[0].port"},
+	    {"      default: {}\n    backend: {clientCertificateRef: {name: x}}\n",
+	     "client certificates to backends are not implemented"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char text[2048];
+		snprintf(text, sizeof text, GW_FRONTEND("%s"), cases[i].frontend);
+		int rc;
+		char *out = load_diags("e.yaml", text, &rc);
+		if (rc == 0 || !strstr(out, cases[i].want))
+			fprintf(stderr, "case %zu: want %s, got rc %d:\n%s", i, cases[i].want, rc,
+				out);
+		assert_int_not_equal(rc, 0);
+		assert_non_null(strstr(out, cases[i].want));
+		free(out);
+	}
+	(void)state;
+}
+
 /* A policy whose CA is in a ConfigMap of its namespace: accepted, the
  * ca.crt texts kept, and the port it names reached over TLS (appProtocol
  * HTTPS allowed); the Service's other port stays clear text. */
@@ -2143,6 +2240,8 @@ int main(void)
 	    cmocka_unit_test(test_secret_data),
 	    cmocka_unit_test(test_certificate_refs),
 	    cmocka_unit_test(test_configmap_data),
+	    cmocka_unit_test(test_frontend_validation),
+	    cmocka_unit_test(test_frontend_validation_errors),
 	    cmocka_unit_test(test_backend_tls_policy_configmap),
 	    cmocka_unit_test(test_backend_tls_policy_system),
 	    cmocka_unit_test(test_backend_tls_policy_unusable),

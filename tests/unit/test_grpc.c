@@ -603,7 +603,8 @@ static void make_tls(void)
 	struct ig_buf cert = {0}, key = {0};
 	char err[256];
 	assert_int_equal(ig_certgen_selfsigned(names, 2, 1, &cert, &key, err, sizeof err), 0);
-	struct ig_tls_cert tc = {NULL, cert.ptr, cert.len, key.ptr, key.len};
+	struct ig_tls_cert tc = {
+	    .cert_pem = cert.ptr, .cert_len = cert.len, .key_pem = key.ptr, .key_len = key.len};
 	fx.tls = ig_tls_ctx_new(&tc, 1, err, sizeof err);
 	assert_non_null(fx.tls);
 	assert_int_equal(ig_tls_ctx_set_alpn(fx.tls, "h2"), 0);

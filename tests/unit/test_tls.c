@@ -96,7 +96,11 @@ static void *mem_realloc(void *p, size_t n, const char *file, int line)
 
 static struct ig_tls_cert entry(const char *hostname, const struct cert *c)
 {
-	return (struct ig_tls_cert){hostname, c->pem, c->pem_len, c->key, c->key_len};
+	return (struct ig_tls_cert){.hostname = hostname,
+				    .cert_pem = c->pem,
+				    .cert_len = c->pem_len,
+				    .key_pem = c->key,
+				    .key_len = c->key_len};
 }
 
 /* Made once: generating keys is the slow part. */
@@ -335,6 +339,7 @@ struct cli_opts {
 	int max_version; /* 0: the library's (TLS 1.3) */
 	const char *ciphers;
 	int rcvbuf;
+	const struct cert *client; /* the certificate the client presents */
 };
 
 struct cli {
@@ -396,6 +401,15 @@ static struct cli *cli_new(const struct cli_opts *o)
 	if (o && o->ciphers) {
 		SSL_CTX_set_security_level(c->ctx, 0);
 		assert_int_equal(SSL_CTX_set_cipher_list(c->ctx, o->ciphers), 1);
+	}
+	if (o && o->client) {
+		BIO *kb = BIO_new_mem_buf(o->client->key, (int)o->client->key_len);
+		EVP_PKEY *pk = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+		BIO_free(kb);
+		assert_non_null(pk);
+		assert_int_equal(SSL_CTX_use_certificate(c->ctx, o->client->x), 1);
+		assert_int_equal(SSL_CTX_use_PrivateKey(c->ctx, pk), 1);
+		EVP_PKEY_free(pk);
 	}
 	c->ssl = SSL_new(c->ctx);
 	SSL_set_fd(c->ssl, c->fd);
@@ -812,8 +826,10 @@ static void test_reload(void **state)
 	assert_string_equal(cli_request(mid, GET_ECHO), "tls=1 sni=reload.test GET /echo 0:");
 
 	/* The key of another certificate: refused, nothing changes. */
-	struct ig_tls_cert bad = {NULL, certs[C_OLD].pem, certs[C_OLD].pem_len, certs[C_NEW].key,
-				  certs[C_NEW].key_len};
+	struct ig_tls_cert bad = {.cert_pem = certs[C_OLD].pem,
+				  .cert_len = certs[C_OLD].pem_len,
+				  .key_pem = certs[C_NEW].key,
+				  .key_len = certs[C_NEW].key_len};
 	assert_int_equal(ig_tls_ctx_reload(F->tls, &bad, 1, err, sizeof err), IG_ERROR);
 	assert_string_equal(err, "certificate 0 (default): tls.key does not match the certificate");
 	assert_int_equal(ig_tls_ctx_generation(F->tls), 1);
@@ -857,10 +873,15 @@ static void test_bad_certificates(void **state)
 	    {{entry("-a.com", api)},
 	     1,
 	     "certificate 0: hostname \"-a.com\" is not a valid hostname"},
-	    {{entry("a.com", api), {"b.com", "junk", 4, api->key, api->key_len}},
+	    {{entry("a.com", api),
+	      {.hostname = "b.com",
+	       .cert_pem = "junk",
+	       .cert_len = 4,
+	       .key_pem = api->key,
+	       .key_len = api->key_len}},
 	     2,
 	     "certificate 1 (hostname \"b.com\"): tls.crt: no PEM certificate (no start line)"},
-	    {{{NULL, api->pem, api->pem_len, "junk", 4}},
+	    {{{.cert_pem = api->pem, .cert_len = api->pem_len, .key_pem = "junk", .key_len = 4}},
 	     1,
 	     "certificate 0 (default): tls.key: no PEM private key, or an encrypted one"},
 	    {{entry("A.com", api), entry("a.com", &certs[C_OTHER])},
@@ -908,6 +929,71 @@ static void test_rsa_and_ecdsa(void **state)
 	o.ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256";
 	c = cli_connect(&o);
 	assert_string_equal(peer_cn(c), "api.example.com");
+}
+
+/* Client certificates: the hostname whose entry asks for them ends the
+ * handshake of a client without one its CAs signed; the port's default
+ * entry, reached without a server name, asks none. The verify mode
+ * follows the entry the server name picks. */
+static void test_client_certificates(void **state)
+{
+	struct ig_tls_cert e[] = {entry("api.example.com", &certs[C_API]),
+				  entry(NULL, &certs[C_DEFAULT])};
+	e[0].client_auth = IG_TLS_CLIENT_REQUIRE;
+	e[0].client_ca_pem = certs[C_OTHER].pem;
+	e[0].client_ca_len = certs[C_OTHER].pem_len;
+	start_server(e, 2);
+	struct cli_opts signed_by_ca = {.sni = "api.example.com", .client = &certs[C_OTHER]};
+	struct cli *c = cli_connect(&signed_by_ca);
+	assert_string_equal(cli_request(c, GET_ECHO), "tls=1 sni=api.example.com GET /echo 0:");
+	signed_by_ca.max_version = TLS1_2_VERSION;
+	c = cli_connect(&signed_by_ca);
+	assert_string_equal(cli_request(c, GET_ECHO), "tls=1 sni=api.example.com GET /echo 0:");
+	/* TLS 1.2: the server's refusal ends the handshake itself. */
+	struct cli_opts none = {.sni = "api.example.com", .max_version = TLS1_2_VERSION};
+	c = cli_new(&none);
+	assert_false(cli_handshake(c));
+	struct cli_opts stranger = {
+	    .sni = "api.example.com", .max_version = TLS1_2_VERSION, .client = &certs[C_WILD]};
+	c = cli_new(&stranger);
+	assert_false(cli_handshake(c));
+	/* TLS 1.3: the client's side of the handshake ends before the server
+	 * reads its (missing) certificate; the request gets no answer. */
+	none.max_version = 0;
+	c = cli_new(&none);
+	(void)cli_handshake(c);
+	cli_puts(c, GET_ECHO);
+	assert_true(cli_wait_closed(c));
+	assert_null(strstr(c->data, "HTTP/1.1"));
+	c = cli_connect(NULL);
+	assert_string_equal(cli_request(c, GET_ECHO), "tls=1 sni= GET /echo 0:");
+	(void)state;
+}
+
+/* Entries of one hostname must ask the same of clients. */
+static void test_client_certificates_disagree(void **state)
+{
+	struct cert rsa;
+	make_cert(&rsa, "rsa.example.com", "DNS:api.example.com", 2048);
+	struct ig_tls_cert e[] = {entry("api.example.com", &certs[C_API]),
+				  entry("api.example.com", &rsa)};
+	e[0].client_auth = IG_TLS_CLIENT_REQUIRE;
+	e[0].client_ca_pem = certs[C_OTHER].pem;
+	e[0].client_ca_len = certs[C_OTHER].pem_len;
+	char err[256] = "";
+	struct ig_tls_ctx *ctx = ig_tls_ctx_new(e, 2, err, sizeof err);
+	assert_null(ctx);
+	assert_string_equal(err, "certificate 1 (hostname \"api.example.com\"): client certificate "
+				 "validation differs from another entry's for this hostname");
+	e[1].client_auth = IG_TLS_CLIENT_REQUIRE;
+	e[1].client_ca_pem = certs[C_OTHER].pem;
+	e[1].client_ca_len = certs[C_OTHER].pem_len;
+	ctx = ig_tls_ctx_new(e, 2, err, sizeof err);
+	cert_free(&rsa);
+	assert_non_null(ctx);
+	ig_tls_ctx_unref(ctx);
+	assert_int_equal(ERR_peek_error(), 0);
+	(void)state;
 }
 
 /* Plain HTTP on the TLS port: a 400 in clear text, then a FIN (not a
@@ -1188,7 +1274,10 @@ static void test_handshake_blocked_on_write(void **state)
 			memcpy(chain + off, certs[i].pem, certs[i].pem_len);
 			off += certs[i].pem_len;
 		}
-	struct ig_tls_cert e = {NULL, chain, off, certs[C_DEFAULT].key, certs[C_DEFAULT].key_len};
+	struct ig_tls_cert e = {.cert_pem = chain,
+				.cert_len = off,
+				.key_pem = certs[C_DEFAULT].key,
+				.key_len = certs[C_DEFAULT].key_len};
 	start_server_cfg(&e, 1, NULL, 4096);
 	free(chain);
 	struct cli_opts o = {.verify_host = "default.test", .rcvbuf = 2048};
@@ -1535,6 +1624,8 @@ int main(void)
 	    T(test_empty_then_reload),
 	    T(test_bad_certificates),
 	    T(test_rsa_and_ecdsa),
+	    T(test_client_certificates),
+	    T(test_client_certificates_disagree),
 	    T(test_plain_http_on_tls_port),
 	    T(test_garbage_closes),
 	    T(test_handshake_timeout),
