@@ -189,7 +189,7 @@ struct ig_frontend_port {
 
 /* Listener checks: names unique, (port, protocol, hostname) unique, no
  * hostname on TCP/UDP, the tls rules above; spec.addresses, infrastructure,
- * tls.backend, backendTLS, allowedListeners and defaultScope are refused. */
+ * backendTLS, allowedListeners and defaultScope are refused. */
 struct ig_gateway {
 	struct ig_meta meta;
 	char *class_name;
@@ -200,6 +200,13 @@ struct ig_gateway {
 	struct ig_frontend_validation frontend;
 	struct ig_frontend_port *frontend_ports;
 	size_t nfrontend_ports;
+	/* spec.tls.backend.clientCertificateRef: the certificate the gateway
+	 * presents to backends it reaches over TLS (a BackendTLSPolicy's), for
+	 * requests that came through this Gateway; resolved as certificateRefs
+	 * are (ResolvedRefs=False/InvalidClientCertificateRef or
+	 * RefNotPermitted on the Gateway when it does not). */
+	bool has_backend_client;
+	struct ig_cert_ref backend_client;
 };
 
 /* The client certificate validation of gw's HTTPS listeners on port, or

@@ -307,16 +307,24 @@ static void decode_tls_config(struct session *s, yaml_node_t *n, const char *pat
 
 static void decode_gateway_tls(struct session *s, yaml_node_t *n, struct ig_gateway *g)
 {
-	static const char *const fields[] = {"frontend", NULL};
-	static const struct ld_unsupported unsupported[] = {
-	    {"backend", "client certificates to backends are not implemented"},
-	    {NULL, NULL},
-	};
+	static const char *const fields[] = {"frontend", "backend", NULL};
+	static const char *const be_fields[] = {"clientCertificateRef", NULL};
 	static const char *const fe_fields[] = {"default", "perPort", NULL};
 	static const char *const port_fields[] = {"port", "tls", NULL};
 	char path[LD_PATH], it[LD_PATH], sub[LD_PATH];
 	int line;
-	ld_fields(s, n, "spec.tls", fields, unsupported);
+	ld_fields(s, n, "spec.tls", fields, NULL);
+	yaml_node_t *be = ld_map(s, n, "spec.tls", "backend", false, &line);
+	if (be) {
+		ld_fields(s, be, "spec.tls.backend", be_fields, NULL);
+		yaml_node_t *ref =
+		    ld_map(s, be, "spec.tls.backend", "clientCertificateRef", false, &line);
+		if (ref) {
+			g->has_backend_client = true;
+			decode_cert_ref(s, ref, "spec.tls.backend.clientCertificateRef", &g->meta,
+					&g->backend_client);
+		}
+	}
 	yaml_node_t *fe = ld_map(s, n, "spec.tls", "frontend", false, &line);
 	if (!fe)
 		return;

@@ -676,17 +676,19 @@ static bool has_pem(const struct ig_secret_item *it, const char *label)
 	       strstr((const char *)it->bytes, label);
 }
 
+/* reason: the Gateway API's name for an unusable Secret here
+ * (InvalidCertificateRef for a listener's, InvalidClientCertificateRef for
+ * the Gateway's client certificate). */
 static void resolve_cert(struct session *s, const struct ig_gateway *gw, const char *path,
-			 struct ig_cert_ref *c)
+			 struct ig_cert_ref *c, const char *reason)
 {
 	if (!c->name)
 		return;
 	if (*c->group || strcmp(c->kind, "Secret") != 0) {
 		c->status = IG_REF_INVALID_KIND;
-		ld_warn(
-		    s, c->line, path, "kind",
-		    "certificateRefs must name core Secrets, not %s%s%s (InvalidCertificateRef)",
-		    c->group, *c->group ? "/" : "", c->kind);
+		ld_warn(s, c->line, path, "kind",
+			"certificates must be core Secrets, not %s%s%s (%s)", c->group,
+			*c->group ? "/" : "", c->kind, reason);
 		return;
 	}
 	if (!ig_config_reference_allowed(&s->box->cfg, GATEWAY_GROUP, "Gateway", gw->meta.ns, "",
@@ -715,8 +717,8 @@ static void resolve_cert(struct session *s, const struct ig_gateway *gw, const c
 		why = "has no PEM private key in tls.key";
 	if (why) {
 		c->status = IG_REF_INVALID;
-		ld_warn(s, c->line, path, NULL, "Secret \"%s/%s\" %s (InvalidCertificateRef)",
-			c->ns, c->name, why);
+		ld_warn(s, c->line, path, NULL, "Secret \"%s/%s\" %s (%s)", c->ns, c->name, why,
+			reason);
 		return;
 	}
 	c->status = IG_REF_OK;
@@ -808,6 +810,9 @@ static void resolve_gateways(struct session *s)
 		struct ig_gateway *gw = &c->gateways[g];
 		s->file = gw->meta.file;
 		resolve_frontend(s, gw, "spec.tls.frontend.default.validation", &gw->frontend);
+		if (gw->has_backend_client)
+			resolve_cert(s, gw, "spec.tls.backend.clientCertificateRef",
+				     &gw->backend_client, "InvalidClientCertificateRef");
 		for (size_t p = 0; p < gw->nfrontend_ports; p++) {
 			ld_item(it, "spec.tls.frontend", "perPort", p);
 			ld_join(path, it, "tls.validation");
@@ -819,7 +824,7 @@ static void resolve_gateways(struct session *s)
 			ld_item(path, "spec", "listeners", l);
 			for (size_t k = 0; k < li->tls.ncerts; k++) {
 				ld_item(it, path, "tls.certificateRefs", k);
-				resolve_cert(s, gw, it, &li->tls.certs[k]);
+				resolve_cert(s, gw, it, &li->tls.certs[k], "InvalidCertificateRef");
 				ok += li->tls.certs[k].status == IG_REF_OK;
 			}
 			if (li->protocol && !strcmp(li->protocol, "HTTPS") && li->tls.set &&

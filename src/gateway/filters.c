@@ -437,12 +437,13 @@ static void send_mirror(struct ig_req *p, const struct ig_backend_ref *be)
 	struct ig_tls_client_ctx *tls = NULL;
 	if (be->service) {
 		const struct ig_service_rt *s = ig_snapshot_service(p->snap, be->service, be->port);
-		if (s && s->tls_error)
+		const struct ig_gateway *gw = p->listener ? p->listener->gw : NULL;
+		if (s && ig_backend_tls_failed(s, gw))
 			return;
 		if (s && s->neps)
 			ep = s->eps[ig_rng_below(ig_rng_thread(), s->neps)];
 		proto = ig_backend_proto(NULL, s);
-		tls = ig_backend_tls(NULL, s);
+		tls = ig_backend_tls(NULL, s, gw);
 	} else if (be->pool) {
 		const struct ig_pool_rt *pr = ig_snapshot_pool_of(p->snap, be->pool);
 		if (pr && pr->neps)

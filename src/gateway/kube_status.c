@@ -160,6 +160,18 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 	json_array_append_new(conds,
 			      cond(c, "Programmed", nprog > 0, nprog ? "Programmed" : "Invalid",
 				   nprog ? "Serving" : "No listener could be served", gen));
+	if (gw->has_backend_client) {
+		enum ig_ref_status st = gw->backend_client.status;
+		json_array_append_new(
+		    conds, cond(c, "ResolvedRefs", st == IG_REF_OK,
+				st == IG_REF_OK		     ? "ResolvedRefs"
+				: st == IG_REF_NOT_PERMITTED ? "RefNotPermitted"
+							     : "InvalidClientCertificateRef",
+				st == IG_REF_OK ? "References resolved"
+						: "spec.tls.backend.clientCertificateRef does not "
+						  "name a usable kubernetes.io/tls Secret",
+				gen));
+	}
 	json_t *st = json_pack("{s:o,s:o}", "conditions", conds, "listeners", listeners);
 	const char *bind = c->G->opt.bind;
 	const char *addr =

@@ -225,7 +225,7 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 		ig_req_fail(p, 500, "server_error", NULL, "the route's backend does not exist");
 		return -1;
 	}
-	if (p->service && p->service->tls_error) {
+	if (ig_backend_tls_failed(p->service, p->listener ? p->listener->gw : NULL)) {
 		ig_req_fail(
 		    p, 500, "server_error", NULL,
 		    "the route's backend needs TLS that its BackendTLSPolicy cannot set up");

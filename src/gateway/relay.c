@@ -735,7 +735,8 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 {
 	struct ig_worker *w = p->w;
 	enum ig_http_proto proto = ig_backend_proto(p->pool, p->service);
-	struct ig_tls_client_ctx *tls = ig_backend_tls(p->pool, p->service);
+	struct ig_tls_client_ctx *tls =
+	    ig_backend_tls(p->pool, p->service, p->listener ? p->listener->gw : NULL);
 	struct ig_http_client *c = fresh ? NULL : ig_upstreams_take(w->upstreams, ep, proto, tls);
 	if (!c && !(c = ig_upstreams_connect(w->upstreams, ep, proto, tls))) {
 		ig_warn("upstream %s: %s; trying another endpoint", ep->addr, strerror(errno));

@@ -181,11 +181,31 @@ static inline enum ig_http_proto ig_backend_proto(const struct ig_pool_rt *pool,
 }
 
 /* The TLS context to reach a backend's pods with (a BackendTLSPolicy on
- * its Service port), NULL for clear text. */
+ * its Service port) for a request that came through Gateway gw (its
+ * client certificate, if it has one), NULL for clear text. */
 static inline struct ig_tls_client_ctx *ig_backend_tls(const struct ig_pool_rt *pool,
-						       const struct ig_service_rt *svc)
+						       const struct ig_service_rt *svc,
+						       const struct ig_gateway *gw)
 {
-	return !pool && svc ? svc->tls : NULL;
+	if (pool || !svc)
+		return NULL;
+	for (size_t i = 0; i < svc->ngw_tls; i++)
+		if (svc->gw_tls[i].gw == gw)
+			return svc->gw_tls[i].tls;
+	return svc->tls;
+}
+
+/* The backend is to be reached over TLS with a context that could not be
+ * made: the request gets 500, never clear text. */
+static inline bool ig_backend_tls_failed(const struct ig_service_rt *svc,
+					 const struct ig_gateway *gw)
+{
+	if (!svc || svc->tls_error)
+		return svc != NULL;
+	for (size_t i = 0; i < svc->ngw_tls; i++)
+		if (svc->gw_tls[i].gw == gw)
+			return !svc->gw_tls[i].tls;
+	return false;
 }
 
 /* filters.c: the rule's and the backendRef's filters. */

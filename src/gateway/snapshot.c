@@ -462,6 +462,88 @@ static void service_tls(struct ig_service_rt *rt, const struct ig_backend_tls_po
 	}
 }
 
+/* The hash of a Gateway's context for a port: the policy's settings and
+ * the client certificate. */
+static uint64_t client_cert_hash(uint64_t policy, const struct ig_secret_item *crt,
+				 const struct ig_secret_item *key)
+{
+	return XXH3_64bits_withSeed(crt->bytes, crt->len, policy) ^
+	       XXH3_64bits_withSeed(key->bytes, key->len, ~policy);
+}
+
+static bool same_service_port(const struct ig_service_rt *a, const struct ig_service_rt *b)
+{
+	return a->port == b->port && !strcmp(a->svc->meta.ns, b->svc->meta.ns) &&
+	       !strcmp(a->svc->meta.name, b->svc->meta.name);
+}
+
+/* A context per Gateway with a usable client certificate (spec.tls.backend),
+ * the previous snapshot's when nothing it is made of changed. */
+static void service_gateway_tls(struct ig_service_rt *rt, const struct ig_backend_tls_policy *p,
+				const struct ig_config *cfg, const struct ig_snapshot *prev)
+{
+	for (size_t g = 0; g < cfg->ngateways; g++) {
+		const struct ig_gateway *gw = &cfg->gateways[g];
+		if (!gw->has_backend_client || gw->backend_client.status != IG_REF_OK)
+			continue;
+		const struct ig_secret_item *crt =
+		    ig_secret_get(gw->backend_client.secret, "tls.crt");
+		const struct ig_secret_item *key =
+		    ig_secret_get(gw->backend_client.secret, "tls.key");
+		if (!crt || !key)
+			continue;
+		struct ig_service_gw_tls *v = realloc(rt->gw_tls, (rt->ngw_tls + 1) * sizeof *v);
+		if (!v)
+			return;
+		rt->gw_tls = v;
+		v = &rt->gw_tls[rt->ngw_tls++];
+		*v = (struct ig_service_gw_tls){.gw = gw,
+						.hash = client_cert_hash(rt->tls_hash, crt, key)};
+		for (size_t i = 0; prev && i < prev->nservices && !v->tls; i++) {
+			const struct ig_service_rt *o = &prev->services[i];
+			if (!same_service_port(o, rt))
+				continue;
+			for (size_t k = 0; k < o->ngw_tls; k++)
+				if (o->gw_tls[k].tls && o->gw_tls[k].hash == v->hash &&
+				    !strcmp(o->gw_tls[k].gw->meta.ns, gw->meta.ns) &&
+				    !strcmp(o->gw_tls[k].gw->meta.name, gw->meta.name)) {
+					v->tls = ig_tls_client_ctx_ref(o->gw_tls[k].tls);
+					break;
+				}
+		}
+		if (v->tls)
+			continue;
+		const char **names = calloc(p->nsans + 1, sizeof *names);
+		const char **uris = calloc(p->nsans + 1, sizeof *uris);
+		struct ig_tls_client_opts o = {.ca_pem = p->ca_pem,
+					       .ca_len = p->ca_len,
+					       .sni = p->hostname,
+					       .names = names,
+					       .uris = uris,
+					       .cert_pem = (const char *)crt->bytes,
+					       .cert_len = crt->len,
+					       .key_pem = (const char *)key->bytes,
+					       .key_len = key->len};
+		for (size_t i = 0; names && uris && i < p->nsans; i++) {
+			if (p->sans[i].uri)
+				uris[o.nuris++] = p->sans[i].value;
+			else
+				names[o.nnames++] = p->sans[i].value;
+		}
+		char err[256] = "out of memory";
+		if (names && uris)
+			v->tls = ig_tls_client_ctx_new(&o, err, sizeof err);
+		free(names);
+		free(uris);
+		if (!v->tls)
+			ig_err(
+			    "gateway %s/%s: client certificate for Service %s/%s port %d: %s; its "
+			    "requests there get 500",
+			    gw->meta.ns, gw->meta.name, rt->svc->meta.ns, rt->svc->meta.name,
+			    rt->port, err);
+	}
+}
+
 /* The Service backends any rule or mirror names, each (Service, port)
  * once, with the endpoints ig_config_service_endpoints gives. */
 static int add_service(struct ig_snapshot *s, struct ig_endpoints *reg,
@@ -481,6 +563,7 @@ static int add_service(struct ig_snapshot *s, struct ig_endpoints *reg,
 	if (be->tls) {
 		rt->h2c = false;
 		service_tls(rt, be->tls, prev);
+		service_gateway_tls(rt, be->tls, s->cfg, prev);
 	}
 	struct ig_service_addr *addrs;
 	size_t n;
@@ -584,6 +667,9 @@ void ig_snapshot_unref(struct ig_snapshot *s)
 			ig_endpoint_put(s->services[i].eps[e]);
 		free(s->services[i].eps);
 		ig_tls_client_ctx_unref(s->services[i].tls);
+		for (size_t k = 0; k < s->services[i].ngw_tls; k++)
+			ig_tls_client_ctx_unref(s->services[i].gw_tls[k].tls);
+		free(s->services[i].gw_tls);
 	}
 	free(s->services);
 	ig_config_free(s->cfg);

@@ -70,6 +70,15 @@ struct ig_service_rt {
 	struct ig_tls_client_ctx *tls;
 	uint64_t tls_hash;
 	bool tls_error;
+	/* Gateways with a client certificate (spec.tls.backend) reach the
+	 * port with a context of their own that presents it (ig_backend_tls);
+	 * tls NULL: it could not be made, and their requests get 500. */
+	struct ig_service_gw_tls {
+		const struct ig_gateway *gw;
+		struct ig_tls_client_ctx *tls;
+		uint64_t hash;
+	} * gw_tls;
+	size_t ngw_tls;
 };
 
 struct ig_listener_rt {

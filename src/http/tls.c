@@ -1104,6 +1104,17 @@ struct ig_tls_client_ctx *ig_tls_client_ctx_new(const struct ig_tls_client_opts 
 		say(err, errlen, "the system's CA certificates: %s", ossl_reason("unreadable"));
 		goto fail;
 	}
+	if (o->cert_pem) {
+		struct ig_tls_cert pair = {.cert_pem = o->cert_pem,
+					   .cert_len = o->cert_len,
+					   .key_pem = o->key_pem,
+					   .key_len = o->key_len};
+		char why[200] = "";
+		if (!o->key_pem || add_pair(c, &pair, why, sizeof why) < 0) {
+			say(err, errlen, "client certificate: %s", o->key_pem ? why : "no key");
+			goto fail;
+		}
+	}
 	/* Sessions are kept here, one per context, not in OpenSSL's cache
 	 * (a locked table per SSL_CTX that would grow with every server). */
 	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

@@ -221,6 +221,13 @@ struct ig_tls_client_opts {
 	size_t nnames;
 	const char *const *uris;
 	size_t nuris;
+	/* A client certificate (leaf first, then its chain) and its key, as
+	 * a kubernetes.io/tls Secret holds them, presented to servers that
+	 * ask for one (Gateway spec.tls.backend); NULL: none. */
+	const char *cert_pem;
+	size_t cert_len;
+	const char *key_pem;
+	size_t key_len;
 };
 
 /* NULL with the reason in err (`ca.crt holds no PEM certificate`). */

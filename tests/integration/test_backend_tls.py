@@ -41,13 +41,19 @@ class TLSPod:
     naming the handshake's server name, the path and the Host; it counts
     connections and requests."""
 
-    def __init__(self, host, port, crt, key):
+    def __init__(self, host, port, crt, key, client_ca=None):
+        """client_ca: the pod requires client certificates that CA signed
+        and records each request's client CN in `peers`."""
         self.requests = []
+        self.peers = []
         self.resumed = []  # per request: its connection resumed a session
         self.handshakes = []
         self.lock = threading.Lock()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(crt, key)
+        if client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(client_ca)
         pod_ = self
 
         def on_sni(sslobj, name, _ctx):
@@ -68,8 +74,11 @@ class TLSPod:
                 if n:
                     self.rfile.read(n)
                 sni = getattr(self.connection, "sni_seen", None)
+                peer = self.connection.getpeercert() or {}
+                cn = [v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"]
                 with pod_.lock:
                     pod_.requests.append((sni, self.path))
+                    pod_.peers.append(cn[0] if cn else None)
                     pod_.resumed.append(self.connection.session_reused)
                 body = json.dumps({"sni": sni, "path": self.path,
                                    "host": self.headers.get("Host")}).encode()
@@ -318,3 +327,112 @@ def test_backend_tls_sessions_resumed(procs, tmp_path):
     assert len(s.pod.handshakes) == 4, s.pod.handshakes
     assert s.pod.resumed == [False, True, True, True], s.pod.resumed
     s.stop()
+
+
+def tls_secret(name, crt_path, key_path):
+    ind = lambda path: "".join("    " + line + "\n" for line in open(path).read().strip().splitlines())
+    return """apiVersion: v1
+kind: Secret
+metadata:
+  name: %s
+  namespace: default
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+%s  tls.key: |
+%s""" % (name, ind(crt_path), ind(key_path))
+
+
+def test_gateway_client_certificate(procs, tmp_path):
+    """Gateway spec.tls.backend.clientCertificateRef: a pod that requires
+    client certificates serves the requests that came through the Gateway
+    that has one (it sees the certificate's CN); the same Service port
+    reached through a Gateway without one fails the handshake (502), with
+    no request reaching the pod; an unusable Secret is refused on the
+    Gateway (InvalidClientCertificateRef)."""
+    d = os.path.join(str(tmp_path), "certs")
+    os.makedirs(d, exist_ok=True)
+    crt, key = make_cert(d, "pod", "pod.example.com")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *a: subprocess.run(["openssl"] + list(a), cwd=d, check=True,
+                                    capture_output=True)
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=client-ca", "-addext", "basicConstraints=critical,CA:TRUE")
+    run("req", *ec, "-keyout", "gw.key", "-out", "gw.csr", "-subj", "/CN=the-gateway")
+    run("x509", "-req", "-in", "gw.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "gw.crt", "-days", "2")
+    pod_host = unique_loopback()
+    pod_port = free_port(pod_host)
+    tpod = TLSPod(pod_host, pod_port, crt, key, client_ca=os.path.join(d, "ca.crt"))
+    host = unique_loopback()
+    port, port2 = free_port(host), free_port(host)
+    gws = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+  namespace: default
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: http, protocol: HTTP, port: %d}
+  tls:
+    backend:
+      clientCertificateRef: {name: gw-client}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: plain
+  namespace: default
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: http, protocol: HTTP, port: %d}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+  namespace: default
+spec:
+  parentRefs: [{name: gw}, {name: plain}]
+  rules:
+  - backendRefs: [{name: svc, port: 443}]
+""" % (port, port2)
+    docs = [gws, pod("tls-pod", "tls", pod_host), configmap("ca", crt),
+            tls_secret("gw-client", os.path.join(d, "gw.crt"), os.path.join(d, "gw.key")),
+            tls_service("svc", 443, pod_port, "tls"),
+            policy("p", "svc", "caCertificateRefs:\n- {group: \"\", kind: ConfigMap, name: ca}"
+                   "\nhostname: pod.example.com")]
+    mdir = os.path.join(str(tmp_path), "m")
+    os.makedirs(mdir, exist_ok=True)
+    write(os.path.join(mdir, "all.yaml"), "---\n".join(docs))
+    gw = procs.start("gateway", "-f", mdir, "--bind", host, "--workers", "2", name="gateway")
+    wait_port(host, port, proc=gw)
+    wait_port(host, port2, proc=gw)
+
+    def get(p):
+        c = http.client.HTTPConnection(host, p, timeout=10)
+        c.request("GET", "/v1/models")
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, data
+    for _ in range(3):
+        st, data = get(port)
+        assert st == 200, data
+    assert tpod.peers == ["the-gateway"] * 3, tpod.peers
+    st, data = get(port2)
+    assert st == 502, data
+    assert len(tpod.peers) == 3, tpod.peers
+    out = subprocess.run([os.environ["IG_BIN"], "check", "-f", mdir], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out
+    # The Secret replaced by one that is not kubernetes.io/tls.
+    write(os.path.join(mdir, "all.yaml"), "---\n".join(docs).replace(
+        "type: kubernetes.io/tls", "type: Opaque"))
+    out = subprocess.run([os.environ["IG_BIN"], "check", "-f", mdir], capture_output=True,
+                         text=True)
+    assert "spec.tls.backend.clientCertificateRef" in out.stderr + out.stdout, out
+    assert "(InvalidClientCertificateRef)" in out.stderr + out.stdout, out
+    tpod.stop()

@@ -1054,6 +1054,8 @@ spec:
         validation:
           caCertificateRefs:
           - {group: "", kind: ConfigMap, name: client-ca}
+    backend:
+      clientCertificateRef: {name: no-such-secret}
 """ % k.port)
 
     def listener_refused():
@@ -1067,6 +1069,11 @@ spec:
     assert lc["ResolvedRefs"]["reason"] == "InvalidCACertificateRef", lc
     assert "client-ca" in lc["ResolvedRefs"]["message"], lc
     assert lc["Programmed"]["status"] == "False", lc
+    # The Gateway's own client certificate (spec.tls.backend) names no
+    # Secret: the Gateway's ResolvedRefs says so.
+    gc = {x["type"]: x for x in get(k, "gateway", "gw")["status"]["conditions"]}
+    assert gc["ResolvedRefs"]["status"] == "False", gc
+    assert gc["ResolvedRefs"]["reason"] == "InvalidClientCertificateRef", gc
     k.stop()
 
 

@@ -502,6 +502,49 @@ static void test_handshake_timeout(void **state)
 	close(lfd);
 }
 
+/* Mutual TLS with both ends ours: a server that requires client
+ * certificates signed by C_OTHER serves a client context that presents
+ * C_OTHER (Gateway spec.tls.backend), and no request reaches it from a
+ * context without a certificate or with one C_OTHER did not sign. */
+static void test_client_certificate(void **state)
+{
+	struct ig_tls_cert e = {.cert_pem = certs[C_ABC].pem,
+				.cert_len = certs[C_ABC].pem_len,
+				.key_pem = certs[C_ABC].key,
+				.key_len = certs[C_ABC].key_len,
+				.client_auth = IG_TLS_CLIENT_REQUIRE,
+				.client_ca_pem = certs[C_OTHER].pem,
+				.client_ca_len = certs[C_OTHER].pem_len};
+	char err[256] = "";
+	if (ig_tls_ctx_reload(F->srv_tls, &e, 1, err, sizeof err) != 0)
+		fail_msg("reload: %s", err);
+	for (int who = 0; who < 3; who++) {
+		int cert = who == 0 ? C_OTHER : C_URI;
+		struct ig_tls_client_opts o = {.ca_pem = certs[C_ABC].pem,
+					       .ca_len = certs[C_ABC].pem_len,
+					       .sni = "abc.example.com"};
+		if (who < 2) {
+			o.cert_pem = certs[cert].pem;
+			o.cert_len = certs[cert].pem_len;
+			o.key_pem = certs[cert].key;
+			o.key_len = certs[cert].key_len;
+		}
+		client_ctx(&o);
+		connect_client();
+		F->nreq = 0;
+		send_get("/x");
+		wait_end();
+		if (who == 0) {
+			assert_int_equal(F->nerror, 0);
+			assert_int_equal(F->status, 200);
+		} else {
+			assert_int_equal(F->ndone, 0);
+			assert_int_equal(F->nerror, 1);
+			assert_int_equal(F->nreq, 0);
+		}
+	}
+}
+
 static void test_context_errors(void **state)
 {
 	char err[128] = "";
@@ -515,6 +558,21 @@ static void test_context_errors(void **state)
 				  sizeof err);
 	assert_non_null(c);
 	ig_tls_client_ctx_unref(c);
+	/* A client certificate needs its own key. */
+	c = ig_tls_client_ctx_new(&(struct ig_tls_client_opts){.sni = "a",
+							       .cert_pem = certs[C_ABC].pem,
+							       .cert_len = certs[C_ABC].pem_len},
+				  err, sizeof err);
+	assert_null(c);
+	assert_string_equal(err, "client certificate: no key");
+	c = ig_tls_client_ctx_new(&(struct ig_tls_client_opts){.sni = "a",
+							       .cert_pem = certs[C_ABC].pem,
+							       .cert_len = certs[C_ABC].pem_len,
+							       .key_pem = certs[C_OTHER].key,
+							       .key_len = certs[C_OTHER].key_len},
+				  err, sizeof err);
+	assert_null(c);
+	assert_string_equal(err, "client certificate: tls.key does not match the certificate");
 }
 
 int main(void)
@@ -532,6 +590,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_subject_alt_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plaintext_backend, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_certificate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_context_errors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

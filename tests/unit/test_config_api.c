@@ -871,9 +871,53 @@ static void test_frontend_validation(void **state)
 	(void)state;
 }
 
+/* spec.tls.backend.clientCertificateRef resolves as certificateRefs do,
+ * with the Gateway's own reason when the Secret is unusable. */
+static void test_backend_client_certificate(void **state)
+{
+	static const struct {
+		const char *ref;
+		enum ig_ref_status want;
+		const char *diag;
+	} cases[] = {
+	    {"{name: good}", IG_REF_OK, NULL},
+	    {"{name: bad}", IG_REF_INVALID,
+	     "spec.tls.backend.clientCertificateRef: Secret \"a/bad\" has no PEM private key in "
+	     "tls.key (InvalidClientCertificateRef)"},
+	    {"{name: none}", IG_REF_NOT_FOUND, "Secret \"a/none\" not found"},
+	    {"{name: good, namespace: b}", IG_REF_NOT_PERMITTED, "(RefNotPermitted)"},
+	    {"{name: good, kind: ConfigMap}", IG_REF_INVALID_KIND,
+	     "certificates must be core Secrets, not ConfigMap (InvalidClientCertificateRef)"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char text[2048], *out;
+		snprintf(text, sizeof text,
+			 "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+			 "metadata: {name: gw, namespace: a}\nspec:\n  gatewayClassName: c\n"
+			 "  listeners: [{name: h, protocol: HTTP, port: 80}]\n"
+			 "  tls:\n    backend:\n      clientCertificateRef: %s\n" TLS_SECRET(
+			     "good", "a", PEM_CRT, PEM_KEY) TLS_SECRET("bad", "a", PEM_CRT, "x")
+			     TLS_SECRET("good", "b", PEM_CRT, PEM_KEY),
+			 cases[i].ref);
+		struct ig_config *c = load_warned(text, &out);
+		const struct ig_gateway *gw = &c->gateways[0];
+		assert_true(gw->has_backend_client);
+		assert_int_equal(gw->backend_client.status, cases[i].want);
+		if (cases[i].diag)
+			has(out, cases[i].diag);
+		else
+			assert_string_equal(out, "");
+		if (cases[i].want == IG_REF_OK)
+			assert_string_equal(gw->backend_client.secret->meta.name, "good");
+		free(out);
+		ig_config_free(c);
+	}
+	(void)state;
+}
+
 /* What the schema refuses: a missing default, empty or missing
- * caCertificateRefs, an unknown mode, two perPort entries for one port;
- * and tls.backend, which infergate does not implement. */
+ * caCertificateRefs, an unknown mode, two perPort entries for one port,
+ * a client certificate reference without a name, an unknown field. */
 static void test_frontend_validation_errors(void **state)
 {
 	static const struct {
@@ -892,8 +936,9 @@ static void test_frontend_validation_errors(void **state)
 	     "Port for TLS configuration must be unique within the Gateway"},
 	    {"      default: {}\n      perPort:\n      - {port: 0, tls: {}}\n",
 	     "spec.tls.frontend.perPort[0].port"},
-	    {"      default: {}\n    backend: {clientCertificateRef: {name: x}}\n",
-	     "client certificates to backends are not implemented"},
+	    {"      default: {}\n    backend: {clientCertificateRef: {kind: Secret}}\n",
+	     "spec.tls.backend.clientCertificateRef.name: is required"},
+	    {"      default: {}\n    backend: {other: x}\n", "spec.tls.backend.other"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char text[2048];
@@ -2242,6 +2287,7 @@ int main(void)
 	    cmocka_unit_test(test_configmap_data),
 	    cmocka_unit_test(test_frontend_validation),
 	    cmocka_unit_test(test_frontend_validation_errors),
+	    cmocka_unit_test(test_backend_client_certificate),
 	    cmocka_unit_test(test_backend_tls_policy_configmap),
 	    cmocka_unit_test(test_backend_tls_policy_system),
 	    cmocka_unit_test(test_backend_tls_policy_unusable),
