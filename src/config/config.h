@@ -131,26 +131,7 @@ enum ig_tls_mode { IG_TLS_TERMINATE = 0, IG_TLS_PASSTHROUGH };
 /* listeners[].tls. Validated: not allowed on HTTP/TCP/UDP listeners;
  * required on HTTPS listeners (infergate cannot serve HTTPS without a
  * certificate), where mode must be Terminate and certificateRefs must have
- * 1 to 64 entries. `options` and `frontendValidation` are refused. */
-struct ig_listener_tls {
-	bool set;
-	enum ig_tls_mode mode; /* default Terminate */
-	struct ig_cert_ref *certs;
-	size_t ncerts;
-};
-
-struct ig_listener {
-	char *name;
-	char *protocol; /* HTTP, HTTPS, TLS, TCP, UDP or "domain/Name" */
-	int port;
-	char *hostname; /* NULL: any; for HTTPS also the SNI name it answers */
-	struct ig_allowed_routes allowed;
-	struct ig_listener_tls tls;
-	/* True for HTTP and HTTPS: the protocols infergate serves. Other
-	 * listeners load with a warning and attach no routes. */
-	bool served;
-};
-
+ * 1 to 64 entries. `options` is refused. */
 /* A caCertificateRefs[] entry of client certificate validation: group
  * default "", namespace default the Gateway's; kind and name required. */
 struct ig_ca_ref {
@@ -182,6 +163,30 @@ struct ig_frontend_validation {
 	char *refs_message;
 };
 
+struct ig_listener_tls {
+	bool set;
+	enum ig_tls_mode mode; /* default Terminate */
+	struct ig_cert_ref *certs;
+	size_t ncerts;
+	/* tls.frontendValidation: the listener's own client certificate
+	 * validation, as Gateway API v1.1-v1.3 put it (v1.4 moved it to the
+	 * Gateway's spec.tls.frontend); it takes precedence over the
+	 * Gateway's (ig_listener_frontend). */
+	struct ig_frontend_validation frontend;
+};
+
+struct ig_listener {
+	char *name;
+	char *protocol; /* HTTP, HTTPS, TLS, TCP, UDP or "domain/Name" */
+	int port;
+	char *hostname; /* NULL: any; for HTTPS also the SNI name it answers */
+	struct ig_allowed_routes allowed;
+	struct ig_listener_tls tls;
+	/* True for HTTP and HTTPS: the protocols infergate serves. Other
+	 * listeners load with a warning and attach no routes. */
+	bool served;
+};
+
 struct ig_frontend_port {
 	int port;
 	struct ig_frontend_validation v; /* v.set false: no validation on this port */
@@ -210,8 +215,11 @@ struct ig_gateway {
 };
 
 /* The client certificate validation of gw's HTTPS listeners on port, or
- * NULL when they validate none. */
+ * NULL when they validate none; for one listener, its own
+ * frontendValidation first. */
 const struct ig_frontend_validation *ig_gateway_frontend(const struct ig_gateway *gw, int port);
+const struct ig_frontend_validation *ig_listener_frontend(const struct ig_gateway *gw,
+							  const struct ig_listener *li);
 
 /* ---- gateway.networking.k8s.io: HTTPRoute (v1, v1beta1) ---- */
 

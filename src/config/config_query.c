@@ -891,3 +891,9 @@ const struct ig_frontend_validation *ig_gateway_frontend(const struct ig_gateway
 			return gw->frontend_ports[i].v.set ? &gw->frontend_ports[i].v : NULL;
 	return gw->frontend.set ? &gw->frontend : NULL;
 }
+
+const struct ig_frontend_validation *ig_listener_frontend(const struct ig_gateway *gw,
+							  const struct ig_listener *li)
+{
+	return li->tls.frontend.set ? &li->tls.frontend : ig_gateway_frontend(gw, li->port);
+}

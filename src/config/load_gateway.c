@@ -99,13 +99,15 @@ static void decode_cert_ref(struct session *s, yaml_node_t *n, const char *path,
 	c->line = ig_yaml_line(n);
 }
 
+static void decode_validation(struct session *s, yaml_node_t *n, const char *path,
+			      const struct ig_meta *gw, struct ig_frontend_validation *v);
+
 static void decode_listener_tls(struct session *s, yaml_node_t *n, const char *path,
 				const struct ig_meta *gw, struct ig_listener_tls *t)
 {
-	static const char *const fields[] = {"mode", "certificateRefs", NULL};
+	static const char *const fields[] = {"mode", "certificateRefs", "frontendValidation", NULL};
 	static const struct ld_unsupported fields_unsupported[] = {
 	    {"options", "implementation-specific TLS options are not implemented"},
-	    {"frontendValidation", "client certificate validation is not implemented"},
 	    {NULL, NULL},
 	};
 	static const char *const modes[] = {"Terminate", "Passthrough", NULL};
@@ -116,6 +118,11 @@ static void decode_listener_tls(struct session *s, yaml_node_t *n, const char *p
 	char *mode = ld_str(s, n, path, "mode", false, &line);
 	ld_check_enum(s, mode, line, path, "mode", modes);
 	t->mode = mode && !strcmp(mode, "Passthrough") ? IG_TLS_PASSTHROUGH : IG_TLS_TERMINATE;
+	yaml_node_t *fv = ld_map(s, n, path, "frontendValidation", false, &line);
+	if (fv) {
+		ld_join(sub, path, "frontendValidation");
+		decode_validation(s, fv, sub, gw, &t->frontend);
+	}
 	yaml_node_t *refs = ld_seq(s, n, path, "certificateRefs", false, &line);
 	if (!refs) {
 		if (t->mode == IG_TLS_TERMINATE)

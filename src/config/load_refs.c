@@ -822,6 +822,10 @@ static void resolve_gateways(struct session *s)
 			struct ig_listener *li = &gw->listeners[l];
 			size_t ok = 0;
 			ld_item(path, "spec", "listeners", l);
+			if (li->tls.frontend.set) {
+				ld_join(it, path, "tls.frontendValidation");
+				resolve_frontend(s, gw, it, &li->tls.frontend);
+			}
 			for (size_t k = 0; k < li->tls.ncerts; k++) {
 				ld_item(it, path, "tls.certificateRefs", k);
 				resolve_cert(s, gw, it, &li->tls.certs[k], "InvalidCertificateRef");

@@ -105,7 +105,7 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	/* Client certificate validation (spec.tls.frontend): a CA reference
 	 * that did not resolve; none that did leaves the listener unserved. */
 	const struct ig_frontend_validation *fv =
-	    l->served && !strcmp(l->protocol, "HTTPS") ? ig_gateway_frontend(gw, l->port) : NULL;
+	    l->served && !strcmp(l->protocol, "HTTPS") ? ig_listener_frontend(gw, l) : NULL;
 	bool no_ca = fv && !fv->nvalid;
 	if (fv && fv->refs_reason && !strcmp(refs_reason, "ResolvedRefs"))
 		refs_reason = fv->refs_reason;

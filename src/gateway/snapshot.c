@@ -175,7 +175,7 @@ static int add_port(struct ig_snapshot *s, int port, const struct ig_snapshot *p
 			if (!li->served || li->port != port)
 				continue;
 			const struct ig_frontend_validation *fv =
-			    is_https(li) ? ig_gateway_frontend(gw, port) : NULL;
+			    is_https(li) ? ig_listener_frontend(gw, li) : NULL;
 			if (fv && !fv->nvalid) {
 				ig_warn("gateway %s/%s: listener %s: no valid CA certificate for "
 					"client certificates (Accepted=False, "

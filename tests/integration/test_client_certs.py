@@ -58,7 +58,10 @@ data:
 %s""" % (name, ind)
 
 
-def gateway_doc(s, frontend):
+def gateway_doc(s, frontend, listener_validation=""):
+    """frontend: the Gateway's spec.tls.frontend (indented), or "" for
+    none; listener_validation: lines added under the checked listener's
+    tls (Gateway API v1.1-v1.3's frontendValidation)."""
     return """apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata:
@@ -73,7 +76,7 @@ spec:
     tls:
       certificateRefs:
       - name: srv
-  - name: open
+%s  - name: open
     protocol: HTTPS
     port: %d
     tls:
@@ -82,17 +85,17 @@ spec:
   - name: plain
     protocol: HTTP
     port: %d
-  tls:
-    frontend:
-%s""" % (s.checked_port, s.open_port, s.port, frontend)
+%s""" % (s.checked_port, listener_validation, s.open_port, s.port,
+         "  tls:\n    frontend:\n" + frontend if frontend else "")
 
 
 class MTLS(Setup):
-    def __init__(self, procs, tmp_path, frontend):
+    def __init__(self, procs, tmp_path, frontend, listener_validation=""):
         self.pki = os.path.join(str(tmp_path), "pki")
         os.makedirs(self.pki, exist_ok=True)
         make_pki(self.pki)
         self.frontend = frontend
+        self.listener_validation = listener_validation
         host = unique_loopback()
         self.checked_port = free_port(host)
         self.open_port = free_port(host)
@@ -103,7 +106,7 @@ class MTLS(Setup):
 
     def docs(self, s):
         routes = [route_doc("r-" + n, n, "svc") for n in ("checked", "open", "plain")]
-        return [gateway_doc(s, self.frontend % {"open": s.open_port}),
+        return [gateway_doc(s, self.frontend % {"open": s.open_port}, self.listener_validation),
                 configmap("client-ca", read(self.pki, "ca.crt")),
                 secret("srv", read(self.pki, "srv.crt"), read(self.pki, "srv.key")),
                 service("svc", 80, s.pod_port, app="a"),
@@ -205,4 +208,20 @@ def test_no_valid_ca_leaves_listeners_unserved(procs, tmp_path, ref):
     reason = "InvalidCACertificateRef" if "missing" in ref else "InvalidCACertificateKind"
     assert reason in out.stdout + out.stderr, out
     assert "NoValidCACertificate" in out.stdout + out.stderr, out
+    s.stop()
+
+
+def test_listener_frontend_validation(procs, tmp_path):
+    """Manifests written for Gateway API v1.1-v1.3 put the validation on
+    the listener (tls.frontendValidation): it applies to that listener
+    alone, as AllowValidOnly."""
+    s = MTLS(procs, tmp_path, "", listener_validation="""      frontendValidation:
+        caCertificateRefs:
+        - {group: "", kind: ConfigMap, name: client-ca}
+""")
+    wait_port(s.host, s.checked_port, proc=s.gw)
+    assert s.call(s.checked_port, "client") == 200
+    assert s.call(s.checked_port) in HANDSHAKE_FAILED
+    assert s.call(s.checked_port, "stranger") in HANDSHAKE_FAILED
+    assert s.call(s.open_port) == 200
     s.stop()

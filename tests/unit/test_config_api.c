@@ -871,6 +871,41 @@ static void test_frontend_validation(void **state)
 	(void)state;
 }
 
+/* A listener's own tls.frontendValidation (Gateway API v1.1-v1.3) comes
+ * before the Gateway's spec.tls.frontend for that listener alone. */
+static void test_listener_frontend_validation(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+	    "metadata: {name: gw, namespace: a}\nspec:\n  gatewayClassName: c\n  listeners:\n"
+	    "  - name: own\n    protocol: HTTPS\n    port: 443\n    hostname: own.example.com\n"
+	    "    tls:\n      certificateRefs: [{name: s}]\n"
+	    "      frontendValidation: {caCertificateRefs: [" CA_REF("ca2") "]}\n"
+	    "  - name: other\n    protocol: HTTPS\n    port: 443\n"
+	    "    tls: {certificateRefs: [{name: s}]}\n"
+	    "  tls:\n    frontend:\n      default:\n        validation:\n"
+	    "          caCertificateRefs: [" CA_REF("ca") "]\n"
+	    TLS_SECRET("s", "a", PEM_CRT, PEM_KEY)
+	    CA_CM("ca", "{ca.crt: \"" PEM_CRT "\"}")
+	    CA_CM("ca2", "{ca.crt: \"" PEM_CRT2 "\"}"),
+	    /* clang-format on */
+	    &out);
+	const struct ig_gateway *gw = &c->gateways[0];
+	const struct ig_frontend_validation *own = ig_listener_frontend(gw, &gw->listeners[0]);
+	const struct ig_frontend_validation *other = ig_listener_frontend(gw, &gw->listeners[1]);
+	assert_ptr_equal(own, &gw->listeners[0].tls.frontend);
+	assert_ptr_equal(other, &gw->frontend);
+	assert_int_equal(own->nvalid, 1);
+	assert_non_null(strstr(own->ca_pem, "BBBB"));
+	assert_non_null(strstr(other->ca_pem, "AAAA"));
+	assert_string_equal(out, "");
+	free(out);
+	ig_config_free(c);
+	(void)state;
+}
+
 /* spec.tls.backend.clientCertificateRef resolves as certificateRefs do,
  * with the Gateway's own reason when the Secret is unusable. */
 static void test_backend_client_certificate(void **state)
@@ -2288,6 +2323,7 @@ int main(void)
 	    cmocka_unit_test(test_frontend_validation),
 	    cmocka_unit_test(test_frontend_validation_errors),
 	    cmocka_unit_test(test_backend_client_certificate),
+	    cmocka_unit_test(test_listener_frontend_validation),
 	    cmocka_unit_test(test_backend_tls_policy_configmap),
 	    cmocka_unit_test(test_backend_tls_policy_system),
 	    cmocka_unit_test(test_backend_tls_policy_unusable),
