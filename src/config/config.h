@@ -128,10 +128,6 @@ struct ig_cert_ref {
 
 enum ig_tls_mode { IG_TLS_TERMINATE = 0, IG_TLS_PASSTHROUGH };
 
-/* listeners[].tls. Validated: not allowed on HTTP/TCP/UDP listeners;
- * required on HTTPS listeners (infergate cannot serve HTTPS without a
- * certificate), where mode must be Terminate and certificateRefs must have
- * 1 to 64 entries. `options` is refused. */
 /* A caCertificateRefs[] entry of client certificate validation: group
  * default "", namespace default the Gateway's; kind and name required. */
 struct ig_ca_ref {
@@ -163,6 +159,10 @@ struct ig_frontend_validation {
 	char *refs_message;
 };
 
+/* listeners[].tls. Validated: not allowed on HTTP/TCP/UDP listeners;
+ * required on HTTPS listeners (infergate cannot serve HTTPS without a
+ * certificate), where mode must be Terminate and certificateRefs must have
+ * 1 to 64 entries. `options` is refused. */
 struct ig_listener_tls {
 	bool set;
 	enum ig_tls_mode mode; /* default Terminate */
