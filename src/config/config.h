@@ -194,7 +194,7 @@ struct ig_frontend_port {
 
 /* Listener checks: names unique, (port, protocol, hostname) unique, no
  * hostname on TCP/UDP, the tls rules above; spec.addresses, infrastructure,
- * backendTLS, allowedListeners and defaultScope are refused. */
+ * allowedListeners and defaultScope are refused. */
 struct ig_gateway {
 	struct ig_meta meta;
 	char *class_name;
@@ -211,6 +211,7 @@ struct ig_gateway {
 	 * are (ResolvedRefs=False/InvalidClientCertificateRef or
 	 * RefNotPermitted on the Gateway when it does not). */
 	bool has_backend_client;
+	bool backend_client_v1_2; /* written as spec.backendTLS (Gateway API v1.2-v1.3) */
 	struct ig_cert_ref backend_client;
 };
 

@@ -373,11 +373,32 @@ static void decode_gateway_tls(struct session *s, yaml_node_t *n, struct ig_gate
 	}
 }
 
-static const char *const gateway_spec_fields[] = {"gatewayClassName", "listeners", "tls", NULL};
+/* spec.backendTLS.clientCertificateRef, where Gateway API v1.2-v1.3 had
+ * what v1.4 moved to spec.tls.backend. */
+static void decode_backend_tls_v1_2(struct session *s, yaml_node_t *n, struct ig_gateway *g)
+{
+	static const char *const fields[] = {"clientCertificateRef", NULL};
+	int line;
+	ld_fields(s, n, "spec.backendTLS", fields, NULL);
+	yaml_node_t *ref = ld_map(s, n, "spec.backendTLS", "clientCertificateRef", false, &line);
+	if (!ref)
+		return;
+	if (g->has_backend_client) {
+		ld_err(s, line, "spec.backendTLS", "clientCertificateRef",
+		       "given also in spec.tls.backend, which replaced it: keep one");
+		return;
+	}
+	g->has_backend_client = true;
+	g->backend_client_v1_2 = true;
+	decode_cert_ref(s, ref, "spec.backendTLS.clientCertificateRef", &g->meta,
+			&g->backend_client);
+}
+
+static const char *const gateway_spec_fields[] = {"gatewayClassName", "listeners", "tls",
+						  "backendTLS", NULL};
 static const struct ld_unsupported gateway_spec_fields_unsupported[] = {
     {"addresses", "infergate listens on the addresses its flags give"},
     {"infrastructure", "infergate creates no infrastructure to label"},
-    {"backendTLS", "TLS to backends is not implemented"},
     {"allowedListeners", "ListenerSets are not implemented"},
     {"defaultScope", "default Gateways are not implemented"},
     {NULL, NULL},
@@ -402,6 +423,9 @@ void ld_gateway(struct session *s, yaml_node_t *root, const char *api)
 		yaml_node_t *tls = ld_map(s, spec, "spec", "tls", false, &tline);
 		if (tls)
 			decode_gateway_tls(s, tls, &g);
+		yaml_node_t *btls = ld_map(s, spec, "spec", "backendTLS", false, &tline);
+		if (btls)
+			decode_backend_tls_v1_2(s, btls, &g);
 	}
 	if (ls) {
 		ld_check_items(s, ls, line, "spec", "listeners", 1, 64);

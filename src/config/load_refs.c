@@ -811,7 +811,9 @@ static void resolve_gateways(struct session *s)
 		s->file = gw->meta.file;
 		resolve_frontend(s, gw, "spec.tls.frontend.default.validation", &gw->frontend);
 		if (gw->has_backend_client)
-			resolve_cert(s, gw, "spec.tls.backend.clientCertificateRef",
+			resolve_cert(s, gw,
+				     gw->backend_client_v1_2 ? "spec.backendTLS.clientCertificateRef"
+							     : "spec.tls.backend.clientCertificateRef",
 				     &gw->backend_client, "InvalidClientCertificateRef");
 		for (size_t p = 0; p < gw->nfrontend_ports; p++) {
 			ld_item(it, "spec.tls.frontend", "perPort", p);

@@ -924,25 +924,38 @@ static void test_backend_client_certificate(void **state)
 	    {"{name: good, kind: ConfigMap}", IG_REF_INVALID_KIND,
 	     "certificates must be core Secrets, not ConfigMap (InvalidClientCertificateRef)"},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+	for (size_t i = 0; i < 2 * sizeof cases / sizeof cases[0]; i++) {
+		/* Each case twice: as Gateway API v1.4 writes it, and as v1.2. */
+		bool v1_2 = i >= sizeof cases / sizeof cases[0];
 		char text[2048], *out;
 		snprintf(text, sizeof text,
 			 "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
 			 "metadata: {name: gw, namespace: a}\nspec:\n  gatewayClassName: c\n"
 			 "  listeners: [{name: h, protocol: HTTP, port: 80}]\n"
-			 "  tls:\n    backend:\n      clientCertificateRef: %s\n" TLS_SECRET(
+			 "%s      clientCertificateRef: %s\n" TLS_SECRET(
 			     "good", "a", PEM_CRT, PEM_KEY) TLS_SECRET("bad", "a", PEM_CRT, "x")
 			     TLS_SECRET("good", "b", PEM_CRT, PEM_KEY),
-			 cases[i].ref);
+			 v1_2 ? "  backendTLS:\n" : "  tls:\n    backend:\n",
+			 cases[i % (sizeof cases / sizeof cases[0])].ref);
+		size_t k = i % (sizeof cases / sizeof cases[0]);
 		struct ig_config *c = load_warned(text, &out);
 		const struct ig_gateway *gw = &c->gateways[0];
 		assert_true(gw->has_backend_client);
-		assert_int_equal(gw->backend_client.status, cases[i].want);
-		if (cases[i].diag)
-			has(out, cases[i].diag);
+		assert_int_equal(gw->backend_client_v1_2, v1_2);
+		assert_int_equal(gw->backend_client.status, cases[k].want);
+		const char *prefix = "spec.tls.backend.";
+		const char *diag = cases[k].diag;
+		if (diag && v1_2) {
+			/* The same message under the older path. */
+			has(out, "spec.backendTLS.clientCertificateRef");
+			if (!strncmp(diag, prefix, strlen(prefix)))
+				diag += strlen(prefix);
+		}
+		if (diag)
+			has(out, diag);
 		else
 			assert_string_equal(out, "");
-		if (cases[i].want == IG_REF_OK)
+		if (cases[k].want == IG_REF_OK)
 			assert_string_equal(gw->backend_client.secret->meta.name, "good");
 		free(out);
 		ig_config_free(c);
@@ -974,6 +987,9 @@ static void test_frontend_validation_errors(void **state)
 	    {"      default: {}\n    backend: {clientCertificateRef: {kind: Secret}}\n",
 	     "spec.tls.backend.clientCertificateRef.name: is required"},
 	    {"      default: {}\n    backend: {other: x}\n", "spec.tls.backend.other"},
+	    {"      default: {}\n    backend: {clientCertificateRef: {name: a}}\n"
+	     "  backendTLS: {clientCertificateRef: {name: b}}\n",
+	     "spec.backendTLS.clientCertificateRef: given also in spec.tls.backend"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char text[2048];
