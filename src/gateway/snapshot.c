@@ -421,6 +421,49 @@ static uint64_t policy_hash(const struct ig_backend_tls_policy *p)
 	return h;
 }
 
+/* A client context made from a BackendTLSPolicy's settings, presenting
+ * the client certificate crt/key when they are given; NULL with the
+ * reason in err. */
+static struct ig_tls_client_ctx *policy_ctx_new(const struct ig_backend_tls_policy *p,
+						const struct ig_secret_item *crt,
+						const struct ig_secret_item *key, char *err,
+						size_t errlen)
+{
+	const char **names = calloc(p->nsans + 1, sizeof *names);
+	const char **uris = calloc(p->nsans + 1, sizeof *uris);
+	struct ig_tls_client_opts o = {.ca_pem = p->ca_pem,
+				       .ca_len = p->ca_len,
+				       .sni = p->hostname,
+				       .names = names,
+				       .uris = uris};
+	if (crt && key) {
+		o.cert_pem = (const char *)crt->bytes;
+		o.cert_len = crt->len;
+		o.key_pem = (const char *)key->bytes;
+		o.key_len = key->len;
+	}
+	for (size_t i = 0; names && uris && i < p->nsans; i++) {
+		if (p->sans[i].uri)
+			uris[o.nuris++] = p->sans[i].value;
+		else
+			names[o.nnames++] = p->sans[i].value;
+	}
+	struct ig_tls_client_ctx *ctx = NULL;
+	if (names && uris)
+		ctx = ig_tls_client_ctx_new(&o, err, errlen);
+	else
+		snprintf(err, errlen, "out of memory");
+	free(names);
+	free(uris);
+	return ctx;
+}
+
+static bool same_service_port(const struct ig_service_rt *a, const struct ig_service_rt *b)
+{
+	return a->port == b->port && !strcmp(a->svc->meta.ns, b->svc->meta.ns) &&
+	       !strcmp(a->svc->meta.name, b->svc->meta.name);
+}
+
 /* The TLS context of a Service port that a BackendTLSPolicy targets. */
 static void service_tls(struct ig_service_rt *rt, const struct ig_backend_tls_policy *p,
 			const struct ig_snapshot *prev)
@@ -429,31 +472,13 @@ static void service_tls(struct ig_service_rt *rt, const struct ig_backend_tls_po
 	rt->tls_hash = policy_hash(p);
 	for (size_t i = 0; prev && i < prev->nservices; i++) {
 		const struct ig_service_rt *o = &prev->services[i];
-		if (o->tls && o->tls_hash == rt->tls_hash && o->port == rt->port &&
-		    !strcmp(o->svc->meta.ns, rt->svc->meta.ns) &&
-		    !strcmp(o->svc->meta.name, rt->svc->meta.name)) {
+		if (o->tls && o->tls_hash == rt->tls_hash && same_service_port(o, rt)) {
 			rt->tls = ig_tls_client_ctx_ref(o->tls);
 			return;
 		}
 	}
-	const char **names = calloc(p->nsans + 1, sizeof *names);
-	const char **uris = calloc(p->nsans + 1, sizeof *uris);
-	struct ig_tls_client_opts o = {.ca_pem = p->ca_pem,
-				       .ca_len = p->ca_len,
-				       .sni = p->hostname,
-				       .names = names,
-				       .uris = uris};
-	for (size_t i = 0; names && uris && i < p->nsans; i++) {
-		if (p->sans[i].uri)
-			uris[o.nuris++] = p->sans[i].value;
-		else
-			names[o.nnames++] = p->sans[i].value;
-	}
-	char err[256] = "out of memory";
-	if (names && uris)
-		rt->tls = ig_tls_client_ctx_new(&o, err, sizeof err);
-	free(names);
-	free(uris);
+	char err[256];
+	rt->tls = policy_ctx_new(p, NULL, NULL, err, sizeof err);
 	if (!rt->tls) {
 		rt->tls_error = true;
 		ig_err("BackendTLSPolicy %s/%s: %s; requests to Service %s/%s port %d get 500",
@@ -469,12 +494,6 @@ static uint64_t client_cert_hash(uint64_t policy, const struct ig_secret_item *c
 {
 	return XXH3_64bits_withSeed(crt->bytes, crt->len, policy) ^
 	       XXH3_64bits_withSeed(key->bytes, key->len, ~policy);
-}
-
-static bool same_service_port(const struct ig_service_rt *a, const struct ig_service_rt *b)
-{
-	return a->port == b->port && !strcmp(a->svc->meta.ns, b->svc->meta.ns) &&
-	       !strcmp(a->svc->meta.name, b->svc->meta.name);
 }
 
 /* A context per Gateway with a usable client certificate (spec.tls.backend),
@@ -513,28 +532,8 @@ static void service_gateway_tls(struct ig_service_rt *rt, const struct ig_backen
 		}
 		if (v->tls)
 			continue;
-		const char **names = calloc(p->nsans + 1, sizeof *names);
-		const char **uris = calloc(p->nsans + 1, sizeof *uris);
-		struct ig_tls_client_opts o = {.ca_pem = p->ca_pem,
-					       .ca_len = p->ca_len,
-					       .sni = p->hostname,
-					       .names = names,
-					       .uris = uris,
-					       .cert_pem = (const char *)crt->bytes,
-					       .cert_len = crt->len,
-					       .key_pem = (const char *)key->bytes,
-					       .key_len = key->len};
-		for (size_t i = 0; names && uris && i < p->nsans; i++) {
-			if (p->sans[i].uri)
-				uris[o.nuris++] = p->sans[i].value;
-			else
-				names[o.nnames++] = p->sans[i].value;
-		}
-		char err[256] = "out of memory";
-		if (names && uris)
-			v->tls = ig_tls_client_ctx_new(&o, err, sizeof err);
-		free(names);
-		free(uris);
+		char err[256];
+		v->tls = policy_ctx_new(p, crt, key, err, sizeof err);
 		if (!v->tls)
 			ig_err(
 			    "gateway %s/%s: client certificate for Service %s/%s port %d: %s; its "

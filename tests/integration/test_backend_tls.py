@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from conftest import free_port, unique_loopback, wait_port
 from test_gateway import SAN_ERRORS, write
 from test_gateway_api import gateway, pod
+from test_https import secret
 
 URI = "spiffe://cluster.test/ns/default/sa/backend"
 
@@ -329,20 +330,6 @@ def test_backend_tls_sessions_resumed(procs, tmp_path):
     s.stop()
 
 
-def tls_secret(name, crt_path, key_path):
-    ind = lambda path: "".join("    " + line + "\n" for line in open(path).read().strip().splitlines())
-    return """apiVersion: v1
-kind: Secret
-metadata:
-  name: %s
-  namespace: default
-type: kubernetes.io/tls
-stringData:
-  tls.crt: |
-%s  tls.key: |
-%s""" % (name, ind(crt_path), ind(key_path))
-
-
 def test_gateway_client_certificate(procs, tmp_path):
     """Gateway spec.tls.backend.clientCertificateRef: a pod that requires
     client certificates serves the requests that came through the Gateway
@@ -400,7 +387,8 @@ spec:
   - backendRefs: [{name: svc, port: 443}]
 """ % (port, port2)
     docs = [gws, pod("tls-pod", "tls", pod_host), configmap("ca", crt),
-            tls_secret("gw-client", os.path.join(d, "gw.crt"), os.path.join(d, "gw.key")),
+            secret("gw-client", open(os.path.join(d, "gw.crt")).read(),
+                   open(os.path.join(d, "gw.key")).read()),
             tls_service("svc", 443, pod_port, "tls"),
             policy("p", "svc", "caCertificateRefs:\n- {group: \"\", kind: ConfigMap, name: ca}"
                    "\nhostname: pod.example.com")]

@@ -15,8 +15,8 @@ import subprocess
 import pytest
 
 from conftest import free_port, unique_loopback, wait_port
-from test_gateway import write
 from test_gateway_api import Setup, pod, service
+from test_backend_tls import configmap
 from test_https import route_doc, secret
 
 
@@ -44,18 +44,6 @@ def make_pki(d):
 def read(d, name):
     with open(os.path.join(d, name)) as f:
         return f.read()
-
-
-def configmap(name, ca):
-    ind = "".join("    " + line + "\n" for line in ca.strip().splitlines())
-    return """apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: %s
-  namespace: default
-data:
-  ca.crt: |
-%s""" % (name, ind)
 
 
 def gateway_doc(s, frontend, listener_validation=""):
@@ -107,7 +95,7 @@ class MTLS(Setup):
     def docs(self, s):
         routes = [route_doc("r-" + n, n, "svc") for n in ("checked", "open", "plain")]
         return [gateway_doc(s, self.frontend % {"open": s.open_port}, self.listener_validation),
-                configmap("client-ca", read(self.pki, "ca.crt")),
+                configmap("client-ca", os.path.join(self.pki, "ca.crt")),
                 secret("srv", read(self.pki, "srv.crt"), read(self.pki, "srv.key")),
                 service("svc", 80, s.pod_port, app="a"),
                 pod("pod-a", "a", s.pods[0].host)] + routes
