@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "core/spsc.h"
 #include "http/client.h"
 #include "json/json.h"
@@ -240,6 +241,24 @@ static int parse_endpoint(struct ig_tracer *t, const char *url, char *err, size_
 	return 0;
 }
 
+/* OpenTelemetry's exporter timeout variables, in milliseconds, the
+ * traces-specific one first (a value that is not a whole number of
+ * milliseconds from 1 to an hour is ignored); 5000 without either. */
+static uint64_t env_timeout_ms(void)
+{
+	const char *names[] = {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"};
+	for (size_t i = 0; i < 2; i++) {
+		const char *v = getenv(names[i]);
+		uint64_t ms;
+		if (v && ig_str_to_u64(ig_str_from(v), &ms) == 0 && ms >= 1 && ms <= 3600000)
+			return ms;
+		if (v)
+			ig_warn("tracing: %s=\"%s\" is not a timeout in milliseconds: ignored",
+				names[i], v);
+	}
+	return 5000;
+}
+
 struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, size_t errlen)
 {
 	struct ig_tracer *t = calloc(1, sizeof *t);
@@ -257,7 +276,7 @@ struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, s
 	if (!t->cfg.interval_ms)
 		t->cfg.interval_ms = 1000;
 	if (!t->cfg.timeout_ms)
-		t->cfg.timeout_ms = 5000;
+		t->cfg.timeout_ms = env_timeout_ms();
 	if (parse_endpoint(t, cfg->endpoint, err, errlen) < 0) {
 		free(t);
 		return NULL;

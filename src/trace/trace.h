@@ -78,7 +78,7 @@ struct ig_tracer_config {
 	size_t ring_bytes;	  /* per worker (default 1 MiB), rounded up to a power of 2 */
 	size_t batch_bytes;	  /* most spans' JSON one export carries (default 4 MiB) */
 	uint64_t interval_ms;	  /* export period (default 1000) */
-	uint64_t timeout_ms;	  /* one export's limit (default 5000) */
+	uint64_t timeout_ms; /* one export's limit; 0: the OTel variables' (below), else 5000 */
 };
 
 /* Parses the endpoint (its host is resolved now) and sets up the rings.

@@ -196,13 +196,13 @@ def trickle(socks, data, seconds, rate=None, probe=None, probe_every=4.0):
 # that rescans the head from its start pays for in full each time.
 SLOW_CONNS = 200
 SLOW_HEAD = 30000
-SLOW_TAIL = 500
-SLOW_SECONDS = 15.0
+SLOW_TAIL = 250
+SLOW_SECONDS = 7.5
 SLOW_RATE = SLOW_CONNS * SLOW_TAIL / SLOW_SECONDS
 
 
 def test_slowloris_heads_cost_linear_cpu(procs, tmp_path):
-    """200 clients send ~30 KB heads whose last 500 bytes come one at a time.
+    """200 clients send ~30 KB heads whose last 250 bytes come one at a time.
     The head is scanned as bytes arrive, not rescanned from its start on
     each one, so the gateway's CPU stays proportional to the bytes
     received; other clients keep being served meanwhile, and the heads,
@@ -243,8 +243,10 @@ def test_slowloris_heads_cost_linear_cpu(procs, tmp_path):
     # gateway's own code, which a rescan from the head's start dominates.
     what = "gateway CPU %.2f s (user %.2f s) for %d one-byte sends" % (
         cpu, utime, sent * len(socks))
-    assert cpu < 3.0 * CPU_SLACK, what
-    assert utime < 1.0 * CPU_SLACK, what
+    # The issue's budget, 3 s of CPU over 20 s, over this shorter run at
+    # the same pace: 1.5 s, of which the gateway's own code 0.5.
+    assert cpu < 1.5 * CPU_SLACK, what
+    assert utime < 0.5 * CPU_SLACK, what
     assert ok_small(c)[0] == 200
     c.stop()
 

@@ -186,7 +186,11 @@ def test_sample_ratio_zero_and_unsampled_parent(procs, tmp_path, fakes, collecto
 
 
 @pytest.mark.parametrize("mode", ["refuse", "hang"])
-def test_a_bad_collector_never_slows_requests(procs, tmp_path, fakes, mode):
+def test_a_bad_collector_never_slows_requests(procs, tmp_path, fakes, mode, monkeypatch):
+    """Requests go on at full speed whatever the collector does; a hung
+    export is given up after OTEL_EXPORTER_OTLP_TIMEOUT (1 s here), so
+    the gateway stops within about that."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")
     col = Collector(mode)
     try:
         pods = fakes.pods(1)
@@ -206,6 +210,8 @@ def test_a_bad_collector_never_slows_requests(procs, tmp_path, fakes, mode):
                 break  # the export is still waiting for its timeout
             assert time.time() < deadline, m.decode()[-800:]
             time.sleep(0.1)
+        t0 = time.time()
         c.stop()
+        assert time.time() - t0 < 3.5
     finally:
         col.stop()
