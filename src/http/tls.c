@@ -519,9 +519,10 @@ static int add_client_auth(SSL_CTX *ctx, struct client_auth *a, const struct ig_
 	*a = want;
 	if (!want.mode)
 		return 0;
-	BIO *b = BIO_new_mem_buf(pem, (int)len);
+	BIO *b = len <= INT32_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
 	STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
 	BIO_free(b);
+	ERR_clear_error(); /* the read ends at the text's end with "no start line" */
 	X509_STORE *store = X509_STORE_new();
 	int added = 0;
 	for (int i = 0; store && infos && i < sk_X509_INFO_num(infos); i++) {
