@@ -538,6 +538,8 @@ def test_status_written_back(kube):
     assert {"Gateway", "HTTPRoute", "ReferenceGrant", "HTTPRouteCORS"} <= set(names)
     assert "HTTPRouteBackendProtocolWebSocket" in names
     assert {"BackendTLSPolicy", "BackendTLSPolicySANValidation"} <= set(names)
+    assert {"GatewayFrontendClientCertificateValidation", "GatewayBackendClientCertificate",
+            "GatewayHTTPSListenerDetectMisdirectedRequests"} <= set(names)
 
     def gw_ready():
         gw = get(k, "gateway", "inference-gateway")
