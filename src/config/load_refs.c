@@ -193,6 +193,45 @@ static bool holds_pem_cert(const char *text)
 	return b && strstr(b, "-----END CERTIFICATE-----");
 }
 
+/* The ca.crt of ConfigMap ns/name when it holds a PEM certificate, else
+ * NULL with why saying what is wrong (shared by BackendTLSPolicy and
+ * client certificate validation). */
+static const struct ig_secret_item *configmap_ca(struct session *s, const char *ns,
+						 const char *name, char *why, size_t cap)
+{
+	const struct ig_configmap *cm = ig_config_find_configmap(&s->box->cfg, ns, name);
+	const struct ig_secret_item *it = cm ? ig_configmap_get(cm, "ca.crt") : NULL;
+	if (!cm)
+		snprintf(why, cap, "ConfigMap \"%s/%s\" not found", ns, name);
+	else if (!it)
+		snprintf(why, cap, "ConfigMap \"%s/%s\" has no ca.crt", ns, name);
+	else if (!holds_pem_cert((const char *)it->bytes))
+		snprintf(why, cap, "ConfigMap \"%s/%s\" ca.crt holds no PEM certificate", ns, name);
+	else
+		return it;
+	return NULL;
+}
+
+/* The n texts joined, a newline between two, NUL-terminated; *len without
+ * the NUL. */
+static char *join_pems(struct session *s, const struct ig_secret_item *const *pems, size_t n,
+		       size_t *len)
+{
+	size_t total = 1;
+	for (size_t i = 0; i < n; i++)
+		total += pems[i]->len + 1;
+	char *out = ld_alloc(s, total);
+	*len = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			out[(*len)++] = '\n';
+		memcpy(out + *len, pems[i]->bytes, pems[i]->len);
+		*len += pems[i]->len;
+	}
+	out[*len] = '\0';
+	return out;
+}
+
 /* NULL when caCertificateRefs[i] gives a usable CA (its text in *pem),
  * else the reason, with *why saying what is wrong. */
 static const char *check_ca_ref(struct session *s, const struct ig_backend_tls_policy *p,
@@ -209,23 +248,8 @@ static const char *check_ca_ref(struct session *s, const struct ig_backend_tls_p
 			 *r->group ? "/" : "", r->kind);
 		return "InvalidKind";
 	}
-	const struct ig_configmap *cm = ig_config_find_configmap(&s->box->cfg, p->meta.ns, r->name);
-	if (!cm) {
-		snprintf(why, cap, "ConfigMap \"%s/%s\" not found", p->meta.ns, r->name);
-		return "InvalidCACertificateRef";
-	}
-	const struct ig_secret_item *it = ig_configmap_get(cm, "ca.crt");
-	if (!it) {
-		snprintf(why, cap, "ConfigMap \"%s/%s\" has no ca.crt", p->meta.ns, r->name);
-		return "InvalidCACertificateRef";
-	}
-	if (!holds_pem_cert((const char *)it->bytes)) {
-		snprintf(why, cap, "ConfigMap \"%s/%s\" ca.crt holds no PEM certificate",
-			 p->meta.ns, r->name);
-		return "InvalidCACertificateRef";
-	}
-	*pem = it;
-	return NULL;
+	*pem = configmap_ca(s, p->meta.ns, r->name, why, cap);
+	return *pem ? NULL : "InvalidCACertificateRef";
 }
 
 /* refs_ok, refs_reason/refs_message (the first invalid ref's) and ca_pem
@@ -234,14 +258,14 @@ static const char *check_ca_ref(struct session *s, const struct ig_backend_tls_p
 static size_t resolve_ca_refs(struct session *s, struct ig_backend_tls_policy *p)
 {
 	const struct ig_secret_item **pems = ld_alloc(s, (p->nca_refs + 1) * sizeof(*pems));
-	size_t nvalid = 0, len = 0;
+	size_t nvalid = 0;
 	p->refs_ok = true;
 	for (size_t i = 0; i < p->nca_refs; i++) {
 		char why[600];
 		const char *reason =
 		    check_ca_ref(s, p, &p->ca_refs[i], &pems[nvalid], why, sizeof why);
 		if (!reason) {
-			len += pems[nvalid++]->len + 1;
+			nvalid++;
 			continue;
 		}
 		if (p->refs_ok) {
@@ -254,14 +278,7 @@ static size_t resolve_ca_refs(struct session *s, struct ig_backend_tls_policy *p
 	}
 	if (!nvalid)
 		return 0;
-	p->ca_pem = ld_alloc(s, len);
-	for (size_t i = 0; i < nvalid; i++) {
-		if (i)
-			p->ca_pem[p->ca_len++] = '\n';
-		memcpy(p->ca_pem + p->ca_len, pems[i]->bytes, pems[i]->len);
-		p->ca_len += pems[i]->len;
-	}
-	p->ca_pem[p->ca_len] = '\0';
+	p->ca_pem = join_pems(s, pems, nvalid, &p->ca_len);
 	return nvalid;
 }
 
@@ -747,20 +764,8 @@ static const char *check_frontend_ca(struct session *s, const struct ig_gateway 
 			 r->ns, r->name, r->ns);
 		return "RefNotPermitted";
 	}
-	const struct ig_configmap *cm = ig_config_find_configmap(&s->box->cfg, r->ns, r->name);
-	const struct ig_secret_item *it = cm ? ig_configmap_get(cm, "ca.crt") : NULL;
-	if (!cm)
-		snprintf(why, cap, "ConfigMap \"%s/%s\" not found", r->ns, r->name);
-	else if (!it)
-		snprintf(why, cap, "ConfigMap \"%s/%s\" has no ca.crt", r->ns, r->name);
-	else if (!holds_pem_cert((const char *)it->bytes))
-		snprintf(why, cap, "ConfigMap \"%s/%s\" ca.crt holds no PEM certificate", r->ns,
-			 r->name);
-	else {
-		*pem = it;
-		return NULL;
-	}
-	return "InvalidCACertificateRef";
+	*pem = configmap_ca(s, r->ns, r->name, why, cap);
+	return *pem ? NULL : "InvalidCACertificateRef";
 }
 
 static void resolve_frontend(struct session *s, const struct ig_gateway *gw, const char *path,
@@ -769,13 +774,12 @@ static void resolve_frontend(struct session *s, const struct ig_gateway *gw, con
 	if (!v->set)
 		return;
 	const struct ig_secret_item **pems = ld_alloc(s, (v->nrefs + 1) * sizeof(*pems));
-	size_t len = 0;
 	for (size_t i = 0; i < v->nrefs; i++) {
 		char why[600];
 		const char *reason =
 		    check_frontend_ca(s, gw, &v->refs[i], &pems[v->nvalid], why, sizeof why);
 		if (!reason) {
-			len += pems[v->nvalid++]->len + 1;
+			v->nvalid++;
 			continue;
 		}
 		char it[LD_PATH];
@@ -788,14 +792,8 @@ static void resolve_frontend(struct session *s, const struct ig_gateway *gw, con
 			v->refs_message = ld_strdup(s, msg);
 		}
 	}
-	v->ca_pem = ld_alloc(s, len + 1);
-	for (size_t i = 0; i < v->nvalid; i++) {
-		if (i)
-			v->ca_pem[v->ca_len++] = '\n';
-		memcpy(v->ca_pem + v->ca_len, pems[i]->bytes, pems[i]->len);
-		v->ca_len += pems[i]->len;
-	}
-	v->ca_pem[v->ca_len] = '\0';
+	if (v->nvalid)
+		v->ca_pem = join_pems(s, pems, v->nvalid, &v->ca_len);
 	if (!v->nvalid && v->nrefs)
 		ld_warn(s, v->refs[0].line, path, NULL,
 			"no caCertificateRef is valid: the HTTPS listeners it covers are not "
@@ -812,8 +810,9 @@ static void resolve_gateways(struct session *s)
 		resolve_frontend(s, gw, "spec.tls.frontend.default.validation", &gw->frontend);
 		if (gw->has_backend_client)
 			resolve_cert(s, gw,
-				     gw->backend_client_v1_2 ? "spec.backendTLS.clientCertificateRef"
-							     : "spec.tls.backend.clientCertificateRef",
+				     gw->backend_client_v1_2
+					 ? "spec.backendTLS.clientCertificateRef"
+					 : "spec.tls.backend.clientCertificateRef",
 				     &gw->backend_client, "InvalidClientCertificateRef");
 		for (size_t p = 0; p < gw->nfrontend_ports; p++) {
 			ld_item(it, "spec.tls.frontend", "perPort", p);

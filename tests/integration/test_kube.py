@@ -888,7 +888,7 @@ def test_https_listener_and_service_backend(kube, tmp_path):
                         "metadata": {"name": "llm-cert", "namespace": "default"},
                         "type": "kubernetes.io/tls",
                         "data": {"tls.crt": b64("tls.crt"), "tls.key": b64("tls.key")}}))
-    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+    gateway = """apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata:
   name: gw
@@ -902,7 +902,8 @@ spec:
     tls:
       certificateRefs:
       - name: llm-cert
----
+""" % k.port
+    k.apply(gateway + """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -938,7 +939,7 @@ ports:
 endpoints:
 - addresses: [%s]
   conditions: {ready: true}
-""" % (k.port, k.target_port, k.target_port, k.sim_hosts[1]))
+""" % (k.target_port, k.target_port, k.sim_hosts[1]))
     k.start_gateway()
     assert any("fieldSelector=type%3Dkubernetes.io%2Ftls" in p
                for _, p, _ in k.infergate_requests("secrets")), k.infergate_requests("secrets")
@@ -1036,21 +1037,7 @@ spec:
     # does not exist: the HTTPS listener is not accepted
     # (NoValidCACertificate), its ResolvedRefs names the reference, and it
     # is no longer programmed (GatewayFrontendClientCertificateValidation).
-    k.apply("""apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  gatewayClassName: infergate
-  listeners:
-  - name: https
-    protocol: HTTPS
-    port: %d
-    hostname: llm.example.com
-    tls:
-      certificateRefs:
-      - name: llm-cert
-  tls:
+    k.apply(gateway + """  tls:
     frontend:
       default:
         validation:
@@ -1058,7 +1045,7 @@ spec:
           - {group: "", kind: ConfigMap, name: client-ca}
     backend:
       clientCertificateRef: {name: no-such-secret}
-""" % k.port)
+""")
 
     def listener_refused():
         g = get(k, "gateway", "gw")
