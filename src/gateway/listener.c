@@ -271,14 +271,12 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	struct ig_listen_slot *slot = ctx;
 	struct ig_worker *w = slot->worker;
 	struct ig_req *p = ig_arena_alloc(ex->arena, sizeof *p);
-	if (p) {
-		memset(p, 0, offsetof(struct ig_req, res));
-		ig_sched_result_clear(&p->res);
-	}
 	if (!p) {
 		ig_http_respond_error(ex, 500, "server_error", NULL, "out of memory");
 		return;
 	}
+	memset(p, 0, offsetof(struct ig_req, res));
+	ig_sched_result_clear(&p->res);
 	w->active++;
 	p->ex = ex;
 	p->start_ns = ex->start_ns;

@@ -200,8 +200,10 @@ static inline struct ig_tls_client_ctx *ig_backend_tls(const struct ig_pool_rt *
 static inline bool ig_backend_tls_failed(const struct ig_service_rt *svc,
 					 const struct ig_gateway *gw)
 {
-	if (!svc || svc->tls_error)
-		return svc != NULL;
+	if (!svc)
+		return false;
+	if (svc->tls_error)
+		return true;
 	for (size_t i = 0; i < svc->ngw_tls; i++)
 		if (svc->gw_tls[i].gw == gw)
 			return !svc->gw_tls[i].tls;
