@@ -21,6 +21,9 @@ may change at any time with `set()`:
   hold            reads the request and never answers; the connection stays
                   open until the peer closes it (an "eof" or "reset" event)
   garbage         answers bytes that are not HTTP, then holds
+  head_cut        sends a 200's head announcing `length` bytes (chunked
+                  when `length` is None) and the first `partial` bytes of
+                  its body in one send, then closes (`how`: "fin"/"rst")
   huge            a 200 with Content-Length `size` (default 1 GiB) whose
                   body is generated and sent as fast as the socket takes it
   websocket       a WebSocket server (RFC 6455): a handshake gets 101 with
@@ -89,7 +92,7 @@ swap_space="4",swap_space_bytes="4294967296"}} 1.0
 """
 
 MODES = ("json", "sse", "sse_cut", "close_on_reuse", "close", "hold", "garbage", "huge",
-         "websocket")
+         "websocket", "head_cut")
 GARBAGE = (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 this is not HTTP at all \x00\xff\r\n"
            b"\x00\x01\x02\x03\r\n\r\n")
 
@@ -519,6 +522,21 @@ class FakePod:
         req.outcome = "garbage"
         if self._send(conn, GARBAGE):
             self._hold(conn)
+        return False
+
+    def _mode_head_cut(self, conn, req, length=100, partial=0, how="fin"):
+        req.outcome = "head_cut"
+        body = b'{"id":"cmpl-cut","object":"text_completion","choices":['[:partial]
+        if length is None:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" \
+                   b"Transfer-Encoding: chunked\r\n\r\n"
+            if body:
+                body = b"%x\r\n%s\r\n" % (len(body), body)
+        else:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" \
+                   b"Content-Length: %d\r\n\r\n" % length
+        self._send(conn, head + body)
+        self._close(conn, how)
         return False
 
     def _mode_huge(self, conn, req, size=1 << 30, piece=256 * 1024):

@@ -421,6 +421,39 @@ def test_upstream_closes_mid_sse(procs, tmp_path, fakes):
     c.stop()
 
 
+@pytest.mark.parametrize("length,partial,how", [(100, 10, "fin"), (None, 0, "rst")],
+                         ids=["length-fin", "chunked-rst"])
+def test_upstream_dies_after_head(procs, tmp_path, fakes, length, partial, how):
+    """A pod that dies right after its response head (in the same packet):
+    the client gets the head and whatever body came, then the connection
+    ends short of the announced length (or without the last chunk), so it
+    knows the answer is incomplete; the request is not sent again."""
+    pod, = fakes.pods(1, mode="head_cut", length=length, partial=partial, how=how)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    s = socket.create_connection((c.host, c.port), timeout=5)
+    s.sendall(raw_request("head-cut"))
+    got = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), got
+    if length is None:
+        assert b"transfer-encoding: chunked" in head.lower(), head
+        assert not body.endswith(b"0\r\n\r\n"), body
+    else:
+        assert b"content-length: %d" % length in head.lower(), head
+        assert len(body) == partial, body
+    assert len(pod.completions("head-cut")) == 1
+    pod.set("json")
+    assert_ok(c)
+    c.stop()
+
+
 # ---- 7. a client that stops reading a huge answer ----
 
 def read_until_closed(s, deadline_s, cap):
