@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "core/rand.h"
+#include "gateway/candidates.h"
 #include "pool/endpoint.h"
 #include "sched/picker.h"
 
@@ -162,38 +163,8 @@ static struct result run(size_t n, long iters, const struct prompts *pr)
 struct gw {
 	struct ig_endpoints *reg;
 	struct ig_endpoint **eps;
-	struct ig_endpoint_load *m;
-	struct ig_sched_endpoint *se;
 	size_t n;
 };
-
-/* What the gateway's admission step does per request (gateway/admit.c). */
-static void gw_load(struct gw *g, size_t self, uint64_t now)
-{
-	struct ig_held_memo ahead = {0}, here = {0};
-	for (size_t i = 0; i < g->n; i++) {
-		struct ig_endpoint *ep = g->eps[i];
-		if (i + 8 < g->n)
-			ig_endpoint_prefetch_head(g->eps[i + 8]);
-		if (i + 4 < g->n && ig_endpoint_some_held(g->eps[i + 4], &ahead))
-			ig_endpoint_prefetch_slots(g->eps[i + 4]);
-		if (atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
-			continue;
-		long pend_r = 0, pend_t = 0;
-		if (ig_endpoint_some_held(ep, &here))
-			ig_endpoint_pending(ep, self, &pend_r, &pend_t);
-		ig_endpoint_read_load(ep, &g->m[i]);
-		uint64_t upd = g->m[i].updated_ns;
-		g->se[i] = (struct ig_sched_endpoint){
-		    .m = &g->m[i],
-		    .metrics_age_ms = upd ? (now > upd ? (now - upd) / 1000000u : 0) : UINT64_MAX,
-		    .inflight_requests = pend_r,
-		    .inflight_tokens = pend_t,
-		    .addr = {ep->addr, ep->addr_len},
-		    .key = ep->key,
-		};
-	}
-}
 
 static void gw_scrape(struct gw *g, struct ig_rng *rng, uint64_t now)
 {
@@ -215,8 +186,6 @@ static struct result run_gateway(size_t n, long iters, const struct prompts *pr)
 	ig_rng_seed(&rng, 7);
 	struct gw g = {.reg = ig_endpoints_new(SLOTS), .n = n};
 	g.eps = xcalloc(n, sizeof(*g.eps));
-	g.m = xcalloc(n, sizeof(*g.m));
-	g.se = xcalloc(n, sizeof(*g.se));
 	size_t *ranked = xcalloc(n, sizeof(*ranked));
 	for (size_t i = 0; i < n; i++) {
 		char addr[32];
@@ -241,13 +210,18 @@ static struct result run_gateway(size_t n, long iters, const struct prompts *pr)
 		if (k == warm)
 			t0 = now_ns();
 		clock += 10000;
-		gw_load(&g, (size_t)k % SLOTS, clock);
+		/* What the gateway's admission step does per request. */
+		struct ig_candidates cand;
+		if (ig_candidates_read(&cand, g.eps, n, (size_t)k % SLOTS, false, clock) != 0) {
+			fprintf(stderr, "out of memory\n");
+			exit(1);
+		}
 		req.prefix_input = prompt_at(pr, k);
-		if (ig_schedule(s, &req, g.se, n, &rng, &res) != 0) {
+		if (ig_schedule(s, &req, cand.se, cand.n, &rng, &res) != 0) {
 			fprintf(stderr, "schedule failed\n");
 			exit(1);
 		}
-		struct ig_endpoint *ep = g.eps[ranked[0]];
+		struct ig_endpoint *ep = cand.eps[ranked[0]];
 		ig_schedule_commit(s, &res, ep->key);
 		ig_endpoint_dispatch(ep, (size_t)k % SLOTS, (long)req.prompt_tokens);
 		if ((size_t)k % n == n - 1)
@@ -261,8 +235,6 @@ static struct result run_gateway(size_t n, long iters, const struct prompts *pr)
 		ig_endpoint_put(g.eps[i]);
 	ig_endpoints_free(g.reg);
 	free(g.eps);
-	free(g.m);
-	free(g.se);
 	free(ranked);
 	return r;
 }

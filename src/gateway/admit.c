@@ -13,87 +13,17 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/rand.h"
-#include "core/scratch.h"
+#include "gateway/candidates.h"
 #include "gateway/metrics.h"
 #include "gateway/request.h"
 #include "gateway/sessions.h"
 #include "http/parse.h"
 #include "sched/picker.h"
 
-/* The candidates of the pool as the picker sees them. Endpoints whose
- * scrapes keep failing are left out, unless that leaves nothing. Each
- * candidate's load figures are copied (a few words); the full metrics only
- * for profiles that read adapter sets. The arrays are the worker thread's
- * scratch memory, valid until the next load on the thread: no allocation
- * per request. */
-struct candidates {
-	size_t n;
-	struct ig_sched_endpoint *se;
-	struct ig_endpoint_load *load;
-	struct ig_endpoint **eps;
-	struct ig_endpoint_metrics *full; /* NULL unless adapter sets are read */
-};
-
-static _Thread_local struct ig_scratch cand_mem, full_mem;
-
-/* The pool's candidates as worker slot `self` reads them. */
-static int candidates_load(struct candidates *c, const struct ig_pool_rt *pool, size_t self,
-			   bool adapters, uint64_t now_ns)
-{
-	size_t cap = pool->neps ? pool->neps : 1;
-	size_t per = sizeof(*c->se) + sizeof(*c->load) + sizeof(*c->eps);
-	c->n = 0;
-	unsigned char *mem = cap <= SIZE_MAX / per ? ig_scratch_get(&cand_mem, cap * per) : NULL;
-	if (!mem)
-		return -1;
-	c->se = (struct ig_sched_endpoint *)mem;
-	c->load = (struct ig_endpoint_load *)(c->se + cap);
-	c->eps = (struct ig_endpoint **)(c->load + cap);
-	c->full = NULL;
-	if (adapters && !(c->full = ig_scratch_get(&full_mem, cap * sizeof(*c->full))))
-		return -1;
-	for (int pass = 0; pass < 2 && c->n == 0; pass++) {
-		struct ig_held_memo ahead = {0}, here = {0};
-		for (size_t i = 0; i < pool->neps; i++) {
-			struct ig_endpoint *ep = pool->eps[i];
-			if (i + 8 < pool->neps)
-				ig_endpoint_prefetch_head(pool->eps[i + 8]);
-			if (i + 4 < pool->neps && ig_endpoint_some_held(pool->eps[i + 4], &ahead))
-				ig_endpoint_prefetch_slots(pool->eps[i + 4]);
-			if (pass == 0 &&
-			    atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
-				continue;
-			size_t k = c->n++;
-			c->eps[k] = ep;
-			long pend_r = 0, pend_t = 0;
-			if (ig_endpoint_some_held(ep, &here))
-				ig_endpoint_pending(ep, self, &pend_r, &pend_t);
-			if (c->full) {
-				ig_endpoint_read_sched(ep, &c->full[k]);
-				ig_endpoint_load_of(&c->full[k], &c->load[k]);
-			} else {
-				ig_endpoint_read_load(ep, &c->load[k]);
-			}
-			uint64_t upd = c->load[k].updated_ns;
-			c->se[k] = (struct ig_sched_endpoint){
-			    .m = &c->load[k],
-			    .full = c->full ? &c->full[k] : NULL,
-			    .metrics_age_ms =
-				upd ? (now_ns > upd ? (now_ns - upd) / 1000000u : 0) : UINT64_MAX,
-			    .inflight_requests = pend_r,
-			    .inflight_tokens = pend_t,
-			    .addr = {ep->addr, ep->addr_len},
-			    .key = ep->key,
-			};
-		}
-	}
-	return 0;
-}
-
 /* Saturation as GIE's utilization detector computes it, but over metrics
  * that include what this gateway dispatched since the last scrape: a queue
  * that drains requests as fast as they come does not see a stale "idle". */
-static double saturation(struct ig_scheduler *s, struct candidates *c)
+static double saturation(struct ig_scheduler *s, struct ig_candidates *c)
 {
 	for (size_t i = 0; i < c->n; i++)
 		c->load[i].waiting += c->se[i].inflight_requests;
@@ -105,7 +35,7 @@ static double saturation(struct ig_scheduler *s, struct candidates *c)
 
 /* Session affinity: keep the session's endpoint first while its load stays
  * within --session-slack requests of the best candidate's. */
-static void apply_session(struct ig_req *p, struct candidates *c)
+static void apply_session(struct ig_req *p, struct ig_candidates *c)
 {
 	if (!p->session.len || !p->nranked)
 		return;
@@ -166,7 +96,7 @@ static bool in_subset(const struct ig_req *p, const struct ig_endpoint *ep)
 }
 
 /* Keeps the candidates the subset hint names, in order. */
-static void restrict_to_subset(const struct ig_req *p, struct candidates *c)
+static void restrict_to_subset(const struct ig_req *p, struct ig_candidates *c)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < c->n; i++) {
@@ -186,11 +116,12 @@ static void restrict_to_subset(const struct ig_req *p, struct candidates *c)
 
 static int schedule(struct ig_req *p, bool from_queue)
 {
-	struct candidates c;
+	struct ig_candidates c;
 	struct ig_scheduler *sched = p->pool->sched->s;
 	uint64_t t0 = ig_now_ns();
 	bool adapters = ig_scheduler_reads_adapters(sched) && !p->random_endpoint;
-	if (candidates_load(&c, p->pool, (size_t)p->w->id, adapters, t0) < 0) {
+	if (ig_candidates_read(&c, p->pool->eps, p->pool->neps, (size_t)p->w->id, adapters, t0) <
+	    0) {
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
 	}
@@ -361,9 +292,10 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 	 * (head-of-line blocking, as GIE's dispatcher does). It is looked at
 	 * in place, so waiting does not reorder the queue. */
 	while ((p = ig_flowq_peek(w->queue)) != NULL) {
-		struct candidates c;
+		struct ig_candidates c;
 		/* On failure dispatch_queued answers the error. */
-		if (candidates_load(&c, p->pool, (size_t)w->id, false, ig_now_ns()) == 0 &&
+		if (ig_candidates_read(&c, p->pool->eps, p->pool->neps, (size_t)w->id, false,
+				       ig_now_ns()) == 0 &&
 		    c.n > 0 &&
 		    saturation(p->pool->sched->s, &c) >=
 			ig_flow_usage_limit(&p->snap->flow, p->priority))

@@ -2,7 +2,8 @@
  * through these stages, one file each:
  *   listener.c  the listener and HTTPRoute rule, the pool, GET /v1/models
  *   rewrite.c   the body's model resolved and spliced, the upstream head
- *   admit.c     admission (shedding, the flow-control queue) and the picker
+ *   admit.c     admission (shedding, the flow-control queue) and the picker,
+ *               over the pool's endpoints as candidates.c reads them
  *   relay.c     attempts on endpoints, retries, timeouts, the response
  *               streamed back with usage read on the way, the end. */
 #ifndef IG_GATEWAY_PROXY_H
