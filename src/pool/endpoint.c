@@ -196,11 +196,6 @@ void ig_endpoint_read_sched(const struct ig_endpoint *ep, struct ig_endpoint_met
 	out->waiting_text[0] = '\0';
 }
 
-void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out)
-{
-	read_under_seq(ep, &ep->load, out, sizeof *out);
-}
-
 void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out)
 {
 	read_under_seq(ep, &ep->metrics->cache, out, sizeof *out);

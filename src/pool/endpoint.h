@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "pool/metrics.h"
@@ -112,7 +113,8 @@ void ig_endpoint_put(struct ig_endpoint *ep);
  * both. Readers never wait for each other; there is one writer at a time
  * (the scraper). */
 void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
-void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out);
+static inline void ig_endpoint_read_load(const struct ig_endpoint *ep,
+					 struct ig_endpoint_load *out);
 /* What the picker reads of the full metrics: all but the display texts
  * (left empty), each adapter set up to its count, so a copy is a few dozen
  * words instead of 1.3 KB. */
@@ -205,6 +207,26 @@ static inline void ig_endpoint_prefetch_slots(const struct ig_endpoint *ep)
 	for (size_t i = 0; i < ep->nslots; i++)
 		if (ig_endpoint_slot_held(ep, i))
 			__builtin_prefetch(&ep->slots[i]);
+}
+
+/* The load figures under the sequence counter (see endpoint.c's
+ * copy_words for why each word is an acquire load): inline, as every
+ * request reads them for every candidate. */
+static inline void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out)
+{
+	struct ig_endpoint *e = (struct ig_endpoint *)ep;
+	_Atomic uint64_t *src = (_Atomic uint64_t *)&e->load;
+	for (;;) {
+		unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+		if (s1 & 1u)
+			continue;
+		for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++) {
+			uint64_t w = atomic_load_explicit(&src[i], memory_order_acquire);
+			memcpy((char *)out + i * sizeof w, &w, sizeof w);
+		}
+		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
+			return;
+	}
 }
 
 /* Scraper side: a scrape is being sent (returns its epoch); its page was
