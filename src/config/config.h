@@ -80,7 +80,8 @@ enum ig_ref_status {
 
 /* ---- gateway.networking.k8s.io: Gateway (v1, v1beta1) ---- */
 
-enum ig_routes_from { IG_FROM_SAME = 0, IG_FROM_ALL, IG_FROM_SELECTOR };
+/* FromNamespaces. None is allowedListeners' only (and its default). */
+enum ig_routes_from { IG_FROM_SAME = 0, IG_FROM_ALL, IG_FROM_SELECTOR, IG_FROM_NONE };
 
 struct ig_route_group_kind {
 	char *group; /* default gateway.networking.k8s.io */
@@ -175,16 +176,29 @@ struct ig_listener_tls {
 	struct ig_frontend_validation frontend;
 };
 
+/* Why a ListenerSet's listener gives way to one before it in its
+ * Gateway's merged list (ig_gateway_listener): the same port with another
+ * protocol, or the same port, protocol and hostname. */
+enum ig_listener_conflict { IG_CONFLICT_NONE = 0, IG_CONFLICT_PROTOCOL, IG_CONFLICT_HOSTNAME };
+
+struct ig_listener_set;
+
 struct ig_listener {
 	char *name;
 	char *protocol; /* HTTP, HTTPS, TLS, TCP, UDP or "domain/Name" */
-	int port;
+	int port;	/* 0 only in an XListenerSet, which left it to the implementation */
 	char *hostname; /* NULL: any; for HTTPS also the SNI name it answers */
 	struct ig_allowed_routes allowed;
 	struct ig_listener_tls tls;
 	/* True for HTTP and HTTPS: the protocols infergate serves. Other
 	 * listeners load with a warning and attach no routes. */
 	bool served;
+	/* Set by the loader. The ListenerSet the listener belongs to (NULL:
+	 * the Gateway's own spec.listeners): routes attach to it through a
+	 * parentRef to that ListenerSet, and allowedRoutes "Same" means the
+	 * ListenerSet's namespace. */
+	const struct ig_listener_set *set;
+	enum ig_listener_conflict conflict; /* a ListenerSet's listener only */
 };
 
 struct ig_frontend_port {
@@ -213,7 +227,64 @@ struct ig_gateway {
 	bool has_backend_client;
 	bool backend_client_v1_2; /* written as spec.backendTLS (Gateway API v1.2-v1.3) */
 	struct ig_cert_ref backend_client;
+	/* spec.allowedListeners.namespaces: the ListenerSets that may attach
+	 * (from default None; Same, All, or Selector over the ListenerSet's
+	 * Namespace labels). */
+	enum ig_routes_from listeners_from;
+	bool has_listeners_selector;
+	struct ig_label_selector listeners_selector;
+	/* Set by the loader: every listener the Gateway serves, its own first,
+	 * then those of its attached ListenerSets (oldest first, then by
+	 * namespace/name) that conflict with no listener before them; NULL for
+	 * a config the loader did not make (read through ig_gateway_listener). */
+	const struct ig_listener **merged;
+	size_t nmerged;
 };
+
+/* The Gateway's merged listeners (see `merged`), i below
+ * ig_gateway_nlisteners(gw). */
+static inline size_t ig_gateway_nlisteners(const struct ig_gateway *gw)
+{
+	return gw->merged ? gw->nmerged : gw->nlisteners;
+}
+
+static inline const struct ig_listener *ig_gateway_listener(const struct ig_gateway *gw, size_t i)
+{
+	return gw->merged ? gw->merged[i] : &gw->listeners[i];
+}
+
+/* ---- gateway.networking.k8s.io: ListenerSet (v1, Gateway API v1.5+) and
+ * gateway.networking.x-k8s.io: XListenerSet (v1alpha1, v1.3-v1.4) ----
+ *
+ * More listeners for a Gateway whose allowedListeners admits the
+ * ListenerSet's namespace. The listeners are decoded and checked as a
+ * Gateway's are (names and port/protocol/hostname unique within the set;
+ * 1 to 64), their certificateRefs resolved from the ListenerSet's
+ * namespace (a ReferenceGrant must name kind ListenerSet). */
+enum ig_lset_state {
+	IG_LSET_NO_PARENT = 0,	     /* parentRef names no Gateway of the configuration */
+	IG_LSET_NOT_ALLOWED,	     /* the Gateway's allowedListeners does not admit it */
+	IG_LSET_LISTENERS_NOT_VALID, /* attached, but no listener of it can be served */
+	IG_LSET_ACCEPTED,	     /* attached, and at least one listener can be served */
+};
+
+struct ig_listener_set {
+	struct ig_meta meta;		  /* kind ListenerSet or XListenerSet */
+	const char *group;		  /* the kind's API group, as routes' parentRefs name it */
+	char *parent_group, *parent_kind; /* defaults gateway.networking.k8s.io, Gateway */
+	char *parent_ns;		  /* default the ListenerSet's namespace */
+	char *parent_name;
+	struct ig_listener *listeners;
+	size_t nlisteners;
+	/* Set by the loader. */
+	enum ig_lset_state state;
+	const struct ig_gateway *gw; /* the parent Gateway when found */
+};
+
+/* Whether a listener of a ListenerSet can be served: a protocol infergate
+ * serves, a port, no conflict, and for HTTPS at least one usable
+ * certificate. */
+bool ig_listener_set_listener_valid(const struct ig_gateway *gw, const struct ig_listener *l);
 
 /* The client certificate validation of gw's HTTPS listeners on port, or
  * NULL when they validate none; for one listener, its own
@@ -804,6 +875,8 @@ struct ig_config {
 	size_t npicker_docs;
 	struct ig_gateway *gateways;
 	size_t ngateways;
+	struct ig_listener_set *listener_sets;
+	size_t nlistener_sets;
 	struct ig_httproute *routes;
 	size_t nroutes;
 	struct ig_reference_grant *grants;
@@ -912,6 +985,9 @@ void ig_diags_print(const struct ig_diags *d, void *file /* FILE* */);
 
 const struct ig_pool *ig_config_find_pool(const struct ig_config *cfg, const char *ns,
 					  const char *name);
+const struct ig_listener_set *ig_config_find_listener_set(const struct ig_config *cfg,
+							  const char *group, const char *kind,
+							  const char *ns, const char *name);
 const struct ig_gateway *ig_config_find_gateway(const struct ig_config *cfg, const char *ns,
 						const char *name);
 const struct ig_service *ig_config_find_service(const struct ig_config *cfg, const char *ns,

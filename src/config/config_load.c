@@ -56,6 +56,8 @@ static const struct kind_desc {
 	void (*decode)(struct session *s, yaml_node_t *root, const char *api);
 } kinds[] = {
     {"Gateway", {GW_API("v1"), GW_API("v1beta1")}, ld_gateway},
+    {"ListenerSet", {GW_API("v1")}, ld_listener_set},
+    {"XListenerSet", {"gateway.networking.x-k8s.io/v1alpha1"}, ld_listener_set},
     {"HTTPRoute", {GW_API("v1"), GW_API("v1beta1")}, ld_httproute},
     {"ReferenceGrant", {GW_API("v1beta1"), GW_API("v1")}, ld_reference_grant},
     {"BackendTLSPolicy", {GW_API("v1"), GW_API("v1alpha3")}, ld_backend_tls_policy},
@@ -413,6 +415,7 @@ void ig_config_free(struct ig_config *cfg)
 				explicit_bzero(cfg->secrets[i].items[k].bytes,
 					       cfg->secrets[i].items[k].len);
 	free(cfg->gateways);
+	free(cfg->listener_sets);
 	free(cfg->routes);
 	free(cfg->grants);
 	free(cfg->tls_policies);

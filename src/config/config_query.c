@@ -34,6 +34,19 @@ const struct ig_pool *ig_config_find_pool(const struct ig_config *cfg, const cha
 	return NULL;
 }
 
+const struct ig_listener_set *ig_config_find_listener_set(const struct ig_config *cfg,
+							  const char *group, const char *kind,
+							  const char *ns, const char *name)
+{
+	for (size_t i = 0; cfg && group && kind && i < cfg->nlistener_sets; i++) {
+		const struct ig_listener_set *ls = &cfg->listener_sets[i];
+		if (!strcmp(ls->group, group) && !strcmp(ls->meta.kind, kind) &&
+		    ns_eq(ls->meta.ns, ns) && name_eq(ls->meta.name, name))
+			return ls;
+	}
+	return NULL;
+}
+
 const struct ig_gateway *ig_config_find_gateway(const struct ig_config *cfg, const char *ns,
 						const char *name)
 {

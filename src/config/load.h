@@ -42,6 +42,7 @@ enum {
 	K_PICKER,
 	K_TLS_POLICY,
 	K_CONFIGMAP,
+	K_LISTENER_SET,
 	K_COUNT
 };
 
@@ -214,6 +215,7 @@ void ld_ref(struct session *s, const char *kind, const char *ns, const char *nam
 void ld_gateway(struct session *s, yaml_node_t *root, const char *api);
 void ld_httproute(struct session *s, yaml_node_t *root, const char *api);
 void ld_reference_grant(struct session *s, yaml_node_t *root, const char *api);
+void ld_listener_set(struct session *s, yaml_node_t *root, const char *api);
 void ld_backend_tls_policy(struct session *s, yaml_node_t *root, const char *api);
 void ld_pool(struct session *s, yaml_node_t *root, const char *api);
 void ld_model(struct session *s, yaml_node_t *root, const char *api);

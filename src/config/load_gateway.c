@@ -182,9 +182,14 @@ static void check_listener(struct session *s, yaml_node_t *n, const char *path,
 			p);
 }
 
+/* owner: the Gateway's or ListenerSet's metadata (certificateRefs
+ * default to its namespace). An XListenerSet's port may be left out (0),
+ * which it leaves to the implementation. */
 static void decode_listener(struct session *s, yaml_node_t *n, const char *path,
-			    const struct ig_meta *gw, struct ig_listener *l)
+			    const struct ig_meta *owner, struct ig_listener *l)
 {
+	const struct ig_meta *gw = owner;
+	bool port_optional = !strcmp(owner->kind, "XListenerSet");
 	static const char *const fields[] = {"name", "hostname",      "port", "protocol",
 					     "tls",  "allowedRoutes", NULL};
 	char sub[LD_PATH];
@@ -197,7 +202,7 @@ static void decode_listener(struct session *s, yaml_node_t *n, const char *path,
 	/* Implementation-specific protocols are written "domain/Name". */
 	if (l->protocol && !strchr(l->protocol, '/'))
 		ld_check_enum(s, l->protocol, line, path, "protocol", protocols);
-	ld_int_range(s, n, path, "port", true, 1, 65535, &l->port);
+	ld_int_range(s, n, path, "port", !port_optional, port_optional ? 0 : 1, 65535, &l->port);
 	l->hostname = ld_str(s, n, path, "hostname", false, &line);
 	if (l->hostname && !ld_hostname_ok(l->hostname))
 		ld_err(s, line, path, "hostname",
@@ -220,15 +225,16 @@ static bool same_hostname(const char *a, const char *b)
 	return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-static void check_listeners_unique(struct session *s, yaml_node_t *ls, struct ig_gateway *g)
+static void check_listeners_unique(struct session *s, yaml_node_t *ls,
+				   const struct ig_listener *listeners, size_t nlisteners)
 {
 	char path[LD_PATH];
-	for (size_t i = 0; i < g->nlisteners; i++) {
-		const struct ig_listener *a = &g->listeners[i];
+	for (size_t i = 0; i < nlisteners; i++) {
+		const struct ig_listener *a = &listeners[i];
 		yaml_node_t *n = ld_seq_item(s, ls, i);
 		ld_item(path, "spec", "listeners", i);
 		for (size_t j = 0; j < i && a->name; j++)
-			if (g->listeners[j].name && !strcmp(g->listeners[j].name, a->name)) {
+			if (listeners[j].name && !strcmp(listeners[j].name, a->name)) {
 				ld_err(
 				    s, ig_yaml_line(n), path, "name",
 				    "listener name \"%s\" is not unique (also spec.listeners[%zu])",
@@ -236,7 +242,7 @@ static void check_listeners_unique(struct session *s, yaml_node_t *ls, struct ig
 				break;
 			}
 		for (size_t j = 0; j < i && a->protocol; j++) {
-			const struct ig_listener *b = &g->listeners[j];
+			const struct ig_listener *b = &listeners[j];
 			if (b->port == a->port && is(b->protocol, a->protocol) &&
 			    same_hostname(a->hostname, b->hostname)) {
 				ld_err(s, ig_yaml_line(n), path, NULL,
@@ -394,12 +400,43 @@ static void decode_backend_tls_v1_2(struct session *s, yaml_node_t *n, struct ig
 			&g->backend_client);
 }
 
-static const char *const gateway_spec_fields[] = {"gatewayClassName", "listeners", "tls",
-						  "backendTLS", NULL};
+/* spec.allowedListeners: {namespaces: {from, selector}}, from default None. */
+static void decode_allowed_listeners(struct session *s, yaml_node_t *n, struct ig_gateway *g)
+{
+	static const char *const fields[] = {"namespaces", NULL};
+	static const char *const ns_fields[] = {"from", "selector", NULL};
+	static const char *const froms[] = {"All", "Selector", "Same", "None", NULL};
+	const char *path = "spec.allowedListeners", *sub = "spec.allowedListeners.namespaces";
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	yaml_node_t *ns = ld_map(s, n, path, "namespaces", false, &line);
+	if (!ns)
+		return;
+	ld_fields(s, ns, sub, ns_fields, NULL);
+	char *from = ld_str(s, ns, sub, "from", false, &line);
+	ld_check_enum(s, from, line, sub, "from", froms);
+	g->listeners_from = !from			? IG_FROM_NONE
+			    : !strcmp(from, "All")	? IG_FROM_ALL
+			    : !strcmp(from, "Selector") ? IG_FROM_SELECTOR
+			    : !strcmp(from, "Same")	? IG_FROM_SAME
+							: IG_FROM_NONE;
+	int sline;
+	yaml_node_t *sel = ld_map(s, ns, sub, "selector", false, &sline);
+	if (sel) {
+		g->has_listeners_selector = true;
+		ld_label_selector(s, sel, "spec.allowedListeners.namespaces.selector",
+				  &g->listeners_selector);
+	}
+	if (g->listeners_from == IG_FROM_SELECTOR && !sel)
+		ld_warn(s, line, sub, "from",
+			"from: Selector without a selector admits ListenerSets from no namespace");
+}
+
+static const char *const gateway_spec_fields[] = {"gatewayClassName", "listeners",	  "tls",
+						  "backendTLS",	      "allowedListeners", NULL};
 static const struct ld_unsupported gateway_spec_fields_unsupported[] = {
     {"addresses", "infergate listens on the addresses its flags give"},
     {"infrastructure", "infergate creates no infrastructure to label"},
-    {"allowedListeners", "ListenerSets are not implemented"},
     {"defaultScope", "default Gateways are not implemented"},
     {NULL, NULL},
 };
@@ -407,7 +444,7 @@ static const struct ld_unsupported gateway_spec_fields_unsupported[] = {
 void ld_gateway(struct session *s, yaml_node_t *root, const char *api)
 {
 	static const char *const top[] = {"spec", NULL};
-	struct ig_gateway g = {0};
+	struct ig_gateway g = {.listeners_from = IG_FROM_NONE};
 	int line;
 	char path[LD_PATH];
 	ld_top_fields(s, root, top);
@@ -426,6 +463,9 @@ void ld_gateway(struct session *s, yaml_node_t *root, const char *api)
 		yaml_node_t *btls = ld_map(s, spec, "spec", "backendTLS", false, &tline);
 		if (btls)
 			decode_backend_tls_v1_2(s, btls, &g);
+		yaml_node_t *al = ld_map(s, spec, "spec", "allowedListeners", false, &tline);
+		if (al)
+			decode_allowed_listeners(s, al, &g);
 	}
 	if (ls) {
 		ld_check_items(s, ls, line, "spec", "listeners", 1, 64);
@@ -439,8 +479,72 @@ void ld_gateway(struct session *s, yaml_node_t *root, const char *api)
 			decode_listener(s, n, path, &g.meta, &g.listeners[i]);
 	}
 	if (ls)
-		check_listeners_unique(s, ls, &g);
+		check_listeners_unique(s, ls, g.listeners, g.nlisteners);
 	*LD_APPEND(s, K_GATEWAY, gateways) = g;
+}
+
+/* ---- ListenerSet (v1) and XListenerSet (v1alpha1) -------------------------------- */
+
+void ld_listener_set(struct session *s, yaml_node_t *root, const char *api)
+{
+	static const char *const top[] = {"spec", NULL};
+	static const char *const spec_fields[] = {"parentRef", "listeners", NULL};
+	static const char *const parent_fields[] = {"group", "kind", "namespace", "name", NULL};
+	struct ig_listener_set ls = {0};
+	int line;
+	char path[LD_PATH];
+	bool x = !strncmp(api, "gateway.networking.x-k8s.io/", 28);
+	ld_top_fields(s, root, top);
+	ld_meta(s, root, api, x ? "XListenerSet" : "ListenerSet", &ls.meta, false);
+	ls.group = x ? "gateway.networking.x-k8s.io" : GATEWAY_GROUP;
+	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
+	yaml_node_t *lst = NULL;
+	if (spec) {
+		ld_fields(s, spec, "spec", spec_fields, NULL);
+		yaml_node_t *pr = ld_map(s, spec, "spec", "parentRef", true, &line);
+		if (pr) {
+			const char *pp = "spec.parentRef";
+			ld_fields(s, pr, pp, parent_fields, NULL);
+			ls.parent_group = ld_str(s, pr, pp, "group", false, &line);
+			ld_check_group(s, ls.parent_group, line, pp, "group");
+			ls.parent_kind = ld_str(s, pr, pp, "kind", false, &line);
+			ld_check_kind(s, ls.parent_kind, line, pp, "kind");
+			ls.parent_ns = ld_str(s, pr, pp, "namespace", false, &line);
+			ld_check_namespace(s, ls.parent_ns, line, pp, "namespace");
+			ls.parent_name = ld_str(s, pr, pp, "name", true, &line);
+			ld_check_object_name(s, ls.parent_name, line, pp, "name");
+			if (!ls.parent_group)
+				ls.parent_group = GATEWAY_GROUP;
+			if (!ls.parent_kind)
+				ls.parent_kind = "Gateway";
+			if (!ls.parent_ns)
+				ls.parent_ns = ls.meta.ns;
+			if (strcmp(ls.parent_group, GATEWAY_GROUP) ||
+			    strcmp(ls.parent_kind, "Gateway"))
+				ld_warn(s, ig_yaml_line(pr), pp, NULL,
+					"parent %s/%s is not a Gateway: the listeners attach to "
+					"nothing",
+					ls.parent_group, ls.parent_kind);
+			else if (ls.parent_name)
+				ld_ref(s, "Gateway", ls.parent_ns, ls.parent_name, ig_yaml_line(pr),
+				       pp);
+		}
+		lst = ld_seq(s, spec, "spec", "listeners", true, &line);
+	}
+	if (lst) {
+		ld_check_items(s, lst, line, "spec", "listeners", 1, 64);
+		ls.listeners = ld_alloc(s, (ld_seq_len(lst) + 1) * sizeof(*ls.listeners));
+		ls.nlisteners = ld_seq_len(lst);
+	}
+	for (size_t i = 0; i < ls.nlisteners; i++) {
+		ld_item(path, "spec", "listeners", i);
+		yaml_node_t *n = ld_seq_map(s, lst, i, path);
+		if (n)
+			decode_listener(s, n, path, &ls.meta, &ls.listeners[i]);
+	}
+	if (lst)
+		check_listeners_unique(s, lst, ls.listeners, ls.nlisteners);
+	*LD_APPEND(s, K_LISTENER_SET, listener_sets) = ls;
 }
 
 /* ---- HTTPRoute: parents, matches --------------------------------------------- */
@@ -472,10 +576,16 @@ static void decode_parent(struct session *s, yaml_node_t *n, const char *path,
 		r->ns = m->ns;
 	if (!strcmp(r->group, GATEWAY_GROUP) && !strcmp(r->kind, "Gateway"))
 		ld_ref(s, "Gateway", r->ns, r->name, ig_yaml_line(n), path);
+	else if (!strcmp(r->group, GATEWAY_GROUP) && !strcmp(r->kind, "ListenerSet"))
+		ld_ref(s, "ListenerSet", r->ns, r->name, ig_yaml_line(n), path);
+	else if (!strcmp(r->group, "gateway.networking.x-k8s.io") &&
+		 !strcmp(r->kind, "XListenerSet"))
+		ld_ref(s, "XListenerSet", r->ns, r->name, ig_yaml_line(n), path);
 	else
 		ld_warn(s, ig_yaml_line(n), path, NULL,
-			"parent %s%s%s is not supported: only Gateways of "
-			"gateway.networking.k8s.io take routes",
+			"parent %s%s%s is not supported: only Gateways and ListenerSets of "
+			"gateway.networking.k8s.io (and XListenerSets of "
+			"gateway.networking.x-k8s.io) take routes",
 			r->group, *r->group ? "/" : "", r->kind);
 }
 

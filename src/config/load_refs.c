@@ -21,7 +21,7 @@ static void check_dups_of(struct session *s, const struct ig_meta **ms, size_t n
 		for (size_t j = 0; j < i; j++) {
 			const struct ig_meta *a = ms[j], *b = ms[i];
 			if (!a->name || !b->name || strcmp(a->name, b->name) ||
-			    strcmp(a->ns, b->ns))
+			    strcmp(a->ns, b->ns) || strcmp(a->kind, b->kind))
 				continue;
 			s->file = b->file;
 			if (*b->ns)
@@ -43,6 +43,7 @@ static void check_dups(struct session *s)
 	size_t most = 1;
 #define MOST(kind) most = c->n##kind > most ? c->n##kind : most
 	MOST(gateways);
+	MOST(listener_sets);
 	MOST(routes);
 	MOST(grants);
 	MOST(tls_policies);
@@ -70,6 +71,7 @@ static void check_dups(struct session *s)
 		check_dups_of(s, ms, c->n##kind);                                                  \
 	} while (0)
 	DUPS(gateways);
+	DUPS(listener_sets);
 	DUPS(routes);
 	DUPS(grants);
 	DUPS(tls_policies);
@@ -128,9 +130,16 @@ static void check_refs(struct session *s)
 {
 	for (size_t i = 0; i < s->nrefs; i++) {
 		const struct ref *r = &s->refs[i];
+		const struct ig_config *c = &s->box->cfg;
 		bool found = !strcmp(r->kind, "Gateway")
-				 ? ig_config_find_gateway(&s->box->cfg, r->ns, r->name) != NULL
-				 : ig_config_find_pool(&s->box->cfg, r->ns, r->name) != NULL;
+				 ? ig_config_find_gateway(c, r->ns, r->name) != NULL
+			     : !strcmp(r->kind, "ListenerSet")
+				 ? ig_config_find_listener_set(c, GATEWAY_GROUP, r->kind, r->ns,
+							       r->name) != NULL
+			     : !strcmp(r->kind, "XListenerSet")
+				 ? ig_config_find_listener_set(c, "gateway.networking.x-k8s.io",
+							       r->kind, r->ns, r->name) != NULL
+				 : ig_config_find_pool(c, r->ns, r->name) != NULL;
 		if (found)
 			continue;
 		s->file = r->file;
@@ -696,8 +705,20 @@ static bool has_pem(const struct ig_secret_item *it, const char *label)
 /* reason: the Gateway API's name for an unusable Secret here
  * (InvalidCertificateRef for a listener's, InvalidClientCertificateRef for
  * the Gateway's client certificate). */
-static void resolve_cert(struct session *s, const struct ig_gateway *gw, const char *path,
-			 struct ig_cert_ref *c, const char *reason)
+/* The object whose reference this is: a Gateway, or a ListenerSet (its
+ * API group, for ReferenceGrants' from). */
+struct owner {
+	const char *group;
+	const struct ig_meta *meta;
+};
+
+static struct owner gw_owner(const struct ig_gateway *gw)
+{
+	return (struct owner){GATEWAY_GROUP, &gw->meta};
+}
+
+static void resolve_cert(struct session *s, struct owner o, const char *path, struct ig_cert_ref *c,
+			 const char *reason)
 {
 	if (!c->name)
 		return;
@@ -708,13 +729,16 @@ static void resolve_cert(struct session *s, const struct ig_gateway *gw, const c
 			*c->group ? "/" : "", c->kind, reason);
 		return;
 	}
-	if (!ig_config_reference_allowed(&s->box->cfg, GATEWAY_GROUP, "Gateway", gw->meta.ns, "",
+	if (!ig_config_reference_allowed(&s->box->cfg, o.group, o.meta->kind, o.meta->ns, "",
 					 "Secret", c->ns, c->name)) {
 		c->status = IG_REF_NOT_PERMITTED;
+		bool gw = !strcmp(o.meta->kind, "Gateway");
 		ld_warn(s, c->line, path, "namespace",
 			"reference to Secret \"%s/%s\" from namespace %s needs a ReferenceGrant in "
-			"namespace %s (RefNotPermitted)",
-			c->ns, c->name, gw->meta.ns, c->ns);
+			"namespace %s%s%s%s (RefNotPermitted)",
+			c->ns, c->name, o.meta->ns, c->ns, gw ? "" : " from kind ",
+			gw ? "" : o.meta->kind,
+			gw ? "" : " (a Gateway's grant does not extend to it)");
 		return;
 	}
 	const struct ig_secret *sec = ig_config_find_secret(&s->box->cfg, c->ns, c->name);
@@ -744,9 +768,8 @@ static void resolve_cert(struct session *s, const struct ig_gateway *gw, const c
 /* NULL when a caCertificateRefs entry of client certificate validation
  * gives a usable CA (a core ConfigMap reachable from the Gateway, with a
  * PEM certificate in ca.crt), else the listener's ResolvedRefs reason. */
-static const char *check_frontend_ca(struct session *s, const struct ig_gateway *gw,
-				     const struct ig_ca_ref *r, const struct ig_secret_item **pem,
-				     char *why, size_t cap)
+static const char *check_frontend_ca(struct session *s, struct owner o, const struct ig_ca_ref *r,
+				     const struct ig_secret_item **pem, char *why, size_t cap)
 {
 	*pem = NULL;
 	if (!r->kind || !r->name) {
@@ -758,7 +781,7 @@ static const char *check_frontend_ca(struct session *s, const struct ig_gateway 
 			 *r->group ? "/" : "", r->kind);
 		return "InvalidCACertificateKind";
 	}
-	if (!ig_config_reference_allowed(&s->box->cfg, GATEWAY_GROUP, "Gateway", gw->meta.ns, "",
+	if (!ig_config_reference_allowed(&s->box->cfg, o.group, o.meta->kind, o.meta->ns, "",
 					 "ConfigMap", r->ns, r->name)) {
 		snprintf(why, cap, "ConfigMap \"%s/%s\" needs a ReferenceGrant in namespace %s",
 			 r->ns, r->name, r->ns);
@@ -768,7 +791,7 @@ static const char *check_frontend_ca(struct session *s, const struct ig_gateway 
 	return *pem ? NULL : "InvalidCACertificateRef";
 }
 
-static void resolve_frontend(struct session *s, const struct ig_gateway *gw, const char *path,
+static void resolve_frontend(struct session *s, struct owner o, const char *path,
 			     struct ig_frontend_validation *v)
 {
 	if (!v->set)
@@ -777,7 +800,7 @@ static void resolve_frontend(struct session *s, const struct ig_gateway *gw, con
 	for (size_t i = 0; i < v->nrefs; i++) {
 		char why[600];
 		const char *reason =
-		    check_frontend_ca(s, gw, &v->refs[i], &pems[v->nvalid], why, sizeof why);
+		    check_frontend_ca(s, o, &v->refs[i], &pems[v->nvalid], why, sizeof why);
 		if (!reason) {
 			v->nvalid++;
 			continue;
@@ -800,6 +823,33 @@ static void resolve_frontend(struct session *s, const struct ig_gateway *gw, con
 			"served (NoValidCACertificate)");
 }
 
+/* A Gateway's or ListenerSet's listeners: client certificate validation
+ * and certificateRefs, resolved from the owner's namespace. */
+static void resolve_listeners(struct session *s, struct owner o, struct ig_listener *ls, size_t n)
+{
+	char path[LD_PATH], it[LD_PATH];
+	for (size_t l = 0; l < n; l++) {
+		struct ig_listener *li = &ls[l];
+		size_t ok = 0;
+		ld_item(path, "spec", "listeners", l);
+		if (li->tls.frontend.set) {
+			ld_join(it, path, "tls.frontendValidation");
+			resolve_frontend(s, o, it, &li->tls.frontend);
+		}
+		for (size_t k = 0; k < li->tls.ncerts; k++) {
+			ld_item(it, path, "tls.certificateRefs", k);
+			resolve_cert(s, o, it, &li->tls.certs[k], "InvalidCertificateRef");
+			ok += li->tls.certs[k].status == IG_REF_OK;
+		}
+		if (li->protocol && !strcmp(li->protocol, "HTTPS") && li->tls.set &&
+		    li->tls.ncerts && !ok)
+			ld_warn(s, li->tls.certs[0].line, path, NULL,
+				"HTTPS listener \"%s\" has no usable certificate: it "
+				"cannot be served",
+				li->name ? li->name : "");
+	}
+}
+
 static void resolve_gateways(struct session *s)
 {
 	struct ig_config *c = &s->box->cfg;
@@ -807,9 +857,10 @@ static void resolve_gateways(struct session *s)
 	for (size_t g = 0; g < c->ngateways; g++) {
 		struct ig_gateway *gw = &c->gateways[g];
 		s->file = gw->meta.file;
-		resolve_frontend(s, gw, "spec.tls.frontend.default.validation", &gw->frontend);
+		resolve_frontend(s, gw_owner(gw), "spec.tls.frontend.default.validation",
+				 &gw->frontend);
 		if (gw->has_backend_client)
-			resolve_cert(s, gw,
+			resolve_cert(s, gw_owner(gw),
 				     gw->backend_client_v1_2
 					 ? "spec.backendTLS.clientCertificateRef"
 					 : "spec.tls.backend.clientCertificateRef",
@@ -817,29 +868,177 @@ static void resolve_gateways(struct session *s)
 		for (size_t p = 0; p < gw->nfrontend_ports; p++) {
 			ld_item(it, "spec.tls.frontend", "perPort", p);
 			ld_join(path, it, "tls.validation");
-			resolve_frontend(s, gw, path, &gw->frontend_ports[p].v);
+			resolve_frontend(s, gw_owner(gw), path, &gw->frontend_ports[p].v);
 		}
-		for (size_t l = 0; l < gw->nlisteners; l++) {
-			struct ig_listener *li = &gw->listeners[l];
-			size_t ok = 0;
-			ld_item(path, "spec", "listeners", l);
-			if (li->tls.frontend.set) {
-				ld_join(it, path, "tls.frontendValidation");
-				resolve_frontend(s, gw, it, &li->tls.frontend);
-			}
-			for (size_t k = 0; k < li->tls.ncerts; k++) {
-				ld_item(it, path, "tls.certificateRefs", k);
-				resolve_cert(s, gw, it, &li->tls.certs[k], "InvalidCertificateRef");
-				ok += li->tls.certs[k].status == IG_REF_OK;
-			}
-			if (li->protocol && !strcmp(li->protocol, "HTTPS") && li->tls.set &&
-			    li->tls.ncerts && !ok)
-				ld_warn(s, li->tls.certs[0].line, path, NULL,
-					"HTTPS listener \"%s\" has no usable certificate: it "
-					"cannot be served",
-					li->name ? li->name : "");
-		}
+		resolve_listeners(s, gw_owner(gw), gw->listeners, gw->nlisteners);
 	}
+}
+
+/* ---- ListenerSets ------------------------------------------------------------------ */
+
+static bool lset_allowed(const struct ig_config *c, const struct ig_gateway *gw,
+			 const struct ig_listener_set *ls)
+{
+	switch (gw->listeners_from) {
+	case IG_FROM_ALL:
+		return true;
+	case IG_FROM_SAME:
+		return !strcmp(ls->meta.ns, gw->meta.ns);
+	case IG_FROM_SELECTOR:
+		return gw->has_listeners_selector &&
+		       ig_config_namespace_selected(c, ls->meta.ns, &gw->listeners_selector);
+	default:
+		return false;
+	}
+}
+
+/* ListenerSet precedence: the oldest first, then by "namespace/name". */
+static bool lset_before(const struct ig_listener_set *a, const struct ig_listener_set *b)
+{
+	double ta = 0, tb = 0;
+	bool ha = a->meta.creation_timestamp && ld_parse_time(a->meta.creation_timestamp, &ta) == 0;
+	bool hb = b->meta.creation_timestamp && ld_parse_time(b->meta.creation_timestamp, &tb) == 0;
+	if (ha && hb && ta != tb)
+		return ta < tb;
+	int c = strcmp(a->meta.ns, b->meta.ns);
+	if (c)
+		return c < 0;
+	c = strcmp(a->meta.name ? a->meta.name : "", b->meta.name ? b->meta.name : "");
+	return c ? c < 0 : a->meta.seq < b->meta.seq;
+}
+
+static bool same_host(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* How l conflicts with the listeners already merged, if it does. */
+static enum ig_listener_conflict conflict_with(const struct ig_listener *const *merged, size_t n,
+					       const struct ig_listener *l)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct ig_listener *o = merged[i];
+		if (o->port != l->port || !o->protocol || !l->protocol)
+			continue;
+		if (strcmp(o->protocol, l->protocol))
+			return IG_CONFLICT_PROTOCOL;
+		if (same_host(o->hostname, l->hostname))
+			return IG_CONFLICT_HOSTNAME;
+	}
+	return IG_CONFLICT_NONE;
+}
+
+bool ig_listener_set_listener_valid(const struct ig_gateway *gw, const struct ig_listener *l)
+{
+	if (!l->served || l->port == 0 || l->conflict != IG_CONFLICT_NONE)
+		return false;
+	if (strcmp(l->protocol, "HTTPS"))
+		return true;
+	const struct ig_frontend_validation *fv = ig_listener_frontend(gw, l);
+	if (fv && !fv->nvalid)
+		return false;
+	for (size_t k = 0; k < l->tls.ncerts; k++)
+		if (l->tls.certs[k].status == IG_REF_OK)
+			return true;
+	return false;
+}
+
+/* Each Gateway's merged listeners: its own, then, for each ListenerSet it
+ * admits in precedence order, the listeners that conflict with none
+ * before them. A ListenerSet none of whose listeners can be served is not
+ * accepted, and its listeners are left out. */
+static void merge_listener_sets(struct session *s)
+{
+	struct ig_config *c = &s->box->cfg;
+	size_t nls = c->nlistener_sets;
+	const struct ig_listener_set **order = ld_alloc(s, (nls + 1) * sizeof(*order));
+	for (size_t i = 0; i < nls; i++) {
+		size_t at = i;
+		while (at > 0 && lset_before(&c->listener_sets[i], order[at - 1])) {
+			order[at] = order[at - 1];
+			at--;
+		}
+		order[at] = &c->listener_sets[i];
+	}
+	for (size_t g = 0; g < c->ngateways; g++) {
+		struct ig_gateway *gw = &c->gateways[g];
+		size_t cap = gw->nlisteners;
+		for (size_t i = 0; i < nls; i++)
+			if (order[i]->gw == gw && order[i]->state == IG_LSET_ACCEPTED)
+				cap += order[i]->nlisteners;
+		const struct ig_listener **m = ld_alloc(s, (cap + 1) * sizeof(*m));
+		size_t n = 0;
+		for (size_t l = 0; l < gw->nlisteners; l++)
+			m[n++] = &gw->listeners[l];
+		for (size_t i = 0; i < nls; i++) {
+			struct ig_listener_set *ls = (struct ig_listener_set *)order[i];
+			if (ls->gw != gw || ls->state != IG_LSET_ACCEPTED)
+				continue;
+			size_t first = n;
+			for (size_t l = 0; l < ls->nlisteners; l++) {
+				struct ig_listener *li = &ls->listeners[l];
+				if (li->port == 0)
+					continue;
+				li->conflict = conflict_with(m, n, li);
+				if (li->conflict == IG_CONFLICT_NONE)
+					m[n++] = li;
+			}
+			bool any = false;
+			for (size_t l = 0; l < ls->nlisteners; l++)
+				any |= ig_listener_set_listener_valid(gw, &ls->listeners[l]);
+			if (!any) {
+				ls->state = IG_LSET_LISTENERS_NOT_VALID;
+				n = first; /* nothing of it is served */
+				s->file = ls->meta.file;
+				ld_warn(s, ls->meta.line, "spec", "listeners",
+					"no listener of %s \"%s/%s\" can be served (conflicts, "
+					"protocols or certificates): it is not accepted "
+					"(ListenersNotValid)",
+					ls->meta.kind, ls->meta.ns, ls->meta.name);
+			}
+		}
+		gw->merged = m;
+		gw->nmerged = n;
+	}
+}
+
+static void resolve_listener_sets(struct session *s)
+{
+	struct ig_config *c = &s->box->cfg;
+	for (size_t i = 0; i < c->nlistener_sets; i++) {
+		struct ig_listener_set *ls = &c->listener_sets[i];
+		for (size_t l = 0; l < ls->nlisteners; l++)
+			ls->listeners[l].set = ls;
+		s->file = ls->meta.file;
+		resolve_listeners(s, (struct owner){ls->group, &ls->meta}, ls->listeners,
+				  ls->nlisteners);
+		ls->state = IG_LSET_NO_PARENT;
+		if (!ls->parent_name || strcmp(ls->parent_group, GATEWAY_GROUP) ||
+		    strcmp(ls->parent_kind, "Gateway"))
+			continue;
+		ls->gw = ig_config_find_gateway(c, ls->parent_ns, ls->parent_name);
+		if (!ls->gw)
+			continue;
+		if (!lset_allowed(c, ls->gw, ls)) {
+			ls->state = IG_LSET_NOT_ALLOWED;
+			ld_warn(
+			    s, ls->meta.line, "spec", "parentRef",
+			    "Gateway \"%s/%s\" does not admit %ss from namespace %s "
+			    "(spec.allowedListeners): its listeners are not served (NotAllowed)",
+			    ls->gw->meta.ns, ls->gw->meta.name, ls->meta.kind, ls->meta.ns);
+			continue;
+		}
+		ls->state = IG_LSET_ACCEPTED; /* until merge_listener_sets finds none valid */
+		for (size_t l = 0; l < ls->nlisteners; l++)
+			if (ls->listeners[l].port == 0) {
+				char path[LD_PATH];
+				ld_item(path, "spec", "listeners", l);
+				ld_warn(s, ls->meta.line, path, "port",
+					"no port: infergate assigns none (UnsupportedPort), the "
+					"listener is not served");
+			}
+	}
+	merge_listener_sets(s);
 }
 
 /* Ranks rewrites by age once, so that requests compare two integers. */
@@ -864,4 +1063,5 @@ void ld_link(struct session *s)
 	resolve_tls_policies(s);
 	resolve_routes(s);
 	resolve_gateways(s);
+	resolve_listener_sets(s);
 }

@@ -24,6 +24,7 @@ static void summary(const struct ig_config *c)
 		const char *kind;
 	} counts[] = {
 	    {c->ngateways, "Gateway"},
+	    {c->nlistener_sets, "ListenerSet"},
 	    {c->nroutes, "HTTPRoute"},
 	    {c->ngrants, "ReferenceGrant"},
 	    {c->ntls_policies, "BackendTLSPolicy"},

@@ -775,6 +775,167 @@ static void test_certificate_refs(void **state)
 	ig_config_free(c);
 }
 
+/* ---- ListenerSets (Gateway API v1.5; XListenerSet of v1.3-v1.4) ----------------------- */
+
+#define LSET(name, ns, ts, parent, listeners)                                                      \
+	"---\napiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: " name \
+	", namespace: " ns ts "}\nspec:\n  parentRef: " parent "\n  listeners:\n" listeners
+
+static const struct ig_listener_set *lset(const struct ig_config *c, const char *ns,
+					  const char *name)
+{
+	const struct ig_listener_set *ls =
+	    ig_config_find_listener_set(c, "gateway.networking.k8s.io", "ListenerSet", ns, name);
+	assert_non_null(ls);
+	return ls;
+}
+
+static const struct ig_listener *lset_listener(const struct ig_listener_set *ls, const char *name)
+{
+	for (size_t i = 0; i < ls->nlisteners; i++)
+		if (!strcmp(ls->listeners[i].name, name))
+			return &ls->listeners[i];
+	fail_msg("no listener %s", name);
+	return NULL;
+}
+
+/* Who may attach (allowedListeners), the merged list in precedence order
+ * (the Gateway's own, then ListenerSets oldest first, then by
+ * namespace/name), and which listeners give way to an earlier one: the
+ * same port with another protocol, or the same port, protocol and
+ * hostname. A ListenerSet left with no listener it can serve is not
+ * accepted, and none of its listeners is merged. */
+static void test_listener_sets(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+	    "metadata: {name: gw, namespace: infra}\nspec:\n  gatewayClassName: c\n"
+	    "  allowedListeners: {namespaces: {from: Selector, selector: {matchLabels: {ls: ok}}}}\n"
+	    "  listeners:\n"
+	    "  - {name: a, port: 80, protocol: HTTP, hostname: a.com}\n"
+	    "  - {name: b, port: 80, protocol: HTTP, hostname: b.com}\n"
+	    "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: apps, labels: {ls: ok}}\n"
+	    "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: infra}\n"
+	    LSET("older", "apps", ", creationTimestamp: \"2026-01-01T00:00:01Z\"",
+		 "{name: gw, namespace: infra}",
+		 "  - {name: own, port: 80, protocol: HTTP, hostname: own.com}\n"
+		 "  - {name: b, port: 80, protocol: HTTP, hostname: b.com}\n"
+		 "  - {name: tcp, port: 80, protocol: TCP}\n"
+		 "  - {name: shared, port: 80, protocol: HTTP, hostname: shared.com}\n"
+		 "  - {name: other-port, port: 8080, protocol: HTTPS, hostname: b.com,"
+		 " tls: {certificateRefs: [{name: cert}]}}\n")
+	    LSET("aaa-newer", "apps", ", creationTimestamp: \"2026-01-01T00:00:02Z\"",
+		 "{name: gw, namespace: infra}",
+		 "  - {name: shared, port: 80, protocol: HTTP, hostname: shared.com}\n")
+	    LSET("same-ns", "infra", "", "{name: gw}",
+		 "  - {name: x, port: 81, protocol: HTTP}\n")
+	    LSET("orphan", "apps", "", "{name: nope, namespace: infra}",
+		 "  - {name: x, port: 82, protocol: HTTP}\n")
+	    TLS_SECRET("cert", "apps", PEM_CRT, PEM_KEY),
+	    /* clang-format on */
+	    &out);
+	const struct ig_gateway *gw = &c->gateways[0];
+	assert_int_equal(gw->listeners_from, IG_FROM_SELECTOR);
+	const struct ig_listener_set *older = lset(c, "apps", "older");
+	const struct ig_listener_set *newer = lset(c, "apps", "aaa-newer");
+	assert_int_equal(older->state, IG_LSET_ACCEPTED);
+	assert_ptr_equal(older->gw, gw);
+	assert_ptr_equal(older->listeners[0].set, older);
+	assert_null(gw->listeners[0].set);
+	assert_int_equal(lset_listener(older, "own")->conflict, IG_CONFLICT_NONE);
+	assert_int_equal(lset_listener(older, "b")->conflict, IG_CONFLICT_HOSTNAME);
+	assert_int_equal(lset_listener(older, "tcp")->conflict, IG_CONFLICT_PROTOCOL);
+	assert_int_equal(lset_listener(older, "shared")->conflict, IG_CONFLICT_NONE);
+	assert_int_equal(lset_listener(older, "other-port")->conflict, IG_CONFLICT_NONE);
+	assert_true(ig_listener_set_listener_valid(gw, lset_listener(older, "other-port")));
+	assert_false(ig_listener_set_listener_valid(gw, lset_listener(older, "b")));
+	/* Newer, though first by name: its only listener gives way. */
+	assert_int_equal(newer->listeners[0].conflict, IG_CONFLICT_HOSTNAME);
+	assert_int_equal(newer->state, IG_LSET_LISTENERS_NOT_VALID);
+	assert_int_equal(lset(c, "infra", "same-ns")->state, IG_LSET_NOT_ALLOWED);
+	assert_int_equal(lset(c, "apps", "orphan")->state, IG_LSET_NO_PARENT);
+	assert_null(lset(c, "apps", "orphan")->gw);
+	/* Merged: a, b, then older's own, shared and other-port. */
+	assert_int_equal(ig_gateway_nlisteners(gw), 5);
+	const char *want[] = {"a", "b", "own", "shared", "other-port"};
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(ig_gateway_listener(gw, i)->name, want[i]);
+	assert_ptr_equal(ig_gateway_listener(gw, 2)->set, older);
+	has(out, "Gateway \"infra/gw\" does not admit ListenerSets from namespace infra "
+		 "(spec.allowedListeners): its listeners are not served (NotAllowed)");
+	has(out, "no listener of ListenerSet \"apps/aaa-newer\" can be served");
+	has(out, "spec.parentRef: Gateway \"infra/nope\" not found in the configuration");
+	free(out);
+	ig_config_free(c);
+}
+
+/* allowedListeners defaults to None; Same admits the Gateway's own
+ * namespace; an XListenerSet (v1alpha1) may leave a port out, which
+ * infergate cannot assign; routes name either kind as a parent. A
+ * ListenerSet's certificateRefs need a ReferenceGrant from kind
+ * ListenerSet: the Gateway's does not extend to it. */
+static void test_listener_set_kinds_and_grants(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    /* clang-format off */
+	    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+	    "metadata: {name: closed, namespace: infra}\nspec:\n  gatewayClassName: c\n"
+	    "  listeners: [{name: a, port: 80, protocol: HTTP}]\n"
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+	    "metadata: {name: gw, namespace: infra}\nspec:\n  gatewayClassName: c\n"
+	    "  allowedListeners: {namespaces: {from: Same}}\n"
+	    "  listeners: [{name: a, port: 80, protocol: HTTP}]\n"
+	    LSET("knocks", "infra", "", "{name: closed}",
+		 "  - {name: x, port: 81, protocol: HTTP}\n")
+	    "---\napiVersion: gateway.networking.x-k8s.io/v1alpha1\nkind: XListenerSet\n"
+	    "metadata: {name: x, namespace: infra}\nspec:\n  parentRef: {name: gw}\n  listeners:\n"
+	    "  - {name: noport, protocol: HTTP, hostname: n.com}\n"
+	    "  - {name: granted, port: 443, protocol: HTTPS, hostname: g.com,"
+	    " tls: {certificateRefs: [{name: c1, namespace: certs}]}}\n"
+	    LSET("denied", "infra", "", "{name: gw}",
+		 "  - {name: d, port: 443, protocol: HTTPS, hostname: d.com,"
+		 " tls: {certificateRefs: [{name: c1, namespace: certs}]}}\n")
+	    TLS_SECRET("c1", "certs", PEM_CRT, PEM_KEY)
+	    "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\n"
+	    "metadata: {name: g, namespace: certs}\nspec:\n"
+	    "  from:\n  - {group: gateway.networking.x-k8s.io, kind: XListenerSet, namespace: infra}\n"
+	    "  - {group: gateway.networking.k8s.io, kind: Gateway, namespace: infra}\n"
+	    "  to: [{group: \"\", kind: Secret}]\n"
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	    "metadata: {name: r, namespace: infra}\nspec:\n  parentRefs:\n"
+	    "  - {group: gateway.networking.x-k8s.io, kind: XListenerSet, name: x}\n"
+	    "  - {kind: ListenerSet, name: denied}\n  - {kind: ListenerSet, name: ghost}\n",
+	    /* clang-format on */
+	    &out);
+	assert_int_equal(c->gateways[0].listeners_from, IG_FROM_NONE);
+	assert_int_equal(lset(c, "infra", "knocks")->state, IG_LSET_NOT_ALLOWED);
+	const struct ig_listener_set *x = ig_config_find_listener_set(
+	    c, "gateway.networking.x-k8s.io", "XListenerSet", "infra", "x");
+	assert_non_null(x);
+	assert_null(ig_config_find_listener_set(c, "gateway.networking.k8s.io", "XListenerSet",
+						"infra", "x"));
+	assert_int_equal(x->state, IG_LSET_ACCEPTED);
+	assert_int_equal(x->listeners[0].port, 0);
+	assert_false(ig_listener_set_listener_valid(x->gw, &x->listeners[0]));
+	assert_int_equal(x->listeners[1].tls.certs[0].status, IG_REF_OK);
+	const struct ig_listener_set *denied = lset(c, "infra", "denied");
+	assert_int_equal(denied->listeners[0].tls.certs[0].status, IG_REF_NOT_PERMITTED);
+	assert_int_equal(denied->state, IG_LSET_LISTENERS_NOT_VALID);
+	/* gw serves a and x's granted listener only. */
+	assert_int_equal(ig_gateway_nlisteners(&c->gateways[1]), 2);
+	assert_string_equal(ig_gateway_listener(&c->gateways[1], 1)->name, "granted");
+	has(out, "spec.listeners[0].port: no port: infergate assigns none (UnsupportedPort)");
+	has(out, "from namespace infra needs a ReferenceGrant in namespace certs from kind "
+		 "ListenerSet");
+	has(out, "spec.parentRefs[2]: ListenerSet \"infra/ghost\" not found in the configuration");
+	assert_null(strstr(out, "is not supported: only Gateways"));
+	free(out);
+	ig_config_free(c);
+}
+
 /* ---- ConfigMaps and BackendTLSPolicy ------------------------------------------------ */
 
 static void test_configmap_data(void **state)
@@ -1742,8 +1903,9 @@ static const struct bad_case cases[] = {
      "more references to the same parent",
      false},
     {"rt_parent_kind", RT "spec:\n  parentRefs: [{name: s, kind: Service, group: \"\"}]\n",
-     "r.yaml:6: warning: spec.parentRefs[0]: parent Service is not supported: only Gateways of "
-     "gateway.networking.k8s.io take routes",
+     "r.yaml:6: warning: spec.parentRefs[0]: parent Service is not supported: only Gateways and "
+     "ListenerSets of gateway.networking.k8s.io (and XListenerSets of "
+     "gateway.networking.x-k8s.io) take routes",
      true},
     /* filters */
     {"filter_type_required", FILTERS "    - requestHeaderModifier: {}\n",
@@ -2335,6 +2497,8 @@ int main(void)
 	    cmocka_unit_test(test_service_endpoints),
 	    cmocka_unit_test(test_secret_data),
 	    cmocka_unit_test(test_certificate_refs),
+	    cmocka_unit_test(test_listener_sets),
+	    cmocka_unit_test(test_listener_set_kinds_and_grants),
 	    cmocka_unit_test(test_configmap_data),
 	    cmocka_unit_test(test_frontend_validation),
 	    cmocka_unit_test(test_frontend_validation_errors),
