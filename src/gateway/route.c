@@ -188,18 +188,23 @@ static bool is_http_listener(const struct ig_listener *l)
 	return l->protocol && (streq(l->protocol, "HTTP") || streq(l->protocol, "HTTPS"));
 }
 
+/* A parentRef selects a listener through the object the listener belongs
+ * to: the Gateway for its own listeners, the ListenerSet for a
+ * ListenerSet's (a Gateway parentRef reaches none of those). */
 static bool ref_selects(const struct ig_parent_ref *p, const struct ig_httproute *r,
 			const struct ig_gateway *gw, const struct ig_listener *l)
 {
 	const char *group = p->group ? p->group : GATEWAY_GROUP;
 	const char *kind = p->kind ? p->kind : "Gateway";
 	const char *ns = p->ns ? p->ns : ns_of(&r->meta);
+	const struct ig_meta *owner = l->set ? &l->set->meta : &gw->meta;
 
-	if (!streq(group, GATEWAY_GROUP) || !streq(kind, "Gateway"))
+	if (!streq(group, l->set ? l->set->group : GATEWAY_GROUP) ||
+	    !streq(kind, l->set ? l->set->meta.kind : "Gateway"))
 		return false;
-	if (!p->name || !gw->meta.name || !streq(p->name, gw->meta.name))
+	if (!p->name || !owner->name || !streq(p->name, owner->name))
 		return false;
-	if (!streq(ns, ns_of(&gw->meta)))
+	if (!streq(ns, ns_of(owner)))
 		return false;
 	if (p->section_name && (!l->name || !streq(p->section_name, l->name)))
 		return false;
@@ -222,8 +227,8 @@ static bool kind_allowed(const struct ig_listener *l)
 }
 
 /* allowedRoutes.namespaces: Same (the default) admits routes of the
- * Gateway's namespace, All every namespace, Selector the namespaces whose
- * labels the selector matches. */
+ * namespace of the listener's Gateway (or ListenerSet), All every
+ * namespace, Selector the namespaces whose labels the selector matches. */
 static bool namespace_allowed(const struct ig_config *cfg, const struct ig_httproute *r,
 			      const struct ig_gateway *gw, const struct ig_listener *l)
 {
@@ -233,8 +238,10 @@ static bool namespace_allowed(const struct ig_config *cfg, const struct ig_httpr
 	case IG_FROM_SELECTOR:
 		return l->allowed.has_selector &&
 		       ig_config_namespace_selected(cfg, ns_of(&r->meta), &l->allowed.selector);
+	case IG_FROM_NONE:
+		return false;
 	default:
-		return streq(ns_of(&r->meta), ns_of(&gw->meta));
+		return streq(ns_of(&r->meta), ns_of(l->set ? &l->set->meta : &gw->meta));
 	}
 }
 

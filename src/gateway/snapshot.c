@@ -41,8 +41,8 @@ static bool port_conflicted(const struct ig_config *cfg, int port)
 {
 	int seen = -1;
 	for (size_t g = 0; g < cfg->ngateways; g++)
-		for (size_t l = 0; l < cfg->gateways[g].nlisteners; l++) {
-			const struct ig_listener *li = &cfg->gateways[g].listeners[l];
+		for (size_t l = 0; l < ig_gateway_nlisteners(&cfg->gateways[g]); l++) {
+			const struct ig_listener *li = ig_gateway_listener(&cfg->gateways[g], l);
 			if (!li->served || li->port != port)
 				continue;
 			if (seen >= 0 && seen != (int)is_https(li))
@@ -170,8 +170,8 @@ static int add_port(struct ig_snapshot *s, int port, const struct ig_snapshot *p
 		return -1;
 	for (size_t g = 0; g < cfg->ngateways; g++) {
 		const struct ig_gateway *gw = &cfg->gateways[g];
-		for (size_t l = 0; l < gw->nlisteners; l++) {
-			const struct ig_listener *li = &gw->listeners[l];
+		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++) {
+			const struct ig_listener *li = ig_gateway_listener(gw, l);
 			if (!li->served || li->port != port)
 				continue;
 			const struct ig_frontend_validation *fv =
@@ -214,8 +214,8 @@ static int add_port(struct ig_snapshot *s, int port, const struct ig_snapshot *p
 static bool first_on_port(const struct ig_config *cfg, const struct ig_listener *li)
 {
 	for (size_t g = 0; g < cfg->ngateways; g++)
-		for (size_t l = 0; l < cfg->gateways[g].nlisteners; l++) {
-			const struct ig_listener *o = &cfg->gateways[g].listeners[l];
+		for (size_t l = 0; l < ig_gateway_nlisteners(&cfg->gateways[g]); l++) {
+			const struct ig_listener *o = ig_gateway_listener(&cfg->gateways[g], l);
 			if (o == li)
 				return true;
 			if (o->served && o->port == li->port)
@@ -229,8 +229,8 @@ static int add_listeners(struct ig_snapshot *s, const struct ig_snapshot *prev, 
 	const struct ig_config *cfg = s->cfg;
 	for (size_t g = 0; g < cfg->ngateways; g++) {
 		const struct ig_gateway *gw = &cfg->gateways[g];
-		for (size_t l = 0; l < gw->nlisteners; l++) {
-			const struct ig_listener *li = &gw->listeners[l];
+		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++) {
+			const struct ig_listener *li = ig_gateway_listener(gw, l);
 			if (!li->served) {
 				ig_warn("gateway %s/%s: listener %s: protocol %s is not served",
 					gw->meta.ns, gw->meta.name, li->name, li->protocol);

@@ -764,6 +764,56 @@ static void test_allowed_routes_kinds(void **state)
 	assert_false(ig_route_attaches(&c, &r, &gw, &l));
 }
 
+/* A ListenerSet's listener takes routes through a parentRef to that
+ * ListenerSet (its group and kind, sectionName and port as for a
+ * Gateway), never through one to the Gateway; and a Gateway's own
+ * listener never through a ListenerSet. allowedRoutes Same is the
+ * ListenerSet's namespace. */
+static void test_listener_set_attachment(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	struct ig_httproute r = mkroute("apps", "r", NULL, rules, 1);
+	struct ig_listener_set ls = {
+	    .meta = {.kind = "ListenerSet", .name = "ls", .ns = "apps"},
+	    .group = "gateway.networking.k8s.io",
+	};
+	struct ig_listener own = {
+	    .name = "own", .protocol = "HTTP", .port = 80, .allowed = {.from = IG_FROM_ALL}};
+	struct ig_listener l = {.name = "l", .protocol = "HTTP", .port = 80, .set = &ls};
+	struct ig_gateway gw = mkgateway(&own, 1);
+	gw.meta.ns = "infra";
+	struct ig_config c = {.gateways = &gw, .ngateways = 1, .routes = &r, .nroutes = 1};
+	struct ig_parent_ref via_gw = {.name = "gw", .ns = "infra"};
+	struct ig_parent_ref via_ls = {
+	    .group = "gateway.networking.k8s.io", .kind = "ListenerSet", .name = "ls"};
+	r.parents = &via_gw;
+	r.nparents = 1;
+	assert_true(ig_route_attaches(&c, &r, &gw, &own));
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+	r.parents = &via_ls;
+	assert_false(ig_route_attaches(&c, &r, &gw, &own));
+	assert_true(ig_route_attaches(&c, &r, &gw, &l)); /* Same: apps, the set's */
+	via_ls.section_name = "l";
+	assert_true(ig_route_attaches(&c, &r, &gw, &l));
+	via_ls.section_name = "own";
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+	via_ls.section_name = NULL;
+	via_ls.port = 81;
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+	via_ls.port = 0;
+	/* Another kind or group of the same name is another object. */
+	via_ls.kind = "XListenerSet";
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+	ls.meta.kind = "XListenerSet";
+	ls.group = "gateway.networking.x-k8s.io";
+	via_ls.group = "gateway.networking.x-k8s.io";
+	assert_true(ig_route_attaches(&c, &r, &gw, &l));
+	/* Same is the ListenerSet's namespace, not the Gateway's. */
+	r.meta.ns = "infra";
+	via_ls.ns = "apps";
+	assert_false(ig_route_attaches(&c, &r, &gw, &l));
+}
+
 /* Two refs selecting the same listener attach the route once; a route with
  * a second ref that matches nothing still attaches through the first. */
 static void test_duplicate_parent_refs(void **state)
@@ -960,6 +1010,7 @@ int main(void)
 	    cmocka_unit_test(test_duplicate_parent_refs),
 	    cmocka_unit_test(test_allowed_routes_namespaces),
 	    cmocka_unit_test(test_allowed_routes_kinds),
+	    cmocka_unit_test(test_listener_set_attachment),
 	    cmocka_unit_test(test_oldest_route_wins),
 	    cmocka_unit_test(test_alphabetical_tie_break),
 	    cmocka_unit_test(test_specificity_before_age),
