@@ -4,8 +4,14 @@
  * - Gateway: Accepted, Programmed; per listener supportedKinds,
  *   attachedRoutes and Accepted / Programmed / ResolvedRefs / Conflicted
  *   (ProtocolConflict: HTTP and HTTPS on one port);
- *   addresses (the --bind address, else $POD_IP);
- * - HTTPRoute: one parents[] entry per parentRef to a Gateway of ours, with
+ *   addresses (the --bind address, else $POD_IP); attachedListenerSets
+ *   (and for XListenerSets the v1.4 condition AttachedListenerSets);
+ * - ListenerSet / XListenerSet whose parent is a Gateway of ours: Accepted
+ *   and Programmed (NotAllowed, ListenersNotValid), and per listener what
+ *   a Gateway's listener has, Conflicted with HostnameConflict or
+ *   ProtocolConflict where an earlier listener of the merged list wins;
+ * - HTTPRoute: one parents[] entry per parentRef to a Gateway of ours or a
+ *   ListenerSet of one, with
  *   our controllerName, Accepted (NoMatchingParent, NotAllowedByListeners,
  *   NoMatchingListenerHostname)
  *   and ResolvedRefs (BackendNotFound, InvalidKind, RefNotPermitted,
@@ -76,8 +82,8 @@ static size_t attached(struct ctx *c, const struct ig_gateway *gw, const struct 
 static bool protocol_conflict(struct ctx *c, const struct ig_listener *l)
 {
 	for (size_t g = 0; g < c->cfg->ngateways; g++)
-		for (size_t i = 0; i < c->cfg->gateways[g].nlisteners; i++) {
-			const struct ig_listener *o = &c->cfg->gateways[g].listeners[i];
+		for (size_t i = 0; i < ig_gateway_nlisteners(&c->cfg->gateways[g]); i++) {
+			const struct ig_listener *o = ig_gateway_listener(&c->cfg->gateways[g], i);
 			if (o->served && o->port == l->port && strcmp(o->protocol, l->protocol))
 				return true;
 		}
@@ -112,22 +118,38 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	if (bad_kinds && !strcmp(refs_reason, "ResolvedRefs"))
 		refs_reason = "InvalidRouteKinds";
 	*prog = programmed(c, gw, l);
-	bool conflicted = l->served && protocol_conflict(c, l);
-	bool accepted = l->served && !no_ca;
+	/* A ListenerSet's listener gives way to an earlier one of the merged
+	 * list; the Gateway's own conflict only across Gateways. */
+	const char *conflict = l->conflict == IG_CONFLICT_HOSTNAME    ? "HostnameConflict"
+			       : l->conflict == IG_CONFLICT_PROTOCOL  ? "ProtocolConflict"
+			       : l->served && protocol_conflict(c, l) ? "ProtocolConflict"
+								      : NULL;
+	bool given_way = l->conflict != IG_CONFLICT_NONE;
+	bool accepted = l->served && !no_ca && !given_way && l->port;
+	const char *why = accepted     ? "Accepted"
+			  : given_way  ? conflict
+			  : !l->served ? "UnsupportedProtocol"
+			  : !l->port   ? "UnsupportedPort"
+				       : "NoValidCACertificate";
+	const char *what =
+	    accepted	 ? "Listener accepted"
+	    : given_way	 ? (l->conflict == IG_CONFLICT_HOSTNAME
+				? "An earlier listener has the same port, protocol and hostname"
+				: "An earlier listener on this port speaks another protocol")
+	    : !l->served ? "infergate serves HTTP and HTTPS listeners"
+	    : !l->port	 ? "infergate assigns no port: give one"
+			 : "No caCertificateRef of the client certificate validation is "
+			   "valid";
 	json_t *conds = json_array();
-	json_array_append_new(
-	    conds, cond(c, "Accepted", accepted,
-			accepted    ? "Accepted"
-			: l->served ? "NoValidCACertificate"
-				    : "UnsupportedProtocol",
-			accepted    ? "Listener accepted"
-			: l->served ? "No caCertificateRef of the client certificate validation is "
-				      "valid"
-				    : "infergate serves HTTP and HTTPS listeners",
-			gen));
-	json_array_append_new(
-	    conds, cond(c, "Programmed", *prog, *prog ? "Programmed" : "Invalid",
-			*prog ? "Listening" : "Not served (see the gateway's log)", gen));
+	json_array_append_new(conds, cond(c, "Accepted", accepted, why, what, gen));
+	json_array_append_new(conds, cond(c, "Programmed", *prog,
+					  *prog	      ? "Programmed"
+					  : given_way ? conflict
+						      : "Invalid",
+					  *prog	      ? "Listening"
+					  : given_way ? what
+						      : "Not served (see the gateway's log)",
+					  gen));
 	bool refs_ok = !strcmp(refs_reason, "ResolvedRefs");
 	json_array_append_new(conds, cond(c, "ResolvedRefs", refs_ok, refs_reason,
 					  refs_ok ? "References resolved"
@@ -136,11 +158,77 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 					      : "A reference did not resolve",
 					  gen));
 	json_array_append_new(
-	    conds, conflicted ? cond(c, "Conflicted", true, "ProtocolConflict",
-				     "Another listener on this port speaks another protocol", gen)
-			      : cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
-	return json_pack("{s:s,s:o,s:I,s:o}", "name", l->name, "supportedKinds", kinds,
-			 "attachedRoutes", (json_int_t)attached(c, gw, l), "conditions", conds);
+	    conds,
+	    conflict
+		? cond(c, "Conflicted", true, conflict,
+		       given_way ? what : "Another listener on this port speaks another protocol",
+		       gen)
+		: cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
+	json_t *st =
+	    json_pack("{s:s,s:o,s:I,s:o}", "name", l->name, "supportedKinds", kinds,
+		      "attachedRoutes", (json_int_t)attached(c, gw, l), "conditions", conds);
+	/* XListenerSet's ListenerEntryStatus (v1alpha1) has the port too. */
+	if (l->set && !strcmp(l->set->meta.kind, "XListenerSet") && l->port)
+		json_object_set_new(st, "port", json_integer(l->port));
+	return st;
+}
+
+/* The ListenerSets attached to gw (Accepted), and whether any of them is
+ * an XListenerSet. */
+static size_t attached_sets(struct ctx *c, const struct ig_gateway *gw, bool *x)
+{
+	size_t n = 0;
+	*x = false;
+	for (size_t i = 0; i < c->cfg->nlistener_sets; i++) {
+		const struct ig_listener_set *ls = &c->cfg->listener_sets[i];
+		if (ls->gw != gw)
+			continue;
+		*x |= !strcmp(ls->meta.kind, "XListenerSet");
+		n += ls->state == IG_LSET_ACCEPTED;
+	}
+	return n;
+}
+
+static void listener_set_status(struct ctx *c, const struct ig_listener_set *ls)
+{
+	long long gen = generation(c, ls->meta.kind, ls->group, &ls->meta);
+	json_t *listeners = json_array();
+	size_t nprog = 0, nvalid = 0;
+	for (size_t i = 0; ls->state != IG_LSET_NOT_ALLOWED && i < ls->nlisteners; i++) {
+		bool prog;
+		json_array_append_new(listeners,
+				      listener_status(c, ls->gw, &ls->listeners[i], gen, &prog));
+		nprog += prog;
+		nvalid += ig_listener_set_listener_valid(ls->gw, &ls->listeners[i]);
+	}
+	bool accepted = ls->state == IG_LSET_ACCEPTED;
+	const char *reason = ls->state == IG_LSET_NOT_ALLOWED ? "NotAllowed" : "ListenersNotValid";
+	const char *msg =
+	    ls->state == IG_LSET_NOT_ALLOWED
+		? "The parent Gateway's allowedListeners does not admit this namespace"
+		: "No listener can be served (conflicts, protocols or certificates)";
+	json_t *conds = json_array();
+	if (accepted)
+		json_array_append_new(
+		    conds, nvalid == ls->nlisteners
+			       ? cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen)
+			       : cond(c, "Accepted", true, "ListenersNotValid",
+				      "Some listeners cannot be served (see listeners)", gen));
+	else
+		json_array_append_new(conds, cond(c, "Accepted", false, reason, msg, gen));
+	if (accepted)
+		json_array_append_new(
+		    conds, cond(c, "Programmed", nprog > 0, nprog ? "Programmed" : "Invalid",
+				nprog ? "Serving" : "No listener could be served", gen));
+	else
+		json_array_append_new(conds, cond(c, "Programmed", false, reason, msg, gen));
+	json_t *st = json_pack("{s:o}", "conditions", conds);
+	if (ls->state != IG_LSET_NOT_ALLOWED)
+		json_object_set_new(st, "listeners", listeners);
+	else
+		json_decref(listeners);
+	ig_kube_status_set(c->G->kube, ls->meta.kind, ls->group, ls->meta.ns, ls->meta.name,
+			   IG_KUBE_STATUS_WHOLE, st);
 }
 
 static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
@@ -172,7 +260,20 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 						  "name a usable kubernetes.io/tls Secret",
 				gen));
 	}
+	bool x;
+	size_t nsets = attached_sets(c, gw, &x);
+	if (x) /* Gateway API v1.3-v1.4 said it with a condition */
+		json_array_append_new(
+		    conds, nsets ? cond(c, "AttachedListenerSets", true, "ListenerSetsAttached",
+					"ListenerSets are attached", gen)
+			   : gw->listeners_from == IG_FROM_NONE
+			       ? cond(c, "AttachedListenerSets", false, "ListenerSetsNotAllowed",
+				      "spec.allowedListeners admits no ListenerSet", gen)
+			       : cond(c, "AttachedListenerSets", false, "NoListenerSetsAttached",
+				      "No ListenerSet is attached", gen));
 	json_t *st = json_pack("{s:o,s:o}", "conditions", conds, "listeners", listeners);
+	if (nsets || x || gw->listeners_from != IG_FROM_NONE)
+		json_object_set_new(st, "attachedListenerSets", json_integer((json_int_t)nsets));
 	const char *bind = c->G->opt.bind;
 	const char *addr =
 	    bind && strcmp(bind, "0.0.0.0") && strcmp(bind, "::") ? bind : getenv("POD_IP");
@@ -219,13 +320,18 @@ static json_t *parent_ref_json(const struct ig_parent_ref *p)
 	return o;
 }
 
+/* The entry for parentRef p, whose object (a Gateway of ours, or a
+ * ListenerSet of one) has these listeners; set: the ListenerSet, which
+ * takes routes only while it is attached. */
 static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 			    const struct ig_parent_ref *p, const struct ig_gateway *gw,
-			    long long gen)
+			    const struct ig_listener_set *set, long long gen)
 {
+	const struct ig_listener *ls = set ? set->listeners : gw->listeners;
+	size_t n = set ? set->nlisteners : gw->nlisteners;
 	bool matching = false, allowed = false, attaches = false;
-	for (size_t i = 0; i < gw->nlisteners; i++) {
-		const struct ig_listener *l = &gw->listeners[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct ig_listener *l = &ls[i];
 		if ((p->section_name && strcmp(p->section_name, l->name)) ||
 		    (p->port && p->port != l->port))
 			continue;
@@ -236,7 +342,15 @@ static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 		attaches |= ig_route_hostnames_meet(r, l);
 	}
 	json_t *conds = json_array();
-	if (attaches)
+	if (set && set->state != IG_LSET_ACCEPTED)
+		json_array_append_new(
+		    conds,
+		    cond(c, "Accepted", false, "NoMatchingParent",
+			 set->state == IG_LSET_NOT_ALLOWED
+			     ? "The ListenerSet is not attached: its Gateway does not admit it"
+			     : "The ListenerSet is not attached: none of its listeners is valid",
+			 gen));
+	else if (attaches)
 		json_array_append_new(
 		    conds, cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
 	else if (allowed)
@@ -246,11 +360,15 @@ static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 	else if (matching)
 		json_array_append_new(conds,
 				      cond(c, "Accepted", false, "NotAllowedByListeners",
-					   "No listener of the Gateway allows this route", gen));
+					   set ? "No listener of the ListenerSet allows this route"
+					       : "No listener of the Gateway allows this route",
+					   gen));
 	else
 		json_array_append_new(
 		    conds, cond(c, "Accepted", false, "NoMatchingParent",
-				"No listener of the Gateway matches sectionName/port", gen));
+				set ? "No listener of the ListenerSet matches sectionName/port"
+				    : "No listener of the Gateway matches sectionName/port",
+				gen));
 	const struct ig_backend_ref *bad = first_unresolved(r);
 	if (bad) {
 		char msg[600];
@@ -274,11 +392,18 @@ static void route_status(struct ctx *c, const struct ig_httproute *r)
 	json_t *parents = json_array();
 	for (size_t i = 0; i < r->nparents; i++) {
 		const struct ig_parent_ref *p = &r->parents[i];
-		if (strcmp(p->group, GW_GROUP) || strcmp(p->kind, "Gateway"))
+		if (!strcmp(p->group, GW_GROUP) && !strcmp(p->kind, "Gateway")) {
+			const struct ig_gateway *gw =
+			    ig_config_find_gateway(c->cfg, p->ns, p->name);
+			if (gw)
+				json_array_append_new(parents,
+						      route_parent(c, r, p, gw, NULL, gen));
 			continue;
-		const struct ig_gateway *gw = ig_config_find_gateway(c->cfg, p->ns, p->name);
-		if (gw)
-			json_array_append_new(parents, route_parent(c, r, p, gw, gen));
+		}
+		const struct ig_listener_set *ls =
+		    ig_config_find_listener_set(c->cfg, p->group, p->kind, p->ns, p->name);
+		if (ls && ls->gw)
+			json_array_append_new(parents, route_parent(c, r, p, ls->gw, ls, gen));
 	}
 	ig_kube_status_set(c->G->kube, "HTTPRoute", GW_GROUP, r->meta.ns, r->meta.name,
 			   IG_KUBE_STATUS_PARENTS, json_pack("{s:o}", "parents", parents));
@@ -295,8 +420,8 @@ static bool reaches(struct ctx *c, const struct ig_gateway *gw, const struct ig_
 				uses = rt->rules[i].backends[b].pool == pool;
 		if (!uses)
 			continue;
-		for (size_t l = 0; l < gw->nlisteners; l++)
-			if (ig_route_attaches(c->cfg, rt, gw, &gw->listeners[l]))
+		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++)
+			if (ig_route_attaches(c->cfg, rt, gw, ig_gateway_listener(gw, l)))
 				return true;
 	}
 	return false;
@@ -384,8 +509,8 @@ static bool policy_reaches(struct ctx *c, const struct ig_gateway *gw,
 		const struct ig_httproute *rt = &c->cfg->routes[r];
 		if (!route_targets(rt, p))
 			continue;
-		for (size_t l = 0; l < gw->nlisteners; l++)
-			if (ig_route_attaches(c->cfg, rt, gw, &gw->listeners[l]))
+		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++)
+			if (ig_route_attaches(c->cfg, rt, gw, ig_gateway_listener(gw, l)))
 				return true;
 	}
 	return false;
@@ -461,6 +586,9 @@ void ig_gw_kube_status(struct ig_gateway_rt *G)
 	ig_kube_status_begin(G->kube);
 	for (size_t i = 0; i < c.cfg->ngateways; i++)
 		gateway_status(&c, &c.cfg->gateways[i]);
+	for (size_t i = 0; i < c.cfg->nlistener_sets; i++)
+		if (c.cfg->listener_sets[i].gw)
+			listener_set_status(&c, &c.cfg->listener_sets[i]);
 	for (size_t i = 0; i < c.cfg->nroutes; i++)
 		route_status(&c, &c.cfg->routes[i]);
 	for (size_t i = 0; i < c.cfg->npools; i++)

@@ -17,6 +17,10 @@
 const struct kube_kind ig_kube_kinds[] = {
     {GW, "v1", "gatewayclasses", "GatewayClass", true, NULL},
     {GW, "v1", "gateways", "Gateway", false, NULL},
+    /* More listeners for Gateways: v1 since Gateway API v1.5, the
+     * experimental XListenerSet of v1.3-v1.4 before that. */
+    {GW, "v1", "listenersets", "ListenerSet", false, NULL},
+    {"gateway.networking.x-k8s.io", "v1alpha1", "xlistenersets", "XListenerSet", false, NULL},
     {GW, "v1", "httproutes", "HTTPRoute", false, NULL},
     {GW, "v1beta1", "referencegrants", "ReferenceGrant", false, NULL},
     /* How to reach a Service's pods over TLS (the CA certificates are in

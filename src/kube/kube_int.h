@@ -94,6 +94,11 @@ struct status_want {
 
 void ig_informer_start(struct informer *inf);
 bool ig_kube_gateway_served(struct ig_kube *k, const char *ns, const char *name);
+/* Whether a parentRef (kind NULL: Gateway) names a Gateway of ours, or a
+ * ListenerSet whose parent is one; ns is the parentRef's namespace after
+ * defaults. */
+bool ig_kube_parent_served(struct ig_kube *k, const char *group, const char *kind, const char *ns,
+			   const char *name);
 struct informer *ig_kube_informer(struct ig_kube *k, const struct kube_kind *kind);
 /* Writes the statuses that differ from what the cache holds. */
 void ig_kube_status_sync(struct ig_kube *k);

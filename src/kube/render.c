@@ -65,6 +65,47 @@ bool ig_kube_gateway_served(struct ig_kube *k, const char *ns, const char *name)
 	return gw && is_ours_class(k, str_at(gw, "spec", "gatewayClassName"));
 }
 
+/* A ListenerSet's parent Gateway is ours. */
+static bool listener_set_ours(struct ig_kube *k, json_t *ls)
+{
+	json_t *pr = json_object_get(json_object_get(ls, "spec"), "parentRef");
+	const char *kind = str_at(pr, "kind", NULL);
+	const char *group = str_at(pr, "group", NULL);
+	const char *ns = str_at(pr, "namespace", NULL);
+	const char *name = str_at(pr, "name", NULL);
+	const char *lns = str_at(ls, "metadata", "namespace");
+	return name && (!kind || !strcmp(kind, "Gateway")) &&
+	       (!group || !strcmp(group, "gateway.networking.k8s.io")) &&
+	       ig_kube_gateway_served(k,
+				      ns    ? ns
+				      : lns ? lns
+					    : "default",
+				      name);
+}
+
+bool ig_kube_parent_served(struct ig_kube *k, const char *group, const char *kind, const char *ns,
+			   const char *name)
+{
+	if (!name)
+		return false;
+	if (!kind || !strcmp(kind, "Gateway"))
+		return ig_kube_gateway_served(k, ns, name);
+	bool v1 =
+	    !strcmp(kind, "ListenerSet") && (!group || !strcmp(group, "gateway.networking.k8s.io"));
+	bool x =
+	    !strcmp(kind, "XListenerSet") && group && !strcmp(group, "gateway.networking.x-k8s.io");
+	if (!v1 && !x)
+		return false;
+	struct informer *inf = NULL;
+	for (size_t i = 0; i < ig_kube_nkinds; i++)
+		if (!strcmp(ig_kube_kinds[i].kind, kind))
+			inf = &k->inf[i];
+	char key[600];
+	snprintf(key, sizeof key, "%s/%s", ns, name);
+	json_t *ls = inf ? json_object_get(inf->objs, key) : NULL;
+	return ls && listener_set_ours(k, ls);
+}
+
 static bool route_ours(struct ig_kube *k, json_t *route)
 {
 	const char *rns = str_at(route, "metadata", "namespace");
@@ -74,46 +115,48 @@ static bool route_ours(struct ig_kube *k, json_t *route)
 	json_array_foreach(refs, i, p)
 	{
 		const char *kind = str_at(p, "kind", NULL);
+		const char *group = str_at(p, "group", NULL);
 		const char *ns = str_at(p, "namespace", NULL);
 		const char *name = str_at(p, "name", NULL);
-		if ((!kind || !strcmp(kind, "Gateway")) && name &&
-		    ig_kube_gateway_served(k,
-					   ns	 ? ns
-					   : rns ? rns
-						 : "default",
-					   name))
+		if (ig_kube_parent_served(k, group, kind, ns ? ns : rns ? rns : "default", name))
 			return true;
 	}
 	return false;
 }
 
-/* Whether a served Gateway's listener names Secret ns/name. */
+/* Whether a listener of a served Gateway, or of a ListenerSet of one,
+ * names Secret ns/name. */
 static bool secret_used(struct ig_kube *k, const char *ns, const char *name)
 {
-	struct informer *gws = find_inf(k, "Gateway");
-	const char *key;
-	json_t *gw;
-	json_object_foreach(gws->objs, key, gw)
-	{
-		const char *gns = str_at(gw, "metadata", "namespace");
-		if (!is_ours_class(k, str_at(gw, "spec", "gatewayClassName")))
-			continue;
-		size_t i, j;
-		json_t *l, *ref;
-		json_array_foreach(json_object_get(json_object_get(gw, "spec"), "listeners"), i, l)
+	static const char *const kinds[] = {"Gateway", "ListenerSet", "XListenerSet"};
+	for (size_t kk = 0; kk < sizeof kinds / sizeof kinds[0]; kk++) {
+		struct informer *gws = find_inf(k, kinds[kk]);
+		const char *key;
+		json_t *gw;
+		json_object_foreach(gws->objs, key, gw)
 		{
-			json_t *certs =
-			    json_object_get(json_object_get(l, "tls"), "certificateRefs");
-			json_array_foreach(certs, j, ref)
+			const char *gns = str_at(gw, "metadata", "namespace");
+			if (kk == 0 ? !is_ours_class(k, str_at(gw, "spec", "gatewayClassName"))
+				    : !listener_set_ours(k, gw))
+				continue;
+			size_t i, j;
+			json_t *l, *ref;
+			json_array_foreach(
+			    json_object_get(json_object_get(gw, "spec"), "listeners"), i, l)
 			{
-				const char *rns = str_at(ref, "namespace", NULL);
-				const char *rname = str_at(ref, "name", NULL);
-				if (rname && !strcmp(rname, name) &&
-				    !strcmp(rns	  ? rns
-					    : gns ? gns
-						  : "",
-					    ns))
-					return true;
+				json_t *certs =
+				    json_object_get(json_object_get(l, "tls"), "certificateRefs");
+				json_array_foreach(certs, j, ref)
+				{
+					const char *rns = str_at(ref, "namespace", NULL);
+					const char *rname = str_at(ref, "name", NULL);
+					if (rname && !strcmp(rname, name) &&
+					    !strcmp(rns	  ? rns
+						    : gns ? gns
+							  : "",
+						    ns))
+						return true;
+				}
 			}
 		}
 	}
@@ -206,6 +249,8 @@ static bool wanted(struct ig_kube *k, const struct kube_kind *kd, json_t *obj)
 		return is_ours_class(k, str_at(obj, "spec", "gatewayClassName"));
 	if (!strcmp(kd->kind, "HTTPRoute"))
 		return route_ours(k, obj);
+	if (!strcmp(kd->kind, "ListenerSet") || !strcmp(kd->kind, "XListenerSet"))
+		return listener_set_ours(k, obj);
 	if (!strcmp(kd->kind, "Secret")) {
 		const char *ns = str_at(obj, "metadata", "namespace");
 		const char *name = str_at(obj, "metadata", "name");

@@ -141,6 +141,7 @@ static const char *const supported_features[] = {
     "HTTPRouteRequestTimeout",
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
+    "ListenerSet",
     "ReferenceGrant",
 };
 
@@ -208,11 +209,11 @@ static json_t *left_out_parents(struct ig_kube *k, json_t *route, const char *ns
 	size_t i;
 	json_array_foreach(json_object_get(json_object_get(route, "spec"), "parentRefs"), i, p)
 	{
+		const char *pg = json_string_value(json_object_get(p, "group"));
 		const char *pk = json_string_value(json_object_get(p, "kind"));
 		const char *pns = json_string_value(json_object_get(p, "namespace"));
 		const char *pn = json_string_value(json_object_get(p, "name"));
-		if (!pn || (pk && strcmp(pk, "Gateway")) ||
-		    !ig_kube_gateway_served(k, pns ? pns : ns, pn))
+		if (!ig_kube_parent_served(k, pg, pk, pns ? pns : ns, pn))
 			continue;
 		json_t *ref = json_deep_copy(p);
 		if (!json_object_get(ref, "group"))
@@ -249,7 +250,8 @@ static void left_out_statuses(struct ig_kube *k)
 		json_int_t gen = json_integer_value(
 		    json_object_get(json_object_get(obj, "metadata"), "generation"));
 		const char *msg = json_string_value(v);
-		if (!strcmp(kind, "Gateway")) {
+		if (!strcmp(kind, "Gateway") || !strcmp(kind, "ListenerSet") ||
+		    !strcmp(kind, "XListenerSet")) {
 			json_t *st = json_pack("{s:[o,o]}", "conditions",
 					       false_cond("Accepted", "Invalid", msg, gen, now),
 					       false_cond("Programmed", "Invalid", msg, gen, now));
@@ -370,11 +372,11 @@ static bool entry_ours(struct ig_kube *k, json_t *e, const char *obj_ns)
 	if (ctl)
 		return !strcmp(ctl, k->controller);
 	json_t *ref = json_object_get(e, "parentRef");
+	const char *group = json_string_value(json_object_get(ref, "group"));
 	const char *kind = json_string_value(json_object_get(ref, "kind"));
 	const char *ns = json_string_value(json_object_get(ref, "namespace"));
 	const char *name = json_string_value(json_object_get(ref, "name"));
-	return name && (!kind || !strcmp(kind, "Gateway")) &&
-	       ig_kube_gateway_served(k, ns ? ns : obj_ns, name);
+	return ig_kube_parent_served(k, group, kind, ns ? ns : obj_ns, name);
 }
 
 /* The status to write: ours, merged with the entries of others. */

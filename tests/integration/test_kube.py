@@ -1217,6 +1217,143 @@ spec:
     k.stop()
 
 
+def test_listener_set_statuses(kube):
+    """ListenerSets (Gateway API v1.5) and an XListenerSet (v1.3-v1.4) of a
+    Gateway of ours: the Gateway counts the attached ones
+    (attachedListenerSets, and the v1.4 condition for XListenerSets);
+    each set says whether it is Accepted and Programmed (NotAllowed from
+    another namespace than allowedListeners admits, ListenersNotValid when
+    every listener gives way), each listener what a Gateway's has, with
+    HostnameConflict or ProtocolConflict where an earlier listener wins;
+    routes get a parents entry for the ListenerSet they name; a listener
+    of a set serves requests."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    p = k.port
+
+    def lset(kind, name, ns, listeners):
+        api = ("gateway.networking.x-k8s.io/v1alpha1" if kind == "XListenerSet"
+               else "gateway.networking.k8s.io/v1")
+        return ("apiVersion: %s\nkind: %s\nmetadata: {name: %s, namespace: %s}\nspec:\n"
+                "  parentRef: {name: gw, namespace: default}\n  listeners:\n%s"
+                % (api, kind, name, ns, listeners))
+    k.apply("---\n".join([
+        """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: infergate
+  allowedListeners: {namespaces: {from: Same}}
+  listeners:
+  - {name: main, port: %d, protocol: HTTP, hostname: main.com}
+  - {name: taken, port: %d, protocol: HTTP, hostname: taken.com}
+""" % (p, p),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
+        lset("ListenerSet", "ok", "default",
+             "  - {name: own, port: %d, protocol: HTTP, hostname: own.com}\n"
+             "  - {name: taken, port: %d, protocol: HTTP, hostname: taken.com}\n"
+             "  - {name: raw, port: %d, protocol: TCP}\n" % (p, p, p)),
+        lset("ListenerSet", "lonely", "default",
+             "  - {name: taken, port: %d, protocol: HTTP, hostname: taken.com}\n" % p),
+        lset("ListenerSet", "foreign", "other",
+             "  - {name: f, port: %d, protocol: HTTP, hostname: f.com}\n" % p),
+        lset("XListenerSet", "x", "default",
+             "  - {name: xl, port: %d, protocol: HTTP, hostname: x.com}\n" % p),
+        """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: via-set}
+spec:
+  parentRefs:
+  - {kind: ListenerSet, name: ok}
+  - {name: gw, sectionName: own}
+  rules:
+  - backendRefs: [{name: svc, port: 80}]
+""",
+        """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: via-foreign}
+spec:
+  parentRefs:
+  - {kind: ListenerSet, name: foreign, namespace: other}
+  rules:
+  - backendRefs: [{name: svc, port: 80}]
+""",
+        """apiVersion: v1
+kind: Service
+metadata: {name: svc}
+spec:
+  ports: [{port: 80, targetPort: %d}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: svc-1
+  labels: {kubernetes.io/service-name: svc}
+addressType: IPv4
+ports: [{port: %d}]
+endpoints: [{addresses: ["%s"]}]
+""" % (k.target_port, k.target_port, k.sim_hosts[0])]))
+    k.start_gateway()
+
+    def getns(kind, name, ns="default"):
+        return json.loads(k.kubectl("get", kind, name, "-n", ns, "-o", "json"))
+
+    def listeners_of(obj):
+        return {l["name"]: l for l in (obj.get("status") or {}).get("listeners", [])}
+
+    ok = wait_for(lambda: (lambda o: o if listeners_of(o) else None)(
+        getns("listenersets.gateway.networking.k8s.io", "ok")), "ok status")
+    c = conditions(ok)
+    assert c["Accepted"]["status"] == "True", c
+    assert (c["Programmed"]["status"], c["Programmed"]["reason"]) == ("True", "Programmed"), c
+    ls = listeners_of(ok)
+    own = {x["type"]: x for x in ls["own"]["conditions"]}
+    assert all(own[t]["status"] == "True" for t in ("Accepted", "Programmed", "ResolvedRefs"))
+    assert own["Conflicted"]["status"] == "False"
+    assert ls["own"]["attachedRoutes"] == 1
+    assert ls["own"]["supportedKinds"] == [{"group": "gateway.networking.k8s.io",
+                                            "kind": "HTTPRoute"}]
+    for name, why in (("taken", "HostnameConflict"), ("raw", "ProtocolConflict")):
+        lc = {x["type"]: x for x in ls[name]["conditions"]}
+        assert (lc["Accepted"]["status"], lc["Accepted"]["reason"]) == ("False", why), lc
+        assert (lc["Programmed"]["status"], lc["Programmed"]["reason"]) == ("False", why), lc
+        assert (lc["Conflicted"]["status"], lc["Conflicted"]["reason"]) == ("True", why), lc
+    for name, why in (("lonely", "ListenersNotValid"), ("foreign", "NotAllowed")):
+        obj = wait_for(lambda: (lambda o: o if conditions(o).get("Accepted", {}).get(
+            "reason") == why else None)(getns("listenersets.gateway.networking.k8s.io", name,
+                                             "other" if name == "foreign" else "default")),
+            "%s status" % name)
+        c = conditions(obj)
+        assert (c["Accepted"]["status"], c["Programmed"]["status"]) == ("False", "False"), c
+        assert c["Programmed"]["reason"] == why, c
+    x = getns("xlistenersets.gateway.networking.x-k8s.io", "x")
+    assert conditions(x)["Accepted"]["status"] == "True"
+    assert listeners_of(x)["xl"]["port"] == p  # v1alpha1's ListenerEntryStatus has it
+    gw = get(k, "gateway", "gw")
+    assert gw["status"]["attachedListenerSets"] == 2  # ok and x
+    gc = conditions(gw)
+    assert (gc["AttachedListenerSets"]["status"], gc["AttachedListenerSets"]["reason"]) == \
+        ("True", "ListenerSetsAttached")
+    assert set(listeners_of(gw)) == {"main", "taken"}  # its own listeners only
+    # Route parents: the ListenerSet accepts; the Gateway has no listener
+    # "own" of its own; a ListenerSet that is not attached takes nothing.
+    parents = {p["parentRef"]["kind"]: {c["type"]: c for c in p["conditions"]}
+               for p in get(k, "httproute", "via-set")["status"]["parents"]}
+    assert parents["ListenerSet"]["Accepted"]["status"] == "True", parents
+    assert parents["Gateway"]["Accepted"]["reason"] == "NoMatchingParent", parents
+    foreign = get(k, "httproute", "via-foreign")["status"]["parents"]
+    assert [p["parentRef"]["namespace"] for p in foreign] == ["other"]
+    assert {c["type"]: c for c in foreign[0]["conditions"]}["Accepted"]["status"] == "False"
+    # Served: own.com through the ListenerSet's route; main.com is not its.
+    status, _, _ = call("http://%s:%d" % (k.host, p), "/v1/models", None, method="GET",
+                        headers={"Host": "own.com"})
+    assert status == 200
+    status, _, _ = call("http://%s:%d" % (k.host, p), "/v1/models", None, method="GET",
+                        headers={"Host": "main.com"})
+    assert status == 404
+    k.stop()
+
+
 def test_gie_v1_pool(kube):
     """A GIE v1 InferencePool (inference.networking.k8s.io/v1: matchLabels,
     targetPorts, no endpointPickerRef): its Pods are endpoints, the model
