@@ -70,17 +70,24 @@ def code_writes():
     with open(os.path.join(ROOT, "src", "kube", "lease.c")) as f:
         lease = f.read()
     plural = {"Gateway": "gateways", "HTTPRoute": "httproutes", "GatewayClass": "gatewayclasses",
-              "InferencePool": "inferencepools", "BackendTLSPolicy": "backendtlspolicies"}
+              "InferencePool": "inferencepools", "BackendTLSPolicy": "backendtlspolicies",
+              "ListenerSet": "listenersets", "XListenerSet": "xlistenersets"}
     groups = {"Gateway": ["gateway.networking.k8s.io"],
               "HTTPRoute": ["gateway.networking.k8s.io"],
               "GatewayClass": ["gateway.networking.k8s.io"],
               "BackendTLSPolicy": ["gateway.networking.k8s.io"],
-              "InferencePool": ["inference.networking.k8s.io", "inference.networking.x-k8s.io"]}
+              "InferencePool": ["inference.networking.k8s.io", "inference.networking.x-k8s.io"],
+              "ListenerSet": ["gateway.networking.k8s.io"],
+              "XListenerSet": ["gateway.networking.x-k8s.io"]}
     kinds = set(re.findall(r'ig_kube_status_set\([^"]*"(\w+)"', gw))
+    # A ListenerSet's status is written under its own kind (ListenerSet or
+    # XListenerSet), which the call takes from the object.
+    if re.search(r"ig_kube_status_set\(c->G->kube, ls->meta\.kind, ls->group", gw):
+        kinds |= {"ListenerSet", "XListenerSet"}
     kinds |= set(re.findall(r'find_kind\("(\w+)"', st))
     kinds |= {"Gateway", "HTTPRoute"} if "left_out_statuses" in st else set()
     assert kinds == {"Gateway", "HTTPRoute", "InferencePool", "GatewayClass",
-                     "BackendTLSPolicy"}, kinds
+                     "BackendTLSPolicy", "ListenerSet", "XListenerSet"}, kinds
     out = {(g, plural[k] + "/status", "update") for k in kinds for g in groups[k]}
     assert '"PUT"' in st
     # lease.c reads the Lease with a plain request (GET), creates it (POST)
