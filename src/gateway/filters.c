@@ -28,12 +28,20 @@
 								    : &(p)->backend->filters[i_];  \
 			     f; f = NULL)
 
+/* The RequestRedirect filter that answers the request: the rule's, else
+ * (once one is drawn) the backendRef's (Gateway API v1.6's
+ * HTTPRouteBackendRequestRedirect). */
+static const struct ig_redirect *redirect_of(const struct ig_req *p)
+{
+	FOR_EACH_FILTER(p, f)
+	if (f->type == IG_FILTER_REQUEST_REDIRECT)
+		return &f->u.redirect;
+	return NULL;
+}
+
 bool ig_req_has_redirect(const struct ig_req *p)
 {
-	for (size_t i = 0; p->rule && i < p->rule->nfilters; i++)
-		if (p->rule->filters[i].type == IG_FILTER_REQUEST_REDIRECT)
-			return true;
-	return false;
+	return redirect_of(p) != NULL;
 }
 
 /* ---- paths ---- */
@@ -152,10 +160,7 @@ void ig_req_header_additions(const struct ig_req *p, enum ig_filter_type type,
 
 void ig_req_redirect(struct ig_req *p)
 {
-	const struct ig_redirect *rd = NULL;
-	for (size_t i = 0; i < p->rule->nfilters; i++)
-		if (p->rule->filters[i].type == IG_FILTER_REQUEST_REDIRECT)
-			rd = &p->rule->filters[i].u.redirect;
+	const struct ig_redirect *rd = redirect_of(p);
 	const struct ig_http_request *r = &p->ex->req;
 	const char *scheme = rd->scheme ? rd->scheme
 			     : (p->listener && p->listener->listener &&

@@ -196,6 +196,9 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 		ig_req_fail(p, 500, "server_error", NULL, "the matching route has no backend");
 		return -1;
 	}
+	p->backend = be;
+	if (ig_req_has_redirect(p))
+		return 1; /* the drawn backendRef's RequestRedirect answers; none is reached */
 	/* A backend the config could not resolve keeps its share of the
 	 * traffic, and that share gets 500 (Gateway API). */
 	static const char *const why[] = {
@@ -214,7 +217,6 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 				: "the route's backend is invalid");
 		return -1;
 	}
-	p->backend = be;
 	if (ig_req_cors(p))
 		return 2; /* the drawn backendRef's CORS filter answered */
 	if (be->pool)

@@ -194,6 +194,24 @@ def test_redirect_and_url_rewrite(procs, tmp_path):
     backendRefs:
     - name: svc
       port: 80
+  - matches:
+    - path: {type: PathPrefix, value: /be-rewrite}
+    backendRefs:
+    - name: svc
+      port: 80
+      filters:
+      - type: URLRewrite
+        urlRewrite:
+          path: {type: ReplacePrefixMatch, replacePrefixMatch: /rewritten-prefix}
+  - matches:
+    - path: {type: PathPrefix, value: /be-redirect}
+    backendRefs:
+    - name: svc
+      port: 80
+      filters:
+      - type: RequestRedirect
+        requestRedirect:
+          path: {type: ReplaceFullPath, replaceFullPath: /redirected-full}
 """
 
     def docs(s):
@@ -208,8 +226,16 @@ def test_redirect_and_url_rewrite(procs, tmp_path):
     assert st == 200
     st, _, _ = s.get("/full?q=2")
     assert st == 200
+    # Filters of a backendRef (Gateway API v1.6's HTTPRouteBackendURLRewrite
+    # and HTTPRouteBackendRequestRedirect): they apply once it is drawn.
+    st, _, _ = s.get("/be-rewrite/original")
+    assert st == 200
+    st, hdrs, _ = s.get("/be-redirect/original", headers={"Host": "site.example"})
+    assert st == 302
+    assert hdrs["location"] == "http://site.example:%d/redirected-full" % s.port
     got = s.received()
-    assert [r.path for r in got] == ["/v2/models", "/replaced?q=2"]
+    assert [r.path for r in got] == ["/v2/models", "/replaced?q=2",
+                                     "/rewritten-prefix/original"]
     assert got[0].headers["host"] == "backend.internal"
     s.stop()
 

@@ -539,7 +539,8 @@ def test_status_written_back(kube):
     assert "HTTPRouteBackendProtocolWebSocket" in names
     assert {"BackendTLSPolicy", "BackendTLSPolicySANValidation"} <= set(names)
     assert {"GatewayFrontendClientCertificateValidation", "GatewayBackendClientCertificate",
-            "GatewayHTTPSListenerDetectMisdirectedRequests"} <= set(names)
+            "GatewayHTTPSListenerDetectMisdirectedRequests", "ListenerSet",
+            "HTTPRouteBackendRequestRedirect", "HTTPRouteBackendURLRewrite"} <= set(names)
 
     def gw_ready():
         gw = get(k, "gateway", "inference-gateway")
