@@ -625,14 +625,19 @@ bool ig_req_session_header(struct ig_req *p, struct ig_http_header *out)
 
 /* ---- retry (GEP-1731) ---- */
 
-bool ig_req_should_retry(struct ig_req *p, int status)
+bool ig_req_retry_left(const struct ig_req *p)
 {
 	if (!p->rule || !p->rule->retry.set)
 		return false;
 	const struct ig_retry *rt = &p->rule->retry;
-	int attempts = rt->has_attempts ? rt->attempts : 1;
-	if (p->route_retries >= attempts)
+	return p->route_retries < (rt->has_attempts ? rt->attempts : 1);
+}
+
+bool ig_req_should_retry(struct ig_req *p, int status)
+{
+	if (!ig_req_retry_left(p))
 		return false;
+	const struct ig_retry *rt = &p->rule->retry;
 	for (size_t i = 0; i < rt->ncodes; i++)
 		if (rt->codes[i] == status)
 			return true;

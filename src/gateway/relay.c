@@ -231,9 +231,42 @@ static void cut(struct ig_req *p, const char *why)
 	ig_req_finish(p);
 }
 
+static void retry_now(struct ig_loop *loop, struct ig_timer *t);
+
+/* The route's retry block (Gateway API GEP-1731) asks for another attempt:
+ * after a listed status, and for a connection error or a backendRequest
+ * timeout before the response began (HTTPRouteRetryConnectionError,
+ * HTTPRouteRetryBackendTimeout), while attempts remain. The route asked
+ * for it, so the request goes again even when it was sent whole: the
+ * rule of ARCHITECTURE.md for requests that may have run is the default
+ * of routes without a retry block. The attempt goes to the next endpoint
+ * of the ranking (round the list) after the backoff. */
+static bool retry_route(struct ig_req *p, const char *why)
+{
+	if (p->resp_started || p->finished || !ig_req_retry_left(p))
+		return false;
+	p->route_retries++;
+	ig_warn("upstream %s: %s: retrying (%d of the route's attempts)", p->ep ? p->ep->addr : "-",
+		why, p->route_retries);
+	if (p->up) {
+		ig_http_client_close(p->up);
+		p->up = NULL;
+	}
+	ig_timer_stop(&p->w->loop, &p->backend_timer);
+	if (p->ep)
+		release_endpoint(p);
+	const struct ig_retry *rt = &p->rule->retry;
+	ig_timer_start(&p->w->loop, &p->retry_timer, rt->has_backoff ? rt->backoff_ms : 0,
+		       retry_now, p);
+	return true;
+}
+
 static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_req *p = t->data;
+	if (t == &p->backend_timer &&
+	    retry_route(p, "no answer within the route's backendRequest timeout"))
+		return;
 	ig_http_client_close(p->up);
 	p->up = NULL;
 	if (!p->resp_started) {
@@ -393,25 +426,15 @@ static void commit_prefix(struct ig_req *p)
 		ig_session_store(p->w->gw->sessions, p->session, p->ep->key);
 }
 
-static void retry_now(struct ig_loop *loop, struct ig_timer *t);
-
 static int on_up_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
 {
 	struct ig_req *p = ud;
 	if (ig_req_should_retry(p, res->status)) {
-		/* The route asks for another attempt on this status: nothing has
-		 * gone to the client yet. The answer is dropped with its
-		 * connection; the next endpoint of the ranking (round the list)
-		 * gets the request after the backoff. */
-		p->route_retries++;
-		ig_warn("upstream %s answered %d: retrying (%d of the route's attempts)",
-			p->ep->addr, res->status, p->route_retries);
-		ig_http_client_close(c);
-		p->up = NULL;
-		release_endpoint(p);
-		const struct ig_retry *rt = &p->rule->retry;
-		ig_timer_start(&p->w->loop, &p->retry_timer, rt->has_backoff ? rt->backoff_ms : 0,
-			       retry_now, p);
+		/* Nothing has gone to the client yet: the answer is dropped
+		 * with its connection. */
+		char why[40];
+		snprintf(why, sizeof why, "answered %d", res->status);
+		retry_route(p, why);
 		return 0;
 	}
 	/* The length the client is told is the one the body will have as the
@@ -689,7 +712,12 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 	case IG_CLIENT_EARLY:
 		break;
 	}
-	if (f->reused && !p->fresh_retry) {
+	if (f->reused && !p->fresh_retry && p->rule && p->rule->retry.set) {
+		/* A route with a retry block counts every attempt: this one
+		 * too, so that the pod sees at most 1 + attempts requests. */
+		if (retry_route(p, "the kept-alive connection closed before the response"))
+			return;
+	} else if (f->reused && !p->fresh_retry) {
 		/* The pod closed an idle connection as we reused it. */
 		p->fresh_retry = true;
 		ig_debug("upstream %s: kept-alive connection closed (%s); retrying on a new one",
@@ -715,6 +743,8 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 		attempt(p);
 		return;
 	}
+	if (retry_route(p, "the connection closed before the response"))
+		return;
 	p->probes = 0;
 	probe(p);
 }
@@ -807,6 +837,8 @@ static void attempt(struct ig_req *p)
 		max = MAX_ATTEMPTS;
 	for (;;) {
 		if ((uint64_t)p->ntried >= max || (size_t)p->ntried >= p->nranked) {
+			if (retry_route(p, "no endpoint could be reached"))
+				return;
 			ig_req_fail(p, 502, "bad_gateway", NULL,
 				    "no model server could be reached");
 			return;

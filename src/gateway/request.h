@@ -232,8 +232,10 @@ void ig_req_header_additions(const struct ig_req *p, enum ig_filter_type type,
  * answered. */
 void ig_req_persist_ranking(struct ig_req *p);
 bool ig_req_session_header(struct ig_req *p, struct ig_http_header *out);
-/* A route `retry` block asks for another attempt after this status. */
+/* A route `retry` block asks for another attempt after this status; it
+ * has attempts left (for connection errors and backend timeouts). */
 bool ig_req_should_retry(struct ig_req *p, int status);
+bool ig_req_retry_left(const struct ig_req *p);
 /* RequestMirror: copies sent, answers forgotten; at most 64 per worker. */
 void ig_req_mirror(struct ig_req *p);
 void ig_req_mirrors_free(struct ig_worker *w);

@@ -5,7 +5,10 @@ with a small valid vLLM page (so the gateway's scraper is satisfied) and
 answers every other request according to its current mode, which a test
 may change at any time with `set()`:
 
-  json            a keep-alive JSON completion with `usage` (delay_ms=0)
+  json            a keep-alive JSON completion with `usage` (delay_ms=0);
+                  `statuses` gives each answer's status in turn, "close"
+                  for none (the connection closed), (ms, status) for a
+                  late one
   sse             a chunked SSE stream: `events` chunks `interval_ms` apart,
                   then `data: [DONE]` and the last chunk
   sse_cut         the same, but the connection is closed after `cut_after`
@@ -447,12 +450,20 @@ class FakePod:
                    statuses=None):
         if delay_ms:
             time.sleep(delay_ms / 1000.0)
-        # statuses: the status of each completion in turn (the last repeats).
+        # statuses: the status of each completion in turn (the last repeats);
+        # "close" drops the connection unanswered, (ms, status) answers late.
         status = 200
         if statuses:
             with self._cond:
                 self._answered = getattr(self, "_answered", 0) + 1
                 status = statuses[min(self._answered, len(statuses)) - 1]
+        if status == "close":
+            req.outcome = "dropped"
+            self._close(conn)
+            return False
+        if isinstance(status, tuple):
+            time.sleep(status[0] / 1000.0)
+            status = status[1]
         body = json.dumps({
             "id": "cmpl-fake-%d-%d" % (conn.id, conn.nreq), "object": "text_completion",
             "created": int(time.time()), "model": self._model(req),

@@ -418,6 +418,33 @@ def test_route_retry_and_session_persistence(procs, tmp_path):
     - name: flaky
       port: 80
   - matches:
+    - path: {type: PathPrefix, value: /conn}
+    retry:
+      attempts: 2
+    backendRefs:
+    - name: flaky
+      port: 80
+  - matches:
+    - path: {type: PathPrefix, value: /slow}
+    retry:
+      attempts: 2
+    timeouts:
+      backendRequest: 200ms
+    backendRefs:
+    - name: flaky
+      port: 80
+  - matches:
+    - path: {type: PathPrefix, value: /bounded}
+    retry:
+      codes: [500]
+      attempts: 5
+    timeouts:
+      backendRequest: 200ms
+      request: 400ms
+    backendRefs:
+    - name: flaky
+      port: 80
+  - matches:
     - path: {type: PathPrefix, value: /sticky}
     sessionPersistence:
       sessionName: my-session
@@ -439,6 +466,26 @@ def test_route_retry_and_session_persistence(procs, tmp_path):
     s.pods[0].set("json", statuses=[503, 503, 503, 200])
     st, _, _ = s.get("/retry")
     assert st == 503  # attempts exhausted: the backend's own answer
+    # Connection errors and backendRequest timeouts are retried too (the
+    # conformance tests HTTPRouteRetryConnectionError and
+    # HTTPRouteRetryBackendTimeout), up to the attempts; the request
+    # timeout bounds them all.
+    flaky = s.pods[0]
+
+    def sent(path, statuses):
+        flaky.set("json", statuses=statuses)
+        flaky._answered = 0
+        before = len(flaky.completions())
+        st, _, _ = s.get(path)
+        return st, len(flaky.completions()) - before
+    assert sent("/conn", ["close", "close", 200]) == (200, 3)
+    assert sent("/conn", ["close", "close", "close", 200])[0] in (500, 502, 503)
+    assert sent("/slow", [(300, 500), (300, 500), 200]) == (200, 3)
+    assert sent("/slow", [(300, 500)] * 3 + [200]) == (504, 3)
+    assert sent("/bounded", [500, 200]) == (200, 2)
+    t = time.monotonic()
+    assert sent("/bounded", [(100, 500)] * 4 + [200])[0] == 504
+    assert time.monotonic() - t < 1.0
     st, hdrs, _ = s.get("/sticky")
     assert st == 200
     cookie = hdrs["set-cookie"]

@@ -540,7 +540,8 @@ def test_status_written_back(kube):
     assert {"BackendTLSPolicy", "BackendTLSPolicySANValidation"} <= set(names)
     assert {"GatewayFrontendClientCertificateValidation", "GatewayBackendClientCertificate",
             "GatewayHTTPSListenerDetectMisdirectedRequests", "ListenerSet",
-            "HTTPRouteBackendRequestRedirect", "HTTPRouteBackendURLRewrite"} <= set(names)
+            "HTTPRouteBackendRequestRedirect", "HTTPRouteBackendURLRewrite", "HTTPRouteRetry",
+            "HTTPRouteRetryConnectionError", "HTTPRouteRetryBackendTimeout"} <= set(names)
 
     def gw_ready():
         gw = get(k, "gateway", "inference-gateway")
