@@ -26,7 +26,8 @@
  * (relay.c's retry rules), nor more than three times.
  *
  * Input: byte 0 flags, byte 1 the random seed (the picker is a random
- * picker: the seed decides which pod is tried first), one byte per
+ * picker: the seed decides which pod is tried first; its bit 7 sends the
+ * /t requests to /r, whose rule has a retry block), one byte per
  * request, then the script.
  *   flags bits 0-1  requests: 1 + (bits % 3)
  *         bit 2     all requests pipelined up front (else the first only;
@@ -293,6 +294,12 @@ static const char manifests[] =
     "    backendRefs:\n"
     "    - {group: inference.networking.x-k8s.io, kind: InferencePool, name: pool}\n"
     "  - matches:\n"
+    "    - path: {type: PathPrefix, value: /r}\n"
+    "    retry: {codes: [500, 503], attempts: 2, backoff: 1ms}\n"
+    "    timeouts: {request: 12ms, backendRequest: 3ms}\n"
+    "    backendRefs:\n"
+    "    - {group: inference.networking.x-k8s.io, kind: InferencePool, name: pool}\n"
+    "  - matches:\n"
     "    - path: {type: PathPrefix, value: /v1}\n"
     "    backendRefs:\n"
     "    - {group: inference.networking.x-k8s.io, kind: InferencePool, name: pool}\n"
@@ -498,6 +505,7 @@ struct run {
 	int stalled_ms;
 	unsigned long progress;
 	bool listener_was_down;
+	bool retry_route; /* the /t requests go to /r */
 	struct delivery ids[MAX_IDS];
 	int nids;
 	/* What the pods wrote, less FILL bytes, for pod_text_unknown(). */
@@ -527,7 +535,7 @@ static bool req_is_head(uint8_t req)
 }
 
 /* The request bytes of request byte `req`. */
-static size_t make_request(uint8_t req, char *out, size_t cap)
+static size_t make_request(uint8_t req, bool retry_route, char *out, size_t cap)
 {
 	const char *line = "POST /v1/completions HTTP/1.1", *body = body_plain;
 	bool chunked = false;
@@ -546,7 +554,8 @@ static size_t make_request(uint8_t req, char *out, size_t cap)
 		line = "POST /v1/completions HTTP/1.0";
 		break;
 	case 5:
-		line = "POST /t/v1/completions HTTP/1.1";
+		line = retry_route ? "POST /r/v1/completions HTTP/1.1"
+				   : "POST /t/v1/completions HTTP/1.1";
 		body = body_stream;
 		break;
 	case 6:
@@ -633,7 +642,7 @@ static void client_send(struct run *r)
 	if (c->fd < 0)
 		return;
 	char buf[1024];
-	size_t len = make_request(req, buf, sizeof buf);
+	size_t len = make_request(req, r->retry_route, buf, sizeof buf);
 	/* Counted as sent even if the gateway already closed: a response
 	 * must never come for it then, which the count still bounds. */
 	c->req[c->nsent++] = req;
@@ -701,7 +710,7 @@ static bool grow(char **buf, size_t *cap, size_t len, size_t more, size_t max)
 	return true;
 }
 
-static void record_delivery(struct run *r, struct ig_str id, int pod)
+static void record_delivery(struct run *r, struct ig_str id, int pod, bool retried)
 {
 	/* Ids the client chose are shared by its requests. */
 	if (ig_str_eq_cstr(id, "fuzz") || id.len >= sizeof r->ids[0].id)
@@ -721,11 +730,13 @@ static void record_delivery(struct run *r, struct ig_str id, int pod)
 	/* Retries (relay.c): the next endpoint only when the first is
 	 * proven gone (it stopped listening), and one retry on a fresh
 	 * connection after a kept-alive one died: with two pods, at most
-	 * three deliveries. */
-	if (d->pod != pod && !r->listener_was_down)
+	 * three deliveries. A rule with a retry block (/r, attempts: 2) goes
+	 * round the pods: 1 + 2 deliveries, and one more to the other pod
+	 * when the last one's pod proves gone. */
+	if (d->pod != pod && !r->listener_was_down && !retried)
 		die("a request that reached one pod was sent to the other while the first "
 		    "listened");
-	if (++d->count > 3)
+	if (++d->count > (retried ? 4 : 3))
 		die("a request was delivered more often than the retry rules allow");
 }
 
@@ -753,7 +764,7 @@ static void check_pod_request(struct run *r, struct podconn *c, const struct ig_
 	h = ig_http_find_header(req->headers, req->num_headers, "x-request-id");
 	if (!h)
 		die("a pod got a request without x-request-id");
-	record_delivery(r, h->value, c->pod);
+	record_delivery(r, h->value, c->pod, req->path.len >= 2 && !memcmp(req->path.ptr, "/r", 2));
 }
 
 /* Takes the complete requests in what the gateway sent connection i. */
@@ -1591,6 +1602,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct run r = {.cur = -1, .cl = {{.fd = -1}, {.fd = -1}}};
 	r.flags = data[0];
 	ig_rng_seed(ig_rng_thread(), data[1]);
+	r.retry_route = data[1] & 128;
 	r.nreq = 1 + (int)(r.flags & 3) % 3;
 	r.slow = r.flags & 8;
 	r.reset_at_end = r.flags & 16;
