@@ -135,8 +135,8 @@ static int build_head(struct ig_req *p)
 	if (colon)
 		peer.len = (size_t)(colon - peer.ptr);
 	struct ig_str target = ig_req_upstream_target(p);
-	size_t cap =
-	    r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p) + 72 + 24;
+	size_t cap = r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p) +
+		     72 + 24 + (p->ex->client_cert.len ? p->ex->client_cert.len + 32 : 0);
 	for (size_t i = 0; i < r->num_headers; i++)
 		cap += r->headers[i].name.len + r->headers[i].value.len + 4;
 	char *buf = ig_arena_alloc(p->ex->arena, cap);
@@ -166,6 +166,10 @@ static int build_head(struct ig_req *p)
 			xff = hd;
 			continue;
 		}
+		/* Who the client proved to be is ours to say (Envoy's default,
+		 * SANITIZE): a client's own claim never reaches a backend. */
+		if (ig_str_ieq_cstr(hd->name, "x-forwarded-client-cert"))
+			continue;
 		if (ig_str_ieq_cstr(hd->name, "x-request-id")) {
 			have_id = true;
 			p->request_id = hd->value;
@@ -209,6 +213,11 @@ static int build_head(struct ig_req *p)
 		}
 		put_cstr(&w, "x-request-id: ");
 		put_str(&w, p->request_id);
+		put(&w, "\r\n", 2);
+	}
+	if (p->ex->client_cert.len) {
+		put_cstr(&w, "x-forwarded-client-cert: ");
+		put_str(&w, p->ex->client_cert);
 		put(&w, "\r\n", 2);
 	}
 	put_cstr(&w, "X-Forwarded-For: ");

@@ -1014,6 +1014,9 @@ static void tls_describe(struct ig_http_conn *c, struct ig_http_exchange *ex)
 	ex->tls = true;
 	if (sni)
 		ex->sni = (struct ig_str){sni, strlen(sni)};
+	const char *cert = ig_tls_conn_client_cert(c->tls->t);
+	if (cert)
+		ex->client_cert = (struct ig_str){cert, strlen(cert)};
 }
 
 static void tls_free(struct ig_http_conn *c)

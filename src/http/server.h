@@ -73,10 +73,14 @@ struct ig_http_exchange {
 	struct ig_str peer;	    /* client address "ip:port" */
 	bool tls;		    /* the request came over TLS */
 	struct ig_str sni;	    /* its TLS server name, lowercase; empty when none */
-	uint64_t start_ns;	    /* when the head was complete */
-	struct ig_arena *arena;	    /* memory freed with the exchange */
-	void *user;		    /* the handler's state */
-	void *body_user;	    /* the body_progress hook's state; NULL until it sets it */
+	/* The client certificate the TLS connection verified, as Envoy's
+	 * x-forwarded-client-cert element (ig_tls_conn_client_cert); empty
+	 * when none. */
+	struct ig_str client_cert;
+	uint64_t start_ns;	/* when the head was complete */
+	struct ig_arena *arena; /* memory freed with the exchange */
+	void *user;		/* the handler's state */
+	void *body_user;	/* the body_progress hook's state; NULL until it sets it */
 	/* Set by the handler when it answers asynchronously. on_writable runs
 	 * when output it was told to hold back (ig_http_write returned 1) has
 	 * drained; on_abort runs when the client went away or the server shuts

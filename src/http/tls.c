@@ -83,6 +83,8 @@ struct ig_tls_conn {
 	bool failed;		      /* a fatal error: nothing more is sent */
 	bool starved;		      /* the last read found no complete record */
 	bool shut;		      /* close_notify sent */
+	bool xfcc_done;		      /* xfcc computed (NULL: no verified client certificate) */
+	char *xfcc;
 	char err[96];
 };
 
@@ -896,7 +898,92 @@ void ig_tls_conn_free(struct ig_tls_conn *t)
 	ig_tls_client_ctx_unref(t->up);
 	set_unref(t->set);
 	free(t->sni);
+	free(t->xfcc);
 	free(t);
+}
+
+/* ---- the client's certificate, as x-forwarded-client-cert tells it ---- */
+
+/* Appends `key=value` (after a ';' unless first). A value is quoted when
+ * asked to or when it holds a separator, '"' and '\' escaped inside; a
+ * byte a header cannot carry becomes '?'. */
+static void xfcc_put(BIO *out, const char *key, const unsigned char *v, size_t n, bool quote)
+{
+	for (size_t i = 0; i < n && !quote; i++)
+		quote = v[i] == ',' || v[i] == ';' || v[i] == '=' || v[i] == '"' || v[i] == ' ';
+	BIO_printf(out, "%s%s=%s", BIO_number_written(out) ? ";" : "", key, quote ? "\"" : "");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = v[i];
+		if (c == '"' || c == '\\')
+			BIO_write(out, "\\", 1);
+		if (c < 0x20 || c >= 0x7f)
+			c = '?';
+		BIO_write(out, &c, 1);
+	}
+	if (quote)
+		BIO_write(out, "\"", 1);
+}
+
+/* Envoy's x-forwarded-client-cert element for a verified client
+ * certificate: Hash (SHA-256 of the DER, hex), Subject (RFC 2253, always
+ * quoted), then each URI and DNS subjectAltName. NULL when none was
+ * presented or it did not verify (AllowInsecureFallback lets such
+ * clients in: they vouch for nothing). */
+static char *xfcc_of(SSL *ssl)
+{
+	if (SSL_get_verify_result(ssl) != X509_V_OK)
+		return NULL;
+	X509 *x = SSL_get1_peer_certificate(ssl);
+	if (!x)
+		return NULL;
+	char *res = NULL;
+	BIO *out = BIO_new(BIO_s_mem()), *name = BIO_new(BIO_s_mem());
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!out || !name || !X509_digest(x, EVP_sha256(), md, &mdlen))
+		goto done;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	for (unsigned int i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	xfcc_put(out, "Hash", (const unsigned char *)hex, 2 * mdlen, false);
+	if (X509_NAME_print_ex(name, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
+		char *text;
+		long n = BIO_get_mem_data(name, &text);
+		xfcc_put(out, "Subject", (const unsigned char *)text, n > 0 ? (size_t)n : 0, true);
+	}
+	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int kind = 0; kind < 2; kind++)
+		for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+			const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+			if (g->type != (kind ? GEN_DNS : GEN_URI))
+				continue;
+			const ASN1_IA5STRING *s =
+			    kind ? g->d.dNSName : g->d.uniformResourceIdentifier;
+			xfcc_put(out, kind ? "DNS" : "URI", ASN1_STRING_get0_data(s),
+				 (size_t)ASN1_STRING_length(s), false);
+		}
+	GENERAL_NAMES_free(gens);
+	char *text;
+	long n = BIO_get_mem_data(out, &text);
+	if (n > 0 && n < 16384 && (res = malloc((size_t)n + 1))) {
+		memcpy(res, text, (size_t)n);
+		res[n] = '\0';
+	}
+done:
+	BIO_free(out);
+	BIO_free(name);
+	X509_free(x);
+	ERR_clear_error();
+	return res;
+}
+
+const char *ig_tls_conn_client_cert(struct ig_tls_conn *t)
+{
+	if (!t->xfcc_done && t->done) {
+		t->xfcc_done = true;
+		t->xfcc = xfcc_of(t->ssl);
+	}
+	return t->xfcc;
 }
 
 const char *ig_tls_conn_sni(const struct ig_tls_conn *t)

@@ -249,6 +249,11 @@ const char *ig_tls_conn_sni(const struct ig_tls_conn *t);
 const char *ig_tls_conn_alpn(const struct ig_tls_conn *t);
 const char *ig_tls_conn_version(const struct ig_tls_conn *t);
 const char *ig_tls_conn_cipher(const struct ig_tls_conn *t);
+/* After the handshake: the client certificate the connection verified,
+ * as an element of Envoy's x-forwarded-client-cert header
+ * (Hash=<sha256 hex>;Subject="<RFC 2253>";URI=...;DNS=...), made once;
+ * NULL when the client presented none or it did not verify. */
+const char *ig_tls_conn_client_cert(struct ig_tls_conn *t);
 /* After the handshake: whether it resumed an earlier session. */
 bool ig_tls_conn_resumed(const struct ig_tls_conn *t);
 /* Why the last call failed, for a log line ("http request", "no shared

@@ -6,6 +6,7 @@ AllowInsecureFallback asks without requiring, and a validation with no
 usable CA leaves its listeners unserved (NoValidCACertificate) while the
 Gateway's other listeners go on. Certificates are made with the openssl
 command; the backends are fake pods."""
+import hashlib
 import http.client
 import os
 import socket
@@ -100,7 +101,7 @@ class MTLS(Setup):
                 service("svc", 80, s.pod_port, app="a"),
                 pod("pod-a", "a", s.pods[0].host)] + routes
 
-    def call(self, port, cert=None, tls12=False):
+    def call(self, port, cert=None, tls12=False, headers=None):
         """The status of GET /v1/models over TLS with an optional client
         certificate ("client" or "stranger"), or the ssl error's class
         name when the handshake or the first read fails."""
@@ -114,7 +115,8 @@ class MTLS(Setup):
         try:
             raw = socket.create_connection((self.host, port), timeout=10)
             conn.sock = ctx.wrap_socket(raw, server_hostname="llm.example.com")
-            conn.request("GET", "/v1/models", headers={"Host": "llm.example.com"})
+            conn.request("GET", "/v1/models",
+                         headers=dict({"Host": "llm.example.com"}, **(headers or {})))
             r = conn.getresponse()
             r.read()
             return r.status
@@ -151,12 +153,26 @@ def test_client_certificate_required(procs, tmp_path):
     assert s.call(s.checked_port, "stranger") in HANDSHAKE_FAILED
     assert s.call(s.open_port) == 200
     assert s.call(s.open_port, "stranger") == 200
+    # A port that asks for no certificate gets none to vouch for.
+    assert s.call(s.open_port, "client") == 200
+    assert "x-forwarded-client-cert" not in s.received()[-1].headers
+    assert s.call(s.checked_port, "client") == 200
+    assert s.received()[-1].headers["x-forwarded-client-cert"].startswith("Hash=")
     s.stop()
+
+
+def der_sha256(pem_path):
+    der = subprocess.run(["openssl", "x509", "-in", pem_path, "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
 
 
 def test_insecure_fallback_asks_without_requiring(procs, tmp_path):
     """AllowInsecureFallback: clients with a valid certificate, an unknown
-    one or none at all are served."""
+    one or none at all are served. The backend learns who a verified
+    client is from x-forwarded-client-cert (Envoy's Hash and Subject); a
+    header of that name from the client never reaches it (Envoy's default,
+    SANITIZE), whatever certificate came with it."""
     s = MTLS(procs, tmp_path, """      default:
         validation:
           mode: AllowInsecureFallback
@@ -167,6 +183,18 @@ def test_insecure_fallback_asks_without_requiring(procs, tmp_path):
     assert s.call(s.checked_port, "client") == 200
     assert s.call(s.checked_port) == 200
     assert s.call(s.checked_port, "stranger") == 200
+    spoof = {"X-Forwarded-Client-Cert": 'Hash=00;Subject="CN=admin"'}
+
+    def forwarded(port, cert):
+        assert s.call(port, cert, headers=spoof) == 200
+        return s.received()[-1].headers.get("x-forwarded-client-cert")
+    want = 'Hash=%s;Subject="CN=client"' % der_sha256(os.path.join(s.pki, "client.crt"))
+    assert forwarded(s.checked_port, "client") == want
+    assert forwarded(s.checked_port, "client") == want  # the same connection's, kept
+    assert forwarded(s.checked_port, "stranger") is None
+    assert forwarded(s.checked_port, None) is None
+    st, _, _ = s.get("/v1/models", headers={"Host": "llm.example.com", **spoof})
+    assert st == 200 and "x-forwarded-client-cert" not in s.received()[-1].headers
     s.stop()
 
 

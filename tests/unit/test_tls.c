@@ -11,7 +11,9 @@
  * tell what an idle TLS connection costs the server.
  *
  * The handler:
- *   /echo...      "tls=<0|1> sni=<name> <method> <target> <n>:<body>"
+ *   /echo...      "tls=<0|1> sni=<name> <method> <target> <n>:<body>", after
+ *                 "cert=<x-forwarded-client-cert element> " when the
+ *                 client's certificate verified
  *   /delay/<ms>   the same, from a timer
  *   /hold         never answers
  *   /big/<n>      <n> pattern bytes streamed with backpressure */
@@ -159,6 +161,8 @@ static char pattern_byte(size_t i)
 static void answer(struct ig_http_exchange *ex)
 {
 	struct ig_buf b = {0};
+	if (ex->client_cert.len)
+		ig_buf_printf(&b, "cert=%.*s ", IG_STR_FMT(ex->client_cert));
 	ig_buf_printf(&b, "tls=%d sni=%.*s %.*s %.*s %zu:", ex->tls, IG_STR_FMT(ex->sni),
 		      IG_STR_FMT(ex->req.method), IG_STR_FMT(ex->req.target), ex->body.len);
 	ig_buf_append(&b, ex->body.ptr, ex->body.len);
@@ -944,11 +948,25 @@ static void test_client_certificates(void **state)
 	e[0].client_ca_len = certs[C_OTHER].pem_len;
 	start_server(e, 2);
 	struct cli_opts signed_by_ca = {.sni = "api.example.com", .client = &certs[C_OTHER]};
+	/* The exchange carries who the client proved to be, as Envoy's
+	 * x-forwarded-client-cert element: the SHA-256 of its DER, its
+	 * subject, its DNS names. */
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	assert_int_equal(X509_digest(certs[C_OTHER].x, EVP_sha256(), md, &mdlen), 1);
+	char want[256];
+	int at = snprintf(want, sizeof want, "cert=Hash=");
+	for (unsigned int i = 0; i < mdlen; i++)
+		at += snprintf(want + at, sizeof want - (size_t)at, "%02x", md[i]);
+	snprintf(want + at, sizeof want - (size_t)at,
+		 ";Subject=\"CN=other.test\";DNS=api.example.com tls=1 sni=api.example.com GET "
+		 "/echo 0:");
 	struct cli *c = cli_connect(&signed_by_ca);
-	assert_string_equal(cli_request(c, GET_ECHO), "tls=1 sni=api.example.com GET /echo 0:");
+	assert_string_equal(cli_request(c, GET_ECHO), want);
+	assert_string_equal(cli_request(c, GET_ECHO), want); /* made once, kept */
 	signed_by_ca.max_version = TLS1_2_VERSION;
 	c = cli_connect(&signed_by_ca);
-	assert_string_equal(cli_request(c, GET_ECHO), "tls=1 sni=api.example.com GET /echo 0:");
+	assert_string_equal(cli_request(c, GET_ECHO), want);
 	/* TLS 1.2: the server's refusal ends the handshake itself. */
 	struct cli_opts none = {.sni = "api.example.com", .max_version = TLS1_2_VERSION};
 	c = cli_new(&none);
