@@ -255,6 +255,25 @@ static void check_listeners_unique(struct session *s, yaml_node_t *ls,
 	}
 }
 
+/* spec.listeners of a Gateway or a ListenerSet (owner): 1 to 64, each
+ * decoded and checked, names and port/protocol/hostname unique. */
+static struct ig_listener *decode_listeners(struct session *s, yaml_node_t *seq, int line,
+					    const struct ig_meta *owner, size_t *n)
+{
+	char path[LD_PATH];
+	ld_check_items(s, seq, line, "spec", "listeners", 1, 64);
+	*n = ld_seq_len(seq);
+	struct ig_listener *ls = ld_alloc(s, (*n + 1) * sizeof(*ls));
+	for (size_t i = 0; i < *n; i++) {
+		ld_item(path, "spec", "listeners", i);
+		yaml_node_t *item = ld_seq_map(s, seq, i, path);
+		if (item)
+			decode_listener(s, item, path, owner, &ls[i]);
+	}
+	check_listeners_unique(s, seq, ls, *n);
+	return ls;
+}
+
 /* ---- Gateway: spec.tls.frontend (client certificate validation) ---- */
 
 static void decode_ca_ref(struct session *s, yaml_node_t *n, const char *path,
@@ -446,7 +465,6 @@ void ld_gateway(struct session *s, yaml_node_t *root, const char *api)
 	static const char *const top[] = {"spec", NULL};
 	struct ig_gateway g = {.listeners_from = IG_FROM_NONE};
 	int line;
-	char path[LD_PATH];
 	ld_top_fields(s, root, top);
 	ld_meta(s, root, api, "Gateway", &g.meta, false);
 	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
@@ -467,19 +485,8 @@ void ld_gateway(struct session *s, yaml_node_t *root, const char *api)
 		if (al)
 			decode_allowed_listeners(s, al, &g);
 	}
-	if (ls) {
-		ld_check_items(s, ls, line, "spec", "listeners", 1, 64);
-		g.listeners = ld_alloc(s, (ld_seq_len(ls) + 1) * sizeof(*g.listeners));
-		g.nlisteners = ld_seq_len(ls);
-	}
-	for (size_t i = 0; i < g.nlisteners; i++) {
-		ld_item(path, "spec", "listeners", i);
-		yaml_node_t *n = ld_seq_map(s, ls, i, path);
-		if (n)
-			decode_listener(s, n, path, &g.meta, &g.listeners[i]);
-	}
 	if (ls)
-		check_listeners_unique(s, ls, g.listeners, g.nlisteners);
+		g.listeners = decode_listeners(s, ls, line, &g.meta, &g.nlisteners);
 	*LD_APPEND(s, K_GATEWAY, gateways) = g;
 }
 
@@ -492,7 +499,6 @@ void ld_listener_set(struct session *s, yaml_node_t *root, const char *api)
 	static const char *const parent_fields[] = {"group", "kind", "namespace", "name", NULL};
 	struct ig_listener_set ls = {0};
 	int line;
-	char path[LD_PATH];
 	bool x = !strncmp(api, "gateway.networking.x-k8s.io/", 28);
 	ld_top_fields(s, root, top);
 	ld_meta(s, root, api, x ? "XListenerSet" : "ListenerSet", &ls.meta, false);
@@ -531,19 +537,8 @@ void ld_listener_set(struct session *s, yaml_node_t *root, const char *api)
 		}
 		lst = ld_seq(s, spec, "spec", "listeners", true, &line);
 	}
-	if (lst) {
-		ld_check_items(s, lst, line, "spec", "listeners", 1, 64);
-		ls.listeners = ld_alloc(s, (ld_seq_len(lst) + 1) * sizeof(*ls.listeners));
-		ls.nlisteners = ld_seq_len(lst);
-	}
-	for (size_t i = 0; i < ls.nlisteners; i++) {
-		ld_item(path, "spec", "listeners", i);
-		yaml_node_t *n = ld_seq_map(s, lst, i, path);
-		if (n)
-			decode_listener(s, n, path, &ls.meta, &ls.listeners[i]);
-	}
 	if (lst)
-		check_listeners_unique(s, lst, ls.listeners, ls.nlisteners);
+		ls.listeners = decode_listeners(s, lst, line, &ls.meta, &ls.nlisteners);
 	*LD_APPEND(s, K_LISTENER_SET, listener_sets) = ls;
 }
 

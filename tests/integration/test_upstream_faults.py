@@ -18,6 +18,7 @@ import pytest
 
 from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
 from fakepod import Blackhole, FakePod
+from test_abuse import read_all
 from test_gateway import (GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, Cluster, assert_openai_error,
                           call, model_yaml, parallel, write)
 
@@ -433,12 +434,7 @@ def test_upstream_dies_after_head(procs, tmp_path, fakes, length, partial, how):
     c.scraped(pod)
     s = socket.create_connection((c.host, c.port), timeout=5)
     s.sendall(raw_request("head-cut"))
-    got = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        got += b
+    got = read_all(s)
     s.close()
     head, _, body = got.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), got
