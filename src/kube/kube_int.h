@@ -76,6 +76,7 @@ struct ig_kube {
 	uint64_t renewed_ms;	/* our last successful write */
 	json_t *lease_held;	/* the Lease as we last wrote it */
 	bool releasing;		/* giving it up on the way out */
+	unsigned release_tries; /* writes of the release so far */
 };
 
 int ig_kube_lease_start(struct ig_kube *k);

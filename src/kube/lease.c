@@ -280,18 +280,102 @@ int ig_kube_lease_start(struct ig_kube *k)
 	return 0;
 }
 
+#define RELEASE_TRIES 3
+#define RELEASE_TIMEOUT_MS 2000
+
+static void release_read_done(struct ig_kube_req *r, const struct ig_kube_result *res);
+
+/* Writes `lease` (the Lease as last seen) with an empty holder. */
+static void release_write(struct ig_kube *k, json_t *lease);
+
+static void release_end(struct ig_kube *k, const char *how, const struct ig_kube_result *res)
+{
+	k->lease_req = NULL;
+	k->releasing = false;
+	if (!how) {
+		ig_info("kube: leader election: Lease %s/%s released", k->lease_ns, k->lease_name);
+		return;
+	}
+	char msg[512] = "";
+	if (res)
+		ig_kube_describe(k->api, res, msg, sizeof msg);
+	ig_warn("kube: leader election: Lease %s/%s not released (%s%s%s): the next holder waits "
+		"for it to run out",
+		k->lease_ns, k->lease_name, how, *msg ? ": " : "", msg);
+}
+
 static void release_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 {
 	struct ig_kube *k = r->data;
 	k->lease_req = NULL;
-	k->releasing = false;
-	if (res->curl_code == 0 && res->status == 200)
-		ig_info("kube: leader election: Lease %s/%s released", k->lease_ns, k->lease_name);
+	if (res->curl_code == 0 && res->status == 200) {
+		release_end(k, NULL, NULL);
+		return;
+	}
+	/* 409: the Lease changed since we wrote it. A renewal of ours that
+	 * was on its way when the release cancelled it may have been
+	 * applied: read it again, and give it up if it is still ours. */
+	if (res->curl_code == 0 && res->status == 409 && k->release_tries < RELEASE_TRIES) {
+		char path[512];
+		lease_path(k, path, sizeof path, true);
+		struct ig_kube_req_opts o = {
+		    .on_done = release_read_done, .data = k, .timeout_ms = RELEASE_TIMEOUT_MS};
+		if ((k->lease_req = ig_kube_request(k->api, path, &o)))
+			return;
+	}
+	release_end(k, "writing it failed", res);
+}
+
+static void release_read_done(struct ig_kube_req *r, const struct ig_kube_result *res)
+{
+	struct ig_kube *k = r->data;
+	k->lease_req = NULL;
+	json_t *lease = res->curl_code == 0 && res->status == 200
+			    ? json_loadb(res->body, res->len, 0, NULL)
+			    : NULL;
+	const char *holder =
+	    json_string_value(json_object_get(json_object_get(lease, "spec"), "holderIdentity"));
+	if (!lease)
+		release_end(k, "reading it failed", res);
+	else if (!holder || strcmp(holder, k->identity))
+		release_end(k, "another replica holds it", NULL);
+	else
+		release_write(k, lease);
+	json_decref(lease);
+}
+
+static void release_write(struct ig_kube *k, json_t *lease)
+{
+	json_t *body = json_deep_copy(lease);
+	json_t *spec = json_object_get(body, "spec");
+	if (!spec) {
+		json_decref(body);
+		release_end(k, "the Lease has no spec", NULL);
+		return;
+	}
+	json_object_set_new(spec, "holderIdentity", json_string(""));
+	json_object_set_new(spec, "leaseDurationSeconds", json_integer(1));
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	char path[512];
+	lease_path(k, path, sizeof path, true);
+	struct ig_kube_req_opts o = {.method = "PUT",
+				     .body = text,
+				     .on_done = release_done,
+				     .data = k,
+				     .timeout_ms = RELEASE_TIMEOUT_MS};
+	k->release_tries++;
+	k->lease_req = text ? ig_kube_request(k->api, path, &o) : NULL;
+	free(text);
+	if (!k->lease_req)
+		release_end(k, "out of memory", NULL);
 }
 
 /* On the way out the holder gives the Lease up (an empty holderIdentity),
  * so that another replica takes it at its next try instead of after the
- * Lease has run out; and writes no more status. */
+ * Lease has run out; and writes no more status. A renewal in flight is
+ * cancelled, but the API server may have applied it already: then the
+ * release meets a conflict, reads the Lease again and tries once more. */
 void ig_kube_release(struct ig_kube *k)
 {
 	if (!k || !k->identity)
@@ -301,23 +385,16 @@ void ig_kube_release(struct ig_kube *k)
 	ig_timer_stop(k->loop, &k->lease_timer);
 	ig_kube_cancel(k->lease_req);
 	k->lease_req = NULL;
-	json_t *spec = json_object_get(k->lease_held, "spec");
-	if (!was || !spec)
+	if (!was)
 		return;
-	json_t *body = json_deep_copy(k->lease_held);
-	spec = json_object_get(body, "spec");
-	json_object_set_new(spec, "holderIdentity", json_string(""));
-	json_object_set_new(spec, "leaseDurationSeconds", json_integer(1));
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	char path[512];
-	lease_path(k, path, sizeof path, true);
-	struct ig_kube_req_opts o = {
-	    .method = "PUT", .body = text, .on_done = release_done, .data = k, .timeout_ms = 2000};
-	if (text)
-		k->lease_req = ig_kube_request(k->api, path, &o);
-	k->releasing = k->lease_req != NULL;
-	free(text);
+	if (!json_object_get(k->lease_held, "spec")) {
+		ig_warn("kube: leader election: Lease %s/%s not released: never written",
+			k->lease_ns, k->lease_name);
+		return;
+	}
+	k->releasing = true;
+	k->release_tries = 0;
+	release_write(k, k->lease_held);
 }
 
 bool ig_kube_releasing(const struct ig_kube *k)

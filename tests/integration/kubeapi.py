@@ -450,7 +450,13 @@ class Handler(BaseHTTPRequestHandler):
         if m == "GET":
             return self.send_json(200, self.api.get(res, ns, name, sub))
         if m == "PUT":
-            return self.send_json(200, self.api.update(res, ns, name, sub, self.read_body()))
+            out = self.api.update(res, ns, name, sub, self.read_body())
+            # Applied at once, answered late (a slow link back), for tests
+            # of a client that gives up on a write the server has taken.
+            lag = self.api.put_lag.get(res.plural, 0)
+            if lag:
+                time.sleep(lag)
+            return self.send_json(200, out)
         if m == "PATCH":
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             return self.send_json(200, self.api.patch(res, ns, name, sub, ctype,
@@ -687,6 +693,7 @@ class KubeAPI:
         self.bookmarks_sent = 0
         self.end_epoch = 0
         self.status_conflicts = 0
+        self.put_lag = {}  # plural -> seconds a PUT's answer waits after it is applied
         self.page_size = 0  # 0: pages as large as the client's limit
         self.delay = 0
         self.stopping = False

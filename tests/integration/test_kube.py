@@ -721,8 +721,35 @@ def test_leader_election_two_replicas(procs, tmp_path):
         log = procs.output(survivor)
         for s in SAN_ERRORS:
             assert s not in log, log
-        assert "Lease default/%s released" % lease_name in log
+        assert "Lease default/%s released" % lease_name in log, log[-3000:]
         assert get(k, "lease", lease_name)["spec"]["holderIdentity"] == ""
+    finally:
+        k.api.stop()
+
+
+def test_lease_released_after_a_renewal_in_flight(procs, tmp_path):
+    """SIGTERM while a renewal of the Lease is on its way: the API server
+    has applied it, its answer has not come back, and the release written
+    over the Lease as last seen meets a conflict (409). The holder reads
+    the Lease again, finds it still its own, and gives it up."""
+    k = Kube(procs, tmp_path, nsims=1)
+    try:
+        k.apply_seed()
+        gw = k.start_gateway("--leader-elect", "--leader-elect-lease-duration", "3s",
+                             "--leader-elect-renew-deadline", "2s",
+                             "--leader-elect-retry-period", "300ms", wait=False)
+        lease_name = "infergate-infergate.dev-gateway-controller"
+        leases = k.api.resource("coordination.k8s.io", "v1", "leases")
+        wait_for(lambda: "holds the Lease" in procs.output(gw), "leadership")
+        k.api.put_lag["leases"] = 0.5
+        rv = k.api.get(leases, "default", lease_name)["metadata"]["resourceVersion"]
+        wait_for(lambda: k.api.get(leases, "default", lease_name)["metadata"]
+                 ["resourceVersion"] != rv, "a renewal applied")
+        gw.send_signal(signal.SIGTERM)  # its answer is still 0.5 s away
+        assert gw.wait(timeout=15) == 0
+        log = procs.output(gw)
+        assert "Lease default/%s released" % lease_name in log, log[-3000:]
+        assert k.api.get(leases, "default", lease_name)["spec"]["holderIdentity"] == ""
     finally:
         k.api.stop()
 
