@@ -28,6 +28,7 @@ import datetime
 import json
 import os
 import random
+import shutil
 import socket
 import ssl
 import subprocess
@@ -625,10 +626,21 @@ def openssl(*args, cwd):
     subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
 
 
-def make_certs(directory, host):
+_made = {}  # host -> the directory where make_certs(..., reuse=True) made them
+
+
+def make_certs(directory, host, reuse=False):
     """A CA, a server certificate for host, and a client certificate
-    (CN=admin) for tests that authenticate with one; EC P-256."""
+    (CN=admin) for tests that authenticate with one; EC P-256. With reuse,
+    those made for the same host earlier in this process are copied (five
+    openssl runs cost about 0.4 s, and every KubeAPI needs them)."""
     os.makedirs(directory, exist_ok=True)
+    names = ("ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key")
+    src = _made.get(host) if reuse else None
+    if src and all(os.path.exists(os.path.join(src, n)) for n in names):
+        for n in names:
+            shutil.copyfile(os.path.join(src, n), os.path.join(directory, n))
+        return
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
             "-subj", "/CN=kubeapi-standin-ca",
@@ -645,6 +657,8 @@ def make_certs(directory, host):
         openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
                 "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile",
                 name + ".ext", cwd=directory)
+    if reuse:
+        _made[host] = directory
 
 
 def kubeconfig_text(server, ca_file=None, token=None, cert=None, key=None, namespace=None,
@@ -699,7 +713,7 @@ class KubeAPI:
         self.stopping = False
         self.httpd = None
         self.thread = None
-        make_certs(self.dir, host)
+        make_certs(self.dir, host, reuse=True)
         self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ssl_ctx.load_cert_chain(os.path.join(self.dir, "server.crt"),
                                      os.path.join(self.dir, "server.key"))

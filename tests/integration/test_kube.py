@@ -45,6 +45,11 @@ spec:
 """
 
 
+# One address for every test's API server (each gets a port of its own), so
+# that its certificates are made once (kubeapi.make_certs' reuse).
+API_HOST = unique_loopback()
+
+
 class Kube:
     """The stand-in API server, kubectl pointed at it, simulators, and the
     gateway in --kube mode."""
@@ -52,7 +57,7 @@ class Kube:
     def __init__(self, procs, tmp_path, nsims=2, api_kw=None):
         self.procs = procs
         self.tmp = str(tmp_path)
-        self.api = KubeAPI(unique_loopback(), 0, os.path.join(self.tmp, "pki"),
+        self.api = KubeAPI(API_HOST, 0, os.path.join(self.tmp, "pki"),
                            bookmark_interval=0.5, **(api_kw or {})).start()
         self.kubeconfig = self.api.kubeconfig(os.path.join(self.tmp, "kubeconfig"))
         self.sim_hosts = [unique_loopback() for _ in range(nsims)]
