@@ -1068,6 +1068,17 @@ bool ig_selector_matches(const struct ig_label_selector *sel, const struct ig_kv
  * Kubernetes gives every namespace (kubernetes.io/metadata.name: ns). */
 bool ig_config_namespace_selected(const struct ig_config *cfg, const char *ns,
 				  const struct ig_label_selector *sel);
+/* FromNamespaces (allowedRoutes, allowedListeners): whether an object of
+ * namespace ns may attach to one of namespace home. Same: ns is home; All;
+ * Selector: sel selects ns (nothing without one, has_sel false); None. */
+bool ig_config_namespace_admits(const struct ig_config *cfg, enum ig_routes_from from, bool has_sel,
+				const struct ig_label_selector *sel, const char *ns,
+				const char *home);
+/* Gateway API's tie-break between two objects (routes of equal
+ * specificity, ListenerSets of a Gateway): the older first (RFC 3339 UTC
+ * creationTimestamps sort as text; objects without one after those with
+ * one, in load order), then by "{namespace}/{name}". < 0: a first. */
+int ig_meta_precedence(const struct ig_meta *a, const struct ig_meta *b);
 
 /* ---- Gateway API references ---- */
 

@@ -693,6 +693,60 @@ bool ig_config_namespace_selected(const struct ig_config *cfg, const char *ns,
 	return ig_selector_matches(sel, &implied, 1);
 }
 
+bool ig_config_namespace_admits(const struct ig_config *cfg, enum ig_routes_from from, bool has_sel,
+				const struct ig_label_selector *sel, const char *ns,
+				const char *home)
+{
+	switch (from) {
+	case IG_FROM_ALL:
+		return true;
+	case IG_FROM_SELECTOR:
+		return has_sel && ig_config_namespace_selected(cfg, ns, sel);
+	case IG_FROM_SAME:
+		return ns_eq(ns, home);
+	default:
+		return false;
+	}
+}
+
+static int cmp_age(const struct ig_meta *a, const struct ig_meta *b)
+{
+	const char *ta = a->creation_timestamp, *tb = b->creation_timestamp;
+	if (ta && tb)
+		return strcmp(ta, tb);
+	if (ta || tb)
+		return ta ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Compares "{namespace}/{name}" without building the strings: comparing
+ * the parts separately would sort "a/x" before "a-b/x", which the joined
+ * text does not. */
+static int cmp_ns_name(const struct ig_meta *a, const struct ig_meta *b)
+{
+	const char *pa[3] = {a->ns ? a->ns : "default", "/", a->name ? a->name : ""};
+	const char *pb[3] = {b->ns ? b->ns : "default", "/", b->name ? b->name : ""};
+	size_t ia = 0, ib = 0;
+	const char *ca = pa[0], *cb = pb[0];
+
+	for (;;) {
+		while (!*ca && ia < 2)
+			ca = pa[++ia];
+		while (!*cb && ib < 2)
+			cb = pb[++ib];
+		if (*ca != *cb || !*ca)
+			return (unsigned char)*ca - (unsigned char)*cb;
+		ca++;
+		cb++;
+	}
+}
+
+int ig_meta_precedence(const struct ig_meta *a, const struct ig_meta *b)
+{
+	int c = cmp_age(a, b);
+	return c ? c : cmp_ns_name(a, b);
+}
+
 static bool str_eq(const char *a, const char *b)
 {
 	return a && b && !strcmp(a, b);

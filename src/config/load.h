@@ -236,5 +236,7 @@ void ld_link(struct session *s);
 /* Whether meta a was created before b: explicit timestamps first (earlier
  * wins), then objects without one, in load order. */
 bool ld_older(const struct ig_meta *a, const struct ig_meta *b);
+/* Two listener hostnames are the same: both absent, or equal. */
+bool ld_same_hostname(const char *a, const char *b);
 
 #endif

@@ -15,11 +15,42 @@
 
 static const char *const protocols[] = {"HTTP", "HTTPS", "TLS", "TCP", "UDP", NULL};
 
+/* A FromNamespaces block, {from, selector}, at `path`: froms lists the
+ * values `from` takes, dflt applies without one; what names the objects
+ * it admits, for the warning about a Selector without a selector. */
+static void decode_namespaces(struct session *s, yaml_node_t *n, const char *path,
+			      const char *const *froms, enum ig_routes_from dflt, const char *what,
+			      enum ig_routes_from *from, bool *has_selector,
+			      struct ig_label_selector *selector)
+{
+	static const char *const fields[] = {"from", "selector", NULL};
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	char *f = ld_str(s, n, path, "from", false, &line);
+	ld_check_enum(s, f, line, path, "from", froms);
+	*from = !f			 ? dflt
+		: !strcmp(f, "All")	 ? IG_FROM_ALL
+		: !strcmp(f, "Selector") ? IG_FROM_SELECTOR
+		: !strcmp(f, "Same")	 ? IG_FROM_SAME
+		: !strcmp(f, "None")	 ? IG_FROM_NONE
+					 : dflt;
+	int sline;
+	yaml_node_t *sel = ld_map(s, n, path, "selector", false, &sline);
+	if (sel) {
+		char selp[LD_PATH];
+		ld_join(selp, path, "selector");
+		*has_selector = true;
+		ld_label_selector(s, sel, selp, selector);
+	}
+	if (*from == IG_FROM_SELECTOR && !sel)
+		ld_warn(s, line, path, "from",
+			"from: Selector without a selector admits %s from no namespace", what);
+}
+
 static void decode_allowed_routes(struct session *s, yaml_node_t *n, const char *path,
 				  struct ig_allowed_routes *a)
 {
 	static const char *const fields[] = {"namespaces", "kinds", NULL};
-	static const char *const ns_fields[] = {"from", "selector", NULL};
 	static const char *const kind_fields[] = {"group", "kind", NULL};
 	static const char *const froms[] = {"All", "Selector", "Same", NULL};
 	char sub[LD_PATH], it[LD_PATH];
@@ -27,27 +58,9 @@ static void decode_allowed_routes(struct session *s, yaml_node_t *n, const char 
 	ld_fields(s, n, path, fields, NULL);
 	ld_join(sub, path, "namespaces");
 	yaml_node_t *ns = ld_map(s, n, path, "namespaces", false, &line);
-	if (ns) {
-		ld_fields(s, ns, sub, ns_fields, NULL);
-		char *from = ld_str(s, ns, sub, "from", false, &line);
-		ld_check_enum(s, from, line, sub, "from", froms);
-		a->from = !from			      ? IG_FROM_SAME
-			  : !strcmp(from, "All")      ? IG_FROM_ALL
-			  : !strcmp(from, "Selector") ? IG_FROM_SELECTOR
-						      : IG_FROM_SAME;
-		int sline;
-		yaml_node_t *sel = ld_map(s, ns, sub, "selector", false, &sline);
-		if (sel) {
-			char selp[LD_PATH];
-			ld_join(selp, sub, "selector");
-			a->has_selector = true;
-			ld_label_selector(s, sel, selp, &a->selector);
-		}
-		if (a->from == IG_FROM_SELECTOR && !sel)
-			ld_warn(
-			    s, line, sub, "from",
-			    "from: Selector without a selector admits routes from no namespace");
-	}
+	if (ns)
+		decode_namespaces(s, ns, sub, froms, IG_FROM_SAME, "routes", &a->from,
+				  &a->has_selector, &a->selector);
 	yaml_node_t *ks = ld_seq(s, n, path, "kinds", false, &line);
 	if (!ks)
 		return;
@@ -220,11 +233,6 @@ static void decode_listener(struct session *s, yaml_node_t *n, const char *path,
 	check_listener(s, n, path, l);
 }
 
-static bool same_hostname(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && !strcmp(a, b));
-}
-
 static void check_listeners_unique(struct session *s, yaml_node_t *ls,
 				   const struct ig_listener *listeners, size_t nlisteners)
 {
@@ -244,7 +252,7 @@ static void check_listeners_unique(struct session *s, yaml_node_t *ls,
 		for (size_t j = 0; j < i && a->protocol; j++) {
 			const struct ig_listener *b = &listeners[j];
 			if (b->port == a->port && is(b->protocol, a->protocol) &&
-			    same_hostname(a->hostname, b->hostname)) {
+			    ld_same_hostname(a->hostname, b->hostname)) {
 				ld_err(s, ig_yaml_line(n), path, NULL,
 				       "Combination of port, protocol and hostname must be unique "
 				       "for each listener (also spec.listeners[%zu])",
@@ -423,32 +431,14 @@ static void decode_backend_tls_v1_2(struct session *s, yaml_node_t *n, struct ig
 static void decode_allowed_listeners(struct session *s, yaml_node_t *n, struct ig_gateway *g)
 {
 	static const char *const fields[] = {"namespaces", NULL};
-	static const char *const ns_fields[] = {"from", "selector", NULL};
 	static const char *const froms[] = {"All", "Selector", "Same", "None", NULL};
-	const char *path = "spec.allowedListeners", *sub = "spec.allowedListeners.namespaces";
 	int line;
-	ld_fields(s, n, path, fields, NULL);
-	yaml_node_t *ns = ld_map(s, n, path, "namespaces", false, &line);
-	if (!ns)
-		return;
-	ld_fields(s, ns, sub, ns_fields, NULL);
-	char *from = ld_str(s, ns, sub, "from", false, &line);
-	ld_check_enum(s, from, line, sub, "from", froms);
-	g->listeners_from = !from			? IG_FROM_NONE
-			    : !strcmp(from, "All")	? IG_FROM_ALL
-			    : !strcmp(from, "Selector") ? IG_FROM_SELECTOR
-			    : !strcmp(from, "Same")	? IG_FROM_SAME
-							: IG_FROM_NONE;
-	int sline;
-	yaml_node_t *sel = ld_map(s, ns, sub, "selector", false, &sline);
-	if (sel) {
-		g->has_listeners_selector = true;
-		ld_label_selector(s, sel, "spec.allowedListeners.namespaces.selector",
+	ld_fields(s, n, "spec.allowedListeners", fields, NULL);
+	yaml_node_t *ns = ld_map(s, n, "spec.allowedListeners", "namespaces", false, &line);
+	if (ns)
+		decode_namespaces(s, ns, "spec.allowedListeners.namespaces", froms, IG_FROM_NONE,
+				  "ListenerSets", &g->listeners_from, &g->has_listeners_selector,
 				  &g->listeners_selector);
-	}
-	if (g->listeners_from == IG_FROM_SELECTOR && !sel)
-		ld_warn(s, line, sub, "from",
-			"from: Selector without a selector admits ListenerSets from no namespace");
 }
 
 static const char *const gateway_spec_fields[] = {"gatewayClassName", "listeners",	  "tls",

@@ -876,42 +876,6 @@ static void resolve_gateways(struct session *s)
 
 /* ---- ListenerSets ------------------------------------------------------------------ */
 
-static bool lset_allowed(const struct ig_config *c, const struct ig_gateway *gw,
-			 const struct ig_listener_set *ls)
-{
-	switch (gw->listeners_from) {
-	case IG_FROM_ALL:
-		return true;
-	case IG_FROM_SAME:
-		return !strcmp(ls->meta.ns, gw->meta.ns);
-	case IG_FROM_SELECTOR:
-		return gw->has_listeners_selector &&
-		       ig_config_namespace_selected(c, ls->meta.ns, &gw->listeners_selector);
-	default:
-		return false;
-	}
-}
-
-/* ListenerSet precedence: the oldest first, then by "namespace/name". */
-static bool lset_before(const struct ig_listener_set *a, const struct ig_listener_set *b)
-{
-	double ta = 0, tb = 0;
-	bool ha = a->meta.creation_timestamp && ld_parse_time(a->meta.creation_timestamp, &ta) == 0;
-	bool hb = b->meta.creation_timestamp && ld_parse_time(b->meta.creation_timestamp, &tb) == 0;
-	if (ha && hb && ta != tb)
-		return ta < tb;
-	int c = strcmp(a->meta.ns, b->meta.ns);
-	if (c)
-		return c < 0;
-	c = strcmp(a->meta.name ? a->meta.name : "", b->meta.name ? b->meta.name : "");
-	return c ? c < 0 : a->meta.seq < b->meta.seq;
-}
-
-static bool same_host(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && !strcmp(a, b));
-}
-
 /* How l conflicts with the listeners already merged, if it does. */
 static enum ig_listener_conflict conflict_with(const struct ig_listener *const *merged, size_t n,
 					       const struct ig_listener *l)
@@ -922,7 +886,7 @@ static enum ig_listener_conflict conflict_with(const struct ig_listener *const *
 			continue;
 		if (strcmp(o->protocol, l->protocol))
 			return IG_CONFLICT_PROTOCOL;
-		if (same_host(o->hostname, l->hostname))
+		if (ld_same_hostname(o->hostname, l->hostname))
 			return IG_CONFLICT_HOSTNAME;
 	}
 	return IG_CONFLICT_NONE;
@@ -951,10 +915,11 @@ static void merge_listener_sets(struct session *s)
 {
 	struct ig_config *c = &s->box->cfg;
 	size_t nls = c->nlistener_sets;
-	const struct ig_listener_set **order = ld_alloc(s, (nls + 1) * sizeof(*order));
+	struct ig_listener_set **order = ld_alloc(s, (nls + 1) * sizeof(*order));
 	for (size_t i = 0; i < nls; i++) {
 		size_t at = i;
-		while (at > 0 && lset_before(&c->listener_sets[i], order[at - 1])) {
+		while (at > 0 &&
+		       ig_meta_precedence(&c->listener_sets[i].meta, &order[at - 1]->meta) < 0) {
 			order[at] = order[at - 1];
 			at--;
 		}
@@ -971,7 +936,7 @@ static void merge_listener_sets(struct session *s)
 		for (size_t l = 0; l < gw->nlisteners; l++)
 			m[n++] = &gw->listeners[l];
 		for (size_t i = 0; i < nls; i++) {
-			struct ig_listener_set *ls = (struct ig_listener_set *)order[i];
+			struct ig_listener_set *ls = order[i];
 			if (ls->gw != gw || ls->state != IG_LSET_ACCEPTED)
 				continue;
 			size_t first = n;
@@ -1019,7 +984,10 @@ static void resolve_listener_sets(struct session *s)
 		ls->gw = ig_config_find_gateway(c, ls->parent_ns, ls->parent_name);
 		if (!ls->gw)
 			continue;
-		if (!lset_allowed(c, ls->gw, ls)) {
+		const struct ig_gateway *gw = ls->gw;
+		if (!ig_config_namespace_admits(c, gw->listeners_from, gw->has_listeners_selector,
+						&gw->listeners_selector, ls->meta.ns,
+						gw->meta.ns)) {
 			ls->state = IG_LSET_NOT_ALLOWED;
 			ld_warn(
 			    s, ls->meta.line, "spec", "parentRef",

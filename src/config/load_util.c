@@ -852,6 +852,11 @@ void ld_ref(struct session *s, const char *kind, const char *ns, const char *nam
 	*r = (struct ref){kind, ns, name, s->file, line, ld_strdup(s, path)};
 }
 
+bool ld_same_hostname(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
 bool ld_older(const struct ig_meta *a, const struct ig_meta *b)
 {
 	double ta = 0, tb = 0;

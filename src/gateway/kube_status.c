@@ -90,6 +90,33 @@ static bool protocol_conflict(struct ctx *c, const struct ig_listener *l)
 	return false;
 }
 
+/* Whether the listener is Accepted, with the reason and message either way. */
+static bool listener_accepted(const struct ig_listener *l, bool no_ca, const char **why,
+			      const char **what)
+{
+	if (l->conflict == IG_CONFLICT_HOSTNAME) {
+		*why = "HostnameConflict";
+		*what = "An earlier listener has the same port, protocol and hostname";
+	} else if (l->conflict == IG_CONFLICT_PROTOCOL) {
+		*why = "ProtocolConflict";
+		*what = "An earlier listener on this port speaks another protocol";
+	} else if (!l->served) {
+		*why = "UnsupportedProtocol";
+		*what = "infergate serves HTTP and HTTPS listeners";
+	} else if (!l->port) {
+		*why = "UnsupportedPort";
+		*what = "infergate assigns no port: give one";
+	} else if (no_ca) {
+		*why = "NoValidCACertificate";
+		*what = "No caCertificateRef of the client certificate validation is valid";
+	} else {
+		*why = "Accepted";
+		*what = "Listener accepted";
+		return true;
+	}
+	return false;
+}
+
 static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 			       const struct ig_listener *l, long long gen, bool *prog)
 {
@@ -120,26 +147,12 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	*prog = programmed(c, gw, l);
 	/* A ListenerSet's listener gives way to an earlier one of the merged
 	 * list; the Gateway's own conflict only across Gateways. */
-	const char *conflict = l->conflict == IG_CONFLICT_HOSTNAME    ? "HostnameConflict"
-			       : l->conflict == IG_CONFLICT_PROTOCOL  ? "ProtocolConflict"
+	const char *why, *what;
+	bool accepted = listener_accepted(l, no_ca, &why, &what);
+	bool given_way = l->conflict != IG_CONFLICT_NONE;
+	const char *conflict = given_way			      ? why
 			       : l->served && protocol_conflict(c, l) ? "ProtocolConflict"
 								      : NULL;
-	bool given_way = l->conflict != IG_CONFLICT_NONE;
-	bool accepted = l->served && !no_ca && !given_way && l->port;
-	const char *why = accepted     ? "Accepted"
-			  : given_way  ? conflict
-			  : !l->served ? "UnsupportedProtocol"
-			  : !l->port   ? "UnsupportedPort"
-				       : "NoValidCACertificate";
-	const char *what =
-	    accepted	 ? "Listener accepted"
-	    : given_way	 ? (l->conflict == IG_CONFLICT_HOSTNAME
-				? "An earlier listener has the same port, protocol and hostname"
-				: "An earlier listener on this port speaks another protocol")
-	    : !l->served ? "infergate serves HTTP and HTTPS listeners"
-	    : !l->port	 ? "infergate assigns no port: give one"
-			 : "No caCertificateRef of the client certificate validation is "
-			   "valid";
 	json_t *conds = json_array();
 	json_array_append_new(conds, cond(c, "Accepted", accepted, why, what, gen));
 	json_array_append_new(conds, cond(c, "Programmed", *prog,

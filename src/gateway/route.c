@@ -232,17 +232,9 @@ static bool kind_allowed(const struct ig_listener *l)
 static bool namespace_allowed(const struct ig_config *cfg, const struct ig_httproute *r,
 			      const struct ig_gateway *gw, const struct ig_listener *l)
 {
-	switch (l->allowed.from) {
-	case IG_FROM_ALL:
-		return true;
-	case IG_FROM_SELECTOR:
-		return l->allowed.has_selector &&
-		       ig_config_namespace_selected(cfg, ns_of(&r->meta), &l->allowed.selector);
-	case IG_FROM_NONE:
-		return false;
-	default:
-		return streq(ns_of(&r->meta), ns_of(l->set ? &l->set->meta : &gw->meta));
-	}
+	return ig_config_namespace_admits(cfg, l->allowed.from, l->allowed.has_selector,
+					  &l->allowed.selector, ns_of(&r->meta),
+					  ns_of(l->set ? &l->set->meta : &gw->meta));
 }
 
 bool ig_route_attaches(const struct ig_config *cfg, const struct ig_httproute *r,
@@ -417,40 +409,6 @@ static int cmp_size_desc(size_t a, size_t b)
 	return a > b ? -1 : a < b;
 }
 
-/* Oldest first; routes without a creationTimestamp come after those with
- * one, in load order. RFC 3339 UTC text sorts like the time it names. */
-static int cmp_age(const struct ig_meta *a, const struct ig_meta *b)
-{
-	const char *ta = a->creation_timestamp, *tb = b->creation_timestamp;
-	if (ta && tb)
-		return strcmp(ta, tb);
-	if (ta || tb)
-		return ta ? -1 : 1;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-/* Compares "{namespace}/{name}" without building the strings: comparing
- * the parts separately would sort "a/x" before "a-b/x", which the joined
- * text does not. */
-static int cmp_ns_name(const struct ig_meta *a, const struct ig_meta *b)
-{
-	const char *pa[3] = {ns_of(a), "/", a->name ? a->name : ""};
-	const char *pb[3] = {ns_of(b), "/", b->name ? b->name : ""};
-	size_t ia = 0, ib = 0;
-	const char *ca = pa[0], *cb = pb[0];
-
-	for (;;) {
-		while (!*ca && ia < 2)
-			ca = pa[++ia];
-		while (!*cb && ib < 2)
-			cb = pb[++ib];
-		if (*ca != *cb || !*ca)
-			return (unsigned char)*ca - (unsigned char)*cb;
-		ca++;
-		cb++;
-	}
-}
-
 /* Steps 2 to 9 of §6.3; step 1 (hostnames) depends on the request and is
  * applied while matching. */
 static int cmp_entries(const void *pa, const void *pb)
@@ -470,9 +428,7 @@ static int cmp_entries(const void *pa, const void *pb)
 	if ((c = cmp_size_desc(a->nquery, b->nquery)))
 		return c;
 	if (a->route != b->route) {
-		if ((c = cmp_age(&a->route->meta, &b->route->meta)))
-			return c;
-		if ((c = cmp_ns_name(&a->route->meta, &b->route->meta)))
+		if ((c = ig_meta_precedence(&a->route->meta, &b->route->meta)))
 			return c;
 		return a->route_index < b->route_index ? -1 : 1;
 	}

@@ -96,13 +96,9 @@ bool ig_kube_parent_served(struct ig_kube *k, const char *group, const char *kin
 	    !strcmp(kind, "XListenerSet") && group && !strcmp(group, "gateway.networking.x-k8s.io");
 	if (!v1 && !x)
 		return false;
-	struct informer *inf = NULL;
-	for (size_t i = 0; i < ig_kube_nkinds; i++)
-		if (!strcmp(ig_kube_kinds[i].kind, kind))
-			inf = &k->inf[i];
 	char key[600];
 	snprintf(key, sizeof key, "%s/%s", ns, name);
-	json_t *ls = inf ? json_object_get(inf->objs, key) : NULL;
+	json_t *ls = json_object_get(find_inf(k, kind)->objs, key);
 	return ls && listener_set_ours(k, ls);
 }
 
