@@ -315,11 +315,12 @@ def test_long_prompts_stick_and_spread(procs, tmp_path):
     sims = Sims(procs, 4)
     g = one_pool(procs, tmp_path, sims)
     g.wait_waiting({sims.endpoint(i): 0 for i in range(4)})
-    # Sixteen prompts: where a new one lands is a tie broken at random, so
-    # fewer would leave the balance to luck.
-    prompts = [long_prompt(i) for i in range(16)]
+    # Where a new prompt lands is a tie broken at random. With 32 prompts on
+    # 4 pods, one pod gets more than half of them with a chance of 0.24%
+    # (16 prompts, as before, made that 3%: a CI run failed on it).
+    prompts = [long_prompt(i) for i in range(32)]
     served = {i: [] for i in range(len(prompts))}
-    for _ in range(10):
+    for _ in range(5):
         for i, pr in enumerate(prompts):
             st, ep, r = g.send(completion(pr))
             assert st == 200, r
@@ -328,7 +329,7 @@ def test_long_prompts_stick_and_spread(procs, tmp_path):
     everything = Counter()
     for i, eps in served.items():
         first = eps[0]
-        assert eps.count(first) >= 0.9 * len(eps), (i, eps)
+        assert eps.count(first) >= 0.8 * len(eps), (i, eps)
         everything.update(eps)
     assert set(everything) <= {sims.endpoint(i) for i in range(4)}
     total = sum(everything.values())
