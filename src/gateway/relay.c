@@ -639,9 +639,12 @@ static void on_probe(struct ig_http_client *c, int err, void *ud)
 	p->probe = NULL;
 	struct ig_endpoint *ep = p->ep;
 	/* Only a refusal (or no route to the address at all) proves that
-	 * nothing listens there any more. A probe that connects, or is reset
-	 * after connecting, or times out (an overloaded pod drops SYNs) leaves
-	 * the pod possibly running the request. */
+	 * nothing listens there any more. A probe that connects leaves the pod
+	 * possibly running the request, and so does one that is reset after
+	 * connecting: a dying pod's listener, closing, resets the connections
+	 * in its queue, and a gateway short of CPU sees that reset before it
+	 * saw the connect; both are asked again. One that times out (an
+	 * overloaded pod drops SYNs) is not. */
 	if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH) {
 		ig_warn("upstream %s: connection lost before the response and the endpoint is gone "
 			"(%s): trying another endpoint",
@@ -650,7 +653,8 @@ static void on_probe(struct ig_http_client *c, int err, void *ud)
 		attempt(p);
 		return;
 	}
-	if (!err && ++p->probes < PROBE_TRIES) {
+	bool connected = !err || err == ECONNRESET || err == ECONNABORTED || err == EPIPE;
+	if (connected && ++p->probes < PROBE_TRIES) {
 		ig_timer_start(&p->w->loop, &p->retry_timer,
 			       (uint64_t)PROBE_AGAIN_MS << (p->probes - 1), probe_again, p);
 		return;

@@ -174,6 +174,7 @@ class FakePod:
         self._stopping = False
         self._killing = False
         self._dying = False
+        self._reset_new = False
         self._killed = threading.Event()
         self._ids = 0
         self._threads = []
@@ -204,14 +205,17 @@ class FakePod:
         self._stopping = True
         self._join()
 
-    def kill(self, listener_lag=0.0):
+    def kill(self, listener_lag=0.0, reset_new=False):
         """Like a killed process: the listener goes first, so a new connect
         is refused, then each open connection is reset. With listener_lag,
         the other order, as Linux closes a killed process's sockets: every
         connection is reset, and the listener (which accepts no more) is
         closed that many seconds later; meanwhile the kernel still completes
-        new connections' handshakes."""
+        new connections' handshakes. With reset_new too, each connection
+        made meanwhile is reset at once, as closing a listener resets the
+        connections waiting in its queue."""
         if listener_lag:
+            self._reset_new = reset_new
             self._dying = True
             for t in list(self._threads):
                 t.join(timeout=5)
@@ -279,6 +283,14 @@ class FakePod:
     def _accept_loop(self):
         try:
             while not self._stopping and not self._killing:
+                if self._dying and self._reset_new:
+                    try:
+                        s, _ = self._lsock.accept()
+                    except (socket.timeout, OSError):
+                        continue
+                    self._event(None, "reset-new")
+                    _rst_close(s)
+                    continue
                 if self._dying:
                     self._killed.wait(POLL)
                     continue

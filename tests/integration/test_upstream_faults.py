@@ -602,6 +602,60 @@ def test_pod_killed_with_request_held(procs, tmp_path, fakes, listener_lag):
     c.stop()
 
 
+def slow_down(pid):
+    """Pins every thread of pid to CPU 0 under SCHED_IDLE, beside a busy
+    loop on that CPU: the process gets a fraction of a CPU and sees its
+    socket events late, while the kernel (and this test, on the other CPU)
+    goes on at full speed. Returns the busy loop; kill it to end this."""
+    hog = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"],
+                           preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    for tid in os.listdir("/proc/%d/task" % pid):
+        os.sched_setaffinity(int(tid), {0})
+        os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
+    return hog
+
+
+def test_pod_killed_probe_reset(procs, tmp_path, fakes):
+    """The pod holding the request dies; its listener outlives its
+    connections and, closing, resets the connections in its queue, among
+    them the gateway's probe, which a gateway short of CPU sees reset before
+    it saw it connect. That is no sign of a live pod: the probes go on until
+    one is refused, and the request is served by the other pod (a CI run
+    answered it 502)."""
+    pods = fakes.pods(2, mode="hold")
+    c = FakeCluster(procs, tmp_path, pods)
+    c.scraped(*pods)
+    out = {}
+
+    def client():
+        out["r"] = safe_completion(c, test_id="held-1")
+
+    t = threading.Thread(target=client)
+    t.start()
+    deadline = time.monotonic() + 5
+    holder = None
+    while holder is None and time.monotonic() < deadline:
+        holder = next((p for p in pods if p.completions("held-1")), None)
+        time.sleep(0.02)
+    assert holder is not None, "no pod got the request"
+    other = pods[1] if holder is pods[0] else pods[0]
+    other.set("json")
+    hog = slow_down(c.gw.pid)
+    try:
+        holder.kill(0.1, reset_new=True)
+        t.join(timeout=10)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert not t.is_alive()
+    status, headers, data, _ = out["r"]
+    assert status == 200, (status, data)
+    assert headers[SERVED] == other.address
+    assert holder.events_of("reset-new"), "no probe reached the dying listener"
+    assert len(other.completions("held-1")) == 1
+    c.stop()
+
+
 # ---- usage read from what pods answer ----
 
 def metric_sum(c, name):
