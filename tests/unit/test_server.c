@@ -795,6 +795,30 @@ static void test_malformed_400(void **state)
 	wait_conns(0);
 }
 
+/* A request line that cannot become one (its method not a token) is
+ * answered at its first bytes, not after the header timeout: a TLS
+ * ClientHello sent to a plain listener, say. A valid start waits. */
+static void test_binary_head_400_at_once(void **state)
+{
+	start_server(NULL);
+	static const char *bad[] = {"\x16\x03\x01\x02", "G@T", " GET"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct peer *p = open_peer();
+		send_str(p, bad[i]);
+		expect(p, err_resp(400, "Bad Request", "malformed HTTP request"));
+		expect_close(p);
+		peer_close(p);
+	}
+	struct peer *p = open_peer();
+	send_str(p, "M-SEARCH /x");
+	expect_quiet(p, 100);
+	send_str(p, " HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect(p, OK("M-SEARCH /x - 0:"));
+	peer_close(p);
+	assert_int_equal(F->nreq, 1);
+	wait_conns(0);
+}
+
 /* RFC 9112 §3.2: absolute-form becomes origin-form with its authority as
  * the Host; HTTP/1.1 needs one Host; other target forms are refused. */
 static void test_request_target_and_host(void **state)
@@ -1583,6 +1607,7 @@ int main(void)
 	    T(test_body_progress),
 	    T(test_expect_continue),
 	    T(test_malformed_400),
+	    T(test_binary_head_400_at_once),
 	    T(test_request_target_and_host),
 	    T(test_host_values),
 	    T(test_431),
