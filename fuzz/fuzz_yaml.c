@@ -1,7 +1,8 @@
 /* Fuzzes manifest loading: arbitrary bytes through libyaml, the kind
  * decoders and the cross-object checks, then the queries the gateway
  * makes of a loaded config (pool membership, model mode, rewrites and
- * objectives, Service endpoints, namespace selectors, ReferenceGrants);
+ * objectives, Service endpoints, namespace selectors, ReferenceGrants,
+ * Gateway addresses);
  * everything is freed again so that leaks show up too. */
 #include <stddef.h>
 #include <stdint.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "core/log.h"
+#include "gateway/addresses.h"
 
 static void query_pools(const struct ig_config *cfg)
 {
@@ -75,6 +78,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		query_pools(cfg);
 		query_services(cfg);
 		query_listeners(cfg);
+		/* spec.addresses against a wildcard and a specific --bind (a
+		 * bind() per address: no packet leaves). */
+		ig_log_level = IG_LOG_ERROR;
+		ig_gateway_addresses_check(cfg, "0.0.0.0");
+		ig_gateway_addresses_check(cfg, "127.0.0.1");
 		ig_config_free(cfg);
 	}
 	ig_diags_free(&diags);

@@ -209,6 +209,18 @@ struct ig_frontend_port {
 /* Listener checks: names unique, (port, protocol, hostname) unique, no
  * hostname on TCP/UDP, the tls rules above; spec.addresses, infrastructure,
  * allowedListeners and defaultScope are refused. */
+struct ig_gateway_address {
+	const char *type;  /* IPAddress (the default), Hostname, or another */
+	const char *value; /* NULL: any */
+	int line;
+};
+
+enum ig_gateway_address_state {
+	IG_GWADDR_OK,
+	IG_GWADDR_UNSUPPORTED, /* a type infergate does not serve: Accepted=False */
+	IG_GWADDR_NOT_USABLE,  /* an IP this host or --bind does not have: Programmed=False */
+};
+
 struct ig_gateway {
 	struct ig_meta meta;
 	char *class_name;
@@ -233,6 +245,20 @@ struct ig_gateway {
 	enum ig_routes_from listeners_from;
 	bool has_listeners_selector;
 	struct ig_label_selector listeners_selector;
+	/* spec.addresses (Gateway API GatewayStaticAddresses): where the
+	 * Gateway asks to be reached; a NULL value (GatewayAddressEmpty) asks
+	 * for any address of ours. Type defaults to IPAddress. */
+	struct ig_gateway_address *addresses;
+	size_t naddresses;
+	/* spec.infrastructure.parametersRef's kind: infergate takes no
+	 * parameters, so such a Gateway is not accepted (InvalidParameters)
+	 * and not served. NULL without one. */
+	const char *params_kind;
+	/* Set after loading, from what this host and --bind allow
+	 * (ig_gateway_addresses_check in gateway/addresses.c): a Gateway
+	 * whose state is not IG_GWADDR_OK is not served. */
+	enum ig_gateway_address_state addr_state;
+	size_t addr_bad; /* the first address at fault */
 	/* Set by the loader: every listener the Gateway serves, its own first,
 	 * then those of its attached ListenerSets (oldest first, then by
 	 * namespace/name) that conflict with no listener before them; NULL for
@@ -240,6 +266,13 @@ struct ig_gateway {
 	const struct ig_listener **merged;
 	size_t nmerged;
 };
+
+/* Whether the Gateway's listeners may be served: its addresses are ours
+ * (addr_state) and it names no parameters. */
+static inline bool ig_gateway_servable(const struct ig_gateway *gw)
+{
+	return gw->addr_state == IG_GWADDR_OK && !gw->params_kind;
+}
 
 /* The Gateway's merged listeners (see `merged`), i below
  * ig_gateway_nlisteners(gw). */

@@ -2,6 +2,8 @@
  * backendRefs, timeouts, retry, sessionPersistence), BackendTLSPolicy and
  * ReferenceGrant, with the CRDs' validation (gateway-api v1.2.1 to v1.6.1,
  * experimental channel; messages are the CRDs' own where they have one). */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,11 +443,137 @@ static void decode_allowed_listeners(struct session *s, yaml_node_t *n, struct i
 				  &g->listeners_selector);
 }
 
-static const char *const gateway_spec_fields[] = {"gatewayClassName", "listeners",	  "tls",
-						  "backendTLS",	      "allowedListeners", NULL};
+/* An AddressType: IPAddress, Hostname, NamedAddress, or a domain-prefixed
+ * name ("example.com/kind"), as the CRD's pattern means it. */
+static bool address_type_ok(const char *t)
+{
+	if (!strcmp(t, "IPAddress") || !strcmp(t, "Hostname") || !strcmp(t, "NamedAddress"))
+		return true;
+	const char *slash = strchr(t, '/');
+	if (!slash || !slash[1] || !ld_dns_subdomain(t, (size_t)(slash - t)))
+		return false;
+	for (const char *p = slash + 1; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("/-._~%!$&'()*+,;=:", *p))
+			return false;
+	return true;
+}
+
+/* spec.addresses: at most 16 {type, value}; an IPAddress value must be an
+ * IP, a Hostname value a hostname; values unique within their type. */
+static void decode_addresses(struct session *s, yaml_node_t *seq, int line, struct ig_gateway *g)
+{
+	static const char *const fields[] = {"type", "value", NULL};
+	ld_check_items(s, seq, line, "spec", "addresses", 0, 16);
+	size_t n = ld_seq_len(seq);
+	g->addresses = ld_alloc(s, (n ? n : 1) * sizeof *g->addresses);
+	for (size_t i = 0; i < n; i++) {
+		char path[LD_PATH];
+		ld_item(path, "spec", "addresses", i);
+		yaml_node_t *it = ld_seq_map(s, seq, i, path);
+		if (!it)
+			continue;
+		ld_fields(s, it, path, fields, NULL);
+		struct ig_gateway_address *a = &g->addresses[g->naddresses++];
+		int tline, vline;
+		a->line = ig_yaml_line(it);
+		a->type = ld_str(s, it, path, "type", false, &tline);
+		a->value = ld_str(s, it, path, "value", false, &vline);
+		if (!a->type)
+			a->type = "IPAddress";
+		else if (strlen(a->type) > 253 || !address_type_ok(a->type))
+			ld_err(
+			    s, tline, path, "type",
+			    "must be IPAddress, Hostname, NamedAddress or a domain-prefixed name "
+			    "(example.com/kind), at most 253 characters");
+		if (!a->value)
+			continue;
+		ld_check_len(s, a->value, vline, path, "value", 0, 253);
+		if (!*a->value) {
+			a->value = NULL; /* "" is no value, as the API server has it */
+			continue;
+		}
+		unsigned char buf[16];
+		if (!strcmp(a->type, "IPAddress") && inet_pton(AF_INET, a->value, buf) != 1 &&
+		    inet_pton(AF_INET6, a->value, buf) != 1)
+			ld_err(s, vline, path, "value", "%s is not an IP address", a->value);
+		if (!strcmp(a->type, "Hostname") && !ld_hostname_ok(a->value))
+			ld_err(s, vline, path, "value", "%s is not a hostname", a->value);
+		for (size_t j = 0; j + 1 < g->naddresses; j++) {
+			const struct ig_gateway_address *b = &g->addresses[j];
+			if (b->value && !strcmp(b->type, a->type) && !strcmp(b->value, a->value) &&
+			    (!strcmp(a->type, "IPAddress") || !strcmp(a->type, "Hostname")))
+				ld_err(s, vline, path, "value",
+				       "%s values must be unique (%s is also on line %d)", a->type,
+				       a->value, b->line);
+		}
+	}
+}
+
+/* spec.infrastructure (Gateway API v1.1+): labels and annotations for
+ * the resources an implementation creates for the Gateway (infergate
+ * creates none: read and checked, with nothing to put them on), and a
+ * parametersRef to implementation-specific parameters, which infergate
+ * has none of: such a Gateway is not accepted (InvalidParameters). */
+static void decode_infrastructure(struct session *s, yaml_node_t *n, struct ig_gateway *g)
+{
+	static const char *const fields[] = {"labels", "annotations", "parametersRef", NULL};
+	static const char *const ref_fields[] = {"group", "kind", "name", NULL};
+	const char *pp = "spec.infrastructure";
+	int line;
+	ld_fields(s, n, pp, fields, NULL);
+	yaml_node_t *labels = ld_map(s, n, pp, "labels", false, &line);
+	if (labels) {
+		size_t nl;
+		ld_labels(s, labels, line, pp, "labels", &nl);
+		if (nl > 8)
+			ld_err(s, line, pp, "labels", "at most 8 labels");
+	}
+	yaml_node_t *ann = ld_map(s, n, pp, "annotations", false, &line);
+	size_t na = ann ? ld_map_len(ann) : 0;
+	if (na > 8)
+		ld_err(s, line, pp, "annotations", "at most 8 annotations");
+	for (size_t i = 0; i < na; i++) {
+		yaml_node_pair_t *p = &ann->data.mapping.pairs.start[i];
+		yaml_node_t *k = ld_node(s, p->key), *v = ld_node(s, p->value);
+		if (!k || !v)
+			continue;
+		if (k->type != YAML_SCALAR_NODE || v->type != YAML_SCALAR_NODE) {
+			ld_err(s, ig_yaml_line(k), pp, "annotations",
+			       "annotations must be string: string pairs");
+			continue;
+		}
+		char *ks = ld_scalar(s, k);
+		if (!ld_label_key_ok(ks))
+			ld_err(s, ig_yaml_line(k), "spec.infrastructure.annotations", ks,
+			       "invalid annotation key: up to 63 letters, digits, '-', '_' or '.', "
+			       "optionally prefixed by a DNS subdomain and '/'");
+		else if (strlen(ld_scalar(s, v)) > 4096)
+			ld_err(s, ig_yaml_line(k), "spec.infrastructure.annotations", ks,
+			       "a value of at most 4096 characters");
+	}
+	yaml_node_t *ref = ld_map(s, n, pp, "parametersRef", false, &line);
+	if (ref) {
+		const char *rp = "spec.infrastructure.parametersRef";
+		int l;
+		ld_fields(s, ref, rp, ref_fields, NULL);
+		const char *group = ld_str(s, ref, rp, "group", true, &l);
+		ld_check_group(s, group, l, rp, "group");
+		g->params_kind = ld_str(s, ref, rp, "kind", true, &l);
+		ld_check_kind(s, g->params_kind, l, rp, "kind");
+		const char *name = ld_str(s, ref, rp, "name", true, &l);
+		ld_check_len(s, name, l, rp, "name", 1, 253);
+		if (g->params_kind)
+			ld_warn(s, line, rp, NULL,
+				"infergate takes no parameters (kind %s): the Gateway is not "
+				"accepted (InvalidParameters) and not served",
+				g->params_kind);
+	}
+}
+
+static const char *const gateway_spec_fields[] = {
+    "gatewayClassName", "listeners",	  "tls", "backendTLS", "allowedListeners",
+    "addresses",	"infrastructure", NULL};
 static const struct ld_unsupported gateway_spec_fields_unsupported[] = {
-    {"addresses", "infergate listens on the addresses its flags give"},
-    {"infrastructure", "infergate creates no infrastructure to label"},
     {"defaultScope", "default Gateways are not implemented"},
     {NULL, NULL},
 };
@@ -474,6 +602,12 @@ void ld_gateway(struct session *s, yaml_node_t *root, const char *api)
 		yaml_node_t *al = ld_map(s, spec, "spec", "allowedListeners", false, &tline);
 		if (al)
 			decode_allowed_listeners(s, al, &g);
+		yaml_node_t *infra = ld_map(s, spec, "spec", "infrastructure", false, &tline);
+		if (infra)
+			decode_infrastructure(s, infra, &g);
+		yaml_node_t *addrs = ld_seq(s, spec, "spec", "addresses", false, &tline);
+		if (addrs)
+			decode_addresses(s, addrs, tline, &g);
 	}
 	if (ls)
 		g.listeners = decode_listeners(s, ls, line, &g.meta, &g.nlisteners);

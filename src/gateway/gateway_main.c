@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/arena.h"
 #include "core/flags.h"
+#include "gateway/addresses.h"
 #include "gateway/accesslog.h"
 #include "gateway/admin.h"
 #include "gateway/gateway.h"
@@ -234,6 +235,8 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 				     G->opt.flow_control, &picker, &picker_hash, &diags) < 0) {
 		rc = -1;
 	}
+	if (rc == 0)
+		ig_gateway_addresses_check(cfg, G->opt.bind);
 	if (rc == 0 && picker && G->opt.metrics_staleness_ms)
 		ig_picker_config_set_staleness(picker, G->opt.metrics_staleness_ms);
 	ig_diags_print(&diags, stderr);

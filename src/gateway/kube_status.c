@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gateway/addresses.h"
 #include "gateway/route.h"
 #include "gateway/runtime.h"
 #include "gateway/snapshot.h"
@@ -244,6 +245,29 @@ static void listener_set_status(struct ctx *c, const struct ig_listener_set *ls)
 			   IG_KUBE_STATUS_WHOLE, st);
 }
 
+/* status.addresses: those the Gateway asked for (ours for one without a
+ * value), or ours when it asked for none; none while it is not served. */
+static json_t *gateway_addresses(struct ctx *c, const struct ig_gateway *gw)
+{
+	if (!ig_gateway_servable(gw))
+		return NULL;
+	char own[64];
+	ig_gw_own_address(c->G->opt.bind, own, sizeof own);
+	json_t *out = json_array();
+	for (size_t i = 0; i < (gw->naddresses ? gw->naddresses : 1); i++) {
+		const char *v =
+		    gw->naddresses && gw->addresses[i].value ? gw->addresses[i].value : own;
+		bool dup = false;
+		for (size_t k = 0; k < json_array_size(out) && !dup; k++)
+			dup = !strcmp(
+			    v, json_string_value(json_object_get(json_array_get(out, k), "value")));
+		if (!dup)
+			json_array_append_new(
+			    out, json_pack("{s:s,s:s}", "type", "IPAddress", "value", v));
+	}
+	return out;
+}
+
 static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 {
 	long long gen = generation(c, "Gateway", GW_GROUP, &gw->meta);
@@ -256,11 +280,42 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 		nprog += prog;
 	}
 	json_t *conds = json_array();
-	json_array_append_new(conds,
-			      cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
-	json_array_append_new(conds,
-			      cond(c, "Programmed", nprog > 0, nprog ? "Programmed" : "Invalid",
-				   nprog ? "Serving" : "No listener could be served", gen));
+	/* Accepted, then Programmed: what keeps the Gateway from being
+	 * served, in the order it is told, else how its listeners fared. */
+	char msg[400];
+	const struct ig_gateway_address *bad = gw->naddresses ? &gw->addresses[gw->addr_bad] : NULL;
+	const char *not_accepted = NULL, *not_programmed = NULL;
+	if (gw->params_kind) {
+		not_accepted = "InvalidParameters";
+		snprintf(
+		    msg, sizeof msg,
+		    "spec.infrastructure.parametersRef: infergate takes no parameters (kind %s)",
+		    gw->params_kind);
+	} else if (gw->addr_state == IG_GWADDR_UNSUPPORTED) {
+		not_accepted = "UnsupportedAddress";
+		snprintf(
+		    msg, sizeof msg,
+		    "spec.addresses[%zu]: type %s is not supported (infergate serves IPAddress)",
+		    gw->addr_bad, bad->type);
+	} else if (gw->addr_state == IG_GWADDR_NOT_USABLE) {
+		not_programmed = "AddressNotUsable";
+		snprintf(msg, sizeof msg,
+			 "spec.addresses[%zu]: %s is not an address that listeners bound to %s "
+			 "receive",
+			 gw->addr_bad, bad->value, c->G->opt.bind);
+	}
+	json_array_append_new(
+	    conds, not_accepted
+		       ? cond(c, "Accepted", false, not_accepted, msg, gen)
+		       : cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
+	if (not_accepted || not_programmed)
+		json_array_append_new(conds,
+				      cond(c, "Programmed", false,
+					   not_programmed ? not_programmed : "Invalid", msg, gen));
+	else
+		json_array_append_new(
+		    conds, cond(c, "Programmed", nprog > 0, nprog ? "Programmed" : "Invalid",
+				nprog ? "Serving" : "No listener could be served", gen));
 	if (gw->has_backend_client) {
 		enum ig_ref_status st = gw->backend_client.status;
 		json_array_append_new(
@@ -287,12 +342,9 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 	json_t *st = json_pack("{s:o,s:o}", "conditions", conds, "listeners", listeners);
 	if (nsets || x || gw->listeners_from != IG_FROM_NONE)
 		json_object_set_new(st, "attachedListenerSets", json_integer((json_int_t)nsets));
-	const char *bind = c->G->opt.bind;
-	const char *addr =
-	    bind && strcmp(bind, "0.0.0.0") && strcmp(bind, "::") ? bind : getenv("POD_IP");
-	if (addr && *addr)
-		json_object_set_new(st, "addresses",
-				    json_pack("[{s:s,s:s}]", "type", "IPAddress", "value", addr));
+	json_t *addrs = gateway_addresses(c, gw);
+	if (addrs)
+		json_object_set_new(st, "addresses", addrs);
 	ig_kube_status_set(c->G->kube, "Gateway", GW_GROUP, gw->meta.ns, gw->meta.name,
 			   IG_KUBE_STATUS_WHOLE, st);
 }

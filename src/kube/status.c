@@ -107,17 +107,19 @@ void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, 
 /* The Gateway API features infergate implements (pkg/features names; the
  * status lists them sorted, as the API asks): the core of the HTTP
  * profile and the HTTPRoute extended features it serves. Not listed:
- * destination port matching, static addresses, infrastructure propagation. */
+ * destination port matching, infrastructure propagation. */
 static const char *const supported_features[] = {
     "BackendTLSPolicy",
     "BackendTLSPolicySANValidation",
     "Gateway",
+    "GatewayAddressEmpty",
     "GatewayBackendClientCertificate",
     "GatewayFrontendClientCertificateValidation",
     "GatewayFrontendClientCertificateValidationInsecureFallback",
     "GatewayHTTPListenerIsolation",
     "GatewayHTTPSListenerDetectMisdirectedRequests",
     "GatewayPort8080",
+    "GatewayStaticAddresses",
     "HTTPRoute",
     "HTTPRoute303RedirectStatusCode",
     "HTTPRoute307RedirectStatusCode",

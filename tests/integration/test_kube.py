@@ -546,7 +546,8 @@ def test_status_written_back(kube):
     assert {"GatewayFrontendClientCertificateValidation", "GatewayBackendClientCertificate",
             "GatewayHTTPSListenerDetectMisdirectedRequests", "ListenerSet",
             "HTTPRouteBackendRequestRedirect", "HTTPRouteBackendURLRewrite", "HTTPRouteRetry",
-            "HTTPRouteRetryConnectionError", "HTTPRouteRetryBackendTimeout"} <= set(names)
+            "HTTPRouteRetryConnectionError", "HTTPRouteRetryBackendTimeout",
+            "GatewayStaticAddresses", "GatewayAddressEmpty"} <= set(names)
 
     def gw_ready():
         gw = get(k, "gateway", "inference-gateway")
@@ -1248,6 +1249,105 @@ spec:
         assert c["Programmed"]["status"] == "False"
     c = listener("named", "web")
     assert c["Conflicted"]["status"] == "False" and c["Programmed"]["status"] == "True"
+    k.stop()
+
+
+def test_gateway_addresses_and_parameters(kube):
+    """spec.addresses (GatewayStaticAddresses, GatewayAddressEmpty), as
+    Gateway API's conformance test walks them: an address type infergate
+    does not serve makes the Gateway not Accepted (UnsupportedAddress); an
+    IP its listeners do not receive (here, not the --bind address) leaves it
+    Accepted but not Programmed (AddressNotUsable) and not served; with only
+    the usable one it is served and status.addresses lists it. An address
+    without a value gets the gateway's own. A Gateway whose
+    infrastructure.parametersRef names parameters (which infergate takes
+    none of) is not accepted (InvalidParameters)."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    empty_port = free_port(k.host)
+    params_port = free_port(k.host)
+
+    def gateway(addresses):
+        return """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: static}
+spec:
+  gatewayClassName: infergate
+  addresses:
+%s
+  listeners:
+  - {name: http, port: %d, protocol: HTTP}
+""" % ("\n".join("  - " + a for a in addresses), k.port)
+    invalid = '{type: test/fake-invalid-type, value: "fake address teehee!"}'
+    unusable = "{value: 192.0.2.10}"
+    usable = "{type: IPAddress, value: %s}" % k.host
+    k.apply(gateway([invalid, unusable, usable]) + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: empty}
+spec:
+  gatewayClassName: infergate
+  addresses:
+  - type: IPAddress
+  listeners:
+  - {name: http, port: %d, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: params}
+spec:
+  gatewayClassName: infergate
+  infrastructure:
+    labels: {team: llm}
+    parametersRef: {group: example.com, kind: GatewayParameters, name: p}
+  listeners:
+  - {name: http, port: %d, protocol: HTTP}
+""" % (empty_port, params_port))
+    k.start_gateway(wait=False)
+
+    def latest(name, ctype, status):
+        def check():
+            gw = get(k, "gateway", name)
+            c = conditions(gw).get(ctype)
+            if not c or c["status"] != status or \
+                    c.get("observedGeneration") != gw["metadata"].get("generation"):
+                return None
+            return gw
+        return check
+
+    gw = wait_for(latest("static", "Accepted", "False"), "static not Accepted")
+    c = conditions(gw)
+    assert c["Accepted"]["reason"] == "UnsupportedAddress", c
+    assert "test/fake-invalid-type" in c["Accepted"]["message"], c
+    assert not gw["status"].get("addresses"), gw["status"]
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, k.port), timeout=0.5).close()
+
+    k.apply(gateway([unusable, usable]))
+    gw = wait_for(latest("static", "Accepted", "True"), "static Accepted")
+    c = conditions(gw)
+    assert (c["Programmed"]["status"], c["Programmed"]["reason"]) == \
+        ("False", "AddressNotUsable"), c
+    assert "192.0.2.10" in c["Programmed"]["message"], c
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, k.port), timeout=0.5).close()
+
+    k.apply(gateway([usable]))
+    gw = wait_for(latest("static", "Programmed", "True"), "static Programmed")
+    assert gw["status"]["addresses"] == [{"type": "IPAddress", "value": k.host}], gw["status"]
+    l = {x["type"]: x for x in gw["status"]["listeners"][0]["conditions"]}
+    assert l["Accepted"]["status"] == "True" and l["ResolvedRefs"]["status"] == "True", l
+    k.wait_listening()
+
+    gw = wait_for(latest("empty", "Programmed", "True"), "empty Programmed")
+    assert gw["status"]["addresses"] == [{"type": "IPAddress", "value": k.host}], gw["status"]
+    socket.create_connection((k.host, empty_port), timeout=2).close()
+
+    # Parameters infergate does not take: not accepted, not served.
+    gw = wait_for(latest("params", "Accepted", "False"), "params not Accepted")
+    assert conditions(gw)["Accepted"]["reason"] == "InvalidParameters", gw["status"]
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, params_port), timeout=0.5).close()
     k.stop()
 
 

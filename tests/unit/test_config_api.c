@@ -805,6 +805,121 @@ static const struct ig_listener *lset_listener(const struct ig_listener_set *ls,
  * same port with another protocol, or the same port, protocol and
  * hostname. A ListenerSet left with no listener it can serve is not
  * accepted, and none of its listeners is merged. */
+#define GW_ADDRS(addrs)                                                                            \
+	"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"                              \
+	"metadata: {name: gw}\nspec:\n  gatewayClassName: c\n  addresses:\n" addrs             \
+	"  listeners: [{name: a, port: 80, protocol: HTTP}]\n"
+
+/* spec.addresses as the CRD reads it: the type defaults to IPAddress, an
+ * empty value is none; IPAddress values are IPs and Hostname values
+ * hostnames, each unique within its type; other types pass the loader
+ * (the gateway decides what it serves). */
+static void test_gateway_addresses(void **state)
+{
+	struct ig_config *c = load_ok(GW_ADDRS("  - {value: 10.1.2.3}\n"
+					       "  - {type: IPAddress, value: \"::1\"}\n"
+					       "  - {type: IPAddress}\n"
+					       "  - {type: IPAddress, value: \"\"}\n"
+					       "  - {type: Hostname, value: gw.example.com}\n"
+					       "  - {type: example.com/pool, value: \"any thing!\"}\n"));
+	const struct ig_gateway *gw = &c->gateways[0];
+	assert_int_equal(gw->naddresses, 6);
+	assert_string_equal(gw->addresses[0].type, "IPAddress");
+	assert_string_equal(gw->addresses[0].value, "10.1.2.3");
+	assert_string_equal(gw->addresses[1].value, "::1");
+	assert_null(gw->addresses[2].value);
+	assert_null(gw->addresses[3].value);
+	assert_string_equal(gw->addresses[4].type, "Hostname");
+	assert_string_equal(gw->addresses[5].type, "example.com/pool");
+	ig_config_free(c);
+
+	static const struct {
+		const char *addrs, *err;
+	} bad[] = {
+	    {"  - {value: 10.1.2}\n", "spec.addresses[0].value: 10.1.2 is not an IP address"},
+	    {"  - {type: Hostname, value: \"-x.com\"}\n",
+	     "spec.addresses[0].value: -x.com is not a hostname"},
+	    {"  - {type: Bogus, value: x}\n", "spec.addresses[0].type: must be IPAddress"},
+	    {"  - {type: \"example.com/\"}\n", "spec.addresses[0].type: must be IPAddress"},
+	    {"  - {value: 10.1.2.3}\n  - {type: IPAddress}\n  - {value: 10.1.2.3}\n",
+	     "spec.addresses[2].value: IPAddress values must be unique"},
+	    {"  - {value: 10.1.2.3, port: 1}\n", "spec.addresses[0].port: unknown field"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char text[1024];
+		snprintf(text, sizeof text, GW_ADDRS("%s"), bad[i].addrs);
+		int rc;
+		char *out = load_diags("a.yaml", text, &rc);
+		assert_int_not_equal(rc, 0);
+		has(out, bad[i].err);
+		free(out);
+	}
+	/* Values repeat across types, and a Hostname may repeat an IP's. */
+	c = load_ok(GW_ADDRS("  - {type: Hostname, value: a.com}\n"
+			     "  - {type: example.com/x, value: a.com}\n"));
+	ig_config_free(c);
+	char many[2048] = "";
+	for (int i = 0; i < 17; i++)
+		snprintf(many + strlen(many), sizeof many - strlen(many), "  - {value: 10.0.0.%d}\n", i);
+	char text[4096];
+	snprintf(text, sizeof text, GW_ADDRS("%s"), many);
+	int rc;
+	char *out = load_diags("a.yaml", text, &rc);
+	assert_int_not_equal(rc, 0);
+	has(out, "spec.addresses");
+	free(out);
+}
+
+/* spec.infrastructure: labels and annotations are checked as the CRD
+ * does and kept nowhere (infergate creates nothing to put them on); a
+ * parametersRef makes the Gateway one that is not accepted. */
+static void test_gateway_infrastructure(void **state)
+{
+	char *out;
+	struct ig_config *c = load_warned(
+	    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+	    "metadata: {name: gw}\nspec:\n  gatewayClassName: c\n"
+	    "  infrastructure:\n    labels: {team: llm, example.com/tier: gold}\n"
+	    "    annotations: {example.com/note: \"any text, at all\"}\n"
+	    "  listeners: [{name: a, port: 80, protocol: HTTP}]\n"
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+	    "metadata: {name: params}\nspec:\n  gatewayClassName: c\n"
+	    "  infrastructure:\n    parametersRef: {group: example.com, kind: GwParams, name: p}\n"
+	    "  listeners: [{name: a, port: 81, protocol: HTTP}]\n",
+	    &out);
+	assert_null(c->gateways[0].params_kind);
+	assert_true(ig_gateway_servable(&c->gateways[0]));
+	assert_string_equal(c->gateways[1].params_kind, "GwParams");
+	assert_false(ig_gateway_servable(&c->gateways[1]));
+	has(out, "spec.infrastructure.parametersRef: infergate takes no parameters (kind GwParams)");
+	free(out);
+	ig_config_free(c);
+	static const struct {
+		const char *infra, *err;
+	} bad[] = {
+	    {"{labels: {a: \"b c\"}}", "spec.infrastructure.labels.a: invalid label value"},
+	    {"{labels: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9}}",
+	     "spec.infrastructure.labels: at most 8 labels"},
+	    {"{annotations: {\"-bad\": x}}", "spec.infrastructure.annotations.-bad: invalid "
+					    "annotation key"},
+	    {"{parametersRef: {group: example.com, name: p}}",
+	     "spec.infrastructure.parametersRef.kind: is required"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char text[1024];
+		snprintf(text, sizeof text,
+			 "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+			 "metadata: {name: gw}\nspec:\n  gatewayClassName: c\n"
+			 "  infrastructure: %s\n  listeners: [{name: a, port: 80, protocol: HTTP}]\n",
+			 bad[i].infra);
+		int rc;
+		char *o = load_diags("i.yaml", text, &rc);
+		assert_int_not_equal(rc, 0);
+		has(o, bad[i].err);
+		free(o);
+	}
+}
+
 static void test_listener_sets(void **state)
 {
 	char *out;
@@ -1761,14 +1876,13 @@ static const struct bad_case cases[] = {
 	     "      requestHeaderModifier: {sett: [{name: a, value: b}]}\n",
      "r.yaml:9: spec.rules[0].filters[0].requestHeaderModifier.sett: unknown field", false},
     {"strict_gateway_addresses",
-     GW "spec:\n  gatewayClassName: c\n  addresses: []\n  listeners: []\n",
-     "g.yaml:7: spec.addresses: not supported by infergate: infergate listens on the addresses "
-     "its flags give",
-     false},
-    {"strict_gateway_infrastructure", GW "spec:\n  infrastructure: {labels: {a: b}}\n",
-     "g.yaml:6: spec.infrastructure: not supported by infergate: infergate creates no "
-     "infrastructure to label",
-     false},
+     GW "spec:\n  gatewayClassName: c\n  addresses: [{value: 10.0.0.1, port: 80}]\n"
+	"  listeners: [{name: a, port: 80, protocol: HTTP}]\n",
+     "g.yaml:7: spec.addresses[0].port: unknown field", false},
+    {"strict_gateway_infrastructure",
+     GW "spec:\n  gatewayClassName: c\n  infrastructure: {labels: {a: b}, owner: x}\n"
+	"  listeners: [{name: a, port: 80, protocol: HTTP}]\n",
+     "g.yaml:7: spec.infrastructure.owner: unknown field", false},
     {"strict_use_default_gateways", RT "spec:\n  useDefaultGateways: All\n",
      "r.yaml:6: spec.useDefaultGateways: not supported by infergate: default Gateways are not "
      "implemented",
@@ -2497,6 +2611,8 @@ int main(void)
 	    cmocka_unit_test(test_service_endpoints),
 	    cmocka_unit_test(test_secret_data),
 	    cmocka_unit_test(test_certificate_refs),
+	    cmocka_unit_test(test_gateway_addresses),
+	    cmocka_unit_test(test_gateway_infrastructure),
 	    cmocka_unit_test(test_listener_sets),
 	    cmocka_unit_test(test_listener_set_kinds_and_grants),
 	    cmocka_unit_test(test_configmap_data),
