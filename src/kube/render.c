@@ -2,7 +2,8 @@
  * gateway is responsible for, each written as its own JSON document (YAML
  * reads JSON) named "kube:Kind/namespace/name", loaded together by the
  * configuration loader the files use. What is ours:
- * - Gateways whose GatewayClass has spec.controllerName equal to ours;
+ * - Gateways whose GatewayClass has spec.controllerName equal to ours (and
+ *   no parametersRef: infergate takes no parameters);
  * - HTTPRoutes with a parentRef to one of those;
  * - the TLS Secrets those Gateways' listeners name;
  * - the Pods a pool or a Service of their namespace selects;
@@ -44,8 +45,12 @@ static bool is_ours_class(struct ig_kube *k, const char *cls)
 	json_t *classes = k->inf[0].objs; /* GatewayClass: first in the table */
 	char key[300];
 	snprintf(key, sizeof key, "/%s", cls ? cls : "");
-	const char *ctl = str_at(json_object_get(classes, key), "spec", "controllerName");
-	return ctl && !strcmp(ctl, k->controller);
+	json_t *gc = json_object_get(classes, key);
+	const char *ctl = str_at(gc, "spec", "controllerName");
+	/* A class with a parametersRef is not accepted (status.c): infergate
+	 * takes no parameters. */
+	return ctl && !strcmp(ctl, k->controller) &&
+	       !json_object_get(json_object_get(gc, "spec"), "parametersRef");
 }
 
 static struct informer *find_inf(struct ig_kube *k, const char *kind)

@@ -152,9 +152,12 @@ static const char *const supported_features[] = {
     "ReferenceGrant",
 };
 
+static json_t *false_cond(const char *type, const char *reason, const char *msg, json_int_t gen,
+			  const char *now);
+
 /* GatewayClasses are not part of the configuration: the classes naming
  * our controller are Accepted here, with SupportedVersion and the
- * supported features. */
+ * supported features, unless they name parameters. */
 static void class_statuses(struct ig_kube *k)
 {
 	const struct kube_kind *kd = find_kind("GatewayClass", "gateway.networking.k8s.io");
@@ -173,6 +176,22 @@ static void class_statuses(struct ig_kube *k)
 		if (!ctl || !name || strcmp(ctl, k->controller))
 			continue;
 		json_int_t gen = json_integer_value(json_object_get(md, "generation"));
+		/* A class that names parameters is not accepted: infergate has
+		 * no kind of parameters (its Gateways are not served either,
+		 * render.c). */
+		const char *pkind = json_string_value(
+		    json_object_get(json_object_get(spec, "parametersRef"), "kind"));
+		if (json_object_get(spec, "parametersRef")) {
+			char msg[300];
+			snprintf(msg, sizeof msg, "infergate takes no parameters (kind %s)",
+				 pkind ? pkind : "none");
+			json_t *st =
+			    json_pack("{s:[o]}", "conditions",
+				      false_cond("Accepted", "InvalidParameters", msg, gen, now));
+			ig_kube_status_set(k, "GatewayClass", kd->group, NULL, name,
+					   IG_KUBE_STATUS_WHOLE, st);
+			continue;
+		}
 		/* SupportedVersion: the gateway reads the Gateway API at v1, which
 		 * the server served when the kinds were listed. */
 		json_t *st = json_pack(

@@ -1261,11 +1261,13 @@ def test_gateway_addresses_and_parameters(kube):
     the usable one it is served and status.addresses lists it. An address
     without a value gets the gateway's own. A Gateway whose
     infrastructure.parametersRef names parameters (which infergate takes
-    none of) is not accepted (InvalidParameters)."""
+    none of) is not accepted (InvalidParameters); so is a GatewayClass of
+    ours that does, and its Gateways are not served."""
     k = kube
     k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
     empty_port = free_port(k.host)
     params_port = free_port(k.host)
+    class_port = free_port(k.host)
 
     def gateway(addresses):
         return """apiVersion: gateway.networking.k8s.io/v1
@@ -1303,6 +1305,23 @@ spec:
   listeners:
   - {name: http, port: %d, protocol: HTTP}
 """ % (empty_port, params_port))
+    # A GatewayClass of ours that names parameters: not accepted, nor are
+    # its Gateways served.
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: with-params}
+spec:
+  controllerName: infergate.dev/gateway-controller
+  parametersRef: {group: example.com, kind: ClassParameters, name: p}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: class-params}
+spec:
+  gatewayClassName: with-params
+  listeners:
+  - {name: http, port: %d, protocol: HTTP}
+""" % class_port)
     k.start_gateway(wait=False)
 
     def latest(name, ctype, status):
@@ -1348,6 +1367,12 @@ spec:
     assert conditions(gw)["Accepted"]["reason"] == "InvalidParameters", gw["status"]
     with pytest.raises(OSError):
         socket.create_connection((k.host, params_port), timeout=0.5).close()
+    gc = wait_for(lambda: conditions(get(k, "gatewayclass", "with-params")).get("Accepted"),
+                  "with-params status")
+    assert (gc["status"], gc["reason"]) == ("False", "InvalidParameters"), gc
+    assert "ClassParameters" in gc["message"], gc
+    with pytest.raises(OSError):
+        socket.create_connection((k.host, class_port), timeout=0.5).close()
     k.stop()
 
 
