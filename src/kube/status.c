@@ -107,7 +107,7 @@ void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, 
 /* The Gateway API features infergate implements (pkg/features names; the
  * status lists them sorted, as the API asks): the core of the HTTP
  * profile and the HTTPRoute extended features it serves. Not listed:
- * destination port matching, infrastructure propagation. */
+ * infrastructure propagation (infergate creates no resources to label). */
 static const char *const supported_features[] = {
     "BackendTLSPolicy",
     "BackendTLSPolicySANValidation",
@@ -131,6 +131,7 @@ static const char *const supported_features[] = {
     "HTTPRouteBackendTimeout",
     "HTTPRouteBackendURLRewrite",
     "HTTPRouteCORS",
+    "HTTPRouteDestinationPortMatching",
     "HTTPRouteHostRewrite",
     "HTTPRouteMethodMatching",
     "HTTPRouteNamedRouteRule",

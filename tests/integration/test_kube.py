@@ -547,7 +547,8 @@ def test_status_written_back(kube):
             "GatewayHTTPSListenerDetectMisdirectedRequests", "ListenerSet",
             "HTTPRouteBackendRequestRedirect", "HTTPRouteBackendURLRewrite", "HTTPRouteRetry",
             "HTTPRouteRetryConnectionError", "HTTPRouteRetryBackendTimeout",
-            "GatewayStaticAddresses", "GatewayAddressEmpty"} <= set(names)
+            "GatewayStaticAddresses", "GatewayAddressEmpty",
+            "HTTPRouteDestinationPortMatching"} <= set(names)
 
     def gw_ready():
         gw = get(k, "gateway", "inference-gateway")
@@ -1225,6 +1226,19 @@ spec:
   - backendRefs:
     - name: svc
       port: 80
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: wrong-port
+spec:
+  parentRefs:
+  - name: named
+    port: 81
+  rules:
+  - backendRefs:
+    - name: svc
+      port: 80
 """ % (k.port, shared, shared))
     k.start_gateway()
 
@@ -1235,6 +1249,9 @@ spec:
     a = wait_for(lambda: accepted("elsewhere"), "elsewhere status")
     assert (a["status"], a["reason"]) == ("False", "NoMatchingListenerHostname"), a
     a = wait_for(lambda: accepted("no-section"), "no-section status")
+    assert (a["status"], a["reason"]) == ("False", "NoMatchingParent"), a
+    # A parentRef port no listener has (HTTPRouteDestinationPortMatching).
+    a = wait_for(lambda: accepted("wrong-port"), "wrong-port status")
     assert (a["status"], a["reason"]) == ("False", "NoMatchingParent"), a
 
     def listener(gw, name):
@@ -1249,6 +1266,11 @@ spec:
         assert c["Programmed"]["status"] == "False"
     c = listener("named", "web")
     assert c["Conflicted"]["status"] == "False" and c["Programmed"]["status"] == "True"
+    # Neither the route of a listener name nor that of a port the Gateway
+    # lacks is attached; the one whose hostnames miss is (attachment is
+    # allowedRoutes and parentRefs alone).
+    st = get(k, "gateway", "named")["status"]
+    assert {l["name"]: l["attachedRoutes"] for l in st["listeners"]} == {"web": 1, "clash": 0}, st
     k.stop()
 
 
