@@ -79,7 +79,7 @@ def code_writes():
               "InferencePool": ["inference.networking.k8s.io", "inference.networking.x-k8s.io"],
               "ListenerSet": ["gateway.networking.k8s.io"],
               "XListenerSet": ["gateway.networking.x-k8s.io"]}
-    kinds = set(re.findall(r'ig_kube_status_set\([^"]*"(\w+)"', gw))
+    kinds = set(re.findall(r'ig_kube_status_set\([^";]*"(\w+)"', gw))
     # A ListenerSet's status is written under its own kind (ListenerSet or
     # XListenerSet), which the call takes from the object.
     if re.search(r"ig_kube_status_set\(c->G->kube, ls->meta\.kind, ls->group", gw):
