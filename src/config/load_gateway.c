@@ -485,6 +485,10 @@ static void decode_addresses(struct session *s, yaml_node_t *seq, int line, stru
 			    s, tline, path, "type",
 			    "must be IPAddress, Hostname, NamedAddress or a domain-prefixed name "
 			    "(example.com/kind), at most 253 characters");
+		else if (strcmp(a->type, "IPAddress"))
+			ld_warn(s, tline, path, "type",
+				"infergate serves IPAddress addresses only: the Gateway is not "
+				"accepted (UnsupportedAddress) and not served");
 		if (!a->value)
 			continue;
 		ld_check_len(s, a->value, vline, path, "value", 0, 253);

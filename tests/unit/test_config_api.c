@@ -806,8 +806,8 @@ static const struct ig_listener *lset_listener(const struct ig_listener_set *ls,
  * hostname. A ListenerSet left with no listener it can serve is not
  * accepted, and none of its listeners is merged. */
 #define GW_ADDRS(addrs)                                                                            \
-	"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"                              \
-	"metadata: {name: gw}\nspec:\n  gatewayClassName: c\n  addresses:\n" addrs             \
+	"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"                                \
+	"metadata: {name: gw}\nspec:\n  gatewayClassName: c\n  addresses:\n" addrs                 \
 	"  listeners: [{name: a, port: 80, protocol: HTTP}]\n"
 
 /* spec.addresses as the CRD reads it: the type defaults to IPAddress, an
@@ -816,12 +816,21 @@ static const struct ig_listener *lset_listener(const struct ig_listener_set *ls,
  * (the gateway decides what it serves). */
 static void test_gateway_addresses(void **state)
 {
-	struct ig_config *c = load_ok(GW_ADDRS("  - {value: 10.1.2.3}\n"
-					       "  - {type: IPAddress, value: \"::1\"}\n"
-					       "  - {type: IPAddress}\n"
-					       "  - {type: IPAddress, value: \"\"}\n"
-					       "  - {type: Hostname, value: gw.example.com}\n"
-					       "  - {type: example.com/pool, value: \"any thing!\"}\n"));
+	char *warned;
+	struct ig_config *c =
+	    load_warned(GW_ADDRS("  - {value: 10.1.2.3}\n"
+				 "  - {type: IPAddress, value: \"::1\"}\n"
+				 "  - {type: IPAddress}\n"
+				 "  - {type: IPAddress, value: \"\"}\n"
+				 "  - {type: Hostname, value: gw.example.com}\n"
+				 "  - {type: example.com/pool, value: \"any thing!\"}\n"),
+			&warned);
+	/* Types infergate does not serve load, with a warning (addresses.c
+	 * keeps the Gateway from being served). */
+	has(warned, "w.yaml:11: warning: spec.addresses[4].type: infergate serves IPAddress "
+		    "addresses only");
+	has(warned, "spec.addresses[5].type: infergate serves IPAddress addresses only");
+	free(warned);
 	const struct ig_gateway *gw = &c->gateways[0];
 	assert_int_equal(gw->naddresses, 6);
 	assert_string_equal(gw->addresses[0].type, "IPAddress");
@@ -860,7 +869,8 @@ static void test_gateway_addresses(void **state)
 	ig_config_free(c);
 	char many[2048] = "";
 	for (int i = 0; i < 17; i++)
-		snprintf(many + strlen(many), sizeof many - strlen(many), "  - {value: 10.0.0.%d}\n", i);
+		snprintf(many + strlen(many), sizeof many - strlen(many),
+			 "  - {value: 10.0.0.%d}\n", i);
 	char text[4096];
 	snprintf(text, sizeof text, GW_ADDRS("%s"), many);
 	int rc;
@@ -891,7 +901,8 @@ static void test_gateway_infrastructure(void **state)
 	assert_true(ig_gateway_servable(&c->gateways[0]));
 	assert_string_equal(c->gateways[1].params_kind, "GwParams");
 	assert_false(ig_gateway_servable(&c->gateways[1]));
-	has(out, "spec.infrastructure.parametersRef: infergate takes no parameters (kind GwParams)");
+	has(out,
+	    "spec.infrastructure.parametersRef: infergate takes no parameters (kind GwParams)");
 	free(out);
 	ig_config_free(c);
 	static const struct {
@@ -901,17 +912,18 @@ static void test_gateway_infrastructure(void **state)
 	    {"{labels: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9}}",
 	     "spec.infrastructure.labels: at most 8 labels"},
 	    {"{annotations: {\"-bad\": x}}", "spec.infrastructure.annotations.-bad: invalid "
-					    "annotation key"},
+					     "annotation key"},
 	    {"{parametersRef: {group: example.com, name: p}}",
 	     "spec.infrastructure.parametersRef.kind: is required"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char text[1024];
-		snprintf(text, sizeof text,
-			 "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
-			 "metadata: {name: gw}\nspec:\n  gatewayClassName: c\n"
-			 "  infrastructure: %s\n  listeners: [{name: a, port: 80, protocol: HTTP}]\n",
-			 bad[i].infra);
+		snprintf(
+		    text, sizeof text,
+		    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+		    "metadata: {name: gw}\nspec:\n  gatewayClassName: c\n"
+		    "  infrastructure: %s\n  listeners: [{name: a, port: 80, protocol: HTTP}]\n",
+		    bad[i].infra);
 		int rc;
 		char *o = load_diags("i.yaml", text, &rc);
 		assert_int_not_equal(rc, 0);
