@@ -799,12 +799,6 @@ static const struct ig_listener *lset_listener(const struct ig_listener_set *ls,
 	return NULL;
 }
 
-/* Who may attach (allowedListeners), the merged list in precedence order
- * (the Gateway's own, then ListenerSets oldest first, then by
- * namespace/name), and which listeners give way to an earlier one: the
- * same port with another protocol, or the same port, protocol and
- * hostname. A ListenerSet left with no listener it can serve is not
- * accepted, and none of its listeners is merged. */
 #define GW_ADDRS(addrs)                                                                            \
 	"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"                                \
 	"metadata: {name: gw}\nspec:\n  gatewayClassName: c\n  addresses:\n" addrs                 \
@@ -932,6 +926,12 @@ static void test_gateway_infrastructure(void **state)
 	}
 }
 
+/* Who may attach (allowedListeners), the merged list in precedence order
+ * (the Gateway's own, then ListenerSets oldest first, then by
+ * namespace/name), and which listeners give way to an earlier one: the
+ * same port with another protocol, or the same port, protocol and
+ * hostname. A ListenerSet left with no listener it can serve is not
+ * accepted, and none of its listeners is merged. */
 static void test_listener_sets(void **state)
 {
 	char *out;
