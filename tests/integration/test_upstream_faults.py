@@ -562,6 +562,30 @@ def test_fresh_connection_dropped_pod_alive(procs, tmp_path, fakes, how):
     c.stop()
 
 
+def request_held(c, pods, test_id):
+    """Sends a completion from a thread to two pods in "hold" mode and
+    waits until one holds it; the other then answers. Returns the thread,
+    its result ({"r": safe_completion(), "t": when it ended}), the holder
+    and the other pod."""
+    out = {}
+
+    def client():
+        out["r"] = safe_completion(c, test_id=test_id)
+        out["t"] = time.monotonic()
+
+    t = threading.Thread(target=client)
+    t.start()
+    deadline = time.monotonic() + 5
+    holder = None
+    while holder is None and time.monotonic() < deadline:
+        holder = next((p for p in pods if p.completions(test_id)), None)
+        time.sleep(0.02)
+    assert holder is not None, "no pod got the request"
+    other = pods[1] if holder is pods[0] else pods[0]
+    other.set("json")
+    return t, out, holder, other
+
+
 @pytest.mark.parametrize("listener_lag", [0.0, 0.06])
 def test_pod_killed_with_request_held(procs, tmp_path, fakes, listener_lag):
     """The pod holding the request dies (its listener goes with it): the
@@ -572,22 +596,7 @@ def test_pod_killed_with_request_held(procs, tmp_path, fakes, listener_lag):
     pods = fakes.pods(2, mode="hold")
     c = FakeCluster(procs, tmp_path, pods)
     c.scraped(*pods)
-    out = {}
-
-    def client():
-        out["r"] = safe_completion(c, test_id="held-1")
-        out["t"] = time.monotonic()
-
-    t = threading.Thread(target=client)
-    t.start()
-    deadline = time.monotonic() + 5
-    holder = None
-    while holder is None and time.monotonic() < deadline:
-        holder = next((p for p in pods if p.completions("held-1")), None)
-        time.sleep(0.02)
-    assert holder is not None, "no pod got the request"
-    other = pods[1] if holder is pods[0] else pods[0]
-    other.set("json")
+    t, out, holder, other = request_held(c, pods, "held-1")
     killed_at = time.monotonic()
     holder.kill(listener_lag)
     t.join(timeout=10)
@@ -625,21 +634,7 @@ def test_pod_killed_probe_reset(procs, tmp_path, fakes):
     pods = fakes.pods(2, mode="hold")
     c = FakeCluster(procs, tmp_path, pods)
     c.scraped(*pods)
-    out = {}
-
-    def client():
-        out["r"] = safe_completion(c, test_id="held-1")
-
-    t = threading.Thread(target=client)
-    t.start()
-    deadline = time.monotonic() + 5
-    holder = None
-    while holder is None and time.monotonic() < deadline:
-        holder = next((p for p in pods if p.completions("held-1")), None)
-        time.sleep(0.02)
-    assert holder is not None, "no pod got the request"
-    other = pods[1] if holder is pods[0] else pods[0]
-    other.set("json")
+    t, out, holder, other = request_held(c, pods, "held-1")
     hog = slow_down(c.gw.pid)
     try:
         holder.kill(0.1, reset_new=True)

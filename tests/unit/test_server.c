@@ -478,6 +478,18 @@ static char *err_resp(int status, const char *reason, const char *msg)
 }
 
 /* Memory that lives until the end of the test. */
+/* Each request on a connection of its own gets `resp` and the close. */
+static void expect_each_refused(const char *const *reqs, size_t n, const char *resp)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct peer *p = open_peer();
+		send_str(p, reqs[i]);
+		expect(p, resp);
+		expect_close(p);
+		peer_close(p);
+	}
+}
+
 static void *scratch(size_t n)
 {
 	assert_true(F->nscratch < 16);
@@ -768,29 +780,18 @@ static void test_malformed_400(void **state)
 	    "GET\r\n\r\n",
 	    "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
 	};
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		struct peer *p;
-		p = open_peer();
-		send_str(p, bad[i]);
-		expect(p, err_resp(400, "Bad Request", "malformed HTTP request"));
-		expect_close(p);
-		peer_close(p);
-	}
+	expect_each_refused(bad, sizeof bad / sizeof bad[0],
+			    err_resp(400, "Bad Request", "malformed HTTP request"));
 	static const char *framing[] = {
 	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
 	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
 	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
 	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
 	};
-	for (size_t i = 0; i < sizeof framing / sizeof framing[0]; i++) {
-		struct peer *p;
-		p = open_peer();
-		send_str(p, framing[i]);
-		expect(p, err_resp(400, "Bad Request",
-				   "invalid message framing (Content-Length / Transfer-Encoding)"));
-		expect_close(p);
-		peer_close(p);
-	}
+	expect_each_refused(
+	    framing, sizeof framing / sizeof framing[0],
+	    err_resp(400, "Bad Request",
+		     "invalid message framing (Content-Length / Transfer-Encoding)"));
 	assert_int_equal(F->nreq, 0);
 	wait_conns(0);
 }
@@ -802,13 +803,8 @@ static void test_binary_head_400_at_once(void **state)
 {
 	start_server(NULL);
 	static const char *bad[] = {"\x16\x03\x01\x02", "G@T", " GET"};
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		struct peer *p = open_peer();
-		send_str(p, bad[i]);
-		expect(p, err_resp(400, "Bad Request", "malformed HTTP request"));
-		expect_close(p);
-		peer_close(p);
-	}
+	expect_each_refused(bad, sizeof bad / sizeof bad[0],
+			    err_resp(400, "Bad Request", "malformed HTTP request"));
 	struct peer *p = open_peer();
 	send_str(p, "M-SEARCH /x");
 	expect_quiet(p, 100);
@@ -891,13 +887,8 @@ static void test_host_values(void **state)
 	    "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
 	    "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n",
 	};
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		struct peer *p = open_peer();
-		send_str(p, bad[i]);
-		expect(p, err_resp(400, "Bad Request", "invalid Host header"));
-		expect_close(p);
-		peer_close(p);
-	}
+	expect_each_refused(bad, sizeof bad / sizeof bad[0],
+			    err_resp(400, "Bad Request", "invalid Host header"));
 	assert_int_equal(F->nreq, 2);
 	wait_conns(0);
 }
