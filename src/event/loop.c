@@ -401,7 +401,7 @@ int ig_listen_tcp(const char *host, int port, bool reuseport, int backlog)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *ai;
 	char portstr[16];
 	snprintf(portstr, sizeof portstr, "%d", port);
@@ -425,6 +425,21 @@ int ig_listen_tcp(const char *host, int port, bool reuseport, int backlog)
 	}
 	freeaddrinfo(ai);
 	return fd;
+}
+
+int ig_listen_address(const char *host, char *out, size_t len)
+{
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *ai;
+	if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+		return -1;
+	const void *a = ai->ai_family == AF_INET
+			    ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+			    : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+	int rc = inet_ntop(ai->ai_family, a, out, (socklen_t)len) ? 0 : -1;
+	freeaddrinfo(ai);
+	return rc;
 }
 
 int ig_send_buf(int fd, struct ig_buf *b, size_t *off)

@@ -141,8 +141,14 @@ int ig_parse_hostport(const char *s, const char *default_host, char *host, size_
 struct sockaddr_storage;
 void ig_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t len);
 /* A non-blocking listening TCP socket on host:port (SO_REUSEADDR, and
- * SO_REUSEPORT when reuseport). Returns the fd or -errno. */
+ * SO_REUSEPORT when reuseport); host is an IP address or a name this host
+ * resolves (its first address), as nginx's listen takes. Returns the fd or
+ * -errno (-EINVAL for a name that does not resolve). */
 int ig_listen_tcp(const char *host, int port, bool reuseport, int backlog);
+/* The IP address a listener on `host` binds, as text, in out (64 bytes
+ * are enough): host itself when it is one, else its first address.
+ * Returns 0, or -1 when the name does not resolve. */
+int ig_listen_address(const char *host, char *out, size_t len);
 
 /* An accept loop on a listening socket (src/event/accept.c): each
  * readiness takes up to 64 connections, sets TCP_NODELAY on each and

@@ -86,7 +86,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 		       "how often the Lease is renewed or tried for (default 2s)"),
 	    IG_FLAG_SECTION("listeners and workers:"),
 	    IG_FLAG_STR("bind", 0, &o->bind, "ADDR",
-			"address the listeners bind (default 0.0.0.0)"),
+			"address the listeners bind, an IP or a name such as localhost (default "
+			"0.0.0.0)"),
 	    IG_FLAG_STR("admin", 0, &o->admin, "HOST:PORT",
 			"admin listener: /metrics, /healthz, /readyz, /pools (:PORT or PORT "
 			"binds 127.0.0.1)"),
@@ -202,6 +203,13 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	const char *timings = rc == IG_OK ? ig_kube_lease_timings_error(&o->kube_opt) : NULL;
 	if (timings)
 		rc = ig_flags_error(&fl, "%s", timings);
+	/* A name (localhost, say) becomes the address it resolves to: the
+	 * Gateways' addresses are compared with it and reported as it. */
+	if (rc == IG_OK && ig_listen_address(o->bind, o->bind_ip, sizeof o->bind_ip) < 0)
+		rc = ig_flags_error(
+		    &fl, "--bind %s: not an IP address, nor a name this host resolves", o->bind);
+	else if (rc == IG_OK)
+		o->bind = o->bind_ip;
 	if (rc != IG_OK)
 		return ig_flags_report(&fl, rc);
 	ig_log_level = (enum ig_log_level)level;
@@ -675,6 +683,8 @@ int ig_gateway_run(const struct ig_gw_options *o)
 		return 1;
 	G->sigfd = -1;
 	G->opt = *o;
+	if (o->bind == o->bind_ip) /* the copy's own buffer, not o's */
+		G->opt.bind = G->opt.bind_ip;
 	int rc = start(G);
 	if (rc == 0) {
 		ig_loop_run(&G->ctl);

@@ -45,7 +45,8 @@ struct ig_gw_frontend {
 };
 
 struct ig_gw_options {
-	const char *bind;  /* listener address, default 0.0.0.0 */
+	const char *bind;  /* listener address, default 0.0.0.0; an IP once parsed */
+	char bind_ip[64];  /* a name given as --bind, resolved */
 	const char *admin; /* admin "host:port" or NULL */
 	/* The admin listener answers only requests that carry
 	 * "Authorization: Bearer <token>" when one of these is set. */

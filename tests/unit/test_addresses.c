@@ -1,5 +1,5 @@
 /* A Gateway's spec.addresses against --bind and this host's addresses
- * (gateway/addresses.c). */
+ * (gateway/addresses.c), and --bind itself (event/loop.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "event/loop.h"
 #include "gateway/addresses.h"
 
 static bool have_ipv6(void)
@@ -108,9 +109,26 @@ static void test_check(void **state)
 	ig_config_free(cfg);
 }
 
+/* --bind as a listener takes it: an IP as it is, a name as the first
+ * address it resolves to (localhost: a loopback one). */
+static void test_listen_address(void **state)
+{
+	char buf[64];
+	assert_int_equal(ig_listen_address("127.0.0.5", buf, sizeof buf), 0);
+	assert_string_equal(buf, "127.0.0.5");
+	assert_int_equal(ig_listen_address("0.0.0.0", buf, sizeof buf), 0);
+	assert_string_equal(buf, "0.0.0.0");
+	assert_int_equal(ig_listen_address("localhost", buf, sizeof buf), 0);
+	assert_true(!strcmp(buf, "::1") || !strncmp(buf, "127.", 4));
+	int fd = ig_listen_tcp("localhost", 0, false, 1);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_listen_address),
 	    cmocka_unit_test(test_usable),
 	    cmocka_unit_test(test_own_address),
 	    cmocka_unit_test(test_check),
