@@ -612,15 +612,21 @@ def test_pod_killed_with_request_held(procs, tmp_path, fakes, listener_lag):
 
 
 def slow_down(pid):
-    """Pins every thread of pid to CPU 0 under SCHED_IDLE, beside a busy
-    loop on that CPU: the process gets a fraction of a CPU and sees its
-    socket events late, while the kernel (and this test, on the other CPU)
-    goes on at full speed. Returns the busy loop; kill it to end this."""
+    """Pins every thread of pid to one CPU (the first this test may use)
+    under SCHED_IDLE, beside a busy loop on that CPU: the process gets a
+    fraction of a CPU and sees its socket events late, while the kernel
+    (and this test, on another CPU) goes on at full speed. A thread that
+    has ended meanwhile is skipped. Returns the busy loop; kill it to end
+    this."""
+    cpu = {min(os.sched_getaffinity(0))}
     hog = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"],
-                           preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+                           preexec_fn=lambda: os.sched_setaffinity(0, cpu))
     for tid in os.listdir("/proc/%d/task" % pid):
-        os.sched_setaffinity(int(tid), {0})
-        os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
+        try:
+            os.sched_setaffinity(int(tid), cpu)
+            os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
+        except ProcessLookupError:
+            pass
     return hog
 
 
