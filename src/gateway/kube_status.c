@@ -44,6 +44,7 @@ struct ctx {
 	const struct ig_snapshot *s;
 	const struct ig_config *cfg;
 	char now[32];
+	char own[64]; /* the gateway's own address (ig_gw_own_address) */
 };
 
 static json_t *cond(struct ctx *c, const char *type, bool ok, const char *reason, const char *msg,
@@ -251,12 +252,10 @@ static json_t *gateway_addresses(struct ctx *c, const struct ig_gateway *gw)
 {
 	if (!ig_gateway_servable(gw))
 		return NULL;
-	char own[64];
-	ig_gw_own_address(c->G->opt.bind, own, sizeof own);
 	json_t *out = json_array();
 	for (size_t i = 0; i < (gw->naddresses ? gw->naddresses : 1); i++) {
 		const char *v =
-		    gw->naddresses && gw->addresses[i].value ? gw->addresses[i].value : own;
+		    gw->naddresses && gw->addresses[i].value ? gw->addresses[i].value : c->own;
 		bool dup = false;
 		for (size_t k = 0; k < json_array_size(out) && !dup; k++)
 			dup = !strcmp(
@@ -648,6 +647,7 @@ void ig_gw_kube_status(struct ig_gateway_rt *G)
 	time_t t = time(NULL);
 	struct tm tm;
 	strftime(c.now, sizeof c.now, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	ig_gw_own_address(G->opt.bind, c.own, sizeof c.own);
 	ig_kube_status_begin(G->kube);
 	for (size_t i = 0; i < c.cfg->ngateways; i++)
 		gateway_status(&c, &c.cfg->gateways[i]);

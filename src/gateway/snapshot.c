@@ -29,13 +29,6 @@ static struct ig_port_rt *port_for(struct ig_snapshot *s, int port)
 	return p;
 }
 
-/* A Gateway whose spec.addresses this gateway cannot have, or that names
- * parameters, is not served (the loader or gateway/addresses.c said why). */
-static bool gw_served(const struct ig_gateway *gw)
-{
-	return ig_gateway_servable(gw);
-}
-
 static bool is_https(const struct ig_listener *li)
 {
 	return strcmp(li->protocol, "HTTPS") == 0;
@@ -47,17 +40,19 @@ static bool is_https(const struct ig_listener *li)
 static bool port_conflicted(const struct ig_config *cfg, int port)
 {
 	int seen = -1;
-	for (size_t g = 0; g < cfg->ngateways; g++)
-		for (size_t l = 0;
-		     gw_served(&cfg->gateways[g]) && l < ig_gateway_nlisteners(&cfg->gateways[g]);
-		     l++) {
-			const struct ig_listener *li = ig_gateway_listener(&cfg->gateways[g], l);
+	for (size_t g = 0; g < cfg->ngateways; g++) {
+		const struct ig_gateway *gw = &cfg->gateways[g];
+		if (!ig_gateway_servable(gw))
+			continue;
+		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++) {
+			const struct ig_listener *li = ig_gateway_listener(gw, l);
 			if (!li->served || li->port != port)
 				continue;
 			if (seen >= 0 && seen != (int)is_https(li))
 				return true;
 			seen = is_https(li);
 		}
+	}
 	return false;
 }
 
@@ -179,7 +174,9 @@ static int add_port(struct ig_snapshot *s, int port, const struct ig_snapshot *p
 		return -1;
 	for (size_t g = 0; g < cfg->ngateways; g++) {
 		const struct ig_gateway *gw = &cfg->gateways[g];
-		for (size_t l = 0; gw_served(gw) && l < ig_gateway_nlisteners(gw); l++) {
+		if (!ig_gateway_servable(gw))
+			continue; /* the loader or gateway/addresses.c said why */
+		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++) {
 			const struct ig_listener *li = ig_gateway_listener(gw, l);
 			if (!li->served || li->port != port)
 				continue;
@@ -222,16 +219,18 @@ static int add_port(struct ig_snapshot *s, int port, const struct ig_snapshot *p
  * port). */
 static bool first_on_port(const struct ig_config *cfg, const struct ig_listener *li)
 {
-	for (size_t g = 0; g < cfg->ngateways; g++)
-		for (size_t l = 0;
-		     gw_served(&cfg->gateways[g]) && l < ig_gateway_nlisteners(&cfg->gateways[g]);
-		     l++) {
-			const struct ig_listener *o = ig_gateway_listener(&cfg->gateways[g], l);
+	for (size_t g = 0; g < cfg->ngateways; g++) {
+		const struct ig_gateway *gw = &cfg->gateways[g];
+		if (!ig_gateway_servable(gw))
+			continue;
+		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++) {
+			const struct ig_listener *o = ig_gateway_listener(gw, l);
 			if (o == li)
 				return true;
 			if (o->served && o->port == li->port)
 				return false;
 		}
+	}
 	return true;
 }
 
@@ -240,7 +239,9 @@ static int add_listeners(struct ig_snapshot *s, const struct ig_snapshot *prev, 
 	const struct ig_config *cfg = s->cfg;
 	for (size_t g = 0; g < cfg->ngateways; g++) {
 		const struct ig_gateway *gw = &cfg->gateways[g];
-		for (size_t l = 0; gw_served(gw) && l < ig_gateway_nlisteners(gw); l++) {
+		if (!ig_gateway_servable(gw))
+			continue; /* the loader or gateway/addresses.c said why */
+		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++) {
 			const struct ig_listener *li = ig_gateway_listener(gw, l);
 			if (!li->served) {
 				ig_warn("gateway %s/%s: listener %s: protocol %s is not served",

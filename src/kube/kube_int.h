@@ -79,6 +79,14 @@ struct ig_kube {
 	unsigned release_tries; /* writes of the release so far */
 };
 
+/* A GatewayClass's spec.parametersRef, or NULL: infergate has no kind of
+ * parameters, so a class that names some is not accepted (status.c) and
+ * its Gateways are not ours (render.c). */
+static inline json_t *ig_kube_class_params(json_t *gc)
+{
+	return json_object_get(json_object_get(gc, "spec"), "parametersRef");
+}
+
 int ig_kube_lease_start(struct ig_kube *k);
 void ig_kube_lease_stop(struct ig_kube *k);
 

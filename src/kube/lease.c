@@ -171,6 +171,13 @@ static void write_lease(struct ig_kube *k, json_t *old, bool take)
 		schedule(k, (unsigned)k->opt.retry_ms);
 }
 
+/* The Lease a GET answered with, or NULL when it did not (new reference). */
+static json_t *lease_read(const struct ig_kube_result *res)
+{
+	return res->curl_code == 0 && res->status == 200 ? json_loadb(res->body, res->len, 0, NULL)
+							 : NULL;
+}
+
 static void read_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 {
 	struct ig_kube *k = r->data;
@@ -179,9 +186,7 @@ static void read_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 		write_lease(k, NULL, true);
 		return;
 	}
-	json_t *lease = res->curl_code == 0 && res->status == 200
-			    ? json_loadb(res->body, res->len, 0, NULL)
-			    : NULL;
+	json_t *lease = lease_read(res);
 	if (!lease) {
 		char msg[512];
 		if (res->curl_code || res->status != 200)
@@ -330,9 +335,7 @@ static void release_read_done(struct ig_kube_req *r, const struct ig_kube_result
 {
 	struct ig_kube *k = r->data;
 	k->lease_req = NULL;
-	json_t *lease = res->curl_code == 0 && res->status == 200
-			    ? json_loadb(res->body, res->len, 0, NULL)
-			    : NULL;
+	json_t *lease = lease_read(res);
 	const char *holder =
 	    json_string_value(json_object_get(json_object_get(lease, "spec"), "holderIdentity"));
 	if (!lease)

@@ -47,10 +47,7 @@ static bool is_ours_class(struct ig_kube *k, const char *cls)
 	snprintf(key, sizeof key, "/%s", cls ? cls : "");
 	json_t *gc = json_object_get(classes, key);
 	const char *ctl = str_at(gc, "spec", "controllerName");
-	/* A class with a parametersRef is not accepted (status.c): infergate
-	 * takes no parameters. */
-	return ctl && !strcmp(ctl, k->controller) &&
-	       !json_object_get(json_object_get(gc, "spec"), "parametersRef");
+	return ctl && !strcmp(ctl, k->controller) && !ig_kube_class_params(gc);
 }
 
 static struct informer *find_inf(struct ig_kube *k, const char *kind)

@@ -154,7 +154,12 @@ static const char *const supported_features[] = {
 };
 
 static json_t *false_cond(const char *type, const char *reason, const char *msg, json_int_t gen,
-			  const char *now);
+			  const char *now)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "type", type, "status", "False", "reason",
+			 reason, "message", msg, "observedGeneration", gen, "lastTransitionTime",
+			 now);
+}
 
 /* GatewayClasses are not part of the configuration: the classes naming
  * our controller are Accepted here, with SupportedVersion and the
@@ -177,12 +182,9 @@ static void class_statuses(struct ig_kube *k)
 		if (!ctl || !name || strcmp(ctl, k->controller))
 			continue;
 		json_int_t gen = json_integer_value(json_object_get(md, "generation"));
-		/* A class that names parameters is not accepted: infergate has
-		 * no kind of parameters (its Gateways are not served either,
-		 * render.c). */
-		const char *pkind = json_string_value(
-		    json_object_get(json_object_get(spec, "parametersRef"), "kind"));
-		if (json_object_get(spec, "parametersRef")) {
+		json_t *params = ig_kube_class_params(gc);
+		if (params) {
+			const char *pkind = json_string_value(json_object_get(params, "kind"));
 			char msg[300];
 			snprintf(msg, sizeof msg, "infergate takes no parameters (kind %s)",
 				 pkind ? pkind : "none");
@@ -214,14 +216,6 @@ static void class_statuses(struct ig_kube *k)
 		ig_kube_status_set(k, "GatewayClass", kd->group, NULL, name, IG_KUBE_STATUS_WHOLE,
 				   st);
 	}
-}
-
-static json_t *false_cond(const char *type, const char *reason, const char *msg, json_int_t gen,
-			  const char *now)
-{
-	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "type", type, "status", "False", "reason",
-			 reason, "message", msg, "observedGeneration", gen, "lastTransitionTime",
-			 now);
 }
 
 /* Objects the configuration left out for their errors say so in their
