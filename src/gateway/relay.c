@@ -589,11 +589,38 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 	return ig_http_write(p->ex, data, len) != 0 ? 1 : 0;
 }
 
+/* The pod's trailer fields, kept past its connection (which goes back
+ * to the pool) for the end of the client's response. */
+static void keep_trailers(struct ig_req *p, struct ig_http_client *c)
+{
+	struct ig_http_header t[64];
+	size_t n = ig_http_client_trailers(c, t, sizeof t / sizeof t[0]);
+	if (!n)
+		return;
+	struct ig_http_header *kept = ig_arena_alloc(p->ex->arena, n * sizeof *kept);
+	if (!kept)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!ig_http_trailer_allowed(t[i].name))
+			continue;
+		kept[k].name = ig_arena_strdup(p->ex->arena, t[i].name);
+		kept[k].value = ig_arena_strdup(p->ex->arena, t[i].value);
+		if (!kept[k].name.ptr || !kept[k].value.ptr)
+			return;
+		k++;
+	}
+	p->trailers = kept;
+	p->ntrailers = k;
+}
+
 static void on_up_done(struct ig_http_client *c, void *ud)
 {
 	struct ig_req *p = ud;
 	if (!p->sse && !p->recorded && !p->tunnel)
 		usage_from_tail(p);
+	if (!p->tunnel)
+		keep_trailers(p, c);
 	p->up = NULL;
 	ig_upstreams_release(p->w->upstreams, p->ep, c);
 	record_metrics(p);
@@ -609,7 +636,7 @@ static void on_up_done(struct ig_http_client *c, void *ud)
 void ig_req_relay_end(struct ig_req *p)
 {
 	p->ex->on_abort = NULL;
-	ig_http_end(p->ex);
+	ig_http_end_trailers(p->ex, p->trailers, p->ntrailers);
 	ig_req_finish(p);
 }
 

@@ -140,7 +140,11 @@ struct ig_req {
 	int status;
 	size_t resp_bytes;
 	int64_t resp_length; /* Content-Length of the response, -1 if none */
-	char *tail;	     /* last bytes of a JSON response, for `usage` */
+	/* The response's trailer fields (a gRPC status), copied into the
+	 * exchange's arena when the pod's answer ends; they end the client's. */
+	struct ig_http_header *trailers;
+	size_t ntrailers;
+	char *tail; /* last bytes of a JSON response, for `usage` */
 	size_t tail_len;
 	struct ig_sse sse_state; /* data: lines of an event stream */
 	long in_tokens, out_tokens;

@@ -136,7 +136,7 @@ static int build_head(struct ig_req *p)
 		peer.len = (size_t)(colon - peer.ptr);
 	struct ig_str target = ig_req_upstream_target(p);
 	size_t cap = r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p) +
-		     72 + 24 + (p->ex->client_cert.len ? p->ex->client_cert.len + 32 : 0);
+		     72 + 24 + 32 + (p->ex->client_cert.len ? p->ex->client_cert.len + 32 : 0);
 	for (size_t i = 0; i < r->num_headers; i++)
 		cap += r->headers[i].name.len + r->headers[i].value.len + 4;
 	char *buf = ig_arena_alloc(p->ex->arena, cap);
@@ -187,6 +187,12 @@ static int build_head(struct ig_req *p)
 		put_cstr(&w, "Connection: Upgrade\r\nUpgrade: ");
 		put_str(&w, up->value);
 		put(&w, "\r\n", 2);
+	} else if (ig_http_has_token(r->headers, r->num_headers, "te", "trailers")) {
+		/* A client that takes trailers (gRPC's clients say so) lets the
+		 * pod send them; the only TE that goes on, as in Envoy. TE is
+		 * hop-by-hop: HTTP/1.1 names it in Connection (RFC 9110
+		 * §10.1.4), h2c keeps "te: trailers" alone. */
+		put_cstr(&w, "Connection: TE\r\nTE: trailers\r\n");
 	}
 	if (modifies) {
 		struct emit_ctx e = {&w};

@@ -58,6 +58,7 @@ static void client_free(struct ig_http_client *c)
 	close(c->io.fd);
 	ig_buf_free(&c->in);
 	ig_buf_free(&c->out);
+	ig_buf_free(&c->trailers);
 	free(c);
 }
 
@@ -411,6 +412,7 @@ static bool process_head(struct ig_http_client *c)
 		c->keep_alive = c->framing.keep_alive;
 		c->body_left = c->framing.length;
 		memset(&c->chunked, 0, sizeof c->chunked);
+		c->chunked.trailers = &c->trailers;
 		c->state = CL_BODY;
 		client_cb_begin(c);
 		int rc = c->cbs->on_head(c, &res, c->ud);
@@ -777,6 +779,8 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 	c->refused = false;
 	c->upgrade = false;
 	c->tunnel = false;
+	ig_buf_reset(&c->trailers);
+	c->trailers.max = MAX_RESP_HEAD;
 	if (!c->h2) {
 		ig_buf_reset(&c->in);
 		c->iov_cnt = 0;
@@ -851,6 +855,15 @@ int64_t ig_http_client_body_length(const struct ig_http_client *c)
 	return -1;
 }
 
+size_t ig_http_client_trailers(const struct ig_http_client *c, struct ig_http_header *out,
+			       size_t max)
+{
+	if (!c->trailers.len)
+		return 0;
+	int n = ig_http_parse_fields(c->trailers.ptr, c->trailers.len, out, max);
+	return n > 0 ? (size_t)n : 0;
+}
+
 bool ig_http_client_was_reused(const struct ig_http_client *c)
 {
 	return c->reused;
@@ -866,6 +879,7 @@ void ig_http_client_park(struct ig_http_client *c, ig_http_client_idle_cb idle_c
 	c->iov_pos = c->iov_cnt = 0;
 	ig_timer_stop(c->loop, &c->timer);
 	ig_buf_free(&c->in);
+	ig_buf_free(&c->trailers);
 	if (c->h2)
 		h2c_park(c);
 	client_update_events(c);

@@ -152,6 +152,15 @@ bool ig_http_client_reusable(const struct ig_http_client *c);
  * on_head on. In h2c mode: Content-Length when the head gives it, 0 when
  * there is no body (HEAD, 204, 304, END_STREAM on the head), else -1. */
 int64_t ig_http_client_body_length(const struct ig_http_client *c);
+/* The trailer fields of the response just read (HTTP/1.1 chunked
+ * trailers, or an h2c trailing HEADERS frame), for on_done: up to `max`
+ * of them into `out`, pointing into the client's memory, valid until the
+ * client sends again, is parked or is closed. 0 when there were none, or
+ * when the section was malformed (its fields are dropped, RFC 9110
+ * §6.5.1 lets a recipient discard them). A section larger than a response
+ * head may be fails the response as a protocol error. */
+size_t ig_http_client_trailers(const struct ig_http_client *c, struct ig_http_header *out,
+			       size_t max);
 /* True when the connection carried a request before the current one (so
  * an early reset may be the server's idle timeout racing us). */
 bool ig_http_client_was_reused(const struct ig_http_client *c);

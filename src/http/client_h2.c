@@ -52,8 +52,9 @@ struct h2c_stream {
 	bool head_seen;	 /* the final response head arrived (later HEADERS: trailers) */
 	bool head_ready; /* ... and the owner has not been given it yet */
 	bool in_trailers;
-	bool ended;  /* the server's END_STREAM arrived */
-	bool closed; /* nghttp2 closed the stream (ended both ways, or reset) */
+	size_t ntrailers; /* fields of the trailing HEADERS */
+	bool ended;	  /* the server's END_STREAM arrived */
+	bool closed;	  /* nghttp2 closed the stream (ended both ways, or reset) */
 	uint32_t close_code;
 	bool proto_err; /* the response broke a rule: we reset the stream */
 	int err_hint;	/* errno for a PROTOCOL fault (EMSGSIZE: head too big) */
@@ -129,10 +130,27 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 		return 0;
 	c->got_byte = true;
 	if (h->st.head_seen) {
-		h->st.in_trailers = true; /* dropped, as over HTTP/1.1 */
+		h->st.in_trailers = true; /* written out as field lines: c->trailers */
 		return 0;
 	}
 	clear_head(h);
+	return 0;
+}
+
+/* A field of the trailing HEADERS (nghttp2 checked it: no pseudo-field,
+ * no CR or LF in the value), as an HTTP/1.1 field line. */
+static int trailer_field(struct ig_http_client *c, const uint8_t *name, size_t namelen,
+			 const uint8_t *value, size_t valuelen)
+{
+	struct h2c_conn *h = c->h2;
+	if (h->st.ntrailers++ == RESP_HEADERS || ig_buf_append(&c->trailers, name, namelen) < 0 ||
+	    ig_buf_append(&c->trailers, ": ", 2) < 0 ||
+	    ig_buf_append(&c->trailers, value, valuelen) < 0 ||
+	    ig_buf_append(&c->trailers, "\r\n", 2) < 0) {
+		h->st.proto_err = true;
+		h->st.err_hint = EMSGSIZE;
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
 	return 0;
 }
 
@@ -141,8 +159,10 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 {
 	struct ig_http_client *c = ud;
 	struct h2c_conn *h = c->h2;
-	if (!ours(h, frame->hd.stream_id) || frame->hd.type != NGHTTP2_HEADERS || h->st.in_trailers)
+	if (!ours(h, frame->hd.stream_id) || frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
+	if (h->st.in_trailers)
+		return trailer_field(c, name, namelen, value, valuelen);
 	if (namelen && name[0] == ':') {
 		/* nghttp2 checked the pseudo-fields (HTTP messaging rules). */
 		if (namelen == 7 && !memcmp(name, ":status", 7) && valuelen == 3)
@@ -198,6 +218,9 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 			h->st.body_length = none ? 0 : h->st.clen;
 		}
 	}
+	if (frame->hd.type == NGHTTP2_HEADERS && h->st.in_trailers && c->trailers.len &&
+	    ig_buf_append(&c->trailers, "\r\n", 2) < 0)
+		h->st.proto_err = true;
 	if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) && end)
 		h->st.ended = true;
 	return 0;

@@ -48,6 +48,10 @@ struct ig_http_client {
 	size_t out_off;
 	struct ig_http_framing framing;
 	struct ig_chunked_decoder chunked;
+	/* The response's trailer section as field lines and the blank line
+	 * (chunked trailers, or an h2c trailing HEADERS written out so); empty
+	 * when it had none. Allocated only when one comes. */
+	struct ig_buf trailers;
 	uint64_t body_left;
 	uint64_t connect_deadline_ns; /* 0: none */
 	uint64_t read_timeout_ns;     /* 0: none */

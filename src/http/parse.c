@@ -164,6 +164,15 @@ static size_t clamp_len(size_t len)
 	return len > 0x7fffffff ? 0x7fffffff : len;
 }
 
+int ig_http_parse_fields(const char *buf, size_t len, struct ig_http_header *headers,
+			 size_t max_headers)
+{
+	struct cursor c = {buf, buf + clamp_len(len)};
+	size_t n;
+	int rc = read_headers(&c, buf, headers, max_headers, &n);
+	return rc < 0 ? rc : (int)n;
+}
+
 static int parse_request_line(struct cursor *c, struct ig_http_request *req)
 {
 	int rc = read_token(c, &req->method);
@@ -603,6 +612,11 @@ static int framing_byte(struct ig_chunked_decoder *d, unsigned char c)
 		return 0;
 	default:
 		if (++d->line_len > CHUNK_LINE_MAX)
+			return -1;
+		/* A section is kept from its first field on (a body without
+		 * trailers costs no buffer). */
+		if (d->trailers && (d->trailers->len || (d->state == CH_TRAILER && c != '\r')) &&
+		    ig_buf_append(d->trailers, &c, 1) < 0)
 			return -1;
 		return trailer_byte(d, c);
 	}

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/buf.h"
 #include "core/str.h"
 
 /* Return codes of the head parsers (>0 is the length of the head,
@@ -95,6 +96,11 @@ struct ig_chunked_decoder {
 	uint64_t remaining; /* bytes left in the current chunk */
 	int state;
 	size_t line_len; /* bytes of the current size/trailer line, for the limit */
+	/* Where the trailer section goes, as sent (its field lines and the
+	 * blank line that ends it), for ig_http_parse_fields; NULL: skipped.
+	 * Nothing is appended when there are no trailer fields, and a section
+	 * past the buffer's ceiling makes the encoding invalid. */
+	struct ig_buf *trailers;
 };
 
 /* Decodes buf[0..*len) in place: on return buf[0..*len) holds the body
@@ -104,6 +110,12 @@ struct ig_chunked_decoder {
  * bytes after the end of the chunked encoding (they sit right after the
  * decoded data in buf, i.e. at buf + *len, and belong to the next message). */
 ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len);
+
+/* Header fields as in a head (`name: value` lines, then a blank line),
+ * such as a trailer section: the count, or IG_HTTP_INVALID /
+ * IG_HTTP_INCOMPLETE / IG_HTTP_TOO_MANY_HEADERS. */
+int ig_http_parse_fields(const char *buf, size_t len, struct ig_http_header *headers,
+			 size_t max_headers);
 
 /* The reason phrase of a status code ("Not Found"), "Unknown" otherwise. */
 const char *ig_http_status_text(int status);

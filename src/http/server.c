@@ -1504,6 +1504,70 @@ int ig_http_end(struct ig_http_exchange *ex)
 	return 0;
 }
 
+bool ig_http_trailer_allowed(struct ig_str name)
+{
+	/* Framing, routing, connection and authentication fields a trailer
+	 * may not carry (RFC 9110 §6.5.1), and HTTP/2's pseudo-fields. */
+	static const struct ig_str banned[] = {
+	    IG_STR("content-length"),
+	    IG_STR("transfer-encoding"),
+	    IG_STR("connection"),
+	    IG_STR("keep-alive"),
+	    IG_STR("proxy-connection"),
+	    IG_STR("upgrade"),
+	    IG_STR("te"),
+	    IG_STR("trailer"),
+	    IG_STR("host"),
+	    IG_STR("content-type"),
+	    IG_STR("content-encoding"),
+	    IG_STR("content-range"),
+	    IG_STR("authorization"),
+	    IG_STR("set-cookie"),
+	    IG_STR("www-authenticate"),
+	    IG_STR("proxy-authenticate"),
+	    IG_STR("cache-control"),
+	    IG_STR("expect"),
+	};
+	if (!name.len || name.ptr[0] == ':')
+		return false;
+	for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++)
+		if (ig_str_ieq(name, banned[i]))
+			return false;
+	return true;
+}
+
+int ig_http_end_trailers(struct ig_http_exchange *ex, const struct ig_http_header *t, size_t n)
+{
+	if (ex->h2)
+		return ig_h2_end_trailers(ex, t, n);
+	struct ig_http_conn *c = ex->conn;
+	if (!c->resp_started || !c->in_handler)
+		return -1;
+	/* Over HTTP/1.1 only a chunked body has a trailer section, and a
+	 * client gets one only when its TE said it takes them (§10.1.4). */
+	if (!n || !c->resp_chunked || c->resp_no_body ||
+	    !ig_http_has_token(ex->req.headers, ex->req.num_headers, "te", "trailers"))
+		return ig_http_end(ex);
+	struct ig_buf *o = &c->out;
+	size_t before = o->len;
+	int rc = ig_buf_append(o, "0\r\n", 3);
+	for (size_t i = 0; i < n; i++) {
+		if (!ig_http_trailer_allowed(t[i].name))
+			continue;
+		rc |= ig_buf_append_str(o, t[i].name);
+		rc |= ig_buf_append(o, ": ", 2);
+		rc |= ig_buf_append_str(o, t[i].value);
+		rc |= ig_buf_append(o, "\r\n", 2);
+	}
+	rc |= ig_buf_append(o, "\r\n", 2);
+	if (rc) {
+		o->len = before;
+		return ig_http_end(ex); /* out of memory: the body still ends */
+	}
+	c->resp_chunked = false; /* the last chunk is written */
+	return ig_http_end(ex);
+}
+
 int ig_http_switch_protocols(struct ig_http_exchange *ex, const struct ig_http_header *hdrs,
 			     size_t n, ig_http_tunnel_data on_data)
 {

@@ -147,6 +147,15 @@ int ig_http_write(struct ig_http_exchange *ex, const void *data, size_t len);
 /* Finishes the response; the exchange is freed by the server afterwards
  * and must not be touched. */
 int ig_http_end(struct ig_http_exchange *ex);
+/* Finishes the response with trailer fields (a gRPC status, say): over
+ * HTTP/2 a trailing HEADERS frame; over HTTP/1.1 a chunked body's trailer
+ * section when the client's TE says "trailers", else they are dropped.
+ * Fields a trailer may not carry are left out (ig_http_trailer_allowed).
+ * With n == 0 it is ig_http_end. */
+int ig_http_end_trailers(struct ig_http_exchange *ex, const struct ig_http_header *t, size_t n);
+/* Whether a field may be sent as a trailer (RFC 9110 §6.5.1): not one
+ * that frames, routes, authenticates or describes the content. */
+bool ig_http_trailer_allowed(struct ig_str name);
 /* Drops the connection now (e.g. upstream failed mid-stream): on_abort is
  * not called; no exchange function may be called afterwards. */
 void ig_http_abort(struct ig_http_exchange *ex);

@@ -75,8 +75,10 @@ struct ig_h2_stream {
 	bool eof;	 /* the response body is complete in `out` */
 	bool deferred;	 /* nghttp2 waits for more of `out` */
 	bool want_writable;
-	bool closed;	   /* nghttp2 closed the stream: free it */
-	bool reset_after;  /* reset once the answer is out: the body is unwanted */
+	bool closed;	      /* nghttp2 closed the stream: free it */
+	bool reset_after;     /* reset once the answer is out: the body is unwanted */
+	nghttp2_nv *trailers; /* sent when the body's end is framed (in the arena) */
+	size_t ntrailers;
 	struct ig_buf out; /* response body bytes not yet framed */
 	size_t out_off;
 	uint64_t sent_ns; /* when the client last let body bytes go out */
@@ -396,6 +398,11 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 		st->out_off = 0;
 		if (st->eof)
 			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		/* The stream ends with the trailing HEADERS instead (nghttp2
+		 * copies the fields; an empty last DATA frame is not sent). */
+		if (st->eof && st->ntrailers &&
+		    nghttp2_submit_trailer(ng, id, st->trailers, st->ntrailers) == 0)
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
 	}
 	return (ssize_t)n;
 }
@@ -790,13 +797,18 @@ static int submit(struct ig_h2_stream *st, int status, const char *content_type,
 		nva[k++] = nv_of(lower, hd->name.len, hd->value.ptr, hd->value.len);
 	}
 	bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
-	st->no_body = bodyless || ig_str_eq_cstr(ex->req.method, "HEAD");
-	if (content_length >= 0 && !bodyless) {
+	bool head = ig_str_eq_cstr(ex->req.method, "HEAD");
+	st->no_body = bodyless || head;
+	/* An empty body needs no length: END_STREAM on the HEADERS says it
+	 * (and a gRPC client would take the field for trailing metadata). */
+	if (content_length > 0 || (content_length == 0 && head && !bodyless)) {
 		int l = snprintf(len_s, 24, "%lld", (long long)content_length);
 		nva[k++] = nv_of("content-length", 14, len_s, (size_t)l);
 	}
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
-	bool body = !st->no_body && !(st->eof && st->out.len == 0);
+	/* No body: END_STREAM goes on the HEADERS frame (a gRPC
+	 * "Trailers-Only" answer must come as that one frame). */
+	bool body = !st->no_body && !(st->eof && st->out.len == 0) && content_length != 0;
 	if (nghttp2_submit_response(h->ng, st->id, nva, k, body ? &prd : NULL) != 0)
 		return -1;
 	st->answered = true;
@@ -883,6 +895,29 @@ int ig_h2_end(struct ig_http_exchange *ex)
 	}
 	ended(st);
 	return 0;
+}
+
+int ig_h2_end_trailers(struct ig_http_exchange *ex, const struct ig_http_header *t, size_t n)
+{
+	struct ig_h2_stream *st = ex->h2;
+	if (!st->answered || !st->in_handler)
+		return -1;
+	/* A head sent with END_STREAM (no body) leaves no place for them. */
+	nghttp2_nv *nva = n ? ig_arena_alloc(&st->arena, n * sizeof *nva) : NULL;
+	size_t k = 0;
+	for (size_t i = 0; nva && i < n; i++) {
+		if (!ig_http_trailer_allowed(t[i].name))
+			continue;
+		char *lower = ig_arena_alloc(&st->arena, t[i].name.len + 1);
+		if (!lower)
+			break;
+		for (size_t j = 0; j < t[i].name.len; j++)
+			lower[j] = (char)tolower((unsigned char)t[i].name.ptr[j]);
+		nva[k++] = nv_of(lower, t[i].name.len, t[i].value.ptr, t[i].value.len);
+	}
+	st->trailers = nva;
+	st->ntrailers = k;
+	return ig_h2_end(ex);
 }
 
 void ig_h2_abort(struct ig_http_exchange *ex)

@@ -38,7 +38,8 @@ struct cx {
 	int nhead, nbody, ndone, nerror, nidle, nconnect;
 	int status;
 	struct ig_buf body;
-	char hdr[64]; /* the value of X-H in the head */
+	char hdr[64];	    /* the value of X-H in the head */
+	char trailers[128]; /* the trailer fields at on_done, "name=value;" each */
 	struct ig_http_client_fault fault;
 	int connect_err;
 	bool reusable_at_done;
@@ -90,6 +91,13 @@ static void on_done(struct ig_http_client *c, void *ud)
 {
 	X->ndone++;
 	X->reusable_at_done = ig_http_client_reusable(c);
+	struct ig_http_header t[4];
+	size_t nt = ig_http_client_trailers(c, t, 4), at = 0;
+	X->trailers[0] = '\0';
+	for (size_t i = 0; i < nt && at < sizeof X->trailers; i++)
+		at += (size_t)snprintf(X->trailers + at, sizeof X->trailers - at, "%.*s=%.*s;",
+				       (int)t[i].name.len, t[i].name.ptr, (int)t[i].value.len,
+				       t[i].value.ptr);
 	if (X->park_in_done && X->close_in != CB_DONE)
 		ig_http_client_park(c, on_idle, X);
 	maybe_close(CB_DONE, c);
@@ -344,7 +352,8 @@ static void test_response_pieces(void **state)
 	assert_int_equal(X->ndone, 1);
 	assert_true(X->reusable_at_done);
 
-	/* Chunked, whole and byte by byte. */
+	/* Chunked, whole and byte by byte; its trailer field is kept. */
+	assert_string_equal(X->trailers, "");
 	next_request(p, false);
 	srv_send(p, resp_chunked);
 	PUMP_UNTIL(callbacks_ended());
@@ -353,12 +362,34 @@ static void test_response_pieces(void **state)
 	assert_body("hello world");
 	assert_int_equal(X->ndone, 1);
 	assert_true(X->reusable_at_done);
+	assert_string_equal(X->trailers, "T=1;");
 	next_request(p, false);
 	srv_send_bytewise(p, resp_chunked);
 	PUMP_UNTIL(callbacks_ended());
 	assert_body("hello world");
 	assert_int_equal(X->ndone, 1);
 	assert_int_equal(X->nerror, 0);
+	assert_true(X->reusable_at_done);
+	assert_string_equal(X->trailers, "T=1;");
+
+	/* The next response's trailers are its own: none, then two (blanks
+	 * around a value go), then a malformed section (dropped whole). */
+	next_request(p, false);
+	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n");
+	PUMP_UNTIL(callbacks_ended());
+	assert_string_equal(X->trailers, "");
+	next_request(p, false);
+	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+		    "grpc-status: 0\r\nx-m:  a b \t\r\n\r\n");
+	PUMP_UNTIL(callbacks_ended());
+	assert_string_equal(X->trailers, "grpc-status=0;x-m=a b;");
+	assert_true(X->reusable_at_done);
+	next_request(p, false);
+	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+		    "no colon here\r\n\r\n");
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->ndone, 1);
+	assert_string_equal(X->trailers, "");
 	assert_true(X->reusable_at_done);
 
 	/* An empty body. */
@@ -883,6 +914,19 @@ static void test_garbage_is_protocol(void **state)
 	PUMP_UNTIL(callbacks_ended());
 	assert_int_equal(X->nerror, 1);
 	assert_int_equal(X->nhead, 0);
+	assert_int_equal(X->fault.kind, IG_CLIENT_PROTOCOL);
+	ig_http_client_close(X->c);
+	X->c = NULL;
+
+	/* A trailer section that never ends, over the same limit. */
+	reset_seen();
+	p = start_exchange(false, 1000);
+	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n");
+	for (int i = 0; i < 70 && !callbacks_ended(); i++)
+		srv_send(p, line);
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->nerror, 1);
+	assert_int_equal(X->ndone, 0);
 	assert_int_equal(X->fault.kind, IG_CLIENT_PROTOCOL);
 }
 

@@ -40,6 +40,8 @@ struct srv {
 	struct ig_buf out;
 	size_t out_pos;
 	bool out_eof;
+	/* Trailer fields (name, value, ..., NULL) that end the body, if set. */
+	const char *const *trailers;
 };
 
 struct cx {
@@ -49,7 +51,8 @@ struct cx {
 	struct ig_http_client *c; /* NULL once closed */
 	int nhead, nbody, ndone, nerror, nidle;
 	int status;
-	char hdr[64]; /* the value of X-H in the head */
+	char hdr[64];	    /* the value of X-H in the head */
+	char trailers[128]; /* the trailer fields at on_done, "name=value;" each */
 	int64_t body_length;
 	struct ig_buf body;
 	struct ig_http_client_fault fault;
@@ -107,6 +110,13 @@ static void on_done(struct ig_http_client *c, void *ud)
 	assert_int_equal(X->ndone + X->nerror, 0);
 	X->ndone++;
 	X->reusable_at_done = ig_http_client_reusable(c);
+	struct ig_http_header t[4];
+	size_t nt = ig_http_client_trailers(c, t, 4), at = 0;
+	X->trailers[0] = '\0';
+	for (size_t i = 0; i < nt && at < sizeof X->trailers; i++)
+		at += (size_t)snprintf(X->trailers + at, sizeof X->trailers - at, "%.*s=%.*s;",
+				       (int)t[i].name.len, t[i].name.ptr, (int)t[i].value.len,
+				       t[i].value.ptr);
 	if (X->park_in_done && X->close_in != CB_DONE)
 		ig_http_client_park(c, on_idle, X);
 	maybe_close(CB_DONE, c);
@@ -173,8 +183,19 @@ static ssize_t s_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len,
 	size_t n = avail < len ? avail : len;
 	memcpy(buf, S->out.ptr + S->out_pos, n);
 	S->out_pos += n;
-	if (S->out_pos == S->out.len && S->out_eof)
+	if (S->out_pos == S->out.len && S->out_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (S->trailers) {
+			nghttp2_nv nva[16];
+			size_t k = 0;
+			for (size_t i = 0; S->trailers[i]; i += 2)
+				nva[k++] = (nghttp2_nv){
+				    (uint8_t *)S->trailers[i], (uint8_t *)S->trailers[i + 1],
+				    strlen(S->trailers[i]), strlen(S->trailers[i + 1]), 0};
+			assert_int_equal(nghttp2_submit_trailer(s, sid, nva, k), 0);
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		}
+	}
 	return (ssize_t)n;
 }
 
@@ -512,6 +533,33 @@ static void test_interim_dropped(void **state)
 	assert_body("ok");
 }
 
+/* A trailing HEADERS frame (gRPC's status) comes out as the response's
+ * trailer fields, after the whole body; the next response has its own. */
+static void test_trailers(void **state)
+{
+	start_get(1000);
+	static const char *const f[] = {"content-type", "application/grpc", NULL};
+	static const char *const t[] = {"grpc-status", "5", "grpc-message", "not found", NULL};
+	X->s.trailers = t;
+	srv_head(200, f, false);
+	srv_body("\0\0\0\0\1x", 6, true);
+	PUMP_UNTIL(ended());
+	assert_int_equal(X->ndone, 1);
+	assert_int_equal(X->body.len, 6);
+	assert_string_equal(X->trailers, "grpc-status=5;grpc-message=not found;");
+	assert_true(X->reusable_at_done);
+
+	X->s.trailers = NULL;
+	struct ig_str part = IG_STR("GET /again HTTP/1.1\r\nHost: a\r\n\r\n");
+	sendv(&part, 1, false, 1000);
+	expect_request();
+	srv_head(200, NULL, false);
+	srv_body("ok", 2, true);
+	PUMP_UNTIL(ended());
+	assert_int_equal(X->ndone, 1);
+	assert_string_equal(X->trailers, "");
+}
+
 /* Reading paused: no more body, and no WINDOW_UPDATE for what was taken,
  * so the server stops at its flow-control window; resumed, all of it. */
 static void test_pause_flow_control(void **state)
@@ -844,6 +892,7 @@ int main(void)
 	    T(test_post_spans),
 	    T(test_bodyless),
 	    T(test_interim_dropped),
+	    T(test_trailers),
 	    T(test_pause_flow_control),
 	    T(test_reset_while_paused),
 	    T(test_reuse_and_parked_ping),

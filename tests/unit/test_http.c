@@ -497,6 +497,64 @@ static void test_chunked_basic(void **state)
 	assert_memory_equal(buf + len, "NEXT", 4);
 }
 
+/* The trailer section, kept when the decoder is given a buffer: the same
+ * bytes however the input is cut, nothing kept (and nothing allocated)
+ * for a body without one, and a section past the buffer's ceiling is an
+ * invalid encoding. */
+static void test_chunked_trailers(void **state)
+{
+	static const char in[] = "3\r\nabc\r\n0\r\nX-Trailer: t\r\ngrpc-status:0 \r\n\r\nNEXT";
+	static const char section[] = "X-Trailer: t\r\ngrpc-status:0 \r\n\r\n";
+	for (size_t step = 1; step <= sizeof in; step++) {
+		struct ig_buf t;
+		ig_buf_init(&t, 1024);
+		struct ig_chunked_decoder d = {.trailers = &t};
+		ssize_t rc = IG_HTTP_INCOMPLETE;
+		for (size_t off = 0; off < sizeof in - 1 && rc == IG_HTTP_INCOMPLETE; off += step) {
+			char piece[sizeof in];
+			size_t n = sizeof in - 1 - off < step ? sizeof in - 1 - off : step;
+			memcpy(piece, in + off, n);
+			rc = ig_chunked_decode(&d, piece, &n);
+		}
+		assert_true(rc >= 0);
+		assert_int_equal(t.len, sizeof section - 1);
+		assert_memory_equal(t.ptr, section, t.len);
+		struct ig_http_header h[4];
+		assert_int_equal(ig_http_parse_fields(t.ptr, t.len, h, 4), 2);
+		assert_true(ig_str_eq_cstr(h[0].name, "X-Trailer") &&
+			    ig_str_eq_cstr(h[0].value, "t"));
+		assert_true(ig_str_eq_cstr(h[1].name, "grpc-status") &&
+			    ig_str_eq_cstr(h[1].value, "0"));
+		assert_int_equal(ig_http_parse_fields(t.ptr, t.len, h, 1),
+				 IG_HTTP_TOO_MANY_HEADERS);
+		ig_buf_free(&t);
+	}
+
+	char plain[] = "2\r\nok\r\n0\r\n\r\n";
+	size_t len = sizeof plain - 1;
+	struct ig_buf t;
+	ig_buf_init(&t, 1024);
+	struct ig_chunked_decoder d = {.trailers = &t};
+	assert_int_equal(ig_chunked_decode(&d, plain, &len), 0);
+	assert_int_equal(t.len, 0);
+	assert_null(t.ptr);
+
+	char big[] = "0\r\nX-Long: 0123456789012345678901234567890123456789\r\n\r\n";
+	len = sizeof big - 1;
+	struct ig_buf small;
+	ig_buf_init(&small, 16);
+	d = (struct ig_chunked_decoder){.trailers = &small};
+	assert_int_equal(ig_chunked_decode(&d, big, &len), IG_HTTP_INVALID);
+	ig_buf_free(&small);
+
+	/* Malformed field lines are not fields. */
+	struct ig_http_header h[2];
+	assert_int_equal(ig_http_parse_fields("no colon\r\n\r\n", 12, h, 2), IG_HTTP_INVALID);
+	assert_int_equal(ig_http_parse_fields(" x: folded\r\n\r\n", 15, h, 2), IG_HTTP_INVALID);
+	assert_int_equal(ig_http_parse_fields("a: b\r\n", 6, h, 2), IG_HTTP_INCOMPLETE);
+	assert_int_equal(ig_http_parse_fields("\r\n", 2, h, 2), 0);
+}
+
 static void test_chunked_empty_and_incomplete(void **state)
 {
 	char body[64], rest[64];
@@ -679,6 +737,7 @@ int main(void)
 	    cmocka_unit_test(test_websocket_handshake),
 	    cmocka_unit_test(test_response_framing),
 	    cmocka_unit_test(test_chunked_basic),
+	    cmocka_unit_test(test_chunked_trailers),
 	    cmocka_unit_test(test_chunked_empty_and_incomplete),
 	    cmocka_unit_test(test_chunked_invalid),
 	    cmocka_unit_test(test_chunked_limits),

@@ -211,6 +211,18 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 		assert_int_equal(ig_http_write(ex, "hello", 5), 0);
 		assert_int_equal(ig_http_write(ex, "world", 5), 0);
 		assert_int_equal(ig_http_end(ex), 0);
+	} else if (path_is(ex, "/trailers-chunked") || path_is(ex, "/trailers-length")) {
+		/* Two fields a trailer may carry, and framing ones it may not. */
+		static const struct ig_http_header t[] = {
+		    {IG_STR("grpc-status"), IG_STR("0")},
+		    {IG_STR("Content-Length"), IG_STR("5")},
+		    {IG_STR("X-T"), IG_STR("v")},
+		    {IG_STR("transfer-encoding"), IG_STR("chunked")},
+		};
+		int64_t cl = path_is(ex, "/trailers-length") ? 5 : -1;
+		assert_int_equal(ig_http_start_response(ex, 200, &stream_hdr, 1, cl), 0);
+		assert_int_equal(ig_http_write(ex, "hello", 5), 0);
+		assert_int_equal(ig_http_end_trailers(ex, t, 4), 0);
 	} else if (path_has_prefix(ex, "/big/", &num)) {
 		r->total = num;
 		ex->on_writable = on_big_writable;
@@ -1103,6 +1115,33 @@ static void test_streamed_response(void **state)
 	peer_close(p);
 }
 
+/* Trailers go to a client whose TE takes them, in a chunked body only;
+ * the fields a trailer may not carry are left out. */
+static void test_trailers(void **state)
+{
+	start_server(NULL);
+	struct peer *p = open_peer();
+	send_str(p, "GET /trailers-chunked HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "5\r\nhello\r\n0\r\ngrpc-status: 0\r\nX-T: v\r\n\r\n");
+	/* TE as a list, with other codings. */
+	send_str(p,
+		 "GET /trailers-chunked HTTP/1.1\r\nHost: a\r\nTE: gzip;q=0.5, trailers\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "5\r\nhello\r\n0\r\ngrpc-status: 0\r\nX-T: v\r\n\r\n");
+	send_str(p, "GET /trailers-chunked HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "5\r\nhello\r\n0\r\n\r\n");
+	send_str(p, "GET /trailers-length HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 5\r\n\r\nhello");
+	/* The connection is still in step: a next request is answered. */
+	send_str(p, "GET /stream-sync HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n");
+	expect_quiet(p, 10);
+	peer_close(p);
+}
+
 static const char tunnel_req[] =
     "GET /tunnel HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
 static const char switched[] =
@@ -1607,6 +1646,7 @@ int main(void)
 	    T(test_body_timeout_is_silence),
 	    T(test_keepalive_idle_timeout),
 	    T(test_streamed_response),
+	    T(test_trailers),
 	    T(test_backpressure),
 	    T(test_tunnel),
 	    T(test_send_timeout),

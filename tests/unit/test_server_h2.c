@@ -32,7 +32,11 @@ struct stream {
 	char *data;
 	size_t len;
 	bool closed;
-	uint32_t code; /* of the close: 0 ended, else the reset's error code */
+	uint32_t code;	    /* of the close: 0 ended, else the reset's error code */
+	char head[256];	    /* the response head's fields but :status, "name=value;" */
+	char trailers[256]; /* the same for a trailing HEADERS frame */
+	int data_frames;
+	bool ended_on_head; /* END_STREAM came on the response HEADERS */
 };
 
 struct client {
@@ -130,6 +134,20 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 		ex->on_writable = on_big_writable;
 		assert_int_equal(ig_http_start_response(ex, 200, NULL, 0, (int64_t)r->total), 0);
 		big_pump(r);
+	} else if (ig_str_eq_cstr(path, "/trailers") || ig_str_eq_cstr(path, "/trailers-only")) {
+		static const struct ig_http_header t[] = {
+		    {IG_STR("grpc-status"), IG_STR("0")},
+		    {IG_STR("Content-Length"), IG_STR("5")},
+		    {IG_STR("X-T"), IG_STR("v")},
+		};
+		assert_int_equal(ig_http_start_response(ex, 200, NULL, 0, -1), 0);
+		if (ig_str_eq_cstr(path, "/trailers"))
+			assert_int_equal(ig_http_write(ex, "hello", 5), 0);
+		assert_int_equal(ig_http_end_trailers(ex, t, 3), 0);
+	} else if (ig_str_eq_cstr(path, "/empty")) {
+		static const struct ig_http_header h = {IG_STR("grpc-status"), IG_STR("5")};
+		assert_int_equal(ig_http_start_response(ex, 200, &h, 1, 0), 0);
+		assert_int_equal(ig_http_end(ex), 0);
 	} else if (ig_str_eq_cstr(path, "/abort")) {
 		assert_int_equal(ig_http_start_response(ex, 200, NULL, 0, -1), 0);
 		assert_int_equal(ig_http_write(ex, "partial", 7), 0);
@@ -158,8 +176,15 @@ static struct stream *stream_at(struct client *c, int32_t id)
 static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
 		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
+	struct stream *s = stream_at(ud, f->hd.stream_id);
 	if (namelen == 7 && memcmp(name, ":status", 7) == 0)
-		stream_at(ud, f->hd.stream_id)->status = atoi((const char *)value);
+		s->status = atoi((const char *)value);
+	else {
+		char *to = f->headers.cat == NGHTTP2_HCAT_HEADERS ? s->trailers : s->head;
+		size_t at = strlen(to);
+		snprintf(to + at, sizeof s->head - at, "%.*s=%.*s;", (int)namelen, name,
+			 (int)valuelen, value);
+	}
 	/* No connection-specific field, and every name lowercase. */
 	assert_false(namelen == 10 && memcmp(name, "connection", 10) == 0);
 	for (size_t i = 0; i < namelen; i++)
@@ -189,6 +214,11 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 static int cb_frame(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct client *c = ud;
+	if (f->hd.type == NGHTTP2_DATA)
+		stream_at(c, f->hd.stream_id)->data_frames++;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		stream_at(c, f->hd.stream_id)->ended_on_head = true;
 	if (f->hd.type == NGHTTP2_GOAWAY) {
 		c->goaway = true;
 		c->goaway_code = f->goaway.error_code;
@@ -330,6 +360,35 @@ static void test_streams(void **state)
 	PUMP_UNTIL(c, server_bytes() <= idle);
 }
 
+/* Trailer fields end a stream as a trailing HEADERS frame (names lower
+ * case, framing fields left out), after a body or none; an empty body
+ * without trailers ends on the response HEADERS itself, with no
+ * content-length (gRPC's Trailers-Only answer). */
+static void test_trailers(void **state)
+{
+	struct client *c = client_open(true);
+	int32_t a = request(c, "GET", "/trailers");
+	int32_t b = request(c, "GET", "/trailers-only");
+	int32_t d = request(c, "GET", "/empty");
+	PUMP_UNTIL(c,
+		   stream_at(c, a)->closed && stream_at(c, b)->closed && stream_at(c, d)->closed);
+	struct stream *sa = stream_at(c, a), *sb = stream_at(c, b), *sd = stream_at(c, d);
+	assert_int_equal(sa->code, 0);
+	assert_string_equal(sa->data, "hello");
+	assert_string_equal(sa->head, "");
+	assert_string_equal(sa->trailers, "grpc-status=0;x-t=v;");
+	assert_int_equal(sb->code, 0);
+	assert_int_equal(sb->len, 0);
+	assert_string_equal(sb->trailers, "grpc-status=0;x-t=v;");
+	assert_false(sb->ended_on_head);
+	assert_int_equal(sd->code, 0);
+	assert_true(sd->ended_on_head);
+	assert_int_equal(sd->data_frames, 0);
+	assert_string_equal(sd->head, "grpc-status=5;");
+	assert_string_equal(sd->trailers, "");
+	assert_int_equal(ig_http_server_busy(F->srv), 0);
+}
+
 /* A stream the client resets aborts its exchange alone. */
 static void test_client_reset_aborts(void **state)
 {
@@ -415,6 +474,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_trailers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_reset_aborts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_abort_resets_one_stream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),

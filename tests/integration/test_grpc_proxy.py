@@ -1,0 +1,316 @@
+"""gRPC through the gateway: an HTTPRoute to a Service whose port says
+appProtocol kubernetes.io/h2c carries gRPC calls (grpcio's client and
+server) with their status and trailing metadata, which travel in HTTP/2
+trailers. Trailers also cross protocols: a pod's HTTP/1.1 chunked trailer
+section reaches an HTTP/2 client as a trailing HEADERS frame, and an
+HTTP/1.1 client that sent `TE: trailers`; `TE: trailers` is the one TE
+that goes on to the pod (as Envoy does)."""
+import os
+import socket
+import threading
+import time
+from concurrent import futures
+
+import pytest
+
+from conftest import free_port, unique_loopback, wait_http, wait_port
+from test_gateway import SAN_ERRORS, write
+
+grpc = pytest.importorskip("grpc")
+h2conn = pytest.importorskip("h2.connection")
+import h2.config  # noqa: E402
+import h2.events  # noqa: E402
+
+GATEWAY = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: {port}
+"""
+
+SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  selector:
+    app: {name}
+  ports:
+  - port: 80
+    targetPort: {port}
+{app_protocol}---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}-0
+  labels:
+    app: {name}
+status:
+  podIP: {ip}
+"""
+
+ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: route
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /h1/}
+    backendRefs:
+    - name: svc-h1
+      port: 80
+  - backendRefs:
+    - name: svc-grpc
+      port: 80
+"""
+
+
+# ---- a gRPC service (grpcio, raw bytes: no generated code) ----
+
+def unary(req, ctx):
+    ctx.set_trailing_metadata((("x-trail", "t1"),))
+    if req == b"fail":
+        ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+    return b"echo:" + req
+
+
+def server_stream(req, ctx):
+    for i in range(int(req)):
+        yield b"m%d" % i
+
+
+def client_stream(it, ctx):
+    return b"+".join(it)
+
+
+def start_grpc(host, port):
+    handler = grpc.method_handlers_generic_handler("test.Echo", {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
+    })
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    srv.add_generic_rpc_handlers((handler,))
+    assert srv.add_insecure_port("%s:%d" % (host, port)) == port
+    srv.start()
+    return srv
+
+
+# ---- an HTTP/1.1 pod that answers with a chunked body and trailers ----
+
+class TrailerPod:
+    """Answers every request `200`, chunked body "hello", then a trailer
+    section (grpc-status, x-t, and a Content-Length a trailer may not
+    carry). Keeps each request head it got."""
+
+    def __init__(self, host, port):
+        self.heads = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        c.settimeout(5)
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                self.heads.append(head.decode("latin-1"))
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        length = int(v)
+                while len(buf) < length:
+                    buf += c.recv(65536)
+                buf = buf[length:]
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                          b"Transfer-Encoding: chunked\r\nTrailer: grpc-status, x-t\r\n\r\n"
+                          b"5\r\nhello\r\n0\r\ngrpc-status: 0\r\nx-t: v 1\r\n"
+                          b"Content-Length: 5\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+class Setup:
+    def __init__(self, procs, tmp_path):
+        self.procs = procs
+        self.dir = os.path.join(str(tmp_path), "grpc")
+        os.makedirs(self.dir, exist_ok=True)
+        self.grpc_host, self.h1_host = unique_loopback(), unique_loopback()
+        self.grpc_port = free_port(self.grpc_host)
+        self.h1_port = free_port(self.h1_host)
+        self.grpc = start_grpc(self.grpc_host, self.grpc_port)
+        self.pod = TrailerPod(self.h1_host, self.h1_port)
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        self.admin = "%s:%d" % (unique_loopback(), free_port())
+        docs = [GATEWAY.format(port=self.port), ROUTE,
+                SERVICE.format(name="svc-grpc", port=self.grpc_port, ip=self.grpc_host,
+                               app_protocol="    appProtocol: kubernetes.io/h2c\n"),
+                SERVICE.format(name="svc-h1", port=self.h1_port, ip=self.h1_host,
+                               app_protocol="")]
+        write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
+        self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host, "--admin",
+                              self.admin, name="gateway")
+        wait_port(self.host, self.port, proc=self.gw)
+        wait_http("http://%s/healthz" % self.admin, proc=self.gw)
+        self.channel = grpc.insecure_channel("%s:%d" % (self.host, self.port))
+
+    def stop_backends(self):
+        self.channel.close()
+        self.grpc.stop(0)
+        self.pod.stop()
+
+    def stop(self):
+        self.stop_backends()
+        self.gw.send_signal(15)
+        rc = self.gw.wait(timeout=15)
+        log = self.procs.output(self.gw)
+        for s in SAN_ERRORS:
+            assert s not in log, log
+        assert rc == 0, log
+        return log
+
+
+@pytest.fixture
+def setup(procs, tmp_path):
+    s = Setup(procs, tmp_path)
+    yield s
+    s.stop_backends()
+
+
+def test_grpc_calls_keep_status_and_metadata(setup):
+    s = setup
+    unary_call = s.channel.unary_unary("/test.Echo/Unary")
+    reply, call = unary_call.with_call(b"hi", timeout=10)
+    assert reply == b"echo:hi"
+    assert call.code() == grpc.StatusCode.OK
+    assert ("x-trail", "t1") in [(m.key, m.value) for m in call.trailing_metadata()]
+
+    # An error status comes in a Trailers-Only answer (one HEADERS frame
+    # that ends the stream): code, message and metadata arrive intact.
+    with pytest.raises(grpc.RpcError) as err:
+        unary_call(b"fail", timeout=10)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.details() == "no such thing"
+    meta = dict((m.key, m.value) for m in err.value.trailing_metadata())
+    assert meta.get("x-trail") == "t1", meta
+    assert "content-length" not in meta, meta
+
+    stream = s.channel.unary_stream("/test.Echo/ServerStream")
+    assert list(stream(b"5", timeout=10)) == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+    upload = s.channel.stream_unary("/test.Echo/ClientStream")
+    assert upload(iter([b"a", b"b", b"c"]), timeout=10) == b"a+b+c"
+
+    # A method the server does not have: UNIMPLEMENTED, from the server.
+    with pytest.raises(grpc.RpcError) as err:
+        s.channel.unary_unary("/test.Echo/Nope")(b"x", timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    s.stop()
+
+
+def h2_request(host, port, path, headers=()):
+    """One HTTP/2 GET over prior knowledge: (head fields, body, trailer fields)."""
+    sock = socket.create_connection((host, port), timeout=10)
+    conn = h2conn.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                         header_encoding="utf-8"))
+    conn.initiate_connection()
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+                            (":path", path)] + list(headers), end_stream=True)
+    sock.sendall(conn.data_to_send())
+    head, body, trailers = None, b"", None
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            data = sock.recv(65536)
+            assert data, "the gateway closed the connection"
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    head = dict(ev.headers)
+                elif isinstance(ev, h2.events.DataReceived):
+                    body += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, h2.events.TrailersReceived):
+                    trailers = list(ev.headers)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    return head, body, trailers
+                elif isinstance(ev, h2.events.StreamReset):
+                    raise AssertionError("stream reset: %r" % ev)
+            sock.sendall(conn.data_to_send())
+        raise AssertionError("no answer in 10 s")
+    finally:
+        sock.close()
+
+
+def h1_request(host, port, path, te):
+    """One HTTP/1.1 GET; the raw answer, read to the end of its chunked body."""
+    sock = socket.create_connection((host, port), timeout=10)
+    extra = "TE: trailers\r\nConnection: TE\r\n" if te else ""
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, extra)).encode())
+    data = b""
+    try:
+        while not data.endswith(b"\r\n\r\n") or b"\r\n0\r\n" not in data:
+            d = sock.recv(65536)
+            assert d, data
+            data += d
+    finally:
+        sock.close()
+    return data.decode("latin-1")
+
+
+def test_http1_trailers_reach_both_protocols(setup):
+    s = setup
+    head, body, trailers = h2_request(s.host, s.port, "/h1/a", [("te", "trailers")])
+    assert head[":status"] == "200" and body == b"hello"
+    # Names as HTTP/2 wants them; a Content-Length is no trailer.
+    assert trailers == [("grpc-status", "0"), ("x-t", "v 1")], trailers
+    assert "trailer" not in head, head
+    # The pod was asked with TE: trailers, which HTTP/1.1 names in Connection.
+    first = s.pod.heads[-1].lower().split("\r\n")
+    assert "te: trailers" in first and "connection: te" in first, first
+
+    answer = h1_request(s.host, s.port, "/h1/b", te=True)
+    assert answer.endswith("5\r\nhello\r\n0\r\ngrpc-status: 0\r\nx-t: v 1\r\n\r\n"), answer
+    # No TE from the client: no trailers to it, and none asked of the pod.
+    answer = h1_request(s.host, s.port, "/h1/c", te=False)
+    assert answer.endswith("5\r\nhello\r\n0\r\n\r\n"), answer
+    last = s.pod.heads[-1].lower()
+    assert "te:" not in last and "connection:" not in last, last
+    s.stop()
