@@ -346,9 +346,23 @@ struct ig_header_match {
 	char *value;
 };
 
+/* A GRPCRoute match is kept as the HTTP match it means (gRPC calls are
+ * POSTs to /service/method): Exact service and method an Exact path,
+ * service alone the PathPrefix /service, method alone or
+ * RegularExpression a regular expression over the whole path. The
+ * original values stay for GRPCRoute's precedence (characters of the
+ * service, then of the method) and for messages. */
+struct ig_grpc_method_match {
+	bool set;
+	bool regex;    /* type RegularExpression */
+	char *service; /* NULL or "": any */
+	char *method;  /* NULL or "": any */
+};
+
 struct ig_route_match {
-	enum ig_path_type path_type; /* default PathPrefix */
-	char *path;		     /* default "/" */
+	enum ig_path_type path_type;	  /* default PathPrefix */
+	char *path;			  /* default "/" */
+	struct ig_grpc_method_match grpc; /* GRPCRoute only */
 	struct ig_header_match *headers;
 	size_t nheaders;
 	struct ig_header_match *query; /* queryParams */
@@ -483,6 +497,13 @@ struct ig_backend_ref {
 	enum ig_ref_status status;
 	const struct ig_pool *pool;	  /* NULL unless an InferencePool resolved */
 	const struct ig_service *service; /* NULL unless a Service resolved */
+	/* A resolved Service reached over h2c: its port says
+	 * kubernetes.io/h2c, or says nothing and a GRPCRoute names it (gRPC
+	 * is HTTP/2: the Route type tells the protocol, as the Gateway API
+	 * allows). A GRPCRoute's port with another appProtocol, or a
+	 * BackendTLSPolicy (TLS is HTTP/1.1 only here), is
+	 * UnsupportedProtocol, and an InferencePool InvalidKind. */
+	bool h2c;
 	/* A resolved Service port that a usable BackendTLSPolicy targets is
 	 * reached over TLS as it says (appProtocol http, HTTPS/https,
 	 * kubernetes.io/ws or kubernetes.io/wss allowed; h2c refused). */
@@ -535,8 +556,14 @@ struct ig_route_rule {
 	struct ig_session_persistence session;
 };
 
+/* An HTTPRoute, or a GRPCRoute (gateway.networking.k8s.io v1, v1alpha2;
+ * `grpc`, meta.kind "GRPCRoute"): the same shape, the GRPCRoute's
+ * matches translated (ig_grpc_method_match), its rules without
+ * timeouts or retry, its filters RequestHeaderModifier,
+ * ResponseHeaderModifier and RequestMirror. */
 struct ig_httproute {
 	struct ig_meta meta;
+	bool grpc;
 	struct ig_parent_ref *parents;
 	size_t nparents;
 	char **hostnames;

@@ -59,6 +59,7 @@ static const struct kind_desc {
     {"ListenerSet", {GW_API("v1")}, ld_listener_set},
     {"XListenerSet", {"gateway.networking.x-k8s.io/v1alpha1"}, ld_listener_set},
     {"HTTPRoute", {GW_API("v1"), GW_API("v1beta1")}, ld_httproute},
+    {"GRPCRoute", {GW_API("v1"), GW_API("v1alpha2")}, ld_grpcroute},
     {"ReferenceGrant", {GW_API("v1beta1"), GW_API("v1")}, ld_reference_grant},
     {"BackendTLSPolicy", {GW_API("v1"), GW_API("v1alpha3")}, ld_backend_tls_policy},
     {"InferencePool", {X_API("v1alpha2"), "inference.networking.k8s.io/v1"}, ld_pool},

@@ -214,6 +214,7 @@ void ld_ref(struct session *s, const char *kind, const char *ns, const char *nam
 
 void ld_gateway(struct session *s, yaml_node_t *root, const char *api);
 void ld_httproute(struct session *s, yaml_node_t *root, const char *api);
+void ld_grpcroute(struct session *s, yaml_node_t *root, const char *api);
 void ld_reference_grant(struct session *s, yaml_node_t *root, const char *api);
 void ld_listener_set(struct session *s, yaml_node_t *root, const char *api);
 void ld_backend_tls_policy(struct session *s, yaml_node_t *root, const char *api);

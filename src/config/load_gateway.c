@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <regex.h>
 #include <string.h>
 #include <strings.h>
 
@@ -82,10 +83,11 @@ static void decode_allowed_routes(struct session *s, yaml_node_t *n, const char 
 		ld_check_kind(s, gk->kind, kline, it, "kind");
 		if (!gk->group)
 			gk->group = GATEWAY_GROUP;
-		if (gk->kind && (strcmp(gk->group, GATEWAY_GROUP) || strcmp(gk->kind, "HTTPRoute")))
+		if (gk->kind && (strcmp(gk->group, GATEWAY_GROUP) ||
+				 (strcmp(gk->kind, "HTTPRoute") && strcmp(gk->kind, "GRPCRoute"))))
 			ld_warn(s, kline, it, "kind",
 				"route kind %s%s%s is not supported (InvalidRouteKinds): only "
-				"HTTPRoute attaches",
+				"HTTPRoute and GRPCRoute attach",
 				*gk->group ? gk->group : "", *gk->group ? "/" : "", gk->kind);
 	}
 }
@@ -858,6 +860,134 @@ static void decode_match(struct session *s, yaml_node_t *n, const char *path,
 	ld_check_enum(s, m->method, line, path, "method", methods);
 }
 
+/* ---- GRPCRoute: matches ------------------------------------------------------- */
+
+/* The CRD's patterns for Exact: a service ^(?i)\.?[a-z_][a-z_0-9]*
+ * (\.[a-z_][a-z_0-9]*)*$, a method ^[A-Za-z_][A-Za-z_0-9]*$. */
+static bool grpc_ident(const char *p, const char **end)
+{
+	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_'))
+		return false;
+	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+	       (*p >= '0' && *p <= '9'))
+		p++;
+	*end = p;
+	return true;
+}
+
+static bool grpc_service_ok(const char *v)
+{
+	const char *p = v + (*v == '.');
+	for (;;) {
+		if (!grpc_ident(p, &p))
+			return false;
+		if (!*p)
+			return true;
+		if (*p++ != '.')
+			return false;
+	}
+}
+
+static bool grpc_method_ok(const char *v)
+{
+	const char *end;
+	return grpc_ident(v, &end) && !*end;
+}
+
+/* The path expression a method match stands for, in the arena. */
+static void grpc_path(struct session *s, struct ig_route_match *m)
+{
+	const struct ig_grpc_method_match *g = &m->grpc;
+	bool svc = g->service && *g->service, meth = g->method && *g->method;
+	char buf[2 * 1024 + 64];
+	if (!g->regex && svc && meth) {
+		m->path_type = IG_PATH_EXACT;
+		snprintf(buf, sizeof buf, "/%s/%s", g->service, g->method);
+	} else if (!g->regex && svc) {
+		m->path_type = IG_PATH_PREFIX;
+		snprintf(buf, sizeof buf, "/%s/", g->service);
+	} else if (!g->regex) {
+		/* A method of any service: its name has no character that
+		 * means anything to a regular expression. */
+		m->path_type = IG_PATH_REGEX;
+		snprintf(buf, sizeof buf, "/[^/]+/%s", meth ? g->method : "[^/]+");
+	} else {
+		m->path_type = IG_PATH_REGEX;
+		snprintf(buf, sizeof buf, "/(%s)/(%s)", svc ? g->service : "[^/]+",
+			 meth ? g->method : "[^/]+");
+	}
+	m->path = ld_strdup(s, buf);
+}
+
+static void decode_grpc_method(struct session *s, yaml_node_t *n, const char *path,
+			       struct ig_route_match *m)
+{
+	static const char *const fields[] = {"type", "service", "method", NULL};
+	static const char *const types[] = {"Exact", "RegularExpression", NULL};
+	struct ig_grpc_method_match *g = &m->grpc;
+	int line, sline, mline;
+	ld_fields(s, n, path, fields, NULL);
+	char *type = ld_str(s, n, path, "type", false, &line);
+	ld_check_enum(s, type, line, path, "type", types);
+	g->set = true;
+	g->regex = type && !strcmp(type, "RegularExpression");
+	g->service = ld_str(s, n, path, "service", false, &sline);
+	g->method = ld_str(s, n, path, "method", false, &mline);
+	ld_check_len(s, g->service, sline, path, "service", 0, 1024);
+	ld_check_len(s, g->method, mline, path, "method", 0, 1024);
+	bool svc = g->service && *g->service, meth = g->method && *g->method;
+	if (!svc && !meth) {
+		ld_err(s, ig_yaml_line(n), path, NULL,
+		       "One or both of 'service' or 'method' must be specified");
+		return;
+	}
+	if (!g->regex && svc && !grpc_service_ok(g->service))
+		ld_err(s, sline, path, "service",
+		       "service must only contain valid characters (matching "
+		       "^(?i)\\.?[a-z_][a-z_0-9]*(\\.[a-z_][a-z_0-9]*)*$)");
+	if (!g->regex && meth && !grpc_method_ok(g->method))
+		ld_err(s, mline, path, "method",
+		       "method must only contain valid characters (matching "
+		       "^[A-Za-z_][A-Za-z_0-9]*$)");
+	grpc_path(s, m);
+	if (g->regex) {
+		/* POSIX extended expressions, as HTTPRoute's: one that does
+		 * not compile is an error here rather than a rule that never
+		 * matches. */
+		regex_t re;
+		if (regcomp(&re, m->path, REG_EXTENDED | REG_NOSUB) != 0)
+			ld_err(s, line, path, NULL,
+			       "service and method must be POSIX extended regular expressions");
+		else
+			regfree(&re);
+	}
+}
+
+static void decode_grpc_match(struct session *s, yaml_node_t *n, const char *path,
+			      struct ig_route_match *m)
+{
+	static const char *const fields[] = {"method", "headers", NULL};
+	int line;
+	m->path_type = IG_PATH_PREFIX;
+	m->path = "/";
+	if (n->type != YAML_MAPPING_NODE) {
+		ld_err(s, ig_yaml_line(n), path, NULL, "must be an object");
+		return;
+	}
+	ld_fields(s, n, path, fields, NULL);
+	yaml_node_t *meth = ld_map(s, n, path, "method", false, &line);
+	if (meth) {
+		char sub[LD_PATH];
+		ld_join(sub, path, "method");
+		decode_grpc_method(s, meth, sub, m);
+	}
+	yaml_node_t *h = ld_seq(s, n, path, "headers", false, &line);
+	if (h) {
+		ld_check_items(s, h, line, path, "headers", 0, 16);
+		m->headers = decode_value_matches(s, h, path, "headers", 4096, &m->nheaders);
+	}
+}
+
 /* ---- HTTPRoute: filters ------------------------------------------------------- */
 
 /* The CRD's pattern for header values, ^[!-~]+([\t ]?[!-~]+)*$: visible
@@ -1238,7 +1368,16 @@ static int decode_filter(struct session *s, yaml_node_t *n, const char *path,
 	for (size_t i = 0; type && i < NFILTER_TYPES; i++)
 		if (!strcmp(type, filter_types[i].type))
 			t = (int)i;
-	if (type && t < 0)
+	/* GRPCRoute's filters are the two header modifiers, RequestMirror
+	 * and ExtensionRef. */
+	bool grpc = m->kind && !strcmp(m->kind, "GRPCRoute");
+	if (grpc && t >= 0 && t != 0 && t != 1 && t != 4 && t != 5)
+		t = -1;
+	if (type && t < 0 && grpc)
+		ld_err(s, line, path, "type",
+		       "must be one of RequestHeaderModifier, ResponseHeaderModifier, "
+		       "RequestMirror, ExtensionRef");
+	else if (type && t < 0)
 		ld_err(
 		    s, line, path, "type",
 		    "must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
@@ -1461,7 +1600,7 @@ static void decode_session(struct session *s, yaml_node_t *n, const char *path,
 		       "cookieConfig can only be set with type Cookie");
 }
 
-static size_t decode_matches(struct session *s, yaml_node_t *n, const char *path,
+static size_t decode_matches(struct session *s, yaml_node_t *n, const char *path, bool grpc,
 			     struct ig_route_rule *r)
 {
 	char sub[LD_PATH];
@@ -1477,7 +1616,9 @@ static size_t decode_matches(struct session *s, yaml_node_t *n, const char *path
 	for (size_t i = 0; i < cnt; i++) {
 		yaml_node_t *m = ld_seq_item(s, ms, i);
 		ld_item(sub, path, "matches", i);
-		if (m)
+		if (m && grpc)
+			decode_grpc_match(s, m, sub, &r->matches[i]);
+		else if (m)
 			decode_match(s, m, sub, &r->matches[i]);
 	}
 	return cnt;
@@ -1533,6 +1674,8 @@ static void check_rule_filters(struct session *s, yaml_node_t *n, const char *pa
 
 static const char *const rule_fields[] = {
     "name", "matches", "filters", "backendRefs", "timeouts", "retry", "sessionPersistence", NULL};
+static const char *const grpc_rule_fields[] = {
+    "name", "matches", "filters", "backendRefs", "sessionPersistence", NULL};
 
 static size_t decode_rule(struct session *s, yaml_node_t *n, const char *path,
 			  const struct ig_meta *m, struct ig_route_rule *r)
@@ -1546,11 +1689,12 @@ static size_t decode_rule(struct session *s, yaml_node_t *n, const char *path,
 		r->matches[0] = (struct ig_route_match){.path_type = IG_PATH_PREFIX, .path = "/"};
 		return 0;
 	}
-	ld_fields(s, n, path, rule_fields, NULL);
+	bool grpc = m->kind && !strcmp(m->kind, "GRPCRoute");
+	ld_fields(s, n, path, grpc ? grpc_rule_fields : rule_fields, NULL);
 	r->name = ld_str(s, n, path, "name", false, &line);
 	if (r->name && !ld_dns_subdomain(r->name, strlen(r->name)))
 		ld_err(s, line, path, "name", "must be a lowercase RFC 1123 subdomain");
-	size_t nm = decode_matches(s, n, path, r);
+	size_t nm = decode_matches(s, n, path, grpc, r);
 	r->filters = decode_filters(s, n, path, m, &r->nfilters);
 	yaml_node_t *bs = ld_seq(s, n, path, "backendRefs", false, &line);
 	if (bs) {
@@ -1622,14 +1766,14 @@ static const struct ld_unsupported route_spec_fields_unsupported[] = {
     {NULL, NULL},
 };
 
-void ld_httproute(struct session *s, yaml_node_t *root, const char *api)
+static void decode_route(struct session *s, yaml_node_t *root, const char *api, bool grpc)
 {
 	static const char *const top[] = {"spec", NULL};
-	struct ig_httproute rt = {0};
+	struct ig_httproute rt = {.grpc = grpc};
 	char path[LD_PATH];
 	int line;
 	ld_top_fields(s, root, top);
-	ld_meta(s, root, api, "HTTPRoute", &rt.meta, false);
+	ld_meta(s, root, api, grpc ? "GRPCRoute" : "HTTPRoute", &rt.meta, false);
 	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
 	if (spec)
 		ld_fields(s, spec, "spec", route_spec_fields, route_spec_fields_unsupported);
@@ -1669,6 +1813,16 @@ void ld_httproute(struct session *s, yaml_node_t *root, const char *api)
 	}
 	decode_rules(s, spec, &rt);
 	*LD_APPEND(s, K_ROUTE, routes) = rt;
+}
+
+void ld_httproute(struct session *s, yaml_node_t *root, const char *api)
+{
+	decode_route(s, root, api, false);
+}
+
+void ld_grpcroute(struct session *s, yaml_node_t *root, const char *api)
+{
+	decode_route(s, root, api, true);
 }
 
 /* ---- BackendTLSPolicy ------------------------------------------------------------ */

@@ -574,7 +574,8 @@ static void resolve_tls_port(struct session *s, const char *path, struct ig_back
 	b->status = IG_REF_OK;
 }
 
-static void resolve_service(struct session *s, const char *path, struct ig_backend_ref *b)
+static void resolve_service(struct session *s, const char *path, bool grpc,
+			    struct ig_backend_ref *b)
 {
 	const struct ig_service *svc = ig_config_find_service(&s->box->cfg, b->ns, b->name);
 	if (!svc) {
@@ -596,6 +597,16 @@ static void resolve_service(struct session *s, const char *path, struct ig_backe
 		return;
 	}
 	const struct ig_backend_tls_policy *tp = tls_policy_of(&s->box->cfg, svc, sp);
+	const char *ap = sp->app_protocol;
+	if (grpc && (tp || (ap && strcmp(ap, "kubernetes.io/h2c")))) {
+		b->status = IG_REF_UNSUPPORTED_PROTOCOL;
+		ld_warn(s, b->line, path, "port",
+			"port %d of Service \"%s/%s\" %s (UnsupportedProtocol): a GRPCRoute's "
+			"backend is reached over h2c, so its appProtocol is kubernetes.io/h2c or "
+			"none, without a BackendTLSPolicy",
+			b->port, b->ns, b->name, tp ? "has a BackendTLSPolicy" : "is not h2c");
+		return;
+	}
 	if (tp) {
 		resolve_tls_port(s, path, b, svc, sp, tp);
 		return;
@@ -617,6 +628,7 @@ static void resolve_service(struct session *s, const char *path, struct ig_backe
 		return;
 	}
 	b->service = svc;
+	b->h2c = grpc || (ap && !strcmp(ap, "kubernetes.io/h2c"));
 	b->status = IG_REF_OK;
 }
 
@@ -628,6 +640,14 @@ static void resolve_backend(struct session *s, const struct ig_httproute *rt, co
 	bool service = !*b->group && !strcmp(b->kind, "Service");
 	bool pool = is_pool_group(b->group) && !strcmp(b->kind, "InferencePool");
 	b->status = IG_REF_NOT_FOUND;
+	if (rt->grpc && pool) {
+		/* A pool's requests are JSON bodies the picker reads. */
+		b->status = IG_REF_INVALID_KIND;
+		ld_warn(s, b->line, path, "kind",
+			"a GRPCRoute cannot route to an InferencePool (InvalidKind): use an "
+			"HTTPRoute");
+		return;
+	}
 	if (!service && !pool) {
 		b->status = IG_REF_INVALID_KIND;
 		if (is_pool_group(b->group) && !strcmp(b->kind, "InferencePoolImport"))
@@ -643,7 +663,7 @@ static void resolve_backend(struct session *s, const struct ig_httproute *rt, co
 	}
 	/* Permission before existence: the status must not tell whether an
 	 * object the route may not see exists. */
-	if (!ig_config_reference_allowed(&s->box->cfg, GATEWAY_GROUP, "HTTPRoute", rt->meta.ns,
+	if (!ig_config_reference_allowed(&s->box->cfg, GATEWAY_GROUP, rt->meta.kind, rt->meta.ns,
 					 b->group, b->kind, b->ns, b->name)) {
 		b->status = IG_REF_NOT_PERMITTED;
 		ld_warn(s, b->line, path, "namespace",
@@ -655,7 +675,7 @@ static void resolve_backend(struct session *s, const struct ig_httproute *rt, co
 	if (pool)
 		resolve_pool(s, path, b);
 	else
-		resolve_service(s, path, b);
+		resolve_service(s, path, rt->grpc, b);
 }
 
 static void resolve_filters(struct session *s, const struct ig_httproute *rt, const char *owner,

@@ -19,13 +19,17 @@ static int no_positional(struct ig_flags *fl, const struct ig_flag *f, const cha
 
 static void summary(const struct ig_config *c)
 {
+	size_t grpc = 0;
+	for (size_t i = 0; i < c->nroutes; i++)
+		grpc += c->routes[i].grpc;
 	const struct {
 		size_t n;
 		const char *kind;
 	} counts[] = {
 	    {c->ngateways, "Gateway"},
 	    {c->nlistener_sets, "ListenerSet"},
-	    {c->nroutes, "HTTPRoute"},
+	    {c->nroutes - grpc, "HTTPRoute"},
+	    {grpc, "GRPCRoute"},
 	    {c->ngrants, "ReferenceGrant"},
 	    {c->ntls_policies, "BackendTLSPolicy"},
 	    {c->npools, "InferencePool"},

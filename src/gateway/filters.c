@@ -441,7 +441,7 @@ static void send_mirror(struct ig_req *p, const struct ig_backend_ref *be)
 	enum ig_http_proto proto = IG_PROTO_HTTP1;
 	struct ig_tls_client_ctx *tls = NULL;
 	if (be->service) {
-		const struct ig_service_rt *s = ig_snapshot_service(p->snap, be->service, be->port);
+		const struct ig_service_rt *s = ig_snapshot_service(p->snap, be);
 		const struct ig_gateway *gw = p->listener ? p->listener->gw : NULL;
 		if (s && ig_backend_tls_failed(s, gw))
 			return;

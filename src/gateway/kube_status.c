@@ -75,7 +75,8 @@ static size_t attached(struct ctx *c, const struct ig_gateway *gw, const struct 
 {
 	size_t n = 0;
 	for (size_t r = 0; r < c->cfg->nroutes; r++)
-		n += ig_route_attaches(c->cfg, &c->cfg->routes[r], gw, l);
+		n += ig_route_attaches(c->cfg, &c->cfg->routes[r], gw, l) &&
+		     !ig_route_conflicted(c->cfg, &c->cfg->routes[r], gw, l);
 	return n;
 }
 
@@ -122,13 +123,25 @@ static bool listener_accepted(const struct ig_listener *l, bool no_ca, const cha
 static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 			       const struct ig_listener *l, long long gen, bool *prog)
 {
+	/* supportedKinds: the kinds the listener takes, those of
+	 * allowedRoutes.kinds that infergate has when it names any. */
 	json_t *kinds = json_array();
-	if (l->served)
-		json_array_append_new(
-		    kinds, json_pack("{s:s,s:s}", "group", GW_GROUP, "kind", "HTTPRoute"));
+	static const char *const ours[] = {"HTTPRoute", "GRPCRoute"};
 	bool bad_kinds = false;
-	for (size_t i = 0; i < l->allowed.nkinds; i++)
-		bad_kinds |= strcmp(l->allowed.kinds[i].kind, "HTTPRoute") != 0;
+	for (size_t i = 0; i < l->allowed.nkinds; i++) {
+		const struct ig_route_group_kind *k = &l->allowed.kinds[i];
+		bad_kinds |= strcmp(k->group, GW_GROUP) ||
+			     (strcmp(k->kind, ours[0]) && strcmp(k->kind, ours[1]));
+	}
+	for (size_t i = 0; l->served && i < 2; i++) {
+		bool listed = !l->allowed.nkinds;
+		for (size_t k = 0; k < l->allowed.nkinds && !listed; k++)
+			listed = !strcmp(l->allowed.kinds[k].group, GW_GROUP) &&
+				 !strcmp(l->allowed.kinds[k].kind, ours[i]);
+		if (listed)
+			json_array_append_new(
+			    kinds, json_pack("{s:s,s:s}", "group", GW_GROUP, "kind", ours[i]));
+	}
 	const char *refs_reason = "ResolvedRefs";
 	for (size_t i = 0; i < l->tls.ncerts; i++) {
 		if (l->tls.certs[i].status == IG_REF_NOT_PERMITTED)
@@ -393,7 +406,7 @@ static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 {
 	const struct ig_listener *ls = set ? set->listeners : gw->listeners;
 	size_t n = set ? set->nlisteners : gw->nlisteners;
-	bool matching = false, allowed = false, attaches = false;
+	bool matching = false, allowed = false, meets = false, attaches = false;
 	for (size_t i = 0; i < n; i++) {
 		const struct ig_listener *l = &ls[i];
 		if ((p->section_name && strcmp(p->section_name, l->name)) ||
@@ -403,7 +416,12 @@ static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 		if (!ig_route_attaches(c->cfg, r, gw, l))
 			continue;
 		allowed = true;
-		attaches |= ig_route_hostnames_meet(r, l);
+		if (!ig_route_hostnames_meet(r, l))
+			continue;
+		meets = true;
+		if (ig_route_conflicted(c->cfg, r, gw, l))
+			continue;
+		attaches = true;
 	}
 	json_t *conds = json_array();
 	if (set && set->state != IG_LSET_ACCEPTED)
@@ -417,6 +435,14 @@ static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 	else if (attaches)
 		json_array_append_new(
 		    conds, cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
+	else if (meets)
+		/* GRPCRouteSpec.hostnames: an HTTPRoute and a GRPCRoute sharing
+		 * a hostname on a listener, the older (or first by name) stays. */
+		json_array_append_new(
+		    conds, cond(c, "Accepted", false, "HostnameConflict",
+				r->grpc ? "An HTTPRoute that comes first serves the same hostname"
+					: "A GRPCRoute that comes first serves the same hostname",
+				gen));
 	else if (allowed)
 		json_array_append_new(
 		    conds, cond(c, "Accepted", false, "NoMatchingListenerHostname",
@@ -452,7 +478,7 @@ static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 
 static void route_status(struct ctx *c, const struct ig_httproute *r)
 {
-	long long gen = generation(c, "HTTPRoute", GW_GROUP, &r->meta);
+	long long gen = generation(c, r->meta.kind, GW_GROUP, &r->meta);
 	json_t *parents = json_array();
 	for (size_t i = 0; i < r->nparents; i++) {
 		const struct ig_parent_ref *p = &r->parents[i];
@@ -469,7 +495,7 @@ static void route_status(struct ctx *c, const struct ig_httproute *r)
 		if (ls && ls->gw)
 			json_array_append_new(parents, route_parent(c, r, p, ls->gw, ls, gen));
 	}
-	ig_kube_status_set(c->G->kube, "HTTPRoute", GW_GROUP, r->meta.ns, r->meta.name,
+	ig_kube_status_set(c->G->kube, r->meta.kind, GW_GROUP, r->meta.ns, r->meta.name,
 			   IG_KUBE_STATUS_PARENTS, json_pack("{s:o}", "parents", parents));
 }
 

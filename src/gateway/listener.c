@@ -222,7 +222,7 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 	if (be->pool)
 		p->pool = ig_snapshot_pool_of(p->snap, be->pool);
 	else if (be->service)
-		p->service = ig_snapshot_service(p->snap, be->service, be->port);
+		p->service = ig_snapshot_service(p->snap, be);
 	if (!p->pool && !p->service) {
 		ig_req_fail(p, 500, "server_error", NULL, "the route's backend does not exist");
 		return -1;

@@ -28,6 +28,7 @@
 #include "gateway/metrics.h"
 #include "gateway/request.h"
 #include "gateway/sessions.h"
+#include "grpc/grpc.h"
 #include "http/sse.h"
 #include "json/json.h"
 #include "json/usage.h"
@@ -206,6 +207,38 @@ static void respond_anthropic_error(struct ig_http_exchange *ex, int status, con
 	ig_buf_free(&b);
 }
 
+/* A gRPC client reads a call's outcome from grpc-status, not from the
+ * HTTP status: the gateway's own errors go to it as a Trailers-Only
+ * answer (200, one HEADERS frame over HTTP/2), as Envoy sends them, with
+ * the code gRPC's HTTP mapping gives and UNAVAILABLE for a backend that
+ * cannot be used (GRPCRouteRule.backendRefs) or reached. */
+static bool grpc_request(const struct ig_http_request *r)
+{
+	const struct ig_http_header *ct =
+	    ig_http_find_header(r->headers, r->num_headers, "content-type");
+	return ct && ct->value.len >= 16 &&
+	       ig_str_ieq((struct ig_str){ct->value.ptr, 16}, IG_STR("application/grpc")) &&
+	       (ct->value.len == 16 || ct->value.ptr[16] == '+' || ct->value.ptr[16] == ';');
+}
+
+static void respond_grpc_error(struct ig_http_exchange *ex, int status, const char *msg)
+{
+	const char *code = status == 400   ? "13" /* INTERNAL */
+			   : status == 401 ? "16" /* UNAUTHENTICATED */
+			   : status == 403 ? "7"  /* PERMISSION_DENIED */
+			   : status == 404 ? "12" /* UNIMPLEMENTED */
+			   : status == 413 ? "8"  /* RESOURCE_EXHAUSTED */
+			   : status == 504 ? "4"  /* DEADLINE_EXCEEDED */
+			   : status == 429 || status == 500 || status == 502 || status == 503
+			       ? "14" /* UNAVAILABLE */
+			       : "2"; /* UNKNOWN */
+	char enc[1024];
+	ig_grpc_percent_encode(msg, enc, sizeof enc);
+	const struct ig_http_header h[] = {{IG_STR("grpc-status"), ig_str_from(code)},
+					   {IG_STR("grpc-message"), ig_str_from(enc)}};
+	ig_http_respond(ex, 200, "application/grpc", "", 0, h, 2);
+}
+
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg)
 {
 	p->status = status;
@@ -216,6 +249,8 @@ void ig_req_fail(struct ig_req *p, int status, const char *type, const char *cod
 		p->sink->failed(p, status, type, msg);
 	else if (ig_str_eq_cstr(p->ex->req.path, "/v1/messages"))
 		respond_anthropic_error(p->ex, status, msg);
+	else if (grpc_request(&p->ex->req))
+		respond_grpc_error(p->ex, status, msg);
 	else
 		ig_http_respond_error(p->ex, status, type, code, "%s", msg);
 	ig_req_finish(p);

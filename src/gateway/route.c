@@ -62,6 +62,10 @@ struct entry {
 	struct ig_str path; /* prefix with one trailing '/' removed */
 	struct pattern *path_re;
 	const char *method;
+	/* A GRPCRoute's: its precedence counts the characters of the
+	 * service, then of the method (GRPCRouteRule.matches). */
+	bool grpc;
+	size_t service_len, method_len;
 
 	struct value_pred *headers; /* duplicates by name removed */
 	size_t nheaders;
@@ -212,15 +216,17 @@ static bool ref_selects(const struct ig_parent_ref *p, const struct ig_httproute
 }
 
 /* allowedRoutes.kinds: empty means the protocol's kinds, which for HTTP
- * and HTTPS is HTTPRoute; otherwise HTTPRoute must be listed. */
-static bool kind_allowed(const struct ig_listener *l)
+ * and HTTPS are HTTPRoute and GRPCRoute; otherwise the route's kind must
+ * be listed. */
+static bool kind_allowed(const struct ig_listener *l, const struct ig_httproute *r)
 {
 	if (l->allowed.nkinds == 0)
 		return true;
+	const char *kind = r->grpc ? "GRPCRoute" : "HTTPRoute";
 	for (size_t i = 0; i < l->allowed.nkinds; i++) {
 		const struct ig_route_group_kind *k = &l->allowed.kinds[i];
 		if (streq(k->group ? k->group : GATEWAY_GROUP, GATEWAY_GROUP) && k->kind &&
-		    streq(k->kind, "HTTPRoute"))
+		    streq(k->kind, kind))
 			return true;
 	}
 	return false;
@@ -240,11 +246,48 @@ static bool namespace_allowed(const struct ig_config *cfg, const struct ig_httpr
 bool ig_route_attaches(const struct ig_config *cfg, const struct ig_httproute *r,
 		       const struct ig_gateway *gw, const struct ig_listener *l)
 {
-	if (!is_http_listener(l) || !kind_allowed(l) || !namespace_allowed(cfg, r, gw, l))
+	if (!is_http_listener(l) || !kind_allowed(l, r) || !namespace_allowed(cfg, r, gw, l))
 		return false;
 	for (size_t i = 0; i < r->nparents; i++)
 		if (ref_selects(&r->parents[i], r, gw, l))
 			return true;
+	return false;
+}
+
+/* Whether routes a and b, both attached to l, serve a hostname in common
+ * there: each one's hostnames cut down to the listener's (none: all of
+ * the listener's). */
+static bool hosts_overlap(const struct ig_httproute *a, const struct ig_httproute *b,
+			  const struct ig_listener *l)
+{
+	if (!a->nhostnames)
+		return ig_route_hostnames_meet(b, l);
+	if (!b->nhostnames)
+		return ig_route_hostnames_meet(a, l);
+	for (size_t i = 0; i < a->nhostnames; i++)
+		for (size_t j = 0; j < b->nhostnames; j++) {
+			struct ig_str x =
+			    intersect(ig_str_from(a->hostnames[i]), ig_str_from(b->hostnames[j]));
+			if (x.ptr && (!l->hostname || intersect(ig_str_from(l->hostname), x).ptr))
+				return true;
+		}
+	return false;
+}
+
+bool ig_route_conflicted(const struct ig_config *cfg, const struct ig_httproute *r,
+			 const struct ig_gateway *gw, const struct ig_listener *l)
+{
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct ig_httproute *o = &cfg->routes[i];
+		if (o->grpc == r->grpc || !ig_route_attaches(cfg, o, gw, l) ||
+		    !ig_route_hostnames_meet(o, l) || !hosts_overlap(r, o, l))
+			continue;
+		int c = ig_meta_precedence(&o->meta, &r->meta);
+		/* Equal (no timestamps, the same namespace and name): the
+		 * HTTPRoute stays. */
+		if (c < 0 || (c == 0 && r->grpc))
+			return true;
+	}
 	return false;
 }
 
@@ -357,6 +400,8 @@ static int fill_path(struct entry *e, const struct ig_route_match *m, size_t wor
 static int fill_entry(struct entry *e, const struct ig_route_match *m, size_t workers)
 {
 	e->method = m->method;
+	e->service_len = m->grpc.service ? strlen(m->grpc.service) : 0;
+	e->method_len = m->grpc.method ? strlen(m->grpc.method) : 0;
 	if (fill_path(e, m, workers) < 0)
 		return -1;
 	if (build_preds(m->headers, m->nheaders, true, workers, &e->headers, &e->nheaders) < 0)
@@ -393,7 +438,8 @@ static int add_route(struct ig_listener_routes *t, const struct ig_httproute *r,
 					    .route_index = ri,
 					    .rule_index = i,
 					    .match_index = j,
-					    .hosts = hs};
+					    .hosts = hs,
+					    .grpc = r->grpc};
 			if (fill_entry(e, rule->nmatches ? &rule->matches[j] : &default_match,
 				       t->workers) < 0)
 				return -1;
@@ -417,6 +463,17 @@ static int cmp_entries(const void *pa, const void *pb)
 	const struct entry *b = *(const struct entry *const *)pb;
 	int c;
 
+	/* HTTPRoute and GRPCRoute rules are never merged: where both serve
+	 * a hostname one of them is refused (ig_route_conflicted). */
+	if (a->grpc != b->grpc)
+		return a->grpc ? 1 : -1;
+	if (a->grpc) {
+		if ((c = cmp_size_desc(a->service_len, b->service_len)) ||
+		    (c = cmp_size_desc(a->method_len, b->method_len)) ||
+		    (c = cmp_size_desc(a->nheaders, b->nheaders)))
+			return c;
+		goto routes;
+	}
 	if (a->rank != b->rank)
 		return a->rank > b->rank ? -1 : 1;
 	if ((c = cmp_size_desc(a->path_len, b->path_len)))
@@ -427,6 +484,7 @@ static int cmp_entries(const void *pa, const void *pb)
 		return c;
 	if ((c = cmp_size_desc(a->nquery, b->nquery)))
 		return c;
+routes:
 	if (a->route != b->route) {
 		if ((c = ig_meta_precedence(&a->route->meta, &b->route->meta)))
 			return c;
@@ -451,7 +509,7 @@ static int attach_all(struct ig_listener_routes *t, const struct ig_config *cfg,
 		return -1;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		const struct ig_httproute *r = &cfg->routes[i];
-		if (!ig_route_attaches(cfg, r, gw, l))
+		if (!ig_route_attaches(cfg, r, gw, l) || ig_route_conflicted(cfg, r, gw, l))
 			continue;
 		int rc = effective_hosts(r, l, &t->hosts[i]);
 		if (rc < 0)

@@ -1,4 +1,4 @@
-/* Routing tables: which HTTPRoute rule serves a request arriving on a
+/* Routing tables: which HTTPRoute or GRPCRoute rule serves a request arriving on a
  * listener, per the Gateway API's attachment and precedence rules
  * (spec/gateway-api.md §6), and which backendRef of the rule gets it. Built
  * once per config snapshot; matching allocates nothing.
@@ -38,9 +38,9 @@ struct ig_route_result {
 	size_t match_index;
 };
 
-/* Whether HTTPRoute r attaches to listener l of gw (spec §6.1 steps 1-3):
- * l is HTTP or HTTPS; l's allowedRoutes admit it (kinds: none listed, or
- * HTTPRoute listed; namespaces: Same = the Gateway's, All, or Selector
+/* Whether route r (HTTPRoute or GRPCRoute) attaches to listener l of gw
+ * (spec §6.1 steps 1-3): l is HTTP or HTTPS; l's allowedRoutes admit it
+ * (kinds: none listed, or r's kind listed; namespaces: Same = the Gateway's, All, or Selector
  * matched against the labels of r's Namespace, see
  * ig_config_namespace_selected); and a parentRef of r names gw
  * (group/kind/namespace/name) with a sectionName and port, when set, that
@@ -53,6 +53,13 @@ bool ig_route_attaches(const struct ig_config *cfg, const struct ig_httproute *r
  * only (HTTPRoute Accepted=False/NoMatchingListenerHostname when no
  * listener of the parent is left). */
 bool ig_route_hostnames_meet(const struct ig_httproute *r, const struct ig_listener *l);
+
+/* Whether route r, attached to l, gives way there to a route of the other
+ * kind (HTTPRoute against GRPCRoute) attached to l that serves a hostname
+ * in common and comes first: the older, then "{namespace}/{name}" first
+ * (GRPCRouteSpec.hostnames). Such a route is not Accepted on l. */
+bool ig_route_conflicted(const struct ig_config *cfg, const struct ig_httproute *r,
+			 const struct ig_gateway *gw, const struct ig_listener *l);
 
 /* Builds the table of `listener` of gateway `gw` from every HTTPRoute in cfg
  * that attaches to it (ig_route_attaches) and whose hostnames intersect

@@ -560,8 +560,7 @@ static void service_gateway_tls(struct ig_service_rt *rt, const struct ig_backen
 static int add_service(struct ig_snapshot *s, struct ig_endpoints *reg,
 		       const struct ig_backend_ref *be, const struct ig_snapshot *prev)
 {
-	if (!be->service || be->status != IG_REF_OK ||
-	    ig_snapshot_service(s, be->service, be->port))
+	if (!be->service || be->status != IG_REF_OK || ig_snapshot_service(s, be))
 		return 0;
 	struct ig_service_rt *v = realloc(s->services, (s->nservices + 1) * sizeof *v);
 	if (!v)
@@ -569,10 +568,8 @@ static int add_service(struct ig_snapshot *s, struct ig_endpoints *reg,
 	s->services = v;
 	struct ig_service_rt *rt = &s->services[s->nservices++];
 	*rt = (struct ig_service_rt){.svc = be->service, .port = be->port};
-	const struct ig_service_port *sp = ig_service_find_port(be->service, be->port);
-	rt->h2c = sp && sp->app_protocol && !strcmp(sp->app_protocol, "kubernetes.io/h2c");
+	rt->h2c = be->h2c;
 	if (be->tls) {
-		rt->h2c = false;
 		service_tls(rt, be->tls, prev);
 		service_gateway_tls(rt, be->tls, s->cfg, prev);
 	}
@@ -725,10 +722,11 @@ const struct ig_pool_rt *ig_snapshot_pool_of(const struct ig_snapshot *s, const 
 }
 
 const struct ig_service_rt *ig_snapshot_service(const struct ig_snapshot *s,
-						const struct ig_service *svc, int port)
+						const struct ig_backend_ref *be)
 {
 	for (size_t i = 0; i < s->nservices; i++)
-		if (s->services[i].svc == svc && s->services[i].port == port)
+		if (s->services[i].svc == be->service && s->services[i].port == be->port &&
+		    s->services[i].h2c == be->h2c)
 			return &s->services[i];
 	return NULL;
 }

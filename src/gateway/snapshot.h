@@ -59,7 +59,7 @@ struct ig_service_rt {
 	int port;
 	struct ig_endpoint **eps;
 	size_t neps;
-	bool h2c; /* the port's appProtocol is kubernetes.io/h2c (GEP-1911) */
+	bool h2c; /* the backendRef's h2c: appProtocol kubernetes.io/h2c, or a GRPCRoute's */
 	/* A BackendTLSPolicy targets the port: its pods are reached over TLS
 	 * with this context (http/tls.h), the previous snapshot's when the
 	 * policy's settings did not change (so parked connections stay
@@ -141,10 +141,12 @@ const struct ig_pool_rt *ig_snapshot_pool(const struct ig_snapshot *s, const cha
 const struct ig_pool_rt *ig_snapshot_pool_group(const struct ig_snapshot *s, const char *ns,
 						const char *name, const char *group);
 const struct ig_port_rt *ig_snapshot_port(const struct ig_snapshot *s, int port);
-/* The runtime of a pool / Service port the config resolved a backendRef to. */
+/* The runtime of a pool / Service port the config resolved a backendRef to
+ * (a Service port per protocol: HTTP/1.1 for an HTTPRoute and h2c for a
+ * GRPCRoute may name the same one). */
 const struct ig_pool_rt *ig_snapshot_pool_of(const struct ig_snapshot *s, const struct ig_pool *p);
 const struct ig_service_rt *ig_snapshot_service(const struct ig_snapshot *s,
-						const struct ig_service *svc, int port);
+						const struct ig_backend_ref *be);
 /* Every endpoint of every pool, each once, in a malloc'd array (*n set);
  * NULL with *n 0 when there are none or out of memory. */
 struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *n);

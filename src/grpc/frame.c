@@ -183,7 +183,7 @@ void grpc_outq_free(struct grpc_outq *q)
 
 /* PROTOCOL-HTTP2: grpc-message is percent-encoded UTF-8; unreserved are
  * the printable ASCII characters except '%'. */
-void grpc_percent_encode(const char *in, char *out, size_t cap)
+void ig_grpc_percent_encode(const char *in, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;

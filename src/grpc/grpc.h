@@ -169,4 +169,8 @@ void ig_grpc_call_close_send(struct ig_grpc_call *c);
 /* Ends the call now (RST_STREAM CANCEL); no callback follows. */
 void ig_grpc_call_cancel(struct ig_grpc_call *c);
 
+/* Percent-encodes a grpc-message value into out (at most cap - 1 bytes,
+ * NUL-terminated; a longer text is cut at a character boundary). */
+void ig_grpc_percent_encode(const char *in, char *out, size_t cap);
+
 #endif

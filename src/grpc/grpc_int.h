@@ -49,9 +49,6 @@ int grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *p, size_t len, grpc_msg
 bool grpc_reasm_partial(const struct grpc_reasm *r);
 void grpc_reasm_free(struct grpc_reasm *r);
 
-/* Percent-encodes a grpc-message value into out (at most cap - 1 bytes,
- * NUL-terminated; a longer text is cut at a character boundary). */
-void grpc_percent_encode(const char *in, char *out, size_t cap);
 /* Decodes in place-free: into out (cap), NUL-terminated. */
 void grpc_percent_decode(const uint8_t *in, size_t len, char *out, size_t cap);
 /* "100m", "5S": the grpc-timeout value for ms milliseconds. */

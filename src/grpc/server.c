@@ -218,7 +218,7 @@ static void finish(struct ig_grpc_stream *s, int status, const char *message)
 			cap = 4096;
 		s->message = malloc(cap);
 		if (s->message)
-			grpc_percent_encode(message, s->message, cap);
+			ig_grpc_percent_encode(message, s->message, cap);
 	}
 	if (!s->headers_sent)
 		trailers_only(s);

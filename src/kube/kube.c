@@ -22,6 +22,7 @@ const struct kube_kind ig_kube_kinds[] = {
     {GW, "v1", "listenersets", "ListenerSet", false, NULL},
     {"gateway.networking.x-k8s.io", "v1alpha1", "xlistenersets", "XListenerSet", false, NULL},
     {GW, "v1", "httproutes", "HTTPRoute", false, NULL},
+    {GW, "v1", "grpcroutes", "GRPCRoute", false, NULL},
     {GW, "v1beta1", "referencegrants", "ReferenceGrant", false, NULL},
     /* How to reach a Service's pods over TLS (the CA certificates are in
      * ConfigMaps, below). */

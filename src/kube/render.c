@@ -245,7 +245,7 @@ static bool wanted(struct ig_kube *k, const struct kube_kind *kd, json_t *obj)
 		return false; /* not a kind the loader reads: it only selects Gateways */
 	if (!strcmp(kd->kind, "Gateway"))
 		return is_ours_class(k, str_at(obj, "spec", "gatewayClassName"));
-	if (!strcmp(kd->kind, "HTTPRoute"))
+	if (!strcmp(kd->kind, "HTTPRoute") || !strcmp(kd->kind, "GRPCRoute"))
 		return route_ours(k, obj);
 	if (!strcmp(kd->kind, "ListenerSet") || !strcmp(kd->kind, "XListenerSet"))
 		return listener_set_ours(k, obj);

@@ -106,11 +106,14 @@ void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, 
 
 /* The Gateway API features infergate implements (pkg/features names; the
  * status lists them sorted, as the API asks): the core of the HTTP
- * profile and the HTTPRoute extended features it serves. Not listed:
+ * profile and the HTTPRoute and GRPCRoute extended features it serves. Not listed:
  * infrastructure propagation (infergate creates no resources to label). */
 static const char *const supported_features[] = {
     "BackendTLSPolicy",
     "BackendTLSPolicySANValidation",
+    "GRPCRoute",
+    "GRPCRouteNamedRouteRule",
+    "GRPCRouteRequestHeaderModifier",
     "Gateway",
     "GatewayAddressEmpty",
     "GatewayBackendClientCertificate",
@@ -277,7 +280,7 @@ static void left_out_statuses(struct ig_kube *k)
 					       false_cond("Accepted", "Invalid", msg, gen, now),
 					       false_cond("Programmed", "Invalid", msg, gen, now));
 			ig_kube_status_set(k, kind, group, ns, name, IG_KUBE_STATUS_WHOLE, st);
-		} else if (!strcmp(kind, "HTTPRoute")) {
+		} else if (!strcmp(kind, "HTTPRoute") || !strcmp(kind, "GRPCRoute")) {
 			json_t *parents = left_out_parents(k, obj, ns, msg, gen, now);
 			ig_kube_status_set(k, kind, group, ns, name, IG_KUBE_STATUS_PARENTS,
 					   json_pack("{s:o}", "parents", parents));
@@ -288,9 +291,9 @@ static void left_out_statuses(struct ig_kube *k)
 /* HTTPRoutes that are no longer ours (their parentRef moved to another
  * Gateway, or their Gateway to another class) still carry our parents
  * entries: they are taken out. */
-static void forget_routes(struct ig_kube *k)
+static void forget_routes(struct ig_kube *k, const char *kind)
 {
-	const struct kube_kind *kd = find_kind("HTTPRoute", "gateway.networking.k8s.io");
+	const struct kube_kind *kd = find_kind(kind, "gateway.networking.k8s.io");
 	const char *key;
 	json_t *rt;
 	json_object_foreach(ig_kube_informer(k, kd)->objs, key, rt)
@@ -321,7 +324,8 @@ void ig_kube_status_commit(struct ig_kube *k)
 {
 	class_statuses(k);
 	left_out_statuses(k);
-	forget_routes(k);
+	forget_routes(k, "HTTPRoute");
+	forget_routes(k, "GRPCRoute");
 	free_wants(k->wants);
 	k->wants = k->wants_next;
 	k->wants_next = NULL;

@@ -58,6 +58,7 @@ RESOURCES = [
     (GW, "v1", "gatewayclasses", "GatewayClass", False, True, ["gc"]),
     (GW, "v1", "gateways", "Gateway", True, True, ["gtw"]),
     (GW, "v1", "httproutes", "HTTPRoute", True, True, []),
+    (GW, "v1", "grpcroutes", "GRPCRoute", True, True, []),
     (GW, "v1", "listenersets", "ListenerSet", True, True, ["lset"]),
     ("gateway.networking.x-k8s.io", "v1alpha1", "xlistenersets", "XListenerSet", True, True, []),
     (GW, "v1beta1", "referencegrants", "ReferenceGrant", True, False, ["refgrant"]),

@@ -69,11 +69,13 @@ def code_writes():
         st = f.read()
     with open(os.path.join(ROOT, "src", "kube", "lease.c")) as f:
         lease = f.read()
-    plural = {"Gateway": "gateways", "HTTPRoute": "httproutes", "GatewayClass": "gatewayclasses",
+    plural = {"Gateway": "gateways", "HTTPRoute": "httproutes", "GRPCRoute": "grpcroutes",
+              "GatewayClass": "gatewayclasses",
               "InferencePool": "inferencepools", "BackendTLSPolicy": "backendtlspolicies",
               "ListenerSet": "listenersets", "XListenerSet": "xlistenersets"}
     groups = {"Gateway": ["gateway.networking.k8s.io"],
               "HTTPRoute": ["gateway.networking.k8s.io"],
+              "GRPCRoute": ["gateway.networking.k8s.io"],
               "GatewayClass": ["gateway.networking.k8s.io"],
               "BackendTLSPolicy": ["gateway.networking.k8s.io"],
               "InferencePool": ["inference.networking.k8s.io", "inference.networking.x-k8s.io"],
@@ -84,9 +86,14 @@ def code_writes():
     # XListenerSet), which the call takes from the object.
     if re.search(r"ig_kube_status_set\(c->G->kube, ls->meta\.kind, ls->group", gw):
         kinds |= {"ListenerSet", "XListenerSet"}
+    # A route's status is written under its own kind (HTTPRoute or
+    # GRPCRoute), from the object too.
+    if re.search(r"ig_kube_status_set\(c->G->kube, r->meta\.kind, GW_GROUP", gw):
+        kinds |= {"HTTPRoute", "GRPCRoute"}
     kinds |= set(re.findall(r'find_kind\("(\w+)"', st))
+    kinds |= set(re.findall(r'forget_routes\(k, "(\w+)"\)', st))
     kinds |= {"Gateway", "HTTPRoute"} if "left_out_statuses" in st else set()
-    assert kinds == {"Gateway", "HTTPRoute", "InferencePool", "GatewayClass",
+    assert kinds == {"Gateway", "HTTPRoute", "GRPCRoute", "InferencePool", "GatewayClass",
                      "BackendTLSPolicy", "ListenerSet", "XListenerSet"}, kinds
     out = {(g, plural[k] + "/status", "update") for k in kinds for g in groups[k]}
     assert '"PUT"' in st

@@ -4,7 +4,14 @@ server) with their status and trailing metadata, which travel in HTTP/2
 trailers. Trailers also cross protocols: a pod's HTTP/1.1 chunked trailer
 section reaches an HTTP/2 client as a trailing HEADERS frame, and an
 HTTP/1.1 client that sent `TE: trailers`; `TE: trailers` is the one TE
-that goes on to the pod (as Envoy does)."""
+that goes on to the pod (as Envoy does).
+
+GRPCRoute (Gateway API v1): calls matched by service and method (exact,
+service alone, method alone, regular expression) and headers, in
+GRPCRoute's precedence; its Services reached over h2c without saying so;
+the gateway's own errors as gRPC statuses (UNIMPLEMENTED for no route,
+UNAVAILABLE for a backend it cannot use); and an HTTPRoute and a
+GRPCRoute on one hostname: the older one serves it."""
 import os
 import socket
 import threading
@@ -75,30 +82,32 @@ spec:
 
 # ---- a gRPC service (grpcio, raw bytes: no generated code) ----
 
-def unary(req, ctx):
-    ctx.set_trailing_metadata((("x-trail", "t1"),))
-    if req == b"fail":
-        ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
-    return b"echo:" + req
+def start_grpc(host, port, tag="echo"):
+    """test.Echo (Unary answers "<tag>:<request>", ServerStream "<tag>0".."),
+    and other.Svc/Ping, which answers "<tag>:pong"."""
+    def unary(req, ctx):
+        ctx.set_trailing_metadata((("x-trail", "t1"),))
+        if req == b"fail":
+            ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+        return tag.encode() + b":" + req
 
+    def server_stream(req, ctx):
+        for i in range(int(req)):
+            yield b"%s%d" % (tag.encode() if tag != "echo" else b"m", i)
 
-def server_stream(req, ctx):
-    for i in range(int(req)):
-        yield b"m%d" % i
+    def client_stream(it, ctx):
+        return b"+".join(it)
 
-
-def client_stream(it, ctx):
-    return b"+".join(it)
-
-
-def start_grpc(host, port):
-    handler = grpc.method_handlers_generic_handler("test.Echo", {
+    echo = grpc.method_handlers_generic_handler("test.Echo", {
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
         "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
     })
+    other = grpc.method_handlers_generic_handler("other.Svc", {
+        "Ping": grpc.unary_unary_rpc_method_handler(lambda req, ctx: tag.encode() + b":pong"),
+    })
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    srv.add_generic_rpc_handlers((handler,))
+    srv.add_generic_rpc_handlers((echo, other))
     assert srv.add_insecure_port("%s:%d" % (host, port)) == port
     srv.start()
     return srv
@@ -245,14 +254,14 @@ def test_grpc_calls_keep_status_and_metadata(setup):
     s.stop()
 
 
-def h2_request(host, port, path, headers=()):
+def h2_request(host, port, path, headers=(), authority="x"):
     """One HTTP/2 GET over prior knowledge: (head fields, body, trailer fields)."""
     sock = socket.create_connection((host, port), timeout=10)
     conn = h2conn.H2Connection(h2.config.H2Configuration(client_side=True,
                                                          header_encoding="utf-8"))
     conn.initiate_connection()
     sid = conn.get_next_available_stream_id()
-    conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+    conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", authority),
                             (":path", path)] + list(headers), end_stream=True)
     sock.sendall(conn.data_to_send())
     head, body, trailers = None, b"", None
@@ -314,3 +323,165 @@ def test_http1_trailers_reach_both_protocols(setup):
     last = s.pod.heads[-1].lower()
     assert "te:" not in last and "connection:" not in last, last
     s.stop()
+
+
+# ---- GRPCRoute ----
+
+GRPC_ROUTES = """apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: grpc-main
+spec:
+  parentRefs:
+  - name: gw
+  hostnames: [grpc.example.com]
+  rules:
+  - matches:
+    - method: {service: test.Echo, method: Unary}
+    backendRefs:
+    - {name: svc-a, port: 80}
+  - matches:
+    - method: {service: test.Echo, method: Unary}
+      headers:
+      - {name: x-pick, value: b}
+    backendRefs:
+    - {name: svc-b, port: 80}
+  - matches:
+    - method: {service: test.Echo}
+    backendRefs:
+    - {name: svc-b, port: 80}
+  - matches:
+    - method: {method: Ping}
+    backendRefs:
+    - {name: svc-a, port: 80}
+  - matches:
+    - method: {type: RegularExpression, service: "bad[.].*"}
+    backendRefs:
+    - {name: svc-http, port: 80}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web
+  creationTimestamp: "2020-01-01T00:00:00Z"
+spec:
+  parentRefs:
+  - name: gw
+  hostnames: [web.example.com]
+  rules:
+  - backendRefs:
+    - {name: svc-h1, port: 80}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: late
+  creationTimestamp: "2024-01-01T00:00:00Z"
+spec:
+  parentRefs:
+  - name: gw
+  hostnames: ["*.example.com"]
+  rules:
+  - backendRefs:
+    - {name: svc-b, port: 80}
+"""
+
+
+class GrpcRouteSetup:
+    """Two grpcio servers, A (Service svc-a, no appProtocol: a GRPCRoute's
+    backend is h2c all the same) and B (svc-b, appProtocol
+    kubernetes.io/h2c); svc-http, a port that says http; svc-h1, the
+    trailer pod for the HTTPRoute."""
+
+    def __init__(self, procs, tmp_path):
+        self.procs = procs
+        self.dir = os.path.join(str(tmp_path), "grpcroute")
+        os.makedirs(self.dir, exist_ok=True)
+        hosts = {k: unique_loopback() for k in ("a", "b", "h1")}
+        ports = {k: free_port(h) for k, h in hosts.items()}
+        self.servers = [start_grpc(hosts["a"], ports["a"], "A"),
+                        start_grpc(hosts["b"], ports["b"], "B")]
+        self.pod = TrailerPod(hosts["h1"], ports["h1"])
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        self.admin = "%s:%d" % (unique_loopback(), free_port())
+        docs = [GATEWAY.format(port=self.port), GRPC_ROUTES,
+                SERVICE.format(name="svc-a", port=ports["a"], ip=hosts["a"], app_protocol=""),
+                SERVICE.format(name="svc-b", port=ports["b"], ip=hosts["b"],
+                               app_protocol="    appProtocol: kubernetes.io/h2c\n"),
+                SERVICE.format(name="svc-http", port=ports["a"], ip=hosts["a"],
+                               app_protocol="    appProtocol: http\n"),
+                SERVICE.format(name="svc-h1", port=ports["h1"], ip=hosts["h1"],
+                               app_protocol="")]
+        write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
+        self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host, "--admin",
+                              self.admin, name="gateway")
+        wait_port(self.host, self.port, proc=self.gw)
+        wait_http("http://%s/healthz" % self.admin, proc=self.gw)
+        self.channel = grpc.insecure_channel(
+            "%s:%d" % (self.host, self.port),
+            options=[("grpc.default_authority", "grpc.example.com")])
+
+    def stop_backends(self):
+        self.channel.close()
+        for srv in self.servers:
+            srv.stop(0)
+        self.pod.stop()
+
+
+@pytest.fixture
+def routes(procs, tmp_path):
+    s = GrpcRouteSetup(procs, tmp_path)
+    yield s
+    s.stop_backends()
+
+
+def test_grpcroute_matches_methods_and_headers(routes):
+    ch = routes.channel
+    unary = ch.unary_unary("/test.Echo/Unary")
+    # Exact service and method; the rule with a header match as well
+    # comes first (more header matches) when the header is there.
+    assert unary(b"hi", timeout=10) == b"A:hi"
+    assert unary(b"hi", metadata=(("x-pick", "b"),), timeout=10) == b"B:hi"
+    assert unary(b"hi", metadata=(("x-pick", "c"),), timeout=10) == b"A:hi"
+    # The service alone takes its other methods.
+    assert list(ch.unary_stream("/test.Echo/ServerStream")(b"2", timeout=10)) == [b"B0", b"B1"]
+    # The method alone, of any service.
+    assert ch.unary_unary("/other.Svc/Ping")(b"", timeout=10) == b"A:pong"
+    # Trailing metadata and a pod's error status still go through.
+    reply, call = unary.with_call(b"x", timeout=10)
+    assert ("x-trail", "t1") in [(m.key, m.value) for m in call.trailing_metadata()]
+    with pytest.raises(grpc.RpcError) as err:
+        unary(b"fail", timeout=10)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_grpcroute_errors_are_grpc_statuses(routes):
+    ch = routes.channel
+    # No rule matches: the gateway's 404 is UNIMPLEMENTED.
+    with pytest.raises(grpc.RpcError) as err:
+        ch.unary_unary("/nope.Svc/Call")(b"x", timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED, err.value
+    assert "no route" in err.value.details(), err.value.details()
+    # A backend that cannot be used (its port speaks HTTP/1.1): UNAVAILABLE.
+    with pytest.raises(grpc.RpcError) as err:
+        ch.unary_unary("/bad.Svc/Call")(b"x", timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value
+
+
+def test_grpcroute_and_httproute_share_a_hostname(routes):
+    # web.example.com: the older HTTPRoute serves it; the GRPCRoute that
+    # also covers it (*.example.com) is refused on this listener.
+    head, body, trailers = h2_request(routes.host, routes.port, "/anything",
+                                      [("te", "trailers")], authority="web.example.com")
+    assert head[":status"] == "200" and body == b"hello", (head, body)
+    # Another name of *.example.com is not the HTTPRoute's, but the
+    # GRPCRoute is refused on the whole listener: no route.
+    ch = grpc.insecure_channel("%s:%d" % (routes.host, routes.port),
+                               options=[("grpc.default_authority", "other.example.com")])
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            ch.unary_unary("/test.Echo/Unary")(b"x", timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED, err.value
+    finally:
+        ch.close()

@@ -541,6 +541,7 @@ def test_status_written_back(kube):
     names = [f["name"] for f in get(k, "gatewayclass", "kgateway")["status"]["supportedFeatures"]]
     assert names == sorted(names) and len(names) == len(set(names)) <= 64
     assert {"Gateway", "HTTPRoute", "ReferenceGrant", "HTTPRouteCORS"} <= set(names)
+    assert {"GRPCRoute", "GRPCRouteNamedRouteRule", "GRPCRouteRequestHeaderModifier"} <= set(names)
     assert "HTTPRouteBackendProtocolWebSocket" in names
     assert {"BackendTLSPolicy", "BackendTLSPolicySANValidation"} <= set(names)
     assert {"GatewayFrontendClientCertificateValidation", "GatewayBackendClientCertificate",
@@ -562,7 +563,9 @@ def test_status_written_back(kube):
     ls = {l["name"]: l for l in gw["status"]["listeners"]}
     assert ls["llm-gw"]["attachedRoutes"] == 1 and ls["http"]["attachedRoutes"] == 0
     assert ls["llm-gw"]["supportedKinds"] == [{"group": "gateway.networking.k8s.io",
-                                               "kind": "HTTPRoute"}]
+                                               "kind": "HTTPRoute"},
+                                              {"group": "gateway.networking.k8s.io",
+                                               "kind": "GRPCRoute"}]
     lc = {x["type"]: x for x in ls["llm-gw"]["conditions"]}
     assert {t: lc[t]["status"] for t in lc} == {"Accepted": "True", "Programmed": "True",
                                                 "ResolvedRefs": "True", "Conflicted": "False"}
@@ -1398,6 +1401,91 @@ spec:
     k.stop()
 
 
+def test_grpcroute_statuses(kube):
+    """GRPCRoute (Gateway API v1) read from the API server and its status
+    written back: Accepted with its Service backend resolved (no
+    appProtocol: h2c, as a GRPCRoute says); not allowed by a listener whose
+    allowedRoutes.kinds names HTTPRoute alone (whose supportedKinds then
+    leave GRPCRoute out); and an HTTPRoute on its hostname refused
+    (HostnameConflict), the GRPCRoute being first by name at equal age or
+    older."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    web_port = free_port(k.host)
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: http, port: %d, protocol: HTTP}
+  - name: web
+    port: %d
+    protocol: HTTP
+    allowedRoutes: {kinds: [{kind: HTTPRoute}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  selector: {app: echo}
+  ports: [{port: 9000}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: a-grpc}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: test.Echo}}]
+    backendRefs: [{name: echo, port: 9000}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: b-grpc}
+spec:
+  parentRefs: [{name: gw, sectionName: web}]
+  rules:
+  - backendRefs: [{name: echo, port: 9000}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: z-http}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [grpc.example.com]
+  rules:
+  - backendRefs: [{name: echo, port: 9000}]
+""" % (k.port, web_port))
+    k.start_gateway(wait=False)
+
+    def parent_conds(kind, name):
+        def check():
+            ps = get(k, kind, name).get("status", {}).get("parents", [])
+            return {c["type"]: c for c in ps[0]["conditions"]} if ps else None
+        return check
+
+    a = wait_for(parent_conds("grpcroute", "a-grpc"), "a-grpc status")
+    assert a["Accepted"]["status"] == "True", a
+    assert (a["ResolvedRefs"]["status"], a["ResolvedRefs"]["reason"]) == \
+        ("True", "ResolvedRefs"), a
+    b = wait_for(parent_conds("grpcroute", "b-grpc"), "b-grpc status")
+    assert (b["Accepted"]["status"], b["Accepted"]["reason"]) == \
+        ("False", "NotAllowedByListeners"), b
+    z = wait_for(parent_conds("httproute", "z-http"), "z-http status")
+    assert (z["Accepted"]["status"], z["Accepted"]["reason"]) == \
+        ("False", "HostnameConflict"), z
+    gw = wait_for(lambda: (lambda g: g if g.get("status", {}).get("listeners") else None)(
+        get(k, "gateway", "gw")), "gw listeners")
+    ls = {l["name"]: l for l in gw["status"]["listeners"]}
+    assert ls["http"]["attachedRoutes"] == 1, ls["http"]
+    assert [x["kind"] for x in ls["http"]["supportedKinds"]] == ["HTTPRoute", "GRPCRoute"]
+    assert [x["kind"] for x in ls["web"]["supportedKinds"]] == ["HTTPRoute"]
+    assert ls["web"]["attachedRoutes"] == 0, ls["web"]
+    k.stop()
+
+
 def test_listener_set_statuses(kube):
     """ListenerSets (Gateway API v1.5) and an XListenerSet (v1.3-v1.4) of a
     Gateway of ours: the Gateway counts the attached ones
@@ -1493,7 +1581,9 @@ endpoints: [{addresses: ["%s"]}]
     assert own["Conflicted"]["status"] == "False"
     assert ls["own"]["attachedRoutes"] == 1
     assert ls["own"]["supportedKinds"] == [{"group": "gateway.networking.k8s.io",
-                                            "kind": "HTTPRoute"}]
+                                            "kind": "HTTPRoute"},
+                                           {"group": "gateway.networking.k8s.io",
+                                            "kind": "GRPCRoute"}]
     for name, why in (("taken", "HostnameConflict"), ("raw", "ProtocolConflict")):
         lc = {x["type"]: x for x in ls[name]["conditions"]}
         assert (lc["Accepted"]["status"], lc["Accepted"]["reason"]) == ("False", why), lc

@@ -876,6 +876,111 @@ static void test_gateway_addresses(void **state)
 	load_fails_with(text, "spec.addresses: must have at most 16 items");
 }
 
+/* ---- GRPCRoute ---------------------------------------------------------------- */
+
+static const char grpc_base[] =
+    "apiVersion: v1\nkind: Service\nmetadata: {name: plain}\n"
+    "spec: {ports: [{port: 80}]}\n---\n"
+    "apiVersion: v1\nkind: Service\nmetadata: {name: h2c}\n"
+    "spec: {ports: [{port: 80, appProtocol: kubernetes.io/h2c}]}\n---\n"
+    "apiVersion: v1\nkind: Service\nmetadata: {name: http}\n"
+    "spec: {ports: [{port: 80, appProtocol: http}]}\n---\n";
+
+/* A GRPCRoute document around one rule (YAML flow style). */
+static char *grpc_doc(const char *api, const char *rule)
+{
+	char *out = NULL;
+	assert_true(asprintf(&out,
+			     "%sapiVersion: gateway.networking.k8s.io/%s\nkind: GRPCRoute\n"
+			     "metadata: {name: g}\nspec:\n  rules:\n  - %s\n",
+			     grpc_base, api, rule) > 0);
+	return out;
+}
+
+static void test_grpcroute(void **state)
+{
+	char *text = grpc_doc(
+	    "v1", "{matches: [{method: {service: pkg.Svc, method: Get}},"
+		  " {method: {service: .pkg.Svc}}, {method: {method: List}},"
+		  " {method: {type: RegularExpression, service: \"a.*\", method: \"G[a-z]+\"}},"
+		  " {headers: [{name: x-v, value: \"2\"}]}],"
+		  " filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: a,"
+		  " value: b}]}}],"
+		  " backendRefs: [{name: plain, port: 80}, {name: h2c, port: 80},"
+		  " {name: http, port: 80}]}");
+	char *diags = NULL;
+	struct ig_config *c = load_warned(text, &diags);
+	has(diags, "is not h2c (UnsupportedProtocol)");
+	free(diags);
+	assert_int_equal(c->nroutes, 1);
+	const struct ig_httproute *r = &c->routes[0];
+	assert_true(r->grpc);
+	assert_string_equal(r->meta.kind, "GRPCRoute");
+	const struct ig_route_rule *ru = &r->rules[0];
+	assert_int_equal(ru->nmatches, 5);
+	/* Each method match as the path it stands for. */
+	assert_int_equal(ru->matches[0].path_type, IG_PATH_EXACT);
+	assert_string_equal(ru->matches[0].path, "/pkg.Svc/Get");
+	assert_string_equal(ru->matches[0].grpc.service, "pkg.Svc");
+	assert_string_equal(ru->matches[0].grpc.method, "Get");
+	assert_int_equal(ru->matches[1].path_type, IG_PATH_PREFIX);
+	assert_string_equal(ru->matches[1].path, "/.pkg.Svc/");
+	assert_int_equal(ru->matches[2].path_type, IG_PATH_REGEX);
+	assert_string_equal(ru->matches[2].path, "/[^/]+/List");
+	assert_int_equal(ru->matches[3].path_type, IG_PATH_REGEX);
+	assert_string_equal(ru->matches[3].path, "/(a.*)/(G[a-z]+)");
+	assert_false(ru->matches[4].grpc.set);
+	assert_string_equal(ru->matches[4].path, "/");
+	assert_int_equal(ru->matches[4].nheaders, 1);
+	assert_int_equal(ru->nfilters, 1);
+	/* A Service with no appProtocol is h2c for a GRPCRoute; http is not. */
+	assert_int_equal(ru->backends[0].status, IG_REF_OK);
+	assert_true(ru->backends[0].h2c);
+	assert_int_equal(ru->backends[1].status, IG_REF_OK);
+	assert_true(ru->backends[1].h2c);
+	assert_int_equal(ru->backends[2].status, IG_REF_UNSUPPORTED_PROTOCOL);
+	ig_config_free(c);
+	free(text);
+
+	/* v1alpha2 loads the same; an InferencePool is no GRPCRoute backend. */
+	text = grpc_doc("v1alpha2", "{backendRefs: [{group: inference.networking.k8s.io, kind: "
+				    "InferencePool, name: p}]}");
+	c = load_warned(text, &diags);
+	has(diags, "a GRPCRoute cannot route to an InferencePool (InvalidKind)");
+	assert_int_equal(c->routes[0].rules[0].backends[0].status, IG_REF_INVALID_KIND);
+	free(diags);
+	ig_config_free(c);
+	free(text);
+
+	static const struct {
+		const char *rule, *err;
+	} bad[] = {
+	    {"{matches: [{method: {type: Exact}}]}",
+	     "One or both of 'service' or 'method' must be specified"},
+	    {"{matches: [{method: {service: \"\", method: \"\"}}]}",
+	     "One or both of 'service' or 'method' must be specified"},
+	    {"{matches: [{method: {service: a/b}}]}", "service must only contain valid characters"},
+	    {"{matches: [{method: {service: 1a}}]}", "service must only contain valid characters"},
+	    {"{matches: [{method: {service: a..b}}]}", "service must only contain valid characters"},
+	    {"{matches: [{method: {method: Get.X}}]}", "method must only contain valid characters"},
+	    {"{matches: [{method: {type: Prefix, method: Get}}]}", "type"},
+	    {"{matches: [{method: {type: RegularExpression, service: \"(\"}}]}",
+	     "POSIX extended regular expressions"},
+	    {"{matches: [{path: {value: /x}}]}", "path"},
+	    {"{filters: [{type: URLRewrite, urlRewrite: {hostname: a}}]}",
+	     "must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
+	     "ExtensionRef"},
+	    {"{filters: [{type: ExtensionRef, extensionRef: {group: a, kind: b, name: c}}]}",
+	     "not supported by infergate"},
+	    {"{timeouts: {request: 1s}}", "timeouts"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		text = grpc_doc("v1", bad[i].rule);
+		load_fails_with(text, bad[i].err);
+		free(text);
+	}
+}
+
 /* spec.infrastructure: labels and annotations are checked as the CRD
  * does and kept nowhere (infergate creates nothing to put them on); a
  * parametersRef makes the Gateway one that is not accepted. */
@@ -1998,10 +2103,10 @@ static const struct bad_case cases[] = {
      false},
     {"gw_route_kind",
      GW LST "  - name: a\n    protocol: HTTP\n    port: 80\n"
-	    "    allowedRoutes: {kinds: [{kind: GRPCRoute}]}\n",
+	    "    allowedRoutes: {kinds: [{kind: TLSRoute}]}\n",
      "g.yaml:11: warning: spec.listeners[0].allowedRoutes.kinds[0].kind: route kind "
-     "gateway.networking.k8s.io/GRPCRoute is not supported (InvalidRouteKinds): only HTTPRoute "
-     "attaches",
+     "gateway.networking.k8s.io/TLSRoute is not supported (InvalidRouteKinds): only HTTPRoute "
+     "and GRPCRoute attach",
      true},
     {"gw_route_kinds_max",
      GW LST "  - name: a\n    protocol: HTTP\n    port: 80\n"
@@ -2623,6 +2728,7 @@ int main(void)
 	    cmocka_unit_test(test_certificate_refs),
 	    cmocka_unit_test(test_gateway_addresses),
 	    cmocka_unit_test(test_gateway_infrastructure),
+	    cmocka_unit_test(test_grpcroute),
 	    cmocka_unit_test(test_listener_sets),
 	    cmocka_unit_test(test_listener_set_kinds_and_grants),
 	    cmocka_unit_test(test_configmap_data),

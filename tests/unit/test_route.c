@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -927,6 +928,110 @@ static void test_empty_table(void **state)
 	ig_routes_free(NULL);
 }
 
+/* ---- GRPCRoute ---------------------------------------------------------------- */
+
+#define GRPC_GW                                                                                    \
+	"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\n"          \
+	"spec: {gatewayClassName: infergate, listeners: [{name: http, protocol: HTTP, port: "      \
+	"80}]}\n"
+
+static struct ig_config *load_text(const char *text)
+{
+	struct ig_config *c = NULL;
+	struct ig_diags d = {0};
+	int rc = ig_config_load_text("g.yaml", text, strlen(text), &c, &d);
+	if (rc != 0)
+		ig_diags_print(&d, stderr);
+	ig_diags_free(&d);
+	assert_int_equal(rc, 0);
+	return c;
+}
+
+static struct ig_listener_routes *build_loaded(struct ig_config *c)
+{
+	struct ig_gateway *gw = &c->gateways[0];
+	struct ig_listener_routes *t = ig_routes_build(c, gw, &gw->listeners[0], WORKERS);
+	assert_non_null(t);
+	return t;
+}
+
+#define CALL(t, host, path, ...) route_of((t), (host), "POST " path, ##__VA_ARGS__, NULL)
+
+/* GRPCRouteRule.matches: the most characters of a matching service, then
+ * of a matching method, then the most header matches. */
+static void test_grpcroute_precedence(void **state)
+{
+	struct ig_config *c = load_text(
+	    GRPC_GW
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n"
+	    "metadata: {name: g}\nspec:\n  parentRefs: [{name: gw}]\n  rules:\n"
+	    "  - {matches: [{method: {service: a.B}}]}\n"
+	    "  - {matches: [{method: {service: a.B, method: M}}]}\n"
+	    "  - {matches: [{method: {method: M}}]}\n"
+	    "  - {matches: [{method: {service: a.B, method: M}, headers: [{name: x, value: "
+	    "\"1\"}]}]}\n"
+	    "  - {matches: [{method: {type: RegularExpression, service: \"z.*\", method: M}}]}\n"
+	    "  - {}\n");
+	struct ig_listener_routes *t = build_loaded(c);
+	assert_string_equal(CALL(t, "h", "/a.B/M"), "g/1.0");
+	assert_string_equal(CALL(t, "h", "/a.B/M", "X: 1"), "g/3.0");
+	assert_string_equal(CALL(t, "h", "/a.B/N"), "g/0.0");
+	assert_string_equal(CALL(t, "h", "/a.BC/N"), "g/5.0"); /* not the service a.B */
+	assert_string_equal(CALL(t, "h", "/c.D/M"), "g/2.0");
+	assert_string_equal(CALL(t, "h", "/z.Q/M"), "g/4.0");
+	assert_string_equal(CALL(t, "h", "/z.Q/Mx"), "g/5.0");
+	assert_string_equal(CALL(t, "h", "/x/Y"), "g/5.0");
+	ig_routes_free(t);
+	ig_config_free(c);
+}
+
+/* An HTTPRoute and a GRPCRoute serving a hostname in common on one
+ * listener: the older stays, the other is not attached there at all. */
+static void test_grpcroute_httproute_conflict(void **state)
+{
+	static const char routes[] =
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+	    "metadata: {name: h, creationTimestamp: \"%s\"}\n"
+	    "spec: {parentRefs: [{name: gw}], hostnames: [%s]}\n"
+	    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n"
+	    "metadata: {name: g, creationTimestamp: \"%s\"}\n"
+	    "spec: {parentRefs: [{name: gw}], hostnames: [%s]}\n";
+	static const struct {
+		const char *h_time, *h_hosts, *g_time, *g_hosts;
+		const char *at_a, *at_b; /* who serves a.example.com, b.example.com */
+	} cases[] = {
+	    /* The older HTTPRoute keeps a.example.com; the GRPCRoute
+	     * overlapping it by wildcard is refused for b.example.com too. */
+	    {"2020-01-01T00:00:00Z", "a.example.com", "2021-01-01T00:00:00Z", "\"*.example.com\"",
+	     "h/0.0", "404"},
+	    {"2022-01-01T00:00:00Z", "a.example.com", "2021-01-01T00:00:00Z", "\"*.example.com\"",
+	     "g/0.0", "g/0.0"},
+	    /* No hostname in common: both stay. */
+	    {"2020-01-01T00:00:00Z", "a.example.com", "2021-01-01T00:00:00Z", "b.example.com",
+	     "h/0.0", "g/0.0"},
+	    /* Same age: "default/g" before "default/h". */
+	    {"2020-01-01T00:00:00Z", "a.example.com", "2020-01-01T00:00:00Z", "a.example.com",
+	     "g/0.0", "404"},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		char text[2048];
+		snprintf(text, sizeof text, GRPC_GW "%s", routes);
+		char doc[2048];
+		snprintf(doc, sizeof doc, text, cases[i].h_time, cases[i].h_hosts, cases[i].g_time,
+			 cases[i].g_hosts);
+		struct ig_config *c = load_text(doc);
+		struct ig_gateway *gw = &c->gateways[0];
+		bool h_out = ig_route_conflicted(c, &c->routes[0], gw, &gw->listeners[0]);
+		bool g_out = ig_route_conflicted(c, &c->routes[1], gw, &gw->listeners[0]);
+		assert_false(h_out && g_out);
+		struct ig_listener_routes *t = build_loaded(c);
+		assert_string_equal(CALL(t, "a.example.com", "/s.S/M"), cases[i].at_a);
+		assert_string_equal(CALL(t, "b.example.com", "/s.S/M"), cases[i].at_b);
+		ig_routes_free(t);
+		ig_config_free(c);
+	}
+}
+
 /* ---- backends ----------------------------------------------------------- */
 
 static void test_pick_backend_weights(void **state)
@@ -1016,6 +1121,8 @@ int main(void)
 	    cmocka_unit_test(test_specificity_before_age),
 	    cmocka_unit_test(test_first_rule_wins),
 	    cmocka_unit_test(test_empty_table),
+	    cmocka_unit_test(test_grpcroute_precedence),
+	    cmocka_unit_test(test_grpcroute_httproute_conflict),
 	    cmocka_unit_test(test_pick_backend_weights),
 	    cmocka_unit_test(test_pick_backend_even),
 	    cmocka_unit_test(test_pick_backend_degenerate),
