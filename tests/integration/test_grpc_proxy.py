@@ -485,3 +485,54 @@ def test_grpcroute_and_httproute_share_a_hostname(routes):
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED, err.value
     finally:
         ch.close()
+
+
+def test_grpcroute_over_https(procs, tmp_path):
+    """gRPC over TLS: an HTTPS listener takes HTTP/2 by ALPN (which
+    GRPCRoute requires of it) and the call goes on to the h2c pod."""
+    from test_https import make_cert, secret
+    d = os.path.join(str(tmp_path), "grpctls")
+    os.makedirs(d, exist_ok=True)
+    crt, key = make_cert(d, "grpc", "grpc.example.com")
+    pod_host = unique_loopback()
+    pod_port = free_port(pod_host)
+    srv = start_grpc(pod_host, pod_port, "T")
+    host = unique_loopback()
+    port = free_port(host)
+    write(os.path.join(d, "all.yaml"), "---\n".join([
+        """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: %d
+    hostname: grpc.example.com
+    tls: {certificateRefs: [{name: tls}]}
+""" % port, secret("tls", crt, key),
+        SERVICE.format(name="svc", port=pod_port, ip=pod_host, app_protocol=""),
+        """apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{method: {service: test.Echo, method: Unary}}]
+    backendRefs: [{name: svc, port: 80}]
+"""]))
+    gw = procs.start("gateway", "-f", d, "--bind", host, name="gateway")
+    ch = None
+    try:
+        wait_port(host, port, proc=gw)
+        creds = grpc.ssl_channel_credentials(root_certificates=crt.encode())
+        ch = grpc.secure_channel("%s:%d" % (host, port), creds,
+                                 options=[("grpc.ssl_target_name_override", "grpc.example.com")])
+        assert ch.unary_unary("/test.Echo/Unary")(b"tls", timeout=10) == b"T:tls"
+    finally:
+        if ch:
+            ch.close()
+        srv.stop(0)
+    gw.send_signal(15)
+    assert gw.wait(timeout=15) == 0, procs.output(gw)
