@@ -12,6 +12,7 @@ GRPCRoute's precedence; its Services reached over h2c without saying so;
 the gateway's own errors as gRPC statuses (UNIMPLEMENTED for no route,
 UNAVAILABLE for a backend it cannot use); and an HTTPRoute and a
 GRPCRoute on one hostname: the older one serves it."""
+import json
 import os
 import socket
 import threading
@@ -89,6 +90,8 @@ def start_grpc(host, port, tag="echo"):
         ctx.set_trailing_metadata((("x-trail", "t1"),))
         if req == b"fail":
             ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+        if req == b"meta":  # the request's metadata, as JSON
+            return json.dumps(dict(ctx.invocation_metadata())).encode()
         return tag.encode() + b":" + req
 
     def server_stream(req, ctx):
@@ -338,6 +341,14 @@ spec:
   rules:
   - matches:
     - method: {service: test.Echo, method: Unary}
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: x-set, value: "1"}]
+        remove: [x-drop]
+    - type: ResponseHeaderModifier
+      responseHeaderModifier:
+        add: [{name: x-resp, value: r1}]
     backendRefs:
     - {name: svc-a, port: 80}
   - matches:
@@ -448,6 +459,13 @@ def test_grpcroute_matches_methods_and_headers(routes):
     assert list(ch.unary_stream("/test.Echo/ServerStream")(b"2", timeout=10)) == [b"B0", b"B1"]
     # The method alone, of any service.
     assert ch.unary_unary("/other.Svc/Ping")(b"", timeout=10) == b"A:pong"
+    # The rule's header modifiers (GRPCRouteRequestHeaderModifier).
+    reply, call = unary.with_call(b"meta", metadata=(("x-drop", "1"), ("x-keep", "2")),
+                                  timeout=10)
+    meta = json.loads(reply)
+    assert meta.get("x-set") == "1" and meta.get("x-keep") == "2", meta
+    assert "x-drop" not in meta, meta
+    assert ("x-resp", "r1") in [(m.key, m.value) for m in call.initial_metadata()]
     # Trailing metadata and a pod's error status still go through.
     reply, call = unary.with_call(b"x", timeout=10)
     assert ("x-trail", "t1") in [(m.key, m.value) for m in call.trailing_metadata()]
