@@ -497,12 +497,13 @@ struct ig_backend_ref {
 	enum ig_ref_status status;
 	const struct ig_pool *pool;	  /* NULL unless an InferencePool resolved */
 	const struct ig_service *service; /* NULL unless a Service resolved */
-	/* A resolved Service reached over h2c: its port says
+	/* A resolved Service reached over HTTP/2: h2c when its port says
 	 * kubernetes.io/h2c, or says nothing and a GRPCRoute names it (gRPC
 	 * is HTTP/2: the Route type tells the protocol, as the Gateway API
-	 * allows). A GRPCRoute's port with another appProtocol, or a
-	 * BackendTLSPolicy (TLS is HTTP/1.1 only here), is
-	 * UnsupportedProtocol, and an InferencePool InvalidKind. */
+	 * allows); h2 over TLS (ALPN) when a GRPCRoute names a port that a
+	 * BackendTLSPolicy targets (appProtocol none or https). A
+	 * GRPCRoute's port with another appProtocol is UnsupportedProtocol,
+	 * and an InferencePool InvalidKind. */
 	bool h2c;
 	/* A resolved Service port that a usable BackendTLSPolicy targets is
 	 * reached over TLS as it says (appProtocol http, HTTPS/https,

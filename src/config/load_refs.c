@@ -598,17 +598,22 @@ static void resolve_service(struct session *s, const char *path, bool grpc,
 	}
 	const struct ig_backend_tls_policy *tp = tls_policy_of(&s->box->cfg, svc, sp);
 	const char *ap = sp->app_protocol;
-	if (grpc && (tp || (ap && strcmp(ap, "kubernetes.io/h2c")))) {
+	/* A GRPCRoute's backend speaks HTTP/2: h2c, or h2 over TLS when a
+	 * BackendTLSPolicy targets the port. */
+	bool grpc_ok = !ap || (tp ? !strcmp(ap, "https") || !strcmp(ap, "HTTPS")
+				  : !strcmp(ap, "kubernetes.io/h2c"));
+	if (grpc && !grpc_ok) {
 		b->status = IG_REF_UNSUPPORTED_PROTOCOL;
 		ld_warn(s, b->line, path, "port",
-			"port %d of Service \"%s/%s\" %s (UnsupportedProtocol): a GRPCRoute's "
-			"backend is reached over h2c, so its appProtocol is kubernetes.io/h2c or "
-			"none, without a BackendTLSPolicy",
-			b->port, b->ns, b->name, tp ? "has a BackendTLSPolicy" : "is not h2c");
+			"port %d of Service \"%s/%s\" has appProtocol %s (UnsupportedProtocol): a "
+			"GRPCRoute's backend speaks HTTP/2, so its appProtocol is none, "
+			"kubernetes.io/h2c, or https with a BackendTLSPolicy",
+			b->port, b->ns, b->name, ap);
 		return;
 	}
 	if (tp) {
 		resolve_tls_port(s, path, b, svc, sp, tp);
+		b->h2c = grpc && b->status == IG_REF_OK;
 		return;
 	}
 	if (app_protocol_tls(sp->app_protocol)) {

@@ -438,8 +438,8 @@ static uint64_t policy_hash(const struct ig_backend_tls_policy *p)
  * reason in err. */
 static struct ig_tls_client_ctx *policy_ctx_new(const struct ig_backend_tls_policy *p,
 						const struct ig_secret_item *crt,
-						const struct ig_secret_item *key, char *err,
-						size_t errlen)
+						const struct ig_secret_item *key, bool h2,
+						char *err, size_t errlen)
 {
 	const char **names = calloc(p->nsans + 1, sizeof *names);
 	const char **uris = calloc(p->nsans + 1, sizeof *uris);
@@ -447,7 +447,8 @@ static struct ig_tls_client_ctx *policy_ctx_new(const struct ig_backend_tls_poli
 				       .ca_len = p->ca_len,
 				       .sni = p->hostname,
 				       .names = names,
-				       .uris = uris};
+				       .uris = uris,
+				       .h2 = h2};
 	if (crt && key) {
 		o.cert_pem = (const char *)crt->bytes;
 		o.cert_len = crt->len;
@@ -472,7 +473,8 @@ static struct ig_tls_client_ctx *policy_ctx_new(const struct ig_backend_tls_poli
 
 static bool same_service_port(const struct ig_service_rt *a, const struct ig_service_rt *b)
 {
-	return a->port == b->port && !strcmp(a->svc->meta.ns, b->svc->meta.ns) &&
+	return a->port == b->port && a->h2c == b->h2c &&
+	       !strcmp(a->svc->meta.ns, b->svc->meta.ns) &&
 	       !strcmp(a->svc->meta.name, b->svc->meta.name);
 }
 
@@ -490,7 +492,7 @@ static void service_tls(struct ig_service_rt *rt, const struct ig_backend_tls_po
 		}
 	}
 	char err[256];
-	rt->tls = policy_ctx_new(p, NULL, NULL, err, sizeof err);
+	rt->tls = policy_ctx_new(p, NULL, NULL, rt->h2c, err, sizeof err);
 	if (!rt->tls) {
 		rt->tls_error = true;
 		ig_err("BackendTLSPolicy %s/%s: %s; requests to Service %s/%s port %d get 500",
@@ -545,7 +547,7 @@ static void service_gateway_tls(struct ig_service_rt *rt, const struct ig_backen
 		if (v->tls)
 			continue;
 		char err[256];
-		v->tls = policy_ctx_new(p, crt, key, err, sizeof err);
+		v->tls = policy_ctx_new(p, crt, key, rt->h2c, err, sizeof err);
 		if (!v->tls)
 			ig_err(
 			    "gateway %s/%s: client certificate for Service %s/%s port %d: %s; its "

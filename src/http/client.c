@@ -136,6 +136,13 @@ struct ig_http_client *ig_http_client_connect_tls(struct ig_loop *loop, const st
 	if (!c)
 		return NULL;
 	c->tls_ctx = ig_tls_client_ctx_ref(ctx);
+	/* HTTP/2 over TLS (a GRPCRoute's backend): the h2c mode's framing on
+	 * the TLS connection, once the backend has chosen h2 by ALPN. */
+	if (ig_tls_client_ctx_h2(ctx) && h2c_init(c) < 0) {
+		client_free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
 	if (c->connected) {
 		/* TCP is up at once (loopback can do that): the handshake is
 		 * still to come, from the loop. */
@@ -236,7 +243,9 @@ bool client_fail(struct ig_http_client *c, enum ig_client_error kind, int err)
 	    .sent_all = c->sent_all,
 	    .got_byte = c->got_byte,
 	    .refused = c->refused,
-	    .detail = c->tls ? ig_tls_conn_error(c->tls) : "",
+	    .detail = c->fail_detail ? c->fail_detail
+		      : c->tls	     ? ig_tls_conn_error(c->tls)
+				     : "",
 	};
 	client_cb_begin(c);
 	c->cbs->on_error(c, &f, c->ud);
@@ -290,7 +299,7 @@ static void arm_read_timer(struct ig_http_client *c)
  * taken, or -1 with errno (EAGAIN when the socket is full). After EAGAIN
  * on TLS, the next call must offer the same bytes again (at least as
  * many, from any address): a record may be half sent. */
-static ssize_t conn_send(struct ig_http_client *c, const void *p, size_t len)
+ssize_t client_send(struct ig_http_client *c, const void *p, size_t len)
 {
 	if (!c->tls)
 		return send(c->io.fd, p, len, MSG_NOSIGNAL);
@@ -310,7 +319,7 @@ static ssize_t tls_flush_once(struct ig_http_client *c)
 	const struct iovec *v = &c->iov[c->iov_pos];
 	int left = c->iov_cnt - c->iov_pos;
 	if (left == 1 || v->iov_len >= TLS_GATHER)
-		return conn_send(c, v->iov_base, v->iov_len);
+		return client_send(c, v->iov_base, v->iov_len);
 	char buf[TLS_GATHER];
 	size_t len = 0;
 	for (int i = 0; i < left && len < sizeof buf; i++) {
@@ -318,7 +327,7 @@ static ssize_t tls_flush_once(struct ig_http_client *c)
 		memcpy(buf + len, v[i].iov_base, take);
 		len += take;
 	}
-	return conn_send(c, buf, len);
+	return client_send(c, buf, len);
 }
 
 /* Moves the request's spans past n bytes sent. */
@@ -493,7 +502,7 @@ static void tunnel_idle(struct ig_http_client *c)
 
 /* Receives bytes, through TLS when the connection has it: the count, 0
  * at the end, or -1 with errno (EAGAIN when nothing more is there). */
-static ssize_t conn_recv(struct ig_http_client *c, void *buf, size_t len)
+ssize_t client_recv(struct ig_http_client *c, void *buf, size_t len)
 {
 	if (!c->tls)
 		return recv(c->io.fd, buf, len, 0);
@@ -516,7 +525,7 @@ static bool do_read(struct ig_http_client *c)
 	for (int rounds = 0; rounds < 16 && !c->paused; rounds++) {
 		if (ig_buf_reserve(&c->in, READ_CHUNK) < 0)
 			return client_fail(c, IG_CLIENT_PROTOCOL, ENOMEM) || true;
-		ssize_t n = conn_recv(c, c->in.ptr + c->in.len, c->in.cap - c->in.len);
+		ssize_t n = client_recv(c, c->in.ptr + c->in.len, c->in.cap - c->in.len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -556,7 +565,7 @@ static bool do_read(struct ig_http_client *c)
 static int tunnel_flush(struct ig_http_client *c)
 {
 	while (c->out.len > c->out_off) {
-		ssize_t n = conn_send(c, c->out.ptr + c->out_off, c->out.len - c->out_off);
+		ssize_t n = client_send(c, c->out.ptr + c->out_off, c->out.len - c->out_off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -609,7 +618,7 @@ int ig_http_client_write(struct ig_http_client *c, const void *data, size_t len)
 	 * only what the socket does not take is copied. */
 	size_t sent = 0;
 	while (c->out.len == c->out_off && sent < len) {
-		ssize_t n = conn_send(c, (const char *)data + sent, len - sent);
+		ssize_t n = client_send(c, (const char *)data + sent, len - sent);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -652,7 +661,7 @@ static bool tls_parked_quiet(struct ig_http_client *c, unsigned events)
 	if (events & IG_EV_ERROR)
 		return false;
 	char tmp[64];
-	ssize_t n = conn_recv(c, tmp, sizeof tmp);
+	ssize_t n = client_recv(c, tmp, sizeof tmp);
 	return n < 0 && errno == EAGAIN && !c->read_wants_write;
 }
 
@@ -664,6 +673,11 @@ static bool tls_handshake_step(struct ig_http_client *c)
 	if (!c->tls && !(c->tls = ig_tls_client_conn_new(c->tls_ctx, c->io.fd)))
 		return client_fail(c, IG_CLIENT_CONNECT, ENOMEM) || true;
 	int rc = ig_tls_handshake(c->tls);
+	if (rc == IG_OK && c->h2 && strcmp(ig_tls_conn_alpn(c->tls), "h2") != 0) {
+		c->fail_detail = "the backend did not choose h2 by ALPN";
+		client_fail(c, IG_CLIENT_CONNECT, EPROTO);
+		return true;
+	}
 	if (rc == IG_OK)
 		return false;
 	if (rc == IG_TLS_WANT_READ || rc == IG_TLS_WANT_WRITE) {

@@ -90,8 +90,10 @@ struct ig_http_client *ig_http_client_connect_h2c(struct ig_loop *loop, const st
 /* The same over TLS (BackendTLSPolicy): the handshake follows the TCP
  * connection, within the same connect timeout, and a handshake that fails
  * (verification included) is an IG_CLIENT_CONNECT fault with EPROTO and
- * the reason in `detail`. HTTP/1.1 only. The connection holds a reference
- * to ctx. */
+ * the reason in `detail`. HTTP/1.1, or HTTP/2 (the h2c mode's framing,
+ * over TLS) when ctx offers h2 (ig_tls_client_ctx_h2): a server that does
+ * not choose h2 by ALPN fails the connection the same way. The connection
+ * holds a reference to ctx. */
 struct ig_tls_client_ctx;
 struct ig_http_client *ig_http_client_connect_tls(struct ig_loop *loop, const struct sockaddr *addr,
 						  socklen_t addrlen, uint64_t connect_timeout_ms,

@@ -377,7 +377,7 @@ static int flush(struct ig_http_client *c)
 			h->out = p;
 			h->outlen = (size_t)n;
 		}
-		ssize_t w = send(c->io.fd, h->out, h->outlen, MSG_NOSIGNAL);
+		ssize_t w = client_send(c, h->out, h->outlen);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -542,7 +542,7 @@ static bool do_read(struct ig_http_client *c)
 		h->in_pos = 0;
 		if (ig_buf_reserve(&c->in, CLIENT_READ_CHUNK) < 0)
 			return client_fail(c, IG_CLIENT_PROTOCOL, ENOMEM) || true;
-		ssize_t n = recv(c->io.fd, c->in.ptr + c->in.len, c->in.cap - c->in.len, 0);
+		ssize_t n = client_recv(c, c->in.ptr + c->in.len, c->in.cap - c->in.len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -559,8 +559,8 @@ static bool do_read(struct ig_http_client *c)
 		 * nghttp2 found while reading goes out only now). */
 		if (drive(c))
 			return true;
-		if ((size_t)n < CLIENT_READ_CHUNK / 2)
-			break; /* drained the socket */
+		if ((size_t)n < CLIENT_READ_CHUNK / 2 && !c->tls)
+			break; /* drained the socket (a TLS read is one record) */
 	}
 	if (h->in_pos == c->in.len) {
 		h->in_pos = 0;
@@ -577,7 +577,7 @@ static bool read_control(struct ig_http_client *c)
 	struct h2c_conn *h = c->h2;
 	uint8_t buf[CONTROL_READ];
 	for (int rounds = 0; rounds < 16; rounds++) {
-		ssize_t n = recv(c->io.fd, buf, sizeof buf, 0);
+		ssize_t n = client_recv(c, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -595,7 +595,7 @@ static bool read_control(struct ig_http_client *c)
 			(void)flush(c);
 			return false;
 		}
-		if ((size_t)n < sizeof buf)
+		if ((size_t)n < sizeof buf && !c->tls)
 			break;
 	}
 	return flush(c) == 0 && !h->goaway_sent;

@@ -62,13 +62,14 @@ struct ig_http_client {
 	ig_http_client_connect_cb connect_cb;
 	void *owner_ud;
 	struct h2c_conn *h2; /* NULL: HTTP/1.1 */
-	/* TLS (HTTP/1.1 only): the context to connect with, and once the TCP
-	 * connection is up, the session. `connected` turns true only when the
-	 * handshake is done; until then hs_events is what it waits for. */
+	/* TLS (HTTP/1.1, or HTTP/2 when it offers h2): the context to connect with, and once the
+	 * TCP connection is up, the session. `connected` turns true only when the handshake is
+	 * done; until then hs_events is what it waits for. */
 	struct ig_tls_client_ctx *tls_ctx;
 	struct ig_tls_conn *tls;
 	bool tcp_up;
-	bool read_wants_write; /* an SSL read must write before it can go on */
+	bool read_wants_write;	 /* an SSL read must write before it can go on */
+	const char *fail_detail; /* the fault's detail when not TLS's own (static) */
 	unsigned hs_events;
 };
 
@@ -81,6 +82,12 @@ bool client_finish(struct ig_http_client *c);
 void client_parked_event(struct ig_http_client *c);
 void client_idle_error(struct ig_http_client *c);
 void client_update_events(struct ig_http_client *c);
+/* The connection's bytes, through TLS when it has it: as send() and
+ * recv() (-1 with errno, EAGAIN when it must wait). After EAGAIN on TLS a
+ * send must offer the same bytes again; a TLS read returns one record at
+ * most, so a short read does not mean the socket is drained. */
+ssize_t client_send(struct ig_http_client *c, const void *p, size_t len);
+ssize_t client_recv(struct ig_http_client *c, void *buf, size_t len);
 
 /* client_h2.c, for client.c. */
 int h2c_init(struct ig_http_client *c);

@@ -70,6 +70,7 @@ struct ig_tls_client_ctx {
 	char **names, **uris;
 	size_t nnames, nuris;
 	bool ip; /* sni is an IP literal: checked against IP entries */
+	bool h2; /* ALPN offers "h2" alone */
 };
 
 struct ig_tls_conn {
@@ -1207,8 +1208,10 @@ struct ig_tls_client_ctx *ig_tls_client_ctx_new(const struct ig_tls_client_opts 
 	 * (a locked table per SSL_CTX that would grow with every server). */
 	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(c, on_new_session);
-	static const unsigned char alpn[] = "\x08http/1.1";
-	if (SSL_CTX_set_alpn_protos(c, alpn, sizeof alpn - 1) != 0 ||
+	static const unsigned char alpn[] = "\x08http/1.1", alpn_h2[] = "\x02h2";
+	u->h2 = o->h2;
+	if (SSL_CTX_set_alpn_protos(c, o->h2 ? alpn_h2 : alpn,
+				    (unsigned)(o->h2 ? sizeof alpn_h2 : sizeof alpn) - 1) != 0 ||
 	    !SSL_CTX_set_ex_data(c, up_ex_index, u)) {
 		say(err, errlen, "out of memory");
 		goto fail;
@@ -1236,6 +1239,11 @@ void ig_tls_client_ctx_unref(struct ig_tls_client_ctx *ctx)
 const char *ig_tls_client_ctx_sni(const struct ig_tls_client_ctx *ctx)
 {
 	return ctx->sni;
+}
+
+bool ig_tls_client_ctx_h2(const struct ig_tls_client_ctx *ctx)
+{
+	return ctx->h2;
 }
 
 struct ig_tls_conn *ig_tls_client_conn_new(struct ig_tls_client_ctx *ctx, int fd)

@@ -204,8 +204,9 @@ void ig_tls_conn_free(struct ig_tls_conn *t);
  *     6125 allows) or `uris` (exact) when either list is given
  *     (`subjectAltNames`: the hostname is then not used to authenticate),
  *     else the sni itself.
- * TLS 1.2 and 1.3, no renegotiation, ALPN "http/1.1" offered (a backend
- * that picks another protocol fails the handshake). Resumption: the
+ * TLS 1.2 and 1.3, no renegotiation, ALPN "http/1.1" offered, or "h2"
+ * alone with `h2` (gRPC's backends): the client checks what the backend
+ * picked.  Resumption: the
  * context keeps the newest session a server gave (a ticket) and the next
  * connection offers it, so that connections made again after the pool's
  * idle timeout skip the key exchange and the certificate check. Failed verification
@@ -228,6 +229,7 @@ struct ig_tls_client_opts {
 	size_t cert_len;
 	const char *key_pem;
 	size_t key_len;
+	bool h2; /* offer "h2" (HTTP/2 over TLS) instead of "http/1.1" */
 };
 
 /* NULL with the reason in err (`ca.crt holds no PEM certificate`). */
@@ -237,6 +239,8 @@ struct ig_tls_client_ctx *ig_tls_client_ctx_ref(struct ig_tls_client_ctx *ctx);
 void ig_tls_client_ctx_unref(struct ig_tls_client_ctx *ctx);
 /* The server name the context's connections send ("" when none). */
 const char *ig_tls_client_ctx_sni(const struct ig_tls_client_ctx *ctx);
+/* Whether its connections offer "h2" (ig_tls_client_opts.h2). */
+bool ig_tls_client_ctx_h2(const struct ig_tls_client_ctx *ctx);
 /* A client connection of the context on a connected non-blocking socket
  * (driven by ig_tls_handshake, read, write...); it holds a reference to
  * the context. NULL when out of memory. */

@@ -39,7 +39,8 @@ void ig_upstreams_free(struct ig_upstreams *u);
 struct ig_http_client *ig_upstreams_take(struct ig_upstreams *u, struct ig_endpoint *ep,
 					 enum ig_http_proto proto, struct ig_tls_client_ctx *tls);
 /* A new connection to ep speaking proto, over TLS with tls when not NULL
- * (HTTP/1.1 only), or NULL with errno set when it failed at once. */
+ * (HTTP/1.1, or HTTP/2 when the context offers h2), or NULL with errno set
+ * when it failed at once. */
 struct ig_http_client *ig_upstreams_connect(struct ig_upstreams *u, struct ig_endpoint *ep,
 					    enum ig_http_proto proto,
 					    struct ig_tls_client_ctx *tls);

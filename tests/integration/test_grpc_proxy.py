@@ -554,3 +554,81 @@ spec:
         srv.stop(0)
     gw.send_signal(15)
     assert gw.wait(timeout=15) == 0, procs.output(gw)
+
+
+def test_grpcroute_backend_tls(procs, tmp_path):
+    """A BackendTLSPolicy on a GRPCRoute's Service (Gateway API's
+    BackendTLSPolicyGRPCRoute): the gateway reaches the pod over TLS with
+    the policy's CA and hostname and speaks HTTP/2 there, chosen by ALPN.
+    A backend that does not choose h2 is not spoken to: the call is
+    UNAVAILABLE and the log says why."""
+    from test_backend_tls import TLSPod, configmap, make_cert, policy, tls_service
+    d = os.path.join(str(tmp_path), "grpcbtls")
+    os.makedirs(d, exist_ok=True)
+    crt, key = make_cert(d, "ca", "abc.example.com")
+    with open(crt, "rb") as f:
+        crt_pem = f.read()
+    with open(key, "rb") as f:
+        key_pem = f.read()
+    pod_host, h1_host = unique_loopback(), unique_loopback()
+    pod_port = free_port(pod_host)
+    h1_port = free_port(h1_host)
+    handler = grpc.method_handlers_generic_handler("test.Echo", {
+        "Unary": grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"tls:" + req)})
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    srv.add_generic_rpc_handlers((handler,))
+    assert srv.add_secure_port("%s:%d" % (pod_host, pod_port),
+                               grpc.ssl_server_credentials([(key_pem, crt_pem)])) == pod_port
+    srv.start()
+    h1 = TLSPod(h1_host, h1_port, crt, key)  # HTTPS/1.1: no h2 by ALPN
+    host = unique_loopback()
+    port = free_port(host)
+    ca = "caCertificateRefs:\n- {group: \"\", kind: ConfigMap, name: ca}\nhostname: abc.example.com"
+    write(os.path.join(d, "all.yaml"), "---\n".join([
+        GATEWAY.format(port=port), configmap("ca", crt),
+        tls_service("svc-grpc", 443, pod_port, "grpc-pod"),
+        tls_service("svc-h1", 443, h1_port, "h1-pod"),
+        """apiVersion: v1
+kind: Pod
+metadata: {name: grpc-pod, labels: {app: grpc-pod}}
+status: {podIP: %s}
+""" % pod_host,
+        """apiVersion: v1
+kind: Pod
+metadata: {name: h1-pod, labels: {app: h1-pod}}
+status: {podIP: %s}
+""" % h1_host,
+        policy("p-grpc", "svc-grpc", ca), policy("p-h1", "svc-h1", ca),
+        """apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{method: {service: test.Echo}}]
+    backendRefs: [{name: svc-grpc, port: 443}]
+  - matches: [{method: {service: h1.Svc}}]
+    backendRefs: [{name: svc-h1, port: 443}]
+"""]))
+    gw = procs.start("gateway", "-f", d, "--bind", host, name="gateway")
+    ch = None
+    try:
+        wait_port(host, port, proc=gw)
+        ch = grpc.insecure_channel("%s:%d" % (host, port))
+        unary = ch.unary_unary("/test.Echo/Unary")
+        for i in range(3):  # the kept-alive TLS connection too
+            assert unary(b"%d" % i, timeout=10) == b"tls:%d" % i
+        with pytest.raises(grpc.RpcError) as err:
+            ch.unary_unary("/h1.Svc/Call")(b"x", timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value
+    finally:
+        if ch:
+            ch.close()
+        srv.stop(0)
+        h1.stop()
+    gw.send_signal(15)
+    rc = gw.wait(timeout=15)
+    log = procs.output(gw)
+    assert rc == 0, log
+    assert "the backend did not choose h2 by ALPN" in log, log
+    assert not h1.requests, h1.requests

@@ -910,7 +910,7 @@ static void test_grpcroute(void **state)
 		  " {name: http, port: 80}]}");
 	char *diags = NULL;
 	struct ig_config *c = load_warned(text, &diags);
-	has(diags, "is not h2c (UnsupportedProtocol)");
+	has(diags, "has appProtocol http (UnsupportedProtocol): a GRPCRoute's backend speaks HTTP/2");
 	free(diags);
 	assert_int_equal(c->nroutes, 1);
 	const struct ig_httproute *r = &c->routes[0];
