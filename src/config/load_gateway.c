@@ -829,37 +829,6 @@ static struct ig_header_match *decode_value_matches(struct session *s, yaml_node
 	return hm;
 }
 
-static void decode_match(struct session *s, yaml_node_t *n, const char *path,
-			 struct ig_route_match *m)
-{
-	static const char *const fields[] = {"path", "headers", "queryParams", "method", NULL};
-	static const char *const methods[] = {"GET",	 "HEAD",    "POST",  "PUT",   "DELETE",
-					      "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
-	int line;
-	m->path_type = IG_PATH_PREFIX;
-	m->path = "/";
-	if (n->type != YAML_MAPPING_NODE) {
-		ld_err(s, ig_yaml_line(n), path, NULL, "must be an object");
-		return;
-	}
-	ld_fields(s, n, path, fields, NULL);
-	yaml_node_t *p = ld_map(s, n, path, "path", false, &line);
-	if (p)
-		decode_path(s, p, path, m);
-	yaml_node_t *h = ld_seq(s, n, path, "headers", false, &line);
-	if (h) {
-		ld_check_items(s, h, line, path, "headers", 0, 16);
-		m->headers = decode_value_matches(s, h, path, "headers", 4096, &m->nheaders);
-	}
-	yaml_node_t *q = ld_seq(s, n, path, "queryParams", false, &line);
-	if (q) {
-		ld_check_items(s, q, line, path, "queryParams", 0, 16);
-		m->query = decode_value_matches(s, q, path, "queryParams", 1024, &m->nquery);
-	}
-	m->method = ld_str(s, n, path, "method", false, &line);
-	ld_check_enum(s, m->method, line, path, "method", methods);
-}
-
 /* ---- GRPCRoute: matches ------------------------------------------------------- */
 
 /* The CRD's patterns for Exact: a service ^(?i)\.?[a-z_][a-z_0-9]*
@@ -963,10 +932,16 @@ static void decode_grpc_method(struct session *s, yaml_node_t *n, const char *pa
 	}
 }
 
-static void decode_grpc_match(struct session *s, yaml_node_t *n, const char *path,
-			      struct ig_route_match *m)
+/* ---- HTTPRoute and GRPCRoute: a match ------------------------------------------ */
+
+/* An HTTPRouteMatch, or a GRPCRouteMatch (its method, then headers). */
+static void decode_match(struct session *s, yaml_node_t *n, const char *path, bool grpc,
+			 struct ig_route_match *m)
 {
-	static const char *const fields[] = {"method", "headers", NULL};
+	static const char *const fields[] = {"path", "headers", "queryParams", "method", NULL};
+	static const char *const grpc_fields[] = {"method", "headers", NULL};
+	static const char *const methods[] = {"GET",	 "HEAD",    "POST",  "PUT",   "DELETE",
+					      "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
 	int line;
 	m->path_type = IG_PATH_PREFIX;
 	m->path = "/";
@@ -974,18 +949,33 @@ static void decode_grpc_match(struct session *s, yaml_node_t *n, const char *pat
 		ld_err(s, ig_yaml_line(n), path, NULL, "must be an object");
 		return;
 	}
-	ld_fields(s, n, path, fields, NULL);
-	yaml_node_t *meth = ld_map(s, n, path, "method", false, &line);
-	if (meth) {
-		char sub[LD_PATH];
-		ld_join(sub, path, "method");
-		decode_grpc_method(s, meth, sub, m);
+	ld_fields(s, n, path, grpc ? grpc_fields : fields, NULL);
+	if (grpc) {
+		yaml_node_t *meth = ld_map(s, n, path, "method", false, &line);
+		if (meth) {
+			char sub[LD_PATH];
+			ld_join(sub, path, "method");
+			decode_grpc_method(s, meth, sub, m);
+		}
+	} else {
+		yaml_node_t *p = ld_map(s, n, path, "path", false, &line);
+		if (p)
+			decode_path(s, p, path, m);
 	}
 	yaml_node_t *h = ld_seq(s, n, path, "headers", false, &line);
 	if (h) {
 		ld_check_items(s, h, line, path, "headers", 0, 16);
 		m->headers = decode_value_matches(s, h, path, "headers", 4096, &m->nheaders);
 	}
+	if (grpc)
+		return;
+	yaml_node_t *q = ld_seq(s, n, path, "queryParams", false, &line);
+	if (q) {
+		ld_check_items(s, q, line, path, "queryParams", 0, 16);
+		m->query = decode_value_matches(s, q, path, "queryParams", 1024, &m->nquery);
+	}
+	m->method = ld_str(s, n, path, "method", false, &line);
+	ld_check_enum(s, m->method, line, path, "method", methods);
 }
 
 /* ---- HTTPRoute: filters ------------------------------------------------------- */
@@ -1616,10 +1606,8 @@ static size_t decode_matches(struct session *s, yaml_node_t *n, const char *path
 	for (size_t i = 0; i < cnt; i++) {
 		yaml_node_t *m = ld_seq_item(s, ms, i);
 		ld_item(sub, path, "matches", i);
-		if (m && grpc)
-			decode_grpc_match(s, m, sub, &r->matches[i]);
-		else if (m)
-			decode_match(s, m, sub, &r->matches[i]);
+		if (m)
+			decode_match(s, m, sub, grpc, &r->matches[i]);
 	}
 	return cnt;
 }

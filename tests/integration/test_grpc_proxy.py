@@ -116,6 +116,29 @@ def start_grpc(host, port, tag="echo"):
     return srv
 
 
+def start_gateway(procs, conf_dir, host, port, admin=None):
+    """The gateway on the manifests of conf_dir, listening on host:port."""
+    args = ["gateway", "-f", conf_dir, "--bind", host]
+    if admin:
+        args += ["--admin", admin]
+    gw = procs.start(*args, name="gateway")
+    wait_port(host, port, proc=gw)
+    if admin:
+        wait_http("http://%s/healthz" % admin, proc=gw)
+    return gw
+
+
+def stop_gateway(procs, gw):
+    """SIGTERM: the gateway ends cleanly, with no sanitizer report. Its log."""
+    gw.send_signal(15)
+    rc = gw.wait(timeout=15)
+    log = procs.output(gw)
+    for s in SAN_ERRORS:
+        assert s not in log, log
+    assert rc == 0, log
+    return log
+
+
 # ---- an HTTP/1.1 pod that answers with a chunked body and trailers ----
 
 class TrailerPod:
@@ -198,10 +221,7 @@ class Setup:
                 SERVICE.format(name="svc-h1", port=self.h1_port, ip=self.h1_host,
                                app_protocol="")]
         write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
-        self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host, "--admin",
-                              self.admin, name="gateway")
-        wait_port(self.host, self.port, proc=self.gw)
-        wait_http("http://%s/healthz" % self.admin, proc=self.gw)
+        self.gw = start_gateway(procs, self.dir, self.host, self.port, self.admin)
         self.channel = grpc.insecure_channel("%s:%d" % (self.host, self.port))
 
     def stop_backends(self):
@@ -211,13 +231,7 @@ class Setup:
 
     def stop(self):
         self.stop_backends()
-        self.gw.send_signal(15)
-        rc = self.gw.wait(timeout=15)
-        log = self.procs.output(self.gw)
-        for s in SAN_ERRORS:
-            assert s not in log, log
-        assert rc == 0, log
-        return log
+        return stop_gateway(self.procs, self.gw)
 
 
 @pytest.fixture
@@ -425,10 +439,7 @@ class GrpcRouteSetup:
                 SERVICE.format(name="svc-h1", port=ports["h1"], ip=hosts["h1"],
                                app_protocol="")]
         write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
-        self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host, "--admin",
-                              self.admin, name="gateway")
-        wait_port(self.host, self.port, proc=self.gw)
-        wait_http("http://%s/healthz" % self.admin, proc=self.gw)
+        self.gw = start_gateway(procs, self.dir, self.host, self.port, self.admin)
         self.channel = grpc.insecure_channel(
             "%s:%d" % (self.host, self.port),
             options=[("grpc.default_authority", "grpc.example.com")])
@@ -540,10 +551,9 @@ spec:
   - matches: [{method: {service: test.Echo, method: Unary}}]
     backendRefs: [{name: svc, port: 80}]
 """]))
-    gw = procs.start("gateway", "-f", d, "--bind", host, name="gateway")
+    gw = start_gateway(procs, d, host, port)
     ch = None
     try:
-        wait_port(host, port, proc=gw)
         creds = grpc.ssl_channel_credentials(root_certificates=crt.encode())
         ch = grpc.secure_channel("%s:%d" % (host, port), creds,
                                  options=[("grpc.ssl_target_name_override", "grpc.example.com")])
@@ -552,8 +562,7 @@ spec:
         if ch:
             ch.close()
         srv.stop(0)
-    gw.send_signal(15)
-    assert gw.wait(timeout=15) == 0, procs.output(gw)
+    stop_gateway(procs, gw)
 
 
 def test_grpcroute_backend_tls(procs, tmp_path):
@@ -610,10 +619,9 @@ spec:
   - matches: [{method: {service: h1.Svc}}]
     backendRefs: [{name: svc-h1, port: 443}]
 """]))
-    gw = procs.start("gateway", "-f", d, "--bind", host, name="gateway")
+    gw = start_gateway(procs, d, host, port)
     ch = None
     try:
-        wait_port(host, port, proc=gw)
         ch = grpc.insecure_channel("%s:%d" % (host, port))
         unary = ch.unary_unary("/test.Echo/Unary")
         for i in range(3):  # the kept-alive TLS connection too
@@ -626,9 +634,6 @@ spec:
             ch.close()
         srv.stop(0)
         h1.stop()
-    gw.send_signal(15)
-    rc = gw.wait(timeout=15)
-    log = procs.output(gw)
-    assert rc == 0, log
+    log = stop_gateway(procs, gw)
     assert "the backend did not choose h2 by ALPN" in log, log
     assert not h1.requests, h1.requests
