@@ -260,6 +260,10 @@ static void format_line(struct ig_alog_ring *r, const struct ig_alog_entry *e, s
 	key(o, json, "attempts");
 	put_long(o, e->attempts);
 	str_field(o, json, "reason", e->reason, MAX_REASON);
+	if (e->has_grpc_status) {
+		key(o, json, "grpc_status");
+		put_long(o, e->grpc_status);
+	}
 	if (json)
 		put_c(o, '}');
 	put_c(o, '\n');

@@ -9,6 +9,7 @@
 #ifndef IG_GATEWAY_ACCESSLOG_H
 #define IG_GATEWAY_ACCESSLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,10 @@ struct ig_alog_entry {
 	uint64_t queue_ns, ttft_ns, duration_ns;
 	long prompt_tokens, completion_tokens;
 	uint64_t bytes_in, bytes_out;
+	/* A gRPC call's status (grpc-status of the answer, the pod's or the
+	 * gateway's own), logged as grpc_status when there is one. */
+	bool has_grpc_status;
+	int grpc_status;
 };
 
 /* Worker thread: formats the line into the worker's ring, or drops and

@@ -147,6 +147,8 @@ static void access_log(struct ig_req *p)
 	    .completion_tokens = p->out_tokens,
 	    .bytes_in = ex->body.len + p->tunnel_in,
 	    .bytes_out = p->resp_bytes,
+	    .has_grpc_status = p->grpc_status1 > 0,
+	    .grpc_status = p->grpc_status1 - 1,
 	};
 	if (p->qstart_ns)
 		e.queue_ns = (p->qend_ns ? p->qend_ns : now) - p->qstart_ns;
@@ -221,8 +223,9 @@ static bool grpc_request(const struct ig_http_request *r)
 	       (ct->value.len == 16 || ct->value.ptr[16] == '+' || ct->value.ptr[16] == ';');
 }
 
-static void respond_grpc_error(struct ig_http_exchange *ex, int status, const char *msg)
+static void respond_grpc_error(struct ig_req *p, int status, const char *msg)
 {
+	struct ig_http_exchange *ex = p->ex;
 	const char *code = status == 400   ? "13" /* INTERNAL */
 			   : status == 401 ? "16" /* UNAUTHENTICATED */
 			   : status == 403 ? "7"  /* PERMISSION_DENIED */
@@ -236,6 +239,7 @@ static void respond_grpc_error(struct ig_http_exchange *ex, int status, const ch
 	ig_grpc_percent_encode(msg, enc, sizeof enc);
 	const struct ig_http_header h[] = {{IG_STR("grpc-status"), ig_str_from(code)},
 					   {IG_STR("grpc-message"), ig_str_from(enc)}};
+	p->grpc_status1 = atoi(code) + 1;
 	ig_http_respond(ex, 200, "application/grpc", "", 0, h, 2);
 }
 
@@ -250,7 +254,7 @@ void ig_req_fail(struct ig_req *p, int status, const char *type, const char *cod
 	else if (ig_str_eq_cstr(p->ex->req.path, "/v1/messages"))
 		respond_anthropic_error(p->ex, status, msg);
 	else if (grpc_request(&p->ex->req))
-		respond_grpc_error(p->ex, status, msg);
+		respond_grpc_error(p, status, msg);
 	else
 		ig_http_respond_error(p->ex, status, type, code, "%s", msg);
 	ig_req_finish(p);
@@ -432,6 +436,15 @@ static bool hop_by_hop(struct ig_str name)
 	return false;
 }
 
+/* Notes a grpc-status field among hs (a gRPC answer's head or trailers). */
+static void note_grpc_status(struct ig_req *p, const struct ig_http_header *hs, size_t n)
+{
+	const struct ig_http_header *g = ig_http_find_header(hs, n, "grpc-status");
+	uint64_t v;
+	if (g && ig_str_to_u64(g->value, &v) == 0 && v < 1000)
+		p->grpc_status1 = (int)v + 1;
+}
+
 struct resp_add {
 	struct ig_http_header *h;
 	size_t *n;
@@ -489,6 +502,7 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	}
 	p->status = res->status;
 	p->resp_started = true;
+	note_grpc_status(p, res->headers, res->num_headers); /* Trailers-Only */
 	p->first_byte_ns = ig_now_ns();
 	snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
 	/* An external picker sees the response head first (extpick.c). */
@@ -632,6 +646,7 @@ static void keep_trailers(struct ig_req *p, struct ig_http_client *c)
 	size_t n = ig_http_client_trailers(c, t, sizeof t / sizeof t[0]);
 	if (!n)
 		return;
+	note_grpc_status(p, t, n);
 	struct ig_http_header *kept = ig_arena_alloc(p->ex->arena, n * sizeof *kept);
 	if (!kept)
 		return;

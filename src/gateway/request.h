@@ -144,6 +144,8 @@ struct ig_req {
 	 * exchange's arena when the pod's answer ends; they end the client's. */
 	struct ig_http_header *trailers;
 	size_t ntrailers;
+	/* grpc-status of the answer plus one (0: none), for the access log. */
+	int grpc_status1;
 	char *tail; /* last bytes of a JSON response, for `usage` */
 	size_t tail_len;
 	struct ig_sse sse_state; /* data: lines of an event stream */

@@ -116,9 +116,9 @@ def start_grpc(host, port, tag="echo"):
     return srv
 
 
-def start_gateway(procs, conf_dir, host, port, admin=None):
+def start_gateway(procs, conf_dir, host, port, admin=None, extra=()):
     """The gateway on the manifests of conf_dir, listening on host:port."""
-    args = ["gateway", "-f", conf_dir, "--bind", host]
+    args = ["gateway", "-f", conf_dir, "--bind", host] + list(extra)
     if admin:
         args += ["--admin", admin]
     gw = procs.start(*args, name="gateway")
@@ -439,7 +439,9 @@ class GrpcRouteSetup:
                 SERVICE.format(name="svc-h1", port=ports["h1"], ip=hosts["h1"],
                                app_protocol="")]
         write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
-        self.gw = start_gateway(procs, self.dir, self.host, self.port, self.admin)
+        self.access_log = os.path.join(str(tmp_path), "access.log")
+        self.gw = start_gateway(procs, self.dir, self.host, self.port, self.admin,
+                                ("--access-log", self.access_log))
         self.channel = grpc.insecure_channel(
             "%s:%d" % (self.host, self.port),
             options=[("grpc.default_authority", "grpc.example.com")])
@@ -496,6 +498,22 @@ def test_grpcroute_errors_are_grpc_statuses(routes):
     with pytest.raises(grpc.RpcError) as err:
         ch.unary_unary("/bad.Svc/Call")(b"x", timeout=10)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value
+    # The access log has each call's gRPC status: the gateway's, a pod's
+    # in its trailers, a pod's in a Trailers-Only answer.
+    assert ch.unary_unary("/test.Echo/Unary")(b"ok", timeout=10) == b"A:ok"
+    with pytest.raises(grpc.RpcError):
+        ch.unary_unary("/test.Echo/Unary")(b"fail", timeout=10)
+    want = [("/nope.Svc/Call", 404, 12), ("/bad.Svc/Call", 500, 14),
+            ("/test.Echo/Unary", 200, 0), ("/test.Echo/Unary", 200, 5)]
+    deadline = time.monotonic() + 5
+    while True:
+        with open(routes.access_log) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        if len(lines) >= len(want) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    got = [(l["path"], l["status"], l.get("grpc_status")) for l in lines]
+    assert got == want, got
 
 
 def test_grpcroute_and_httproute_share_a_hostname(routes):

@@ -231,6 +231,41 @@ static void test_close_counts_what_is_left(void **state)
 	teardown(&f);
 }
 
+/* grpc_status is written for a gRPC call only, after the other fields,
+ * in both formats. */
+static void test_grpc_status_when_there_is_one(void **state)
+{
+	for (int text = 0; text < 2; text++) {
+		struct fixture f;
+		setup(&f);
+		struct ig_access_log *l =
+		    ig_access_log_open(f.path, text ? IG_ALOG_TEXT : IG_ALOG_JSON, 1, f.dropped);
+		assert_non_null(l);
+		struct ig_alog_entry e = entry();
+		ig_alog_write(ig_access_log_ring(l, 0), &e);
+		e.has_grpc_status = true;
+		e.grpc_status = 0;
+		ig_alog_write(ig_access_log_ring(l, 0), &e);
+		e.grpc_status = 14;
+		ig_alog_write(ig_access_log_ring(l, 0), &e);
+		ig_access_log_close(l);
+		FILE *fp = fopen(f.path, "r");
+		assert_non_null(fp);
+		char line[3][1024];
+		for (int i = 0; i < 3; i++)
+			assert_non_null(fgets(line[i], sizeof line[i], fp));
+		fclose(fp);
+		assert_null(strstr(line[0], "grpc_status"));
+		const char *want0 = text ? " grpc_status=0\n" : ",\"grpc_status\":0}\n";
+		const char *want14 = text ? " grpc_status=14\n" : ",\"grpc_status\":14}\n";
+		size_t n0 = strlen(line[1]), w0 = strlen(want0);
+		size_t n14 = strlen(line[2]), w14 = strlen(want14);
+		assert_true(n0 > w0 && !strcmp(line[1] + n0 - w0, want0));
+		assert_true(n14 > w14 && !strcmp(line[2] + n14 - w14, want14));
+		teardown(&f);
+	}
+}
+
 static void test_unopenable_path(void **state)
 {
 	assert_null(ig_access_log_open("/nonexistent-dir/x.log", IG_ALOG_JSON, 1, NULL));
@@ -243,6 +278,7 @@ int main(void)
 	    cmocka_unit_test(test_lines_are_json_whatever_the_bytes),
 	    cmocka_unit_test(test_concurrent_drain),
 	    cmocka_unit_test(test_close_counts_what_is_left),
+	    cmocka_unit_test(test_grpc_status_when_there_is_one),
 	    cmocka_unit_test(test_unopenable_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
