@@ -24,6 +24,9 @@
  * e error, n 204, t a tunnel (101, then the client's bytes echoed; a
  * piece holding 'P' pauses reading until a loop timer resumes it, 'E'
  * ends the tunnel, 'A' aborts it), anything else an echo of the body.
+ * Over HTTP/2 a request to /q or /Q still sending its body is streamed
+ * (stream_body): /q echoes each piece as it comes and ends with the body,
+ * /Q answers at once and never takes a byte (the window holds the rest).
  *
  * The listening socket is a Unix stream socket in the abstract namespace,
  * made once; each server gets a dup of it (and closes that). Unix sockets
@@ -205,6 +208,23 @@ static void check_exchange(const struct ig_http_exchange *ex)
 			abort();
 }
 
+static bool stream_body(struct ig_http_exchange *ex, void *ctx)
+{
+	struct ig_str path = ex->req.path;
+	return path.len > 1 && (path.ptr[1] == 'q' || path.ptr[1] == 'Q');
+}
+
+static void streamed_body(struct ig_http_exchange *ex)
+{
+	if (ex->body.len) {
+		if (ig_http_write(ex, ex->body.ptr, ex->body.len) < 0)
+			return;
+		ig_http_body_consume(ex, ex->body.len);
+	}
+	if (ex->body_done)
+		ig_http_end(ex);
+}
+
 static void handler(struct ig_http_exchange *ex, void *ctx)
 {
 	struct harness *h = ctx;
@@ -213,6 +233,17 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 
 	h->progress++;
 	check_exchange(ex);
+	if (ex->body_streaming) {
+		if (ig_http_start_response(ex, 200, NULL, 0, -1) < 0)
+			abort();
+		if (mode == 'Q') {
+			ig_http_end(ex);
+			return;
+		}
+		ex->on_body = streamed_body;
+		streamed_body(ex);
+		return;
+	}
 	switch (mode) {
 	case 'a':
 		ig_http_abort(ex);
@@ -379,6 +410,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (flags & F_TIMEOUTS)
 		cfg.header_timeout_ms = cfg.body_timeout_ms = cfg.keepalive_timeout_ms = 1;
 	cfg.http2 = h.h2 = (flags & F_H2) != 0;
+	cfg.stream_body = stream_body;
 
 	if (ig_loop_init(&h.loop) < 0)
 		abort();

@@ -268,6 +268,51 @@ static void body_based_routing(struct ig_req *p)
 	r->num_headers = k;
 }
 
+/* Whether every backend of the rule takes a gRPC call as it comes: a
+ * resolved Service reached over HTTP/2, and nothing that must see the
+ * whole body first (a RequestMirror sends a copy of it). */
+static bool rule_streams(const struct ig_route_rule *rule)
+{
+	if (!rule->nbackends)
+		return false;
+	for (size_t i = 0; i < rule->nfilters; i++)
+		if (rule->filters[i].type == IG_FILTER_REQUEST_MIRROR)
+			return false;
+	for (size_t b = 0; b < rule->nbackends; b++) {
+		const struct ig_backend_ref *be = &rule->backends[b];
+		if (be->status != IG_REF_OK || !be->service || !be->h2c)
+			return false;
+		for (size_t i = 0; i < be->nfilters; i++)
+			if (be->filters[i].type == IG_FILTER_REQUEST_MIRROR)
+				return false;
+	}
+	return true;
+}
+
+bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx)
+{
+	struct ig_listen_slot *slot = ctx;
+	struct ig_worker *w = slot->worker;
+	const struct ig_http_request *r = &ex->req;
+	const struct ig_http_header *ct =
+	    ig_http_find_header(r->headers, r->num_headers, "content-type");
+	if (!ex->h2 || !w->snap || !ct || ct->value.len < 16 ||
+	    !ig_str_ieq((struct ig_str){ct->value.ptr, 16}, IG_STR("application/grpc")))
+		return false;
+	struct ig_str host = request_host(r);
+	const struct ig_port_rt *port = ig_snapshot_port(w->snap, slot->port);
+	const struct ig_listener_rt *li = port ? pick_listener(port, host) : NULL;
+	struct ig_route_request rr = {.method = r->method,
+				      .path = r->path,
+				      .query = r->query,
+				      .host = host,
+				      .headers = r->headers,
+				      .nheaders = r->num_headers};
+	struct ig_route_result res;
+	return li && ig_routes_match(li->routes, (size_t)w->id, &rr, &res) == 0 &&
+	       rule_streams(res.rule);
+}
+
 void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct ig_listen_slot *slot = ctx;
@@ -290,8 +335,13 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	ex->on_writable = on_client_writable;
 	ig_req_trace_begin(p);
 
-	ig_req_parse_body(p);
-	body_based_routing(p);
+	/* A streamed body (ig_proxy_stream_body) is not here yet: it goes to
+	 * a Service as it comes, unread. */
+	p->streaming = ex->body_streaming;
+	if (!p->streaming) {
+		ig_req_parse_body(p);
+		body_based_routing(p);
+	}
 	const struct ig_listener_rt *li;
 	int rc = route(p, slot->port, &li);
 	if (rc < 0 || rc == 2)

@@ -13,5 +13,10 @@
 
 /* ctx is the struct ig_listen_slot of the listener. */
 void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx);
+/* The server's stream_body question for an HTTP/2 request still sending
+ * its body: true for a gRPC call whose route sends it to Services over
+ * HTTP/2 with nothing that needs the whole body first (no RequestMirror),
+ * so that its messages go on as they come (bidirectional streams). */
+bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx);
 
 #endif

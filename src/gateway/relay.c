@@ -169,6 +169,7 @@ void ig_req_finish(struct ig_req *p)
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);
 	ig_timer_stop(&w->loop, &p->retry_timer);
+	p->ex->on_body = NULL;
 	ig_http_client_close(p->up);
 	p->up = NULL;
 	ig_http_client_close(p->probe);
@@ -536,10 +537,45 @@ static int on_tunnel_data(struct ig_http_exchange *ex, const char *data, size_t 
 	return rc; /* 1: the backend is full; resumed by on_up_writable */
 }
 
+/* ---- a streamed request body ----
+ *
+ * A gRPC call whose body is still coming (ig_proxy_stream_body) goes to
+ * its pod as it comes: the head first, with no Content-Length, then
+ * what the client sends, once the connection is up and as far as the
+ * upstream client takes it; the client's flow-control credit goes back
+ * only for what was passed on. Once a byte went, the request cannot be
+ * sent anywhere again: a failure before the answer is a 502 (UNAVAILABLE
+ * to the gRPC client). */
+
+static void stream_pump(struct ig_req *p)
+{
+	struct ig_http_exchange *ex = p->ex;
+	if (!p->up || p->stream_ended || !ig_http_client_connected(p->up))
+		return;
+	size_t n = ex->body.len;
+	if (!n && !ex->body_done)
+		return;
+	int rc = ig_http_client_body(p->up, ex->body.ptr, n, ex->body_done);
+	if (rc < 0)
+		return; /* the answer came and ended first: the rest is not wanted */
+	ig_http_body_consume(ex, n);
+	p->stream_sent += n;
+	p->stream_ended = ex->body_done;
+	(void)rc; /* 1: full; on_up_writable pumps again */
+}
+
+static void on_client_body(struct ig_http_exchange *ex)
+{
+	stream_pump(ex->user);
+}
+
 static void on_up_writable(struct ig_http_client *c, void *ud)
 {
 	struct ig_req *p = ud;
-	ig_http_tunnel_pause(p->ex, false);
+	if (p->streaming)
+		stream_pump(p);
+	else
+		ig_http_tunnel_pause(p->ex, false);
 }
 
 static void switch_protocols(struct ig_req *p, const struct ig_http_response *res,
@@ -768,6 +804,15 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 		return;
 	}
 	struct ig_endpoint *ep = p->ep;
+	if (p->streaming && p->stream_sent) {
+		/* Part of a streamed body went: it cannot be sent again. */
+		ig_warn("upstream %s: failed while the request's body was streaming (%s)", ep->addr,
+			strerror(f->err));
+		release_endpoint(p);
+		ig_req_fail(p, 502, "bad_gateway", NULL,
+			    "the model server failed while the request was streaming to it");
+		return;
+	}
 	switch (f->kind) {
 	case IG_CLIENT_CONNECT:
 		if (f->detail && *f->detail)
@@ -885,8 +930,12 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	bool is_head = ig_str_eq_cstr(p->ex->req.method, "HEAD");
 	const struct ig_str parts[] = {
 	    p->head, {p->host_line, p->host_len}, p->body_pre, p->model_json, p->body_post};
-	if (ig_http_client_sendv(c, parts, 5, is_head, w->gw->opt.upstream_read_timeout_ms,
-				 &upstream_cbs, p) < 0) {
+	int rc = p->streaming
+		     ? ig_http_client_sendv_open(c, parts, 2, w->gw->opt.upstream_read_timeout_ms,
+						 &upstream_cbs, p)
+		     : ig_http_client_sendv(c, parts, 5, is_head,
+					    w->gw->opt.upstream_read_timeout_ms, &upstream_cbs, p);
+	if (rc < 0) {
 		ig_http_client_close(c);
 		release_endpoint(p);
 		return -1;
@@ -894,6 +943,10 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	if (p->upgrade)
 		ig_http_client_allow_upgrade(c);
 	p->up = c;
+	if (p->streaming) {
+		p->ex->on_body = on_client_body;
+		stream_pump(p); /* on a kept-alive connection; else once it is up */
+	}
 	return 0;
 }
 

@@ -146,6 +146,12 @@ struct ig_req {
 	size_t ntrailers;
 	/* grpc-status of the answer plus one (0: none), for the access log. */
 	int grpc_status1;
+	/* The client's body is streamed to the pod as it comes (a gRPC call,
+	 * ig_proxy_stream_body): stream_sent bytes of it went to the
+	 * upstream client, which makes the request one that cannot be sent
+	 * again; stream_ended once its end went too. */
+	bool streaming, stream_ended;
+	uint64_t stream_sent;
 	char *tail; /* last bytes of a JSON response, for `usage` */
 	size_t tail_len;
 	struct ig_sse sse_state; /* data: lines of an event stream */

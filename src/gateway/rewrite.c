@@ -233,7 +233,8 @@ static int build_head(struct ig_req *p)
 	}
 	put_str(&w, peer);
 	put(&w, "\r\n", 2);
-	if (p->body_len || ig_str_eq_cstr(r->method, "POST") || ig_str_eq_cstr(r->method, "PUT")) {
+	if (!p->streaming && (p->body_len || ig_str_eq_cstr(r->method, "POST") ||
+			      ig_str_eq_cstr(r->method, "PUT"))) {
 		char digits[24], *end = digits + sizeof digits;
 		char *d = u64_text(p->body_len, end);
 		put_cstr(&w, "Content-Length: ");
@@ -639,7 +640,11 @@ void ig_req_parse_body(struct ig_req *p)
 
 int ig_req_rewrite(struct ig_req *p)
 {
-	if (p->service) {
+	if (p->service && p->streaming) {
+		/* The body follows the head as it comes (relay.c). */
+		p->body_pre = (struct ig_str){NULL, 0};
+		p->body_len = 0;
+	} else if (p->service) {
 		/* A plain HTTP backend: the body goes as it came. */
 		struct ig_buf *in = &p->ex->body;
 		p->body_pre = (struct ig_str){in->ptr, in->len};

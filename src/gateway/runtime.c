@@ -1,5 +1,7 @@
 #include "gateway/runtime.h"
 
+#include "gateway/proxy.h"
+
 #include <unistd.h>
 
 #include "gateway/metrics.h"
@@ -32,6 +34,7 @@ void ig_gw_options_defaults(struct ig_gw_options *o)
 	o->trace_sample_ratio = 1.0;
 	ig_http_server_config_defaults(&o->http);
 	o->http.body_progress = ig_req_body_progress;
+	o->http.stream_body = ig_proxy_stream_body;
 	o->http.http2 = true;
 }
 

@@ -59,6 +59,7 @@ static void client_free(struct ig_http_client *c)
 	ig_buf_free(&c->in);
 	ig_buf_free(&c->out);
 	ig_buf_free(&c->trailers);
+	ig_buf_free(&c->open_buf);
 	free(c);
 }
 
@@ -769,14 +770,18 @@ void client_idle_error(struct ig_http_client *c)
 	ig_io_stop(c->loop, &c->io);
 }
 
-int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
-			 bool is_head, uint64_t read_timeout_ms,
-			 const struct ig_http_client_cbs *cbs, void *ud)
+static int sendv(struct ig_http_client *c, const struct ig_str *parts, size_t nparts, bool is_head,
+		 uint64_t read_timeout_ms, const struct ig_http_client_cbs *cbs, void *ud,
+		 bool open)
 {
 	if (c->state != CL_READY && c->state != CL_CONNECTING && c->state != CL_PARKED)
 		return -1;
-	if (nparts > MAX_PARTS)
+	if (nparts > MAX_PARTS || (open && !c->h2))
 		return -1;
+	c->open_body = open;
+	c->open_end = c->open_full = c->open_deferred = c->open_told = false;
+	ig_buf_reset(&c->open_buf);
+	c->open_off = 0;
 	/* In h2c mode the stream is queued first: a request HTTP/2 cannot
 	 * carry fails here, with nothing changed. It fills iov with the body. */
 	if (c->h2 && !c->idle_failed && h2c_submit(c, parts, nparts) < 0)
@@ -824,6 +829,61 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 	}
 	client_update_events(c);
 	return 0;
+}
+
+int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
+			 bool is_head, uint64_t read_timeout_ms,
+			 const struct ig_http_client_cbs *cbs, void *ud)
+{
+	return sendv(c, parts, nparts, is_head, read_timeout_ms, cbs, ud, false);
+}
+
+int ig_http_client_sendv_open(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
+			      uint64_t read_timeout_ms, const struct ig_http_client_cbs *cbs,
+			      void *ud)
+{
+	int rc = sendv(c, parts, nparts, false, read_timeout_ms, cbs, ud, true);
+	if (rc < 0)
+		c->open_body = false;
+	return rc;
+}
+
+#define OPEN_HIGH (256 * 1024) /* an open body's bytes nghttp2 has not taken */
+
+int ig_http_client_body(struct ig_http_client *c, const void *data, size_t len, bool end)
+{
+	if (!c->open_body || c->open_end || (c->state != CL_HEAD && c->state != CL_BODY))
+		return -1;
+	if (len && ig_buf_append(&c->open_buf, data, len) < 0)
+		return -1;
+	c->open_end = end;
+	h2c_open_more(c);
+	client_update_events(c);
+	if (c->open_buf.len - c->open_off > OPEN_HIGH) {
+		c->open_full = true;
+		return 1;
+	}
+	return 0;
+}
+
+bool client_open_writable(struct ig_http_client *c)
+{
+	if (!c->open_body || (c->state != CL_HEAD && c->state != CL_BODY) || !c->connected)
+		return false;
+	bool tell =
+	    !c->open_told || (c->open_full && c->open_buf.len - c->open_off < OPEN_HIGH / 2);
+	if (!tell || !c->cbs->on_writable)
+		return false;
+	c->open_told = true;
+	c->open_full = false;
+	client_cb_begin(c);
+	c->cbs->on_writable(c, c->ud);
+	return client_cb_end(c) || (c->state != CL_HEAD && c->state != CL_BODY);
+}
+
+bool ig_http_client_connected(const struct ig_http_client *c)
+{
+	return c->connected;
 }
 
 int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
@@ -894,6 +954,8 @@ void ig_http_client_park(struct ig_http_client *c, ig_http_client_idle_cb idle_c
 	ig_timer_stop(c->loop, &c->timer);
 	ig_buf_free(&c->in);
 	ig_buf_free(&c->trailers);
+	ig_buf_free(&c->open_buf);
+	c->open_body = false;
 	if (c->h2)
 		h2c_park(c);
 	client_update_events(c);

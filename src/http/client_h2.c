@@ -294,9 +294,40 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
 		if (!v->iov_len)
 			c->iov_pos++;
 	}
-	if (c->iov_pos == c->iov_cnt)
+	if (c->iov_pos < c->iov_cnt)
+		return (ssize_t)n;
+	if (!c->open_body) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		return (ssize_t)n;
+	}
+	/* An open body: what the caller wrote so far, then wait for more. */
+	size_t avail = c->open_buf.len - c->open_off;
+	size_t k = avail < len - n ? avail : len - n;
+	if (k)
+		memcpy(buf + n, c->open_buf.ptr + c->open_off, k);
+	n += k;
+	c->open_off += k;
+	if (c->open_off == c->open_buf.len) {
+		c->open_buf.len = 0;
+		c->open_off = 0;
+		if (c->open_end)
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		else if (!n) {
+			c->open_deferred = true;
+			return NGHTTP2_ERR_DEFERRED;
+		}
+	}
 	return (ssize_t)n;
+}
+
+void h2c_open_more(struct ig_http_client *c)
+{
+	struct h2c_conn *h = c->h2;
+	if (c->open_deferred && h->st.sid) {
+		c->open_deferred = false;
+		nghttp2_session_resume_data(h->ng, h->st.sid);
+	}
+	h->want_flush = true;
 }
 
 /* ---- the connection ---- */
@@ -633,6 +664,8 @@ void h2c_io(struct ig_http_client *c, unsigned events)
 	} else if (drive(c)) {
 		return; /* what writing found: a stream nghttp2 refused to send */
 	}
+	if (client_open_writable(c))
+		return;
 	if (c->state != CL_DEAD && !h->io_stopped)
 		client_update_events(c);
 }
@@ -764,14 +797,16 @@ int h2c_submit(struct ig_http_client *c, const struct ig_str *parts, size_t npar
 	 * decoding the spans, and nothing sends it. */
 	struct ig_http_framing f;
 	if (ig_http_request_framing(&req, &f) < 0 || f.kind == IG_BODY_CHUNKED ||
-	    (f.kind == IG_BODY_LENGTH ? f.length != blen : blen != 0))
+	    (f.kind == IG_BODY_LENGTH ? f.length != blen : blen != 0 && !c->open_body) ||
+	    (c->open_body && f.kind == IG_BODY_LENGTH))
 		goto out;
 	nva = malloc((req.num_headers + 4) * sizeof *nva);
 	if (!nva)
 		goto out;
 	size_t nnv = request_fields(&req, nva);
 	const nghttp2_data_provider prd = {.read_callback = read_body};
-	int32_t sid = nghttp2_submit_request(h->ng, NULL, nva, nnv, blen ? &prd : NULL, NULL);
+	int32_t sid =
+	    nghttp2_submit_request(h->ng, NULL, nva, nnv, blen || c->open_body ? &prd : NULL, NULL);
 	if (sid < 0)
 		goto out;
 	memcpy(c->iov, body, (size_t)nb * sizeof body[0]);

@@ -70,6 +70,12 @@ struct ig_http_client {
 	bool tcp_up;
 	bool read_wants_write;	 /* an SSL read must write before it can go on */
 	const char *fail_detail; /* the fault's detail when not TLS's own (static) */
+	/* An open request body (h2 mode, ig_http_client_sendv_open): bytes
+	 * the caller wrote that nghttp2 has not taken, whether it ended, and
+	 * whether the caller waits for room (on_writable). */
+	bool open_body, open_end, open_full, open_deferred, open_told;
+	struct ig_buf open_buf;
+	size_t open_off;
 	unsigned hs_events;
 };
 
@@ -82,6 +88,9 @@ bool client_finish(struct ig_http_client *c);
 void client_parked_event(struct ig_http_client *c);
 void client_idle_error(struct ig_http_client *c);
 void client_update_events(struct ig_http_client *c);
+/* An open body's owner hears that it may write (the connection is up,
+ * or its buffer drained below half). True: stop touching c. */
+bool client_open_writable(struct ig_http_client *c);
 /* The connection's bytes, through TLS when it has it: as send() and
  * recv() (-1 with errno, EAGAIN when it must wait). After EAGAIN on TLS a
  * send must offer the same bytes again; a TLS read returns one record at
@@ -95,6 +104,8 @@ void h2c_free(struct ig_http_client *c);
 /* Translates the HTTP/1.1 request in the spans and queues it as a stream;
  * -1 (nothing changed) when it cannot be carried over HTTP/2. */
 int h2c_submit(struct ig_http_client *c, const struct ig_str *parts, size_t nparts);
+/* The open body has more bytes (or its end): nghttp2 reads on. */
+void h2c_open_more(struct ig_http_client *c);
 /* Socket events while a request is on (or the connection is ready). */
 void h2c_io(struct ig_http_client *c, unsigned events);
 /* Socket events while parked: control frames are answered, anything that

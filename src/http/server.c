@@ -1504,6 +1504,12 @@ int ig_http_end(struct ig_http_exchange *ex)
 	return 0;
 }
 
+void ig_http_body_consume(struct ig_http_exchange *ex, size_t n)
+{
+	if (ex->h2 && ex->body_streaming)
+		ig_h2_body_consume(ex, n);
+}
+
 bool ig_http_trailer_allowed(struct ig_str name)
 {
 	/* Framing, routing, connection and authentication fields a trailer

@@ -1,5 +1,6 @@
 /* An HTTP/1.1 server on the event loop: accepts connections, reads request
- * heads and whole bodies within limits (431, 413, 408 answered here), hands
+ * heads and whole bodies within limits (431, 413, 408 answered here; an
+ * HTTP/2 body may be streamed to the handler instead, stream_body), hands
  * each exchange to a handler, and writes the response, whole or streamed,
  * with backpressure. One request at a time per connection (pipelined bytes
  * wait in the buffer); keep-alive per RFC 9112. Used by the gateway's
@@ -55,6 +56,16 @@ struct ig_http_server_config {
 	 * read ex->req and ex->body and keep state in ex->body_user (arena
 	 * memory); it must not answer. NULL: none. */
 	void (*body_progress)(struct ig_http_exchange *ex, void *ctx);
+	/* Called once for an HTTP/2 request whose head is complete and whose
+	 * body is still to come (with the handler's ctx; it may read ex->req).
+	 * True streams the body: the exchange goes to the handler at once,
+	 * body bytes then collect in ex->body as they arrive, and the
+	 * handler's on_body runs when new ones came or the body ended
+	 * (ex->body_done). The handler takes bytes with ig_http_body_consume,
+	 * which gives the client flow-control credit for them: what waits is
+	 * bounded by the stream's window (1 MiB). No body timeout runs then:
+	 * the handler bounds the silence. NULL: bodies are read whole. */
+	bool (*stream_body)(struct ig_http_exchange *ex, void *ctx);
 	/* Serve HTTP/2 too: a client that opens with HTTP/2's preface (prior
 	 * knowledge, as curl --http2-prior-knowledge and gRPC clients do) or
 	 * that picks "h2" by ALPN over TLS gets an HTTP/2 session, each of
@@ -88,6 +99,10 @@ struct ig_http_exchange {
 	 * and must not touch the exchange afterwards. */
 	void (*on_writable)(struct ig_http_exchange *ex);
 	void (*on_abort)(struct ig_http_exchange *ex);
+	/* A streamed body (stream_body): set, on_body runs as it arrives. */
+	bool body_streaming;
+	bool body_done; /* the client's body ended (all of it is in, or was, in body) */
+	void (*on_body)(struct ig_http_exchange *ex);
 	/* Headers the response head carries besides those of the call that
 	 * answers, set by the handler before it answers (arena memory, say):
 	 * the simulator's X-Request-Id. */
@@ -156,6 +171,9 @@ int ig_http_end_trailers(struct ig_http_exchange *ex, const struct ig_http_heade
 /* Whether a field may be sent as a trailer (RFC 9110 §6.5.1): not one
  * that frames, routes, authenticates or describes the content. */
 bool ig_http_trailer_allowed(struct ig_str name);
+/* Takes the first n bytes of a streamed body (body_streaming): they leave
+ * ex->body and the client may send as many more. */
+void ig_http_body_consume(struct ig_http_exchange *ex, size_t n);
 /* Drops the connection now (e.g. upstream failed mid-stream): on_abort is
  * not called; no exchange function may be called afterwards. */
 void ig_http_abort(struct ig_http_exchange *ex);

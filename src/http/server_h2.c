@@ -68,12 +68,13 @@ struct ig_h2_stream {
 	bool progress;	/* body bytes arrived since the hook last ran */
 	uint64_t body_last_ns;
 	/* The exchange's life. */
-	bool dispatched; /* handed to the handler */
-	bool in_handler; /* ... and not ended */
-	bool answered;	 /* a response was submitted */
-	bool no_body;	 /* HEAD, 204, 304: headers only */
-	bool eof;	 /* the response body is complete in `out` */
-	bool deferred;	 /* nghttp2 waits for more of `out` */
+	bool dispatched;   /* handed to the handler */
+	bool stream_asked; /* stream_body was asked about this request */
+	bool in_handler;   /* ... and not ended */
+	bool answered;	   /* a response was submitted */
+	bool no_body;	   /* HEAD, 204, 304: headers only */
+	bool eof;	   /* the response body is complete in `out` */
+	bool deferred;	   /* nghttp2 waits for more of `out` */
 	bool want_writable;
 	bool closed;	      /* nghttp2 closed the stream: free it */
 	bool reset_after;     /* reset once the answer is out: the body is unwanted */
@@ -339,7 +340,19 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 {
 	struct ig_h2 *h = ud;
 	struct ig_h2_stream *st = stream_of(h, id);
-	if (st && !st->refuse && !st->dispatched) {
+	if (st && st->ex.body_streaming && st->in_handler) {
+		/* A streamed body: kept until the handler takes it, credit with
+		 * it (ig_http_body_consume). */
+		st->body_last_ns = ig_now_ns();
+		if (ig_buf_append(&st->ex.body, data, len) == 0) {
+			st->progress = true;
+			st->unacked += len;
+			kick(h);
+			return 0;
+		}
+		/* Out of memory: the stream cannot go on whole. */
+		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+	} else if (st && !st->refuse && !st->dispatched) {
 		st->body_last_ns = ig_now_ns();
 		if (ig_buf_append(&st->ex.body, data, len) == 0) {
 			st->progress = true;
@@ -439,7 +452,7 @@ static void give_credit(struct ig_h2 *h)
 		if (!st->dispatched && !st->closed && st->id < oldest)
 			oldest = st->id;
 	for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
-		if (!st->unacked || st->closed)
+		if (!st->unacked || st->closed || (st->ex.body_streaming && st->in_handler))
 			continue;
 		if (st->dispatched || h->arriving <= budget || st->id == oldest) {
 			nghttp2_session_consume(h->ng, st->id, st->unacked);
@@ -460,7 +473,12 @@ static void settle(struct ig_h2 *h)
 			server_answer(h, st, st->refuse);
 			continue;
 		}
-		if (!st->body_done) {
+		bool stream = false;
+		if (!st->body_done && !st->stream_asked && s->cfg.stream_body) {
+			st->stream_asked = true;
+			stream = s->cfg.stream_body(&st->ex, s->ctx);
+		}
+		if (!st->body_done && !stream) {
 			if (st->progress && s->cfg.body_progress && st->ex.body.len) {
 				st->progress = false;
 				s->cfg.body_progress(&st->ex, s->ctx);
@@ -470,9 +488,23 @@ static void settle(struct ig_h2 *h)
 		leave_arriving(h, st);
 		st->in_handler = true;
 		s->busy++;
+		st->ex.body_streaming = stream;
+		st->ex.body_done = st->body_done;
+		st->progress = false;
 		st->ex.start_ns = ig_now_ns();
 		ig_srv_describe(h->c, &st->ex);
 		s->handler(&st->ex, s->ctx);
+	}
+	/* Streamed bodies: the handler hears of new bytes and of the end. */
+	for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
+		if (!st->ex.body_streaming || !st->in_handler || st->closed)
+			continue;
+		if (!st->progress && st->ex.body_done == st->body_done)
+			continue;
+		st->progress = false;
+		st->ex.body_done = st->body_done;
+		if (st->ex.on_body)
+			st->ex.on_body(&st->ex);
 	}
 	give_credit(h);
 	for (struct ig_h2_stream *st = h->streams, *next; st; st = next) {
@@ -522,6 +554,7 @@ static uint64_t due_of(const struct ig_h2 *h, const struct ig_h2_stream *st)
 		return UINT64_MAX;
 	if (!st->dispatched)
 		return st->body_last_ns + cfg->body_timeout_ms * 1000000u;
+	/* (A streamed body's silence is the handler's to bound.) */
 	if (st->out.len > st->out_off)
 		return st->sent_ns + cfg->send_timeout_ms * 1000000u;
 	return UINT64_MAX;
@@ -823,6 +856,7 @@ static void ended(struct ig_h2_stream *st)
 	}
 	st->ex.on_abort = NULL;
 	st->ex.on_writable = NULL;
+	st->ex.on_body = NULL;
 	kick(st->h);
 }
 
@@ -895,6 +929,21 @@ int ig_h2_end(struct ig_http_exchange *ex)
 	}
 	ended(st);
 	return 0;
+}
+
+void ig_h2_body_consume(struct ig_http_exchange *ex, size_t n)
+{
+	struct ig_h2_stream *st = ex->h2;
+	if (n > ex->body.len)
+		n = ex->body.len;
+	ig_buf_consume(&ex->body, n);
+	if (n > st->unacked)
+		n = st->unacked;
+	st->unacked -= n;
+	if (n && !st->closed) {
+		nghttp2_session_consume(st->h->ng, st->id, n);
+		kick(st->h);
+	}
 }
 
 int ig_h2_end_trailers(struct ig_http_exchange *ex, const struct ig_http_header *t, size_t n)

@@ -40,6 +40,7 @@ int ig_h2_start_response(struct ig_http_exchange *ex, int status, const struct i
 int ig_h2_write(struct ig_http_exchange *ex, const void *data, size_t len);
 int ig_h2_end(struct ig_http_exchange *ex);
 int ig_h2_end_trailers(struct ig_http_exchange *ex, const struct ig_http_header *t, size_t n);
+void ig_h2_body_consume(struct ig_http_exchange *ex, size_t n);
 void ig_h2_abort(struct ig_http_exchange *ex);
 
 #endif

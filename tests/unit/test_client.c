@@ -1282,6 +1282,9 @@ static void test_sendv_limits(void **state)
 		parts[i] = IG_STR("x");
 	/* More spans than it keeps: refused, nothing sent. */
 	assert_int_equal(ig_http_client_sendv(X->c, parts, 9, false, 1000, &cbs, X), -1);
+	/* An open body is HTTP/2's: refused on HTTP/1.1; no body to write. */
+	assert_int_equal(ig_http_client_sendv_open(X->c, parts, 1, 1000, &cbs, X), -1);
+	assert_int_equal(ig_http_client_body(X->c, "x", 1, true), -1);
 	/* A second request while one is in flight: refused. */
 	send_req(get_req, false, 1000);
 	assert_int_equal(ig_http_client_send(X->c, get_req, strlen(get_req), false, 1000, &cbs, X),

@@ -49,7 +49,7 @@ struct cx {
 	int lfd, port;
 	struct srv s;
 	struct ig_http_client *c; /* NULL once closed */
-	int nhead, nbody, ndone, nerror, nidle;
+	int nhead, nbody, ndone, nerror, nidle, nwritable;
 	int status;
 	char hdr[64];	    /* the value of X-H in the head */
 	char trailers[128]; /* the trailer fields at on_done, "name=value;" each */
@@ -130,7 +130,12 @@ static void on_error(struct ig_http_client *c, const struct ig_http_client_fault
 	maybe_close(CB_ERROR, c);
 }
 
-static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error, NULL};
+static void on_writable(struct ig_http_client *c, void *ud)
+{
+	X->nwritable++;
+}
+
+static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error, on_writable};
 
 /* ---- the server ---- */
 
@@ -560,6 +565,46 @@ static void test_trailers(void **state)
 	assert_string_equal(X->trailers, "");
 }
 
+/* An open body (ig_http_client_sendv_open): the HEADERS go without
+ * END_STREAM, on_writable says the connection is up, each piece written
+ * reaches the server as it is written, the end ends the stream; the
+ * response can begin before the body ends. Not on HTTP/1.1, nor with a
+ * Content-Length. */
+static void test_open_body(void **state)
+{
+	connect_h2c();
+	struct ig_str head = IG_STR("POST /svc/Chat HTTP/1.1\r\nHost: pod\r\n"
+				    "Content-Type: application/grpc\r\n\r\n");
+	reset_seen();
+	assert_int_equal(ig_http_client_sendv_open(X->c, &head, 1, 1000, &cbs, X), 0);
+	srv_accept();
+	PUMP_UNTIL(X->nwritable == 1 && X->s.hdrs.len);
+	assert_int_equal(X->s.requests_ended, 0);
+	assert_int_equal(ig_http_client_body(X->c, "one", 3, false), 0);
+	PUMP_UNTIL(X->s.body.len == 3);
+	assert_memory_equal(X->s.body.ptr, "one", 3);
+	assert_int_equal(X->s.requests_ended, 0);
+	/* The answer begins while the body is still open. */
+	srv_head(200, NULL, false);
+	srv_body("re:one", 6, false);
+	PUMP_UNTIL(X->body.len == 6);
+	assert_int_equal(ig_http_client_body(X->c, "two", 3, true), 0);
+	PUMP_UNTIL(X->s.requests_ended == 1);
+	assert_int_equal(X->s.body.len, 6);
+	assert_memory_equal(X->s.body.ptr, "onetwo", 6);
+	assert_int_equal(ig_http_client_body(X->c, "x", 1, false), -1); /* ended */
+	srv_body("re:two", 6, true);
+	PUMP_UNTIL(ended());
+	assert_int_equal(X->ndone, 1);
+	assert_body("re:onere:two");
+	assert_true(X->reusable_at_done);
+	assert_int_equal(ig_http_client_body(X->c, "x", 1, false), -1); /* answered */
+	/* A Content-Length says the body is whole: refused as open. */
+	struct ig_str sized =
+	    IG_STR("POST /x HTTP/1.1\r\nHost: pod\r\nContent-Length: 3\r\n\r\nabc");
+	assert_int_equal(ig_http_client_sendv_open(X->c, &sized, 1, 1000, &cbs, X), -1);
+}
+
 /* Reading paused: no more body, and no WINDOW_UPDATE for what was taken,
  * so the server stops at its flow-control window; resumed, all of it. */
 static void test_pause_flow_control(void **state)
@@ -893,6 +938,7 @@ int main(void)
 	    T(test_bodyless),
 	    T(test_interim_dropped),
 	    T(test_trailers),
+	    T(test_open_body),
 	    T(test_pause_flow_control),
 	    T(test_reset_while_paused),
 	    T(test_reuse_and_parked_ping),

@@ -37,6 +37,10 @@ struct stream {
 	char trailers[256]; /* the same for a trailing HEADERS frame */
 	int data_frames;
 	bool ended_on_head; /* END_STREAM came on the response HEADERS */
+	/* A request body given out as it is appended (up_eof: the end). */
+	char *up;
+	size_t up_len, up_off;
+	bool up_eof;
 };
 
 struct client {
@@ -52,7 +56,7 @@ struct fx {
 	struct ig_loop loop;
 	struct ig_http_server *srv;
 	int port;
-	int nreq, naborts, nwritable, nfull;
+	int nreq, naborts, nwritable, nfull, nbody_calls;
 	struct ig_http_exchange *held;
 	struct peer peer;
 	struct client cli;
@@ -114,6 +118,23 @@ static void on_big_writable(struct ig_http_exchange *ex)
 	big_pump(ex->user);
 }
 
+static void on_streamed_body(struct ig_http_exchange *ex)
+{
+	F->nbody_calls++;
+	if (ex->body.len) {
+		assert_true(ig_http_write(ex, ex->body.ptr, ex->body.len) >= 0);
+		ig_http_body_consume(ex, ex->body.len);
+	}
+	if (ex->body_done)
+		assert_int_equal(ig_http_end(ex), 0);
+}
+
+/* Streams the bodies of requests to /stream-body and of nothing else. */
+static bool stream_body(struct ig_http_exchange *ex, void *ctx)
+{
+	return ig_str_eq_cstr(ex->req.path, "/stream-body");
+}
+
 static void handler(struct ig_http_exchange *ex, void *ctx)
 {
 	F->nreq++;
@@ -148,6 +169,12 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 		static const struct ig_http_header h = {IG_STR("grpc-status"), IG_STR("5")};
 		assert_int_equal(ig_http_start_response(ex, 200, &h, 1, 0), 0);
 		assert_int_equal(ig_http_end(ex), 0);
+	} else if (ig_str_eq_cstr(path, "/stream-body")) {
+		/* The body as it comes: each piece echoed back, the end ends. */
+		assert_true(ex->body_streaming);
+		ex->on_body = on_streamed_body;
+		assert_int_equal(ig_http_start_response(ex, 200, NULL, 0, -1), 0);
+		on_streamed_body(ex);
 	} else if (ig_str_eq_cstr(path, "/abort")) {
 		assert_int_equal(ig_http_start_response(ex, 200, NULL, 0, -1), 0);
 		assert_int_equal(ig_http_write(ex, "partial", 7), 0);
@@ -302,6 +329,7 @@ static int setup(void **state)
 	ig_http_server_config_defaults(&cfg);
 	cfg.http2 = true;
 	cfg.write_high_water = 64 * 1024;
+	cfg.stream_body = stream_body;
 	int fd = tcp_listen(64, &F->port);
 	assert_true(fd >= 0);
 	F->srv = ig_http_server_new(&F->loop, fd, &cfg, handler, F);
@@ -358,6 +386,78 @@ static void test_streams(void **state)
 	assert_int_equal(F->naborts, 0);
 	assert_int_equal(ig_http_server_busy(F->srv), 0);
 	PUMP_UNTIL(c, server_bytes() <= idle);
+}
+
+static ssize_t up_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+		       nghttp2_data_source *src, void *ud)
+{
+	struct stream *s = stream_at(ud, id);
+	size_t n = s->up_len - s->up_off < len ? s->up_len - s->up_off : len;
+	if (!n && !s->up_eof)
+		return NGHTTP2_ERR_DEFERRED;
+	memcpy(buf, s->up + s->up_off, n);
+	s->up_off += n;
+	if (s->up_off == s->up_len && s->up_eof)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/* A POST whose body is given later (up_send). */
+static int32_t open_request(struct client *c, const char *path)
+{
+	nghttp2_nv nva[] = {
+	    {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+	    {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+	    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	    {(uint8_t *)":authority", (uint8_t *)"h2.test", 10, 7, 0},
+	};
+	nghttp2_data_provider prd = {.read_callback = up_read};
+	int32_t id = nghttp2_submit_request(c->ng, NULL, nva, 4, &prd, NULL);
+	assert_true(id > 0);
+	return id;
+}
+
+static void up_send(struct client *c, int32_t id, const void *data, size_t len, bool eof)
+{
+	struct stream *s = stream_at(c, id);
+	s->up = realloc(s->up, s->up_len + len + 1);
+	memcpy(s->up + s->up_len, data, len);
+	s->up_len += len;
+	s->up_eof = eof;
+	nghttp2_session_resume_data(c->ng, id);
+}
+
+/* A streamed body (stream_body): the handler has the request at once and
+ * each piece as it comes, answering before the body ends; credit goes
+ * back as it consumes, so a body larger than the 1 MiB stream window and
+ * the 4 MiB connection window goes through; a buffered request on the same
+ * connection is unaffected. */
+static void test_streamed_body(void **state)
+{
+	struct client *c = client_open(true);
+	int32_t a = open_request(c, "/stream-body");
+	PUMP_UNTIL(c, F->nreq == 1);
+	assert_int_equal(stream_at(c, a)->len, 0);
+	up_send(c, a, "ping", 4, false);
+	PUMP_UNTIL(c, stream_at(c, a)->len == 4);
+	assert_string_equal(stream_at(c, a)->data, "ping");
+	assert_false(stream_at(c, a)->closed);
+	up_send(c, a, "pong", 4, false);
+	PUMP_UNTIL(c, stream_at(c, a)->len == 8);
+	/* 6 MiB more in one go, then the end. */
+	size_t big = 6u << 20;
+	char *blk = malloc(big);
+	memset(blk, 'x', big);
+	up_send(c, a, blk, big, true);
+	free(blk);
+	int32_t b = request(c, "GET", "/echo");
+	PUMP_UNTIL(c, stream_at(c, a)->closed && stream_at(c, b)->closed);
+	assert_int_equal(stream_at(c, a)->code, 0);
+	assert_int_equal(stream_at(c, a)->len, 8 + big);
+	assert_string_equal(stream_at(c, b)->data, "GET /echo h2.test 0:");
+	assert_true(F->nbody_calls >= 3);
+	assert_int_equal(ig_http_server_busy(F->srv), 0);
+	free(stream_at(c, a)->up);
 }
 
 /* Trailer fields end a stream as a trailing HEADERS frame (names lower
@@ -475,6 +575,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_trailers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_streamed_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_reset_aborts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_abort_resets_one_stream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
