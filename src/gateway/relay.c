@@ -145,7 +145,7 @@ static void access_log(struct ig_req *p)
 	    .ttft_ns = ig_req_ttft_ns(p),
 	    .prompt_tokens = p->in_tokens,
 	    .completion_tokens = p->out_tokens,
-	    .bytes_in = ex->body.len + p->tunnel_in,
+	    .bytes_in = ex->body.len + p->tunnel_in + p->stream_sent,
 	    .bytes_out = p->resp_bytes,
 	    .has_grpc_status = p->grpc_status1 > 0,
 	    .grpc_status = p->grpc_status1 - 1,

@@ -14,6 +14,7 @@ UNAVAILABLE for a backend it cannot use); and an HTTPRoute and a
 GRPCRoute on one hostname: the older one serves it."""
 import json
 import os
+import queue
 import socket
 import threading
 import time
@@ -670,13 +671,11 @@ spec:
     assert not h1.requests, h1.requests
 
 
-def ping_pong(channel, path, n=5):
-    """A bidirectional call where each message is sent only after the
-    answer to the one before came: it works only if the gateway passes
-    messages on as they come. The answers."""
-    import queue
+def fed(first):
+    """A call's request stream fed from a queue (None ends it), starting
+    with `first`: (queue, iterator)."""
     q = queue.Queue()
-    q.put(b"0")
+    q.put(first)
 
     def requests():
         while True:
@@ -684,9 +683,16 @@ def ping_pong(channel, path, n=5):
             if m is None:
                 return
             yield m
+    return q, requests()
 
+
+def ping_pong(channel, path, n=5):
+    """A bidirectional call where each message is sent only after the
+    answer to the one before came: it works only if the gateway passes
+    messages on as they come. The answers."""
+    q, requests = fed(b"0")
     got = []
-    for answer in channel.stream_stream(path)(requests(), timeout=10):
+    for answer in channel.stream_stream(path)(requests, timeout=10):
         got.append(answer)
         q.put(b"%d" % len(got) if len(got) < n else None)
     return got
@@ -703,24 +709,23 @@ def test_bidirectional_streams(setup, routes):
         b"4000000/40"
     # Unary calls on the same channels still work (their bodies come whole).
     assert routes.channel.unary_unary("/test.Echo/Unary")(b"u", timeout=10) == b"A:u"
+    # The streamed body is counted whole in the access log: 40 messages of
+    # 100,000 bytes, each with its 5-byte prefix.
+    deadline = time.monotonic() + 5
+    count = None
+    while count is None and time.monotonic() < deadline:
+        with open(routes.access_log) as f:
+            count = next((json.loads(l) for l in f if '"/test.Echo/Count"' in l), None)
+        time.sleep(0.05)
+    assert count and count["bytes_in"] == 40 * 100005 and count["grpc_status"] == 0, count
 
 
 def test_bidirectional_stream_cancelled(routes):
     """A client that cancels a bidirectional call in the middle: the call
     ends at the pod too (the gateway resets its stream), and the gateway
     holds nothing for it."""
-    import queue
-    q = queue.Queue()
-    q.put(b"first")
-
-    def requests():
-        while True:
-            m = q.get()
-            if m is None:
-                return
-            yield m
-
-    call = routes.channel.stream_stream("/test.Echo/Chat")(requests(), timeout=10)
+    q, requests = fed(b"first")
+    call = routes.channel.stream_stream("/test.Echo/Chat")(requests, timeout=10)
     assert next(call) == b"B:first"
     call.cancel()
     q.put(None)
