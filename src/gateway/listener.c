@@ -153,6 +153,17 @@ static struct ig_str request_host(const struct ig_http_request *r)
 	return host;
 }
 
+/* What route matching reads of a request. */
+static struct ig_route_request route_request(const struct ig_http_request *r, struct ig_str host)
+{
+	return (struct ig_route_request){.method = r->method,
+					 .path = r->path,
+					 .query = r->query,
+					 .host = host,
+					 .headers = r->headers,
+					 .nheaders = r->num_headers};
+}
+
 /* Finds the pool of the request. 0; 1 when a RequestRedirect is to
  * answer; 2 when a CORS filter answered a preflight; or -1, the error
  * answered. */
@@ -162,14 +173,7 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 	struct ig_str host = request_host(r);
 	const struct ig_port_rt *port = ig_snapshot_port(p->snap, port_num);
 	const struct ig_listener_rt *li = port ? pick_listener(port, host) : NULL;
-	struct ig_route_request rr = {
-	    .method = r->method,
-	    .path = r->path,
-	    .query = r->query,
-	    .host = host,
-	    .headers = r->headers,
-	    .nheaders = r->num_headers,
-	};
+	struct ig_route_request rr = route_request(r, host);
 	/* HTTPS: the server name of the handshake chose the certificate, and
 	 * with the same rule the listener; a Host that another listener of
 	 * this port owns is misdirected (Gateway API, 421). */
@@ -294,20 +298,12 @@ bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx)
 	struct ig_listen_slot *slot = ctx;
 	struct ig_worker *w = slot->worker;
 	const struct ig_http_request *r = &ex->req;
-	const struct ig_http_header *ct =
-	    ig_http_find_header(r->headers, r->num_headers, "content-type");
-	if (!ex->h2 || !w->snap || !ct || ct->value.len < 16 ||
-	    !ig_str_ieq((struct ig_str){ct->value.ptr, 16}, IG_STR("application/grpc")))
+	if (!ex->h2 || !w->snap || !ig_req_is_grpc(r))
 		return false;
 	struct ig_str host = request_host(r);
 	const struct ig_port_rt *port = ig_snapshot_port(w->snap, slot->port);
 	const struct ig_listener_rt *li = port ? pick_listener(port, host) : NULL;
-	struct ig_route_request rr = {.method = r->method,
-				      .path = r->path,
-				      .query = r->query,
-				      .host = host,
-				      .headers = r->headers,
-				      .nheaders = r->num_headers};
+	struct ig_route_request rr = route_request(r, host);
 	struct ig_route_result res;
 	return li && ig_routes_match(li->routes, (size_t)w->id, &rr, &res) == 0 &&
 	       rule_streams(res.rule);

@@ -147,8 +147,8 @@ static void access_log(struct ig_req *p)
 	    .completion_tokens = p->out_tokens,
 	    .bytes_in = ex->body.len + p->tunnel_in + p->stream_sent,
 	    .bytes_out = p->resp_bytes,
-	    .has_grpc_status = p->grpc_status1 > 0,
-	    .grpc_status = p->grpc_status1 - 1,
+	    .has_grpc_status = p->has_grpc_status,
+	    .grpc_status = p->grpc_status,
 	};
 	if (p->qstart_ns)
 		e.queue_ns = (p->qend_ns ? p->qend_ns : now) - p->qstart_ns;
@@ -215,7 +215,7 @@ static void respond_anthropic_error(struct ig_http_exchange *ex, int status, con
  * answer (200, one HEADERS frame over HTTP/2), as Envoy sends them, with
  * the code gRPC's HTTP mapping gives and UNAVAILABLE for a backend that
  * cannot be used (GRPCRouteRule.backendRefs) or reached. */
-static bool grpc_request(const struct ig_http_request *r)
+bool ig_req_is_grpc(const struct ig_http_request *r)
 {
 	const struct ig_http_header *ct =
 	    ig_http_find_header(r->headers, r->num_headers, "content-type");
@@ -226,22 +226,23 @@ static bool grpc_request(const struct ig_http_request *r)
 
 static void respond_grpc_error(struct ig_req *p, int status, const char *msg)
 {
-	struct ig_http_exchange *ex = p->ex;
-	const char *code = status == 400   ? "13" /* INTERNAL */
-			   : status == 401 ? "16" /* UNAUTHENTICATED */
-			   : status == 403 ? "7"  /* PERMISSION_DENIED */
-			   : status == 404 ? "12" /* UNIMPLEMENTED */
-			   : status == 413 ? "8"  /* RESOURCE_EXHAUSTED */
-			   : status == 504 ? "4"  /* DEADLINE_EXCEEDED */
-			   : status == 429 || status == 500 || status == 502 || status == 503
-			       ? "14" /* UNAVAILABLE */
-			       : "2"; /* UNKNOWN */
-	char enc[1024];
+	int code = status == 400   ? 13 /* INTERNAL */
+		   : status == 401 ? 16 /* UNAUTHENTICATED */
+		   : status == 403 ? 7	/* PERMISSION_DENIED */
+		   : status == 404 ? 12 /* UNIMPLEMENTED */
+		   : status == 413 ? 8	/* RESOURCE_EXHAUSTED */
+		   : status == 504 ? 4	/* DEADLINE_EXCEEDED */
+		   : status == 429 || status == 500 || status == 502 || status == 503
+		       ? 14 /* UNAVAILABLE */
+		       : 2; /* UNKNOWN */
+	char num[4], enc[1024];
+	snprintf(num, sizeof num, "%d", code);
 	ig_grpc_percent_encode(msg, enc, sizeof enc);
-	const struct ig_http_header h[] = {{IG_STR("grpc-status"), ig_str_from(code)},
+	const struct ig_http_header h[] = {{IG_STR("grpc-status"), ig_str_from(num)},
 					   {IG_STR("grpc-message"), ig_str_from(enc)}};
-	p->grpc_status1 = atoi(code) + 1;
-	ig_http_respond(ex, 200, "application/grpc", "", 0, h, 2);
+	p->has_grpc_status = true;
+	p->grpc_status = code;
+	ig_http_respond(p->ex, 200, "application/grpc", "", 0, h, 2);
 }
 
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg)
@@ -254,7 +255,7 @@ void ig_req_fail(struct ig_req *p, int status, const char *type, const char *cod
 		p->sink->failed(p, status, type, msg);
 	else if (ig_str_eq_cstr(p->ex->req.path, "/v1/messages"))
 		respond_anthropic_error(p->ex, status, msg);
-	else if (grpc_request(&p->ex->req))
+	else if (ig_req_is_grpc(&p->ex->req))
 		respond_grpc_error(p, status, msg);
 	else
 		ig_http_respond_error(p->ex, status, type, code, "%s", msg);
@@ -437,13 +438,16 @@ static bool hop_by_hop(struct ig_str name)
 	return false;
 }
 
-/* Notes a grpc-status field among hs (a gRPC answer's head or trailers). */
-static void note_grpc_status(struct ig_req *p, const struct ig_http_header *hs, size_t n)
+/* Notes the answer's grpc-status when h is one (in its head, a
+ * Trailers-Only answer, or its trailers). */
+static void note_grpc_status(struct ig_req *p, const struct ig_http_header *h)
 {
-	const struct ig_http_header *g = ig_http_find_header(hs, n, "grpc-status");
 	uint64_t v;
-	if (g && ig_str_to_u64(g->value, &v) == 0 && v < 1000)
-		p->grpc_status1 = (int)v + 1;
+	if (ig_str_ieq_cstr(h->name, "grpc-status") && ig_str_to_u64(h->value, &v) == 0 &&
+	    v < 1000) {
+		p->has_grpc_status = true;
+		p->grpc_status = (int)v;
+	}
 }
 
 struct resp_add {
@@ -503,7 +507,6 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	}
 	p->status = res->status;
 	p->resp_started = true;
-	note_grpc_status(p, res->headers, res->num_headers); /* Trailers-Only */
 	p->first_byte_ns = ig_now_ns();
 	snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
 	/* An external picker sees the response head first (extpick.c). */
@@ -627,6 +630,7 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 		    memmem(res->headers[i].value.ptr, res->headers[i].value.len,
 			   "text/event-stream", 17))
 			p->sse = true;
+		note_grpc_status(p, &res->headers[i]);
 		hdrs[n++] = res->headers[i];
 	}
 	hdrs[n].name = IG_STR("x-gateway-destination-endpoint-served");
@@ -682,7 +686,6 @@ static void keep_trailers(struct ig_req *p, struct ig_http_client *c)
 	size_t n = ig_http_client_trailers(c, t, sizeof t / sizeof t[0]);
 	if (!n)
 		return;
-	note_grpc_status(p, t, n);
 	struct ig_http_header *kept = ig_arena_alloc(p->ex->arena, n * sizeof *kept);
 	if (!kept)
 		return;
@@ -690,6 +693,7 @@ static void keep_trailers(struct ig_req *p, struct ig_http_client *c)
 	for (size_t i = 0; i < n; i++) {
 		if (!ig_http_trailer_allowed(t[i].name))
 			continue;
+		note_grpc_status(p, &t[i]);
 		kept[k].name = ig_arena_strdup(p->ex->arena, t[i].name);
 		kept[k].value = ig_arena_strdup(p->ex->arena, t[i].value);
 		if (!kept[k].name.ptr || !kept[k].value.ptr)

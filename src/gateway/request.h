@@ -144,8 +144,9 @@ struct ig_req {
 	 * exchange's arena when the pod's answer ends; they end the client's. */
 	struct ig_http_header *trailers;
 	size_t ntrailers;
-	/* grpc-status of the answer plus one (0: none), for the access log. */
-	int grpc_status1;
+	/* The answer's grpc-status, for the access log. */
+	bool has_grpc_status;
+	int grpc_status;
 	/* The client's body is streamed to the pod as it comes (a gRPC call,
 	 * ig_proxy_stream_body): stream_sent bytes of it went to the
 	 * upstream client, which makes the request one that cannot be sent
@@ -258,6 +259,9 @@ void ig_req_parse_body(struct ig_req *p);
 /* The listeners' body_progress hook (http/server.h): validates a request
  * body as JSON while it arrives, for ig_req_parse_body to finish. */
 void ig_req_body_progress(struct ig_http_exchange *ex, void *ctx);
+/* A gRPC call: content-type application/grpc, alone or with a +format
+ * or parameters. */
+bool ig_req_is_grpc(const struct ig_http_request *r);
 /* rewrite.c: reads and resolves the body's model, splices it, reads the
  * request's features and builds the upstream head. 0, or the error is
  * answered and -1. */

@@ -151,10 +151,13 @@ static int build_head(struct ig_req *p)
 	const struct ig_http_header *xff = NULL;
 	bool modifies = filter_room(p) > 0 || (p->rule && p->rule->nfilters) ||
 			(p->backend && p->backend->nfilters);
+	bool te_trailers = false;
 	for (size_t i = 0; i < r->num_headers; i++) {
 		const struct ig_http_header *hd = &r->headers[i];
-		if (hop_by_hop(hd->name))
+		if (hop_by_hop(hd->name)) {
+			te_trailers |= ig_http_has_token(hd, 1, "te", "trailers");
 			continue;
+		}
 		if (modifies &&
 		    ig_req_header_dropped(p, IG_FILTER_REQUEST_HEADER_MODIFIER, hd->name))
 			continue;
@@ -187,7 +190,7 @@ static int build_head(struct ig_req *p)
 		put_cstr(&w, "Connection: Upgrade\r\nUpgrade: ");
 		put_str(&w, up->value);
 		put(&w, "\r\n", 2);
-	} else if (ig_http_has_token(r->headers, r->num_headers, "te", "trailers")) {
+	} else if (te_trailers) {
 		/* A client that takes trailers (gRPC's clients say so) lets the
 		 * pod send them; the only TE that goes on, as in Envoy. TE is
 		 * hop-by-hop: HTTP/1.1 names it in Connection (RFC 9110

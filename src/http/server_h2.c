@@ -347,8 +347,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 		if (ig_buf_append(&st->ex.body, data, len) == 0) {
 			st->progress = true;
 			st->unacked += len;
-			kick(h);
-			return 0;
+			return 0; /* settle() tells the handler, after the input */
 		}
 		/* Out of memory: the stream cannot go on whole. */
 		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);

@@ -24,23 +24,12 @@ import pytest
 
 from conftest import free_port, unique_loopback, wait_http, wait_port
 from test_gateway import SAN_ERRORS, write
+from test_gie_v1 import GATEWAY
 
 grpc = pytest.importorskip("grpc")
 h2conn = pytest.importorskip("h2.connection")
 import h2.config  # noqa: E402
 import h2.events  # noqa: E402
-
-GATEWAY = """apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  gatewayClassName: infergate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: {port}
-"""
 
 SERVICE = """apiVersion: v1
 kind: Service
@@ -216,7 +205,18 @@ class TrailerPod:
         self.thread.join(timeout=5)
 
 
-class Setup:
+class Backends:
+    """A setup's grpcio servers (`servers`), its trailer pod and the client
+    channel, stopped together."""
+
+    def stop_backends(self):
+        self.channel.close()
+        for srv in self.servers:
+            srv.stop(0)
+        self.pod.stop()
+
+
+class Setup(Backends):
     def __init__(self, procs, tmp_path):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "grpc")
@@ -224,7 +224,7 @@ class Setup:
         self.grpc_host, self.h1_host = unique_loopback(), unique_loopback()
         self.grpc_port = free_port(self.grpc_host)
         self.h1_port = free_port(self.h1_host)
-        self.grpc = start_grpc(self.grpc_host, self.grpc_port)
+        self.servers = [start_grpc(self.grpc_host, self.grpc_port)]
         self.pod = TrailerPod(self.h1_host, self.h1_port)
         self.host = unique_loopback()
         self.port = free_port(self.host)
@@ -237,11 +237,6 @@ class Setup:
         write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
         self.gw = start_gateway(procs, self.dir, self.host, self.port, self.admin)
         self.channel = grpc.insecure_channel("%s:%d" % (self.host, self.port))
-
-    def stop_backends(self):
-        self.channel.close()
-        self.grpc.stop(0)
-        self.pod.stop()
 
     def stop(self):
         self.stop_backends()
@@ -426,7 +421,7 @@ spec:
 """
 
 
-class GrpcRouteSetup:
+class GrpcRouteSetup(Backends):
     """Two grpcio servers, A (Service svc-a, no appProtocol: a GRPCRoute's
     backend is h2c all the same) and B (svc-b, appProtocol
     kubernetes.io/h2c); svc-http, a port that says http; svc-h1, the
@@ -459,12 +454,6 @@ class GrpcRouteSetup:
         self.channel = grpc.insecure_channel(
             "%s:%d" % (self.host, self.port),
             options=[("grpc.default_authority", "grpc.example.com")])
-
-    def stop_backends(self):
-        self.channel.close()
-        for srv in self.servers:
-            srv.stop(0)
-        self.pod.stop()
 
 
 @pytest.fixture
