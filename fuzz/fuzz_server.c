@@ -24,9 +24,10 @@
  * e error, n 204, t a tunnel (101, then the client's bytes echoed; a
  * piece holding 'P' pauses reading until a loop timer resumes it, 'E'
  * ends the tunnel, 'A' aborts it), anything else an echo of the body.
- * Over HTTP/2 a request to /q or /Q still sending its body is streamed
- * (stream_body): /q echoes each piece as it comes and ends with the body,
- * /Q answers at once and never takes a byte (the window holds the rest).
+ * A request to /q or /Q still sending its body is streamed (stream_body,
+ * over HTTP/1.1 or HTTP/2): /q echoes each piece as it comes and ends
+ * with the body, /Q answers at once and never takes a byte (HTTP/2's
+ * window holds the rest; over HTTP/1.1 the connection closes after).
  *
  * The listening socket is a Unix stream socket in the abstract namespace,
  * made once; each server gets a dup of it (and closes that). Unix sockets

@@ -130,6 +130,10 @@ static bool read_wanted(const struct ig_http_conn *c)
 	case ST_BODY:
 		return true;
 	case ST_HANDLING:
+		/* A streamed body is read while the handler keeps up. */
+		if (c->streaming && !c->ex->body_done)
+			return c->ex->body.len < STREAM_WINDOW;
+		return c->in.len < PIPELINE_MAX && !c->peer_done;
 	case ST_DONE:
 	case ST_FLUSH:
 		return c->in.len < PIPELINE_MAX && !c->peer_done;
@@ -273,6 +277,7 @@ static void start_next(struct ig_http_conn *c)
 	}
 	c->state = ST_HEAD;
 	c->scanned = 0;
+	c->streaming = false;
 	c->resp_started = false;
 	c->want_writable = false;
 	if (c->in.len) {
@@ -322,6 +327,11 @@ static void end_exchange(struct ig_http_conn *c)
 	if (c->ex) {
 		c->ex->on_abort = NULL;
 		c->ex->on_writable = NULL;
+		c->ex->on_body = NULL;
+		/* The rest of a streamed body is still on its way: where the next
+		 * request would start is not known. */
+		if (c->streaming && !c->ex->body_done)
+			c->keep_alive = false;
 	}
 	if (c->broken)
 		return; /* the queued task frees it */
@@ -564,14 +574,21 @@ static int take_head(struct ig_http_conn *c, size_t n)
 	}
 	c->keep_alive = c->framing.keep_alive;
 	c->is_head = ig_str_eq_cstr(ex->req.method, "HEAD");
-	ig_buf_init(&ex->body, cfg->max_body_bytes);
-	if (c->framing.kind == IG_BODY_LENGTH && c->framing.length > cfg->max_body_bytes) {
+	bool has_body = c->framing.kind == IG_BODY_CHUNKED ||
+			(c->framing.kind == IG_BODY_LENGTH && c->framing.length > 0);
+	ex->body_length = c->framing.kind == IG_BODY_LENGTH ? (int64_t)c->framing.length : -1;
+	c->streaming = has_body && cfg->stream_body && cfg->stream_body(ex, c->srv->ctx);
+	/* A streamed body waits in ex->body up to the window, plus what one
+	 * read brings. */
+	ig_buf_init(&ex->body, c->streaming ? STREAM_WINDOW + READ_CHUNK : cfg->max_body_bytes);
+	if (!c->streaming && c->framing.kind == IG_BODY_LENGTH &&
+	    c->framing.length > cfg->max_body_bytes) {
 		server_error(c, 413, "request body too large");
 		return -1;
 	}
 	/* A known length is allocated once, not grown by doubling (up to 8 MiB:
 	 * a client that announces more must send it before we hold more). */
-	if (c->framing.kind == IG_BODY_LENGTH &&
+	if (!c->streaming && c->framing.kind == IG_BODY_LENGTH &&
 	    ig_buf_reserve(&ex->body,
 			   c->framing.length < (8u << 20) ? c->framing.length : (8u << 20)) < 0) {
 		server_error(c, 500, "out of memory for the request body");
@@ -579,8 +596,7 @@ static int take_head(struct ig_http_conn *c, size_t n)
 	}
 	memset(&c->chunked, 0, sizeof c->chunked);
 	c->body_left = c->framing.kind == IG_BODY_LENGTH ? c->framing.length : 0;
-	if (c->framing.kind == IG_BODY_NONE ||
-	    (c->framing.kind == IG_BODY_LENGTH && c->framing.length == 0))
+	if (!has_body)
 		return 1;
 	if (c->framing.expect_continue && !c->in.len) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -589,9 +605,63 @@ static int take_head(struct ig_http_conn *c, size_t n)
 			return -1;
 		}
 	}
+	if (c->streaming) {
+		ex->body_streaming = true;
+		return 3;
+	}
 	c->state = ST_BODY;
 	arm_timer(c, TM_BODY, cfg->body_timeout_ms);
 	return 2;
+}
+
+/* Moves what the input holds of a streamed body into ex->body (decoded)
+ * and tells the handler. The rest of the input, past the body's end, is
+ * the next request's. A chunked body that turns out malformed drops the
+ * connection: the handler has it and hears on_abort. */
+static void stream_input(struct ig_http_conn *c, size_t direct)
+{
+	struct ig_http_exchange *ex = c->ex;
+	if (c->state != ST_HANDLING || !c->streaming || !c->in_handler || c->broken ||
+	    ex->body_done)
+		return;
+	bool more = direct > 0;
+	int bad = 0;
+	if (c->framing.kind == IG_BODY_LENGTH) {
+		c->body_left -= direct;
+		size_t take = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
+		if (take) {
+			bad = ig_buf_append(&ex->body, c->in.ptr, take);
+			ig_buf_consume(&c->in, take);
+			c->body_left -= take;
+			more = true;
+		}
+		ex->body_done = c->body_left == 0;
+	} else if (c->in.len) {
+		size_t len = c->in.len;
+		ssize_t rest = ig_chunked_decode(&c->chunked, c->in.ptr, &len);
+		if (rest == IG_HTTP_INVALID) {
+			ig_info("client %s: malformed chunked request body: closing", c->peer);
+			mark_broken(c);
+			return;
+		}
+		bad = ig_buf_append(&ex->body, c->in.ptr, len);
+		more = len > 0;
+		if (rest == IG_HTTP_INCOMPLETE) {
+			c->in.len = 0;
+		} else {
+			memmove(c->in.ptr, c->in.ptr + len, (size_t)rest);
+			c->in.len = (size_t)rest;
+			ex->body_done = true;
+		}
+	}
+	if (bad < 0) {
+		mark_broken(c);
+		return;
+	}
+	if ((more || ex->body_done) && ex->on_body)
+		ex->on_body(ex);
+	if (!c->broken)
+		update_events(c);
 }
 
 /* Part of a body has arrived and more is to come: the configured hook
@@ -711,6 +781,11 @@ static void process_input(struct ig_http_conn *c)
 			dispatch(c);
 			return;
 		}
+		if (rc == 3) {
+			dispatch(c);
+			stream_input(c, 0); /* body bytes that came with the head */
+			return;
+		}
 	}
 	if (c->state == ST_BODY) {
 		int rc = read_body(c);
@@ -801,6 +876,21 @@ static void conn_read(struct ig_http_conn *c)
 		room = READ_CHUNK;
 		break;
 	default:
+		if (c->state == ST_HANDLING && c->streaming && !c->ex->body_done) {
+			room = c->ex->body.len < STREAM_WINDOW ? READ_CHUNK : 0;
+			/* A sized body goes straight into the exchange, no copy. */
+			if (c->framing.kind == IG_BODY_LENGTH && !c->in.len) {
+				direct = true;
+				into = &c->ex->body;
+				if (room > c->body_left)
+					room = (size_t)c->body_left;
+			}
+			if (room == 0) {
+				update_events(c);
+				return;
+			}
+			break;
+		}
 		room = c->in.len < PIPELINE_MAX ? PIPELINE_MAX - c->in.len : 0;
 		if (room > READ_CHUNK)
 			room = READ_CHUNK;
@@ -830,6 +920,10 @@ static void conn_read(struct ig_http_conn *c)
 		/* Peer closed or failed. A response still being written for it
 		 * has no reader: drop everything. */
 		conn_free(c);
+		return;
+	}
+	if (c->state == ST_HANDLING && c->streaming && !c->ex->body_done) {
+		stream_input(c, direct ? (size_t)n : 0);
 		return;
 	}
 	if (direct) {
@@ -1366,7 +1460,9 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 		c->resp_close_delimited = true;
 		c->keep_alive = false;
 	}
-	if (c->srv->draining)
+	/* A streamed body still coming: the connection ends with this
+	 * response (end_exchange). */
+	if (c->srv->draining || (c->streaming && !c->ex->body_done))
 		c->keep_alive = false;
 	if (!c->keep_alive)
 		rc |= ig_buf_append_cstr(o, "Connection: close\r\n");
@@ -1506,8 +1602,16 @@ int ig_http_end(struct ig_http_exchange *ex)
 
 void ig_http_body_consume(struct ig_http_exchange *ex, size_t n)
 {
-	if (ex->h2 && ex->body_streaming)
+	if (!ex->body_streaming)
+		return;
+	if (ex->h2) {
 		ig_h2_body_consume(ex, n);
+		return;
+	}
+	ig_buf_consume(&ex->body, n < ex->body.len ? n : ex->body.len);
+	struct ig_http_conn *c = ex->conn;
+	if (c->ex == ex && !c->broken)
+		update_events(c); /* reading may go on */
 }
 
 bool ig_http_trailer_allowed(struct ig_str name)

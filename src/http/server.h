@@ -1,6 +1,6 @@
 /* An HTTP/1.1 server on the event loop: accepts connections, reads request
- * heads and whole bodies within limits (431, 413, 408 answered here; an
- * HTTP/2 body may be streamed to the handler instead, stream_body), hands
+ * heads and whole bodies within limits (431, 413, 408 answered here; a
+ * body may be streamed to the handler instead, stream_body), hands
  * each exchange to a handler, and writes the response, whole or streamed,
  * with backpressure. One request at a time per connection (pipelined bytes
  * wait in the buffer); keep-alive per RFC 9112. Used by the gateway's
@@ -56,15 +56,20 @@ struct ig_http_server_config {
 	 * read ex->req and ex->body and keep state in ex->body_user (arena
 	 * memory); it must not answer. NULL: none. */
 	void (*body_progress)(struct ig_http_exchange *ex, void *ctx);
-	/* Called once for an HTTP/2 request whose head is complete and whose
-	 * body is still to come (with the handler's ctx; it may read ex->req).
-	 * True streams the body: the exchange goes to the handler at once,
-	 * body bytes then collect in ex->body as they arrive, and the
-	 * handler's on_body runs when new ones came or the body ended
-	 * (ex->body_done). The handler takes bytes with ig_http_body_consume,
-	 * which gives the client flow-control credit for them: what waits is
-	 * bounded by the stream's window (1 MiB). No body timeout runs then:
-	 * the handler bounds the silence. NULL: bodies are read whole. */
+	/* Called once for a request whose head is complete and whose body is
+	 * still to come (with the handler's ctx; it may read ex->req and
+	 * ex->body_length). True streams the body: the exchange goes to the
+	 * handler at once, body bytes (decoded: no chunk framing) then
+	 * collect in ex->body as they arrive, and the handler's on_body runs
+	 * when new ones came or the body ended (ex->body_done). The handler
+	 * takes bytes with ig_http_body_consume, which makes room for more:
+	 * what waits is bounded by HTTP/2's stream window, or over HTTP/1.1
+	 * by the server reading no more while 1 MiB waits. max_body_bytes
+	 * does not apply (nothing is held whole), and no body timeout runs:
+	 * the handler bounds the silence. A response that ends before the
+	 * body did closes an HTTP/1.1 connection after it (the rest of the
+	 * body is read and dropped for a moment, as after a 413). NULL:
+	 * bodies are read whole. */
 	bool (*stream_body)(struct ig_http_exchange *ex, void *ctx);
 	/* Serve HTTP/2 too: a client that opens with HTTP/2's preface (prior
 	 * knowledge, as curl --http2-prior-knowledge and gRPC clients do) or
@@ -101,6 +106,10 @@ struct ig_http_exchange {
 	void (*on_abort)(struct ig_http_exchange *ex);
 	/* A streamed body (stream_body): set, on_body runs as it arrives. */
 	bool body_streaming;
+	/* The body's length as the request announced it (Content-Length),
+	 * -1 when it did not (chunked, or HTTP/2 without content-length);
+	 * set before stream_body is asked. */
+	int64_t body_length;
 	bool body_done; /* the client's body ended (all of it is in, or was, in body) */
 	void (*on_body)(struct ig_http_exchange *ex);
 	/* Headers the response head carries besides those of the call that

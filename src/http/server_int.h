@@ -32,8 +32,11 @@ enum conn_state {
 
 #define READ_CHUNK (16 * 1024)
 #define PIPELINE_MAX (64 * 1024) /* bytes of a next request buffered while busy */
-#define OUT_KEEP (64 * 1024)	 /* an emptied output buffer larger than this is freed */
-#define HEADERS_CAP 1024	 /* ceiling on max_headers */
+/* A streamed HTTP/1.1 body: no more is read while this much waits for the
+ * handler (ig_http_body_consume). */
+#define STREAM_WINDOW (1024 * 1024)
+#define OUT_KEEP (64 * 1024) /* an emptied output buffer larger than this is freed */
+#define HEADERS_CAP 1024     /* ceiling on max_headers */
 #define LINGER_MS 2000
 
 enum timer_kind { TM_NONE, TM_IDLE, TM_HEAD, TM_BODY, TM_SEND, TM_LINGER };
@@ -82,6 +85,7 @@ struct ig_http_conn {
 	bool peer_done; /* the client sent FIN after a request: close after it */
 	bool broken;	/* dead: freed by the queued task */
 	bool h1;	/* an HTTP/1.x request came: no HTTP/2 preface now */
+	bool streaming; /* the exchange's body goes to the handler as it comes */
 	char peer[56];
 
 	struct conn_tls *tls; /* NULL: plain text */

@@ -14,7 +14,12 @@
  *   /big/<n>          <n> pattern bytes streamed with backpressure
  *   /respond-big/<n>  <n> pattern bytes in one ig_http_respond
  *   /abort            head and "partial", then ig_http_abort
- *   /abort-later      the same, the abort from a timer */
+ *   /abort-later      the same, the abort from a timer
+ *   /sbody...         (with stream_on_sbody) a streamed body, taken as it
+ *                     comes; at its end "<length> <n>:<body>" (length as
+ *                     announced, -1 if not)
+ *   /sbody-hold       a streamed body left unread (F->held)
+ *   /sbody-early      a streamed body answered "early" at once */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,6 +58,9 @@ struct fx {
 	int nscratch;
 	int fillers[1024];
 	int nfillers;
+	/* Streamed bodies (on_sbody). */
+	struct ig_buf sbody;
+	int nbody_calls;
 };
 
 static struct fx *F;
@@ -185,6 +193,30 @@ static int on_tunnel_data(struct ig_http_exchange *ex, const char *data, size_t 
 
 static const struct ig_http_header upgrade_hdr = {IG_STR("Upgrade"), IG_STR("echo")};
 
+/* A streamed body: what came is taken into the fixture's buffer; at its
+ * end the answer says what it got. */
+static void on_sbody(struct ig_http_exchange *ex)
+{
+	F->nbody_calls++;
+	ig_buf_append(&F->sbody, ex->body.ptr, ex->body.len);
+	ig_http_body_consume(ex, ex->body.len);
+	assert_int_equal(ex->body.len, 0);
+	if (!ex->body_done)
+		return;
+	struct ig_buf b = {0};
+	ig_buf_printf(&b, "%lld %zu:", (long long)ex->body_length, F->sbody.len);
+	ig_buf_append(&b, F->sbody.ptr, F->sbody.len < 64 ? F->sbody.len : 64);
+	assert_int_equal(ig_http_respond(ex, 200, "text/plain", b.ptr, b.len, NULL, 0), 0);
+	ig_buf_free(&b);
+	ig_buf_reset(&F->sbody);
+}
+
+static bool stream_on_sbody(struct ig_http_exchange *ex, void *ctx)
+{
+	assert_ptr_equal(ctx, F);
+	return ex->req.path.len >= 6 && memcmp(ex->req.path.ptr, "/sbody", 6) == 0;
+}
+
 static void handler(struct ig_http_exchange *ex, void *ctx)
 {
 	struct fx *f = ctx;
@@ -248,6 +280,18 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 		/* Once switched, nothing else may answer it. */
 		assert_int_equal(ig_http_switch_protocols(ex, &upgrade_hdr, 1, on_tunnel_data), -1);
 		assert_int_equal(ig_http_respond(ex, 200, NULL, "", 0, NULL, 0), -1);
+	} else if (path_is(ex, "/sbody-hold")) {
+		assert_true(ex->body_streaming);
+		f->held = ex;
+	} else if (path_is(ex, "/sbody-early")) {
+		assert_true(ex->body_streaming);
+		assert_int_equal(ig_http_respond(ex, 200, "text/plain", "early", 5, NULL, 0), 0);
+	} else if (ex->body_streaming) {
+		assert_false(ex->body_done && ex->body.len == 0 && ex->body_length != 0 &&
+			     ex->body_length != -1);
+		ex->on_body = on_sbody;
+		if (ex->body.len || ex->body_done)
+			on_sbody(ex);
 	} else if (path_is(ex, "/abort")) {
 		start_partial(r);
 		ig_http_abort(ex);
@@ -288,6 +332,7 @@ static int teardown(void **state)
 	ig_loop_free(&F->loop);
 	for (int i = 0; i < F->nscratch; i++)
 		free(F->scratch[i]);
+	ig_buf_free(&F->sbody);
 	free(F);
 	F = NULL;
 	return 0;
@@ -996,6 +1041,132 @@ static void test_413(void **state)
 	assert_int_equal(F->nreq, 2);
 }
 
+/* ---- streamed request bodies (stream_body) ---- */
+
+static struct ig_http_server_config stream_config(void)
+{
+	struct ig_http_server_config c = small_config();
+	assert_null(c.stream_body);
+	c.stream_body = stream_on_sbody;
+	c.max_body_bytes = 1000; /* not for streamed bodies */
+	return c;
+}
+
+/* A sized body goes to the handler as it comes, past max_body_bytes; the
+ * connection stays for the next request; other paths are read whole as
+ * before (and held to the limit). */
+static void test_streamed_body_sized(void **state)
+{
+	struct ig_http_server_config c = stream_config();
+	start_server(&c);
+	struct peer *p = open_peer();
+	send_str(p, "POST /sbody HTTP/1.1\r\nHost: a\r\nContent-Length: 2010\r\n\r\nabc");
+	pump_for(p, 20);
+	assert_int_equal(F->nreq, 1); /* handed over before the body came */
+	assert_int_equal(F->sbody.len, 3);
+	char *rest = scratch(2008);
+	memset(rest, 'x', 2007);
+	rest[2007] = '\0';
+	send_str(p, rest);
+	expect(p, OK("2010 2010:abcxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
+	assert_true(F->nbody_calls >= 2);
+	send_str(p, post_req);
+	expect(p, OK("POST /echo?x=1 v w 5:hello"));
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n");
+	expect(p, err_resp(413, "Content Too Large", "request body too large"));
+}
+
+/* A chunked body is decoded as it comes (extensions and trailers are
+ * not the body), and a request pipelined after it is served next. */
+static void test_streamed_body_chunked(void **state)
+{
+	struct ig_http_server_config c = stream_config();
+	start_server(&c);
+	struct peer *p = open_peer();
+	send_str(p, "POST /sbody HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "3;x=1\r\nabc\r\n");
+	pump_for(p, 20);
+	assert_int_equal(F->sbody.len, 3);
+	send_str(p, "4\r\nde");
+	pump_for(p, 20);
+	assert_int_equal(F->sbody.len, 5);
+	send_str(p, "fg\r\n0\r\nT: 1\r\n\r\n"
+		    "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect(p, OK("-1 7:abcdefg"));
+	expect(p, OK("GET /echo - 0:"));
+	/* A malformed chunk once the handler has the exchange: it hears
+	 * on_abort, and the connection closes. */
+	send_str(p, "POST /sbody HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "3\r\nabc\r\nzz\r\n");
+	expect_close(p);
+	assert_int_equal(F->naborts, 1);
+}
+
+/* The server reads no more while 1 MiB of the body waits for the handler,
+ * and reads on as the handler takes it. */
+static void test_streamed_body_backpressure(void **state)
+{
+	struct ig_http_server_config c = stream_config();
+	start_server(&c);
+	struct peer *p = open_peer();
+	enum { TOTAL = 8 << 20 };
+	char head[128];
+	snprintf(head, sizeof head,
+		 "POST /sbody-hold HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", TOTAL);
+	send_str(p, head);
+	char *body = pattern(TOTAL);
+	size_t sent = 0;
+	/* Send what the sockets take while the handler takes nothing. */
+	for (int round = 0; round < 200; round++) {
+		ssize_t n = send(p->fd, body + sent, TOTAL - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0)
+			sent += (size_t)n;
+		ig_loop_run_once(&F->loop, 2);
+	}
+	assert_non_null(F->held);
+	struct ig_http_exchange *ex = F->held;
+	assert_true(ex->body.len >= (1u << 20));
+	assert_true(ex->body.len <= (1u << 20) + 64 * 1024);
+	assert_true(sent < TOTAL); /* the client is held back */
+	/* Taken: the rest comes, in order. */
+	size_t got = 0;
+	uint64_t t0 = ig_now_ns();
+	while (got < TOTAL && ms_since(t0) < 10 * WAIT_MS) {
+		if (ex->body.len) {
+			assert_memory_equal(ex->body.ptr, body + got, ex->body.len);
+			got += ex->body.len;
+			ig_http_body_consume(ex, ex->body.len);
+		}
+		if (sent < TOTAL) {
+			ssize_t n =
+			    send(p->fd, body + sent, TOTAL - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n > 0)
+				sent += (size_t)n;
+		}
+		ig_loop_run_once(&F->loop, 2);
+	}
+	assert_int_equal(got, TOTAL);
+	assert_true(ex->body_done);
+	assert_int_equal(ig_http_respond(ex, 204, NULL, "", 0, NULL, 0), 0);
+	F->held = NULL;
+	expect(p, "HTTP/1.1 204 No Content\r\n\r\n");
+}
+
+/* Answered before the body ended: the answer says the connection closes,
+ * the rest of the body is read and dropped, then it closes. */
+static void test_streamed_body_answered_early(void **state)
+{
+	struct ig_http_server_config c = stream_config();
+	start_server(&c);
+	struct peer *p = open_peer();
+	send_str(p, "POST /sbody-early HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nab");
+	expect(p, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+		  "Connection: close\r\n\r\nearly");
+	send_str(p, "more of the body");
+	expect_close(p);
+	assert_int_equal(F->naborts, 0);
+}
+
 static void test_408(void **state)
 {
 	struct ig_http_server_config cfg = small_config();
@@ -1642,6 +1813,10 @@ int main(void)
 	    T(test_host_values),
 	    T(test_431),
 	    T(test_413),
+	    T(test_streamed_body_sized),
+	    T(test_streamed_body_chunked),
+	    T(test_streamed_body_backpressure),
+	    T(test_streamed_body_answered_early),
 	    T(test_408),
 	    T(test_body_timeout_is_silence),
 	    T(test_keepalive_idle_timeout),
