@@ -542,13 +542,15 @@ static int on_tunnel_data(struct ig_http_exchange *ex, const char *data, size_t 
 
 /* ---- a streamed request body ----
  *
- * A gRPC call whose body is still coming (ig_proxy_stream_body) goes to
- * its pod as it comes: the head first, with no Content-Length, then
- * what the client sends, once the connection is up and as far as the
- * upstream client takes it; the client's flow-control credit goes back
- * only for what was passed on. Once a byte went, the request cannot be
- * sent anywhere again: a failure before the answer is a 502 (UNAVAILABLE
- * to the gRPC client). */
+ * A body still coming that goes to a Service as it comes
+ * (ig_proxy_stream_body: a gRPC call, a large upload): the head first
+ * (over HTTP/2 with no content-length; over HTTP/1.1 with the client's
+ * Content-Length, else chunked), then what the client sends, once the
+ * connection is up and as far as the upstream client takes it; the
+ * client may send more only as what was passed on leaves the exchange
+ * (HTTP/2 flow-control credit, or the server reading on). Once a byte
+ * went, the request cannot be sent anywhere again: a failure before the
+ * answer is a 502 (UNAVAILABLE to a gRPC client). */
 
 static void stream_pump(struct ig_req *p)
 {
@@ -897,6 +899,11 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	enum ig_http_proto proto = ig_backend_proto(p->pool, p->service);
 	struct ig_tls_client_ctx *tls =
 	    ig_backend_tls(p->pool, p->service, p->listener ? p->listener->gw : NULL);
+	/* A body streamed over HTTP/1.1 goes on a new connection: a kept-alive
+	 * one that the pod closes just as it is reused would take bytes that
+	 * cannot be sent again. (An upload dwarfs a connect.) */
+	if (p->streaming && proto == IG_PROTO_HTTP1)
+		fresh = true;
 	struct ig_http_client *c = fresh ? NULL : ig_upstreams_take(w->upstreams, ep, proto, tls);
 	if (!c && !(c = ig_upstreams_connect(w->upstreams, ep, proto, tls))) {
 		ig_warn("upstream %s: %s; trying another endpoint", ep->addr, strerror(errno));
@@ -934,11 +941,12 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	bool is_head = ig_str_eq_cstr(p->ex->req.method, "HEAD");
 	const struct ig_str parts[] = {
 	    p->head, {p->host_line, p->host_len}, p->body_pre, p->model_json, p->body_post};
-	int rc = p->streaming
-		     ? ig_http_client_sendv_open(c, parts, 2, w->gw->opt.upstream_read_timeout_ms,
-						 &upstream_cbs, p)
-		     : ig_http_client_sendv(c, parts, 5, is_head,
-					    w->gw->opt.upstream_read_timeout_ms, &upstream_cbs, p);
+	int rc =
+	    p->streaming
+		? ig_http_client_sendv_open(c, parts, 2, p->ex->body_length,
+					    w->gw->opt.upstream_read_timeout_ms, &upstream_cbs, p)
+		: ig_http_client_sendv(c, parts, 5, is_head, w->gw->opt.upstream_read_timeout_ms,
+				       &upstream_cbs, p);
 	if (rc < 0) {
 		ig_http_client_close(c);
 		release_endpoint(p);

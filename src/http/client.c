@@ -363,7 +363,9 @@ static int flush(struct ig_http_client *c)
 		c->last_ns = c->loop->now_ns;
 		iov_advance(c, (size_t)n);
 	}
-	c->sent_all = true;
+	/* An open HTTP/1.1 body is still to go after the head. */
+	if (!c->open_body || c->h2)
+		c->sent_all = true;
 	return 0;
 }
 
@@ -375,6 +377,10 @@ bool client_finish(struct ig_http_client *c)
 		/* The server answered before taking the whole request. */
 		c->keep_alive = false;
 		c->iov_pos = c->iov_cnt = 0;
+		if (c->open_body && !c->h2) {
+			ig_buf_free(&c->out);
+			c->out_off = 0;
+		}
 	}
 	c->state = CL_READY;
 	ig_timer_stop(c->loop, &c->timer);
@@ -605,6 +611,36 @@ static bool tunnel_output(struct ig_http_client *c)
 	return false;
 }
 
+/* The server closed or reset the connection while the request was still
+ * going out (err), as a server does that answers before it read the whole
+ * request (a 413, say) and closes: writing stops, and the response it
+ * sent first is read. False when err is another failure. */
+static bool write_closed(struct ig_http_client *c, int err)
+{
+	if (c->h2 || (err != EPIPE && err != ECONNRESET) ||
+	    (c->state != CL_HEAD && c->state != CL_BODY))
+		return false;
+	c->write_dead = true;
+	c->iov_pos = c->iov_cnt = 0;
+	if (c->open_body) {
+		ig_buf_free(&c->out);
+		c->out_off = 0;
+	}
+	return true;
+}
+
+/* Writes what an open HTTP/1.1 body has framed, after the head; the
+ * request is all sent once its end went. 0, or -errno. */
+static int open_flush(struct ig_http_client *c)
+{
+	if (c->iov_pos < c->iov_cnt || !c->connected)
+		return 0;
+	int rc = tunnel_flush(c);
+	if (rc == 0 && c->open_end && c->out.len == c->out_off)
+		c->sent_all = true;
+	return rc;
+}
+
 void ig_http_client_allow_upgrade(struct ig_http_client *c)
 {
 	if (!c->h2)
@@ -741,13 +777,27 @@ static void client_on_io(struct ig_loop *loop, struct ig_io *io, unsigned events
 	}
 	if (c->iov_pos < c->iov_cnt) {
 		int rc = flush(c);
-		if (rc < 0) {
+		if (rc < 0 && !write_closed(c, -rc)) {
 			client_fail(c, early_or_broken(c), -rc);
 			return;
 		}
 	}
-	if (c->out.len > c->out_off && (events & IG_EV_WRITE) && tunnel_output(c))
+	if (c->tunnel && c->out.len > c->out_off && (events & IG_EV_WRITE) && tunnel_output(c))
 		return;
+	if (c->open_body && !c->h2 && !c->write_dead &&
+	    (c->state == CL_HEAD || c->state == CL_BODY) && c->iov_pos == c->iov_cnt) {
+		int rc = open_flush(c);
+		if (rc < 0 && !write_closed(c, -rc)) {
+			client_fail(c, early_or_broken(c), -rc);
+			return;
+		}
+		if (!c->write_dead && client_open_writable(c))
+			return;
+	}
+	/* The server stopped taking the request: what it answered first may
+	 * be waiting to be read. */
+	if (c->write_dead)
+		events |= IG_EV_READ;
 	if ((events & IG_EV_READ) && (c->state == CL_HEAD || c->state == CL_BODY)) {
 		if (do_read(c))
 			return;
@@ -772,16 +822,22 @@ void client_idle_error(struct ig_http_client *c)
 
 static int sendv(struct ig_http_client *c, const struct ig_str *parts, size_t nparts, bool is_head,
 		 uint64_t read_timeout_ms, const struct ig_http_client_cbs *cbs, void *ud,
-		 bool open)
+		 bool open, int64_t body_length)
 {
 	if (c->state != CL_READY && c->state != CL_CONNECTING && c->state != CL_PARKED)
 		return -1;
-	if (nparts > MAX_PARTS || (open && !c->h2))
+	if (nparts > MAX_PARTS)
 		return -1;
 	c->open_body = open;
 	c->open_end = c->open_full = c->open_deferred = c->open_told = false;
+	c->open_chunked = open && body_length < 0;
+	c->open_left = body_length > 0 ? (uint64_t)body_length : 0;
 	ig_buf_reset(&c->open_buf);
 	c->open_off = 0;
+	if (open && !c->h2) {
+		ig_buf_reset(&c->out);
+		c->out_off = 0;
+	}
 	/* In h2c mode the stream is queued first: a request HTTP/2 cannot
 	 * carry fails here, with nothing changed. It fills iov with the body. */
 	if (c->h2 && !c->idle_failed && h2c_submit(c, parts, nparts) < 0)
@@ -798,6 +854,7 @@ static int sendv(struct ig_http_client *c, const struct ig_str *parts, size_t np
 	c->refused = false;
 	c->upgrade = false;
 	c->tunnel = false;
+	c->write_dead = false;
 	ig_buf_reset(&c->trailers);
 	c->trailers.max = MAX_RESP_HEAD;
 	if (!c->h2) {
@@ -835,14 +892,14 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 			 bool is_head, uint64_t read_timeout_ms,
 			 const struct ig_http_client_cbs *cbs, void *ud)
 {
-	return sendv(c, parts, nparts, is_head, read_timeout_ms, cbs, ud, false);
+	return sendv(c, parts, nparts, is_head, read_timeout_ms, cbs, ud, false, 0);
 }
 
 int ig_http_client_sendv_open(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
-			      uint64_t read_timeout_ms, const struct ig_http_client_cbs *cbs,
-			      void *ud)
+			      int64_t body_length, uint64_t read_timeout_ms,
+			      const struct ig_http_client_cbs *cbs, void *ud)
 {
-	int rc = sendv(c, parts, nparts, false, read_timeout_ms, cbs, ud, true);
+	int rc = sendv(c, parts, nparts, false, read_timeout_ms, cbs, ud, true, body_length);
 	if (rc < 0)
 		c->open_body = false;
 	return rc;
@@ -850,16 +907,46 @@ int ig_http_client_sendv_open(struct ig_http_client *c, const struct ig_str *par
 
 #define OPEN_HIGH (256 * 1024) /* an open body's bytes nghttp2 has not taken */
 
+/* An open HTTP/1.1 body's bytes, framed, into `out`. 0, or -1. */
+static int open_frame(struct ig_http_client *c, const void *data, size_t len, bool end)
+{
+	if (!c->open_chunked) {
+		if (len > c->open_left)
+			len = (size_t)c->open_left;
+		c->open_left -= len;
+		return len ? ig_buf_append(&c->out, data, len) : 0;
+	}
+	if (len && (ig_buf_append_hex(&c->out, len) < 0 || ig_buf_append(&c->out, "\r\n", 2) < 0 ||
+		    ig_buf_append(&c->out, data, len) < 0 || ig_buf_append(&c->out, "\r\n", 2) < 0))
+		return -1;
+	return end ? ig_buf_append(&c->out, "0\r\n\r\n", 5) : 0;
+}
+
+/* What an open body holds that has not gone out. */
+static size_t open_pending(const struct ig_http_client *c)
+{
+	return c->h2 ? c->open_buf.len - c->open_off : c->out.len - c->out_off;
+}
+
 int ig_http_client_body(struct ig_http_client *c, const void *data, size_t len, bool end)
 {
-	if (!c->open_body || c->open_end || (c->state != CL_HEAD && c->state != CL_BODY))
+	if (!c->open_body || c->open_end || c->write_dead ||
+	    (c->state != CL_HEAD && c->state != CL_BODY))
 		return -1;
-	if (len && ig_buf_append(&c->open_buf, data, len) < 0)
-		return -1;
-	c->open_end = end;
-	h2c_open_more(c);
+	if (c->h2) {
+		if (len && ig_buf_append(&c->open_buf, data, len) < 0)
+			return -1;
+		c->open_end = end;
+		h2c_open_more(c);
+	} else {
+		if (open_frame(c, data, len, end) < 0)
+			return -1;
+		c->open_end = end;
+		/* Write at once; a failure shows up from the loop. */
+		(void)open_flush(c);
+	}
 	client_update_events(c);
-	if (c->open_buf.len - c->open_off > OPEN_HIGH) {
+	if (open_pending(c) > OPEN_HIGH) {
 		c->open_full = true;
 		return 1;
 	}
@@ -870,8 +957,7 @@ bool client_open_writable(struct ig_http_client *c)
 {
 	if (!c->open_body || (c->state != CL_HEAD && c->state != CL_BODY) || !c->connected)
 		return false;
-	bool tell =
-	    !c->open_told || (c->open_full && c->open_buf.len - c->open_off < OPEN_HIGH / 2);
+	bool tell = !c->open_told || (c->open_full && open_pending(c) < OPEN_HIGH / 2);
 	if (!tell || !c->cbs->on_writable)
 		return false;
 	c->open_told = true;

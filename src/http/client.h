@@ -127,17 +127,21 @@ int ig_http_client_sendv(struct ig_http_client *c, const struct ig_str *parts, s
 int ig_http_client_send(struct ig_http_client *c, const void *req, size_t len, bool is_head,
 			uint64_t read_timeout_ms, const struct ig_http_client_cbs *cbs, void *ud);
 
-/* The same with an open body (HTTP/2 only; -1 on an HTTP/1.1
- * connection): the spans are the head alone, without Content-Length,
- * and the body follows with ig_http_client_body as the caller gets it
- * (a gRPC call's stream). on_writable says when to write: once the
- * connection is up (bytes written before wait there), and after
- * ig_http_client_body returned 1, when the buffer has drained below
- * half. The response comes as for any request, and may come (and end)
- * before the body does. */
+/* The same with an open body: the spans are the head alone, and the body
+ * follows with ig_http_client_body as the caller gets it (a gRPC call's
+ * stream, an upload passed on as it arrives). Over HTTP/2 the head has no
+ * Content-Length and body_length is not used. Over HTTP/1.1 the head
+ * frames the body itself: with "Content-Length: N", body_length is N and
+ * the body's bytes go as they are (past N, dropped); with
+ * "Transfer-Encoding: chunked", body_length is -1 and each piece goes as
+ * a chunk, the end as the last chunk. on_writable says when to write:
+ * once the connection is up (bytes written before wait there), and after
+ * ig_http_client_body returned 1, when the buffer has drained below half.
+ * The response comes as for any request, and may come (and end) before
+ * the body does: the connection is then not reusable. */
 int ig_http_client_sendv_open(struct ig_http_client *c, const struct ig_str *parts, size_t nparts,
-			      uint64_t read_timeout_ms, const struct ig_http_client_cbs *cbs,
-			      void *ud);
+			      int64_t body_length, uint64_t read_timeout_ms,
+			      const struct ig_http_client_cbs *cbs, void *ud);
 /* More of an open body, its end with `end`: 0, 1 when more than 256 KiB
  * wait to go out (write no more until on_writable), -1 when the request
  * is no longer open (ended, failed, answered). */

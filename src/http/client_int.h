@@ -37,6 +37,7 @@ struct ig_http_client {
 	bool upgrade;	  /* a 101 may switch this request to a tunnel */
 	bool tunnel;	  /* switched: raw bytes both ways */
 	bool out_full;	  /* the tunnel's output went above the mark */
+	bool write_dead;  /* the server closed its side while the request went out */
 	int in_cb;	  /* callbacks of ours on the stack */
 	int requests;
 	/* The request still to write: iov[iov_pos..iov_cnt). In h2c mode,
@@ -44,7 +45,9 @@ struct ig_http_client {
 	struct iovec iov[CLIENT_MAX_PARTS];
 	int iov_pos, iov_cnt;
 	struct ig_buf in;
-	struct ig_buf out; /* a tunnel's bytes the socket did not take */
+	/* A tunnel's bytes the socket did not take; over HTTP/1.1, an open
+	 * body's framed bytes not yet written. */
+	struct ig_buf out;
 	size_t out_off;
 	struct ig_http_framing framing;
 	struct ig_chunked_decoder chunked;
@@ -70,12 +73,15 @@ struct ig_http_client {
 	bool tcp_up;
 	bool read_wants_write;	 /* an SSL read must write before it can go on */
 	const char *fail_detail; /* the fault's detail when not TLS's own (static) */
-	/* An open request body (h2 mode, ig_http_client_sendv_open): bytes
-	 * the caller wrote that nghttp2 has not taken, whether it ended, and
-	 * whether the caller waits for room (on_writable). */
-	bool open_body, open_end, open_full, open_deferred, open_told;
+	/* An open request body (ig_http_client_sendv_open): in h2 mode, bytes
+	 * the caller wrote that nghttp2 has not taken (over HTTP/1.1 they wait
+	 * in `out`, framed); whether it ended, and whether the caller waits
+	 * for room (on_writable). Over HTTP/1.1 it is chunked, or open_left
+	 * bytes of a Content-Length are still to come. */
+	bool open_body, open_end, open_full, open_deferred, open_told, open_chunked;
 	struct ig_buf open_buf;
 	size_t open_off;
+	uint64_t open_left;
 	unsigned hs_events;
 };
 

@@ -1274,6 +1274,127 @@ static void test_early_response_during_upload(void **state)
 	assert_int_equal(X->nerror, 0);
 }
 
+/* The server answers 413 after the head and closes with the body unread
+ * (its kernel resets the connection): the answer it sent first still
+ * reaches the owner, not a failure of the write. */
+static void test_answer_then_close_during_upload(void **state)
+{
+	size_t n = 8u << 20;
+	char *body = scratch(n);
+	memset(body, 'u', n);
+	char head[128];
+	snprintf(head, sizeof head, "POST /up HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
+	struct ig_str parts[2] = {{head, strlen(head)}, {body, n}};
+	assert_non_null(connect_to(X->port, 1000));
+	assert_int_equal(ig_http_client_sendv(X->c, parts, 2, false, 1000, &cbs, X), 0);
+	struct peer *p = accept_peer();
+	PUMP_UNTIL((peer_read_max(p, 4096), p->len >= strlen(head)));
+	srv_send(p, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n"
+		    "Connection: close\r\n\r\nbig!");
+	peer_close(p); /* unread bytes: a reset */
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->nerror, 0);
+	assert_int_equal(X->ndone, 1);
+	assert_int_equal(X->status, 413);
+	assert_body("big!");
+	assert_false(X->reusable_at_done);
+}
+
+/* An open body over HTTP/1.1 with a Content-Length: on_writable once the
+ * connection is up, each piece goes as it is written, bytes past the
+ * length are dropped, and the request is whole (the connection reusable)
+ * when they all went. */
+static void test_open_body_sized(void **state)
+{
+	static const char head[] = "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n";
+	struct ig_str part = {head, strlen(head)};
+	assert_non_null(connect_to(X->port, 1000));
+	nwritable = 0;
+	assert_int_equal(ig_http_client_sendv_open(X->c, &part, 1, 10, 1000, &cbs, X), 0);
+	struct peer *p = accept_peer();
+	PUMP_UNTIL(nwritable == 1);
+	expect_request(p, head);
+	assert_int_equal(ig_http_client_body(X->c, "hello", 5, false), 0);
+	expect_request(p, "hello");
+	assert_int_equal(ig_http_client_body(X->c, "world!!", 7, true), 0);
+	expect_request(p, "world");
+	assert_int_equal(ig_http_client_body(X->c, "x", 1, true), -1); /* ended */
+	srv_send(p, resp_len);
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->ndone, 1);
+	assert_body("hello");
+	assert_true(X->reusable_at_done);
+	pump_for(10);
+	peer_read(p);
+	assert_int_equal(p->len, 0); /* nothing more went */
+}
+
+/* Chunked: each piece a chunk (an empty one adds nothing), the end the
+ * last chunk; the answer may come before the end, which leaves the
+ * connection not reusable and the body closed to more writes. */
+static void test_open_body_chunked(void **state)
+{
+	static const char head[] =
+	    "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+	struct ig_str part = {head, strlen(head)};
+	assert_non_null(connect_to(X->port, 1000));
+	assert_int_equal(ig_http_client_sendv_open(X->c, &part, 1, -1, 1000, &cbs, X), 0);
+	struct peer *p = accept_peer();
+	expect_request(p, head);
+	assert_int_equal(ig_http_client_body(X->c, "abc", 3, false), 0);
+	assert_int_equal(ig_http_client_body(X->c, "", 0, false), 0);
+	char big[300];
+	memset(big, 'z', sizeof big);
+	assert_int_equal(ig_http_client_body(X->c, big, sizeof big, true), 0);
+	char want[400];
+	snprintf(want, sizeof want, "3\r\nabc\r\n12c\r\n%.*s\r\n0\r\n\r\n", (int)sizeof big, big);
+	expect_request(p, want);
+	srv_send(p, resp_chunked);
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->ndone, 1);
+	assert_true(X->reusable_at_done);
+
+	/* Answered before the body ended: done, not reusable. */
+	reset_seen();
+	assert_int_equal(ig_http_client_sendv_open(X->c, &part, 1, -1, 1000, &cbs, X), 0);
+	expect_request(p, head);
+	assert_int_equal(ig_http_client_body(X->c, "abc", 3, false), 0);
+	expect_request(p, "3\r\nabc\r\n");
+	srv_send(p, resp_len);
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->ndone, 1);
+	assert_false(X->reusable_at_done);
+	assert_int_equal(ig_http_client_body(X->c, "def", 3, true), -1);
+}
+
+/* An open body the server stops taking: it answers and closes while the
+ * body goes out; the answer is read, and the body closed to writes. */
+static void test_open_body_answer_then_close(void **state)
+{
+	static const char head[] =
+	    "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+	struct ig_str part = {head, strlen(head)};
+	assert_non_null(connect_to(X->port, 1000));
+	assert_int_equal(ig_http_client_sendv_open(X->c, &part, 1, -1, 1000, &cbs, X), 0);
+	struct peer *p = accept_peer();
+	expect_request(p, head);
+	size_t n = 1u << 20;
+	char *chunk = scratch(n);
+	memset(chunk, 'q', n);
+	srv_send(p, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\nbig!");
+	assert_true(ig_http_client_body(X->c, chunk, n, false) >= 0);
+	peer_close(p); /* unread bytes: a reset */
+	for (int i = 0; i < 8 && !callbacks_ended(); i++) {
+		(void)ig_http_client_body(X->c, chunk, n, false);
+		pump_for(5);
+	}
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->nerror, 0);
+	assert_int_equal(X->ndone, 1);
+	assert_int_equal(X->status, 413);
+	assert_false(X->reusable_at_done);
+}
+
 static void test_sendv_limits(void **state)
 {
 	assert_non_null(connect_to(X->port, 1000));
@@ -1282,8 +1403,8 @@ static void test_sendv_limits(void **state)
 		parts[i] = IG_STR("x");
 	/* More spans than it keeps: refused, nothing sent. */
 	assert_int_equal(ig_http_client_sendv(X->c, parts, 9, false, 1000, &cbs, X), -1);
-	/* An open body is HTTP/2's: refused on HTTP/1.1; no body to write. */
-	assert_int_equal(ig_http_client_sendv_open(X->c, parts, 1, 1000, &cbs, X), -1);
+	assert_int_equal(ig_http_client_sendv_open(X->c, parts, 9, -1, 1000, &cbs, X), -1);
+	/* No open body to write to. */
 	assert_int_equal(ig_http_client_body(X->c, "x", 1, true), -1);
 	/* A second request while one is in flight: refused. */
 	send_req(get_req, false, 1000);
@@ -1325,6 +1446,10 @@ int main(void)
 	    T(test_on_connect),
 	    T(test_request_spans_partial_writes),
 	    T(test_early_response_during_upload),
+	    T(test_answer_then_close_during_upload),
+	    T(test_open_body_sized),
+	    T(test_open_body_chunked),
+	    T(test_open_body_answer_then_close),
 	    T(test_sendv_limits),
 #undef T
 	};

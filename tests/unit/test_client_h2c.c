@@ -576,7 +576,7 @@ static void test_open_body(void **state)
 	struct ig_str head = IG_STR("POST /svc/Chat HTTP/1.1\r\nHost: pod\r\n"
 				    "Content-Type: application/grpc\r\n\r\n");
 	reset_seen();
-	assert_int_equal(ig_http_client_sendv_open(X->c, &head, 1, 1000, &cbs, X), 0);
+	assert_int_equal(ig_http_client_sendv_open(X->c, &head, 1, -1, 1000, &cbs, X), 0);
 	srv_accept();
 	PUMP_UNTIL(X->nwritable == 1 && X->s.hdrs.len);
 	assert_int_equal(X->s.requests_ended, 0);
@@ -602,7 +602,7 @@ static void test_open_body(void **state)
 	/* A Content-Length says the body is whole: refused as open. */
 	struct ig_str sized =
 	    IG_STR("POST /x HTTP/1.1\r\nHost: pod\r\nContent-Length: 3\r\n\r\nabc");
-	assert_int_equal(ig_http_client_sendv_open(X->c, &sized, 1, 1000, &cbs, X), -1);
+	assert_int_equal(ig_http_client_sendv_open(X->c, &sized, 1, 3, 1000, &cbs, X), -1);
 }
 
 /* Reading paused: no more body, and no WINDOW_UPDATE for what was taken,
