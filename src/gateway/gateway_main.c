@@ -105,7 +105,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_UINT("max-header-bytes", 0, &max_header, 1, 1u << 30, "N",
 			 "request head limit, else 431 (default 65536)"),
 	    IG_FLAG_UINT("max-body-bytes", 0, &max_body, 1, 1ull << 40, "N",
-			 "request body limit, else 413 (default 16777216)"),
+			 "limit of a request body read whole, else 413 (default 16777216; a body "
+			 "over 1 MiB to a Service goes on as it comes, unlimited)"),
 	    IG_FLAG_MS("header-timeout", 0, &o->http.header_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "time allowed for a request head, else 408 (default 30s)"),
 	    IG_FLAG_MS("body-timeout", 0, &o->http.body_timeout_ms, IG_FLAG_BARE_MS, "DUR",

@@ -275,7 +275,15 @@ static void body_based_routing(struct ig_req *p)
 /* Whether every backend of the rule takes a gRPC call as it comes: a
  * resolved Service reached over HTTP/2, and nothing that must see the
  * whole body first (a RequestMirror sends a copy of it). */
-static bool rule_streams(const struct ig_route_rule *rule)
+/* A request body other than a gRPC call's streams when it is larger than
+ * this or its length is not announced: a smaller one is read whole, so
+ * that a failure before its pod took it can still send it elsewhere. */
+#define STREAM_MIN_BYTES ((int64_t)1 << 20)
+
+/* Whether a rule's requests may stream their bodies: every backend a
+ * Service (an InferencePool reads the body to pick), a gRPC call's one
+ * that speaks HTTP/2, and no mirror (it would need the whole body). */
+static bool rule_streams(const struct ig_route_rule *rule, bool grpc)
 {
 	if (!rule->nbackends)
 		return false;
@@ -284,7 +292,7 @@ static bool rule_streams(const struct ig_route_rule *rule)
 			return false;
 	for (size_t b = 0; b < rule->nbackends; b++) {
 		const struct ig_backend_ref *be = &rule->backends[b];
-		if (be->status != IG_REF_OK || !be->service || !be->h2c)
+		if (be->status != IG_REF_OK || !be->service || (grpc && !be->h2c))
 			return false;
 		for (size_t i = 0; i < be->nfilters; i++)
 			if (be->filters[i].type == IG_FILTER_REQUEST_MIRROR)
@@ -298,7 +306,9 @@ bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx)
 	struct ig_listen_slot *slot = ctx;
 	struct ig_worker *w = slot->worker;
 	const struct ig_http_request *r = &ex->req;
-	if (!ex->h2 || !w->snap || !ig_req_is_grpc(r))
+	bool grpc = ex->h2 && ig_req_is_grpc(r);
+	if (!w->snap || ig_http_is_websocket_upgrade(r) ||
+	    (!grpc && ex->body_length >= 0 && ex->body_length <= STREAM_MIN_BYTES))
 		return false;
 	struct ig_str host = request_host(r);
 	const struct ig_port_rt *port = ig_snapshot_port(w->snap, slot->port);
@@ -306,7 +316,7 @@ bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx)
 	struct ig_route_request rr = route_request(r, host);
 	struct ig_route_result res;
 	return li && ig_routes_match(li->routes, (size_t)w->id, &rr, &res) == 0 &&
-	       rule_streams(res.rule);
+	       rule_streams(res.rule, grpc);
 }
 
 void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)

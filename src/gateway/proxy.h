@@ -13,10 +13,12 @@
 
 /* ctx is the struct ig_listen_slot of the listener. */
 void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx);
-/* The server's stream_body question for an HTTP/2 request still sending
- * its body: true for a gRPC call whose route sends it to Services over
- * HTTP/2 with nothing that needs the whole body first (no RequestMirror),
- * so that its messages go on as they come (bidirectional streams). */
+/* The server's stream_body question for a request still sending its
+ * body: true when its route sends it to Services with nothing that needs
+ * the whole body first (no RequestMirror), for a gRPC call (over HTTP/2,
+ * to HTTP/2 backends: its messages go on as they come, bidirectional
+ * streams) and for any other body over 1 MiB or of unannounced length
+ * (an upload goes on as it comes, in bounded memory, at any size). */
 bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx);
 
 #endif

@@ -243,6 +243,18 @@ static int build_head(struct ig_req *p)
 		put_cstr(&w, "Content-Length: ");
 		put(&w, d, (size_t)(end - d));
 		put(&w, "\r\n", 2);
+	} else if (p->streaming && ig_backend_proto(p->pool, p->service) == IG_PROTO_HTTP1) {
+		/* A body passed on as it comes: framed as the client framed it
+		 * (HTTP/2 leaves it to the upstream client). */
+		if (p->ex->body_length >= 0) {
+			char digits[24], *end = digits + sizeof digits;
+			char *d = u64_text((uint64_t)p->ex->body_length, end);
+			put_cstr(&w, "Content-Length: ");
+			put(&w, d, (size_t)(end - d));
+			put(&w, "\r\n", 2);
+		} else {
+			put_cstr(&w, "Transfer-Encoding: chunked\r\n");
+		}
 	}
 	if (w.p > w.end)
 		return -1;

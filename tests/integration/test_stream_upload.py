@@ -1,0 +1,467 @@
+"""Large request bodies to a Service go on as they come (as Envoy passes
+them), instead of being read whole: an upload past --max-body-bytes is
+served, not answered 413, and the gateway holds a bounded part of it at a
+time. The pod sees the body framed as the client framed it (its
+Content-Length, else chunked); a body of 1 MiB or less is still read whole
+(it can then still go to another endpoint after a failure). A pod that
+answers before the body ended ends the exchange, and the connection closes
+after the answer; a client that goes away mid-upload takes the pod's
+connection with it; a request pipelined after a streamed body is served."""
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import free_port, unique_loopback
+from test_gateway import write
+from test_gie_v1 import GATEWAY
+from test_grpc_proxy import SERVICE, start_gateway, stop_gateway
+
+ASAN = "build-asan" in os.environ.get("IG_BIN", "")
+
+ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: route
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - name: svc-up
+      port: 80
+"""
+
+MIB = 1 << 20
+
+
+def read_head(c, buf):
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return None, buf
+        buf += d
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    return head.decode("latin-1"), buf
+
+
+def header(head, name):
+    for line in head.split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == name:
+            return v.strip()
+    return None
+
+
+class UploadPod:
+    """An HTTP/1.1 pod that reads each request's body as framed
+    (Content-Length or chunked), and answers with what it got: the
+    framing, the byte count and the SHA-256 of the body. A request for
+    /early is answered 413 as soon as its head arrived, body unread, and
+    the connection closed. `ended` counts connections that closed before
+    their body was whole."""
+
+    def __init__(self, host, port):
+        self.heads, self.head_conn, self.ended, self.conns = [], [], 0, 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.conns += 1
+            threading.Thread(target=self.serve, args=(c, self.conns), daemon=True).start()
+
+    def body(self, c, buf, head):
+        """(bytes, sha256, rest of buf), or None when the peer left first."""
+        h = hashlib.sha256()
+        n = 0
+        if (header(head, "transfer-encoding") or "").lower() == "chunked":
+            while True:
+                while b"\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return None
+                    buf += d
+                line, buf = buf.split(b"\r\n", 1)
+                size = int(line.split(b";")[0], 16)
+                while len(buf) < size + 2:
+                    d = c.recv(65536)
+                    if not d:
+                        return None
+                    buf += d
+                h.update(buf[:size])
+                n += size
+                buf = buf[size + 2:]
+                if size == 0:
+                    return n, h.hexdigest(), buf
+        left = int(header(head, "content-length") or 0)
+        while left:
+            if not buf:
+                buf = c.recv(1 << 20)
+                if not buf:
+                    return None
+            take = buf[:left]
+            h.update(take)
+            n += len(take)
+            left -= len(take)
+            buf = buf[len(take):]
+        return n, h.hexdigest(), buf
+
+    def serve(self, c, cid):
+        c.settimeout(30)
+        buf = b""
+        try:
+            while True:
+                head, buf = read_head(c, buf)
+                if head is None:
+                    return
+                self.heads.append(head)
+                self.head_conn.append(cid)
+                if head.split(" ")[1] == "/early":
+                    c.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n"
+                              b"Connection: close\r\n\r\nfull")
+                    return
+                got = self.body(c, buf, head)
+                if got is None:
+                    self.ended += 1
+                    return
+                n, digest, buf = got
+                framing = ("chunked" if header(head, "transfer-encoding")
+                           else "length" if header(head, "content-length") else "none")
+                out = json.dumps({"bytes": n, "sha256": digest, "framing": framing,
+                                  "path": head.split(" ")[1]}).encode()
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n%s" % (len(out), out))
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+class Setup:
+    def __init__(self, procs, tmp_path):
+        self.procs = procs
+        self.dir = os.path.join(str(tmp_path), "upload")
+        os.makedirs(self.dir, exist_ok=True)
+        pod_host = unique_loopback()
+        pod_port = free_port(pod_host)
+        self.pod = UploadPod(pod_host, pod_port)
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        docs = [GATEWAY.format(port=self.port), ROUTE,
+                SERVICE.format(name="svc-up", port=pod_port, ip=pod_host, app_protocol="")]
+        write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
+        self.gw = start_gateway(procs, self.dir, self.host, self.port)
+
+    def connect(self):
+        c = socket.create_connection((self.host, self.port), timeout=30)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return c
+
+    def stop(self):
+        self.pod.stop()
+        return stop_gateway(self.procs, self.gw)
+
+
+@pytest.fixture
+def setup(procs, tmp_path):
+    s = Setup(procs, tmp_path)
+    yield s
+    s.pod.stop()
+
+
+def read_response(c):
+    """(status, head, body) of one response framed by Content-Length."""
+    head, buf = read_head(c, b"")
+    assert head is not None, "connection closed before a response"
+    length = int(header(head, "content-length") or 0)
+    while len(buf) < length:
+        d = c.recv(65536)
+        assert d, "connection closed inside a response"
+        buf += d
+    return int(head.split(" ")[1]), head, buf[:length], buf[length:]
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def pattern(i, size=MIB):
+    return bytes([(i * 7 + k) % 251 for k in range(256)]) * (size // 256)
+
+
+def test_upload_past_the_body_limit_streams_in_bounded_memory(setup):
+    """64 MiB with a Content-Length (four times --max-body-bytes): the pod
+    gets every byte with the same Content-Length, the client a 200, and
+    the gateway's memory grows by far less than the body while it flows."""
+    s = setup
+    total = 64 * MIB
+    base = rss_kib(s.gw.pid)
+    peak = [base]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kib(s.gw.pid))
+            time.sleep(0.01)
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    c = s.connect()
+    h = hashlib.sha256()
+    c.sendall(b"POST /upload HTTP/1.1\r\nHost: up\r\nContent-Type: application/octet-stream\r\n"
+              b"Content-Length: %d\r\n\r\n" % total)
+    for i in range(total // MIB):
+        piece = pattern(i)
+        h.update(piece)
+        c.sendall(piece)
+    status, head, body, _ = read_response(c)
+    done.set()
+    t.join()
+    c.close()
+    assert status == 200, (head, body)
+    got = json.loads(body)
+    assert got == {"bytes": total, "sha256": h.hexdigest(), "framing": "length",
+                   "path": "/upload"}
+    assert header(s.pod.heads[-1], "content-length") == str(total)
+    # A streamed body waits in at most 1 MiB per exchange (plus a read and
+    # the upstream client's 256 KiB); ASan's allocator keeps freed blocks.
+    assert peak[0] - base < (48 if ASAN else 16) * 1024, (base, peak[0])
+
+
+def test_chunked_upload_goes_on_chunked(setup):
+    """A body of unannounced length streams at any size: the pod reads it
+    chunked and gets it whole; the chunks the client chose are not kept."""
+    s = setup
+    c = s.connect()
+    pieces = [b"a" * 10, b"b" * 70000, b"c" * 3, pattern(5)]
+    req = b"POST /chunks HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for p in pieces:
+        req += b"%x;ext=1\r\n%s\r\n" % (len(p), p)
+    req += b"0\r\nx-trailer: dropped\r\n\r\n"
+    c.sendall(req)
+    status, head, body, _ = read_response(c)
+    c.close()
+    assert status == 200, (head, body)
+    whole = b"".join(pieces)
+    assert json.loads(body) == {"bytes": len(whole), "sha256": hashlib.sha256(whole).hexdigest(),
+                                "framing": "chunked", "path": "/chunks"}
+    assert header(s.pod.heads[-1], "content-length") is None
+
+
+def test_small_body_is_read_whole(setup):
+    """1 MiB exactly: read whole, sent with its Content-Length as before."""
+    s = setup
+    c = s.connect()
+    body = pattern(1)
+    c.sendall(b"POST /small HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n%s"
+              % (len(body), body))
+    status, head, out, _ = read_response(c)
+    c.close()
+    assert status == 200, (head, out)
+    assert json.loads(out)["bytes"] == MIB
+
+
+def test_streamed_body_takes_a_new_connection(setup):
+    """A kept-alive connection to the pod is there (a GET went on it), yet
+    a 2 MiB upload takes a new one: a pod closing the idle one just as it
+    is reused would lose bytes that cannot be sent again. A small body
+    reuses a kept-alive connection as before."""
+    s = setup
+    c = s.connect()
+    c.sendall(b"GET /warm HTTP/1.1\r\nHost: up\r\n\r\n")
+    assert read_response(c)[0] == 200
+    body = pattern(3, 2 * MIB)
+    c.sendall(b"PUT /big HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n%s"
+              % (len(body), body))
+    status, _, out, _ = read_response(c)
+    assert status == 200 and json.loads(out)["bytes"] == 2 * MIB
+    c.sendall(b"POST /small HTTP/1.1\r\nHost: up\r\nContent-Length: 2\r\n\r\nok")
+    assert read_response(c)[0] == 200
+    c.close()
+    paths = [h.split(" ")[1] for h in s.pod.heads]
+    conn = dict(zip(paths, s.pod.head_conn))
+    assert conn["/big"] != conn["/warm"]
+    assert conn["/small"] in (conn["/warm"], conn["/big"])
+
+
+def test_pipelined_request_after_a_streamed_body(setup):
+    """A chunked body and, in the same write, the next request: both are
+    answered, in order, on the one connection."""
+    s = setup
+    c = s.connect()
+    c.sendall(b"POST /first HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"5\r\nhello\r\n0\r\n\r\n"
+              b"POST /second HTTP/1.1\r\nHost: up\r\nContent-Length: 3\r\n\r\nabc")
+    status1, _, b1, rest = read_response(c)
+    assert status1 == 200 and json.loads(b1)["path"] == "/first"
+    assert json.loads(b1)["bytes"] == 5
+    if rest:
+        c2 = rest
+    else:
+        c2 = b""
+    head, buf = read_head(c, c2)
+    assert head is not None and head.split(" ")[1] == "200", head
+    length = int(header(head, "content-length"))
+    while len(buf) < length:
+        buf += c.recv(65536)
+    assert json.loads(buf[:length])["path"] == "/second"
+    c.close()
+
+
+def test_answer_before_the_body_ends(setup):
+    """The pod answers 413 to a 32 MiB upload after its head alone: the
+    client gets the 413 while still sending, then the gateway closes the
+    connection; the next connection is served."""
+    s = setup
+    c = s.connect()
+    c.sendall(b"POST /early HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n" % (32 * MIB))
+    got = b""
+    sent = 0
+    c.settimeout(10)
+    try:
+        while b"\r\n\r\n" not in got and sent < 32 * MIB:
+            c.sendall(pattern(0, 256 * 1024))
+            sent += 256 * 1024
+            c.setblocking(False)
+            try:
+                got += c.recv(65536)
+            except BlockingIOError:
+                pass
+            c.setblocking(True)
+    except OSError:
+        pass  # the gateway may close while we still send
+    c.settimeout(10)
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    c.close()
+    assert got.startswith(b"HTTP/1.1 413"), got[:200]
+    # Served on: a new connection, a small request.
+    c = s.connect()
+    c.sendall(b"POST /after HTTP/1.1\r\nHost: up\r\nContent-Length: 2\r\n\r\nok")
+    status, _, body, _ = read_response(c)
+    c.close()
+    assert status == 200 and json.loads(body)["path"] == "/after"
+
+
+def test_client_leaving_mid_upload_closes_the_pods_connection(setup):
+    """Half of a 16 MiB upload, then the client goes: the pod's connection
+    ends before the body did (no one waits for the rest), and the gateway
+    serves on."""
+    s = setup
+    c = s.connect()
+    c.sendall(b"POST /half HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n" % (16 * MIB))
+    for i in range(8):
+        c.sendall(pattern(i))
+    time.sleep(0.3)
+    c.close()
+    deadline = time.time() + 10
+    while s.pod.ended < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    assert s.pod.ended == 1
+    c = s.connect()
+    c.sendall(b"GET /after HTTP/1.1\r\nHost: up\r\n\r\n")
+    status, _, body, _ = read_response(c)
+    c.close()
+    assert status == 200
+
+
+def test_http2_upload_to_an_http1_pod(setup):
+    """Over HTTP/2 (prior knowledge): 8 MiB without content-length reaches
+    the HTTP/1.1 pod chunked, 3 MiB with one keeps its Content-Length."""
+    h2conn = pytest.importorskip("h2.connection")
+    import h2.config
+    import h2.events
+    s = setup
+    sock = s.connect()
+    conn = h2conn.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+
+    def upload(path, body, with_length):
+        sid = conn.get_next_available_stream_id()
+        hdrs = [(":method", "POST"), (":path", path), (":scheme", "http"),
+                (":authority", "up")]
+        if with_length:
+            hdrs.append(("content-length", str(len(body))))
+        conn.send_headers(sid, hdrs)
+        sock.sendall(conn.data_to_send())
+        off, data, status, ended = 0, b"", None, False
+        while not ended:
+            while off < len(body):
+                room = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+                if room <= 0:
+                    break
+                conn.send_data(sid, body[off:off + room])
+                off += room
+            if off >= len(body) and not conn.streams[sid].closed and \
+                    conn.streams[sid].state_machine.state.name == "OPEN":
+                conn.end_stream(sid)
+            sock.sendall(conn.data_to_send())
+            if ended:
+                break
+            for ev in conn.receive_data(sock.recv(65536)):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status = dict(ev.headers)[b":status"]
+                elif isinstance(ev, h2.events.DataReceived):
+                    data += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    ended = True
+            sock.sendall(conn.data_to_send())
+        return status, data
+
+    big = b"".join(pattern(i) for i in range(8))
+    status, data = upload("/h2-chunked", big, False)
+    assert status == b"200", data
+    assert json.loads(data) == {"bytes": len(big), "sha256": hashlib.sha256(big).hexdigest(),
+                                "framing": "chunked", "path": "/h2-chunked"}
+    sized = big[:3 * MIB]
+    status, data = upload("/h2-sized", sized, True)
+    assert status == b"200", data
+    assert json.loads(data)["framing"] == "length"
+    assert json.loads(data)["bytes"] == len(sized)
+    sock.close()
+
+
+def test_stops_cleanly(setup):
+    """Nothing left behind: SIGTERM after streamed uploads ends the gateway
+    cleanly (no sanitizer report)."""
+    s = setup
+    c = s.connect()
+    c.sendall(b"POST /x HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"3\r\nabc\r\n0\r\n\r\n")
+    status, _, _, _ = read_response(c)
+    c.close()
+    assert status == 200
+    s.stop()
