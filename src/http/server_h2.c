@@ -70,6 +70,7 @@ struct ig_h2_stream {
 	/* The exchange's life. */
 	bool dispatched;   /* handed to the handler */
 	bool stream_asked; /* stream_body was asked about this request */
+	bool long_body;	   /* its content-length is over the ceiling: 413 unless streamed */
 	bool in_handler;   /* ... and not ended */
 	bool answered;	   /* a response was submitted */
 	bool no_body;	   /* HEAD, 204, 304: headers only */
@@ -286,14 +287,15 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 	}
 	r->headers = st->hdrs;
 	r->num_headers = st->nh;
-	/* A declared length over the ceiling is refused before the body; the
-	 * framing rules are HTTP/1.1's (nghttp2 has already refused what
-	 * HTTP/2 forbids, Transfer-Encoding among them). */
+	/* A declared length over the ceiling is refused before the body,
+	 * unless the body is to be streamed (settle); the framing rules are
+	 * HTTP/1.1's (nghttp2 has already refused what HTTP/2 forbids,
+	 * Transfer-Encoding among them). */
 	struct ig_http_framing fr;
 	if (ig_http_request_framing(r, &fr) < 0)
 		st->refuse = 400;
 	else if (fr.kind == IG_BODY_LENGTH && fr.length > cfg_of(h)->max_body_bytes)
-		st->refuse = 413;
+		st->long_body = true;
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		st->body_done = true;
 }
@@ -495,6 +497,11 @@ static void settle(struct ig_h2 *h)
 			st->stream_asked = true;
 			st->ex.body_length = announced_length(&st->ex.req);
 			stream = s->cfg.stream_body(&st->ex, s->ctx);
+		}
+		if (st->long_body && !stream) {
+			st->refuse = 413;
+			server_answer(h, st, st->refuse);
+			continue;
 		}
 		if (!st->body_done && !stream) {
 			if (st->progress && s->cfg.body_progress && st->ex.body.len) {

@@ -398,7 +398,9 @@ def test_client_leaving_mid_upload_closes_the_pods_connection(setup):
 
 def test_http2_upload_to_an_http1_pod(setup):
     """Over HTTP/2 (prior knowledge): 8 MiB without content-length reaches
-    the HTTP/1.1 pod chunked, 3 MiB with one keeps its Content-Length."""
+    the HTTP/1.1 pod chunked, 3 MiB with one keeps its Content-Length, and
+    so do 24 MiB, past --max-body-bytes (it was refused 413 at its head).
+    """
     h2conn = pytest.importorskip("h2.connection")
     import h2.config
     import h2.events
@@ -451,6 +453,12 @@ def test_http2_upload_to_an_http1_pod(setup):
     assert status == b"200", data
     assert json.loads(data)["framing"] == "length"
     assert json.loads(data)["bytes"] == len(sized)
+    # Past --max-body-bytes with a content-length: streamed, not 413.
+    huge = big * 3
+    status, data = upload("/h2-huge", huge, True)
+    assert status == b"200", data
+    assert json.loads(data) == {"bytes": len(huge), "sha256": hashlib.sha256(huge).hexdigest(),
+                                "framing": "length", "path": "/h2-huge"}
     sock.close()
 
 
