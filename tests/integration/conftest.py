@@ -1,5 +1,6 @@
 """Shared fixtures for the integration tests: the binary under test, free
-loopback addresses and ports, and processes that are always stopped."""
+loopback addresses and ports, processes that are always stopped, and a
+process's resident memory."""
 import itertools
 import os
 import signal
@@ -14,6 +15,15 @@ IG_BIN = os.environ.get("IG_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "infergate")
 
 _addr_counter = itertools.count(1)
+
+
+def rss_kib(pid):
+    """A process's resident memory (VmRSS), in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
 
 
 _ports_given = set()

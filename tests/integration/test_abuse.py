@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import IG_BIN
+from conftest import IG_BIN, rss_kib
 from test_gateway import SAN_ERRORS, Cluster, model_yaml, post_json, write
 
 # The sanitized build spends about three times the CPU of the normal one.
@@ -38,14 +38,6 @@ def cpu_seconds(pid, user_only=False):
     # Fields 14 and 15 of proc(5), counted after the ")" that ends field 2.
     utime, stime = int(fields[11]), int(fields[12])
     return (utime if user_only else utime + stime) / CLK_TCK
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def open_fds(pid):

@@ -16,13 +16,13 @@ import json
 import os
 import queue
 import socket
-import threading
 import time
 from concurrent import futures
 
 import pytest
 
 from conftest import free_port, unique_loopback, wait_http, wait_port
+from tcppod import TcpPod
 from test_gateway import SAN_ERRORS, write
 from test_gie_v1 import GATEWAY
 
@@ -144,33 +144,16 @@ def stop_gateway(procs, gw):
 
 # ---- an HTTP/1.1 pod that answers with a chunked body and trailers ----
 
-class TrailerPod:
+class TrailerPod(TcpPod):
     """Answers every request `200`, chunked body "hello", then a trailer
     section (grpc-status, x-t, and a Content-Length a trailer may not
     carry). Keeps each request head it got."""
 
     def __init__(self, host, port):
         self.heads = []
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        super().__init__(host, port)
 
-    def run(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def serve(self, c):
+    def serve(self, c, n):
         c.settimeout(5)
         buf = b""
         try:
@@ -198,11 +181,6 @@ class TrailerPod:
             pass
         finally:
             c.close()
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(timeout=5)
 
 
 class Backends:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
+from conftest import IG_BIN, free_port, rss_kib, unique_loopback, wait_http, wait_port
 from kubeapi import KubeAPI
 from test_gateway import LORA, SAN_ERRORS, call, post_json, seed_body
 
@@ -1103,14 +1103,6 @@ spec:
     assert gc["ResolvedRefs"]["status"] == "False", gc
     assert gc["ResolvedRefs"]["reason"] == "InvalidClientCertificateRef", gc
     k.stop()
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_configmaps_kept_slim(kube):

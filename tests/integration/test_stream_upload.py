@@ -16,9 +16,10 @@ import time
 
 import pytest
 
-from conftest import free_port, unique_loopback
+from conftest import free_port, rss_kib, unique_loopback
 from test_gateway import write
 from test_gie_v1 import GATEWAY
+from tcppod import TcpPod
 from test_grpc_proxy import SERVICE, start_gateway, stop_gateway
 
 ASAN = "build-asan" in os.environ.get("IG_BIN", "")
@@ -57,35 +58,18 @@ def header(head, name):
     return None
 
 
-class UploadPod:
+class UploadPod(TcpPod):
     """An HTTP/1.1 pod that reads each request's body as framed
     (Content-Length or chunked), and answers with what it got: the
     framing, the byte count and the SHA-256 of the body. A request for
     /early is answered 413 as soon as its head arrived, body unread, and
     the connection closed. `ended` counts connections that closed before
-    their body was whole."""
+    their body was whole; head_conn[i] is the connection heads[i] came on.
+    """
 
     def __init__(self, host, port):
-        self.heads, self.head_conn, self.ended, self.conns = [], [], 0, 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.conns += 1
-            threading.Thread(target=self.serve, args=(c, self.conns), daemon=True).start()
+        self.heads, self.head_conn, self.ended = [], [], 0
+        super().__init__(host, port)
 
     def body(self, c, buf, head):
         """(bytes, sha256, rest of buf), or None when the peer left first."""
@@ -153,11 +137,6 @@ class UploadPod:
         finally:
             c.close()
 
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(timeout=5)
-
 
 class Setup:
     def __init__(self, procs, tmp_path):
@@ -201,14 +180,6 @@ def read_response(c):
         assert d, "connection closed inside a response"
         buf += d
     return int(head.split(" ")[1]), head, buf[:length], buf[length:]
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def pattern(i, size=MIB):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
+from conftest import IG_BIN, free_port, rss_kib, unique_loopback, wait_http, wait_port
 from fakepod import Blackhole, FakePod
 from test_abuse import read_all
 from test_gateway import (GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, Cluster, assert_openai_error,
@@ -143,14 +143,6 @@ def assert_ok(c, n=3):
         status, _, data, _, _ = completion(c)
         assert status == 200, (status, data)
         assert json.loads(data)["usage"]["completion_tokens"] == 1
-
-
-def vm_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def raw_request(test_id, stream=False):
@@ -474,7 +466,7 @@ def test_client_stops_reading_huge_stream(procs, tmp_path, fakes):
     pod, = fakes.pods(1, mode="huge", size=1 << 30)
     c = FakeCluster(procs, tmp_path, [pod])
     c.scraped(pod)
-    rss0 = vm_rss_kb(c.gw.pid)
+    rss0 = rss_kib(c.gw.pid)
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     s.settimeout(5)
@@ -491,7 +483,7 @@ def test_client_stops_reading_huge_stream(procs, tmp_path, fakes):
     peak = 0
     t_end = time.monotonic() + 3.0
     while time.monotonic() < t_end:
-        peak = max(peak, vm_rss_kb(c.gw.pid) - rss0)
+        peak = max(peak, rss_kib(c.gw.pid) - rss0)
         time.sleep(0.1)
     c.alive()
     assert peak < 64 * 1024, "RSS grew by %d KiB" % peak

@@ -1244,19 +1244,30 @@ static void test_request_spans_partial_writes(void **state)
 /* The server answers before it has read the whole request (a 413 for
  * an upload): the response is delivered, and the connection, whose
  * request was cut short, is not reusable. */
-static void test_early_response_during_upload(void **state)
+/* An 8 MiB upload in spans (head, body) whose head the server has read;
+ * *body is the upload's memory (a scratch), *n the head's length. */
+static struct peer *start_upload(char **body, size_t *n)
 {
-	size_t n = 8u << 20;
-	char *body = scratch(n);
-	memset(body, 'u', n);
-	char head[128];
-	snprintf(head, sizeof head, "POST /up HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
-	struct ig_str parts[2] = {{head, strlen(head)}, {body, n}};
+	static char head[128];
+	size_t len = 8u << 20;
+	*body = scratch(len);
+	memset(*body, 'u', len);
+	snprintf(head, sizeof head, "POST /up HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", len);
+	*n = strlen(head);
+	struct ig_str parts[2] = {{head, *n}, {*body, len}};
 	assert_non_null(connect_to(X->port, 1000));
 	assert_int_equal(ig_http_client_sendv(X->c, parts, 2, false, 1000, &cbs, X), 0);
 	struct peer *p = accept_peer();
-	PUMP_UNTIL((peer_read_max(p, 4096), p->len >= strlen(head)));
-	assert_memory_equal(p->data, head, strlen(head));
+	PUMP_UNTIL((peer_read_max(p, 4096), p->len >= *n));
+	assert_memory_equal(p->data, head, *n);
+	return p;
+}
+
+static void test_early_response_during_upload(void **state)
+{
+	char *body;
+	size_t hlen, n = 8u << 20;
+	struct peer *p = start_upload(&body, &hlen);
 	srv_send(p, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\nbig!");
 	PUMP_UNTIL(callbacks_ended());
 	assert_int_equal(X->status, 413);
@@ -1264,7 +1275,7 @@ static void test_early_response_during_upload(void **state)
 	assert_int_equal(X->ndone, 1);
 	assert_int_equal(X->nerror, 0);
 	assert_false(X->reusable_at_done);
-	assert_true(p->len < strlen(head) + n);
+	assert_true(p->len < hlen + n);
 	/* The unsent rest is dropped: nothing touches the spans any more
 	 * (ASan would see a read of the freed body). */
 	X->nscratch--;
@@ -1279,16 +1290,9 @@ static void test_early_response_during_upload(void **state)
  * reaches the owner, not a failure of the write. */
 static void test_answer_then_close_during_upload(void **state)
 {
-	size_t n = 8u << 20;
-	char *body = scratch(n);
-	memset(body, 'u', n);
-	char head[128];
-	snprintf(head, sizeof head, "POST /up HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
-	struct ig_str parts[2] = {{head, strlen(head)}, {body, n}};
-	assert_non_null(connect_to(X->port, 1000));
-	assert_int_equal(ig_http_client_sendv(X->c, parts, 2, false, 1000, &cbs, X), 0);
-	struct peer *p = accept_peer();
-	PUMP_UNTIL((peer_read_max(p, 4096), p->len >= strlen(head)));
+	char *body;
+	size_t hlen;
+	struct peer *p = start_upload(&body, &hlen);
 	srv_send(p, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n"
 		    "Connection: close\r\n\r\nbig!");
 	peer_close(p); /* unread bytes: a reset */
@@ -1332,15 +1336,23 @@ static void test_open_body_sized(void **state)
 /* Chunked: each piece a chunk (an empty one adds nothing), the end the
  * last chunk; the answer may come before the end, which leaves the
  * connection not reusable and the body closed to more writes. */
-static void test_open_body_chunked(void **state)
+static const char chunked_head[] =
+    "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+/* A chunked open body on a new connection whose head the server has. */
+static struct peer *start_open_chunked(void)
 {
-	static const char head[] =
-	    "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
-	struct ig_str part = {head, strlen(head)};
+	struct ig_str part = {chunked_head, strlen(chunked_head)};
 	assert_non_null(connect_to(X->port, 1000));
 	assert_int_equal(ig_http_client_sendv_open(X->c, &part, 1, -1, 1000, &cbs, X), 0);
 	struct peer *p = accept_peer();
-	expect_request(p, head);
+	expect_request(p, chunked_head);
+	return p;
+}
+
+static void test_open_body_chunked(void **state)
+{
+	struct peer *p = start_open_chunked();
 	assert_int_equal(ig_http_client_body(X->c, "abc", 3, false), 0);
 	assert_int_equal(ig_http_client_body(X->c, "", 0, false), 0);
 	char big[300];
@@ -1356,8 +1368,9 @@ static void test_open_body_chunked(void **state)
 
 	/* Answered before the body ended: done, not reusable. */
 	reset_seen();
+	struct ig_str part = {chunked_head, strlen(chunked_head)};
 	assert_int_equal(ig_http_client_sendv_open(X->c, &part, 1, -1, 1000, &cbs, X), 0);
-	expect_request(p, head);
+	expect_request(p, chunked_head);
 	assert_int_equal(ig_http_client_body(X->c, "abc", 3, false), 0);
 	expect_request(p, "3\r\nabc\r\n");
 	srv_send(p, resp_len);
@@ -1371,13 +1384,7 @@ static void test_open_body_chunked(void **state)
  * body goes out; the answer is read, and the body closed to writes. */
 static void test_open_body_answer_then_close(void **state)
 {
-	static const char head[] =
-	    "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
-	struct ig_str part = {head, strlen(head)};
-	assert_non_null(connect_to(X->port, 1000));
-	assert_int_equal(ig_http_client_sendv_open(X->c, &part, 1, -1, 1000, &cbs, X), 0);
-	struct peer *p = accept_peer();
-	expect_request(p, head);
+	struct peer *p = start_open_chunked();
 	size_t n = 1u << 20;
 	char *chunk = scratch(n);
 	memset(chunk, 'q', n);
