@@ -555,7 +555,7 @@ static int on_tunnel_data(struct ig_http_exchange *ex, const char *data, size_t 
 static void stream_pump(struct ig_req *p)
 {
 	struct ig_http_exchange *ex = p->ex;
-	if (!p->up || p->stream_ended || !ig_http_client_connected(p->up))
+	if (!p->up || p->stream_ended || p->stream_full || !ig_http_client_connected(p->up))
 		return;
 	size_t n = ex->body.len;
 	if (!n && !ex->body_done)
@@ -566,7 +566,9 @@ static void stream_pump(struct ig_req *p)
 	ig_http_body_consume(ex, n);
 	p->stream_sent += n;
 	p->stream_ended = ex->body_done;
-	(void)rc; /* 1: full; on_up_writable pumps again */
+	/* Full: what comes from the client waits in the exchange (which
+	 * holds the client back) until the pod has taken more. */
+	p->stream_full = rc == 1;
 }
 
 static void on_client_body(struct ig_http_exchange *ex)
@@ -577,10 +579,12 @@ static void on_client_body(struct ig_http_exchange *ex)
 static void on_up_writable(struct ig_http_client *c, void *ud)
 {
 	struct ig_req *p = ud;
-	if (p->streaming)
+	if (p->streaming) {
+		p->stream_full = false;
 		stream_pump(p);
-	else
+	} else {
 		ig_http_tunnel_pause(p->ex, false);
+	}
 }
 
 static void switch_protocols(struct ig_req *p, const struct ig_http_response *res,

@@ -148,10 +148,13 @@ struct ig_req {
 	bool has_grpc_status;
 	int grpc_status;
 	/* The client's body is streamed to the pod as it comes (a gRPC call,
-	 * ig_proxy_stream_body): stream_sent bytes of it went to the
+	 * a large upload: ig_proxy_stream_body): stream_sent bytes of it went to the
 	 * upstream client, which makes the request one that cannot be sent
 	 * again; stream_ended once its end went too. */
 	bool streaming, stream_ended;
+	/* The upstream client holds as much of it as it should: nothing more
+	 * is passed on (nor taken from the client) until on_writable. */
+	bool stream_full;
 	uint64_t stream_sent;
 	char *tail; /* last bytes of a JSON response, for `usage` */
 	size_t tail_len;

@@ -63,7 +63,8 @@ class UploadPod(TcpPod):
     (Content-Length or chunked), and answers with what it got: the
     framing, the byte count and the SHA-256 of the body. A request for
     /early is answered 413 as soon as its head arrived, body unread, and
-    the connection closed. `ended` counts connections that closed before
+    the connection closed; one for /slow has its body read 64 KiB at a
+    time, 2 ms apart (about 30 MiB/s). `ended` counts connections that closed before
     their body was whole; head_conn[i] is the connection heads[i] came on.
     """
 
@@ -73,6 +74,7 @@ class UploadPod(TcpPod):
 
     def body(self, c, buf, head):
         """(bytes, sha256, rest of buf), or None when the peer left first."""
+        slow = head.split(" ")[1] == "/slow"
         h = hashlib.sha256()
         n = 0
         if (header(head, "transfer-encoding") or "").lower() == "chunked":
@@ -97,7 +99,9 @@ class UploadPod(TcpPod):
         left = int(header(head, "content-length") or 0)
         while left:
             if not buf:
-                buf = c.recv(1 << 20)
+                if slow:
+                    time.sleep(0.002)
+                buf = c.recv(64 << 10 if slow else 1 << 20)
                 if not buf:
                     return None
             take = buf[:left]
@@ -222,6 +226,37 @@ def test_upload_past_the_body_limit_streams_in_bounded_memory(setup):
     # A streamed body waits in at most 1 MiB per exchange (plus a read and
     # the upstream client's 256 KiB); ASan's allocator keeps freed blocks.
     assert peak[0] - base < (48 if ASAN else 16) * 1024, (base, peak[0])
+
+
+def test_upload_to_a_slow_pod_is_held_back(setup):
+    """The client sends 32 MiB as fast as it can, the pod reads at about
+    30 MiB/s: what the pod has not taken waits in the client, held back by
+    the gateway, not in the gateway (which would grow by most of the
+    body)."""
+    s = setup
+    total = 32 * MIB
+    base = rss_kib(s.gw.pid)
+    peak = [base]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kib(s.gw.pid))
+            time.sleep(0.01)
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    c = s.connect()
+    c.sendall(b"POST /slow HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n" % total)
+    piece = pattern(2)
+    for _ in range(total // MIB):
+        c.sendall(piece)
+    status, head, body, _ = read_response(c)
+    done.set()
+    t.join()
+    c.close()
+    assert status == 200, (head, body)
+    assert json.loads(body)["bytes"] == total
+    assert peak[0] - base < (48 if ASAN else 12) * 1024, (base, peak[0])
 
 
 def test_chunked_upload_goes_on_chunked(setup):
