@@ -306,9 +306,11 @@ bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx)
 	struct ig_listen_slot *slot = ctx;
 	struct ig_worker *w = slot->worker;
 	const struct ig_http_request *r = &ex->req;
+	/* Most requests leave here, with no header scanned: an HTTP/1.1
+	 * inference request is a small sized body. */
 	bool grpc = ex->h2 && ig_req_is_grpc(r);
-	if (!w->snap || ig_http_is_websocket_upgrade(r) ||
-	    (!grpc && ex->body_length >= 0 && ex->body_length <= STREAM_MIN_BYTES))
+	if ((!grpc && ex->body_length >= 0 && ex->body_length <= STREAM_MIN_BYTES) || !w->snap ||
+	    ig_http_is_websocket_upgrade(r))
 		return false;
 	struct ig_str host = request_host(r);
 	const struct ig_port_rt *port = ig_snapshot_port(w->snap, slot->port);
