@@ -40,12 +40,14 @@ def make_cert(dirname, name, cn, uri=None):
 class TLSPod:
     """An HTTPS/1.1 server (keep-alive) answering every request with JSON
     naming the handshake's server name, the path and the Host; it counts
-    connections and requests."""
+    connections and requests, and keeps the size of each body it read
+    (`sizes`)."""
 
     def __init__(self, host, port, crt, key, client_ca=None):
         """client_ca: the pod requires client certificates that CA signed
         and records each request's client CN in `peers`."""
         self.requests = []
+        self.sizes = []
         self.peers = []
         self.resumed = []  # per request: its connection resumed a session
         self.handshakes = []
@@ -73,8 +75,14 @@ class TLSPod:
 
             def do_GET(self):
                 n = int(self.headers.get("Content-Length") or 0)
-                if n:
-                    self.rfile.read(n)
+                got = 0
+                while got < n:
+                    piece = self.rfile.read(min(n - got, 1 << 20))
+                    if not piece:
+                        break
+                    got += len(piece)
+                with pod_.lock:
+                    pod_.sizes.append(got)
                 sni = getattr(self.connection, "sni_seen", None)
                 peer = self.connection.getpeercert() or {}
                 cn = [v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"]
@@ -290,6 +298,29 @@ def test_backend_tls_policy(procs, tmp_path):
     assert "hostname mismatch" in log, log
     assert "certificate verify failed" in log, log
     assert 'ConfigMap "default/absent" not found' in log, log
+    s.stop()
+
+
+def test_backend_tls_upload_streams(procs, tmp_path):
+    """A 24 MiB upload, past --max-body-bytes, goes on to a Service reached
+    over TLS as it comes, its Content-Length kept: the pod reads all of it
+    and answers."""
+    s = Setup(procs, tmp_path)
+    size = 24 << 20
+    conn = http.client.HTTPConnection(s.host, s.port, timeout=30)
+    conn.putrequest("POST", "/ok", skip_host=True)
+    conn.putheader("Host", "gw.example.com")
+    conn.putheader("Content-Length", str(size))
+    conn.endheaders()
+    piece = b"t" * (1 << 20)
+    for _ in range(size >> 20):
+        conn.send(piece)
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    assert r.status == 200, data
+    assert json.loads(data)["sni"] == "abc.example.com"
+    assert s.pod.sizes[-1] == size
     s.stop()
 
 
