@@ -272,9 +272,6 @@ static void body_based_routing(struct ig_req *p)
 	r->num_headers = k;
 }
 
-/* Whether every backend of the rule takes a gRPC call as it comes: a
- * resolved Service reached over HTTP/2, and nothing that must see the
- * whole body first (a RequestMirror sends a copy of it). */
 /* A request body other than a gRPC call's streams when it is larger than
  * this or its length is not announced: a smaller one is read whole, so
  * that a failure before its pod took it can still send it elsewhere. */
@@ -315,9 +312,13 @@ bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx)
 	struct ig_str host = request_host(r);
 	const struct ig_port_rt *port = ig_snapshot_port(w->snap, slot->port);
 	const struct ig_listener_rt *li = port ? pick_listener(port, host) : NULL;
+	/* Body-based routing may give the request another rule once its
+	 * body is read: then it is read whole (a gRPC body names no model). */
+	if (!li || (!grpc && ig_routes_match_model(li->routes)))
+		return false;
 	struct ig_route_request rr = route_request(r, host);
 	struct ig_route_result res;
-	return li && ig_routes_match(li->routes, (size_t)w->id, &rr, &res) == 0 &&
+	return ig_routes_match(li->routes, (size_t)w->id, &rr, &res) == 0 &&
 	       rule_streams(res.rule, grpc);
 }
 

@@ -80,6 +80,8 @@ struct ig_listener_routes {
 	struct entry *entries;
 	size_t n;
 	struct entry **order; /* entries by precedence, hostnames aside */
+	/* A rule matches on X-Gateway-Model-Name (ig_routes_match_model). */
+	bool model_header;
 };
 
 /* What a rule without matches means once CRD defaults are applied. */
@@ -440,9 +442,13 @@ static int add_route(struct ig_listener_routes *t, const struct ig_httproute *r,
 					    .match_index = j,
 					    .hosts = hs,
 					    .grpc = r->grpc};
-			if (fill_entry(e, rule->nmatches ? &rule->matches[j] : &default_match,
-				       t->workers) < 0)
+			const struct ig_route_match *m =
+			    rule->nmatches ? &rule->matches[j] : &default_match;
+			if (fill_entry(e, m, t->workers) < 0)
 				return -1;
+			for (size_t h = 0; h < m->nheaders; h++)
+				t->model_header |=
+				    strcasecmp(m->headers[h].name, "x-gateway-model-name") == 0;
 		}
 	}
 	return 0;
@@ -570,6 +576,11 @@ void ig_routes_free(struct ig_listener_routes *t)
 size_t ig_routes_count(const struct ig_listener_routes *t)
 {
 	return t ? t->n : 0;
+}
+
+bool ig_routes_match_model(const struct ig_listener_routes *t)
+{
+	return t && t->model_header;
 }
 
 /* ---- matching ----------------------------------------------------------- */

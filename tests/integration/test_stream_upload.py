@@ -37,6 +37,27 @@ spec:
       port: 80
 """
 
+# Body-based routing: a rule for the model the body names, and a default.
+BBR_ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: route
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - matches:
+    - headers:
+      - name: X-Gateway-Model-Name
+        value: big
+    backendRefs:
+    - name: svc-model
+      port: 80
+  - backendRefs:
+    - name: svc-up
+      port: 80
+"""
+
 MIB = 1 << 20
 
 
@@ -143,7 +164,10 @@ class UploadPod(TcpPod):
 
 
 class Setup:
-    def __init__(self, procs, tmp_path):
+    """The gateway, its upload pod behind svc-up, and with `bbr` a second
+    one behind svc-model that BBR_ROUTE sends the model "big" to."""
+
+    def __init__(self, procs, tmp_path, bbr=False):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "upload")
         os.makedirs(self.dir, exist_ok=True)
@@ -152,8 +176,14 @@ class Setup:
         self.pod = UploadPod(pod_host, pod_port)
         self.host = unique_loopback()
         self.port = free_port(self.host)
-        docs = [GATEWAY.format(port=self.port), ROUTE,
+        docs = [GATEWAY.format(port=self.port), BBR_ROUTE if bbr else ROUTE,
                 SERVICE.format(name="svc-up", port=pod_port, ip=pod_host, app_protocol="")]
+        self.model_pod = None
+        if bbr:
+            mh = unique_loopback()
+            mp = free_port(mh)
+            self.model_pod = UploadPod(mh, mp)
+            docs.append(SERVICE.format(name="svc-model", port=mp, ip=mh, app_protocol=""))
         write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
         self.gw = start_gateway(procs, self.dir, self.host, self.port)
 
@@ -162,8 +192,13 @@ class Setup:
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return c
 
-    def stop(self):
+    def stop_pods(self):
         self.pod.stop()
+        if self.model_pod:
+            self.model_pod.stop()
+
+    def stop(self):
+        self.stop_pods()
         return stop_gateway(self.procs, self.gw)
 
 
@@ -171,7 +206,7 @@ class Setup:
 def setup(procs, tmp_path):
     s = Setup(procs, tmp_path)
     yield s
-    s.pod.stop()
+    s.stop_pods()
 
 
 def read_response(c):
@@ -479,3 +514,28 @@ def test_stops_cleanly(setup):
     c.close()
     assert status == 200
     s.stop()
+
+
+def test_body_based_routing_reads_the_body(procs, tmp_path):
+    """Where a rule matches on X-Gateway-Model-Name, which body-based
+    routing sets from the JSON body's model, a body of unannounced length
+    or over 1 MiB is read whole: its model picks the rule (svc-model), not
+    the default rule it would match without it (svc-up)."""
+    s = Setup(procs, tmp_path, bbr=True)
+    try:
+        body = json.dumps({"model": "big", "prompt": "p" * (2 * MIB)}).encode()
+        c = s.connect()
+        c.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: up\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        status, head, out, _ = read_response(c)
+        assert status == 200, (head, out)
+        c.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: up\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        status, head, out, _ = read_response(c)
+        assert status == 200, (head, out)
+        c.close()
+        assert len(s.model_pod.heads) == 2, s.pod.heads
+        assert s.pod.heads == []
+        assert json.loads(out)["bytes"] == len(body)
+    finally:
+        s.stop()
