@@ -555,20 +555,20 @@ static int on_tunnel_data(struct ig_http_exchange *ex, const char *data, size_t 
 static void stream_pump(struct ig_req *p)
 {
 	struct ig_http_exchange *ex = p->ex;
-	if (!p->up || p->stream_ended || p->stream_full || !ig_http_client_connected(p->up))
+	/* A full upstream client (ig_http_client_body said so) takes more
+	 * only after on_writable: until then what comes from the client waits
+	 * in the exchange, which holds the client back. */
+	if (!p->up || p->stream_ended || !ig_http_client_connected(p->up) ||
+	    ig_http_client_body_full(p->up))
 		return;
 	size_t n = ex->body.len;
 	if (!n && !ex->body_done)
 		return;
-	int rc = ig_http_client_body(p->up, ex->body.ptr, n, ex->body_done);
-	if (rc < 0)
+	if (ig_http_client_body(p->up, ex->body.ptr, n, ex->body_done) < 0)
 		return; /* the answer came and ended first: the rest is not wanted */
 	ig_http_body_consume(ex, n);
 	p->stream_sent += n;
 	p->stream_ended = ex->body_done;
-	/* Full: what comes from the client waits in the exchange (which
-	 * holds the client back) until the pod has taken more. */
-	p->stream_full = rc == 1;
 }
 
 static void on_client_body(struct ig_http_exchange *ex)
@@ -579,12 +579,10 @@ static void on_client_body(struct ig_http_exchange *ex)
 static void on_up_writable(struct ig_http_client *c, void *ud)
 {
 	struct ig_req *p = ud;
-	if (p->streaming) {
-		p->stream_full = false;
+	if (p->streaming)
 		stream_pump(p);
-	} else {
+	else
 		ig_http_tunnel_pause(p->ex, false);
-	}
 }
 
 static void switch_protocols(struct ig_req *p, const struct ig_http_response *res,

@@ -152,9 +152,6 @@ struct ig_req {
 	 * upstream client, which makes the request one that cannot be sent
 	 * again; stream_ended once its end went too. */
 	bool streaming, stream_ended;
-	/* The upstream client holds as much of it as it should: nothing more
-	 * is passed on (nor taken from the client) until on_writable. */
-	bool stream_full;
 	uint64_t stream_sent;
 	char *tail; /* last bytes of a JSON response, for `usage` */
 	size_t tail_len;

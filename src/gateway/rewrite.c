@@ -236,25 +236,25 @@ static int build_head(struct ig_req *p)
 	}
 	put_str(&w, peer);
 	put(&w, "\r\n", 2);
-	if (!p->streaming && (p->body_len || ig_str_eq_cstr(r->method, "POST") ||
-			      ig_str_eq_cstr(r->method, "PUT"))) {
+	/* A body read whole goes with its length. One passed on as it comes
+	 * is framed as the client framed it over HTTP/1.1 (its length, else
+	 * chunked); HTTP/2 leaves that to the upstream client. */
+	int64_t length = -1;
+	if (!p->streaming) {
+		if (p->body_len || ig_str_eq_cstr(r->method, "POST") ||
+		    ig_str_eq_cstr(r->method, "PUT"))
+			length = (int64_t)p->body_len;
+	} else if (ig_backend_proto(p->pool, p->service) == IG_PROTO_HTTP1) {
+		length = p->ex->body_length;
+		if (length < 0)
+			put_cstr(&w, "Transfer-Encoding: chunked\r\n");
+	}
+	if (length >= 0) {
 		char digits[24], *end = digits + sizeof digits;
-		char *d = u64_text(p->body_len, end);
+		char *d = u64_text((uint64_t)length, end);
 		put_cstr(&w, "Content-Length: ");
 		put(&w, d, (size_t)(end - d));
 		put(&w, "\r\n", 2);
-	} else if (p->streaming && ig_backend_proto(p->pool, p->service) == IG_PROTO_HTTP1) {
-		/* A body passed on as it comes: framed as the client framed it
-		 * (HTTP/2 leaves it to the upstream client). */
-		if (p->ex->body_length >= 0) {
-			char digits[24], *end = digits + sizeof digits;
-			char *d = u64_text((uint64_t)p->ex->body_length, end);
-			put_cstr(&w, "Content-Length: ");
-			put(&w, d, (size_t)(end - d));
-			put(&w, "\r\n", 2);
-		} else {
-			put_cstr(&w, "Transfer-Encoding: chunked\r\n");
-		}
 	}
 	if (w.p > w.end)
 		return -1;

@@ -953,6 +953,11 @@ int ig_http_client_body(struct ig_http_client *c, const void *data, size_t len, 
 	return 0;
 }
 
+bool ig_http_client_body_full(const struct ig_http_client *c)
+{
+	return c->open_body && c->open_full;
+}
+
 bool client_open_writable(struct ig_http_client *c)
 {
 	if (!c->open_body || (c->state != CL_HEAD && c->state != CL_BODY) || !c->connected)

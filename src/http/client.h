@@ -146,6 +146,9 @@ int ig_http_client_sendv_open(struct ig_http_client *c, const struct ig_str *par
  * wait to go out (write no more until on_writable), -1 when the request
  * is no longer open (ended, failed, answered). */
 int ig_http_client_body(struct ig_http_client *c, const void *data, size_t len, bool end);
+/* Whether ig_http_client_body returned 1 and on_writable has not come
+ * since: the caller writes no more until it does. */
+bool ig_http_client_body_full(const struct ig_http_client *c);
 /* Whether the connection is up (TCP, and TLS when it has it). */
 bool ig_http_client_connected(const struct ig_http_client *c);
 

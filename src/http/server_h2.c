@@ -296,6 +296,7 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 		st->refuse = 400;
 	else if (fr.kind == IG_BODY_LENGTH && fr.length > cfg_of(h)->max_body_bytes)
 		st->long_body = true;
+	st->ex.body_length = fr.kind == IG_BODY_LENGTH ? (int64_t)fr.length : -1;
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		st->body_done = true;
 }
@@ -464,24 +465,6 @@ static void give_credit(struct ig_h2 *h)
 
 /* Answers, hands over and frees, for every stream that is due. The
  * handler may answer at once; nothing is freed while it runs. */
-/* A request's content-length, -1 when it has none or one that is not a
- * plain number (nghttp2 holds the body to the one it accepted). */
-static int64_t announced_length(const struct ig_http_request *r)
-{
-	const struct ig_http_header *cl =
-	    ig_http_find_header(r->headers, r->num_headers, "content-length");
-	if (!cl || !cl->value.len || cl->value.len > 18)
-		return -1;
-	int64_t v = 0;
-	for (size_t i = 0; i < cl->value.len; i++) {
-		char ch = cl->value.ptr[i];
-		if (ch < '0' || ch > '9')
-			return -1;
-		v = v * 10 + (ch - '0');
-	}
-	return v;
-}
-
 static void settle(struct ig_h2 *h)
 {
 	struct ig_http_server *s = h->c->srv;
@@ -495,7 +478,6 @@ static void settle(struct ig_h2 *h)
 		bool stream = false;
 		if (!st->body_done && !st->stream_asked && s->cfg.stream_body) {
 			st->stream_asked = true;
-			st->ex.body_length = announced_length(&st->ex.req);
 			stream = s->cfg.stream_body(&st->ex, s->ctx);
 		}
 		if (st->long_body && !stream) {

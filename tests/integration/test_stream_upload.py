@@ -37,15 +37,9 @@ spec:
       port: 80
 """
 
-# Body-based routing: a rule for the model the body names, and a default.
-BBR_ROUTE = """apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: route
-spec:
-  parentRefs:
-  - name: gw
-  rules:
+# Body-based routing: a rule for the model the body names before ROUTE's
+# default.
+BBR_ROUTE = ROUTE.replace("  rules:\n", """  rules:
   - matches:
     - headers:
       - name: X-Gateway-Model-Name
@@ -53,10 +47,7 @@ spec:
     backendRefs:
     - name: svc-model
       port: 80
-  - backendRefs:
-    - name: svc-up
-      port: 80
-"""
+""")
 
 MIB = 1 << 20
 
@@ -225,12 +216,10 @@ def pattern(i, size=MIB):
     return bytes([(i * 7 + k) % 251 for k in range(256)]) * (size // 256)
 
 
-def test_upload_past_the_body_limit_streams_in_bounded_memory(setup):
-    """64 MiB with a Content-Length (four times --max-body-bytes): the pod
-    gets every byte with the same Content-Length, the client a 200, and
-    the gateway's memory grows by far less than the body while it flows."""
-    s = setup
-    total = 64 * MIB
+def upload_watching_rss(s, path, mib, piece):
+    """Sends `mib` MiB to path with their Content-Length, piece(i) the i-th
+    MiB, while sampling the gateway's RSS. (status, head, body, SHA-256 of
+    what was sent, the RSS's growth at its peak in KiB)."""
     base = rss_kib(s.gw.pid)
     peak = [base]
     done = threading.Event()
@@ -243,24 +232,33 @@ def test_upload_past_the_body_limit_streams_in_bounded_memory(setup):
     t.start()
     c = s.connect()
     h = hashlib.sha256()
-    c.sendall(b"POST /upload HTTP/1.1\r\nHost: up\r\nContent-Type: application/octet-stream\r\n"
-              b"Content-Length: %d\r\n\r\n" % total)
-    for i in range(total // MIB):
-        piece = pattern(i)
-        h.update(piece)
-        c.sendall(piece)
+    c.sendall(b"POST %s HTTP/1.1\r\nHost: up\r\nContent-Type: application/octet-stream\r\n"
+              b"Content-Length: %d\r\n\r\n" % (path.encode(), mib * MIB))
+    for i in range(mib):
+        p = piece(i)
+        h.update(p)
+        c.sendall(p)
     status, head, body, _ = read_response(c)
     done.set()
     t.join()
     c.close()
+    return status, head, body, h.hexdigest(), peak[0] - base
+
+
+def test_upload_past_the_body_limit_streams_in_bounded_memory(setup):
+    """64 MiB with a Content-Length (four times --max-body-bytes): the pod
+    gets every byte with the same Content-Length, the client a 200, and
+    the gateway's memory grows by far less than the body while it flows."""
+    s = setup
+    status, head, body, digest, grown = upload_watching_rss(s, "/upload", 64, pattern)
     assert status == 200, (head, body)
     got = json.loads(body)
-    assert got == {"bytes": total, "sha256": h.hexdigest(), "framing": "length",
+    assert got == {"bytes": 64 * MIB, "sha256": digest, "framing": "length",
                    "path": "/upload"}
-    assert header(s.pod.heads[-1], "content-length") == str(total)
+    assert header(s.pod.heads[-1], "content-length") == str(64 * MIB)
     # A streamed body waits in at most 1 MiB per exchange (plus a read and
     # the upstream client's 256 KiB); ASan's allocator keeps freed blocks.
-    assert peak[0] - base < (48 if ASAN else 16) * 1024, (base, peak[0])
+    assert grown < (48 if ASAN else 16) * 1024, grown
 
 
 def test_upload_to_a_slow_pod_is_held_back(setup):
@@ -269,29 +267,11 @@ def test_upload_to_a_slow_pod_is_held_back(setup):
     the gateway, not in the gateway (which would grow by most of the
     body)."""
     s = setup
-    total = 32 * MIB
-    base = rss_kib(s.gw.pid)
-    peak = [base]
-    done = threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_kib(s.gw.pid))
-            time.sleep(0.01)
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    c = s.connect()
-    c.sendall(b"POST /slow HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n" % total)
-    piece = pattern(2)
-    for _ in range(total // MIB):
-        c.sendall(piece)
-    status, head, body, _ = read_response(c)
-    done.set()
-    t.join()
-    c.close()
+    same = pattern(2)
+    status, head, body, _, grown = upload_watching_rss(s, "/slow", 32, lambda i: same)
     assert status == 200, (head, body)
-    assert json.loads(body)["bytes"] == total
-    assert peak[0] - base < (48 if ASAN else 12) * 1024, (base, peak[0])
+    assert json.loads(body)["bytes"] == 32 * MIB
+    assert grown < (48 if ASAN else 12) * 1024, grown
 
 
 def test_chunked_upload_goes_on_chunked(setup):
