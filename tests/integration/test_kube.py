@@ -1600,8 +1600,12 @@ endpoints: [{addresses: ["%s"]}]
     assert set(listeners_of(gw)) == {"main", "taken"}  # its own listeners only
     # Route parents: the ListenerSet accepts; the Gateway has no listener
     # "own" of its own; a ListenerSet that is not attached takes nothing.
+    # Statuses are written one object after another: the route's may come
+    # after the Gateway's.
+    route = wait_for(lambda: (lambda o: o if len((o.get("status") or {}).get("parents", [])) == 2
+                              else None)(get(k, "httproute", "via-set")), "via-set status")
     parents = {p["parentRef"]["kind"]: {c["type"]: c for c in p["conditions"]}
-               for p in get(k, "httproute", "via-set")["status"]["parents"]}
+               for p in route["status"]["parents"]}
     assert parents["ListenerSet"]["Accepted"]["status"] == "True", parents
     assert parents["Gateway"]["Accepted"]["reason"] == "NoMatchingParent", parents
     foreign = get(k, "httproute", "via-foreign")["status"]["parents"]
