@@ -6,33 +6,45 @@
  * Layout. One node per (hash, endpoint) pair, kept in two lists at once:
  * the chain of its hash bucket (so a lookup finds every holder of a hash by
  * walking one bucket) and its endpoint's LRU (so the oldest pair of an
- * endpoint can be dropped in O(1)). Nodes link by 32-bit index into one
- * array. The bucket table is made of cache lines, each holding 14 bucket
- * heads, a count of the nodes in its chains and a sequence counter that is
- * also the line's lock: odd while a writer holds the line.
+ * endpoint can be dropped in O(1)), and naming the endpoint's node for the
+ * block before it (its parent). Nodes link by 32-bit index into one array.
+ * The bucket table is made of cache lines, each holding 14 bucket heads, a
+ * count of the nodes in its chains and a sequence counter that is also the
+ * line's lock: odd while a writer holds the line.
  *
- * - A lookup reads, for each block hash, the counter of the hash's line,
- *   walks the chain, and reads the counter again; when it changed, a writer
- *   linked or unlinked in that line meanwhile, and the lookup starts over
- *   (a seqlock). The counter shares the line with the bucket head the walk
- *   needs anyway, so checking it costs no extra cache miss. Every field a
- *   lookup reads is an atomic, written with release stores and read with
- *   acquire loads (plain moves on x86). The map from endpoint key to slot
- *   has a counter of its own, bumped when an endpoint comes or goes. A
- *   lookup counts the holders of each hash by endpoint slot and writes
- *   down every holder's node and each line's counter, in memory of its
- *   thread's own; it returns the endpoints it counted with their keys, so
- *   the caller maps them to its candidates instead of the index mapping
- *   every candidate's key to a slot. (Walking the chains of a block side
- *   by side, one node of each per round, was tried: the bookkeeping cost
- *   more than the overlapped misses saved.)
- * - A commit that follows a lookup starts from what the lookup wrote down
- *   for its endpoint (ig_prefix_seen): a node the lookup met that is still
- *   the endpoint's pair for the hash is refreshed without a walk, and a
- *   hash the endpoint did not hold is linked without a walk when its line
- *   did not change since the lookup (only the endpoint's own commits,
- *   serialised on its mutex, could have given it the pair, and they would
- *   have moved the line's counter). Anything else is looked up again.
+ * Prefixes. The hashes of a request form a chain (a hash stands for its
+ * whole prefix), and a commit refreshes them last block first, so each
+ * block of a prompt ends newer than every block after it, in every chain
+ * through it. An LRU then never evicts a block before the blocks that
+ * follow it: what an endpoint holds of any chain is a prefix. So a lookup
+ * need not read every hash (see "lookups" below): the holders of block j
+ * include the holders of every later block, and an endpoint's count is
+ * the position of the last block it holds, plus one. And a commit finds
+ * the endpoint's held blocks from the deepest by parent links.
+ *
+ * - A lookup reads, for each hash it reads, the counter of the hash's
+ *   line, walks the chain, and reads the counter again; when it changed, a
+ *   writer linked or unlinked in that line meanwhile, and the lookup
+ *   starts over (a seqlock). The counter shares the line with the bucket
+ *   head the walk needs anyway, so checking it costs no extra cache miss.
+ *   Every field a lookup reads is an atomic, written with release stores
+ *   and read with acquire loads (plain moves on x86). The map from
+ *   endpoint key to slot has a counter of its own, bumped when an endpoint
+ *   comes or goes. A lookup writes down the holders it met and each read
+ *   line's counter, in memory of its thread's own, and returns the
+ *   endpoints it counted with their keys, so the caller maps them to its
+ *   candidates instead of the index mapping every candidate's key to a
+ *   slot.
+ * - A commit that follows a lookup starts from what the lookup found for
+ *   its endpoint (ig_prefix_seen): how many blocks it held, its node for
+ *   the last of them, and the counter of the next block's line. When that
+ *   node is still the endpoint's pair for the hash and the counter did not
+ *   move (only the endpoint's own commits, serialised on its mutex, could
+ *   have given it the next pair, and they would have moved the counter),
+ *   the endpoint still holds exactly that prefix; otherwise a binary
+ *   search over its pairs finds it. The blocks it lacks are linked without
+ *   a walk, last first; then the held ones are refreshed from the deepest
+ *   along the parent links, each checked, and looked up when one fails.
  * - A commit for endpoint E holds E's mutex throughout, so two commits wait
  *   for each other only when they record for the same endpoint; E's LRU and
  *   E's spare nodes are E's alone. Refreshing a pair E already holds touches
@@ -49,7 +61,7 @@
  *   servers mutex: once per endpoint, not per request.
  * - Memory a lookup may still read is never freed while the index lives:
  *   the node array is one reservation of address space (room for 2^31
- *   nodes at most, made writable 1.5 MiB at a time as ids are handed out)
+ *   nodes at most, made writable 2 MiB at a time as ids are handed out)
  *   that never moves, endpoints live in segments that never move, and a
  *   table or key map outgrown by a bigger one stays allocated until
  *   ig_prefix_free() (together less than the current one: they double).
@@ -62,11 +74,19 @@
  * where the first of them went, and lock-free readers would need two copies
  * of the index or a grace period before a merge reuses memory. Here a
  * commit is visible to the next lookup, and the LRU is exact (the model
- * test in test_prefix.c holds it to that). Memory: 24 bytes per pair as
- * before, plus a bucket table (4.6 bytes a bucket, kept under 3/8 full:
- * 12-25 bytes a pair), the tables it outgrew (less than its own size) and
- * the endpoints' unused ids (see BATCH_MAX): 3.0-3.5 MiB in make
- * bench-picker, where the single-lock index took 1.8. */
+ * tests in test_prefix.c hold it to that). Memory: 32 bytes per pair (24
+ * before the parent link), plus a bucket table (4.6 bytes a bucket, kept
+ * under 3/8 full: 12-25 bytes a pair), the tables it outgrew (less than
+ * its own size) and the endpoints' unused ids (see BATCH_MAX): 3.4-3.9
+ * MiB in make bench-picker, 18.3 MiB for 333,666 pairs.
+ *
+ * A lookup that read every hash, and a commit that started from every
+ * holder node it met, took 1.6 us per decision at 16 endpoints in make
+ * bench-picker (0.87-0.94 now), and 3.6-3.7 us with an index of 333,666
+ * pairs (PICKER_PROMPTS=16384; 3.5 now). An index keeping a hash's
+ * holders together in one cache line was measured too: a lookup in cache
+ * took half the time, but at 333K pairs decisions were slower, in four
+ * times the memory. */
 #include "sched/prefix.h"
 
 #include <limits.h>
@@ -91,7 +111,7 @@
 #define FIRST_LINES_LOG 6 /* 896 buckets */
 
 /* Node ids stay below 2^31, as they did with one growing array. The
- * reservation is made writable CHUNK nodes (1.5 MiB, a whole number of
+ * reservation is made writable CHUNK nodes (2 MiB, a whole number of
  * pages) at a time. An endpoint takes ids in batches as big as what it
  * holds, between BATCH_MIN and BATCH_MAX: its nodes lie in long runs, so
  * the nodes of one prompt's blocks share cache lines, as they did when
@@ -116,7 +136,13 @@ struct node {
 	_Atomic uint32_t bnext; /* next in the bucket chain */
 	/* The endpoint's LRU, under its mutex; spare nodes link through `older`. */
 	uint32_t newer, older;
+	/* Under the endpoint's mutex: its node for the block before this one
+	 * (NIL for a first block), as the commit that linked this one knew
+	 * it. A hint, checked before use: see held_path(). */
+	uint32_t parent;
 };
+
+_Static_assert(sizeof(struct node) == 32, "two nodes a cache line");
 
 struct server {
 	/* Taken by commits and forgets of this endpoint. */
@@ -299,15 +325,10 @@ struct spot {
 	unsigned h;
 };
 
-/* Hashes are located BLOCK at a time. */
-#define BLOCK 64
-
-static void locate(const uint64_t *hashes, size_t n, struct spot *sp)
+static inline struct spot spot_of(uint64_t hash)
 {
-	for (size_t k = 0; k < n; k++) {
-		sp[k].m = mix(hashes[k]);
-		sp[k].h = head_of(sp[k].m);
-	}
+	uint64_t m = mix(hash);
+	return (struct spot){m, head_of(m)};
 }
 
 /* A table as readers use it, from one load of the table word. */
@@ -785,26 +806,6 @@ static void unlink_node(struct ig_prefix_index *x, uint32_t i)
 	bump(&ln->seq);
 }
 
-/* The lines of a request's hashes are scattered over the table; asking
- * for all of them first lets the memory system fetch them in parallel
- * instead of one miss after another, then the same for the first nodes.
- * These reads skip the counters: they are hints. */
-static void prefetch(const struct node *nodes, struct view v, const struct spot *sp, size_t n)
-{
-	for (size_t k = 0; k < n; k++)
-		__builtin_prefetch(&v.lines[sp[k].m & v.mask]);
-	/* No branch on the heads: a branch on a value still in flight from
-	 * memory, mispredicted, would hold the next loads back until it
-	 * arrives, and the misses would follow one another again. An empty
-	 * bucket prefetches node 0. */
-	for (size_t k = 0; k < n; k++) {
-		uint32_t i = atomic_load_explicit(&v.lines[sp[k].m & v.mask].head[sp[k].h],
-						  memory_order_acquire);
-		uint32_t keep = 0u - (uint32_t)(i != NIL); /* all ones, or zero */
-		__builtin_prefetch(&nodes[i & keep]);
-	}
-}
-
 /* ---- reading a chain --------------------------------------------------------------- */
 
 /* A walk of a chain read a consistent one when the line's counter was even
@@ -860,9 +861,9 @@ static inline uint32_t own_find(const struct ig_prefix_index *x, struct view v, 
 /* ---- commits ------------------------------------------------------------------ */
 
 /* Records a pair endpoint s does not hold: in a new node, or in the node
- * of its oldest pair when it holds its capacity. */
+ * of its oldest pair when it holds its capacity. *id: the node. */
 static int add_new(struct ig_prefix_index *x, struct server *s, uint32_t slot, uint64_t hash,
-		   struct spot sp)
+		   struct spot sp, uint32_t *id)
 {
 	struct node *nodes = x->nodes;
 	uint32_t i;
@@ -877,46 +878,61 @@ static int add_new(struct ig_prefix_index *x, struct server *s, uint32_t slot, u
 	link_node(x, i, slot, hash, sp);
 	lru_push_newest(nodes, s, i);
 	s->count++;
+	*id = i;
 	return 0;
 }
 
-static int add_one(struct ig_prefix_index *x, struct view v, struct server *s, uint32_t slot,
-		   uint64_t hash, struct spot sp)
+/* Node i is endpoint slot's pair for hash (the caller holds slot's lock,
+ * so what the node says of slot's pairs holds). */
+static inline bool owns(const struct ig_prefix_index *x, uint32_t i, uint32_t slot, uint64_t hash)
 {
-	uint32_t i = own_find(x, v, hash, sp, slot);
 	if (i == NIL)
-		return add_new(x, s, slot, hash, sp);
-	lru_unlink(x->nodes, s, i);
-	lru_push_newest(x->nodes, s, i);
-	return 0;
+		return false;
+	const struct node *nd = node_at(x, i);
+	return atomic_load_explicit(&nd->server, memory_order_relaxed) == slot &&
+	       hash_of(nd) == hash;
 }
 
-/* Hash k of a commit, from what the lookup saw. Only commits of this
- * endpoint, which hold its lock as the caller does now, link or unlink its
- * pairs. So a node the lookup met that is still this endpoint's pair for
- * the hash is the one; and when the lookup met none, the endpoint cannot
- * have gained the pair since without a link in the hash's line, which
- * moves the line's counter. Otherwise the hash is looked up again. */
-static int add_seen_one(struct ig_prefix_index *x, struct server *s, uint32_t slot, uint64_t hash,
-			size_t k, const struct ig_prefix_seen *seen)
+/* How many of hashes[0, n) endpoint s holds, and in *deep its node for
+ * the last of them. What it holds of a chain is a prefix (ig_prefix_add),
+ * and only its own commits change it: the caller's, which holds its lock.
+ * So the lookup's record still holds when its deepest node is still the
+ * endpoint's pair for that hash and the next hash is still not the
+ * endpoint's: its line's counter did not move since the lookup (a link
+ * there would have moved it), or a walk finds none. Otherwise a binary
+ * search over the endpoint's pairs. */
+static size_t held_prefix(struct ig_prefix_index *x, struct server *s, uint32_t slot,
+			  const uint64_t *hashes, size_t n, const struct ig_prefix_seen *seen,
+			  uint32_t *deep)
 {
-	uint64_t m = mix(hash);
-	struct spot sp = {m, head_of(m)};
-	uint32_t i = seen->node[k];
-	if (i != NIL) {
-		struct node *nd = node_at(x, i);
-		if (atomic_load_explicit(&nd->server, memory_order_relaxed) == slot &&
-		    hash_of(nd) == hash) {
-			lru_unlink(x->nodes, s, i);
-			lru_push_newest(x->nodes, s, i);
-			return 0;
+	struct view v = view_load(x);
+	if (seen && seen->n == n && seen->key == s->key && seen->held <= n) {
+		size_t h = seen->held;
+		if (h == 0 || owns(x, seen->deep, slot, hashes[h - 1])) {
+			struct spot sp = h < n ? spot_of(hashes[h]) : (struct spot){0, 0};
+			if (h == n ||
+			    atomic_load_explicit(&line_of(seen->table, sp.m)->seq,
+						 memory_order_relaxed) == seen->next_seq ||
+			    own_find(x, v, hashes[h], sp, slot) == NIL) {
+				*deep = h ? seen->deep : NIL;
+				return h;
+			}
 		}
-	} else {
-		const struct line *ln = line_of(seen->table, m);
-		if (atomic_load_explicit(&ln->seq, memory_order_relaxed) == seen->seq[k])
-			return add_new(x, s, slot, hash, sp);
 	}
-	return add_one(x, view_load(x), s, slot, hash, sp);
+	size_t lo = 0, hi = n;
+	uint32_t d = NIL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo + 1) / 2;
+		uint32_t i = own_find(x, v, hashes[mid - 1], spot_of(hashes[mid - 1]), slot);
+		if (i != NIL) {
+			lo = mid;
+			d = i;
+		} else {
+			hi = mid - 1;
+		}
+	}
+	*deep = d;
+	return lo;
 }
 
 /* Drops endpoint s's oldest pairs down to its capacity (which a commit
@@ -933,6 +949,17 @@ static void trim(struct ig_prefix_index *x, struct server *s)
 	}
 }
 
+/* A commit: the pairs the endpoint lacks are linked, the last block
+ * first, then the ones it holds are refreshed from the deepest, so that
+ * every block ends newer than the blocks after it. Then the endpoint's
+ * pairs stay prefix-closed through any eviction: a block is evicted only
+ * after every block that follows it in any chain the endpoint holds.
+ *
+ * The held nodes are found from the deepest by their parent links, each
+ * checked (a node this commit evicted, when the capacity is below n, has
+ * changed hash) and looked up when it fails; one the endpoint lacks after
+ * all is linked anew, which only a chain that breaks the contract of
+ * ig_prefix_add could cause, or this commit's own evictions. */
 int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
 			 const struct ig_prefix_seen *seen, uint32_t capacity)
 {
@@ -940,27 +967,42 @@ int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t
 	int rc = 0;
 	if (n == 0)
 		return 0;
+	if (n > IG_PREFIX_MAX_BLOCKS)
+		n = IG_PREFIX_MAX_BLOCKS;
 	struct server *s = server_lock(x, key, &slot);
 	if (!s)
 		return -1;
 	s->capacity = capacity ? capacity : x->capacity;
 	trim(x, s);
-	size_t known = seen && seen->key == key ? seen->n : 0;
-	if (known > n)
-		known = n;
-	for (size_t k = 0; rc == 0 && k < known; k++)
-		rc = add_seen_one(x, s, slot, hashes[k], k, seen);
-	for (size_t k0 = known; rc == 0 && k0 < n; k0 += BLOCK) {
-		struct spot sp[BLOCK];
-		size_t nb = n - k0 < BLOCK ? n - k0 : BLOCK;
-		/* A table that grows meanwhile leaves this view's lines held:
-		 * own_find() then looks again in the new one. */
-		struct view v = view_load(x);
-		locate(hashes + k0, nb, sp);
-		prefetch(x->nodes, v, sp, nb);
-		for (size_t k = 0; rc == 0 && k < nb; k++)
-			rc = add_one(x, v, s, slot, hashes[k0 + k], sp[k]);
+	uint32_t cur[IG_PREFIX_MAX_BLOCKS], i;
+	size_t held = held_prefix(x, s, slot, hashes, n, seen, &i);
+	/* The lines of the new pairs, asked for together. */
+	struct view v = view_load(x);
+	for (size_t j = held; j < n; j++)
+		__builtin_prefetch(&v.lines[mix(hashes[j]) & v.mask], 1);
+	for (size_t j = n; rc == 0 && j-- > held;)
+		rc = add_new(x, s, slot, hashes[j], spot_of(hashes[j]), &cur[j]);
+	size_t relinked = held;
+	for (size_t j = held; rc == 0 && j-- > 0;) {
+		if (!owns(x, i, slot, hashes[j]))
+			i = own_find(x, view_load(x), hashes[j], spot_of(hashes[j]), slot);
+		if (i != NIL) {
+			lru_unlink(x->nodes, s, i);
+			lru_push_newest(x->nodes, s, i);
+		} else {
+			rc = add_new(x, s, slot, hashes[j], spot_of(hashes[j]), &i);
+			relinked = j;
+		}
+		cur[j] = i;
+		i = node_at(x, i)->parent;
 	}
+	/* Parent links of the nodes linked now. When the capacity is below n,
+	 * this commit may have evicted some of them again: those are left. */
+	bool evicted = s->capacity < n;
+	if (rc == 0)
+		for (size_t j = relinked; j < n; j++)
+			if (!evicted || owns(x, cur[j], slot, hashes[j]))
+				node_at(x, cur[j])->parent = j ? cur[j - 1] : NIL;
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -1009,11 +1051,23 @@ out:
 
 /* ---- lookups ------------------------------------------------------------------- */
 
-/* A lookup counts, per endpoint slot, the hashes it holds, and writes down
- * every holder's node and each line's counter, so that the commit after
- * it (ig_prefix_seen, ig_prefix_add_seen) need not walk again. Its record
- * lives in memory of the thread's own, kept between lookups: a lookup
- * allocates only when it meets more than any before. */
+/* A lookup reads a few of the request's hashes, not all: each endpoint
+ * holds a prefix of the chain (ig_prefix_add), so the holders of hash j
+ * include the holders of every later hash, and an endpoint's count is one
+ * more than the last position it holds. The lookup reads the first hash
+ * and the last; between two positions it has read whose holders differ,
+ * an endpoint's prefix ends, and it reads up to PROBES positions evenly
+ * between them, all their lines asked for at once; again until every
+ * such pair is adjacent. A prompt held the same by everyone costs two
+ * reads; one whose holders change once in 64 blocks, 2 + 3 + 3 + 3.
+ *
+ * Holders are compared by set (their number and a sum of their mixed
+ * slots), not by number alone: while other endpoints' commits change
+ * the positions read, an endpoint that nobody else writes is still
+ * counted exactly, because a pair of reads that differ in it is always
+ * refined. Each read is checked by its line's counter (before
+ * and after), and records what the commit needs: see ig_prefix_seen. */
+#define PROBES 3
 
 /* A slot's count in the current lookup: valid when gen is the lookup's,
  * which spares clearing the counts of every slot at each lookup. */
@@ -1021,15 +1075,22 @@ struct stamp {
 	uint32_t gen, blocks;
 };
 
+/* A hash the lookup read: its position, its line's counter, and its
+ * holders: nodes[first, first + count) of the record, with their slots. */
+struct probe {
+	uint32_t pos, seq, first, count;
+	uint64_t sig; /* sum of mix(slot + 1) over the holders */
+};
+
 struct ig_prefix_walk {
-	uintptr_t table; /* the table word the walk read */
-	size_t n;	 /* hashes walked: every holder of each is in nodes */
-	uint32_t seq[IG_PREFIX_MAX_BLOCKS];
-	/* Hash k's holders are nodes[first[k]] to nodes[first[k + 1] - 1]. */
-	uint32_t first[IG_PREFIX_MAX_BLOCKS + 1];
-	uint32_t *nodes;
+	uintptr_t table; /* the table word the lookup read */
+	size_t n;	 /* hashes looked up */
+	size_t nprobes;
+	struct probe probes[IG_PREFIX_MAX_BLOCKS];
+	uint16_t order[IG_PREFIX_MAX_BLOCKS]; /* probes by position */
+	uint32_t *nodes, *slots;
 	size_t nnodes, capnodes;
-	uint32_t *touched; /* the slots counted, in the order met */
+	uint32_t *touched; /* the slots counted */
 	size_t ntouched;
 	struct stamp *by_slot; /* cap_slots long */
 	size_t cap_slots;
@@ -1038,7 +1099,7 @@ struct ig_prefix_walk {
 };
 
 static _Thread_local struct ig_prefix_walk thread_walk;
-static _Thread_local struct ig_scratch nodes_mem, slots_mem, touched_mem, hits_mem;
+static _Thread_local struct ig_scratch nodes_mem, hslots_mem, slots_mem, touched_mem, hits_mem;
 
 /* Room for lookups among n endpoints. */
 static int walk_reserve(struct ig_prefix_walk *w, size_t n)
@@ -1057,161 +1118,158 @@ static int walk_reserve(struct ig_prefix_walk *w, size_t n)
 	if (!w->nodes) {
 		w->capnodes = 1024;
 		w->nodes = ig_scratch_get(&nodes_mem, w->capnodes * sizeof(*w->nodes));
+		w->slots = ig_scratch_get(&hslots_mem, w->capnodes * sizeof(*w->slots));
 	}
-	return w->touched && w->hits && w->nodes ? 0 : -1;
-}
-
-/* Starts a lookup's record: a new generation makes every stamp stale. */
-static void walk_start(struct ig_prefix_walk *w)
-{
-	if (++w->gen == 0) {
-		memset(w->by_slot, 0, w->cap_slots * sizeof(*w->by_slot));
-		w->gen = 1;
-	}
-	w->n = 0;
-	w->nnodes = 0;
-	w->ntouched = 0;
+	return w->touched && w->hits && w->nodes && w->slots ? 0 : -1;
 }
 
 #define RACED SIZE_MAX
 #define FULL (SIZE_MAX - 1)
 
-/* The record's fields a walk updates, in locals so that they stay in
- * registers (the record is thread-local memory the compiler must
- * otherwise reload after every store). */
-struct tally {
-	uint32_t *nodes;
-	size_t nnodes, capnodes;
-	struct stamp *by_slot;
-	uint32_t *touched;
-	size_t ntouched;
-	uint32_t gen, n;
-	/* The slot met last and how many blocks it was met in since, not yet
-	 * added to its stamp: consecutive blocks of a prompt are mostly held
-	 * by the same endpoints, so most meetings add to a register instead
-	 * of a load and store of the stamp that the next block's meeting
-	 * would wait for. NIL: none. */
-	uint32_t run_slot, run_blocks;
-};
-
-/* Adds the run to its slot's stamp; a slot at or past n (an endpoint that
- * arrived during the lookup) is left out. */
-static inline void run_flush(struct tally *t)
-{
-	uint32_t slot = t->run_slot;
-	if (slot >= t->n)
-		return;
-	struct stamp *st = &t->by_slot[slot];
-	if (st->gen != t->gen) {
-		*st = (struct stamp){t->gen, 0};
-		t->touched[t->ntouched++] = slot;
-	}
-	st->blocks += t->run_blocks;
-}
-
-/* Records a holder of the hash being walked; its slot counts one more.
- * False when the record has no room. */
-static inline bool meet(struct tally *t, uint32_t slot, uint32_t node)
-{
-	if (t->nnodes == t->capnodes)
-		return false;
-	t->nodes[t->nnodes++] = node;
-	if (slot == t->run_slot) {
-		t->run_blocks++;
-		return true;
-	}
-	run_flush(t);
-	t->run_slot = slot;
-	t->run_blocks = 1;
-	return true;
-}
-
-/* Walks the chains of hashes[k0, k0 + nb) in order, recording their
- * holders, up to the first hash nobody holds. Returns how many are held
- * before it (nb when all are), RACED when a walk raced a commit, FULL when
- * the record ran out of room. */
-static inline __attribute__((always_inline)) size_t
-walk_block_in(const struct ig_prefix_index *x, struct view v, const uint64_t *hashes, size_t k0,
-	      size_t nb, struct ig_prefix_walk *w, struct tally *t)
+/* Reads the holders of hashes[pos] (line ln, head h) into the record; a
+ * slot at or past nslots (an endpoint that arrived during the lookup) is
+ * left out. 0, RACED when the walk raced a commit, FULL when the record
+ * has no room. */
+static inline size_t probe(const struct ig_prefix_index *x, const struct line *ln, unsigned h,
+			   uint64_t hash, uint32_t pos, uint32_t nslots, struct ig_prefix_walk *w)
 {
 	const struct node *nodes = x->nodes;
-	struct spot sp[BLOCK];
-	locate(hashes + k0, nb, sp);
-	prefetch(nodes, v, sp, nb);
-	/* (Asking, a few blocks ahead, for the second node of each chain was
-	 * tried: the loads it waits for cost more than the misses it saved,
-	 * 22 % more per lookup out of cache.) */
-	for (size_t k = 0; k < nb; k++) {
-		const struct line *ln = &v.lines[sp[k].m & v.mask];
-		uint64_t hash = hashes[k0 + k];
-		uint32_t seq = atomic_load_explicit(&ln->seq, memory_order_acquire);
-		uint32_t limit = atomic_load_explicit(&ln->live, memory_order_relaxed) + 1;
-		uint32_t i = atomic_load_explicit(&ln->head[sp[k].h], memory_order_acquire);
-		size_t before = t->nnodes;
-		w->first[k0 + k] = (uint32_t)before;
-		for (; i != NIL && limit; i = next_of(&nodes[i]), limit--) {
-			if (hash_of(&nodes[i]) != hash)
+	uint32_t seq = atomic_load_explicit(&ln->seq, memory_order_acquire);
+	uint32_t limit = atomic_load_explicit(&ln->live, memory_order_relaxed) + 1;
+	uint32_t i = atomic_load_explicit(&ln->head[h], memory_order_acquire);
+	size_t first = w->nnodes, k = first;
+	uint64_t sig = 0;
+	for (; i != NIL && limit; i = next_of(&nodes[i]), limit--) {
+		if (hash_of(&nodes[i]) != hash)
+			continue;
+		uint32_t slot = atomic_load_explicit(&nodes[i].server, memory_order_relaxed);
+		if (slot >= nslots)
+			continue;
+		if (k == w->capnodes)
+			return FULL;
+		w->nodes[k] = i;
+		w->slots[k++] = slot;
+		sig += mix(slot + 1);
+	}
+	if (!walk_ok(ln, seq, i == NIL))
+		return RACED;
+	w->probes[w->nprobes++] =
+	    (struct probe){pos, seq, (uint32_t)first, (uint32_t)(k - first), sig};
+	w->nnodes = k;
+	return 0;
+}
+
+static inline bool same_holders(const struct probe *a, const struct probe *b)
+{
+	return a->count == b->count && a->sig == b->sig;
+}
+
+/* Reads the positions pos[0, np) (ascending), all their lines and first
+ * nodes asked for before any is walked, and merges them into the order. */
+static size_t probe_round(const struct ig_prefix_index *x, struct view v, const uint64_t *hashes,
+			  const uint32_t *pos, size_t np, uint32_t nslots, struct ig_prefix_walk *w)
+{
+	/* The lines are scattered over the table; asking for all of them
+	 * first lets the memory system fetch them in parallel instead of one
+	 * miss after another, then the same for the first nodes. These reads
+	 * skip the counters: they are hints. No branch on the heads: a branch
+	 * on a value still in flight from memory, mispredicted, would hold
+	 * the next loads back until it arrives, and the misses would follow
+	 * one another again. An empty bucket prefetches node 0. */
+	struct spot sp[IG_PREFIX_MAX_BLOCKS];
+	for (size_t k = 0; k < np; k++) {
+		sp[k] = spot_of(hashes[pos[k]]);
+		__builtin_prefetch(&v.lines[sp[k].m & v.mask]);
+	}
+	for (size_t k = 0; k < np; k++) {
+		uint32_t i = atomic_load_explicit(&v.lines[sp[k].m & v.mask].head[sp[k].h],
+						  memory_order_acquire);
+		uint32_t keep = 0u - (uint32_t)(i != NIL);
+		__builtin_prefetch(&x->nodes[i & keep]);
+	}
+	size_t old = w->nprobes;
+	for (size_t k = 0; k < np; k++) {
+		size_t r = probe(x, &v.lines[sp[k].m & v.mask], sp[k].h, hashes[pos[k]], pos[k],
+				 nslots, w);
+		if (r != 0)
+			return r;
+	}
+	/* Merge: the order so far and the new probes, both by position. */
+	uint16_t merged[IG_PREFIX_MAX_BLOCKS];
+	size_t a = 0, b = old, m = 0;
+	while (a < old || b < w->nprobes) {
+		if (b == w->nprobes || (a < old && w->probes[w->order[a]].pos < w->probes[b].pos))
+			merged[m++] = w->order[a++];
+		else
+			merged[m++] = (uint16_t)b++;
+	}
+	memcpy(w->order, merged, m * sizeof(merged[0]));
+	return 0;
+}
+
+/* The search proper, into the record. 0, RACED or FULL. */
+static size_t search(const struct ig_prefix_index *x, const uint64_t *hashes, size_t n,
+		     uint32_t nslots, struct ig_prefix_walk *w)
+{
+	uintptr_t word = atomic_load_explicit(&x->table, memory_order_acquire);
+	struct view v = {table_of(word)->lines, ((uint64_t)1 << (word & 63)) - 1};
+	w->table = word;
+	w->n = n;
+	w->nprobes = 0;
+	w->nnodes = 0;
+	uint32_t pos[IG_PREFIX_MAX_BLOCKS] = {0, (uint32_t)n - 1};
+	size_t np = n > 1 ? 2 : 1;
+	for (;;) {
+		size_t r = probe_round(x, v, hashes, pos, np, nslots, w);
+		if (r != 0)
+			return r;
+		np = 0;
+		for (size_t k = 0; k + 1 < w->nprobes; k++) {
+			const struct probe *a = &w->probes[w->order[k]];
+			const struct probe *b = &w->probes[w->order[k + 1]];
+			uint32_t gap = b->pos - a->pos;
+			if (gap < 2 || same_holders(a, b))
 				continue;
-			uint32_t slot =
-			    atomic_load_explicit(&nodes[i].server, memory_order_relaxed);
-			if (!meet(t, slot, i))
-				return FULL;
+			if (gap - 1 <= PROBES) {
+				for (uint32_t p = a->pos + 1; p < b->pos; p++)
+					pos[np++] = p;
+			} else {
+				for (uint32_t i = 1; i <= PROBES; i++)
+					pos[np++] = a->pos + gap * i / (PROBES + 1);
+			}
 		}
-		if (!walk_ok(ln, seq, i == NIL))
-			return RACED;
-		w->seq[k0 + k] = seq;
-		w->n = k0 + k + 1;
-		w->first[w->n] = (uint32_t)t->nnodes;
-		if (t->nnodes == before)
-			return k;
+		if (np == 0)
+			return 0;
 	}
-	return nb;
 }
 
-/* The same on a copy of the tally in locals, which the compiler can keep
- * in registers: the record's stores cannot change it. */
-static size_t walk_block(const struct ig_prefix_index *x, struct view v, const uint64_t *hashes,
-			 size_t k0, size_t nb, struct ig_prefix_walk *w, struct tally *t)
+/* Each endpoint met counts one more than the last position it was met
+ * at; the return is the longest count (the first position nobody holds). */
+static size_t tally(const struct ig_prefix_index *x, struct ig_prefix_walk *w)
 {
-	struct tally l = *t;
-	size_t r = walk_block_in(x, v, hashes, k0, nb, w, &l);
-	*t = l;
-	return r;
-}
-
-/* The walk proper: the number of hashes held in a row from the first, or
- * RACED or FULL. The record covers those and the first hash not held
- * (w->n), for the commit. */
-static size_t walk(const struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
-		   struct ig_prefix_walk *w, struct tally *t)
-{
-	for (size_t k0 = 0; k0 < nhashes; k0 += BLOCK) {
-		size_t nb = nhashes - k0 < BLOCK ? nhashes - k0 : BLOCK;
-		uintptr_t word = atomic_load_explicit(&x->table, memory_order_acquire);
-		if (k0 == 0)
-			w->table = word;
-		else if (word != w->table)
-			return RACED; /* the table grew: one view for the whole record */
-		struct view v = {table_of(word)->lines, ((uint64_t)1 << (word & 63)) - 1};
-		size_t held = walk_block(x, v, hashes, k0, nb, w, t);
-		if (held == RACED || held == FULL)
-			return held;
-		if (held < nb)
-			return k0 + held;
+	if (++w->gen == 0) {
+		memset(w->by_slot, 0, w->cap_slots * sizeof(*w->by_slot));
+		w->gen = 1;
 	}
-	return nhashes;
-}
-
-/* The endpoints counted, with their keys. */
-static size_t walk_hits(const struct ig_prefix_index *x, struct ig_prefix_walk *w)
-{
-	for (size_t t = 0; t < w->ntouched; t++) {
-		uint32_t slot = w->touched[t];
-		w->hits[t] = (struct ig_prefix_hit){
-		    atomic_load_explicit(&server_at(x, slot)->pub_key, memory_order_acquire),
-		    w->by_slot[slot].blocks};
+	size_t walked = 0;
+	w->ntouched = 0;
+	for (size_t k = w->nprobes; k-- > 0;) {
+		const struct probe *p = &w->probes[w->order[k]];
+		if (p->count && walked == 0)
+			walked = p->pos + 1;
+		for (uint32_t j = p->first; j < p->first + p->count; j++) {
+			struct stamp *st = &w->by_slot[w->slots[j]];
+			if (st->gen == w->gen)
+				continue;
+			*st = (struct stamp){w->gen, p->pos + 1};
+			uint32_t slot = w->slots[j];
+			w->hits[w->ntouched++] = (struct ig_prefix_hit){
+			    atomic_load_explicit(&server_at(x, slot)->pub_key,
+						 memory_order_acquire),
+			    p->pos + 1};
+		}
 	}
-	return w->ntouched;
+	return walked;
 }
 
 size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
@@ -1231,7 +1289,7 @@ size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_
 		return 0;
 	if (nhashes > IG_PREFIX_MAX_BLOCKS)
 		nhashes = IG_PREFIX_MAX_BLOCKS;
-	/* A walk that raced a commit, or an endpoint forgotten and its slot
+	/* A read that raced a commit, or an endpoint forgotten and its slot
 	 * given to another while this lookup ran, would count wrong: then the
 	 * lookup starts over. Commits change a line only to add or drop a
 	 * pair, so this is rare. */
@@ -1239,29 +1297,27 @@ size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_
 		uint32_t seq = atomic_load_explicit(&x->map_seq, memory_order_acquire);
 		if (seq & 1)
 			continue;
-		walk_start(w);
-		struct tally t = {w->nodes, 0,	    w->capnodes, w->by_slot, w->touched,
-				  0,	    w->gen, n,		 NIL,	     0};
-		walked = walk(x, hashes, nhashes, w, &t);
-		run_flush(&t);
-		w->nnodes = t.nnodes;
-		w->ntouched = t.ntouched;
-		if (walked == FULL) {
-			uint32_t *m = ig_scratch_get(&nodes_mem, 2 * w->capnodes * sizeof(*m));
-			if (!m)
+		size_t r = search(x, hashes, nhashes, n, w);
+		if (r == FULL) {
+			size_t cap = 2 * w->capnodes;
+			uint32_t *m = ig_scratch_get(&nodes_mem, cap * sizeof(*m));
+			uint32_t *sl = ig_scratch_get(&hslots_mem, cap * sizeof(*sl));
+			if (!m || !sl)
 				return 0;
 			w->nodes = m;
-			w->capnodes *= 2;
+			w->slots = sl;
+			w->capnodes = cap;
 			spins = 0;
 			continue;
 		}
-		if (walked == RACED)
+		if (r == RACED)
 			continue;
-		*nhits = walk_hits(x, w);
+		walked = tally(x, w);
 		if (atomic_load_explicit(&x->map_seq, memory_order_relaxed) == seq)
 			break;
 	}
 	*hits = w->hits;
+	*nhits = w->ntouched;
 	if (record)
 		*record = w;
 	return walked;
@@ -1284,6 +1340,8 @@ size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t
 	return walked;
 }
 
+/* The endpoint's deepest node the lookup met, and the counter of the line
+ * of the position after it (always read: the holders differ there). */
 void ig_prefix_seen(struct ig_prefix_index *x, const struct ig_prefix_walk *w, uint64_t key,
 		    struct ig_prefix_seen *out)
 {
@@ -1292,21 +1350,30 @@ void ig_prefix_seen(struct ig_prefix_index *x, const struct ig_prefix_walk *w, u
 	if (!w || w->n == 0)
 		return;
 	uint32_t slot = server_find(x, key);
-	out->table = w->table;
-	out->n = w->n;
-	memcpy(out->seq, w->seq, w->n * sizeof(w->seq[0]));
-	/* The endpoint's node among each hash's holders, by what the node
-	 * says now: a node that changed since is checked again by the
-	 * commit, under the endpoint's lock. */
-	for (size_t k = 0; k < w->n; k++) {
-		out->node[k] = NIL;
-		for (uint32_t i = w->first[k]; slot != NIL && i < w->first[k + 1]; i++)
-			if (atomic_load_explicit(&x->nodes[w->nodes[i]].server,
-						 memory_order_relaxed) == slot) {
-				out->node[k] = w->nodes[i];
+	uint32_t held = 0, deep = NIL;
+	for (size_t k = 0; slot != NIL && k < w->nprobes; k++) {
+		const struct probe *p = &w->probes[k];
+		if (p->pos + 1 <= held)
+			continue;
+		for (uint32_t j = p->first; j < p->first + p->count; j++)
+			if (w->slots[j] == slot) {
+				held = p->pos + 1;
+				deep = w->nodes[j];
 				break;
 			}
 	}
+	if (held < w->n) {
+		size_t k = 0;
+		while (k < w->nprobes && w->probes[k].pos != held)
+			k++;
+		if (k == w->nprobes)
+			return; /* not read (the lookup raced): the commit looks */
+		out->next_seq = w->probes[k].seq;
+	}
+	out->table = w->table;
+	out->n = w->n;
+	out->held = held;
+	out->deep = deep;
 }
 
 void ig_prefix_size(struct ig_prefix_index *x, uint64_t *entries, uint64_t *bytes)

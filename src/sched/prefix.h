@@ -53,11 +53,19 @@ struct ig_prefix_hit {
  * own that stays valid until the thread's next lookup. */
 struct ig_prefix_walk;
 
-/* Match counting: walks hashes in order and stops at the first one no
- * endpoint holds. Returns the number of hashes walked before the stop,
- * i.e. the longest prefix anyone holds, and sets *hits to the endpoints
+/* Match counting as GIE does it: walk the hashes in order, stop at the
+ * first one no endpoint holds; each endpoint counts the hashes it holds
+ * before the stop. Returns the number of hashes before the stop, i.e.
+ * the longest prefix anyone holds, and sets *hits to the endpoints
  * holding any of them with how many each holds (*nhits of them, in the
- * walk's memory), and *walk (when not NULL) to the walk's record. */
+ * lookup's memory), and *walk (when not NULL) to the lookup's record.
+ *
+ * The hashes of every call must form a chain, as ig_prefix_hashes()
+ * makes them: a hash stands for its whole prefix, so two sequences that
+ * share hashes[j] share hashes[0..j]. Commits then keep each endpoint's
+ * pairs prefix-closed (it holds a block only with every block before it:
+ * see ig_prefix_add), and a lookup need not read every hash: it reads a
+ * few and finds where each endpoint's held prefix ends between them. */
 size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
 			const struct ig_prefix_hit **hits, size_t *nhits,
 			const struct ig_prefix_walk **walk);
@@ -68,15 +76,19 @@ size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_
 size_t ig_prefix_match(struct ig_prefix_index *x, const uint64_t *hashes, size_t nhashes,
 		       const uint64_t *keys, size_t nkeys, uint32_t *counts);
 
-/* Where a lookup found endpoint `key`'s pairs for the request's first n
- * hashes (node ids, NIL for none) and the counters of their table lines,
- * kept with the request for its commit. */
+/* What a lookup found of endpoint `key`, kept with the request for its
+ * commit: of the n hashes looked up, the endpoint held the first `held`;
+ * `deep` is its node for hash held - 1 (NIL when it held none), and when
+ * held < n, `next_seq` the counter of the line of hash `held` (in table
+ * `table`) when the lookup found the endpoint not there. n == 0: nothing
+ * known. */
 struct ig_prefix_seen {
 	uint64_t key;
 	uintptr_t table;
 	size_t n;
-	uint32_t seq[IG_PREFIX_MAX_BLOCKS];
-	uint32_t node[IG_PREFIX_MAX_BLOCKS];
+	uint32_t held;
+	uint32_t deep;
+	uint32_t next_seq;
 };
 
 /* Fills *out for endpoint `key` from a walk (from ig_prefix_lookup, on
@@ -84,7 +96,11 @@ struct ig_prefix_seen {
 void ig_prefix_seen(struct ig_prefix_index *x, const struct ig_prefix_walk *walk, uint64_t key,
 		    struct ig_prefix_seen *out);
 
-/* Records the hashes for endpoint `key` (most recent last). Returns 0, or
+/* Records the hashes (a chain, at most IG_PREFIX_MAX_BLOCKS of them) for
+ * endpoint `key`: each becomes its most recent pair, the first hash the
+ * newest, so that when its LRU evicts it drops the last blocks of a
+ * prompt before the first (as vLLM frees a request's KV blocks: tail
+ * first) and what it holds of any prompt stays a prefix. Returns 0, or
  * -1 when out of memory or past IG_PREFIX_MAX_SERVERS. */
 int ig_prefix_add(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n);
 /* The same, starting from what a lookup saw (seen may be NULL, or for

@@ -191,35 +191,86 @@ static void test_hash_chain_is_a_prefix_chain(void **state)
 	}
 }
 
+/* Chains for the index's tests: a hash stands for its whole prefix, as
+ * ig_prefix_hashes() makes them. chain_step() is any good 64-bit mix of
+ * the previous link and a symbol; chain_of() links syms[0, len) from a
+ * root. */
+static uint64_t chain_step(uint64_t prev, uint64_t sym)
+{
+	uint64_t k = prev ^ (sym + 1) * 0x9E3779B97F4A7C15ULL;
+	k ^= k >> 31;
+	k *= 0xbf58476d1ce4e5b9ULL;
+	k ^= k >> 29;
+	return k;
+}
+
+static void chain_of(uint64_t root, const uint8_t *syms, size_t len, uint64_t *out)
+{
+	uint64_t h = root;
+	for (size_t j = 0; j < len; j++)
+		out[j] = h = chain_step(h, syms[j]);
+}
+
+static uint64_t lcg(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+	return *s >> 33;
+}
+
+/* A random chain of len hashes from one of `roots` roots, its symbols
+ * mostly 0 so that chains share long prefixes and branch now and then. */
+static void random_chain(uint64_t *rng, unsigned roots, size_t len, uint64_t *out)
+{
+	uint8_t syms[IG_PREFIX_MAX_BLOCKS];
+	uint64_t root = lcg(rng) % roots;
+	for (size_t j = 0; j < len; j++) {
+		uint64_t r = lcg(rng);
+		syms[j] = r % 4 == 0 ? (uint8_t)(1 + (r >> 8) % 2) : 0;
+	}
+	chain_of(root, syms, len, out);
+}
+
 static void test_match_counting(void **state)
 {
 	struct ig_prefix_index *x = ig_prefix_new(100);
-	uint64_t h[5] = {11, 12, 13, 14, 15};
-	/* Endpoint 1 holds 11..13, endpoint 2 holds 11 and 14 (not 12 or 13),
-	 * endpoint 3 holds only 15. */
+	static const uint8_t syms[5] = {1, 2, 3, 4, 5};
+	uint64_t h[5];
+	chain_of(7, syms, 5, h);
+	/* Endpoint 1 holds the first three blocks, 2 the first, 3 all five. */
 	assert_int_equal(ig_prefix_add(x, 1, h, 3), 0);
-	assert_int_equal(ig_prefix_add(x, 2, &h[0], 1), 0);
-	assert_int_equal(ig_prefix_add(x, 2, &h[3], 1), 0);
-	assert_int_equal(ig_prefix_add(x, 3, &h[4], 1), 0);
+	assert_int_equal(ig_prefix_add(x, 2, h, 1), 0);
+	assert_int_equal(ig_prefix_add(x, 3, h, 5), 0);
 	uint64_t keys[4] = {3, 2, 1, 9};
 	uint32_t counts[4];
-	/* Walk: 11 (1,2), 12 (1), 13 (1), 14 (2), 15 (3): nobody misses. */
 	size_t walked = ig_prefix_match(x, h, 5, keys, 4, counts);
 	assert_int_equal(walked, 5);
-	assert_int_equal(counts[0], 1);
-	assert_int_equal(counts[1], 2);
+	assert_int_equal(counts[0], 5);
+	assert_int_equal(counts[1], 1);
 	assert_int_equal(counts[2], 3);
 	assert_int_equal(counts[3], 0);
-	/* A hash nobody holds stops the walk: 15 after it is not counted. */
-	uint64_t gap[3] = {11, 99, 15};
-	walked = ig_prefix_match(x, gap, 3, keys, 4, counts);
-	assert_int_equal(walked, 1);
-	assert_int_equal(counts[0], 0);
+	/* A prompt that leaves the chain after two blocks: nobody holds its
+	 * third, and nothing after it counts. */
+	uint64_t other[4];
+	static const uint8_t osyms[4] = {1, 2, 9, 4};
+	chain_of(7, osyms, 4, other);
+	assert_true(other[1] == h[1] && other[2] != h[2]);
+	walked = ig_prefix_match(x, other, 4, keys, 4, counts);
+	assert_int_equal(walked, 2);
+	assert_int_equal(counts[0], 2);
 	assert_int_equal(counts[1], 1);
-	assert_int_equal(counts[2], 1);
+	assert_int_equal(counts[2], 2);
+	/* Only endpoint 3 reaches past the third block; nobody holds the
+	 * first of another root. */
+	assert_int_equal(ig_prefix_match(x, h, 4, keys, 4, counts), 4);
+	assert_int_equal(counts[0], 4);
+	assert_int_equal(counts[2], 3);
+	uint64_t stranger[2];
+	chain_of(8, syms, 2, stranger);
+	assert_int_equal(ig_prefix_match(x, stranger, 2, keys, 4, counts), 0);
+	assert_int_equal(counts[0] + counts[1] + counts[2] + counts[3], 0);
 	uint64_t entries, bytes;
 	ig_prefix_size(x, &entries, &bytes);
-	assert_int_equal(entries, 6);
+	assert_int_equal(entries, 9);
 	assert_true(bytes > 0);
 	ig_prefix_free(x);
 }
@@ -227,43 +278,55 @@ static void test_match_counting(void **state)
 static void test_lru_eviction(void **state)
 {
 	struct ig_prefix_index *x = ig_prefix_new(3);
-	uint64_t h[5] = {1, 2, 3, 4, 5};
+	static const uint8_t syms[3] = {0, 0, 0};
+	uint64_t h[3], r4, r5;
+	chain_of(1, syms, 3, h);
+	chain_of(4, syms, 1, &r4);
+	chain_of(5, syms, 1, &r5);
 	uint64_t key = 7;
 	uint32_t c;
 	assert_int_equal(ig_prefix_add(x, key, h, 3), 0);
-	/* Touching 1 makes 2 the oldest; adding 4 then evicts 2. */
-	assert_int_equal(ig_prefix_add(x, key, &h[0], 1), 0);
-	assert_int_equal(ig_prefix_add(x, key, &h[3], 1), 0);
-	uint64_t q1[1] = {1}, q2[1] = {2}, q3[1] = {3}, q4[1] = {4};
-	assert_int_equal(ig_prefix_match(x, q1, 1, &key, 1, &c), 1);
-	assert_int_equal(c, 1);
-	assert_int_equal(ig_prefix_match(x, q2, 1, &key, 1, &c), 0);
-	assert_int_equal(c, 0);
-	assert_int_equal(ig_prefix_match(x, q3, 1, &key, 1, &c), 1);
-	assert_int_equal(ig_prefix_match(x, q4, 1, &key, 1, &c), 1);
+	/* A new pair at capacity evicts the prompt's last block, not its
+	 * first: the endpoint keeps a prefix, as vLLM's cache does. */
+	assert_int_equal(ig_prefix_add(x, key, &r4, 1), 0);
+	assert_int_equal(ig_prefix_match(x, h, 3, &key, 1, &c), 2);
+	assert_int_equal(c, 2);
+	assert_int_equal(ig_prefix_match(x, &r4, 1, &key, 1, &c), 1);
+	/* Touching the first two makes the other root the oldest. */
+	assert_int_equal(ig_prefix_add(x, key, h, 2), 0);
+	assert_int_equal(ig_prefix_add(x, key, &r5, 1), 0);
+	assert_int_equal(ig_prefix_match(x, &r4, 1, &key, 1, &c), 0);
+	assert_int_equal(ig_prefix_match(x, h, 3, &key, 1, &c), 2);
+	assert_int_equal(c, 2);
 	uint64_t entries, bytes;
 	ig_prefix_size(x, &entries, &bytes);
 	assert_int_equal(entries, 3);
-	/* Eviction is per endpoint: another endpoint keeps its own three. */
-	uint64_t other = 8;
-	assert_int_equal(ig_prefix_add(x, other, &h[1], 3), 0);
+	/* A prompt longer than the capacity keeps its first blocks. */
+	uint64_t other = 8, longer[5];
+	static const uint8_t lsyms[5] = {3, 3, 3, 3, 3};
+	chain_of(1, lsyms, 5, longer);
+	assert_int_equal(ig_prefix_add(x, other, longer, 5), 0);
+	assert_int_equal(ig_prefix_match(x, longer, 5, &other, 1, &c), 3);
+	assert_int_equal(c, 3);
+	/* Eviction is per endpoint: the first keeps its own three. */
 	ig_prefix_size(x, &entries, &bytes);
 	assert_int_equal(entries, 6);
-	assert_int_equal(ig_prefix_match(x, q2, 1, &other, 1, &c), 1);
+	assert_int_equal(ig_prefix_match(x, h, 2, &key, 1, &c), 2);
 	/* Many adds stay within endpoints x capacity. */
-	for (uint64_t k = 100; k < 1100; k++)
-		assert_int_equal(ig_prefix_add(x, key, &k, 1), 0);
+	for (uint64_t k = 100; k < 1100; k++) {
+		uint64_t r = chain_step(k, 0);
+		assert_int_equal(ig_prefix_add(x, key, &r, 1), 0);
+	}
 	ig_prefix_size(x, &entries, &bytes);
 	assert_int_equal(entries, 6);
 	/* Forgetting drops an endpoint's entries; its slot is reused. */
-	ig_prefix_forget(x, key);
+	ig_prefix_forget(x, other);
 	ig_prefix_size(x, &entries, &bytes);
 	assert_int_equal(entries, 3);
-	assert_int_equal(ig_prefix_match(x, q3, 1, &key, 1, &c), 1); /* 8 still holds 3 */
-	assert_int_equal(c, 0);
+	assert_int_equal(ig_prefix_match(x, longer, 5, &other, 1, &c), 0);
 	assert_int_equal(ig_prefix_add(x, 9, h, 1), 0);
 	uint64_t nine = 9;
-	assert_int_equal(ig_prefix_match(x, q1, 1, &nine, 1, &c), 1);
+	assert_int_equal(ig_prefix_match(x, h, 3, &nine, 1, &c), 1);
 	assert_int_equal(c, 1);
 	ig_prefix_free(x);
 }
@@ -297,6 +360,14 @@ static void model_add(struct model *m, size_t s, uint64_t h)
 	model_add_cap(m, s, h, MCAP);
 }
 
+/* A commit: each hash becomes the newest, the last first, so that the
+ * first ends newest (ig_prefix_add). */
+static void model_commit(struct model *m, size_t s, const uint64_t *run, size_t len, size_t cap)
+{
+	for (size_t j = len; j-- > 0;)
+		model_add_cap(m, s, run[j], cap);
+}
+
 /* A commit with a smaller capacity first drops the oldest beyond it. */
 static void model_trim(struct model *m, size_t s, size_t cap)
 {
@@ -313,6 +384,54 @@ static bool model_holds(const struct model *m, size_t s, uint64_t h)
 		if (m->h[s][i] == h)
 			return true;
 	return false;
+}
+
+/* GIE's count, on the model: walk the run, stop at the first hash nobody
+ * holds; each endpoint counts the hashes it holds before the stop. */
+static size_t model_lookup(const struct model *m, const uint64_t *run, size_t len, uint32_t *counts)
+{
+	size_t walked = 0;
+	memset(counts, 0, MSERVERS * sizeof(*counts));
+	for (; walked < len; walked++) {
+		bool any = false;
+		for (size_t t = 0; t < MSERVERS; t++)
+			if (model_holds(m, t, run[walked])) {
+				counts[t]++;
+				any = true;
+			}
+		if (!any)
+			break;
+	}
+	return walked;
+}
+
+/* The index holds exactly the model's pairs: each of them (a one-hash
+ * lookup reads that hash's holders), and as many as the model. */
+static void check_pairs(struct ig_prefix_index *x, const struct model *m, const uint64_t *keys)
+{
+	uint64_t want = 0, entries, bytes;
+	for (size_t t = 0; t < MSERVERS; t++) {
+		want += m->n[t];
+		for (size_t i = 0; i < m->n[t]; i++) {
+			uint32_t counts[MSERVERS];
+			ig_prefix_match(x, &m->h[t][i], 1, keys, MSERVERS, counts);
+			for (size_t u = 0; u < MSERVERS; u++)
+				assert_int_equal(counts[u], model_holds(m, u, m->h[t][i]));
+		}
+	}
+	ig_prefix_size(x, &entries, &bytes);
+	assert_int_equal(entries, want);
+}
+
+/* A lookup of run counts as the model does. */
+static void check_lookup(struct ig_prefix_index *x, const struct model *m, const uint64_t *keys,
+			 const uint64_t *run, size_t len)
+{
+	uint32_t counts[MSERVERS], want[MSERVERS];
+	size_t walked = ig_prefix_match(x, run, len, keys, MSERVERS, counts);
+	assert_int_equal(walked, model_lookup(m, run, len, want));
+	for (size_t t = 0; t < MSERVERS; t++)
+		assert_int_equal(counts[t], want[t]);
 }
 
 /* Random adds and forgets over few hashes, so runs collide, entries are
@@ -358,10 +477,11 @@ static void test_against_model(void **state)
 
 /* Commits from a lookup's record (ig_prefix_seen, ig_prefix_add_seen)
  * must leave the index exactly as plain commits do, however stale the
- * record: runs of hashes over a small universe (so endpoints share them
- * and LRUs evict from the middle of runs, including nodes the record
+ * record: chains from few roots that share long prefixes and branch (so
+ * endpoints share pairs and LRUs evict from the middle of what a record
  * names), with commits of any endpoint and forgets between the lookup and
- * the commit it prepared, checked against the model after every step. */
+ * the commit it prepared. Every lookup must count as GIE's walk over the
+ * model does, and after each step the index hold the model's pairs. */
 static void test_seen_against_model(void **state)
 {
 	(void)state;
@@ -373,11 +493,10 @@ static void test_seen_against_model(void **state)
 		keys[s] = 5000 + s;
 	for (int step = 0; step < 6000; step++) {
 		uint64_t run[24];
-		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-		size_t len = 1 + (rng >> 59) % 24, start = (rng >> 20) % 200;
-		size_t s = (size_t)(rng >> 40) % MSERVERS;
-		for (size_t j = 0; j < len; j++)
-			run[j] = 1 + (start + j) % 250;
+		size_t len = 1 + lcg(&rng) % 24;
+		size_t s = lcg(&rng) % MSERVERS;
+		random_chain(&rng, 6, len, run);
+		check_lookup(x, &m, keys, run, len);
 		const struct ig_prefix_hit *hits;
 		const struct ig_prefix_walk *w;
 		size_t nhits;
@@ -385,42 +504,33 @@ static void test_seen_against_model(void **state)
 		ig_prefix_lookup(x, run, len, &hits, &nhits, &w);
 		ig_prefix_seen(x, w, keys[s], &seen);
 		/* Meanwhile: nothing (most often), other commits, a forget. */
-		for (uint64_t r = rng; (r >> 61) < 3; r = r * 6364136223846793005ULL + 1) {
-			size_t o = (size_t)(r >> 30) % MSERVERS;
-			if ((r >> 20) % 8 == 0) {
+		for (uint64_t r = lcg(&rng); r % 8 < 3; r = lcg(&rng)) {
+			size_t o = lcg(&rng) % MSERVERS;
+			if (r % 64 < 3) {
 				ig_prefix_forget(x, keys[o]);
 				m.n[o] = 0;
 				continue;
 			}
-			size_t olen = 1 + (r >> 40) % 12, ostart = (r >> 10) % 240;
-			for (size_t j = 0; j < olen; j++) {
-				uint64_t h = 1 + (ostart + j) % 250;
-				assert_int_equal(ig_prefix_add(x, keys[o], &h, 1), 0);
-				model_add(&m, o, h);
-			}
+			uint64_t orun[12];
+			size_t olen = 1 + lcg(&rng) % 12;
+			random_chain(&rng, 6, olen, orun);
+			assert_int_equal(ig_prefix_add(x, keys[o], orun, olen), 0);
+			model_commit(&m, o, orun, olen, MCAP);
 		}
 		assert_int_equal(ig_prefix_add_seen(x, keys[s], run, len, &seen), 0);
-		for (size_t j = 0; j < len; j++)
-			model_add(&m, s, run[j]);
-		uint64_t want = 0, entries, bytes;
-		for (size_t t = 0; t < MSERVERS; t++)
-			want += m.n[t];
-		ig_prefix_size(x, &entries, &bytes);
-		assert_int_equal(entries, want);
-		for (uint64_t q = 1; q <= 250; q += 1 + step % 7) {
-			uint32_t counts[MSERVERS];
-			ig_prefix_match(x, &q, 1, keys, MSERVERS, counts);
-			for (size_t t = 0; t < MSERVERS; t++)
-				assert_int_equal(counts[t], model_holds(&m, t, q));
-		}
+		model_commit(&m, s, run, len, MCAP);
+		if (step % 4 == 0)
+			check_pairs(x, &m, keys);
 	}
+	check_pairs(x, &m, keys);
 	ig_prefix_free(x);
 }
 
 /* Commits giving endpoints capacities of their own (autoTune: the
  * blocks their caches hold), changing from one commit to the next, 0
- * standing for the index's: each endpoint's LRU is the model's at its
- * latest capacity, whatever its lookups' records saw. */
+ * standing for the index's, some below the run's length: each endpoint's
+ * LRU is the model's at its latest capacity, whatever its lookups'
+ * records saw. */
 static void test_capacities_against_model(void **state)
 {
 	(void)state;
@@ -433,39 +543,29 @@ static void test_capacities_against_model(void **state)
 		keys[s] = 9000 + s;
 	for (int step = 0; step < 6000; step++) {
 		uint64_t run[24];
-		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-		size_t len = 1 + (rng >> 59) % 24, start = (rng >> 20) % 200;
-		size_t s = (size_t)(rng >> 40) % MSERVERS;
-		uint32_t cap = caps[(rng >> 33) % 6];
+		size_t len = 1 + lcg(&rng) % 24;
+		size_t s = lcg(&rng) % MSERVERS;
+		uint32_t cap = caps[lcg(&rng) % 6];
 		size_t mcap = cap ? cap : MCAP / 2;
-		for (size_t j = 0; j < len; j++)
-			run[j] = 1 + (start + j) % 250;
+		random_chain(&rng, 6, len, run);
+		check_lookup(x, &m, keys, run, len);
 		const struct ig_prefix_hit *hits;
 		const struct ig_prefix_walk *w;
 		size_t nhits;
 		struct ig_prefix_seen seen;
 		ig_prefix_lookup(x, run, len, &hits, &nhits, &w);
 		ig_prefix_seen(x, w, keys[s], &seen);
-		if ((rng >> 10) % 64 == 0) {
+		if (lcg(&rng) % 64 == 0) {
 			ig_prefix_forget(x, keys[s]);
 			m.n[s] = 0;
 		}
 		assert_int_equal(ig_prefix_add_capped(x, keys[s], run, len, &seen, cap), 0);
 		model_trim(&m, s, mcap);
-		for (size_t j = 0; j < len; j++)
-			model_add_cap(&m, s, run[j], mcap);
-		uint64_t want = 0, entries, bytes;
-		for (size_t t = 0; t < MSERVERS; t++)
-			want += m.n[t];
-		ig_prefix_size(x, &entries, &bytes);
-		assert_int_equal(entries, want);
-		for (uint64_t q = 1; q <= 250; q += 1 + step % 5) {
-			uint32_t counts[MSERVERS];
-			ig_prefix_match(x, &q, 1, keys, MSERVERS, counts);
-			for (size_t t = 0; t < MSERVERS; t++)
-				assert_int_equal(counts[t], model_holds(&m, t, q));
-		}
+		model_commit(&m, s, run, len, mcap);
+		if (step % 4 == 0)
+			check_pairs(x, &m, keys);
 	}
+	check_pairs(x, &m, keys);
 	ig_prefix_free(x);
 }
 
@@ -476,7 +576,9 @@ static void test_lookup_hits_and_seen(void **state)
 {
 	(void)state;
 	struct ig_prefix_index *x = ig_prefix_new(100);
-	uint64_t h[4] = {21, 22, 23, 24};
+	static const uint8_t syms[4] = {0, 0, 0, 0};
+	uint64_t h[4];
+	chain_of(21, syms, 4, h);
 	assert_int_equal(ig_prefix_add(x, 1, h, 3), 0);
 	assert_int_equal(ig_prefix_add(x, 2, h, 1), 0);
 	const struct ig_prefix_hit *hits;
@@ -489,9 +591,13 @@ static void test_lookup_hits_and_seen(void **state)
 	struct ig_prefix_seen seen;
 	ig_prefix_seen(x, w, 1, &seen);
 	assert_int_equal(seen.key, 1);
-	assert_int_equal(seen.n, 4); /* the whole block was walked */
-	assert_true(seen.node[0] != UINT32_MAX && seen.node[2] != UINT32_MAX);
-	assert_int_equal(seen.node[3], UINT32_MAX);
+	assert_int_equal(seen.n, 4);
+	assert_int_equal(seen.held, 3);
+	assert_true(seen.deep != UINT32_MAX);
+	struct ig_prefix_seen none;
+	ig_prefix_seen(x, w, 77, &none); /* an endpoint the index never saw */
+	assert_int_equal(none.n, 4);
+	assert_int_equal(none.held, 0);
 	assert_int_equal(ig_prefix_add_seen(x, 1, h, 4, &seen), 0);
 	uint64_t entries, bytes;
 	ig_prefix_size(x, &entries, &bytes);
@@ -500,21 +606,35 @@ static void test_lookup_hits_and_seen(void **state)
 	assert_int_equal(ig_prefix_add_seen(x, 2, h, 2, &seen), 0);
 	ig_prefix_size(x, &entries, &bytes);
 	assert_int_equal(entries, 6);
+	/* A stale record: endpoint 2 commits the whole chain after the
+	 * lookup that saw it hold two blocks, then commits from the record. */
+	ig_prefix_lookup(x, h, 4, &hits, &nhits, &w);
+	ig_prefix_seen(x, w, 2, &seen);
+	assert_int_equal(seen.held, 2);
+	assert_int_equal(ig_prefix_add(x, 2, h, 4), 0);
+	assert_int_equal(ig_prefix_add_seen(x, 2, h, 4, &seen), 0);
+	ig_prefix_size(x, &entries, &bytes);
+	assert_int_equal(entries, 8);
+	uint64_t keys[2] = {1, 2};
+	uint32_t counts[2];
+	assert_int_equal(ig_prefix_match(x, h, 4, keys, 2, counts), 4);
+	assert_int_equal(counts[0], 4);
+	assert_int_equal(counts[1], 4);
 	ig_prefix_free(x);
 }
 
 /* ---- concurrency: exact results while others write ------------------------------ */
 
-/* Each thread drives endpoints of its own through random commits (runs of
- * consecutive hashes from a universe every thread shares, so chains mix
- * the threads' nodes, lines are written under the readers' feet and the
- * table grows meanwhile) and forgets, keeping the same plain model as
+/* Each thread drives endpoints of its own through random commits (chains
+ * from roots every thread shares, so bucket chains mix the threads' nodes,
+ * lines are written under the readers' feet and the table grows
+ * meanwhile) and forgets, keeping the same plain model as
  * test_against_model. Nobody else touches its endpoints, so every lookup
- * it makes for them must agree with its model exactly, however the other
+ * it makes must count them exactly as its model says, however the other
  * threads' commits interleave. */
 #define CT_THREADS 8
 #define CT_EPS 2
-#define CT_UNIVERSE 600
+#define CT_ROOTS 40
 #define CT_ROUNDS 20000
 
 struct ct_thread {
@@ -526,23 +646,11 @@ struct ct_thread {
 	unsigned long lookups, checked_holds;
 };
 
-static uint64_t ct_hash(uint64_t i)
-{
-	return 0x9e3779b97f4a7c15ULL * (i + 1) ^ 0x5bd1e995;
-}
-
-static uint64_t ct_rand(uint64_t *s)
-{
-	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-	return *s >> 33;
-}
-
 static void ct_lookup(struct ct_thread *t, uint64_t *rng)
 {
 	uint64_t q[8];
-	size_t len = 1 + ct_rand(rng) % 8, start = ct_rand(rng) % CT_UNIVERSE;
-	for (size_t j = 0; j < len; j++)
-		q[j] = ct_hash((start + j) % CT_UNIVERSE);
+	size_t len = 1 + lcg(rng) % 8;
+	random_chain(rng, CT_ROOTS, len, q);
 	uint32_t counts[CT_EPS];
 	size_t walked = ig_prefix_match(t->x, q, len, t->keys, CT_EPS, counts);
 	t->lookups++;
@@ -566,19 +674,17 @@ static void *ct_run(void *arg)
 	struct ct_thread *t = arg;
 	uint64_t rng = 77 + (uint64_t)t->id;
 	for (int r = 0; r < CT_ROUNDS; r++) {
-		size_t e = ct_rand(&rng) % CT_EPS;
-		if (ct_rand(&rng) % 400 == 0) {
+		size_t e = lcg(&rng) % CT_EPS;
+		if (lcg(&rng) % 400 == 0) {
 			ig_prefix_forget(t->x, t->keys[e]);
 			t->m.n[e] = 0;
 		} else {
 			uint64_t run[8];
-			size_t len = 1 + ct_rand(&rng) % 8, start = ct_rand(&rng) % CT_UNIVERSE;
-			for (size_t j = 0; j < len; j++)
-				run[j] = ct_hash((start + j) % CT_UNIVERSE);
+			size_t len = 1 + lcg(&rng) % 8;
+			random_chain(&rng, CT_ROOTS, len, run);
 			if (ig_prefix_add(t->x, t->keys[e], run, len) != 0)
 				t->failures++;
-			for (size_t j = 0; j < len; j++)
-				model_add(&t->m, e, run[j]);
+			model_commit(&t->m, e, run, len, MCAP);
 		}
 		ct_lookup(t, &rng);
 	}
@@ -614,19 +720,18 @@ static void test_concurrent_exact(void **state)
 	}
 	ig_prefix_size(x, &entries, &bytes);
 	assert_int_equal(entries, want);
-	for (uint64_t h = 0; h < CT_UNIVERSE; h++) {
-		uint64_t q = ct_hash(h);
-		uint32_t counts[CT_THREADS * CT_EPS];
-		size_t held = 0;
-		size_t walked = ig_prefix_match(x, &q, 1, all, CT_THREADS * CT_EPS, counts);
-		for (int i = 0; i < CT_THREADS; i++)
-			for (int e = 0; e < CT_EPS; e++) {
-				assert_int_equal(counts[i * CT_EPS + e],
-						 model_holds(&t[i].m, (size_t)e, q));
-				held += counts[i * CT_EPS + e];
+	for (int i = 0; i < CT_THREADS; i++)
+		for (int e = 0; e < CT_EPS; e++)
+			for (size_t k = 0; k < t[i].m.n[e]; k++) {
+				uint64_t q = t[i].m.h[e][k];
+				uint32_t counts[CT_THREADS * CT_EPS];
+				ig_prefix_match(x, &q, 1, all, CT_THREADS * CT_EPS, counts);
+				for (int i2 = 0; i2 < CT_THREADS; i2++)
+					for (int e2 = 0; e2 < CT_EPS; e2++)
+						assert_int_equal(
+						    counts[i2 * CT_EPS + e2],
+						    model_holds(&t[i2].m, (size_t)e2, q));
 			}
-		assert_int_equal(walked, held > 0);
-	}
 	free(t);
 	ig_prefix_free(x);
 }
@@ -636,16 +741,28 @@ static void test_concurrent_exact(void **state)
  * threads' commits, while others look up; nothing is evicted or forgotten,
  * so a run a thread has committed must stay found in full by every lookup
  * it makes afterwards, and at the end the index holds exactly the union
- * of what was committed. */
+ * of what was committed. The runs are prefixes of SH_FAMILIES chains of
+ * SH_LEN blocks that branch in two at block SH_LEN / 2. */
 #define SH_THREADS 4
 #define SH_EPS 2
-#define SH_UNIVERSE 3000
+#define SH_FAMILIES 90
+#define SH_LEN 16
 #define SH_ROUNDS 2000
+#define SH_SPOTS (SH_FAMILIES * 2 * SH_LEN)
+
+static uint64_t sh_chains[SH_FAMILIES][2][SH_LEN];
+
+/* Where block j of family f, branch b, is counted: the blocks before the
+ * branch are both branches'. */
+static size_t sh_spot(size_t f, size_t b, size_t j)
+{
+	return (f * 2 + (j < SH_LEN / 2 ? 0 : b)) * SH_LEN + j;
+}
 
 struct sh_thread {
 	struct ig_prefix_index *x;
 	int id;
-	bool *done; /* [SH_EPS][SH_UNIVERSE]: committed by this thread */
+	bool *done; /* [SH_EPS][SH_SPOTS]: committed by this thread */
 	int failures;
 };
 
@@ -654,11 +771,9 @@ static void *sh_run(void *arg)
 	struct sh_thread *t = arg;
 	uint64_t rng = 1000 + (uint64_t)t->id, keys[SH_EPS] = {42, 43};
 	for (int r = 0; r < SH_ROUNDS; r++) {
-		size_t e = ct_rand(&rng) % SH_EPS;
-		size_t len = 1 + ct_rand(&rng) % 16, start = ct_rand(&rng) % (SH_UNIVERSE - 16);
-		uint64_t run[16];
-		for (size_t j = 0; j < len; j++)
-			run[j] = ct_hash(start + j);
+		size_t e = lcg(&rng) % SH_EPS;
+		size_t f = lcg(&rng) % SH_FAMILIES, b = lcg(&rng) % 2, len = 1 + lcg(&rng) % SH_LEN;
+		const uint64_t *run = sh_chains[f][b];
 		/* Half the commits start from what a lookup saw, which other
 		 * threads' commits for the same endpoint may have made stale. */
 		int rc;
@@ -676,7 +791,7 @@ static void *sh_run(void *arg)
 		if (rc != 0)
 			t->failures++;
 		for (size_t j = 0; j < len; j++)
-			t->done[e * SH_UNIVERSE + start + j] = true;
+			t->done[e * SH_SPOTS + sh_spot(f, b, j)] = true;
 		/* Just committed: found in full, by both candidates' counts. */
 		uint32_t counts[SH_EPS];
 		if (ig_prefix_match(t->x, run, len, keys, SH_EPS, counts) != len ||
@@ -689,13 +804,20 @@ static void *sh_run(void *arg)
 static void test_concurrent_same_endpoint(void **state)
 {
 	(void)state;
-	struct ig_prefix_index *x = ig_prefix_new(SH_UNIVERSE);
+	struct ig_prefix_index *x = ig_prefix_new(SH_SPOTS);
 	assert_non_null(x);
+	for (size_t f = 0; f < SH_FAMILIES; f++)
+		for (size_t b = 0; b < 2; b++) {
+			uint8_t syms[SH_LEN];
+			for (size_t j = 0; j < SH_LEN; j++)
+				syms[j] = j < SH_LEN / 2 ? 0 : (uint8_t)(1 + b);
+			chain_of(1000 + f, syms, SH_LEN, sh_chains[f][b]);
+		}
 	struct sh_thread t[SH_THREADS];
 	pthread_t th[SH_THREADS];
 	for (int i = 0; i < SH_THREADS; i++) {
 		t[i] = (struct sh_thread){.x = x, .id = i};
-		t[i].done = calloc(SH_EPS * SH_UNIVERSE, sizeof(bool));
+		t[i].done = calloc(SH_EPS * SH_SPOTS, sizeof(bool));
 		assert_non_null(t[i].done);
 		assert_int_equal(pthread_create(&th[i], NULL, sh_run, &t[i]), 0);
 	}
@@ -703,16 +825,19 @@ static void test_concurrent_same_endpoint(void **state)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 	uint64_t want = 0, entries, bytes, keys[SH_EPS] = {42, 43};
 	for (size_t e = 0; e < SH_EPS; e++)
-		for (size_t h = 0; h < SH_UNIVERSE; h++) {
-			bool any = false;
-			for (int i = 0; i < SH_THREADS; i++)
-				any |= t[i].done[e * SH_UNIVERSE + h];
-			want += any;
-			uint64_t q = ct_hash(h);
-			uint32_t counts[SH_EPS];
-			ig_prefix_match(x, &q, 1, keys, SH_EPS, counts);
-			assert_int_equal(counts[e], any);
-		}
+		for (size_t f = 0; f < SH_FAMILIES; f++)
+			for (size_t b = 0; b < 2; b++)
+				for (size_t j = b ? SH_LEN / 2 : 0; j < SH_LEN; j++) {
+					size_t spot = sh_spot(f, b, j);
+					bool any = false;
+					for (int i = 0; i < SH_THREADS; i++)
+						any |= t[i].done[e * SH_SPOTS + spot];
+					want += any;
+					uint32_t counts[SH_EPS];
+					ig_prefix_match(x, &sh_chains[f][b][j], 1, keys, SH_EPS,
+							counts);
+					assert_int_equal(counts[e], any);
+				}
 	ig_prefix_size(x, &entries, &bytes);
 	assert_int_equal(entries, want);
 	for (int i = 0; i < SH_THREADS; i++) {
