@@ -11,7 +11,10 @@
  * - 4 KB prompts with the candidates read from the endpoint registry as
  *   the gateway does per request (rotation flag, scraped metrics, pending
  *   dispatches of the worker slots that hold some), as worker slot
- *   k % 8 reads them, then schedule + commit.
+ *   k % 8 reads them, then schedule + commit. As in the gateway, the
+ *   list is read under a list id: what was read is kept, and each read
+ *   copies again only the endpoints scraped since (all of them every n
+ *   picks here).
  *
  * Run: make bench-picker; or build/bench/picker_bench N... for the first
  * table at chosen endpoint counts, build/bench/picker_bench gw N... for the
@@ -206,6 +209,10 @@ static struct result run_gateway(size_t n, long iters, const struct prompts *pr)
 				   .target_model = IG_STR("llama"),
 				   .prompt_tokens = pr->len / 4};
 	struct ig_sched_result res = {.ranked = ranked};
+	/* The gateway names each pool's endpoint list (admit.c: list_id), so
+	 * that a worker reads again only what changed; so does this. */
+	static uint64_t lists;
+	uint64_t list = ++lists;
 	double t0 = 0;
 	long warm = iters / 4;
 	for (long k = 0; k < warm + iters; k++) {
@@ -214,7 +221,8 @@ static struct result run_gateway(size_t n, long iters, const struct prompts *pr)
 		clock += 10000;
 		/* What the gateway's admission step does per request. */
 		struct ig_candidates cand;
-		if (ig_candidates_read(&cand, g.eps, n, (size_t)k % SLOTS, false, clock) != 0) {
+		if (ig_candidates_read(&cand, g.eps, n, (size_t)k % SLOTS, false, clock, list) !=
+		    0) {
 			fprintf(stderr, "out of memory\n");
 			exit(1);
 		}

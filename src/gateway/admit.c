@@ -95,6 +95,19 @@ static bool in_subset(const struct ig_req *p, const struct ig_endpoint *ep)
 	return false;
 }
 
+/* The identity of the request's pool's endpoint list for the worker's
+ * candidate reads: its snapshot's generation (never reused) and its place
+ * in the snapshot. 0 (not kept) past 2^24 pools. */
+static uint64_t list_id(const struct ig_req *p)
+{
+	if (p->pool < p->snap->pools || p->pool >= p->snap->pools + p->snap->npools)
+		return 0;
+	size_t at = (size_t)(p->pool - p->snap->pools);
+	if (at + 1 >= ((size_t)1 << 24))
+		return 0;
+	return (p->snap->generation << 24) | (at + 1);
+}
+
 /* Keeps the candidates the subset hint names, in order. */
 static void restrict_to_subset(const struct ig_req *p, struct ig_candidates *c)
 {
@@ -102,13 +115,9 @@ static void restrict_to_subset(const struct ig_req *p, struct ig_candidates *c)
 	for (size_t i = 0; i < c->n; i++) {
 		if (!in_subset(p, c->eps[i]))
 			continue;
-		c->eps[k] = c->eps[i];
-		c->load[k] = c->load[i];
-		if (c->full)
-			c->full[k] = c->full[i];
-		c->se[k] = c->se[i];
-		c->se[k].m = &c->load[k];
-		c->se[k].full = c->full ? &c->full[k] : NULL;
+		if (k != i)
+			ig_candidates_put(c, k, c->se[i], c->load[i], c->eps[i],
+					  c->full ? &c->full[i] : NULL);
 		k++;
 	}
 	c->n = k;
@@ -120,8 +129,9 @@ static int schedule(struct ig_req *p, bool from_queue)
 	struct ig_scheduler *sched = p->pool->sched->s;
 	uint64_t t0 = ig_now_ns();
 	bool adapters = ig_scheduler_reads_adapters(sched) && !p->random_endpoint;
-	if (ig_candidates_read(&c, p->pool->eps, p->pool->neps, (size_t)p->w->id, adapters, t0) <
-	    0) {
+	if (ig_candidates_read(&c, p->pool->eps, p->pool->neps, (size_t)p->w->id, adapters, t0,
+			       list_id(p)) < 0 ||
+	    ((p->has_subset || p->random_endpoint) && ig_candidates_own(&c) < 0)) {
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
 	}
@@ -295,7 +305,7 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 		struct ig_candidates c;
 		/* On failure dispatch_queued answers the error. */
 		if (ig_candidates_read(&c, p->pool->eps, p->pool->neps, (size_t)w->id, false,
-				       ig_now_ns()) == 0 &&
+				       ig_now_ns(), list_id(p)) == 0 &&
 		    c.n > 0 &&
 		    saturation(p->pool->sched->s, &c) >=
 			ig_flow_usage_limit(&p->snap->flow, p->priority))

@@ -171,15 +171,16 @@ _Static_assert(offsetof(struct ig_endpoint_metrics, active) % 8 == 0 &&
 		   offsetof(struct ig_endpoint_metrics, updated_ns) % 8 == 0,
 	       "the metrics copy by words");
 
-void ig_endpoint_read_sched(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out)
+unsigned ig_endpoint_read_sched(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out)
 {
 	struct ig_endpoint *e = (struct ig_endpoint *)ep;
 	const struct ig_endpoint_metrics *m = ep->metrics;
 	const size_t head = offsetof(struct ig_endpoint_metrics, active);
 	const size_t mid = offsetof(struct ig_endpoint_metrics, max_active);
 	const size_t mid_len = offsetof(struct ig_endpoint_metrics, running_text) - mid;
+	unsigned s1;
 	for (;;) {
-		unsigned s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+		s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
 		if (s1 & 1u)
 			continue;
 		copy_words(out, m, head, memory_order_acquire);
@@ -194,6 +195,7 @@ void ig_endpoint_read_sched(const struct ig_endpoint *ep, struct ig_endpoint_met
 	}
 	out->running_text[0] = '\0';
 	out->waiting_text[0] = '\0';
+	return s1;
 }
 
 void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out)

@@ -113,12 +113,13 @@ void ig_endpoint_put(struct ig_endpoint *ep);
  * both. Readers never wait for each other; there is one writer at a time
  * (the scraper). */
 void ig_endpoint_read_metrics(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
-static inline void ig_endpoint_read_load(const struct ig_endpoint *ep,
-					 struct ig_endpoint_load *out);
+static inline unsigned ig_endpoint_read_load(const struct ig_endpoint *ep,
+					     struct ig_endpoint_load *out);
 /* What the picker reads of the full metrics: all but the display texts
  * (left empty), each adapter set up to its count, so a copy is a few dozen
- * words instead of 1.3 KB. */
-void ig_endpoint_read_sched(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
+ * words instead of 1.3 KB. Returns the sequence counter it was read at, as
+ * ig_endpoint_read_load() does. */
+unsigned ig_endpoint_read_sched(const struct ig_endpoint *ep, struct ig_endpoint_metrics *out);
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m);
 /* Only the cache configuration of the full metrics (one word). */
 void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config *out);
@@ -211,8 +212,11 @@ static inline void ig_endpoint_prefetch_slots(const struct ig_endpoint *ep)
 
 /* The load figures under the sequence counter (see endpoint.c's
  * copy_words for why each word is an acquire load): inline, as every
- * request reads them for every candidate. */
-static inline void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig_endpoint_load *out)
+ * request reads them for every candidate. Returns the counter they were
+ * read at (even): a later read of the counter that finds it unchanged
+ * finds the same figures. */
+static inline unsigned ig_endpoint_read_load(const struct ig_endpoint *ep,
+					     struct ig_endpoint_load *out)
 {
 	struct ig_endpoint *e = (struct ig_endpoint *)ep;
 	_Atomic uint64_t *src = (_Atomic uint64_t *)&e->load;
@@ -225,8 +229,15 @@ static inline void ig_endpoint_read_load(const struct ig_endpoint *ep, struct ig
 			memcpy((char *)out + i * sizeof w, &w, sizeof w);
 		}
 		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
-			return;
+			return s1;
 	}
+}
+
+/* The counter the figures are published under: odd while written, moved
+ * on by every write. */
+static inline unsigned ig_endpoint_seq(const struct ig_endpoint *ep)
+{
+	return atomic_load_explicit(&((struct ig_endpoint *)ep)->seq, memory_order_acquire);
 }
 
 /* Scraper side: a scrape is being sent (returns its epoch); its page was
