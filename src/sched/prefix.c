@@ -153,6 +153,7 @@ struct server {
 	uint32_t count;
 	uint32_t capacity; /* of its last commit */
 	uint32_t spare;	   /* nodes of this slot not in use */
+	uint32_t nspare;   /* how many */
 	bool used;
 	/* Under the servers mutex: the next unused slot. */
 	uint32_t next_free;
@@ -196,6 +197,7 @@ struct ig_prefix_index {
 	_Atomic uintptr_t table;
 	struct node *nodes; /* the reservation, max_nodes long */
 	uint64_t max_nodes;
+	uint64_t node_limit; /* ids handed out stay below this (tests lower it) */
 	uint32_t capacity;
 	_Atomic uint32_t map_seq; /* odd while an endpoint comes or goes */
 	_Atomic uint32_t nservers;
@@ -400,6 +402,7 @@ static int arena_reserve(struct ig_prefix_index *x, uint32_t max_capacity)
 		if (p != MAP_FAILED) {
 			x->nodes = p;
 			x->max_nodes = want;
+			x->node_limit = want;
 			return 0;
 		}
 	}
@@ -624,31 +627,57 @@ static int arena_ready(struct ig_prefix_index *x, uint64_t end)
 static uint32_t arena_take(struct ig_prefix_index *x, uint32_t n)
 {
 	uint64_t first = atomic_fetch_add_explicit(&x->next_node, n, memory_order_relaxed);
-	if (first + n > x->max_nodes || arena_ready(x, first + n) < 0)
+	if (first + n > x->node_limit || arena_ready(x, first + n) < 0)
 		return NIL;
 	return (uint32_t)first;
+}
+
+/* A batch of new nodes for endpoint s's spares. */
+static int spare_batch(struct ig_prefix_index *x, struct server *s)
+{
+	uint32_t n = s->count < BATCH_MIN ? BATCH_MIN : s->count;
+	if (n > BATCH_MAX)
+		n = BATCH_MAX;
+	uint32_t first = arena_take(x, n);
+	if (first == NIL)
+		return -1;
+	for (uint32_t j = 0; j < n; j++) {
+		struct node *nd = node_at(x, first + j);
+		atomic_store_explicit(&nd->server, NIL, memory_order_relaxed);
+		nd->older = j + 1 < n ? first + j + 1 : s->spare;
+	}
+	s->spare = first;
+	s->nspare += n;
+	return 0;
+}
+
+/* At least `want` spare nodes for endpoint s, so that a commit that needs
+ * them cannot fail half done. */
+static int spare_reserve(struct ig_prefix_index *x, struct server *s, size_t want)
+{
+	while (s->nspare < want)
+		if (spare_batch(x, s) < 0)
+			return -1;
+	return 0;
 }
 
 /* A node for endpoint s, from its spares or a new batch. */
 static uint32_t node_take(struct ig_prefix_index *x, struct server *s)
 {
-	if (s->spare == NIL) {
-		uint32_t n = s->count < BATCH_MIN ? BATCH_MIN : s->count;
-		if (n > BATCH_MAX)
-			n = BATCH_MAX;
-		uint32_t first = arena_take(x, n);
-		if (first == NIL)
-			return NIL;
-		for (uint32_t j = 0; j < n; j++) {
-			struct node *nd = node_at(x, first + j);
-			atomic_store_explicit(&nd->server, NIL, memory_order_relaxed);
-			nd->older = j + 1 < n ? first + j + 1 : NIL;
-		}
-		s->spare = first;
-	}
+	if (s->spare == NIL && spare_batch(x, s) < 0)
+		return NIL;
 	uint32_t i = s->spare;
 	s->spare = node_at(x, i)->older;
+	s->nspare--;
 	return i;
+}
+
+/* Gives node i (unlinked) back to endpoint s's spares. */
+static void spare_put(struct ig_prefix_index *x, struct server *s, uint32_t i)
+{
+	node_at(x, i)->older = s->spare;
+	s->spare = i;
+	s->nspare++;
 }
 
 static void lru_unlink(struct node *nodes, struct server *s, uint32_t i)
@@ -943,8 +972,7 @@ static void trim(struct ig_prefix_index *x, struct server *s)
 		uint32_t i = s->oldest;
 		lru_unlink(x->nodes, s, i);
 		unlink_node(x, i);
-		node_at(x, i)->older = s->spare;
-		s->spare = i;
+		spare_put(x, s, i);
 		s->count--;
 	}
 }
@@ -976,6 +1004,14 @@ int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t
 	trim(x, s);
 	uint32_t cur[IG_PREFIX_MAX_BLOCKS], i;
 	size_t held = held_prefix(x, s, slot, hashes, n, seen, &i);
+	/* The nodes the new pairs need, before any is linked: a commit that
+	 * ran out of memory half done would leave the endpoint holding a
+	 * chain's tail without its head. */
+	size_t room = s->capacity > s->count ? s->capacity - s->count : 0;
+	if (spare_reserve(x, s, n - held < room ? n - held : room) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
 	/* The lines of the new pairs, asked for together. */
 	struct view v = view_load(x);
 	for (size_t j = held; j < n; j++)
@@ -1037,8 +1073,7 @@ void ig_prefix_forget(struct ig_prefix_index *x, uint64_t key)
 		uint32_t i = s->oldest;
 		lru_unlink(x->nodes, s, i);
 		unlink_node(x, i);
-		node_at(x, i)->older = s->spare;
-		s->spare = i;
+		spare_put(x, s, i);
 	}
 	s->count = 0;
 	s->used = false;
@@ -1374,6 +1409,12 @@ void ig_prefix_seen(struct ig_prefix_index *x, const struct ig_prefix_walk *w, u
 	out->n = w->n;
 	out->held = held;
 	out->deep = deep;
+}
+
+void ig_prefix_limit_nodes(struct ig_prefix_index *x, uint64_t n)
+{
+	if (n < x->node_limit)
+		x->node_limit = n;
 }
 
 void ig_prefix_size(struct ig_prefix_index *x, uint64_t *entries, uint64_t *bytes)

@@ -115,6 +115,10 @@ int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t
 			 const struct ig_prefix_seen *seen, uint32_t capacity);
 void ig_prefix_forget(struct ig_prefix_index *x, uint64_t key);
 
+/* For tests: no more than n nodes will ever be handed out, as if memory
+ * ran out there. */
+void ig_prefix_limit_nodes(struct ig_prefix_index *x, uint64_t n);
+
 /* (hash, endpoint) pairs held, and bytes of memory in use. */
 void ig_prefix_size(struct ig_prefix_index *x, uint64_t *entries, uint64_t *bytes);
 

@@ -623,6 +623,36 @@ static void test_lookup_hits_and_seen(void **state)
 	ig_prefix_free(x);
 }
 
+/* Out of memory in the middle of a commit: the commit fails whole, and
+ * the endpoint does not hold the tail of a chain without its head (which
+ * a lookup would count wrong). */
+static void test_out_of_nodes(void **state)
+{
+	(void)state;
+	struct ig_prefix_index *x = ig_prefix_new(100);
+	ig_prefix_limit_nodes(x, 16);
+	uint8_t syms[30] = {0};
+	uint64_t h[30];
+	chain_of(3, syms, 30, h);
+	assert_int_equal(ig_prefix_add(x, 1, h, 4), 0); /* a batch of 8 */
+	uint64_t entries, bytes, keys[2] = {1, 2};
+	uint32_t counts[2];
+	/* Endpoint 2 needs 30 nodes; 8 are left. */
+	assert_int_equal(ig_prefix_add(x, 2, h, 30), -1);
+	ig_prefix_size(x, &entries, &bytes);
+	assert_int_equal(entries, 4);
+	assert_int_equal(ig_prefix_match(x, h, 30, keys, 2, counts), 4);
+	assert_int_equal(counts[0], 4);
+	assert_int_equal(counts[1], 0);
+	assert_int_equal(ig_prefix_match(x, &h[29], 1, keys, 2, counts), 0);
+	/* What fits still commits. */
+	assert_int_equal(ig_prefix_add(x, 2, h, 8), 0);
+	assert_int_equal(ig_prefix_match(x, h, 30, keys, 2, counts), 8);
+	assert_int_equal(counts[0], 4);
+	assert_int_equal(counts[1], 8);
+	ig_prefix_free(x);
+}
+
 /* ---- concurrency: exact results while others write ------------------------------ */
 
 /* Each thread drives endpoints of its own through random commits (chains
@@ -948,6 +978,7 @@ int main(void)
 	    cmocka_unit_test(test_seen_against_model),
 	    cmocka_unit_test(test_capacities_against_model),
 	    cmocka_unit_test(test_lookup_hits_and_seen),
+	    cmocka_unit_test(test_out_of_nodes),
 	    cmocka_unit_test(test_concurrent_exact),
 	    cmocka_unit_test(test_concurrent_same_endpoint),
 	    cmocka_unit_test(test_concurrent_commit_and_schedule),
