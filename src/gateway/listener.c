@@ -347,7 +347,12 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	/* A streamed body (ig_proxy_stream_body) is not here yet: it goes to
 	 * a Service as it comes, unread. */
 	p->streaming = ex->body_streaming;
-	if (!p->streaming) {
+	if (p->streaming) {
+		/* A body that may end small (its length unknown, or a gRPC
+		 * call's) is kept for another attempt; a larger one cannot be. */
+		p->keeping = ex->body_length < 0 || (uint64_t)ex->body_length <= IG_REQ_REPLAY_MAX;
+		ig_buf_init(&p->replay, IG_REQ_REPLAY_MAX);
+	} else {
 		ig_req_parse_body(p);
 		body_based_routing(p);
 	}

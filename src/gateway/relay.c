@@ -155,6 +155,15 @@ static void access_log(struct ig_req *p)
 	ig_alog_write(p->w->alog, &e);
 }
 
+/* No more keeping a streamed body (relay.c's stream_pump): the answer
+ * started, the body outgrew IG_REQ_REPLAY_MAX, or the request ended. */
+static void stop_keeping(struct ig_req *p)
+{
+	p->keeping = false;
+	ig_buf_free(&p->replay);
+	p->replay_at = 0;
+}
+
 void ig_req_finish(struct ig_req *p)
 {
 	if (p->finished)
@@ -183,6 +192,8 @@ void ig_req_finish(struct ig_req *p)
 	if (w->alog)
 		access_log(p);
 	ig_sse_free(&p->sse_state);
+	if (p->streaming)
+		stop_keeping(p);
 	ig_worker_snap_release(w, p->snap);
 	p->snap = NULL;
 	ig_worker_request_done(w);
@@ -509,6 +520,8 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	p->resp_started = true;
 	p->first_byte_ns = ig_now_ns();
 	snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
+	if (p->streaming)
+		stop_keeping(p); /* no other attempt now */
 	/* An external picker sees the response head first (extpick.c). */
 	if (p->xp && ig_req_extpick_hold(p, c, res))
 		return 0;
@@ -548,9 +561,11 @@ static int on_tunnel_data(struct ig_http_exchange *ex, const char *data, size_t 
  * Content-Length, else chunked), then what the client sends, once the
  * connection is up and as far as the upstream client takes it; the
  * client may send more only as what was passed on leaves the exchange
- * (HTTP/2 flow-control credit, or the server reading on). Once a byte
- * went, the request cannot be sent anywhere again: a failure before the
- * answer is a 502 (UNAVAILABLE to a gRPC client). */
+ * (HTTP/2 flow-control credit, or the server reading on). What went is
+ * kept too, up to IG_REQ_REPLAY_MAX and until the answer starts, so that
+ * an attempt that fails before the answer can be made again as for a
+ * body read whole (request.h: replay); past that, once a byte went, a
+ * failure before the answer is a 502 (UNAVAILABLE to a gRPC client). */
 
 static void stream_pump(struct ig_req *p)
 {
@@ -561,13 +576,32 @@ static void stream_pump(struct ig_req *p)
 	if (!p->up || p->stream_ended || !ig_http_client_connected(p->up) ||
 	    ig_http_client_body_full(p->up))
 		return;
+	bool all_taken = ex->body_done && ex->body.len == 0;
+	if (p->keeping && p->replay_at < p->replay.len) {
+		/* Another attempt: what the last one passed on goes first. */
+		size_t n = p->replay.len - p->replay_at;
+		if (ig_http_client_body(p->up, p->replay.ptr + p->replay_at, n, all_taken) < 0)
+			return;
+		p->replay_at += n;
+		p->attempt_sent += n;
+		p->stream_ended = all_taken;
+		if (all_taken || ig_http_client_body_full(p->up))
+			return;
+	}
 	size_t n = ex->body.len;
 	if (!n && !ex->body_done)
 		return;
 	if (ig_http_client_body(p->up, ex->body.ptr, n, ex->body_done) < 0)
 		return; /* the answer came and ended first: the rest is not wanted */
+	if (p->keeping) {
+		if (ig_buf_append(&p->replay, ex->body.ptr, n) == 0)
+			p->replay_at = p->replay.len;
+		else
+			stop_keeping(p); /* past IG_REQ_REPLAY_MAX */
+	}
 	ig_http_body_consume(ex, n);
 	p->stream_sent += n;
+	p->attempt_sent += n;
 	p->stream_ended = ex->body_done;
 }
 
@@ -812,8 +846,9 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 		return;
 	}
 	struct ig_endpoint *ep = p->ep;
-	if (p->streaming && p->stream_sent) {
-		/* Part of a streamed body went: it cannot be sent again. */
+	if (p->streaming && p->attempt_sent && !p->keeping) {
+		/* Part of a streamed body went, and was not kept: it cannot be
+		 * sent again. */
 		ig_warn("upstream %s: failed while the request's body was streaming (%s)", ep->addr,
 			strerror(f->err));
 		release_endpoint(p);
@@ -958,6 +993,10 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		ig_http_client_allow_upgrade(c);
 	p->up = c;
 	if (p->streaming) {
+		/* From the start: the kept bytes, then what still comes. */
+		p->replay_at = 0;
+		p->attempt_sent = 0;
+		p->stream_ended = false;
 		p->ex->on_body = on_client_body;
 		stream_pump(p); /* on a kept-alive connection; else once it is up */
 	}

@@ -19,6 +19,9 @@
 #include "sched/sched.h"
 
 #define IG_REQ_MAX_RANKED IG_SCHED_MAX_RANKED
+/* A streamed body is kept for another attempt up to this size (as a body
+ * of at most 1 MiB is read whole: listener.c's STREAM_MIN_BYTES). */
+#define IG_REQ_REPLAY_MAX ((size_t)1 << 20)
 #define IG_REQ_TAIL 4096 /* bytes of a JSON response kept to find its usage */
 
 /* Members of a JSON request body the stages use (rewrite.c). */
@@ -148,11 +151,19 @@ struct ig_req {
 	bool has_grpc_status;
 	int grpc_status;
 	/* The client's body is streamed to the pod as it comes (a gRPC call,
-	 * a large upload: ig_proxy_stream_body): stream_sent bytes of it went to the
-	 * upstream client, which makes the request one that cannot be sent
-	 * again; stream_ended once its end went too. */
-	bool streaming, stream_ended;
-	uint64_t stream_sent;
+	 * a large upload: ig_proxy_stream_body): stream_sent bytes of it were
+	 * taken from the client and passed on; stream_ended once its end went
+	 * too (on the current attempt). Until the answer starts, and while it
+	 * is at most IG_REQ_REPLAY_MAX bytes, what was passed on is also kept
+	 * (`replay`): an attempt that fails before the answer can then be
+	 * made again, elsewhere or on a new connection, sending the kept bytes
+	 * first (from replay_at on), as a body read whole would be. `keeping`
+	 * is false once the body outgrew that or the answer started; then a
+	 * failure after attempt_sent > 0 bytes of this attempt is a 502. */
+	bool streaming, stream_ended, keeping;
+	uint64_t stream_sent, attempt_sent;
+	size_t replay_at;
+	struct ig_buf replay;
 	char *tail; /* last bytes of a JSON response, for `usage` */
 	size_t tail_len;
 	struct ig_sse sse_state; /* data: lines of an event stream */

@@ -6,7 +6,9 @@ Content-Length, else chunked); a body of 1 MiB or less is still read whole
 (it can then still go to another endpoint after a failure). A pod that
 answers before the body ended ends the exchange, and the connection closes
 after the answer; a client that goes away mid-upload takes the pod's
-connection with it; a request pipelined after a streamed body is served."""
+connection with it; a request pipelined after a streamed body is served.
+A streamed body of at most 1 MiB so far is kept until the answer starts,
+so a pod that dies with it unanswered does not lose the request."""
 import hashlib
 import json
 import os
@@ -417,6 +419,44 @@ def test_client_leaving_mid_upload_closes_the_pods_connection(setup):
     assert status == 200
 
 
+def h2_upload(sock, conn, path, body, with_length):
+    """POSTs body on a new stream of the HTTP/2 connection conn (h2) over
+    sock, with a content-length or not, as flow control lets it go; the
+    answer's (status, body)."""
+    import h2.events
+    sid = conn.get_next_available_stream_id()
+    hdrs = [(":method", "POST"), (":path", path), (":scheme", "http"),
+            (":authority", "up")]
+    if with_length:
+        hdrs.append(("content-length", str(len(body))))
+    conn.send_headers(sid, hdrs)
+    sock.sendall(conn.data_to_send())
+    off, data, status, ended = 0, b"", None, False
+    while not ended:
+        while off < len(body):
+            room = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+            if room <= 0:
+                break
+            conn.send_data(sid, body[off:off + room])
+            off += room
+        if off >= len(body) and not conn.streams[sid].closed and \
+                conn.streams[sid].state_machine.state.name == "OPEN":
+            conn.end_stream(sid)
+        sock.sendall(conn.data_to_send())
+        if ended:
+            break
+        for ev in conn.receive_data(sock.recv(65536)):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = dict(ev.headers)[b":status"]
+            elif isinstance(ev, h2.events.DataReceived):
+                data += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+            elif isinstance(ev, h2.events.StreamEnded):
+                ended = True
+        sock.sendall(conn.data_to_send())
+    return status, data
+
+
 def test_http2_upload_to_an_http1_pod(setup):
     """Over HTTP/2 (prior knowledge): 8 MiB without content-length reaches
     the HTTP/1.1 pod chunked, 3 MiB with one keeps its Content-Length, and
@@ -432,37 +472,7 @@ def test_http2_upload_to_an_http1_pod(setup):
     sock.sendall(conn.data_to_send())
 
     def upload(path, body, with_length):
-        sid = conn.get_next_available_stream_id()
-        hdrs = [(":method", "POST"), (":path", path), (":scheme", "http"),
-                (":authority", "up")]
-        if with_length:
-            hdrs.append(("content-length", str(len(body))))
-        conn.send_headers(sid, hdrs)
-        sock.sendall(conn.data_to_send())
-        off, data, status, ended = 0, b"", None, False
-        while not ended:
-            while off < len(body):
-                room = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
-                if room <= 0:
-                    break
-                conn.send_data(sid, body[off:off + room])
-                off += room
-            if off >= len(body) and not conn.streams[sid].closed and \
-                    conn.streams[sid].state_machine.state.name == "OPEN":
-                conn.end_stream(sid)
-            sock.sendall(conn.data_to_send())
-            if ended:
-                break
-            for ev in conn.receive_data(sock.recv(65536)):
-                if isinstance(ev, h2.events.ResponseReceived):
-                    status = dict(ev.headers)[b":status"]
-                elif isinstance(ev, h2.events.DataReceived):
-                    data += ev.data
-                    conn.acknowledge_received_data(ev.flow_controlled_length, sid)
-                elif isinstance(ev, h2.events.StreamEnded):
-                    ended = True
-            sock.sendall(conn.data_to_send())
-        return status, data
+        return h2_upload(sock, conn, path, body, with_length)
 
     big = b"".join(pattern(i) for i in range(8))
     status, data = upload("/h2-chunked", big, False)
@@ -494,6 +504,164 @@ def test_stops_cleanly(setup):
     c.close()
     assert status == 200
     s.stop()
+
+
+class DyingPod(UploadPod):
+    """An UploadPod that, the first time either of a pair gets a request
+    for /die, reads its whole body and then dies without answering: it
+    stops listening and closes the connection. `shared` is the pair's
+    [dead yet] flag."""
+
+    def __init__(self, host, port, shared):
+        self.shared = shared
+        super().__init__(host, port)
+
+    def serve(self, c, cid):
+        c.settimeout(30)
+        try:
+            head, buf = read_head(c, b"")
+            if head is None:
+                return
+            if head.split(" ")[1] == "/die" and not self.shared[0]:
+                self.shared[0] = True
+                self.heads.append(head)
+                got = self.body(c, buf, head)
+                self.got = got[:2] if got else None
+                self.stopping = True
+                self.sock.close()
+                c.close()
+                return
+        except OSError:
+            return
+        # Served as UploadPod serves, from the head already read.
+        super().serve(_Replay(c, head, buf), cid)
+
+
+class _Replay:
+    """A socket that gives back a head already read before its own bytes."""
+
+    def __init__(self, c, head, buf):
+        self.c = c
+        self.pending = head.encode() + b"\r\n\r\n" + buf
+
+    def recv(self, n):
+        if self.pending:
+            out, self.pending = self.pending[:n], self.pending[n:]
+            return out
+        return self.c.recv(n)
+
+    def __getattr__(self, name):
+        return getattr(self.c, name)
+
+
+def two_dying_pods(procs, tmp_path):
+    """The gateway before a Service of two DyingPods on one port."""
+    d = os.path.join(str(tmp_path), "dying")
+    os.makedirs(d, exist_ok=True)
+    hosts = [unique_loopback(), unique_loopback()]
+    port = free_port(hosts[0])
+    while True:
+        try:
+            probe = socket.socket()
+            probe.bind((hosts[1], port))
+            probe.close()
+            break
+        except OSError:
+            probe.close()
+            port = free_port(hosts[0])
+    shared = [False]
+    pods = [DyingPod(h, port, shared) for h in hosts]
+    svc = SERVICE.format(name="svc-up", port=port, ip=hosts[0], app_protocol="")
+    svc += """---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: svc-up-1
+  labels:
+    app: svc-up
+status:
+  podIP: %s
+""" % hosts[1]
+    host = unique_loopback()
+    gport = free_port(host)
+    write(os.path.join(d, "all.yaml"), "---\n".join([GATEWAY.format(port=gport), ROUTE, svc]))
+    gw = start_gateway(procs, d, host, gport)
+    return gw, pods, host, gport
+
+
+def test_streamed_body_goes_to_another_pod_after_one_died(procs, tmp_path):
+    """A body of unannounced length streams to a pod that reads it all and
+    dies without answering: the gateway kept what it passed on (up to
+    1 MiB) and sends it whole to the other pod, and the client gets that
+    pod's answer, as it would for a body read whole. Before, the request
+    was lost: 502."""
+    gw, pods, host, port = two_dying_pods(procs, tmp_path)
+    try:
+        pieces = [pattern(i, 64 << 10) for i in range(5)] + [b"tail"]
+        whole = b"".join(pieces)
+        c = socket.create_connection((host, port), timeout=30)
+        req = b"POST /die HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for p in pieces:
+            req += b"%x\r\n%s\r\n" % (len(p), p)
+        c.sendall(req + b"0\r\n\r\n")
+        status, head, out, _ = read_response(c)
+        c.close()
+        assert status == 200, (head, out)
+        got = json.loads(out)
+        assert got == {"bytes": len(whole), "sha256": hashlib.sha256(whole).hexdigest(),
+                       "framing": "chunked", "path": "/die"}
+        dead = [p for p in pods if p.stopping]
+        assert len(dead) == 1
+        assert dead[0].got == (len(whole), hashlib.sha256(whole).hexdigest())
+    finally:
+        for p in pods:
+            p.stop()
+        stop_gateway(procs, gw)
+
+
+def test_http2_streamed_body_goes_to_another_pod_after_one_died(procs, tmp_path):
+    """The same over HTTP/2 without content-length (the body streams as
+    it comes): the second pod gets it whole."""
+    h2conn = pytest.importorskip("h2.connection")
+    import h2.config
+    gw, pods, host, port = two_dying_pods(procs, tmp_path)
+    try:
+        sock = socket.create_connection((host, port), timeout=30)
+        conn = h2conn.H2Connection(config=h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        body = pattern(6, 512 << 10)
+        status, data = h2_upload(sock, conn, "/die", body, False)
+        sock.close()
+        assert status == b"200", data
+        assert json.loads(data) == {"bytes": len(body),
+                                    "sha256": hashlib.sha256(body).hexdigest(),
+                                    "framing": "chunked", "path": "/die"}
+        assert [p.got for p in pods if p.stopping] == [(len(body),
+                                                        hashlib.sha256(body).hexdigest())]
+    finally:
+        for p in pods:
+            p.stop()
+        stop_gateway(procs, gw)
+
+
+def test_large_streamed_body_is_not_sent_again(procs, tmp_path):
+    """Past 1 MiB nothing is kept (an upload may be any size): the same
+    death is answered 502, and nothing goes to the other pod."""
+    gw, pods, host, port = two_dying_pods(procs, tmp_path)
+    try:
+        body = pattern(4, 3 * MIB)
+        c = socket.create_connection((host, port), timeout=30)
+        c.sendall(b"POST /die HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(body), body))
+        status, head, out, _ = read_response(c)
+        c.close()
+        assert status == 502, (head, out)
+        assert sum(len(p.heads) for p in pods) == 1
+    finally:
+        for p in pods:
+            p.stop()
+        stop_gateway(procs, gw)
 
 
 def test_body_based_routing_reads_the_body(procs, tmp_path):
