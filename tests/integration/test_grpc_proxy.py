@@ -11,7 +11,8 @@ service alone, method alone, regular expression) and headers, in
 GRPCRoute's precedence; its Services reached over h2c without saying so;
 the gateway's own errors as gRPC statuses (UNIMPLEMENTED for no route,
 UNAVAILABLE for a backend it cannot use); and an HTTPRoute and a
-GRPCRoute on one hostname: the older one serves it."""
+GRPCRoute on one hostname: the older one serves it. A streamed call whose
+kept-alive connection the pod closes under it is made again on a new one."""
 import json
 import os
 import queue
@@ -703,3 +704,94 @@ def test_bidirectional_stream_cancelled(routes):
     assert b.chats_ended, "the pod's call did not end"
     # The gateway is free: the next calls go through.
     assert ping_pong(routes.channel, "/test.Echo/Chat", 2) == [b"B:0", b"B:1"]
+
+
+# ---- a call on a kept-alive h2c connection the pod closes as it is reused ----
+
+class ClosingGrpcPod(TcpPod):
+    """A raw h2c gRPC pod: each call's messages are answered joined by "+".
+    On its first connection, once it answered one call, the first body
+    bytes of the next make it close the connection without a word, as a
+    pod closing an idle connection just as the gateway reuses it (after
+    the gateway sent part of the body). `calls` lists (connection, request
+    bytes) of the calls answered."""
+
+    def __init__(self, host, port):
+        self.calls, self.cut = [], 0
+        super().__init__(host, port)
+
+    def serve(self, c, cid):
+        conn = h2conn.H2Connection(config=h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        c.sendall(conn.data_to_send())
+        bodies, served = {}, 0
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        bodies[ev.stream_id] = b""
+                    elif isinstance(ev, h2.events.DataReceived):
+                        if cid == 1 and served:
+                            self.cut += 1
+                            return
+                        bodies[ev.stream_id] += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length,
+                                                       ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        raw, msgs = bodies.pop(ev.stream_id), []
+                        while raw:
+                            n = int.from_bytes(raw[1:5], "big")
+                            msgs.append(raw[5:5 + n])
+                            raw = raw[5 + n:]
+                        out = b"+".join(msgs)
+                        self.calls.append((cid, out))
+                        conn.send_headers(ev.stream_id, [(":status", "200"),
+                                                         ("content-type", "application/grpc")])
+                        conn.send_data(ev.stream_id, b"\0" + len(out).to_bytes(4, "big") + out)
+                        conn.send_headers(ev.stream_id, [("grpc-status", "0")], end_stream=True)
+                        served += 1
+                c.sendall(conn.data_to_send())
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+def test_streamed_call_on_a_reused_connection_the_pod_closed(procs, tmp_path):
+    """A client-streaming call goes on the kept-alive h2c connection of the
+    call before; the pod closes that connection on its first message. The
+    gateway kept what it passed on, so it makes the call again on a new
+    connection and the client gets the pod's answer. Before, UNAVAILABLE:
+    bytes of a streamed body had gone."""
+    d = os.path.join(str(tmp_path), "closing")
+    os.makedirs(d, exist_ok=True)
+    pod_host = unique_loopback()
+    pod_port = free_port(pod_host)
+    pod = ClosingGrpcPod(pod_host, pod_port)
+    host = unique_loopback()
+    port = free_port(host)
+    route = ROUTE.replace("svc-grpc", "svc-closing")
+    write(os.path.join(d, "all.yaml"), "---\n".join([
+        GATEWAY.format(port=port), route,
+        SERVICE.format(name="svc-closing", port=pod_port, ip=pod_host,
+                       app_protocol="    appProtocol: kubernetes.io/h2c\n")]))
+    gw = start_gateway(procs, d, host, port, extra=["--workers", "1"])
+    channel = grpc.insecure_channel("%s:%d" % (host, port))
+    try:
+        def slow(msgs):
+            for m in msgs:
+                time.sleep(0.05)  # the body is still coming when the head goes
+                yield m
+        call = channel.stream_unary("/test.Echo/ClientStream")
+        assert call(slow([b"a", b"b"]), timeout=10) == b"a+b"
+        assert call(slow([b"c", b"d", b"e"]), timeout=10) == b"c+d+e"
+        assert pod.cut == 1
+        assert [cid for cid, _ in pod.calls] == [1, 2]
+        assert pod.calls[1][1] == b"c+d+e"
+    finally:
+        channel.close()
+        pod.stop()
+        stop_gateway(procs, gw)
