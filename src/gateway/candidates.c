@@ -67,6 +67,18 @@ static int carve(struct ig_candidates *c, struct ig_scratch *mem, struct ig_scra
 	return 0;
 }
 
+/* The endpoint's figures (and its full metrics when full is not NULL),
+ * and the sequence counter they were read at. */
+static inline unsigned read_figures(const struct ig_endpoint *ep, struct ig_endpoint_load *load,
+				    struct ig_endpoint_metrics *full)
+{
+	if (!full)
+		return ig_endpoint_read_load(ep, load);
+	unsigned seq = ig_endpoint_read_sched(ep, full);
+	ig_endpoint_load_of(full, load);
+	return seq;
+}
+
 /* Every endpoint read afresh, into the thread's scratch. */
 static int read_all(struct ig_candidates *c, struct ig_endpoint *const *eps, size_t neps,
 		    size_t self, bool adapters, uint64_t now_ns)
@@ -98,12 +110,7 @@ static int read_all(struct ig_candidates *c, struct ig_endpoint *const *eps, siz
 			long pend_r = 0, pend_t = 0;
 			if (ig_endpoint_some_held(ep, &here))
 				ig_endpoint_pending(ep, self, &pend_r, &pend_t);
-			if (full) {
-				ig_endpoint_read_sched(ep, &full[k]);
-				ig_endpoint_load_of(&full[k], &load[k]);
-			} else {
-				ig_endpoint_read_load(ep, &load[k]);
-			}
+			read_figures(ep, &load[k], full ? &full[k] : NULL);
 			se[k] = (struct ig_sched_endpoint){
 			    .m = &load[k],
 			    .full = full ? &full[k] : NULL,
@@ -207,17 +214,11 @@ static void kept_update(struct kept *k, size_t self, uint64_t now_ns)
 		struct ig_endpoint *ep = eps[i];
 		if (i + 16 < n)
 			ig_endpoint_prefetch_head(eps[i + 16]);
-		if (ig_endpoint_seq(ep) != k->seq[i]) {
-			if (full) {
-				k->seq[i] = ig_endpoint_read_sched(ep, &full[i]);
-				ig_endpoint_load_of(&full[i], &load[i]);
-			} else {
-				k->seq[i] = ig_endpoint_read_load(ep, &load[i]);
-			}
+		bool moved = ig_endpoint_seq(ep) != k->seq[i];
+		if (moved)
+			k->seq[i] = read_figures(ep, &load[i], full ? &full[i] : NULL);
+		if (moved || age_all)
 			se[i].metrics_age_ms = age_ms(load[i].updated_ns, k->aged_ns);
-		} else if (age_all) {
-			se[i].metrics_age_ms = age_ms(load[i].updated_ns, k->aged_ns);
-		}
 		bool oor = atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed);
 		if (oor != k->oor[i]) {
 			k->oor[i] = oor;

@@ -922,31 +922,41 @@ static inline bool owns(const struct ig_prefix_index *x, uint32_t i, uint32_t sl
 	       hash_of(nd) == hash;
 }
 
+/* Whether the lookup's record of endpoint s for these hashes still holds.
+ * What s holds of a chain is a prefix (ig_prefix_add), and only its own
+ * commits change it: the caller's, which holds its lock. So the record
+ * holds when its deepest node is still the endpoint's pair for that hash
+ * and the next hash is still not the endpoint's: its line's counter did
+ * not move since the lookup (a link there would have moved it), or a
+ * walk finds none. */
+static bool seen_holds(struct ig_prefix_index *x, struct view v, const struct server *s,
+		       uint32_t slot, const uint64_t *hashes, size_t n,
+		       const struct ig_prefix_seen *seen)
+{
+	if (!seen || seen->n != n || seen->key != s->key || seen->held > n)
+		return false;
+	size_t h = seen->held;
+	if (h > 0 && !owns(x, seen->deep, slot, hashes[h - 1]))
+		return false;
+	if (h == n)
+		return true;
+	struct spot sp = spot_of(hashes[h]);
+	return atomic_load_explicit(&line_of(seen->table, sp.m)->seq, memory_order_relaxed) ==
+		   seen->next_seq ||
+	       own_find(x, v, hashes[h], sp, slot) == NIL;
+}
+
 /* How many of hashes[0, n) endpoint s holds, and in *deep its node for
- * the last of them. What it holds of a chain is a prefix (ig_prefix_add),
- * and only its own commits change it: the caller's, which holds its lock.
- * So the lookup's record still holds when its deepest node is still the
- * endpoint's pair for that hash and the next hash is still not the
- * endpoint's: its line's counter did not move since the lookup (a link
- * there would have moved it), or a walk finds none. Otherwise a binary
- * search over the endpoint's pairs. */
+ * the last of them: from the lookup's record when it still holds, else a
+ * binary search over the endpoint's pairs. */
 static size_t held_prefix(struct ig_prefix_index *x, struct server *s, uint32_t slot,
 			  const uint64_t *hashes, size_t n, const struct ig_prefix_seen *seen,
 			  uint32_t *deep)
 {
 	struct view v = view_load(x);
-	if (seen && seen->n == n && seen->key == s->key && seen->held <= n) {
-		size_t h = seen->held;
-		if (h == 0 || owns(x, seen->deep, slot, hashes[h - 1])) {
-			struct spot sp = h < n ? spot_of(hashes[h]) : (struct spot){0, 0};
-			if (h == n ||
-			    atomic_load_explicit(&line_of(seen->table, sp.m)->seq,
-						 memory_order_relaxed) == seen->next_seq ||
-			    own_find(x, v, hashes[h], sp, slot) == NIL) {
-				*deep = h ? seen->deep : NIL;
-				return h;
-			}
-		}
+	if (seen_holds(x, v, s, slot, hashes, n, seen)) {
+		*deep = seen->held ? seen->deep : NIL;
+		return seen->held;
 	}
 	size_t lo = 0, hi = n;
 	uint32_t d = NIL;
@@ -1025,8 +1035,9 @@ int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t
 		if (i != NIL) {
 			lru_unlink(x->nodes, s, i);
 			lru_push_newest(x->nodes, s, i);
+		} else if ((rc = add_new(x, s, slot, hashes[j], spot_of(hashes[j]), &i)) < 0) {
+			break; /* no node to follow */
 		} else {
-			rc = add_new(x, s, slot, hashes[j], spot_of(hashes[j]), &i);
 			relinked = j;
 		}
 		cur[j] = i;

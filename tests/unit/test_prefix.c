@@ -651,6 +651,24 @@ static void test_out_of_nodes(void **state)
 	assert_int_equal(counts[0], 4);
 	assert_int_equal(counts[1], 8);
 	ig_prefix_free(x);
+
+	/* Input that breaks the chain contract (an endpoint given blocks 1
+	 * and 2 of a chain as roots of their own), out of nodes: the commit
+	 * of the whole chain finds block 0 missing under the held ones and
+	 * cannot link it; it fails, and does not follow a node it lacks. */
+	x = ig_prefix_new(100);
+	ig_prefix_limit_nodes(x, 8);
+	for (size_t k = 1; k < 3; k++)
+		assert_int_equal(ig_prefix_add(x, 5, &h[k], 1), 0);
+	uint64_t roots[6];
+	for (size_t k = 0; k < 6; k++) {
+		roots[k] = chain_step(50 + k, 0);
+		assert_int_equal(ig_prefix_add(x, 5, &roots[k], 1), 0); /* the batch's last */
+	}
+	assert_int_equal(ig_prefix_add(x, 5, h, 3), -1);
+	ig_prefix_size(x, &entries, &bytes);
+	assert_int_equal(entries, 8);
+	ig_prefix_free(x);
 }
 
 /* ---- concurrency: exact results while others write ------------------------------ */
