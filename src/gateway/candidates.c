@@ -4,14 +4,18 @@
  * iterations ahead, and the slots that hold nothing are not read at all.
  *
  * A list read again (a list id) is kept between reads, per thread: an
- * endpoint whose sequence counter has not moved since the thread copied
- * its figures keeps that copy, so a read of a pool between two of its
- * scrapes costs a load of each endpoint's counter and rotation flag, and
- * the pending counts of the endpoints some worker dispatched to. Copies,
- * metrics ages and pending counts are written only where they change. */
+ * endpoint whose figures have not changed since the thread copied them
+ * keeps that copy. Which ones changed the registry's change log says (the
+ * indexes of the endpoints the scraper wrote since the thread's last
+ * read), so a read of a pool between two of its scrapes costs the log's
+ * few new entries, the held bitmaps (a word per slot per 64 endpoints)
+ * and the pending counts of the endpoints some worker dispatched to, not a
+ * line of every endpoint. Copies, metrics ages and pending counts are
+ * written only where they change. */
 #include "gateway/candidates.h"
 
 #include <string.h>
+#include <sys/types.h>
 
 #include "core/scratch.h"
 
@@ -23,7 +27,7 @@ struct kept {
 	struct ig_endpoint *const *src;
 	size_t n;
 	uint64_t last_use;
-	struct ig_scratch mem, full_mem;
+	struct ig_scratch mem, full_mem, map_mem;
 	struct ig_sched_endpoint *se;
 	struct ig_endpoint_load *load;
 	struct ig_endpoint **eps;
@@ -33,7 +37,23 @@ struct kept {
 	size_t noor;
 	size_t *pend; /* positions whose pending counts are not zero */
 	size_t npend;
+	size_t *hold;	  /* positions some slot may hold pending counts of, */
+	uint64_t *slots;  /* and those slots (ig_held_slots_at) */
 	uint64_t aged_ns; /* metrics ages are as of this time */
+	/* Where the endpoints of the list have neighbouring indexes in one
+	 * registry (log not NULL): its change log, read up to log_pos; the
+	 * positions by index (pos[idx - lo], SIZE_MAX: none) over the span
+	 * [lo, lo + span); its held bitmaps and slot count; and the positions
+	 * of endpoints without an index, read at every read (`other`). */
+	const struct ig_endpoint_log *log;
+	uint64_t log_pos;
+	bool scanned; /* read whole once since log_pos was taken */
+	uint32_t lo, span;
+	size_t *pos;
+	_Atomic uint64_t *held;
+	size_t nslots;
+	size_t *other;
+	size_t nother;
 };
 
 #define KEPT 4
@@ -95,7 +115,9 @@ static int read_all(struct ig_candidates *c, struct ig_endpoint *const *eps, siz
 	struct ig_endpoint_metrics *restrict full = c->full;
 	size_t n = 0;
 	for (int pass = 0; pass < 2 && n == 0; pass++) {
-		struct ig_held_memo ahead = {0}, here = {0};
+		struct ig_held_memo ahead, here;
+		ig_held_memo_init(&ahead);
+		ig_held_memo_init(&here);
 		for (size_t i = 0; i < neps; i++) {
 			struct ig_endpoint *ep = eps[i];
 			if (i + 16 < neps)
@@ -126,6 +148,56 @@ static int read_all(struct ig_candidates *c, struct ig_endpoint *const *eps, siz
 	return 0;
 }
 
+/* Whether the list can be followed through its registry's change log:
+ * its endpoints have indexes in one registry, each once, within a span
+ * not much wider than the list (the map from index to position is that
+ * wide). Sets up k->log and the map, or leaves k->log NULL. */
+static void kept_map(struct kept *k)
+{
+	k->log = NULL;
+	k->nother = 0;
+	uint32_t lo = UINT32_MAX, hi = 0;
+	const struct ig_endpoint *first = NULL;
+	for (size_t i = 0; i < k->n; i++) {
+		const struct ig_endpoint *ep = k->eps[i];
+		if (!ig_endpoint_log_of(ep)) {
+			k->other[k->nother++] = i;
+			continue;
+		}
+		if (!first)
+			first = ep;
+		if (ep->log != first->log)
+			return;
+		lo = ep->idx < lo ? ep->idx : lo;
+		hi = ep->idx > hi ? ep->idx : hi;
+	}
+	if (!first)
+		return;
+	size_t span = (size_t)hi - lo + 1;
+	if (span > 4 * k->n + 64)
+		return;
+	size_t *pos = ig_scratch_get(&k->map_mem, span * sizeof(*pos));
+	if (!pos)
+		return;
+	for (size_t x = 0; x < span; x++)
+		pos[x] = SIZE_MAX;
+	for (size_t i = 0; i < k->n; i++) {
+		const struct ig_endpoint *ep = k->eps[i];
+		if (!ig_endpoint_log_of(ep))
+			continue;
+		if (pos[ep->idx - lo] != SIZE_MAX)
+			return; /* twice in the list */
+		pos[ep->idx - lo] = i;
+	}
+	k->pos = pos;
+	k->lo = lo;
+	k->span = (uint32_t)span;
+	k->held = first->held;
+	k->nslots = first->nslots;
+	k->log = ig_endpoint_log_of(first);
+	k->scanned = false;
+}
+
 /* The kept list for id, or a new one in place of the least recently used;
  * NULL when out of memory. */
 static struct kept *kept_get(uint64_t id, struct ig_endpoint *const *eps, size_t neps,
@@ -145,7 +217,8 @@ static struct kept *kept_get(uint64_t id, struct ig_endpoint *const *eps, size_t
 		k->id = 0;
 		size_t cap = neps ? neps : 1;
 		size_t per = sizeof(*k->se) + sizeof(*k->load) + sizeof(*k->eps) + sizeof(*k->seq) +
-			     sizeof(*k->oor) + sizeof(*k->pend) + 64;
+			     sizeof(*k->oor) + sizeof(*k->pend) + sizeof(*k->hold) +
+			     sizeof(*k->slots) + sizeof(*k->other) + 64;
 		unsigned char *m =
 		    cap <= SIZE_MAX / per ? ig_scratch_get(&k->mem, cap * per) : NULL;
 		if (!m)
@@ -154,7 +227,10 @@ static struct kept *kept_get(uint64_t id, struct ig_endpoint *const *eps, size_t
 		k->load = (struct ig_endpoint_load *)(k->se + cap);
 		k->eps = (struct ig_endpoint **)(k->load + cap);
 		k->pend = (size_t *)(k->eps + cap);
-		k->seq = (unsigned *)(k->pend + cap);
+		k->hold = k->pend + cap;
+		k->other = k->hold + cap;
+		k->slots = (uint64_t *)(k->other + cap);
+		k->seq = (unsigned *)(k->slots + cap);
 		k->oor = (bool *)(k->seq + cap);
 		k->full = NULL;
 		for (size_t i = 0; i < neps; i++) {
@@ -167,12 +243,13 @@ static struct kept *kept_get(uint64_t id, struct ig_endpoint *const *eps, size_t
 			    .key = eps[i]->key,
 			};
 		}
+		k->n = neps;
+		kept_map(k);
 		k->noor = 0;
 		k->npend = 0;
 		k->aged_ns = 0;
 		k->id = id;
 		k->src = eps;
-		k->n = neps;
 	}
 	if (adapters && !k->full) {
 		k->full = ig_scratch_get(&k->full_mem, (neps ? neps : 1) * sizeof(*k->full));
@@ -184,54 +261,141 @@ static struct kept *kept_get(uint64_t id, struct ig_endpoint *const *eps, size_t
 			k->seq[i] = 1; /* read again, with the full metrics */
 			k->se[i].full = &k->full[i];
 		}
+		k->scanned = false;
 	}
 	k->last_use = ++kept_clock;
 	return k;
 }
 
-/* Reads the kept list again: what moved since the last read. (The worker
- * slots of endpoints 8 ahead are not prefetched here as read_all does:
- * with pending counts on most endpoints, the bit tests that find them
- * cost more than the misses they save, 13.3 against 10.8 us a decision
- * at 1,024 endpoints in picker_bench gw.) */
+/* Position i of the kept list read again if its sequence counter moved
+ * (and its rotation flag in any case). */
+static inline void kept_refresh(struct kept *k, size_t i)
+{
+	struct ig_endpoint *ep = k->eps[i];
+	unsigned seq = ig_endpoint_seq(ep);
+	if (seq != k->seq[i]) {
+		k->seq[i] = read_figures(ep, &k->load[i], k->full ? &k->full[i] : NULL);
+		k->se[i].metrics_age_ms = age_ms(k->load[i].updated_ns, k->aged_ns);
+	}
+	bool oor = atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed);
+	if (oor != k->oor[i]) {
+		k->oor[i] = oor;
+		k->noor += oor ? 1 : (size_t)-1;
+	}
+}
+
+/* Every endpoint of the kept list checked: its counter, its flag, and
+ * which slots may hold pending counts of it. */
+static size_t kept_scan(struct kept *k)
+{
+	struct ig_endpoint *const *eps = k->eps;
+	size_t n = k->n, nhold = 0;
+	struct ig_held_memo here;
+	ig_held_memo_init(&here);
+	for (size_t i = 0; i < n; i++) {
+		if (i + 16 < n)
+			ig_endpoint_prefetch_first(eps[i + 16]);
+		kept_refresh(k, i);
+		uint64_t held = ig_endpoint_held_slots(eps[i], &here);
+		if (held) {
+			k->hold[nhold] = i;
+			k->slots[nhold++] = held;
+		}
+	}
+	return nhold;
+}
+
+/* The list through the change log: the endpoints logged since the last
+ * read, and those without an index; the held bitmaps over the list's span
+ * of indexes. -1 when the log cannot tell (this thread fell too far
+ * behind): then the list is read whole. */
+static ssize_t kept_follow(struct kept *k)
+{
+	uint64_t head = ig_endpoint_log_head(k->log);
+	if (!k->scanned || head - k->log_pos > IG_ENDPOINT_LOG)
+		return -1;
+	uint64_t p = k->log_pos;
+	for (; p < head; p++) {
+		uint32_t x;
+		int got = ig_endpoint_log_at(k->log, p, &x);
+		if (got < 0)
+			return -1;
+		if (got == 0)
+			break; /* written soon: read from here next time */
+		if (x - k->lo < k->span && k->pos[x - k->lo] != SIZE_MAX)
+			kept_refresh(k, k->pos[x - k->lo]);
+	}
+	k->log_pos = p;
+	size_t nhold = 0;
+	for (size_t j = 0; j < k->nother; j++) {
+		kept_refresh(k, k->other[j]);
+		k->hold[nhold] = k->other[j];
+		k->slots[nhold++] = UINT64_MAX;
+	}
+	struct ig_held_memo m;
+	ig_held_memo_init(&m);
+	uint32_t end = k->lo + k->span;
+	for (uint32_t b = k->lo / 64; b <= (end - 1) / 64; b++) {
+		ig_held_any_at(&m, k->held, k->nslots, b * 64);
+		uint64_t any = m.any;
+		if (b == k->lo / 64)
+			any &= UINT64_MAX << (k->lo % 64);
+		if (b == (end - 1) / 64 && end % 64)
+			any &= UINT64_MAX >> (64 - end % 64);
+		for (; any; any &= any - 1) {
+			uint32_t x = b * 64 + (uint32_t)__builtin_ctzll(any);
+			size_t i = k->pos[x - k->lo];
+			if (i == SIZE_MAX)
+				continue;
+			k->hold[nhold] = i;
+			k->slots[nhold++] = ig_held_slots_at(&m, k->held, k->nslots, x);
+		}
+	}
+	return (ssize_t)nhold;
+}
+
+/* Reads the kept list again: what moved since the last read. Which
+ * endpoints moved comes from the registry's change log where the list
+ * allows (kept_map), else from each endpoint's counter; pending counts are
+ * read in a second pass over the endpoints some slot holds counts of,
+ * their lines prefetched a few ahead. */
 static void kept_update(struct kept *k, size_t self, uint64_t now_ns)
 {
 	struct ig_sched_endpoint *restrict se = k->se;
-	struct ig_endpoint_load *restrict load = k->load;
-	struct ig_endpoint_metrics *restrict full = k->full;
 	struct ig_endpoint *const *eps = k->eps;
-	size_t n = k->n;
 	for (size_t j = 0; j < k->npend; j++) {
 		se[k->pend[j]].inflight_requests = 0;
 		se[k->pend[j]].inflight_tokens = 0;
 	}
 	k->npend = 0;
-	bool age_all = now_ns - k->aged_ns >= AGE_STEP_NS || now_ns < k->aged_ns;
-	if (age_all)
+	if (now_ns - k->aged_ns >= AGE_STEP_NS || now_ns < k->aged_ns) {
 		k->aged_ns = now_ns;
-	struct ig_held_memo here = {0};
-	for (size_t i = 0; i < n; i++) {
-		struct ig_endpoint *ep = eps[i];
-		if (i + 16 < n)
-			ig_endpoint_prefetch_head(eps[i + 16]);
-		bool moved = ig_endpoint_seq(ep) != k->seq[i];
-		if (moved)
-			k->seq[i] = read_figures(ep, &load[i], full ? &full[i] : NULL);
-		if (moved || age_all)
-			se[i].metrics_age_ms = age_ms(load[i].updated_ns, k->aged_ns);
-		bool oor = atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed);
-		if (oor != k->oor[i]) {
-			k->oor[i] = oor;
-			k->noor += oor ? 1 : (size_t)-1;
+		for (size_t i = 0; i < k->n; i++)
+			se[i].metrics_age_ms = age_ms(k->load[i].updated_ns, now_ns);
+	}
+	ssize_t got = k->log ? kept_follow(k) : -1;
+	size_t nhold;
+	if (got >= 0) {
+		nhold = (size_t)got;
+	} else {
+		if (k->log) {
+			k->log_pos = ig_endpoint_log_head(k->log);
+			k->scanned = true;
 		}
-		if (ig_endpoint_some_held(ep, &here)) {
-			long r = 0, t = 0;
-			ig_endpoint_pending(ep, self, &r, &t);
-			if (r || t) {
-				se[i].inflight_requests = r;
-				se[i].inflight_tokens = t;
-				k->pend[k->npend++] = i;
-			}
+		nhold = kept_scan(k);
+	}
+	for (size_t j = 0; j < nhold; j++) {
+		if (j + 8 < nhold)
+			ig_endpoint_prefetch_head(eps[k->hold[j + 8]]);
+		if (j + 4 < nhold)
+			ig_endpoint_prefetch_held(eps[k->hold[j + 4]], k->slots[j + 4]);
+		size_t i = k->hold[j];
+		long r = 0, t = 0;
+		ig_endpoint_pending_of(eps[i], self, k->slots[j], &r, &t);
+		if (r || t) {
+			se[i].inflight_requests = r;
+			se[i].inflight_tokens = t;
+			k->pend[k->npend++] = i;
 		}
 	}
 }

@@ -31,7 +31,8 @@ struct ig_endpoints {
 	 * endpoint given the index has nothing pending, so a stale bit only
 	 * costs a read until that slot's worker clears it. */
 	_Atomic uint64_t *held;
-	uint64_t used[HELD_WORDS]; /* indexes in use, under lock */
+	struct ig_endpoint_log *log; /* endpoint.h */
+	uint64_t used[HELD_WORDS];   /* indexes in use, under lock */
 	/* The endpoints with an index, by index, room for `dense` of them:
 	 * pages are touched as indexes are handed out (the lowest free
 	 * first). */
@@ -47,13 +48,21 @@ struct ig_endpoints *ig_endpoints_new_dense(size_t nslots, uint32_t dense)
 	r->nslots = nslots ? nslots : 1;
 	r->dense = dense < IG_ENDPOINT_DENSE ? dense : IG_ENDPOINT_DENSE;
 	r->held = calloc(r->nslots * HELD_WORDS, sizeof(*r->held));
+	r->log = aligned_alloc(64, sizeof *r->log);
+	if (r->log) {
+		/* Entry p reads as not written until it is (endpoint.h). */
+		atomic_init(&r->log->head, 0);
+		for (uint32_t i = 0; i < IG_ENDPOINT_LOG; i++)
+			atomic_init(&r->log->entries[i], (uint64_t)(i - IG_ENDPOINT_LOG) << 32);
+	}
 	r->array_bytes = (size_t)(r->dense ? r->dense : 1) * sizeof(struct ig_endpoint);
 	/* Heap memory (which the C library maps fresh at this size, its pages
 	 * touched only as entries are used), not an mmap of our own: leak
 	 * checkers look for pointers in the heap, and entries hold some. */
 	r->array = aligned_alloc(64, r->array_bytes);
-	if (!r->held || !r->array) {
+	if (!r->held || !r->log || !r->array) {
 		free(r->array);
+		free(r->log);
 		free(r->held);
 		free(r);
 		return NULL;
@@ -74,6 +83,7 @@ void ig_endpoints_free(struct ig_endpoints *r)
 	pthread_mutex_destroy(&r->lock);
 	UNPOISON(r->array, r->array_bytes);
 	free(r->array);
+	free(r->log);
 	free(r->held);
 	free(r);
 }
@@ -130,10 +140,10 @@ _Static_assert(sizeof(struct ig_endpoint_load) % sizeof(uint64_t) == 0,
 _Static_assert(sizeof(struct ig_cache_config) == sizeof(uint64_t) &&
 		   offsetof(struct ig_endpoint_metrics, cache) % sizeof(uint64_t) == 0,
 	       "the cache configuration is one word of the metrics");
-_Static_assert(offsetof(struct ig_endpoint, key) + sizeof(uint64_t) <= 64,
-	       "what a request reads of an endpoint is one cache line...");
-_Static_assert(offsetof(struct ig_endpoint, addr_len) + sizeof(size_t) <= 128,
-	       "...and the next (prefetched with it)");
+_Static_assert(offsetof(struct ig_endpoint, idx) + sizeof(uint32_t) <= 64,
+	       "what a read of a kept list needs of most endpoints is one cache line...");
+_Static_assert(offsetof(struct ig_endpoint, log) + sizeof(void *) <= 128,
+	       "...and what a fresh read needs, the next (prefetched with it)");
 
 /* A seqlock read of n bytes at src (a field of ep). */
 static inline void read_under_seq(const struct ig_endpoint *ep, const void *src, void *out,
@@ -203,6 +213,19 @@ void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config
 	read_under_seq(ep, &ep->metrics->cache, out, sizeof *out);
 }
 
+/* After a change of what ep publishes: a reader that finds the entry
+ * finds the change, and so does one that finds the head past it (both
+ * release; the reader's loads acquire), who then reads the endpoints
+ * whole. */
+static void log_change(struct ig_endpoint *ep)
+{
+	if (ep->idx == IG_ENDPOINT_NO_INDEX)
+		return;
+	uint64_t p = atomic_fetch_add_explicit(&ep->log->head, 1, memory_order_release);
+	atomic_store_explicit(&ep->log->entries[p % IG_ENDPOINT_LOG],
+			      (uint64_t)(uint32_t)p << 32 | ep->idx, memory_order_release);
+}
+
 void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_metrics *m)
 {
 	struct ig_endpoint_load load;
@@ -213,6 +236,13 @@ void ig_endpoint_write_metrics(struct ig_endpoint *ep, const struct ig_endpoint_
 	store_changed_words(&ep->load, &load, sizeof load);
 	store_changed_words(ep->metrics, m, sizeof *m);
 	atomic_store_explicit(&ep->seq, s + 2, memory_order_release);
+	log_change(ep);
+}
+
+void ig_endpoint_set_out_of_rotation(struct ig_endpoint *ep, bool out)
+{
+	atomic_store_explicit(&ep->out_of_rotation, out, memory_order_relaxed);
+	log_change(ep);
 }
 
 /* Gives back an endpoint's memory and index, under the registry's lock. */
@@ -269,6 +299,7 @@ struct ig_endpoint *ig_endpoint_get(struct ig_endpoints *r, const char *addr)
 	ep->key = XXH64(ep->addr, ep->addr_len, 0);
 	ep->reg = r;
 	ep->held = r->held;
+	ep->log = r->log;
 	ep->next = r->list;
 	r->list = ep;
 out:
@@ -383,40 +414,55 @@ unsigned long ig_endpoint_requests(const struct ig_endpoint *ep)
 	return n;
 }
 
-void ig_endpoint_pending(const struct ig_endpoint *ep, size_t self, long *requests, long *tokens)
+/* Adds slot i's counts of epochs in [applied, cur] (modulo wrap-around)
+ * to *r and *t, and clears the slot's held bit when it is the caller's
+ * own (self) and holds nothing: an epoch outside [applied, cur] never
+ * comes back into it, and only this worker dispatches in its slot,
+ * setting the bit again first. */
+static inline void add_slot(struct ig_endpoint *e, size_t i, size_t self, unsigned applied,
+			    unsigned cur, long *r, long *t)
+{
+	bool live = false;
+	for (size_t k = 0; k < IG_ENDPOINT_EPOCHS; k++) {
+		struct ig_endpoint_epoch *x = &e->slots[i].epochs[k];
+		unsigned tag = atomic_load_explicit(&x->tag, memory_order_acquire);
+		if (tag - applied > cur - applied)
+			continue;
+		int xr = atomic_load_explicit(&x->requests, memory_order_relaxed);
+		long xt = atomic_load_explicit(&x->tokens, memory_order_relaxed);
+		live |= xr != 0 || xt != 0;
+		*r += xr;
+		*t += xt;
+	}
+	uint64_t bit;
+	_Atomic uint64_t *hw;
+	if (i == self && !live && (hw = held_word(e, i, &bit)))
+		atomic_store_explicit(hw, atomic_load_explicit(hw, memory_order_relaxed) & ~bit,
+				      memory_order_relaxed);
+}
+
+void ig_endpoint_pending_of(const struct ig_endpoint *ep, size_t self, uint64_t slots,
+			    long *requests, long *tokens)
 {
 	struct ig_endpoint *e = (struct ig_endpoint *)ep;
 	unsigned applied = atomic_load_explicit(&e->applied, memory_order_relaxed);
 	unsigned cur = atomic_load_explicit(&e->epoch, memory_order_relaxed);
 	long r = 0, t = 0;
-	for (size_t i = 0; i < ep->nslots; i++) {
-		if (!ig_endpoint_slot_held(ep, i))
-			continue;
-		bool live = false;
-		for (size_t k = 0; k < IG_ENDPOINT_EPOCHS; k++) {
-			struct ig_endpoint_epoch *x = &e->slots[i].epochs[k];
-			unsigned tag = atomic_load_explicit(&x->tag, memory_order_acquire);
-			/* Epochs in [applied, cur], modulo wrap-around. */
-			if (tag - applied > cur - applied)
-				continue;
-			int xr = atomic_load_explicit(&x->requests, memory_order_relaxed);
-			long xt = atomic_load_explicit(&x->tokens, memory_order_relaxed);
-			live |= xr != 0 || xt != 0;
-			r += xr;
-			t += xt;
-		}
-		/* Nothing of this worker's own pending here: an epoch outside
-		 * [applied, cur] never comes back into it, and only this worker
-		 * dispatches in its slot, setting the bit again first. */
-		uint64_t bit;
-		_Atomic uint64_t *hw;
-		if (i == self && !live && (hw = held_word(ep, i, &bit)))
-			atomic_store_explicit(hw,
-					      atomic_load_explicit(hw, memory_order_relaxed) & ~bit,
-					      memory_order_relaxed);
+	if (slots == UINT64_MAX) {
+		for (size_t i = 0; i < ep->nslots; i++)
+			if (ig_endpoint_slot_held(ep, i))
+				add_slot(e, i, self, applied, cur, &r, &t);
+	} else {
+		for (; slots; slots &= slots - 1)
+			add_slot(e, (size_t)__builtin_ctzll(slots), self, applied, cur, &r, &t);
 	}
 	*requests = r > 0 ? r : 0;
 	*tokens = t > 0 ? t : 0;
+}
+
+void ig_endpoint_pending(const struct ig_endpoint *ep, size_t self, long *requests, long *tokens)
+{
+	ig_endpoint_pending_of(ep, self, UINT64_MAX, requests, tokens);
 }
 
 unsigned ig_endpoint_scrape_sent(struct ig_endpoint *ep)

@@ -19,6 +19,10 @@
 
 #include "pool/metrics.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* What a worker dispatched to an endpoint during one scrape epoch and has
  * not seen finish. */
 struct ig_endpoint_epoch {
@@ -66,22 +70,24 @@ struct ig_endpoint {
 	 * endpoint answers again: such an endpoint gets no traffic. */
 	atomic_bool out_of_rotation;
 	struct ig_endpoint_load load; /* under seq */
-	/* Hash of addr: the endpoint's identity for the picker. */
-	uint64_t key;
+	/* The endpoint's dense index in its registry (IG_ENDPOINT_NO_INDEX
+	 * past IG_ENDPOINT_DENSE): bit idx of worker slot s's held bitmap is
+	 * set while slot s may have pending counts here (ig_endpoint_slot_held).
+	 * On the first line: a read of a kept list (gateway/candidates.c)
+	 * needs no other line of an endpoint nobody dispatched to. */
+	uint32_t idx;
 
-	/* The rest of what a request reads of every candidate, on the next
-	 * line (addr's bytes are not read, only its address). */
+	/* The rest of what a request reads of the candidates it has to read
+	 * afresh, on the next line (addr's bytes are not read, only its
+	 * address). */
+	uint64_t key; /* hash of addr: the endpoint's identity for the picker */
 	size_t nslots;
 	struct ig_endpoint_slot *slots;	   /* one per worker */
 	struct ig_endpoint_tally *tallies; /* one per worker, after the slots */
 	size_t addr_len;
-	/* The endpoint's dense index in its registry (IG_ENDPOINT_NO_INDEX
-	 * past IG_ENDPOINT_DENSE), and the registry's held bitmaps: bit idx of
-	 * slot s's bitmap is set while slot s may have pending counts here
-	 * (ig_endpoint_slot_held). */
-	uint32_t idx;
-	_Atomic uint64_t *held;
-	char addr[64]; /* "ip:port" or "[v6]:port" */
+	_Atomic uint64_t *held;	     /* the registry's held bitmaps */
+	struct ig_endpoint_log *log; /* the registry's change log */
+	char addr[64];		     /* "ip:port" or "[v6]:port" */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	atomic_int refs;
@@ -167,32 +173,103 @@ static inline bool ig_endpoint_slot_held(const struct ig_endpoint *ep, size_t sl
 /* Whether any worker slot may have pending counts on the endpoint: one
  * word per slot covers 64 indexes, so a loop over a pool whose endpoints
  * have neighbouring indexes ORs the slots' words once per 64 endpoints
- * and keeps the result in a memo of its own (zeroed before the loop). */
+ * and keeps the result in a memo of its own (ig_held_memo_init before
+ * the loop). The _at forms take the registry's bitmaps, its slot count and
+ * the endpoint's index, which a reader of a kept list has without
+ * reading the endpoint. */
 struct ig_held_memo {
-	uint32_t block; /* 64-index block + 1 of `any`; 0: none yet */
+	uint32_t block;		/* 64-index block + 1 of `any`; 0: none yet */
+	_Atomic uint64_t *held; /* the bitmaps the block was read from */
 	uint64_t any;
+	/* Each slot's word for the block, with at most IG_HELD_MASK_SLOTS
+	 * slots (ig_held_slots_at), and a zero after an odd count. */
+	uint64_t words[64];
 };
+
+#define IG_HELD_MASK_SLOTS 64
+
+/* A memo before its loop (the words need no zeroing). */
+static inline void ig_held_memo_init(struct ig_held_memo *m)
+{
+	m->block = 0;
+	m->held = NULL;
+	m->any = 0;
+}
+
+static inline bool ig_held_any_at(struct ig_held_memo *m, _Atomic uint64_t *held, size_t nslots,
+				  uint32_t idx)
+{
+	uint32_t b = idx / 64;
+	if (m->block != b + 1 || m->held != held) {
+		uint64_t any = 0;
+		for (size_t s = 0; s < nslots; s++) {
+			uint64_t w = atomic_load_explicit(&held[s * (IG_ENDPOINT_DENSE / 64) + b],
+							  memory_order_relaxed);
+			if (s < IG_HELD_MASK_SLOTS)
+				m->words[s] = w;
+			any |= w;
+		}
+		if (nslots % 2 && nslots < IG_HELD_MASK_SLOTS)
+			m->words[nslots] = 0; /* read in pairs */
+		m->block = b + 1;
+		m->held = held;
+		m->any = any;
+	}
+	return (m->any >> (idx % 64)) & 1;
+}
 
 static inline bool ig_endpoint_some_held(const struct ig_endpoint *ep, struct ig_held_memo *m)
 {
 	if (ep->idx == IG_ENDPOINT_NO_INDEX)
 		return true;
-	uint32_t b = ep->idx / 64;
-	if (m->block != b + 1) {
-		uint64_t any = 0;
-		for (size_t s = 0; s < ep->nslots; s++)
-			any |= atomic_load_explicit(ig_endpoint_held_word(ep, s),
-						    memory_order_relaxed);
-		m->block = b + 1;
-		m->any = any;
+	return ig_held_any_at(m, ep->held, ep->nslots, ep->idx);
+}
+
+/* The worker slots that may have pending counts on the endpoint, bit s for
+ * slot s (0: none); all ones for an endpoint without an index or a
+ * registry of more than IG_HELD_MASK_SLOTS slots, whose slots
+ * ig_endpoint_pending_of() then tests one by one. */
+static inline uint64_t ig_held_slots_at(struct ig_held_memo *m, _Atomic uint64_t *held,
+					size_t nslots, uint32_t idx)
+{
+	if (idx == IG_ENDPOINT_NO_INDEX)
+		return UINT64_MAX;
+	if (!ig_held_any_at(m, held, nslots, idx))
+		return 0;
+	if (nslots > IG_HELD_MASK_SLOTS)
+		return UINT64_MAX;
+	unsigned bit = idx % 64;
+	uint64_t mask = 0;
+#ifdef __SSE2__
+	/* Two slots a step: each word shifted so that the endpoint's bit is
+	 * its sign, the two signs taken at once. */
+	__m128i by = _mm_cvtsi32_si128((int)(63 - bit));
+	for (size_t s = 0; s < nslots; s += 2) {
+		__m128i w = _mm_loadu_si128((const __m128i *)&m->words[s]);
+		unsigned two = (unsigned)_mm_movemask_pd(_mm_castsi128_pd(_mm_sll_epi64(w, by)));
+		mask |= (uint64_t)two << s;
 	}
-	return (m->any >> (ep->idx % 64)) & 1;
+#else
+	for (size_t s = 0; s < nslots; s++)
+		mask |= ((m->words[s] >> bit) & 1) << s;
+#endif
+	return mask;
+}
+
+static inline uint64_t ig_endpoint_held_slots(const struct ig_endpoint *ep, struct ig_held_memo *m)
+{
+	return ig_held_slots_at(m, ep->held, ep->nslots, ep->idx);
 }
 
 /* Requests and prompt tokens pending as defined above. `self` is the
  * calling worker's slot, whose bit is cleared when it holds nothing here
  * (SIZE_MAX: a reader that is no worker). */
 void ig_endpoint_pending(const struct ig_endpoint *ep, size_t self, long *requests, long *tokens);
+/* The same, reading only the slots of a mask from ig_endpoint_held_slots()
+ * (a loop over many endpoints finds them once per 64 of them), and its
+ * prefetch: the held slots' lines, some iterations ahead. */
+void ig_endpoint_pending_of(const struct ig_endpoint *ep, size_t self, uint64_t slots,
+			    long *requests, long *tokens);
 
 /* Prefetches for a loop over many endpoints that reads each one's load
  * and pending counts: the endpoint's own lines some iterations ahead,
@@ -203,11 +280,26 @@ static inline void ig_endpoint_prefetch_head(const struct ig_endpoint *ep)
 	__builtin_prefetch((const char *)ep + 64);
 }
 
+static inline void ig_endpoint_prefetch_first(const struct ig_endpoint *ep)
+{
+	__builtin_prefetch(ep);
+}
+
 static inline void ig_endpoint_prefetch_slots(const struct ig_endpoint *ep)
 {
 	for (size_t i = 0; i < ep->nslots; i++)
 		if (ig_endpoint_slot_held(ep, i))
 			__builtin_prefetch(&ep->slots[i]);
+}
+
+static inline void ig_endpoint_prefetch_held(const struct ig_endpoint *ep, uint64_t slots)
+{
+	if (slots == UINT64_MAX) {
+		ig_endpoint_prefetch_slots(ep);
+		return;
+	}
+	for (; slots; slots &= slots - 1)
+		__builtin_prefetch(&ep->slots[__builtin_ctzll(slots)]);
 }
 
 /* The load figures under the sequence counter (see endpoint.c's
@@ -239,6 +331,52 @@ static inline unsigned ig_endpoint_seq(const struct ig_endpoint *ep)
 {
 	return atomic_load_explicit(&((struct ig_endpoint *)ep)->seq, memory_order_acquire);
 }
+
+/* The registry's change log. Each change of what an endpoint with an
+ * index publishes (its figures, its rotation flag) appends the index, so
+ * that a reader of a long list who kept what it read last finds what
+ * changed since from a few entries instead of reading every endpoint.
+ * Entry p of the log (p counts from 0) lies at p % IG_ENDPOINT_LOG and
+ * carries p's low 32 bits beside the index: a reader tells an entry not
+ * yet written (its writer took the place, the store is still to come) from
+ * one already overwritten by a later round. */
+#define IG_ENDPOINT_LOG 4096u
+
+struct ig_endpoint_log {
+	_Alignas(64) _Atomic uint64_t head; /* places taken */
+	_Alignas(64) _Atomic uint64_t entries[IG_ENDPOINT_LOG];
+};
+
+/* The log of the endpoint's registry; NULL for an endpoint without an
+ * index, whose changes no log records. */
+static inline const struct ig_endpoint_log *ig_endpoint_log_of(const struct ig_endpoint *ep)
+{
+	return ep->idx != IG_ENDPOINT_NO_INDEX ? ep->log : NULL;
+}
+
+/* Where the next change will be written: a reader that reads this before
+ * reading the endpoints misses none of the changes after its read. */
+static inline uint64_t ig_endpoint_log_head(const struct ig_endpoint_log *l)
+{
+	return atomic_load_explicit(&((struct ig_endpoint_log *)l)->head, memory_order_acquire);
+}
+
+/* Entry p: 1 with the index in *idx (the endpoint's change is then
+ * visible to the caller), 0 when not written yet, -1 when overwritten
+ * (the reader fell more than IG_ENDPOINT_LOG changes behind). */
+static inline int ig_endpoint_log_at(const struct ig_endpoint_log *l, uint64_t p, uint32_t *idx)
+{
+	uint64_t e = atomic_load_explicit(
+	    &((struct ig_endpoint_log *)l)->entries[p % IG_ENDPOINT_LOG], memory_order_acquire);
+	int32_t ahead = (int32_t)((uint32_t)(e >> 32) - (uint32_t)p);
+	if (ahead != 0)
+		return ahead > 0 ? -1 : 0;
+	*idx = (uint32_t)e;
+	return 1;
+}
+
+/* Takes the endpoint out of rotation, or puts it back (the scraper). */
+void ig_endpoint_set_out_of_rotation(struct ig_endpoint *ep, bool out);
 
 /* Scraper side: a scrape is being sent (returns its epoch); its page was
  * applied. */

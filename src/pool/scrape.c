@@ -148,13 +148,13 @@ static void target_done(struct target *t, bool ok)
 			ig_warn("endpoint %s: %u metrics scrapes failed: out of rotation until it "
 				"answers again",
 				t->ep->addr, t->failures);
-			atomic_store(&t->ep->out_of_rotation, true);
+			ig_endpoint_set_out_of_rotation(t->ep, true);
 		}
 		return;
 	}
 	if (atomic_load(&t->ep->out_of_rotation)) {
 		ig_info("endpoint %s: metrics scrapes work again: back in rotation", t->ep->addr);
-		atomic_store(&t->ep->out_of_rotation, false);
+		ig_endpoint_set_out_of_rotation(t->ep, false);
 	}
 	t->failures = 0;
 }

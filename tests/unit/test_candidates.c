@@ -3,8 +3,10 @@
  * afresh gives, whatever changed in between: scraped figures, pending
  * dispatches and their ends, rotation, adapter sets asked for or not, other
  * lists read meanwhile, and callers reordering what they own. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,7 +20,7 @@
 #include "pool/endpoint.h"
 
 #define SLOTS 3
-#define NEPS 40
+#define NEPS 200
 #define MS 1000000ull
 
 struct fixture {
@@ -26,9 +28,10 @@ struct fixture {
 	struct ig_endpoint *eps[NEPS];
 };
 
-static void setup(struct fixture *f, size_t n)
+/* n endpoints, the first `dense` of them with an index. */
+static void setup_dense(struct fixture *f, size_t n, uint32_t dense)
 {
-	f->reg = ig_endpoints_new(SLOTS);
+	f->reg = ig_endpoints_new_dense(SLOTS, dense);
 	assert_non_null(f->reg);
 	for (size_t i = 0; i < n; i++) {
 		char addr[32];
@@ -36,6 +39,11 @@ static void setup(struct fixture *f, size_t n)
 		f->eps[i] = ig_endpoint_get(f->reg, addr);
 		assert_non_null(f->eps[i]);
 	}
+}
+
+static void setup(struct fixture *f, size_t n)
+{
+	setup_dense(f, n, IG_ENDPOINT_DENSE);
 }
 
 static void teardown(struct fixture *f, size_t n)
@@ -146,7 +154,7 @@ static void test_kept_follows_changes(void **state)
 	assert_int_equal(c.se[2].inflight_requests, 0);
 	assert_int_equal(c.se[2].inflight_tokens, 0);
 	/* Out of rotation: left out, in order; back: all five, kept again. */
-	atomic_store(&f.eps[1]->out_of_rotation, true);
+	ig_endpoint_set_out_of_rotation(f.eps[1], true);
 	assert_int_equal(ig_candidates_read(&c, f.eps, 5, 0, false, now, 7), 0);
 	assert_false(c.kept);
 	assert_int_equal(c.n, 4);
@@ -156,11 +164,11 @@ static void test_kept_follows_changes(void **state)
 	assert_int_equal(c.se[3].m->waiting, 4);
 	/* All out: all in. */
 	for (size_t i = 0; i < 5; i++)
-		atomic_store(&f.eps[i]->out_of_rotation, true);
+		ig_endpoint_set_out_of_rotation(f.eps[i], true);
 	assert_int_equal(ig_candidates_read(&c, f.eps, 5, 0, false, now, 7), 0);
 	assert_int_equal(c.n, 5);
 	for (size_t i = 0; i < 5; i++)
-		atomic_store(&f.eps[i]->out_of_rotation, false);
+		ig_endpoint_set_out_of_rotation(f.eps[i], false);
 	assert_int_equal(ig_candidates_read(&c, f.eps, 5, 0, false, now, 7), 0);
 	assert_true(c.kept);
 	assert_int_equal(c.n, 5);
@@ -215,30 +223,37 @@ static void test_own_leaves_the_kept_list(void **state)
 
 /* Random changes between reads of several lists, more than a thread
  * keeps, from several worker slots, with and without adapter sets: every
- * kept read is what a fresh read says. */
-static void test_kept_against_fresh(void **state)
+ * kept read is what a fresh read says. n endpoints, `dense` of them with
+ * an index: lists of indexed endpoints are followed through the change
+ * log, the others read whole. */
+static void kept_against_fresh(size_t n, uint32_t dense, uint64_t seed)
 {
-	(void)state;
 	struct fixture f;
-	setup(&f, NEPS);
-	/* Six lists over the endpoints: overlapping slices, one reversed. */
-	struct ig_endpoint *lists[6][NEPS];
-	size_t lens[6];
+	setup_dense(&f, n, dense);
+	/* Seven lists over the endpoints: overlapping slices, one reversed,
+	 * one of four endpoints spread over the whole registry (indexes too
+	 * far apart for the log's map). */
+	struct ig_endpoint *lists[7][NEPS];
+	size_t lens[7];
 	for (size_t l = 0; l < 6; l++) {
 		lens[l] = 5 + 7 * l;
 		for (size_t i = 0; i < lens[l]; i++)
-			lists[l][i] = f.eps[l == 5 ? NEPS - 1 - i : (i + l) % NEPS];
+			lists[l][i] = f.eps[l == 5 ? n - 1 - i : (i + l) % n];
 	}
+	lens[6] = 4;
+	for (size_t i = 0; i < 4; i++)
+		lists[6][i] = f.eps[(i * n) / 4 + i];
 	struct {
 		size_t ep, slot;
 		unsigned epoch;
 	} open[64];
 	size_t nopen = 0;
-	uint64_t rng = 99, now = 100 * MS;
+	uint64_t rng = seed, now = 100 * MS;
 	for (int step = 0; step < 4000; step++) {
 		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
 		uint64_t r = rng >> 33;
-		size_t ep = r % NEPS;
+		/* Most changes to the endpoints the lists read. */
+		size_t ep = (r >> 40) % 4 ? r % 40 : r % n;
 		switch ((r >> 8) % 6) {
 		case 0:
 			scrape(f.eps[ep], (int64_t)(r % 13), (double)(r % 10) / 10,
@@ -261,17 +276,120 @@ static void test_kept_against_fresh(void **state)
 			}
 			break;
 		case 3:
-			atomic_store(&f.eps[ep]->out_of_rotation, (r >> 16) % 4 == 0);
+			ig_endpoint_set_out_of_rotation(f.eps[ep], (r >> 16) % 4 == 0);
 			break;
 		default:
 			break;
 		}
 		if ((r >> 24) % 3 == 0)
 			now += MS + (r >> 26) % MS;
-		size_t l = (r >> 28) % 6;
-		check_same(lists[l], lens[l], (r >> 4) % SLOTS, (r >> 30) % 2, now, 100 + l);
+		size_t l = (r >> 28) % 7;
+		check_same(lists[l], lens[l], (r >> 4) % SLOTS, (r >> 30) % 2, now, seed + 100 + l);
 	}
-	teardown(&f, NEPS);
+	teardown(&f, n);
+}
+
+static void test_kept_against_fresh(void **state)
+{
+	(void)state;
+	kept_against_fresh(40, IG_ENDPOINT_DENSE, 99);
+	kept_against_fresh(NEPS, IG_ENDPOINT_DENSE, 1000);
+	/* Endpoints with and without an index in one list. */
+	kept_against_fresh(40, 24, 2000);
+}
+
+/* A thread that read a list, then fell behind by more than the change log
+ * holds: what changed on the list meanwhile still shows in its next read
+ * (the list is read whole). */
+static void test_kept_after_the_log_wrapped(void **state)
+{
+	(void)state;
+	struct fixture f;
+	setup(&f, 8);
+	uint64_t now = 50 * MS;
+	for (size_t i = 0; i < 8; i++)
+		scrape(f.eps[i], 1, 0.5, now, 0);
+	struct ig_candidates c;
+	assert_int_equal(ig_candidates_read(&c, f.eps, 4, 0, false, now, 5), 0);
+	assert_int_equal(c.se[2].m->waiting, 1);
+	/* Read once through the log. */
+	scrape(f.eps[1], 6, 0.5, now, 0);
+	assert_int_equal(ig_candidates_read(&c, f.eps, 4, 0, false, now, 5), 0);
+	assert_int_equal(c.se[1].m->waiting, 6);
+	/* One change on the list, then a whole log's worth elsewhere. */
+	scrape(f.eps[2], 7, 0.5, now, 0);
+	for (uint32_t i = 0; i < IG_ENDPOINT_LOG; i++)
+		scrape(f.eps[4 + i % 4], (int64_t)(i % 5), 0.5, now, 0);
+	assert_int_equal(ig_candidates_read(&c, f.eps, 4, 0, false, now, 5), 0);
+	assert_int_equal(c.se[2].m->waiting, 7);
+	assert_int_equal(c.se[1].m->waiting, 6);
+	/* And through the log again after that. */
+	scrape(f.eps[3], 8, 0.5, now, 0);
+	assert_int_equal(ig_candidates_read(&c, f.eps, 4, 0, false, now, 5), 0);
+	assert_int_equal(c.se[3].m->waiting, 8);
+	teardown(&f, 8);
+}
+
+/* A scraper thread writing while a worker thread reads kept lists: each
+ * endpoint's figures only move forward in what the reader sees, and once
+ * the scraper has stopped, a read shows every endpoint's last figures (no
+ * change lost between the log and the reader). Fewer changes in all than
+ * the log holds, so that the reader follows the log throughout. */
+struct race {
+	struct fixture f;
+	size_t n;
+	int rounds;
+	atomic_bool go, done;
+};
+
+static void *race_scraper(void *arg)
+{
+	struct race *x = arg;
+	while (!atomic_load(&x->go))
+		;
+	for (int round = 1; round <= x->rounds; round++)
+		for (size_t i = 0; i < x->n; i++)
+			if ((round + (int)i) % 3 != 0 || round == x->rounds)
+				scrape(x->f.eps[i], round, 0.5, (uint64_t)round * MS, 0);
+	atomic_store(&x->done, true);
+	return NULL;
+}
+
+static void test_kept_while_scraped(void **state)
+{
+	(void)state;
+	struct race x = {.n = 150, .rounds = 20};
+	setup(&x.f, x.n);
+	atomic_init(&x.go, false);
+	atomic_init(&x.done, false);
+	int64_t seen[NEPS] = {0};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, race_scraper, &x), 0);
+	struct ig_candidates c;
+	uint64_t now = 1000 * MS;
+	bool last = false;
+	for (size_t l = 0; l < 2; l++)
+		assert_int_equal(
+		    ig_candidates_read(&c, x.f.eps, l ? x.n : 100, 0, false, now, 40 + l), 0);
+	atomic_store(&x.go, true);
+	while (!last) {
+		last = atomic_load(&x.done);
+		/* Two lists: the first 100 endpoints, and all of them. */
+		for (size_t l = 0; l < 2; l++) {
+			size_t n = l ? x.n : 100;
+			assert_int_equal(ig_candidates_read(&c, x.f.eps, n, 0, false, now, 40 + l),
+					 0);
+			assert_int_equal(c.n, n);
+			for (size_t i = 0; i < n; i++) {
+				assert_true(c.se[i].m->waiting >= seen[i]);
+				seen[i] = c.se[i].m->waiting;
+				if (last)
+					assert_int_equal(seen[i], x.rounds);
+			}
+		}
+	}
+	pthread_join(t, NULL);
+	teardown(&x.f, x.n);
 }
 
 int main(void)
@@ -280,6 +398,8 @@ int main(void)
 	    cmocka_unit_test(test_kept_follows_changes),
 	    cmocka_unit_test(test_own_leaves_the_kept_list),
 	    cmocka_unit_test(test_kept_against_fresh),
+	    cmocka_unit_test(test_kept_after_the_log_wrapped),
+	    cmocka_unit_test(test_kept_while_scraped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

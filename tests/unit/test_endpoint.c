@@ -410,6 +410,100 @@ static void test_some_held(void **state)
 	ig_endpoints_free(reg);
 }
 
+/* The slots mask a loop takes from its memo: bit s for each slot that
+ * dispatched to the endpoint, with an odd slot count (read in pairs) and
+ * across blocks; the pending counts read through it are the slot-by-slot
+ * ones. */
+static void test_held_slots(void **state)
+{
+	(void)state;
+	struct ig_endpoints *reg = ig_endpoints_new(5);
+	struct ig_endpoint *eps[70];
+	for (int i = 0; i < 70; i++) {
+		char addr[32];
+		snprintf(addr, sizeof addr, "10.0.3.%d:%d", i % 250, 8000 + i);
+		eps[i] = ig_endpoint_get(reg, addr);
+		assert_non_null(eps[i]);
+	}
+	ig_endpoint_dispatch(eps[3], 0, 5);
+	ig_endpoint_dispatch(eps[3], 4, 7);
+	ig_endpoint_dispatch(eps[64], 2, 11);
+	ig_endpoint_dispatch(eps[69], 4, 13);
+	struct ig_held_memo memo = {0};
+	for (int i = 0; i < 70; i++) {
+		uint64_t want = i == 3 ? 0x11u : i == 64 ? 0x4u : i == 69 ? 0x10u : 0;
+		assert_int_equal(ig_endpoint_held_slots(eps[i], &memo), want);
+	}
+	assert_int_equal(ig_endpoint_held_slots(eps[3], &memo), 0x11u);
+	long r, t, r2, t2;
+	ig_endpoint_pending_of(eps[3], SIZE_MAX, 0x11u, &r, &t);
+	ig_endpoint_pending(eps[3], SIZE_MAX, &r2, &t2);
+	assert_int_equal(r, 2);
+	assert_int_equal(t, 12);
+	assert_int_equal(r2, r);
+	assert_int_equal(t2, t);
+	/* One slot of the two: only its counts. */
+	ig_endpoint_pending_of(eps[3], SIZE_MAX, 0x10u, &r, &t);
+	assert_int_equal(r, 1);
+	assert_int_equal(t, 7);
+	/* A memo read from another registry's bitmaps is not reused. */
+	struct ig_endpoints *other = ig_endpoints_new(5);
+	struct ig_endpoint *o = ig_endpoint_get(other, "10.0.4.1:8000");
+	assert_non_null(o);
+	assert_int_equal(o->idx, 0);
+	assert_int_equal(ig_endpoint_held_slots(eps[3], &memo), 0x11u);
+	assert_int_equal(ig_endpoint_held_slots(o, &memo), 0);
+	ig_endpoint_put(o);
+	ig_endpoints_free(other);
+	for (int i = 0; i < 70; i++)
+		ig_endpoint_put(eps[i]);
+	ig_endpoints_free(reg);
+}
+
+/* The change log: every write of an endpoint's figures and every change
+ * of its rotation flag appends its index; a place not yet written reads
+ * as such, and one overwritten by a later round too. Endpoints without an
+ * index log nothing. */
+static void test_change_log(void **state)
+{
+	(void)state;
+	struct ig_endpoints *reg = ig_endpoints_new_dense(2, 2);
+	struct ig_endpoint *a = ig_endpoint_get(reg, "10.0.5.1:8000");
+	struct ig_endpoint *b = ig_endpoint_get(reg, "10.0.5.2:8000");
+	struct ig_endpoint *c = ig_endpoint_get(reg, "10.0.5.3:8000");
+	assert_true(a && b && c);
+	assert_int_equal(b->idx, 1);
+	assert_int_equal(c->idx, IG_ENDPOINT_NO_INDEX);
+	assert_null(ig_endpoint_log_of(c));
+	const struct ig_endpoint_log *log = ig_endpoint_log_of(a);
+	assert_non_null(log);
+	assert_ptr_equal(ig_endpoint_log_of(b), log);
+	uint64_t h = ig_endpoint_log_head(log);
+	uint32_t x = 99;
+	assert_int_equal(ig_endpoint_log_at(log, h, &x), 0);
+	struct ig_endpoint_metrics m = {.waiting = 1};
+	ig_endpoint_write_metrics(b, &m);
+	ig_endpoint_write_metrics(c, &m);
+	ig_endpoint_set_out_of_rotation(a, true);
+	assert_int_equal(ig_endpoint_log_head(log), h + 2);
+	assert_int_equal(ig_endpoint_log_at(log, h, &x), 1);
+	assert_int_equal(x, 1);
+	assert_int_equal(ig_endpoint_log_at(log, h + 1, &x), 1);
+	assert_int_equal(x, 0);
+	assert_int_equal(ig_endpoint_log_at(log, h + 2, &x), 0);
+	/* A whole round later, the first place holds a newer entry. */
+	for (uint32_t i = 0; i < IG_ENDPOINT_LOG; i++)
+		ig_endpoint_write_metrics(a, &m);
+	assert_int_equal(ig_endpoint_log_at(log, h, &x), -1);
+	assert_int_equal(ig_endpoint_log_at(log, h + IG_ENDPOINT_LOG, &x), 1);
+	assert_int_equal(x, 0);
+	assert_int_equal(ig_endpoint_log_at(log, h + IG_ENDPOINT_LOG + 2, &x), 0);
+	ig_endpoint_put(a);
+	ig_endpoint_put(b);
+	ig_endpoint_put(c);
+	ig_endpoints_free(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +515,8 @@ int main(void)
 	    cmocka_unit_test(test_held_bits),
 	    cmocka_unit_test(test_held_bits_and_indexes),
 	    cmocka_unit_test(test_some_held),
+	    cmocka_unit_test(test_held_slots),
+	    cmocka_unit_test(test_change_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
