@@ -115,23 +115,30 @@ static int read_all(struct ig_candidates *c, struct ig_endpoint *const *eps, siz
 	struct ig_endpoint_metrics *restrict full = c->full;
 	size_t n = 0;
 	for (int pass = 0; pass < 2 && n == 0; pass++) {
-		struct ig_held_memo ahead, here;
-		ig_held_memo_init(&ahead);
-		ig_held_memo_init(&here);
+		/* Each endpoint's held slots are found 8 ahead, for the
+		 * prefetch, and kept until its turn. */
+		struct ig_held_memo memo;
+		ig_held_memo_init(&memo);
+		uint64_t held_at[8];
+		for (size_t i = 0; i < neps && i < 8; i++)
+			held_at[i] = ig_endpoint_held_slots(eps[i], &memo);
 		for (size_t i = 0; i < neps; i++) {
 			struct ig_endpoint *ep = eps[i];
+			uint64_t held = held_at[i % 8];
 			if (i + 16 < neps)
 				ig_endpoint_prefetch_head(eps[i + 16]);
-			if (i + 8 < neps && ig_endpoint_some_held(eps[i + 8], &ahead))
-				ig_endpoint_prefetch_slots(eps[i + 8]);
+			if (i + 8 < neps) {
+				held_at[i % 8] = ig_endpoint_held_slots(eps[i + 8], &memo);
+				ig_endpoint_prefetch_held(eps[i + 8], held_at[i % 8]);
+			}
 			if (pass == 0 &&
 			    atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
 				continue;
 			size_t k = n++;
 			out[k] = ep;
 			long pend_r = 0, pend_t = 0;
-			if (ig_endpoint_some_held(ep, &here))
-				ig_endpoint_pending(ep, self, &pend_r, &pend_t);
+			if (held)
+				ig_endpoint_pending_of(ep, self, held, &pend_r, &pend_t);
 			read_figures(ep, &load[k], full ? &full[k] : NULL);
 			se[k] = (struct ig_sched_endpoint){
 			    .m = &load[k],

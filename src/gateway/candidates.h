@@ -31,7 +31,7 @@ struct ig_candidates {
 };
 
 /* Reads the neps endpoints of eps as worker slot `self` sees them (its own
- * stale pending bits are cleared on the way: ig_endpoint_pending), with
+ * stale pending bits are cleared on the way: ig_endpoint_pending_of), with
  * metrics ages as of now_ns. list_id, when not 0, names this list of
  * endpoints for the thread's whole life (no other list may ever be read
  * under it): the thread keeps what it read, and reads again only the

@@ -285,17 +285,14 @@ static inline void ig_endpoint_prefetch_first(const struct ig_endpoint *ep)
 	__builtin_prefetch(ep);
 }
 
-static inline void ig_endpoint_prefetch_slots(const struct ig_endpoint *ep)
-{
-	for (size_t i = 0; i < ep->nslots; i++)
-		if (ig_endpoint_slot_held(ep, i))
-			__builtin_prefetch(&ep->slots[i]);
-}
-
+/* The lines of the slots a mask from ig_endpoint_held_slots() names (all
+ * ones: each slot whose held bit is set). */
 static inline void ig_endpoint_prefetch_held(const struct ig_endpoint *ep, uint64_t slots)
 {
 	if (slots == UINT64_MAX) {
-		ig_endpoint_prefetch_slots(ep);
+		for (size_t i = 0; i < ep->nslots; i++)
+			if (ig_endpoint_slot_held(ep, i))
+				__builtin_prefetch(&ep->slots[i]);
 		return;
 	}
 	for (; slots; slots &= slots - 1)
