@@ -150,12 +150,16 @@ static int schedule(struct ig_req *p, bool from_queue)
 		return -1;
 	}
 	bool flow = p->snap->flow_control || p->w->gw->opt.flow_control;
-	if (flow || p->priority < 0) {
+	/* GIE v0.2.0's tree sheds non-critical requests by its own
+	 * thresholds (inclusive ones: a queue of 5 and 80 % KV still take
+	 * them); the detector does not refuse them first. */
+	bool shed = p->sheddable && !ig_scheduler_sheds_itself(sched);
+	if (flow || shed) {
 		double sat = saturation(sched, &c);
 		double limit = ig_flow_usage_limit(&p->snap->flow, p->priority);
 		if (sat >= limit && flow && !from_queue)
 			return 1;
-		if (sat >= 1.0 && p->priority < 0 && !flow) {
+		if (sat >= 1.0 && shed && !flow) {
 			ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
 				    "system saturated, sheddable request dropped");
 			return -1;

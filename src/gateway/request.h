@@ -77,6 +77,11 @@ struct ig_req {
 	bool rewritten;			 /* an InferenceModelRewrite chose the target */
 	bool critical;
 	int priority;
+	/* Refused (429) when the pool is saturated: a negative priority, or
+	 * an InferenceModel not marked Critical (every GIE release with
+	 * InferenceModels sheds those: the v0.2.0 tree and, from v0.3, the
+	 * saturation detector's "non-critical request dropped"). */
+	bool sheddable;
 	/* The body sent upstream is the client's with the `model` value
 	 * replaced: the bytes before and after it (spans of the request body)
 	 * around the new value. */

@@ -519,6 +519,7 @@ static int passthrough(struct ig_req *p, struct ig_json_value mv)
 	}
 	p->target = ig_str_from(target);
 	p->priority = 0;
+	p->sheddable = false;
 	return splice(p, mv, target);
 }
 
@@ -563,9 +564,13 @@ static int resolve_model(struct ig_req *p)
 	const char *target = m->model_name;
 	p->resolved = m;
 	p->critical = m->criticality == IG_CRIT_CRITICAL;
-	/* Outside the decision-tree profile only a negative priority makes a
-	 * request sheddable; an InferenceModel marked Sheddable counts as -1. */
+	/* Flow control orders bands by priority: an InferenceModel marked
+	 * Sheddable is -1, the others 0. Shed when the pool is saturated is
+	 * anything not Critical, Standard and unset included, as GIE did
+	 * while it had InferenceModels (v0.2.0's tree; v0.3-v0.5's detector
+	 * dropped every non-critical request). */
 	p->priority = m->criticality == IG_CRIT_SHEDDABLE ? -1 : 0;
+	p->sheddable = !p->critical;
 	if (m->ntargets) {
 		int32_t weights[m->ntargets];
 		for (size_t i = 0; i < m->ntargets; i++)
@@ -592,7 +597,8 @@ static void request_features(struct ig_req *p)
 	/* The InferenceObjective named by the header (llm-d Router also reads
 	 * x-llm-d-inference-objective), if it belongs to this pool; no header
 	 * or an unknown name leaves the priority as it is (0, or -1 for an
-	 * InferenceModel marked Sheddable). */
+	 * InferenceModel marked Sheddable); a named objective also decides
+	 * whether the request is sheddable (a negative priority). */
 	struct ig_str obj = header(r, "x-gateway-inference-objective");
 	if (!obj.len)
 		obj = header(r, "x-llm-d-inference-objective");
@@ -600,8 +606,10 @@ static void request_features(struct ig_req *p)
 		const struct ig_pool *pool = p->pool->pool;
 		const struct ig_objective *o =
 		    ig_config_find_objective_for_pool(p->snap->cfg, pool, obj.ptr, obj.len);
-		if (o)
+		if (o) {
 			p->priority = o->has_priority ? o->priority : 0;
+			p->sheddable = p->priority < 0;
+		}
 	}
 	struct ig_str flow = header(r, "x-gateway-inference-fairness-id");
 	if (!flow.len || flow.len > IG_FLOWQ_MAX_FLOW_ID)

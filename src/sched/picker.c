@@ -67,6 +67,7 @@ struct sched_profile {
 	size_t nscorers;
 	struct stage picker;
 	bool reads_adapters; /* a LoRA scorer or the decision-tree filter */
+	bool tree;	     /* the decision-tree filter, which sheds by itself */
 	unsigned columns;    /* COL_*: what the scorers read, gathered first */
 	bool counts_early;   /* a filter reads prefix counts */
 	char *name;
@@ -88,6 +89,7 @@ struct ig_scheduler {
 	char *profile_header;
 	size_t default_profile;
 	bool reads_adapters; /* some profile does */
+	bool tree;	     /* some profile runs the decision-tree filter */
 	struct plugin_params detector;
 	/* Prefix hashing, when a prefix scorer or affinity filter runs. */
 	struct ig_prefix_index *index;
@@ -163,12 +165,13 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 		default:
 			break;
 		}
-		sp->reads_adapters |=
-		    pl->type == PT_LORA_SCORER || pl->type == PT_LORA_SLOT_SCORER ||
-		    pl->type == PT_DECISION_TREE_FILTER;
+		sp->reads_adapters |= pl->type == PT_LORA_SCORER ||
+				      pl->type == PT_LORA_SLOT_SCORER ||
+				      pl->type == PT_DECISION_TREE_FILTER;
 		sp->counts_early |= pl->type == PT_PREFIX_AFFINITY_FILTER;
+		sp->tree |= pl->type == PT_DECISION_TREE_FILTER;
 		if (picker_type_kind(pl->type) == PK_SCORER)
-			sp->columns |= pl->type == PT_QUEUE_SCORER	? COL_QUEUE
+			sp->columns |= pl->type == PT_QUEUE_SCORER     ? COL_QUEUE
 				       : pl->type == PT_RUNNING_SCORER ? COL_RUNNING
 				       : pl->type == PT_KV_SCORER      ? COL_KV
 								       : 0;
@@ -192,8 +195,10 @@ struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c)
 	if (c->profile_header && !(s->profile_header = strdup(c->profile_header)))
 		goto fail;
 	s->default_profile = c->default_profile < c->nprofiles ? c->default_profile : 0;
-	for (size_t i = 0; i < s->nprofiles; i++)
+	for (size_t i = 0; i < s->nprofiles; i++) {
 		s->reads_adapters |= s->profiles[i].reads_adapters;
+		s->tree |= s->profiles[i].tree;
+	}
 	s->detector = c->detector;
 	if (c->prefix_index && setup_prefix(s, &c->prefix) < 0)
 		goto fail;
@@ -219,6 +224,11 @@ bool ig_scheduler_reads_adapters(const struct ig_scheduler *s)
 	return s->reads_adapters;
 }
 
+bool ig_scheduler_sheds_itself(const struct ig_scheduler *s)
+{
+	return s->tree;
+}
+
 const char *ig_scheduler_profile_header(const struct ig_scheduler *s)
 {
 	return s->profile_header;
@@ -240,8 +250,8 @@ struct call {
 	int64_t *queue;		/* the COL_ columns, by position */
 	int64_t *running;
 	double *kv;
-	size_t *a, *b;		/* candidate index sets */
-	uint32_t *count_mem;	/* room for counts */
+	size_t *a, *b;	     /* candidate index sets */
+	uint32_t *count_mem; /* room for counts */
 	/* The lookup's hits by key (see hits_index), when counts are found
 	 * per candidate as the gather pass meets them. */
 	struct hit_slot *hit_tab;
@@ -254,7 +264,7 @@ struct call {
 	size_t *hit_pos, nhit_pos;
 	/* The spread of the COL_QUEUE and COL_RUNNING columns. */
 	int64_t qmin, qmax, rmin, rmax;
-	uint64_t target_hash;	/* of the target model, as adapter sets hold names */
+	uint64_t target_hash; /* of the target model, as adapter sets hold names */
 };
 
 /* Bytes of scratch per endpoint: scores, picker keys, three columns, two
@@ -567,9 +577,10 @@ static uint32_t hit_count(struct call *c, uint64_t key);
  * candidates' prefix counts when they are found here (c->hit_tab). The
  * flags are constants in each copy the dispatcher below makes, so that a
  * copy does only its own work. */
-static inline __attribute__((always_inline)) void
-gather_cols(struct call *c, const struct ig_sched_set *set, bool queue, bool running, bool kv,
-	    bool counts)
+static inline __attribute__((always_inline)) void gather_cols(struct call *c,
+							      const struct ig_sched_set *set,
+							      bool queue, bool running, bool kv,
+							      bool counts)
 {
 	int64_t qmin = INT64_MAX, qmax = INT64_MIN, rmin = INT64_MAX, rmax = INT64_MIN;
 	size_t np = 0;

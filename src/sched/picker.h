@@ -193,6 +193,10 @@ void ig_scheduler_free(struct ig_scheduler *s);
 /* Whether some profile reads adapter sets (a LoRA scorer, the decision-tree
  * filter): then each candidate's `full` metrics are wanted. */
 bool ig_scheduler_reads_adapters(const struct ig_scheduler *s);
+/* Whether some profile runs GIE v0.2.0's decision tree, which sheds
+ * non-critical requests by its own thresholds (the pool's saturation
+ * detector then does not refuse them as well). */
+bool ig_scheduler_sheds_itself(const struct ig_scheduler *s);
 
 /* header-profile-handler: the (lower-case) request header whose value
  * names the profile to run; NULL when the handler reads no header. */

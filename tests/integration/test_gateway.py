@@ -488,17 +488,39 @@ def test_shed_when_saturated_decision_tree(procs, tmp_path, saturation):
 
 @pytest.mark.parametrize("saturation", [("--fixed-waiting", "10"), ("--fixed-kv-usage", "0.9")])
 def test_shed_when_saturated_default_profile(procs, tmp_path, saturation):
-    """GIE's default profile: only a negative priority (criticality
-    Sheddable) is refused when the pool is saturated."""
+    """The default profile with v1alpha2 InferenceModels: anything not
+    Critical is refused when the pool is saturated (Sheddable, Standard
+    and unset alike, as GIE's saturation detector did while it had
+    InferenceModels); Critical is served."""
     c = Cluster(procs, tmp_path, nsims=2, sim_args=saturation, criticality="Sheddable")
     wait_saturated(c, saturation)
     status, _, data = call(c.base, "/v1/completions", seed_body())
     err = assert_openai_error(status, data, 429)
     assert "sheddable" in err["message"]
-    status, data = status_after_reload(c, None, 200)
+    status, data = status_after_reload(c, "Critical", 200)
     assert status == 200, data
-    status, data = status_after_reload(c, "Critical", 200, sighup=True)
+    status, data = status_after_reload(c, "Standard", 429, sighup=True)
+    assert_openai_error(status, data, 429)
+    status, data = status_after_reload(c, "Critical", 200)
     assert status == 200, data
+    status, data = status_after_reload(c, None, 429)
+    assert_openai_error(status, data, 429)
+    c.stop()
+
+
+def test_decision_tree_thresholds_are_inclusive(procs, tmp_path):
+    """GIE v0.2.0's tree takes a non-critical request while every queue is
+    at most 5 and KV use at most 80 %: a Sheddable request is served at a
+    queue of exactly 5 (the pool's saturation detector, which would call
+    that saturated, does not refuse it first), and shed above it."""
+    picker = tmp_path / "picker.yaml"
+    picker.write_text(DECISION_TREE_PICKER)
+    c = Cluster(procs, tmp_path, nsims=2, sim_args=("--fixed-waiting", "5"),
+                criticality="Sheddable", gw_args=("--picker-config", str(picker)))
+    c.wait_pools(lambda eps: all(e["waiting"] == 5 for e in eps))
+    for _ in range(3):
+        status, _, data = call(c.base, "/v1/completions", seed_body())
+        assert status == 200, data
     c.stop()
 
 
