@@ -969,12 +969,24 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		if (hh)
 			host = hh->value;
 	}
-	if (host.len > sizeof p->host_line - 12)
+	/* A pool's pod also hears which endpoint was picked, as GIE's
+	 * picker sets x-gateway-destination-endpoint on the request (the
+	 * client's own copy was dropped with the head). */
+	static const char dest[] = "x-gateway-destination-endpoint: ";
+	size_t at = 0, alen = strlen(ep->addr);
+	if (!p->service && sizeof dest - 1 + alen + 2 <= sizeof p->host_line / 2) {
+		memcpy(p->host_line, dest, sizeof dest - 1);
+		memcpy(p->host_line + sizeof dest - 1, ep->addr, alen);
+		at = sizeof dest - 1 + alen;
+		memcpy(p->host_line + at, "\r\n", 2);
+		at += 2;
+	}
+	if (host.len > sizeof p->host_line - at - 10)
 		host = ig_str_from(ep->addr);
-	memcpy(p->host_line, "Host: ", 6);
-	memcpy(p->host_line + 6, host.ptr, host.len);
-	memcpy(p->host_line + 6 + host.len, "\r\n\r\n", 4);
-	p->host_len = host.len + 10;
+	memcpy(p->host_line + at, "Host: ", 6);
+	memcpy(p->host_line + at + 6, host.ptr, host.len);
+	memcpy(p->host_line + at + 6 + host.len, "\r\n\r\n", 4);
+	p->host_len = at + host.len + 10;
 	bool is_head = ig_str_eq_cstr(p->ex->req.method, "HEAD");
 	const struct ig_str parts[] = {
 	    p->head, {p->host_line, p->host_len}, p->body_pre, p->model_json, p->body_post};

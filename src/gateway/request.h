@@ -133,7 +133,7 @@ struct ig_req {
 	struct ig_http_client *up;
 	struct ig_http_client *probe; /* is the endpoint still there? */
 	int probes;		      /* probes that connected, for this loss */
-	char host_line[96];	      /* "Host: ip:port\r\n\r\n" */
+	char host_line[192]; /* [x-gateway-destination-endpoint: ip:port\r\n]Host: ...\r\n\r\n */
 	size_t host_len;
 	int ntried;
 	int route_retries; /* attempts a route's retry block made */

@@ -44,16 +44,14 @@ static void put_cstr(struct wr *w, const char *s)
 
 static bool hop_by_hop(struct ig_str name)
 {
-	static const struct ig_str names[] = {IG_STR("connection"),
-					      IG_STR("keep-alive"),
-					      IG_STR("proxy-connection"),
-					      IG_STR("transfer-encoding"),
-					      IG_STR("upgrade"),
-					      IG_STR("te"),
-					      IG_STR("trailer"),
-					      IG_STR("content-length"),
-					      IG_STR("host"),
-					      IG_STR("expect")};
+	static const struct ig_str names[] = {
+	    IG_STR("connection"), IG_STR("keep-alive"), IG_STR("proxy-connection"),
+	    IG_STR("transfer-encoding"), IG_STR("upgrade"), IG_STR("te"), IG_STR("trailer"),
+	    IG_STR("content-length"), IG_STR("host"), IG_STR("expect"),
+	    /* The picker's own (GIE's system-owned
+	     * headers): never a client's. */
+	    IG_STR("x-gateway-destination-endpoint"),
+	    IG_STR("x-gateway-destination-endpoint-served")};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (ig_str_ieq(name, names[i]))
 			return true;

@@ -203,6 +203,28 @@ def test_scrape_asks_for_its_families(procs, tmp_path, fakes):
     c.stop()
 
 
+def test_destination_endpoint_header_reaches_the_pod(procs, tmp_path, fakes):
+    """The pod hears which endpoint was picked in x-gateway-destination-endpoint,
+    as GIE's picker sets it on the request; a client's own copies of that
+    header and of x-gateway-destination-endpoint-served never reach it."""
+    pods = fakes.pods(2)
+    c = FakeCluster(procs, tmp_path, pods)
+    c.scraped(*pods)
+    for forged in (None, pods[1].address):
+        hdrs = {} if forged is None else {
+            "x-gateway-destination-endpoint": forged,
+            "x-gateway-destination-endpoint-served": "evil"}
+        status, rh, _, _, test_id = completion(c, headers=hdrs)
+        assert status == 200
+        served = rh[SERVED]
+        pod = next(p for p in pods if p.address == served)
+        got = pod.completions(test_id)
+        assert len(got) == 1
+        assert got[0].headers.get("x-gateway-destination-endpoint") == served
+        assert "x-gateway-destination-endpoint-served" not in got[0].headers
+    c.stop()
+
+
 # ---- 1. resets on parked upstream connections ----
 
 @pytest.mark.parametrize("path", ["requests", "scraper"])
