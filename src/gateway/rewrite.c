@@ -490,6 +490,55 @@ static int splice(struct ig_req *p, struct ig_json_value mv, const char *target)
 
 static struct ig_str header(const struct ig_http_request *r, const char *name);
 
+/* An array or object with nothing in it ("[]", "[ ]", "{}"). */
+static bool empty_container(struct ig_json_value v)
+{
+	for (size_t i = 1; i + 1 < v.raw.len; i++)
+		if (!strchr(" \t\r\n", v.raw.ptr[i]))
+			return false;
+	return true;
+}
+
+/* GIE v1.5's openai-parser: by the path's API, the member the request
+ * cannot do without (a completion's non-empty prompt, a chat's non-empty
+ * messages, the input of Responses and embeddings); without it the
+ * request is refused with 400 before it is scheduled. On purpose, a
+ * prompt of token ids passes (vLLM takes them; GIE's parser reads
+ * strings only) and a path of no known API is not checked (GIE parses it
+ * as a completion). 0, or answered and -1. */
+static int check_api_body(struct ig_req *p)
+{
+	const struct ig_json_value *m = p->members;
+	const char *msg = NULL;
+	switch (api_of(p->ex->req.path)) {
+	case API_COMPLETIONS: {
+		struct ig_json_value v = m[IG_BM_PROMPT];
+		if (!((v.type == IG_JSON_STRING && v.raw.len > 2) ||
+		      (v.type == IG_JSON_ARRAY && !empty_container(v))))
+			msg = "invalid completions request: must have prompt field";
+		break;
+	}
+	case API_CHAT:
+		if (m[IG_BM_MESSAGES].type != IG_JSON_ARRAY || empty_container(m[IG_BM_MESSAGES]))
+			msg = "invalid chat completions request: must have valid messages field";
+		break;
+	case API_RESPONSES:
+		if (m[IG_BM_INPUT].type <= IG_JSON_NULL)
+			msg = "invalid responses request: must have input field";
+		break;
+	case API_EMBEDDINGS:
+		if (m[IG_BM_INPUT].type <= IG_JSON_NULL)
+			msg = "invalid embeddings request: must have input field";
+		break;
+	default:
+		break;
+	}
+	if (!msg)
+		return 0;
+	ig_req_fail(p, 400, "invalid_request_error", NULL, msg);
+	return -1;
+}
+
 /* GIE v1: the body's model passes through unchanged, unless the request
  * names another with x-gateway-model-name-rewrite (v1.5) or an
  * InferenceModelRewrite rule of the pool matches it (weighted targets).
@@ -549,7 +598,7 @@ static int resolve_model(struct ig_req *p)
 		return -1;
 	}
 	if (passes)
-		return passthrough(p, mv);
+		return check_api_body(p) < 0 ? -1 : passthrough(p, mv);
 	const struct ig_model *m =
 	    ig_config_find_model(p->snap->cfg, pool, p->model.ptr, p->model.len);
 	if (!m) {

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import free_port, unique_loopback, wait_http, wait_port
-from test_gateway import SAN_ERRORS, call, write
+from test_gateway import SAN_ERRORS, assert_openai_error, call, write
 
 GATEWAY = """apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -141,6 +141,39 @@ def test_v1_pool_passes_the_model_through(procs, tmp_path):
     assert st == 200, data
     assert [m["id"] for m in json.loads(data)["data"]] == ["meta-llama/Llama-3.1-8B-Instruct"]
     assert hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(0)
+    c.stop()
+
+
+def test_v1_pool_refuses_requests_its_api_cannot_serve(procs, tmp_path):
+    """GIE v1.5's request parser: a completion without a prompt, a chat
+    without messages, Responses or embeddings without input get 400 from
+    the gateway, before any endpoint is picked; token-id prompts and paths
+    of no known API pass."""
+    m = "meta-llama/Llama-3.1-8B-Instruct"
+    c = V1(procs, tmp_path, [m])
+    bad = [("/v1/completions", {"model": m, "max_tokens": 1}, "prompt"),
+           ("/v1/completions", {"model": m, "prompt": ""}, "prompt"),
+           ("/v1/completions", {"model": m, "prompt": [ ]}, "prompt"),
+           ("/v1/chat/completions", {"model": m}, "messages"),
+           ("/v1/chat/completions", {"model": m, "messages": []}, "messages"),
+           ("/v1/chat/completions", {"model": m, "messages": "hi"}, "messages"),
+           ("/v1/responses", {"model": m}, "input"),
+           ("/v1/responses", {"model": m, "input": None}, "input"),
+           ("/v1/embeddings", {"model": m}, "input")]
+    for path, body, field in bad:
+        st, hdrs, data = call(c.base, path, body)
+        err = assert_openai_error(st, data, 400)
+        assert field in err["message"], (path, body, err)
+        assert "x-gateway-destination-endpoint-served" not in hdrs, (path, body)
+    for path, body in (("/v1/completions", {"model": m, "prompt": [1, 2, 3], "max_tokens": 1}),
+                       ("/v1/chat/completions",
+                        {"model": m, "messages": [{"role": "user", "content": "hi"}],
+                         "max_tokens": 1}),
+                       ("/tokenize", {"model": m, "messages": [{"role": "user",
+                                                               "content": "hi"}]})):
+        st, hdrs, data = call(c.base, path, body)
+        assert st == 200, (path, data)
+        assert hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(0)
     c.stop()
 
 
