@@ -24,6 +24,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/scratch.h"
 #include "gateway/accesslog.h"
 #include "gateway/metrics.h"
 #include "gateway/request.h"
@@ -648,6 +649,114 @@ static void switch_protocols(struct ig_req *p, const struct ig_http_response *re
 	}
 }
 
+/* ---- the model's name as asked, in the response (GIE v1) ---- */
+
+static _Thread_local struct ig_scratch restore_mem;
+
+/* `"model":"<name>"` (spaced: `"model": "<name>"`) in the arena. */
+static struct ig_str model_member(struct ig_arena *a, struct ig_str name, bool spaced)
+{
+	const char *head = spaced ? "\"model\": \"" : "\"model\":\"";
+	size_t hl = strlen(head);
+	char *b = ig_arena_alloc(a, hl + name.len + 1);
+	if (!b)
+		return (struct ig_str){NULL, 0};
+	memcpy(b, head, hl);
+	memcpy(b + hl, name.ptr, name.len);
+	b[hl + name.len] = '"';
+	return (struct ig_str){b, hl + name.len + 1};
+}
+
+/* What the body is searched for and turned into, and room for the bytes
+ * held between pieces; -1 (nothing restored) when out of memory. */
+static int restore_setup(struct ig_req *p)
+{
+	struct ig_arena *a = p->ex->arena;
+	for (int k = 0; k < 2; k++) {
+		p->restore_from[k] = model_member(a, p->target, k == 1);
+		p->restore_to[k] = model_member(a, p->model, k == 1);
+		if (!p->restore_from[k].ptr || !p->restore_to[k].ptr)
+			return -1;
+	}
+	p->carry = ig_arena_alloc(a, p->restore_from[1].len);
+	p->carry_len = 0;
+	return p->carry ? 0 : -1;
+}
+
+static int write_out(struct ig_req *p, const char *data, size_t len, int rc)
+{
+	if (rc < 0 || !len)
+		return rc;
+	int r = ig_http_write(p->ex, data, len);
+	return r < 0 ? -1 : (r | rc);
+}
+
+/* Passes a piece of the response on with the target's name turned back
+ * into the one asked for, as GIE v1.5 does with bytes.ReplaceAll over
+ * each piece, but also across pieces: a member cut between two pieces
+ * is held until the next one (or the end) decides it. Only bytes that may
+ * begin a member are held, so an SSE event's end always goes at once.
+ * ig_http_write's return (0, 1 when the client is full, -1 when gone). */
+static int restore_write(struct ig_req *p, const char *data, size_t len, bool last)
+{
+	static const char key[] = "\"model\":";
+	const size_t klen = sizeof key - 1;
+	const char *s = data;
+	size_t n = len;
+	if (p->carry_len) {
+		char *j = ig_scratch_get(&restore_mem, p->carry_len + len);
+		if (!j) {
+			/* Out of memory: what is held goes as it is. */
+			int rc = write_out(p, p->carry, p->carry_len, 0);
+			p->carry_len = 0;
+			return write_out(p, data, len, rc);
+		}
+		memcpy(j, p->carry, p->carry_len);
+		memcpy(j + p->carry_len, data, len);
+		s = j;
+		n = p->carry_len + len;
+		p->carry_len = 0;
+	}
+	size_t out = 0, pos = 0, hold = n;
+	int rc = 0;
+	const char *m;
+	while (pos < n && (m = memmem(s + pos, n - pos, key, klen))) {
+		size_t at = (size_t)(m - s), have = n - at;
+		int which = -1;
+		bool open = false;
+		for (int k = 0; k < 2 && which < 0; k++) {
+			struct ig_str f = p->restore_from[k];
+			if (have >= f.len)
+				which = memcmp(s + at, f.ptr, f.len) == 0 ? k : -1;
+			else
+				open |= memcmp(s + at, f.ptr, have) == 0;
+		}
+		if (which >= 0) {
+			rc = write_out(p, s + out, at - out, rc);
+			rc = write_out(p, p->restore_to[which].ptr, p->restore_to[which].len, rc);
+			out = pos = at + p->restore_from[which].len;
+			continue;
+		}
+		if (open && !last) {
+			hold = at;
+			break;
+		}
+		pos = at + 1;
+	}
+	if (hold == n && !last) {
+		/* The key itself may be cut at the end. */
+		for (size_t k = n > out + klen - 1 ? n - (klen - 1) : out; k < n; k++)
+			if (s[k] == '"' && memcmp(s + k, key, n - k) == 0) {
+				hold = k;
+				break;
+			}
+	}
+	rc = write_out(p, s + out, hold - out, rc);
+	memcpy(p->carry, s + hold, n - hold);
+	p->carry_len = n - hold;
+	return rc;
+}
+
 void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 {
 	struct ig_http_header hdrs[104 + 64];
@@ -686,7 +795,17 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 		switch_protocols(p, res, hdrs, n);
 		return;
 	}
-	if (ig_http_start_response(p->ex, res->status, hdrs, n, p->resp_length) < 0) {
+	int64_t length = p->resp_length;
+	bool bodyless = res->status < 200 || res->status == 204 || res->status == 304 ||
+			ig_str_eq_cstr(p->ex->req.method, "HEAD");
+	if (p->restore_model && !bodyless && restore_setup(p) == 0) {
+		/* The names' lengths differ: the length is known at the end. */
+		if (p->restore_from[0].len != p->restore_to[0].len)
+			length = -1;
+	} else {
+		p->restore_model = false;
+	}
+	if (ig_http_start_response(p->ex, res->status, hdrs, n, length) < 0) {
 		/* The client is gone: its on_abort ends the request. */
 		ig_http_client_close(p->up);
 		p->up = NULL;
@@ -705,7 +824,8 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 		keep_tail(p, data, len);
 	/* The last piece of a response with a length completes it for the
 	 * client as soon as it is written: count the request first. */
-	if (p->resp_length >= 0 && p->resp_bytes == (size_t)p->resp_length) {
+	bool last = p->resp_length >= 0 && p->resp_bytes == (size_t)p->resp_length;
+	if (last) {
 		if (!p->sse)
 			usage_from_tail(p);
 		record_metrics(p);
@@ -713,6 +833,8 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 	}
 	/* 1: the client is full (resume on_client_writable); -1: it is gone
 	 * (on_abort follows): either way, stop reading. */
+	if (p->restore_model)
+		return restore_write(p, data, len, last) != 0 ? 1 : 0;
 	return ig_http_write(p->ex, data, len) != 0 ? 1 : 0;
 }
 
@@ -745,6 +867,11 @@ static void keep_trailers(struct ig_req *p, struct ig_http_client *c)
 static void on_up_done(struct ig_http_client *c, void *ud)
 {
 	struct ig_req *p = ud;
+	if (p->restore_model && p->carry_len) {
+		/* Bytes held for a member the body ended without. */
+		ig_http_write(p->ex, p->carry, p->carry_len);
+		p->carry_len = 0;
+	}
 	if (!p->sse && !p->recorded && !p->tunnel)
 		usage_from_tail(p);
 	if (!p->tunnel)

@@ -75,6 +75,7 @@ struct ig_req {
 	const struct ig_model *resolved; /* its InferenceModel (NULL: v1 passthrough) */
 	bool random_endpoint;		 /* GIE v1: no body, any endpoint */
 	bool rewritten;			 /* an InferenceModelRewrite chose the target */
+	bool restore_model;		 /* GIE v1: the response names `model` as asked */
 	bool critical;
 	int priority;
 	/* Refused (429) when the pool is saturated: a negative priority, or
@@ -148,6 +149,12 @@ struct ig_req {
 	int status;
 	size_t resp_bytes;
 	int64_t resp_length; /* Content-Length of the response, -1 if none */
+	/* restore_model: `"model":"<target>"` (and `"model": "<target>"`)
+	 * in the response become the name asked for; a piece's last bytes
+	 * that may begin one wait for the next piece in `carry`. */
+	struct ig_str restore_from[2], restore_to[2];
+	char *carry;
+	size_t carry_len;
 	/* The response's trailer fields (a gRPC status), copied into the
 	 * exchange's arena when the pod's answer ends; they end the client's. */
 	struct ig_http_header *trailers;

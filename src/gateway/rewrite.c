@@ -567,6 +567,9 @@ static int passthrough(struct ig_req *p, struct ig_json_value mv)
 	p->target = ig_str_from(target);
 	p->priority = 0;
 	p->sheddable = false;
+	/* GIE v1.5 and llm-d Router answer with the name the client asked
+	 * for: the response's model is turned back (relay.c). */
+	p->restore_model = !ig_str_eq(p->model, p->target);
 	return splice(p, mv, target);
 }
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import free_port, unique_loopback, wait_http, wait_port
+from tcppod import TcpPod
 from test_gateway import SAN_ERRORS, assert_openai_error, call, write
 
 GATEWAY = """apiVersion: gateway.networking.k8s.io/v1
@@ -44,6 +45,21 @@ metadata:
     app: {app}
 status:
   podIP: {ip}
+"""
+
+REWRITE = """apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModelRewrite
+metadata:
+  name: rw
+spec:
+  poolRef:
+    group: inference.networking.k8s.io
+    name: pool-0
+  rules:
+  - matches:
+    - model: {{type: Exact, value: {model}}}
+    targets:
+    - modelRewrite: {target}
 """
 
 OBJECTIVE = """apiVersion: inference.networking.x-k8s.io/v1alpha2
@@ -381,3 +397,119 @@ def test_agent_apis_through_the_gateway(procs, tmp_path, stream):
     if not stream:
         assert got_in == in_total and got_out == out_total
     c.stop()
+
+
+# ---- the model's name as asked, in the response ----
+
+def sse_models(text):
+    return [json.loads(line[6:])["model"] for line in text.split("\n")
+            if line.startswith("data: {")]
+
+
+def test_response_names_the_model_asked_for(procs, tmp_path):
+    """GIE v1.5 (and llm-d Router) turn the response's "model" back into the
+    name the client asked for when a rewrite (the header or an
+    InferenceModelRewrite) changed it: a whole response, with its length
+    made right, and every event of a stream. Without a rewrite nothing
+    changes."""
+    m = "meta-llama/Llama-3.1-8B-Instruct"
+    c = V1(procs, tmp_path, [m], extra_docs=[REWRITE.format(model="alias", target=m)])
+    for asked, hdrs in (("alias", {}), ("a", {"x-gateway-model-name-rewrite": m}),
+                        ("a-much-longer-name-than-the-target-model-has-x", {
+                            "x-gateway-model-name-rewrite": m})):
+        st, h, data = call(c.base, "/v1/completions", dict(completion(asked)), headers=hdrs)
+        assert st == 200, data
+        assert json.loads(data)["model"] == asked  # parses: the length is right
+        body = dict(completion(asked), stream=True,
+                    stream_options={"include_usage": True})
+        st, h, data = call(c.base, "/v1/completions", body, headers=hdrs)
+        assert st == 200, data
+        models = sse_models(data.decode())
+        assert len(models) >= 6 and set(models) == {asked}, data
+    st, _, data = call(c.base, "/v1/completions", completion(m))
+    assert st == 200 and json.loads(data)["model"] == m
+    c.stop()
+
+
+class BytewisePod(TcpPod):
+    """A pod that writes each answer a few bytes at a time (TCP_NODELAY,
+    a pause between writes), so a "model" member reaches the gateway cut
+    in every place; /metrics gets an empty vLLM page."""
+
+    def __init__(self, host, port, body, sse=False, step=3):
+        self.body, self.sse, self.step = body, sse, step
+        super().__init__(host, port)
+
+    def serve(self, c, n):
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    got = c.recv(65536)
+                    if not got:
+                        return
+                    buf += got
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        length = int(v)
+                while len(buf) < length:
+                    buf += c.recv(65536)
+                buf = buf[length:]
+                if head.startswith(b"GET /metrics"):
+                    page = b"vllm:num_requests_waiting 0\nvllm:num_requests_running 0\n"
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" %
+                              (len(page), page))
+                    continue
+                ctype = b"text/event-stream" if self.sse else b"application/json"
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+                          % (ctype, len(self.body)))
+                for i in range(0, len(self.body), self.step):
+                    c.sendall(self.body[i:i + self.step])
+                    time.sleep(0.002)
+        except OSError:
+            return
+        finally:
+            c.close()
+
+
+def test_response_model_cut_between_pieces(procs, tmp_path):
+    """A "model" member the pod's writes cut anywhere is still turned back;
+    members of other names or values, and a key cut at the very end of a
+    piece that turns out to be something else, pass unchanged."""
+    target = "t-model"
+    one = (b'{"id":"x","model":"t-model","choices":[],"note":"model","x":{"model": "t-model"},'
+           b'"other":{"model":"t-model-2"},"models":"t-model","end":"\\"model\\":"}')
+    events = b"".join(b'data: {"i":%d,"model":"t-model"}\n\n' % i for i in range(5)) + \
+        b"data: [DONE]\n\n"
+    for body, sse, step in ((one, False, 1), (one, False, 4), (events, True, 3),
+                            (events, True, 7)):
+        host = unique_loopback()
+        port = free_port(host)
+        pod = BytewisePod(host, port, body, sse=sse, step=step)
+        d = os.path.join(str(tmp_path), "cut-%d-%d" % (step, sse))
+        os.makedirs(d)
+        gw_host = unique_loopback()
+        gw_port = free_port(gw_host)
+        write(os.path.join(d, "all.yaml"), "---\n".join([
+            GATEWAY.format(port=gw_port), route([(None, "pool-0")]),
+            POOL_V1.format(name="pool-0", port=port),
+            POD.format(name="pod-0", app="pool-0", ip=host)]))
+        gw = procs.start("gateway", "-f", d, "--bind", gw_host, "--workers", "1",
+                         name="gateway")
+        try:
+            wait_port(gw_host, gw_port, proc=gw)
+            st, _, data = call("http://%s:%d" % (gw_host, gw_port), "/v1/completions",
+                               {"model": "asked", "prompt": "hi"},
+                               headers={"x-gateway-model-name-rewrite": target})
+            assert st == 200, data
+            want = body.replace(b'"model":"t-model"', b'"model":"asked"') \
+                       .replace(b'"model": "t-model"', b'"model": "asked"')
+            assert data == want, (step, data)
+        finally:
+            gw.send_signal(15)
+            gw.wait(timeout=15)
+            pod.stop()
