@@ -363,6 +363,12 @@ static int take_headers(struct xstream *xs, const struct ig_xp_request *m)
 	return 0;
 }
 
+/* Collects the response body as the rewrite is turned back in it. */
+static int emit_buf(void *ud, const char *data, size_t len)
+{
+	return ig_buf_append(ud, data, len) < 0 ? -1 : 0;
+}
+
 /* Runs the gateway's stages on the request: the sink answers. */
 static void pick(struct xstream *xs)
 {
@@ -498,6 +504,17 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 		bool sse = ct.len && memmem(ct.ptr, ct.len, "text/event-stream", 17);
 		if (xs->p && !xs->p->finished)
 			ig_req_sink_response_head(xs->p, (int)code, sse);
+		if (xs->p && xs->p->restore_model) {
+			/* The rewrite is turned back in the body (GIE v1.5),
+			 * when we answer for the body's pieces. */
+			bool bodyless = code < 200 || code == 204 || code == 304 ||
+					ig_str_eq_cstr(xs->ex.req.method, "HEAD") ||
+					m->end_of_stream;
+			bool answers = xs->resp_mode == IG_XP_BODY_FULL_DUPLEX_STREAMED ||
+				       xs->resp_mode == IG_XP_BODY_BUFFERED;
+			if (bodyless || !answers || ig_req_restore_setup(xs->p) < 0)
+				xs->p->restore_model = false;
+		}
 		answer_continue(xs, IG_XP_REQ_RESPONSE_HEADERS);
 		if (m->end_of_stream && xs->p && !xs->p->finished)
 			ig_req_sink_response_end(xs->p);
@@ -506,17 +523,40 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 	case IG_XP_REQ_RESPONSE_BODY: {
 		if (xs->p && !xs->p->finished)
 			ig_req_sink_response_body(xs->p, m->body.ptr, m->body.len);
+		struct ig_buf out = {0};
+		bool restore = xs->p && xs->p->restore_model;
+		if (restore)
+			ig_req_restore_feed(xs->p, m->body.ptr, m->body.len,
+					    m->end_of_stream ||
+						xs->resp_mode == IG_XP_BODY_BUFFERED,
+					    emit_buf, &out);
 		if (xs->resp_mode == IG_XP_BODY_FULL_DUPLEX_STREAMED) {
-			/* Envoy drained the chunk: it goes on only if we send it. */
+			/* Envoy drained the chunk: it goes on only if we send it
+			 * (Envoy drops the Content-Length in this mode). */
 			send_body_answer(xs, &(struct ig_xp_body_answer){
 						 .response = true,
 						 .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
-						 .body = m->body,
+						 .body = restore ? ig_buf_str(&out) : m->body,
 						 .end_of_stream = m->end_of_stream,
+					     });
+		} else if (restore && !ig_str_eq(ig_buf_str(&out), m->body)) {
+			/* BUFFERED: the whole body, replaced, with its length
+			 * in the same answer (Envoy checks the two agree). */
+			char len[24];
+			snprintf(len, sizeof len, "%zu", out.len);
+			const struct ig_xp_set_header cl = {"content-length", ig_str_from(len)};
+			send_body_answer(xs, &(struct ig_xp_body_answer){
+						 .response = true,
+						 .mode = IG_XP_BODY_BUFFERED,
+						 .body = ig_buf_str(&out),
+						 .replace_body = true,
+						 .set = &cl,
+						 .nset = 1,
 					     });
 		} else {
 			answer_continue(xs, IG_XP_REQ_RESPONSE_BODY);
 		}
+		ig_buf_free(&out);
 		if (m->end_of_stream && xs->p && !xs->p->finished)
 			ig_req_sink_response_end(xs->p);
 		return;

@@ -667,9 +667,7 @@ static struct ig_str model_member(struct ig_arena *a, struct ig_str name, bool s
 	return (struct ig_str){b, hl + name.len + 1};
 }
 
-/* What the body is searched for and turned into, and room for the bytes
- * held between pieces; -1 (nothing restored) when out of memory. */
-static int restore_setup(struct ig_req *p)
+int ig_req_restore_setup(struct ig_req *p)
 {
 	struct ig_arena *a = p->ex->arena;
 	for (int k = 0; k < 2; k++) {
@@ -683,21 +681,21 @@ static int restore_setup(struct ig_req *p)
 	return p->carry ? 0 : -1;
 }
 
-static int write_out(struct ig_req *p, const char *data, size_t len, int rc)
+/* Chains emit's results: -1 sticks, 1 (the receiver is full) is kept. */
+static int emit_out(ig_req_emit_fn emit, void *ud, const char *data, size_t len, int rc)
 {
 	if (rc < 0 || !len)
 		return rc;
-	int r = ig_http_write(p->ex, data, len);
+	int r = emit(ud, data, len);
 	return r < 0 ? -1 : (r | rc);
 }
 
-/* Passes a piece of the response on with the target's name turned back
- * into the one asked for, as GIE v1.5 does with bytes.ReplaceAll over
- * each piece, but also across pieces: a member cut between two pieces
- * is held until the next one (or the end) decides it. Only bytes that may
- * begin a member are held, so an SSE event's end always goes at once.
- * ig_http_write's return (0, 1 when the client is full, -1 when gone). */
-static int restore_write(struct ig_req *p, const char *data, size_t len, bool last)
+/* As GIE v1.5 does with bytes.ReplaceAll over each piece, but also
+ * across pieces: a member cut between two pieces is held until the next
+ * one (or the end) decides it. Only bytes that may begin a member are
+ * held, so an SSE event's end always goes at once. */
+int ig_req_restore_feed(struct ig_req *p, const char *data, size_t len, bool last,
+			ig_req_emit_fn emit, void *ud)
 {
 	static const char key[] = "\"model\":";
 	const size_t klen = sizeof key - 1;
@@ -707,9 +705,9 @@ static int restore_write(struct ig_req *p, const char *data, size_t len, bool la
 		char *j = ig_scratch_get(&restore_mem, p->carry_len + len);
 		if (!j) {
 			/* Out of memory: what is held goes as it is. */
-			int rc = write_out(p, p->carry, p->carry_len, 0);
+			int rc = emit_out(emit, ud, p->carry, p->carry_len, 0);
 			p->carry_len = 0;
-			return write_out(p, data, len, rc);
+			return emit_out(emit, ud, data, len, rc);
 		}
 		memcpy(j, p->carry, p->carry_len);
 		memcpy(j + p->carry_len, data, len);
@@ -732,8 +730,9 @@ static int restore_write(struct ig_req *p, const char *data, size_t len, bool la
 				open |= memcmp(s + at, f.ptr, have) == 0;
 		}
 		if (which >= 0) {
-			rc = write_out(p, s + out, at - out, rc);
-			rc = write_out(p, p->restore_to[which].ptr, p->restore_to[which].len, rc);
+			rc = emit_out(emit, ud, s + out, at - out, rc);
+			rc = emit_out(emit, ud, p->restore_to[which].ptr, p->restore_to[which].len,
+				      rc);
 			out = pos = at + p->restore_from[which].len;
 			continue;
 		}
@@ -751,10 +750,15 @@ static int restore_write(struct ig_req *p, const char *data, size_t len, bool la
 				break;
 			}
 	}
-	rc = write_out(p, s + out, hold - out, rc);
+	rc = emit_out(emit, ud, s + out, hold - out, rc);
 	memcpy(p->carry, s + hold, n - hold);
 	p->carry_len = n - hold;
 	return rc;
+}
+
+static int emit_client(void *ud, const char *data, size_t len)
+{
+	return ig_http_write(ud, data, len);
 }
 
 void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
@@ -798,7 +802,7 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 	int64_t length = p->resp_length;
 	bool bodyless = res->status < 200 || res->status == 204 || res->status == 304 ||
 			ig_str_eq_cstr(p->ex->req.method, "HEAD");
-	if (p->restore_model && !bodyless && restore_setup(p) == 0) {
+	if (p->restore_model && !bodyless && ig_req_restore_setup(p) == 0) {
 		/* The names' lengths differ: the length is known at the end. */
 		if (p->restore_from[0].len != p->restore_to[0].len)
 			length = -1;
@@ -834,7 +838,7 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 	/* 1: the client is full (resume on_client_writable); -1: it is gone
 	 * (on_abort follows): either way, stop reading. */
 	if (p->restore_model)
-		return restore_write(p, data, len, last) != 0 ? 1 : 0;
+		return ig_req_restore_feed(p, data, len, last, emit_client, p->ex) != 0 ? 1 : 0;
 	return ig_http_write(p->ex, data, len) != 0 ? 1 : 0;
 }
 

@@ -344,6 +344,17 @@ void ig_extpick_worker_free(struct ig_worker *w);
  * it (status, whether it is an event stream, then body pieces), read for
  * usage, metrics and the prefix-index commit; _end ends the request. */
 void ig_req_sink_response_head(struct ig_req *p, int status, bool sse);
+
+/* GIE v1: a rewrite's target named in the response's "model" members is
+ * turned back into the name asked for (when p->restore_model). Setup
+ * once the response starts (0, or -1 out of memory: then pass it on as
+ * it is); then each piece is fed, its output emitted in pieces (emit
+ * returns 0, 1 when the receiver is full, -1 when it is gone; feed
+ * returns the worst). `last`: nothing follows, nothing is held back. */
+typedef int (*ig_req_emit_fn)(void *ud, const char *data, size_t len);
+int ig_req_restore_setup(struct ig_req *p);
+int ig_req_restore_feed(struct ig_req *p, const char *data, size_t len, bool last,
+			ig_req_emit_fn emit, void *ud);
 void ig_req_sink_response_body(struct ig_req *p, const char *data, size_t len);
 void ig_req_sink_response_end(struct ig_req *p);
 

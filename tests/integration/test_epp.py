@@ -763,6 +763,62 @@ def test_standalone_endpoint_selector(procs, tmp_path):
     p.stop()
 
 
+def respond_in_pieces(s, pieces, mode=FULL_DUPLEX, ctype="application/json"):
+    """The response path with the body in pieces; returns the answers to
+    the body messages."""
+    m = pb.ProcessingRequest()
+    for k, v in ((":status", "200"), ("content-type", ctype)):
+        h = m.response_headers.headers.headers.add()
+        h.key = k
+        h.raw_value = v.encode()
+    s.send(m)
+    assert s.next().WhichOneof("response") == "response_headers"
+    out = []
+    for i, piece in enumerate(pieces):
+        m = pb.ProcessingRequest()
+        m.response_body.body = piece
+        m.response_body.end_of_stream = i == len(pieces) - 1
+        s.send(m)
+        r = s.next()
+        assert r.WhichOneof("response") == "response_body", r
+        out.append(r.response_body.response)
+    return out
+
+
+def test_standalone_rewrite_is_turned_back_in_the_response(procs, tmp_path):
+    """GIE v1.5: after x-gateway-model-name-rewrite changed the model, the
+    response's "model" members name the model asked for again, in
+    FULL_DUPLEX_STREAMED pieces (a member cut between two pieces too) and
+    as BUFFERED's one body, whose new length is set in the same answer."""
+    p = Picker(procs, tmp_path, standalone=True)
+    rw = (("x-gateway-model-name-rewrite", "tweet-summary-1"),)
+    reply = b'{"id":"c","model":"tweet-summary-1","choices":[],"usage":{"completion_tokens":1}}'
+    want = reply.replace(b"tweet-summary-1", b"tweet-summary")
+    for cut in (5, 17, 30):
+        first, out, s = full_duplex(p.channel, seed_bytes(), extra=rw)
+        assert json.loads(out)["model"] == "tweet-summary-1"
+        answers = respond_in_pieces(s, [reply[:cut], reply[cut:]])
+        got = b"".join(a.body_mutation.streamed_response.body for a in answers)
+        assert got == want, (cut, got)
+        assert answers[-1].body_mutation.streamed_response.end_of_stream
+        s.rest()
+    s = Stream(p.channel)
+    s.send(headers_msg(mode=BUFFERED, extra=rw))
+    assert s.next().WhichOneof("response") == "request_headers"
+    s.send(body_msg(seed_bytes(), True))
+    assert s.next().WhichOneof("response") == "request_body"
+    common = respond_in_pieces(s, [reply], mode=BUFFERED)[0]
+    assert common.body_mutation.body == want
+    assert set_headers(common)["content-length"] == str(len(want))
+    s.rest()
+    # Without a rewrite the response goes on as it came.
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    answers = respond_in_pieces(s, [reply])
+    assert answers[0].body_mutation.streamed_response.body == reply
+    s.rest()
+    p.stop()
+
+
 def test_standalone_flag_errors(procs, tmp_path):
     for extra, words in ((["--endpoint-selector", "app=x"], "together"),
                          (["--endpoint-selector", "app x", "--endpoint-target-ports", "80"],
