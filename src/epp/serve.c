@@ -525,6 +525,11 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 			ig_req_sink_response_body(xs->p, m->body.ptr, m->body.len);
 		struct ig_buf out = {0};
 		bool restore = xs->p && xs->p->restore_model;
+		if (restore && ig_buf_reserve(&out, ig_req_restore_bound(xs->p, m->body.len)) < 0) {
+			/* Out of memory: this piece and the rest go as they come
+			 * (what a cut member held back is lost with the room). */
+			xs->p->restore_model = restore = false;
+		}
 		if (restore)
 			ig_req_restore_feed(xs->p, m->body.ptr, m->body.len,
 					    m->end_of_stream ||

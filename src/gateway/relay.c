@@ -681,6 +681,12 @@ int ig_req_restore_setup(struct ig_req *p)
 	return p->carry ? 0 : -1;
 }
 
+size_t ig_req_restore_bound(const struct ig_req *p, size_t len)
+{
+	size_t n = p->carry_len + len, from = p->restore_from[0].len, to = p->restore_to[0].len;
+	return n + (to > from ? (n / from + 1) * (to - from) : 0);
+}
+
 /* Chains emit's results: -1 sticks, 1 (the receiver is full) is kept. */
 static int emit_out(ig_req_emit_fn emit, void *ud, const char *data, size_t len, int rc)
 {
@@ -756,9 +762,29 @@ int ig_req_restore_feed(struct ig_req *p, const char *data, size_t len, bool las
 	return rc;
 }
 
-static int emit_client(void *ud, const char *data, size_t len)
+/* A piece's output is gathered and written once: one send (one chunk)
+ * per piece, as without the replacement. */
+static _Thread_local struct ig_buf restore_out;
+
+static int emit_gather(void *ud, const char *data, size_t len)
 {
-	return ig_http_write(ud, data, len);
+	return ig_buf_append(ud, data, len) < 0 ? -1 : 0;
+}
+
+static int restore_write(struct ig_req *p, const char *data, size_t len, bool last)
+{
+	restore_out.len = 0;
+	if (ig_buf_reserve(&restore_out, ig_req_restore_bound(p, len)) < 0) {
+		/* Out of memory: what is held and the piece go as they came,
+		 * and nothing more is replaced. */
+		p->restore_model = false;
+		int rc = p->carry_len ? ig_http_write(p->ex, p->carry, p->carry_len) : 0;
+		p->carry_len = 0;
+		int r = rc < 0 ? -1 : ig_http_write(p->ex, data, len);
+		return r < 0 ? -1 : (r | rc);
+	}
+	ig_req_restore_feed(p, data, len, last, emit_gather, &restore_out);
+	return ig_http_write(p->ex, restore_out.ptr, restore_out.len);
 }
 
 void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
@@ -838,7 +864,7 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 	/* 1: the client is full (resume on_client_writable); -1: it is gone
 	 * (on_abort follows): either way, stop reading. */
 	if (p->restore_model)
-		return ig_req_restore_feed(p, data, len, last, emit_client, p->ex) != 0 ? 1 : 0;
+		return restore_write(p, data, len, last) != 0 ? 1 : 0;
 	return ig_http_write(p->ex, data, len) != 0 ? 1 : 0;
 }
 

@@ -353,6 +353,9 @@ void ig_req_sink_response_head(struct ig_req *p, int status, bool sse);
  * returns the worst). `last`: nothing follows, nothing is held back. */
 typedef int (*ig_req_emit_fn)(void *ud, const char *data, size_t len);
 int ig_req_restore_setup(struct ig_req *p);
+/* The most a piece of len bytes can become (reserve it, and emitting
+ * into a buffer cannot fail half way). */
+size_t ig_req_restore_bound(const struct ig_req *p, size_t len);
 int ig_req_restore_feed(struct ig_req *p, const char *data, size_t len, bool last,
 			ig_req_emit_fn emit, void *ud);
 void ig_req_sink_response_body(struct ig_req *p, const char *data, size_t len);
