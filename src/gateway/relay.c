@@ -1128,10 +1128,11 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	}
 	/* A pool's pod also hears which endpoint was picked, as GIE's
 	 * picker sets x-gateway-destination-endpoint on the request (the
-	 * client's own copy was dropped with the head). */
+	 * client's own copy was dropped with the head); an external picker's
+	 * own header goes instead, as Envoy would send it. */
 	static const char dest[] = "x-gateway-destination-endpoint: ";
 	size_t at = 0, alen = strlen(ep->addr);
-	if (!p->service && sizeof dest - 1 + alen + 2 <= sizeof p->host_line / 2) {
+	if (!p->service && !p->xp && sizeof dest - 1 + alen + 2 <= sizeof p->host_line / 2) {
 		memcpy(p->host_line, dest, sizeof dest - 1);
 		memcpy(p->host_line + sizeof dest - 1, ep->addr, alen);
 		at = sizeof dest - 1 + alen;
