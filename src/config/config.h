@@ -1136,9 +1136,11 @@ bool ig_config_namespace_admits(const struct ig_config *cfg, enum ig_routes_from
 				const struct ig_label_selector *sel, const char *ns,
 				const char *home);
 /* Gateway API's tie-break between two objects (routes of equal
- * specificity, ListenerSets of a Gateway): the older first (RFC 3339 UTC
- * creationTimestamps sort as text; objects without one after those with
- * one, in load order), then by "{namespace}/{name}". < 0: a first. */
+ * specificity, ListenerSets of a Gateway): the older first, by
+ * creationTimestamp compared as a time (objects without one after those
+ * with one), then the first by "{namespace}/{name}" -- never by the order
+ * the objects were read in. < 0: a first; 0 only for the same age and
+ * name. */
 int ig_meta_precedence(const struct ig_meta *a, const struct ig_meta *b);
 
 /* ---- Gateway API references ---- */

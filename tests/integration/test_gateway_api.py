@@ -499,3 +499,46 @@ def test_route_retry_and_session_persistence(procs, tmp_path):
     seen = {s.get("/sticky")[1]["x-gateway-destination-endpoint-served"] for _ in range(4)}
     assert seen == {s.pods[1].address, s.pods[2].address}
     s.stop()
+
+
+def test_route_ties_by_age_then_name(procs, tmp_path):
+    """Gateway API §6.3, steps 7 and 8: between equally specific matches of
+    two routes, the older by creationTimestamp (compared as times: an
+    offset counts) wins, then the first by "{namespace}/{name}" -- never
+    the order the manifests were read in. Routes without a timestamp (the
+    usual manifest file) count as newer than any with one."""
+    def r(name, path, svc, created=None):
+        meta = "  creationTimestamp: %s\n" % created if created else ""
+        return """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: %s
+%sspec:
+  parentRefs:
+  - name: gw
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: %s}
+    backendRefs:
+    - name: %s
+      port: 80
+""" % (name, meta, path, svc)
+
+    def docs(s):
+        return [gateway(s.port),
+                # Read first, but "default/zz" comes after "default/aa".
+                r("zz", "/n", "first"), r("aa", "/n", "second"),
+                # 06:00Z is later than 10:00+05:00 (05:00Z), though not as text.
+                r("t-new", "/t", "first", '"2024-01-01T06:00:00Z"'),
+                r("t-old", "/t", "second", '"2024-01-01T10:00:00+05:00"'),
+                # A timestamp beats none, even a later one and a later name.
+                r("u-none", "/u", "first"), r("v-dated", "/u", "second", '"2099-01-01T00:00:00Z"'),
+                service("first", 80, s.pod_port), service("second", 80, s.pod_port),
+                pod("p0", "first", s.pods[0].host), pod("p1", "second", s.pods[1].host)]
+
+    s = Setup(procs, tmp_path, docs)
+    for path in ("/n", "/t", "/u"):
+        st, hdrs, data = s.get(path)
+        assert st == 200, data
+        assert hdrs["x-gateway-destination-endpoint-served"] == s.pods[1].address, path
+    s.stop()
