@@ -973,3 +973,11 @@ const struct ig_frontend_validation *ig_listener_frontend(const struct ig_gatewa
 {
 	return li->tls.frontend.set ? &li->tls.frontend : ig_gateway_frontend(gw, li->port);
 }
+
+const struct ig_filter *ig_filters_extension_ref(const struct ig_filter *fs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fs[i].type == IG_FILTER_EXTENSION_REF)
+			return &fs[i];
+	return NULL;
+}

@@ -15,7 +15,8 @@
  *   our controllerName, Accepted (NoMatchingParent, NotAllowedByListeners,
  *   NoMatchingListenerHostname)
  *   and ResolvedRefs (BackendNotFound, InvalidKind, RefNotPermitted,
- *   UnsupportedProtocol);
+ *   UnsupportedProtocol; InvalidKind too for an ExtensionRef filter, which
+ *   never resolves);
  * - InferencePool: one parents[] entry (v1alpha2: parent[]) per Gateway of
  *   ours that an accepted HTTPRoute reaches it through, Accepted and
  *   ResolvedRefs (InvalidExtensionRef: a v1 pool's endpointPickerRef
@@ -386,6 +387,22 @@ static const struct ig_backend_ref *first_unresolved(const struct ig_httproute *
 	return NULL;
 }
 
+/* The first ExtensionRef filter of the route, of a rule or of a
+ * backendRef: none resolves (infergate has no filter extensions). */
+static const struct ig_filter *first_extension_ref(const struct ig_httproute *r)
+{
+	for (size_t i = 0; i < r->nrules; i++) {
+		const struct ig_route_rule *rule = &r->rules[i];
+		const struct ig_filter *f = ig_filters_extension_ref(rule->filters, rule->nfilters);
+		for (size_t b = 0; !f && b < rule->nbackends; b++)
+			f = ig_filters_extension_ref(rule->backends[b].filters,
+						     rule->backends[b].nfilters);
+		if (f)
+			return f;
+	}
+	return NULL;
+}
+
 static json_t *parent_ref_json(const struct ig_parent_ref *p)
 {
 	json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "group", p->group, "kind", p->kind, "namespace",
@@ -460,14 +477,25 @@ static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 				    : "No listener of the Gateway matches sectionName/port",
 				gen));
 	const struct ig_backend_ref *bad = first_unresolved(r);
+	const struct ig_filter *ext = bad ? NULL : first_extension_ref(r);
+	char msg[600];
 	if (bad) {
-		char msg[600];
 		snprintf(msg, sizeof msg, "%s %s/%s: %s", bad->kind, bad->ns, bad->name,
 			 bad->status == IG_REF_NOT_FOUND       ? "not found"
 			 : bad->status == IG_REF_NOT_PERMITTED ? "no ReferenceGrant allows it"
 							       : "cannot be a backend");
 		json_array_append_new(
 		    conds, cond(c, "ResolvedRefs", false, ref_reason(bad->status), msg, gen));
+	} else if (ext) {
+		/* The Gateway API's reason for a reference to "an unknown or
+		 * unsupported Group and/or Kind": infergate supports none for
+		 * filters. The route stays Accepted; its requests get 500. */
+		snprintf(msg, sizeof msg,
+			 "ExtensionRef filter %s \"%s\" (group \"%s\"): infergate has no filter "
+			 "extensions; requests it would process are answered 500",
+			 ext->u.ext.kind, ext->u.ext.name, ext->u.ext.group);
+		json_array_append_new(conds,
+				      cond(c, "ResolvedRefs", false, "InvalidKind", msg, gen));
 	} else {
 		json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
 						  "All references resolved", gen));

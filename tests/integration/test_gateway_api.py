@@ -542,3 +542,58 @@ metadata:
         assert st == 200, data
         assert hdrs["x-gateway-destination-endpoint-served"] == s.pods[1].address, path
     s.stop()
+
+
+def test_extension_ref_filter_answers_500(procs, tmp_path):
+    """Gateway API §4.5/§6.5: an ExtensionRef filter that cannot be resolved
+    (infergate has no filter extensions) must never be skipped: the route
+    still loads and its matches keep their traffic, which gets 500 -- not
+    the answer of another route nor the backend's. A backendRef's
+    ExtensionRef fails only the requests that draw that backendRef."""
+    ext = """{type: ExtensionRef, extensionRef: {group: example.com, kind: Auth, name: %s}}"""
+    rules = """  - matches:
+    - path: {type: PathPrefix, value: /ext}
+    filters:
+    - %s
+    backendRefs:
+    - name: svc
+      port: 80
+  - matches:
+    - path: {type: PathPrefix, value: /be-ext}
+    backendRefs:
+    - name: svc
+      port: 80
+      filters:
+      - %s
+  - matches:
+    - path: {type: PathPrefix, value: /ok}
+    backendRefs:
+    - name: svc
+      port: 80
+""" % (ext % "rule-auth", ext % "backend-auth")
+    # A route that would take /ext's traffic if the one above were left out.
+    catch_all = """  - matches:
+    - path: {type: PathPrefix, value: /}
+    backendRefs:
+    - name: svc
+      port: 80
+"""
+
+    def docs(s):
+        return [gateway(s.port), route(rules), route(catch_all, name="catch-all"),
+                service("svc", 80, s.pod_port), pod("p0", "svc", s.pods[0].host)]
+
+    s = Setup(procs, tmp_path, docs, npods=1)
+    for path, name in (("/ext/x", "rule-auth"), ("/be-ext", "backend-auth")):
+        st, hdrs, data = s.get(path)
+        assert st == 500, (path, data)
+        assert hdrs["content-type"].startswith("application/json")
+        err = json.loads(data)["error"]
+        assert err["type"] == "server_error"
+        assert "ExtensionRef" in err["message"] and name in err["message"], err
+    assert s.get("/ok")[0] == 200
+    assert s.get("/other")[0] == 200
+    assert [r.path for r in s.received()] == ["/ok", "/other"]
+    log = s.procs.output(s.gw)
+    assert "warning: spec.rules[0].filters[0].extensionRef" in log, log
+    s.stop()

@@ -1478,6 +1478,71 @@ spec:
     k.stop()
 
 
+def test_extension_ref_filter_status_and_500(kube):
+    """An HTTPRoute with an ExtensionRef filter (infergate has no filter
+    extensions) is Accepted, not left out for another route to catch its
+    traffic: ResolvedRefs False with InvalidKind (the Gateway API's reason
+    for a reference to an unsupported group/kind), and the requests the
+    filter would process are answered 500 (spec: never skip the filter)."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: http, port: %d, protocol: HTTP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc}
+spec:
+  selector: {app: qwen-pool}
+  ports: [{port: 80, targetPort: %d}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ext}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /v1}}]
+    filters:
+    - type: ExtensionRef
+      extensionRef: {group: example.com, kind: Auth, name: checker}
+    backendRefs: [{name: svc, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: catch-all}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: svc, port: 80}]
+""" % (k.port, k.target_port))
+    k.add_pod("p0", k.sim_hosts[0])
+    k.start_gateway()
+
+    def parent_conds():
+        ps = get(k, "httproute", "ext").get("status", {}).get("parents", [])
+        return {c["type"]: c for c in ps[0]["conditions"]} if ps else None
+    c = wait_for(parent_conds, "ext status")
+    assert (c["Accepted"]["status"], c["Accepted"]["reason"]) == ("True", "Accepted"), c
+    assert (c["ResolvedRefs"]["status"], c["ResolvedRefs"]["reason"]) == \
+        ("False", "InvalidKind"), c
+    assert "ExtensionRef" in c["ResolvedRefs"]["message"], c
+    status, _, data = call(k.base, "/v1/completions", seed_body())
+    assert status == 500, data
+    assert "ExtensionRef" in json.loads(data)["error"]["message"], data
+    # The catch-all route still serves what it matches.
+    status, _, _ = call(k.base, "/health")
+    assert status == 200
+    gw = get(k, "gateway", "gw")
+    assert gw["status"]["listeners"][0]["attachedRoutes"] == 2, gw["status"]
+    k.stop()
+
+
 def test_listener_set_statuses(kube):
     """ListenerSets (Gateway API v1.5) and an XListenerSet (v1.3-v1.4) of a
     Gateway of ours: the Gateway counts the attached ones
