@@ -199,6 +199,12 @@ struct ig_listener {
 	 * ListenerSet's namespace. */
 	const struct ig_listener_set *set;
 	enum ig_listener_conflict conflict; /* a ListenerSet's listener only */
+	/* Set by the loader: HOSTNAME when a listener of another Gateway has
+	 * the same port, protocol and hostname (or neither has a hostname).
+	 * Both claim the same requests and the Gateway API lets none of
+	 * conflicted listeners win (§3.2), so neither is served. */
+	enum ig_listener_conflict across;
+	int line; /* of the listener in its file */
 };
 
 struct ig_frontend_port {

@@ -212,6 +212,7 @@ static void decode_listener(struct session *s, yaml_node_t *n, const char *path,
 	char sub[LD_PATH];
 	int line;
 	ld_fields(s, n, path, fields, NULL);
+	l->line = ig_yaml_line(n);
 	l->name = ld_str(s, n, path, "name", true, &line);
 	if (l->name && !ld_dns_subdomain(l->name, strlen(l->name)))
 		ld_err(s, line, path, "name", "must be a lowercase RFC 1123 subdomain");

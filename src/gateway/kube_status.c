@@ -1,9 +1,11 @@
 /* With --kube: the status of the objects the gateway serves, from the
  * configuration it just published, in the Gateway API's and GIE's terms,
  * handed to the writer of kube/ (which writes only what changed):
- * - Gateway: Accepted, Programmed; per listener supportedKinds,
+ * - Gateway: Accepted (ListenersNotValid when listeners conflict with
+ *   other Gateways'), Programmed; per listener supportedKinds,
  *   attachedRoutes and Accepted / Programmed / ResolvedRefs / Conflicted
- *   (ProtocolConflict: HTTP and HTTPS on one port);
+ *   (ProtocolConflict: HTTP and HTTPS on one port; HostnameConflict: the
+ *   same port, protocol and hostname as another Gateway's listener);
  *   addresses (the --bind address, else $POD_IP); attachedListenerSets
  *   (and for XListenerSets the v1.4 condition AttachedListenerSets);
  * - ListenerSet / XListenerSet whose parent is a Gateway of ours: Accepted
@@ -94,6 +96,25 @@ static bool protocol_conflict(struct ctx *c, const struct ig_listener *l)
 	return false;
 }
 
+/* Whether a listener conflicts with one of another Gateway on its port
+ * (snapshot.c serves neither), with the reason and message. */
+static bool listener_conflicted(struct ctx *c, const struct ig_listener *l, const char **reason,
+				const char **msg)
+{
+	if (l->across == IG_CONFLICT_HOSTNAME) {
+		*reason = "HostnameConflict";
+		*msg = "A listener of another Gateway has the same port, protocol and hostname: "
+		       "neither is served";
+		return true;
+	}
+	if (l->served && protocol_conflict(c, l)) {
+		*reason = "ProtocolConflict";
+		*msg = "Another listener on this port speaks another protocol";
+		return true;
+	}
+	return false;
+}
+
 /* Whether the listener is Accepted, with the reason and message either way. */
 static bool listener_accepted(const struct ig_listener *l, bool no_ca, const char **why,
 			      const char **what)
@@ -166,18 +187,23 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	const char *why, *what;
 	bool accepted = listener_accepted(l, no_ca, &why, &what);
 	bool given_way = l->conflict != IG_CONFLICT_NONE;
-	const char *conflict = given_way			      ? why
-			       : l->served && protocol_conflict(c, l) ? "ProtocolConflict"
-								      : NULL;
+	const char *conflict = NULL, *conflict_msg = NULL;
+	bool across = !given_way && listener_conflicted(c, l, &conflict, &conflict_msg);
+	if (given_way) {
+		conflict = why;
+		conflict_msg = what;
+	} else if (!across) {
+		conflict = NULL;
+	}
 	json_t *conds = json_array();
 	json_array_append_new(conds, cond(c, "Accepted", accepted, why, what, gen));
 	json_array_append_new(conds, cond(c, "Programmed", *prog,
 					  *prog	      ? "Programmed"
 					  : given_way ? conflict
 						      : "Invalid",
-					  *prog	      ? "Listening"
-					  : given_way ? what
-						      : "Not served (see the gateway's log)",
+					  *prog	     ? "Listening"
+					  : conflict ? conflict_msg
+						     : "Not served (see the gateway's log)",
 					  gen));
 	bool refs_ok = !strcmp(refs_reason, "ResolvedRefs");
 	json_array_append_new(conds, cond(c, "ResolvedRefs", refs_ok, refs_reason,
@@ -187,12 +213,8 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 					      : "A reference did not resolve",
 					  gen));
 	json_array_append_new(
-	    conds,
-	    conflict
-		? cond(c, "Conflicted", true, conflict,
-		       given_way ? what : "Another listener on this port speaks another protocol",
-		       gen)
-		: cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
+	    conds, conflict ? cond(c, "Conflicted", true, conflict, conflict_msg, gen)
+			    : cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
 	json_t *st =
 	    json_pack("{s:s,s:o,s:I,s:o}", "name", l->name, "supportedKinds", kinds,
 		      "attachedRoutes", (json_int_t)attached(c, gw, l), "conditions", conds);
@@ -285,12 +307,14 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 {
 	long long gen = generation(c, "Gateway", GW_GROUP, &gw->meta);
 	json_t *listeners = json_array();
-	size_t nprog = 0;
+	size_t nprog = 0, nconflicted = 0;
 	for (size_t i = 0; i < gw->nlisteners; i++) {
 		bool prog;
+		const char *r, *m;
 		json_array_append_new(listeners,
 				      listener_status(c, gw, &gw->listeners[i], gen, &prog));
 		nprog += prog;
+		nconflicted += listener_conflicted(c, &gw->listeners[i], &r, &m);
 	}
 	json_t *conds = json_array();
 	/* Accepted, then Programmed: what keeps the Gateway from being
@@ -317,10 +341,20 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 			 "receive",
 			 gw->addr_bad, bad->value, c->G->opt.bind);
 	}
-	json_array_append_new(
-	    conds, not_accepted
-		       ? cond(c, "Accepted", false, not_accepted, msg, gen)
-		       : cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
+	/* Listeners that conflict with other Gateways' (§3.2): the Gateway
+	 * says ListenersNotValid, accepted while some listener is not in
+	 * conflict. */
+	if (not_accepted)
+		json_array_append_new(conds, cond(c, "Accepted", false, not_accepted, msg, gen));
+	else if (nconflicted)
+		json_array_append_new(
+		    conds, cond(c, "Accepted", nconflicted < gw->nlisteners, "ListenersNotValid",
+				"Some listeners conflict with listeners of other Gateways on their "
+				"port and are not served (see listeners)",
+				gen));
+	else
+		json_array_append_new(
+		    conds, cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
 	if (not_accepted || not_programmed)
 		json_array_append_new(conds,
 				      cond(c, "Programmed", false,

@@ -597,3 +597,48 @@ def test_extension_ref_filter_answers_500(procs, tmp_path):
     log = s.procs.output(s.gw)
     assert "warning: spec.rules[0].filters[0].extensionRef" in log, log
     s.stop()
+
+
+def test_same_hostname_on_two_gateways_serves_neither(procs, tmp_path):
+    """Two Gateways share a port (and its sockets): their listeners are told
+    apart by hostname, as one Gateway's are. Two with the same port,
+    protocol and hostname conflict (Gateway API §3.2, HostnameConflict),
+    and since no winner may be picked among conflicted listeners, neither
+    is served -- whichever Gateway was read first; the rest of the port
+    is."""
+    def gw(name, listeners):
+        return """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: %s
+spec:
+  gatewayClassName: infergate
+  listeners:
+%s""" % (name, listeners)
+
+    def docs(s):
+        a = gw("gw-a", """  - {name: own, protocol: HTTP, port: %d, hostname: a.example}
+  - {name: shared, protocol: HTTP, port: %d, hostname: shared.example}
+""" % (s.port, s.port))
+        b = gw("gw-b", """  - {name: shared, protocol: HTTP, port: %d, hostname: shared.example}
+""" % s.port)
+        to = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: %s
+spec:
+  parentRefs: [{name: %s}]
+  rules:
+  - backendRefs: [{name: svc, port: 80}]
+"""
+        return [a, b, to % ("ra", "gw-a"), to % ("rb", "gw-b"),
+                service("svc", 80, s.pod_port), pod("p0", "svc", s.pods[0].host)]
+
+    s = Setup(procs, tmp_path, docs, npods=1)
+    assert s.get("/", headers={"Host": "a.example"})[0] == 200
+    st, _, data = s.get("/", headers={"Host": "shared.example"})
+    assert st == 404, data
+    log = s.procs.output(s.gw)
+    assert log.count("(Conflicted=True, HostnameConflict): neither is served") == 2, log
+    assert 'listener "shared" of Gateway "default/gw-b"' in log, log
+    s.stop()

@@ -1269,6 +1269,58 @@ spec:
     k.stop()
 
 
+def test_same_hostname_on_two_gateways_conflicts(kube):
+    """Two Gateways on one port with a listener each for the same protocol
+    and hostname (Gateway API §3.2): both listeners are Conflicted
+    (HostnameConflict) and not Programmed -- neither wins --, each Gateway
+    says ListenersNotValid and stays Accepted for its other listeners,
+    which are still served; listeners told apart by hostname are not in
+    conflict."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: first}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: shared, protocol: HTTP, port: %d, hostname: shared.example}
+  - {name: own, protocol: HTTP, port: %d, hostname: first.example}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: second}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: shared, protocol: HTTP, port: %d, hostname: shared.example}
+  - {name: own, protocol: HTTP, port: %d, hostname: second.example}
+""" % ((k.port,) * 4))
+    k.start_gateway()
+
+    def listeners(gw):
+        st = get(k, "gateway", gw).get("status") or {}
+        ls = {l["name"]: {c["type"]: c for c in l["conditions"]}
+              for l in st.get("listeners", [])}
+        return ls if len(ls) == 2 else None
+    for gw in ("first", "second"):
+        ls = wait_for(lambda: listeners(gw), "%s listeners" % gw)
+        c = ls["shared"]
+        assert (c["Conflicted"]["status"], c["Conflicted"]["reason"]) == \
+            ("True", "HostnameConflict"), (gw, c)
+        assert c["Programmed"]["status"] == "False", (gw, c)
+        c = ls["own"]
+        assert (c["Conflicted"]["status"], c["Conflicted"]["reason"]) == \
+            ("False", "NoConflicts"), (gw, c)
+        assert c["Programmed"]["status"] == "True", (gw, c)
+        g = conditions(get(k, "gateway", gw))
+        assert (g["Accepted"]["status"], g["Accepted"]["reason"]) == \
+            ("True", "ListenersNotValid"), (gw, g)
+        assert g["Programmed"]["status"] == "True", (gw, g)
+    assert "HostnameConflict" in k.log()
+    k.stop()
+
+
 def test_gateway_addresses_and_parameters(kube):
     """spec.addresses (GatewayStaticAddresses, GatewayAddressEmpty), as
     Gateway API's conformance test walks them: an address type infergate
