@@ -74,12 +74,22 @@ static bool programmed(struct ctx *c, const struct ig_gateway *gw, const struct 
 	return false;
 }
 
+/* status.listeners[].attachedRoutes: the routes accepted on this listener
+ * (Gateway API v1.5.0 on; v1.2.1 counted every route its allowedRoutes and
+ * a parentRef admitted): a parentRef and allowedRoutes admit the route, a
+ * hostname of the route meets the listener's, no route of the other kind
+ * holds the hostname first, and a ListenerSet's listener only while the
+ * set is attached -- what route_parent() says Accepted for. */
 static size_t attached(struct ctx *c, const struct ig_gateway *gw, const struct ig_listener *l)
 {
 	size_t n = 0;
-	for (size_t r = 0; r < c->cfg->nroutes; r++)
-		n += ig_route_attaches(c->cfg, &c->cfg->routes[r], gw, l) &&
-		     !ig_route_conflicted(c->cfg, &c->cfg->routes[r], gw, l);
+	if (l->set && l->set->state != IG_LSET_ACCEPTED)
+		return 0;
+	for (size_t i = 0; i < c->cfg->nroutes; i++) {
+		const struct ig_httproute *r = &c->cfg->routes[i];
+		n += ig_route_attaches(c->cfg, r, gw, l) && ig_route_hostnames_meet(r, l) &&
+		     !ig_route_conflicted(c->cfg, r, gw, l);
+	}
 	return n;
 }
 
