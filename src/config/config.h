@@ -199,6 +199,12 @@ struct ig_listener {
 	 * ListenerSet's namespace. */
 	const struct ig_listener_set *set;
 	enum ig_listener_conflict conflict; /* a ListenerSet's listener only */
+	/* Set by the loader: HOSTNAME when a listener of another Gateway has
+	 * the same port, protocol and hostname (or neither has a hostname).
+	 * Both claim the same requests and the Gateway API lets none of
+	 * conflicted listeners win (§3.2), so neither is served. */
+	enum ig_listener_conflict across;
+	int line; /* of the listener in its file */
 };
 
 struct ig_frontend_port {
@@ -441,6 +447,18 @@ struct ig_cors {
 	int max_age;
 };
 
+/* ExtensionRef: a LocalObjectReference to an implementation's own filter
+ * kind. infergate has none, so no reference resolves: the route loads
+ * with a warning, its status says ResolvedRefs=False (InvalidKind), and
+ * every request the filter would process -- those matching its rule, or
+ * drawing its backendRef -- is answered 500, as the Gateway API demands
+ * of an unresolved filter reference (never skipped). */
+struct ig_extension_ref {
+	char *group; /* "" is the core group */
+	char *kind;
+	char *name;
+};
+
 enum ig_filter_type {
 	IG_FILTER_REQUEST_HEADER_MODIFIER,
 	IG_FILTER_RESPONSE_HEADER_MODIFIER,
@@ -448,15 +466,17 @@ enum ig_filter_type {
 	IG_FILTER_REQUEST_REDIRECT,
 	IG_FILTER_REQUEST_MIRROR,
 	IG_FILTER_CORS,
+	IG_FILTER_EXTENSION_REF,
 };
 
 /* One HTTPRouteFilter; exactly one member of the union is meaningful, the
- * one named by type. ExtensionRef and ExternalAuth filters are refused
- * at load. Filters are kept in list order (the spec says they
- * SHOULD run in that order). Per list (rule or backendRef), checked: each
- * of RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect,
- * URLRewrite and CORS at most once; RequestRedirect and URLRewrite not together;
- * RequestMirror may repeat. Per rule: RequestRedirect (rule level) only
+ * one named by type. ExternalAuth filters are refused at load; ExtensionRef
+ * filters load and never resolve (struct ig_extension_ref). Filters are
+ * kept in list order (the spec says they SHOULD run in that order). Per
+ * list (rule or backendRef), checked: each of RequestHeaderModifier,
+ * ResponseHeaderModifier, RequestRedirect, URLRewrite and CORS at most
+ * once; RequestRedirect and URLRewrite not together; RequestMirror and
+ * ExtensionRef may repeat. Per rule: RequestRedirect (rule level) only
  * without backendRefs. */
 struct ig_filter {
 	enum ig_filter_type type;
@@ -467,8 +487,12 @@ struct ig_filter {
 		struct ig_redirect redirect;
 		struct ig_mirror mirror;
 		struct ig_cors cors;
+		struct ig_extension_ref ext;
 	} u;
 };
+
+/* The first ExtensionRef filter of a list, or NULL. */
+const struct ig_filter *ig_filters_extension_ref(const struct ig_filter *fs, size_t n);
 
 struct ig_backend_ref {
 	char *group; /* "" core (Service), or inference.networking.(x-)k8s.io */
@@ -1136,9 +1160,11 @@ bool ig_config_namespace_admits(const struct ig_config *cfg, enum ig_routes_from
 				const struct ig_label_selector *sel, const char *ns,
 				const char *home);
 /* Gateway API's tie-break between two objects (routes of equal
- * specificity, ListenerSets of a Gateway): the older first (RFC 3339 UTC
- * creationTimestamps sort as text; objects without one after those with
- * one, in load order), then by "{namespace}/{name}". < 0: a first. */
+ * specificity, ListenerSets of a Gateway): the older first, by
+ * creationTimestamp compared as a time (objects without one after those
+ * with one), then the first by "{namespace}/{name}" -- never by the order
+ * the objects were read in. < 0: a first; 0 only for the same age and
+ * name. */
 int ig_meta_precedence(const struct ig_meta *a, const struct ig_meta *b);
 
 /* ---- Gateway API references ---- */

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "config/config.h"
+#include "core/clock.h"
 
 static bool ns_eq(const char *ns, const char *want)
 {
@@ -709,14 +710,22 @@ bool ig_config_namespace_admits(const struct ig_config *cfg, enum ig_routes_from
 	}
 }
 
+/* The older first, by creationTimestamp compared as a time (RFC 3339:
+ * offsets and fractions of a second count). An object without one (what
+ * manifests read from files usually are) counts as newer than any with
+ * one, and two without are of an age: the name decides between them, never
+ * the order they were read in (Gateway API §6.3, steps 7 and 8). */
 static int cmp_age(const struct ig_meta *a, const struct ig_meta *b)
 {
-	const char *ta = a->creation_timestamp, *tb = b->creation_timestamp;
-	if (ta && tb)
-		return strcmp(ta, tb);
-	if (ta || tb)
-		return ta ? -1 : 1;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
+	int64_t sa = 0, sb = 0;
+	uint32_t na = 0, nb = 0;
+	bool ha = a->creation_timestamp && ig_parse_rfc3339(a->creation_timestamp, &sa, &na) == 0;
+	bool hb = b->creation_timestamp && ig_parse_rfc3339(b->creation_timestamp, &sb, &nb) == 0;
+	if (ha != hb)
+		return ha ? -1 : 1;
+	if (!ha || (sa == sb && na == nb))
+		return 0;
+	return sa < sb || (sa == sb && na < nb) ? -1 : 1;
 }
 
 /* Compares "{namespace}/{name}" without building the strings: comparing
@@ -963,4 +972,12 @@ const struct ig_frontend_validation *ig_listener_frontend(const struct ig_gatewa
 							  const struct ig_listener *li)
 {
 	return li->tls.frontend.set ? &li->tls.frontend : ig_gateway_frontend(gw, li->port);
+}
+
+const struct ig_filter *ig_filters_extension_ref(const struct ig_filter *fs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fs[i].type == IG_FILTER_EXTENSION_REF)
+			return &fs[i];
+	return NULL;
 }

@@ -212,6 +212,7 @@ static void decode_listener(struct session *s, yaml_node_t *n, const char *path,
 	char sub[LD_PATH];
 	int line;
 	ld_fields(s, n, path, fields, NULL);
+	l->line = ig_yaml_line(n);
 	l->name = ld_str(s, n, path, "name", true, &line);
 	if (l->name && !ld_dns_subdomain(l->name, strlen(l->name)))
 		ld_err(s, line, path, "name", "must be a lowercase RFC 1123 subdomain");
@@ -1328,7 +1329,7 @@ static const struct {
     {"URLRewrite", "urlRewrite", NULL},
     {"RequestRedirect", "requestRedirect", NULL},
     {"RequestMirror", "requestMirror", NULL},
-    {"ExtensionRef", "extensionRef", "infergate has no filter extensions"},
+    {"ExtensionRef", "extensionRef", NULL},
     {"CORS", "cors", NULL},
     {"ExternalAuth", "externalAuth", "the ExternalAuth filter is not implemented"},
 };
@@ -1344,6 +1345,30 @@ static const char *const filter_fields[] = {"type",
 					    "cors",
 					    "externalAuth",
 					    NULL};
+
+/* An ExtensionRef (LocalObjectReference): valid, but infergate has no
+ * filter kinds, so it cannot resolve; the Gateway API wants the requests
+ * the filter would process to fail rather than skip it (gateway/listener.c
+ * answers 500), which is what the warning says. */
+static void decode_extension_ref(struct session *s, yaml_node_t *n, const char *path,
+				 struct ig_extension_ref *e)
+{
+	static const char *const fields[] = {"group", "kind", "name", NULL};
+	int line;
+	ld_fields(s, n, path, fields, NULL);
+	e->group = ld_str(s, n, path, "group", true, &line);
+	ld_check_group(s, e->group, line, path, "group");
+	e->kind = ld_str(s, n, path, "kind", true, &line);
+	ld_check_kind(s, e->kind, line, path, "kind");
+	e->name = ld_str(s, n, path, "name", true, &line);
+	ld_check_object_name(s, e->name, line, path, "name");
+	if (e->kind && e->name)
+		ld_warn(s, ig_yaml_line(n), path, NULL,
+			"%s \"%s\" (group \"%s\") cannot be resolved: infergate has no filter "
+			"extensions, so requests this filter would process are answered 500 "
+			"(ResolvedRefs=False, InvalidKind)",
+			e->kind, e->name, e->group ? e->group : "");
+}
 
 /* Decodes one filter; returns the index of its type in filter_types, or
  * -1 when it is unusable (already reported). */
@@ -1416,6 +1441,10 @@ static int decode_filter(struct session *s, yaml_node_t *n, const char *path,
 		f->type = IG_FILTER_REQUEST_MIRROR;
 		decode_mirror(s, body, sub, m, &f->u.mirror);
 		break;
+	case 5:
+		f->type = IG_FILTER_EXTENSION_REF;
+		decode_extension_ref(s, body, sub, &f->u.ext);
+		break;
 	case 6:
 		f->type = IG_FILTER_CORS;
 		decode_cors(s, body, sub, &f->u.cors);
@@ -1454,8 +1483,9 @@ static struct ig_filter *decode_filters(struct session *s, yaml_node_t *owner, c
 		ld_err(s, line, fpath, NULL,
 		       "May specify either httpRouteFilterRequestRedirect or "
 		       "httpRouteFilterRequestRewrite, but not both");
+	/* RequestMirror and ExtensionRef may repeat. */
 	for (size_t t = 0; t < NFILTER_TYPES; t++)
-		if (t != 4 && count[t] > 1)
+		if (t != 4 && t != 5 && count[t] > 1)
 			ld_err(s, line, fpath, NULL, "%s filter cannot be repeated",
 			       filter_types[t].type);
 	return fs;

@@ -992,6 +992,71 @@ static void merge_listener_sets(struct session *s)
 	}
 }
 
+/* The first listener of another Gateway (not refused for its parameters)
+ * that l cannot be told apart from: the same port, protocol and hostname,
+ * or neither with a hostname. */
+static const struct ig_listener *same_listener_elsewhere(const struct ig_config *c,
+							 const struct ig_gateway *gw,
+							 const struct ig_listener *l,
+							 const struct ig_gateway **where)
+{
+	for (size_t g = 0; g < c->ngateways; g++) {
+		const struct ig_gateway *o = &c->gateways[g];
+		if (o == gw || o->params_kind)
+			continue;
+		for (size_t i = 0; i < ig_gateway_nlisteners(o); i++) {
+			const struct ig_listener *ol = ig_gateway_listener(o, i);
+			if (ol->served && ol->port == l->port &&
+			    !strcmp(ol->protocol, l->protocol) &&
+			    ld_same_hostname(ol->hostname, l->hostname)) {
+				*where = o;
+				return ol;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* Gateways that share a port share its sockets, and their listeners are
+ * told apart as one Gateway's are (Gateway API §3.2): by hostname, for
+ * the same protocol. Two listeners of different Gateways with the same
+ * port, protocol and hostname would each claim the same requests; the API
+ * forbids picking a winner among conflicted listeners, so both are marked
+ * (HostnameConflict) and neither is served. Within one Gateway the CRD
+ * makes them unique, and a ListenerSet's give way in the merged list. */
+static void mark_conflicts_across_gateways(struct session *s)
+{
+	struct ig_config *c = &s->box->cfg;
+	for (size_t g = 0; g < c->ngateways; g++) {
+		const struct ig_gateway *gw = &c->gateways[g];
+		if (gw->params_kind)
+			continue; /* not accepted, never served */
+		for (size_t i = 0; i < ig_gateway_nlisteners(gw); i++) {
+			struct ig_listener *l = (struct ig_listener *)ig_gateway_listener(gw, i);
+			const struct ig_gateway *where;
+			const struct ig_listener *o;
+			if (!l->served || !l->port ||
+			    !(o = same_listener_elsewhere(c, gw, l, &where)))
+				continue;
+			l->across = IG_CONFLICT_HOSTNAME;
+			const struct ig_meta *owner = l->set ? &l->set->meta : &gw->meta;
+			const struct ig_listener *first =
+			    l->set ? l->set->listeners : gw->listeners;
+			char path[LD_PATH];
+			ld_item(path, "spec", "listeners", (size_t)(l - first));
+			s->file = owner->file;
+			ld_warn(
+			    s, l->line, path, NULL,
+			    "port %d, protocol %s and %s%s are also those of listener \"%s\" of "
+			    "Gateway \"%s/%s\" (Conflicted=True, HostnameConflict): neither is "
+			    "served",
+			    l->port, l->protocol, l->hostname ? "hostname " : "no hostname",
+			    l->hostname ? l->hostname : "", o->name, where->meta.ns,
+			    where->meta.name);
+		}
+	}
+}
+
 static void resolve_listener_sets(struct session *s)
 {
 	struct ig_config *c = &s->box->cfg;
@@ -1032,6 +1097,7 @@ static void resolve_listener_sets(struct session *s)
 			}
 	}
 	merge_listener_sets(s);
+	mark_conflicts_across_gateways(s);
 }
 
 /* Ranks rewrites by age once, so that requests compare two integers. */

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "config/load.h"
 #include "core/clock.h"
@@ -649,42 +648,11 @@ void ld_check_namespace(struct session *s, const char *v, int line, const char *
  * seconds. Returns -1 when the text is not such a time. */
 int ld_parse_time(const char *t, double *out)
 {
-	struct tm tm = {0};
-	int n = 0;
-	if (strlen(t) < 20 ||
-	    sscanf(t, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10 ||
-	    (t[10] != 'T' && t[10] != 't' && t[10] != ' '))
+	int64_t sec;
+	uint32_t nsec;
+	if (ig_parse_rfc3339(t, &sec, &nsec) < 0)
 		return -1;
-	if (sscanf(t + 11, "%2d:%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 3 || n != 8)
-		return -1;
-	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-		return -1;
-	const char *p = t + 19;
-	double frac = 0, scale = 0.1;
-	if (*p == '.') {
-		if (!(p[1] >= '0' && p[1] <= '9'))
-			return -1;
-		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
-			frac += (*p - '0') * scale;
-	}
-	long off = 0;
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int oh, om;
-		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5)
-			return -1;
-		off = (*p == '+' ? 1 : -1) * (oh * 3600L + om * 60L);
-		p += 6;
-	} else {
-		return -1;
-	}
-	if (*p)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	*out = (double)timegm(&tm) - (double)off + frac;
+	*out = (double)sec + (double)nsec / 1e9;
 	return 0;
 }
 

@@ -14,5 +14,12 @@ double ig_wall_seconds(void); /* CLOCK_REALTIME as Unix seconds */
  * s, ms; 1 to 4 parts of at most 5 digits). Returns 0 and the milliseconds,
  * or -1 if the text is not such a duration. */
 int ig_parse_duration_ms(const char *s, uint64_t *out_ms);
+/* Parses an RFC 3339 date-time, as Kubernetes writes metadata times:
+ * YYYY-MM-DDTHH:MM:SS, an optional fraction of a second, then Z or an
+ * offset +HH:MM / -HH:MM ('T' and 'Z' in either case, or a space for 'T'
+ * as RFC 3339 permits). *sec: Unix seconds (UTC); *nsec: the fraction's
+ * first nine digits. Returns 0, or -1 if the text is not such a time
+ * (a day its month lacks included). */
+int ig_parse_rfc3339(const char *s, int64_t *sec, uint32_t *nsec);
 
 #endif

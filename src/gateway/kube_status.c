@@ -1,9 +1,11 @@
 /* With --kube: the status of the objects the gateway serves, from the
  * configuration it just published, in the Gateway API's and GIE's terms,
  * handed to the writer of kube/ (which writes only what changed):
- * - Gateway: Accepted, Programmed; per listener supportedKinds,
+ * - Gateway: Accepted (ListenersNotValid when listeners conflict with
+ *   other Gateways'), Programmed; per listener supportedKinds,
  *   attachedRoutes and Accepted / Programmed / ResolvedRefs / Conflicted
- *   (ProtocolConflict: HTTP and HTTPS on one port);
+ *   (ProtocolConflict: HTTP and HTTPS on one port; HostnameConflict: the
+ *   same port, protocol and hostname as another Gateway's listener);
  *   addresses (the --bind address, else $POD_IP); attachedListenerSets
  *   (and for XListenerSets the v1.4 condition AttachedListenerSets);
  * - ListenerSet / XListenerSet whose parent is a Gateway of ours: Accepted
@@ -15,7 +17,8 @@
  *   our controllerName, Accepted (NoMatchingParent, NotAllowedByListeners,
  *   NoMatchingListenerHostname)
  *   and ResolvedRefs (BackendNotFound, InvalidKind, RefNotPermitted,
- *   UnsupportedProtocol);
+ *   UnsupportedProtocol; InvalidKind too for an ExtensionRef filter, which
+ *   never resolves);
  * - InferencePool: one parents[] entry (v1alpha2: parent[]) per Gateway of
  *   ours that an accepted HTTPRoute reaches it through, Accepted and
  *   ResolvedRefs (InvalidExtensionRef: a v1 pool's endpointPickerRef
@@ -71,12 +74,22 @@ static bool programmed(struct ctx *c, const struct ig_gateway *gw, const struct 
 	return false;
 }
 
+/* status.listeners[].attachedRoutes: the routes accepted on this listener
+ * (Gateway API v1.5.0 on; v1.2.1 counted every route its allowedRoutes and
+ * a parentRef admitted): a parentRef and allowedRoutes admit the route, a
+ * hostname of the route meets the listener's, no route of the other kind
+ * holds the hostname first, and a ListenerSet's listener only while the
+ * set is attached -- what route_parent() says Accepted for. */
 static size_t attached(struct ctx *c, const struct ig_gateway *gw, const struct ig_listener *l)
 {
 	size_t n = 0;
-	for (size_t r = 0; r < c->cfg->nroutes; r++)
-		n += ig_route_attaches(c->cfg, &c->cfg->routes[r], gw, l) &&
-		     !ig_route_conflicted(c->cfg, &c->cfg->routes[r], gw, l);
+	if (l->set && l->set->state != IG_LSET_ACCEPTED)
+		return 0;
+	for (size_t i = 0; i < c->cfg->nroutes; i++) {
+		const struct ig_httproute *r = &c->cfg->routes[i];
+		n += ig_route_attaches(c->cfg, r, gw, l) && ig_route_hostnames_meet(r, l) &&
+		     !ig_route_conflicted(c->cfg, r, gw, l);
+	}
 	return n;
 }
 
@@ -90,6 +103,25 @@ static bool protocol_conflict(struct ctx *c, const struct ig_listener *l)
 			if (o->served && o->port == l->port && strcmp(o->protocol, l->protocol))
 				return true;
 		}
+	return false;
+}
+
+/* Whether a listener conflicts with one of another Gateway on its port
+ * (snapshot.c serves neither), with the reason and message. */
+static bool listener_conflicted(struct ctx *c, const struct ig_listener *l, const char **reason,
+				const char **msg)
+{
+	if (l->across == IG_CONFLICT_HOSTNAME) {
+		*reason = "HostnameConflict";
+		*msg = "A listener of another Gateway has the same port, protocol and hostname: "
+		       "neither is served";
+		return true;
+	}
+	if (l->served && protocol_conflict(c, l)) {
+		*reason = "ProtocolConflict";
+		*msg = "Another listener on this port speaks another protocol";
+		return true;
+	}
 	return false;
 }
 
@@ -165,18 +197,23 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	const char *why, *what;
 	bool accepted = listener_accepted(l, no_ca, &why, &what);
 	bool given_way = l->conflict != IG_CONFLICT_NONE;
-	const char *conflict = given_way			      ? why
-			       : l->served && protocol_conflict(c, l) ? "ProtocolConflict"
-								      : NULL;
+	const char *conflict = NULL, *conflict_msg = NULL;
+	bool across = !given_way && listener_conflicted(c, l, &conflict, &conflict_msg);
+	if (given_way) {
+		conflict = why;
+		conflict_msg = what;
+	} else if (!across) {
+		conflict = NULL;
+	}
 	json_t *conds = json_array();
 	json_array_append_new(conds, cond(c, "Accepted", accepted, why, what, gen));
 	json_array_append_new(conds, cond(c, "Programmed", *prog,
 					  *prog	      ? "Programmed"
 					  : given_way ? conflict
 						      : "Invalid",
-					  *prog	      ? "Listening"
-					  : given_way ? what
-						      : "Not served (see the gateway's log)",
+					  *prog	     ? "Listening"
+					  : conflict ? conflict_msg
+						     : "Not served (see the gateway's log)",
 					  gen));
 	bool refs_ok = !strcmp(refs_reason, "ResolvedRefs");
 	json_array_append_new(conds, cond(c, "ResolvedRefs", refs_ok, refs_reason,
@@ -186,12 +223,8 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 					      : "A reference did not resolve",
 					  gen));
 	json_array_append_new(
-	    conds,
-	    conflict
-		? cond(c, "Conflicted", true, conflict,
-		       given_way ? what : "Another listener on this port speaks another protocol",
-		       gen)
-		: cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
+	    conds, conflict ? cond(c, "Conflicted", true, conflict, conflict_msg, gen)
+			    : cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
 	json_t *st =
 	    json_pack("{s:s,s:o,s:I,s:o}", "name", l->name, "supportedKinds", kinds,
 		      "attachedRoutes", (json_int_t)attached(c, gw, l), "conditions", conds);
@@ -284,12 +317,14 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 {
 	long long gen = generation(c, "Gateway", GW_GROUP, &gw->meta);
 	json_t *listeners = json_array();
-	size_t nprog = 0;
+	size_t nprog = 0, nconflicted = 0;
 	for (size_t i = 0; i < gw->nlisteners; i++) {
 		bool prog;
+		const char *r, *m;
 		json_array_append_new(listeners,
 				      listener_status(c, gw, &gw->listeners[i], gen, &prog));
 		nprog += prog;
+		nconflicted += listener_conflicted(c, &gw->listeners[i], &r, &m);
 	}
 	json_t *conds = json_array();
 	/* Accepted, then Programmed: what keeps the Gateway from being
@@ -316,10 +351,20 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 			 "receive",
 			 gw->addr_bad, bad->value, c->G->opt.bind);
 	}
-	json_array_append_new(
-	    conds, not_accepted
-		       ? cond(c, "Accepted", false, not_accepted, msg, gen)
-		       : cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
+	/* Listeners that conflict with other Gateways' (§3.2): the Gateway
+	 * says ListenersNotValid, accepted while some listener is not in
+	 * conflict. */
+	if (not_accepted)
+		json_array_append_new(conds, cond(c, "Accepted", false, not_accepted, msg, gen));
+	else if (nconflicted)
+		json_array_append_new(
+		    conds, cond(c, "Accepted", nconflicted < gw->nlisteners, "ListenersNotValid",
+				"Some listeners conflict with listeners of other Gateways on their "
+				"port and are not served (see listeners)",
+				gen));
+	else
+		json_array_append_new(
+		    conds, cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
 	if (not_accepted || not_programmed)
 		json_array_append_new(conds,
 				      cond(c, "Programmed", false,
@@ -383,6 +428,22 @@ static const struct ig_backend_ref *first_unresolved(const struct ig_httproute *
 		for (size_t b = 0; b < r->rules[i].nbackends; b++)
 			if (r->rules[i].backends[b].status != IG_REF_OK)
 				return &r->rules[i].backends[b];
+	return NULL;
+}
+
+/* The first ExtensionRef filter of the route, of a rule or of a
+ * backendRef: none resolves (infergate has no filter extensions). */
+static const struct ig_filter *first_extension_ref(const struct ig_httproute *r)
+{
+	for (size_t i = 0; i < r->nrules; i++) {
+		const struct ig_route_rule *rule = &r->rules[i];
+		const struct ig_filter *f = ig_filters_extension_ref(rule->filters, rule->nfilters);
+		for (size_t b = 0; !f && b < rule->nbackends; b++)
+			f = ig_filters_extension_ref(rule->backends[b].filters,
+						     rule->backends[b].nfilters);
+		if (f)
+			return f;
+	}
 	return NULL;
 }
 
@@ -460,14 +521,25 @@ static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
 				    : "No listener of the Gateway matches sectionName/port",
 				gen));
 	const struct ig_backend_ref *bad = first_unresolved(r);
+	const struct ig_filter *ext = bad ? NULL : first_extension_ref(r);
+	char msg[600];
 	if (bad) {
-		char msg[600];
 		snprintf(msg, sizeof msg, "%s %s/%s: %s", bad->kind, bad->ns, bad->name,
 			 bad->status == IG_REF_NOT_FOUND       ? "not found"
 			 : bad->status == IG_REF_NOT_PERMITTED ? "no ReferenceGrant allows it"
 							       : "cannot be a backend");
 		json_array_append_new(
 		    conds, cond(c, "ResolvedRefs", false, ref_reason(bad->status), msg, gen));
+	} else if (ext) {
+		/* The Gateway API's reason for a reference to "an unknown or
+		 * unsupported Group and/or Kind": infergate supports none for
+		 * filters. The route stays Accepted; its requests get 500. */
+		snprintf(msg, sizeof msg,
+			 "ExtensionRef filter %s \"%s\" (group \"%s\"): infergate has no filter "
+			 "extensions; requests it would process are answered 500",
+			 ext->u.ext.kind, ext->u.ext.name, ext->u.ext.group);
+		json_array_append_new(conds,
+				      cond(c, "ResolvedRefs", false, "InvalidKind", msg, gen));
 	} else {
 		json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
 						  "All references resolved", gen));

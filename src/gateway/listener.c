@@ -164,6 +164,24 @@ static struct ig_route_request route_request(const struct ig_http_request *r, st
 					 .nheaders = r->num_headers};
 }
 
+/* An ExtensionRef filter among fs (the rule's, or the drawn backendRef's)
+ * cannot be resolved, since infergate has no filter extensions: the
+ * request it would process gets 500 rather than going on without it
+ * (Gateway API, HTTPRouteFilter.extensionRef). True when answered. */
+static bool unresolved_extension(struct ig_req *p, const struct ig_filter *fs, size_t n)
+{
+	const struct ig_filter *f = ig_filters_extension_ref(fs, n);
+	if (!f)
+		return false;
+	char msg[640];
+	snprintf(msg, sizeof msg,
+		 "the route's ExtensionRef filter %s \"%s\" cannot be resolved: infergate has no "
+		 "filter extensions",
+		 f->u.ext.kind, f->u.ext.name);
+	ig_req_fail(p, 500, "server_error", NULL, msg);
+	return true;
+}
+
 /* Finds the pool of the request. 0; 1 when a RequestRedirect is to
  * answer; 2 when a CORS filter answered a preflight; or -1, the error
  * answered. */
@@ -191,6 +209,8 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 	p->match = &res.rule->matches[res.match_index];
 	p->listener = li;
 	*li_out = li;
+	if (unresolved_extension(p, res.rule->filters, res.rule->nfilters))
+		return -1;
 	if (ig_req_cors(p))
 		return 2; /* a preflight, answered by the rule's CORS filter */
 	if (ig_req_has_redirect(p))
@@ -201,6 +221,8 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 		return -1;
 	}
 	p->backend = be;
+	if (unresolved_extension(p, be->filters, be->nfilters))
+		return -1;
 	if (ig_req_has_redirect(p))
 		return 1; /* the drawn backendRef's RequestRedirect answers; none is reached */
 	/* A backend the config could not resolve keeps its share of the
@@ -282,8 +304,8 @@ static void body_based_routing(struct ig_req *p)
  * that speaks HTTP/2, and no mirror (it would need the whole body). */
 static bool rule_streams(const struct ig_route_rule *rule, bool grpc)
 {
-	if (!rule->nbackends)
-		return false;
+	if (!rule->nbackends || ig_filters_extension_ref(rule->filters, rule->nfilters))
+		return false; /* an ExtensionRef's 500 goes after a body read whole */
 	for (size_t i = 0; i < rule->nfilters; i++)
 		if (rule->filters[i].type == IG_FILTER_REQUEST_MIRROR)
 			return false;
@@ -292,7 +314,8 @@ static bool rule_streams(const struct ig_route_rule *rule, bool grpc)
 		if (be->status != IG_REF_OK || !be->service || (grpc && !be->h2c))
 			return false;
 		for (size_t i = 0; i < be->nfilters; i++)
-			if (be->filters[i].type == IG_FILTER_REQUEST_MIRROR)
+			if (be->filters[i].type == IG_FILTER_REQUEST_MIRROR ||
+			    be->filters[i].type == IG_FILTER_EXTENSION_REF)
 				return false;
 	}
 	return true;

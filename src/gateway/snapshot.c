@@ -178,7 +178,10 @@ static int add_port(struct ig_snapshot *s, int port, const struct ig_snapshot *p
 			continue; /* the loader or gateway/addresses.c said why */
 		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++) {
 			const struct ig_listener *li = ig_gateway_listener(gw, l);
-			if (!li->served || li->port != port)
+			/* A listener another Gateway's has the same hostname as
+			 * is not served, nor is that one: no winner (the loader
+			 * warned). */
+			if (!li->served || li->port != port || li->across != IG_CONFLICT_NONE)
 				continue;
 			const struct ig_frontend_validation *fv =
 			    is_https(li) ? ig_listener_frontend(gw, li) : NULL;

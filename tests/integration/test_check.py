@@ -83,3 +83,38 @@ def test_references_are_warnings(tmp_path):
         "\"backends/svc\" from namespace apps needs a ReferenceGrant in namespace backends "
         "(RefNotPermitted)\n")
     assert out == "1 object ok: 1 HTTPRoute\n"
+
+
+def test_extension_ref_filter_is_a_warning(tmp_path):
+    """An ExtensionRef filter cannot be resolved (infergate has no filter
+    extensions), but the route is valid: a warning says its requests are
+    answered 500, and the configuration loads."""
+    route = tmp_path / "route.yaml"
+    route.write_text(
+        "apiVersion: gateway.networking.k8s.io/v1\n"
+        "kind: HTTPRoute\n"
+        "metadata: {name: r}\n"
+        "spec:\n"
+        "  rules:\n"
+        "  - filters:\n"
+        "    - type: ExtensionRef\n"
+        "      extensionRef: {group: example.com, kind: Auth, name: a}\n"   # line 8
+        "    backendRefs:\n"
+        "    - name: svc\n"
+        "      port: 80\n"
+        "      filters:\n"
+        "      - type: ExtensionRef\n"
+        "        extensionRef: {group: '', kind: ConfigMap, name: b}\n")   # line 14
+    rc, out, err = check(route)
+    assert rc == 0, err
+    assert err.splitlines() == [
+        f"{route}:8: warning: spec.rules[0].filters[0].extensionRef: Auth \"a\" (group "
+        "\"example.com\") cannot be resolved: infergate has no filter extensions, so requests "
+        "this filter would process are answered 500 (ResolvedRefs=False, InvalidKind)",
+        f"{route}:14: warning: spec.rules[0].backendRefs[0].filters[0].extensionRef: ConfigMap "
+        "\"b\" (group \"\") cannot be resolved: infergate has no filter extensions, so requests "
+        "this filter would process are answered 500 (ResolvedRefs=False, InvalidKind)",
+        f"{route}:10: warning: spec.rules[0].backendRefs[0]: Service \"default/svc\" not found "
+        "in the configuration",
+    ], err
+    assert out == "1 object ok: 1 HTTPRoute\n"

@@ -499,3 +499,146 @@ def test_route_retry_and_session_persistence(procs, tmp_path):
     seen = {s.get("/sticky")[1]["x-gateway-destination-endpoint-served"] for _ in range(4)}
     assert seen == {s.pods[1].address, s.pods[2].address}
     s.stop()
+
+
+def test_route_ties_by_age_then_name(procs, tmp_path):
+    """Gateway API §6.3, steps 7 and 8: between equally specific matches of
+    two routes, the older by creationTimestamp (compared as times: an
+    offset counts) wins, then the first by "{namespace}/{name}" -- never
+    the order the manifests were read in. Routes without a timestamp (the
+    usual manifest file) count as newer than any with one."""
+    def r(name, path, svc, created=None):
+        meta = "  creationTimestamp: %s\n" % created if created else ""
+        return """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: %s
+%sspec:
+  parentRefs:
+  - name: gw
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: %s}
+    backendRefs:
+    - name: %s
+      port: 80
+""" % (name, meta, path, svc)
+
+    def docs(s):
+        return [gateway(s.port),
+                # Read first, but "default/zz" comes after "default/aa".
+                r("zz", "/n", "first"), r("aa", "/n", "second"),
+                # 06:00Z is later than 10:00+05:00 (05:00Z), though not as text.
+                r("t-new", "/t", "first", '"2024-01-01T06:00:00Z"'),
+                r("t-old", "/t", "second", '"2024-01-01T10:00:00+05:00"'),
+                # A timestamp beats none, even a later one and a later name.
+                r("u-none", "/u", "first"), r("v-dated", "/u", "second", '"2099-01-01T00:00:00Z"'),
+                service("first", 80, s.pod_port), service("second", 80, s.pod_port),
+                pod("p0", "first", s.pods[0].host), pod("p1", "second", s.pods[1].host)]
+
+    s = Setup(procs, tmp_path, docs)
+    for path in ("/n", "/t", "/u"):
+        st, hdrs, data = s.get(path)
+        assert st == 200, data
+        assert hdrs["x-gateway-destination-endpoint-served"] == s.pods[1].address, path
+    s.stop()
+
+
+def test_extension_ref_filter_answers_500(procs, tmp_path):
+    """Gateway API §4.5/§6.5: an ExtensionRef filter that cannot be resolved
+    (infergate has no filter extensions) must never be skipped: the route
+    still loads and its matches keep their traffic, which gets 500 -- not
+    the answer of another route nor the backend's. A backendRef's
+    ExtensionRef fails only the requests that draw that backendRef."""
+    ext = """{type: ExtensionRef, extensionRef: {group: example.com, kind: Auth, name: %s}}"""
+    rules = """  - matches:
+    - path: {type: PathPrefix, value: /ext}
+    filters:
+    - %s
+    backendRefs:
+    - name: svc
+      port: 80
+  - matches:
+    - path: {type: PathPrefix, value: /be-ext}
+    backendRefs:
+    - name: svc
+      port: 80
+      filters:
+      - %s
+  - matches:
+    - path: {type: PathPrefix, value: /ok}
+    backendRefs:
+    - name: svc
+      port: 80
+""" % (ext % "rule-auth", ext % "backend-auth")
+    # A route that would take /ext's traffic if the one above were left out.
+    catch_all = """  - matches:
+    - path: {type: PathPrefix, value: /}
+    backendRefs:
+    - name: svc
+      port: 80
+"""
+
+    def docs(s):
+        return [gateway(s.port), route(rules), route(catch_all, name="catch-all"),
+                service("svc", 80, s.pod_port), pod("p0", "svc", s.pods[0].host)]
+
+    s = Setup(procs, tmp_path, docs, npods=1)
+    for path, name in (("/ext/x", "rule-auth"), ("/be-ext", "backend-auth")):
+        st, hdrs, data = s.get(path)
+        assert st == 500, (path, data)
+        assert hdrs["content-type"].startswith("application/json")
+        err = json.loads(data)["error"]
+        assert err["type"] == "server_error"
+        assert "ExtensionRef" in err["message"] and name in err["message"], err
+    assert s.get("/ok")[0] == 200
+    assert s.get("/other")[0] == 200
+    assert [r.path for r in s.received()] == ["/ok", "/other"]
+    log = s.procs.output(s.gw)
+    assert "warning: spec.rules[0].filters[0].extensionRef" in log, log
+    s.stop()
+
+
+def test_same_hostname_on_two_gateways_serves_neither(procs, tmp_path):
+    """Two Gateways share a port (and its sockets): their listeners are told
+    apart by hostname, as one Gateway's are. Two with the same port,
+    protocol and hostname conflict (Gateway API §3.2, HostnameConflict),
+    and since no winner may be picked among conflicted listeners, neither
+    is served -- whichever Gateway was read first; the rest of the port
+    is."""
+    def gw(name, listeners):
+        return """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: %s
+spec:
+  gatewayClassName: infergate
+  listeners:
+%s""" % (name, listeners)
+
+    def docs(s):
+        a = gw("gw-a", """  - {name: own, protocol: HTTP, port: %d, hostname: a.example}
+  - {name: shared, protocol: HTTP, port: %d, hostname: shared.example}
+""" % (s.port, s.port))
+        b = gw("gw-b", """  - {name: shared, protocol: HTTP, port: %d, hostname: shared.example}
+""" % s.port)
+        to = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: %s
+spec:
+  parentRefs: [{name: %s}]
+  rules:
+  - backendRefs: [{name: svc, port: 80}]
+"""
+        return [a, b, to % ("ra", "gw-a"), to % ("rb", "gw-b"),
+                service("svc", 80, s.pod_port), pod("p0", "svc", s.pods[0].host)]
+
+    s = Setup(procs, tmp_path, docs, npods=1)
+    assert s.get("/", headers={"Host": "a.example"})[0] == 200
+    st, _, data = s.get("/", headers={"Host": "shared.example"})
+    assert st == 404, data
+    log = s.procs.output(s.gw)
+    assert log.count("(Conflicted=True, HostnameConflict): neither is served") == 2, log
+    assert 'listener "shared" of Gateway "default/gw-b"' in log, log
+    s.stop()

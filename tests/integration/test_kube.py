@@ -1261,11 +1261,63 @@ spec:
         assert c["Programmed"]["status"] == "False"
     c = listener("named", "web")
     assert c["Conflicted"]["status"] == "False" and c["Programmed"]["status"] == "True"
-    # Neither the route of a listener name nor that of a port the Gateway
-    # lacks is attached; the one whose hostnames miss is (attachment is
-    # allowedRoutes and parentRefs alone).
+    # attachedRoutes counts the routes Accepted on the listener (Gateway API
+    # v1.5.0 on): neither the route of a listener name nor that of a port
+    # the Gateway lacks, nor the one whose hostnames miss.
     st = get(k, "gateway", "named")["status"]
-    assert {l["name"]: l["attachedRoutes"] for l in st["listeners"]} == {"web": 1, "clash": 0}, st
+    assert {l["name"]: l["attachedRoutes"] for l in st["listeners"]} == {"web": 0, "clash": 0}, st
+    k.stop()
+
+
+def test_same_hostname_on_two_gateways_conflicts(kube):
+    """Two Gateways on one port with a listener each for the same protocol
+    and hostname (Gateway API §3.2): both listeners are Conflicted
+    (HostnameConflict) and not Programmed -- neither wins --, each Gateway
+    says ListenersNotValid and stays Accepted for its other listeners,
+    which are still served; listeners told apart by hostname are not in
+    conflict."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: first}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: shared, protocol: HTTP, port: %d, hostname: shared.example}
+  - {name: own, protocol: HTTP, port: %d, hostname: first.example}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: second}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: shared, protocol: HTTP, port: %d, hostname: shared.example}
+  - {name: own, protocol: HTTP, port: %d, hostname: second.example}
+""" % ((k.port,) * 4))
+    k.start_gateway()
+
+    def listeners(gw):
+        st = get(k, "gateway", gw).get("status") or {}
+        ls = {l["name"]: {c["type"]: c for c in l["conditions"]}
+              for l in st.get("listeners", [])}
+        return ls if len(ls) == 2 else None
+    for gw in ("first", "second"):
+        ls = wait_for(lambda: listeners(gw), "%s listeners" % gw)
+        c = ls["shared"]
+        assert (c["Conflicted"]["status"], c["Conflicted"]["reason"]) == \
+            ("True", "HostnameConflict"), (gw, c)
+        assert c["Programmed"]["status"] == "False", (gw, c)
+        c = ls["own"]
+        assert (c["Conflicted"]["status"], c["Conflicted"]["reason"]) == \
+            ("False", "NoConflicts"), (gw, c)
+        assert c["Programmed"]["status"] == "True", (gw, c)
+        g = conditions(get(k, "gateway", gw))
+        assert (g["Accepted"]["status"], g["Accepted"]["reason"]) == \
+            ("True", "ListenersNotValid"), (gw, g)
+        assert g["Programmed"]["status"] == "True", (gw, g)
+    assert "HostnameConflict" in k.log()
     k.stop()
 
 
@@ -1475,6 +1527,71 @@ spec:
     assert [x["kind"] for x in ls["http"]["supportedKinds"]] == ["HTTPRoute", "GRPCRoute"]
     assert [x["kind"] for x in ls["web"]["supportedKinds"]] == ["HTTPRoute"]
     assert ls["web"]["attachedRoutes"] == 0, ls["web"]
+    k.stop()
+
+
+def test_extension_ref_filter_status_and_500(kube):
+    """An HTTPRoute with an ExtensionRef filter (infergate has no filter
+    extensions) is Accepted, not left out for another route to catch its
+    traffic: ResolvedRefs False with InvalidKind (the Gateway API's reason
+    for a reference to an unsupported group/kind), and the requests the
+    filter would process are answered 500 (spec: never skip the filter)."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: http, port: %d, protocol: HTTP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc}
+spec:
+  selector: {app: qwen-pool}
+  ports: [{port: 80, targetPort: %d}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ext}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /v1}}]
+    filters:
+    - type: ExtensionRef
+      extensionRef: {group: example.com, kind: Auth, name: checker}
+    backendRefs: [{name: svc, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: catch-all}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: svc, port: 80}]
+""" % (k.port, k.target_port))
+    k.add_pod("p0", k.sim_hosts[0])
+    k.start_gateway()
+
+    def parent_conds():
+        ps = get(k, "httproute", "ext").get("status", {}).get("parents", [])
+        return {c["type"]: c for c in ps[0]["conditions"]} if ps else None
+    c = wait_for(parent_conds, "ext status")
+    assert (c["Accepted"]["status"], c["Accepted"]["reason"]) == ("True", "Accepted"), c
+    assert (c["ResolvedRefs"]["status"], c["ResolvedRefs"]["reason"]) == \
+        ("False", "InvalidKind"), c
+    assert "ExtensionRef" in c["ResolvedRefs"]["message"], c
+    status, _, data = call(k.base, "/v1/completions", seed_body())
+    assert status == 500, data
+    assert "ExtensionRef" in json.loads(data)["error"]["message"], data
+    # The catch-all route still serves what it matches.
+    status, _, _ = call(k.base, "/health")
+    assert status == 200
+    gw = get(k, "gateway", "gw")
+    assert gw["status"]["listeners"][0]["attachedRoutes"] == 2, gw["status"]
     k.stop()
 
 

@@ -474,6 +474,11 @@ static const struct bad_case cases[] = {
 	 "x.yaml:5: metadata.labels: labels must be string: string pairs", false},
 	{"meta_timestamp", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  creationTimestamp: yesterday\n",
 	 "x.yaml:5: metadata.creationTimestamp: must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)", false},
+	/* A day the month lacks, an offset without minutes: not times. */
+	{"meta_timestamp_day", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  creationTimestamp: \"2023-02-29T00:00:00Z\"\n",
+	 "x.yaml:5: metadata.creationTimestamp: must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)", false},
+	{"meta_timestamp_offset", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  creationTimestamp: \"2024-01-01T00:00:00+05\"\n",
+	 "x.yaml:5: metadata.creationTimestamp: must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)", false},
 	{"duplicate_object",
 	 PA "spec:\n  targetPortNumber: 8000\n  selector: {app: x}\n  extensionRef: {name: e}\n"
 	    "---\n" PA "spec:\n  targetPortNumber: 8001\n  selector: {app: x}\n  extensionRef: {name: e}\n",

@@ -970,8 +970,6 @@ static void test_grpcroute(void **state)
 	    {"{filters: [{type: URLRewrite, urlRewrite: {hostname: a}}]}",
 	     "must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
 	     "ExtensionRef"},
-	    {"{filters: [{type: ExtensionRef, extensionRef: {group: a, kind: b, name: c}}]}",
-	     "not supported by infergate"},
 	    {"{timeouts: {request: 1s}}", "timeouts"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -2164,10 +2162,22 @@ static const struct bad_case cases[] = {
      "r.yaml:9: spec.rules[0].filters[0].cors.exposeHeaders: \"a b\" is not a header name", false},
     {"filter_cors_repeated", FILTERS "    - {type: CORS, cors: {}}\n    - {type: CORS, cors: {}}\n",
      "r.yaml:7: spec.rules[0].filters: CORS filter cannot be repeated", false},
+    /* ExtensionRef loads (and never resolves: its requests get 500); it
+     * may repeat. */
     {"filter_extension_ref",
-     FILTERS "    - type: ExtensionRef\n      extensionRef: {group: x.io, kind: F, name: f}\n",
-     "r.yaml:8: spec.rules[0].filters[0].type: not supported by infergate: infergate has no "
-     "filter extensions",
+     FILTERS "    - type: ExtensionRef\n      extensionRef: {group: x.io, kind: F, name: f}\n"
+	     "    - {type: ExtensionRef, extensionRef: {group: \"\", kind: G, name: g}}\n",
+     "r.yaml:9: warning: spec.rules[0].filters[0].extensionRef: F \"f\" (group \"x.io\") cannot "
+     "be resolved: infergate has no filter extensions, so requests this filter would process "
+     "are answered 500 (ResolvedRefs=False, InvalidKind)",
+     true},
+    {"filter_extension_ref_name",
+     FILTERS "    - type: ExtensionRef\n      extensionRef: {group: x.io, kind: F}\n",
+     "r.yaml:9: spec.rules[0].filters[0].extensionRef.name: is required", false},
+    {"filter_extension_ref_kind",
+     FILTERS "    - type: ExtensionRef\n      extensionRef: {group: x.io, kind: 1F, name: f}\n",
+     "r.yaml:9: spec.rules[0].filters[0].extensionRef.kind: must be 1 to 63 letters, digits or "
+     "'-', starting with a letter",
      false},
     {"filter_external_auth", FILTERS "    - type: ExternalAuth\n      externalAuth: {}\n",
      "r.yaml:8: spec.rules[0].filters[0].type: not supported by infergate: the ExternalAuth filter "

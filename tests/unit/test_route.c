@@ -520,9 +520,10 @@ static void test_hostname_intersection(void **state)
 	struct ig_listener_routes *t = build_on(rs, N(rs), &gw, 0);
 	/* r1 via *.specific.com, and the route without hostnames. Both now
 	 * serve exactly very.specific.com, so step 1 of the precedence ties
-	 * (it looks at intersected names) and load order picks r1. */
+	 * (it looks at intersected names), and so does their age (none):
+	 * "default/any" comes before "default/r1" (step 8). */
 	assert_int_equal(ig_routes_count(t), 2);
-	assert_string_equal(route_of(t, "very.specific.com:1234", "GET /", NULL), "r1/0.0");
+	assert_string_equal(route_of(t, "very.specific.com:1234", "GET /", NULL), "any/0.0");
 	assert_string_equal(route_of(t, "foo.specific.com", "GET /", NULL), "404");
 	assert_string_equal(route_of(t, "non.matching.com", "GET /", NULL), "404");
 	ig_routes_free(t);
@@ -834,7 +835,8 @@ static void test_duplicate_parent_refs(void **state)
 /* ---- precedence across routes and rules --------------------------------- */
 
 /* The oldest route wins; routes without creationTimestamp come after all
- * timestamped ones, in load order. */
+ * timestamped ones, and among themselves by namespace/name (§6.3 step 8),
+ * never by load order. */
 static void test_oldest_route_wins(void **state)
 {
 	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
@@ -857,12 +859,68 @@ static void test_oldest_route_wins(void **state)
 	assert_string_equal(GET(t, "/"), "a-new/0.0");
 	ig_routes_free(t);
 
-	/* Two without timestamps: load order (seq), not array order. */
+	/* Two without timestamps: by name, whichever was read first. */
 	struct ig_httproute z = mkroute("default", "a-last", NULL, rules, 1);
 	struct ig_httproute none[] = {z, rs[2]};
 	t = build(none, N(none));
-	assert_string_equal(GET(t, "/"), "c-none/0.0");
+	assert_string_equal(GET(t, "/"), "a-last/0.0");
 	ig_routes_free(t);
+	struct ig_httproute none_rev[] = {rs[2], z};
+	t = build(none_rev, N(none_rev));
+	assert_string_equal(GET(t, "/"), "a-last/0.0");
+	ig_routes_free(t);
+	/* "{namespace}/{name}" as one text: "a/x" sorts after "a-b/x". */
+	struct ig_httproute ns_pair[] = {mkroute("a", "x", NULL, rules, 1),
+					 mkroute("a-b", "x", NULL, rules, 1)};
+	ns_pair[0].parents = ns_pair[1].parents =
+	    &(struct ig_parent_ref){.name = "gw", .ns = "default"};
+	static struct ig_gateway all_ns;
+	static struct ig_listener from_all = {
+	    .name = "http", .protocol = "HTTP", .port = 80, .allowed = {.from = IG_FROM_ALL}};
+	all_ns = mkgateway(&from_all, 1);
+	t = build_on(ns_pair, N(ns_pair), &all_ns, 0);
+	assert_string_equal(route_of(t, "example.com", "GET /", NULL), "x/0.0");
+	struct ig_route_result res;
+	struct ig_route_request req = {
+	    .method = IG_STR("GET"), .path = IG_STR("/"), .host = IG_STR("example.com")};
+	assert_int_equal(ig_routes_match(t, 0, &req, &res), 0);
+	assert_string_equal(res.route->meta.ns, "a-b");
+	ig_routes_free(t);
+}
+
+/* creationTimestamps are compared as times, not as text: an offset moves
+ * a time, a fraction of a second counts. */
+static void test_route_age_is_a_time(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/")})};
+	static const struct {
+		const char *a, *b; /* route "a" (first by name) and "b" */
+		const char *winner;
+	} cases[] = {
+	    /* 05:00Z, before 06:00Z although "10" > "06" as text. */
+	    {"2024-01-01T06:00:00Z", "2024-01-01T10:00:00+05:00", "b"},
+	    {"2024-01-01T06:00:00Z", "2024-01-01T01:00:00-05:00", "a"}, /* 06:00Z: a tie */
+	    {"2024-01-01T06:00:00Z", "2024-01-01T00:59:59-05:00", "b"},
+	    /* "." sorts before "Z" as text. */
+	    {"2024-01-01T00:00:00.5Z", "2024-01-01T00:00:00Z", "b"},
+	    {"2024-01-01T00:00:00.25Z", "2024-01-01T00:00:00.250Z", "a"},
+	    {"2024-01-01T00:00:00.000001Z", "2024-01-01T00:00:00.0000001Z", "b"},
+	    /* Lowercase t and z, as RFC 3339 allows. */
+	    {"2024-01-01t00:00:01z", "2024-01-01T00:00:00Z", "b"},
+	    /* A timestamp beats none, whichever is newer by name. */
+	    {NULL, "2099-01-01T00:00:00Z", "b"},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		struct ig_httproute rs[] = {mkroute("default", "b", cases[i].b, rules, 1),
+					    mkroute("default", "a", cases[i].a, rules, 1)};
+		struct ig_listener_routes *t = build(rs, N(rs));
+		char want[16];
+		snprintf(want, sizeof want, "%s/0.0", cases[i].winner);
+		if (strcmp(GET(t, "/"), want))
+			fail_msg("case %zu (%s vs %s): %s won", i, cases[i].a, cases[i].b,
+				 GET(t, "/"));
+		ig_routes_free(t);
+	}
 }
 
 /* Same age: alphabetical "{namespace}/{name}". */
@@ -1117,6 +1175,7 @@ int main(void)
 	    cmocka_unit_test(test_allowed_routes_kinds),
 	    cmocka_unit_test(test_listener_set_attachment),
 	    cmocka_unit_test(test_oldest_route_wins),
+	    cmocka_unit_test(test_route_age_is_a_time),
 	    cmocka_unit_test(test_alphabetical_tie_break),
 	    cmocka_unit_test(test_specificity_before_age),
 	    cmocka_unit_test(test_first_rule_wins),

@@ -67,10 +67,71 @@ static void test_pool_endpoints(void **state)
 	ig_endpoints_free(reg);
 }
 
+/* Two Gateways on one port (Gateway API §3.2): listeners told apart by
+ * hostname are both served; a pair with the same protocol and hostname
+ * (or neither with one) conflicts, and neither of the pair is served -- no
+ * winner, whichever was read first. */
+static const char two_gateways[] =
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: a}\n"
+    "spec:\n  gatewayClassName: x\n  listeners:\n"
+    "  - {name: shared, port: 80, protocol: HTTP, hostname: shared.example}\n" /* line 7 */
+    "  - {name: own, port: 80, protocol: HTTP, hostname: a.example}\n"
+    "  - {name: any, port: 81, protocol: HTTP}\n" /* line 9 */
+    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: b}\n"
+    "spec:\n  gatewayClassName: x\n  listeners:\n"
+    "  - {name: any, port: 81, protocol: HTTP}\n" /* line 17 */
+    "  - {name: other, port: 80, protocol: HTTP, hostname: b.example}\n"
+    "  - {name: shared, port: 80, protocol: HTTP, hostname: shared.example}\n"; /* line 19 */
+
+static void test_listeners_across_gateways(void **state)
+{
+	struct ig_config *cfg = NULL;
+	struct ig_diags d = {0};
+	assert_int_equal(
+	    ig_config_load_text("g.yaml", two_gateways, strlen(two_gateways), &cfg, &d), 0);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	ig_diags_print(&d, f);
+	fclose(f);
+	ig_diags_free(&d);
+	assert_string_equal(
+	    text,
+	    "g.yaml:7: warning: spec.listeners[0]: port 80, protocol HTTP and hostname "
+	    "shared.example are also those of listener \"shared\" of Gateway \"default/b\" "
+	    "(Conflicted=True, HostnameConflict): neither is served\n"
+	    "g.yaml:9: warning: spec.listeners[2]: port 81, protocol HTTP and no hostname are also "
+	    "those of listener \"any\" of Gateway \"default/b\" (Conflicted=True, "
+	    "HostnameConflict): neither is served\n"
+	    "g.yaml:17: warning: spec.listeners[0]: port 81, protocol HTTP and no hostname are "
+	    "also "
+	    "those of listener \"any\" of Gateway \"default/a\" (Conflicted=True, "
+	    "HostnameConflict): neither is served\n"
+	    "g.yaml:19: warning: spec.listeners[2]: port 80, protocol HTTP and hostname "
+	    "shared.example are also those of listener \"shared\" of Gateway \"default/a\" "
+	    "(Conflicted=True, HostnameConflict): neither is served\n");
+	free(text);
+	struct ig_endpoints *reg = ig_endpoints_new(1);
+	struct ig_snapshot *s =
+	    ig_snapshot_build(reg, cfg, ig_picker_config_default(), 1, NULL, 1, 1);
+	assert_non_null(s);
+	const struct ig_port_rt *p80 = ig_snapshot_port(s, 80);
+	assert_non_null(p80);
+	assert_int_equal(p80->nlisteners, 2);
+	assert_string_equal(p80->listeners[0].gw->meta.name, "a");
+	assert_string_equal(p80->listeners[0].listener->name, "own");
+	assert_string_equal(p80->listeners[1].gw->meta.name, "b");
+	assert_string_equal(p80->listeners[1].listener->name, "other");
+	assert_null(ig_snapshot_port(s, 81)); /* nothing left to serve there */
+	ig_snapshot_unref(s);
+	ig_endpoints_free(reg);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pool_endpoints),
+	    cmocka_unit_test(test_listeners_across_gateways),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
