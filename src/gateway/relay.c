@@ -763,18 +763,28 @@ int ig_req_restore_feed(struct ig_req *p, const char *data, size_t len, bool las
 }
 
 /* A piece's output is gathered and written once: one send (one chunk)
- * per piece, as without the replacement. */
-static _Thread_local struct ig_buf restore_out;
+ * per piece, as without the replacement. The room is the thread's
+ * scratch (given back when the thread ends), reserved for the most the
+ * piece can become, so gathering never grows it. */
+static _Thread_local struct ig_scratch restore_out_mem;
+
+struct gathered {
+	char *ptr;
+	size_t len;
+};
 
 static int emit_gather(void *ud, const char *data, size_t len)
 {
-	return ig_buf_append(ud, data, len) < 0 ? -1 : 0;
+	struct gathered *g = ud;
+	memcpy(g->ptr + g->len, data, len);
+	g->len += len;
+	return 0;
 }
 
 static int restore_write(struct ig_req *p, const char *data, size_t len, bool last)
 {
-	restore_out.len = 0;
-	if (ig_buf_reserve(&restore_out, ig_req_restore_bound(p, len)) < 0) {
+	struct gathered g = {ig_scratch_get(&restore_out_mem, ig_req_restore_bound(p, len)), 0};
+	if (!g.ptr) {
 		/* Out of memory: what is held and the piece go as they came,
 		 * and nothing more is replaced. */
 		p->restore_model = false;
@@ -783,8 +793,8 @@ static int restore_write(struct ig_req *p, const char *data, size_t len, bool la
 		int r = rc < 0 ? -1 : ig_http_write(p->ex, data, len);
 		return r < 0 ? -1 : (r | rc);
 	}
-	ig_req_restore_feed(p, data, len, last, emit_gather, &restore_out);
-	return ig_http_write(p->ex, restore_out.ptr, restore_out.len);
+	ig_req_restore_feed(p, data, len, last, emit_gather, &g);
+	return ig_http_write(p->ex, g.ptr, g.len);
 }
 
 void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)

@@ -281,11 +281,13 @@ class Gateway:
         return log
 
 
-def one_pool(procs, tmp_path, sims, extra_docs=(), gw_args=(), criticality=None,
+def one_pool(procs, tmp_path, sims, extra_docs=(), gw_args=(), criticality="Critical",
              dead_hosts=(), name="gw", timeouts=""):
     """A gateway with one listener, one route to pool `pool` of the sims
     (plus pods at dead_hosts where nothing listens) and the InferenceModel
-    food-review."""
+    food-review, Critical unless said otherwise: these tests look at where
+    requests go, and a non-critical model is shed while the pool looks
+    saturated (stale metrics included)."""
     port = free_port()
     docs = [gateway_doc([("llm", port)]), route_doc("route", "llm", "pool", sims.port, timeouts=timeouts),
             pool_doc("pool", sims.port),
@@ -486,9 +488,10 @@ def test_admission_by_objective_priority(procs, tmp_path):
     assert ep is None
     st, ep, r = g.send(headers={"x-gateway-inference-objective": "interactive"})
     assert st == 200, r
+    # Without an objective the InferenceModel decides (Critical here).
     st, ep, r = g.send()
     assert st == 200, r
-    # An objective nobody defined counts as priority 0.
+    # An objective nobody defined leaves it to the InferenceModel too.
     st, ep, r = g.send(headers={"x-gateway-inference-objective": "nope"})
     assert st == 200, r
     # Unsaturated, the sheddable objective is served too.
