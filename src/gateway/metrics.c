@@ -1,6 +1,7 @@
 /* The gateway's own metrics, under GIE v0.2.0's names (gie-reference
  * §3.8) plus inference_pool_ready_pods and GIE v1.5's objective and
- * scheduler families. */
+ * scheduler families (GIE v1.5 pkg/epp/metrics/metrics.go: names, labels,
+ * buckets, and when each is recorded). */
 #include "gateway/metrics.h"
 
 #include <pthread.h>
@@ -18,7 +19,8 @@ struct ig_gw_metrics {
 	struct ig_metric_family *req_total, *req_errors, *req_duration, *req_sizes, *resp_sizes,
 	    *in_tokens_h, *out_tokens_h;
 	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
-	    *obj_out_tokens, *obj_ttft, *obj_tpot, *sched_e2e;
+	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_running, *obj_ntpot,
+	    *sched_e2e;
 	/* Model label values that come from clients (GIE v1 passes any model
 	 * through) are admitted up to a bound; later ones are counted as
 	 * "other", so a client cannot grow the series without end. */
@@ -263,6 +265,24 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_objective_request_tpot_seconds",
 	    "[ALPHA] Inference objective time per output token of streamed responses, in seconds.",
 	    mt, 2, tpot_bounds, sizeof tpot_bounds / sizeof tpot_bounds[0]);
+	/* The usage's cached prompt tokens, with the input tokens' buckets. */
+	gm->obj_cached = ig_metrics_histogram(reg, "inference_objective_prompt_cached_tokens",
+					      "[ALPHA] Inference objective prompt cached token "
+					      "count distribution for requests in each model.",
+					      mt, 2, input_token_bounds, n_input_token_bounds);
+	/* Requests sent to a model server and not finished, by the model
+	 * asked for: each worker counts its own (a summed gauge). */
+	const char *model_only[] = {"model_name"};
+	gm->obj_running = ig_metrics_gauge_summed(
+	    reg, "inference_objective_running_requests",
+	    "[ALPHA] Inference objective number of running requests in each model.", model_only, 1);
+	static const double ntpot_bounds[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+					      0.2,   0.5,   1.0,   2.0,	 5.0,  10.0};
+	gm->obj_ntpot = ig_metrics_histogram(
+	    reg, "inference_objective_normalized_time_per_output_token_seconds",
+	    "[ALPHA] Inference objective latency divided by number of output tokens in seconds for "
+	    "each model and target model.",
+	    mt, 2, ntpot_bounds, sizeof ntpot_bounds / sizeof ntpot_bounds[0]);
 	static const double sched_bounds[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002,
 					      0.005,  0.01,   0.02,   0.05,  0.1};
 	gm->sched_e2e = ig_metrics_histogram(
@@ -385,12 +405,13 @@ void ig_gw_metrics_scheduler(struct ig_gw_metrics *gm, double seconds)
 
 struct cache_entry {
 	bool used;
+	bool client; /* model and target went through client_label */
 	int priority;
 	char model[CACHE_NAME];
 	char target[CACHE_NAME];
 	struct ig_series *req_total, *req_duration, *req_sizes, *resp_sizes, *in_tokens,
 	    *out_tokens, *obj_total, *obj_duration, *obj_in_tokens, *obj_out_tokens, *obj_ttft,
-	    *obj_tpot;
+	    *obj_tpot, *obj_cached, *obj_ntpot, *running;
 };
 
 struct ig_gw_metrics_cache {
@@ -426,30 +447,41 @@ static bool fill(struct ig_gw_metrics *gm, struct cache_entry *e, const char *mo
 	e->obj_out_tokens = ig_metrics_series(gm->obj_out_tokens, mt);
 	e->obj_ttft = ig_metrics_series(gm->obj_ttft, mt);
 	e->obj_tpot = ig_metrics_series(gm->obj_tpot, mt);
+	e->obj_cached = ig_metrics_series(gm->obj_cached, mt);
+	e->obj_ntpot = ig_metrics_series(gm->obj_ntpot, mt);
+	/* GIE counts no running request without a model name. */
+	e->running = *model ? ig_metrics_series(gm->obj_running, (const char *[]){model}) : NULL;
 	return e->req_total && e->req_duration && e->req_sizes && e->resp_sizes && e->in_tokens &&
 	       e->out_tokens && e->obj_total && e->obj_duration && e->obj_in_tokens &&
-	       e->obj_out_tokens && e->obj_ttft && e->obj_tpot;
+	       e->obj_out_tokens && e->obj_ttft && e->obj_tpot && e->obj_cached && e->obj_ntpot &&
+	       (e->running || !*model);
 }
 
-/* The entry for these labels, filled on a miss; NULL out of memory. */
+/* The entry for a request's model and target (as the request names them)
+ * and priority, filled on a miss; NULL out of memory. Names a client chose
+ * become label values through client_label on a miss only: a worker that
+ * sees the same names again takes no lock. */
 static struct cache_entry *lookup(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 				  struct cache_entry *scratch, const char *model,
-				  const char *target, int priority)
+				  const char *target, int priority, bool client)
 {
 	size_t ml = strlen(model), tl = strlen(target);
 	struct cache_entry *e = scratch;
 	if (c && ml < CACHE_NAME && tl < CACHE_NAME) {
 		uint64_t h = XXH3_64bits(model, ml) ^ (XXH3_64bits(target, tl) * 31) ^
-			     ((uint64_t)(unsigned)priority * 0x9e3779b97f4a7c15u);
+			     ((uint64_t)(unsigned)priority * 0x9e3779b97f4a7c15u) ^ client;
 		e = &c->e[h % CACHE_SLOTS];
-		if (e->used && e->priority == priority && strcmp(e->model, model) == 0 &&
-		    strcmp(e->target, target) == 0)
+		if (e->used && e->priority == priority && e->client == client &&
+		    strcmp(e->model, model) == 0 && strcmp(e->target, target) == 0)
 			return e;
 	}
 	e->used = false;
-	if (!fill(gm, e, model, target, priority))
+	const char *lm = client ? client_label(gm, model) : model;
+	const char *lt = client ? client_label(gm, target) : target;
+	if (!fill(gm, e, lm, lt, priority))
 		return NULL;
 	e->used = e != scratch;
+	e->client = client;
 	e->priority = priority;
 	snprintf(e->model, sizeof e->model, "%s", model);
 	snprintf(e->target, sizeof e->target, "%s", target);
@@ -470,22 +502,37 @@ static void count_error(struct ig_gw_metrics *gm, const struct ig_gw_request_sta
 		ig_counter_add(e, 1);
 }
 
+struct ig_series *ig_gw_metrics_running(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+					const char *model, const char *target, int priority,
+					bool client_labels)
+{
+	if (!model || !*model)
+		return NULL;
+	struct cache_entry scratch;
+	struct cache_entry *e =
+	    lookup(gm, c, &scratch, model, target ? target : "", priority, client_labels);
+	if (!e || !e->running)
+		return NULL;
+	ig_gauge_add(e->running, 1);
+	return e->running;
+}
+
 void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 			const struct ig_gw_request_stats *st)
 {
 	const char *model = st->model ? st->model : "", *target = st->target ? st->target : "";
-	if (st->client_labels) {
-		model = client_label(gm, model);
-		target = client_label(gm, target);
-	}
+	if (st->running)
+		ig_gauge_add(st->running, -1);
 	bool failed = st->status >= 400 || st->status == 0;
 	if (failed && st->status != 499)
-		count_error(gm, st, model, target);
+		count_error(gm, st, st->client_labels ? client_label(gm, model) : model,
+			    st->client_labels ? client_label(gm, target) : target);
 	/* request_total counts what was parsed, admitted and scheduled. */
 	if (!st->scheduled)
 		return;
 	struct cache_entry scratch;
-	struct cache_entry *e = lookup(gm, c, &scratch, model, target, st->priority);
+	struct cache_entry *e =
+	    lookup(gm, c, &scratch, model, target, st->priority, st->client_labels);
 	if (!e)
 		return;
 	ig_counter_add(e->req_total, 1);
@@ -508,4 +555,10 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 		ig_hist_observe(e->obj_ttft, st->ttft);
 	if (st->tpot >= 0)
 		ig_hist_observe(e->obj_tpot, st->tpot);
+	if (st->cached_tokens >= 0)
+		ig_hist_observe(e->obj_cached, (double)st->cached_tokens);
+	/* NTPOT: arrival to the response's end over the usage's output
+	 * tokens; GIE records nothing without output tokens. */
+	if (st->out_tokens > 0 && st->seconds > 0)
+		ig_hist_observe(e->obj_ntpot, st->seconds / (double)st->out_tokens);
 }

@@ -1,6 +1,8 @@
 /* The gateway's own Prometheus metrics, under GIE's names (gie-reference
- * §3.8). Updated by the workers through the registry's per-thread shards;
- * pool gauges are computed from the current snapshot at render time. */
+ * §3.8, §4.5, §7; GIE v1.5 pkg/epp/metrics/metrics.go). Updated by the
+ * workers through the registry's per-thread shards (gauges that requests
+ * move up and down are summed gauges); pool gauges are computed from the
+ * current snapshot at render time. */
 #ifndef IG_GATEWAY_METRICS_H
 #define IG_GATEWAY_METRICS_H
 
@@ -11,6 +13,7 @@
 
 struct ig_gw_metrics;
 struct ig_snapshot;
+struct ig_series;
 
 struct ig_gw_metrics *ig_gw_metrics_new(void);
 void ig_gw_metrics_free(struct ig_gw_metrics *m);
@@ -27,7 +30,11 @@ struct ig_gw_request_stats {
 	double seconds;
 	size_t req_bytes, resp_bytes;
 	long in_tokens, out_tokens;
-	double ttft, tpot; /* streamed responses, seconds; < 0 when not measured */
+	long cached_tokens; /* the usage's cached prompt tokens; < 0 when it has none */
+	double ttft, tpot;  /* streamed responses, seconds; < 0 when not measured */
+	/* From ig_gw_metrics_running when the request was dispatched (NULL:
+	 * it was not): taken back down now. */
+	struct ig_series *running;
 };
 
 /* Counts a finished request through a worker's cache of series handles (c
@@ -35,12 +42,20 @@ struct ig_gw_request_stats {
  * GIE's code names (BadRequest, NotFound / BadConfiguration,
  * ResourceExhausted / InferencePoolResourceExhausted, ServiceUnavailable,
  * ModelServerError, Internal) when it failed; the latency, size, token,
- * TTFT and TPOT histograms when it succeeded. */
+ * cached-token, TTFT, TPOT and NTPOT (duration over output tokens)
+ * histograms when it succeeded; running_requests back down. */
 struct ig_gw_metrics_cache;
 struct ig_gw_metrics_cache *ig_gw_metrics_cache_new(void);
 void ig_gw_metrics_cache_free(struct ig_gw_metrics_cache *c);
 void ig_gw_metrics_done(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
 			const struct ig_gw_request_stats *st);
+/* A request goes to a model server: inference_objective_running_requests
+ * of its model (as asked) goes up, until ig_gw_metrics_done takes it down
+ * through the series returned (NULL: no model, nothing counted). */
+struct ig_series *ig_gw_metrics_running(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
+					const char *model, const char *target, int priority,
+					bool client_labels);
+
 /* infergate_access_log_dropped_total, registered on first use. */
 struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *m);
 void ig_gw_metrics_scheduler(struct ig_gw_metrics *m, double seconds);

@@ -180,6 +180,11 @@ struct ig_req {
 	size_t tail_len;
 	struct ig_sse sse_state; /* data: lines of an event stream */
 	long in_tokens, out_tokens;
+	long cached_tokens; /* the usage's cached prompt tokens, when cached_known */
+	bool cached_known;
+	/* inference_objective_running_requests, counted up at dispatch and
+	 * down with the request's metrics (NULL: not counted). */
+	struct ig_series *running;
 	/* SSE data events with output (the Responses API's lifecycle events
 	 * before any output do not count as the first): TTFT, TPOT. */
 	uint64_t first_event_ns, last_event_ns;
@@ -294,6 +299,11 @@ int ig_req_rewrite(struct ig_req *p);
  * when the request waits in the worker's queue (it is sent from there), or
  * -1 when an error was answered. */
 int ig_req_admit(struct ig_req *p);
+
+/* request_metrics.c: the request's part in the metrics (gateway/metrics.h),
+ * at the points where GIE v1.5 records them. _dispatched: it goes to a
+ * model server (running_requests up, until its metrics are recorded). */
+void ig_req_metrics_dispatched(struct ig_req *p);
 
 /* relay.c */
 /* Starts the route's timeouts.request clock, which covers queueing too. */

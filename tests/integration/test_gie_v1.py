@@ -323,6 +323,59 @@ def test_metrics_with_gie_semantics(procs, tmp_path):
     c.stop()
 
 
+def test_metrics_running_cached_tokens_and_ntpot(procs, tmp_path):
+    """GIE v1.5's objective families: running_requests{model_name} counts a
+    request from its dispatch until its response ends (summed over the
+    workers); prompt_cached_tokens takes the usage's
+    prompt_tokens_details.cached_tokens (none when the usage has none);
+    normalized_time_per_output_token_seconds is the request's duration over
+    its output tokens, and nothing for a response without usage."""
+    c = V1(procs, tmp_path, ["m"],
+           sim_args=("--enable-prompt-tokens-details", "--itl-ms", "20", "--ttft-ms", "20"))
+    prompt = " ".join("word%d" % i for i in range(100))
+    cached = []
+    for _ in range(2):
+        st, _, data = call(c.base, "/v1/completions", completion("m", prompt))
+        assert st == 200, data
+        details = json.loads(data)["usage"]["prompt_tokens_details"]
+        cached.append(details and details["cached_tokens"])
+    assert cached[0] is None and cached[1] > 0, cached
+    # A stream held open: running while it lasts, back to 0 once it ended.
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions",
+                 json.dumps(dict(completion("m", "a held stream"), stream=True,
+                                 max_tokens=40)),
+                 {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 200
+    r.read(10)
+    running = sample(metrics(c), "inference_objective_running_requests", model_name="m")
+    r.read()
+    conn.close()
+    assert running == 1
+    text = metrics(c)
+    assert sample(text, "inference_objective_running_requests", model_name="m") == 0
+    assert sample(text, "inference_objective_prompt_cached_tokens_count", model_name="m",
+                  target_model_name="m") == 1
+    assert sample(text, "inference_objective_prompt_cached_tokens_sum", model_name="m",
+                  target_model_name="m") == cached[1]
+    assert sample(text, "inference_objective_prompt_cached_tokens_bucket", model_name="m",
+                  target_model_name="m", le="128") == 1
+    # Two responses with 5 output tokens; the stream had no usage.
+    ntpot = "inference_objective_normalized_time_per_output_token_seconds"
+    assert sample(text, ntpot + "_count", model_name="m", target_model_name="m") == 2
+    total = sample(text, ntpot + "_sum", model_name="m", target_model_name="m")
+    dur = sample(text, "inference_objective_request_duration_seconds_sum", model_name="m",
+                 target_model_name="m")
+    # 20 ms to the first token, 20 ms each after: about 20 ms a token.
+    assert 2 * 0.015 < total < dur / 5, (total, dur)
+    assert sample(text, ntpot + "_bucket", model_name="m", target_model_name="m",
+                  le="0.001") == 0
+    assert sample(text, ntpot + "_bucket", model_name="m", target_model_name="m",
+                  le="10") == 2
+    c.stop()
+
+
 def test_metrics_shed_is_resource_exhausted(procs, tmp_path):
     docs = [OBJECTIVE.format(name="batch", priority=-1, pool="pool-0")]
     c = V1(procs, tmp_path, ["m"], extra_docs=docs,
