@@ -200,10 +200,12 @@ static int schedule(struct ig_req *p, bool from_queue)
 	int rc = ig_schedule(sched, &req, c.se, c.n, ig_rng_thread(), &p->res);
 	p->res.ranked = NULL;
 	if (rc == IG_SCHED_NO_PROFILE) {
+		ig_req_metrics_scheduled(p, t0, NULL);
 		no_profile(p, profile_header, req.profile);
 		return -1;
 	}
 	if (rc < 0 || p->res.nranked == 0) {
+		ig_req_metrics_scheduled(p, t0, NULL);
 		ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
 			    "dropping request due to limited backend resources");
 		return -1;
@@ -211,9 +213,9 @@ static int schedule(struct ig_req *p, bool from_queue)
 	p->nranked = p->res.nranked < IG_REQ_MAX_RANKED ? p->res.nranked : IG_REQ_MAX_RANKED;
 	for (size_t i = 0; i < p->nranked; i++)
 		p->ranked[i] = c.eps[ranked[i]];
+	ig_req_metrics_scheduled(p, t0, p->ranked[0]);
 	apply_session(p, &c);
 	ig_req_persist_ranking(p);
-	ig_gw_metrics_scheduler(p->w->gw->metrics, (double)(ig_now_ns() - t0) / 1e9);
 	return 0;
 }
 

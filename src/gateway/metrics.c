@@ -20,7 +20,8 @@ struct ig_gw_metrics {
 	    *in_tokens_h, *out_tokens_h;
 	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
 	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_running, *obj_ntpot,
-	    *sched_e2e;
+	    *sched_e2e, *sched_attempts, *hit_bytes;
+	struct ig_series *sched_e2e_s, *hit_bytes_s; /* the unlabelled families' series */
 	/* Model label values that come from clients (GIE v1 passes any model
 	 * through) are admitted up to a bound; later ones are counted as
 	 * "other", so a client cannot grow the series without end. */
@@ -289,6 +290,11 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_extension_scheduler_e2e_duration_seconds",
 	    "[ALPHA] End-to-end scheduling latency distribution in seconds.", NULL, 0, sched_bounds,
 	    sizeof sched_bounds / sizeof sched_bounds[0]);
+	const char *attempt_labels[] = {"status", "target_model_name", "pod_name", "namespace",
+					"port"};
+	gm->sched_attempts =
+	    ig_metrics_counter(reg, "inference_extension_scheduler_attempts_total",
+			       "[ALPHA] Total number of scheduling attempts.", attempt_labels, 5);
 	ig_metrics_gauge_fn(reg, "inference_extension_prefix_indexer_size",
 			    "[ALPHA] Size of the prefix indexer (entries).", NULL, 0,
 			    indexer_size_fn, gm);
@@ -296,6 +302,14 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_extension_prefix_indexer_hit_ratio",
 	    "[ALPHA] Ratio of prefix blocks found in the prefix indexer to blocks looked up.", NULL,
 	    0, indexer_hit_fn, gm);
+	static const double hit_bytes_bounds[] = {0,	16,   32,   64,	  128,	 256,	512,
+						  1024, 2048, 4096, 8192, 16384, 32768, 65536};
+	gm->hit_bytes = ig_metrics_histogram(
+	    reg, "inference_extension_prefix_indexer_hit_bytes",
+	    "[ALPHA] Length of the prefix match in number of bytes in the cache lookup.", NULL, 0,
+	    hit_bytes_bounds, sizeof hit_bytes_bounds / sizeof hit_bytes_bounds[0]);
+	gm->sched_e2e_s = gm->sched_e2e ? ig_metrics_series(gm->sched_e2e, NULL) : NULL;
+	gm->hit_bytes_s = gm->hit_bytes ? ig_metrics_series(gm->hit_bytes, NULL) : NULL;
 	pthread_mutex_init(&gm->labels_lock, NULL);
 	return gm;
 }
@@ -386,13 +400,6 @@ struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *gm)
 	return f ? ig_metrics_series(f, NULL) : NULL;
 }
 
-void ig_gw_metrics_scheduler(struct ig_gw_metrics *gm, double seconds)
-{
-	struct ig_series *s = ig_metrics_series(gm->sched_e2e, NULL);
-	if (s)
-		ig_hist_observe(s, seconds);
-}
-
 /* ---- a worker's cache of series handles ---- */
 
 /* A request's series are found by their label values, which costs a hash
@@ -414,8 +421,24 @@ struct cache_entry {
 	    *obj_tpot, *obj_cached, *obj_ntpot, *running;
 };
 
+/* scheduler_attempts_total's success series by picked endpoint and target
+ * model: a pool of 1,024 endpoints has as many series per target, which
+ * the registry would find by walking them. The snapshot's generation is
+ * part of the key, as a reload may give the endpoint's address to another
+ * pod. */
+#define ATTEMPT_SLOTS 1024
+
+struct attempt_entry {
+	const struct ig_endpoint *ep;
+	uint64_t generation;
+	bool client;
+	char target[CACHE_NAME];
+	struct ig_series *s;
+};
+
 struct ig_gw_metrics_cache {
 	struct cache_entry e[CACHE_SLOTS];
+	struct attempt_entry attempts[ATTEMPT_SLOTS];
 };
 
 struct ig_gw_metrics_cache *ig_gw_metrics_cache_new(void)
@@ -500,6 +523,84 @@ static void count_error(struct ig_gw_metrics *gm, const struct ig_gw_request_sta
 		ig_counter_add(e, 1);
 	if ((e = ig_metrics_series(gm->obj_errors, mtpe)))
 		ig_counter_add(e, 1);
+}
+
+/* The pod behind an endpoint of a pool: its name and namespace (empty when
+ * no pod of the configuration has the endpoint's address, which a
+ * snapshot's endpoints always do), and the endpoint's port. Scans the
+ * pods: on a cache miss only. */
+static void pod_of(const struct ig_snapshot *snap, const struct ig_pool_rt *rt,
+		   const struct ig_endpoint *ep, const char **name, const char **ns,
+		   char port[static 8])
+{
+	const char *colon = strrchr(ep->addr, ':');
+	struct ig_str host = {ep->addr, colon ? (size_t)(colon - ep->addr) : strlen(ep->addr)};
+	snprintf(port, 8, "%s", colon ? colon + 1 : "");
+	if (host.len >= 2 && host.ptr[0] == '[') { /* [v6]:port */
+		host.ptr++;
+		host.len -= 2;
+	}
+	*name = *ns = "";
+	const struct ig_config *cfg = snap ? snap->cfg : NULL;
+	for (size_t i = 0; cfg && rt && i < cfg->npods; i++) {
+		const struct ig_pod *pod = &cfg->pods[i];
+		if (pod->ip && ig_str_eq_cstr(host, pod->ip) && ig_pool_selects(rt->pool, pod)) {
+			*name = pod->meta.name;
+			*ns = pod->meta.ns;
+			return;
+		}
+	}
+}
+
+/* The success series for the picked endpoint and the target. */
+static struct ig_series *attempt_series(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+					const struct ig_gw_sched_stats *st, const char *target)
+{
+	size_t tl = strlen(target);
+	uint64_t gen = st->snap ? st->snap->generation : 0;
+	struct attempt_entry *e = NULL;
+	if (c && tl < CACHE_NAME) {
+		uint64_t h = st->picked->key ^ (XXH3_64bits(target, tl) * 31) ^
+			     (gen * 0x9e3779b97f4a7c15u) ^ st->client_labels;
+		e = &c->attempts[h % ATTEMPT_SLOTS];
+		if (e->s && e->ep == st->picked && e->generation == gen &&
+		    e->client == st->client_labels && strcmp(e->target, target) == 0)
+			return e->s;
+	}
+	const char *name, *ns;
+	char port[8];
+	pod_of(st->snap, st->pool, st->picked, &name, &ns, port);
+	const char *v[] = {"success", st->client_labels ? client_label(gm, target) : target, name,
+			   ns, port};
+	struct ig_series *s = ig_metrics_series(gm->sched_attempts, v);
+	if (e && s) {
+		*e = (struct attempt_entry){st->picked, gen, st->client_labels, "", s};
+		memcpy(e->target, target, tl + 1);
+	}
+	return s;
+}
+
+/* GIE records the latency and the attempt of every Schedule call, failed
+ * ones included (scheduling/scheduler.go), and the prefix match of the
+ * endpoint it picked (approximateprefix PreRequest). */
+void ig_gw_metrics_schedule(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+			    const struct ig_gw_sched_stats *st)
+{
+	const char *target = st->target ? st->target : "";
+	if (gm->sched_e2e_s)
+		ig_hist_observe(gm->sched_e2e_s, st->seconds);
+	struct ig_series *s;
+	if (!st->picked) {
+		const char *v[] = {"failure", st->client_labels ? client_label(gm, target) : target,
+				   "", "", ""};
+		if ((s = ig_metrics_series(gm->sched_attempts, v)))
+			ig_counter_add(s, 1);
+		return;
+	}
+	if ((s = attempt_series(gm, c, st, target)))
+		ig_counter_add(s, 1);
+	if (st->hit_bytes >= 0 && gm->hit_bytes_s)
+		ig_hist_observe(gm->hit_bytes_s, (double)st->hit_bytes);
 }
 
 struct ig_series *ig_gw_metrics_running(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,

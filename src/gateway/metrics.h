@@ -13,6 +13,8 @@
 
 struct ig_gw_metrics;
 struct ig_snapshot;
+struct ig_pool_rt;
+struct ig_endpoint;
 struct ig_series;
 
 struct ig_gw_metrics *ig_gw_metrics_new(void);
@@ -56,9 +58,25 @@ struct ig_series *ig_gw_metrics_running(struct ig_gw_metrics *m, struct ig_gw_me
 					const char *model, const char *target, int priority,
 					bool client_labels);
 
+/* One run of the picker for a request (GIE's Scheduler.Schedule): the
+ * end-to-end latency, scheduler_attempts_total (success with the picked
+ * endpoint's pod name, namespace and port; failure with those empty) and,
+ * on success, the bytes of the prompt's prefix the picked endpoint holds
+ * (prefix_indexer_hit_bytes). */
+struct ig_gw_sched_stats {
+	const char *target; /* the target model */
+	bool client_labels; /* chosen by the client (v1 passthrough) */
+	const struct ig_snapshot *snap;
+	const struct ig_pool_rt *pool;
+	const struct ig_endpoint *picked; /* the picker's first; NULL: it failed */
+	double seconds;
+	long hit_bytes; /* < 0: no prefix index */
+};
+void ig_gw_metrics_schedule(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
+			    const struct ig_gw_sched_stats *st);
+
 /* infergate_access_log_dropped_total, registered on first use. */
 struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *m);
-void ig_gw_metrics_scheduler(struct ig_gw_metrics *m, double seconds);
 /* Renders every family; pool gauges come from `snap` (control thread). */
 void ig_gw_metrics_render(struct ig_gw_metrics *m, const struct ig_snapshot *snap,
 			  struct ig_buf *out);

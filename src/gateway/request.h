@@ -302,8 +302,11 @@ int ig_req_admit(struct ig_req *p);
 
 /* request_metrics.c: the request's part in the metrics (gateway/metrics.h),
  * at the points where GIE v1.5 records them. _dispatched: it goes to a
- * model server (running_requests up, until its metrics are recorded). */
+ * model server (running_requests up, until its metrics are recorded).
+ * _scheduled: the picker ran, from t0 (ig_now_ns), and ranked `picked`
+ * first (NULL: it failed); p->res holds its prefix match. */
 void ig_req_metrics_dispatched(struct ig_req *p);
+void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_endpoint *picked);
 
 /* relay.c */
 /* Starts the route's timeouts.request clock, which covers queueing too. */

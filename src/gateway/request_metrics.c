@@ -1,6 +1,7 @@
 /* What a request's stages record in the gateway's metrics (metrics.h),
  * made from the request: each stage makes one call at the point where
  * GIE v1.5 records the same thing, and the labels are gathered here. */
+#include "core/clock.h"
 #include "gateway/metrics.h"
 #include "gateway/request.h"
 
@@ -10,4 +11,20 @@ void ig_req_metrics_dispatched(struct ig_req *p)
 		return; /* Service backends are not inference requests */
 	p->running = ig_gw_metrics_running(p->w->gw->metrics, p->w->mcache, p->model.ptr,
 					   p->target.ptr, p->priority, !p->resolved);
+}
+
+void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_endpoint *picked)
+{
+	const struct ig_sched_result *r = &p->res;
+	struct ig_gw_sched_stats st = {
+	    .target = p->target.ptr,
+	    .client_labels = !p->resolved,
+	    .snap = p->snap,
+	    .pool = p->pool,
+	    .picked = picked,
+	    .seconds = (double)(ig_now_ns() - t0) / 1e9,
+	    .hit_bytes =
+		r->prefix_block_bytes ? (long)(r->prefix_match_blocks * r->prefix_block_bytes) : -1,
+	};
+	ig_gw_metrics_schedule(p->w->gw->metrics, p->w->mcache, &st);
 }

@@ -376,6 +376,60 @@ def test_metrics_running_cached_tokens_and_ntpot(procs, tmp_path):
     c.stop()
 
 
+TESTING_PREFIX_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: header-based-testing-filter
+- type: prefix-cache-scorer
+  parameters: {autoTune: false, blockSizeTokens: 16}
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: header-based-testing-filter
+  - pluginRef: prefix-cache-scorer
+"""
+
+
+def plain(text, name):
+    """The value of an unlabelled series."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split(" ", 1)[1])
+    return None
+
+
+def test_metrics_scheduler_attempts_and_prefix_hit_bytes(procs, tmp_path):
+    """scheduler_attempts_total counts each run of the picker: success
+    with the picked pod's name, namespace and port, failure with those
+    empty (GIE v1.5 RecordSchedulerAttempt); e2e latency counts both.
+    prefix_indexer_hit_bytes takes the bytes of the prompt's prefix the
+    picked endpoint holds (blocks of 16 tokens x 4 characters)."""
+    c = V1(procs, tmp_path, ["m"], extra_docs=[TESTING_PREFIX_PICKER])
+    prompt = "x" * 800  # 12 whole blocks of 64 characters
+    for _ in range(3):
+        st, _, data = call(c.base, "/v1/completions", completion("m", prompt))
+        assert st == 200, data
+    # The testing filter keeps no endpoint: the picker fails.
+    st, _, data = call(c.base, "/v1/completions", completion("m", prompt),
+                       headers={"test-epp-endpoint-selection": "10.255.255.1"})
+    assert st == 429, data
+    text = metrics(c)
+    attempts = "inference_extension_scheduler_attempts_total"
+    assert sample(text, attempts, status="success", target_model_name="m", pod_name="pod-0",
+                  namespace="default", port=str(c.sim_port)) == 3, text
+    assert sample(text, attempts, status="failure", target_model_name="m", pod_name="",
+                  namespace="", port="") == 1, text
+    assert plain(text, "inference_extension_scheduler_e2e_duration_seconds_count") == 4
+    hit = "inference_extension_prefix_indexer_hit_bytes"
+    assert plain(text, hit + "_count") == 3, text
+    assert plain(text, hit + "_sum") == 2 * 768
+    assert sample(text, hit + "_bucket", le="0") == 1
+    assert sample(text, hit + "_bucket", le="512") == 1
+    assert sample(text, hit + "_bucket", le="1024") == 3
+    assert sample(text, hit + "_bucket", le="65536") == 3
+    c.stop()
+
+
 def test_metrics_shed_is_resource_exhausted(procs, tmp_path):
     docs = [OBJECTIVE.format(name="batch", priority=-1, pool="pool-0")]
     c = V1(procs, tmp_path, ["m"], extra_docs=docs,
