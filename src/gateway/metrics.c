@@ -11,6 +11,7 @@
 
 #include <xxhash.h>
 
+#include "core/version.h"
 #include "gateway/snapshot.h"
 #include "metrics/registry.h"
 
@@ -308,6 +309,17 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_extension_prefix_indexer_hit_bytes",
 	    "[ALPHA] Length of the prefix match in number of bytes in the cache lookup.", NULL, 0,
 	    hit_bytes_bounds, sizeof hit_bytes_bounds / sizeof hit_bytes_bounds[0]);
+	/* The build: GIE's commit SHA and build ref (its image's branch or
+	 * tag); infergate's version stands for the ref (core/version.h). */
+	const char *info_labels[] = {"commit", "build_ref"};
+	struct ig_metric_family *info = ig_metrics_gauge(
+	    reg, "inference_extension_info",
+	    "[ALPHA] General information of the current build of Inference Extension.", info_labels,
+	    2);
+	struct ig_series *info_s =
+	    info ? ig_metrics_series(info, (const char *[]){IG_COMMIT, IG_VERSION}) : NULL;
+	if (info_s)
+		ig_gauge_set(info_s, 1);
 	gm->sched_e2e_s = gm->sched_e2e ? ig_metrics_series(gm->sched_e2e, NULL) : NULL;
 	gm->hit_bytes_s = gm->hit_bytes ? ig_metrics_series(gm->hit_bytes, NULL) : NULL;
 	pthread_mutex_init(&gm->labels_lock, NULL);

@@ -5,11 +5,12 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import time
 
 import pytest
 
-from conftest import free_port, unique_loopback, wait_http, wait_port
+from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
 from tcppod import TcpPod
 from test_gateway import SAN_ERRORS, assert_openai_error, call, write
 
@@ -427,6 +428,11 @@ def test_metrics_scheduler_attempts_and_prefix_hit_bytes(procs, tmp_path):
     assert sample(text, hit + "_bucket", le="512") == 1
     assert sample(text, hit + "_bucket", le="1024") == 3
     assert sample(text, hit + "_bucket", le="65536") == 3
+    # The build: no commit recorded, the version as the build ref.
+    version = subprocess.run([IG_BIN, "--version"], capture_output=True,
+                             text=True, check=True).stdout.split()[-1]
+    assert sample(text, "inference_extension_info", commit="", build_ref=version) == 1
+    assert "# TYPE inference_extension_info gauge" in text
     c.stop()
 
 
