@@ -21,7 +21,7 @@ struct ig_gw_metrics {
 	    *in_tokens_h, *out_tokens_h;
 	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
 	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_running, *obj_ntpot,
-	    *sched_e2e, *sched_attempts, *hit_bytes;
+	    *sched_e2e, *sched_attempts, *hit_bytes, *rewrites;
 	struct ig_series *sched_e2e_s, *hit_bytes_s; /* the unlabelled families' series */
 	/* Model label values that come from clients (GIE v1 passes any model
 	 * through) are admitted up to a bound; later ones are counted as
@@ -309,6 +309,10 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_extension_prefix_indexer_hit_bytes",
 	    "[ALPHA] Length of the prefix match in number of bytes in the cache lookup.", NULL, 0,
 	    hit_bytes_bounds, sizeof hit_bytes_bounds / sizeof hit_bytes_bounds[0]);
+	const char *rewrite_labels[] = {"model_rewrite_name", "model_name", "target_model"};
+	gm->rewrites = ig_metrics_counter(
+	    reg, "inference_extension_model_rewrite_decisions_total",
+	    "[ALPHA] Total number of inference model rewrite decisions.", rewrite_labels, 3);
 	/* The build: GIE's commit SHA and build ref (its image's branch or
 	 * tag); infergate's version stands for the ref (core/version.h). */
 	const char *info_labels[] = {"commit", "build_ref"};
@@ -448,9 +452,26 @@ struct attempt_entry {
 	struct ig_series *s;
 };
 
+/* Any other family's series by its label values (as the request has
+ * them), for those recorded per request: the key is the values, each
+ * followed by a NUL, and keys longer than KEYED_KEY are not kept. */
+#define KEYED_SLOTS 256
+#define KEYED_KEY 240
+#define KEYED_LABELS 8
+#define KEYED_BUF 4096 /* the longest key requests can make (names <= 1 KiB) */
+
+struct keyed_entry {
+	const struct ig_metric_family *f;
+	uint32_t len;
+	unsigned client;
+	char key[KEYED_KEY];
+	struct ig_series *s;
+};
+
 struct ig_gw_metrics_cache {
 	struct cache_entry e[CACHE_SLOTS];
 	struct attempt_entry attempts[ATTEMPT_SLOTS];
+	struct keyed_entry keyed[KEYED_SLOTS];
 };
 
 struct ig_gw_metrics_cache *ig_gw_metrics_cache_new(void)
@@ -535,6 +556,68 @@ static void count_error(struct ig_gw_metrics *gm, const struct ig_gw_request_sta
 		ig_counter_add(e, 1);
 	if ((e = ig_metrics_series(gm->obj_errors, mtpe)))
 		ig_counter_add(e, 1);
+}
+
+/* The series of f for n label values; a value whose bit is set in
+ * `client` was chosen by a client and becomes a label value through
+ * client_label, on a miss only. NULL out of memory (or for values longer
+ * than any request can send). */
+static struct ig_series *keyed_series(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+				      struct ig_metric_family *f, const struct ig_str *v, size_t n,
+				      unsigned client)
+{
+	char buf[KEYED_BUF];
+	const char *lv[KEYED_LABELS];
+	size_t len = 0;
+	if (!f || n > KEYED_LABELS)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].len >= sizeof buf - len)
+			return NULL;
+		if (v[i].len)
+			memcpy(buf + len, v[i].ptr, v[i].len);
+		lv[i] = buf + len;
+		len += v[i].len;
+		buf[len++] = '\0';
+	}
+	struct keyed_entry *e = NULL;
+	if (c && len <= KEYED_KEY) {
+		uint64_t h =
+		    XXH3_64bits(buf, len) ^ ((uint64_t)(uintptr_t)f * 0x9e3779b97f4a7c15u) ^ client;
+		e = &c->keyed[h % KEYED_SLOTS];
+		if (e->s && e->f == f && e->len == len && e->client == client &&
+		    memcmp(e->key, buf, len) == 0)
+			return e->s;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (client >> i & 1)
+			lv[i] = client_label(gm, lv[i]);
+	struct ig_series *s = ig_metrics_series(f, lv);
+	if (e && s) {
+		e->f = f;
+		e->len = (uint32_t)len;
+		e->client = client;
+		memcpy(e->key, buf, len);
+		e->s = s;
+	}
+	return s;
+}
+
+static struct ig_str str_of(const char *s)
+{
+	return s ? ig_str_from(s) : (struct ig_str){"", 0};
+}
+
+/* GIE counts a decision each time a rule chose the target model
+ * (requestcontrol/director.go applyWeightedModelRewrite). */
+void ig_gw_metrics_rewrite(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+			   const char *rewrite_name, const char *model, const char *target,
+			   bool client_labels)
+{
+	const struct ig_str v[] = {str_of(rewrite_name), str_of(model), str_of(target)};
+	struct ig_series *s = keyed_series(gm, c, gm->rewrites, v, 3, client_labels ? 2u : 0u);
+	if (s)
+		ig_counter_add(s, 1);
 }
 
 /* The pod behind an endpoint of a pool: its name and namespace (empty when

@@ -75,6 +75,13 @@ struct ig_gw_sched_stats {
 void ig_gw_metrics_schedule(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
 			    const struct ig_gw_sched_stats *st);
 
+/* An InferenceModelRewrite (the object's name) chose `target` for a
+ * request for `model` (model_rewrite_decisions_total); client_labels: the
+ * rule matches any model, so the model is the client's choice. */
+void ig_gw_metrics_rewrite(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
+			   const char *rewrite_name, const char *model, const char *target,
+			   bool client_labels);
+
 /* infergate_access_log_dropped_total, registered on first use. */
 struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *m);
 /* Renders every family; pool gauges come from `snap` (control thread). */

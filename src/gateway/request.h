@@ -307,6 +307,9 @@ int ig_req_admit(struct ig_req *p);
  * first (NULL: it failed); p->res holds its prefix match. */
 void ig_req_metrics_dispatched(struct ig_req *p);
 void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_endpoint *picked);
+/* _rewrite: `rule` of InferenceModelRewrite `rw` chose `target`. */
+void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
+			    const struct ig_rewrite_rule *rule, const char *target);
 
 /* relay.c */
 /* Starts the route's timeouts.request clock, which covers queueing too. */

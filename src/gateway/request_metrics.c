@@ -28,3 +28,11 @@ void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_end
 	};
 	ig_gw_metrics_schedule(p->w->gw->metrics, p->w->mcache, &st);
 }
+
+void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
+			    const struct ig_rewrite_rule *rule, const char *target)
+{
+	/* A rule without matches takes any model: the client's choice. */
+	ig_gw_metrics_rewrite(p->w->gw->metrics, p->w->mcache, rw ? rw->meta.name : "",
+			      p->model.ptr, target, rule->nmodels == 0);
+}

@@ -544,6 +544,29 @@ def test_response_names_the_model_asked_for(procs, tmp_path):
     c.stop()
 
 
+def test_metrics_rewrite_decisions(procs, tmp_path):
+    """model_rewrite_decisions_total counts each time an
+    InferenceModelRewrite rule chose the target, with the rewrite
+    object's name; the rewrite header and models no rule matches are no
+    decisions."""
+    m = "meta-llama/Llama-3.1-8B-Instruct"
+    c = V1(procs, tmp_path, [m], extra_docs=[REWRITE.format(model="alias", target=m)])
+    for _ in range(3):
+        st, _, data = call(c.base, "/v1/completions", completion("alias"))
+        assert st == 200, data
+    st, _, data = call(c.base, "/v1/completions", completion("a"),
+                       headers={"x-gateway-model-name-rewrite": m})
+    assert st == 200, data
+    st, _, data = call(c.base, "/v1/completions", completion(m))
+    assert st == 200, data
+    text = metrics(c)
+    name = "inference_extension_model_rewrite_decisions_total"
+    assert sample(text, name, model_rewrite_name="rw", model_name="alias",
+                  target_model=m) == 3, text
+    assert len([ln for ln in text.splitlines() if ln.startswith(name + "{")]) == 1, text
+    c.stop()
+
+
 class BytewisePod(TcpPod):
     """A pod that writes each answer a few bytes at a time (TCP_NODELAY,
     a pause between writes), so a "model" member reaches the gateway cut
