@@ -165,6 +165,8 @@ static int schedule(struct ig_req *p, bool from_queue)
 			return -1;
 		}
 	}
+	if (flow && !from_queue)
+		ig_req_metrics_flow(p, IG_GW_FLOW_PASSED, 0);
 	if (p->random_endpoint) {
 		/* No body to route by (GIE v1): any endpoint, the others in a
 		 * random order behind it for fallbacks. The first places of a
@@ -289,6 +291,7 @@ static void dispatch_queued(struct ig_req *p)
 {
 	p->queued = false;
 	p->qend_ns = ig_now_ns();
+	ig_req_metrics_flow(p, IG_GW_FLOW_DISPATCHED, p->qend_ns);
 	if (schedule(p, true) == 0)
 		ig_req_send(p);
 }
@@ -299,8 +302,10 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 	if (!w->queue)
 		return;
 	struct ig_req *p;
-	while ((p = ig_flowq_pop_expired(w->queue, ig_now_ns())) != NULL) {
+	uint64_t t0 = ig_now_ns();
+	while ((p = ig_flowq_pop_expired(w->queue, t0)) != NULL) {
 		p->queued = false;
+		ig_req_metrics_flow(p, IG_GW_FLOW_EVICTED_TTL, t0);
 		ig_req_fail(p, 503, "service_unavailable", NULL,
 			    "timed out waiting in the gateway queue for a model server");
 	}
@@ -319,6 +324,7 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 		ig_flowq_pop(w->queue);
 		dispatch_queued(p);
 	}
+	ig_gw_metrics_dispatch_cycle(w->gw->metrics, (double)(ig_now_ns() - t0) / 1e9);
 	if (ig_flowq_len(w->queue))
 		ig_timer_start(loop, t, 5, queue_tick, w);
 }
@@ -336,6 +342,11 @@ static int enqueue(struct ig_req *p)
 	memset(&p->qitem, 0, sizeof p->qitem);
 	int rc = ig_flowq_push(q, &p->qitem, p, p->flow_id, p->priority, p->body_len, p->qdeadline,
 			       order_key(p));
+	ig_req_metrics_flow(p,
+			    rc == 0	    ? IG_GW_FLOW_QUEUED
+			    : rc == -ENOSPC ? IG_GW_FLOW_REJECTED_CAPACITY
+					    : IG_GW_FLOW_REJECTED_OTHER,
+			    ig_now_ns());
 	if (rc < 0)
 		return rc;
 	p->queued = true;

@@ -11,6 +11,7 @@
 
 #include <xxhash.h>
 
+#include "core/clock.h"
 #include "core/version.h"
 #include "gateway/snapshot.h"
 #include "metrics/registry.h"
@@ -22,7 +23,11 @@ struct ig_gw_metrics {
 	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
 	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_running, *obj_ntpot,
 	    *sched_e2e, *sched_attempts, *hit_bytes, *rewrites;
-	struct ig_series *sched_e2e_s, *hit_bytes_s; /* the unlabelled families' series */
+	struct ig_metric_family *fc_queue_duration, *fc_enqueue_duration, *fc_queue_size,
+	    *fc_queue_bytes;
+	/* The unlabelled families' series. */
+	struct ig_series *sched_e2e_s, *hit_bytes_s, *fc_dispatch_s;
+	bool flow_control; /* --flow-control */
 	/* Model label values that come from clients (GIE v1 passes any model
 	 * through) are admitted up to a bound; later ones are counted as
 	 * "other", so a client cannot grow the series without end. */
@@ -109,6 +114,73 @@ static void pod_queue_fn(void *ctx, struct ig_metric_rows *rows)
 static void pod_kv_fn(void *ctx, struct ig_metric_rows *rows)
 {
 	pod_rows(ctx, rows, KV);
+}
+
+/* The metrics ages as the picker's candidates have them (candidates.c). */
+static uint64_t age_ms(uint64_t updated_ns, uint64_t now_ns)
+{
+	if (!updated_ns)
+		return UINT64_MAX;
+	return now_ns > updated_ns ? (now_ns - updated_ns) / 1000000u : 0;
+}
+
+/* One pool's saturation as admission computes it (admit.c): the
+ * detector over the endpoints in rotation (all of them when none is),
+ * their waiting queues with what the gateway dispatched since their
+ * scrapes added. Read at render time, from the control thread, which is
+ * no worker: it writes nothing. -1 out of memory. */
+static double pool_saturation(const struct ig_pool_rt *rt, uint64_t now)
+{
+	size_t n = 0, cap = rt->neps ? rt->neps : 1;
+	struct ig_sched_endpoint *se = calloc(cap, sizeof *se);
+	struct ig_endpoint_load *load = calloc(cap, sizeof *load);
+	if (!se || !load) {
+		free(se);
+		free(load);
+		return -1;
+	}
+	for (int pass = 0; pass < 2 && n == 0; pass++) {
+		for (size_t i = 0; i < rt->neps; i++) {
+			const struct ig_endpoint *ep = rt->eps[i];
+			if (pass == 0 &&
+			    atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
+				continue;
+			long requests = 0, tokens = 0;
+			ig_endpoint_read_load(ep, &load[n]);
+			ig_endpoint_pending(ep, SIZE_MAX, &requests, &tokens);
+			load[n].waiting += requests;
+			se[n] = (struct ig_sched_endpoint){
+			    .m = &load[n],
+			    .metrics_age_ms = age_ms(load[n].updated_ns, now),
+			    .addr = {ep->addr, ep->addr_len},
+			    .key = ep->key,
+			};
+			n++;
+		}
+	}
+	double v = ig_scheduler_saturation(rt->sched->s, se, n);
+	free(se);
+	free(load);
+	return v;
+}
+
+/* GIE's flow controller records each pool's saturation every dispatch
+ * cycle; here it is computed when scraped, while flow control is on (the
+ * snapshot's feature gate or --flow-control). Rows: a pool that leaves
+ * the configuration leaves the scrape. */
+static void saturation_rows(void *ctx, struct ig_metric_rows *rows)
+{
+	struct ig_gw_metrics *gm = ctx;
+	const struct ig_snapshot *s = gm->render_snap;
+	if (!s || !(s->flow_control || gm->flow_control))
+		return;
+	uint64_t now = ig_now_ns();
+	for (size_t p = 0; p < s->npools; p++) {
+		double v = pool_saturation(&s->pools[p], now);
+		const char *labels[] = {s->pools[p].pool->meta.name};
+		if (v >= 0)
+			ig_metrics_row(rows, labels, v);
+	}
 }
 
 /* The prefix indexes of every pool, summed. */
@@ -313,6 +385,50 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	gm->rewrites = ig_metrics_counter(
 	    reg, "inference_extension_model_rewrite_decisions_total",
 	    "[ALPHA] Total number of inference model rewrite decisions.", rewrite_labels, 3);
+	/* Flow control (GIE's flow controller, gie-reference §4.4). */
+	static const double fc_queue_bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025,
+						 0.05,	 0.1,	 0.25,	0.5,   1.0,  2.5,
+						 5.0,	 10.0,	 30.0,	60.0};
+	static const double fc_cycle_bounds[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002,
+						 0.005,	 0.01,	 0.02,	 0.05,	0.1};
+	const char *fc_duration_labels[] = {"fairness_id",    "priority",   "outcome",
+					    "inference_pool", "model_name", "target_model_name"};
+	const char *fc_queue_labels[] = {"fairness_id", "priority", "inference_pool", "model_name",
+					 "target_model_name"};
+	const char *fc_enqueue_labels[] = {"fairness_id", "priority", "outcome"};
+	const char *pool_label[] = {"inference_pool"};
+	gm->fc_queue_duration = ig_metrics_histogram(
+	    reg, "inference_extension_flow_control_request_queue_duration_seconds",
+	    "[ALPHA] Distribution of total time requests spend in the Flow Control "
+	    "layer (from enqueue to final outcome).",
+	    fc_duration_labels, 6, fc_queue_bounds,
+	    sizeof fc_queue_bounds / sizeof fc_queue_bounds[0]);
+	struct ig_metric_family *fc_dispatch = ig_metrics_histogram(
+	    reg, "inference_extension_flow_control_dispatch_cycle_duration_seconds",
+	    "[ALPHA] Distribution of time taken for each internal dispatch cycle in the Flow "
+	    "Control "
+	    "layer.",
+	    NULL, 0, fc_cycle_bounds, sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
+	gm->fc_queue_size = ig_metrics_gauge_summed(
+	    reg, "inference_extension_flow_control_queue_size",
+	    "[ALPHA] Current number of requests actively held in the Flow Control queue.",
+	    fc_queue_labels, 5);
+	gm->fc_queue_bytes = ig_metrics_gauge_summed(
+	    reg, "inference_extension_flow_control_queue_bytes",
+	    "[ALPHA] Current total size in bytes of requests actively held in the Flow Control "
+	    "queue.",
+	    fc_queue_labels, 5);
+	ig_metrics_gauge_rows(
+	    reg, "inference_extension_flow_control_pool_saturation",
+	    "[ALPHA] Current saturation level of the inference pool (0.0 = empty, "
+	    "1.0 = fully saturated).",
+	    pool_label, 1, saturation_rows, gm);
+	gm->fc_enqueue_duration = ig_metrics_histogram(
+	    reg, "inference_extension_flow_control_request_enqueue_duration_seconds",
+	    "[ALPHA] Distribution of time taken to enqueue requests into the Flow Control layer.",
+	    fc_enqueue_labels, 3, fc_cycle_bounds,
+	    sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
+	gm->fc_dispatch_s = fc_dispatch ? ig_metrics_series(fc_dispatch, NULL) : NULL;
 	/* The build: GIE's commit SHA and build ref (its image's branch or
 	 * tag); infergate's version stands for the ref (core/version.h). */
 	const char *info_labels[] = {"commit", "build_ref"};
@@ -757,4 +873,67 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	 * tokens; GIE records nothing without output tokens. */
 	if (st->out_tokens > 0 && st->seconds > 0)
 		ig_hist_observe(e->obj_ntpot, st->seconds / (double)st->out_tokens);
+}
+
+/* ---- flow control ---- */
+
+static const char *const queue_outcomes[] = {
+    [IG_GW_FLOW_PASSED] = "Dispatched",
+    [IG_GW_FLOW_REJECTED_CAPACITY] = "RejectedCapacity",
+    [IG_GW_FLOW_REJECTED_OTHER] = "RejectedOther",
+    [IG_GW_FLOW_DISPATCHED] = "Dispatched",
+    [IG_GW_FLOW_EVICTED_TTL] = "EvictedTTL",
+    [IG_GW_FLOW_EVICTED_CANCELLED] = "EvictedContextCancelled",
+    [IG_GW_FLOW_EVICTED_OTHER] = "EvictedOther",
+};
+
+/* GIE records these at the points of its flow controller that infergate's
+ * worker queue has too (controller.go EnqueueAndWait, processor.go
+ * enqueue, item.go finalize): the gauges move while a request is queued,
+ * and the outcome of every request flow control saw is timed. */
+void ig_gw_metrics_flow(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+			enum ig_gw_flow_event ev, const struct ig_gw_flow_stats *st)
+{
+	char prio[16];
+	snprintf(prio, sizeof prio, "%d", st->priority);
+	struct ig_str fid = st->fairness_id, pr = ig_str_from(prio), pool = str_of(st->pool),
+		      model = str_of(st->model), target = str_of(st->target);
+	/* The fairness id is always the client's; the models may be. */
+	unsigned mt = st->client_labels ? 3u : 0u;
+	int gauge = ev == IG_GW_FLOW_QUEUED ? 1 : ev >= IG_GW_FLOW_DISPATCHED ? -1 : 0;
+	struct ig_series *s;
+	if (gauge) {
+		const struct ig_str v[] = {fid, pr, pool, model, target};
+		if ((s = keyed_series(gm, c, gm->fc_queue_size, v, 5, 1u | mt << 3)))
+			ig_gauge_add(s, gauge);
+		if ((s = keyed_series(gm, c, gm->fc_queue_bytes, v, 5, 1u | mt << 3)))
+			ig_gauge_add(s, gauge * (double)st->bytes);
+	}
+	if (ev != IG_GW_FLOW_QUEUED) {
+		const struct ig_str v[] = {fid,	 pr,	ig_str_from(queue_outcomes[ev]),
+					   pool, model, target};
+		if ((s = keyed_series(gm, c, gm->fc_queue_duration, v, 6, 1u | mt << 4)))
+			ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
+	}
+	if (ev == IG_GW_FLOW_QUEUED || ev == IG_GW_FLOW_REJECTED_CAPACITY ||
+	    ev == IG_GW_FLOW_REJECTED_OTHER) {
+		/* A request pushed is not finalized yet when GIE's enqueue
+		 * step ends. */
+		const struct ig_str v[] = {
+		    fid, pr,
+		    ig_str_from(ev == IG_GW_FLOW_QUEUED ? "NotYetFinalized" : queue_outcomes[ev])};
+		if ((s = keyed_series(gm, c, gm->fc_enqueue_duration, v, 3, 1u)))
+			ig_hist_observe(s, st->seconds);
+	}
+}
+
+void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *gm, double seconds)
+{
+	if (gm->fc_dispatch_s)
+		ig_hist_observe(gm->fc_dispatch_s, seconds);
+}
+
+void ig_gw_metrics_flow_control(struct ig_gw_metrics *gm, bool on)
+{
+	gm->flow_control = on;
 }

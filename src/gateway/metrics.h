@@ -8,8 +8,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
+#include "core/str.h"
 
 struct ig_gw_metrics;
 struct ig_snapshot;
@@ -81,6 +83,42 @@ void ig_gw_metrics_schedule(struct ig_gw_metrics *m, struct ig_gw_metrics_cache 
 void ig_gw_metrics_rewrite(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
 			   const char *rewrite_name, const char *model, const char *target,
 			   bool client_labels);
+
+/* Flow control (GIE v1.5's flow_control_* families), for a request that
+ * flow control saw; each event records:
+ * PASSED: admitted at once (no wait): request_queue_duration{Dispatched} 0 s;
+ * QUEUED: queue_size and queue_bytes up, enqueue_duration{NotYetFinalized};
+ * REJECTED_*: enqueue and request_queue durations with the outcome;
+ * DISPATCHED, EVICTED_*: queue_size and queue_bytes down, request_queue
+ * duration with the outcome (GIE's QueueOutcome names). */
+enum ig_gw_flow_event {
+	IG_GW_FLOW_PASSED,
+	IG_GW_FLOW_QUEUED,
+	IG_GW_FLOW_REJECTED_CAPACITY,
+	IG_GW_FLOW_REJECTED_OTHER,
+	IG_GW_FLOW_DISPATCHED,
+	IG_GW_FLOW_EVICTED_TTL,
+	IG_GW_FLOW_EVICTED_CANCELLED,
+	IG_GW_FLOW_EVICTED_OTHER,
+};
+struct ig_gw_flow_stats {
+	struct ig_str fairness_id; /* the client's (x-gateway-inference-fairness-id) */
+	int priority;
+	const char *pool;
+	const char *model, *target;
+	bool client_labels; /* model and target chosen by the client */
+	uint64_t bytes;
+	/* QUEUED, REJECTED_*: the push; DISPATCHED, EVICTED_*: the wait */
+	double seconds;
+};
+void ig_gw_metrics_flow(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
+			enum ig_gw_flow_event ev, const struct ig_gw_flow_stats *st);
+/* One pass of a worker over its queue: expiries, then dispatches. */
+void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *m, double seconds);
+/* --flow-control: flow control is on whatever the snapshot says, so the
+ * pools' saturation is exported (flow_control_pool_saturation, rendered
+ * while flow control is on, from the pools' scraped figures). */
+void ig_gw_metrics_flow_control(struct ig_gw_metrics *m, bool on);
 
 /* infergate_access_log_dropped_total, registered on first use. */
 struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *m);

@@ -310,6 +310,9 @@ void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_end
 /* _rewrite: `rule` of InferenceModelRewrite `rw` chose `target`. */
 void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
 			    const struct ig_rewrite_rule *rule, const char *target);
+/* _flow: what flow control did with the request (metrics.h's events), at
+ * now_ns: the time in flow control counts from p->qstart_ns. */
+void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t now_ns);
 
 /* relay.c */
 /* Starts the route's timeouts.request clock, which covers queueing too. */

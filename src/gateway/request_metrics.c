@@ -36,3 +36,18 @@ void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
 	ig_gw_metrics_rewrite(p->w->gw->metrics, p->w->mcache, rw ? rw->meta.name : "",
 			      p->model.ptr, target, rule->nmodels == 0);
 }
+
+void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t now_ns)
+{
+	struct ig_gw_flow_stats st = {
+	    .fairness_id = p->flow_id,
+	    .priority = p->priority,
+	    .pool = p->pool ? p->pool->pool->meta.name : "",
+	    .model = p->model.ptr,
+	    .target = p->target.ptr,
+	    .client_labels = !p->resolved,
+	    .bytes = p->body_len,
+	    .seconds = now_ns > p->qstart_ns ? (double)(now_ns - p->qstart_ns) / 1e9 : 0,
+	};
+	ig_gw_metrics_flow(p->w->gw->metrics, p->w->mcache, ev, &st);
+}

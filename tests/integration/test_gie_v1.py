@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -456,6 +457,96 @@ def test_metrics_shed_is_resource_exhausted(procs, tmp_path):
     # Refused requests are not in request_total.
     assert sample(text, "inference_objective_request_total", model_name="m",
                   target_model_name="m", priority="-1") in (None, 0)
+    c.stop()
+
+
+def wait_metric(c, pred, timeout=5.0):
+    """The /metrics text once pred(text) holds."""
+    deadline = time.time() + timeout
+    while True:
+        text = metrics(c)
+        if pred(text):
+            return text
+        assert time.time() < deadline, text
+        time.sleep(0.02)
+
+
+def test_metrics_flow_control(procs, tmp_path):
+    """GIE v1.5's flow-control families on infergate's worker queue: the
+    pool's saturation while flow control is on; queue_size and queue_bytes
+    of a request while it waits, back to 0 when it leaves; the time in
+    flow control by outcome (Dispatched after a wait or at once,
+    RejectedCapacity, EvictedTTL); the enqueue step's time by outcome; the
+    dispatch cycles."""
+    c = V1(procs, tmp_path, ["m"], sim_args=("--fixed-waiting", "10"),
+           gw_args=("--flow-control", "--queue-timeout", "1000", "--queue-capacity", "1",
+                    "--workers", "1"))
+    sim = "http://%s:%d" % (c.hosts[0], c.sim_port)
+    sat = "inference_extension_flow_control_pool_saturation"
+    # waiting 10 over the detector's threshold of 5.
+    wait_metric(c, lambda t: sample(t, sat, inference_pool="pool-0") == 2.0)
+    body = completion("m")
+    size = len(json.dumps(body).encode())
+    flow = dict(fairness_id="tenant-a", priority="0", inference_pool="pool-0", model_name="m",
+                target_model_name="m")
+    hdrs = {"x-gateway-inference-fairness-id": "tenant-a"}
+    out = []
+    t = threading.Thread(target=lambda: out.append(call(c.base, "/v1/completions", body,
+                                                        headers=hdrs)))
+    t.start()
+    qsize = "inference_extension_flow_control_queue_size"
+    qbytes = "inference_extension_flow_control_queue_bytes"
+    text = wait_metric(c, lambda t: sample(t, qsize, **flow) == 1)
+    assert sample(text, qbytes, **flow) == size
+    # The queue holds one request: the next is refused.
+    st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
+    assert st == 429, data
+    st, _, data = call(sim, "/sim/state", {"waiting": 0})
+    assert st == 200, data
+    t.join()
+    assert out[0][0] == 200, out
+    # Unsaturated: admitted at once.
+    st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
+    assert st == 200, data
+    text = metrics(c)
+    assert sample(text, qsize, **flow) == 0
+    assert sample(text, qbytes, **flow) == 0
+    assert sample(text, sat, inference_pool="pool-0") == 0
+    dur = "inference_extension_flow_control_request_queue_duration_seconds"
+    assert sample(text, dur + "_count", outcome="Dispatched", **flow) == 2
+    assert sample(text, dur + "_bucket", outcome="Dispatched", le="0.0001", **flow) == 1
+    assert sample(text, dur + "_sum", outcome="Dispatched", **flow) > 0.01
+    assert sample(text, dur + "_count", outcome="RejectedCapacity", **flow) == 1
+    enq = "inference_extension_flow_control_request_enqueue_duration_seconds"
+    assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
+                  outcome="NotYetFinalized") == 1
+    assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
+                  outcome="RejectedCapacity") == 1
+    assert plain(text, "inference_extension_flow_control_dispatch_cycle_duration_seconds"
+                 "_count") >= 1
+    # Saturated for longer than the queue timeout: evicted.
+    st, _, data = call(sim, "/sim/state", {"waiting": 10})
+    assert st == 200, data
+    wait_metric(c, lambda t: sample(t, sat, inference_pool="pool-0") == 2.0)
+    st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
+    assert st == 503, data
+    text = metrics(c)
+    assert sample(text, dur + "_count", outcome="EvictedTTL", **flow) == 1
+    assert 0.9 < sample(text, dur + "_sum", outcome="EvictedTTL", **flow) < 3
+    assert sample(text, qsize, **flow) == 0
+    c.stop()
+
+
+def test_metrics_no_flow_control_families_without_it(procs, tmp_path):
+    """Without flow control no request passes through it: no pool
+    saturation, no queue series."""
+    c = V1(procs, tmp_path, ["m"])
+    st, _, data = call(c.base, "/v1/completions", completion("m"))
+    assert st == 200, data
+    text = metrics(c)
+    assert "inference_extension_flow_control_pool_saturation" not in text
+    assert "inference_extension_flow_control_queue_size{" not in text
+    assert "inference_extension_flow_control_request_queue_duration_seconds_count{" not in text
     c.stop()
 
 
