@@ -342,11 +342,7 @@ static int enqueue(struct ig_req *p)
 	memset(&p->qitem, 0, sizeof p->qitem);
 	int rc = ig_flowq_push(q, &p->qitem, p, p->flow_id, p->priority, p->body_len, p->qdeadline,
 			       order_key(p));
-	ig_req_metrics_flow(p,
-			    rc == 0	    ? IG_GW_FLOW_QUEUED
-			    : rc == -ENOSPC ? IG_GW_FLOW_REJECTED_CAPACITY
-					    : IG_GW_FLOW_REJECTED_OTHER,
-			    ig_now_ns());
+	ig_req_metrics_pushed(p, rc);
 	if (rc < 0)
 		return rc;
 	p->queued = true;

@@ -177,11 +177,7 @@ void ig_req_finish(struct ig_req *p)
 		/* Answered while waiting (a timeout, the client left). */
 		ig_flowq_remove(w->queue, &p->qitem);
 		p->queued = false;
-		ig_req_metrics_flow(p,
-				    p->status == 499   ? IG_GW_FLOW_EVICTED_CANCELLED
-				    : p->status == 504 ? IG_GW_FLOW_EVICTED_TTL
-						       : IG_GW_FLOW_EVICTED_OTHER,
-				    ig_now_ns());
+		ig_req_metrics_unqueued(p);
 	}
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);

@@ -311,8 +311,13 @@ void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_end
 void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
 			    const struct ig_rewrite_rule *rule, const char *target);
 /* _flow: what flow control did with the request (metrics.h's events), at
- * now_ns: the time in flow control counts from p->qstart_ns. */
+ * now_ns: the time in flow control counts from p->qstart_ns. _pushed: the
+ * queue's push answered rc (ig_flowq_push). _unqueued: the request ended
+ * while it waited (p->status says why: 499 the client left, 504 the
+ * route's request timeout). */
 void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t now_ns);
+void ig_req_metrics_pushed(struct ig_req *p, int rc);
+void ig_req_metrics_unqueued(struct ig_req *p);
 
 /* relay.c */
 /* Starts the route's timeouts.request clock, which covers queueing too. */

@@ -1,6 +1,8 @@
 /* What a request's stages record in the gateway's metrics (metrics.h),
  * made from the request: each stage makes one call at the point where
  * GIE v1.5 records the same thing, and the labels are gathered here. */
+#include <errno.h>
+
 #include "core/clock.h"
 #include "gateway/metrics.h"
 #include "gateway/request.h"
@@ -50,4 +52,24 @@ void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t no
 	    .seconds = now_ns > p->qstart_ns ? (double)(now_ns - p->qstart_ns) / 1e9 : 0,
 	};
 	ig_gw_metrics_flow(p->w->gw->metrics, p->w->mcache, ev, &st);
+}
+
+void ig_req_metrics_pushed(struct ig_req *p, int rc)
+{
+	ig_req_metrics_flow(p,
+			    rc == 0	    ? IG_GW_FLOW_QUEUED
+			    : rc == -ENOSPC ? IG_GW_FLOW_REJECTED_CAPACITY
+					    : IG_GW_FLOW_REJECTED_OTHER,
+			    ig_now_ns());
+}
+
+/* GIE's outcomes of a wait that ended early (item.go inferOutcome): its
+ * context's deadline, EvictedTTL; the client gone, EvictedContextCancelled. */
+void ig_req_metrics_unqueued(struct ig_req *p)
+{
+	ig_req_metrics_flow(p,
+			    p->status == 499   ? IG_GW_FLOW_EVICTED_CANCELLED
+			    : p->status == 504 ? IG_GW_FLOW_EVICTED_TTL
+					       : IG_GW_FLOW_EVICTED_OTHER,
+			    ig_now_ns());
 }

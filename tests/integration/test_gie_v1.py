@@ -501,6 +501,7 @@ def test_metrics_flow_control(procs, tmp_path):
     # The queue holds one request: the next is refused.
     st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
     assert st == 429, data
+    time.sleep(0.2)  # the queued request waits at least this long
     st, _, data = call(sim, "/sim/state", {"waiting": 0})
     assert st == 200, data
     t.join()
@@ -515,7 +516,7 @@ def test_metrics_flow_control(procs, tmp_path):
     dur = "inference_extension_flow_control_request_queue_duration_seconds"
     assert sample(text, dur + "_count", outcome="Dispatched", **flow) == 2
     assert sample(text, dur + "_bucket", outcome="Dispatched", le="0.0001", **flow) == 1
-    assert sample(text, dur + "_sum", outcome="Dispatched", **flow) > 0.01
+    assert 0.2 <= sample(text, dur + "_sum", outcome="Dispatched", **flow) < 2
     assert sample(text, dur + "_count", outcome="RejectedCapacity", **flow) == 1
     enq = "inference_extension_flow_control_request_enqueue_duration_seconds"
     assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
@@ -524,16 +525,27 @@ def test_metrics_flow_control(procs, tmp_path):
                   outcome="RejectedCapacity") == 1
     assert plain(text, "inference_extension_flow_control_dispatch_cycle_duration_seconds"
                  "_count") >= 1
-    # Saturated for longer than the queue timeout: evicted.
+    # Saturated again: a client that leaves while its request waits, then
+    # a request that waits longer than the queue timeout.
     st, _, data = call(sim, "/sim/state", {"waiting": 10})
     assert st == 200, data
     wait_metric(c, lambda t: sample(t, sat, inference_pool="pool-0") == 2.0)
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 dict(hdrs, **{"Content-Type": "application/json"}))
+    wait_metric(c, lambda t: sample(t, qsize, **flow) == 1)
+    conn.close()
+    text = wait_metric(c, lambda t: sample(t, qsize, **flow) == 0)
+    assert sample(text, dur + "_count", outcome="EvictedContextCancelled", **flow) == 1
     st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
     assert st == 503, data
     text = metrics(c)
     assert sample(text, dur + "_count", outcome="EvictedTTL", **flow) == 1
     assert 0.9 < sample(text, dur + "_sum", outcome="EvictedTTL", **flow) < 3
     assert sample(text, qsize, **flow) == 0
+    assert sample(text, qbytes, **flow) == 0
+    assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
+                  outcome="NotYetFinalized") == 3
     c.stop()
 
 
