@@ -4,12 +4,11 @@
 
 #include "bench/bench.h"
 #include "config/config.h"
+#include "core/version.h"
 #include "demo/demo.h"
 #include "epp/epp.h"
 #include "gateway/gateway.h"
 #include "sim/sim.h"
-
-#define IG_VERSION "0.1.0"
 
 struct job {
 	const char *name;

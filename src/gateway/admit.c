@@ -165,6 +165,8 @@ static int schedule(struct ig_req *p, bool from_queue)
 			return -1;
 		}
 	}
+	if (flow && !from_queue)
+		ig_req_metrics_flow(p, IG_GW_FLOW_PASSED, 0);
 	if (p->random_endpoint) {
 		/* No body to route by (GIE v1): any endpoint, the others in a
 		 * random order behind it for fallbacks. The first places of a
@@ -200,10 +202,12 @@ static int schedule(struct ig_req *p, bool from_queue)
 	int rc = ig_schedule(sched, &req, c.se, c.n, ig_rng_thread(), &p->res);
 	p->res.ranked = NULL;
 	if (rc == IG_SCHED_NO_PROFILE) {
+		ig_req_metrics_scheduled(p, t0, NULL);
 		no_profile(p, profile_header, req.profile);
 		return -1;
 	}
 	if (rc < 0 || p->res.nranked == 0) {
+		ig_req_metrics_scheduled(p, t0, NULL);
 		ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
 			    "dropping request due to limited backend resources");
 		return -1;
@@ -211,9 +215,9 @@ static int schedule(struct ig_req *p, bool from_queue)
 	p->nranked = p->res.nranked < IG_REQ_MAX_RANKED ? p->res.nranked : IG_REQ_MAX_RANKED;
 	for (size_t i = 0; i < p->nranked; i++)
 		p->ranked[i] = c.eps[ranked[i]];
+	ig_req_metrics_scheduled(p, t0, p->ranked[0]);
 	apply_session(p, &c);
 	ig_req_persist_ranking(p);
-	ig_gw_metrics_scheduler(p->w->gw->metrics, (double)(ig_now_ns() - t0) / 1e9);
 	return 0;
 }
 
@@ -287,6 +291,7 @@ static void dispatch_queued(struct ig_req *p)
 {
 	p->queued = false;
 	p->qend_ns = ig_now_ns();
+	ig_req_metrics_flow(p, IG_GW_FLOW_DISPATCHED, p->qend_ns);
 	if (schedule(p, true) == 0)
 		ig_req_send(p);
 }
@@ -297,8 +302,10 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 	if (!w->queue)
 		return;
 	struct ig_req *p;
-	while ((p = ig_flowq_pop_expired(w->queue, ig_now_ns())) != NULL) {
+	uint64_t t0 = ig_now_ns();
+	while ((p = ig_flowq_pop_expired(w->queue, t0)) != NULL) {
 		p->queued = false;
+		ig_req_metrics_flow(p, IG_GW_FLOW_EVICTED_TTL, t0);
 		ig_req_fail(p, 503, "service_unavailable", NULL,
 			    "timed out waiting in the gateway queue for a model server");
 	}
@@ -317,6 +324,7 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 		ig_flowq_pop(w->queue);
 		dispatch_queued(p);
 	}
+	ig_gw_metrics_dispatch_cycle(w->gw->metrics, (double)(ig_now_ns() - t0) / 1e9);
 	if (ig_flowq_len(w->queue))
 		ig_timer_start(loop, t, 5, queue_tick, w);
 }
@@ -334,6 +342,7 @@ static int enqueue(struct ig_req *p)
 	memset(&p->qitem, 0, sizeof p->qitem);
 	int rc = ig_flowq_push(q, &p->qitem, p, p->flow_id, p->priority, p->body_len, p->qdeadline,
 			       order_key(p));
+	ig_req_metrics_pushed(p, rc);
 	if (rc < 0)
 		return rc;
 	p->queued = true;

@@ -1,6 +1,7 @@
 /* The gateway's own metrics, under GIE v0.2.0's names (gie-reference
  * §3.8) plus inference_pool_ready_pods and GIE v1.5's objective and
- * scheduler families. */
+ * scheduler families (GIE v1.5 pkg/epp/metrics/metrics.go: names, labels,
+ * buckets, and when each is recorded). */
 #include "gateway/metrics.h"
 
 #include <pthread.h>
@@ -10,6 +11,8 @@
 
 #include <xxhash.h>
 
+#include "core/clock.h"
+#include "core/version.h"
 #include "gateway/snapshot.h"
 #include "metrics/registry.h"
 
@@ -18,7 +21,13 @@ struct ig_gw_metrics {
 	struct ig_metric_family *req_total, *req_errors, *req_duration, *req_sizes, *resp_sizes,
 	    *in_tokens_h, *out_tokens_h;
 	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
-	    *obj_out_tokens, *obj_ttft, *obj_tpot, *sched_e2e;
+	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_running, *obj_ntpot,
+	    *sched_e2e, *sched_attempts, *hit_bytes, *rewrites;
+	struct ig_metric_family *fc_queue_duration, *fc_enqueue_duration, *fc_queue_size,
+	    *fc_queue_bytes;
+	/* The unlabelled families' series. */
+	struct ig_series *sched_e2e_s, *hit_bytes_s, *fc_dispatch_s;
+	bool flow_control; /* --flow-control */
 	/* Model label values that come from clients (GIE v1 passes any model
 	 * through) are admitted up to a bound; later ones are counted as
 	 * "other", so a client cannot grow the series without end. */
@@ -105,6 +114,73 @@ static void pod_queue_fn(void *ctx, struct ig_metric_rows *rows)
 static void pod_kv_fn(void *ctx, struct ig_metric_rows *rows)
 {
 	pod_rows(ctx, rows, KV);
+}
+
+/* The metrics ages as the picker's candidates have them (candidates.c). */
+static uint64_t age_ms(uint64_t updated_ns, uint64_t now_ns)
+{
+	if (!updated_ns)
+		return UINT64_MAX;
+	return now_ns > updated_ns ? (now_ns - updated_ns) / 1000000u : 0;
+}
+
+/* One pool's saturation as admission computes it (admit.c): the
+ * detector over the endpoints in rotation (all of them when none is),
+ * their waiting queues with what the gateway dispatched since their
+ * scrapes added. Read at render time, from the control thread, which is
+ * no worker: it writes nothing. -1 out of memory. */
+static double pool_saturation(const struct ig_pool_rt *rt, uint64_t now)
+{
+	size_t n = 0, cap = rt->neps ? rt->neps : 1;
+	struct ig_sched_endpoint *se = calloc(cap, sizeof *se);
+	struct ig_endpoint_load *load = calloc(cap, sizeof *load);
+	if (!se || !load) {
+		free(se);
+		free(load);
+		return -1;
+	}
+	for (int pass = 0; pass < 2 && n == 0; pass++) {
+		for (size_t i = 0; i < rt->neps; i++) {
+			const struct ig_endpoint *ep = rt->eps[i];
+			if (pass == 0 &&
+			    atomic_load_explicit(&ep->out_of_rotation, memory_order_relaxed))
+				continue;
+			long requests = 0, tokens = 0;
+			ig_endpoint_read_load(ep, &load[n]);
+			ig_endpoint_pending(ep, SIZE_MAX, &requests, &tokens);
+			load[n].waiting += requests;
+			se[n] = (struct ig_sched_endpoint){
+			    .m = &load[n],
+			    .metrics_age_ms = age_ms(load[n].updated_ns, now),
+			    .addr = {ep->addr, ep->addr_len},
+			    .key = ep->key,
+			};
+			n++;
+		}
+	}
+	double v = ig_scheduler_saturation(rt->sched->s, se, n);
+	free(se);
+	free(load);
+	return v;
+}
+
+/* GIE's flow controller records each pool's saturation every dispatch
+ * cycle; here it is computed when scraped, while flow control is on (the
+ * snapshot's feature gate or --flow-control). Rows: a pool that leaves
+ * the configuration leaves the scrape. */
+static void saturation_rows(void *ctx, struct ig_metric_rows *rows)
+{
+	struct ig_gw_metrics *gm = ctx;
+	const struct ig_snapshot *s = gm->render_snap;
+	if (!s || !(s->flow_control || gm->flow_control))
+		return;
+	uint64_t now = ig_now_ns();
+	for (size_t p = 0; p < s->npools; p++) {
+		double v = pool_saturation(&s->pools[p], now);
+		const char *labels[] = {s->pools[p].pool->meta.name};
+		if (v >= 0)
+			ig_metrics_row(rows, labels, v);
+	}
 }
 
 /* The prefix indexes of every pool, summed. */
@@ -263,12 +339,35 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_objective_request_tpot_seconds",
 	    "[ALPHA] Inference objective time per output token of streamed responses, in seconds.",
 	    mt, 2, tpot_bounds, sizeof tpot_bounds / sizeof tpot_bounds[0]);
+	/* The usage's cached prompt tokens, with the input tokens' buckets. */
+	gm->obj_cached = ig_metrics_histogram(reg, "inference_objective_prompt_cached_tokens",
+					      "[ALPHA] Inference objective prompt cached token "
+					      "count distribution for requests in each model.",
+					      mt, 2, input_token_bounds, n_input_token_bounds);
+	/* Requests sent to a model server and not finished, by the model
+	 * asked for: each worker counts its own (a summed gauge). */
+	const char *model_only[] = {"model_name"};
+	gm->obj_running = ig_metrics_gauge_summed(
+	    reg, "inference_objective_running_requests",
+	    "[ALPHA] Inference objective number of running requests in each model.", model_only, 1);
+	static const double ntpot_bounds[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+					      0.2,   0.5,   1.0,   2.0,	 5.0,  10.0};
+	gm->obj_ntpot = ig_metrics_histogram(
+	    reg, "inference_objective_normalized_time_per_output_token_seconds",
+	    "[ALPHA] Inference objective latency divided by number of output tokens in seconds for "
+	    "each model and target model.",
+	    mt, 2, ntpot_bounds, sizeof ntpot_bounds / sizeof ntpot_bounds[0]);
 	static const double sched_bounds[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002,
 					      0.005,  0.01,   0.02,   0.05,  0.1};
 	gm->sched_e2e = ig_metrics_histogram(
 	    reg, "inference_extension_scheduler_e2e_duration_seconds",
 	    "[ALPHA] End-to-end scheduling latency distribution in seconds.", NULL, 0, sched_bounds,
 	    sizeof sched_bounds / sizeof sched_bounds[0]);
+	const char *attempt_labels[] = {"status", "target_model_name", "pod_name", "namespace",
+					"port"};
+	gm->sched_attempts =
+	    ig_metrics_counter(reg, "inference_extension_scheduler_attempts_total",
+			       "[ALPHA] Total number of scheduling attempts.", attempt_labels, 5);
 	ig_metrics_gauge_fn(reg, "inference_extension_prefix_indexer_size",
 			    "[ALPHA] Size of the prefix indexer (entries).", NULL, 0,
 			    indexer_size_fn, gm);
@@ -276,6 +375,73 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_extension_prefix_indexer_hit_ratio",
 	    "[ALPHA] Ratio of prefix blocks found in the prefix indexer to blocks looked up.", NULL,
 	    0, indexer_hit_fn, gm);
+	static const double hit_bytes_bounds[] = {0,	16,   32,   64,	  128,	 256,	512,
+						  1024, 2048, 4096, 8192, 16384, 32768, 65536};
+	gm->hit_bytes = ig_metrics_histogram(
+	    reg, "inference_extension_prefix_indexer_hit_bytes",
+	    "[ALPHA] Length of the prefix match in number of bytes in the cache lookup.", NULL, 0,
+	    hit_bytes_bounds, sizeof hit_bytes_bounds / sizeof hit_bytes_bounds[0]);
+	const char *rewrite_labels[] = {"model_rewrite_name", "model_name", "target_model"};
+	gm->rewrites = ig_metrics_counter(
+	    reg, "inference_extension_model_rewrite_decisions_total",
+	    "[ALPHA] Total number of inference model rewrite decisions.", rewrite_labels, 3);
+	/* Flow control (GIE's flow controller, gie-reference §4.4). */
+	static const double fc_queue_bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025,
+						 0.05,	 0.1,	 0.25,	0.5,   1.0,  2.5,
+						 5.0,	 10.0,	 30.0,	60.0};
+	static const double fc_cycle_bounds[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002,
+						 0.005,	 0.01,	 0.02,	 0.05,	0.1};
+	const char *fc_duration_labels[] = {"fairness_id",    "priority",   "outcome",
+					    "inference_pool", "model_name", "target_model_name"};
+	const char *fc_queue_labels[] = {"fairness_id", "priority", "inference_pool", "model_name",
+					 "target_model_name"};
+	const char *fc_enqueue_labels[] = {"fairness_id", "priority", "outcome"};
+	const char *pool_label[] = {"inference_pool"};
+	gm->fc_queue_duration = ig_metrics_histogram(
+	    reg, "inference_extension_flow_control_request_queue_duration_seconds",
+	    "[ALPHA] Distribution of total time requests spend in the Flow Control "
+	    "layer (from enqueue to final outcome).",
+	    fc_duration_labels, 6, fc_queue_bounds,
+	    sizeof fc_queue_bounds / sizeof fc_queue_bounds[0]);
+	struct ig_metric_family *fc_dispatch = ig_metrics_histogram(
+	    reg, "inference_extension_flow_control_dispatch_cycle_duration_seconds",
+	    "[ALPHA] Distribution of time taken for each internal dispatch cycle in the Flow "
+	    "Control "
+	    "layer.",
+	    NULL, 0, fc_cycle_bounds, sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
+	gm->fc_queue_size = ig_metrics_gauge_summed(
+	    reg, "inference_extension_flow_control_queue_size",
+	    "[ALPHA] Current number of requests actively held in the Flow Control queue.",
+	    fc_queue_labels, 5);
+	gm->fc_queue_bytes = ig_metrics_gauge_summed(
+	    reg, "inference_extension_flow_control_queue_bytes",
+	    "[ALPHA] Current total size in bytes of requests actively held in the Flow Control "
+	    "queue.",
+	    fc_queue_labels, 5);
+	ig_metrics_gauge_rows(
+	    reg, "inference_extension_flow_control_pool_saturation",
+	    "[ALPHA] Current saturation level of the inference pool (0.0 = empty, "
+	    "1.0 = fully saturated).",
+	    pool_label, 1, saturation_rows, gm);
+	gm->fc_enqueue_duration = ig_metrics_histogram(
+	    reg, "inference_extension_flow_control_request_enqueue_duration_seconds",
+	    "[ALPHA] Distribution of time taken to enqueue requests into the Flow Control layer.",
+	    fc_enqueue_labels, 3, fc_cycle_bounds,
+	    sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
+	gm->fc_dispatch_s = fc_dispatch ? ig_metrics_series(fc_dispatch, NULL) : NULL;
+	/* The build: GIE's commit SHA and build ref (its image's branch or
+	 * tag); infergate's version stands for the ref (core/version.h). */
+	const char *info_labels[] = {"commit", "build_ref"};
+	struct ig_metric_family *info = ig_metrics_gauge(
+	    reg, "inference_extension_info",
+	    "[ALPHA] General information of the current build of Inference Extension.", info_labels,
+	    2);
+	struct ig_series *info_s =
+	    info ? ig_metrics_series(info, (const char *[]){IG_COMMIT, IG_VERSION}) : NULL;
+	if (info_s)
+		ig_gauge_set(info_s, 1);
+	gm->sched_e2e_s = gm->sched_e2e ? ig_metrics_series(gm->sched_e2e, NULL) : NULL;
+	gm->hit_bytes_s = gm->hit_bytes ? ig_metrics_series(gm->hit_bytes, NULL) : NULL;
 	pthread_mutex_init(&gm->labels_lock, NULL);
 	return gm;
 }
@@ -366,13 +532,6 @@ struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *gm)
 	return f ? ig_metrics_series(f, NULL) : NULL;
 }
 
-void ig_gw_metrics_scheduler(struct ig_gw_metrics *gm, double seconds)
-{
-	struct ig_series *s = ig_metrics_series(gm->sched_e2e, NULL);
-	if (s)
-		ig_hist_observe(s, seconds);
-}
-
 /* ---- a worker's cache of series handles ---- */
 
 /* A request's series are found by their label values, which costs a hash
@@ -385,16 +544,50 @@ void ig_gw_metrics_scheduler(struct ig_gw_metrics *gm, double seconds)
 
 struct cache_entry {
 	bool used;
+	bool client; /* model and target went through client_label */
 	int priority;
 	char model[CACHE_NAME];
 	char target[CACHE_NAME];
 	struct ig_series *req_total, *req_duration, *req_sizes, *resp_sizes, *in_tokens,
 	    *out_tokens, *obj_total, *obj_duration, *obj_in_tokens, *obj_out_tokens, *obj_ttft,
-	    *obj_tpot;
+	    *obj_tpot, *obj_cached, *obj_ntpot, *running;
+};
+
+/* scheduler_attempts_total's success series by picked endpoint and target
+ * model: a pool of 1,024 endpoints has as many series per target, which
+ * the registry would find by walking them. The snapshot's generation is
+ * part of the key, as a reload may give the endpoint's address to another
+ * pod. */
+#define ATTEMPT_SLOTS 1024
+
+struct attempt_entry {
+	const struct ig_endpoint *ep;
+	uint64_t generation;
+	bool client;
+	char target[CACHE_NAME];
+	struct ig_series *s;
+};
+
+/* Any other family's series by its label values (as the request has
+ * them), for those recorded per request: the key is the values, each
+ * followed by a NUL, and keys longer than KEYED_KEY are not kept. */
+#define KEYED_SLOTS 256
+#define KEYED_KEY 240
+#define KEYED_LABELS 8
+#define KEYED_BUF 4096 /* the longest key requests can make (names <= 1 KiB) */
+
+struct keyed_entry {
+	const struct ig_metric_family *f;
+	uint32_t len;
+	unsigned client;
+	char key[KEYED_KEY];
+	struct ig_series *s;
 };
 
 struct ig_gw_metrics_cache {
 	struct cache_entry e[CACHE_SLOTS];
+	struct attempt_entry attempts[ATTEMPT_SLOTS];
+	struct keyed_entry keyed[KEYED_SLOTS];
 };
 
 struct ig_gw_metrics_cache *ig_gw_metrics_cache_new(void)
@@ -426,30 +619,41 @@ static bool fill(struct ig_gw_metrics *gm, struct cache_entry *e, const char *mo
 	e->obj_out_tokens = ig_metrics_series(gm->obj_out_tokens, mt);
 	e->obj_ttft = ig_metrics_series(gm->obj_ttft, mt);
 	e->obj_tpot = ig_metrics_series(gm->obj_tpot, mt);
+	e->obj_cached = ig_metrics_series(gm->obj_cached, mt);
+	e->obj_ntpot = ig_metrics_series(gm->obj_ntpot, mt);
+	/* GIE counts no running request without a model name. */
+	e->running = *model ? ig_metrics_series(gm->obj_running, (const char *[]){model}) : NULL;
 	return e->req_total && e->req_duration && e->req_sizes && e->resp_sizes && e->in_tokens &&
 	       e->out_tokens && e->obj_total && e->obj_duration && e->obj_in_tokens &&
-	       e->obj_out_tokens && e->obj_ttft && e->obj_tpot;
+	       e->obj_out_tokens && e->obj_ttft && e->obj_tpot && e->obj_cached && e->obj_ntpot &&
+	       (e->running || !*model);
 }
 
-/* The entry for these labels, filled on a miss; NULL out of memory. */
+/* The entry for a request's model and target (as the request names them)
+ * and priority, filled on a miss; NULL out of memory. Names a client chose
+ * become label values through client_label on a miss only: a worker that
+ * sees the same names again takes no lock. */
 static struct cache_entry *lookup(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 				  struct cache_entry *scratch, const char *model,
-				  const char *target, int priority)
+				  const char *target, int priority, bool client)
 {
 	size_t ml = strlen(model), tl = strlen(target);
 	struct cache_entry *e = scratch;
 	if (c && ml < CACHE_NAME && tl < CACHE_NAME) {
 		uint64_t h = XXH3_64bits(model, ml) ^ (XXH3_64bits(target, tl) * 31) ^
-			     ((uint64_t)(unsigned)priority * 0x9e3779b97f4a7c15u);
+			     ((uint64_t)(unsigned)priority * 0x9e3779b97f4a7c15u) ^ client;
 		e = &c->e[h % CACHE_SLOTS];
-		if (e->used && e->priority == priority && strcmp(e->model, model) == 0 &&
-		    strcmp(e->target, target) == 0)
+		if (e->used && e->priority == priority && e->client == client &&
+		    strcmp(e->model, model) == 0 && strcmp(e->target, target) == 0)
 			return e;
 	}
 	e->used = false;
-	if (!fill(gm, e, model, target, priority))
+	const char *lm = client ? client_label(gm, model) : model;
+	const char *lt = client ? client_label(gm, target) : target;
+	if (!fill(gm, e, lm, lt, priority))
 		return NULL;
 	e->used = e != scratch;
+	e->client = client;
 	e->priority = priority;
 	snprintf(e->model, sizeof e->model, "%s", model);
 	snprintf(e->target, sizeof e->target, "%s", target);
@@ -470,22 +674,177 @@ static void count_error(struct ig_gw_metrics *gm, const struct ig_gw_request_sta
 		ig_counter_add(e, 1);
 }
 
+/* The series of f for n label values; a value whose bit is set in
+ * `client` was chosen by a client and becomes a label value through
+ * client_label, on a miss only. NULL out of memory (or for values longer
+ * than any request can send). */
+static struct ig_series *keyed_series(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+				      struct ig_metric_family *f, const struct ig_str *v, size_t n,
+				      unsigned client)
+{
+	char buf[KEYED_BUF];
+	const char *lv[KEYED_LABELS];
+	size_t len = 0;
+	if (!f || n > KEYED_LABELS)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].len >= sizeof buf - len)
+			return NULL;
+		if (v[i].len)
+			memcpy(buf + len, v[i].ptr, v[i].len);
+		lv[i] = buf + len;
+		len += v[i].len;
+		buf[len++] = '\0';
+	}
+	struct keyed_entry *e = NULL;
+	if (c && len <= KEYED_KEY) {
+		uint64_t h =
+		    XXH3_64bits(buf, len) ^ ((uint64_t)(uintptr_t)f * 0x9e3779b97f4a7c15u) ^ client;
+		e = &c->keyed[h % KEYED_SLOTS];
+		if (e->s && e->f == f && e->len == len && e->client == client &&
+		    memcmp(e->key, buf, len) == 0)
+			return e->s;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (client >> i & 1)
+			lv[i] = client_label(gm, lv[i]);
+	struct ig_series *s = ig_metrics_series(f, lv);
+	if (e && s) {
+		e->f = f;
+		e->len = (uint32_t)len;
+		e->client = client;
+		memcpy(e->key, buf, len);
+		e->s = s;
+	}
+	return s;
+}
+
+static struct ig_str str_of(const char *s)
+{
+	return s ? ig_str_from(s) : (struct ig_str){"", 0};
+}
+
+/* GIE counts a decision each time a rule chose the target model
+ * (requestcontrol/director.go applyWeightedModelRewrite). */
+void ig_gw_metrics_rewrite(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+			   const char *rewrite_name, const char *model, const char *target,
+			   bool client_labels)
+{
+	const struct ig_str v[] = {str_of(rewrite_name), str_of(model), str_of(target)};
+	struct ig_series *s = keyed_series(gm, c, gm->rewrites, v, 3, client_labels ? 2u : 0u);
+	if (s)
+		ig_counter_add(s, 1);
+}
+
+/* The pod behind an endpoint of a pool: its name and namespace (empty when
+ * no pod of the configuration has the endpoint's address, which a
+ * snapshot's endpoints always do), and the endpoint's port. Scans the
+ * pods: on a cache miss only. */
+static void pod_of(const struct ig_snapshot *snap, const struct ig_pool_rt *rt,
+		   const struct ig_endpoint *ep, const char **name, const char **ns,
+		   char port[static 8])
+{
+	const char *colon = strrchr(ep->addr, ':');
+	struct ig_str host = {ep->addr, colon ? (size_t)(colon - ep->addr) : strlen(ep->addr)};
+	snprintf(port, 8, "%s", colon ? colon + 1 : "");
+	if (host.len >= 2 && host.ptr[0] == '[') { /* [v6]:port */
+		host.ptr++;
+		host.len -= 2;
+	}
+	*name = *ns = "";
+	const struct ig_config *cfg = snap ? snap->cfg : NULL;
+	for (size_t i = 0; cfg && rt && i < cfg->npods; i++) {
+		const struct ig_pod *pod = &cfg->pods[i];
+		if (pod->ip && ig_str_eq_cstr(host, pod->ip) && ig_pool_selects(rt->pool, pod)) {
+			*name = pod->meta.name;
+			*ns = pod->meta.ns;
+			return;
+		}
+	}
+}
+
+/* The success series for the picked endpoint and the target. */
+static struct ig_series *attempt_series(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+					const struct ig_gw_sched_stats *st, const char *target)
+{
+	size_t tl = strlen(target);
+	uint64_t gen = st->snap ? st->snap->generation : 0;
+	struct attempt_entry *e = NULL;
+	if (c && tl < CACHE_NAME) {
+		uint64_t h = st->picked->key ^ (XXH3_64bits(target, tl) * 31) ^
+			     (gen * 0x9e3779b97f4a7c15u) ^ st->client_labels;
+		e = &c->attempts[h % ATTEMPT_SLOTS];
+		if (e->s && e->ep == st->picked && e->generation == gen &&
+		    e->client == st->client_labels && strcmp(e->target, target) == 0)
+			return e->s;
+	}
+	const char *name, *ns;
+	char port[8];
+	pod_of(st->snap, st->pool, st->picked, &name, &ns, port);
+	const char *v[] = {"success", st->client_labels ? client_label(gm, target) : target, name,
+			   ns, port};
+	struct ig_series *s = ig_metrics_series(gm->sched_attempts, v);
+	if (e && s) {
+		*e = (struct attempt_entry){st->picked, gen, st->client_labels, "", s};
+		memcpy(e->target, target, tl + 1);
+	}
+	return s;
+}
+
+/* GIE records the latency and the attempt of every Schedule call, failed
+ * ones included (scheduling/scheduler.go), and the prefix match of the
+ * endpoint it picked (approximateprefix PreRequest). */
+void ig_gw_metrics_schedule(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+			    const struct ig_gw_sched_stats *st)
+{
+	const char *target = st->target ? st->target : "";
+	if (gm->sched_e2e_s)
+		ig_hist_observe(gm->sched_e2e_s, st->seconds);
+	struct ig_series *s;
+	if (!st->picked) {
+		const char *v[] = {"failure", st->client_labels ? client_label(gm, target) : target,
+				   "", "", ""};
+		if ((s = ig_metrics_series(gm->sched_attempts, v)))
+			ig_counter_add(s, 1);
+		return;
+	}
+	if ((s = attempt_series(gm, c, st, target)))
+		ig_counter_add(s, 1);
+	if (st->hit_bytes >= 0 && gm->hit_bytes_s)
+		ig_hist_observe(gm->hit_bytes_s, (double)st->hit_bytes);
+}
+
+struct ig_series *ig_gw_metrics_running(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+					const char *model, const char *target, int priority,
+					bool client_labels)
+{
+	if (!model || !*model)
+		return NULL;
+	struct cache_entry scratch;
+	struct cache_entry *e =
+	    lookup(gm, c, &scratch, model, target ? target : "", priority, client_labels);
+	if (!e || !e->running)
+		return NULL;
+	ig_gauge_add(e->running, 1);
+	return e->running;
+}
+
 void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 			const struct ig_gw_request_stats *st)
 {
 	const char *model = st->model ? st->model : "", *target = st->target ? st->target : "";
-	if (st->client_labels) {
-		model = client_label(gm, model);
-		target = client_label(gm, target);
-	}
+	if (st->running)
+		ig_gauge_add(st->running, -1);
 	bool failed = st->status >= 400 || st->status == 0;
 	if (failed && st->status != 499)
-		count_error(gm, st, model, target);
+		count_error(gm, st, st->client_labels ? client_label(gm, model) : model,
+			    st->client_labels ? client_label(gm, target) : target);
 	/* request_total counts what was parsed, admitted and scheduled. */
 	if (!st->scheduled)
 		return;
 	struct cache_entry scratch;
-	struct cache_entry *e = lookup(gm, c, &scratch, model, target, st->priority);
+	struct cache_entry *e =
+	    lookup(gm, c, &scratch, model, target, st->priority, st->client_labels);
 	if (!e)
 		return;
 	ig_counter_add(e->req_total, 1);
@@ -508,4 +867,73 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 		ig_hist_observe(e->obj_ttft, st->ttft);
 	if (st->tpot >= 0)
 		ig_hist_observe(e->obj_tpot, st->tpot);
+	if (st->cached_tokens >= 0)
+		ig_hist_observe(e->obj_cached, (double)st->cached_tokens);
+	/* NTPOT: arrival to the response's end over the usage's output
+	 * tokens; GIE records nothing without output tokens. */
+	if (st->out_tokens > 0 && st->seconds > 0)
+		ig_hist_observe(e->obj_ntpot, st->seconds / (double)st->out_tokens);
+}
+
+/* ---- flow control ---- */
+
+static const char *const queue_outcomes[] = {
+    [IG_GW_FLOW_PASSED] = "Dispatched",
+    [IG_GW_FLOW_REJECTED_CAPACITY] = "RejectedCapacity",
+    [IG_GW_FLOW_REJECTED_OTHER] = "RejectedOther",
+    [IG_GW_FLOW_DISPATCHED] = "Dispatched",
+    [IG_GW_FLOW_EVICTED_TTL] = "EvictedTTL",
+    [IG_GW_FLOW_EVICTED_CANCELLED] = "EvictedContextCancelled",
+    [IG_GW_FLOW_EVICTED_OTHER] = "EvictedOther",
+};
+
+/* GIE records these at the points of its flow controller that infergate's
+ * worker queue has too (controller.go EnqueueAndWait, processor.go
+ * enqueue, item.go finalize): the gauges move while a request is queued,
+ * and the outcome of every request flow control saw is timed. */
+void ig_gw_metrics_flow(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+			enum ig_gw_flow_event ev, const struct ig_gw_flow_stats *st)
+{
+	char prio[16];
+	snprintf(prio, sizeof prio, "%d", st->priority);
+	struct ig_str fid = st->fairness_id, pr = ig_str_from(prio), pool = str_of(st->pool),
+		      model = str_of(st->model), target = str_of(st->target);
+	/* The fairness id is always the client's; the models may be. */
+	unsigned mt = st->client_labels ? 3u : 0u;
+	int gauge = ev == IG_GW_FLOW_QUEUED ? 1 : ev >= IG_GW_FLOW_DISPATCHED ? -1 : 0;
+	struct ig_series *s;
+	if (gauge) {
+		const struct ig_str v[] = {fid, pr, pool, model, target};
+		if ((s = keyed_series(gm, c, gm->fc_queue_size, v, 5, 1u | mt << 3)))
+			ig_gauge_add(s, gauge);
+		if ((s = keyed_series(gm, c, gm->fc_queue_bytes, v, 5, 1u | mt << 3)))
+			ig_gauge_add(s, gauge * (double)st->bytes);
+	}
+	if (ev != IG_GW_FLOW_QUEUED) {
+		const struct ig_str v[] = {fid,	 pr,	ig_str_from(queue_outcomes[ev]),
+					   pool, model, target};
+		if ((s = keyed_series(gm, c, gm->fc_queue_duration, v, 6, 1u | mt << 4)))
+			ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
+	}
+	if (ev == IG_GW_FLOW_QUEUED || ev == IG_GW_FLOW_REJECTED_CAPACITY ||
+	    ev == IG_GW_FLOW_REJECTED_OTHER) {
+		/* A request pushed is not finalized yet when GIE's enqueue
+		 * step ends. */
+		const struct ig_str v[] = {
+		    fid, pr,
+		    ig_str_from(ev == IG_GW_FLOW_QUEUED ? "NotYetFinalized" : queue_outcomes[ev])};
+		if ((s = keyed_series(gm, c, gm->fc_enqueue_duration, v, 3, 1u)))
+			ig_hist_observe(s, st->seconds);
+	}
+}
+
+void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *gm, double seconds)
+{
+	if (gm->fc_dispatch_s)
+		ig_hist_observe(gm->fc_dispatch_s, seconds);
+}
+
+void ig_gw_metrics_flow_control(struct ig_gw_metrics *gm, bool on)
+{
+	gm->flow_control = on;
 }

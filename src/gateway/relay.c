@@ -86,8 +86,10 @@ static void record_metrics(struct ig_req *p)
 	    .resp_bytes = p->resp_bytes,
 	    .in_tokens = p->in_tokens,
 	    .out_tokens = p->out_tokens,
+	    .cached_tokens = p->cached_known ? p->cached_tokens : -1,
 	    .ttft = -1,
 	    .tpot = -1,
+	    .running = p->running,
 	};
 	/* Streamed: the first event is the first token; the rest spread
 	 * over the output tokens (the usage's count, else the events). */
@@ -175,6 +177,7 @@ void ig_req_finish(struct ig_req *p)
 		/* Answered while waiting (a timeout, the client left). */
 		ig_flowq_remove(w->queue, &p->qitem);
 		p->queued = false;
+		ig_req_metrics_unqueued(p);
 	}
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);
@@ -344,6 +347,10 @@ static void take_usage(struct ig_req *p, const struct ig_usage *u)
 		p->in_tokens = (long)u->prompt_tokens;
 	if (u->completion_tokens >= 0)
 		p->out_tokens = (long)u->completion_tokens;
+	if (u->cached_tokens >= 0) {
+		p->cached_tokens = (long)u->cached_tokens;
+		p->cached_known = true;
+	}
 }
 
 /* A JSON response's usage, from the last bytes kept of it: vLLM and
@@ -1218,6 +1225,7 @@ static void attempt(struct ig_req *p)
 
 void ig_req_send(struct ig_req *p)
 {
+	ig_req_metrics_dispatched(p);
 	if (p->sink) {
 		/* The proxy in front sends the request; the first of the
 		 * ranking is where it goes, and counts as load from now. */

@@ -180,6 +180,11 @@ struct ig_req {
 	size_t tail_len;
 	struct ig_sse sse_state; /* data: lines of an event stream */
 	long in_tokens, out_tokens;
+	long cached_tokens; /* the usage's cached prompt tokens, when cached_known */
+	bool cached_known;
+	/* inference_objective_running_requests, counted up at dispatch and
+	 * down with the request's metrics (NULL: not counted). */
+	struct ig_series *running;
 	/* SSE data events with output (the Responses API's lifecycle events
 	 * before any output do not count as the first): TTFT, TPOT. */
 	uint64_t first_event_ns, last_event_ns;
@@ -294,6 +299,25 @@ int ig_req_rewrite(struct ig_req *p);
  * when the request waits in the worker's queue (it is sent from there), or
  * -1 when an error was answered. */
 int ig_req_admit(struct ig_req *p);
+
+/* request_metrics.c: the request's part in the metrics (gateway/metrics.h),
+ * at the points where GIE v1.5 records them. _dispatched: it goes to a
+ * model server (running_requests up, until its metrics are recorded).
+ * _scheduled: the picker ran, from t0 (ig_now_ns), and ranked `picked`
+ * first (NULL: it failed); p->res holds its prefix match. */
+void ig_req_metrics_dispatched(struct ig_req *p);
+void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_endpoint *picked);
+/* _rewrite: `rule` of InferenceModelRewrite `rw` chose `target`. */
+void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
+			    const struct ig_rewrite_rule *rule, const char *target);
+/* _flow: what flow control did with the request (metrics.h's events), at
+ * now_ns: the time in flow control counts from p->qstart_ns. _pushed: the
+ * queue's push answered rc (ig_flowq_push). _unqueued: the request ended
+ * while it waited (p->status says why: 499 the client left, 504 the
+ * route's request timeout). */
+void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t now_ns);
+void ig_req_metrics_pushed(struct ig_req *p, int rc);
+void ig_req_metrics_unqueued(struct ig_req *p);
 
 /* relay.c */
 /* Starts the route's timeouts.request clock, which covers queueing too. */

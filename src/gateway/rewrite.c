@@ -555,13 +555,15 @@ static int passthrough(struct ig_req *p, struct ig_json_value mv)
 		}
 		target = t.ptr;
 	} else {
+		const struct ig_model_rewrite *owner = NULL;
 		const struct ig_rewrite_rule *rule = ig_config_find_rewrite(
-		    p->snap->cfg, p->pool->pool, p->model.ptr, p->model.len, NULL);
+		    p->snap->cfg, p->pool->pool, p->model.ptr, p->model.len, &owner);
 		const char *chosen =
 		    rule ? ig_rewrite_choose(rule, ig_rng_next(ig_rng_thread())) : NULL;
 		if (chosen) {
 			target = chosen;
 			p->rewritten = true;
+			ig_req_metrics_rewrite(p, owner, rule, chosen);
 		}
 	}
 	p->target = ig_str_from(target);

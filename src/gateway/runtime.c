@@ -47,6 +47,7 @@ int ig_gateway_init(struct ig_gateway_rt *G)
 		ig_gateway_fini(G);
 		return -1;
 	}
+	ig_gw_metrics_flow_control(G->metrics, G->opt.flow_control);
 	return 0;
 }
 

@@ -82,7 +82,11 @@ static void read_counts(struct ig_json_value usage, struct ig_usage *out)
 			   ig_json_string_eq(k, "output_tokens")) {
 			out->completion_tokens = count(v);
 		} else if (ig_json_string_eq(k, "prompt_tokens_details") ||
-			   ig_json_string_eq(k, "input_tokens_details")) {
+			   ig_json_string_eq(k, "input_tokens_details") ||
+			   ig_json_string_eq(k, "prompt_token_details")) {
+			/* OpenAI and vLLM write prompt_tokens_details; GIE
+			 * v1.5's parser reads prompt_token_details, so a
+			 * server that writes that is counted too. */
 			struct ig_json_value cached;
 
 			out->cached_tokens = -1;

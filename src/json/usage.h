@@ -14,7 +14,9 @@
 struct ig_usage {
 	int64_t prompt_tokens;	   /* prompt_tokens, or input_tokens (Responses, Anthropic) */
 	int64_t completion_tokens; /* completion_tokens, or output_tokens */
-	int64_t cached_tokens;	   /* prompt_tokens_details (input_tokens_details).cached_tokens */
+	/* prompt_tokens_details (input_tokens_details, or GIE v1.5's spelling
+	 * prompt_token_details).cached_tokens */
+	int64_t cached_tokens;
 };
 
 /* Finds the "usage" member of the root object of a JSON document that

@@ -10,7 +10,8 @@
  * another writer. Shard 0 is the shared one, for threads that declared
  * nothing; it is updated with atomic read-modify-writes. Rendering adds
  * the shards up with relaxed loads. Gauges are set, not summed, so a gauge
- * keeps its one value in shard 0 whoever writes it. */
+ * keeps its one value in shard 0 whoever writes it; a summed gauge is
+ * added to, so its shards work as a counter's do. */
 #include "metrics/registry.h"
 
 #include <errno.h>
@@ -52,6 +53,7 @@ struct ig_metric_family {
 	_Atomic(struct ig_metric_family *) next;
 	struct ig_registry *reg;
 	enum kind kind;
+	bool summed; /* a gauge whose adds go to the thread's shard */
 	char *name;
 	char *help;
 	char **label_names;
@@ -193,7 +195,11 @@ void ig_gauge_set(struct ig_series *s, double v)
 
 void ig_gauge_add(struct ig_series *s, double v)
 {
-	atomic_add_double(&shared_shard(s)->bits, v);
+	struct shard *sh = s->family->summed ? own_shard(s) : NULL;
+	if (sh)
+		owned_add_double(&sh->bits, v);
+	else
+		atomic_add_double(&shared_shard(s)->bits, v);
 }
 
 /* The first bucket whose upper bound is >= v (le is inclusive), found by
@@ -224,7 +230,7 @@ void ig_hist_observe(struct ig_series *s, double v)
 
 double ig_series_value(const struct ig_series *s)
 {
-	if (s->family->kind == K_GAUGE)
+	if (s->family->kind == K_GAUGE && !s->family->summed)
 		return from_bits(load_u64(&shared_shard(s)->bits));
 	double v = 0;
 	for (unsigned i = 0; i < s->nshards; i++) {
@@ -398,6 +404,7 @@ static struct ig_metric_family *alloc_family(enum kind kind, const char *name, c
 
 struct family_args {
 	enum kind kind;
+	bool summed;
 	const double *bounds;
 	size_t nbounds;
 	ig_gauge_fn fn;
@@ -420,6 +427,7 @@ static struct ig_metric_family *add_family(struct ig_registry *r, const struct f
 	if (!f)
 		return NULL;
 	f->reg = r;
+	f->summed = a->summed;
 	f->fn = a->fn;
 	f->rows_fn = a->rows_fn;
 	f->fn_ctx = a->fn_ctx;
@@ -454,6 +462,14 @@ struct ig_metric_family *ig_metrics_gauge(struct ig_registry *r, const char *nam
 					  const char *const *label_names, size_t nlabels)
 {
 	const struct family_args a = {.kind = K_GAUGE};
+	return add_family(r, &a, name, help, label_names, nlabels);
+}
+
+struct ig_metric_family *ig_metrics_gauge_summed(struct ig_registry *r, const char *name,
+						 const char *help, const char *const *label_names,
+						 size_t nlabels)
+{
+	const struct family_args a = {.kind = K_GAUGE, .summed = true};
 	return add_family(r, &a, name, help, label_names, nlabels);
 }
 

@@ -7,7 +7,8 @@
  * ig_metrics_set_shard writes only cache lines no other thread writes
  * (a plain load and store, no read-modify-write); other threads share
  * shard 0 and update it with atomic read-modify-writes. Gauges keep one
- * shared value (set has no per-shard meaning). Families
+ * shared value (set has no per-shard meaning), except summed gauges, whose
+ * adds are sharded as a counter's are. Families
  * and series are created under a mutex and never freed before the
  * registry, so a series handle can be cached by the caller for as long as
  * the registry lives. ig_metrics_series is lock-free and writes nothing
@@ -50,6 +51,17 @@ struct ig_metric_family *ig_metrics_gauge(struct ig_registry *r, const char *nam
 struct ig_metric_family *ig_metrics_histogram(struct ig_registry *r, const char *name,
 					      const char *help, const char *const *label_names,
 					      size_t nlabels, const double *bounds, size_t nbounds);
+
+/* A gauge that threads move up and down (requests in flight, requests
+ * queued): each thread's ig_gauge_add goes to its own shard, as a
+ * counter's increments do, so that workers that count their own requests
+ * never write one cache line; the value is the sum of the shards. A
+ * thread's shard may go below zero (what it added elsewhere, it takes
+ * back here); only the sum means anything. ig_gauge_set sets the shared
+ * shard only: such a gauge is meant to be added to. */
+struct ig_metric_family *ig_metrics_gauge_summed(struct ig_registry *r, const char *name,
+						 const char *help, const char *const *label_names,
+						 size_t nlabels);
 
 /* A gauge family whose values are computed at render time: before the
  * family is written, fn(ctx, family) is called and may look series up and

@@ -875,6 +875,7 @@ static const struct ig_prefix_walk *match_prefix(struct ig_scheduler *s,
 	struct ig_str seed = c->req->prefix_seed.len ? c->req->prefix_seed : target_of(c->req);
 	size_t block_bytes, max_blocks;
 	geometry(s, c->req->cache_block_tokens, &block_bytes, &max_blocks);
+	res->prefix_block_bytes = block_bytes;
 	c->nhashes = ig_prefix_hashes(seed, c->req->prefix_input, block_bytes, max_blocks,
 				      res->prefix_hashes);
 	res->nprefix_hashes = c->nhashes;
@@ -934,6 +935,7 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	res->nranked = 0;
 	res->nprefix_hashes = 0;
 	res->prefix_match_blocks = 0;
+	res->prefix_block_bytes = 0;
 	res->prefix_seen.n = 0;
 	res->profile = NULL;
 	const struct sched_profile *pr = handler_pick(s, req);

@@ -89,6 +89,7 @@ struct ig_sched_result {
 	uint64_t prefix_hashes[IG_PREFIX_MAX_BLOCKS];
 	size_t nprefix_hashes;
 	size_t prefix_match_blocks; /* of the best-ranked endpoint */
+	size_t prefix_block_bytes;  /* bytes a block covers; 0: no prefix index */
 	/* Where the lookup found the best-ranked endpoint's blocks, so that a
 	 * commit for it needs no second lookup. */
 	struct ig_prefix_seen prefix_seen;
@@ -105,6 +106,7 @@ static inline void ig_sched_result_clear(struct ig_sched_result *res)
 	res->scores = NULL;
 	res->nprefix_hashes = 0;
 	res->prefix_match_blocks = 0;
+	res->prefix_block_bytes = 0;
 	res->prefix_seen.key = 0;
 	res->prefix_seen.table = 0;
 	res->prefix_seen.n = 0;

@@ -5,11 +5,13 @@ import http.client
 import json
 import os
 import socket
+import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import free_port, unique_loopback, wait_http, wait_port
+from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port
 from tcppod import TcpPod
 from test_gateway import SAN_ERRORS, assert_openai_error, call, write
 
@@ -323,6 +325,118 @@ def test_metrics_with_gie_semantics(procs, tmp_path):
     c.stop()
 
 
+def test_metrics_running_cached_tokens_and_ntpot(procs, tmp_path):
+    """GIE v1.5's objective families: running_requests{model_name} counts a
+    request from its dispatch until its response ends (summed over the
+    workers); prompt_cached_tokens takes the usage's
+    prompt_tokens_details.cached_tokens (none when the usage has none);
+    normalized_time_per_output_token_seconds is the request's duration over
+    its output tokens, and nothing for a response without usage."""
+    c = V1(procs, tmp_path, ["m"],
+           sim_args=("--enable-prompt-tokens-details", "--itl-ms", "20", "--ttft-ms", "20"))
+    prompt = " ".join("word%d" % i for i in range(100))
+    cached = []
+    for _ in range(2):
+        st, _, data = call(c.base, "/v1/completions", completion("m", prompt))
+        assert st == 200, data
+        details = json.loads(data)["usage"]["prompt_tokens_details"]
+        cached.append(details and details["cached_tokens"])
+    assert cached[0] is None and cached[1] > 0, cached
+    # A stream held open: running while it lasts, back to 0 once it ended.
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions",
+                 json.dumps(dict(completion("m", "a held stream"), stream=True,
+                                 max_tokens=40)),
+                 {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 200
+    r.read(10)
+    running = sample(metrics(c), "inference_objective_running_requests", model_name="m")
+    r.read()
+    conn.close()
+    assert running == 1
+    text = metrics(c)
+    assert sample(text, "inference_objective_running_requests", model_name="m") == 0
+    assert sample(text, "inference_objective_prompt_cached_tokens_count", model_name="m",
+                  target_model_name="m") == 1
+    assert sample(text, "inference_objective_prompt_cached_tokens_sum", model_name="m",
+                  target_model_name="m") == cached[1]
+    assert sample(text, "inference_objective_prompt_cached_tokens_bucket", model_name="m",
+                  target_model_name="m", le="128") == 1
+    # Two responses with 5 output tokens; the stream had no usage.
+    ntpot = "inference_objective_normalized_time_per_output_token_seconds"
+    assert sample(text, ntpot + "_count", model_name="m", target_model_name="m") == 2
+    total = sample(text, ntpot + "_sum", model_name="m", target_model_name="m")
+    dur = sample(text, "inference_objective_request_duration_seconds_sum", model_name="m",
+                 target_model_name="m")
+    # 20 ms to the first token, 20 ms each after: about 20 ms a token.
+    assert 2 * 0.015 < total < dur / 5, (total, dur)
+    assert sample(text, ntpot + "_bucket", model_name="m", target_model_name="m",
+                  le="0.001") == 0
+    assert sample(text, ntpot + "_bucket", model_name="m", target_model_name="m",
+                  le="10") == 2
+    c.stop()
+
+
+TESTING_PREFIX_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: header-based-testing-filter
+- type: prefix-cache-scorer
+  parameters: {autoTune: false, blockSizeTokens: 16}
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: header-based-testing-filter
+  - pluginRef: prefix-cache-scorer
+"""
+
+
+def plain(text, name):
+    """The value of an unlabelled series."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split(" ", 1)[1])
+    return None
+
+
+def test_metrics_scheduler_attempts_and_prefix_hit_bytes(procs, tmp_path):
+    """scheduler_attempts_total counts each run of the picker: success
+    with the picked pod's name, namespace and port, failure with those
+    empty (GIE v1.5 RecordSchedulerAttempt); e2e latency counts both.
+    prefix_indexer_hit_bytes takes the bytes of the prompt's prefix the
+    picked endpoint holds (blocks of 16 tokens x 4 characters)."""
+    c = V1(procs, tmp_path, ["m"], extra_docs=[TESTING_PREFIX_PICKER])
+    prompt = "x" * 800  # 12 whole blocks of 64 characters
+    for _ in range(3):
+        st, _, data = call(c.base, "/v1/completions", completion("m", prompt))
+        assert st == 200, data
+    # The testing filter keeps no endpoint: the picker fails.
+    st, _, data = call(c.base, "/v1/completions", completion("m", prompt),
+                       headers={"test-epp-endpoint-selection": "10.255.255.1"})
+    assert st == 429, data
+    text = metrics(c)
+    attempts = "inference_extension_scheduler_attempts_total"
+    assert sample(text, attempts, status="success", target_model_name="m", pod_name="pod-0",
+                  namespace="default", port=str(c.sim_port)) == 3, text
+    assert sample(text, attempts, status="failure", target_model_name="m", pod_name="",
+                  namespace="", port="") == 1, text
+    assert plain(text, "inference_extension_scheduler_e2e_duration_seconds_count") == 4
+    hit = "inference_extension_prefix_indexer_hit_bytes"
+    assert plain(text, hit + "_count") == 3, text
+    assert plain(text, hit + "_sum") == 2 * 768
+    assert sample(text, hit + "_bucket", le="0") == 1
+    assert sample(text, hit + "_bucket", le="512") == 1
+    assert sample(text, hit + "_bucket", le="1024") == 3
+    assert sample(text, hit + "_bucket", le="65536") == 3
+    # The build: no commit recorded, the version as the build ref.
+    version = subprocess.run([IG_BIN, "--version"], capture_output=True,
+                             text=True, check=True).stdout.split()[-1]
+    assert sample(text, "inference_extension_info", commit="", build_ref=version) == 1
+    assert "# TYPE inference_extension_info gauge" in text
+    c.stop()
+
+
 def test_metrics_shed_is_resource_exhausted(procs, tmp_path):
     docs = [OBJECTIVE.format(name="batch", priority=-1, pool="pool-0")]
     c = V1(procs, tmp_path, ["m"], extra_docs=docs,
@@ -343,6 +457,108 @@ def test_metrics_shed_is_resource_exhausted(procs, tmp_path):
     # Refused requests are not in request_total.
     assert sample(text, "inference_objective_request_total", model_name="m",
                   target_model_name="m", priority="-1") in (None, 0)
+    c.stop()
+
+
+def wait_metric(c, pred, timeout=5.0):
+    """The /metrics text once pred(text) holds."""
+    deadline = time.time() + timeout
+    while True:
+        text = metrics(c)
+        if pred(text):
+            return text
+        assert time.time() < deadline, text
+        time.sleep(0.02)
+
+
+def test_metrics_flow_control(procs, tmp_path):
+    """GIE v1.5's flow-control families on infergate's worker queue: the
+    pool's saturation while flow control is on; queue_size and queue_bytes
+    of a request while it waits, back to 0 when it leaves; the time in
+    flow control by outcome (Dispatched after a wait or at once,
+    RejectedCapacity, EvictedTTL); the enqueue step's time by outcome; the
+    dispatch cycles."""
+    c = V1(procs, tmp_path, ["m"], sim_args=("--fixed-waiting", "10"),
+           gw_args=("--flow-control", "--queue-timeout", "1000", "--queue-capacity", "1",
+                    "--workers", "1"))
+    sim = "http://%s:%d" % (c.hosts[0], c.sim_port)
+    sat = "inference_extension_flow_control_pool_saturation"
+    # waiting 10 over the detector's threshold of 5.
+    wait_metric(c, lambda t: sample(t, sat, inference_pool="pool-0") == 2.0)
+    body = completion("m")
+    size = len(json.dumps(body).encode())
+    flow = dict(fairness_id="tenant-a", priority="0", inference_pool="pool-0", model_name="m",
+                target_model_name="m")
+    hdrs = {"x-gateway-inference-fairness-id": "tenant-a"}
+    out = []
+    t = threading.Thread(target=lambda: out.append(call(c.base, "/v1/completions", body,
+                                                        headers=hdrs)))
+    t.start()
+    qsize = "inference_extension_flow_control_queue_size"
+    qbytes = "inference_extension_flow_control_queue_bytes"
+    text = wait_metric(c, lambda t: sample(t, qsize, **flow) == 1)
+    assert sample(text, qbytes, **flow) == size
+    # The queue holds one request: the next is refused.
+    st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
+    assert st == 429, data
+    time.sleep(0.2)  # the queued request waits at least this long
+    st, _, data = call(sim, "/sim/state", {"waiting": 0})
+    assert st == 200, data
+    t.join()
+    assert out[0][0] == 200, out
+    # Unsaturated: admitted at once.
+    st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
+    assert st == 200, data
+    text = metrics(c)
+    assert sample(text, qsize, **flow) == 0
+    assert sample(text, qbytes, **flow) == 0
+    assert sample(text, sat, inference_pool="pool-0") == 0
+    dur = "inference_extension_flow_control_request_queue_duration_seconds"
+    assert sample(text, dur + "_count", outcome="Dispatched", **flow) == 2
+    assert sample(text, dur + "_bucket", outcome="Dispatched", le="0.0001", **flow) == 1
+    assert 0.2 <= sample(text, dur + "_sum", outcome="Dispatched", **flow) < 2
+    assert sample(text, dur + "_count", outcome="RejectedCapacity", **flow) == 1
+    enq = "inference_extension_flow_control_request_enqueue_duration_seconds"
+    assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
+                  outcome="NotYetFinalized") == 1
+    assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
+                  outcome="RejectedCapacity") == 1
+    assert plain(text, "inference_extension_flow_control_dispatch_cycle_duration_seconds"
+                 "_count") >= 1
+    # Saturated again: a client that leaves while its request waits, then
+    # a request that waits longer than the queue timeout.
+    st, _, data = call(sim, "/sim/state", {"waiting": 10})
+    assert st == 200, data
+    wait_metric(c, lambda t: sample(t, sat, inference_pool="pool-0") == 2.0)
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 dict(hdrs, **{"Content-Type": "application/json"}))
+    wait_metric(c, lambda t: sample(t, qsize, **flow) == 1)
+    conn.close()
+    text = wait_metric(c, lambda t: sample(t, qsize, **flow) == 0)
+    assert sample(text, dur + "_count", outcome="EvictedContextCancelled", **flow) == 1
+    st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
+    assert st == 503, data
+    text = metrics(c)
+    assert sample(text, dur + "_count", outcome="EvictedTTL", **flow) == 1
+    assert 0.9 < sample(text, dur + "_sum", outcome="EvictedTTL", **flow) < 3
+    assert sample(text, qsize, **flow) == 0
+    assert sample(text, qbytes, **flow) == 0
+    assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
+                  outcome="NotYetFinalized") == 3
+    c.stop()
+
+
+def test_metrics_no_flow_control_families_without_it(procs, tmp_path):
+    """Without flow control no request passes through it: no pool
+    saturation, no queue series."""
+    c = V1(procs, tmp_path, ["m"])
+    st, _, data = call(c.base, "/v1/completions", completion("m"))
+    assert st == 200, data
+    text = metrics(c)
+    assert "inference_extension_flow_control_pool_saturation" not in text
+    assert "inference_extension_flow_control_queue_size{" not in text
+    assert "inference_extension_flow_control_request_queue_duration_seconds_count{" not in text
     c.stop()
 
 
@@ -428,6 +644,29 @@ def test_response_names_the_model_asked_for(procs, tmp_path):
         assert len(models) >= 6 and set(models) == {asked}, data
     st, _, data = call(c.base, "/v1/completions", completion(m))
     assert st == 200 and json.loads(data)["model"] == m
+    c.stop()
+
+
+def test_metrics_rewrite_decisions(procs, tmp_path):
+    """model_rewrite_decisions_total counts each time an
+    InferenceModelRewrite rule chose the target, with the rewrite
+    object's name; the rewrite header and models no rule matches are no
+    decisions."""
+    m = "meta-llama/Llama-3.1-8B-Instruct"
+    c = V1(procs, tmp_path, [m], extra_docs=[REWRITE.format(model="alias", target=m)])
+    for _ in range(3):
+        st, _, data = call(c.base, "/v1/completions", completion("alias"))
+        assert st == 200, data
+    st, _, data = call(c.base, "/v1/completions", completion("a"),
+                       headers={"x-gateway-model-name-rewrite": m})
+    assert st == 200, data
+    st, _, data = call(c.base, "/v1/completions", completion(m))
+    assert st == 200, data
+    text = metrics(c)
+    name = "inference_extension_model_rewrite_decisions_total"
+    assert sample(text, name, model_rewrite_name="rw", model_name="alias",
+                  target_model=m) == 3, text
+    assert len([ln for ln in text.splitlines() if ln.startswith(name + "{")]) == 1, text
     c.stop()
 
 

@@ -951,6 +951,9 @@ static void test_usage_cases(void **state)
 	     "\"input_tokens_details\":{\"cached_tokens\":4},\"total_tokens\":10}}",
 	     0, 7, 3, 4},
 	    {"{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}", 0, -1, 15, -1},
+	    /* GIE v1.5 reads cached tokens under prompt_token_details. */
+	    {"{\"usage\":{\"prompt_tokens\":5,\"prompt_token_details\":{\"cached_tokens\":3}}}", 0,
+	     5, -1, 3},
 	    /* Streamed chunks, one data: payload each. */
 	    {"{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}", -1, -1, -1, -1},
 	    {"{\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"total_tokens\":110,"

@@ -405,6 +405,63 @@ static void test_sharded_render_unchanged(void **state)
 	ig_registry_free(main_r);
 }
 
+/* A summed gauge: threads with shards of their own, one on the shared
+ * shard, each moving it up and down; the value is the sum of what they
+ * left. A thread may take back what another added (a request counted on
+ * one shard and ended on another): only the sum is seen. */
+struct updown_arg {
+	struct ig_metric_family *f;
+	unsigned shard;
+	int ups, downs;
+};
+
+static void *updown_worker(void *arg)
+{
+	struct updown_arg *a = arg;
+	ig_metrics_set_shard(a->shard);
+	struct ig_series *s = ig_metrics_series(a->f, (const char *[]){"m"});
+	for (int i = 0; i < a->ups || i < a->downs; i++) {
+		if (i < a->ups)
+			ig_gauge_add(s, 1);
+		if (i < a->downs)
+			ig_gauge_add(s, -1);
+	}
+	return NULL;
+}
+
+static void test_summed_gauge(void **state)
+{
+	struct ig_registry *r = ig_registry_new_sharded(N_SHARDED);
+	struct ig_buf b = {0};
+	struct ig_metric_family *f =
+	    ig_metrics_gauge_summed(r, "running", "In flight.", (const char *[]){"model_name"}, 1);
+	assert_non_null(f);
+	/* Owners 1..4 leave 7 each; shard 0 takes back 10 it never added. */
+	struct updown_arg args[] = {{f, 1, N_ITER, N_ITER - 7},
+				    {f, 2, N_ITER, N_ITER - 7},
+				    {f, 3, N_ITER, N_ITER - 7},
+				    {f, 4, N_ITER, N_ITER - 7},
+				    {f, 0, 0, 10}};
+	pthread_t t[5];
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, updown_worker, &args[i]), 0);
+	for (int i = 0; i < 5; i++)
+		pthread_join(t[i], NULL);
+	struct ig_series *s = ig_metrics_series(f, (const char *[]){"m"});
+	assert_true(ig_series_value(s) == 4 * 7 - 10);
+	assert_string_equal(render(r, &b), "# HELP running In flight.\n"
+					   "# TYPE running gauge\n"
+					   "running{model_name=\"m\"} 18\n");
+	/* Taken back to zero on another shard than the one that added. */
+	ig_metrics_set_shard(5);
+	ig_gauge_add(s, -18);
+	ig_metrics_set_shard(0);
+	assert_true(ig_series_value(s) == 0);
+	assert_non_null(strstr(render(r, &b), "running{model_name=\"m\"} 0\n"));
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
 static void pool_avg(void *ctx, struct ig_metric_family *f)
 {
 	int *calls = ctx;
@@ -536,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_updates),
 		cmocka_unit_test(test_sharded_exact_totals),
 		cmocka_unit_test(test_sharded_render_unchanged),
+		cmocka_unit_test(test_summed_gauge),
 		cmocka_unit_test(test_gauge_callback),
 		cmocka_unit_test(test_gauge_rows),
 		cmocka_unit_test(test_output_parses),

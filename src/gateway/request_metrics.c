@@ -1,0 +1,75 @@
+/* What a request's stages record in the gateway's metrics (metrics.h),
+ * made from the request: each stage makes one call at the point where
+ * GIE v1.5 records the same thing, and the labels are gathered here. */
+#include <errno.h>
+
+#include "core/clock.h"
+#include "gateway/metrics.h"
+#include "gateway/request.h"
+
+void ig_req_metrics_dispatched(struct ig_req *p)
+{
+	if (p->service || p->running)
+		return; /* Service backends are not inference requests */
+	p->running = ig_gw_metrics_running(p->w->gw->metrics, p->w->mcache, p->model.ptr,
+					   p->target.ptr, p->priority, !p->resolved);
+}
+
+void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_endpoint *picked)
+{
+	const struct ig_sched_result *r = &p->res;
+	struct ig_gw_sched_stats st = {
+	    .target = p->target.ptr,
+	    .client_labels = !p->resolved,
+	    .snap = p->snap,
+	    .pool = p->pool,
+	    .picked = picked,
+	    .seconds = (double)(ig_now_ns() - t0) / 1e9,
+	    .hit_bytes =
+		r->prefix_block_bytes ? (long)(r->prefix_match_blocks * r->prefix_block_bytes) : -1,
+	};
+	ig_gw_metrics_schedule(p->w->gw->metrics, p->w->mcache, &st);
+}
+
+void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
+			    const struct ig_rewrite_rule *rule, const char *target)
+{
+	/* A rule without matches takes any model: the client's choice. */
+	ig_gw_metrics_rewrite(p->w->gw->metrics, p->w->mcache, rw ? rw->meta.name : "",
+			      p->model.ptr, target, rule->nmodels == 0);
+}
+
+void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t now_ns)
+{
+	struct ig_gw_flow_stats st = {
+	    .fairness_id = p->flow_id,
+	    .priority = p->priority,
+	    .pool = p->pool ? p->pool->pool->meta.name : "",
+	    .model = p->model.ptr,
+	    .target = p->target.ptr,
+	    .client_labels = !p->resolved,
+	    .bytes = p->body_len,
+	    .seconds = now_ns > p->qstart_ns ? (double)(now_ns - p->qstart_ns) / 1e9 : 0,
+	};
+	ig_gw_metrics_flow(p->w->gw->metrics, p->w->mcache, ev, &st);
+}
+
+void ig_req_metrics_pushed(struct ig_req *p, int rc)
+{
+	ig_req_metrics_flow(p,
+			    rc == 0	    ? IG_GW_FLOW_QUEUED
+			    : rc == -ENOSPC ? IG_GW_FLOW_REJECTED_CAPACITY
+					    : IG_GW_FLOW_REJECTED_OTHER,
+			    ig_now_ns());
+}
+
+/* GIE's outcomes of a wait that ended early (item.go inferOutcome): its
+ * context's deadline, EvictedTTL; the client gone, EvictedContextCancelled. */
+void ig_req_metrics_unqueued(struct ig_req *p)
+{
+	ig_req_metrics_flow(p,
+			    p->status == 499   ? IG_GW_FLOW_EVICTED_CANCELLED
+			    : p->status == 504 ? IG_GW_FLOW_EVICTED_TTL
+					       : IG_GW_FLOW_EVICTED_OTHER,
+			    ig_now_ns());
+}
