@@ -545,26 +545,26 @@ static int check_api_body(struct ig_req *p)
  * Priority comes from an InferenceObjective only (0 without one). */
 static int passthrough(struct ig_req *p, struct ig_json_value mv)
 {
-	struct ig_str rw = header(&p->ex->req, "x-gateway-model-name-rewrite");
+	/* A rule that matches the model wins over the header, as in GIE
+	 * v1.5 (the header sets the target, then the director's weighted
+	 * rewrite replaces it when a rule matches the incoming model). */
 	const char *target = p->model.ptr;
-	if (rw.len && rw.len <= MODEL_MAX) {
+	const struct ig_model_rewrite *owner = NULL;
+	const struct ig_rewrite_rule *rule =
+	    ig_config_find_rewrite(p->snap->cfg, p->pool->pool, p->model.ptr, p->model.len, &owner);
+	const char *chosen = rule ? ig_rewrite_choose(rule, ig_rng_next(ig_rng_thread())) : NULL;
+	struct ig_str rw = header(&p->ex->req, "x-gateway-model-name-rewrite");
+	if (chosen) {
+		target = chosen;
+		p->rewritten = true;
+		ig_req_metrics_rewrite(p, owner, rule, chosen);
+	} else if (rw.len && rw.len <= MODEL_MAX) {
 		struct ig_str t = ig_arena_strdup(p->ex->arena, rw);
 		if (!t.ptr) {
 			ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 			return -1;
 		}
 		target = t.ptr;
-	} else {
-		const struct ig_model_rewrite *owner = NULL;
-		const struct ig_rewrite_rule *rule = ig_config_find_rewrite(
-		    p->snap->cfg, p->pool->pool, p->model.ptr, p->model.len, &owner);
-		const char *chosen =
-		    rule ? ig_rewrite_choose(rule, ig_rng_next(ig_rng_thread())) : NULL;
-		if (chosen) {
-			target = chosen;
-			p->rewritten = true;
-			ig_req_metrics_rewrite(p, owner, rule, chosen);
-		}
 	}
 	p->target = ig_str_from(target);
 	p->priority = 0;
