@@ -35,6 +35,14 @@ static int put_finish(struct ig_buf *b, const char *finish)
 
 /* ---- logprobs ---- */
 
+/* prefix, then v as Python writes a float into JSON. */
+static int put_py(struct ig_buf *b, const char *prefix, double v)
+{
+	char num[40];
+	ig_sim_py_float(num, sizeof num, v);
+	return ig_buf_printf(b, "%s%s", prefix, num);
+}
+
 /* Token pos's logprob at rank k of its alternatives (0: the token
  * sampled, the likeliest): made from the seed and the position, falling
  * with the rank. */
@@ -106,11 +114,9 @@ int ig_sim_render_prompt_logprobs(struct ig_buf *b, const uint64_t *ids, size_t 
 					id = (id + 1) % IG_SIM_VOCAB;
 				text = ig_str_from(ig_sim_word(id));
 			}
-			rc |= ig_buf_printf(b,
-					    "%s\"%llu\":{\"logprob\":%.6f,\"rank\":%u,"
-					    "\"decoded_token\":",
-					    k ? "," : "", (unsigned long long)id,
-					    -0.25 * r - jitter, r);
+			rc |= ig_buf_printf(b, "%s\"%llu\":", k ? "," : "", (unsigned long long)id);
+			rc |= put_py(b, "{\"logprob\":", -0.25 * r - jitter);
+			rc |= ig_buf_printf(b, ",\"rank\":%u,\"decoded_token\":", r);
 			rc |= ig_json_write_string(b, text.ptr, text.len);
 			rc |= ig_buf_append_cstr(b, "}");
 		}
@@ -124,7 +130,8 @@ static int put_lp_entry(struct ig_buf *b, const char *w, double lp)
 {
 	int rc = ig_buf_append_cstr(b, "\"token\":");
 	rc |= ig_json_write_string(b, w, strlen(w));
-	rc |= ig_buf_printf(b, ",\"logprob\":%.6f,\"bytes\":", lp);
+	rc |= put_py(b, ",\"logprob\":", lp);
+	rc |= ig_buf_append_cstr(b, ",\"bytes\":");
 	return rc | put_bytes(b, w);
 }
 
@@ -159,11 +166,11 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 		}
 		rc |= ig_buf_append_cstr(b, "],\"token_logprobs\":[");
 		for (size_t i = 0; i < np; i++)
-			rc |= i ? ig_buf_printf(b, ",%.6f", lp_value(pseed, (long)i, 0))
+			rc |= i ? put_py(b, ",", lp_value(pseed, (long)i, 0))
 				: ig_buf_append_cstr(b, "null");
 		for (size_t i = 0; i < r->lp_n; i++)
-			rc |= ig_buf_printf(b, i + np ? ",%.6f" : "%.6f",
-					    lp_value(r->lp_seed, r->lp_pos0 + (long)i, 0));
+			rc |= put_py(b, i + np ? "," : "",
+				     lp_value(r->lp_seed, r->lp_pos0 + (long)i, 0));
 		rc |= ig_buf_append_cstr(b, "],\"tokens\":[");
 		for (size_t i = 0; i < n_all; i++) {
 			struct ig_str t =
@@ -181,7 +188,7 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 			/* The prompt's token, then other words (never the same key twice). */
 			rc |= ig_buf_append_cstr(b, ",{");
 			rc |= ig_json_write_string(b, ps[i].ptr, ps[i].len);
-			rc |= ig_buf_printf(b, ":%.6f", lp_value(pseed, (long)i, 0));
+			rc |= put_py(b, ":", lp_value(pseed, (long)i, 0));
 			unsigned base = (unsigned)(ps[i].len + (unsigned char)ps[i].ptr[0]);
 			for (unsigned k = 1, put = 1; put < n && k < IG_SIM_WORDS; k++) {
 				const char *w = ig_sim_word(lp_alt(base, k));
@@ -189,7 +196,7 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 					continue;
 				rc |= ig_buf_append_cstr(b, ",");
 				rc |= ig_json_write_string(b, w, strlen(w));
-				rc |= ig_buf_printf(b, ":%.6f", lp_value(pseed, (long)i, put++));
+				rc |= put_py(b, ":", lp_value(pseed, (long)i, put++));
 			}
 			rc |= ig_buf_append_cstr(b, "}");
 		}
@@ -200,8 +207,7 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 				const char *w = ig_sim_word(lp_alt(r->lp_words[i], k));
 				rc |= ig_buf_append_cstr(b, k ? "," : "");
 				rc |= ig_json_write_string(b, w, strlen(w));
-				rc |= ig_buf_printf(b, ":%.6f",
-						    lp_value(r->lp_seed, r->lp_pos0 + (long)i, k));
+				rc |= put_py(b, ":", lp_value(r->lp_seed, r->lp_pos0 + (long)i, k));
 			}
 			rc |= ig_buf_append_cstr(b, "}");
 		}
@@ -991,6 +997,22 @@ static int shortest_digits(double v)
 	return 17;
 }
 
+int ig_sim_py_float(char *out, size_t len, double v)
+{
+	if (isinf(v))
+		return snprintf(out, len, v > 0 ? "inf" : "-inf");
+	if (isnan(v))
+		return snprintf(out, len, "nan");
+	int p = shortest_digits(v);
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, "%.*e", p - 1, v);
+	int exp = atoi(strchr(tmp, 'e') + 1);
+	if (exp < -4 || exp >= 16)
+		return snprintf(out, len, "%s", tmp);
+	int decimals = p - 1 - exp;
+	return snprintf(out, len, "%.*f", decimals < 1 ? 1 : decimals, v);
+}
+
 /* Python's repr(), then prometheus_client's floatToGoString(), which moves
  * positive numbers with more than six integer digits to exponent form
  * (1742577733.4 -> "1.7425777334e+09"). */
@@ -1000,16 +1022,10 @@ int ig_sim_fmt_float(char *out, size_t len, double v)
 		return snprintf(out, len, v > 0 ? "+Inf" : "-Inf");
 	if (isnan(v))
 		return snprintf(out, len, "NaN");
-	int p = shortest_digits(v);
 	char tmp[64];
-	snprintf(tmp, sizeof tmp, "%.*e", p - 1, v);
-	int exp = atoi(strchr(tmp, 'e') + 1);
-	if (exp < -4 || exp >= 16)
-		return snprintf(out, len, "%s", tmp);
-	int decimals = p - 1 - exp;
-	snprintf(tmp, sizeof tmp, "%.*f", decimals < 1 ? 1 : decimals, v);
+	ig_sim_py_float(tmp, sizeof tmp, v);
 	char *dot = strchr(tmp, '.');
-	int ipart = (int)(dot - tmp);
+	int ipart = dot && !strchr(tmp, 'e') ? (int)(dot - tmp) : 0;
 	if (v > 0 && ipart > 6) {
 		char mant[64];
 		size_t m = 0;

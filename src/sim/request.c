@@ -366,17 +366,10 @@ static int read_model(struct ig_json_value root, struct ig_sim_request *r, struc
 }
 
 /* A double as Python's repr writes it (vLLM's messages quote the value
- * pydantic made a float): the shortest text that reads back the same,
- * with ".0" on whole numbers. */
+ * pydantic made a float). */
 static const char *py_float(double v, char *buf, size_t cap)
 {
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, cap, "%.*g", prec, v);
-		if (strtod(buf, NULL) == v)
-			break;
-	}
-	if (!strpbrk(buf, ".enia")) /* not 1e+16, inf or nan */
-		strncat(buf, ".0", cap - strlen(buf) - 1);
+	ig_sim_py_float(buf, cap, v);
 	return buf;
 }
 

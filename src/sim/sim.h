@@ -559,5 +559,8 @@ int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 int ig_sim_filter_metrics(struct ig_str page, struct ig_str query, struct ig_buf *out);
 /* A float the way Python's prometheus_client prints it ("1.0", "0.25"). */
 int ig_sim_fmt_float(char *out, size_t len, double v);
+/* A float as Python's repr() (and so json.dumps) writes it: the shortest
+ * text that reads back as v, "-0.717", "1.0", "1e-05". */
+int ig_sim_py_float(char *out, size_t len, double v);
 
 #endif

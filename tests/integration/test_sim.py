@@ -1517,3 +1517,36 @@ def test_cors(procs):
     assert status == 200 and "access-control-allow-origin" not in h
     p = procs.start("sim", "--allowed-origins", "http://x", name="sim")
     assert p.wait(timeout=10) == 2 and "JSON list" in procs.output(p)
+
+
+def floats_in(raw, key):
+    """The numbers that follow "key": in a JSON text, as written."""
+    return re.findall(r'"%s":(-?[0-9][0-9.eE+-]*)' % key, raw)
+
+
+def test_logprobs_print_as_python(procs):
+    """vLLM's bodies are written by Python, so a logprob prints as repr()
+    prints it: the shortest text that reads back (-0.717, not -0.717000),
+    in the whole body as in a stream, for completions, chat and
+    prompt_logprobs alike."""
+    _, base = start_sim(procs)
+    body = {"prompt": "tell me a story", "max_tokens": 8, "temperature": 0, "logprobs": 2,
+            "prompt_logprobs": 1}
+    status, _, raw = call(base, "/v1/completions", body)
+    raw = raw.decode()
+    lp = json.loads(raw)["choices"][0]["logprobs"]
+    assert status == 200 and lp["token_logprobs"]
+    seen = re.findall(r'"token_logprobs":\[([^\]]*)\]', raw)[0].split(",")
+    seen += re.findall(r'"top_logprobs":\[\{"[^"]*":(-?[0-9.]+)', raw)
+    seen += floats_in(raw, "logprob")  # prompt_logprobs entries
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+            "temperature": 0, "logprobs": True, "top_logprobs": 2}
+    status, _, craw = call(base, "/v1/chat/completions", chat)
+    seen += floats_in(craw.decode(), "logprob")
+    _, events = stream(base, "/v1/completions", dict(body, stream=True, prompt_logprobs=None))
+    for _, e in events[:-1]:
+        seen += re.findall(r'"token_logprobs":\[([^\]]*)\]', e)
+    assert len(seen) > 20
+    for s in seen:
+        if s != "null":
+            assert s == repr(float(s)), s

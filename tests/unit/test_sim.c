@@ -393,6 +393,25 @@ static void test_float_format(void **state)
 	expect_float(1.0 / 0.0, "+Inf");
 }
 
+static void expect_py(double v, const char *want)
+{
+	char out[64];
+	ig_sim_py_float(out, sizeof out, v);
+	assert_string_equal(out, want);
+}
+
+/* Python's repr(): what vLLM's JSON bodies hold. */
+static void test_py_float(void **state)
+{
+	expect_py(-0.717, "-0.717");
+	expect_py(100, "100.0");
+	expect_py(1742577733.4, "1742577733.4");
+	expect_py(1e16, "1e+16");
+	expect_py(1e-5, "1e-05");
+	expect_py(0.0001, "0.0001");
+	expect_py(-0.0, "-0.0");
+}
+
 static void test_histogram(void **state)
 {
 	struct ig_sim_hist h = {0};
@@ -2228,6 +2247,7 @@ int main(void)
 	    cmocka_unit_test(test_adapters_runtime),
 	    cmocka_unit_test(test_render_completion),
 	    cmocka_unit_test(test_render_chat),
+	    cmocka_unit_test(test_py_float),
 	    cmocka_unit_test(test_render_error),
 	    cmocka_unit_test(test_float_format),
 	    cmocka_unit_test(test_histogram),
