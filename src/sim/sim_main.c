@@ -885,8 +885,54 @@ static bool method_allowed(const char *methods, struct ig_str m)
 	return p && (p[m.len] == '\0' || p[m.len] == ',') && (p == methods || p[-1] == ' ');
 }
 
+/* The routes vLLM guards with its validate_json_request dependency: the
+ * OpenAI ones, the tokenizer's and the LoRA admin ones. */
+static bool takes_json(enum route_id id)
+{
+	switch (id) {
+	case R_COMPL:
+	case R_CHAT:
+	case R_RESPONSES:
+	case R_EMBEDDINGS:
+	case R_TOKENIZE:
+	case R_DETOKENIZE:
+	case R_LOAD:
+	case R_UNLOAD:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* What that dependency accepts: the media type (lowercased, before any
+ * ';') is application/json; no content-type at all is refused too. */
+static bool json_content_type(struct ig_http_exchange *ex)
+{
+	const struct ig_http_header *h =
+	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "Content-Type");
+	if (!h)
+		return false;
+	struct ig_str v = h->value;
+	const char *semi = memchr(v.ptr, ';', v.len);
+	if (semi)
+		v.len = (size_t)(semi - v.ptr);
+	return ig_str_ieq_cstr(v, "application/json");
+}
+
+/* 415, as FastAPI's HTTPException writes it (0.8) or as newer releases'
+ * handler wraps it in the error envelope (vllm-api.md §4.2). */
+static void unsupported_media_type(struct sim *s, struct ig_http_exchange *ex)
+{
+	static const char msg[] = "Unsupported Media Type: Only 'application/json' is allowed";
+	if (s->cfg.version == IG_SIM_V_0_8)
+		return respond_detail(ex, 415, msg, NULL);
+	fail(s, ex, 415, "Unsupported Media Type", NULL, "%s", msg);
+}
+
 static void dispatch(struct sim *s, struct ig_http_exchange *ex, enum route_id id)
 {
+	if (takes_json(id) && !json_content_type(ex))
+		return unsupported_media_type(s, ex);
 	switch (id) {
 	case R_COMPL:
 		return handle_generate(s, ex, IG_SIM_COMPLETION);

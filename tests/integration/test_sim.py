@@ -4,6 +4,7 @@ behaviour (see /work/shared/spec/vllm-api.md)."""
 import base64
 import http.client
 import json
+import os
 import re
 import signal
 import struct
@@ -20,10 +21,12 @@ LORA = ['{"name": "tweet-summary-%d", "path": "SriSanth2345/Qwen-1.5B-Tweet-Gene
         '"base_model_name": "Qwen/Qwen2.5-1.5B"}' % i for i in (0, 1)]
 
 
-def start_sim(procs, *args):
+def start_sim(procs, *args, env=None):
+    """env: variables set for the sim on top of ours."""
     host = unique_loopback()
     port = free_port(host)
-    p = procs.start("sim", "--host", host, "--port", port, *args, name="sim")
+    kw = {"env": dict(os.environ, **env)} if env else {}
+    p = procs.start("sim", "--host", host, "--port", port, *args, name="sim", **kw)
     base = "http://%s:%d" % (host, port)
     wait_http(base + "/health", proc=p)
     return p, base
@@ -1550,3 +1553,45 @@ def test_logprobs_print_as_python(procs):
     for s in seen:
         if s != "null":
             assert s == repr(float(s)), s
+
+
+RUNTIME_LORA = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+
+
+def test_content_type_must_be_json(procs):
+    """vLLM's JSON routes (the OpenAI ones, /tokenize, /detokenize, the LoRA
+    admin ones) answer 415 to a body whose content-type is not
+    application/json (parameters and case aside), before anything else:
+    FastAPI's {"detail": ...} in 0.8, the error envelope with the status
+    phrase as its type in newer releases."""
+    routes = ["/v1/completions", "/v1/chat/completions", "/v1/responses", "/v1/embeddings",
+              "/tokenize", "/detokenize", "/v1/load_lora_adapter", "/v1/unload_lora_adapter"]
+    detail = "Unsupported Media Type: Only 'application/json' is allowed"
+    for version in ("0.8", "latest"):
+        _, base = start_sim(procs, "--vllm-version", version, "--enable-lora", env=RUNTIME_LORA)
+        for path in routes:
+            for ctype in ("text/plain", "application/x-www-form-urlencoded", None):
+                h = {"Content-Type": ctype} if ctype else {}
+                data = b'{"prompt": "x"}'
+                host, port = base[len("http://"):].split(":")
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+                conn.putrequest("POST", path)
+                for k, v in dict(h, **{"Content-Length": str(len(data))}).items():
+                    conn.putheader(k, v)
+                conn.endheaders(data)
+                resp = conn.getresponse()
+                status, body = resp.status, json.loads(resp.read())
+                conn.close()
+                assert status == 415, (version, path, ctype, status)
+                if version == "0.8":
+                    assert body == {"detail": detail}
+                else:
+                    assert body == {"error": {"message": detail, "type": "Unsupported Media Type",
+                                              "param": None, "code": 415}}
+        # Parameters and case do not matter.
+        for ctype in ("application/json; charset=utf-8", "Application/JSON"):
+            status, _, _ = call(base, "/v1/completions", {"prompt": "x", "max_tokens": 1},
+                                headers={"Content-Type": ctype})
+            assert status == 200, ctype
+        # Other routes do not look at it.
+        assert call(base, "/v1/models", headers={"Content-Type": "text/plain"})[0] == 200
