@@ -56,6 +56,8 @@ struct ig_sim_config {
 	const char *host;
 	int port;
 	bool enable_lora;
+	/* VLLM_ALLOW_RUNTIME_LORA_UPDATING: the LoRA admin routes exist. */
+	bool runtime_lora;
 	long max_loras;
 	struct ig_sim_adapter *adapters;
 	size_t nadapters, adapters_cap;

@@ -672,6 +672,16 @@ static int read_lora_body(struct ig_http_exchange *ex, struct ig_buf *name, stru
 	return 0;
 }
 
+/* The engine refuses an adapter when LoRA is off (no --enable-lora): a
+ * failed load, which 0.8 answers with 400 and newer releases with 500. */
+static void lora_not_enabled(struct sim *s, struct ig_http_exchange *ex)
+{
+	if (s->cfg.version == IG_SIM_V_0_8)
+		return fail(s, ex, 400, "BadRequestError", NULL, "LoRA is not enabled");
+	fail(s, ex, 500, "InternalServerError", NULL,
+	     "LoRA is not enabled. Use --enable-lora to enable LoRA.");
+}
+
 static void handle_load_lora(struct sim *s, struct ig_http_exchange *ex)
 {
 	struct ig_buf name = {0}, path = {0};
@@ -683,6 +693,8 @@ static void handle_load_lora(struct sim *s, struct ig_http_exchange *ex)
 	} else if (ig_sim_find_adapter(&s->cfg, ig_buf_str(&name)) >= 0) {
 		fail(s, ex, 400, "InvalidUserInput", NULL,
 		     "The lora adapter '%.*s' has already been loaded.", (int)name.len, name.ptr);
+	} else if (!s->cfg.enable_lora) {
+		lora_not_enabled(s, ex);
 	} else if (ig_sim_add_adapter(&s->cfg, ig_buf_str(&name), ig_buf_str(&path),
 				      (struct ig_str){NULL, 0}) < 0) {
 		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
@@ -1159,6 +1171,10 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		if (!ig_str_eq_cstr(ex->req.path, routes[i].path) &&
 		    !(metrics_sub && routes[i].id == R_METRICS))
 			continue;
+		/* vLLM mounts the LoRA admin routes only when its environment
+		 * allows runtime updates (vllm-api.md §6). */
+		if ((routes[i].id == R_LOAD || routes[i].id == R_UNLOAD) && !s->cfg.runtime_lora)
+			continue;
 		bool head = ig_str_eq_cstr(ex->req.method, "HEAD");
 		if (!method_allowed(routes[i].methods, ex->req.method) &&
 		    !(head && method_allowed(routes[i].methods, IG_STR("GET"))))
@@ -1235,6 +1251,17 @@ static int serve(struct sim *s)
 	return rc < 0 ? 1 : 0;
 }
 
+/* A boolean of vLLM's environment: "1" or "true", any case, blanks
+ * around allowed. */
+static bool env_true(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v)
+		return false;
+	struct ig_str t = ig_str_trim(ig_str_from(v));
+	return ig_str_eq_cstr(t, "1") || ig_str_ieq_cstr(t, "true");
+}
+
 int ig_sim_main(int argc, char **argv)
 {
 	struct sim s;
@@ -1249,6 +1276,10 @@ int ig_sim_main(int argc, char **argv)
 		ig_sim_config_free(&s.cfg);
 		return rc < 0 ? 2 : 0;
 	}
+	s.cfg.runtime_lora = env_true("VLLM_ALLOW_RUNTIME_LORA_UPDATING");
+	if (s.cfg.runtime_lora)
+		ig_warn("sim: VLLM_ALLOW_RUNTIME_LORA_UPDATING is set: /v1/load_lora_adapter and "
+			"/v1/unload_lora_adapter are served");
 	if (s.cfg.has_seed)
 		ig_rng_seed(&s.rng, s.cfg.seed);
 	else

@@ -212,7 +212,8 @@ def test_streaming_chat(procs):
 
 def test_models_and_lora_admin(procs):
     _, base = start_sim(procs, "--served-model-name", "base-a", "base-b", "--enable-lora",
-                        "--lora-modules", *LORA, "short=/adapters/short")
+                        "--lora-modules", *LORA, "short=/adapters/short",
+                        env={"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true"})
     status, _, data = call(base, "/v1/models")
     cards = json.loads(data)
     assert cards["object"] == "list"
@@ -1595,3 +1596,35 @@ def test_content_type_must_be_json(procs):
             assert status == 200, ctype
         # Other routes do not look at it.
         assert call(base, "/v1/models", headers={"Content-Type": "text/plain"})[0] == 200
+
+
+def test_runtime_lora_needs_env_and_enable_lora(procs):
+    """vLLM mounts /v1/load_lora_adapter and /v1/unload_lora_adapter only
+    when VLLM_ALLOW_RUNTIME_LORA_UPDATING is 1 or true (any case, blanks
+    around); otherwise they are unknown paths (404). With them but without
+    --enable-lora the engine cannot load an adapter: 0.8 answers 400, newer
+    releases 500 (vllm-api.md §6)."""
+    load = {"lora_name": "new", "lora_path": "/p"}
+    for env in (None, {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "0"},
+                {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "yes"}):
+        _, base = start_sim(procs, "--enable-lora", env=env)
+        for path, body in (("/v1/load_lora_adapter", load),
+                           ("/v1/unload_lora_adapter", {"lora_name": "new"})):
+            status, _, data = call(base, path, body)
+            assert status == 404 and json.loads(data) == {"detail": "Not Found"}, (env, path)
+    _, base = start_sim(procs, "--enable-lora", env={"VLLM_ALLOW_RUNTIME_LORA_UPDATING": " TRUE "})
+    assert call(base, "/v1/load_lora_adapter", load)[0] == 200
+    for version, status_want, msg in (
+            ("0.8", 400, "LoRA is not enabled"),
+            ("latest", 500, "LoRA is not enabled. Use --enable-lora to enable LoRA.")):
+        _, base = start_sim(procs, "--vllm-version", version, env={
+            "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "1"})
+        status, e = post_json(base, "/v1/load_lora_adapter", load)
+        assert status == status_want, (version, status, e)
+        assert (e["message"] if version == "0.8" else e["error"]["message"]) == msg
+        # The request's own checks come first.
+        status, e = post_json(base, "/v1/load_lora_adapter", {"lora_name": "new"})
+        assert status == 400, e
+        ids = [c["id"] for c in json.loads(call(base, "/v1/models")[2])["data"]]
+        assert ids == ["Qwen/Qwen2.5-1.5B-Instruct"]
+        assert post_json(base, "/v1/unload_lora_adapter", {"lora_name": "new"})[0] == 404
