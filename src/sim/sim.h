@@ -88,6 +88,9 @@ struct ig_sim_config {
 		bool given;
 	} allowed_origins, allowed_methods, allowed_headers;
 	bool allow_credentials;
+	/* --api-key: requests to the guarded paths need "Authorization:
+	 * Bearer <key>" (NULL: nothing is guarded). */
+	const char *api_key;
 	/* --enable-auto-tool-choice and --tool-call-parser: tool_choice
 	 * "auto" needs both, as vLLM's. */
 	bool auto_tool_choice;

@@ -82,6 +82,13 @@ static void respond_detail(struct ig_http_exchange *ex, int status, const char *
 			allow ? 1 : 0);
 }
 
+/* What vLLM's authentication middleware answers (--api-key). */
+static void respond_unauthorized(struct ig_http_exchange *ex)
+{
+	static const char body[] = "{\"error\":\"Unauthorized\"}";
+	ig_http_respond(ex, 401, "application/json", body, sizeof body - 1, NULL, 0);
+}
+
 /* ---- generation requests -------------------------------------------------------------- */
 
 /* Text is deterministic for temperature 0 or a request seed; otherwise it
@@ -466,8 +473,8 @@ static void fail_as(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind
 				"Rate limit reached for %s (simulated failure).",
 				ig_sim_label_name(&s->cfg));
 	case IG_SIM_FAIL_INVALID_API_KEY:
-		return fail_api(s, ex, kind, fi->status, fi->type, NULL,
-				"Incorrect API key provided (simulated failure).");
+		/* As a wrong --api-key is answered, whatever the API. */
+		return respond_unauthorized(ex);
 	case IG_SIM_FAIL_CONTEXT_LENGTH:
 		return fail_api(s, ex, kind, fi->status, fi->type, NULL,
 				"This model's maximum context length is %ld tokens. However, you "
@@ -1150,6 +1157,38 @@ static void cors_simple(struct sim *s, struct ig_http_exchange *ex, struct ig_st
 		add_extra(ex, IG_STR("Access-Control-Allow-Credentials"), IG_STR("true"));
 }
 
+static bool has_prefix(struct ig_str s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return s.len >= n && memcmp(s.ptr, prefix, n) == 0;
+}
+
+/* vLLM's authentication middleware (--api-key): the paths it guards
+ * (/v1..., and in newer releases also /v2, /inference and /cohere; never
+ * /health, /metrics or the tokenizer's) need "Authorization: Bearer
+ * <key>", the scheme's case free in newer releases. Preflights pass. */
+static bool authorized(const struct sim *s, struct ig_http_exchange *ex)
+{
+	const struct ig_sim_config *c = &s->cfg;
+	struct ig_str path = ex->req.path;
+	if (!c->api_key || ig_str_eq_cstr(ex->req.method, "OPTIONS"))
+		return true;
+	bool guarded = has_prefix(path, "/v1");
+	if (c->version != IG_SIM_V_0_8)
+		guarded |= has_prefix(path, "/v2") || has_prefix(path, "/inference") ||
+			   has_prefix(path, "/cohere");
+	if (!guarded)
+		return true;
+	const struct ig_http_header *h =
+	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "Authorization");
+	if (!h || h->value.len < 7)
+		return false;
+	struct ig_str scheme = {h->value.ptr, 6}, token = {h->value.ptr + 7, h->value.len - 7};
+	bool scheme_ok = c->version == IG_SIM_V_0_8 ? ig_str_eq_cstr(scheme, "Bearer")
+						    : ig_str_ieq_cstr(scheme, "Bearer");
+	return scheme_ok && h->value.ptr[6] == ' ' && ig_str_eq_cstr(token, c->api_key);
+}
+
 static void handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct sim *s = ctx;
@@ -1162,8 +1201,12 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		    ex->req.headers, ex->req.num_headers, "Access-Control-Request-Method");
 		if (m && ig_str_eq_cstr(ex->req.method, "OPTIONS"))
 			return cors_preflight(s, ex, origin->value, m->value);
-		cors_simple(s, ex, origin->value);
 	}
+	/* The middleware wraps CORS's: its 401 carries no CORS headers. */
+	if (!authorized(s, ex))
+		return respond_unauthorized(ex);
+	if (origin)
+		cors_simple(s, ex, origin->value);
 	/* vLLM mounts the metrics app with the pattern ^/metrics(?P<path>.*)$
 	 * (so that /metrics is not redirected): every path that starts so. */
 	bool metrics_sub = ex->req.path.len >= 8 && memcmp(ex->req.path.ptr, "/metrics", 8) == 0;

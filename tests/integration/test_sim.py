@@ -644,7 +644,9 @@ def test_messages_errors(procs):
     anthropic_error(base, {}, 429, "rate_limit_error", headers={"x-sim-force-status": "429"})
     anthropic_error(base, {}, 529, "overloaded_error", headers={"x-sim-force-status": "529"})
     anthropic_error(base, {}, 500, "api_error", headers={"x-sim-force-status": "500"})
-    anthropic_error(base, {}, 401, "authentication_error", headers={"X-Return-Error": "401"})
+    # A 401 is vLLM's authentication middleware's, whatever the API.
+    assert post_json(base, "/v1/messages", {}, headers={"X-Return-Error": "401"}) == \
+        (401, {"error": "Unauthorized"})
     # The OpenAI paths keep vLLM's shape.
     status, r = post_json(base, "/v1/responses", {"input": "x"},
                           headers={"x-sim-force-status": "503"})
@@ -1628,3 +1630,45 @@ def test_runtime_lora_needs_env_and_enable_lora(procs):
         ids = [c["id"] for c in json.loads(call(base, "/v1/models")[2])["data"]]
         assert ids == ["Qwen/Qwen2.5-1.5B-Instruct"]
         assert post_json(base, "/v1/unload_lora_adapter", {"lora_name": "new"})[0] == 404
+
+
+def test_api_key(procs):
+    """--api-key: every /v1 path (known or not) needs Authorization: Bearer
+    KEY, else 401 {"error": "Unauthorized"} before anything else; /health,
+    /metrics, /version, /tokenize and CORS preflights are never guarded
+    (vllm-api.md §4.2). The simulated 401 (x-sim-force-status) answers the
+    same body."""
+    for version in ("0.8", "latest"):
+        _, base = start_sim(procs, "--api-key", "sekrit", "--vllm-version", version)
+        unauthorized = (401, {"error": "Unauthorized"})
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "sekrit"}):
+            assert post_json(base, "/v1/completions", {"prompt": "x"},
+                             headers=headers) == unauthorized
+            assert post_json(base, "/v1/models", None, headers=headers) == unauthorized
+            assert post_json(base, "/v1/nope", None, headers=headers) == unauthorized
+            # Before the content-type check, too.
+            assert post_json(base, "/v1/completions", {"prompt": "x"},
+                             headers=dict(headers, **{"Content-Type": "text/plain"})) == \
+                unauthorized
+        ok = {"Authorization": "Bearer sekrit"}
+        status, r = post_json(base, "/v1/completions", {"prompt": "x", "max_tokens": 1},
+                              headers=ok)
+        assert status == 200 and r["usage"]["completion_tokens"] == 1
+        assert call(base, "/v1/models", headers=ok)[0] == 200
+        assert call(base, "/v1/nope", headers=ok)[0] == 404
+        for path in ("/health", "/metrics", "/version"):
+            assert call(base, path)[0] == 200, path
+        assert post_json(base, "/tokenize", {"prompt": "a b"})[0] == 200
+        status, _, _ = raw_call(base, "OPTIONS", "/v1/chat/completions",
+                                {"Origin": "http://a.example",
+                                 "Access-Control-Request-Method": "POST"})
+        assert status == 200
+        # The scheme is case-insensitive in newer releases only.
+        status = call(base, "/v1/models", headers={"Authorization": "bearer sekrit"})[0]
+        assert status == (401 if version == "0.8" else 200)
+        assert post_json(base, "/v1/completions", {"prompt": "x"},
+                         headers=dict(ok, **{"x-sim-force-status": "401"})) == unauthorized
+    _, base = start_sim(procs)
+    assert post_json(base, "/v1/completions", {"prompt": "x"},
+                     headers={"x-sim-force-status": "401"}) == (401, {"error": "Unauthorized"})
+    assert call(base, "/v1/models")[0] == 200
