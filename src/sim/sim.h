@@ -440,6 +440,11 @@ struct ig_sim_error {
 	int status;	   /* 400, 404, or 500 when out of memory */
 	const char *type;  /* "BadRequestError", "NotFoundError", ... */
 	const char *param; /* the field at fault, or NULL */
+	/* A request-validation error (vLLM's pydantic layer), whose type and
+	 * param the latest release writes its own way; param may point into
+	 * param_buf then. */
+	bool validation;
+	char param_buf[96];
 	char msg[512];
 };
 

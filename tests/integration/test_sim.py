@@ -143,7 +143,7 @@ def test_errors(procs):
     status, _, _ = call(base, "/v1/completions", raw=b"{not json")
     assert status == 400
     status, r = post_json(base, "/v1/chat/completions", {"model": "Qwen/Qwen2.5-1.5B-Instruct"})
-    assert status == 400 and r["error"]["type"] == "BadRequestError"
+    assert status == 400 and r["error"]["type"] == "Bad Request"
     status, r = post_json(base, "/v1/completions", {"prompt": 5})
     assert status == 400
     status, r = post_json(base, "/v1/completions",
@@ -694,7 +694,8 @@ def test_embeddings(procs):
     for bad in ({"input": ""}, {"input": []}, {"input": "x", "dimensions": 33},
                 {"input": "x", "encoding_format": "hex"}, {}):
         status, r = post_json(base, "/v1/embeddings", bad)
-        assert status == 400 and r["error"]["type"] == "BadRequestError", (bad, r)
+        assert status == 400 and r["error"]["type"] in ("BadRequestError", "Bad Request"), \
+            (bad, r)
     status, r = post_json(base, "/v1/embeddings", {"input": "x", "model": "nope"})
     assert status == 404
     status, _ = post_json(base, "/v1/embeddings", {"input": "x"},
@@ -889,7 +890,7 @@ def test_stop_strings(procs):
     # Refusals.
     for bad in ([""], 5, [1]):
         status, e = post_json(base, "/v1/completions", dict(body, stop=bad))
-        assert status == 400 and e["error"]["param"] == "stop"
+        assert status == 400 and e["error"]["param"] in ("stop", "body.stop")
 
 
 def test_completion_echo(procs):
@@ -907,7 +908,7 @@ def test_completion_echo(procs):
     assert texts[0].startswith("Say hi") and len(texts[0]) > len("Say hi")
     assert "".join(texts) == r["choices"][0]["text"]
     status, e = post_json(base, "/v1/completions", dict(body, echo="yes"))
-    assert status == 400 and e["error"]["param"] == "echo"
+    assert status == 400 and e["error"]["param"] == "body.echo"
 
 
 def test_min_tokens(procs):
@@ -1075,7 +1076,7 @@ def test_prompt_list(procs):
                           {"prompt": ["short", "x " * 60], "max_tokens": 2})
     assert status == 400 and "maximum context length is 50" in e["error"]["message"]
     status, e = post_json(base, "/v1/completions", {"prompt": []})
-    assert status == 400 and e["error"]["param"] == "prompt"
+    assert status == 400 and e["error"]["param"] == "body.prompt"
 
 
 def test_request_id_headers(procs):
@@ -1672,3 +1673,43 @@ def test_api_key(procs):
     assert post_json(base, "/v1/completions", {"prompt": "x"},
                      headers={"x-sim-force-status": "401"}) == (401, {"error": "Unauthorized"})
     assert call(base, "/v1/models")[0] == 200
+
+
+def test_validation_errors_latest(procs):
+    """What vLLM's request models refuse (a body that is not JSON, a missing
+    or mistyped field, a model validator) is a 400 that newer releases type
+    with the HTTP phrase, "Bad Request", and whose param is FastAPI's
+    location of the fault: "body.<field>", or "body" for a check of the
+    whole request (vllm-api.md §4.1, §4.2). What the serving code refuses
+    (a range, the context, the model) keeps its own type; 0.8 writes
+    BadRequestError and no param for all of them."""
+    _, base = start_sim(procs)
+    cases = [
+        ("/v1/completions", {"prompt": "x", "stream": "yes"}, "body.stream"),
+        ("/v1/completions", {}, "body.prompt"),
+        ("/v1/completions", {"prompt": "x", "max_tokens": "many"}, "body.max_tokens"),
+        ("/v1/completions", {"prompt": "x", "stream_options": {}}, "body"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
+                                  "top_logprobs": 2}, "body"),
+        ("/v1/chat/completions", {"messages": "x"}, "body.messages"),
+        ("/v1/embeddings", {"input": "x", "encoding_format": "hex"}, "body.encoding_format"),
+        ("/tokenize", {"prompt": 5}, "body.prompt"),
+        ("/detokenize", {"tokens": "x"}, "body.tokens"),
+    ]
+    for path, body, param in cases:
+        status, e = post_json(base, path, body)
+        assert status == 400 and e["error"]["type"] == "Bad Request", (path, body, e)
+        assert e["error"]["param"] == param and e["error"]["code"] == 400, (path, body, e)
+    status, _, data = call(base, "/v1/completions", raw=b"{not json")
+    e = json.loads(data)["error"]
+    assert status == 400 and (e["type"], e["param"]) == ("Bad Request", "body")
+    # The serving code's refusals are not validation errors.
+    status, e = post_json(base, "/v1/completions", {"prompt": "x", "temperature": -1})
+    assert status == 400 and e["error"]["type"] == "BadRequestError"
+    status, e = post_json(base, "/v1/completions", {"prompt": "x", "max_tokens": 0})
+    assert status == 400 and e["error"]["type"] == "BadRequestError"
+    assert e["error"]["message"] == "max_tokens must be at least 1, got 0."
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    for path, body, _ in cases:
+        status, e = post_json(old, path, body)
+        assert status == 400 and e["type"] == "BadRequestError" and e["param"] is None, e
