@@ -1268,6 +1268,20 @@ static int check_min_tokens(struct ig_sim_request *r, struct ig_sim_error *e)
 	return 0;
 }
 
+/* The latest release's context-length refusal (vllm-api.md §4.2, "newest
+ * context error"): the output tokens asked (0 when the request left the
+ * answer's length open) against the prompt, the fault at input_tokens. */
+static int too_long(struct ig_sim_error *e, long len, long output, long input)
+{
+	return reject(e, 400, "BadRequestError", "input_tokens",
+		      "This model's maximum context length is %ld tokens. However, you requested "
+		      "%ld output tokens and your prompt contains at least %ld input tokens, for a "
+		      "total of at least %ld tokens. Please reduce the length of the input prompt "
+		      "or the number of requested output tokens. (parameter=input_tokens, "
+		      "value=%ld)",
+		      len, output, input, output + input, input);
+}
+
 static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r, int64_t asked,
 			struct ig_sim_error *e)
 {
@@ -1280,6 +1294,8 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 			      "reduce prompt.",
 			      r->prompt_tokens, len);
 	if (asked < 0 && r->kind != IG_SIM_COMPLETION) {
+		if (r->prompt_tokens >= len && c->version != IG_SIM_V_0_8)
+			return too_long(e, len, 0, r->prompt_tokens);
 		if (r->prompt_tokens >= len)
 			return reject(e, 400, "BadRequestError", NULL,
 				      "This model's maximum context length is %ld tokens. However, "
@@ -1292,6 +1308,8 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 	r->max_tokens = asked < 0 ? 16 : (long)asked;
 	if (check_min_tokens(r, e) < 0)
 		return -1;
+	if (r->prompt_tokens + r->max_tokens > len && c->version != IG_SIM_V_0_8)
+		return too_long(e, len, r->max_tokens, r->prompt_tokens);
 	if (r->prompt_tokens + r->max_tokens > len)
 		return reject(e, 400, "BadRequestError", NULL,
 			      "This model's maximum context length is %ld tokens. However, you "

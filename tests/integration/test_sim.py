@@ -153,8 +153,8 @@ def test_errors(procs):
     status, r = post_json(base, "/v1/completions", {"prompt": "a b c", "max_tokens": 98})
     assert status == 400
     assert r["error"]["message"].startswith(
-        "This model's maximum context length is 100 tokens. However, you requested 101 "
-        "tokens (3 in the messages, 98 in the completion).")
+        "This model's maximum context length is 100 tokens. However, you requested 98 "
+        "output tokens and your prompt contains at least 3 input tokens")
     assert call(base, "/nope")[0] == 404
     assert call(base, "/v1/completions", method="GET")[0] == 405
     assert call(base, "/health")[2] == b""
@@ -1713,3 +1713,38 @@ def test_validation_errors_latest(procs):
     for path, body, _ in cases:
         status, e = post_json(old, path, body)
         assert status == 400 and e["type"] == "BadRequestError" and e["param"] is None, e
+
+
+def test_context_length_wording(procs):
+    """The context-length refusal in each release's words: 0.8's "you
+    requested N tokens (P in the messages, M in the completion)" and "...
+    in the messages, Please reduce ...", the latest release's "you
+    requested M output tokens and your prompt contains at least P input
+    tokens ..." with param input_tokens (vllm-api.md §4.2)."""
+    long_chat = {"messages": [{"role": "user", "content": "w " * 120}]}
+    _, base = start_sim(procs, "--max-model-len", "100")
+    status, e = post_json(base, "/v1/chat/completions", long_chat)
+    assert status == 400 and e["error"] == {
+        "message": "This model's maximum context length is 100 tokens. However, you requested "
+                   "0 output tokens and your prompt contains at least 127 input tokens, for a "
+                   "total of at least 127 tokens. Please reduce the length of the input prompt "
+                   "or the number of requested output tokens. (parameter=input_tokens, "
+                   "value=127)",
+        "type": "BadRequestError", "param": "input_tokens", "code": 400}
+    status, e = post_json(base, "/v1/completions", {"prompt": "a b c", "max_tokens": 98})
+    assert status == 400 and e["error"]["param"] == "input_tokens"
+    assert e["error"]["message"] == (
+        "This model's maximum context length is 100 tokens. However, you requested 98 output "
+        "tokens and your prompt contains at least 3 input tokens, for a total of at least 101 "
+        "tokens. Please reduce the length of the input prompt or the number of requested "
+        "output tokens. (parameter=input_tokens, value=3)")
+    _, old = start_sim(procs, "--max-model-len", "100", "--vllm-version", "0.8")
+    status, e = post_json(old, "/v1/chat/completions", long_chat)
+    assert status == 400 and e["message"] == (
+        "This model's maximum context length is 100 tokens. However, you requested 127 tokens "
+        "in the messages, Please reduce the length of the messages.")
+    status, e = post_json(old, "/v1/completions", {"prompt": "a b c", "max_tokens": 98})
+    assert status == 400 and e["message"] == (
+        "This model's maximum context length is 100 tokens. However, you requested 101 tokens "
+        "(3 in the messages, 98 in the completion). Please reduce the length of the messages "
+        "or completion.")

@@ -1225,8 +1225,9 @@ static void test_request_errors(void **state)
 	    {IG_SIM_COMPLETION, "{\"prompt\":[1,\"b\"]}", 400, "prompt", "token ids"},
 	    {IG_SIM_COMPLETION, "{\"model\":\"nope\",\"prompt\":\"x\"}", 404, "model",
 	     "The model `nope` does not exist."},
-	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":64}", 400, NULL,
-	     "you requested 65 tokens (1 in the messages, 64 in the completion)"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":64}", 400, "input_tokens",
+	     "you requested 64 output tokens and your prompt contains at least 1 input tokens, "
+	     "for a total of at least 65 tokens."},
 	    {IG_SIM_CHAT, "{\"prompt\":\"x\"}", 400, "messages", "Field required"},
 	    {IG_SIM_CHAT, "{\"messages\":[]}", 400, "messages", "non-empty"},
 	    {IG_SIM_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", 400, "messages", "role"},
@@ -1272,6 +1273,14 @@ static void test_request_long_prompt(void **state)
 	assert_int_equal(e.status, 400);
 	long want = 300 + IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
 	char msg[160];
+	snprintf(msg, sizeof msg,
+		 "you requested 0 output tokens and your prompt contains at least %ld", want);
+	assert_non_null(strstr(e.msg, msg));
+	assert_string_equal(e.param, "input_tokens");
+	ig_sim_request_free(&r);
+	/* 0.8's words. */
+	c.version = IG_SIM_V_0_8;
+	assert_int_equal(ig_sim_parse_request(&c, IG_SIM_CHAT, b.ptr, b.len, &r, &e), -1);
 	snprintf(msg, sizeof msg, "you requested %ld tokens in the messages, Please", want);
 	assert_non_null(strstr(e.msg, msg));
 	assert_int_equal(r.prompt_tokens, want);
@@ -1436,7 +1445,7 @@ static void test_request_new_api_errors(void **state)
 	     "max_output_tokens", "at least 1"},
 	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"model\":\"nope\"}", 404, "model",
 	     "The model `nope` does not exist."},
-	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"max_output_tokens\":60}", 400, NULL,
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"max_output_tokens\":60}", 400, "input_tokens",
 	     "maximum context length is 64 tokens"},
 	    {IG_SIM_MESSAGES,
 	     "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 400,
@@ -1469,7 +1478,7 @@ static void test_request_new_api_errors(void **state)
 	    {IG_SIM_MESSAGES,
 	     "{\"model\":\"base\",\"max_tokens\":60,\"messages\":[{\"role\":\"user\",\"content\":"
 	     "\"x\"}]}",
-	     400, NULL, "maximum context length is 64 tokens"},
+	     400, "input_tokens", "maximum context length is 64 tokens"},
 	    {IG_SIM_EMBEDDINGS, "{}", 400, "input", "Field required"},
 	    {IG_SIM_EMBEDDINGS, "{\"input\":\"\"}", 400, "input", "non-empty"},
 	    {IG_SIM_EMBEDDINGS, "{\"input\":[]}", 400, "input", "empty"},
