@@ -183,6 +183,7 @@ static int text_or_ids_tokens(struct ig_json_value p, long *out, struct ig_sim_r
 	} else if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1 &&
 		   e.type == IG_JSON_NUMBER) {
 		long n = 0;
+		int64_t lo = 0, hi = 0;
 		rc = 0;
 		do {
 			int64_t id = 0;
@@ -190,9 +191,16 @@ static int text_or_ids_tokens(struct ig_json_value p, long *out, struct ig_sim_r
 				rc = -1;
 			text_push(r, ig_str_from(ig_sim_word((uint64_t)id)));
 			ids_push(r, (uint64_t)id);
+			lo = n == 0 || id < lo ? id : lo;
+			hi = n == 0 || id > hi ? id : hi;
 			n++;
 		} while (ig_json_array_next(p, &pos, &e) == 1);
 		*out = n;
+		/* The engine names the largest id when it is past the vocabulary. */
+		if (!r->oov && (hi >= (int64_t)IG_SIM_VOCAB || lo < 0)) {
+			r->oov = true;
+			r->oov_id = hi >= (int64_t)IG_SIM_VOCAB ? hi : lo;
+		}
 	}
 	ig_buf_free(&tmp);
 	return rc;
@@ -1268,6 +1276,19 @@ static int check_min_tokens(struct ig_sim_request *r, struct ig_sim_error *e)
 	return 0;
 }
 
+/* The engine's checks of the tokenized prompt (vLLM's input processing,
+ * after the server's context check): it may not be empty, and its ids
+ * must be in the vocabulary. */
+static int check_prompt_ids(struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	if (r->kind == IG_SIM_COMPLETION && r->prompt_tokens == 0)
+		return bad_request(e, NULL, "The decoder prompt cannot be empty");
+	if (r->oov)
+		return reject(e, 400, "BadRequestError", NULL, "Token id %lld is out of vocabulary",
+			      (long long)r->oov_id);
+	return 0;
+}
+
 /* The latest release's context-length refusal (vllm-api.md §4.2, "newest
  * context error"): the output tokens asked (0 when the request left the
  * answer's length open) against the prompt, the fault at input_tokens. */
@@ -1624,7 +1645,7 @@ static int parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 	if (read_body(c, root, out, &asked, err) < 0)
 		return -1;
 	if (resolve_model(c, out, err) < 0 || check_length(c, out, asked, err) < 0 ||
-	    write_prompt_logprobs(out, err) < 0)
+	    check_prompt_ids(out, err) < 0 || write_prompt_logprobs(out, err) < 0)
 		return -1;
 	/* The engine's check, after the server's. */
 	if (out->priority != 0 && !c->priority_policy)

@@ -399,6 +399,10 @@ struct ig_sim_request {
 	 * always a prefix of the prompt. */
 	struct ig_buf ids;
 	bool ids_truncated;
+	/* A prompt of token ids names one outside the vocabulary: the
+	 * largest such id, else the smallest negative one (oov_id). */
+	bool oov;
+	int64_t oov_id;
 	/* /tokenize with return_token_strs: each id's text beside it, as
 	 * records of a uint32_t length and the bytes (NULL: not kept). */
 	struct ig_buf *texts;

@@ -1748,3 +1748,26 @@ def test_context_length_wording(procs):
         "This model's maximum context length is 100 tokens. However, you requested 101 tokens "
         "(3 in the messages, 98 in the completion). Please reduce the length of the messages "
         "or completion.")
+
+
+def test_empty_prompt_and_unknown_token_ids(procs):
+    """vLLM's engine refuses an empty prompt ("The decoder prompt cannot be
+    empty") and a prompt of token ids with one outside the vocabulary
+    ("Token id N is out of vocabulary"), each a 400, whatever the release."""
+    for version in ("0.8", "latest"):
+        _, base = start_sim(procs, "--vllm-version", version)
+
+        def msg(body):
+            status, e = post_json(base, "/v1/completions", dict(body, max_tokens=2))
+            assert status == 400, (body, e)
+            return e["message"] if version == "0.8" else e["error"]["message"]
+
+        assert msg({"prompt": ""}) == "The decoder prompt cannot be empty"
+        assert msg({"prompt": ["a b", ""]}) == "The decoder prompt cannot be empty"
+        assert msg({"prompt": [999999]}) == "Token id 999999 is out of vocabulary"
+        assert msg({"prompt": [5, -1]}) == "Token id -1 is out of vocabulary"
+        assert msg({"prompt": [[1], [151936, 3]]}) == "Token id 151936 is out of vocabulary"
+        status, r = post_json(base, "/v1/completions", {"prompt": [0, 151935], "max_tokens": 1})
+        assert status == 200 and r["usage"]["prompt_tokens"] == 2
+        status, e = post_json(base, "/v1/embeddings", {"input": [7, 200000]})
+        assert status == 400
