@@ -91,7 +91,8 @@ static long generated_of(const struct sim_req *r)
 	const struct sim_req *lead = r->lead ? r->lead : r;
 	long n = 0;
 	for (int i = 0; i < nchoices_of(lead); i++)
-		n += choice_of(lead, i)->seq.generated;
+		if (!choice_of(lead, i)->hidden)
+			n += choice_of(lead, i)->seq.generated;
 	return n;
 }
 
@@ -173,12 +174,29 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 	return rc;
 }
 
+/* vLLM 0.8's answer to a stream it could not stream (best_of other than
+ * n): the whole body in one event, then [DONE], as a stream. */
+static void respond_whole_stream(struct sim_req *r, const struct ig_buf *body)
+{
+	static const struct ig_http_header h[] = {
+	    {IG_STR("Content-Type"), IG_STR("text/event-stream; charset=utf-8")},
+	};
+	struct ig_buf b = {0};
+	int rc = ig_buf_printf(&b, "data: %.*s\n\ndata: [DONE]\n\n", (int)body->len, body->ptr);
+	if (rc < 0 || ig_http_start_response(r->ex, 200, h, 1, -1) < 0 ||
+	    ig_http_write(r->ex, b.ptr, b.len) < 0)
+		ig_http_abort(r->ex);
+	else
+		ig_http_end(r->ex);
+	ig_buf_free(&b);
+}
+
 /* The body of a finished request: r's head and usage, and every choice's
- * answer (one for n = 1). */
+ * answer (one for n = 1; hidden sequences left out). */
 static void respond_whole(struct sim *s, struct sim_req *r)
 {
 	const struct sim_req *lead = r->lead ? r->lead : r;
-	int nc = nchoices_of(lead);
+	int nc = nchoices_of(lead), shown = 0;
 	struct ig_buf b = {0};
 	struct ig_buf *texts = calloc((size_t)nc, sizeof *texts);
 	struct ig_sim_resp *all = calloc((size_t)nc, sizeof *all);
@@ -186,19 +204,24 @@ static void respond_whole(struct sim *s, struct sim_req *r)
 	int rc = texts && all ? 0 : -1;
 	for (int i = 0; rc == 0 && i < nc; i++) {
 		const struct sim_req *c = choice_of(lead, i);
-		rc = answer_text(c, ig_buf_str(&c->text), &texts[i]);
-		resp_of(c, &all[i], ig_buf_str(&texts[i]));
+		if (c->hidden)
+			continue;
+		rc = answer_text(c, ig_buf_str(&c->text), &texts[shown]);
+		resp_of(c, &all[shown], ig_buf_str(&texts[shown]));
+		shown++;
 	}
 	if (rc == 0) {
-		resp = all[r->index];
+		resp = all[0];
 		resp.choices = all;
-		resp.nchoices = (size_t)nc;
+		resp.nchoices = (size_t)shown;
 	}
 	if (rc < 0 || ig_sim_render_full(&b, &resp) < 0) {
 		ig_buf_reset(&b);
 		ig_sim_render_api_error(&b, s->cfg.version, r->kind, 500, "InternalServerError",
 					NULL, "out of memory");
 		ig_http_respond(r->ex, 500, "application/json", b.ptr, b.len, NULL, 0);
+	} else if (lead->whole_stream) {
+		respond_whole_stream(r, &b);
 	} else {
 		ig_http_respond(r->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
 	}

@@ -514,6 +514,27 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 			      "The simulator supports n up to %d, got %lld.", IG_SIM_MAX_N,
 			      (long long)n);
 	r->n = (long)n;
+	/* SamplingParams' checks of best_of (vLLM 0.8; newer releases keep
+	 * them and their V1 engine refuses any best_of but 1). */
+	int64_t best_of;
+	rc = opt_int(root, "best_of", &best_of);
+	if (rc < 0)
+		return invalid(e, "best_of", "'best_of' must be an integer.");
+	if (rc == 0)
+		return 0;
+	if (best_of < 1)
+		return reject(e, 400, "BadRequestError", NULL,
+			      "best_of must be at least 1, got %lld", (long long)best_of);
+	if (best_of < n)
+		return reject(e, 400, "BadRequestError", NULL,
+			      "best_of must be greater than or equal to n, got n=%lld and "
+			      "best_of=%lld.",
+			      (long long)n, (long long)best_of);
+	if (best_of > IG_SIM_MAX_N)
+		return reject(e, 400, "BadRequestError", "best_of",
+			      "The simulator supports best_of up to %d, got %lld.", IG_SIM_MAX_N,
+			      (long long)best_of);
+	r->best_of = (long)best_of;
 	return 0;
 }
 
@@ -913,10 +934,10 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 		return invalid(e, "prompt",
 			       "'prompt' must be a string, a list of token ids, or a non-empty "
 			       "list of either.");
-	if (r->nprompts * r->n > IG_SIM_MAX_N)
+	if (r->nprompts * ig_sim_seqs_per_prompt(r) > IG_SIM_MAX_N)
 		return reject(e, 400, "BadRequestError", "prompt",
 			      "The simulator answers at most %d choices (prompts x n), got %ld.",
-			      IG_SIM_MAX_N, r->nprompts * r->n);
+			      IG_SIM_MAX_N, r->nprompts * ig_sim_seqs_per_prompt(r));
 	r->prompt_key = prompt.raw;
 	if (opt_bool(root, "echo", &r->echo_prompt) < 0)
 		return invalid(e, "echo", "'echo' must be a boolean.");
@@ -1289,6 +1310,20 @@ static int check_prompt_ids(struct ig_sim_request *r, struct ig_sim_error *e)
 	return 0;
 }
 
+/* best_of as each release's engine takes it: V1 (the latest) refuses it;
+ * 0.8 runs it, and a completions stream whose n differs cannot be
+ * streamed token by token (vllm-api.md §1.3). */
+static int check_best_of(const struct ig_sim_config *c, struct ig_sim_request *r,
+			 struct ig_sim_error *e)
+{
+	if (!r->best_of)
+		return 0;
+	if (c->version != IG_SIM_V_0_8 && r->best_of != 1)
+		return bad_request(e, NULL, "vLLM V1 does not yet support best_of.");
+	r->whole_stream = r->kind == IG_SIM_COMPLETION && r->stream && r->best_of != r->n;
+	return 0;
+}
+
 /* The latest release's context-length refusal (vllm-api.md §4.2, "newest
  * context error"): the output tokens asked (0 when the request left the
  * answer's length open) against the prompt, the fault at input_tokens. */
@@ -1645,7 +1680,8 @@ static int parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 	if (read_body(c, root, out, &asked, err) < 0)
 		return -1;
 	if (resolve_model(c, out, err) < 0 || check_length(c, out, asked, err) < 0 ||
-	    check_prompt_ids(out, err) < 0 || write_prompt_logprobs(out, err) < 0)
+	    check_prompt_ids(out, err) < 0 || check_best_of(c, out, err) < 0 ||
+	    write_prompt_logprobs(out, err) < 0)
 		return -1;
 	/* The engine's check, after the server's. */
 	if (out->priority != 0 && !c->priority_policy)

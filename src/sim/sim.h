@@ -376,6 +376,11 @@ struct ig_sim_request {
 	int64_t priority;   /* vLLM's `priority`: lower is served first */
 	int64_t min_tokens; /* no end (EOS, stop string) before this many */
 	long n;		    /* completions and chat: choices to generate */
+	/* best_of (0: not given): 0.8 runs this many sequences per prompt
+	 * and answers the first n; a stream whose n differs then goes out
+	 * whole, in one event (whole_stream). */
+	long best_of;
+	bool whole_stream;
 	/* Completions: the prompts a `prompt` list holds (1 for one prompt)
 	 * and which of them this parse read (ig_sim_parse_request_at). */
 	long nprompts, prompt_index;
@@ -438,6 +443,11 @@ struct ig_sim_request {
 
 /* The most choices (`n`) a request may ask for. */
 #define IG_SIM_MAX_N 128
+/* The engine sequences a request runs per prompt: n, or best_of. */
+static inline long ig_sim_seqs_per_prompt(const struct ig_sim_request *r)
+{
+	return r->best_of > r->n ? r->best_of : r->n;
+}
 
 /* Why a request was refused: what the error body says. */
 struct ig_sim_error {

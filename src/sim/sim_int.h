@@ -92,6 +92,10 @@ struct sim_req {
 	struct sim_req *lead;
 	struct sim_req **choices;
 	int nchoices, live, index;
+	/* best_of above n (0.8): a sequence that runs but is not answered;
+	 * whole_stream: a stream that goes out as one event with the whole
+	 * body, then [DONE]. */
+	bool hidden, whole_stream;
 	long prompt_sum; /* the lead's: prompt tokens of every prompt, once */
 	bool done;	 /* out of the engine (released) */
 };

@@ -325,7 +325,8 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 		goto fail;
 	}
 	r->created = (int64_t)ig_wall_seconds();
-	r->stream = p->stream;
+	r->stream = p->stream && !p->whole_stream;
+	r->whole_stream = p->whole_stream;
 	/* --enable-force-include-usage: every stream ends with its usage. */
 	r->include_usage =
 	    p->include_usage || (p->stream && s->cfg.force_include_usage &&
@@ -379,14 +380,17 @@ fail:
 
 /* A request of several choices: n for each of its prompts, choice j of
  * prompt k at index k * n + j, each its own engine request with the lead's
- * id (p is prompt 0's parse). NULL when it failed, having answered. */
+ * id (p is prompt 0's parse). With best_of above n, each prompt's other
+ * sequences run too, hidden: the first n are the answer (vLLM 0.8 answers
+ * its best n). NULL when it failed, having answered. */
 static struct sim_req *build_group(struct sim *s, struct ig_http_exchange *ex,
 				   const struct ig_sim_request *p)
 {
+	long seqs = ig_sim_seqs_per_prompt(p), hidden = 0;
 	struct sim_req *lead = build_req(s, ex, p, 0);
 	if (!lead)
 		return NULL;
-	lead->choices = calloc((size_t)(p->nprompts * p->n), sizeof *lead->choices);
+	lead->choices = calloc((size_t)(p->nprompts * seqs), sizeof *lead->choices);
 	if (!lead->choices) {
 		fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 		ig_sim_req_free(lead);
@@ -410,8 +414,10 @@ static struct sim_req *build_group(struct sim *s, struct ig_http_exchange *ex,
 			cur = &pk;
 			lead->prompt_sum += pk.prompt_tokens;
 		}
-		for (long j = k ? 0 : 1; ok && j < p->n; j++) {
-			struct sim_req *c = build_req(s, ex, cur, (int)(k * p->n + j));
+		for (long j = k ? 0 : 1; ok && j < seqs; j++) {
+			/* A hidden sequence's index only tells its seed apart. */
+			long index = j < p->n ? k * p->n + j : p->nprompts * p->n + hidden++;
+			struct sim_req *c = build_req(s, ex, cur, (int)index);
 			char *id = c ? strdup(lead->id) : NULL;
 			if (c && !id)
 				fail_api(s, ex, p->kind, 500, "InternalServerError", NULL,
@@ -425,6 +431,7 @@ static struct sim_req *build_group(struct sim *s, struct ig_http_exchange *ex,
 			free(c->id);
 			c->id = id;
 			c->lead = lead;
+			c->hidden = j >= p->n;
 			lead->choices[lead->nchoices++] = c;
 		}
 		if (k > 0)
@@ -530,8 +537,9 @@ static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_
 		fail_api(s, ex, kind, e.status, e.type, e.param, "%s", e.msg);
 	} else {
 		/* build_req and build_group have answered when they fail. */
-		struct sim_req *r =
-		    p.n * p.nprompts > 1 ? build_group(s, ex, &p) : build_req(s, ex, &p, 0);
+		struct sim_req *r = ig_sim_seqs_per_prompt(&p) * p.nprompts > 1
+					? build_group(s, ex, &p)
+					: build_req(s, ex, &p, 0);
 		if (r)
 			ig_sim_engine_submit(s, r);
 	}

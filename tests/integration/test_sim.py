@@ -1771,3 +1771,54 @@ def test_empty_prompt_and_unknown_token_ids(procs):
         assert status == 200 and r["usage"]["prompt_tokens"] == 2
         status, e = post_json(base, "/v1/embeddings", {"input": [7, 200000]})
         assert status == 400
+
+
+def test_best_of(procs):
+    """vLLM's best_of: at least n (0.8's SamplingParams), and the V1 engine
+    of newer releases refuses any but 1. In 0.8 best_of sequences run and
+    the best n are answered, so a stream whose n is not best_of cannot be
+    streamed token by token: the whole answer goes out in one data event,
+    then [DONE] (vllm-api.md §1.3)."""
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    body = {"prompt": "tell me", "max_tokens": 4, "seed": 3}
+    status, e = post_json(old, "/v1/completions", dict(body, n=2, best_of=1))
+    assert status == 400 and e["message"] == \
+        "best_of must be greater than or equal to n, got n=2 and best_of=1."
+    status, e = post_json(old, "/v1/chat/completions",
+                          {"messages": [{"role": "user", "content": "x"}], "n": 3, "best_of": 2})
+    assert status == 400 and e["message"].startswith("best_of must be greater than or equal")
+    status, e = post_json(old, "/v1/completions", dict(body, best_of=0))
+    assert status == 400 and e["message"] == "best_of must be at least 1, got 0"
+    before = gauge(metrics(old), "generation_tokens_total")
+    status, r = post_json(old, "/v1/completions", dict(body, best_of=3))
+    assert status == 200 and len(r["choices"]) == 1 and r["choices"][0]["index"] == 0
+    assert r["usage"]["completion_tokens"] == 4
+    # Every sequence ran in the engine.
+    assert gauge(metrics(old), "generation_tokens_total") - before == 12
+    host, port = old[len("http://"):].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(dict(body, best_of=2, stream=True)),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("Content-Type") == "text/event-stream; charset=utf-8"
+    assert resp.getheader("Content-Length") is None
+    raw = resp.read().decode()
+    conn.close()
+    events = raw.split("\n\n")
+    assert events[1:] == ["data: [DONE]", ""], raw
+    whole = json.loads(events[0][len("data: "):])
+    assert whole["object"] == "text_completion" and len(whole["choices"]) == 1
+    assert len(whole["choices"][0]["text"].split()) == 4
+    assert whole["choices"][0]["finish_reason"] == "length"
+    assert whole["usage"]["completion_tokens"] == 4
+    # n == best_of streams as usual.
+    events = data_events(old, "/v1/completions", dict(body, n=2, best_of=2, stream=True))
+    assert len(events) == 8
+    _, new = start_sim(procs)
+    status, e = post_json(new, "/v1/completions", dict(body, best_of=2))
+    assert status == 400 and e["error"]["message"] == "vLLM V1 does not yet support best_of."
+    status, e = post_json(new, "/v1/completions", dict(body, n=2, best_of=1))
+    assert status == 400 and e["error"]["message"].startswith("best_of must be greater")
+    assert post_json(new, "/v1/completions", dict(body, best_of=1))[0] == 200
+    assert post_json(new, "/v1/completions", dict(body, best_of=None))[0] == 200
