@@ -334,9 +334,10 @@ static long reply_open(struct ig_sim_request *r)
 }
 
 /* One turn whose role is a JSON string (or `fallback` when it is not one)
- * and whose content is a chat content value. */
-static int push_turn(struct ig_sim_request *r, struct ig_json_value role, const char *fallback,
-		     struct ig_json_value content, long *n)
+ * and whose content is a chat content value, closed unless `open` (a
+ * final message the answer continues: no end marker). */
+static int push_open_turn(struct ig_sim_request *r, struct ig_json_value role, const char *fallback,
+			  struct ig_json_value content, long *n, bool open)
 {
 	struct ig_buf name = {0};
 	long t = 0;
@@ -349,10 +350,17 @@ static int push_turn(struct ig_sim_request *r, struct ig_json_value role, const 
 	turn_open(r, rs);
 	if (content.type != IG_JSON_INVALID && content_tokens(content, &t, r) < 0)
 		rc = -1;
-	turn_close(r);
-	*n += t + IG_SIM_CHAT_MSG_OVERHEAD;
+	if (!open)
+		turn_close(r);
+	*n += t + IG_SIM_CHAT_MSG_OVERHEAD - (open ? 1 : 0);
 	ig_buf_free(&name);
 	return rc;
+}
+
+static int push_turn(struct ig_sim_request *r, struct ig_json_value role, const char *fallback,
+		     struct ig_json_value content, long *n)
+{
+	return push_open_turn(r, role, fallback, content, n, false);
 }
 
 /* Tool definitions, which chat templates write into the prompt ahead of
@@ -375,26 +383,111 @@ static int tools_tokens(struct ig_json_value root, long *n, struct ig_sim_reques
 }
 
 /* A chat prompt as a chat template lays it out: per message a start
- * marker, the role, a separator, the content and an end marker; then the
- * opening of the assistant's turn. */
+ * marker, the role, a separator, the content and an end marker; then,
+ * with add_generation_prompt (reply), the opening of the assistant's
+ * turn; with continue_final_message (open_last), the last message left
+ * without its end marker for the answer to go on with. */
 static int messages_tokens(struct ig_json_value msgs, long *out, struct ig_sim_request *r,
-			   bool reply)
+			   bool reply, bool open_last)
 {
-	struct ig_json_value m, role, content;
+	struct ig_json_value m, next, role, content;
 	size_t pos = 0;
 	long n = *out, count = 0;
 	int rc = 0;
-	while (rc == 0 && ig_json_array_next(msgs, &pos, &m) == 1) {
+	bool more = ig_json_array_next(msgs, &pos, &m) == 1;
+	while (rc == 0 && more) {
 		if (m.type != IG_JSON_OBJECT || ig_json_get(m, "role", &role) < 0 ||
 		    role.type != IG_JSON_STRING)
 			return -1;
 		if (ig_json_get(m, "content", &content) < 0)
 			content.type = IG_JSON_INVALID;
-		rc = push_turn(r, role, "?", content, &n);
+		more = ig_json_array_next(msgs, &pos, &next) == 1;
+		rc = push_open_turn(r, role, "?", content, &n, open_last && !more);
 		count++;
+		m = next;
 	}
 	*out = n + (reply ? reply_open(r) : 0);
 	return rc == 0 && count ? 0 : -1;
+}
+
+/* Chat's add_generation_prompt (default true) and continue_final_message,
+ * which vLLM's request model refuses together. */
+static int read_template_switches(struct ig_json_value root, bool *gen, bool *cont,
+				  struct ig_sim_error *e)
+{
+	*gen = true;
+	*cont = false;
+	if (opt_bool(root, "add_generation_prompt", gen) < 0)
+		return invalid(e, "add_generation_prompt",
+			       "'add_generation_prompt' must be a boolean.");
+	if (opt_bool(root, "continue_final_message", cont) < 0)
+		return invalid(e, "continue_final_message",
+			       "'continue_final_message' must be a boolean.");
+	if (*gen && *cont)
+		return invalid(e, NULL,
+			       "Cannot set both `continue_final_message` and "
+			       "`add_generation_prompt` to True.");
+	return 0;
+}
+
+/* The modality of a content part a text-only model cannot take (images,
+ * audio, video), or NULL for text and the like. */
+static const char *media_modality(struct ig_json_value part)
+{
+	static const struct {
+		const char *type, *modality;
+	} media[] = {
+	    {"image_url", "image"},   {"image_embeds", "image"}, {"image_pil", "image"},
+	    {"input_image", "image"}, {"input_audio", "audio"},	 {"audio_url", "audio"},
+	    {"video_url", "video"},
+	};
+	struct ig_json_value type;
+	if (part.type != IG_JSON_OBJECT || ig_json_get(part, "type", &type) < 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof media / sizeof media[0]; i++)
+		if (ig_json_string_eq(type, media[i].type))
+			return media[i].modality;
+	return NULL;
+}
+
+/* The Hugging Face model_type of the --model name, as vLLM 0.8 names it
+ * when a text-only model is handed media; Qwen2 (the seed's) otherwise. */
+static const char *model_type(const char *model)
+{
+	static const char *const types[][2] = {
+	    {"qwen3", "qwen3"},	    {"qwen", "qwen2"},	{"llama", "llama"},
+	    {"mistral", "mistral"}, {"gemma", "gemma"}, {"phi", "phi3"},
+	};
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+		if (strcasestr(model, types[i][0]))
+			return types[i][1];
+	return "qwen2";
+}
+
+/* Media in a chat (vllm-api.md §2: a 400 on a text-only model, which the
+ * simulator's model is), in each release's words. */
+static int check_media(const struct ig_sim_config *c, struct ig_json_value msgs,
+		       struct ig_sim_error *e)
+{
+	struct ig_json_value m, content, part;
+	size_t pos = 0;
+	while (ig_json_array_next(msgs, &pos, &m) == 1) {
+		size_t at = 0;
+		if (ig_json_get(m, "content", &content) < 0 || content.type != IG_JSON_ARRAY)
+			continue;
+		while (ig_json_array_next(content, &at, &part) == 1) {
+			const char *modality = media_modality(part);
+			if (!modality)
+				continue;
+			if (c->version == IG_SIM_V_0_8)
+				return reject(e, 400, "BadRequestError", NULL,
+					      "Unknown %s model type: %s", modality,
+					      model_type(c->model));
+			return reject(e, 400, "BadRequestError", NULL,
+				      "%s is not a multimodal model None", c->model);
+		}
+	}
+	return 0;
 }
 
 /* ---- fields ---------------------------------------------------------------------------- */
@@ -954,20 +1047,25 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 	return read_max_tokens(root, "max_tokens", asked, e);
 }
 
-static int read_chat(struct ig_json_value root, struct ig_sim_request *r, int64_t *asked,
-		     struct ig_sim_error *e)
+static int read_chat(const struct ig_sim_config *c, struct ig_json_value root,
+		     struct ig_sim_request *r, int64_t *asked, struct ig_sim_error *e)
 {
 	struct ig_json_value msgs;
+	bool gen, cont;
 	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0 ||
-	    read_priority(root, r, e) < 0 || read_stop(root, r, e) < 0)
+	    read_priority(root, r, e) < 0 || read_stop(root, r, e) < 0 ||
+	    read_template_switches(root, &gen, &cont, e) < 0)
 		return -1;
 	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
 		return invalid(e, "messages", "Field required: 'messages'.");
 	if (tools_tokens(root, &r->prompt_tokens, r) < 0)
 		return invalid(e, "tools", "'tools' must be a list.");
-	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &r->prompt_tokens, r, true) < 0)
+	if (msgs.type != IG_JSON_ARRAY ||
+	    messages_tokens(msgs, &r->prompt_tokens, r, gen, cont) < 0)
 		return invalid(e, "messages",
 			       "'messages' must be a non-empty list of {role, content}.");
+	if (check_media(c, msgs, e) < 0)
+		return -1;
 	r->prompt_key = msgs.raw;
 	/* max_completion_tokens wins over the deprecated max_tokens. */
 	if (read_max_tokens(root, "max_tokens", asked, e) < 0 ||
@@ -1638,7 +1736,7 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 			return -1;
 		return read_structured(root, r, e) < 0 ? -1 : no_lp_with_structure(r, e);
 	case IG_SIM_CHAT:
-		if (read_chat(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
+		if (read_chat(c, root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
 		    read_logit_bias(root, e) < 0 || read_truncation(c, root, r, e) < 0 ||
 		    read_structured(root, r, e) < 0 || read_tool_choice(c, root, false, r, e) < 0)
 			return -1;
@@ -1726,21 +1824,14 @@ static int parse_tokenize(const struct ig_sim_config *c, const char *body, size_
 	out->texts = texts;
 	bool has_msgs = ig_json_get(root, "messages", &msgs) == 0 && msgs.type != IG_JSON_NULL;
 	if (has_msgs) {
-		bool gen = true, cont = false;
-		if (opt_bool(root, "add_generation_prompt", &gen) < 0 ||
-		    opt_bool(root, "continue_final_message", &cont) < 0)
-			return invalid(err, NULL,
-				       "'add_generation_prompt' and 'continue_final_message' "
-				       "must be booleans.");
-		if (gen && cont)
-			return invalid(err, NULL,
-				       "Cannot set both `continue_final_message` and "
-				       "`add_generation_prompt` to True.");
+		bool gen, cont;
+		if (read_template_switches(root, &gen, &cont, err) < 0)
+			return -1;
 		out->kind = IG_SIM_CHAT;
 		if (tools_tokens(root, &out->prompt_tokens, out) < 0)
 			return invalid(err, "tools", "'tools' must be a list.");
 		if (msgs.type != IG_JSON_ARRAY ||
-		    messages_tokens(msgs, &out->prompt_tokens, out, gen) < 0)
+		    messages_tokens(msgs, &out->prompt_tokens, out, gen, cont) < 0)
 			return invalid(err, "messages",
 				       "'messages' must be a non-empty list of {role, content}.");
 	} else {

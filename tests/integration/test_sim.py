@@ -1822,3 +1822,53 @@ def test_best_of(procs):
     assert status == 400 and e["error"]["message"].startswith("best_of must be greater")
     assert post_json(new, "/v1/completions", dict(body, best_of=1))[0] == 200
     assert post_json(new, "/v1/completions", dict(body, best_of=None))[0] == 200
+
+
+def test_chat_template_switches_and_media(procs):
+    """Chat's add_generation_prompt and continue_final_message: both true is
+    vLLM's 400 (as on /tokenize); without the generation prompt the prompt
+    has no opening of the reply, and continuing the final message leaves it
+    open (the token counts follow). A non-text content part (image_url,
+    input_audio, ...) on a text-only model is a 400 (vllm-api.md §2)."""
+    msgs = [{"role": "user", "content": "hi there"},
+            {"role": "assistant", "content": "Once upon"}]
+    for version in ("0.8", "latest"):
+        _, base = start_sim(procs, "--vllm-version", version)
+
+        def err(body):
+            status, e = post_json(base, "/v1/chat/completions", body)
+            assert status == 400, (body, e)
+            return e if version == "0.8" else e["error"]
+
+        e = err({"messages": msgs, "continue_final_message": True})
+        assert e["message"] == ("Cannot set both `continue_final_message` and "
+                                "`add_generation_prompt` to True.")
+        base_len = 2 + 2 + 2 * 4  # two turns of two words
+        for extra, want in (({}, base_len + 3),
+                            ({"add_generation_prompt": False}, base_len),
+                            ({"add_generation_prompt": False, "continue_final_message": True},
+                             base_len - 1)):
+            status, r = post_json(base, "/v1/chat/completions",
+                                  dict(extra, messages=msgs, max_tokens=1))
+            assert status == 200 and r["usage"]["prompt_tokens"] == want, (extra, r)
+            status, t = post_json(base, "/tokenize", dict(extra, messages=msgs))
+            assert status == 200 and t["count"] == want, (extra, t)
+        for part, modality in (({"type": "image_url", "image_url": {"url": "http://x/a.png"}},
+                                "image"),
+                               ({"type": "input_audio", "input_audio": {"data": "AAAA",
+                                                                        "format": "wav"}},
+                                "audio"),
+                               ({"type": "video_url", "video_url": {"url": "http://x/v.mp4"}},
+                                "video")):
+            e = err({"messages": [{"role": "user", "content": [
+                {"type": "text", "text": "what is this?"}, part]}]})
+            if version == "0.8":
+                assert e["message"] == "Unknown %s model type: qwen2" % modality
+                assert e["type"] == "BadRequestError"
+            else:
+                assert e["message"] == \
+                    "Qwen/Qwen2.5-1.5B-Instruct is not a multimodal model None"
+        # Text parts alone are fine.
+        status, _ = post_json(base, "/v1/chat/completions", {"messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]}], "max_tokens": 1})
+        assert status == 200

@@ -821,10 +821,18 @@ static void test_request_chat(void **state)
 	struct ig_sim_error e;
 	request_config(&c);
 
-	/* Without max_tokens a chat answer may fill the context. */
+	/* A text-only model takes no image. */
 	const char *body = "{\"messages\":[{\"role\":\"system\",\"content\":null},"
 			   "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi "
 			   "there\"},{\"type\":\"image_url\"}]}],\"ignore_eos\":true}";
+	assert_int_equal(parse_req(&c, IG_SIM_CHAT, body, &r, &e), -1);
+	assert_string_equal(e.msg, "base is not a multimodal model None");
+	ig_sim_request_free(&r);
+
+	/* Without max_tokens a chat answer may fill the context. */
+	body = "{\"messages\":[{\"role\":\"system\",\"content\":null},"
+	       "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi "
+	       "there\"}]}],\"ignore_eos\":true}";
 	assert_int_equal(parse_req(&c, IG_SIM_CHAT, body, &r, &e), 0);
 	long want = 2 + 2 * IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
 	assert_int_equal(r.prompt_tokens, want);
