@@ -147,12 +147,37 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	};
 }
 
+/* A chat stream's opening, before the first content of any choice: the
+ * role chunk of every choice, in index order, as vLLM's first iteration
+ * sends them. */
+static int chat_opening(struct sim_req *r, struct ig_buf *b)
+{
+	struct sim_req *lead = r->lead ? r->lead : r;
+	struct ig_sim_resp resp;
+	if (lead->opened)
+		return 0;
+	lead->opened = true;
+	for (int i = 0; i < nchoices_of(lead); i++) {
+		const struct sim_req *c = choice_of(lead, i);
+		if (c->hidden)
+			continue;
+		resp_of(c, &resp, (struct ig_str){0});
+		if (ig_sim_render_role_chunk(b, &resp) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Writes one token's SSE event(s) carrying `text`. Returns
  * ig_http_write's result. */
 static int stream_token(struct sim_req *r, struct ig_str text)
 {
 	struct ig_buf b = {0}, echoed = {0};
 	struct ig_sim_resp resp;
+	if (r->kind == IG_SIM_CHAT && chat_opening(r, &b) < 0) {
+		ig_buf_free(&b);
+		return -1;
+	}
 	/* echo: the prompt goes out with the first token, as vLLM sends it. */
 	if (r->echo_text && r->seq.generated == 1) {
 		if (answer_text(r, text, &echoed) < 0) {
@@ -166,6 +191,7 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 		resp.lp_prompt = (struct ig_str){0};
 	resp.lp_pos0 = r->seq.generated - 1;
 	resp.lp_off0 = r->echo_len + r->lp_textlen;
+	resp.role_sent = true;
 	int rc = ig_sim_render_token(&b, &resp, &r->seq_no);
 	if (rc == 0)
 		rc = ig_http_write(r->ex, b.ptr, b.len);

@@ -915,7 +915,7 @@ int ig_sim_render_token(struct ig_buf *out, const struct ig_sim_resp *r, long *s
 	switch (r->kind) {
 	case IG_SIM_COMPLETION:
 	case IG_SIM_CHAT:
-		if (r->kind == IG_SIM_CHAT && r->first)
+		if (r->kind == IG_SIM_CHAT && r->first && !r->role_sent)
 			rc |= ig_sim_render_role_chunk(out, r);
 		rc |= ig_sim_render_chunk(out, r);
 		if (r->finish && !r->more_choices && r->include_usage)

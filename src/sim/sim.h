@@ -249,6 +249,9 @@ struct ig_sim_resp {
 	 * usage so far on every chunk. cached_details: usage carries
 	 * prompt_tokens_details.cached_tokens (cached_tokens, when above 0). */
 	bool first, include_usage, continuous_usage, cached_details;
+	/* Chat streams: the role chunk of this choice went out already (the
+	 * engine sends every choice's first, before any content). */
+	bool role_sent;
 	/* Responses: the whole answer so far (the done events repeat it), the
 	 * output message's id, the prompt tokens the prefix cache held, the
 	 * answer's token limit and the request's echoed fields (NULL: all

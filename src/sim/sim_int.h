@@ -96,6 +96,9 @@ struct sim_req {
 	 * whole_stream: a stream that goes out as one event with the whole
 	 * body, then [DONE]. */
 	bool hidden, whole_stream;
+	/* A chat stream's opening (every choice's role chunk) went out: set
+	 * on the lead, or on the request itself for n = 1. */
+	bool opened;
 	long prompt_sum; /* the lead's: prompt tokens of every prompt, once */
 	bool done;	 /* out of the engine (released) */
 };

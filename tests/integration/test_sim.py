@@ -1872,3 +1872,16 @@ def test_chat_template_switches_and_media(procs):
         status, _ = post_json(base, "/v1/chat/completions", {"messages": [
             {"role": "user", "content": [{"type": "text", "text": "hi"}]}], "max_tokens": 1})
         assert status == 200
+
+
+def test_chat_stream_roles_first(procs):
+    """A chat stream of n choices opens with every choice's role chunk, in
+    index order, before any content, as vLLM's first iteration sends them."""
+    _, base = start_sim(procs)
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "n": 3,
+            "stream": True, "seed": 1}
+    events = data_events(base, "/v1/chat/completions", body)
+    deltas = [(e["choices"][0]["index"], e["choices"][0]["delta"]) for e in events]
+    assert deltas[:3] == [(i, {"role": "assistant", "content": ""}) for i in range(3)], deltas
+    assert all("role" not in d for _, d in deltas[3:])
+    assert len(deltas) == 3 + 3 * 3
