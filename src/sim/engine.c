@@ -31,6 +31,7 @@ void ig_sim_req_free(struct sim_req *r)
 	free(r->choices);
 	free(r->id);
 	free(r->model);
+	free(r->role);
 	free(r->adapter);
 	free(r->hashes);
 	free(r->seq.blocks);
@@ -141,6 +142,7 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .dims = r->dims,
 	    .base64 = r->base64,
 	    .embed_seed = r->adapter ? ig_sim_token_id(r->adapter) : 0,
+	    .role = r->role ? ig_str_from(r->role) : (struct ig_str){0},
 	    .tool_mode = r->tool_mode,
 	    .tool_name = r->tool_name ? ig_str_from(r->tool_name) : (struct ig_str){0},
 	    .tool_id = r->tool_id ? ig_str_from(r->tool_id) : (struct ig_str){0},
@@ -148,7 +150,8 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 }
 
 /* A chat stream's opening, before the first content of any choice: the
- * role chunk of every choice, in index order, as vLLM's first iteration
+ * role chunk of every choice, in index order, then with `echo` each
+ * choice's echoed text as a chunk of its own, as vLLM's first iteration
  * sends them. */
 static int chat_opening(struct sim_req *r, struct ig_buf *b)
 {
@@ -159,10 +162,19 @@ static int chat_opening(struct sim_req *r, struct ig_buf *b)
 	lead->opened = true;
 	for (int i = 0; i < nchoices_of(lead); i++) {
 		const struct sim_req *c = choice_of(lead, i);
-		if (c->hidden)
-			continue;
 		resp_of(c, &resp, (struct ig_str){0});
-		if (ig_sim_render_role_chunk(b, &resp) < 0)
+		if (!c->hidden && ig_sim_render_role_chunk(b, &resp) < 0)
+			return -1;
+	}
+	for (int i = 0; i < nchoices_of(lead); i++) {
+		const struct sim_req *c = choice_of(lead, i);
+		if (c->hidden || !c->echo_text)
+			continue;
+		resp_of(c, &resp, (struct ig_str){c->echo_text, c->echo_len});
+		resp.finish = NULL;
+		resp.logprobs = false;
+		resp.completion_tokens = 0;
+		if (ig_sim_render_chunk(b, &resp) < 0)
 			return -1;
 	}
 	return 0;
@@ -178,8 +190,9 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 		ig_buf_free(&b);
 		return -1;
 	}
-	/* echo: the prompt goes out with the first token, as vLLM sends it. */
-	if (r->echo_text && r->seq.generated == 1) {
+	/* echo: the prompt goes out with a completion's first token, as vLLM
+	 * sends it (chat's went out in the opening). */
+	if (r->echo_text && r->seq.generated == 1 && r->kind == IG_SIM_COMPLETION) {
 		if (answer_text(r, text, &echoed) < 0) {
 			ig_buf_free(&echoed);
 			return -1;

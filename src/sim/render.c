@@ -270,6 +270,15 @@ static const char *object_name(const struct ig_sim_resp *r, bool chunk)
 	return chunk ? "chat.completion.chunk" : "chat.completion";
 }
 
+/* A chat answer's role: the assistant's, unless the request continued
+ * another's turn (add_generation_prompt false). */
+static int put_role(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	if (!r->role.len)
+		return ig_buf_append_cstr(b, "\"assistant\"");
+	return ig_json_write_string(b, r->role.ptr, r->role.len);
+}
+
 /* One choice object of a body sent whole. */
 static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 {
@@ -291,7 +300,9 @@ static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
 		rc |= ig_buf_append_cstr(out, "}}]}");
 	} else {
-		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":\"assistant\",\"content\":");
+		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":");
+		rc |= put_role(out, c);
+		rc |= ig_buf_append_cstr(out, ",\"content\":");
 		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
 		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[]}");
 	}
@@ -381,10 +392,10 @@ int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 {
 	int rc = ig_buf_append_cstr(out, "data: ");
 	rc |= put_head(out, r, object_name(r, true));
-	rc |= ig_buf_printf(out,
-			    ",\"choices\":[{\"index\":%d,\"delta\":{\"role\":\"assistant\","
-			    "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]",
-			    r->index);
+	rc |= ig_buf_printf(out, ",\"choices\":[{\"index\":%d,\"delta\":{\"role\":", r->index);
+	rc |= put_role(out, r);
+	rc |= ig_buf_append_cstr(out,
+				 ",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]");
 	if (r->continuous_usage) { /* before any token */
 		struct ig_sim_resp none = *r;
 		none.completion_tokens = 0;

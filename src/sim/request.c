@@ -1047,6 +1047,54 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 	return read_max_tokens(root, "max_tokens", asked, e);
 }
 
+/* A chat content value's text as vLLM's conversation holds it: a string
+ * as it is, text parts joined with newlines, anything else nothing. */
+static int content_text(struct ig_json_value content, struct ig_buf *out)
+{
+	struct ig_json_value part, type, text;
+	size_t pos = 0;
+	bool first = true;
+	if (content.type == IG_JSON_STRING)
+		return ig_json_string(content, out);
+	while (content.type == IG_JSON_ARRAY && ig_json_array_next(content, &pos, &part) == 1) {
+		if (ig_json_get(part, "type", &type) < 0 || !ig_json_string_eq(type, "text") ||
+		    ig_json_get(part, "text", &text) < 0 || text.type != IG_JSON_STRING)
+			continue;
+		if ((!first && ig_buf_append_cstr(out, "\n") < 0) || ig_json_string(text, out) < 0)
+			return -1;
+		first = false;
+	}
+	return 0;
+}
+
+/* The answer's role (the assistant's, or without add_generation_prompt
+ * the last message's) and chat's `echo`: when the last message has that
+ * role, its text comes first in the answer (vLLM prepends it). */
+static int read_chat_echo(struct ig_json_value root, struct ig_json_value msgs, bool gen,
+			  struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	struct ig_json_value m, last = {0}, role, content;
+	size_t pos = 0;
+	bool echo = false;
+	if (opt_bool(root, "echo", &echo) < 0)
+		return invalid(e, "echo", "'echo' must be a boolean.");
+	while (ig_json_array_next(msgs, &pos, &m) == 1)
+		last = m;
+	ig_buf_init(&r->role, 4096);
+	if (ig_json_get(last, "role", &role) < 0)
+		return 0;
+	if (!gen && ig_json_string(role, &r->role) < 0)
+		return bad_request(e, "messages", "A message's role is too long.");
+	if (!echo || (gen && !ig_json_string_eq(role, "assistant")) ||
+	    ig_json_get(last, "content", &content) < 0)
+		return 0;
+	ig_buf_init(&r->echo_text, (size_t)1 << 28);
+	if (content_text(content, &r->echo_text) < 0)
+		return bad_request(e, "messages", "The last message is too long to echo.");
+	r->echo_prompt = r->echo_text.len > 0;
+	return 0;
+}
+
 static int read_chat(const struct ig_sim_config *c, struct ig_json_value root,
 		     struct ig_sim_request *r, int64_t *asked, struct ig_sim_error *e)
 {
@@ -1064,7 +1112,7 @@ static int read_chat(const struct ig_sim_config *c, struct ig_json_value root,
 	    messages_tokens(msgs, &r->prompt_tokens, r, gen, cont) < 0)
 		return invalid(e, "messages",
 			       "'messages' must be a non-empty list of {role, content}.");
-	if (check_media(c, msgs, e) < 0)
+	if (check_media(c, msgs, e) < 0 || read_chat_echo(root, msgs, gen, r, e) < 0)
 		return -1;
 	r->prompt_key = msgs.raw;
 	/* max_completion_tokens wins over the deprecated max_tokens. */
@@ -1740,6 +1788,9 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 		    read_logit_bias(root, e) < 0 || read_truncation(c, root, r, e) < 0 ||
 		    read_structured(root, r, e) < 0 || read_tool_choice(c, root, false, r, e) < 0)
 			return -1;
+		/* A tool call's text is its arguments: nothing is echoed before. */
+		if (r->tool_mode != IG_SIM_TOOL_NONE)
+			r->echo_prompt = false;
 		return no_lp_with_structure(r, e);
 	case IG_SIM_RESPONSES:
 		if (read_responses(root, r, asked, e) < 0)
@@ -1912,6 +1963,7 @@ void ig_sim_request_free(struct ig_sim_request *r)
 	ig_buf_free(&r->spec_buf);
 	ig_buf_free(&r->stop);
 	ig_buf_free(&r->echo_text);
+	ig_buf_free(&r->role);
 	ig_buf_free(&r->model);
 	ig_buf_free(&r->ids);
 	ig_buf_free(&r->prompt_texts);

@@ -267,6 +267,8 @@ struct ig_sim_resp {
 	long dims;
 	bool base64;
 	uint64_t embed_seed;
+	/* Chat: the answer's role (empty: "assistant"). */
+	struct ig_str role;
 	/* Chat: a call of tool_name (id tool_id) whose arguments are the text,
 	 * instead of content, unless tool_mode is IG_SIM_TOOL_NONE. */
 	enum ig_sim_tool_mode tool_mode;
@@ -399,6 +401,9 @@ struct ig_sim_request {
 	 * starts with (a prompt of token ids reads as their words). */
 	bool echo_prompt;
 	struct ig_buf echo_text;
+	/* Chat without add_generation_prompt: the answer's role, the last
+	 * message's (empty: the assistant's). */
+	struct ig_buf role;
 	/* echo with max_tokens 0: the prompt alone (vLLM runs one step and
 	 * shows nothing of it). */
 	bool echo_only;

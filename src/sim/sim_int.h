@@ -34,6 +34,7 @@ struct sim_req {
 	char *id; /* "cmpl-...", "chatcmpl-...", "resp_...", "msg_...", "embd-..." */
 	int64_t created;
 	char *model;	    /* the name answered with */
+	char *role;	    /* chat: the answer's role; NULL: "assistant" */
 	char *adapter;	    /* NULL for the base model */
 	uint64_t *hashes;   /* prompt block hashes, seq.hashes points here */
 	const char *finish; /* reason given when the target is reached */

@@ -238,6 +238,8 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		if (!r->item_id || ig_sim_echo_compact(&p->echo, &r->echo_store, &r->echo) < 0)
 			return -1;
 	}
+	if (p->role.len && !(r->role = ig_str_dup(ig_buf_str(&p->role))))
+		return -1;
 	if (p->echo_prompt) {
 		if (!(r->echo_text = malloc(p->echo_text.len + 1)))
 			return -1;

@@ -1885,3 +1885,42 @@ def test_chat_stream_roles_first(procs):
     assert deltas[:3] == [(i, {"role": "assistant", "content": ""}) for i in range(3)], deltas
     assert all("role" not in d for _, d in deltas[3:])
     assert len(deltas) == 3 + 3 * 3
+
+
+def test_chat_echo(procs):
+    """Chat's echo: when the last message has the role of the answer (the
+    assistant's, or with add_generation_prompt false the last message's
+    own), its text comes first, as vLLM prepends it: in the message's
+    content, or streamed as one chunk per choice right after the role
+    chunks. continue_final_message thus answers the whole assistant turn."""
+    _, base = start_sim(procs)
+    msgs = [{"role": "user", "content": "tell me a story"},
+            {"role": "assistant", "content": "Once upon"}]
+    body = {"messages": msgs, "max_tokens": 5, "temperature": 0,
+            "add_generation_prompt": False, "continue_final_message": True}
+    status, plain = post_json(base, "/v1/chat/completions", body)
+    answer = plain["choices"][0]["message"]["content"]
+    status, r = post_json(base, "/v1/chat/completions", dict(body, echo=True))
+    assert status == 200
+    assert r["choices"][0]["message"] == dict(plain["choices"][0]["message"],
+                                              content="Once upon" + answer)
+    assert r["usage"] == plain["usage"]
+    events = data_events(base, "/v1/chat/completions", dict(body, echo=True, stream=True, n=2))
+    deltas = [(e["choices"][0]["index"], e["choices"][0]["delta"]) for e in events]
+    assert deltas[:4] == [(0, {"role": "assistant", "content": ""}),
+                          (1, {"role": "assistant", "content": ""}),
+                          (0, {"content": "Once upon"}), (1, {"content": "Once upon"})], deltas
+    assert all(e["choices"][0]["logprobs"] is None for e in events[2:4])
+    assert "".join(d.get("content", "") for i, d in deltas if i == 0) == "Once upon" + answer
+    # The last message is not the answer's role: nothing to echo.
+    status, r = post_json(base, "/v1/chat/completions",
+                          {"messages": msgs[:1], "max_tokens": 3, "echo": True,
+                           "temperature": 0})
+    assert not r["choices"][0]["message"]["content"].startswith("tell")
+    # Without the generation prompt the answer has the last message's role.
+    status, r = post_json(base, "/v1/chat/completions",
+                          {"messages": [{"role": "user", "content": [
+                              {"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+                           "max_tokens": 3, "echo": True, "add_generation_prompt": False})
+    m = r["choices"][0]["message"]
+    assert m["role"] == "user" and m["content"].startswith("a\nb"), m
