@@ -361,7 +361,7 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 		return 0;
 	/* A structured answer was written beforehand: its next token. */
 	struct ig_str word;
-	if (r->echo_only) {
+	if (r->echo_only || (r->eos && q->generated == q->target)) {
 		word = (struct ig_str){"", 0};
 	} else if (r->pieces) {
 		word = r->pieces[r->next_piece < r->npieces ? r->next_piece++ : r->npieces - 1];

@@ -70,6 +70,9 @@ struct sim_req {
 	char *prompt_lp; /* prompt_logprobs as JSON text; NULL: null */
 	size_t prompt_lp_len;
 	bool echo_only; /* max_tokens 0: the step's token is not shown */
+	/* The answer's last token (its target) is the end of sequence: it
+	 * counts but has no text. */
+	bool eos;
 	/* Structured outputs: the answer written beforehand (script), handed
 	 * out one token (a span of it) a step. */
 	struct ig_buf script;

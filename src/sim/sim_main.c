@@ -345,13 +345,18 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	/* Completions run to max_tokens (the seed's answer ends on "length");
 	 * a chat-like answer (chat, Responses, Messages) ends on its own at a
 	 * point fixed by its seed; an embedding is done when its prompt is. */
+	/* Chat and completions end on their own with the end-of-sequence
+	 * token, one more token without text (vllm-api.md §1.3, §2); it needs
+	 * room under max_tokens, else the answer ends on "length". */
+	long eos = p->kind == IG_SIM_CHAT || p->kind == IG_SIM_COMPLETION ? 1 : 0;
 	if (p->kind != IG_SIM_COMPLETION && p->kind != IG_SIM_EMBEDDINGS && !p->ignore_eos) {
 		long natural = ig_sim_natural_len(text_seed);
 		if (natural < p->min_tokens)
 			natural = (long)p->min_tokens;
-		if (natural <= max_tokens) {
-			r->seq.target = natural;
+		if (natural + eos <= max_tokens) {
+			r->seq.target = natural + eos;
 			r->finish = "stop";
+			r->eos = eos;
 		}
 	}
 	/* A structured answer ends where its value does (vLLM's grammar then
@@ -361,9 +366,11 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 			fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 			goto fail;
 		}
-		r->seq.target = r->npieces < max_tokens ? r->npieces : max_tokens;
+		bool whole = r->npieces + eos <= max_tokens;
+		r->seq.target = whole ? r->npieces + eos : max_tokens;
+		r->eos = whole && eos;
 		/* vLLM: a named tool's call ends on "stop", others on "tool_calls". */
-		r->finish = r->npieces > max_tokens		? "length"
+		r->finish = !whole				? "length"
 			    : p->tool_mode == IG_SIM_TOOL_NAMED ? "stop"
 								: "tool_calls";
 	} else if (p->structured != IG_SIM_FREE) {
@@ -371,8 +378,10 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 			fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 			goto fail;
 		}
-		r->seq.target = r->npieces < max_tokens ? r->npieces : max_tokens;
-		r->finish = r->npieces <= max_tokens ? "stop" : "length";
+		bool whole = r->npieces + eos <= max_tokens;
+		r->seq.target = whole ? r->npieces + eos : max_tokens;
+		r->eos = whole && eos;
+		r->finish = whole ? "stop" : "length";
 	}
 	return r;
 fail:

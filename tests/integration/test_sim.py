@@ -191,7 +191,9 @@ def test_streaming_chat(procs):
     assert content[-1]["choices"][0]["finish_reason"] == "stop"
     text = "".join(c["choices"][0]["delta"]["content"] for c in content)
     u = usage["usage"]
-    assert u["completion_tokens"] == len(content) == len(text.split())
+    # The last chunk is the end-of-sequence token's: no text, counted.
+    assert u["completion_tokens"] == len(content) == len(text.split()) + 1
+    assert content[-1]["choices"][0]["delta"] == {"content": ""}
     # "Be brief." is 3 tokens and "Say hi" 2, plus 4 per message and 3 for
     # the prompt that opens the reply.
     assert u["prompt_tokens"] == 3 + 2 + 2 * 4 + 3
@@ -922,7 +924,8 @@ def test_min_tokens(procs):
     natural = r["usage"]["completion_tokens"]
     assert r["choices"][0]["finish_reason"] == "stop" and natural < 100
     status, r = post_json(base, "/v1/chat/completions", dict(chat, min_tokens=natural + 20))
-    assert status == 200 and r["usage"]["completion_tokens"] == natural + 20
+    # min_tokens words, then the end of sequence.
+    assert status == 200 and r["usage"]["completion_tokens"] == natural + 20 + 1
     assert r["choices"][0]["finish_reason"] == "stop"
     body = {"prompt": "tell me", "max_tokens": 30, "temperature": 0}
     status, r = post_json(base, "/v1/completions", body)
@@ -1176,18 +1179,19 @@ def test_structured_outputs(procs):
     text = "".join(p["choices"][0]["delta"].get("content", "")
                    for p in payloads if p["choices"])
     check_review(json.loads(text))
-    assert payloads[-1]["usage"]["completion_tokens"] == len(
+    # Every token with text, then the end of sequence.
+    assert payloads[-1]["usage"]["completion_tokens"] == 1 + len(
         [p for p in payloads if p["choices"] and p["choices"][0]["delta"].get("content")])
     # json_object: some object.
     status, r = post_json(base, "/v1/chat/completions",
                           dict(chat, response_format={"type": "json_object"}))
     assert isinstance(json.loads(r["choices"][0]["message"]["content"]), dict)
-    # A choice, one token here; completions too.
+    # A choice, one token here and the end of sequence; completions too.
     seen = set()
     for seed in range(12):
         status, r = post_json(base, "/v1/completions",
                               {"prompt": "x", "seed": seed, "guided_choice": ["yes", "no"]})
-        assert r["choices"][0]["finish_reason"] == "stop" and r["usage"]["completion_tokens"] == 1
+        assert r["choices"][0]["finish_reason"] == "stop" and r["usage"]["completion_tokens"] == 2
         seen.add(r["choices"][0]["text"])
     assert seen == {"yes", "no"}
     # Cut short by max_tokens: the tokens asked for, finish "length".
@@ -1924,3 +1928,41 @@ def test_chat_echo(procs):
                            "max_tokens": 3, "echo": True, "add_generation_prompt": False})
     m = r["choices"][0]["message"]
     assert m["role"] == "user" and m["content"].startswith("a\nb"), m
+
+
+def test_eos_ends_with_an_empty_chunk(procs):
+    """An answer that ends on its own ends on the end-of-sequence token: it
+    counts in completion_tokens but has no text, so a stream's last chunk
+    carries empty content (text) and finish_reason "stop" (vllm-api.md
+    §1.3, §2). So does a structured answer, whose grammar allows only the
+    EOS once the value is whole; when max_tokens leaves no room for it the
+    answer ends on "length"."""
+    _, base = start_sim(procs)
+    chat = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+    status, r = post_json(base, "/v1/chat/completions", chat)
+    words = len(r["choices"][0]["message"]["content"].split())
+    assert r["choices"][0]["finish_reason"] == "stop"
+    assert r["usage"]["completion_tokens"] == words + 1
+    events = data_events(base, "/v1/chat/completions", dict(chat, stream=True))
+    last = events[-1]["choices"][0]
+    assert last["delta"] == {"content": ""} and last["finish_reason"] == "stop", events[-1]
+    assert last["stop_reason"] is None
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events) == \
+        r["choices"][0]["message"]["content"]
+    # max_tokens exactly the words: no room for the EOS, "length".
+    status, r2 = post_json(base, "/v1/chat/completions", dict(chat, max_tokens=words))
+    assert r2["choices"][0]["finish_reason"] == "length"
+    assert r2["usage"]["completion_tokens"] == words
+    assert r2["choices"][0]["message"]["content"] == r["choices"][0]["message"]["content"]
+    # A completion with a structured answer: the same.
+    comp = {"prompt": "pick", "guided_choice": ["alpha", "beta"], "temperature": 0,
+            "max_tokens": 10}
+    status, r = post_json(base, "/v1/completions", comp)
+    text = r["choices"][0]["text"]
+    assert text in ("alpha", "beta") and r["choices"][0]["finish_reason"] == "stop"
+    assert r["usage"]["completion_tokens"] == 2
+    events = data_events(base, "/v1/completions", dict(comp, stream=True))
+    assert [e["choices"][0]["text"] for e in events] == [text, ""]
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
+    status, r = post_json(base, "/v1/completions", dict(comp, max_tokens=1))
+    assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 1
