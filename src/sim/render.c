@@ -1162,29 +1162,46 @@ static int put_value(struct ig_buf *b, double v)
 	return ig_buf_printf(b, " %s\n", num);
 }
 
-/* name{model_name="m"} v */
-static int put_model_sample(struct ig_buf *b, const char *name, const char *model, double v)
+/* The labels of a model's series: V1 (the latest mode) adds the engine's
+ * index, engine="0" (one engine: no data parallelism), and
+ * prometheus_client writes them in alphabetical order (vllm-api.md §5.1). */
+struct labels {
+	const char *model;
+	bool engine;
+};
+
+/* {engine="0",<key>="<val>",model_name="m"}: key (may be NULL) sorts
+ * between engine and model_name for every label vLLM adds. */
+static int put_labels(struct ig_buf *b, const struct labels *l, const char *key, const char *val)
 {
-	int rc = ig_buf_printf(b, "vllm:%s{model_name=\"", name);
-	rc |= put_label_value(b, model);
-	rc |= ig_buf_append_cstr(b, "\"}");
-	rc |= put_value(b, v);
-	return rc;
+	int rc = ig_buf_append_cstr(b, l->engine ? "{engine=\"0\"," : "{");
+	if (key)
+		rc |= ig_buf_printf(b, "%s=\"%s\",", key, val);
+	rc |= ig_buf_append_cstr(b, "model_name=\"");
+	rc |= put_label_value(b, l->model);
+	return rc | ig_buf_append_cstr(b, "\"}");
 }
 
-static int put_gauge(struct ig_buf *b, const char *name, const char *help, const char *model,
+static int put_model_sample(struct ig_buf *b, const char *name, const struct labels *l, double v)
+{
+	int rc = ig_buf_printf(b, "vllm:%s", name);
+	rc |= put_labels(b, l, NULL, NULL);
+	return rc | put_value(b, v);
+}
+
+static int put_gauge(struct ig_buf *b, const char *name, const char *help, const struct labels *l,
 		     double v)
 {
-	return put_family(b, name, "gauge", help) | put_model_sample(b, name, model, v);
+	return put_family(b, name, "gauge", help) | put_model_sample(b, name, l, v);
 }
 
-static int put_counter(struct ig_buf *b, const char *name, const char *help, const char *model,
+static int put_counter(struct ig_buf *b, const char *name, const char *help, const struct labels *l,
 		       double v)
 {
-	return put_family(b, name, "counter", help) | put_model_sample(b, name, model, v);
+	return put_family(b, name, "counter", help) | put_model_sample(b, name, l, v);
 }
 
-static int put_hist(struct ig_buf *b, const char *name, const char *help, const char *model,
+static int put_hist(struct ig_buf *b, const char *name, const char *help, const struct labels *l,
 		    const struct ig_sim_hist *h, const double *bounds, size_t n)
 {
 	int rc = put_family(b, name, "histogram", help);
@@ -1193,18 +1210,15 @@ static int put_hist(struct ig_buf *b, const char *name, const char *help, const 
 	for (size_t i = 0; i <= n; i++) {
 		cum += h->counts[i];
 		ig_sim_fmt_float(le, sizeof le, i < n ? bounds[i] : INFINITY);
-		rc |= ig_buf_printf(b, "vllm:%s_bucket{le=\"%s\",model_name=\"", name, le);
-		rc |= put_label_value(b, model);
-		rc |= ig_buf_append_cstr(b, "\"}");
+		rc |= ig_buf_printf(b, "vllm:%s_bucket", name);
+		rc |= put_labels(b, l, "le", le);
 		rc |= put_value(b, (double)cum);
 	}
-	rc |= ig_buf_printf(b, "vllm:%s_count{model_name=\"", name);
-	rc |= put_label_value(b, model);
-	rc |= ig_buf_append_cstr(b, "\"}");
+	rc |= ig_buf_printf(b, "vllm:%s_count", name);
+	rc |= put_labels(b, l, NULL, NULL);
 	rc |= put_value(b, (double)h->count);
-	rc |= ig_buf_printf(b, "vllm:%s_sum{model_name=\"", name);
-	rc |= put_label_value(b, model);
-	rc |= ig_buf_append_cstr(b, "\"}");
+	rc |= ig_buf_printf(b, "vllm:%s_sum", name);
+	rc |= put_labels(b, l, NULL, NULL);
 	rc |= put_value(b, h->sum);
 	return rc;
 }
@@ -1230,7 +1244,7 @@ static int put_lora(struct ig_buf *b, const struct ig_sim_config *c, const struc
 static const char *const finish_names[IG_SIM_FIN_N] = {"stop", "length", "abort"};
 
 static int put_success(struct ig_buf *b, const struct ig_sim_config *c,
-		       const struct ig_sim_stats *s, const char *model)
+		       const struct ig_sim_stats *s, const struct labels *l)
 {
 	int rc = put_family(b, "request_success_total", "counter",
 			    "Count of successfully processed requests.");
@@ -1238,51 +1252,65 @@ static int put_success(struct ig_buf *b, const struct ig_sim_config *c,
 		/* V0 creates a series on first use; V1 creates them all up front. */
 		if (c->version == IG_SIM_V_0_8 && !s->success_seen[i])
 			continue;
-		rc |= ig_buf_printf(b,
-				    "vllm:request_success_total{finished_reason=\"%s\","
-				    "model_name=\"",
-				    finish_names[i]);
-		rc |= put_label_value(b, model);
-		rc |= ig_buf_append_cstr(b, "\"}");
+		rc |= ig_buf_append_cstr(b, "vllm:request_success_total");
+		rc |= put_labels(b, l, "finished_reason", finish_names[i]);
 		rc |= put_value(b, s->success[i]);
 	}
 	return rc;
 }
 
-/* V1 counts prefix-cache lookups in tokens; v0.9 dropped the gpu_ prefix.
- * The 0.8 flavour also carries V0's hit-rate gauge (-1 when off). */
+/* V1 counts prefix-cache lookups in tokens (named gpu_prefix_cache_* in
+ * 0.8, prefix_cache_* from 0.9); V0, which the 0.8 mode imitates (the
+ * seed's CPU engine), has no such counters, only its hit-rate gauges (-1
+ * when prefix caching is off; the CPU one has no blocks to hit). */
 static int put_prefix_cache(struct ig_buf *b, const struct ig_sim_config *c,
-			    const struct ig_sim_stats *s, const char *model)
+			    const struct ig_sim_stats *s, const struct labels *l)
 {
-	bool old = c->version == IG_SIM_V_0_8;
-	int rc =
-	    put_counter(b, old ? "gpu_prefix_cache_queries_total" : "prefix_cache_queries_total",
-			"Prefix cache queries, in terms of number of queried tokens.", model,
-			s->prefix_queries);
-	rc |= put_counter(b, old ? "gpu_prefix_cache_hits_total" : "prefix_cache_hits_total",
-			  "Prefix cache hits, in terms of number of cached tokens.", model,
-			  s->prefix_hits);
-	if (old) {
-		double rate = !c->enable_prefix_caching ? -1
-			      : s->prefix_queries > 0	? s->prefix_hits / s->prefix_queries
-							: 0;
-		rc |= put_gauge(b, "gpu_prefix_cache_hit_rate", "GPU prefix cache block hit rate.",
-				model, rate);
-	}
-	return rc;
+	if (c->version != IG_SIM_V_0_8)
+		return put_counter(b, "prefix_cache_queries_total",
+				   "Prefix cache queries, in terms of number of queried tokens.", l,
+				   s->prefix_queries) |
+		       put_counter(b, "prefix_cache_hits_total",
+				   "Prefix cache hits, in terms of number of cached tokens.", l,
+				   s->prefix_hits);
+	double rate = !c->enable_prefix_caching ? -1
+		      : s->prefix_queries > 0	? s->prefix_hits / s->prefix_queries
+						: 0;
+	return put_gauge(b, "cpu_prefix_cache_hit_rate", "CPU prefix cache block hit rate.", l,
+			 c->enable_prefix_caching ? 0 : -1) |
+	       put_gauge(b, "gpu_prefix_cache_hit_rate", "GPU prefix cache block hit rate.", l,
+			 rate);
 }
 
+/* Every CacheConfig field as a label, in alphabetical order: V0 on CPU
+ * (0.8) holds the CPU cache as its "GPU" blocks and no CPU blocks; V1
+ * (the latest) never sets num_cpu_blocks and adds the engine's index. */
 static int put_cache_config(struct ig_buf *b, const struct ig_sim_config *c)
 {
+	const char *prefix = c->enable_prefix_caching ? "True" : "False";
 	int rc =
 	    put_family(b, "cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
-	rc |= ig_buf_printf(b,
-			    "vllm:cache_config_info{block_size=\"%ld\",cache_dtype=\"auto\","
-			    "enable_prefix_caching=\"%s\",gpu_memory_utilization=\"0.9\","
-			    "num_cpu_blocks=\"0\",num_gpu_blocks=\"%ld\"} 1.0\n",
-			    c->block_size, c->enable_prefix_caching ? "True" : "False",
-			    c->num_gpu_blocks);
-	return rc;
+	if (c->version == IG_SIM_V_0_8)
+		return rc | ig_buf_printf(
+				b,
+				"vllm:cache_config_info{block_size=\"%ld\",cache_dtype=\"auto\","
+				"calculate_kv_scales=\"False\","
+				"cpu_kvcache_space_bytes=\"4294967296\",cpu_offload_gb=\"0\","
+				"enable_prefix_caching=\"%s\",gpu_memory_utilization=\"0.9\","
+				"is_attention_free=\"False\",num_cpu_blocks=\"0\","
+				"num_gpu_blocks=\"%ld\",num_gpu_blocks_override=\"None\","
+				"sliding_window=\"None\",swap_space_bytes=\"4294967296\"} 1.0\n",
+				c->block_size, prefix, c->num_gpu_blocks);
+	return rc | ig_buf_printf(
+			b,
+			"vllm:cache_config_info{block_size=\"%ld\",cache_dtype=\"auto\","
+			"calculate_kv_scales=\"False\",cpu_offload_gb=\"0\","
+			"enable_prefix_caching=\"%s\",engine=\"0\",gpu_memory_utilization=\"0.9\","
+			"is_attention_free=\"False\",num_cpu_blocks=\"None\","
+			"num_gpu_blocks=\"%ld\",num_gpu_blocks_override=\"None\","
+			"prefix_caching_hash_algo=\"builtin\",sliding_window=\"None\","
+			"swap_space=\"4\",swap_space_bytes=\"4294967296\"} 1.0\n",
+			c->block_size, prefix, c->num_gpu_blocks);
 }
 
 static int hex_digit(char ch)
@@ -1387,7 +1415,8 @@ int ig_sim_filter_metrics(struct ig_str page, struct ig_str query, struct ig_buf
 int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 			  const struct ig_sim_stats *s, const struct ig_sim_gauges *g)
 {
-	const char *m = ig_sim_label_name(c);
+	bool v0 = c->version == IG_SIM_V_0_8;
+	const struct labels l = {ig_sim_label_name(c), !v0}, *m = &l;
 	size_t nt, ne;
 	const double *tb = ig_sim_ttft_buckets(c->version, &nt);
 	const double *eb = ig_sim_e2e_buckets(c->version, &ne);
@@ -1395,12 +1424,22 @@ int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 			   "Number of requests currently running on GPU.", m, (double)g->running);
 	rc |= put_gauge(out, "num_requests_waiting", "Number of requests waiting to be processed.",
 			m, (double)g->waiting);
-	rc |= put_gauge(out, "gpu_cache_usage_perc",
-			"GPU KV-cache usage. 1 means 100 percent usage.", m, g->kv_usage);
-	if (c->version != IG_SIM_V_0_8)
+	/* V0's: the KV cache under its old name, and the swap space and CPU
+	 * cache it never uses here (deprecated in 0.8, still written). From
+	 * 0.11 the old name is no longer written by default (vllm-api.md
+	 * §5.2). */
+	if (v0) {
+		rc |= put_gauge(out, "num_requests_swapped", "Number of requests swapped to CPU.",
+				m, 0);
+		rc |= put_gauge(out, "gpu_cache_usage_perc",
+				"GPU KV-cache usage. 1 means 100 percent usage.", m, g->kv_usage);
+		rc |= put_gauge(out, "cpu_cache_usage_perc",
+				"CPU KV-cache usage. 1 means 100 percent usage.", m, 0);
+	} else {
 		rc |= put_gauge(out, "kv_cache_usage_perc",
 				"KV-cache usage. 1 means 100 percent usage.", m, g->kv_usage);
-	if (c->version == IG_SIM_V_0_8 || c->enable_lora || c->nadapters)
+	}
+	if (v0 || c->enable_lora || c->nadapters)
 		rc |= put_lora(out, c, s);
 	rc |= put_counter(out, "num_preemptions_total",
 			  "Cumulative number of preemption from the engine.", m, s->preemptions);

@@ -264,7 +264,7 @@ def test_queueing_shows_in_metrics(procs):
         text = metrics(base)
         seen_waiting = max(seen_waiting, gauge(text, "num_requests_waiting"))
         max_running = max(max_running, gauge(text, "num_requests_running"))
-        kv_seen = max(kv_seen, gauge(text, "gpu_cache_usage_perc"))
+        kv_seen = max(kv_seen, gauge(text, "kv_cache_usage_perc"))
         time.sleep(0.03)
     for t in threads:
         t.join()
@@ -312,7 +312,6 @@ def test_state_overrides(procs):
     text = metrics(base)
     assert gauge(text, "num_requests_running") == 5
     assert gauge(text, "num_requests_waiting") == 3
-    assert gauge(text, "gpu_cache_usage_perc") == 0.75
     assert gauge(text, "kv_cache_usage_perc") == 0.75
     assert current_lora(text)[:3] == (2, "x,y", "z")
     assert post_json(base, "/sim/state", {"waiting": None})[0] == 200
@@ -337,8 +336,8 @@ def test_ttft_follows_flag(procs):
     assert len(chunks) == 5 and events[-1][1] == "[DONE]"
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
     text = metrics(base)
-    assert re.search(r'time_to_first_token_seconds_bucket\{le="0.25",[^}]*\} 0.0', text)
-    assert re.search(r'time_to_first_token_seconds_bucket\{le="0.5",[^}]*\} 1.0', text)
+    assert re.search(r'time_to_first_token_seconds_bucket\{[^}]*le="0.25",[^}]*\} 0.0', text)
+    assert re.search(r'time_to_first_token_seconds_bucket\{[^}]*le="0.5",[^}]*\} 1.0', text)
 
 
 def test_cli_errors_and_sigterm(procs):
@@ -363,7 +362,7 @@ def test_cli_errors_and_sigterm(procs):
         time.sleep(0.05)
     text = metrics(base)
     assert gauge(text, "num_requests_running") == 0
-    assert re.search(r'request_success_total\{finished_reason="abort",[^}]*\} 1.0', text)
+    assert re.search(r'request_success_total\{[^}]*finished_reason="abort",[^}]*\} 1.0', text)
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=5) == 0
 
@@ -400,7 +399,6 @@ def test_prefix_cache_off(procs):
     first_chunk_time(base, LONG_PROMPT)
     assert first_chunk_time(base, LONG_PROMPT) >= 0.2
     text = metrics(base)
-    assert gauge(text, "gpu_prefix_cache_hits_total") == 0
     assert gauge(text, "gpu_prefix_cache_hit_rate") == -1
     assert 'enable_prefix_caching="False"' in text
 
@@ -468,8 +466,8 @@ def test_profile_and_time_scale(procs):
     first = first_chunk_time(base, "hello")
     assert 0.09 <= first < 0.6
     text = metrics(base)
-    assert re.search(r'time_to_first_token_seconds_bucket\{le="0.75",[^}]*\} 0.0', text)
-    assert re.search(r'time_to_first_token_seconds_bucket\{le="2.5",[^}]*\} 1.0', text)
+    assert re.search(r'time_to_first_token_seconds_bucket\{[^}]*le="0.75",[^}]*\} 0.0', text)
+    assert re.search(r'time_to_first_token_seconds_bucket\{[^}]*le="2.5",[^}]*\} 1.0', text)
 
 
 # ---- the Responses API, embeddings, Anthropic's Messages ----------------------------
@@ -732,8 +730,8 @@ def test_new_apis_share_engine_and_metrics(procs):
     assert gauge(text, "prompt_tokens_total") == prompts
     # The embedding generates no tokens.
     assert gauge(text, "generation_tokens_total") == 1 + 1 + 3
-    assert re.search(r'request_success_total\{finished_reason="length",[^}]*\} 3.0', text)
-    assert re.search(r'request_success_total\{finished_reason="stop",[^}]*\} 1.0', text)
+    assert re.search(r'request_success_total\{[^}]*finished_reason="length",[^}]*\} 3.0', text)
+    assert re.search(r'request_success_total\{[^}]*finished_reason="stop",[^}]*\} 1.0', text)
     assert re.search(r'e2e_request_latency_seconds_count\{[^}]*\} 4.0', text)
 
 
@@ -1966,3 +1964,54 @@ def test_eos_ends_with_an_empty_chunk(procs):
     assert events[-1]["choices"][0]["finish_reason"] == "stop"
     status, r = post_json(base, "/v1/completions", dict(comp, max_tokens=1))
     assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 1
+
+
+def samples(text):
+    """(name, labels as a list of (key, value) in order, value) per sample."""
+    out = []
+    for m in re.finditer(r'^(vllm:[a-z_:]+)(?:\{([^}]*)\})? (\S+)$', text, re.M):
+        labels = re.findall(r'([a-z_]+)="([^"]*)"', m.group(2) or "")
+        out.append((m.group(1), labels, m.group(3)))
+    return out
+
+
+def test_metrics_labels_per_version(procs):
+    """/metrics as each release writes it (vllm-api.md §5): the latest (V1)
+    labels every model series engine="0" (labels in alphabetical order),
+    no longer writes gpu_cache_usage_perc (v0.11) and puts engine on
+    cache_config_info, whose num_cpu_blocks is None; 0.8 (the seed's V0 on
+    CPU) has no engine label, no V1 prefix-cache counters, and V0's
+    deprecated swap and CPU-cache gauges."""
+    _, base = start_sim(procs, "--enable-lora")
+    post_json(base, "/v1/completions", {"prompt": "x", "max_tokens": 2})
+    text = metrics(base)
+    names = {n for n, _, _ in samples(text)}
+    assert "vllm:gpu_cache_usage_perc" not in names and "vllm:kv_cache_usage_perc" in names
+    for name, labels, _ in samples(text):
+        keys = [k for k, _ in labels]
+        assert keys == sorted(keys), (name, labels)
+        if name in ("vllm:lora_requests_info",):
+            assert "engine" not in keys and "model_name" not in keys
+        else:
+            assert ("engine", "0") in labels, (name, labels)
+        if name != "vllm:cache_config_info" and name != "vllm:lora_requests_info":
+            assert ("model_name", "Qwen/Qwen2.5-1.5B-Instruct") in labels, (name, labels)
+    cc = dict(next(l for n, l, _ in samples(text) if n == "vllm:cache_config_info"))
+    assert cc["num_cpu_blocks"] == "None" and cc["num_gpu_blocks"] == "9362"
+    assert cc["block_size"] == "16" and cc["enable_prefix_caching"] == "True"
+    assert "model_name" not in cc
+    _, old = start_sim(procs, "--vllm-version", "0.8", "--no-enable-prefix-caching")
+    post_json(old, "/v1/completions", {"prompt": "x", "max_tokens": 2})
+    text = metrics(old)
+    names = {n for n, _, _ in samples(text)}
+    assert not any(("engine", "0") in l for _, l, _ in samples(text))
+    assert "vllm:gpu_prefix_cache_queries_total" not in names
+    assert "vllm:gpu_prefix_cache_hits_total" not in names
+    assert "vllm:prefix_cache_queries_total" not in names
+    assert gauge(text, "gpu_prefix_cache_hit_rate") == -1
+    assert gauge(text, "num_requests_swapped") == 0
+    assert gauge(text, "cpu_cache_usage_perc") == 0
+    assert gauge(text, "cpu_prefix_cache_hit_rate") == -1
+    cc = dict(next(l for n, l, _ in samples(text) if n == "vllm:cache_config_info"))
+    assert cc["num_cpu_blocks"] == "0" and cc["enable_prefix_caching"] == "False"
+    assert "engine" not in cc

@@ -486,8 +486,8 @@ static void test_metrics_name_filter(void **state)
 	assert_non_null(strstr(t, "# HELP vllm:num_requests_waiting "));
 	assert_non_null(
 	    strstr(t, "# TYPE vllm:num_requests_waiting gauge\n"
-		      "vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
-		      "2.0\n"));
+		      "vllm:num_requests_waiting{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-"
+		      "Instruct\"} 2.0\n"));
 	assert_non_null(strstr(t, "# TYPE vllm:lora_requests_info gauge\n"));
 	assert_null(strstr(t, "time_to_first_token"));
 	assert_null(strstr(t, "prompt_tokens"));
@@ -556,34 +556,41 @@ static void test_metrics_text(void **state)
 	assert_int_equal(ig_sim_render_metrics(&b, &c, &s, &g), 0);
 	const char *t = ig_buf_cstr(&b);
 	const char *want[] = {
-	    "vllm:num_requests_running{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 3.0\n",
-	    "vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 2.0\n",
-	    "vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
-	    "vllm:kv_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
+	    "vllm:num_requests_running{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "3.0\n",
+	    "vllm:num_requests_waiting{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "2.0\n",
+	    "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "0.5\n",
 	    "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"a,b\","
 	    "waiting_lora_adapters=\"c\"} 1.742577734e+09\n",
 	    "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"\","
 	    "waiting_lora_adapters=\"\"} 1.742577733e+09\n",
-	    "vllm:prompt_tokens_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 10.0\n",
-	    "vllm:request_success_total{finished_reason=\"length\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "vllm:prompt_tokens_total{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "10.0\n",
+	    "vllm:request_success_total{engine=\"0\",finished_reason=\"length\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 1.0\n",
+	    "vllm:request_success_total{engine=\"0\",finished_reason=\"stop\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 0.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.1\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 0.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.25\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 1.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"+Inf\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 1.0\n",
+	    "vllm:time_to_first_token_seconds_count{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-"
 	    "Instruct\"} 1.0\n",
-	    "vllm:request_success_total{finished_reason=\"stop\",model_name=\"Qwen/Qwen2.5-1.5B-"
-	    "Instruct\"} 0.0\n",
-	    "vllm:time_to_first_token_seconds_bucket{le=\"0.1\",model_name=\"Qwen/Qwen2.5-1.5B-"
-	    "Instruct\"} 0.0\n",
-	    "vllm:time_to_first_token_seconds_bucket{le=\"0.25\",model_name=\"Qwen/Qwen2.5-1.5B-"
-	    "Instruct\"} 1.0\n",
-	    "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",model_name=\"Qwen/Qwen2.5-1.5B-"
-	    "Instruct\"} 1.0\n",
-	    "vllm:time_to_first_token_seconds_count{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
-	    "1.0\n",
 	    "# TYPE vllm:e2e_request_latency_seconds histogram\n",
 	    "vllm:cache_config_info{block_size=\"16\",",
-	    "num_gpu_blocks=\"9362\"} 1.0\n",
+	    "engine=\"0\",gpu_memory_utilization=\"0.9\"",
+	    "num_cpu_blocks=\"None\",num_gpu_blocks=\"9362\",",
 	    "enable_prefix_caching=\"True\"",
-	    "vllm:num_preemptions_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 2.0\n",
-	    "vllm:prefix_cache_queries_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 100.0\n",
-	    "vllm:prefix_cache_hits_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 32.0\n",
+	    "vllm:num_preemptions_total{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "2.0\n",
+	    "vllm:prefix_cache_queries_total{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 100.0\n",
+	    "vllm:prefix_cache_hits_total{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "32.0\n",
 	};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
 		if (!strstr(t, want[i]))
@@ -595,14 +602,15 @@ static void test_metrics_text(void **state)
 	assert_int_equal(ig_sim_render_metrics(&b, &c, &s, &g), 0);
 	t = ig_buf_cstr(&b);
 	assert_null(strstr(t, "kv_cache_usage_perc"));
-	assert_non_null(strstr(t, "gpu_cache_usage_perc"));
+	assert_null(strstr(t, "engine="));
+	assert_non_null(strstr(
+	    t, "vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n"));
 	assert_null(strstr(t, "finished_reason=\"stop\""));
 	assert_non_null(strstr(t, "finished_reason=\"length\""));
 	assert_null(strstr(t, "le=\"2560.0\""));
 	assert_null(strstr(t, "le=\"7680.0\""));
-	assert_null(strstr(t, "vllm:prefix_cache_hits_total"));
-	assert_non_null(strstr(t, "vllm:gpu_prefix_cache_hits_total{model_name=\"Qwen/Qwen2.5-1.5B-"
-				  "Instruct\"} 32.0\n"));
+	assert_null(strstr(t, "prefix_cache_hits_total"));
+	assert_non_null(strstr(t, "num_cpu_blocks=\"0\""));
 	assert_non_null(strstr(t, "vllm:gpu_prefix_cache_hit_rate{model_name=\"Qwen/Qwen2.5-1.5B-"
 				  "Instruct\"} 0.32\n"));
 	/* latest without LoRA has no lora_requests_info; 0.8 always has it. */
