@@ -345,17 +345,83 @@ static struct ig_str stop_check(struct sim_req *r, size_t added)
 
 /* ---- model callbacks ------------------------------------------------------------ */
 
+static double seconds(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+/* A duration into one of the latency histograms whose buckets are e2e's. */
+static void observe_phase(struct sim *s, struct ig_sim_hist *h, uint64_t ns)
+{
+	size_t n;
+	const double *b = ig_sim_e2e_buckets(s->cfg.version, &n);
+	ig_sim_hist_observe(h, b, n, seconds(ns));
+}
+
+/* A count into one of the token histograms (1-2-5 buckets). */
+static void observe_tokens(struct sim *s, struct ig_sim_hist *h, long v)
+{
+	double b[IG_SIM_MAX_BUCKETS];
+	size_t n = ig_sim_token_buckets(s->cfg.max_model_len, b);
+	ig_sim_hist_observe(h, b, n, (double)v);
+}
+
+/* A token's times: the first's TTFT, every later one's distance from the
+ * one before (vLLM's time per output token, inter-token latency). */
+static void observe_token(struct sim *s, struct sim_req *r, const struct ig_sim_seq *q)
+{
+	uint64_t now = ig_sim_now(s);
+	size_t n;
+	if (q->generated == 1) {
+		const double *b = ig_sim_ttft_buckets(s->cfg.version, &n);
+		ig_sim_hist_observe(&s->stats.ttft, b, n, seconds(now - r->arrival_ns));
+		s->stats.prompt_tokens += (double)q->prompt_tokens;
+		r->first_token_ns = now;
+	} else {
+		const double *b = ig_sim_tpot_buckets(s->cfg.version, &n);
+		ig_sim_hist_observe(&s->stats.tpot, b, n, seconds(now - r->last_token_ns));
+	}
+	r->last_token_ns = now;
+}
+
+/* A finished request's phases and counts: queued from arrival to its
+ * first admission, then prefill to the first token, decode to the last,
+ * both together its inference time. */
+static void observe_finished(struct sim *s, const struct sim_req *r, const struct ig_sim_seq *q)
+{
+	uint64_t now = ig_sim_now(s);
+	struct ig_sim_stats *st = &s->stats;
+	observe_phase(s, &st->e2e, now - r->arrival_ns);
+	observe_phase(s, &st->queue, q->scheduled_at - r->arrival_ns);
+	observe_phase(s, &st->prefill, r->first_token_ns - q->scheduled_at);
+	observe_phase(s, &st->decode, now - r->first_token_ns);
+	observe_phase(s, &st->inference, now - q->scheduled_at);
+	observe_tokens(s, &st->req_prompt, q->prompt_tokens);
+	if (r->kind == IG_SIM_EMBEDDINGS)
+		return;
+	observe_tokens(s, &st->req_gen, q->generated);
+	observe_tokens(s, &st->req_max_tokens, r->max_tokens);
+}
+
+/* Once per request (all its choices done): the most tokens a choice
+ * generated. */
+static void observe_request(struct sim *s, const struct sim_req *r)
+{
+	const struct sim_req *lead = r->lead ? r->lead : r;
+	long most = 0;
+	if (r->kind == IG_SIM_EMBEDDINGS)
+		return;
+	for (int i = 0; i < nchoices_of(lead); i++)
+		if (choice_of(lead, i)->seq.generated > most)
+			most = choice_of(lead, i)->seq.generated;
+	observe_tokens(s, &s->stats.req_max_gen, most);
+}
+
 static int on_token(void *ctx, struct ig_sim_seq *q)
 {
 	struct sim *s = ctx;
 	struct sim_req *r = req_of(q);
-	if (q->generated == 1) {
-		size_t n;
-		const double *b = ig_sim_ttft_buckets(s->cfg.version, &n);
-		double ttft = (double)(ig_sim_now(s) - r->arrival_ns) / 1e9;
-		ig_sim_hist_observe(&s->stats.ttft, b, n, ttft);
-		s->stats.prompt_tokens += (double)q->prompt_tokens;
-	}
+	observe_token(s, r, q);
 	/* An embedding's one engine output is the vector, not a token. */
 	if (r->kind == IG_SIM_EMBEDDINGS)
 		return 0;
@@ -425,14 +491,12 @@ static void on_release(void *ctx, struct ig_sim_seq *q, bool gone)
 		drop_request(s, r);
 		return;
 	}
-	size_t n;
-	const double *b = ig_sim_e2e_buckets(s->cfg.version, &n);
-	double e2e = (double)(ig_sim_now(s) - r->arrival_ns) / 1e9;
-	ig_sim_hist_observe(&s->stats.e2e, b, n, e2e);
+	observe_finished(s, r, q);
 	count_finish(s, strcmp(r->finish, "stop") == 0 ? IG_SIM_FIN_STOP : IG_SIM_FIN_LENGTH);
 	/* n > 1: the answer goes out when the last choice is done. */
 	if (r->lead && --r->lead->live > 0)
 		return;
+	observe_request(s, r);
 	if (r->stream)
 		ig_http_end(r->ex);
 	else
@@ -457,7 +521,10 @@ static void kick(struct sim *s)
 static void on_step(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct sim *s = t->data;
+	size_t n;
+	const double *b = ig_sim_iter_buckets(s->cfg.version, &n);
 	(void)loop;
+	ig_sim_hist_observe(&s->stats.iter, b, n, (double)s->model.step_total);
 	ig_sim_model_end(&s->model);
 	kick(s);
 }

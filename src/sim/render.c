@@ -1075,6 +1075,46 @@ const double *ig_sim_e2e_buckets(enum ig_sim_version v, size_t *n)
 	return e2e_buckets;
 }
 
+/* B, and B' from 0.9 on: the time between tokens. */
+static const double tpot_buckets[] = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,	 0.3,  0.4, 0.5,
+				      0.75, 1.0,   2.5,	 5.0,	7.5, 10.0, 20.0, 40.0, 80.0};
+
+const double *ig_sim_tpot_buckets(enum ig_sim_version v, size_t *n)
+{
+	*n = v == IG_SIM_V_0_8 ? 13 : sizeof tpot_buckets / sizeof tpot_buckets[0];
+	return tpot_buckets;
+}
+
+/* Tokens per engine step: V0 in eager mode (the seed's CPU engine) stops
+ * at 8096, as vLLM wrote it; newer releases at 16384. */
+static const double iter_buckets_v0[] = {1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8096};
+static const double iter_buckets[] = {1,   8,	 16,   32,   64,   128,	 256,
+				      512, 1024, 2048, 4096, 8192, 16384};
+
+const double *ig_sim_iter_buckets(enum ig_sim_version v, size_t *n)
+{
+	if (v == IG_SIM_V_0_8) {
+		*n = sizeof iter_buckets_v0 / sizeof iter_buckets_v0[0];
+		return iter_buckets_v0;
+	}
+	*n = sizeof iter_buckets / sizeof iter_buckets[0];
+	return iter_buckets;
+}
+
+size_t ig_sim_token_buckets(long max_model_len, double *out)
+{
+	static const int mantissa[] = {1, 2, 5};
+	size_t n = 0;
+	for (double scale = 1; n < IG_SIM_MAX_BUCKETS; scale *= 10)
+		for (size_t i = 0; i < 3; i++) {
+			double v = mantissa[i] * scale;
+			if (v > (double)max_model_len || n == IG_SIM_MAX_BUCKETS)
+				return n;
+			out[n++] = v;
+		}
+	return n;
+}
+
 void ig_sim_hist_observe(struct ig_sim_hist *h, const double *bounds, size_t n, double v)
 {
 	size_t i = 0;
@@ -1412,14 +1452,59 @@ int ig_sim_filter_metrics(struct ig_str page, struct ig_str query, struct ig_buf
 	return 0;
 }
 
+/* Every histogram but TTFT's, each release's (vllm-api.md §5.2): 0.11
+ * writes the time between tokens under its deprecated name and its new
+ * one, inter_token_latency_seconds. */
+static int put_hists(struct ig_buf *b, const struct ig_sim_config *c, const struct ig_sim_stats *s,
+		     const struct labels *m)
+{
+	size_t ne, np, ni, nk;
+	double tok[IG_SIM_MAX_BUCKETS];
+	const double *eb = ig_sim_e2e_buckets(c->version, &ne);
+	const double *pb = ig_sim_tpot_buckets(c->version, &np);
+	const double *ib = ig_sim_iter_buckets(c->version, &ni);
+	nk = ig_sim_token_buckets(c->max_model_len, tok);
+	int rc = put_hist(b, "time_per_output_token_seconds",
+			  "Histogram of time per output token in seconds.", m, &s->tpot, pb, np);
+	if (c->version != IG_SIM_V_0_8)
+		rc |= put_hist(b, "inter_token_latency_seconds",
+			       "Histogram of inter-token latency in seconds.", m, &s->tpot, pb, np);
+	rc |= put_hist(b, "e2e_request_latency_seconds",
+		       "Histogram of end to end request latency in seconds.", m, &s->e2e, eb, ne);
+	rc |=
+	    put_hist(b, "request_queue_time_seconds",
+		     "Histogram of time spent in WAITING phase for request.", m, &s->queue, eb, ne);
+	rc |= put_hist(b, "request_inference_time_seconds",
+		       "Histogram of time spent in RUNNING phase for request.", m, &s->inference,
+		       eb, ne);
+	rc |= put_hist(b, "request_prefill_time_seconds",
+		       "Histogram of time spent in PREFILL phase for request.", m, &s->prefill, eb,
+		       ne);
+	rc |=
+	    put_hist(b, "request_decode_time_seconds",
+		     "Histogram of time spent in DECODE phase for request.", m, &s->decode, eb, ne);
+	rc |= put_hist(b, "request_prompt_tokens", "Number of prefill tokens processed.", m,
+		       &s->req_prompt, tok, nk);
+	rc |= put_hist(b, "request_generation_tokens", "Number of generation tokens processed.", m,
+		       &s->req_gen, tok, nk);
+	rc |= put_hist(b, "request_params_max_tokens",
+		       "Histogram of the max_tokens request parameter.", m, &s->req_max_tokens, tok,
+		       nk);
+	rc |= put_hist(b, "request_max_num_generation_tokens",
+		       "Histogram of maximum number of requested generation tokens.", m,
+		       &s->req_max_gen, tok, nk);
+	rc |= put_hist(b, "iteration_tokens_total",
+		       "Histogram of number of tokens per engine_step.", m, &s->iter, ib, ni);
+	return rc;
+}
+
 int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 			  const struct ig_sim_stats *s, const struct ig_sim_gauges *g)
 {
 	bool v0 = c->version == IG_SIM_V_0_8;
 	const struct labels l = {ig_sim_label_name(c), !v0}, *m = &l;
-	size_t nt, ne;
+	size_t nt;
 	const double *tb = ig_sim_ttft_buckets(c->version, &nt);
-	const double *eb = ig_sim_e2e_buckets(c->version, &ne);
 	int rc = put_gauge(out, "num_requests_running",
 			   "Number of requests currently running on GPU.", m, (double)g->running);
 	rc |= put_gauge(out, "num_requests_waiting", "Number of requests waiting to be processed.",
@@ -1451,8 +1536,7 @@ int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 	rc |= put_success(out, c, s, m);
 	rc |= put_hist(out, "time_to_first_token_seconds",
 		       "Histogram of time to first token in seconds.", m, &s->ttft, tb, nt);
-	rc |= put_hist(out, "e2e_request_latency_seconds",
-		       "Histogram of end to end request latency in seconds.", m, &s->e2e, eb, ne);
+	rc |= put_hists(out, c, s, m);
 	rc |= put_cache_config(out, c);
 	return rc ? -1 : 0;
 }

@@ -561,6 +561,13 @@ struct ig_sim_stats {
 	double success[IG_SIM_FIN_N];
 	bool success_seen[IG_SIM_FIN_N];
 	struct ig_sim_hist ttft, e2e;
+	/* The other histograms vLLM writes (vllm-api.md §5.2): the time
+	 * between a request's tokens; its time queued, in prefill, in decode
+	 * and running (inference); its prompt and generated tokens, its
+	 * max_tokens and, once per request, the most tokens any of its
+	 * choices generated; the tokens of each engine step. */
+	struct ig_sim_hist tpot, queue, prefill, decode, inference;
+	struct ig_sim_hist req_prompt, req_gen, req_max_tokens, req_max_gen, iter;
 	/* Oldest first; the newest is the current state. */
 	struct ig_sim_lora_series lora[IG_SIM_LORA_HISTORY];
 	size_t nlora;
@@ -574,7 +581,14 @@ struct ig_sim_gauges {
 };
 
 const double *ig_sim_ttft_buckets(enum ig_sim_version v, size_t *n);
+/* e2e's buckets serve the request's phases (queue, prefill, decode,
+ * inference) too. */
 const double *ig_sim_e2e_buckets(enum ig_sim_version v, size_t *n);
+const double *ig_sim_tpot_buckets(enum ig_sim_version v, size_t *n);
+const double *ig_sim_iter_buckets(enum ig_sim_version v, size_t *n);
+/* The token-count histograms' buckets: 1, 2, 5, 10, 20, 50, ... up to
+ * max_model_len, into out (IG_SIM_MAX_BUCKETS at most); returns how many. */
+size_t ig_sim_token_buckets(long max_model_len, double *out);
 void ig_sim_hist_observe(struct ig_sim_hist *h, const double *bounds, size_t n, double v);
 /* Records that the LoRA state (comma-joined names) was seen at `now`; the
  * series' value is kept strictly increasing so the newest state is always

@@ -40,8 +40,10 @@ struct sim_req {
 	const char *finish; /* reason given when the target is reached */
 	struct ig_rng rng;
 	uint64_t arrival_ns; /* simulated */
-	struct ig_buf text;  /* the answer so far (unless streamed chat or completion) */
-	long max_tokens;     /* the answer's limit */
+	/* When its first and its latest token came out (simulated). */
+	uint64_t first_token_ns, last_token_ns;
+	struct ig_buf text; /* the answer so far (unless streamed chat or completion) */
+	long max_tokens;    /* the answer's limit */
 	/* Responses: the next event's sequence number, the output message's
 	 * id and the request's echoed fields (compact copies in echo_store). */
 	long seq_no;

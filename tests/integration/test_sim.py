@@ -14,6 +14,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from conftest import IG_BIN, free_port, unique_loopback, wait_http
 
 SEED_PROMPT = "Write as if you were a critic: San Francisco"
@@ -2015,3 +2017,77 @@ def test_metrics_labels_per_version(procs):
     cc = dict(next(l for n, l, _ in samples(text) if n == "vllm:cache_config_info"))
     assert cc["num_cpu_blocks"] == "0" and cc["enable_prefix_caching"] == "False"
     assert "engine" not in cc
+
+
+def hist(text, name):
+    """A histogram's buckets (le -> cumulative count), count and sum."""
+    buckets = {}
+    for labels, v in re.findall(r'^vllm:%s_bucket\{([^}]*)\} (\S+)$' % name, text, re.M):
+        buckets[re.search(r'le="([^"]*)"', labels).group(1)] = float(v)
+    count = re.search(r'^vllm:%s_count\{[^}]*\} (\S+)$' % name, text, re.M)
+    total = re.search(r'^vllm:%s_sum\{[^}]*\} (\S+)$' % name, text, re.M)
+    assert buckets and count and total, "no histogram %s" % name
+    return buckets, float(count.group(1)), float(total.group(1))
+
+
+A = ["0.001", "0.005", "0.01", "0.02", "0.04", "0.06", "0.08", "0.1", "0.25", "0.5", "0.75",
+     "1.0", "2.5", "5.0", "7.5", "10.0"]
+B = ["0.01", "0.025", "0.05", "0.075", "0.1", "0.15", "0.2", "0.3", "0.4", "0.5", "0.75", "1.0",
+     "2.5"]
+C = ["0.3", "0.5", "0.8", "1.0", "1.5", "2.0", "2.5", "5.0", "10.0", "15.0", "20.0", "30.0",
+     "40.0", "50.0", "60.0"]
+
+
+def test_metrics_histograms(procs):
+    """The histograms vLLM writes (vllm-api.md §5.2), with each release's
+    buckets, fed by the engine: seconds between tokens, a request's time
+    queued, in prefill, in decode and running, its prompt, generated and
+    max_tokens counts (1-2-5 buckets up to max_model_len) and the tokens of
+    every engine step."""
+    for version in ("0.8", "latest"):
+        _, base = start_sim(procs, "--vllm-version", version, "--max-num-seqs", "1",
+                            "--ttft-ms", "100", "--itl-ms", "20", "--max-model-len", "1000")
+        threads, results = run_concurrently(base, [{"prompt": "one two three", "max_tokens": 5},
+                                                   {"prompt": "four five", "max_tokens": 5}])
+        for t in threads:
+            t.join()
+        assert all(r[0] == 200 for r in results)
+        text = metrics(base)
+        latest = version == "latest"
+        b_bounds = B + (["5.0", "7.5", "10.0", "20.0", "40.0", "80.0"] if latest else [])
+        c_bounds = C + (["120.0", "240.0", "480.0", "960.0", "1920.0", "7680.0"] if latest
+                        else [])
+        tpot_names = ["time_per_output_token_seconds"] + (
+            ["inter_token_latency_seconds"] if latest else [])
+        assert ("inter_token_latency_seconds_bucket" in text) == latest
+        for name in tpot_names:
+            buckets, count, total = hist(text, name)
+            assert list(buckets) == b_bounds + ["+Inf"], (name, list(buckets))
+            # Four gaps of one decode step (20 ms) per request.
+            assert count == 8 and 0.15 < total < 0.5, (name, count, total)
+        assert list(hist(text, "time_to_first_token_seconds")[0]) == A + (
+            ["20.0", "40.0", "80.0", "160.0", "640.0", "2560.0"] if latest else []) + ["+Inf"]
+        for name in ("e2e_request_latency_seconds", "request_queue_time_seconds",
+                     "request_inference_time_seconds", "request_prefill_time_seconds",
+                     "request_decode_time_seconds"):
+            buckets, count, _ = hist(text, name)
+            assert list(buckets) == c_bounds + ["+Inf"] and count == 2, name
+        # The second request waited for the first (one at a time).
+        assert hist(text, "request_queue_time_seconds")[2] > 0.15
+        assert 0.15 < hist(text, "request_prefill_time_seconds")[2] < 0.6
+        assert 0.12 < hist(text, "request_decode_time_seconds")[2] < 0.5
+        inference = hist(text, "request_inference_time_seconds")[2]
+        assert inference == pytest.approx(hist(text, "request_prefill_time_seconds")[2] +
+                                          hist(text, "request_decode_time_seconds")[2])
+        tokens = ["1", "2", "5", "10", "20", "50", "100", "200", "500", "1000", "+Inf"]
+        for name, want in (("request_prompt_tokens", 5), ("request_generation_tokens", 10),
+                           ("request_params_max_tokens", 10),
+                           ("request_max_num_generation_tokens", 10)):
+            buckets, count, total = hist(text, name)
+            assert list(buckets) == [t if t == "+Inf" else t + ".0" for t in tokens], name
+            assert count == 2 and total == want, (name, count, total)
+        buckets, count, total = hist(text, "iteration_tokens_total")
+        last = ["4096.0", "8192.0", "16384.0"] if latest else ["4096.0", "8096.0"]
+        assert list(buckets)[-len(last) - 1:] == last + ["+Inf"], list(buckets)
+        # One prefill step and four decode steps per request.
+        assert count == 10 and total == 5 + 8, (count, total)
