@@ -1190,7 +1190,7 @@ static bool authorized(const struct sim *s, struct ig_http_exchange *ex)
 {
 	const struct ig_sim_config *c = &s->cfg;
 	struct ig_str path = ex->req.path;
-	if (!c->api_key || ig_str_eq_cstr(ex->req.method, "OPTIONS"))
+	if (!c->api_key || !c->api_key[0] || ig_str_eq_cstr(ex->req.method, "OPTIONS"))
 		return true;
 	bool guarded = has_prefix(path, "/v1");
 	if (c->version != IG_SIM_V_0_8)

@@ -1677,6 +1677,9 @@ def test_api_key(procs):
     assert post_json(base, "/v1/completions", {"prompt": "x"},
                      headers={"x-sim-force-status": "401"}) == (401, {"error": "Unauthorized"})
     assert call(base, "/v1/models")[0] == 200
+    # An empty key guards nothing (vLLM tests the key for truth).
+    _, base = start_sim(procs, "--api-key", "")
+    assert call(base, "/v1/models")[0] == 200
 
 
 def test_validation_errors_latest(procs):
