@@ -951,7 +951,7 @@ static bool json_content_type(struct ig_http_exchange *ex)
 	if (!h)
 		return false;
 	struct ig_str v = h->value;
-	const char *semi = memchr(v.ptr, ';', v.len);
+	const char *semi = v.len ? memchr(v.ptr, ';', v.len) : NULL;
 	if (semi)
 		v.len = (size_t)(semi - v.ptr);
 	return ig_str_ieq_cstr(v, "application/json");

@@ -1578,8 +1578,8 @@ def test_content_type_must_be_json(procs):
     for version in ("0.8", "latest"):
         _, base = start_sim(procs, "--vllm-version", version, "--enable-lora", env=RUNTIME_LORA)
         for path in routes:
-            for ctype in ("text/plain", "application/x-www-form-urlencoded", None):
-                h = {"Content-Type": ctype} if ctype else {}
+            for ctype in ("text/plain", "application/x-www-form-urlencoded", "", None):
+                h = {"Content-Type": ctype} if ctype is not None else {}
                 data = b'{"prompt": "x"}'
                 host, port = base[len("http://"):].split(":")
                 conn = http.client.HTTPConnection(host, int(port), timeout=10)
