@@ -31,6 +31,7 @@ void ig_sim_req_free(struct sim_req *r)
 	free(r->choices);
 	free(r->id);
 	free(r->model);
+	free(r->role);
 	free(r->adapter);
 	free(r->hashes);
 	free(r->seq.blocks);
@@ -91,7 +92,8 @@ static long generated_of(const struct sim_req *r)
 	const struct sim_req *lead = r->lead ? r->lead : r;
 	long n = 0;
 	for (int i = 0; i < nchoices_of(lead); i++)
-		n += choice_of(lead, i)->seq.generated;
+		if (!choice_of(lead, i)->hidden)
+			n += choice_of(lead, i)->seq.generated;
 	return n;
 }
 
@@ -140,10 +142,42 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .dims = r->dims,
 	    .base64 = r->base64,
 	    .embed_seed = r->adapter ? ig_sim_token_id(r->adapter) : 0,
+	    .role = r->role ? ig_str_from(r->role) : (struct ig_str){0},
 	    .tool_mode = r->tool_mode,
 	    .tool_name = r->tool_name ? ig_str_from(r->tool_name) : (struct ig_str){0},
 	    .tool_id = r->tool_id ? ig_str_from(r->tool_id) : (struct ig_str){0},
 	};
+}
+
+/* A chat stream's opening, before the first content of any choice: the
+ * role chunk of every choice, in index order, then with `echo` each
+ * choice's echoed text as a chunk of its own, as vLLM's first iteration
+ * sends them. */
+static int chat_opening(struct sim_req *r, struct ig_buf *b)
+{
+	struct sim_req *lead = r->lead ? r->lead : r;
+	struct ig_sim_resp resp;
+	if (lead->opened)
+		return 0;
+	lead->opened = true;
+	for (int i = 0; i < nchoices_of(lead); i++) {
+		const struct sim_req *c = choice_of(lead, i);
+		resp_of(c, &resp, (struct ig_str){0});
+		if (!c->hidden && ig_sim_render_role_chunk(b, &resp) < 0)
+			return -1;
+	}
+	for (int i = 0; i < nchoices_of(lead); i++) {
+		const struct sim_req *c = choice_of(lead, i);
+		if (c->hidden || !c->echo_text)
+			continue;
+		resp_of(c, &resp, (struct ig_str){c->echo_text, c->echo_len});
+		resp.finish = NULL;
+		resp.logprobs = false;
+		resp.completion_tokens = 0;
+		if (ig_sim_render_chunk(b, &resp) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* Writes one token's SSE event(s) carrying `text`. Returns
@@ -152,8 +186,13 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 {
 	struct ig_buf b = {0}, echoed = {0};
 	struct ig_sim_resp resp;
-	/* echo: the prompt goes out with the first token, as vLLM sends it. */
-	if (r->echo_text && r->seq.generated == 1) {
+	if (r->kind == IG_SIM_CHAT && chat_opening(r, &b) < 0) {
+		ig_buf_free(&b);
+		return -1;
+	}
+	/* echo: the prompt goes out with a completion's first token, as vLLM
+	 * sends it (chat's went out in the opening). */
+	if (r->echo_text && r->seq.generated == 1 && r->kind == IG_SIM_COMPLETION) {
 		if (answer_text(r, text, &echoed) < 0) {
 			ig_buf_free(&echoed);
 			return -1;
@@ -165,6 +204,7 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 		resp.lp_prompt = (struct ig_str){0};
 	resp.lp_pos0 = r->seq.generated - 1;
 	resp.lp_off0 = r->echo_len + r->lp_textlen;
+	resp.role_sent = true;
 	int rc = ig_sim_render_token(&b, &resp, &r->seq_no);
 	if (rc == 0)
 		rc = ig_http_write(r->ex, b.ptr, b.len);
@@ -173,12 +213,29 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 	return rc;
 }
 
+/* vLLM 0.8's answer to a stream it could not stream (best_of other than
+ * n): the whole body in one event, then [DONE], as a stream. */
+static void respond_whole_stream(struct sim_req *r, const struct ig_buf *body)
+{
+	static const struct ig_http_header h[] = {
+	    {IG_STR("Content-Type"), IG_STR("text/event-stream; charset=utf-8")},
+	};
+	struct ig_buf b = {0};
+	int rc = ig_buf_printf(&b, "data: %.*s\n\ndata: [DONE]\n\n", (int)body->len, body->ptr);
+	if (rc < 0 || ig_http_start_response(r->ex, 200, h, 1, -1) < 0 ||
+	    ig_http_write(r->ex, b.ptr, b.len) < 0)
+		ig_http_abort(r->ex);
+	else
+		ig_http_end(r->ex);
+	ig_buf_free(&b);
+}
+
 /* The body of a finished request: r's head and usage, and every choice's
- * answer (one for n = 1). */
+ * answer (one for n = 1; hidden sequences left out). */
 static void respond_whole(struct sim *s, struct sim_req *r)
 {
 	const struct sim_req *lead = r->lead ? r->lead : r;
-	int nc = nchoices_of(lead);
+	int nc = nchoices_of(lead), shown = 0;
 	struct ig_buf b = {0};
 	struct ig_buf *texts = calloc((size_t)nc, sizeof *texts);
 	struct ig_sim_resp *all = calloc((size_t)nc, sizeof *all);
@@ -186,19 +243,24 @@ static void respond_whole(struct sim *s, struct sim_req *r)
 	int rc = texts && all ? 0 : -1;
 	for (int i = 0; rc == 0 && i < nc; i++) {
 		const struct sim_req *c = choice_of(lead, i);
-		rc = answer_text(c, ig_buf_str(&c->text), &texts[i]);
-		resp_of(c, &all[i], ig_buf_str(&texts[i]));
+		if (c->hidden)
+			continue;
+		rc = answer_text(c, ig_buf_str(&c->text), &texts[shown]);
+		resp_of(c, &all[shown], ig_buf_str(&texts[shown]));
+		shown++;
 	}
 	if (rc == 0) {
-		resp = all[r->index];
+		resp = all[0];
 		resp.choices = all;
-		resp.nchoices = (size_t)nc;
+		resp.nchoices = (size_t)shown;
 	}
 	if (rc < 0 || ig_sim_render_full(&b, &resp) < 0) {
 		ig_buf_reset(&b);
 		ig_sim_render_api_error(&b, s->cfg.version, r->kind, 500, "InternalServerError",
 					NULL, "out of memory");
 		ig_http_respond(r->ex, 500, "application/json", b.ptr, b.len, NULL, 0);
+	} else if (lead->whole_stream) {
+		respond_whole_stream(r, &b);
 	} else {
 		ig_http_respond(r->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
 	}
@@ -283,23 +345,89 @@ static struct ig_str stop_check(struct sim_req *r, size_t added)
 
 /* ---- model callbacks ------------------------------------------------------------ */
 
+static double seconds(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+/* A duration into one of the latency histograms whose buckets are e2e's. */
+static void observe_phase(struct sim *s, struct ig_sim_hist *h, uint64_t ns)
+{
+	size_t n;
+	const double *b = ig_sim_e2e_buckets(s->cfg.version, &n);
+	ig_sim_hist_observe(h, b, n, seconds(ns));
+}
+
+/* A count into one of the token histograms (1-2-5 buckets). */
+static void observe_tokens(struct sim *s, struct ig_sim_hist *h, long v)
+{
+	double b[IG_SIM_MAX_BUCKETS];
+	size_t n = ig_sim_token_buckets(s->cfg.max_model_len, b);
+	ig_sim_hist_observe(h, b, n, (double)v);
+}
+
+/* A token's times: the first's TTFT, every later one's distance from the
+ * one before (vLLM's time per output token, inter-token latency). */
+static void observe_token(struct sim *s, struct sim_req *r, const struct ig_sim_seq *q)
+{
+	uint64_t now = ig_sim_now(s);
+	size_t n;
+	if (q->generated == 1) {
+		const double *b = ig_sim_ttft_buckets(s->cfg.version, &n);
+		ig_sim_hist_observe(&s->stats.ttft, b, n, seconds(now - r->arrival_ns));
+		s->stats.prompt_tokens += (double)q->prompt_tokens;
+		r->first_token_ns = now;
+	} else {
+		const double *b = ig_sim_tpot_buckets(s->cfg.version, &n);
+		ig_sim_hist_observe(&s->stats.tpot, b, n, seconds(now - r->last_token_ns));
+	}
+	r->last_token_ns = now;
+}
+
+/* A finished request's phases and counts: queued from arrival to its
+ * first admission, then prefill to the first token, decode to the last,
+ * both together its inference time. */
+static void observe_finished(struct sim *s, const struct sim_req *r, const struct ig_sim_seq *q)
+{
+	uint64_t now = ig_sim_now(s);
+	struct ig_sim_stats *st = &s->stats;
+	observe_phase(s, &st->e2e, now - r->arrival_ns);
+	observe_phase(s, &st->queue, q->scheduled_at - r->arrival_ns);
+	observe_phase(s, &st->prefill, r->first_token_ns - q->scheduled_at);
+	observe_phase(s, &st->decode, now - r->first_token_ns);
+	observe_phase(s, &st->inference, now - q->scheduled_at);
+	observe_tokens(s, &st->req_prompt, q->prompt_tokens);
+	if (r->kind == IG_SIM_EMBEDDINGS)
+		return;
+	observe_tokens(s, &st->req_gen, q->generated);
+	observe_tokens(s, &st->req_max_tokens, r->max_tokens);
+}
+
+/* Once per request (all its choices done): the most tokens a choice
+ * generated. */
+static void observe_request(struct sim *s, const struct sim_req *r)
+{
+	const struct sim_req *lead = r->lead ? r->lead : r;
+	long most = 0;
+	if (r->kind == IG_SIM_EMBEDDINGS)
+		return;
+	for (int i = 0; i < nchoices_of(lead); i++)
+		if (choice_of(lead, i)->seq.generated > most)
+			most = choice_of(lead, i)->seq.generated;
+	observe_tokens(s, &s->stats.req_max_gen, most);
+}
+
 static int on_token(void *ctx, struct ig_sim_seq *q)
 {
 	struct sim *s = ctx;
 	struct sim_req *r = req_of(q);
-	if (q->generated == 1) {
-		size_t n;
-		const double *b = ig_sim_ttft_buckets(s->cfg.version, &n);
-		double ttft = (double)(ig_sim_now(s) - r->arrival_ns) / 1e9;
-		ig_sim_hist_observe(&s->stats.ttft, b, n, ttft);
-		s->stats.prompt_tokens += (double)q->prompt_tokens;
-	}
+	observe_token(s, r, q);
 	/* An embedding's one engine output is the vector, not a token. */
 	if (r->kind == IG_SIM_EMBEDDINGS)
 		return 0;
 	/* A structured answer was written beforehand: its next token. */
 	struct ig_str word;
-	if (r->echo_only) {
+	if (r->echo_only || (r->eos && q->generated == q->target)) {
 		word = (struct ig_str){"", 0};
 	} else if (r->pieces) {
 		word = r->pieces[r->next_piece < r->npieces ? r->next_piece++ : r->npieces - 1];
@@ -363,14 +491,12 @@ static void on_release(void *ctx, struct ig_sim_seq *q, bool gone)
 		drop_request(s, r);
 		return;
 	}
-	size_t n;
-	const double *b = ig_sim_e2e_buckets(s->cfg.version, &n);
-	double e2e = (double)(ig_sim_now(s) - r->arrival_ns) / 1e9;
-	ig_sim_hist_observe(&s->stats.e2e, b, n, e2e);
+	observe_finished(s, r, q);
 	count_finish(s, strcmp(r->finish, "stop") == 0 ? IG_SIM_FIN_STOP : IG_SIM_FIN_LENGTH);
 	/* n > 1: the answer goes out when the last choice is done. */
 	if (r->lead && --r->lead->live > 0)
 		return;
+	observe_request(s, r);
 	if (r->stream)
 		ig_http_end(r->ex);
 	else
@@ -395,7 +521,10 @@ static void kick(struct sim *s)
 static void on_step(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct sim *s = t->data;
+	size_t n;
+	const double *b = ig_sim_iter_buckets(s->cfg.version, &n);
 	(void)loop;
+	ig_sim_hist_observe(&s->stats.iter, b, n, (double)s->model.step_total);
 	ig_sim_model_end(&s->model);
 	kick(s);
 }

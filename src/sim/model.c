@@ -378,6 +378,7 @@ bool ig_sim_model_fits(const struct ig_sim_model *m, long prompt_tokens, long ta
 void ig_sim_model_add(struct ig_sim_model *m, struct ig_sim_seq *q)
 {
 	q->running = false;
+	q->scheduled = false;
 	q->computed = q->generated = q->cached_tokens = q->step_tokens = q->hashed = 0;
 	struct ig_sim_seq *after = m->waiting.tail;
 	/* A priority policy: behind every waiting request of the same or a
@@ -521,6 +522,10 @@ static void plan_waiting(struct ig_sim_model *m, struct step_cost *c, uint64_t n
 			break;
 		}
 		q->cached_tokens = hit;
+		if (!q->scheduled) {
+			q->scheduled = true;
+			q->scheduled_at = now;
+		}
 		m->prefix_queries += (double)total_tokens(q);
 		m->prefix_hits += (double)hit;
 		q_remove(&m->waiting, q);
@@ -556,6 +561,7 @@ bool ig_sim_model_begin(struct ig_sim_model *m, uint64_t now, uint64_t *dur_ns)
 	if (m->nstep == 0)
 		return false;
 	m->in_step = true;
+	m->step_total = m->cfg->max_num_batched_tokens - c.budget;
 	m->prompt_tokens += (double)c.prefill_tokens;
 	*dur_ns = step_ns(m->cfg, &c);
 	return true;

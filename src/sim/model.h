@@ -34,8 +34,12 @@ struct ig_sim_seq {
 	long generated;	    /* tokens produced so far */
 	long cached_tokens; /* prefix-cache hit of the last admission */
 	long step_tokens;   /* tokens in the step being run */
-	long hashed;	    /* leading blocks registered in the cache */
-	int *blocks;	    /* block table */
+	/* When the engine first admitted it (simulated ns): the end of its
+	 * time queued, the start of its prefill. */
+	bool scheduled;
+	uint64_t scheduled_at;
+	long hashed; /* leading blocks registered in the cache */
+	int *blocks; /* block table */
 	long nblocks, blocks_cap;
 };
 
@@ -76,10 +80,12 @@ struct ig_sim_model {
 	/* LoRA adapters resident in the --max-loras slots. */
 	char **slot_name;
 	uint64_t *slot_used;
-	/* The step being run. */
+	/* The step being run, and the tokens it computes (prefill chunks and
+	 * one per decoding request). */
 	struct ig_sim_seq **step;
 	long nstep, step_cap;
 	bool in_step;
+	long step_total;
 	/* Counters for /metrics. */
 	double preemptions, prefix_queries, prefix_hits;
 	double prompt_tokens; /* prefill tokens actually computed */

@@ -35,6 +35,14 @@ static int put_finish(struct ig_buf *b, const char *finish)
 
 /* ---- logprobs ---- */
 
+/* prefix, then v as Python writes a float into JSON. */
+static int put_py(struct ig_buf *b, const char *prefix, double v)
+{
+	char num[40];
+	ig_sim_py_float(num, sizeof num, v);
+	return ig_buf_printf(b, "%s%s", prefix, num);
+}
+
 /* Token pos's logprob at rank k of its alternatives (0: the token
  * sampled, the likeliest): made from the seed and the position, falling
  * with the rank. */
@@ -106,11 +114,9 @@ int ig_sim_render_prompt_logprobs(struct ig_buf *b, const uint64_t *ids, size_t 
 					id = (id + 1) % IG_SIM_VOCAB;
 				text = ig_str_from(ig_sim_word(id));
 			}
-			rc |= ig_buf_printf(b,
-					    "%s\"%llu\":{\"logprob\":%.6f,\"rank\":%u,"
-					    "\"decoded_token\":",
-					    k ? "," : "", (unsigned long long)id,
-					    -0.25 * r - jitter, r);
+			rc |= ig_buf_printf(b, "%s\"%llu\":", k ? "," : "", (unsigned long long)id);
+			rc |= put_py(b, "{\"logprob\":", -0.25 * r - jitter);
+			rc |= ig_buf_printf(b, ",\"rank\":%u,\"decoded_token\":", r);
 			rc |= ig_json_write_string(b, text.ptr, text.len);
 			rc |= ig_buf_append_cstr(b, "}");
 		}
@@ -124,7 +130,8 @@ static int put_lp_entry(struct ig_buf *b, const char *w, double lp)
 {
 	int rc = ig_buf_append_cstr(b, "\"token\":");
 	rc |= ig_json_write_string(b, w, strlen(w));
-	rc |= ig_buf_printf(b, ",\"logprob\":%.6f,\"bytes\":", lp);
+	rc |= put_py(b, ",\"logprob\":", lp);
+	rc |= ig_buf_append_cstr(b, ",\"bytes\":");
 	return rc | put_bytes(b, w);
 }
 
@@ -159,11 +166,11 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 		}
 		rc |= ig_buf_append_cstr(b, "],\"token_logprobs\":[");
 		for (size_t i = 0; i < np; i++)
-			rc |= i ? ig_buf_printf(b, ",%.6f", lp_value(pseed, (long)i, 0))
+			rc |= i ? put_py(b, ",", lp_value(pseed, (long)i, 0))
 				: ig_buf_append_cstr(b, "null");
 		for (size_t i = 0; i < r->lp_n; i++)
-			rc |= ig_buf_printf(b, i + np ? ",%.6f" : "%.6f",
-					    lp_value(r->lp_seed, r->lp_pos0 + (long)i, 0));
+			rc |= put_py(b, i + np ? "," : "",
+				     lp_value(r->lp_seed, r->lp_pos0 + (long)i, 0));
 		rc |= ig_buf_append_cstr(b, "],\"tokens\":[");
 		for (size_t i = 0; i < n_all; i++) {
 			struct ig_str t =
@@ -181,7 +188,7 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 			/* The prompt's token, then other words (never the same key twice). */
 			rc |= ig_buf_append_cstr(b, ",{");
 			rc |= ig_json_write_string(b, ps[i].ptr, ps[i].len);
-			rc |= ig_buf_printf(b, ":%.6f", lp_value(pseed, (long)i, 0));
+			rc |= put_py(b, ":", lp_value(pseed, (long)i, 0));
 			unsigned base = (unsigned)(ps[i].len + (unsigned char)ps[i].ptr[0]);
 			for (unsigned k = 1, put = 1; put < n && k < IG_SIM_WORDS; k++) {
 				const char *w = ig_sim_word(lp_alt(base, k));
@@ -189,7 +196,7 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 					continue;
 				rc |= ig_buf_append_cstr(b, ",");
 				rc |= ig_json_write_string(b, w, strlen(w));
-				rc |= ig_buf_printf(b, ":%.6f", lp_value(pseed, (long)i, put++));
+				rc |= put_py(b, ":", lp_value(pseed, (long)i, put++));
 			}
 			rc |= ig_buf_append_cstr(b, "}");
 		}
@@ -200,8 +207,7 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 				const char *w = ig_sim_word(lp_alt(r->lp_words[i], k));
 				rc |= ig_buf_append_cstr(b, k ? "," : "");
 				rc |= ig_json_write_string(b, w, strlen(w));
-				rc |= ig_buf_printf(b, ":%.6f",
-						    lp_value(r->lp_seed, r->lp_pos0 + (long)i, k));
+				rc |= put_py(b, ":", lp_value(r->lp_seed, r->lp_pos0 + (long)i, k));
 			}
 			rc |= ig_buf_append_cstr(b, "}");
 		}
@@ -264,6 +270,15 @@ static const char *object_name(const struct ig_sim_resp *r, bool chunk)
 	return chunk ? "chat.completion.chunk" : "chat.completion";
 }
 
+/* A chat answer's role: the assistant's, unless the request continued
+ * another's turn (add_generation_prompt false). */
+static int put_role(struct ig_buf *b, const struct ig_sim_resp *r)
+{
+	if (!r->role.len)
+		return ig_buf_append_cstr(b, "\"assistant\"");
+	return ig_json_write_string(b, r->role.ptr, r->role.len);
+}
+
 /* One choice object of a body sent whole. */
 static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 {
@@ -285,7 +300,9 @@ static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
 		rc |= ig_buf_append_cstr(out, "}}]}");
 	} else {
-		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":\"assistant\",\"content\":");
+		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":");
+		rc |= put_role(out, c);
+		rc |= ig_buf_append_cstr(out, ",\"content\":");
 		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
 		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[]}");
 	}
@@ -375,10 +392,10 @@ int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 {
 	int rc = ig_buf_append_cstr(out, "data: ");
 	rc |= put_head(out, r, object_name(r, true));
-	rc |= ig_buf_printf(out,
-			    ",\"choices\":[{\"index\":%d,\"delta\":{\"role\":\"assistant\","
-			    "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]",
-			    r->index);
+	rc |= ig_buf_printf(out, ",\"choices\":[{\"index\":%d,\"delta\":{\"role\":", r->index);
+	rc |= put_role(out, r);
+	rc |= ig_buf_append_cstr(out,
+				 ",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]");
 	if (r->continuous_usage) { /* before any token */
 		struct ig_sim_resp none = *r;
 		none.completion_tokens = 0;
@@ -909,7 +926,7 @@ int ig_sim_render_token(struct ig_buf *out, const struct ig_sim_resp *r, long *s
 	switch (r->kind) {
 	case IG_SIM_COMPLETION:
 	case IG_SIM_CHAT:
-		if (r->kind == IG_SIM_CHAT && r->first)
+		if (r->kind == IG_SIM_CHAT && r->first && !r->role_sent)
 			rc |= ig_sim_render_role_chunk(out, r);
 		rc |= ig_sim_render_chunk(out, r);
 		if (r->finish && !r->more_choices && r->include_usage)
@@ -991,6 +1008,22 @@ static int shortest_digits(double v)
 	return 17;
 }
 
+int ig_sim_py_float(char *out, size_t len, double v)
+{
+	if (isinf(v))
+		return snprintf(out, len, v > 0 ? "inf" : "-inf");
+	if (isnan(v))
+		return snprintf(out, len, "nan");
+	int p = shortest_digits(v);
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, "%.*e", p - 1, v);
+	int exp = atoi(strchr(tmp, 'e') + 1);
+	if (exp < -4 || exp >= 16)
+		return snprintf(out, len, "%s", tmp);
+	int decimals = p - 1 - exp;
+	return snprintf(out, len, "%.*f", decimals < 1 ? 1 : decimals, v);
+}
+
 /* Python's repr(), then prometheus_client's floatToGoString(), which moves
  * positive numbers with more than six integer digits to exponent form
  * (1742577733.4 -> "1.7425777334e+09"). */
@@ -1000,16 +1033,10 @@ int ig_sim_fmt_float(char *out, size_t len, double v)
 		return snprintf(out, len, v > 0 ? "+Inf" : "-Inf");
 	if (isnan(v))
 		return snprintf(out, len, "NaN");
-	int p = shortest_digits(v);
 	char tmp[64];
-	snprintf(tmp, sizeof tmp, "%.*e", p - 1, v);
-	int exp = atoi(strchr(tmp, 'e') + 1);
-	if (exp < -4 || exp >= 16)
-		return snprintf(out, len, "%s", tmp);
-	int decimals = p - 1 - exp;
-	snprintf(tmp, sizeof tmp, "%.*f", decimals < 1 ? 1 : decimals, v);
+	ig_sim_py_float(tmp, sizeof tmp, v);
 	char *dot = strchr(tmp, '.');
-	int ipart = (int)(dot - tmp);
+	int ipart = dot && !strchr(tmp, 'e') ? (int)(dot - tmp) : 0;
 	if (v > 0 && ipart > 6) {
 		char mant[64];
 		size_t m = 0;
@@ -1046,6 +1073,46 @@ const double *ig_sim_e2e_buckets(enum ig_sim_version v, size_t *n)
 {
 	*n = v == IG_SIM_V_0_8 ? 15 : sizeof e2e_buckets / sizeof e2e_buckets[0];
 	return e2e_buckets;
+}
+
+/* B, and B' from 0.9 on: the time between tokens. */
+static const double tpot_buckets[] = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,	 0.3,  0.4, 0.5,
+				      0.75, 1.0,   2.5,	 5.0,	7.5, 10.0, 20.0, 40.0, 80.0};
+
+const double *ig_sim_tpot_buckets(enum ig_sim_version v, size_t *n)
+{
+	*n = v == IG_SIM_V_0_8 ? 13 : sizeof tpot_buckets / sizeof tpot_buckets[0];
+	return tpot_buckets;
+}
+
+/* Tokens per engine step: V0 in eager mode (the seed's CPU engine) stops
+ * at 8096, as vLLM wrote it; newer releases at 16384. */
+static const double iter_buckets_v0[] = {1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8096};
+static const double iter_buckets[] = {1,   8,	 16,   32,   64,   128,	 256,
+				      512, 1024, 2048, 4096, 8192, 16384};
+
+const double *ig_sim_iter_buckets(enum ig_sim_version v, size_t *n)
+{
+	if (v == IG_SIM_V_0_8) {
+		*n = sizeof iter_buckets_v0 / sizeof iter_buckets_v0[0];
+		return iter_buckets_v0;
+	}
+	*n = sizeof iter_buckets / sizeof iter_buckets[0];
+	return iter_buckets;
+}
+
+size_t ig_sim_token_buckets(long max_model_len, double *out)
+{
+	static const int mantissa[] = {1, 2, 5};
+	size_t n = 0;
+	for (double scale = 1; n < IG_SIM_MAX_BUCKETS; scale *= 10)
+		for (size_t i = 0; i < 3; i++) {
+			double v = mantissa[i] * scale;
+			if (v > (double)max_model_len || n == IG_SIM_MAX_BUCKETS)
+				return n;
+			out[n++] = v;
+		}
+	return n;
 }
 
 void ig_sim_hist_observe(struct ig_sim_hist *h, const double *bounds, size_t n, double v)
@@ -1135,29 +1202,46 @@ static int put_value(struct ig_buf *b, double v)
 	return ig_buf_printf(b, " %s\n", num);
 }
 
-/* name{model_name="m"} v */
-static int put_model_sample(struct ig_buf *b, const char *name, const char *model, double v)
+/* The labels of a model's series: V1 (the latest mode) adds the engine's
+ * index, engine="0" (one engine: no data parallelism), and
+ * prometheus_client writes them in alphabetical order (vllm-api.md §5.1). */
+struct labels {
+	const char *model;
+	bool engine;
+};
+
+/* {engine="0",<key>="<val>",model_name="m"}: key (may be NULL) sorts
+ * between engine and model_name for every label vLLM adds. */
+static int put_labels(struct ig_buf *b, const struct labels *l, const char *key, const char *val)
 {
-	int rc = ig_buf_printf(b, "vllm:%s{model_name=\"", name);
-	rc |= put_label_value(b, model);
-	rc |= ig_buf_append_cstr(b, "\"}");
-	rc |= put_value(b, v);
-	return rc;
+	int rc = ig_buf_append_cstr(b, l->engine ? "{engine=\"0\"," : "{");
+	if (key)
+		rc |= ig_buf_printf(b, "%s=\"%s\",", key, val);
+	rc |= ig_buf_append_cstr(b, "model_name=\"");
+	rc |= put_label_value(b, l->model);
+	return rc | ig_buf_append_cstr(b, "\"}");
 }
 
-static int put_gauge(struct ig_buf *b, const char *name, const char *help, const char *model,
+static int put_model_sample(struct ig_buf *b, const char *name, const struct labels *l, double v)
+{
+	int rc = ig_buf_printf(b, "vllm:%s", name);
+	rc |= put_labels(b, l, NULL, NULL);
+	return rc | put_value(b, v);
+}
+
+static int put_gauge(struct ig_buf *b, const char *name, const char *help, const struct labels *l,
 		     double v)
 {
-	return put_family(b, name, "gauge", help) | put_model_sample(b, name, model, v);
+	return put_family(b, name, "gauge", help) | put_model_sample(b, name, l, v);
 }
 
-static int put_counter(struct ig_buf *b, const char *name, const char *help, const char *model,
+static int put_counter(struct ig_buf *b, const char *name, const char *help, const struct labels *l,
 		       double v)
 {
-	return put_family(b, name, "counter", help) | put_model_sample(b, name, model, v);
+	return put_family(b, name, "counter", help) | put_model_sample(b, name, l, v);
 }
 
-static int put_hist(struct ig_buf *b, const char *name, const char *help, const char *model,
+static int put_hist(struct ig_buf *b, const char *name, const char *help, const struct labels *l,
 		    const struct ig_sim_hist *h, const double *bounds, size_t n)
 {
 	int rc = put_family(b, name, "histogram", help);
@@ -1166,18 +1250,15 @@ static int put_hist(struct ig_buf *b, const char *name, const char *help, const 
 	for (size_t i = 0; i <= n; i++) {
 		cum += h->counts[i];
 		ig_sim_fmt_float(le, sizeof le, i < n ? bounds[i] : INFINITY);
-		rc |= ig_buf_printf(b, "vllm:%s_bucket{le=\"%s\",model_name=\"", name, le);
-		rc |= put_label_value(b, model);
-		rc |= ig_buf_append_cstr(b, "\"}");
+		rc |= ig_buf_printf(b, "vllm:%s_bucket", name);
+		rc |= put_labels(b, l, "le", le);
 		rc |= put_value(b, (double)cum);
 	}
-	rc |= ig_buf_printf(b, "vllm:%s_count{model_name=\"", name);
-	rc |= put_label_value(b, model);
-	rc |= ig_buf_append_cstr(b, "\"}");
+	rc |= ig_buf_printf(b, "vllm:%s_count", name);
+	rc |= put_labels(b, l, NULL, NULL);
 	rc |= put_value(b, (double)h->count);
-	rc |= ig_buf_printf(b, "vllm:%s_sum{model_name=\"", name);
-	rc |= put_label_value(b, model);
-	rc |= ig_buf_append_cstr(b, "\"}");
+	rc |= ig_buf_printf(b, "vllm:%s_sum", name);
+	rc |= put_labels(b, l, NULL, NULL);
 	rc |= put_value(b, h->sum);
 	return rc;
 }
@@ -1203,7 +1284,7 @@ static int put_lora(struct ig_buf *b, const struct ig_sim_config *c, const struc
 static const char *const finish_names[IG_SIM_FIN_N] = {"stop", "length", "abort"};
 
 static int put_success(struct ig_buf *b, const struct ig_sim_config *c,
-		       const struct ig_sim_stats *s, const char *model)
+		       const struct ig_sim_stats *s, const struct labels *l)
 {
 	int rc = put_family(b, "request_success_total", "counter",
 			    "Count of successfully processed requests.");
@@ -1211,51 +1292,65 @@ static int put_success(struct ig_buf *b, const struct ig_sim_config *c,
 		/* V0 creates a series on first use; V1 creates them all up front. */
 		if (c->version == IG_SIM_V_0_8 && !s->success_seen[i])
 			continue;
-		rc |= ig_buf_printf(b,
-				    "vllm:request_success_total{finished_reason=\"%s\","
-				    "model_name=\"",
-				    finish_names[i]);
-		rc |= put_label_value(b, model);
-		rc |= ig_buf_append_cstr(b, "\"}");
+		rc |= ig_buf_append_cstr(b, "vllm:request_success_total");
+		rc |= put_labels(b, l, "finished_reason", finish_names[i]);
 		rc |= put_value(b, s->success[i]);
 	}
 	return rc;
 }
 
-/* V1 counts prefix-cache lookups in tokens; v0.9 dropped the gpu_ prefix.
- * The 0.8 flavour also carries V0's hit-rate gauge (-1 when off). */
+/* V1 counts prefix-cache lookups in tokens (named gpu_prefix_cache_* in
+ * 0.8, prefix_cache_* from 0.9); V0, which the 0.8 mode imitates (the
+ * seed's CPU engine), has no such counters, only its hit-rate gauges (-1
+ * when prefix caching is off; the CPU one has no blocks to hit). */
 static int put_prefix_cache(struct ig_buf *b, const struct ig_sim_config *c,
-			    const struct ig_sim_stats *s, const char *model)
+			    const struct ig_sim_stats *s, const struct labels *l)
 {
-	bool old = c->version == IG_SIM_V_0_8;
-	int rc =
-	    put_counter(b, old ? "gpu_prefix_cache_queries_total" : "prefix_cache_queries_total",
-			"Prefix cache queries, in terms of number of queried tokens.", model,
-			s->prefix_queries);
-	rc |= put_counter(b, old ? "gpu_prefix_cache_hits_total" : "prefix_cache_hits_total",
-			  "Prefix cache hits, in terms of number of cached tokens.", model,
-			  s->prefix_hits);
-	if (old) {
-		double rate = !c->enable_prefix_caching ? -1
-			      : s->prefix_queries > 0	? s->prefix_hits / s->prefix_queries
-							: 0;
-		rc |= put_gauge(b, "gpu_prefix_cache_hit_rate", "GPU prefix cache block hit rate.",
-				model, rate);
-	}
-	return rc;
+	if (c->version != IG_SIM_V_0_8)
+		return put_counter(b, "prefix_cache_queries_total",
+				   "Prefix cache queries, in terms of number of queried tokens.", l,
+				   s->prefix_queries) |
+		       put_counter(b, "prefix_cache_hits_total",
+				   "Prefix cache hits, in terms of number of cached tokens.", l,
+				   s->prefix_hits);
+	double rate = !c->enable_prefix_caching ? -1
+		      : s->prefix_queries > 0	? s->prefix_hits / s->prefix_queries
+						: 0;
+	return put_gauge(b, "cpu_prefix_cache_hit_rate", "CPU prefix cache block hit rate.", l,
+			 c->enable_prefix_caching ? 0 : -1) |
+	       put_gauge(b, "gpu_prefix_cache_hit_rate", "GPU prefix cache block hit rate.", l,
+			 rate);
 }
 
+/* Every CacheConfig field as a label, in alphabetical order: V0 on CPU
+ * (0.8) holds the CPU cache as its "GPU" blocks and no CPU blocks; V1
+ * (the latest) never sets num_cpu_blocks and adds the engine's index. */
 static int put_cache_config(struct ig_buf *b, const struct ig_sim_config *c)
 {
+	const char *prefix = c->enable_prefix_caching ? "True" : "False";
 	int rc =
 	    put_family(b, "cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
-	rc |= ig_buf_printf(b,
-			    "vllm:cache_config_info{block_size=\"%ld\",cache_dtype=\"auto\","
-			    "enable_prefix_caching=\"%s\",gpu_memory_utilization=\"0.9\","
-			    "num_cpu_blocks=\"0\",num_gpu_blocks=\"%ld\"} 1.0\n",
-			    c->block_size, c->enable_prefix_caching ? "True" : "False",
-			    c->num_gpu_blocks);
-	return rc;
+	if (c->version == IG_SIM_V_0_8)
+		return rc | ig_buf_printf(
+				b,
+				"vllm:cache_config_info{block_size=\"%ld\",cache_dtype=\"auto\","
+				"calculate_kv_scales=\"False\","
+				"cpu_kvcache_space_bytes=\"4294967296\",cpu_offload_gb=\"0\","
+				"enable_prefix_caching=\"%s\",gpu_memory_utilization=\"0.9\","
+				"is_attention_free=\"False\",num_cpu_blocks=\"0\","
+				"num_gpu_blocks=\"%ld\",num_gpu_blocks_override=\"None\","
+				"sliding_window=\"None\",swap_space_bytes=\"4294967296\"} 1.0\n",
+				c->block_size, prefix, c->num_gpu_blocks);
+	return rc | ig_buf_printf(
+			b,
+			"vllm:cache_config_info{block_size=\"%ld\",cache_dtype=\"auto\","
+			"calculate_kv_scales=\"False\",cpu_offload_gb=\"0\","
+			"enable_prefix_caching=\"%s\",engine=\"0\",gpu_memory_utilization=\"0.9\","
+			"is_attention_free=\"False\",num_cpu_blocks=\"None\","
+			"num_gpu_blocks=\"%ld\",num_gpu_blocks_override=\"None\","
+			"prefix_caching_hash_algo=\"builtin\",sliding_window=\"None\","
+			"swap_space=\"4\",swap_space_bytes=\"4294967296\"} 1.0\n",
+			c->block_size, prefix, c->num_gpu_blocks);
 }
 
 static int hex_digit(char ch)
@@ -1357,23 +1452,79 @@ int ig_sim_filter_metrics(struct ig_str page, struct ig_str query, struct ig_buf
 	return 0;
 }
 
+/* Every histogram but TTFT's, each release's (vllm-api.md §5.2): 0.11
+ * writes the time between tokens under its deprecated name and its new
+ * one, inter_token_latency_seconds. */
+static int put_hists(struct ig_buf *b, const struct ig_sim_config *c, const struct ig_sim_stats *s,
+		     const struct labels *m)
+{
+	size_t ne, np, ni, nk;
+	double tok[IG_SIM_MAX_BUCKETS];
+	const double *eb = ig_sim_e2e_buckets(c->version, &ne);
+	const double *pb = ig_sim_tpot_buckets(c->version, &np);
+	const double *ib = ig_sim_iter_buckets(c->version, &ni);
+	nk = ig_sim_token_buckets(c->max_model_len, tok);
+	int rc = put_hist(b, "time_per_output_token_seconds",
+			  "Histogram of time per output token in seconds.", m, &s->tpot, pb, np);
+	if (c->version != IG_SIM_V_0_8)
+		rc |= put_hist(b, "inter_token_latency_seconds",
+			       "Histogram of inter-token latency in seconds.", m, &s->tpot, pb, np);
+	rc |= put_hist(b, "e2e_request_latency_seconds",
+		       "Histogram of end to end request latency in seconds.", m, &s->e2e, eb, ne);
+	rc |=
+	    put_hist(b, "request_queue_time_seconds",
+		     "Histogram of time spent in WAITING phase for request.", m, &s->queue, eb, ne);
+	rc |= put_hist(b, "request_inference_time_seconds",
+		       "Histogram of time spent in RUNNING phase for request.", m, &s->inference,
+		       eb, ne);
+	rc |= put_hist(b, "request_prefill_time_seconds",
+		       "Histogram of time spent in PREFILL phase for request.", m, &s->prefill, eb,
+		       ne);
+	rc |=
+	    put_hist(b, "request_decode_time_seconds",
+		     "Histogram of time spent in DECODE phase for request.", m, &s->decode, eb, ne);
+	rc |= put_hist(b, "request_prompt_tokens", "Number of prefill tokens processed.", m,
+		       &s->req_prompt, tok, nk);
+	rc |= put_hist(b, "request_generation_tokens", "Number of generation tokens processed.", m,
+		       &s->req_gen, tok, nk);
+	rc |= put_hist(b, "request_params_max_tokens",
+		       "Histogram of the max_tokens request parameter.", m, &s->req_max_tokens, tok,
+		       nk);
+	rc |= put_hist(b, "request_max_num_generation_tokens",
+		       "Histogram of maximum number of requested generation tokens.", m,
+		       &s->req_max_gen, tok, nk);
+	rc |= put_hist(b, "iteration_tokens_total",
+		       "Histogram of number of tokens per engine_step.", m, &s->iter, ib, ni);
+	return rc;
+}
+
 int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 			  const struct ig_sim_stats *s, const struct ig_sim_gauges *g)
 {
-	const char *m = ig_sim_label_name(c);
-	size_t nt, ne;
+	bool v0 = c->version == IG_SIM_V_0_8;
+	const struct labels l = {ig_sim_label_name(c), !v0}, *m = &l;
+	size_t nt;
 	const double *tb = ig_sim_ttft_buckets(c->version, &nt);
-	const double *eb = ig_sim_e2e_buckets(c->version, &ne);
 	int rc = put_gauge(out, "num_requests_running",
 			   "Number of requests currently running on GPU.", m, (double)g->running);
 	rc |= put_gauge(out, "num_requests_waiting", "Number of requests waiting to be processed.",
 			m, (double)g->waiting);
-	rc |= put_gauge(out, "gpu_cache_usage_perc",
-			"GPU KV-cache usage. 1 means 100 percent usage.", m, g->kv_usage);
-	if (c->version != IG_SIM_V_0_8)
+	/* V0's: the KV cache under its old name, and the swap space and CPU
+	 * cache it never uses here (deprecated in 0.8, still written). From
+	 * 0.11 the old name is no longer written by default (vllm-api.md
+	 * §5.2). */
+	if (v0) {
+		rc |= put_gauge(out, "num_requests_swapped", "Number of requests swapped to CPU.",
+				m, 0);
+		rc |= put_gauge(out, "gpu_cache_usage_perc",
+				"GPU KV-cache usage. 1 means 100 percent usage.", m, g->kv_usage);
+		rc |= put_gauge(out, "cpu_cache_usage_perc",
+				"CPU KV-cache usage. 1 means 100 percent usage.", m, 0);
+	} else {
 		rc |= put_gauge(out, "kv_cache_usage_perc",
 				"KV-cache usage. 1 means 100 percent usage.", m, g->kv_usage);
-	if (c->version == IG_SIM_V_0_8 || c->enable_lora || c->nadapters)
+	}
+	if (v0 || c->enable_lora || c->nadapters)
 		rc |= put_lora(out, c, s);
 	rc |= put_counter(out, "num_preemptions_total",
 			  "Cumulative number of preemption from the engine.", m, s->preemptions);
@@ -1385,8 +1536,7 @@ int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 	rc |= put_success(out, c, s, m);
 	rc |= put_hist(out, "time_to_first_token_seconds",
 		       "Histogram of time to first token in seconds.", m, &s->ttft, tb, nt);
-	rc |= put_hist(out, "e2e_request_latency_seconds",
-		       "Histogram of end to end request latency in seconds.", m, &s->e2e, eb, ne);
+	rc |= put_hists(out, c, s, m);
 	rc |= put_cache_config(out, c);
 	return rc ? -1 : 0;
 }

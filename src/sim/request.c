@@ -37,6 +37,41 @@ static int bad_request(struct ig_sim_error *e, const char *param, const char *ms
 	return reject(e, 400, "BadRequestError", param, "%s", msg);
 }
 
+/* What vLLM's request models refuse before any serving code runs (pydantic:
+ * a malformed body, a missing or mistyped field, a model validator): a
+ * 400 that newer releases type "Bad Request" with the location of the
+ * fault as param (finish_error). field: the member at fault, NULL for a
+ * check of the whole request. */
+static int invalid(struct ig_sim_error *e, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int invalid(struct ig_sim_error *e, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+	e->status = 400;
+	e->type = "BadRequestError";
+	e->param = field;
+	e->validation = true;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* A validation error in the latest release's words: the HTTP phrase as
+ * type and FastAPI's location, "body" and the field, as param
+ * (vllm-api.md §4.1, §4.2); 0.8 writes no param at all. */
+static int finish_error(const struct ig_sim_config *c, struct ig_sim_error *e)
+{
+	if (!e->validation || c->version == IG_SIM_V_0_8)
+		return -1;
+	e->type = "Bad Request";
+	snprintf(e->param_buf, sizeof e->param_buf, "body%s%s", e->param ? "." : "",
+		 e->param ? e->param : "");
+	e->param = e->param_buf;
+	return -1;
+}
+
 /* ---- JSON field helpers ------------------------------------------------------------ */
 
 /* Optional members: 0 absent or null, 1 present and well typed, -1 wrong type. */
@@ -148,6 +183,7 @@ static int text_or_ids_tokens(struct ig_json_value p, long *out, struct ig_sim_r
 	} else if (p.type == IG_JSON_ARRAY && ig_json_array_next(p, &pos, &e) == 1 &&
 		   e.type == IG_JSON_NUMBER) {
 		long n = 0;
+		int64_t lo = 0, hi = 0;
 		rc = 0;
 		do {
 			int64_t id = 0;
@@ -155,9 +191,16 @@ static int text_or_ids_tokens(struct ig_json_value p, long *out, struct ig_sim_r
 				rc = -1;
 			text_push(r, ig_str_from(ig_sim_word((uint64_t)id)));
 			ids_push(r, (uint64_t)id);
+			lo = n == 0 || id < lo ? id : lo;
+			hi = n == 0 || id > hi ? id : hi;
 			n++;
 		} while (ig_json_array_next(p, &pos, &e) == 1);
 		*out = n;
+		/* The engine names the largest id when it is past the vocabulary. */
+		if (!r->oov && (hi >= (int64_t)IG_SIM_VOCAB || lo < 0)) {
+			r->oov = true;
+			r->oov_id = hi >= (int64_t)IG_SIM_VOCAB ? hi : lo;
+		}
 	}
 	ig_buf_free(&tmp);
 	return rc;
@@ -291,9 +334,10 @@ static long reply_open(struct ig_sim_request *r)
 }
 
 /* One turn whose role is a JSON string (or `fallback` when it is not one)
- * and whose content is a chat content value. */
-static int push_turn(struct ig_sim_request *r, struct ig_json_value role, const char *fallback,
-		     struct ig_json_value content, long *n)
+ * and whose content is a chat content value, closed unless `open` (a
+ * final message the answer continues: no end marker). */
+static int push_open_turn(struct ig_sim_request *r, struct ig_json_value role, const char *fallback,
+			  struct ig_json_value content, long *n, bool open)
 {
 	struct ig_buf name = {0};
 	long t = 0;
@@ -306,10 +350,17 @@ static int push_turn(struct ig_sim_request *r, struct ig_json_value role, const 
 	turn_open(r, rs);
 	if (content.type != IG_JSON_INVALID && content_tokens(content, &t, r) < 0)
 		rc = -1;
-	turn_close(r);
-	*n += t + IG_SIM_CHAT_MSG_OVERHEAD;
+	if (!open)
+		turn_close(r);
+	*n += t + IG_SIM_CHAT_MSG_OVERHEAD - (open ? 1 : 0);
 	ig_buf_free(&name);
 	return rc;
+}
+
+static int push_turn(struct ig_sim_request *r, struct ig_json_value role, const char *fallback,
+		     struct ig_json_value content, long *n)
+{
+	return push_open_turn(r, role, fallback, content, n, false);
 }
 
 /* Tool definitions, which chat templates write into the prompt ahead of
@@ -332,26 +383,111 @@ static int tools_tokens(struct ig_json_value root, long *n, struct ig_sim_reques
 }
 
 /* A chat prompt as a chat template lays it out: per message a start
- * marker, the role, a separator, the content and an end marker; then the
- * opening of the assistant's turn. */
+ * marker, the role, a separator, the content and an end marker; then,
+ * with add_generation_prompt (reply), the opening of the assistant's
+ * turn; with continue_final_message (open_last), the last message left
+ * without its end marker for the answer to go on with. */
 static int messages_tokens(struct ig_json_value msgs, long *out, struct ig_sim_request *r,
-			   bool reply)
+			   bool reply, bool open_last)
 {
-	struct ig_json_value m, role, content;
+	struct ig_json_value m, next, role, content;
 	size_t pos = 0;
 	long n = *out, count = 0;
 	int rc = 0;
-	while (rc == 0 && ig_json_array_next(msgs, &pos, &m) == 1) {
+	bool more = ig_json_array_next(msgs, &pos, &m) == 1;
+	while (rc == 0 && more) {
 		if (m.type != IG_JSON_OBJECT || ig_json_get(m, "role", &role) < 0 ||
 		    role.type != IG_JSON_STRING)
 			return -1;
 		if (ig_json_get(m, "content", &content) < 0)
 			content.type = IG_JSON_INVALID;
-		rc = push_turn(r, role, "?", content, &n);
+		more = ig_json_array_next(msgs, &pos, &next) == 1;
+		rc = push_open_turn(r, role, "?", content, &n, open_last && !more);
 		count++;
+		m = next;
 	}
 	*out = n + (reply ? reply_open(r) : 0);
 	return rc == 0 && count ? 0 : -1;
+}
+
+/* Chat's add_generation_prompt (default true) and continue_final_message,
+ * which vLLM's request model refuses together. */
+static int read_template_switches(struct ig_json_value root, bool *gen, bool *cont,
+				  struct ig_sim_error *e)
+{
+	*gen = true;
+	*cont = false;
+	if (opt_bool(root, "add_generation_prompt", gen) < 0)
+		return invalid(e, "add_generation_prompt",
+			       "'add_generation_prompt' must be a boolean.");
+	if (opt_bool(root, "continue_final_message", cont) < 0)
+		return invalid(e, "continue_final_message",
+			       "'continue_final_message' must be a boolean.");
+	if (*gen && *cont)
+		return invalid(e, NULL,
+			       "Cannot set both `continue_final_message` and "
+			       "`add_generation_prompt` to True.");
+	return 0;
+}
+
+/* The modality of a content part a text-only model cannot take (images,
+ * audio, video), or NULL for text and the like. */
+static const char *media_modality(struct ig_json_value part)
+{
+	static const struct {
+		const char *type, *modality;
+	} media[] = {
+	    {"image_url", "image"},   {"image_embeds", "image"}, {"image_pil", "image"},
+	    {"input_image", "image"}, {"input_audio", "audio"},	 {"audio_url", "audio"},
+	    {"video_url", "video"},
+	};
+	struct ig_json_value type;
+	if (part.type != IG_JSON_OBJECT || ig_json_get(part, "type", &type) < 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof media / sizeof media[0]; i++)
+		if (ig_json_string_eq(type, media[i].type))
+			return media[i].modality;
+	return NULL;
+}
+
+/* The Hugging Face model_type of the --model name, as vLLM 0.8 names it
+ * when a text-only model is handed media; Qwen2 (the seed's) otherwise. */
+static const char *model_type(const char *model)
+{
+	static const char *const types[][2] = {
+	    {"qwen3", "qwen3"},	    {"qwen", "qwen2"},	{"llama", "llama"},
+	    {"mistral", "mistral"}, {"gemma", "gemma"}, {"phi", "phi3"},
+	};
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+		if (strcasestr(model, types[i][0]))
+			return types[i][1];
+	return "qwen2";
+}
+
+/* Media in a chat (vllm-api.md §2: a 400 on a text-only model, which the
+ * simulator's model is), in each release's words. */
+static int check_media(const struct ig_sim_config *c, struct ig_json_value msgs,
+		       struct ig_sim_error *e)
+{
+	struct ig_json_value m, content, part;
+	size_t pos = 0;
+	while (ig_json_array_next(msgs, &pos, &m) == 1) {
+		size_t at = 0;
+		if (ig_json_get(m, "content", &content) < 0 || content.type != IG_JSON_ARRAY)
+			continue;
+		while (ig_json_array_next(content, &at, &part) == 1) {
+			const char *modality = media_modality(part);
+			if (!modality)
+				continue;
+			if (c->version == IG_SIM_V_0_8)
+				return reject(e, 400, "BadRequestError", NULL,
+					      "Unknown %s model type: %s", modality,
+					      model_type(c->model));
+			return reject(e, 400, "BadRequestError", NULL,
+				      "%s is not a multimodal model None", c->model);
+		}
+	}
+	return 0;
 }
 
 /* ---- fields ---------------------------------------------------------------------------- */
@@ -361,22 +497,15 @@ static int read_model(struct ig_json_value root, struct ig_sim_request *r, struc
 	struct ig_json_value v;
 	int rc = opt_member(root, "model", IG_JSON_STRING, &v);
 	if (rc < 0 || (rc == 1 && ig_json_string(v, &r->model) < 0))
-		return bad_request(e, "model", "'model' must be a string.");
+		return invalid(e, "model", "'model' must be a string.");
 	return 0;
 }
 
 /* A double as Python's repr writes it (vLLM's messages quote the value
- * pydantic made a float): the shortest text that reads back the same,
- * with ".0" on whole numbers. */
+ * pydantic made a float). */
 static const char *py_float(double v, char *buf, size_t cap)
 {
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, cap, "%.*g", prec, v);
-		if (strtod(buf, NULL) == v)
-			break;
-	}
-	if (!strpbrk(buf, ".enia")) /* not 1e+16, inf or nan */
-		strncat(buf, ".0", cap - strlen(buf) - 1);
+	ig_sim_py_float(buf, cap, v);
 	return buf;
 }
 
@@ -402,8 +531,7 @@ static int check_sampling_ranges(struct ig_json_value root, struct ig_sim_error 
 		double v;
 		int rc = opt_double(root, num[i].key, &v);
 		if (rc < 0)
-			return reject(e, 400, "BadRequestError", num[i].key,
-				      "'%s' must be a number.", num[i].key);
+			return invalid(e, num[i].key, "'%s' must be a number.", num[i].key);
 		if (rc == 1 &&
 		    (v < num[i].lo || (num[i].lo_open && v == num[i].lo) || v > num[i].hi))
 			return reject(e, 400, "BadRequestError", num[i].param ? num[i].key : NULL,
@@ -412,7 +540,7 @@ static int check_sampling_ranges(struct ig_json_value root, struct ig_sim_error 
 	}
 	int64_t k = 0;
 	if (opt_int(root, "top_k", &k) < 0)
-		return bad_request(e, "top_k", "'top_k' must be an integer.");
+		return invalid(e, "top_k", "'top_k' must be an integer.");
 	if (k < -1)
 		return reject(e, 400, "BadRequestError", NULL,
 			      "top_k must be 0 (disable), or at least 1, got %lld.", (long long)k);
@@ -424,21 +552,21 @@ static int read_sampling(struct ig_json_value root, struct ig_sim_request *r,
 			 struct ig_sim_error *e)
 {
 	if (opt_bool(root, "stream", &r->stream) < 0)
-		return bad_request(e, "stream", "'stream' must be a boolean.");
+		return invalid(e, "stream", "'stream' must be a boolean.");
 	if (opt_bool(root, "ignore_eos", &r->ignore_eos) < 0)
-		return bad_request(e, "ignore_eos", "'ignore_eos' must be a boolean.");
+		return invalid(e, "ignore_eos", "'ignore_eos' must be a boolean.");
 	if (check_sampling_ranges(root, e) < 0)
 		return -1;
 	int rc = opt_double(root, "temperature", &r->temperature);
 	if (rc < 0)
-		return bad_request(e, "temperature", "'temperature' must be a number.");
+		return invalid(e, "temperature", "'temperature' must be a number.");
 	r->has_temp = rc == 1;
 	rc = opt_int(root, "seed", &r->seed);
 	if (rc < 0)
-		return bad_request(e, "seed", "'seed' must be an integer.");
+		return invalid(e, "seed", "'seed' must be an integer.");
 	r->has_seed = rc == 1;
 	if (opt_int(root, "min_tokens", &r->min_tokens) < 0)
-		return bad_request(e, "min_tokens", "'min_tokens' must be an integer.");
+		return invalid(e, "min_tokens", "'min_tokens' must be an integer.");
 	if (r->min_tokens < 0)
 		return reject(e, 400, "BadRequestError", "min_tokens",
 			      "min_tokens must be greater than or equal to 0, got %lld.",
@@ -453,25 +581,24 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 	struct ig_json_value v;
 	int rc = opt_member(root, "stream_options", IG_JSON_OBJECT, &v);
 	if (rc < 0)
-		return bad_request(e, "stream_options", "'stream_options' must be an object.");
+		return invalid(e, "stream_options", "'stream_options' must be an object.");
 	if (rc == 1) {
 		if (!r->stream)
-			return bad_request(
-			    e, "stream_options",
-			    "Stream options can only be defined when `stream=True`.");
+			return invalid(e, NULL,
+				       "Stream options can only be defined when `stream=True`.");
 		/* {} means include_usage true, as in vLLM's StreamOptions. */
 		r->include_usage = true;
 		if (opt_bool(v, "include_usage", &r->include_usage) < 0 ||
 		    opt_bool(v, "continuous_usage_stats", &r->continuous_usage) < 0)
-			return bad_request(e, "stream_options",
-					   "'include_usage' and 'continuous_usage_stats' must be "
-					   "booleans.");
+			return invalid(e, "stream_options",
+				       "'include_usage' and 'continuous_usage_stats' must be "
+				       "booleans.");
 		/* vLLM sends the running usage only when the final one is on. */
 		r->continuous_usage = r->continuous_usage && r->include_usage;
 	}
 	int64_t n = 1;
 	if (opt_int(root, "n", &n) < 0)
-		return bad_request(e, "n", "'n' must be an integer.");
+		return invalid(e, "n", "'n' must be an integer.");
 	if (n < 1)
 		return reject(e, 400, "BadRequestError", "n", "n must be at least 1, got %lld.",
 			      (long long)n);
@@ -480,6 +607,27 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 			      "The simulator supports n up to %d, got %lld.", IG_SIM_MAX_N,
 			      (long long)n);
 	r->n = (long)n;
+	/* SamplingParams' checks of best_of (vLLM 0.8; newer releases keep
+	 * them and their V1 engine refuses any best_of but 1). */
+	int64_t best_of;
+	rc = opt_int(root, "best_of", &best_of);
+	if (rc < 0)
+		return invalid(e, "best_of", "'best_of' must be an integer.");
+	if (rc == 0)
+		return 0;
+	if (best_of < 1)
+		return reject(e, 400, "BadRequestError", NULL,
+			      "best_of must be at least 1, got %lld", (long long)best_of);
+	if (best_of < n)
+		return reject(e, 400, "BadRequestError", NULL,
+			      "best_of must be greater than or equal to n, got n=%lld and "
+			      "best_of=%lld.",
+			      (long long)n, (long long)best_of);
+	if (best_of > IG_SIM_MAX_N)
+		return reject(e, 400, "BadRequestError", "best_of",
+			      "The simulator supports best_of up to %d, got %lld.", IG_SIM_MAX_N,
+			      (long long)best_of);
+	r->best_of = (long)best_of;
 	return 0;
 }
 
@@ -499,15 +647,13 @@ static int read_stop_list(struct ig_json_value root, const char *key, struct ig_
 	ig_buf_init(&r->stop, MAX_STOP_BYTES);
 	bool list = v.type == IG_JSON_ARRAY;
 	if (!list && v.type != IG_JSON_STRING)
-		return reject(e, 400, "BadRequestError", key,
-			      "'%s' must be a string or a list of strings.", key);
+		return invalid(e, key, "'%s' must be a string or a list of strings.", key);
 	while (list ? ig_json_array_next(v, &pos, &one) == 1 : r->nstop == 0) {
 		if (!list)
 			one = v;
 		size_t at = r->stop.len;
 		if (one.type != IG_JSON_STRING || ig_json_string(one, &r->stop) < 0)
-			return reject(e, 400, "BadRequestError", key,
-				      "'%s' must be a string or a list of strings.", key);
+			return invalid(e, key, "'%s' must be a string or a list of strings.", key);
 		if (r->stop.len == at)
 			return bad_request(e, key, "stop cannot contain an empty string.");
 		if (memchr(r->stop.ptr + at, '\0', r->stop.len - at) || r->nstop == MAX_STOP ||
@@ -522,8 +668,8 @@ static int read_stop_list(struct ig_json_value root, const char *key, struct ig_
 static int read_stop(struct ig_json_value root, struct ig_sim_request *r, struct ig_sim_error *e)
 {
 	if (opt_bool(root, "include_stop_str_in_output", &r->include_stop) < 0)
-		return bad_request(e, "include_stop_str_in_output",
-				   "'include_stop_str_in_output' must be a boolean.");
+		return invalid(e, "include_stop_str_in_output",
+			       "'include_stop_str_in_output' must be a boolean.");
 	return read_stop_list(root, "stop", r, e);
 }
 
@@ -538,26 +684,24 @@ static int read_logprobs(const struct ig_sim_config *c, struct ig_json_value roo
 	r->lp_top = -1;
 	if (r->kind == IG_SIM_COMPLETION) {
 		if (opt_int(root, "logprobs", &n) < 0)
-			return bad_request(e, "logprobs", "'logprobs' must be an integer.");
+			return invalid(e, "logprobs", "'logprobs' must be an integer.");
 		on = n != -2;
 		if (on && n < -1)
-			return reject(e, 400, "BadRequestError", "logprobs",
-				      "logprobs must be non-negative, got %lld.", (long long)n);
+			return invalid(e, NULL, "logprobs must be non-negative, got %lld.",
+				       (long long)n);
 	} else {
 		if (opt_bool(root, "logprobs", &on) < 0)
-			return bad_request(e, "logprobs", "'logprobs' must be a boolean.");
+			return invalid(e, "logprobs", "'logprobs' must be a boolean.");
 		int rc = opt_int(root, "top_logprobs", &n);
 		if (rc < 0)
-			return bad_request(e, "top_logprobs", "'top_logprobs' must be an integer.");
+			return invalid(e, "top_logprobs", "'top_logprobs' must be an integer.");
 		if (rc == 0)
 			n = 0;
 		if (n < 0)
-			return bad_request(e, "top_logprobs",
-					   "`top_logprobs` must be a positive value.");
+			return invalid(e, NULL, "`top_logprobs` must be a positive value.");
 		if (n > 0 && !on)
-			return bad_request(
-			    e, "top_logprobs",
-			    "when using `top_logprobs`, `logprobs` must be set to true.");
+			return invalid(
+			    e, NULL, "when using `top_logprobs`, `logprobs` must be set to true.");
 	}
 	if (!on)
 		return 0;
@@ -601,8 +745,8 @@ static int read_logit_bias(struct ig_json_value root, struct ig_sim_error *e)
 	if (ig_json_get(root, "logit_bias", &lb) < 0 || lb.type == IG_JSON_NULL)
 		return 0;
 	if (lb.type != IG_JSON_OBJECT)
-		return bad_request(e, "logit_bias",
-				   "'logit_bias' must be an object of token ids to numbers.");
+		return invalid(e, "logit_bias",
+			       "'logit_bias' must be an object of token ids to numbers.");
 	char bad[256] = "";
 	size_t pos = 0, nbad = 0, at = 0;
 	struct ig_buf key = {0};
@@ -612,7 +756,7 @@ static int read_logit_bias(struct ig_json_value root, struct ig_sim_error *e)
 		int64_t id;
 		ig_buf_reset(&key);
 		if (v.type != IG_JSON_NUMBER || ig_json_double(v, &bias) < 0) {
-			rc = bad_request(e, "logit_bias", "'logit_bias' values must be numbers.");
+			rc = invalid(e, "logit_bias", "'logit_bias' values must be numbers.");
 		} else if (ig_json_string(k, &key) < 0 || bias_token(ig_buf_str(&key), &id) < 0) {
 			rc = reject(e, 400, "BadRequestError", NULL,
 				    "Found token_id `%.*s` in logit_bias but token_id must be an "
@@ -644,14 +788,14 @@ static int truncation_limit(const struct ig_sim_config *c, struct ig_json_value 
 	*limit = -1;
 	int rc = opt_int(root, "truncate_prompt_tokens", &n);
 	if (rc < 0)
-		return bad_request(e, "truncate_prompt_tokens",
-				   "'truncate_prompt_tokens' must be an integer.");
+		return invalid(e, "truncate_prompt_tokens",
+			       "'truncate_prompt_tokens' must be an integer.");
 	if (rc == 0)
 		return 0;
 	if (n < -1)
-		return bad_request(e, "truncate_prompt_tokens",
-				   "truncate_prompt_tokens: Input should be greater than or equal "
-				   "to -1");
+		return invalid(e, "truncate_prompt_tokens",
+			       "truncate_prompt_tokens: Input should be greater than or equal "
+			       "to -1");
 	if (n > c->max_model_len)
 		return reject(e, 400, "BadRequestError", NULL,
 			      "truncate_prompt_tokens value (%lld) is greater than max_model_len "
@@ -695,7 +839,7 @@ static int read_priority(struct ig_json_value root, struct ig_sim_request *r,
 			 struct ig_sim_error *e)
 {
 	if (opt_int(root, "priority", &r->priority) < 0)
-		return bad_request(e, "priority", "'priority' must be an integer.");
+		return invalid(e, "priority", "'priority' must be an integer.");
 	return 0;
 }
 
@@ -705,9 +849,11 @@ static int read_max_tokens(struct ig_json_value root, const char *key, int64_t *
 {
 	int64_t mt;
 	int rc = opt_int(root, key, &mt);
-	if (rc < 0 || (rc == 1 && mt < 1))
+	if (rc < 0)
+		return invalid(e, key, "'%s' must be an integer.", key);
+	if (rc == 1 && mt < 1)
 		return reject(e, 400, "BadRequestError", key,
-			      "'%s' must be an integer of at least 1.", key);
+			      "max_tokens must be at least 1, got %lld.", (long long)mt);
 	if (rc == 1)
 		*asked = mt;
 	return 0;
@@ -720,10 +866,10 @@ static int constrain(struct ig_sim_request *r, enum ig_sim_structured kind, stru
 		     const char *field, const char **first, struct ig_sim_error *e)
 {
 	if (*first)
-		return reject(e, 400, "BadRequestError", NULL,
-			      "You can only use one kind of structured outputs constraint but "
-			      "multiple are specified: %s and %s.",
-			      *first, field);
+		return invalid(e, NULL,
+			       "You can only use one kind of structured outputs constraint but "
+			       "multiple are specified: %s and %s.",
+			       *first, field);
 	*first = field;
 	r->structured = kind;
 	r->spec = spec;
@@ -774,27 +920,25 @@ static int read_format(struct ig_json_value f, bool responses, struct ig_sim_req
 	struct ig_json_value type, js, schema;
 	if (f.type != IG_JSON_OBJECT || ig_json_get(f, "type", &type) < 0 ||
 	    type.type != IG_JSON_STRING)
-		return reject(e, 400, "BadRequestError", field,
-			      "'%s' must be an object with a 'type'.", field);
+		return invalid(e, field, "'%s' must be an object with a 'type'.", field);
 	if (ig_json_string_eq(type, "text"))
 		return 0;
 	if (ig_json_string_eq(type, "json_object"))
 		return constrain(r, IG_SIM_JSON, (struct ig_str){0}, field, first, e);
 	if (!ig_json_string_eq(type, "json_schema"))
-		return reject(e, 400, "BadRequestError", field,
-			      "%s.type must be 'text', 'json_object' or 'json_schema' (the "
-			      "simulator does not generate 'structural_tag').",
-			      field);
+		return invalid(e, field,
+			       "%s.type must be 'text', 'json_object' or 'json_schema' (the "
+			       "simulator does not generate 'structural_tag').",
+			       field);
 	js = f;
 	if (!responses && (ig_json_get(f, "json_schema", &js) < 0 || js.type != IG_JSON_OBJECT))
-		return reject(e, 400, "BadRequestError", field,
-			      "response_format.json_schema is required when its type is "
-			      "'json_schema'.");
+		return invalid(e, field,
+			       "response_format.json_schema is required when its type is "
+			       "'json_schema'.");
 	struct ig_str spec = {0};
 	if (ig_json_get(js, "schema", &schema) == 0 && schema.type != IG_JSON_NULL &&
 	    schema_of(schema, r, &spec) < 0)
-		return reject(e, 400, "BadRequestError", field,
-			      "The JSON schema of '%s' must be an object.", field);
+		return invalid(e, field, "The JSON schema of '%s' must be an object.", field);
 	return constrain(r, IG_SIM_JSON, spec, field, first, e);
 }
 
@@ -819,24 +963,23 @@ static int read_structured(struct ig_json_value root, struct ig_sim_request *r,
 				      unsupported[i]);
 	if (ig_json_get(root, "guided_json", &v) == 0 && v.type != IG_JSON_NULL) {
 		if (schema_of(v, r, &spec) < 0)
-			return bad_request(e, "guided_json",
-					   "'guided_json' must be a JSON schema (an object or its "
-					   "text).");
+			return invalid(e, "guided_json",
+				       "'guided_json' must be a JSON schema (an object or its "
+				       "text).");
 		if (constrain(r, IG_SIM_JSON, spec, "guided_json", &first, e) < 0)
 			return -1;
 	}
 	if (ig_json_get(root, "guided_choice", &v) == 0 && v.type != IG_JSON_NULL) {
 		if (!choice_list(v))
-			return bad_request(e, "guided_choice",
-					   "'guided_choice' must be a non-empty list of strings.");
+			return invalid(e, "guided_choice",
+				       "'guided_choice' must be a non-empty list of strings.");
 		if (constrain(r, IG_SIM_CHOICE, v.raw, "guided_choice", &first, e) < 0)
 			return -1;
 	}
 	if (ig_json_get(root, "structured_outputs", &so) < 0 || so.type == IG_JSON_NULL)
 		return 0;
 	if (so.type != IG_JSON_OBJECT)
-		return bad_request(e, "structured_outputs",
-				   "'structured_outputs' must be an object.");
+		return invalid(e, "structured_outputs", "'structured_outputs' must be an object.");
 	static const char *const so_unsupported[] = {"regex", "grammar", "structural_tag"};
 	for (size_t i = 0; i < 3; i++)
 		if (ig_json_get(so, so_unsupported[i], &v) == 0 && v.type != IG_JSON_NULL)
@@ -846,16 +989,16 @@ static int read_structured(struct ig_json_value root, struct ig_sim_request *r,
 				      so_unsupported[i]);
 	if (ig_json_get(so, "json", &v) == 0 && v.type != IG_JSON_NULL) {
 		if (schema_of(v, r, &spec) < 0)
-			return bad_request(e, "structured_outputs",
-					   "structured_outputs.json must be a JSON schema.");
+			return invalid(e, "structured_outputs",
+				       "structured_outputs.json must be a JSON schema.");
 		if (constrain(r, IG_SIM_JSON, spec, "structured_outputs.json", &first, e) < 0)
 			return -1;
 	}
 	if (ig_json_get(so, "choice", &v) == 0 && v.type != IG_JSON_NULL) {
 		if (!choice_list(v))
-			return bad_request(e, "structured_outputs",
-					   "structured_outputs.choice must be a non-empty list of "
-					   "strings.");
+			return invalid(e, "structured_outputs",
+				       "structured_outputs.choice must be a non-empty list of "
+				       "strings.");
 		if (constrain(r, IG_SIM_CHOICE, v.raw, "structured_outputs.choice", &first, e) < 0)
 			return -1;
 	}
@@ -877,20 +1020,20 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 	if (ig_json_get(root, "suffix", &suffix) == 0 && suffix.type != IG_JSON_NULL)
 		return bad_request(e, NULL, "suffix is not currently supported");
 	if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
-		return bad_request(e, "prompt", "Field required: 'prompt'.");
+		return invalid(e, "prompt", "Field required: 'prompt'.");
 	prompt = pick_prompt(prompt, r->prompt_index, &r->nprompts);
 	if (r->nprompts < 1 || r->prompt_index >= r->nprompts ||
 	    text_or_ids_tokens(prompt, &r->prompt_tokens, r) < 0)
-		return bad_request(e, "prompt",
-				   "'prompt' must be a string, a list of token ids, or a non-empty "
-				   "list of either.");
-	if (r->nprompts * r->n > IG_SIM_MAX_N)
+		return invalid(e, "prompt",
+			       "'prompt' must be a string, a list of token ids, or a non-empty "
+			       "list of either.");
+	if (r->nprompts * ig_sim_seqs_per_prompt(r) > IG_SIM_MAX_N)
 		return reject(e, 400, "BadRequestError", "prompt",
 			      "The simulator answers at most %d choices (prompts x n), got %ld.",
-			      IG_SIM_MAX_N, r->nprompts * r->n);
+			      IG_SIM_MAX_N, r->nprompts * ig_sim_seqs_per_prompt(r));
 	r->prompt_key = prompt.raw;
 	if (opt_bool(root, "echo", &r->echo_prompt) < 0)
-		return bad_request(e, "echo", "'echo' must be a boolean.");
+		return invalid(e, "echo", "'echo' must be a boolean.");
 	if (r->echo_prompt && echo_text(prompt, r) < 0)
 		return bad_request(e, "prompt", "The prompt is too long to echo.");
 	/* OpenAI's echo without generation: max_tokens 0 answers the prompt
@@ -904,20 +1047,73 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 	return read_max_tokens(root, "max_tokens", asked, e);
 }
 
-static int read_chat(struct ig_json_value root, struct ig_sim_request *r, int64_t *asked,
-		     struct ig_sim_error *e)
+/* A chat content value's text as vLLM's conversation holds it: a string
+ * as it is, text parts joined with newlines, anything else nothing. */
+static int content_text(struct ig_json_value content, struct ig_buf *out)
+{
+	struct ig_json_value part, type, text;
+	size_t pos = 0;
+	bool first = true;
+	if (content.type == IG_JSON_STRING)
+		return ig_json_string(content, out);
+	while (content.type == IG_JSON_ARRAY && ig_json_array_next(content, &pos, &part) == 1) {
+		if (ig_json_get(part, "type", &type) < 0 || !ig_json_string_eq(type, "text") ||
+		    ig_json_get(part, "text", &text) < 0 || text.type != IG_JSON_STRING)
+			continue;
+		if ((!first && ig_buf_append_cstr(out, "\n") < 0) || ig_json_string(text, out) < 0)
+			return -1;
+		first = false;
+	}
+	return 0;
+}
+
+/* The answer's role (the assistant's, or without add_generation_prompt
+ * the last message's) and chat's `echo`: when the last message has that
+ * role, its text comes first in the answer (vLLM prepends it). */
+static int read_chat_echo(struct ig_json_value root, struct ig_json_value msgs, bool gen,
+			  struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	struct ig_json_value m, last = {0}, role, content;
+	size_t pos = 0;
+	bool echo = false;
+	if (opt_bool(root, "echo", &echo) < 0)
+		return invalid(e, "echo", "'echo' must be a boolean.");
+	while (ig_json_array_next(msgs, &pos, &m) == 1)
+		last = m;
+	ig_buf_init(&r->role, 4096);
+	if (ig_json_get(last, "role", &role) < 0)
+		return 0;
+	if (!gen && ig_json_string(role, &r->role) < 0)
+		return bad_request(e, "messages", "A message's role is too long.");
+	if (!echo || (gen && !ig_json_string_eq(role, "assistant")) ||
+	    ig_json_get(last, "content", &content) < 0)
+		return 0;
+	ig_buf_init(&r->echo_text, (size_t)1 << 28);
+	if (content_text(content, &r->echo_text) < 0)
+		return bad_request(e, "messages", "The last message is too long to echo.");
+	r->echo_prompt = r->echo_text.len > 0;
+	return 0;
+}
+
+static int read_chat(const struct ig_sim_config *c, struct ig_json_value root,
+		     struct ig_sim_request *r, int64_t *asked, struct ig_sim_error *e)
 {
 	struct ig_json_value msgs;
+	bool gen, cont;
 	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0 ||
-	    read_priority(root, r, e) < 0 || read_stop(root, r, e) < 0)
+	    read_priority(root, r, e) < 0 || read_stop(root, r, e) < 0 ||
+	    read_template_switches(root, &gen, &cont, e) < 0)
 		return -1;
 	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
-		return bad_request(e, "messages", "Field required: 'messages'.");
+		return invalid(e, "messages", "Field required: 'messages'.");
 	if (tools_tokens(root, &r->prompt_tokens, r) < 0)
-		return bad_request(e, "tools", "'tools' must be a list.");
-	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &r->prompt_tokens, r, true) < 0)
-		return bad_request(e, "messages",
-				   "'messages' must be a non-empty list of {role, content}.");
+		return invalid(e, "tools", "'tools' must be a list.");
+	if (msgs.type != IG_JSON_ARRAY ||
+	    messages_tokens(msgs, &r->prompt_tokens, r, gen, cont) < 0)
+		return invalid(e, "messages",
+			       "'messages' must be a non-empty list of {role, content}.");
+	if (check_media(c, msgs, e) < 0 || read_chat_echo(root, msgs, gen, r, e) < 0)
+		return -1;
 	r->prompt_key = msgs.raw;
 	/* max_completion_tokens wins over the deprecated max_tokens. */
 	if (read_max_tokens(root, "max_tokens", asked, e) < 0 ||
@@ -963,14 +1159,14 @@ static int read_echo(struct ig_json_value root, struct ig_sim_echo *x, struct ig
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		struct ig_str *dst = (struct ig_str *)(void *)((char *)x + fields[i].off);
 		if (echo_member(root, fields[i].key, fields[i].t1, fields[i].t2, dst) < 0)
-			return reject(e, 400, "BadRequestError", fields[i].key, "'%s' must be %s.",
-				      fields[i].key, fields[i].what);
+			return invalid(e, fields[i].key, "'%s' must be %s.", fields[i].key,
+				       fields[i].what);
 	}
 	int rc = opt_double(root, "temperature", &x->temperature);
 	int rc2 = opt_double(root, "top_p", &x->top_p);
 	if (rc < 0 || rc2 < 0)
-		return bad_request(e, rc < 0 ? "temperature" : "top_p",
-				   "'temperature' and 'top_p' must be numbers.");
+		return invalid(e, rc < 0 ? "temperature" : "top_p",
+			       "'temperature' and 'top_p' must be numbers.");
 	x->has_temperature = rc == 1;
 	x->has_top_p = rc2 == 1;
 	return 0;
@@ -1025,11 +1221,11 @@ static int read_responses(struct ig_json_value root, struct ig_sim_request *r, i
 	    read_format(format, true, r, &first, e) < 0)
 		return -1;
 	if (ig_json_get(root, "input", &input) < 0 || input.type == IG_JSON_NULL)
-		return bad_request(e, "input", "Field required: 'input'.");
+		return invalid(e, "input", "Field required: 'input'.");
 	if (input.type != IG_JSON_STRING && input.type != IG_JSON_ARRAY)
-		return bad_request(e, "input", "'input' must be a string or a list of items.");
+		return invalid(e, "input", "'input' must be a string or a list of items.");
 	if (tools_tokens(root, &n, r) < 0)
-		return bad_request(e, "tools", "'tools' must be a list.");
+		return invalid(e, "tools", "'tools' must be a list.");
 	if (ig_json_get(root, "instructions", &instr) == 0 && instr.type == IG_JSON_STRING) {
 		turn_open(r, "system");
 		n += string_tokens(instr, r) + IG_SIM_CHAT_MSG_OVERHEAD;
@@ -1042,9 +1238,9 @@ static int read_responses(struct ig_json_value root, struct ig_sim_request *r, i
 	}
 	while (input.type == IG_JSON_ARRAY && ig_json_array_next(input, &pos, &item) == 1)
 		if (input_item_tokens(item, &n, r) < 0)
-			return bad_request(e, "input",
-					   "each 'input' item must be a message {role, content} or "
-					   "an item with a 'type'.");
+			return invalid(e, "input",
+				       "each 'input' item must be a message {role, content} or "
+				       "an item with a 'type'.");
 	r->prompt_tokens = n + reply_open(r);
 	r->prompt_key = input.raw;
 	return read_max_tokens(root, "max_output_tokens", asked, e);
@@ -1061,11 +1257,11 @@ static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value r
 	if (read_priority(root, r, e) < 0 || truncation_limit(c, root, &keep, e) < 0)
 		return -1;
 	if (ig_json_get(root, "input", &input) < 0 || input.type == IG_JSON_NULL)
-		return bad_request(e, "input", "Field required: 'input'.");
+		return invalid(e, "input", "Field required: 'input'.");
 	if (input.type != IG_JSON_STRING && input.type != IG_JSON_ARRAY)
-		return bad_request(e, "input",
-				   "'input' must be a string, a list of token ids, or a list of "
-				   "those.");
+		return invalid(e, "input",
+			       "'input' must be a string, a list of token ids, or a list of "
+			       "those.");
 	while (ig_sim_embed_next(input, &pos, &one) == 1) {
 		long n = 0;
 		size_t start = r->ids.len;
@@ -1101,8 +1297,8 @@ static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value r
 		if (ig_json_string_eq(v, "base64"))
 			r->base64 = true;
 		else if (!ig_json_string_eq(v, "float"))
-			return bad_request(e, "encoding_format",
-					   "'encoding_format' must be 'float' or 'base64'.");
+			return invalid(e, "encoding_format",
+				       "'encoding_format' must be 'float' or 'base64'.");
 	}
 	int64_t dims = c->embedding_dim;
 	int rc = opt_int(root, "dimensions", &dims);
@@ -1247,6 +1443,47 @@ static int check_min_tokens(struct ig_sim_request *r, struct ig_sim_error *e)
 	return 0;
 }
 
+/* The engine's checks of the tokenized prompt (vLLM's input processing,
+ * after the server's context check): it may not be empty, and its ids
+ * must be in the vocabulary. */
+static int check_prompt_ids(struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	if (r->kind == IG_SIM_COMPLETION && r->prompt_tokens == 0)
+		return bad_request(e, NULL, "The decoder prompt cannot be empty");
+	if (r->oov)
+		return reject(e, 400, "BadRequestError", NULL, "Token id %lld is out of vocabulary",
+			      (long long)r->oov_id);
+	return 0;
+}
+
+/* best_of as each release's engine takes it: V1 (the latest) refuses it;
+ * 0.8 runs it, and a completions stream whose n differs cannot be
+ * streamed token by token (vllm-api.md §1.3). */
+static int check_best_of(const struct ig_sim_config *c, struct ig_sim_request *r,
+			 struct ig_sim_error *e)
+{
+	if (!r->best_of)
+		return 0;
+	if (c->version != IG_SIM_V_0_8 && r->best_of != 1)
+		return bad_request(e, NULL, "vLLM V1 does not yet support best_of.");
+	r->whole_stream = r->kind == IG_SIM_COMPLETION && r->stream && r->best_of != r->n;
+	return 0;
+}
+
+/* The latest release's context-length refusal (vllm-api.md §4.2, "newest
+ * context error"): the output tokens asked (0 when the request left the
+ * answer's length open) against the prompt, the fault at input_tokens. */
+static int too_long(struct ig_sim_error *e, long len, long output, long input)
+{
+	return reject(e, 400, "BadRequestError", "input_tokens",
+		      "This model's maximum context length is %ld tokens. However, you requested "
+		      "%ld output tokens and your prompt contains at least %ld input tokens, for a "
+		      "total of at least %ld tokens. Please reduce the length of the input prompt "
+		      "or the number of requested output tokens. (parameter=input_tokens, "
+		      "value=%ld)",
+		      len, output, input, output + input, input);
+}
+
 static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r, int64_t asked,
 			struct ig_sim_error *e)
 {
@@ -1259,6 +1496,8 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 			      "reduce prompt.",
 			      r->prompt_tokens, len);
 	if (asked < 0 && r->kind != IG_SIM_COMPLETION) {
+		if (r->prompt_tokens >= len && c->version != IG_SIM_V_0_8)
+			return too_long(e, len, 0, r->prompt_tokens);
 		if (r->prompt_tokens >= len)
 			return reject(e, 400, "BadRequestError", NULL,
 				      "This model's maximum context length is %ld tokens. However, "
@@ -1271,6 +1510,8 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 	r->max_tokens = asked < 0 ? 16 : (long)asked;
 	if (check_min_tokens(r, e) < 0)
 		return -1;
+	if (r->prompt_tokens + r->max_tokens > len && c->version != IG_SIM_V_0_8)
+		return too_long(e, len, r->max_tokens, r->prompt_tokens);
 	if (r->prompt_tokens + r->max_tokens > len)
 		return reject(e, 400, "BadRequestError", NULL,
 			      "This model's maximum context length is %ld tokens. However, you "
@@ -1362,12 +1603,12 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 	if (have_tools) {
 		while (ig_json_array_next(tools, &pos, &t) == 1) {
 			if (tool_function(t, &fn) < 0)
-				return bad_request(e, "tools",
-						   responses ? "each tool must be {\"type\": "
-							       "\"function\", \"name\": ...}."
-							     : "each tool must be {\"type\": "
-							       "\"function\", \"function\": "
-							       "{\"name\": ...}}.");
+				return invalid(e, "tools",
+					       responses ? "each tool must be {\"type\": "
+							   "\"function\", \"name\": ...}."
+							 : "each tool must be {\"type\": "
+							   "\"function\", \"function\": "
+							   "{\"name\": ...}}.");
 			r->ntools++;
 		}
 		r->tools = tools.raw;
@@ -1381,8 +1622,7 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 	if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "none"))
 		return 0;
 	if (r->ntools == 0)
-		return bad_request(e, "tool_choice",
-				   "When using `tool_choice`, `tools` must be set.");
+		return invalid(e, NULL, "When using `tool_choice`, `tools` must be set.");
 	if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "required")) {
 		r->tool_mode = IG_SIM_TOOL_REQUIRED;
 	} else if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "auto")) {
@@ -1406,25 +1646,23 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 		if (r->tool_pick < 0) {
 			struct ig_buf nb = {0};
 			ig_json_string(name, &nb);
-			reject(e, 400, "BadRequestError", "tool_choice",
-			       "Tool '%.200s' has not been passed in `tools`.",
-			       ig_buf_cstr(&nb) ? nb.ptr : "");
+			invalid(e, NULL, "Tool '%.200s' has not been passed in `tools`.",
+				ig_buf_cstr(&nb) ? nb.ptr : "");
 			ig_buf_free(&nb);
 			return -1;
 		}
 	} else {
-		return bad_request(e, "tool_choice",
-				   responses
-				       ? "'tool_choice' must be \"none\", \"auto\", \"required\" "
-					 "or {\"type\": \"function\", \"name\": ...}."
-				       : "'tool_choice' must be \"none\", \"auto\", \"required\" "
-					 "or {\"type\": \"function\", \"function\": {\"name\": "
-					 "...}}.");
+		return invalid(e, "tool_choice",
+			       responses ? "'tool_choice' must be \"none\", \"auto\", \"required\" "
+					   "or {\"type\": \"function\", \"name\": ...}."
+					 : "'tool_choice' must be \"none\", \"auto\", \"required\" "
+					   "or {\"type\": \"function\", \"function\": {\"name\": "
+					   "...}}.");
 	}
 	if (r->structured != IG_SIM_FREE)
-		return reject(e, 400, "BadRequestError", NULL,
-			      "You can only use one kind of structured outputs constraint but "
-			      "multiple are specified: tool_choice and another.");
+		return invalid(e, NULL,
+			       "You can only use one kind of structured outputs constraint but "
+			       "multiple are specified: tool_choice and another.");
 	return 0;
 }
 
@@ -1495,16 +1733,14 @@ static int read_prompt_logprobs(const struct ig_sim_config *c, struct ig_json_va
 	r->prompt_lp = -1;
 	int rc = opt_int(root, "prompt_logprobs", &n);
 	if (rc < 0)
-		return bad_request(e, "prompt_logprobs", "'prompt_logprobs' must be an integer.");
+		return invalid(e, "prompt_logprobs", "'prompt_logprobs' must be an integer.");
 	if (rc == 0)
 		return 0;
 	(void)opt_bool(root, "stream", &stream); /* its own check comes later */
 	if (stream && (n > 0 || n == -1))
-		return bad_request(e, "prompt_logprobs",
-				   "`prompt_logprobs` are not available when `stream=True`.");
+		return invalid(e, NULL, "`prompt_logprobs` are not available when `stream=True`.");
 	if (n < 0 && n != -1)
-		return bad_request(e, "prompt_logprobs",
-				   "`prompt_logprobs` must be a positive value or -1.");
+		return invalid(e, NULL, "`prompt_logprobs` must be a positive value or -1.");
 	if (n == -1)
 		n = IG_SIM_VOCAB;
 	if (n > c->max_logprobs)
@@ -1548,10 +1784,13 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 			return -1;
 		return read_structured(root, r, e) < 0 ? -1 : no_lp_with_structure(r, e);
 	case IG_SIM_CHAT:
-		if (read_chat(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
+		if (read_chat(c, root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
 		    read_logit_bias(root, e) < 0 || read_truncation(c, root, r, e) < 0 ||
 		    read_structured(root, r, e) < 0 || read_tool_choice(c, root, false, r, e) < 0)
 			return -1;
+		/* A tool call's text is its arguments: nothing is echoed before. */
+		if (r->tool_mode != IG_SIM_TOOL_NONE)
+			r->echo_prompt = false;
 		return no_lp_with_structure(r, e);
 	case IG_SIM_RESPONSES:
 		if (read_responses(root, r, asked, e) < 0)
@@ -1567,13 +1806,7 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 	return bad_request(e, NULL, "unknown API");
 }
 
-int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
-			 size_t len, struct ig_sim_request *out, struct ig_sim_error *err)
-{
-	return ig_sim_parse_request_at(c, kind, body, len, 0, out, err);
-}
-
-int ig_sim_parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
+static int parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
 			    size_t len, long index, struct ig_sim_request *out,
 			    struct ig_sim_error *err)
 {
@@ -1592,10 +1825,11 @@ int ig_sim_parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 	 * would never be looked up. */
 	ig_buf_init(&out->ids, ((size_t)c->max_model_len + 64) * sizeof(uint64_t));
 	if (ig_json_parse(body, len, &root) < 0 || root.type != IG_JSON_OBJECT)
-		return bad_request(err, NULL, "JSON decode error: the body is not a JSON object.");
+		return invalid(err, NULL, "JSON decode error: the body is not a JSON object.");
 	if (read_body(c, root, out, &asked, err) < 0)
 		return -1;
 	if (resolve_model(c, out, err) < 0 || check_length(c, out, asked, err) < 0 ||
+	    check_prompt_ids(out, err) < 0 || check_best_of(c, out, err) < 0 ||
 	    write_prompt_logprobs(out, err) < 0)
 		return -1;
 	/* The engine's check, after the server's. */
@@ -1624,11 +1858,11 @@ static int tokenizer_body(const char *body, size_t len, struct ig_sim_request *o
 	ig_buf_init(&out->model, 4096);
 	ig_buf_init(&out->ids, TOKENIZE_MAX_IDS * sizeof(uint64_t));
 	if (ig_json_parse(body, len, root) < 0 || root->type != IG_JSON_OBJECT)
-		return bad_request(err, NULL, "JSON decode error: the body is not a JSON object.");
+		return invalid(err, NULL, "JSON decode error: the body is not a JSON object.");
 	return read_model(*root, out, err);
 }
 
-int ig_sim_parse_tokenize(const struct ig_sim_config *c, const char *body, size_t len,
+static int parse_tokenize(const struct ig_sim_config *c, const char *body, size_t len,
 			  struct ig_sim_request *out, bool *strs, struct ig_sim_error *err)
 {
 	struct ig_json_value root, msgs, prompt;
@@ -1637,35 +1871,25 @@ int ig_sim_parse_tokenize(const struct ig_sim_config *c, const char *body, size_
 	if (tokenizer_body(body, len, out, &root, err) < 0)
 		return -1;
 	if (opt_bool(root, "return_token_strs", strs) < 0)
-		return bad_request(err, "return_token_strs",
-				   "'return_token_strs' must be a boolean.");
+		return invalid(err, "return_token_strs", "'return_token_strs' must be a boolean.");
 	out->texts = texts;
 	bool has_msgs = ig_json_get(root, "messages", &msgs) == 0 && msgs.type != IG_JSON_NULL;
 	if (has_msgs) {
-		bool gen = true, cont = false;
-		if (opt_bool(root, "add_generation_prompt", &gen) < 0 ||
-		    opt_bool(root, "continue_final_message", &cont) < 0)
-			return bad_request(err, NULL,
-					   "'add_generation_prompt' and 'continue_final_message' "
-					   "must be booleans.");
-		if (gen && cont)
-			return bad_request(err, NULL,
-					   "Cannot set both `continue_final_message` and "
-					   "`add_generation_prompt` to True.");
+		bool gen, cont;
+		if (read_template_switches(root, &gen, &cont, err) < 0)
+			return -1;
 		out->kind = IG_SIM_CHAT;
 		if (tools_tokens(root, &out->prompt_tokens, out) < 0)
-			return bad_request(err, "tools", "'tools' must be a list.");
+			return invalid(err, "tools", "'tools' must be a list.");
 		if (msgs.type != IG_JSON_ARRAY ||
-		    messages_tokens(msgs, &out->prompt_tokens, out, gen) < 0)
-			return bad_request(
-			    err, "messages",
-			    "'messages' must be a non-empty list of {role, content}.");
+		    messages_tokens(msgs, &out->prompt_tokens, out, gen, cont) < 0)
+			return invalid(err, "messages",
+				       "'messages' must be a non-empty list of {role, content}.");
 	} else {
 		if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
-			return bad_request(err, "prompt",
-					   "Field required: 'prompt' or 'messages'.");
+			return invalid(err, "prompt", "Field required: 'prompt' or 'messages'.");
 		if (prompt.type != IG_JSON_STRING)
-			return bad_request(err, "prompt", "'prompt' must be a string.");
+			return invalid(err, "prompt", "'prompt' must be a string.");
 		out->prompt_tokens = string_tokens(prompt, out);
 	}
 	if (out->ids_truncated)
@@ -1673,7 +1897,7 @@ int ig_sim_parse_tokenize(const struct ig_sim_config *c, const char *body, size_
 	return resolve_model(c, out, err);
 }
 
-int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, size_t len,
+static int parse_detokenize(const struct ig_sim_config *c, const char *body, size_t len,
 			    struct ig_sim_request *out, struct ig_sim_error *err)
 {
 	struct ig_json_value root, toks, e;
@@ -1681,13 +1905,13 @@ int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, siz
 	if (tokenizer_body(body, len, out, &root, err) < 0)
 		return -1;
 	if (ig_json_get(root, "tokens", &toks) < 0 || toks.type == IG_JSON_NULL)
-		return bad_request(err, "tokens", "Field required: 'tokens'.");
+		return invalid(err, "tokens", "Field required: 'tokens'.");
 	if (toks.type != IG_JSON_ARRAY)
-		return bad_request(err, "tokens", "'tokens' must be a list of integers.");
+		return invalid(err, "tokens", "'tokens' must be a list of integers.");
 	while (ig_json_array_next(toks, &pos, &e) == 1) {
 		int64_t id;
 		if (e.type != IG_JSON_NUMBER || ig_json_int64(e, &id) < 0)
-			return bad_request(err, "tokens", "'tokens' must be a list of integers.");
+			return invalid(err, "tokens", "'tokens' must be a list of integers.");
 		if (id < 0 || id >= (int64_t)IG_SIM_VOCAB)
 			return reject(err, 400, "BadRequestError", "tokens",
 				      "Token id %lld is out of vocabulary (%u tokens).",
@@ -1699,11 +1923,47 @@ int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, siz
 	return resolve_model(c, out, err);
 }
 
+/* The parses, each with its errors in the version's words. */
+int ig_sim_parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
+			    size_t len, long index, struct ig_sim_request *out,
+			    struct ig_sim_error *err)
+{
+	err->validation = false;
+	if (parse_request_at(c, kind, body, len, index, out, err) < 0)
+		return finish_error(c, err);
+	return 0;
+}
+
+int ig_sim_parse_tokenize(const struct ig_sim_config *c, const char *body, size_t len,
+			  struct ig_sim_request *out, bool *strs, struct ig_sim_error *err)
+{
+	err->validation = false;
+	if (parse_tokenize(c, body, len, out, strs, err) < 0)
+		return finish_error(c, err);
+	return 0;
+}
+
+int ig_sim_parse_detokenize(const struct ig_sim_config *c, const char *body, size_t len,
+			    struct ig_sim_request *out, struct ig_sim_error *err)
+{
+	err->validation = false;
+	if (parse_detokenize(c, body, len, out, err) < 0)
+		return finish_error(c, err);
+	return 0;
+}
+
+int ig_sim_parse_request(const struct ig_sim_config *c, enum ig_sim_kind kind, const char *body,
+			 size_t len, struct ig_sim_request *out, struct ig_sim_error *err)
+{
+	return ig_sim_parse_request_at(c, kind, body, len, 0, out, err);
+}
+
 void ig_sim_request_free(struct ig_sim_request *r)
 {
 	ig_buf_free(&r->spec_buf);
 	ig_buf_free(&r->stop);
 	ig_buf_free(&r->echo_text);
+	ig_buf_free(&r->role);
 	ig_buf_free(&r->model);
 	ig_buf_free(&r->ids);
 	ig_buf_free(&r->prompt_texts);

@@ -56,6 +56,8 @@ struct ig_sim_config {
 	const char *host;
 	int port;
 	bool enable_lora;
+	/* VLLM_ALLOW_RUNTIME_LORA_UPDATING: the LoRA admin routes exist. */
+	bool runtime_lora;
 	long max_loras;
 	struct ig_sim_adapter *adapters;
 	size_t nadapters, adapters_cap;
@@ -86,6 +88,9 @@ struct ig_sim_config {
 		bool given;
 	} allowed_origins, allowed_methods, allowed_headers;
 	bool allow_credentials;
+	/* --api-key: requests to the guarded paths need "Authorization:
+	 * Bearer <key>" (NULL: nothing is guarded). */
+	const char *api_key;
 	/* --enable-auto-tool-choice and --tool-call-parser: tool_choice
 	 * "auto" needs both, as vLLM's. */
 	bool auto_tool_choice;
@@ -244,6 +249,9 @@ struct ig_sim_resp {
 	 * usage so far on every chunk. cached_details: usage carries
 	 * prompt_tokens_details.cached_tokens (cached_tokens, when above 0). */
 	bool first, include_usage, continuous_usage, cached_details;
+	/* Chat streams: the role chunk of this choice went out already (the
+	 * engine sends every choice's first, before any content). */
+	bool role_sent;
 	/* Responses: the whole answer so far (the done events repeat it), the
 	 * output message's id, the prompt tokens the prefix cache held, the
 	 * answer's token limit and the request's echoed fields (NULL: all
@@ -259,6 +267,8 @@ struct ig_sim_resp {
 	long dims;
 	bool base64;
 	uint64_t embed_seed;
+	/* Chat: the answer's role (empty: "assistant"). */
+	struct ig_str role;
 	/* Chat: a call of tool_name (id tool_id) whose arguments are the text,
 	 * instead of content, unless tool_mode is IG_SIM_TOOL_NONE. */
 	enum ig_sim_tool_mode tool_mode;
@@ -371,6 +381,11 @@ struct ig_sim_request {
 	int64_t priority;   /* vLLM's `priority`: lower is served first */
 	int64_t min_tokens; /* no end (EOS, stop string) before this many */
 	long n;		    /* completions and chat: choices to generate */
+	/* best_of (0: not given): 0.8 runs this many sequences per prompt
+	 * and answers the first n; a stream whose n differs then goes out
+	 * whole, in one event (whole_stream). */
+	long best_of;
+	bool whole_stream;
 	/* Completions: the prompts a `prompt` list holds (1 for one prompt)
 	 * and which of them this parse read (ig_sim_parse_request_at). */
 	long nprompts, prompt_index;
@@ -386,6 +401,9 @@ struct ig_sim_request {
 	 * starts with (a prompt of token ids reads as their words). */
 	bool echo_prompt;
 	struct ig_buf echo_text;
+	/* Chat without add_generation_prompt: the answer's role, the last
+	 * message's (empty: the assistant's). */
+	struct ig_buf role;
 	/* echo with max_tokens 0: the prompt alone (vLLM runs one step and
 	 * shows nothing of it). */
 	bool echo_only;
@@ -394,6 +412,10 @@ struct ig_sim_request {
 	 * always a prefix of the prompt. */
 	struct ig_buf ids;
 	bool ids_truncated;
+	/* A prompt of token ids names one outside the vocabulary: the
+	 * largest such id, else the smallest negative one (oov_id). */
+	bool oov;
+	int64_t oov_id;
 	/* /tokenize with return_token_strs: each id's text beside it, as
 	 * records of a uint32_t length and the bytes (NULL: not kept). */
 	struct ig_buf *texts;
@@ -429,12 +451,22 @@ struct ig_sim_request {
 
 /* The most choices (`n`) a request may ask for. */
 #define IG_SIM_MAX_N 128
+/* The engine sequences a request runs per prompt: n, or best_of. */
+static inline long ig_sim_seqs_per_prompt(const struct ig_sim_request *r)
+{
+	return r->best_of > r->n ? r->best_of : r->n;
+}
 
 /* Why a request was refused: what the error body says. */
 struct ig_sim_error {
 	int status;	   /* 400, 404, or 500 when out of memory */
 	const char *type;  /* "BadRequestError", "NotFoundError", ... */
 	const char *param; /* the field at fault, or NULL */
+	/* A request-validation error (vLLM's pydantic layer), whose type and
+	 * param the latest release writes its own way; param may point into
+	 * param_buf then. */
+	bool validation;
+	char param_buf[96];
 	char msg[512];
 };
 
@@ -529,6 +561,13 @@ struct ig_sim_stats {
 	double success[IG_SIM_FIN_N];
 	bool success_seen[IG_SIM_FIN_N];
 	struct ig_sim_hist ttft, e2e;
+	/* The other histograms vLLM writes (vllm-api.md §5.2): the time
+	 * between a request's tokens; its time queued, in prefill, in decode
+	 * and running (inference); its prompt and generated tokens, its
+	 * max_tokens and, once per request, the most tokens any of its
+	 * choices generated; the tokens of each engine step. */
+	struct ig_sim_hist tpot, queue, prefill, decode, inference;
+	struct ig_sim_hist req_prompt, req_gen, req_max_tokens, req_max_gen, iter;
 	/* Oldest first; the newest is the current state. */
 	struct ig_sim_lora_series lora[IG_SIM_LORA_HISTORY];
 	size_t nlora;
@@ -542,7 +581,14 @@ struct ig_sim_gauges {
 };
 
 const double *ig_sim_ttft_buckets(enum ig_sim_version v, size_t *n);
+/* e2e's buckets serve the request's phases (queue, prefill, decode,
+ * inference) too. */
 const double *ig_sim_e2e_buckets(enum ig_sim_version v, size_t *n);
+const double *ig_sim_tpot_buckets(enum ig_sim_version v, size_t *n);
+const double *ig_sim_iter_buckets(enum ig_sim_version v, size_t *n);
+/* The token-count histograms' buckets: 1, 2, 5, 10, 20, 50, ... up to
+ * max_model_len, into out (IG_SIM_MAX_BUCKETS at most); returns how many. */
+size_t ig_sim_token_buckets(long max_model_len, double *out);
 void ig_sim_hist_observe(struct ig_sim_hist *h, const double *bounds, size_t n, double v);
 /* Records that the LoRA state (comma-joined names) was seen at `now`; the
  * series' value is kept strictly increasing so the newest state is always
@@ -559,5 +605,8 @@ int ig_sim_render_metrics(struct ig_buf *out, const struct ig_sim_config *c,
 int ig_sim_filter_metrics(struct ig_str page, struct ig_str query, struct ig_buf *out);
 /* A float the way Python's prometheus_client prints it ("1.0", "0.25"). */
 int ig_sim_fmt_float(char *out, size_t len, double v);
+/* A float as Python's repr() (and so json.dumps) writes it: the shortest
+ * text that reads back as v, "-0.717", "1.0", "1e-05". */
+int ig_sim_py_float(char *out, size_t len, double v);
 
 #endif

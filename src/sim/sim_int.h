@@ -34,13 +34,16 @@ struct sim_req {
 	char *id; /* "cmpl-...", "chatcmpl-...", "resp_...", "msg_...", "embd-..." */
 	int64_t created;
 	char *model;	    /* the name answered with */
+	char *role;	    /* chat: the answer's role; NULL: "assistant" */
 	char *adapter;	    /* NULL for the base model */
 	uint64_t *hashes;   /* prompt block hashes, seq.hashes points here */
 	const char *finish; /* reason given when the target is reached */
 	struct ig_rng rng;
 	uint64_t arrival_ns; /* simulated */
-	struct ig_buf text;  /* the answer so far (unless streamed chat or completion) */
-	long max_tokens;     /* the answer's limit */
+	/* When its first and its latest token came out (simulated). */
+	uint64_t first_token_ns, last_token_ns;
+	struct ig_buf text; /* the answer so far (unless streamed chat or completion) */
+	long max_tokens;    /* the answer's limit */
 	/* Responses: the next event's sequence number, the output message's
 	 * id and the request's echoed fields (compact copies in echo_store). */
 	long seq_no;
@@ -69,6 +72,9 @@ struct sim_req {
 	char *prompt_lp; /* prompt_logprobs as JSON text; NULL: null */
 	size_t prompt_lp_len;
 	bool echo_only; /* max_tokens 0: the step's token is not shown */
+	/* The answer's last token (its target) is the end of sequence: it
+	 * counts but has no text. */
+	bool eos;
 	/* Structured outputs: the answer written beforehand (script), handed
 	 * out one token (a span of it) a step. */
 	struct ig_buf script;
@@ -92,6 +98,13 @@ struct sim_req {
 	struct sim_req *lead;
 	struct sim_req **choices;
 	int nchoices, live, index;
+	/* best_of above n (0.8): a sequence that runs but is not answered;
+	 * whole_stream: a stream that goes out as one event with the whole
+	 * body, then [DONE]. */
+	bool hidden, whole_stream;
+	/* A chat stream's opening (every choice's role chunk) went out: set
+	 * on the lead, or on the request itself for n = 1. */
+	bool opened;
 	long prompt_sum; /* the lead's: prompt tokens of every prompt, once */
 	bool done;	 /* out of the engine (released) */
 };

@@ -82,6 +82,13 @@ static void respond_detail(struct ig_http_exchange *ex, int status, const char *
 			allow ? 1 : 0);
 }
 
+/* What vLLM's authentication middleware answers (--api-key). */
+static void respond_unauthorized(struct ig_http_exchange *ex)
+{
+	static const char body[] = "{\"error\":\"Unauthorized\"}";
+	ig_http_respond(ex, 401, "application/json", body, sizeof body - 1, NULL, 0);
+}
+
 /* ---- generation requests -------------------------------------------------------------- */
 
 /* Text is deterministic for temperature 0 or a request seed; otherwise it
@@ -231,6 +238,8 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		if (!r->item_id || ig_sim_echo_compact(&p->echo, &r->echo_store, &r->echo) < 0)
 			return -1;
 	}
+	if (p->role.len && !(r->role = ig_str_dup(ig_buf_str(&p->role))))
+		return -1;
 	if (p->echo_prompt) {
 		if (!(r->echo_text = malloc(p->echo_text.len + 1)))
 			return -1;
@@ -318,7 +327,8 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 		goto fail;
 	}
 	r->created = (int64_t)ig_wall_seconds();
-	r->stream = p->stream;
+	r->stream = p->stream && !p->whole_stream;
+	r->whole_stream = p->whole_stream;
 	/* --enable-force-include-usage: every stream ends with its usage. */
 	r->include_usage =
 	    p->include_usage || (p->stream && s->cfg.force_include_usage &&
@@ -335,13 +345,18 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	/* Completions run to max_tokens (the seed's answer ends on "length");
 	 * a chat-like answer (chat, Responses, Messages) ends on its own at a
 	 * point fixed by its seed; an embedding is done when its prompt is. */
+	/* Chat and completions end on their own with the end-of-sequence
+	 * token, one more token without text (vllm-api.md §1.3, §2); it needs
+	 * room under max_tokens, else the answer ends on "length". */
+	long eos = p->kind == IG_SIM_CHAT || p->kind == IG_SIM_COMPLETION ? 1 : 0;
 	if (p->kind != IG_SIM_COMPLETION && p->kind != IG_SIM_EMBEDDINGS && !p->ignore_eos) {
 		long natural = ig_sim_natural_len(text_seed);
 		if (natural < p->min_tokens)
 			natural = (long)p->min_tokens;
-		if (natural <= max_tokens) {
-			r->seq.target = natural;
+		if (natural + eos <= max_tokens) {
+			r->seq.target = natural + eos;
 			r->finish = "stop";
+			r->eos = eos;
 		}
 	}
 	/* A structured answer ends where its value does (vLLM's grammar then
@@ -351,9 +366,11 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 			fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 			goto fail;
 		}
-		r->seq.target = r->npieces < max_tokens ? r->npieces : max_tokens;
+		bool whole = r->npieces + eos <= max_tokens;
+		r->seq.target = whole ? r->npieces + eos : max_tokens;
+		r->eos = whole && eos;
 		/* vLLM: a named tool's call ends on "stop", others on "tool_calls". */
-		r->finish = r->npieces > max_tokens		? "length"
+		r->finish = !whole				? "length"
 			    : p->tool_mode == IG_SIM_TOOL_NAMED ? "stop"
 								: "tool_calls";
 	} else if (p->structured != IG_SIM_FREE) {
@@ -361,8 +378,10 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 			fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 			goto fail;
 		}
-		r->seq.target = r->npieces < max_tokens ? r->npieces : max_tokens;
-		r->finish = r->npieces <= max_tokens ? "stop" : "length";
+		bool whole = r->npieces + eos <= max_tokens;
+		r->seq.target = whole ? r->npieces + eos : max_tokens;
+		r->eos = whole && eos;
+		r->finish = whole ? "stop" : "length";
 	}
 	return r;
 fail:
@@ -372,14 +391,17 @@ fail:
 
 /* A request of several choices: n for each of its prompts, choice j of
  * prompt k at index k * n + j, each its own engine request with the lead's
- * id (p is prompt 0's parse). NULL when it failed, having answered. */
+ * id (p is prompt 0's parse). With best_of above n, each prompt's other
+ * sequences run too, hidden: the first n are the answer (vLLM 0.8 answers
+ * its best n). NULL when it failed, having answered. */
 static struct sim_req *build_group(struct sim *s, struct ig_http_exchange *ex,
 				   const struct ig_sim_request *p)
 {
+	long seqs = ig_sim_seqs_per_prompt(p), hidden = 0;
 	struct sim_req *lead = build_req(s, ex, p, 0);
 	if (!lead)
 		return NULL;
-	lead->choices = calloc((size_t)(p->nprompts * p->n), sizeof *lead->choices);
+	lead->choices = calloc((size_t)(p->nprompts * seqs), sizeof *lead->choices);
 	if (!lead->choices) {
 		fail_api(s, ex, p->kind, 500, "InternalServerError", NULL, "out of memory");
 		ig_sim_req_free(lead);
@@ -403,8 +425,10 @@ static struct sim_req *build_group(struct sim *s, struct ig_http_exchange *ex,
 			cur = &pk;
 			lead->prompt_sum += pk.prompt_tokens;
 		}
-		for (long j = k ? 0 : 1; ok && j < p->n; j++) {
-			struct sim_req *c = build_req(s, ex, cur, (int)(k * p->n + j));
+		for (long j = k ? 0 : 1; ok && j < seqs; j++) {
+			/* A hidden sequence's index only tells its seed apart. */
+			long index = j < p->n ? k * p->n + j : p->nprompts * p->n + hidden++;
+			struct sim_req *c = build_req(s, ex, cur, (int)index);
 			char *id = c ? strdup(lead->id) : NULL;
 			if (c && !id)
 				fail_api(s, ex, p->kind, 500, "InternalServerError", NULL,
@@ -418,6 +442,7 @@ static struct sim_req *build_group(struct sim *s, struct ig_http_exchange *ex,
 			free(c->id);
 			c->id = id;
 			c->lead = lead;
+			c->hidden = j >= p->n;
 			lead->choices[lead->nchoices++] = c;
 		}
 		if (k > 0)
@@ -466,8 +491,8 @@ static void fail_as(struct sim *s, struct ig_http_exchange *ex, enum ig_sim_kind
 				"Rate limit reached for %s (simulated failure).",
 				ig_sim_label_name(&s->cfg));
 	case IG_SIM_FAIL_INVALID_API_KEY:
-		return fail_api(s, ex, kind, fi->status, fi->type, NULL,
-				"Incorrect API key provided (simulated failure).");
+		/* As a wrong --api-key is answered, whatever the API. */
+		return respond_unauthorized(ex);
 	case IG_SIM_FAIL_CONTEXT_LENGTH:
 		return fail_api(s, ex, kind, fi->status, fi->type, NULL,
 				"This model's maximum context length is %ld tokens. However, you "
@@ -523,8 +548,9 @@ static void handle_generate(struct sim *s, struct ig_http_exchange *ex, enum ig_
 		fail_api(s, ex, kind, e.status, e.type, e.param, "%s", e.msg);
 	} else {
 		/* build_req and build_group have answered when they fail. */
-		struct sim_req *r =
-		    p.n * p.nprompts > 1 ? build_group(s, ex, &p) : build_req(s, ex, &p, 0);
+		struct sim_req *r = ig_sim_seqs_per_prompt(&p) * p.nprompts > 1
+					? build_group(s, ex, &p)
+					: build_req(s, ex, &p, 0);
 		if (r)
 			ig_sim_engine_submit(s, r);
 	}
@@ -672,6 +698,16 @@ static int read_lora_body(struct ig_http_exchange *ex, struct ig_buf *name, stru
 	return 0;
 }
 
+/* The engine refuses an adapter when LoRA is off (no --enable-lora): a
+ * failed load, which 0.8 answers with 400 and newer releases with 500. */
+static void lora_not_enabled(struct sim *s, struct ig_http_exchange *ex)
+{
+	if (s->cfg.version == IG_SIM_V_0_8)
+		return fail(s, ex, 400, "BadRequestError", NULL, "LoRA is not enabled");
+	fail(s, ex, 500, "InternalServerError", NULL,
+	     "LoRA is not enabled. Use --enable-lora to enable LoRA.");
+}
+
 static void handle_load_lora(struct sim *s, struct ig_http_exchange *ex)
 {
 	struct ig_buf name = {0}, path = {0};
@@ -683,6 +719,8 @@ static void handle_load_lora(struct sim *s, struct ig_http_exchange *ex)
 	} else if (ig_sim_find_adapter(&s->cfg, ig_buf_str(&name)) >= 0) {
 		fail(s, ex, 400, "InvalidUserInput", NULL,
 		     "The lora adapter '%.*s' has already been loaded.", (int)name.len, name.ptr);
+	} else if (!s->cfg.enable_lora) {
+		lora_not_enabled(s, ex);
 	} else if (ig_sim_add_adapter(&s->cfg, ig_buf_str(&name), ig_buf_str(&path),
 				      (struct ig_str){NULL, 0}) < 0) {
 		fail(s, ex, 500, "InternalServerError", NULL, "out of memory");
@@ -885,8 +923,54 @@ static bool method_allowed(const char *methods, struct ig_str m)
 	return p && (p[m.len] == '\0' || p[m.len] == ',') && (p == methods || p[-1] == ' ');
 }
 
+/* The routes vLLM guards with its validate_json_request dependency: the
+ * OpenAI ones, the tokenizer's and the LoRA admin ones. */
+static bool takes_json(enum route_id id)
+{
+	switch (id) {
+	case R_COMPL:
+	case R_CHAT:
+	case R_RESPONSES:
+	case R_EMBEDDINGS:
+	case R_TOKENIZE:
+	case R_DETOKENIZE:
+	case R_LOAD:
+	case R_UNLOAD:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* What that dependency accepts: the media type (lowercased, before any
+ * ';') is application/json; no content-type at all is refused too. */
+static bool json_content_type(struct ig_http_exchange *ex)
+{
+	const struct ig_http_header *h =
+	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "Content-Type");
+	if (!h)
+		return false;
+	struct ig_str v = h->value;
+	const char *semi = v.len ? memchr(v.ptr, ';', v.len) : NULL;
+	if (semi)
+		v.len = (size_t)(semi - v.ptr);
+	return ig_str_ieq_cstr(v, "application/json");
+}
+
+/* 415, as FastAPI's HTTPException writes it (0.8) or as newer releases'
+ * handler wraps it in the error envelope (vllm-api.md §4.2). */
+static void unsupported_media_type(struct sim *s, struct ig_http_exchange *ex)
+{
+	static const char msg[] = "Unsupported Media Type: Only 'application/json' is allowed";
+	if (s->cfg.version == IG_SIM_V_0_8)
+		return respond_detail(ex, 415, msg, NULL);
+	fail(s, ex, 415, "Unsupported Media Type", NULL, "%s", msg);
+}
+
 static void dispatch(struct sim *s, struct ig_http_exchange *ex, enum route_id id)
 {
+	if (takes_json(id) && !json_content_type(ex))
+		return unsupported_media_type(s, ex);
 	switch (id) {
 	case R_COMPL:
 		return handle_generate(s, ex, IG_SIM_COMPLETION);
@@ -1092,6 +1176,38 @@ static void cors_simple(struct sim *s, struct ig_http_exchange *ex, struct ig_st
 		add_extra(ex, IG_STR("Access-Control-Allow-Credentials"), IG_STR("true"));
 }
 
+static bool has_prefix(struct ig_str s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return s.len >= n && memcmp(s.ptr, prefix, n) == 0;
+}
+
+/* vLLM's authentication middleware (--api-key): the paths it guards
+ * (/v1..., and in newer releases also /v2, /inference and /cohere; never
+ * /health, /metrics or the tokenizer's) need "Authorization: Bearer
+ * <key>", the scheme's case free in newer releases. Preflights pass. */
+static bool authorized(const struct sim *s, struct ig_http_exchange *ex)
+{
+	const struct ig_sim_config *c = &s->cfg;
+	struct ig_str path = ex->req.path;
+	if (!c->api_key || !c->api_key[0] || ig_str_eq_cstr(ex->req.method, "OPTIONS"))
+		return true;
+	bool guarded = has_prefix(path, "/v1");
+	if (c->version != IG_SIM_V_0_8)
+		guarded |= has_prefix(path, "/v2") || has_prefix(path, "/inference") ||
+			   has_prefix(path, "/cohere");
+	if (!guarded)
+		return true;
+	const struct ig_http_header *h =
+	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "Authorization");
+	if (!h || h->value.len < 7)
+		return false;
+	struct ig_str scheme = {h->value.ptr, 6}, token = {h->value.ptr + 7, h->value.len - 7};
+	bool scheme_ok = c->version == IG_SIM_V_0_8 ? ig_str_eq_cstr(scheme, "Bearer")
+						    : ig_str_ieq_cstr(scheme, "Bearer");
+	return scheme_ok && h->value.ptr[6] == ' ' && ig_str_eq_cstr(token, c->api_key);
+}
+
 static void handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct sim *s = ctx;
@@ -1104,14 +1220,22 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		    ex->req.headers, ex->req.num_headers, "Access-Control-Request-Method");
 		if (m && ig_str_eq_cstr(ex->req.method, "OPTIONS"))
 			return cors_preflight(s, ex, origin->value, m->value);
-		cors_simple(s, ex, origin->value);
 	}
+	/* The middleware wraps CORS's: its 401 carries no CORS headers. */
+	if (!authorized(s, ex))
+		return respond_unauthorized(ex);
+	if (origin)
+		cors_simple(s, ex, origin->value);
 	/* vLLM mounts the metrics app with the pattern ^/metrics(?P<path>.*)$
 	 * (so that /metrics is not redirected): every path that starts so. */
 	bool metrics_sub = ex->req.path.len >= 8 && memcmp(ex->req.path.ptr, "/metrics", 8) == 0;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		if (!ig_str_eq_cstr(ex->req.path, routes[i].path) &&
 		    !(metrics_sub && routes[i].id == R_METRICS))
+			continue;
+		/* vLLM mounts the LoRA admin routes only when its environment
+		 * allows runtime updates (vllm-api.md §6). */
+		if ((routes[i].id == R_LOAD || routes[i].id == R_UNLOAD) && !s->cfg.runtime_lora)
 			continue;
 		bool head = ig_str_eq_cstr(ex->req.method, "HEAD");
 		if (!method_allowed(routes[i].methods, ex->req.method) &&
@@ -1189,6 +1313,17 @@ static int serve(struct sim *s)
 	return rc < 0 ? 1 : 0;
 }
 
+/* A boolean of vLLM's environment: "1" or "true", any case, blanks
+ * around allowed. */
+static bool env_true(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v)
+		return false;
+	struct ig_str t = ig_str_trim(ig_str_from(v));
+	return ig_str_eq_cstr(t, "1") || ig_str_ieq_cstr(t, "true");
+}
+
 int ig_sim_main(int argc, char **argv)
 {
 	struct sim s;
@@ -1203,6 +1338,10 @@ int ig_sim_main(int argc, char **argv)
 		ig_sim_config_free(&s.cfg);
 		return rc < 0 ? 2 : 0;
 	}
+	s.cfg.runtime_lora = env_true("VLLM_ALLOW_RUNTIME_LORA_UPDATING");
+	if (s.cfg.runtime_lora)
+		ig_warn("sim: VLLM_ALLOW_RUNTIME_LORA_UPDATING is set: /v1/load_lora_adapter and "
+			"/v1/unload_lora_adapter are served");
 	if (s.cfg.has_seed)
 		ig_rng_seed(&s.rng, s.cfg.seed);
 	else

@@ -393,6 +393,25 @@ static void test_float_format(void **state)
 	expect_float(1.0 / 0.0, "+Inf");
 }
 
+static void expect_py(double v, const char *want)
+{
+	char out[64];
+	ig_sim_py_float(out, sizeof out, v);
+	assert_string_equal(out, want);
+}
+
+/* Python's repr(): what vLLM's JSON bodies hold. */
+static void test_py_float(void **state)
+{
+	expect_py(-0.717, "-0.717");
+	expect_py(100, "100.0");
+	expect_py(1742577733.4, "1742577733.4");
+	expect_py(1e16, "1e+16");
+	expect_py(1e-5, "1e-05");
+	expect_py(0.0001, "0.0001");
+	expect_py(-0.0, "-0.0");
+}
+
 static void test_histogram(void **state)
 {
 	struct ig_sim_hist h = {0};
@@ -467,8 +486,8 @@ static void test_metrics_name_filter(void **state)
 	assert_non_null(strstr(t, "# HELP vllm:num_requests_waiting "));
 	assert_non_null(
 	    strstr(t, "# TYPE vllm:num_requests_waiting gauge\n"
-		      "vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
-		      "2.0\n"));
+		      "vllm:num_requests_waiting{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-"
+		      "Instruct\"} 2.0\n"));
 	assert_non_null(strstr(t, "# TYPE vllm:lora_requests_info gauge\n"));
 	assert_null(strstr(t, "time_to_first_token"));
 	assert_null(strstr(t, "prompt_tokens"));
@@ -537,34 +556,41 @@ static void test_metrics_text(void **state)
 	assert_int_equal(ig_sim_render_metrics(&b, &c, &s, &g), 0);
 	const char *t = ig_buf_cstr(&b);
 	const char *want[] = {
-	    "vllm:num_requests_running{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 3.0\n",
-	    "vllm:num_requests_waiting{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 2.0\n",
-	    "vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
-	    "vllm:kv_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n",
+	    "vllm:num_requests_running{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "3.0\n",
+	    "vllm:num_requests_waiting{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "2.0\n",
+	    "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "0.5\n",
 	    "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"a,b\","
 	    "waiting_lora_adapters=\"c\"} 1.742577734e+09\n",
 	    "vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"\","
 	    "waiting_lora_adapters=\"\"} 1.742577733e+09\n",
-	    "vllm:prompt_tokens_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 10.0\n",
-	    "vllm:request_success_total{finished_reason=\"length\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "vllm:prompt_tokens_total{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "10.0\n",
+	    "vllm:request_success_total{engine=\"0\",finished_reason=\"length\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 1.0\n",
+	    "vllm:request_success_total{engine=\"0\",finished_reason=\"stop\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 0.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.1\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 0.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.25\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 1.0\n",
+	    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"+Inf\",model_name=\"Qwen/"
+	    "Qwen2.5-1.5B-Instruct\"} 1.0\n",
+	    "vllm:time_to_first_token_seconds_count{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-"
 	    "Instruct\"} 1.0\n",
-	    "vllm:request_success_total{finished_reason=\"stop\",model_name=\"Qwen/Qwen2.5-1.5B-"
-	    "Instruct\"} 0.0\n",
-	    "vllm:time_to_first_token_seconds_bucket{le=\"0.1\",model_name=\"Qwen/Qwen2.5-1.5B-"
-	    "Instruct\"} 0.0\n",
-	    "vllm:time_to_first_token_seconds_bucket{le=\"0.25\",model_name=\"Qwen/Qwen2.5-1.5B-"
-	    "Instruct\"} 1.0\n",
-	    "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",model_name=\"Qwen/Qwen2.5-1.5B-"
-	    "Instruct\"} 1.0\n",
-	    "vllm:time_to_first_token_seconds_count{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
-	    "1.0\n",
 	    "# TYPE vllm:e2e_request_latency_seconds histogram\n",
 	    "vllm:cache_config_info{block_size=\"16\",",
-	    "num_gpu_blocks=\"9362\"} 1.0\n",
+	    "engine=\"0\",gpu_memory_utilization=\"0.9\"",
+	    "num_cpu_blocks=\"None\",num_gpu_blocks=\"9362\",",
 	    "enable_prefix_caching=\"True\"",
-	    "vllm:num_preemptions_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 2.0\n",
-	    "vllm:prefix_cache_queries_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 100.0\n",
-	    "vllm:prefix_cache_hits_total{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 32.0\n",
+	    "vllm:num_preemptions_total{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "2.0\n",
+	    "vllm:prefix_cache_queries_total{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-"
+	    "Instruct\"} 100.0\n",
+	    "vllm:prefix_cache_hits_total{engine=\"0\",model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} "
+	    "32.0\n",
 	};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
 		if (!strstr(t, want[i]))
@@ -576,14 +602,15 @@ static void test_metrics_text(void **state)
 	assert_int_equal(ig_sim_render_metrics(&b, &c, &s, &g), 0);
 	t = ig_buf_cstr(&b);
 	assert_null(strstr(t, "kv_cache_usage_perc"));
-	assert_non_null(strstr(t, "gpu_cache_usage_perc"));
+	assert_null(strstr(t, "engine="));
+	assert_non_null(strstr(
+	    t, "vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-1.5B-Instruct\"} 0.5\n"));
 	assert_null(strstr(t, "finished_reason=\"stop\""));
 	assert_non_null(strstr(t, "finished_reason=\"length\""));
 	assert_null(strstr(t, "le=\"2560.0\""));
 	assert_null(strstr(t, "le=\"7680.0\""));
-	assert_null(strstr(t, "vllm:prefix_cache_hits_total"));
-	assert_non_null(strstr(t, "vllm:gpu_prefix_cache_hits_total{model_name=\"Qwen/Qwen2.5-1.5B-"
-				  "Instruct\"} 32.0\n"));
+	assert_null(strstr(t, "prefix_cache_hits_total"));
+	assert_non_null(strstr(t, "num_cpu_blocks=\"0\""));
 	assert_non_null(strstr(t, "vllm:gpu_prefix_cache_hit_rate{model_name=\"Qwen/Qwen2.5-1.5B-"
 				  "Instruct\"} 0.32\n"));
 	/* latest without LoRA has no lora_requests_info; 0.8 always has it. */
@@ -802,10 +829,18 @@ static void test_request_chat(void **state)
 	struct ig_sim_error e;
 	request_config(&c);
 
-	/* Without max_tokens a chat answer may fill the context. */
+	/* A text-only model takes no image. */
 	const char *body = "{\"messages\":[{\"role\":\"system\",\"content\":null},"
 			   "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi "
 			   "there\"},{\"type\":\"image_url\"}]}],\"ignore_eos\":true}";
+	assert_int_equal(parse_req(&c, IG_SIM_CHAT, body, &r, &e), -1);
+	assert_string_equal(e.msg, "base is not a multimodal model None");
+	ig_sim_request_free(&r);
+
+	/* Without max_tokens a chat answer may fill the context. */
+	body = "{\"messages\":[{\"role\":\"system\",\"content\":null},"
+	       "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi "
+	       "there\"}]}],\"ignore_eos\":true}";
 	assert_int_equal(parse_req(&c, IG_SIM_CHAT, body, &r, &e), 0);
 	long want = 2 + 2 * IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
 	assert_int_equal(r.prompt_tokens, want);
@@ -1094,6 +1129,24 @@ static void test_request_tool_choice(void **state)
 #define USER_ASKS "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
 #define ONE_TOOL "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"g\"}}]"
 
+/* The error's param as the latest release writes it: a validation
+ * error's is FastAPI's location ("body.<field>", or "body" for the whole
+ * request) and its type the HTTP phrase; others name the field. */
+static void expect_param(const struct ig_sim_error *e, const char *field)
+{
+	char want[128];
+	if (!e->validation) {
+		if (field)
+			assert_string_equal(e->param, field);
+		else
+			assert_null(e->param);
+		return;
+	}
+	snprintf(want, sizeof want, "body%s%s", field ? "." : "", field ? field : "");
+	assert_string_equal(e->param, want);
+	assert_string_equal(e->type, "Bad Request");
+}
+
 static void test_request_errors(void **state)
 {
 	static const struct {
@@ -1107,7 +1160,7 @@ static void test_request_errors(void **state)
 	    {IG_SIM_COMPLETION, "{\"prompt\":", 400, NULL, "JSON decode error"},
 	    {IG_SIM_COMPLETION, "{\"model\":1,\"prompt\":\"x\"}", 400, "model", "string"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream\":1}", 400, "stream", "boolean"},
-	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream_options\":{}}", 400, "stream_options",
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream_options\":{}}", 400, NULL,
 	     "stream=True"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream\":true,\"stream_options\":[]}", 400,
 	     "stream_options", "object"},
@@ -1147,12 +1200,12 @@ static void test_request_errors(void **state)
 	    {IG_SIM_CHAT, USER_ASKS ONE_TOOL "}", 400, NULL,
 	     "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser "
 	     "to be set"},
-	    {IG_SIM_CHAT, USER_ASKS "\"tool_choice\":\"required\"}", 400, "tool_choice",
+	    {IG_SIM_CHAT, USER_ASKS "\"tool_choice\":\"required\"}", 400, NULL,
 	     "When using `tool_choice`, `tools` must be set."},
 	    {IG_SIM_CHAT,
 	     USER_ASKS ONE_TOOL
 	     ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"zz\"}}}",
-	     400, "tool_choice", "Tool 'zz' has not been passed in `tools`."},
+	     400, NULL, "Tool 'zz' has not been passed in `tools`."},
 	    {IG_SIM_CHAT, USER_ASKS "\"tools\":[{\"type\":\"function\"}]}", 400, "tools",
 	     "each tool must be"},
 	    {IG_SIM_CHAT, USER_ASKS ONE_TOOL ",\"tool_choice\":5}", 400, "tool_choice",
@@ -1181,15 +1234,16 @@ static void test_request_errors(void **state)
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"top_k\":0.5}", 400, "top_k", "integer"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"min_p\":\"a\"}", 400, "min_p", "number"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "max_tokens",
-	     "'max_tokens' must be an integer of at least 1."},
+	     "max_tokens must be at least 1, got 0."},
 	    {IG_SIM_COMPLETION, "{\"prompt\":null}", 400, "prompt", "Field required"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":[]}", 400, "prompt", "non-empty list"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":[\"a\",[1]]}", 400, "prompt", "non-empty list"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":[1,\"b\"]}", 400, "prompt", "token ids"},
 	    {IG_SIM_COMPLETION, "{\"model\":\"nope\",\"prompt\":\"x\"}", 404, "model",
 	     "The model `nope` does not exist."},
-	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":64}", 400, NULL,
-	     "you requested 65 tokens (1 in the messages, 64 in the completion)"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":64}", 400, "input_tokens",
+	     "you requested 64 output tokens and your prompt contains at least 1 input tokens, "
+	     "for a total of at least 65 tokens."},
 	    {IG_SIM_CHAT, "{\"prompt\":\"x\"}", 400, "messages", "Field required"},
 	    {IG_SIM_CHAT, "{\"messages\":[]}", 400, "messages", "non-empty"},
 	    {IG_SIM_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", 400, "messages", "role"},
@@ -1206,11 +1260,10 @@ static void test_request_errors(void **state)
 		memset(&e, 0, sizeof e);
 		assert_int_equal(parse_req(&c, cases[i].kind, cases[i].body, &r, &e), -1);
 		assert_int_equal(e.status, cases[i].status);
-		assert_string_equal(e.type, e.status == 404 ? "NotFoundError" : "BadRequestError");
-		if (cases[i].param)
-			assert_string_equal(e.param, cases[i].param);
-		else
-			assert_null(e.param);
+		if (!e.validation)
+			assert_string_equal(e.type,
+					    e.status == 404 ? "NotFoundError" : "BadRequestError");
+		expect_param(&e, cases[i].param);
 		if (!strstr(e.msg, cases[i].msg))
 			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.msg, cases[i].msg);
 		ig_sim_request_free(&r);
@@ -1236,6 +1289,14 @@ static void test_request_long_prompt(void **state)
 	assert_int_equal(e.status, 400);
 	long want = 300 + IG_SIM_CHAT_MSG_OVERHEAD + IG_SIM_CHAT_REPLY_OVERHEAD;
 	char msg[160];
+	snprintf(msg, sizeof msg,
+		 "you requested 0 output tokens and your prompt contains at least %ld", want);
+	assert_non_null(strstr(e.msg, msg));
+	assert_string_equal(e.param, "input_tokens");
+	ig_sim_request_free(&r);
+	/* 0.8's words. */
+	c.version = IG_SIM_V_0_8;
+	assert_int_equal(ig_sim_parse_request(&c, IG_SIM_CHAT, b.ptr, b.len, &r, &e), -1);
 	snprintf(msg, sizeof msg, "you requested %ld tokens in the messages, Please", want);
 	assert_non_null(strstr(e.msg, msg));
 	assert_int_equal(r.prompt_tokens, want);
@@ -1400,7 +1461,7 @@ static void test_request_new_api_errors(void **state)
 	     "max_output_tokens", "at least 1"},
 	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"model\":\"nope\"}", 404, "model",
 	     "The model `nope` does not exist."},
-	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"max_output_tokens\":60}", 400, NULL,
+	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"max_output_tokens\":60}", 400, "input_tokens",
 	     "maximum context length is 64 tokens"},
 	    {IG_SIM_MESSAGES,
 	     "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 400,
@@ -1433,7 +1494,7 @@ static void test_request_new_api_errors(void **state)
 	    {IG_SIM_MESSAGES,
 	     "{\"model\":\"base\",\"max_tokens\":60,\"messages\":[{\"role\":\"user\",\"content\":"
 	     "\"x\"}]}",
-	     400, NULL, "maximum context length is 64 tokens"},
+	     400, "input_tokens", "maximum context length is 64 tokens"},
 	    {IG_SIM_EMBEDDINGS, "{}", 400, "input", "Field required"},
 	    {IG_SIM_EMBEDDINGS, "{\"input\":\"\"}", 400, "input", "non-empty"},
 	    {IG_SIM_EMBEDDINGS, "{\"input\":[]}", 400, "input", "empty"},
@@ -1458,10 +1519,7 @@ static void test_request_new_api_errors(void **state)
 		if (parse_req(&c, cases[i].kind, cases[i].body, &r, &e) != -1)
 			fail_msg("case %zu accepted", i);
 		assert_int_equal(e.status, cases[i].status);
-		if (cases[i].param)
-			assert_string_equal(e.param, cases[i].param);
-		else
-			assert_null(e.param);
+		expect_param(&e, cases[i].param);
 		if (!strstr(e.msg, cases[i].msg))
 			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.msg, cases[i].msg);
 		ig_sim_request_free(&r);
@@ -2228,6 +2286,7 @@ int main(void)
 	    cmocka_unit_test(test_adapters_runtime),
 	    cmocka_unit_test(test_render_completion),
 	    cmocka_unit_test(test_render_chat),
+	    cmocka_unit_test(test_py_float),
 	    cmocka_unit_test(test_render_error),
 	    cmocka_unit_test(test_float_format),
 	    cmocka_unit_test(test_histogram),

@@ -429,6 +429,37 @@ static void test_time_scale(void **state)
 	assert_int_equal(ig_sim_real_ns(3 * MS, 0.5), 6 * MS);
 }
 
+/* What the metrics read of a step and a request: the tokens each step
+ * computes, and when a request was first admitted (the end of its queueing),
+ * kept across a preemption. */
+static void test_step_tokens_and_schedule_time(void **state)
+{
+	struct harness *h = *state;
+	h->cfg.max_num_seqs = 1;
+	start(h);
+	struct tseq *a = new_seq(h, 40, 0, 3, NULL), *b = new_seq(h, 20, 1000, 2, NULL);
+	add(h, a);
+	add(h, b);
+	uint64_t dur;
+	assert_true(step(h, &dur));
+	assert_int_equal(h->m.step_total, 40); /* a's prefill */
+	assert_true(a->seq.scheduled && a->seq.scheduled_at == 0);
+	assert_false(b->seq.scheduled);
+	assert_true(step(h, NULL));
+	assert_int_equal(h->m.step_total, 1); /* a's decode */
+	uint64_t b_admitted = 0;
+	while (!b->seq.scheduled) {
+		b_admitted = h->now;
+		assert_true(step(h, NULL));
+	}
+	assert_int_equal(b->seq.scheduled_at, b_admitted);
+	assert_int_equal(h->m.step_total, 20);
+	run(h);
+	assert_true(a->released && b->released);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -444,6 +475,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_lora_slots, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gone_paused_and_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_step_tokens_and_schedule_time, setup, teardown),
 	    cmocka_unit_test(test_time_scale),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
