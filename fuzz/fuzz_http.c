@@ -42,11 +42,13 @@ static void fuzz_request(const char *buf, size_t len)
 
 	if (rc <= 0) {
 		if (rc != IG_HTTP_INVALID && rc != IG_HTTP_INCOMPLETE &&
-		    rc != IG_HTTP_TOO_MANY_HEADERS)
+		    rc != IG_HTTP_TOO_MANY_HEADERS && rc != IG_HTTP_BAD_VERSION)
 			abort();
 		return;
 	}
-	if ((size_t)rc > len || req.num_headers > MAX_H)
+	/* A later 1.x is read as 1.1. */
+	if ((size_t)rc > len || req.num_headers > MAX_H ||
+	    (req.minor_version != 0 && req.minor_version != 1))
 		abort();
 	check_slice(req.method, buf, (size_t)rc);
 	check_slice(req.target, buf, (size_t)rc);

@@ -78,22 +78,38 @@ static int expect_crlf(struct cursor *c)
 	return rc ? rc : expect_char(c, '\n');
 }
 
-/* "HTTP/1.0" or "HTTP/1.1"; the minor version goes to *minor. */
-static int read_version(struct cursor *c, int *minor)
+static int read_digit(struct cursor *c, int *out)
 {
-	static const char prefix[] = "HTTP/1.";
+	if (c->p == c->end)
+		return IG_HTTP_INCOMPLETE;
+	if (*c->p < '0' || *c->p > '9')
+		return IG_HTTP_INVALID;
+	*out = *c->p++ - '0';
+	return 0;
+}
+
+/* HTTP-version is "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3). A later 1.x
+ * is spoken as HTTP/1.1, the highest minor version we conform to (RFC
+ * 9110 §6.2), so *minor is 0 or 1; another major version is left to the
+ * caller to refuse. */
+static int read_version(struct cursor *c, int *major, int *minor)
+{
+	static const char prefix[] = "HTTP/";
 
 	for (size_t i = 0; i < sizeof(prefix) - 1; i++) {
 		int rc = expect_char(c, prefix[i]);
 		if (rc)
 			return rc;
 	}
-	if (c->p == c->end)
-		return IG_HTTP_INCOMPLETE;
-	if (*c->p != '0' && *c->p != '1')
-		return IG_HTTP_INVALID;
-	*minor = *c->p++ - '0';
-	return 0;
+	int rc = read_digit(c, major);
+
+	if (!rc)
+		rc = expect_char(c, '.');
+	if (!rc)
+		rc = read_digit(c, minor);
+	if (!rc && *minor > 1)
+		*minor = 1;
+	return rc;
 }
 
 /* Bytes of class `mask` up to a CR, then CRLF. Leading blanks are skipped
@@ -192,11 +208,16 @@ static int parse_request_line(struct cursor *c, struct ig_http_request *req)
 		return IG_HTTP_INVALID;
 	req->target = (struct ig_str){start, (size_t)(c->p - start)};
 
+	int major = 1;
 	rc = expect_char(c, ' ');
 	if (!rc)
-		rc = read_version(c, &req->minor_version);
+		rc = read_version(c, &major, &req->minor_version);
 	if (!rc)
 		rc = expect_crlf(c);
+	/* HTTP/2.0 or 3.0 in an HTTP/1 request line: a well-formed line of
+	 * a version this parser does not speak, refused once the line is. */
+	if (!rc && major != 1)
+		return IG_HTTP_BAD_VERSION;
 	return rc;
 }
 
@@ -230,8 +251,11 @@ int ig_http_parse_request(const char *buf, size_t len, struct ig_http_request *r
 
 static int parse_status_line(struct cursor *c, struct ig_http_response *res)
 {
-	int rc = read_version(c, &res->minor_version);
+	int major = 1;
+	int rc = read_version(c, &major, &res->minor_version);
 
+	if (!rc && major != 1)
+		return IG_HTTP_INVALID;
 	if (!rc)
 		rc = expect_char(c, ' ');
 	if (rc)

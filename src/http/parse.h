@@ -18,6 +18,9 @@
 #define IG_HTTP_INVALID (-1)
 #define IG_HTTP_INCOMPLETE (-2)
 #define IG_HTTP_TOO_MANY_HEADERS (-3)
+/* A request line whose HTTP-version has a major version other than 1
+ * (HTTP/2.0, HTTP/3.0): answered 505 (RFC 9110 §15.6.6). */
+#define IG_HTTP_BAD_VERSION (-4)
 
 struct ig_http_header {
 	struct ig_str name;  /* as sent; compare with ig_str_ieq */
@@ -29,7 +32,7 @@ struct ig_http_request {
 	struct ig_str target; /* request-target as sent: path plus "?query" */
 	struct ig_str path;   /* target up to '?' */
 	struct ig_str query;  /* after '?', without it; empty if none */
-	int minor_version;    /* HTTP/1.<minor_version> */
+	int minor_version;    /* HTTP/1.<minor_version>: 0, or 1 for any later 1.x */
 	struct ig_http_header *headers;
 	size_t num_headers;
 };
@@ -42,13 +45,15 @@ struct ig_http_response {
 	size_t num_headers;
 };
 
-/* Parses a request head from buf[0..len). `headers` has room for
- * max_headers entries; req->headers points to it on return. Rejects
- * obsolete line folding, bare CR, control bytes in names/values, and
- * versions other than HTTP/1.0 and HTTP/1.1. */
 /* A byte that may appear in a header name (RFC 9110 token). */
 bool ig_http_is_tchar(unsigned char c);
 
+/* Parses a request head from buf[0..len). `headers` has room for
+ * max_headers entries; req->headers points to it on return. Rejects
+ * obsolete line folding, bare CR and control bytes in names/values;
+ * HTTP/1.x past 1.1 is read as HTTP/1.1, and a whole request line of
+ * another major version is IG_HTTP_BAD_VERSION (the response parser
+ * calls that invalid). */
 int ig_http_parse_request(const char *buf, size_t len, struct ig_http_request *req,
 			  struct ig_http_header *headers, size_t max_headers);
 int ig_http_parse_response(const char *buf, size_t len, struct ig_http_response *res,

@@ -550,6 +550,10 @@ static int take_head(struct ig_http_conn *c, size_t n)
 		server_error(c, 431, "request header fields too large");
 		return -1;
 	}
+	if (rc == IG_HTTP_BAD_VERSION) {
+		server_error(c, 505, "HTTP version not supported");
+		return -1;
+	}
 	if (rc < 0) {
 		server_error(c, 400, "malformed HTTP request");
 		return -1;

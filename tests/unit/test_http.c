@@ -130,8 +130,9 @@ static void test_request_invalid(void **state)
 	    "GET  / HTTP/1.1\r\n\r\n",		     /* double space */
 	    " GET / HTTP/1.1\r\n\r\n",		     /* leading space */
 	    "G(T / HTTP/1.1\r\n\r\n",		     /* non-token method */
-	    "GET / HTTP/1.2\r\n\r\n",		     /* unsupported minor */
-	    "GET / HTTP/2.0\r\n\r\n",		     /* unsupported major */
+	    "GET / HTTP/1.10\r\n\r\n",		     /* two minor digits */
+	    "GET / HTTP/1\r\n\r\n",		     /* no minor */
+	    "GET / HTTP/x.1\r\n\r\n",		     /* no major */
 	    "GET / http/1.1\r\n\r\n",		     /* lower-case name */
 	    "GET / HTTP/1.1 \r\n\r\n",		     /* trailing space */
 	    "GET /a b HTTP/1.1\r\n\r\n",	     /* space in target */
@@ -161,6 +162,28 @@ static void test_request_invalid(void **state)
 	/* NUL in a value, which strlen() could not express. */
 	static const char nul[] = "GET / HTTP/1.1\r\nA: b\0c\r\n\r\n";
 	assert_int_equal(parse_req_n(nul, sizeof(nul) - 1, &req, h, MAX_H), IG_HTTP_INVALID);
+}
+
+/* RFC 9112 §2.3: a later HTTP/1.x is read as HTTP/1.1 (RFC 9110 §6.2);
+ * a well-formed request line of another major version is told apart
+ * from a malformed one (the server answers it 505), and only once the
+ * line is whole. */
+static void test_request_versions(void **state)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+
+	assert_true(parse_req("GET / HTTP/1.2\r\nHost: a\r\n\r\n", &req, h) > 0);
+	assert_int_equal(req.minor_version, 1);
+	assert_true(parse_req("GET / HTTP/1.9\r\n\r\n", &req, h) > 0);
+	assert_int_equal(req.minor_version, 1);
+	static const char two[] = "GET / HTTP/2.0\r\nHost: a\r\n\r\n";
+	assert_int_equal(parse_req(two, &req, h), IG_HTTP_BAD_VERSION);
+	assert_int_equal(parse_req("PRI * HTTP/2.0\r\n\r\n", &req, h), IG_HTTP_BAD_VERSION);
+	assert_int_equal(parse_req("GET / HTTP/3.0\r\n\r\n", &req, h), IG_HTTP_BAD_VERSION);
+	assert_int_equal(parse_req("GET / HTTP/0.9\r\n\r\n", &req, h), IG_HTTP_BAD_VERSION);
+	for (size_t i = 0; i < strlen("GET / HTTP/2.0\r\n"); i++)
+		assert_int_equal(parse_req_n(two, i, &req, h, MAX_H), IG_HTTP_INCOMPLETE);
 }
 
 static void test_request_obs_text_value(void **state)
@@ -202,6 +225,9 @@ static void test_response_parse(void **state)
 	assert_int_equal(res.reason.len, 0);
 	assert_true(parse_res("HTTP/1.1 200\r\n\r\n", &res, h) > 0);
 	assert_int_equal(res.status, 200);
+	/* A later 1.x is read as 1.1 (RFC 9110 §6.2). */
+	assert_true(parse_res("HTTP/1.3 200 OK\r\n\r\n", &res, h) > 0);
+	assert_int_equal(res.minor_version, 1);
 
 	for (size_t i = 0; i < strlen(s); i++) {
 		char *copy = malloc(i + 1);
@@ -215,10 +241,10 @@ static void test_response_parse(void **state)
 static void test_response_invalid(void **state)
 {
 	static const char *bad[] = {
-	    "HTTP/1.1 20 OK\r\n\r\n",	     "HTTP/1.1 2000 OK\r\n\r\n",
-	    "HTTP/1.1 099 X\r\n\r\n",	     "HTTP/1.1 abc OK\r\n\r\n",
-	    "HTTP/1.3 200 OK\r\n\r\n",	     "HTTP/1.1 200 O\x01K\r\n\r\n",
-	    "HTTP/1.1 200 OK\r\n x\r\n\r\n", "ICY 200 OK\r\n\r\n",
+	    "HTTP/1.1 20 OK\r\n\r\n",	"HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 099 X\r\n\r\n",
+	    "HTTP/1.1 abc OK\r\n\r\n",	"HTTP/2.0 200 OK\r\n\r\n",  "HTTP/1.1 200 O\x01K\r\n\r\n",
+	    "HTTP/1.10 200 OK\r\n\r\n", "HTTP/0.9 200 OK\r\n\r\n",  "HTTP/1.1 200 OK\r\n x\r\n\r\n",
+	    "ICY 200 OK\r\n\r\n",
 	};
 	struct ig_http_response res;
 	struct ig_http_header h[MAX_H];
@@ -727,6 +753,7 @@ int main(void)
 	    cmocka_unit_test(test_request_no_query),
 	    cmocka_unit_test(test_request_every_split),
 	    cmocka_unit_test(test_request_invalid),
+	    cmocka_unit_test(test_request_versions),
 	    cmocka_unit_test(test_request_obs_text_value),
 	    cmocka_unit_test(test_request_too_many_headers),
 	    cmocka_unit_test(test_response_parse),

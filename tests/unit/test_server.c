@@ -523,9 +523,9 @@ static char *err_resp(int status, const char *reason, const char *msg)
 	static int k;
 	char body[1024];
 	snprintf(body, sizeof body,
-		 "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
+		 "{\"error\":{\"message\":\"%s\",\"type\":\"%s\","
 		 "\"param\":null,\"code\":%d}}",
-		 msg, status);
+		 msg, status >= 500 ? "server_error" : "invalid_request_error", status);
 	char *out = buf[k++ % 4];
 	snprintf(out, sizeof buf[0],
 		 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
@@ -833,7 +833,8 @@ static void test_malformed_400(void **state)
 	static const char *bad[] = {
 	    "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
 	    "GET / HTTP/1.1\r\nHost: a\r\n folded: x\r\n\r\n",
-	    "GET / HTTP/2.0\r\n\r\n",
+	    "GET / HTTP/1.10\r\nHost: a\r\n\r\n",
+	    "GET / HTTP/1\r\nHost: a\r\n\r\n",
 	    "GET\r\n\r\n",
 	    "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
 	};
@@ -850,6 +851,31 @@ static void test_malformed_400(void **state)
 	    err_resp(400, "Bad Request",
 		     "invalid message framing (Content-Length / Transfer-Encoding)"));
 	assert_int_equal(F->nreq, 0);
+	wait_conns(0);
+}
+
+/* RFC 9112 §2.3, RFC 9110 §6.2: a later HTTP/1.x is served as HTTP/1.1
+ * (the highest minor version we speak); another major version in an
+ * HTTP/1 request line is 505 (RFC 9110 §15.6.6), not a malformed head. */
+static void test_http_versions(void **state)
+{
+	start_server(NULL);
+	struct peer *p = open_peer();
+	send_str(p, "GET /echo HTTP/1.2\r\nHost: a\r\n\r\n");
+	expect(p, OK("GET /echo - 0:"));
+	send_str(p, "GET /echo HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n");
+	expect(p, ok_resp("GET /echo - 0:", "Connection: close\r\n"));
+	expect_close(p);
+	peer_close(p);
+	static const char *newer[] = {
+	    "GET / HTTP/2.0\r\n\r\n",
+	    "GET / HTTP/3.0\r\nHost: a\r\n\r\n",
+	    "GET / HTTP/0.9\r\nHost: a\r\n\r\n",
+	};
+	expect_each_refused(
+	    newer, sizeof newer / sizeof newer[0],
+	    err_resp(505, "HTTP Version Not Supported", "HTTP version not supported"));
+	assert_int_equal(F->nreq, 2);
 	wait_conns(0);
 }
 
@@ -1812,6 +1838,7 @@ int main(void)
 	    T(test_request_target_and_host),
 	    T(test_host_values),
 	    T(test_431),
+	    T(test_http_versions),
 	    T(test_413),
 	    T(test_streamed_body_sized),
 	    T(test_streamed_body_chunked),
