@@ -534,6 +534,18 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 	return NULL;
 }
 
+/* The head in `in` is over the limit: 414 when its request line alone is
+ * (RFC 9112 §3: a target longer than the server will parse), else 431
+ * for the fields. */
+static void head_too_large(struct ig_http_conn *c)
+{
+	size_t max = c->srv->cfg.max_header_bytes;
+	if (!memchr(c->in.ptr, '\n', c->in.len < max ? c->in.len : max))
+		server_error(c, 414, "request target too long");
+	else
+		server_error(c, 431, "request header fields too large");
+}
+
 /* A complete head is at the start of `in` (n bytes): parse it, set up the
  * body. Returns 1 to dispatch, 2 when a body follows, 0 when the head was
  * not complete after all, -1 when answered with an error. */
@@ -546,8 +558,12 @@ static int take_head(struct ig_http_conn *c, size_t n)
 	int rc = ig_http_parse_request(c->in.ptr, n, &req, hdrs, maxh);
 	if (rc == IG_HTTP_INCOMPLETE)
 		return 0; /* blank lines before a request line */
-	if (rc == IG_HTTP_TOO_MANY_HEADERS || (rc > 0 && (size_t)rc > cfg->max_header_bytes)) {
+	if (rc == IG_HTTP_TOO_MANY_HEADERS) {
 		server_error(c, 431, "request header fields too large");
+		return -1;
+	}
+	if (rc > 0 && (size_t)rc > cfg->max_header_bytes) {
+		head_too_large(c);
 		return -1;
 	}
 	if (rc == IG_HTTP_BAD_VERSION) {
@@ -764,10 +780,10 @@ static void process_input(struct ig_http_conn *c)
 		while (rc == 0) {
 			n = find_head_end(c);
 			if (!n) {
-				if (c->in.len > c->srv->cfg.max_header_bytes)
-					server_error(c, 431, "request header fields too large");
-				else if (method_cannot_be(&c->in))
+				if (method_cannot_be(&c->in))
 					server_error(c, 400, "malformed HTTP request");
+				else if (c->in.len > c->srv->cfg.max_header_bytes)
+					head_too_large(c);
 				return;
 			}
 			rc = take_head(c, n);

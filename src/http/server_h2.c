@@ -15,7 +15,8 @@
  *   is not looked at) and its fields; :authority becomes the Host field
  *   (RFC 9113 §8.3.1), so the handler sees what an HTTP/1.1 request
  *   would show it; header names arrive lowercase;
- * - the same ceilings: head bytes and field count (431), body bytes (413,
+ * - the same ceilings: head bytes and field count (431; a :path over it
+ *   alone, 414), body bytes (413,
  *   also when content-length says so up front), silence in a body (408);
  *   the keep-alive timeout closes a connection without streams, the send
  *   timeout one whose client takes nothing;
@@ -204,7 +205,10 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	const struct ig_http_server_config *cfg = cfg_of(h);
 	st->head_bytes += namelen + valuelen + 4;
 	if (st->head_bytes > cfg->max_header_bytes) {
-		st->refuse = 431;
+		/* A :path over the limit by itself is a target too long (414),
+		 * as on HTTP/1.1; else the fields are (431). */
+		bool path = namelen == 5 && !memcmp(name, ":path", 5);
+		st->refuse = path && namelen + valuelen + 4 > cfg->max_header_bytes ? 414 : 431;
 		return 0;
 	}
 	struct ig_str n = keep(st, name, namelen), v = keep(st, value, valuelen);
@@ -427,6 +431,7 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 static void server_answer(struct ig_h2 *h, struct ig_h2_stream *st, int status)
 {
 	const char *msg = status == 431	  ? "request header fields too large"
+			  : status == 414 ? "request target too long"
 			  : status == 413 ? "request body too large"
 			  : status == 408 ? "request timed out"
 			  : status == 405 ? "CONNECT is not served"

@@ -1003,6 +1003,22 @@ static void test_431(void **state)
 	expect_close(p);
 	peer_close(p);
 
+	/* A request target longer than the limit is 414, not 431 (RFC 9112
+	 * §3), whole or still coming. */
+	const char *too_long = err_resp(414, "URI Too Long", "request target too long");
+	snprintf(big, sizeof big, "GET /%0250d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+	p = open_peer();
+	send_str(p, big);
+	expect(p, too_long);
+	expect_close(p);
+	peer_close(p);
+	snprintf(big, sizeof big, "GET /%0250d", 0);
+	p = open_peer();
+	send_bytewise(p, big);
+	expect(p, too_long);
+	expect_close(p);
+	peer_close(p);
+
 	/* Too many header lines. */
 	p = open_peer();
 	send_str(p, "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n");

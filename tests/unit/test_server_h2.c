@@ -318,7 +318,30 @@ static int32_t request(struct client *c, const char *method, const char *path)
 	return id;
 }
 
+/* A request with these fields after the pseudo-fields of request(). */
+static int32_t request_with(struct client *c, const char *path, const char *const *fields)
+{
+	nghttp2_nv nva[16] = {
+	    {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+	    {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+	    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	    {(uint8_t *)":authority", (uint8_t *)"h2.test", 10, 7, 0},
+	};
+	size_t n = 4;
+	for (size_t i = 0; fields && fields[i]; i += 2, n++) {
+		assert_true(n < 16);
+		nva[n] = (nghttp2_nv){(uint8_t *)fields[i], (uint8_t *)fields[i + 1],
+				      strlen(fields[i]), strlen(fields[i + 1]), 0};
+	}
+	int32_t id = nghttp2_submit_request(c->ng, NULL, nva, n, NULL, NULL);
+	assert_true(id > 0);
+	return id;
+}
+
 /* ---- fixture ---- */
+
+/* The head limit of the next setup (0: the default). */
+static size_t next_max_header;
 
 static int setup(void **state)
 {
@@ -327,6 +350,8 @@ static int setup(void **state)
 	F->peer.fd = -1;
 	struct ig_http_server_config cfg;
 	ig_http_server_config_defaults(&cfg);
+	if (next_max_header)
+		cfg.max_header_bytes = next_max_header;
 	cfg.http2 = true;
 	cfg.write_high_water = 64 * 1024;
 	cfg.stream_body = stream_body;
@@ -489,6 +514,36 @@ static void test_trailers(void **state)
 	assert_int_equal(ig_http_server_busy(F->srv), 0);
 }
 
+static int setup_small_head(void **state)
+{
+	next_max_header = 1024;
+	int rc = setup(state);
+	next_max_header = 0;
+	return rc;
+}
+
+/* The head limit as on HTTP/1.1: a :path over it by itself is 414 (RFC
+ * 9112 §3), other fields over it 431; the connection goes on. */
+static void test_head_limits(void **state)
+{
+	struct client *c = client_open(true);
+	char *big = malloc(2001);
+	memset(big, 'a', 2000);
+	big[0] = '/';
+	big[2000] = '\0';
+	int32_t a = request(c, "GET", big);
+	const char *const fields[] = {"x-big", big, NULL};
+	int32_t b = request_with(c, "/echo", fields);
+	int32_t d = request(c, "GET", "/echo");
+	PUMP_UNTIL(c,
+		   stream_at(c, a)->closed && stream_at(c, b)->closed && stream_at(c, d)->closed);
+	free(big);
+	assert_int_equal(stream_at(c, a)->status, 414);
+	assert_int_equal(stream_at(c, b)->status, 431);
+	assert_int_equal(stream_at(c, d)->status, 200);
+	assert_int_equal(F->nreq, 1);
+}
+
 /* A stream the client resets aborts its exchange alone. */
 static void test_client_reset_aborts(void **state)
 {
@@ -580,6 +635,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_abort_resets_one_stream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_head_limits, setup_small_head, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
