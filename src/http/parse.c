@@ -314,7 +314,9 @@ const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h,
  * response rules are applied. */
 struct framing_headers {
 	bool has_te;
-	bool chunked_last; /* the final transfer coding is chunked */
+	bool chunked_last;   /* the final transfer coding is chunked */
+	bool other_coding;   /* a transfer coding other than chunked is listed */
+	bool unknown_coding; /* ... and it is not a transfer coding at all */
 	bool has_cl;
 	uint64_t cl;
 	bool conn_close;
@@ -340,24 +342,37 @@ static int for_each_element(struct ig_str list, int (*fn)(struct ig_str, void *)
 	return 0;
 }
 
+/* The codings of the HTTP Transfer Coding Registry (RFC 9110 §16.7) but
+ * chunked, and "identity" of RFC 2616: codings a peer may well mean, but
+ * that we do not implement. */
+static bool registered_coding(struct ig_str e)
+{
+	static const char *const names[] = {"gzip",	"x-gzip",     "deflate",
+					    "compress", "x-compress", "identity"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (ig_str_ieq_cstr(e, names[i]))
+			return true;
+	return false;
+}
+
 /* Transfer codings arrive in order; chunked must be the last one and may
- * appear only once (RFC 9112 §6.1). A coding after chunked leaves
- * chunked_last false, so the message is rejected or read to close. */
+ * appear only once (RFC 9112 §6.1). A coding after chunked cannot be
+ * framed at all. Any other coding is noted: the caller refuses it. */
 static int te_element(struct ig_str e, void *arg)
 {
 	struct framing_headers *f = arg;
 
 	if (e.len == 0)
 		return 0; /* empty list elements are allowed and ignored */
+	if (f->chunked_last)
+		return -1;
 	if (ig_str_ieq_cstr(e, "chunked")) {
-		if (f->chunked_last)
-			return -1;
 		f->chunked_last = true;
 		return 0;
 	}
-	/* A coding applied after chunked cannot be framed at all. */
-	if (f->chunked_last)
-		return -1;
+	f->other_coding = true;
+	if (!registered_coding(e))
+		f->unknown_coding = true;
 	return 0;
 }
 
@@ -451,9 +466,15 @@ int ig_http_request_framing(const struct ig_http_request *req, struct ig_http_fr
 	if (scan_framing(req->headers, req->num_headers, &f) < 0)
 		return -1;
 	/* TE with CL is the classic smuggling shape, and TE in HTTP/1.0 is
-	 * faulty framing (RFC 9112 §6.1): both are refused outright. */
-	if (f.has_te && (f.has_cl || req->minor_version == 0 || !f.chunked_last))
+	 * faulty framing (RFC 9112 §6.1): both are refused outright, as is
+	 * a name that is no transfer coding ("xchunked"). A coding we do
+	 * not implement (gzip, with or without a final chunked) is refused
+	 * as such (RFC 9112 §6.1: 501), never dropped: the body would reach
+	 * the pod still coded. */
+	if (f.has_te && (f.has_cl || req->minor_version == 0 || f.unknown_coding))
 		return -1;
+	if (f.other_coding)
+		return IG_HTTP_NOT_IMPLEMENTED;
 
 	if (f.has_te)
 		out->kind = IG_BODY_CHUNKED;
@@ -494,6 +515,11 @@ int ig_http_response_framing(const struct ig_http_response *res, struct ig_str m
 	if (scan_framing(res->headers, res->num_headers, &f) < 0)
 		return -1;
 	out->keep_alive = keep_alive(res->minor_version, &f);
+	/* A coding other than chunked would reach the client still coded,
+	 * without the header that says so: the response is refused, as
+	 * nginx refuses "unknown Transfer-Encoding" from its upstream. */
+	if (f.other_coding)
+		return -1;
 	if (f.has_te) {
 		/* TE overrides CL, but the pair (or TE from an HTTP/1.0 peer)
 		 * means the connection cannot be trusted for another message. */

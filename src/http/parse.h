@@ -21,6 +21,9 @@
 /* A request line whose HTTP-version has a major version other than 1
  * (HTTP/2.0, HTTP/3.0): answered 505 (RFC 9110 §15.6.6). */
 #define IG_HTTP_BAD_VERSION (-4)
+/* ig_http_request_framing: a transfer coding the parser does not
+ * implement: answered 501 (RFC 9112 §6.1). */
+#define IG_HTTP_NOT_IMPLEMENTED (-5)
 
 struct ig_http_header {
 	struct ig_str name;  /* as sent; compare with ig_str_ieq */
@@ -87,12 +90,17 @@ struct ig_http_framing {
 };
 
 /* Body framing of a request (RFC 9112 §6): Transfer-Encoding chunked wins;
- * a Transfer-Encoding other than a final "chunked", Content-Length with a
- * bad or conflicting value, or both TE and CL are errors (-1, answer 400).
- * keep_alive follows the version and the Connection header. */
+ * a coding after "chunked" or "chunked" twice, a Transfer-Encoding that
+ * names no transfer coding, Content-Length with a bad or conflicting
+ * value, or both TE and CL are errors (-1, answer 400); a transfer coding
+ * other than chunked (gzip, with or without a final chunked) is
+ * IG_HTTP_NOT_IMPLEMENTED (answer 501). keep_alive follows the version
+ * and the Connection header. */
 int ig_http_request_framing(const struct ig_http_request *req, struct ig_http_framing *out);
 /* Body framing of a response to a request with `method` (HEAD, 1xx, 204 and
- * 304 have no body). -1 on a malformed framing header. */
+ * 304 have no body). -1 on a malformed framing header, and on a
+ * Transfer-Encoding other than chunked: the body could not be passed on
+ * as it was meant. */
 int ig_http_response_framing(const struct ig_http_response *res, struct ig_str method,
 			     struct ig_http_framing *out);
 

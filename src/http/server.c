@@ -587,7 +587,12 @@ static int take_head(struct ig_http_conn *c, size_t n)
 		server_error(c, 400, bad);
 		return -1;
 	}
-	if (ig_http_request_framing(&ex->req, &c->framing) < 0) {
+	rc = ig_http_request_framing(&ex->req, &c->framing);
+	if (rc == IG_HTTP_NOT_IMPLEMENTED) {
+		server_error(c, 501, "unsupported transfer coding (only chunked is)");
+		return -1;
+	}
+	if (rc < 0) {
 		server_error(c, 400,
 			     "invalid message framing (Content-Length / Transfer-Encoding)");
 		return -1;

@@ -719,3 +719,34 @@ def test_usage_from_json_with_decoys(procs, tmp_path, fakes):
     assert metric_sum(c, "inference_model_output_tokens") == 7
     assert metric_sum(c, "inference_model_input_tokens") == 11
     c.stop()
+
+
+# ---- 12. responses that cannot be passed on ----
+
+def refused_response(c, pod, data):
+    """The pod answers data: the client gets 502 at once, the request is not
+    sent again, and the gateway closes the connection the answer came on
+    instead of parking it for another request."""
+    pod.set("raw", data=data)
+    status, _, body, took, tid = completion(c)
+    assert_openai_error(status, body, 502)
+    assert took < 1.0 * SLOW, took
+    got = pod.completions(tid)
+    assert len(got) == 1, got
+    assert pod.wait_event("eof", "reset", conn=got[0].conn), pod.events
+
+
+def test_unknown_transfer_coding_refused(procs, tmp_path, fakes):
+    """RFC 9112 §6.1: a response whose Transfer-Encoding is anything but
+    chunked cannot be passed on (the body would reach the client still
+    coded, without the field that says so): 502, as nginx answers "upstream
+    sent unknown Transfer-Encoding"."""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    for te, body in ((b"gzip", b"xyz"), (b"gzip, chunked", b"3\r\nxyz\r\n0\r\n\r\n")):
+        refused_response(c, pod, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: " + te + b"\r\n\r\n" + body)
+    pod.set("json")
+    assert_ok(c)
+    c.stop()

@@ -930,6 +930,37 @@ static void test_garbage_is_protocol(void **state)
 	assert_int_equal(X->fault.kind, IG_CLIENT_PROTOCOL);
 }
 
+/* Each response is refused before its head reaches the owner (which then
+ * answers 502 and closes the connection). */
+static void expect_refused_heads(const char *const *resps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		reset_seen();
+		struct peer *p = start_exchange(false, 1000);
+		srv_send(p, resps[i]);
+		PUMP_UNTIL(callbacks_ended());
+		if (X->nerror != 1 || X->nhead != 0 || X->fault.kind != IG_CLIENT_PROTOCOL)
+			fail_msg("case %zu: %d errors (kind %d), %d heads: %.60s", i, X->nerror,
+				 (int)X->fault.kind, X->nhead, resps[i]);
+		ig_http_client_close(X->c);
+		X->c = NULL;
+	}
+}
+
+/* RFC 9112 §6.1: a transfer coding other than chunked cannot be passed on
+ * (the body would reach the client still coded, without the field that
+ * says so): the response is refused, as nginx refuses "unknown
+ * Transfer-Encoding" from its upstream. */
+static void test_unknown_transfer_coding(void **state)
+{
+	static const char *const resps[] = {
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxyz",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nxyz",
+	};
+	expect_refused_heads(resps, sizeof resps / sizeof resps[0]);
+}
+
 static void test_close_mid_body(void **state)
 {
 	static const char *partial[] = {
@@ -1446,6 +1477,7 @@ int main(void)
 	    T(test_reset_before_byte),
 	    T(test_held_connection_reset),
 	    T(test_garbage_is_protocol),
+	    T(test_unknown_transfer_coding),
 	    T(test_close_mid_body),
 	    T(test_parked),
 	    T(test_parked_reuse),

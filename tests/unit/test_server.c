@@ -844,12 +844,24 @@ static void test_malformed_400(void **state)
 	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
 	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
 	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
-	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
 	};
 	expect_each_refused(
 	    framing, sizeof framing / sizeof framing[0],
 	    err_resp(400, "Bad Request",
 		     "invalid message framing (Content-Length / Transfer-Encoding)"));
+	/* A transfer coding the server does not implement: 501 (RFC 9112
+	 * §6.1), never dropped on the way. */
+	static const char *codings[] = {
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+	    "5\r\nhello\r\n0\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
+	};
+	expect_each_refused(
+	    codings, sizeof codings / sizeof codings[0],
+	    err_resp(501, "Not Implemented", "unsupported transfer coding (only chunked is)"));
 	assert_int_equal(F->nreq, 0);
 	wait_conns(0);
 }
