@@ -80,7 +80,7 @@ static void fuzz_response(const char *buf, size_t len)
 
 	if (rc <= 0)
 		return;
-	if ((size_t)rc > len || res.status < 100 || res.status > 999)
+	if ((size_t)rc > len || res.status < 100 || res.status > 599)
 		abort();
 	check_slice(res.reason, buf, (size_t)rc);
 	check_headers(h, res.num_headers, buf, (size_t)rc);

@@ -269,7 +269,9 @@ static int parse_status_line(struct cursor *c, struct ig_http_response *res)
 			return IG_HTTP_INVALID;
 		res->status = res->status * 10 + (*c->p++ - '0');
 	}
-	if (res->status < 100)
+	/* RFC 9110 §15: a status code is of 100 to 599; 600 or 999 is not
+	 * one a client could be given. */
+	if (res->status < 100 || res->status > 599)
 		return IG_HTTP_INVALID;
 	if (c->p == c->end)
 		return IG_HTTP_INCOMPLETE;

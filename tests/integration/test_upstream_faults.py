@@ -750,3 +750,17 @@ def test_unknown_transfer_coding_refused(procs, tmp_path, fakes):
     pod.set("json")
     assert_ok(c)
     c.stop()
+
+
+def test_status_out_of_range_refused(procs, tmp_path, fakes):
+    """RFC 9110 §15: a status code is of 100 to 599; a pod that answers 600
+    or 999 gave no answer to pass on: 502, the connection closed."""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    for status in (b"600", b"999"):
+        refused_response(c, pod, b"HTTP/1.1 " + status + b" Odd\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: 2\r\n\r\n{}")
+    pod.set("json")
+    assert_ok(c)
+    c.stop()

@@ -961,6 +961,18 @@ static void test_unknown_transfer_coding(void **state)
 	expect_refused_heads(resps, sizeof resps / sizeof resps[0]);
 }
 
+/* RFC 9110 §15: status codes are of 100 to 599; a pod's 600 or 999 is no
+ * answer to pass on. */
+static void test_status_out_of_range(void **state)
+{
+	static const char *const resps[] = {
+	    "HTTP/1.1 600 X\r\nContent-Length: 2\r\n\r\nok",
+	    "HTTP/1.1 999 X\r\nContent-Length: 2\r\n\r\nok",
+	    "HTTP/1.1 099 X\r\nContent-Length: 2\r\n\r\nok",
+	};
+	expect_refused_heads(resps, sizeof resps / sizeof resps[0]);
+}
+
 static void test_close_mid_body(void **state)
 {
 	static const char *partial[] = {
@@ -1478,6 +1490,7 @@ int main(void)
 	    T(test_held_connection_reset),
 	    T(test_garbage_is_protocol),
 	    T(test_unknown_transfer_coding),
+	    T(test_status_out_of_range),
 	    T(test_close_mid_body),
 	    T(test_parked),
 	    T(test_parked_reuse),

@@ -244,7 +244,7 @@ static void test_response_invalid(void **state)
 	    "HTTP/1.1 20 OK\r\n\r\n",	"HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 099 X\r\n\r\n",
 	    "HTTP/1.1 abc OK\r\n\r\n",	"HTTP/2.0 200 OK\r\n\r\n",  "HTTP/1.1 200 O\x01K\r\n\r\n",
 	    "HTTP/1.10 200 OK\r\n\r\n", "HTTP/0.9 200 OK\r\n\r\n",  "HTTP/1.1 200 OK\r\n x\r\n\r\n",
-	    "ICY 200 OK\r\n\r\n",
+	    "ICY 200 OK\r\n\r\n",	"HTTP/1.1 600 X\r\n\r\n",   "HTTP/1.1 999 X\r\n\r\n",
 	};
 	struct ig_http_response res;
 	struct ig_http_header h[MAX_H];
