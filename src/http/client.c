@@ -408,6 +408,11 @@ static bool process_head(struct ig_http_client *c)
 		}
 		if (n < 0)
 			return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
+		/* The limit holds however the head was split: one that came
+		 * whole in a large read is over it as much as one still
+		 * coming. */
+		if ((size_t)n > MAX_RESP_HEAD)
+			return client_fail(c, IG_CLIENT_PROTOCOL, EMSGSIZE) || true;
 		bool switched = res.status == 101 && c->upgrade;
 		if (res.status >= 100 && res.status < 200 && !switched) {
 			/* Interim responses (100 Continue) are dropped. */

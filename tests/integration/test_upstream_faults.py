@@ -764,3 +764,19 @@ def test_status_out_of_range_refused(procs, tmp_path, fakes):
     pod.set("json")
     assert_ok(c)
     c.stop()
+
+
+def test_response_head_over_limit_refused(procs, tmp_path, fakes):
+    """A response head over the 64 KiB limit is refused however it arrives:
+    130 KB sent at once (the gateway may read it in one go) is as much a
+    502 as a head that trickles in."""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    fields = b"".join(b"X-Big-%d: %s\r\n" % (i, b"a" * 2590) for i in range(50))
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n" + fields
+    assert len(head) > 130000
+    refused_response(c, pod, head + b"\r\n{}")
+    pod.set("json")
+    assert_ok(c)
+    c.stop()

@@ -973,6 +973,25 @@ static void test_status_out_of_range(void **state)
 	expect_refused_heads(resps, sizeof resps / sizeof resps[0]);
 }
 
+/* The 64 KiB ceiling on a response head holds however the head arrives:
+ * one of 100 KB that the client reads whole at once (its reads grow to
+ * 64 KiB) is refused like one that trickles in. */
+static void test_head_limit_whatever_the_split(void **state)
+{
+	char *resp = scratch(110 * 1000);
+	size_t at = (size_t)sprintf(resp, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+	for (int i = 0; i < 50; i++) {
+		at += (size_t)sprintf(resp + at, "X-%d: ", i);
+		memset(resp + at, 'a', 2000);
+		at += 2000;
+		at += (size_t)sprintf(resp + at, "\r\n");
+	}
+	sprintf(resp + at, "\r\nok");
+	const char *const resps[] = {resp};
+	expect_refused_heads(resps, 1);
+	assert_int_equal(X->fault.err, EMSGSIZE);
+}
+
 static void test_close_mid_body(void **state)
 {
 	static const char *partial[] = {
@@ -1491,6 +1510,7 @@ int main(void)
 	    T(test_garbage_is_protocol),
 	    T(test_unknown_transfer_coding),
 	    T(test_status_out_of_range),
+	    T(test_head_limit_whatever_the_split),
 	    T(test_close_mid_body),
 	    T(test_parked),
 	    T(test_parked_reuse),
