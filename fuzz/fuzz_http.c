@@ -104,6 +104,10 @@ static void fuzz_chunked(const char *data, size_t len)
 	ssize_t rc1 = ig_chunked_decode(&d, whole, &n);
 	if (n > len || (rc1 >= 0 && n + (size_t)rc1 > len))
 		abort();
+	/* The check without decoding finds the same fault. */
+	static const struct ig_chunked_decoder fresh;
+	if ((ig_chunked_check(&fresh, data, len) == IG_HTTP_INVALID) != (rc1 == IG_HTTP_INVALID))
+		abort();
 
 	/* Piece sizes come from the data itself so that the fuzzer can steer
 	 * them. */

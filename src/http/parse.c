@@ -707,6 +707,27 @@ ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len)
 	return (ssize_t)left;
 }
 
+int ig_chunked_check(const struct ig_chunked_decoder *d, const char *buf, size_t len)
+{
+	struct ig_chunked_decoder t = *d;
+	size_t r = 0;
+
+	t.trailers = NULL;
+	while (r < len && t.state != CH_DONE) {
+		if (t.state == CH_DATA) {
+			size_t run = len - r < t.remaining ? len - r : (size_t)t.remaining;
+			r += run;
+			t.remaining -= run;
+			if (t.remaining == 0)
+				t.state = CH_DATA_CR;
+			continue;
+		}
+		if (framing_byte(&t, (unsigned char)buf[r++]) < 0)
+			return IG_HTTP_INVALID;
+	}
+	return 0;
+}
+
 /* ---- status text ------------------------------------------------------- */
 
 static const struct {

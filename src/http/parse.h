@@ -124,6 +124,13 @@ struct ig_chunked_decoder {
  * decoded data in buf, i.e. at buf + *len, and belong to the next message). */
 ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len);
 
+/* Whether buf[0..len) may go on a chunked body from d's state: 0, or
+ * IG_HTTP_INVALID where ig_chunked_decode would find it malformed. Nothing
+ * is decoded, changed or kept (nor is the trailer section's ceiling
+ * checked): a client looks at the body bytes that came with a head
+ * before it passes the head on. */
+int ig_chunked_check(const struct ig_chunked_decoder *d, const char *buf, size_t len);
+
 /* Header fields as in a head (`name: value` lines, then a blank line),
  * such as a trailer section: the count, or IG_HTTP_INVALID /
  * IG_HTTP_INCOMPLETE / IG_HTTP_TOO_MANY_HEADERS. */

@@ -271,6 +271,25 @@ def test_reset_stream_cancels_its_request_alone(gw):
     c.close()
 
 
+BAD_CHUNK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n")
+
+
+def test_bad_chunk_with_the_head_is_502(gw):
+    """A pod's malformed chunked body that comes with its head (a bad size,
+    an overflowing one) is refused before the head goes anywhere: the
+    stream gets a 502 HEADERS, not a reset with no answer."""
+    c = gw.client()
+    for body in (b"zz\r\n", b"fffffffffffffffffff\r\n"):
+        gw.pod.set("raw", data=BAD_CHUNK + body)
+        status, st = c.response(c.request("/v1/completions", completion()))
+        assert status == 502 and st["reset"] is None, st
+    gw.pod.set("json")
+    status, _ = c.response(c.request("/v1/completions", completion()))
+    assert status == 200
+    c.close()
+
+
 def test_limits_answered_on_the_stream(gw):
     gw.pod.set("json")
     c = gw.client()
@@ -426,7 +445,7 @@ def test_no_http2_serves_http1_only(procs, tmp_path):
     g.pod.set("json")
     base = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
             "-H", "content-type: application/json", "-d", json.dumps(completion())]
-    # Prior knowledge: the preface is no HTTP/1.1 request (400, closed).
+    # Prior knowledge: the preface is no HTTP/1.1 request (505, closed).
     r = subprocess.run(base + ["--http2-prior-knowledge",
                                "http://%s:%d/v1/completions" % (g.host, g.port)],
                        capture_output=True, timeout=10)

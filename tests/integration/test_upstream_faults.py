@@ -780,3 +780,20 @@ def test_response_head_over_limit_refused(procs, tmp_path, fakes):
     pod.set("json")
     assert_ok(c)
     c.stop()
+
+
+def test_bad_chunk_with_the_head_refused(procs, tmp_path, fakes):
+    """A malformed chunked body that comes with the response head (a bad
+    size, an overflowing one) fails the answer before its head goes out:
+    the client gets 502, not a connection closed without a byte. (One that
+    comes after the head cuts the answer: test_upstream_dies_after_head.)"""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    for body in (b"zz\r\n", b"fffffffffffffffffff\r\n", b"2\r\n{}\r\nzz\r\n"):
+        refused_response(c, pod, head + body)
+    pod.set("json")
+    assert_ok(c)
+    c.stop()

@@ -890,10 +890,14 @@ static void test_garbage_is_protocol(void **state)
 	ig_http_client_close(X->c);
 	X->c = NULL;
 
-	/* A bad chunk size in the body. */
+	/* A bad chunk size in the body after the head was given out: the
+	 * owner has the head and hears of the fault. (One that comes with
+	 * the head: test_bad_chunk_with_head.) */
 	reset_seen();
 	p = start_exchange(false, 1000);
-	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	PUMP_UNTIL(X->nhead == 1);
+	srv_send(p, "zz\r\n");
 	PUMP_UNTIL(callbacks_ended());
 	assert_int_equal(X->nerror, 1);
 	assert_int_equal(X->nhead, 1);
@@ -990,6 +994,29 @@ static void test_head_limit_whatever_the_split(void **state)
 	const char *const resps[] = {resp};
 	expect_refused_heads(resps, 1);
 	assert_int_equal(X->fault.err, EMSGSIZE);
+}
+
+/* A malformed chunked body that comes in the same read as its head fails
+ * the response before the head is given out: the owner can still answer
+ * 502 rather than cut a response it began. */
+static void test_bad_chunk_with_head(void **state)
+{
+	static const char *const resps[] = {
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "fffffffffffffffff\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n2\r\nokX",
+	};
+	expect_refused_heads(resps, sizeof resps / sizeof resps[0]);
+	/* A body cut short is no malformed one: the head goes out. */
+	reset_seen();
+	struct peer *p = start_exchange(false, 1000);
+	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+	PUMP_UNTIL(X->nhead == 1);
+	srv_send(p, "lo\r\n0\r\n\r\n");
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->ndone, 1);
+	assert_body("hello");
 }
 
 static void test_close_mid_body(void **state)
@@ -1511,6 +1538,7 @@ int main(void)
 	    T(test_unknown_transfer_coding),
 	    T(test_status_out_of_range),
 	    T(test_head_limit_whatever_the_split),
+	    T(test_bad_chunk_with_head),
 	    T(test_close_mid_body),
 	    T(test_parked),
 	    T(test_parked_reuse),

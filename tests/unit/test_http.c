@@ -641,13 +641,37 @@ static void test_chunked_invalid(void **state)
 	char body[64], rest[64];
 	size_t bl, rl;
 
+	static const struct ig_chunked_decoder fresh;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		for (size_t step = 0; step <= 1; step++) {
 			ssize_t rc = decode_all(bad[i], strlen(bad[i]), step, body, &bl, rest, &rl);
 			if (rc != IG_HTTP_INVALID)
 				fail_msg("case %zu step %zu: rc %zd", i, step, rc);
 		}
+		/* ig_chunked_check finds it too, without decoding. */
+		if (ig_chunked_check(&fresh, bad[i], strlen(bad[i])) != IG_HTTP_INVALID)
+			fail_msg("case %zu: check missed it", i);
 	}
+}
+
+/* ig_chunked_check says what the decoder would, from any state, and
+ * leaves the decoder and the bytes as they were. */
+static void test_chunked_check(void **state)
+{
+	static const struct ig_chunked_decoder fresh;
+	static const char good[] = "5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: 1\r\n\r\nnext";
+	for (size_t i = 0; i <= strlen(good); i++)
+		assert_int_equal(ig_chunked_check(&fresh, good, i), 0);
+	/* From the middle of a chunk: its data, then a bad size. */
+	struct ig_chunked_decoder d = {0};
+	char buf[] = "5\r\nhel";
+	size_t len = strlen(buf);
+	assert_int_equal(ig_chunked_decode(&d, buf, &len), IG_HTTP_INCOMPLETE);
+	struct ig_chunked_decoder before = d;
+	assert_int_equal(ig_chunked_check(&d, "lo\r\n2\r\nok\r\n", 11), 0);
+	assert_int_equal(ig_chunked_check(&d, "lo\r\nzz\r\n", 9), IG_HTTP_INVALID);
+	assert_int_equal(ig_chunked_check(&d, "loX", 3), IG_HTTP_INVALID);
+	assert_memory_equal(&d, &before, sizeof d);
 }
 
 static void test_chunked_limits(void **state)
@@ -795,6 +819,7 @@ int main(void)
 	    cmocka_unit_test(test_chunked_trailers),
 	    cmocka_unit_test(test_chunked_empty_and_incomplete),
 	    cmocka_unit_test(test_chunked_invalid),
+	    cmocka_unit_test(test_chunked_check),
 	    cmocka_unit_test(test_chunked_limits),
 	    cmocka_unit_test(test_chunked_after_end),
 	    cmocka_unit_test(test_chunked_large_chunk),
