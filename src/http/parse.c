@@ -420,6 +420,20 @@ bool ig_http_has_token(const struct ig_http_header *h, size_t n, const char *nam
 	return false;
 }
 
+static int name_element(struct ig_str e, void *arg)
+{
+	return ig_str_ieq(e, *(const struct ig_str *)arg) ? 1 : 0;
+}
+
+bool ig_http_connection_names(const struct ig_http_header *h, size_t n, struct ig_str name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ig_str_ieq_cstr(h[i].name, "connection") &&
+		    for_each_element(h[i].value, name_element, &name) == 1)
+			return true;
+	return false;
+}
+
 bool ig_http_is_websocket_upgrade(const struct ig_http_request *r)
 {
 	return r->minor_version >= 1 && ig_str_eq_cstr(r->method, "GET") &&

@@ -71,6 +71,11 @@ const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h,
 bool ig_http_has_token(const struct ig_http_header *h, size_t n, const char *name,
 		       const char *token);
 
+/* Whether a Connection field of the message lists `name` as one of its
+ * connection options (case-insensitive): such a field is for that
+ * connection alone, and an intermediary removes it (RFC 9110 §7.6.1). */
+bool ig_http_connection_names(const struct ig_http_header *h, size_t n, struct ig_str name);
+
 /* A WebSocket opening handshake (RFC 6455 §4.1): an HTTP/1.1 GET with
  * "Connection: upgrade" and "Upgrade: websocket". */
 bool ig_http_is_websocket_upgrade(const struct ig_http_request *r);

@@ -290,6 +290,21 @@ def test_bad_chunk_with_the_head_is_502(gw):
     c.close()
 
 
+def test_connection_nominated_fields_not_relayed(gw):
+    """A field the pod's Connection names (RFC 9110 §7.6.1) is for its
+    connection alone: it does not reach an HTTP/2 client either."""
+    body = b"{}"
+    gw.pod.set("raw", keep=True, data=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               b"Connection: X-Secret\r\nX-Secret: s3cr3t\r\nX-Public: p\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    c = gw.client()
+    status, st = c.response(c.request("/v1/completions", completion()))
+    assert status == 200, st
+    assert st["headers"].get("x-public") == "p" and "x-secret" not in st["headers"], st
+    gw.pod.set("json")
+    c.close()
+
+
 def test_limits_answered_on_the_stream(gw):
     gw.pod.set("json")
     c = gw.client()

@@ -797,3 +797,34 @@ def test_bad_chunk_with_the_head_refused(procs, tmp_path, fakes):
     pod.set("json")
     assert_ok(c)
     c.stop()
+
+
+# ---- 13. fields for one connection only ----
+
+def test_connection_nominated_fields_not_forwarded(procs, tmp_path, fakes):
+    """RFC 9110 §7.6.1: a field that a Connection field names is for that
+    connection alone, and an intermediary removes it: the client's
+    "Connection: close, X-Foo" keeps X-Foo from the pod, and the pod's
+    "Connection: X-Secret" keeps X-Secret from the client; other fields go
+    through."""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    body = b"{}"
+    pod.set("raw", keep=True, data=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Connection: keep-alive, X-Secret\r\nX-Secret: s3cr3t\r\nX-Public: p\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    req = raw_request("conn-opts").replace(
+        b"Host: gw\r\n", b"Host: gw\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\nX-Bar: 2\r\n")
+    s = socket.create_connection((c.host, c.port), timeout=5)
+    s.sendall(req)
+    got = read_all(s)
+    s.close()
+    head = got.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 200 "), got
+    assert b"x-public: p" in head and b"x-secret" not in head, head
+    (r,) = pod.completions("conn-opts")
+    assert "x-foo" not in r.headers and r.headers.get("x-bar") == "2", r.headers
+    pod.set("json")
+    assert_ok(c)
+    c.stop()

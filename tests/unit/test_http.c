@@ -347,6 +347,24 @@ static void test_request_framing_errors(void **state)
 			fail_msg("case %zu accepted: %s", i, bad[i]);
 }
 
+/* RFC 9110 §7.6.1: the connection options a Connection field lists, in
+ * any of its fields, case-insensitively, as whole list elements. */
+static void test_connection_names(void **state)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+	assert_true(parse_req("GET / HTTP/1.1\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\n"
+			      "connection: te ,  x-bar\r\n\r\n",
+			      &req, h) > 0);
+	assert_true(ig_http_connection_names(h, req.num_headers, IG_STR("x-foo")));
+	assert_true(ig_http_connection_names(h, req.num_headers, IG_STR("X-BAR")));
+	assert_true(ig_http_connection_names(h, req.num_headers, IG_STR("TE")));
+	assert_false(ig_http_connection_names(h, req.num_headers, IG_STR("X-Fo")));
+	assert_false(ig_http_connection_names(h, req.num_headers, IG_STR("X-Foo-2")));
+	assert_false(ig_http_connection_names(h, req.num_headers, IG_STR("x-foo, x-bar")));
+	assert_false(ig_http_connection_names(h, 0, IG_STR("x-foo")));
+}
+
 static void test_request_connection(void **state)
 {
 	struct ig_http_framing f;
@@ -812,6 +830,7 @@ int main(void)
 	    cmocka_unit_test(test_request_framing),
 	    cmocka_unit_test(test_request_framing_not_implemented),
 	    cmocka_unit_test(test_request_framing_errors),
+	    cmocka_unit_test(test_connection_names),
 	    cmocka_unit_test(test_request_connection),
 	    cmocka_unit_test(test_websocket_handshake),
 	    cmocka_unit_test(test_response_framing),
