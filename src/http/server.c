@@ -465,16 +465,28 @@ static bool authority_byte(unsigned char c)
 	return c && strchr("-._~%!$&'()*+,;=:[]", c);
 }
 
+bool ig_srv_authority_ok(struct ig_str v)
+{
+	for (size_t i = 0; i < v.len; i++)
+		if (!authority_byte((unsigned char)v.ptr[i]))
+			return false;
+	return true;
+}
+
 /* RFC 9112 §3.2: the request target is origin-form ("/path?query") or,
  * as proxies are sent, absolute-form ("http://authority/path"), which is
  * brought to origin-form here with the authority as the Host (it
  * overrides any Host line); "*" is OPTIONS's alone. An HTTP/1.1 request
- * needs exactly one Host (nginx and Envoy answer 400 too). NULL when
+ * needs exactly one Host (nginx and Envoy answer 400 too). A fragment is
+ * the client's own (RFC 9110 §7.1: never sent): one in the target is a
+ * 400, as Envoy answers, rather than something to pass on. NULL when
  * fine, else the reason for a 400. */
 static const char *normalize_target(struct ig_http_conn *c, struct ig_http_request *r)
 {
 	struct ig_str t = r->target;
 	size_t hosts = 0, at = 0;
+	if (memchr(t.ptr, '#', t.len))
+		return "the request target carries a fragment";
 	for (size_t i = 0; i < r->num_headers; i++)
 		if (ig_str_ieq_cstr(r->headers[i].name, "host"))
 			hosts++, at = i;
@@ -482,12 +494,8 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 		return "more than one Host header";
 	/* RFC 9112 §3.2: a Host field value that is not an authority (a
 	 * reg-name or IP literal, and a port) is a 400, as nginx answers. */
-	if (hosts) {
-		struct ig_str v = r->headers[at].value;
-		for (size_t i = 0; i < v.len; i++)
-			if (!authority_byte((unsigned char)v.ptr[i]))
-				return "invalid Host header";
-	}
+	if (hosts && !ig_srv_authority_ok(r->headers[at].value))
+		return "invalid Host header";
 	bool origin = t.len && t.ptr[0] == '/', star = t.len == 1 && t.ptr[0] == '*';
 	if ((origin || star) && hosts == 0 && r->minor_version >= 1)
 		return "HTTP/1.1 request without a Host header";

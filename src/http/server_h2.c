@@ -258,6 +258,12 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 		st->refuse = ig_str_eq_cstr(st->method, "CONNECT") ? 405 : 400;
 		return;
 	}
+	/* A fragment is the client's own, never sent (RFC 9110 §7.1): 400,
+	 * as over HTTP/1.1. */
+	if (memchr(st->path.ptr, '#', st->path.len)) {
+		st->refuse = 400;
+		return;
+	}
 	r->method = st->method;
 	r->target = st->path;
 	const char *q = memchr(st->path.ptr, '?', st->path.len);

@@ -948,6 +948,9 @@ static void test_request_target_and_host(void **state)
 	     "the absolute URI names no host (or carries userinfo)"},
 	    {"GET http://u@a/x HTTP/1.1\r\nHost: a\r\n\r\n",
 	     "the absolute URI names no host (or carries userinfo)"},
+	    {"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", "the request target carries a fragment"},
+	    {"GET /a?q=1#b HTTP/1.1\r\nHost: a\r\n\r\n", "the request target carries a fragment"},
+	    {"GET http://a#b HTTP/1.1\r\n\r\n", "the request target carries a fragment"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct peer *p = open_peer();

@@ -544,6 +544,54 @@ static void test_head_limits(void **state)
 	assert_int_equal(F->nreq, 1);
 }
 
+/* The request as nghttp2 lets it through: `nv` are the fields after
+ * :method and :scheme. */
+static int32_t request_nv(struct client *c, const char *method, const nghttp2_nv *nv, size_t n)
+{
+	nghttp2_nv nva[16] = {
+	    {(uint8_t *)":method", (uint8_t *)method, 7, strlen(method), 0},
+	    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	};
+	assert_true(n <= 14);
+	memcpy(nva + 2, nv, n * sizeof *nv);
+	int32_t id = nghttp2_submit_request(c->ng, NULL, nva, n + 2, NULL, NULL);
+	assert_true(id > 0);
+	return id;
+}
+
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0                    \
+	}
+
+/* Requests answered 400 before any handler: what the HTTP/1.1 front end
+ * refuses is malformed over HTTP/2 too. */
+static void expect_400s(struct client *c, const nghttp2_nv (*reqs)[3], size_t n)
+{
+	int32_t ids[16];
+	assert_true(n <= 16);
+	for (size_t i = 0; i < n; i++)
+		ids[i] = request_nv(c, "GET", reqs[i], 3);
+	for (size_t i = 0; i < n; i++) {
+		PUMP_UNTIL(c, stream_at(c, ids[i])->closed);
+		if (stream_at(c, ids[i])->status != 400)
+			fail_msg("case %zu: status %d", i, stream_at(c, ids[i])->status);
+	}
+	assert_int_equal(F->nreq, 0);
+}
+
+/* A fragment is the client's own (RFC 9110 §7.1): a :path with one is
+ * 400, as an HTTP/1.1 target with one is. */
+static void test_fragment_refused(void **state)
+{
+	struct client *c = client_open(true);
+	static const nghttp2_nv reqs[][3] = {
+	    {NV(":path", "/echo#x"), NV(":authority", "h2.test"), NV("x", "1")},
+	    {NV(":path", "/echo?a=1#"), NV(":authority", "h2.test"), NV("x", "1")},
+	};
+	expect_400s(c, reqs, sizeof reqs / sizeof reqs[0]);
+}
+
 /* A stream the client resets aborts its exchange alone. */
 static void test_client_reset_aborts(void **state)
 {
@@ -636,6 +684,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_head_limits, setup_small_head, teardown),
+	    cmocka_unit_test_setup_teardown(test_fragment_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
