@@ -305,6 +305,34 @@ def test_connection_nominated_fields_not_relayed(gw):
     c.close()
 
 
+def test_malformed_requests_are_400(gw):
+    """What the HTTP/1.1 front end refuses is refused over HTTP/2 too, 400
+    on the stream and nothing sent to the pod (RFC 9113 §8.3.1): userinfo
+    in :authority, a host field that names another authority, a
+    fragment in :path."""
+    gw.pod.set("json")
+    c = gw.client()
+    c.conn.config.validate_outbound_headers = False  # python3-h2 would refuse some itself
+    before = len(gw.pod.completions())
+    body = json.dumps(completion()).encode()
+    cases = [[(":authority", "u@gw.example"), (":path", "/v1/completions")],
+             [(":authority", "gw.example"), (":path", "/v1/completions"),
+              ("host", "other.example")],
+             [(":authority", "gw.example"), (":path", "/v1/completions#frag")]]
+    for hs in cases:
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http")] + hs +
+                            [("content-type", "application/json"),
+                             ("content-length", str(len(body)))])
+        c.conn.send_data(sid, body, end_stream=True)
+        c.flush()
+        c.streams[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+        status, st = c.response(sid)
+        assert status == 400 and b"malformed HTTP/2 request" in st["data"], (hs, st)
+    assert len(gw.pod.completions()) == before
+    c.close()
+
+
 def test_limits_answered_on_the_stream(gw):
     gw.pod.set("json")
     c = gw.client()

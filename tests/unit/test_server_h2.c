@@ -592,6 +592,46 @@ static void test_fragment_refused(void **state)
 	expect_400s(c, reqs, sizeof reqs / sizeof reqs[0]);
 }
 
+/* RFC 9113 §8.3.1: no userinfo in :authority, and a host field that
+ * names another authority makes the request malformed; :path bytes are
+ * VCHARs, as in an HTTP/1.1 request-target. All 400, as on HTTP/1.1. */
+static void test_authority_and_path_refused(void **state)
+{
+	struct client *c = client_open(true);
+	static const nghttp2_nv reqs[][3] = {
+	    {NV(":path", "/echo"), NV(":authority", "u@h2.test"), NV("x", "1")},
+	    {NV(":path", "/echo"), NV(":authority", "u:p@h2.test"), NV("x", "1")},
+	    {NV(":path", "/echo\xff"), NV(":authority", "h2.test"), NV("x", "1")},
+	    {NV(":path", "/caf\xc3\xa9"), NV(":authority", "h2.test"), NV("x", "1")},
+	    {NV(":path", "/echo"), NV(":authority", "h2.test"), NV("host", "other.test")},
+	    {NV(":path", "/echo"), NV(":authority", "h2.test"), NV("host", "h2.test:8080")},
+	    {NV(":path", "/echo"), NV("host", "u@h2.test"), NV("x", "1")},
+	};
+	expect_400s(c, reqs, sizeof reqs / sizeof reqs[0]);
+	/* Two host fields: nghttp2 resets the stream itself. */
+	static const nghttp2_nv two[] = {NV(":path", "/echo"), NV("host", "h2.test"),
+					 NV("host", "h2.test")};
+	int32_t t = request_nv(c, "GET", two, 3);
+	PUMP_UNTIL(c, stream_at(c, t)->closed);
+	assert_int_equal(stream_at(c, t)->code, NGHTTP2_PROTOCOL_ERROR);
+	assert_int_equal(F->nreq, 0);
+	/* The same authority written otherwise (case, the scheme's default
+	 * port) is no conflict; a host field alone is the Host. */
+	static const nghttp2_nv ok[][3] = {
+	    {NV(":path", "/echo"), NV(":authority", "h2.test"), NV("host", "H2.Test:80")},
+	    {NV(":path", "/echo"), NV(":authority", "h2.test:80"), NV("host", "h2.test")},
+	    {NV(":path", "/echo"), NV("host", "alone.test"), NV("x", "1")},
+	};
+	int32_t ids[3];
+	for (size_t i = 0; i < 3; i++)
+		ids[i] = request_nv(c, "GET", ok[i], 3);
+	PUMP_UNTIL(c, stream_at(c, ids[0])->closed && stream_at(c, ids[1])->closed &&
+			  stream_at(c, ids[2])->closed);
+	assert_string_equal(stream_at(c, ids[0])->data, "GET /echo h2.test 0:");
+	assert_string_equal(stream_at(c, ids[1])->data, "GET /echo h2.test:80 0:");
+	assert_string_equal(stream_at(c, ids[2])->data, "GET /echo alone.test 0:");
+}
+
 /* A stream the client resets aborts its exchange alone. */
 static void test_client_reset_aborts(void **state)
 {
@@ -685,6 +725,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_head_limits, setup_small_head, teardown),
 	    cmocka_unit_test_setup_teardown(test_fragment_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_authority_and_path_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
