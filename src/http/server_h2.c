@@ -274,6 +274,9 @@ static bool request_well_formed(const struct ig_h2_stream *st)
 		if (ch <= 0x20 || ch >= 0x7f || ch == '#')
 			return false;
 	}
+	/* "*" is OPTIONS's alone (RFC 9113 §8.3.1), as over HTTP/1.1. */
+	if (ig_str_eq_cstr(st->path, "*") && !ig_str_eq_cstr(st->method, "OPTIONS"))
+		return false;
 	if (!ig_srv_authority_ok(st->authority))
 		return false;
 	const struct ig_http_header *host = NULL;

@@ -333,6 +333,20 @@ def test_malformed_requests_are_400(gw):
     c.close()
 
 
+def test_options_asterisk_answered_by_the_gateway(gw):
+    """OPTIONS * asks about the server (RFC 9110 §9.3.7): answered by the
+    gateway, 200 with Allow, never sent to a pod."""
+    gw.pod.set("json")
+    before = len(gw.pod.completions())
+    c = gw.client()
+    status, st = c.response(c.request("*", method="OPTIONS"))
+    assert status == 200, st
+    assert st["headers"]["allow"].startswith("GET, HEAD, POST"), st
+    assert "x-gateway-destination-endpoint-served" not in st["headers"], st
+    assert len(gw.pod.completions()) == before
+    c.close()
+
+
 def test_limits_answered_on_the_stream(gw):
     gw.pod.set("json")
     c = gw.client()

@@ -632,6 +632,20 @@ static void test_authority_and_path_refused(void **state)
 	assert_string_equal(stream_at(c, ids[2])->data, "GET /echo alone.test 0:");
 }
 
+/* ":path *" is OPTIONS's alone (RFC 9113 §8.3.1), as "*" is over
+ * HTTP/1.1: with OPTIONS it reaches the handler, with GET it does not
+ * (nghttp2 or the server refuses it). */
+static void test_asterisk_target(void **state)
+{
+	struct client *c = client_open(true);
+	int32_t o = request(c, "OPTIONS", "*");
+	int32_t g = request(c, "GET", "*");
+	PUMP_UNTIL(c, stream_at(c, o)->closed && stream_at(c, g)->closed);
+	assert_string_equal(stream_at(c, o)->data, "OPTIONS * h2.test 0:");
+	assert_true(stream_at(c, g)->status == 400 || stream_at(c, g)->code != 0);
+	assert_int_equal(F->nreq, 1);
+}
+
 /* A stream the client resets aborts its exchange alone. */
 static void test_client_reset_aborts(void **state)
 {
@@ -725,6 +739,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_head_limits, setup_small_head, teardown),
 	    cmocka_unit_test_setup_teardown(test_fragment_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_asterisk_target, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_authority_and_path_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
