@@ -1,7 +1,7 @@
 /* The first stage of a request: the listener of its port whose hostname
  * fits the Host header, the HTTPRoute rule that matches it, the backendRef
  * drawn by weight and its InferencePool. GET /v1/models is answered here,
- * from every pool the listener's routes reach. */
+ * from every pool the listener's routes reach, and OPTIONS * too. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +345,19 @@ bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx)
 	       rule_streams(res.rule, grpc);
 }
 
+/* "OPTIONS *" asks about the server in general, not about a resource a
+ * route could match (RFC 9110 §9.3.7): the gateway answers for itself,
+ * 200 with the methods its routes pass on (CONNECT is not one), and no
+ * pod hears of it. The server refuses "*" with any other method. */
+static void answer_options_star(struct ig_req *p)
+{
+	static const struct ig_http_header allow = {
+	    IG_STR("Allow"), IG_STR("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")};
+	p->status = 200;
+	ig_http_respond(p->ex, 200, NULL, "", 0, &allow, 1);
+	ig_req_finish(p);
+}
+
 void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct ig_listen_slot *slot = ctx;
@@ -366,6 +379,10 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	ex->on_abort = on_client_abort;
 	ex->on_writable = on_client_writable;
 	ig_req_trace_begin(p);
+	if (ig_str_eq_cstr(ex->req.target, "*")) {
+		answer_options_star(p);
+		return;
+	}
 
 	/* A streamed body (ig_proxy_stream_body) is not here yet: it goes to
 	 * a Service as it comes, unread. */

@@ -810,7 +810,9 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 	size_t n = 0;
 	bool mods = (p->rule && p->rule->nfilters) || (p->backend && p->backend->nfilters);
 	for (size_t i = 0; i < res->num_headers && n < 100; i++) {
-		if (hop_by_hop(res->headers[i].name))
+		/* Also what the pod's Connection names (RFC 9110 §7.6.1). */
+		if (hop_by_hop(res->headers[i].name) ||
+		    ig_http_connection_names(res->headers, res->num_headers, res->headers[i].name))
 			continue;
 		if (mods && ig_req_header_dropped(p, IG_FILTER_RESPONSE_HEADER_MODIFIER,
 						  res->headers[i].name))

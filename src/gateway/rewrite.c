@@ -156,6 +156,10 @@ static int build_head(struct ig_req *p)
 			te_trailers |= ig_http_has_token(hd, 1, "te", "trailers");
 			continue;
 		}
+		/* What the client's Connection names is for its connection
+		 * alone (RFC 9110 §7.6.1). */
+		if (ig_http_connection_names(r->headers, r->num_headers, hd->name))
+			continue;
 		if (modifies &&
 		    ig_req_header_dropped(p, IG_FILTER_REQUEST_HEADER_MODIFIER, hd->name))
 			continue;

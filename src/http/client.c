@@ -408,6 +408,11 @@ static bool process_head(struct ig_http_client *c)
 		}
 		if (n < 0)
 			return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
+		/* The limit holds however the head was split: one that came
+		 * whole in a large read is over it as much as one still
+		 * coming. */
+		if ((size_t)n > MAX_RESP_HEAD)
+			return client_fail(c, IG_CLIENT_PROTOCOL, EMSGSIZE) || true;
 		bool switched = res.status == 101 && c->upgrade;
 		if (res.status >= 100 && res.status < 200 && !switched) {
 			/* Interim responses (100 Continue) are dropped. */
@@ -425,6 +430,13 @@ static bool process_head(struct ig_http_client *c)
 						    &c->framing) < 0) {
 			return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
 		}
+		/* A malformed chunked body that came with its head fails the
+		 * response before the head goes anywhere: the owner can still
+		 * answer 502, where after the head it could only cut. */
+		static const struct ig_chunked_decoder fresh;
+		if (c->framing.kind == IG_BODY_CHUNKED && c->in.len > (size_t)n &&
+		    ig_chunked_check(&fresh, c->in.ptr + n, c->in.len - (size_t)n) < 0)
+			return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
 		c->keep_alive = c->framing.keep_alive;
 		c->body_left = c->framing.length;
 		memset(&c->chunked, 0, sizeof c->chunked);

@@ -203,9 +203,9 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 		return 0;
 	bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
 	if (frame->hd.type == NGHTTP2_HEADERS && !h->st.in_trailers) {
-		if (h->st.status < 100) {
-			/* "050": three digits nghttp2 lets through, a status no
-			 * HTTP/1.1 parse would give. */
+		if (h->st.status < 100 || h->st.status > 599) {
+			/* "050" or "999": three digits nghttp2 lets through, no
+			 * status code (RFC 9110 §15), as HTTP/1.1's parse says. */
 			h->st.proto_err = true;
 		} else if (h->st.status < 200) {
 			/* Interim (100 Continue, 103 Early Hints): dropped, as

@@ -78,22 +78,38 @@ static int expect_crlf(struct cursor *c)
 	return rc ? rc : expect_char(c, '\n');
 }
 
-/* "HTTP/1.0" or "HTTP/1.1"; the minor version goes to *minor. */
-static int read_version(struct cursor *c, int *minor)
+static int read_digit(struct cursor *c, int *out)
 {
-	static const char prefix[] = "HTTP/1.";
+	if (c->p == c->end)
+		return IG_HTTP_INCOMPLETE;
+	if (*c->p < '0' || *c->p > '9')
+		return IG_HTTP_INVALID;
+	*out = *c->p++ - '0';
+	return 0;
+}
+
+/* HTTP-version is "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3). A later 1.x
+ * is spoken as HTTP/1.1, the highest minor version we conform to (RFC
+ * 9110 §6.2), so *minor is 0 or 1; another major version is left to the
+ * caller to refuse. */
+static int read_version(struct cursor *c, int *major, int *minor)
+{
+	static const char prefix[] = "HTTP/";
 
 	for (size_t i = 0; i < sizeof(prefix) - 1; i++) {
 		int rc = expect_char(c, prefix[i]);
 		if (rc)
 			return rc;
 	}
-	if (c->p == c->end)
-		return IG_HTTP_INCOMPLETE;
-	if (*c->p != '0' && *c->p != '1')
-		return IG_HTTP_INVALID;
-	*minor = *c->p++ - '0';
-	return 0;
+	int rc = read_digit(c, major);
+
+	if (!rc)
+		rc = expect_char(c, '.');
+	if (!rc)
+		rc = read_digit(c, minor);
+	if (!rc && *minor > 1)
+		*minor = 1;
+	return rc;
 }
 
 /* Bytes of class `mask` up to a CR, then CRLF. Leading blanks are skipped
@@ -192,11 +208,16 @@ static int parse_request_line(struct cursor *c, struct ig_http_request *req)
 		return IG_HTTP_INVALID;
 	req->target = (struct ig_str){start, (size_t)(c->p - start)};
 
+	int major = 1;
 	rc = expect_char(c, ' ');
 	if (!rc)
-		rc = read_version(c, &req->minor_version);
+		rc = read_version(c, &major, &req->minor_version);
 	if (!rc)
 		rc = expect_crlf(c);
+	/* HTTP/2.0 or 3.0 in an HTTP/1 request line: a well-formed line of
+	 * a version this parser does not speak, refused once the line is. */
+	if (!rc && major != 1)
+		return IG_HTTP_BAD_VERSION;
 	return rc;
 }
 
@@ -230,8 +251,11 @@ int ig_http_parse_request(const char *buf, size_t len, struct ig_http_request *r
 
 static int parse_status_line(struct cursor *c, struct ig_http_response *res)
 {
-	int rc = read_version(c, &res->minor_version);
+	int major = 1;
+	int rc = read_version(c, &major, &res->minor_version);
 
+	if (!rc && major != 1)
+		return IG_HTTP_INVALID;
 	if (!rc)
 		rc = expect_char(c, ' ');
 	if (rc)
@@ -245,7 +269,9 @@ static int parse_status_line(struct cursor *c, struct ig_http_response *res)
 			return IG_HTTP_INVALID;
 		res->status = res->status * 10 + (*c->p++ - '0');
 	}
-	if (res->status < 100)
+	/* RFC 9110 §15: a status code is of 100 to 599; 600 or 999 is not
+	 * one a client could be given. */
+	if (res->status < 100 || res->status > 599)
 		return IG_HTTP_INVALID;
 	if (c->p == c->end)
 		return IG_HTTP_INCOMPLETE;
@@ -290,7 +316,9 @@ const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h,
  * response rules are applied. */
 struct framing_headers {
 	bool has_te;
-	bool chunked_last; /* the final transfer coding is chunked */
+	bool chunked_last;   /* the final transfer coding is chunked */
+	bool other_coding;   /* a transfer coding other than chunked is listed */
+	bool unknown_coding; /* ... and it is not a transfer coding at all */
 	bool has_cl;
 	uint64_t cl;
 	bool conn_close;
@@ -316,24 +344,37 @@ static int for_each_element(struct ig_str list, int (*fn)(struct ig_str, void *)
 	return 0;
 }
 
+/* The codings of the HTTP Transfer Coding Registry (RFC 9110 §16.7) but
+ * chunked, and "identity" of RFC 2616: codings a peer may well mean, but
+ * that we do not implement. */
+static bool registered_coding(struct ig_str e)
+{
+	static const char *const names[] = {"gzip",	"x-gzip",     "deflate",
+					    "compress", "x-compress", "identity"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (ig_str_ieq_cstr(e, names[i]))
+			return true;
+	return false;
+}
+
 /* Transfer codings arrive in order; chunked must be the last one and may
- * appear only once (RFC 9112 §6.1). A coding after chunked leaves
- * chunked_last false, so the message is rejected or read to close. */
+ * appear only once (RFC 9112 §6.1). A coding after chunked cannot be
+ * framed at all. Any other coding is noted: the caller refuses it. */
 static int te_element(struct ig_str e, void *arg)
 {
 	struct framing_headers *f = arg;
 
 	if (e.len == 0)
 		return 0; /* empty list elements are allowed and ignored */
+	if (f->chunked_last)
+		return -1;
 	if (ig_str_ieq_cstr(e, "chunked")) {
-		if (f->chunked_last)
-			return -1;
 		f->chunked_last = true;
 		return 0;
 	}
-	/* A coding applied after chunked cannot be framed at all. */
-	if (f->chunked_last)
-		return -1;
+	f->other_coding = true;
+	if (!registered_coding(e))
+		f->unknown_coding = true;
 	return 0;
 }
 
@@ -375,6 +416,20 @@ bool ig_http_has_token(const struct ig_http_header *h, size_t n, const char *nam
 	for (size_t i = 0; i < n; i++)
 		if (ig_str_ieq_cstr(h[i].name, name) &&
 		    for_each_element(h[i].value, token_element, (void *)token) == 1)
+			return true;
+	return false;
+}
+
+static int name_element(struct ig_str e, void *arg)
+{
+	return ig_str_ieq(e, *(const struct ig_str *)arg) ? 1 : 0;
+}
+
+bool ig_http_connection_names(const struct ig_http_header *h, size_t n, struct ig_str name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ig_str_ieq_cstr(h[i].name, "connection") &&
+		    for_each_element(h[i].value, name_element, &name) == 1)
 			return true;
 	return false;
 }
@@ -427,9 +482,15 @@ int ig_http_request_framing(const struct ig_http_request *req, struct ig_http_fr
 	if (scan_framing(req->headers, req->num_headers, &f) < 0)
 		return -1;
 	/* TE with CL is the classic smuggling shape, and TE in HTTP/1.0 is
-	 * faulty framing (RFC 9112 §6.1): both are refused outright. */
-	if (f.has_te && (f.has_cl || req->minor_version == 0 || !f.chunked_last))
+	 * faulty framing (RFC 9112 §6.1): both are refused outright, as is
+	 * a name that is no transfer coding ("xchunked"). A coding we do
+	 * not implement (gzip, with or without a final chunked) is refused
+	 * as such (RFC 9112 §6.1: 501), never dropped: the body would reach
+	 * the pod still coded. */
+	if (f.has_te && (f.has_cl || req->minor_version == 0 || f.unknown_coding))
 		return -1;
+	if (f.other_coding)
+		return IG_HTTP_NOT_IMPLEMENTED;
 
 	if (f.has_te)
 		out->kind = IG_BODY_CHUNKED;
@@ -470,6 +531,11 @@ int ig_http_response_framing(const struct ig_http_response *res, struct ig_str m
 	if (scan_framing(res->headers, res->num_headers, &f) < 0)
 		return -1;
 	out->keep_alive = keep_alive(res->minor_version, &f);
+	/* A coding other than chunked would reach the client still coded,
+	 * without the header that says so: the response is refused, as
+	 * nginx refuses "unknown Transfer-Encoding" from its upstream. */
+	if (f.other_coding)
+		return -1;
 	if (f.has_te) {
 		/* TE overrides CL, but the pair (or TE from an HTTP/1.0 peer)
 		 * means the connection cannot be trusted for another message. */
@@ -653,6 +719,27 @@ ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len)
 		memmove(buf + w, buf + r, left);
 	*len = w;
 	return (ssize_t)left;
+}
+
+int ig_chunked_check(const struct ig_chunked_decoder *d, const char *buf, size_t len)
+{
+	struct ig_chunked_decoder t = *d;
+	size_t r = 0;
+
+	t.trailers = NULL;
+	while (r < len && t.state != CH_DONE) {
+		if (t.state == CH_DATA) {
+			size_t run = len - r < t.remaining ? len - r : (size_t)t.remaining;
+			r += run;
+			t.remaining -= run;
+			if (t.remaining == 0)
+				t.state = CH_DATA_CR;
+			continue;
+		}
+		if (framing_byte(&t, (unsigned char)buf[r++]) < 0)
+			return IG_HTTP_INVALID;
+	}
+	return 0;
 }
 
 /* ---- status text ------------------------------------------------------- */

@@ -18,6 +18,12 @@
 #define IG_HTTP_INVALID (-1)
 #define IG_HTTP_INCOMPLETE (-2)
 #define IG_HTTP_TOO_MANY_HEADERS (-3)
+/* A request line whose HTTP-version has a major version other than 1
+ * (HTTP/2.0, HTTP/3.0): answered 505 (RFC 9110 §15.6.6). */
+#define IG_HTTP_BAD_VERSION (-4)
+/* ig_http_request_framing: a transfer coding the parser does not
+ * implement: answered 501 (RFC 9112 §6.1). */
+#define IG_HTTP_NOT_IMPLEMENTED (-5)
 
 struct ig_http_header {
 	struct ig_str name;  /* as sent; compare with ig_str_ieq */
@@ -29,7 +35,7 @@ struct ig_http_request {
 	struct ig_str target; /* request-target as sent: path plus "?query" */
 	struct ig_str path;   /* target up to '?' */
 	struct ig_str query;  /* after '?', without it; empty if none */
-	int minor_version;    /* HTTP/1.<minor_version> */
+	int minor_version;    /* HTTP/1.<minor_version>: 0, or 1 for any later 1.x */
 	struct ig_http_header *headers;
 	size_t num_headers;
 };
@@ -42,13 +48,15 @@ struct ig_http_response {
 	size_t num_headers;
 };
 
-/* Parses a request head from buf[0..len). `headers` has room for
- * max_headers entries; req->headers points to it on return. Rejects
- * obsolete line folding, bare CR, control bytes in names/values, and
- * versions other than HTTP/1.0 and HTTP/1.1. */
 /* A byte that may appear in a header name (RFC 9110 token). */
 bool ig_http_is_tchar(unsigned char c);
 
+/* Parses a request head from buf[0..len). `headers` has room for
+ * max_headers entries; req->headers points to it on return. Rejects
+ * obsolete line folding, bare CR and control bytes in names/values;
+ * HTTP/1.x past 1.1 is read as HTTP/1.1, and a whole request line of
+ * another major version is IG_HTTP_BAD_VERSION (the response parser
+ * calls that invalid). */
 int ig_http_parse_request(const char *buf, size_t len, struct ig_http_request *req,
 			  struct ig_http_header *headers, size_t max_headers);
 int ig_http_parse_response(const char *buf, size_t len, struct ig_http_response *res,
@@ -62,6 +70,11 @@ const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h,
  * elements (case-insensitive): Connection: upgrade, Upgrade: websocket. */
 bool ig_http_has_token(const struct ig_http_header *h, size_t n, const char *name,
 		       const char *token);
+
+/* Whether a Connection field of the message lists `name` as one of its
+ * connection options (case-insensitive): such a field is for that
+ * connection alone, and an intermediary removes it (RFC 9110 §7.6.1). */
+bool ig_http_connection_names(const struct ig_http_header *h, size_t n, struct ig_str name);
 
 /* A WebSocket opening handshake (RFC 6455 §4.1): an HTTP/1.1 GET with
  * "Connection: upgrade" and "Upgrade: websocket". */
@@ -82,12 +95,17 @@ struct ig_http_framing {
 };
 
 /* Body framing of a request (RFC 9112 §6): Transfer-Encoding chunked wins;
- * a Transfer-Encoding other than a final "chunked", Content-Length with a
- * bad or conflicting value, or both TE and CL are errors (-1, answer 400).
- * keep_alive follows the version and the Connection header. */
+ * a coding after "chunked" or "chunked" twice, a Transfer-Encoding that
+ * names no transfer coding, Content-Length with a bad or conflicting
+ * value, or both TE and CL are errors (-1, answer 400); a transfer coding
+ * other than chunked (gzip, with or without a final chunked) is
+ * IG_HTTP_NOT_IMPLEMENTED (answer 501). keep_alive follows the version
+ * and the Connection header. */
 int ig_http_request_framing(const struct ig_http_request *req, struct ig_http_framing *out);
 /* Body framing of a response to a request with `method` (HEAD, 1xx, 204 and
- * 304 have no body). -1 on a malformed framing header. */
+ * 304 have no body). -1 on a malformed framing header, and on a
+ * Transfer-Encoding other than chunked: the body could not be passed on
+ * as it was meant. */
 int ig_http_response_framing(const struct ig_http_response *res, struct ig_str method,
 			     struct ig_http_framing *out);
 
@@ -110,6 +128,13 @@ struct ig_chunked_decoder {
  * bytes after the end of the chunked encoding (they sit right after the
  * decoded data in buf, i.e. at buf + *len, and belong to the next message). */
 ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len);
+
+/* Whether buf[0..len) may go on a chunked body from d's state: 0, or
+ * IG_HTTP_INVALID where ig_chunked_decode would find it malformed. Nothing
+ * is decoded, changed or kept (nor is the trailer section's ceiling
+ * checked): a client looks at the body bytes that came with a head
+ * before it passes the head on. */
+int ig_chunked_check(const struct ig_chunked_decoder *d, const char *buf, size_t len);
 
 /* Header fields as in a head (`name: value` lines, then a blank line),
  * such as a trailer section: the count, or IG_HTTP_INVALID /

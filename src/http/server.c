@@ -465,16 +465,28 @@ static bool authority_byte(unsigned char c)
 	return c && strchr("-._~%!$&'()*+,;=:[]", c);
 }
 
+bool ig_srv_authority_ok(struct ig_str v)
+{
+	for (size_t i = 0; i < v.len; i++)
+		if (!authority_byte((unsigned char)v.ptr[i]))
+			return false;
+	return true;
+}
+
 /* RFC 9112 §3.2: the request target is origin-form ("/path?query") or,
  * as proxies are sent, absolute-form ("http://authority/path"), which is
  * brought to origin-form here with the authority as the Host (it
  * overrides any Host line); "*" is OPTIONS's alone. An HTTP/1.1 request
- * needs exactly one Host (nginx and Envoy answer 400 too). NULL when
+ * needs exactly one Host (nginx and Envoy answer 400 too). A fragment is
+ * the client's own (RFC 9110 §7.1: never sent): one in the target is a
+ * 400, as Envoy answers, rather than something to pass on. NULL when
  * fine, else the reason for a 400. */
 static const char *normalize_target(struct ig_http_conn *c, struct ig_http_request *r)
 {
 	struct ig_str t = r->target;
 	size_t hosts = 0, at = 0;
+	if (memchr(t.ptr, '#', t.len))
+		return "the request target carries a fragment";
 	for (size_t i = 0; i < r->num_headers; i++)
 		if (ig_str_ieq_cstr(r->headers[i].name, "host"))
 			hosts++, at = i;
@@ -482,12 +494,8 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 		return "more than one Host header";
 	/* RFC 9112 §3.2: a Host field value that is not an authority (a
 	 * reg-name or IP literal, and a port) is a 400, as nginx answers. */
-	if (hosts) {
-		struct ig_str v = r->headers[at].value;
-		for (size_t i = 0; i < v.len; i++)
-			if (!authority_byte((unsigned char)v.ptr[i]))
-				return "invalid Host header";
-	}
+	if (hosts && !ig_srv_authority_ok(r->headers[at].value))
+		return "invalid Host header";
 	bool origin = t.len && t.ptr[0] == '/', star = t.len == 1 && t.ptr[0] == '*';
 	if ((origin || star) && hosts == 0 && r->minor_version >= 1)
 		return "HTTP/1.1 request without a Host header";
@@ -534,6 +542,18 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 	return NULL;
 }
 
+/* The head in `in` is over the limit: 414 when its request line alone is
+ * (RFC 9112 §3: a target longer than the server will parse), else 431
+ * for the fields. */
+static void head_too_large(struct ig_http_conn *c)
+{
+	size_t max = c->srv->cfg.max_header_bytes;
+	if (!memchr(c->in.ptr, '\n', c->in.len < max ? c->in.len : max))
+		server_error(c, 414, "request target too long");
+	else
+		server_error(c, 431, "request header fields too large");
+}
+
 /* A complete head is at the start of `in` (n bytes): parse it, set up the
  * body. Returns 1 to dispatch, 2 when a body follows, 0 when the head was
  * not complete after all, -1 when answered with an error. */
@@ -546,8 +566,16 @@ static int take_head(struct ig_http_conn *c, size_t n)
 	int rc = ig_http_parse_request(c->in.ptr, n, &req, hdrs, maxh);
 	if (rc == IG_HTTP_INCOMPLETE)
 		return 0; /* blank lines before a request line */
-	if (rc == IG_HTTP_TOO_MANY_HEADERS || (rc > 0 && (size_t)rc > cfg->max_header_bytes)) {
+	if (rc == IG_HTTP_TOO_MANY_HEADERS) {
 		server_error(c, 431, "request header fields too large");
+		return -1;
+	}
+	if (rc > 0 && (size_t)rc > cfg->max_header_bytes) {
+		head_too_large(c);
+		return -1;
+	}
+	if (rc == IG_HTTP_BAD_VERSION) {
+		server_error(c, 505, "HTTP version not supported");
 		return -1;
 	}
 	if (rc < 0) {
@@ -567,7 +595,12 @@ static int take_head(struct ig_http_conn *c, size_t n)
 		server_error(c, 400, bad);
 		return -1;
 	}
-	if (ig_http_request_framing(&ex->req, &c->framing) < 0) {
+	rc = ig_http_request_framing(&ex->req, &c->framing);
+	if (rc == IG_HTTP_NOT_IMPLEMENTED) {
+		server_error(c, 501, "unsupported transfer coding (only chunked is)");
+		return -1;
+	}
+	if (rc < 0) {
 		server_error(c, 400,
 			     "invalid message framing (Content-Length / Transfer-Encoding)");
 		return -1;
@@ -760,10 +793,10 @@ static void process_input(struct ig_http_conn *c)
 		while (rc == 0) {
 			n = find_head_end(c);
 			if (!n) {
-				if (c->in.len > c->srv->cfg.max_header_bytes)
-					server_error(c, 431, "request header fields too large");
-				else if (method_cannot_be(&c->in))
+				if (method_cannot_be(&c->in))
 					server_error(c, 400, "malformed HTTP request");
+				else if (c->in.len > c->srv->cfg.max_header_bytes)
+					head_too_large(c);
 				return;
 			}
 			rc = take_head(c, n);

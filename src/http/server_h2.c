@@ -15,7 +15,8 @@
  *   is not looked at) and its fields; :authority becomes the Host field
  *   (RFC 9113 §8.3.1), so the handler sees what an HTTP/1.1 request
  *   would show it; header names arrive lowercase;
- * - the same ceilings: head bytes and field count (431), body bytes (413,
+ * - the same ceilings: head bytes and field count (431; a :path over it
+ *   alone, 414), body bytes (413,
  *   also when content-length says so up front), silence in a body (408);
  *   the keep-alive timeout closes a connection without streams, the send
  *   timeout one whose client takes nothing;
@@ -61,7 +62,7 @@ struct ig_h2_stream {
 	/* The request as it arrives. */
 	struct ig_http_header *hdrs;
 	size_t nh, caph, head_bytes;
-	struct ig_str method, path, authority;
+	struct ig_str method, path, authority, scheme;
 	int refuse;	/* a status the server answers itself once the head is in */
 	bool head_done; /* the request head is complete */
 	bool body_done; /* the client's END_STREAM arrived */
@@ -204,7 +205,10 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	const struct ig_http_server_config *cfg = cfg_of(h);
 	st->head_bytes += namelen + valuelen + 4;
 	if (st->head_bytes > cfg->max_header_bytes) {
-		st->refuse = 431;
+		/* A :path over the limit by itself is a target too long (414),
+		 * as on HTTP/1.1; else the fields are (431). */
+		bool path = namelen == 5 && !memcmp(name, ":path", 5);
+		st->refuse = path && namelen + valuelen + 4 > cfg->max_header_bytes ? 414 : 431;
 		return 0;
 	}
 	struct ig_str n = keep(st, name, namelen), v = keep(st, value, valuelen);
@@ -219,6 +223,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 			st->path = v;
 		else if (ig_str_eq_cstr(n, ":authority"))
 			st->authority = v;
+		else if (ig_str_eq_cstr(n, ":scheme"))
+			st->scheme = v;
 		return 0;
 	}
 	size_t maxh = cfg->max_headers < HEADERS_CAP ? cfg->max_headers : HEADERS_CAP;
@@ -242,6 +248,50 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	return 0;
 }
 
+/* An authority as scheme-based normalization (RFC 3986 §6.2.3) compares
+ * it: without the scheme's default port, or an empty one. */
+static struct ig_str without_default_port(struct ig_str a, struct ig_str scheme)
+{
+	struct ig_str port = ig_str_eq_cstr(scheme, "https") ? IG_STR(":443") : IG_STR(":80");
+	if (a.len > port.len && !memcmp(a.ptr + a.len - port.len, port.ptr, port.len))
+		a.len -= port.len;
+	else if (a.len && a.ptr[a.len - 1] == ':')
+		a.len--;
+	return a;
+}
+
+/* What the HTTP/1.1 front end refuses is malformed here too, and answered
+ * 400 as a request without :method or :path is: a :path with a byte that
+ * is no VCHAR (obs-text, controls: nghttp2 lets 0x80-0xff through) or
+ * with a fragment; an authority that is not one, userinfo included (RFC
+ * 9113 §8.3.1: it MUST NOT be in :authority); more than one host field;
+ * and a host field that names another authority than :authority (RFC
+ * 9113 §8.3.1), compared after scheme-based normalization. */
+static bool request_well_formed(const struct ig_h2_stream *st)
+{
+	for (size_t i = 0; i < st->path.len; i++) {
+		unsigned char ch = (unsigned char)st->path.ptr[i];
+		if (ch <= 0x20 || ch >= 0x7f || ch == '#')
+			return false;
+	}
+	/* "*" is OPTIONS's alone (RFC 9113 §8.3.1), as over HTTP/1.1. */
+	if (ig_str_eq_cstr(st->path, "*") && !ig_str_eq_cstr(st->method, "OPTIONS"))
+		return false;
+	if (!ig_srv_authority_ok(st->authority))
+		return false;
+	const struct ig_http_header *host = NULL;
+	for (size_t i = 0; i < st->nh; i++) {
+		if (!ig_str_eq_cstr(st->hdrs[i].name, "host"))
+			continue;
+		if (host || !ig_srv_authority_ok(st->hdrs[i].value))
+			return false;
+		host = &st->hdrs[i];
+	}
+	return !host || !st->authority.len ||
+	       ig_str_ieq(without_default_port(host->value, st->scheme),
+			  without_default_port(st->authority, st->scheme));
+}
+
 /* The head is complete: the request as an HTTP/1.1 one would look. */
 static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp2_frame *f)
 {
@@ -254,6 +304,10 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 		st->refuse = ig_str_eq_cstr(st->method, "CONNECT") ? 405 : 400;
 		return;
 	}
+	if (!request_well_formed(st)) {
+		st->refuse = 400;
+		return;
+	}
 	r->method = st->method;
 	r->target = st->path;
 	const char *q = memchr(st->path.ptr, '?', st->path.len);
@@ -262,7 +316,8 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 		     : (struct ig_str){st->path.ptr + st->path.len, 0};
 	r->minor_version = 1;
 	/* :authority is the Host (RFC 9113 §8.3.1); a Host field alone is
-	 * kept as it came. Room for one more was left in the array. */
+	 * kept as it came, and one with :authority names the same (checked
+	 * above). Room for one more was left in the array. */
 	if (st->authority.len) {
 		size_t i = 0;
 		while (i < st->nh && !ig_str_eq_cstr(st->hdrs[i].name, "host"))
@@ -427,6 +482,7 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 static void server_answer(struct ig_h2 *h, struct ig_h2_stream *st, int status)
 {
 	const char *msg = status == 431	  ? "request header fields too large"
+			  : status == 414 ? "request target too long"
 			  : status == 413 ? "request body too large"
 			  : status == 408 ? "request timed out"
 			  : status == 405 ? "CONNECT is not served"

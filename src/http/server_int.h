@@ -112,5 +112,8 @@ void ig_srv_update(struct ig_http_conn *c); /* epoll interest from the state */
 void ig_srv_arm(struct ig_http_conn *c, enum timer_kind kind, uint64_t ms);
 void ig_srv_free(struct ig_http_conn *c); /* closes now (not from a handler's call) */
 void ig_srv_describe(struct ig_http_conn *c, struct ig_http_exchange *ex); /* peer, TLS */
+/* Whether a Host value is an authority as RFC 3986 has it, without
+ * userinfo: a reg-name or IP literal and a port (nginx's check too). */
+bool ig_srv_authority_ok(struct ig_str v);
 
 #endif

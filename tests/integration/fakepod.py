@@ -27,6 +27,10 @@ may change at any time with `set()`:
   head_cut        sends a 200's head announcing `length` bytes (chunked
                   when `length` is None) and the first `partial` bytes of
                   its body in one send, then closes (`how`: "fin"/"rst")
+  raw             answers `data`, the bytes of a whole response as they go
+                  on the wire, in one send; then, unless `keep`, holds the
+                  connection until the peer closes it (an "eof" or "reset"
+                  event tells that the gateway let it go)
   huge            a 200 with Content-Length `size` (default 1 GiB) whose
                   body is generated and sent as fast as the socket takes it
   websocket       a WebSocket server (RFC 6455): a handshake gets 101 with
@@ -95,7 +99,7 @@ swap_space="4",swap_space_bytes="4294967296"}} 1.0
 """
 
 MODES = ("json", "sse", "sse_cut", "close_on_reuse", "close", "hold", "garbage", "huge",
-         "websocket", "head_cut")
+         "websocket", "head_cut", "raw")
 GARBAGE = (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 this is not HTTP at all \x00\xff\r\n"
            b"\x00\x01\x02\x03\r\n\r\n")
 
@@ -545,6 +549,15 @@ class FakePod:
         req.outcome = "garbage"
         if self._send(conn, GARBAGE):
             self._hold(conn)
+        return False
+
+    def _mode_raw(self, conn, req, data=b"", keep=False):
+        req.outcome = "raw"
+        if not self._send(conn, data):
+            return False
+        if keep:
+            return True
+        self._hold(conn)
         return False
 
     def _mode_head_cut(self, conn, req, length=100, partial=0, how="fin"):

@@ -262,6 +262,57 @@ def test_slowloris_head_over_limit(procs, tmp_path):
     c.stop()
 
 
+# ---- 1b. what the front end answers by itself ----
+
+def answer_to(c, data):
+    """(status line, lower-cased head, body) of the gateway's answer to the
+    raw bytes of a request sent alone on a connection."""
+    s = socket.create_connection((c.host, c.port), timeout=5)
+    s.sendall(data)
+    head, body = recv_response(s)
+    s.close()
+    line, _, fields = head.partition(b"\r\n")
+    return line, fields.lower(), body
+
+
+def test_requests_the_gateway_answers_itself(procs, tmp_path):
+    """Request lines and framings the gateway answers without a pod, as
+    RFC 9110/9112 have it: OPTIONS * is about the server (200, Allow, never
+    routed), "*" with another method 400; HTTP/1.2 is served as HTTP/1.1,
+    HTTP/2.0 or 3.0 in an HTTP/1 request line 505; a target over the head
+    limit 414 (431 stays for fields); a fragment 400; a transfer coding
+    other than chunked 501."""
+    c = Cluster(procs, tmp_path, gw_args=("--max-header-bytes", "4096"))
+    body = json.dumps(SMALL).encode()
+    post = (b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\n")
+    line, head, out = answer_to(c, b"OPTIONS * HTTP/1.1\r\nHost: gw\r\n\r\n")
+    assert line == b"HTTP/1.1 200 OK", (line, head)
+    assert b"\r\nallow: get, head, post," in b"\r\n" + head and out == b"", head
+    assert b"x-gateway-destination-endpoint-served" not in head, head
+    cases = (
+        (b"GET * HTTP/1.1\r\nHost: gw\r\n\r\n", b"400"),
+        (b"GET /v1/models HTTP/2.0\r\nHost: gw\r\n\r\n", b"505"),
+        (b"GET /v1/models HTTP/3.0\r\nHost: gw\r\n\r\n", b"505"),
+        (b"GET /v1/models HTTP/1.2\r\nHost: gw\r\nConnection: close\r\n\r\n", b"200"),
+        (b"GET /v1/models#top HTTP/1.1\r\nHost: gw\r\n\r\n", b"400"),
+        (b"GET /v1/models?x=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: gw\r\n\r\n", b"414"),
+        (b"GET /v1/models HTTP/1.1\r\nHost: gw\r\nX-Pad: " + b"a" * 5000 + b"\r\n\r\n",
+         b"431"),
+        (post + b"Transfer-Encoding: gzip, chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
+         % (len(body), body), b"501"),
+        (post + b"Transfer-Encoding: gzip\r\n\r\n" + body, b"501"),
+        (post + b"Transfer-Encoding: xchunked\r\n\r\n" + body, b"400"),
+    )
+    for req, want in cases:
+        line, head, out = answer_to(c, req)
+        assert line.startswith(b"HTTP/1.1 " + want + b" "), (req[:80], line, out)
+        if want != b"200":
+            assert json.loads(out)["error"]["message"], out
+    assert ok_small(c)[0] == 200
+    c.stop()
+
+
 # ---- 2. out of file descriptors ----
 
 def test_emfile_backs_off(procs, tmp_path):

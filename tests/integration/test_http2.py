@@ -271,6 +271,82 @@ def test_reset_stream_cancels_its_request_alone(gw):
     c.close()
 
 
+BAD_CHUNK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n")
+
+
+def test_bad_chunk_with_the_head_is_502(gw):
+    """A pod's malformed chunked body that comes with its head (a bad size,
+    an overflowing one) is refused before the head goes anywhere: the
+    stream gets a 502 HEADERS, not a reset with no answer."""
+    c = gw.client()
+    for body in (b"zz\r\n", b"fffffffffffffffffff\r\n"):
+        gw.pod.set("raw", data=BAD_CHUNK + body)
+        status, st = c.response(c.request("/v1/completions", completion()))
+        assert status == 502 and st["reset"] is None, st
+    gw.pod.set("json")
+    status, _ = c.response(c.request("/v1/completions", completion()))
+    assert status == 200
+    c.close()
+
+
+def test_connection_nominated_fields_not_relayed(gw):
+    """A field the pod's Connection names (RFC 9110 §7.6.1) is for its
+    connection alone: it does not reach an HTTP/2 client either."""
+    body = b"{}"
+    gw.pod.set("raw", keep=True, data=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               b"Connection: X-Secret\r\nX-Secret: s3cr3t\r\nX-Public: p\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    c = gw.client()
+    status, st = c.response(c.request("/v1/completions", completion()))
+    assert status == 200, st
+    assert st["headers"].get("x-public") == "p" and "x-secret" not in st["headers"], st
+    gw.pod.set("json")
+    c.close()
+
+
+def test_malformed_requests_are_400(gw):
+    """What the HTTP/1.1 front end refuses is refused over HTTP/2 too, 400
+    on the stream and nothing sent to the pod (RFC 9113 §8.3.1): userinfo
+    in :authority, a host field that names another authority, a
+    fragment in :path."""
+    gw.pod.set("json")
+    c = gw.client()
+    c.conn.config.validate_outbound_headers = False  # python3-h2 would refuse some itself
+    before = len(gw.pod.completions())
+    body = json.dumps(completion()).encode()
+    cases = [[(":authority", "u@gw.example"), (":path", "/v1/completions")],
+             [(":authority", "gw.example"), (":path", "/v1/completions"),
+              ("host", "other.example")],
+             [(":authority", "gw.example"), (":path", "/v1/completions#frag")]]
+    for hs in cases:
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http")] + hs +
+                            [("content-type", "application/json"),
+                             ("content-length", str(len(body)))])
+        c.conn.send_data(sid, body, end_stream=True)
+        c.flush()
+        c.streams[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+        status, st = c.response(sid)
+        assert status == 400 and b"malformed HTTP/2 request" in st["data"], (hs, st)
+    assert len(gw.pod.completions()) == before
+    c.close()
+
+
+def test_options_asterisk_answered_by_the_gateway(gw):
+    """OPTIONS * asks about the server (RFC 9110 §9.3.7): answered by the
+    gateway, 200 with Allow, never sent to a pod."""
+    gw.pod.set("json")
+    before = len(gw.pod.completions())
+    c = gw.client()
+    status, st = c.response(c.request("*", method="OPTIONS"))
+    assert status == 200, st
+    assert st["headers"]["allow"].startswith("GET, HEAD, POST"), st
+    assert "x-gateway-destination-endpoint-served" not in st["headers"], st
+    assert len(gw.pod.completions()) == before
+    c.close()
+
+
 def test_limits_answered_on_the_stream(gw):
     gw.pod.set("json")
     c = gw.client()
@@ -426,7 +502,7 @@ def test_no_http2_serves_http1_only(procs, tmp_path):
     g.pod.set("json")
     base = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
             "-H", "content-type: application/json", "-d", json.dumps(completion())]
-    # Prior knowledge: the preface is no HTTP/1.1 request (400, closed).
+    # Prior knowledge: the preface is no HTTP/1.1 request (505, closed).
     r = subprocess.run(base + ["--http2-prior-knowledge",
                                "http://%s:%d/v1/completions" % (g.host, g.port)],
                        capture_output=True, timeout=10)

@@ -719,3 +719,112 @@ def test_usage_from_json_with_decoys(procs, tmp_path, fakes):
     assert metric_sum(c, "inference_model_output_tokens") == 7
     assert metric_sum(c, "inference_model_input_tokens") == 11
     c.stop()
+
+
+# ---- 12. responses that cannot be passed on ----
+
+def refused_response(c, pod, data):
+    """The pod answers data: the client gets 502 at once, the request is not
+    sent again, and the gateway closes the connection the answer came on
+    instead of parking it for another request."""
+    pod.set("raw", data=data)
+    status, _, body, took, tid = completion(c)
+    assert_openai_error(status, body, 502)
+    assert took < 1.0 * SLOW, took
+    got = pod.completions(tid)
+    assert len(got) == 1, got
+    assert pod.wait_event("eof", "reset", conn=got[0].conn), pod.events
+
+
+def test_unknown_transfer_coding_refused(procs, tmp_path, fakes):
+    """RFC 9112 §6.1: a response whose Transfer-Encoding is anything but
+    chunked cannot be passed on (the body would reach the client still
+    coded, without the field that says so): 502, as nginx answers "upstream
+    sent unknown Transfer-Encoding"."""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    for te, body in ((b"gzip", b"xyz"), (b"gzip, chunked", b"3\r\nxyz\r\n0\r\n\r\n")):
+        refused_response(c, pod, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: " + te + b"\r\n\r\n" + body)
+    pod.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+def test_status_out_of_range_refused(procs, tmp_path, fakes):
+    """RFC 9110 §15: a status code is of 100 to 599; a pod that answers 600
+    or 999 gave no answer to pass on: 502, the connection closed."""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    for status in (b"600", b"999"):
+        refused_response(c, pod, b"HTTP/1.1 " + status + b" Odd\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: 2\r\n\r\n{}")
+    pod.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+def test_response_head_over_limit_refused(procs, tmp_path, fakes):
+    """A response head over the 64 KiB limit is refused however it arrives:
+    130 KB sent at once (the gateway may read it in one go) is as much a
+    502 as a head that trickles in."""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    fields = b"".join(b"X-Big-%d: %s\r\n" % (i, b"a" * 2590) for i in range(50))
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n" + fields
+    assert len(head) > 130000
+    refused_response(c, pod, head + b"\r\n{}")
+    pod.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+def test_bad_chunk_with_the_head_refused(procs, tmp_path, fakes):
+    """A malformed chunked body that comes with the response head (a bad
+    size, an overflowing one) fails the answer before its head goes out:
+    the client gets 502, not a connection closed without a byte. (One that
+    comes after the head cuts the answer: test_upstream_dies_after_head.)"""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    for body in (b"zz\r\n", b"fffffffffffffffffff\r\n", b"2\r\n{}\r\nzz\r\n"):
+        refused_response(c, pod, head + body)
+    pod.set("json")
+    assert_ok(c)
+    c.stop()
+
+
+# ---- 13. fields for one connection only ----
+
+def test_connection_nominated_fields_not_forwarded(procs, tmp_path, fakes):
+    """RFC 9110 §7.6.1: a field that a Connection field names is for that
+    connection alone, and an intermediary removes it: the client's
+    "Connection: close, X-Foo" keeps X-Foo from the pod, and the pod's
+    "Connection: X-Secret" keeps X-Secret from the client; other fields go
+    through."""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    body = b"{}"
+    pod.set("raw", keep=True, data=b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Connection: keep-alive, X-Secret\r\nX-Secret: s3cr3t\r\nX-Public: p\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    req = raw_request("conn-opts").replace(
+        b"Host: gw\r\n", b"Host: gw\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\nX-Bar: 2\r\n")
+    s = socket.create_connection((c.host, c.port), timeout=5)
+    s.sendall(req)
+    got = read_all(s)
+    s.close()
+    head = got.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 200 "), got
+    assert b"x-public: p" in head and b"x-secret" not in head, head
+    (r,) = pod.completions("conn-opts")
+    assert "x-foo" not in r.headers and r.headers.get("x-bar") == "2", r.headers
+    pod.set("json")
+    assert_ok(c)
+    c.stop()

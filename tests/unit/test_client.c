@@ -890,10 +890,14 @@ static void test_garbage_is_protocol(void **state)
 	ig_http_client_close(X->c);
 	X->c = NULL;
 
-	/* A bad chunk size in the body. */
+	/* A bad chunk size in the body after the head was given out: the
+	 * owner has the head and hears of the fault. (One that comes with
+	 * the head: test_bad_chunk_with_head.) */
 	reset_seen();
 	p = start_exchange(false, 1000);
-	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	PUMP_UNTIL(X->nhead == 1);
+	srv_send(p, "zz\r\n");
 	PUMP_UNTIL(callbacks_ended());
 	assert_int_equal(X->nerror, 1);
 	assert_int_equal(X->nhead, 1);
@@ -928,6 +932,91 @@ static void test_garbage_is_protocol(void **state)
 	assert_int_equal(X->nerror, 1);
 	assert_int_equal(X->ndone, 0);
 	assert_int_equal(X->fault.kind, IG_CLIENT_PROTOCOL);
+}
+
+/* Each response is refused before its head reaches the owner (which then
+ * answers 502 and closes the connection). */
+static void expect_refused_heads(const char *const *resps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		reset_seen();
+		struct peer *p = start_exchange(false, 1000);
+		srv_send(p, resps[i]);
+		PUMP_UNTIL(callbacks_ended());
+		if (X->nerror != 1 || X->nhead != 0 || X->fault.kind != IG_CLIENT_PROTOCOL)
+			fail_msg("case %zu: %d errors (kind %d), %d heads: %.60s", i, X->nerror,
+				 (int)X->fault.kind, X->nhead, resps[i]);
+		ig_http_client_close(X->c);
+		X->c = NULL;
+	}
+}
+
+/* RFC 9112 §6.1: a transfer coding other than chunked cannot be passed on
+ * (the body would reach the client still coded, without the field that
+ * says so): the response is refused, as nginx refuses "unknown
+ * Transfer-Encoding" from its upstream. */
+static void test_unknown_transfer_coding(void **state)
+{
+	static const char *const resps[] = {
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxyz",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nxyz",
+	};
+	expect_refused_heads(resps, sizeof resps / sizeof resps[0]);
+}
+
+/* RFC 9110 §15: status codes are of 100 to 599; a pod's 600 or 999 is no
+ * answer to pass on. */
+static void test_status_out_of_range(void **state)
+{
+	static const char *const resps[] = {
+	    "HTTP/1.1 600 X\r\nContent-Length: 2\r\n\r\nok",
+	    "HTTP/1.1 999 X\r\nContent-Length: 2\r\n\r\nok",
+	    "HTTP/1.1 099 X\r\nContent-Length: 2\r\n\r\nok",
+	};
+	expect_refused_heads(resps, sizeof resps / sizeof resps[0]);
+}
+
+/* The 64 KiB ceiling on a response head holds however the head arrives:
+ * one of 100 KB that the client reads whole at once (its reads grow to
+ * 64 KiB) is refused like one that trickles in. */
+static void test_head_limit_whatever_the_split(void **state)
+{
+	char *resp = scratch(110 * 1000);
+	size_t at = (size_t)sprintf(resp, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+	for (int i = 0; i < 50; i++) {
+		at += (size_t)sprintf(resp + at, "X-%d: ", i);
+		memset(resp + at, 'a', 2000);
+		at += 2000;
+		at += (size_t)sprintf(resp + at, "\r\n");
+	}
+	sprintf(resp + at, "\r\nok");
+	const char *const resps[] = {resp};
+	expect_refused_heads(resps, 1);
+	assert_int_equal(X->fault.err, EMSGSIZE);
+}
+
+/* A malformed chunked body that comes in the same read as its head fails
+ * the response before the head is given out: the owner can still answer
+ * 502 rather than cut a response it began. */
+static void test_bad_chunk_with_head(void **state)
+{
+	static const char *const resps[] = {
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "fffffffffffffffff\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n2\r\nokX",
+	};
+	expect_refused_heads(resps, sizeof resps / sizeof resps[0]);
+	/* A body cut short is no malformed one: the head goes out. */
+	reset_seen();
+	struct peer *p = start_exchange(false, 1000);
+	srv_send(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+	PUMP_UNTIL(X->nhead == 1);
+	srv_send(p, "lo\r\n0\r\n\r\n");
+	PUMP_UNTIL(callbacks_ended());
+	assert_int_equal(X->ndone, 1);
+	assert_body("hello");
 }
 
 static void test_close_mid_body(void **state)
@@ -1446,6 +1535,10 @@ int main(void)
 	    T(test_reset_before_byte),
 	    T(test_held_connection_reset),
 	    T(test_garbage_is_protocol),
+	    T(test_unknown_transfer_coding),
+	    T(test_status_out_of_range),
+	    T(test_head_limit_whatever_the_split),
+	    T(test_bad_chunk_with_head),
 	    T(test_close_mid_body),
 	    T(test_parked),
 	    T(test_parked_reuse),

@@ -858,12 +858,13 @@ static void test_head_too_big(void **state)
 	assert_int_equal(X->fault.err, EMSGSIZE);
 }
 
-static void test_status_below_100(void **state)
+/* Three digits nghttp2 accepts, no status code (RFC 9110 §15: 100 to
+ * 599), as no HTTP/1.1 head is: the head and the body that follows go
+ * nowhere. */
+static void status_refused(const char *status)
 {
-	/* Three digits nghttp2 accepts, a status no HTTP/1.1 head has: the
-	 * head and the body that follows go nowhere. */
 	start_get(1000);
-	nghttp2_nv nv[] = {{(uint8_t *)":status", (uint8_t *)"050", 7, 3, 0}};
+	nghttp2_nv nv[] = {{(uint8_t *)":status", (uint8_t *)status, 7, 3, 0}};
 	nghttp2_data_provider prd = {.read_callback = s_read};
 	ig_buf_append(&X->s.out, "body", 4);
 	X->s.out_eof = true;
@@ -873,6 +874,21 @@ static void test_status_below_100(void **state)
 	assert_int_equal(X->nerror, 1);
 	assert_int_equal(X->nhead + X->nbody + X->ndone, 0);
 	assert_int_equal(X->fault.kind, IG_CLIENT_PROTOCOL);
+}
+
+static void test_status_below_100(void **state)
+{
+	status_refused("050");
+}
+
+static void test_status_over_599(void **state)
+{
+	status_refused("600");
+}
+
+static void test_status_999(void **state)
+{
+	status_refused("999");
 }
 
 static void test_close_inside_callbacks(void **state)
@@ -952,6 +968,8 @@ int main(void)
 	    T(test_garbage_is_protocol),
 	    T(test_head_too_big),
 	    T(test_status_below_100),
+	    T(test_status_over_599),
+	    T(test_status_999),
 	    T(test_close_inside_callbacks),
 	    T(test_refused_requests),
 #undef T

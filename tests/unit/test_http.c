@@ -130,8 +130,9 @@ static void test_request_invalid(void **state)
 	    "GET  / HTTP/1.1\r\n\r\n",		     /* double space */
 	    " GET / HTTP/1.1\r\n\r\n",		     /* leading space */
 	    "G(T / HTTP/1.1\r\n\r\n",		     /* non-token method */
-	    "GET / HTTP/1.2\r\n\r\n",		     /* unsupported minor */
-	    "GET / HTTP/2.0\r\n\r\n",		     /* unsupported major */
+	    "GET / HTTP/1.10\r\n\r\n",		     /* two minor digits */
+	    "GET / HTTP/1\r\n\r\n",		     /* no minor */
+	    "GET / HTTP/x.1\r\n\r\n",		     /* no major */
 	    "GET / http/1.1\r\n\r\n",		     /* lower-case name */
 	    "GET / HTTP/1.1 \r\n\r\n",		     /* trailing space */
 	    "GET /a b HTTP/1.1\r\n\r\n",	     /* space in target */
@@ -161,6 +162,28 @@ static void test_request_invalid(void **state)
 	/* NUL in a value, which strlen() could not express. */
 	static const char nul[] = "GET / HTTP/1.1\r\nA: b\0c\r\n\r\n";
 	assert_int_equal(parse_req_n(nul, sizeof(nul) - 1, &req, h, MAX_H), IG_HTTP_INVALID);
+}
+
+/* RFC 9112 §2.3: a later HTTP/1.x is read as HTTP/1.1 (RFC 9110 §6.2);
+ * a well-formed request line of another major version is told apart
+ * from a malformed one (the server answers it 505), and only once the
+ * line is whole. */
+static void test_request_versions(void **state)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+
+	assert_true(parse_req("GET / HTTP/1.2\r\nHost: a\r\n\r\n", &req, h) > 0);
+	assert_int_equal(req.minor_version, 1);
+	assert_true(parse_req("GET / HTTP/1.9\r\n\r\n", &req, h) > 0);
+	assert_int_equal(req.minor_version, 1);
+	static const char two[] = "GET / HTTP/2.0\r\nHost: a\r\n\r\n";
+	assert_int_equal(parse_req(two, &req, h), IG_HTTP_BAD_VERSION);
+	assert_int_equal(parse_req("PRI * HTTP/2.0\r\n\r\n", &req, h), IG_HTTP_BAD_VERSION);
+	assert_int_equal(parse_req("GET / HTTP/3.0\r\n\r\n", &req, h), IG_HTTP_BAD_VERSION);
+	assert_int_equal(parse_req("GET / HTTP/0.9\r\n\r\n", &req, h), IG_HTTP_BAD_VERSION);
+	for (size_t i = 0; i < strlen("GET / HTTP/2.0\r\n"); i++)
+		assert_int_equal(parse_req_n(two, i, &req, h, MAX_H), IG_HTTP_INCOMPLETE);
 }
 
 static void test_request_obs_text_value(void **state)
@@ -202,6 +225,9 @@ static void test_response_parse(void **state)
 	assert_int_equal(res.reason.len, 0);
 	assert_true(parse_res("HTTP/1.1 200\r\n\r\n", &res, h) > 0);
 	assert_int_equal(res.status, 200);
+	/* A later 1.x is read as 1.1 (RFC 9110 §6.2). */
+	assert_true(parse_res("HTTP/1.3 200 OK\r\n\r\n", &res, h) > 0);
+	assert_int_equal(res.minor_version, 1);
 
 	for (size_t i = 0; i < strlen(s); i++) {
 		char *copy = malloc(i + 1);
@@ -215,10 +241,10 @@ static void test_response_parse(void **state)
 static void test_response_invalid(void **state)
 {
 	static const char *bad[] = {
-	    "HTTP/1.1 20 OK\r\n\r\n",	     "HTTP/1.1 2000 OK\r\n\r\n",
-	    "HTTP/1.1 099 X\r\n\r\n",	     "HTTP/1.1 abc OK\r\n\r\n",
-	    "HTTP/1.3 200 OK\r\n\r\n",	     "HTTP/1.1 200 O\x01K\r\n\r\n",
-	    "HTTP/1.1 200 OK\r\n x\r\n\r\n", "ICY 200 OK\r\n\r\n",
+	    "HTTP/1.1 20 OK\r\n\r\n",	"HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 099 X\r\n\r\n",
+	    "HTTP/1.1 abc OK\r\n\r\n",	"HTTP/2.0 200 OK\r\n\r\n",  "HTTP/1.1 200 O\x01K\r\n\r\n",
+	    "HTTP/1.10 200 OK\r\n\r\n", "HTTP/0.9 200 OK\r\n\r\n",  "HTTP/1.1 200 OK\r\n x\r\n\r\n",
+	    "ICY 200 OK\r\n\r\n",	"HTTP/1.1 600 X\r\n\r\n",   "HTTP/1.1 999 X\r\n\r\n",
 	};
 	struct ig_http_response res;
 	struct ig_http_header h[MAX_H];
@@ -269,14 +295,27 @@ static void test_request_framing(void **state)
 	assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &f),
 			 0);
 	assert_int_equal(f.kind, IG_BODY_CHUNKED);
-	assert_int_equal(
-	    req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n", &f), 0);
-	assert_int_equal(f.kind, IG_BODY_CHUNKED);
-	assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n"
-				     "Transfer-Encoding: chunked\r\n\r\n",
-				     &f),
+	assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: , Chunked\r\n\r\n", &f),
 			 0);
 	assert_int_equal(f.kind, IG_BODY_CHUNKED);
+}
+
+/* RFC 9112 §6.1: a transfer coding the server does not understand is
+ * answered 501, never dropped (the body would go on still coded). */
+static void test_request_framing_not_implemented(void **state)
+{
+	static const char *codings[] = {
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: deflate\r\n\r\n",
+	};
+	struct ig_http_framing f;
+
+	for (size_t i = 0; i < sizeof(codings) / sizeof(codings[0]); i++)
+		if (req_framing(codings[i], &f) != IG_HTTP_NOT_IMPLEMENTED)
+			fail_msg("case %zu: %s", i, codings[i]);
 }
 
 static void test_request_framing_errors(void **state)
@@ -291,17 +330,39 @@ static void test_request_framing_errors(void **state)
 	    "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
 	    "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
 	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-	    "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
 	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
 	    "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
 	    "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked;x=1\r\n\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, xchunked, chunked\r\n\r\n",
 	    "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "POST / HTTP/1.0\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\n",
 	};
 	struct ig_http_framing f;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (req_framing(bad[i], &f) != -1)
 			fail_msg("case %zu accepted: %s", i, bad[i]);
+}
+
+/* RFC 9110 §7.6.1: the connection options a Connection field lists, in
+ * any of its fields, case-insensitively, as whole list elements. */
+static void test_connection_names(void **state)
+{
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+	assert_true(parse_req("GET / HTTP/1.1\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\n"
+			      "connection: te ,  x-bar\r\n\r\n",
+			      &req, h) > 0);
+	assert_true(ig_http_connection_names(h, req.num_headers, IG_STR("x-foo")));
+	assert_true(ig_http_connection_names(h, req.num_headers, IG_STR("X-BAR")));
+	assert_true(ig_http_connection_names(h, req.num_headers, IG_STR("TE")));
+	assert_false(ig_http_connection_names(h, req.num_headers, IG_STR("X-Fo")));
+	assert_false(ig_http_connection_names(h, req.num_headers, IG_STR("X-Foo-2")));
+	assert_false(ig_http_connection_names(h, req.num_headers, IG_STR("x-foo, x-bar")));
+	assert_false(ig_http_connection_names(h, 0, IG_STR("x-foo")));
 }
 
 static void test_request_connection(void **state)
@@ -414,10 +475,20 @@ static void test_response_framing(void **state)
 	assert_int_equal(f.kind, IG_BODY_CHUNKED);
 	assert_false(f.keep_alive);
 
+	/* A coding other than chunked cannot be passed on as it was meant:
+	 * the response is refused (nginx: "upstream sent unknown
+	 * Transfer-Encoding"). */
 	assert_int_equal(
-	    res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", &f), 0);
-	assert_int_equal(f.kind, IG_BODY_UNTIL_CLOSE);
-	assert_false(f.keep_alive);
+	    res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", &f), -1);
+	assert_int_equal(
+	    res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "GET", &f),
+	    -1);
+	assert_int_equal(
+	    res_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n", "GET", &f), -1);
+	/* ... unless the response has no body to code. */
+	assert_int_equal(
+	    res_framing("HTTP/1.1 204 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", &f), 0);
+	assert_int_equal(f.kind, IG_BODY_NONE);
 
 	assert_int_equal(res_framing("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", "GET", &f), 0);
 	assert_false(f.keep_alive);
@@ -588,13 +659,37 @@ static void test_chunked_invalid(void **state)
 	char body[64], rest[64];
 	size_t bl, rl;
 
+	static const struct ig_chunked_decoder fresh;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		for (size_t step = 0; step <= 1; step++) {
 			ssize_t rc = decode_all(bad[i], strlen(bad[i]), step, body, &bl, rest, &rl);
 			if (rc != IG_HTTP_INVALID)
 				fail_msg("case %zu step %zu: rc %zd", i, step, rc);
 		}
+		/* ig_chunked_check finds it too, without decoding. */
+		if (ig_chunked_check(&fresh, bad[i], strlen(bad[i])) != IG_HTTP_INVALID)
+			fail_msg("case %zu: check missed it", i);
 	}
+}
+
+/* ig_chunked_check says what the decoder would, from any state, and
+ * leaves the decoder and the bytes as they were. */
+static void test_chunked_check(void **state)
+{
+	static const struct ig_chunked_decoder fresh;
+	static const char good[] = "5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: 1\r\n\r\nnext";
+	for (size_t i = 0; i <= strlen(good); i++)
+		assert_int_equal(ig_chunked_check(&fresh, good, i), 0);
+	/* From the middle of a chunk: its data, then a bad size. */
+	struct ig_chunked_decoder d = {0};
+	char buf[] = "5\r\nhel";
+	size_t len = strlen(buf);
+	assert_int_equal(ig_chunked_decode(&d, buf, &len), IG_HTTP_INCOMPLETE);
+	struct ig_chunked_decoder before = d;
+	assert_int_equal(ig_chunked_check(&d, "lo\r\n2\r\nok\r\n", 11), 0);
+	assert_int_equal(ig_chunked_check(&d, "lo\r\nzz\r\n", 9), IG_HTTP_INVALID);
+	assert_int_equal(ig_chunked_check(&d, "loX", 3), IG_HTTP_INVALID);
+	assert_memory_equal(&d, &before, sizeof d);
 }
 
 static void test_chunked_limits(void **state)
@@ -727,12 +822,15 @@ int main(void)
 	    cmocka_unit_test(test_request_no_query),
 	    cmocka_unit_test(test_request_every_split),
 	    cmocka_unit_test(test_request_invalid),
+	    cmocka_unit_test(test_request_versions),
 	    cmocka_unit_test(test_request_obs_text_value),
 	    cmocka_unit_test(test_request_too_many_headers),
 	    cmocka_unit_test(test_response_parse),
 	    cmocka_unit_test(test_response_invalid),
 	    cmocka_unit_test(test_request_framing),
+	    cmocka_unit_test(test_request_framing_not_implemented),
 	    cmocka_unit_test(test_request_framing_errors),
+	    cmocka_unit_test(test_connection_names),
 	    cmocka_unit_test(test_request_connection),
 	    cmocka_unit_test(test_websocket_handshake),
 	    cmocka_unit_test(test_response_framing),
@@ -740,6 +838,7 @@ int main(void)
 	    cmocka_unit_test(test_chunked_trailers),
 	    cmocka_unit_test(test_chunked_empty_and_incomplete),
 	    cmocka_unit_test(test_chunked_invalid),
+	    cmocka_unit_test(test_chunked_check),
 	    cmocka_unit_test(test_chunked_limits),
 	    cmocka_unit_test(test_chunked_after_end),
 	    cmocka_unit_test(test_chunked_large_chunk),

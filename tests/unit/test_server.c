@@ -523,9 +523,9 @@ static char *err_resp(int status, const char *reason, const char *msg)
 	static int k;
 	char body[1024];
 	snprintf(body, sizeof body,
-		 "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
+		 "{\"error\":{\"message\":\"%s\",\"type\":\"%s\","
 		 "\"param\":null,\"code\":%d}}",
-		 msg, status);
+		 msg, status >= 500 ? "server_error" : "invalid_request_error", status);
 	char *out = buf[k++ % 4];
 	snprintf(out, sizeof buf[0],
 		 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
@@ -833,7 +833,8 @@ static void test_malformed_400(void **state)
 	static const char *bad[] = {
 	    "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
 	    "GET / HTTP/1.1\r\nHost: a\r\n folded: x\r\n\r\n",
-	    "GET / HTTP/2.0\r\n\r\n",
+	    "GET / HTTP/1.10\r\nHost: a\r\n\r\n",
+	    "GET / HTTP/1\r\nHost: a\r\n\r\n",
 	    "GET\r\n\r\n",
 	    "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
 	};
@@ -843,13 +844,50 @@ static void test_malformed_400(void **state)
 	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
 	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
 	    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
-	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
 	};
 	expect_each_refused(
 	    framing, sizeof framing / sizeof framing[0],
 	    err_resp(400, "Bad Request",
 		     "invalid message framing (Content-Length / Transfer-Encoding)"));
+	/* A transfer coding the server does not implement: 501 (RFC 9112
+	 * §6.1), never dropped on the way. */
+	static const char *codings[] = {
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+	    "5\r\nhello\r\n0\r\n\r\n",
+	    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
+	};
+	expect_each_refused(
+	    codings, sizeof codings / sizeof codings[0],
+	    err_resp(501, "Not Implemented", "unsupported transfer coding (only chunked is)"));
 	assert_int_equal(F->nreq, 0);
+	wait_conns(0);
+}
+
+/* RFC 9112 §2.3, RFC 9110 §6.2: a later HTTP/1.x is served as HTTP/1.1
+ * (the highest minor version we speak); another major version in an
+ * HTTP/1 request line is 505 (RFC 9110 §15.6.6), not a malformed head. */
+static void test_http_versions(void **state)
+{
+	start_server(NULL);
+	struct peer *p = open_peer();
+	send_str(p, "GET /echo HTTP/1.2\r\nHost: a\r\n\r\n");
+	expect(p, OK("GET /echo - 0:"));
+	send_str(p, "GET /echo HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n");
+	expect(p, ok_resp("GET /echo - 0:", "Connection: close\r\n"));
+	expect_close(p);
+	peer_close(p);
+	static const char *newer[] = {
+	    "GET / HTTP/2.0\r\n\r\n",
+	    "GET / HTTP/3.0\r\nHost: a\r\n\r\n",
+	    "GET / HTTP/0.9\r\nHost: a\r\n\r\n",
+	};
+	expect_each_refused(
+	    newer, sizeof newer / sizeof newer[0],
+	    err_resp(505, "HTTP Version Not Supported", "HTTP version not supported"));
+	assert_int_equal(F->nreq, 2);
 	wait_conns(0);
 }
 
@@ -910,6 +948,9 @@ static void test_request_target_and_host(void **state)
 	     "the absolute URI names no host (or carries userinfo)"},
 	    {"GET http://u@a/x HTTP/1.1\r\nHost: a\r\n\r\n",
 	     "the absolute URI names no host (or carries userinfo)"},
+	    {"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", "the request target carries a fragment"},
+	    {"GET /a?q=1#b HTTP/1.1\r\nHost: a\r\n\r\n", "the request target carries a fragment"},
+	    {"GET http://a#b HTTP/1.1\r\n\r\n", "the request target carries a fragment"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct peer *p = open_peer();
@@ -974,6 +1015,22 @@ static void test_431(void **state)
 	p = open_peer();
 	send_bytewise(p, big);
 	expect(p, too_big);
+	expect_close(p);
+	peer_close(p);
+
+	/* A request target longer than the limit is 414, not 431 (RFC 9112
+	 * §3), whole or still coming. */
+	const char *too_long = err_resp(414, "URI Too Long", "request target too long");
+	snprintf(big, sizeof big, "GET /%0250d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+	p = open_peer();
+	send_str(p, big);
+	expect(p, too_long);
+	expect_close(p);
+	peer_close(p);
+	snprintf(big, sizeof big, "GET /%0250d", 0);
+	p = open_peer();
+	send_bytewise(p, big);
+	expect(p, too_long);
 	expect_close(p);
 	peer_close(p);
 
@@ -1812,6 +1869,7 @@ int main(void)
 	    T(test_request_target_and_host),
 	    T(test_host_values),
 	    T(test_431),
+	    T(test_http_versions),
 	    T(test_413),
 	    T(test_streamed_body_sized),
 	    T(test_streamed_body_chunked),

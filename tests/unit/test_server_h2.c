@@ -318,7 +318,30 @@ static int32_t request(struct client *c, const char *method, const char *path)
 	return id;
 }
 
+/* A request with these fields after the pseudo-fields of request(). */
+static int32_t request_with(struct client *c, const char *path, const char *const *fields)
+{
+	nghttp2_nv nva[16] = {
+	    {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+	    {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+	    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	    {(uint8_t *)":authority", (uint8_t *)"h2.test", 10, 7, 0},
+	};
+	size_t n = 4;
+	for (size_t i = 0; fields && fields[i]; i += 2, n++) {
+		assert_true(n < 16);
+		nva[n] = (nghttp2_nv){(uint8_t *)fields[i], (uint8_t *)fields[i + 1],
+				      strlen(fields[i]), strlen(fields[i + 1]), 0};
+	}
+	int32_t id = nghttp2_submit_request(c->ng, NULL, nva, n, NULL, NULL);
+	assert_true(id > 0);
+	return id;
+}
+
 /* ---- fixture ---- */
+
+/* The head limit of the next setup (0: the default). */
+static size_t next_max_header;
 
 static int setup(void **state)
 {
@@ -327,6 +350,8 @@ static int setup(void **state)
 	F->peer.fd = -1;
 	struct ig_http_server_config cfg;
 	ig_http_server_config_defaults(&cfg);
+	if (next_max_header)
+		cfg.max_header_bytes = next_max_header;
 	cfg.http2 = true;
 	cfg.write_high_water = 64 * 1024;
 	cfg.stream_body = stream_body;
@@ -489,6 +514,138 @@ static void test_trailers(void **state)
 	assert_int_equal(ig_http_server_busy(F->srv), 0);
 }
 
+static int setup_small_head(void **state)
+{
+	next_max_header = 1024;
+	int rc = setup(state);
+	next_max_header = 0;
+	return rc;
+}
+
+/* The head limit as on HTTP/1.1: a :path over it by itself is 414 (RFC
+ * 9112 §3), other fields over it 431; the connection goes on. */
+static void test_head_limits(void **state)
+{
+	struct client *c = client_open(true);
+	char *big = malloc(2001);
+	memset(big, 'a', 2000);
+	big[0] = '/';
+	big[2000] = '\0';
+	int32_t a = request(c, "GET", big);
+	const char *const fields[] = {"x-big", big, NULL};
+	int32_t b = request_with(c, "/echo", fields);
+	int32_t d = request(c, "GET", "/echo");
+	PUMP_UNTIL(c,
+		   stream_at(c, a)->closed && stream_at(c, b)->closed && stream_at(c, d)->closed);
+	free(big);
+	assert_int_equal(stream_at(c, a)->status, 414);
+	assert_int_equal(stream_at(c, b)->status, 431);
+	assert_int_equal(stream_at(c, d)->status, 200);
+	assert_int_equal(F->nreq, 1);
+}
+
+/* The request as nghttp2 lets it through: `nv` are the fields after
+ * :method and :scheme. */
+static int32_t request_nv(struct client *c, const char *method, const nghttp2_nv *nv, size_t n)
+{
+	nghttp2_nv nva[16] = {
+	    {(uint8_t *)":method", (uint8_t *)method, 7, strlen(method), 0},
+	    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	};
+	assert_true(n <= 14);
+	memcpy(nva + 2, nv, n * sizeof *nv);
+	int32_t id = nghttp2_submit_request(c->ng, NULL, nva, n + 2, NULL, NULL);
+	assert_true(id > 0);
+	return id;
+}
+
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0                    \
+	}
+
+/* Requests answered 400 before any handler: what the HTTP/1.1 front end
+ * refuses is malformed over HTTP/2 too. */
+static void expect_400s(struct client *c, const nghttp2_nv (*reqs)[3], size_t n)
+{
+	int32_t ids[16];
+	assert_true(n <= 16);
+	for (size_t i = 0; i < n; i++)
+		ids[i] = request_nv(c, "GET", reqs[i], 3);
+	for (size_t i = 0; i < n; i++) {
+		PUMP_UNTIL(c, stream_at(c, ids[i])->closed);
+		if (stream_at(c, ids[i])->status != 400)
+			fail_msg("case %zu: status %d", i, stream_at(c, ids[i])->status);
+	}
+	assert_int_equal(F->nreq, 0);
+}
+
+/* A fragment is the client's own (RFC 9110 §7.1): a :path with one is
+ * 400, as an HTTP/1.1 target with one is. */
+static void test_fragment_refused(void **state)
+{
+	struct client *c = client_open(true);
+	static const nghttp2_nv reqs[][3] = {
+	    {NV(":path", "/echo#x"), NV(":authority", "h2.test"), NV("x", "1")},
+	    {NV(":path", "/echo?a=1#"), NV(":authority", "h2.test"), NV("x", "1")},
+	};
+	expect_400s(c, reqs, sizeof reqs / sizeof reqs[0]);
+}
+
+/* RFC 9113 §8.3.1: no userinfo in :authority, and a host field that
+ * names another authority makes the request malformed; :path bytes are
+ * VCHARs, as in an HTTP/1.1 request-target. All 400, as on HTTP/1.1. */
+static void test_authority_and_path_refused(void **state)
+{
+	struct client *c = client_open(true);
+	static const nghttp2_nv reqs[][3] = {
+	    {NV(":path", "/echo"), NV(":authority", "u@h2.test"), NV("x", "1")},
+	    {NV(":path", "/echo"), NV(":authority", "u:p@h2.test"), NV("x", "1")},
+	    {NV(":path", "/echo\xff"), NV(":authority", "h2.test"), NV("x", "1")},
+	    {NV(":path", "/caf\xc3\xa9"), NV(":authority", "h2.test"), NV("x", "1")},
+	    {NV(":path", "/echo"), NV(":authority", "h2.test"), NV("host", "other.test")},
+	    {NV(":path", "/echo"), NV(":authority", "h2.test"), NV("host", "h2.test:8080")},
+	    {NV(":path", "/echo"), NV("host", "u@h2.test"), NV("x", "1")},
+	};
+	expect_400s(c, reqs, sizeof reqs / sizeof reqs[0]);
+	/* Two host fields: nghttp2 resets the stream itself. */
+	static const nghttp2_nv two[] = {NV(":path", "/echo"), NV("host", "h2.test"),
+					 NV("host", "h2.test")};
+	int32_t t = request_nv(c, "GET", two, 3);
+	PUMP_UNTIL(c, stream_at(c, t)->closed);
+	assert_int_equal(stream_at(c, t)->code, NGHTTP2_PROTOCOL_ERROR);
+	assert_int_equal(F->nreq, 0);
+	/* The same authority written otherwise (case, the scheme's default
+	 * port) is no conflict; a host field alone is the Host. */
+	static const nghttp2_nv ok[][3] = {
+	    {NV(":path", "/echo"), NV(":authority", "h2.test"), NV("host", "H2.Test:80")},
+	    {NV(":path", "/echo"), NV(":authority", "h2.test:80"), NV("host", "h2.test")},
+	    {NV(":path", "/echo"), NV("host", "alone.test"), NV("x", "1")},
+	};
+	int32_t ids[3];
+	for (size_t i = 0; i < 3; i++)
+		ids[i] = request_nv(c, "GET", ok[i], 3);
+	PUMP_UNTIL(c, stream_at(c, ids[0])->closed && stream_at(c, ids[1])->closed &&
+			  stream_at(c, ids[2])->closed);
+	assert_string_equal(stream_at(c, ids[0])->data, "GET /echo h2.test 0:");
+	assert_string_equal(stream_at(c, ids[1])->data, "GET /echo h2.test:80 0:");
+	assert_string_equal(stream_at(c, ids[2])->data, "GET /echo alone.test 0:");
+}
+
+/* ":path *" is OPTIONS's alone (RFC 9113 §8.3.1), as "*" is over
+ * HTTP/1.1: with OPTIONS it reaches the handler, with GET it does not
+ * (nghttp2 or the server refuses it). */
+static void test_asterisk_target(void **state)
+{
+	struct client *c = client_open(true);
+	int32_t o = request(c, "OPTIONS", "*");
+	int32_t g = request(c, "GET", "*");
+	PUMP_UNTIL(c, stream_at(c, o)->closed && stream_at(c, g)->closed);
+	assert_string_equal(stream_at(c, o)->data, "OPTIONS * h2.test 0:");
+	assert_true(stream_at(c, g)->status == 400 || stream_at(c, g)->code != 0);
+	assert_int_equal(F->nreq, 1);
+}
+
 /* A stream the client resets aborts its exchange alone. */
 static void test_client_reset_aborts(void **state)
 {
@@ -580,6 +737,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_abort_resets_one_stream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_head_limits, setup_small_head, teardown),
+	    cmocka_unit_test_setup_teardown(test_fragment_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_asterisk_target, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_authority_and_path_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
