@@ -51,7 +51,6 @@
 
 #define PROCESS_PATH "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
-#define EXTPROC_SERVICE "envoy.service.ext_proc.v3.ExternalProcessor"
 #define DEST_HEADER "x-gateway-destination-endpoint"
 /* GIE re-chunks a streamed body at this size. */
 #define CHUNK_BYTES 62000
@@ -775,8 +774,11 @@ static void health_answer(struct ig_grpc_stream *s, bool ready)
 	ig_buf_free(&b);
 }
 
-/* Check: "" and the ext_proc service are SERVING once the pool is known;
- * liveness always; other names NOT_FOUND, as grpc-go's health server. */
+/* Check: liveness is always SERVING; any other name ("", the ext_proc
+ * service, readiness, GIE v0.2's Deployment probe "inference-extension")
+ * SERVING once the pool is known, NOT_SERVING before, as GIE's servers
+ * answer every name (v0.2; v1.5 without leader election). A name a probe
+ * spells differently must not fail it with NOT_FOUND. */
 static void health_check(struct ig_grpc_stream *s, const uint8_t *msg, size_t len, bool ready)
 {
 	char service[256];
@@ -784,15 +786,7 @@ static void health_check(struct ig_grpc_stream *s, const uint8_t *msg, size_t le
 		ig_grpc_finish(s, IG_GRPC_INVALID_ARGUMENT, "malformed HealthCheckRequest");
 		return;
 	}
-	if (!strcmp(service, "liveness")) {
-		health_answer(s, true);
-	} else if (!service[0] || !strcmp(service, EXTPROC_SERVICE) ||
-		   !strcmp(service, "readiness")) {
-		health_answer(s, ready);
-	} else {
-		ig_grpc_finish(s, IG_GRPC_NOT_FOUND, "unknown service");
-		return;
-	}
+	health_answer(s, !strcmp(service, "liveness") || ready);
 	ig_grpc_finish(s, IG_GRPC_OK, NULL);
 }
 
