@@ -25,7 +25,9 @@
  *
  * The response path is read for usage and metrics (and answered as its
  * mode asks: FULL_DUPLEX chunks are echoed, since Envoy drains them); the
- * request's accounting on its endpoint ends with the stream. An error is
+ * request's accounting on its endpoint ends with the stream. The endpoint
+ * the proxy reports in x-gateway-destination-endpoint-served, when it fell
+ * back to another of the list, takes over that accounting. An error is
  * an immediate_response with the status and an OpenAI error body. */
 #include <errno.h>
 #include <stdatomic.h>
@@ -618,6 +620,10 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 		if (ig_str_to_u64(st, &code) < 0)
 			code = 200;
 		bool sse = ct.len && memmem(ct.ptr, ct.len, "text/event-stream", 17);
+		/* The proxy fell back to another endpoint of the list: the
+		 * request counts there from now (gie-reference §7). */
+		if (xs->p && !xs->p->finished && m->served.len)
+			ig_req_sink_served(xs->p, m->served);
 		if (xs->p && !xs->p->finished)
 			ig_req_sink_response_head(xs->p, (int)code, sse);
 		if (xs->p && xs->p->restore_model) {

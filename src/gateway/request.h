@@ -344,6 +344,11 @@ void ig_extpick_worker_free(struct ig_worker *w);
  * it (status, whether it is an event stream, then body pieces), read for
  * usage, metrics and the prefix-index commit; _end ends the request. */
 void ig_req_sink_response_head(struct ig_req *p, int status, bool sse);
+/* The proxy reports the endpoint that served (GIE's
+ * x-gateway-destination-endpoint-served): when it is another of the
+ * ranking (a fallback after a failed connect), the request's accounting
+ * moves there, as a retry moves it; before ig_req_sink_response_head. */
+void ig_req_sink_served(struct ig_req *p, struct ig_str addr);
 
 /* GIE v1: a rewrite's target named in the response's "model" members is
  * turned back into the name asked for (when p->restore_model). Setup

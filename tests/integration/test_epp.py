@@ -993,3 +993,46 @@ def test_buffered_partial_part_of_a_body(procs, tmp_path):
     assert not r.request_body.response.HasField("body_mutation")
     assert s.rest() == []
     p.stop()
+
+
+def pool_counts(p):
+    _, _, data = call("http://%s:%d" % (p.host, p.metrics_port), "/pools")
+    return {e["address"]: (e["in_flight"], e["requests_total"])
+            for pool in json.loads(data)["pools"] for e in pool["endpoints"]}
+
+
+def test_served_endpoint_takes_the_request(procs, tmp_path):
+    """The proxy fell back to the second endpoint of the list and reports
+    it in x-gateway-destination-endpoint-served (gie-reference §7): the
+    request's in-flight count and total move there, as the gateway's own
+    retry moves them, and end there."""
+    p = Picker(procs, tmp_path, extra=("--endpoints", "2"))
+    p.wait_scraped()
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    eps = set_headers(first.request_headers.response)[DEST].split(",")
+    assert len(eps) == 2, eps
+    before = pool_counts(p)
+    assert before[eps[0]][0] == 1 and before[eps[1]][0] == 0, before
+    m = pb.ProcessingRequest()
+    for k, v in ((":status", "200"), ("content-type", "application/json")):
+        h = m.response_headers.headers.headers.add()
+        h.key = k
+        h.raw_value = v.encode()
+    lb = m.metadata_context.filter_metadata["envoy.lb"]
+    lb.fields["x-gateway-destination-endpoint-served"].string_value = eps[1]
+    s.send(m)
+    assert kind(s.next()) == "response_headers"
+    mid = pool_counts(p)
+    assert mid[eps[0]][0] == 0 and mid[eps[1]][0] == 1, mid
+    assert mid[eps[1]][1] == before[eps[1]][1] + 1, (before, mid)
+    m = pb.ProcessingRequest()
+    m.response_body.body = b'{"usage":{"prompt_tokens":9,"completion_tokens":5}}'
+    m.response_body.end_of_stream = True
+    s.send(m)
+    assert kind(s.next()) == "response_body"
+    s.rest()
+    deadline = time.time() + 5
+    while any(v[0] for v in pool_counts(p).values()):
+        assert time.time() < deadline, pool_counts(p)
+        time.sleep(0.05)
+    p.stop()
