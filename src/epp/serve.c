@@ -737,6 +737,25 @@ static void process_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t
 	ig_xp_request_free(&m);
 }
 
+/* A message over the gRPC ceiling (--grpc-max-recv-msg-size, else
+ * --max-body-bytes + 64 KiB): the gRPC layer drops it unheld and tells us
+ * its size. While the request's body is awaited it can only be that body
+ * (BUFFERED sends it as one message): 413, as for a body over the limit
+ * in pieces. Anything else ends the stream. */
+static void process_oversize(struct ig_grpc_stream *s, size_t len)
+{
+	struct xstream *xs = ig_grpc_stream_data(s);
+	if (!xs)
+		return;
+	if (xs->got_headers && !xs->body_done && !xs->p) {
+		refuse_body(xs, true);
+		return;
+	}
+	char msg[96];
+	snprintf(msg, sizeof msg, "a message of %zu bytes is over the picker's limit", len);
+	fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, msg);
+}
+
 static void process_half_close(struct ig_grpc_stream *s)
 {
 	struct xstream *xs = ig_grpc_stream_data(s);
@@ -865,6 +884,7 @@ static int fe_start(struct ig_worker *w, void *arg)
 	    {.path = PROCESS_PATH,
 	     .on_open = process_open,
 	     .on_message = process_message,
+	     .on_oversize = process_oversize,
 	     .on_half_close = process_half_close,
 	     .on_end = process_end,
 	     .arg = w},

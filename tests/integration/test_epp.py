@@ -995,6 +995,26 @@ def test_buffered_partial_part_of_a_body(procs, tmp_path):
     p.stop()
 
 
+def test_buffered_body_over_the_grpc_message_limit(procs, tmp_path):
+    """A BUFFERED body is one gRPC message: one over the picker's message
+    limit (--max-body-bytes + 64 KiB) is a 413 like a body over the limit
+    in pieces, not a gRPC error (which Envoy turns into a 500); its bytes
+    are dropped as they come, and the picker goes on serving."""
+    p = Picker(procs, tmp_path, extra=("--max-body-bytes", "10000"))
+    s = Stream(p.channel, timeout=4)
+    s.send(headers_msg(mode=BUFFERED))
+    assert kind(s.next()) == "request_headers"
+    s.send(body_msg(b"x" * 200000, True))
+    r = s.next()
+    assert kind(r) == "immediate_response", r
+    assert r.immediate_response.status.code == 413
+    assert s.rest() == []
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    assert kind(first) == "request_headers"
+    s.rest()
+    p.stop()
+
+
 def pool_counts(p):
     _, _, data = call("http://%s:%d" % (p.host, p.metrics_port), "/pools")
     return {e["address"]: (e["in_flight"], e["requests_total"])
