@@ -1,15 +1,15 @@
 /* The gateway following a pool's external endpoint picker (GIE's, llm-d's,
  * or `infergate epp`) over ext_proc, as Envoy does (spec/extproc.md §5.3):
  *
- *   → request_headers (every client header, :method :path :authority
- *     :scheme), then the body in chunks without waiting (FULL_DUPLEX
- *     request body mode; response body mode NONE)
+ *   → request_headers (every client header in lower case, :method :path
+ *     :authority :scheme), then the body in chunks without waiting
+ *     (FULL_DUPLEX request body mode; response body mode NONE)
  *   ← request_headers answer: header changes, the pick in
  *     x-gateway-destination-endpoint (or envoy.lb metadata); then the body
  *     as streamed_response chunks up to end_of_stream
  *   the request goes to the first endpoint named (the next ones when
  *   connecting fails), with the picker's headers and body
- *   → response_headers with metadata_context envoy.lb
+ *   → response_headers (names in lower case) with metadata_context envoy.lb
  *     x-gateway-destination-endpoint-served = the endpoint that answered
  *   ← its answer's header changes go to the client's response
  *   the stream is half-closed when the response ends.
@@ -209,6 +209,19 @@ void ig_extpick_worker_free(struct ig_worker *w)
 	}
 	free(c);
 	w->xpc = NULL;
+}
+
+/* ext_proc header names are lower case (spec/extproc.md §3.1). */
+static struct ig_str lower_copy(struct ig_arena *a, struct ig_str name)
+{
+	char *lower = ig_arena_alloc(a, name.len + 1);
+	if (!lower)
+		return (struct ig_str){NULL, 0};
+	for (size_t j = 0; j < name.len; j++)
+		lower[j] = (char)(name.ptr[j] >= 'A' && name.ptr[j] <= 'Z' ? name.ptr[j] + 32
+									   : name.ptr[j]);
+	lower[name.len] = '\0';
+	return (struct ig_str){lower, name.len};
 }
 
 /* ---- failures ---- */
@@ -604,19 +617,14 @@ int ig_req_extpick(struct ig_req *p)
 	    (struct ig_xp_header){IG_STR(":scheme"), p->ex->tls ? IG_STR("https") : IG_STR("http")};
 	size_t auth_at = k++;
 	for (size_t i = 0; i < r->num_headers; i++) {
-		struct ig_str name = r->headers[i].name;
-		char *lower = ig_arena_alloc(p->ex->arena, name.len + 1);
-		if (!lower)
+		struct ig_str lower = lower_copy(p->ex->arena, r->headers[i].name);
+		if (!lower.ptr)
 			continue;
-		for (size_t j = 0; j < name.len; j++)
-			lower[j] =
-			    (char)(name.ptr[j] >= 'A' && name.ptr[j] <= 'Z' ? name.ptr[j] + 32
-									    : name.ptr[j]);
-		if (ig_str_eq_cstr((struct ig_str){lower, name.len}, "host")) {
+		if (ig_str_eq_cstr(lower, "host")) {
 			authority = r->headers[i].value;
 			continue;
 		}
-		hs[k++] = (struct ig_xp_header){{lower, name.len}, r->headers[i].value};
+		hs[k++] = (struct ig_xp_header){lower, r->headers[i].value};
 	}
 	hs[auth_at] = (struct ig_xp_header){IG_STR(":authority"), authority};
 	const struct ig_buf *body = &p->ex->body;
@@ -672,8 +680,11 @@ bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
 	size_t k = 0;
 	hs[k++] = (struct ig_xp_header){IG_STR(":status"),
 					ig_arena_strdup(p->ex->arena, ig_str_from(status))};
-	for (size_t i = 0; i < res->num_headers; i++)
-		hs[k++] = (struct ig_xp_header){h[i].name, h[i].value};
+	for (size_t i = 0; i < res->num_headers; i++) {
+		struct ig_str lower = lower_copy(p->ex->arena, h[i].name);
+		if (lower.ptr)
+			hs[k++] = (struct ig_xp_header){lower, h[i].value};
+	}
 	struct ig_xp_request_out m = {
 	    .kind = IG_XP_REQ_RESPONSE_HEADERS,
 	    .headers = hs,

@@ -92,15 +92,22 @@ def long_prompt_body(model="tweet-summary", words=12000):
 class FakePicker:
     """A minimal ext_proc picker (grpcio): it picks the endpoints named in
     test-epp-endpoint-selection (else the first of `endpoints`), sends the
-    body back unchanged, and on the response headers sets SERVED from the
-    served-endpoint metadata. mode "hang" never answers, "close" ends the
-    stream at once, "shed" answers 429, "grow" sends back the body with
-    GROW added to its prompt, in chunks of 3000 bytes."""
+    body back unchanged, on the response headers sets SERVED from the
+    served-endpoint metadata, and echoes the response body chunk by chunk
+    (FULL_DUPLEX_STREAMED, as GIE's picker does for an event stream). mode
+    "hang" never answers, "close" ends the stream at once, "shed" answers
+    429 with headers of its own, "grow" sends back the body with GROW added
+    to its prompt, in chunks of 3000 bytes, "rename" gathers the response
+    body and sends it back whole with its model renamed (as GIE turns a
+    rewritten model back), "resp-imm" answers the response headers with an
+    immediate 403."""
 
     def __init__(self, host, port, endpoints, mode="select", tls=None):
         self.host, self.port, self.endpoints, self.mode = host, port, endpoints, mode
         self.seen = []  # request headers of each stream, as dicts
         self.served = []
+        self.resp_headers = []  # response header names of each stream
+        self.resp_bodies = []   # the response body each stream saw
         self.stop_evt = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
         handler = grpc.method_handlers_generic_handler(
@@ -154,6 +161,12 @@ class FakePicker:
                     r = pb.ProcessingResponse()
                     r.immediate_response.status.code = 429
                     r.immediate_response.body = b"shed by the test picker"
+                    for k, v in (("x-shed-by", b"test-picker"),
+                                 ("content-type", b"application/json"),
+                                 ("content-length", b"999")):
+                        h = r.immediate_response.headers.set_headers.add()
+                        h.header.key = k
+                        h.header.raw_value = v
                     yield r
                     return
                 if req.request_headers.end_of_stream:
@@ -180,10 +193,34 @@ class FakePicker:
                 lb = req.metadata_context.filter_metadata["envoy.lb"]
                 served = lb.fields["x-gateway-destination-endpoint-served"].string_value
                 self.served.append(served)
+                self.resp_headers.append([h.key for h in req.response_headers.headers.headers])
+                self.resp_bodies.append(b"")
+                if self.mode == "resp-imm":
+                    r = pb.ProcessingResponse()
+                    r.immediate_response.status.code = 403
+                    r.immediate_response.body = b"refused by the test picker"
+                    h = r.immediate_response.headers.set_headers.add()
+                    h.header.key = "x-refused-by"
+                    h.header.raw_value = b"test-picker"
+                    yield r
+                    return
                 r = pb.ProcessingResponse()
                 h = r.response_headers.response.header_mutation.set_headers.add()
                 h.header.key = SERVED
                 h.header.raw_value = served.encode()
+                yield r
+            elif kind == "response_body":
+                self.resp_bodies[-1] += req.response_body.body
+                eos = req.response_body.end_of_stream
+                if self.mode == "rename" and not eos:
+                    continue
+                out = req.response_body.body
+                if self.mode == "rename":
+                    out = self.resp_bodies[-1].replace(b'"tweet-summary-1"', b'"renamed"')
+                r = pb.ProcessingResponse()
+                sr = r.response_body.response.body_mutation.streamed_response
+                sr.body = out
+                sr.end_of_stream = eos
                 yield r
 
 
@@ -466,3 +503,23 @@ def test_picker_verified_tls(procs, tmp_path):
         finally:
             p.stop()
         s.stop()
+
+
+# ---- the response path through the picker (FULL_DUPLEX_STREAMED) ----
+
+def test_response_header_names_are_lower_case(procs, tmp_path):
+    """ext_proc header names are lower case (spec/extproc.md §3.1), the
+    response's as the request's: a picker looks up content-type (GIE's
+    streaming check) by that name."""
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        status, _, r = post_json(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert status == 200, r
+        names = p.resp_headers[0]
+        assert ":status" in names and "content-type" in names, names
+        assert all(n == n.lower() for n in names), names
+    finally:
+        p.stop()
+    s.stop()
+
