@@ -15,12 +15,12 @@
  *   the stream is half-closed when the response ends.
  *
  * Each answer must come within --epp-timeout. An immediate_response is
- * the client's answer. When the picker cannot be reached, times out, ends
- * the stream or answers out of protocol before the request has gone to a
- * pod: FailOpen serves the request with the built-in picker, FailClose
- * answers 503 (unreachable), 504 (timeout) or 500 (anything else) and
- * nothing reaches a pod. After that point a picker failure only loses its
- * response-header changes.
+ * the client's answer, with its status, body and header changes. When the
+ * picker cannot be reached, times out, ends the stream or answers out of
+ * protocol before the request has gone to a pod: FailOpen serves the
+ * request with the built-in picker, FailClose answers 503 (unreachable),
+ * 504 (timeout) or 500 (anything else) and nothing reaches a pod. After
+ * that point a picker failure only loses its response-header changes.
  *
  * Streams share one HTTP/2 connection per picker address and worker
  * (ig_grpc_channel), kept for the worker's life. A call outlives its
@@ -209,6 +209,42 @@ void ig_extpick_worker_free(struct ig_worker *w)
 	}
 	free(c);
 	w->xpc = NULL;
+}
+
+/* Names the upstream head writes itself, or that are not HTTP/1 headers. */
+static bool not_settable(struct ig_str name)
+{
+	static const struct ig_str names[] = {IG_STR("content-length"),
+					      IG_STR("host"),
+					      IG_STR("connection"),
+					      IG_STR("transfer-encoding"),
+					      IG_STR("keep-alive"),
+					      IG_STR("upgrade"),
+					      IG_STR("te"),
+					      IG_STR("trailer")};
+	if (!name.len || name.ptr[0] == ':')
+		return true;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (ig_str_ieq(name, names[i]))
+			return true;
+	for (size_t i = 0; i < name.len; i++)
+		if (!ig_http_is_tchar((unsigned char)name.ptr[i]))
+			return true;
+	return false;
+}
+
+/* A header the picker may set on a request or on a response: a name the
+ * framing does not own, and a value without control characters. */
+static bool header_ok(struct ig_str name, struct ig_str value)
+{
+	if (not_settable(name))
+		return false;
+	for (size_t j = 0; j < value.len; j++) {
+		unsigned char ch = (unsigned char)value.ptr[j];
+		if (ch < 0x20 ? ch != '\t' : ch == 0x7f)
+			return false;
+	}
+	return true;
 }
 
 /* ext_proc header names are lower case (spec/extproc.md §3.1). */
@@ -460,6 +496,37 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 		ig_http_client_pause(p->up, false);
 }
 
+/* An immediate_response is the client's answer (spec/extproc.md §4.6),
+ * with its status, body (text/plain unless it sets a content type) and
+ * header changes, as Envoy makes its local reply. */
+static void respond_immediate(struct xp_call *x, const struct ig_xp_response *r)
+{
+	struct ig_req *p = x->p;
+	ig_timer_stop(&x->w->loop, &x->timer);
+	x->phase = XP_PASSED;
+	p->status = r->immediate_status;
+	p->reason = "the endpoint picker answered the request itself";
+	const char *ct = "text/plain";
+	struct ig_http_header *h = ig_arena_alloc(p->ex->arena, (r->nset + 1) * sizeof *h);
+	size_t n = 0;
+	for (size_t i = 0; i < r->nset; i++) {
+		struct ig_str key = r->set[i].key, value = r->set[i].value;
+		if (ig_str_ieq_cstr(key, "content-type")) {
+			struct ig_str v = ig_arena_strdup(p->ex->arena, value);
+			if (v.ptr)
+				ct = v.ptr;
+		} else if (h && header_ok(key, value)) {
+			h[n].name = ig_arena_strdup(p->ex->arena, key);
+			h[n].value = ig_arena_strdup(p->ex->arena, value);
+			if (h[n].name.ptr && h[n].value.ptr)
+				n++;
+		}
+	}
+	ig_http_respond(p->ex, r->immediate_status, ct, r->immediate_body.ptr,
+			r->immediate_body.len, h, n);
+	ig_req_finish(p);
+}
+
 static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, void *data)
 {
 	struct xp_call *x = data;
@@ -478,18 +545,8 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 	}
 	if (r.kind == IG_XP_RESP_IMMEDIATE && x->phase == XP_REQUEST) {
 		/* The picker answers the client itself (429 shed, 503, ...). */
-		ig_timer_stop(&x->w->loop, &x->timer);
-		x->phase = XP_SENT;
-		p->status = r.immediate_status;
-		p->reason = "the endpoint picker answered the request itself";
-		const char *ct = "text/plain";
-		for (size_t i = 0; i < r.nset; i++)
-			if (ig_str_ieq_cstr(r.set[i].key, "content-type"))
-				ct = ig_arena_strdup(p->ex->arena, r.set[i].value).ptr;
-		ig_http_respond(p->ex, r.immediate_status, ct, r.immediate_body.ptr,
-				r.immediate_body.len, NULL, 0);
+		respond_immediate(x, &r);
 		ig_xp_response_free(&r);
-		ig_req_finish(p);
 		return;
 	}
 	switch (x->phase) {
@@ -738,43 +795,13 @@ bool ig_req_extpick_drops(const struct ig_req *p, struct ig_str name)
 	return false;
 }
 
-/* Names the upstream head writes itself, or that are not HTTP/1 headers. */
-static bool not_settable(struct ig_str name)
-{
-	static const struct ig_str names[] = {IG_STR("content-length"),
-					      IG_STR("host"),
-					      IG_STR("connection"),
-					      IG_STR("transfer-encoding"),
-					      IG_STR("keep-alive"),
-					      IG_STR("upgrade"),
-					      IG_STR("te"),
-					      IG_STR("trailer")};
-	if (!name.len || name.ptr[0] == ':')
-		return true;
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (ig_str_ieq(name, names[i]))
-			return true;
-	for (size_t i = 0; i < name.len; i++)
-		if (!ig_http_is_tchar((unsigned char)name.ptr[i]))
-			return true;
-	return false;
-}
-
 void ig_req_extpick_additions(const struct ig_req *p,
 			      void (*emit)(void *ud, const char *name, const char *value), void *ud)
 {
 	const struct xp_call *x = p->xp;
-	for (size_t i = 0; i < x->nset; i++) {
-		if (not_settable(x->set[i].key))
-			continue;
-		bool clean = true;
-		for (size_t j = 0; j < x->set[i].value.len && clean; j++) {
-			unsigned char ch = (unsigned char)x->set[i].value.ptr[j];
-			clean = ch >= 0x20 ? ch != 0x7f : ch == '\t';
-		}
-		if (clean)
+	for (size_t i = 0; i < x->nset; i++)
+		if (header_ok(x->set[i].key, x->set[i].value))
 			emit(ud, x->set[i].key.ptr, x->set[i].value.ptr);
-	}
 }
 
 size_t ig_req_extpick_room(const struct ig_req *p)

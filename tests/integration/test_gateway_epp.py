@@ -397,12 +397,18 @@ def test_gateway_follows_the_test_picker(procs, tmp_path):
 
 
 def test_picker_sheds(procs, tmp_path):
+    """An immediate_response is the client's answer, with its status, body
+    and header changes (its content type too), as Envoy's local reply;
+    the framing's own headers are not the picker's to set."""
     s = Setup(procs, tmp_path)
     p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="shed")
     try:
-        status, _, data = call(s.base, "/v1/completions", seed_body())
+        status, headers, data = call(s.base, "/v1/completions", seed_body())
         assert status == 429
-        assert b"shed by the test picker" in data
+        assert data == b"shed by the test picker"
+        assert headers["x-shed-by"] == "test-picker"
+        assert headers["content-type"] == "application/json"
+        assert headers["content-length"] == str(len(data))
         assert s.completions_seen() == 0
     finally:
         p.stop()
