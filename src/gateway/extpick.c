@@ -15,7 +15,9 @@
  *   the stream is half-closed when the response ends.
  *
  * Each answer must come within --epp-timeout. An immediate_response is
- * the client's answer, with its status, body and header changes. When the
+ * the client's answer, with its status, body and header changes, on the
+ * request path and on the response path until the response head went to
+ * the client; after that it resets the client's stream (§4.6). When the
  * picker cannot be reached, times out, ends the stream or answers out of
  * protocol before the request has gone to a pod: FailOpen serves the
  * request with the built-in picker, FailClose answers 503 (unreachable),
@@ -271,6 +273,16 @@ static void fallback(struct ig_req *p)
 		ig_req_send(p);
 }
 
+/* The client's response began: it can only be cut now, which tells the
+ * client it is incomplete (Envoy resets the stream). */
+static void cut_response(struct ig_req *p, const char *why)
+{
+	p->reason = why;
+	p->ex->on_abort = NULL;
+	ig_http_abort(p->ex);
+	ig_req_finish(p);
+}
+
 /* The picker failed us: before the request went to a pod, the failure
  * mode decides; after, the response goes on without its changes. */
 static void picker_failed(struct xp_call *x, int grpc_status, const char *why)
@@ -496,9 +508,10 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 		ig_http_client_pause(p->up, false);
 }
 
-/* An immediate_response is the client's answer (spec/extproc.md §4.6),
- * with its status, body (text/plain unless it sets a content type) and
- * header changes, as Envoy makes its local reply. */
+/* An immediate_response before anything of the response went to the
+ * client: it is the client's answer (spec/extproc.md §4.6), with its
+ * status, body (text/plain unless it sets a content type) and header
+ * changes, as Envoy makes its local reply. */
 static void respond_immediate(struct xp_call *x, const struct ig_xp_response *r)
 {
 	struct ig_req *p = x->p;
@@ -543,9 +556,14 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 		ig_xp_response_free(&r);
 		return;
 	}
-	if (r.kind == IG_XP_RESP_IMMEDIATE && x->phase == XP_REQUEST) {
-		/* The picker answers the client itself (429 shed, 503, ...). */
-		respond_immediate(x, &r);
+	if (r.kind == IG_XP_RESP_IMMEDIATE) {
+		/* The picker answers the client itself (429 shed, 503, ...):
+		 * in place of the response while none of it went out, else
+		 * the client's stream is reset. */
+		if (x->phase == XP_REQUEST || x->phase == XP_SENT || x->phase == XP_RESPONSE)
+			respond_immediate(x, &r);
+		else
+			cut_response(p, "the endpoint picker answered after the response began");
 		ig_xp_response_free(&r);
 		return;
 	}

@@ -529,3 +529,21 @@ def test_response_header_names_are_lower_case(procs, tmp_path):
         p.stop()
     s.stop()
 
+
+def test_picker_immediate_response_on_the_response(procs, tmp_path):
+    """An immediate_response answering the response headers replaces the
+    response, which has not gone to the client yet (§4.6): its status,
+    body and headers, at once, not after --epp-timeout."""
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="resp-imm")
+    try:
+        t0 = time.time()
+        status, headers, data = call(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert time.time() - t0 < 5
+        assert status == 403, data
+        assert data == b"refused by the test picker"
+        assert headers["x-refused-by"] == "test-picker"
+        assert headers.get("x-gateway-destination-endpoint-served") is None
+    finally:
+        p.stop()
+    s.stop()
