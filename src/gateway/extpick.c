@@ -1,28 +1,39 @@
 /* The gateway following a pool's external endpoint picker (GIE's, llm-d's,
- * or `infergate epp`) over ext_proc, as Envoy does (spec/extproc.md §5.3):
+ * or `infergate epp`) over ext_proc, as Envoy does with GIE's
+ * configuration (spec/extproc.md §5.3, §5.4; gie-reference §4.1, §7):
  *
  *   → request_headers (every client header in lower case, :method :path
  *     :authority :scheme), then the body in chunks without waiting
- *     (FULL_DUPLEX request body mode; response body mode NONE)
+ *     (FULL_DUPLEX_STREAMED both ways)
  *   ← request_headers answer: header changes, the pick in
  *     x-gateway-destination-endpoint (or envoy.lb metadata); then the body
  *     as streamed_response chunks up to end_of_stream
  *   the request goes to the first endpoint named (the next ones when
  *   connecting fails), with the picker's headers and body
- *   → response_headers (names in lower case) with metadata_context envoy.lb
- *     x-gateway-destination-endpoint-served = the endpoint that answered
- *   ← its answer's header changes go to the client's response
+ *   → response_headers (names in lower case) with metadata_context
+ *     envoy.lb x-gateway-destination-endpoint-served = the endpoint that
+ *     answered; end_of_stream when the response has no body
+ *   ← its answer's header changes go to the client's response head, sent
+ *     without Content-Length when a body follows (Envoy drops it in this
+ *     mode, §4.4)
+ *   → response_body chunks as the pod sends them, the last with
+ *     end_of_stream
+ *   ← streamed_response chunks: what the client gets, written as they
+ *     come; the one with end_of_stream ends the response
  *   the stream is half-closed when the response ends.
  *
- * Each answer must come within --epp-timeout. An immediate_response is
- * the client's answer, with its status, body and header changes, on the
- * request path and on the response path until the response head went to
- * the client; after that it resets the client's stream (§4.6). When the
- * picker cannot be reached, times out, ends the stream or answers out of
- * protocol before the request has gone to a pod: FailOpen serves the
- * request with the built-in picker, FailClose answers 503 (unreachable),
- * 504 (timeout) or 500 (anything else) and nothing reaches a pod. After
- * that point a picker failure only loses its response-header changes.
+ * Each answer must come within --epp-timeout (in the response body: while
+ * the picker holds more than a window of it, or after its end went). An
+ * immediate_response is the client's answer, with its status, body and
+ * header changes, on the request path and on the response path until the
+ * response head went to the client; after that it resets the client's
+ * stream (§4.6). When the picker cannot be reached, times out, ends the
+ * stream or answers out of protocol before the request has gone to a pod:
+ * FailOpen serves the request with the built-in picker, FailClose answers
+ * 503 (unreachable), 504 (timeout) or 500 (anything else) and nothing
+ * reaches a pod. While a response head waits for it, a failure passes
+ * the response on unchanged; once the response body went to the picker
+ * (which drains it), the client's stream is reset.
  *
  * Streams share one HTTP/2 connection per picker address and worker
  * (ig_grpc_channel), kept for the worker's life. A call outlives its
@@ -49,6 +60,7 @@ enum xp_phase {
 	XP_REQUEST,  /* waiting for the headers answer, then the body */
 	XP_SENT,     /* the request went to a pod */
 	XP_RESPONSE, /* a response head waits for the picker */
+	XP_BODY,     /* the head went on; the body goes through the picker */
 	XP_PASSED,   /* the response went on; only the half-close is left */
 };
 
@@ -75,6 +87,11 @@ struct xp_call {
 	/* The held response head and whether the response ended meanwhile. */
 	struct ig_http_response res;
 	bool up_done;
+	/* The response's body goes through the picker (it has one); its end
+	 * went; bytes of it the picker has not given back yet, and whether
+	 * the pod's side is paused because they are over the window. */
+	bool resp_body, resp_eos_sent, window_paused;
+	size_t resp_out;
 	struct xp_call *next, *prev; /* the worker's live calls */
 };
 
@@ -100,6 +117,7 @@ static struct ig_extpick_conns *conns_of(struct ig_worker *w)
 
 static void picker_failed(struct xp_call *x, int grpc_status, const char *why);
 static void xp_free(struct xp_call *x);
+static int send_msg(struct xp_call *x, const struct ig_xp_request_out *m);
 
 /* Before a channel is freed (which cancels its calls without a word):
  * its calls end here. */
@@ -284,7 +302,9 @@ static void cut_response(struct ig_req *p, const char *why)
 }
 
 /* The picker failed us: before the request went to a pod, the failure
- * mode decides; after, the response goes on without its changes. */
+ * mode decides; while the response head waits, the response goes on
+ * without its changes; once the response body went to the picker, which
+ * drained it, the client's response is cut. */
 static void picker_failed(struct xp_call *x, int grpc_status, const char *why)
 {
 	struct ig_req *p = x->p;
@@ -301,9 +321,10 @@ static void picker_failed(struct xp_call *x, int grpc_status, const char *why)
 	x->p = NULL;
 	ig_warn("endpoint picker of pool %s/%s: %s%s", p->pool->pool->meta.ns,
 		p->pool->pool->meta.name, why,
-		phase != XP_REQUEST ? "; the response goes on unchanged"
-		: fail_open	    ? "; FailOpen: the built-in picker serves the request"
-				    : "; FailClose: the request fails");
+		phase == XP_BODY      ? "; the response was cut"
+		: phase != XP_REQUEST ? "; the response goes on unchanged"
+		: fail_open	      ? "; FailOpen: the built-in picker serves the request"
+				      : "; FailClose: the request fails");
 	if (phase == XP_RESPONSE) {
 		ig_req_relay_head(p, &x->res);
 		if (x->up_done)
@@ -312,6 +333,10 @@ static void picker_failed(struct xp_call *x, int grpc_status, const char *why)
 			ig_http_client_pause(p->up, false);
 	}
 	xp_free(x);
+	if (phase == XP_BODY && !p->finished) {
+		cut_response(p, "the endpoint picker failed during the response body");
+		return;
+	}
 	if (phase != XP_REQUEST || p->finished)
 		return;
 	if (fail_open) {
@@ -469,8 +494,34 @@ static int take_headers_answer(struct xp_call *x, const struct ig_xp_response *r
 	return 0;
 }
 
+/* The picker holds this much of the response body, not given back yet,
+ * before the pod's side waits: a picker that answers piece by piece (SSE,
+ * infergate epp) never gets near it; one that gathers a JSON response
+ * before answering (GIE) may hold a whole response within the gateway's
+ * --max-body-bytes, which also bounds the call's send queue. */
+static size_t resp_window(const struct xp_call *x)
+{
+	return x->w->gw->opt.http.max_body_bytes;
+}
+
+/* The response body's end goes to the picker, which owes its last answer
+ * from now (within --epp-timeout). A failed send ends the call: on_done
+ * cuts the response. */
+static void send_resp_end(struct xp_call *x)
+{
+	if (x->resp_eos_sent)
+		return;
+	const struct ig_xp_request_out m = {
+	    .kind = IG_XP_REQ_RESPONSE_BODY, .body = {"", 0}, .end_of_stream = true};
+	if (x->call && !x->call_done && send_msg(x, &m) == 0)
+		x->resp_eos_sent = true;
+	arm(x);
+}
+
 /* The picker's changes applied to the held response head, then it goes
- * to the client. */
+ * to the client: without Content-Length when the body goes through the
+ * picker (Envoy drops it in FULL_DUPLEX_STREAMED, spec/extproc.md §4.4),
+ * and without any header the framing owns. */
 static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 {
 	struct ig_req *p = x->p;
@@ -491,7 +542,7 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 				h[n++] = x->res.headers[i];
 		}
 		for (size_t k = 0; k < r->nset; k++) {
-			if (!r->set[k].key.len || r->set[k].key.ptr[0] == ':')
+			if (!header_ok(r->set[k].key, r->set[k].value))
 				continue;
 			h[n].name = ig_arena_strdup(p->ex->arena, r->set[k].key);
 			h[n].value = ig_arena_strdup(p->ex->arena, r->set[k].value);
@@ -500,12 +551,54 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 		res.headers = h;
 		res.num_headers = n;
 	}
-	x->phase = XP_PASSED;
+	x->phase = x->resp_body ? XP_BODY : XP_PASSED;
+	int64_t length = p->resp_length;
+	if (x->resp_body)
+		p->resp_length = -1;
 	ig_req_relay_head(p, &res);
-	if (x->up_done)
-		ig_req_relay_end(p);
-	else if (p->up)
+	p->resp_length = length; /* what the pod's body is, for relay.c */
+	if (x->up_done) {
+		if (x->resp_body)
+			send_resp_end(x);
+		else
+			ig_req_relay_end(p);
+	} else if (p->up) {
 		ig_http_client_pause(p->up, false);
+	}
+}
+
+/* A streamed_response piece of the response body: the client's bytes.
+ * The one with end_of_stream (after ours) ends the response. */
+static void take_resp_body(struct xp_call *x, const struct ig_xp_response *r)
+{
+	struct ig_req *p = x->p;
+	if (r->streamed_eos && !x->resp_eos_sent) {
+		picker_failed(x, IG_GRPC_INTERNAL, "end_of_stream before the response body's end");
+		return;
+	}
+	size_t n = r->streamed_body.len;
+	x->resp_out = x->resp_out > n ? x->resp_out - n : 0;
+	int rc = n ? ig_http_write(p->ex, r->streamed_body.ptr, n) : 0;
+	if (rc < 0)
+		return; /* the client is gone: its on_abort ends the request */
+	if (r->streamed_eos) {
+		ig_timer_stop(&x->w->loop, &x->timer);
+		x->phase = XP_PASSED;
+		ig_req_relay_end(p);
+		return;
+	}
+	if (x->resp_eos_sent || x->window_paused)
+		arm(x);
+	else
+		ig_timer_stop(&x->w->loop, &x->timer);
+	if (rc == 1 && p->up) {
+		/* The client is full: the pod waits for on_client_writable. */
+		ig_http_client_pause(p->up, true);
+	} else if (x->window_paused && x->resp_out <= resp_window(x) / 2 && p->up) {
+		x->window_paused = false;
+		ig_timer_stop(&x->w->loop, &x->timer);
+		ig_http_client_pause(p->up, false); /* may feed us again: last */
+	}
 }
 
 /* An immediate_response before anything of the response went to the
@@ -560,10 +653,14 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 		/* The picker answers the client itself (429 shed, 503, ...):
 		 * in place of the response while none of it went out, else
 		 * the client's stream is reset. */
-		if (x->phase == XP_REQUEST || x->phase == XP_SENT || x->phase == XP_RESPONSE)
+		if (x->phase == XP_REQUEST || x->phase == XP_SENT || x->phase == XP_RESPONSE) {
 			respond_immediate(x, &r);
-		else
+		} else if (x->phase == XP_BODY) {
+			picker_failed(x, IG_GRPC_INTERNAL,
+				      "an immediate_response after the response began");
+		} else {
 			cut_response(p, "the endpoint picker answered after the response began");
+		}
 		ig_xp_response_free(&r);
 		return;
 	}
@@ -601,6 +698,18 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 	case XP_RESPONSE:
 		if (r.kind == IG_XP_RESP_RESPONSE_HEADERS)
 			pass_response(x, &r);
+		break;
+	case XP_BODY:
+		if (r.kind == IG_XP_RESP_RESPONSE_BODY && r.has_streamed) {
+			take_resp_body(x, &r);
+		} else if (r.kind != IG_XP_RESP_RESPONSE_TRAILERS) {
+			/* FULL_DUPLEX_STREAMED takes nothing but streamed
+			 * pieces here (§5.3): Envoy resets the stream. */
+			ig_xp_response_free(&r);
+			picker_failed(x, IG_GRPC_INTERNAL,
+				      "an answer out of order during the response body");
+			return;
+		}
 		break;
 	default:
 		break; /* late or extra answers are not ours to apply */
@@ -710,7 +819,7 @@ int ig_req_extpick(struct ig_req *p)
 	    .end_of_stream = body->len == 0,
 	    .protocol_config = true,
 	    .request_body_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
-	    .response_body_mode = IG_XP_BODY_NONE,
+	    .response_body_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
 	};
 	int rc = send_msg(x, &m);
 	for (size_t off = 0; rc == 0 && off < body->len;) {
@@ -760,16 +869,22 @@ bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
 		if (lower.ptr)
 			hs[k++] = (struct ig_xp_header){lower, h[i].value};
 	}
+	/* A response with no body ends with its head (as Envoy's codec
+	 * says): the picker gets no body messages for it. */
+	bool bodyless = res->status < 200 || res->status == 204 || res->status == 304 ||
+			ig_str_eq_cstr(p->ex->req.method, "HEAD") || p->resp_length == 0;
 	struct ig_xp_request_out m = {
 	    .kind = IG_XP_REQ_RESPONSE_HEADERS,
 	    .headers = hs,
 	    .nheaders = k,
+	    .end_of_stream = bodyless,
 	    .meta_ns = "envoy.lb",
 	    .meta_key = "x-gateway-destination-endpoint-served",
 	    .meta_value = p->ep->addr,
 	};
 	if (send_msg(x, &m) < 0)
 		return false;
+	x->resp_body = !bodyless;
 	x->phase = XP_RESPONSE;
 	ig_http_client_pause(c, true);
 	arm(x);
@@ -778,12 +893,42 @@ bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
 
 bool ig_req_extpick_holding(const struct ig_req *p)
 {
-	return p->xp && p->xp->phase == XP_RESPONSE;
+	return p->xp && (p->xp->phase == XP_RESPONSE || p->xp->phase == XP_BODY);
 }
 
 void ig_req_extpick_up_done(struct ig_req *p)
 {
-	p->xp->up_done = true;
+	struct xp_call *x = p->xp;
+	x->up_done = true;
+	if (x->phase == XP_BODY)
+		send_resp_end(x);
+}
+
+/* Called from the pod's on_body: never fails the call from here (the
+ * client would be closed inside its own callback); a send that fails
+ * ends the call, whose on_done cuts the response. */
+int ig_req_extpick_body(struct ig_req *p, const char *data, size_t len, bool last)
+{
+	struct xp_call *x = p->xp;
+	if (x->phase != XP_BODY)
+		return -1;
+	if (x->resp_eos_sent)
+		return 0;
+	const struct ig_xp_request_out m = {
+	    .kind = IG_XP_REQ_RESPONSE_BODY, .body = {data, len}, .end_of_stream = last};
+	if (!x->call || x->call_done || send_msg(x, &m) < 0)
+		return 1;
+	x->resp_out += len;
+	if (last) {
+		x->resp_eos_sent = true;
+		arm(x);
+	}
+	if (x->resp_out > resp_window(x)) {
+		x->window_paused = true;
+		arm(x);
+		return 1;
+	}
+	return 0;
 }
 
 /* The request ended: the stream is half-closed (the picker's accounting

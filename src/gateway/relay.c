@@ -861,6 +861,10 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 		record_metrics(p);
 		account_done(p);
 	}
+	/* An external picker takes the body and answers the client. */
+	int xrc = p->xp ? ig_req_extpick_body(p, data, len, last) : -1;
+	if (xrc >= 0)
+		return xrc;
 	/* 1: the client is full (resume on_client_writable); -1: it is gone
 	 * (on_abort follows): either way, stop reading. */
 	if (p->restore_model)

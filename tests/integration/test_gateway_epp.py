@@ -208,6 +208,11 @@ class FakePicker:
                 h = r.response_headers.response.header_mutation.set_headers.add()
                 h.header.key = SERVED
                 h.header.raw_value = served.encode()
+                # GIE v1.5 copies the response's headers back: the framing
+                # ones must not reach the client.
+                h = r.response_headers.response.header_mutation.set_headers.add()
+                h.header.key = "content-length"
+                h.header.raw_value = b"1"
                 yield r
             elif kind == "response_body":
                 self.resp_bodies[-1] += req.response_body.body
@@ -280,10 +285,10 @@ class Setup:
                     total += float(line.rsplit(" ", 1)[1])
         return total
 
-    def start_epp(self, secure=False):
+    def start_epp(self, secure=False, metrics_port=0):
         args = ["epp", "-poolName", "qwen-pool", "-f", self.dir, "-grpcPort", self.picker_port,
-                "-grpcHealthPort", "0", "-metricsPort", "0", "--bind", self.picker_host,
-                "--workers", "1"]
+                "-grpcHealthPort", "0", "-metricsPort", metrics_port, "--bind",
+                self.picker_host, "--workers", "1"]
         if not secure:
             args.append("-secureServing=false")
         self.epp = self.procs.start(*args, name="epp")
@@ -527,6 +532,62 @@ def test_response_header_names_are_lower_case(procs, tmp_path):
         assert all(n == n.lower() for n in names), names
     finally:
         p.stop()
+    s.stop()
+
+
+def test_picker_answers_the_response_body(procs, tmp_path):
+    """The response body goes to the picker (FULL_DUPLEX_STREAMED, as GIE's
+    Envoy configuration sends it) and the client gets what the picker sends
+    back: here the whole JSON, gathered and changed, as GIE turns a
+    rewritten model back; without Content-Length, which Envoy drops in this
+    mode (§4.4), whatever the picker's header changes say. An event stream
+    is echoed piece by piece and reaches the client whole."""
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="rename")
+    try:
+        status, headers, r = post_json(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert status == 200, r
+        assert r["model"] == "renamed"
+        assert r["usage"]["completion_tokens"] == 100
+        assert headers.get("content-length") is None, dict(headers)
+        assert headers[SERVED] == headers["x-gateway-destination-endpoint-served"]
+        seen = json.loads(p.resp_bodies[0])
+        assert seen["model"] == "tweet-summary-1" and seen["usage"]["completion_tokens"] == 100
+    finally:
+        p.stop()
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        status, _, data = call(s.base, "/v1/completions",
+                               dict(seed_body("tweet-summary-1"), stream=True, max_tokens=20))
+        assert status == 200, data
+        events = [ln for ln in data.decode().splitlines() if ln.startswith("data: ")]
+        assert events[-1] == "data: [DONE]" and len(events) >= 21, events
+        assert p.resp_bodies[0] == data
+    finally:
+        p.stop()
+    s.stop()
+
+
+def test_infergate_epp_reads_the_usage(procs, tmp_path):
+    """Followed by the gateway, `infergate epp` now sees the response body:
+    the request's output tokens are in its metrics."""
+    s = Setup(procs, tmp_path)
+    metrics = free_port(s.picker_host)
+    s.start_epp(metrics_port=metrics)
+    wait_http("http://%s:%d/healthz" % (s.picker_host, metrics), proc=s.epp)
+    status, _, r = post_json(s.base, "/v1/completions", seed_body())
+    assert status == 200, r
+    assert r["model"] == "tweet-summary-1"
+    deadline = time.time() + 5
+    while True:
+        _, _, data = call("http://%s:%d" % (s.picker_host, metrics), "/metrics")
+        out = [ln for ln in data.decode().splitlines()
+               if ln.startswith("inference_model_output_tokens_sum{")
+               and 'model_name="tweet-summary"' in ln]
+        if out and float(out[0].rsplit(" ", 1)[1]) == 100:
+            break
+        assert time.time() < deadline, out
+        time.sleep(0.05)
     s.stop()
 
 
