@@ -2,12 +2,12 @@
  * input must decode or fail cleanly (ASan, UBSan, no leak). One that
  * decodes is written again with ig_xp_encode_request() (the gateway's
  * encoder) and decoded again: kind, headers, body, end_of_stream, the
- * protocol configuration and the subset hint must come back unchanged, and
- * encoding the copy must give the same bytes (the encoding is a function
- * of the content). The encoder, which writes body messages by hand around
- * the body, must write exactly what protobuf-c's pack writes, and the
- * decoder, which reads bare body chunks in place, must agree with
- * protobuf-c's unpack on every input. */
+ * protocol configuration, the subset hint and the served endpoint must come
+ * back unchanged, and encoding the copy must give the same bytes (the
+ * encoding is a function of the content). The encoder, which writes body
+ * messages by hand around the body, must write exactly what protobuf-c's
+ * pack writes, and the decoder, which reads bare body chunks in place,
+ * must agree with protobuf-c's unpack on every input. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +35,10 @@ static struct ig_xp_request_out out_of(const struct ig_xp_request *r)
 	    .response_body_mode = r->response_body_mode,
 	    .subset = r->has_subset ? (r->nsubset ? r->subset : no_strings) : NULL,
 	    .nsubset = r->nsubset,
+	    /* A decoded string value is NUL-terminated (protobuf-c's). */
+	    .meta_ns = r->served.len ? "envoy.lb" : NULL,
+	    .meta_key = "x-gateway-destination-endpoint-served",
+	    .meta_value = r->served.len ? r->served.ptr : NULL,
 	};
 }
 
@@ -50,6 +54,7 @@ static void same_request(const struct ig_xp_request *a, const struct ig_xp_reque
 		same_str(a->headers[i].value, b->headers[i].value);
 	}
 	same_str(a->body, b->body);
+	same_str(a->served, b->served);
 	if (a->has_protocol_config && (a->request_body_mode != b->request_body_mode ||
 				       a->response_body_mode != b->response_body_mode))
 		abort();

@@ -19,6 +19,8 @@
  *   /b...  answer each message with 64 KiB (more than the peer's window)
  *   /h...  hold: never answer
  *   /x...  finish at open with an error and a message to escape
+ *   /o...  echo, and a message over the ceiling is reported (on_oversize:
+ *          answered, then every other one finishes the call)
  *
  * Ceilings are small (8 KiB messages, 2 KiB headers, 4 streams) so that
  * every limit is reachable. */
@@ -86,6 +88,17 @@ static void on_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
 	}
 }
 
+static void on_oversize(struct ig_grpc_stream *s, size_t len)
+{
+	static unsigned n;
+	H->progress++;
+	if (len <= 8192)
+		abort(); /* only messages over the ceiling are reported */
+	ig_grpc_send(s, (const uint8_t *)"big", 3);
+	if (n++ & 1)
+		ig_grpc_finish(s, 8, "too large");
+}
+
 static void on_half_close(struct ig_grpc_stream *s)
 {
 	H->progress++;
@@ -101,11 +114,12 @@ static void on_end(struct ig_grpc_stream *s, bool reset)
 }
 
 static const struct ig_grpc_method methods[] = {
-    {"/e", on_open, on_message, on_half_close, on_end, NULL},
-    {"/f", on_open, on_message, on_half_close, on_end, NULL},
-    {"/b", on_open, on_message, on_half_close, on_end, NULL},
-    {"/h", on_open, on_message, on_half_close, on_end, NULL},
-    {"/x", on_open, on_message, on_half_close, on_end, NULL},
+    {"/e", on_open, on_message, on_half_close, on_end, NULL, NULL},
+    {"/f", on_open, on_message, on_half_close, on_end, NULL, NULL},
+    {"/b", on_open, on_message, on_half_close, on_end, NULL, NULL},
+    {"/h", on_open, on_message, on_half_close, on_end, NULL, NULL},
+    {"/x", on_open, on_message, on_half_close, on_end, NULL, NULL},
+    {"/o", on_open, on_message, on_half_close, on_end, NULL, on_oversize},
 };
 
 static void listen_once(void)

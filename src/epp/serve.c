@@ -4,19 +4,30 @@
  * sink instead of an upstream; the picker's ranking, or the error, goes
  * back as the answers Envoy expects for the body mode it announced:
  *
- *   BUFFERED             headers → continue; body → endpoint header,
- *                        content-length and the body when the model
- *                        changed, dynamic metadata.
+ *   BUFFERED,            headers → continue; the body, one message
+ *   BUFFERED_PARTIAL     answered at once (end_of_stream is false when
+ *                        trailers follow) → endpoint header, the body when
+ *                        the model changed (with content-length in
+ *                        BUFFERED), dynamic metadata. BUFFERED_PARTIAL's
+ *                        part of a body over Envoy's buffer is picked from
+ *                        the headers alone.
  *   FULL_DUPLEX_STREAMED chunks are taken without answering; at the end of
- *                        the body the headers answer (endpoint header,
- *                        metadata), then the body as streamed_response
- *                        chunks, the last with end_of_stream.
+ *                        the body (or at its trailers) the headers answer
+ *                        (endpoint header, metadata), then the body as
+ *                        streamed_response chunks, the last with
+ *                        end_of_stream when Envoy's last had it.
  *   NONE / STREAMED, or a request without a body: the pick is made at
- *                        header time, from the headers alone.
+ *                        header time, from the headers alone, and goes
+ *                        with the headers' answer.
+ *
+ * Exactly one answer per message, in order (spec/extproc.md §5.1):
+ * request trailers are answered after the pick's answer.
  *
  * The response path is read for usage and metrics (and answered as its
  * mode asks: FULL_DUPLEX chunks are echoed, since Envoy drains them); the
- * request's accounting on its endpoint ends with the stream. An error is
+ * request's accounting on its endpoint ends with the stream. The endpoint
+ * the proxy reports in x-gateway-destination-endpoint-served, when it fell
+ * back to another of the list, takes over that accounting. An error is
  * an immediate_response with the status and an OpenAI error body. */
 #include <errno.h>
 #include <stdatomic.h>
@@ -42,7 +53,6 @@
 
 #define PROCESS_PATH "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
-#define EXTPROC_SERVICE "envoy.service.ext_proc.v3.ExternalProcessor"
 #define DEST_HEADER "x-gateway-destination-endpoint"
 /* GIE re-chunks a streamed body at this size. */
 #define CHUNK_BYTES 62000
@@ -76,13 +86,27 @@ struct epp_worker {
  * 503s past this, not the picker's memory. */
 #define WORKER_HELD_MAX ((size_t)256 << 20)
 
+/* The message whose answer carries the pick: Envoy wants exactly one
+ * answer per message, in order (spec/extproc.md §5.1, §7: a spurious or
+ * missing one is a 500 or a stalled stream). */
+enum pick_due {
+	DUE_HEADERS, /* request_headers (then, in FULL_DUPLEX, the body back) */
+	DUE_BODY,    /* request_body (BUFFERED, BUFFERED_PARTIAL) */
+	DUE_NONE,    /* nothing can carry it: trailers came without a body */
+};
+
 /* One Process stream. */
 struct xstream {
 	struct epp *E;
 	struct ig_worker *w;
 	struct ig_grpc_stream *gs;
 	enum ig_xp_body_mode req_mode, resp_mode;
-	bool got_headers, body_done, picked, answered, failed, resp_done;
+	bool got_headers, body_done, answered, failed;
+	bool headers_answered; /* "continue": the pick goes on a body answer */
+	bool body_seen;	       /* a request body message came */
+	bool body_eos;	       /* its last one had end_of_stream (no trailers) */
+	bool trailers_due;     /* request_trailers is answered after the pick */
+	enum pick_due due;
 	struct ig_arena arena;
 	struct ig_http_exchange ex;
 	struct ig_buf body; /* the request body as it came */
@@ -219,10 +243,58 @@ static const char *endpoint_list(struct xstream *xs)
 	return s;
 }
 
+/* BUFFERED and BUFFERED_PARTIAL: the headers were answered already, so
+ * the pick goes with the body's answer, whose header mutation Envoy
+ * applies in these modes (§3.2); so does a body whose model changed, with
+ * its length in BUFFERED (Envoy checks the two agree, §4.4; in
+ * BUFFERED_PARTIAL it drops content-length itself). */
+static void answer_pick_body(struct xstream *xs, const struct ig_xp_set_header *set, size_t nset,
+			     const struct body_out *body, bool changed, const char *eps)
+{
+	const struct epp *E = xs->E;
+	bool length = changed && xs->req_mode == IG_XP_BODY_BUFFERED;
+	send_body_answer(xs, &(struct ig_xp_body_answer){
+				 .mode = IG_XP_BODY_BUFFERED,
+				 .body = IG_STR(""),
+				 .body_parts = body->part,
+				 .nbody_parts = body->n,
+				 .replace_body = changed,
+				 .set = set,
+				 .nset = length ? nset + 1 : nset,
+				 .clear_route_cache = true,
+				 .lb_endpoint = eps,
+				 .lb_ns = E->opt.dest_ns,
+				 .lb_key = E->opt.dest_key,
+			     });
+}
+
+/* FULL_DUPLEX_STREAMED: Envoy drained the chunks, so the body goes back
+ * after the headers answer, in chunks, the last with end_of_stream only
+ * when Envoy's last had it (§5.3): a body that ended with trailers gets
+ * no end_of_stream, and an empty one then needs no chunk at all. */
+static void send_body_back(struct xstream *xs, const struct body_out *body)
+{
+	if (!body->len && !xs->body_eos)
+		return;
+	size_t off = 0;
+	do {
+		size_t n = body->len - off > CHUNK_BYTES ? CHUNK_BYTES : body->len - off;
+		struct ig_str parts[IG_XP_BODY_PARTS];
+		size_t k = body_slice(body, off, n, parts);
+		send_body_answer(xs, &(struct ig_xp_body_answer){
+					 .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
+					 .body = IG_STR(""),
+					 .body_parts = parts,
+					 .nbody_parts = k,
+					 .end_of_stream = xs->body_eos && off + n == body->len,
+				     });
+		off += n;
+	} while (off < body->len);
+}
+
 static void on_picked(struct ig_req *p)
 {
 	struct xstream *xs = p->sink_data;
-	xs->picked = true;
 	const char *eps = endpoint_list(xs);
 	struct body_out body;
 	bool changed = body_out(xs, &body);
@@ -243,54 +315,30 @@ static void on_picked(struct ig_req *p)
 		    (struct ig_xp_set_header){"traceparent", ig_str_from(p->trace.traceparent)};
 	}
 	set[nset] = (struct ig_xp_set_header){"content-length", ig_str_from(clen)};
-	struct ig_buf b = {0};
-	if (xs->req_mode == IG_XP_BODY_BUFFERED && xs->body_done && !xs->answered) {
-		/* The headers were answered already: the pick goes with the body. */
-		send_body_answer(xs, &(struct ig_xp_body_answer){
-					 .mode = IG_XP_BODY_BUFFERED,
-					 .body = IG_STR(""),
-					 .body_parts = body.part,
-					 .nbody_parts = body.n,
-					 .replace_body = changed,
-					 .set = set,
-					 .nset = changed ? nset + 1 : nset,
-					 .clear_route_cache = true,
-					 .lb_endpoint = eps,
-					 .lb_ns = E->opt.dest_ns,
-					 .lb_key = E->opt.dest_key,
-				     });
-		xs->answered = true;
-		return;
-	}
-	bool with_length = xs->body_done && body.len > 0;
-	ig_xp_encode_headers_answer(&b, &(struct ig_xp_headers_answer){
-					    .set = set,
-					    .nset = with_length ? nset + 1 : nset,
-					    .clear_route_cache = true,
-					    .lb_endpoint = eps,
-					    .lb_ns = E->opt.dest_ns,
-					    .lb_key = E->opt.dest_key,
-					});
-	send_buf(xs, &b);
 	xs->answered = true;
-	if (xs->req_mode != IG_XP_BODY_FULL_DUPLEX_STREAMED || !xs->body_done)
-		return;
-	/* The body goes back in chunks; an empty body still needs its one
-	 * end_of_stream answer. */
-	size_t off = 0;
-	do {
-		size_t n = body.len - off > CHUNK_BYTES ? CHUNK_BYTES : body.len - off;
-		struct ig_str parts[IG_XP_BODY_PARTS];
-		size_t k = body_slice(&body, off, n, parts);
-		send_body_answer(xs, &(struct ig_xp_body_answer){
-					 .mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
-					 .body = IG_STR(""),
-					 .body_parts = parts,
-					 .nbody_parts = k,
-					 .end_of_stream = off + n == body.len,
-				     });
-		off += n;
-	} while (off < body.len);
+	if (xs->due == DUE_BODY) {
+		answer_pick_body(xs, set, nset, &body, changed, eps);
+	} else if (xs->due == DUE_HEADERS) {
+		bool with_length = xs->body_seen && body.len > 0;
+		struct ig_buf b = {0};
+		ig_xp_encode_headers_answer(&b, &(struct ig_xp_headers_answer){
+						    .set = set,
+						    .nset = with_length ? nset + 1 : nset,
+						    .clear_route_cache = true,
+						    .lb_endpoint = eps,
+						    .lb_ns = E->opt.dest_ns,
+						    .lb_key = E->opt.dest_key,
+						});
+		send_buf(xs, &b);
+		if (xs->req_mode == IG_XP_BODY_FULL_DUPLEX_STREAMED && xs->body_seen)
+			send_body_back(xs, &body);
+	} else {
+		ig_warn("epp: request trailers came without a body message in body mode %d: the "
+			"pick %s has no answer to go with",
+			(int)xs->req_mode, eps);
+	}
+	if (xs->trailers_due)
+		answer_continue(xs, IG_XP_REQ_REQUEST_TRAILERS);
 }
 
 static void on_failed(struct ig_req *p, int status, const char *type, const char *msg)
@@ -420,80 +468,150 @@ static void fail_stream(struct xstream *xs, int status, const char *msg)
 	ig_grpc_finish(xs->gs, status, msg);
 }
 
+/* A request body the picker will not hold: over --max-body-bytes (413,
+ * as Envoy refuses a body over its buffer), or past what this worker's
+ * streams may hold between them (503). Answered once; the rest of the
+ * body is dropped. */
+static void refuse_body(struct xstream *xs, bool too_large)
+{
+	struct ig_buf b = {0};
+	ig_xp_encode_immediate(
+	    &b, too_large ? 413 : 503,
+	    too_large ? IG_STR("{\"error\":{\"message\":\"request body too "
+			       "large\",\"type\":\"invalid_request_error\","
+			       "\"code\":413}}")
+		      : IG_STR("{\"error\":{\"message\":\"the endpoint picker "
+			       "holds too many request bodies\",\"type\":"
+			       "\"service_unavailable\",\"code\":503}}"),
+	    &(struct ig_xp_set_header){"content-type", IG_STR("application/json")}, 1,
+	    too_large ? "infergate_epp_413" : "infergate_epp_503");
+	send_buf(xs, &b);
+	xs->answered = xs->failed = true;
+	xs->body_done = true;
+}
+
+static void on_request_headers(struct xstream *xs, const struct ig_xp_request *m)
+{
+	if (xs->got_headers) {
+		fail_stream(xs, IG_GRPC_FAILED_PRECONDITION, "request headers sent twice");
+		return;
+	}
+	xs->got_headers = true;
+	if (m->has_protocol_config) {
+		xs->req_mode = m->request_body_mode;
+		xs->resp_mode = m->response_body_mode;
+	}
+	if (take_headers(xs, m) < 0) {
+		fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	/* No body will come to pick by: pick from the headers now, and
+	 * answer the headers with it, whatever the mode (§5.1). */
+	if (m->end_of_stream || xs->req_mode == IG_XP_BODY_NONE ||
+	    xs->req_mode == IG_XP_BODY_STREAMED) {
+		xs->due = DUE_HEADERS;
+		pick(xs);
+		return;
+	}
+	if (xs->req_mode == IG_XP_BODY_BUFFERED || xs->req_mode == IG_XP_BODY_BUFFERED_PARTIAL) {
+		answer_continue(xs, IG_XP_REQ_REQUEST_HEADERS);
+		xs->headers_answered = true;
+	}
+}
+
+/* BUFFERED_PARTIAL sends the body whole (end_of_stream, or not when
+ * trailers follow) or, when it is over Envoy's buffer, only the part that
+ * fit, and streams the rest on unseen. A part is no JSON document. */
+static bool whole_document(const struct xstream *xs)
+{
+	struct ig_json_value root;
+	return xs->body.len && ig_json_parse(xs->body.ptr, xs->body.len, &root) == 0;
+}
+
+static void on_request_body(struct xstream *xs, const struct ig_xp_request *m)
+{
+	if (!xs->got_headers) {
+		fail_stream(xs, IG_GRPC_FAILED_PRECONDITION, "request body before headers");
+		return;
+	}
+	if (xs->p) {
+		/* Picked at header time (STREAMED): the chunks go on. */
+		answer_continue(xs, IG_XP_REQ_REQUEST_BODY);
+		return;
+	}
+	if (xs->body_done)
+		return; /* answered already (413): the rest is dropped */
+	struct epp_worker *ew = xs->w->fe;
+	bool too_large = xs->body.len + m->body.len > xs->E->opt.max_body_bytes;
+	if (too_large || ew->held + m->body.len > WORKER_HELD_MAX) {
+		refuse_body(xs, too_large);
+		return;
+	}
+	if (ig_buf_append(&xs->body, m->body.ptr, m->body.len) < 0) {
+		fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	ew->held += m->body.len;
+	xs->body_seen = true;
+	xs->body_eos = m->end_of_stream;
+	switch (xs->req_mode) {
+	case IG_XP_BODY_BUFFERED:
+		/* The whole body, in one message: end_of_stream is false only
+		 * when trailers follow, and they wait for this answer. */
+		xs->due = DUE_BODY;
+		pick(xs);
+		return;
+	case IG_XP_BODY_BUFFERED_PARTIAL:
+		/* Answered now, whole or not. A part cannot name the model:
+		 * the pick is made from the headers alone, as in STREAMED, and
+		 * the body goes on as it is. */
+		if (!m->end_of_stream && !whole_document(xs)) {
+			ew->held -= xs->body.len;
+			xs->body.len = 0;
+		}
+		xs->due = DUE_BODY;
+		pick(xs);
+		return;
+	default:
+		/* FULL_DUPLEX_STREAMED: the chunks are taken without answering
+		 * until the body's end. */
+		if (m->end_of_stream) {
+			xs->due = DUE_HEADERS;
+			pick(xs);
+		}
+		return;
+	}
+}
+
+/* Request trailers come after the body's last message, which then had no
+ * end_of_stream. Their answer follows the pick's (§5.1, §5.3). */
+static void on_request_trailers(struct xstream *xs)
+{
+	if (xs->failed)
+		return; /* an immediate_response ended the processing */
+	if (xs->answered || !xs->got_headers) {
+		answer_continue(xs, IG_XP_REQ_REQUEST_TRAILERS);
+		return;
+	}
+	xs->trailers_due = true;
+	if (xs->p || xs->body_done)
+		return; /* the pick is on its way; on_picked answers them */
+	/* The body ended here (FULL_DUPLEX), or none came. */
+	xs->due = xs->headers_answered ? DUE_NONE : DUE_HEADERS;
+	pick(xs);
+}
+
 static void on_request_message(struct xstream *xs, const struct ig_xp_request *m)
 {
 	switch (m->kind) {
 	case IG_XP_REQ_REQUEST_HEADERS:
-		if (xs->got_headers) {
-			fail_stream(xs, IG_GRPC_FAILED_PRECONDITION, "request headers sent twice");
-			return;
-		}
-		xs->got_headers = true;
-		if (m->has_protocol_config) {
-			xs->req_mode = m->request_body_mode;
-			xs->resp_mode = m->response_body_mode;
-		}
-		if (take_headers(xs, m) < 0) {
-			fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
-			return;
-		}
-		/* No body will come to pick by: pick from the headers now. */
-		if (m->end_of_stream || xs->req_mode == IG_XP_BODY_NONE ||
-		    xs->req_mode == IG_XP_BODY_STREAMED) {
-			pick(xs);
-			return;
-		}
-		if (xs->req_mode == IG_XP_BODY_BUFFERED ||
-		    xs->req_mode == IG_XP_BODY_BUFFERED_PARTIAL)
-			answer_continue(xs, IG_XP_REQ_REQUEST_HEADERS);
+		on_request_headers(xs, m);
 		return;
 	case IG_XP_REQ_REQUEST_BODY:
-		if (!xs->got_headers) {
-			fail_stream(xs, IG_GRPC_FAILED_PRECONDITION, "request body before headers");
-			return;
-		}
-		if (xs->p) {
-			/* Picked at header time (STREAMED): the chunks go on. */
-			answer_continue(xs, IG_XP_REQ_REQUEST_BODY);
-			return;
-		}
-		if (xs->body_done)
-			return; /* answered already (413): the rest is dropped */
-		struct epp_worker *ew = xs->w->fe;
-		bool too_large = xs->body.len + m->body.len > xs->E->opt.max_body_bytes;
-		if (too_large || ew->held + m->body.len > WORKER_HELD_MAX) {
-			/* One body over the limit, or this worker's streams hold
-			 * too much between them: refused, never buffered. */
-			struct ig_buf b = {0};
-			ig_xp_encode_immediate(
-			    &b, too_large ? 413 : 503,
-			    too_large ? IG_STR("{\"error\":{\"message\":\"request body too "
-					       "large\",\"type\":\"invalid_request_error\","
-					       "\"code\":413}}")
-				      : IG_STR("{\"error\":{\"message\":\"the endpoint picker "
-					       "holds too many request bodies\",\"type\":"
-					       "\"service_unavailable\",\"code\":503}}"),
-			    &(struct ig_xp_set_header){"content-type", IG_STR("application/json")},
-			    1, too_large ? "infergate_epp_413" : "infergate_epp_503");
-			send_buf(xs, &b);
-			xs->answered = xs->failed = true;
-			xs->body_done = true;
-			return;
-		}
-		if (ig_buf_append(&xs->body, m->body.ptr, m->body.len) < 0) {
-			fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
-			return;
-		}
-		ew->held += m->body.len;
-		if (m->end_of_stream)
-			pick(xs);
+		on_request_body(xs, m);
 		return;
 	case IG_XP_REQ_REQUEST_TRAILERS:
-		/* The body ended with trailers (its last chunk had no
-		 * end_of_stream): pick, then answer the trailers. */
-		if (!xs->p && !xs->body_done && xs->got_headers)
-			pick(xs);
-		answer_continue(xs, IG_XP_REQ_REQUEST_TRAILERS);
+		on_request_trailers(xs);
 		return;
 	case IG_XP_REQ_RESPONSE_HEADERS: {
 		struct ig_str st = ig_xp_header_get(m, ":status");
@@ -502,6 +620,10 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 		if (ig_str_to_u64(st, &code) < 0)
 			code = 200;
 		bool sse = ct.len && memmem(ct.ptr, ct.len, "text/event-stream", 17);
+		/* The proxy fell back to another endpoint of the list: the
+		 * request counts there from now (gie-reference §7). */
+		if (xs->p && !xs->p->finished && m->served.len)
+			ig_req_sink_served(xs->p, m->served);
 		if (xs->p && !xs->p->finished)
 			ig_req_sink_response_head(xs->p, (int)code, sse);
 		if (xs->p && xs->p->restore_model) {
@@ -615,6 +737,25 @@ static void process_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t
 	ig_xp_request_free(&m);
 }
 
+/* A message over the gRPC ceiling (--grpc-max-recv-msg-size, else
+ * --max-body-bytes + 64 KiB): the gRPC layer drops it unheld and tells us
+ * its size. While the request's body is awaited it can only be that body
+ * (BUFFERED sends it as one message): 413, as for a body over the limit
+ * in pieces. Anything else ends the stream. */
+static void process_oversize(struct ig_grpc_stream *s, size_t len)
+{
+	struct xstream *xs = ig_grpc_stream_data(s);
+	if (!xs)
+		return;
+	if (xs->got_headers && !xs->body_done && !xs->p) {
+		refuse_body(xs, true);
+		return;
+	}
+	char msg[96];
+	snprintf(msg, sizeof msg, "a message of %zu bytes is over the picker's limit", len);
+	fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, msg);
+}
+
 static void process_half_close(struct ig_grpc_stream *s)
 {
 	struct xstream *xs = ig_grpc_stream_data(s);
@@ -658,8 +799,11 @@ static void health_answer(struct ig_grpc_stream *s, bool ready)
 	ig_buf_free(&b);
 }
 
-/* Check: "" and the ext_proc service are SERVING once the pool is known;
- * liveness always; other names NOT_FOUND, as grpc-go's health server. */
+/* Check: liveness is always SERVING; any other name ("", the ext_proc
+ * service, readiness, GIE v0.2's Deployment probe "inference-extension")
+ * SERVING once the pool is known, NOT_SERVING before, as GIE's servers
+ * answer every name (v0.2; v1.5 without leader election). A name a probe
+ * spells differently must not fail it with NOT_FOUND. */
 static void health_check(struct ig_grpc_stream *s, const uint8_t *msg, size_t len, bool ready)
 {
 	char service[256];
@@ -667,15 +811,7 @@ static void health_check(struct ig_grpc_stream *s, const uint8_t *msg, size_t le
 		ig_grpc_finish(s, IG_GRPC_INVALID_ARGUMENT, "malformed HealthCheckRequest");
 		return;
 	}
-	if (!strcmp(service, "liveness")) {
-		health_answer(s, true);
-	} else if (!service[0] || !strcmp(service, EXTPROC_SERVICE) ||
-		   !strcmp(service, "readiness")) {
-		health_answer(s, ready);
-	} else {
-		ig_grpc_finish(s, IG_GRPC_NOT_FOUND, "unknown service");
-		return;
-	}
+	health_answer(s, !strcmp(service, "liveness") || ready);
 	ig_grpc_finish(s, IG_GRPC_OK, NULL);
 }
 
@@ -748,6 +884,7 @@ static int fe_start(struct ig_worker *w, void *arg)
 	    {.path = PROCESS_PATH,
 	     .on_open = process_open,
 	     .on_message = process_message,
+	     .on_oversize = process_oversize,
 	     .on_half_close = process_half_close,
 	     .on_end = process_end,
 	     .arg = w},

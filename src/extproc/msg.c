@@ -52,6 +52,7 @@ typedef Google__Protobuf__ListValue pb_list;
 #define SUBSET_KEY "x-gateway-destination-endpoint-subset"
 #define LB_NS "envoy.lb"
 #define LB_KEY "x-gateway-destination-endpoint"
+#define SERVED_KEY "x-gateway-destination-endpoint-served"
 
 /* ---- wire walk: nesting depth ---------------------------------------------- */
 
@@ -366,6 +367,8 @@ int ig_xp_request_decode_pb(const uint8_t *data, size_t len, struct ig_xp_reques
 		ig_xp_request_free(out);
 		return -1;
 	}
+	out->served = cstr_slice(
+	    value_string(struct_get(metadata_get(m->metadata_context, LB_NS), SERVED_KEY)));
 	out->observability_mode = m->observability_mode;
 	if (m->protocol_config) {
 		out->has_protocol_config = true;

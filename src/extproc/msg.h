@@ -67,6 +67,11 @@ struct ig_xp_request {
 	bool has_subset;
 	struct ig_str *subset;
 	size_t nsubset;
+	/* metadata_context.filter_metadata["envoy.lb"]
+	 * ["x-gateway-destination-endpoint-served"]: the endpoint the proxy
+	 * sent the request to (GIE's protocol, on the response path), a
+	 * string value; empty when absent. */
+	struct ig_str served;
 	void *pb_; /* the unpacked message */
 };
 

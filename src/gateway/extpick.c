@@ -1,26 +1,39 @@
 /* The gateway following a pool's external endpoint picker (GIE's, llm-d's,
- * or `infergate epp`) over ext_proc, as Envoy does (spec/extproc.md §5.3):
+ * or `infergate epp`) over ext_proc, as Envoy does with GIE's
+ * configuration (spec/extproc.md §5.3, §5.4; gie-reference §4.1, §7):
  *
- *   → request_headers (every client header, :method :path :authority
- *     :scheme), then the body in chunks without waiting (FULL_DUPLEX
- *     request body mode; response body mode NONE)
+ *   → request_headers (every client header in lower case, :method :path
+ *     :authority :scheme), then the body in chunks without waiting
+ *     (FULL_DUPLEX_STREAMED both ways)
  *   ← request_headers answer: header changes, the pick in
  *     x-gateway-destination-endpoint (or envoy.lb metadata); then the body
  *     as streamed_response chunks up to end_of_stream
  *   the request goes to the first endpoint named (the next ones when
  *   connecting fails), with the picker's headers and body
- *   → response_headers with metadata_context envoy.lb
- *     x-gateway-destination-endpoint-served = the endpoint that answered
- *   ← its answer's header changes go to the client's response
+ *   → response_headers (names in lower case) with metadata_context
+ *     envoy.lb x-gateway-destination-endpoint-served = the endpoint that
+ *     answered; end_of_stream when the response has no body
+ *   ← its answer's header changes go to the client's response head, sent
+ *     without Content-Length when a body follows (Envoy drops it in this
+ *     mode, §4.4)
+ *   → response_body chunks as the pod sends them, the last with
+ *     end_of_stream
+ *   ← streamed_response chunks: what the client gets, written as they
+ *     come; the one with end_of_stream ends the response
  *   the stream is half-closed when the response ends.
  *
- * Each answer must come within --epp-timeout. An immediate_response is
- * the client's answer. When the picker cannot be reached, times out, ends
- * the stream or answers out of protocol before the request has gone to a
- * pod: FailOpen serves the request with the built-in picker, FailClose
- * answers 503 (unreachable), 504 (timeout) or 500 (anything else) and
- * nothing reaches a pod. After that point a picker failure only loses its
- * response-header changes.
+ * Each answer must come within --epp-timeout (in the response body: while
+ * the picker holds more than a window of it, or after its end went). An
+ * immediate_response is the client's answer, with its status, body and
+ * header changes, on the request path and on the response path until the
+ * response head went to the client; after that it resets the client's
+ * stream (§4.6). When the picker cannot be reached, times out, ends the
+ * stream or answers out of protocol before the request has gone to a pod:
+ * FailOpen serves the request with the built-in picker, FailClose answers
+ * 503 (unreachable), 504 (timeout) or 500 (anything else) and nothing
+ * reaches a pod. While a response head waits for it, a failure passes
+ * the response on unchanged; once the response body went to the picker
+ * (which drains it), the client's stream is reset.
  *
  * Streams share one HTTP/2 connection per picker address and worker
  * (ig_grpc_channel), kept for the worker's life. A call outlives its
@@ -47,6 +60,7 @@ enum xp_phase {
 	XP_REQUEST,  /* waiting for the headers answer, then the body */
 	XP_SENT,     /* the request went to a pod */
 	XP_RESPONSE, /* a response head waits for the picker */
+	XP_BODY,     /* the head went on; the body goes through the picker */
 	XP_PASSED,   /* the response went on; only the half-close is left */
 };
 
@@ -73,6 +87,11 @@ struct xp_call {
 	/* The held response head and whether the response ended meanwhile. */
 	struct ig_http_response res;
 	bool up_done;
+	/* The response's body goes through the picker (it has one); its end
+	 * went; bytes of it the picker has not given back yet, and whether
+	 * the pod's side is paused because they are over the window. */
+	bool resp_body, resp_eos_sent, window_paused;
+	size_t resp_out;
 	struct xp_call *next, *prev; /* the worker's live calls */
 };
 
@@ -98,6 +117,7 @@ static struct ig_extpick_conns *conns_of(struct ig_worker *w)
 
 static void picker_failed(struct xp_call *x, int grpc_status, const char *why);
 static void xp_free(struct xp_call *x);
+static int send_msg(struct xp_call *x, const struct ig_xp_request_out *m);
 
 /* Before a channel is freed (which cancels its calls without a word):
  * its calls end here. */
@@ -211,6 +231,55 @@ void ig_extpick_worker_free(struct ig_worker *w)
 	w->xpc = NULL;
 }
 
+/* Names the upstream head writes itself, or that are not HTTP/1 headers. */
+static bool not_settable(struct ig_str name)
+{
+	static const struct ig_str names[] = {IG_STR("content-length"),
+					      IG_STR("host"),
+					      IG_STR("connection"),
+					      IG_STR("transfer-encoding"),
+					      IG_STR("keep-alive"),
+					      IG_STR("upgrade"),
+					      IG_STR("te"),
+					      IG_STR("trailer")};
+	if (!name.len || name.ptr[0] == ':')
+		return true;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (ig_str_ieq(name, names[i]))
+			return true;
+	for (size_t i = 0; i < name.len; i++)
+		if (!ig_http_is_tchar((unsigned char)name.ptr[i]))
+			return true;
+	return false;
+}
+
+/* A header the picker may set on a request or on a response: a name the
+ * framing does not own, and a value without control characters. */
+static bool header_ok(struct ig_str name, struct ig_str value)
+{
+	if (not_settable(name))
+		return false;
+	for (size_t j = 0; j < value.len; j++) {
+		unsigned char ch = (unsigned char)value.ptr[j];
+		if (ch < 0x20 ? ch != '\t' : ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* ext_proc header names are lower case (spec/extproc.md §3.1). */
+static struct ig_str lower_copy(struct ig_arena *a, struct ig_str name)
+{
+	char *lower = ig_arena_alloc(a, name.len + 1);
+	if (!lower)
+		return (struct ig_str){NULL, 0};
+	for (size_t j = 0; j < name.len; j++)
+		lower[j] = (char)(name.ptr[j] >= 'A' && name.ptr[j] <= 'Z' ? name.ptr[j] + 32
+									   : name.ptr[j]);
+	lower[name.len] = '\0';
+	return (struct ig_str){lower, name.len};
+}
+
 /* ---- failures ---- */
 
 static void fallback(struct ig_req *p)
@@ -222,8 +291,20 @@ static void fallback(struct ig_req *p)
 		ig_req_send(p);
 }
 
+/* The client's response began: it can only be cut now, which tells the
+ * client it is incomplete (Envoy resets the stream). */
+static void cut_response(struct ig_req *p, const char *why)
+{
+	p->reason = why;
+	p->ex->on_abort = NULL;
+	ig_http_abort(p->ex);
+	ig_req_finish(p);
+}
+
 /* The picker failed us: before the request went to a pod, the failure
- * mode decides; after, the response goes on without its changes. */
+ * mode decides; while the response head waits, the response goes on
+ * without its changes; once the response body went to the picker, which
+ * drained it, the client's response is cut. */
 static void picker_failed(struct xp_call *x, int grpc_status, const char *why)
 {
 	struct ig_req *p = x->p;
@@ -240,9 +321,10 @@ static void picker_failed(struct xp_call *x, int grpc_status, const char *why)
 	x->p = NULL;
 	ig_warn("endpoint picker of pool %s/%s: %s%s", p->pool->pool->meta.ns,
 		p->pool->pool->meta.name, why,
-		phase != XP_REQUEST ? "; the response goes on unchanged"
-		: fail_open	    ? "; FailOpen: the built-in picker serves the request"
-				    : "; FailClose: the request fails");
+		phase == XP_BODY      ? "; the response was cut"
+		: phase != XP_REQUEST ? "; the response goes on unchanged"
+		: fail_open	      ? "; FailOpen: the built-in picker serves the request"
+				      : "; FailClose: the request fails");
 	if (phase == XP_RESPONSE) {
 		ig_req_relay_head(p, &x->res);
 		if (x->up_done)
@@ -251,6 +333,10 @@ static void picker_failed(struct xp_call *x, int grpc_status, const char *why)
 			ig_http_client_pause(p->up, false);
 	}
 	xp_free(x);
+	if (phase == XP_BODY && !p->finished) {
+		cut_response(p, "the endpoint picker failed during the response body");
+		return;
+	}
 	if (phase != XP_REQUEST || p->finished)
 		return;
 	if (fail_open) {
@@ -408,8 +494,34 @@ static int take_headers_answer(struct xp_call *x, const struct ig_xp_response *r
 	return 0;
 }
 
+/* The picker holds this much of the response body, not given back yet,
+ * before the pod's side waits: a picker that answers piece by piece (SSE,
+ * infergate epp) never gets near it; one that gathers a JSON response
+ * before answering (GIE) may hold a whole response within the gateway's
+ * --max-body-bytes, which also bounds the call's send queue. */
+static size_t resp_window(const struct xp_call *x)
+{
+	return x->w->gw->opt.http.max_body_bytes;
+}
+
+/* The response body's end goes to the picker, which owes its last answer
+ * from now (within --epp-timeout). A failed send ends the call: on_done
+ * cuts the response. */
+static void send_resp_end(struct xp_call *x)
+{
+	if (x->resp_eos_sent)
+		return;
+	const struct ig_xp_request_out m = {
+	    .kind = IG_XP_REQ_RESPONSE_BODY, .body = {"", 0}, .end_of_stream = true};
+	if (x->call && !x->call_done && send_msg(x, &m) == 0)
+		x->resp_eos_sent = true;
+	arm(x);
+}
+
 /* The picker's changes applied to the held response head, then it goes
- * to the client. */
+ * to the client: without Content-Length when the body goes through the
+ * picker (Envoy drops it in FULL_DUPLEX_STREAMED, spec/extproc.md §4.4),
+ * and without any header the framing owns. */
 static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 {
 	struct ig_req *p = x->p;
@@ -430,7 +542,7 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 				h[n++] = x->res.headers[i];
 		}
 		for (size_t k = 0; k < r->nset; k++) {
-			if (!r->set[k].key.len || r->set[k].key.ptr[0] == ':')
+			if (!header_ok(r->set[k].key, r->set[k].value))
 				continue;
 			h[n].name = ig_arena_strdup(p->ex->arena, r->set[k].key);
 			h[n].value = ig_arena_strdup(p->ex->arena, r->set[k].value);
@@ -439,12 +551,86 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 		res.headers = h;
 		res.num_headers = n;
 	}
-	x->phase = XP_PASSED;
+	x->phase = x->resp_body ? XP_BODY : XP_PASSED;
+	int64_t length = p->resp_length;
+	if (x->resp_body)
+		p->resp_length = -1;
 	ig_req_relay_head(p, &res);
-	if (x->up_done)
-		ig_req_relay_end(p);
-	else if (p->up)
+	p->resp_length = length; /* what the pod's body is, for relay.c */
+	if (x->up_done) {
+		if (x->resp_body)
+			send_resp_end(x);
+		else
+			ig_req_relay_end(p);
+	} else if (p->up) {
 		ig_http_client_pause(p->up, false);
+	}
+}
+
+/* A streamed_response piece of the response body: the client's bytes.
+ * The one with end_of_stream (after ours) ends the response. */
+static void take_resp_body(struct xp_call *x, const struct ig_xp_response *r)
+{
+	struct ig_req *p = x->p;
+	if (r->streamed_eos && !x->resp_eos_sent) {
+		picker_failed(x, IG_GRPC_INTERNAL, "end_of_stream before the response body's end");
+		return;
+	}
+	size_t n = r->streamed_body.len;
+	x->resp_out = x->resp_out > n ? x->resp_out - n : 0;
+	int rc = n ? ig_http_write(p->ex, r->streamed_body.ptr, n) : 0;
+	if (rc < 0)
+		return; /* the client is gone: its on_abort ends the request */
+	if (r->streamed_eos) {
+		ig_timer_stop(&x->w->loop, &x->timer);
+		x->phase = XP_PASSED;
+		ig_req_relay_end(p);
+		return;
+	}
+	if (x->resp_eos_sent || x->window_paused)
+		arm(x);
+	else
+		ig_timer_stop(&x->w->loop, &x->timer);
+	if (rc == 1 && p->up) {
+		/* The client is full: the pod waits for on_client_writable. */
+		ig_http_client_pause(p->up, true);
+	} else if (x->window_paused && x->resp_out <= resp_window(x) / 2 && p->up) {
+		x->window_paused = false;
+		ig_timer_stop(&x->w->loop, &x->timer);
+		ig_http_client_pause(p->up, false); /* may feed us again: last */
+	}
+}
+
+/* An immediate_response before anything of the response went to the
+ * client: it is the client's answer (spec/extproc.md §4.6), with its
+ * status, body (text/plain unless it sets a content type) and header
+ * changes, as Envoy makes its local reply. */
+static void respond_immediate(struct xp_call *x, const struct ig_xp_response *r)
+{
+	struct ig_req *p = x->p;
+	ig_timer_stop(&x->w->loop, &x->timer);
+	x->phase = XP_PASSED;
+	p->status = r->immediate_status;
+	p->reason = "the endpoint picker answered the request itself";
+	const char *ct = "text/plain";
+	struct ig_http_header *h = ig_arena_alloc(p->ex->arena, (r->nset + 1) * sizeof *h);
+	size_t n = 0;
+	for (size_t i = 0; i < r->nset; i++) {
+		struct ig_str key = r->set[i].key, value = r->set[i].value;
+		if (ig_str_ieq_cstr(key, "content-type")) {
+			struct ig_str v = ig_arena_strdup(p->ex->arena, value);
+			if (v.ptr)
+				ct = v.ptr;
+		} else if (h && header_ok(key, value)) {
+			h[n].name = ig_arena_strdup(p->ex->arena, key);
+			h[n].value = ig_arena_strdup(p->ex->arena, value);
+			if (h[n].name.ptr && h[n].value.ptr)
+				n++;
+		}
+	}
+	ig_http_respond(p->ex, r->immediate_status, ct, r->immediate_body.ptr,
+			r->immediate_body.len, h, n);
+	ig_req_finish(p);
 }
 
 static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, void *data)
@@ -463,20 +649,19 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 		ig_xp_response_free(&r);
 		return;
 	}
-	if (r.kind == IG_XP_RESP_IMMEDIATE && x->phase == XP_REQUEST) {
-		/* The picker answers the client itself (429 shed, 503, ...). */
-		ig_timer_stop(&x->w->loop, &x->timer);
-		x->phase = XP_SENT;
-		p->status = r.immediate_status;
-		p->reason = "the endpoint picker answered the request itself";
-		const char *ct = "text/plain";
-		for (size_t i = 0; i < r.nset; i++)
-			if (ig_str_ieq_cstr(r.set[i].key, "content-type"))
-				ct = ig_arena_strdup(p->ex->arena, r.set[i].value).ptr;
-		ig_http_respond(p->ex, r.immediate_status, ct, r.immediate_body.ptr,
-				r.immediate_body.len, NULL, 0);
+	if (r.kind == IG_XP_RESP_IMMEDIATE) {
+		/* The picker answers the client itself (429 shed, 503, ...):
+		 * in place of the response while none of it went out, else
+		 * the client's stream is reset. */
+		if (x->phase == XP_REQUEST || x->phase == XP_SENT || x->phase == XP_RESPONSE) {
+			respond_immediate(x, &r);
+		} else if (x->phase == XP_BODY) {
+			picker_failed(x, IG_GRPC_INTERNAL,
+				      "an immediate_response after the response began");
+		} else {
+			cut_response(p, "the endpoint picker answered after the response began");
+		}
 		ig_xp_response_free(&r);
-		ig_req_finish(p);
 		return;
 	}
 	switch (x->phase) {
@@ -513,6 +698,18 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 	case XP_RESPONSE:
 		if (r.kind == IG_XP_RESP_RESPONSE_HEADERS)
 			pass_response(x, &r);
+		break;
+	case XP_BODY:
+		if (r.kind == IG_XP_RESP_RESPONSE_BODY && r.has_streamed) {
+			take_resp_body(x, &r);
+		} else if (r.kind != IG_XP_RESP_RESPONSE_TRAILERS) {
+			/* FULL_DUPLEX_STREAMED takes nothing but streamed
+			 * pieces here (§5.3): Envoy resets the stream. */
+			ig_xp_response_free(&r);
+			picker_failed(x, IG_GRPC_INTERNAL,
+				      "an answer out of order during the response body");
+			return;
+		}
 		break;
 	default:
 		break; /* late or extra answers are not ours to apply */
@@ -604,19 +801,14 @@ int ig_req_extpick(struct ig_req *p)
 	    (struct ig_xp_header){IG_STR(":scheme"), p->ex->tls ? IG_STR("https") : IG_STR("http")};
 	size_t auth_at = k++;
 	for (size_t i = 0; i < r->num_headers; i++) {
-		struct ig_str name = r->headers[i].name;
-		char *lower = ig_arena_alloc(p->ex->arena, name.len + 1);
-		if (!lower)
+		struct ig_str lower = lower_copy(p->ex->arena, r->headers[i].name);
+		if (!lower.ptr)
 			continue;
-		for (size_t j = 0; j < name.len; j++)
-			lower[j] =
-			    (char)(name.ptr[j] >= 'A' && name.ptr[j] <= 'Z' ? name.ptr[j] + 32
-									    : name.ptr[j]);
-		if (ig_str_eq_cstr((struct ig_str){lower, name.len}, "host")) {
+		if (ig_str_eq_cstr(lower, "host")) {
 			authority = r->headers[i].value;
 			continue;
 		}
-		hs[k++] = (struct ig_xp_header){{lower, name.len}, r->headers[i].value};
+		hs[k++] = (struct ig_xp_header){lower, r->headers[i].value};
 	}
 	hs[auth_at] = (struct ig_xp_header){IG_STR(":authority"), authority};
 	const struct ig_buf *body = &p->ex->body;
@@ -627,7 +819,7 @@ int ig_req_extpick(struct ig_req *p)
 	    .end_of_stream = body->len == 0,
 	    .protocol_config = true,
 	    .request_body_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
-	    .response_body_mode = IG_XP_BODY_NONE,
+	    .response_body_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED,
 	};
 	int rc = send_msg(x, &m);
 	for (size_t off = 0; rc == 0 && off < body->len;) {
@@ -672,18 +864,27 @@ bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
 	size_t k = 0;
 	hs[k++] = (struct ig_xp_header){IG_STR(":status"),
 					ig_arena_strdup(p->ex->arena, ig_str_from(status))};
-	for (size_t i = 0; i < res->num_headers; i++)
-		hs[k++] = (struct ig_xp_header){h[i].name, h[i].value};
+	for (size_t i = 0; i < res->num_headers; i++) {
+		struct ig_str lower = lower_copy(p->ex->arena, h[i].name);
+		if (lower.ptr)
+			hs[k++] = (struct ig_xp_header){lower, h[i].value};
+	}
+	/* A response with no body ends with its head (as Envoy's codec
+	 * says): the picker gets no body messages for it. */
+	bool bodyless = res->status < 200 || res->status == 204 || res->status == 304 ||
+			ig_str_eq_cstr(p->ex->req.method, "HEAD") || p->resp_length == 0;
 	struct ig_xp_request_out m = {
 	    .kind = IG_XP_REQ_RESPONSE_HEADERS,
 	    .headers = hs,
 	    .nheaders = k,
+	    .end_of_stream = bodyless,
 	    .meta_ns = "envoy.lb",
 	    .meta_key = "x-gateway-destination-endpoint-served",
 	    .meta_value = p->ep->addr,
 	};
 	if (send_msg(x, &m) < 0)
 		return false;
+	x->resp_body = !bodyless;
 	x->phase = XP_RESPONSE;
 	ig_http_client_pause(c, true);
 	arm(x);
@@ -692,12 +893,42 @@ bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
 
 bool ig_req_extpick_holding(const struct ig_req *p)
 {
-	return p->xp && p->xp->phase == XP_RESPONSE;
+	return p->xp && (p->xp->phase == XP_RESPONSE || p->xp->phase == XP_BODY);
 }
 
 void ig_req_extpick_up_done(struct ig_req *p)
 {
-	p->xp->up_done = true;
+	struct xp_call *x = p->xp;
+	x->up_done = true;
+	if (x->phase == XP_BODY)
+		send_resp_end(x);
+}
+
+/* Called from the pod's on_body: never fails the call from here (the
+ * client would be closed inside its own callback); a send that fails
+ * ends the call, whose on_done cuts the response. */
+int ig_req_extpick_body(struct ig_req *p, const char *data, size_t len, bool last)
+{
+	struct xp_call *x = p->xp;
+	if (x->phase != XP_BODY)
+		return -1;
+	if (x->resp_eos_sent)
+		return 0;
+	const struct ig_xp_request_out m = {
+	    .kind = IG_XP_REQ_RESPONSE_BODY, .body = {data, len}, .end_of_stream = last};
+	if (!x->call || x->call_done || send_msg(x, &m) < 0)
+		return 1;
+	x->resp_out += len;
+	if (last) {
+		x->resp_eos_sent = true;
+		arm(x);
+	}
+	if (x->resp_out > resp_window(x)) {
+		x->window_paused = true;
+		arm(x);
+		return 1;
+	}
+	return 0;
 }
 
 /* The request ended: the stream is half-closed (the picker's accounting
@@ -727,43 +958,13 @@ bool ig_req_extpick_drops(const struct ig_req *p, struct ig_str name)
 	return false;
 }
 
-/* Names the upstream head writes itself, or that are not HTTP/1 headers. */
-static bool not_settable(struct ig_str name)
-{
-	static const struct ig_str names[] = {IG_STR("content-length"),
-					      IG_STR("host"),
-					      IG_STR("connection"),
-					      IG_STR("transfer-encoding"),
-					      IG_STR("keep-alive"),
-					      IG_STR("upgrade"),
-					      IG_STR("te"),
-					      IG_STR("trailer")};
-	if (!name.len || name.ptr[0] == ':')
-		return true;
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (ig_str_ieq(name, names[i]))
-			return true;
-	for (size_t i = 0; i < name.len; i++)
-		if (!ig_http_is_tchar((unsigned char)name.ptr[i]))
-			return true;
-	return false;
-}
-
 void ig_req_extpick_additions(const struct ig_req *p,
 			      void (*emit)(void *ud, const char *name, const char *value), void *ud)
 {
 	const struct xp_call *x = p->xp;
-	for (size_t i = 0; i < x->nset; i++) {
-		if (not_settable(x->set[i].key))
-			continue;
-		bool clean = true;
-		for (size_t j = 0; j < x->set[i].value.len && clean; j++) {
-			unsigned char ch = (unsigned char)x->set[i].value.ptr[j];
-			clean = ch >= 0x20 ? ch != 0x7f : ch == '\t';
-		}
-		if (clean)
+	for (size_t i = 0; i < x->nset; i++)
+		if (header_ok(x->set[i].key, x->set[i].value))
 			emit(ud, x->set[i].key.ptr, x->set[i].value.ptr);
-	}
 }
 
 size_t ig_req_extpick_room(const struct ig_req *p)

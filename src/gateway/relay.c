@@ -880,6 +880,10 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 		record_metrics(p);
 		account_done(p);
 	}
+	/* An external picker takes the body and answers the client. */
+	int xrc = p->xp ? ig_req_extpick_body(p, data, len, last) : -1;
+	if (xrc >= 0)
+		return xrc;
 	/* 1: the client is full (resume on_client_writable); -1: it is gone
 	 * (on_abort follows): either way, stop reading. */
 	if (p->restore_model)
@@ -1255,6 +1259,24 @@ void ig_req_sink_response_head(struct ig_req *p, int status, bool sse)
 		snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
 	p->sse = sse;
 	commit_prefix(p);
+}
+
+void ig_req_sink_served(struct ig_req *p, struct ig_str addr)
+{
+	if (!p->ep || ig_str_eq(addr, (struct ig_str){p->ep->addr, p->ep->addr_len}))
+		return;
+	for (size_t i = 0; i < p->nranked; i++) {
+		struct ig_endpoint *ep = p->ranked[i];
+		if (!ig_str_eq(addr, (struct ig_str){ep->addr, ep->addr_len}))
+			continue;
+		release_endpoint(p);
+		p->ep = ep;
+		p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)p->w->id, p->ep_tokens);
+		p->ep_done = false;
+		p->ntried = (int)i + 1;
+		p->trace.endpoint = ep->addr;
+		return;
+	}
 }
 
 void ig_req_sink_response_body(struct ig_req *p, const char *data, size_t len)

@@ -345,13 +345,18 @@ int ig_req_build_head(struct ig_req *p);
  * ext_proc in FULL_DUPLEX_STREAMED (docs/ARCHITECTURE.md). ig_req_extpick
  * starts it for a routed request (the answer, or the failure mode, goes on
  * from there). _hold keeps an upstream response head for the picker's
- * response-headers answer (true: held; the client is paused); _holding
- * says a head is held; _up_done records that the response ended while
- * held; _end (from ig_req_finish) lets go of the call. */
+ * response-headers answer (true: held; the client is paused); _body takes
+ * a piece of the response body for the picker, whose answers go to the
+ * client (-1: not so, write it yourself; else on_body's 0 or 1); _holding
+ * says the picker has the response's end to answer (its head or its
+ * body); _up_done records that the pod's response ended meanwhile (the
+ * picker's answer ends the client's); _end (from ig_req_finish) lets go
+ * of the call. */
 struct ig_http_client;
 int ig_req_extpick(struct ig_req *p);
 bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
 			 const struct ig_http_response *res);
+int ig_req_extpick_body(struct ig_req *p, const char *data, size_t len, bool last);
 bool ig_req_extpick_holding(const struct ig_req *p);
 void ig_req_extpick_up_done(struct ig_req *p);
 void ig_req_extpick_end(struct ig_req *p);
@@ -368,6 +373,11 @@ void ig_extpick_worker_free(struct ig_worker *w);
  * it (status, whether it is an event stream, then body pieces), read for
  * usage, metrics and the prefix-index commit; _end ends the request. */
 void ig_req_sink_response_head(struct ig_req *p, int status, bool sse);
+/* The proxy reports the endpoint that served (GIE's
+ * x-gateway-destination-endpoint-served): when it is another of the
+ * ranking (a fallback after a failed connect), the request's accounting
+ * moves there, as a retry moves it; before ig_req_sink_response_head. */
+void ig_req_sink_served(struct ig_req *p, struct ig_str addr);
 
 /* GIE v1: a rewrite's target named in the response's "model" members is
  * turned back into the name asked for (when p->restore_model). Setup

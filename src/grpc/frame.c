@@ -20,7 +20,7 @@ static int start_message(struct grpc_reasm *r)
 		return IG_GRPC_INTERNAL;
 	uint32_t n = (uint32_t)r->hdr[1] << 24 | (uint32_t)r->hdr[2] << 16 |
 		     (uint32_t)r->hdr[3] << 8 | r->hdr[4];
-	if (n > r->max)
+	if (n > r->max && !r->on_oversize)
 		return IG_GRPC_RESOURCE_EXHAUSTED;
 	r->need = n;
 	r->in_body = true;
@@ -31,6 +31,13 @@ static int start_message(struct grpc_reasm *r)
 int grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *p, size_t len, grpc_msg_fn fn, void *arg)
 {
 	while (len || (r->in_body && r->need == 0)) {
+		if (r->skip) {
+			size_t n = r->skip < len ? r->skip : len;
+			r->skip -= n;
+			p += n;
+			len -= n;
+			continue;
+		}
 		if (!r->in_body) {
 			size_t take = GRPC_FRAME_HEADER - r->hdr_len;
 			if (take > len)
@@ -44,6 +51,14 @@ int grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *p, size_t len, grpc_msg
 			int rc = start_message(r);
 			if (rc)
 				return rc;
+			if (r->need > r->max) {
+				r->skip = r->need;
+				r->need = 0;
+				r->in_body = false;
+				r->hdr_len = 0;
+				if (!r->on_oversize(arg, r->skip))
+					return -1;
+			}
 			continue;
 		}
 		/* A whole message in the caller's bytes goes out without a copy. */
@@ -80,7 +95,7 @@ int grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *p, size_t len, grpc_msg
 
 bool grpc_reasm_partial(const struct grpc_reasm *r)
 {
-	return r->in_body || r->hdr_len > 0;
+	return r->in_body || r->hdr_len > 0 || r->skip > 0;
 }
 
 void grpc_reasm_free(struct grpc_reasm *r)

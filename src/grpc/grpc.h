@@ -13,7 +13,8 @@
  * announced (SETTINGS_MAX_FRAME_SIZE default), a header list of at most
  * max_header_bytes, max_streams concurrent streams per connection, and a
  * gRPC message of at most max_message_bytes once reassembled (a larger one
- * ends its call with RESOURCE_EXHAUSTED). Flow control: the receive window
+ * ends its call with RESOURCE_EXHAUSTED, or is dropped and reported to a
+ * server method's on_oversize). Flow control: the receive window
  * is given back as the handler consumes messages; a peer that does not
  * read what we send is held by HTTP/2 flow control, and our queued output
  * per stream is bounded by max_message_bytes plus one window.
@@ -68,6 +69,11 @@ struct ig_grpc_method {
 	 * or its connection closed. Last callback; free the stream's data. */
 	void (*on_end)(struct ig_grpc_stream *s, bool reset);
 	void *arg;
+	/* Optional: a request message over max_message_bytes, of len bytes,
+	 * instead of ending the call with RESOURCE_EXHAUSTED. It is called at
+	 * the message's prefix; its bytes are dropped as they arrive, never
+	 * held, and the call goes on (the handler may answer, or finish). */
+	void (*on_oversize)(struct ig_grpc_stream *s, size_t len);
 };
 
 struct ig_grpc_server_config {

@@ -36,14 +36,20 @@ struct grpc_reasm {
 	bool in_body;
 	struct ig_buf msg;
 	size_t max;
+	/* With on_oversize set, a message over max is not an error: it is
+	 * reported once, at its prefix, and its bytes are dropped as they
+	 * come (skip counts those still to drop), never held. */
+	bool (*on_oversize)(void *arg, size_t len);
+	size_t skip;
 };
 
 /* Called for each whole message; returns false to stop feeding. */
 typedef bool (*grpc_msg_fn)(void *arg, const uint8_t *msg, size_t len);
 
 /* Feeds DATA bytes: 0, IG_GRPC_RESOURCE_EXHAUSTED for a message over the
- * ceiling, IG_GRPC_INTERNAL for a compressed one (no encoding is ever
- * negotiated), or -1 when fn asked to stop. */
+ * ceiling (without on_oversize), IG_GRPC_INTERNAL for a compressed one (no
+ * encoding is ever negotiated), or -1 when fn or on_oversize asked to
+ * stop. */
 int grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *p, size_t len, grpc_msg_fn fn, void *arg);
 /* True when a message has started and not ended (a truncated stream). */
 bool grpc_reasm_partial(const struct grpc_reasm *r);

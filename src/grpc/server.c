@@ -237,6 +237,13 @@ static bool content_type_ok(struct ig_str ct)
 }
 
 /* The request's headers are complete: accept it or refuse it. */
+static bool on_request_oversize(void *arg, size_t len)
+{
+	struct ig_grpc_stream *s = arg;
+	s->m->on_oversize(s, len);
+	return !s->finishing;
+}
+
 static void stream_open(struct ig_grpc_stream *s)
 {
 	struct ig_grpc_server *srv = s->conn->srv;
@@ -263,6 +270,8 @@ static void stream_open(struct ig_grpc_stream *s)
 		return;
 	}
 	s->in.max = srv->cfg.max_message_bytes;
+	if (s->m->on_oversize)
+		s->in.on_oversize = on_request_oversize;
 	s->out.max = srv->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20);
 	s->conn->active++;
 	srv->streams++;

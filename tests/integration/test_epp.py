@@ -322,11 +322,11 @@ def test_rewritten_model_across_a_chunk_boundary(picker):
     assert b"".join(chunks) == want
     s.rest()
 
+    # BUFFERED: Envoy sends the body whole, in one message (§5.1).
     s = Stream(picker.channel)
     s.send(headers_msg(mode=BUFFERED))
     assert s.next().WhichOneof("response") == "request_headers"
-    for i in range(0, len(body), 65536):
-        s.send(body_msg(body[i:i + 65536], i + 65536 >= len(body)))
+    s.send(body_msg(body, True))
     common = s.next().request_body.response
     assert common.body_mutation.body == want
     assert set_headers(common)["content-length"] == str(len(want))
@@ -394,17 +394,25 @@ def test_subset_hint_restricts_the_pick(picker):
     picker.stop()
 
 
-def test_health_on_both_ports(picker):
-    for port in (picker.health_port, picker.grpc_port):
-        ch = grpc.insecure_channel("%s:%d" % (picker.host, port))
-        check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
-                               response_deserializer=hpb.HealthCheckResponse.FromString)
-        for svc in ("", EXTPROC_SERVICE, "liveness", "readiness"):
-            assert check(hpb.HealthCheckRequest(service=svc), timeout=5).status == 1
-        with pytest.raises(grpc.RpcError) as e:
-            check(hpb.HealthCheckRequest(service="no.such.Service"), timeout=5)
-        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+def health_statuses(host, port, names):
+    ch = grpc.insecure_channel("%s:%d" % (host, port))
+    check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
+                           response_deserializer=hpb.HealthCheckResponse.FromString)
+    try:
+        return [check(hpb.HealthCheckRequest(service=svc), timeout=5).status for svc in names]
+    finally:
         ch.close()
+
+
+def test_health_on_both_ports(picker):
+    """Every service name is answered, on both ports: GIE v0.2's Deployment
+    probes `inference-extension` on 9003 and its server answers SERVING for
+    any name once the pool is synced (GIE v1.5 without leader election
+    too); an unknown name must not fail the probe with NOT_FOUND."""
+    names = ("", EXTPROC_SERVICE, "liveness", "readiness", "inference-extension",
+             "no.such.Service")
+    for port in (picker.health_port, picker.grpc_port):
+        assert health_statuses(picker.host, port, names) == [1] * len(names)
     picker.stop()
 
 
@@ -645,11 +653,10 @@ def test_pool_group_selects_the_pool(procs, tmp_path):
     assert first.WhichOneof("response") == "immediate_response", first
     assert first.immediate_response.status.code == 503
     s.rest()
-    ch = grpc.insecure_channel("%s:%d" % (p.host, p.health_port))
-    check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
-                           response_deserializer=hpb.HealthCheckResponse.FromString)
-    assert check(hpb.HealthCheckRequest(service=""), timeout=5).status == 2
-    ch.close()
+    # Not ready under any name, but alive.
+    for port in (p.health_port, p.grpc_port):
+        assert health_statuses(p.host, port, ("", "inference-extension", "readiness",
+                                              "liveness")) == [2, 2, 2, 1]
     p.stop()
 
 
@@ -865,4 +872,187 @@ def test_body_over_the_limit(procs, tmp_path):
     first, out, s = full_duplex(p.channel, seed_bytes())
     assert first.WhichOneof("response") == "request_headers"
     s.rest()
+    p.stop()
+
+
+# ---- one answer per message, in order (spec/extproc.md §5) ----
+
+BUFFERED_PARTIAL = 3
+DEST = "x-gateway-destination-endpoint"
+
+
+def kind(r):
+    return r.WhichOneof("response")
+
+
+def trailers_msg():
+    m = pb.ProcessingRequest()
+    h = m.request_trailers.trailers.headers.add()
+    h.key = "x-trailer"
+    h.raw_value = b"1"
+    return m
+
+
+def test_buffered_body_before_trailers(picker):
+    """BUFFERED with request trailers (§5.1): the body comes whole with
+    end_of_stream false, and Envoy sends the trailers only once the body is
+    answered: the body's answer carries the pick, the trailers get theirs
+    after it."""
+    s = Stream(picker.channel, timeout=4)
+    s.send(headers_msg(mode=BUFFERED))
+    assert kind(s.next()) == "request_headers"
+    s.send(body_msg(seed_bytes(), False))
+    r = s.next()
+    assert kind(r) == "request_body", r
+    common = r.request_body.response
+    assert set_headers(common)[DEST] in picker.endpoints
+    assert json.loads(common.body_mutation.body)["model"] == "tweet-summary-1"
+    s.send(trailers_msg())
+    assert kind(s.next()) == "request_trailers"
+    assert s.rest() == []
+    picker.stop()
+
+
+def test_buffered_partial_whole_body(picker):
+    """BUFFERED_PARTIAL with a body that fits Envoy's buffer: the headers
+    get "continue", the body one request_body answer with the pick and the
+    rewritten body (no content-length: Envoy drops it in this mode, §4.4),
+    never a second headers answer."""
+    s = Stream(picker.channel, timeout=4)
+    s.send(headers_msg(mode=BUFFERED_PARTIAL))
+    assert kind(s.next()) == "request_headers"
+    s.send(body_msg(seed_bytes(), True))
+    r = s.next()
+    assert kind(r) == "request_body", r
+    common = r.request_body.response
+    hs = set_headers(common)
+    assert hs[DEST] in picker.endpoints and "content-length" not in hs, hs
+    assert json.loads(common.body_mutation.body)["model"] == "tweet-summary-1"
+    assert lb_endpoint(r) == hs[DEST]
+    assert s.rest() == []
+    picker.stop()
+
+
+def test_full_duplex_body_ending_with_trailers(picker):
+    """FULL_DUPLEX_STREAMED with request trailers: the last chunk had no
+    end_of_stream, so none of the chunks sent back has it (§5.3); the
+    trailers' answer comes after the body."""
+    body = seed_bytes()
+    s = Stream(picker.channel, timeout=4)
+    s.send(headers_msg())
+    s.send(body_msg(body[:20], False))
+    s.send(body_msg(body[20:], False))
+    s.send(trailers_msg())
+    assert kind(s.next()) == "request_headers"
+    out = b""
+    while True:
+        r = s.next()
+        if kind(r) == "request_trailers":
+            break
+        assert kind(r) == "request_body", r
+        sr = r.request_body.response.body_mutation.streamed_response
+        assert not sr.end_of_stream
+        out += sr.body
+    assert json.loads(out)["model"] == "tweet-summary-1"
+    assert s.rest() == []
+    picker.stop()
+
+
+@pytest.mark.parametrize("mode", [None, BUFFERED, BUFFERED_PARTIAL, FULL_DUPLEX])
+def test_bodyless_request_is_picked_at_header_time(procs, tmp_path, mode):
+    """A request whose headers end the stream is picked at header time and
+    its headers answered with the pick, whatever the body mode, without
+    protocol_config (BUFFERED) too (§5.1); no body answer follows for the
+    body that never came (§5.3)."""
+    p = Picker(procs, tmp_path, standalone=True)  # v1: no body, any endpoint
+    s = Stream(p.channel, timeout=4)
+    m = headers_msg(path="/v1/models", eos=True, mode=mode or 0)
+    if mode is None:
+        m.ClearField("protocol_config")
+    s.send(m)
+    r = s.next()
+    assert kind(r) == "request_headers", r
+    assert set_headers(r.request_headers.response)[DEST] in p.endpoints
+    assert s.rest() == []
+    p.stop()
+
+
+def test_buffered_partial_part_of_a_body(procs, tmp_path):
+    """BUFFERED_PARTIAL's part of a body over Envoy's buffer (end_of_stream
+    false, no whole JSON document): its one answer carries a pick made from
+    the headers alone (a part names no model), and the body is left as it
+    is; the rest of the body never comes to the picker."""
+    p = Picker(procs, tmp_path, standalone=True)
+    s = Stream(p.channel, timeout=4)
+    s.send(headers_msg(mode=BUFFERED_PARTIAL))
+    assert kind(s.next()) == "request_headers"
+    s.send(body_msg(seed_bytes()[:30], False))
+    r = s.next()
+    assert kind(r) == "request_body", r
+    assert set_headers(r.request_body.response)[DEST] in p.endpoints
+    assert not r.request_body.response.HasField("body_mutation")
+    assert s.rest() == []
+    p.stop()
+
+
+def test_buffered_body_over_the_grpc_message_limit(procs, tmp_path):
+    """A BUFFERED body is one gRPC message: one over the picker's message
+    limit (--max-body-bytes + 64 KiB) is a 413 like a body over the limit
+    in pieces, not a gRPC error (which Envoy turns into a 500); its bytes
+    are dropped as they come, and the picker goes on serving."""
+    p = Picker(procs, tmp_path, extra=("--max-body-bytes", "10000"))
+    s = Stream(p.channel, timeout=4)
+    s.send(headers_msg(mode=BUFFERED))
+    assert kind(s.next()) == "request_headers"
+    s.send(body_msg(b"x" * 200000, True))
+    r = s.next()
+    assert kind(r) == "immediate_response", r
+    assert r.immediate_response.status.code == 413
+    assert s.rest() == []
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    assert kind(first) == "request_headers"
+    s.rest()
+    p.stop()
+
+
+def pool_counts(p):
+    _, _, data = call("http://%s:%d" % (p.host, p.metrics_port), "/pools")
+    return {e["address"]: (e["in_flight"], e["requests_total"])
+            for pool in json.loads(data)["pools"] for e in pool["endpoints"]}
+
+
+def test_served_endpoint_takes_the_request(procs, tmp_path):
+    """The proxy fell back to the second endpoint of the list and reports
+    it in x-gateway-destination-endpoint-served (gie-reference §7): the
+    request's in-flight count and total move there, as the gateway's own
+    retry moves them, and end there."""
+    p = Picker(procs, tmp_path, extra=("--endpoints", "2"))
+    p.wait_scraped()
+    first, out, s = full_duplex(p.channel, seed_bytes())
+    eps = set_headers(first.request_headers.response)[DEST].split(",")
+    assert len(eps) == 2, eps
+    before = pool_counts(p)
+    assert before[eps[0]][0] == 1 and before[eps[1]][0] == 0, before
+    m = pb.ProcessingRequest()
+    for k, v in ((":status", "200"), ("content-type", "application/json")):
+        h = m.response_headers.headers.headers.add()
+        h.key = k
+        h.raw_value = v.encode()
+    lb = m.metadata_context.filter_metadata["envoy.lb"]
+    lb.fields["x-gateway-destination-endpoint-served"].string_value = eps[1]
+    s.send(m)
+    assert kind(s.next()) == "response_headers"
+    mid = pool_counts(p)
+    assert mid[eps[0]][0] == 0 and mid[eps[1]][0] == 1, mid
+    assert mid[eps[1]][1] == before[eps[1]][1] + 1, (before, mid)
+    m = pb.ProcessingRequest()
+    m.response_body.body = b'{"usage":{"prompt_tokens":9,"completion_tokens":5}}'
+    m.response_body.end_of_stream = True
+    s.send(m)
+    assert kind(s.next()) == "response_body"
+    s.rest()
+    deadline = time.time() + 5
+    while any(v[0] for v in pool_counts(p).values()):
+        assert time.time() < deadline, pool_counts(p)
+        time.sleep(0.05)
     p.stop()

@@ -92,15 +92,22 @@ def long_prompt_body(model="tweet-summary", words=12000):
 class FakePicker:
     """A minimal ext_proc picker (grpcio): it picks the endpoints named in
     test-epp-endpoint-selection (else the first of `endpoints`), sends the
-    body back unchanged, and on the response headers sets SERVED from the
-    served-endpoint metadata. mode "hang" never answers, "close" ends the
-    stream at once, "shed" answers 429, "grow" sends back the body with
-    GROW added to its prompt, in chunks of 3000 bytes."""
+    body back unchanged, on the response headers sets SERVED from the
+    served-endpoint metadata, and echoes the response body chunk by chunk
+    (FULL_DUPLEX_STREAMED, as GIE's picker does for an event stream). mode
+    "hang" never answers, "close" ends the stream at once, "shed" answers
+    429 with headers of its own, "grow" sends back the body with GROW added
+    to its prompt, in chunks of 3000 bytes, "rename" gathers the response
+    body and sends it back whole with its model renamed (as GIE turns a
+    rewritten model back), "resp-imm" answers the response headers with an
+    immediate 403."""
 
     def __init__(self, host, port, endpoints, mode="select", tls=None):
         self.host, self.port, self.endpoints, self.mode = host, port, endpoints, mode
         self.seen = []  # request headers of each stream, as dicts
         self.served = []
+        self.resp_headers = []  # response header names of each stream
+        self.resp_bodies = []   # the response body each stream saw
         self.stop_evt = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
         handler = grpc.method_handlers_generic_handler(
@@ -154,6 +161,12 @@ class FakePicker:
                     r = pb.ProcessingResponse()
                     r.immediate_response.status.code = 429
                     r.immediate_response.body = b"shed by the test picker"
+                    for k, v in (("x-shed-by", b"test-picker"),
+                                 ("content-type", b"application/json"),
+                                 ("content-length", b"999")):
+                        h = r.immediate_response.headers.set_headers.add()
+                        h.header.key = k
+                        h.header.raw_value = v
                     yield r
                     return
                 if req.request_headers.end_of_stream:
@@ -180,10 +193,39 @@ class FakePicker:
                 lb = req.metadata_context.filter_metadata["envoy.lb"]
                 served = lb.fields["x-gateway-destination-endpoint-served"].string_value
                 self.served.append(served)
+                self.resp_headers.append([h.key for h in req.response_headers.headers.headers])
+                self.resp_bodies.append(b"")
+                if self.mode == "resp-imm":
+                    r = pb.ProcessingResponse()
+                    r.immediate_response.status.code = 403
+                    r.immediate_response.body = b"refused by the test picker"
+                    h = r.immediate_response.headers.set_headers.add()
+                    h.header.key = "x-refused-by"
+                    h.header.raw_value = b"test-picker"
+                    yield r
+                    return
                 r = pb.ProcessingResponse()
                 h = r.response_headers.response.header_mutation.set_headers.add()
                 h.header.key = SERVED
                 h.header.raw_value = served.encode()
+                # GIE v1.5 copies the response's headers back: the framing
+                # ones must not reach the client.
+                h = r.response_headers.response.header_mutation.set_headers.add()
+                h.header.key = "content-length"
+                h.header.raw_value = b"1"
+                yield r
+            elif kind == "response_body":
+                self.resp_bodies[-1] += req.response_body.body
+                eos = req.response_body.end_of_stream
+                if self.mode == "rename" and not eos:
+                    continue
+                out = req.response_body.body
+                if self.mode == "rename":
+                    out = self.resp_bodies[-1].replace(b'"tweet-summary-1"', b'"renamed"')
+                r = pb.ProcessingResponse()
+                sr = r.response_body.response.body_mutation.streamed_response
+                sr.body = out
+                sr.end_of_stream = eos
                 yield r
 
 
@@ -243,10 +285,10 @@ class Setup:
                     total += float(line.rsplit(" ", 1)[1])
         return total
 
-    def start_epp(self, secure=False):
+    def start_epp(self, secure=False, metrics_port=0):
         args = ["epp", "-poolName", "qwen-pool", "-f", self.dir, "-grpcPort", self.picker_port,
-                "-grpcHealthPort", "0", "-metricsPort", "0", "--bind", self.picker_host,
-                "--workers", "1"]
+                "-grpcHealthPort", "0", "-metricsPort", metrics_port, "--bind",
+                self.picker_host, "--workers", "1"]
         if not secure:
             args.append("-secureServing=false")
         self.epp = self.procs.start(*args, name="epp")
@@ -360,12 +402,18 @@ def test_gateway_follows_the_test_picker(procs, tmp_path):
 
 
 def test_picker_sheds(procs, tmp_path):
+    """An immediate_response is the client's answer, with its status, body
+    and header changes (its content type too), as Envoy's local reply;
+    the framing's own headers are not the picker's to set."""
     s = Setup(procs, tmp_path)
     p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="shed")
     try:
-        status, _, data = call(s.base, "/v1/completions", seed_body())
+        status, headers, data = call(s.base, "/v1/completions", seed_body())
         assert status == 429
-        assert b"shed by the test picker" in data
+        assert data == b"shed by the test picker"
+        assert headers["x-shed-by"] == "test-picker"
+        assert headers["content-type"] == "application/json"
+        assert headers["content-length"] == str(len(data))
         assert s.completions_seen() == 0
     finally:
         p.stop()
@@ -466,3 +514,97 @@ def test_picker_verified_tls(procs, tmp_path):
         finally:
             p.stop()
         s.stop()
+
+
+# ---- the response path through the picker (FULL_DUPLEX_STREAMED) ----
+
+def test_response_header_names_are_lower_case(procs, tmp_path):
+    """ext_proc header names are lower case (spec/extproc.md §3.1), the
+    response's as the request's: a picker looks up content-type (GIE's
+    streaming check) by that name."""
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        status, _, r = post_json(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert status == 200, r
+        names = p.resp_headers[0]
+        assert ":status" in names and "content-type" in names, names
+        assert all(n == n.lower() for n in names), names
+    finally:
+        p.stop()
+    s.stop()
+
+
+def test_picker_answers_the_response_body(procs, tmp_path):
+    """The response body goes to the picker (FULL_DUPLEX_STREAMED, as GIE's
+    Envoy configuration sends it) and the client gets what the picker sends
+    back: here the whole JSON, gathered and changed, as GIE turns a
+    rewritten model back; without Content-Length, which Envoy drops in this
+    mode (§4.4), whatever the picker's header changes say. An event stream
+    is echoed piece by piece and reaches the client whole."""
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="rename")
+    try:
+        status, headers, r = post_json(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert status == 200, r
+        assert r["model"] == "renamed"
+        assert r["usage"]["completion_tokens"] == 100
+        assert headers.get("content-length") is None, dict(headers)
+        assert headers[SERVED] == headers["x-gateway-destination-endpoint-served"]
+        seen = json.loads(p.resp_bodies[0])
+        assert seen["model"] == "tweet-summary-1" and seen["usage"]["completion_tokens"] == 100
+    finally:
+        p.stop()
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        status, _, data = call(s.base, "/v1/completions",
+                               dict(seed_body("tweet-summary-1"), stream=True, max_tokens=20))
+        assert status == 200, data
+        events = [ln for ln in data.decode().splitlines() if ln.startswith("data: ")]
+        assert events[-1] == "data: [DONE]" and len(events) >= 21, events
+        assert p.resp_bodies[0] == data
+    finally:
+        p.stop()
+    s.stop()
+
+
+def test_infergate_epp_reads_the_usage(procs, tmp_path):
+    """Followed by the gateway, `infergate epp` now sees the response body:
+    the request's output tokens are in its metrics."""
+    s = Setup(procs, tmp_path)
+    metrics = free_port(s.picker_host)
+    s.start_epp(metrics_port=metrics)
+    wait_http("http://%s:%d/healthz" % (s.picker_host, metrics), proc=s.epp)
+    status, _, r = post_json(s.base, "/v1/completions", seed_body())
+    assert status == 200, r
+    assert r["model"] == "tweet-summary-1"
+    deadline = time.time() + 5
+    while True:
+        _, _, data = call("http://%s:%d" % (s.picker_host, metrics), "/metrics")
+        out = [ln for ln in data.decode().splitlines()
+               if ln.startswith("inference_model_output_tokens_sum{")
+               and 'model_name="tweet-summary"' in ln]
+        if out and float(out[0].rsplit(" ", 1)[1]) == 100:
+            break
+        assert time.time() < deadline, out
+        time.sleep(0.05)
+    s.stop()
+
+
+def test_picker_immediate_response_on_the_response(procs, tmp_path):
+    """An immediate_response answering the response headers replaces the
+    response, which has not gone to the client yet (§4.6): its status,
+    body and headers, at once, not after --epp-timeout."""
+    s = Setup(procs, tmp_path)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints, mode="resp-imm")
+    try:
+        t0 = time.time()
+        status, headers, data = call(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert time.time() - t0 < 5
+        assert status == 403, data
+        assert data == b"refused by the test picker"
+        assert headers["x-refused-by"] == "test-picker"
+        assert headers.get("x-gateway-destination-endpoint-served") is None
+    finally:
+        p.stop()
+    s.stop()

@@ -828,6 +828,40 @@ static void test_decode_subset_hint(void **state)
 	ig_buf_free(&b);
 }
 
+/* gie-reference §7: the proxy reports the endpoint that served in
+ * metadata_context envoy.lb x-gateway-destination-endpoint-served. */
+static void test_decode_served_endpoint(void **state)
+{
+	struct ig_buf v = {0}, b;
+	struct ig_xp_request r;
+	uint8_t *copy;
+
+	pb_str(&v, 3, "10.0.0.2:8000");
+	request_with_metadata(&b, "envoy.lb", "x-gateway-destination-endpoint-served", &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_str(r.served, "10.0.0.2:8000");
+	assert_false(r.has_subset);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+	/* Another namespace, or a value that is not a string: none. */
+	pb_str(&v, 3, "10.0.0.2:8000");
+	request_with_metadata(&b, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-served",
+			      &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.served.len, 0);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+	pb_num(&v, 4, 1);
+	request_with_metadata(&b, "envoy.lb", "x-gateway-destination-endpoint-served", &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_int_equal(r.served.len, 0);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+}
+
 /* ---- round trips ------------------------------------------------------------------ */
 
 static void test_request_round_trip(void **state)
@@ -1274,6 +1308,7 @@ int main(void)
 	    cmocka_unit_test(test_decode_spec_requests),
 	    cmocka_unit_test(test_decode_header_value_fallback),
 	    cmocka_unit_test(test_decode_subset_hint),
+	    cmocka_unit_test(test_decode_served_endpoint),
 	    cmocka_unit_test(test_request_round_trip),
 	    cmocka_unit_test(test_request_round_trip_empty_subset),
 	    cmocka_unit_test(test_response_round_trip_headers),

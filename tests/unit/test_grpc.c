@@ -130,12 +130,12 @@ static void s_end(struct ig_grpc_stream *s, bool reset)
 }
 
 static const struct ig_grpc_method methods[] = {
-    {"/t.S/Echo", s_open, s_echo_msg, s_finish_ok, s_end, NULL},
-    {"/t.S/Unary", s_open, s_unary_msg, s_unary_half, s_end, NULL},
-    {"/t.S/Early", s_open, s_early_msg, NULL, s_end, NULL},
-    {"/t.S/Hold", s_open, s_hold_msg, NULL, s_end, NULL},
-    {"/t.S/Fail", s_fail_open, NULL, NULL, s_end, NULL},
-    {"/t.S/EchoV", s_open, s_echov_msg, s_finish_ok, s_end, NULL},
+    {"/t.S/Echo", s_open, s_echo_msg, s_finish_ok, s_end, NULL, NULL},
+    {"/t.S/Unary", s_open, s_unary_msg, s_unary_half, s_end, NULL, NULL},
+    {"/t.S/Early", s_open, s_early_msg, NULL, s_end, NULL, NULL},
+    {"/t.S/Hold", s_open, s_hold_msg, NULL, s_end, NULL, NULL},
+    {"/t.S/Fail", s_fail_open, NULL, NULL, s_end, NULL, NULL},
+    {"/t.S/EchoV", s_open, s_echov_msg, s_finish_ok, s_end, NULL, NULL},
 };
 
 /* ---- client side ---- */
@@ -363,6 +363,69 @@ static void test_sendv_parts(void **state)
 	ig_buf_free(&sent);
 	ig_buf_free(&r.all);
 	stop();
+}
+
+/* ---- reassembly: a message over the ceiling, dropped and reported ---- */
+
+struct reasm_rec {
+	size_t msgs, oversize, last_len;
+};
+
+static bool reasm_msg(void *arg, const uint8_t *msg, size_t len)
+{
+	struct reasm_rec *r = arg;
+	r->msgs++;
+	r->last_len = len;
+	return true;
+}
+
+static bool reasm_oversize(void *arg, size_t len)
+{
+	struct reasm_rec *r = arg;
+	r->oversize++;
+	r->last_len = len;
+	return true;
+}
+
+static void put_frame(struct ig_buf *b, size_t n, uint8_t fill_byte)
+{
+	uint8_t pre[5] = {0, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+	ig_buf_append(b, pre, 5);
+	for (size_t i = 0; i < n; i++)
+		ig_buf_append(b, &fill_byte, 1);
+}
+
+static void test_reasm_oversize(void **state)
+{
+	struct ig_buf in = {0};
+	put_frame(&in, 10, 'a');
+	put_frame(&in, 5000, 'b'); /* over the ceiling */
+	put_frame(&in, 7, 'c');
+	/* Without on_oversize: the call's end. */
+	struct grpc_reasm r = {.max = 100};
+	struct reasm_rec rec = {0};
+	assert_int_equal(grpc_reasm_feed(&r, (uint8_t *)in.ptr, in.len, reasm_msg, &rec),
+			 IG_GRPC_RESOURCE_EXHAUSTED);
+	assert_int_equal(rec.msgs, 1);
+	grpc_reasm_free(&r);
+	/* With it: reported once, dropped unheld, and the next message comes
+	 * whole, however the bytes are cut. */
+	for (size_t step = 1; step <= in.len; step = step * 7 + 1) {
+		struct grpc_reasm q = {.max = 100, .on_oversize = reasm_oversize};
+		struct reasm_rec got = {0};
+		for (size_t off = 0; off < in.len; off += step) {
+			size_t n = in.len - off < step ? in.len - off : step;
+			assert_int_equal(
+			    grpc_reasm_feed(&q, (uint8_t *)in.ptr + off, n, reasm_msg, &got), 0);
+			assert_true(q.msg.len <= 100);
+		}
+		assert_int_equal(got.msgs, 2);
+		assert_int_equal(got.oversize, 1);
+		assert_int_equal(got.last_len, 7);
+		assert_false(grpc_reasm_partial(&q));
+		grpc_reasm_free(&q);
+	}
+	ig_buf_free(&in);
 }
 
 /* The outgoing queue on its own: framing of messages in parts, reads in
@@ -1046,6 +1109,7 @@ int main(void)
 	    cmocka_unit_test(test_one_mib),
 	    cmocka_unit_test(test_sendv_parts),
 	    cmocka_unit_test(test_outq),
+	    cmocka_unit_test(test_reasm_oversize),
 	    cmocka_unit_test(test_over_limit),
 	    cmocka_unit_test(test_unknown_path),
 	    cmocka_unit_test(test_status_message),
