@@ -518,6 +518,17 @@ static void send_resp_end(struct xp_call *x)
 	arm(x);
 }
 
+/* Whether set[k]'s name is set again later in the same mutation: in
+ * Envoy each HeaderValueOption without append overwrites, so the last one
+ * of a name is what goes (spec/extproc.md §4.2). */
+static bool set_again(const struct ig_xp_header *set, size_t nset, size_t k)
+{
+	for (size_t j = k + 1; j < nset; j++)
+		if (ig_str_ieq(set[j].key, set[k].key))
+			return true;
+	return false;
+}
+
 /* The picker's changes applied to the held response head, then it goes
  * to the client: without Content-Length when the body goes through the
  * picker (Envoy drops it in FULL_DUPLEX_STREAMED, spec/extproc.md §4.4),
@@ -542,7 +553,8 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 				h[n++] = x->res.headers[i];
 		}
 		for (size_t k = 0; k < r->nset; k++) {
-			if (!header_ok(r->set[k].key, r->set[k].value))
+			if (!header_ok(r->set[k].key, r->set[k].value) ||
+			    set_again(r->set, r->nset, k))
 				continue;
 			h[n].name = ig_arena_strdup(p->ex->arena, r->set[k].key);
 			h[n].value = ig_arena_strdup(p->ex->arena, r->set[k].value);
@@ -621,7 +633,7 @@ static void respond_immediate(struct xp_call *x, const struct ig_xp_response *r)
 			struct ig_str v = ig_arena_strdup(p->ex->arena, value);
 			if (v.ptr)
 				ct = v.ptr;
-		} else if (h && header_ok(key, value)) {
+		} else if (h && header_ok(key, value) && !set_again(r->set, r->nset, i)) {
 			h[n].name = ig_arena_strdup(p->ex->arena, key);
 			h[n].value = ig_arena_strdup(p->ex->arena, value);
 			if (h[n].name.ptr && h[n].value.ptr)
@@ -963,7 +975,7 @@ void ig_req_extpick_additions(const struct ig_req *p,
 {
 	const struct xp_call *x = p->xp;
 	for (size_t i = 0; i < x->nset; i++)
-		if (header_ok(x->set[i].key, x->set[i].value))
+		if (header_ok(x->set[i].key, x->set[i].value) && !set_again(x->set, x->nset, i))
 			emit(ud, x->set[i].key.ptr, x->set[i].value.ptr);
 }
 

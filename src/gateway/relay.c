@@ -1136,14 +1136,15 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	if (p->rule && p->rule->timeout_backend_ms)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
 			       p);
-	/* The Host line names the endpoint on every attempt. */
-	/* Host: a URLRewrite's hostname; for a Service the client's Host, as
-	 * any HTTP proxy keeps it; for a pool the endpoint (vLLM ignores it). */
+	/* Host: a URLRewrite's hostname, else the client's, as Envoy and
+	 * any HTTP proxy keep it, for a Service and a pool alike (GIE's
+	 * conformance tests check the pod sees the client's Host); the
+	 * endpoint only when the client sent none (HTTP/1.0). */
 	struct ig_str host = ig_str_from(ep->addr);
 	const char *rw = ig_req_upstream_host(p);
 	if (rw) {
 		host = ig_str_from(rw);
-	} else if (p->service) {
+	} else {
 		const struct ig_http_header *hh =
 		    ig_http_find_header(p->ex->req.headers, p->ex->req.num_headers, "host");
 		if (hh)

@@ -19,15 +19,22 @@
 static int reject(struct ig_sim_error *e, int status, const char *type, const char *param,
 		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+static int vreject(struct ig_sim_error *e, int status, const char *type, const char *param,
+		   const char *fmt, va_list ap)
+{
+	e->status = status;
+	e->type = type;
+	e->param = param;
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	return -1;
+}
+
 static int reject(struct ig_sim_error *e, int status, const char *type, const char *param,
 		  const char *fmt, ...)
 {
 	va_list ap;
-	e->status = status;
-	e->type = type;
-	e->param = param;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	vreject(e, status, type, param, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -48,12 +55,9 @@ static int invalid(struct ig_sim_error *e, const char *field, const char *fmt, .
 static int invalid(struct ig_sim_error *e, const char *field, const char *fmt, ...)
 {
 	va_list ap;
-	e->status = 400;
-	e->type = "BadRequestError";
-	e->param = field;
 	e->validation = true;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	vreject(e, 400, "BadRequestError", field, fmt, ap);
 	va_end(ap);
 	return -1;
 }

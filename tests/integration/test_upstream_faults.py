@@ -222,6 +222,9 @@ def test_destination_endpoint_header_reaches_the_pod(procs, tmp_path, fakes):
         assert len(got) == 1
         assert got[0].headers.get("x-gateway-destination-endpoint") == served
         assert "x-gateway-destination-endpoint-served" not in got[0].headers
+        # The client's Host goes on to a pool's pod too, as Envoy keeps it
+        # (GIE's conformance tests compare it).
+        assert got[0].headers.get("host") == c.base.split("//", 1)[1]
     c.stop()
 
 
