@@ -809,10 +809,12 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 	struct ig_http_header hdrs[104 + 64];
 	size_t n = 0;
 	bool mods = (p->rule && p->rule->nfilters) || (p->backend && p->backend->nfilters);
+	bool nominated = ig_http_connection_nominates(res->headers, res->num_headers);
 	for (size_t i = 0; i < res->num_headers && n < 100; i++) {
 		/* Also what the pod's Connection names (RFC 9110 §7.6.1). */
 		if (hop_by_hop(res->headers[i].name) ||
-		    ig_http_connection_names(res->headers, res->num_headers, res->headers[i].name))
+		    (nominated && ig_http_connection_names(res->headers, res->num_headers,
+							   res->headers[i].name)))
 			continue;
 		if (mods && ig_req_header_dropped(p, IG_FILTER_RESPONSE_HEADER_MODIFIER,
 						  res->headers[i].name))

@@ -150,6 +150,7 @@ static int build_head(struct ig_req *p)
 	bool modifies = filter_room(p) > 0 || (p->rule && p->rule->nfilters) ||
 			(p->backend && p->backend->nfilters);
 	bool te_trailers = false;
+	bool nominated = ig_http_connection_nominates(r->headers, r->num_headers);
 	for (size_t i = 0; i < r->num_headers; i++) {
 		const struct ig_http_header *hd = &r->headers[i];
 		if (hop_by_hop(hd->name)) {
@@ -158,7 +159,7 @@ static int build_head(struct ig_req *p)
 		}
 		/* What the client's Connection names is for its connection
 		 * alone (RFC 9110 §7.6.1). */
-		if (ig_http_connection_names(r->headers, r->num_headers, hd->name))
+		if (nominated && ig_http_connection_names(r->headers, r->num_headers, hd->name))
 			continue;
 		if (modifies &&
 		    ig_req_header_dropped(p, IG_FILTER_REQUEST_HEADER_MODIFIER, hd->name))

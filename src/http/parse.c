@@ -434,6 +434,25 @@ bool ig_http_connection_names(const struct ig_http_header *h, size_t n, struct i
 	return false;
 }
 
+/* An option other than those whose names are hop-by-hop already. */
+static int other_option(struct ig_str e, void *arg)
+{
+	(void)arg;
+	return ig_str_ieq_cstr(e, "close") || ig_str_ieq_cstr(e, "keep-alive") ||
+		       ig_str_ieq_cstr(e, "upgrade")
+		   ? 0
+		   : 1;
+}
+
+bool ig_http_connection_nominates(const struct ig_http_header *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ig_str_ieq_cstr(h[i].name, "connection") &&
+		    for_each_element(h[i].value, other_option, NULL) == 1)
+			return true;
+	return false;
+}
+
 bool ig_http_is_websocket_upgrade(const struct ig_http_request *r)
 {
 	return r->minor_version >= 1 && ig_str_eq_cstr(r->method, "GET") &&

@@ -75,6 +75,10 @@ bool ig_http_has_token(const struct ig_http_header *h, size_t n, const char *nam
  * connection options (case-insensitive): such a field is for that
  * connection alone, and an intermediary removes it (RFC 9110 §7.6.1). */
 bool ig_http_connection_names(const struct ig_http_header *h, size_t n, struct ig_str name);
+/* Whether any Connection field names an option other than close,
+ * keep-alive and upgrade (whose fields are hop-by-hop anyway): only then
+ * need each field be looked up with ig_http_connection_names. */
+bool ig_http_connection_nominates(const struct ig_http_header *h, size_t n);
 
 /* A WebSocket opening handshake (RFC 6455 §4.1): an HTTP/1.1 GET with
  * "Connection: upgrade" and "Upgrade: websocket". */
