@@ -21,9 +21,9 @@
  * forwarded one names one of the pods and its body is one a pod sent
  * (whole, or a prefix when cut), and an open connection has a complete
  * response for every request. What the pods receive is checked too: every
- * request parses, its Host line names the pod, its model is the target,
- * and no request reaches a second pod while the first still listens
- * (relay.c's retry rules), nor more than three times.
+ * request parses, keeps the client's Host, is told the pod picked, its
+ * model is the target, and no request reaches a second pod while the
+ * first still listens (relay.c's retry rules), nor more than three times.
  *
  * Input: byte 0 flags, byte 1 the random seed (the picker is a random
  * picker: the seed decides which pod is tried first; its bit 7 sends the
@@ -741,8 +741,8 @@ static void record_delivery(struct run *r, struct ig_str id, int pod, bool retri
 }
 
 /* One request the gateway sent pod connection c, as a model server sees
- * it: the Host line names the pod, the model is the InferenceModel's
- * target, the x-request-id is there. */
+ * it: the client's Host, x-gateway-destination-endpoint naming the pod,
+ * the model is the InferenceModel's target, the x-request-id is there. */
 static void check_pod_request(struct run *r, struct podconn *c, const struct ig_http_request *req,
 			      const char *body, size_t len)
 {
@@ -751,11 +751,15 @@ static void check_pod_request(struct run *r, struct podconn *c, const struct ig_
 		die("a pod got a request with a method no client sent");
 	if (ws && (!ig_http_is_websocket_upgrade(req) || len))
 		die("a pod got a GET that is not the client's WebSocket handshake");
-	/* A Service backend (the handshakes') keeps the client's Host. */
+	/* The client's Host goes on, to a pool's pod as to a Service's (the
+	 * handshakes'), and a pool's pod is told it was the one picked. */
 	const struct ig_http_header *h =
 	    ig_http_find_header(req->headers, req->num_headers, "host");
-	if (!h || !ig_str_eq_cstr(h->value, ws ? "gw" : W.pod_addr[c->pod]))
-		die("the Host line of a pod's request is not the one the gateway sends");
+	if (!h || !ig_str_eq_cstr(h->value, "gw"))
+		die("the Host line of a pod's request is not the client's");
+	h = ig_http_find_header(req->headers, req->num_headers, "x-gateway-destination-endpoint");
+	if (!ws && (!h || !ig_str_eq_cstr(h->value, W.pod_addr[c->pod])))
+		die("a pool's pod was not told it was the endpoint picked");
 	struct ig_json_value root, model;
 	if (!ws && (ig_json_parse(body, len, &root) < 0 || ig_json_get(root, "model", &model) < 0 ||
 		    !ig_str_eq_cstr(model.raw, "\"m-target\"")))
