@@ -629,9 +629,8 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 		if (xs->p && xs->p->restore_model) {
 			/* The rewrite is turned back in the body (GIE v1.5),
 			 * when we answer for the body's pieces. */
-			bool bodyless = code < 200 || code == 204 || code == 304 ||
-					ig_str_eq_cstr(xs->ex.req.method, "HEAD") ||
-					m->end_of_stream;
+			bool bodyless =
+			    ig_http_bodyless((int)code, xs->ex.req.method) || m->end_of_stream;
 			bool answers = xs->resp_mode == IG_XP_BODY_FULL_DUPLEX_STREAMED ||
 				       xs->resp_mode == IG_XP_BODY_BUFFERED;
 			if (bodyless || !answers || ig_req_restore_setup(xs->p) < 0)

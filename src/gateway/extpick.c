@@ -883,8 +883,7 @@ bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
 	}
 	/* A response with no body ends with its head (as Envoy's codec
 	 * says): the picker gets no body messages for it. */
-	bool bodyless = res->status < 200 || res->status == 204 || res->status == 304 ||
-			ig_str_eq_cstr(p->ex->req.method, "HEAD") || p->resp_length == 0;
+	bool bodyless = ig_http_bodyless(res->status, p->ex->req.method) || p->resp_length == 0;
 	struct ig_xp_request_out m = {
 	    .kind = IG_XP_REQ_RESPONSE_HEADERS,
 	    .headers = hs,

@@ -198,12 +198,11 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	bool accepted = listener_accepted(l, no_ca, &why, &what);
 	bool given_way = l->conflict != IG_CONFLICT_NONE;
 	const char *conflict = NULL, *conflict_msg = NULL;
-	bool across = !given_way && listener_conflicted(c, l, &conflict, &conflict_msg);
 	if (given_way) {
 		conflict = why;
 		conflict_msg = what;
-	} else if (!across) {
-		conflict = NULL;
+	} else {
+		listener_conflicted(c, l, &conflict, &conflict_msg);
 	}
 	json_t *conds = json_array();
 	json_array_append_new(conds, cond(c, "Accepted", accepted, why, what, gen));

@@ -847,14 +847,11 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 		return;
 	}
 	int64_t length = p->resp_length;
-	bool bodyless = res->status < 200 || res->status == 204 || res->status == 304 ||
-			ig_str_eq_cstr(p->ex->req.method, "HEAD");
-	if (p->restore_model && !bodyless && ig_req_restore_setup(p) == 0) {
-		/* The names' lengths differ: the length is known at the end. */
-		if (p->restore_from[0].len != p->restore_to[0].len)
-			length = -1;
-	} else {
-		p->restore_model = false;
+	if (p->restore_model) {
+		if (ig_http_bodyless(res->status, p->ex->req.method) || ig_req_restore_setup(p) < 0)
+			p->restore_model = false;
+		else if (p->restore_from[0].len != p->restore_to[0].len)
+			length = -1; /* the names' lengths differ: known at the end */
 	}
 	if (ig_http_start_response(p->ex, res->status, hdrs, n, length) < 0) {
 		/* The client is gone: its on_abort ends the request. */
@@ -1157,7 +1154,7 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	 * client's own copy was dropped with the head); an external picker's
 	 * own header goes instead, as Envoy would send it. */
 	static const char dest[] = "x-gateway-destination-endpoint: ";
-	size_t at = 0, alen = strlen(ep->addr);
+	size_t at = 0, alen = ep->addr_len;
 	if (!p->service && !p->xp && sizeof dest - 1 + alen + 2 <= sizeof p->host_line / 2) {
 		memcpy(p->host_line, dest, sizeof dest - 1);
 		memcpy(p->host_line + sizeof dest - 1, ep->addr, alen);

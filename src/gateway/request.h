@@ -74,7 +74,6 @@ struct ig_req {
 	struct ig_str target;		 /* after the traffic split (points into the config) */
 	const struct ig_model *resolved; /* its InferenceModel (NULL: v1 passthrough) */
 	bool random_endpoint;		 /* GIE v1: no body, any endpoint */
-	bool rewritten;			 /* an InferenceModelRewrite chose the target */
 	bool restore_model;		 /* GIE v1: the response names `model` as asked */
 	bool critical;
 	int priority;

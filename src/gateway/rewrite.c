@@ -558,10 +558,10 @@ static int passthrough(struct ig_req *p, struct ig_json_value mv)
 	const struct ig_rewrite_rule *rule =
 	    ig_config_find_rewrite(p->snap->cfg, p->pool->pool, p->model.ptr, p->model.len, &owner);
 	const char *chosen = rule ? ig_rewrite_choose(rule, ig_rng_next(ig_rng_thread())) : NULL;
-	struct ig_str rw = header(&p->ex->req, "x-gateway-model-name-rewrite");
+	struct ig_str rw =
+	    chosen ? (struct ig_str){NULL, 0} : header(&p->ex->req, "x-gateway-model-name-rewrite");
 	if (chosen) {
 		target = chosen;
-		p->rewritten = true;
 		ig_req_metrics_rewrite(p, owner, rule, chosen);
 	} else if (rw.len && rw.len <= MODEL_MAX) {
 		struct ig_str t = ig_arena_strdup(p->ex->arena, rw);

@@ -524,10 +524,9 @@ int ig_http_request_framing(const struct ig_http_request *req, struct ig_http_fr
 	return 0;
 }
 
-static bool response_has_no_body(const struct ig_http_response *res, struct ig_str method)
+bool ig_http_bodyless(int status, struct ig_str method)
 {
-	return ig_str_eq_cstr(method, "HEAD") || res->status < 200 || res->status == 204 ||
-	       res->status == 304;
+	return ig_str_eq_cstr(method, "HEAD") || status < 200 || status == 204 || status == 304;
 }
 
 int ig_http_response_framing(const struct ig_http_response *res, struct ig_str method,
@@ -536,7 +535,7 @@ int ig_http_response_framing(const struct ig_http_response *res, struct ig_str m
 	struct framing_headers f;
 
 	memset(out, 0, sizeof(*out));
-	if (response_has_no_body(res, method)) {
+	if (ig_http_bodyless(res->status, method)) {
 		/* Framing headers of a bodiless response describe a body that is
 		 * not sent; only the connection tokens matter. */
 		struct framing_headers conn = {0};

@@ -80,6 +80,10 @@ bool ig_http_connection_names(const struct ig_http_header *h, size_t n, struct i
  * need each field be looked up with ig_http_connection_names. */
 bool ig_http_connection_nominates(const struct ig_http_header *h, size_t n);
 
+/* A response that has no body whatever its framing says (RFC 9110
+ * §6.4.1): to a HEAD, 1xx, 204 and 304. */
+bool ig_http_bodyless(int status, struct ig_str method);
+
 /* A WebSocket opening handshake (RFC 6455 §4.1): an HTTP/1.1 GET with
  * "Connection: upgrade" and "Upgrade: websocket". */
 bool ig_http_is_websocket_upgrade(const struct ig_http_request *r);

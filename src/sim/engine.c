@@ -213,16 +213,18 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 	return rc;
 }
 
+/* The head of every stream the simulator answers. */
+static const struct ig_http_header sse_head[] = {
+    {IG_STR("Content-Type"), IG_STR("text/event-stream; charset=utf-8")},
+};
+
 /* vLLM 0.8's answer to a stream it could not stream (best_of other than
  * n): the whole body in one event, then [DONE], as a stream. */
 static void respond_whole_stream(struct sim_req *r, const struct ig_buf *body)
 {
-	static const struct ig_http_header h[] = {
-	    {IG_STR("Content-Type"), IG_STR("text/event-stream; charset=utf-8")},
-	};
 	struct ig_buf b = {0};
 	int rc = ig_buf_printf(&b, "data: %.*s\n\ndata: [DONE]\n\n", (int)body->len, body->ptr);
-	if (rc < 0 || ig_http_start_response(r->ex, 200, h, 1, -1) < 0 ||
+	if (rc < 0 || ig_http_start_response(r->ex, 200, sse_head, 1, -1) < 0 ||
 	    ig_http_write(r->ex, b.ptr, b.len) < 0)
 		ig_http_abort(r->ex);
 	else
@@ -555,12 +557,9 @@ static void on_abort(struct ig_http_exchange *ex)
  * sends before the engine has produced anything. */
 static int start_stream(struct sim_req *r)
 {
-	static const struct ig_http_header h[] = {
-	    {IG_STR("Content-Type"), IG_STR("text/event-stream; charset=utf-8")},
-	};
 	struct ig_buf b = {0};
 	struct ig_sim_resp resp;
-	int rc = ig_http_start_response(r->ex, 200, h, 1, -1);
+	int rc = ig_http_start_response(r->ex, 200, sse_head, 1, -1);
 	resp_of(r, &resp, (struct ig_str){0});
 	if (rc == 0 && ig_sim_render_stream_open(&b, &resp, &r->seq_no) < 0)
 		rc = -1;

@@ -505,14 +505,6 @@ static int read_model(struct ig_json_value root, struct ig_sim_request *r, struc
 	return 0;
 }
 
-/* A double as Python's repr writes it (vLLM's messages quote the value
- * pydantic made a float). */
-static const char *py_float(double v, char *buf, size_t cap)
-{
-	ig_sim_py_float(buf, cap, v);
-	return buf;
-}
-
 /* The ranges vLLM's SamplingParams checks (_verify_args): a value outside
  * is a 400 with its message, as the server turns that ValueError into. */
 static int check_sampling_ranges(struct ig_json_value root, struct ig_sim_error *e)
@@ -537,10 +529,11 @@ static int check_sampling_ranges(struct ig_json_value root, struct ig_sim_error 
 		if (rc < 0)
 			return invalid(e, num[i].key, "'%s' must be a number.", num[i].key);
 		if (rc == 1 &&
-		    (v < num[i].lo || (num[i].lo_open && v == num[i].lo) || v > num[i].hi))
+		    (v < num[i].lo || (num[i].lo_open && v == num[i].lo) || v > num[i].hi)) {
+			ig_sim_py_float(buf, sizeof buf, v);
 			return reject(e, 400, "BadRequestError", num[i].param ? num[i].key : NULL,
-				      "%s must be %s, got %s.", num[i].key, num[i].range,
-				      py_float(v, buf, sizeof buf));
+				      "%s must be %s, got %s.", num[i].key, num[i].range, buf);
+		}
 	}
 	int64_t k = 0;
 	if (opt_int(root, "top_k", &k) < 0)
@@ -1470,7 +1463,7 @@ static int check_best_of(const struct ig_sim_config *c, struct ig_sim_request *r
 		return 0;
 	if (c->version != IG_SIM_V_0_8 && r->best_of != 1)
 		return bad_request(e, NULL, "vLLM V1 does not yet support best_of.");
-	r->whole_stream = r->kind == IG_SIM_COMPLETION && r->stream && r->best_of != r->n;
+	r->whole_stream = r->stream && r->best_of != r->n;
 	return 0;
 }
 

@@ -1176,12 +1176,6 @@ static void cors_simple(struct sim *s, struct ig_http_exchange *ex, struct ig_st
 		add_extra(ex, IG_STR("Access-Control-Allow-Credentials"), IG_STR("true"));
 }
 
-static bool has_prefix(struct ig_str s, const char *prefix)
-{
-	size_t n = strlen(prefix);
-	return s.len >= n && memcmp(s.ptr, prefix, n) == 0;
-}
-
 /* vLLM's authentication middleware (--api-key): the paths it guards
  * (/v1..., and in newer releases also /v2, /inference and /cohere; never
  * /health, /metrics or the tokenizer's) need "Authorization: Bearer
@@ -1192,10 +1186,11 @@ static bool authorized(const struct sim *s, struct ig_http_exchange *ex)
 	struct ig_str path = ex->req.path;
 	if (!c->api_key || !c->api_key[0] || ig_str_eq_cstr(ex->req.method, "OPTIONS"))
 		return true;
-	bool guarded = has_prefix(path, "/v1");
+	bool guarded = ig_str_has_prefix(path, IG_STR("/v1"));
 	if (c->version != IG_SIM_V_0_8)
-		guarded |= has_prefix(path, "/v2") || has_prefix(path, "/inference") ||
-			   has_prefix(path, "/cohere");
+		guarded |= ig_str_has_prefix(path, IG_STR("/v2")) ||
+			   ig_str_has_prefix(path, IG_STR("/inference")) ||
+			   ig_str_has_prefix(path, IG_STR("/cohere"));
 	if (!guarded)
 		return true;
 	const struct ig_http_header *h =
@@ -1228,7 +1223,7 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		cors_simple(s, ex, origin->value);
 	/* vLLM mounts the metrics app with the pattern ^/metrics(?P<path>.*)$
 	 * (so that /metrics is not redirected): every path that starts so. */
-	bool metrics_sub = ex->req.path.len >= 8 && memcmp(ex->req.path.ptr, "/metrics", 8) == 0;
+	bool metrics_sub = ig_str_has_prefix(ex->req.path, IG_STR("/metrics"));
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		if (!ig_str_eq_cstr(ex->req.path, routes[i].path) &&
 		    !(metrics_sub && routes[i].id == R_METRICS))

@@ -1819,6 +1819,19 @@ def test_best_of(procs):
     assert len(whole["choices"][0]["text"].split()) == 4
     assert whole["choices"][0]["finish_reason"] == "length"
     assert whole["usage"]["completion_tokens"] == 4
+    # A chat the same way: its hidden sequences never reach the stream.
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", "/v1/chat/completions",
+                 json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 4,
+                             "seed": 3, "best_of": 2, "stream": True}),
+                 {"Content-Type": "application/json"})
+    raw = conn.getresponse().read().decode()
+    conn.close()
+    events = raw.split("\n\n")
+    assert events[1:] == ["data: [DONE]", ""], raw
+    whole = json.loads(events[0][len("data: "):])
+    assert whole["object"] == "chat.completion" and len(whole["choices"]) == 1, whole
+    assert whole["choices"][0]["index"] == 0
     # n == best_of streams as usual.
     events = data_events(old, "/v1/completions", dict(body, n=2, best_of=2, stream=True))
     assert len(events) == 8
