@@ -564,11 +564,7 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 		res.num_headers = n;
 	}
 	x->phase = x->resp_body ? XP_BODY : XP_PASSED;
-	int64_t length = p->resp_length;
-	if (x->resp_body)
-		p->resp_length = -1;
 	ig_req_relay_head(p, &res);
-	p->resp_length = length; /* what the pod's body is, for relay.c */
 	if (x->up_done) {
 		if (x->resp_body)
 			send_resp_end(x);
@@ -581,6 +577,11 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 
 /* A streamed_response piece of the response body: the client's bytes.
  * The one with end_of_stream (after ours) ends the response. */
+bool ig_req_extpick_takes_body(const struct ig_req *p)
+{
+	return p->xp && p->xp->resp_body;
+}
+
 static void take_resp_body(struct xp_call *x, const struct ig_xp_response *r)
 {
 	struct ig_req *p = x->p;

@@ -846,7 +846,10 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 		switch_protocols(p, res, hdrs, n);
 		return;
 	}
-	int64_t length = p->resp_length;
+	/* A body that goes through an external picker comes back in its
+	 * pieces, of a length known at the end (Envoy drops Content-Length
+	 * in FULL_DUPLEX_STREAMED). */
+	int64_t length = ig_req_extpick_takes_body(p) ? -1 : p->resp_length;
 	if (p->restore_model) {
 		if (ig_http_bodyless(res->status, p->ex->req.method) || ig_req_restore_setup(p) < 0)
 			p->restore_model = false;

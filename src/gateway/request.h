@@ -356,6 +356,9 @@ int ig_req_extpick(struct ig_req *p);
 bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
 			 const struct ig_http_response *res);
 int ig_req_extpick_body(struct ig_req *p, const char *data, size_t len, bool last);
+/* Whether the response's body goes through the external picker (its
+ * length is then the picker's, known at the end). */
+bool ig_req_extpick_takes_body(const struct ig_req *p);
 bool ig_req_extpick_holding(const struct ig_req *p);
 void ig_req_extpick_up_done(struct ig_req *p);
 void ig_req_extpick_end(struct ig_req *p);
