@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "gateway/addresses.h"
+#include "gateway/attach.h"
 #include "gateway/route.h"
 #include "gateway/runtime.h"
 #include "gateway/snapshot.h"
@@ -64,94 +65,6 @@ static long long generation(struct ctx *c, const char *kind, const char *group,
 	return ig_kube_generation(c->G->kube, kind, group, m->ns, m->name);
 }
 
-static bool programmed(struct ctx *c, const struct ig_gateway *gw, const struct ig_listener *l)
-{
-	for (size_t i = 0; i < c->s->nports; i++)
-		for (size_t j = 0; j < c->s->ports[i].nlisteners; j++)
-			if (c->s->ports[i].listeners[j].gw == gw &&
-			    c->s->ports[i].listeners[j].listener == l)
-				return true;
-	return false;
-}
-
-/* status.listeners[].attachedRoutes: the routes accepted on this listener
- * (Gateway API v1.5.0 on; v1.2.1 counted every route its allowedRoutes and
- * a parentRef admitted): a parentRef and allowedRoutes admit the route, a
- * hostname of the route meets the listener's, no route of the other kind
- * holds the hostname first, and a ListenerSet's listener only while the
- * set is attached -- what route_parent() says Accepted for. */
-static size_t attached(struct ctx *c, const struct ig_gateway *gw, const struct ig_listener *l)
-{
-	size_t n = 0;
-	if (l->set && l->set->state != IG_LSET_ACCEPTED)
-		return 0;
-	for (size_t i = 0; i < c->cfg->nroutes; i++) {
-		const struct ig_httproute *r = &c->cfg->routes[i];
-		n += ig_route_attaches(c->cfg, r, gw, l) && ig_route_hostnames_meet(r, l) &&
-		     !ig_route_conflicted(c->cfg, r, gw, l);
-	}
-	return n;
-}
-
-/* HTTP and HTTPS listeners on one port, across Gateways: none of them is
- * served (gateway/snapshot.c), and each says why. */
-static bool protocol_conflict(struct ctx *c, const struct ig_listener *l)
-{
-	for (size_t g = 0; g < c->cfg->ngateways; g++)
-		for (size_t i = 0; i < ig_gateway_nlisteners(&c->cfg->gateways[g]); i++) {
-			const struct ig_listener *o = ig_gateway_listener(&c->cfg->gateways[g], i);
-			if (o->served && o->port == l->port && strcmp(o->protocol, l->protocol))
-				return true;
-		}
-	return false;
-}
-
-/* Whether a listener conflicts with one of another Gateway on its port
- * (snapshot.c serves neither), with the reason and message. */
-static bool listener_conflicted(struct ctx *c, const struct ig_listener *l, const char **reason,
-				const char **msg)
-{
-	if (l->across == IG_CONFLICT_HOSTNAME) {
-		*reason = "HostnameConflict";
-		*msg = "A listener of another Gateway has the same port, protocol and hostname: "
-		       "neither is served";
-		return true;
-	}
-	if (l->served && protocol_conflict(c, l)) {
-		*reason = "ProtocolConflict";
-		*msg = "Another listener on this port speaks another protocol";
-		return true;
-	}
-	return false;
-}
-
-/* Whether the listener is Accepted, with the reason and message either way. */
-static bool listener_accepted(const struct ig_listener *l, bool no_ca, const char **why,
-			      const char **what)
-{
-	if (l->conflict == IG_CONFLICT_HOSTNAME) {
-		*why = "HostnameConflict";
-		*what = "An earlier listener has the same port, protocol and hostname";
-	} else if (l->conflict == IG_CONFLICT_PROTOCOL) {
-		*why = "ProtocolConflict";
-		*what = "An earlier listener on this port speaks another protocol";
-	} else if (!l->served) {
-		*why = "UnsupportedProtocol";
-		*what = "infergate serves HTTP and HTTPS listeners";
-	} else if (!l->port) {
-		*why = "UnsupportedPort";
-		*what = "infergate assigns no port: give one";
-	} else if (no_ca) {
-		*why = "NoValidCACertificate";
-		*what = "No caCertificateRef of the client certificate validation is valid";
-	} else {
-		*why = "Accepted";
-		*what = "Listener accepted";
-		return true;
-	}
-	return false;
-}
-
 static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 			       const struct ig_listener *l, long long gen, bool *prog)
 {
@@ -159,12 +72,6 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	 * allowedRoutes.kinds that infergate has when it names any. */
 	json_t *kinds = json_array();
 	static const char *const ours[] = {"HTTPRoute", "GRPCRoute"};
-	bool bad_kinds = false;
-	for (size_t i = 0; i < l->allowed.nkinds; i++) {
-		const struct ig_route_group_kind *k = &l->allowed.kinds[i];
-		bad_kinds |= strcmp(k->group, GW_GROUP) ||
-			     (strcmp(k->kind, ours[0]) && strcmp(k->kind, ours[1]));
-	}
 	for (size_t i = 0; l->served && i < 2; i++) {
 		bool listed = !l->allowed.nkinds;
 		for (size_t k = 0; k < l->allowed.nkinds && !listed; k++)
@@ -174,63 +81,31 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 			json_array_append_new(
 			    kinds, json_pack("{s:s,s:s}", "group", GW_GROUP, "kind", ours[i]));
 	}
-	const char *refs_reason = "ResolvedRefs";
-	for (size_t i = 0; i < l->tls.ncerts; i++) {
-		if (l->tls.certs[i].status == IG_REF_NOT_PERMITTED)
-			refs_reason = "RefNotPermitted";
-		else if (l->tls.certs[i].status != IG_REF_OK &&
-			 !strcmp(refs_reason, "ResolvedRefs"))
-			refs_reason = "InvalidCertificateRef";
-	}
-	/* Client certificate validation (spec.tls.frontend): a CA reference
-	 * that did not resolve; none that did leaves the listener unserved. */
-	const struct ig_frontend_validation *fv =
-	    l->served && !strcmp(l->protocol, "HTTPS") ? ig_listener_frontend(gw, l) : NULL;
-	bool no_ca = fv && !fv->nvalid;
-	if (fv && fv->refs_reason && !strcmp(refs_reason, "ResolvedRefs"))
-		refs_reason = fv->refs_reason;
-	if (bad_kinds && !strcmp(refs_reason, "ResolvedRefs"))
-		refs_reason = "InvalidRouteKinds";
-	*prog = programmed(c, gw, l);
-	/* A ListenerSet's listener gives way to an earlier one of the merged
-	 * list; the Gateway's own conflict only across Gateways. */
-	const char *why, *what;
-	bool accepted = listener_accepted(l, no_ca, &why, &what);
-	bool given_way = l->conflict != IG_CONFLICT_NONE;
-	const char *conflict = NULL, *conflict_msg = NULL;
-	if (given_way) {
-		conflict = why;
-		conflict_msg = what;
-	} else {
-		listener_conflicted(c, l, &conflict, &conflict_msg);
-	}
+	struct ig_listener_status st;
+	ig_listener_status(c->cfg, gw, l, &st);
+	*prog = ig_snapshot_serves(c->s, gw, l);
 	json_t *conds = json_array();
-	json_array_append_new(conds, cond(c, "Accepted", accepted, why, what, gen));
+	json_array_append_new(conds, cond(c, "Accepted", st.accepted, st.reason, st.message, gen));
 	json_array_append_new(conds, cond(c, "Programmed", *prog,
-					  *prog	      ? "Programmed"
-					  : given_way ? conflict
-						      : "Invalid",
-					  *prog	     ? "Listening"
-					  : conflict ? conflict_msg
-						     : "Not served (see the gateway's log)",
-					  gen));
-	bool refs_ok = !strcmp(refs_reason, "ResolvedRefs");
-	json_array_append_new(conds, cond(c, "ResolvedRefs", refs_ok, refs_reason,
-					  refs_ok ? "References resolved"
-					  : fv && fv->refs_reason == refs_reason
-					      ? fv->refs_message
-					      : "A reference did not resolve",
+					  *prog		 ? "Programmed"
+					  : st.given_way ? st.conflict
+							 : "Invalid",
+					  *prog		? "Listening"
+					  : st.conflict ? st.conflict_message
+							: "Not served (see the gateway's log)",
 					  gen));
 	json_array_append_new(
-	    conds, conflict ? cond(c, "Conflicted", true, conflict, conflict_msg, gen)
-			    : cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
-	json_t *st =
-	    json_pack("{s:s,s:o,s:I,s:o}", "name", l->name, "supportedKinds", kinds,
-		      "attachedRoutes", (json_int_t)attached(c, gw, l), "conditions", conds);
+	    conds, cond(c, "ResolvedRefs", st.resolved, st.refs_reason, st.refs_message, gen));
+	json_array_append_new(
+	    conds, st.conflict ? cond(c, "Conflicted", true, st.conflict, st.conflict_message, gen)
+			       : cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
+	json_t *out = json_pack(
+	    "{s:s,s:o,s:I,s:o}", "name", l->name, "supportedKinds", kinds, "attachedRoutes",
+	    (json_int_t)ig_listener_attached_routes(c->cfg, gw, l), "conditions", conds);
 	/* XListenerSet's ListenerEntryStatus (v1alpha1) has the port too. */
 	if (l->set && !strcmp(l->set->meta.kind, "XListenerSet") && l->port)
-		json_object_set_new(st, "port", json_integer(l->port));
-	return st;
+		json_object_set_new(out, "port", json_integer(l->port));
+	return out;
 }
 
 /* The ListenerSets attached to gw (Accepted), and whether any of them is
@@ -319,11 +194,12 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 	size_t nprog = 0, nconflicted = 0;
 	for (size_t i = 0; i < gw->nlisteners; i++) {
 		bool prog;
-		const char *r, *m;
+		struct ig_listener_status st;
 		json_array_append_new(listeners,
 				      listener_status(c, gw, &gw->listeners[i], gen, &prog));
 		nprog += prog;
-		nconflicted += listener_conflicted(c, &gw->listeners[i], &r, &m);
+		ig_listener_status(c->cfg, gw, &gw->listeners[i], &st);
+		nconflicted += st.conflict != NULL;
 	}
 	json_t *conds = json_array();
 	/* Accepted, then Programmed: what keeps the Gateway from being
@@ -405,47 +281,6 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 			   IG_KUBE_STATUS_WHOLE, st);
 }
 
-static const char *ref_reason(enum ig_ref_status s)
-{
-	switch (s) {
-	case IG_REF_NOT_FOUND:
-		return "BackendNotFound";
-	case IG_REF_INVALID_KIND:
-		return "InvalidKind";
-	case IG_REF_NOT_PERMITTED:
-		return "RefNotPermitted";
-	case IG_REF_UNSUPPORTED_PROTOCOL:
-		return "UnsupportedProtocol";
-	default:
-		return "BackendNotFound";
-	}
-}
-
-static const struct ig_backend_ref *first_unresolved(const struct ig_httproute *r)
-{
-	for (size_t i = 0; i < r->nrules; i++)
-		for (size_t b = 0; b < r->rules[i].nbackends; b++)
-			if (r->rules[i].backends[b].status != IG_REF_OK)
-				return &r->rules[i].backends[b];
-	return NULL;
-}
-
-/* The first ExtensionRef filter of the route, of a rule or of a
- * backendRef: none resolves (infergate has no filter extensions). */
-static const struct ig_filter *first_extension_ref(const struct ig_httproute *r)
-{
-	for (size_t i = 0; i < r->nrules; i++) {
-		const struct ig_route_rule *rule = &r->rules[i];
-		const struct ig_filter *f = ig_filters_extension_ref(rule->filters, rule->nfilters);
-		for (size_t b = 0; !f && b < rule->nbackends; b++)
-			f = ig_filters_extension_ref(rule->backends[b].filters,
-						     rule->backends[b].nfilters);
-		if (f)
-			return f;
-	}
-	return NULL;
-}
-
 static json_t *parent_ref_json(const struct ig_parent_ref *p)
 {
 	json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "group", p->group, "kind", p->kind, "namespace",
@@ -457,92 +292,14 @@ static json_t *parent_ref_json(const struct ig_parent_ref *p)
 	return o;
 }
 
-/* The entry for parentRef p, whose object (a Gateway of ours, or a
- * ListenerSet of one) has these listeners; set: the ListenerSet, which
- * takes routes only while it is attached. */
-static json_t *route_parent(struct ctx *c, const struct ig_httproute *r,
-			    const struct ig_parent_ref *p, const struct ig_gateway *gw,
-			    const struct ig_listener_set *set, long long gen)
+static json_t *route_parent(struct ctx *c, const struct ig_parent_ref *p,
+			    const struct ig_parent_status *st, long long gen)
 {
-	const struct ig_listener *ls = set ? set->listeners : gw->listeners;
-	size_t n = set ? set->nlisteners : gw->nlisteners;
-	bool matching = false, allowed = false, meets = false, attaches = false;
-	for (size_t i = 0; i < n; i++) {
-		const struct ig_listener *l = &ls[i];
-		if ((p->section_name && strcmp(p->section_name, l->name)) ||
-		    (p->port && p->port != l->port))
-			continue;
-		matching = true;
-		if (!ig_route_attaches(c->cfg, r, gw, l))
-			continue;
-		allowed = true;
-		if (!ig_route_hostnames_meet(r, l))
-			continue;
-		meets = true;
-		if (ig_route_conflicted(c->cfg, r, gw, l))
-			continue;
-		attaches = true;
-	}
 	json_t *conds = json_array();
-	if (set && set->state != IG_LSET_ACCEPTED)
-		json_array_append_new(
-		    conds,
-		    cond(c, "Accepted", false, "NoMatchingParent",
-			 set->state == IG_LSET_NOT_ALLOWED
-			     ? "The ListenerSet is not attached: its Gateway does not admit it"
-			     : "The ListenerSet is not attached: none of its listeners is valid",
-			 gen));
-	else if (attaches)
-		json_array_append_new(
-		    conds, cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
-	else if (meets)
-		/* GRPCRouteSpec.hostnames: an HTTPRoute and a GRPCRoute sharing
-		 * a hostname on a listener, the older (or first by name) stays. */
-		json_array_append_new(
-		    conds, cond(c, "Accepted", false, "HostnameConflict",
-				r->grpc ? "An HTTPRoute that comes first serves the same hostname"
-					: "A GRPCRoute that comes first serves the same hostname",
-				gen));
-	else if (allowed)
-		json_array_append_new(
-		    conds, cond(c, "Accepted", false, "NoMatchingListenerHostname",
-				"No hostname of the route matches a listener's hostname", gen));
-	else if (matching)
-		json_array_append_new(conds,
-				      cond(c, "Accepted", false, "NotAllowedByListeners",
-					   set ? "No listener of the ListenerSet allows this route"
-					       : "No listener of the Gateway allows this route",
-					   gen));
-	else
-		json_array_append_new(
-		    conds, cond(c, "Accepted", false, "NoMatchingParent",
-				set ? "No listener of the ListenerSet matches sectionName/port"
-				    : "No listener of the Gateway matches sectionName/port",
-				gen));
-	const struct ig_backend_ref *bad = first_unresolved(r);
-	const struct ig_filter *ext = bad ? NULL : first_extension_ref(r);
-	char msg[600];
-	if (bad) {
-		snprintf(msg, sizeof msg, "%s %s/%s: %s", bad->kind, bad->ns, bad->name,
-			 bad->status == IG_REF_NOT_FOUND       ? "not found"
-			 : bad->status == IG_REF_NOT_PERMITTED ? "no ReferenceGrant allows it"
-							       : "cannot be a backend");
-		json_array_append_new(
-		    conds, cond(c, "ResolvedRefs", false, ref_reason(bad->status), msg, gen));
-	} else if (ext) {
-		/* The Gateway API's reason for a reference to "an unknown or
-		 * unsupported Group and/or Kind": infergate supports none for
-		 * filters. The route stays Accepted; its requests get 500. */
-		snprintf(msg, sizeof msg,
-			 "ExtensionRef filter %s \"%s\" (group \"%s\"): infergate has no filter "
-			 "extensions; requests it would process are answered 500",
-			 ext->u.ext.kind, ext->u.ext.name, ext->u.ext.group);
-		json_array_append_new(conds,
-				      cond(c, "ResolvedRefs", false, "InvalidKind", msg, gen));
-	} else {
-		json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
-						  "All references resolved", gen));
-	}
+	json_array_append_new(conds,
+			      cond(c, "Accepted", st->accepted, st->reason, st->message, gen));
+	json_array_append_new(
+	    conds, cond(c, "ResolvedRefs", st->resolved, st->refs_reason, st->refs_message, gen));
 	return json_pack("{s:o,s:s,s:o}", "parentRef", parent_ref_json(p), "controllerName",
 			 ig_kube_controller(c->G->kube), "conditions", conds);
 }
@@ -552,19 +309,9 @@ static void route_status(struct ctx *c, const struct ig_httproute *r)
 	long long gen = generation(c, r->meta.kind, GW_GROUP, &r->meta);
 	json_t *parents = json_array();
 	for (size_t i = 0; i < r->nparents; i++) {
-		const struct ig_parent_ref *p = &r->parents[i];
-		if (!strcmp(p->group, GW_GROUP) && !strcmp(p->kind, "Gateway")) {
-			const struct ig_gateway *gw =
-			    ig_config_find_gateway(c->cfg, p->ns, p->name);
-			if (gw)
-				json_array_append_new(parents,
-						      route_parent(c, r, p, gw, NULL, gen));
-			continue;
-		}
-		const struct ig_listener_set *ls =
-		    ig_config_find_listener_set(c->cfg, p->group, p->kind, p->ns, p->name);
-		if (ls && ls->gw)
-			json_array_append_new(parents, route_parent(c, r, p, ls->gw, ls, gen));
+		struct ig_parent_status st;
+		if (ig_route_parent_status(c->cfg, r, &r->parents[i], &st))
+			json_array_append_new(parents, route_parent(c, &r->parents[i], &st, gen));
 	}
 	ig_kube_status_set(c->G->kube, r->meta.kind, GW_GROUP, r->meta.ns, r->meta.name,
 			   IG_KUBE_STATUS_PARENTS, json_pack("{s:o}", "parents", parents));

@@ -744,6 +744,16 @@ const struct ig_port_rt *ig_snapshot_port(const struct ig_snapshot *s, int port)
 	return NULL;
 }
 
+bool ig_snapshot_serves(const struct ig_snapshot *s, const struct ig_gateway *gw,
+			const struct ig_listener *l)
+{
+	const struct ig_port_rt *p = ig_snapshot_port(s, l->port);
+	for (size_t j = 0; p && j < p->nlisteners; j++)
+		if (p->listeners[j].gw == gw && p->listeners[j].listener == l)
+			return true;
+	return false;
+}
+
 struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *n)
 {
 	size_t total = 0;

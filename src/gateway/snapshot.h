@@ -141,6 +141,9 @@ const struct ig_pool_rt *ig_snapshot_pool(const struct ig_snapshot *s, const cha
 const struct ig_pool_rt *ig_snapshot_pool_group(const struct ig_snapshot *s, const char *ns,
 						const char *name, const char *group);
 const struct ig_port_rt *ig_snapshot_port(const struct ig_snapshot *s, int port);
+/* Whether listener l of gw is served (Programmed): one of its port's. */
+bool ig_snapshot_serves(const struct ig_snapshot *s, const struct ig_gateway *gw,
+			const struct ig_listener *l);
 /* The runtime of a pool / Service port the config resolved a backendRef to
  * (a Service port per protocol: HTTP/1.1 for an HTTPRoute and h2c for a
  * GRPCRoute may name the same one). */

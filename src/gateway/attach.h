@@ -1,0 +1,62 @@
+/* Attachment in the Gateway API's terms (spec/gateway-api.md §4.9, §6.1):
+ * for each parentRef of a route whether the route is Accepted there and
+ * whether its references resolve, and for each listener whether it is
+ * Accepted, Conflicted and has its references, with the reasons the API
+ * names. Computed from a configuration alone, so that every way of looking
+ * at it says the same (kube_status.c writes it as status with --kube). */
+#ifndef IG_GATEWAY_ATTACH_H
+#define IG_GATEWAY_ATTACH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+
+/* A parents[] entry's conditions: Accepted (Accepted, NoMatchingParent,
+ * NotAllowedByListeners, NoMatchingListenerHostname, HostnameConflict)
+ * and ResolvedRefs (ResolvedRefs, BackendNotFound, InvalidKind,
+ * RefNotPermitted, UnsupportedProtocol). */
+struct ig_parent_status {
+	const struct ig_gateway *gw;	   /* the Gateway the parentRef reaches */
+	const struct ig_listener_set *set; /* the ListenerSet it names, or NULL */
+	bool accepted;
+	const char *reason, *message;
+	bool resolved;
+	const char *refs_reason;
+	char refs_message[600];
+};
+
+/* The entry of route r for its parentRef p, or false when p names neither
+ * a Gateway of cfg nor a ListenerSet of one: such a parent has no entry
+ * (with files the loader warns that it is not in the configuration; with
+ * --kube it may be another controller's). */
+bool ig_route_parent_status(const struct ig_config *cfg, const struct ig_httproute *r,
+			    const struct ig_parent_ref *p, struct ig_parent_status *out);
+
+/* A listener's conditions, of gw's own listeners or of a ListenerSet's
+ * (gw its parent): Accepted (Accepted, HostnameConflict, ProtocolConflict,
+ * UnsupportedProtocol, UnsupportedPort, NoValidCACertificate), Conflicted
+ * (conflict NULL when not: a ListenerSet's listener that gives way to an
+ * earlier one of the merged list, or one that clashes with a listener of
+ * another Gateway on its port) and ResolvedRefs (ResolvedRefs,
+ * InvalidCertificateRef, RefNotPermitted, the client certificate
+ * validation's reasons, InvalidRouteKinds). Programmed is the snapshot's
+ * to say. */
+struct ig_listener_status {
+	bool accepted;
+	const char *reason, *message;
+	const char *conflict, *conflict_message;
+	bool given_way; /* conflict is with an earlier listener of the merged list */
+	bool resolved;
+	const char *refs_reason, *refs_message;
+};
+void ig_listener_status(const struct ig_config *cfg, const struct ig_gateway *gw,
+			const struct ig_listener *l, struct ig_listener_status *out);
+
+/* status.listeners[].attachedRoutes: the routes Accepted on listener l of
+ * gw (Gateway API v1.5.0 on; v1.2.1 counted every route its allowedRoutes
+ * and a parentRef admitted). */
+size_t ig_listener_attached_routes(const struct ig_config *cfg, const struct ig_gateway *gw,
+				   const struct ig_listener *l);
+
+#endif
