@@ -341,6 +341,7 @@ struct ig_parent_ref {
 	char *name;
 	char *section_name; /* NULL: all listeners */
 	int port;	    /* 0: any */
+	int line;	    /* of the parentRef in its file */
 };
 
 enum ig_path_type { IG_PATH_PREFIX, IG_PATH_EXACT, IG_PATH_REGEX };
@@ -1061,6 +1062,10 @@ int ig_config_load_texts(const struct ig_config_text *texts, size_t n, struct ig
 			 struct ig_diags *diags);
 void ig_config_free(struct ig_config *cfg);
 void ig_diags_free(struct ig_diags *d);
+/* Adds one diag (what the loader reports, for checks made after it). */
+__attribute__((format(printf, 6, 7))) void ig_diags_add(struct ig_diags *d, bool warning,
+							const char *file, int line,
+							const char *path, const char *fmt, ...);
 /* Writes every diag as "file:line: path: message" lines ("warning: " marks
  * warnings). */
 void ig_diags_print(const struct ig_diags *d, void *file /* FILE* */);

@@ -700,6 +700,7 @@ static void decode_parent(struct session *s, yaml_node_t *n, const char *path,
 		r->kind = "Gateway";
 	if (!r->ns)
 		r->ns = m->ns;
+	r->line = ig_yaml_line(n);
 	if (!strcmp(r->group, GATEWAY_GROUP) && !strcmp(r->kind, "Gateway"))
 		ld_ref(s, "Gateway", r->ns, r->name, ig_yaml_line(n), path);
 	else if (!strcmp(r->group, GATEWAY_GROUP) && !strcmp(r->kind, "ListenerSet"))

@@ -122,6 +122,15 @@ static void vdiag(struct ig_diags *d, bool warning, const char *file, int line, 
 	d->n++;
 }
 
+void ig_diags_add(struct ig_diags *d, bool warning, const char *file, int line, const char *path,
+		  const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(d, warning, file, line, path, fmt, ap);
+	va_end(ap);
+}
+
 void ld_note(struct ig_diags *d, const char *fmt, ...)
 {
 	va_list ap;

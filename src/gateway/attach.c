@@ -274,3 +274,62 @@ size_t ig_listener_attached_routes(const struct ig_config *cfg, const struct ig_
 	}
 	return n;
 }
+
+/* ---- warnings ---- */
+
+static void route_diags(const struct ig_config *cfg, const struct ig_httproute *r,
+			struct ig_diags *d)
+{
+	for (size_t i = 0; i < r->nparents; i++) {
+		const struct ig_parent_ref *p = &r->parents[i];
+		struct ig_parent_status st;
+		if (!ig_route_parent_status(cfg, r, p, &st) || st.accepted)
+			continue;
+		char path[64];
+		snprintf(path, sizeof path, "spec.parentRefs[%zu]", i);
+		ig_diags_add(d, true, r->meta.file, p->line ? p->line : r->meta.line, path,
+			     "%s \"%s/%s\" not accepted by %s \"%s/%s\"%s%s%s (Accepted=False, "
+			     "%s): %s; the route serves nothing there",
+			     r->meta.kind, r->meta.ns, r->meta.name, p->kind, p->ns, p->name,
+			     p->section_name ? " sectionName \"" : "",
+			     p->section_name ? p->section_name : "", p->section_name ? "\"" : "",
+			     st.reason, st.message);
+	}
+}
+
+/* The listener conflicts the loader leaves unsaid: it reports hostname
+ * clashes across Gateways and the protocols and certificates a listener
+ * cannot be served with, not which of a ListenerSet's listeners give way
+ * nor HTTP and HTTPS sharing a port across Gateways. */
+static void listener_diags(const struct ig_config *cfg, const struct ig_gateway *gw,
+			   const struct ig_listener *l, size_t index, struct ig_diags *d)
+{
+	struct ig_listener_status st;
+	ig_listener_status(cfg, gw, l, &st);
+	if (!st.conflict || (!st.given_way && strcmp(st.conflict, "ProtocolConflict")))
+		return;
+	const struct ig_meta *owner = l->set ? &l->set->meta : &gw->meta;
+	char path[64];
+	snprintf(path, sizeof path, "spec.listeners[%zu]", index);
+	ig_diags_add(d, true, owner->file, l->line ? l->line : owner->line, path,
+		     "listener \"%s\" of %s \"%s/%s\" (Conflicted=True, %s): %s; it is not served",
+		     l->name, owner->kind, owner->ns, owner->name, st.conflict,
+		     st.conflict_message);
+}
+
+void ig_attach_diags(const struct ig_config *cfg, struct ig_diags *d)
+{
+	for (size_t g = 0; g < cfg->ngateways; g++) {
+		const struct ig_gateway *gw = &cfg->gateways[g];
+		for (size_t i = 0; i < gw->nlisteners; i++)
+			listener_diags(cfg, gw, &gw->listeners[i], i, d);
+	}
+	for (size_t s = 0; s < cfg->nlistener_sets; s++) {
+		const struct ig_listener_set *ls = &cfg->listener_sets[s];
+		for (size_t i = 0; ls->gw && ls->state == IG_LSET_ACCEPTED && i < ls->nlisteners;
+		     i++)
+			listener_diags(cfg, ls->gw, &ls->listeners[i], i, d);
+	}
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		route_diags(cfg, &cfg->routes[i], d);
+}

@@ -3,7 +3,9 @@
  * whether its references resolve, and for each listener whether it is
  * Accepted, Conflicted and has its references, with the reasons the API
  * names. Computed from a configuration alone, so that every way of looking
- * at it says the same (kube_status.c writes it as status with --kube). */
+ * at it says the same: kube_status.c writes it as status (--kube), the
+ * gateway's log and `infergate check` give what did not attach as warnings
+ * (ig_attach_diags), and the admin listener's /api/status shows it. */
 #ifndef IG_GATEWAY_ATTACH_H
 #define IG_GATEWAY_ATTACH_H
 
@@ -58,5 +60,12 @@ void ig_listener_status(const struct ig_config *cfg, const struct ig_gateway *gw
  * and a parentRef admitted). */
 size_t ig_listener_attached_routes(const struct ig_config *cfg, const struct ig_gateway *gw,
 				   const struct ig_listener *l);
+
+/* Adds a warning to d for each parentRef of a route that is not Accepted
+ * ("FILE:LINE: spec.parentRefs[I]: not accepted by Gateway NS/NAME
+ * (REASON): MESSAGE", the line the parentRef's), and for each listener in
+ * conflict that the loader has not reported (ProtocolConflict across
+ * Gateways, a ListenerSet's listener that gives way). */
+void ig_attach_diags(const struct ig_config *cfg, struct ig_diags *d);
 
 #endif

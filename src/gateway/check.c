@@ -4,13 +4,17 @@
 
 #include "config/config.h"
 #include "core/flags.h"
+#include "gateway/attach.h"
 #include "gateway/snapshot.h"
 
 static const char usage_text[] =
     "usage: infergate check -f PATH [-f PATH...]\n\n"
     "Validates Kubernetes manifests (files, or directories of *.yaml, *.yml and\n"
     "*.json read recursively) and prints every error and warning as\n"
-    "FILE:LINE: FIELD: MESSAGE. Exit status: 0 valid, 1 errors, 2 usage.\n\n";
+    "FILE:LINE: FIELD: MESSAGE. Warnings include what the gateway would not serve\n"
+    "as written: unresolved references, routes their parent Gateway does not\n"
+    "accept (Accepted=False and the Gateway API's reason), listeners in conflict.\n"
+    "Exit status: 0 valid (warnings or not), 1 errors, 2 usage.\n\n";
 
 static int no_positional(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
@@ -103,6 +107,9 @@ int ig_check_main(int argc, char **argv)
 		if (ig_gw_load_picker(cfg, NULL, NULL, false, &picker, &hash, &diags) < 0)
 			r = -1;
 		ig_picker_config_free(picker);
+		/* What the gateway would not attach, as it would log it. */
+		if (r == 0)
+			ig_attach_diags(cfg, &diags);
 		if (r < 0) {
 			ig_config_free(cfg);
 			cfg = NULL;

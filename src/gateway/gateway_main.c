@@ -22,6 +22,7 @@
 #include "gateway/addresses.h"
 #include "gateway/accesslog.h"
 #include "gateway/admin.h"
+#include "gateway/attach.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "gateway/runtime.h"
@@ -244,8 +245,10 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 				     G->opt.flow_control, &picker, &picker_hash, &diags) < 0) {
 		rc = -1;
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		ig_gateway_addresses_check(cfg, G->opt.bind);
+		ig_attach_diags(cfg, &diags);
+	}
 	if (rc == 0 && picker && G->opt.metrics_staleness_ms)
 		ig_picker_config_set_staleness(picker, G->opt.metrics_staleness_ms);
 	ig_diags_print(&diags, stderr);

@@ -118,3 +118,112 @@ def test_extension_ref_filter_is_a_warning(tmp_path):
         "in the configuration",
     ], err
     assert out == "1 object ok: 1 HTTPRoute\n"
+
+
+ATTACH = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - {name: http, protocol: HTTP, port: 80, hostname: a.example.com}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s}
+spec: {ports: [{port: 80}], selector: {app: x}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s, namespace: other}
+spec: {ports: [{port: 80}], selector: {app: x}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r1, namespace: other}
+spec:
+  parentRefs: [{name: gw, namespace: default}]
+  rules: [{backendRefs: [{name: s, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r2}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [b.example.com]
+  rules: [{backendRefs: [{name: s, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r3}
+spec:
+  parentRefs: [{name: gw, sectionName: nope}]
+  rules: [{backendRefs: [{name: s, port: 80}]}]
+"""
+
+
+def test_routes_that_do_not_attach_are_warnings(tmp_path):
+    """A route its parent does not accept serves nothing: check says which
+    parentRef, why (the Gateway API's reason, as --kube writes it in the
+    route's status.parents) and where, and the manifests stay valid."""
+    m = tmp_path / "m.yaml"
+    m.write_text(ATTACH)
+    rc, out, err = check(m)
+    assert rc == 0, err
+    assert err.splitlines() == [
+        f"{m}:23: warning: spec.parentRefs[0]: HTTPRoute \"other/r1\" not accepted by Gateway "
+        "\"default/gw\" (Accepted=False, NotAllowedByListeners): No listener of the Gateway "
+        "allows this route; the route serves nothing there",
+        f"{m}:30: warning: spec.parentRefs[0]: HTTPRoute \"default/r2\" not accepted by Gateway "
+        "\"default/gw\" (Accepted=False, NoMatchingListenerHostname): No hostname of the route "
+        "matches a listener's hostname; the route serves nothing there",
+        f"{m}:38: warning: spec.parentRefs[0]: HTTPRoute \"default/r3\" not accepted by Gateway "
+        "\"default/gw\" sectionName \"nope\" (Accepted=False, NoMatchingParent): No listener of "
+        "the Gateway matches sectionName/port; the route serves nothing there",
+    ], err
+    assert out == "6 objects ok: 1 Gateway, 3 HTTPRoute, 2 Service\n"
+
+
+def test_listener_conflicts_are_warnings(tmp_path):
+    """HTTP and HTTPS on one port across Gateways (neither is served) and a
+    ListenerSet's listener that gives way to the Gateway's are reported as
+    the Gateway API's Conflicted=True."""
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        "apiVersion: gateway.networking.k8s.io/v1\n"
+        "kind: Gateway\n"
+        "metadata: {name: gw1}\n"
+        "spec:\n"
+        "  gatewayClassName: infergate\n"
+        "  allowedListeners: {namespaces: {from: Same}}\n"
+        "  listeners:\n"
+        "  - {name: http, protocol: HTTP, port: 80}\n"              # line 8
+        "---\n"
+        "apiVersion: gateway.networking.k8s.io/v1\n"
+        "kind: Gateway\n"
+        "metadata: {name: gw2}\n"
+        "spec:\n"
+        "  gatewayClassName: infergate\n"
+        "  listeners:\n"
+        "  - {name: h, protocol: HTTPS, port: 80, tls: {certificateRefs: [{name: s}]}}\n"  # 16
+        "---\n"
+        "apiVersion: gateway.networking.k8s.io/v1\n"
+        "kind: ListenerSet\n"
+        "metadata: {name: ls}\n"
+        "spec:\n"
+        "  parentRef: {name: gw1}\n"
+        "  listeners:\n"
+        "  - {name: a, protocol: HTTP, port: 80}\n"                 # line 24
+        "  - {name: b, protocol: HTTP, port: 82}\n")
+    rc, out, err = check(m)
+    assert rc == 0, err
+    lines = err.splitlines()
+    assert (f"{m}:8: warning: spec.listeners[0]: listener \"http\" of Gateway \"default/gw1\" "
+            "(Conflicted=True, ProtocolConflict): Another listener on this port speaks another "
+            "protocol; it is not served") in lines, err
+    assert (f"{m}:16: warning: spec.listeners[0]: listener \"h\" of Gateway \"default/gw2\" "
+            "(Conflicted=True, ProtocolConflict): Another listener on this port speaks another "
+            "protocol; it is not served") in lines, err
+    assert (f"{m}:24: warning: spec.listeners[0]: listener \"a\" of ListenerSet \"default/ls\" "
+            "(Conflicted=True, HostnameConflict): An earlier listener has the same port, "
+            "protocol and hostname; it is not served") in lines, err

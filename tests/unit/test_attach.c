@@ -1,0 +1,255 @@
+/* Attachment results (gateway/attach.c) from loaded manifests: the
+ * parents[] conditions of routes that attach and of those that do not
+ * (Gateway API §4.9, §6.1), listener conflicts, and the warnings `check`
+ * and the gateway's log give for them, with the parentRef's file and
+ * line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "gateway/attach.h"
+
+/* The audit's reproduction: one Gateway with a listener for
+ * a.example.com that admits routes of its own namespace (the default). */
+static const char routes[] =
+    "apiVersion: gateway.networking.k8s.io/v1\n" /* 1 */
+    "kind: Gateway\n"
+    "metadata: {name: gw}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n" /* 5 */
+    "  listeners:\n"
+    "  - {name: http, protocol: HTTP, port: 80, hostname: a.example.com}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Service\n" /* 10 */
+    "metadata: {name: s}\n"
+    "spec: {ports: [{port: 80}], selector: {app: x}}\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: HTTPRoute\n" /* 15 */
+    "metadata: {name: other-ns, namespace: other}\n"
+    "spec:\n"
+    "  parentRefs:\n"
+    "  - {name: gw, namespace: default}\n" /* 19 */
+    "  rules: [{backendRefs: [{name: s, namespace: default, port: 80}]}]\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: HTTPRoute\n"
+    "metadata: {name: wrong-host}\n"
+    "spec:\n"
+    "  parentRefs: [{name: gw}]\n" /* 26 */
+    "  hostnames: [b.example.com]\n"
+    "  rules: [{backendRefs: [{name: s, port: 80}]}]\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n" /* 30 */
+    "kind: HTTPRoute\n"
+    "metadata: {name: no-section}\n"
+    "spec:\n"
+    "  parentRefs:\n"
+    "  - name: gw\n" /* 35 */
+    "    sectionName: nope\n"
+    "  rules: [{backendRefs: [{name: s, port: 80}]}]\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: HTTPRoute\n" /* 40 */
+    "metadata: {name: missing-gw}\n"
+    "spec:\n"
+    "  parentRefs: [{name: gwmissing}]\n"
+    "  rules: [{backendRefs: [{name: s, port: 80}]}]\n"
+    "---\n" /* 45 */
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: HTTPRoute\n"
+    "metadata: {name: good}\n"
+    "spec:\n"
+    "  parentRefs: [{name: gw, sectionName: http}]\n" /* 50 */
+    "  hostnames: [a.example.com]\n"
+    "  rules: [{backendRefs: [{name: s, port: 80}, {name: gone, port: 80}]}]\n";
+
+static struct ig_config *load(const char *text, struct ig_diags *d)
+{
+	struct ig_config *cfg = NULL;
+	assert_int_equal(ig_config_load_text("m.yaml", text, strlen(text), &cfg, d), 0);
+	return cfg;
+}
+
+static const struct ig_httproute *route(const struct ig_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		if (!strcmp(cfg->routes[i].meta.name, name))
+			return &cfg->routes[i];
+	fail_msg("no route %s", name);
+	return NULL;
+}
+
+static void expect_parent(const struct ig_config *cfg, const char *name, bool accepted,
+			  const char *reason)
+{
+	const struct ig_httproute *r = route(cfg, name);
+	struct ig_parent_status st;
+	assert_true(ig_route_parent_status(cfg, r, &r->parents[0], &st));
+	assert_string_equal(st.gw->meta.name, "gw");
+	assert_int_equal(st.accepted, accepted);
+	assert_string_equal(st.reason, reason);
+	assert_non_null(st.message);
+}
+
+static void test_route_parents(void **state)
+{
+	struct ig_diags d = {0};
+	struct ig_config *cfg = load(routes, &d);
+	/* allowedRoutes defaults to namespaces From: Same. */
+	expect_parent(cfg, "other-ns", false, "NotAllowedByListeners");
+	expect_parent(cfg, "wrong-host", false, "NoMatchingListenerHostname");
+	expect_parent(cfg, "no-section", false, "NoMatchingParent");
+	expect_parent(cfg, "good", true, "Accepted");
+	/* A parent that is not in the configuration has no entry. */
+	const struct ig_httproute *r = route(cfg, "missing-gw");
+	struct ig_parent_status st;
+	assert_false(ig_route_parent_status(cfg, r, &r->parents[0], &st));
+	/* Accepted, with a backendRef that does not resolve. */
+	r = route(cfg, "good");
+	assert_true(ig_route_parent_status(cfg, r, &r->parents[0], &st));
+	assert_false(st.resolved);
+	assert_string_equal(st.refs_reason, "BackendNotFound");
+	assert_string_equal(st.refs_message, "Service default/gone: not found");
+	r = route(cfg, "wrong-host");
+	assert_true(ig_route_parent_status(cfg, r, &r->parents[0], &st));
+	assert_true(st.resolved);
+	assert_string_equal(st.refs_reason, "ResolvedRefs");
+	assert_int_equal(
+	    ig_listener_attached_routes(cfg, &cfg->gateways[0], &cfg->gateways[0].listeners[0]), 1);
+	ig_config_free(cfg);
+	ig_diags_free(&d);
+}
+
+/* The diag for parentRefs[0] of a route, or NULL. */
+static const struct ig_diag *diag_at(const struct ig_diags *d, const char *needle)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (strstr(d->items[i].msg, needle))
+			return &d->items[i];
+	return NULL;
+}
+
+static void test_route_warnings(void **state)
+{
+	struct ig_diags d = {0};
+	struct ig_config *cfg = load(routes, &d);
+	size_t before = d.n;
+	ig_attach_diags(cfg, &d);
+	assert_int_equal(d.n - before, 3);
+	static const struct {
+		const char *route, *reason;
+		int line;
+	} want[] = {
+	    {"HTTPRoute \"other/other-ns\"", "NotAllowedByListeners", 19},
+	    {"HTTPRoute \"default/wrong-host\"", "NoMatchingListenerHostname", 26},
+	    {"HTTPRoute \"default/no-section\"", "NoMatchingParent", 35},
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		const struct ig_diag *g = diag_at(&d, want[i].route);
+		assert_non_null(g);
+		assert_true(g->warning);
+		assert_string_equal(g->file, "m.yaml");
+		assert_int_equal(g->line, want[i].line);
+		assert_string_equal(g->path, "spec.parentRefs[0]");
+		assert_non_null(strstr(g->msg, "Gateway \"default/gw\""));
+		assert_non_null(strstr(g->msg, want[i].reason));
+	}
+	assert_non_null(strstr(diag_at(&d, "no-section")->msg, "sectionName \"nope\""));
+	assert_null(diag_at(&d, "\"default/good\""));
+	ig_config_free(cfg);
+	ig_diags_free(&d);
+}
+
+/* HTTP and HTTPS on one port, across Gateways: neither is served, and
+ * both say so; a ListenerSet's listener that repeats the Gateway's gives
+ * way to it. */
+static const char listeners[] =
+    "apiVersion: gateway.networking.k8s.io/v1\n" /* 1 */
+    "kind: Gateway\n"
+    "metadata: {name: gw1}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n" /* 5 */
+    "  allowedListeners: {namespaces: {from: Same}}\n"
+    "  listeners:\n"
+    "  - {name: http, protocol: HTTP, port: 80}\n" /* 8 */
+    "  - {name: other, protocol: HTTP, port: 81}\n"
+    "---\n" /* 10 */
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: gw2}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n" /* 15 */
+    "  listeners:\n"
+    "  - {name: https, protocol: HTTPS, port: 80, tls: {certificateRefs: [{name: s}]}}\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: ListenerSet\n" /* 20 */
+    "metadata: {name: ls}\n"
+    "spec:\n"
+    "  parentRef: {name: gw1}\n"
+    "  listeners:\n"
+    "  - {name: a, protocol: HTTP, port: 81}\n" /* 25 */
+    "  - {name: b, protocol: HTTP, port: 82}\n";
+
+static void test_listener_conflicts(void **state)
+{
+	struct ig_diags d = {0};
+	struct ig_config *cfg = load(listeners, &d);
+	const struct ig_gateway *gw1 = ig_config_find_gateway(cfg, "default", "gw1");
+	const struct ig_listener_set *ls = &cfg->listener_sets[0];
+	struct ig_listener_status st;
+	ig_listener_status(cfg, gw1, &gw1->listeners[0], &st);
+	assert_true(st.accepted);
+	assert_string_equal(st.conflict, "ProtocolConflict");
+	assert_false(st.given_way);
+	ig_listener_status(cfg, gw1, &gw1->listeners[1], &st);
+	assert_null(st.conflict);
+	ig_listener_status(cfg, gw1, &ls->listeners[0], &st);
+	assert_false(st.accepted);
+	assert_string_equal(st.reason, "HostnameConflict");
+	assert_string_equal(st.conflict, "HostnameConflict");
+	assert_true(st.given_way);
+	ig_listener_status(cfg, gw1, &ls->listeners[1], &st);
+	assert_true(st.accepted);
+	assert_null(st.conflict);
+
+	size_t before = d.n;
+	ig_attach_diags(cfg, &d);
+	assert_int_equal(d.n - before, 3);
+	static const struct {
+		const char *listener;
+		int line;
+		const char *reason;
+	} want[] = {
+	    {"listener \"http\" of Gateway \"default/gw1\"", 8, "ProtocolConflict"},
+	    {"listener \"https\" of Gateway \"default/gw2\"", 17, "ProtocolConflict"},
+	    {"listener \"a\" of ListenerSet \"default/ls\"", 25, "HostnameConflict"},
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		const struct ig_diag *g = diag_at(&d, want[i].listener);
+		assert_non_null(g);
+		assert_true(g->warning);
+		assert_int_equal(g->line, want[i].line);
+		assert_non_null(strstr(g->msg, want[i].reason));
+	}
+	ig_config_free(cfg);
+	ig_diags_free(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_route_parents),
+	    cmocka_unit_test(test_route_warnings),
+	    cmocka_unit_test(test_listener_conflicts),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
