@@ -124,6 +124,12 @@ void ig_admin_status_serve(struct ig_gateway_rt *gw, struct ig_http_exchange *ex
 	/* /pools as it is: generation, pools, endpoints, prefix index. */
 	ig_buf_append_cstr(&b, ",\"config\":");
 	ig_admin_render_pools(gw, &b);
+	ig_buf_append_cstr(&b, ",\"reload\":");
+	ig_admin_render_reload(gw, &b);
+	if (gw->attach_json) {
+		ig_buf_append_cstr(&b, ",");
+		ig_buf_append_cstr(&b, gw->attach_json);
+	}
 	ig_buf_append_cstr(&b, "}\n");
 	ig_http_respond(ex, 200, "application/json", b.ptr, b.len, page_headers, 1);
 	ig_buf_free(&b);

@@ -12,7 +12,19 @@
 /* Answers GET / with the page. */
 void ig_admin_page_serve(struct ig_http_exchange *ex);
 /* Answers GET /api/status: pools and endpoints (as /pools), request
- * counts and latency percentiles, and the workers' recent picks. */
+ * counts and latency percentiles, the workers' recent picks, the last
+ * reload, and the Gateways' listeners and routes' parents with their
+ * conditions. */
 void ig_admin_status_serve(struct ig_gateway_rt *gw, struct ig_http_exchange *ex);
+
+/* admin_config.c: the members "gateways" (each listener's Accepted,
+ * Programmed, ResolvedRefs and Conflicted, attached routes) and "routes"
+ * (each parents[] entry's Accepted and ResolvedRefs) of the snapshot, as
+ * malloc'd JSON text (NULL: out of memory); made once per snapshot. */
+struct ig_snapshot;
+char *ig_admin_render_attachment(const struct ig_snapshot *s);
+/* The object "reload": reloads taken and refused, the last one's result,
+ * reason, time and errors, and the time of the configuration served. */
+void ig_admin_render_reload(const struct ig_gateway_rt *gw, struct ig_buf *b);
 
 #endif

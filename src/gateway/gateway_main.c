@@ -22,6 +22,7 @@
 #include "gateway/addresses.h"
 #include "gateway/accesslog.h"
 #include "gateway/admin.h"
+#include "gateway/admin_page.h"
 #include "gateway/attach.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
@@ -39,8 +40,10 @@ static const char usage_text[] =
     "or those a Kubernetes API server holds (--kube).\n"
     "Durations take a unit (250ms, 30s, 10m) or count milliseconds.\n\n";
 static const char footer_text[] =
-    "SIGHUP or a change to a file reloads; SIGTERM drains and exits;\n"
-    "SIGUSR1 reopens the access log.\n";
+    "SIGHUP or a change to a file reloads; a reload with errors is refused and\n"
+    "the previous configuration keeps serving (infergate_config_* on /metrics,\n"
+    "the errors on /api/status). SIGTERM drains and exits; SIGUSR1 reopens the\n"
+    "access log.\n";
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const access_log_formats[] = {"json", "text", NULL}; /* ig_alog_format */
@@ -225,9 +228,33 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 
 /* ---- configuration ---- */
 
+/* The errors of a refused load, one per line as they were logged, for
+ * /api/status: the first MAX_ERRORS of them, then how many more. */
+#define MAX_ERRORS 20
+
+static char *error_lines(const struct ig_diags *d)
+{
+	struct ig_buf b = {0};
+	size_t n = 0;
+	for (size_t i = 0; i < d->n; i++) {
+		const struct ig_diag *g = &d->items[i];
+		if (g->warning || n++ >= MAX_ERRORS)
+			continue;
+		ig_buf_append_cstr(&b, g->file);
+		if (g->line > 0)
+			ig_buf_printf(&b, ":%d", g->line);
+		ig_buf_printf(&b, ": %s%s%s\n", g->path, *g->path ? ": " : "", g->msg);
+	}
+	if (n > MAX_ERRORS)
+		ig_buf_printf(&b, "... and %zu more errors (see the log)\n", n - MAX_ERRORS);
+	char *out = b.len ? strndup(b.ptr, b.len) : strdup("configuration has errors");
+	ig_buf_free(&b);
+	return out;
+}
+
 /* Loads the manifests and the picker configuration into a snapshot, or
- * logs every error and returns NULL. */
-static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
+ * logs every error and returns NULL with them in *errors. */
+static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial, char **errors)
 {
 	struct ig_config *cfg = NULL;
 	struct ig_picker_config *picker = NULL;
@@ -252,6 +279,8 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 	if (rc == 0 && picker && G->opt.metrics_staleness_ms)
 		ig_picker_config_set_staleness(picker, G->opt.metrics_staleness_ms);
 	ig_diags_print(&diags, stderr);
+	if (rc < 0)
+		*errors = error_lines(&diags);
 	ig_diags_free(&diags);
 	if (rc < 0) {
 		ig_err("%s: configuration has errors; %s", initial ? "start" : "reload",
@@ -263,14 +292,17 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial)
 	struct ig_snapshot *s =
 	    ig_snapshot_build(G->endpoints, cfg, picker, picker_hash, G->snap, ++G->generation,
 			      G->opt.workers ? (size_t)G->opt.workers : 1);
-	if (!s)
+	if (!s) {
 		ig_err("%s: out of memory", initial ? "start" : "reload");
+		*errors = strdup("out of memory");
+	}
 	return s;
 }
 
 /* Every port must be ours before workers try; binding one socket here
- * turns "address in use" into a clear startup error. */
-static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s)
+ * turns "address in use" into a clear startup error (logged, and in
+ * *error). */
+static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s, char **error)
 {
 	if (G->opt.frontend) /* the Gateways' listeners are not opened */
 		return 0;
@@ -280,8 +312,11 @@ static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s)
 			continue;
 		int fd = ig_listen_tcp(G->opt.bind, s->ports[i].port, true, 1);
 		if (fd < 0) {
-			ig_err("cannot listen on %s:%d: %s", G->opt.bind, s->ports[i].port,
-			       strerror(-fd));
+			char msg[300];
+			snprintf(msg, sizeof msg, "cannot listen on %s:%d: %s", G->opt.bind,
+				 s->ports[i].port, strerror(-fd));
+			ig_err("%s", msg);
+			*error = strdup(msg);
 			return -1;
 		}
 		close(fd);
@@ -351,19 +386,47 @@ static void publish(struct ig_gateway_rt *G, struct ig_snapshot *s)
 	free(eps);
 	ig_snapshot_unref(old);
 	log_snapshot(G, s);
+	free(G->attach_json);
+	G->attach_json = ig_admin_render_attachment(s);
+}
+
+/* A configuration taken (errors NULL) or refused (errors, which this
+ * takes), at start or on reload: the log said so; /metrics and
+ * /api/status say it too, since the old configuration keeps serving and
+ * /readyz stays 200 after a refused reload. */
+static void record_load(struct ig_gateway_rt *G, bool reload, const char *why, char *errors)
+{
+	double now = ig_wall_seconds();
+	bool ok = errors == NULL;
+	ig_gw_metrics_config(G->metrics, reload, ok, now);
+	if (reload) {
+		G->reload.ok += ok;
+		G->reload.failed += !ok;
+		G->reload.last_why = why;
+		G->reload.last_at = now;
+	}
+	G->reload.last_failed = !ok;
+	if (ok)
+		G->reload.ok_at = now;
+	free(G->reload.errors);
+	G->reload.errors = errors;
 }
 
 static void reload(struct ig_gateway_rt *G, const char *why)
 {
 	ig_info("reloading configuration (%s)", why);
-	struct ig_snapshot *s = load(G, false);
-	if (!s)
-		return;
-	if (check_ports(G, s) < 0) {
+	char *errors = NULL;
+	struct ig_snapshot *s = load(G, false, &errors);
+	if (s && check_ports(G, s, &errors) < 0) {
 		ig_err("reload refused; keeping the previous configuration");
 		ig_snapshot_unref(s);
-		return;
+		s = NULL;
 	}
+	if (!s && !errors)
+		errors = strdup("reload refused");
+	record_load(G, true, why, errors);
+	if (!s)
+		return;
 	publish(G, s);
 	if (!G->opt.frontend) /* the picker writes no status */
 		ig_gw_kube_status(G);
@@ -548,15 +611,17 @@ static int start(struct ig_gateway_rt *G)
 	 * read (on_kube_change); until then the workers listen on nothing. */
 	struct ig_snapshot *snap = NULL;
 	if (!G->opt.kube) {
-		snap = load(G, true);
-		if (!snap)
-			return -1;
-		if (snap->nports == 0 && !G->opt.frontend)
+		char *errors = NULL;
+		snap = load(G, true, &errors);
+		if (snap && snap->nports == 0 && !G->opt.frontend)
 			ig_warn("no HTTP listeners in the manifests: nothing to serve");
-		if (check_ports(G, snap) < 0) {
+		if (snap && check_ports(G, snap, &errors) < 0) {
 			ig_snapshot_unref(snap);
-			return -1;
+			snap = NULL;
 		}
+		free(errors);
+		if (!snap)
+			return -1; /* as `nginx -t` would: an invalid start is refused */
 	}
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -624,8 +689,10 @@ static int start(struct ig_gateway_rt *G)
 		ig_snapshot_unref(snap);
 		return -1;
 	}
-	if (snap)
+	if (snap) {
 		publish(G, snap);
+		record_load(G, false, "start", NULL);
+	}
 	ig_io_start(&G->ctl, &G->sig_io, G->sigfd, IG_EV_READ, on_signal, G);
 	if (G->opt.admin && ig_admin_start(G, G->opt.admin) < 0)
 		return -1;

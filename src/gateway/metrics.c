@@ -27,6 +27,8 @@ struct ig_gw_metrics {
 	    *fc_queue_bytes;
 	/* The unlabelled families' series. */
 	struct ig_series *sched_e2e_s, *hit_bytes_s, *fc_dispatch_s;
+	/* Configuration reloads (ig_gw_metrics_config). */
+	struct ig_series *reloads_ok, *reloads_failed, *last_reload_ok, *last_ok_time;
 	bool flow_control; /* --flow-control */
 	/* Model label values that come from clients (GIE v1 passes any model
 	 * through) are admitted up to a bound; later ones are counted as
@@ -214,6 +216,46 @@ static void indexer_hit_fn(void *ctx, struct ig_metric_family *f)
 	if (s)
 		ig_gauge_set(s, st.lookup_blocks ? (double)st.hit_blocks / (double)st.lookup_blocks
 						 : 0);
+}
+
+/* The configuration's reloads, as nginx-ingress exports them
+ * (nginx_ingress_controller_config_last_reload_successful and
+ * _successful_timestamp_seconds) and Envoy counts them, under infergate's
+ * prefix. Both results' series are there from the start, at 0, so that a
+ * rate or an alert on failures has a series before the first one. */
+static void config_families(struct ig_gw_metrics *gm)
+{
+	const char *result[] = {"result"};
+	struct ig_metric_family *reloads = ig_metrics_counter(
+	    gm->reg, "infergate_config_reloads_total",
+	    "Configuration reloads (SIGHUP, changed files, changed API objects), by result: "
+	    "success, or failure (the previous configuration kept serving).",
+	    result, 1);
+	struct ig_metric_family *last = ig_metrics_gauge(
+	    gm->reg, "infergate_config_last_reload_successful",
+	    "Whether the last configuration load succeeded (1) or was refused (0); 0 until "
+	    "the first configuration.",
+	    NULL, 0);
+	struct ig_metric_family *when = ig_metrics_gauge(
+	    gm->reg, "infergate_config_last_reload_success_timestamp_seconds",
+	    "Unix time of the configuration being served: the start, or the last successful "
+	    "reload.",
+	    NULL, 0);
+	gm->reloads_ok = reloads ? ig_metrics_series(reloads, (const char *[]){"success"}) : NULL;
+	gm->reloads_failed =
+	    reloads ? ig_metrics_series(reloads, (const char *[]){"failure"}) : NULL;
+	gm->last_reload_ok = last ? ig_metrics_series(last, NULL) : NULL;
+	gm->last_ok_time = when ? ig_metrics_series(when, NULL) : NULL;
+}
+
+void ig_gw_metrics_config(struct ig_gw_metrics *gm, bool reload, bool ok, double unix_seconds)
+{
+	if (reload && (ok ? gm->reloads_ok : gm->reloads_failed))
+		ig_counter_add(ok ? gm->reloads_ok : gm->reloads_failed, 1);
+	if (gm->last_reload_ok)
+		ig_gauge_set(gm->last_reload_ok, ok);
+	if (ok && gm->last_ok_time)
+		ig_gauge_set(gm->last_ok_time, unix_seconds);
 }
 
 struct ig_gw_metrics *ig_gw_metrics_new(void)
@@ -440,6 +482,7 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    info ? ig_metrics_series(info, (const char *[]){IG_COMMIT, IG_VERSION}) : NULL;
 	if (info_s)
 		ig_gauge_set(info_s, 1);
+	config_families(gm);
 	gm->sched_e2e_s = gm->sched_e2e ? ig_metrics_series(gm->sched_e2e, NULL) : NULL;
 	gm->hit_bytes_s = gm->hit_bytes ? ig_metrics_series(gm->hit_bytes, NULL) : NULL;
 	pthread_mutex_init(&gm->labels_lock, NULL);

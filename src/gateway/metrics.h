@@ -120,6 +120,9 @@ void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *m, double seconds);
  * while flow control is on, from the pools' scraped figures). */
 void ig_gw_metrics_flow_control(struct ig_gw_metrics *m, bool on);
 
+/* A configuration taken (ok) or refused, at unix_seconds; reload: not the
+ * start's first (infergate_config_reloads_total counts reloads only). */
+void ig_gw_metrics_config(struct ig_gw_metrics *m, bool reload, bool ok, double unix_seconds);
 /* infergate_access_log_dropped_total, registered on first use. */
 struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *m);
 /* Renders every family; pool gauges come from `snap` (control thread). */

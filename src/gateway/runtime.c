@@ -2,6 +2,7 @@
 
 #include "gateway/proxy.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "gateway/metrics.h"
@@ -59,4 +60,7 @@ void ig_gateway_fini(struct ig_gateway_rt *G)
 	G->sessions = NULL;
 	G->metrics = NULL;
 	G->endpoints = NULL;
+	free(G->reload.errors);
+	free(G->attach_json);
+	G->reload.errors = G->attach_json = NULL;
 }

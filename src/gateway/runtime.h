@@ -116,6 +116,19 @@ struct ig_gateway_rt {
 	struct ig_kube *kube;	  /* --kube: the API source; NULL with files */
 	struct ig_tracer *tracer; /* --otlp-endpoint; NULL without */
 	struct ig_access_log *alog;
+	/* The configuration's loads (gateway_main.c), for /metrics and
+	 * /api/status: reloads taken and refused, the last one's result, and
+	 * the errors of the last refused one. Times are Unix seconds, 0: never. */
+	struct {
+		uint64_t ok, failed;
+		bool last_failed;
+		const char *last_why; /* "SIGHUP", "files changed", ... */
+		double last_at, ok_at;
+		char *errors; /* one per line; NULL after a success */
+	} reload;
+	/* /api/status's "gateways" and "routes" (attachment of the current
+	 * snapshot), made when it is published. */
+	char *attach_json;
 	/* Control loop state. */
 	uint64_t watch_signature;
 	struct ig_timer watch_timer, drain_poll, alog_timer;

@@ -696,6 +696,99 @@ def test_reload_on_sighup(procs, tmp_path):
     c.stop()
 
 
+def admin_status(c):
+    status, _, data = call(c.admin, "/api/status")
+    assert status == 200
+    return json.loads(data)
+
+
+def reload_metrics(c):
+    status, _, data = call(c.admin, "/metrics")
+    assert status == 200
+    return {m.group(1): float(m.group(2)) for m in re.finditer(
+        r"^(infergate_config_[a-z_]+(?:\{[^}]*\})?) (\S+)$", data.decode(), re.M)}
+
+
+def sighup_until(c, pred):
+    """SIGHUP, then /api/status until pred(its "reload") holds."""
+    c.gw.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while True:
+        s = admin_status(c)
+        if pred(s["reload"]) or time.monotonic() > deadline:
+            return s
+        time.sleep(0.02)
+
+
+def test_reload_failure_is_reported(procs, tmp_path):
+    """A refused reload leaves the previous configuration serving (/readyz
+    stays 200) and says so where operators look: nginx-ingress's
+    config_last_reload_successful and a reload counter by result on
+    /metrics, the last reload's result, time and errors on /api/status."""
+    c = Cluster(procs, tmp_path, nsims=0, gw_args=("--watch-interval", "600000"))
+    m = reload_metrics(c)
+    assert m['infergate_config_reloads_total{result="success"}'] == 0
+    assert m['infergate_config_reloads_total{result="failure"}'] == 0
+    assert m["infergate_config_last_reload_successful"] == 1
+    started = m["infergate_config_last_reload_success_timestamp_seconds"]
+    assert started > 1.6e9
+    s = admin_status(c)
+    assert s["reload"]["last"] is None and s["reload"]["last_success_time"]
+
+    write(c.path("model.yaml"), model_yaml((("tweet-summary-1", -5),)))
+    s = sighup_until(c, lambda r: r["failures"] == 1)
+    last = s["reload"]["last"]
+    assert last["result"] == "failure" and last["reason"] == "SIGHUP", last
+    assert any(re.match(r".*model\.yaml:\d+: spec\.targetModels\[0\]\.weight: ", e)
+               for e in last["errors"]), last
+    assert s["reload"]["successes"] == 0
+    m = reload_metrics(c)
+    assert m['infergate_config_reloads_total{result="failure"}'] == 1
+    assert m["infergate_config_last_reload_successful"] == 0
+    assert m["infergate_config_last_reload_success_timestamp_seconds"] == started
+    status, _, _ = call(c.admin, "/readyz")
+    assert status == 200  # the previous configuration still serves
+
+    write(c.path("model.yaml"), model_yaml())
+    s = sighup_until(c, lambda r: r["successes"] == 1)
+    assert s["reload"]["last"]["result"] == "success"
+    assert s["reload"]["last"]["errors"] == []
+    m = reload_metrics(c)
+    assert m['infergate_config_reloads_total{result="success"}'] == 1
+    assert m['infergate_config_reloads_total{result="failure"}'] == 1
+    assert m["infergate_config_last_reload_successful"] == 1
+    assert m["infergate_config_last_reload_success_timestamp_seconds"] >= started
+    c.stop()
+
+
+def test_routes_that_do_not_attach_are_reported(procs, tmp_path):
+    """A route its Gateway does not accept is a warning in the log at load
+    and reload, and /api/status gives every route's parents the conditions
+    --kube would write (Gateway API §4.9), and each listener its own."""
+    c = Cluster(procs, tmp_path, nsims=0, gw_args=("--watch-interval", "600000"))
+    write(c.path("stray.yaml"), ROUTE.format(target_port=c.target_port, prefix="/x",
+                                             timeouts="").replace(
+        "name: llm-route", "name: stray").replace("sectionName: llm-gw", "sectionName: nope"))
+    s = sighup_until(c, lambda r: r["successes"] == 1)
+    assert re.search(r"stray\.yaml:\d+: warning: spec\.parentRefs\[0\]: HTTPRoute "
+                     r"\"default/stray\" not accepted by Gateway \"default/inference-gateway\" "
+                     r"sectionName \"nope\" \(Accepted=False, NoMatchingParent\)", c.log()), c.log()
+    routes = {r["name"]: r for r in s["routes"]}
+    conds = {x["type"]: x for x in routes["stray"]["parents"][0]["conditions"]}
+    assert conds["Accepted"]["status"] == "False"
+    assert conds["Accepted"]["reason"] == "NoMatchingParent"
+    assert routes["stray"]["parents"][0]["parentRef"]["sectionName"] == "nope"
+    assert routes["stray"]["file"].endswith("stray.yaml") and routes["stray"]["line"] == 1
+    conds = {x["type"]: x for x in routes["llm-route"]["parents"][0]["conditions"]}
+    assert conds["Accepted"]["status"] == "True" and conds["ResolvedRefs"]["status"] == "True"
+    (gw,) = s["gateways"]
+    (listener,) = gw["listeners"]
+    assert listener["name"] == "llm-gw" and listener["attached_routes"] == 1
+    conds = {x["type"]: x for x in listener["conditions"]}
+    assert conds["Programmed"]["status"] == "True" and conds["Conflicted"]["status"] == "False"
+    c.stop()
+
+
 # ---- 7. drain on SIGTERM ----
 
 def test_sigterm_drains(procs, tmp_path):
