@@ -29,11 +29,13 @@ struct informer {
 	char rv[64];	/* resourceVersion to watch from */
 	bool synced;	/* listed once (or found not served) */
 	bool absent;	/* not served (404) or forbidden (403): empty */
-	bool relist;	/* the watch said 410 Gone */
+	bool relist;	/* the watch ended with an error (410 Gone or another): list again */
 	bool logged_absent;
+	bool logged_gone; /* a synced kind that answers 404/403: said once */
 	struct ig_kube_req *req;
 	struct ig_timer retry;
-	unsigned backoff_ms;
+	unsigned backoff_ms;	    /* failed requests: 100 ms doubling to 30 s */
+	unsigned relist_backoff_ms; /* lists after a watch error: 800 ms doubling to 30 s */
 	uint64_t watch_started_ns;
 	unsigned watch_events;
 	unsigned long lists, watches; /* requests made, for the debug log */

@@ -508,7 +508,11 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 			free(k->status_error);
 			k->status_error = strdup(msg);
 		}
-		ig_timer_start(k->loop, &k->status_retry, FAILURE_RETRY_MS, on_retry, k);
+		/* A server that asked for a pause (Retry-After on 429 or 5xx)
+		 * gets it, as client-go's rest client waits. */
+		unsigned long delay =
+		    res->retry_after_ms > FAILURE_RETRY_MS ? res->retry_after_ms : FAILURE_RETRY_MS;
+		ig_timer_start(k->loop, &k->status_retry, delay, on_retry, k);
 	}
 	free(c->key);
 	free(c);

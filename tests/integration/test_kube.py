@@ -320,6 +320,97 @@ def test_watch_expiry_relists_and_clean_end_rewatches(kube):
     k.stop()
 
 
+def wait_until(pred, what, timeout=5.0, log=""):
+    deadline = time.time() + timeout
+    while not pred():
+        assert time.time() < deadline, "%s never happened\n%s" % (what, log() if log else "")
+        time.sleep(0.05)
+
+
+def test_synced_kind_refused_for_a_while_keeps_its_objects(kube):
+    """A kind that was read answers 404 (an API server restarting before it
+    serves its CRDs): its objects stay, as client-go's reflector keeps its
+    store on a failed list, so routes and pools keep serving; it is said
+    once and listed again with the back-off until it is served."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    k.api.disabled.update({"httproutes", "inference.networking.x-k8s.io/inferencepools"})
+    k.api.end_watches()
+    wait_until(lambda: any(c == 404 for _, _, c in k.infergate_requests("httproutes")) and
+               any(c == 404 for _, _, c in k.infergate_requests("inferencepools")),
+               "404 on both kinds", log=k.log)
+    # A kind emptied here would reload within 100 ms without the route.
+    time.sleep(0.3)
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    assert k.endpoints() == [k.endpoint(0)]
+    k.api.disabled.clear()
+    wait_until(lambda: k.log().count("is served again") == 2, "both kinds back", log=k.log)
+    log = k.log()
+    assert log.count("was read but is now refused") == 2, log
+    assert "is not served by the API server" not in log, log
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    k.stop()
+
+
+def test_watch_errors_relist_with_backoff(kube):
+    """A watch that ends with an ERROR event means a new list, whatever the
+    code, as client-go's reflector does; and the lists come after the
+    reflector's back-off (800 ms, doubling), so a server that keeps
+    answering 410 Gone is not asked again at once, a thousand times a
+    second."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    lists = {kind: len(k.infergate_requests(kind, watch=False))
+             for kind in ("services", "endpointslices")}
+    k.api.watch_errors.update({"services": 410, "endpointslices": 500})
+    k.api.end_watches()
+    time.sleep(1.5)
+    k.api.watch_errors.clear()
+    for kind, before in lists.items():
+        n = len(k.infergate_requests(kind, watch=False)) - before
+        # 0.6-0.8 s, then 1.2-1.6 s later: one or two lists in 1.5 s.
+        assert 1 <= n <= 3, (kind, n, k.infergate_requests(kind))
+    assert "watch of endpointslices: error 500: watch refused; listing again" in k.log()
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    k.stop()
+
+
+def test_retry_after_is_honoured(kube):
+    """An API server that answers 429 with Retry-After is asked again only
+    after that many seconds (client-go's rest client waits it), not at the
+    back-off's first 100 ms steps; once it answers, the gateway goes on."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    n0 = len(k.infergate_requests())
+    k.api.refuse = (429, "1")
+    k.api.end_watches()
+    time.sleep(0.8)
+    refused = [p.split("?")[0] for _, p, c in k.infergate_requests()[n0:] if c == 429]
+    k.api.refuse = None
+    assert refused, k.infergate_requests()[n0:]
+    # Each kind asked once in 0.8 s: its retry waits the second it was told.
+    assert len(refused) == len(set(refused)), sorted(refused)
+    n1 = len(k.infergate_requests())
+    wait_until(lambda: any(c == 200 and "watch=1" in p
+                           for _, p, c in k.infergate_requests()[n1:]),
+               "a watch after the refusals", log=k.log)
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    k.stop()
+
+
 def test_api_server_restart(kube):
     """The API server goes away: traffic goes on with the last
     configuration, one error line names the server, and once it is back the
