@@ -390,6 +390,10 @@ static int watch_line(struct ig_kube_req *r, const char *line, size_t len)
 		set_rv(inf, obj);
 		if (!quiet)
 			ig_kube_changed(inf->k);
+		else
+			/* Someone else's status write (our own's echo compares
+			 * equal): put ours back, as a controller reconciles. */
+			ig_kube_status_changed(inf->k, inf->kind, obj);
 	}
 	json_decref(ev);
 	return rc;

@@ -729,6 +729,10 @@ class KubeAPI:
         # (code, Retry-After or None): every request for a resource is
         # answered so (429 Too Many Requests, 5xx), as an overloaded server.
         self.refuse = None
+        # "group/plural" -> fields its CRD version lacks in status.parents[]
+        # entries: pruned on write, as a structural schema prunes them
+        # (GIE v1.0's InferencePool has no controllerName).
+        self.status_prune = {}
         self.page_size = 0  # 0: pages as large as the client's limit
         self.delay = 0
         self.stopping = False
@@ -1008,7 +1012,10 @@ class KubeAPI:
         if sub == "status":
             out = copy.deepcopy(old)
             if "status" in new:
-                out["status"] = new["status"]
+                out["status"] = copy.deepcopy(new["status"])
+                for f in self.status_prune.get("%s/%s" % (res.group, res.plural), ()):
+                    for e in (out["status"] or {}).get("parents") or []:
+                        e.pop(f, None)
             else:
                 out.pop("status", None)
         else:

@@ -1892,6 +1892,115 @@ spec:
     k.stop()
 
 
+V1_POOL_AND_ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  parentRefs:
+  - name: inference-gateway
+  rules:
+  - backendRefs:
+    - group: inference.networking.k8s.io
+      kind: InferencePool
+      name: v1-pool
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: v1-pool
+spec:
+  selector:
+    matchLabels:
+      app: qwen-pool
+  targetPorts:
+  - number: %d
+"""
+
+
+def test_pool_parents_controller_put_back_and_forgotten(kube):
+    """InferencePool v1 parents entries carry our controllerName (GIE v1.1
+    on; v1alpha2 has no such field); a status someone else changed is put
+    back at once, not at the next reload, without a write loop even when
+    the server prunes controllerName (a GIE v1.0 CRD); and once the Gateway
+    is deleted the pools lose our entries."""
+    k = kube
+    k.apply_seed()
+    k.apply(V1_POOL_AND_ROUTE % k.target_port)
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    v1 = lambda: (get(k, "inferencepools.inference.networking.k8s.io", "v1-pool")
+                  .get("status") or {}).get("parents")
+    old = lambda: (get(k, "inferencepools.inference.networking.x-k8s.io", "qwen-pool")
+                   .get("status") or {}).get("parent")
+    parents = wait_for(v1, "v1 pool parents")
+    assert parents[0]["controllerName"] == "infergate.dev/gateway-controller", parents
+    assert "controllerName" not in wait_for(old, "v1alpha2 pool parent")[0]
+
+    k.api.status_prune["inference.networking.k8s.io/inferencepools"] = ["controllerName"]
+    k.patch_status("inference.networking.k8s.io", "v1", "inferencepools", "v1-pool",
+                   {"status": {"parents": []}})
+    parents = wait_for(v1, "v1 pool parents put back")
+    assert parents[0]["parentRef"]["name"] == "inference-gateway"
+    assert "controllerName" not in parents[0]
+    puts = lambda: [p for m, p, _ in k.infergate_requests() if m == "PUT" and "v1-pool" in p]
+    n = len(puts())
+    time.sleep(0.5)
+    assert len(puts()) == n, puts()
+
+    k.kubectl("delete", "gateway", "inference-gateway")
+    wait_for(lambda: v1() == [], "v1 pool parents gone")
+    wait_for(lambda: old() == [], "v1alpha2 pool parent gone")
+    k.stop()
+
+
+def test_late_status_reply_keeps_newer_object(kube):
+    """A status write answered late, after the watch brought a newer
+    object (the user changed the spec meanwhile), does not put the older
+    object back in the cache: the status then follows the newer generation
+    without endless conflicts, and a later reload serves the newer spec."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    route = k.api.resource("gateway.networking.k8s.io", "v1", "httproutes")
+    name = "llm-route"
+
+    def set_hosts(h):
+        r = k.api.get(route, "default", name)
+        r["spec"]["hostnames"] = h
+        k.api.update(route, "default", name, None, r)
+
+    def observed():
+        st = k.api.get(route, "default", name).get("status") or {}
+        return [c["observedGeneration"] for p in st.get("parents", []) for c in p["conditions"]]
+
+    k.api.put_lag["httproutes"] = 0.6
+    set_hosts(["a.example"])
+    gen = k.api.get(route, "default", name)["metadata"]["generation"]
+    # The write for this generation is applied, its answer still on its way.
+    wait_until(lambda: set(observed()) == {gen}, "a status write", log=k.log)
+    set_hosts(["b.example"])
+    gen += 1
+    wait_until(lambda: observed() and set(observed()) == {gen}, "status at generation %d" % gen,
+               log=k.log)
+    k.api.put_lag.clear()
+    # An unrelated change reloads: the newer spec is what is served.
+    k.apply("apiVersion: v1\nkind: Service\nmetadata:\n  name: unrelated\nspec:\n"
+            "  ports:\n  - port: 80\n")
+
+    def code(host):
+        return call(k.base, "/v1/completions", seed_body("tweet-summary"),
+                    headers={"Host": host})[0]
+    wait_until(lambda: code("b.example") == 200 and code("a.example") == 404,
+               "b.example served", log=k.log)
+    # A write may meet the newer object before the watch brings it (one
+    # 409); never again and again against the older copy.
+    assert [c for m, _, c in k.infergate_requests() if m == "PUT"].count(409) <= 1
+    k.stop()
+
+
 def test_unusual_characters_survive(kube):
     """Strings from the API reach the configuration unchanged, including
     characters YAML would refuse or read as line breaks (DEL, NEL, U+2028)
