@@ -20,7 +20,8 @@
  *   UnsupportedProtocol; InvalidKind too for an ExtensionRef filter, which
  *   never resolves);
  * - InferencePool: one parents[] entry (v1alpha2: parent[]) per Gateway of
- *   ours that an accepted HTTPRoute reaches it through, Accepted and
+ *   ours that an accepted HTTPRoute reaches it through, with our
+ *   controllerName (v1 only: v1alpha2 has no such field), Accepted and
  *   ResolvedRefs (InvalidExtensionRef: a v1 pool's endpointPickerRef
  *   names a Service that does not exist or has no address; a pool with no
  *   endpointPickerRef is served by the built-in picker);
@@ -362,10 +363,16 @@ static void pool_status(struct ctx *c, const struct ig_pool *pool)
 		else
 			json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
 							  "All references resolved", gen));
-		json_array_append_new(parents, json_pack("{s:{s:s,s:s,s:s,s:s},s:o}", "parentRef",
-							 "group", GW_GROUP, "kind", "Gateway",
-							 "namespace", gw->meta.ns, "name",
-							 gw->meta.name, "conditions", conds));
+		json_t *e = json_pack("{s:{s:s,s:s,s:s,s:s},s:o}", "parentRef", "group", GW_GROUP,
+				      "kind", "Gateway", "namespace", gw->meta.ns, "name",
+				      gw->meta.name, "conditions", conds);
+		/* GIE v1's ParentStatus names the controller that wrote it
+		 * (v1.1 on), so that our entries are known for ours once their
+		 * Gateway is gone; v1alpha2's has no such field. */
+		if (pool->v1)
+			json_object_set_new(e, "controllerName",
+					    json_string(ig_kube_controller(c->G->kube)));
+		json_array_append_new(parents, e);
 	}
 	ig_kube_status_set(c->G->kube, "InferencePool", pool->group, pool->meta.ns, pool->meta.name,
 			   IG_KUBE_STATUS_PARENTS,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "core/buf.h"
@@ -18,6 +19,9 @@
 #define DEFAULT_MAX_BODY (64u << 20)
 #define MAX_LINE (16u << 20)
 #define CONNECT_TIMEOUT_MS 5000L
+/* A Retry-After longer than this is read as this: a server's number must
+ * not stop the informers for hours. */
+#define RETRY_AFTER_MAX_S 300L
 
 struct sock {
 	struct ig_io io;
@@ -35,6 +39,7 @@ struct req {
 	ig_kube_done_fn on_done;
 	void (*on_open)(struct ig_kube_req *r);
 	void (*on_drop)(void *data);
+	long retry_after_s; /* the last response head's Retry-After; -1: none */
 	char errbuf[CURL_ERROR_SIZE];
 	struct req *prev, *next;
 };
@@ -162,6 +167,9 @@ static void process_done(struct ig_kube_api *a)
 		if (!res.body)
 			res.body = "";
 		res.len = r->buf.len;
+		if (code == CURLE_OK && r->retry_after_s >= 0 &&
+		    (res.status == 429 || res.status >= 500))
+			res.retry_after_ms = (unsigned long)r->retry_after_s * 1000ul;
 		if (code != CURLE_OK) {
 			res.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(code);
 			curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &res.os_errno);
@@ -201,12 +209,38 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud)
 	return len;
 }
 
-/* The blank line that ends a response head: a 200 means the stream is
- * open (interim 1xx heads and redirects do not count). */
+/* Retry-After in its delay-seconds form (RFC 9110 10.2.3); the HTTP-date
+ * form is left to the caller's own back-off, as client-go leaves it. */
+static long retry_after(const char *v, size_t len)
+{
+	while (len && (*v == ' ' || *v == '\t'))
+		v++, len--;
+	while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+		len--;
+	if (len == 0)
+		return -1;
+	long s = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		if (s < RETRY_AFTER_MAX_S)
+			s = s * 10 + (v[i] - '0');
+	}
+	return s < RETRY_AFTER_MAX_S ? s : RETRY_AFTER_MAX_S;
+}
+
+/* A response head's lines: Retry-After is kept; the blank line that ends
+ * the head of a 200 means the stream is open (interim 1xx heads and
+ * redirects do not count). */
 static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
 {
 	struct req *r = ud;
 	size_t len = size * n;
+	static const char ra[] = "retry-after:";
+	if (len >= 5 && !strncmp(ptr, "HTTP/", 5))
+		r->retry_after_s = -1; /* a new head */
+	else if (len > sizeof ra - 1 && !strncasecmp(ptr, ra, sizeof ra - 1))
+		r->retry_after_s = retry_after(ptr + sizeof ra - 1, len - (sizeof ra - 1));
 	if (r->on_open && (len == 2 || len == 1) && (ptr[0] == '\r' || ptr[0] == '\n')) {
 		long status = 0;
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -353,6 +387,7 @@ struct ig_kube_req *ig_kube_request(struct ig_kube_api *a, const char *path,
 	r->on_done = o->on_done;
 	r->on_open = o->on_open;
 	r->on_drop = o->on_drop;
+	r->retry_after_s = -1;
 	ig_buf_init(&r->buf, o->max_body ? o->max_body : DEFAULT_MAX_BODY);
 	r->easy = curl_easy_init();
 	char *url = NULL;

@@ -22,6 +22,10 @@ struct ig_kube_result {
 	size_t len;
 	const char *error; /* curl_code != 0: what went wrong, in words */
 	long os_errno;	   /* the system's error behind it, 0 if none */
+	/* A 429 or 5xx answer's Retry-After in seconds, as milliseconds (0:
+	 * none, or the HTTP-date form): client-go's rest client waits that
+	 * long before it asks again (checkWait). */
+	unsigned long retry_after_ms;
 };
 
 /* A line of a streamed 200 response (without its newline). Return 0 to go

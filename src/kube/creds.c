@@ -3,7 +3,9 @@
  * taken: the current context's cluster (server, certificate-authority,
  * certificate-authority-data, insecure-skip-tls-verify) and user (token,
  * tokenFile, client-certificate(-data), client-key(-data)). Exec and auth
- * provider plugins are refused with a message: they run other programs. */
+ * provider plugins are refused with a message: they run other programs;
+ * so is basic auth (username/password), which Kubernetes no longer
+ * serves. Several files in $KUBECONFIG are merged as kubectl merges them. */
 #include "kube/creds.h"
 
 #include <errno.h>
@@ -132,7 +134,10 @@ static const char *str(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-/* host:port of an https:// URL (the default port 443 made explicit). */
+/* host:port of an https:// URL (the default port 443 made explicit); a
+ * path after it (a proxy's prefix, as Rancher's /k8s/clusters/ID) stays
+ * in server, without trailing slashes, so that every request goes under
+ * it as client-go sends them. */
 static int set_server(struct ig_kube_creds *c, const char *url, char *err, size_t errlen)
 {
 	const char *h = url;
@@ -150,8 +155,12 @@ static int set_server(struct ig_kube_creds *c, const char *url, char *err, size_
 	bool has_port = h[0] == '['
 			    ? memchr(h, ']', hl) && ((const char *)memchr(h, ']', hl))[1] == ':'
 			    : memchr(h, ':', hl) != NULL;
+	const char *path = h + hl;
+	size_t pl = strcspn(path, "?#");
+	while (pl > 0 && path[pl - 1] == '/')
+		pl--;
 	if (asprintf(&c->hostport, "%.*s%s", (int)hl, h, has_port ? "" : ":443") < 0 ||
-	    asprintf(&c->server, "https://%s", c->hostport) < 0)
+	    asprintf(&c->server, "https://%s%.*s", c->hostport, (int)pl, path) < 0)
 		return -1;
 	return 0;
 }
@@ -167,6 +176,16 @@ static int take_data(const char *b64, char **pem, size_t *len, const char *what,
 		return -1;
 	}
 	return 0;
+}
+
+/* The file an entry of a merged kubeconfig came from: its relative paths
+ * are relative to that file, as kubectl resolves them. */
+#define FROM_KEY "\x01file"
+
+static const char *file_of(json_t *entry, const char *path)
+{
+	const char *f = json_string_value(json_object_get(entry, FROM_KEY));
+	return f ? f : path;
 }
 
 static int from_kubeconfig(json_t *root, const char *path, struct ig_kube_creds *c, char *err,
@@ -190,7 +209,7 @@ static int from_kubeconfig(json_t *root, const char *path, struct ig_kube_creds 
 		return -1;
 	c->ns = dupz(str(ctx, "namespace"));
 	c->insecure = json_is_true(json_object_get(cl, "insecure-skip-tls-verify"));
-	c->ca_file = rel_path(path, str(cl, "certificate-authority"));
+	c->ca_file = rel_path(file_of(cl, path), str(cl, "certificate-authority"));
 	if (take_data(str(cl, "certificate-authority-data"), &c->ca_pem, &c->ca_len,
 		      "certificate-authority-data", c, err, errlen) < 0)
 		return -1;
@@ -203,10 +222,18 @@ static int from_kubeconfig(json_t *root, const char *path, struct ig_kube_creds 
 			 c->source, str(ctx, "user"));
 		return -1;
 	}
+	if (str(user, "username") || str(user, "password")) {
+		snprintf(err, errlen,
+			 "%s: user %s authenticates with a username and password (basic auth), "
+			 "which infergate does not send; give it a token or a client certificate",
+			 c->source, str(ctx, "user"));
+		return -1;
+	}
+	const char *upath = file_of(user, path);
 	c->token = dupz(str(user, "token"));
-	c->token_file = rel_path(path, str(user, "tokenFile"));
-	c->cert_file = rel_path(path, str(user, "client-certificate"));
-	c->key_file = rel_path(path, str(user, "client-key"));
+	c->token_file = rel_path(upath, str(user, "tokenFile"));
+	c->cert_file = rel_path(upath, str(user, "client-certificate"));
+	c->key_file = rel_path(upath, str(user, "client-key"));
 	if (take_data(str(user, "client-certificate-data"), &c->cert_pem, &c->cert_len,
 		      "client-certificate-data", c, err, errlen) < 0 ||
 	    take_data(str(user, "client-key-data"), &c->key_pem, &c->key_len, "client-key-data", c,
@@ -215,28 +242,112 @@ static int from_kubeconfig(json_t *root, const char *path, struct ig_kube_creds 
 	return 0;
 }
 
-int ig_kube_creds_from_file(const char *path, struct ig_kube_creds *c, char *err, size_t errlen)
+static bool exists(const char *p)
+{
+	struct stat st;
+	return p && stat(p, &st) == 0;
+}
+
+/* A kubeconfig file as a JSON object, or NULL with the reason in err. */
+static json_t *load_kubeconfig(const char *path, const char *source, char *err, size_t errlen)
 {
 	size_t len = 0;
-	memset(c, 0, sizeof *c);
-	if (asprintf(&c->source, "kubeconfig %s", path) < 0)
-		return -1;
 	char *text = read_file(path, &len, MAX_KUBECONFIG);
 	if (!text) {
-		snprintf(err, errlen, "%s: cannot read: %s", c->source, strerror(errno));
-		return -1;
+		snprintf(err, errlen, "%s: cannot read: %s", source, strerror(errno));
+		return NULL;
 	}
 	char why[160];
 	json_t *root = ig_yaml_to_json(text, len, why, sizeof why);
 	free(text);
 	if (!root || !json_is_object(root)) {
-		snprintf(err, errlen, "%s: not a kubeconfig: %s", c->source,
+		snprintf(err, errlen, "%s: not a kubeconfig: %s", source,
 			 root ? "not a mapping" : why);
 		json_decref(root);
-		return -1;
+		return NULL;
 	}
+	return root;
+}
+
+int ig_kube_creds_from_file(const char *path, struct ig_kube_creds *c, char *err, size_t errlen)
+{
+	memset(c, 0, sizeof *c);
+	if (asprintf(&c->source, "kubeconfig %s", path) < 0)
+		return -1;
+	json_t *root = load_kubeconfig(path, c->source, err, errlen);
+	if (!root)
+		return -1;
 	int rc = from_kubeconfig(root, path, c, err, errlen);
 	json_decref(root);
+	return rc;
+}
+
+/* Merges one more file into a merged kubeconfig the way kubectl's
+ * loading rules do: current-context from the first file that sets it,
+ * clusters, users and contexts by name, the first of a name winning. */
+static void merge_into(json_t *merged, json_t *root, const char *path)
+{
+	if (!json_object_get(merged, "current-context") && str(root, "current-context"))
+		json_object_set(merged, "current-context",
+				json_object_get(root, "current-context"));
+	static const char *const lists[][2] = {
+	    {"clusters", "cluster"}, {"users", "user"}, {"contexts", "context"}};
+	for (size_t l = 0; l < 3; l++) {
+		json_t *into = json_object_get(merged, lists[l][0]);
+		if (!into) {
+			into = json_array();
+			json_object_set_new(merged, lists[l][0], into);
+		}
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(root, lists[l][0]), i, e)
+		{
+			const char *name = str(e, "name");
+			json_t *inner = json_object_get(e, lists[l][1]);
+			if (!name || !json_is_object(inner) ||
+			    named(merged, lists[l][0], lists[l][1], name))
+				continue;
+			json_object_set_new(inner, FROM_KEY, json_string(path));
+			json_array_append(into, e);
+		}
+	}
+}
+
+/* $KUBECONFIG: a list like PATH; the files that exist are merged (a
+ * missing one is skipped, as kubectl skips it). 1: none exists. */
+static int from_env_list(const char *env, struct ig_kube_creds *c, char *err, size_t errlen)
+{
+	char *list = strdup(env), *save = NULL;
+	json_t *merged = json_object();
+	int rc = 1;
+	memset(c, 0, sizeof *c);
+	if (!list || !merged) {
+		rc = -1;
+		goto out;
+	}
+	for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+		if (!exists(p))
+			continue;
+		char src[PATH_MAX + 16];
+		snprintf(src, sizeof src, "kubeconfig %s", p);
+		json_t *root = load_kubeconfig(p, src, err, errlen);
+		if (!root) {
+			rc = -1;
+			goto out;
+		}
+		merge_into(merged, root, p);
+		json_decref(root);
+		rc = 0;
+	}
+	if (rc == 0) {
+		if (asprintf(&c->source, "$KUBECONFIG %s", env) < 0)
+			rc = -1;
+		else
+			rc = from_kubeconfig(merged, "", c, err, errlen);
+	}
+out:
+	json_decref(merged);
+	free(list);
 	return rc;
 }
 
@@ -279,12 +390,6 @@ static int in_cluster(struct ig_kube_creds *c, char *err, size_t errlen)
 	return 0;
 }
 
-static bool exists(const char *p)
-{
-	struct stat st;
-	return p && stat(p, &st) == 0;
-}
-
 int ig_kube_creds_load(const char *kubeconfig, struct ig_kube_creds *c, char *err, size_t errlen)
 {
 	memset(c, 0, sizeof *c);
@@ -292,17 +397,9 @@ int ig_kube_creds_load(const char *kubeconfig, struct ig_kube_creds *c, char *er
 		return ig_kube_creds_from_file(kubeconfig, c, err, errlen);
 	const char *env = getenv("KUBECONFIG");
 	if (env && *env) {
-		/* A list like PATH: the first file that exists (kubectl merges
-		 * them; the first one's current context is what it uses). */
-		char *list = strdup(env), *save = NULL;
-		for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
-			if (exists(p)) {
-				int rc = ig_kube_creds_from_file(p, c, err, errlen);
-				free(list);
-				return rc;
-			}
-		}
-		free(list);
+		int rc = from_env_list(env, c, err, errlen);
+		if (rc <= 0)
+			return rc;
 	}
 	char *token = sa_file("token");
 	bool sa = token && exists(token);

@@ -29,11 +29,13 @@ struct informer {
 	char rv[64];	/* resourceVersion to watch from */
 	bool synced;	/* listed once (or found not served) */
 	bool absent;	/* not served (404) or forbidden (403): empty */
-	bool relist;	/* the watch said 410 Gone */
+	bool relist;	/* the watch ended with an error (410 Gone or another): list again */
 	bool logged_absent;
+	bool logged_gone; /* a synced kind that answers 404/403: said once */
 	struct ig_kube_req *req;
 	struct ig_timer retry;
-	unsigned backoff_ms;
+	unsigned backoff_ms;	    /* failed requests: 100 ms doubling to 30 s */
+	unsigned relist_backoff_ms; /* lists after a watch error: 800 ms doubling to 30 s */
 	uint64_t watch_started_ns;
 	unsigned watch_events;
 	unsigned long lists, watches; /* requests made, for the debug log */
@@ -61,8 +63,9 @@ struct ig_kube {
 	json_t *wants;	    /* key -> (struct status_want *) as an integer */
 	json_t *wants_next; /* being filled between begin and commit */
 	struct ig_timer status_retry;
-	bool leader;	    /* may write status (always true without --leader-elect) */
-	char *status_error; /* the last status write failure logged */
+	struct ig_timer status_kick; /* syncs the wants a status event made dirty */
+	bool leader;		     /* may write status (always true without --leader-elect) */
+	char *status_error;	     /* the last status write failure logged */
 	unsigned long status_writes;
 	/* Objects the last load left out for their errors: "Kind|group|ns|name"
 	 * -> the first error, reported in their status. */
@@ -99,6 +102,16 @@ struct status_want {
 	json_t *status;
 	bool in_flight; /* a write is on its way */
 	bool again;	/* sync once more when it is back */
+	bool dirty;	/* the object's status changed: compare again */
+	/* A write answered 409 at this resourceVersion: the cached object is
+	 * older than the server's, so nothing is written until the watch
+	 * brings a newer one. */
+	char conflict_rv[64];
+	/* The status last written and what the server stored of it (a server
+	 * may prune a field its CRD version lacks, as GIE v1.0's does
+	 * InferencePool's controllerName): when the wish and the object are
+	 * still those, nothing is written again. */
+	json_t *sent, *stored;
 };
 
 void ig_informer_start(struct informer *inf);
@@ -111,6 +124,9 @@ bool ig_kube_parent_served(struct ig_kube *k, const char *group, const char *kin
 struct informer *ig_kube_informer(struct ig_kube *k, const struct kube_kind *kind);
 /* Writes the statuses that differ from what the cache holds. */
 void ig_kube_status_sync(struct ig_kube *k);
+/* The status of one object changed (a watch event that touched nothing
+ * else): written back if it is not what the gateway wants. */
+void ig_kube_status_changed(struct ig_kube *k, const struct kube_kind *kind, json_t *obj);
 void ig_kube_status_free(struct ig_kube *k);
 void ig_informer_stop(struct informer *inf);
 /* An object of the kind changed: schedule a reload. */

@@ -55,6 +55,8 @@ static void want_free(struct status_want *w)
 	free(w->ns);
 	free(w->name);
 	json_decref(w->status);
+	json_decref(w->sent);
+	json_decref(w->stored);
 	free(w);
 }
 
@@ -97,8 +99,12 @@ void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, 
 	/* A write in flight belongs to the object, not to this round. */
 	json_t *old = json_object_get(k->wants, key);
 	if (old) {
-		w->in_flight = want_of(old)->in_flight;
-		want_of(old)->in_flight = false;
+		struct status_want *o = want_of(old);
+		w->in_flight = o->in_flight;
+		o->in_flight = false;
+		memcpy(w->conflict_rv, o->conflict_rv, sizeof w->conflict_rv);
+		w->sent = json_incref(o->sent);
+		w->stored = json_incref(o->stored);
 	}
 	want_free(want_of(json_object_get(k->wants_next, key)));
 	json_object_set_new(k->wants_next, key, json_integer((json_int_t)(uintptr_t)w));
@@ -288,12 +294,16 @@ static void left_out_statuses(struct ig_kube *k)
 	}
 }
 
-/* HTTPRoutes that are no longer ours (their parentRef moved to another
- * Gateway, or their Gateway to another class) still carry our parents
- * entries: they are taken out. */
-static void forget_routes(struct ig_kube *k, const char *kind)
+static bool entry_ours(struct ig_kube *k, json_t *e, const char *obj_ns);
+
+/* Objects the gateway says nothing of this round (HTTPRoutes no longer
+ * ours: their parentRef moved to another Gateway, or their Gateway to
+ * another class; pools and policies left out) that still carry our
+ * entries in field: they are taken out, as GIE's and Gateway API's
+ * status contracts ask of the controller that wrote them. */
+static void forget(struct ig_kube *k, const char *kind, const char *group, const char *field)
 {
-	const struct kube_kind *kd = find_kind(kind, "gateway.networking.k8s.io");
+	const struct kube_kind *kd = find_kind(kind, group);
 	const char *key;
 	json_t *rt;
 	json_object_foreach(ig_kube_informer(k, kd)->objs, key, rt)
@@ -309,14 +319,11 @@ static void forget_routes(struct ig_kube *k, const char *kind)
 		bool ours = false;
 		size_t i;
 		json_t *e;
-		json_array_foreach(json_object_get(json_object_get(rt, "status"), "parents"), i, e)
-		{
-			const char *ctl = json_string_value(json_object_get(e, "controllerName"));
-			ours |= ctl && !strcmp(ctl, k->controller);
-		}
+		json_array_foreach(json_object_get(json_object_get(rt, "status"), field), i, e)
+		    ours |= entry_ours(k, e, ns ? ns : "");
 		if (ours)
 			ig_kube_status_set(k, kd->kind, kd->group, ns, name, IG_KUBE_STATUS_PARENTS,
-					   json_pack("{s:[]}", "parents"));
+					   json_pack("{s:[]}", field));
 	}
 }
 
@@ -324,8 +331,11 @@ void ig_kube_status_commit(struct ig_kube *k)
 {
 	class_statuses(k);
 	left_out_statuses(k);
-	forget_routes(k, "HTTPRoute");
-	forget_routes(k, "GRPCRoute");
+	forget(k, "HTTPRoute", "gateway.networking.k8s.io", "parents");
+	forget(k, "GRPCRoute", "gateway.networking.k8s.io", "parents");
+	forget(k, "InferencePool", "inference.networking.k8s.io", "parents");
+	forget(k, "InferencePool", "inference.networking.x-k8s.io", "parent");
+	forget(k, "BackendTLSPolicy", "gateway.networking.k8s.io", "ancestors");
 	free_wants(k->wants);
 	k->wants = k->wants_next;
 	k->wants_next = NULL;
@@ -338,6 +348,7 @@ void ig_kube_status_free(struct ig_kube *k)
 	free_wants(k->wants_next);
 	k->wants = k->wants_next = NULL;
 	ig_timer_stop(k->loop, &k->status_retry);
+	ig_timer_stop(k->loop, &k->status_kick);
 	free(k->status_error);
 }
 
@@ -390,7 +401,23 @@ static void carry_times(json_t *nw, json_t *old)
 	}
 }
 
-/* Whether a parents entry of the current status is ours to replace. */
+/* Whether an entry names a Gateway that does not exist (in a namespace
+ * the gateway watches): nobody's entry to keep. */
+static bool gateway_gone(struct ig_kube *k, const char *group, const char *kind, const char *ns,
+			 const char *name)
+{
+	if (!name || (kind && strcmp(kind, "Gateway")) ||
+	    (group && strcmp(group, "gateway.networking.k8s.io")) ||
+	    (k->opt.ns && strcmp(k->opt.ns, ns)))
+		return false;
+	const struct kube_kind *kd = find_kind("Gateway", "gateway.networking.k8s.io");
+	return kd && !cached(k, kd, ns, name);
+}
+
+/* Whether a parents entry of the current status is ours to replace: one
+ * with our controllerName; without one (GIE v1alpha2 and v1.0
+ * InferencePools have none), one for a Gateway we serve, or for a Gateway
+ * that no longer exists. */
 static bool entry_ours(struct ig_kube *k, json_t *e, const char *obj_ns)
 {
 	const char *ctl = json_string_value(json_object_get(e, "controllerName"));
@@ -401,7 +428,8 @@ static bool entry_ours(struct ig_kube *k, json_t *e, const char *obj_ns)
 	const char *kind = json_string_value(json_object_get(ref, "kind"));
 	const char *ns = json_string_value(json_object_get(ref, "namespace"));
 	const char *name = json_string_value(json_object_get(ref, "name"));
-	return ig_kube_parent_served(k, group, kind, ns ? ns : obj_ns, name);
+	return ig_kube_parent_served(k, group, kind, ns ? ns : obj_ns, name) ||
+	       gateway_gone(k, group, kind, ns ? ns : obj_ns, name);
 }
 
 /* The status to write: ours, merged with the entries of others. */
@@ -461,7 +489,64 @@ static void on_retry(struct ig_loop *loop, struct ig_timer *t)
 struct write_ctx {
 	struct ig_kube *k;
 	char *key;
+	char rv[64];  /* the resourceVersion written against */
+	json_t *sent; /* the status written */
 };
+
+static const char *rv_of(json_t *obj)
+{
+	return json_string_value(
+	    json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+}
+
+static void ctx_free(struct write_ctx *c)
+{
+	free(c->key);
+	json_decref(c->sent);
+	free(c);
+}
+
+static void write_dropped(void *data)
+{
+	ctx_free(data);
+}
+
+/* The object as the server has it now, after a 409: when it is the very
+ * version the cache holds (a conflict that did not come from a newer
+ * object), the write is tried again; otherwise the newer one is on its
+ * way in the watch, and the sync waits for it. */
+static void reread_done(struct ig_kube_req *r, const struct ig_kube_result *res)
+{
+	struct write_ctx *c = r->data;
+	struct ig_kube *k = c->k;
+	json_t *v = k->wants ? json_object_get(k->wants, c->key) : NULL;
+	struct status_want *w = v ? want_of(v) : NULL;
+	json_t *obj = res->curl_code == 0 && res->status == 200
+			  ? json_loadb(res->body, res->len, 0, NULL)
+			  : NULL;
+	json_t *have = w ? cached(k, w->kind, w->ns, w->name) : NULL;
+	const char *srv = rv_of(obj), *crv = rv_of(have);
+	if (w && (!srv || !crv || !strcmp(srv, crv)))
+		w->conflict_rv[0] = '\0';
+	json_decref(obj);
+	ig_timer_start(k->loop, &k->status_retry, CONFLICT_RETRY_MS, on_retry, k);
+	ctx_free(c);
+}
+
+static void reread(struct ig_kube *k, struct write_ctx *c)
+{
+	json_t *v = json_object_get(k->wants, c->key);
+	char path[1024];
+	status_path(want_of(v), path, sizeof path);
+	*strrchr(path, '/') = '\0'; /* the object, not its status */
+	struct ig_kube_req_opts o = {
+	    .on_done = reread_done, .on_drop = write_dropped, .data = c, .timeout_ms = 10000};
+	if (!ig_kube_request(k->api, path, &o)) {
+		want_of(v)->conflict_rv[0] = '\0';
+		ig_timer_start(k->loop, &k->status_retry, CONFLICT_RETRY_MS, on_retry, k);
+		ctx_free(c);
+	}
+}
 
 static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 {
@@ -476,12 +561,22 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 		ig_debug("kube: status of %s written", c->key);
 		/* The informer holds the old object until the watch brings the
 		 * new one: take the answer now so the next sync compares with
-		 * what was written. */
+		 * what was written; but only in place of the object that was
+		 * written: a newer one the watch brought meanwhile (a spec
+		 * change) stays. */
 		json_t *obj = json_loadb(res->body, res->len, 0, NULL);
 		if (w && obj) {
 			char key[600];
 			snprintf(key, sizeof key, "%s/%s", w->ns, w->name);
-			json_object_set(ig_kube_informer(k, w->kind)->objs, key, obj);
+			json_t *objs = ig_kube_informer(k, w->kind)->objs;
+			const char *crv = rv_of(json_object_get(objs, key));
+			if (crv && !strcmp(crv, c->rv))
+				json_object_set(objs, key, obj);
+			json_decref(w->sent);
+			json_decref(w->stored);
+			w->sent = json_incref(c->sent);
+			w->stored = json_incref(json_object_get(obj, "status"));
+			w->conflict_rv[0] = '\0';
 		}
 		json_decref(obj);
 		if (k->status_error) {
@@ -491,8 +586,17 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 		if (w && w->again)
 			ig_timer_start(k->loop, &k->status_retry, 0, on_retry, k);
 	} else if (res->curl_code == 0 && res->status == 409) {
-		/* Someone wrote first: compare again with the newer object. */
-		ig_timer_start(k->loop, &k->status_retry, CONFLICT_RETRY_MS, on_retry, k);
+		/* Someone wrote first: compare again with the newer object, once
+		 * the watch has brought it, never against the copy that was
+		 * refused. The object is read to learn whether there is a newer
+		 * one at all. */
+		if (w) {
+			snprintf(w->conflict_rv, sizeof w->conflict_rv, "%s", c->rv);
+			reread(k, c);
+			c = NULL;
+		} else {
+			ig_timer_start(k->loop, &k->status_retry, CONFLICT_RETRY_MS, on_retry, k);
+		}
 	} else if (res->curl_code == 0 && res->status == 404) {
 		/* The object is gone; its deletion reloads the gateway. */
 	} else {
@@ -508,17 +612,14 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 			free(k->status_error);
 			k->status_error = strdup(msg);
 		}
-		ig_timer_start(k->loop, &k->status_retry, FAILURE_RETRY_MS, on_retry, k);
+		/* A server that asked for a pause (Retry-After on 429 or 5xx)
+		 * gets it, as client-go's rest client waits. */
+		unsigned long delay =
+		    res->retry_after_ms > FAILURE_RETRY_MS ? res->retry_after_ms : FAILURE_RETRY_MS;
+		ig_timer_start(k->loop, &k->status_retry, delay, on_retry, k);
 	}
-	free(c->key);
-	free(c);
-}
-
-static void write_dropped(void *data)
-{
-	struct write_ctx *c = data;
-	free(c->key);
-	free(c);
+	if (c)
+		ctx_free(c);
 }
 
 static void sync_one(struct ig_kube *k, const char *key, struct status_want *w)
@@ -530,15 +631,20 @@ static void sync_one(struct ig_kube *k, const char *key, struct status_want *w)
 		w->again = true;
 		return;
 	}
+	const char *rv = rv_of(obj);
+	if (w->conflict_rv[0] && rv && !strcmp(rv, w->conflict_rv))
+		return; /* the watch has not brought the newer object yet */
+	w->conflict_rv[0] = '\0';
 	w->again = false;
 	json_t *cur = json_object_get(obj, "status");
 	json_t *st = merged(k, w, cur);
-	if (json_equal(st, cur) || (!cur && json_object_size(st) == 0)) {
+	if (json_equal(st, cur) || (!cur && json_object_size(st) == 0) ||
+	    (w->sent && json_equal(st, w->sent) && json_equal(cur, w->stored))) {
 		json_decref(st);
 		return;
 	}
 	json_t *body = json_deep_copy(obj);
-	json_object_set_new(body, "status", st);
+	json_object_set(body, "status", st);
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	struct write_ctx *c = calloc(1, sizeof *c);
@@ -547,21 +653,22 @@ static void sync_one(struct ig_kube *k, const char *key, struct status_want *w)
 	if (!text || !c || !(c->key = strdup(key))) {
 		free(text);
 		free(c);
+		json_decref(st);
 		return;
 	}
 	c->k = k;
+	c->sent = st;
+	snprintf(c->rv, sizeof c->rv, "%s", rv ? rv : "");
 	struct ig_kube_req_opts o = {.method = "PUT",
 				     .body = text,
 				     .on_done = write_done,
 				     .on_drop = write_dropped,
 				     .data = c,
 				     .timeout_ms = 10000};
-	if (ig_kube_request(k->api, path, &o)) {
+	if (ig_kube_request(k->api, path, &o))
 		w->in_flight = true;
-	} else {
-		free(c->key);
-		free(c);
-	}
+	else
+		ctx_free(c);
 	free(text);
 }
 
@@ -572,4 +679,40 @@ void ig_kube_status_sync(struct ig_kube *k)
 	const char *key;
 	json_t *v;
 	json_object_foreach(k->wants, key, v) sync_one(k, key, want_of(v));
+}
+
+static void on_kick(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_kube *k = t->data;
+	if (!k->leader || !k->wants)
+		return;
+	const char *key;
+	json_t *v;
+	json_object_foreach(k->wants, key, v)
+	{
+		struct status_want *w = want_of(v);
+		if (w->dirty) {
+			w->dirty = false;
+			sync_one(k, key, w);
+		}
+	}
+}
+
+void ig_kube_status_changed(struct ig_kube *k, const struct kube_kind *kind, json_t *obj)
+{
+	if (!k->leader || !k->wants)
+		return;
+	json_t *md = json_object_get(obj, "metadata");
+	const char *ns = json_string_value(json_object_get(md, "namespace"));
+	const char *name = json_string_value(json_object_get(md, "name"));
+	char key[700];
+	snprintf(key, sizeof key, "%s|%s|%s|%s", kind->kind, kind->group,
+		 ns && !kind->cluster ? ns : "", name ? name : "");
+	json_t *v = json_object_get(k->wants, key);
+	if (!v)
+		return;
+	/* From inside the watch's callback curl takes no new request: the
+	 * write goes out from a timer. */
+	want_of(v)->dirty = true;
+	ig_timer_start(k->loop, &k->status_kick, 0, on_kick, k);
 }

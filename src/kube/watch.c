@@ -1,13 +1,21 @@
 /* Informers: each kind is listed (page by page), then watched from the
  * list's resourceVersion with bookmarks asked for. A watch the server ends
  * cleanly is opened again at once from the last resourceVersion seen
- * (events and bookmarks move it), without a new list; 410 Gone (the
- * version is older than the server keeps) means a new list. A server that
+ * (events and bookmarks move it), without a new list; a watch that ends
+ * with an ERROR event or 410 Gone means a new list, after client-go's
+ * reflector back-off (800 ms doubling to 30 s, reset by a watch that
+ * delivered events or lasted a while), so that a server that keeps
+ * answering 410 is not asked a thousand times a second. A server that
  * cannot be reached, or refuses the credentials, is tried again with a
- * backoff capped at 2 s while the gateway keeps the configuration it has.
- * A kind the server does not serve (404: its CRD is not installed) or the
- * RBAC forbids (403) is logged once, counts as empty, and is listed again
- * every 30 s. */
+ * back-off from 100 ms to 30 s (or after its Retry-After, on 429 and 5xx)
+ * while the gateway keeps the configuration it has.
+ * A kind the server does not serve at start (404: its CRD is not
+ * installed) or the RBAC forbids (403) is logged once, counts as empty,
+ * and is listed again every 30 s. A kind that was read and then answers
+ * 404 or 403 (an API server restarting before it serves its CRDs, a role
+ * binding being replaced) keeps its objects, as client-go's reflector
+ * keeps its store on a failed list: it is logged once and retried with the
+ * back-off. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +26,11 @@
 #include "kube/kube_int.h"
 
 #define BACKOFF_MIN_MS 100u
-#define BACKOFF_MAX_MS 2000u
+#define BACKOFF_MAX_MS 30000u
+#define RELIST_MIN_MS 800u
+/* A watch that lasted this long was a working one: the back-offs start
+ * again from their first step. */
+#define HEALTHY_WATCH_NS (30ull * 1000000000ull)
 #define ABSENT_RETRY_MS 30000u
 #define PAGE_SIZE 500
 /* Watches last 5 to 10 minutes, as client-go's do, so that connections
@@ -58,7 +70,7 @@ static const char *kind_name(const struct informer *inf, char *buf, size_t len)
 static void on_retry(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct informer *inf = t->data;
-	if (inf->synced && !inf->absent && inf->rv[0])
+	if (inf->synced && !inf->absent && !inf->relist && inf->rv[0])
 		start_watch(inf);
 	else
 		start_list(inf);
@@ -69,21 +81,60 @@ static void retry_later(struct informer *inf, unsigned delay_ms)
 	ig_timer_start(inf->k->loop, &inf->retry, delay_ms, on_retry, inf);
 }
 
-/* The next delay: doubling from 100 ms to 2 s, with up to 25% jitter so
- * that the kinds do not all hit a recovering server at once. */
-static unsigned backoff(struct informer *inf)
+/* The next step of a back-off: doubling from first to 30 s, with up to
+ * 25% jitter so that the kinds do not all hit a recovering server at once.
+ * The first steps are quick: a server back after a blip is read again
+ * within a second. */
+static unsigned next_delay(unsigned *cur, unsigned first)
 {
-	unsigned b = inf->backoff_ms ? inf->backoff_ms * 2 : BACKOFF_MIN_MS;
+	unsigned b = *cur ? *cur * 2 : first;
 	if (b > BACKOFF_MAX_MS)
 		b = BACKOFF_MAX_MS;
-	inf->backoff_ms = b;
+	*cur = b;
 	return b - (unsigned)ig_rng_below(ig_rng_thread(), b / 4 + 1);
+}
+
+static unsigned backoff(struct informer *inf)
+{
+	return next_delay(&inf->backoff_ms, BACKOFF_MIN_MS);
+}
+
+/* The server asked for a pause (Retry-After on 429 or 5xx): at least that
+ * long, as client-go's rest client waits. */
+static unsigned backoff_for(struct informer *inf, const struct ig_kube_result *res)
+{
+	unsigned d = backoff(inf);
+	return res->retry_after_ms > d ? (unsigned)res->retry_after_ms : d;
 }
 
 static void failed(struct informer *inf, const struct ig_kube_result *res)
 {
 	char msg[512];
 	ig_kube_report(inf->k, ig_kube_describe(inf->k->api, res, msg, sizeof msg));
+	retry_later(inf, backoff_for(inf, res));
+}
+
+/* A watch ended with an error: a new list, after the reflector's back-off. */
+static void relist_later(struct informer *inf)
+{
+	inf->relist = true;
+	retry_later(inf, next_delay(&inf->relist_backoff_ms, RELIST_MIN_MS));
+}
+
+/* A kind that was read answers 404 or 403: its objects stay (the data
+ * plane keeps its routes), it is said once, and listed again with the
+ * back-off until it is served again. */
+static void gone_for_now(struct informer *inf, const struct ig_kube_result *res)
+{
+	char name[160], msg[512];
+	if (!inf->logged_gone) {
+		ig_kube_describe(inf->k->api, res, msg, sizeof msg);
+		ig_warn("kube: %s was read but is now refused (%s); keeping its %zu objects "
+			"and listing it again",
+			kind_name(inf, name, sizeof name), msg, json_object_size(inf->objs));
+		inf->logged_gone = true;
+	}
+	inf->relist = true;
 	retry_later(inf, backoff(inf));
 }
 
@@ -145,7 +196,11 @@ static void list_complete(struct informer *inf, json_t *list)
 	inf->paging = NULL;
 	inf->synced = true;
 	inf->absent = false;
+	inf->relist = false;
 	inf->logged_absent = false;
+	if (inf->logged_gone)
+		ig_info("kube: %s is served again", inf->kind->plural);
+	inf->logged_gone = false;
 	inf->backoff_ms = 0;
 	ig_debug("kube: listed %s: %zu objects at resourceVersion %s", inf->kind->plural,
 		 json_object_size(inf->objs), inf->rv);
@@ -230,7 +285,10 @@ static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 	inf->paging = NULL;
 	if (res->curl_code == 0 && (res->status == 404 || res->status == 403)) {
 		ig_kube_report_ok(inf->k); /* the server answered */
-		mark_absent(inf, res);
+		if (inf->synced && !inf->absent)
+			gone_for_now(inf, res);
+		else
+			mark_absent(inf, res);
 	} else if (res->curl_code == 0 && res->status == 410 && paging) {
 		start_list(inf); /* a continue token expired: from the start */
 	} else {
@@ -307,13 +365,18 @@ static int watch_line(struct ig_kube_req *r, const char *line, size_t len)
 	} else if (!strcmp(type, "BOOKMARK")) {
 		set_rv(inf, obj);
 	} else if (!strcmp(type, "ERROR")) {
+		/* Any error ends the watch and means a new list, as client-go's
+		 * reflector lists again after every watch error. */
 		json_int_t code = json_integer_value(json_object_get(obj, "code"));
 		if (code == 410)
-			inf->relist = true;
+			ig_info("kube: resourceVersion %s of %s is too old (410 Gone): listing "
+				"again",
+				inf->rv, inf->kind->plural);
 		else
-			ig_warn("kube: watch of %s: error %lld: %s", inf->kind->plural,
-				(long long)code,
+			ig_warn("kube: watch of %s: error %lld: %s; listing again",
+				inf->kind->plural, (long long)code,
 				json_string_value(json_object_get(obj, "message")) ?: "");
+		inf->relist = true;
 		rc = -1;
 	} else if (obj_key(obj, key, sizeof key)) {
 		inf->watch_events++;
@@ -327,6 +390,10 @@ static int watch_line(struct ig_kube_req *r, const char *line, size_t len)
 		set_rv(inf, obj);
 		if (!quiet)
 			ig_kube_changed(inf->k);
+		else
+			/* Someone else's status write (our own's echo compares
+			 * equal): put ours back, as a controller reconciles. */
+			ig_kube_status_changed(inf->k, inf->kind, obj);
 	}
 	json_decref(ev);
 	return rc;
@@ -342,11 +409,18 @@ static void watch_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 {
 	struct informer *inf = r->data;
 	inf->req = NULL;
-	if (inf->relist || (res->curl_code == 0 && res->status == 410)) {
+	/* A watch that delivered events or lasted a while worked: the
+	 * back-offs start over. */
+	if (inf->watch_events > 0 || ig_now_ns() - inf->watch_started_ns >= HEALTHY_WATCH_NS)
+		inf->backoff_ms = inf->relist_backoff_ms = 0;
+	if (res->curl_code == 0 && res->status == 410) {
 		ig_info("kube: resourceVersion %s of %s is too old (410 Gone): listing again",
 			inf->rv, inf->kind->plural);
-		inf->relist = false;
-		start_list(inf);
+		relist_later(inf);
+		return;
+	}
+	if (inf->relist) {
+		relist_later(inf);
 		return;
 	}
 	if (r->stopped) {
@@ -363,8 +437,8 @@ static void watch_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 			start_watch(inf);
 		return;
 	}
-	if (res->curl_code == 0 && res->status == 404) {
-		start_list(inf); /* the CRD went away: the list says so */
+	if (res->curl_code == 0 && (res->status == 404 || res->status == 403)) {
+		gone_for_now(inf, res);
 		return;
 	}
 	if (res->status == 200) {

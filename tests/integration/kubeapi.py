@@ -436,6 +436,12 @@ class Handler(BaseHTTPRequestHandler):
         res = self.api.resource(group, version, rest[0])
         if res is None or (ns is not None and not res.namespaced):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        refuse = self.api.refuse
+        if refuse:
+            code, after = refuse
+            return self.send_json(code, status_obj(code, "TooManyRequests" if code == 429
+                                                   else "InternalError", "busy"),
+                                  [("Retry-After", after)] if after else [])
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if sub not in (None, "status") or (sub == "status" and not res.has_status) or \
@@ -508,6 +514,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         api.note(self, 200)
+        code = api.watch_errors.get(res.plural)
+        if code:
+            self.write_chunk({"type": "ERROR", "object": status_obj(
+                code, "Expired" if code == 410 else "InternalError", "watch refused")})
+            return self.end_chunks()
         conn = self.connection
         with api.conn_lock:
             api.watchers.add(conn)
@@ -712,6 +723,16 @@ class KubeAPI:
         self.end_epoch = 0
         self.status_conflicts = 0
         self.put_lag = {}  # plural -> seconds a PUT's answer waits after it is applied
+        # plural -> code: a watch of it answers at once with one ERROR event
+        # of that code (410: a server that keeps answering Gone).
+        self.watch_errors = {}
+        # (code, Retry-After or None): every request for a resource is
+        # answered so (429 Too Many Requests, 5xx), as an overloaded server.
+        self.refuse = None
+        # "group/plural" -> fields its CRD version lacks in status.parents[]
+        # entries: pruned on write, as a structural schema prunes them
+        # (GIE v1.0's InferencePool has no controllerName).
+        self.status_prune = {}
         self.page_size = 0  # 0: pages as large as the client's limit
         self.delay = 0
         self.stopping = False
@@ -991,7 +1012,10 @@ class KubeAPI:
         if sub == "status":
             out = copy.deepcopy(old)
             if "status" in new:
-                out["status"] = new["status"]
+                out["status"] = copy.deepcopy(new["status"])
+                for f in self.status_prune.get("%s/%s" % (res.group, res.plural), ()):
+                    for e in (out["status"] or {}).get("parents") or []:
+                        e.pop(f, None)
             else:
                 out.pop("status", None)
         else:

@@ -320,6 +320,97 @@ def test_watch_expiry_relists_and_clean_end_rewatches(kube):
     k.stop()
 
 
+def wait_until(pred, what, timeout=5.0, log=""):
+    deadline = time.time() + timeout
+    while not pred():
+        assert time.time() < deadline, "%s never happened\n%s" % (what, log() if log else "")
+        time.sleep(0.05)
+
+
+def test_synced_kind_refused_for_a_while_keeps_its_objects(kube):
+    """A kind that was read answers 404 (an API server restarting before it
+    serves its CRDs): its objects stay, as client-go's reflector keeps its
+    store on a failed list, so routes and pools keep serving; it is said
+    once and listed again with the back-off until it is served."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    k.api.disabled.update({"httproutes", "inference.networking.x-k8s.io/inferencepools"})
+    k.api.end_watches()
+    wait_until(lambda: any(c == 404 for _, _, c in k.infergate_requests("httproutes")) and
+               any(c == 404 for _, _, c in k.infergate_requests("inferencepools")),
+               "404 on both kinds", log=k.log)
+    # A kind emptied here would reload within 100 ms without the route.
+    time.sleep(0.3)
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    assert k.endpoints() == [k.endpoint(0)]
+    k.api.disabled.clear()
+    wait_until(lambda: k.log().count("is served again") == 2, "both kinds back", log=k.log)
+    log = k.log()
+    assert log.count("was read but is now refused") == 2, log
+    assert "is not served by the API server" not in log, log
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    k.stop()
+
+
+def test_watch_errors_relist_with_backoff(kube):
+    """A watch that ends with an ERROR event means a new list, whatever the
+    code, as client-go's reflector does; and the lists come after the
+    reflector's back-off (800 ms, doubling), so a server that keeps
+    answering 410 Gone is not asked again at once, a thousand times a
+    second."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    lists = {kind: len(k.infergate_requests(kind, watch=False))
+             for kind in ("services", "endpointslices")}
+    k.api.watch_errors.update({"services": 410, "endpointslices": 500})
+    k.api.end_watches()
+    time.sleep(1.5)
+    k.api.watch_errors.clear()
+    for kind, before in lists.items():
+        n = len(k.infergate_requests(kind, watch=False)) - before
+        # 0.6-0.8 s, then 1.2-1.6 s later: one or two lists in 1.5 s.
+        assert 1 <= n <= 3, (kind, n, k.infergate_requests(kind))
+    assert "watch of endpointslices: error 500: watch refused; listing again" in k.log()
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    k.stop()
+
+
+def test_retry_after_is_honoured(kube):
+    """An API server that answers 429 with Retry-After is asked again only
+    after that many seconds (client-go's rest client waits it), not at the
+    back-off's first 100 ms steps; once it answers, the gateway goes on."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    n0 = len(k.infergate_requests())
+    k.api.refuse = (429, "1")
+    k.api.end_watches()
+    time.sleep(0.8)
+    refused = [p.split("?")[0] for _, p, c in k.infergate_requests()[n0:] if c == 429]
+    k.api.refuse = None
+    assert refused, k.infergate_requests()[n0:]
+    # Each kind asked once in 0.8 s: its retry waits the second it was told.
+    assert len(refused) == len(set(refused)), sorted(refused)
+    n1 = len(k.infergate_requests())
+    wait_until(lambda: any(c == 200 and "watch=1" in p
+                           for _, p, c in k.infergate_requests()[n1:]),
+               "a watch after the refusals", log=k.log)
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    k.stop()
+
+
 def test_api_server_restart(kube):
     """The API server goes away: traffic goes on with the last
     configuration, one error line names the server, and once it is back the
@@ -1798,6 +1889,115 @@ spec:
     assert parents[0]["parentRef"]["name"] == "gw"
     assert {c["type"]: c["status"] for c in parents[0]["conditions"]} == {
         "Accepted": "True", "ResolvedRefs": "True"}
+    k.stop()
+
+
+V1_POOL_AND_ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  parentRefs:
+  - name: inference-gateway
+  rules:
+  - backendRefs:
+    - group: inference.networking.k8s.io
+      kind: InferencePool
+      name: v1-pool
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: v1-pool
+spec:
+  selector:
+    matchLabels:
+      app: qwen-pool
+  targetPorts:
+  - number: %d
+"""
+
+
+def test_pool_parents_controller_put_back_and_forgotten(kube):
+    """InferencePool v1 parents entries carry our controllerName (GIE v1.1
+    on; v1alpha2 has no such field); a status someone else changed is put
+    back at once, not at the next reload, without a write loop even when
+    the server prunes controllerName (a GIE v1.0 CRD); and once the Gateway
+    is deleted the pools lose our entries."""
+    k = kube
+    k.apply_seed()
+    k.apply(V1_POOL_AND_ROUTE % k.target_port)
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    v1 = lambda: (get(k, "inferencepools.inference.networking.k8s.io", "v1-pool")
+                  .get("status") or {}).get("parents")
+    old = lambda: (get(k, "inferencepools.inference.networking.x-k8s.io", "qwen-pool")
+                   .get("status") or {}).get("parent")
+    parents = wait_for(v1, "v1 pool parents")
+    assert parents[0]["controllerName"] == "infergate.dev/gateway-controller", parents
+    assert "controllerName" not in wait_for(old, "v1alpha2 pool parent")[0]
+
+    k.api.status_prune["inference.networking.k8s.io/inferencepools"] = ["controllerName"]
+    k.patch_status("inference.networking.k8s.io", "v1", "inferencepools", "v1-pool",
+                   {"status": {"parents": []}})
+    parents = wait_for(v1, "v1 pool parents put back")
+    assert parents[0]["parentRef"]["name"] == "inference-gateway"
+    assert "controllerName" not in parents[0]
+    puts = lambda: [p for m, p, _ in k.infergate_requests() if m == "PUT" and "v1-pool" in p]
+    n = len(puts())
+    time.sleep(0.5)
+    assert len(puts()) == n, puts()
+
+    k.kubectl("delete", "gateway", "inference-gateway")
+    wait_for(lambda: v1() == [], "v1 pool parents gone")
+    wait_for(lambda: old() == [], "v1alpha2 pool parent gone")
+    k.stop()
+
+
+def test_late_status_reply_keeps_newer_object(kube):
+    """A status write answered late, after the watch brought a newer
+    object (the user changed the spec meanwhile), does not put the older
+    object back in the cache: the status then follows the newer generation
+    without endless conflicts, and a later reload serves the newer spec."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    route = k.api.resource("gateway.networking.k8s.io", "v1", "httproutes")
+    name = "llm-route"
+
+    def set_hosts(h):
+        r = k.api.get(route, "default", name)
+        r["spec"]["hostnames"] = h
+        k.api.update(route, "default", name, None, r)
+
+    def observed():
+        st = k.api.get(route, "default", name).get("status") or {}
+        return [c["observedGeneration"] for p in st.get("parents", []) for c in p["conditions"]]
+
+    k.api.put_lag["httproutes"] = 0.6
+    set_hosts(["a.example"])
+    gen = k.api.get(route, "default", name)["metadata"]["generation"]
+    # The write for this generation is applied, its answer still on its way.
+    wait_until(lambda: set(observed()) == {gen}, "a status write", log=k.log)
+    set_hosts(["b.example"])
+    gen += 1
+    wait_until(lambda: observed() and set(observed()) == {gen}, "status at generation %d" % gen,
+               log=k.log)
+    k.api.put_lag.clear()
+    # An unrelated change reloads: the newer spec is what is served.
+    k.apply("apiVersion: v1\nkind: Service\nmetadata:\n  name: unrelated\nspec:\n"
+            "  ports:\n  - port: 80\n")
+
+    def code(host):
+        return call(k.base, "/v1/completions", seed_body("tweet-summary"),
+                    headers={"Host": host})[0]
+    wait_until(lambda: code("b.example") == 200 and code("a.example") == 404,
+               "b.example served", log=k.log)
+    # A write may meet the newer object before the watch brings it (one
+    # 409); never again and again against the older copy.
+    assert [c for m, _, c in k.infergate_requests() if m == "PUT"].count(409) <= 1
     k.stop()
 
 

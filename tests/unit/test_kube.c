@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -139,6 +140,78 @@ static void test_search_order(void **state)
 	unsetenv("KUBECONFIG");
 }
 
+/* A server URL with a path (Rancher's /k8s/clusters/ID proxy) keeps it:
+ * every request path goes under it, as client-go's rest client does. */
+static void test_server_path(void **state)
+{
+	struct ig_kube_creds c;
+	char err[256];
+	const char *p = write_file("kc8", "current-context: a\n"
+					  "clusters: [{name: c, cluster: {server: "
+					  "'https://rancher.example:8443/k8s/clusters/c-1/'}}]\n"
+					  "contexts: [{name: a, context: {cluster: c}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), 0);
+	assert_string_equal(c.server, "https://rancher.example:8443/k8s/clusters/c-1");
+	assert_string_equal(c.hostport, "rancher.example:8443");
+	ig_kube_creds_free(&c);
+	p = write_file("kc9", "current-context: a\n"
+			      "clusters: [{name: c, cluster: {server: 'https://h/p'}}]\n"
+			      "contexts: [{name: a, context: {cluster: c}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), 0);
+	assert_string_equal(c.server, "https://h:443/p");
+	ig_kube_creds_free(&c);
+}
+
+/* Basic auth (username/password) is refused with the reason, as plugins
+ * are, rather than silently connecting without credentials. */
+static void test_basic_auth_refused(void **state)
+{
+	struct ig_kube_creds c;
+	char err[256];
+	const char *p =
+	    write_file("kc10", "current-context: a\n"
+			       "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+			       "users: [{name: u, user: {username: a, password: b}}]\n"
+			       "contexts: [{name: a, context: {cluster: c, user: u}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "username and password"));
+	ig_kube_creds_free(&c);
+}
+
+/* $KUBECONFIG with several files is merged as kubectl merges it: the
+ * first file to set current-context names the context, clusters, users
+ * and contexts are merged by name (the first one wins), and relative
+ * paths stay relative to the file they were written in. */
+static void test_kubeconfig_merge(void **state)
+{
+	struct ig_kube_creds c;
+	char err[256], env[900], a[300], b[300], sub[200];
+	snprintf(sub, sizeof sub, "%s/sub", dir);
+	mkdir(sub, 0700);
+	snprintf(a, sizeof a, "%s",
+		 write_file("kca", "clusters: [{name: c, cluster: {server: 'https://first:1'}}]\n"
+				   "contexts: [{name: x, context: {cluster: c, user: u}}]\n"));
+	snprintf(b, sizeof b, "%s",
+		 write_file("sub/kcb",
+			    "current-context: x\n"
+			    "clusters: [{name: c, cluster: {server: 'https://second:2'}},\n"
+			    "           {name: d, cluster: {server: 'https://third:3'}}]\n"
+			    "users: [{name: u, user: {tokenFile: tok}}]\n"
+			    "contexts: [{name: x, context: {cluster: d, user: nobody}}]\n"));
+	snprintf(env, sizeof env, "%s:/nonexistent:%s", a, b);
+	setenv("KUBECONFIG", env, 1);
+	assert_int_equal(ig_kube_creds_load(NULL, &c, err, sizeof err), 0);
+	/* Context x and cluster c from the first file, current-context and
+	 * user u from the second. */
+	assert_string_equal(c.hostport, "first:1");
+	char want[300];
+	snprintf(want, sizeof want, "%s/tok", sub);
+	assert_non_null(c.token_file);
+	assert_string_equal(c.token_file, want);
+	ig_kube_creds_free(&c);
+	unsetenv("KUBECONFIG");
+}
+
 static void test_base64(void **state)
 {
 	size_t n;
@@ -161,10 +234,10 @@ int main(void)
 	if (!mkdtemp(dir))
 		return 1;
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_current_context),
-	    cmocka_unit_test(test_refusals),
-	    cmocka_unit_test(test_search_order),
-	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_current_context),  cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_search_order),     cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_server_path),	     cmocka_unit_test(test_basic_auth_refused),
+	    cmocka_unit_test(test_kubeconfig_merge),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[128];
