@@ -20,9 +20,9 @@ struct ig_gw_metrics {
 	struct ig_registry *reg;
 	struct ig_metric_family *req_total, *req_errors, *req_duration, *req_sizes, *resp_sizes,
 	    *in_tokens_h, *out_tokens_h;
-	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
-	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_running, *obj_ntpot,
-	    *sched_e2e, *sched_attempts, *hit_bytes, *rewrites;
+	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_req_sizes,
+	    *obj_resp_sizes, *obj_in_tokens, *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached,
+	    *obj_running, *obj_ntpot, *sched_e2e, *sched_attempts, *hit_bytes, *rewrites;
 	struct ig_metric_family *fc_queue_duration, *fc_enqueue_duration, *fc_queue_size,
 	    *fc_queue_bytes;
 	/* The unlabelled families' series. */
@@ -312,6 +312,17 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    "[ALPHA] Inference objective response latency distribution in seconds for each model "
 	    "and target model.",
 	    mt, 2, duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
+	gm->obj_req_sizes =
+	    ig_metrics_histogram(reg, "inference_objective_request_sizes",
+				 "[ALPHA] Inference objective requests size "
+				 "distribution in bytes for each model and target model.",
+				 mt, 2, request_size_bounds, n_request_size_bounds);
+	gm->obj_resp_sizes =
+	    ig_metrics_histogram(reg, "inference_objective_response_sizes",
+				 "[ALPHA] Inference objective responses size distribution in bytes "
+				 "for each model and target model.",
+				 mt, 2, response_size_bounds,
+				 sizeof response_size_bounds / sizeof response_size_bounds[0]);
 	gm->obj_in_tokens = ig_metrics_histogram(reg, "inference_objective_input_tokens",
 						 "[ALPHA] Inference objective input token count "
 						 "distribution for requests in each model.",
@@ -549,8 +560,8 @@ struct cache_entry {
 	char model[CACHE_NAME];
 	char target[CACHE_NAME];
 	struct ig_series *req_total, *req_duration, *req_sizes, *resp_sizes, *in_tokens,
-	    *out_tokens, *obj_total, *obj_duration, *obj_in_tokens, *obj_out_tokens, *obj_ttft,
-	    *obj_tpot, *obj_cached, *obj_ntpot, *running;
+	    *out_tokens, *obj_total, *obj_duration, *obj_req_sizes, *obj_resp_sizes, *obj_in_tokens,
+	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_ntpot, *running;
 };
 
 /* scheduler_attempts_total's success series by picked endpoint and target
@@ -615,6 +626,8 @@ static bool fill(struct ig_gw_metrics *gm, struct cache_entry *e, const char *mo
 	e->out_tokens = ig_metrics_series(gm->out_tokens_h, mt);
 	e->obj_total = ig_metrics_series(gm->obj_total, mtp);
 	e->obj_duration = ig_metrics_series(gm->obj_duration, mt);
+	e->obj_req_sizes = ig_metrics_series(gm->obj_req_sizes, mt);
+	e->obj_resp_sizes = ig_metrics_series(gm->obj_resp_sizes, mt);
 	e->obj_in_tokens = ig_metrics_series(gm->obj_in_tokens, mt);
 	e->obj_out_tokens = ig_metrics_series(gm->obj_out_tokens, mt);
 	e->obj_ttft = ig_metrics_series(gm->obj_ttft, mt);
@@ -624,9 +637,9 @@ static bool fill(struct ig_gw_metrics *gm, struct cache_entry *e, const char *mo
 	/* GIE counts no running request without a model name. */
 	e->running = *model ? ig_metrics_series(gm->obj_running, (const char *[]){model}) : NULL;
 	return e->req_total && e->req_duration && e->req_sizes && e->resp_sizes && e->in_tokens &&
-	       e->out_tokens && e->obj_total && e->obj_duration && e->obj_in_tokens &&
-	       e->obj_out_tokens && e->obj_ttft && e->obj_tpot && e->obj_cached && e->obj_ntpot &&
-	       (e->running || !*model);
+	       e->out_tokens && e->obj_total && e->obj_duration && e->obj_req_sizes &&
+	       e->obj_resp_sizes && e->obj_in_tokens && e->obj_out_tokens && e->obj_ttft &&
+	       e->obj_tpot && e->obj_cached && e->obj_ntpot && (e->running || !*model);
 }
 
 /* The entry for a request's model and target (as the request names them)
@@ -849,12 +862,12 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 		return;
 	ig_counter_add(e->req_total, 1);
 	ig_counter_add(e->obj_total, 1);
+	/* GIE (v0.2's servers and v1.5's) records the request's size with its
+	 * count, once the body is handled, whatever happens to it later. */
+	ig_hist_observe(e->req_sizes, (double)st->req_bytes);
+	ig_hist_observe(e->obj_req_sizes, (double)st->req_bytes);
 	if (failed)
 		return;
-	ig_hist_observe(e->req_duration, st->seconds);
-	ig_hist_observe(e->req_sizes, (double)st->req_bytes);
-	ig_hist_observe(e->resp_sizes, (double)st->resp_bytes);
-	ig_hist_observe(e->obj_duration, st->seconds);
 	if (st->in_tokens > 0) {
 		ig_hist_observe(e->in_tokens, (double)st->in_tokens);
 		ig_hist_observe(e->obj_in_tokens, (double)st->in_tokens);
@@ -869,6 +882,16 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 		ig_hist_observe(e->obj_tpot, st->tpot);
 	if (st->cached_tokens >= 0)
 		ig_hist_observe(e->obj_cached, (double)st->cached_tokens);
+	/* The latency, the response's size and NTPOT are GIE's at the end of
+	 * the response's stream (v1.5 handlers/response.go; v0.2 once the
+	 * whole body was read): a response that never got there records
+	 * none of them. */
+	if (st->cut)
+		return;
+	ig_hist_observe(e->req_duration, st->seconds);
+	ig_hist_observe(e->obj_duration, st->seconds);
+	ig_hist_observe(e->resp_sizes, (double)st->resp_bytes);
+	ig_hist_observe(e->obj_resp_sizes, (double)st->resp_bytes);
 	/* NTPOT: arrival to the response's end over the usage's output
 	 * tokens; GIE records nothing without output tokens. */
 	if (st->out_tokens > 0 && st->seconds > 0)

@@ -395,6 +395,8 @@ size_t ig_req_restore_bound(const struct ig_req *p, size_t len);
 int ig_req_restore_feed(struct ig_req *p, const char *data, size_t len, bool last,
 			ig_req_emit_fn emit, void *ud);
 void ig_req_sink_response_body(struct ig_req *p, const char *data, size_t len);
-void ig_req_sink_response_end(struct ig_req *p);
+/* cut: the proxy's stream ended without the response's end (the client
+ * left, or the stream was reset), which the metrics do not time. */
+void ig_req_sink_response_end(struct ig_req *p, bool cut);
 
 #endif
