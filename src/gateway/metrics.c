@@ -27,7 +27,8 @@ struct ig_gw_metrics {
 	    *fc_queue_bytes;
 	/* The unlabelled families' series. */
 	struct ig_series *sched_e2e_s, *hit_bytes_s, *fc_dispatch_s;
-	bool flow_control; /* --flow-control */
+	bool flow_control;     /* --flow-control */
+	uint64_t staleness_ms; /* the pool gauges' */
 	/* Model label values that come from clients (GIE v1 passes any model
 	 * through) are admitted up to a bound; later ones are counted as
 	 * "other", so a client cannot grow the series without end. */
@@ -46,26 +47,51 @@ static const double duration_bounds[] = {0.005, 0.025, 0.05, 0.1, 0.2,	0.4,  0.6
 static const double response_size_bounds[] = {1,    8,	  16,	32,   64,    128,   256,  512,
 					      1024, 2048, 4096, 8192, 16384, 32778, 65536};
 
+/* The metrics ages as the picker's candidates have them (candidates.c). */
+static uint64_t age_ms(uint64_t updated_ns, uint64_t now_ns)
+{
+	if (!updated_ns)
+		return UINT64_MAX;
+	return now_ns > updated_ns ? (now_ns - updated_ns) / 1000000u : 0;
+}
+
 enum pool_gauge { KV, QUEUE, READY, RUNNING };
 
+/* GIE's --metrics-staleness-threshold default (v1.5 server/options.go). */
+#define POOL_STALENESS_MS 2000
+
+/* The pool gauges as GIE v1.5's refreshPrometheusMetrics sets them: over
+ * the endpoints whose metrics are fresh (scraped within the staleness
+ * threshold), the ready pods their number and the averages float means;
+ * without such an endpoint only ready_pods is set (0), the averages keep
+ * what they last said. A pool under GIE v0.2's decision tree (--picker
+ * v0.2) gets v0.2's: every endpoint, the queue as an integer mean. */
 static void pool_gauges(struct ig_gw_metrics *gm, struct ig_metric_family *f, enum pool_gauge what)
 {
 	const struct ig_snapshot *s = gm->render_snap;
 	if (!s)
 		return;
+	uint64_t now = ig_now_ns();
 	for (size_t p = 0; p < s->npools; p++) {
 		const struct ig_pool_rt *rt = &s->pools[p];
+		bool v02 = ig_scheduler_sheds_itself(rt->sched->s);
 		double sum = 0;
+		size_t n = 0;
 		for (size_t e = 0; e < rt->neps; e++) {
 			struct ig_endpoint_metrics m;
 			ig_endpoint_read_metrics(rt->eps[e], &m);
+			if (!v02 && age_ms(m.updated_ns, now) > gm->staleness_ms)
+				continue;
+			n++;
 			sum += what == KV	 ? m.kv_usage
 			       : what == RUNNING ? (double)m.running
 						 : (double)m.waiting;
 		}
-		double v = what == READY ? (double)rt->neps : rt->neps ? sum / (double)rt->neps : 0;
-		if (what == QUEUE)
-			v = (double)(long long)v; /* GIE reports the integer mean */
+		if (n == 0 && what != READY)
+			continue;
+		double v = what == READY ? (double)n : sum / (double)n;
+		if (what == QUEUE && v02)
+			v = (double)(long long)v; /* v0.2's queueTotal/podTotalCount */
 		const char *labels[] = {rt->pool->meta.name};
 		struct ig_series *series = ig_metrics_series(f, labels);
 		if (series)
@@ -92,8 +118,9 @@ static void running_fn(void *ctx, struct ig_metric_family *f)
 
 /* Per endpoint (GIE's inference_pool_per_pod_queue_size, and the same
  * for KV use): rows, not series, so an endpoint that leaves its pool
- * leaves the scrape with it. model_server_pod is the endpoint's address;
- * a pod's name is not known to the gateway without --kube. */
+ * leaves the scrape with it. model_server_pod is GIE v1.5's endpoint name
+ * (datastore.go createEndpointNamespacedName): the pod's name and
+ * "-rank-" the index of the endpoint's port in the pool's targetPorts. */
 static void pod_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum pool_gauge what)
 {
 	const struct ig_snapshot *s = gm->render_snap;
@@ -102,7 +129,10 @@ static void pod_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum
 		for (size_t e = 0; e < rt->neps; e++) {
 			struct ig_endpoint_metrics m;
 			ig_endpoint_read_metrics(rt->eps[e], &m);
-			const char *labels[] = {rt->pool->meta.name, rt->eps[e]->addr};
+			char name[320];
+			snprintf(name, sizeof name, "%s-rank-%u", rt->ep_pods[e]->meta.name,
+				 (unsigned)rt->ep_ranks[e]);
+			const char *labels[] = {rt->pool->meta.name, name};
 			ig_metrics_row(rows, labels, what == KV ? m.kv_usage : (double)m.waiting);
 		}
 	}
@@ -114,14 +144,6 @@ static void pod_queue_fn(void *ctx, struct ig_metric_rows *rows)
 static void pod_kv_fn(void *ctx, struct ig_metric_rows *rows)
 {
 	pod_rows(ctx, rows, KV);
-}
-
-/* The metrics ages as the picker's candidates have them (candidates.c). */
-static uint64_t age_ms(uint64_t updated_ns, uint64_t now_ns)
-{
-	if (!updated_ns)
-		return UINT64_MAX;
-	return now_ns > updated_ns ? (now_ns - updated_ns) / 1000000u : 0;
 }
 
 /* One pool's saturation as admission computes it (admit.c): the
@@ -453,6 +475,7 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 		ig_gauge_set(info_s, 1);
 	gm->sched_e2e_s = gm->sched_e2e ? ig_metrics_series(gm->sched_e2e, NULL) : NULL;
 	gm->hit_bytes_s = gm->hit_bytes ? ig_metrics_series(gm->hit_bytes, NULL) : NULL;
+	gm->staleness_ms = POOL_STALENESS_MS;
 	pthread_mutex_init(&gm->labels_lock, NULL);
 	return gm;
 }
@@ -959,4 +982,9 @@ void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *gm, double seconds)
 void ig_gw_metrics_flow_control(struct ig_gw_metrics *gm, bool on)
 {
 	gm->flow_control = on;
+}
+
+void ig_gw_metrics_staleness(struct ig_gw_metrics *gm, uint64_t ms)
+{
+	gm->staleness_ms = ms ? ms : POOL_STALENESS_MS;
 }

@@ -124,6 +124,10 @@ void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *m, double seconds);
  * pools' saturation is exported (flow_control_pool_saturation, rendered
  * while flow control is on, from the pools' scraped figures). */
 void ig_gw_metrics_flow_control(struct ig_gw_metrics *m, bool on);
+/* The age past which an endpoint's metrics are stale, so that it counts
+ * in none of the pool gauges (inference_pool_ready_pods, the averages);
+ * 0: GIE's default, 2 s (--metrics-staleness-threshold). */
+void ig_gw_metrics_staleness(struct ig_gw_metrics *m, uint64_t ms);
 
 /* infergate_access_log_dropped_total, registered on first use. */
 struct ig_series *ig_gw_metrics_access_log_dropped(struct ig_gw_metrics *m);
