@@ -2,6 +2,7 @@
 with plain HTTP clients, checked against vLLM's wire format and load
 behaviour (see /work/shared/spec/vllm-api.md)."""
 import base64
+import email.utils
 import http.client
 import json
 import os
@@ -2116,3 +2117,29 @@ def test_metrics_histograms(procs):
         assert list(buckets)[-len(last) - 1:] == last + ["+Inf"], list(buckets)
         # One prefill step and four decode steps per request.
         assert count == 10 and total == 5 + 8, (count, total)
+
+
+def test_every_response_has_uvicorns_date_and_server(procs):
+    """vLLM's uvicorn puts `date` (RFC 9110 IMF-fixdate) and `server:
+    uvicorn` on every response (vllm-api.md §1): answers, streams, errors,
+    the 401 of --api-key, metrics."""
+    _, base = start_sim(procs, "--api-key", "k")
+    auth = {"Authorization": "Bearer k"}
+    answers = [call(base, "/health"),
+               call(base, "/v1/completions", {"prompt": "hi", "max_tokens": 2}, headers=auth),
+               call(base, "/v1/completions", {"prompt": "hi", "max_tokens": 2, "stream": True},
+                    headers=auth),
+               call(base, "/v1/completions", {"prompt": "hi", "max_tokens": 2}),
+               call(base, "/v1/completions", {"model": "nope", "prompt": "hi"}, headers=auth),
+               call(base, "/no/such/path", headers=auth),
+               call(base, "/metrics")]
+    assert [a[0] for a in answers] == [200, 200, 200, 401, 404, 404, 200]
+    before = time.time()
+    for status, headers, _ in answers:
+        assert headers.get_all("server") == ["uvicorn"], (status, headers)
+        dates = headers.get_all("date")
+        assert dates and len(dates) == 1, (status, headers)
+        assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|"
+                            r"Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT", dates[0]), dates
+        sent = email.utils.parsedate_to_datetime(dates[0]).timestamp()
+        assert before - 60 < sent < before + 60, dates
