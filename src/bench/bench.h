@@ -40,7 +40,7 @@ struct ig_bench_slo {
 };
 
 /* What one request measured. Times in milliseconds; tpot_ms is NAN when the
- * request produced fewer than two output tokens. */
+ * request produced fewer than two output tokens or was not streamed. */
 struct ig_bench_sample {
 	uint64_t id; /* n of the x-request-id bench-<run id>-<n> it was sent with */
 	uint32_t stage;

@@ -1,7 +1,7 @@
 /* The benchmark's reports: a table for people, JSON and CSV for tools, one
  * CSV row per request for deeper digging. Missing values (no successful
- * request, no second token) print as "-" in tables, empty in CSV and null
- * in JSON. */
+ * request, no second token, no stream to time tokens by) print as "-" in
+ * tables, empty in CSV and null in JSON. */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -27,16 +27,13 @@ static void cell(FILE *f, double v, int width, int prec)
 static void dist_cells(FILE *f, const struct ig_bench_dist *d)
 {
 	fprintf(f, " %9zu", d->n);
-	if (d->n == 0) {
-		fprintf(f, "  (no samples)\n");
-		return;
-	}
-	cell(f, d->mean, 9, 2);
-	cell(f, d->p50, 9, 2);
-	cell(f, d->p90, 9, 2);
-	cell(f, d->p95, 9, 2);
-	cell(f, d->p99, 9, 2);
-	cell(f, d->max, 9, 2);
+	bool none = d->n == 0;
+	cell(f, none ? NAN : d->mean, 9, 2);
+	cell(f, none ? NAN : d->p50, 9, 2);
+	cell(f, none ? NAN : d->p90, 9, 2);
+	cell(f, none ? NAN : d->p95, 9, 2);
+	cell(f, none ? NAN : d->p99, 9, 2);
+	cell(f, none ? NAN : d->max, 9, 2);
 	fputc('\n', f);
 }
 

@@ -329,7 +329,11 @@ static void record(struct runner *r, struct req *q, const char *error, uint64_t 
 	uint64_t first = q->t_first ? q->t_first : end;
 	s.ttft_ms = (double)(first - q->t0) / 1e6;
 	s.out_tokens = q->out_usage >= 0 ? q->out_usage : (int64_t)q->chunks;
-	s.tpot_ms = s.out_tokens > 1 ? (s.e2e_ms - s.ttft_ms) / (double)(s.out_tokens - 1) : NAN;
+	/* A whole (non-streamed) answer shows no token's time but the last:
+	 * its TTFT is its E2E, and a TPOT would be ~0, so it has none. */
+	s.tpot_ms = q->sse_mode && s.out_tokens > 1
+			? (s.e2e_ms - s.ttft_ms) / (double)(s.out_tokens - 1)
+			: NAN;
 	if (error)
 		s.ttft_ms = s.tpot_ms = NAN;
 	if (!r->record)

@@ -50,7 +50,8 @@ void ig_bench_dist_of(double *v, size_t n, struct ig_bench_dist *out)
 }
 
 /* A request meets the SLOs when it succeeded and is within every bound that
- * was given; a TPOT bound is met trivially by a one-token answer. */
+ * was given; a TPOT bound is met trivially by an answer without TPOT (one
+ * token, or not streamed). */
 bool ig_bench_meets_slo(const struct ig_bench_slo *slo, const struct ig_bench_sample *s)
 {
 	if (s->error)

@@ -638,7 +638,7 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 		}
 		answer_continue(xs, IG_XP_REQ_RESPONSE_HEADERS);
 		if (m->end_of_stream && xs->p && !xs->p->finished)
-			ig_req_sink_response_end(xs->p);
+			ig_req_sink_response_end(xs->p, false);
 		return;
 	}
 	case IG_XP_REQ_RESPONSE_BODY: {
@@ -684,13 +684,13 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 		}
 		ig_buf_free(&out);
 		if (m->end_of_stream && xs->p && !xs->p->finished)
-			ig_req_sink_response_end(xs->p);
+			ig_req_sink_response_end(xs->p, false);
 		return;
 	}
 	case IG_XP_REQ_RESPONSE_TRAILERS:
 		answer_continue(xs, IG_XP_REQ_RESPONSE_TRAILERS);
 		if (xs->p && !xs->p->finished)
-			ig_req_sink_response_end(xs->p);
+			ig_req_sink_response_end(xs->p, false);
 		return;
 	default:
 		fail_stream(xs, IG_GRPC_INVALID_ARGUMENT,
@@ -755,11 +755,21 @@ static void process_oversize(struct ig_grpc_stream *s, size_t len)
 	fail_stream(xs, IG_GRPC_RESOURCE_EXHAUSTED, msg);
 }
 
+/* The stream ends before the response's end_of_stream came, in a mode that
+ * sends the response's body: Envoy's request ended early (the client left,
+ * the pod's stream was reset), which GIE does not time either. Without
+ * the body (mode NONE, GIE v0.2's setting) the stream's end is all there
+ * is to go by. */
+static bool body_cut(const struct xstream *xs)
+{
+	return xs->resp_mode != IG_XP_BODY_NONE;
+}
+
 static void process_half_close(struct ig_grpc_stream *s)
 {
 	struct xstream *xs = ig_grpc_stream_data(s);
 	if (xs && xs->p && !xs->p->finished)
-		ig_req_sink_response_end(xs->p);
+		ig_req_sink_response_end(xs->p, body_cut(xs));
 	ig_grpc_finish(s, IG_GRPC_OK, NULL);
 }
 
@@ -771,7 +781,7 @@ static void process_end(struct ig_grpc_stream *s, bool reset)
 	if (xs->p && !xs->p->finished) {
 		if (!xs->p->resp_started && reset)
 			xs->p->status = 499;
-		ig_req_sink_response_end(xs->p);
+		ig_req_sink_response_end(xs->p, body_cut(xs));
 	}
 	struct epp_worker *ew = xs->w->fe;
 	ew->streams--;

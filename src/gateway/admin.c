@@ -160,9 +160,10 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		ig_http_respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len,
 				NULL, 0);
 	} else if (ig_str_eq_cstr(path, "/healthz")) {
-		bool draining = atomic_load(&gw->draining);
-		ig_http_respond(ex, draining ? 503 : 200, "text/plain",
-				draining ? "draining\n" : "ok\n", draining ? 9 : 3, NULL, 0);
+		/* Liveness: the process is alive, draining included (a 503
+		 * would have the kubelet restart a gateway finishing its
+		 * requests); /readyz takes it out of the Service. */
+		ig_http_respond(ex, 200, "text/plain", "ok\n", 3, NULL, 0);
 	} else if (ig_str_eq_cstr(path, "/readyz")) {
 		/* Ready to take traffic: configured (with --kube, once the API has
 		 * been read) and not draining. /healthz only says it is alive. */

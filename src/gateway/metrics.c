@@ -20,16 +20,17 @@ struct ig_gw_metrics {
 	struct ig_registry *reg;
 	struct ig_metric_family *req_total, *req_errors, *req_duration, *req_sizes, *resp_sizes,
 	    *in_tokens_h, *out_tokens_h;
-	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_in_tokens,
-	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_running, *obj_ntpot,
-	    *sched_e2e, *sched_attempts, *hit_bytes, *rewrites;
+	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_req_sizes,
+	    *obj_resp_sizes, *obj_in_tokens, *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached,
+	    *obj_running, *obj_ntpot, *sched_e2e, *sched_attempts, *hit_bytes, *rewrites;
 	struct ig_metric_family *fc_queue_duration, *fc_enqueue_duration, *fc_queue_size,
 	    *fc_queue_bytes;
 	/* The unlabelled families' series. */
 	struct ig_series *sched_e2e_s, *hit_bytes_s, *fc_dispatch_s;
 	/* Configuration reloads (ig_gw_metrics_config). */
 	struct ig_series *reloads_ok, *reloads_failed, *last_reload_ok, *last_ok_time;
-	bool flow_control; /* --flow-control */
+	bool flow_control;     /* --flow-control */
+	uint64_t staleness_ms; /* the pool gauges' */
 	/* Model label values that come from clients (GIE v1 passes any model
 	 * through) are admitted up to a bound; later ones are counted as
 	 * "other", so a client cannot grow the series without end. */
@@ -48,26 +49,51 @@ static const double duration_bounds[] = {0.005, 0.025, 0.05, 0.1, 0.2,	0.4,  0.6
 static const double response_size_bounds[] = {1,    8,	  16,	32,   64,    128,   256,  512,
 					      1024, 2048, 4096, 8192, 16384, 32778, 65536};
 
+/* The metrics ages as the picker's candidates have them (candidates.c). */
+static uint64_t age_ms(uint64_t updated_ns, uint64_t now_ns)
+{
+	if (!updated_ns)
+		return UINT64_MAX;
+	return now_ns > updated_ns ? (now_ns - updated_ns) / 1000000u : 0;
+}
+
 enum pool_gauge { KV, QUEUE, READY, RUNNING };
 
+/* GIE's --metrics-staleness-threshold default (v1.5 server/options.go). */
+#define POOL_STALENESS_MS 2000
+
+/* The pool gauges as GIE v1.5's refreshPrometheusMetrics sets them: over
+ * the endpoints whose metrics are fresh (scraped within the staleness
+ * threshold), the ready pods their number and the averages float means;
+ * without such an endpoint only ready_pods is set (0), the averages keep
+ * what they last said. A pool under GIE v0.2's decision tree (--picker
+ * v0.2) gets v0.2's: every endpoint, the queue as an integer mean. */
 static void pool_gauges(struct ig_gw_metrics *gm, struct ig_metric_family *f, enum pool_gauge what)
 {
 	const struct ig_snapshot *s = gm->render_snap;
 	if (!s)
 		return;
+	uint64_t now = ig_now_ns();
 	for (size_t p = 0; p < s->npools; p++) {
 		const struct ig_pool_rt *rt = &s->pools[p];
+		bool v02 = ig_scheduler_sheds_itself(rt->sched->s);
 		double sum = 0;
+		size_t n = 0;
 		for (size_t e = 0; e < rt->neps; e++) {
 			struct ig_endpoint_metrics m;
 			ig_endpoint_read_metrics(rt->eps[e], &m);
+			if (!v02 && age_ms(m.updated_ns, now) > gm->staleness_ms)
+				continue;
+			n++;
 			sum += what == KV	 ? m.kv_usage
 			       : what == RUNNING ? (double)m.running
 						 : (double)m.waiting;
 		}
-		double v = what == READY ? (double)rt->neps : rt->neps ? sum / (double)rt->neps : 0;
-		if (what == QUEUE)
-			v = (double)(long long)v; /* GIE reports the integer mean */
+		if (n == 0 && what != READY)
+			continue;
+		double v = what == READY ? (double)n : sum / (double)n;
+		if (what == QUEUE && v02)
+			v = (double)(long long)v; /* v0.2's queueTotal/podTotalCount */
 		const char *labels[] = {rt->pool->meta.name};
 		struct ig_series *series = ig_metrics_series(f, labels);
 		if (series)
@@ -94,8 +120,9 @@ static void running_fn(void *ctx, struct ig_metric_family *f)
 
 /* Per endpoint (GIE's inference_pool_per_pod_queue_size, and the same
  * for KV use): rows, not series, so an endpoint that leaves its pool
- * leaves the scrape with it. model_server_pod is the endpoint's address;
- * a pod's name is not known to the gateway without --kube. */
+ * leaves the scrape with it. model_server_pod is GIE v1.5's endpoint name
+ * (datastore.go createEndpointNamespacedName): the pod's name and
+ * "-rank-" the index of the endpoint's port in the pool's targetPorts. */
 static void pod_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum pool_gauge what)
 {
 	const struct ig_snapshot *s = gm->render_snap;
@@ -104,7 +131,10 @@ static void pod_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum
 		for (size_t e = 0; e < rt->neps; e++) {
 			struct ig_endpoint_metrics m;
 			ig_endpoint_read_metrics(rt->eps[e], &m);
-			const char *labels[] = {rt->pool->meta.name, rt->eps[e]->addr};
+			char name[320];
+			snprintf(name, sizeof name, "%s-rank-%u", rt->ep_pods[e]->meta.name,
+				 (unsigned)rt->ep_ranks[e]);
+			const char *labels[] = {rt->pool->meta.name, name};
 			ig_metrics_row(rows, labels, what == KV ? m.kv_usage : (double)m.waiting);
 		}
 	}
@@ -116,14 +146,6 @@ static void pod_queue_fn(void *ctx, struct ig_metric_rows *rows)
 static void pod_kv_fn(void *ctx, struct ig_metric_rows *rows)
 {
 	pod_rows(ctx, rows, KV);
-}
-
-/* The metrics ages as the picker's candidates have them (candidates.c). */
-static uint64_t age_ms(uint64_t updated_ns, uint64_t now_ns)
-{
-	if (!updated_ns)
-		return UINT64_MAX;
-	return now_ns > updated_ns ? (now_ns - updated_ns) / 1000000u : 0;
 }
 
 /* One pool's saturation as admission computes it (admit.c): the
@@ -354,6 +376,17 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    "[ALPHA] Inference objective response latency distribution in seconds for each model "
 	    "and target model.",
 	    mt, 2, duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
+	gm->obj_req_sizes =
+	    ig_metrics_histogram(reg, "inference_objective_request_sizes",
+				 "[ALPHA] Inference objective requests size "
+				 "distribution in bytes for each model and target model.",
+				 mt, 2, request_size_bounds, n_request_size_bounds);
+	gm->obj_resp_sizes =
+	    ig_metrics_histogram(reg, "inference_objective_response_sizes",
+				 "[ALPHA] Inference objective responses size distribution in bytes "
+				 "for each model and target model.",
+				 mt, 2, response_size_bounds,
+				 sizeof response_size_bounds / sizeof response_size_bounds[0]);
 	gm->obj_in_tokens = ig_metrics_histogram(reg, "inference_objective_input_tokens",
 						 "[ALPHA] Inference objective input token count "
 						 "distribution for requests in each model.",
@@ -485,6 +518,7 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	config_families(gm);
 	gm->sched_e2e_s = gm->sched_e2e ? ig_metrics_series(gm->sched_e2e, NULL) : NULL;
 	gm->hit_bytes_s = gm->hit_bytes ? ig_metrics_series(gm->hit_bytes, NULL) : NULL;
+	gm->staleness_ms = POOL_STALENESS_MS;
 	pthread_mutex_init(&gm->labels_lock, NULL);
 	return gm;
 }
@@ -592,8 +626,8 @@ struct cache_entry {
 	char model[CACHE_NAME];
 	char target[CACHE_NAME];
 	struct ig_series *req_total, *req_duration, *req_sizes, *resp_sizes, *in_tokens,
-	    *out_tokens, *obj_total, *obj_duration, *obj_in_tokens, *obj_out_tokens, *obj_ttft,
-	    *obj_tpot, *obj_cached, *obj_ntpot, *running;
+	    *out_tokens, *obj_total, *obj_duration, *obj_req_sizes, *obj_resp_sizes, *obj_in_tokens,
+	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_ntpot, *running;
 };
 
 /* scheduler_attempts_total's success series by picked endpoint and target
@@ -658,6 +692,8 @@ static bool fill(struct ig_gw_metrics *gm, struct cache_entry *e, const char *mo
 	e->out_tokens = ig_metrics_series(gm->out_tokens_h, mt);
 	e->obj_total = ig_metrics_series(gm->obj_total, mtp);
 	e->obj_duration = ig_metrics_series(gm->obj_duration, mt);
+	e->obj_req_sizes = ig_metrics_series(gm->obj_req_sizes, mt);
+	e->obj_resp_sizes = ig_metrics_series(gm->obj_resp_sizes, mt);
 	e->obj_in_tokens = ig_metrics_series(gm->obj_in_tokens, mt);
 	e->obj_out_tokens = ig_metrics_series(gm->obj_out_tokens, mt);
 	e->obj_ttft = ig_metrics_series(gm->obj_ttft, mt);
@@ -667,9 +703,9 @@ static bool fill(struct ig_gw_metrics *gm, struct cache_entry *e, const char *mo
 	/* GIE counts no running request without a model name. */
 	e->running = *model ? ig_metrics_series(gm->obj_running, (const char *[]){model}) : NULL;
 	return e->req_total && e->req_duration && e->req_sizes && e->resp_sizes && e->in_tokens &&
-	       e->out_tokens && e->obj_total && e->obj_duration && e->obj_in_tokens &&
-	       e->obj_out_tokens && e->obj_ttft && e->obj_tpot && e->obj_cached && e->obj_ntpot &&
-	       (e->running || !*model);
+	       e->out_tokens && e->obj_total && e->obj_duration && e->obj_req_sizes &&
+	       e->obj_resp_sizes && e->obj_in_tokens && e->obj_out_tokens && e->obj_ttft &&
+	       e->obj_tpot && e->obj_cached && e->obj_ntpot && (e->running || !*model);
 }
 
 /* The entry for a request's model and target (as the request names them)
@@ -892,12 +928,12 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 		return;
 	ig_counter_add(e->req_total, 1);
 	ig_counter_add(e->obj_total, 1);
+	/* GIE (v0.2's servers and v1.5's) records the request's size with its
+	 * count, once the body is handled, whatever happens to it later. */
+	ig_hist_observe(e->req_sizes, (double)st->req_bytes);
+	ig_hist_observe(e->obj_req_sizes, (double)st->req_bytes);
 	if (failed)
 		return;
-	ig_hist_observe(e->req_duration, st->seconds);
-	ig_hist_observe(e->req_sizes, (double)st->req_bytes);
-	ig_hist_observe(e->resp_sizes, (double)st->resp_bytes);
-	ig_hist_observe(e->obj_duration, st->seconds);
 	if (st->in_tokens > 0) {
 		ig_hist_observe(e->in_tokens, (double)st->in_tokens);
 		ig_hist_observe(e->obj_in_tokens, (double)st->in_tokens);
@@ -912,6 +948,16 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 		ig_hist_observe(e->obj_tpot, st->tpot);
 	if (st->cached_tokens >= 0)
 		ig_hist_observe(e->obj_cached, (double)st->cached_tokens);
+	/* The latency, the response's size and NTPOT are GIE's at the end of
+	 * the response's stream (v1.5 handlers/response.go; v0.2 once the
+	 * whole body was read): a response that never got there records
+	 * none of them. */
+	if (st->cut)
+		return;
+	ig_hist_observe(e->req_duration, st->seconds);
+	ig_hist_observe(e->obj_duration, st->seconds);
+	ig_hist_observe(e->resp_sizes, (double)st->resp_bytes);
+	ig_hist_observe(e->obj_resp_sizes, (double)st->resp_bytes);
 	/* NTPOT: arrival to the response's end over the usage's output
 	 * tokens; GIE records nothing without output tokens. */
 	if (st->out_tokens > 0 && st->seconds > 0)
@@ -979,4 +1025,9 @@ void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *gm, double seconds)
 void ig_gw_metrics_flow_control(struct ig_gw_metrics *gm, bool on)
 {
 	gm->flow_control = on;
+}
+
+void ig_gw_metrics_staleness(struct ig_gw_metrics *gm, uint64_t ms)
+{
+	gm->staleness_ms = ms ? ms : POOL_STALENESS_MS;
 }

@@ -31,6 +31,9 @@ struct ig_gw_request_stats {
 	int status;	 /* what the client got; 499: it left first */
 	bool pod_status; /* that status came from the model server */
 	bool scheduled;	 /* parsed, admitted and sent to an endpoint */
+	/* The response began but never reached its end: the client left
+	 * mid-stream, or the stream was cut. */
+	bool cut;
 	double seconds;
 	size_t req_bytes, resp_bytes;
 	long in_tokens, out_tokens;
@@ -42,12 +45,14 @@ struct ig_gw_request_stats {
 };
 
 /* Counts a finished request through a worker's cache of series handles (c
- * may be NULL): request_total when it was scheduled; error_total with
- * GIE's code names (BadRequest, NotFound / BadConfiguration,
- * ResourceExhausted / InferencePoolResourceExhausted, ServiceUnavailable,
- * ModelServerError, Internal) when it failed; the latency, size, token,
- * cached-token, TTFT, TPOT and NTPOT (duration over output tokens)
- * histograms when it succeeded; running_requests back down. */
+ * may be NULL): request_total and request_sizes when it was scheduled;
+ * error_total with GIE's code names (BadRequest, NotFound /
+ * BadConfiguration, ResourceExhausted / InferencePoolResourceExhausted,
+ * ServiceUnavailable, ModelServerError, Internal) when it failed; the
+ * token, cached-token, TTFT and TPOT histograms when it succeeded, and
+ * the latency, response size and NTPOT (duration over output tokens) ones
+ * when it succeeded and its response reached its end (not `cut`);
+ * running_requests back down. */
 struct ig_gw_metrics_cache;
 struct ig_gw_metrics_cache *ig_gw_metrics_cache_new(void);
 void ig_gw_metrics_cache_free(struct ig_gw_metrics_cache *c);
@@ -119,6 +124,10 @@ void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *m, double seconds);
  * pools' saturation is exported (flow_control_pool_saturation, rendered
  * while flow control is on, from the pools' scraped figures). */
 void ig_gw_metrics_flow_control(struct ig_gw_metrics *m, bool on);
+/* The age past which an endpoint's metrics are stale, so that it counts
+ * in none of the pool gauges (inference_pool_ready_pods, the averages);
+ * 0: GIE's default, 2 s (--metrics-staleness-threshold). */
+void ig_gw_metrics_staleness(struct ig_gw_metrics *m, uint64_t ms);
 
 /* A configuration taken (ok) or refused, at unix_seconds; reload: not the
  * start's first (infergate_config_reloads_total counts reloads only). */

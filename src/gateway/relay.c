@@ -66,8 +66,10 @@ static void release_endpoint(struct ig_req *p)
 
 /* Request metrics are recorded before the last byte goes to the client, so
  * a client that reads /metrics right after its answer sees its request.
- * Only resolved models get series: label values stay a bounded set. */
-static void record_metrics(struct ig_req *p)
+ * Only resolved models get series: label values stay a bounded set. `cut`:
+ * the response began and will not reach its end (the client left, or the
+ * stream was cut), which GIE does not time. */
+static void record_metrics(struct ig_req *p, bool cut)
 {
 	if (p->recorded || p->service)
 		return; /* Service backends are not inference requests */
@@ -81,6 +83,7 @@ static void record_metrics(struct ig_req *p)
 	    .status = p->status,
 	    .pod_status = p->resp_started,
 	    .scheduled = p->ntried > 0,
+	    .cut = cut,
 	    .seconds = (double)(now - p->start_ns) / 1e9,
 	    .req_bytes = p->body_len,
 	    .resp_bytes = p->resp_bytes,
@@ -190,7 +193,9 @@ void ig_req_finish(struct ig_req *p)
 	if (p->xp)
 		ig_req_extpick_end(p);
 	release_endpoint(p);
-	record_metrics(p);
+	/* Not recorded yet with its response begun: the response's end did
+	 * not come (a tunnel ends when either side closes, its normal end). */
+	record_metrics(p, p->resp_started && !p->tunnel);
 	if (p->trace.on)
 		ig_req_trace_end(p);
 	if (w->alog)
@@ -265,7 +270,7 @@ void ig_req_fail(struct ig_req *p, int status, const char *type, const char *cod
 	p->status = status;
 	if (!p->reason) /* msg may be the caller's stack */
 		p->reason = ig_arena_strdup(p->ex->arena, ig_str_from(msg)).ptr;
-	record_metrics(p);
+	record_metrics(p, false);
 	if (p->sink)
 		p->sink->failed(p, status, type, msg);
 	else if (ig_str_eq_cstr(p->ex->req.path, "/v1/messages"))
@@ -879,7 +884,7 @@ static int on_up_body(struct ig_http_client *c, const char *data, size_t len, vo
 	if (last) {
 		if (!p->sse)
 			usage_from_tail(p);
-		record_metrics(p);
+		record_metrics(p, false);
 		account_done(p);
 	}
 	/* An external picker takes the body and answers the client. */
@@ -933,7 +938,7 @@ static void on_up_done(struct ig_http_client *c, void *ud)
 		keep_trailers(p, c);
 	p->up = NULL;
 	ig_upstreams_release(p->w->upstreams, p->ep, c);
-	record_metrics(p);
+	record_metrics(p, false);
 	account_done(p);
 	if (p->xp && ig_req_extpick_holding(p)) {
 		/* The head waits for the picker; the end goes with it. */
@@ -1291,7 +1296,7 @@ void ig_req_sink_response_body(struct ig_req *p, const char *data, size_t len)
 		keep_tail(p, data, len);
 }
 
-void ig_req_sink_response_end(struct ig_req *p)
+void ig_req_sink_response_end(struct ig_req *p, bool cut)
 {
 	if (p->finished)
 		return;
@@ -1299,7 +1304,7 @@ void ig_req_sink_response_end(struct ig_req *p)
 		usage_from_tail(p);
 	if (!p->status)
 		p->status = p->resp_started ? 200 : 499;
-	record_metrics(p);
+	record_metrics(p, cut && p->resp_started);
 	account_done(p);
 	ig_req_finish(p);
 }

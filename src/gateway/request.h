@@ -115,6 +115,9 @@ struct ig_req {
 	struct ig_req_trace {
 		bool on;
 		bool has_parent; /* the client's traceparent */
+		/* The client's traceparent was invalid: it and its tracestate
+		 * do not go on (W3C Trace Context §4.3), sampled or not. */
+		bool drop_context;
 		uint8_t trace_id[16], parent[8], server[8], internal[8], client[8];
 		uint64_t wall_start_ns; /* CLOCK_REALTIME at start_ns */
 		uint64_t dispatch_ns;	/* monotonic; 0: not yet */
@@ -326,7 +329,10 @@ void ig_req_fail(struct ig_req *p, int status, const char *type, const char *cod
 void ig_req_finish(struct ig_req *p);
 /* tracing.c: decides whether the request is traced (a client's sampled
  * traceparent is continued; otherwise --trace-sample-ratio) and makes its
- * ids; _end records its spans (from ig_req_finish). */
+ * ids, or that the client's invalid trace context is dropped; _end
+ * records its spans (from ig_req_finish). Without a tracer nothing is
+ * looked at: the headers go on as sent, as through an Envoy without a
+ * tracing provider. */
 void ig_req_trace_begin(struct ig_req *p);
 void ig_req_trace_end(struct ig_req *p);
 
@@ -395,6 +401,8 @@ size_t ig_req_restore_bound(const struct ig_req *p, size_t len);
 int ig_req_restore_feed(struct ig_req *p, const char *data, size_t len, bool last,
 			ig_req_emit_fn emit, void *ud);
 void ig_req_sink_response_body(struct ig_req *p, const char *data, size_t len);
-void ig_req_sink_response_end(struct ig_req *p);
+/* cut: the proxy's stream ended without the response's end (the client
+ * left, or the stream was reset), which the metrics do not time. */
+void ig_req_sink_response_end(struct ig_req *p, bool cut);
 
 #endif

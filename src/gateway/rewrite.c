@@ -166,8 +166,11 @@ static int build_head(struct ig_req *p)
 			continue;
 		if (p->xp && ig_req_extpick_drops(p, hd->name))
 			continue;
-		if (p->trace.on && ig_str_ieq_cstr(hd->name, "traceparent"))
+		if ((p->trace.on || p->trace.drop_context) &&
+		    ig_str_ieq_cstr(hd->name, "traceparent"))
 			continue; /* ours replaces it: the pod's parent is our CLIENT span */
+		if (p->trace.drop_context && ig_str_ieq_cstr(hd->name, "tracestate"))
+			continue; /* it went with an invalid traceparent */
 		if (ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
 			xff = hd;
 			continue;

@@ -49,6 +49,7 @@ int ig_gateway_init(struct ig_gateway_rt *G)
 		return -1;
 	}
 	ig_gw_metrics_flow_control(G->metrics, G->opt.flow_control);
+	ig_gw_metrics_staleness(G->metrics, G->opt.metrics_staleness_ms);
 	return 0;
 }
 

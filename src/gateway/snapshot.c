@@ -378,7 +378,9 @@ static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 			return -1;
 		size_t cap = cfg->npods * (pool->nports ? pool->nports : 1);
 		rt->eps = calloc(cap ? cap : 1, sizeof *rt->eps);
-		if (!rt->eps)
+		rt->ep_pods = calloc(cap ? cap : 1, sizeof *rt->ep_pods);
+		rt->ep_ranks = calloc(cap ? cap : 1, sizeof *rt->ep_ranks);
+		if (!rt->eps || !rt->ep_pods || !rt->ep_ranks)
 			return -1;
 		for (size_t p = 0; p < cfg->npods; p++) {
 			if (!ig_pool_selects(pool, &cfg->pods[p]))
@@ -401,10 +403,13 @@ static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 				bool dup = false;
 				for (size_t e = 0; e < rt->neps; e++)
 					dup |= rt->eps[e] == ep;
-				if (dup)
+				if (dup) {
 					ig_endpoint_put(ep);
-				else
-					rt->eps[rt->neps++] = ep;
+					continue;
+				}
+				rt->ep_pods[rt->neps] = &cfg->pods[p];
+				rt->ep_ranks[rt->neps] = (unsigned char)k;
+				rt->eps[rt->neps++] = ep;
 			}
 		}
 		forget_departed(rt, prev);
@@ -671,6 +676,8 @@ void ig_snapshot_unref(struct ig_snapshot *s)
 		for (size_t e = 0; e < s->pools[i].neps; e++)
 			ig_endpoint_put(s->pools[i].eps[e]);
 		free(s->pools[i].eps);
+		free(s->pools[i].ep_pods);
+		free(s->pools[i].ep_ranks);
 		free(s->pools[i].epp);
 		sched_put(s->pools[i].sched);
 	}

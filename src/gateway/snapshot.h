@@ -42,6 +42,10 @@ struct ig_pool_rt {
 	const struct ig_pool *pool;
 	struct ig_endpoint **eps;
 	size_t neps;
+	/* For each endpoint: its pod (of the snapshot's configuration) and
+	 * the index of its port in the pool's targetPorts, GIE's rank. */
+	const struct ig_pod **ep_pods;
+	unsigned char *ep_ranks;
 	/* appProtocol kubernetes.io/h2c: requests go to the endpoints over
 	 * HTTP/2 cleartext (prior knowledge), else HTTP/1.1. */
 	bool h2c;

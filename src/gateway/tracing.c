@@ -5,7 +5,8 @@
  * the `traceparent` it receives. A client's valid traceparent is continued
  * (same trace, its span the SERVER span's parent; its sampled flag
  * decides); without one the SERVER span is a root and
- * --trace-sample-ratio decides. GenAI attributes follow OpenTelemetry's
+ * --trace-sample-ratio decides. An invalid one is dropped with its
+ * tracestate whatever the decision (W3C Trace Context). GenAI attributes follow OpenTelemetry's
  * semantic conventions (gen_ai.request.model, gen_ai.response.model,
  * gen_ai.usage.input_tokens / output_tokens). */
 #include <stdio.h>
@@ -41,6 +42,11 @@ void ig_req_trace_begin(struct ig_req *p)
 		memcpy(tr->trace_id, parent.trace_id, 16);
 		memcpy(tr->parent, parent.span_id, 8);
 	} else {
+		/* An invalid traceparent is no parent: the trace starts here,
+		 * and the client's tracestate, which belongs to it, is
+		 * deleted (W3C Trace Context, "Processing model"). Unsampled,
+		 * the pod sees neither, as if the client had sent none. */
+		tr->drop_context = h != NULL;
 		if (!ig_tracer_sample(t, rng))
 			return;
 		ig_trace_random_id(rng, tr->trace_id, 16);

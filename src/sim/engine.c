@@ -402,6 +402,13 @@ static void observe_finished(struct sim *s, const struct sim_req *r, const struc
 	if (r->kind == IG_SIM_EMBEDDINGS)
 		return;
 	observe_tokens(s, &st->req_gen, q->generated);
+	/* vLLM's FinishedRequestStats.mean_time_per_output_token: the
+	 * decode time over the tokens after the first, 0 for one token. */
+	size_t n;
+	const double *b = ig_sim_tpot_buckets(s->cfg.version, &n);
+	ig_sim_hist_observe(
+	    &st->req_tpot, b, n,
+	    q->generated > 1 ? seconds(now - r->first_token_ns) / (double)(q->generated - 1) : 0);
 	observe_tokens(s, &st->req_max_tokens, r->max_tokens);
 }
 

@@ -1452,9 +1452,11 @@ int ig_sim_filter_metrics(struct ig_str page, struct ig_str query, struct ig_buf
 	return 0;
 }
 
-/* Every histogram but TTFT's, each release's (vllm-api.md §5.2): 0.11
- * writes the time between tokens under its deprecated name and its new
- * one, inter_token_latency_seconds. */
+/* Every histogram but TTFT's, each release's (vllm-api.md §5.2): the time
+ * between tokens is 0.8's time_per_output_token_seconds, the latest's
+ * inter_token_latency_seconds (the old name, deprecated in 0.11, is hidden
+ * since), which also writes each request's mean time per output token,
+ * request_time_per_output_token_seconds. */
 static int put_hists(struct ig_buf *b, const struct ig_sim_config *c, const struct ig_sim_stats *s,
 		     const struct labels *m)
 {
@@ -1464,11 +1466,18 @@ static int put_hists(struct ig_buf *b, const struct ig_sim_config *c, const stru
 	const double *pb = ig_sim_tpot_buckets(c->version, &np);
 	const double *ib = ig_sim_iter_buckets(c->version, &ni);
 	nk = ig_sim_token_buckets(c->max_model_len, tok);
-	int rc = put_hist(b, "time_per_output_token_seconds",
-			  "Histogram of time per output token in seconds.", m, &s->tpot, pb, np);
-	if (c->version != IG_SIM_V_0_8)
+	int rc = 0;
+	if (c->version == IG_SIM_V_0_8) {
+		rc |=
+		    put_hist(b, "time_per_output_token_seconds",
+			     "Histogram of time per output token in seconds.", m, &s->tpot, pb, np);
+	} else {
 		rc |= put_hist(b, "inter_token_latency_seconds",
 			       "Histogram of inter-token latency in seconds.", m, &s->tpot, pb, np);
+		rc |= put_hist(b, "request_time_per_output_token_seconds",
+			       "Histogram of time_per_output_token_seconds per request.", m,
+			       &s->req_tpot, pb, np);
+	}
 	rc |= put_hist(b, "e2e_request_latency_seconds",
 		       "Histogram of end to end request latency in seconds.", m, &s->e2e, eb, ne);
 	rc |=

@@ -563,10 +563,12 @@ struct ig_sim_stats {
 	struct ig_sim_hist ttft, e2e;
 	/* The other histograms vLLM writes (vllm-api.md §5.2): the time
 	 * between a request's tokens; its time queued, in prefill, in decode
-	 * and running (inference); its prompt and generated tokens, its
-	 * max_tokens and, once per request, the most tokens any of its
-	 * choices generated; the tokens of each engine step. */
-	struct ig_sim_hist tpot, queue, prefill, decode, inference;
+	 * and running (inference); its mean time per output token (the
+	 * latest release's request_time_per_output_token_seconds); its
+	 * prompt and generated tokens, its max_tokens and, once per request,
+	 * the most tokens any of its choices generated; the tokens of each
+	 * engine step. */
+	struct ig_sim_hist tpot, queue, prefill, decode, inference, req_tpot;
 	struct ig_sim_hist req_prompt, req_gen, req_max_tokens, req_max_gen, iter;
 	/* Oldest first; the newest is the current state. */
 	struct ig_sim_lora_series lora[IG_SIM_LORA_HISTORY];

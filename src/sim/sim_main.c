@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/arena.h"
@@ -1020,6 +1021,26 @@ static void add_extra(struct ig_http_exchange *ex, struct ig_str name, struct ig
 	ex->nresp_extra++;
 }
 
+/* What uvicorn, vLLM's server, puts on every response (vllm-api.md §1):
+ * `date` (RFC 9110 §5.6.7's IMF-fixdate, made once a second per thread)
+ * and `server: uvicorn`. */
+static void server_headers(struct ig_http_exchange *ex)
+{
+	static _Thread_local char date[32];
+	static _Thread_local time_t date_at = -1;
+	time_t now = time(NULL);
+	if (now != date_at) {
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		date_at = now;
+	}
+	struct ig_str d = ig_arena_strdup(ex->arena, ig_str_from(date));
+	if (d.ptr)
+		add_extra(ex, IG_STR("date"), d);
+	add_extra(ex, IG_STR("server"), IG_STR("uvicorn"));
+}
+
 /* --enable-request-id-headers: every answer carries X-Request-Id, the
  * request's own or a new one (vLLM's middleware: uuid4 hex). */
 static void request_id_header(struct ig_http_exchange *ex)
@@ -1206,6 +1227,7 @@ static bool authorized(const struct sim *s, struct ig_http_exchange *ex)
 static void handle(struct ig_http_exchange *ex, void *ctx)
 {
 	struct sim *s = ctx;
+	server_headers(ex);
 	if (s->cfg.request_id_headers)
 		request_id_header(ex);
 	const struct ig_http_header *origin =

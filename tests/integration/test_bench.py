@@ -81,6 +81,28 @@ def test_concurrency_chat_shared_prefix_and_files(procs, tmp_path):
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
 
 
+def test_whole_answers_have_no_tpot(procs, tmp_path):
+    """--no-stream: a whole answer shows no token's time but the last (its
+    TTFT is its E2E), so TPOT is absent, not ~0: null in JSON, empty in
+    CSV, "-" in the table, and a TPOT bound does not apply."""
+    base = start_sim(procs, *SIM_ARGS)
+    out, per, table = tmp_path / "b.json", tmp_path / "req.csv", tmp_path / "b.csv"
+    r = bench("--url", base, "--concurrency", 2, "--requests", 4, "--output-len", 5,
+              "--no-stream", "--json", out, "--csv", table, "--per-request", per,
+              "--slo", "tpot=1ms")
+    assert r.returncode == 0, r.stderr
+    reqs = list(csv.DictReader(open(per)))
+    assert len(reqs) == 4 and all(q["output_tokens"] == "5" for q in reqs)
+    assert all(q["tpot_ms"] == "" and q["ttft_ms"] != "" for q in reqs), reqs
+    assert list(csv.DictReader(open(table)))[0]["tpot_p50_ms"] == ""
+    st = json.loads(out.read_text())["targets"][0]["stages"][0]
+    assert st["latency_ms"]["tpot"]["n"] == 0 and st["latency_ms"]["tpot"]["p50"] is None
+    assert st["latency_ms"]["ttft"]["n"] == 4
+    assert st["good"] == 4
+    row = [line.split() for line in r.stdout.splitlines() if line.split()[:1] == ["TPOT"]]
+    assert row and row[0][1:] == ["0"] + ["-"] * 6, r.stdout
+
+
 def test_stages_and_two_targets(procs, tmp_path):
     a = start_sim(procs, *SIM_ARGS)
     b = start_sim(procs, "--ttft-ms", "20", "--itl-ms", "5", "--prefill-us-per-token", "0")

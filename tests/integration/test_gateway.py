@@ -802,6 +802,13 @@ def test_sigterm_drains(procs, tmp_path):
     first = resp.read1(65536)
     assert first.startswith(b"data: ")
     c.gw.send_signal(signal.SIGTERM)
+    # Draining: alive (/healthz, liveness), not ready (/readyz).
+    deadline = time.monotonic() + 5
+    while call(c.admin, "/readyz")[0] != 503:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    status, _, data = call(c.admin, "/healthz")
+    assert (status, data) == (200, b"ok\n")
     # New connections are refused once the workers closed their listeners.
     deadline = time.monotonic() + 1.0
     refused = False

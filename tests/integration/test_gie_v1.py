@@ -378,6 +378,54 @@ def test_metrics_running_cached_tokens_and_ntpot(procs, tmp_path):
     c.stop()
 
 
+def test_metrics_sizes_and_streams_the_client_left(procs, tmp_path):
+    """GIE v1.5's inference_objective_request_sizes / response_sizes (and
+    v0.2's inference_model_* ones): a request's size is recorded with its
+    count, also when the model server then fails it (server.go records it
+    once the body is handled); latency, response size and NTPOT only at the
+    end of a response (handlers/response.go): a stream the client closed
+    early records none of them."""
+    c = V1(procs, tmp_path, ["m"], sim_args=("--itl-ms", "20", "--ttft-ms", "5"))
+    ok = json.dumps(completion("m")).encode()
+    st, _, data = call(c.base, "/v1/completions", raw=ok)
+    assert st == 200, data
+    whole = len(data)
+    failed = json.dumps(dict(completion("m"), prompt="fails")).encode()
+    st, _, _ = call(c.base, "/v1/completions", raw=failed,
+                    headers={"x-sim-force-status": "500"})
+    assert st == 500
+    # A stream of 200 tokens (4 s) the client leaves after its first event.
+    left = json.dumps(dict(completion("m"), stream=True, max_tokens=200)).encode()
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", left, {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 200
+    assert r.read1(65536).startswith(b"data: ")
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    mt = dict(model_name="m", target_model_name="m")
+    text = wait_metric(c, lambda t: sample(t, "inference_objective_request_total",
+                                           priority="0", **mt) == 3 and
+                       sample(t, "inference_objective_running_requests", model_name="m") == 0)
+    for fam in ("inference_objective", "inference_model"):
+        assert sample(text, fam + "_request_sizes_count", **mt) == 3, (fam, text)
+        assert sample(text, fam + "_request_sizes_sum", **mt) == \
+            len(ok) + len(failed) + len(left), fam
+        assert sample(text, fam + "_request_sizes_bucket", le="32768", **mt) == 3, fam
+        # Only the whole answer: the failed one is an error, the stream
+        # never ended.
+        assert sample(text, fam + "_response_sizes_count", **mt) == 1, fam
+        assert sample(text, fam + "_response_sizes_sum", **mt) == whole, fam
+        assert sample(text, fam + "_request_duration_seconds_count", **mt) == 1, fam
+    assert "# TYPE inference_objective_request_sizes histogram" in text
+    assert "# TYPE inference_objective_response_sizes histogram" in text
+    assert sample(text, "inference_objective_normalized_time_per_output_token_seconds_count",
+                  **mt) == 1
+    # The stream's first token was seen: its TTFT stays.
+    assert sample(text, "inference_objective_request_ttft_seconds_count", **mt) == 1
+    c.stop()
+
+
 TESTING_PREFIX_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig
 plugins:

@@ -983,6 +983,43 @@ def test_picker_metrics(procs, tmp_path):
     g.stop()
 
 
+def gauge(text, family, **labels):
+    """The value of a gauge series written with exactly these labels, in order."""
+    lbl = ",".join('%s="%s"' % kv for kv in labels.items())
+    m = re.search(r"^%s\{%s\} (\S+)$" % (re.escape(family), re.escape(lbl)), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_pool_gauges_count_fresh_endpoints(procs, tmp_path):
+    """GIE v1.5's refreshPrometheusMetrics: ready_pods and the averages
+    count the endpoints whose metrics are fresh (a pod whose scrapes fail
+    is not ready), the queue's mean is a float; per_pod_queue_size lists
+    every endpoint under GIE's endpoint name, pod-rank-N. Under GIE v0.2's
+    decision tree (--picker v0.2): every endpoint, v0.2's integer mean."""
+    sims = Sims(procs, 2, per_sim=[("--fixed-waiting", "1"), ("--fixed-waiting", "4")])
+    dead = unique_loopback()
+    g = one_pool(procs, tmp_path, sims, dead_hosts=[dead])
+    g.wait_waiting({sims.endpoint(0): 1, sims.endpoint(1): 4})
+    text = g.metrics()
+    assert gauge(text, "inference_pool_ready_pods", name="pool") == 2, text
+    assert gauge(text, "inference_pool_average_queue_size", name="pool") == 2.5, text
+    per_pod = "inference_pool_per_pod_queue_size"
+    assert gauge(text, per_pod, name="pool", model_server_pod="pod-0-rank-0") == 1, text
+    assert gauge(text, per_pod, name="pool", model_server_pod="pod-1-rank-0") == 4, text
+    assert gauge(text, per_pod, name="pool", model_server_pod="dead-0-rank-0") == 0, text
+    assert gauge(text, "inference_pool_per_pod_kv_cache_utilization", name="pool",
+                 model_server_pod="pod-0-rank-0") is not None, text
+    assert sims.endpoint(0) not in text
+    g.stop()
+    g = one_pool(procs, tmp_path, sims, dead_hosts=[dead], gw_args=("--picker", "v0.2"),
+                 name="gw2")
+    g.wait_waiting({sims.endpoint(0): 1, sims.endpoint(1): 4})
+    text = g.metrics()
+    assert gauge(text, "inference_pool_ready_pods", name="pool") == 3, text
+    assert gauge(text, "inference_pool_average_queue_size", name="pool") == 1, text
+    g.stop()
+
+
 # ---- 10. an EndpointPickerConfig among the manifests ----
 
 DECISION_TREE_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1

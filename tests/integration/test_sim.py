@@ -2,6 +2,7 @@
 with plain HTTP clients, checked against vLLM's wire format and load
 behaviour (see /work/shared/spec/vllm-api.md)."""
 import base64
+import email.utils
 import http.client
 import json
 import os
@@ -2073,14 +2074,23 @@ def test_metrics_histograms(procs):
         b_bounds = B + (["5.0", "7.5", "10.0", "20.0", "40.0", "80.0"] if latest else [])
         c_bounds = C + (["120.0", "240.0", "480.0", "960.0", "1920.0", "7680.0"] if latest
                         else [])
-        tpot_names = ["time_per_output_token_seconds"] + (
-            ["inter_token_latency_seconds"] if latest else [])
-        assert ("inter_token_latency_seconds_bucket" in text) == latest
-        for name in tpot_names:
-            buckets, count, total = hist(text, name)
-            assert list(buckets) == b_bounds + ["+Inf"], (name, list(buckets))
-            # Four gaps of one decode step (20 ms) per request.
-            assert count == 8 and 0.15 < total < 0.5, (name, count, total)
+        # The time between tokens: 0.8's name, or the latest's (the old
+        # one, deprecated in 0.11, is hidden since: vllm-api.md §5.2).
+        name = "inter_token_latency_seconds" if latest else "time_per_output_token_seconds"
+        other = "time_per_output_token_seconds" if latest else "inter_token_latency_seconds"
+        assert "vllm:%s_bucket" % other not in text
+        buckets, count, total = hist(text, name)
+        assert list(buckets) == b_bounds + ["+Inf"], (name, list(buckets))
+        # Four gaps of one decode step (20 ms) per request.
+        assert count == 8 and 0.15 < total < 0.5, (name, count, total)
+        # The latest's mean per request: its four gaps over four tokens.
+        per_request = "request_time_per_output_token_seconds"
+        assert ("vllm:%s_bucket" % per_request in text) == latest
+        if latest:
+            buckets, count, mean_total = hist(text, per_request)
+            assert list(buckets) == b_bounds + ["+Inf"], list(buckets)
+            assert count == 2 and mean_total == pytest.approx(total / 4, rel=0.05), \
+                (count, mean_total, total)
         assert list(hist(text, "time_to_first_token_seconds")[0]) == A + (
             ["20.0", "40.0", "80.0", "160.0", "640.0", "2560.0"] if latest else []) + ["+Inf"]
         for name in ("e2e_request_latency_seconds", "request_queue_time_seconds",
@@ -2107,3 +2117,29 @@ def test_metrics_histograms(procs):
         assert list(buckets)[-len(last) - 1:] == last + ["+Inf"], list(buckets)
         # One prefill step and four decode steps per request.
         assert count == 10 and total == 5 + 8, (count, total)
+
+
+def test_every_response_has_uvicorns_date_and_server(procs):
+    """vLLM's uvicorn puts `date` (RFC 9110 IMF-fixdate) and `server:
+    uvicorn` on every response (vllm-api.md §1): answers, streams, errors,
+    the 401 of --api-key, metrics."""
+    _, base = start_sim(procs, "--api-key", "k")
+    auth = {"Authorization": "Bearer k"}
+    answers = [call(base, "/health"),
+               call(base, "/v1/completions", {"prompt": "hi", "max_tokens": 2}, headers=auth),
+               call(base, "/v1/completions", {"prompt": "hi", "max_tokens": 2, "stream": True},
+                    headers=auth),
+               call(base, "/v1/completions", {"prompt": "hi", "max_tokens": 2}),
+               call(base, "/v1/completions", {"model": "nope", "prompt": "hi"}, headers=auth),
+               call(base, "/no/such/path", headers=auth),
+               call(base, "/metrics")]
+    assert [a[0] for a in answers] == [200, 200, 200, 401, 404, 404, 200]
+    before = time.time()
+    for status, headers, _ in answers:
+        assert headers.get_all("server") == ["uvicorn"], (status, headers)
+        dates = headers.get_all("date")
+        assert dates and len(dates) == 1, (status, headers)
+        assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|"
+                            r"Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT", dates[0]), dates
+        sent = email.utils.parsedate_to_datetime(dates[0]).timestamp()
+        assert before - 60 < sent < before + 60, dates

@@ -186,6 +186,56 @@ def test_sample_ratio_zero_and_unsampled_parent(procs, tmp_path, fakes, collecto
     c.stop()
 
 
+BAD_PARENTS = ["hello", "00-%s-%s-01" % ("0" * 32, PARENT_ID),
+               "00-%s-%s-01" % (TRACE_ID.upper(), PARENT_ID),
+               "ff-%s-%s-01" % (TRACE_ID, PARENT_ID)]
+
+
+@pytest.mark.parametrize("ratio", ["1", "0"])
+def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path, fakes, collector,
+                                                            ratio):
+    """W3C Trace Context's processing model: a traceparent that does not
+    parse is no parent; a new trace starts and the tracestate, which
+    belonged to it, is deleted. Sampled, the pod gets our traceparent and
+    no tracestate; unsampled (ratio 0), neither."""
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url,
+                                                   "--trace-sample-ratio", ratio))
+    for i, bad in enumerate(BAD_PARENTS):
+        tid = "bad%d" % i
+        assert post_json(c.base, "/v1/completions", seed_body(),
+                         headers={"traceparent": bad, "tracestate": "congo=t61rcWkgMzE",
+                                  "x-test-id": tid})[0] == 200
+        got = pods[0].completions(tid)[0].headers
+        assert "tracestate" not in got, (bad, dict(got))
+        if ratio == "0":
+            assert "traceparent" not in got, (bad, dict(got))
+        else:
+            assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", got["traceparent"]), bad
+            assert TRACE_ID not in got["traceparent"].lower()
+    # A valid one keeps its tracestate.
+    tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
+    assert post_json(c.base, "/v1/completions", seed_body(),
+                     headers={"traceparent": tp, "tracestate": "congo=t61rcWkgMzE",
+                              "x-test-id": "good"})[0] == 200
+    assert pods[0].completions("good")[0].headers["tracestate"] == "congo=t61rcWkgMzE"
+    c.stop()
+
+
+def test_without_a_tracer_trace_context_goes_on_untouched(procs, tmp_path, fakes):
+    """No --otlp-endpoint: the gateway does not trace and, as an Envoy
+    without a tracing provider, passes traceparent and tracestate on as
+    sent, invalid ones included."""
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods)
+    assert post_json(c.base, "/v1/completions", seed_body(),
+                     headers={"traceparent": "hello", "tracestate": "a=b",
+                              "x-test-id": "off"})[0] == 200
+    got = pods[0].completions("off")[0].headers
+    assert (got["traceparent"], got["tracestate"]) == ("hello", "a=b")
+    c.stop()
+
+
 @pytest.mark.parametrize("mode", ["refuse", "hang"])
 def test_a_bad_collector_never_slows_requests(procs, tmp_path, fakes, mode, monkeypatch):
     """Requests go on at full speed whatever the collector does; a hung

@@ -45,6 +45,18 @@ static char *addrs(const struct ig_pool_rt *rt)
 	return out;
 }
 
+static char *ranks(const struct ig_pool_rt *rt)
+{
+	static char out[512];
+	out[0] = '\0';
+	for (size_t i = 0; i < rt->neps; i++) {
+		size_t l = strlen(out);
+		snprintf(out + l, sizeof out - l, "%s%s-%u", i ? " " : "",
+			 rt->ep_pods[i]->meta.name, (unsigned)rt->ep_ranks[i]);
+	}
+	return out;
+}
+
 static void test_pool_endpoints(void **state)
 {
 	struct ig_config *cfg = NULL;
@@ -62,6 +74,10 @@ static void test_pool_endpoints(void **state)
 	assert_string_equal(addrs(dp), "10.0.0.1:8000 10.0.0.1:8002 10.0.0.1:8004 "
 				       "[fd00::2]:8000 [fd00::2]:8002 [fd00::2]:8004");
 	assert_string_equal(addrs(old), "10.0.0.1:9000 [fd00::2]:9000");
+	/* Each endpoint's pod and rank (its port's index in targetPorts):
+	 * GIE's endpoint names, pod-rank-N, on the per-pod gauges. */
+	assert_string_equal(ranks(dp), "a-0 a-1 a-2 b-0 b-1 b-2");
+	assert_string_equal(ranks(old), "a-0 b-0");
 	assert_null(ig_snapshot_pool(s, "other", "dp"));
 	ig_snapshot_unref(s);
 	ig_endpoints_free(reg);
