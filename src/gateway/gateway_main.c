@@ -110,7 +110,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_MS("header-timeout", 0, &o->http.header_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "time allowed for a request head, else 408 (default 30s)"),
 	    IG_FLAG_MS("body-timeout", 0, &o->http.body_timeout_ms, IG_FLAG_BARE_MS, "DUR",
-		       "silence allowed inside a request body, else 408 (default 60s)"),
+		       "silence allowed inside a request body, a streamed one too until its "
+		       "answer starts, else 408 (default 60s)"),
 	    IG_FLAG_MS("idle-timeout", 0, &o->http.keepalive_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "idle keep-alive client connections close after (default 75s)"),
 	    IG_FLAG_MS("client-send-timeout", 0, &o->http.send_timeout_ms, IG_FLAG_BARE_MS, "DUR",

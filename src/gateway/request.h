@@ -170,9 +170,15 @@ struct ig_req {
 	 * made again, elsewhere or on a new connection, sending the kept bytes
 	 * first (from replay_at on), as a body read whole would be. `keeping`
 	 * is false once the body outgrew that or the answer started; then a
-	 * failure after attempt_sent > 0 bytes of this attempt is a 502. */
+	 * failure after attempt_sent > 0 bytes of this attempt is a 502 (a
+	 * timeout stays a 504, or a 408 when the client was the silent side). */
 	bool streaming, stream_ended, keeping;
 	uint64_t stream_sent, attempt_sent;
+	/* Until the answer starts, the client's silence inside a streamed body
+	 * is bounded by the body timeout: body_last_ns is when the gateway last
+	 * took its bytes, or last held it back (relay.c: on_body_silence). */
+	struct ig_timer body_timer;
+	uint64_t body_last_ns;
 	size_t replay_at;
 	struct ig_buf replay;
 	char *tail; /* last bytes of a JSON response, for `usage` */
