@@ -201,7 +201,7 @@ void ig_req_finish(struct ig_req *p)
 		stop_keeping(p);
 	ig_worker_snap_release(w, p->snap);
 	p->snap = NULL;
-	ig_worker_request_done(w);
+	ig_worker_request_done(w, p);
 }
 
 /* Anthropic's error object for the Messages API: clients of /v1/messages
@@ -286,6 +286,26 @@ static void cut(struct ig_req *p, const char *why)
 	p->ex->on_abort = NULL;
 	ig_http_abort(p->ex);
 	ig_req_finish(p);
+}
+
+void ig_req_shut(struct ig_req *p, const char *why)
+{
+	if (p->finished)
+		return;
+	char msg[160];
+	if (p->resp_started) {
+		snprintf(msg, sizeof msg,
+			 "the gateway shut down during the response (%s): the response was cut",
+			 why);
+		cut(p, ig_arena_strdup(p->ex->arena, ig_str_from(msg)).ptr);
+		return;
+	}
+	ig_http_client_close(p->up);
+	p->up = NULL;
+	release_endpoint(p);
+	snprintf(msg, sizeof msg, "the gateway shut down before the model server answered (%s)",
+		 why);
+	ig_req_fail(p, 503, "service_unavailable", NULL, msg);
 }
 
 static void retry_now(struct ig_loop *loop, struct ig_timer *t);

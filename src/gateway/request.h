@@ -55,6 +55,9 @@ struct ig_req {
 	const struct ig_req_sink *sink; /* NULL: an HTTP client, relayed upstream */
 	void *sink_data;
 	struct ig_worker *w;
+	/* The worker's requests in flight (ig_worker_request_begin), which a
+	 * drain that runs out ends (ig_req_shut). */
+	struct ig_req *active_next, **active_prev;
 	struct ig_snapshot *snap; /* held for it by the worker (ig_worker_snap_take) */
 	const struct ig_route_rule *rule;
 	const struct ig_route_match *match; /* of the rule, that matched */
@@ -330,6 +333,10 @@ void ig_req_arm_timeout(struct ig_req *p);
 void ig_req_send(struct ig_req *p);
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg);
 void ig_req_finish(struct ig_req *p);
+/* The gateway is stopping (the drain's grace period is over) with the
+ * request in flight: answered 503 when no response byte went yet, else its
+ * response cut; `why` is the reason the access log gives. */
+void ig_req_shut(struct ig_req *p, const char *why);
 /* tracing.c: decides whether the request is traced (a client's sampled
  * traceparent is continued; otherwise --trace-sample-ratio) and makes its
  * ids; _end records its spans (from ig_req_finish). */
