@@ -834,7 +834,7 @@ def test_connection_nominated_fields_not_forwarded(procs, tmp_path, fakes):
     c.stop()
 
 
-# ---- 14. who ended a request: the drain deadline ----
+# ---- 14. who ended a request: the drain deadline, a client's FIN ----
 
 def access_lines(path, n, timeout=5.0):
     """The access log's first n JSON lines, once written (every 100 ms)."""
@@ -928,3 +928,27 @@ def test_drain_deadline_names_the_drain(procs, tmp_path, fakes):
     for sock in (waiting, streaming, h2s):
         sock.close()
 
+
+def test_client_half_close_is_the_client_leaving(procs, tmp_path, fakes):
+    """A client that sends its whole request and then shuts its side
+    (FIN) has left, as nginx (499 with proxy_ignore_client_abort off),
+    Envoy's connection manager and vLLM's uvicorn (http.disconnect, which
+    aborts the generation) take it: the pod's connection is closed at once,
+    not when the pod answers, and the access log says 499."""
+    pod, = fakes.pods(1)
+    alog = os.path.join(str(tmp_path), "access.log")
+    c = FakeCluster(procs, tmp_path, [pod], gw_args=("--access-log", alog))
+    c.scraped(pod)
+    pod.set("hold")
+    s = socket.create_connection((c.host, c.port), timeout=10)
+    s.sendall(raw_request("half-close"))
+    (r,) = pod.wait_requests(1, test_id="half-close")
+    s.shutdown(socket.SHUT_WR)
+    assert pod.wait_event("eof", "reset", conn=r.conn, timeout=5) is not None, pod.events
+    assert read_all(s, 5) == b""
+    (line,) = by_client(access_lines(alog, 1), s)
+    assert line["status"] == 499 and "client closed" in line["reason"], line
+    s.close()
+    pod.set("json")
+    assert_ok(c, 1)
+    c.stop()
