@@ -485,6 +485,41 @@ def test_client_stalling_mid_upload_is_408(procs, tmp_path, flag, framing):
         s.stop()
 
 
+def test_http2_client_stalling_mid_upload_is_408(procs, tmp_path):
+    """The same over HTTP/2: a stream whose body stops coming gets 408 on
+    the stream after --body-timeout; the pod's connection is closed."""
+    h2conn = pytest.importorskip("h2.connection")
+    import h2.config
+    import h2.events
+    s = Setup(procs, tmp_path, extra=("--body-timeout", "300ms"))
+    try:
+        sock = s.connect()
+        conn = h2conn.H2Connection(config=h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "POST"), (":path", "/stall"), (":scheme", "http"),
+                              (":authority", "up")])
+        conn.send_data(1, b"hello")
+        sock.sendall(conn.data_to_send())
+        sock.settimeout(10)
+        status = None
+        while status is None:
+            data = sock.recv(65536)
+            assert data, "connection closed before an answer"
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status = dict(ev.headers)[b":status"]
+        assert status == b"408"
+        sock.close()
+        deadline = time.time() + 5
+        while s.pod.ended < 1 and time.time() < deadline:
+            time.sleep(0.02)
+        assert s.pod.ended == 1, "the pod's connection was not closed"
+        line = s.access_log(1)[0]
+        assert line["status"] == 408 and "stalled" in line["reason"], line
+    finally:
+        s.stop()
+
+
 @pytest.mark.parametrize("path", ["/mute", "/deaf"])
 def test_pod_silent_mid_upload_is_504(procs, tmp_path, path):
     """The pod is the silent side: it read the whole body (over 1 MiB, so
