@@ -434,7 +434,7 @@ static void pick(struct xstream *xs)
 	xs->ex.start_ns = ig_now_ns();
 	xs->ex.peer = ig_str_from(ig_grpc_stream_peer(xs->gs));
 	xs->ex.user = p;
-	w->active++;
+	ig_worker_request_begin(w, p);
 	p->ex = &xs->ex;
 	p->sink = &sink;
 	p->sink_data = xs;

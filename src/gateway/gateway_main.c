@@ -104,7 +104,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_UINT("workers", 0, &o->workers, 1, 256, "N",
 			 "worker threads (default: one per CPU)"),
 	    IG_FLAG_MS("drain-timeout", 0, &o->drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
-		       "grace period for requests on SIGTERM (default 30s)"),
+		       "grace period for requests on SIGTERM; then those left are answered "
+		       "503, or cut once their response began (default 30s)"),
 	    IG_FLAG_SECTION("client side:"),
 	    IG_FLAG_UINT("max-header-bytes", 0, &max_header, 1, 1u << 30, "N",
 			 "request head limit, else 431 (default 65536)"),
@@ -114,7 +115,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_MS("header-timeout", 0, &o->http.header_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "time allowed for a request head, else 408 (default 30s)"),
 	    IG_FLAG_MS("body-timeout", 0, &o->http.body_timeout_ms, IG_FLAG_BARE_MS, "DUR",
-		       "silence allowed inside a request body, else 408 (default 60s)"),
+		       "silence allowed inside a request body, a streamed one too until its "
+		       "answer starts, else 408 (default 60s)"),
 	    IG_FLAG_MS("idle-timeout", 0, &o->http.keepalive_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "idle keep-alive client connections close after (default 75s)"),
 	    IG_FLAG_MS("client-send-timeout", 0, &o->http.send_timeout_ms, IG_FLAG_BARE_MS, "DUR",
@@ -498,14 +500,26 @@ static void on_kube_change(void *arg)
 
 /* ---- shutdown ---- */
 
+/* After the drain's grace period, how long the workers have to write
+ * their last answers before their loops stop. */
+#define DRAIN_EXPIRED_NS (250 * 1000000ull)
+
 static void on_drain_poll(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_gateway_rt *G = t->data;
 	/* The Lease's release (--kube --leader-elect) is let finish too. */
 	bool done = atomic_load(&G->workers_done) >= G->nworkers && !ig_kube_releasing(G->kube);
-	if (done || ig_now_ns() >= G->drain_deadline_ns) {
-		if (atomic_load(&G->workers_done) < G->nworkers)
-			ig_warn("drain: grace period over; closing the remaining requests");
+	uint64_t now = ig_now_ns();
+	if (!done && now >= G->drain_deadline_ns && !G->drain_expired) {
+		/* The workers end what is left themselves, answering 503 where
+		 * no response began, so that clients and the access log learn
+		 * the gateway ended it; a moment later the loops stop anyway. */
+		ig_warn("drain: grace period over; closing the remaining requests");
+		G->drain_expired = true;
+		for (int i = 0; i < G->nworkers; i++)
+			ig_worker_drain_expired(&G->workers[i]);
+	}
+	if (done || now >= G->drain_deadline_ns + DRAIN_EXPIRED_NS) {
 		ig_loop_stop(loop);
 		return;
 	}

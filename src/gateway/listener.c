@@ -121,6 +121,16 @@ static void answer_models(struct ig_req *p, const struct ig_listener_rt *li)
 static void on_client_abort(struct ig_http_exchange *ex)
 {
 	struct ig_req *p = ex->user;
+	if (p->w->stopping) {
+		/* The gateway closes its connections as it stops (a second
+		 * signal, or a request the drain's end did not reach): nothing
+		 * more can be written, but the log names who ended it. */
+		if (!p->resp_started)
+			p->status = 503;
+		p->reason = p->resp_started
+				? "the gateway stopped during the response: the response was cut"
+				: "the gateway stopped before the model server answered";
+	}
 	if (p->up) {
 		ig_http_client_close(p->up);
 		p->up = NULL;
@@ -369,7 +379,7 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 	}
 	memset(p, 0, offsetof(struct ig_req, res));
 	ig_sched_result_clear(&p->res);
-	w->active++;
+	ig_worker_request_begin(w, p);
 	p->ex = ex;
 	p->start_ns = ex->start_ns;
 	p->w = w;

@@ -185,6 +185,7 @@ void ig_req_finish(struct ig_req *p)
 	ig_timer_stop(&w->loop, &p->req_timer);
 	ig_timer_stop(&w->loop, &p->backend_timer);
 	ig_timer_stop(&w->loop, &p->retry_timer);
+	ig_timer_stop(&w->loop, &p->body_timer);
 	p->ex->on_body = NULL;
 	ig_http_client_close(p->up);
 	p->up = NULL;
@@ -205,7 +206,7 @@ void ig_req_finish(struct ig_req *p)
 		stop_keeping(p);
 	ig_worker_snap_release(w, p->snap);
 	p->snap = NULL;
-	ig_worker_request_done(w);
+	ig_worker_request_done(w, p);
 }
 
 /* Anthropic's error object for the Messages API: clients of /v1/messages
@@ -290,6 +291,26 @@ static void cut(struct ig_req *p, const char *why)
 	p->ex->on_abort = NULL;
 	ig_http_abort(p->ex);
 	ig_req_finish(p);
+}
+
+void ig_req_shut(struct ig_req *p, const char *why)
+{
+	if (p->finished)
+		return;
+	char msg[160];
+	if (p->resp_started) {
+		snprintf(msg, sizeof msg,
+			 "the gateway shut down during the response (%s): the response was cut",
+			 why);
+		cut(p, ig_arena_strdup(p->ex->arena, ig_str_from(msg)).ptr);
+		return;
+	}
+	ig_http_client_close(p->up);
+	p->up = NULL;
+	release_endpoint(p);
+	snprintf(msg, sizeof msg, "the gateway shut down before the model server answered (%s)",
+		 why);
+	ig_req_fail(p, 503, "service_unavailable", NULL, msg);
 }
 
 static void retry_now(struct ig_loop *loop, struct ig_timer *t);
@@ -533,8 +554,12 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	p->resp_started = true;
 	p->first_byte_ns = ig_now_ns();
 	snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
-	if (p->streaming)
+	if (p->streaming) {
 		stop_keeping(p); /* no other attempt now */
+		/* The client may now be silent while the answer streams (a
+		 * bidirectional gRPC call): the read timeout bounds that. */
+		ig_timer_stop(&p->w->loop, &p->body_timer);
+	}
 	/* An external picker sees the response head first (extpick.c). */
 	if (p->xp && ig_req_extpick_hold(p, c, res))
 		return 0;
@@ -580,6 +605,50 @@ static int on_tunnel_data(struct ig_http_exchange *ex, const char *data, size_t 
  * body read whole (request.h: replay); past that, once a byte went, a
  * failure before the answer is a 502 (UNAVAILABLE to a gRPC client). */
 
+/* The client stalled inside its streamed body, before the answer: 408,
+ * as the body timeout answers a body read whole (nginx's
+ * client_body_timeout; Envoy's stream idle timeout before the response
+ * headers). The pod may have started on what it got: its connection is
+ * closed, and the request goes nowhere else. */
+static void client_stalled(struct ig_req *p, const char *why)
+{
+	ig_info("client %.*s: stalled while sending its request body (%s)", (int)p->ex->peer.len,
+		p->ex->peer.ptr, why);
+	ig_http_client_close(p->up);
+	p->up = NULL;
+	release_endpoint(p);
+	char msg[160];
+	snprintf(msg, sizeof msg, "the client stalled while sending the request body (%s)", why);
+	ig_req_fail(p, 408, "timeout", NULL, msg);
+}
+
+/* Whether the gateway waits on the client: it holds nothing of the body
+ * (every byte the client sent was taken, so the client may send more), and
+ * more is to come. Silence then is the client's. */
+static bool awaits_client(const struct ig_req *p)
+{
+	return p->streaming && !p->resp_started && !p->ex->body_done && p->ex->body.len == 0;
+}
+
+/* The body timeout, for a streamed body: client silence while the gateway
+ * waits on it. While the gateway holds bytes back (the pod or its
+ * connection is slower than the client) the silence is not the client's,
+ * and the clock starts again. */
+static void on_body_silence(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_req *p = t->data;
+	if (p->resp_started || p->ex->body_done)
+		return;
+	uint64_t limit = p->w->gw->opt.http.body_timeout_ms * 1000000u, now = ig_loop_now(loop);
+	if (!awaits_client(p))
+		p->body_last_ns = now;
+	if (now - p->body_last_ns >= limit) {
+		client_stalled(p, "body timeout");
+		return;
+	}
+	ig_timer_start_ns(loop, t, p->body_last_ns + limit - now, on_body_silence, p);
+}
+
 static void stream_pump(struct ig_req *p)
 {
 	struct ig_http_exchange *ex = p->ex;
@@ -613,6 +682,7 @@ static void stream_pump(struct ig_req *p)
 			stop_keeping(p); /* past IG_REQ_REPLAY_MAX */
 	}
 	ig_http_body_consume(ex, n);
+	p->body_last_ns = ig_loop_now(&p->w->loop);
 	p->stream_sent += n;
 	p->attempt_sent += n;
 	p->stream_ended = ex->body_done;
@@ -620,7 +690,9 @@ static void stream_pump(struct ig_req *p)
 
 static void on_client_body(struct ig_http_exchange *ex)
 {
-	stream_pump(ex->user);
+	struct ig_req *p = ex->user;
+	p->body_last_ns = ig_loop_now(&p->w->loop);
+	stream_pump(p);
 }
 
 static void on_up_writable(struct ig_http_client *c, void *ud)
@@ -1033,9 +1105,17 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 		return;
 	}
 	struct ig_endpoint *ep = p->ep;
-	if (p->streaming && p->attempt_sent && !p->keeping) {
+	if (f->kind == IG_CLIENT_TIMEOUT && !f->body_waiting && awaits_client(p)) {
+		/* Nothing went either way for the read timeout, and nothing of
+		 * the body waited for the pod: the pod was waiting for the
+		 * client's body, and the client sent none of it. */
+		client_stalled(p, "upstream read timeout");
+		return;
+	}
+	if (p->streaming && p->attempt_sent && !p->keeping && f->kind != IG_CLIENT_TIMEOUT) {
 		/* Part of a streamed body went, and was not kept: it cannot be
-		 * sent again. */
+		 * sent again. (A pod silent for the read timeout, reading none of
+		 * the body or not answering it, is a 504 below.) */
 		ig_warn("upstream %s: failed while the request's body was streaming (%s)", ep->addr,
 			strerror(f->err));
 		release_endpoint(p);
@@ -1199,6 +1279,11 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		p->attempt_sent = 0;
 		p->stream_ended = false;
 		p->ex->on_body = on_client_body;
+		if (w->gw->opt.http.body_timeout_ms && !ig_timer_armed(&p->body_timer)) {
+			p->body_last_ns = ig_loop_now(&w->loop);
+			ig_timer_start(&w->loop, &p->body_timer, w->gw->opt.http.body_timeout_ms,
+				       on_body_silence, p);
+		}
 		stream_pump(p); /* on a kept-alive connection; else once it is up */
 	}
 	return 0;

@@ -55,6 +55,9 @@ struct ig_req {
 	const struct ig_req_sink *sink; /* NULL: an HTTP client, relayed upstream */
 	void *sink_data;
 	struct ig_worker *w;
+	/* The worker's requests in flight (ig_worker_request_begin), which a
+	 * drain that runs out ends (ig_req_shut). */
+	struct ig_req *active_next, **active_prev;
 	struct ig_snapshot *snap; /* held for it by the worker (ig_worker_snap_take) */
 	const struct ig_route_rule *rule;
 	const struct ig_route_match *match; /* of the rule, that matched */
@@ -173,9 +176,15 @@ struct ig_req {
 	 * made again, elsewhere or on a new connection, sending the kept bytes
 	 * first (from replay_at on), as a body read whole would be. `keeping`
 	 * is false once the body outgrew that or the answer started; then a
-	 * failure after attempt_sent > 0 bytes of this attempt is a 502. */
+	 * failure after attempt_sent > 0 bytes of this attempt is a 502 (a
+	 * timeout stays a 504, or a 408 when the client was the silent side). */
 	bool streaming, stream_ended, keeping;
 	uint64_t stream_sent, attempt_sent;
+	/* Until the answer starts, the client's silence inside a streamed body
+	 * is bounded by the body timeout: body_last_ns is when the gateway last
+	 * took its bytes, or last held it back (relay.c: on_body_silence). */
+	struct ig_timer body_timer;
+	uint64_t body_last_ns;
 	size_t replay_at;
 	struct ig_buf replay;
 	char *tail; /* last bytes of a JSON response, for `usage` */
@@ -327,6 +336,10 @@ void ig_req_arm_timeout(struct ig_req *p);
 void ig_req_send(struct ig_req *p);
 void ig_req_fail(struct ig_req *p, int status, const char *type, const char *code, const char *msg);
 void ig_req_finish(struct ig_req *p);
+/* The gateway is stopping (the drain's grace period is over) with the
+ * request in flight: answered 503 when no response byte went yet, else its
+ * response cut; `why` is the reason the access log gives. */
+void ig_req_shut(struct ig_req *p, const char *why);
 /* tracing.c: decides whether the request is traced (a client's sampled
  * traceparent is continued; otherwise --trace-sample-ratio) and makes its
  * ids, or that the client's invalid trace context is dropped; _end

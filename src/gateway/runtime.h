@@ -135,6 +135,7 @@ struct ig_gateway_rt {
 	struct ig_io sig_io;
 	int sigfd;
 	uint64_t drain_deadline_ns;
+	bool drain_expired; /* the workers were told to end what is left */
 };
 
 void ig_gw_options_defaults(struct ig_gw_options *o);

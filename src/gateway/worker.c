@@ -224,8 +224,43 @@ void ig_worker_drain(struct ig_worker *w)
 	ig_loop_post(&w->loop, do_drain, NULL);
 }
 
-void ig_worker_request_done(struct ig_worker *w)
+static void do_drain_expired(struct ig_loop *loop, void *arg)
 {
+	struct ig_worker *w = loop->data;
+	w->stopping = true;
+	/* Each request ends (and leaves the list) as it is shut. */
+	struct ig_req *p;
+	while ((p = w->requests)) {
+		ig_req_shut(p, "drain timeout");
+		if (w->requests == p)
+			break; /* cannot happen: a shut request has finished */
+	}
+	check_drained(w);
+}
+
+void ig_worker_drain_expired(struct ig_worker *w)
+{
+	ig_loop_post(&w->loop, do_drain_expired, NULL);
+}
+
+void ig_worker_request_begin(struct ig_worker *w, struct ig_req *p)
+{
+	w->active++;
+	p->active_next = w->requests;
+	if (w->requests)
+		w->requests->active_prev = &p->active_next;
+	p->active_prev = &w->requests;
+	w->requests = p;
+}
+
+void ig_worker_request_done(struct ig_worker *w, struct ig_req *p)
+{
+	if (p->active_prev) {
+		*p->active_prev = p->active_next;
+		if (p->active_next)
+			p->active_next->active_prev = p->active_prev;
+		p->active_prev = NULL;
+	}
 	w->active--;
 	check_drained(w);
 }
@@ -233,6 +268,7 @@ void ig_worker_request_done(struct ig_worker *w)
 void ig_worker_free(struct ig_worker *w)
 {
 	w->draining = true; /* posts still queued must not open listeners */
+	w->stopping = true; /* what the servers' end aborts is not the clients' doing */
 	for (size_t i = 0; i < w->nslots; i++) {
 		ig_http_server_free(w->slots[i].server);
 		w->slots[i].server = NULL; /* posts run below must not see it */

@@ -51,9 +51,13 @@ struct ig_worker {
 	struct ig_activity *activity;	    /* recent picks, for the admin page */
 	size_t mirrors;			    /* RequestMirror copies in flight */
 	struct mirror *mirror_list;
-	uint32_t rr;   /* round robin over Service endpoints */
-	size_t active; /* requests in flight on this worker */
+	uint32_t rr;		 /* round robin over Service endpoints */
+	size_t active;		 /* requests in flight on this worker */
+	struct ig_req *requests; /* the same, listed (ig_req.active_next) */
 	bool draining;
+	/* Stopping: a request ended now is the gateway's doing, not its
+	 * client's (the drain ran out, or a second signal). */
+	bool stopping;
 	struct ig_flowq *queue;	   /* flow control: requests waiting for capacity */
 	uint64_t queue_generation; /* of the snapshot whose settings it has */
 	struct ig_timer queue_timer;
@@ -70,7 +74,12 @@ void ig_worker_set_snapshot(struct ig_worker *w, struct ig_snapshot *s); /* post
 /* The same on the worker's own thread, now (takes a reference). */
 void ig_worker_apply_snapshot(struct ig_worker *w, struct ig_snapshot *s);
 void ig_worker_drain(struct ig_worker *w); /* posts */
-void ig_worker_request_done(struct ig_worker *w);
+/* The drain's grace period is over: the requests still in flight are
+ * ended with a 503, or cut (posts). */
+void ig_worker_drain_expired(struct ig_worker *w);
+struct ig_req;
+void ig_worker_request_begin(struct ig_worker *w, struct ig_req *p);
+void ig_worker_request_done(struct ig_worker *w, struct ig_req *p);
 /* The snapshot a new request uses, and its release when the request ends. */
 struct ig_snapshot *ig_worker_snap_take(struct ig_worker *w);
 void ig_worker_snap_release(struct ig_worker *w, struct ig_snapshot *s);

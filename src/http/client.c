@@ -220,6 +220,8 @@ void client_update_events(struct ig_http_client *c)
 	ig_io_set(c->loop, &c->io, ev);
 }
 
+static bool open_waiting(const struct ig_http_client *c);
+
 /* The connection failed: it stops watching its socket and tells its owner.
  * Returns true when the owner closed it inside the callback. */
 bool client_fail(struct ig_http_client *c, enum ig_client_error kind, int err)
@@ -244,6 +246,7 @@ bool client_fail(struct ig_http_client *c, enum ig_client_error kind, int err)
 	    .sent_all = c->sent_all,
 	    .got_byte = c->got_byte,
 	    .refused = c->refused,
+	    .body_waiting = open_waiting(c),
 	    .detail = c->fail_detail ? c->fail_detail
 		      : c->tls	     ? ig_tls_conn_error(c->tls)
 				     : "",
@@ -938,6 +941,13 @@ static int open_frame(struct ig_http_client *c, const void *data, size_t len, bo
 static size_t open_pending(const struct ig_http_client *c)
 {
 	return c->h2 ? c->open_buf.len - c->open_off : c->out.len - c->out_off;
+}
+
+/* Whether an open body has bytes the server has not taken: not yet
+ * written, or (h2c) framed but not yet written. */
+static bool open_waiting(const struct ig_http_client *c)
+{
+	return c->open_body && (open_pending(c) > 0 || (c->h2 && h2c_out_pending(c)));
 }
 
 int ig_http_client_body(struct ig_http_client *c, const void *data, size_t len, bool end)

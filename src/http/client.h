@@ -51,6 +51,10 @@ struct ig_http_client_fault {
 	 * anywhere again: h2c only (a GOAWAY whose last stream is below the
 	 * request's, or RST_STREAM with REFUSED_STREAM, RFC 9113 §8.7). */
 	bool refused;
+	/* Bytes of an open body (ig_http_client_sendv_open) were waiting to
+	 * go out: the server was not taking them. With a timeout, that tells
+	 * a server that stopped reading from one waiting for more body. */
+	bool body_waiting;
 	/* Why a TLS handshake or session failed ("certificate verify failed:
 	 * hostname mismatch"); "" otherwise. Valid during the callback. */
 	const char *detail;

@@ -80,10 +80,14 @@ class UploadPod(TcpPod):
     the connection closed; one for /slow has its body read 64 KiB at a
     time, 2 ms apart (about 30 MiB/s). `ended` counts connections that closed before
     their body was whole; head_conn[i] is the connection heads[i] came on.
+    A request for /mute has its body read whole and is never answered; one
+    for /deaf has none of its body read; either holds its connection until
+    `release` is set.
     """
 
     def __init__(self, host, port):
         self.heads, self.head_conn, self.ended = [], [], 0
+        self.release = threading.Event()
         super().__init__(host, port)
 
     def body(self, c, buf, head):
@@ -135,13 +139,20 @@ class UploadPod(TcpPod):
                     return
                 self.heads.append(head)
                 self.head_conn.append(cid)
-                if head.split(" ")[1] == "/early":
+                path = head.split(" ")[1]
+                if path == "/early":
                     c.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n"
                               b"Connection: close\r\n\r\nfull")
+                    return
+                if path == "/deaf":
+                    self.release.wait(30)
                     return
                 got = self.body(c, buf, head)
                 if got is None:
                     self.ended += 1
+                    return
+                if path == "/mute":
+                    self.release.wait(30)
                     return
                 n, digest, buf = got
                 framing = ("chunked" if header(head, "transfer-encoding")
@@ -160,7 +171,7 @@ class Setup:
     """The gateway, its upload pod behind svc-up, and with `bbr` a second
     one behind svc-model that BBR_ROUTE sends the model "big" to."""
 
-    def __init__(self, procs, tmp_path, bbr=False):
+    def __init__(self, procs, tmp_path, bbr=False, extra=()):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "upload")
         os.makedirs(self.dir, exist_ok=True)
@@ -178,7 +189,22 @@ class Setup:
             self.model_pod = UploadPod(mh, mp)
             docs.append(SERVICE.format(name="svc-model", port=mp, ip=mh, app_protocol=""))
         write(os.path.join(self.dir, "all.yaml"), "---\n".join(docs))
-        self.gw = start_gateway(procs, self.dir, self.host, self.port)
+        self.alog = os.path.join(self.dir, "access.log")
+        self.gw = start_gateway(procs, self.dir, self.host, self.port,
+                                extra=("--access-log", self.alog) + tuple(extra))
+
+    def access_log(self, n):
+        """The first n lines of the access log, once written (every 100 ms)."""
+        deadline = time.time() + 5
+        while True:
+            try:
+                with open(self.alog) as f:
+                    lines = [json.loads(x) for x in f.read().split("\n") if x]
+            except FileNotFoundError:
+                lines = []
+            if len(lines) >= n or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
 
     def connect(self):
         c = socket.create_connection((self.host, self.port), timeout=30)
@@ -186,6 +212,7 @@ class Setup:
         return c
 
     def stop_pods(self):
+        self.pod.release.set()
         self.pod.stop()
         if self.model_pod:
             self.model_pod.stop()
@@ -417,6 +444,116 @@ def test_client_leaving_mid_upload_closes_the_pods_connection(setup):
     status, _, body, _ = read_response(c)
     c.close()
     assert status == 200
+
+
+@pytest.mark.parametrize("flag", ["--body-timeout", "--upstream-read-timeout"])
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+def test_client_stalling_mid_upload_is_408(procs, tmp_path, flag, framing):
+    """A client that goes silent inside a streamed body is the one at
+    fault, as nginx's client_body_timeout and Envoy's stream idle timeout
+    before the response have it: 408 (Connection: close), the pod's
+    connection closed, the access log saying the client stalled. With
+    --body-timeout short, the body timeout bounds the silence (it used not
+    to run on a streamed body: the pod's connection was held for the whole
+    upstream read timeout); with the upstream read timeout shorter, the
+    pod's silence while it waits for the body is not blamed on the pod
+    (it was 504 chunked, and 502 with a Content-Length past 1 MiB)."""
+    s = Setup(procs, tmp_path, extra=(flag, "300ms"))
+    try:
+        c = s.connect()
+        if framing == "chunked":
+            c.sendall(b"POST /stall HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5\r\nhello\r\n")
+        else:
+            c.sendall(b"POST /stall HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n%s"
+                      % (2 * MIB, pattern(1) + pattern(2, MIB // 2)))
+        c.settimeout(10)
+        status, head, body, _ = read_response(c)
+        assert status == 408, (head, body)
+        assert header(head, "connection") == "close"
+        assert json.loads(body)["error"]["type"] == "timeout"
+        assert c.recv(1) == b""
+        c.close()
+        deadline = time.time() + 5
+        while s.pod.ended < 1 and time.time() < deadline:
+            time.sleep(0.02)
+        assert s.pod.ended == 1, "the pod's connection was not closed"
+        line = s.access_log(1)[0]
+        assert line["status"] == 408, line
+        assert "client" in line["reason"] and "stalled" in line["reason"], line
+    finally:
+        s.stop()
+
+
+def test_http2_client_stalling_mid_upload_is_408(procs, tmp_path):
+    """The same over HTTP/2: a stream whose body stops coming gets 408 on
+    the stream after --body-timeout; the pod's connection is closed."""
+    h2conn = pytest.importorskip("h2.connection")
+    import h2.config
+    import h2.events
+    s = Setup(procs, tmp_path, extra=("--body-timeout", "300ms"))
+    try:
+        sock = s.connect()
+        conn = h2conn.H2Connection(config=h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "POST"), (":path", "/stall"), (":scheme", "http"),
+                              (":authority", "up")])
+        conn.send_data(1, b"hello")
+        sock.sendall(conn.data_to_send())
+        sock.settimeout(10)
+        status = None
+        while status is None:
+            data = sock.recv(65536)
+            assert data, "connection closed before an answer"
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status = dict(ev.headers)[b":status"]
+        assert status == b"408"
+        sock.close()
+        deadline = time.time() + 5
+        while s.pod.ended < 1 and time.time() < deadline:
+            time.sleep(0.02)
+        assert s.pod.ended == 1, "the pod's connection was not closed"
+        line = s.access_log(1)[0]
+        assert line["status"] == 408 and "stalled" in line["reason"], line
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("path", ["/mute", "/deaf"])
+def test_pod_silent_mid_upload_is_504(procs, tmp_path, path):
+    """The pod is the silent side: it read the whole body (over 1 MiB, so
+    not kept for another attempt) and never answers, or it reads none of
+    it while the client keeps sending. That is the upstream read timeout,
+    504, as before the response of any request; it was a 502 ("failed
+    while the request was streaming"), which says the pod broke."""
+    s = Setup(procs, tmp_path, extra=("--upstream-read-timeout", "300ms"))
+    try:
+        c = s.connect()
+        size = 3 * MIB if path == "/mute" else 64 * MIB
+        c.sendall(b"POST %s HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n"
+                  % (path.encode(), size))
+
+        def send():
+            try:
+                for i in range(size // MIB):
+                    c.sendall(pattern(i))
+            except OSError:
+                pass  # the gateway answered and closed first
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        c.settimeout(10)
+        status, head, body, _ = read_response(c)
+        assert status == 504, (head, body)
+        if path == "/deaf":  # the rest of the body is not wanted
+            assert header(head, "connection") == "close"
+        c.close()
+        t.join(10)
+        line = s.access_log(1)[0]
+        assert line["status"] == 504, line
+        assert "did not answer in time" in line["reason"], line
+    finally:
+        s.stop()
 
 
 def h2_upload(sock, conn, path, body, with_length):

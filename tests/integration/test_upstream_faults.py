@@ -9,6 +9,7 @@ that it stops cleanly (exit 0, a clean sanitizer log)."""
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -830,4 +831,124 @@ def test_connection_nominated_fields_not_forwarded(procs, tmp_path, fakes):
     assert "x-foo" not in r.headers and r.headers.get("x-bar") == "2", r.headers
     pod.set("json")
     assert_ok(c)
+    c.stop()
+
+
+# ---- 14. who ended a request: the drain deadline, a client's FIN ----
+
+def access_lines(path, n, timeout=5.0):
+    """The access log's first n JSON lines, once written (every 100 ms)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                lines = [json.loads(x) for x in f.read().split("\n") if x]
+        except FileNotFoundError:
+            lines = []
+        if len(lines) >= n or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def by_client(lines, sock):
+    me = "%s:%d" % sock.getsockname()[:2]
+    return [x for x in lines if x["client"] == me]
+
+
+def test_drain_deadline_names_the_drain(procs, tmp_path, fakes):
+    """At the end of --drain-timeout the gateway ends what is still in
+    flight, and says that it did: a request still waiting for its pod is
+    answered 503 with Connection: close (over HTTP/2, a 503 on its stream
+    after the GOAWAY), a response already streaming is cut and keeps its
+    status; the access log gives the drain as the reason of both. They
+    were logged as 499, "the client closed the connection", which blames
+    a client that did nothing."""
+    h2conn = pytest.importorskip("h2.connection")
+    import h2.config
+    pod, = fakes.pods(1)
+    alog = os.path.join(str(tmp_path), "access.log")
+    c = FakeCluster(procs, tmp_path, [pod],
+                    gw_args=("--drain-timeout", "300ms", "--access-log", alog))
+    c.scraped(pod)
+    pod.set("hold")
+    waiting = socket.create_connection((c.host, c.port), timeout=10)
+    waiting.sendall(raw_request("drain-wait"))
+    h2s = socket.create_connection((c.host, c.port), timeout=10)
+    conn = h2conn.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    body = json.dumps({"model": "tweet-summary", "prompt": "drain over h2", "max_tokens": 1})
+    conn.send_headers(1, [(":method", "POST"), (":path", "/v1/completions"),
+                          (":scheme", "http"), (":authority", "gw"),
+                          ("content-type", "application/json"), ("x-test-id", "drain-h2"),
+                          ("content-length", str(len(body)))])
+    conn.send_data(1, body.encode(), end_stream=True)
+    h2s.sendall(conn.data_to_send())
+    pod.wait_requests(1, test_id="drain-wait")
+    pod.wait_requests(1, test_id="drain-h2")
+    pod.set("raw", data=b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nf\r\ndata: {\"a\":1}\n\n\r\n")
+    streaming = socket.create_connection((c.host, c.port), timeout=10)
+    streaming.sendall(raw_request("drain-stream", stream=True))
+    got = b""
+    while b"data: " not in got:
+        d = streaming.recv(65536)
+        assert d, got
+        got += d
+    c.gw.send_signal(signal.SIGTERM)
+    out = read_all(waiting, 10)
+    head = out.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 503 "), out
+    assert b"connection: close" in head, out
+    assert b"shut down" in out, out
+    got += read_all(streaming, 10)
+    assert not got.endswith(b"0\r\n\r\n"), got
+    # The frames by hand: the h2 package takes nothing after a GOAWAY.
+    import hpack
+    raw = read_all(h2s, 10)
+    h2status, at = None, 0
+    while at + 9 <= len(raw) and h2status is None:
+        n, kind, sid = int.from_bytes(raw[at:at + 3], "big"), raw[at + 3], \
+            int.from_bytes(raw[at + 5:at + 9], "big") & 0x7fffffff
+        if kind == 1 and sid == 1:  # HEADERS of the request's stream
+            h2status = dict(hpack.Decoder().decode(raw[at + 9:at + 9 + n]))[":status"]
+        at += 9 + n
+    assert h2status == "503", raw
+    rc = c.gw.wait(timeout=10)
+    log = c.log()
+    for s in SAN_ERRORS:
+        assert s not in log, log
+    assert rc == 0, log
+    lines = access_lines(alog, 3)
+    (w,) = by_client(lines, waiting)
+    assert w["status"] == 503 and "drain" in w["reason"], w
+    (s,) = by_client(lines, streaming)
+    assert s["status"] == 200 and "drain" in s["reason"], s
+    (h,) = by_client(lines, h2s)
+    assert h["status"] == 503 and "drain" in h["reason"], h
+    for sock in (waiting, streaming, h2s):
+        sock.close()
+
+
+def test_client_half_close_is_the_client_leaving(procs, tmp_path, fakes):
+    """A client that sends its whole request and then shuts its side
+    (FIN) has left, as nginx (499 with proxy_ignore_client_abort off),
+    Envoy's connection manager and vLLM's uvicorn (http.disconnect, which
+    aborts the generation) take it: the pod's connection is closed at once,
+    not when the pod answers, and the access log says 499."""
+    pod, = fakes.pods(1)
+    alog = os.path.join(str(tmp_path), "access.log")
+    c = FakeCluster(procs, tmp_path, [pod], gw_args=("--access-log", alog))
+    c.scraped(pod)
+    pod.set("hold")
+    s = socket.create_connection((c.host, c.port), timeout=10)
+    s.sendall(raw_request("half-close"))
+    (r,) = pod.wait_requests(1, test_id="half-close")
+    s.shutdown(socket.SHUT_WR)
+    assert pod.wait_event("eof", "reset", conn=r.conn, timeout=5) is not None, pod.events
+    assert read_all(s, 5) == b""
+    (line,) = by_client(access_lines(alog, 1), s)
+    assert line["status"] == 499 and "client closed" in line["reason"], line
+    s.close()
+    pod.set("json")
+    assert_ok(c, 1)
     c.stop()
