@@ -609,7 +609,9 @@ static int take_head(struct ig_http_conn *c, size_t n)
 	c->is_head = ig_str_eq_cstr(ex->req.method, "HEAD");
 	bool has_body = c->framing.kind == IG_BODY_CHUNKED ||
 			(c->framing.kind == IG_BODY_LENGTH && c->framing.length > 0);
-	ex->body_length = c->framing.kind == IG_BODY_LENGTH ? (int64_t)c->framing.length : -1;
+	ex->body_length = c->framing.kind == IG_BODY_LENGTH ? (int64_t)c->framing.length
+			  : c->framing.kind == IG_BODY_NONE ? 0
+							    : -1;
 	c->streaming = has_body && cfg->stream_body && cfg->stream_body(ex, c->srv->ctx);
 	/* A streamed body waits in ex->body up to the window, plus what one
 	 * read brings. */

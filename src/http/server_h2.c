@@ -352,8 +352,10 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 	else if (fr.kind == IG_BODY_LENGTH && fr.length > cfg_of(h)->max_body_bytes)
 		st->long_body = true;
 	st->ex.body_length = fr.kind == IG_BODY_LENGTH ? (int64_t)fr.length : -1;
-	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
 		st->body_done = true;
+		st->ex.body_length = 0; /* the head ends the request: no body */
+	}
 }
 
 /* One more reset from the client; false when it has sent too many. */

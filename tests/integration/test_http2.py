@@ -236,6 +236,30 @@ def test_prior_knowledge_request_is_routed_and_rewritten(gw):
     assert protos == {rid: "HTTP/2", "h1-req": "HTTP/1.1"}, protos
 
 
+def test_request_without_a_body_goes_to_a_pod(gw):
+    """A stream whose HEADERS end it carries no body: with the pool's
+    InferenceModels it still goes to a pod, with no model to resolve
+    (GIE v0.3+). One whose DATA ends empty had a body, and not a JSON
+    object (Envoy gives GIE's picker its headers without end_of_stream)."""
+    gw.pod.set("json")
+    c = gw.client()
+    get = c.request("/health", method="GET", headers=[("x-test-id", "h2-bodyless")])
+    post = c.request("/v1/completions", method="POST",
+                     headers=[("content-length", "0"), ("x-test-id", "h2-empty")])
+    empty = c.request("/v1/completions", b"", end=False, length=False)
+    c.conn.send_data(empty, b"", end_stream=True)
+    c.flush()
+    for sid in (get, post):
+        status, st = c.response(sid)
+        assert status == 200, st
+        assert st["headers"]["x-gateway-destination-endpoint-served"] == gw.pod.address
+    assert [r.method for r in gw.pod.wait_requests(1, test_id="h2-bodyless")] == ["GET"]
+    assert [r.method for r in gw.pod.wait_requests(1, test_id="h2-empty")] == ["POST"]
+    status, st = c.response(empty)
+    assert status == 400 and b"not a JSON object" in st["data"], st
+    c.close()
+
+
 def test_concurrent_streams_stream_side_by_side(gw):
     gw.pod.set("sse", events=5, interval_ms=100)
     c = gw.client()

@@ -229,6 +229,11 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 	size_t num;
 	if (path_has_prefix(ex, "/delay/", &num)) {
 		ig_timer_start(&f->loop, &r->timer, num, on_delay, r);
+	} else if (path_is(ex, "/length")) {
+		char out[32];
+		int n = snprintf(out, sizeof out, "%lld", (long long)ex->body_length);
+		assert_int_equal(ig_http_respond(ex, 200, "text/plain", out, (size_t)n, NULL, 0),
+				 0);
 	} else if (path_is(ex, "/hold")) {
 		f->held = ex;
 	} else if (path_is(ex, "/stream-hold")) {
@@ -617,6 +622,26 @@ static void test_leading_blank_lines(void **state)
 	p = open_peer();
 	send_bytewise(p, "\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, OK("GET /echo - 0:"));
+	peer_close(p);
+}
+
+/* body_length says what the framing announced: a head without
+ * Content-Length or Transfer-Encoding ends the request (RFC 9112 §6.3),
+ * which a proxy tells from an empty chunked body (Envoy's end_of_stream on
+ * the headers). */
+static void test_body_length_of_framing(void **state)
+{
+	start_server(NULL);
+	struct peer *p = open_peer();
+	send_str(p, "GET /length HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect(p, OK("0"));
+	send_str(p, "POST /length HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+	expect(p, OK("0"));
+	send_str(p, "POST /length HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+	expect(p, OK("3"));
+	send_str(p, "POST /length HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "0\r\n\r\n");
+	expect(p, OK("-1"));
 	peer_close(p);
 }
 
@@ -1858,6 +1883,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	    T(test_one_piece_and_bytewise),
 	    T(test_leading_blank_lines),
+	    T(test_body_length_of_framing),
 	    T(test_pipelined_in_order),
 	    T(test_head),
 	    T(test_http10),
