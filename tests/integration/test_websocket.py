@@ -296,6 +296,7 @@ def test_websocket_to_a_pool_with_inference_models(procs, tmp_path):
     c = g.connect("/v1/realtime?model=tweet-summary")
     assert c.status == 101, c.headers
     assert c.headers["x-gateway-destination-endpoint-served"] == g.pod.address
+    assert c.headers["date"].endswith(" GMT")  # RFC 9110 §6.6.1, as Envoy adds it
     c.send(1, b"hello")
     assert c.recv() == (1, b"hello")
     c.close()
