@@ -430,6 +430,9 @@ static void pick(struct xstream *xs)
 	}
 	xs->p = p;
 	xs->ex.body = xs->body;
+	/* What the picker holds no byte of, it picks without: headers with
+	 * end_of_stream, or a mode that sends it no body to wait for. */
+	xs->ex.body_length = 0;
 	xs->ex.arena = &xs->arena;
 	xs->ex.start_ns = ig_now_ns();
 	xs->ex.peer = ig_str_from(ig_grpc_stream_peer(xs->gs));

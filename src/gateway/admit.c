@@ -168,7 +168,7 @@ static int schedule(struct ig_req *p, bool from_queue)
 	if (flow && !from_queue)
 		ig_req_metrics_flow(p, IG_GW_FLOW_PASSED, 0);
 	if (p->random_endpoint) {
-		/* No body to route by (GIE v1): any endpoint, the others in a
+		/* No body to route by (GIE v0.3+): any endpoint, the others in a
 		 * random order behind it for fallbacks. The first places of a
 		 * Fisher-Yates shuffle of the candidates (scratch memory, ours
 		 * to reorder) are a uniform draw of as many. */

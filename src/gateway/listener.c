@@ -1,7 +1,8 @@
 /* The first stage of a request: the listener of its port whose hostname
  * fits the Host header, the HTTPRoute rule that matches it, the backendRef
- * drawn by weight and its InferencePool. GET /v1/models is answered here,
- * from every pool the listener's routes reach, and OPTIONS * too. */
+ * drawn by weight and its InferencePool. GET /v1/models routed to a pool
+ * of InferenceModels is answered here, with the InferenceModels of every
+ * pool the listener's routes reach, and OPTIONS * too. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +74,9 @@ static void listener_pools(struct ig_req *p, const struct ig_listener_rt *li,
 	}
 }
 
-/* GET /v1/models on a listener: every model its routes can serve, across
- * pools, in OpenAI's list format. */
+/* GET /v1/models routed to a pool of InferenceModels: every
+ * InferenceModel of the pools the listener's routes reach, in OpenAI's
+ * list format (a v1 pool has no list: the request goes to a pod). */
 static void answer_models(struct ig_req *p, const struct ig_listener_rt *li)
 {
 	const struct ig_pool_rt *pools[64];

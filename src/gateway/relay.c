@@ -82,7 +82,10 @@ static void record_metrics(struct ig_req *p, bool cut)
 	    .priority = p->priority,
 	    .status = p->status,
 	    .pod_status = p->resp_started,
-	    .scheduled = p->ntried > 0,
+	    /* A request without a body names no model: it is no inference
+	     * request, and GIE counts none for it (request_total is recorded
+	     * only once a body was parsed); its errors still count. */
+	    .scheduled = p->ntried > 0 && !p->random_endpoint,
 	    .cut = cut,
 	    .seconds = (double)(now - p->start_ns) / 1e9,
 	    .req_bytes = p->body_len,

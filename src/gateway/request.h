@@ -76,7 +76,7 @@ struct ig_req {
 	struct ig_str model;		 /* as asked, decoded */
 	struct ig_str target;		 /* after the traffic split (points into the config) */
 	const struct ig_model *resolved; /* its InferenceModel (NULL: v1 passthrough) */
-	bool random_endpoint;		 /* GIE v1: no body, any endpoint */
+	bool random_endpoint;		 /* no body: any endpoint (GIE v0.3+) */
 	bool restore_model;		 /* GIE v1: the response names `model` as asked */
 	bool critical;
 	int priority;

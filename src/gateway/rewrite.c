@@ -589,9 +589,12 @@ static int resolve_model(struct ig_req *p)
 {
 	const struct ig_pool *pool = p->pool->pool;
 	bool passes = ig_pool_model_mode(p->snap->cfg, pool) == IG_MODELS_PASSTHROUGH;
-	if (p->body_state == 0 && passes) {
-		/* GIE v1: a request without a body goes, as sent, to a random
-		 * endpoint of the pool (v1.5 handlers/request.go). */
+	if (p->body_state == 0) {
+		/* A request without a body (GET /health, a CORS preflight, a
+		 * WebSocket handshake) goes, as sent, to a random endpoint of
+		 * the pool, with no model to resolve: GIE since v0.3.0, in its
+		 * InferenceModel days too (PR #555; v0.5.1 and v1.5
+		 * handlers/request.go, HandleRequestHeaders). */
 		p->random_endpoint = true;
 		return 0;
 	}
@@ -711,7 +714,10 @@ void ig_req_parse_body(struct ig_req *p)
 	struct ig_json_stream *s = p->ex->body_user;
 	struct ig_json_value root;
 	if (!in->len) {
-		p->body_state = 0;
+		/* No body at all, as the request's framing says (Envoy then
+		 * sends GIE's picker headers with end_of_stream); an empty
+		 * chunked body is a body, and not a JSON object. */
+		p->body_state = p->ex->body_length == 0 ? 0 : -1;
 		return;
 	}
 	/* A body that came in pieces has been read as it came: only its

@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "http/date.h"
 #include "http/server_h2.h"
 #include "http/server_int.h"
 #include "http/tls.h"
@@ -609,7 +610,9 @@ static int take_head(struct ig_http_conn *c, size_t n)
 	c->is_head = ig_str_eq_cstr(ex->req.method, "HEAD");
 	bool has_body = c->framing.kind == IG_BODY_CHUNKED ||
 			(c->framing.kind == IG_BODY_LENGTH && c->framing.length > 0);
-	ex->body_length = c->framing.kind == IG_BODY_LENGTH ? (int64_t)c->framing.length : -1;
+	ex->body_length = c->framing.kind == IG_BODY_LENGTH ? (int64_t)c->framing.length
+			  : c->framing.kind == IG_BODY_NONE ? 0
+							    : -1;
 	c->streaming = has_body && cfg->stream_body && cfg->stream_body(ex, c->srv->ctx);
 	/* A streamed body waits in ex->body up to the window, plus what one
 	 * read brings. */
@@ -1460,6 +1463,20 @@ void ig_http_server_free(struct ig_http_server *s)
 
 /* ---- responses ---- */
 
+/* Date (RFC 9110 §6.6.1), first after the status line as nginx writes
+ * it, unless the response has one: a pod's stays as it sent it. */
+static int append_date(struct ig_buf *o, const struct ig_http_header *hdrs, size_t n,
+		       const struct ig_http_exchange *ex)
+{
+	if (ig_http_has_date(hdrs, n, ex->resp_extra, ex->nresp_extra))
+		return 0;
+	struct ig_str d = ig_http_date_now();
+	int rc = ig_buf_append(o, "Date: ", 6);
+	rc |= ig_buf_append_str(o, d);
+	rc |= ig_buf_append(o, "\r\n", 2);
+	return rc;
+}
+
 static int append_head(struct ig_http_conn *c, int status, const char *content_type,
 		       const struct ig_http_header *hdrs, size_t n, int64_t content_length)
 {
@@ -1468,6 +1485,7 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 	int rc = ig_buf_append_cstr(o, "HTTP/1.1 ");
 	rc |= ig_buf_append_u64(o, (uint64_t)status);
 	rc |= ig_buf_append_cstrs(o, " ", ig_http_status_text(status), "\r\n", (char *)NULL);
+	rc |= append_date(o, hdrs, n, c->ex);
 	if (content_type)
 		rc |= ig_buf_append_cstrs(o, "Content-Type: ", content_type, "\r\n", (char *)NULL);
 	for (size_t i = 0; i < n + c->ex->nresp_extra; i++) {
@@ -1720,6 +1738,7 @@ int ig_http_switch_protocols(struct ig_http_exchange *ex, const struct ig_http_h
 	struct ig_buf *o = &c->out;
 	size_t before = o->len;
 	int rc = ig_buf_append_cstr(o, "HTTP/1.1 101 Switching Protocols\r\n");
+	rc |= append_date(o, hdrs, n, ex);
 	for (size_t i = 0; i < n + ex->nresp_extra; i++) {
 		const struct ig_http_header *h = i < n ? &hdrs[i] : &ex->resp_extra[i - n];
 		rc |= ig_buf_append_str(o, h->name);

@@ -106,9 +106,12 @@ struct ig_http_exchange {
 	void (*on_abort)(struct ig_http_exchange *ex);
 	/* A streamed body (stream_body): set, on_body runs as it arrives. */
 	bool body_streaming;
-	/* The body's length as the request announced it (Content-Length),
-	 * -1 when it did not (chunked, or HTTP/2 without content-length);
-	 * set before stream_body is asked. */
+	/* The body's length as the request announced it: its Content-Length,
+	 * 0 when its framing says it has none (HTTP/1.1 with neither
+	 * Content-Length nor Transfer-Encoding, RFC 9112 §6.3; an HTTP/2
+	 * HEADERS frame with END_STREAM), -1 when a body of unknown length
+	 * follows (chunked, or HTTP/2 DATA without content-length); set
+	 * before stream_body is asked. */
 	int64_t body_length;
 	bool body_done; /* the client's body ended (all of it is in, or was, in body) */
 	void (*on_body)(struct ig_http_exchange *ex);

@@ -45,6 +45,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "http/date.h"
 
 #define MAX_STREAMS 100
 #define STREAM_WINDOW (1024 * 1024)
@@ -352,8 +353,10 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 	else if (fr.kind == IG_BODY_LENGTH && fr.length > cfg_of(h)->max_body_bytes)
 		st->long_body = true;
 	st->ex.body_length = fr.kind == IG_BODY_LENGTH ? (int64_t)fr.length : -1;
-	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
 		st->body_done = true;
+		st->ex.body_length = 0; /* the head ends the request: no body */
+	}
 }
 
 /* One more reset from the client; false when it has sent too many. */
@@ -872,13 +875,21 @@ static int submit(struct ig_h2_stream *st, int status, const char *content_type,
 	struct ig_h2 *h = st->h;
 	struct ig_http_exchange *ex = &st->ex;
 	size_t total = n + ex->nresp_extra;
-	nghttp2_nv *nva = ig_arena_alloc(&st->arena, (total + 3) * sizeof *nva);
+	/* Besides the fields: :status, date, content-type, content-length. */
+	nghttp2_nv *nva = ig_arena_alloc(&st->arena, (total + 4) * sizeof *nva);
 	char *status_s = ig_arena_alloc(&st->arena, 8), *len_s = ig_arena_alloc(&st->arena, 24);
 	if (!nva || !status_s || !len_s)
 		return -1;
 	snprintf(status_s, 8, "%03d", status % 1000);
 	size_t k = 0;
 	nva[k++] = nv_of(":status", 7, status_s, 3);
+	/* RFC 9110 §6.6.1, unless the response has one (a pod's stays). The
+	 * value is this thread's cached copy: nghttp2 copies every field it
+	 * is given without NGHTTP2_NV_FLAG_NO_COPY_VALUE. */
+	if (!ig_http_has_date(hdrs, n, ex->resp_extra, ex->nresp_extra)) {
+		struct ig_str d = ig_http_date_now();
+		nva[k++] = nv_of("date", 4, d.ptr, d.len);
+	}
 	if (content_type)
 		nva[k++] = nv_of("content-type", 12, content_type, strlen(content_type));
 	for (size_t i = 0; i < total; i++) {

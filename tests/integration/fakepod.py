@@ -463,7 +463,7 @@ class FakePod:
             return "fake"
 
     def _mode_json(self, conn, req, delay_ms=0, tokens=1, text=None, prompt_tokens=3,
-                   statuses=None):
+                   statuses=None, extra=b""):
         if delay_ms:
             time.sleep(delay_ms / 1000.0)
         # statuses: the status of each completion in turn (the last repeats);
@@ -488,8 +488,9 @@ class FakePod:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
                       "total_tokens": prompt_tokens + tokens}}).encode()
         req.outcome = "answered"
+        # extra: more header lines, each ending in CRLF.
         return self._send(conn, b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: %d\r\n\r\n" % (status, len(body)) + body)
+                          b"%sContent-Length: %d\r\n\r\n" % (status, extra, len(body)) + body)
 
     def _sse_event(self, req, i, last, space=True, usage=None):
         event = {

@@ -373,6 +373,55 @@ def test_request_errors(procs, tmp_path):
     c.stop()
 
 
+def test_requests_without_a_body_go_to_any_pod(procs, tmp_path):
+    """GIE from v0.3.0 on, with InferenceModels too: a request whose head
+    ends it (no Content-Length, or 0, and not chunked) goes to a random
+    ready pod with no model resolved: health checks, CORS preflights,
+    GETs of the API. A request with a body still needs its `model`;
+    GET /v1/models keeps the gateway's own list."""
+    log = os.path.join(str(tmp_path), "access.log")
+    c = Cluster(procs, tmp_path, nsims=2, gw_args=("--access-log", log))
+    pods = {c.endpoint(0), c.endpoint(1)}
+    served = "x-gateway-destination-endpoint-served"
+    status, hdrs, data = call(c.base, "/health", method="GET",
+                              headers={"X-Request-Id": "bodyless-health"})
+    assert status == 200 and hdrs[served] in pods, (status, data)
+    # The simulator answers a preflight as vLLM's CORS middleware does.
+    status, hdrs, _ = call(c.base, "/v1/completions", method="OPTIONS",
+                           headers={"Origin": "https://app.example",
+                                    "Access-Control-Request-Method": "POST"})
+    assert status == 200 and hdrs[served] in pods
+    assert hdrs["Access-Control-Allow-Origin"] == "*"
+    status, hdrs, _ = call(c.base, "/v1/models/tweet-summary", method="GET")
+    assert status == 404 and hdrs[served] in pods  # the pod's own answer
+    # Content-Length: 0 is no body either: the pod refuses it itself.
+    status, hdrs, data = call(c.base, "/v1/completions", raw=b"", method="POST")
+    assert status == 400 and hdrs[served] in pods and b"JSON decode error" in data, data
+    # An empty chunked body is a body, and no JSON object.
+    reply = raw_exchange(c.host, c.port, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400 "), reply[:300]
+    assert b"not a JSON object" in reply and served.encode() not in reply.lower()
+    status, _, data = call(c.base, "/v1/completions", {"prompt": "hi"})
+    assert_openai_error(status, data, 400)
+    status, hdrs, r = post_json(c.base, "/v1/models", None, method="GET")
+    assert status == 200 and [m["id"] for m in r["data"]] == ["tweet-summary"]
+    assert served not in hdrs
+    # No model, no inference request: nothing in request_total, and the
+    # access log names none.
+    text = call(c.admin, "/metrics")[2].decode()
+    assert not re.search(r'^inference_model_request_total\{model_name=""', text, re.M), text
+    deadline = time.time() + 5
+    line = None
+    while line is None and time.time() < deadline:
+        with open(log) as f:
+            line = next((json.loads(ln) for ln in f if "bodyless-health" in ln), None)
+        time.sleep(0.05)
+    assert line and line["status"] == 200 and line["endpoint"] in pods, line
+    assert line["model"] == "" and line["target_model"] == "" and line["pool"] == "qwen-pool"
+    c.stop()
+
+
 def read_to_close(s):
     """Everything s receives until the peer closes."""
     out = b""
@@ -1217,8 +1266,11 @@ def test_cors_filter(procs, tmp_path):
     pre = {"x-route": "cors-1", "Origin": "https://xpto.www.bar.com",
            "Access-Control-Request-Method": "GET",
            "Access-Control-Request-Headers": "x-header-1, x-header-2"}
+    # Until the reload has the filters, a preflight goes on to a pod (it
+    # has no body) and the simulator answers it: wait for the filter's.
     deadline = time.time() + 10
-    while cors_exchange(c, "OPTIONS", pre)[0] != 200 and time.time() < deadline:
+    while (cors_exchange(c, "OPTIONS", pre)[1].get("access-control-allow-methods") !=
+           ["GET, OPTIONS"] and time.time() < deadline):
         time.sleep(0.1)
     status, h, body = cors_exchange(c, "OPTIONS", pre)
     assert status == 200 and body == b"", (status, h, body)

@@ -232,6 +232,22 @@ def test_request_without_body_goes_to_an_endpoint(procs, tmp_path):
     c.stop()
 
 
+def test_models_list_of_v1_pools(procs, tmp_path):
+    """A v1 pool has no InferenceModels for the gateway to list: GET
+    /v1/models has no body, so a route that takes it sends it to a pod,
+    which lists its own models; routes that match only the body's model
+    (X-Gateway-Model-Name) do not match it, and the gateway answers 404."""
+    c = V1(procs, tmp_path, ["m"])
+    st, hdrs, data = call(c.base, "/v1/models", method="GET")
+    assert st == 200 and [m["id"] for m in json.loads(data)["data"]] == ["m"], data
+    assert hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(0)
+    c.stop()
+    c = V1(procs, os.path.join(str(tmp_path), "bbr"), ["m"], rules=[("m", "pool-0")])
+    st, _, data = call(c.base, "/v1/models", method="GET")
+    assert st == 404 and "no route" in json.loads(data)["error"]["message"], data
+    c.stop()
+
+
 def test_objective_by_llm_d_header(procs, tmp_path):
     """llm-d Router reads x-llm-d-inference-objective as well: a negative
     priority objective makes a request sheddable when the pool saturates;

@@ -6,8 +6,10 @@ with HTTP/2's rules: lowercase fields and no connection-specific ones, a
 reset stream cancels its request alone, GOAWAY when idle or draining.
 Requests reach the pods over HTTP/1.1 as before. The client is python3-h2
 over a plain or TLS socket; the pods are fake pods."""
+import email.utils
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -234,6 +236,99 @@ def test_prior_knowledge_request_is_routed_and_rewritten(gw):
                     protos[e["request_id"]] = e["protocol"]
         time.sleep(0.05)
     assert protos == {rid: "HTTP/2", "h1-req": "HTTP/1.1"}, protos
+
+
+def test_request_without_a_body_goes_to_a_pod(gw):
+    """A stream whose HEADERS end it carries no body: with the pool's
+    InferenceModels it still goes to a pod, with no model to resolve
+    (GIE v0.3+). One whose DATA ends empty had a body, and not a JSON
+    object (Envoy gives GIE's picker its headers without end_of_stream)."""
+    gw.pod.set("json")
+    c = gw.client()
+    get = c.request("/health", method="GET", headers=[("x-test-id", "h2-bodyless")])
+    post = c.request("/v1/completions", method="POST",
+                     headers=[("content-length", "0"), ("x-test-id", "h2-empty")])
+    empty = c.request("/v1/completions", b"", end=False, length=False)
+    c.conn.send_data(empty, b"", end_stream=True)
+    c.flush()
+    for sid in (get, post):
+        status, st = c.response(sid)
+        assert status == 200, st
+        assert st["headers"]["x-gateway-destination-endpoint-served"] == gw.pod.address
+    assert [r.method for r in gw.pod.wait_requests(1, test_id="h2-bodyless")] == ["GET"]
+    assert [r.method for r in gw.pod.wait_requests(1, test_id="h2-empty")] == ["POST"]
+    status, st = c.response(empty)
+    assert status == 400 and b"not a JSON object" in st["data"], st
+    c.close()
+
+
+def assert_now(date):
+    """An IMF-fixdate (RFC 9110 §5.6.7) within a few seconds of now."""
+    t = email.utils.parsedate_to_datetime(date).timestamp()
+    assert re.fullmatch(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT", date), date
+    assert abs(t - time.time()) < 5, date
+
+
+def h1_exchange(gw, raw):
+    """(status, [(name, value)], body) of one HTTP/1.1 request."""
+    s = socket.create_connection((gw.host, gw.port), timeout=5)
+    s.sendall(raw)
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = [tuple(x.strip() for x in ln.split(":", 1)) for ln in lines[1:]]
+    return int(lines[0].split()[1]), fields, body
+
+
+def test_every_response_has_one_date(gw):
+    """RFC 9110 §6.6.1: the gateway's own answers (errors, the model list)
+    carry Date, a pod's answer without one gets it, and a pod's own Date
+    goes on untouched, once; over HTTP/1.1 and HTTP/2 alike."""
+    gw.pod.set("json")
+    body = json.dumps(completion()).encode()
+    req = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\nConnection: close\r\n\r\n%s")
+    answers = {
+        "relayed": h1_exchange(gw, req % (len(body), body)),
+        "400": h1_exchange(gw, req % (5, b"{bad}")),
+        "404": h1_exchange(gw, req % (len(b'{"model":"x"}'), b'{"model":"x"}')),
+        "models": h1_exchange(gw, b"GET /v1/models HTTP/1.1\r\nHost: x\r\n"
+                                  b"Connection: close\r\n\r\n"),
+        "431": h1_exchange(gw, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n"
+                               % (b"y" * 70000)),
+    }
+    for what, want in (("relayed", 200), ("400", 400), ("404", 404), ("models", 200),
+                       ("431", 431)):
+        status, fields, _ = answers[what]
+        assert status == want, (what, status, fields)
+        dates = [v for k, v in fields if k.lower() == "date"]
+        assert len(dates) == 1, (what, fields)
+        assert_now(dates[0])
+    c = gw.client()
+    own = c.request("/v1/completions", {"model": "nope", "prompt": "x"})
+    relayed = c.request("/v1/completions", completion())
+    for sid in (own, relayed):
+        status, st = c.response(sid)
+        assert status in (200, 404), st
+        dates = [v for k, v in st["header_list"] if k == "date"]
+        assert len(dates) == 1, st["header_list"]
+        assert_now(dates[0])
+    # The pod's own Date is the one the client gets.
+    gw.pod.set("json", extra=b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n")
+    status, fields, _ = h1_exchange(gw, req % (len(body), body))
+    assert status == 200
+    assert [v for k, v in fields if k.lower() == "date"] == ["Sun, 06 Nov 1994 08:49:37 GMT"]
+    status, st = c.response(c.request("/v1/completions", completion()))
+    assert [v for k, v in st["header_list"] if k == "date"] == \
+        ["Sun, 06 Nov 1994 08:49:37 GMT"], st["header_list"]
+    gw.pod.set("json")
+    c.close()
 
 
 def test_concurrent_streams_stream_side_by_side(gw):

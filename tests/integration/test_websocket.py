@@ -11,7 +11,7 @@ import time
 from conftest import free_port, unique_loopback, wait_port
 from fakepod import FakePod, ws_accept, ws_frame
 from test_abuse import rss_kib
-from test_gateway import GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, write
+from test_gateway import GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, model_yaml, write
 from test_gateway_api import gateway, pod, route
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -53,7 +53,7 @@ class Gw:
     """The gateway in front of one WebSocket backend: a Service whose port
     says kubernetes.io/ws, or (pool=True) an InferencePool's pod."""
 
-    def __init__(self, procs, tmp_path, args=(), pool=False, env=None, **mode):
+    def __init__(self, procs, tmp_path, args=(), pool=False, env=None, models=False, **mode):
         self.procs = procs
         host = unique_loopback()
         self.pod = FakePod(host, free_port(host), mode="websocket")
@@ -66,6 +66,8 @@ class Gw:
             docs = [GATEWAY.format(port=self.port),
                     ROUTE.format(target_port=self.pod.port, prefix="/", timeouts=""),
                     POOL.format(target_port=self.pod.port), POD.format(i=0, ip=host)]
+            if models:  # v1alpha2 InferenceModels resolve the pool's models
+                docs.append(model_yaml())
         else:
             docs = [gateway(self.port), route(RULES), SERVICE_WS % self.pod.port,
                     pod("p0", "svc", host)]
@@ -282,6 +284,21 @@ def test_websocket_to_an_inference_pool(procs, tmp_path):
     assert c.headers["x-gateway-destination-endpoint-served"] == g.pod.address
     c.send(1, b'{"type":"session.update"}')
     assert c.recv() == (1, b'{"type":"session.update"}')
+    c.close()
+    g.stop()
+
+
+def test_websocket_to_a_pool_with_inference_models(procs, tmp_path):
+    """A pool whose models are InferenceModels (v1alpha2) takes the
+    handshake too: it has no body to read a model from, and goes to a
+    pod as any request without a body does (GIE v0.3+)."""
+    g = Gw(procs, tmp_path, pool=True, models=True)
+    c = g.connect("/v1/realtime?model=tweet-summary")
+    assert c.status == 101, c.headers
+    assert c.headers["x-gateway-destination-endpoint-served"] == g.pod.address
+    assert c.headers["date"].endswith(" GMT")  # RFC 9110 §6.6.1, as Envoy adds it
+    c.send(1, b"hello")
+    assert c.recv() == (1, b"hello")
     c.close()
     g.stop()
 

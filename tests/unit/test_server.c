@@ -29,10 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "core/log.h"
+#include "http/date.h"
 #include "http/server.h"
 #include "loopback.h"
 
@@ -229,6 +231,16 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 	size_t num;
 	if (path_has_prefix(ex, "/delay/", &num)) {
 		ig_timer_start(&f->loop, &r->timer, num, on_delay, r);
+	} else if (path_is(ex, "/dated")) {
+		/* A response that has its Date (a pod's, relayed): kept. */
+		static const struct ig_http_header dated = {
+		    IG_STR("date"), IG_STR("Sun, 06 Nov 1994 08:49:37 GMT")};
+		assert_int_equal(ig_http_respond(ex, 200, NULL, "", 0, &dated, 1), 0);
+	} else if (path_is(ex, "/length")) {
+		char out[32];
+		int n = snprintf(out, sizeof out, "%lld", (long long)ex->body_length);
+		assert_int_equal(ig_http_respond(ex, 200, "text/plain", out, (size_t)n, NULL, 0),
+				 0);
 	} else if (path_is(ex, "/hold")) {
 		f->held = ex;
 	} else if (path_is(ex, "/stream-hold")) {
@@ -434,34 +446,70 @@ static void pump_for(struct peer *p, unsigned ms)
 	}
 }
 
-/* Waits for n bytes on p and checks they are exp; they are then dropped
- * from p so that the next expectation starts after them. */
-static void expect_n(struct peer *p, const char *exp, size_t n, int line)
+/* In an expected response, where the server's Date value goes: any
+ * IMF-fixdate matches it (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994
+ * 08:49:37 GMT". */
+#define DATE_MARK '\x01'
+#define D "Date: \x01\r\n"
+
+static bool is_date(const char *s)
 {
+	static const char shape[] = "Aaa, 00 Aaa 0000 00:00:00 GMT";
+	for (size_t i = 0; i < IG_HTTP_DATE_LEN; i++) {
+		char c = s[i], k = shape[i];
+		bool ok = k == '0'   ? c >= '0' && c <= '9'
+			  : k == 'A' ? c >= 'A' && c <= 'Z'
+			  : k == 'a' ? c >= 'a' && c <= 'z'
+				     : c == k;
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Waits for the bytes exp stands for on p and checks them; they are then
+ * dropped from p so that the next expectation starts after them. With
+ * dates, each DATE_MARK in exp matches a date of IG_HTTP_DATE_LEN bytes. */
+static void expect_n_dates(struct peer *p, const char *exp, size_t n, bool dates, int line)
+{
+	size_t want = n;
+	for (size_t i = 0; dates && i < n; i++)
+		want += exp[i] == DATE_MARK ? IG_HTTP_DATE_LEN - 1 : 0;
 	uint64_t t0 = ig_now_ns();
-	while (p->len < n && !peer_closed(p) && ms_since(t0) < WAIT_MS) {
+	while (p->len < want && !peer_closed(p) && ms_since(t0) < WAIT_MS) {
 		ig_loop_run_once(&F->loop, 5);
 		peer_read(p);
 	}
-	size_t m = p->len < n ? p->len : n, at = 0;
-	while (at < m && p->data[at] == exp[at])
+	size_t at = 0, got = 0; /* in exp, in p->data */
+	while (at < n && got < p->len) {
+		if (dates && exp[at] == DATE_MARK) {
+			if (p->len - got < IG_HTTP_DATE_LEN || !is_date(p->data + got))
+				break;
+			got += IG_HTTP_DATE_LEN;
+		} else if (p->data[got] == exp[at]) {
+			got++;
+		} else {
+			break;
+		}
 		at++;
-	if (p->len < n || at < n) {
+	}
+	if (at < n) {
 		/* Show where they part (a window of up to 600 bytes). */
-		size_t from = at > 300 ? at - 300 : 0;
+		size_t from = at > 300 ? at - 300 : 0, gfrom = got > 300 ? got - 300 : 0;
 		size_t elen = n - from < 600 ? n - from : 600;
-		size_t glen = p->len - from < 600 ? p->len - from : 600;
+		size_t glen = p->len - gfrom < 600 ? p->len - gfrom : 600;
 		print_error("line %d: expected %zu bytes, got %zu%s; they differ at %zu\n"
 			    "--- expected from %zu:\n%.*s\n--- got from %zu:\n%.*s\n---\n",
-			    line, n, p->len, peer_closed(p) ? " and a close" : "", at, from,
-			    (int)elen, exp + from, from, (int)glen, p->data + from);
+			    line, want, p->len, peer_closed(p) ? " and a close" : "", got, from,
+			    (int)elen, exp + from, gfrom, (int)glen, p->data + gfrom);
 		fail();
 	}
-	memmove(p->data, p->data + n, p->len - n);
-	p->len -= n;
+	memmove(p->data, p->data + got, p->len - got);
+	p->len -= got;
 	p->data[p->len] = '\0';
 }
-#define expect(p, s) expect_n((p), (s), strlen(s), __LINE__)
+#define expect_n(p, exp, n, line) expect_n_dates((p), (exp), (n), false, (line))
+#define expect(p, s) expect_n_dates((p), (s), strlen(s), true, __LINE__)
 
 /* The server closes p with nothing more sent. */
 static void expect_close_n(struct peer *p, int line)
@@ -498,7 +546,8 @@ static char *ok_resp(const char *echo, const char *conn_header)
 	static int k;
 	char *out = buf[k++ % 8];
 	snprintf(out, sizeof buf[0],
-		 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
+		 "HTTP/1.1 200 OK\r\n" D
+		 "Content-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
 		 strlen(echo), conn_header ? conn_header : "", echo);
 	return out;
 }
@@ -511,7 +560,7 @@ static char *head_resp(const char *echo)
 	static int k;
 	char *out = buf[k++ % 4];
 	snprintf(out, sizeof buf[0],
-		 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
+		 "HTTP/1.1 200 OK\r\n" D "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
 		 strlen(echo));
 	return out;
 }
@@ -528,7 +577,7 @@ static char *err_resp(int status, const char *reason, const char *msg)
 		 msg, status >= 500 ? "server_error" : "invalid_request_error", status);
 	char *out = buf[k++ % 4];
 	snprintf(out, sizeof buf[0],
-		 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+		 "HTTP/1.1 %d %s\r\n" D "Content-Type: application/json\r\nContent-Length: "
 		 "%zu\r\nConnection: close\r\n\r\n%s",
 		 status, reason, strlen(body), body);
 	return out;
@@ -620,6 +669,48 @@ static void test_leading_blank_lines(void **state)
 	peer_close(p);
 }
 
+/* body_length says what the framing announced: a head without
+ * Content-Length or Transfer-Encoding ends the request (RFC 9112 §6.3),
+ * which a proxy tells from an empty chunked body (Envoy's end_of_stream on
+ * the headers). */
+static void test_body_length_of_framing(void **state)
+{
+	start_server(NULL);
+	struct peer *p = open_peer();
+	send_str(p, "GET /length HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect(p, OK("0"));
+	send_str(p, "POST /length HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+	expect(p, OK("0"));
+	send_str(p, "POST /length HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+	expect(p, OK("3"));
+	send_str(p, "POST /length HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "0\r\n\r\n");
+	expect(p, OK("-1"));
+	peer_close(p);
+}
+
+/* RFC 9110 §6.6.1: every response carries Date, the server's own unless
+ * the handler gave one (a proxy keeps the origin's), and only one. */
+static void test_date(void **state)
+{
+	start_server(NULL);
+	struct peer *p = open_peer();
+	send_str(p, "GET /dated HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+		  "Content-Length: 0\r\n\r\n");
+	/* The server's own is now, within the test's second or the next. */
+	time_t before = time(NULL);
+	send_str(p, "GET /length HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect(p, OK("0"));
+	char now[2][IG_HTTP_DATE_LEN];
+	ig_http_date_format(before, now[0]);
+	ig_http_date_format(before + 1, now[1]);
+	struct ig_str d = ig_http_date_now();
+	assert_true(d.len == IG_HTTP_DATE_LEN &&
+		    (memcmp(d.ptr, now[0], d.len) == 0 || memcmp(d.ptr, now[1], d.len) == 0));
+	peer_close(p);
+}
+
 static void test_pipelined_in_order(void **state)
 {
 	start_server(NULL);
@@ -644,7 +735,7 @@ static void test_pipelined_in_order(void **state)
 	/* HEAD: the length of the body it would have had, and no body. */
 	expect(p, head_resp("HEAD /echo?4 - 0:"));
 	expect(p, OK("POST /echo?5 - 3:abc"));
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
 		  "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n");
 	expect(p, OK("GET /echo?7 - 0:"));
 	expect_quiet(p, 10);
@@ -665,9 +756,9 @@ static void test_head(void **state)
 		    "HEAD /stream-sync HTTP/1.1\r\nHost: a\r\n\r\n"
 		    "HEAD /echo HTTP/1.1\r\nHost: a\r\n\r\n"
 		    "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 10\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nContent-Length: 10\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
 	expect(p, head_resp("HEAD /echo - 0:"));
 	expect(p, OK("GET /echo - 0:"));
 	expect_quiet(p, 30);
@@ -693,7 +784,7 @@ static void test_http10(void **state)
 	/* An unknown length to a 1.0 client: no chunked framing, the close
 	 * ends the body. */
 	send_str(p, "GET /stream-chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nConnection: close\r\n\r\nhelloworld");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nConnection: close\r\n\r\nhelloworld");
 	expect_close(p);
 	peer_close(p);
 
@@ -1206,7 +1297,7 @@ static void test_streamed_body_backpressure(void **state)
 	assert_true(ex->body_done);
 	assert_int_equal(ig_http_respond(ex, 204, NULL, "", 0, NULL, 0), 0);
 	F->held = NULL;
-	expect(p, "HTTP/1.1 204 No Content\r\n\r\n");
+	expect(p, "HTTP/1.1 204 No Content\r\n" D "\r\n");
 }
 
 /* Answered before the body ended: the answer says the connection closes,
@@ -1217,7 +1308,7 @@ static void test_streamed_body_answered_early(void **state)
 	start_server(&c);
 	struct peer *p = open_peer();
 	send_str(p, "POST /sbody-early HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nab");
-	expect(p, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+	expect(p, "HTTP/1.1 200 OK\r\n" D "Content-Type: text/plain\r\nContent-Length: 5\r\n"
 		  "Connection: close\r\n\r\nearly");
 	send_str(p, "more of the body");
 	expect_close(p);
@@ -1329,15 +1420,15 @@ static void test_streamed_response(void **state)
 	/* The head leaves on its own when no body piece follows it in the
 	 * same loop iteration. */
 	send_str(p, "GET /stream-chunked HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
 	expect(p, "5\r\nhello\r\n");
 	expect(p, "5\r\nworld\r\n0\r\n\r\n");
 	send_str(p, "GET /stream-length HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 10\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nContent-Length: 10\r\n\r\n");
 	expect(p, "hello");
 	expect(p, "world");
 	send_str(p, "GET /stream-sync HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
 		  "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n");
 	expect_quiet(p, 10);
 	peer_close(p);
@@ -1350,21 +1441,21 @@ static void test_trailers(void **state)
 	start_server(NULL);
 	struct peer *p = open_peer();
 	send_str(p, "GET /trailers-chunked HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
 		  "5\r\nhello\r\n0\r\ngrpc-status: 0\r\nX-T: v\r\n\r\n");
 	/* TE as a list, with other codings. */
 	send_str(p,
 		 "GET /trailers-chunked HTTP/1.1\r\nHost: a\r\nTE: gzip;q=0.5, trailers\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
 		  "5\r\nhello\r\n0\r\ngrpc-status: 0\r\nX-T: v\r\n\r\n");
 	send_str(p, "GET /trailers-chunked HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
 		  "5\r\nhello\r\n0\r\n\r\n");
 	send_str(p, "GET /trailers-length HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 5\r\n\r\nhello");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nContent-Length: 5\r\n\r\nhello");
 	/* The connection is still in step: a next request is answered. */
 	send_str(p, "GET /stream-sync HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
 		  "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n");
 	expect_quiet(p, 10);
 	peer_close(p);
@@ -1373,7 +1464,7 @@ static void test_trailers(void **state)
 static const char tunnel_req[] =
     "GET /tunnel HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
 static const char switched[] =
-    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+    "HTTP/1.1 101 Switching Protocols\r\n" D "Upgrade: echo\r\nConnection: Upgrade\r\n\r\n";
 
 static void test_tunnel(void **state)
 {
@@ -1438,7 +1529,7 @@ static void test_backpressure(void **state)
 	assert_int_equal(ig_http_server_busy(F->srv), 1);
 	/* Now it reads: on_writable brings the rest. */
 	char head[128];
-	snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
+	snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\n" D "Content-Length: %zu\r\n\r\n", total);
 	expect(p, head);
 	char *body = pattern(total);
 	expect_n(p, body, total, __LINE__);
@@ -1532,7 +1623,7 @@ static void test_abort_on_client_close(void **state)
 	/* Closed in the middle of a streamed response. */
 	p = open_peer();
 	send_str(p, "GET /stream-hold HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n");
 	peer_close(p);
 	pump_for(NULL, 40);
 	assert_int_equal(F->naborts, 3);
@@ -1581,13 +1672,13 @@ static void test_http_abort(void **state)
 	/* From inside the handler: what was written goes, then the close. */
 	p = open_peer();
 	send_str(p, "GET /abort HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "Content-Length: 100\r\n\r\npartial");
 	expect_close(p);
 	peer_close(p);
 	/* From a timer later. */
 	p = open_peer();
 	send_str(p, "GET /abort-later HTTP/1.1\r\nHost: a\r\n\r\n");
-	expect(p, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "Content-Length: 100\r\n\r\npartial");
 	expect_close(p);
 	peer_close(p);
 	assert_int_equal(F->naborts, 0);
@@ -1656,7 +1747,7 @@ static void test_half_close_large_response(void **state)
 	shutdown(p->fd, SHUT_WR);
 	pump_for(NULL, 20);
 	char head[128];
-	snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+	snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\n" D "Content-Length: %zu\r\n\r\n", n);
 	expect(p, head);
 	char *body = pattern(n);
 	expect_n(p, body, n, __LINE__);
@@ -1698,7 +1789,7 @@ static void test_idle_holds_no_buffer(void **state)
 	pump_for(NULL, 10);
 	assert_true(server_bytes() > base + 65536);
 	char head[128];
-	snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+	snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\n" D "Content-Length: %zu\r\n\r\n", n);
 	expect(p, head);
 	expect_n(p, body, n, __LINE__);
 	pump_for(p, 10);
@@ -1739,7 +1830,7 @@ static void test_drain(void **state)
 	expect_quiet(busy, 10);
 	/* The busy ones answer with Connection: close and close after it. */
 	assert_int_equal(ig_http_respond(F->held, 200, "text/plain", "bye", 3, NULL, 0), 0);
-	expect(busy, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+	expect(busy, "HTTP/1.1 200 OK\r\n" D "Content-Type: text/plain\r\nContent-Length: 3\r\n"
 		     "Connection: close\r\n\r\nbye");
 	expect_close(busy);
 	send_str(partial, "\r\n");
@@ -1770,7 +1861,7 @@ static void test_drain_while_flushing(void **state)
 	assert_int_equal(ig_http_server_busy(F->srv), 1);
 	ig_http_server_drain(F->srv);
 	char head[128];
-	snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+	snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\n" D "Content-Length: %zu\r\n\r\n", n);
 	expect(p, head);
 	char *body = pattern(n);
 	expect_n(p, body, n, __LINE__);
@@ -1858,6 +1949,8 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	    T(test_one_piece_and_bytewise),
 	    T(test_leading_blank_lines),
+	    T(test_body_length_of_framing),
+	    T(test_date),
 	    T(test_pipelined_in_order),
 	    T(test_head),
 	    T(test_http10),

@@ -37,6 +37,7 @@ struct stream {
 	char trailers[256]; /* the same for a trailing HEADERS frame */
 	int data_frames;
 	bool ended_on_head; /* END_STREAM came on the response HEADERS */
+	int dates;	    /* date fields of the response head (kept out of head) */
 	/* A request body given out as it is appended (up_eof: the end). */
 	char *up;
 	size_t up_len, up_off;
@@ -206,7 +207,13 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	struct stream *s = stream_at(ud, f->hd.stream_id);
 	if (namelen == 7 && memcmp(name, ":status", 7) == 0)
 		s->status = atoi((const char *)value);
-	else {
+	else if (namelen == 4 && memcmp(name, "date", 4) == 0 &&
+		 f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+		/* RFC 9110 §6.6.1: an IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT". */
+		assert_int_equal(valuelen, 29);
+		assert_memory_equal(value + 25, " GMT", 4);
+		s->dates++;
+	} else {
 		char *to = f->headers.cat == NGHTTP2_HCAT_HEADERS ? s->trailers : s->head;
 		size_t at = strlen(to);
 		snprintf(to + at, sizeof s->head - at, "%.*s=%.*s;", (int)namelen, name,
@@ -511,6 +518,11 @@ static void test_trailers(void **state)
 	assert_int_equal(sd->data_frames, 0);
 	assert_string_equal(sd->head, "grpc-status=5;");
 	assert_string_equal(sd->trailers, "");
+	/* Every response head has its one Date, Trailers-Only's too; no
+	 * trailer section gets one. */
+	assert_int_equal(sa->dates, 1);
+	assert_int_equal(sb->dates, 1);
+	assert_int_equal(sd->dates, 1);
 	assert_int_equal(ig_http_server_busy(F->srv), 0);
 }
 
