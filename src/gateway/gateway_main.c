@@ -342,6 +342,7 @@ static void publish(struct ig_gateway_rt *G, struct ig_snapshot *s)
 	struct ig_snapshot *old = G->snap;
 	G->snap = s;
 	size_t n;
+	ig_snapshot_set_lora_rules(s);
 	struct ig_endpoint **eps = ig_snapshot_endpoints(s, &n);
 	if (G->scraper && ig_scraper_set(G->scraper, eps, n) < 0)
 		ig_err("scraper: out of memory; endpoints of the new configuration not scraped");
