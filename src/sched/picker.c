@@ -343,10 +343,20 @@ static void saturation_filter(const struct call *c, const struct plugin_params *
 		keep_all(in, out);
 }
 
+/* GIE v1.5's prefix-cache-affinity-filter: the endpoints holding at least
+ * affinityThreshold of the prompt's blocks, else everyone; everyone too
+ * with one endpoint or fewer, a threshold <= 0, and with probability
+ * explorationProbability. Its TTFT gate compares latency predictions,
+ * which infergate does not make: as in GIE without a predictor, it never
+ * breaks stickiness. */
 static void affinity_filter(const struct call *c, const struct plugin_params *p,
 			    const struct ig_sched_set *in, struct ig_sched_set *out)
 {
 	out->n = 0;
+	if (in->n <= 1 || p->affinity_threshold <= 0 || ig_rng_double(c->rng) < p->exploration) {
+		keep_all(in, out);
+		return;
+	}
 	if (c->nhashes > 0)
 		for (size_t k = 0; k < in->n; k++)
 			if ((double)count_of(c, in->idx[k]) / (double)c->nhashes >=

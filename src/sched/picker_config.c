@@ -135,7 +135,9 @@ void picker_default_params(struct plugin_params *p)
 	    .queue_depth_threshold = 5,
 	    .kv_threshold = 0.8,
 	    .staleness_ms = 200,
-	    .affinity_threshold = 0.5,
+	    .affinity_threshold = 0.80,
+	    .exploration = 0.01,
+	    .ttft_penalty_ms = 5000,
 	    .bound_slack = 0.25,
 	    .bound_headroom = 4,
 	    .usage_threshold = 1.0,
@@ -443,8 +445,12 @@ static const struct param_desc detector_params[] = {
     PD("headroom", P_DOUBLE, headroom, 0, 100, false),
     {0},
 };
+/* GIE v1.5 bounds affinityThreshold above only: at or below 0 the filter
+ * keeps everyone. */
 static const struct param_desc affinity_params[] = {
-    PD("threshold", P_DOUBLE, affinity_threshold, 0, 1, false),
+    PD("affinityThreshold", P_DOUBLE, affinity_threshold, -1e9, 1, false),
+    PD("explorationProbability", P_DOUBLE, exploration, 0, 1, false),
+    PD("maxTTFTPenaltyMs", P_DOUBLE, ttft_penalty_ms, 0, 1e12, false),
     {0},
 };
 static const struct param_desc bound_params[] = {

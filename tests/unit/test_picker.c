@@ -769,7 +769,8 @@ static void test_prefix_scorer_large_pool(void **state)
 static void test_prefix_affinity_filter(void **state)
 {
 	struct ig_scheduler *s = sched_of(
-	    "plugins:\n- type: prefix-cache-affinity-filter\n  parameters: {threshold: 0.75}\n"
+	    "plugins:\n- type: prefix-cache-affinity-filter\n"
+	    "  parameters: {affinityThreshold: 0.75, explorationProbability: 0}\n"
 	    "- type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 1}\n"
 	    "schedulingProfiles:\n- name: p\n  plugins:\n"
 	    "  - pluginRef: prefix-cache-affinity-filter\n  - pluginRef: prefix-cache-scorer\n");
@@ -792,6 +793,74 @@ static void test_prefix_affinity_filter(void **state)
 	ig_schedule_commit(s, &res, eps[1].key);
 	assert_int_equal(survivors(s, &req, &rc, in), 1);
 	assert_true(in[0]);
+	ig_scheduler_free(s);
+}
+
+/* GIE v1.5's defaults: affinityThreshold 0.80 (0.75 is not sticky),
+ * explorationProbability 0.01 (about 1 request in 100 keeps everyone). */
+static void test_prefix_affinity_filter_defaults(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    "plugins:\n- type: prefix-cache-affinity-filter\n"
+	    "- type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 1}\n"
+	    "schedulingProfiles:\n- name: p\n  plugins:\n"
+	    "  - pluginRef: prefix-cache-affinity-filter\n  - pluginRef: prefix-cache-scorer\n");
+	bool in[MAXE];
+	int rc;
+	ep(0, 0);
+	ep(0, 0);
+	struct ig_sched_req req = plain;
+	req.prefix_input = IG_STR("aaaabbbbccccdddd");
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req part = req;
+	part.prefix_input.len = 12; /* 0.75 of the prompt */
+	assert_int_equal(ig_schedule(s, &part, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[0].key);
+	assert_int_equal(survivors(s, &req, &rc, in), 2);
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[1].key); /* the whole prompt */
+	int all = 0;
+	for (int i = 0; i < 2000; i++)
+		all += survivors(s, &req, &rc, in) == 2;
+	assert_true(all >= 5 && all <= 50);
+	ig_scheduler_free(s);
+}
+
+/* affinityThreshold 0 or below, or a single endpoint: everyone stays. */
+static void test_prefix_affinity_filter_off(void **state)
+{
+	struct ig_diags d = {0};
+	struct ig_picker_config *c = NULL;
+	static const char neg[] =
+	    "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
+	    "plugins:\n- type: prefix-cache-affinity-filter\n"
+	    "  parameters: {affinityThreshold: -1, explorationProbability: 1, "
+	    "maxTTFTPenaltyMs: 0}\n";
+	assert_int_equal(ig_picker_config_parse("a.yaml", neg, strlen(neg), &c, &d), 0);
+	ig_picker_config_free(c);
+	static const char old[] =
+	    "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
+	    "plugins:\n- type: prefix-cache-affinity-filter\n  parameters: {threshold: 0.5}\n";
+	assert_int_equal(ig_picker_config_parse("a.yaml", old, strlen(old), &c, &d), -1);
+	ig_diags_free(&d);
+	struct ig_scheduler *s = sched_of(
+	    "plugins:\n- type: prefix-cache-affinity-filter\n"
+	    "  parameters: {affinityThreshold: 0, explorationProbability: 0}\n"
+	    "- type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 1}\n"
+	    "schedulingProfiles:\n- name: p\n  plugins:\n"
+	    "  - pluginRef: prefix-cache-affinity-filter\n  - pluginRef: prefix-cache-scorer\n");
+	bool in[MAXE];
+	int rc;
+	ep(0, 0);
+	ep(0, 0);
+	struct ig_sched_req req = plain;
+	req.prefix_input = IG_STR("aaaabbbbccccdddd");
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[0].key);
+	assert_int_equal(survivors(s, &req, &rc, in), 2);
 	ig_scheduler_free(s);
 }
 
@@ -1412,6 +1481,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_saturation_filter, setup),
 	    cmocka_unit_test_setup(test_header_filter, setup),
 	    cmocka_unit_test_setup(test_prefix_affinity_filter, setup),
+	    cmocka_unit_test_setup(test_prefix_affinity_filter_defaults, setup),
+	    cmocka_unit_test_setup(test_prefix_affinity_filter_off, setup),
 	    cmocka_unit_test_setup(test_decision_tree_filter, setup),
 	    cmocka_unit_test_setup(test_saturation, setup),
 	    cmocka_unit_test_setup(test_config_defaults, setup),
