@@ -1463,8 +1463,11 @@ static int default_profile(struct session *s)
 	return 0;
 }
 
-/* A profile lacking a picker gets a max-score-picker (GIE's loader adds
- * one per profile). */
+/* A profile lacking a picker gets one (GIE v1.5 ensureSchedulingLayer):
+ * a picker among the plugins, whatever its type, else a max-score-picker
+ * registered once for all such profiles. GIE takes the first picker its
+ * plugin map yields, which is random when there are several; this takes
+ * the first declared. */
 static int default_picker(struct ig_picker_config *c, struct profile *pr)
 {
 	for (size_t i = 0; i < pr->n; i++)
@@ -1472,7 +1475,7 @@ static int default_picker(struct ig_picker_config *c, struct profile *pr)
 			return 0;
 	int pi = -1;
 	for (size_t i = 0; i < c->nplugins && pi < 0; i++)
-		if (c->plugins[i].type == PT_MAX_SCORE_PICKER)
+		if (picker_type_kind(c->plugins[i].type) == PK_PICKER)
 			pi = (int)i;
 	if (pi < 0)
 		pi = add_plugin(c, PT_MAX_SCORE_PICKER, "max-score-picker");

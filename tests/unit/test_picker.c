@@ -603,6 +603,34 @@ static void test_random_picker(void **state)
 	ig_scheduler_free(s);
 }
 
+/* A profile without a picker gets the picker the plugins declare (GIE
+ * v1.5 ensureSchedulingLayer), here a random one: no "not used" warning,
+ * the scorers' warning, and picks that ignore the scores. */
+static void test_profile_gets_declared_picker(void **state)
+{
+	static const int lines[] = {6};
+	static const char *const msgs[] = {"the scorers of profile \"p\" have no effect: "
+					   "pick (random-picker) ignores scores"};
+	struct ig_picker_config *c = parse_warned("plugins:\n- type: kv-cache-utilization-scorer\n"
+						  "- name: pick\n  type: random-picker\n"
+						  "schedulingProfiles:\n- name: p\n  plugins:\n"
+						  "  - pluginRef: kv-cache-utilization-scorer\n",
+						  lines, msgs, 1);
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	ig_picker_config_free(c);
+	ep(0, 0.0);
+	ep(0, 0.99);
+	int first[MAXE] = {0};
+	size_t ranked[MAXE];
+	for (int r = 0; r < 2000; r++) {
+		struct ig_sched_result res = {.ranked = ranked};
+		assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+		first[ranked[0]]++;
+	}
+	assert_in_range(first[1], 900, 1100);
+	ig_scheduler_free(s);
+}
+
 static void test_weighted_random_picker(void **state)
 {
 	struct ig_scheduler *s = sched_of("plugins:\n- type: kv-cache-utilization-scorer\n"
@@ -1476,6 +1504,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_default_profile_sum, setup),
 	    cmocka_unit_test_setup(test_max_score_ties_random, setup),
 	    cmocka_unit_test_setup(test_random_picker, setup),
+	    cmocka_unit_test_setup(test_profile_gets_declared_picker, setup),
 	    cmocka_unit_test_setup(test_weighted_random_picker, setup),
 	    cmocka_unit_test_setup(test_max_endpoints, setup),
 	    cmocka_unit_test_setup(test_saturation_filter, setup),
