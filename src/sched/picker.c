@@ -422,15 +422,14 @@ static bool listed(struct ig_str list, struct ig_str addr)
 }
 
 /* test-epp-endpoint-selection: only the listed ip or ip:port endpoints;
- * without the header, everyone. */
+ * none when the header is missing or blank (GIE v1.5's
+ * request_header_based_filter.go: the request then fails with 429). */
 static void header_filter(const struct call *c, const struct ig_sched_set *in,
 			  struct ig_sched_set *out)
 {
-	if (c->req->test_endpoints.len == 0) {
-		keep_all(in, out);
-		return;
-	}
 	out->n = 0;
+	if (ig_str_trim(c->req->test_endpoints).len == 0)
+		return;
 	for (size_t k = 0; k < in->n; k++)
 		if (listed(c->req->test_endpoints, c->eps[in->idx[k]].addr))
 			out->idx[out->n++] = in->idx[k];
@@ -962,8 +961,8 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	 * producer hashes every request (PrepareData). */
 	const struct ig_prefix_walk *walk = match_prefix(s, pr, &c, res);
 	int rc = run(pr, &c, res);
+	res->profile = pr->name;
 	if (rc == 0) {
-		res->profile = pr->name;
 		if (c.nhashes && res->nranked) {
 			uint64_t hit = count_of(&c, res->ranked[0]);
 			res->prefix_match_blocks = hit;

@@ -93,7 +93,8 @@ struct ig_sched_result {
 	/* Where the lookup found the best-ranked endpoint's blocks, so that a
 	 * commit for it needs no second lookup. */
 	struct ig_prefix_seen prefix_seen;
-	/* The primary profile: the one whose ranking this is. */
+	/* The primary profile: the one whose ranking this is, or that left
+	 * no endpoint (ig_schedule returned -1). */
 	const char *profile;
 };
 
