@@ -950,6 +950,38 @@ static void test_saturation(void **state)
 
 /* ---- config --------------------------------------------------------------------- */
 
+/* Durations as Go's time.ParseDuration reads them (metav1.Duration), and
+ * a plugin named "" named after its type (GIE's applyStaticDefaults). */
+static void test_config_durations_and_names(void **state)
+{
+	static const struct {
+		const char *v;
+		uint64_t fresh_ms; /* the oldest age still fresh */
+	} cases[] = {{"1m30s", 90000}, {"1h2m3.5s", 3723500}, {"\"1.5s\"", 1500},
+		     {".5s", 500},     {"2000us", 2},	      {"1500\xc2\xb5s", 2},
+		     {"+3ms", 3},      {"1ms500us", 2}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char yaml[256];
+		snprintf(yaml, sizeof yaml,
+			 "plugins:\n- name: \"\"\n  type: utilization-detector\n  parameters:\n"
+			 "    metricsStalenessThreshold: %s\n"
+			 "saturationDetector:\n  pluginRef: utilization-detector\n",
+			 cases[i].v);
+		struct ig_scheduler *s = sched_of(yaml);
+		n = 0;
+		ep(0, 0);
+		eps[0].metrics_age_ms = cases[i].fresh_ms;
+		assert_float_equal(ig_scheduler_saturation(s, eps, 1), 0.0, 1e-12);
+		eps[0].metrics_age_ms = cases[i].fresh_ms + 1;
+		assert_float_equal(ig_scheduler_saturation(s, eps, 1), 1.0, 1e-12);
+		ig_scheduler_free(s);
+	}
+	/* 5.0 is an integer to Go's JSON decoder once YAML made it a float. */
+	struct ig_scheduler *s = sched_of("plugins:\n- type: utilization-detector\n"
+					  "  parameters: {queueDepthThreshold: 5.0}\n");
+	ig_scheduler_free(s);
+}
+
 static void test_config_defaults(void **state)
 {
 	/* GIE's stock default document loads (its data-layer plugins describe
@@ -1289,6 +1321,27 @@ static void test_config_errors(void **state)
 	     "    metricsStalenessThreshold: soon\n",
 	     4, "plugins[0].parameters.metricsStalenessThreshold",
 	     "must be a duration such as 200ms"},
+	    /* GIE v1.5 utilization/config.go: strictly positive; a Go int. */
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    metricsStalenessThreshold: 0s\n",
+	     4, "plugins[0].parameters.metricsStalenessThreshold", "must be strictly positive"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    metricsStalenessThreshold: -1m\n",
+	     4, "plugins[0].parameters.metricsStalenessThreshold", "must be strictly positive"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    metricsStalenessThreshold: 200\n",
+	     4, "plugins[0].parameters.metricsStalenessThreshold",
+	     "must be a duration such as 200ms"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    metricsStalenessThreshold: 1m30\n",
+	     4, "plugins[0].parameters.metricsStalenessThreshold",
+	     "must be a duration such as 200ms"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    queueDepthThreshold: 2.5\n",
+	     4, "plugins[0].parameters.queueDepthThreshold", "must be an integer"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    queueDepthThreshold: 0\n",
+	     4, "plugins[0].parameters.queueDepthThreshold", "must be strictly positive"},
 	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    autoTune: maybe\n", 4,
 	     "plugins[0].parameters.autoTune", "must be a boolean"},
 	    {"plugins:\n- type: queue-scorer\n  parameters:\n    nosuch: 1\n", 4,
@@ -1527,6 +1580,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_config_flow_policies, setup),
 	    cmocka_unit_test_setup(test_config_unused_warnings, setup),
 	    cmocka_unit_test_setup(test_config_errors, setup),
+	    cmocka_unit_test_setup(test_config_durations_and_names, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
