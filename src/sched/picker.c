@@ -947,6 +947,7 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	res->prefix_block_bytes = 0;
 	res->prefix_seen.n = 0;
 	res->profile = NULL;
+	res->max_endpoints = 0;
 	const struct sched_profile *pr = handler_pick(s, req);
 	if (!pr)
 		return IG_SCHED_NO_PROFILE;
@@ -962,6 +963,7 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	const struct ig_prefix_walk *walk = match_prefix(s, pr, &c, res);
 	int rc = run(pr, &c, res);
 	res->profile = pr->name;
+	res->max_endpoints = pr->picker.p.max_endpoints;
 	if (rc == 0) {
 		if (c.nhashes && res->nranked) {
 			uint64_t hit = count_of(&c, res->ranked[0]);

@@ -1056,3 +1056,26 @@ def test_served_endpoint_takes_the_request(procs, tmp_path):
         assert time.time() < deadline, pool_counts(p)
         time.sleep(0.05)
     p.stop()
+
+
+TWO_PICKED = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: max-score-picker
+  parameters: {maxNumOfEndpoints: 2}
+"""
+
+
+@pytest.mark.parametrize("flags,want", [((), 2), (("--endpoints", "1"), 1)])
+def test_endpoints_the_picker_picked(procs, tmp_path, flags, want):
+    """GIE v1.5's director names every endpoint the primary profile picked
+    (maxNumOfEndpoints of them), comma-joined, in the header and envoy.lb
+    metadata; --endpoints, when given, caps that list."""
+    p = Picker(procs, tmp_path, extra=("--config-text", TWO_PICKED) + flags)
+    first, _, s = full_duplex(p.channel, seed_bytes())
+    eps = set_headers(first.request_headers.response)[DEST]
+    assert lb_endpoint(first) == eps
+    assert len(eps.split(",")) == want and set(eps.split(",")) <= p.endpoints, eps
+    s.close()
+    p.stop()
