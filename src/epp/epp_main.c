@@ -376,8 +376,10 @@ int ig_epp_main(int argc, char **argv)
 			 "endpoints named in x-gateway-destination-endpoint, the pick first and "
 			 "fallbacks after it (default: the picker's maxNumOfEndpoints, else 1; "
 			 "the picker never ranks more than its maxNumOfEndpoints)"),
-	    IG_FLAG_BOOL("flow-control", 0, &o.flow_control,
-			 "queue requests while the pool is saturated"),
+	    IG_FLAG_BOOL(
+		"flow-control", 0, &o.flow_control,
+		"queue requests while the pool is saturated; also featureGates: "
+		"[flowControl], or the deprecated ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER=true"),
 	    IG_FLAG_SECTION("serving:"),
 	    IG_FLAG_STR("bind", 0, &e.bind, "ADDR", "address of all three ports (default 0.0.0.0)"),
 	    IG_FLAG_UINT("grpc-port", 0, &grpc_port, 1, 65535, "PORT",

@@ -151,7 +151,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			   "best before the session moves (default 4)"),
 	    IG_FLAG_BOOL("flow-control", 0, &o->flow_control,
 			 "queue requests while the pool is saturated (else refuse sheddable "
-			 "ones); also featureGates: [flowControl]"),
+			 "ones); also featureGates: [flowControl], or the deprecated "
+			 "ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER=true"),
 	    IG_FLAG_MS("queue-timeout", 0, &o->queue_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "longest wait in that queue, then 503 (default 30s)"),
 	    IG_FLAG_UINT("queue-capacity", 0, &o->queue_capacity, 1, 100000000, "N",
@@ -678,6 +679,24 @@ static void stop(struct ig_gateway_rt *G)
 	ig_arena_thread_cleanup();
 }
 
+/* GIE v1.5 still turns the flowControl feature gate on from this
+ * variable, saying it is deprecated whenever it is set
+ * (cmd/epp/runner/runner.go applyDeprecatedEnvFeatureGate); its value is
+ * read as Go's strconv.ParseBool, anything else counting as false. */
+static void flow_control_from_env(struct ig_gw_options *o)
+{
+	static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+	const char *v = getenv("ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER");
+	if (!v)
+		return;
+	ig_warn("Enabling the experimental Flow Control layer using environment variables is "
+		"deprecated and will be removed in next version "
+		"(ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER; use the flowControl feature gate)");
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+		if (strcmp(v, yes[i]) == 0)
+			o->flow_control = true;
+}
+
 int ig_gateway_run(const struct ig_gw_options *o)
 {
 	struct ig_gateway_rt *G = calloc(1, sizeof *G);
@@ -687,6 +706,7 @@ int ig_gateway_run(const struct ig_gw_options *o)
 	G->opt = *o;
 	if (o->bind == o->bind_ip) /* the copy's own buffer, not o's */
 		G->opt.bind = G->opt.bind_ip;
+	flow_control_from_env(&G->opt);
 	int rc = start(G);
 	if (rc == 0) {
 		ig_loop_run(&G->ctl);

@@ -1079,3 +1079,34 @@ def test_endpoints_the_picker_picked(procs, tmp_path, flags, want):
     assert len(eps.split(",")) == want and set(eps.split(",")) <= p.endpoints, eps
     s.close()
     p.stop()
+
+
+FLOW_TTL = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+flowControl:
+  defaultRequestTTL: 300ms
+"""
+
+
+def test_flow_control_from_deprecated_env(procs, tmp_path):
+    """ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER=true turns the flowControl
+    gate on, with GIE v1.5's deprecation notice: a request to a saturated
+    pool waits in the queue and gets 503 at the TTL instead of a pick."""
+    env = dict(os.environ, ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER="true")
+    p = Picker(procs, tmp_path, nsims=1, extra=("--config-text", FLOW_TTL), env=env)
+    call("http://%s:%d" % (p.sim_hosts[0], p.target_port), "/sim/state", {"waiting": 10})
+    deadline = time.time() + 5
+    while True:
+        _, _, data = call("http://%s:%d" % (p.host, p.metrics_port), "/pools")
+        if [e["waiting"] for pool in json.loads(data)["pools"] for e in pool["endpoints"]] == [10]:
+            break
+        assert time.time() < deadline, data
+        time.sleep(0.05)
+    first, _, s = full_duplex(p.channel, seed_bytes())
+    assert first.WhichOneof("response") == "immediate_response", first
+    assert first.immediate_response.status.code == 503, first
+    s.close()
+    p.stop()
+    assert "Flow Control layer using environment variables is deprecated" in p.log()
