@@ -40,6 +40,9 @@ struct ig_epp_options {
 	/* Endpoints named in x-gateway-destination-endpoint, the pick and its
 	 * fallbacks; 0: as many as the picker's maxNumOfEndpoints, else 1. */
 	uint64_t endpoints;
+	/* --disable-endpoint-subset-filter (GIE v1.5): the proxy's subset
+	 * hint is not read; every endpoint of the pool is a candidate. */
+	bool disable_subset;
 };
 
 int ig_epp_main(int argc, char **argv);

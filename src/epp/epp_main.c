@@ -376,6 +376,9 @@ int ig_epp_main(int argc, char **argv)
 			 "endpoints named in x-gateway-destination-endpoint, the pick first and "
 			 "fallbacks after it (default: the picker's maxNumOfEndpoints, else 1; "
 			 "the picker never ranks more than its maxNumOfEndpoints)"),
+	    IG_FLAG_BOOL("disable-endpoint-subset-filter", 0, &e.disable_subset,
+			 "ignore the proxy's subset hint (envoy.lb.subset_hint): every endpoint "
+			 "of the pool is a candidate"),
 	    IG_FLAG_BOOL(
 		"flow-control", 0, &o.flow_control,
 		"queue requests while the pool is saturated; also featureGates: "

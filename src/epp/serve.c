@@ -406,7 +406,7 @@ static int take_headers(struct xstream *xs, const struct ig_xp_request *m)
 	r->minor_version = 1;
 	r->headers = h;
 	r->num_headers = k;
-	if (m->has_subset) {
+	if (m->has_subset && !xs->E->opt.disable_subset) {
 		xs->has_subset = true;
 		xs->nsubset = m->nsubset;
 		xs->subset = ig_arena_alloc(&xs->arena, (m->nsubset + 1) * sizeof *xs->subset);

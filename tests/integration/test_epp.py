@@ -394,6 +394,20 @@ def test_subset_hint_restricts_the_pick(picker):
     picker.stop()
 
 
+def test_subset_hint_ignored_when_disabled(procs, tmp_path):
+    """--disable-endpoint-subset-filter (GIE v1.5 server/options.go,
+    requestcontrol/candidates.go Locate): the hint is not read, so one
+    naming no endpoint of the pool still gets a pick, as does an empty one."""
+    p = Picker(procs, tmp_path, nsims=1, extra=("--disable-endpoint-subset-filter",))
+    for subset in (["10.255.255.1:8000"], []):
+        first, _, s = full_duplex(p.channel, seed_bytes(), subset=subset)
+        assert first.WhichOneof("response") == "request_headers", first
+        assert set_headers(first.request_headers.response)[
+            "x-gateway-destination-endpoint"] == p.endpoint(0)
+        s.close()
+    p.stop()
+
+
 def health_statuses(host, port, names):
     ch = grpc.insecure_channel("%s:%d" % (host, port))
     check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
