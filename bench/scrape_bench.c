@@ -298,7 +298,7 @@ static void sim_page(struct ig_buf *b)
 static double parse_us(const struct ig_buf *page)
 {
 	struct ig_endpoint_metrics m = {0};
-	int found = ig_vllm_metrics_extract(page->ptr, page->len, &m);
+	int found = ig_vllm_metrics_extract(page->ptr, page->len, IG_LORA_NEWEST, &m);
 	unsigned want = IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA;
 	if (found < 0 || ((unsigned)found & want) != want || m.waiting != 4 || m.running != 37) {
 		fprintf(stderr, "the page does not parse as expected (%d)\n", found);
@@ -308,7 +308,7 @@ static double parse_us(const struct ig_buf *page)
 	double t0 = now_s(CLOCK_MONOTONIC), t;
 	do {
 		for (int i = 0; i < 200; i++, n++)
-			ig_vllm_metrics_extract(page->ptr, page->len, &m);
+			ig_vllm_metrics_extract(page->ptr, page->len, IG_LORA_NEWEST, &m);
 	} while ((t = now_s(CLOCK_MONOTONIC)) - t0 < 1.0);
 	return (t - t0) / (double)n * 1e6;
 }

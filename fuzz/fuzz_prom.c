@@ -37,7 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ig_prom_parse(text, size, on_sample, &b, &line);
 	ig_buf_free(&b);
 	struct ig_endpoint_metrics m = {0};
-	ig_vllm_metrics_extract(text, size, &m);
+	ig_vllm_metrics_extract(text, size, IG_LORA_NEWEST, &m);
+	if (m.active.n > IG_MAX_ADAPTERS)
+		abort();
+	ig_vllm_metrics_extract(text, size, IG_LORA_NAMING_ADAPTERS, &m);
 	if (m.active.n > IG_MAX_ADAPTERS)
 		abort();
 	free(text);

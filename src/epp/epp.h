@@ -21,11 +21,11 @@ struct ig_epp_options {
 	const char *pool_name;
 	const char *pool_ns;
 	const char *pool_group; /* IG_POOL_GROUP_V1 or _ALPHA; NULL: either, v1 first */
-	int grpc_port;	       /* ext_proc (and health) */
-	int health_port;       /* grpc.health.v1, plain text; 0: none */
-	bool secure;	       /* TLS on the ext_proc port */
-	const char *cert_path; /* DIR with tls.crt and tls.key; NULL: self-signed */
-	bool cert_reload;      /* read them again when they change (a renewed Secret) */
+	int grpc_port;		/* ext_proc (and health) */
+	int health_port;	/* grpc.health.v1, plain text; 0: none */
+	bool secure;		/* TLS on the ext_proc port */
+	const char *cert_path;	/* DIR with tls.crt and tls.key; NULL: self-signed */
+	bool cert_reload;	/* read them again when they change (a renewed Secret) */
 	/* --ha-enable-leader-election (with --kube): ready only while this
 	 * replica holds the pool's Lease, as GIE's picker. */
 	bool leader_election;
@@ -37,9 +37,12 @@ struct ig_epp_options {
 	 * DestinationEndpointHintMetadataNamespace); NULL: the defaults. */
 	const char *dest_key;
 	const char *dest_ns;
-	/* Endpoints named in x-gateway-destination-endpoint: 1 (the pick) by
-	 * default, as plain Envoy reads one; more gives fallbacks. */
+	/* Endpoints named in x-gateway-destination-endpoint, the pick and its
+	 * fallbacks; 0: as many as the picker's maxNumOfEndpoints, else 1. */
 	uint64_t endpoints;
+	/* --disable-endpoint-subset-filter (GIE v1.5): the proxy's subset
+	 * hint is not read; every endpoint of the pool is a candidate. */
+	bool disable_subset;
 };
 
 int ig_epp_main(int argc, char **argv);

@@ -311,7 +311,6 @@ int ig_epp_main(int argc, char **argv)
 	    .health_port = 9003,
 	    .secure = true,
 	    .bind = "0.0.0.0",
-	    .endpoints = 1,
 	};
 	uint64_t grpc_port = 9002, health_port = 9003, metrics_port = 9090, verbosity = 0;
 	unsigned long long max_body = 16u << 20, max_msg = 0, scrape_port = 0;
@@ -375,9 +374,15 @@ int ig_epp_main(int argc, char **argv)
 		       "(overrides the config's metricsStalenessThreshold, 200ms by default)"),
 	    IG_FLAG_UINT("endpoints", 0, &e.endpoints, 1, 32, "N",
 			 "endpoints named in x-gateway-destination-endpoint, the pick first and "
-			 "fallbacks after it (default 1: plain Envoy reads one)"),
-	    IG_FLAG_BOOL("flow-control", 0, &o.flow_control,
-			 "queue requests while the pool is saturated"),
+			 "fallbacks after it (default: the picker's maxNumOfEndpoints, else 1; "
+			 "the picker never ranks more than its maxNumOfEndpoints)"),
+	    IG_FLAG_BOOL("disable-endpoint-subset-filter", 0, &e.disable_subset,
+			 "ignore the proxy's subset hint (envoy.lb.subset_hint): every endpoint "
+			 "of the pool is a candidate"),
+	    IG_FLAG_BOOL(
+		"flow-control", 0, &o.flow_control,
+		"queue requests while the pool is saturated; also featureGates: "
+		"[flowControl], or the deprecated ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER=true"),
 	    IG_FLAG_SECTION("serving:"),
 	    IG_FLAG_STR("bind", 0, &e.bind, "ADDR", "address of all three ports (default 0.0.0.0)"),
 	    IG_FLAG_UINT("grpc-port", 0, &grpc_port, 1, 65535, "PORT",

@@ -217,13 +217,20 @@ static size_t body_slice(const struct body_out *b, size_t off, size_t len,
 	return k;
 }
 
-/* "ip:port" of the pick, then the fallbacks the options ask for. */
+/* "ip:port" of the pick, then its fallbacks: as many as --endpoints says,
+ * else as the primary profile's picker ranked (GIE v1.5's director names
+ * every endpoint it picked, maxNumOfEndpoints of them), else one. The
+ * picker ranks no more than its maxNumOfEndpoints, so of the flag and the
+ * parameter the smaller wins. */
 static const char *endpoint_list(struct xstream *xs)
 {
 	struct ig_req *p = xs->p;
 	size_t k = p->nranked;
-	if (k > xs->E->opt.endpoints)
-		k = xs->E->opt.endpoints;
+	size_t want = xs->E->opt.endpoints   ? (size_t)xs->E->opt.endpoints
+		      : p->res.max_endpoints ? p->res.max_endpoints
+					     : 1;
+	if (k > want)
+		k = want;
 	if (k == 0)
 		k = 1;
 	size_t len = 1;
@@ -399,7 +406,7 @@ static int take_headers(struct xstream *xs, const struct ig_xp_request *m)
 	r->minor_version = 1;
 	r->headers = h;
 	r->num_headers = k;
-	if (m->has_subset) {
+	if (m->has_subset && !xs->E->opt.disable_subset) {
 		xs->has_subset = true;
 		xs->nsubset = m->nsubset;
 		xs->subset = ig_arena_alloc(&xs->arena, (m->nsubset + 1) * sizeof *xs->subset);

@@ -79,6 +79,23 @@ static void no_profile(struct ig_req *p, const char *header, struct ig_str value
 	ig_req_fail(p, 400, "invalid_request_error", NULL, msg);
 }
 
+/* The profile left no endpoint: 429, with GIE v0.2.0's words for a
+ * request of an InferenceModel (the tree's drop) and GIE v1.5's otherwise
+ * (requestcontrol/director.go wrapping the single profile handler's
+ * error). */
+static void no_endpoint(struct ig_req *p)
+{
+	char msg[192];
+	const char *why = msg;
+	if (p->resolved || !p->res.profile)
+		why = "dropping request due to limited backend resources";
+	else
+		snprintf(msg, sizeof msg,
+			 "failed to find target endpoint: failed to run scheduler profile '%.64s'",
+			 p->res.profile);
+	ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted", why);
+}
+
 /* Runs admission and the picker once. Returns 0 with the ranking in
  * p->ranked, 1 when the request must wait (flow control), or answers the
  * error itself and returns -1. */
@@ -208,8 +225,7 @@ static int schedule(struct ig_req *p, bool from_queue)
 	}
 	if (rc < 0 || p->res.nranked == 0) {
 		ig_req_metrics_scheduled(p, t0, NULL);
-		ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
-			    "dropping request due to limited backend resources");
+		no_endpoint(p);
 		return -1;
 	}
 	p->nranked = p->res.nranked < IG_REQ_MAX_RANKED ? p->res.nranked : IG_REQ_MAX_RANKED;

@@ -157,7 +157,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			   "best before the session moves (default 4)"),
 	    IG_FLAG_BOOL("flow-control", 0, &o->flow_control,
 			 "queue requests while the pool is saturated (else refuse sheddable "
-			 "ones); also featureGates: [flowControl]"),
+			 "ones); also featureGates: [flowControl], or the deprecated "
+			 "ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER=true"),
 	    IG_FLAG_MS("queue-timeout", 0, &o->queue_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "longest wait in that queue, then 503 (default 30s)"),
 	    IG_FLAG_UINT("queue-capacity", 0, &o->queue_capacity, 1, 100000000, "N",
@@ -382,6 +383,7 @@ static void publish(struct ig_gateway_rt *G, struct ig_snapshot *s)
 	struct ig_snapshot *old = G->snap;
 	G->snap = s;
 	size_t n;
+	ig_snapshot_set_lora_rules(s);
 	struct ig_endpoint **eps = ig_snapshot_endpoints(s, &n);
 	if (G->scraper && ig_scraper_set(G->scraper, eps, n) < 0)
 		ig_err("scraper: out of memory; endpoints of the new configuration not scraped");
@@ -761,6 +763,24 @@ static void stop(struct ig_gateway_rt *G)
 	ig_arena_thread_cleanup();
 }
 
+/* GIE v1.5 still turns the flowControl feature gate on from this
+ * variable, saying it is deprecated whenever it is set
+ * (cmd/epp/runner/runner.go applyDeprecatedEnvFeatureGate); its value is
+ * read as Go's strconv.ParseBool, anything else counting as false. */
+static void flow_control_from_env(struct ig_gw_options *o)
+{
+	static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+	const char *v = getenv("ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER");
+	if (!v)
+		return;
+	ig_warn("Enabling the experimental Flow Control layer using environment variables is "
+		"deprecated and will be removed in next version "
+		"(ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER; use the flowControl feature gate)");
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+		if (strcmp(v, yes[i]) == 0)
+			o->flow_control = true;
+}
+
 int ig_gateway_run(const struct ig_gw_options *o)
 {
 	struct ig_gateway_rt *G = calloc(1, sizeof *G);
@@ -770,6 +790,7 @@ int ig_gateway_run(const struct ig_gw_options *o)
 	G->opt = *o;
 	if (o->bind == o->bind_ip) /* the copy's own buffer, not o's */
 		G->opt.bind = G->opt.bind_ip;
+	flow_control_from_env(&G->opt);
 	int rc = start(G);
 	if (rc == 0) {
 		ig_loop_run(&G->ctl);

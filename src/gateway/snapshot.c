@@ -761,6 +761,30 @@ bool ig_snapshot_serves(const struct ig_snapshot *s, const struct ig_gateway *gw
 	return false;
 }
 
+/* GIE v0.2.0 read the adapters of the newest lora_requests_info series
+ * naming any, and so does v1.5 under enableLegacyMetrics; v1.5 reads the
+ * newest series. A pool of the InferenceModel age or with v0.2.0's tree
+ * keeps v0.2.0's rule, as does an endpoint any such pool shares. */
+static bool v02_lora_rule(const struct ig_snapshot *s, const struct ig_pool_rt *rt)
+{
+	if (ig_picker_config_feature(s->picker, "enableLegacyMetrics"))
+		return true;
+	if (rt->sched && rt->sched->s && ig_scheduler_sheds_itself(rt->sched->s))
+		return true;
+	return ig_pool_model_mode(s->cfg, rt->pool) == IG_MODELS_INFERENCE_MODEL;
+}
+
+void ig_snapshot_set_lora_rules(const struct ig_snapshot *s)
+{
+	for (size_t p = 0; p < s->npools; p++)
+		for (size_t e = 0; e < s->pools[p].neps; e++)
+			s->pools[p].eps[e]->lora_rule = IG_LORA_NEWEST;
+	for (size_t p = 0; p < s->npools; p++)
+		if (v02_lora_rule(s, &s->pools[p]))
+			for (size_t e = 0; e < s->pools[p].neps; e++)
+				s->pools[p].eps[e]->lora_rule = IG_LORA_NAMING_ADAPTERS;
+}
+
 struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *n)
 {
 	size_t total = 0;

@@ -157,6 +157,11 @@ const struct ig_service_rt *ig_snapshot_service(const struct ig_snapshot *s,
 /* Every endpoint of every pool, each once, in a malloc'd array (*n set);
  * NULL with *n 0 when there are none or out of memory. */
 struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *n);
+/* Sets each endpoint's lora_rule for the scraper (on its thread, before
+ * handing it the endpoints): GIE v0.2.0's for the pools of that age
+ * (InferenceModels, the decision tree) and under enableLegacyMetrics,
+ * GIE v1.5's for the others. */
+void ig_snapshot_set_lora_rules(const struct ig_snapshot *s);
 
 /* The picker configuration (picker_load.c): --picker-config FILE, else an
  * EndpointPickerConfig document among the manifests, else GIE's default.

@@ -93,6 +93,9 @@ struct ig_endpoint {
 	atomic_int refs;
 	struct ig_endpoints *reg;
 	struct ig_endpoint *next; /* registry list */
+	/* Which lora_requests_info series its scrapes read: set by whoever
+	 * hands the endpoint to the scraper, on the scraper's thread. */
+	enum ig_lora_rule lora_rule;
 	/* Everything the scraper knows (adapter sets, display text), under
 	 * seq; apart, in the slots' block, so that endpoints lie close
 	 * together (below). */

@@ -1,4 +1,4 @@
-/* Endpoint load as GIE v0.2.0 reads it from vLLM (gie-reference §3.3), with
+/* Endpoint load as GIE reads it from vLLM (gie-reference §3.3, §4.5), with
  * the differences our header documents: missing families never wipe what
  * we knew, the newer KV metric name wins, and waiting adapters are kept
  * apart from running ones as well as merged into `active`. */
@@ -72,6 +72,7 @@ struct scan {
 	struct gauge_pick waiting, running, kv_new, kv_old;
 	struct gauge_pick cache; /* its value unused: the labels matter */
 	struct ig_str cache_labels;
+	enum ig_lora_rule lora_rule;
 	bool lora_found;
 	double lora_best;
 	struct ig_str lora_labels;
@@ -115,20 +116,27 @@ static int label(struct scan *sc, struct ig_str labels, const char *name, struct
 	return 0;
 }
 
-/* GIE ignores lora_requests_info series naming no adapter at all, and keeps
- * the one with the greatest value (the time vLLM last reported it), using a
- * strict comparison from 0: the first of equal series wins, and series with
- * a value <= 0 (or NaN) never do. */
+/* vLLM keeps every label set lora_requests_info ever had as a series of
+ * its own, valued the time it was last set, so the newest series is the
+ * present one. GIE keeps the first series of the greatest value, by a
+ * strict comparison: v1.5's extractor from -1 (a series valued 0 can win,
+ * NaN never does), whatever its labels, so an idle server (its newest
+ * series names no adapter) has none loaded and still tells its max_lora.
+ * GIE v0.2, and v1.5 under enableLegacyMetrics, skip the series that name
+ * no adapter at all and compare from 0 (series <= 0 never win): the last
+ * adapters that ran are kept while the server idles. */
 static int consider_lora(struct scan *sc, const struct ig_prom_sample *s)
 {
-	struct ig_str running, waiting;
-	if (label(sc, s->labels, "running_lora_adapters", &running) < 0)
-		return -1;
-	size_t running_len = running.len;
-	if (label(sc, s->labels, "waiting_lora_adapters", &waiting) < 0)
-		return -1;
-	if (running_len == 0 && waiting.len == 0)
-		return 0;
+	if (sc->lora_rule == IG_LORA_NAMING_ADAPTERS) {
+		struct ig_str running, waiting;
+		if (label(sc, s->labels, "running_lora_adapters", &running) < 0)
+			return -1;
+		size_t running_len = running.len;
+		if (label(sc, s->labels, "waiting_lora_adapters", &waiting) < 0)
+			return -1;
+		if (running_len == 0 && waiting.len == 0)
+			return 0;
+	}
 	if (s->value > sc->lora_best) {
 		sc->lora_best = s->value;
 		sc->lora_labels = s->labels;
@@ -272,9 +280,10 @@ static int apply_cache(struct scan *sc, struct ig_cache_config *c)
 	return block || blocks;
 }
 
-int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_metrics *m)
+int ig_vllm_metrics_extract(const char *text, size_t len, enum ig_lora_rule rule,
+			    struct ig_endpoint_metrics *m)
 {
-	struct scan sc = {0};
+	struct scan sc = {.lora_rule = rule, .lora_best = rule == IG_LORA_NEWEST ? -1 : 0};
 	int found = 0;
 	ig_buf_init(&sc.tmp, LABEL_VALUE_MAX);
 	if (ig_prom_parse(text, len, on_sample, &sc, NULL) != 0)

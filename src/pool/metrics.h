@@ -78,17 +78,29 @@ void ig_endpoint_load_of(const struct ig_endpoint_metrics *m, struct ig_endpoint
 #define IG_FAM_LORA 0x8u
 #define IG_FAM_CACHE 0x10u
 
+/* Which vllm:lora_requests_info series gives the adapters and max_lora:
+ * the one with the greatest value (the time vLLM last set its labels),
+ * the first of equals. */
+enum ig_lora_rule {
+	/* GIE v1.5's extractor: whatever adapters it names, none included. */
+	IG_LORA_NEWEST,
+	/* GIE v0.2.0 (and v1.5 under the enableLegacyMetrics gate): among the
+	 * series naming a running or waiting adapter, so the adapters that
+	 * ran last stay while a server idles. */
+	IG_LORA_NAMING_ADAPTERS,
+};
+
 /* Parses a vLLM /metrics page and updates *m with every family it finds,
  * following GIE's rules (gauges: the sample with the latest timestamp, the
  * last one when none has a timestamp; vllm:kv_cache_usage_perc preferred
- * over vllm:gpu_cache_usage_perc; lora_requests_info: the series with the
- * greatest value among those naming any adapter, max_lora from it;
- * cache_config_info: block_size and num_gpu_blocks from the labels of
- * its latest sample, each when it is an integer from 1 to 2^32 - 1). A
- * family that is missing leaves its fields as they
- * were. Returns the mask
- * of families found (>= 0), or -1 if the text is not valid exposition
- * format (then *m is unchanged). Does not touch updated_ns. */
-int ig_vllm_metrics_extract(const char *text, size_t len, struct ig_endpoint_metrics *m);
+ * over vllm:gpu_cache_usage_perc; lora_requests_info: the series `rule`
+ * chooses, max_lora from it; cache_config_info: block_size and
+ * num_gpu_blocks from the labels of its latest sample, each when it is an
+ * integer from 1 to 2^32 - 1). A family that is missing leaves its fields
+ * as they were. Returns the mask of families found (>= 0), or -1 if the
+ * text is not valid exposition format (then *m is unchanged). Does not
+ * touch updated_ns. */
+int ig_vllm_metrics_extract(const char *text, size_t len, enum ig_lora_rule rule,
+			    struct ig_endpoint_metrics *m);
 
 #endif

@@ -54,11 +54,13 @@ struct target {
 	/* What the endpoint publishes: the scraper is its only writer, so
 	 * this copy is the published one, and pages are applied to it. */
 	struct ig_endpoint_metrics m;
-	/* The last page applied and what ig_vllm_metrics_extract found in it:
-	 * the same page again (an idle server's) would change nothing. */
+	/* The last page applied, the LoRA rule it was read by and what
+	 * ig_vllm_metrics_extract found in it: the same page again (an idle
+	 * server's) would change nothing. */
 	uint64_t page_hash;
 	size_t page_len;
 	int page_found; /* -1: none */
+	enum ig_lora_rule page_rule;
 };
 
 struct ig_scraper {
@@ -104,18 +106,22 @@ static bool fall_back(struct target *t, int found)
 
 /* Applies the page in body to t->m; returns what
  * ig_vllm_metrics_extract found. A page byte for byte the same as the last
- * one applied is not parsed again: applying it would change nothing (a
- * page overwrites what it holds, whatever was there). */
+ * one applied, under the same LoRA rule, is not parsed again: applying it
+ * would change nothing (a page overwrites what it holds, whatever was
+ * there). */
 static int apply_page(struct target *t)
 {
 	const char *text = t->body.ptr ? t->body.ptr : "";
 	uint64_t hash = XXH3_64bits(text, t->body.len);
-	if (t->page_found >= 0 && hash == t->page_hash && t->body.len == t->page_len)
+	enum ig_lora_rule rule = t->ep->lora_rule;
+	if (t->page_found >= 0 && hash == t->page_hash && t->body.len == t->page_len &&
+	    rule == t->page_rule)
 		return t->page_found;
-	int found = ig_vllm_metrics_extract(text, t->body.len, &t->m);
+	int found = ig_vllm_metrics_extract(text, t->body.len, rule, &t->m);
 	t->page_hash = hash;
 	t->page_len = t->body.len;
 	t->page_found = found;
+	t->page_rule = rule;
 	return found;
 }
 

@@ -343,10 +343,20 @@ static void saturation_filter(const struct call *c, const struct plugin_params *
 		keep_all(in, out);
 }
 
+/* GIE v1.5's prefix-cache-affinity-filter: the endpoints holding at least
+ * affinityThreshold of the prompt's blocks, else everyone; everyone too
+ * with one endpoint or fewer, a threshold <= 0, and with probability
+ * explorationProbability. Its TTFT gate compares latency predictions,
+ * which infergate does not make: as in GIE without a predictor, it never
+ * breaks stickiness. */
 static void affinity_filter(const struct call *c, const struct plugin_params *p,
 			    const struct ig_sched_set *in, struct ig_sched_set *out)
 {
 	out->n = 0;
+	if (in->n <= 1 || p->affinity_threshold <= 0 || ig_rng_double(c->rng) < p->exploration) {
+		keep_all(in, out);
+		return;
+	}
 	if (c->nhashes > 0)
 		for (size_t k = 0; k < in->n; k++)
 			if ((double)count_of(c, in->idx[k]) / (double)c->nhashes >=
@@ -412,15 +422,14 @@ static bool listed(struct ig_str list, struct ig_str addr)
 }
 
 /* test-epp-endpoint-selection: only the listed ip or ip:port endpoints;
- * without the header, everyone. */
+ * none when the header is missing or blank (GIE v1.5's
+ * request_header_based_filter.go: the request then fails with 429). */
 static void header_filter(const struct call *c, const struct ig_sched_set *in,
 			  struct ig_sched_set *out)
 {
-	if (c->req->test_endpoints.len == 0) {
-		keep_all(in, out);
-		return;
-	}
 	out->n = 0;
+	if (ig_str_trim(c->req->test_endpoints).len == 0)
+		return;
 	for (size_t k = 0; k < in->n; k++)
 		if (listed(c->req->test_endpoints, c->eps[in->idx[k]].addr))
 			out->idx[out->n++] = in->idx[k];
@@ -938,6 +947,7 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	res->prefix_block_bytes = 0;
 	res->prefix_seen.n = 0;
 	res->profile = NULL;
+	res->max_endpoints = 0;
 	const struct sched_profile *pr = handler_pick(s, req);
 	if (!pr)
 		return IG_SCHED_NO_PROFILE;
@@ -952,8 +962,9 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	 * producer hashes every request (PrepareData). */
 	const struct ig_prefix_walk *walk = match_prefix(s, pr, &c, res);
 	int rc = run(pr, &c, res);
+	res->profile = pr->name;
+	res->max_endpoints = pr->picker.p.max_endpoints;
 	if (rc == 0) {
-		res->profile = pr->name;
 		if (c.nhashes && res->nranked) {
 			uint64_t hit = count_of(&c, res->ranked[0]);
 			res->prefix_match_blocks = hit;

@@ -93,8 +93,13 @@ struct ig_sched_result {
 	/* Where the lookup found the best-ranked endpoint's blocks, so that a
 	 * commit for it needs no second lookup. */
 	struct ig_prefix_seen prefix_seen;
-	/* The primary profile: the one whose ranking this is. */
+	/* The primary profile: the one whose ranking this is, or that left
+	 * no endpoint (ig_schedule returned -1). */
 	const char *profile;
+	/* Its picker's maxNumOfEndpoints; 0 when the configuration does not
+	 * set it (the ranking is then the fallback list, and GIE's default
+	 * is 1). */
+	size_t max_endpoints;
 };
 
 /* Empties a result without touching its arrays (read only up to their
@@ -111,6 +116,7 @@ static inline void ig_sched_result_clear(struct ig_sched_result *res)
 	res->prefix_seen.table = 0;
 	res->prefix_seen.n = 0;
 	res->profile = NULL;
+	res->max_endpoints = 0;
 }
 
 struct ig_picker_config; /* parsed EndpointPickerConfig */

@@ -135,7 +135,9 @@ void picker_default_params(struct plugin_params *p)
 	    .queue_depth_threshold = 5,
 	    .kv_threshold = 0.8,
 	    .staleness_ms = 200,
-	    .affinity_threshold = 0.5,
+	    .affinity_threshold = 0.80,
+	    .exploration = 0.01,
+	    .ttft_penalty_ms = 5000,
 	    .bound_slack = 0.25,
 	    .bound_headroom = 4,
 	    .usage_threshold = 1.0,
@@ -338,35 +340,72 @@ static int to_u64(const yaml_node_t *n, uint64_t *out)
 	return ig_str_to_u64(scalar(n), out);
 }
 
-/* A Go duration with one unit ("200ms", "1.5s", "5m"), in milliseconds. */
-static int to_duration_ms(const yaml_node_t *n, uint64_t *out)
+/* Go's time.ParseDuration, which metav1.Duration uses: an optional sign,
+ * then "0" alone or numbers each with a unit (ns, us, µs, μs, ms, s, m,
+ * h), decimal fractions allowed ("1m30s", "1.5h", "-2s"); in nanoseconds,
+ * refused past int64 as Go does. A plain scalar YAML reads as a number
+ * ("200", "0") is refused: it reaches metav1.Duration as a JSON number,
+ * which it does not take. */
+static int to_duration_ns(const yaml_node_t *n, int64_t *out)
 {
 	static const struct {
 		const char *unit;
-		double ms;
-	} units[] = {{"ms", 1}, {"us", 1e-3}, {"ns", 1e-6}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
+		double ns;
+	} units[] = {{"ns", 1},	  {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"\xce\xbcs", 1e3},
+		     {"ms", 1e6}, {"s", 1e9},  {"m", 60e9},	   {"h", 3600e9}};
 	if (n->type != YAML_SCALAR_NODE)
 		return -1;
 	struct ig_str v = scalar(n);
-	size_t digits = 0;
-	while (digits < v.len && (strchr("0123456789.", v.ptr[digits])))
-		digits++;
-	if (digits == 0 || digits > 20)
+	double num;
+	if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && to_double(n, &num) == 0)
 		return -1;
-	for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
-		if (!ig_str_eq_cstr((struct ig_str){v.ptr + digits, v.len - digits}, units[u].unit))
-			continue;
-		char buf[24];
-		memcpy(buf, v.ptr, digits);
-		buf[digits] = '\0';
-		char *end;
-		double d = strtod(buf, &end) * units[u].ms;
-		if (*end || !isfinite(d) || d > 1e15)
-			return -1;
-		*out = (uint64_t)d;
+	size_t i = 0;
+	bool neg = false;
+	if (i < v.len && (v.ptr[i] == '-' || v.ptr[i] == '+'))
+		neg = v.ptr[i++] == '-';
+	if (v.len - i == 1 && v.ptr[i] == '0') {
+		*out = 0;
 		return 0;
 	}
-	return -1;
+	if (i == v.len)
+		return -1;
+	double total = 0;
+	while (i < v.len) {
+		size_t start = i, digits = 0;
+		double x = 0, scale = 1;
+		for (; i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9'; i++, digits++)
+			x = x * 10 + (v.ptr[i] - '0');
+		if (i < v.len && v.ptr[i] == '.')
+			for (i++; i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9'; i++, digits++)
+				x += (v.ptr[i] - '0') * (scale /= 10);
+		if (digits == 0 || i - start > 40)
+			return -1;
+		size_t u = 0, ulen = 0;
+		for (size_t k = 0; k < sizeof units / sizeof units[0]; k++) {
+			size_t l = strlen(units[k].unit);
+			if (l > ulen && v.len - i >= l && memcmp(v.ptr + i, units[k].unit, l) == 0)
+				u = k, ulen = l;
+		}
+		if (ulen == 0)
+			return -1;
+		i += ulen;
+		total += x * units[u].ns;
+		if (total > 9223372036854775807.0)
+			return -1;
+	}
+	*out = (int64_t)(neg ? -total : total);
+	return 0;
+}
+
+/* A duration in milliseconds, a part of one counting as a whole one (so a
+ * positive duration stays positive); -1 for a negative one. */
+static int to_duration_ms(const yaml_node_t *n, uint64_t *out)
+{
+	int64_t ns;
+	if (to_duration_ns(n, &ns) < 0 || ns < 0)
+		return -1;
+	*out = (uint64_t)(ns / 1000000 + (ns % 1000000 != 0));
+	return 0;
 }
 
 /* An integer or a Kubernetes quantity with a binary or decimal suffix
@@ -401,7 +440,7 @@ static int to_quantity(const yaml_node_t *n, uint64_t *out)
 
 /* ---- parameters ---------------------------------------------------------- */
 
-enum param_kind { P_U64, P_U32, P_SIZE, P_BOOL, P_DOUBLE, P_DURATION };
+enum param_kind { P_U64, P_U32, P_SIZE, P_BOOL, P_DOUBLE, P_INT, P_DURATION };
 
 struct param_desc {
 	const char *name;
@@ -436,15 +475,21 @@ static const struct param_desc picker_params[] = {
     PD("maxNumOfEndpoints", P_SIZE, max_endpoints, 1, IG_SCHED_MAX_RANKED, false),
     {0},
 };
+/* GIE v1.5 utilization/config.go: queueDepthThreshold is a Go int, and
+ * both thresholds and the staleness must be strictly positive. */
 static const struct param_desc detector_params[] = {
-    PD("queueDepthThreshold", P_DOUBLE, queue_depth_threshold, 0, 1e9, true),
+    PD("queueDepthThreshold", P_INT, queue_depth_threshold, 0, 1e9, true),
     PD("kvCacheUtilThreshold", P_DOUBLE, kv_threshold, 0, 1, true),
-    PD("metricsStalenessThreshold", P_DURATION, staleness_ms, 0, 1e9, false),
+    PD("metricsStalenessThreshold", P_DURATION, staleness_ms, 0, 1e9, true),
     PD("headroom", P_DOUBLE, headroom, 0, 100, false),
     {0},
 };
+/* GIE v1.5 bounds affinityThreshold above only: at or below 0 the filter
+ * keeps everyone. */
 static const struct param_desc affinity_params[] = {
-    PD("threshold", P_DOUBLE, affinity_threshold, 0, 1, false),
+    PD("affinityThreshold", P_DOUBLE, affinity_threshold, -1e9, 1, false),
+    PD("explorationProbability", P_DOUBLE, exploration, 0, 1, false),
+    PD("maxTTFTPenaltyMs", P_DOUBLE, ttft_penalty_ms, 0, 1e12, false),
     {0},
 };
 static const struct param_desc bound_params[] = {
@@ -517,6 +562,8 @@ static const char *kind_word(enum param_kind k)
 		return "a duration such as 200ms";
 	case P_DOUBLE:
 		return "a number";
+	case P_INT:
+		return "an integer";
 	default:
 		return "a non-negative integer";
 	}
@@ -542,16 +589,25 @@ static int read_param(const struct param_desc *d, const yaml_node_t *v, struct p
 	case P_BOOL:
 		return is_bool(v, (bool *)field) ? 0 : -1;
 	case P_DOUBLE:
-		if (to_double(v, &x) < 0)
+	case P_INT:
+		if (to_double(v, &x) < 0 || (d->kind == P_INT && x != floor(x)))
 			return -1;
 		if (x < d->lo || x > d->hi || (d->lo_open && x == d->lo))
 			return -2;
 		*(double *)field = x;
 		return 0;
-	case P_DURATION:
-		if (to_duration_ms(v, &u) < 0)
+	case P_DURATION: {
+		int64_t ns;
+		if (to_duration_ns(v, &ns) < 0)
 			return -1;
-		break;
+		if (ns < 0 || (d->lo_open && ns == 0))
+			return -2;
+		u = (uint64_t)(ns / 1000000 + (ns % 1000000 != 0));
+		if ((double)u > d->hi)
+			return -2;
+		*(uint64_t *)field = u;
+		return 0;
+	}
 	default:
 		if (to_u64(v, &u) < 0)
 			return -1;
@@ -570,7 +626,12 @@ static int read_param(const struct param_desc *d, const yaml_node_t *v, struct p
 
 static void range_err(struct session *s, int line, const char *path, const struct param_desc *d)
 {
-	if (d->kind == P_DOUBLE)
+	if (d->kind == P_DURATION)
+		err(s, line, path, "must be %s and at most %.0fms",
+		    d->lo_open ? "strictly positive" : "0 or more", d->hi);
+	else if (d->kind == P_INT && d->lo_open && d->lo == 0)
+		err(s, line, path, "must be strictly positive and at most %g", d->hi);
+	else if (d->kind == P_DOUBLE || d->kind == P_INT)
 		err(s, line, path, "must be %s %g and at most %g",
 		    d->lo_open ? "greater than" : "at least", d->lo, d->hi);
 	else
@@ -823,9 +884,13 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 	sub(p, path, "name", 0);
 	if (name && !expect(s, name, YAML_SCALAR_NODE, line, p))
 		return;
+	/* GIE's applyStaticDefaults names a plugin without a name, "" too,
+	 * after its type. */
 	struct ig_str nm = name ? scalar(name) : ig_str_from(types[t].name);
-	if (nm.len == 0 || nm.len > MAX_NAME) {
-		err(s, line, p, "must be 1 to %d characters", MAX_NAME);
+	if (nm.len == 0)
+		nm = ig_str_from(types[t].name);
+	if (nm.len > MAX_NAME) {
+		err(s, line, p, "must be at most %d characters", MAX_NAME);
 		return;
 	}
 	if (find_plugin(c, nm) >= 0) {
@@ -1457,8 +1522,11 @@ static int default_profile(struct session *s)
 	return 0;
 }
 
-/* A profile lacking a picker gets a max-score-picker (GIE's loader adds
- * one per profile). */
+/* A profile lacking a picker gets one (GIE v1.5 ensureSchedulingLayer):
+ * a picker among the plugins, whatever its type, else a max-score-picker
+ * registered once for all such profiles. GIE takes the first picker its
+ * plugin map yields, which is random when there are several; this takes
+ * the first declared. */
 static int default_picker(struct ig_picker_config *c, struct profile *pr)
 {
 	for (size_t i = 0; i < pr->n; i++)
@@ -1466,7 +1534,7 @@ static int default_picker(struct ig_picker_config *c, struct profile *pr)
 			return 0;
 	int pi = -1;
 	for (size_t i = 0; i < c->nplugins && pi < 0; i++)
-		if (c->plugins[i].type == PT_MAX_SCORE_PICKER)
+		if (picker_type_kind(c->plugins[i].type) == PK_PICKER)
 			pi = (int)i;
 	if (pi < 0)
 		pi = add_plugin(c, PT_MAX_SCORE_PICKER, "max-score-picker");

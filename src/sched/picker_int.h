@@ -74,10 +74,15 @@ struct plugin_params {
 	double kv_threshold;
 	uint64_t staleness_ms;
 	double headroom;
-	double affinity_threshold; /* prefix-cache-affinity-filter */
-	double bound_slack;	   /* load-bound-scorer: share above the mean load */
-	double bound_headroom;	   /* load-bound-scorer: requests above that */
-	double usage_threshold;	   /* static-usage-limit-policy */
+	/* prefix-cache-affinity-filter: the share of the prompt's blocks an
+	 * endpoint holds to be sticky; the chance a request keeps everyone;
+	 * maxTTFTPenaltyMs (no effect: it compares latency predictions) */
+	double affinity_threshold;
+	double exploration;
+	double ttft_penalty_ms;
+	double bound_slack;	/* load-bound-scorer: share above the mean load */
+	double bound_headroom;	/* load-bound-scorer: requests above that */
+	double usage_threshold; /* static-usage-limit-policy */
 };
 
 struct plugin {

@@ -394,6 +394,20 @@ def test_subset_hint_restricts_the_pick(picker):
     picker.stop()
 
 
+def test_subset_hint_ignored_when_disabled(procs, tmp_path):
+    """--disable-endpoint-subset-filter (GIE v1.5 server/options.go,
+    requestcontrol/candidates.go Locate): the hint is not read, so one
+    naming no endpoint of the pool still gets a pick, as does an empty one."""
+    p = Picker(procs, tmp_path, nsims=1, extra=("--disable-endpoint-subset-filter",))
+    for subset in (["10.255.255.1:8000"], []):
+        first, _, s = full_duplex(p.channel, seed_bytes(), subset=subset)
+        assert first.WhichOneof("response") == "request_headers", first
+        assert set_headers(first.request_headers.response)[
+            "x-gateway-destination-endpoint"] == p.endpoint(0)
+        s.close()
+    p.stop()
+
+
 def health_statuses(host, port, names):
     ch = grpc.insecure_channel("%s:%d" % (host, port))
     check = ch.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
@@ -1056,3 +1070,57 @@ def test_served_endpoint_takes_the_request(procs, tmp_path):
         assert time.time() < deadline, pool_counts(p)
         time.sleep(0.05)
     p.stop()
+
+
+TWO_PICKED = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: max-score-picker
+  parameters: {maxNumOfEndpoints: 2}
+"""
+
+
+@pytest.mark.parametrize("flags,want", [((), 2), (("--endpoints", "1"), 1)])
+def test_endpoints_the_picker_picked(procs, tmp_path, flags, want):
+    """GIE v1.5's director names every endpoint the primary profile picked
+    (maxNumOfEndpoints of them), comma-joined, in the header and envoy.lb
+    metadata; --endpoints, when given, caps that list."""
+    p = Picker(procs, tmp_path, extra=("--config-text", TWO_PICKED) + flags)
+    first, _, s = full_duplex(p.channel, seed_bytes())
+    eps = set_headers(first.request_headers.response)[DEST]
+    assert lb_endpoint(first) == eps
+    assert len(eps.split(",")) == want and set(eps.split(",")) <= p.endpoints, eps
+    s.close()
+    p.stop()
+
+
+FLOW_TTL = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+flowControl:
+  defaultRequestTTL: 300ms
+"""
+
+
+def test_flow_control_from_deprecated_env(procs, tmp_path):
+    """ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER=true turns the flowControl
+    gate on, with GIE v1.5's deprecation notice: a request to a saturated
+    pool waits in the queue and gets 503 at the TTL instead of a pick."""
+    env = dict(os.environ, ENABLE_EXPERIMENTAL_FLOW_CONTROL_LAYER="true")
+    p = Picker(procs, tmp_path, nsims=1, extra=("--config-text", FLOW_TTL), env=env)
+    call("http://%s:%d" % (p.sim_hosts[0], p.target_port), "/sim/state", {"waiting": 10})
+    deadline = time.time() + 5
+    while True:
+        _, _, data = call("http://%s:%d" % (p.host, p.metrics_port), "/pools")
+        if [e["waiting"] for pool in json.loads(data)["pools"] for e in pool["endpoints"]] == [10]:
+            break
+        assert time.time() < deadline, data
+        time.sleep(0.05)
+    first, _, s = full_duplex(p.channel, seed_bytes())
+    assert first.WhichOneof("response") == "immediate_response", first
+    assert first.immediate_response.status.code == 503, first
+    s.close()
+    p.stop()
+    assert "Flow Control layer using environment variables is deprecated" in p.log()

@@ -473,12 +473,16 @@ def test_metrics_scheduler_attempts_and_prefix_hit_bytes(procs, tmp_path):
     c = V1(procs, tmp_path, ["m"], extra_docs=[TESTING_PREFIX_PICKER])
     prompt = "x" * 800  # 12 whole blocks of 64 characters
     for _ in range(3):
-        st, _, data = call(c.base, "/v1/completions", completion("m", prompt))
+        st, _, data = call(c.base, "/v1/completions", completion("m", prompt),
+                           headers={"test-epp-endpoint-selection": c.hosts[0]})
         assert st == 200, data
-    # The testing filter keeps no endpoint: the picker fails.
+    # The testing filter keeps no endpoint: the picker fails, with GIE
+    # v1.5's words (the director wrapping the profile handler's error).
     st, _, data = call(c.base, "/v1/completions", completion("m", prompt),
                        headers={"test-epp-endpoint-selection": "10.255.255.1"})
     assert st == 429, data
+    assert json.loads(data)["error"]["message"] == (
+        "failed to find target endpoint: failed to run scheduler profile 'default'"), data
     text = metrics(c)
     attempts = "inference_extension_scheduler_attempts_total"
     assert sample(text, attempts, status="success", target_model_name="m", pod_name="pod-0",
@@ -486,6 +490,11 @@ def test_metrics_scheduler_attempts_and_prefix_hit_bytes(procs, tmp_path):
     assert sample(text, attempts, status="failure", target_model_name="m", pod_name="",
                   namespace="", port="") == 1, text
     assert plain(text, "inference_extension_scheduler_e2e_duration_seconds_count") == 4
+    # Without the header (or with a blank one) GIE v1.5's testing filter
+    # keeps no endpoint either.
+    for h in ({}, {"test-epp-endpoint-selection": " "}):
+        st, _, data = call(c.base, "/v1/completions", completion("m", prompt), headers=h)
+        assert st == 429, data
     hit = "inference_extension_prefix_indexer_hit_bytes"
     assert plain(text, hit + "_count") == 3, text
     assert plain(text, hit + "_sum") == 2 * 768

@@ -603,6 +603,34 @@ static void test_random_picker(void **state)
 	ig_scheduler_free(s);
 }
 
+/* A profile without a picker gets the picker the plugins declare (GIE
+ * v1.5 ensureSchedulingLayer), here a random one: no "not used" warning,
+ * the scorers' warning, and picks that ignore the scores. */
+static void test_profile_gets_declared_picker(void **state)
+{
+	static const int lines[] = {6};
+	static const char *const msgs[] = {"the scorers of profile \"p\" have no effect: "
+					   "pick (random-picker) ignores scores"};
+	struct ig_picker_config *c = parse_warned("plugins:\n- type: kv-cache-utilization-scorer\n"
+						  "- name: pick\n  type: random-picker\n"
+						  "schedulingProfiles:\n- name: p\n  plugins:\n"
+						  "  - pluginRef: kv-cache-utilization-scorer\n",
+						  lines, msgs, 1);
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	ig_picker_config_free(c);
+	ep(0, 0.0);
+	ep(0, 0.99);
+	int first[MAXE] = {0};
+	size_t ranked[MAXE];
+	for (int r = 0; r < 2000; r++) {
+		struct ig_sched_result res = {.ranked = ranked};
+		assert_int_equal(ig_schedule(s, &plain, eps, n, &rng, &res), 0);
+		first[ranked[0]]++;
+	}
+	assert_in_range(first[1], 900, 1100);
+	ig_scheduler_free(s);
+}
+
 static void test_weighted_random_picker(void **state)
 {
 	struct ig_scheduler *s = sched_of("plugins:\n- type: kv-cache-utilization-scorer\n"
@@ -709,8 +737,12 @@ static void test_header_filter(void **state)
 	ep(0, 0);
 	ep(0, 0);
 	ep(0, 0);
-	assert_int_equal(survivors(s, &plain, &rc, in), 3); /* no header */
+	/* No header, or a blank one: nobody (GIE v1.5). */
+	assert_int_equal(survivors(s, &plain, &rc, in), 0);
+	assert_int_equal(rc, -1);
 	struct ig_sched_req req = plain;
+	req.test_endpoints = IG_STR(" ");
+	assert_int_equal(survivors(s, &req, &rc, in), 0);
 	req.test_endpoints = IG_STR("10.0.0.1, 10.0.0.3:8000,10.0.0.2:9999");
 	assert_int_equal(survivors(s, &req, &rc, in), 2);
 	assert_true(in[0] && in[2] && !in[1]);
@@ -769,7 +801,8 @@ static void test_prefix_scorer_large_pool(void **state)
 static void test_prefix_affinity_filter(void **state)
 {
 	struct ig_scheduler *s = sched_of(
-	    "plugins:\n- type: prefix-cache-affinity-filter\n  parameters: {threshold: 0.75}\n"
+	    "plugins:\n- type: prefix-cache-affinity-filter\n"
+	    "  parameters: {affinityThreshold: 0.75, explorationProbability: 0}\n"
 	    "- type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 1}\n"
 	    "schedulingProfiles:\n- name: p\n  plugins:\n"
 	    "  - pluginRef: prefix-cache-affinity-filter\n  - pluginRef: prefix-cache-scorer\n");
@@ -792,6 +825,74 @@ static void test_prefix_affinity_filter(void **state)
 	ig_schedule_commit(s, &res, eps[1].key);
 	assert_int_equal(survivors(s, &req, &rc, in), 1);
 	assert_true(in[0]);
+	ig_scheduler_free(s);
+}
+
+/* GIE v1.5's defaults: affinityThreshold 0.80 (0.75 is not sticky),
+ * explorationProbability 0.01 (about 1 request in 100 keeps everyone). */
+static void test_prefix_affinity_filter_defaults(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    "plugins:\n- type: prefix-cache-affinity-filter\n"
+	    "- type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 1}\n"
+	    "schedulingProfiles:\n- name: p\n  plugins:\n"
+	    "  - pluginRef: prefix-cache-affinity-filter\n  - pluginRef: prefix-cache-scorer\n");
+	bool in[MAXE];
+	int rc;
+	ep(0, 0);
+	ep(0, 0);
+	struct ig_sched_req req = plain;
+	req.prefix_input = IG_STR("aaaabbbbccccdddd");
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	struct ig_sched_req part = req;
+	part.prefix_input.len = 12; /* 0.75 of the prompt */
+	assert_int_equal(ig_schedule(s, &part, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[0].key);
+	assert_int_equal(survivors(s, &req, &rc, in), 2);
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[1].key); /* the whole prompt */
+	int all = 0;
+	for (int i = 0; i < 2000; i++)
+		all += survivors(s, &req, &rc, in) == 2;
+	assert_true(all >= 5 && all <= 50);
+	ig_scheduler_free(s);
+}
+
+/* affinityThreshold 0 or below, or a single endpoint: everyone stays. */
+static void test_prefix_affinity_filter_off(void **state)
+{
+	struct ig_diags d = {0};
+	struct ig_picker_config *c = NULL;
+	static const char neg[] =
+	    "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
+	    "plugins:\n- type: prefix-cache-affinity-filter\n"
+	    "  parameters: {affinityThreshold: -1, explorationProbability: 1, "
+	    "maxTTFTPenaltyMs: 0}\n";
+	assert_int_equal(ig_picker_config_parse("a.yaml", neg, strlen(neg), &c, &d), 0);
+	ig_picker_config_free(c);
+	static const char old[] =
+	    "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
+	    "plugins:\n- type: prefix-cache-affinity-filter\n  parameters: {threshold: 0.5}\n";
+	assert_int_equal(ig_picker_config_parse("a.yaml", old, strlen(old), &c, &d), -1);
+	ig_diags_free(&d);
+	struct ig_scheduler *s = sched_of(
+	    "plugins:\n- type: prefix-cache-affinity-filter\n"
+	    "  parameters: {affinityThreshold: 0, explorationProbability: 0}\n"
+	    "- type: prefix-cache-scorer\n  parameters: {blockSizeTokens: 1}\n"
+	    "schedulingProfiles:\n- name: p\n  plugins:\n"
+	    "  - pluginRef: prefix-cache-affinity-filter\n  - pluginRef: prefix-cache-scorer\n");
+	bool in[MAXE];
+	int rc;
+	ep(0, 0);
+	ep(0, 0);
+	struct ig_sched_req req = plain;
+	req.prefix_input = IG_STR("aaaabbbbccccdddd");
+	size_t ranked[MAXE];
+	struct ig_sched_result res = {.ranked = ranked};
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	ig_schedule_commit(s, &res, eps[0].key);
+	assert_int_equal(survivors(s, &req, &rc, in), 2);
 	ig_scheduler_free(s);
 }
 
@@ -848,6 +949,38 @@ static void test_saturation(void **state)
 }
 
 /* ---- config --------------------------------------------------------------------- */
+
+/* Durations as Go's time.ParseDuration reads them (metav1.Duration), and
+ * a plugin named "" named after its type (GIE's applyStaticDefaults). */
+static void test_config_durations_and_names(void **state)
+{
+	static const struct {
+		const char *v;
+		uint64_t fresh_ms; /* the oldest age still fresh */
+	} cases[] = {{"1m30s", 90000}, {"1h2m3.5s", 3723500}, {"\"1.5s\"", 1500},
+		     {".5s", 500},     {"2000us", 2},	      {"1500\xc2\xb5s", 2},
+		     {"+3ms", 3},      {"1ms500us", 2}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char yaml[256];
+		snprintf(yaml, sizeof yaml,
+			 "plugins:\n- name: \"\"\n  type: utilization-detector\n  parameters:\n"
+			 "    metricsStalenessThreshold: %s\n"
+			 "saturationDetector:\n  pluginRef: utilization-detector\n",
+			 cases[i].v);
+		struct ig_scheduler *s = sched_of(yaml);
+		n = 0;
+		ep(0, 0);
+		eps[0].metrics_age_ms = cases[i].fresh_ms;
+		assert_float_equal(ig_scheduler_saturation(s, eps, 1), 0.0, 1e-12);
+		eps[0].metrics_age_ms = cases[i].fresh_ms + 1;
+		assert_float_equal(ig_scheduler_saturation(s, eps, 1), 1.0, 1e-12);
+		ig_scheduler_free(s);
+	}
+	/* 5.0 is an integer to Go's JSON decoder once YAML made it a float. */
+	struct ig_scheduler *s = sched_of("plugins:\n- type: utilization-detector\n"
+					  "  parameters: {queueDepthThreshold: 5.0}\n");
+	ig_scheduler_free(s);
+}
 
 static void test_config_defaults(void **state)
 {
@@ -1188,6 +1321,27 @@ static void test_config_errors(void **state)
 	     "    metricsStalenessThreshold: soon\n",
 	     4, "plugins[0].parameters.metricsStalenessThreshold",
 	     "must be a duration such as 200ms"},
+	    /* GIE v1.5 utilization/config.go: strictly positive; a Go int. */
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    metricsStalenessThreshold: 0s\n",
+	     4, "plugins[0].parameters.metricsStalenessThreshold", "must be strictly positive"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    metricsStalenessThreshold: -1m\n",
+	     4, "plugins[0].parameters.metricsStalenessThreshold", "must be strictly positive"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    metricsStalenessThreshold: 200\n",
+	     4, "plugins[0].parameters.metricsStalenessThreshold",
+	     "must be a duration such as 200ms"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    metricsStalenessThreshold: 1m30\n",
+	     4, "plugins[0].parameters.metricsStalenessThreshold",
+	     "must be a duration such as 200ms"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    queueDepthThreshold: 2.5\n",
+	     4, "plugins[0].parameters.queueDepthThreshold", "must be an integer"},
+	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
+	     "    queueDepthThreshold: 0\n",
+	     4, "plugins[0].parameters.queueDepthThreshold", "must be strictly positive"},
 	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    autoTune: maybe\n", 4,
 	     "plugins[0].parameters.autoTune", "must be a boolean"},
 	    {"plugins:\n- type: queue-scorer\n  parameters:\n    nosuch: 1\n", 4,
@@ -1407,11 +1561,14 @@ int main(void)
 	    cmocka_unit_test_setup(test_default_profile_sum, setup),
 	    cmocka_unit_test_setup(test_max_score_ties_random, setup),
 	    cmocka_unit_test_setup(test_random_picker, setup),
+	    cmocka_unit_test_setup(test_profile_gets_declared_picker, setup),
 	    cmocka_unit_test_setup(test_weighted_random_picker, setup),
 	    cmocka_unit_test_setup(test_max_endpoints, setup),
 	    cmocka_unit_test_setup(test_saturation_filter, setup),
 	    cmocka_unit_test_setup(test_header_filter, setup),
 	    cmocka_unit_test_setup(test_prefix_affinity_filter, setup),
+	    cmocka_unit_test_setup(test_prefix_affinity_filter_defaults, setup),
+	    cmocka_unit_test_setup(test_prefix_affinity_filter_off, setup),
 	    cmocka_unit_test_setup(test_decision_tree_filter, setup),
 	    cmocka_unit_test_setup(test_saturation, setup),
 	    cmocka_unit_test_setup(test_config_defaults, setup),
@@ -1423,6 +1580,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_config_flow_policies, setup),
 	    cmocka_unit_test_setup(test_config_unused_warnings, setup),
 	    cmocka_unit_test_setup(test_config_errors, setup),
+	    cmocka_unit_test_setup(test_config_durations_and_names, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -264,7 +264,13 @@ static void test_label_malformed(void **state)
 
 static int extract(const char *text, struct ig_endpoint_metrics *m)
 {
-	return ig_vllm_metrics_extract(text, strlen(text), m);
+	return ig_vllm_metrics_extract(text, strlen(text), IG_LORA_NEWEST, m);
+}
+
+/* GIE v0.2.0's rule: the newest series that names an adapter. */
+static int extract_v02(const char *text, struct ig_endpoint_metrics *m)
+{
+	return ig_vllm_metrics_extract(text, strlen(text), IG_LORA_NAMING_ADAPTERS, m);
 }
 
 static void test_extract_seed_page(void **state)
@@ -415,7 +421,7 @@ static const char lora_page[] =
 static void test_extract_lora_many_series(void **state)
 {
 	struct ig_endpoint_metrics m = {0};
-	assert_int_equal(extract(lora_page, &m), IG_FAM_LORA);
+	assert_int_equal(extract_v02(lora_page, &m), IG_FAM_LORA);
 	/* The all-empty series is newest but ignored; of the two at 1.7e9 the
 	 * first wins; empty pieces are skipped; active is the union. */
 	assert_int_equal(m.running_adapters.n, 2);
@@ -430,18 +436,49 @@ static void test_extract_lora_many_series(void **state)
 	assert_int_equal(m.max_active, 4);
 }
 
+/* GIE v1.5's extractor takes the newest series whatever it names: the
+ * adapters that ran before are no longer loaded. */
+static void test_extract_lora_newest_series(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	assert_int_equal(
+	    extract("vllm:lora_requests_info{max_lora=\"4\",running_lora_adapters=\"a\","
+		    "waiting_lora_adapters=\"\"} 5\n",
+		    &m),
+	    IG_FAM_LORA);
+	assert_true(ig_adapter_set_has(&m.running_adapters, IG_STR("a")));
+	assert_int_equal(extract(lora_page, &m), IG_FAM_LORA);
+	assert_int_equal(m.running_adapters.n, 0);
+	assert_int_equal(m.waiting_adapters.n, 0);
+	assert_int_equal(m.active.n, 0);
+	assert_int_equal(m.max_active, 4);
+}
+
 static void test_extract_lora_none_qualifies(void **state)
 {
 	struct ig_endpoint_metrics m = {.max_active = 2};
 	ig_adapter_set_add(&m.active, IG_STR("kept"));
-	const char *t =
-		"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"} 1.9e9\n"
-		"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"x\"} 0\n"
-		"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"w\"} NaN\n";
-	assert_int_equal(extract(t, &m), 0);
+	const char *t = "vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"\",waiting_"
+			"lora_adapters=\"\"} 1.9e9\n"
+			"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"x\"} 0\n"
+			"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"w\"} NaN\n";
+	assert_int_equal(extract_v02(t, &m), 0);
 	assert_int_equal(m.max_active, 2);
 	assert_int_equal(m.active.n, 1);
 	assert_true(ig_adapter_set_has(&m.active, IG_STR("kept")));
+	/* GIE v1.5: a server that never ran an adapter still tells its
+	 * max_lora; a series valued 0 counts (compared from -1), NaN never. */
+	assert_int_equal(extract(t, &m), IG_FAM_LORA);
+	assert_int_equal(m.max_active, 8);
+	assert_int_equal(m.active.n, 0);
+	m.max_active = 2;
+	assert_int_equal(
+	    extract("vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"w\"} NaN\n"
+		    "vllm:lora_requests_info{max_lora=\"6\",running_lora_adapters=\"x\"} 0\n",
+		    &m),
+	    IG_FAM_LORA);
+	assert_int_equal(m.max_active, 6);
+	assert_true(ig_adapter_set_has(&m.active, IG_STR("x")));
 }
 
 static void test_extract_lora_max_lora(void **state)
@@ -515,6 +552,7 @@ int main(void)
 		cmocka_unit_test(test_extract_cache_config),
 		cmocka_unit_test(test_extract_nan_and_huge),
 		cmocka_unit_test(test_extract_lora_many_series),
+		cmocka_unit_test(test_extract_lora_newest_series),
 		cmocka_unit_test(test_extract_lora_none_qualifies),
 		cmocka_unit_test(test_extract_lora_max_lora),
 		cmocka_unit_test(test_adapter_set_limits),

@@ -494,10 +494,11 @@ static void test_metrics_name_filter(void **state)
 	assert_null(strstr(t, "cache_config_info"));
 	assert_true(b.len < page.len / 3);
 	struct ig_endpoint_metrics whole = {0}, part = {0};
-	int fw = ig_vllm_metrics_extract(page.ptr, page.len, &whole);
+	int fw = ig_vllm_metrics_extract(page.ptr, page.len, IG_LORA_NEWEST, &whole);
 	assert_int_equal(fw,
 			 IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_LORA | IG_FAM_CACHE);
-	assert_int_equal(ig_vllm_metrics_extract(b.ptr, b.len, &part), fw & ~IG_FAM_CACHE);
+	assert_int_equal(ig_vllm_metrics_extract(b.ptr, b.len, IG_LORA_NEWEST, &part),
+			 fw & ~IG_FAM_CACHE);
 	/* Now and then the scraper asks for cache_config_info too: then the
 	 * answer gives what the whole page gives. */
 	struct ig_str with_cache =
@@ -507,7 +508,7 @@ static void test_metrics_name_filter(void **state)
 	ig_buf_reset(&b);
 	assert_int_equal(ig_sim_filter_metrics(ig_buf_str(&page), with_cache, &b), 0);
 	memset(&part, 0, sizeof part);
-	assert_int_equal(ig_vllm_metrics_extract(b.ptr, b.len, &part), fw);
+	assert_int_equal(ig_vllm_metrics_extract(b.ptr, b.len, IG_LORA_NEWEST, &part), fw);
 	assert_int_equal(part.cache.block_tokens, c.block_size);
 	assert_int_equal(part.cache.gpu_blocks, c.num_gpu_blocks);
 	assert_memory_equal(&whole, &part, sizeof whole);

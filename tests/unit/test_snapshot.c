@@ -143,11 +143,66 @@ static void test_listeners_across_gateways(void **state)
 	ig_endpoints_free(reg);
 }
 
+/* Which lora_requests_info series the scraper reads: GIE v1.5's newest
+ * for a v1 pool, v0.2.0's newest naming an adapter for a pool of
+ * InferenceModels, and for every pool under enableLegacyMetrics. */
+static const char lora_pools[] =
+    "apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\n"
+    "metadata: {name: new}\n"
+    "spec:\n  selector: {matchLabels: {app: a}}\n  targetPorts: [{number: 8000}]\n"
+    "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+    "metadata: {name: old}\n"
+    "spec: {selector: {app: b}, targetPortNumber: 9000, extensionRef: {name: e}}\n"
+    "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+    "metadata: {name: m}\nspec: {modelName: m, poolRef: {name: old}}\n"
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {app: a}}\n"
+    "status: {podIP: 10.0.0.1}\n"
+    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, labels: {app: b}}\n"
+    "status: {podIP: 10.0.0.2}\n";
+
+static enum ig_lora_rule lora_rule_of(const char *picker_text, const char *pool)
+{
+	struct ig_config *cfg = NULL;
+	struct ig_picker_config *pc = NULL;
+	struct ig_diags d = {0};
+	assert_int_equal(ig_config_load_text("l.yaml", lora_pools, strlen(lora_pools), &cfg, &d),
+			 0);
+	assert_int_equal(
+	    ig_picker_config_parse("p.yaml", picker_text, strlen(picker_text), &pc, &d), 0);
+	ig_diags_free(&d);
+	struct ig_endpoints *reg = ig_endpoints_new(1);
+	struct ig_snapshot *s = ig_snapshot_build(reg, cfg, pc, 1, NULL, 1, 1);
+	assert_non_null(s);
+	ig_snapshot_set_lora_rules(s);
+	const struct ig_pool_rt *rt = ig_snapshot_pool(s, "default", pool);
+	assert_non_null(rt);
+	assert_int_equal(rt->neps, 1);
+	enum ig_lora_rule rule = rt->eps[0]->lora_rule;
+	ig_snapshot_unref(s);
+	ig_endpoints_free(reg);
+	return rule;
+}
+
+static void test_lora_rule_by_age(void **state)
+{
+	static const char gie[] = "apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
+				  "kind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n";
+	static const char legacy[] = "apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
+				     "kind: EndpointPickerConfig\n"
+				     "featureGates: [enableLegacyMetrics]\n"
+				     "plugins:\n- type: queue-scorer\n";
+	assert_int_equal(lora_rule_of(gie, "new"), IG_LORA_NEWEST);
+	assert_int_equal(lora_rule_of(gie, "old"), IG_LORA_NAMING_ADAPTERS);
+	assert_int_equal(lora_rule_of(legacy, "new"), IG_LORA_NAMING_ADAPTERS);
+	assert_int_equal(lora_rule_of(ig_picker_preset("v0.2"), "new"), IG_LORA_NAMING_ADAPTERS);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pool_endpoints),
 	    cmocka_unit_test(test_listeners_across_gateways),
+	    cmocka_unit_test(test_lora_rule_by_age),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
