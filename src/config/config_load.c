@@ -220,6 +220,48 @@ static void load_text(struct session *s, const char *name, const char *text, siz
 	yaml_parser_delete(&parser);
 }
 
+/* Reads the whole file, up to MAX_FILE_BYTES and one byte more (to tell a
+ * file at the ceiling from a larger one). st_size sizes the first buffer
+ * only: /dev/stdin, a pipe, a FIFO or process substitution report 0 and
+ * are read until EOF, as kubectl apply -f reads them. Returns the length,
+ * or -1 with errno set. */
+static ssize_t read_all(FILE *f, size_t hint, char **out)
+{
+	size_t cap = hint < MAX_FILE_BYTES ? hint + 1 : MAX_FILE_BYTES + 1;
+	size_t len = 0;
+	char *buf = NULL;
+	if (cap < 4096)
+		cap = 4096;
+	for (;;) {
+		if (!buf || len == cap) {
+			size_t ncap = buf ? cap * 2 : cap;
+			if (ncap > MAX_FILE_BYTES + 1)
+				ncap = MAX_FILE_BYTES + 1;
+			char *nb = realloc(buf, ncap + 1);
+			if (!nb) {
+				free(buf);
+				errno = ENOMEM;
+				return -1;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		size_t got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (len > MAX_FILE_BYTES || (got == 0 && (feof(f) || ferror(f))))
+			break;
+	}
+	if (ferror(f)) {
+		int e = errno ? errno : EIO;
+		free(buf);
+		errno = e;
+		return -1;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return (ssize_t)len;
+}
+
 static void load_file(struct session *s, const char *path)
 {
 	FILE *f = fopen(path, "rb");
@@ -236,15 +278,15 @@ static void load_file(struct session *s, const char *path)
 		fclose(f);
 		return;
 	}
-	size_t len = (size_t)st.st_size;
-	char *text = malloc(len + 1);
-	if (!text || fread(text, 1, len, f) != len) {
-		ld_err(s, 0, NULL, NULL, "cannot read: %s",
-		       text ? strerror(errno) : "out of memory");
+	char *text = NULL;
+	errno = 0;
+	ssize_t len = read_all(f, (size_t)st.st_size, &text);
+	if (len < 0) {
+		ld_err(s, 0, NULL, NULL, "cannot read: %s", strerror(errno));
 	} else {
 		/* Names in the diags must outlive this function: keep a copy. */
 		char *name = ld_arena_strdup(s->box, path);
-		load_text(s, name ? name : "?", text, len);
+		load_text(s, name ? name : "?", text, (size_t)len);
 	}
 	free(text);
 	fclose(f);
