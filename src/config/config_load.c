@@ -146,6 +146,15 @@ static void syntax_error(struct session *s, const yaml_parser_t *p)
 			   : p->problem			 ? p->problem
 							 : "unreadable YAML";
 	int line = (int)p->problem_mark.line + 1;
+	/* The reader (invalid UTF-8, control characters such as NUL) says
+	 * where in bytes, not with a mark: count the lines up to there. */
+	if (p->error == YAML_READER_ERROR && s->text) {
+		size_t end = p->problem_offset < s->text_len ? p->problem_offset : s->text_len;
+		line = 1;
+		for (const char *c = s->text; (c = memchr(c, '\n', end - (size_t)(c - s->text)));
+		     c++)
+			line++;
+	}
 	if (p->context)
 		ld_err(s, line, NULL, NULL, "YAML syntax error: %s %s", p->context, what);
 	else
