@@ -1075,6 +1075,11 @@ void ig_diags_print(const struct ig_diags *d, void *file /* FILE* */);
 
 const struct ig_pool *ig_config_find_pool(const struct ig_config *cfg, const char *ns,
 					  const char *name);
+/* The pool of that API group (IG_POOL_GROUP_V1 or IG_POOL_GROUP_ALPHA):
+ * a v1 and a v1alpha2 pool may share a name, and a reference with a group
+ * names only its own. A NULL group is ig_config_find_pool. */
+const struct ig_pool *ig_config_find_pool_in(const struct ig_config *cfg, const char *group,
+					     const char *ns, const char *name);
 const struct ig_listener_set *ig_config_find_listener_set(const struct ig_config *cfg,
 							  const char *group, const char *kind,
 							  const char *ns, const char *name);

@@ -39,12 +39,44 @@ static char *load_len(const char *text, size_t len, int *rc, struct ig_config **
 	return out;
 }
 
+static char *load(const char *text, int *rc, struct ig_config **cfg)
+{
+	return load_len(text, strlen(text), rc, cfg);
+}
+
 #define has(out, text)                                                                             \
 	do {                                                                                       \
 		if (!strstr((out), (text)))                                                        \
 			fprintf(stderr, "want: %s\ngot:\n%s", (text), (out));                      \
 		assert_non_null(strstr((out), (text)));                                            \
 	} while (0)
+
+static void fails_with(const char *text, const char *err)
+{
+	int rc;
+	char *out = load(text, &rc, NULL);
+	if (rc == 0)
+		fprintf(stderr, "loaded, want: %s\ngot:\n%s", err, out);
+	assert_int_not_equal(rc, 0);
+	has(out, err);
+	free(out);
+}
+
+/* Loads text that must succeed; returns the config, *diags its output. */
+static struct ig_config *loads(const char *text, char **diags)
+{
+	int rc;
+	struct ig_config *c = NULL;
+	char *out = load(text, &rc, &c);
+	if (rc != 0)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(rc, 0);
+	if (diags)
+		*diags = out;
+	else
+		free(out);
+	return c;
+}
 
 /* ---- reader errors ------------------------------------------------------------- */
 
@@ -71,10 +103,140 @@ static void test_reader_error_lines(void **state)
 	free(out);
 }
 
+/* ---- duplicates ------------------------------------------------------------------ */
+
+/* 50,000 Pods, every 1000th named again in another file position: each
+ * repeat is found, at its line, and nothing else is (the check was
+ * quadratic: seconds for this many; now a hash table). */
+static void test_many_duplicates(void **state)
+{
+	(void)state;
+	enum { N = 50000, EVERY = 1000 };
+	size_t cap = (size_t)(N + N / EVERY) * 64, len = 0;
+	char *text = malloc(cap);
+	assert_non_null(text);
+	for (int i = 0; i < N; i++)
+		len +=
+		    (size_t)snprintf(text + len, cap - len,
+				     "---\napiVersion: v1\nkind: Pod\nmetadata: {name: p%d}\n", i);
+	for (int i = 0; i < N; i += EVERY)
+		len +=
+		    (size_t)snprintf(text + len, cap - len,
+				     "---\napiVersion: v1\nkind: Pod\nmetadata: {name: p%d}\n", i);
+	int rc;
+	char *out = load_len(text, len, &rc, NULL);
+	assert_int_not_equal(rc, 0);
+	size_t n = 0;
+	for (const char *p = out; (p = strstr(p, "duplicate Pod")); p++)
+		n++;
+	assert_int_equal(n, N / EVERY);
+	has(out, "t.yaml:200002: metadata.name: duplicate Pod \"default/p0\": also defined at "
+		 "t.yaml:2\n");
+	has(out, "duplicate Pod \"default/p49000\": also defined at t.yaml:196002\n");
+	assert_null(strstr(out, "duplicate Pod \"default/p1\""));
+	free(out);
+	free(text);
+}
+
+/* Same name in another namespace, of another kind, or of another API
+ * group is another resource; the same group under another version
+ * (Gateway v1 and v1beta1) is the same one. */
+static void test_duplicates_by_group(void **state)
+{
+	(void)state;
+	static const char two_pools[] =
+	    "apiVersion: inference.networking.x-k8s.io/v1alpha2\n" /* 1 */
+	    "kind: InferencePool\n"
+	    "metadata: {name: p}\n"
+	    "spec: {targetPortNumber: 8000, selector: {app: a}, extensionRef: {name: e}}\n"
+	    "---\n" /* 5 */
+	    "apiVersion: inference.networking.k8s.io/v1\n"
+	    "kind: InferencePool\n"
+	    "metadata: {name: p}\n"
+	    "spec:\n"
+	    "  selector: {matchLabels: {app: b}}\n" /* 10 */
+	    "  targetPorts: [{number: 9000}]\n"
+	    "  endpointPickerRef: {name: e, port: {number: 9002}}\n"
+	    "---\n"
+	    "apiVersion: gateway.networking.k8s.io/v1\n"
+	    "kind: HTTPRoute\n" /* 15 */
+	    "metadata: {name: r}\n"
+	    "spec:\n"
+	    "  rules:\n"
+	    "  - matches: [{path: {type: PathPrefix, value: /a}}]\n"
+	    "    backendRefs:\n" /* 20 */
+	    "    - {group: inference.networking.k8s.io, kind: InferencePool, name: p}\n"
+	    "  - matches: [{path: {type: PathPrefix, value: /b}}]\n"
+	    "    backendRefs:\n"
+	    "    - {group: inference.networking.x-k8s.io, kind: InferencePool, name: p}\n"
+	    "---\n"
+	    "apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+	    "kind: InferenceObjective\n"
+	    "metadata: {name: o}\n"
+	    "spec: {poolRef: {name: p, group: inference.networking.k8s.io}}\n"
+	    "---\n" /* 30 */
+	    "apiVersion: llm-d.ai/v1alpha2\n"
+	    "kind: InferenceObjective\n"
+	    "metadata: {name: o}\n"
+	    "spec: {poolRef: {name: p, group: inference.networking.k8s.io}}\n"
+	    "---\n" /* 35 */
+	    "apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+	    "kind: InferenceModelRewrite\n"
+	    "metadata: {name: w}\n"
+	    "spec: {poolRef: {name: p}, rules: [{targets: [{modelRewrite: m}]}]}\n"
+	    "---\n" /* 40 */
+	    "apiVersion: llm-d.ai/v1alpha2\n"
+	    "kind: InferenceModelRewrite\n"
+	    "metadata: {name: w}\n"
+	    "spec: {poolRef: {name: p}, rules: [{targets: [{modelRewrite: m}]}]}\n";
+	char *out;
+	struct ig_config *c = loads(two_pools, &out);
+	assert_null(strstr(out, "duplicate"));
+	has(out, "t.yaml:31: warning: metadata.name: InferenceObjective \"default/o\" of "
+		 "llm-d.ai/v1alpha2 "
+		 "is also defined as inference.networking.x-k8s.io/v1alpha2 at t.yaml:26");
+	free(out);
+	assert_int_equal(c->npools, 2);
+	assert_int_equal(c->nobjectives, 2);
+	assert_int_equal(c->nrewrites, 2);
+	/* Each backendRef resolves to the pool of its own group. */
+	const struct ig_httproute *r = &c->routes[0];
+	assert_ptr_equal(r->rules[0].backends[0].pool, &c->pools[1]);
+	assert_ptr_equal(r->rules[1].backends[0].pool, &c->pools[0]);
+	assert_ptr_equal(ig_config_find_pool_in(c, "inference.networking.k8s.io", "default", "p"),
+			 &c->pools[1]);
+	assert_ptr_equal(ig_config_find_pool_in(c, "inference.networking.x-k8s.io", "default", "p"),
+			 &c->pools[0]);
+	ig_config_free(c);
+
+	fails_with(
+	    "apiVersion: gateway.networking.k8s.io/v1\n"
+	    "kind: Gateway\n"
+	    "metadata: {name: g}\n"
+	    "spec: {gatewayClassName: c, listeners: [{name: l, port: 80, protocol: HTTP}]}\n"
+	    "---\n"
+	    "apiVersion: gateway.networking.k8s.io/v1beta1\n"
+	    "kind: Gateway\n"
+	    "metadata: {name: g}\n"
+	    "spec: {gatewayClassName: c, listeners: [{name: l, port: 80, protocol: HTTP}]}\n",
+	    "t.yaml:6: metadata.name: duplicate Gateway \"default/g\": also defined at t.yaml:1");
+	char *ok;
+	c = loads("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\n"
+		  "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\n---\n"
+		  "apiVersion: v1\nkind: Service\nmetadata: {name: p}\n"
+		  "spec: {ports: [{port: 80}]}\n",
+		  &ok);
+	assert_int_equal(c->npods, 2);
+	free(ok);
+	ig_config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reader_error_lines),
+	    cmocka_unit_test(test_many_duplicates),
+	    cmocka_unit_test(test_duplicates_by_group),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
