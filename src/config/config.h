@@ -1034,7 +1034,10 @@ struct ig_diags {
  *   InferenceObjective and InferenceModelRewrite; x-k8s v1alpha1
  *   InferencePoolImport; EndpointPickerConfig; v1 Pod, Service, Endpoints,
  *   Secret, ConfigMap, Namespace; discovery.k8s.io/v1 EndpointSlice; apps/v1
- *   Deployment. */
+ *   Deployment.
+ * A List (v1 List, or a kind's list such as InferencePoolList) is read as
+ * kubectl apply reads it: each item as a document of its own (a List
+ * inside a List is an error). */
 int ig_config_load(const char *const *paths, size_t npaths, struct ig_config **out,
 		   struct ig_diags *diags);
 /* Builds (or rebuilds) cfg->index from the pools, models, objectives and

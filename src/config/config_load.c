@@ -31,16 +31,20 @@
  * itself: keep the document's text, padded so its lines stay the file's. */
 static void decode_picker_config(struct session *s, yaml_node_t *root, const char *api)
 {
-	size_t start = s->doc->start_mark.index, end = s->doc->end_mark.index;
+	/* An item of a List is its mapping's text, indented as it was. */
+	const yaml_mark_t *from = s->item ? &root->start_mark : &s->doc->start_mark;
+	const yaml_mark_t *to = s->item ? &root->end_mark : &s->doc->end_mark;
+	size_t start = from->index, end = to->index;
 	if (!s->text || start > end || end > s->text_len)
 		return;
-	size_t pad = s->doc->start_mark.line;
+	size_t lines = from->line, cols = s->item ? from->column : 0, pad = lines + cols;
 	struct ig_raw_doc d = {0};
 	d.file = ld_strdup(s, s->file);
 	d.line = ig_yaml_line(root);
 	d.len = pad + (end - start);
 	d.text = ld_alloc(s, d.len + 1);
-	memset(d.text, '\n', pad);
+	memset(d.text, '\n', lines);
+	memset(d.text + lines, ' ', cols);
 	memcpy(d.text + pad, s->text + start, end - start);
 	d.text[d.len] = '\0';
 	*LD_APPEND(s, K_PICKER, picker_docs) = d;
@@ -109,6 +113,44 @@ static void unknown_version(struct session *s, const struct kind_desc *k, const 
 	s->box->cfg.nskipped++;
 }
 
+static bool is_list_kind(const char *kind)
+{
+	size_t len = strlen(kind);
+	return len >= 4 && !strcmp(kind + len - 4, "List");
+}
+
+static void decode_document(struct session *s, yaml_node_t *root);
+
+/* A List (v1 List, or a kind's own list such as InferencePoolList), as
+ * kubectl apply reads it: every item is decoded as a document of its own,
+ * with its own apiVersion and kind. */
+static void decode_list(struct session *s, yaml_node_t *root, const char *kind, int kline)
+{
+	static const char *const fields[] = {"items", NULL};
+	char path[LD_PATH];
+	int line;
+	if (s->item) {
+		ld_err(s, kline, NULL, "kind", "a %s may not be an item of a List", kind);
+		return;
+	}
+	ld_top_fields(s, root, fields);
+	yaml_node_t *items = ld_seq(s, root, "", "items", false, &line);
+	for (size_t i = 0; items && i < ld_seq_len(items); i++) {
+		yaml_node_t *it = ld_seq_item(s, items, i);
+		if (!it || ig_yaml_is_null(it))
+			continue;
+		if (it->type != YAML_MAPPING_NODE) {
+			ld_item(path, "", "items", i);
+			ld_err(s, ig_yaml_line(it), path, NULL,
+			       "must be a Kubernetes object (a mapping with apiVersion and kind)");
+			continue;
+		}
+		s->item = true;
+		decode_document(s, it);
+		s->item = false;
+	}
+}
+
 static void decode_document(struct session *s, yaml_node_t *root)
 {
 	int aline, kline;
@@ -135,6 +177,10 @@ static void decode_document(struct session *s, yaml_node_t *root)
 			}
 		}
 		unknown_version(s, k, api, aline);
+		return;
+	}
+	if (is_list_kind(kind)) {
+		decode_list(s, root, kind, kline);
 		return;
 	}
 	s->box->cfg.nskipped++;
@@ -166,6 +212,10 @@ static void guarded_decode(struct session *s, yaml_document_t *doc, yaml_node_t 
 {
 	s->doc = doc;
 	s->visits = 0;
+	s->item = false;
+	/* Linear in the document's own nodes (a List of many objects) and
+	 * bounded for a few nodes named many times by aliases. */
+	s->max_visits = LD_MAX_VISITS + 32 * (size_t)(doc->nodes.top - doc->nodes.start);
 	switch (setjmp(s->jmp)) {
 	case 0:
 		decode_document(s, root);
@@ -176,8 +226,8 @@ static void guarded_decode(struct session *s, yaml_document_t *doc, yaml_node_t 
 	default:
 		ld_err(
 		    s, ig_yaml_line(root), NULL, NULL,
-		    "document is too large or uses too many aliases (more than %u nodes visited)",
-		    LD_MAX_VISITS);
+		    "document is too large or uses too many aliases (more than %zu nodes visited)",
+		    s->max_visits);
 		break;
 	}
 	s->doc = NULL;

@@ -191,7 +191,7 @@ void ld_warn(struct session *s, int line, const char *parent, const char *key, c
 
 yaml_node_t *ld_node(struct session *s, int idx)
 {
-	if (++s->visits > LD_MAX_VISITS)
+	if (++s->visits > s->max_visits)
 		longjmp(s->jmp, JMP_BUDGET);
 	return yaml_document_get_node(s->doc, idx);
 }

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "sched/picker.h"
 
 /* All diags of a load, formatted as `infergate check` prints them; *cfg
  * gets the config when the load succeeds (NULL: freed here). */
@@ -231,12 +232,115 @@ static void test_duplicates_by_group(void **state)
 	ig_config_free(c);
 }
 
+/* ---- Lists ---------------------------------------------------------------------- */
+
+/* kubectl apply expands a List's items and validates each; so does the
+ * loader, each item with its own apiVersion, kind and lines. */
+static void test_lists(void **state)
+{
+	(void)state;
+	char *out;
+	struct ig_config *c =
+	    loads("apiVersion: v1\n"
+		  "kind: List\n"
+		  "items:\n"
+		  "- apiVersion: v1\n"
+		  "  kind: Pod\n" /* 5 */
+		  "  metadata: {name: a, labels: {app: x}}\n"
+		  "- apiVersion: inference.networking.k8s.io/v1\n"
+		  "  kind: InferencePool\n"
+		  "  metadata: {name: p}\n"
+		  "  spec:\n" /* 10 */
+		  "    selector: {matchLabels: {app: x}}\n"
+		  "    targetPorts: [{number: 8000}]\n"
+		  "    endpointPickerRef: {name: e, port: {number: 9002}}\n"
+		  "- {apiVersion: v1, kind: Pod, metadata: {name: b}}\n"
+		  "- apiVersion: inference.networking.x-k8s.io/v1alpha1\n" /* 15 */
+		  "  kind: EndpointPickerConfig\n"
+		  "  plugins:\n"
+		  "  - type: queue-scorer\n"
+		  "  schedulingProfiles:\n"
+		  "  - name: default\n" /* 20 */
+		  "    plugins:\n"
+		  "    - pluginRef: queue-scorer\n"
+		  "---\n"
+		  "apiVersion: inference.networking.k8s.io/v1\n"
+		  "kind: InferencePoolList\n" /* 25 */
+		  "metadata: {resourceVersion: \"7\"}\n"
+		  "items:\n"
+		  "- apiVersion: inference.networking.k8s.io/v1\n"
+		  "  kind: InferencePool\n"
+		  "  metadata: {name: q}\n" /* 30 */
+		  "  spec:\n"
+		  "    selector: {matchLabels: {app: y}}\n"
+		  "    targetPorts: [{number: 8000}]\n"
+		  "    endpointPickerRef: {name: e, port: {number: 9002}}\n"
+		  "---\n" /* 35 */
+		  "apiVersion: v1\n"
+		  "kind: List\n"
+		  "items: []\n",
+		  &out);
+	assert_null(strstr(out, "error"));
+	free(out);
+	assert_int_equal(c->npods, 2);
+	assert_int_equal(c->npools, 2);
+	assert_int_equal(c->nskipped, 0);
+	assert_string_equal(c->pods[1].meta.name, "b");
+	assert_int_equal(c->pods[1].meta.line, 14);
+	assert_int_equal(c->pools[0].meta.line, 7);
+	assert_int_equal(c->pools[1].meta.line, 28);
+	/* The picker's document is the item's text, at its lines. */
+	assert_int_equal(c->npicker_docs, 1);
+	assert_int_equal(c->picker_docs[0].line, 15);
+	assert_non_null(strstr(c->picker_docs[0].text, "\n  - name: default\n"));
+	struct ig_picker_config *pc = NULL;
+	struct ig_diags d = {0};
+	int rc = ig_picker_config_parse("t.yaml", c->picker_docs[0].text, c->picker_docs[0].len,
+					&pc, &d);
+	ig_diags_print(&d, stderr);
+	assert_int_equal(rc, 0);
+	assert_int_equal(d.n, 0);
+	ig_diags_free(&d);
+	ig_picker_config_free(pc);
+	ig_config_free(c);
+
+	/* Each item is validated, errors at the item's line. */
+	fails_with("apiVersion: v1\n"
+		   "kind: List\n"
+		   "items:\n"
+		   "- apiVersion: v1\n"
+		   "  kind: Pod\n"
+		   "  metadata: {name: a, labels: {app: x}}\n"
+		   "- apiVersion: v1\n"
+		   "  kind: Pod\n"
+		   "  metadata: {name: B_}\n",
+		   "t.yaml:9: metadata.name: must be a lowercase RFC 1123 subdomain");
+	fails_with("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n"
+		   "  metadata: {name: a}\n  spek: {}\n",
+		   "t.yaml:7: spek: unknown field");
+	fails_with("apiVersion: v1\nkind: List\nitems:\n- kind: Pod\n  metadata: {name: a}\n",
+		   "t.yaml:4: apiVersion: is required");
+	fails_with("apiVersion: v1\nkind: List\nitems:\n- 3\n",
+		   "t.yaml:4: items[0]: must be a Kubernetes object");
+	fails_with("apiVersion: v1\nkind: List\nitem: []\n", "t.yaml:3: item: unknown field");
+	/* Nested Lists are refused. */
+	fails_with("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n"
+		   "  items: [{apiVersion: v1, kind: Pod, metadata: {name: a}}]\n",
+		   "t.yaml:5: kind: a List may not be an item of a List");
+	/* Duplicates across items and documents. */
+	fails_with(
+	    "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: "
+	    "{name: a}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\n",
+	    "t.yaml:6: metadata.name: duplicate Pod \"default/a\": also defined at t.yaml:4");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reader_error_lines),
 	    cmocka_unit_test(test_many_duplicates),
 	    cmocka_unit_test(test_duplicates_by_group),
+	    cmocka_unit_test(test_lists),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
