@@ -956,6 +956,8 @@ struct ig_config_index;
 /* Arrays are in load order. Pointers between objects (ig_backend_ref.pool,
  * ig_cert_ref.secret, ...) point into these arrays; only pods may grow
  * after the load (ig_config_add_pod), and nothing points at a pod. */
+#define IG_SKIPPED_KINDS 8
+
 struct ig_config {
 	struct ig_raw_doc *picker_docs; /* kind EndpointPickerConfig */
 	size_t npicker_docs;
@@ -996,6 +998,13 @@ struct ig_config {
 	struct ig_configmap *configmaps;
 	size_t nconfigmaps;
 	size_t nskipped; /* documents of other kinds, ignored */
+	/* Their kinds, in the order first met, with how many of each (the
+	 * first IG_SKIPPED_KINDS kinds; nskipped counts them all). */
+	struct ig_skipped_kind {
+		const char *kind;
+		size_t n;
+	} skipped_kinds[IG_SKIPPED_KINDS];
+	size_t nskipped_kinds;
 	/* Hash maps for the lookups of every request (a pool's model mode,
 	 * InferenceModel by pool and modelName, InferenceObjective by name
 	 * and by pool, InferenceModelRewrite rule by pool and model), built
@@ -1024,8 +1033,10 @@ struct ig_diags {
  * Warnings (e.g. an HTTPRoute naming a pool that does not exist) are added
  * to diags either way.
  *
- * Kinds read (others are counted in nskipped; a known kind under an
- * unknown version of its own group is an error):
+ * Kinds read (others are counted in nskipped and skipped_kinds; a known
+ * kind under an unknown version of its own group, and an unknown kind of
+ * a group infergate reads (HttpRoute, TLSRoute; GatewayClass aside), are
+ * skipped with a warning, as kubectl answers "no matches for kind"):
  *   gateway.networking.k8s.io/{v1,v1beta1} Gateway, HTTPRoute;
  *   gateway.networking.k8s.io/{v1beta1,v1} ReferenceGrant;
  *   gateway.networking.k8s.io/{v1,v1alpha3} BackendTLSPolicy;

@@ -86,11 +86,41 @@ static const struct kind_desc {
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
+/* The API groups whose kinds infergate reads. A document of one of them
+ * with a kind it does not know is a typo (HttpRoute) or a kind it does not
+ * implement (TLSRoute): skipped with a warning, as kubectl would refuse it
+ * ("no matches for kind"), rather than silently. */
+static const char *const our_groups[] = {
+    "gateway.networking.k8s.io",
+    "gateway.networking.x-k8s.io",
+    "inference.networking.k8s.io",
+    "inference.networking.x-k8s.io",
+    "llm-d.ai",
+    "config.apix.gateway-api-inference-extension.sigs.k8s.io",
+    NULL,
+};
+
 /* "group/version" -> length of "group" ("" for core "v1"). */
 static size_t group_len(const char *api)
 {
 	const char *slash = strchr(api, '/');
 	return slash ? (size_t)(slash - api) : 0;
+}
+
+/* Counts a skipped document by its kind. */
+static void skipped(struct session *s, const char *kind)
+{
+	struct ig_config *c = &s->box->cfg;
+	c->nskipped++;
+	for (size_t i = 0; i < c->nskipped_kinds; i++) {
+		if (!strcmp(c->skipped_kinds[i].kind, kind)) {
+			c->skipped_kinds[i].n++;
+			return;
+		}
+	}
+	if (c->nskipped_kinds < IG_SKIPPED_KINDS)
+		c->skipped_kinds[c->nskipped_kinds++] =
+		    (struct ig_skipped_kind){ld_strdup(s, kind), 1};
 }
 
 /* A kind we read, written with another version of a group that carries
@@ -110,7 +140,25 @@ static void unknown_version(struct session *s, const struct kind_desc *k, const 
 		ld_warn(s, line, NULL, "apiVersion",
 			"%s is not supported for kind %s (supported: %s): the document is skipped",
 			api, k->kind, list);
-	s->box->cfg.nskipped++;
+	skipped(s, k->kind);
+}
+
+/* A kind none of the decoders reads: a warning when its group is one of
+ * ours (GatewayClass aside: in files every Gateway is served, whatever its
+ * class), a skipped document either way. */
+static void unknown_kind(struct session *s, const char *api, const char *kind, int line)
+{
+	size_t gl = group_len(api);
+	bool ours = false;
+	for (const char *const *g = our_groups; *g && !ours; g++)
+		ours = strlen(*g) == gl && !strncmp(*g, api, gl);
+	bool gateway_class = !strcmp(kind, "GatewayClass") && !strncmp(api, GW_API(""), gl + 1);
+	if (ours && !gateway_class)
+		ld_warn(s, line, NULL, "kind",
+			"no matches for kind \"%s\" in version %s: infergate does not read it, the "
+			"document is skipped",
+			kind, api);
+	skipped(s, kind);
 }
 
 static bool is_list_kind(const char *kind)
@@ -183,7 +231,7 @@ static void decode_document(struct session *s, yaml_node_t *root)
 		decode_list(s, root, kind, kline);
 		return;
 	}
-	s->box->cfg.nskipped++;
+	unknown_kind(s, api, kind, kline);
 }
 
 static void syntax_error(struct session *s, const yaml_parser_t *p)

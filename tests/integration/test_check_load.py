@@ -39,3 +39,25 @@ def test_fifo_is_read_to_eof(tmp_path):
     out, err = p.communicate(timeout=30)
     assert (p.returncode, err) == (0, "")
     assert out == "1 object ok: 1 Pod\n"
+
+
+def test_skipped_documents_are_named(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text(POD + "---\n"
+                 "apiVersion: gateway.networking.k8s.io/v1\n"
+                 "kind: HttpRoute\n"
+                 "metadata: {name: r}\n"
+                 "---\n"
+                 "apiVersion: rbac.authorization.k8s.io/v1\n"
+                 "kind: Role\n"
+                 "metadata: {name: r}\n"
+                 "---\n"
+                 "apiVersion: rbac.authorization.k8s.io/v1\n"
+                 "kind: Role\n"
+                 "metadata: {name: s}\n")
+    rc, out, err = check(f)
+    assert rc == 0
+    assert out == "1 object ok: 1 Pod (3 other documents skipped: 1 HttpRoute, 2 Role)\n"
+    assert err == (f"{f}:10: warning: kind: no matches for kind \"HttpRoute\" in version "
+                   "gateway.networking.k8s.io/v1: infergate does not read it, the document "
+                   "is skipped\n")

@@ -334,13 +334,73 @@ static void test_lists(void **state)
 	    "t.yaml:6: metadata.name: duplicate Pod \"default/a\": also defined at t.yaml:4");
 }
 
+/* ---- kinds infergate does not read --------------------------------------------- */
+
+/* A kind of a group infergate reads that it does not know (a typo, or a
+ * kind it does not implement) is skipped with a warning, as kubectl says
+ * "no matches for kind"; other groups' kinds and GatewayClass quietly. */
+static void test_unknown_kinds(void **state)
+{
+	(void)state;
+	char *out;
+	struct ig_config *c = loads("apiVersion: gateway.networking.k8s.io/v1\n"
+				    "kind: HttpRoute\n"
+				    "metadata: {name: r}\n"
+				    "---\n"
+				    "apiVersion: gateway.networking.k8s.io/v1alpha2\n" /* 5 */
+				    "kind: TLSRoute\n"
+				    "metadata: {name: t}\n"
+				    "---\n"
+				    "apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+				    "kind: InferencePools\n" /* 10 */
+				    "metadata: {name: p}\n"
+				    "---\n"
+				    "apiVersion: llm-d.ai/v1alpha2\n"
+				    "kind: InferenceObjectiv\n"
+				    "metadata: {name: o}\n" /* 15 */
+				    "---\n"
+				    "apiVersion: gateway.networking.k8s.io/v1\n"
+				    "kind: GatewayClass\n"
+				    "metadata: {name: c}\n"
+				    "---\n" /* 20 */
+				    "apiVersion: rbac.authorization.k8s.io/v1\n"
+				    "kind: Role\n"
+				    "metadata: {name: r}\n"
+				    "---\n"
+				    "apiVersion: v1\n" /* 25 */
+				    "kind: ServiceAccount\n"
+				    "metadata: {name: a}\n"
+				    "---\n"
+				    "apiVersion: v1\n"
+				    "kind: ServiceAccount\n" /* 30 */
+				    "metadata: {name: b}\n",
+				    &out);
+	has(out, "t.yaml:2: warning: kind: no matches for kind \"HttpRoute\" in version "
+		 "gateway.networking.k8s.io/v1: infergate does not read it, the document is "
+		 "skipped\n");
+	has(out, "t.yaml:6: warning: kind: no matches for kind \"TLSRoute\" in version "
+		 "gateway.networking.k8s.io/v1alpha2");
+	has(out, "t.yaml:10: warning: kind: no matches for kind \"InferencePools\" in version "
+		 "inference.networking.x-k8s.io/v1alpha2");
+	has(out, "t.yaml:14: warning: kind: no matches for kind \"InferenceObjectiv\"");
+	assert_null(strstr(out, "GatewayClass"));
+	assert_null(strstr(out, "Role"));
+	assert_null(strstr(out, "ServiceAccount"));
+	free(out);
+	assert_int_equal(c->nskipped, 8);
+	assert_int_equal(c->nskipped_kinds, 7);
+	assert_string_equal(c->skipped_kinds[0].kind, "HttpRoute");
+	assert_string_equal(c->skipped_kinds[6].kind, "ServiceAccount");
+	assert_int_equal(c->skipped_kinds[6].n, 2);
+	ig_config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_reader_error_lines),
-	    cmocka_unit_test(test_many_duplicates),
-	    cmocka_unit_test(test_duplicates_by_group),
-	    cmocka_unit_test(test_lists),
+	    cmocka_unit_test(test_reader_error_lines),	cmocka_unit_test(test_many_duplicates),
+	    cmocka_unit_test(test_duplicates_by_group), cmocka_unit_test(test_lists),
+	    cmocka_unit_test(test_unknown_kinds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
