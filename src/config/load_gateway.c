@@ -774,6 +774,25 @@ static const char *path_value_problem(const char *v)
 	return NULL;
 }
 
+/* RegularExpression values are POSIX extended expressions, compiled as the
+ * router compiles them (gateway/route.c): one that does not compile is an
+ * error here rather than a rule that never matches. */
+static void check_regex(struct session *s, const char *v, int line, const char *parent,
+			const char *key)
+{
+	regex_t re;
+	char why[128];
+	int rc = v ? regcomp(&re, v, REG_EXTENDED) : 0;
+	if (!v)
+		return;
+	if (rc == 0) {
+		regfree(&re);
+		return;
+	}
+	regerror(rc, NULL, why, sizeof why);
+	ld_err(s, line, parent, key, "must be a POSIX extended regular expression: %s", why);
+}
+
 static void decode_path(struct session *s, yaml_node_t *n, const char *parent,
 			struct ig_route_match *m)
 {
@@ -796,6 +815,8 @@ static void decode_path(struct session *s, yaml_node_t *n, const char *parent,
 		const char *why = m->path_type == IG_PATH_REGEX ? NULL : path_value_problem(v);
 		if (why)
 			ld_err(s, line, path, "value", "%s", why);
+		if (m->path_type == IG_PATH_REGEX)
+			check_regex(s, v, line, path, "value");
 	}
 }
 
@@ -827,6 +848,8 @@ static struct ig_header_match *decode_value_matches(struct session *s, yaml_node
 			       "!#$%%&'*+-.^_`|~)");
 		hm[i].value = ld_str(s, h, path, "value", true, &line);
 		ld_check_len(s, hm[i].value, line, path, "value", 1, maxval);
+		if (hm[i].type == IG_MATCH_REGEX)
+			check_regex(s, hm[i].value, line, path, "value");
 	}
 	return hm;
 }

@@ -395,12 +395,50 @@ static void test_unknown_kinds(void **state)
 	ig_config_free(c);
 }
 
+/* ---- HTTPRoute regular expressions ---------------------------------------------- */
+
+static void test_route_regex(void **state)
+{
+	(void)state;
+	static const char head[] = "apiVersion: gateway.networking.k8s.io/v1\n"
+				   "kind: HTTPRoute\n"
+				   "metadata: {name: r}\n"
+				   "spec:\n"
+				   "  rules:\n"
+				   "  - matches:\n";
+	char text[1024];
+	snprintf(text, sizeof text, "%s%s", head,
+		 "    - path: {type: RegularExpression, value: \"/v1/(chat|completions)\"}\n"
+		 "      headers: [{type: RegularExpression, name: x-a, value: \"a[0-9]+\"}]\n"
+		 "      queryParams: [{type: RegularExpression, name: q, value: \"^x.*\"}]\n");
+	ig_config_free(loads(text, NULL));
+	snprintf(text, sizeof text, "%s%s", head,
+		 "    - path: {type: RegularExpression, value: \"/v1/(chat\"}\n");
+	fails_with(text, "t.yaml:7: spec.rules[0].matches[0].path.value: must be a POSIX "
+			 "extended regular expression: ");
+	snprintf(text, sizeof text, "%s%s", head,
+		 "    - headers:\n"
+		 "      - {type: RegularExpression, name: x-a, value: \"a[\"}\n");
+	fails_with(text, "t.yaml:8: spec.rules[0].matches[0].headers[0].value: must be a POSIX "
+			 "extended regular expression: ");
+	snprintf(text, sizeof text, "%s%s", head,
+		 "    - queryParams:\n"
+		 "      - name: q\n"
+		 "        type: RegularExpression\n"
+		 "        value: \"*+\"\n");
+	fails_with(text, "t.yaml:10: spec.rules[0].matches[0].queryParams[0].value: must be a "
+			 "POSIX extended regular expression: ");
+	/* An Exact value is not an expression. */
+	snprintf(text, sizeof text, "%s%s", head, "    - headers: [{name: x-a, value: \"a[\"}]\n");
+	ig_config_free(loads(text, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reader_error_lines),	cmocka_unit_test(test_many_duplicates),
 	    cmocka_unit_test(test_duplicates_by_group), cmocka_unit_test(test_lists),
-	    cmocka_unit_test(test_unknown_kinds),
+	    cmocka_unit_test(test_unknown_kinds),	cmocka_unit_test(test_route_regex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
