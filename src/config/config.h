@@ -342,6 +342,10 @@ struct ig_parent_ref {
 	char *section_name; /* NULL: all listeners */
 	int port;	    /* 0: any */
 	int line;	    /* of the parentRef in its file */
+	/* Whether namespace was written (not "" either): the CRD's rule on
+	 * parentRefs to the same parent tells a written namespace from an
+	 * absent one, even when both mean the route's. */
+	bool ns_written;
 };
 
 enum ig_path_type { IG_PATH_PREFIX, IG_PATH_EXACT, IG_PATH_REGEX };

@@ -16,7 +16,31 @@
 
 /* ---- Gateway --------------------------------------------------------------- */
 
-static const char *const protocols[] = {"HTTP", "HTTPS", "TLS", "TCP", "UDP", NULL};
+/* The CRD's ProtocolType pattern: a name of letters, digits and '-' (the
+ * core ones are HTTP, HTTPS, TLS, TCP, UDP; any other, "Http" included,
+ * is valid and gets UnsupportedProtocol), or an implementation-specific
+ * "domain/Name". */
+static bool protocol_ok(const char *p)
+{
+	size_t len = strlen(p);
+	const char *slash = strrchr(p, '/');
+	if (len == 0 || len > 255)
+		return false;
+	if (slash) {
+		if (!slash[1] || !ld_dns_subdomain(p, (size_t)(slash - p)))
+			return false;
+		for (const char *c = slash + 1; *c; c++)
+			if (!isalnum((unsigned char)*c))
+				return false;
+		return true;
+	}
+	if (len > 63 || !isalnum((unsigned char)p[0]) || !isalnum((unsigned char)p[len - 1]))
+		return false;
+	for (const char *c = p; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '-')
+			return false;
+	return true;
+}
 
 /* A FromNamespaces block, {from, selector}, at `path`: froms lists the
  * values `from` takes, dflt applies without one; what names the objects
@@ -217,9 +241,10 @@ static void decode_listener(struct session *s, yaml_node_t *n, const char *path,
 	if (l->name && !ld_dns_subdomain(l->name, strlen(l->name)))
 		ld_err(s, line, path, "name", "must be a lowercase RFC 1123 subdomain");
 	l->protocol = ld_str(s, n, path, "protocol", true, &line);
-	/* Implementation-specific protocols are written "domain/Name". */
-	if (l->protocol && !strchr(l->protocol, '/'))
-		ld_check_enum(s, l->protocol, line, path, "protocol", protocols);
+	if (l->protocol && !protocol_ok(l->protocol))
+		ld_err(s, line, path, "protocol",
+		       "must be a name of up to 63 letters, digits and '-' (HTTP, HTTPS, TLS, TCP, "
+		       "UDP), or a domain-prefixed name such as example.com/Custom");
 	ld_int_range(s, n, path, "port", !port_optional, port_optional ? 0 : 1, 65535, &l->port);
 	l->hostname = ld_str(s, n, path, "hostname", false, &line);
 	if (l->hostname && !ld_hostname_ok(l->hostname))
@@ -698,7 +723,8 @@ static void decode_parent(struct session *s, yaml_node_t *n, const char *path,
 		r->group = GATEWAY_GROUP;
 	if (!r->kind)
 		r->kind = "Gateway";
-	if (!r->ns)
+	r->ns_written = r->ns && *r->ns;
+	if (!r->ns_written)
 		r->ns = m->ns;
 	r->line = ig_yaml_line(n);
 	if (!strcmp(r->group, GATEWAY_GROUP) && !strcmp(r->kind, "Gateway"))
@@ -721,7 +747,11 @@ static bool same_str(const char *a, const char *b)
 	return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-/* The CRD's two CEL rules on parentRefs naming the same parent. */
+/* The CRD's two CEL rules on parentRefs naming the same parent. A parent
+ * is the same when group, kind and name are, and the namespace both
+ * absent (or "") or both written and equal: {name: gw} and {name: gw,
+ * namespace: default} are two parents for these rules, though both attach
+ * the route to the same Gateway (once: attachment is per listener). */
 static void check_parents(struct session *s, yaml_node_t *ps, const struct ig_httproute *rt)
 {
 	char path[LD_PATH];
@@ -731,7 +761,7 @@ static void check_parents(struct session *s, yaml_node_t *ps, const struct ig_ht
 			const struct ig_parent_ref *b = &rt->parents[j];
 			if (!a->name || !b->name || strcmp(a->name, b->name) ||
 			    !same_str(a->group, b->group) || !same_str(a->kind, b->kind) ||
-			    !same_str(a->ns, b->ns))
+			    a->ns_written != b->ns_written || !same_str(a->ns, b->ns))
 				continue;
 			ld_item(path, "spec", "parentRefs", i);
 			int line = ig_yaml_line(ld_seq_item(s, ps, i));

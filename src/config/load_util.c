@@ -279,7 +279,7 @@ char *ld_str(struct session *s, yaml_node_t *map, const char *parent, const char
 }
 
 /* Integers are plain scalars: a quoted "8000" is a string, as for the API
- * server. */
+ * server. Any 64-bit value (a Go int), range checks left to the fields. */
 bool ld_scalar_int(const yaml_node_t *v, long long *out)
 {
 	if (v->type != YAML_SCALAR_NODE)
@@ -287,16 +287,17 @@ bool ld_scalar_int(const yaml_node_t *v, long long *out)
 	const char *p = (const char *)v->data.scalar.value;
 	size_t len = v->data.scalar.length;
 	size_t i = (len > 0 && (p[0] == '-' || p[0] == '+')) ? 1 : 0;
-	bool ok = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && len > i && len - i <= 12;
+	bool ok = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && len > i && len - i <= 19;
 	for (size_t j = i; ok && j < len; j++)
 		ok = p[j] >= '0' && p[j] <= '9';
 	if (!ok)
 		return false;
-	char buf[16];
+	char buf[24];
 	memcpy(buf, p, len);
 	buf[len] = '\0';
+	errno = 0;
 	*out = strtoll(buf, NULL, 10);
-	return true;
+	return errno != ERANGE;
 }
 
 bool ld_int(struct session *s, yaml_node_t *map, const char *parent, const char *key, bool req,

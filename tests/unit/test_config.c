@@ -328,8 +328,10 @@ static const struct bad_case cases[] = {
 	 "g.yaml:10: spec.listeners[0].port: must be between 1 and 65535", false},
 	{"gw_port_type", GW LST "  - name: a\n    protocol: HTTP\n    port: eighty\n",
 	 "g.yaml:10: spec.listeners[0].port: must be an integer", false},
-	{"gw_protocol_enum", GW LST "  - name: a\n    protocol: HTTP2\n    port: 80\n",
-	 "g.yaml:9: spec.listeners[0].protocol: must be one of HTTP, HTTPS, TLS, TCP, UDP", false},
+	{"gw_protocol_pattern", GW LST "  - name: a\n    protocol: HTTP_2\n    port: 80\n",
+	 "g.yaml:9: spec.listeners[0].protocol: must be a name of up to 63 letters, digits and "
+	 "'-' (HTTP, HTTPS, TLS, TCP, UDP), or a domain-prefixed name such as example.com/Custom",
+	 false},
 	{"gw_listener_unique",
 	 GW LST "  - name: a\n    protocol: HTTP\n    port: 80\n"
 		"  - name: a\n    protocol: HTTP\n    port: 81\n",

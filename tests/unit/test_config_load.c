@@ -433,12 +433,95 @@ static void test_route_regex(void **state)
 	ig_config_free(loads(text, NULL));
 }
 
+/* ---- what the API server accepts ------------------------------------------------ */
+
+static void test_api_server_accepts(void **state)
+{
+	(void)state;
+	char *out;
+	/* InferenceObjective.spec.priority is a Go int: 64 bits. */
+	struct ig_config *c = loads("apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+				    "kind: InferenceObjective\n"
+				    "metadata: {name: a}\n"
+				    "spec: {priority: 1099511627776, poolRef: {name: p}}\n"
+				    "---\n"
+				    "apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+				    "kind: InferenceObjective\n"
+				    "metadata: {name: b}\n"
+				    "spec: {priority: -9223372036854775808, poolRef: {name: p}}\n"
+				    "---\n"
+				    "apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+				    "kind: InferenceObjective\n"
+				    "metadata: {name: c}\n"
+				    "spec: {priority: 2147483647, poolRef: {name: p}}\n",
+				    &out);
+	has(out, "t.yaml:4: warning: spec.priority: 1099511627776 is beyond 32 bits");
+	assert_null(strstr(out, "t.yaml:14: warning: spec.priority"));
+	free(out);
+	assert_int_equal(c->objectives[0].priority, 2147483647);
+	assert_int_equal(c->objectives[1].priority, -2147483647 - 1);
+	assert_int_equal(c->objectives[2].priority, 2147483647);
+	ig_config_free(c);
+	fails_with("apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+		   "kind: InferenceObjective\n"
+		   "metadata: {name: a}\n"
+		   "spec: {priority: 9223372036854775808, poolRef: {name: p}}\n",
+		   "t.yaml:4: spec.priority: must be an integer");
+
+	/* Any protocol the CRD's pattern admits loads; one infergate does not
+	 * serve is UnsupportedProtocol on its listener. */
+	static const char gw[] =
+	    "apiVersion: gateway.networking.k8s.io/v1\n"
+	    "kind: Gateway\n"
+	    "metadata: {name: gw}\n"
+	    "spec:\n"
+	    "  gatewayClassName: c\n" /* 5 */
+	    "  listeners:\n"
+	    "  - {name: a, port: 80, protocol: Http}\n"
+	    "  - {name: b, port: 81, protocol: example.com/Custom}\n"
+	    "  - {name: c, port: 82, protocol: HTTP}\n"
+	    "---\n" /* 10 */
+	    "apiVersion: gateway.networking.k8s.io/v1\n"
+	    "kind: HTTPRoute\n"
+	    "metadata: {name: r}\n"
+	    "spec:\n"
+	    "  parentRefs: [{name: gw}, {name: gw, namespace: default}]\n"; /* 15 */
+	c = loads(gw, &out);
+	has(out, "t.yaml:7: warning: spec.listeners[0].protocol: protocol Http is not served by "
+		 "infergate (UnsupportedProtocol)");
+	has(out, "t.yaml:8: warning: spec.listeners[1].protocol: protocol example.com/Custom");
+	assert_null(strstr(out, "parentRefs"));
+	free(out);
+	const struct ig_gateway *g = &c->gateways[0];
+	assert_false(g->listeners[0].served);
+	assert_false(g->listeners[1].served);
+	assert_true(g->listeners[2].served);
+	assert_int_equal(c->routes[0].nparents, 2);
+	ig_config_free(c);
+	fails_with("apiVersion: gateway.networking.k8s.io/v1\n"
+		   "kind: Gateway\n"
+		   "metadata: {name: gw}\n"
+		   "spec:\n"
+		   "  gatewayClassName: c\n"
+		   "  listeners: [{name: a, port: 80, protocol: \"HT TP\"}]\n",
+		   "t.yaml:6: spec.listeners[0].protocol: must be a name of up to 63 letters");
+	/* The same parent twice, written the same way, is still refused. */
+	fails_with("apiVersion: gateway.networking.k8s.io/v1\n"
+		   "kind: HTTPRoute\n"
+		   "metadata: {name: r}\n"
+		   "spec:\n"
+		   "  parentRefs: [{name: gw, namespace: x}, {name: gw, namespace: x}]\n",
+		   "t.yaml:5: spec.parentRefs: sectionName or port must be specified when "
+		   "parentRefs includes 2 or more references to the same parent");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reader_error_lines),	cmocka_unit_test(test_many_duplicates),
 	    cmocka_unit_test(test_duplicates_by_group), cmocka_unit_test(test_lists),
 	    cmocka_unit_test(test_unknown_kinds),	cmocka_unit_test(test_route_regex),
+	    cmocka_unit_test(test_api_server_accepts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
