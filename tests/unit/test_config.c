@@ -928,7 +928,7 @@ static void test_pods(void **state)
 {
 	struct ig_config *c = load_ok(
 		POOL("p")
-		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: ready, labels: {app: p, x: y}}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: ready, labels: {app: p, x: z}}\n"
 		"status:\n  podIP: 10.0.0.1\n  conditions:\n  - {type: PodScheduled, status: \"True\"}\n"
 		"  - {type: Ready, status: \"True\"}\n"
 		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: unready, labels: {app: p}}\n"

@@ -272,7 +272,7 @@ static void test_lists(void **state)
 		  "  kind: InferencePool\n"
 		  "  metadata: {name: q}\n" /* 30 */
 		  "  spec:\n"
-		  "    selector: {matchLabels: {app: y}}\n"
+		  "    selector: {matchLabels: {app: w}}\n"
 		  "    targetPorts: [{number: 8000}]\n"
 		  "    endpointPickerRef: {name: e, port: {number: 9002}}\n"
 		  "---\n" /* 35 */
@@ -515,13 +515,78 @@ static void test_api_server_accepts(void **state)
 		   "parentRefs includes 2 or more references to the same parent");
 }
 
+/* ---- what the API server refuses ------------------------------------------------ */
+
+/* YAML 1.1 (what kubectl reads manifests with) makes plain yes, true, 123
+ * or 1.5 a boolean or a number, which the API server refuses where a
+ * string is required; quoted, or tagged !!str, they are strings. And a
+ * string is not an integer, even tagged. */
+static void test_api_server_refuses(void **state)
+{
+	(void)state;
+	fails_with(
+	    "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {d: yes}}\n",
+	    "t.yaml:3: metadata.labels.d: must be of type string, not boolean yes (quote it)");
+	fails_with(
+	    "apiVersion: inference.networking.k8s.io/v1\n"
+	    "kind: InferencePool\n"
+	    "metadata: {name: p}\n"
+	    "spec:\n"
+	    "  selector: {matchLabels: {app: true}}\n"
+	    "  targetPorts: [{number: 8000}]\n"
+	    "  endpointPickerRef: {name: e, port: {number: 9002}}\n",
+	    "t.yaml:5: spec.selector.matchLabels.app: must be of type string, not boolean true");
+	fails_with(
+	    "apiVersion: inference.networking.k8s.io/v1\n"
+	    "kind: InferencePool\n"
+	    "metadata: {name: p}\n"
+	    "spec:\n"
+	    "  selector: {matchLabels: {n: 123}}\n"
+	    "  targetPorts: [{number: 8000}]\n"
+	    "  endpointPickerRef: {name: e, port: {number: 9002}}\n",
+	    "t.yaml:5: spec.selector.matchLabels.n: must be of type string, not integer 123");
+	fails_with("apiVersion: v1\nkind: Pod\nmetadata: {name: 1.5}\n",
+		   "t.yaml:3: metadata.name: must be of type string, not number 1.5");
+	fails_with("apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {a: 0x1F}}\n",
+		   "t.yaml:3: metadata.labels.a: must be of type string, not integer 0x1F");
+	fails_with("apiVersion: v1\n"
+		   "kind: Service\n"
+		   "metadata: {name: s}\n"
+		   "spec: {ports: [{port: !!str 8000}]}\n",
+		   "t.yaml:4: spec.ports[0].port: must be an integer");
+	/* Strings, as the API server has them. */
+	struct ig_config *c =
+	    loads("apiVersion: v1\n"
+		  "kind: Pod\n"
+		  "metadata:\n"
+		  "  name: p\n"
+		  "  labels: {a: \"yes\", b: '123', c: !!str true, d: &x !!str 7, "
+		  "e: 1.2.3, f: v1, g: 2025-01-01, h: 0x, i: 1e}\n",
+		  NULL);
+	assert_int_equal(c->pods[0].meta.nlabels, 9);
+	assert_string_equal(c->pods[0].meta.labels[2].value, "true");
+	assert_string_equal(c->pods[0].meta.labels[3].value, "7");
+	ig_config_free(c);
+
+	/* A Service's name is an RFC 1035 label: it starts with a letter. */
+	fails_with("apiVersion: v1\nkind: Service\nmetadata:\n  name: 1svc\n"
+		   "spec: {ports: [{port: 80}]}\n",
+		   "t.yaml:4: metadata.name: a DNS-1035 label must consist of lower case");
+	fails_with("apiVersion: v1\nkind: Service\nmetadata:\n  name: a.b\n"
+		   "spec: {ports: [{port: 80}]}\n",
+		   "t.yaml:4: metadata.name: a DNS-1035 label");
+	ig_config_free(loads("apiVersion: v1\nkind: Service\nmetadata: {name: svc-1}\n"
+			     "spec: {ports: [{port: 80}]}\n",
+			     NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reader_error_lines),	cmocka_unit_test(test_many_duplicates),
 	    cmocka_unit_test(test_duplicates_by_group), cmocka_unit_test(test_lists),
 	    cmocka_unit_test(test_unknown_kinds),	cmocka_unit_test(test_route_regex),
-	    cmocka_unit_test(test_api_server_accepts),
+	    cmocka_unit_test(test_api_server_accepts),	cmocka_unit_test(test_api_server_refuses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
