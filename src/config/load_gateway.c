@@ -807,14 +807,84 @@ static const char *path_value_problem(const char *v)
 /* RegularExpression values are POSIX extended expressions, compiled as the
  * router compiles them (gateway/route.c): one that does not compile is an
  * error here rather than a rule that never matches. */
+/* glibc's regcomp copies the tree of a repeated expression once per
+ * repetition, so stacked repetitions ("a++++", "(a{1,200}){1,200}") take
+ * memory exponential in a short pattern: in the gateway, once per worker.
+ * POSIX leaves adjacent duplication symbols undefined anyway; bounds are
+ * held to 255 (RE_DUP_MAX's POSIX minimum), and their product with 2 for
+ * each group repeated with + ("((a)+)+") to 1000. */
+/* The last character of the bracket expression at p ("[]a]", "[[:alpha:]]"):
+ * a ']' first is literal, and [: :], [. .] and [= =] hold their own ']'. */
+static const char *bracket_end(const char *p)
+{
+	const char *q = p + 1;
+	q += *q == '^';
+	q += *q == ']';
+	for (; *q && *q != ']'; q++) {
+		if (q[0] == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+			const char *close = strchr(q + 2, ']');
+			if (close)
+				q = close;
+		}
+	}
+	return *q ? q : q - 1;
+}
+
+static const char *regex_shape_problem(const char *v)
+{
+	unsigned long product = 1;
+	bool after_quant = false;
+	for (const char *p = v; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			after_quant = false;
+			continue;
+		}
+		if (*p == '[') {
+			p = bracket_end(p);
+			after_quant = false;
+			continue;
+		}
+		bool quant = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+		if (quant && after_quant)
+			return "repeats a repetition (such as ++ or *{2}), which POSIX leaves "
+			       "undefined";
+		/* X+ is compiled as X X*: a group repeated so, twice. */
+		if (*p == '+' && p > v && p[-1] == ')' && (product *= 2) > 1000)
+			return "has repetitions whose product is over 1000";
+		if (*p == '{') {
+			char *end;
+			unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
+			if (*end == ',')
+				hi = end[1] == '}' ? lo : strtoul(end + 1, &end, 10);
+			if (lo > 255 || hi > 255)
+				return "has a repetition bound over 255";
+			product *= (hi ? hi : 1);
+			if (product > 1000)
+				return "has repetitions whose product is over 1000";
+			const char *close = strchr(p, '}');
+			if (close)
+				p = close;
+		}
+		after_quant = quant;
+	}
+	return NULL;
+}
+
 static void check_regex(struct session *s, const char *v, int line, const char *parent,
 			const char *key)
 {
 	regex_t re;
 	char why[128];
-	int rc = v ? regcomp(&re, v, REG_EXTENDED) : 0;
 	if (!v)
 		return;
+	const char *shape = regex_shape_problem(v);
+	if (shape) {
+		ld_err(s, line, parent, key, "must be a POSIX extended regular expression: it %s",
+		       shape);
+		return;
+	}
+	int rc = regcomp(&re, v, REG_EXTENDED);
 	if (rc == 0) {
 		regfree(&re);
 		return;
@@ -979,7 +1049,8 @@ static void decode_grpc_method(struct session *s, yaml_node_t *n, const char *pa
 		 * not compile is an error here rather than a rule that never
 		 * matches. */
 		regex_t re;
-		if (regcomp(&re, m->path, REG_EXTENDED | REG_NOSUB) != 0)
+		if (regex_shape_problem(m->path) ||
+		    regcomp(&re, m->path, REG_EXTENDED | REG_NOSUB) != 0)
 			ld_err(s, line, path, NULL,
 			       "service and method must be POSIX extended regular expressions");
 		else

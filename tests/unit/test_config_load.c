@@ -428,6 +428,23 @@ static void test_route_regex(void **state)
 		 "        value: \"*+\"\n");
 	fails_with(text, "t.yaml:10: spec.rules[0].matches[0].queryParams[0].value: must be a "
 			 "POSIX extended regular expression: ");
+	/* Patterns whose compiled form grows exponentially (glibc copies a
+	 * repeated tree per repetition) are refused before regcomp. */
+	snprintf(text, sizeof text, "%s%s", head,
+		 "    - path: {type: RegularExpression, value: \"/v+++++++++++++++++++++1\"}\n");
+	fails_with(text, "path.value: must be a POSIX extended regular expression: it repeats a "
+			 "repetition");
+	snprintf(text, sizeof text, "%s%s", head,
+		 "    - path: {type: RegularExpression, value: "
+		 "\"/((((((((((((a)+)+)+)+)+)+)+)+)+)+)+)+\"}\n");
+	fails_with(text, "has repetitions whose product is over 1000");
+	snprintf(text, sizeof text, "%s%s", head,
+		 "    - path: {type: RegularExpression, value: \"/(a{1,200}){1,200}\"}\n");
+	fails_with(text, "has repetitions whose product is over 1000");
+	snprintf(
+	    text, sizeof text, "%s%s", head,
+	    "    - path: {type: RegularExpression, value: \"/[+*]+[[:alpha:]]{1,3}\\\\++\"}\n");
+	ig_config_free(loads(text, NULL));
 	/* An Exact value is not an expression. */
 	snprintf(text, sizeof text, "%s%s", head, "    - headers: [{name: x-a, value: \"a[\"}]\n");
 	ig_config_free(loads(text, NULL));
