@@ -318,7 +318,11 @@ static void load_text(struct session *s, const char *name, const char *text, siz
 			break;
 		}
 		yaml_node_t *root = yaml_document_get_root_node(&doc);
-		if (root)
+		char msg[128];
+		int line;
+		if (root && ig_yaml_expand_merges(&doc, LD_MAX_VISITS, &line, msg, sizeof msg) < 0)
+			ld_err(s, line, NULL, NULL, "%s", msg);
+		else if (root)
 			guarded_decode(s, &doc, root);
 		yaml_document_delete(&doc);
 		if (!root)

@@ -597,6 +597,109 @@ static void test_api_server_refuses(void **state)
 			     NULL));
 }
 
+/* ---- merge keys ----------------------------------------------------------------- */
+
+static const char *label(const struct ig_pod *p, const char *key)
+{
+	for (size_t i = 0; i < p->meta.nlabels; i++)
+		if (!strcmp(p->meta.labels[i].key, key))
+			return p->meta.labels[i].value;
+	return NULL;
+}
+
+/* <<: *anchor and <<: [*a, *b], as sigs.k8s.io/yaml reads them for
+ * kubectl: a mapping's own keys win, an earlier mapping of a list wins
+ * over a later one, and every mapping sees the merged keys. */
+static void test_merge_keys(void **state)
+{
+	(void)state;
+	char *out;
+	struct ig_config *c =
+	    loads("apiVersion: v1\n"
+		  "kind: List\n"
+		  "items:\n"
+		  "- apiVersion: v1\n"
+		  "  kind: Pod\n" /* 5 */
+		  "  metadata: &meta\n"
+		  "    name: p\n"
+		  "    labels: &base {app: a, tier: x}\n"
+		  "- apiVersion: v1\n"
+		  "  kind: Pod\n" /* 10 */
+		  "  metadata:\n"
+		  "    <<: *meta\n"
+		  "    name: q\n"
+		  "    labels:\n"
+		  "      tier: w\n" /* 15 */
+		  "      <<: [&extra {tier: z, zone: one, app: b}, *base]\n"
+		  "- <<: {apiVersion: v1, kind: Pod}\n"
+		  "  metadata: {<<: [{name: r}, {name: s}], labels: {<<: *base}}\n",
+		  &out);
+	free(out);
+	assert_int_equal(c->npods, 3);
+	const struct ig_pod *p = &c->pods[0], *q = &c->pods[1], *r = &c->pods[2];
+	assert_string_equal(p->meta.name, "p");
+	assert_string_equal(q->meta.name, "q");
+	assert_string_equal(label(q, "tier"), "w");
+	assert_string_equal(label(q, "zone"), "one");
+	assert_string_equal(label(q, "app"), "b");
+	assert_int_equal(q->meta.nlabels, 3);
+	assert_string_equal(r->meta.name, "r");
+	assert_string_equal(label(r, "app"), "a");
+	ig_config_free(c);
+	/* Merged keys are checked as the mapping's own. */
+	fails_with("apiVersion: v1\nkind: List\nitems:\n"
+		   "- apiVersion: v1\n  kind: Pod\n  metadata: &m {name: p, bogus: 1}\n"
+		   "- apiVersion: v1\n  kind: Pod\n  metadata: {<<: *m, name: q}\n",
+		   "t.yaml:6: metadata.bogus: unknown field");
+	fails_with("apiVersion: v1\nkind: Pod\nmetadata: {name: p, <<: 3}\n",
+		   "t.yaml:3: a merge key (<<) takes a mapping or a list of mappings");
+	fails_with("apiVersion: v1\nkind: Pod\nmetadata: {name: p, <<: [{a: b}, x]}\n",
+		   "t.yaml:3: a merge key (<<) takes a mapping or a list of mappings");
+	/* The picker's configuration reads them too. */
+	static const char epc[] = "apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
+				  "kind: EndpointPickerConfig\n"
+				  "plugins:\n"
+				  "- &q {type: queue-scorer}\n"
+				  "- {<<: *q, name: q2}\n"
+				  "schedulingProfiles:\n"
+				  "- name: default\n"
+				  "  plugins: [{pluginRef: queue-scorer}, {pluginRef: q2}]\n";
+	struct ig_picker_config *pc = NULL;
+	struct ig_diags d = {0};
+	int rc = ig_picker_config_parse("p.yaml", epc, strlen(epc), &pc, &d);
+	ig_diags_print(&d, stderr);
+	assert_int_equal(rc, 0);
+	ig_diags_free(&d);
+	ig_picker_config_free(pc);
+	/* A quoted "<<" is a key like any other. */
+	fails_with("apiVersion: v1\nkind: Pod\nmetadata: {name: p, \"<<\": {a: b}}\n",
+		   "t.yaml:3: metadata.<<: unknown field");
+}
+
+/* Merges copy keys as aliases repeat nodes: a few kilobytes naming a
+ * mapping of 1000 keys in 2000 places would be two million pairs. */
+static void test_merge_bomb(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	fputs("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nx: &a {", f);
+	for (int i = 0; i < 1000; i++)
+		fprintf(f, "%sk%d: v", i ? ", " : "", i);
+	fputs("}\ny: [", f);
+	for (int i = 0; i < 2000; i++)
+		fputs(i ? ", {<<: *a}" : "{<<: *a}", f);
+	fputs("]\n", f);
+	fclose(f);
+	int rc;
+	char *out = load(text, &rc, NULL);
+	assert_int_not_equal(rc, 0);
+	has(out, "t.yaml:5: too many keys merged with << in one document");
+	free(out);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -604,6 +707,7 @@ int main(void)
 	    cmocka_unit_test(test_duplicates_by_group), cmocka_unit_test(test_lists),
 	    cmocka_unit_test(test_unknown_kinds),	cmocka_unit_test(test_route_regex),
 	    cmocka_unit_test(test_api_server_accepts),	cmocka_unit_test(test_api_server_refuses),
+	    cmocka_unit_test(test_merge_keys),		cmocka_unit_test(test_merge_bomb),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
