@@ -342,6 +342,10 @@ struct ig_parent_ref {
 	char *section_name; /* NULL: all listeners */
 	int port;	    /* 0: any */
 	int line;	    /* of the parentRef in its file */
+	/* Whether namespace was written (not "" either): the CRD's rule on
+	 * parentRefs to the same parent tells a written namespace from an
+	 * absent one, even when both mean the route's. */
+	bool ns_written;
 };
 
 enum ig_path_type { IG_PATH_PREFIX, IG_PATH_EXACT, IG_PATH_REGEX };
@@ -956,6 +960,8 @@ struct ig_config_index;
 /* Arrays are in load order. Pointers between objects (ig_backend_ref.pool,
  * ig_cert_ref.secret, ...) point into these arrays; only pods may grow
  * after the load (ig_config_add_pod), and nothing points at a pod. */
+#define IG_SKIPPED_KINDS 8
+
 struct ig_config {
 	struct ig_raw_doc *picker_docs; /* kind EndpointPickerConfig */
 	size_t npicker_docs;
@@ -996,6 +1002,13 @@ struct ig_config {
 	struct ig_configmap *configmaps;
 	size_t nconfigmaps;
 	size_t nskipped; /* documents of other kinds, ignored */
+	/* Their kinds, in the order first met, with how many of each (the
+	 * first IG_SKIPPED_KINDS kinds; nskipped counts them all). */
+	struct ig_skipped_kind {
+		const char *kind;
+		size_t n;
+	} skipped_kinds[IG_SKIPPED_KINDS];
+	size_t nskipped_kinds;
 	/* Hash maps for the lookups of every request (a pool's model mode,
 	 * InferenceModel by pool and modelName, InferenceObjective by name
 	 * and by pool, InferenceModelRewrite rule by pool and model), built
@@ -1024,8 +1037,10 @@ struct ig_diags {
  * Warnings (e.g. an HTTPRoute naming a pool that does not exist) are added
  * to diags either way.
  *
- * Kinds read (others are counted in nskipped; a known kind under an
- * unknown version of its own group is an error):
+ * Kinds read (others are counted in nskipped and skipped_kinds; a known
+ * kind under an unknown version of its own group, and an unknown kind of
+ * a group infergate reads (HttpRoute, TLSRoute; GatewayClass aside), are
+ * skipped with a warning, as kubectl answers "no matches for kind"):
  *   gateway.networking.k8s.io/{v1,v1beta1} Gateway, HTTPRoute;
  *   gateway.networking.k8s.io/{v1beta1,v1} ReferenceGrant;
  *   gateway.networking.k8s.io/{v1,v1alpha3} BackendTLSPolicy;
@@ -1034,7 +1049,10 @@ struct ig_diags {
  *   InferenceObjective and InferenceModelRewrite; x-k8s v1alpha1
  *   InferencePoolImport; EndpointPickerConfig; v1 Pod, Service, Endpoints,
  *   Secret, ConfigMap, Namespace; discovery.k8s.io/v1 EndpointSlice; apps/v1
- *   Deployment. */
+ *   Deployment.
+ * A List (v1 List, or a kind's list such as InferencePoolList) is read as
+ * kubectl apply reads it: each item as a document of its own (a List
+ * inside a List is an error). */
 int ig_config_load(const char *const *paths, size_t npaths, struct ig_config **out,
 		   struct ig_diags *diags);
 /* Builds (or rebuilds) cfg->index from the pools, models, objectives and
@@ -1075,6 +1093,11 @@ void ig_diags_print(const struct ig_diags *d, void *file /* FILE* */);
 
 const struct ig_pool *ig_config_find_pool(const struct ig_config *cfg, const char *ns,
 					  const char *name);
+/* The pool of that API group (IG_POOL_GROUP_V1 or IG_POOL_GROUP_ALPHA):
+ * a v1 and a v1alpha2 pool may share a name, and a reference with a group
+ * names only its own. A NULL group is ig_config_find_pool. */
+const struct ig_pool *ig_config_find_pool_in(const struct ig_config *cfg, const char *group,
+					     const char *ns, const char *name);
 const struct ig_listener_set *ig_config_find_listener_set(const struct ig_config *cfg,
 							  const char *group, const char *kind,
 							  const char *ns, const char *name);

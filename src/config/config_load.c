@@ -31,16 +31,20 @@
  * itself: keep the document's text, padded so its lines stay the file's. */
 static void decode_picker_config(struct session *s, yaml_node_t *root, const char *api)
 {
-	size_t start = s->doc->start_mark.index, end = s->doc->end_mark.index;
+	/* An item of a List is its mapping's text, indented as it was. */
+	const yaml_mark_t *from = s->item ? &root->start_mark : &s->doc->start_mark;
+	const yaml_mark_t *to = s->item ? &root->end_mark : &s->doc->end_mark;
+	size_t start = from->index, end = to->index;
 	if (!s->text || start > end || end > s->text_len)
 		return;
-	size_t pad = s->doc->start_mark.line;
+	size_t lines = from->line, cols = s->item ? from->column : 0, pad = lines + cols;
 	struct ig_raw_doc d = {0};
 	d.file = ld_strdup(s, s->file);
 	d.line = ig_yaml_line(root);
 	d.len = pad + (end - start);
 	d.text = ld_alloc(s, d.len + 1);
-	memset(d.text, '\n', pad);
+	memset(d.text, '\n', lines);
+	memset(d.text + lines, ' ', cols);
 	memcpy(d.text + pad, s->text + start, end - start);
 	d.text[d.len] = '\0';
 	*LD_APPEND(s, K_PICKER, picker_docs) = d;
@@ -82,11 +86,41 @@ static const struct kind_desc {
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
+/* The API groups whose kinds infergate reads. A document of one of them
+ * with a kind it does not know is a typo (HttpRoute) or a kind it does not
+ * implement (TLSRoute): skipped with a warning, as kubectl would refuse it
+ * ("no matches for kind"), rather than silently. */
+static const char *const our_groups[] = {
+    "gateway.networking.k8s.io",
+    "gateway.networking.x-k8s.io",
+    "inference.networking.k8s.io",
+    "inference.networking.x-k8s.io",
+    "llm-d.ai",
+    "config.apix.gateway-api-inference-extension.sigs.k8s.io",
+    NULL,
+};
+
 /* "group/version" -> length of "group" ("" for core "v1"). */
 static size_t group_len(const char *api)
 {
 	const char *slash = strchr(api, '/');
 	return slash ? (size_t)(slash - api) : 0;
+}
+
+/* Counts a skipped document by its kind. */
+static void skipped(struct session *s, const char *kind)
+{
+	struct ig_config *c = &s->box->cfg;
+	c->nskipped++;
+	for (size_t i = 0; i < c->nskipped_kinds; i++) {
+		if (!strcmp(c->skipped_kinds[i].kind, kind)) {
+			c->skipped_kinds[i].n++;
+			return;
+		}
+	}
+	if (c->nskipped_kinds < IG_SKIPPED_KINDS)
+		c->skipped_kinds[c->nskipped_kinds++] =
+		    (struct ig_skipped_kind){ld_strdup(s, kind), 1};
 }
 
 /* A kind we read, written with another version of a group that carries
@@ -106,7 +140,63 @@ static void unknown_version(struct session *s, const struct kind_desc *k, const 
 		ld_warn(s, line, NULL, "apiVersion",
 			"%s is not supported for kind %s (supported: %s): the document is skipped",
 			api, k->kind, list);
-	s->box->cfg.nskipped++;
+	skipped(s, k->kind);
+}
+
+/* A kind none of the decoders reads: a warning when its group is one of
+ * ours (GatewayClass aside: in files every Gateway is served, whatever its
+ * class), a skipped document either way. */
+static void unknown_kind(struct session *s, const char *api, const char *kind, int line)
+{
+	size_t gl = group_len(api);
+	bool ours = false;
+	for (const char *const *g = our_groups; *g && !ours; g++)
+		ours = strlen(*g) == gl && !strncmp(*g, api, gl);
+	bool gateway_class = !strcmp(kind, "GatewayClass") && !strncmp(api, GW_API(""), gl + 1);
+	if (ours && !gateway_class)
+		ld_warn(s, line, NULL, "kind",
+			"no matches for kind \"%s\" in version %s: infergate does not read it, the "
+			"document is skipped",
+			kind, api);
+	skipped(s, kind);
+}
+
+static bool is_list_kind(const char *kind)
+{
+	size_t len = strlen(kind);
+	return len >= 4 && !strcmp(kind + len - 4, "List");
+}
+
+static void decode_document(struct session *s, yaml_node_t *root);
+
+/* A List (v1 List, or a kind's own list such as InferencePoolList), as
+ * kubectl apply reads it: every item is decoded as a document of its own,
+ * with its own apiVersion and kind. */
+static void decode_list(struct session *s, yaml_node_t *root, const char *kind, int kline)
+{
+	static const char *const fields[] = {"items", NULL};
+	char path[LD_PATH];
+	int line;
+	if (s->item) {
+		ld_err(s, kline, NULL, "kind", "a %s may not be an item of a List", kind);
+		return;
+	}
+	ld_top_fields(s, root, fields);
+	yaml_node_t *items = ld_seq(s, root, "", "items", false, &line);
+	for (size_t i = 0; items && i < ld_seq_len(items); i++) {
+		yaml_node_t *it = ld_seq_item(s, items, i);
+		if (!it || ig_yaml_is_null(it))
+			continue;
+		if (it->type != YAML_MAPPING_NODE) {
+			ld_item(path, "", "items", i);
+			ld_err(s, ig_yaml_line(it), path, NULL,
+			       "must be a Kubernetes object (a mapping with apiVersion and kind)");
+			continue;
+		}
+		s->item = true;
+		decode_document(s, it);
+		s->item = false;
+	}
 }
 
 static void decode_document(struct session *s, yaml_node_t *root)
@@ -137,7 +227,11 @@ static void decode_document(struct session *s, yaml_node_t *root)
 		unknown_version(s, k, api, aline);
 		return;
 	}
-	s->box->cfg.nskipped++;
+	if (is_list_kind(kind)) {
+		decode_list(s, root, kind, kline);
+		return;
+	}
+	unknown_kind(s, api, kind, kline);
 }
 
 static void syntax_error(struct session *s, const yaml_parser_t *p)
@@ -146,6 +240,15 @@ static void syntax_error(struct session *s, const yaml_parser_t *p)
 			   : p->problem			 ? p->problem
 							 : "unreadable YAML";
 	int line = (int)p->problem_mark.line + 1;
+	/* The reader (invalid UTF-8, control characters such as NUL) says
+	 * where in bytes, not with a mark: count the lines up to there. */
+	if (p->error == YAML_READER_ERROR && s->text) {
+		size_t end = p->problem_offset < s->text_len ? p->problem_offset : s->text_len;
+		line = 1;
+		for (const char *c = s->text; (c = memchr(c, '\n', end - (size_t)(c - s->text)));
+		     c++)
+			line++;
+	}
 	if (p->context)
 		ld_err(s, line, NULL, NULL, "YAML syntax error: %s %s", p->context, what);
 	else
@@ -157,6 +260,10 @@ static void guarded_decode(struct session *s, yaml_document_t *doc, yaml_node_t 
 {
 	s->doc = doc;
 	s->visits = 0;
+	s->item = false;
+	/* Linear in the document's own nodes (a List of many objects) and
+	 * bounded for a few nodes named many times by aliases. */
+	s->max_visits = LD_MAX_VISITS + 32 * (size_t)(doc->nodes.top - doc->nodes.start);
 	switch (setjmp(s->jmp)) {
 	case 0:
 		decode_document(s, root);
@@ -167,8 +274,8 @@ static void guarded_decode(struct session *s, yaml_document_t *doc, yaml_node_t 
 	default:
 		ld_err(
 		    s, ig_yaml_line(root), NULL, NULL,
-		    "document is too large or uses too many aliases (more than %u nodes visited)",
-		    LD_MAX_VISITS);
+		    "document is too large or uses too many aliases (more than %zu nodes visited)",
+		    s->max_visits);
 		break;
 	}
 	s->doc = NULL;
@@ -211,13 +318,59 @@ static void load_text(struct session *s, const char *name, const char *text, siz
 			break;
 		}
 		yaml_node_t *root = yaml_document_get_root_node(&doc);
-		if (root)
+		char msg[128];
+		int line;
+		if (root && ig_yaml_expand_merges(&doc, LD_MAX_VISITS, &line, msg, sizeof msg) < 0)
+			ld_err(s, line, NULL, NULL, "%s", msg);
+		else if (root)
 			guarded_decode(s, &doc, root);
 		yaml_document_delete(&doc);
 		if (!root)
 			break;
 	}
 	yaml_parser_delete(&parser);
+}
+
+/* Reads the whole file, up to MAX_FILE_BYTES and one byte more (to tell a
+ * file at the ceiling from a larger one). st_size sizes the first buffer
+ * only: /dev/stdin, a pipe, a FIFO or process substitution report 0 and
+ * are read until EOF, as kubectl apply -f reads them. Returns the length,
+ * or -1 with errno set. */
+static ssize_t read_all(FILE *f, size_t hint, char **out)
+{
+	size_t cap = hint < MAX_FILE_BYTES ? hint + 1 : MAX_FILE_BYTES + 1;
+	size_t len = 0;
+	char *buf = NULL;
+	if (cap < 4096)
+		cap = 4096;
+	for (;;) {
+		if (!buf || len == cap) {
+			size_t ncap = buf ? cap * 2 : cap;
+			if (ncap > MAX_FILE_BYTES + 1)
+				ncap = MAX_FILE_BYTES + 1;
+			char *nb = realloc(buf, ncap + 1);
+			if (!nb) {
+				free(buf);
+				errno = ENOMEM;
+				return -1;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		size_t got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (len > MAX_FILE_BYTES || (got == 0 && (feof(f) || ferror(f))))
+			break;
+	}
+	if (ferror(f)) {
+		int e = errno ? errno : EIO;
+		free(buf);
+		errno = e;
+		return -1;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return (ssize_t)len;
 }
 
 static void load_file(struct session *s, const char *path)
@@ -236,15 +389,15 @@ static void load_file(struct session *s, const char *path)
 		fclose(f);
 		return;
 	}
-	size_t len = (size_t)st.st_size;
-	char *text = malloc(len + 1);
-	if (!text || fread(text, 1, len, f) != len) {
-		ld_err(s, 0, NULL, NULL, "cannot read: %s",
-		       text ? strerror(errno) : "out of memory");
+	char *text = NULL;
+	errno = 0;
+	ssize_t len = read_all(f, (size_t)st.st_size, &text);
+	if (len < 0) {
+		ld_err(s, 0, NULL, NULL, "cannot read: %s", strerror(errno));
 	} else {
 		/* Names in the diags must outlive this function: keep a copy. */
 		char *name = ld_arena_strdup(s->box, path);
-		load_text(s, name ? name : "?", text, len);
+		load_text(s, name ? name : "?", text, (size_t)len);
 	}
 	free(text);
 	fclose(f);

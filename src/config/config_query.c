@@ -35,6 +35,20 @@ const struct ig_pool *ig_config_find_pool(const struct ig_config *cfg, const cha
 	return NULL;
 }
 
+const struct ig_pool *ig_config_find_pool_in(const struct ig_config *cfg, const char *group,
+					     const char *ns, const char *name)
+{
+	if (!group)
+		return ig_config_find_pool(cfg, ns, name);
+	for (size_t i = 0; cfg && i < cfg->npools; i++) {
+		const struct ig_pool *p = &cfg->pools[i];
+		if (ns_eq(p->meta.ns, ns) && name_eq(p->meta.name, name) &&
+		    name_eq(p->group, group))
+			return p;
+	}
+	return NULL;
+}
+
 const struct ig_listener_set *ig_config_find_listener_set(const struct ig_config *cfg,
 							  const char *group, const char *kind,
 							  const char *ns, const char *name)

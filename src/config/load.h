@@ -19,7 +19,8 @@
 
 #define LD_PATH 256
 /* Aliases let a small document name the same subtree many times; a budget
- * of node visits per document keeps decoding linear in the budget. */
+ * of node visits per document (this, plus a few per node of the document)
+ * keeps decoding linear in the budget. */
 #define LD_MAX_VISITS 1000000u
 
 /* One realloc'd array per kind, so that Pods can be added later. */
@@ -84,7 +85,8 @@ struct session {
 	const char *text; /* the whole file */
 	size_t text_len;
 	yaml_document_t *doc;
-	size_t visits;
+	size_t visits, max_visits;
+	bool item;   /* decoding an item of a List */
 	jmp_buf jmp; /* longjmp target for out-of-memory and the visit budget */
 };
 

@@ -279,6 +279,19 @@ void ld_service(struct session *s, yaml_node_t *root, const char *api)
 	int line;
 	ld_top_fields(s, root, top);
 	ld_meta(s, root, api, "Service", &svc.meta, false);
+	/* A Service's name becomes a DNS label of its own (and environment
+	 * variable names): the API server wants an RFC 1035 label. */
+	const char *n = svc.meta.name;
+	if (n && (!ld_dns_label(n, strlen(n), 63) || !(n[0] >= 'a' && n[0] <= 'z'))) {
+		int nline;
+		yaml_node_t *md = ld_get(s, root, "metadata", &nline);
+		if (md)
+			ld_get(s, md, "name", &nline);
+		ld_err(s, nline, "metadata", "name",
+		       "a DNS-1035 label must consist of lower case alphanumeric characters or "
+		       "'-', start with an alphabetic character, and end with an alphanumeric "
+		       "character (at most 63)");
+	}
 	yaml_node_t *spec = ld_map(s, root, "", "spec", false, &line);
 	if (spec) {
 		ld_fields(s, spec, "spec", service_spec_fields, NULL);

@@ -16,7 +16,31 @@
 
 /* ---- Gateway --------------------------------------------------------------- */
 
-static const char *const protocols[] = {"HTTP", "HTTPS", "TLS", "TCP", "UDP", NULL};
+/* The CRD's ProtocolType pattern: a name of letters, digits and '-' (the
+ * core ones are HTTP, HTTPS, TLS, TCP, UDP; any other, "Http" included,
+ * is valid and gets UnsupportedProtocol), or an implementation-specific
+ * "domain/Name". */
+static bool protocol_ok(const char *p)
+{
+	size_t len = strlen(p);
+	const char *slash = strrchr(p, '/');
+	if (len == 0 || len > 255)
+		return false;
+	if (slash) {
+		if (!slash[1] || !ld_dns_subdomain(p, (size_t)(slash - p)))
+			return false;
+		for (const char *c = slash + 1; *c; c++)
+			if (!isalnum((unsigned char)*c))
+				return false;
+		return true;
+	}
+	if (len > 63 || !isalnum((unsigned char)p[0]) || !isalnum((unsigned char)p[len - 1]))
+		return false;
+	for (const char *c = p; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '-')
+			return false;
+	return true;
+}
 
 /* A FromNamespaces block, {from, selector}, at `path`: froms lists the
  * values `from` takes, dflt applies without one; what names the objects
@@ -217,9 +241,10 @@ static void decode_listener(struct session *s, yaml_node_t *n, const char *path,
 	if (l->name && !ld_dns_subdomain(l->name, strlen(l->name)))
 		ld_err(s, line, path, "name", "must be a lowercase RFC 1123 subdomain");
 	l->protocol = ld_str(s, n, path, "protocol", true, &line);
-	/* Implementation-specific protocols are written "domain/Name". */
-	if (l->protocol && !strchr(l->protocol, '/'))
-		ld_check_enum(s, l->protocol, line, path, "protocol", protocols);
+	if (l->protocol && !protocol_ok(l->protocol))
+		ld_err(s, line, path, "protocol",
+		       "must be a name of up to 63 letters, digits and '-' (HTTP, HTTPS, TLS, TCP, "
+		       "UDP), or a domain-prefixed name such as example.com/Custom");
 	ld_int_range(s, n, path, "port", !port_optional, port_optional ? 0 : 1, 65535, &l->port);
 	l->hostname = ld_str(s, n, path, "hostname", false, &line);
 	if (l->hostname && !ld_hostname_ok(l->hostname))
@@ -698,7 +723,8 @@ static void decode_parent(struct session *s, yaml_node_t *n, const char *path,
 		r->group = GATEWAY_GROUP;
 	if (!r->kind)
 		r->kind = "Gateway";
-	if (!r->ns)
+	r->ns_written = r->ns && *r->ns;
+	if (!r->ns_written)
 		r->ns = m->ns;
 	r->line = ig_yaml_line(n);
 	if (!strcmp(r->group, GATEWAY_GROUP) && !strcmp(r->kind, "Gateway"))
@@ -721,7 +747,11 @@ static bool same_str(const char *a, const char *b)
 	return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-/* The CRD's two CEL rules on parentRefs naming the same parent. */
+/* The CRD's two CEL rules on parentRefs naming the same parent. A parent
+ * is the same when group, kind and name are, and the namespace both
+ * absent (or "") or both written and equal: {name: gw} and {name: gw,
+ * namespace: default} are two parents for these rules, though both attach
+ * the route to the same Gateway (once: attachment is per listener). */
 static void check_parents(struct session *s, yaml_node_t *ps, const struct ig_httproute *rt)
 {
 	char path[LD_PATH];
@@ -731,7 +761,7 @@ static void check_parents(struct session *s, yaml_node_t *ps, const struct ig_ht
 			const struct ig_parent_ref *b = &rt->parents[j];
 			if (!a->name || !b->name || strcmp(a->name, b->name) ||
 			    !same_str(a->group, b->group) || !same_str(a->kind, b->kind) ||
-			    !same_str(a->ns, b->ns))
+			    a->ns_written != b->ns_written || !same_str(a->ns, b->ns))
 				continue;
 			ld_item(path, "spec", "parentRefs", i);
 			int line = ig_yaml_line(ld_seq_item(s, ps, i));
@@ -774,6 +804,95 @@ static const char *path_value_problem(const char *v)
 	return NULL;
 }
 
+/* RegularExpression values are POSIX extended expressions, compiled as the
+ * router compiles them (gateway/route.c): one that does not compile is an
+ * error here rather than a rule that never matches. */
+/* glibc's regcomp copies the tree of a repeated expression once per
+ * repetition, so stacked repetitions ("a++++", "(a{1,200}){1,200}") take
+ * memory exponential in a short pattern: in the gateway, once per worker.
+ * POSIX leaves adjacent duplication symbols undefined anyway; bounds are
+ * held to 255 (RE_DUP_MAX's POSIX minimum), and their product with 2 for
+ * each group repeated with + ("((a)+)+") to 1000. */
+/* The last character of the bracket expression at p ("[]a]", "[[:alpha:]]"):
+ * a ']' first is literal, and [: :], [. .] and [= =] hold their own ']'. */
+static const char *bracket_end(const char *p)
+{
+	const char *q = p + 1;
+	q += *q == '^';
+	q += *q == ']';
+	for (; *q && *q != ']'; q++) {
+		if (q[0] == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+			const char *close = strchr(q + 2, ']');
+			if (close)
+				q = close;
+		}
+	}
+	return *q ? q : q - 1;
+}
+
+static const char *regex_shape_problem(const char *v)
+{
+	unsigned long product = 1;
+	bool after_quant = false;
+	for (const char *p = v; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			after_quant = false;
+			continue;
+		}
+		if (*p == '[') {
+			p = bracket_end(p);
+			after_quant = false;
+			continue;
+		}
+		bool quant = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+		if (quant && after_quant)
+			return "repeats a repetition (such as ++ or *{2}), which POSIX leaves "
+			       "undefined";
+		/* X+ is compiled as X X*: a group repeated so, twice. */
+		if (*p == '+' && p > v && p[-1] == ')' && (product *= 2) > 1000)
+			return "has repetitions whose product is over 1000";
+		if (*p == '{') {
+			char *end;
+			unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
+			if (*end == ',')
+				hi = end[1] == '}' ? lo : strtoul(end + 1, &end, 10);
+			if (lo > 255 || hi > 255)
+				return "has a repetition bound over 255";
+			product *= (hi ? hi : 1);
+			if (product > 1000)
+				return "has repetitions whose product is over 1000";
+			const char *close = strchr(p, '}');
+			if (close)
+				p = close;
+		}
+		after_quant = quant;
+	}
+	return NULL;
+}
+
+static void check_regex(struct session *s, const char *v, int line, const char *parent,
+			const char *key)
+{
+	regex_t re;
+	char why[128];
+	if (!v)
+		return;
+	const char *shape = regex_shape_problem(v);
+	if (shape) {
+		ld_err(s, line, parent, key, "must be a POSIX extended regular expression: it %s",
+		       shape);
+		return;
+	}
+	int rc = regcomp(&re, v, REG_EXTENDED);
+	if (rc == 0) {
+		regfree(&re);
+		return;
+	}
+	regerror(rc, NULL, why, sizeof why);
+	ld_err(s, line, parent, key, "must be a POSIX extended regular expression: %s", why);
+}
+
 static void decode_path(struct session *s, yaml_node_t *n, const char *parent,
 			struct ig_route_match *m)
 {
@@ -796,6 +915,8 @@ static void decode_path(struct session *s, yaml_node_t *n, const char *parent,
 		const char *why = m->path_type == IG_PATH_REGEX ? NULL : path_value_problem(v);
 		if (why)
 			ld_err(s, line, path, "value", "%s", why);
+		if (m->path_type == IG_PATH_REGEX)
+			check_regex(s, v, line, path, "value");
 	}
 }
 
@@ -827,6 +948,8 @@ static struct ig_header_match *decode_value_matches(struct session *s, yaml_node
 			       "!#$%%&'*+-.^_`|~)");
 		hm[i].value = ld_str(s, h, path, "value", true, &line);
 		ld_check_len(s, hm[i].value, line, path, "value", 1, maxval);
+		if (hm[i].type == IG_MATCH_REGEX)
+			check_regex(s, hm[i].value, line, path, "value");
 	}
 	return hm;
 }
@@ -926,7 +1049,8 @@ static void decode_grpc_method(struct session *s, yaml_node_t *n, const char *pa
 		 * not compile is an error here rather than a rule that never
 		 * matches. */
 		regex_t re;
-		if (regcomp(&re, m->path, REG_EXTENDED | REG_NOSUB) != 0)
+		if (regex_shape_problem(m->path) ||
+		    regcomp(&re, m->path, REG_EXTENDED | REG_NOSUB) != 0)
 			ld_err(s, line, path, NULL,
 			       "service and method must be POSIX extended regular expressions");
 		else

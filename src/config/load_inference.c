@@ -250,11 +250,19 @@ void ld_objective(struct session *s, yaml_node_t *root, const char *api)
 	yaml_node_t *spec = ld_map(s, root, "", "spec", true, &line);
 	if (spec) {
 		ld_fields(s, spec, "spec", fields, NULL);
+		/* A Go int: any 64-bit value. Requests order by a 32-bit
+		 * priority, so the rare one beyond that range is held at
+		 * its end (and said so). */
 		if (ld_int(s, spec, "spec", "priority", false, &line, &prio)) {
-			if (prio < INT32_MIN || prio > INT32_MAX)
-				ld_err(s, line, "spec", "priority", "must fit in 32 bits");
-			else
-				o.priority = (int)prio, o.has_priority = true;
+			o.priority = prio < INT32_MIN	? INT32_MIN
+				     : prio > INT32_MAX ? INT32_MAX
+							: (int)prio;
+			o.has_priority = true;
+			if (o.priority != prio)
+				ld_warn(s, line, "spec", "priority",
+					"%lld is beyond 32 bits: requests are ordered as if it "
+					"were %d",
+					prio, o.priority);
 		}
 		decode_pool_ref(s, spec, &o.meta, NULL, &o.pool_name, &o.pool_group, &o.pool_kind);
 	}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "config/load.h"
 
@@ -14,26 +15,88 @@
 
 /* ---- duplicates ----------------------------------------------------------- */
 
-/* Same kind, namespace and name twice: the later one is the error. */
-static void check_dups_of(struct session *s, const struct ig_meta **ms, size_t n)
+/* The API group of "group/version" ("" for the core group's "v1"). */
+static size_t api_group_len(const char *api)
 {
+	const char *slash = api ? strchr(api, '/') : NULL;
+	return slash ? (size_t)(slash - api) : 0;
+}
+
+/* Two objects are the same resource when their group, kind, namespace and
+ * name are: a v1alpha2 and a v1 InferencePool "p" are two (their groups
+ * differ), a Gateway written as v1 and as v1beta1 is one. */
+static bool same_group(const struct ig_meta *a, const struct ig_meta *b)
+{
+	size_t ga = api_group_len(a->api_version), gb = api_group_len(b->api_version);
+	return ga == gb && !memcmp(a->api_version, b->api_version, ga);
+}
+
+static bool same_resource(const struct ig_meta *a, const struct ig_meta *b, bool group)
+{
+	return (!group || same_group(a, b)) && !strcmp(a->name, b->name) && !strcmp(a->ns, b->ns) &&
+	       !strcmp(a->kind, b->kind);
+}
+
+/* Each part's hash seeds the next one's, so ("ab", "c") and ("a", "bc")
+ * differ. */
+static uint64_t resource_hash(const struct ig_meta *m, bool group)
+{
+	uint64_t h = group ? XXH64(m->api_version, api_group_len(m->api_version), 0) : 0;
+	h = XXH64(m->kind, strlen(m->kind), h);
+	h = XXH64(m->ns, strlen(m->ns), h);
+	return XXH64(m->name, strlen(m->name), h);
+}
+
+static void report_dup(struct session *s, const struct ig_meta *a, const struct ig_meta *b)
+{
+	s->file = b->file;
+	if (*b->ns)
+		ld_err(s, b->line, "metadata", "name",
+		       "duplicate %s \"%s/%s\": also defined at %s:%d", b->kind, b->ns, b->name,
+		       a->file, a->line);
+	else
+		ld_err(s, b->line, "metadata", "name", "duplicate %s \"%s\": also defined at %s:%d",
+		       b->kind, b->name, a->file, a->line);
+}
+
+/* An InferenceObjective of GIE's group and one of llm-d's with the same
+ * name are two resources, but a request names an objective by name alone:
+ * say which one it gets. */
+static void report_twin(struct session *s, const struct ig_meta *a, const struct ig_meta *b)
+{
+	s->file = b->file;
+	ld_warn(s, b->line, "metadata", "name",
+		"%s \"%s/%s\" of %s is also defined as %s at %s:%d: lookups by name get that "
+		"one, loaded first",
+		b->kind, b->ns, b->name, b->api_version, a->api_version, a->file, a->line);
+}
+
+/* Same group, kind, namespace and name twice: the later one is the error
+ * (with group false: the same but for the group, a warning). An
+ * open-addressing table of indexes into ms (slots[i] - 1; 0 is empty)
+ * keeps this linear in the number of objects, tens of thousands of Pods
+ * included. */
+static void check_dups_of(struct session *s, const struct ig_meta **ms, size_t n, size_t *slots,
+			  size_t nslots, bool group)
+{
+	memset(slots, 0, nslots * sizeof(*slots));
 	for (size_t i = 0; i < n; i++) {
-		for (size_t j = 0; j < i; j++) {
-			const struct ig_meta *a = ms[j], *b = ms[i];
-			if (!a->name || !b->name || strcmp(a->name, b->name) ||
-			    strcmp(a->ns, b->ns) || strcmp(a->kind, b->kind))
+		const struct ig_meta *b = ms[i];
+		if (!b->name || !b->ns || !b->kind)
+			continue;
+		size_t at = (size_t)resource_hash(b, group) & (nslots - 1);
+		for (; slots[at]; at = (at + 1) & (nslots - 1)) {
+			const struct ig_meta *a = ms[slots[at] - 1];
+			if (!same_resource(a, b, group))
 				continue;
-			s->file = b->file;
-			if (*b->ns)
-				ld_err(s, b->line, "metadata", "name",
-				       "duplicate %s \"%s/%s\": also defined at %s:%d", b->kind,
-				       b->ns, b->name, a->file, a->line);
-			else
-				ld_err(s, b->line, "metadata", "name",
-				       "duplicate %s \"%s\": also defined at %s:%d", b->kind,
-				       b->name, a->file, a->line);
+			if (group)
+				report_dup(s, a, b);
+			else if (!same_group(a, b))
+				report_twin(s, a, b);
 			break;
 		}
+		if (!slots[at])
+			slots[at] = i + 1;
 	}
 }
 
@@ -61,14 +124,21 @@ static void check_dups(struct session *s)
 	MOST(secrets);
 	MOST(configmaps);
 #undef MOST
+	size_t nslots = 16;
+	while (nslots < 2 * most)
+		nslots *= 2;
 	const struct ig_meta **ms = malloc(most * sizeof(*ms));
-	if (!ms)
-		return;
+	size_t *slots = malloc(nslots * sizeof(*slots));
+	if (!ms || !slots) {
+		free(ms);
+		free(slots);
+		longjmp(s->jmp, JMP_OOM);
+	}
 #define DUPS(kind)                                                                                 \
 	do {                                                                                       \
 		for (size_t i = 0; i < c->n##kind; i++)                                            \
 			ms[i] = &c->kind[i].meta;                                                  \
-		check_dups_of(s, ms, c->n##kind);                                                  \
+		check_dups_of(s, ms, c->n##kind, slots, nslots, true);                             \
 	} while (0)
 	DUPS(gateways);
 	DUPS(listener_sets);
@@ -88,8 +158,13 @@ static void check_dups(struct session *s)
 	DUPS(endpoints);
 	DUPS(secrets);
 	DUPS(configmaps);
+	/* A request names its objective by name, whatever the group. */
+	for (size_t i = 0; i < c->nobjectives; i++)
+		ms[i] = &c->objectives[i].meta;
+	check_dups_of(s, ms, c->nobjectives, slots, nslots, false);
 #undef DUPS
 	free(ms);
+	free(slots);
 }
 
 /* ---- InferenceModel claims ---------------------------------------------------- */
@@ -157,8 +232,10 @@ static void check_pool_group(struct session *s, const struct ig_meta *m, const c
 		return; /* unset: any group (see names_pool) */
 	if (!pool_name || (pool_kind && strcmp(pool_kind, "InferencePool")))
 		return;
+	if (ig_config_find_pool_in(&s->box->cfg, pool_group, m->ns, pool_name))
+		return;
 	const struct ig_pool *p = ig_config_find_pool(&s->box->cfg, m->ns, pool_name);
-	if (!p || !strcmp(p->group, pool_group))
+	if (!p)
 		return;
 	s->file = m->file;
 	ld_warn(s, m->line, "spec.poolRef", "group",
@@ -181,7 +258,11 @@ static void check_gie_refs(struct session *s)
 	for (size_t i = 0; i < c->nmodels; i++) {
 		const struct ig_model *m = &c->models[i];
 		const struct ig_pool *p =
-		    m->pool_name ? ig_config_find_pool(c, m->meta.ns, m->pool_name) : NULL;
+		    m->pool_name
+			? ig_config_find_pool_in(c, m->pool_group, m->meta.ns, m->pool_name)
+			: NULL;
+		if (!p && m->pool_name)
+			p = ig_config_find_pool(c, m->meta.ns, m->pool_name);
 		if (!p || !p->v1)
 			continue;
 		s->file = m->meta.file;
@@ -454,20 +535,21 @@ static bool is_pool_group(const char *g)
 
 static void resolve_pool(struct session *s, const char *path, struct ig_backend_ref *b)
 {
-	const struct ig_pool *p = ig_config_find_pool(&s->box->cfg, b->ns, b->name);
+	const struct ig_pool *p = ig_config_find_pool_in(&s->box->cfg, b->group, b->ns, b->name);
+	if (p) {
+		b->pool = p;
+		b->status = IG_REF_OK;
+		return;
+	}
+	p = ig_config_find_pool(&s->box->cfg, b->ns, b->name);
 	if (!p) {
 		ld_warn(s, b->line, path, NULL,
 			"InferencePool \"%s/%s\" not found in the configuration", b->ns, b->name);
 		return;
 	}
-	if (strcmp(p->group, b->group) != 0) {
-		ld_warn(s, b->line, path, "group",
-			"InferencePool \"%s/%s\" is %s: name it with group %s (BackendNotFound)",
-			b->ns, b->name, p->meta.api_version, p->group);
-		return;
-	}
-	b->pool = p;
-	b->status = IG_REF_OK;
+	ld_warn(s, b->line, path, "group",
+		"InferencePool \"%s/%s\" is %s: name it with group %s (BackendNotFound)", b->ns,
+		b->name, p->meta.api_version, p->group);
 }
 
 static bool app_protocol_ok(const char *ap)

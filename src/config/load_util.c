@@ -191,7 +191,7 @@ void ld_warn(struct session *s, int line, const char *parent, const char *key, c
 
 yaml_node_t *ld_node(struct session *s, int idx)
 {
-	if (++s->visits > LD_MAX_VISITS)
+	if (++s->visits > s->max_visits)
 		longjmp(s->jmp, JMP_BUDGET);
 	return yaml_document_get_node(s->doc, idx);
 }
@@ -266,6 +266,105 @@ yaml_node_t *ld_seq(struct session *s, yaml_node_t *map, const char *parent, con
 	return get_typed(s, map, parent, key, req, line, YAML_SEQUENCE_NODE);
 }
 
+/* Whether the scalar has an explicit tag (!!str 8000): libyaml gives every
+ * untagged scalar the default tag, so look at the text where the node
+ * starts (its properties: an anchor, then the tag). */
+static bool tagged(struct session *s, const yaml_node_t *n)
+{
+	size_t i = n->start_mark.index;
+	if (!s->text || i >= s->text_len)
+		return false;
+	if (s->text[i] == '&') {
+		while (i < s->text_len && s->text[i] != ' ' && s->text[i] != '\t' &&
+		       s->text[i] != '\n')
+			i++;
+		while (i < s->text_len && (s->text[i] == ' ' || s->text[i] == '\t'))
+			i++;
+	}
+	return i < s->text_len && s->text[i] == '!';
+}
+
+static bool text_in(const char *p, size_t len, const char *const *set)
+{
+	for (; *set; set++)
+		if (strlen(*set) == len && !memcmp(p, *set, len))
+			return true;
+	return false;
+}
+
+/* What go-yaml v2 (YAML 1.1, which sigs.k8s.io/yaml and so kubectl use)
+ * makes of an untagged plain scalar: NULL for a string, else the JSON
+ * type it becomes ("boolean", "integer", "number"), which the API server
+ * refuses where a string is required. Timestamps stay strings. */
+static const char *plain_type(struct session *s, const yaml_node_t *n)
+{
+	static const char *const bools[] = {"y",    "Y",     "yes",   "Yes",   "YES",  "n",
+					    "N",    "no",    "No",    "NO",    "true", "True",
+					    "TRUE", "false", "False", "FALSE", "on",   "On",
+					    "ON",   "off",   "Off",   "OFF",   NULL};
+	static const char *const specials[] = {".inf",	".Inf",	 ".INF",  "+.inf", "+.Inf",
+					       "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
+					       ".NaN",	".NAN",	 NULL};
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+	    tagged(s, n))
+		return NULL;
+	const char *p = (const char *)n->data.scalar.value;
+	size_t len = n->data.scalar.length;
+	if (len == 0)
+		return NULL;
+	if (text_in(p, len, bools))
+		return "boolean";
+	if (text_in(p, len, specials))
+		return "number";
+	/* Integers: decimal, 0x hexadecimal, 0b binary, 0 octal, '_' allowed
+	 * between digits; numbers: decimal with a fraction or exponent. */
+	size_t i = (p[0] == '-' || p[0] == '+') ? 1 : 0;
+	const char *digits = "0123456789_";
+	if (len > i + 2 && p[i] == '0' && (p[i + 1] == 'x' || p[i + 1] == 'b')) {
+		digits = p[i + 1] == 'x' ? "0123456789abcdefABCDEF_" : "01_";
+		i += 2;
+	}
+	size_t d0 = i, ndig = 0;
+	for (; i < len && strchr(digits, p[i]) && p[i]; i++)
+		ndig += p[i] != '_';
+	if (i == len)
+		return ndig && p[d0] != '_' ? "integer" : NULL;
+	if (digits[1] != '1')
+		return NULL; /* 0x or 0b, then something else */
+	bool frac = false;
+	if (p[i] == '.') {
+		frac = true;
+		for (i++; i < len && p[i] >= '0' && p[i] <= '9'; i++)
+			ndig++;
+	}
+	if (!ndig)
+		return NULL;
+	if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+		size_t e = ++i;
+		if (i < len && (p[i] == '-' || p[i] == '+'))
+			e = ++i;
+		for (; i < len && p[i] >= '0' && p[i] <= '9'; i++)
+			;
+		if (i == e)
+			return NULL;
+		frac = true;
+	}
+	return i == len && frac ? "number" : NULL;
+}
+
+/* A string where the API server wants one: not a YAML 1.1 boolean or
+ * number written plain. Reports and returns false otherwise. */
+static bool string_typed(struct session *s, const yaml_node_t *v, int line, const char *parent,
+			 const char *key)
+{
+	const char *t = plain_type(s, v);
+	if (!t)
+		return true;
+	ld_err(s, line, parent, key, "must be of type string, not %s %.*s (quote it)", t,
+	       (int)v->data.scalar.length, (const char *)v->data.scalar.value);
+	return false;
+}
+
 char *ld_scalar(struct session *s, yaml_node_t *n)
 {
 	return ld_strndup(s, (const char *)n->data.scalar.value, n->data.scalar.length);
@@ -275,11 +374,11 @@ char *ld_str(struct session *s, yaml_node_t *map, const char *parent, const char
 	     int *line)
 {
 	yaml_node_t *v = get_typed(s, map, parent, key, req, line, YAML_SCALAR_NODE);
-	return v ? ld_scalar(s, v) : NULL;
+	return v && string_typed(s, v, *line, parent, key) ? ld_scalar(s, v) : NULL;
 }
 
 /* Integers are plain scalars: a quoted "8000" is a string, as for the API
- * server. */
+ * server. Any 64-bit value (a Go int), range checks left to the fields. */
 bool ld_scalar_int(const yaml_node_t *v, long long *out)
 {
 	if (v->type != YAML_SCALAR_NODE)
@@ -287,16 +386,17 @@ bool ld_scalar_int(const yaml_node_t *v, long long *out)
 	const char *p = (const char *)v->data.scalar.value;
 	size_t len = v->data.scalar.length;
 	size_t i = (len > 0 && (p[0] == '-' || p[0] == '+')) ? 1 : 0;
-	bool ok = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && len > i && len - i <= 12;
+	bool ok = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && len > i && len - i <= 19;
 	for (size_t j = i; ok && j < len; j++)
 		ok = p[j] >= '0' && p[j] <= '9';
 	if (!ok)
 		return false;
-	char buf[16];
+	char buf[24];
 	memcpy(buf, p, len);
 	buf[len] = '\0';
+	errno = 0;
 	*out = strtoll(buf, NULL, 10);
-	return true;
+	return errno != ERANGE;
 }
 
 bool ld_int(struct session *s, yaml_node_t *map, const char *parent, const char *key, bool req,
@@ -305,7 +405,8 @@ bool ld_int(struct session *s, yaml_node_t *map, const char *parent, const char 
 	yaml_node_t *v = get_typed(s, map, parent, key, req, line, YAML_SCALAR_NODE);
 	if (!v)
 		return false;
-	if (!ld_scalar_int(v, out)) {
+	/* !!str 8000 is a string, as "8000" is. */
+	if (tagged(s, v) || !ld_scalar_int(v, out)) {
 		ld_err(s, *line, parent, key, "must be an integer");
 		return false;
 	}
@@ -333,7 +434,7 @@ bool ld_bool(struct session *s, yaml_node_t *map, const char *parent, const char
 	yaml_node_t *v = get_typed(s, map, parent, key, false, line, YAML_SCALAR_NODE);
 	if (!v)
 		return false;
-	bool plain = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	bool plain = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !tagged(s, v);
 	if (plain && (ig_yaml_scalar_is(v, "true") || ig_yaml_scalar_is(v, "True") ||
 		      ig_yaml_scalar_is(v, "TRUE"))) {
 		*out = true;
@@ -388,11 +489,12 @@ char **ld_strings(struct session *s, yaml_node_t *map, const char *parent, const
 	char **v = ld_alloc(s, (ld_seq_len(seq) + 1) * sizeof(char *));
 	for (size_t i = 0; i < ld_seq_len(seq); i++) {
 		yaml_node_t *it = ld_seq_item(s, seq, i);
+		ld_item(sub, parent, key, i);
 		if (it && it->type == YAML_SCALAR_NODE && !ig_yaml_is_null(it)) {
-			v[(*n)++] = ld_scalar(s, it);
+			if (string_typed(s, it, ig_yaml_line(it), sub, NULL))
+				v[(*n)++] = ld_scalar(s, it);
 			continue;
 		}
-		ld_item(sub, parent, key, i);
 		ld_err(s, it ? ig_yaml_line(it) : *line, sub, NULL, "must be a string");
 	}
 	return v;
@@ -686,6 +788,8 @@ struct ig_kv *ld_labels(struct session *s, yaml_node_t *map, int line, const cha
 			continue;
 		}
 		char *ks = ld_scalar(s, k);
+		if (!ig_yaml_is_null(v) && !string_typed(s, v, ig_yaml_line(k), path, ks))
+			continue;
 		char *vs = ig_yaml_is_null(v) ? ld_strdup(s, "") : ld_scalar(s, v);
 		if (!ld_label_key_ok(ks))
 			ld_err(s, ig_yaml_line(k), path, ks,

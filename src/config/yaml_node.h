@@ -39,4 +39,13 @@ static inline bool ig_yaml_is_null(const yaml_node_t *n)
 int ig_yaml_prescan(const char *text, size_t len, int max_depth, size_t max_anchors, int *line,
 		    char *msg, size_t msglen);
 
+/* Expands YAML merge keys (<<: *anchor, <<: [*a, *b]) in every mapping of
+ * the document, as sigs.k8s.io/yaml (go-yaml v2, YAML 1.1) reads them for
+ * kubectl: a mapping's own keys win over merged ones, and an earlier
+ * mapping of a list over a later one. At most max_pairs pairs are merged
+ * in all (aliases could otherwise multiply them). Returns 0, or -1 with
+ * the line and a message. */
+int ig_yaml_expand_merges(yaml_document_t *doc, size_t max_pairs, int *line, char *msg,
+			  size_t msglen);
+
 #endif

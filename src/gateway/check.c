@@ -61,8 +61,18 @@ static void summary(const struct ig_config *c)
 		printf("%s%zu %s", sep, counts[i].n, counts[i].kind);
 		sep = ", ";
 	}
-	if (c->nskipped)
-		printf(" (%zu other document%s skipped)", c->nskipped, c->nskipped == 1 ? "" : "s");
+	if (c->nskipped) {
+		size_t named = 0;
+		printf(" (%zu other document%s skipped", c->nskipped, c->nskipped == 1 ? "" : "s");
+		for (size_t i = 0; i < c->nskipped_kinds; i++) {
+			printf("%s%zu %s", i ? ", " : ": ", c->skipped_kinds[i].n,
+			       c->skipped_kinds[i].kind);
+			named += c->skipped_kinds[i].n;
+		}
+		if (named < c->nskipped)
+			printf(", %zu of other kinds", c->nskipped - named);
+		printf(")");
+	}
 	printf("\n");
 }
 

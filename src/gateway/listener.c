@@ -93,8 +93,10 @@ static void answer_models(struct ig_req *p, const struct ig_listener_rt *li)
 			continue;
 		bool served = false;
 		for (size_t k = 0; k < npools && !served; k++)
-			served = !strcmp(im->pool_name, pools[k]->pool->meta.name) &&
-				 !strcmp(im->meta.ns, pools[k]->pool->meta.ns);
+			served =
+			    !strcmp(im->pool_name, pools[k]->pool->meta.name) &&
+			    !strcmp(im->meta.ns, pools[k]->pool->meta.ns) &&
+			    (!im->pool_group || !strcmp(im->pool_group, pools[k]->pool->group));
 		bool dup = false;
 		for (size_t j = 0; j < m && !dup; j++)
 			dup = cfg->models[j].accepted &&

@@ -1845,8 +1845,13 @@ static void load(struct session *s, const char *text, size_t len)
 		return;
 	}
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	char msg[128];
+	int line;
 	s->doc = &doc;
-	if (root && !ig_yaml_is_null(root))
+	/* Merge keys, as sigs.k8s.io/yaml reads them for GIE's picker. */
+	if (root && ig_yaml_expand_merges(&doc, MAX_VISITS, &line, msg, sizeof msg) < 0)
+		err(s, line, "", "%s", msg);
+	else if (root && !ig_yaml_is_null(root))
 		decode_root(s, root);
 	if (s->visits > MAX_VISITS)
 		err(s, root ? ig_yaml_line(root) : 0, "", "document uses too many aliases");

@@ -91,7 +91,7 @@ static void test_check(void **state)
 	    {"  - {value: 192.0.2.10}\n  - {type: Hostname, value: a.com}\n", IG_GWADDR_UNSUPPORTED,
 	     1},
 	    {"  - {value: 127.0.0.5}\n  - {value: 192.0.2.10}\n", IG_GWADDR_NOT_USABLE, 1},
-	    {"  - {type: example.com/x, value: y}\n", IG_GWADDR_UNSUPPORTED, 0},
+	    {"  - {type: example.com/x, value: z}\n", IG_GWADDR_UNSUPPORTED, 0},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct ig_config *cfg = load(cases[i].addrs);

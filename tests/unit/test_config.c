@@ -328,8 +328,10 @@ static const struct bad_case cases[] = {
 	 "g.yaml:10: spec.listeners[0].port: must be between 1 and 65535", false},
 	{"gw_port_type", GW LST "  - name: a\n    protocol: HTTP\n    port: eighty\n",
 	 "g.yaml:10: spec.listeners[0].port: must be an integer", false},
-	{"gw_protocol_enum", GW LST "  - name: a\n    protocol: HTTP2\n    port: 80\n",
-	 "g.yaml:9: spec.listeners[0].protocol: must be one of HTTP, HTTPS, TLS, TCP, UDP", false},
+	{"gw_protocol_pattern", GW LST "  - name: a\n    protocol: HTTP_2\n    port: 80\n",
+	 "g.yaml:9: spec.listeners[0].protocol: must be a name of up to 63 letters, digits and "
+	 "'-' (HTTP, HTTPS, TLS, TCP, UDP), or a domain-prefixed name such as example.com/Custom",
+	 false},
 	{"gw_listener_unique",
 	 GW LST "  - name: a\n    protocol: HTTP\n    port: 80\n"
 		"  - name: a\n    protocol: HTTP\n    port: 81\n",
@@ -926,7 +928,7 @@ static void test_pods(void **state)
 {
 	struct ig_config *c = load_ok(
 		POOL("p")
-		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: ready, labels: {app: p, x: y}}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: ready, labels: {app: p, x: z}}\n"
 		"status:\n  podIP: 10.0.0.1\n  conditions:\n  - {type: PodScheduled, status: \"True\"}\n"
 		"  - {type: Ready, status: \"True\"}\n"
 		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: unready, labels: {app: p}}\n"

@@ -687,7 +687,7 @@ static void test_service_endpoints(void **state)
 	    "  notReadyAddresses: [{ip: 10.1.0.3}]\n  ports: [{port: 8000}]\n"
 	    "- addresses: [{ip: 10.1.0.4}]\n  ports: [{port: 8000, name: other}]\n"
 	    SVC("pods", "a", "  ports: [{name: a, port: 80, targetPort: 8000},"
-			     " {name: n, port: 81, targetPort: named}]\n")
+			     " {name: \"n\", port: 81, targetPort: named}]\n")
 	    SVC("pnr", "a", "  publishNotReadyAddresses: true\n  ports: [{port: 80}]\n")
 	    SVC("empty", "a", "  ports: [{port: 80}]\n")
 	    "---\napiVersion: v1\nkind: Service\nmetadata: {name: nosel, namespace: a}\n"
@@ -696,7 +696,7 @@ static void test_service_endpoints(void **state)
 	    POD("p1", "10.2.0.1", "{app: pods}", "")
 	    POD("p2", "10.2.0.2", "{app: pods}", ", conditions: [{type: Ready, status: \"False\"}]")
 	    POD("p3", "10.2.0.3", "{app: pnr}", ", conditions: [{type: Ready, status: \"False\"}]")
-	    POD("p4", "10.2.0.4", "{app: pods, x: y}", "")
+	    POD("p4", "10.2.0.4", "{app: pods, x: z}", "")
 	    /* clang-format on */
 	);
 	/* Slices: ports by the Service port's name, ready endpoints, each
@@ -1008,7 +1008,7 @@ static void test_gateway_infrastructure(void **state)
 		const char *infra, *err;
 	} bad[] = {
 	    {"{labels: {a: \"b c\"}}", "spec.infrastructure.labels.a: invalid label value"},
-	    {"{labels: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9}}",
+	    {"{labels: {a: '1', b: '2', c: '3', d: '4', e: '5', f: '6', g: '7', h: '8', i: '9'}}",
 	     "spec.infrastructure.labels: at most 8 labels"},
 	    {"{annotations: {\"-bad\": x}}", "spec.infrastructure.annotations.-bad: invalid "
 					     "annotation key"},
@@ -1907,7 +1907,7 @@ static void test_listener_defaults(void **state)
 	    "  - {name: a, protocol: HTTP, port: 80}\n"
 	    "  - name: b\n    protocol: HTTP\n    port: 81\n    allowedRoutes:\n"
 	    "      namespaces: {from: All}\n      kinds: [{kind: HTTPRoute}, {group: x.io, kind: "
-	    "Y}]\n");
+	    "Yr}]\n");
 	const struct ig_listener *a = &c->gateways[0].listeners[0],
 				 *b = &c->gateways[0].listeners[1];
 	assert_int_equal(a->allowed.from, IG_FROM_SAME);
@@ -2268,7 +2268,7 @@ static const struct bad_case cases[] = {
     {"filter_header_max",
      FILTERS "    - type: RequestHeaderModifier\n"
 	     "      requestHeaderModifier:\n        remove: [a, b, c, d, e, f, g, "
-	     "h, i, j, k, l, m, n, o, p, q]\n",
+	     "h, i, j, k, l, m, \"n\", o, p, q]\n",
      "r.yaml:10: spec.rules[0].filters[0].requestHeaderModifier.remove: must have at most 16 items",
      false},
     {"filter_path_type_required",
@@ -2423,7 +2423,7 @@ static const struct bad_case cases[] = {
      "r.yaml:8: spec.rules[0].sessionPersistence.cookieConfig.lifetimeType: must be one of "
      "Permanent, Session",
      false},
-    {"session_timeout", RULE0 "sessionPersistence: {idleTimeout: 5}\n",
+    {"session_timeout", RULE0 "sessionPersistence: {idleTimeout: \"5\"}\n",
      "r.yaml:7: spec.rules[0].sessionPersistence.idleTimeout: must be a Gateway API duration: 1 to "
      "4 parts of up to 5 digits with unit h, m, s or ms (e.g. 10s, 1h30m)",
      false},
