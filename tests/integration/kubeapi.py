@@ -714,7 +714,7 @@ class KubeAPI:
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
         self.store = Store()
-        self.requests = []  # (method, path, status, user agent)
+        self.requests = []  # (method, path, status, user agent, user, time.monotonic())
         self.req_lock = threading.Lock()
         self.conn_lock = threading.Lock()
         self.conns = set()
@@ -799,7 +799,7 @@ class KubeAPI:
         with self.req_lock:
             self.requests.append((handler.command, handler.path, code,
                                   handler.headers.get("User-Agent", ""),
-                                  getattr(handler, "user", None)))
+                                  getattr(handler, "user", None), time.monotonic()))
 
     def requests_by(self, agent="infergate"):
         with self.req_lock:
