@@ -9,6 +9,8 @@ missing=""
 PKGS="$PKGS protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev python3-grpcio python3-grpc-tools"
 # python3-h2: the h2c model server of tests/integration/h2pod.py (appProtocol kubernetes.io/h2c).
 PKGS="$PKGS python3-h2"
+# python3-pytest-xdist: the integration suite runs two test files at a time (scripts/run-tests.sh).
+PKGS="$PKGS python3-pytest-xdist"
 # chromium: the admin page's browser tests (tests/integration/test_admin_page.py, skipped
 # without it). Large: about 155 MB to download, 480 MB installed, ~40 s to install.
 PKGS="$PKGS chromium"

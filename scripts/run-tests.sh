@@ -21,7 +21,16 @@ done
 echo "== integration tests ($BDIR)"
 IG_BIN=$(cd "$BDIR" && pwd)/infergate
 export IG_BIN
-$PY -m pytest -q -p no:cacheprovider tests/integration > "$BDIR/pytest.log" 2>&1
+# Two test files at a time (pytest-xdist, one file per worker so a file's
+# fixtures stay together): the tests mostly wait on sockets and timers, and
+# each picks its own loopback addresses by process id. IG_TEST_JOBS=0 runs
+# them one at a time.
+JOBS=${IG_TEST_JOBS:-2}
+PAR=""
+if [ "$JOBS" -gt 0 ] && $PY -c 'import xdist' 2>/dev/null; then
+  PAR="-n $JOBS --dist loadfile"
+fi
+$PY -m pytest -q -p no:cacheprovider $PAR tests/integration > "$BDIR/pytest.log" 2>&1
 prc=$?
 tail -n 30 "$BDIR/pytest.log"
 line=$(grep -E '[0-9]+ (passed|failed)' "$BDIR/pytest.log" | tail -n 1)
