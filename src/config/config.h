@@ -39,6 +39,11 @@ struct ig_meta {
 	char *name;
 	char *ns;		  /* "default" when the manifest gives none; "" for Namespace */
 	char *creation_timestamp; /* RFC 3339 text or NULL */
+	/* creationTimestamp read once, as a time (ig_meta_set_created), so that
+	 * sorting by age parses nothing; has_created is false without one. */
+	int64_t created_s;
+	uint32_t created_ns;
+	bool has_created;
 	struct ig_kv *labels;
 	size_t nlabels;
 	char *file; /* where the object was read from */
@@ -1194,6 +1199,12 @@ bool ig_config_namespace_admits(const struct ig_config *cfg, enum ig_routes_from
  * the objects were read in. < 0: a first; 0 only for the same age and
  * name. */
 int ig_meta_precedence(const struct ig_meta *a, const struct ig_meta *b);
+/* By creationTimestamp alone: < 0 when a is older; objects without one
+ * after those with one; 0 for the same time or neither having one. */
+int ig_meta_cmp_age(const struct ig_meta *a, const struct ig_meta *b);
+/* Sets creation_timestamp and its parsed time; -1 (and no time) when text
+ * is not an RFC 3339 time. */
+int ig_meta_set_created(struct ig_meta *m, char *text);
 
 /* ---- Gateway API references ---- */
 

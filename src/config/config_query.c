@@ -729,17 +729,23 @@ bool ig_config_namespace_admits(const struct ig_config *cfg, enum ig_routes_from
  * manifests read from files usually are) counts as newer than any with
  * one, and two without are of an age: the name decides between them, never
  * the order they were read in (Gateway API §6.3, steps 7 and 8). */
-static int cmp_age(const struct ig_meta *a, const struct ig_meta *b)
+int ig_meta_cmp_age(const struct ig_meta *a, const struct ig_meta *b)
 {
-	int64_t sa = 0, sb = 0;
-	uint32_t na = 0, nb = 0;
-	bool ha = a->creation_timestamp && ig_parse_rfc3339(a->creation_timestamp, &sa, &na) == 0;
-	bool hb = b->creation_timestamp && ig_parse_rfc3339(b->creation_timestamp, &sb, &nb) == 0;
-	if (ha != hb)
-		return ha ? -1 : 1;
-	if (!ha || (sa == sb && na == nb))
+	if (a->has_created != b->has_created)
+		return a->has_created ? -1 : 1;
+	if (!a->has_created || (a->created_s == b->created_s && a->created_ns == b->created_ns))
 		return 0;
-	return sa < sb || (sa == sb && na < nb) ? -1 : 1;
+	return a->created_s < b->created_s ||
+		       (a->created_s == b->created_s && a->created_ns < b->created_ns)
+		   ? -1
+		   : 1;
+}
+
+int ig_meta_set_created(struct ig_meta *m, char *text)
+{
+	m->creation_timestamp = text;
+	m->has_created = text && ig_parse_rfc3339(text, &m->created_s, &m->created_ns) == 0;
+	return !text || m->has_created ? 0 : -1;
 }
 
 /* Compares "{namespace}/{name}" without building the strings: comparing
@@ -766,7 +772,7 @@ static int cmp_ns_name(const struct ig_meta *a, const struct ig_meta *b)
 
 int ig_meta_precedence(const struct ig_meta *a, const struct ig_meta *b)
 {
-	int c = cmp_age(a, b);
+	int c = ig_meta_cmp_age(a, b);
 	return c ? c : cmp_ns_name(a, b);
 }
 

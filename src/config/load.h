@@ -195,7 +195,6 @@ void ld_check_object_name(struct session *s, const char *v, int line, const char
 			  const char *key);
 void ld_check_namespace(struct session *s, const char *v, int line, const char *parent,
 			const char *key);
-int ld_parse_time(const char *t, double *out);
 
 /* ---- metadata ---- */
 

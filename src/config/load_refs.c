@@ -425,14 +425,10 @@ static int tls_policy_cmp(const void *pa, const void *pb)
 {
 	const struct ig_backend_tls_policy *a = *(const struct ig_backend_tls_policy *const *)pa;
 	const struct ig_backend_tls_policy *b = *(const struct ig_backend_tls_policy *const *)pb;
-	double ta = 0, tb = 0;
-	bool ha = a->meta.creation_timestamp && ld_parse_time(a->meta.creation_timestamp, &ta) == 0;
-	bool hb = b->meta.creation_timestamp && ld_parse_time(b->meta.creation_timestamp, &tb) == 0;
-	if (ha != hb)
-		return ha ? -1 : 1;
-	if (ha && ta != tb)
-		return ta < tb ? -1 : 1;
-	int c = strcmp(a->meta.ns, b->meta.ns);
+	int c = ig_meta_cmp_age(&a->meta, &b->meta);
+	if (c)
+		return c;
+	c = strcmp(a->meta.ns, b->meta.ns);
 	if (c)
 		return c;
 	return strcmp(a->meta.name ? a->meta.name : "", b->meta.name ? b->meta.name : "");

@@ -753,20 +753,6 @@ void ld_check_namespace(struct session *s, const char *v, int line, const char *
 		ld_err(s, line, parent, key, "must be a lowercase RFC 1123 label");
 }
 
-/* ---- time ---------------------------------------------------------------- */
-
-/* RFC 3339 ("2025-03-25T10:00:00Z", fractions and offsets allowed) to Unix
- * seconds. Returns -1 when the text is not such a time. */
-int ld_parse_time(const char *t, double *out)
-{
-	int64_t sec;
-	uint32_t nsec;
-	if (ig_parse_rfc3339(t, &sec, &nsec) < 0)
-		return -1;
-	*out = (double)sec + (double)nsec / 1e9;
-	return 0;
-}
-
 /* ---- metadata ------------------------------------------------------------ */
 
 struct ig_kv *ld_labels(struct session *s, yaml_node_t *map, int line, const char *parent,
@@ -858,9 +844,8 @@ void ld_meta(struct session *s, yaml_node_t *root, const char *api, const char *
 			"%s is cluster-scoped: the namespace is ignored", kind);
 	else if (ns)
 		m->ns = ns;
-	m->creation_timestamp = ld_str(s, md, "metadata", "creationTimestamp", false, &line);
-	double t;
-	if (m->creation_timestamp && ld_parse_time(m->creation_timestamp, &t) < 0)
+	if (ig_meta_set_created(m, ld_str(s, md, "metadata", "creationTimestamp", false, &line)) <
+	    0)
 		ld_err(s, line, "metadata", "creationTimestamp",
 		       "must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)");
 	yaml_node_t *labels = ld_map(s, md, "metadata", "labels", false, &line);
@@ -940,12 +925,6 @@ bool ld_same_hostname(const char *a, const char *b)
 
 bool ld_older(const struct ig_meta *a, const struct ig_meta *b)
 {
-	double ta = 0, tb = 0;
-	bool ha = a->creation_timestamp && ld_parse_time(a->creation_timestamp, &ta) == 0;
-	bool hb = b->creation_timestamp && ld_parse_time(b->creation_timestamp, &tb) == 0;
-	if (ha != hb)
-		return ha;
-	if (ha && ta != tb)
-		return ta < tb;
-	return a->seq < b->seq;
+	int c = ig_meta_cmp_age(a, b);
+	return c ? c < 0 : a->seq < b->seq;
 }

@@ -49,17 +49,15 @@ static struct ig_httproute mkroute(const char *ns, const char *name, const char 
 				   struct ig_route_rule *rules, size_t nrules)
 {
 	static size_t seq;
-	return (struct ig_httproute){
-	    .meta = {.kind = "HTTPRoute",
-		     .name = (char *)name,
-		     .ns = (char *)ns,
-		     .creation_timestamp = (char *)created,
-		     .seq = ++seq},
+	struct ig_httproute r = {
+	    .meta = {.kind = "HTTPRoute", .name = (char *)name, .ns = (char *)ns, .seq = ++seq},
 	    .parents = &to_gw,
 	    .nparents = 1,
 	    .rules = rules,
 	    .nrules = nrules,
 	};
+	assert_int_equal(ig_meta_set_created(&r.meta, (char *)created), 0);
+	return r;
 }
 
 static struct ig_listener http80 = {.name = "http", .protocol = "HTTP", .port = 80};
