@@ -1051,6 +1051,12 @@ static bool leaf_has_uri(X509 *leaf, const struct ig_tls_client_ctx *u)
 	return found;
 }
 
+/* Names are matched against the certificate's DNS subjectAltNames only,
+ * never its subject CN (RFC 9525 §6.3; Envoy and Go do the same), and a
+ * wildcard must be a whole left-most label ("*.example.com", not
+ * "ab*.example.com", RFC 9525 §6.3 and §7.2). */
+#define UP_HOST_FLAGS (X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS)
+
 /* The chain was checked by OpenSSL; at the leaf, the identity is ours to
  * check: one of the names or URIs, else the server name. */
 static int up_verify(int ok, X509_STORE_CTX *store)
@@ -1066,12 +1072,12 @@ static int up_verify(int ok, X509_STORE_CTX *store)
 	bool match = false;
 	if (u->nnames || u->nuris) {
 		for (size_t k = 0; k < u->nnames && !match; k++)
-			match = X509_check_host(leaf, u->names[k], 0, 0, NULL) == 1;
+			match = X509_check_host(leaf, u->names[k], 0, UP_HOST_FLAGS, NULL) == 1;
 		match = match || (u->nuris && leaf_has_uri(leaf, u));
 	} else if (u->ip) {
 		match = X509_check_ip_asc(leaf, u->sni, 0) == 1;
 	} else {
-		match = *u->sni && X509_check_host(leaf, u->sni, 0, 0, NULL) == 1;
+		match = *u->sni && X509_check_host(leaf, u->sni, 0, UP_HOST_FLAGS, NULL) == 1;
 	}
 	if (!match) {
 		X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);

@@ -27,7 +27,7 @@
 
 /* ---- certificates (certs.h) ---- */
 
-enum { C_ABC, C_URI, C_OTHER, NCERTS };
+enum { C_ABC, C_URI, C_OTHER, C_CN_ONLY, C_PARTIAL, NCERTS };
 static struct cert certs[NCERTS];
 
 static int group_setup(void **state)
@@ -35,6 +35,8 @@ static int group_setup(void **state)
 	make_cert(&certs[C_ABC], "abc.example.com", "DNS:abc.example.com", 0);
 	make_cert(&certs[C_URI], "uri.test", "DNS:uri.test,URI:spiffe://cluster.test/ns/a/sa/b", 0);
 	make_cert(&certs[C_OTHER], "abc.example.com", "DNS:abc.example.com", 0);
+	make_cert(&certs[C_CN_ONLY], "cn.test", NULL, 0);
+	make_cert(&certs[C_PARTIAL], "partial.test", "DNS:ab*.partial.test", 0);
 	return 0;
 }
 
@@ -166,9 +168,19 @@ static int setup(void **state)
 	     .cert_len = certs[C_URI].pem_len,
 	     .key_pem = certs[C_URI].key,
 	     .key_len = certs[C_URI].key_len},
+	    {.hostname = "cn.test",
+	     .cert_pem = certs[C_CN_ONLY].pem,
+	     .cert_len = certs[C_CN_ONLY].pem_len,
+	     .key_pem = certs[C_CN_ONLY].key,
+	     .key_len = certs[C_CN_ONLY].key_len},
+	    {.hostname = "abc.partial.test",
+	     .cert_pem = certs[C_PARTIAL].pem,
+	     .cert_len = certs[C_PARTIAL].pem_len,
+	     .key_pem = certs[C_PARTIAL].key,
+	     .key_len = certs[C_PARTIAL].key_len},
 	};
 	char err[256] = "";
-	F->srv_tls = ig_tls_ctx_new(e, 2, err, sizeof err);
+	F->srv_tls = ig_tls_ctx_new(e, 4, err, sizeof err);
 	if (!F->srv_tls)
 		fail_msg("ig_tls_ctx_new: %s", err);
 	F->lfd = tcp_listen(64, &F->port);
@@ -461,6 +473,28 @@ static void test_subject_alt_names(void **state)
 	expect_connect_failure("hostname mismatch");
 }
 
+/* A certificate whose name is only its subject CN, or only a partial
+ * wildcard ("ab*.partial.test"): neither the hostname nor a subjectAltName
+ * matches it (RFC 9525 §6.3 and §6.4.3; Envoy and Go check SANs alone). */
+static void test_subject_cn_and_partial_wildcard(void **state)
+{
+	trust(C_CN_ONLY, "cn.test");
+	connect_client();
+	send_get("/x");
+	expect_connect_failure("hostname mismatch");
+
+	const char *dns[] = {"cn.test"};
+	san_ctx(C_CN_ONLY, "cn.test", dns, 1, NULL, 0);
+	connect_client();
+	send_get("/x");
+	expect_connect_failure("hostname mismatch");
+
+	trust(C_PARTIAL, "abc.partial.test");
+	connect_client();
+	send_get("/x");
+	expect_connect_failure("hostname mismatch");
+}
+
 /* A backend that speaks clear text answers the ClientHello with an HTTP
  * 400: the handshake fails, nothing is sent in clear. */
 static void test_plaintext_backend(void **state)
@@ -588,6 +622,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hostname_mismatch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_root, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_subject_alt_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_subject_cn_and_partial_wildcard, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plaintext_backend, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_certificate, setup, teardown),
