@@ -125,11 +125,13 @@ struct ig_cert_ref {
 	 * Otherwise NOT_FOUND, INVALID_KIND (not a core Secret), NOT_PERMITTED
 	 * or INVALID, with a warning, and secret may be NULL. In Gateway API
 	 * terms NOT_PERMITTED is the listener's ResolvedRefs=False/
-	 * RefNotPermitted and every other failure InvalidCertificateRef. The
-	 * bytes are not parsed as X.509 here: OpenSSL does that when it loads
-	 * them. */
+	 * RefNotPermitted and every other failure InvalidCertificateRef. A
+	 * listener's are also loaded by OpenSSL as its port's TLS context will
+	 * load them (ig_tls_check_pairs): one it refuses is INVALID too, with
+	 * why saying what was wrong. */
 	enum ig_ref_status status;
 	const struct ig_secret *secret;
+	const char *why; /* INVALID: what is wrong with the Secret, or NULL */
 };
 
 enum ig_tls_mode { IG_TLS_TERMINATE = 0, IG_TLS_PASSTHROUGH };

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "config/load.h"
+#include "http/tls.h"
 
 #define GATEWAY_GROUP "gateway.networking.k8s.io"
 
@@ -283,7 +284,9 @@ static bool holds_pem_cert(const char *text)
 	return b && strstr(b, "-----END CERTIFICATE-----");
 }
 
-/* The ca.crt of ConfigMap ns/name when it holds a PEM certificate, else
+/* The ca.crt of ConfigMap ns/name when it holds a PEM certificate that
+ * OpenSSL reads (a block of garbage between the markers would otherwise
+ * fail every listener or policy that joins it with other CAs), else
  * NULL with why saying what is wrong (shared by BackendTLSPolicy and
  * client certificate validation). */
 static const struct ig_secret_item *configmap_ca(struct session *s, const char *ns,
@@ -291,12 +294,15 @@ static const struct ig_secret_item *configmap_ca(struct session *s, const char *
 {
 	const struct ig_configmap *cm = ig_config_find_configmap(&s->box->cfg, ns, name);
 	const struct ig_secret_item *it = cm ? ig_configmap_get(cm, "ca.crt") : NULL;
+	char bad[200];
 	if (!cm)
 		snprintf(why, cap, "ConfigMap \"%s/%s\" not found", ns, name);
 	else if (!it)
 		snprintf(why, cap, "ConfigMap \"%s/%s\" has no ca.crt", ns, name);
 	else if (!holds_pem_cert((const char *)it->bytes))
 		snprintf(why, cap, "ConfigMap \"%s/%s\" ca.crt holds no PEM certificate", ns, name);
+	else if (ig_tls_check_ca((const char *)it->bytes, it->len, bad, sizeof bad) < 0)
+		snprintf(why, cap, "ConfigMap \"%s/%s\" ca.crt: %s", ns, name, bad);
 	else
 		return it;
 	return NULL;
@@ -860,12 +866,53 @@ static void resolve_cert(struct session *s, struct owner o, const char *path, st
 	else if (!has_pem(ig_secret_get(sec, "tls.key"), "PRIVATE KEY-----"))
 		why = "has no PEM private key in tls.key";
 	if (why) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "Secret \"%s/%s\" %s", c->ns, c->name, why);
 		c->status = IG_REF_INVALID;
+		c->why = ld_strdup(s, msg);
 		ld_warn(s, c->line, path, NULL, "Secret \"%s/%s\" %s (%s)", c->ns, c->name, why,
 			reason);
 		return;
 	}
 	c->status = IG_REF_OK;
+}
+
+/* The listener's resolved certificates as OpenSSL loads them into one
+ * hostname's set (http/tls.c): a Secret OpenSSL refuses (PEM markers
+ * around garbage, a key of another certificate, a key below the security
+ * level, a second certificate of a key type) is InvalidCertificateRef
+ * ("the data within that resource is malformed", Gateway API) for this
+ * listener alone, instead of failing every listener of its port when the
+ * port's set is built. A warning: the API server takes such a Secret. */
+static void check_pairs(struct session *s, const char *path, struct ig_listener *li)
+{
+	struct ig_tls_cert *pairs = ld_alloc(s, (li->tls.ncerts + 1) * sizeof *pairs);
+	size_t *idx = ld_alloc(s, (li->tls.ncerts + 1) * sizeof *idx);
+	for (;;) {
+		size_t n = 0;
+		for (size_t k = 0; k < li->tls.ncerts; k++) {
+			const struct ig_cert_ref *c = &li->tls.certs[k];
+			if (c->status != IG_REF_OK)
+				continue;
+			const struct ig_secret_item *crt = ig_secret_get(c->secret, "tls.crt");
+			const struct ig_secret_item *key = ig_secret_get(c->secret, "tls.key");
+			pairs[n] = (struct ig_tls_cert){.cert_pem = (const char *)crt->bytes,
+							.cert_len = crt->len,
+							.key_pem = (const char *)key->bytes,
+							.key_len = key->len};
+			idx[n++] = k;
+		}
+		char why[200], msg[600], it[LD_PATH];
+		long bad = ig_tls_check_pairs(pairs, n, why, sizeof why);
+		if (bad < 0 || (size_t)bad >= n)
+			return;
+		struct ig_cert_ref *c = &li->tls.certs[idx[bad]];
+		snprintf(msg, sizeof msg, "Secret \"%s/%s\": %s", c->ns, c->name, why);
+		c->status = IG_REF_INVALID;
+		c->why = ld_strdup(s, msg);
+		ld_item(it, path, "tls.certificateRefs", idx[bad]);
+		ld_warn(s, c->line, it, NULL, "%s (InvalidCertificateRef)", msg);
+	}
 }
 
 /* NULL when a caCertificateRefs entry of client certificate validation
@@ -942,8 +989,11 @@ static void resolve_listeners(struct session *s, struct owner o, struct ig_liste
 		for (size_t k = 0; k < li->tls.ncerts; k++) {
 			ld_item(it, path, "tls.certificateRefs", k);
 			resolve_cert(s, o, it, &li->tls.certs[k], "InvalidCertificateRef");
-			ok += li->tls.certs[k].status == IG_REF_OK;
 		}
+		if (li->protocol && !strcmp(li->protocol, "HTTPS"))
+			check_pairs(s, path, li);
+		for (size_t k = 0; k < li->tls.ncerts; k++)
+			ok += li->tls.certs[k].status == IG_REF_OK;
 		if (li->protocol && !strcmp(li->protocol, "HTTPS") && li->tls.set &&
 		    li->tls.ncerts && !ok)
 			ld_warn(s, li->tls.certs[0].line, path, NULL,

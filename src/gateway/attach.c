@@ -230,12 +230,15 @@ static void listener_refs(const struct ig_listener *l, const struct ig_frontend_
 			  struct ig_listener_status *o)
 {
 	o->refs_reason = "ResolvedRefs";
+	const char *cert_why = NULL;
 	for (size_t i = 0; i < l->tls.ncerts; i++) {
 		if (l->tls.certs[i].status == IG_REF_NOT_PERMITTED)
 			o->refs_reason = "RefNotPermitted";
 		else if (l->tls.certs[i].status != IG_REF_OK &&
-			 !strcmp(o->refs_reason, "ResolvedRefs"))
+			 !strcmp(o->refs_reason, "ResolvedRefs")) {
 			o->refs_reason = "InvalidCertificateRef";
+			cert_why = l->tls.certs[i].why;
+		}
 	}
 	bool frontend = false;
 	if (fv && fv->refs_reason && !strcmp(o->refs_reason, "ResolvedRefs")) {
@@ -247,7 +250,9 @@ static void listener_refs(const struct ig_listener *l, const struct ig_frontend_
 	o->resolved = !strcmp(o->refs_reason, "ResolvedRefs");
 	o->refs_message = o->resolved ? "References resolved"
 			  : frontend  ? fv->refs_message
-				      : "A reference did not resolve";
+			  : cert_why && !strcmp(o->refs_reason, "InvalidCertificateRef")
+			      ? cert_why
+			      : "A reference did not resolve";
 }
 
 void ig_listener_status(const struct ig_config *cfg, const struct ig_gateway *gw,

@@ -596,6 +596,45 @@ fail:
 	return NULL;
 }
 
+/* ---- checks for the loader ---- */
+
+long ig_tls_check_pairs(const struct ig_tls_cert *certs, size_t n, char *why, size_t whylen)
+{
+	SSL_CTX *ctx = new_ssl_ctx(NULL);
+	if (!ctx) {
+		say(why, whylen, "out of memory for a TLS context (%s)", ossl_reason("malloc"));
+		return 0;
+	}
+	long bad = -1;
+	for (size_t i = 0; i < n && bad < 0; i++)
+		if (add_pair(ctx, &certs[i], why, whylen) < 0)
+			bad = (long)i;
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return bad;
+}
+
+int ig_tls_check_ca(const char *pem, size_t len, char *why, size_t whylen)
+{
+	BIO *b = len <= INT32_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
+	STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	int certs = 0;
+	for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
+		certs += sk_X509_INFO_value(infos, i)->x509 != NULL;
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	if (!infos) {
+		say(why, whylen, "unreadable PEM (%s)", ossl_reason("parse error"));
+		return IG_ERROR;
+	}
+	ERR_clear_error();
+	if (!certs) {
+		say(why, whylen, "no PEM certificate");
+		return IG_ERROR;
+	}
+	return 0;
+}
+
 /* ---- contexts ---- */
 
 struct ig_tls_ctx *ig_tls_ctx_new(const struct ig_tls_cert *certs, size_t n, char *err,

@@ -125,6 +125,19 @@ struct ig_tls_cert {
  * optional leading "*." label, at most 253 bytes; stored lowercase). */
 struct ig_tls_ctx *ig_tls_ctx_new(const struct ig_tls_cert *certs, size_t n, char *err,
 				  size_t errlen);
+/* Checks the certificateRefs of one listener as ig_tls_ctx_new would load
+ * them into one hostname's set: each certificate parsed, its key matching
+ * it, both allowed at security level 2, at most one certificate per key
+ * type (hostnames and client_auth are not looked at). Returns -1 when all
+ * load, else the index of the first entry refused, with why (e.g. "tls.key
+ * does not match the certificate"). For the loader, which marks such a
+ * reference InvalidCertificateRef instead of letting the port's whole set
+ * fail. */
+long ig_tls_check_pairs(const struct ig_tls_cert *certs, size_t n, char *why, size_t whylen);
+/* 0 when pem (a ConfigMap's ca.crt) reads as PEM with at least one
+ * certificate, as a client or server context would load it; else
+ * IG_ERROR with why. */
+int ig_tls_check_ca(const char *pem, size_t len, char *why, size_t whylen);
 /* Replaces the certificate set (see Reload above). Any thread. Returns 0,
  * or IG_ERROR with the reason in err and the old set still in use. */
 int ig_tls_ctx_reload(struct ig_tls_ctx *ctx, const struct ig_tls_cert *certs, size_t n, char *err,

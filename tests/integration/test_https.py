@@ -7,15 +7,18 @@ a port where HTTP and HTTPS listeners clash, or an HTTPS listener without
 a usable certificate, is not served. Certificates are made for each test
 with the openssl command; backends are fake pods."""
 import http.client
+import json
 import os
 import socket
 import ssl
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
-from conftest import free_port, unique_loopback
+from conftest import free_port, unique_loopback, wait_port
+from fakepod import FakePod
 from test_gateway_api import Setup, pod, service
 from test_gateway import write
 
@@ -258,19 +261,33 @@ def test_certificate_reload_keeps_connections(procs, tmp_path):
     # The connection opened before the reload still works.
     assert old.call("a.example.com", "/3")[0] == 200
     old.close()
-    # A Secret OpenSSL refuses (key of another certificate) keeps the
-    # current one, with an error in the log.
+    # A Secret OpenSSL refuses (key of another certificate) is that
+    # listener's InvalidCertificateRef, as a missing one is: its name gets
+    # no handshake, while a rotation of the other listener's certificate in
+    # the same edit is swapped in.
+    new_b = make_cert(s.certdir, "b2", "b.example.com")
     s.certs["a"] = (new_crt[0], s.certs["b"][1])
+    s.certs["b"] = new_b
     s.rewrite()
     deadline = time.monotonic() + 5
-    while "keeping the previous ones" not in s.procs.output(s.gw):
-        assert time.monotonic() < deadline, s.procs.output(s.gw)
-        time.sleep(0.1)
+    while True:
+        ctx = ssl.create_default_context()
+        ctx.load_verify_locations(cadata=new_b[0])
+        try:
+            c = s.conn("b.example.com", ctx)
+            assert c.call("b.example.com", "/4")[0] == 200
+            c.close()
+            break
+        except ssl.SSLError:
+            assert time.monotonic() < deadline, s.procs.output(s.gw)
+            time.sleep(0.1)
     ctx = ssl.create_default_context()
     ctx.load_verify_locations(cadata=new_crt[0])
-    c = s.conn("a.example.com", ctx)
-    assert c.call("a.example.com", "/4")[0] == 200
-    c.close()
+    with pytest.raises(ssl.SSLError):
+        s.conn("a.example.com", ctx).call("a.example.com", "/5")
+    log = s.procs.output(s.gw)
+    assert "tls.key does not match the certificate (InvalidCertificateRef)" in log, log
+    assert "keeping the previous ones" not in log, log
     s.stop()
 
 
@@ -296,3 +313,135 @@ def test_websocket_over_tls(procs, tmp_path):
     assert c.at_eof()
     tls.close()
     s.stop()
+
+
+def openssl_pair(dirname, name, cn, *newkey):
+    """A self-signed certificate for cn with the key openssl's -newkey
+    arguments give (e.g. "rsa:1024"): (crt, key) as PEM text."""
+    crt = os.path.join(dirname, name + ".crt")
+    key = os.path.join(dirname, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", *newkey, "-nodes", "-keyout", key,
+                    "-out", crt, "-days", "2", "-subj", "/CN=" + cn,
+                    "-addext", "subjectAltName=DNS:" + cn], check=True, capture_output=True)
+    with open(crt) as f, open(key) as g:
+        return f.read(), g.read()
+
+
+JUNK = "-----BEGIN CERTIFICATE-----\nZ2FyYmFnZSBpbnNpZGUgdGhlIG1hcmtlcnM=\n-----END CERTIFICATE-----\n"
+
+
+def listener(name, port, host, certs, extra=""):
+    refs = "".join("      - name: %s\n" % c for c in certs)
+    return """  - name: %s
+    protocol: HTTPS
+    port: %d
+    hostname: %s
+    tls:
+      certificateRefs:
+%s%s""" % (name, port, host, refs, extra)
+
+
+def test_refused_secret_leaves_other_listeners_served(procs, tmp_path):
+    """A Secret OpenSSL refuses (a key of another certificate, RSA-1024 below
+    the security level, garbage between PEM markers, a second ECDSA
+    certificate on one listener) or a client CA ConfigMap with garbage
+    inside its markers is that listener's InvalidCertificateRef
+    (InvalidCACertificateRef): the port's other listeners are served, and
+    `infergate check` says so as warnings."""
+    d = os.path.join(str(tmp_path), "certs")
+    os.makedirs(d)
+    ec = ("ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+    good = {h: openssl_pair(d, h, h + ".example.com", *ec) for h in ("a", "k", "t", "t2", "c")}
+    weak = openssl_pair(d, "w", "w.example.com", "rsa:1024")
+    host = unique_loopback()
+    port, admin = free_port(host), free_port(host)
+    pod_host = unique_loopback()
+    pod_port = free_port(pod_host)
+    fake = FakePod(pod_host, pod_port, mode="json")
+    ca = """      frontendValidation:
+        caCertificateRefs:
+        - {group: "", kind: ConfigMap, name: junk-ca}
+"""
+    gw = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+  namespace: default
+spec:
+  gatewayClassName: infergate
+  listeners:
+""" + "".join([listener("a", port, "a.example.com", ["tls-a"]),
+               listener("mismatch", port, "k.example.com", ["tls-k"]),
+               listener("weak", port, "w.example.com", ["tls-w"]),
+               listener("junk", port, "j.example.com", ["tls-j"]),
+               listener("two", port, "t.example.com", ["tls-t", "tls-t2"]),
+               listener("badca", port, "c.example.com", ["tls-c"], ca)])
+    docs = [gw, secret("tls-a", *good["a"]), secret("tls-k", good["k"][0], good["a"][1]),
+            secret("tls-w", *weak), secret("tls-j", JUNK, good["a"][1]),
+            secret("tls-t", *good["t"]), secret("tls-t2", *good["t2"]),
+            secret("tls-c", *good["c"]),
+            """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: junk-ca
+  namespace: default
+data:
+  ca.crt: |
+""" + "".join("    " + line + "\n" for line in JUNK.splitlines()),
+            service("svc", 80, pod_port, app="a"), pod("pod-a", "a", pod_host),
+            route_doc("r", "a", "svc"), route_doc("rt", "two", "svc")]
+    mdir = os.path.join(str(tmp_path), "m")
+    os.makedirs(mdir)
+    write(os.path.join(mdir, "all.yaml"), "---\n".join(docs))
+
+    out = subprocess.run([os.environ["IG_BIN"], "check", "-f", mdir], capture_output=True,
+                         text=True, timeout=20)
+    assert out.returncode == 0, out
+    for want in ('"default/tls-k": tls.key does not match the certificate (InvalidCertificateRef)',
+                 '"default/tls-w": certificate refused: ee key too small',
+                 '"default/tls-j": tls.crt: no PEM certificate',
+                 '"default/tls-t2": a certificate with a key of this type is already given',
+                 'ConfigMap "default/junk-ca" ca.crt: unreadable PEM'):
+        assert want in out.stdout + out.stderr, out
+
+    gwp = procs.start("gateway", "-f", mdir, "--bind", host, "--workers", "1",
+                      "--admin", "%s:%d" % (host, admin), name="gateway")
+    wait_port(host, port, proc=gwp)
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cadata=good["a"][0] + good["t"][0])
+    for sni in ("a.example.com", "t.example.com"):
+        c = SNIConnection(host, port, ctx, sni)
+        assert c.call(sni)[0] == 200
+        c.close()
+    # The refused listeners have no certificate in the port's set: their
+    # names get no handshake (there is no listener without hostname).
+    loose = ssl.create_default_context()
+    loose.check_hostname = False
+    loose.verify_mode = ssl.CERT_NONE
+    for sni in ("k.example.com", "w.example.com", "j.example.com", "c.example.com"):
+        with pytest.raises(ssl.SSLError):
+            SNIConnection(host, port, loose, sni).call(sni)
+
+    status = json.loads(urllib.request.urlopen(
+        "http://%s:%d/api/status" % (host, admin), timeout=10).read())
+    conds = {l["name"]: {c["type"]: c for c in l["conditions"]}
+             for l in status["gateways"][0]["listeners"]}
+    assert conds["a"]["ResolvedRefs"]["status"] == "True"
+    assert conds["a"]["Programmed"]["status"] == "True"
+    for name in ("mismatch", "weak", "junk"):
+        assert conds[name]["ResolvedRefs"]["status"] == "False", conds[name]
+        assert conds[name]["ResolvedRefs"]["reason"] == "InvalidCertificateRef"
+        assert conds[name]["Programmed"]["status"] == "False"
+    assert "does not match" in conds["mismatch"]["ResolvedRefs"]["message"]
+    # The second ECDSA certificate is the invalid reference; the first
+    # still serves the listener.
+    assert conds["two"]["ResolvedRefs"]["reason"] == "InvalidCertificateRef"
+    assert conds["two"]["Programmed"]["status"] == "True"
+    assert conds["badca"]["ResolvedRefs"]["reason"] == "InvalidCACertificateRef"
+    assert conds["badca"]["Accepted"]["reason"] == "NoValidCACertificate"
+    assert conds["badca"]["Programmed"]["status"] == "False"
+    assert "HTTPS not served" not in procs.output(gwp)
+    fake.stop()
+    gwp.send_signal(15)
+    assert gwp.wait(timeout=15) == 0
+

@@ -746,8 +746,65 @@ static void test_secret_data(void **state)
 #define TLS_SECRET(name, ns, crt, key)                                                             \
 	"---\napiVersion: v1\nkind: Secret\nmetadata: {name: " name ", namespace: " ns "}\n"       \
 	"type: kubernetes.io/tls\nstringData:\n  tls.crt: \"" crt "\"\n  tls.key: \"" key "\"\n"
-#define PEM_CRT "-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n"
-#define PEM_KEY "-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n"
+/* A real EC P-256 pair (and PEM_CRT2 another certificate): the loader
+ * loads certificateRefs and CA certificates with OpenSSL. PEM_* are
+ * escaped for a double-quoted YAML scalar, *_TEXT are the loaded text. */
+#define PEM_CRT                                                                                    \
+	"-----BEGIN CERTIFICATE-----\\n"                                                           \
+	"MIIBeTCCAR+gAwIBAgIUF3WacJQhITVNBgnG6k/zDqE4s50wCgYIKoZIzj0EAwIw\\n"                      \
+	"ETEPMA0GA1UEAwwGYS50ZXN0MCAXDTI2MTIwNzA0NDAxMloYDzIxMjYxMTEzMDQ0\\n"                      \
+	"MDEyWjARMQ8wDQYDVQQDDAZhLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\\n"                      \
+	"AASSRxQuS3z9sIuERiBN9oquTHOwpA+GWlIebv6pUs9f6ataH6kiYs3Di06zCaaM\\n"                      \
+	"MWblsNPf3MwlC+AFQcrfaiGwo1MwUTAdBgNVHQ4EFgQUlbFW8Gfny8OZlUemHLIT\\n"                      \
+	"CVYo8cgwHwYDVR0jBBgwFoAUlbFW8Gfny8OZlUemHLITCVYo8cgwDwYDVR0TAQH/\\n"                      \
+	"BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAlRge6m38H/wwC3wepsyg7hShB9M7\\n"                      \
+	"6gZV1FUyaGwkPwUCIAYkeP7h/pb0eBAQRB5Xwg6GDg+Zy9sSNFA6oNTD4CTy\\n"                          \
+	"-----END CERTIFICATE-----\\n"
+#define PEM_KEY                                                                                    \
+	"-----BEGIN PRIVATE KEY-----\\n"                                                           \
+	"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg9f/riqIacDu+KwzN\\n"                      \
+	"TxwGZ0yt2y1hQCuzzDA4DmRF0iOhRANCAASSRxQuS3z9sIuERiBN9oquTHOwpA+G\\n"                      \
+	"WlIebv6pUs9f6ataH6kiYs3Di06zCaaMMWblsNPf3MwlC+AFQcrfaiGw\\n"                              \
+	"-----END PRIVATE KEY-----\\n"
+#define PEM_CRT_TEXT                                                                               \
+	"-----BEGIN CERTIFICATE-----\n"                                                            \
+	"MIIBeTCCAR+gAwIBAgIUF3WacJQhITVNBgnG6k/zDqE4s50wCgYIKoZIzj0EAwIw\n"                       \
+	"ETEPMA0GA1UEAwwGYS50ZXN0MCAXDTI2MTIwNzA0NDAxMloYDzIxMjYxMTEzMDQ0\n"                       \
+	"MDEyWjARMQ8wDQYDVQQDDAZhLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n"                       \
+	"AASSRxQuS3z9sIuERiBN9oquTHOwpA+GWlIebv6pUs9f6ataH6kiYs3Di06zCaaM\n"                       \
+	"MWblsNPf3MwlC+AFQcrfaiGwo1MwUTAdBgNVHQ4EFgQUlbFW8Gfny8OZlUemHLIT\n"                       \
+	"CVYo8cgwHwYDVR0jBBgwFoAUlbFW8Gfny8OZlUemHLITCVYo8cgwDwYDVR0TAQH/\n"                       \
+	"BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAlRge6m38H/wwC3wepsyg7hShB9M7\n"                       \
+	"6gZV1FUyaGwkPwUCIAYkeP7h/pb0eBAQRB5Xwg6GDg+Zy9sSNFA6oNTD4CTy\n"                           \
+	"-----END CERTIFICATE-----\n"
+#define PEM_KEY_TEXT                                                                               \
+	"-----BEGIN PRIVATE KEY-----\n"                                                            \
+	"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg9f/riqIacDu+KwzN\n"                       \
+	"TxwGZ0yt2y1hQCuzzDA4DmRF0iOhRANCAASSRxQuS3z9sIuERiBN9oquTHOwpA+G\n"                       \
+	"WlIebv6pUs9f6ataH6kiYs3Di06zCaaMMWblsNPf3MwlC+AFQcrfaiGw\n"                               \
+	"-----END PRIVATE KEY-----\n"
+#define PEM_CRT2                                                                                   \
+	"-----BEGIN CERTIFICATE-----\\n"                                                           \
+	"MIIBeTCCAR+gAwIBAgIUQR52gYiDcvJ0Pp2PQBepX8cSoCowCgYIKoZIzj0EAwIw\\n"                      \
+	"ETEPMA0GA1UEAwwGYi50ZXN0MCAXDTI2MTIwNzA0NDAxMloYDzIxMjYxMTEzMDQ0\\n"                      \
+	"MDEyWjARMQ8wDQYDVQQDDAZiLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\\n"                      \
+	"AAQ0UgGIPr4MuY8Pu1WJtJFo0s5eNfes/x3PQO7KAw3ycl+VEBGF7minVepxUkzF\\n"                      \
+	"worDnhUumDb1dqycHxOdYKdHo1MwUTAdBgNVHQ4EFgQUxpk0KeXD3vykrwRraLkh\\n"                      \
+	"UAvF1pQwHwYDVR0jBBgwFoAUxpk0KeXD3vykrwRraLkhUAvF1pQwDwYDVR0TAQH/\\n"                      \
+	"BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAskWP8SZEU+9BkpP/ggio4LjagdQm\\n"                      \
+	"xFxore+X3eMwaRMCIFK6KeXuiSPnhIPI/2AAT29mfTWXc4UAHyIMZSq4yxWy\\n"                          \
+	"-----END CERTIFICATE-----\\n"
+#define PEM_CRT2_TEXT                                                                              \
+	"-----BEGIN CERTIFICATE-----\n"                                                            \
+	"MIIBeTCCAR+gAwIBAgIUQR52gYiDcvJ0Pp2PQBepX8cSoCowCgYIKoZIzj0EAwIw\n"                       \
+	"ETEPMA0GA1UEAwwGYi50ZXN0MCAXDTI2MTIwNzA0NDAxMloYDzIxMjYxMTEzMDQ0\n"                       \
+	"MDEyWjARMQ8wDQYDVQQDDAZiLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n"                       \
+	"AAQ0UgGIPr4MuY8Pu1WJtJFo0s5eNfes/x3PQO7KAw3ycl+VEBGF7minVepxUkzF\n"                       \
+	"worDnhUumDb1dqycHxOdYKdHo1MwUTAdBgNVHQ4EFgQUxpk0KeXD3vykrwRraLkh\n"                       \
+	"UAvF1pQwHwYDVR0jBBgwFoAUxpk0KeXD3vykrwRraLkhUAvF1pQwDwYDVR0TAQH/\n"                       \
+	"BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAskWP8SZEU+9BkpP/ggio4LjagdQm\n"                       \
+	"xFxore+X3eMwaRMCIFK6KeXuiSPnhIPI/2AAT29mfTWXc4UAHyIMZSq4yxWy\n"                           \
+	"-----END CERTIFICATE-----\n"
 
 static void test_certificate_refs(void **state)
 {
@@ -771,10 +828,16 @@ static void test_certificate_refs(void **state)
 	assert_int_equal(r[1].status, IG_REF_INVALID);
 	assert_int_equal(r[2].status, IG_REF_NOT_PERMITTED);
 	assert_null(r[2].secret);
-	assert_int_equal(r[3].status, IG_REF_OK);
+	/* Reachable, but a second ECDSA certificate for the listener: OpenSSL
+	 * holds one per key type, so this reference is the invalid one. */
+	assert_int_equal(r[3].status, IG_REF_INVALID);
 	assert_string_equal(r[3].secret->meta.ns, "shared");
-	assert_string_equal((char *)ig_secret_get(r[0].secret, "tls.key")->bytes,
-			    "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+	assert_string_equal(r[3].why, "Secret \"shared/granted\": a certificate with a key of "
+				      "this type is already given for this hostname");
+	assert_string_equal((char *)ig_secret_get(r[0].secret, "tls.key")->bytes, PEM_KEY_TEXT);
+	has(out, "spec.listeners[0].tls.certificateRefs[3]: Secret \"shared/granted\": a "
+		 "certificate with a key of this type is already given for this hostname "
+		 "(InvalidCertificateRef)\n");
 	has(out, "spec.listeners[0].tls.certificateRefs[1]: Secret \"infra/nokey\" has no PEM "
 		 "private key in tls.key (InvalidCertificateRef)\n");
 	has(out, "spec.listeners[0].tls.certificateRefs[2].namespace: reference to Secret "
@@ -878,13 +941,12 @@ static void test_gateway_addresses(void **state)
 
 /* ---- GRPCRoute ---------------------------------------------------------------- */
 
-static const char grpc_base[] =
-    "apiVersion: v1\nkind: Service\nmetadata: {name: plain}\n"
-    "spec: {ports: [{port: 80}]}\n---\n"
-    "apiVersion: v1\nkind: Service\nmetadata: {name: h2c}\n"
-    "spec: {ports: [{port: 80, appProtocol: kubernetes.io/h2c}]}\n---\n"
-    "apiVersion: v1\nkind: Service\nmetadata: {name: http}\n"
-    "spec: {ports: [{port: 80, appProtocol: http}]}\n---\n";
+static const char grpc_base[] = "apiVersion: v1\nkind: Service\nmetadata: {name: plain}\n"
+				"spec: {ports: [{port: 80}]}\n---\n"
+				"apiVersion: v1\nkind: Service\nmetadata: {name: h2c}\n"
+				"spec: {ports: [{port: 80, appProtocol: kubernetes.io/h2c}]}\n---\n"
+				"apiVersion: v1\nkind: Service\nmetadata: {name: http}\n"
+				"spec: {ports: [{port: 80, appProtocol: http}]}\n---\n";
 
 /* A GRPCRoute document around one rule (YAML flow style). */
 static char *grpc_doc(const char *api, const char *rule)
@@ -910,7 +972,8 @@ static void test_grpcroute(void **state)
 		  " {name: http, port: 80}]}");
 	char *diags = NULL;
 	struct ig_config *c = load_warned(text, &diags);
-	has(diags, "has appProtocol http (UnsupportedProtocol): a GRPCRoute's backend speaks HTTP/2");
+	has(diags,
+	    "has appProtocol http (UnsupportedProtocol): a GRPCRoute's backend speaks HTTP/2");
 	free(diags);
 	assert_int_equal(c->nroutes, 1);
 	const struct ig_httproute *r = &c->routes[0];
@@ -961,7 +1024,8 @@ static void test_grpcroute(void **state)
 	     "One or both of 'service' or 'method' must be specified"},
 	    {"{matches: [{method: {service: a/b}}]}", "service must only contain valid characters"},
 	    {"{matches: [{method: {service: 1a}}]}", "service must only contain valid characters"},
-	    {"{matches: [{method: {service: a..b}}]}", "service must only contain valid characters"},
+	    {"{matches: [{method: {service: a..b}}]}",
+	     "service must only contain valid characters"},
 	    {"{matches: [{method: {method: Get.X}}]}", "method must only contain valid characters"},
 	    {"{matches: [{method: {type: Prefix, method: Get}}]}", "type"},
 	    {"{matches: [{method: {type: RegularExpression, service: \"(\"}}]}",
@@ -1200,7 +1264,6 @@ static void test_configmap_data(void **state)
 #define BTLS_PORT(svc, port) "[{group: \"\", kind: Service, name: " svc ", sectionName: " port "}]"
 #define CA_REF(name) "{group: \"\", kind: ConfigMap, name: " name "}"
 #define SYSTEM(host) "{wellKnownCACertificates: System, hostname: " host "}"
-#define PEM_CRT2 "-----BEGIN CERTIFICATE-----\\nBBBB\\n-----END CERTIFICATE-----\\n"
 
 /* ---- Gateway spec.tls.frontend: client certificate validation ---------------------- */
 
@@ -1240,9 +1303,7 @@ static void test_frontend_validation(void **state)
 	assert_false(v->insecure_fallback);
 	assert_int_equal(v->nrefs, 4);
 	assert_int_equal(v->nvalid, 2);
-	assert_string_equal(v->ca_pem,
-			    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
-			    "\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n");
+	assert_string_equal(v->ca_pem, PEM_CRT_TEXT "\n" PEM_CRT2_TEXT);
 	assert_string_equal(v->refs_reason, "InvalidCACertificateRef");
 	has(out, "caCertificateRefs[1]: ConfigMap \"a/nope\" not found (InvalidCACertificateRef)");
 	has(out, "caCertificateRefs[2]: kind Secret is not supported: only ConfigMap "
@@ -1287,8 +1348,8 @@ static void test_listener_frontend_validation(void **state)
 	assert_ptr_equal(own, &gw->listeners[0].tls.frontend);
 	assert_ptr_equal(other, &gw->frontend);
 	assert_int_equal(own->nvalid, 1);
-	assert_non_null(strstr(own->ca_pem, "BBBB"));
-	assert_non_null(strstr(other->ca_pem, "AAAA"));
+	assert_non_null(strstr(own->ca_pem, PEM_CRT2_TEXT));
+	assert_non_null(strstr(other->ca_pem, PEM_CRT_TEXT));
 	assert_string_equal(out, "");
 	free(out);
 	ig_config_free(c);
@@ -1316,7 +1377,7 @@ static void test_backend_client_certificate(void **state)
 	for (size_t i = 0; i < 2 * sizeof cases / sizeof cases[0]; i++) {
 		/* Each case twice: as Gateway API v1.4 writes it, and as v1.2. */
 		bool v1_2 = i >= sizeof cases / sizeof cases[0];
-		char text[2048], *out;
+		char text[8192], *out;
 		snprintf(text, sizeof text,
 			 "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
 			 "metadata: {name: gw, namespace: a}\nspec:\n  gatewayClassName: c\n"
@@ -1438,8 +1499,7 @@ static void test_backend_tls_policy_configmap(void **state)
 	assert_string_equal(p->sans[1].value, "spiffe://cluster.local/ns/a/sa/web");
 	assert_int_equal(p->ntargets, 1);
 	assert_string_equal(p->targets[0].section, "https");
-	const char *pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n\n"
-			  "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n";
+	const char *pem = PEM_CRT_TEXT "\n" PEM_CRT2_TEXT;
 	assert_string_equal(p->ca_pem, pem);
 	assert_int_equal(p->ca_len, strlen(pem));
 	const struct ig_backend_ref *b = c->routes[0].rules[0].backends;
@@ -1589,8 +1649,7 @@ static void test_backend_tls_policy_unusable(void **state)
 	assert_string_equal(p[3].refs_message, "caCertificateRefs[1]: ConfigMap \"a/nopem\" "
 					       "ca.crt holds no PEM certificate");
 	assert_null(p[3].message);
-	assert_string_equal(p[3].ca_pem,
-			    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+	assert_string_equal(p[3].ca_pem, PEM_CRT_TEXT);
 	assert_int_equal(p[4].noptions, 2);
 	assert_string_equal(p[4].options[0], "example.com/min-version");
 	assert_string_equal(p[4].message,
