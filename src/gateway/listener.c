@@ -26,10 +26,21 @@ static bool host_matches(const char *pattern, struct ig_str host)
 	return ig_str_ieq_cstr(host, pattern);
 }
 
+/* A name with the root's trailing dot ("a.example.com.") is the same
+ * host (RFC 1034 §3.1): it is matched without the dot, as the TLS server
+ * name is (http/tls.c), so SNI and Host pick listeners alike. */
+static struct ig_str without_root_dot(struct ig_str h)
+{
+	if (h.len > 1 && h.ptr[h.len - 1] == '.')
+		h.len--;
+	return h;
+}
+
 /* The listener of this port whose hostname fits the Host header best:
  * exact, then the longest wildcard, then one without a hostname. */
 static const struct ig_listener_rt *pick_listener(const struct ig_port_rt *port, struct ig_str host)
 {
+	host = without_root_dot(host);
 	const struct ig_listener_rt *best = NULL;
 	size_t best_score = 0;
 	for (size_t i = 0; i < port->nlisteners; i++) {
@@ -153,9 +164,12 @@ static void on_client_writable(struct ig_http_exchange *ex)
 		ig_http_client_pause(p->up, false);
 }
 
-/* The Host header without its port. */
-static struct ig_str request_host(const struct ig_http_request *r)
+/* The Host header without its port and trailing dot. An HTTP/1.0
+ * request may have none: over TLS the handshake's server name then says
+ * which host the client meant (it chose the certificate and listener). */
+static struct ig_str request_host(const struct ig_http_exchange *ex)
 {
+	const struct ig_http_request *r = &ex->req;
 	struct ig_str host = {0};
 	const struct ig_http_header *hh = ig_http_find_header(r->headers, r->num_headers, "host");
 	if (hh) {
@@ -163,8 +177,10 @@ static struct ig_str request_host(const struct ig_http_request *r)
 		const char *colon = memrchr(host.ptr, ':', host.len);
 		if (colon && host.len && host.ptr[0] != '[')
 			host.len = (size_t)(colon - host.ptr);
+	} else if (ex->tls) {
+		host = ex->sni;
 	}
-	return host;
+	return without_root_dot(host);
 }
 
 /* What route matching reads of a request. */
@@ -202,7 +218,7 @@ static bool unresolved_extension(struct ig_req *p, const struct ig_filter *fs, s
 static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **li_out)
 {
 	const struct ig_http_request *r = &p->ex->req;
-	struct ig_str host = request_host(r);
+	struct ig_str host = request_host(p->ex);
 	const struct ig_port_rt *port = ig_snapshot_port(p->snap, port_num);
 	const struct ig_listener_rt *li = port ? pick_listener(port, host) : NULL;
 	struct ig_route_request rr = route_request(r, host);
@@ -346,7 +362,7 @@ bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx)
 	if ((!grpc && ex->body_length >= 0 && ex->body_length <= STREAM_MIN_BYTES) || !w->snap ||
 	    ig_http_is_websocket_upgrade(r))
 		return false;
-	struct ig_str host = request_host(r);
+	struct ig_str host = request_host(ex);
 	const struct ig_port_rt *port = ig_snapshot_port(w->snap, slot->port);
 	const struct ig_listener_rt *li = port ? pick_listener(port, host) : NULL;
 	/* Body-based routing may give the request another rule once its

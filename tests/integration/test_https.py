@@ -445,3 +445,33 @@ data:
     gwp.send_signal(15)
     assert gwp.wait(timeout=15) == 0
 
+
+def test_host_trailing_dot_and_no_host_over_tls(procs, tmp_path):
+    """A Host with the root's trailing dot names the same host as the TLS
+    server name without it (RFC 1034 §3.1): the listener and its route
+    answer, not a 421. An HTTP/1.0 request without Host over TLS is the
+    server name's listener's."""
+    s = HTTPS(procs, tmp_path)
+    n = len(s.received())
+    c = s.conn("a.example.com")
+    assert c.call("a.example.com.", "/dot")[0] == 200
+    assert c.call("a.example.com.:%d" % s.port, "/dot-port")[0] == 200
+    # Still another listener's host with the dot: misdirected.
+    assert c.call("b.example.com.", "/x")[0] == 421
+    c.close()
+    got = s.received()[n:]
+    assert [r.path for r in got] == ["/dot", "/dot-port"], got
+    assert {r.pod.rsplit(":", 1)[0] for r in got} == {s.pods[0].host}
+    raw = socket.create_connection((s.host, s.port), timeout=10)
+    tls = s.context("b").wrap_socket(raw, server_hostname="b.example.com")
+    tls.sendall(b"GET /no-host HTTP/1.0\r\n\r\n")
+    got = b""
+    while True:
+        piece = tls.recv(4096)
+        if not piece:
+            break
+        got += piece
+    tls.close()
+    assert got.startswith(b"HTTP/1.1 200") or got.startswith(b"HTTP/1.0 200"), got
+    assert pod_of(s, n + 2) == s.pods[1].host
+    s.stop()
