@@ -170,7 +170,9 @@ struct ig_frontend_validation {
 /* listeners[].tls. Validated: not allowed on HTTP/TCP/UDP listeners;
  * required on HTTPS listeners (infergate cannot serve HTTPS without a
  * certificate), where mode must be Terminate and certificateRefs must have
- * 1 to 64 entries. `options` is refused. */
+ * 1 to 64 entries, or `options` given instead (the CRD's rule): infergate
+ * implements no options, so they are ignored with a warning and a listener
+ * with options only is InvalidCertificateRef and not served. */
 struct ig_listener_tls {
 	bool set;
 	enum ig_tls_mode mode; /* default Terminate */

@@ -146,16 +146,24 @@ static void decode_validation(struct session *s, yaml_node_t *n, const char *pat
 static void decode_listener_tls(struct session *s, yaml_node_t *n, const char *path,
 				const struct ig_meta *gw, struct ig_listener_tls *t)
 {
-	static const char *const fields[] = {"mode", "certificateRefs", "frontendValidation", NULL};
-	static const struct ld_unsupported fields_unsupported[] = {
-	    {"options", "implementation-specific TLS options are not implemented"},
-	    {NULL, NULL},
-	};
+	static const char *const fields[] = {"mode", "certificateRefs", "frontendValidation",
+					     "options", NULL};
 	static const char *const modes[] = {"Terminate", "Passthrough", NULL};
 	char sub[LD_PATH];
-	int line;
+	int line, oline;
 	t->set = true;
-	ld_fields(s, n, path, fields, fields_unsupported);
+	ld_fields(s, n, path, fields, NULL);
+	/* options are implementation-specific (Gateway API: keys domain/name):
+	 * infergate has none, so they are ignored with a warning rather than
+	 * refusing a configuration another implementation would take. */
+	yaml_node_t *opts = ld_map(s, n, path, "options", false, &oline);
+	size_t nopts = opts ? ld_map_len(opts) : 0;
+	if (nopts > 16)
+		ld_err(s, oline, path, "options", "must have at most 16 items");
+	else if (nopts)
+		ld_warn(s, oline, path, "options",
+			"implementation-specific TLS options are not implemented by infergate: "
+			"ignored");
 	char *mode = ld_str(s, n, path, "mode", false, &line);
 	ld_check_enum(s, mode, line, path, "mode", modes);
 	t->mode = mode && !strcmp(mode, "Passthrough") ? IG_TLS_PASSTHROUGH : IG_TLS_TERMINATE;
@@ -164,18 +172,20 @@ static void decode_listener_tls(struct session *s, yaml_node_t *n, const char *p
 		ld_join(sub, path, "frontendValidation");
 		decode_validation(s, fv, sub, gw, &t->frontend);
 	}
+	/* The CRD's CEL: size(certificateRefs) > 0 || size(options) > 0. */
 	yaml_node_t *refs = ld_seq(s, n, path, "certificateRefs", false, &line);
-	if (!refs) {
-		if (t->mode == IG_TLS_TERMINATE)
-			ld_err(
-			    s, line, path, NULL,
-			    "certificateRefs or options must be specified when mode is Terminate");
-		return;
-	}
-	ld_check_items(s, refs, line, path, "certificateRefs", 0, 64);
-	if (ld_seq_len(refs) == 0 && t->mode == IG_TLS_TERMINATE)
-		ld_err(s, line, path, NULL,
+	size_t nrefs = refs ? ld_seq_len(refs) : 0;
+	if (!nrefs && !nopts && t->mode == IG_TLS_TERMINATE)
+		ld_err(s, refs ? line : ig_yaml_line(n), path, NULL,
 		       "certificateRefs or options must be specified when mode is Terminate");
+	else if (!nrefs && t->mode == IG_TLS_TERMINATE)
+		ld_warn(s, oline, path, NULL,
+			"no certificateRefs: infergate terminates TLS only with certificates, so "
+			"the listener cannot be served (ResolvedRefs=False, "
+			"InvalidCertificateRef)");
+	if (!refs)
+		return;
+	ld_check_items(s, refs, line, path, "certificateRefs", 0, 64);
 	/* Items stay at their list index, even those in error: the paths of
 	 * later messages (load_refs.c) are built from the index. */
 	t->certs = ld_alloc(s, (ld_seq_len(refs) + 1) * sizeof(*t->certs));

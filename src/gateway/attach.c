@@ -240,6 +240,13 @@ static void listener_refs(const struct ig_listener *l, const struct ig_frontend_
 			cert_why = l->tls.certs[i].why;
 		}
 	}
+	/* An HTTPS listener with only tls.options (the CRD allows it) has no
+	 * certificate infergate can serve with. */
+	if (l->served && !strcmp(l->protocol, "HTTPS") && l->tls.set && !l->tls.ncerts) {
+		o->refs_reason = "InvalidCertificateRef";
+		cert_why = "No certificateRefs: infergate implements no tls.options and serves "
+			   "HTTPS with certificates only";
+	}
 	bool frontend = false;
 	if (fv && fv->refs_reason && !strcmp(o->refs_reason, "ResolvedRefs")) {
 		o->refs_reason = fv->refs_reason;

@@ -2064,9 +2064,18 @@ static const struct bad_case cases[] = {
     {"strict_tls_options",
      GW LST "  - name: a\n    protocol: HTTPS\n    port: 443\n    tls:\n"
 	    "      certificateRefs: [{name: c}]\n      options: {x.io/k: v}\n",
-     "g.yaml:13: spec.listeners[0].tls.options: not supported by infergate: "
-     "implementation-specific TLS options are not implemented",
-     false},
+     "g.yaml:13: warning: spec.listeners[0].tls.options: implementation-specific TLS options "
+     "are not implemented by infergate: ignored",
+     true},
+    /* The CEL is size(certificateRefs) > 0 || size(options) > 0: options
+     * alone are valid, and the listener is not served. */
+    {"gw_tls_options_only",
+     GW LST "  - name: a\n    protocol: HTTPS\n    port: 443\n    tls:\n"
+	    "      options: {x.io/k: v}\n",
+     "g.yaml:12: warning: spec.listeners[0].tls: no certificateRefs: infergate terminates TLS "
+     "only with certificates, so the listener cannot be served (ResolvedRefs=False, "
+     "InvalidCertificateRef)",
+     true},
     {"strict_pool_v1_selector",
      P1 "spec:\n  selector:\n    matchLabels: {app: x}\n"
 	"    matchExpressions: []\n  targetPorts: [{number: 1}]\n",
