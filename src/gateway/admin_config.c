@@ -64,6 +64,9 @@ static void listener(struct ig_buf *b, const struct ig_snapshot *s, const struct
 		cond(b, false, "Conflicted", true, st.conflict, st.conflict_message);
 	else
 		cond(b, false, "Conflicted", false, "NoConflicts", "No conflicts");
+	if (st.overlap)
+		cond(b, false, "OverlappingTLSConfig", true, "OverlappingHostnames",
+		     IG_OVERLAP_MESSAGE);
 	ig_buf_append_cstr(b, "]}");
 }
 

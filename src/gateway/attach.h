@@ -51,9 +51,18 @@ struct ig_listener_status {
 	bool given_way; /* conflict is with an earlier listener of the merged list */
 	bool resolved;
 	const char *refs_reason, *refs_message;
+	/* OverlappingTLSConfig (Gateway API v1.3 on, GEP-3567): another HTTPS
+	 * listener of the Gateway on the same port has a hostname that overlaps
+	 * this one's (equal, one's wildcard covering the other, or either
+	 * without a hostname, which answers every name), so a client may coalesce
+	 * their HTTP/2 connections. Set only when true, as the API says. */
+	bool overlap;
 };
 void ig_listener_status(const struct ig_config *cfg, const struct ig_gateway *gw,
 			const struct ig_listener *l, struct ig_listener_status *out);
+#define IG_OVERLAP_MESSAGE                                                                         \
+	"Another HTTPS listener on this port has an overlapping hostname: a client may "           \
+	"coalesce their HTTP/2 connections"
 
 /* status.listeners[].attachedRoutes: the routes Accepted on listener l of
  * gw (Gateway API v1.5.0 on; v1.2.1 counted every route its allowedRoutes

@@ -100,6 +100,9 @@ static json_t *listener_status(struct ctx *c, const struct ig_gateway *gw,
 	json_array_append_new(
 	    conds, st.conflict ? cond(c, "Conflicted", true, st.conflict, st.conflict_message, gen)
 			       : cond(c, "Conflicted", false, "NoConflicts", "No conflicts", gen));
+	if (st.overlap)
+		json_array_append_new(conds, cond(c, "OverlappingTLSConfig", true,
+						  "OverlappingHostnames", IG_OVERLAP_MESSAGE, gen));
 	json_t *out = json_pack(
 	    "{s:s,s:o,s:I,s:o}", "name", l->name, "supportedKinds", kinds, "attachedRoutes",
 	    (json_int_t)ig_listener_attached_routes(c->cfg, gw, l), "conditions", conds);

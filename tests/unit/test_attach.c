@@ -244,12 +244,65 @@ static void test_listener_conflicts(void **state)
 	ig_diags_free(&d);
 }
 
+/* HTTPS listeners of one port whose hostnames overlap (GEP-3567's
+ * OverlappingTLSConfig): a name and a wildcard covering it, two wildcards,
+ * one without a hostname; another port and HTTP listeners do not count. */
+static const char tls_listeners[] =
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: gw}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n"
+    "  listeners:\n"
+    "  - {name: a, protocol: HTTPS, port: 443, hostname: a.example.com, tls: {certificateRefs: "
+    "[{name: s}]}}\n"
+    "  - {name: star, protocol: HTTPS, port: 443, hostname: '*.example.com', tls: "
+    "{certificateRefs: [{name: s}]}}\n"
+    "  - {name: deep, protocol: HTTPS, port: 443, hostname: '*.b.example.com', tls: "
+    "{certificateRefs: [{name: s}]}}\n"
+    "  - {name: other, protocol: HTTPS, port: 443, hostname: c.example.net, tls: "
+    "{certificateRefs: [{name: s}]}}\n"
+    "  - {name: elsewhere, protocol: HTTPS, port: 8443, hostname: d.example.net, tls: "
+    "{certificateRefs: [{name: s}]}}\n"
+    "  - {name: any, protocol: HTTPS, port: 9443, tls: {certificateRefs: [{name: s}]}}\n"
+    "  - {name: e, protocol: HTTPS, port: 9443, hostname: e.example.org, tls: "
+    "{certificateRefs: [{name: s}]}}\n"
+    "  - {name: plain, protocol: HTTP, port: 80, hostname: a.example.com}\n"
+    "  - {name: plain2, protocol: HTTP, port: 80}\n";
+
+static void test_overlapping_tls(void **state)
+{
+	struct ig_diags d = {0};
+	struct ig_config *cfg = NULL;
+	/* The Secret is missing (a warning): the overlap is of hostnames. */
+	assert_int_equal(
+	    ig_config_load_text("m.yaml", tls_listeners, strlen(tls_listeners), &cfg, &d), 0);
+	const struct ig_gateway *gw = ig_config_find_gateway(cfg, "default", "gw");
+	static const struct {
+		const char *name;
+		bool overlap;
+	} want[] = {{"a", true},      {"star", true},	    {"deep", true},
+		    {"other", false}, {"elsewhere", false}, {"any", true},
+		    {"e", true},      {"plain", false},	    {"plain2", false}};
+	assert_int_equal(gw->nlisteners, sizeof want / sizeof want[0]);
+	for (size_t i = 0; i < gw->nlisteners; i++) {
+		struct ig_listener_status st;
+		assert_string_equal(gw->listeners[i].name, want[i].name);
+		ig_listener_status(cfg, gw, &gw->listeners[i], &st);
+		if (st.overlap != want[i].overlap)
+			fail_msg("listener %s: overlap %d", want[i].name, st.overlap);
+	}
+	ig_config_free(cfg);
+	ig_diags_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_route_parents),
 	    cmocka_unit_test(test_route_warnings),
 	    cmocka_unit_test(test_listener_conflicts),
+	    cmocka_unit_test(test_overlapping_tls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
