@@ -892,10 +892,13 @@ static void check_pairs(struct session *s, const char *path, struct ig_listener 
 		size_t n = 0;
 		for (size_t k = 0; k < li->tls.ncerts; k++) {
 			const struct ig_cert_ref *c = &li->tls.certs[k];
-			if (c->status != IG_REF_OK)
+			/* An entry the loader refused (no name) resolved nothing. */
+			if (c->status != IG_REF_OK || !c->secret)
 				continue;
 			const struct ig_secret_item *crt = ig_secret_get(c->secret, "tls.crt");
 			const struct ig_secret_item *key = ig_secret_get(c->secret, "tls.key");
+			if (!crt || !key)
+				continue;
 			pairs[n] = (struct ig_tls_cert){.cert_pem = (const char *)crt->bytes,
 							.cert_len = crt->len,
 							.key_pem = (const char *)key->bytes,

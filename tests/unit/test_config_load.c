@@ -700,14 +700,42 @@ static void test_merge_bomb(void **state)
 	free(text);
 }
 
+/* fuzz_yaml's find: a certificateRefs entry that is no mapping (refused)
+ * left its reference unresolved but not failed, and the listener's pairs
+ * were then read from a Secret it never found. */
+static void test_certificate_ref_without_name(void **state)
+{
+	(void)state;
+	fails_with("apiVersion: gateway.networking.k8s.io/v1\n"
+		   "kind: Gateway\n"
+		   "metadata: {name: gw}\n"
+		   "spec:\n"
+		   "  gatewayClassName: infergate\n"
+		   "  listeners:\n"
+		   "  - name: https\n"
+		   "    protocol: HTTPS\n"
+		   "    port: 443\n"
+		   "    tls:\n"
+		   "      certificateRefs:\n"
+		   "      - kind: Secret\n"
+		   "      - a-scalar\n",
+		   "certificateRefs[1]");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_reader_error_lines),	cmocka_unit_test(test_many_duplicates),
-	    cmocka_unit_test(test_duplicates_by_group), cmocka_unit_test(test_lists),
-	    cmocka_unit_test(test_unknown_kinds),	cmocka_unit_test(test_route_regex),
-	    cmocka_unit_test(test_api_server_accepts),	cmocka_unit_test(test_api_server_refuses),
-	    cmocka_unit_test(test_merge_keys),		cmocka_unit_test(test_merge_bomb),
+	    cmocka_unit_test(test_reader_error_lines),
+	    cmocka_unit_test(test_many_duplicates),
+	    cmocka_unit_test(test_duplicates_by_group),
+	    cmocka_unit_test(test_lists),
+	    cmocka_unit_test(test_unknown_kinds),
+	    cmocka_unit_test(test_route_regex),
+	    cmocka_unit_test(test_api_server_accepts),
+	    cmocka_unit_test(test_api_server_refuses),
+	    cmocka_unit_test(test_merge_keys),
+	    cmocka_unit_test(test_merge_bomb),
+	    cmocka_unit_test(test_certificate_ref_without_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
