@@ -96,7 +96,12 @@ struct ig_h2 {
 	size_t nstreams;
 	struct ig_task task; /* sends what nghttp2 has, then the aftermath */
 	bool draining;	     /* GOAWAY sent: close when no stream is left */
-	bool failed;	     /* the session is over: close */
+	/* When the last stream closed (or the session began): the idle
+	 * timeout counts from here, not from the last frame, so PINGs or
+	 * WINDOW_UPDATEs alone do not keep a connection without streams
+	 * open (Envoy's idle_timeout, Go's http2 idle timer). */
+	uint64_t idle_ns;
+	bool failed; /* the session is over: close */
 	/* Streams the client may still reset (a bucket refilled over time):
 	 * opening streams and resetting them at once costs us a request each
 	 * without counting against the concurrent streams (the "rapid reset"
@@ -143,7 +148,8 @@ static void stream_free(struct ig_h2 *h, struct ig_h2_stream *st)
 		h->streams = st->next;
 	if (st->next)
 		st->next->prev = st->prev;
-	h->nstreams--;
+	if (--h->nstreams == 0)
+		h->idle_ns = ig_now_ns();
 	ig_buf_free(&st->ex.body);
 	ig_buf_free(&st->out);
 	ig_arena_free(&st->arena);
@@ -645,7 +651,10 @@ static void arm(struct ig_h2 *h)
 		uint64_t ms = first > now ? (first - now + 999999) / 1000000u : 0;
 		ig_srv_arm(c, TM_BODY, ms ? ms : 1);
 	} else if (h->nstreams == 0) {
-		ig_srv_arm(c, TM_IDLE, cfg->keepalive_timeout_ms);
+		uint64_t idle_ms = (now - h->idle_ns) / 1000000u;
+		uint64_t left =
+		    cfg->keepalive_timeout_ms > idle_ms ? cfg->keepalive_timeout_ms - idle_ms : 0;
+		ig_srv_arm(c, TM_IDLE, left ? left : 1);
 	} else {
 		ig_srv_arm(c, TM_NONE, 0);
 	}
@@ -709,6 +718,7 @@ int ig_h2_start(struct ig_http_conn *c)
 	h->c = c;
 	h->resets_left = RESETS_BURST;
 	h->resets_ns = ig_now_ns();
+	h->idle_ns = h->resets_ns;
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);

@@ -567,6 +567,24 @@ def test_idle_connection_gets_goaway(procs, tmp_path):
     g.stop()
 
 
+def test_pings_do_not_keep_an_idle_connection(procs, tmp_path):
+    """The idle timeout counts from when the last stream closed, not from
+    the last frame: a client that only PINGs still gets GOAWAY."""
+    g = Gateway(procs, str(tmp_path), ["--idle-timeout", "500ms"])
+    g.pod.set("json")
+    c = g.client()
+    status, _ = c.response(c.request("/v1/completions", completion()))
+    assert status == 200
+    deadline = time.monotonic() + 4
+    while c.goaway is None and time.monotonic() < deadline:
+        c.conn.ping(b"12345678")
+        c.flush()
+        c.pump(lambda: c.goaway is not None, timeout=0.15)
+    assert c.goaway == 0, "PINGs kept the connection open"  # NO_ERROR
+    c.close()
+    g.stop()
+
+
 def test_drain_finishes_open_streams(procs, tmp_path):
     """SIGTERM sends GOAWAY and lets the open stream finish. (curl as the
     client: python3-h2 closes its side on any GOAWAY, which RFC 9113 §6.8
