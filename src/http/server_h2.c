@@ -81,6 +81,7 @@ struct ig_h2_stream {
 	bool want_writable;
 	bool closed;	      /* nghttp2 closed the stream: free it */
 	bool reset_after;     /* reset once the answer is out: the body is unwanted */
+	bool reset_seen;      /* a reset charged to the budget, or one of ours */
 	nghttp2_nv *trailers; /* sent when the body's end is framed (in the arena) */
 	size_t ntrailers;
 	struct ig_buf out; /* response body bytes not yet framed */
@@ -105,7 +106,8 @@ struct ig_h2 {
 	/* Streams the client may still reset (a bucket refilled over time):
 	 * opening streams and resetting them at once costs us a request each
 	 * without counting against the concurrent streams (the "rapid reset"
-	 * of 2023), so past this the session ends with ENHANCE_YOUR_CALM. */
+	 * of 2023), so past this the session ends with ENHANCE_YOUR_CALM.
+	 * Streams the client makes nghttp2 reset count alike. */
 	uint32_t resets_left;
 	uint64_t resets_ns;
 	/* Bytes of the bodies of requests still arriving. Credit for body
@@ -381,15 +383,25 @@ static bool reset_allowed(struct ig_h2 *h)
 	return true;
 }
 
+/* Charges a reset to the budget; past it, the session ends. */
+static void charge_reset(struct ig_h2 *h)
+{
+	if (reset_allowed(h))
+		return;
+	ig_info("client %s: HTTP/2: too many streams reset: closing", h->c->peer);
+	nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct ig_h2 *h = ud;
-	if (f->hd.type == NGHTTP2_RST_STREAM && !reset_allowed(h)) {
-		ig_info("client %s: HTTP/2: too many streams reset: closing", h->c->peer);
-		nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+	struct ig_h2_stream *st = f->hd.stream_id ? stream_of(h, f->hd.stream_id) : NULL;
+	if (f->hd.type == NGHTTP2_RST_STREAM) {
+		if (st)
+			st->reset_seen = true;
+		charge_reset(h);
 		return 0;
 	}
-	struct ig_h2_stream *st = f->hd.stream_id ? stream_of(h, f->hd.stream_id) : NULL;
 	if (!st)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && !st->head_done) {
@@ -417,6 +429,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 			return 0; /* settle() tells the handler, after the input */
 		}
 		/* Out of memory: the stream cannot go on whole. */
+		st->reset_seen = true;
 		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
 	} else if (st && !st->refuse && !st->dispatched) {
 		st->body_last_ns = ig_now_ns();
@@ -452,8 +465,16 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 {
 	struct ig_h2 *h = ud;
 	struct ig_h2_stream *st = stream_of(h, id);
-	if (st)
-		st->closed = true;
+	if (!st)
+		return 0;
+	st->closed = true;
+	/* A stream the client made nghttp2 reset (a WINDOW_UPDATE that
+	 * overflows its window, a frame the stream's state forbids, a head
+	 * too large) frees its slot as a client's reset does, after costing
+	 * us a request: it is charged alike ("MadeYouReset",
+	 * CVE-2025-8671; Envoy counts every premature reset). */
+	if (code != NGHTTP2_NO_ERROR && !st->reset_seen)
+		charge_reset(h);
 	return 0;
 }
 
@@ -796,6 +817,7 @@ int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
 				    c->peer, st->id,
 				    (unsigned long long)cfg_of(h)->send_timeout_ms);
 				st->out.len = st->out_off = 0;
+				st->reset_seen = true;
 				nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, st->id,
 							  NGHTTP2_CANCEL);
 			} else if (st->head_done && !st->refuse) {
@@ -803,6 +825,7 @@ int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
 				server_answer(h, st, 408);
 			} else if (!st->head_done) {
 				leave_arriving(h, st); /* nothing more to wait for */
+				st->reset_seen = true;
 				nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, st->id,
 							  NGHTTP2_CANCEL);
 			}
@@ -1056,8 +1079,10 @@ int ig_h2_end_trailers(struct ig_http_exchange *ex, const struct ig_http_header 
 void ig_h2_abort(struct ig_http_exchange *ex)
 {
 	struct ig_h2_stream *st = ex->h2;
-	if (!st->closed)
+	if (!st->closed) {
+		st->reset_seen = true;
 		nghttp2_submit_rst_stream(st->h->ng, NGHTTP2_FLAG_NONE, st->id,
 					  NGHTTP2_INTERNAL_ERROR);
+	}
 	ended(st);
 }

@@ -537,6 +537,46 @@ def test_rapid_reset_ends_the_session(gw):
     c.close()
 
 
+def test_resets_the_client_provokes_count_too(gw):
+    """Streams the client makes the gateway reset after their request went
+    to the pod ("MadeYouReset", CVE-2025-8671: here a WINDOW_UPDATE that
+    overflows the stream's window, FLOW_CONTROL_ERROR) are charged as the
+    client's own resets: GOAWAY ENHANCE_YOUR_CALM after the same burst,
+    and no more requests reach the pod than that allows."""
+    gw.pod.set("hold")
+    c = gw.client()
+    t0 = time.monotonic()
+    sent = 0
+    for _ in range(20):  # 50 streams a round, 1000 in all
+        sids = []
+        for _ in range(50):
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, [(":method", "POST"), (":path", "/v1/completions"),
+                                      (":scheme", "http"), (":authority", "gw.example"),
+                                      ("x-test-id", "h2-myr")])
+            c.conn.send_data(sid, json.dumps(completion()).encode(), end_stream=True)
+            c.streams[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+            sids.append(sid)
+        c.flush()
+        sent += len(sids)
+        # Once the pod has them, each stream's window overflows.
+        gw.pod.wait_requests(sent, test_id="h2-myr", timeout=5)
+        try:
+            c.sock.sendall(b"".join(b"\x00\x00\x04\x08\x00" + sid.to_bytes(4, "big") +
+                                    b"\x7f\xff\xff\xff" for sid in sids))
+        except OSError:
+            break
+        c.pump(lambda: c.goaway is not None or c.closed or
+               all(c.streams[s]["reset"] is not None for s in sids), timeout=5)
+        if c.goaway is not None or c.closed:
+            break
+    assert c.goaway == 11, (sent, c.goaway)  # ENHANCE_YOUR_CALM
+    # The burst of 200, what the budget earned meanwhile (100/s), a round.
+    reached = len(gw.pod.completions(test_id="h2-myr"))
+    assert reached <= 200 + 100 * (time.monotonic() - t0) + 50, reached
+    c.close()
+
+
 def test_alpn_picks_h2_on_https(gw):
     gw.pod.set("json")
     c = gw.client(tls=True, alpn=("h2", "http/1.1"))
