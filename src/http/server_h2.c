@@ -16,7 +16,8 @@
  *   (RFC 9113 §8.3.1), so the handler sees what an HTTP/1.1 request
  *   would show it; header names arrive lowercase;
  * - the same ceilings: head bytes and field count (431; a :path over it
- *   alone, 414), body bytes (413,
+ *   alone, 414; a block far over them, or trailers over them, reset),
+ *   body bytes (413,
  *   also when content-length says so up front), silence in a body (408);
  *   the keep-alive timeout closes a connection without streams, the send
  *   timeout one whose client takes nothing;
@@ -53,6 +54,7 @@
 #define OUT_HIGH (256 * 1024) /* frames taken from nghttp2 ahead of the socket */
 #define RESETS_BURST 200      /* RST_STREAMs a client may send at once */
 #define RESETS_PER_S 100      /* and then per second */
+#define BLOCK_OVER 4	      /* a header block this many times over the limits: reset */
 
 struct ig_h2_stream {
 	struct ig_http_exchange ex; /* ex.h2 points back here */
@@ -63,6 +65,7 @@ struct ig_h2_stream {
 	/* The request as it arrives. */
 	struct ig_http_header *hdrs;
 	size_t nh, caph, head_bytes;
+	size_t block_bytes, block_fields; /* decoded of the header block arriving */
 	struct ig_str method, path, authority, scheme;
 	int refuse;	/* a status the server answers itself once the head is in */
 	bool head_done; /* the request head is complete */
@@ -172,8 +175,14 @@ static void kick(struct ig_h2 *h)
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct ig_h2 *h = ud;
-	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+	if (f->hd.type != NGHTTP2_HEADERS)
 		return 0;
+	if (f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+		struct ig_h2_stream *st = stream_of(h, f->hd.stream_id);
+		if (st) /* trailers: a block of their own */
+			st->block_bytes = st->block_fields = 0;
+		return 0;
+	}
 	struct ig_h2_stream *st = calloc(1, sizeof *st);
 	if (!st)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
@@ -209,9 +218,27 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 {
 	struct ig_h2 *h = ud;
 	struct ig_h2_stream *st = stream_of(h, f->hd.stream_id);
-	if (!st || st->head_done || st->refuse)
-		return 0; /* trailers are not kept */
+	if (!st)
+		return 0;
 	const struct ig_http_server_config *cfg = cfg_of(h);
+	size_t maxh = cfg->max_headers < HEADERS_CAP ? cfg->max_headers : HEADERS_CAP;
+	/* Every field decoded counts, a refused head's and trailers' too: a
+	 * few bytes on the wire can name a large entry of the HPACK table
+	 * again and again. A head a little over the limits is answered 431
+	 * (the client learns why); far over them, or trailers over them at
+	 * all, the stream is reset and nghttp2 stops handing us the rest of
+	 * the block (as Envoy, Apache httpd and Node.js do). */
+	st->block_bytes += namelen + valuelen + 4;
+	st->block_fields++;
+	bool over = st->block_bytes > cfg->max_header_bytes || st->block_fields > maxh + 4;
+	if ((over && st->head_done) || st->block_bytes > BLOCK_OVER * cfg->max_header_bytes ||
+	    st->block_fields > BLOCK_OVER * (maxh + 4)) {
+		ig_debug("client %s: HTTP/2 stream %d: header block over the limits: reset",
+			 h->c->peer, st->id);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	if (st->head_done || st->refuse)
+		return 0; /* trailers are not kept */
 	st->head_bytes += namelen + valuelen + 4;
 	if (st->head_bytes > cfg->max_header_bytes) {
 		/* A :path over the limit by itself is a target too long (414),
@@ -236,7 +263,6 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 			st->scheme = v;
 		return 0;
 	}
-	size_t maxh = cfg->max_headers < HEADERS_CAP ? cfg->max_headers : HEADERS_CAP;
 	if (st->nh >= maxh) {
 		st->refuse = 431;
 		return 0;

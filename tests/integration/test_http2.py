@@ -469,6 +469,72 @@ def test_limits_answered_on_the_stream(gw):
     c.close()
 
 
+def frame(typ, flags, sid, payload):
+    return len(payload).to_bytes(3, "big") + bytes([typ, flags]) + sid.to_bytes(4, "big") + payload
+
+
+def literal(name, value, index=False):
+    """An HPACK literal field (RFC 7541 §6.2), names and values under 127
+    bytes or of two-byte lengths."""
+    def length(n):
+        return bytes([n]) if n < 127 else bytes([127, n - 127 & 127 | 128, n - 127 >> 7])
+    return (b"\x40" if index else b"\x00") + length(len(name)) + name + length(len(value)) + value
+
+
+def test_hpack_bomb_is_reset(gw):
+    """A header block that names a 4 KB entry of the HPACK table thousands
+    of times (a byte each) is reset once it decodes to far more than
+    --max-header-bytes, instead of being decoded whole for a 431; the
+    connection goes on serving."""
+    import hpack
+    s = socket.create_connection((gw.host, gw.port), timeout=5)
+    head = [(b":method", b"GET"), (b":path", b"/v1/models"), (b":scheme", b"http"),
+            (b":authority", b"gw.example")]
+    block = b"".join(literal(n, v) for n, v in head)
+    bomb = block + literal(b"x-bom", b"a" * 4000, index=True)
+    bomb += b"\xbe" * (16384 - len(bomb))  # the entry just added, again and again
+    out = frame(1, 0x1, 1, bomb)  # HEADERS, END_STREAM
+    for i in range(8):  # 128 KiB of indexes: 500 MB decoded
+        out += frame(9, 0x4 if i == 7 else 0, 1, b"\xbe" * 16384)  # CONTINUATION
+    out += frame(1, 0x5, 3, block)  # a plain request after it
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + out)
+    dec, buf, got = hpack.Decoder(), b"", {}
+    dec.max_allowed_table_size = 1 << 16
+    deadline = time.monotonic() + 5
+    while 3 not in got and time.monotonic() < deadline:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            typ, sid, payload = buf[3], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + n]
+            buf = buf[9 + n:]
+            if typ == 1:  # (no padding or priority from the gateway)
+                got.setdefault(sid, []).append(dict(dec.decode(payload))[":status"])
+            elif typ == 3:
+                got.setdefault(sid, []).append("reset %d" % int.from_bytes(payload, "big"))
+    s.close()
+    assert got.get(1) == ["reset 2"], got  # INTERNAL_ERROR, no 431 decoded first
+    assert got.get(3) == ["200"], got
+
+
+def test_trailers_over_the_limits_reset_the_stream(gw):
+    gw.pod.set("json")
+    c = gw.client()
+    sid = c.request("/v1/completions", completion(), end=False)
+    c.conn.send_headers(sid, [("x-t%d" % i, "v" * 100) for i in range(200)], end_stream=True)
+    c.flush()
+    status, st = c.response(sid)
+    assert st["reset"] is not None and status is None, st
+    status, _ = c.response(c.request("/v1/completions", completion()))
+    assert status == 200
+    c.close()
+
+
 def test_unfinished_bodies_are_held_to_a_budget(gw):
     """Flow-control credit for request bodies still arriving goes back while
     they total no more than two bodies' ceiling (2 x 64 KiB here), then only
