@@ -25,7 +25,7 @@
  *   Transfer-Encoding, Keep-Alive, Upgrade are dropped) and their names
  *   go out lowercase; a body goes out in DATA frames under the client's
  *   flow control, and ig_http_write's backpressure counts the stream's
- *   queued bytes and the connection's;
+ *   queued bytes, the connection's, and all the streams' together;
  * - ig_http_abort resets the stream (RST_STREAM INTERNAL_ERROR) instead
  *   of closing the connection: the other streams go on;
  * - no protocol switch (a WebSocket over HTTP/2 would need RFC 8441's
@@ -120,6 +120,12 @@ struct ig_h2 {
 	 * connection window, of unfinished bodies here, instead of 100
 	 * streams' worth. */
 	size_t arriving;
+	/* Response bytes the streams hold, not yet framed. Past twice the
+	 * write high-water mark (with what the connection has queued) every
+	 * stream is told to hold back, not just the one over its own mark:
+	 * a client that reads nothing would otherwise have 100 streams each
+	 * buffer their own 256 KiB. */
+	size_t pending;
 };
 
 static const struct ig_http_server_config *cfg_of(const struct ig_h2 *h)
@@ -147,6 +153,7 @@ static void stream_free(struct ig_h2 *h, struct ig_h2_stream *st)
 	/* The stream is closed: what it held of the connection's window. */
 	if (st->unacked)
 		nghttp2_session_consume_connection(h->ng, st->unacked);
+	h->pending -= st->out.len - st->out_off;
 	if (st->prev)
 		st->prev->next = st->next;
 	else
@@ -518,6 +525,7 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	if (n) /* (an empty end has no buffer to copy from) */
 		memcpy(buf, st->out.ptr + st->out_off, n);
 	st->out_off += n;
+	st->h->pending -= n;
 	st->sent_ns = ig_now_ns();
 	if (st->out_off == st->out.len) {
 		st->out.len = 0;
@@ -649,7 +657,7 @@ static void notify_writable(struct ig_h2 *h)
 {
 	size_t conn_pend = h->c->out.len - h->c->out_off;
 	size_t hw = cfg_of(h)->write_high_water;
-	if (conn_pend > hw / 2)
+	if (conn_pend > hw / 2 || h->pending + conn_pend > hw)
 		return;
 	for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
 		if (!st->want_writable || !st->in_handler || st->closed)
@@ -842,6 +850,7 @@ int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
 				    "ms: reset",
 				    c->peer, st->id,
 				    (unsigned long long)cfg_of(h)->send_timeout_ms);
+				h->pending -= st->out.len - st->out_off;
 				st->out.len = st->out_off = 0;
 				st->reset_seen = true;
 				nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, st->id,
@@ -1005,6 +1014,8 @@ int ig_h2_respond(struct ig_http_exchange *ex, int status, const char *content_t
 		ig_h2_abort(ex);
 		return 0;
 	}
+	if (!head)
+		st->h->pending += len;
 	if (submit(st, status, content_type, extra, nextra, (int64_t)len) < 0) {
 		ig_h2_abort(ex);
 		return 0;
@@ -1036,6 +1047,7 @@ int ig_h2_write(struct ig_http_exchange *ex, const void *data, size_t len)
 		st->sent_ns = ig_now_ns(); /* the send timeout starts from here */
 	if (ig_buf_append(&st->out, data, len) < 0)
 		return -1;
+	st->h->pending += len;
 	if (st->deferred) {
 		st->deferred = false;
 		nghttp2_session_resume_data(st->h->ng, st->id);
@@ -1043,7 +1055,9 @@ int ig_h2_write(struct ig_http_exchange *ex, const void *data, size_t len)
 	kick(st->h);
 	struct ig_http_conn *c = st->h->c;
 	size_t hw = cfg_of(st->h)->write_high_water;
-	if (st->out.len - st->out_off > hw || c->out.len - c->out_off > hw) {
+	size_t conn_pend = c->out.len - c->out_off;
+	if (st->out.len - st->out_off > hw || conn_pend > hw ||
+	    st->h->pending + conn_pend > 2 * hw) {
 		st->want_writable = true;
 		return 1;
 	}

@@ -21,7 +21,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from conftest import Procs, free_port, unique_loopback, wait_port
+from conftest import Procs, free_port, rss_kib, unique_loopback, wait_port
 from fakepod import FakePod
 from test_gateway import GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, model_yaml, write
 from test_https import make_cert, secret
@@ -641,6 +641,44 @@ def test_resets_the_client_provokes_count_too(gw):
     reached = len(gw.pod.completions(test_id="h2-myr"))
     assert reached <= 200 + 100 * (time.monotonic() - t0) + 50, reached
     c.close()
+
+
+def test_client_that_reads_nothing_holds_a_connection_budget(procs, tmp_path):
+    """100 streams of large responses to a client that reads nothing: the
+    gateway buffers about a connection's budget (twice the 256 KiB write
+    high-water mark, and a read from each upstream past it), not each
+    stream's 256 KiB (about 35 MB)."""
+    g = Gateway(procs, str(tmp_path))
+    g.pod.set("huge", size=1 << 30)
+    # Resident memory that the gateway gets back after the first requests
+    # (its arenas, TLS, the pod's connection pool) is not what is measured.
+    c0 = g.client()
+    for _ in range(3):
+        status, _ = c0.response(c0.request("/v1/completions", completion(), method="HEAD"))
+    c0.close()
+    rss0 = rss_kib(g.gw.pid)
+    c = g.client(ack=False)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    for i in range(100):
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "POST"), (":path", "/v1/completions"),
+                                  (":scheme", "http"), (":authority", "gw.example"),
+                                  ("x-test-id", "h2-noread")])
+        c.conn.send_data(sid, json.dumps(completion(i)).encode(), end_stream=True)
+    c.flush()
+    assert len(g.pod.wait_requests(100, test_id="h2-noread", timeout=10)) == 100
+    # As much as the gateway will take: until its memory stops growing.
+    grown, last = 0, rss0
+    for _ in range(40):
+        time.sleep(0.1)
+        now = rss_kib(g.gw.pid)
+        grown = max(grown, now - rss0)
+        if now == last:
+            break
+        last = now
+    c.close()
+    assert grown < 16 * 1024, grown  # KiB; 35 MB and more without the budget
+    g.stop()
 
 
 def test_alpn_picks_h2_on_https(gw):
