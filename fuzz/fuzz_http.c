@@ -139,6 +139,34 @@ static void fuzz_chunked(const char *data, size_t len)
 	free(body);
 }
 
+/* With the server's trailer ceilings (small ones, so the fuzzer reaches
+ * them): whole and byte by byte agree, and a section over them is the
+ * only new answer. */
+static void fuzz_chunked_ceilings(const char *data, size_t len)
+{
+	struct ig_chunked_decoder whole = {.max_trailer_bytes = 64, .max_trailer_lines = 4};
+	struct ig_chunked_decoder bytes = whole, plain = {0};
+	char *a = malloc(len ? len : 1), *b = malloc(len ? len : 1);
+	memcpy(a, data, len);
+	memcpy(b, data, len);
+	size_t n = len;
+	ssize_t rc1 = ig_chunked_decode(&whole, a, &n);
+	n = len;
+	ssize_t rc0 = ig_chunked_decode(&plain, b, &n);
+	ssize_t rc2 = IG_HTTP_INCOMPLETE;
+	for (size_t off = 0; off < len && rc2 == IG_HTTP_INCOMPLETE; off++) {
+		char c = data[off];
+		size_t one = 1;
+		rc2 = ig_chunked_decode(&bytes, &c, &one);
+		if (rc2 >= 0)
+			rc2 += (ssize_t)(len - off - 1);
+	}
+	if (rc1 != rc2 || (rc1 != IG_HTTP_TOO_MANY_HEADERS && rc1 != rc0))
+		abort();
+	free(a);
+	free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
@@ -146,5 +174,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_request(buf, size);
 	fuzz_response(buf, size);
 	fuzz_chunked(buf, size);
+	fuzz_chunked_ceilings(buf, size);
 	return 0;
 }

@@ -697,6 +697,14 @@ static int framing_byte(struct ig_chunked_decoder *d, unsigned char c)
 	default:
 		if (++d->line_len > CHUNK_LINE_MAX)
 			return -1;
+		/* The section counts against the head's limits whether it is
+		 * kept or skipped: line by line it could go on without end. */
+		d->trailer_bytes++;
+		if (d->state == CH_TRAILER && c != '\r')
+			d->trailer_lines++;
+		if ((d->max_trailer_bytes && d->trailer_bytes > d->max_trailer_bytes) ||
+		    (d->max_trailer_lines && d->trailer_lines > d->max_trailer_lines))
+			return IG_HTTP_TOO_MANY_HEADERS;
 		/* A section is kept from its first field on (a body without
 		 * trailers costs no buffer). */
 		if (d->trailers && (d->trailers->len || (d->state == CH_TRAILER && c != '\r')) &&
@@ -723,9 +731,10 @@ ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len)
 				d->state = CH_DATA_CR;
 			continue;
 		}
-		if (framing_byte(d, (unsigned char)buf[r++]) < 0) {
+		int rc = framing_byte(d, (unsigned char)buf[r++]);
+		if (rc < 0) {
 			*len = w;
-			return IG_HTTP_INVALID;
+			return rc == IG_HTTP_TOO_MANY_HEADERS ? rc : IG_HTTP_INVALID;
 		}
 	}
 	if (d->state != CH_DONE) {

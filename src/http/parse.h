@@ -127,12 +127,18 @@ struct ig_chunked_decoder {
 	 * Nothing is appended when there are no trailer fields, and a section
 	 * past the buffer's ceiling makes the encoding invalid. */
 	struct ig_buf *trailers;
+	/* Ceilings on the trailer section, kept or not, as on a head (0:
+	 * none): its bytes and its field lines. Past one, decoding fails
+	 * with IG_HTTP_TOO_MANY_HEADERS (a server answers 431). */
+	size_t max_trailer_bytes, max_trailer_lines;
+	size_t trailer_bytes, trailer_lines;
 };
 
 /* Decodes buf[0..*len) in place: on return buf[0..*len) holds the body
  * bytes found. Returns IG_HTTP_INCOMPLETE when the body continues (feed the
  * next bytes in a later call), IG_HTTP_INVALID on a malformed encoding or a
- * size/trailer line over 4 KiB, or >= 0 when the body ended: the number of
+ * size/trailer line over 4 KiB, IG_HTTP_TOO_MANY_HEADERS on a trailer section
+ * over the decoder's ceilings, or >= 0 when the body ended: the number of
  * bytes after the end of the chunked encoding (they sit right after the
  * decoded data in buf, i.e. at buf + *len, and belong to the next message). */
 ssize_t ig_chunked_decode(struct ig_chunked_decoder *d, char *buf, size_t *len);

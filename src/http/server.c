@@ -631,6 +631,10 @@ static int take_head(struct ig_http_conn *c, size_t n)
 		return -1;
 	}
 	memset(&c->chunked, 0, sizeof c->chunked);
+	/* Trailers count against the head's limits (as Envoy and llhttp
+	 * count them). */
+	c->chunked.max_trailer_bytes = cfg->max_header_bytes;
+	c->chunked.max_trailer_lines = cfg->max_headers;
 	c->body_left = c->framing.kind == IG_BODY_LENGTH ? c->framing.length : 0;
 	if (!has_body)
 		return 1;
@@ -675,7 +679,7 @@ static void stream_input(struct ig_http_conn *c, size_t direct)
 	} else if (c->in.len) {
 		size_t len = c->in.len;
 		ssize_t rest = ig_chunked_decode(&c->chunked, c->in.ptr, &len);
-		if (rest == IG_HTTP_INVALID) {
+		if (rest == IG_HTTP_INVALID || rest == IG_HTTP_TOO_MANY_HEADERS) {
 			ig_info("client %s: malformed chunked request body: closing", c->peer);
 			mark_broken(c);
 			return;
@@ -727,6 +731,10 @@ static int read_body(struct ig_http_conn *c)
 	ssize_t rest = ig_chunked_decode(&c->chunked, c->in.ptr, &len);
 	if (rest == IG_HTTP_INVALID) {
 		server_error(c, 400, "malformed chunked request body");
+		return -1;
+	}
+	if (rest == IG_HTTP_TOO_MANY_HEADERS) {
+		server_error(c, 431, "request trailer fields too large");
 		return -1;
 	}
 	if (ig_buf_append(body, c->in.ptr, len) < 0) {

@@ -16,7 +16,8 @@
  *   (RFC 9113 §8.3.1), so the handler sees what an HTTP/1.1 request
  *   would show it; header names arrive lowercase;
  * - the same ceilings: head bytes and field count (431; a :path over it
- *   alone, 414), body bytes (413,
+ *   alone, 414; a block far over them, or trailers over them, reset),
+ *   body bytes (413,
  *   also when content-length says so up front), silence in a body (408);
  *   the keep-alive timeout closes a connection without streams, the send
  *   timeout one whose client takes nothing;
@@ -24,7 +25,7 @@
  *   Transfer-Encoding, Keep-Alive, Upgrade are dropped) and their names
  *   go out lowercase; a body goes out in DATA frames under the client's
  *   flow control, and ig_http_write's backpressure counts the stream's
- *   queued bytes and the connection's;
+ *   queued bytes, the connection's, and all the streams' together;
  * - ig_http_abort resets the stream (RST_STREAM INTERNAL_ERROR) instead
  *   of closing the connection: the other streams go on;
  * - no protocol switch (a WebSocket over HTTP/2 would need RFC 8441's
@@ -53,6 +54,7 @@
 #define OUT_HIGH (256 * 1024) /* frames taken from nghttp2 ahead of the socket */
 #define RESETS_BURST 200      /* RST_STREAMs a client may send at once */
 #define RESETS_PER_S 100      /* and then per second */
+#define BLOCK_OVER 4	      /* a header block this many times over the limits: reset */
 
 struct ig_h2_stream {
 	struct ig_http_exchange ex; /* ex.h2 points back here */
@@ -63,6 +65,7 @@ struct ig_h2_stream {
 	/* The request as it arrives. */
 	struct ig_http_header *hdrs;
 	size_t nh, caph, head_bytes;
+	size_t block_bytes, block_fields; /* decoded of the header block arriving */
 	struct ig_str method, path, authority, scheme;
 	int refuse;	/* a status the server answers itself once the head is in */
 	bool head_done; /* the request head is complete */
@@ -81,6 +84,7 @@ struct ig_h2_stream {
 	bool want_writable;
 	bool closed;	      /* nghttp2 closed the stream: free it */
 	bool reset_after;     /* reset once the answer is out: the body is unwanted */
+	bool reset_seen;      /* a reset charged to the budget, or one of ours */
 	nghttp2_nv *trailers; /* sent when the body's end is framed (in the arena) */
 	size_t ntrailers;
 	struct ig_buf out; /* response body bytes not yet framed */
@@ -96,11 +100,17 @@ struct ig_h2 {
 	size_t nstreams;
 	struct ig_task task; /* sends what nghttp2 has, then the aftermath */
 	bool draining;	     /* GOAWAY sent: close when no stream is left */
-	bool failed;	     /* the session is over: close */
+	/* When the last stream closed (or the session began): the idle
+	 * timeout counts from here, not from the last frame, so PINGs or
+	 * WINDOW_UPDATEs alone do not keep a connection without streams
+	 * open (Envoy's idle_timeout, Go's http2 idle timer). */
+	uint64_t idle_ns;
+	bool failed; /* the session is over: close */
 	/* Streams the client may still reset (a bucket refilled over time):
 	 * opening streams and resetting them at once costs us a request each
 	 * without counting against the concurrent streams (the "rapid reset"
-	 * of 2023), so past this the session ends with ENHANCE_YOUR_CALM. */
+	 * of 2023), so past this the session ends with ENHANCE_YOUR_CALM.
+	 * Streams the client makes nghttp2 reset count alike. */
 	uint32_t resets_left;
 	uint64_t resets_ns;
 	/* Bytes of the bodies of requests still arriving. Credit for body
@@ -110,6 +120,12 @@ struct ig_h2 {
 	 * connection window, of unfinished bodies here, instead of 100
 	 * streams' worth. */
 	size_t arriving;
+	/* Response bytes the streams hold, not yet framed. Past twice the
+	 * write high-water mark (with what the connection has queued) every
+	 * stream is told to hold back, not just the one over its own mark:
+	 * a client that reads nothing would otherwise have 100 streams each
+	 * buffer their own 256 KiB. */
+	size_t pending;
 };
 
 static const struct ig_http_server_config *cfg_of(const struct ig_h2 *h)
@@ -137,13 +153,15 @@ static void stream_free(struct ig_h2 *h, struct ig_h2_stream *st)
 	/* The stream is closed: what it held of the connection's window. */
 	if (st->unacked)
 		nghttp2_session_consume_connection(h->ng, st->unacked);
+	h->pending -= st->out.len - st->out_off;
 	if (st->prev)
 		st->prev->next = st->next;
 	else
 		h->streams = st->next;
 	if (st->next)
 		st->next->prev = st->prev;
-	h->nstreams--;
+	if (--h->nstreams == 0)
+		h->idle_ns = ig_now_ns();
 	ig_buf_free(&st->ex.body);
 	ig_buf_free(&st->out);
 	ig_arena_free(&st->arena);
@@ -164,8 +182,14 @@ static void kick(struct ig_h2 *h)
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct ig_h2 *h = ud;
-	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+	if (f->hd.type != NGHTTP2_HEADERS)
 		return 0;
+	if (f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+		struct ig_h2_stream *st = stream_of(h, f->hd.stream_id);
+		if (st) /* trailers: a block of their own */
+			st->block_bytes = st->block_fields = 0;
+		return 0;
+	}
 	struct ig_h2_stream *st = calloc(1, sizeof *st);
 	if (!st)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
@@ -201,9 +225,27 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 {
 	struct ig_h2 *h = ud;
 	struct ig_h2_stream *st = stream_of(h, f->hd.stream_id);
-	if (!st || st->head_done || st->refuse)
-		return 0; /* trailers are not kept */
+	if (!st)
+		return 0;
 	const struct ig_http_server_config *cfg = cfg_of(h);
+	size_t maxh = cfg->max_headers < HEADERS_CAP ? cfg->max_headers : HEADERS_CAP;
+	/* Every field decoded counts, a refused head's and trailers' too: a
+	 * few bytes on the wire can name a large entry of the HPACK table
+	 * again and again. A head a little over the limits is answered 431
+	 * (the client learns why); far over them, or trailers over them at
+	 * all, the stream is reset and nghttp2 stops handing us the rest of
+	 * the block (as Envoy, Apache httpd and Node.js do). */
+	st->block_bytes += namelen + valuelen + 4;
+	st->block_fields++;
+	bool over = st->block_bytes > cfg->max_header_bytes || st->block_fields > maxh + 4;
+	if ((over && st->head_done) || st->block_bytes > BLOCK_OVER * cfg->max_header_bytes ||
+	    st->block_fields > BLOCK_OVER * (maxh + 4)) {
+		ig_debug("client %s: HTTP/2 stream %d: header block over the limits: reset",
+			 h->c->peer, st->id);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	if (st->head_done || st->refuse)
+		return 0; /* trailers are not kept */
 	st->head_bytes += namelen + valuelen + 4;
 	if (st->head_bytes > cfg->max_header_bytes) {
 		/* A :path over the limit by itself is a target too long (414),
@@ -228,7 +270,6 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 			st->scheme = v;
 		return 0;
 	}
-	size_t maxh = cfg->max_headers < HEADERS_CAP ? cfg->max_headers : HEADERS_CAP;
 	if (st->nh >= maxh) {
 		st->refuse = 431;
 		return 0;
@@ -375,15 +416,25 @@ static bool reset_allowed(struct ig_h2 *h)
 	return true;
 }
 
+/* Charges a reset to the budget; past it, the session ends. */
+static void charge_reset(struct ig_h2 *h)
+{
+	if (reset_allowed(h))
+		return;
+	ig_info("client %s: HTTP/2: too many streams reset: closing", h->c->peer);
+	nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct ig_h2 *h = ud;
-	if (f->hd.type == NGHTTP2_RST_STREAM && !reset_allowed(h)) {
-		ig_info("client %s: HTTP/2: too many streams reset: closing", h->c->peer);
-		nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+	struct ig_h2_stream *st = f->hd.stream_id ? stream_of(h, f->hd.stream_id) : NULL;
+	if (f->hd.type == NGHTTP2_RST_STREAM) {
+		if (st)
+			st->reset_seen = true;
+		charge_reset(h);
 		return 0;
 	}
-	struct ig_h2_stream *st = f->hd.stream_id ? stream_of(h, f->hd.stream_id) : NULL;
 	if (!st)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && !st->head_done) {
@@ -411,6 +462,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 			return 0; /* settle() tells the handler, after the input */
 		}
 		/* Out of memory: the stream cannot go on whole. */
+		st->reset_seen = true;
 		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
 	} else if (st && !st->refuse && !st->dispatched) {
 		st->body_last_ns = ig_now_ns();
@@ -446,8 +498,16 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 {
 	struct ig_h2 *h = ud;
 	struct ig_h2_stream *st = stream_of(h, id);
-	if (st)
-		st->closed = true;
+	if (!st)
+		return 0;
+	st->closed = true;
+	/* A stream the client made nghttp2 reset (a WINDOW_UPDATE that
+	 * overflows its window, a frame the stream's state forbids, a head
+	 * too large) frees its slot as a client's reset does, after costing
+	 * us a request: it is charged alike ("MadeYouReset",
+	 * CVE-2025-8671; Envoy counts every premature reset). */
+	if (code != NGHTTP2_NO_ERROR && !st->reset_seen)
+		charge_reset(h);
 	return 0;
 }
 
@@ -465,6 +525,7 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	if (n) /* (an empty end has no buffer to copy from) */
 		memcpy(buf, st->out.ptr + st->out_off, n);
 	st->out_off += n;
+	st->h->pending -= n;
 	st->sent_ns = ig_now_ns();
 	if (st->out_off == st->out.len) {
 		st->out.len = 0;
@@ -596,7 +657,7 @@ static void notify_writable(struct ig_h2 *h)
 {
 	size_t conn_pend = h->c->out.len - h->c->out_off;
 	size_t hw = cfg_of(h)->write_high_water;
-	if (conn_pend > hw / 2)
+	if (conn_pend > hw / 2 || h->pending + conn_pend > hw)
 		return;
 	for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
 		if (!st->want_writable || !st->in_handler || st->closed)
@@ -645,7 +706,10 @@ static void arm(struct ig_h2 *h)
 		uint64_t ms = first > now ? (first - now + 999999) / 1000000u : 0;
 		ig_srv_arm(c, TM_BODY, ms ? ms : 1);
 	} else if (h->nstreams == 0) {
-		ig_srv_arm(c, TM_IDLE, cfg->keepalive_timeout_ms);
+		uint64_t idle_ms = (now - h->idle_ns) / 1000000u;
+		uint64_t left =
+		    cfg->keepalive_timeout_ms > idle_ms ? cfg->keepalive_timeout_ms - idle_ms : 0;
+		ig_srv_arm(c, TM_IDLE, left ? left : 1);
 	} else {
 		ig_srv_arm(c, TM_NONE, 0);
 	}
@@ -709,6 +773,7 @@ int ig_h2_start(struct ig_http_conn *c)
 	h->c = c;
 	h->resets_left = RESETS_BURST;
 	h->resets_ns = ig_now_ns();
+	h->idle_ns = h->resets_ns;
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
@@ -785,7 +850,9 @@ int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
 				    "ms: reset",
 				    c->peer, st->id,
 				    (unsigned long long)cfg_of(h)->send_timeout_ms);
+				h->pending -= st->out.len - st->out_off;
 				st->out.len = st->out_off = 0;
+				st->reset_seen = true;
 				nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, st->id,
 							  NGHTTP2_CANCEL);
 			} else if (st->head_done && !st->refuse) {
@@ -793,6 +860,7 @@ int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
 				server_answer(h, st, 408);
 			} else if (!st->head_done) {
 				leave_arriving(h, st); /* nothing more to wait for */
+				st->reset_seen = true;
 				nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, st->id,
 							  NGHTTP2_CANCEL);
 			}
@@ -946,6 +1014,8 @@ int ig_h2_respond(struct ig_http_exchange *ex, int status, const char *content_t
 		ig_h2_abort(ex);
 		return 0;
 	}
+	if (!head)
+		st->h->pending += len;
 	if (submit(st, status, content_type, extra, nextra, (int64_t)len) < 0) {
 		ig_h2_abort(ex);
 		return 0;
@@ -977,6 +1047,7 @@ int ig_h2_write(struct ig_http_exchange *ex, const void *data, size_t len)
 		st->sent_ns = ig_now_ns(); /* the send timeout starts from here */
 	if (ig_buf_append(&st->out, data, len) < 0)
 		return -1;
+	st->h->pending += len;
 	if (st->deferred) {
 		st->deferred = false;
 		nghttp2_session_resume_data(st->h->ng, st->id);
@@ -984,7 +1055,9 @@ int ig_h2_write(struct ig_http_exchange *ex, const void *data, size_t len)
 	kick(st->h);
 	struct ig_http_conn *c = st->h->c;
 	size_t hw = cfg_of(st->h)->write_high_water;
-	if (st->out.len - st->out_off > hw || c->out.len - c->out_off > hw) {
+	size_t conn_pend = c->out.len - c->out_off;
+	if (st->out.len - st->out_off > hw || conn_pend > hw ||
+	    st->h->pending + conn_pend > 2 * hw) {
 		st->want_writable = true;
 		return 1;
 	}
@@ -1046,8 +1119,10 @@ int ig_h2_end_trailers(struct ig_http_exchange *ex, const struct ig_http_header 
 void ig_h2_abort(struct ig_http_exchange *ex)
 {
 	struct ig_h2_stream *st = ex->h2;
-	if (!st->closed)
+	if (!st->closed) {
+		st->reset_seen = true;
 		nghttp2_submit_rst_stream(st->h->ng, NGHTTP2_FLAG_NONE, st->id,
 					  NGHTTP2_INTERNAL_ERROR);
+	}
 	ended(st);
 }

@@ -280,8 +280,8 @@ def test_requests_the_gateway_answers_itself(procs, tmp_path):
     RFC 9110/9112 have it: OPTIONS * is about the server (200, Allow, never
     routed), "*" with another method 400; HTTP/1.2 is served as HTTP/1.1,
     HTTP/2.0 or 3.0 in an HTTP/1 request line 505; a target over the head
-    limit 414 (431 stays for fields); a fragment 400; a transfer coding
-    other than chunked 501."""
+    limit 414 (431 stays for fields, trailers' too); a fragment 400; a
+    transfer coding other than chunked 501."""
     c = Cluster(procs, tmp_path, gw_args=("--max-header-bytes", "4096"))
     body = json.dumps(SMALL).encode()
     post = (b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
@@ -303,6 +303,11 @@ def test_requests_the_gateway_answers_itself(procs, tmp_path):
          % (len(body), body), b"501"),
         (post + b"Transfer-Encoding: gzip\r\n\r\n" + body, b"501"),
         (post + b"Transfer-Encoding: xchunked\r\n\r\n" + body, b"400"),
+        # Trailers count against the head's limits too (each line under
+        # the 4 KiB line ceiling, 8 KiB in all).
+        (post + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n%s\r\n"
+         % (len(body), body, b"".join(b"X-T%d: %s\r\n" % (i, b"a" * 1000) for i in range(8))),
+         b"431"),
     )
     for req, want in cases:
         line, head, out = answer_to(c, req)

@@ -21,7 +21,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from conftest import Procs, free_port, unique_loopback, wait_port
+from conftest import Procs, free_port, rss_kib, unique_loopback, wait_port
 from fakepod import FakePod
 from test_gateway import GATEWAY, POD, POOL, ROUTE, SAN_ERRORS, model_yaml, write
 from test_https import make_cert, secret
@@ -469,6 +469,72 @@ def test_limits_answered_on_the_stream(gw):
     c.close()
 
 
+def frame(typ, flags, sid, payload):
+    return len(payload).to_bytes(3, "big") + bytes([typ, flags]) + sid.to_bytes(4, "big") + payload
+
+
+def literal(name, value, index=False):
+    """An HPACK literal field (RFC 7541 §6.2), names and values under 127
+    bytes or of two-byte lengths."""
+    def length(n):
+        return bytes([n]) if n < 127 else bytes([127, n - 127 & 127 | 128, n - 127 >> 7])
+    return (b"\x40" if index else b"\x00") + length(len(name)) + name + length(len(value)) + value
+
+
+def test_hpack_bomb_is_reset(gw):
+    """A header block that names a 4 KB entry of the HPACK table thousands
+    of times (a byte each) is reset once it decodes to far more than
+    --max-header-bytes, instead of being decoded whole for a 431; the
+    connection goes on serving."""
+    import hpack
+    s = socket.create_connection((gw.host, gw.port), timeout=5)
+    head = [(b":method", b"GET"), (b":path", b"/v1/models"), (b":scheme", b"http"),
+            (b":authority", b"gw.example")]
+    block = b"".join(literal(n, v) for n, v in head)
+    bomb = block + literal(b"x-bom", b"a" * 4000, index=True)
+    bomb += b"\xbe" * (16384 - len(bomb))  # the entry just added, again and again
+    out = frame(1, 0x1, 1, bomb)  # HEADERS, END_STREAM
+    for i in range(8):  # 128 KiB of indexes: 500 MB decoded
+        out += frame(9, 0x4 if i == 7 else 0, 1, b"\xbe" * 16384)  # CONTINUATION
+    out += frame(1, 0x5, 3, block)  # a plain request after it
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + out)
+    dec, buf, got = hpack.Decoder(), b"", {}
+    dec.max_allowed_table_size = 1 << 16
+    deadline = time.monotonic() + 5
+    while 3 not in got and time.monotonic() < deadline:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            typ, sid, payload = buf[3], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + n]
+            buf = buf[9 + n:]
+            if typ == 1:  # (no padding or priority from the gateway)
+                got.setdefault(sid, []).append(dict(dec.decode(payload))[":status"])
+            elif typ == 3:
+                got.setdefault(sid, []).append("reset %d" % int.from_bytes(payload, "big"))
+    s.close()
+    assert got.get(1) == ["reset 2"], got  # INTERNAL_ERROR, no 431 decoded first
+    assert got.get(3) == ["200"], got
+
+
+def test_trailers_over_the_limits_reset_the_stream(gw):
+    gw.pod.set("json")
+    c = gw.client()
+    sid = c.request("/v1/completions", completion(), end=False)
+    c.conn.send_headers(sid, [("x-t%d" % i, "v" * 100) for i in range(200)], end_stream=True)
+    c.flush()
+    status, st = c.response(sid)
+    assert st["reset"] is not None and status is None, st
+    status, _ = c.response(c.request("/v1/completions", completion()))
+    assert status == 200
+    c.close()
+
+
 def test_unfinished_bodies_are_held_to_a_budget(gw):
     """Flow-control credit for request bodies still arriving goes back while
     they total no more than two bodies' ceiling (2 x 64 KiB here), then only
@@ -537,6 +603,84 @@ def test_rapid_reset_ends_the_session(gw):
     c.close()
 
 
+def test_resets_the_client_provokes_count_too(gw):
+    """Streams the client makes the gateway reset after their request went
+    to the pod ("MadeYouReset", CVE-2025-8671: here a WINDOW_UPDATE that
+    overflows the stream's window, FLOW_CONTROL_ERROR) are charged as the
+    client's own resets: GOAWAY ENHANCE_YOUR_CALM after the same burst,
+    and no more requests reach the pod than that allows."""
+    gw.pod.set("hold")
+    c = gw.client()
+    t0 = time.monotonic()
+    sent = 0
+    for _ in range(20):  # 50 streams a round, 1000 in all
+        sids = []
+        for _ in range(50):
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, [(":method", "POST"), (":path", "/v1/completions"),
+                                      (":scheme", "http"), (":authority", "gw.example"),
+                                      ("x-test-id", "h2-myr")])
+            c.conn.send_data(sid, json.dumps(completion()).encode(), end_stream=True)
+            c.streams[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+            sids.append(sid)
+        c.flush()
+        sent += len(sids)
+        # Once the pod has them, each stream's window overflows.
+        gw.pod.wait_requests(sent, test_id="h2-myr", timeout=5)
+        try:
+            c.sock.sendall(b"".join(b"\x00\x00\x04\x08\x00" + sid.to_bytes(4, "big") +
+                                    b"\x7f\xff\xff\xff" for sid in sids))
+        except OSError:
+            break
+        c.pump(lambda: c.goaway is not None or c.closed or
+               all(c.streams[s]["reset"] is not None for s in sids), timeout=5)
+        if c.goaway is not None or c.closed:
+            break
+    assert c.goaway == 11, (sent, c.goaway)  # ENHANCE_YOUR_CALM
+    # The burst of 200, what the budget earned meanwhile (100/s), a round.
+    reached = len(gw.pod.completions(test_id="h2-myr"))
+    assert reached <= 200 + 100 * (time.monotonic() - t0) + 50, reached
+    c.close()
+
+
+def test_client_that_reads_nothing_holds_a_connection_budget(procs, tmp_path):
+    """100 streams of large responses to a client that reads nothing: the
+    gateway buffers about a connection's budget (twice the 256 KiB write
+    high-water mark, and a read from each upstream past it), not each
+    stream's 256 KiB (about 35 MB)."""
+    g = Gateway(procs, str(tmp_path))
+    g.pod.set("huge", size=1 << 30)
+    # Resident memory that the gateway gets back after the first requests
+    # (its arenas, TLS, the pod's connection pool) is not what is measured.
+    c0 = g.client()
+    for _ in range(3):
+        status, _ = c0.response(c0.request("/v1/completions", completion(), method="HEAD"))
+    c0.close()
+    rss0 = rss_kib(g.gw.pid)
+    c = g.client(ack=False)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    for i in range(100):
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "POST"), (":path", "/v1/completions"),
+                                  (":scheme", "http"), (":authority", "gw.example"),
+                                  ("x-test-id", "h2-noread")])
+        c.conn.send_data(sid, json.dumps(completion(i)).encode(), end_stream=True)
+    c.flush()
+    assert len(g.pod.wait_requests(100, test_id="h2-noread", timeout=10)) == 100
+    # As much as the gateway will take: until its memory stops growing.
+    grown, last = 0, rss0
+    for _ in range(40):
+        time.sleep(0.1)
+        now = rss_kib(g.gw.pid)
+        grown = max(grown, now - rss0)
+        if now == last:
+            break
+        last = now
+    c.close()
+    assert grown < 16 * 1024, grown  # KiB; 35 MB and more without the budget
+    g.stop()
+
+
 def test_alpn_picks_h2_on_https(gw):
     gw.pod.set("json")
     c = gw.client(tls=True, alpn=("h2", "http/1.1"))
@@ -564,6 +708,24 @@ def test_idle_connection_gets_goaway(procs, tmp_path):
     assert c.goaway == 0  # NO_ERROR
     assert c.pump(lambda: c.closed, timeout=5)
     assert 0.2 < time.monotonic() - t0 < 3
+    g.stop()
+
+
+def test_pings_do_not_keep_an_idle_connection(procs, tmp_path):
+    """The idle timeout counts from when the last stream closed, not from
+    the last frame: a client that only PINGs still gets GOAWAY."""
+    g = Gateway(procs, str(tmp_path), ["--idle-timeout", "500ms"])
+    g.pod.set("json")
+    c = g.client()
+    status, _ = c.response(c.request("/v1/completions", completion()))
+    assert status == 200
+    deadline = time.monotonic() + 4
+    while c.goaway is None and time.monotonic() < deadline:
+        c.conn.ping(b"12345678")
+        c.flush()
+        c.pump(lambda: c.goaway is not None, timeout=0.15)
+    assert c.goaway == 0, "PINGs kept the connection open"  # NO_ERROR
+    c.close()
     g.stop()
 
 

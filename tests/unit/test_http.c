@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -543,6 +544,55 @@ static ssize_t decode_all(const char *in, size_t len, size_t step, char *body, s
 	return rc;
 }
 
+/* The trailer section counts against ceilings like a head's, kept or
+ * skipped, fed whole or a byte at a time: without them a client could
+ * send trailer lines without end, each under the 4 KiB line limit. */
+static void test_chunked_trailer_ceilings(void **state)
+{
+	(void)state;
+	static const char ok[] = "1\r\na\r\n0\r\nA: 1\r\nB: 2\r\n\r\n";
+	static const char many[] = "0\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+	char big[200];
+	int k = snprintf(big, sizeof big, "0\r\nA: %0100d\r\n\r\n", 0);
+	struct ig_buf kept;
+	const struct {
+		const char *in;
+		size_t len;
+		ssize_t want;
+	} cases[] = {
+	    {ok, sizeof ok - 1, 0},
+	    {many, sizeof many - 1, IG_HTTP_TOO_MANY_HEADERS},
+	    {big, (size_t)k, IG_HTTP_TOO_MANY_HEADERS},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		for (int keep = 0; keep < 2; keep++) {
+			for (size_t step = 1; step <= cases[i].len; step += cases[i].len - 1) {
+				struct ig_chunked_decoder d = {.max_trailer_bytes = 64,
+							       .max_trailer_lines = 3};
+				ig_buf_init(&kept, 1024);
+				d.trailers = keep ? &kept : NULL;
+				ssize_t rc = IG_HTTP_INCOMPLETE;
+				for (size_t off = 0; off < cases[i].len && rc == IG_HTTP_INCOMPLETE;
+				     off += step) {
+					char piece[256];
+					size_t n =
+					    cases[i].len - off < step ? cases[i].len - off : step;
+					memcpy(piece, cases[i].in + off, n);
+					rc = ig_chunked_decode(&d, piece, &n);
+				}
+				assert_int_equal(rc, cases[i].want);
+				ig_buf_free(&kept);
+			}
+		}
+	}
+	/* Without ceilings (a client's decoder) the same section is fine. */
+	struct ig_chunked_decoder d = {0};
+	char copy[sizeof many];
+	memcpy(copy, many, sizeof many);
+	size_t n = sizeof many - 1;
+	assert_int_equal(ig_chunked_decode(&d, copy, &n), 0);
+}
+
 static void test_chunked_basic(void **state)
 {
 	static const char in[] = "5\r\nhello\r\n7;ext=1;q=\"a b\"\r\n, world\r\n"
@@ -835,6 +885,7 @@ int main(void)
 	    cmocka_unit_test(test_websocket_handshake),
 	    cmocka_unit_test(test_response_framing),
 	    cmocka_unit_test(test_chunked_basic),
+	    cmocka_unit_test(test_chunked_trailer_ceilings),
 	    cmocka_unit_test(test_chunked_trailers),
 	    cmocka_unit_test(test_chunked_empty_and_incomplete),
 	    cmocka_unit_test(test_chunked_invalid),
