@@ -256,7 +256,8 @@ static const char *endpoint_list(struct xstream *xs)
  * its length in BUFFERED (Envoy checks the two agree, §4.4; in
  * BUFFERED_PARTIAL it drops content-length itself). */
 static void answer_pick_body(struct xstream *xs, const struct ig_xp_set_header *set, size_t nset,
-			     const struct body_out *body, bool changed, const char *eps)
+			     const char *const *remove, size_t nremove, const struct body_out *body,
+			     bool changed, const char *eps)
 {
 	const struct epp *E = xs->E;
 	bool length = changed && xs->req_mode == IG_XP_BODY_BUFFERED;
@@ -268,6 +269,8 @@ static void answer_pick_body(struct xstream *xs, const struct ig_xp_set_header *
 				 .replace_body = changed,
 				 .set = set,
 				 .nset = length ? nset + 1 : nset,
+				 .remove = remove,
+				 .nremove = nremove,
 				 .clear_route_cache = true,
 				 .lb_endpoint = eps,
 				 .lb_ns = E->opt.dest_ns,
@@ -322,15 +325,22 @@ static void on_picked(struct ig_req *p)
 		    (struct ig_xp_set_header){"traceparent", ig_str_from(p->trace.traceparent)};
 	}
 	set[nset] = (struct ig_xp_set_header){"content-length", ig_str_from(clen)};
+	/* An invalid traceparent is dropped with its tracestate (W3C Trace
+	 * Context), as the gateway drops it: a sampled trace sets its own
+	 * traceparent above. */
+	static const char *const drop[] = {"tracestate", "traceparent"};
+	size_t ndrop = p->trace.drop_context ? (p->trace.on ? 1 : 2) : 0;
 	xs->answered = true;
 	if (xs->due == DUE_BODY) {
-		answer_pick_body(xs, set, nset, &body, changed, eps);
+		answer_pick_body(xs, set, nset, drop, ndrop, &body, changed, eps);
 	} else if (xs->due == DUE_HEADERS) {
 		bool with_length = xs->body_seen && body.len > 0;
 		struct ig_buf b = {0};
 		ig_xp_encode_headers_answer(&b, &(struct ig_xp_headers_answer){
 						    .set = set,
 						    .nset = with_length ? nset + 1 : nset,
+						    .remove = drop,
+						    .nremove = ndrop,
 						    .clear_route_cache = true,
 						    .lb_endpoint = eps,
 						    .lb_ns = E->opt.dest_ns,

@@ -854,7 +854,7 @@ int ig_xp_encode_body_answer_pb(struct ig_buf *out, const struct ig_xp_body_answ
 			}
 		body = ig_buf_str(&joined);
 	}
-	if (common_build(&c, a->set, a->nset, NULL, 0, a->clear_route_cache) != 0) {
+	if (common_build(&c, a->set, a->nset, a->remove, a->nremove, a->clear_route_cache) != 0) {
 		ig_buf_free(&joined);
 		return -1;
 	}

@@ -133,6 +133,8 @@ struct ig_xp_body_answer {
 	bool replace_body;  /* BUFFERED: write body_mutation.body */
 	const struct ig_xp_set_header *set;
 	size_t nset;
+	const char *const *remove; /* header_mutation.remove_headers */
+	size_t nremove;
 	bool clear_route_cache;
 	const char *lb_endpoint;
 	/* The metadata's namespace and key (NULL: "envoy.lb" and

@@ -763,6 +763,35 @@ def test_tracing_from_otel_env(procs, tmp_path):
     col.stop()
 
 
+def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path):
+    """W3C Trace Context: an invalid traceparent starts a new trace and its
+    tracestate is deleted. Sampled, the picker sets its own traceparent and
+    removes tracestate; unsampled, it removes both, as the gateway does."""
+    from test_tracing import Collector
+    col = Collector(service="picker-under-test")
+    bad = (("traceparent", "00-%s-00f067aa0ba902b7-01" % ("0" * 32)), ("tracestate", "a=b"))
+    env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=col.url)
+    p = Picker(procs, tmp_path, env=env)
+    first, out, s = full_duplex(p.channel, seed_bytes(), extra=bad)
+    answer = first.request_headers.response
+    tp = set_headers(answer)["traceparent"]
+    assert tp.startswith("00-") and tp[3:35] != "0" * 32, tp
+    assert list(answer.header_mutation.remove_headers) == ["tracestate"]
+    respond(s)
+    s.rest()
+    p.stop()
+    env["OTEL_TRACES_SAMPLER"] = "always_off"
+    p = Picker(procs, tmp_path, env=env)
+    first, out, s = full_duplex(p.channel, seed_bytes(), extra=bad)
+    answer = first.request_headers.response
+    assert "traceparent" not in set_headers(answer)
+    assert sorted(answer.header_mutation.remove_headers) == ["traceparent", "tracestate"]
+    respond(s)
+    s.rest()
+    p.stop()
+    col.stop()
+
+
 def test_standalone_endpoint_selector(procs, tmp_path):
     """llm-d's standalone picker: no InferencePool among the manifests;
     --endpoint-selector and --endpoint-target-ports name the pods and
