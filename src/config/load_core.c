@@ -436,8 +436,9 @@ void ld_endpoint_slice(struct session *s, yaml_node_t *root, const char *api)
 		ld_warn(
 		    s, line, "", "addressType",
 		    "FQDN endpoints are not resolved by infergate: this EndpointSlice is ignored");
-	/* Required, but may be an empty list (a Service with no endpoints). */
-	yaml_node_t *eps = ld_seq(s, root, "", "endpoints", true, &line);
+	/* Required by the schema, but the API server takes it absent and
+	 * stores and serves null for a Service with no endpoints: none. */
+	yaml_node_t *eps = ld_seq(s, root, "", "endpoints", false, &line);
 	if (eps) {
 		ld_check_items(s, eps, line, "", "endpoints", 0, 1000);
 		sl.endpoints = ld_alloc(s, (ld_seq_len(eps) + 1) * sizeof(*sl.endpoints));

@@ -693,6 +693,12 @@ static void test_service_endpoints(void **state)
 	    "---\napiVersion: v1\nkind: Service\nmetadata: {name: nosel, namespace: a}\n"
 	    "spec: {selector: {}, ports: [{port: 80}]}\n"
 	    SLICE("empty-1", "empty", "IPv4", "[]", "[]")
+	    SVC("nulls", "a", "  ports: [{port: 80}]\n")
+	    SLICE("nulls-1", "nulls", "IPv4", "[{port: 80}]", "null")
+	    SVC("absent", "a", "  ports: [{port: 80}]\n")
+	    "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: absent-1\n"
+	    "  namespace: a\n  labels: {kubernetes.io/service-name: absent}\naddressType: IPv4\n"
+	    "ports: [{port: 80}]\n"
 	    POD("p1", "10.2.0.1", "{app: pods}", "")
 	    POD("p2", "10.2.0.2", "{app: pods}", ", conditions: [{type: Ready, status: \"False\"}]")
 	    POD("p3", "10.2.0.3", "{app: pnr}", ", conditions: [{type: Ready, status: \"False\"}]")
@@ -715,6 +721,11 @@ static void test_service_endpoints(void **state)
 	want_addrs(c, "nosel", 80, IG_EPS_NONE, "");
 	/* A slice that says "no endpoints" wins over the Pods. */
 	want_addrs(c, "empty", 80, IG_EPS_SLICES, "");
+	/* endpoints null or absent, as the API server stores and serves a
+	 * slice of a Service with no endpoints (and as Gateway API's
+	 * HTTPRouteServiceTypes creates them): none. */
+	want_addrs(c, "nulls", 80, IG_EPS_SLICES, "");
+	want_addrs(c, "absent", 80, IG_EPS_SLICES, "");
 	ig_config_free(c);
 }
 
@@ -2600,8 +2611,6 @@ static const struct bad_case cases[] = {
      "s.yaml:6: spec.ports[0].protocol: must be one of TCP, UDP, SCTP", false},
     {"slice_address_type", SLICE_H "addressType: IP\nendpoints: []\n",
      "s.yaml:5: addressType: must be one of IPv4, IPv6, FQDN", false},
-    {"slice_endpoints_required", SLICE_H "addressType: IPv4\n", "s.yaml:1: endpoints: is required",
-     false},
     {"slice_address", SLICE_H "addressType: IPv4\nendpoints: [{addresses: [\"fd00::1\"]}]\n",
      "s.yaml:6: endpoints[0].addresses[0]: \"fd00::1\" is not a valid IPv4 address", false},
     {"slice_addresses_min", SLICE_H "addressType: IPv4\nendpoints: [{addresses: []}]\n",
