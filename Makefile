@@ -121,7 +121,8 @@ TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test
 	$(BT)/tests/test_spsc $(BT)/tests/test_candidates
 # test_backend_tls.py: TLS contexts shared by the workers. test_demo.py is
 # there for its demo runs (they start the gateway with
-# --workers 2). test_idle_tunnels_hold_no_buffers measures RSS, which
+# --workers 2). test_idle_tunnels_hold_no_buffers and
+# test_client_that_reads_nothing_holds_a_connection_budget measure RSS, which
 # TSan's shadow memory swamps. test_drain_flushes_slow_readers is left out: it needs the
 # simulator to write 5 M tokens in its 1.5 s + 10 s, which the TSan build
 # takes ~30 s for.
@@ -132,7 +133,8 @@ TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_ga
 	tests/integration/test_websocket.py tests/integration/test_backend_tls.py \
 	tests/integration/test_http2.py \
 	--deselect tests/integration/test_gateway.py::test_drain_flushes_slow_readers \
-	--deselect tests/integration/test_websocket.py::test_idle_tunnels_hold_no_buffers
+	--deselect tests/integration/test_websocket.py::test_idle_tunnels_hold_no_buffers \
+	--deselect tests/integration/test_http2.py::test_client_that_reads_nothing_holds_a_connection_budget
 TSAN_HALT  ?= 1
 
 tsan-build: $(BT)/infergate $(TSAN_UNIT)
