@@ -18,8 +18,7 @@
 /* Of two names for one count (Chat's prompt_tokens, the Responses API's
  * input_tokens), the member that comes later wins, as a later duplicate does:
  * ig_json_get() gives the last of each, and the raw positions order them. */
-static bool later(struct ig_json_value obj, const char *a, const char *b,
-		  struct ig_json_value *out)
+static bool later(struct ig_json_value obj, const char *a, const char *b, struct ig_json_value *out)
 {
 	struct ig_json_value va, vb;
 	bool ha = ig_json_get(obj, a, &va) == 0, hb = ig_json_get(obj, b, &vb) == 0;
@@ -50,8 +49,16 @@ static int by_parse(const char *s, size_t len, struct ig_usage *u)
 		u->prompt_tokens = count_of(v);
 	if (later(usage, "completion_tokens", "output_tokens", &v))
 		u->completion_tokens = count_of(v);
-	if (later(usage, "prompt_tokens_details", "input_tokens_details", &det) &&
-	    ig_json_get(det, "cached_tokens", &v) == 0)
+	/* Cached tokens under any of three names (GIE v1.5 reads
+	 * prompt_token_details), the last member of them deciding. */
+	struct ig_json_value d2;
+	bool hd = later(usage, "prompt_tokens_details", "input_tokens_details", &det);
+	if (ig_json_get(usage, "prompt_token_details", &d2) == 0 &&
+	    (!hd || d2.raw.ptr > det.raw.ptr)) {
+		det = d2;
+		hd = true;
+	}
+	if (hd && ig_json_get(det, "cached_tokens", &v) == 0)
 		u->cached_tokens = count_of(v);
 	return 0;
 }
