@@ -4,7 +4,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "gateway/route.h"
 
@@ -263,21 +262,6 @@ static void listener_refs(const struct ig_listener *l, const struct ig_frontend_
 			      : "A reference did not resolve";
 }
 
-/* Whether wildcard w ("*.example.com") covers h: one or more labels before
- * w's suffix (Gateway API hostnames); h may be a wildcard itself. */
-static bool wildcard_covers(const char *w, const char *h)
-{
-	if (strncmp(w, "*.", 2))
-		return false;
-	size_t ws = strlen(w + 1), hl = strlen(h);
-	return hl > ws && !strcasecmp(h + hl - ws, w + 1);
-}
-
-static bool hostnames_overlap(const char *a, const char *b)
-{
-	return !a || !b || !strcasecmp(a, b) || wildcard_covers(a, b) || wildcard_covers(b, a);
-}
-
 static bool tls_overlap(const struct ig_gateway *gw, const struct ig_listener *l)
 {
 	if (!l->served || strcmp(l->protocol, "HTTPS"))
@@ -285,7 +269,7 @@ static bool tls_overlap(const struct ig_gateway *gw, const struct ig_listener *l
 	for (size_t i = 0; i < ig_gateway_nlisteners(gw); i++) {
 		const struct ig_listener *o = ig_gateway_listener(gw, i);
 		if (o != l && o->served && !strcmp(o->protocol, "HTTPS") && o->port == l->port &&
-		    hostnames_overlap(o->hostname, l->hostname))
+		    ig_hostnames_overlap(o->hostname, l->hostname))
 			return true;
 	}
 	return false;

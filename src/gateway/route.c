@@ -146,6 +146,11 @@ static struct ig_str intersect(struct ig_str l, struct ig_str r)
 	return ig_str_ieq(tail(rs, ls.len), ls) ? r : none;
 }
 
+bool ig_hostnames_overlap(const char *a, const char *b)
+{
+	return !a || !b || intersect(ig_str_from(a), ig_str_from(b)).ptr;
+}
+
 bool ig_route_hostnames_meet(const struct ig_httproute *r, const struct ig_listener *l)
 {
 	if (r->nhostnames == 0 || !l->hostname)

@@ -53,6 +53,10 @@ bool ig_route_attaches(const struct ig_config *cfg, const struct ig_httproute *r
  * only (HTTPRoute Accepted=False/NoMatchingListenerHostname when no
  * listener of the parent is left). */
 bool ig_route_hostnames_meet(const struct ig_httproute *r, const struct ig_listener *l);
+/* Whether two hostnames (NULL: any) have a name in common under Gateway
+ * API's intersection (§4.3): equal, a wildcard covering the other, or two
+ * wildcards one of whose suffixes ends the other. */
+bool ig_hostnames_overlap(const char *a, const char *b);
 
 /* Whether route r, attached to l, gives way there to a route of the other
  * kind (HTTPRoute against GRPCRoute) attached to l that serves a hostname

@@ -323,6 +323,16 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 /* ---- certificate sets ---- */
 
+/* The certificates (and whatever else) of a PEM text, or NULL when it is
+ * unreadable; free with sk_X509_INFO_pop_free(infos, X509_INFO_free). */
+static STACK_OF(X509_INFO) * pem_infos(const char *pem, size_t len)
+{
+	BIO *b = len <= INT32_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
+	STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	return infos;
+}
+
 static SSL_CTX *new_ssl_ctx(struct tls_set *set)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -522,9 +532,7 @@ static int add_client_auth(SSL_CTX *ctx, struct client_auth *a, const struct ig_
 	*a = want;
 	if (!want.mode)
 		return 0;
-	BIO *b = len <= INT32_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
-	STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
+	STACK_OF(X509_INFO) *infos = pem_infos(pem, len);
 	ERR_clear_error(); /* the read ends at the text's end with "no start line" */
 	X509_STORE *store = X509_STORE_new();
 	int added = 0;
@@ -616,9 +624,7 @@ long ig_tls_check_pairs(const struct ig_tls_cert *certs, size_t n, char *why, si
 
 int ig_tls_check_ca(const char *pem, size_t len, char *why, size_t whylen)
 {
-	BIO *b = len <= INT32_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
-	STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
+	STACK_OF(X509_INFO) *infos = pem_infos(pem, len);
 	int certs = 0;
 	for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
 		certs += sk_X509_INFO_value(infos, i)->x509 != NULL;
@@ -1146,9 +1152,7 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 
 static int add_roots(SSL_CTX *ctx, const char *pem, size_t len, char *err, size_t errlen)
 {
-	BIO *b = BIO_new_mem_buf(pem, (int)len);
-	STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
+	STACK_OF(X509_INFO) *infos = pem_infos(pem, len);
 	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
 	int added = 0;
 	for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
