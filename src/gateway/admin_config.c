@@ -70,7 +70,27 @@ static void listener(struct ig_buf *b, const struct ig_snapshot *s, const struct
 	ig_buf_append_cstr(b, "]}");
 }
 
-static void gateways(struct ig_buf *b, const struct ig_snapshot *s)
+/* The Gateway's own conditions, as --kube writes them into its
+ * status.conditions. */
+static void gateway_conditions(struct ig_buf *b, const struct ig_snapshot *s,
+			       const struct ig_gateway *gw, const char *bind)
+{
+	size_t nserved = 0;
+	for (size_t i = 0; i < gw->nlisteners; i++)
+		nserved += ig_snapshot_serves(s, gw, &gw->listeners[i]);
+	struct ig_gateway_status st;
+	ig_gateway_status(s->cfg, gw, nserved, bind, &st);
+	ig_buf_append_cstr(b, ",\"conditions\":[");
+	cond(b, true, "Accepted", st.accepted.status, st.accepted.reason, st.accepted.message);
+	cond(b, false, "Programmed", st.programmed.status, st.programmed.reason,
+	     st.programmed.message);
+	if (st.has_refs)
+		cond(b, false, "ResolvedRefs", st.resolved.status, st.resolved.reason,
+		     st.resolved.message);
+	ig_buf_append_cstr(b, "]");
+}
+
+static void gateways(struct ig_buf *b, const struct ig_snapshot *s, const char *bind)
 {
 	const struct ig_config *cfg = s->cfg;
 	ig_buf_append_cstr(b, "\"gateways\":[");
@@ -80,6 +100,7 @@ static void gateways(struct ig_buf *b, const struct ig_snapshot *s)
 		str(b, gw->meta.ns);
 		ig_buf_append_cstr(b, ",\"name\":");
 		str(b, gw->meta.name);
+		gateway_conditions(b, s, gw, bind);
 		ig_buf_append_cstr(b, ",\"listeners\":[");
 		bool first = true;
 		for (size_t i = 0; i < gw->nlisteners; i++, first = false)
@@ -151,10 +172,10 @@ static void routes(struct ig_buf *b, const struct ig_config *cfg)
 	ig_buf_append_cstr(b, "]");
 }
 
-char *ig_admin_render_attachment(const struct ig_snapshot *s)
+char *ig_admin_render_attachment(const struct ig_snapshot *s, const char *bind)
 {
 	struct ig_buf b = {0};
-	gateways(&b, s);
+	gateways(&b, s, bind);
 	ig_buf_append_cstr(&b, ",");
 	routes(&b, s->cfg);
 	char *out = b.len ? strndup(b.ptr, b.len) : NULL;

@@ -17,12 +17,14 @@ void ig_admin_page_serve(struct ig_http_exchange *ex);
  * conditions. */
 void ig_admin_status_serve(struct ig_gateway_rt *gw, struct ig_http_exchange *ex);
 
-/* admin_config.c: the members "gateways" (each listener's Accepted,
- * Programmed, ResolvedRefs and Conflicted, attached routes) and "routes"
- * (each parents[] entry's Accepted and ResolvedRefs) of the snapshot, as
- * malloc'd JSON text (NULL: out of memory); made once per snapshot. */
+/* admin_config.c: the members "gateways" (each Gateway's Accepted and
+ * Programmed, each listener's Accepted, Programmed, ResolvedRefs and
+ * Conflicted, attached routes) and "routes" (each parents[] entry's
+ * Accepted and ResolvedRefs) of the snapshot, as malloc'd JSON text (NULL:
+ * out of memory); made once per snapshot. bind: the listeners' address,
+ * which a Gateway's AddressNotUsable names. */
 struct ig_snapshot;
-char *ig_admin_render_attachment(const struct ig_snapshot *s);
+char *ig_admin_render_attachment(const struct ig_snapshot *s, const char *bind);
 /* The object "reload": reloads taken and refused, the last one's result,
  * reason, time and errors, and the time of the configuration served. */
 void ig_admin_render_reload(const struct ig_gateway_rt *gw, struct ig_buf *b);

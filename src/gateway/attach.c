@@ -301,6 +301,75 @@ size_t ig_listener_attached_routes(const struct ig_config *cfg, const struct ig_
 	return n;
 }
 
+/* ---- gateways ---- */
+
+void ig_gateway_status(const struct ig_config *cfg, const struct ig_gateway *gw, size_t nserved,
+		       const char *bind, struct ig_gateway_status *out)
+{
+	memset(out, 0, sizeof *out);
+	size_t nconflicted = 0;
+	for (size_t i = 0; i < gw->nlisteners; i++) {
+		struct ig_listener_status st;
+		ig_listener_status(cfg, gw, &gw->listeners[i], &st);
+		nconflicted += st.conflict != NULL;
+	}
+	/* What keeps the Gateway from being served, in the order it is told,
+	 * else how its listeners fared. */
+	const struct ig_gateway_address *bad = gw->naddresses ? &gw->addresses[gw->addr_bad] : NULL;
+	const char *not_accepted = NULL, *not_programmed = NULL;
+	if (gw->params_kind) {
+		not_accepted = "InvalidParameters";
+		snprintf(
+		    out->text, sizeof out->text,
+		    "spec.infrastructure.parametersRef: infergate takes no parameters (kind %s)",
+		    gw->params_kind);
+	} else if (gw->addr_state == IG_GWADDR_UNSUPPORTED) {
+		not_accepted = "UnsupportedAddress";
+		snprintf(
+		    out->text, sizeof out->text,
+		    "spec.addresses[%zu]: type %s is not supported (infergate serves IPAddress)",
+		    gw->addr_bad, bad->type);
+	} else if (gw->addr_state == IG_GWADDR_NOT_USABLE) {
+		not_programmed = "AddressNotUsable";
+		snprintf(out->text, sizeof out->text,
+			 "spec.addresses[%zu]: %s is not an address that listeners bound to %s "
+			 "receive",
+			 gw->addr_bad, bad->value, bind ? bind : "the bind address");
+	}
+	/* Listeners that conflict with other Gateways' (§3.2): the Gateway
+	 * says ListenersNotValid, accepted while some listener is not in
+	 * conflict. */
+	if (not_accepted)
+		out->accepted = (struct ig_gateway_cond){false, not_accepted, out->text};
+	else if (nconflicted)
+		out->accepted = (struct ig_gateway_cond){
+		    nconflicted < gw->nlisteners, "ListenersNotValid",
+		    "Some listeners conflict with listeners of other Gateways on their port and "
+		    "are not served (see listeners)"};
+	else
+		out->accepted = (struct ig_gateway_cond){true, "Accepted", "Accepted by infergate"};
+	if (not_accepted || not_programmed)
+		out->programmed = (struct ig_gateway_cond){
+		    false, not_programmed ? not_programmed : "Invalid", out->text};
+	else
+		out->programmed =
+		    (struct ig_gateway_cond){nserved > 0, nserved ? "Programmed" : "Invalid",
+					     nserved ? "Serving" : "No listener could be served"};
+	out->has_refs = gw->has_backend_client;
+	if (out->has_refs) {
+		enum ig_ref_status st = gw->backend_client.status;
+		out->resolved = (struct ig_gateway_cond){
+		    st == IG_REF_OK,
+		    st == IG_REF_OK		 ? "ResolvedRefs"
+		    : st == IG_REF_NOT_PERMITTED ? "RefNotPermitted"
+						 : "InvalidClientCertificateRef",
+		    st == IG_REF_OK
+			? "References resolved"
+			: "spec.tls.backend.clientCertificateRef does not name a usable "
+			  "kubernetes.io/tls Secret"};
+	}
+}
+
 /* ---- warnings ---- */
 
 static void route_diags(const struct ig_config *cfg, const struct ig_httproute *r,

@@ -64,6 +64,28 @@ void ig_listener_status(const struct ig_config *cfg, const struct ig_gateway *gw
 	"Another HTTPS listener on this port has an overlapping hostname: a client may "           \
 	"coalesce their HTTP/2 connections"
 
+/* A Gateway's own conditions (its status.conditions, beside its
+ * listeners'): Accepted (Accepted; InvalidParameters and
+ * UnsupportedAddress, which leave it unserved; ListenersNotValid when some
+ * of its listeners conflict with other Gateways', False when all do),
+ * Programmed (Programmed; Invalid when no listener is served;
+ * AddressNotUsable) and, only when spec.tls.backend names a client
+ * certificate, ResolvedRefs. nserved: how many of gw's own listeners the
+ * snapshot serves (ig_snapshot_serves); bind: the address the listeners
+ * bind, which AddressNotUsable's message names. */
+struct ig_gateway_cond {
+	bool status;
+	const char *reason, *message;
+};
+struct ig_gateway_status {
+	struct ig_gateway_cond accepted, programmed;
+	bool has_refs;
+	struct ig_gateway_cond resolved;
+	char text[400]; /* the message of a condition that says what is wrong */
+};
+void ig_gateway_status(const struct ig_config *cfg, const struct ig_gateway *gw, size_t nserved,
+		       const char *bind, struct ig_gateway_status *out);
+
 /* status.listeners[].attachedRoutes: the routes Accepted on listener l of
  * gw (Gateway API v1.5.0 on; v1.2.1 counted every route its allowedRoutes
  * and a parentRef admitted). */

@@ -391,7 +391,7 @@ static void publish(struct ig_gateway_rt *G, struct ig_snapshot *s)
 	ig_snapshot_unref(old);
 	log_snapshot(G, s);
 	free(G->attach_json);
-	G->attach_json = ig_admin_render_attachment(s);
+	G->attach_json = ig_admin_render_attachment(s, G->opt.bind);
 }
 
 /* A configuration taken (errors NULL) or refused (errors, which this

@@ -191,79 +191,30 @@ static json_t *gateway_addresses(struct ctx *c, const struct ig_gateway *gw)
 	return out;
 }
 
+static json_t *gw_cond(struct ctx *c, const char *type, const struct ig_gateway_cond *k,
+		       long long gen)
+{
+	return cond(c, type, k->status, k->reason, k->message, gen);
+}
+
 static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 {
 	long long gen = generation(c, "Gateway", GW_GROUP, &gw->meta);
 	json_t *listeners = json_array();
-	size_t nprog = 0, nconflicted = 0;
+	size_t nprog = 0;
 	for (size_t i = 0; i < gw->nlisteners; i++) {
 		bool prog;
-		struct ig_listener_status st;
 		json_array_append_new(listeners,
 				      listener_status(c, gw, &gw->listeners[i], gen, &prog));
 		nprog += prog;
-		ig_listener_status(c->cfg, gw, &gw->listeners[i], &st);
-		nconflicted += st.conflict != NULL;
 	}
+	struct ig_gateway_status gs;
+	ig_gateway_status(c->cfg, gw, nprog, c->G->opt.bind, &gs);
 	json_t *conds = json_array();
-	/* Accepted, then Programmed: what keeps the Gateway from being
-	 * served, in the order it is told, else how its listeners fared. */
-	char msg[400];
-	const struct ig_gateway_address *bad = gw->naddresses ? &gw->addresses[gw->addr_bad] : NULL;
-	const char *not_accepted = NULL, *not_programmed = NULL;
-	if (gw->params_kind) {
-		not_accepted = "InvalidParameters";
-		snprintf(
-		    msg, sizeof msg,
-		    "spec.infrastructure.parametersRef: infergate takes no parameters (kind %s)",
-		    gw->params_kind);
-	} else if (gw->addr_state == IG_GWADDR_UNSUPPORTED) {
-		not_accepted = "UnsupportedAddress";
-		snprintf(
-		    msg, sizeof msg,
-		    "spec.addresses[%zu]: type %s is not supported (infergate serves IPAddress)",
-		    gw->addr_bad, bad->type);
-	} else if (gw->addr_state == IG_GWADDR_NOT_USABLE) {
-		not_programmed = "AddressNotUsable";
-		snprintf(msg, sizeof msg,
-			 "spec.addresses[%zu]: %s is not an address that listeners bound to %s "
-			 "receive",
-			 gw->addr_bad, bad->value, c->G->opt.bind);
-	}
-	/* Listeners that conflict with other Gateways' (§3.2): the Gateway
-	 * says ListenersNotValid, accepted while some listener is not in
-	 * conflict. */
-	if (not_accepted)
-		json_array_append_new(conds, cond(c, "Accepted", false, not_accepted, msg, gen));
-	else if (nconflicted)
-		json_array_append_new(
-		    conds, cond(c, "Accepted", nconflicted < gw->nlisteners, "ListenersNotValid",
-				"Some listeners conflict with listeners of other Gateways on their "
-				"port and are not served (see listeners)",
-				gen));
-	else
-		json_array_append_new(
-		    conds, cond(c, "Accepted", true, "Accepted", "Accepted by infergate", gen));
-	if (not_accepted || not_programmed)
-		json_array_append_new(conds,
-				      cond(c, "Programmed", false,
-					   not_programmed ? not_programmed : "Invalid", msg, gen));
-	else
-		json_array_append_new(
-		    conds, cond(c, "Programmed", nprog > 0, nprog ? "Programmed" : "Invalid",
-				nprog ? "Serving" : "No listener could be served", gen));
-	if (gw->has_backend_client) {
-		enum ig_ref_status st = gw->backend_client.status;
-		json_array_append_new(
-		    conds, cond(c, "ResolvedRefs", st == IG_REF_OK,
-				st == IG_REF_OK		     ? "ResolvedRefs"
-				: st == IG_REF_NOT_PERMITTED ? "RefNotPermitted"
-							     : "InvalidClientCertificateRef",
-				st == IG_REF_OK ? "References resolved"
-						: "spec.tls.backend.clientCertificateRef does not "
-						  "name a usable kubernetes.io/tls Secret",
-				gen));
-	}
+	json_array_append_new(conds, gw_cond(c, "Accepted", &gs.accepted, gen));
+	json_array_append_new(conds, gw_cond(c, "Programmed", &gs.programmed, gen));
+	if (gs.has_refs)
+		json_array_append_new(conds, gw_cond(c, "ResolvedRefs", &gs.resolved, gen));
 	bool x;
 	size_t nsets = attached_sets(c, gw, &x);
 	if (x) /* Gateway API v1.3-v1.4 said it with a condition */

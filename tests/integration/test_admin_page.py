@@ -15,7 +15,7 @@ import zlib
 
 import pytest
 
-from test_gateway import Cluster, call, post_json
+from test_gateway import Cluster, call, post_json, sighup_until, write
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(
@@ -120,6 +120,57 @@ def test_decisions_keep_the_newest(procs, tmp_path):
     assert len(d) == 32
     assert d[0]["model"] == "marker"
     assert all(x["model"] == "tweet-summary" and x["status"] == 200 for x in d[1:])
+    c.stop()
+
+
+# A manifest that refuses the reload; its file name has markup, which the
+# page must show as text.
+BAD_FILE = "bad<img>.yaml"
+BAD_MANIFEST = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: Not_A_Name
+spec:
+  parentRefs: [{name: inference-gateway}]
+"""
+
+
+def test_status_json_has_what_the_page_shows(procs, tmp_path):
+    """The members the page renders besides pools: reload (counts, the
+    last reload), gateways (the Gateway's own Accepted and Programmed, as
+    --kube writes them into its status.conditions, and each listener's)
+    and routes (file, line, parents and their conditions)."""
+    c = Cluster(procs, tmp_path, nsims=0, gw_args=("--watch-interval", "600000"))
+    s = status_json(c)
+    rl = s["reload"]
+    assert rl["successes"] == 0 and rl["failures"] == 0 and rl["last"] is None
+    assert rl["last_success_time"].endswith("Z")
+    (gw,) = s["gateways"]
+    assert (gw["namespace"], gw["name"]) == ("default", "inference-gateway")
+    conds = {x["type"]: x for x in gw["conditions"]}
+    assert set(conds) == {"Accepted", "Programmed"}, gw["conditions"]
+    assert conds["Accepted"]["status"] == "True" and conds["Accepted"]["reason"] == "Accepted"
+    assert conds["Programmed"]["status"] == "True"
+    assert conds["Programmed"]["reason"] == "Programmed"
+    (listener,) = gw["listeners"]
+    assert listener["name"] == "llm-gw" and listener["protocol"] == "HTTP"
+    assert listener["port"] == c.port and listener["attached_routes"] == 1
+    assert [x["type"] for x in listener["conditions"]] == [
+        "Accepted", "Programmed", "ResolvedRefs", "Conflicted"]
+    (route,) = s["routes"]
+    assert (route["kind"], route["namespace"], route["name"]) == (
+        "HTTPRoute", "default", "llm-route")
+    assert route["file"].endswith("route.yaml") and route["line"] == 1
+    (parent,) = route["parents"]
+    assert parent["parentRef"]["name"] == "inference-gateway"
+    assert parent["parentRef"]["sectionName"] == "llm-gw"
+    assert [x["type"] for x in parent["conditions"]] == ["Accepted", "ResolvedRefs"]
+
+    write(c.path(BAD_FILE), BAD_MANIFEST)
+    s = sighup_until(c, lambda r: r["failures"] == 1)
+    last = s["reload"]["last"]
+    assert last["result"] == "failure" and last["time"].endswith("Z")
+    assert any("bad<img>.yaml:4: metadata.name: " in e for e in last["errors"]), last
     c.stop()
 
 
@@ -284,3 +335,4 @@ def test_page_screenshot_is_a_real_render(procs, tmp_path):
     # antialiased, which adds many more).
     assert len(colours) > 20, len(colours)
     c.stop()
+

@@ -244,6 +244,60 @@ static void test_listener_conflicts(void **state)
 	ig_diags_free(&d);
 }
 
+/* The Gateways' own conditions (their status.conditions, which --kube
+ * writes and /api/status shows): ListenersNotValid while listeners
+ * conflict with other Gateways', Accepted=False when all do; Programmed
+ * by the listeners served; a parametersRef infergate cannot take is
+ * InvalidParameters on both. */
+static const char params_gateway[] =
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: gw3}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n"
+    "  infrastructure: {parametersRef: {group: example.com, kind: Params, name: p}}\n"
+    "  listeners:\n"
+    "  - {name: http, protocol: HTTP, port: 90}\n";
+
+static void expect_cond(const struct ig_gateway_cond *c, bool status, const char *reason)
+{
+	assert_int_equal(c->status, status);
+	assert_string_equal(c->reason, reason);
+	assert_non_null(c->message);
+	assert_true(c->message[0] != '\0');
+}
+
+static void test_gateway_conditions(void **state)
+{
+	struct ig_diags d = {0};
+	struct ig_config *cfg = load(listeners, &d);
+	struct ig_gateway_status st;
+	/* gw1: one of its two listeners in conflict, the other served. */
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "gw1"), 1, "0.0.0.0", &st);
+	expect_cond(&st.accepted, true, "ListenersNotValid");
+	expect_cond(&st.programmed, true, "Programmed");
+	assert_false(st.has_refs);
+	/* gw2: its only listener in conflict, nothing served. */
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "gw2"), 0, "0.0.0.0", &st);
+	expect_cond(&st.accepted, false, "ListenersNotValid");
+	expect_cond(&st.programmed, false, "Invalid");
+	ig_config_free(cfg);
+
+	cfg = load(routes, &d);
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "gw"), 1, "0.0.0.0", &st);
+	expect_cond(&st.accepted, true, "Accepted");
+	expect_cond(&st.programmed, true, "Programmed");
+	ig_config_free(cfg);
+
+	cfg = load(params_gateway, &d);
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "gw3"), 0, "0.0.0.0", &st);
+	expect_cond(&st.accepted, false, "InvalidParameters");
+	expect_cond(&st.programmed, false, "Invalid");
+	assert_non_null(strstr(st.accepted.message, "kind Params"));
+	ig_config_free(cfg);
+	ig_diags_free(&d);
+}
+
 /* HTTPS listeners of one port whose hostnames overlap (GEP-3567's
  * OverlappingTLSConfig): a name and a wildcard covering it, two wildcards,
  * one without a hostname; another port and HTTP listeners do not count. */
@@ -299,10 +353,9 @@ static void test_overlapping_tls(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_route_parents),
-	    cmocka_unit_test(test_route_warnings),
-	    cmocka_unit_test(test_listener_conflicts),
-	    cmocka_unit_test(test_overlapping_tls),
+	    cmocka_unit_test(test_route_parents),      cmocka_unit_test(test_route_warnings),
+	    cmocka_unit_test(test_listener_conflicts), cmocka_unit_test(test_overlapping_tls),
+	    cmocka_unit_test(test_gateway_conditions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
