@@ -42,8 +42,8 @@ static const char usage_text[] =
 static const char footer_text[] =
     "SIGHUP or a change to a file reloads; a reload with errors is refused and\n"
     "the previous configuration keeps serving (infergate_config_* on /metrics,\n"
-    "the errors on /api/status). SIGTERM drains and exits; SIGUSR1 reopens the\n"
-    "access log.\n";
+    "the errors on /api/status and in a banner on the admin page at /). SIGTERM\n"
+    "drains and exits; SIGUSR1 reopens the access log.\n";
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const access_log_formats[] = {"json", "text", NULL}; /* ig_alog_format */
@@ -93,8 +93,8 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			"address the listeners bind, an IP or a name such as localhost (default "
 			"0.0.0.0)"),
 	    IG_FLAG_STR("admin", 0, &o->admin, "HOST:PORT",
-			"admin listener: /metrics, /healthz, /readyz, /pools (:PORT or PORT "
-			"binds 127.0.0.1)"),
+			"admin listener: /metrics, /healthz, /readyz, /pools, the live page at / "
+			"and its /api/status (:PORT or PORT binds 127.0.0.1)"),
 	    IG_FLAG_STR("admin-token", 0, &o->admin_token, "TOKEN",
 			"the admin listener answers only requests with \"Authorization: Bearer "
 			"TOKEN\" (all paths, /healthz included), else 401"),

@@ -15,7 +15,7 @@ import zlib
 
 import pytest
 
-from test_gateway import Cluster, call, post_json, sighup_until, write
+from test_gateway import ROUTE, Cluster, call, post_json, sighup_until, write
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(
@@ -121,6 +121,14 @@ def test_decisions_keep_the_newest(procs, tmp_path):
     assert d[0]["model"] == "marker"
     assert all(x["model"] == "tweet-summary" and x["status"] == 200 for x in d[1:])
     c.stop()
+
+
+def stray_route(c):
+    """A second HTTPRoute whose sectionName no listener has: Accepted=False,
+    NoMatchingParent on its one parent."""
+    write(c.path("stray.yaml"), ROUTE.format(target_port=c.target_port, prefix="/x",
+                                             timeouts="").replace(
+        "name: llm-route", "name: stray").replace("sectionName: llm-gw", "sectionName: nope"))
 
 
 # A manifest that refuses the reload; its file name has markup, which the
@@ -336,3 +344,43 @@ def test_page_screenshot_is_a_real_render(procs, tmp_path):
     assert len(colours) > 20, len(colours)
     c.stop()
 
+
+@needs_chromium
+def test_page_in_chromium_shows_configuration_and_failed_reload(procs, tmp_path):
+    """After a refused reload the page says so in a banner, with the error,
+    and that the previous configuration keeps serving; the Gateway's
+    listener and each route have their rows, a route that its parent does
+    not accept with the reason."""
+    c = Cluster(procs, tmp_path, nsims=0, gw_args=("--watch-interval", "600000"))
+    stray_route(c)
+    sighup_until(c, lambda r: r["successes"] == 1)
+    write(c.path(BAD_FILE), BAD_MANIFEST)
+    sighup_until(c, lambda r: r["failures"] == 1)
+    dom = chromium(tmp_path, c.admin + "/?refresh=200", "--dump-dom", budget=2000)
+
+    assert "(reloads: 1 ok, 1 failed)" in dom, dom[:3000]
+    banner = re.search(r'<div id="reload-failed"[^>]*style="display: block;"[^>]*>(.*?)</div>',
+                       dom, re.S)
+    assert banner, dom[:3000]
+    text = banner.group(1)
+    assert "was refused" in text and "keeps serving" in text, text
+    assert "bad&lt;img&gt;.yaml:4: metadata.name: must be a lowercase" in text, text
+    assert "<img" not in dom  # server data is text, never markup
+
+    row = re.search(r'<tr data-listener="default/inference-gateway/llm-gw">(.*?)</tr>', dom, re.S)
+    assert row, dom[:5000]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    assert "default/inference-gateway" in cells[0]
+    assert 'data-gateway-state="default/inference-gateway">OK<' in cells[0], cells[0]
+    assert cells[1:] == ["llm-gw", "HTTP", str(c.port), "1", "OK"], cells
+
+    good = re.search(r'<tr data-route="HTTPRoute default/llm-route">(.*?)</tr>', dom, re.S)
+    assert good, dom[:5000]
+    assert "route.yaml:1" in good.group(1)
+    assert re.search(r'data-parent="default/inference-gateway/llm-gw">.*?'
+                     r'class="ok">Accepted, ResolvedRefs<', good.group(1)), good.group(1)
+    stray = re.search(r'<tr data-route="HTTPRoute default/stray">(.*?)</tr>', dom, re.S)
+    assert stray, dom[:5000]
+    assert re.search(r'data-parent="default/inference-gateway/nope">.*?class="bad">'
+                     r'Accepted=False NoMatchingParent: ', stray.group(1)), stray.group(1)
+    c.stop()
