@@ -307,11 +307,15 @@ void ig_gateway_status(const struct ig_config *cfg, const struct ig_gateway *gw,
 		       const char *bind, struct ig_gateway_status *out)
 {
 	memset(out, 0, sizeof *out);
-	size_t nconflicted = 0;
+	/* Listeners that are not valid: refused for their own reasons
+	 * (Accepted=False: UnsupportedProtocol, NoValidCACertificate, ...) or
+	 * in conflict with other Gateways' (§3.2). */
+	size_t ninvalid = 0, nconflicted = 0;
 	for (size_t i = 0; i < gw->nlisteners; i++) {
 		struct ig_listener_status st;
 		ig_listener_status(cfg, gw, &gw->listeners[i], &st);
 		nconflicted += st.conflict != NULL;
+		ninvalid += !st.accepted || st.conflict;
 	}
 	/* What keeps the Gateway from being served, in the order it is told,
 	 * else how its listeners fared. */
@@ -336,16 +340,18 @@ void ig_gateway_status(const struct ig_config *cfg, const struct ig_gateway *gw,
 			 "receive",
 			 gw->addr_bad, bad->value, bind ? bind : "the bind address");
 	}
-	/* Listeners that conflict with other Gateways' (§3.2): the Gateway
-	 * says ListenersNotValid, accepted while some listener is not in
-	 * conflict. */
+	/* GatewayReasonListenersNotValid: the Gateway stays accepted while
+	 * some listener is valid, and is not when none is (conformance
+	 * GatewayListenerUnsupportedProtocol). */
 	if (not_accepted)
 		out->accepted = (struct ig_gateway_cond){false, not_accepted, out->text};
-	else if (nconflicted)
+	else if (ninvalid)
 		out->accepted = (struct ig_gateway_cond){
-		    nconflicted < gw->nlisteners, "ListenersNotValid",
-		    "Some listeners conflict with listeners of other Gateways on their port and "
-		    "are not served (see listeners)"};
+		    ninvalid < gw->nlisteners, "ListenersNotValid",
+		    nconflicted == ninvalid
+			? "Some listeners conflict with listeners of other Gateways on their port "
+			  "and are not served (see listeners)"
+			: "Some listeners are not valid and are not served (see listeners)"};
 	else
 		out->accepted = (struct ig_gateway_cond){true, "Accepted", "Accepted by infergate"};
 	if (not_accepted || not_programmed)

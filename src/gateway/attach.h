@@ -67,7 +67,8 @@ void ig_listener_status(const struct ig_config *cfg, const struct ig_gateway *gw
 /* A Gateway's own conditions (its status.conditions, beside its
  * listeners'): Accepted (Accepted; InvalidParameters and
  * UnsupportedAddress, which leave it unserved; ListenersNotValid when some
- * of its listeners conflict with other Gateways', False when all do),
+ * of its listeners are not valid: not accepted, or in conflict with other
+ * Gateways' listeners; False when none is valid),
  * Programmed (Programmed; Invalid when no listener is served;
  * AddressNotUsable) and, only when spec.tls.backend names a client
  * certificate, ResolvedRefs. nserved: how many of gw's own listeners the

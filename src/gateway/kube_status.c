@@ -1,8 +1,8 @@
 /* With --kube: the status of the objects the gateway serves, from the
  * configuration it just published, in the Gateway API's and GIE's terms,
  * handed to the writer of kube/ (which writes only what changed):
- * - Gateway: Accepted (ListenersNotValid when listeners conflict with
- *   other Gateways'), Programmed; per listener supportedKinds,
+ * - Gateway: Accepted (ListenersNotValid when listeners are not accepted
+ *   or conflict with other Gateways'), Programmed; per listener supportedKinds,
  *   attachedRoutes and Accepted / Programmed / ResolvedRefs / Conflicted
  *   (ProtocolConflict: HTTP and HTTPS on one port; HostnameConflict: the
  *   same port, protocol and hostname as another Gateway's listener);

@@ -298,6 +298,60 @@ static void test_gateway_conditions(void **state)
 	ig_diags_free(&d);
 }
 
+/* Listeners refused for their own reasons (Gateway API v1.6.1
+ * conformance GatewayListenerUnsupportedProtocol): a Gateway none of
+ * whose listeners is accepted is Accepted=False/ListenersNotValid, one
+ * with some accepted Accepted=True/ListenersNotValid; a listener without a
+ * valid CA certificate for client validation counts too. */
+static const char refused_listeners[] =
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: only-unsupported}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n"
+    "  listeners:\n"
+    "  - {name: invalid, protocol: TCP, port: 9000}\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: mixed}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n"
+    "  listeners:\n"
+    "  - {name: http, protocol: HTTP, port: 90}\n"
+    "  - {name: invalid, protocol: UDP, port: 9001}\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: no-ca}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n"
+    "  tls:\n"
+    "    frontend:\n"
+    "      default:\n"
+    "        validation: {caCertificateRefs: [{kind: ConfigMap, name: missing}]}\n"
+    "  listeners:\n"
+    "  - {name: https, protocol: HTTPS, port: 9443, tls: {certificateRefs: [{name: s}]}}\n";
+
+static void test_gateway_listeners_not_valid(void **state)
+{
+	struct ig_diags d = {0};
+	struct ig_config *cfg = load(refused_listeners, &d);
+	struct ig_gateway_status st;
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "only-unsupported"), 0,
+			  "0.0.0.0", &st);
+	expect_cond(&st.accepted, false, "ListenersNotValid");
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "mixed"), 1, "0.0.0.0",
+			  &st);
+	expect_cond(&st.accepted, true, "ListenersNotValid");
+	expect_cond(&st.programmed, true, "Programmed");
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "no-ca"), 0, "0.0.0.0",
+			  &st);
+	expect_cond(&st.accepted, false, "ListenersNotValid");
+	ig_config_free(cfg);
+	ig_diags_free(&d);
+}
+
 /* HTTPS listeners of one port whose hostnames overlap (GEP-3567's
  * OverlappingTLSConfig): a name and a wildcard covering it, two wildcards,
  * one without a hostname; another port and HTTP listeners do not count. */
@@ -356,6 +410,7 @@ int main(void)
 	    cmocka_unit_test(test_route_parents),      cmocka_unit_test(test_route_warnings),
 	    cmocka_unit_test(test_listener_conflicts), cmocka_unit_test(test_overlapping_tls),
 	    cmocka_unit_test(test_gateway_conditions),
+	    cmocka_unit_test(test_gateway_listeners_not_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
