@@ -87,6 +87,9 @@ static void gateway_conditions(struct ig_buf *b, const struct ig_snapshot *s,
 	if (st.has_refs)
 		cond(b, false, "ResolvedRefs", st.resolved.status, st.resolved.reason,
 		     st.resolved.message);
+	if (st.has_insecure)
+		cond(b, false, "InsecureFrontendValidationMode", st.insecure.status,
+		     st.insecure.reason, st.insecure.message);
 	ig_buf_append_cstr(b, "]");
 }
 

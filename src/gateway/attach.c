@@ -303,6 +303,23 @@ size_t ig_listener_attached_routes(const struct ig_config *cfg, const struct ig_
 
 /* ---- gateways ---- */
 
+/* Whether some client certificate validation of the Gateway lets clients
+ * without a valid certificate in: its default, a perPort entry, or one of
+ * its own listeners' frontendValidation. */
+static bool insecure_fallback(const struct ig_gateway *gw)
+{
+	if (gw->frontend.set && gw->frontend.insecure_fallback)
+		return true;
+	for (size_t i = 0; i < gw->nfrontend_ports; i++)
+		if (gw->frontend_ports[i].v.set && gw->frontend_ports[i].v.insecure_fallback)
+			return true;
+	for (size_t i = 0; i < gw->nlisteners; i++)
+		if (gw->listeners[i].tls.frontend.set &&
+		    gw->listeners[i].tls.frontend.insecure_fallback)
+			return true;
+	return false;
+}
+
 void ig_gateway_status(const struct ig_config *cfg, const struct ig_gateway *gw, size_t nserved,
 		       const char *bind, struct ig_gateway_status *out)
 {
@@ -374,6 +391,12 @@ void ig_gateway_status(const struct ig_config *cfg, const struct ig_gateway *gw,
 			: "spec.tls.backend.clientCertificateRef does not name a usable "
 			  "kubernetes.io/tls Secret"};
 	}
+	out->has_insecure = insecure_fallback(gw);
+	if (out->has_insecure)
+		out->insecure = (struct ig_gateway_cond){
+		    true, "ConfigurationChanged",
+		    "Client certificate validation is AllowInsecureFallback: clients without a "
+		    "valid certificate are served"};
 }
 
 /* ---- warnings ---- */

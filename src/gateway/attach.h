@@ -70,8 +70,13 @@ void ig_listener_status(const struct ig_config *cfg, const struct ig_gateway *gw
  * of its listeners are not valid: not accepted, or in conflict with other
  * Gateways' listeners; False when none is valid),
  * Programmed (Programmed; Invalid when no listener is served;
- * AddressNotUsable) and, only when spec.tls.backend names a client
- * certificate, ResolvedRefs. nserved: how many of gw's own listeners the
+ * AddressNotUsable), only when spec.tls.backend names a client
+ * certificate ResolvedRefs, and only while client certificate validation
+ * allows the insecure fallback (mode AllowInsecureFallback, the Gateway's
+ * default, a perPort entry or a listener's frontendValidation)
+ * InsecureFrontendValidationMode, True with ConfigurationChanged (Gateway
+ * API v1.5 on: the condition is removed when the mode is back to
+ * AllowValidOnly). nserved: how many of gw's own listeners the
  * snapshot serves (ig_snapshot_serves); bind: the address the listeners
  * bind, which AddressNotUsable's message names. */
 struct ig_gateway_cond {
@@ -82,6 +87,8 @@ struct ig_gateway_status {
 	struct ig_gateway_cond accepted, programmed;
 	bool has_refs;
 	struct ig_gateway_cond resolved;
+	bool has_insecure;
+	struct ig_gateway_cond insecure;
 	char text[400]; /* the message of a condition that says what is wrong */
 };
 void ig_gateway_status(const struct ig_config *cfg, const struct ig_gateway *gw, size_t nserved,

@@ -2,7 +2,9 @@
  * configuration it just published, in the Gateway API's and GIE's terms,
  * handed to the writer of kube/ (which writes only what changed):
  * - Gateway: Accepted (ListenersNotValid when listeners are not accepted
- *   or conflict with other Gateways'), Programmed; per listener supportedKinds,
+ *   or conflict with other Gateways'), Programmed, ResolvedRefs (a backend
+ *   client certificate), InsecureFrontendValidationMode (while client
+ *   certificate validation is AllowInsecureFallback); per listener supportedKinds,
  *   attachedRoutes and Accepted / Programmed / ResolvedRefs / Conflicted
  *   (ProtocolConflict: HTTP and HTTPS on one port; HostnameConflict: the
  *   same port, protocol and hostname as another Gateway's listener);
@@ -215,6 +217,9 @@ static void gateway_status(struct ctx *c, const struct ig_gateway *gw)
 	json_array_append_new(conds, gw_cond(c, "Programmed", &gs.programmed, gen));
 	if (gs.has_refs)
 		json_array_append_new(conds, gw_cond(c, "ResolvedRefs", &gs.resolved, gen));
+	if (gs.has_insecure)
+		json_array_append_new(
+		    conds, gw_cond(c, "InsecureFrontendValidationMode", &gs.insecure, gen));
 	bool x;
 	size_t nsets = attached_sets(c, gw, &x);
 	if (x) /* Gateway API v1.3-v1.4 said it with a condition */

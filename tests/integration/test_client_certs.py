@@ -8,10 +8,12 @@ Gateway's other listeners go on. Certificates are made with the openssl
 command; the backends are fake pods."""
 import hashlib
 import http.client
+import json
 import os
 import socket
 import ssl
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -88,10 +90,17 @@ class MTLS(Setup):
         host = unique_loopback()
         self.checked_port = free_port(host)
         self.open_port = free_port(host)
+        self.admin = "%s:%d" % (host, free_port(host))
         # Setup starts the gateway and waits for its own port, the plain
         # HTTP listener's, which every test serves.
-        super().__init__(procs, tmp_path, self.docs, npods=1)
+        super().__init__(procs, tmp_path, self.docs, npods=1, gw_args=("--admin", self.admin))
         wait_port(self.host, self.open_port, proc=self.gw)
+
+    def gateway_conditions(self):
+        """The Gateway's own conditions on /api/status, by type."""
+        with urllib.request.urlopen("http://%s/api/status" % self.admin, timeout=10) as r:
+            (gw,) = json.loads(r.read())["gateways"]
+        return {c["type"]: c for c in gw["conditions"]}
 
     def docs(self, s):
         routes = [route_doc("r-" + n, n, "svc") for n in ("checked", "open", "plain")]
@@ -158,6 +167,8 @@ def test_client_certificate_required(procs, tmp_path):
     assert "x-forwarded-client-cert" not in s.received()[-1].headers
     assert s.call(s.checked_port, "client") == 200
     assert s.received()[-1].headers["x-forwarded-client-cert"].startswith("Hash=")
+    # Only AllowInsecureFallback sets InsecureFrontendValidationMode.
+    assert "InsecureFrontendValidationMode" not in s.gateway_conditions()
     s.stop()
 
 
@@ -183,6 +194,9 @@ def test_insecure_fallback_asks_without_requiring(procs, tmp_path):
     assert s.call(s.checked_port, "client") == 200
     assert s.call(s.checked_port) == 200
     assert s.call(s.checked_port, "stranger") == 200
+    # Gateway API v1.5.0 on: the Gateway says it lets such clients in.
+    insecure = s.gateway_conditions()["InsecureFrontendValidationMode"]
+    assert (insecure["status"], insecure["reason"]) == ("True", "ConfigurationChanged")
     spoof = {"X-Forwarded-Client-Cert": 'Hash=00;Subject="CN=admin"'}
 
     def forwarded(port, cert):

@@ -341,13 +341,87 @@ static void test_gateway_listeners_not_valid(void **state)
 	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "only-unsupported"), 0,
 			  "0.0.0.0", &st);
 	expect_cond(&st.accepted, false, "ListenersNotValid");
-	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "mixed"), 1, "0.0.0.0",
-			  &st);
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "mixed"), 1, "0.0.0.0", &st);
 	expect_cond(&st.accepted, true, "ListenersNotValid");
 	expect_cond(&st.programmed, true, "Programmed");
-	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "no-ca"), 0, "0.0.0.0",
-			  &st);
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "no-ca"), 0, "0.0.0.0", &st);
 	expect_cond(&st.accepted, false, "ListenersNotValid");
+	ig_config_free(cfg);
+	ig_diags_free(&d);
+}
+
+/* InsecureFrontendValidationMode (Gateway API v1.5.0 on, conformance
+ * GatewayFrontendClientCertificateValidationInsecureFallback): True with
+ * ConfigurationChanged while client certificate validation allows the
+ * insecure fallback, at the Gateway level or on a port; absent with
+ * AllowValidOnly, the default. */
+static const char fallback_gateways[] =
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: default-fallback}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n"
+    "  tls:\n"
+    "    frontend:\n"
+    "      default:\n"
+    "        validation:\n"
+    "          mode: AllowInsecureFallback\n"
+    "          caCertificateRefs: [{kind: ConfigMap, name: ca}]\n"
+    "  listeners:\n"
+    "  - {name: https, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: s}]}}\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: port-fallback}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n"
+    "  tls:\n"
+    "    frontend:\n"
+    "      default:\n"
+    "        validation: {caCertificateRefs: [{kind: ConfigMap, name: ca}]}\n"
+    "      perPort:\n"
+    "      - port: 8443\n"
+    "        tls:\n"
+    "          validation:\n"
+    "            mode: AllowInsecureFallback\n"
+    "            caCertificateRefs: [{kind: ConfigMap, name: ca}]\n"
+    "  listeners:\n"
+    "  - {name: https, protocol: HTTPS, port: 8443, tls: {certificateRefs: [{name: s}]}}\n"
+    "---\n"
+    "apiVersion: gateway.networking.k8s.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: valid-only}\n"
+    "spec:\n"
+    "  gatewayClassName: infergate\n"
+    "  tls:\n"
+    "    frontend:\n"
+    "      default:\n"
+    "        validation:\n"
+    "          mode: AllowValidOnly\n"
+    "          caCertificateRefs: [{kind: ConfigMap, name: ca}]\n"
+    "  listeners:\n"
+    "  - {name: https, protocol: HTTPS, port: 9443, tls: {certificateRefs: [{name: s}]}}\n";
+
+static void test_gateway_insecure_fallback(void **state)
+{
+	struct ig_diags d = {0};
+	struct ig_config *cfg = load(fallback_gateways, &d);
+	struct ig_gateway_status st;
+	static const char *const insecure[] = {"default-fallback", "port-fallback"};
+	for (size_t i = 0; i < 2; i++) {
+		ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", insecure[i]), 0,
+				  "0.0.0.0", &st);
+		assert_true(st.has_insecure);
+		expect_cond(&st.insecure, true, "ConfigurationChanged");
+	}
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "valid-only"), 0, "0.0.0.0",
+			  &st);
+	assert_false(st.has_insecure);
+	ig_config_free(cfg);
+
+	cfg = load(routes, &d);
+	ig_gateway_status(cfg, ig_config_find_gateway(cfg, "default", "gw"), 1, "0.0.0.0", &st);
+	assert_false(st.has_insecure);
 	ig_config_free(cfg);
 	ig_diags_free(&d);
 }
@@ -407,10 +481,13 @@ static void test_overlapping_tls(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_route_parents),      cmocka_unit_test(test_route_warnings),
-	    cmocka_unit_test(test_listener_conflicts), cmocka_unit_test(test_overlapping_tls),
+	    cmocka_unit_test(test_route_parents),
+	    cmocka_unit_test(test_route_warnings),
+	    cmocka_unit_test(test_listener_conflicts),
+	    cmocka_unit_test(test_overlapping_tls),
 	    cmocka_unit_test(test_gateway_conditions),
 	    cmocka_unit_test(test_gateway_listeners_not_valid),
+	    cmocka_unit_test(test_gateway_insecure_fallback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
