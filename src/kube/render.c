@@ -5,7 +5,10 @@
  * - Gateways whose GatewayClass has spec.controllerName equal to ours (and
  *   no parametersRef: infergate takes no parameters);
  * - HTTPRoutes with a parentRef to one of those;
- * - the TLS Secrets those Gateways' listeners name;
+ * - the TLS Secrets and CA ConfigMaps those Gateways, their listeners and
+ *   ListenerSets name (certificates, the backend client certificate,
+ *   client certificate validation), and the ConfigMaps of
+ *   BackendTLSPolicies;
  * - the Pods a pool or a Service of their namespace selects;
  * - every pool, model, objective, rewrite, grant, Service, EndpointSlice
  *   and Namespace (references decide what is used).
@@ -122,9 +125,98 @@ static bool route_ours(struct ig_kube *k, json_t *route)
 	return false;
 }
 
-/* Whether a listener of a served Gateway, or of a ListenerSet of one,
- * names Secret ns/name. */
-static bool secret_used(struct ig_kube *k, const char *ns, const char *name)
+/* What a Gateway or ListenerSet may name: the Secrets of its certificates,
+ * the ConfigMaps of its client certificate validation. */
+enum used_kind { USED_SECRET, USED_CONFIGMAP };
+
+/* Whether reference ref names object ns/name of kind; a reference without
+ * a kind names a Secret (SecretObjectReference's default), one without a
+ * namespace one of its owner's namespace. */
+static bool ref_names(json_t *ref, enum used_kind kind, const char *owner_ns, const char *ns,
+		      const char *name)
+{
+	const char *rkind = str_at(ref, "kind", NULL);
+	const char *rns = str_at(ref, "namespace", NULL);
+	const char *rname = str_at(ref, "name", NULL);
+	if (kind == USED_SECRET ? rkind && strcmp(rkind, "Secret")
+				: !rkind || strcmp(rkind, "ConfigMap"))
+		return false;
+	return rname && !strcmp(rname, name) && !strcmp(rns ? rns : owner_ns ? owner_ns : "", ns);
+}
+
+static bool refs_name(json_t *refs, enum used_kind kind, const char *owner_ns, const char *ns,
+		      const char *name)
+{
+	size_t i;
+	json_t *ref;
+	json_array_foreach(refs, i, ref)
+	{
+		if (ref_names(ref, kind, owner_ns, ns, name))
+			return true;
+	}
+	return false;
+}
+
+static json_t *at(json_t *o, const char *a, const char *b, const char *c)
+{
+	o = json_object_get(o, a);
+	o = b ? json_object_get(o, b) : o;
+	return c ? json_object_get(o, c) : o;
+}
+
+/* The references the loader reads from listeners (config/load_gateway.c):
+ * tls.certificateRefs, and tls.frontendValidation.caCertificateRefs (the
+ * client certificate validation of Gateway API v1.1-v1.3). */
+static bool listeners_name(json_t *spec, enum used_kind kind, const char *owner_ns, const char *ns,
+			   const char *name)
+{
+	size_t i;
+	json_t *l;
+	json_array_foreach(json_object_get(spec, "listeners"), i, l)
+	{
+		json_t *tls = json_object_get(l, "tls");
+		json_t *refs = kind == USED_SECRET
+				   ? json_object_get(tls, "certificateRefs")
+				   : at(tls, "frontendValidation", "caCertificateRefs", NULL);
+		if (refs_name(refs, kind, owner_ns, ns, name))
+			return true;
+	}
+	return false;
+}
+
+/* The references the loader reads from a Gateway's spec beside its
+ * listeners: the client certificate it presents to backends
+ * (spec.tls.backend, and spec.backendTLS of Gateway API v1.2-v1.3), and
+ * the CA certificates of client certificate validation (spec.tls.frontend:
+ * default and perPort). */
+static bool gateway_spec_names(json_t *spec, enum used_kind kind, const char *owner_ns,
+			       const char *ns, const char *name)
+{
+	if (kind == USED_SECRET) {
+		json_t *a = at(spec, "tls", "backend", "clientCertificateRef");
+		json_t *b = at(spec, "backendTLS", "clientCertificateRef", NULL);
+		return (a && ref_names(a, kind, owner_ns, ns, name)) ||
+		       (b && ref_names(b, kind, owner_ns, ns, name));
+	}
+	json_t *fe = at(spec, "tls", "frontend", NULL);
+	if (refs_name(at(fe, "default", "validation", "caCertificateRefs"), kind, owner_ns, ns,
+		      name))
+		return true;
+	size_t i;
+	json_t *pp;
+	json_array_foreach(json_object_get(fe, "perPort"), i, pp)
+	{
+		if (refs_name(at(pp, "tls", "validation", "caCertificateRefs"), kind, owner_ns, ns,
+			      name))
+			return true;
+	}
+	return false;
+}
+
+/* Whether a served Gateway, or a ListenerSet of one, names the Secret or
+ * ConfigMap ns/name where the loader reads it: the others of the cluster
+ * are none of the gateway's business. */
+static bool gateway_used(struct ig_kube *k, enum used_kind kind, const char *ns, const char *name)
 {
 	static const char *const kinds[] = {"Gateway", "ListenerSet", "XListenerSet"};
 	for (size_t kk = 0; kk < sizeof kinds / sizeof kinds[0]; kk++) {
@@ -134,28 +226,13 @@ static bool secret_used(struct ig_kube *k, const char *ns, const char *name)
 		json_object_foreach(gws->objs, key, gw)
 		{
 			const char *gns = str_at(gw, "metadata", "namespace");
+			json_t *spec = json_object_get(gw, "spec");
 			if (kk == 0 ? !is_ours_class(k, str_at(gw, "spec", "gatewayClassName"))
 				    : !listener_set_ours(k, gw))
 				continue;
-			size_t i, j;
-			json_t *l, *ref;
-			json_array_foreach(
-			    json_object_get(json_object_get(gw, "spec"), "listeners"), i, l)
-			{
-				json_t *certs =
-				    json_object_get(json_object_get(l, "tls"), "certificateRefs");
-				json_array_foreach(certs, j, ref)
-				{
-					const char *rns = str_at(ref, "namespace", NULL);
-					const char *rname = str_at(ref, "name", NULL);
-					if (rname && !strcmp(rname, name) &&
-					    !strcmp(rns	  ? rns
-						    : gns ? gns
-							  : "",
-						    ns))
-						return true;
-				}
-			}
+			if (listeners_name(spec, kind, gns, ns, name) ||
+			    (kk == 0 && gateway_spec_names(spec, kind, gns, ns, name)))
+				return true;
 		}
 	}
 	return false;
@@ -209,11 +286,14 @@ static bool pod_wanted(struct ig_kube *k, json_t *pod)
 	return false;
 }
 
-/* Whether a BackendTLSPolicy of namespace ns names ConfigMap ns/name
- * among its caCertificateRefs: the other ConfigMaps of the cluster are
- * none of the gateway's business. */
+/* Whether ConfigMap ns/name holds CA certificates the configuration
+ * names: a BackendTLSPolicy of namespace ns among its caCertificateRefs, or
+ * client certificate validation of a served Gateway or of its
+ * ListenerSets. */
 static bool configmap_used(struct ig_kube *k, const char *ns, const char *name)
 {
+	if (gateway_used(k, USED_CONFIGMAP, ns, name))
+		return true;
 	struct informer *ps = find_inf(k, "BackendTLSPolicy");
 	const char *key;
 	json_t *p;
@@ -252,7 +332,7 @@ static bool wanted(struct ig_kube *k, const struct kube_kind *kd, json_t *obj)
 	if (!strcmp(kd->kind, "Secret")) {
 		const char *ns = str_at(obj, "metadata", "namespace");
 		const char *name = str_at(obj, "metadata", "name");
-		return ns && name && secret_used(k, ns, name);
+		return ns && name && gateway_used(k, USED_SECRET, ns, name);
 	}
 	if (!strcmp(kd->kind, "ConfigMap")) {
 		const char *ns = str_at(obj, "metadata", "namespace");

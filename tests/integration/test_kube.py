@@ -1203,6 +1203,194 @@ spec:
     k.stop()
 
 
+TLS_GATEWAY = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: %(port)d
+    hostname: llm.example.com
+    tls:
+      certificateRefs:
+      - name: srv
+%(listener)s  tls:
+    frontend:
+%(frontend)s%(backend)s"""
+
+
+def test_gateway_tls_references_read(kube, tmp_path):
+    """The Secrets and ConfigMaps a Gateway names beside its listeners'
+    certificates are read as in file mode: the CA ConfigMaps of client
+    certificate validation (spec.tls.frontend default and perPort, a
+    listener's tls.frontendValidation) and the Secret of the certificate it
+    presents to backends (spec.tls.backend, and spec.backendTLS of Gateway
+    API v1.2-v1.3). A client with a certificate the CA signed is served
+    through a backend that requires the Gateway's own client certificate;
+    InsecureFrontendValidationMode comes and goes with
+    AllowInsecureFallback (Gateway API v1.5.0 on)."""
+    import base64
+    import http.client
+    import ssl
+    from test_backend_tls import TLSPod, make_cert
+    from test_client_certs import make_pki
+    k = kube
+    d = str(tmp_path)
+    make_pki(d)
+    pod_crt, pod_key = make_cert(d, "pod", "pod.example.com")
+    tpod = TLSPod(k.sim_hosts[1], free_port(k.sim_hosts[1]), pod_crt, pod_key,
+                  client_ca=os.path.join(d, "ca.crt"))
+
+    def read(name):
+        with open(os.path.join(d, name)) as f:
+            return f.read()
+
+    def tls_secret(name, crt, key):
+        return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                "metadata": {"name": name},
+                "data": {"tls.crt": base64.b64encode(read(crt).encode()).decode(),
+                         "tls.key": base64.b64encode(read(key).encode()).decode()}}
+
+    def ca_configmap(name, crt):
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                "data": {"ca.crt": read(crt)}}
+    # The Gateway presents the client certificate the CA signed to the pod.
+    k.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        tls_secret("srv", "srv.crt", "srv.key"),
+        tls_secret("gw-client", "client.crt", "client.key"),
+        tls_secret("gw-client-old", "client.crt", "client.key"),
+        ca_configmap("client-ca", "ca.crt"), ca_configmap("client-ca-port", "ca.crt"),
+        ca_configmap("client-ca-listener", "ca.crt"), ca_configmap("pod-ca", "pod.crt")]}))
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    valid_only = """      default:
+        validation:
+          caCertificateRefs:
+          - {group: "", kind: ConfigMap, name: client-ca}
+"""
+    backend = """    backend:
+      clientCertificateRef: {name: gw-client}
+"""
+    k.apply((TLS_GATEWAY % {"port": k.port, "listener": "", "frontend": valid_only,
+                            "backend": backend}) + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: to-pod
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - name: svc
+      port: 443
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: svc
+spec:
+  ports:
+  - {name: btls, port: 443, targetPort: %d, appProtocol: HTTPS}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: svc-1
+  labels:
+    kubernetes.io/service-name: svc
+addressType: IPv4
+ports:
+- {name: btls, port: %d}
+endpoints:
+- addresses: [%s]
+  conditions: {ready: true}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata:
+  name: p
+spec:
+  targetRefs:
+  - {group: "", kind: Service, name: svc}
+  validation:
+    caCertificateRefs:
+    - {group: "", kind: ConfigMap, name: pod-ca}
+    hostname: pod.example.com
+""" % (tpod.httpd.server_address[1], tpod.httpd.server_address[1], k.sim_hosts[1]))
+    k.start_gateway()
+
+    def call(cert):
+        """The status of GET /v1/models with the client certificate
+        `cert` (or none), or the name of the ssl error's class."""
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "srv.crt"))
+        if cert:
+            ctx.load_cert_chain(os.path.join(d, cert + ".crt"), os.path.join(d, cert + ".key"))
+        conn = http.client.HTTPConnection(k.host, k.port, timeout=10)
+        try:
+            conn.sock = ctx.wrap_socket(socket.create_connection((k.host, k.port), timeout=10),
+                                        server_hostname="llm.example.com")
+            conn.request("GET", "/v1/models", headers={"Host": "llm.example.com"})
+            r = conn.getresponse()
+            r.read()
+            return r.status
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+            return type(e).__name__
+        finally:
+            conn.close()
+
+    def gateway_conditions(pred):
+        def check():
+            c = conditions(get(k, "gateway", "gw"))
+            return c if c and pred(c) else None
+        return check
+    assert call("client") == 200, k.log()
+    assert tpod.peers == ["client"], tpod.peers
+    assert call(None) != 200
+    gc = wait_for(gateway_conditions(lambda c: "ResolvedRefs" in c), "Gateway status")
+    assert gc["ResolvedRefs"]["status"] == "True", gc
+    assert (gc["Accepted"]["status"], gc["Accepted"]["reason"]) == ("True", "Accepted"), gc
+    assert "InsecureFrontendValidationMode" not in gc, gc
+    # The port's own validation, AllowInsecureFallback, and the client
+    # certificate where Gateway API v1.2-v1.3 put it.
+    k.apply(TLS_GATEWAY % {"port": k.port, "listener": "", "frontend": valid_only + """\
+      perPort:
+      - port: %d
+        tls:
+          validation:
+            mode: AllowInsecureFallback
+            caCertificateRefs:
+            - {group: "", kind: ConfigMap, name: client-ca-port}
+""" % k.port, "backend": """  backendTLS:
+    clientCertificateRef: {name: gw-client-old}
+"""})
+    gc = wait_for(gateway_conditions(lambda c: "InsecureFrontendValidationMode" in c),
+                  "InsecureFrontendValidationMode")
+    insecure = gc["InsecureFrontendValidationMode"]
+    assert (insecure["status"], insecure["reason"]) == ("True", "ConfigurationChanged"), gc
+    assert gc["ResolvedRefs"]["status"] == "True", gc
+    assert call(None) == 200
+    assert call("client") == 200
+    assert tpod.peers == ["client"] * 3, tpod.peers
+    assert conditions(get(k, "gateway", "gw"), ("listeners", 0))["Accepted"]["status"] == "True"
+    # The listener's own validation (Gateway API v1.1-v1.3), AllowValidOnly
+    # again: the condition is removed.
+    k.apply(TLS_GATEWAY % {"port": k.port, "listener": """\
+      frontendValidation:
+        caCertificateRefs:
+        - {group: "", kind: ConfigMap, name: client-ca-listener}
+""", "frontend": valid_only, "backend": backend})
+    wait_for(gateway_conditions(lambda c: "InsecureFrontendValidationMode" not in c),
+             "InsecureFrontendValidationMode removed")
+    assert call(None) != 200
+    assert call("client") == 200
+    assert conditions(get(k, "gateway", "gw"), ("listeners", 0))["Accepted"]["status"] == "True"
+    tpod.stop()
+    k.stop()
+
+
 def test_configmaps_kept_slim(kube):
     """Every ConfigMap of the cluster is watched (a BackendTLSPolicy may name
     any of them), but the gateway keeps only their ca.crt, and of every
