@@ -1316,7 +1316,8 @@ static void attempt(struct ig_req *p)
 			if (retry_route(p, "no endpoint could be reached"))
 				return;
 			ig_req_fail(p, 502, "bad_gateway", NULL,
-				    "no model server could be reached");
+				    p->pool ? "no model server could be reached"
+					    : "no backend could be reached");
 			return;
 		}
 		struct ig_endpoint *ep = p->ranked[p->ntried++];

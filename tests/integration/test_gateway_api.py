@@ -166,6 +166,27 @@ def test_service_backend_round_robin_and_header_filters(procs, tmp_path):
     s.stop()
 
 
+def test_service_backend_unreachable_says_backend(procs, tmp_path):
+    """A Service whose only endpoint refuses connections: 502, and the
+    message speaks of a backend, not of model servers (a Service is no
+    InferencePool)."""
+    rules = """  - backendRefs:
+    - name: svc
+      port: 80
+"""
+    dead = unique_loopback()  # nothing listens there
+
+    def docs(s):
+        return [gateway(s.port), route(rules), service("svc", 80, s.pod_port),
+                pod("p0", "svc", dead)]
+
+    s = Setup(procs, tmp_path, docs, npods=1)
+    st, _, data = s.get("/v1/models")
+    assert st == 502, data
+    assert json.loads(data)["error"]["message"] == "no backend could be reached", data
+    s.stop()
+
+
 def test_redirect_and_url_rewrite(procs, tmp_path):
     rules = """  - matches:
     - path: {type: PathPrefix, value: /old}
