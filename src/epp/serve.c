@@ -2,7 +2,8 @@
  * stream is one HTTP request of the proxy in front. Its headers and body
  * become a request of the gateway's pipeline (gateway/request.h) with a
  * sink instead of an upstream; the picker's ranking, or the error, goes
- * back as the answers Envoy expects for the body mode it announced:
+ * back as the answers Envoy expects for the body mode it announced (without
+ * protocol_config, the one --default-body-mode assumes):
  *
  *   BUFFERED,            headers → continue; the body, one message
  *   BUFFERED_PARTIAL     answered at once (end_of_stream is false when
@@ -733,9 +734,22 @@ static void process_open(struct ig_grpc_stream *s, void *arg)
 	xs->E = w->gw->opt.frontend->arg;
 	xs->w = w;
 	xs->gs = s;
-	/* Without protocol_config (Envoy before 1.32), GIE v0.2's setting. */
-	xs->req_mode = IG_XP_BODY_BUFFERED;
-	xs->resp_mode = IG_XP_BODY_NONE;
+	/* Envoy announces its modes in protocol_config only since 1.34
+	 * (envoyproxy/envoy#38755); before, the picker is configured to
+	 * match the filter's processing_mode: FULL_DUPLEX_STREAMED both ways
+	 * by default, as GIE v0.4+ and llm-d's pickers assume. */
+	switch (xs->E->opt.body_default) {
+	case IG_EPP_BODY_BUFFERED: /* GIE v0.2, v0.3 with USE_STREAMING=false */
+		xs->req_mode = IG_XP_BODY_BUFFERED;
+		xs->resp_mode = IG_XP_BODY_NONE;
+		break;
+	case IG_EPP_BODY_STREAMED:
+		xs->req_mode = xs->resp_mode = IG_XP_BODY_STREAMED;
+		break;
+	default:
+		xs->req_mode = xs->resp_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED;
+		break;
+	}
 	ig_buf_init(&xs->body, 0);
 	ig_grpc_stream_set_data(s, xs);
 	ew->streams++;
