@@ -412,6 +412,15 @@ static void dispatch(struct xp_call *x)
 		s = e ? e + 1 : s + len;
 	}
 	if (p->nranked == 0) {
+		/* An answer without a usable endpoint is the picker failing:
+		 * FailOpen serves the request with the built-in picker, as
+		 * for a picker that hangs or breaks the protocol. */
+		if (x->fail_open) {
+			picker_failed(x, IG_GRPC_INTERNAL,
+				      list[0] ? "it chose no endpoint of the pool"
+					      : "it named no endpoint");
+			return;
+		}
 		x->phase = XP_SENT;
 		ig_req_fail(p, 503, "service_unavailable", NULL,
 			    list[0] ? "the endpoint picker chose no endpoint of the pool"
@@ -690,15 +699,24 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 				dispatch(x); /* no body: nothing more comes */
 			else
 				arm(x);
+		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && x->headers_answered &&
+			   !r.has_streamed) {
+			/* In FULL_DUPLEX_STREAMED every body answer carries a
+			 * streamed_response; an empty one, a plain body or
+			 * clear_body is spurious and Envoy fails the stream at
+			 * once (spec/extproc.md §5.3, §7). */
+			ig_xp_response_free(&r);
+			picker_failed(x, IG_GRPC_INTERNAL,
+				      "a request body answer without streamed_response");
+			return;
 		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && x->headers_answered) {
-			struct ig_str piece = r.has_streamed ? r.streamed_body : r.body;
-			if (take_body(x, piece) < 0) {
+			if (take_body(x, r.streamed_body) < 0) {
 				ig_xp_response_free(&r);
 				picker_failed(x, IG_GRPC_RESOURCE_EXHAUSTED,
 					      "its body is over --max-body-bytes");
 				return;
 			}
-			if ((r.has_streamed && r.streamed_eos) || r.has_body)
+			if (r.streamed_eos)
 				dispatch(x);
 			else
 				arm(x);

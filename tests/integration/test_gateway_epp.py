@@ -100,7 +100,10 @@ class FakePicker:
     to its prompt, in chunks of 3000 bytes, "rename" gathers the response
     body and sends it back whole with its model renamed (as GIE turns a
     rewritten model back), "resp-imm" answers the response headers with an
-    immediate 403."""
+    immediate 403. "body-empty", "body-plain" and "body-clear" answer the
+    request body with an empty BodyResponse, a plain body mutation and
+    clear_body (spurious in FULL_DUPLEX_STREAMED). `pick`, when set, is
+    the header's value in place of the selection."""
 
     def __init__(self, host, port, endpoints, mode="select", tls=None):
         self.host, self.port, self.endpoints, self.mode = host, port, endpoints, mode
@@ -108,6 +111,7 @@ class FakePicker:
         self.served = []
         self.resp_headers = []  # response header names of each stream
         self.resp_bodies = []   # the response body each stream saw
+        self.pick = None
         self.stop_evt = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
         handler = grpc.method_handlers_generic_handler(
@@ -137,7 +141,7 @@ class FakePicker:
         common = r.request_headers.response
         h = common.header_mutation.set_headers.add()
         h.header.key = "x-gateway-destination-endpoint"
-        h.header.raw_value = ",".join(pick).encode()
+        h.header.raw_value = (",".join(pick) if self.pick is None else self.pick).encode()
         h = common.header_mutation.set_headers.add()
         h.header.key = "x-picked-by"
         h.header.raw_value = b"test-picker"
@@ -182,6 +186,16 @@ class FakePicker:
                         sr.body = out[i:i + 3000]
                         sr.end_of_stream = i + 3000 >= len(out)
                         yield r
+                elif req.request_body.end_of_stream and self.mode.startswith("body-"):
+                    yield self.answer_headers(hdrs)
+                    r = pb.ProcessingResponse()
+                    if self.mode == "body-empty":
+                        r.request_body.SetInParent()
+                    elif self.mode == "body-plain":
+                        r.request_body.response.body_mutation.body = body
+                    else:
+                        r.request_body.response.body_mutation.clear_body = True
+                    yield r
                 elif req.request_body.end_of_stream:
                     yield self.answer_headers(hdrs)
                     r = pb.ProcessingResponse()
@@ -614,3 +628,54 @@ def test_picker_immediate_response_on_the_response(procs, tmp_path):
     finally:
         p.stop()
     s.stop()
+
+
+@pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
+def test_spurious_request_body_answer(procs, tmp_path, failure_mode):
+    """In FULL_DUPLEX_STREAMED every request-body answer must carry a
+    streamed_response (spec/extproc.md §5.3): an empty BodyResponse, a
+    plain body mutation or clear_body is spurious, which Envoy fails at
+    once: 500 (FailClose) or the built-in picker (FailOpen), not a wait
+    for --epp-timeout (a minute here: the client would give up first)."""
+    s = Setup(procs, tmp_path, failure_mode=failure_mode, gw_args=("--epp-timeout", "60s"))
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        for mode in ("body-empty", "body-plain", "body-clear"):
+            p.mode = mode
+            status, _, data = call(s.base, "/v1/completions", seed_body(), timeout=30)
+            if failure_mode == "FailClose":
+                assert status == 500, (mode, data)
+            else:
+                assert status == 200, (mode, data)
+                assert json.loads(data)["model"] == "tweet-summary-1"
+        if failure_mode == "FailClose":
+            assert s.completions_seen() == 0
+    finally:
+        p.stop()
+    log = s.stop()
+    assert "a request body answer without streamed_response" in log
+
+
+@pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
+def test_pick_names_no_usable_endpoint(procs, tmp_path, failure_mode):
+    """A pick that names no endpoint of the pool (another address, one
+    that does not parse, an empty one) is the picker failing: FailOpen
+    serves the request with the built-in picker, FailClose answers 503
+    and nothing reaches a pod."""
+    s = Setup(procs, tmp_path, failure_mode=failure_mode)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        for pick in ("10.255.255.1:8000", "not an endpoint", ""):
+            p.pick = pick
+            status, headers, data = call(s.base, "/v1/completions", seed_body())
+            if failure_mode == "FailClose":
+                assert status == 503, (pick, data)
+            else:
+                assert status == 200, (pick, data)
+                assert json.loads(data)["model"] == "tweet-summary-1"
+        if failure_mode == "FailClose":
+            assert s.completions_seen() == 0
+    finally:
+        p.stop()
+    s.stop()
+
