@@ -22,6 +22,7 @@ grpc = pytest.importorskip("grpc")
 
 import xproto  # noqa: E402
 from conftest import free_port, unique_loopback, wait_http, wait_port  # noqa: E402
+from fakepod import FakePod  # noqa: E402
 from test_gateway import (GATEWAY, LORA, POD, SAN_ERRORS, call, model_yaml,  # noqa: E402
                           post_json, seed_body, write)
 
@@ -103,7 +104,9 @@ class FakePicker:
     immediate 403. "body-empty", "body-plain" and "body-clear" answer the
     request body with an empty BodyResponse, a plain body mutation and
     clear_body (spurious in FULL_DUPLEX_STREAMED). `pick`, when set, is
-    the header's value in place of the selection."""
+    the header's value in place of the selection; `mutation` (a list of
+    (name, raw_value, value)) and `remove` are more of the headers
+    answer's header mutation."""
 
     def __init__(self, host, port, endpoints, mode="select", tls=None):
         self.host, self.port, self.endpoints, self.mode = host, port, endpoints, mode
@@ -111,7 +114,7 @@ class FakePicker:
         self.served = []
         self.resp_headers = []  # response header names of each stream
         self.resp_bodies = []   # the response body each stream saw
-        self.pick = None
+        self.pick, self.mutation, self.remove = None, [], []
         self.stop_evt = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
         handler = grpc.method_handlers_generic_handler(
@@ -145,6 +148,12 @@ class FakePicker:
         h = common.header_mutation.set_headers.add()
         h.header.key = "x-picked-by"
         h.header.raw_value = b"test-picker"
+        for key, raw, value in self.mutation:
+            h = common.header_mutation.set_headers.add()
+            h.header.key = key
+            h.header.raw_value = raw
+            h.header.value = value
+        common.header_mutation.remove_headers.extend(self.remove)
         common.clear_route_cache = True
         return r
 
@@ -253,15 +262,20 @@ class Setup:
     """Sims, the gateway's manifests with the pool's picker Service, and
     the gateway; the picker is started by the test."""
 
-    def __init__(self, procs, tmp_path, failure_mode="FailClose", h2c=True, gw_args=()):
+    def __init__(self, procs, tmp_path, failure_mode="FailClose", h2c=True, gw_args=(),
+                 fake_pods=False):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "manifests")
         os.makedirs(self.dir, exist_ok=True)
         self.sim_hosts = [unique_loopback() for _ in range(2)]
         self.target_port = free_port(self.sim_hosts[0])
-        self.sims = [procs.start("sim", "--host", h, "--port", self.target_port,
-                                 "--enable-lora", "--max-loras", "4", "--lora-modules", *LORA,
-                                 name="sim") for h in self.sim_hosts]
+        self.sims, self.pods = [], []
+        if fake_pods:  # FakePods record what they get; the test stops them
+            self.pods = [FakePod(h, self.target_port) for h in self.sim_hosts]
+        else:
+            self.sims = [procs.start("sim", "--host", h, "--port", self.target_port,
+                                     "--enable-lora", "--max-loras", "4", "--lora-modules",
+                                     *LORA, name="sim") for h in self.sim_hosts]
         for h, p in zip(self.sim_hosts, self.sims):
             wait_http("http://%s:%d/health" % (h, self.target_port), proc=p)
         self.picker_host = unique_loopback()
@@ -679,3 +693,35 @@ def test_pick_names_no_usable_endpoint(procs, tmp_path, failure_mode):
         p.stop()
     s.stop()
 
+
+def test_picker_header_mutations_follow_envoys_rules(procs, tmp_path):
+    """Envoy's default HeaderMutationRules: the picker may set :path (the
+    pod gets it), not x-envoy-*, host, :authority, :method or :scheme, and
+    may remove neither x-envoy-* headers nor host; a mutation with only
+    `value` is taken (lenient: Envoy reads raw_value)."""
+    s = Setup(procs, tmp_path, fake_pods=True)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    p.mutation = [(":path", b"/v1/completions?from=picker", ""),
+                  ("x-envoy-foo", b"picker", ""), ("host", b"picker.example", ""),
+                  (":authority", b"picker.example", ""), (":method", b"PUT", ""),
+                  (":scheme", b"https", ""), ("x-from-picker", b"", "lenient")]
+    p.remove = ["x-envoy-keep", "host", "x-drop-me"]
+    try:
+        status, _, data = call(s.base, "/v1/completions?from=client", seed_body("tweet-summary-1"),
+                               headers={"x-envoy-keep": "client", "x-drop-me": "1"})
+        assert status == 200, data
+        got = [r for pod in s.pods for r in pod.completions()]
+        assert len(got) == 1, got
+        r = got[0]
+        assert (r.method, r.path) == ("POST", "/v1/completions?from=picker")
+        assert r.headers["host"] == "%s:%d" % (s.host, s.port)
+        assert "x-envoy-foo" not in r.headers
+        assert r.headers["x-envoy-keep"] == "client"
+        assert "x-drop-me" not in r.headers
+        assert r.headers["x-from-picker"] == "lenient"
+        assert r.headers["x-picked-by"] == "test-picker"
+    finally:
+        p.stop()
+        for pod in s.pods:
+            pod.stop()
+    s.stop()
