@@ -269,23 +269,15 @@ static const char *value_string(const pb_value *v)
 									       : NULL;
 }
 
-/* The subset hint: a list (its string members; others skipped) or a
- * single string. A value of another type counts as no hint. */
+/* The subset hint: a list (its string members; others skipped). A value
+ * of another type, a single string included, counts as no hint, as GIE
+ * v1.5's Locate (requestcontrol/candidates.go) asserts a list. */
 static int take_subset(const pb_metadata *m, struct ig_xp_request *out)
 {
 	const pb_value *v = struct_get(metadata_get(m, SUBSET_NS), SUBSET_KEY);
 	const pb_list *l;
 	size_t k = 0;
 
-	if (value_string(v)) {
-		out->subset = malloc(sizeof *out->subset);
-		if (!out->subset)
-			return -1;
-		out->subset[0] = cstr_slice(v->string_value);
-		out->nsubset = 1;
-		out->has_subset = true;
-		return 0;
-	}
 	if (!v || v->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE)
 		return 0;
 	out->has_subset = true;

@@ -62,8 +62,8 @@ struct ig_xp_request {
 	bool has_protocol_config;
 	enum ig_xp_body_mode request_body_mode, response_body_mode;
 	/* metadata_context.filter_metadata["envoy.lb.subset_hint"]
-	 * ["x-gateway-destination-endpoint-subset"]: its strings (a list
-	 * value, or a single string value), or has_subset false when absent. */
+	 * ["x-gateway-destination-endpoint-subset"]: the strings of a list
+	 * value; has_subset false when absent or not a list (GIE v1.5). */
 	bool has_subset;
 	struct ig_str *subset;
 	size_t nsubset;

@@ -394,6 +394,23 @@ def test_subset_hint_restricts_the_pick(picker):
     picker.stop()
 
 
+def test_subset_hint_that_is_not_a_list_is_no_hint(picker):
+    """GIE v1.5's Locate (requestcontrol/candidates.go) takes the hint only
+    as a list: a single string, even one naming no endpoint of the pool,
+    leaves every endpoint a candidate."""
+    s = Stream(picker.channel)
+    m = headers_msg()
+    st = m.metadata_context.filter_metadata["envoy.lb.subset_hint"]
+    st.fields["x-gateway-destination-endpoint-subset"].string_value = "10.255.255.1:8000"
+    s.send(m)
+    s.send(body_msg(seed_bytes(), True))
+    first = s.next()
+    assert kind(first) == "request_headers", first
+    assert set_headers(first.request_headers.response)[DEST] in picker.endpoints
+    s.close()
+    picker.stop()
+
+
 def test_subset_hint_ignored_when_disabled(procs, tmp_path):
     """--disable-endpoint-subset-filter (GIE v1.5 server/options.go,
     requestcontrol/candidates.go Locate): the hint is not read, so one
