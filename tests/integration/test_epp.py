@@ -1105,6 +1105,8 @@ def test_served_endpoint_takes_the_request(procs, tmp_path):
     mid = pool_counts(p)
     assert mid[eps[0]][0] == 0 and mid[eps[1]][0] == 1, mid
     assert mid[eps[1]][1] == before[eps[1]][1] + 1, (before, mid)
+    # The total moved: the pick no longer counts a request it never got.
+    assert mid[eps[0]][1] == before[eps[0]][1] - 1, (before, mid)
     m = pb.ProcessingRequest()
     m.response_body.body = b'{"usage":{"prompt_tokens":9,"completion_tokens":5}}'
     m.response_body.end_of_stream = True
