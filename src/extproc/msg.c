@@ -1457,6 +1457,42 @@ int ig_health_encode_response(struct ig_buf *out, enum ig_health_status st)
 	return pack(out, &m.base);
 }
 
+int ig_health_list_request_decode(const uint8_t *data, size_t len)
+{
+	Grpc__Health__V1__HealthListRequest *m;
+
+	m = (Grpc__Health__V1__HealthListRequest *)unpack(
+	    &grpc__health__v1__health_list_request__descriptor, data, len);
+	if (!m)
+		return -1;
+	protobuf_c_message_free_unpacked(&m->base, NULL);
+	return 0;
+}
+
+int ig_health_encode_list(struct ig_buf *out, const char *const *services,
+			  const enum ig_health_status *st, size_t n)
+{
+	Grpc__Health__V1__HealthListResponse m;
+	Grpc__Health__V1__HealthListResponse__StatusesEntry e[IG_HEALTH_LIST_MAX];
+	Grpc__Health__V1__HealthListResponse__StatusesEntry *pe[IG_HEALTH_LIST_MAX];
+	Grpc__Health__V1__HealthCheckResponse r[IG_HEALTH_LIST_MAX];
+
+	if (n > IG_HEALTH_LIST_MAX)
+		n = IG_HEALTH_LIST_MAX;
+	grpc__health__v1__health_list_response__init(&m);
+	for (size_t i = 0; i < n; i++) {
+		grpc__health__v1__health_check_response__init(&r[i]);
+		r[i].status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)st[i];
+		grpc__health__v1__health_list_response__statuses_entry__init(&e[i]);
+		e[i].key = (char *)services[i];
+		e[i].value = &r[i];
+		pe[i] = &e[i];
+	}
+	m.n_statuses = n;
+	m.statuses = pe;
+	return pack(out, &m.base);
+}
+
 int ig_health_encode_request(struct ig_buf *out, const char *service)
 {
 	Grpc__Health__V1__HealthCheckRequest m;

@@ -260,6 +260,13 @@ enum ig_health_status {
 int ig_health_request_decode(const uint8_t *data, size_t len, char *service, size_t slen);
 int ig_health_encode_response(struct ig_buf *out, enum ig_health_status st);
 int ig_health_encode_request(struct ig_buf *out, const char *service);
+/* List: a HealthListRequest is read (0, or -1 when malformed) and the
+ * HealthListResponse written, service i with status st[i] (at most
+ * IG_HEALTH_LIST_MAX of them). */
+#define IG_HEALTH_LIST_MAX 8
+int ig_health_list_request_decode(const uint8_t *data, size_t len);
+int ig_health_encode_list(struct ig_buf *out, const char *const *services,
+			  const enum ig_health_status *st, size_t n);
 /* HealthCheckResponse.status, or -1 when malformed. */
 int ig_health_response_decode(const uint8_t *data, size_t len);
 

@@ -447,6 +447,26 @@ def test_health_on_both_ports(picker):
     picker.stop()
 
 
+def test_health_list_on_both_ports(picker):
+    """grpc.health.v1.Health/List: the health port lists what GIE v1.5's
+    health server lists without leader election (cmd/epp/runner/
+    health.go), the ext_proc service; the ext_proc port what grpc-go's
+    stock health service there lists, "" and the ext_proc service. Each
+    SERVING once the pool is known, as Check answers."""
+    for port, want in ((picker.health_port, {EXTPROC_SERVICE: 1}),
+                       (picker.grpc_port, {"": 1, EXTPROC_SERVICE: 1})):
+        ch = grpc.insecure_channel("%s:%d" % (picker.host, port))
+        try:
+            lst = ch.unary_unary("/grpc.health.v1.Health/List",
+                                 request_serializer=lambda m: m.SerializeToString(),
+                                 response_deserializer=hpb.HealthListResponse.FromString)
+            got = lst(hpb.HealthListRequest(), timeout=5)
+        finally:
+            ch.close()
+        assert {k: v.status for k, v in got.statuses.items()} == want, (port, got)
+    picker.stop()
+
+
 def test_unknown_method_unimplemented(picker):
     call = picker.channel.unary_unary("/no.Such/Method")
     with pytest.raises(grpc.RpcError) as e:
