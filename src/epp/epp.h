@@ -17,6 +17,17 @@
 
 struct ig_gw_frontend;
 
+/* The body modes assumed when Envoy's first message carries no
+ * protocol_config (Envoy before 1.34 never sends one): FULL_DUPLEX_STREAMED
+ * both ways, as GIE v0.4+ and llm-d's pickers assume; BUFFERED requests
+ * with no response body (GIE v0.2, v0.3 with USE_STREAMING=false); or
+ * STREAMED both ways. */
+enum ig_epp_body_default {
+	IG_EPP_BODY_FULL_DUPLEX = 0,
+	IG_EPP_BODY_BUFFERED,
+	IG_EPP_BODY_STREAMED,
+};
+
 struct ig_epp_options {
 	const char *pool_name;
 	const char *pool_ns;
@@ -43,6 +54,9 @@ struct ig_epp_options {
 	/* --disable-endpoint-subset-filter (GIE v1.5): the proxy's subset
 	 * hint is not read; every endpoint of the pool is a candidate. */
 	bool disable_subset;
+	/* --default-body-mode (else USE_STREAMING): what a stream without
+	 * protocol_config is taken to be; protocol_config wins. */
+	enum ig_epp_body_default body_default;
 };
 
 int ig_epp_main(int argc, char **argv);

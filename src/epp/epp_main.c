@@ -324,6 +324,9 @@ int ig_epp_main(int argc, char **argv)
 	const char *selector = NULL, *target_ports = NULL;
 	char *standalone = NULL;
 	static const char *const encoders[] = {"console", "json", NULL};
+	/* In enum ig_epp_body_default's order. */
+	static const char *const body_modes[] = {"full-duplex", "buffered", "streamed", NULL};
+	int body_mode = 0;
 	static const char *const time_encodings[] = {"epoch",	"millis",      "nano", "iso8601",
 						     "rfc3339", "rfc3339nano", NULL};
 	static const char *const zap_levels[] = {"debug",  "info",  "warn",  "error",
@@ -379,6 +382,12 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_BOOL("disable-endpoint-subset-filter", 0, &e.disable_subset,
 			 "ignore the proxy's subset hint (envoy.lb.subset_hint): every endpoint "
 			 "of the pool is a candidate"),
+	    IG_FLAG_ENUM("default-body-mode", 0, &body_mode, body_modes, "MODE",
+			 "the body modes of a stream whose first message has no protocol_config "
+			 "(Envoy before 1.34): full-duplex (FULL_DUPLEX_STREAMED both ways, the "
+			 "default), buffered (BUFFERED requests, no response body: GIE v0.2/v0.3) "
+			 "or streamed; without the flag, USE_STREAMING=false means buffered, as in "
+			 "GIE v0.3"),
 	    IG_FLAG_BOOL(
 		"flow-control", 0, &o.flow_control,
 		"queue requests while the pool is saturated; also featureGates: "
@@ -495,6 +504,19 @@ int ig_epp_main(int argc, char **argv)
 					"API object)");
 	if (rc == IG_OK && config_text && o.picker_config)
 		rc = ig_flags_error(&fl, "give --config-file or --config-text, not both");
+	/* GIE v0.3's switch between its two servers, read as Go's ParseBool
+	 * reads it; the flag wins. */
+	const char *use_streaming = getenv("USE_STREAMING");
+	if (rc == IG_OK && !ig_flags_given(&fl, &body_mode) && use_streaming && *use_streaming) {
+		int on = go_bool(use_streaming);
+		if (on < 0)
+			rc = ig_flags_error(&fl,
+					    "USE_STREAMING=%s: not a boolean (true: full-duplex, "
+					    "false: buffered)",
+					    use_streaming);
+		else
+			body_mode = on ? IG_EPP_BODY_FULL_DUPLEX : IG_EPP_BODY_BUFFERED;
+	}
 	if (rc == IG_OK && !selector != !target_ports)
 		rc = ig_flags_error(&fl, "give --endpoint-selector and --endpoint-target-ports "
 					 "together");
@@ -555,6 +577,7 @@ int ig_epp_main(int argc, char **argv)
 	}
 	o.metrics_staleness_ms = staleness_ms;
 	e.max_msg_bytes = max_msg;
+	e.body_default = (enum ig_epp_body_default)body_mode;
 	if (insecure)
 		e.secure = false;
 	e.grpc_port = (int)grpc_port;

@@ -2,7 +2,8 @@
  * stream is one HTTP request of the proxy in front. Its headers and body
  * become a request of the gateway's pipeline (gateway/request.h) with a
  * sink instead of an upstream; the picker's ranking, or the error, goes
- * back as the answers Envoy expects for the body mode it announced:
+ * back as the answers Envoy expects for the body mode it announced (without
+ * protocol_config, the one --default-body-mode assumes):
  *
  *   BUFFERED,            headers → continue; the body, one message
  *   BUFFERED_PARTIAL     answered at once (end_of_stream is false when
@@ -53,6 +54,8 @@
 
 #define PROCESS_PATH "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
+#define LIST_PATH "/grpc.health.v1.Health/List"
+#define EXTPROC_SERVICE "envoy.service.ext_proc.v3.ExternalProcessor"
 #define DEST_HEADER "x-gateway-destination-endpoint"
 /* GIE re-chunks a streamed body at this size. */
 #define CHUNK_BYTES 62000
@@ -733,9 +736,22 @@ static void process_open(struct ig_grpc_stream *s, void *arg)
 	xs->E = w->gw->opt.frontend->arg;
 	xs->w = w;
 	xs->gs = s;
-	/* Without protocol_config (Envoy before 1.32), GIE v0.2's setting. */
-	xs->req_mode = IG_XP_BODY_BUFFERED;
-	xs->resp_mode = IG_XP_BODY_NONE;
+	/* Envoy announces its modes in protocol_config only since 1.34
+	 * (envoyproxy/envoy#38755); before, the picker is configured to
+	 * match the filter's processing_mode: FULL_DUPLEX_STREAMED both ways
+	 * by default, as GIE v0.4+ and llm-d's pickers assume. */
+	switch (xs->E->opt.body_default) {
+	case IG_EPP_BODY_BUFFERED: /* GIE v0.2, v0.3 with USE_STREAMING=false */
+		xs->req_mode = IG_XP_BODY_BUFFERED;
+		xs->resp_mode = IG_XP_BODY_NONE;
+		break;
+	case IG_EPP_BODY_STREAMED:
+		xs->req_mode = xs->resp_mode = IG_XP_BODY_STREAMED;
+		break;
+	default:
+		xs->req_mode = xs->resp_mode = IG_XP_BODY_FULL_DUPLEX_STREAMED;
+		break;
+	}
 	ig_buf_init(&xs->body, 0);
 	ig_grpc_stream_set_data(s, xs);
 	ew->streams++;
@@ -844,16 +860,62 @@ static void health_check(struct ig_grpc_stream *s, const uint8_t *msg, size_t le
 	ig_grpc_finish(s, IG_GRPC_OK, NULL);
 }
 
+/* List, each service's status as Check answers it. The health port lists
+ * what GIE v1.5's health server lists (cmd/epp/runner/health.go): the
+ * ext_proc service, and with leader election liveness and readiness; the
+ * ext_proc port what grpc-go's stock health service lists there (GIE
+ * registers it with --health-checking): "" and the ext_proc service. */
+static void health_list(struct ig_grpc_stream *s, const uint8_t *msg, size_t len, bool ready,
+			bool ext_proc_port, bool leader_election)
+{
+	if (ig_health_list_request_decode(msg, len) < 0) {
+		ig_grpc_finish(s, IG_GRPC_INVALID_ARGUMENT, "malformed HealthListRequest");
+		return;
+	}
+	const char *names[3];
+	enum ig_health_status st[3];
+	size_t n = 0;
+	enum ig_health_status rs = ready ? IG_HEALTH_SERVING : IG_HEALTH_NOT_SERVING;
+	if (ext_proc_port) {
+		names[n] = "";
+		st[n++] = rs;
+	}
+	names[n] = EXTPROC_SERVICE;
+	st[n++] = rs;
+	if (!ext_proc_port && leader_election) {
+		names[n] = "liveness";
+		st[n++] = IG_HEALTH_SERVING;
+		names[n] = "readiness";
+		st[n++] = rs;
+	}
+	struct ig_buf b = {0};
+	ig_health_encode_list(&b, names, st, n);
+	ig_grpc_send(s, (const uint8_t *)b.ptr, b.len);
+	ig_buf_free(&b);
+	ig_grpc_finish(s, IG_GRPC_OK, NULL);
+}
+
 /* On a worker: the snapshot it has. */
+static bool worker_ready(struct ig_worker *w, const struct epp *E)
+{
+	return w->snap && !atomic_load_explicit(&E->follower, memory_order_relaxed) &&
+	       ig_snapshot_pool_group(w->snap, E->opt.pool_ns, E->opt.pool_name, E->opt.pool_group);
+}
+
 static void worker_health_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
 {
 	struct ig_worker *w = ig_grpc_stream_data(s);
 	struct epp *E = w->gw->opt.frontend->arg;
-	bool ready =
-	    w->snap && !atomic_load_explicit(&E->follower, memory_order_relaxed) &&
-	    ig_snapshot_pool_group(w->snap, E->opt.pool_ns, E->opt.pool_name, E->opt.pool_group);
 	ig_grpc_stream_set_data(s, NULL);
-	health_check(s, msg, len, ready);
+	health_check(s, msg, len, worker_ready(w, E));
+}
+
+static void worker_list_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
+{
+	struct ig_worker *w = ig_grpc_stream_data(s);
+	struct epp *E = w->gw->opt.frontend->arg;
+	ig_grpc_stream_set_data(s, NULL);
+	health_list(s, msg, len, worker_ready(w, E), true, E->opt.leader_election);
 }
 
 static void worker_health_open(struct ig_grpc_stream *s, void *arg)
@@ -867,6 +929,13 @@ static void ctl_health_message(struct ig_grpc_stream *s, const uint8_t *msg, siz
 	struct epp *E = ig_grpc_stream_data(s);
 	ig_grpc_stream_set_data(s, NULL);
 	health_check(s, msg, len, pool_known(E->G, E));
+}
+
+static void ctl_list_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
+{
+	struct epp *E = ig_grpc_stream_data(s);
+	ig_grpc_stream_set_data(s, NULL);
+	health_list(s, msg, len, pool_known(E->G, E), false, E->opt.leader_election);
 }
 
 static void ctl_health_open(struct ig_grpc_stream *s, void *arg)
@@ -923,9 +992,15 @@ static int fe_start(struct ig_worker *w, void *arg)
 	     .on_half_close = health_half_close,
 	     .on_end = health_end,
 	     .arg = w},
+	    {.path = LIST_PATH,
+	     .on_open = worker_health_open,
+	     .on_message = worker_list_message,
+	     .on_half_close = health_half_close,
+	     .on_end = health_end,
+	     .arg = w},
 	};
 	struct ig_grpc_server_config cfg = server_config(E, true);
-	ew->srv = ig_grpc_server_new(&w->loop, &cfg, methods, 2);
+	ew->srv = ig_grpc_server_new(&w->loop, &cfg, methods, 3);
 	if (!ew->srv || ig_grpc_server_listen(ew->srv, ew->fd) < 0)
 		return -1;
 	return 0;
@@ -1039,14 +1114,20 @@ static int fe_ctl_start(struct ig_gateway_rt *G, void *arg)
 		       strerror(-E->health_fd));
 		return -1;
 	}
-	const struct ig_grpc_method m = {.path = HEALTH_PATH,
-					 .on_open = ctl_health_open,
-					 .on_message = ctl_health_message,
-					 .on_half_close = health_half_close,
-					 .on_end = health_end,
-					 .arg = E};
+	const struct ig_grpc_method m[] = {{.path = HEALTH_PATH,
+					    .on_open = ctl_health_open,
+					    .on_message = ctl_health_message,
+					    .on_half_close = health_half_close,
+					    .on_end = health_end,
+					    .arg = E},
+					   {.path = LIST_PATH,
+					    .on_open = ctl_health_open,
+					    .on_message = ctl_list_message,
+					    .on_half_close = health_half_close,
+					    .on_end = health_end,
+					    .arg = E}};
 	struct ig_grpc_server_config cfg = server_config(E, false);
-	E->health = ig_grpc_server_new(&G->ctl, &cfg, &m, 1);
+	E->health = ig_grpc_server_new(&G->ctl, &cfg, m, 2);
 	if (!E->health || ig_grpc_server_listen(E->health, E->health_fd) < 0)
 		return -1;
 	ig_info("epp: ext_proc on %s:%d (%s), health on %s:%d, pool %s/%s", E->opt.bind,

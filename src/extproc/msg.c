@@ -269,23 +269,15 @@ static const char *value_string(const pb_value *v)
 									       : NULL;
 }
 
-/* The subset hint: a list (its string members; others skipped) or a
- * single string. A value of another type counts as no hint. */
+/* The subset hint: a list (its string members; others skipped). A value
+ * of another type, a single string included, counts as no hint, as GIE
+ * v1.5's Locate (requestcontrol/candidates.go) asserts a list. */
 static int take_subset(const pb_metadata *m, struct ig_xp_request *out)
 {
 	const pb_value *v = struct_get(metadata_get(m, SUBSET_NS), SUBSET_KEY);
 	const pb_list *l;
 	size_t k = 0;
 
-	if (value_string(v)) {
-		out->subset = malloc(sizeof *out->subset);
-		if (!out->subset)
-			return -1;
-		out->subset[0] = cstr_slice(v->string_value);
-		out->nsubset = 1;
-		out->has_subset = true;
-		return 0;
-	}
 	if (!v || v->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE)
 		return 0;
 	out->has_subset = true;
@@ -1462,6 +1454,42 @@ int ig_health_encode_response(struct ig_buf *out, enum ig_health_status st)
 
 	grpc__health__v1__health_check_response__init(&m);
 	m.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)st;
+	return pack(out, &m.base);
+}
+
+int ig_health_list_request_decode(const uint8_t *data, size_t len)
+{
+	Grpc__Health__V1__HealthListRequest *m;
+
+	m = (Grpc__Health__V1__HealthListRequest *)unpack(
+	    &grpc__health__v1__health_list_request__descriptor, data, len);
+	if (!m)
+		return -1;
+	protobuf_c_message_free_unpacked(&m->base, NULL);
+	return 0;
+}
+
+int ig_health_encode_list(struct ig_buf *out, const char *const *services,
+			  const enum ig_health_status *st, size_t n)
+{
+	Grpc__Health__V1__HealthListResponse m;
+	Grpc__Health__V1__HealthListResponse__StatusesEntry e[IG_HEALTH_LIST_MAX];
+	Grpc__Health__V1__HealthListResponse__StatusesEntry *pe[IG_HEALTH_LIST_MAX];
+	Grpc__Health__V1__HealthCheckResponse r[IG_HEALTH_LIST_MAX];
+
+	if (n > IG_HEALTH_LIST_MAX)
+		n = IG_HEALTH_LIST_MAX;
+	grpc__health__v1__health_list_response__init(&m);
+	for (size_t i = 0; i < n; i++) {
+		grpc__health__v1__health_check_response__init(&r[i]);
+		r[i].status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)st[i];
+		grpc__health__v1__health_list_response__statuses_entry__init(&e[i]);
+		e[i].key = (char *)services[i];
+		e[i].value = &r[i];
+		pe[i] = &e[i];
+	}
+	m.n_statuses = n;
+	m.statuses = pe;
 	return pack(out, &m.base);
 }
 

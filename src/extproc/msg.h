@@ -62,8 +62,8 @@ struct ig_xp_request {
 	bool has_protocol_config;
 	enum ig_xp_body_mode request_body_mode, response_body_mode;
 	/* metadata_context.filter_metadata["envoy.lb.subset_hint"]
-	 * ["x-gateway-destination-endpoint-subset"]: its strings (a list
-	 * value, or a single string value), or has_subset false when absent. */
+	 * ["x-gateway-destination-endpoint-subset"]: the strings of a list
+	 * value; has_subset false when absent or not a list (GIE v1.5). */
 	bool has_subset;
 	struct ig_str *subset;
 	size_t nsubset;
@@ -260,6 +260,13 @@ enum ig_health_status {
 int ig_health_request_decode(const uint8_t *data, size_t len, char *service, size_t slen);
 int ig_health_encode_response(struct ig_buf *out, enum ig_health_status st);
 int ig_health_encode_request(struct ig_buf *out, const char *service);
+/* List: a HealthListRequest is read (0, or -1 when malformed) and the
+ * HealthListResponse written, service i with status st[i] (at most
+ * IG_HEALTH_LIST_MAX of them). */
+#define IG_HEALTH_LIST_MAX 8
+int ig_health_list_request_decode(const uint8_t *data, size_t len);
+int ig_health_encode_list(struct ig_buf *out, const char *const *services,
+			  const enum ig_health_status *st, size_t n);
 /* HealthCheckResponse.status, or -1 when malformed. */
 int ig_health_response_decode(const uint8_t *data, size_t len);
 

@@ -9,7 +9,9 @@
  *     x-gateway-destination-endpoint (or envoy.lb metadata); then the body
  *     as streamed_response chunks up to end_of_stream
  *   the request goes to the first endpoint named (the next ones when
- *   connecting fails), with the picker's headers and body
+ *   connecting fails), with the picker's headers (as Envoy's default
+ *   HeaderMutationRules let them through: :path is the new target) and
+ *   body
  *   → response_headers (names in lower case) with metadata_context
  *     envoy.lb x-gateway-destination-endpoint-served = the endpoint that
  *     answered; end_of_stream when the response has no body
@@ -80,6 +82,7 @@ struct xp_call {
 	size_t land_len, land_cap;
 	struct ig_buf body;
 	char *endpoints;	  /* the pick, as named (malloc'd) */
+	char *path;		  /* the :path the picker set, else NULL (malloc'd) */
 	struct ig_xp_header *set; /* request header changes (malloc'd copies) */
 	size_t nset;
 	struct ig_str *remove;
@@ -203,6 +206,7 @@ static void xp_free(struct xp_call *x)
 	ig_timer_stop(&x->w->loop, &x->timer);
 	ig_buf_free(&x->body);
 	free(x->endpoints);
+	free(x->path);
 	for (size_t i = 0; i < x->nset; i++) {
 		free((char *)x->set[i].key.ptr);
 		free((char *)x->set[i].value.ptr);
@@ -231,7 +235,17 @@ void ig_extpick_worker_free(struct ig_worker *w)
 	w->xpc = NULL;
 }
 
-/* Names the upstream head writes itself, or that are not HTTP/1 headers. */
+/* Whether the name begins with "x-envoy-", in any case. */
+static bool envoy_header(struct ig_str name)
+{
+	static const struct ig_str prefix = IG_STR("x-envoy-");
+	return name.len >= prefix.len && ig_str_ieq((struct ig_str){name.ptr, prefix.len}, prefix);
+}
+
+/* Names the picker may not set: those Envoy's default HeaderMutationRules
+ * ignore (x-envoy-*, host and the pseudo-headers; :path is taken apart,
+ * take_headers_answer), those the upstream head writes itself, and those
+ * that are not HTTP/1 headers. */
 static bool not_settable(struct ig_str name)
 {
 	static const struct ig_str names[] = {IG_STR("content-length"),
@@ -242,7 +256,7 @@ static bool not_settable(struct ig_str name)
 					      IG_STR("upgrade"),
 					      IG_STR("te"),
 					      IG_STR("trailer")};
-	if (!name.len || name.ptr[0] == ':')
+	if (!name.len || name.ptr[0] == ':' || envoy_header(name))
 		return true;
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (ig_str_ieq(name, names[i]))
@@ -265,6 +279,14 @@ static bool header_ok(struct ig_str name, struct ig_str value)
 			return false;
 	}
 	return true;
+}
+
+/* A request header the picker may remove: Envoy never removes host or a
+ * pseudo-header, and its default rules keep x-envoy-* headers too. */
+static bool removable(struct ig_str name)
+{
+	return name.len && name.ptr[0] != ':' && !ig_str_ieq_cstr(name, "host") &&
+	       !envoy_header(name);
 }
 
 /* ext_proc header names are lower case (spec/extproc.md §3.1). */
@@ -393,6 +415,23 @@ static struct ig_endpoint *pool_endpoint(const struct ig_pool_rt *pool, struct i
 	return NULL;
 }
 
+/* The :path the picker set is the request's target from now, as Envoy
+ * mutates the request's headers in place: the pod gets it (through the
+ * route's URLRewrite, which Envoy's router applies after ext_proc), and
+ * the access log shows it, as Envoy's %REQ(:PATH)%. */
+static int set_target(struct ig_req *p, const char *path)
+{
+	struct ig_http_request *r = &p->ex->req;
+	struct ig_str t = ig_arena_strdup(p->ex->arena, ig_str_from(path));
+	if (!t.ptr)
+		return -1;
+	const char *q = memchr(t.ptr, '?', t.len);
+	r->target = t;
+	r->path = (struct ig_str){t.ptr, q ? (size_t)(q - t.ptr) : t.len};
+	r->query = q ? (struct ig_str){q + 1, t.len - r->path.len - 1} : (struct ig_str){0};
+	return 0;
+}
+
 static void dispatch(struct xp_call *x)
 {
 	struct ig_req *p = x->p;
@@ -412,6 +451,15 @@ static void dispatch(struct xp_call *x)
 		s = e ? e + 1 : s + len;
 	}
 	if (p->nranked == 0) {
+		/* An answer without a usable endpoint is the picker failing:
+		 * FailOpen serves the request with the built-in picker, as
+		 * for a picker that hangs or breaks the protocol. */
+		if (x->fail_open) {
+			picker_failed(x, IG_GRPC_INTERNAL,
+				      list[0] ? "it chose no endpoint of the pool"
+					      : "it named no endpoint");
+			return;
+		}
 		x->phase = XP_SENT;
 		ig_req_fail(p, 503, "service_unavailable", NULL,
 			    list[0] ? "the endpoint picker chose no endpoint of the pool"
@@ -419,6 +467,10 @@ static void dispatch(struct xp_call *x)
 		return;
 	}
 	x->phase = XP_SENT;
+	if (x->path && set_target(p, x->path) < 0) {
+		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+		return;
+	}
 	/* The picker's body replaces the client's (its model may differ). */
 	struct ig_str body = {x->land, x->land_len};
 	if (!x->land) {
@@ -473,6 +525,25 @@ static int take_body(struct xp_call *x, struct ig_str piece)
 	return ig_buf_append(&x->body, piece.ptr, piece.len);
 }
 
+/* A request target the picker may give in :path: origin-form, every
+ * byte visible (it goes on the HTTP/1 request line as it is). */
+static bool path_ok(struct ig_str v)
+{
+	if (!v.len || v.ptr[0] != '/')
+		return false;
+	for (size_t i = 0; i < v.len; i++)
+		if ((unsigned char)v.ptr[i] <= 0x20 || (unsigned char)v.ptr[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* The request headers' changes, kept for the upstream head. A value is
+ * the mutation's raw_value, else its `value` (the decoder's leniency:
+ * Envoy reads raw_value only, spec/extproc.md §4.1, but a picker that
+ * writes `value` alone means it). Envoy's default HeaderMutationRules
+ * let the processor set :path, which becomes the pod's request target
+ * (the last one set wins); the other pseudo-headers, host and x-envoy-*
+ * are ignored (not_settable), and so are removals of those. */
 static int take_headers_answer(struct xp_call *x, const struct ig_xp_response *r)
 {
 	x->set = calloc(r->nset + 1, sizeof *x->set);
@@ -482,13 +553,25 @@ static int take_headers_answer(struct xp_call *x, const struct ig_xp_response *r
 	for (size_t i = 0; i < r->nset; i++) {
 		if (ig_str_ieq_cstr(r->set[i].key, DEST_HEADER) && !x->endpoints)
 			x->endpoints = dup_str(r->set[i].value);
+		if (ig_str_eq_cstr(r->set[i].key, ":path")) {
+			if (!path_ok(r->set[i].value))
+				continue;
+			free(x->path);
+			if (!(x->path = dup_str(r->set[i].value)))
+				return -1;
+			continue;
+		}
+		if (!header_ok(r->set[i].key, r->set[i].value))
+			continue;
 		x->set[x->nset].key = (struct ig_str){dup_str(r->set[i].key), r->set[i].key.len};
 		x->set[x->nset].value =
 		    (struct ig_str){dup_str(r->set[i].value), r->set[i].value.len};
 		x->nset++;
 	}
 	for (size_t i = 0; i < r->nremove; i++)
-		x->remove[x->nremove++] = (struct ig_str){dup_str(r->remove[i]), r->remove[i].len};
+		if (removable(r->remove[i]))
+			x->remove[x->nremove++] =
+			    (struct ig_str){dup_str(r->remove[i]), r->remove[i].len};
 	if (!x->endpoints && r->lb_endpoint.len)
 		x->endpoints = dup_str(r->lb_endpoint);
 	return 0;
@@ -545,10 +628,12 @@ static void pass_response(struct xp_call *x, const struct ig_xp_response *r)
 		for (size_t i = 0; i < x->res.num_headers; i++) {
 			struct ig_str name = x->res.headers[i].name;
 			bool drop = false;
+			/* What Envoy's default rules ignore leaves the
+			 * pod's header as it is. */
 			for (size_t k = 0; k < r->nremove && !drop; k++)
-				drop = ig_str_ieq(name, r->remove[k]);
+				drop = removable(r->remove[k]) && ig_str_ieq(name, r->remove[k]);
 			for (size_t k = 0; k < r->nset && !drop; k++)
-				drop = ig_str_ieq(name, r->set[k].key);
+				drop = removable(r->set[k].key) && ig_str_ieq(name, r->set[k].key);
 			if (!drop)
 				h[n++] = x->res.headers[i];
 		}
@@ -690,15 +775,24 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 				dispatch(x); /* no body: nothing more comes */
 			else
 				arm(x);
+		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && x->headers_answered &&
+			   !r.has_streamed) {
+			/* In FULL_DUPLEX_STREAMED every body answer carries a
+			 * streamed_response; an empty one, a plain body or
+			 * clear_body is spurious and Envoy fails the stream at
+			 * once (spec/extproc.md §5.3, §7). */
+			ig_xp_response_free(&r);
+			picker_failed(x, IG_GRPC_INTERNAL,
+				      "a request body answer without streamed_response");
+			return;
 		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && x->headers_answered) {
-			struct ig_str piece = r.has_streamed ? r.streamed_body : r.body;
-			if (take_body(x, piece) < 0) {
+			if (take_body(x, r.streamed_body) < 0) {
 				ig_xp_response_free(&r);
 				picker_failed(x, IG_GRPC_RESOURCE_EXHAUSTED,
 					      "its body is over --max-body-bytes");
 				return;
 			}
-			if ((r.has_streamed && r.streamed_eos) || r.has_body)
+			if (r.streamed_eos)
 				dispatch(x);
 			else
 				arm(x);

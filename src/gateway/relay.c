@@ -1366,6 +1366,9 @@ void ig_req_sink_served(struct ig_req *p, struct ig_str addr)
 		struct ig_endpoint *ep = p->ranked[i];
 		if (!ig_str_eq(addr, (struct ig_str){ep->addr, ep->addr_len}))
 			continue;
+		/* The pick never got the request: its total moves too, in
+		 * this worker's own slot, where dispatch counted it. */
+		ig_endpoint_uncount(p->ep, (size_t)p->w->id);
 		release_endpoint(p);
 		p->ep = ep;
 		p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)p->w->id, p->ep_tokens);

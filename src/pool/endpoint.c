@@ -387,6 +387,11 @@ unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)
 	return e;
 }
 
+void ig_endpoint_uncount(struct ig_endpoint *ep, size_t slot)
+{
+	add_ulong(&ep->tallies[slot % ep->nslots].requests, (unsigned long)-1);
+}
+
 void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot, unsigned epoch, long tokens)
 {
 	struct ig_endpoint_slot *s = &ep->slots[slot % ep->nslots];

@@ -145,6 +145,10 @@ void ig_endpoint_read_cache(const struct ig_endpoint *ep, struct ig_cache_config
  * the count. dispatch returns the epoch to give to finish. */
 unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens);
 void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot, unsigned epoch, long tokens);
+/* Takes back the request dispatch counted in the endpoint's total (in the
+ * caller's own slot, after dispatch there): the proxy in front reported
+ * that another endpoint served it. */
+void ig_endpoint_uncount(struct ig_endpoint *ep, size_t slot);
 
 /* Sums over the slots. */
 long ig_endpoint_inflight(const struct ig_endpoint *ep);

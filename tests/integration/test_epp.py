@@ -394,6 +394,23 @@ def test_subset_hint_restricts_the_pick(picker):
     picker.stop()
 
 
+def test_subset_hint_that_is_not_a_list_is_no_hint(picker):
+    """GIE v1.5's Locate (requestcontrol/candidates.go) takes the hint only
+    as a list: a single string, even one naming no endpoint of the pool,
+    leaves every endpoint a candidate."""
+    s = Stream(picker.channel)
+    m = headers_msg()
+    st = m.metadata_context.filter_metadata["envoy.lb.subset_hint"]
+    st.fields["x-gateway-destination-endpoint-subset"].string_value = "10.255.255.1:8000"
+    s.send(m)
+    s.send(body_msg(seed_bytes(), True))
+    first = s.next()
+    assert kind(first) == "request_headers", first
+    assert set_headers(first.request_headers.response)[DEST] in picker.endpoints
+    s.close()
+    picker.stop()
+
+
 def test_subset_hint_ignored_when_disabled(procs, tmp_path):
     """--disable-endpoint-subset-filter (GIE v1.5 server/options.go,
     requestcontrol/candidates.go Locate): the hint is not read, so one
@@ -427,6 +444,26 @@ def test_health_on_both_ports(picker):
              "no.such.Service")
     for port in (picker.health_port, picker.grpc_port):
         assert health_statuses(picker.host, port, names) == [1] * len(names)
+    picker.stop()
+
+
+def test_health_list_on_both_ports(picker):
+    """grpc.health.v1.Health/List: the health port lists what GIE v1.5's
+    health server lists without leader election (cmd/epp/runner/
+    health.go), the ext_proc service; the ext_proc port what grpc-go's
+    stock health service there lists, "" and the ext_proc service. Each
+    SERVING once the pool is known, as Check answers."""
+    for port, want in ((picker.health_port, {EXTPROC_SERVICE: 1}),
+                       (picker.grpc_port, {"": 1, EXTPROC_SERVICE: 1})):
+        ch = grpc.insecure_channel("%s:%d" % (picker.host, port))
+        try:
+            lst = ch.unary_unary("/grpc.health.v1.Health/List",
+                                 request_serializer=lambda m: m.SerializeToString(),
+                                 response_deserializer=hpb.HealthListResponse.FromString)
+            got = lst(hpb.HealthListRequest(), timeout=5)
+        finally:
+            ch.close()
+        assert {k: v.status for k, v in got.statuses.items()} == want, (port, got)
     picker.stop()
 
 
@@ -1005,8 +1042,8 @@ def test_full_duplex_body_ending_with_trailers(picker):
 def test_bodyless_request_is_picked_at_header_time(procs, tmp_path, mode):
     """A request whose headers end the stream is picked at header time and
     its headers answered with the pick, whatever the body mode, without
-    protocol_config (BUFFERED) too (§5.1); no body answer follows for the
-    body that never came (§5.3)."""
+    protocol_config too (§5.1); no body answer follows for the body that
+    never came (§5.3)."""
     p = Picker(procs, tmp_path, standalone=True)  # v1: no body, any endpoint
     s = Stream(p.channel, timeout=4)
     m = headers_msg(path="/v1/models", eos=True, mode=mode or 0)
@@ -1088,6 +1125,8 @@ def test_served_endpoint_takes_the_request(procs, tmp_path):
     mid = pool_counts(p)
     assert mid[eps[0]][0] == 0 and mid[eps[1]][0] == 1, mid
     assert mid[eps[1]][1] == before[eps[1]][1] + 1, (before, mid)
+    # The total moved: the pick no longer counts a request it never got.
+    assert mid[eps[0]][1] == before[eps[0]][1] - 1, (before, mid)
     m = pb.ProcessingRequest()
     m.response_body.body = b'{"usage":{"prompt_tokens":9,"completion_tokens":5}}'
     m.response_body.end_of_stream = True
@@ -1153,3 +1192,74 @@ def test_flow_control_from_deprecated_env(procs, tmp_path):
     s.close()
     p.stop()
     assert "Flow Control layer using environment variables is deprecated" in p.log()
+
+
+def without_protocol_config(m):
+    m.ClearField("protocol_config")
+    return m
+
+
+def test_no_protocol_config_is_full_duplex(picker):
+    """Envoy sends protocol_config only since 1.34 (envoyproxy/envoy#38755);
+    GIE v1.5's charts run Envoy 1.33 with FULL_DUPLEX_STREAMED and GIE's
+    picker assumes that mode: a stream without it (headers, then two body
+    chunks without waiting) gets the pick in the headers answer and the
+    body back as streamed_response chunks, and its response body is
+    echoed as FULL_DUPLEX_STREAMED's."""
+    s = Stream(picker.channel, timeout=5)
+    s.send(without_protocol_config(headers_msg()))
+    body = seed_bytes()
+    s.send(body_msg(body[:20], False))
+    s.send(body_msg(body[20:], True))
+    first = s.next()
+    assert kind(first) == "request_headers", first
+    assert set_headers(first.request_headers.response)[DEST] in picker.endpoints
+    out = b""
+    while True:
+        r = s.next()
+        assert kind(r) == "request_body", r
+        assert r.request_body.response.body_mutation.HasField("streamed_response"), r
+        sr = r.request_body.response.body_mutation.streamed_response
+        out += sr.body
+        if sr.end_of_stream:
+            break
+    assert json.loads(out)["model"] == "tweet-summary-1"
+    assert json.loads(respond(s))["usage"]["completion_tokens"] == 5
+    assert s.rest() == []
+    picker.stop()
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_default_body_mode_buffered(procs, tmp_path, how):
+    """--default-body-mode buffered, or GIE v0.3's USE_STREAMING=false
+    without the flag: a stream without protocol_config is BUFFERED (GIE
+    v0.2/v0.3 with an Envoy before 1.34), so its headers get a plain
+    continue and the body the pick; protocol_config still wins."""
+    extra, env = (), None
+    if how == "flag":
+        extra = ("--default-body-mode", "buffered")
+        env = dict(os.environ, USE_STREAMING="true")  # the flag wins
+    else:
+        env = dict(os.environ, USE_STREAMING="false")
+    p = Picker(procs, tmp_path, nsims=1, standalone=True, extra=extra, env=env)
+    s = Stream(p.channel, timeout=5)
+    s.send(without_protocol_config(headers_msg()))
+    r = s.next()
+    assert kind(r) == "request_headers" and not r.request_headers.response.HasField(
+        "header_mutation"), r
+    s.send(body_msg(seed_bytes(), True))
+    r = s.next()
+    assert kind(r) == "request_body", r
+    assert set_headers(r.request_body.response)[DEST] == p.endpoint(0)
+    assert s.rest() == []
+    first, _, s = full_duplex(p.channel, seed_bytes())  # announced: FULL_DUPLEX
+    assert set_headers(first.request_headers.response)[DEST] == p.endpoint(0)
+    s.close()
+    p.stop()
+
+
+def test_use_streaming_not_a_boolean(procs, tmp_path):
+    env = dict(os.environ, USE_STREAMING="maybe")
+    p = procs.start("epp", "--pool-name", "p", "-f", str(tmp_path), env=env, name="epp")
+    assert p.wait(timeout=10) == 2
+    assert "USE_STREAMING=maybe: not a boolean" in procs.output(p)

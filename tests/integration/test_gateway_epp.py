@@ -22,6 +22,7 @@ grpc = pytest.importorskip("grpc")
 
 import xproto  # noqa: E402
 from conftest import free_port, unique_loopback, wait_http, wait_port  # noqa: E402
+from fakepod import FakePod  # noqa: E402
 from test_gateway import (GATEWAY, LORA, POD, SAN_ERRORS, call, model_yaml,  # noqa: E402
                           post_json, seed_body, write)
 
@@ -100,7 +101,12 @@ class FakePicker:
     to its prompt, in chunks of 3000 bytes, "rename" gathers the response
     body and sends it back whole with its model renamed (as GIE turns a
     rewritten model back), "resp-imm" answers the response headers with an
-    immediate 403."""
+    immediate 403. "body-empty", "body-plain" and "body-clear" answer the
+    request body with an empty BodyResponse, a plain body mutation and
+    clear_body (spurious in FULL_DUPLEX_STREAMED). `pick`, when set, is
+    the header's value in place of the selection; `mutation` (a list of
+    (name, raw_value, value)) and `remove` are more of the headers
+    answer's header mutation."""
 
     def __init__(self, host, port, endpoints, mode="select", tls=None):
         self.host, self.port, self.endpoints, self.mode = host, port, endpoints, mode
@@ -108,6 +114,7 @@ class FakePicker:
         self.served = []
         self.resp_headers = []  # response header names of each stream
         self.resp_bodies = []   # the response body each stream saw
+        self.pick, self.mutation, self.remove = None, [], []
         self.stop_evt = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
         handler = grpc.method_handlers_generic_handler(
@@ -137,10 +144,16 @@ class FakePicker:
         common = r.request_headers.response
         h = common.header_mutation.set_headers.add()
         h.header.key = "x-gateway-destination-endpoint"
-        h.header.raw_value = ",".join(pick).encode()
+        h.header.raw_value = (",".join(pick) if self.pick is None else self.pick).encode()
         h = common.header_mutation.set_headers.add()
         h.header.key = "x-picked-by"
         h.header.raw_value = b"test-picker"
+        for key, raw, value in self.mutation:
+            h = common.header_mutation.set_headers.add()
+            h.header.key = key
+            h.header.raw_value = raw
+            h.header.value = value
+        common.header_mutation.remove_headers.extend(self.remove)
         common.clear_route_cache = True
         return r
 
@@ -182,6 +195,16 @@ class FakePicker:
                         sr.body = out[i:i + 3000]
                         sr.end_of_stream = i + 3000 >= len(out)
                         yield r
+                elif req.request_body.end_of_stream and self.mode.startswith("body-"):
+                    yield self.answer_headers(hdrs)
+                    r = pb.ProcessingResponse()
+                    if self.mode == "body-empty":
+                        r.request_body.SetInParent()
+                    elif self.mode == "body-plain":
+                        r.request_body.response.body_mutation.body = body
+                    else:
+                        r.request_body.response.body_mutation.clear_body = True
+                    yield r
                 elif req.request_body.end_of_stream:
                     yield self.answer_headers(hdrs)
                     r = pb.ProcessingResponse()
@@ -239,15 +262,20 @@ class Setup:
     """Sims, the gateway's manifests with the pool's picker Service, and
     the gateway; the picker is started by the test."""
 
-    def __init__(self, procs, tmp_path, failure_mode="FailClose", h2c=True, gw_args=()):
+    def __init__(self, procs, tmp_path, failure_mode="FailClose", h2c=True, gw_args=(),
+                 fake_pods=False):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "manifests")
         os.makedirs(self.dir, exist_ok=True)
         self.sim_hosts = [unique_loopback() for _ in range(2)]
         self.target_port = free_port(self.sim_hosts[0])
-        self.sims = [procs.start("sim", "--host", h, "--port", self.target_port,
-                                 "--enable-lora", "--max-loras", "4", "--lora-modules", *LORA,
-                                 name="sim") for h in self.sim_hosts]
+        self.sims, self.pods = [], []
+        if fake_pods:  # FakePods record what they get; the test stops them
+            self.pods = [FakePod(h, self.target_port) for h in self.sim_hosts]
+        else:
+            self.sims = [procs.start("sim", "--host", h, "--port", self.target_port,
+                                     "--enable-lora", "--max-loras", "4", "--lora-modules",
+                                     *LORA, name="sim") for h in self.sim_hosts]
         for h, p in zip(self.sim_hosts, self.sims):
             wait_http("http://%s:%d/health" % (h, self.target_port), proc=p)
         self.picker_host = unique_loopback()
@@ -613,4 +641,87 @@ def test_picker_immediate_response_on_the_response(procs, tmp_path):
         assert headers.get("x-gateway-destination-endpoint-served") is None
     finally:
         p.stop()
+    s.stop()
+
+
+@pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
+def test_spurious_request_body_answer(procs, tmp_path, failure_mode):
+    """In FULL_DUPLEX_STREAMED every request-body answer must carry a
+    streamed_response (spec/extproc.md §5.3): an empty BodyResponse, a
+    plain body mutation or clear_body is spurious, which Envoy fails at
+    once: 500 (FailClose) or the built-in picker (FailOpen), not a wait
+    for --epp-timeout (a minute here: the client would give up first)."""
+    s = Setup(procs, tmp_path, failure_mode=failure_mode, gw_args=("--epp-timeout", "60s"))
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        for mode in ("body-empty", "body-plain", "body-clear"):
+            p.mode = mode
+            status, _, data = call(s.base, "/v1/completions", seed_body(), timeout=30)
+            if failure_mode == "FailClose":
+                assert status == 500, (mode, data)
+            else:
+                assert status == 200, (mode, data)
+                assert json.loads(data)["model"] == "tweet-summary-1"
+        if failure_mode == "FailClose":
+            assert s.completions_seen() == 0
+    finally:
+        p.stop()
+    log = s.stop()
+    assert "a request body answer without streamed_response" in log
+
+
+@pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
+def test_pick_names_no_usable_endpoint(procs, tmp_path, failure_mode):
+    """A pick that names no endpoint of the pool (another address, one
+    that does not parse, an empty one) is the picker failing: FailOpen
+    serves the request with the built-in picker, FailClose answers 503
+    and nothing reaches a pod."""
+    s = Setup(procs, tmp_path, failure_mode=failure_mode)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        for pick in ("10.255.255.1:8000", "not an endpoint", ""):
+            p.pick = pick
+            status, headers, data = call(s.base, "/v1/completions", seed_body())
+            if failure_mode == "FailClose":
+                assert status == 503, (pick, data)
+            else:
+                assert status == 200, (pick, data)
+                assert json.loads(data)["model"] == "tweet-summary-1"
+        if failure_mode == "FailClose":
+            assert s.completions_seen() == 0
+    finally:
+        p.stop()
+    s.stop()
+
+
+def test_picker_header_mutations_follow_envoys_rules(procs, tmp_path):
+    """Envoy's default HeaderMutationRules: the picker may set :path (the
+    pod gets it), not x-envoy-*, host, :authority, :method or :scheme, and
+    may remove neither x-envoy-* headers nor host; a mutation with only
+    `value` is taken (lenient: Envoy reads raw_value)."""
+    s = Setup(procs, tmp_path, fake_pods=True)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    p.mutation = [(":path", b"/v1/completions?from=picker", ""),
+                  ("x-envoy-foo", b"picker", ""), ("host", b"picker.example", ""),
+                  (":authority", b"picker.example", ""), (":method", b"PUT", ""),
+                  (":scheme", b"https", ""), ("x-from-picker", b"", "lenient")]
+    p.remove = ["x-envoy-keep", "host", "x-drop-me"]
+    try:
+        status, _, data = call(s.base, "/v1/completions?from=client", seed_body("tweet-summary-1"),
+                               headers={"x-envoy-keep": "client", "x-drop-me": "1"})
+        assert status == 200, data
+        got = [r for pod in s.pods for r in pod.completions()]
+        assert len(got) == 1, got
+        r = got[0]
+        assert (r.method, r.path) == ("POST", "/v1/completions?from=picker")
+        assert r.headers["host"] == "%s:%d" % (s.host, s.port)
+        assert "x-envoy-foo" not in r.headers
+        assert r.headers["x-envoy-keep"] == "client"
+        assert "x-drop-me" not in r.headers
+        assert r.headers["x-from-picker"] == "lenient"
+        assert r.headers["x-picked-by"] == "test-picker"
+    finally:
+        p.stop()
+        for pod in s.pods:
+            pod.stop()
     s.stop()
