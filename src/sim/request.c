@@ -840,6 +840,13 @@ static int read_priority(struct ig_json_value root, struct ig_sim_request *r,
 	return 0;
 }
 
+/* What *asked holds when the request gave no number: nothing was said
+ * (absent, or a chat-like API's null), or a completion's explicit null,
+ * which vLLM's CompletionRequest tells from absent (absent is its default
+ * 16; null leaves get_max_tokens the rest of the context). */
+#define ASKED_NOTHING (-1)
+#define ASKED_OPEN (-2)
+
 /* A max_tokens-like member into *asked (left alone when absent). */
 static int read_max_tokens(struct ig_json_value root, const char *key, int64_t *asked,
 			   struct ig_sim_error *e)
@@ -1041,6 +1048,9 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 		*asked = 1;
 		return 0;
 	}
+	struct ig_json_value v;
+	if (ig_json_get(root, "max_tokens", &v) == 0 && v.type == IG_JSON_NULL)
+		*asked = ASKED_OPEN;
 	return read_max_tokens(root, "max_tokens", asked, e);
 }
 
@@ -1427,9 +1437,6 @@ static int resolve_model(const struct ig_sim_config *c, struct ig_sim_request *r
 	return 0;
 }
 
-/* vLLM's context-length checks and their messages; sets r->max_tokens
- * from what was asked (-1: nothing). Chat-like APIs without a limit may
- * fill the context; a completion defaults to 16 tokens. */
 /* vLLM's SamplingParams check, against max_tokens as it ends up. */
 static int check_min_tokens(struct ig_sim_request *r, struct ig_sim_error *e)
 {
@@ -1481,18 +1488,23 @@ static int too_long(struct ig_sim_error *e, long len, long output, long input)
 		      len, output, input, output + input, input);
 }
 
+/* vLLM's context-length checks and their messages; sets r->max_tokens
+ * from what was asked. Chat-like APIs without a limit, and a completion
+ * whose max_tokens is null, may fill the context; a completion without
+ * max_tokens gets 16 tokens. */
 static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r, int64_t asked,
 			struct ig_sim_error *e)
 {
 	long len = c->max_model_len;
 	if (r->kind == IG_SIM_EMBEDDINGS)
 		return 0;
-	if (asked < 0 && r->kind == IG_SIM_RESPONSES && r->prompt_tokens >= len)
+	bool open = asked == ASKED_OPEN || (asked < 0 && r->kind != IG_SIM_COMPLETION);
+	if (open && r->kind == IG_SIM_RESPONSES && r->prompt_tokens >= len)
 		return reject(e, 400, "BadRequestError", "input",
 			      "The engine prompt length %ld exceeds the max_model_len %ld. Please "
 			      "reduce prompt.",
 			      r->prompt_tokens, len);
-	if (asked < 0 && r->kind != IG_SIM_COMPLETION) {
+	if (open) {
 		if (r->prompt_tokens >= len && c->version != IG_SIM_V_0_8)
 			return too_long(e, len, 0, r->prompt_tokens);
 		if (r->prompt_tokens >= len)
@@ -1808,7 +1820,7 @@ static int parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 			    struct ig_sim_error *err)
 {
 	struct ig_json_value root;
-	int64_t asked = -1; /* max_tokens as given */
+	int64_t asked = ASKED_NOTHING; /* max_tokens as given */
 
 	memset(out, 0, sizeof *out);
 	out->kind = kind;

@@ -1758,6 +1758,31 @@ def test_context_length_wording(procs):
         "or completion.")
 
 
+def test_completion_max_tokens_null_fills_the_context(procs):
+    """A completion's max_tokens defaults to 16 when absent, but an explicit
+    null leaves the answer the rest of the context, as vLLM's
+    CompletionRequest (max_tokens: Optional[int] = 16) hands None to
+    get_max_tokens; chat's null means the same."""
+    _, base = start_sim(procs, "--max-model-len", "100")
+    status, r = post_json(base, "/v1/completions", {"prompt": "hi", "max_tokens": None})
+    assert status == 200, r
+    u = r["usage"]
+    assert u["completion_tokens"] == 100 - u["prompt_tokens"]
+    assert r["choices"][0]["finish_reason"] == "length"
+    status, r = post_json(base, "/v1/completions", {"prompt": "hi"})
+    assert status == 200 and r["usage"]["completion_tokens"] == 16
+    status, r = post_json(base, "/v1/chat/completions",
+                          {"messages": [{"role": "user", "content": "hi"}], "max_tokens": None,
+                           "max_completion_tokens": None, "ignore_eos": True})
+    assert status == 200 and r["usage"]["total_tokens"] == 100
+    # A prompt that fills the context leaves no room, in 0.8's words too.
+    _, old = start_sim(procs, "--max-model-len", "3", "--vllm-version", "0.8")
+    status, e = post_json(old, "/v1/completions", {"prompt": "a b c", "max_tokens": None})
+    assert status == 400 and e["message"] == (
+        "This model's maximum context length is 3 tokens. However, you requested 3 tokens "
+        "in the messages, Please reduce the length of the messages.")
+
+
 def test_empty_prompt_and_unknown_token_ids(procs):
     """vLLM's engine refuses an empty prompt ("The decoder prompt cannot be
     empty") and a prompt of token ids with one outside the vocabulary
