@@ -840,12 +840,31 @@ static int read_priority(struct ig_json_value root, struct ig_sim_request *r,
 	return 0;
 }
 
+/* A body's request_id longer than this is refused rather than kept. */
+#define MAX_REQUEST_ID_BYTES 4096
+
 /* What *asked holds when the request gave no number: nothing was said
  * (absent, or a chat-like API's null), or a completion's explicit null,
  * which vLLM's CompletionRequest tells from absent (absent is its default
  * 16; null leaves get_max_tokens the rest of the context). */
 #define ASKED_NOTHING (-1)
 #define ASKED_OPEN (-2)
+
+/* The body's `request_id` (pydantic's str with a default: null is no
+ * string either), decoded. */
+static int read_request_id(struct ig_json_value root, struct ig_sim_request *r,
+			   struct ig_sim_error *e)
+{
+	struct ig_json_value v;
+	if (ig_json_get(root, "request_id", &v) < 0)
+		return 0;
+	ig_buf_init(&r->request_id, MAX_REQUEST_ID_BYTES);
+	if (v.type != IG_JSON_STRING || ig_json_string(v, &r->request_id) < 0)
+		return invalid(e, "request_id",
+			       "'request_id' must be a string of at most %d bytes.",
+			       MAX_REQUEST_ID_BYTES);
+	return 0;
+}
 
 /* A max_tokens-like member into *asked (left alone when absent). */
 static int read_max_tokens(struct ig_json_value root, const char *key, int64_t *asked,
@@ -1786,6 +1805,12 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 	if ((r->kind == IG_SIM_COMPLETION || r->kind == IG_SIM_CHAT) &&
 	    read_prompt_logprobs(c, root, r, e) < 0)
 		return -1;
+	/* Chat has taken `request_id` since before 0.8; completions since
+	 * v0.9-v0.11 (vllm-api.md §1.1), unknown to 0.8, which ignores it. */
+	if ((r->kind == IG_SIM_CHAT ||
+	     (r->kind == IG_SIM_COMPLETION && c->version != IG_SIM_V_0_8)) &&
+	    read_request_id(root, r, e) < 0)
+		return -1;
 	switch (r->kind) {
 	case IG_SIM_COMPLETION:
 		if (read_completion(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
@@ -1974,6 +1999,7 @@ void ig_sim_request_free(struct ig_sim_request *r)
 	ig_buf_free(&r->echo_text);
 	ig_buf_free(&r->role);
 	ig_buf_free(&r->model);
+	ig_buf_free(&r->request_id);
 	ig_buf_free(&r->ids);
 	ig_buf_free(&r->prompt_texts);
 	ig_buf_free(&r->prompt_lp_json);

@@ -365,7 +365,10 @@ int ig_sim_structured_text(enum ig_sim_structured kind, struct ig_str spec, stru
 
 struct ig_sim_request {
 	enum ig_sim_kind kind;
-	struct ig_buf model;	  /* `model` as asked, decoded; empty if omitted */
+	struct ig_buf model; /* `model` as asked, decoded; empty if omitted */
+	/* Completions and chat: the body's `request_id`, decoded (empty when
+	 * not given), which names the answer when no X-Request-Id does. */
+	struct ig_buf request_id;
 	struct ig_str name;	  /* the name answered with: model, or the label name */
 	bool adapter;		  /* name is a LoRA adapter, not the base model */
 	struct ig_str prompt_key; /* the prompt's JSON text (points into the body) */

@@ -1104,6 +1104,29 @@ def test_request_id_headers(procs):
     assert status == 200 and headers["X-Request-Id"] is None
 
 
+def test_body_request_id_names_the_answer(procs):
+    """vLLM's _base_request_id: the X-Request-Id header, else the body's
+    request_id, else a random one (vllm-api.md §1.2). Chat has taken the
+    body's request_id since before 0.8; completions since v0.9 (0.8 does
+    not know the field and ignores it)."""
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
+            "request_id": "body-1"}
+    comp = {"prompt": "hi", "max_tokens": 2, "request_id": "body-2"}
+    _, base = start_sim(procs)
+    assert post_json(base, "/v1/chat/completions", chat)[1]["id"] == "chatcmpl-body-1"
+    assert post_json(base, "/v1/completions", comp)[1]["id"] == "cmpl-body-2"
+    status, _, data = call(base, "/v1/completions", dict(comp, stream=True))
+    assert status == 200 and b'"id":"cmpl-body-2"' in data
+    r = post_json(base, "/v1/completions", comp, headers={"X-Request-Id": "hdr"})[1]
+    assert r["id"] == "cmpl-hdr"
+    status, e = post_json(base, "/v1/completions", dict(comp, request_id=5))
+    assert status == 400 and e["error"]["param"] == "body.request_id"
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    assert post_json(old, "/v1/chat/completions", chat)[1]["id"] == "chatcmpl-body-1"
+    r = post_json(old, "/v1/completions", comp)[1]
+    assert re.fullmatch(r"cmpl-[0-9a-f]{32}", r["id"])
+
+
 def test_sampling_ranges(procs):
     """vLLM's SamplingParams ranges on every generating API: a value outside
     is a 400 with vLLM's message (the value printed as Python prints the
