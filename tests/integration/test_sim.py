@@ -406,6 +406,31 @@ def test_prefix_cache_off(procs):
     assert 'enable_prefix_caching="False"' in text
 
 
+def test_prefix_cache_off_by_default_in_0_8(procs):
+    """The seed's V0 engine (vLLM 0.8 on CPU) ran without prefix caching:
+    its cache_config_info says enable_prefix_caching="False" and its hit
+    rate gauge is -1 (vllm-api.md §5.1, §5.2). --vllm-version 0.8 starts
+    that way, the seed's CPU profile with it, unless --enable-prefix-caching
+    is given."""
+    body = {"prompt": " ".join("w%d" % i for i in range(40)), "max_tokens": 1}
+    _, old = start_sim(procs, "--vllm-version", "0.8", "--profile", "qwen2.5-1.5b-cpu",
+                       "--time-scale", "1000", "--enable-prompt-tokens-details")
+    for _ in range(2):
+        status, r = post_json(old, "/v1/completions", body)
+        assert status == 200 and r["usage"]["prompt_tokens_details"] is None
+    text = metrics(old)
+    assert gauge(text, "gpu_prefix_cache_hit_rate") == -1
+    assert 'enable_prefix_caching="False"' in text
+    _, on = start_sim(procs, "--vllm-version", "0.8", "--enable-prefix-caching",
+                      "--enable-prompt-tokens-details")
+    post_json(on, "/v1/completions", body)
+    status, r = post_json(on, "/v1/completions", body)
+    assert r["usage"]["prompt_tokens_details"] == {"cached_tokens": 32}
+    text = metrics(on)
+    assert 'enable_prefix_caching="True"' in text
+    assert gauge(text, "gpu_prefix_cache_hit_rate") > 0
+
+
 def test_preemption_when_cache_runs_out(procs):
     # 8 blocks of 4 tokens; four requests that each grow to 6 blocks.
     _, base = start_sim(procs, "--num-gpu-blocks", "8", "--block-size", "4", "--itl-ms", "3",
