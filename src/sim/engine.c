@@ -424,6 +424,11 @@ static void observe_request(struct sim *s, const struct sim_req *r)
 		if (choice_of(lead, i)->seq.generated > most)
 			most = choice_of(lead, i)->seq.generated;
 	observe_tokens(s, &s->stats.req_max_gen, most);
+	/* vLLM observes each prompt's parent request's n as it finishes. */
+	size_t nb;
+	const double *b = ig_sim_n_buckets(&nb);
+	for (long k = 0; k < lead->nprompts; k++)
+		ig_sim_hist_observe(&s->stats.req_n, b, nb, (double)lead->n_param);
 }
 
 static int on_token(void *ctx, struct ig_sim_seq *q)

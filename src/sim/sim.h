@@ -569,10 +569,10 @@ struct ig_sim_stats {
 	 * and running (inference); its mean time per output token (the
 	 * latest release's request_time_per_output_token_seconds); its
 	 * prompt and generated tokens, its max_tokens and, once per request,
-	 * the most tokens any of its choices generated; the tokens of each
-	 * engine step. */
+	 * the most tokens any of its choices generated and (per prompt) its
+	 * `n`; the tokens of each engine step. */
 	struct ig_sim_hist tpot, queue, prefill, decode, inference, req_tpot;
-	struct ig_sim_hist req_prompt, req_gen, req_max_tokens, req_max_gen, iter;
+	struct ig_sim_hist req_prompt, req_gen, req_max_tokens, req_max_gen, req_n, iter;
 	/* Oldest first; the newest is the current state. */
 	struct ig_sim_lora_series lora[IG_SIM_LORA_HISTORY];
 	size_t nlora;
@@ -591,6 +591,8 @@ const double *ig_sim_ttft_buckets(enum ig_sim_version v, size_t *n);
 const double *ig_sim_e2e_buckets(enum ig_sim_version v, size_t *n);
 const double *ig_sim_tpot_buckets(enum ig_sim_version v, size_t *n);
 const double *ig_sim_iter_buckets(enum ig_sim_version v, size_t *n);
+/* request_params_n's buckets, the same in every release. */
+const double *ig_sim_n_buckets(size_t *n);
 /* The token-count histograms' buckets: 1, 2, 5, 10, 20, 50, ... up to
  * max_model_len, into out (IG_SIM_MAX_BUCKETS at most); returns how many. */
 size_t ig_sim_token_buckets(long max_model_len, double *out);

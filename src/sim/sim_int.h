@@ -98,6 +98,9 @@ struct sim_req {
 	struct sim_req *lead;
 	struct sim_req **choices;
 	int nchoices, live, index;
+	/* The request's `n` and how many prompts it has, for
+	 * request_params_n (once per prompt, as vLLM's parent requests). */
+	long n_param, nprompts;
 	/* best_of above n (0.8): a sequence that runs but is not answered;
 	 * whole_stream: a stream that goes out as one event with the whole
 	 * body, then [DONE]. */

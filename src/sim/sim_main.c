@@ -343,6 +343,8 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	r->lp_seed = text_seed;
 	r->min_tokens = (long)p->min_tokens;
 	r->max_tokens = max_tokens;
+	r->n_param = p->n;
+	r->nprompts = p->nprompts;
 	r->seq.target = max_tokens;
 	r->finish = p->kind == IG_SIM_EMBEDDINGS ? "stop" : "length";
 	/* Completions run to max_tokens (the seed's answer ends on "length");

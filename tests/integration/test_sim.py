@@ -2192,6 +2192,30 @@ def test_metrics_histograms(procs):
         assert count == 10 and total == 5 + 8, (count, total)
 
 
+def test_request_params_n_histogram(procs):
+    """vllm:request_params_n, "Histogram of the n request parameter." (V0's
+    metrics.py, V1's loggers.py): buckets 1, 2, 5, 10, 20, the labels of the
+    other request histograms, one observation per prompt as its request
+    finishes."""
+    for version in ("0.8", "latest"):
+        _, base = start_sim(procs, "--vllm-version", version)
+        assert post_json(base, "/v1/completions", {"prompt": "a", "max_tokens": 1})[0] == 200
+        assert post_json(base, "/v1/completions",
+                         {"prompt": ["a", "b"], "n": 3, "max_tokens": 1})[0] == 200
+        assert post_json(base, "/v1/chat/completions",
+                         {"messages": [{"role": "user", "content": "hi"}], "n": 7,
+                          "max_tokens": 1})[0] == 200
+        text = metrics(base)
+        assert "# HELP vllm:request_params_n Histogram of the n request parameter.\n" in text
+        assert "# TYPE vllm:request_params_n histogram\n" in text
+        buckets, count, total = hist(text, "request_params_n")
+        assert buckets == {"1.0": 1, "2.0": 1, "5.0": 3, "10.0": 4, "20.0": 4, "+Inf": 4}
+        assert count == 4 and total == 1 + 3 + 3 + 7
+        labels = '{engine="0",model_name="Qwen/Qwen2.5-1.5B-Instruct"}' if version == "latest" \
+            else '{model_name="Qwen/Qwen2.5-1.5B-Instruct"}'
+        assert "vllm:request_params_n_count%s 4.0\n" % labels in text
+
+
 def test_every_response_has_uvicorns_date_and_server(procs):
     """vLLM's uvicorn puts `date` (RFC 9110 IMF-fixdate) and `server:
     uvicorn` on every response (vllm-api.md §1): answers, streams, errors,
