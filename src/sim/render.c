@@ -231,12 +231,15 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 	return rc | ig_buf_append_cstr(b, "]}");
 }
 
-/* stop_reason: the stop string that ended the answer, else null. */
+/* stop_reason: the stop string that ended the answer, else the stop
+ * token id (an integer, as vLLM writes it), else null. */
 static int put_stop_reason(struct ig_buf *b, const struct ig_sim_resp *r)
 {
 	int rc = ig_buf_append_cstr(b, ",\"stop_reason\":");
 	if (r->finish && r->stop_reason.ptr)
 		return rc | ig_json_write_string(b, r->stop_reason.ptr, r->stop_reason.len);
+	if (r->finish && r->stop_by_token)
+		return rc | ig_buf_printf(b, "%lld", (long long)r->stop_token);
 	return rc | ig_buf_append_cstr(b, "null");
 }
 

@@ -631,6 +631,8 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 /* The most stop strings a request may give, and their bytes in all. */
 #define MAX_STOP 64
 #define MAX_STOP_BYTES 65536
+/* The most stop_token_ids a request may give. */
+#define MAX_STOP_IDS 65536
 
 /* `stop`: a string or a list of strings (null or absent: none) and
  * include_stop_str_in_output. vLLM refuses an empty stop string. */
@@ -662,11 +664,39 @@ static int read_stop_list(struct ig_json_value root, const char *key, struct ig_
 	return 0;
 }
 
+/* vLLM's `stop_token_ids`: a list of integers (pydantic's list[int]; null
+ * or absent: none). Any integer is taken: one outside the vocabulary is
+ * never generated, so it never stops anything. */
+static int read_stop_ids(struct ig_json_value root, struct ig_sim_request *r,
+			 struct ig_sim_error *e)
+{
+	struct ig_json_value v, one;
+	size_t pos = 0;
+	if (ig_json_get(root, "stop_token_ids", &v) < 0 || v.type == IG_JSON_NULL)
+		return 0;
+	if (v.type != IG_JSON_ARRAY)
+		return invalid(e, "stop_token_ids", "'stop_token_ids' must be a list of integers.");
+	ig_buf_init(&r->stop_ids, MAX_STOP_IDS * sizeof(int64_t));
+	while (ig_json_array_next(v, &pos, &one) == 1) {
+		int64_t id;
+		if (one.type != IG_JSON_NUMBER || ig_json_int64(one, &id) < 0)
+			return invalid(e, "stop_token_ids",
+				       "'stop_token_ids' must be a list of integers.");
+		if (ig_buf_append(&r->stop_ids, &id, sizeof id) < 0)
+			return reject(e, 400, "BadRequestError", "stop_token_ids",
+				      "'stop_token_ids' holds more than %d ids.", MAX_STOP_IDS);
+		r->nstop_ids++;
+	}
+	return 0;
+}
+
 static int read_stop(struct ig_json_value root, struct ig_sim_request *r, struct ig_sim_error *e)
 {
 	if (opt_bool(root, "include_stop_str_in_output", &r->include_stop) < 0)
 		return invalid(e, "include_stop_str_in_output",
 			       "'include_stop_str_in_output' must be a boolean.");
+	if (read_stop_ids(root, r, e) < 0)
+		return -1;
 	return read_stop_list(root, "stop", r, e);
 }
 
@@ -1996,6 +2026,7 @@ void ig_sim_request_free(struct ig_sim_request *r)
 {
 	ig_buf_free(&r->spec_buf);
 	ig_buf_free(&r->stop);
+	ig_buf_free(&r->stop_ids);
 	ig_buf_free(&r->echo_text);
 	ig_buf_free(&r->role);
 	ig_buf_free(&r->model);

@@ -216,8 +216,11 @@ struct ig_sim_resp {
 	struct ig_str text;
 	const char *finish; /* "stop", "length" or NULL while generating */
 	/* The stop string that ended the answer (finish "stop"), else NULL:
-	 * the choice's stop_reason. */
+	 * the choice's stop_reason; else, with stop_by_token, the id in
+	 * stop_token_ids that ended it (an integer stop_reason). */
 	struct ig_str stop_reason;
+	bool stop_by_token;
+	int64_t stop_token;
 	/* Completions and chat with logprobs (else "logprobs": null), lp_top
 	 * alternatives each: the tokens this body or chunk reports, as indices
 	 * of the generator's words, the first being token lp_pos0 of the
@@ -400,6 +403,9 @@ struct ig_sim_request {
 	struct ig_buf stop;
 	size_t nstop;
 	bool include_stop;
+	/* Completions and chat: vLLM's `stop_token_ids` (int64_t each). */
+	struct ig_buf stop_ids;
+	size_t nstop_ids;
 	/* Completions with `echo`: the prompt's text, which the answer's text
 	 * starts with (a prompt of token ids reads as their words). */
 	bool echo_prompt;

@@ -65,6 +65,12 @@ struct sim_req {
 	bool include_stop;
 	long min_tokens; /* stop strings count from this many tokens on */
 	struct ig_str stop_hit;
+	/* stop_token_ids (nstop_ids of them), and the one that ended the
+	 * answer when stop_by_token. */
+	int64_t *stop_ids;
+	size_t nstop_ids;
+	bool stop_by_token;
+	int64_t stop_token;
 	/* Completions with `echo`: the prompt's text, sent before the answer's
 	 * (with the first token, when streamed). */
 	char *echo_text;

@@ -256,12 +256,18 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		memcpy(r->prompt_lp, p->prompt_lp_json.ptr, p->prompt_lp_json.len);
 		r->prompt_lp_len = p->prompt_lp_json.len;
 	}
+	r->include_stop = p->include_stop;
+	if (p->nstop_ids) {
+		if (!(r->stop_ids = malloc(p->stop_ids.len)))
+			return -1;
+		memcpy(r->stop_ids, p->stop_ids.ptr, p->stop_ids.len);
+		r->nstop_ids = p->nstop_ids;
+	}
 	if (p->nstop) {
 		if (!(r->stop = malloc(p->stop.len)))
 			return -1;
 		memcpy(r->stop, p->stop.ptr, p->stop.len);
 		r->nstop = p->nstop;
-		r->include_stop = p->include_stop;
 		for (const char *st = r->stop; st < r->stop + p->stop.len; st += strlen(st) + 1)
 			if (strlen(st) > r->stop_max)
 				r->stop_max = strlen(st);

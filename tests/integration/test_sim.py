@@ -921,6 +921,54 @@ def test_stop_strings(procs):
         assert status == 400 and e["error"]["param"] in ("stop", "body.stop")
 
 
+def test_stop_token_ids(procs):
+    """vLLM's stop_token_ids: a generated token whose id is listed ends the
+    answer with finish_reason "stop" and stop_reason that id (an integer);
+    it counts in completion_tokens, and its text is left out unless
+    include_stop_str_in_output, as vLLM's detokenizer skips it. The id is
+    the one the sim's own /tokenize gives the word."""
+    _, base = start_sim(procs)
+    body = {"prompt": "tell me", "max_tokens": 20, "seed": 7, "temperature": 1}
+    status, r = post_json(base, "/v1/completions", body)
+    full = r["choices"][0]["text"]
+    words = re.findall(r" \w+", full)
+    # The first word that did not come earlier, so that it stops there.
+    k = next(i for i in range(2, len(words)) if words[i] not in words[:i])
+    status, t = post_json(base, "/tokenize", {"prompt": words[k]})
+    assert status == 200 and t["count"] == 1
+    tid = t["tokens"][0]
+    status, r = post_json(base, "/v1/completions", dict(body, stop_token_ids=[1, tid]))
+    c = r["choices"][0]
+    assert status == 200 and c["text"] == "".join(words[:k])
+    assert c["finish_reason"] == "stop" and c["stop_reason"] == tid
+    assert r["usage"]["completion_tokens"] == k + 1
+    status, r = post_json(base, "/v1/completions",
+                          dict(body, stop_token_ids=[tid], include_stop_str_in_output=True))
+    assert r["choices"][0]["text"] == "".join(words[:k + 1])
+    events = data_events(base, "/v1/completions", dict(body, stop_token_ids=[tid], stream=True))
+    assert "".join(e["choices"][0]["text"] for e in events) == "".join(words[:k])
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
+    assert events[-1]["choices"][0]["stop_reason"] == tid
+    # min_tokens keeps it from counting before then.
+    status, r = post_json(base, "/v1/completions",
+                          dict(body, stop_token_ids=[tid], min_tokens=k + 2))
+    assert r["usage"]["completion_tokens"] >= k + 2
+    assert r["choices"][0]["text"].startswith("".join(words[:k + 1]))
+    # Chat: the same field, the same ending.
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8, "seed": 3,
+            "temperature": 1, "ignore_eos": True}
+    status, r = post_json(base, "/v1/chat/completions", chat)
+    cw = re.findall(r" \w+", r["choices"][0]["message"]["content"])
+    tid = post_json(base, "/tokenize", {"prompt": cw[0]})[1]["tokens"][0]
+    status, r = post_json(base, "/v1/chat/completions", dict(chat, stop_token_ids=[tid]))
+    c = r["choices"][0]
+    assert c["message"]["content"] == "" and c["stop_reason"] == tid
+    assert c["finish_reason"] == "stop" and r["usage"]["completion_tokens"] == 1
+    for bad in ("5", [1, "x"], [1.5], {"a": 1}):
+        status, e = post_json(base, "/v1/completions", dict(body, stop_token_ids=bad))
+        assert status == 400 and e["error"]["param"] == "body.stop_token_ids", bad
+
+
 def test_completion_echo(procs):
     """vLLM's `echo`: the completion's text starts with the prompt; a
     stream sends the prompt with the first token. usage is unchanged."""
