@@ -1072,6 +1072,8 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 		return -1;
 	if (ig_json_get(root, "suffix", &suffix) == 0 && suffix.type != IG_JSON_NULL)
 		return bad_request(e, NULL, "suffix is not currently supported");
+	if (opt_bool(root, "use_beam_search", &r->beam_search) < 0)
+		return invalid(e, "use_beam_search", "'use_beam_search' must be a boolean.");
 	if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
 		return invalid(e, "prompt", "Field required: 'prompt'.");
 	prompt = pick_prompt(prompt, r->prompt_index, &r->nprompts);
@@ -1511,15 +1513,19 @@ static int check_prompt_ids(struct ig_sim_request *r, struct ig_sim_error *e)
 
 /* best_of as each release's engine takes it: V1 (the latest) refuses it;
  * 0.8 runs it, and a completions stream whose n differs cannot be
- * streamed token by token (vllm-api.md §1.3). */
+ * streamed token by token (vllm-api.md §1.3). Nor can 0.8's beam search,
+ * whose answer exists only once every beam is done: 0.8 leaves such a
+ * completion unstreamed and sends it in one event. */
 static int check_best_of(const struct ig_sim_config *c, struct ig_sim_request *r,
 			 struct ig_sim_error *e)
 {
+	if (r->beam_search && r->kind == IG_SIM_COMPLETION && c->version == IG_SIM_V_0_8)
+		r->whole_stream = r->stream;
 	if (!r->best_of)
 		return 0;
 	if (c->version != IG_SIM_V_0_8 && r->best_of != 1)
 		return bad_request(e, NULL, "vLLM V1 does not yet support best_of.");
-	r->whole_stream = r->stream && r->best_of != r->n;
+	r->whole_stream |= r->stream && r->best_of != r->n;
 	return 0;
 }
 

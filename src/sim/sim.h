@@ -392,6 +392,9 @@ struct ig_sim_request {
 	 * whole, in one event (whole_stream). */
 	long best_of;
 	bool whole_stream;
+	/* A completion's use_beam_search: answered as sampled text, but a
+	 * stream goes out whole in 0.8 mode. */
+	bool beam_search;
 	/* Completions: the prompts a `prompt` list holds (1 for one prompt)
 	 * and which of them this parse read (ig_sim_parse_request_at). */
 	long nprompts, prompt_index;

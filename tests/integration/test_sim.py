@@ -1966,6 +1966,23 @@ def test_best_of(procs):
     assert post_json(new, "/v1/completions", dict(body, best_of=None))[0] == 200
 
 
+def test_beam_search_stream_goes_out_whole_in_0_8(procs):
+    """vLLM 0.8's completions do not stream beam search (its answer exists
+    once every beam is done): a stream with use_beam_search gets the whole
+    body in one data event, then [DONE] (vllm-api.md §1.3)."""
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    body = {"prompt": "tell me", "max_tokens": 4, "use_beam_search": True, "stream": True}
+    raw = call(old, "/v1/completions", body)[2].decode()
+    events = raw.split("\n\n")
+    assert events[1:] == ["data: [DONE]", ""], raw
+    whole = json.loads(events[0][len("data: "):])
+    assert whole["object"] == "text_completion" and len(whole["choices"]) == 1
+    assert whole["choices"][0]["finish_reason"] == "length"
+    assert whole["usage"]["completion_tokens"] == 4
+    status, e = post_json(old, "/v1/completions", dict(body, use_beam_search="yes"))
+    assert status == 400
+
+
 def test_chat_template_switches_and_media(procs):
     """Chat's add_generation_prompt and continue_final_message: both true is
     vLLM's 400 (as on /tokenize); without the generation prompt the prompt
