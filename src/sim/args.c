@@ -561,6 +561,10 @@ static int finish(struct ig_sim_config *c, struct ig_flags *fl)
 		return ig_flags_error(fl, "--time-scale: must be above 0");
 	if (c->profile)
 		apply_profile(c, ig_sim_find_profile(c->profile), fl);
+	/* 0.8 imitates the seed's V0 engine, whose prefix caching is off
+	 * unless asked for (V1 turned it on by default). */
+	if (c->version == IG_SIM_V_0_8 && !ig_flags_given(fl, &c->enable_prefix_caching))
+		c->enable_prefix_caching = false;
 	if (c->nadapters && !c->enable_lora)
 		ig_warn("sim: --lora-modules given without --enable-lora; serving them anyway");
 	return IG_OK;
@@ -609,7 +613,8 @@ int ig_sim_parse_args(struct ig_sim_config *c, int argc, char **argv, char *err,
 	    IG_FLAG_UINT("max-num-batched-tokens", 0, &c->max_num_batched_tokens, 1, 100000000, "N",
 			 "token budget of one engine step (default 8192)"),
 	    IG_FLAG_BOOL("enable-prefix-caching", 0, &c->enable_prefix_caching,
-			 "reuse cached prompt blocks (the default)"),
+			 "reuse cached prompt blocks (the default, but with\n"
+			 "--vllm-version 0.8, whose V0 engine had it off)"),
 	    IG_FLAG_BOOL_OFF("no-enable-prefix-caching", 0, &c->enable_prefix_caching,
 			     "compute every prompt block"),
 	    IG_FLAG_UINT("max-logprobs", 0, &c->max_logprobs, 0, 1000000, "N",

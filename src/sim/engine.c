@@ -40,6 +40,7 @@ void ig_sim_req_free(struct sim_req *r)
 	ig_buf_free(&r->echo_store);
 	free(r->input);
 	free(r->stop);
+	free(r->stop_ids);
 	free(r->echo_text);
 	free(r->prompt_lp);
 	free(r->lp_words);
@@ -118,6 +119,8 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .text = text,
 	    .finish = r->seq.generated >= r->seq.target ? r->finish : NULL,
 	    .stop_reason = r->stop_hit,
+	    .stop_by_token = r->stop_by_token,
+	    .stop_token = r->stop_token,
 	    .logprobs = r->lp_top >= 0,
 	    .lp_top = r->lp_top > 0 ? (unsigned)r->lp_top : 0,
 	    .lp_words = r->lp_words,
@@ -345,6 +348,31 @@ static struct ig_str stop_check(struct sim_req *r, size_t added)
 	return out;
 }
 
+/* stop_token_ids, checked as vLLM's engine checks each new token (after
+ * min_tokens, before the length cap): a token whose id is listed ends the
+ * answer ("stop", stop_reason the id) and, as vLLM's detokenizer skips
+ * it, adds no text unless include_stop_str_in_output. A token's id is the
+ * one /tokenize gives its text (a structured answer's piece: its first
+ * toy token's); the end-of-sequence token has none. Returns the text the
+ * token adds. */
+static struct ig_str stop_token_check(struct sim_req *r, struct ig_str word)
+{
+	uint64_t h;
+	if (!r->nstop_ids || r->seq.generated < r->min_tokens || ig_sim_tokenize(word, &h, 1) == 0)
+		return word;
+	int64_t id = (int64_t)ig_sim_vocab_id(h);
+	for (size_t i = 0; i < r->nstop_ids; i++) {
+		if (r->stop_ids[i] != id)
+			continue;
+		r->stop_by_token = true;
+		r->stop_token = id;
+		r->finish = "stop";
+		r->seq.target = r->seq.generated;
+		return r->include_stop ? word : (struct ig_str){"", 0};
+	}
+	return word;
+}
+
 /* ---- model callbacks ------------------------------------------------------------ */
 
 static double seconds(uint64_t ns)
@@ -424,6 +452,11 @@ static void observe_request(struct sim *s, const struct sim_req *r)
 		if (choice_of(lead, i)->seq.generated > most)
 			most = choice_of(lead, i)->seq.generated;
 	observe_tokens(s, &s->stats.req_max_gen, most);
+	/* vLLM observes each prompt's parent request's n as it finishes. */
+	size_t nb;
+	const double *b = ig_sim_n_buckets(&nb);
+	for (long k = 0; k < lead->nprompts; k++)
+		ig_sim_hist_observe(&s->stats.req_n, b, nb, (double)lead->n_param);
 }
 
 static int on_token(void *ctx, struct ig_sim_seq *q)
@@ -449,6 +482,7 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 		}
 	}
 	s->stats.generation_tokens += 1;
+	word = stop_token_check(r, word);
 	/* The Responses API repeats the whole text when its stream ends; stop
 	 * strings are looked for in the whole text. */
 	if ((!r->stream || r->kind == IG_SIM_RESPONSES || r->nstop) &&

@@ -231,12 +231,15 @@ static int put_logprobs(struct ig_buf *b, const struct ig_sim_resp *r)
 	return rc | ig_buf_append_cstr(b, "]}");
 }
 
-/* stop_reason: the stop string that ended the answer, else null. */
+/* stop_reason: the stop string that ended the answer, else the stop
+ * token id (an integer, as vLLM writes it), else null. */
 static int put_stop_reason(struct ig_buf *b, const struct ig_sim_resp *r)
 {
 	int rc = ig_buf_append_cstr(b, ",\"stop_reason\":");
 	if (r->finish && r->stop_reason.ptr)
 		return rc | ig_json_write_string(b, r->stop_reason.ptr, r->stop_reason.len);
+	if (r->finish && r->stop_by_token)
+		return rc | ig_buf_printf(b, "%lld", (long long)r->stop_token);
 	return rc | ig_buf_append_cstr(b, "null");
 }
 
@@ -1101,6 +1104,16 @@ const double *ig_sim_iter_buckets(enum ig_sim_version v, size_t *n)
 	return iter_buckets;
 }
 
+/* vLLM's buckets for request_params_n (V0's metrics.py and V1's
+ * loggers.py alike). */
+static const double n_buckets[] = {1, 2, 5, 10, 20};
+
+const double *ig_sim_n_buckets(size_t *n)
+{
+	*n = sizeof n_buckets / sizeof n_buckets[0];
+	return n_buckets;
+}
+
 size_t ig_sim_token_buckets(long max_model_len, double *out)
 {
 	static const int mantissa[] = {1, 2, 5};
@@ -1465,6 +1478,8 @@ static int put_hists(struct ig_buf *b, const struct ig_sim_config *c, const stru
 	const double *eb = ig_sim_e2e_buckets(c->version, &ne);
 	const double *pb = ig_sim_tpot_buckets(c->version, &np);
 	const double *ib = ig_sim_iter_buckets(c->version, &ni);
+	size_t nn;
+	const double *nb = ig_sim_n_buckets(&nn);
 	nk = ig_sim_token_buckets(c->max_model_len, tok);
 	int rc = 0;
 	if (c->version == IG_SIM_V_0_8) {
@@ -1502,6 +1517,8 @@ static int put_hists(struct ig_buf *b, const struct ig_sim_config *c, const stru
 	rc |= put_hist(b, "request_max_num_generation_tokens",
 		       "Histogram of maximum number of requested generation tokens.", m,
 		       &s->req_max_gen, tok, nk);
+	rc |= put_hist(b, "request_params_n", "Histogram of the n request parameter.", m, &s->req_n,
+		       nb, nn);
 	rc |= put_hist(b, "iteration_tokens_total",
 		       "Histogram of number of tokens per engine_step.", m, &s->iter, ib, ni);
 	return rc;

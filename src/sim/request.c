@@ -631,6 +631,8 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 /* The most stop strings a request may give, and their bytes in all. */
 #define MAX_STOP 64
 #define MAX_STOP_BYTES 65536
+/* The most stop_token_ids a request may give. */
+#define MAX_STOP_IDS 65536
 
 /* `stop`: a string or a list of strings (null or absent: none) and
  * include_stop_str_in_output. vLLM refuses an empty stop string. */
@@ -662,11 +664,39 @@ static int read_stop_list(struct ig_json_value root, const char *key, struct ig_
 	return 0;
 }
 
+/* vLLM's `stop_token_ids`: a list of integers (pydantic's list[int]; null
+ * or absent: none). Any integer is taken: one outside the vocabulary is
+ * never generated, so it never stops anything. */
+static int read_stop_ids(struct ig_json_value root, struct ig_sim_request *r,
+			 struct ig_sim_error *e)
+{
+	struct ig_json_value v, one;
+	size_t pos = 0;
+	if (ig_json_get(root, "stop_token_ids", &v) < 0 || v.type == IG_JSON_NULL)
+		return 0;
+	if (v.type != IG_JSON_ARRAY)
+		return invalid(e, "stop_token_ids", "'stop_token_ids' must be a list of integers.");
+	ig_buf_init(&r->stop_ids, MAX_STOP_IDS * sizeof(int64_t));
+	while (ig_json_array_next(v, &pos, &one) == 1) {
+		int64_t id;
+		if (one.type != IG_JSON_NUMBER || ig_json_int64(one, &id) < 0)
+			return invalid(e, "stop_token_ids",
+				       "'stop_token_ids' must be a list of integers.");
+		if (ig_buf_append(&r->stop_ids, &id, sizeof id) < 0)
+			return reject(e, 400, "BadRequestError", "stop_token_ids",
+				      "'stop_token_ids' holds more than %d ids.", MAX_STOP_IDS);
+		r->nstop_ids++;
+	}
+	return 0;
+}
+
 static int read_stop(struct ig_json_value root, struct ig_sim_request *r, struct ig_sim_error *e)
 {
 	if (opt_bool(root, "include_stop_str_in_output", &r->include_stop) < 0)
 		return invalid(e, "include_stop_str_in_output",
 			       "'include_stop_str_in_output' must be a boolean.");
+	if (read_stop_ids(root, r, e) < 0)
+		return -1;
 	return read_stop_list(root, "stop", r, e);
 }
 
@@ -837,6 +867,32 @@ static int read_priority(struct ig_json_value root, struct ig_sim_request *r,
 {
 	if (opt_int(root, "priority", &r->priority) < 0)
 		return invalid(e, "priority", "'priority' must be an integer.");
+	return 0;
+}
+
+/* A body's request_id longer than this is refused rather than kept. */
+#define MAX_REQUEST_ID_BYTES 4096
+
+/* What *asked holds when the request gave no number: nothing was said
+ * (absent, or a chat-like API's null), or a completion's explicit null,
+ * which vLLM's CompletionRequest tells from absent (absent is its default
+ * 16; null leaves get_max_tokens the rest of the context). */
+#define ASKED_NOTHING (-1)
+#define ASKED_OPEN (-2)
+
+/* The body's `request_id` (pydantic's str with a default: null is no
+ * string either), decoded. */
+static int read_request_id(struct ig_json_value root, struct ig_sim_request *r,
+			   struct ig_sim_error *e)
+{
+	struct ig_json_value v;
+	if (ig_json_get(root, "request_id", &v) < 0)
+		return 0;
+	ig_buf_init(&r->request_id, MAX_REQUEST_ID_BYTES);
+	if (v.type != IG_JSON_STRING || ig_json_string(v, &r->request_id) < 0)
+		return invalid(e, "request_id",
+			       "'request_id' must be a string of at most %d bytes.",
+			       MAX_REQUEST_ID_BYTES);
 	return 0;
 }
 
@@ -1016,6 +1072,8 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 		return -1;
 	if (ig_json_get(root, "suffix", &suffix) == 0 && suffix.type != IG_JSON_NULL)
 		return bad_request(e, NULL, "suffix is not currently supported");
+	if (opt_bool(root, "use_beam_search", &r->beam_search) < 0)
+		return invalid(e, "use_beam_search", "'use_beam_search' must be a boolean.");
 	if (ig_json_get(root, "prompt", &prompt) < 0 || prompt.type == IG_JSON_NULL)
 		return invalid(e, "prompt", "Field required: 'prompt'.");
 	prompt = pick_prompt(prompt, r->prompt_index, &r->nprompts);
@@ -1041,6 +1099,9 @@ static int read_completion(struct ig_json_value root, struct ig_sim_request *r, 
 		*asked = 1;
 		return 0;
 	}
+	struct ig_json_value v;
+	if (ig_json_get(root, "max_tokens", &v) == 0 && v.type == IG_JSON_NULL)
+		*asked = ASKED_OPEN;
 	return read_max_tokens(root, "max_tokens", asked, e);
 }
 
@@ -1427,9 +1488,6 @@ static int resolve_model(const struct ig_sim_config *c, struct ig_sim_request *r
 	return 0;
 }
 
-/* vLLM's context-length checks and their messages; sets r->max_tokens
- * from what was asked (-1: nothing). Chat-like APIs without a limit may
- * fill the context; a completion defaults to 16 tokens. */
 /* vLLM's SamplingParams check, against max_tokens as it ends up. */
 static int check_min_tokens(struct ig_sim_request *r, struct ig_sim_error *e)
 {
@@ -1455,15 +1513,19 @@ static int check_prompt_ids(struct ig_sim_request *r, struct ig_sim_error *e)
 
 /* best_of as each release's engine takes it: V1 (the latest) refuses it;
  * 0.8 runs it, and a completions stream whose n differs cannot be
- * streamed token by token (vllm-api.md §1.3). */
+ * streamed token by token (vllm-api.md §1.3). Nor can 0.8's beam search,
+ * whose answer exists only once every beam is done: 0.8 leaves such a
+ * completion unstreamed and sends it in one event. */
 static int check_best_of(const struct ig_sim_config *c, struct ig_sim_request *r,
 			 struct ig_sim_error *e)
 {
+	if (r->beam_search && r->kind == IG_SIM_COMPLETION && c->version == IG_SIM_V_0_8)
+		r->whole_stream = r->stream;
 	if (!r->best_of)
 		return 0;
 	if (c->version != IG_SIM_V_0_8 && r->best_of != 1)
 		return bad_request(e, NULL, "vLLM V1 does not yet support best_of.");
-	r->whole_stream = r->stream && r->best_of != r->n;
+	r->whole_stream |= r->stream && r->best_of != r->n;
 	return 0;
 }
 
@@ -1481,18 +1543,23 @@ static int too_long(struct ig_sim_error *e, long len, long output, long input)
 		      len, output, input, output + input, input);
 }
 
+/* vLLM's context-length checks and their messages; sets r->max_tokens
+ * from what was asked. Chat-like APIs without a limit, and a completion
+ * whose max_tokens is null, may fill the context; a completion without
+ * max_tokens gets 16 tokens. */
 static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r, int64_t asked,
 			struct ig_sim_error *e)
 {
 	long len = c->max_model_len;
 	if (r->kind == IG_SIM_EMBEDDINGS)
 		return 0;
-	if (asked < 0 && r->kind == IG_SIM_RESPONSES && r->prompt_tokens >= len)
+	bool open = asked == ASKED_OPEN || (asked < 0 && r->kind != IG_SIM_COMPLETION);
+	if (open && r->kind == IG_SIM_RESPONSES && r->prompt_tokens >= len)
 		return reject(e, 400, "BadRequestError", "input",
 			      "The engine prompt length %ld exceeds the max_model_len %ld. Please "
 			      "reduce prompt.",
 			      r->prompt_tokens, len);
-	if (asked < 0 && r->kind != IG_SIM_COMPLETION) {
+	if (open) {
 		if (r->prompt_tokens >= len && c->version != IG_SIM_V_0_8)
 			return too_long(e, len, 0, r->prompt_tokens);
 		if (r->prompt_tokens >= len)
@@ -1774,6 +1841,12 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 	if ((r->kind == IG_SIM_COMPLETION || r->kind == IG_SIM_CHAT) &&
 	    read_prompt_logprobs(c, root, r, e) < 0)
 		return -1;
+	/* Chat has taken `request_id` since before 0.8; completions since
+	 * v0.9-v0.11 (vllm-api.md §1.1), unknown to 0.8, which ignores it. */
+	if ((r->kind == IG_SIM_CHAT ||
+	     (r->kind == IG_SIM_COMPLETION && c->version != IG_SIM_V_0_8)) &&
+	    read_request_id(root, r, e) < 0)
+		return -1;
 	switch (r->kind) {
 	case IG_SIM_COMPLETION:
 		if (read_completion(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
@@ -1808,7 +1881,7 @@ static int parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 			    struct ig_sim_error *err)
 {
 	struct ig_json_value root;
-	int64_t asked = -1; /* max_tokens as given */
+	int64_t asked = ASKED_NOTHING; /* max_tokens as given */
 
 	memset(out, 0, sizeof *out);
 	out->kind = kind;
@@ -1959,9 +2032,11 @@ void ig_sim_request_free(struct ig_sim_request *r)
 {
 	ig_buf_free(&r->spec_buf);
 	ig_buf_free(&r->stop);
+	ig_buf_free(&r->stop_ids);
 	ig_buf_free(&r->echo_text);
 	ig_buf_free(&r->role);
 	ig_buf_free(&r->model);
+	ig_buf_free(&r->request_id);
 	ig_buf_free(&r->ids);
 	ig_buf_free(&r->prompt_texts);
 	ig_buf_free(&r->prompt_lp_json);

@@ -216,8 +216,11 @@ struct ig_sim_resp {
 	struct ig_str text;
 	const char *finish; /* "stop", "length" or NULL while generating */
 	/* The stop string that ended the answer (finish "stop"), else NULL:
-	 * the choice's stop_reason. */
+	 * the choice's stop_reason; else, with stop_by_token, the id in
+	 * stop_token_ids that ended it (an integer stop_reason). */
 	struct ig_str stop_reason;
+	bool stop_by_token;
+	int64_t stop_token;
 	/* Completions and chat with logprobs (else "logprobs": null), lp_top
 	 * alternatives each: the tokens this body or chunk reports, as indices
 	 * of the generator's words, the first being token lp_pos0 of the
@@ -365,7 +368,10 @@ int ig_sim_structured_text(enum ig_sim_structured kind, struct ig_str spec, stru
 
 struct ig_sim_request {
 	enum ig_sim_kind kind;
-	struct ig_buf model;	  /* `model` as asked, decoded; empty if omitted */
+	struct ig_buf model; /* `model` as asked, decoded; empty if omitted */
+	/* Completions and chat: the body's `request_id`, decoded (empty when
+	 * not given), which names the answer when no X-Request-Id does. */
+	struct ig_buf request_id;
 	struct ig_str name;	  /* the name answered with: model, or the label name */
 	bool adapter;		  /* name is a LoRA adapter, not the base model */
 	struct ig_str prompt_key; /* the prompt's JSON text (points into the body) */
@@ -386,6 +392,9 @@ struct ig_sim_request {
 	 * whole, in one event (whole_stream). */
 	long best_of;
 	bool whole_stream;
+	/* A completion's use_beam_search: answered as sampled text, but a
+	 * stream goes out whole in 0.8 mode. */
+	bool beam_search;
 	/* Completions: the prompts a `prompt` list holds (1 for one prompt)
 	 * and which of them this parse read (ig_sim_parse_request_at). */
 	long nprompts, prompt_index;
@@ -397,6 +406,9 @@ struct ig_sim_request {
 	struct ig_buf stop;
 	size_t nstop;
 	bool include_stop;
+	/* Completions and chat: vLLM's `stop_token_ids` (int64_t each). */
+	struct ig_buf stop_ids;
+	size_t nstop_ids;
 	/* Completions with `echo`: the prompt's text, which the answer's text
 	 * starts with (a prompt of token ids reads as their words). */
 	bool echo_prompt;
@@ -566,10 +578,10 @@ struct ig_sim_stats {
 	 * and running (inference); its mean time per output token (the
 	 * latest release's request_time_per_output_token_seconds); its
 	 * prompt and generated tokens, its max_tokens and, once per request,
-	 * the most tokens any of its choices generated; the tokens of each
-	 * engine step. */
+	 * the most tokens any of its choices generated and (per prompt) its
+	 * `n`; the tokens of each engine step. */
 	struct ig_sim_hist tpot, queue, prefill, decode, inference, req_tpot;
-	struct ig_sim_hist req_prompt, req_gen, req_max_tokens, req_max_gen, iter;
+	struct ig_sim_hist req_prompt, req_gen, req_max_tokens, req_max_gen, req_n, iter;
 	/* Oldest first; the newest is the current state. */
 	struct ig_sim_lora_series lora[IG_SIM_LORA_HISTORY];
 	size_t nlora;
@@ -588,6 +600,8 @@ const double *ig_sim_ttft_buckets(enum ig_sim_version v, size_t *n);
 const double *ig_sim_e2e_buckets(enum ig_sim_version v, size_t *n);
 const double *ig_sim_tpot_buckets(enum ig_sim_version v, size_t *n);
 const double *ig_sim_iter_buckets(enum ig_sim_version v, size_t *n);
+/* request_params_n's buckets, the same in every release. */
+const double *ig_sim_n_buckets(size_t *n);
 /* The token-count histograms' buckets: 1, 2, 5, 10, 20, 50, ... up to
  * max_model_len, into out (IG_SIM_MAX_BUCKETS at most); returns how many. */
 size_t ig_sim_token_buckets(long max_model_len, double *out);

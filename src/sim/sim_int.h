@@ -65,6 +65,12 @@ struct sim_req {
 	bool include_stop;
 	long min_tokens; /* stop strings count from this many tokens on */
 	struct ig_str stop_hit;
+	/* stop_token_ids (nstop_ids of them), and the one that ended the
+	 * answer when stop_by_token. */
+	int64_t *stop_ids;
+	size_t nstop_ids;
+	bool stop_by_token;
+	int64_t stop_token;
 	/* Completions with `echo`: the prompt's text, sent before the answer's
 	 * (with the first token, when streamed). */
 	char *echo_text;
@@ -98,6 +104,9 @@ struct sim_req {
 	struct sim_req *lead;
 	struct sim_req **choices;
 	int nchoices, live, index;
+	/* The request's `n` and how many prompts it has, for
+	 * request_params_n (once per prompt, as vLLM's parent requests). */
+	long n_param, nprompts;
 	/* best_of above n (0.8): a sequence that runs but is not answered;
 	 * whole_stream: a stream that goes out as one event with the whole
 	 * body, then [DONE]. */

@@ -183,18 +183,19 @@ static int write_tool_call(const struct ig_sim_request *p, struct sim_req *r)
 	return pieces_of_script(r);
 }
 
-/* Ids as vLLM makes them: a prefix and the X-Request-Id header when there
- * is one (vLLM's Responses API ignores the header), else 32 random hex
- * digits. */
-static char *make_id(struct ig_http_exchange *ex, const char *prefix, bool use_header)
+/* Ids as vLLM's _base_request_id makes them: a prefix and the
+ * X-Request-Id header when there is one (vLLM's Responses API ignores the
+ * header), else the body's request_id (`body`, empty when none), else 32
+ * random hex digits. */
+static char *make_id(struct ig_http_exchange *ex, const char *prefix, bool use_header,
+		     struct ig_str body)
 {
 	const struct ig_http_header *h =
 	    use_header ? ig_http_find_header(ex->req.headers, ex->req.num_headers, "X-Request-Id")
 		       : NULL;
 	char hex[33];
-	struct ig_str tail;
-	if (h && h->value.len) {
-		tail = h->value;
+	struct ig_str tail = h && h->value.len ? h->value : body;
+	if (tail.len) {
 		if (tail.len > MAX_REQUEST_ID)
 			tail.len = MAX_REQUEST_ID;
 	} else {
@@ -231,11 +232,12 @@ static const char *id_prefix(enum ig_sim_kind kind)
 static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_request *p,
 			   struct sim_req *r)
 {
-	r->id = make_id(ex, id_prefix(p->kind), p->kind != IG_SIM_RESPONSES);
+	r->id = make_id(ex, id_prefix(p->kind), p->kind != IG_SIM_RESPONSES,
+			ig_buf_str(&p->request_id));
 	if (!r->id)
 		return -1;
 	if (p->kind == IG_SIM_RESPONSES) {
-		r->item_id = make_id(ex, "msg_", false);
+		r->item_id = make_id(ex, "msg_", false, (struct ig_str){0});
 		if (!r->item_id || ig_sim_echo_compact(&p->echo, &r->echo_store, &r->echo) < 0)
 			return -1;
 	}
@@ -254,12 +256,18 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		memcpy(r->prompt_lp, p->prompt_lp_json.ptr, p->prompt_lp_json.len);
 		r->prompt_lp_len = p->prompt_lp_json.len;
 	}
+	r->include_stop = p->include_stop;
+	if (p->nstop_ids) {
+		if (!(r->stop_ids = malloc(p->stop_ids.len)))
+			return -1;
+		memcpy(r->stop_ids, p->stop_ids.ptr, p->stop_ids.len);
+		r->nstop_ids = p->nstop_ids;
+	}
 	if (p->nstop) {
 		if (!(r->stop = malloc(p->stop.len)))
 			return -1;
 		memcpy(r->stop, p->stop.ptr, p->stop.len);
 		r->nstop = p->nstop;
-		r->include_stop = p->include_stop;
 		for (const char *st = r->stop; st < r->stop + p->stop.len; st += strlen(st) + 1)
 			if (strlen(st) > r->stop_max)
 				r->stop_max = strlen(st);
@@ -341,6 +349,8 @@ static struct sim_req *build_req(struct sim *s, struct ig_http_exchange *ex,
 	r->lp_seed = text_seed;
 	r->min_tokens = (long)p->min_tokens;
 	r->max_tokens = max_tokens;
+	r->n_param = p->n;
+	r->nprompts = p->nprompts;
 	r->seq.target = max_tokens;
 	r->finish = p->kind == IG_SIM_EMBEDDINGS ? "stop" : "length";
 	/* Completions run to max_tokens (the seed's answer ends on "length");

@@ -406,6 +406,31 @@ def test_prefix_cache_off(procs):
     assert 'enable_prefix_caching="False"' in text
 
 
+def test_prefix_cache_off_by_default_in_0_8(procs):
+    """The seed's V0 engine (vLLM 0.8 on CPU) ran without prefix caching:
+    its cache_config_info says enable_prefix_caching="False" and its hit
+    rate gauge is -1 (vllm-api.md §5.1, §5.2). --vllm-version 0.8 starts
+    that way, the seed's CPU profile with it, unless --enable-prefix-caching
+    is given."""
+    body = {"prompt": " ".join("w%d" % i for i in range(40)), "max_tokens": 1}
+    _, old = start_sim(procs, "--vllm-version", "0.8", "--profile", "qwen2.5-1.5b-cpu",
+                       "--time-scale", "1000", "--enable-prompt-tokens-details")
+    for _ in range(2):
+        status, r = post_json(old, "/v1/completions", body)
+        assert status == 200 and r["usage"]["prompt_tokens_details"] is None
+    text = metrics(old)
+    assert gauge(text, "gpu_prefix_cache_hit_rate") == -1
+    assert 'enable_prefix_caching="False"' in text
+    _, on = start_sim(procs, "--vllm-version", "0.8", "--enable-prefix-caching",
+                      "--enable-prompt-tokens-details")
+    post_json(on, "/v1/completions", body)
+    status, r = post_json(on, "/v1/completions", body)
+    assert r["usage"]["prompt_tokens_details"] == {"cached_tokens": 32}
+    text = metrics(on)
+    assert 'enable_prefix_caching="True"' in text
+    assert gauge(text, "gpu_prefix_cache_hit_rate") > 0
+
+
 def test_preemption_when_cache_runs_out(procs):
     # 8 blocks of 4 tokens; four requests that each grow to 6 blocks.
     _, base = start_sim(procs, "--num-gpu-blocks", "8", "--block-size", "4", "--itl-ms", "3",
@@ -896,6 +921,54 @@ def test_stop_strings(procs):
         assert status == 400 and e["error"]["param"] in ("stop", "body.stop")
 
 
+def test_stop_token_ids(procs):
+    """vLLM's stop_token_ids: a generated token whose id is listed ends the
+    answer with finish_reason "stop" and stop_reason that id (an integer);
+    it counts in completion_tokens, and its text is left out unless
+    include_stop_str_in_output, as vLLM's detokenizer skips it. The id is
+    the one the sim's own /tokenize gives the word."""
+    _, base = start_sim(procs)
+    body = {"prompt": "tell me", "max_tokens": 20, "seed": 7, "temperature": 1}
+    status, r = post_json(base, "/v1/completions", body)
+    full = r["choices"][0]["text"]
+    words = re.findall(r" \w+", full)
+    # The first word that did not come earlier, so that it stops there.
+    k = next(i for i in range(2, len(words)) if words[i] not in words[:i])
+    status, t = post_json(base, "/tokenize", {"prompt": words[k]})
+    assert status == 200 and t["count"] == 1
+    tid = t["tokens"][0]
+    status, r = post_json(base, "/v1/completions", dict(body, stop_token_ids=[1, tid]))
+    c = r["choices"][0]
+    assert status == 200 and c["text"] == "".join(words[:k])
+    assert c["finish_reason"] == "stop" and c["stop_reason"] == tid
+    assert r["usage"]["completion_tokens"] == k + 1
+    status, r = post_json(base, "/v1/completions",
+                          dict(body, stop_token_ids=[tid], include_stop_str_in_output=True))
+    assert r["choices"][0]["text"] == "".join(words[:k + 1])
+    events = data_events(base, "/v1/completions", dict(body, stop_token_ids=[tid], stream=True))
+    assert "".join(e["choices"][0]["text"] for e in events) == "".join(words[:k])
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
+    assert events[-1]["choices"][0]["stop_reason"] == tid
+    # min_tokens keeps it from counting before then.
+    status, r = post_json(base, "/v1/completions",
+                          dict(body, stop_token_ids=[tid], min_tokens=k + 2))
+    assert r["usage"]["completion_tokens"] >= k + 2
+    assert r["choices"][0]["text"].startswith("".join(words[:k + 1]))
+    # Chat: the same field, the same ending.
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8, "seed": 3,
+            "temperature": 1, "ignore_eos": True}
+    status, r = post_json(base, "/v1/chat/completions", chat)
+    cw = re.findall(r" \w+", r["choices"][0]["message"]["content"])
+    tid = post_json(base, "/tokenize", {"prompt": cw[0]})[1]["tokens"][0]
+    status, r = post_json(base, "/v1/chat/completions", dict(chat, stop_token_ids=[tid]))
+    c = r["choices"][0]
+    assert c["message"]["content"] == "" and c["stop_reason"] == tid
+    assert c["finish_reason"] == "stop" and r["usage"]["completion_tokens"] == 1
+    for bad in ("5", [1, "x"], [1.5], {"a": 1}):
+        status, e = post_json(base, "/v1/completions", dict(body, stop_token_ids=bad))
+        assert status == 400 and e["error"]["param"] == "body.stop_token_ids", bad
+
+
 def test_completion_echo(procs):
     """vLLM's `echo`: the completion's text starts with the prompt; a
     stream sends the prompt with the first token. usage is unchanged."""
@@ -1102,6 +1175,29 @@ def test_request_id_headers(procs):
     _, plain = start_sim(procs)
     status, headers, _ = call(plain, "/health", headers={"X-Request-Id": "req-9"})
     assert status == 200 and headers["X-Request-Id"] is None
+
+
+def test_body_request_id_names_the_answer(procs):
+    """vLLM's _base_request_id: the X-Request-Id header, else the body's
+    request_id, else a random one (vllm-api.md §1.2). Chat has taken the
+    body's request_id since before 0.8; completions since v0.9 (0.8 does
+    not know the field and ignores it)."""
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
+            "request_id": "body-1"}
+    comp = {"prompt": "hi", "max_tokens": 2, "request_id": "body-2"}
+    _, base = start_sim(procs)
+    assert post_json(base, "/v1/chat/completions", chat)[1]["id"] == "chatcmpl-body-1"
+    assert post_json(base, "/v1/completions", comp)[1]["id"] == "cmpl-body-2"
+    status, _, data = call(base, "/v1/completions", dict(comp, stream=True))
+    assert status == 200 and b'"id":"cmpl-body-2"' in data
+    r = post_json(base, "/v1/completions", comp, headers={"X-Request-Id": "hdr"})[1]
+    assert r["id"] == "cmpl-hdr"
+    status, e = post_json(base, "/v1/completions", dict(comp, request_id=5))
+    assert status == 400 and e["error"]["param"] == "body.request_id"
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    assert post_json(old, "/v1/chat/completions", chat)[1]["id"] == "chatcmpl-body-1"
+    r = post_json(old, "/v1/completions", comp)[1]
+    assert re.fullmatch(r"cmpl-[0-9a-f]{32}", r["id"])
 
 
 def test_sampling_ranges(procs):
@@ -1758,6 +1854,31 @@ def test_context_length_wording(procs):
         "or completion.")
 
 
+def test_completion_max_tokens_null_fills_the_context(procs):
+    """A completion's max_tokens defaults to 16 when absent, but an explicit
+    null leaves the answer the rest of the context, as vLLM's
+    CompletionRequest (max_tokens: Optional[int] = 16) hands None to
+    get_max_tokens; chat's null means the same."""
+    _, base = start_sim(procs, "--max-model-len", "100")
+    status, r = post_json(base, "/v1/completions", {"prompt": "hi", "max_tokens": None})
+    assert status == 200, r
+    u = r["usage"]
+    assert u["completion_tokens"] == 100 - u["prompt_tokens"]
+    assert r["choices"][0]["finish_reason"] == "length"
+    status, r = post_json(base, "/v1/completions", {"prompt": "hi"})
+    assert status == 200 and r["usage"]["completion_tokens"] == 16
+    status, r = post_json(base, "/v1/chat/completions",
+                          {"messages": [{"role": "user", "content": "hi"}], "max_tokens": None,
+                           "max_completion_tokens": None, "ignore_eos": True})
+    assert status == 200 and r["usage"]["total_tokens"] == 100
+    # A prompt that fills the context leaves no room, in 0.8's words too.
+    _, old = start_sim(procs, "--max-model-len", "3", "--vllm-version", "0.8")
+    status, e = post_json(old, "/v1/completions", {"prompt": "a b c", "max_tokens": None})
+    assert status == 400 and e["message"] == (
+        "This model's maximum context length is 3 tokens. However, you requested 3 tokens "
+        "in the messages, Please reduce the length of the messages.")
+
+
 def test_empty_prompt_and_unknown_token_ids(procs):
     """vLLM's engine refuses an empty prompt ("The decoder prompt cannot be
     empty") and a prompt of token ids with one outside the vocabulary
@@ -1843,6 +1964,23 @@ def test_best_of(procs):
     assert status == 400 and e["error"]["message"].startswith("best_of must be greater")
     assert post_json(new, "/v1/completions", dict(body, best_of=1))[0] == 200
     assert post_json(new, "/v1/completions", dict(body, best_of=None))[0] == 200
+
+
+def test_beam_search_stream_goes_out_whole_in_0_8(procs):
+    """vLLM 0.8's completions do not stream beam search (its answer exists
+    once every beam is done): a stream with use_beam_search gets the whole
+    body in one data event, then [DONE] (vllm-api.md §1.3)."""
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    body = {"prompt": "tell me", "max_tokens": 4, "use_beam_search": True, "stream": True}
+    raw = call(old, "/v1/completions", body)[2].decode()
+    events = raw.split("\n\n")
+    assert events[1:] == ["data: [DONE]", ""], raw
+    whole = json.loads(events[0][len("data: "):])
+    assert whole["object"] == "text_completion" and len(whole["choices"]) == 1
+    assert whole["choices"][0]["finish_reason"] == "length"
+    assert whole["usage"]["completion_tokens"] == 4
+    status, e = post_json(old, "/v1/completions", dict(body, use_beam_search="yes"))
+    assert status == 400
 
 
 def test_chat_template_switches_and_media(procs):
@@ -2117,6 +2255,30 @@ def test_metrics_histograms(procs):
         assert list(buckets)[-len(last) - 1:] == last + ["+Inf"], list(buckets)
         # One prefill step and four decode steps per request.
         assert count == 10 and total == 5 + 8, (count, total)
+
+
+def test_request_params_n_histogram(procs):
+    """vllm:request_params_n, "Histogram of the n request parameter." (V0's
+    metrics.py, V1's loggers.py): buckets 1, 2, 5, 10, 20, the labels of the
+    other request histograms, one observation per prompt as its request
+    finishes."""
+    for version in ("0.8", "latest"):
+        _, base = start_sim(procs, "--vllm-version", version)
+        assert post_json(base, "/v1/completions", {"prompt": "a", "max_tokens": 1})[0] == 200
+        assert post_json(base, "/v1/completions",
+                         {"prompt": ["a", "b"], "n": 3, "max_tokens": 1})[0] == 200
+        assert post_json(base, "/v1/chat/completions",
+                         {"messages": [{"role": "user", "content": "hi"}], "n": 7,
+                          "max_tokens": 1})[0] == 200
+        text = metrics(base)
+        assert "# HELP vllm:request_params_n Histogram of the n request parameter.\n" in text
+        assert "# TYPE vllm:request_params_n histogram\n" in text
+        buckets, count, total = hist(text, "request_params_n")
+        assert buckets == {"1.0": 1, "2.0": 1, "5.0": 3, "10.0": 4, "20.0": 4, "+Inf": 4}
+        assert count == 4 and total == 1 + 3 + 3 + 7
+        labels = '{engine="0",model_name="Qwen/Qwen2.5-1.5B-Instruct"}' if version == "latest" \
+            else '{model_name="Qwen/Qwen2.5-1.5B-Instruct"}'
+        assert "vllm:request_params_n_count%s 4.0\n" % labels in text
 
 
 def test_every_response_has_uvicorns_date_and_server(procs):

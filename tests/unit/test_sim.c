@@ -716,6 +716,20 @@ static void test_args_given(void **state)
 	assert_int_equal(c.failure_types,
 			 (1u << IG_SIM_FAIL_RATE_LIMIT) | (1u << IG_SIM_FAIL_SERVER_ERROR));
 	ig_sim_config_free(&c);
+	/* 0.8's V0 engine has prefix caching off unless it is asked for,
+	 * the seed's CPU profile too; the latest (V1) has it on. */
+	const char *v0[] = {"--vllm-version", "0.8", "--profile", "qwen2.5-1.5b-cpu", NULL};
+	assert_int_equal(parse(&c, err, v0), 0);
+	assert_false(c.enable_prefix_caching);
+	ig_sim_config_free(&c);
+	const char *v0on[] = {"--enable-prefix-caching", "--vllm-version", "0.8", NULL};
+	assert_int_equal(parse(&c, err, v0on), 0);
+	assert_true(c.enable_prefix_caching);
+	ig_sim_config_free(&c);
+	const char *cpu[] = {"--profile", "qwen2.5-1.5b-cpu", NULL};
+	assert_int_equal(parse(&c, err, cpu), 0);
+	assert_true(c.enable_prefix_caching);
+	ig_sim_config_free(&c);
 	const char *seed0[] = {"--seed", "0", NULL};
 	assert_int_equal(parse(&c, err, seed0), 0);
 	assert_true(c.has_seed);
