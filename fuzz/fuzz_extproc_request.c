@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	same_request(&a, &ref);
-	if (a.observability_mode != ref.observability_mode)
+	if (a.observability_mode != ref.observability_mode || a.has_lb != ref.has_lb)
 		abort();
 	ig_xp_request_free(&ref);
 	check_lookup(&a);

@@ -51,6 +51,7 @@
 #include "http/certgen.h"
 #include "http/tls.h"
 #include "json/json.h"
+#include "sched/picker.h"
 
 #define PROCESS_PATH "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
@@ -117,6 +118,9 @@ struct xstream {
 	struct ig_str *subset;
 	size_t nsubset;
 	bool has_subset;
+	/* The pool's picker configuration declares
+	 * destination-endpoint-served-verifier. */
+	bool report_served;
 };
 
 /* ---- sending answers ---- */
@@ -150,6 +154,27 @@ static void answer_continue(struct xstream *xs, enum ig_xp_req_kind kind)
 	default:
 		return;
 	}
+	send_buf(xs, &b);
+}
+
+/* The response headers' answer. With destination-endpoint-served-verifier
+ * (GIE v1.5's conformance plugin) it sets x-conformance-test-served-endpoint
+ * to the endpoint the proxy reports in envoy.lb metadata, or to GIE's words
+ * for what is missing, as GIE's plugin and v1.6's lwepp do. */
+static void answer_response_headers(struct xstream *xs, const struct ig_xp_request *m)
+{
+	if (!xs->report_served) {
+		answer_continue(xs, IG_XP_REQ_RESPONSE_HEADERS);
+		return;
+	}
+	struct ig_xp_set_header set = {IG_SERVED_TEST_HEADER, m->served};
+	if (!m->has_lb)
+		set.value = IG_STR("fail: missing envoy lb metadata");
+	else if (!m->served.len)
+		set.value = IG_STR("fail: missing destination endpoint served metadata");
+	struct ig_buf b = {0};
+	ig_xp_encode_headers_answer(
+	    &b, &(struct ig_xp_headers_answer){.response = true, .set = &set, .nset = 1});
 	send_buf(xs, &b);
 }
 
@@ -479,6 +504,8 @@ static void pick(struct xstream *xs)
 		ig_req_fail(p, 503, "service_unavailable", NULL, msg);
 		return;
 	}
+	if (p->pool->sched)
+		xs->report_served = ig_scheduler_reports_served(p->pool->sched->s);
 	ig_req_parse_body(p);
 	if (ig_req_rewrite(p) < 0)
 		return;
@@ -659,7 +686,7 @@ static void on_request_message(struct xstream *xs, const struct ig_xp_request *m
 			if (bodyless || !answers || ig_req_restore_setup(xs->p) < 0)
 				xs->p->restore_model = false;
 		}
-		answer_continue(xs, IG_XP_REQ_RESPONSE_HEADERS);
+		answer_response_headers(xs, m);
 		if (m->end_of_stream && xs->p && !xs->p->finished)
 			ig_req_sink_response_end(xs->p, false);
 		return;

@@ -257,6 +257,19 @@ static const pb_struct *metadata_get(const pb_metadata *m, const char *ns)
 	return s;
 }
 
+/* Whether the namespace is there, even as an entry without a value (an
+ * empty Struct, which GIE reads as an empty map). */
+static bool metadata_has(const pb_metadata *m, const char *ns)
+{
+	if (!m || !m->filter_metadata)
+		return false;
+	for (size_t i = 0; i < m->n_filter_metadata; i++)
+		if (m->filter_metadata[i] && m->filter_metadata[i]->key &&
+		    strcmp(m->filter_metadata[i]->key, ns) == 0)
+			return true;
+	return false;
+}
+
 static const pb_struct *value_struct(const pb_value *v)
 {
 	return v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE ? v->struct_value
@@ -359,6 +372,7 @@ int ig_xp_request_decode_pb(const uint8_t *data, size_t len, struct ig_xp_reques
 		ig_xp_request_free(out);
 		return -1;
 	}
+	out->has_lb = metadata_has(m->metadata_context, LB_NS);
 	out->served = cstr_slice(
 	    value_string(struct_get(metadata_get(m->metadata_context, LB_NS), SERVED_KEY)));
 	out->observability_mode = m->observability_mode;

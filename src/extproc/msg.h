@@ -70,8 +70,10 @@ struct ig_xp_request {
 	/* metadata_context.filter_metadata["envoy.lb"]
 	 * ["x-gateway-destination-endpoint-served"]: the endpoint the proxy
 	 * sent the request to (GIE's protocol, on the response path), a
-	 * string value; empty when absent. */
+	 * string value; empty when absent. has_lb: the "envoy.lb" namespace
+	 * is there, with that key or not. */
 	struct ig_str served;
+	bool has_lb;
 	void *pb_; /* the unpacked message */
 };
 

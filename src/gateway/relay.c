@@ -913,6 +913,13 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 	}
 	hdrs[n].name = IG_STR("x-gateway-destination-endpoint-served");
 	hdrs[n++].value = ig_str_from(p->ep->addr);
+	/* destination-endpoint-served-verifier in the built-in picker's
+	 * configuration: what GIE's conformance picker sets from the served
+	 * endpoint the proxy reports (an external picker sets its own). */
+	if (p->pool && !p->xp && p->pool->sched && ig_scheduler_reports_served(p->pool->sched->s)) {
+		hdrs[n].name = IG_STR(IG_SERVED_TEST_HEADER);
+		hdrs[n++].value = ig_str_from(p->ep->addr);
+	}
 	if (mods) {
 		struct resp_add ra = {hdrs, &n, 104 + 64};
 		ig_req_header_additions(p, IG_FILTER_RESPONSE_HEADER_MODIFIER, add_resp_header,

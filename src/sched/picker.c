@@ -90,6 +90,7 @@ struct ig_scheduler {
 	size_t default_profile;
 	bool reads_adapters; /* some profile does */
 	bool tree;	     /* some profile runs the decision-tree filter */
+	bool report_served;  /* destination-endpoint-served-verifier */
 	struct plugin_params detector;
 	/* Prefix hashing, when a prefix scorer or affinity filter runs. */
 	struct ig_prefix_index *index;
@@ -200,6 +201,7 @@ struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c)
 		s->tree |= s->profiles[i].tree;
 	}
 	s->detector = c->detector;
+	s->report_served = c->report_served;
 	if (c->prefix_index && setup_prefix(s, &c->prefix) < 0)
 		goto fail;
 	return s;
@@ -227,6 +229,11 @@ bool ig_scheduler_reads_adapters(const struct ig_scheduler *s)
 bool ig_scheduler_sheds_itself(const struct ig_scheduler *s)
 {
 	return s->tree;
+}
+
+bool ig_scheduler_reports_served(const struct ig_scheduler *s)
+{
+	return s->report_served;
 }
 
 const char *ig_scheduler_profile_header(const struct ig_scheduler *s)

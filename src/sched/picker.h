@@ -206,6 +206,12 @@ bool ig_scheduler_reads_adapters(const struct ig_scheduler *s);
  * detector then does not refuse them as well). */
 bool ig_scheduler_sheds_itself(const struct ig_scheduler *s);
 
+/* Whether the configuration declares destination-endpoint-served-verifier
+ * (GIE v1.5's conformance plugin): each response then carries
+ * IG_SERVED_TEST_HEADER with the endpoint that served it. */
+bool ig_scheduler_reports_served(const struct ig_scheduler *s);
+#define IG_SERVED_TEST_HEADER "x-conformance-test-served-endpoint"
+
 /* header-profile-handler: the (lower-case) request header whose value
  * names the profile to run; NULL when the handler reads no header. */
 const char *ig_scheduler_profile_header(const struct ig_scheduler *s);

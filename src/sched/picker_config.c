@@ -85,6 +85,7 @@ static const struct {
     [PT_PREFIX_PRODUCER] = {"approx-prefix-cache-producer", PK_PRODUCER},
     [PT_INFLIGHT_LOAD_PRODUCER] = {"inflight-load-producer", PK_PRODUCER},
     [PT_OPENAI_PARSER] = {"openai-parser", PK_PARSER},
+    [PT_SERVED_VERIFIER] = {"destination-endpoint-served-verifier", PK_RESPONSE},
 };
 
 /* Plugin types of GIE v1.x and llm-d Router that infergate does not run,
@@ -111,7 +112,6 @@ static const struct {
     {"vllmgrpc-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
     {"passthrough-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
     {"request-attribute-reporter", "it is not implemented"},
-    {"destination-endpoint-served-verifier", "the gateway itself reports the served endpoint"},
 };
 
 const char *picker_type_name(enum plugin_type t)
@@ -923,6 +923,9 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 		}
 		s->handler = (int)c->nplugins;
 	}
+	/* GIE runs a request-control plugin because it is declared: no
+	 * profile refers to it. */
+	c->report_served |= pl.type == PT_SERVED_VERIFIER;
 	c->plugins[c->nplugins++] = pl;
 }
 
@@ -1718,6 +1721,7 @@ static void warn_unused(struct session *s)
 			break;
 		case PK_HANDLER:
 		case PK_PRODUCER:
+		case PK_RESPONSE: /* runs by being declared, as in GIE */
 			break;
 		}
 		if (why) {

@@ -19,6 +19,7 @@ enum plugin_kind {
 	PK_EXTRACTOR,
 	PK_PRODUCER, /* prefix hashing, in-flight load */
 	PK_PARSER,
+	PK_RESPONSE, /* request control: runs on the response headers */
 };
 
 enum plugin_type {
@@ -54,6 +55,9 @@ enum plugin_type {
 	PT_PREFIX_PRODUCER,
 	PT_INFLIGHT_LOAD_PRODUCER,
 	PT_OPENAI_PARSER,
+	/* GIE v1.5's conformance plugin: the response carries the endpoint
+	 * the proxy reports it served in x-conformance-test-served-endpoint. */
+	PT_SERVED_VERIFIER,
 	PT_COUNT
 };
 
@@ -134,7 +138,8 @@ struct ig_picker_config {
 	bool prefix_index;
 	struct plugin_params prefix;
 	struct ig_flow_control_config flow;
-	unsigned gates; /* GATE_* bits */
+	unsigned gates;	    /* GATE_* bits */
+	bool report_served; /* a destination-endpoint-served-verifier is declared */
 };
 
 #define GATE_FLOW_CONTROL 0x1u

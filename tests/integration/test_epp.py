@@ -1263,3 +1263,65 @@ def test_use_streaming_not_a_boolean(procs, tmp_path):
     p = procs.start("epp", "--pool-name", "p", "-f", str(tmp_path), env=env, name="epp")
     assert p.wait(timeout=10) == 2
     assert "USE_STREAMING=maybe: not a boolean" in procs.output(p)
+
+
+# GIE v1.5's conformance picker configuration (conformance/resources/
+# base.yaml, ConfigMap plugins-config).
+CONFORMANCE_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: header-based-testing-filter
+- type: destination-endpoint-served-verifier
+schedulingProfiles:
+- name: conformance-profile
+  plugins:
+  - pluginRef: header-based-testing-filter
+"""
+
+SERVED_TEST = "x-conformance-test-served-endpoint"
+
+
+def response_headers_answer(s, lb=None):
+    """Sends the response headers with envoy.lb metadata `lb` (a dict; None:
+    no envoy.lb namespace) and returns the answer's header changes."""
+    m = pb.ProcessingRequest()
+    for k, v in ((":status", "200"), ("content-type", "application/json")):
+        h = m.response_headers.headers.headers.add()
+        h.key = k
+        h.raw_value = v.encode()
+    if lb is not None:
+        st = m.metadata_context.filter_metadata["envoy.lb"]
+        st.SetInParent()
+        for k, v in lb.items():
+            st.fields[k].string_value = v
+    s.send(m)
+    r = s.next()
+    assert kind(r) == "response_headers", r
+    return set_headers(r.response_headers.response)
+
+
+def test_served_endpoint_verifier(procs, tmp_path):
+    """destination-endpoint-served-verifier (GIE v1.5's conformance plugin,
+    which GIE's InferencePoolAppProtocol and GatewayDestinationEndpointServed
+    tests rely on): the picker starts with GIE's conformance configuration,
+    and its response headers answer sets x-conformance-test-served-endpoint
+    to the endpoint the proxy reports in envoy.lb metadata, or to GIE's words
+    for what is missing. Without the plugin the answer sets nothing."""
+    p = Picker(procs, tmp_path, extra=("--config-text", CONFORMANCE_PICKER))
+    ep = p.endpoint(1)
+    cases = ((ep, {"x-gateway-destination-endpoint-served": ep}),
+             ("fail: missing envoy lb metadata", None),
+             ("fail: missing destination endpoint served metadata", {"other": "x"}))
+    for want, lb in cases:
+        first, _, s = full_duplex(p.channel, seed_bytes(),
+                                  extra=[("test-epp-endpoint-selection", ep.split(":")[0])])
+        assert set_headers(first.request_headers.response)[DEST] == ep
+        assert response_headers_answer(s, lb) == {SERVED_TEST: want}
+        s.close()
+    p.stop()
+    plain = Picker(procs, tmp_path / "plain", nsims=1)
+    _, _, s = full_duplex(plain.channel, seed_bytes())
+    assert response_headers_answer(
+        s, {"x-gateway-destination-endpoint-served": plain.endpoint(0)}) == {}
+    s.close()
+    plain.stop()

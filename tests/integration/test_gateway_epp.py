@@ -319,10 +319,10 @@ class Setup:
                     total += float(line.rsplit(" ", 1)[1])
         return total
 
-    def start_epp(self, secure=False, metrics_port=0):
+    def start_epp(self, secure=False, metrics_port=0, extra=()):
         args = ["epp", "-poolName", "qwen-pool", "-f", self.dir, "-grpcPort", self.picker_port,
                 "-grpcHealthPort", "0", "-metricsPort", metrics_port, "--bind",
-                self.picker_host, "--workers", "1"]
+                self.picker_host, "--workers", "1", *extra]
         if not secure:
             args.append("-secureServing=false")
         self.epp = self.procs.start(*args, name="epp")
@@ -351,6 +351,24 @@ def test_gateway_follows_infergate_epp(procs, tmp_path):
         assert headers["x-gateway-destination-endpoint-served"] in s.endpoints
     log = s.stop()
     assert "its endpoint picker is Service picker" in log
+
+
+def test_infergate_epp_as_the_conformance_picker(procs, tmp_path):
+    """`infergate epp` with GIE v1.5's conformance configuration
+    (header-based-testing-filter, destination-endpoint-served-verifier)
+    behind the gateway, as GIE's GatewayDestinationEndpointServed test
+    runs it: each request lands on the pod test-epp-endpoint-selection
+    names, and the client reads that pod's ip:port in
+    x-conformance-test-served-endpoint."""
+    from test_epp import CONFORMANCE_PICKER
+    s = Setup(procs, tmp_path)
+    s.start_epp(extra=("--config-text", CONFORMANCE_PICKER))
+    for i in (0, 1, 0, 1):
+        status, headers, r = post_json(s.base, "/v1/completions", seed_body(),
+                                       headers={"test-epp-endpoint-selection": s.sim_hosts[i]})
+        assert status == 200, r
+        assert headers.get_all(SERVED) == [s.endpoint(i)], headers
+    s.stop()
 
 
 def test_gateway_follows_infergate_epp_long_body(procs, tmp_path):

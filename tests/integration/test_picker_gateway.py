@@ -1140,6 +1140,32 @@ def test_profiles_chosen_by_header(procs, tmp_path):
     g.stop()
 
 
+CONFORMANCE_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: header-based-testing-filter
+- type: destination-endpoint-served-verifier
+schedulingProfiles:
+- name: conformance-profile
+  plugins:
+  - pluginRef: header-based-testing-filter
+"""
+
+
+def test_served_verifier_in_the_gateway(procs, tmp_path):
+    """GIE v1.5's conformance configuration for the built-in picker: the
+    endpoint test-epp-endpoint-selection names serves, and the client reads
+    it in x-conformance-test-served-endpoint, as from GIE's picker."""
+    sims = Sims(procs, 2)
+    g = one_pool(procs, tmp_path, sims, extra_docs=[CONFORMANCE_PICKER])
+    for i in (0, 1, 1, 0):
+        st, hdrs, data = call(g.base, "/v1/completions", completion(),
+                              {"test-epp-endpoint-selection": sims.hosts[i]})
+        assert st == 200, data
+        assert hdrs.get_all("x-conformance-test-served-endpoint") == [sims.endpoint(i)], hdrs
+    g.stop()
+
+
 def run_check(directory):
     p = subprocess.run([IG_BIN, "check", "-f", directory], capture_output=True, text=True,
                        timeout=30)

@@ -840,6 +840,7 @@ static void test_decode_served_endpoint(void **state)
 	request_with_metadata(&b, "envoy.lb", "x-gateway-destination-endpoint-served", &v);
 	assert_int_equal(req_decode(&b, &r, &copy), 0);
 	assert_str(r.served, "10.0.0.2:8000");
+	assert_true(r.has_lb);
 	assert_false(r.has_subset);
 	free(copy);
 	ig_xp_request_free(&r);
@@ -850,13 +851,17 @@ static void test_decode_served_endpoint(void **state)
 			      &v);
 	assert_int_equal(req_decode(&b, &r, &copy), 0);
 	assert_int_equal(r.served.len, 0);
+	assert_false(r.has_lb);
 	free(copy);
 	ig_xp_request_free(&r);
 	ig_buf_free(&b);
+	/* envoy.lb without the key, or with a value that is not a string:
+	 * the namespace is there (GIE's verifier tells the two apart). */
 	pb_num(&v, 4, 1);
 	request_with_metadata(&b, "envoy.lb", "x-gateway-destination-endpoint-served", &v);
 	assert_int_equal(req_decode(&b, &r, &copy), 0);
 	assert_int_equal(r.served.len, 0);
+	assert_true(r.has_lb);
 	free(copy);
 	ig_xp_request_free(&r);
 	ig_buf_free(&b);

@@ -752,6 +752,25 @@ static void test_header_filter(void **state)
 	ig_scheduler_free(s);
 }
 
+/* GIE v1.5's conformance configuration (conformance/resources/base.yaml's
+ * plugins-config): the verifier runs because it is declared, with no
+ * warning that nothing refers to it; without it no response is marked. */
+static void test_served_verifier(void **state)
+{
+	struct ig_scheduler *s =
+	    sched_of("apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
+		     "kind: EndpointPickerConfig\n"
+		     "plugins:\n- type: header-based-testing-filter\n"
+		     "- type: destination-endpoint-served-verifier\n"
+		     "schedulingProfiles:\n- name: conformance-profile\n  plugins:\n"
+		     "  - pluginRef: header-based-testing-filter\n");
+	assert_true(ig_scheduler_reports_served(s));
+	ig_scheduler_free(s);
+	s = sched_of(FILTER_ONLY("header-based-testing-filter", ""));
+	assert_false(ig_scheduler_reports_served(s));
+	ig_scheduler_free(s);
+}
+
 /* In a large pool the prefix counts reach the right candidates: 20
  * holders with 1..20 of the prompt's 20 blocks rank first in that order
  * with scores blocks / 20, a candidate listed twice scores only the first
@@ -1399,6 +1418,10 @@ static void test_config_errors(void **state)
 	     "(single-profile-handler) is not a filter, scorer or picker"},
 	    {"plugins:\n- type: pd-profile-handler\n", 2, "plugins[0].type",
 	     "plugin type \"pd-profile-handler\" is not supported: prefill/decode disaggregation"},
+	    {"plugins:\n- type: destination-endpoint-served-verifier\nschedulingProfiles:\n- "
+	     "name: p\n  plugins:\n  - pluginRef: destination-endpoint-served-verifier\n",
+	     6, "schedulingProfiles[0].plugins[0].pluginRef",
+	     "(destination-endpoint-served-verifier) is not a filter, scorer or picker"},
 	    {"plugins:\n- type: concurrency-detector\n", 2, "plugins[0].type",
 	     "plugin type \"concurrency-detector\" is not supported"},
 	    /* Strict fields, everywhere. */
@@ -1566,6 +1589,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_max_endpoints, setup),
 	    cmocka_unit_test_setup(test_saturation_filter, setup),
 	    cmocka_unit_test_setup(test_header_filter, setup),
+	    cmocka_unit_test_setup(test_served_verifier, setup),
 	    cmocka_unit_test_setup(test_prefix_affinity_filter, setup),
 	    cmocka_unit_test_setup(test_prefix_affinity_filter_defaults, setup),
 	    cmocka_unit_test_setup(test_prefix_affinity_filter_off, setup),
