@@ -341,7 +341,7 @@ int ig_epp_main(int argc, char **argv)
 	const struct ig_flag table[] = {
 	    IG_FLAG_SECTION("the pool:"),
 	    IG_FLAG_STR("pool-name", 0, &e.pool_name, "NAME",
-			"the InferencePool to pick for (required; -poolName)"),
+			"the InferencePool to pick for; no other is scraped (required; -poolName)"),
 	    IG_FLAG_STR("pool-namespace", 0, &e.pool_ns, "NS",
 			"its namespace (default default; -poolNamespace)"),
 	    IG_FLAG_STR("pool-group", 0, &e.pool_group, "GROUP",
@@ -590,6 +590,9 @@ int ig_epp_main(int argc, char **argv)
 	/* With --kube: the pool's namespace only, and only its kinds. */
 	o.kube_opt.ns = e.pool_ns;
 	o.kube_opt.picker_only = true;
+	/* Its own pool only, as GIE's picker: the others in the manifests
+	 * are neither scraped nor picked for. */
+	o.pool_scope = (struct ig_pool_scope){e.pool_ns, e.pool_name, e.pool_group};
 	char admin[300];
 	if (metrics_port) {
 		snprintf(admin, sizeof admin, "%s:%llu", e.bind, (unsigned long long)metrics_port);

@@ -292,9 +292,9 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial, char **er
 		ig_picker_config_free(picker);
 		return NULL;
 	}
-	struct ig_snapshot *s =
-	    ig_snapshot_build(G->endpoints, cfg, picker, picker_hash, G->snap, ++G->generation,
-			      G->opt.workers ? (size_t)G->opt.workers : 1);
+	struct ig_snapshot *s = ig_snapshot_build_scoped(
+	    G->endpoints, cfg, picker, picker_hash, G->snap, ++G->generation,
+	    G->opt.workers ? (size_t)G->opt.workers : 1, &G->opt.pool_scope);
 	if (!s) {
 		ig_err("%s: out of memory", initial ? "start" : "reload");
 		*errors = strdup("out of memory");

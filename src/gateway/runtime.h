@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "event/loop.h"
+#include "gateway/snapshot.h"
 #include "http/server.h"
 #include "kube/kube.h"
 #include "pool/endpoint.h"
@@ -90,6 +91,9 @@ struct ig_gw_options {
 	const char *job;		       /* "gateway" or "epp", for log lines */
 	const char *access_log;		       /* --access-log PATH or "-"; NULL: none */
 	int access_log_format;		       /* enum ig_alog_format */
+	/* The pools served, scraped and shown (epp: its --pool-name only);
+	 * name NULL: all. */
+	struct ig_pool_scope pool_scope;
 	/* --kube: the configuration comes from the Kubernetes API. */
 	bool kube;
 	struct ig_kube_options kube_opt;

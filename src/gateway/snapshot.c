@@ -361,15 +361,36 @@ static int epp_target(struct ig_snapshot *s, struct ig_pool_rt *rt)
 	return 0;
 }
 
+/* The pool a scope names: as ig_snapshot_pool_group finds it. */
+static const struct ig_pool *scope_pool(const struct ig_config *cfg,
+					const struct ig_pool_scope *scope)
+{
+	const struct ig_pool *any = NULL;
+	for (size_t i = 0; i < cfg->npools; i++) {
+		const struct ig_pool *p = &cfg->pools[i];
+		if (strcmp(p->meta.name, scope->name) != 0 || strcmp(p->meta.ns, scope->ns) != 0)
+			continue;
+		const char *g = p->group ? p->group : IG_POOL_GROUP_V1;
+		if (scope->group ? !strcmp(g, scope->group) : !strcmp(g, IG_POOL_GROUP_V1))
+			return p;
+		if (!scope->group && !any)
+			any = p;
+	}
+	return any;
+}
+
 static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
-		     const struct ig_snapshot *prev)
+		     const struct ig_snapshot *prev, const struct ig_pool_scope *scope)
 {
 	const struct ig_config *cfg = s->cfg;
+	const struct ig_pool *only = scope && scope->name ? scope_pool(cfg, scope) : NULL;
 	s->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof *s->pools);
 	if (!s->pools)
 		return -1;
 	for (size_t i = 0; i < cfg->npools; i++) {
 		const struct ig_pool *pool = &cfg->pools[i];
+		if (scope && scope->name && pool != only)
+			continue;
 		struct ig_pool_rt *rt = &s->pools[s->npools++];
 		rt->pool = pool;
 		rt->h2c = pool->app_protocol == IG_APP_H2C;
@@ -637,6 +658,15 @@ struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config
 				      const struct ig_snapshot *prev, uint64_t generation,
 				      size_t workers)
 {
+	return ig_snapshot_build_scoped(reg, cfg, picker, picker_hash, prev, generation, workers,
+					NULL);
+}
+
+struct ig_snapshot *ig_snapshot_build_scoped(struct ig_endpoints *reg, struct ig_config *cfg,
+					     struct ig_picker_config *picker, uint64_t picker_hash,
+					     const struct ig_snapshot *prev, uint64_t generation,
+					     size_t workers, const struct ig_pool_scope *scope)
+{
 	struct ig_snapshot *s = calloc(1, sizeof *s);
 	if (!s) {
 		ig_config_free(cfg);
@@ -652,7 +682,7 @@ struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config
 	if (fc)
 		s->flow = *fc;
 	s->flow_control = ig_picker_config_feature(picker, "flowControl");
-	if (add_listeners(s, prev, workers) < 0 || add_pools(s, reg, prev) < 0 ||
+	if (add_listeners(s, prev, workers) < 0 || add_pools(s, reg, prev, scope) < 0 ||
 	    add_services(s, reg, prev) < 0) {
 		ig_snapshot_unref(s);
 		return NULL;

@@ -124,6 +124,14 @@ struct ig_snapshot {
 	struct ig_flow_control_config flow;
 };
 
+/* The pools a snapshot serves, scrapes and shows: every pool of the
+ * configuration (name NULL), or the one pool of that namespace, name and
+ * API group (group NULL: the v1 pool, else the v1alpha2 one), as GIE's
+ * picker tracks only its --pool-name. */
+struct ig_pool_scope {
+	const char *ns, *name, *group;
+};
+
 /* Builds a snapshot that takes ownership of cfg and picker; endpoints come
  * from `reg`; schedulers of `prev` (may be NULL) are kept for pools whose
  * configuration is unchanged; route tables are built for `workers`
@@ -132,6 +140,11 @@ struct ig_snapshot *ig_snapshot_build(struct ig_endpoints *reg, struct ig_config
 				      struct ig_picker_config *picker, uint64_t picker_hash,
 				      const struct ig_snapshot *prev, uint64_t generation,
 				      size_t workers);
+/* The same for the pools of `scope` only (NULL: all). */
+struct ig_snapshot *ig_snapshot_build_scoped(struct ig_endpoints *reg, struct ig_config *cfg,
+					     struct ig_picker_config *picker, uint64_t picker_hash,
+					     const struct ig_snapshot *prev, uint64_t generation,
+					     size_t workers, const struct ig_pool_scope *scope);
 static inline struct ig_snapshot *ig_snapshot_ref(struct ig_snapshot *s)
 {
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);

@@ -20,6 +20,7 @@ grpc = pytest.importorskip("grpc")
 
 import xproto  # noqa: E402
 from conftest import free_port, unique_loopback, wait_http, wait_port  # noqa: E402
+from fakepod import FakePod  # noqa: E402
 from test_gateway import LORA, POD, POOL, SAN_ERRORS, call, model_yaml, write  # noqa: E402
 from test_picker_gateway import QUEUE_ONLY_PICKER  # noqa: E402
 
@@ -1325,3 +1326,55 @@ def test_served_endpoint_verifier(procs, tmp_path):
         s, {"x-gateway-destination-endpoint-served": plain.endpoint(0)}) == {}
     s.close()
     plain.stop()
+
+
+OTHER_POOL = """apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: other-pool
+spec:
+  selector:
+    matchLabels:
+      app: other-pool
+  targetPorts:
+  - number: {port}
+  endpointPickerRef:
+    name: other-picker
+    port:
+      number: 9002
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: other-pool-0
+  labels:
+    app: other-pool
+status:
+  podIP: {ip}
+"""
+
+
+def test_only_its_own_pool(procs, tmp_path):
+    """GIE's picker tracks the pool its --pool-name names, nothing else:
+    with another InferencePool in the same manifests, /pools shows only
+    qwen-pool, and the other pool's pod is never scraped while the
+    picker's own pods are scraped and picked."""
+    host = unique_loopback()
+    other = FakePod(host, free_port(host))
+    try:
+        d = os.path.join(str(tmp_path), "manifests")
+        os.makedirs(d)
+        write(os.path.join(d, "other.yaml"), OTHER_POOL.format(port=other.port, ip=host))
+        p = Picker(procs, tmp_path)
+        p.wait_scraped()
+        _, _, data = call("http://%s:%d" % (p.host, p.metrics_port), "/pools")
+        assert [pool["name"] for pool in json.loads(data)["pools"]] == ["qwen-pool"], data
+        first, _, s = full_duplex(p.channel, seed_bytes())
+        assert set_headers(first.request_headers.response)[DEST] in p.endpoints
+        s.close()
+        _, _, metrics = call("http://%s:%d" % (p.host, p.metrics_port), "/metrics")
+        assert b"qwen-pool" in metrics and b"other-pool" not in metrics
+        p.stop()
+        assert other.metrics_count() == 0
+    finally:
+        other.stop()
