@@ -733,6 +733,7 @@ struct ig_pool {
 	/* extensionRef (v1alpha2, required) / endpointPickerRef (v1, optional
 	 * since GIE v1.6): epp_name NULL when the v1 pool has none. */
 	char *epp_name;
+	int epp_line;			   /* of its name */
 	char *epp_group;		   /* default "" */
 	char *epp_kind;			   /* default Service */
 	int epp_port;			   /* 0: unset (9002 inferred for a v1alpha2 Service); v1

@@ -25,6 +25,7 @@ static void decode_epp(struct session *s, yaml_node_t *n, const char *path, stru
 	p->epp_kind = ld_str(s, n, path, "kind", false, &kline);
 	ld_check_kind(s, p->epp_kind, kline, path, "kind");
 	p->epp_name = ld_str(s, n, path, "name", true, &line);
+	p->epp_line = line;
 	ld_check_object_name(s, p->epp_name, line, path, "name");
 	if (p->v1) {
 		char sub[LD_PATH];

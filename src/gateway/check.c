@@ -1,6 +1,7 @@
 /* `infergate check`: load manifests the way `gateway` would and report
  * every problem, so that a config can be validated before it is served. */
 #include <stdio.h>
+#include <string.h>
 
 #include "config/config.h"
 #include "core/flags.h"
@@ -76,6 +77,27 @@ static void summary(const struct ig_config *c)
 	printf("\n");
 }
 
+/* A pool whose endpoint picker Service is not in the files: the gateway
+ * serves it with the built-in picker (and says so once in its log), while
+ * under --kube a v1 pool's requests get 503 (ResolvedRefs=False,
+ * InvalidExtensionRef). */
+static void pool_diags(const struct ig_config *cfg, struct ig_diags *d)
+{
+	for (size_t i = 0; i < cfg->npools; i++) {
+		const struct ig_pool *p = &cfg->pools[i];
+		if (!p->epp_name || strcmp(p->epp_kind, "Service") != 0 ||
+		    ig_config_find_service(cfg, p->meta.ns, p->epp_name))
+			continue;
+		ig_diags_add(
+		    d, true, p->meta.file, p->epp_line ? p->epp_line : p->meta.line,
+		    p->v1 ? "spec.endpointPickerRef.name" : "spec.extensionRef.name",
+		    "InferencePool \"%s/%s\": its endpoint picker Service \"%s\" is not in "
+		    "the files; in file mode the built-in picker serves the pool%s",
+		    p->meta.ns, p->meta.name, p->epp_name,
+		    p->v1 ? " (under --kube its requests would get 503)" : "");
+	}
+}
+
 static size_t count_errors(const struct ig_diags *d)
 {
 	size_t n = 0;
@@ -118,8 +140,10 @@ int ig_check_main(int argc, char **argv)
 			r = -1;
 		ig_picker_config_free(picker);
 		/* What the gateway would not attach, as it would log it. */
-		if (r == 0)
+		if (r == 0) {
 			ig_attach_diags(cfg, &diags);
+			pool_diags(cfg, &diags);
+		}
 		if (r < 0) {
 			ig_config_free(cfg);
 			cfg = NULL;

@@ -21,7 +21,12 @@ def check(*paths):
 def test_samples_are_valid():
     rc, out, err = check(SAMPLES)
     assert rc == 0, err
-    assert err == ""
+    # The one warning: qwen-pool's picker Service is not among the samples.
+    assert err == (
+        f"{SAMPLES}/pools.yaml:16: warning: spec.endpointPickerRef.name: InferencePool "
+        "\"llm/qwen-pool\": its endpoint picker Service \"qwen-epp\" is not in the files; in "
+        "file mode the built-in picker serves the pool (under --kube its requests would get "
+        "503)\n")
     assert out == (
         "17 objects ok: 1 Gateway, 1 HTTPRoute, 1 ReferenceGrant, 2 InferencePool, "
         "2 InferenceObjective, 2 InferenceModelRewrite, 3 Namespace, 1 Service, "
@@ -83,6 +88,55 @@ def test_references_are_warnings(tmp_path):
         "\"backends/svc\" from namespace apps needs a ReferenceGrant in namespace backends "
         "(RefNotPermitted)\n")
     assert out == "1 object ok: 1 HTTPRoute\n"
+
+
+def test_missing_picker_service_is_a_warning(tmp_path):
+    """A pool's endpointPickerRef (v1) or extensionRef (v1alpha2) naming a
+    Service that is not in the files: the gateway serves the pool with the
+    built-in picker, and check says so at the ref's name."""
+    pools = tmp_path / "pools.yaml"
+    pools.write_text(
+        "apiVersion: inference.networking.k8s.io/v1\n"
+        "kind: InferencePool\n"
+        "metadata: {name: v1-pool}\n"
+        "spec:\n"
+        "  selector: {matchLabels: {app: a}}\n"
+        "  targetPorts: [{number: 8000}]\n"
+        "  endpointPickerRef:\n"
+        "    name: no-such-picker\n"             # line 8
+        "    port: {number: 9002}\n"
+        "---\n"
+        "apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+        "kind: InferencePool\n"
+        "metadata: {name: old-pool}\n"
+        "spec:\n"
+        "  selector: {app: a}\n"
+        "  targetPortNumber: 8000\n"
+        "  extensionRef: {name: gone}\n"         # line 17
+        "---\n"
+        "apiVersion: inference.networking.k8s.io/v1\n"
+        "kind: InferencePool\n"
+        "metadata: {name: served}\n"
+        "spec:\n"
+        "  selector: {matchLabels: {app: a}}\n"
+        "  targetPorts: [{number: 8000}]\n"
+        "  endpointPickerRef: {name: picker, port: {number: 9002}}\n"
+        "---\n"
+        "apiVersion: v1\n"
+        "kind: Service\n"
+        "metadata: {name: picker}\n"
+        "spec:\n"
+        "  ports: [{port: 9002}]\n")
+    rc, out, err = check(pools)
+    assert rc == 0, err
+    assert err == (
+        f"{pools}:8: warning: spec.endpointPickerRef.name: InferencePool \"default/v1-pool\": "
+        "its endpoint picker Service \"no-such-picker\" is not in the files; in file mode the "
+        "built-in picker serves the pool (under --kube its requests would get 503)\n"
+        f"{pools}:17: warning: spec.extensionRef.name: InferencePool \"default/old-pool\": "
+        "its endpoint picker Service \"gone\" is not in the files; in file mode the built-in "
+        "picker serves the pool\n")
+    assert out == "4 objects ok: 3 InferencePool, 1 Service\n"
 
 
 def test_extension_ref_filter_is_a_warning(tmp_path):
