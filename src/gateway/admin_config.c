@@ -1,7 +1,7 @@
 /* /api/status's view of the configuration (admin_page.h): the Gateways'
- * listeners and the routes' parents with the conditions the Gateway API
- * gives them (gateway/attach.c, the same that --kube writes as status),
- * and how the last reload went. */
+ * listeners, the routes' parents and the InferencePools' parents with the
+ * conditions the Gateway API and GIE give them (gateway/attach.c, the same
+ * that --kube writes as status), and how the last reload went. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,12 +175,57 @@ static void routes(struct ig_buf *b, const struct ig_config *cfg)
 	ig_buf_append_cstr(b, "]");
 }
 
+/* Each InferencePool with one parents[] entry per Gateway an accepted
+ * HTTPRoute reaches it through, as --kube writes its status.parents
+ * (kube_status.c: the same ig_pool_parent_status). */
+static void pools(struct ig_buf *b, const struct ig_snapshot *s)
+{
+	const struct ig_config *cfg = s->cfg;
+	ig_buf_append_cstr(b, "\"pools\":[");
+	for (size_t i = 0; i < cfg->npools; i++) {
+		const struct ig_pool *p = &cfg->pools[i];
+		ig_buf_printf(b, "%s{\"group\":", i ? "," : "");
+		str(b, p->group);
+		ig_buf_append_cstr(b, ",\"namespace\":");
+		str(b, p->meta.ns);
+		ig_buf_append_cstr(b, ",\"name\":");
+		str(b, p->meta.name);
+		ig_buf_append_cstr(b, ",\"file\":");
+		str(b, p->meta.file);
+		ig_buf_printf(b, ",\"line\":%d,\"parents\":[", p->meta.line);
+		bool first = true;
+		for (size_t g = 0; g < cfg->ngateways; g++) {
+			const struct ig_gateway *gw = &cfg->gateways[g];
+			struct ig_pool_parent_status st;
+			if (!ig_pool_parent_status(s, gw, p, &st))
+				continue;
+			ig_buf_printf(b,
+				      "%s{\"parentRef\":{\"group\":\"gateway.networking.k8s.io\","
+				      "\"kind\":\"Gateway\",\"namespace\":",
+				      first ? "" : ",");
+			str(b, gw->meta.ns);
+			ig_buf_append_cstr(b, ",\"name\":");
+			str(b, gw->meta.name);
+			ig_buf_append_cstr(b, "},\"conditions\":[");
+			cond(b, true, "Accepted", true, st.reason, st.message);
+			cond(b, false, "ResolvedRefs", st.resolved, st.refs_reason,
+			     st.refs_message);
+			ig_buf_append_cstr(b, "]}");
+			first = false;
+		}
+		ig_buf_append_cstr(b, "]}");
+	}
+	ig_buf_append_cstr(b, "]");
+}
+
 char *ig_admin_render_attachment(const struct ig_snapshot *s, const char *bind)
 {
 	struct ig_buf b = {0};
 	gateways(&b, s, bind);
 	ig_buf_append_cstr(&b, ",");
 	routes(&b, s->cfg);
+	ig_buf_append_cstr(&b, ",");
+	pools(&b, s);
 	char *out = b.len ? strndup(b.ptr, b.len) : NULL;
 	ig_buf_free(&b);
 	return out;

@@ -19,10 +19,10 @@ void ig_admin_status_serve(struct ig_gateway_rt *gw, struct ig_http_exchange *ex
 
 /* admin_config.c: the members "gateways" (each Gateway's Accepted and
  * Programmed, each listener's Accepted, Programmed, ResolvedRefs and
- * Conflicted, attached routes) and "routes" (each parents[] entry's
- * Accepted and ResolvedRefs) of the snapshot, as malloc'd JSON text (NULL:
- * out of memory); made once per snapshot. bind: the listeners' address,
- * which a Gateway's AddressNotUsable names. */
+ * Conflicted, attached routes), "routes" and "pools" (each parents[]
+ * entry's Accepted and ResolvedRefs) of the snapshot, as malloc'd JSON text
+ * (NULL: out of memory); made once per snapshot. bind: the listeners'
+ * address, which a Gateway's AddressNotUsable names. */
 struct ig_snapshot;
 char *ig_admin_render_attachment(const struct ig_snapshot *s, const char *bind);
 /* The object "reload": reloads taken and refused, the last one's result,

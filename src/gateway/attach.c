@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/route.h"
+#include "gateway/snapshot.h"
 
 #define GW_GROUP "gateway.networking.k8s.io"
 
@@ -397,6 +398,48 @@ void ig_gateway_status(const struct ig_config *cfg, const struct ig_gateway *gw,
 		    true, "ConfigurationChanged",
 		    "Client certificate validation is AllowInsecureFallback: clients without a "
 		    "valid certificate are served"};
+}
+
+/* ---- InferencePools ---- */
+
+/* Whether an HTTPRoute attached to some listener of gw sends to pool. */
+static bool reaches(const struct ig_config *cfg, const struct ig_gateway *gw,
+		    const struct ig_pool *pool)
+{
+	for (size_t r = 0; r < cfg->nroutes; r++) {
+		const struct ig_httproute *rt = &cfg->routes[r];
+		bool uses = false;
+		for (size_t i = 0; i < rt->nrules && !uses; i++)
+			for (size_t b = 0; b < rt->rules[i].nbackends && !uses; b++)
+				uses = rt->rules[i].backends[b].pool == pool;
+		if (!uses)
+			continue;
+		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++)
+			if (ig_route_attaches(cfg, rt, gw, ig_gateway_listener(gw, l)))
+				return true;
+	}
+	return false;
+}
+
+bool ig_pool_parent_status(const struct ig_snapshot *s, const struct ig_gateway *gw,
+			   const struct ig_pool *pool, struct ig_pool_parent_status *out)
+{
+	if (!reaches(s->cfg, gw, pool))
+		return false;
+	/* v1alpha2 pools fall back to the built-in picker in every mode. */
+	const struct ig_pool_rt *rt = ig_snapshot_pool_of(s, pool);
+	bool unresolved = pool->v1 && rt && (rt->epp_missing || (rt->epp && rt->epp->naddrs == 0));
+	*out = (struct ig_pool_parent_status){
+	    .reason = "Accepted",
+	    .message = "Referenced by an HTTPRoute accepted by the Gateway",
+	    .resolved = !unresolved,
+	    .refs_reason = unresolved ? "InvalidExtensionRef" : "ResolvedRefs",
+	    .refs_message = unresolved
+				? "The endpoint picker Service of endpointPickerRef does not "
+				  "exist or has no address"
+				: "All references resolved",
+	};
+	return true;
 }
 
 /* ---- warnings ---- */

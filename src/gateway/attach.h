@@ -100,6 +100,22 @@ void ig_gateway_status(const struct ig_config *cfg, const struct ig_gateway *gw,
 size_t ig_listener_attached_routes(const struct ig_config *cfg, const struct ig_gateway *gw,
 				   const struct ig_listener *l);
 
+/* An InferencePool's parents[] entry for Gateway gw (GIE's
+ * InferencePoolStatus), or false when no HTTPRoute attached to a listener
+ * of gw sends to the pool (no entry). Accepted is True; ResolvedRefs is
+ * False (InvalidExtensionRef) when a v1 pool's endpointPickerRef names a
+ * Service that does not exist or has no address, which the snapshot s
+ * says (requests then get 503 under --kube; from files the built-in
+ * picker serves them). */
+struct ig_snapshot;
+struct ig_pool_parent_status {
+	const char *reason, *message; /* Accepted True */
+	bool resolved;
+	const char *refs_reason, *refs_message;
+};
+bool ig_pool_parent_status(const struct ig_snapshot *s, const struct ig_gateway *gw,
+			   const struct ig_pool *pool, struct ig_pool_parent_status *out);
+
 /* Adds a warning to d for each parentRef of a route that is not Accepted
  * ("FILE:LINE: spec.parentRefs[I]: not accepted by Gateway NS/NAME
  * (REASON): MESSAGE", the line the parentRef's), and for each listener in

@@ -277,51 +277,19 @@ static void route_status(struct ctx *c, const struct ig_httproute *r)
 			   IG_KUBE_STATUS_PARENTS, json_pack("{s:o}", "parents", parents));
 }
 
-/* Whether an HTTPRoute attached to some listener of gw sends to pool. */
-static bool reaches(struct ctx *c, const struct ig_gateway *gw, const struct ig_pool *pool)
-{
-	for (size_t r = 0; r < c->cfg->nroutes; r++) {
-		const struct ig_httproute *rt = &c->cfg->routes[r];
-		bool uses = false;
-		for (size_t i = 0; i < rt->nrules && !uses; i++)
-			for (size_t b = 0; b < rt->rules[i].nbackends && !uses; b++)
-				uses = rt->rules[i].backends[b].pool == pool;
-		if (!uses)
-			continue;
-		for (size_t l = 0; l < ig_gateway_nlisteners(gw); l++)
-			if (ig_route_attaches(c->cfg, rt, gw, ig_gateway_listener(gw, l)))
-				return true;
-	}
-	return false;
-}
-
 static void pool_status(struct ctx *c, const struct ig_pool *pool)
 {
 	long long gen = generation(c, "InferencePool", pool->group, &pool->meta);
-	/* A v1 pool whose picker Service cannot be found serves nothing
-	 * (listener.c); its reference does not resolve. v1alpha2 pools fall
-	 * back to the built-in picker. */
-	const struct ig_pool_rt *rt = c->s ? ig_snapshot_pool_of(c->s, pool) : NULL;
-	bool epp_unresolved =
-	    pool->v1 && rt && (rt->epp_missing || (rt->epp && rt->epp->naddrs == 0));
 	json_t *parents = json_array();
-	for (size_t g = 0; g < c->cfg->ngateways; g++) {
+	for (size_t g = 0; c->s && g < c->cfg->ngateways; g++) {
 		const struct ig_gateway *gw = &c->cfg->gateways[g];
-		if (!reaches(c, gw, pool))
+		struct ig_pool_parent_status st;
+		if (!ig_pool_parent_status(c->s, gw, pool, &st))
 			continue;
 		json_t *conds = json_array();
-		json_array_append_new(
-		    conds, cond(c, "Accepted", true, "Accepted",
-				"Referenced by an HTTPRoute accepted by the Gateway", gen));
-		if (epp_unresolved)
-			json_array_append_new(
-			    conds, cond(c, "ResolvedRefs", false, "InvalidExtensionRef",
-					"The endpoint picker Service of endpointPickerRef does not "
-					"exist or has no address",
-					gen));
-		else
-			json_array_append_new(conds, cond(c, "ResolvedRefs", true, "ResolvedRefs",
-							  "All references resolved", gen));
+		json_array_append_new(conds, cond(c, "Accepted", true, st.reason, st.message, gen));
+		json_array_append_new(conds, cond(c, "ResolvedRefs", st.resolved, st.refs_reason,
+						  st.refs_message, gen));
 		json_t *e = json_pack("{s:{s:s,s:s,s:s,s:s},s:o}", "parentRef", "group", GW_GROUP,
 				      "kind", "Gateway", "namespace", gw->meta.ns, "name",
 				      gw->meta.name, "conditions", conds);

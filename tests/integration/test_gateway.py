@@ -838,6 +838,65 @@ def test_routes_that_do_not_attach_are_reported(procs, tmp_path):
     c.stop()
 
 
+V1_POOLS = """apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: v1-pool
+spec:
+  selector: {matchLabels: {app: v1}}
+  targetPorts: [{number: 8000}]
+  endpointPickerRef: {name: no-such-picker, port: {number: 9002}}
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: lonely-pool
+spec:
+  selector: {matchLabels: {app: lonely}}
+  targetPorts: [{number: 8000}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: v1-route
+spec:
+  parentRefs: [{name: inference-gateway}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /v1x}}]
+    backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: v1-pool}]
+"""
+
+
+def test_pool_status_is_reported(procs, tmp_path):
+    """/api/status gives every InferencePool the parents[] that --kube
+    writes as its status (GIE's InferencePoolStatus): one entry per Gateway
+    an accepted route reaches it through, Accepted, and ResolvedRefs False
+    (InvalidExtensionRef) for a v1 pool whose picker Service is missing,
+    which in file mode the built-in picker serves."""
+    c = Cluster(procs, tmp_path, nsims=0, gw_args=("--watch-interval", "600000"))
+    write(c.path("v1.yaml"), V1_POOLS)
+    s = sighup_until(c, lambda r: r["successes"] == 1)
+    pools = {p["name"]: p for p in s["pools"]}
+    assert set(pools) == {"qwen-pool", "v1-pool", "lonely-pool"}, s["pools"]
+    gw_ref = {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+              "namespace": "default", "name": "inference-gateway"}
+    (qwen,) = pools["qwen-pool"]["parents"]
+    assert qwen["parentRef"] == gw_ref
+    conds = {x["type"]: x for x in qwen["conditions"]}
+    assert conds["Accepted"]["status"] == "True" and conds["Accepted"]["reason"] == "Accepted"
+    assert conds["ResolvedRefs"]["status"] == "True"
+    (v1,) = pools["v1-pool"]["parents"]
+    assert v1["parentRef"] == gw_ref
+    conds = {x["type"]: x for x in v1["conditions"]}
+    assert conds["Accepted"]["status"] == "True"
+    assert (conds["ResolvedRefs"]["status"], conds["ResolvedRefs"]["reason"]) == \
+        ("False", "InvalidExtensionRef")
+    assert pools["v1-pool"]["group"] == "inference.networking.k8s.io"
+    assert pools["v1-pool"]["file"].endswith("v1.yaml") and pools["v1-pool"]["line"] == 1
+    assert pools["lonely-pool"]["parents"] == []
+    c.stop()
+
+
 # ---- 7. drain on SIGTERM ----
 
 def test_sigterm_drains(procs, tmp_path):
