@@ -1315,14 +1315,23 @@ static bool parse_pod_responses(struct run *r)
 
 /* A forwarded body is one a pod sent: all of it when the client has it
  * whole, a prefix when it was cut. */
-static void check_forwarded(int status, const char *body, size_t len, bool whole)
+/* Whether a pod sent a response of this status and body (whole, or one
+ * the body is a prefix of when the client's copy was cut). */
+static bool pod_sent(int status, const char *body, size_t len, bool whole)
 {
 	for (size_t i = 0; i < PR.n; i++) {
 		const struct pod_resp *v = &PR.v[i];
 		if (v->status == status && (whole ? v->len == len : v->len >= len) &&
 		    !memcmp(v->body, body, len))
-			return;
+			return true;
 	}
+	return false;
+}
+
+static void check_forwarded(int status, const char *body, size_t len, bool whole)
+{
+	if (pod_sent(status, body, len, whole))
+		return;
 	fprintf(stderr, "fuzz_upstream: forwarded %d with %zu body bytes (%s); pods sent:\n",
 		status, len, whole ? "whole" : "cut");
 	for (size_t i = 0; i < PR.n; i++)
@@ -1330,18 +1339,16 @@ static void check_forwarded(int status, const char *body, size_t len, bool whole
 	die("a forwarded body is not what the pod sent");
 }
 
-/* A WebSocket handshake the pod accepted: the 101 names the pod and the
- * protocol, and what follows is what the pod sent after its 101, as it
- * came (a prefix when the client's copy was cut). The pods are gone by
- * now, so the tunnel must be closed. */
+/* A WebSocket handshake the pod accepted: the 101 names the protocol
+ * (and not the pod: the handshakes go to a Service), and what follows is
+ * what the pod sent after its 101, as it came (a prefix when the client's
+ * copy was cut). The pods are gone by now, so the tunnel must be closed. */
 static void verify_tunnel(const struct ig_http_response *res, const char *rest, size_t len,
 			  bool ended, bool bodies)
 {
-	const struct ig_http_header *served = ig_http_find_header(
-	    res->headers, res->num_headers, "x-gateway-destination-endpoint-served");
-	if (!served || (!ig_str_eq_cstr(served->value, W.pod_addr[0]) &&
-			!ig_str_eq_cstr(served->value, W.pod_addr[1])))
-		die("a 101 that does not name the pod that switched");
+	if (ig_http_find_header(res->headers, res->num_headers,
+				"x-gateway-destination-endpoint-served"))
+		die("a Service's 101 names the pod behind it");
 	if (!ig_http_has_token(res->headers, res->num_headers, "upgrade", "websocket") ||
 	    !ig_http_has_token(res->headers, res->num_headers, "connection", "upgrade"))
 		die("a 101 without Upgrade: websocket and Connection: Upgrade");
@@ -1408,13 +1415,20 @@ static void verify_client(struct run *r, const struct client *c, bool bodies)
 		bool whole = complete && f.kind != IG_BODY_UNTIL_CLOSE;
 		if (f.kind == IG_BODY_UNTIL_CLOSE && !ended)
 			complete = false;
+		/* A pool's pod is named in the response; a Service's (the
+		 * handshakes') never is, and its answers are told from the
+		 * gateway's own by what the pods sent. */
 		const struct ig_http_header *served = ig_http_find_header(
 		    res.headers, res.num_headers, "x-gateway-destination-endpoint-served");
-		if (!served)
-			check_own(&res, req, dec, declen, complete);
-		else if (!ig_str_eq_cstr(served->value, W.pod_addr[0]) &&
-			 !ig_str_eq_cstr(served->value, W.pod_addr[1]))
+		if (served && req_is_ws(req))
+			die("a Service's response names the pod behind it");
+		if (served && !ig_str_eq_cstr(served->value, W.pod_addr[0]) &&
+		    !ig_str_eq_cstr(served->value, W.pod_addr[1]))
 			die("a forwarded response names an endpoint that is no pod");
+		bool forwarded = served || (req_is_ws(req) &&
+					    (!bodies || pod_sent(res.status, dec, declen, whole)));
+		if (!forwarded)
+			check_own(&res, req, dec, declen, complete);
 		else if ((req & 7) == KIND_UNKNOWN_MODEL && !req_is_ws(req))
 			die("a request for an unknown model was forwarded");
 		else if (bodies)

@@ -128,6 +128,10 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_SECTION("model servers:"),
 	    IG_FLAG_UINT("max-attempts", 0, &o->max_attempts, 1, 8, "N",
 			 "endpoints tried per request when connecting fails (default 3)"),
+	    IG_FLAG_BOOL_OFF("no-served-endpoint-header", 0, &o->served_header,
+			     "do not tell clients which pod answered: responses from InferencePool "
+			     "backends carry x-gateway-destination-endpoint-served (ip:port) "
+			     "otherwise"),
 	    IG_FLAG_MS("upstream-connect-timeout", 0, &o->upstream.connect_timeout_ms,
 		       IG_FLAG_BARE_MS, "DUR",
 		       "connecting to a model server; then the next endpoint (default 5s)"),

@@ -911,8 +911,13 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 		note_grpc_status(p, &res->headers[i]);
 		hdrs[n++] = res->headers[i];
 	}
-	hdrs[n].name = IG_STR("x-gateway-destination-endpoint-served");
-	hdrs[n++].value = ig_str_from(p->ep->addr);
+	/* Which pod answered, for InferencePool backends only: a debugging
+	 * aid (GIE reports it to the picker in metadata only, and Envoy tells
+	 * clients no pod address), off with --no-served-endpoint-header. */
+	if (p->pool && p->w->gw->opt.served_header) {
+		hdrs[n].name = IG_STR("x-gateway-destination-endpoint-served");
+		hdrs[n++].value = ig_str_from(p->ep->addr);
+	}
 	/* destination-endpoint-served-verifier in the built-in picker's
 	 * configuration: what GIE's conformance picker sets from the served
 	 * endpoint the proxy reports (an external picker sets its own). */

@@ -37,6 +37,7 @@ void ig_gw_options_defaults(struct ig_gw_options *o)
 	o->http.body_progress = ig_req_body_progress;
 	o->http.stream_body = ig_proxy_stream_body;
 	o->http.http2 = true;
+	o->served_header = true;
 }
 
 int ig_gateway_init(struct ig_gateway_rt *G)

@@ -60,6 +60,9 @@ struct ig_gw_options {
 	uint64_t max_attempts;		   /* endpoints tried per request */
 	uint64_t upstream_read_timeout_ms; /* silence from a pod before and during its answer */
 	struct ig_upstream_config upstream;
+	/* x-gateway-destination-endpoint-served on responses from
+	 * InferencePool backends (default; --no-served-endpoint-header). */
+	bool served_header;
 	const char *picker_config;     /* --picker-config FILE */
 	const char *picker_text;       /* the same as text (epp --config-text) */
 	uint64_t metrics_staleness_ms; /* overrides the config's; 0: not */

@@ -5,7 +5,8 @@ with a small valid vLLM page (so the gateway's scraper is satisfied) and
 answers every other request according to its current mode, which a test
 may change at any time with `set()`:
 
-  json            a keep-alive JSON completion with `usage` (delay_ms=0);
+  json            a keep-alive JSON completion with `usage` (delay_ms=0),
+                  its head naming the pod in `X-Pod: host:port`;
                   `statuses` gives each answer's status in turn, "close"
                   for none (the connection closed), (ms, status) for a
                   late one
@@ -488,9 +489,12 @@ class FakePod:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
                       "total_tokens": prompt_tokens + tokens}}).encode()
         req.outcome = "answered"
-        # extra: more header lines, each ending in CRLF.
+        # extra: more header lines, each ending in CRLF. X-Pod echoes the
+        # pod's own address, as Gateway API's echo backend names its pod,
+        # so that tests tell which backend answered without the gateway.
         return self._send(conn, b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                          b"%sContent-Length: %d\r\n\r\n" % (status, extra, len(body)) + body)
+                          b"X-Pod: %s\r\n%sContent-Length: %d\r\n\r\n"
+                          % (status, self.address.encode(), extra, len(body)) + body)
 
     def _sse_event(self, req, i, last, space=True, usage=None):
         event = {

@@ -280,6 +280,17 @@ def test_seed_request(procs, tmp_path):
     c.stop()
 
 
+def test_served_endpoint_header_can_be_turned_off(procs, tmp_path):
+    """--no-served-endpoint-header: the client is not told which pod of
+    the InferencePool answered."""
+    c = Cluster(procs, tmp_path, gw_args=("--no-served-endpoint-header",))
+    status, headers, r = post_json(c.base, "/v1/completions", seed_body())
+    assert status == 200, r
+    assert r["model"] == "tweet-summary-1"
+    assert "x-gateway-destination-endpoint-served" not in headers
+    c.stop()
+
+
 # ---- 2. traffic split ----
 
 def parallel(n, threads, fn):

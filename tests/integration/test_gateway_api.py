@@ -153,7 +153,9 @@ def test_service_backend_round_robin_and_header_filters(procs, tmp_path):
         assert st == 200, data
         assert hdrs.get("x-from-gateway") == "yes"
         assert "content-type" not in hdrs
-        served.add(hdrs["x-gateway-destination-endpoint-served"])
+        served.add(hdrs["x-pod"])
+        # Pod addresses are told to clients for InferencePools only.
+        assert "x-gateway-destination-endpoint-served" not in hdrs
     assert served == {p.address for p in s.pods}
     got = s.received()
     assert len(got) == 4
@@ -283,7 +285,7 @@ def test_mirror_sends_a_copy(procs, tmp_path):
         st, hdrs, _ = s.get("/mirror-me", method="POST", body=b'{"n": %d}' % i,
                             headers={"Content-Type": "application/json"})
         assert st == 200
-        assert hdrs["x-gateway-destination-endpoint-served"] == s.pods[0].address
+        assert hdrs["x-pod"] == s.pods[0].address
     deadline = time.time() + 3
     while len([r for r in s.pods[1].requests if r.path != "/metrics"]) < 3:
         assert time.time() < deadline, s.pods[1].requests
@@ -511,13 +513,13 @@ def test_route_retry_and_session_persistence(procs, tmp_path):
     assert st == 200
     cookie = hdrs["set-cookie"]
     assert cookie.startswith("my-session=ig.") and "Path=/" in cookie
-    first = hdrs["x-gateway-destination-endpoint-served"]
+    first = hdrs["x-pod"]
     token = cookie.split(";")[0]
     for _ in range(6):
         st, hdrs, _ = s.get("/sticky", headers={"Cookie": "other=1; " + token})
-        assert st == 200 and hdrs["x-gateway-destination-endpoint-served"] == first
+        assert st == 200 and hdrs["x-pod"] == first
     # Without the cookie, round robin reaches both.
-    seen = {s.get("/sticky")[1]["x-gateway-destination-endpoint-served"] for _ in range(4)}
+    seen = {s.get("/sticky")[1]["x-pod"] for _ in range(4)}
     assert seen == {s.pods[1].address, s.pods[2].address}
     s.stop()
 
@@ -561,7 +563,7 @@ metadata:
     for path in ("/n", "/t", "/u"):
         st, hdrs, data = s.get(path)
         assert st == 200, data
-        assert hdrs["x-gateway-destination-endpoint-served"] == s.pods[1].address, path
+        assert hdrs["x-pod"] == s.pods[1].address, path
     s.stop()
 
 

@@ -90,7 +90,7 @@ def test_listener_set_routing(procs, tmp_path):
         if st == 404:
             return 404
         assert st == 200, (host, path, st, data)
-        return by_addr[hdrs["x-gateway-destination-endpoint-served"]]
+        return by_addr[hdrs["x-pod"]]
 
     gw_hosts = ("gl-1.com", "gl-2.com")
     ls1_hosts = ("ls-1-a.com", "ls-1-b.com")
