@@ -6,10 +6,13 @@
  * walks that order once and allocates nothing. */
 #include "gateway/route.h"
 
+#include <pthread.h>
 #include <regex.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #define GATEWAY_GROUP "gateway.networking.k8s.io"
 
@@ -21,12 +24,41 @@
 /* A regular expression compiled once per worker: glibc's regexec() takes
  * a lock inside the regex_t for every call, so workers sharing one copy
  * would contend on it for every request. `ok` is false when the pattern
- * did not compile, and such a predicate never matches. */
+ * did not compile, and such a predicate never matches.
+ *
+ * Compiled patterns are shared by every table that holds the same text,
+ * so a reload keeps the copies of the patterns it did not change instead
+ * of compiling them again: each snapshot an in-flight request holds would
+ * otherwise pin copies of every pattern of the configuration (about 8 KiB
+ * per copy of a short header pattern, one copy per worker). Worker w still runs copy w only,
+ * whichever snapshot it matches against. The cache below finds them by text, flags and worker
+ * count; `refs` counts the tables holding one. Only building and freeing tables take its lock,
+ * which is never held while a request is matched. */
 struct pattern {
 	bool ok;
 	size_t ncopies;
 	regex_t *copies;
+	/* The cache's fields: set before the pattern enters the cache and
+	 * constant from then on, but for refs and next, which change under
+	 * cache.lock only. */
+	struct pattern *next;
+	size_t refs;
+	uint64_t hash;
+	int cflags;
+	size_t workers;
+	char *src;
 };
+
+/* What a missing or invalid expression compiles to: it never matches, and
+ * is never freed. */
+static struct pattern never_matches;
+
+static struct {
+	pthread_mutex_t lock;
+	struct pattern **buckets;
+	size_t nbuckets; /* a power of two, or 0 before the first pattern */
+	size_t n;	 /* patterns held */
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* One header or query-parameter predicate, ready to run. */
 struct value_pred {
@@ -298,44 +330,171 @@ bool ig_route_conflicted(const struct ig_config *cfg, const struct ig_httproute 
 	return false;
 }
 
-/* ---- building entries --------------------------------------------------- */
+/* ---- compiled patterns, shared ------------------------------------------- */
 
-static void pattern_free(struct pattern *p)
+static void copies_free(struct pattern *p)
 {
-	if (!p)
-		return;
 	for (size_t i = 0; i < p->ncopies; i++)
 		regfree(&p->copies[i]);
 	free(p->copies);
+	free(p->src);
 	free(p);
 }
 
-/* NULL only when out of memory: a pattern that does not compile is
- * returned, never matching. */
-static struct pattern *compile(const char *src, size_t workers)
+static struct pattern **bucket_of(uint64_t hash)
+{
+	return &cache.buckets[hash & (cache.nbuckets - 1)];
+}
+
+static struct pattern *cache_find(const char *src, uint64_t hash, int cflags, size_t workers)
+{
+	if (cache.nbuckets == 0)
+		return NULL;
+	for (struct pattern *p = *bucket_of(hash); p; p = p->next)
+		if (p->hash == hash && p->cflags == cflags && p->workers == workers &&
+		    streq(p->src, src))
+			return p;
+	return NULL;
+}
+
+/* Doubles the buckets when the patterns outnumber them; a table that
+ * cannot grow keeps its chains longer. */
+static void cache_grow(void)
+{
+	if (cache.n < cache.nbuckets)
+		return;
+	size_t nb = cache.nbuckets ? cache.nbuckets * 2 : 64;
+	struct pattern **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return;
+	for (size_t i = 0; i < cache.nbuckets; i++) {
+		for (struct pattern *p = cache.buckets[i], *next; p; p = next) {
+			next = p->next;
+			p->next = b[p->hash & (nb - 1)];
+			b[p->hash & (nb - 1)] = p;
+		}
+	}
+	free(cache.buckets);
+	cache.buckets = b;
+	cache.nbuckets = nb;
+}
+
+static void cache_unlink(struct pattern *p)
+{
+	struct pattern **pp = bucket_of(p->hash);
+	while (*pp != p)
+		pp = &(*pp)->next;
+	*pp = p->next;
+	if (--cache.n == 0) {
+		free(cache.buckets);
+		cache.buckets = NULL;
+		cache.nbuckets = 0;
+	}
+}
+
+/* The table holding p lets it go; the last one frees it. Any thread may
+ * free the last snapshot, so this takes the cache's lock, while the
+ * control thread may be building the next one. */
+static void pattern_free(struct pattern *p)
+{
+	if (!p || p == &never_matches)
+		return;
+	pthread_mutex_lock(&cache.lock);
+	bool last = --p->refs == 0;
+	if (last)
+		cache_unlink(p);
+	pthread_mutex_unlock(&cache.lock);
+	if (last)
+		copies_free(p);
+}
+
+/* One copy per worker of src, compiled outside the cache's lock. NULL when
+ * out of memory, &never_matches when src does not compile. */
+static struct pattern *compile_new(const char *src, uint64_t hash, int cflags, size_t workers)
 {
 	struct pattern *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->copies = calloc(workers, sizeof(*p->copies));
-	if (!p->copies) {
-		free(p);
+	p->src = strdup(src);
+	if (!p->copies || !p->src) {
+		copies_free(p);
 		return NULL;
 	}
-	p->ok = src != NULL;
-	while (p->ok && p->ncopies < workers) {
-		if (regcomp(&p->copies[p->ncopies], src, REG_EXTENDED) != 0)
-			p->ok = false;
-		else
-			p->ncopies++;
+	p->ok = true;
+	p->refs = 1;
+	p->hash = hash;
+	p->cflags = cflags;
+	p->workers = workers;
+	while (p->ncopies < workers) {
+		if (regcomp(&p->copies[p->ncopies], src, cflags) != 0)
+			break;
+		p->ncopies++;
 	}
-	if (!p->ok && p->ncopies > 0) {
-		/* The first copy compiled but a later one did not: memory. */
-		pattern_free(p);
-		return NULL;
+	if (p->ncopies == workers)
+		return p;
+	/* No copy compiled: the pattern is invalid. The first did but a
+	 * later one did not: memory. */
+	bool oom = p->ncopies > 0;
+	copies_free(p);
+	return oom ? NULL : &never_matches;
+}
+
+/* The pattern of src for `workers` workers: the cached one when a table
+ * holds it already, else a new one put in the cache. NULL only when out of
+ * memory: a pattern that does not compile never matches. */
+static struct pattern *compile(const char *src, size_t workers)
+{
+	const int cflags = REG_EXTENDED;
+	if (!src)
+		return &never_matches;
+	uint64_t hash = XXH3_64bits(src, strlen(src));
+
+	pthread_mutex_lock(&cache.lock);
+	struct pattern *p = cache_find(src, hash, cflags, workers);
+	if (p)
+		p->refs++;
+	pthread_mutex_unlock(&cache.lock);
+	if (p)
+		return p;
+
+	struct pattern *fresh = compile_new(src, hash, cflags, workers);
+	if (!fresh || fresh == &never_matches)
+		return fresh;
+	/* Another thread building tables may have put the same pattern in
+	 * meanwhile: theirs is kept, so there is one copy per text. */
+	pthread_mutex_lock(&cache.lock);
+	p = cache_find(src, hash, cflags, workers);
+	if (p) {
+		p->refs++;
+	} else {
+		cache_grow();
+		if (cache.nbuckets == 0) {
+			pthread_mutex_unlock(&cache.lock);
+			copies_free(fresh);
+			return NULL;
+		}
+		p = fresh;
+		p->next = *bucket_of(hash);
+		*bucket_of(hash) = p;
+		cache.n++;
+		fresh = NULL;
 	}
+	pthread_mutex_unlock(&cache.lock);
+	if (fresh)
+		copies_free(fresh);
 	return p;
 }
+
+size_t ig_routes_patterns(void)
+{
+	pthread_mutex_lock(&cache.lock);
+	size_t n = cache.n;
+	pthread_mutex_unlock(&cache.lock);
+	return n;
+}
+
+/* ---- building entries --------------------------------------------------- */
 
 /* Header names compare case-insensitively, query names exactly. */
 static bool same_name(struct ig_str a, struct ig_str b, bool headers)

@@ -6,7 +6,13 @@
  * Threading: a table is read by every worker at once. Each regular
  * expression is compiled once per worker, and a worker matches with its
  * own copies: glibc's regexec() locks the regex_t it runs, so one copy
- * shared by all workers would be a lock they all take on every request. */
+ * shared by all workers would be a lock they all take on every request.
+ * Tables share those copies: one built while another holds the same
+ * pattern (the previous snapshot's, on a reload) takes a reference to it,
+ * so the snapshots in-flight requests keep alive cost memory for the
+ * patterns that changed only. Tables may be built and freed on any
+ * threads; the shared copies' cache is locked then, never while
+ * matching. */
 #ifndef IG_GATEWAY_ROUTE_H
 #define IG_GATEWAY_ROUTE_H
 
@@ -73,6 +79,9 @@ bool ig_route_conflicted(const struct ig_config *cfg, const struct ig_httproute 
 struct ig_listener_routes *ig_routes_build(const struct ig_config *cfg, const struct ig_gateway *gw,
 					   const struct ig_listener *listener, size_t workers);
 void ig_routes_free(struct ig_listener_routes *t);
+/* Distinct compiled patterns (text, flags and worker count) that live
+ * tables hold, each counted once however many tables share it (for tests). */
+size_t ig_routes_patterns(void);
 /* Number of (route, rule, match) entries attached (for logs and tests). */
 size_t ig_routes_count(const struct ig_listener_routes *t);
 /* Whether a rule matches on X-Gateway-Model-Name, the header body-based

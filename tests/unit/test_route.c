@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -462,6 +463,131 @@ static void test_workers_match_at_once(void **state)
 		assert_int_equal(args[i].failures, 0);
 	}
 	ig_routes_free(t);
+}
+
+/* ---- compiled patterns shared across tables ------------------------------ */
+
+/* Every snapshot an in-flight request holds keeps its tables: tables built
+ * from the same patterns (a reload that changed something else) share
+ * their compiled copies, and only the last table holding a pattern frees
+ * it. Patterns are told apart by text and by worker count; a table keeps
+ * matching right after the one it shares with is gone. */
+static void test_tables_share_patterns(void **state)
+{
+	size_t base = ig_routes_patterns();
+	/* Texts of their own (on the heap), as a reload's new configuration
+	 * has: sharing goes by the text, not by where it is. */
+	char *p1 = strdup("/v[0-9]+/models"), *p2 = strdup("/v[0-9]+/models");
+	char *h1 = strdup("llama-[0-9]+b"), *h2 = strdup("llama-[0-9]+b");
+	struct ig_route_rule a_rules[] = {
+	    RULE({REGEX(p1)}, {PREFIX("/m"), HDRS(HDR_RE("x-model", h1))})};
+	struct ig_route_rule b_rules[] = {
+	    RULE({REGEX(p2)}, {PREFIX("/m"), HDRS(HDR_RE("x-model", h2))})};
+	struct ig_route_rule c_rules[] = {RULE(
+	    {REGEX("/v[0-9]+/chat")}, {PREFIX("/m"), HDRS(HDR_RE("x-model", "llama-[0-9]+b"))})};
+	struct ig_httproute ra = mkroute("default", "a", NULL, a_rules, N(a_rules));
+	struct ig_httproute rb = mkroute("default", "b", NULL, b_rules, N(b_rules));
+	struct ig_httproute rc = mkroute("default", "c", NULL, c_rules, N(c_rules));
+
+	struct ig_listener_routes *a = build(&ra, 1);
+	assert_int_equal(ig_routes_patterns(), base + 2);
+	struct ig_listener_routes *b = build(&rb, 1);
+	assert_int_equal(ig_routes_patterns(), base + 2);
+	/* One pattern changed: only that one is compiled again. */
+	struct ig_listener_routes *c = build(&rc, 1);
+	assert_int_equal(ig_routes_patterns(), base + 3);
+	/* Other workers, other copies. */
+	static struct ig_gateway gw;
+	gw = mkgateway(&http80, 1);
+	cfg = (struct ig_config){.gateways = &gw, .ngateways = 1, .routes = &ra, .nroutes = 1};
+	struct ig_listener_routes *d = ig_routes_build(&cfg, &gw, &gw.listeners[0], WORKERS + 1);
+	assert_non_null(d);
+	assert_int_equal(ig_routes_patterns(), base + 5);
+	ig_routes_free(d);
+	assert_int_equal(ig_routes_patterns(), base + 3);
+
+	ig_routes_free(a);
+	free(p1);
+	free(h1);
+	assert_int_equal(ig_routes_patterns(), base + 3);
+	for (size_t w = 0; w < WORKERS; w++) {
+		assert_string_equal(GET(b, "/v2/models"), "b/0.0");
+		assert_string_equal(GET(b, "/m", "X-Model: llama-70b"), "b/0.1");
+		assert_string_equal(GET(b, "/m", "X-Model: llama-70bx"), "404");
+		assert_string_equal(GET(c, "/v2/chat"), "c/0.0");
+		assert_string_equal(GET(c, "/v2/models"), "404");
+	}
+	ig_routes_free(b);
+	assert_int_equal(ig_routes_patterns(), base + 2);
+	ig_routes_free(c);
+	assert_int_equal(ig_routes_patterns(), base);
+	free(p2);
+	free(h2);
+}
+
+/* Snapshots are built on the control thread while a worker may be
+ * freeing the last one holding a pattern (its request was the last to
+ * end): the cache of shared patterns takes both at once (run under TSan by
+ * `make tsan`). The freeing thread matches first, with its own copy. */
+#define SWAP_ROUNDS 200
+
+struct swap_arg {
+	struct ig_listener_routes *t;
+	int failures;
+};
+
+static void *swap_free(void *arg)
+{
+	struct swap_arg *a = arg;
+	struct ig_http_header h = {.name = IG_STR("x-model"), .value = IG_STR("llama-8b")};
+	struct ig_route_request req = {.method = IG_STR("GET"),
+				       .path = IG_STR("/m"),
+				       .host = IG_STR("example.com"),
+				       .headers = &h,
+				       .nheaders = 1};
+	struct ig_route_result res;
+	if (ig_routes_match(a->t, 1, &req, &res) != 0 || res.rule_index != 1)
+		a->failures++;
+	ig_routes_free(a->t);
+	return NULL;
+}
+
+static void test_tables_freed_while_building(void **state)
+{
+	struct ig_route_rule rules[] = {
+	    RULE({REGEX("/v[0-9]+/(models|chat)")}),
+	    RULE({PREFIX("/m"), HDRS(HDR_RE("x-model", "llama-[0-9]+b"))}),
+	    RULE({PREFIX("/q"), QUERY(HDR_RE("id", "[0-9]+"))}),
+	};
+	struct ig_httproute r = mkroute("default", "sw", NULL, rules, N(rules));
+	static struct ig_gateway gw;
+	gw = mkgateway(&http80, 1);
+	cfg = (struct ig_config){.gateways = &gw, .ngateways = 1, .routes = &r, .nroutes = 1};
+	size_t base = ig_routes_patterns();
+	struct swap_arg arg = {0};
+	pthread_t th;
+	bool running = false;
+
+	for (size_t i = 0; i < SWAP_ROUNDS; i++) {
+		/* Every other round, the last table is gone before the next is
+		 * built: its patterns are compiled again. */
+		struct ig_listener_routes *t = ig_routes_build(&cfg, &gw, &gw.listeners[0], 2);
+		assert_non_null(t);
+		if (running)
+			assert_int_equal(pthread_join(th, NULL), 0);
+		running = false;
+		arg.t = t;
+		if (i % 2 == 0) {
+			assert_int_equal(pthread_create(&th, NULL, swap_free, &arg), 0);
+			running = true;
+		} else {
+			swap_free(&arg);
+		}
+	}
+	if (running)
+		assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(arg.failures, 0);
+	assert_int_equal(ig_routes_patterns(), base);
 }
 
 /* ---- hostnames ---------------------------------------------------------- */
@@ -1162,6 +1288,8 @@ int main(void)
 	    cmocka_unit_test(test_regex_path),
 	    cmocka_unit_test(test_header_regex_and_duplicates),
 	    cmocka_unit_test(test_workers_match_at_once),
+	    cmocka_unit_test(test_tables_share_patterns),
+	    cmocka_unit_test(test_tables_freed_while_building),
 	    cmocka_unit_test(test_route_hostnames),
 	    cmocka_unit_test(test_hostname_intersection),
 	    cmocka_unit_test(test_hostname_precedence),

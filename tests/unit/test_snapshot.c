@@ -197,12 +197,70 @@ static void test_lora_rule_by_age(void **state)
 	assert_int_equal(lora_rule_of(ig_picker_preset("v0.2"), "new"), IG_LORA_NAMING_ADAPTERS);
 }
 
+/* A reload builds a new snapshot while in-flight requests still hold the
+ * previous ones: patterns that did not change are the previous snapshot's
+ * compiled copies, not new ones, for HTTPRoutes and GRPCRoutes alike, and
+ * the last snapshot holding a pattern frees it. */
+static const char regex_routes[] =
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\n"
+    "spec:\n  gatewayClassName: x\n  listeners:\n"
+    "  - {name: http, port: 80, protocol: HTTP}\n"
+    "  - {name: other, port: 81, protocol: HTTP}\n"
+    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: h}\n"
+    "spec:\n  parentRefs: [{name: gw}]\n  hostnames: [h.example]\n  rules:\n"
+    "  - matches: [{path: {type: RegularExpression, value: \"/v[0-9]+/PATH\"},\n"
+    "      headers: [{name: x-model, type: RegularExpression, value: \"llama-[0-9]+b\"}]}]\n"
+    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g}\n"
+    "spec:\n  parentRefs: [{name: gw}]\n  hostnames: [g.example]\n  rules:\n"
+    "  - matches: [{method: {type: RegularExpression, service: \"pkg[.]S.*\", method: M}}]\n";
+
+static struct ig_snapshot *regex_snapshot(struct ig_endpoints *reg, const char *path,
+					  const struct ig_snapshot *prev)
+{
+	char text[sizeof regex_routes + 16];
+	const char *at = strstr(regex_routes, "PATH");
+	snprintf(text, sizeof text, "%.*s%s%s", (int)(at - regex_routes), regex_routes, path,
+		 at + 4);
+	struct ig_config *cfg = NULL;
+	struct ig_diags d = {0};
+	assert_int_equal(ig_config_load_text("r.yaml", text, strlen(text), &cfg, &d), 0);
+	ig_diags_free(&d);
+	struct ig_snapshot *s =
+	    ig_snapshot_build(reg, cfg, ig_picker_config_default(), 1, prev, 1, 4);
+	assert_non_null(s);
+	return s;
+}
+
+static void test_snapshots_share_patterns(void **state)
+{
+	size_t base = ig_routes_patterns();
+	struct ig_endpoints *reg = ig_endpoints_new(4);
+	/* Two listeners, each with its own table of the same three
+	 * patterns (path, header, gRPC method): one compiled copy set each. */
+	struct ig_snapshot *a = regex_snapshot(reg, "models", NULL);
+	assert_non_null(ig_snapshot_port(a, 80));
+	assert_non_null(ig_snapshot_port(a, 81));
+	assert_int_equal(ig_routes_patterns(), base + 3);
+	struct ig_snapshot *b = regex_snapshot(reg, "models", a);
+	assert_int_equal(ig_routes_patterns(), base + 3);
+	struct ig_snapshot *c = regex_snapshot(reg, "chat", b);
+	assert_int_equal(ig_routes_patterns(), base + 4);
+	ig_snapshot_unref(a);
+	assert_int_equal(ig_routes_patterns(), base + 4);
+	ig_snapshot_unref(b);
+	assert_int_equal(ig_routes_patterns(), base + 3);
+	ig_snapshot_unref(c);
+	assert_int_equal(ig_routes_patterns(), base);
+	ig_endpoints_free(reg);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pool_endpoints),
 	    cmocka_unit_test(test_listeners_across_gateways),
 	    cmocka_unit_test(test_lora_rule_by_age),
+	    cmocka_unit_test(test_snapshots_share_patterns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
