@@ -383,4 +383,11 @@ def test_page_in_chromium_shows_configuration_and_failed_reload(procs, tmp_path)
     assert stray, dom[:5000]
     assert re.search(r'data-parent="default/inference-gateway/nope">.*?class="bad">'
                      r'Accepted=False NoMatchingParent: ', stray.group(1)), stray.group(1)
+
+    # The pool's own status per parent Gateway, as /api/status's pools.
+    pool = re.search(r'<div class="state" data-pool-status="default/qwen-pool">(.*?)</div></div>',
+                     dom, re.S)
+    assert pool, dom[:5000]
+    assert re.search(r'default/inference-gateway: </span><span class="ok">Accepted, ResolvedRefs<',
+                     pool.group(1)), pool.group(1)
     c.stop()
