@@ -76,6 +76,7 @@ static void conn_free(struct ig_http_conn *c)
 		tls_free(c);
 	ig_io_stop(s->loop, &c->io);
 	close(c->io.fd);
+	s->nconns--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1330,12 +1331,49 @@ static int tls_close_notify(struct ig_http_conn *c)
 
 /* ---- accepting ---- */
 
+/* At most one line per this interval about the limit of connections. */
+#define FULL_LOG_INTERVAL_NS 5000000000u
+
+/* With max_conns held, the oldest connection that has no request in hand
+ * makes room (nginx's reuse of idle connections when worker_connections
+ * run out does the same); with none such, the new one is refused. A
+ * client that opens connections and sends nothing thus only ever pushes
+ * out its own. Returns whether there is room now. */
+static bool make_room(struct ig_http_server *s)
+{
+	if (!s->cfg.max_conns || s->nconns < s->cfg.max_conns)
+		return true;
+	struct ig_http_conn *oldest = NULL;
+	for (struct ig_http_conn *c = s->conns; c; c = c->next)
+		if ((c->state == ST_HEAD || c->state == ST_HANDSHAKE) && !c->in_handler &&
+		    !c->broken && !c->lingering)
+			oldest = c;
+	s->full_count++;
+	uint64_t now = ig_now_ns();
+	if (!s->full_log_ns || now - s->full_log_ns >= FULL_LOG_INTERVAL_NS) {
+		ig_warn("%s: %zu connections, the most it takes: %s (%lu since the last report)",
+			s->acceptor.name, s->nconns,
+			oldest ? "closing the oldest idle ones" : "refusing new ones",
+			s->full_count);
+		s->full_log_ns = now;
+		s->full_count = 0;
+	}
+	if (!oldest)
+		return false;
+	conn_free(oldest);
+	return true;
+}
+
 /* A connection from the acceptor (event/accept.c, which also pauses on
  * EMFILE): set it up and wait for the head under the header timeout. */
 static void on_accept(void *data, int fd, const struct sockaddr_storage *ss)
 {
 	struct ig_http_server *s = data;
 	struct ig_loop *loop = s->loop;
+	if (!make_room(s)) {
+		close(fd);
+		return;
+	}
 	struct ig_http_conn *c = calloc(1, s->tls ? sizeof(struct tls_conn_alloc) : sizeof *c);
 	if (!c) {
 		close(fd);
@@ -1349,6 +1387,7 @@ static void on_accept(void *data, int fd, const struct sockaddr_storage *ss)
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
+	s->nconns++;
 	if (ig_io_start(loop, &c->io, fd, IG_EV_READ, conn_on_io, c) < 0) {
 		c->io.fd = fd;
 		conn_free(c);

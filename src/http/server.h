@@ -76,6 +76,12 @@ struct ig_http_server_config {
 	 * that picks "h2" by ALPN over TLS gets an HTTP/2 session, each of
 	 * its streams an exchange like any other (ex->h2 set). */
 	bool http2;
+	/* Connections held at most (0: no limit). At the limit a new one
+	 * takes the place of the oldest that has no request in hand (idle,
+	 * a head still arriving, a TLS handshake), else it is closed: a
+	 * listener that is not the data plane (the admin port) cannot use up
+	 * the process's descriptors. */
+	size_t max_conns;
 };
 
 /* An exchange and everything in its arena live until the server lets go
