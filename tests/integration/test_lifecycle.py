@@ -3,7 +3,11 @@ when the configuration is reloaded, and how it stops (the drain, HTTP/2's
 two GOAWAYs, --shutdown-delay)."""
 import os
 import resource
+import signal
 import socket
+import struct
+
+import hpack
 
 from test_abuse import GatewayPopen, ok_small
 from test_gateway import Cluster, call
@@ -39,3 +43,72 @@ def test_admin_connections_are_capped(procs, tmp_path):
     assert call(c.admin, "/healthz", timeout=5)[0] == 200
     assert "connections, the most it takes" in c.log()
     c.stop()
+
+
+# ---- how it stops ----
+
+# ---- HTTP/2's graceful shutdown (RFC 9113 §6.8) ----
+
+class RawH2:
+    """An HTTP/2 client that writes its frames itself, so that it can open
+    a stream after a GOAWAY and choose when to answer a PING."""
+
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.enc, self.dec = hpack.Encoder(), hpack.Decoder()
+        self.buf = b""
+        self.goaways, self.pings, self.streams = [], [], {}
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(4, 0, 0, b""))
+
+    @staticmethod
+    def frame(kind, flags, sid, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + \
+            struct.pack(">I", sid) + payload
+
+    def get(self, sid, path="/v1/models"):
+        block = self.enc.encode([(":method", "GET"), (":path", path), (":scheme", "http"),
+                                 (":authority", "gw")])
+        self.streams[sid] = {"status": None, "ended": False}
+        self.sock.sendall(self.frame(1, 0x5, sid, block))  # END_STREAM | END_HEADERS
+
+    def pump(self, until):
+        while not until():
+            data = self.sock.recv(65536)
+            assert data, "connection closed"
+            self.buf += data
+            while len(self.buf) >= 9 and len(self.buf) >= 9 + int.from_bytes(self.buf[:3], "big"):
+                n, kind, flags = int.from_bytes(self.buf[:3], "big"), self.buf[3], self.buf[4]
+                sid = int.from_bytes(self.buf[5:9], "big") & 0x7fffffff
+                p, self.buf = self.buf[9:9 + n], self.buf[9 + n:]
+                st = self.streams.get(sid)
+                if kind == 4 and not flags & 1:
+                    self.sock.sendall(self.frame(4, 1, 0, b""))  # SETTINGS ACK
+                elif kind == 6 and not flags & 1:
+                    self.pings.append(p)
+                elif kind == 7:
+                    self.goaways.append(int.from_bytes(p[:4], "big") & 0x7fffffff)
+                elif kind == 1 and st is not None:
+                    st["status"] = dict(self.dec.decode(p))[":status"]
+                if kind in (0, 1) and st is not None and flags & 1:
+                    st["ended"] = True
+
+
+def test_http2_drain_notice_then_goaway(procs, tmp_path):
+    """At SIGTERM an HTTP/2 client first gets GOAWAY with the last stream
+    id 2^31-1 and a PING; a stream it opens before answering the PING is
+    still served, and the GOAWAY after the PING's answer names it."""
+    c = Cluster(procs, tmp_path, nsims=0)
+    h = RawH2(c.host, c.port)
+    h.get(1)
+    h.pump(lambda: h.streams[1]["ended"])
+    assert h.streams[1]["status"] == "200"
+    c.gw.send_signal(signal.SIGTERM)
+    h.pump(lambda: h.goaways and h.pings)
+    assert h.goaways == [2**31 - 1]
+    h.get(3)  # in transit as the notice came
+    h.sock.sendall(h.frame(6, 1, 0, h.pings[0]))  # PING ACK
+    h.pump(lambda: h.streams[3]["ended"] and len(h.goaways) == 2)
+    assert h.streams[3]["status"] == "200"
+    assert h.goaways == [2**31 - 1, 3]
+    h.sock.close()
+    assert c.gw.wait(timeout=10) == 0
