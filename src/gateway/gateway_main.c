@@ -43,7 +43,8 @@ static const char footer_text[] =
     "SIGHUP or a change to a file reloads; a reload with errors is refused and\n"
     "the previous configuration keeps serving (infergate_config_* on /metrics,\n"
     "the errors on /api/status and in a banner on the admin page at /). SIGTERM\n"
-    "drains and exits; SIGUSR1 reopens the access log.\n";
+    "drains and exits (reloads are ignored from then on); SIGUSR1 reopens the\n"
+    "access log.\n";
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const access_log_formats[] = {"json", "text", NULL}; /* ig_alog_format */
@@ -550,7 +551,12 @@ static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
 	struct ig_gateway_rt *G = io->data;
 	struct signalfd_siginfo si;
 	while (read(io->fd, &si, sizeof si) == sizeof si) {
-		if (si.ssi_signo == SIGHUP)
+		/* A reload would open the listeners of a new configuration
+		 * while those of the old one close (as --kube's changes, which
+		 * are ignored while draining too). */
+		if (si.ssi_signo == SIGHUP && G->draining)
+			ig_info("SIGHUP ignored: shutting down");
+		else if (si.ssi_signo == SIGHUP)
 			reload(G, "SIGHUP");
 		else if (si.ssi_signo == SIGUSR1)
 			ig_access_log_reopen(G->alog);

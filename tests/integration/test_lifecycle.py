@@ -1,11 +1,14 @@
 """The gateway's life under traffic: what holds the process's descriptors,
 when the configuration is reloaded, and how it stops (the drain, HTTP/2's
 two GOAWAYs, --shutdown-delay)."""
+import http.client
+import json
 import os
 import resource
 import signal
 import socket
 import struct
+import time
 
 import hpack
 
@@ -46,6 +49,43 @@ def test_admin_connections_are_capped(procs, tmp_path):
 
 
 # ---- how it stops ----
+
+# ---- how it stops ----
+
+def wait_log(c, text, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while text not in c.log():
+        assert time.monotonic() < deadline, c.log()
+        time.sleep(0.02)
+
+
+def start_stream(c, max_tokens):
+    """A streamed completion whose first event has come: (connection, response)."""
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": max_tokens, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.read1(65536).startswith(b"data: ")
+    return conn, resp
+
+
+def test_sighup_while_draining_is_ignored(procs, tmp_path):
+    """A reload during a drain would open the listeners of the new
+    configuration while the old ones close: SIGHUP is ignored, and said so."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "50"),
+                gw_args=("--watch-interval", "600000"))
+    conn, resp = start_stream(c, 20)
+    c.gw.send_signal(signal.SIGTERM)
+    wait_log(c, "draining")
+    c.gw.send_signal(signal.SIGHUP)
+    wait_log(c, "SIGHUP ignored")
+    assert resp.read().endswith(b"data: [DONE]\n\n")
+    conn.close()
+    assert c.gw.wait(timeout=10) == 0
+    assert "reloading configuration" not in c.log()
+
 
 # ---- HTTP/2's graceful shutdown (RFC 9113 §6.8) ----
 
