@@ -43,8 +43,8 @@ static const char footer_text[] =
     "SIGHUP or a change to a file reloads; a reload with errors is refused and\n"
     "the previous configuration keeps serving (infergate_config_* on /metrics,\n"
     "the errors on /api/status and in a banner on the admin page at /). SIGTERM\n"
-    "drains and exits (reloads are ignored from then on); SIGUSR1 reopens the\n"
-    "access log.\n";
+    "drains and exits (after --shutdown-delay; reloads are ignored from then on);\n"
+    "SIGUSR1 reopens the access log.\n";
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const access_log_formats[] = {"json", "text", NULL}; /* ig_alog_format */
@@ -107,6 +107,11 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_MS("drain-timeout", 0, &o->drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "grace period for requests on SIGTERM; then those left are answered "
 		       "503, or cut once their response began (default 30s)"),
+	    IG_FLAG_MS("shutdown-delay", 0, &o->shutdown_delay_ms, IG_FLAG_BARE_MS, "DUR",
+		       "on SIGTERM, /readyz says 503 at once while the listeners go on "
+		       "serving this long (responses close their connections, HTTP/2 gets "
+		       "GOAWAY's notice) before the drain: time for Kubernetes to take the "
+		       "pod out of its Service's endpoints (default 0)"),
 	    IG_FLAG_SECTION("client side:"),
 	    IG_FLAG_UINT("max-header-bytes", 0, &max_header, 1, 1u << 30, "N",
 			 "request head limit, else 431 (default 65536)"),
@@ -535,15 +540,41 @@ static void on_drain_poll(struct ig_loop *loop, struct ig_timer *t)
 
 static void start_drain(struct ig_gateway_rt *G)
 {
-	if (atomic_exchange(&G->draining, true))
+	if (G->drain_started)
 		return;
+	G->drain_started = true;
 	ig_info("draining: listeners closed, waiting for requests in flight");
-	ig_timer_stop(&G->ctl, &G->watch_timer);
 	ig_kube_release(G->kube);
 	for (int i = 0; i < G->nworkers; i++)
 		ig_worker_drain(&G->workers[i]);
 	G->drain_deadline_ns = ig_now_ns() + G->opt.drain_timeout_ms * 1000000u;
 	ig_timer_start(&G->ctl, &G->drain_poll, 0, on_drain_poll, G);
+}
+
+static void on_shutdown_delay(struct ig_loop *loop, struct ig_timer *t)
+{
+	start_drain(t->data);
+}
+
+/* SIGTERM: not ready from now on (/readyz), no more reloads, and after
+ * --shutdown-delay the drain. Kubernetes sends SIGTERM while it takes the
+ * pod out of its Services' endpoints, not after; during the delay clients
+ * still routed here are served, and told to go (Connection: close, an
+ * HTTP/2 GOAWAY notice), instead of being refused. */
+static void shut_down(struct ig_gateway_rt *G)
+{
+	if (atomic_exchange(&G->draining, true))
+		return;
+	ig_timer_stop(&G->ctl, &G->watch_timer);
+	if (!G->opt.shutdown_delay_ms) {
+		start_drain(G);
+		return;
+	}
+	ig_info("shutting down: not ready, serving new connections for %llu ms before draining",
+		(unsigned long long)G->opt.shutdown_delay_ms);
+	for (int i = 0; i < G->nworkers; i++)
+		ig_worker_going_away(&G->workers[i]);
+	ig_timer_start(&G->ctl, &G->shutdown_timer, G->opt.shutdown_delay_ms, on_shutdown_delay, G);
 }
 
 static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
@@ -565,7 +596,7 @@ static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
 				ig_warn("second signal: stopping now");
 				ig_loop_stop(loop);
 			}
-			start_drain(G);
+			shut_down(G);
 		}
 	}
 }
@@ -767,6 +798,7 @@ static void stop(struct ig_gateway_rt *G)
 	}
 	ig_timer_stop(&G->ctl, &G->watch_timer);
 	ig_timer_stop(&G->ctl, &G->drain_poll);
+	ig_timer_stop(&G->ctl, &G->shutdown_timer);
 	if (G->ctl.epfd > 0)
 		ig_loop_free(&G->ctl);
 	ig_gateway_fini(G);

@@ -57,6 +57,9 @@ struct ig_gw_options {
 	uint64_t scrape_interval_ms;
 	uint64_t scrape_timeout_ms; /* one /metrics scrape, connect included */
 	uint64_t drain_timeout_ms;
+	/* --shutdown-delay: after SIGTERM, /readyz says 503 while the
+	 * listeners go on serving this long before the drain begins. */
+	uint64_t shutdown_delay_ms;
 	uint64_t max_attempts;		   /* endpoints tried per request */
 	uint64_t upstream_read_timeout_ms; /* silence from a pod before and during its answer */
 	struct ig_upstream_config upstream;
@@ -138,11 +141,12 @@ struct ig_gateway_rt {
 	char *attach_json;
 	/* Control loop state. */
 	uint64_t watch_signature;
-	struct ig_timer watch_timer, drain_poll, alog_timer;
+	struct ig_timer watch_timer, drain_poll, alog_timer, shutdown_timer;
 	struct ig_io sig_io;
 	int sigfd;
 	uint64_t drain_deadline_ns;
 	bool drain_expired; /* the workers were told to end what is left */
+	bool drain_started; /* the listeners closed (after any shutdown delay) */
 };
 
 void ig_gw_options_defaults(struct ig_gw_options *o);

@@ -73,6 +73,9 @@ int ig_worker_start(struct ig_worker *w);
 void ig_worker_set_snapshot(struct ig_worker *w, struct ig_snapshot *s); /* posts */
 /* The same on the worker's own thread, now (takes a reference). */
 void ig_worker_apply_snapshot(struct ig_worker *w, struct ig_snapshot *s);
+/* A shutdown delay began: the listeners go on, their responses close
+ * connections (ig_http_server_going_away; posts). */
+void ig_worker_going_away(struct ig_worker *w);
 void ig_worker_drain(struct ig_worker *w); /* posts */
 /* The drain's grace period is over: the requests still in flight are
  * ended with a 503, or cut (posts). */

@@ -1447,6 +1447,16 @@ struct ig_http_server *ig_http_server_new_tls(struct ig_loop *loop, int listen_f
 	return s;
 }
 
+void ig_http_server_going_away(struct ig_http_server *s)
+{
+	if (s->going_away || s->draining)
+		return;
+	s->going_away = true;
+	for (struct ig_http_conn *c = s->conns; c; c = c->next)
+		if (c->state == ST_H2 && !c->broken)
+			ig_h2_notice(c);
+}
+
 void ig_http_server_drain(struct ig_http_server *s)
 {
 	if (s->draining)
@@ -1560,7 +1570,7 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 	}
 	/* A streamed body still coming: the connection ends with this
 	 * response (end_exchange). */
-	if (c->srv->draining || (c->streaming && !c->ex->body_done))
+	if (c->srv->draining || c->srv->going_away || (c->streaming && !c->ex->body_done))
 		c->keep_alive = false;
 	if (!c->keep_alive)
 		rc |= ig_buf_append_cstr(o, "Connection: close\r\n");

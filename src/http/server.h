@@ -147,6 +147,11 @@ struct ig_http_server *ig_http_server_new_tls(struct ig_loop *loop, int listen_f
 					      const struct ig_http_server_config *cfg,
 					      struct ig_tls_ctx *tls, ig_http_handler handler,
 					      void *ctx);
+/* The server will drain soon (a shutdown delay): it goes on accepting and
+ * serving, but each HTTP/1.1 response from now on ends its connection
+ * (Connection: close) and HTTP/2 sessions get GOAWAY's shutdown notice,
+ * so that clients move to other replicas without a request failing. */
+void ig_http_server_going_away(struct ig_http_server *s);
 /* Stops accepting and closes the listening fd; connections go on.
  * Idle keep-alive connections are closed, busy ones close after their
  * current response. */

@@ -825,6 +825,8 @@ int ig_h2_start(struct ig_http_conn *c)
 		goto fail;
 	c->h2 = h;
 	c->state = ST_H2;
+	if (c->srv->going_away)
+		ig_h2_notice(c);
 	return ig_h2_input(c);
 fail:
 	if (h && h->ng)

@@ -107,6 +107,7 @@ struct ig_http_server {
 	uint64_t full_log_ns;	  /* when the limit of connections was last logged */
 	unsigned long full_count; /* connections dropped at the limit since then */
 	bool draining;
+	bool going_away; /* responses close their connections; still accepting */
 };
 
 /* What server.c lends server_h2.c. */

@@ -13,7 +13,7 @@ import time
 import hpack
 
 from test_abuse import GatewayPopen, ok_small
-from test_gateway import Cluster, call
+from test_gateway import Cluster, call, seed_body
 
 
 def fd_limit(n):
@@ -50,8 +50,6 @@ def test_admin_connections_are_capped(procs, tmp_path):
 
 # ---- how it stops ----
 
-# ---- how it stops ----
-
 def wait_log(c, text, timeout=10.0):
     deadline = time.monotonic() + timeout
     while text not in c.log():
@@ -85,6 +83,29 @@ def test_sighup_while_draining_is_ignored(procs, tmp_path):
     conn.close()
     assert c.gw.wait(timeout=10) == 0
     assert "reloading configuration" not in c.log()
+
+
+def test_shutdown_delay(procs, tmp_path):
+    """--shutdown-delay: at SIGTERM /readyz says 503 at once, while the
+    listener still takes new connections and serves them (with
+    Connection: close) for the delay; then the drain, then the exit."""
+    c = Cluster(procs, tmp_path, gw_args=("--shutdown-delay", "2s", "--drain-timeout", "1s"))
+    t0 = time.monotonic()
+    c.gw.send_signal(signal.SIGTERM)
+    wait_log(c, "shutting down")
+    status, _, body = call(c.admin, "/readyz")
+    assert (status, body) == (503, b"draining\n")
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(seed_body()),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["model"] == "tweet-summary-1"
+    assert resp.getheader("Connection") == "close"
+    conn.close()
+    assert c.gw.wait(timeout=10) == 0
+    assert time.monotonic() - t0 >= 2.0
+    log = c.log()
+    assert log.index("shutting down") < log.index("draining: listeners closed"), log
 
 
 # ---- HTTP/2's graceful shutdown (RFC 9113 §6.8) ----
