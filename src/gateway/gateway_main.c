@@ -453,10 +453,20 @@ static void fold(uint64_t *h, uint64_t v)
 	*h = (*h ^ v) * 0x100000001b3u;
 }
 
-static void fingerprint(const char *path, uint64_t *h, int depth)
+/* Out of descriptors, a directory cannot be read: that says nothing about
+ * the files, so the poll is skipped rather than taken for a change. */
+static bool out_of_fds(int err)
+{
+	return err == EMFILE || err == ENFILE;
+}
+
+/* *err is set when the files could not be looked at (out_of_fds). */
+static void fingerprint(const char *path, uint64_t *h, int depth, int *err)
 {
 	struct stat st;
 	if (stat(path, &st) < 0) {
+		if (out_of_fds(errno))
+			*err = errno;
 		fold(h, 0xdead);
 		return;
 	}
@@ -468,11 +478,13 @@ static void fingerprint(const char *path, uint64_t *h, int depth)
 		return;
 	struct dirent **names;
 	int n = scandir(path, &names, NULL, alphasort);
+	if (n < 0 && out_of_fds(errno))
+		*err = errno;
 	for (int i = 0; i < n; i++) {
 		if (names[i]->d_name[0] != '.') {
 			char sub[4096];
 			snprintf(sub, sizeof sub, "%s/%s", path, names[i]->d_name);
-			fingerprint(sub, h, depth + 1);
+			fingerprint(sub, h, depth + 1, err);
 		}
 		free(names[i]);
 	}
@@ -480,21 +492,34 @@ static void fingerprint(const char *path, uint64_t *h, int depth)
 		free(names);
 }
 
-static uint64_t signature(const struct ig_gateway_rt *G)
+/* 0, or the errno that kept the files from being looked at. */
+static int signature(const struct ig_gateway_rt *G, uint64_t *sig)
 {
 	uint64_t h = 0xcbf29ce484222325u;
+	int err = 0;
 	for (size_t i = 0; i < G->opt.npaths; i++)
-		fingerprint(G->opt.paths[i], &h, 0);
+		fingerprint(G->opt.paths[i], &h, 0, &err);
 	if (G->opt.picker_config)
-		fingerprint(G->opt.picker_config, &h, 0);
-	return h;
+		fingerprint(G->opt.picker_config, &h, 0, &err);
+	*sig = h;
+	return err;
 }
+
+#define WATCH_LOG_INTERVAL_NS 60000000000u
 
 static void on_watch(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_gateway_rt *G = t->data;
-	uint64_t sig = signature(G);
-	if (sig != G->watch_signature) {
+	uint64_t sig;
+	int err = signature(G, &sig);
+	uint64_t now = ig_now_ns();
+	if (err) {
+		if (!G->watch_err_log_ns || now - G->watch_err_log_ns >= WATCH_LOG_INTERVAL_NS) {
+			ig_warn("watch: cannot look at the files (%s): skipping the check",
+				strerror(err));
+			G->watch_err_log_ns = now;
+		}
+	} else if (sig != G->watch_signature) {
 		G->watch_signature = sig;
 		reload(G, "files changed");
 	}
@@ -762,7 +787,7 @@ static int start(struct ig_gateway_rt *G)
 		if (!G->kube)
 			return -1;
 	} else {
-		G->watch_signature = signature(G);
+		signature(G, &G->watch_signature);
 		ig_timer_start(&G->ctl, &G->watch_timer, G->opt.watch_interval_ms, on_watch, G);
 	}
 	ig_info("%s: %d workers, scraping every %llu ms", G->opt.job ? G->opt.job : "gateway",

@@ -141,6 +141,7 @@ struct ig_gateway_rt {
 	char *attach_json;
 	/* Control loop state. */
 	uint64_t watch_signature;
+	uint64_t watch_err_log_ns; /* when a poll that could not look was last logged */
 	struct ig_timer watch_timer, drain_poll, alog_timer, shutdown_timer;
 	struct ig_io sig_io;
 	int sigfd;

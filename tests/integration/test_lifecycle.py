@@ -13,7 +13,7 @@ import time
 import hpack
 
 from test_abuse import GatewayPopen, ok_small
-from test_gateway import Cluster, call, seed_body
+from test_gateway import Cluster, call, reload_metrics, seed_body
 
 
 def fd_limit(n):
@@ -45,6 +45,39 @@ def test_admin_connections_are_capped(procs, tmp_path):
             s.close()
     assert call(c.admin, "/healthz", timeout=5)[0] == 200
     assert "connections, the most it takes" in c.log()
+    c.stop()
+
+
+# ---- the file watcher ----
+
+def wait_until(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_watch_out_of_fds_is_no_change(procs, tmp_path):
+    """Out of descriptors the manifests' directory cannot be read: the poll
+    is skipped (and logged), not taken for a change and a failed reload."""
+    c = Cluster(GatewayPopen(procs, preexec_fn=fd_limit(128)), tmp_path, nsims=0,
+                gw_args=("--watch-interval", "20"))
+    held = []
+    try:
+        # Until the workers cannot accept: every descriptor is taken.
+        while "pausing new connections" not in c.log() and len(held) < 300:
+            held.append(socket.create_connection((c.host, c.port), timeout=5))
+            if len(held) > 100:
+                time.sleep(0.01)
+        wait_until(lambda: "skipping the check" in c.log() or "reloading" in c.log())
+    finally:
+        for s in held:
+            s.close()
+    wait_until(lambda: call(c.admin, "/healthz", timeout=2)[0] == 200)
+    m = reload_metrics(c)
+    assert m['infergate_config_reloads_total{result="failure"}'] == 0, c.log()
+    assert m["infergate_config_last_reload_successful"] == 1
+    assert "reloading configuration" not in c.log()
     c.stop()
 
 
