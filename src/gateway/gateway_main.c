@@ -67,7 +67,9 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			"prefix affinity, LoRA, queue, KV), gie (GIE's default profile), llm-d "
 			"(prefix + load-aware), v0.2 (GIE v0.2.0's decision tree)"),
 	    IG_FLAG_MS("watch-interval", 0, &o->watch_interval_ms, IG_FLAG_BARE_MS, "DUR",
-		       "how often the files are checked for changes (default 1s)"),
+		       "how often the files are checked for changes; a change is taken once "
+		       "two checks in a row saw it, so replace files whole (write another "
+		       "and rename it, as ConfigMap volumes do) (default 1s)"),
 	    IG_FLAG_SECTION("kubernetes (--kube):"),
 	    IG_FLAG_BOOL("kube", 0, &o->kube,
 			 "read the configuration from the Kubernetes API (list and watch) "
@@ -507,6 +509,10 @@ static int signature(const struct ig_gateway_rt *G, uint64_t *sig)
 
 #define WATCH_LOG_INTERVAL_NS 60000000000u
 
+/* A change is taken once two polls in a row saw the same new fingerprint:
+ * a file rewritten in place in several writes is not read half-written,
+ * unless the writer pauses longer than a poll (files are best replaced
+ * whole, by a rename, as kubectl's ConfigMap volumes do). */
 static void on_watch(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_gateway_rt *G = t->data;
@@ -519,7 +525,13 @@ static void on_watch(struct ig_loop *loop, struct ig_timer *t)
 				strerror(err));
 			G->watch_err_log_ns = now;
 		}
-	} else if (sig != G->watch_signature) {
+	} else if (sig == G->watch_signature) {
+		G->watch_changed = false;
+	} else if (!G->watch_changed || sig != G->watch_seen) {
+		G->watch_changed = true;
+		G->watch_seen = sig;
+	} else {
+		G->watch_changed = false;
 		G->watch_signature = sig;
 		reload(G, "files changed");
 	}

@@ -141,6 +141,11 @@ struct ig_gateway_rt {
 	char *attach_json;
 	/* Control loop state. */
 	uint64_t watch_signature;
+	/* A fingerprint that differs from watch_signature, seen on the last
+	 * poll (watch_changed): the reload waits until the next poll sees it
+	 * again, so that a file being written is not read half-way. */
+	uint64_t watch_seen;
+	bool watch_changed;
 	uint64_t watch_err_log_ns; /* when a poll that could not look was last logged */
 	struct ig_timer watch_timer, drain_poll, alog_timer, shutdown_timer;
 	struct ig_io sig_io;

@@ -13,7 +13,7 @@ import time
 import hpack
 
 from test_abuse import GatewayPopen, ok_small
-from test_gateway import Cluster, call, reload_metrics, seed_body
+from test_gateway import Cluster, call, model_yaml, reload_metrics, seed_body
 
 
 def fd_limit(n):
@@ -78,6 +78,27 @@ def test_watch_out_of_fds_is_no_change(procs, tmp_path):
     assert m['infergate_config_reloads_total{result="failure"}'] == 0, c.log()
     assert m["infergate_config_last_reload_successful"] == 1
     assert "reloading configuration" not in c.log()
+    c.stop()
+
+
+def test_watch_waits_for_a_file_to_settle(procs, tmp_path):
+    """A file rewritten in place by a slow writer is reloaded once it stopped
+    changing for a poll, not half-written on the way."""
+    c = Cluster(procs, tmp_path, nsims=0, gw_args=("--watch-interval", "250"))
+    text = model_yaml((("tweet-summary-0", 100),))
+    half = text.index("\n", len(text) // 2) + 1
+    with open(c.path("model.yaml"), "w") as f:
+        f.write(text[:half])
+        for _ in range(60):  # a writer that takes its time
+            f.write("#\n")
+            f.flush()
+            time.sleep(0.01)
+        f.write(text[half:])
+    wait_until(lambda: "reloading configuration (files changed)" in c.log())
+    wait_until(lambda: reload_metrics(c)['infergate_config_reloads_total{result="success"}'] == 1)
+    m = reload_metrics(c)
+    assert m['infergate_config_reloads_total{result="failure"}'] == 0, c.log()
+    assert c.log().count("reloading configuration") == 1, c.log()
     c.stop()
 
 
