@@ -51,8 +51,12 @@ struct ig_worker {
 	struct ig_activity *activity;	    /* recent picks, for the admin page */
 	size_t mirrors;			    /* RequestMirror copies in flight */
 	struct mirror *mirror_list;
-	uint32_t rr;		 /* round robin over Service endpoints */
-	size_t active;		 /* requests in flight on this worker */
+	uint32_t rr;   /* round robin over Service endpoints */
+	size_t active; /* requests in flight on this worker */
+	/* Upstream connects that failed for want of descriptors since the
+	 * last log line about it, and when that was. */
+	unsigned long fd_failures;
+	uint64_t fd_log_ns;
 	struct ig_req *requests; /* the same, listed (ig_req.active_next) */
 	bool draining;
 	/* Stopping: a request ended now is the gateway's doing, not its

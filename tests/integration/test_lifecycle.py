@@ -48,6 +48,44 @@ def test_admin_connections_are_capped(procs, tmp_path):
     c.stop()
 
 
+# ---- out of descriptors toward the model servers ----
+
+def test_upstream_connect_out_of_fds_is_503(procs, tmp_path):
+    """A request on a connection taken before the descriptors ran out
+    cannot reach any model server: that is the gateway's failure, not the
+    pods', so it is answered 503 at once, without trying the others."""
+    c = Cluster(GatewayPopen(procs, preexec_fn=fd_limit(128)), tmp_path, nsims=2)
+    held = []
+    try:
+        while "pausing new connections" not in c.log() and len(held) < 300:
+            held.append(socket.create_connection((c.host, c.port), timeout=5))
+            if len(held) > 100:
+                time.sleep(0.01)
+        body = json.dumps(seed_body()).encode()
+        held[0].sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(body), body))
+        f = held[0].makefile("rb")
+        status = f.readline()
+        headers = {}
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""):
+                break
+            k, v = line.decode().split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        err = json.loads(f.read(int(headers["content-length"])))["error"]
+    finally:
+        for s in held:
+            s.close()
+    assert status.startswith(b"HTTP/1.1 503 "), (status, err)
+    assert "out of file descriptors" in err["message"], err
+    log = c.log()
+    assert "trying another endpoint" not in log, log
+    assert log.count("answering 503") == 1, log
+    c.stop()
+
+
 # ---- the file watcher ----
 
 def wait_until(pred, timeout=10.0):
