@@ -252,7 +252,13 @@ int ig_admin_start(struct ig_gateway_rt *gw, const char *hostport)
 		ig_err("admin: cannot listen on %s:%d: %s", host, port, strerror(-fd));
 		return -1;
 	}
-	gw->admin = ig_http_server_new(&gw->ctl, fd, NULL, handle, gw);
+	/* Probes and scrapers need a few connections; a client holding
+	 * more, idle or with heads that never end, would otherwise take the
+	 * descriptors the data plane's clients and model servers need. */
+	struct ig_http_server_config cfg;
+	ig_http_server_config_defaults(&cfg);
+	cfg.max_conns = IG_ADMIN_MAX_CONNS;
+	gw->admin = ig_http_server_new(&gw->ctl, fd, &cfg, handle, gw);
 	if (!gw->admin) {
 		close(fd);
 		return -1;

@@ -6,6 +6,10 @@
 
 #include "gateway/runtime.h"
 
+/* Connections the admin listener holds at most; past it the oldest idle
+ * one makes room (http/server.h, max_conns). */
+#define IG_ADMIN_MAX_CONNS 128
+
 int ig_admin_start(struct ig_gateway_rt *gw, const char *hostport);
 void ig_admin_stop(struct ig_gateway_rt *gw);
 /* /pools' JSON object (generation, pools, endpoints, prefix index). */

@@ -43,7 +43,8 @@ static const char footer_text[] =
     "SIGHUP or a change to a file reloads; a reload with errors is refused and\n"
     "the previous configuration keeps serving (infergate_config_* on /metrics,\n"
     "the errors on /api/status and in a banner on the admin page at /). SIGTERM\n"
-    "drains and exits; SIGUSR1 reopens the access log.\n";
+    "drains and exits (after --shutdown-delay; reloads are ignored from then on);\n"
+    "SIGUSR1 reopens the access log.\n";
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const access_log_formats[] = {"json", "text", NULL}; /* ig_alog_format */
@@ -66,7 +67,9 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			"prefix affinity, LoRA, queue, KV), gie (GIE's default profile), llm-d "
 			"(prefix + load-aware), v0.2 (GIE v0.2.0's decision tree)"),
 	    IG_FLAG_MS("watch-interval", 0, &o->watch_interval_ms, IG_FLAG_BARE_MS, "DUR",
-		       "how often the files are checked for changes (default 1s)"),
+		       "how often the files are checked for changes; a change is taken once "
+		       "two checks in a row saw it, so replace files whole (write another "
+		       "and rename it, as ConfigMap volumes do) (default 1s)"),
 	    IG_FLAG_SECTION("kubernetes (--kube):"),
 	    IG_FLAG_BOOL("kube", 0, &o->kube,
 			 "read the configuration from the Kubernetes API (list and watch) "
@@ -106,6 +109,11 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 	    IG_FLAG_MS("drain-timeout", 0, &o->drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "grace period for requests on SIGTERM; then those left are answered "
 		       "503, or cut once their response began (default 30s)"),
+	    IG_FLAG_MS("shutdown-delay", 0, &o->shutdown_delay_ms, IG_FLAG_BARE_MS, "DUR",
+		       "on SIGTERM, /readyz says 503 at once while the listeners go on "
+		       "serving this long (responses close their connections, HTTP/2 gets "
+		       "GOAWAY's notice) before the drain: time for Kubernetes to take the "
+		       "pod out of its Service's endpoints (default 0)"),
 	    IG_FLAG_SECTION("client side:"),
 	    IG_FLAG_UINT("max-header-bytes", 0, &max_header, 1, 1u << 30, "N",
 			 "request head limit, else 431 (default 65536)"),
@@ -447,10 +455,20 @@ static void fold(uint64_t *h, uint64_t v)
 	*h = (*h ^ v) * 0x100000001b3u;
 }
 
-static void fingerprint(const char *path, uint64_t *h, int depth)
+/* Out of descriptors, a directory cannot be read: that says nothing about
+ * the files, so the poll is skipped rather than taken for a change. */
+static bool out_of_fds(int err)
+{
+	return err == EMFILE || err == ENFILE;
+}
+
+/* *err is set when the files could not be looked at (out_of_fds). */
+static void fingerprint(const char *path, uint64_t *h, int depth, int *err)
 {
 	struct stat st;
 	if (stat(path, &st) < 0) {
+		if (out_of_fds(errno))
+			*err = errno;
 		fold(h, 0xdead);
 		return;
 	}
@@ -462,11 +480,13 @@ static void fingerprint(const char *path, uint64_t *h, int depth)
 		return;
 	struct dirent **names;
 	int n = scandir(path, &names, NULL, alphasort);
+	if (n < 0 && out_of_fds(errno))
+		*err = errno;
 	for (int i = 0; i < n; i++) {
 		if (names[i]->d_name[0] != '.') {
 			char sub[4096];
 			snprintf(sub, sizeof sub, "%s/%s", path, names[i]->d_name);
-			fingerprint(sub, h, depth + 1);
+			fingerprint(sub, h, depth + 1, err);
 		}
 		free(names[i]);
 	}
@@ -474,21 +494,44 @@ static void fingerprint(const char *path, uint64_t *h, int depth)
 		free(names);
 }
 
-static uint64_t signature(const struct ig_gateway_rt *G)
+/* 0, or the errno that kept the files from being looked at. */
+static int signature(const struct ig_gateway_rt *G, uint64_t *sig)
 {
 	uint64_t h = 0xcbf29ce484222325u;
+	int err = 0;
 	for (size_t i = 0; i < G->opt.npaths; i++)
-		fingerprint(G->opt.paths[i], &h, 0);
+		fingerprint(G->opt.paths[i], &h, 0, &err);
 	if (G->opt.picker_config)
-		fingerprint(G->opt.picker_config, &h, 0);
-	return h;
+		fingerprint(G->opt.picker_config, &h, 0, &err);
+	*sig = h;
+	return err;
 }
 
+#define WATCH_LOG_INTERVAL_NS 60000000000u
+
+/* A change is taken once two polls in a row saw the same new fingerprint:
+ * a file rewritten in place in several writes is not read half-written,
+ * unless the writer pauses longer than a poll (files are best replaced
+ * whole, by a rename, as kubectl's ConfigMap volumes do). */
 static void on_watch(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_gateway_rt *G = t->data;
-	uint64_t sig = signature(G);
-	if (sig != G->watch_signature) {
+	uint64_t sig;
+	int err = signature(G, &sig);
+	uint64_t now = ig_now_ns();
+	if (err) {
+		if (!G->watch_err_log_ns || now - G->watch_err_log_ns >= WATCH_LOG_INTERVAL_NS) {
+			ig_warn("watch: cannot look at the files (%s): skipping the check",
+				strerror(err));
+			G->watch_err_log_ns = now;
+		}
+	} else if (sig == G->watch_signature) {
+		G->watch_changed = false;
+	} else if (!G->watch_changed || sig != G->watch_seen) {
+		G->watch_changed = true;
+		G->watch_seen = sig;
+	} else {
+		G->watch_changed = false;
 		G->watch_signature = sig;
 		reload(G, "files changed");
 	}
@@ -534,10 +577,10 @@ static void on_drain_poll(struct ig_loop *loop, struct ig_timer *t)
 
 static void start_drain(struct ig_gateway_rt *G)
 {
-	if (atomic_exchange(&G->draining, true))
+	if (G->drain_started)
 		return;
+	G->drain_started = true;
 	ig_info("draining: listeners closed, waiting for requests in flight");
-	ig_timer_stop(&G->ctl, &G->watch_timer);
 	ig_kube_release(G->kube);
 	for (int i = 0; i < G->nworkers; i++)
 		ig_worker_drain(&G->workers[i]);
@@ -545,12 +588,43 @@ static void start_drain(struct ig_gateway_rt *G)
 	ig_timer_start(&G->ctl, &G->drain_poll, 0, on_drain_poll, G);
 }
 
+static void on_shutdown_delay(struct ig_loop *loop, struct ig_timer *t)
+{
+	start_drain(t->data);
+}
+
+/* SIGTERM: not ready from now on (/readyz), no more reloads, and after
+ * --shutdown-delay the drain. Kubernetes sends SIGTERM while it takes the
+ * pod out of its Services' endpoints, not after; during the delay clients
+ * still routed here are served, and told to go (Connection: close, an
+ * HTTP/2 GOAWAY notice), instead of being refused. */
+static void shut_down(struct ig_gateway_rt *G)
+{
+	if (atomic_exchange(&G->draining, true))
+		return;
+	ig_timer_stop(&G->ctl, &G->watch_timer);
+	if (!G->opt.shutdown_delay_ms) {
+		start_drain(G);
+		return;
+	}
+	ig_info("shutting down: not ready, serving new connections for %llu ms before draining",
+		(unsigned long long)G->opt.shutdown_delay_ms);
+	for (int i = 0; i < G->nworkers; i++)
+		ig_worker_going_away(&G->workers[i]);
+	ig_timer_start(&G->ctl, &G->shutdown_timer, G->opt.shutdown_delay_ms, on_shutdown_delay, G);
+}
+
 static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
 {
 	struct ig_gateway_rt *G = io->data;
 	struct signalfd_siginfo si;
 	while (read(io->fd, &si, sizeof si) == sizeof si) {
-		if (si.ssi_signo == SIGHUP)
+		/* A reload would open the listeners of a new configuration
+		 * while those of the old one close (as --kube's changes, which
+		 * are ignored while draining too). */
+		if (si.ssi_signo == SIGHUP && G->draining)
+			ig_info("SIGHUP ignored: shutting down");
+		else if (si.ssi_signo == SIGHUP)
 			reload(G, "SIGHUP");
 		else if (si.ssi_signo == SIGUSR1)
 			ig_access_log_reopen(G->alog);
@@ -559,7 +633,7 @@ static void on_signal(struct ig_loop *loop, struct ig_io *io, unsigned events)
 				ig_warn("second signal: stopping now");
 				ig_loop_stop(loop);
 			}
-			start_drain(G);
+			shut_down(G);
 		}
 	}
 }
@@ -725,7 +799,7 @@ static int start(struct ig_gateway_rt *G)
 		if (!G->kube)
 			return -1;
 	} else {
-		G->watch_signature = signature(G);
+		signature(G, &G->watch_signature);
 		ig_timer_start(&G->ctl, &G->watch_timer, G->opt.watch_interval_ms, on_watch, G);
 	}
 	ig_info("%s: %d workers, scraping every %llu ms", G->opt.job ? G->opt.job : "gateway",
@@ -761,6 +835,7 @@ static void stop(struct ig_gateway_rt *G)
 	}
 	ig_timer_stop(&G->ctl, &G->watch_timer);
 	ig_timer_stop(&G->ctl, &G->drain_poll);
+	ig_timer_stop(&G->ctl, &G->shutdown_timer);
 	if (G->ctl.epfd > 0)
 		ig_loop_free(&G->ctl);
 	ig_gateway_fini(G);

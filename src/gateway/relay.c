@@ -1109,6 +1109,7 @@ static void probe(struct ig_req *p)
 }
 
 static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh);
+static void send_or_next(struct ig_req *p, struct ig_endpoint *ep, bool fresh);
 
 static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud)
 {
@@ -1174,8 +1175,7 @@ static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fa
 		ig_debug("upstream %s: kept-alive connection closed (%s); retrying on a new one",
 			 ep->addr, strerror(f->err));
 		release_endpoint(p);
-		if (send_to(p, ep, true) < 0)
-			attempt(p);
+		send_or_next(p, ep, true);
 		return;
 	}
 	if (!f->sent_all) {
@@ -1210,8 +1210,30 @@ static const struct ig_http_client_cbs upstream_cbs = {
 
 /* ---- attempts ---- */
 
+/* At most one line per this interval about connects without descriptors. */
+#define FD_LOG_INTERVAL_NS 5000000000u
+
+/* The process is out of file descriptors (EMFILE, ENFILE): no endpoint
+ * is to blame and none other would do better, so the request is answered
+ * 503 at once, as the gateway's own failure, and the log says so once in
+ * a while (as event/accept.c does for accept) rather than per request. */
+static void out_of_fds(struct ig_req *p, int err)
+{
+	struct ig_worker *w = p->w;
+	w->fd_failures++;
+	uint64_t now = ig_now_ns();
+	if (!w->fd_log_ns || now - w->fd_log_ns >= FD_LOG_INTERVAL_NS) {
+		ig_warn("upstream: connect: %s: answering 503 (%lu requests since the last report)",
+			strerror(err), w->fd_failures);
+		w->fd_log_ns = now;
+		w->fd_failures = 0;
+	}
+	ig_req_fail(p, 503, "service_unavailable", NULL, "the gateway is out of file descriptors");
+}
+
 /* Sends the request to ep, on a parked connection unless `fresh`.
- * Returns 0, or -1 when no connection could be made (nothing counted). */
+ * Returns 0, -1 when no connection could be made (nothing counted), or
+ * -EMFILE/-ENFILE when the process is out of descriptors. */
 static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 {
 	struct ig_worker *w = p->w;
@@ -1225,6 +1247,8 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		fresh = true;
 	struct ig_http_client *c = fresh ? NULL : ig_upstreams_take(w->upstreams, ep, proto, tls);
 	if (!c && !(c = ig_upstreams_connect(w->upstreams, ep, proto, tls))) {
+		if (errno == EMFILE || errno == ENFILE)
+			return -errno;
 		ig_warn("upstream %s: %s; trying another endpoint", ep->addr, strerror(errno));
 		return -1;
 	}
@@ -1310,8 +1334,16 @@ static void retry_now(struct ig_loop *loop, struct ig_timer *t)
 	/* Round the ranking: with one endpoint the retry goes to it again. */
 	if ((size_t)p->ntried >= p->nranked)
 		p->ntried = 0;
-	struct ig_endpoint *ep = p->ranked[p->ntried++];
-	if (send_to(p, ep, false) < 0)
+	send_or_next(p, p->ranked[p->ntried++], false);
+}
+
+/* send_to, and on failure the next endpoint, unless the failure is ours. */
+static void send_or_next(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
+{
+	int rc = send_to(p, ep, fresh);
+	if (rc == -EMFILE || rc == -ENFILE)
+		out_of_fds(p, -rc);
+	else if (rc < 0)
 		attempt(p);
 }
 
@@ -1332,8 +1364,12 @@ static void attempt(struct ig_req *p)
 					    : "no backend could be reached");
 			return;
 		}
-		struct ig_endpoint *ep = p->ranked[p->ntried++];
-		if (send_to(p, ep, false) == 0)
+		int rc = send_to(p, p->ranked[p->ntried++], false);
+		if (rc == -EMFILE || rc == -ENFILE) {
+			out_of_fds(p, -rc);
+			return;
+		}
+		if (rc == 0)
 			return;
 	}
 }

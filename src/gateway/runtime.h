@@ -57,6 +57,9 @@ struct ig_gw_options {
 	uint64_t scrape_interval_ms;
 	uint64_t scrape_timeout_ms; /* one /metrics scrape, connect included */
 	uint64_t drain_timeout_ms;
+	/* --shutdown-delay: after SIGTERM, /readyz says 503 while the
+	 * listeners go on serving this long before the drain begins. */
+	uint64_t shutdown_delay_ms;
 	uint64_t max_attempts;		   /* endpoints tried per request */
 	uint64_t upstream_read_timeout_ms; /* silence from a pod before and during its answer */
 	struct ig_upstream_config upstream;
@@ -138,11 +141,18 @@ struct ig_gateway_rt {
 	char *attach_json;
 	/* Control loop state. */
 	uint64_t watch_signature;
-	struct ig_timer watch_timer, drain_poll, alog_timer;
+	/* A fingerprint that differs from watch_signature, seen on the last
+	 * poll (watch_changed): the reload waits until the next poll sees it
+	 * again, so that a file being written is not read half-way. */
+	uint64_t watch_seen;
+	bool watch_changed;
+	uint64_t watch_err_log_ns; /* when a poll that could not look was last logged */
+	struct ig_timer watch_timer, drain_poll, alog_timer, shutdown_timer;
 	struct ig_io sig_io;
 	int sigfd;
 	uint64_t drain_deadline_ns;
 	bool drain_expired; /* the workers were told to end what is left */
+	bool drain_started; /* the listeners closed (after any shutdown delay) */
 };
 
 void ig_gw_options_defaults(struct ig_gw_options *o);

@@ -219,6 +219,19 @@ static void do_drain(struct ig_loop *loop, void *arg)
 	check_drained(w);
 }
 
+static void do_going_away(struct ig_loop *loop, void *arg)
+{
+	struct ig_worker *w = loop->data;
+	for (size_t i = 0; i < w->nslots; i++)
+		if (w->slots[i].server && w->slots[i].port >= 0)
+			ig_http_server_going_away(w->slots[i].server);
+}
+
+void ig_worker_going_away(struct ig_worker *w)
+{
+	ig_loop_post(&w->loop, do_going_away, NULL);
+}
+
 void ig_worker_drain(struct ig_worker *w)
 {
 	ig_loop_post(&w->loop, do_drain, NULL);

@@ -51,8 +51,12 @@ struct ig_worker {
 	struct ig_activity *activity;	    /* recent picks, for the admin page */
 	size_t mirrors;			    /* RequestMirror copies in flight */
 	struct mirror *mirror_list;
-	uint32_t rr;		 /* round robin over Service endpoints */
-	size_t active;		 /* requests in flight on this worker */
+	uint32_t rr;   /* round robin over Service endpoints */
+	size_t active; /* requests in flight on this worker */
+	/* Upstream connects that failed for want of descriptors since the
+	 * last log line about it, and when that was. */
+	unsigned long fd_failures;
+	uint64_t fd_log_ns;
 	struct ig_req *requests; /* the same, listed (ig_req.active_next) */
 	bool draining;
 	/* Stopping: a request ended now is the gateway's doing, not its
@@ -73,6 +77,9 @@ int ig_worker_start(struct ig_worker *w);
 void ig_worker_set_snapshot(struct ig_worker *w, struct ig_snapshot *s); /* posts */
 /* The same on the worker's own thread, now (takes a reference). */
 void ig_worker_apply_snapshot(struct ig_worker *w, struct ig_snapshot *s);
+/* A shutdown delay began: the listeners go on, their responses close
+ * connections (ig_http_server_going_away; posts). */
+void ig_worker_going_away(struct ig_worker *w);
 void ig_worker_drain(struct ig_worker *w); /* posts */
 /* The drain's grace period is over: the requests still in flight are
  * ended with a 503, or cut (posts). */

@@ -76,6 +76,7 @@ static void conn_free(struct ig_http_conn *c)
 		tls_free(c);
 	ig_io_stop(s->loop, &c->io);
 	close(c->io.fd);
+	s->nconns--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1330,12 +1331,49 @@ static int tls_close_notify(struct ig_http_conn *c)
 
 /* ---- accepting ---- */
 
+/* At most one line per this interval about the limit of connections. */
+#define FULL_LOG_INTERVAL_NS 5000000000u
+
+/* With max_conns held, the oldest connection that has no request in hand
+ * makes room (nginx's reuse of idle connections when worker_connections
+ * run out does the same); with none such, the new one is refused. A
+ * client that opens connections and sends nothing thus only ever pushes
+ * out its own. Returns whether there is room now. */
+static bool make_room(struct ig_http_server *s)
+{
+	if (!s->cfg.max_conns || s->nconns < s->cfg.max_conns)
+		return true;
+	struct ig_http_conn *oldest = NULL;
+	for (struct ig_http_conn *c = s->conns; c; c = c->next)
+		if ((c->state == ST_HEAD || c->state == ST_HANDSHAKE) && !c->in_handler &&
+		    !c->broken && !c->lingering)
+			oldest = c;
+	s->full_count++;
+	uint64_t now = ig_now_ns();
+	if (!s->full_log_ns || now - s->full_log_ns >= FULL_LOG_INTERVAL_NS) {
+		ig_warn("%s: %zu connections, the most it takes: %s (%lu since the last report)",
+			s->acceptor.name, s->nconns,
+			oldest ? "closing the oldest idle ones" : "refusing new ones",
+			s->full_count);
+		s->full_log_ns = now;
+		s->full_count = 0;
+	}
+	if (!oldest)
+		return false;
+	conn_free(oldest);
+	return true;
+}
+
 /* A connection from the acceptor (event/accept.c, which also pauses on
  * EMFILE): set it up and wait for the head under the header timeout. */
 static void on_accept(void *data, int fd, const struct sockaddr_storage *ss)
 {
 	struct ig_http_server *s = data;
 	struct ig_loop *loop = s->loop;
+	if (!make_room(s)) {
+		close(fd);
+		return;
+	}
 	struct ig_http_conn *c = calloc(1, s->tls ? sizeof(struct tls_conn_alloc) : sizeof *c);
 	if (!c) {
 		close(fd);
@@ -1349,6 +1387,7 @@ static void on_accept(void *data, int fd, const struct sockaddr_storage *ss)
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
+	s->nconns++;
 	if (ig_io_start(loop, &c->io, fd, IG_EV_READ, conn_on_io, c) < 0) {
 		c->io.fd = fd;
 		conn_free(c);
@@ -1406,6 +1445,16 @@ struct ig_http_server *ig_http_server_new_tls(struct ig_loop *loop, int listen_f
 	if (tls && s->cfg.http2)
 		ig_tls_ctx_set_alpn(tls, "h2 http/1.1");
 	return s;
+}
+
+void ig_http_server_going_away(struct ig_http_server *s)
+{
+	if (s->going_away || s->draining)
+		return;
+	s->going_away = true;
+	for (struct ig_http_conn *c = s->conns; c; c = c->next)
+		if (c->state == ST_H2 && !c->broken)
+			ig_h2_notice(c);
 }
 
 void ig_http_server_drain(struct ig_http_server *s)
@@ -1521,7 +1570,7 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 	}
 	/* A streamed body still coming: the connection ends with this
 	 * response (end_exchange). */
-	if (c->srv->draining || (c->streaming && !c->ex->body_done))
+	if (c->srv->draining || c->srv->going_away || (c->streaming && !c->ex->body_done))
 		c->keep_alive = false;
 	if (!c->keep_alive)
 		rc |= ig_buf_append_cstr(o, "Connection: close\r\n");

@@ -76,6 +76,12 @@ struct ig_http_server_config {
 	 * that picks "h2" by ALPN over TLS gets an HTTP/2 session, each of
 	 * its streams an exchange like any other (ex->h2 set). */
 	bool http2;
+	/* Connections held at most (0: no limit). At the limit a new one
+	 * takes the place of the oldest that has no request in hand (idle,
+	 * a head still arriving, a TLS handshake), else it is closed: a
+	 * listener that is not the data plane (the admin port) cannot use up
+	 * the process's descriptors. */
+	size_t max_conns;
 };
 
 /* An exchange and everything in its arena live until the server lets go
@@ -141,6 +147,11 @@ struct ig_http_server *ig_http_server_new_tls(struct ig_loop *loop, int listen_f
 					      const struct ig_http_server_config *cfg,
 					      struct ig_tls_ctx *tls, ig_http_handler handler,
 					      void *ctx);
+/* The server will drain soon (a shutdown delay): it goes on accepting and
+ * serving, but each HTTP/1.1 response from now on ends its connection
+ * (Connection: close) and HTTP/2 sessions get GOAWAY's shutdown notice,
+ * so that clients move to other replicas without a request failing. */
+void ig_http_server_going_away(struct ig_http_server *s);
 /* Stops accepting and closes the listening fd; connections go on.
  * Idle keep-alive connections are closed, busy ones close after their
  * current response. */

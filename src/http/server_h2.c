@@ -54,7 +54,11 @@
 #define OUT_HIGH (256 * 1024) /* frames taken from nghttp2 ahead of the socket */
 #define RESETS_BURST 200      /* RST_STREAMs a client may send at once */
 #define RESETS_PER_S 100      /* and then per second */
-#define BLOCK_OVER 4	      /* a header block this many times over the limits: reset */
+/* A drain's PING (its 8 bytes of opaque data), and how long its ACK is
+ * waited for before the final GOAWAY goes anyway. */
+#define DRAIN_PING "igdrain"
+#define DRAIN_PING_MS 1000
+#define BLOCK_OVER 4 /* a header block this many times over the limits: reset */
 
 struct ig_h2_stream {
 	struct ig_http_exchange ex; /* ex.h2 points back here */
@@ -100,6 +104,13 @@ struct ig_h2 {
 	size_t nstreams;
 	struct ig_task task; /* sends what nghttp2 has, then the aftermath */
 	bool draining;	     /* GOAWAY sent: close when no stream is left */
+	/* A graceful shutdown (RFC 9113 §6.8): GOAWAY with the last stream
+	 * id 2^31-1 first (notice_sent), then a PING (ping_ns: when), whose
+	 * ACK, or DRAIN_PING_MS without one, sends the GOAWAY naming the last
+	 * stream taken: streams the client opened before it saw the notice
+	 * are all served. */
+	bool notice_sent;
+	uint64_t ping_ns;
 	/* When the last stream closed (or the session began): the idle
 	 * timeout counts from here, not from the last frame, so PINGs or
 	 * WINDOW_UPDATEs alone do not keep a connection without streams
@@ -425,10 +436,17 @@ static void charge_reset(struct ig_h2 *h)
 	nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
+static void final_goaway(struct ig_h2 *h);
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct ig_h2 *h = ud;
 	struct ig_h2_stream *st = f->hd.stream_id ? stream_of(h, f->hd.stream_id) : NULL;
+	if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK) && h->ping_ns &&
+	    memcmp(f->ping.opaque_data, DRAIN_PING, 8) == 0) {
+		final_goaway(h);
+		return 0;
+	}
 	if (f->hd.type == NGHTTP2_RST_STREAM) {
 		if (st)
 			st->reset_seen = true;
@@ -702,6 +720,8 @@ static void arm(struct ig_h2 *h)
 		if (due < first)
 			first = due;
 	}
+	if (h->ping_ns && h->ping_ns + DRAIN_PING_MS * 1000000u < first)
+		first = h->ping_ns + DRAIN_PING_MS * 1000000u;
 	if (first != UINT64_MAX) {
 		uint64_t ms = first > now ? (first - now + 999999) / 1000000u : 0;
 		ig_srv_arm(c, TM_BODY, ms ? ms : 1);
@@ -805,6 +825,8 @@ int ig_h2_start(struct ig_http_conn *c)
 		goto fail;
 	c->h2 = h;
 	c->state = ST_H2;
+	if (c->srv->going_away)
+		ig_h2_notice(c);
 	return ig_h2_input(c);
 fail:
 	if (h && h->ng)
@@ -841,6 +863,8 @@ int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
 	struct ig_h2 *h = c->h2;
 	if (kind == TM_BODY) {
 		uint64_t now = ig_now_ns();
+		if (h->ping_ns && now >= h->ping_ns + DRAIN_PING_MS * 1000000u)
+			final_goaway(h); /* the client did not answer the PING */
 		for (struct ig_h2_stream *st = h->streams; st; st = st->next) {
 			if (due_of(h, st) > now)
 				continue;
@@ -875,11 +899,19 @@ int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
 	return ig_h2_writable(c);
 }
 
-void ig_h2_drain(struct ig_http_conn *c)
+void ig_h2_notice(struct ig_http_conn *c)
 {
 	struct ig_h2 *h = c->h2;
-	if (h->draining)
+	if (h->notice_sent || h->draining)
 		return;
+	h->notice_sent = true;
+	nghttp2_submit_shutdown_notice(h->ng);
+	kick(h);
+}
+
+static void final_goaway(struct ig_h2 *h)
+{
+	h->ping_ns = 0;
 	h->draining = true;
 	nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
 			      nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
@@ -887,9 +919,26 @@ void ig_h2_drain(struct ig_http_conn *c)
 	kick(h);
 }
 
+void ig_h2_drain(struct ig_http_conn *c)
+{
+	struct ig_h2 *h = c->h2;
+	if (h->draining || h->ping_ns)
+		return;
+	ig_h2_notice(c);
+	/* The round trip that lets streams the client opened before the
+	 * notice reached it arrive (RFC 9113 §6.8). */
+	if (nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, (const uint8_t *)DRAIN_PING) != 0) {
+		final_goaway(h);
+		return;
+	}
+	h->ping_ns = ig_now_ns();
+	kick(h);
+}
+
 bool ig_h2_busy(const struct ig_http_conn *c)
 {
-	return c->h2->nstreams > 0;
+	/* A connection waiting for the PING's answer may still get streams. */
+	return c->h2->nstreams > 0 || c->h2->ping_ns;
 }
 
 size_t ig_h2_memory(const struct ig_http_conn *c)

@@ -24,7 +24,12 @@ int ig_h2_input(struct ig_http_conn *c);
 int ig_h2_writable(struct ig_http_conn *c);
 /* A timer of the connection fired (not TM_SEND, which server.c handles). */
 int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind);
-/* The server drains: GOAWAY, then close once the streams are done. */
+/* The server will stop: GOAWAY's shutdown notice (last stream 2^31-1);
+ * streams are still taken. */
+void ig_h2_notice(struct ig_http_conn *c);
+/* The server drains: the notice, a PING, and once it is answered (or a
+ * second went by) GOAWAY with the last stream taken; the connection
+ * closes once the streams are done. */
 void ig_h2_drain(struct ig_http_conn *c);
 /* Streams open (for a drain's count); memory held (for tests). */
 bool ig_h2_busy(const struct ig_http_conn *c);

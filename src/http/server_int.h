@@ -100,10 +100,14 @@ struct ig_http_server {
 	struct ig_http_server_config cfg;
 	ig_http_handler handler;
 	void *ctx;
-	struct ig_tls_ctx *tls; /* NULL: plain text */
-	struct ig_http_conn *conns;
+	struct ig_tls_ctx *tls;	    /* NULL: plain text */
+	struct ig_http_conn *conns; /* newest first */
+	size_t nconns;
 	size_t busy;
+	uint64_t full_log_ns;	  /* when the limit of connections was last logged */
+	unsigned long full_count; /* connections dropped at the limit since then */
 	bool draining;
+	bool going_away; /* responses close their connections; still accepting */
 };
 
 /* What server.c lends server_h2.c. */

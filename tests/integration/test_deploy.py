@@ -148,6 +148,13 @@ def test_kustomize_builds_what_we_expect():
     args = c["args"]
     assert args[0] == "gateway" and "--kube" in args and "--leader-elect" in args
     admin_port = int(args[args.index("--admin") + 1].rsplit(":", 1)[1])
+    # SIGKILL must not come before the shutdown delay and the drain end.
+    def seconds(flag):
+        v = args[args.index(flag) + 1]
+        assert v.endswith("s") and not v.endswith("ms"), v
+        return int(v[:-1])
+    assert pod["terminationGracePeriodSeconds"] >= \
+        seconds("--shutdown-delay") + seconds("--drain-timeout") + 5
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         h = c[probe]["httpGet"]

@@ -1,0 +1,274 @@
+"""The gateway's life under traffic: what holds the process's descriptors,
+when the configuration is reloaded, and how it stops (the drain, HTTP/2's
+two GOAWAYs, --shutdown-delay)."""
+import http.client
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import time
+
+import hpack
+
+from test_abuse import GatewayPopen, ok_small
+from test_gateway import SAN_ERRORS, Cluster, call, model_yaml, reload_metrics, seed_body
+
+
+def fd_limit(n):
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
+def exits_clean(c):
+    """The gateway exits 0 with a log free of sanitizer reports."""
+    rc = c.gw.wait(timeout=15)
+    log = c.log()
+    for e in SAN_ERRORS:
+        assert e not in log, log
+    assert rc == 0, log
+    return log
+
+
+# ---- the admin listener's share of descriptors ----
+
+def test_admin_connections_are_capped(procs, tmp_path):
+    """Clients that open connections to the admin port and never finish a
+    request hold at most 128 of them (the oldest give way), so the data
+    plane keeps its descriptors, and probes still get through."""
+    c = Cluster(GatewayPopen(procs, preexec_fn=fd_limit(256)), tmp_path)
+    held = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection((c.admin_host, c.admin_port), timeout=5)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            held.append(s)
+        # Accepted after all of them (the backlog is first in, first out).
+        status, _, body = call(c.admin, "/healthz", timeout=5)
+        assert (status, body) == (200, b"ok\n")
+        assert ok_small(c, timeout=5)[0] == 200
+        fds = len(os.listdir("/proc/%d/fd" % c.gw.pid))
+        assert fds < 200, fds
+    finally:
+        for s in held:
+            s.close()
+    assert call(c.admin, "/healthz", timeout=5)[0] == 200
+    assert "connections, the most it takes" in c.log()
+    c.stop()
+
+
+# ---- out of descriptors toward the model servers ----
+
+def test_upstream_connect_out_of_fds_is_503(procs, tmp_path):
+    """A request on a connection taken before the descriptors ran out
+    cannot reach any model server: that is the gateway's failure, not the
+    pods', so it is answered 503 at once, without trying the others."""
+    c = Cluster(GatewayPopen(procs, preexec_fn=fd_limit(128)), tmp_path, nsims=2)
+    held = []
+    try:
+        while "pausing new connections" not in c.log() and len(held) < 300:
+            held.append(socket.create_connection((c.host, c.port), timeout=5))
+            if len(held) > 100:
+                time.sleep(0.01)
+        body = json.dumps(seed_body()).encode()
+        held[0].sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(body), body))
+        f = held[0].makefile("rb")
+        status = f.readline()
+        headers = {}
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""):
+                break
+            k, v = line.decode().split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        err = json.loads(f.read(int(headers["content-length"])))["error"]
+    finally:
+        for s in held:
+            s.close()
+    assert status.startswith(b"HTTP/1.1 503 "), (status, err)
+    assert "out of file descriptors" in err["message"], err
+    log = c.log()
+    assert "trying another endpoint" not in log, log
+    assert log.count("answering 503") == 1, log
+    c.stop()
+
+
+# ---- the file watcher ----
+
+def wait_until(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_watch_out_of_fds_is_no_change(procs, tmp_path):
+    """Out of descriptors the manifests' directory cannot be read: the poll
+    is skipped (and logged), not taken for a change and a failed reload."""
+    c = Cluster(GatewayPopen(procs, preexec_fn=fd_limit(128)), tmp_path, nsims=0,
+                gw_args=("--watch-interval", "20"))
+    held = []
+    try:
+        # Until the workers cannot accept: every descriptor is taken.
+        while "pausing new connections" not in c.log() and len(held) < 300:
+            held.append(socket.create_connection((c.host, c.port), timeout=5))
+            if len(held) > 100:
+                time.sleep(0.01)
+        wait_until(lambda: "skipping the check" in c.log() or "reloading" in c.log())
+    finally:
+        for s in held:
+            s.close()
+    wait_until(lambda: call(c.admin, "/healthz", timeout=2)[0] == 200)
+    m = reload_metrics(c)
+    assert m['infergate_config_reloads_total{result="failure"}'] == 0, c.log()
+    assert m["infergate_config_last_reload_successful"] == 1
+    assert "reloading configuration" not in c.log()
+    c.stop()
+
+
+def test_watch_waits_for_a_file_to_settle(procs, tmp_path):
+    """A file rewritten in place by a slow writer is reloaded once it stopped
+    changing for a poll, not half-written on the way."""
+    c = Cluster(procs, tmp_path, nsims=0, gw_args=("--watch-interval", "250"))
+    text = model_yaml((("tweet-summary-0", 100),))
+    half = text.index("\n", len(text) // 2) + 1
+    with open(c.path("model.yaml"), "w") as f:
+        f.write(text[:half])
+        for _ in range(60):  # a writer that takes its time
+            f.write("#\n")
+            f.flush()
+            time.sleep(0.01)
+        f.write(text[half:])
+    wait_until(lambda: "reloading configuration (files changed)" in c.log())
+    wait_until(lambda: reload_metrics(c)['infergate_config_reloads_total{result="success"}'] == 1)
+    m = reload_metrics(c)
+    assert m['infergate_config_reloads_total{result="failure"}'] == 0, c.log()
+    assert c.log().count("reloading configuration") == 1, c.log()
+    c.stop()
+
+
+# ---- how it stops ----
+
+def wait_log(c, text, timeout=10.0):
+    wait_until(lambda: text in c.log(), timeout)
+
+
+def start_stream(c, max_tokens):
+    """A streamed completion whose first event has come: (connection, response)."""
+    body = {"model": "tweet-summary", "prompt": "hi", "max_tokens": max_tokens, "stream": True}
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.read1(65536).startswith(b"data: ")
+    return conn, resp
+
+
+def test_sighup_while_draining_is_ignored(procs, tmp_path):
+    """A reload during a drain would open the listeners of the new
+    configuration while the old ones close: SIGHUP is ignored, and said so."""
+    c = Cluster(procs, tmp_path, sim_args=("--itl-ms", "50"),
+                gw_args=("--watch-interval", "600000"))
+    conn, resp = start_stream(c, 20)
+    c.gw.send_signal(signal.SIGTERM)
+    wait_log(c, "draining")
+    c.gw.send_signal(signal.SIGHUP)
+    wait_log(c, "SIGHUP ignored")
+    assert resp.read().endswith(b"data: [DONE]\n\n")
+    conn.close()
+    exits_clean(c)
+    assert "reloading configuration" not in c.log()
+
+
+def test_shutdown_delay(procs, tmp_path):
+    """--shutdown-delay: at SIGTERM /readyz says 503 at once, while the
+    listener still takes new connections and serves them (with
+    Connection: close) for the delay; then the drain, then the exit."""
+    c = Cluster(procs, tmp_path, gw_args=("--shutdown-delay", "2s", "--drain-timeout", "1s"))
+    t0 = time.monotonic()
+    c.gw.send_signal(signal.SIGTERM)
+    wait_log(c, "shutting down")
+    status, _, body = call(c.admin, "/readyz")
+    assert (status, body) == (503, b"draining\n")
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps(seed_body()),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["model"] == "tweet-summary-1"
+    assert resp.getheader("Connection") == "close"
+    conn.close()
+    exits_clean(c)
+    assert time.monotonic() - t0 >= 2.0
+    log = c.log()
+    assert log.index("shutting down") < log.index("draining: listeners closed"), log
+
+
+# ---- HTTP/2's graceful shutdown (RFC 9113 §6.8) ----
+
+class RawH2:
+    """An HTTP/2 client that writes its frames itself, so that it can open
+    a stream after a GOAWAY and choose when to answer a PING."""
+
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.enc, self.dec = hpack.Encoder(), hpack.Decoder()
+        self.buf = b""
+        self.goaways, self.pings, self.streams = [], [], {}
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(4, 0, 0, b""))
+
+    @staticmethod
+    def frame(kind, flags, sid, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + \
+            struct.pack(">I", sid) + payload
+
+    def get(self, sid, path="/v1/models"):
+        block = self.enc.encode([(":method", "GET"), (":path", path), (":scheme", "http"),
+                                 (":authority", "gw")])
+        self.streams[sid] = {"status": None, "ended": False}
+        self.sock.sendall(self.frame(1, 0x5, sid, block))  # END_STREAM | END_HEADERS
+
+    def pump(self, until):
+        while not until():
+            data = self.sock.recv(65536)
+            assert data, "connection closed"
+            self.buf += data
+            while len(self.buf) >= 9 and len(self.buf) >= 9 + int.from_bytes(self.buf[:3], "big"):
+                n, kind, flags = int.from_bytes(self.buf[:3], "big"), self.buf[3], self.buf[4]
+                sid = int.from_bytes(self.buf[5:9], "big") & 0x7fffffff
+                p, self.buf = self.buf[9:9 + n], self.buf[9 + n:]
+                st = self.streams.get(sid)
+                if kind == 4 and not flags & 1:
+                    self.sock.sendall(self.frame(4, 1, 0, b""))  # SETTINGS ACK
+                elif kind == 6 and not flags & 1:
+                    self.pings.append(p)
+                elif kind == 7:
+                    self.goaways.append(int.from_bytes(p[:4], "big") & 0x7fffffff)
+                elif kind == 1 and st is not None:
+                    st["status"] = dict(self.dec.decode(p))[":status"]
+                if kind in (0, 1) and st is not None and flags & 1:
+                    st["ended"] = True
+
+
+def test_http2_drain_notice_then_goaway(procs, tmp_path):
+    """At SIGTERM an HTTP/2 client first gets GOAWAY with the last stream
+    id 2^31-1 and a PING; a stream it opens before answering the PING is
+    still served, and the GOAWAY after the PING's answer names it."""
+    c = Cluster(procs, tmp_path, nsims=0)
+    h = RawH2(c.host, c.port)
+    h.get(1)
+    h.pump(lambda: h.streams[1]["ended"])
+    assert h.streams[1]["status"] == "200"
+    c.gw.send_signal(signal.SIGTERM)
+    h.pump(lambda: h.goaways and h.pings)
+    assert h.goaways == [2**31 - 1]
+    h.get(3)  # in transit as the notice came
+    h.sock.sendall(h.frame(6, 1, 0, h.pings[0]))  # PING ACK
+    h.pump(lambda: h.streams[3]["ended"] and len(h.goaways) == 2)
+    assert h.streams[3]["status"] == "200"
+    assert h.goaways == [2**31 - 1, 3]
+    h.sock.close()
+    exits_clean(c)
