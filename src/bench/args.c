@@ -22,11 +22,12 @@ static const char usage_text[] =
 static const char footer_text[] =
     "DUR is 1.5s, 250ms, 2m or a number of seconds. Percentiles use linear\n"
     "interpolation between closest ranks (numpy's default). TTFT is the first\n"
-    "non-empty content chunk (the whole answer with --no-stream); TPOT is\n"
+    "chunk with output: text, content, reasoning or a tool call (the whole answer\n"
+    "with --no-stream); a 200 without any fails as `empty`. TPOT is\n"
     "(e2e - ttft) / (output tokens - 1) for streamed answers of 2 tokens or more\n"
     "(absent otherwise: -, empty in CSV, null in JSON); ITL is every gap between\n"
-    "content chunks.\n"
-    "Output tokens come from `usage`, else the number of content chunks.\n"
+    "chunks with output.\n"
+    "Output tokens come from `usage`, else the number of chunks with output.\n"
     "Exit status: 0 ok, 1 too many failed requests (connection errors count) or\n"
     "the run could not start, 2 usage error.\n";
 

@@ -59,8 +59,9 @@ int ig_bench_parse_slo(const char *s, struct ig_bench_slo *out);
 /* "1.5s", "250ms", "2m", "1h", or a bare number of seconds, into ms. */
 int ig_bench_parse_duration(const char *s, double *out_ms);
 
-/* Errors by kind: an HTTP status ("503") or a transport failure
- * ("connect", "reset", "protocol", "timeout", "stream"). */
+/* Errors by kind: an HTTP status ("503"), a transport failure
+ * ("connect", "reset", "protocol", "timeout") or an answer that was not
+ * one ("stream", "empty"). */
 #define IG_BENCH_MAX_ERROR_KINDS 24
 struct ig_bench_errors {
 	size_t n;
@@ -199,11 +200,14 @@ enum ig_bench_load { IG_LOAD_CONSTANT, IG_LOAD_POISSON, IG_LOAD_CONCURRENCY };
  * constant rate, an exponential draw with that mean for Poisson. */
 double ig_bench_next_gap(enum ig_bench_load load, double rate, struct ig_rng *rng);
 
-/* What a streamed chunk carried (chunk.c): content text length, usage. */
+/* What a streamed chunk carried (chunk.c): output length, usage. Output
+ * is a completion's `text`, or a chat delta's (or message's) `content`,
+ * `reasoning_content`, `reasoning` and tool calls' function name and
+ * arguments. */
 struct ig_bench_chunk {
-	bool done;				  /* the [DONE] sentinel */
-	bool error;				  /* an {"error": ...} event */
-	size_t content;				  /* bytes of non-empty text/delta.content */
+	bool done;	/* the [DONE] sentinel */
+	bool error;	/* an {"error": ...} event */
+	size_t content; /* bytes of output: text, or content, reasoning and tool calls */
 	int64_t completion_tokens, prompt_tokens; /* -1 when no usage */
 };
 /* Reads one `data:` payload. -1 when it is not valid JSON. */

@@ -330,8 +330,9 @@ static void record(struct runner *r, struct req *q, const char *error, uint64_t 
 	s.ttft_ms = (double)(first - q->t0) / 1e6;
 	s.out_tokens = q->out_usage >= 0 ? q->out_usage : (int64_t)q->chunks;
 	/* A whole (non-streamed) answer shows no token's time but the last:
-	 * its TTFT is its E2E, and a TPOT would be ~0, so it has none. */
-	s.tpot_ms = q->sse_mode && s.out_tokens > 1
+	 * its TTFT is its E2E, and a TPOT would be ~0, so it has none; nor
+	 * has a stream in which no chunk carried output. */
+	s.tpot_ms = q->sse_mode && q->chunks > 0 && s.out_tokens > 1
 			? (s.e2e_ms - s.ttft_ms) / (double)(s.out_tokens - 1)
 			: NAN;
 	if (error)
@@ -440,7 +441,8 @@ static int on_body(struct ig_http_client *c, const char *data, size_t len, void 
 	return 0;
 }
 
-/* A whole (non-streamed) answer: the first token is the whole response. */
+/* A whole (non-streamed) answer: the first token is the whole response;
+ * one without output (no `choices`, or empty ones) fails as `empty`. */
 static const char *finish_plain(struct req *q, uint64_t end)
 {
 	struct ig_bench_chunk ch;
@@ -448,8 +450,10 @@ static const char *finish_plain(struct req *q, uint64_t end)
 		return "protocol";
 	if (ch.error)
 		return "stream";
+	if (ch.content == 0)
+		return "empty";
 	q->t_first = end;
-	q->chunks = ch.content ? 1 : 0;
+	q->chunks = 1;
 	if (ch.completion_tokens >= 0)
 		q->out_usage = ch.completion_tokens;
 	return NULL;
@@ -466,6 +470,11 @@ static void on_done(struct ig_http_client *c, void *ud)
 		error = status_kind(q->status);
 	if (!error && !q->sse_mode)
 		error = finish_plain(q, end);
+	/* A 200 that carried no output has no first token to time: counted
+	 * as a success it would be the fastest answer of the run (vLLM's
+	 * benchmark fails it: "Never received a valid chunk"). */
+	if (!error && q->sse_mode && q->chunks == 0)
+		error = "empty";
 	complete(q, error);
 }
 

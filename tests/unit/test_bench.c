@@ -676,6 +676,41 @@ static void test_chunk_parse(void **state)
 	assert_int_equal(ch.completion_tokens, 3);
 }
 
+/* Reasoning and tool calls are output: a reasoning model streams its
+ * thoughts before any content, and a tool call carries no content. */
+static void test_chunk_reasoning_and_tool_calls(void **state)
+{
+	struct ig_bench_chunk ch;
+	const char *rc = "{\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hmm\"}}]}";
+	assert_int_equal(ig_bench_chunk_parse(rc, strlen(rc), &ch), 0);
+	assert_int_equal(ch.content, 3);
+	const char *r = "{\"choices\":[{\"index\":0,\"delta\":{\"content\":null,"
+			"\"reasoning\":\"so\"}}]}";
+	assert_int_equal(ig_bench_chunk_parse(r, strlen(r), &ch), 0);
+	assert_int_equal(ch.content, 2);
+	const char *tc = "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+			 "\"function\":{\"arguments\":\"{\\\"a\\\":1}\"}}]}}]}";
+	assert_int_equal(ig_bench_chunk_parse(tc, strlen(tc), &ch), 0);
+	assert_int_equal(ch.content, 9);
+	const char *name = "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+			   "\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"get\","
+			   "\"arguments\":\"\"}}]}}]}";
+	assert_int_equal(ig_bench_chunk_parse(name, strlen(name), &ch), 0);
+	assert_int_equal(ch.content, 3);
+	const char *role = "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+			   "\"content\":null,\"tool_calls\":[]}}]}";
+	assert_int_equal(ig_bench_chunk_parse(role, strlen(role), &ch), 0);
+	assert_int_equal(ch.content, 0);
+	const char *whole = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,"
+			    "\"reasoning_content\":\"ab\",\"tool_calls\":[{\"id\":\"c\","
+			    "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}";
+	assert_int_equal(ig_bench_response_parse(whole, strlen(whole), &ch), 0);
+	assert_int_equal(ch.content, 5);
+	const char *none = "{\"id\":\"x\",\"object\":\"text_completion\"}";
+	assert_int_equal(ig_bench_response_parse(none, strlen(none), &ch), 0);
+	assert_int_equal(ch.content, 0);
+}
+
 /* ---- the gateway's access log ---- */
 
 #define GW_LINE(id, st, ep, q, ttft, dur, att, reason)                                             \
@@ -1007,6 +1042,7 @@ int main(void)
 	    cmocka_unit_test(test_poisson_mean_rate),
 	    cmocka_unit_test(test_sse_any_cut),
 	    cmocka_unit_test(test_chunk_parse),
+	    cmocka_unit_test(test_chunk_reasoning_and_tool_calls),
 	    cmocka_unit_test(test_alog_parse),
 	    cmocka_unit_test(test_alog_join),
 	    cmocka_unit_test(test_json_report_shape),

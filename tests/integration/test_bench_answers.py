@@ -1,0 +1,110 @@
+"""`infergate bench` against answers a real server may give but the
+simulator never does: streams without output, reasoning and tool-call
+deltas, streams cut short, usage that disagrees with bench's count. A
+FakePod answers each request with the bytes a test sets, so every case is
+exact and fast; the assertions are on counts and kinds, never on times."""
+import csv
+import json
+import subprocess
+
+import pytest
+
+from conftest import IG_BIN, free_port, unique_loopback
+from fakepod import FakePod
+
+
+def bench(*args, timeout=30):
+    return subprocess.run([IG_BIN, "bench", "--no-progress"] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def event(obj):
+    return b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n"
+
+
+def stream(*events, done=True):
+    """A whole chunked SSE answer: the events, `data: [DONE]` unless not
+    `done`, and the chunked terminator."""
+    body = b"".join(event(e) for e in events) + (event(b"[DONE]") if done else b"")
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+
+
+def whole(obj):
+    body = json.dumps(obj).encode()
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def cmpl(text):
+    return {"id": "c", "object": "text_completion",
+            "choices": [{"index": 0, "text": text, "finish_reason": None}]}
+
+
+def chat(delta):
+    return {"id": "c", "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+
+def usage(prompt, completion):
+    return {"id": "c", "choices": [], "usage": {"prompt_tokens": prompt,
+                                                "completion_tokens": completion,
+                                                "total_tokens": prompt + completion}}
+
+
+ROLE = chat({"role": "assistant", "content": ""})
+
+
+@pytest.fixture
+def pod():
+    host = unique_loopback()
+    p = FakePod(host, free_port(host), mode="json")
+    yield p
+    p.stop()
+
+
+def run(pod, tmp_path, *args):
+    """Two requests one after another; the stage's JSON and the per-request
+    rows."""
+    out, per = tmp_path / "b.json", tmp_path / "req.csv"
+    r = bench("--url", "http://" + pod.address, "--concurrency", 1, "--requests", 2,
+              "--input-len", 4, "--output-len", 3, "--json", out, "--per-request", per,
+              "--max-error-rate", 1, *args)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(out.read_text())["targets"][0]["stages"][0]
+    return st, list(csv.DictReader(open(per)))
+
+
+@pytest.mark.parametrize("answer,api", [
+    (stream(usage(3, 0)), "completions"),              # only usage, then [DONE]
+    (stream(ROLE, usage(3, 0)), "chat"),               # only the role chunk
+    (stream(cmpl("")), "completions"),                 # an empty text
+    (whole({"id": "c", "object": "text_completion"}), "completions"),  # no choices
+    (whole({"choices": [{"index": 0, "text": ""}]}), "completions"),
+], ids=["usage-only", "role-only", "empty-text", "whole-no-choices", "whole-empty-text"])
+def test_answers_without_output_fail_as_empty(pod, tmp_path, answer, api):
+    pod.set("raw", data=answer, keep=True)
+    st, rows = run(pod, tmp_path, "--api", api)
+    assert st["ok"] == 0 and st["failed"] == 2 and st["errors"] == {"empty": 2}, st
+    assert st["latency_ms"]["ttft"]["n"] == 0 and st["latency_ms"]["tpot"]["n"] == 0
+    assert [q["error"] for q in rows] == ["empty", "empty"]
+
+
+def test_reasoning_and_tool_calls_are_output(pod, tmp_path):
+    # Ten reasoning deltas, then three of content: 13 chunks, 12 gaps.
+    pod.set("raw", keep=True, data=stream(
+        ROLE, *[chat({"reasoning_content": " think"})] * 10,
+        *[chat({"content": " w"})] * 3, usage(3, 13)))
+    st, rows = run(pod, tmp_path, "--api", "chat")
+    assert st["ok"] == 2, st
+    assert [q["chunks"] for q in rows] == ["13", "13"]
+    assert st["latency_ms"]["itl"]["n"] == 2 * 12
+    # An answer that is a tool call only: its argument deltas are its tokens.
+    call = chat({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":1}"}}]})
+    pod.set("raw", keep=True, data=stream(chat({"role": "assistant", "content": None}),
+                                          *[call] * 5, usage(3, 5)))
+    st, rows = run(pod, tmp_path, "--api", "chat")
+    assert st["ok"] == 2, st
+    assert [q["chunks"] for q in rows] == ["5", "5"]
+    assert st["latency_ms"]["itl"]["n"] == 2 * 4
+    assert st["latency_ms"]["tpot"]["n"] == 2
