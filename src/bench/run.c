@@ -107,6 +107,8 @@ struct req {
 	uint32_t chunks;
 	uint64_t id;
 	uint16_t model, objective;
+	/* the prompt's words, replaced by usage.prompt_tokens when the
+	 * server tells it (a chat template adds tokens of its own) */
 	int64_t in_tokens, out_usage;
 	size_t itl_dropped;
 };
@@ -401,6 +403,8 @@ static int on_event(void *ud, const char *data, size_t len)
 		q->bad = "stream";
 	if (ch.completion_tokens >= 0)
 		q->out_usage = ch.completion_tokens;
+	if (ch.prompt_tokens >= 0)
+		q->in_tokens = ch.prompt_tokens;
 	if (ch.content == 0)
 		return 0;
 	q->chunks++;
@@ -456,6 +460,8 @@ static const char *finish_plain(struct req *q, uint64_t end)
 	q->chunks = 1;
 	if (ch.completion_tokens >= 0)
 		q->out_usage = ch.completion_tokens;
+	if (ch.prompt_tokens >= 0)
+		q->in_tokens = ch.prompt_tokens;
 	return NULL;
 }
 

@@ -108,3 +108,20 @@ def test_reasoning_and_tool_calls_are_output(pod, tmp_path):
     assert [q["chunks"] for q in rows] == ["5", "5"]
     assert st["latency_ms"]["itl"]["n"] == 2 * 4
     assert st["latency_ms"]["tpot"]["n"] == 2
+
+
+def test_input_tokens_come_from_usage(pod, tmp_path):
+    # A chat template adds tokens the bench's word count does not know of.
+    pod.set("raw", keep=True, data=stream(ROLE, chat({"content": " w"}), usage(17, 1)))
+    st, rows = run(pod, tmp_path, "--api", "chat")
+    assert [q["input_tokens"] for q in rows] == ["17", "17"]
+    assert st["input_tokens"] == 34, st
+    pod.set("raw", keep=True, data=whole(
+        {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+         "usage": {"prompt_tokens": 21, "completion_tokens": 1, "total_tokens": 22}}))
+    st, rows = run(pod, tmp_path, "--api", "chat", "--no-stream")
+    assert st["input_tokens"] == 42, st
+    # Without usage: the prompt's words.
+    pod.set("raw", keep=True, data=stream(cmpl(" w"), cmpl(" x")))
+    st, rows = run(pod, tmp_path)
+    assert [q["input_tokens"] for q in rows] == ["4", "4"] and st["output_tokens"] == 4
