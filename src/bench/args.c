@@ -232,12 +232,27 @@ static int on_choices(struct ig_flags *fl, const struct ig_flag *f, const char *
 	return IG_OK;
 }
 
+/* Whether header line h is named name (lower case). */
+static bool header_is(const char *h, const char *name)
+{
+	size_t n = strlen(name);
+	return strncasecmp(h, name, n) == 0 && h[n] == ':';
+}
+
+/* The name must be an RFC 9110 token: "Host : x" is a 400 at any
+ * RFC 9112 server. The message's framing is bench's to write: a second
+ * Content-Length or a Transfer-Encoding would make the request
+ * unreadable (RFC 9112 section 6.3 has servers refuse it), so they are
+ * refused here. */
 static int on_header(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
 	struct bench_opts *o = f->dst;
 	const char *c = strchr(v, ':');
-	if (!c || c == v || strpbrk(v, "\r\n"))
+	if (!c || c == v || strpbrk(v, "\r\n") ||
+	    strcspn(v, " \t\"(),/;<=>?@[\\]{}") < (size_t)(c - v))
 		return ig_flags_invalid(fl, v, "NAME: VALUE");
+	if (header_is(v, "content-length") || header_is(v, "transfer-encoding"))
+		return ig_flags_error(fl, "--header '%s': bench frames the request itself", v);
 	if (o->n_headers >= BENCH_MAX_HEADERS)
 		return ig_flags_error(fl, "at most %d --header", BENCH_MAX_HEADERS);
 	o->headers[o->n_headers++] = v;
@@ -322,9 +337,13 @@ static int check_opts(struct ig_flags *fl, struct bench_opts *o)
 	const char *sh = o->session_header;
 	if (sh && (!*sh || strpbrk(sh, ": \t\r\n")))
 		return ig_flags_error(fl, "--session-header: '%s' is not a header name", sh);
-	for (size_t i = 0; i < o->n_headers; i++)
-		if (strncasecmp(o->headers[i], "x-request-id:", 13) == 0)
-			o->send_id = false;
+	for (size_t i = 0; i < o->n_headers; i++) {
+		const char *h = o->headers[i];
+		o->send_id = o->send_id && !header_is(h, "x-request-id");
+		o->own_host = o->own_host || header_is(h, "host");
+		o->own_content_type = o->own_content_type || header_is(h, "content-type");
+		o->own_accept = o->own_accept || header_is(h, "accept");
+	}
 	if (o->access_log && !o->send_id)
 		return ig_flags_error(fl, "--access-log joins on bench's own x-request-id; "
 					  "do not set one with --header");
@@ -419,7 +438,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	    IG_FLAG_STR("objective-header", 0, &o->objective_header, "NAME",
 			"default x-gateway-inference-objective"),
 	    IG_FLAG_FN("header", 0, on_header, o, "'NAME: VALUE'",
-		       "an extra request header (repeatable)"),
+		       "an extra request header (repeatable); Host,\n"
+		       "Content-Type, Accept and x-request-id replace bench's own;\n"
+		       "Content-Length and Transfer-Encoding are refused"),
 	    IG_FLAG_BOOL_OFF("no-ignore-eos", 0, &o->ignore_eos,
 			     "do not send ignore_eos:true (answers may end early)"),
 	    IG_FLAG_SECTION("report:"),

@@ -40,6 +40,9 @@ struct bench_opts {
 	const char *session_header; /* agentic: carries the session id; NULL: not sent */
 	size_t n_headers;
 	const char *headers[BENCH_MAX_HEADERS];
+	/* --header gave one: it replaces bench's (hey -host does so too; two
+	 * Host fields are a 400, RFC 9112 section 3.2) */
+	bool own_host, own_content_type, own_accept;
 	struct ig_bench_slo slo;
 	long warmup;
 	double timeout_ms;

@@ -242,12 +242,20 @@ static int build_message(struct runner *r, struct req *q)
 	if (build_body(r, q, b) < 0)
 		return -1;
 	struct ig_buf *m = &q->msg;
-	if (ig_buf_printf(m,
-			  "POST %s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-			  "Accept: %s\r\nContent-Length: %zu\r\n",
-			  r->t->prefix, o->chat ? "/v1/chat/completions" : "/v1/completions",
-			  r->t->hostport, o->stream ? "text/event-stream" : "application/json",
-			  b->len) < 0)
+	/* Host first, as RFC 9110 section 7.2 asks of a user agent; a
+	 * --header of the same name replaces it, Content-Type or Accept. */
+	if (ig_buf_printf(m, "POST %s%s HTTP/1.1\r\n", r->t->prefix,
+			  o->chat ? "/v1/chat/completions" : "/v1/completions") < 0)
+		return -1;
+	if (!o->own_host && ig_buf_printf(m, "Host: %s\r\n", r->t->hostport) < 0)
+		return -1;
+	if (ig_buf_printf(m, "Content-Length: %zu\r\n", b->len) < 0)
+		return -1;
+	if (!o->own_content_type && ig_buf_append_cstr(m, "Content-Type: application/json\r\n") < 0)
+		return -1;
+	if (!o->own_accept &&
+	    ig_buf_printf(m, "Accept: %s\r\n",
+			  o->stream ? "text/event-stream" : "application/json") < 0)
 		return -1;
 	for (size_t i = 0; i < o->n_headers; i++)
 		if (ig_buf_printf(m, "%s\r\n", o->headers[i]) < 0)

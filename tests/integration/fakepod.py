@@ -119,6 +119,7 @@ class Request:
         self.path = path          # the target; /metrics scrapes without their query
         self.query = ""           # what follows "?", if anything
         self.headers = headers    # lower-cased names
+        self.fields = []          # every field's name, lower-cased, repeats included
         self.body = body
         self.outcome = None       # what the pod did with it (answered, dropped, held...)
 
@@ -408,6 +409,7 @@ class FakePod:
         conn.nreq += 1
         req = Request(self.address, time.monotonic(), conn.id, conn.nreq, method, path, headers, body)
         req.query = query
+        req.fields = [line.partition(":")[0].strip().lower() for line in lines[1:]]
         with self._cond:
             self.requests.append(req)
             self.events.append(Event(req.t, conn.id, "request", path))

@@ -125,3 +125,28 @@ def test_input_tokens_come_from_usage(pod, tmp_path):
     pod.set("raw", keep=True, data=stream(cmpl(" w"), cmpl(" x")))
     st, rows = run(pod, tmp_path)
     assert [q["input_tokens"] for q in rows] == ["4", "4"] and st["output_tokens"] == 4
+
+
+def test_header_replaces_host_and_content_type(pod, tmp_path):
+    pod.set("raw", keep=True, data=stream(cmpl(" w")))
+    r = bench("--url", "http://" + pod.address, "--requests", 1, "--rate", 1,
+              "--header", "Host: api.example", "--header", "content-type: application/json; x=1",
+              "--header", "X-Extra: 1")
+    assert r.returncode == 0, r.stderr
+    q = pod.completions()[-1]
+    for name in ("host", "content-type", "accept", "content-length", "x-extra"):
+        assert q.fields.count(name) == 1, (name, q.fields)
+    assert q.headers["host"] == "api.example"
+    assert q.headers["content-type"] == "application/json; x=1"
+    # Without them, bench's own.
+    r = bench("--url", "http://" + pod.address, "--requests", 1, "--rate", 1)
+    q = pod.completions()[-1]
+    assert q.headers["host"] == pod.address and q.fields.count("host") == 1
+    assert q.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("header", ["Content-Length: 5", "transfer-encoding: chunked",
+                                    "Host : x", "a b: c"])
+def test_header_that_would_break_the_request_is_refused(header):
+    r = bench("--url", "http://127.0.0.1:1", "--header", header)
+    assert r.returncode == 2 and "--header" in r.stderr, r.stderr
