@@ -390,7 +390,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		       "per-request timeout (default 60s)"),
 	    IG_FLAG_UINT("max-inflight", 0, &o->max_inflight, 1, UINT64_MAX, "N",
 			 "open-loop ceiling on requests in flight (default 1000);\n"
-			 "arrivals beyond it wait for a free slot"),
+			 "arrivals beyond it wait for a free slot (client queue\n"
+			 "time); those still waiting at the stage's end are not sent"),
 	    IG_FLAG_UINT("seed", 0, &o->seed, 0, UINT64_MAX, "N",
 			 "seed of every random choice (default: from the clock)"),
 	    IG_FLAG_SECTION("workload:"),

@@ -47,7 +47,13 @@ struct ig_bench_sample {
 	uint16_t model, objective;
 	int status;	   /* HTTP status, 0 if none arrived */
 	const char *error; /* NULL on success, else a short kind ("429", "connect") */
-	double start_ms;   /* since the start of the stage */
+	double start_ms;   /* sent, since the start of the stage */
+	/* Open loop: when its arrival was scheduled (since the start of the
+	 * stage) and how long it then waited to be sent (start_ms - sched_ms):
+	 * the --max-inflight queue, or the timer's lateness; `waited` when it
+	 * waited for a --max-inflight slot. Closed loop: sent when scheduled. */
+	double sched_ms, queue_ms;
+	bool waited;
 	double ttft_ms, tpot_ms, e2e_ms;
 	int64_t in_tokens, out_tokens;
 	uint32_t chunks;
@@ -79,9 +85,14 @@ struct ig_bench_stage_result {
 	double offered;	   /* requests/s, or concurrency for closed-loop loads */
 	double duration_s; /* from the stage's first send to its last answer */
 	size_t sent, ok, failed, good;
+	/* Open loop: arrivals that waited for a --max-inflight slot, and
+	 * those still waiting at the stage's end, which were never sent (not
+	 * in `sent`). */
+	size_t delayed, not_sent;
 	int64_t in_tokens, out_tokens;
 	size_t itl_dropped; /* ITL samples beyond the memory ceiling */
 	struct ig_bench_dist ttft, tpot, itl, e2e;
+	struct ig_bench_dist queue; /* client queue time of every request sent */
 	double rps, out_tps, in_tps, good_rps, good_frac;
 	struct ig_bench_errors errors;
 	/* With --access-log: what the gateway's log says of this stage's
@@ -305,8 +316,9 @@ void ig_bench_print_comparison(FILE *f, const struct ig_bench_report *r);
 int ig_bench_write_json(FILE *f, const struct ig_bench_report *r);
 int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r);
 int ig_bench_write_svg(FILE *f, const struct ig_bench_report *r);
-/* One CSV row per request (header first when `header`). */
-void ig_bench_write_request_csv(FILE *f, const char *target, const struct ig_bench_sample *s,
-				size_t n, bool header);
+/* One CSV row per request (header first when `header`); its request id is
+ * id_prefix and its n, or empty when id_prefix is NULL (--header gave one). */
+void ig_bench_write_request_csv(FILE *f, const char *target, const char *id_prefix,
+				const struct ig_bench_sample *s, size_t n, bool header);
 
 #endif

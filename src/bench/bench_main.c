@@ -36,9 +36,11 @@ static int write_requests(const struct bench_opts *o, const struct bench_run *ru
 		fprintf(stderr, "infergate bench: %s: %s\n", o->per_request_file, strerror(errno));
 		return -1;
 	}
+	char prefix[48];
+	snprintf(prefix, sizeof prefix, "bench-%s-", o->run_id);
 	for (size_t t = 0; t < o->n_targets; t++)
-		ig_bench_write_request_csv(f, o->targets[t].name, runs[t].samples,
-					   runs[t].n_samples, t == 0);
+		ig_bench_write_request_csv(f, o->targets[t].name, o->send_id ? prefix : NULL,
+					   runs[t].samples, runs[t].n_samples, t == 0);
 	if (fclose(f) != 0) {
 		fprintf(stderr, "infergate bench: %s: write failed\n", o->per_request_file);
 		return -1;

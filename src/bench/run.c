@@ -3,7 +3,8 @@
  * schedule of absolute arrival times, so a slow server never slows the
  * offered load; the closed-loop load starts a request whenever one ends.
  * A stage stops sending at its end and then waits for its requests in
- * flight, so each request belongs to exactly one stage. */
+ * flight, so each request belongs to exactly one stage; open-loop arrivals
+ * still waiting for a --max-inflight slot then are not sent. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -24,6 +25,9 @@
 #define MAX_REQ_ITL (1u << 20)
 #define MAX_STAGE_ITL (32u << 20)
 #define TICK_MS 100
+/* Open-loop arrivals waiting for a --max-inflight slot; more wait for
+ * none and count as not sent. */
+#define MAX_WAITING (16u << 20)
 
 /* Set by SIGINT: stop sending, let the requests in flight finish. A second
  * Ctrl-C ends the process (SA_RESETHAND). */
@@ -85,8 +89,13 @@ struct runner {
 	long max_requests;
 	bool issuing, record;
 	uint64_t start_ns, next_ns, end_ns, last_done_ns, stop_ns;
-	long issued, inflight, pending, failed;
+	long issued, inflight, failed;
 	size_t done;
+	/* Open loop: the scheduled times of the arrivals waiting for a
+	 * --max-inflight slot, oldest first (a ring), and those that never
+	 * got one before the stage ended. */
+	uint64_t *waiting;
+	size_t w_head, w_len, w_cap, not_sent;
 	struct ig_timer arrival, tick;
 	struct dvec itl;
 	size_t itl_dropped;
@@ -100,9 +109,9 @@ struct req {
 	struct ig_sse sse;
 	struct ig_buf body;
 	struct dvec itl;
-	uint64_t t0, t_first, t_last, now;
+	uint64_t sched, t0, t_first, t_last, now; /* sched: its arrival's time */
 	int status;
-	bool retried, sse_mode;
+	bool retried, sse_mode, waited;
 	const char *bad; /* a failure noticed while reading the body */
 	uint32_t chunks;
 	uint64_t id;
@@ -113,7 +122,7 @@ struct req {
 	size_t itl_dropped;
 };
 
-static void start_request(struct runner *r);
+static void start_request(struct runner *r, uint64_t sched, bool waited);
 static int send_on(struct req *q, struct ig_http_client *c);
 
 /* ---- connections ---- */
@@ -287,8 +296,47 @@ static void req_free(struct req *q)
 
 static void maybe_stop(struct runner *r)
 {
-	if (!r->issuing && r->inflight == 0 && r->pending == 0)
+	if (!r->issuing && r->inflight == 0 && r->w_len == 0)
 		ig_loop_stop(&r->loop);
+}
+
+/* An arrival finds every --max-inflight slot taken: it waits, oldest
+ * first. 0, or -1 when it cannot (then it is not sent). */
+static int wait_push(struct runner *r, uint64_t sched)
+{
+	if (r->w_len == r->w_cap) {
+		if (r->w_cap >= MAX_WAITING)
+			return -1;
+		size_t cap = r->w_cap ? r->w_cap * 2 : 256;
+		uint64_t *v = malloc(cap * sizeof *v);
+		if (!v)
+			return -1;
+		for (size_t i = 0; i < r->w_len; i++)
+			v[i] = r->waiting[(r->w_head + i) % r->w_cap];
+		free(r->waiting);
+		r->waiting = v;
+		r->w_cap = cap;
+		r->w_head = 0;
+	}
+	r->waiting[(r->w_head + r->w_len++) % r->w_cap] = sched;
+	return 0;
+}
+
+static uint64_t wait_pop(struct runner *r)
+{
+	uint64_t sched = r->waiting[r->w_head];
+	r->w_head = (r->w_head + 1) % r->w_cap;
+	r->w_len--;
+	return sched;
+}
+
+/* The stage is over (or Ctrl-C): arrivals still waiting for a slot are
+ * not sent at all, so nothing goes out after the stage's end; they are
+ * counted apart from `sent`. */
+static void drop_waiting(struct runner *r)
+{
+	r->not_sent += r->w_len;
+	r->w_len = 0;
 }
 
 /* When sending stopped: the end of the stage's window, or the moment the
@@ -326,6 +374,9 @@ static void record(struct runner *r, struct req *q, const char *error, uint64_t 
 {
 	struct ig_bench_sample s = {
 	    .id = q->id,
+	    .sched_ms = (double)(q->sched - r->start_ns) / 1e6,
+	    .queue_ms = (double)(q->t0 - q->sched) / 1e6,
+	    .waited = q->waited,
 	    .stage = (uint32_t)r->stage,
 	    .model = q->model,
 	    .objective = q->objective,
@@ -374,13 +425,15 @@ static void complete(struct req *q, const char *error)
 	if (r->load == IG_LOAD_CONCURRENCY && r->issuing) {
 		if (may_issue(r, end)) {
 			r->issued++;
-			start_request(r);
+			start_request(r, end, false);
 		} else {
 			stop_issuing(r, end);
 		}
-	} else if (r->pending > 0) {
-		r->pending--;
-		start_request(r);
+	} else if (r->w_len > 0) {
+		if (interrupted || end >= r->end_ns)
+			drop_waiting(r);
+		else
+			start_request(r, wait_pop(r), true);
 	}
 	maybe_stop(r);
 }
@@ -551,7 +604,9 @@ static int send_on(struct req *q, struct ig_http_client *c)
 	return 0;
 }
 
-static void start_request(struct runner *r)
+/* Sends a request whose arrival was scheduled at `sched`: now, or
+ * earlier when it `waited` for a --max-inflight slot. */
+static void start_request(struct runner *r, uint64_t sched, bool waited)
 {
 	const struct bench_opts *o = r->o;
 	struct req *q = calloc(1, sizeof *q);
@@ -565,6 +620,8 @@ static void start_request(struct runner *r)
 	q->itl.max = MAX_REQ_ITL;
 	ig_sse_init(&q->sse, MAX_SSE_LINE, IG_SSE_STRICT);
 	q->t0 = ig_now_ns();
+	q->sched = sched < q->t0 ? sched : q->t0;
+	q->waited = waited;
 	q->id = r->run->first_id + r->run->n_ids++;
 	if (o->models.n)
 		q->model = (uint16_t)ig_bench_pick(&o->models, &r->rng);
@@ -607,9 +664,9 @@ static void on_arrival(struct ig_loop *loop, struct ig_timer *t)
 		}
 		r->issued++;
 		if (r->inflight < r->o->max_inflight)
-			start_request(r);
-		else
-			r->pending++;
+			start_request(r, r->next_ns, false);
+		else if (wait_push(r, r->next_ns) < 0)
+			r->not_sent++;
 		r->next_ns += (uint64_t)(ig_bench_next_gap(r->load, r->level, &r->rng) * 1e9);
 	}
 	if (r->issuing)
@@ -644,8 +701,8 @@ static void on_tick(struct ig_loop *loop, struct ig_timer *t)
 		stop_issuing(r, r->end_ns < now ? r->end_ns : now);
 		ig_timer_stop(loop, &r->arrival);
 	}
-	if (interrupted)
-		r->pending = 0;
+	if (interrupted || now >= r->end_ns)
+		drop_waiting(r);
 	if (r->o->progress)
 		progress(r, now);
 	ig_timer_start(loop, &r->tick, TICK_MS, on_tick, r);
@@ -658,15 +715,16 @@ static void run_stage(struct runner *r, enum ig_bench_load load, double level, d
 	r->load = load;
 	r->level = level;
 	r->max_requests = requests;
-	r->issued = r->inflight = r->pending = r->failed = 0;
-	r->done = 0;
+	r->issued = r->inflight = r->failed = 0;
+	r->done = r->not_sent = 0;
+	r->w_len = 0;
 	r->start_ns = r->next_ns = r->last_done_ns = r->stop_ns = ig_now_ns();
 	r->end_ns = duration_ms > 0 ? r->start_ns + (uint64_t)(duration_ms * 1e6) : UINT64_MAX;
 	r->issuing = true;
 	if (load == IG_LOAD_CONCURRENCY) {
 		for (long i = 0; i < (long)level && may_issue(r, r->start_ns); i++) {
 			r->issued++;
-			start_request(r);
+			start_request(r, ig_now_ns(), false);
 		}
 		if (r->issued == 0)
 			stop_issuing(r, r->start_ns);
@@ -692,6 +750,7 @@ static int summarise_stage(struct runner *r, size_t first)
 	    0)
 		return -1;
 	res->offered = r->level;
+	res->not_sent = r->not_sent;
 	ig_bench_dist_of(r->itl.v, r->itl.n, &res->itl);
 	res->itl_dropped = r->itl_dropped;
 	r->itl.n = 0;
@@ -729,6 +788,7 @@ int bench_run_target(const struct bench_opts *o, size_t t, struct bench_run *run
 	close_idle(&r);
 	free(r.idle);
 	free(r.itl.v);
+	free(r.waiting);
 	if (o->wl.kind == IG_WL_AGENTIC)
 		ig_bench_agent_free(&r.agent);
 	ig_buf_free(&r.prompt.system);

@@ -150,3 +150,38 @@ def test_header_replaces_host_and_content_type(pod, tmp_path):
 def test_header_that_would_break_the_request_is_refused(header):
     r = bench("--url", "http://127.0.0.1:1", "--header", header)
     assert r.returncode == 2 and "--header" in r.stderr, r.stderr
+
+
+def test_max_inflight_queue_is_reported(pod, tmp_path):
+    """Arrivals every 10 ms against a pod that takes 50 ms, one request at
+    a time: the later arrivals wait for the slot, and that wait is
+    reported apart from the latencies, each arrival keeping its schedule."""
+    pod.set("json", delay_ms=50)
+    out, per = tmp_path / "b.json", tmp_path / "req.csv"
+    r = bench("--url", "http://" + pod.address, "--rate", 100, "--requests", 6,
+              "--max-inflight", 1, "--no-stream", "--json", out, "--per-request", per)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(out.read_text())["targets"][0]["stages"][0]
+    assert st["sent"] == 6 and st["not_sent"] == 0 and st["delayed"] >= 1, st
+    assert st["latency_ms"]["client_queue"]["n"] == 6
+    assert st["latency_ms"]["client_queue"]["max"] > 0
+    rows = list(csv.DictReader(open(per)))
+    assert [float(q["scheduled_ms"]) for q in rows] == [0, 10, 20, 30, 40, 50]
+    for q in rows:
+        assert q["request_id"].startswith("bench-")
+        assert abs(float(q["start_ms"]) - float(q["scheduled_ms"]) - float(q["queue_ms"])) < 1e-3
+    assert "queue" in r.stdout and "waited for a --max-inflight slot" in r.stdout
+
+
+def test_stage_sends_nothing_after_its_end(pod, tmp_path):
+    """Ten arrivals in 100 ms, two slots, a pod that never answers and a
+    500 ms timeout: the two requests sent time out after the stage's end,
+    and the eight arrivals still waiting then are not sent."""
+    pod.set("hold")
+    out = tmp_path / "b.json"
+    r = bench("--url", "http://" + pod.address, "--rate", 100, "--duration", "100ms",
+              "--max-inflight", 2, "--timeout", "500ms", "--json", out, "--max-error-rate", 1)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(out.read_text())["targets"][0]["stages"][0]
+    assert st["sent"] == 2 and st["not_sent"] == 8 and st["errors"] == {"timeout": 2}, st
+    assert len(pod.completions()) == 2
