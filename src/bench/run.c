@@ -662,12 +662,20 @@ static void on_arrival(struct ig_loop *loop, struct ig_timer *t)
 			stop_issuing(r, r->next_ns < r->end_ns ? r->next_ns : r->end_ns);
 			break;
 		}
+		uint64_t sched = r->next_ns;
 		r->issued++;
 		if (r->inflight < r->o->max_inflight)
-			start_request(r, r->next_ns, false);
-		else if (wait_push(r, r->next_ns) < 0)
+			start_request(r, sched, false);
+		else if (wait_push(r, sched) < 0)
 			r->not_sent++;
 		r->next_ns += (uint64_t)(ig_bench_next_gap(r->load, r->level, &r->rng) * 1e9);
+		/* The last of --requests ends the send window right away, not at
+		 * the next arrival or progress tick: the stage lasts until its
+		 * last answer, as vLLM's benchmark duration does. */
+		if (r->max_requests && r->issued >= r->max_requests) {
+			stop_issuing(r, sched);
+			break;
+		}
 	}
 	if (r->issuing)
 		ig_timer_start_ns(loop, &r->arrival, r->next_ns - now, on_arrival, r);
@@ -726,7 +734,7 @@ static void run_stage(struct runner *r, enum ig_bench_load load, double level, d
 			r->issued++;
 			start_request(r, ig_now_ns(), false);
 		}
-		if (r->issued == 0)
+		if (r->issued == 0 || (requests && r->issued >= requests))
 			stop_issuing(r, r->start_ns);
 	} else {
 		ig_timer_start(&r->loop, &r->arrival, 0, on_arrival, r);

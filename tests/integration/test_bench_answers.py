@@ -185,3 +185,18 @@ def test_stage_sends_nothing_after_its_end(pod, tmp_path):
     st = json.loads(out.read_text())["targets"][0]["stages"][0]
     assert st["sent"] == 2 and st["not_sent"] == 8 and st["errors"] == {"timeout": 2}, st
     assert len(pod.completions()) == 2
+
+
+@pytest.mark.parametrize("load", [("--rate", 1, "--requests", 1),
+                                  ("--concurrency", 2, "--requests", 2)])
+def test_requests_bound_ends_the_window_at_once(pod, tmp_path, load):
+    """With --requests, the stage lasts until its last answer: not until
+    the next arrival or progress tick (that made `--rate 1 --requests 1`
+    a 0.1 s stage and its req/s ten times too low)."""
+    pod.set("raw", keep=True, data=stream(cmpl(" w"), cmpl(" x")))
+    out, per = tmp_path / "b.json", tmp_path / "req.csv"
+    r = bench("--url", "http://" + pod.address, *load, "--json", out, "--per-request", per)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(out.read_text())["targets"][0]["stages"][0]
+    last = max(float(q["start_ms"]) + float(q["e2e_ms"]) for q in csv.DictReader(open(per)))
+    assert st["duration_s"] * 1000 == pytest.approx(last, rel=1e-3), (st, last)
