@@ -29,7 +29,8 @@ static const char footer_text[] =
     "chunks with output.\n"
     "Output tokens come from `usage`, else the number of chunks with output.\n"
     "Exit status: 0 ok, 1 too many failed requests (connection errors count) or\n"
-    "the run could not start, 2 usage error.\n";
+    "the run could not start, 2 usage error, 130 interrupted by Ctrl-C (what was\n"
+    "measured is still reported, with \"interrupted\": true in --json).\n";
 
 /* What the command line said before defaults are applied. */
 struct pending {

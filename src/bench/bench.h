@@ -306,7 +306,8 @@ struct ig_bench_report {
 	const char *api;  /* "completions", "chat" */
 	bool stream;
 	struct ig_bench_slo slo;
-	bool access_log; /* the stages carry gw (CSV columns) */
+	bool access_log;  /* the stages carry gw (CSV columns) */
+	bool interrupted; /* Ctrl-C ended the run early */
 	size_t n_targets;
 	struct ig_bench_target_result *targets;
 };

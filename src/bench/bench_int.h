@@ -10,6 +10,8 @@
 #define BENCH_MAX_TARGETS 16
 #define BENCH_MAX_STAGES 64
 #define BENCH_MAX_HEADERS 32
+/* The exit status of a run that Ctrl-C ended (after its report). */
+#define BENCH_EXIT_INTERRUPTED 130
 
 struct bench_stage {
 	double load;	    /* requests/s, or concurrency */

@@ -150,10 +150,16 @@ int ig_bench_main(int argc, char **argv)
 	    .stream = o->stream,
 	    .slo = o->slo,
 	    .access_log = o->access_log && log_ok,
+	    .interrupted = done > 0 && runs[done - 1].interrupted,
 	    .n_targets = (size_t)done,
 	    .targets = results,
 	};
 	rc = write_outputs(o, &rep, runs) < 0 || !log_ok ? 1 : verdict(o, &rep);
+	/* A run cut short by Ctrl-C is no measurement of the load asked for:
+	 * a script must not take it for one (128 + SIGINT, as a shell reports
+	 * a process that SIGINT ended). */
+	if (rep.interrupted)
+		rc = BENCH_EXIT_INTERRUPTED;
 out:
 	if (runs)
 		bench_access_log_free(runs, n_runs);

@@ -341,6 +341,7 @@ int ig_bench_write_json(FILE *f, const struct ig_bench_report *r)
 	jstr(f, r->load);
 	fputs(",\"api\":", f);
 	jstr(f, r->api);
+	fprintf(f, ",\"interrupted\":%s", r->interrupted ? "true" : "false");
 	fprintf(f, ",\"stream\":%s,\"slo_ms\":{\"ttft\":", r->stream ? "true" : "false");
 	jnum(f, r->slo.ttft_ms ? r->slo.ttft_ms : NAN);
 	fputs(",\"tpot\":", f);

@@ -5,6 +5,7 @@ FakePod answers each request with the bytes a test sets, so every case is
 exact and fast; the assertions are on counts and kinds, never on times."""
 import csv
 import json
+import signal
 import subprocess
 
 import pytest
@@ -200,3 +201,24 @@ def test_requests_bound_ends_the_window_at_once(pod, tmp_path, load):
     st = json.loads(out.read_text())["targets"][0]["stages"][0]
     last = max(float(q["start_ms"]) + float(q["e2e_ms"]) for q in csv.DictReader(open(per)))
     assert st["duration_s"] * 1000 == pytest.approx(last, rel=1e-3), (st, last)
+
+
+def test_ctrl_c_reports_and_exits_130(pod, tmp_path):
+    pod.set("raw", keep=True, data=stream(cmpl(" w"), cmpl(" x")))
+    out = tmp_path / "b.json"
+    p = subprocess.Popen([IG_BIN, "bench", "--no-progress", "--url", "http://" + pod.address,
+                          "--rate", "100", "--duration", "30s", "--json", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert len(pod.wait_requests(3, timeout=10)) >= 3
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, (p.returncode, stderr)
+    rep = json.loads(out.read_text())
+    assert rep["interrupted"] is True
+    st = rep["targets"][0]["stages"][0]
+    assert st["sent"] >= 3 and st["ok"] == st["sent"], st
+    assert "TTFT" in stdout and "interrupted" in stderr
