@@ -67,7 +67,7 @@ int ig_bench_parse_duration(const char *s, double *out_ms);
 
 /* Errors by kind: an HTTP status ("503"), a transport failure
  * ("connect", "reset", "protocol", "timeout") or an answer that was not
- * one ("stream", "empty"). */
+ * one ("stream", "empty", "truncated"). */
 #define IG_BENCH_MAX_ERROR_KINDS 24
 struct ig_bench_errors {
 	size_t n;

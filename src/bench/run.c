@@ -111,8 +111,8 @@ struct req {
 	struct dvec itl;
 	uint64_t sched, t0, t_first, t_last, now; /* sched: its arrival's time */
 	int status;
-	bool retried, sse_mode, waited;
-	const char *bad; /* a failure noticed while reading the body */
+	bool retried, sse_mode, waited, saw_done; /* saw_done: data: [DONE] came */
+	const char *bad;			  /* a failure noticed while reading the body */
 	uint32_t chunks;
 	uint64_t id;
 	uint16_t model, objective;
@@ -462,6 +462,7 @@ static int on_event(void *ud, const char *data, size_t len)
 	}
 	if (ch.error)
 		q->bad = "stream";
+	q->saw_done = q->saw_done || ch.done;
 	if (ch.completion_tokens >= 0)
 		q->out_usage = ch.completion_tokens;
 	if (ch.prompt_tokens >= 0)
@@ -537,6 +538,11 @@ static void on_done(struct ig_http_client *c, void *ud)
 		error = status_kind(q->status);
 	if (!error && !q->sse_mode)
 		error = finish_plain(q, end);
+	/* An OpenAI stream ends with data: [DONE]; one that ends cleanly
+	 * without it was cut short (a proxy or a server that gave up), so
+	 * its answer is not whole. */
+	if (!error && q->sse_mode && !q->saw_done)
+		error = "truncated";
 	/* A 200 that carried no output has no first token to time: counted
 	 * as a success it would be the fastest answer of the run (vLLM's
 	 * benchmark fails it: "Never received a valid chunk"). */

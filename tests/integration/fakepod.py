@@ -31,7 +31,8 @@ may change at any time with `set()`:
   raw             answers `data`, the bytes of a whole response as they go
                   on the wire, in one send; then, unless `keep`, holds the
                   connection until the peer closes it (an "eof" or "reset"
-                  event tells that the gateway let it go)
+                  event tells that the gateway let it go), or with `close`
+                  closes it (the end of a response without a length)
   huge            a 200 with Content-Length `size` (default 1 GiB) whose
                   body is generated and sent as fast as the socket takes it
   websocket       a WebSocket server (RFC 6455): a handshake gets 101 with
@@ -558,12 +559,15 @@ class FakePod:
             self._hold(conn)
         return False
 
-    def _mode_raw(self, conn, req, data=b"", keep=False):
+    def _mode_raw(self, conn, req, data=b"", keep=False, close=False):
         req.outcome = "raw"
         if not self._send(conn, data):
             return False
         if keep:
             return True
+        if close:
+            self._close(conn)
+            return False
         self._hold(conn)
         return False
 

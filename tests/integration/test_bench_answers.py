@@ -222,3 +222,20 @@ def test_ctrl_c_reports_and_exits_130(pod, tmp_path):
     st = rep["targets"][0]["stages"][0]
     assert st["sent"] >= 3 and st["ok"] == st["sent"], st
     assert "TTFT" in stdout and "interrupted" in stderr
+
+
+def test_stream_without_done_is_truncated(pod, tmp_path):
+    # Two tokens, then the chunked terminator: a clean end, but no [DONE].
+    pod.set("raw", keep=True, data=stream(cmpl(" a"), cmpl(" b"), done=False))
+    st, rows = run(pod, tmp_path)
+    assert st["ok"] == 0 and st["errors"] == {"truncated": 2}, st
+    # Without a length, the end of the response is the connection's close.
+    body = event(cmpl(" a")) + event(cmpl(" b"))
+    pod.set("raw", close=True, data=b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Connection: close\r\n\r\n" + body)
+    st, rows = run(pod, tmp_path)
+    assert st["ok"] == 0 and st["errors"] == {"truncated": 2}, st
+    pod.set("raw", close=True, data=b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Connection: close\r\n\r\n" + body + event(b"[DONE]"))
+    st, rows = run(pod, tmp_path)
+    assert st["ok"] == 2, st
