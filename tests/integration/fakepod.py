@@ -32,7 +32,8 @@ may change at any time with `set()`:
                   on the wire, in one send; then, unless `keep`, holds the
                   connection until the peer closes it (an "eof" or "reset"
                   event tells that the gateway let it go), or with `close`
-                  closes it (the end of a response without a length)
+                  closes it (the end of a response without a length);
+                  `later` bytes are sent `delay_ms` after `data`
   huge            a 200 with Content-Length `size` (default 1 GiB) whose
                   body is generated and sent as fast as the socket takes it
   websocket       a WebSocket server (RFC 6455): a handshake gets 101 with
@@ -559,10 +560,14 @@ class FakePod:
             self._hold(conn)
         return False
 
-    def _mode_raw(self, conn, req, data=b"", keep=False, close=False):
+    def _mode_raw(self, conn, req, data=b"", keep=False, close=False, later=b"", delay_ms=0):
         req.outcome = "raw"
         if not self._send(conn, data):
             return False
+        if later:
+            time.sleep(delay_ms / 1000.0)
+            if not self._send(conn, later):
+                return False
         if keep:
             return True
         if close:
