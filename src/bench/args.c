@@ -351,6 +351,19 @@ static int check_opts(struct ig_flags *fl, struct bench_opts *o)
 	if (ig_bench_workload_init(&o->wl, &(struct ig_rng){0}) < 0)
 		return ig_flags_error(fl, "bad workload parameters");
 	ig_bench_workload_free(&o->wl);
+	/* More requests in flight than sessions: a session's next turn is
+	 * sent before its previous answer came, so that turn's prompt does
+	 * not extend what the server has just cached. Allowed, but said. */
+	for (size_t i = 0; i < o->n_stages; i++)
+		if (o->wl.kind == IG_WL_AGENTIC && o->load == IG_LOAD_CONCURRENCY &&
+		    o->stages[i].load > (double)o->wl.sessions) {
+			fprintf(
+			    stderr,
+			    "infergate bench: warning: --concurrency %g is above --sessions %ld: "
+			    "turns of one session will be in flight together\n",
+			    o->stages[i].load, o->wl.sessions);
+			break;
+		}
 	return IG_OK;
 }
 

@@ -308,6 +308,9 @@ struct ig_bench_report {
 	struct ig_bench_slo slo;
 	bool access_log;  /* the stages carry gw (CSV columns) */
 	bool interrupted; /* Ctrl-C ended the run early */
+	/* The run's settings as a JSON object (seed, workload, lengths, model
+	 * mix, stages...), written as "settings" in --json; empty: none. */
+	struct ig_str settings;
 	size_t n_targets;
 	struct ig_bench_target_result *targets;
 };

@@ -348,7 +348,12 @@ int ig_bench_write_json(FILE *f, const struct ig_bench_report *r)
 	jnum(f, r->slo.tpot_ms ? r->slo.tpot_ms : NAN);
 	fputs(",\"e2e\":", f);
 	jnum(f, r->slo.e2e_ms ? r->slo.e2e_ms : NAN);
-	fputs("},\"targets\":[", f);
+	fputc('}', f);
+	if (r->settings.len) {
+		fputs(",\"settings\":", f);
+		fwrite(r->settings.ptr, 1, r->settings.len, f);
+	}
+	fputs(",\"targets\":[", f);
 	for (size_t t = 0; t < r->n_targets; t++) {
 		const struct ig_bench_target_result *tr = &r->targets[t];
 		fputs(t ? ",{\"name\":" : "{\"name\":", f);
@@ -393,14 +398,22 @@ static void cstr(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* A distribution's columns, in the order of dist_header(). */
 static void cdist(FILE *f, const struct ig_bench_dist *d)
 {
 	bool none = d->n == 0;
-	cnum(f, none ? NAN : d->mean);
-	cnum(f, none ? NAN : d->p50);
-	cnum(f, none ? NAN : d->p90);
-	cnum(f, none ? NAN : d->p95);
-	cnum(f, none ? NAN : d->p99);
+	fprintf(f, ",%zu", d->n);
+	double vals[] = {d->mean, d->min, d->p50, d->p90, d->p95, d->p99, d->max};
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+		cnum(f, none ? NAN : vals[i]);
+}
+
+static void dist_header(FILE *f, const char *name)
+{
+	fprintf(f, ",%s_n", name);
+	const char *cols[] = {"mean", "min", "p50", "p90", "p95", "p99", "max"};
+	for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+		fprintf(f, ",%s_%s_ms", name, cols[i]);
 }
 
 /* A tally as one CSV cell: name=count;name=count, quoted when needed. */
@@ -430,20 +443,18 @@ static void cgw(FILE *f, const struct ig_bench_gw_stages *g)
 
 int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 {
-	fputs("target,stage,offered,duration_s,sent,ok,failed,good,delayed,not_sent,requests_per_s,"
-	      "output_tokens_per_s,input_tokens_per_s,goodput_requests_per_s,goodput_fraction",
+	fputs("target,stage,offered,duration_s,sent,ok,failed,good,delayed,not_sent,input_tokens,"
+	      "output_tokens,requests_per_s,output_tokens_per_s,input_tokens_per_s,"
+	      "goodput_requests_per_s,goodput_fraction",
 	      f);
 	const char *names[] = {"ttft", "tpot", "itl", "e2e", "client_queue"};
 	for (size_t k = 0; k < 5; k++)
-		fprintf(f, ",%s_mean_ms,%s_p50_ms,%s_p90_ms,%s_p95_ms,%s_p99_ms", names[k],
-			names[k], names[k], names[k], names[k]);
-	fputs(",errors", f);
+		dist_header(f, names[k]);
+	fputs(",itl_dropped,errors", f);
 	if (r->access_log) {
 		fputs(",gw_matched,gw_unmatched,gw_retried", f);
 		for (size_t k = 0; k < N_GW_DISTS; k++)
-			fprintf(f, ",%s_mean_ms,%s_p50_ms,%s_p90_ms,%s_p95_ms,%s_p99_ms",
-				gw_dists[k].key, gw_dists[k].key, gw_dists[k].key, gw_dists[k].key,
-				gw_dists[k].key);
+			dist_header(f, gw_dists[k].key);
 		fputs(",gw_endpoints,gw_reasons", f);
 	}
 	fputc('\n', f);
@@ -455,8 +466,9 @@ int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 			fprintf(f, ",%zu", i + 1);
 			cnum(f, s->offered);
 			cnum(f, s->duration_s);
-			fprintf(f, ",%zu,%zu,%zu,%zu,%zu,%zu", s->sent, s->ok, s->failed, s->good,
-				s->delayed, s->not_sent);
+			fprintf(f, ",%zu,%zu,%zu,%zu,%zu,%zu,%lld,%lld", s->sent, s->ok, s->failed,
+				s->good, s->delayed, s->not_sent, (long long)s->in_tokens,
+				(long long)s->out_tokens);
 			cnum(f, s->rps);
 			cnum(f, s->out_tps);
 			cnum(f, s->in_tps);
@@ -467,7 +479,7 @@ int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 			cdist(f, &s->itl);
 			cdist(f, &s->e2e);
 			cdist(f, &s->queue);
-			fputc(',', f);
+			fprintf(f, ",%zu,", s->itl_dropped);
 			for (size_t k = 0; k < s->errors.n; k++)
 				fprintf(f, "%s%s=%zu", k ? ";" : "", s->errors.e[k].kind,
 					s->errors.e[k].count);

@@ -239,3 +239,42 @@ def test_stream_without_done_is_truncated(pod, tmp_path):
             b"Connection: close\r\n\r\n" + body + event(b"[DONE]"))
     st, rows = run(pod, tmp_path)
     assert st["ok"] == 2, st
+
+
+def test_reports_carry_counts_and_settings(pod, tmp_path):
+    pod.set("raw", keep=True, data=stream(cmpl(" w"), cmpl(" x"), usage(9, 2)))
+    out, table = tmp_path / "b.json", tmp_path / "b.csv"
+    r = bench("--url", "http://" + pod.address, "--rate", 50, "--requests", 3, "--seed", 7,
+              "--input-len", "3-5", "--output-len", 2, "--models", "a:3,b:1",
+              "--json", out, "--csv", table)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["settings"] == {
+        "seed": 7, "workload": "random", "output_len": "2", "input_len": "3-5", "model": None,
+        "models": {"a": 3, "b": 1}, "objectives": {}, "ignore_eos": True, "warmup": 0,
+        "timeout_s": 60, "max_inflight": 1000,
+        "stages": [{"rate": 50, "duration_s": None, "requests": 3}]}
+    st = rep["targets"][0]["stages"][0]
+    [row] = list(csv.DictReader(open(table)))
+    # The summary CSV has the JSON's numbers, n, min and max included.
+    assert int(row["input_tokens"]) == st["input_tokens"] == 27
+    assert int(row["output_tokens"]) == st["output_tokens"] == 6
+    assert row["itl_dropped"] == "0" and row["not_sent"] == "0"
+    for name in ("ttft", "tpot", "itl", "e2e", "client_queue"):
+        d = st["latency_ms"][name]
+        assert int(row[name + "_n"]) == d["n"], name
+        for k in ("min", "max", "p50"):
+            assert float(row["%s_%s_ms" % (name, k)]) == pytest.approx(d[k], rel=1e-5)
+
+
+def test_agentic_concurrency_above_sessions_is_said(pod, tmp_path):
+    pod.set("raw", keep=True, data=stream(cmpl(" w")))
+    r = bench("--url", "http://" + pod.address, "--workload", "agentic", "--sessions", 2,
+              "--concurrency", 3, "--requests", 3, "--system-prompt-len", 5, "--turn-len", 2,
+              "--output-len", 1)
+    assert r.returncode == 0, r.stderr
+    assert "--concurrency 3 is above --sessions 2" in r.stderr
+    r = bench("--url", "http://" + pod.address, "--workload", "agentic", "--sessions", 3,
+              "--concurrency", 3, "--requests", 3, "--system-prompt-len", 5, "--turn-len", 2,
+              "--output-len", 1)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr

@@ -932,7 +932,11 @@ static void test_csv_report_shape(void **state)
 		p = nl + 1;
 	}
 	assert_int_equal(lines, 1 + 4); /* header, 2 targets x 2 stages */
-	assert_int_equal(cols, 41);
+	/* 17 counts and rates, 5 distributions of 8 columns (n, mean, min,
+	 * p50, p90, p95, p99, max), itl_dropped and errors */
+	assert_int_equal(cols, 17 + 5 * 8 + 2);
+	assert_non_null(strstr(text, ",ttft_n,ttft_mean_ms,ttft_min_ms,ttft_p50_ms,"));
+	assert_non_null(strstr(text, ",input_tokens,output_tokens,"));
 	assert_non_null(strstr(text, "\"gw <x>,\"\"q\"\"\",1,5,"));
 	free(text);
 }
@@ -988,9 +992,9 @@ static void test_reports_with_access_log(void **state)
 			assert_int_equal(n, cols);
 		c = nl + 1;
 	}
-	assert_int_equal(cols, 41 + 3 + 5 * 5 + 2);
-	assert_non_null(strstr(buf, ",gw_matched,gw_unmatched,gw_retried,queue_mean_ms,"));
-	assert_non_null(strstr(buf, ",2,1,1,1,1,"));
+	assert_int_equal(cols, 17 + 5 * 8 + 2 + 3 + 5 * 8 + 2);
+	assert_non_null(strstr(buf, ",gw_matched,gw_unmatched,gw_retried,queue_n,queue_mean_ms,"));
+	assert_non_null(strstr(buf, ",2,1,1,2,1,0.5,1,"));
 	assert_non_null(strstr(buf, "10.0.0.1:8000=1,\"upstream reset, retried=1\"\n"));
 	free(buf);
 
