@@ -22,13 +22,15 @@ static const char usage_text[] =
 static const char footer_text[] =
     "DUR is 1.5s, 250ms, 2m or a number of seconds. Percentiles use linear\n"
     "interpolation between closest ranks (numpy's default). TTFT is the first\n"
-    "non-empty content chunk (the whole answer with --no-stream); TPOT is\n"
+    "chunk with output: text, content, reasoning or a tool call (the whole answer\n"
+    "with --no-stream); a 200 without any fails as `empty`. TPOT is\n"
     "(e2e - ttft) / (output tokens - 1) for streamed answers of 2 tokens or more\n"
     "(absent otherwise: -, empty in CSV, null in JSON); ITL is every gap between\n"
-    "content chunks.\n"
-    "Output tokens come from `usage`, else the number of content chunks.\n"
+    "chunks with output.\n"
+    "Output tokens come from `usage`, else the number of chunks with output.\n"
     "Exit status: 0 ok, 1 too many failed requests (connection errors count) or\n"
-    "the run could not start, 2 usage error.\n";
+    "the run could not start, 2 usage error, 130 interrupted by Ctrl-C (what was\n"
+    "measured is still reported, with \"interrupted\": true in --json).\n";
 
 /* What the command line said before defaults are applied. */
 struct pending {
@@ -231,12 +233,27 @@ static int on_choices(struct ig_flags *fl, const struct ig_flag *f, const char *
 	return IG_OK;
 }
 
+/* Whether header line h is named name (lower case). */
+static bool header_is(const char *h, const char *name)
+{
+	size_t n = strlen(name);
+	return strncasecmp(h, name, n) == 0 && h[n] == ':';
+}
+
+/* The name must be an RFC 9110 token: "Host : x" is a 400 at any
+ * RFC 9112 server. The message's framing is bench's to write: a second
+ * Content-Length or a Transfer-Encoding would make the request
+ * unreadable (RFC 9112 section 6.3 has servers refuse it), so they are
+ * refused here. */
 static int on_header(struct ig_flags *fl, const struct ig_flag *f, const char *v)
 {
 	struct bench_opts *o = f->dst;
 	const char *c = strchr(v, ':');
-	if (!c || c == v || strpbrk(v, "\r\n"))
+	if (!c || c == v || strpbrk(v, "\r\n") ||
+	    strcspn(v, " \t\"(),/;<=>?@[\\]{}") < (size_t)(c - v))
 		return ig_flags_invalid(fl, v, "NAME: VALUE");
+	if (header_is(v, "content-length") || header_is(v, "transfer-encoding"))
+		return ig_flags_error(fl, "--header '%s': bench frames the request itself", v);
 	if (o->n_headers >= BENCH_MAX_HEADERS)
 		return ig_flags_error(fl, "at most %d --header", BENCH_MAX_HEADERS);
 	o->headers[o->n_headers++] = v;
@@ -321,15 +338,32 @@ static int check_opts(struct ig_flags *fl, struct bench_opts *o)
 	const char *sh = o->session_header;
 	if (sh && (!*sh || strpbrk(sh, ": \t\r\n")))
 		return ig_flags_error(fl, "--session-header: '%s' is not a header name", sh);
-	for (size_t i = 0; i < o->n_headers; i++)
-		if (strncasecmp(o->headers[i], "x-request-id:", 13) == 0)
-			o->send_id = false;
+	for (size_t i = 0; i < o->n_headers; i++) {
+		const char *h = o->headers[i];
+		o->send_id = o->send_id && !header_is(h, "x-request-id");
+		o->own_host = o->own_host || header_is(h, "host");
+		o->own_content_type = o->own_content_type || header_is(h, "content-type");
+		o->own_accept = o->own_accept || header_is(h, "accept");
+	}
 	if (o->access_log && !o->send_id)
 		return ig_flags_error(fl, "--access-log joins on bench's own x-request-id; "
 					  "do not set one with --header");
 	if (ig_bench_workload_init(&o->wl, &(struct ig_rng){0}) < 0)
 		return ig_flags_error(fl, "bad workload parameters");
 	ig_bench_workload_free(&o->wl);
+	/* More requests in flight than sessions: a session's next turn is
+	 * sent before its previous answer came, so that turn's prompt does
+	 * not extend what the server has just cached. Allowed, but said. */
+	for (size_t i = 0; i < o->n_stages; i++)
+		if (o->wl.kind == IG_WL_AGENTIC && o->load == IG_LOAD_CONCURRENCY &&
+		    o->stages[i].load > (double)o->wl.sessions) {
+			fprintf(
+			    stderr,
+			    "infergate bench: warning: --concurrency %g is above --sessions %ld: "
+			    "turns of one session will be in flight together\n",
+			    o->stages[i].load, o->wl.sessions);
+			break;
+		}
 	return IG_OK;
 }
 
@@ -370,7 +404,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		       "per-request timeout (default 60s)"),
 	    IG_FLAG_UINT("max-inflight", 0, &o->max_inflight, 1, UINT64_MAX, "N",
 			 "open-loop ceiling on requests in flight (default 1000);\n"
-			 "arrivals beyond it wait for a free slot"),
+			 "arrivals beyond it wait for a free slot (client queue\n"
+			 "time); those still waiting at the stage's end are not sent"),
 	    IG_FLAG_UINT("seed", 0, &o->seed, 0, UINT64_MAX, "N",
 			 "seed of every random choice (default: from the clock)"),
 	    IG_FLAG_SECTION("workload:"),
@@ -418,7 +453,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	    IG_FLAG_STR("objective-header", 0, &o->objective_header, "NAME",
 			"default x-gateway-inference-objective"),
 	    IG_FLAG_FN("header", 0, on_header, o, "'NAME: VALUE'",
-		       "an extra request header (repeatable)"),
+		       "an extra request header (repeatable); Host,\n"
+		       "Content-Type, Accept and x-request-id replace bench's own;\n"
+		       "Content-Length and Transfer-Encoding are refused"),
 	    IG_FLAG_BOOL_OFF("no-ignore-eos", 0, &o->ignore_eos,
 			     "do not send ignore_eos:true (answers may end early)"),
 	    IG_FLAG_SECTION("report:"),

@@ -47,7 +47,13 @@ struct ig_bench_sample {
 	uint16_t model, objective;
 	int status;	   /* HTTP status, 0 if none arrived */
 	const char *error; /* NULL on success, else a short kind ("429", "connect") */
-	double start_ms;   /* since the start of the stage */
+	double start_ms;   /* sent, since the start of the stage */
+	/* Open loop: when its arrival was scheduled (since the start of the
+	 * stage) and how long it then waited to be sent (start_ms - sched_ms):
+	 * the --max-inflight queue, or the timer's lateness; `waited` when it
+	 * waited for a --max-inflight slot. Closed loop: sent when scheduled. */
+	double sched_ms, queue_ms;
+	bool waited;
 	double ttft_ms, tpot_ms, e2e_ms;
 	int64_t in_tokens, out_tokens;
 	uint32_t chunks;
@@ -59,8 +65,9 @@ int ig_bench_parse_slo(const char *s, struct ig_bench_slo *out);
 /* "1.5s", "250ms", "2m", "1h", or a bare number of seconds, into ms. */
 int ig_bench_parse_duration(const char *s, double *out_ms);
 
-/* Errors by kind: an HTTP status ("503") or a transport failure
- * ("connect", "reset", "protocol", "timeout", "stream"). */
+/* Errors by kind: an HTTP status ("503"), a transport failure
+ * ("connect", "reset", "protocol", "timeout") or an answer that was not
+ * one ("stream", "empty", "truncated"). */
 #define IG_BENCH_MAX_ERROR_KINDS 24
 struct ig_bench_errors {
 	size_t n;
@@ -78,9 +85,14 @@ struct ig_bench_stage_result {
 	double offered;	   /* requests/s, or concurrency for closed-loop loads */
 	double duration_s; /* from the stage's first send to its last answer */
 	size_t sent, ok, failed, good;
+	/* Open loop: arrivals that waited for a --max-inflight slot, and
+	 * those still waiting at the stage's end, which were never sent (not
+	 * in `sent`). */
+	size_t delayed, not_sent;
 	int64_t in_tokens, out_tokens;
 	size_t itl_dropped; /* ITL samples beyond the memory ceiling */
 	struct ig_bench_dist ttft, tpot, itl, e2e;
+	struct ig_bench_dist queue; /* client queue time of every request sent */
 	double rps, out_tps, in_tps, good_rps, good_frac;
 	struct ig_bench_errors errors;
 	/* With --access-log: what the gateway's log says of this stage's
@@ -199,11 +211,14 @@ enum ig_bench_load { IG_LOAD_CONSTANT, IG_LOAD_POISSON, IG_LOAD_CONCURRENCY };
  * constant rate, an exponential draw with that mean for Poisson. */
 double ig_bench_next_gap(enum ig_bench_load load, double rate, struct ig_rng *rng);
 
-/* What a streamed chunk carried (chunk.c): content text length, usage. */
+/* What a streamed chunk carried (chunk.c): output length, usage. Output
+ * is a completion's `text`, or a chat delta's (or message's) `content`,
+ * `reasoning_content`, `reasoning` and tool calls' function name and
+ * arguments. */
 struct ig_bench_chunk {
-	bool done;				  /* the [DONE] sentinel */
-	bool error;				  /* an {"error": ...} event */
-	size_t content;				  /* bytes of non-empty text/delta.content */
+	bool done;	/* the [DONE] sentinel */
+	bool error;	/* an {"error": ...} event */
+	size_t content; /* bytes of output: text, or content, reasoning and tool calls */
 	int64_t completion_tokens, prompt_tokens; /* -1 when no usage */
 };
 /* Reads one `data:` payload. -1 when it is not valid JSON. */
@@ -291,7 +306,11 @@ struct ig_bench_report {
 	const char *api;  /* "completions", "chat" */
 	bool stream;
 	struct ig_bench_slo slo;
-	bool access_log; /* the stages carry gw (CSV columns) */
+	bool access_log;  /* the stages carry gw (CSV columns) */
+	bool interrupted; /* Ctrl-C ended the run early */
+	/* The run's settings as a JSON object (seed, workload, lengths, model
+	 * mix, stages...), written as "settings" in --json; empty: none. */
+	struct ig_str settings;
 	size_t n_targets;
 	struct ig_bench_target_result *targets;
 };
@@ -301,8 +320,9 @@ void ig_bench_print_comparison(FILE *f, const struct ig_bench_report *r);
 int ig_bench_write_json(FILE *f, const struct ig_bench_report *r);
 int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r);
 int ig_bench_write_svg(FILE *f, const struct ig_bench_report *r);
-/* One CSV row per request (header first when `header`). */
-void ig_bench_write_request_csv(FILE *f, const char *target, const struct ig_bench_sample *s,
-				size_t n, bool header);
+/* One CSV row per request (header first when `header`); its request id is
+ * id_prefix and its n, or empty when id_prefix is NULL (--header gave one). */
+void ig_bench_write_request_csv(FILE *f, const char *target, const char *id_prefix,
+				const struct ig_bench_sample *s, size_t n, bool header);
 
 #endif

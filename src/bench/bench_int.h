@@ -10,6 +10,8 @@
 #define BENCH_MAX_TARGETS 16
 #define BENCH_MAX_STAGES 64
 #define BENCH_MAX_HEADERS 32
+/* The exit status of a run that Ctrl-C ended (after its report). */
+#define BENCH_EXIT_INTERRUPTED 130
 
 struct bench_stage {
 	double load;	    /* requests/s, or concurrency */
@@ -40,6 +42,9 @@ struct bench_opts {
 	const char *session_header; /* agentic: carries the session id; NULL: not sent */
 	size_t n_headers;
 	const char *headers[BENCH_MAX_HEADERS];
+	/* --header gave one: it replaces bench's (hey -host does so too; two
+	 * Host fields are a 400, RFC 9112 section 3.2) */
+	bool own_host, own_content_type, own_accept;
 	struct ig_bench_slo slo;
 	long warmup;
 	double timeout_ms;

@@ -5,12 +5,90 @@
 #include <string.h>
 
 #include "bench/bench_int.h"
+#include "json/json.h"
 
 static const char *load_name(enum ig_bench_load l)
 {
 	return l == IG_LOAD_POISSON	  ? "poisson"
 	       : l == IG_LOAD_CONCURRENCY ? "concurrency"
 					  : "constant";
+}
+
+/* "N", "MEAN:STDDEV" or "LO-HI", as the flag takes it. */
+static int put_len(struct ig_buf *b, const char *key, const struct ig_bench_len *l)
+{
+	if (l->kind == IG_LEN_NORMAL)
+		return ig_buf_printf(b, ",\"%s\":\"%g:%g\"", key, l->mean, l->stddev);
+	if (l->kind == IG_LEN_UNIFORM)
+		return ig_buf_printf(b, ",\"%s\":\"%ld-%ld\"", key, l->lo, l->hi);
+	return ig_buf_printf(b, ",\"%s\":\"%ld\"", key, l->lo);
+}
+
+static int put_choices(struct ig_buf *b, const char *key, const struct ig_bench_choices *c)
+{
+	if (ig_buf_printf(b, ",\"%s\":{", key) < 0)
+		return -1;
+	for (size_t i = 0; i < c->n; i++)
+		if ((i && ig_buf_append_cstr(b, ",") < 0) ||
+		    ig_json_write_string(b, c->name[i], strlen(c->name[i])) < 0 ||
+		    ig_buf_printf(b, ":%g", c->weight[i]) < 0)
+			return -1;
+	return ig_buf_append_cstr(b, "}");
+}
+
+static int put_workload(struct ig_buf *b, const struct bench_opts *o)
+{
+	static const char *const kinds[] = {"random", "shared-prefix", "agentic"};
+	const struct ig_bench_workload *w = &o->wl;
+	if (ig_buf_printf(b, ",\"workload\":\"%s\"", kinds[w->kind]) < 0 ||
+	    put_len(b, "output_len", &w->output) < 0)
+		return -1;
+	if (w->kind == IG_WL_RANDOM)
+		return put_len(b, "input_len", &w->input);
+	if (ig_buf_printf(b, ",\"groups\":%ld,\"system_prompt_len\":%ld", w->groups,
+			  w->system_len) < 0)
+		return -1;
+	if (w->kind == IG_WL_SHARED_PREFIX)
+		return ig_buf_printf(b, ",\"prompts_per_group\":%ld,\"question_len\":%ld",
+				     w->per_group, w->question_len);
+	return ig_buf_printf(b, ",\"sessions\":%ld,\"turns\":%ld", w->sessions, w->turns) < 0
+		   ? -1
+		   : put_len(b, "turn_len", &w->turn);
+}
+
+/* What the run was asked to do, so that a JSON report says how it was
+ * made: everything that decides the requests and their timing. */
+static int settings_json(const struct bench_opts *o, struct ig_buf *b)
+{
+	if (ig_buf_printf(b, "{\"seed\":%llu", (unsigned long long)o->seed) < 0 ||
+	    put_workload(b, o) < 0)
+		return -1;
+	if (ig_buf_append_cstr(b, ",\"model\":") < 0 ||
+	    (o->model ? ig_json_write_string(b, o->model, strlen(o->model))
+		      : ig_buf_append_cstr(b, "null")) < 0 ||
+	    put_choices(b, "models", &o->models) < 0 ||
+	    put_choices(b, "objectives", &o->objectives) < 0)
+		return -1;
+	if (ig_buf_printf(b,
+			  ",\"ignore_eos\":%s,\"warmup\":%ld,\"timeout_s\":%g,"
+			  "\"max_inflight\":%ld,\"stages\":[",
+			  o->ignore_eos ? "true" : "false", o->warmup, o->timeout_ms / 1000,
+			  o->max_inflight) < 0)
+		return -1;
+	for (size_t i = 0; i < o->n_stages; i++) {
+		const struct bench_stage *st = &o->stages[i];
+		if (ig_buf_printf(b, "%s{\"%s\":%g,\"duration_s\":", i ? "," : "",
+				  o->load == IG_LOAD_CONCURRENCY ? "concurrency" : "rate",
+				  st->load) < 0 ||
+		    (st->duration_ms > 0 ? ig_buf_printf(b, "%g", st->duration_ms / 1000)
+					 : ig_buf_append_cstr(b, "null")) < 0 ||
+		    ig_buf_append_cstr(b, ",\"requests\":") < 0 ||
+		    (st->requests > 0 ? ig_buf_printf(b, "%ld", st->requests)
+				      : ig_buf_append_cstr(b, "null")) < 0 ||
+		    ig_buf_append_cstr(b, "}") < 0)
+			return -1;
+	}
+	return ig_buf_append_cstr(b, "]}");
 }
 
 static int write_file(const char *path, const struct ig_bench_report *r,
@@ -36,9 +114,11 @@ static int write_requests(const struct bench_opts *o, const struct bench_run *ru
 		fprintf(stderr, "infergate bench: %s: %s\n", o->per_request_file, strerror(errno));
 		return -1;
 	}
+	char prefix[48];
+	snprintf(prefix, sizeof prefix, "bench-%s-", o->run_id);
 	for (size_t t = 0; t < o->n_targets; t++)
-		ig_bench_write_request_csv(f, o->targets[t].name, runs[t].samples,
-					   runs[t].n_samples, t == 0);
+		ig_bench_write_request_csv(f, o->targets[t].name, o->send_id ? prefix : NULL,
+					   runs[t].samples, runs[t].n_samples, t == 0);
 	if (fclose(f) != 0) {
 		fprintf(stderr, "infergate bench: %s: write failed\n", o->per_request_file);
 		return -1;
@@ -142,16 +222,27 @@ int ig_bench_main(int argc, char **argv)
 		goto out;
 	n_runs = (size_t)done;
 	bool log_ok = !o->access_log || bench_access_log(o, runs, n_runs, log_start) == 0;
+	struct ig_buf settings = {0};
+	if (settings_json(o, &settings) < 0)
+		settings.len = 0;
 	struct ig_bench_report rep = {
+	    .settings = ig_buf_str(&settings),
 	    .load = load_name(o->load),
 	    .api = o->chat ? "chat" : "completions",
 	    .stream = o->stream,
 	    .slo = o->slo,
 	    .access_log = o->access_log && log_ok,
+	    .interrupted = done > 0 && runs[done - 1].interrupted,
 	    .n_targets = (size_t)done,
 	    .targets = results,
 	};
 	rc = write_outputs(o, &rep, runs) < 0 || !log_ok ? 1 : verdict(o, &rep);
+	/* A run cut short by Ctrl-C is no measurement of the load asked for:
+	 * a script must not take it for one (128 + SIGINT, as a shell reports
+	 * a process that SIGINT ended). */
+	if (rep.interrupted)
+		rc = BENCH_EXIT_INTERRUPTED;
+	ig_buf_free(&settings);
 out:
 	if (runs)
 		bench_access_log_free(runs, n_runs);

@@ -16,8 +16,39 @@ static void read_usage(struct ig_json_value root, struct ig_bench_chunk *out)
 		(void)ig_json_int64(v, &out->prompt_tokens);
 }
 
-/* Length of the content a choice carries: `text` (completions), or
- * `delta.content` (streamed chat) or `message.content` (chat). */
+/* Length of a member that is a JSON string, quotes left out; 0 when it is
+ * absent, null or not a string. */
+static size_t string_len(struct ig_json_value obj, const char *key)
+{
+	struct ig_json_value v;
+	if (ig_json_get(obj, key, &v) == 0 && v.type == IG_JSON_STRING)
+		return v.raw.len - 2;
+	return 0;
+}
+
+/* The output a delta (streamed chat) or a message (whole chat answer)
+ * carries: its content, its reasoning (vLLM's reasoning parsers write
+ * `reasoning_content`, newer ones and OpenRouter-style servers
+ * `reasoning`) and its tool calls' names and arguments. A reasoning model
+ * streams its thoughts first and a tool call has no content at all: each
+ * is generated tokens, so each counts for TTFT and ITL, as vLLM's
+ * benchmark counts them. */
+static size_t message_output(struct ig_json_value m)
+{
+	struct ig_json_value calls, call, fn;
+	size_t n = string_len(m, "content") + string_len(m, "reasoning_content") +
+		   string_len(m, "reasoning");
+	if (ig_json_get(m, "tool_calls", &calls) == 0 && calls.type == IG_JSON_ARRAY) {
+		size_t pos = 0;
+		while (ig_json_array_next(calls, &pos, &call) == 1)
+			if (ig_json_get(call, "function", &fn) == 0 && fn.type == IG_JSON_OBJECT)
+				n += string_len(fn, "name") + string_len(fn, "arguments");
+	}
+	return n;
+}
+
+/* Length of the output a choice carries: `text` (completions), or
+ * `delta` (streamed chat) or `message` (chat). */
 static size_t choice_content(struct ig_json_value choice)
 {
 	struct ig_json_value v, inner;
@@ -25,8 +56,8 @@ static size_t choice_content(struct ig_json_value choice)
 		return v.raw.len - 2;
 	if ((ig_json_get(choice, "delta", &inner) == 0 ||
 	     ig_json_get(choice, "message", &inner) == 0) &&
-	    ig_json_get(inner, "content", &v) == 0 && v.type == IG_JSON_STRING)
-		return v.raw.len - 2;
+	    inner.type == IG_JSON_OBJECT)
+		return message_output(inner);
 	return 0;
 }
 

@@ -114,6 +114,15 @@ static void stage_block(FILE *f, const struct ig_bench_report *r,
 	dist_row(f, "TPOT", &s->tpot);
 	dist_row(f, "ITL", &s->itl);
 	dist_row(f, "E2E", &s->e2e);
+	/* The client's own queue only when --max-inflight held arrivals back:
+	 * otherwise it is the timer's lateness, microseconds. */
+	if (s->delayed || s->not_sent) {
+		dist_row(f, "queue", &s->queue);
+		fprintf(f,
+			"    (%zu arrivals waited for a --max-inflight slot; %zu still waiting "
+			"at the stage's end were not sent)\n",
+			s->delayed, s->not_sent);
+	}
 	if (s->itl_dropped)
 		fprintf(f, "    (%zu ITL samples over the memory ceiling were not kept)\n",
 			s->itl_dropped);
@@ -297,6 +306,7 @@ static void jstage(FILE *f, const struct ig_bench_stage_result *s, size_t i)
 	jnum(f, s->duration_s);
 	fprintf(f, ",\"sent\":%zu,\"ok\":%zu,\"failed\":%zu,\"good\":%zu", s->sent, s->ok,
 		s->failed, s->good);
+	fprintf(f, ",\"delayed\":%zu,\"not_sent\":%zu", s->delayed, s->not_sent);
 	fprintf(f, ",\"input_tokens\":%lld,\"output_tokens\":%lld", (long long)s->in_tokens,
 		(long long)s->out_tokens);
 	const char *keys[] = {"requests_per_s", "output_tokens_per_s", "input_tokens_per_s",
@@ -314,6 +324,8 @@ static void jstage(FILE *f, const struct ig_bench_stage_result *s, size_t i)
 	jdist(f, "itl", &s->itl);
 	fputc(',', f);
 	jdist(f, "e2e", &s->e2e);
+	fputc(',', f);
+	jdist(f, "client_queue", &s->queue);
 	fprintf(f, "},\"itl_dropped\":%zu,\"errors\":{", s->itl_dropped);
 	for (size_t k = 0; k < s->errors.n; k++)
 		fprintf(f, "%s\"%s\":%zu", k ? "," : "", s->errors.e[k].kind, s->errors.e[k].count);
@@ -329,13 +341,19 @@ int ig_bench_write_json(FILE *f, const struct ig_bench_report *r)
 	jstr(f, r->load);
 	fputs(",\"api\":", f);
 	jstr(f, r->api);
+	fprintf(f, ",\"interrupted\":%s", r->interrupted ? "true" : "false");
 	fprintf(f, ",\"stream\":%s,\"slo_ms\":{\"ttft\":", r->stream ? "true" : "false");
 	jnum(f, r->slo.ttft_ms ? r->slo.ttft_ms : NAN);
 	fputs(",\"tpot\":", f);
 	jnum(f, r->slo.tpot_ms ? r->slo.tpot_ms : NAN);
 	fputs(",\"e2e\":", f);
 	jnum(f, r->slo.e2e_ms ? r->slo.e2e_ms : NAN);
-	fputs("},\"targets\":[", f);
+	fputc('}', f);
+	if (r->settings.len) {
+		fputs(",\"settings\":", f);
+		fwrite(r->settings.ptr, 1, r->settings.len, f);
+	}
+	fputs(",\"targets\":[", f);
 	for (size_t t = 0; t < r->n_targets; t++) {
 		const struct ig_bench_target_result *tr = &r->targets[t];
 		fputs(t ? ",{\"name\":" : "{\"name\":", f);
@@ -380,14 +398,22 @@ static void cstr(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* A distribution's columns, in the order of dist_header(). */
 static void cdist(FILE *f, const struct ig_bench_dist *d)
 {
 	bool none = d->n == 0;
-	cnum(f, none ? NAN : d->mean);
-	cnum(f, none ? NAN : d->p50);
-	cnum(f, none ? NAN : d->p90);
-	cnum(f, none ? NAN : d->p95);
-	cnum(f, none ? NAN : d->p99);
+	fprintf(f, ",%zu", d->n);
+	double vals[] = {d->mean, d->min, d->p50, d->p90, d->p95, d->p99, d->max};
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+		cnum(f, none ? NAN : vals[i]);
+}
+
+static void dist_header(FILE *f, const char *name)
+{
+	fprintf(f, ",%s_n", name);
+	const char *cols[] = {"mean", "min", "p50", "p90", "p95", "p99", "max"};
+	for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+		fprintf(f, ",%s_%s_ms", name, cols[i]);
 }
 
 /* A tally as one CSV cell: name=count;name=count, quoted when needed. */
@@ -417,20 +443,18 @@ static void cgw(FILE *f, const struct ig_bench_gw_stages *g)
 
 int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 {
-	fputs("target,stage,offered,duration_s,sent,ok,failed,good,requests_per_s,"
-	      "output_tokens_per_s,input_tokens_per_s,goodput_requests_per_s,goodput_fraction",
+	fputs("target,stage,offered,duration_s,sent,ok,failed,good,delayed,not_sent,input_tokens,"
+	      "output_tokens,requests_per_s,output_tokens_per_s,input_tokens_per_s,"
+	      "goodput_requests_per_s,goodput_fraction",
 	      f);
-	const char *names[] = {"ttft", "tpot", "itl", "e2e"};
-	for (size_t k = 0; k < 4; k++)
-		fprintf(f, ",%s_mean_ms,%s_p50_ms,%s_p90_ms,%s_p95_ms,%s_p99_ms", names[k],
-			names[k], names[k], names[k], names[k]);
-	fputs(",errors", f);
+	const char *names[] = {"ttft", "tpot", "itl", "e2e", "client_queue"};
+	for (size_t k = 0; k < 5; k++)
+		dist_header(f, names[k]);
+	fputs(",itl_dropped,errors", f);
 	if (r->access_log) {
 		fputs(",gw_matched,gw_unmatched,gw_retried", f);
 		for (size_t k = 0; k < N_GW_DISTS; k++)
-			fprintf(f, ",%s_mean_ms,%s_p50_ms,%s_p90_ms,%s_p95_ms,%s_p99_ms",
-				gw_dists[k].key, gw_dists[k].key, gw_dists[k].key, gw_dists[k].key,
-				gw_dists[k].key);
+			dist_header(f, gw_dists[k].key);
 		fputs(",gw_endpoints,gw_reasons", f);
 	}
 	fputc('\n', f);
@@ -442,7 +466,9 @@ int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 			fprintf(f, ",%zu", i + 1);
 			cnum(f, s->offered);
 			cnum(f, s->duration_s);
-			fprintf(f, ",%zu,%zu,%zu,%zu", s->sent, s->ok, s->failed, s->good);
+			fprintf(f, ",%zu,%zu,%zu,%zu,%zu,%zu,%lld,%lld", s->sent, s->ok, s->failed,
+				s->good, s->delayed, s->not_sent, (long long)s->in_tokens,
+				(long long)s->out_tokens);
 			cnum(f, s->rps);
 			cnum(f, s->out_tps);
 			cnum(f, s->in_tps);
@@ -452,7 +478,8 @@ int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 			cdist(f, &s->tpot);
 			cdist(f, &s->itl);
 			cdist(f, &s->e2e);
-			fputc(',', f);
+			cdist(f, &s->queue);
+			fprintf(f, ",%zu,", s->itl_dropped);
 			for (size_t k = 0; k < s->errors.n; k++)
 				fprintf(f, "%s%s=%zu", k ? ";" : "", s->errors.e[k].kind,
 					s->errors.e[k].count);
@@ -464,17 +491,21 @@ int ig_bench_write_csv(FILE *f, const struct ig_bench_report *r)
 	return ferror(f) ? -1 : 0;
 }
 
-void ig_bench_write_request_csv(FILE *f, const char *target, const struct ig_bench_sample *s,
-				size_t n, bool header)
+void ig_bench_write_request_csv(FILE *f, const char *target, const char *id_prefix,
+				const struct ig_bench_sample *s, size_t n, bool header)
 {
 	if (header)
-		fputs("target,stage,start_ms,status,error,model,objective,input_tokens,"
-		      "output_tokens,chunks,ttft_ms,tpot_ms,e2e_ms\n",
+		fputs("target,stage,request_id,scheduled_ms,start_ms,queue_ms,status,error,model,"
+		      "objective,input_tokens,output_tokens,chunks,ttft_ms,tpot_ms,e2e_ms\n",
 		      f);
 	for (size_t i = 0; i < n; i++) {
 		cstr(f, target);
-		fprintf(f, ",%u", s[i].stage + 1);
+		fprintf(f, ",%u,", s[i].stage + 1);
+		if (id_prefix)
+			fprintf(f, "%s%llu", id_prefix, (unsigned long long)s[i].id);
+		cnum(f, s[i].sched_ms);
 		cnum(f, s[i].start_ms);
+		cnum(f, s[i].queue_ms);
 		fprintf(f, ",%d,%s,%u,%u,%lld,%lld,%u", s[i].status, s[i].error ? s[i].error : "",
 			s[i].model, s[i].objective, (long long)s[i].in_tokens,
 			(long long)s[i].out_tokens, s[i].chunks);

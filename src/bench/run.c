@@ -3,7 +3,8 @@
  * schedule of absolute arrival times, so a slow server never slows the
  * offered load; the closed-loop load starts a request whenever one ends.
  * A stage stops sending at its end and then waits for its requests in
- * flight, so each request belongs to exactly one stage. */
+ * flight, so each request belongs to exactly one stage; open-loop arrivals
+ * still waiting for a --max-inflight slot then are not sent. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -24,6 +25,9 @@
 #define MAX_REQ_ITL (1u << 20)
 #define MAX_STAGE_ITL (32u << 20)
 #define TICK_MS 100
+/* Open-loop arrivals waiting for a --max-inflight slot; more wait for
+ * none and count as not sent. */
+#define MAX_WAITING (16u << 20)
 
 /* Set by SIGINT: stop sending, let the requests in flight finish. A second
  * Ctrl-C ends the process (SA_RESETHAND). */
@@ -85,8 +89,13 @@ struct runner {
 	long max_requests;
 	bool issuing, record;
 	uint64_t start_ns, next_ns, end_ns, last_done_ns, stop_ns;
-	long issued, inflight, pending, failed;
+	long issued, inflight, failed;
 	size_t done;
+	/* Open loop: the scheduled times of the arrivals waiting for a
+	 * --max-inflight slot, oldest first (a ring), and those that never
+	 * got one before the stage ended. */
+	uint64_t *waiting;
+	size_t w_head, w_len, w_cap, not_sent;
 	struct ig_timer arrival, tick;
 	struct dvec itl;
 	size_t itl_dropped;
@@ -100,18 +109,20 @@ struct req {
 	struct ig_sse sse;
 	struct ig_buf body;
 	struct dvec itl;
-	uint64_t t0, t_first, t_last, now;
+	uint64_t sched, t0, t_first, t_last, now; /* sched: its arrival's time */
 	int status;
-	bool retried, sse_mode;
-	const char *bad; /* a failure noticed while reading the body */
+	bool retried, sse_mode, waited, saw_done; /* saw_done: data: [DONE] came */
+	const char *bad;			  /* a failure noticed while reading the body */
 	uint32_t chunks;
 	uint64_t id;
 	uint16_t model, objective;
+	/* the prompt's words, replaced by usage.prompt_tokens when the
+	 * server tells it (a chat template adds tokens of its own) */
 	int64_t in_tokens, out_usage;
 	size_t itl_dropped;
 };
 
-static void start_request(struct runner *r);
+static void start_request(struct runner *r, uint64_t sched, bool waited);
 static int send_on(struct req *q, struct ig_http_client *c);
 
 /* ---- connections ---- */
@@ -240,12 +251,20 @@ static int build_message(struct runner *r, struct req *q)
 	if (build_body(r, q, b) < 0)
 		return -1;
 	struct ig_buf *m = &q->msg;
-	if (ig_buf_printf(m,
-			  "POST %s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-			  "Accept: %s\r\nContent-Length: %zu\r\n",
-			  r->t->prefix, o->chat ? "/v1/chat/completions" : "/v1/completions",
-			  r->t->hostport, o->stream ? "text/event-stream" : "application/json",
-			  b->len) < 0)
+	/* Host first, as RFC 9110 section 7.2 asks of a user agent; a
+	 * --header of the same name replaces it, Content-Type or Accept. */
+	if (ig_buf_printf(m, "POST %s%s HTTP/1.1\r\n", r->t->prefix,
+			  o->chat ? "/v1/chat/completions" : "/v1/completions") < 0)
+		return -1;
+	if (!o->own_host && ig_buf_printf(m, "Host: %s\r\n", r->t->hostport) < 0)
+		return -1;
+	if (ig_buf_printf(m, "Content-Length: %zu\r\n", b->len) < 0)
+		return -1;
+	if (!o->own_content_type && ig_buf_append_cstr(m, "Content-Type: application/json\r\n") < 0)
+		return -1;
+	if (!o->own_accept &&
+	    ig_buf_printf(m, "Accept: %s\r\n",
+			  o->stream ? "text/event-stream" : "application/json") < 0)
 		return -1;
 	for (size_t i = 0; i < o->n_headers; i++)
 		if (ig_buf_printf(m, "%s\r\n", o->headers[i]) < 0)
@@ -277,8 +296,47 @@ static void req_free(struct req *q)
 
 static void maybe_stop(struct runner *r)
 {
-	if (!r->issuing && r->inflight == 0 && r->pending == 0)
+	if (!r->issuing && r->inflight == 0 && r->w_len == 0)
 		ig_loop_stop(&r->loop);
+}
+
+/* An arrival finds every --max-inflight slot taken: it waits, oldest
+ * first. 0, or -1 when it cannot (then it is not sent). */
+static int wait_push(struct runner *r, uint64_t sched)
+{
+	if (r->w_len == r->w_cap) {
+		if (r->w_cap >= MAX_WAITING)
+			return -1;
+		size_t cap = r->w_cap ? r->w_cap * 2 : 256;
+		uint64_t *v = malloc(cap * sizeof *v);
+		if (!v)
+			return -1;
+		for (size_t i = 0; i < r->w_len; i++)
+			v[i] = r->waiting[(r->w_head + i) % r->w_cap];
+		free(r->waiting);
+		r->waiting = v;
+		r->w_cap = cap;
+		r->w_head = 0;
+	}
+	r->waiting[(r->w_head + r->w_len++) % r->w_cap] = sched;
+	return 0;
+}
+
+static uint64_t wait_pop(struct runner *r)
+{
+	uint64_t sched = r->waiting[r->w_head];
+	r->w_head = (r->w_head + 1) % r->w_cap;
+	r->w_len--;
+	return sched;
+}
+
+/* The stage is over (or Ctrl-C): arrivals still waiting for a slot are
+ * not sent at all, so nothing goes out after the stage's end; they are
+ * counted apart from `sent`. */
+static void drop_waiting(struct runner *r)
+{
+	r->not_sent += r->w_len;
+	r->w_len = 0;
 }
 
 /* When sending stopped: the end of the stage's window, or the moment the
@@ -316,6 +374,9 @@ static void record(struct runner *r, struct req *q, const char *error, uint64_t 
 {
 	struct ig_bench_sample s = {
 	    .id = q->id,
+	    .sched_ms = (double)(q->sched - r->start_ns) / 1e6,
+	    .queue_ms = (double)(q->t0 - q->sched) / 1e6,
+	    .waited = q->waited,
 	    .stage = (uint32_t)r->stage,
 	    .model = q->model,
 	    .objective = q->objective,
@@ -330,8 +391,9 @@ static void record(struct runner *r, struct req *q, const char *error, uint64_t 
 	s.ttft_ms = (double)(first - q->t0) / 1e6;
 	s.out_tokens = q->out_usage >= 0 ? q->out_usage : (int64_t)q->chunks;
 	/* A whole (non-streamed) answer shows no token's time but the last:
-	 * its TTFT is its E2E, and a TPOT would be ~0, so it has none. */
-	s.tpot_ms = q->sse_mode && s.out_tokens > 1
+	 * its TTFT is its E2E, and a TPOT would be ~0, so it has none; nor
+	 * has a stream in which no chunk carried output. */
+	s.tpot_ms = q->sse_mode && q->chunks > 0 && s.out_tokens > 1
 			? (s.e2e_ms - s.ttft_ms) / (double)(s.out_tokens - 1)
 			: NAN;
 	if (error)
@@ -363,13 +425,15 @@ static void complete(struct req *q, const char *error)
 	if (r->load == IG_LOAD_CONCURRENCY && r->issuing) {
 		if (may_issue(r, end)) {
 			r->issued++;
-			start_request(r);
+			start_request(r, end, false);
 		} else {
 			stop_issuing(r, end);
 		}
-	} else if (r->pending > 0) {
-		r->pending--;
-		start_request(r);
+	} else if (r->w_len > 0) {
+		if (interrupted || end >= r->end_ns)
+			drop_waiting(r);
+		else
+			start_request(r, wait_pop(r), true);
 	}
 	maybe_stop(r);
 }
@@ -398,8 +462,11 @@ static int on_event(void *ud, const char *data, size_t len)
 	}
 	if (ch.error)
 		q->bad = "stream";
+	q->saw_done = q->saw_done || ch.done;
 	if (ch.completion_tokens >= 0)
 		q->out_usage = ch.completion_tokens;
+	if (ch.prompt_tokens >= 0)
+		q->in_tokens = ch.prompt_tokens;
 	if (ch.content == 0)
 		return 0;
 	q->chunks++;
@@ -440,7 +507,8 @@ static int on_body(struct ig_http_client *c, const char *data, size_t len, void 
 	return 0;
 }
 
-/* A whole (non-streamed) answer: the first token is the whole response. */
+/* A whole (non-streamed) answer: the first token is the whole response;
+ * one without output (no `choices`, or empty ones) fails as `empty`. */
 static const char *finish_plain(struct req *q, uint64_t end)
 {
 	struct ig_bench_chunk ch;
@@ -448,10 +516,14 @@ static const char *finish_plain(struct req *q, uint64_t end)
 		return "protocol";
 	if (ch.error)
 		return "stream";
+	if (ch.content == 0)
+		return "empty";
 	q->t_first = end;
-	q->chunks = ch.content ? 1 : 0;
+	q->chunks = 1;
 	if (ch.completion_tokens >= 0)
 		q->out_usage = ch.completion_tokens;
+	if (ch.prompt_tokens >= 0)
+		q->in_tokens = ch.prompt_tokens;
 	return NULL;
 }
 
@@ -466,6 +538,16 @@ static void on_done(struct ig_http_client *c, void *ud)
 		error = status_kind(q->status);
 	if (!error && !q->sse_mode)
 		error = finish_plain(q, end);
+	/* An OpenAI stream ends with data: [DONE]; one that ends cleanly
+	 * without it was cut short (a proxy or a server that gave up), so
+	 * its answer is not whole. */
+	if (!error && q->sse_mode && !q->saw_done)
+		error = "truncated";
+	/* A 200 that carried no output has no first token to time: counted
+	 * as a success it would be the fastest answer of the run (vLLM's
+	 * benchmark fails it: "Never received a valid chunk"). */
+	if (!error && q->sse_mode && q->chunks == 0)
+		error = "empty";
 	complete(q, error);
 }
 
@@ -528,7 +610,9 @@ static int send_on(struct req *q, struct ig_http_client *c)
 	return 0;
 }
 
-static void start_request(struct runner *r)
+/* Sends a request whose arrival was scheduled at `sched`: now, or
+ * earlier when it `waited` for a --max-inflight slot. */
+static void start_request(struct runner *r, uint64_t sched, bool waited)
 {
 	const struct bench_opts *o = r->o;
 	struct req *q = calloc(1, sizeof *q);
@@ -542,6 +626,8 @@ static void start_request(struct runner *r)
 	q->itl.max = MAX_REQ_ITL;
 	ig_sse_init(&q->sse, MAX_SSE_LINE, IG_SSE_STRICT);
 	q->t0 = ig_now_ns();
+	q->sched = sched < q->t0 ? sched : q->t0;
+	q->waited = waited;
 	q->id = r->run->first_id + r->run->n_ids++;
 	if (o->models.n)
 		q->model = (uint16_t)ig_bench_pick(&o->models, &r->rng);
@@ -582,12 +668,20 @@ static void on_arrival(struct ig_loop *loop, struct ig_timer *t)
 			stop_issuing(r, r->next_ns < r->end_ns ? r->next_ns : r->end_ns);
 			break;
 		}
+		uint64_t sched = r->next_ns;
 		r->issued++;
 		if (r->inflight < r->o->max_inflight)
-			start_request(r);
-		else
-			r->pending++;
+			start_request(r, sched, false);
+		else if (wait_push(r, sched) < 0)
+			r->not_sent++;
 		r->next_ns += (uint64_t)(ig_bench_next_gap(r->load, r->level, &r->rng) * 1e9);
+		/* The last of --requests ends the send window right away, not at
+		 * the next arrival or progress tick: the stage lasts until its
+		 * last answer, as vLLM's benchmark duration does. */
+		if (r->max_requests && r->issued >= r->max_requests) {
+			stop_issuing(r, sched);
+			break;
+		}
 	}
 	if (r->issuing)
 		ig_timer_start_ns(loop, &r->arrival, r->next_ns - now, on_arrival, r);
@@ -621,8 +715,8 @@ static void on_tick(struct ig_loop *loop, struct ig_timer *t)
 		stop_issuing(r, r->end_ns < now ? r->end_ns : now);
 		ig_timer_stop(loop, &r->arrival);
 	}
-	if (interrupted)
-		r->pending = 0;
+	if (interrupted || now >= r->end_ns)
+		drop_waiting(r);
 	if (r->o->progress)
 		progress(r, now);
 	ig_timer_start(loop, &r->tick, TICK_MS, on_tick, r);
@@ -635,17 +729,18 @@ static void run_stage(struct runner *r, enum ig_bench_load load, double level, d
 	r->load = load;
 	r->level = level;
 	r->max_requests = requests;
-	r->issued = r->inflight = r->pending = r->failed = 0;
-	r->done = 0;
+	r->issued = r->inflight = r->failed = 0;
+	r->done = r->not_sent = 0;
+	r->w_len = 0;
 	r->start_ns = r->next_ns = r->last_done_ns = r->stop_ns = ig_now_ns();
 	r->end_ns = duration_ms > 0 ? r->start_ns + (uint64_t)(duration_ms * 1e6) : UINT64_MAX;
 	r->issuing = true;
 	if (load == IG_LOAD_CONCURRENCY) {
 		for (long i = 0; i < (long)level && may_issue(r, r->start_ns); i++) {
 			r->issued++;
-			start_request(r);
+			start_request(r, ig_now_ns(), false);
 		}
-		if (r->issued == 0)
+		if (r->issued == 0 || (requests && r->issued >= requests))
 			stop_issuing(r, r->start_ns);
 	} else {
 		ig_timer_start(&r->loop, &r->arrival, 0, on_arrival, r);
@@ -669,6 +764,7 @@ static int summarise_stage(struct runner *r, size_t first)
 	    0)
 		return -1;
 	res->offered = r->level;
+	res->not_sent = r->not_sent;
 	ig_bench_dist_of(r->itl.v, r->itl.n, &res->itl);
 	res->itl_dropped = r->itl_dropped;
 	r->itl.n = 0;
@@ -706,6 +802,7 @@ int bench_run_target(const struct bench_opts *o, size_t t, struct bench_run *run
 	close_idle(&r);
 	free(r.idle);
 	free(r.itl.v);
+	free(r.waiting);
 	if (o->wl.kind == IG_WL_AGENTIC)
 		ig_bench_agent_free(&r.agent);
 	ig_buf_free(&r.prompt.system);

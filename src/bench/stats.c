@@ -131,8 +131,9 @@ void ig_bench_errors_add(struct ig_bench_errors *errs, const char *kind)
 	errs->e[i].count++;
 }
 
-/* Fills one distribution from a field of the successful samples. */
-static int dist_field(const struct ig_bench_sample *s, size_t n, size_t off,
+/* Fills one distribution from a field of the successful samples (of
+ * every sample with `all`). */
+static int dist_field(const struct ig_bench_sample *s, size_t n, size_t off, bool all,
 		      struct ig_bench_dist *out)
 {
 	double *v = malloc((n ? n : 1) * sizeof *v);
@@ -141,7 +142,7 @@ static int dist_field(const struct ig_bench_sample *s, size_t n, size_t off,
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		double x = *(const double *)((const char *)&s[i] + off);
-		if (!s[i].error && !isnan(x))
+		if ((all || !s[i].error) && !isnan(x))
 			v[k++] = x;
 	}
 	ig_bench_dist_of(v, k, out);
@@ -155,10 +156,12 @@ int ig_bench_summarise(const struct ig_bench_sample *samples, size_t n, double d
 	out->sent = n;
 	out->ok = out->failed = out->good = 0;
 	out->in_tokens = out->out_tokens = 0;
+	out->delayed = 0;
 	out->duration_s = duration_s;
 	memset(&out->errors, 0, sizeof out->errors);
 	for (size_t i = 0; i < n; i++) {
 		const struct ig_bench_sample *s = &samples[i];
+		out->delayed += s->waited;
 		if (s->error) {
 			out->failed++;
 			ig_bench_errors_add(&out->errors, s->error);
@@ -170,10 +173,21 @@ int ig_bench_summarise(const struct ig_bench_sample *samples, size_t n, double d
 		if (ig_bench_meets_slo(slo, s))
 			out->good++;
 	}
-	if (dist_field(samples, n, offsetof(struct ig_bench_sample, ttft_ms), &out->ttft) < 0 ||
-	    dist_field(samples, n, offsetof(struct ig_bench_sample, tpot_ms), &out->tpot) < 0 ||
-	    dist_field(samples, n, offsetof(struct ig_bench_sample, e2e_ms), &out->e2e) < 0)
-		return -1;
+	/* The client's queue is the time before a request was sent: it
+	 * counts for every request, whatever its answer. */
+	const struct {
+		size_t off;
+		bool all;
+		struct ig_bench_dist *out;
+	} dists[] = {
+	    {offsetof(struct ig_bench_sample, ttft_ms), false, &out->ttft},
+	    {offsetof(struct ig_bench_sample, tpot_ms), false, &out->tpot},
+	    {offsetof(struct ig_bench_sample, e2e_ms), false, &out->e2e},
+	    {offsetof(struct ig_bench_sample, queue_ms), true, &out->queue},
+	};
+	for (size_t k = 0; k < sizeof dists / sizeof dists[0]; k++)
+		if (dist_field(samples, n, dists[k].off, dists[k].all, dists[k].out) < 0)
+			return -1;
 	double d = duration_s > 0 ? duration_s : NAN;
 	out->rps = (double)out->ok / d;
 	out->out_tps = (double)out->out_tokens / d;

@@ -428,17 +428,64 @@ static void nested_usage(struct ig_req *p, const char *data, size_t len)
 	}
 }
 
-/* Whether an event is one the Responses API sends before any output:
- * vLLM writes response.created and response.in_progress (OpenAI also
- * response.queued) as soon as the request is accepted, so they say
- * nothing of the time to the first token. Such an event holds one of
- * those names as a JSON string (its type); no other event does, since a
- * quote inside a string is escaped, so a scan finds it without parsing
- * the response object the event carries (instructions and all). */
+/* Whether the member `key` (quoted, with its quotes) is, somewhere in
+ * the event, a non-empty string (or, for an array, a non-empty one).
+ * Outside strings a quote is never escaped and inside them it always is,
+ * so "content": found by a scan is a member's name, never text. */
+static bool member_nonempty(const char *p, const char *end, struct ig_str key, char open)
+{
+	while ((p = memmem(p, (size_t)(end - p), key.ptr, key.len))) {
+		p += key.len;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (p == end || *p++ != ':')
+			continue;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (p + 1 < end && p[0] == open) {
+			const char *q = p + 1;
+			while (open == '[' && q < end && (*q == ' ' || *q == '\t'))
+				q++;
+			if (q < end && *q != (open == '[' ? ']' : '"'))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Whether a completions or chat chunk carries output: text, content,
+ * reasoning (vLLM's reasoning_content, or reasoning) or a tool call. A
+ * chat stream opens with a chunk of only the assistant's role, a
+ * completions one may send an empty text, and the usage chunk has no
+ * choices: none of them is a token. */
+static bool chunk_has_output(const char *data, size_t len)
+{
+	static const struct ig_str strings[] = {IG_STR("\"text\""), IG_STR("\"content\""),
+						IG_STR("\"reasoning_content\""),
+						IG_STR("\"reasoning\"")};
+	const char *end = data + len;
+	for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+		if (member_nonempty(data, end, strings[i], '"'))
+			return true;
+	return member_nonempty(data, end, IG_STR("\"tool_calls\""), '[');
+}
+
+/* Whether an event comes before any output, so that it says nothing of
+ * the time to the first token. A completions or chat chunk (it has
+ * "choices") without output is one. So are the events the Responses API
+ * sends before any output: vLLM writes response.created and
+ * response.in_progress (OpenAI also response.queued) as soon as the
+ * request is accepted. Such an event holds one of those names as a JSON
+ * string (its type); no other event does, since a quote inside a string
+ * is escaped, so a scan finds it without parsing the response object the
+ * event carries (instructions and all). This runs only until the first
+ * output, on an event or two. */
 static bool before_output(const char *data, size_t len)
 {
 	static const struct ig_str names[] = {IG_STR("created\""), IG_STR("in_progress\""),
 					      IG_STR("queued\"")};
+	if (memmem(data, len, "\"choices\"", 9))
+		return !chunk_has_output(data, len);
 	const char *p = data, *end = data + len;
 	while ((p = memmem(p, (size_t)(end - p), "\"response.", 10))) {
 		p += 10;

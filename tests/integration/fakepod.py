@@ -31,7 +31,9 @@ may change at any time with `set()`:
   raw             answers `data`, the bytes of a whole response as they go
                   on the wire, in one send; then, unless `keep`, holds the
                   connection until the peer closes it (an "eof" or "reset"
-                  event tells that the gateway let it go)
+                  event tells that the gateway let it go), or with `close`
+                  closes it (the end of a response without a length);
+                  `later` bytes are sent `delay_ms` after `data`
   huge            a 200 with Content-Length `size` (default 1 GiB) whose
                   body is generated and sent as fast as the socket takes it
   websocket       a WebSocket server (RFC 6455): a handshake gets 101 with
@@ -119,6 +121,7 @@ class Request:
         self.path = path          # the target; /metrics scrapes without their query
         self.query = ""           # what follows "?", if anything
         self.headers = headers    # lower-cased names
+        self.fields = []          # every field's name, lower-cased, repeats included
         self.body = body
         self.outcome = None       # what the pod did with it (answered, dropped, held...)
 
@@ -408,6 +411,7 @@ class FakePod:
         conn.nreq += 1
         req = Request(self.address, time.monotonic(), conn.id, conn.nreq, method, path, headers, body)
         req.query = query
+        req.fields = [line.partition(":")[0].strip().lower() for line in lines[1:]]
         with self._cond:
             self.requests.append(req)
             self.events.append(Event(req.t, conn.id, "request", path))
@@ -556,12 +560,19 @@ class FakePod:
             self._hold(conn)
         return False
 
-    def _mode_raw(self, conn, req, data=b"", keep=False):
+    def _mode_raw(self, conn, req, data=b"", keep=False, close=False, later=b"", delay_ms=0):
         req.outcome = "raw"
         if not self._send(conn, data):
             return False
+        if later:
+            time.sleep(delay_ms / 1000.0)
+            if not self._send(conn, later):
+                return False
         if keep:
             return True
+        if close:
+            self._close(conn)
+            return False
         self._hold(conn)
         return False
 

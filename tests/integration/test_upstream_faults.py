@@ -952,3 +952,46 @@ def test_client_half_close_is_the_client_leaving(procs, tmp_path, fakes):
     pod.set("json")
     assert_ok(c, 1)
     c.stop()
+
+
+def sse_chunk(*events):
+    body = b"".join(b"data: " + (e if isinstance(e, bytes) else json.dumps(e).encode()) + b"\n\n"
+                    for e in events)
+    return b"%x\r\n%s\r\n" % (len(body), body)
+
+
+@pytest.mark.parametrize("first,later", [
+    ({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+     {"choices": [{"index": 0, "delta": {"content": "hi"}}]}),
+    ({"choices": [{"index": 0, "text": "", "finish_reason": None}]},
+     {"choices": [{"index": 0, "text": " hi", "finish_reason": None}]}),
+    ({"choices": [{"index": 0, "delta": {"role": "assistant", "content": None,
+                                         "tool_calls": []}}]},
+     {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {
+         "arguments": "{}"}}]}}]}),
+    ({"choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+     {"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}}]}),
+], ids=["chat-role", "completions-empty-text", "tool-call", "reasoning"])
+def test_ttft_skips_events_without_output(procs, tmp_path, fakes, first, later):
+    """The access log's ttft_ms is the time to the first event with output:
+    a chat stream's role chunk or an empty text, sent with the head, is
+    not one. The pod sends those at once and the output 300 ms later, so
+    the TTFT is at least that (a bound a slow machine cannot break)."""
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    [pod] = fakes.pods(mode="raw", keep=True, data=head + sse_chunk(first), delay_ms=300,
+                       later=sse_chunk(later, b"[DONE]") + b"0\r\n\r\n")
+    log = os.path.join(str(tmp_path), "access.log")
+    c = FakeCluster(procs, tmp_path, [pod], gw_args=("--access-log", log))
+    c.scraped(pod)
+    body = json.dumps({"model": "tweet-summary", "prompt": "p", "max_tokens": 4,
+                       "stream": True}).encode()
+    status, _, data = call(c.base, "/v1/completions", raw=body)
+    assert status == 200 and data.count(b"data:") == 3, data
+    deadline = time.monotonic() + 5
+    while not (os.path.exists(log) and open(log).read().strip()):
+        assert time.monotonic() < deadline, "no access-log line"
+        time.sleep(0.05)
+    line = json.loads(open(log).read().splitlines()[0])
+    assert 300 <= line["ttft_ms"] <= line["duration_ms"], line
+    c.stop()

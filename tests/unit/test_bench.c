@@ -676,6 +676,41 @@ static void test_chunk_parse(void **state)
 	assert_int_equal(ch.completion_tokens, 3);
 }
 
+/* Reasoning and tool calls are output: a reasoning model streams its
+ * thoughts before any content, and a tool call carries no content. */
+static void test_chunk_reasoning_and_tool_calls(void **state)
+{
+	struct ig_bench_chunk ch;
+	const char *rc = "{\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hmm\"}}]}";
+	assert_int_equal(ig_bench_chunk_parse(rc, strlen(rc), &ch), 0);
+	assert_int_equal(ch.content, 3);
+	const char *r = "{\"choices\":[{\"index\":0,\"delta\":{\"content\":null,"
+			"\"reasoning\":\"so\"}}]}";
+	assert_int_equal(ig_bench_chunk_parse(r, strlen(r), &ch), 0);
+	assert_int_equal(ch.content, 2);
+	const char *tc = "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+			 "\"function\":{\"arguments\":\"{\\\"a\\\":1}\"}}]}}]}";
+	assert_int_equal(ig_bench_chunk_parse(tc, strlen(tc), &ch), 0);
+	assert_int_equal(ch.content, 9);
+	const char *name = "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+			   "\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"get\","
+			   "\"arguments\":\"\"}}]}}]}";
+	assert_int_equal(ig_bench_chunk_parse(name, strlen(name), &ch), 0);
+	assert_int_equal(ch.content, 3);
+	const char *role = "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+			   "\"content\":null,\"tool_calls\":[]}}]}";
+	assert_int_equal(ig_bench_chunk_parse(role, strlen(role), &ch), 0);
+	assert_int_equal(ch.content, 0);
+	const char *whole = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,"
+			    "\"reasoning_content\":\"ab\",\"tool_calls\":[{\"id\":\"c\","
+			    "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}";
+	assert_int_equal(ig_bench_response_parse(whole, strlen(whole), &ch), 0);
+	assert_int_equal(ch.content, 5);
+	const char *none = "{\"id\":\"x\",\"object\":\"text_completion\"}";
+	assert_int_equal(ig_bench_response_parse(none, strlen(none), &ch), 0);
+	assert_int_equal(ch.content, 0);
+}
+
 /* ---- the gateway's access log ---- */
 
 #define GW_LINE(id, st, ep, q, ttft, dur, att, reason)                                             \
@@ -897,7 +932,11 @@ static void test_csv_report_shape(void **state)
 		p = nl + 1;
 	}
 	assert_int_equal(lines, 1 + 4); /* header, 2 targets x 2 stages */
-	assert_int_equal(cols, 34);
+	/* 17 counts and rates, 5 distributions of 8 columns (n, mean, min,
+	 * p50, p90, p95, p99, max), itl_dropped and errors */
+	assert_int_equal(cols, 17 + 5 * 8 + 2);
+	assert_non_null(strstr(text, ",ttft_n,ttft_mean_ms,ttft_min_ms,ttft_p50_ms,"));
+	assert_non_null(strstr(text, ",input_tokens,output_tokens,"));
 	assert_non_null(strstr(text, "\"gw <x>,\"\"q\"\"\",1,5,"));
 	free(text);
 }
@@ -953,9 +992,9 @@ static void test_reports_with_access_log(void **state)
 			assert_int_equal(n, cols);
 		c = nl + 1;
 	}
-	assert_int_equal(cols, 34 + 3 + 5 * 5 + 2);
-	assert_non_null(strstr(buf, ",gw_matched,gw_unmatched,gw_retried,queue_mean_ms,"));
-	assert_non_null(strstr(buf, ",2,1,1,1,1,"));
+	assert_int_equal(cols, 17 + 5 * 8 + 2 + 3 + 5 * 8 + 2);
+	assert_non_null(strstr(buf, ",gw_matched,gw_unmatched,gw_retried,queue_n,queue_mean_ms,"));
+	assert_non_null(strstr(buf, ",2,1,1,2,1,0.5,1,"));
 	assert_non_null(strstr(buf, "10.0.0.1:8000=1,\"upstream reset, retried=1\"\n"));
 	free(buf);
 
@@ -1007,6 +1046,7 @@ int main(void)
 	    cmocka_unit_test(test_poisson_mean_rate),
 	    cmocka_unit_test(test_sse_any_cut),
 	    cmocka_unit_test(test_chunk_parse),
+	    cmocka_unit_test(test_chunk_reasoning_and_tool_calls),
 	    cmocka_unit_test(test_alog_parse),
 	    cmocka_unit_test(test_alog_join),
 	    cmocka_unit_test(test_json_report_shape),
