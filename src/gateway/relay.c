@@ -475,15 +475,21 @@ static bool chunk_has_output(const char *data, size_t len)
  * "choices") without output is one. So are the events the Responses API
  * sends before any output: vLLM writes response.created and
  * response.in_progress (OpenAI also response.queued) as soon as the
- * request is accepted. Such an event holds one of those names as a JSON
- * string (its type); no other event does, since a quote inside a string
- * is escaped, so a scan finds it without parsing the response object the
- * event carries (instructions and all). This runs only until the first
- * output, on an event or two. */
+ * request is accepted, then response.output_item.added and
+ * response.content_part.added before the first delta; and those of
+ * Anthropic's Messages API before its first content_block_delta:
+ * message_start, content_block_start and ping. Such an event holds one of
+ * those names as a JSON string (its type); no other event does, since a
+ * quote inside a string is escaped, so a scan finds it without parsing
+ * the object the event carries (instructions and all). This runs only
+ * until the first output, on a few events. */
 static bool before_output(const char *data, size_t len)
 {
 	static const struct ig_str names[] = {IG_STR("created\""), IG_STR("in_progress\""),
-					      IG_STR("queued\"")};
+					      IG_STR("queued\""), IG_STR("output_item.added\""),
+					      IG_STR("content_part.added\"")};
+	static const struct ig_str messages[] = {
+	    IG_STR("\"message_start\""), IG_STR("\"content_block_start\""), IG_STR("\"ping\"")};
 	if (memmem(data, len, "\"choices\"", 9))
 		return !chunk_has_output(data, len);
 	const char *p = data, *end = data + len;
@@ -494,6 +500,11 @@ static bool before_output(const char *data, size_t len)
 			    memcmp(p, names[i].ptr, names[i].len) == 0)
 				return true;
 	}
+	if (memmem(data, len, "\"content_block_delta\"", 21))
+		return false;
+	for (size_t i = 0; i < sizeof messages / sizeof messages[0]; i++)
+		if (memmem(data, len, messages[i].ptr, messages[i].len))
+			return true;
 	return false;
 }
 

@@ -971,7 +971,25 @@ def sse_chunk(*events):
          "arguments": "{}"}}]}}]}),
     ({"choices": [{"index": 0, "delta": {"role": "assistant"}}]},
      {"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}}]}),
-], ids=["chat-role", "completions-empty-text", "tool-call", "reasoning"])
+    # Anthropic Messages: the message, the content block and pings come
+    # before the first delta.
+    ([{"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant",
+                                            "content": [], "model": "m"}},
+      {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+      {"type": "ping"}],
+     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}),
+    # Responses API: created, in progress, the output item and its
+    # content part come before the first text delta.
+    ([{"type": "response.created", "response": {"id": "r", "status": "in_progress"}},
+      {"type": "response.in_progress", "response": {"id": "r", "status": "in_progress"}},
+      {"type": "response.output_item.added", "output_index": 0,
+       "item": {"type": "message", "role": "assistant", "content": []}},
+      {"type": "response.content_part.added", "output_index": 0, "content_index": 0,
+       "part": {"type": "output_text", "text": ""}}],
+     {"type": "response.output_text.delta", "output_index": 0, "content_index": 0,
+      "delta": "hi"}),
+], ids=["chat-role", "completions-empty-text", "tool-call", "reasoning", "anthropic",
+        "responses"])
 def test_ttft_skips_events_without_output(procs, tmp_path, fakes, first, later):
     """The access log's ttft_ms is the time to the first event with output:
     a chat stream's role chunk or an empty text, sent with the head, is
@@ -979,7 +997,8 @@ def test_ttft_skips_events_without_output(procs, tmp_path, fakes, first, later):
     the TTFT is at least that (a bound a slow machine cannot break)."""
     head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")
-    [pod] = fakes.pods(mode="raw", keep=True, data=head + sse_chunk(first), delay_ms=300,
+    firsts = first if isinstance(first, list) else [first]
+    [pod] = fakes.pods(mode="raw", keep=True, data=head + sse_chunk(*firsts), delay_ms=300,
                        later=sse_chunk(later, b"[DONE]") + b"0\r\n\r\n")
     log = os.path.join(str(tmp_path), "access.log")
     c = FakeCluster(procs, tmp_path, [pod], gw_args=("--access-log", log))
@@ -987,7 +1006,7 @@ def test_ttft_skips_events_without_output(procs, tmp_path, fakes, first, later):
     body = json.dumps({"model": "tweet-summary", "prompt": "p", "max_tokens": 4,
                        "stream": True}).encode()
     status, _, data = call(c.base, "/v1/completions", raw=body)
-    assert status == 200 and data.count(b"data:") == 3, data
+    assert status == 200 and data.count(b"data:") == len(firsts) + 2, data
     deadline = time.monotonic() + 5
     while not (os.path.exists(log) and open(log).read().strip()):
         assert time.monotonic() < deadline, "no access-log line"
