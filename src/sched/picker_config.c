@@ -112,6 +112,38 @@ static const struct {
     {"vllmgrpc-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
     {"passthrough-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
     {"request-attribute-reporter", "it is not implemented"},
+    /* llm-d Router's own registry (pkg/epp/framework/plugins/register.go). */
+    {"precise-prefix-cache-scorer",
+     "it reads the KV-cache events of vLLM's llm-d-kv-cache indexer, which infergate does not "
+     "subscribe to; prefix-cache-scorer estimates the same from the prompts it routed"},
+    {"token-producer", "infergate does not tokenize prompts (it estimates four characters a "
+		       "token); no plugin here reads token IDs"},
+    {"tokenizer", "infergate does not tokenize prompts (it estimates four characters a token); "
+		  "no plugin here reads token IDs"},
+    {"probabilistic-admitter",
+     "admission here is the saturation detector (utilization-detector) and flow control"},
+    {"prefix-based-pd-decider", "prefill/decode disaggregation needs llm-d's routing sidecar "
+				"on the decode pods, which infergate does not drive"},
+    {"always-disagg-pd-decider", "prefill/decode disaggregation needs llm-d's routing sidecar "
+				 "on the decode pods, which infergate does not drive"},
+    {"always-disagg-multimodal-decider",
+     "encode/prefill/decode disaggregation needs llm-d's routing sidecar on the decode pods, "
+     "which infergate does not drive"},
+    {"prefill-header-handler", "it only carries the prefill pod to llm-d's routing sidecar "
+			       "(prefill/decode disaggregation), which infergate does not drive"},
+    {"disagg-headers-handler", "it only carries the prefill pod to llm-d's routing sidecar "
+			       "(prefill/decode disaggregation), which infergate does not drive"},
+    {"vertexai-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
+    {"models-data-source",
+     "infergate takes a pool's models from its InferenceModels/InferenceObjectives and the "
+     "request, not from each server's /v1/models"},
+    {"models-data-extractor",
+     "infergate takes a pool's models from its InferenceModels/InferenceObjectives and the "
+     "request, not from each server's /v1/models"},
+    {"sheddable-eviction-filter", "flow control here never evicts a request once dispatched"},
+    {"priority-then-time-eviction-order-policy",
+     "flow control here never evicts a request once dispatched"},
+    {"context-length-aware", "it is not implemented"},
 };
 
 const char *picker_type_name(enum plugin_type t)
