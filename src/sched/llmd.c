@@ -4,6 +4,7 @@
  * state between requests too (no-hit-lru-scorer's LRU). The picker
  * (picker.c) runs them like its other stages. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,6 +166,88 @@ bool label_match_keeps(const struct label_match *m, const struct ig_pod *pod)
 		if (strcmp(m->values[i], v ? v : "") == 0)
 			return true;
 	return false;
+}
+
+/* ---- context-length-aware (scorer/contextlengthaware) ----------------------------- */
+
+/* The pod's value of the label, NULL when absent. */
+static const char *label_value(const struct ig_pod *pod, const char *key)
+{
+	for (size_t i = 0; pod && i < pod->meta.nlabels; i++)
+		if (strcmp(pod->meta.labels[i].key, key) == 0)
+			return pod->meta.labels[i].value;
+	return NULL;
+}
+
+/* Go's strconv.Atoi of a trimmed part: an optional sign and decimal
+ * digits that fit an int64. */
+static int atoi_go(const char *p, size_t len, int64_t *out)
+{
+	struct ig_str v = ig_str_trim((struct ig_str){p, len});
+	bool neg = false;
+	size_t i = 0;
+	uint64_t x = 0;
+	if (v.len && (v.ptr[0] == '+' || v.ptr[0] == '-'))
+		neg = v.ptr[i++] == '-';
+	if (i == v.len)
+		return -1;
+	for (; i < v.len; i++) {
+		if (v.ptr[i] < '0' || v.ptr[i] > '9' || x > (INT64_MAX - 9) / 10)
+			return -1;
+		x = x * 10 + (uint64_t)(v.ptr[i] - '0');
+	}
+	*out = neg ? -(int64_t)x : (int64_t)x;
+	return 0;
+}
+
+/* llm-d's parseContextRange: "min-max", exactly one '-', min <= max. */
+static int parse_range(const char *s, int64_t *min, int64_t *max)
+{
+	const char *dash = strchr(s, '-');
+	if (!*s || !dash || strchr(dash + 1, '-'))
+		return -1;
+	if (atoi_go(s, (size_t)(dash - s), min) < 0 ||
+	    atoi_go(dash + 1, strlen(dash + 1), max) < 0 || *min > *max)
+		return -1;
+	return 0;
+}
+
+/* llm-d's calculateRangeScore: in range, 0.3 plus 0.7 of a mix of the
+ * range's narrowness (70 %) and the headroom left (30 %); out of range,
+ * at most 0.3, less the farther away. */
+static double range_score(int64_t len, int64_t min, int64_t max)
+{
+	const double fallback = 0.3;
+	if (len >= min && len <= max) {
+		int64_t width = max - min;
+		if (width == 0)
+			return 1.0;
+		double width_score = 1.0 / (1.0 + (double)width / 10000.0);
+		double position = (double)(max - len) / (double)width;
+		return fallback + (0.7 * width_score + 0.3 * position) * (1.0 - fallback);
+	}
+	int64_t distance = len > max ? len - max : min - len;
+	return fallback / (1.0 + (double)distance / 1000.0);
+}
+
+double context_length_score(const struct label_match *m, const struct ig_pod *pod, uint64_t tokens)
+{
+	const char *v = label_value(pod, m->label);
+	int64_t min, max;
+	if (!v)
+		return 0.5;
+	if (parse_range(v, &min, &max) < 0)
+		return 0.0;
+	return range_score((int64_t)(tokens > INT64_MAX ? INT64_MAX : tokens), min, max);
+}
+
+bool context_length_keeps(const struct label_match *m, const struct ig_pod *pod, uint64_t tokens)
+{
+	const char *v = label_value(pod, m->label);
+	int64_t min, max;
+	if (!v)
+		return true;
+	return parse_range(v, &min, &max) == 0 && (int64_t)tokens >= min && (int64_t)tokens <= max;
 }
 
 /* ---- no-hit-lru-scorer (scorer/nohitlru) ---------------------------------------- */

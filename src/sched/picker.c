@@ -161,6 +161,8 @@ static unsigned needs_of(enum plugin_type t)
 		return IG_SCHED_NEEDS_PODS;
 	case PT_ACTIVE_REQUEST_SCORER:
 		return IG_SCHED_NEEDS_ACTIVE;
+	case PT_CONTEXT_LENGTH_AWARE:
+		return IG_SCHED_NEEDS_PODS;
 	case PT_SESSION_AFFINITY_SCORER:
 		return IG_SCHED_NEEDS_SESSION;
 	default:
@@ -201,6 +203,16 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 		sp->needs |= needs_of(pl->type);
 		switch (picker_type_kind(pl->type)) {
 		case PK_SCORER:
+			/* context-length-aware filters too when asked, as llm-d's
+			 * profile runs a plugin in every role it has. */
+			if (pl->type == PT_CONTEXT_LENGTH_AWARE && pl->p.enable_filtering) {
+				struct stage f = st;
+				if (!(f.lm = label_match_clone(pl->labels))) {
+					stage_free(&st);
+					return -1;
+				}
+				sp->filters[sp->nfilters++] = f;
+			}
 			sp->scorers[sp->nscorers++] = st;
 			break;
 		case PK_PICKER:
@@ -567,6 +579,13 @@ static int run_filter(const struct call *c, const struct stage *st, const struct
 			if (label_match_keeps(st->lm, c->eps[in->idx[k]].pod))
 				out->idx[out->n++] = in->idx[k];
 		break;
+	case PT_CONTEXT_LENGTH_AWARE:
+		out->n = 0;
+		for (size_t k = 0; k < in->n; k++)
+			if (context_length_keeps(st->lm, c->eps[in->idx[k]].pod,
+						 c->req->prompt_tokens))
+				out->idx[out->n++] = in->idx[k];
+		break;
 	default:
 		keep_all(in, out);
 		break;
@@ -826,6 +845,12 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 		break;
 	case PT_ACTIVE_REQUEST_SCORER:
 		active_request_score(c, &st->p, set, w);
+		break;
+	case PT_CONTEXT_LENGTH_AWARE:
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += context_length_score(st->lm, c->eps[set->idx[k]].pod,
+							     c->req->prompt_tokens) *
+					w;
 		break;
 	case PT_NO_HIT_LRU_SCORER:
 		*c->lru_cold = cold(c, set);

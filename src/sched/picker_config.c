@@ -95,6 +95,7 @@ static const struct {
     [PT_SESSION_AFFINITY_SCORER] = {"session-affinity-scorer", PK_SCORER},
     [PT_ACTIVE_REQUEST_SCORER] = {"active-request-scorer", PK_SCORER},
     [PT_NO_HIT_LRU_SCORER] = {"no-hit-lru-scorer", PK_SCORER},
+    [PT_CONTEXT_LENGTH_AWARE] = {"context-length-aware", PK_SCORER},
 };
 
 /* Plugin types of GIE v1.x and llm-d Router that infergate does not run,
@@ -152,7 +153,6 @@ static const struct {
     {"sheddable-eviction-filter", "flow control here never evicts a request once dispatched"},
     {"priority-then-time-eviction-order-policy",
      "flow control here never evicts a request once dispatched"},
-    {"context-length-aware", "it is not implemented"},
 };
 
 const char *picker_type_name(enum plugin_type t)
@@ -583,6 +583,7 @@ static const char *const selector_params[] = {"matchLabels", "matchExpressions",
 static const char *const active_params[] = {"idleThreshold", "maxBusyScore", "requestTimeout",
 					    NULL};
 static const char *const nohit_params[] = {"lruSize", "prefixPluginType", "prefixPluginName", NULL};
+static const char *const context_params[] = {"label", "enableFiltering", NULL};
 
 static const char *const *special_of(enum plugin_type t)
 {
@@ -605,6 +606,8 @@ static const char *const *special_of(enum plugin_type t)
 		return active_params;
 	case PT_NO_HIT_LRU_SCORER:
 		return nohit_params;
+	case PT_CONTEXT_LENGTH_AWARE:
+		return context_params;
 	default:
 		return NULL;
 	}
@@ -1031,6 +1034,11 @@ static int label_setup(struct plugin *pl)
 		if (pl->labels)
 			pl->labels->selector = pl->type != PT_BY_LABEL;
 		break;
+	case PT_CONTEXT_LENGTH_AWARE:
+		pl->labels = calloc(1, sizeof *pl->labels);
+		if (pl->labels && !(pl->labels->label = strdup("llm-d.ai/context-length-range")))
+			return -1;
+		break;
 	default:
 		return 0;
 	}
@@ -1042,6 +1050,8 @@ static int label_setup(struct plugin *pl)
 static void label_check(struct session *s, const struct plugin *pl, const char *path)
 {
 	const struct label_match *lm = pl->labels;
+	if (pl->type == PT_CONTEXT_LENGTH_AWARE && lm && (!lm->label || !*lm->label))
+		err(s, pl->line, path, "context-length-aware: parameters.label must be specified");
 	if (pl->type != PT_BY_LABEL || !lm)
 		return;
 	if (!lm->label || !*lm->label)
@@ -1104,6 +1114,12 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 			case PT_LABEL_SELECTOR_FILTER:
 			case PT_BY_LABEL_SELECTOR:
 				label_param(s, pl->labels, k, v, kp);
+				break;
+			case PT_CONTEXT_LENGTH_AWARE:
+				if (ig_yaml_scalar_is(k, "label"))
+					label_param(s, pl->labels, k, v, kp);
+				else if (!is_bool(v, &pl->p.enable_filtering))
+					err(s, ig_yaml_line(k), kp, "must be a boolean");
 				break;
 			case PT_ACTIVE_REQUEST_SCORER:
 			case PT_NO_HIT_LRU_SCORER:

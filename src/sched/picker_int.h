@@ -72,6 +72,9 @@ enum plugin_type {
 	PT_SESSION_AFFINITY_SCORER,
 	PT_ACTIVE_REQUEST_SCORER,
 	PT_NO_HIT_LRU_SCORER,
+	/* llm-d's context-length-aware: a scorer, and a filter too with
+	 * enableFiltering. */
+	PT_CONTEXT_LENGTH_AWARE,
 	PT_COUNT
 };
 
@@ -104,6 +107,7 @@ struct plugin_params {
 	double idle_threshold;	/* active-request-scorer: requests that still count idle */
 	double max_busy_score;	/* active-request-scorer: the best score of a busy pod */
 	uint32_t lru_size;	/* no-hit-lru-scorer: endpoints its LRU holds */
+	bool enable_filtering;	/* context-length-aware */
 };
 
 /* What llm-d's label filters keep. by-label (and the role filters): pods
@@ -125,6 +129,11 @@ struct label_match *label_match_role(enum plugin_type t);
 struct label_match *label_match_clone(const struct label_match *m);
 void label_match_free(struct label_match *m);
 bool label_match_keeps(const struct label_match *m, const struct ig_pod *pod);
+
+/* context-length-aware (its label in m->label): the pod's score for a
+ * request of `tokens`, and whether its filter keeps the pod. */
+double context_length_score(const struct label_match *m, const struct ig_pod *pod, uint64_t tokens);
+bool context_length_keeps(const struct label_match *m, const struct ig_pod *pod, uint64_t tokens);
 
 /* no-hit-lru-scorer's LRU of the endpoints that served cold requests,
  * shared by the threads that schedule (under a mutex). */

@@ -21,12 +21,14 @@ static struct ig_sched_endpoint eps[MAXE];
 static char addrs[MAXE][32];
 static size_t n;
 static struct ig_rng rng;
+static uint64_t kept_tokens; /* see kept() */
 
 static int setup(void **state)
 {
 	memset(m, 0, sizeof m);
 	memset(eps, 0, sizeof eps);
 	n = 0;
+	kept_tokens = 0;
 	ig_rng_seed(&rng, 7);
 	(void)state;
 	return 0;
@@ -129,15 +131,18 @@ static void labels(size_t i, ...)
 	eps[i].pod = &pods[i];
 }
 
-/* The endpoints a filter-only profile keeps, as a bit set. */
+/* The endpoints a filter-only profile keeps, as a bit set, for a request
+ * of kept_tokens estimated tokens. */
 static unsigned kept(const char *yaml)
 {
 	struct ig_scheduler *s = sched_of(yaml);
 	struct ig_sched_result res;
 	double sc[MAXE];
 	unsigned bits = 0;
+	struct ig_sched_req req = plain;
+	req.prompt_tokens = kept_tokens;
 	assert_true(ig_scheduler_needs(s) & IG_SCHED_NEEDS_PODS);
-	if (score_all(s, &plain, sc, &res) > 0)
+	if (score_all(s, &req, sc, &res) > 0)
 		for (size_t i = 0; i < n; i++)
 			bits |= sc[i] >= 0 ? 1u << i : 0;
 	ig_scheduler_free(s);
@@ -423,6 +428,49 @@ static void test_no_hit_lru_warm(void **state)
 	(void)state;
 }
 
+/* llm-d's context_length_aware.go: the llm-d.ai/context-length-range
+ * label against the request's estimated tokens. */
+static void test_context_length_aware(void **state)
+{
+	const char *lbl = "llm-d.ai/context-length-range";
+	ep(0);
+	labels(0, lbl, "0-1000", NULL);
+	ep(0);
+	labels(1, lbl, "2000 - 8000", NULL);
+	ep(0);
+	labels(2, lbl, "1000-0", NULL); /* min above max: unparsable */
+	ep(0);
+	labels(3, "other", "x", NULL);
+	ep(0);
+	labels(4, lbl, "500-500", NULL);
+	struct ig_sched_req req = plain;
+	req.prompt_tokens = 500;
+	struct ig_sched_result res;
+	double sc[MAXE];
+	struct ig_scheduler *s = sched_of(ONE("context-length-aware", "", ""));
+	assert_int_equal(score_all(s, &req, sc, &res), 5);
+	double width = 1.0 / (1.0 + 1000.0 / 10000.0);
+	assert_float_equal(sc[0], 0.3 + (0.7 * width + 0.3 * 0.5) * 0.7, 1e-9);
+	assert_float_equal(sc[1], 0.3 / (1.0 + 1500.0 / 1000.0), 1e-9);
+	assert_float_equal(sc[2], 0.0, 1e-9);
+	assert_float_equal(sc[3], 0.5, 1e-9);
+	assert_float_equal(sc[4], 1.0, 1e-9);
+	ig_scheduler_free(s);
+	/* enableFiltering: pods whose range holds the request, or without
+	 * the label; its own label name. */
+	kept_tokens = 500;
+	assert_int_equal(kept(ONE("context-length-aware", "  parameters: {enableFiltering: true}\n",
+				  "    weight: 0\n")),
+			 1u << 0 | 1u << 3 | 1u << 4);
+	assert_int_equal(
+	    kept(ONE("context-length-aware",
+		     "  parameters: {enableFiltering: true, label: other}\n", "    weight: 0\n")),
+	    1u << 0 | 1u << 1 | 1u << 2 | 1u << 4);
+	parse_bad(ONE("context-length-aware", "  parameters: {label: \"\"}\n", ""), 2, "plugins[0]",
+		  "context-length-aware: parameters.label must be specified");
+	(void)state;
+}
+
 /* ---- types infergate does not run ------------------------------------------------- */
 
 static void test_unsupported_llmd_types(void **state)
@@ -463,6 +511,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_active_request, setup),
 	    cmocka_unit_test_setup(test_no_hit_lru, setup),
 	    cmocka_unit_test_setup(test_no_hit_lru_warm, setup),
+	    cmocka_unit_test_setup(test_context_length_aware, setup),
 	    cmocka_unit_test_setup(test_unsupported_llmd_types, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
