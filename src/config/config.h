@@ -1186,6 +1186,10 @@ bool ig_labels_match(const struct ig_kv *selector, size_t nsel, const struct ig_
 		     size_t nlabels);
 bool ig_selector_matches(const struct ig_label_selector *sel, const struct ig_kv *labels,
 			 size_t nlabels);
+/* A Kubernetes label key ([prefix/]name) and label value, as the API
+ * server validates them. */
+bool ig_label_key_valid(const char *k);
+bool ig_label_value_valid(const char *v);
 /* Whether namespace `ns` is selected by sel: the labels of the Namespace
  * object of that name when the manifests have one, else only the label
  * Kubernetes gives every namespace (kubernetes.io/metadata.name: ns). */

@@ -688,6 +688,16 @@ bool ld_label_value_ok(const char *v)
 	return *v == '\0' || label_name(v, strlen(v));
 }
 
+bool ig_label_key_valid(const char *k)
+{
+	return ld_label_key_ok(k);
+}
+
+bool ig_label_value_valid(const char *v)
+{
+	return ld_label_value_ok(v);
+}
+
 static bool group_ok(const char *g)
 {
 	return *g == '\0' || ld_dns_subdomain(g, strlen(g));

@@ -45,6 +45,7 @@
 #include "extproc/msg.h"
 #include "gateway/request.h"
 #include "gateway/runtime.h"
+#include "gateway/sessions.h"
 #include "gateway/snapshot.h"
 #include "gateway/worker.h"
 #include "grpc/grpc.h"
@@ -163,18 +164,33 @@ static void answer_continue(struct xstream *xs, enum ig_xp_req_kind kind)
  * for what is missing, as GIE's plugin and v1.6's lwepp do. */
 static void answer_response_headers(struct xstream *xs, const struct ig_xp_request *m)
 {
-	if (!xs->report_served) {
+	struct ig_xp_set_header set[2];
+	size_t nset = 0;
+	char token[IG_SESSION_TOKEN_MAX];
+	if (xs->report_served) {
+		set[nset] = (struct ig_xp_set_header){IG_SERVED_TEST_HEADER, m->served};
+		if (!m->has_lb)
+			set[nset].value = IG_STR("fail: missing envoy lb metadata");
+		else if (!m->served.len)
+			set[nset].value =
+			    IG_STR("fail: missing destination endpoint served metadata");
+		nset++;
+	}
+	/* session-affinity-scorer: the endpoint that served (the one the
+	 * proxy reported, else the pick), for the client's next request. */
+	const struct ig_req *p = xs->p;
+	if (p && !p->finished && p->pool && p->pool->sched && p->ep &&
+	    (ig_scheduler_needs(p->pool->sched->s) & IG_SCHED_NEEDS_SESSION) &&
+	    ig_session_token_of(p->pool, p->ep, token))
+		set[nset++] =
+		    (struct ig_xp_set_header){IG_SESSION_TOKEN_HEADER, ig_str_from(token)};
+	if (!nset) {
 		answer_continue(xs, IG_XP_REQ_RESPONSE_HEADERS);
 		return;
 	}
-	struct ig_xp_set_header set = {IG_SERVED_TEST_HEADER, m->served};
-	if (!m->has_lb)
-		set.value = IG_STR("fail: missing envoy lb metadata");
-	else if (!m->served.len)
-		set.value = IG_STR("fail: missing destination endpoint served metadata");
 	struct ig_buf b = {0};
 	ig_xp_encode_headers_answer(
-	    &b, &(struct ig_xp_headers_answer){.response = true, .set = &set, .nset = 1});
+	    &b, &(struct ig_xp_headers_answer){.response = true, .set = set, .nset = nset});
 	send_buf(xs, &b);
 }
 

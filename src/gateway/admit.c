@@ -140,6 +140,29 @@ static void restrict_to_subset(const struct ig_req *p, struct ig_candidates *c)
 	c->n = k;
 }
 
+/* What the configuration's plugins read beyond the candidates' figures
+ * (ig_scheduler_needs): each candidate's pod, from the pool's list, which
+ * the candidates follow in order (a subsequence of it), and the requests
+ * dispatched to each and not finished. */
+static void add_needs(const struct ig_pool_rt *pool, struct ig_candidates *c, unsigned needs)
+{
+	size_t j = 0;
+	for (size_t k = 0; k < c->n; k++) {
+		if (needs & IG_SCHED_NEEDS_PODS) {
+			size_t from = j;
+			while (j < pool->neps && pool->eps[j] != c->eps[k])
+				j++;
+			if (j == pool->neps) /* not in order after all: look from the start */
+				for (j = 0; j < from && pool->eps[j] != c->eps[k]; j++)
+					;
+			c->se[k].pod =
+			    j < pool->neps && pool->eps[j] == c->eps[k] ? pool->ep_pods[j] : NULL;
+		}
+		if (needs & IG_SCHED_NEEDS_ACTIVE)
+			c->se[k].active_requests = ig_endpoint_inflight(c->eps[k]);
+	}
+}
+
 static int schedule(struct ig_req *p, bool from_queue)
 {
 	struct ig_candidates c;
@@ -213,6 +236,12 @@ static int schedule(struct ig_req *p, bool from_queue)
 	const char *profile_header = ig_scheduler_profile_header(sched);
 	if (profile_header)
 		req.profile = req_header(p, profile_header);
+	unsigned needs = ig_scheduler_needs(sched);
+	if (needs & (IG_SCHED_NEEDS_PODS | IG_SCHED_NEEDS_ACTIVE))
+		add_needs(p->pool, &c, needs);
+	if (needs & IG_SCHED_NEEDS_SESSION)
+		req.session_key =
+		    ig_session_token_key(p->pool, req_header(p, IG_SESSION_TOKEN_HEADER));
 	size_t ranked[IG_SCHED_MAX_RANKED];
 	p->res.ranked = ranked;
 	p->res.scores = NULL;

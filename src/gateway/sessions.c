@@ -1,7 +1,11 @@
 #include "gateway/sessions.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "gateway/snapshot.h"
 
 #include <xxhash.h>
 
@@ -55,4 +59,66 @@ void ig_session_store(struct ig_sessions *s, struct ig_str session, uint64_t end
 	atomic_store_explicit(&sl->session, 0, memory_order_release);
 	atomic_store_explicit(&sl->endpoint, endpoint_key, memory_order_release);
 	atomic_store_explicit(&sl->session, h, memory_order_release);
+}
+
+/* ---- llm-d's x-session-token ---- */
+
+static size_t base64(const char *in, size_t len, char *out, size_t cap)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t need = (len + 2) / 3 * 4;
+	if (need + 1 > cap)
+		return 0;
+	size_t o = 0;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)(unsigned char)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= (unsigned char)in[i + 2];
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? tab[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* The token of the pool's i-th endpoint. */
+static size_t token_at(const struct ig_pool_rt *pool, size_t i, char out[IG_SESSION_TOKEN_MAX])
+{
+	const struct ig_pod *pod = pool->ep_pods ? pool->ep_pods[i] : NULL;
+	char name[IG_SESSION_TOKEN_MAX];
+	if (!pod || !pod->meta.name)
+		return 0;
+	int n = snprintf(name, sizeof name, "%s/%s-rank-%u", pod->meta.ns ? pod->meta.ns : "",
+			 pod->meta.name, pool->ep_ranks ? (unsigned)pool->ep_ranks[i] : 0u);
+	if (n < 0 || (size_t)n >= sizeof name)
+		return 0;
+	return base64(name, (size_t)n, out, IG_SESSION_TOKEN_MAX);
+}
+
+size_t ig_session_token_of(const struct ig_pool_rt *pool, const struct ig_endpoint *ep,
+			   char out[IG_SESSION_TOKEN_MAX])
+{
+	for (size_t i = 0; pool && i < pool->neps; i++)
+		if (pool->eps[i] == ep)
+			return token_at(pool, i, out);
+	return 0;
+}
+
+uint64_t ig_session_token_key(const struct ig_pool_rt *pool, struct ig_str token)
+{
+	char t[IG_SESSION_TOKEN_MAX];
+	token = ig_str_trim(token);
+	if (!token.len || token.len >= sizeof t)
+		return 0;
+	for (size_t i = 0; pool && i < pool->neps; i++) {
+		size_t n = token_at(pool, i, t);
+		if (n && ig_str_eq(token, (struct ig_str){t, n}))
+			return pool->eps[i]->key;
+	}
+	return 0;
 }

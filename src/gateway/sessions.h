@@ -7,9 +7,13 @@
 #ifndef IG_GATEWAY_SESSIONS_H
 #define IG_GATEWAY_SESSIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/str.h"
+
+struct ig_pool_rt;
+struct ig_endpoint;
 
 struct ig_sessions;
 
@@ -18,5 +22,16 @@ void ig_sessions_free(struct ig_sessions *s);
 /* The endpoint key stored for this session, or 0. */
 uint64_t ig_session_lookup(struct ig_sessions *s, struct ig_str session);
 void ig_session_store(struct ig_sessions *s, struct ig_str session, uint64_t endpoint_key);
+
+/* llm-d's session-affinity-scorer names an endpoint by the standard base64
+ * of its GIE name, "namespace/pod-rank-N" (N: the port's index in the
+ * pool's targetPorts), in the x-session-token header. The token of the
+ * pool's endpoint ep into out (NUL-terminated), its length; 0 when ep is
+ * not the pool's or the token does not fit. */
+#define IG_SESSION_TOKEN_MAX 512
+size_t ig_session_token_of(const struct ig_pool_rt *pool, const struct ig_endpoint *ep,
+			   char out[IG_SESSION_TOKEN_MAX]);
+/* The key of the pool's endpoint a token names; 0 for none. */
+uint64_t ig_session_token_key(const struct ig_pool_rt *pool, struct ig_str token);
 
 #endif

@@ -43,6 +43,8 @@ struct stage {
 	enum plugin_type type;
 	double weight;
 	struct plugin_params p;
+	struct label_match *lm; /* the label filters' (owned) */
+	struct nohit_lru *lru;	/* no-hit-lru-scorer's (owned) */
 };
 
 /* Lookup statistics are counted per thread, so that schedules on different
@@ -70,6 +72,7 @@ struct sched_profile {
 	bool tree;	     /* the decision-tree filter, which sheds by itself */
 	unsigned columns;    /* COL_*: what the scorers read, gathered first */
 	bool counts_early;   /* a filter reads prefix counts */
+	unsigned needs;	     /* IG_SCHED_NEEDS_* */
 	char *name;
 };
 
@@ -91,6 +94,7 @@ struct ig_scheduler {
 	bool reads_adapters; /* some profile does */
 	bool tree;	     /* some profile runs the decision-tree filter */
 	bool report_served;  /* destination-endpoint-served-verifier */
+	unsigned needs;	     /* IG_SCHED_NEEDS_* of every profile */
 	struct plugin_params detector;
 	/* Prefix hashing, when a prefix scorer or affinity filter runs. */
 	struct ig_prefix_index *index;
@@ -144,6 +148,46 @@ static void geometry(const struct ig_scheduler *s, uint32_t reported, size_t *bl
 	*max_blocks = n < IG_PREFIX_MAX_BLOCKS ? n : IG_PREFIX_MAX_BLOCKS;
 }
 
+/* What a stage reads beyond the figures (IG_SCHED_NEEDS_*). */
+static unsigned needs_of(enum plugin_type t)
+{
+	switch (t) {
+	case PT_DECODE_FILTER:
+	case PT_PREFILL_FILTER:
+	case PT_ENCODE_FILTER:
+	case PT_LABEL_SELECTOR_FILTER:
+	case PT_BY_LABEL_SELECTOR:
+	case PT_BY_LABEL:
+		return IG_SCHED_NEEDS_PODS;
+	case PT_ACTIVE_REQUEST_SCORER:
+		return IG_SCHED_NEEDS_ACTIVE;
+	case PT_CONTEXT_LENGTH_AWARE:
+		return IG_SCHED_NEEDS_PODS;
+	case PT_SESSION_AFFINITY_SCORER:
+		return IG_SCHED_NEEDS_SESSION;
+	default:
+		return 0;
+	}
+}
+
+/* The state a stage keeps of its own: the label filters' match, a copy
+ * (the configuration may go before the scheduler does), and
+ * no-hit-lru-scorer's LRU. */
+static int stage_state(struct stage *st, const struct plugin *pl)
+{
+	if (pl->labels && !(st->lm = label_match_clone(pl->labels)))
+		return -1;
+	if (pl->type == PT_NO_HIT_LRU_SCORER && !(st->lru = nohit_lru_new(pl->p.lru_size)))
+		return -1;
+	return 0;
+}
+
+static void stage_free(struct stage *st)
+{
+	label_match_free(st->lm);
+	nohit_lru_free(st->lru);
+}
+
 static int compile_profile(struct sched_profile *sp, const struct ig_picker_config *c,
 			   const struct profile *pr)
 {
@@ -151,9 +195,24 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 	picker_default_params(&sp->picker.p);
 	for (size_t i = 0; i < pr->n; i++) {
 		const struct plugin *pl = &c->plugins[pr->e[i].plugin];
-		struct stage st = {pl->type, pr->e[i].weight, pl->p};
+		struct stage st = {pl->type, pr->e[i].weight, pl->p, NULL, NULL};
+		if (stage_state(&st, pl) < 0) {
+			stage_free(&st);
+			return -1;
+		}
+		sp->needs |= needs_of(pl->type);
 		switch (picker_type_kind(pl->type)) {
 		case PK_SCORER:
+			/* context-length-aware filters too when asked, as llm-d's
+			 * profile runs a plugin in every role it has. */
+			if (pl->type == PT_CONTEXT_LENGTH_AWARE && pl->p.enable_filtering) {
+				struct stage f = st;
+				if (!(f.lm = label_match_clone(pl->labels))) {
+					stage_free(&st);
+					return -1;
+				}
+				sp->filters[sp->nfilters++] = f;
+			}
 			sp->scorers[sp->nscorers++] = st;
 			break;
 		case PK_PICKER:
@@ -164,6 +223,7 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 			sp->filters[sp->nfilters++] = st;
 			break;
 		default:
+			stage_free(&st);
 			break;
 		}
 		sp->reads_adapters |= pl->type == PT_LORA_SCORER ||
@@ -190,15 +250,19 @@ struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c)
 	if (!s)
 		return NULL;
 	memset(s, 0, size);
-	for (size_t i = 0; i < c->nprofiles; i++, s->nprofiles++)
+	/* Counted before it is compiled, so that a failure frees it too. */
+	for (size_t i = 0; i < c->nprofiles; i++) {
+		s->nprofiles = i + 1;
 		if (compile_profile(&s->profiles[i], c, &c->profiles[i]) < 0)
 			goto fail;
+	}
 	if (c->profile_header && !(s->profile_header = strdup(c->profile_header)))
 		goto fail;
 	s->default_profile = c->default_profile < c->nprofiles ? c->default_profile : 0;
 	for (size_t i = 0; i < s->nprofiles; i++) {
 		s->reads_adapters |= s->profiles[i].reads_adapters;
 		s->tree |= s->profiles[i].tree;
+		s->needs |= s->profiles[i].needs;
 	}
 	s->detector = c->detector;
 	s->report_served = c->report_served;
@@ -215,8 +279,14 @@ void ig_scheduler_free(struct ig_scheduler *s)
 	if (!s)
 		return;
 	ig_prefix_free(s->index);
-	for (size_t i = 0; i < s->nprofiles; i++)
-		free(s->profiles[i].name);
+	for (size_t i = 0; i < s->nprofiles; i++) {
+		struct sched_profile *sp = &s->profiles[i];
+		for (size_t k = 0; k < sp->nfilters; k++)
+			stage_free(&sp->filters[k]);
+		for (size_t k = 0; k < sp->nscorers; k++)
+			stage_free(&sp->scorers[k]);
+		free(sp->name);
+	}
 	free(s->profile_header);
 	free(s);
 }
@@ -234,6 +304,11 @@ bool ig_scheduler_sheds_itself(const struct ig_scheduler *s)
 bool ig_scheduler_reports_served(const struct ig_scheduler *s)
 {
 	return s->report_served;
+}
+
+unsigned ig_scheduler_needs(const struct ig_scheduler *s)
+{
+	return s->needs;
 }
 
 const char *ig_scheduler_profile_header(const struct ig_scheduler *s)
@@ -272,6 +347,7 @@ struct call {
 	/* The spread of the COL_QUEUE and COL_RUNNING columns. */
 	int64_t qmin, qmax, rmin, rmax;
 	uint64_t target_hash; /* of the target model, as adapter sets hold names */
+	bool *lru_cold;	      /* no-hit-lru-scorer's finding, in the result */
 };
 
 /* Bytes of scratch per endpoint: scores, picker keys, three columns, two
@@ -492,6 +568,24 @@ static int run_filter(const struct call *c, const struct stage *st, const struct
 	case PT_HEADER_TESTING_FILTER:
 		header_filter(c, in, out);
 		break;
+	case PT_DECODE_FILTER:
+	case PT_PREFILL_FILTER:
+	case PT_ENCODE_FILTER:
+	case PT_LABEL_SELECTOR_FILTER:
+	case PT_BY_LABEL_SELECTOR:
+	case PT_BY_LABEL:
+		out->n = 0;
+		for (size_t k = 0; k < in->n; k++)
+			if (label_match_keeps(st->lm, c->eps[in->idx[k]].pod))
+				out->idx[out->n++] = in->idx[k];
+		break;
+	case PT_CONTEXT_LENGTH_AWARE:
+		out->n = 0;
+		for (size_t k = 0; k < in->n; k++)
+			if (context_length_keeps(st->lm, c->eps[in->idx[k]].pod,
+						 c->req->prompt_tokens))
+				out->idx[out->n++] = in->idx[k];
+		break;
 	default:
 		keep_all(in, out);
 		break;
@@ -674,6 +768,42 @@ static void score_spread(const struct call *c, const struct ig_sched_set *set, c
 		c->scores[k] += clamp01((double)(max - vals[k]) / range) * w;
 }
 
+/* llm-d's active-request-scorer: a pod with at most idleThreshold requests
+ * in flight scores 1; a busier one (max - count) / max * maxBusyScore,
+ * max the most any candidate has (0 and up). */
+static void active_request_score(const struct call *c, const struct plugin_params *p,
+				 const struct ig_sched_set *set, double w)
+{
+	int64_t max = 0;
+	for (size_t k = 0; k < set->n; k++) {
+		int64_t a = c->eps[set->idx[k]].active_requests;
+		max = a > max ? a : max;
+	}
+	for (size_t k = 0; k < set->n; k++) {
+		int64_t a = c->eps[set->idx[k]].active_requests;
+		if ((double)a <= p->idle_threshold)
+			c->scores[k] += w;
+		else
+			c->scores[k] += (double)(max - a) / (double)max * p->max_busy_score * w;
+	}
+}
+
+/* no-hit-lru-scorer's "cold": no candidate holds any block of the
+ * request's prompt in the prefix index (llm-d reads the same from the
+ * approx-prefix-cache-producer's match of each candidate; without a prefix
+ * index every request is cold, as in llm-d without the producer). */
+static bool cold(const struct call *c, const struct ig_sched_set *set)
+{
+	if (!c->counts || !c->nhashes)
+		return true;
+	if (c->nhit_pos != SIZE_MAX)
+		return c->nhit_pos == 0;
+	for (size_t k = 0; k < set->n; k++)
+		if (c->counts[set->idx[k]])
+			return false;
+	return true;
+}
+
 /* One scorer over the candidates of the set, each in its own loop so that
  * the loop does one thing. */
 static void run_scorer(const struct call *c, const struct stage *st, const struct ig_sched_set *set)
@@ -707,6 +837,24 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 		break;
 	case PT_LOAD_BOUND_SCORER:
 		load_bound_score(c, &st->p, set, w);
+		break;
+	case PT_SESSION_AFFINITY_SCORER:
+		for (size_t k = 0; c->req->session_key && k < set->n; k++)
+			if (c->eps[set->idx[k]].key == c->req->session_key)
+				c->scores[k] += w;
+		break;
+	case PT_ACTIVE_REQUEST_SCORER:
+		active_request_score(c, &st->p, set, w);
+		break;
+	case PT_CONTEXT_LENGTH_AWARE:
+		for (size_t k = 0; k < set->n; k++)
+			c->scores[k] += context_length_score(st->lm, c->eps[set->idx[k]].pod,
+							     c->req->prompt_tokens) *
+					w;
+		break;
+	case PT_NO_HIT_LRU_SCORER:
+		*c->lru_cold = cold(c, set);
+		nohit_lru_score(st->lru, *c->lru_cold, c->eps, set, c->scores, w);
 		break;
 	case PT_PREFIX_SCORER: {
 		/* Without a match every score is 0: adding 0 changes nothing.
@@ -955,12 +1103,18 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	res->prefix_seen.n = 0;
 	res->profile = NULL;
 	res->max_endpoints = 0;
+	res->lru_cold = false;
 	const struct sched_profile *pr = handler_pick(s, req);
 	if (!pr)
 		return IG_SCHED_NO_PROFILE;
 	if (n == 0)
 		return -1;
-	struct call c = {.req = req, .eps = eps, .n = n, .rng = rng, .nhit_pos = SIZE_MAX};
+	struct call c = {.req = req,
+			 .eps = eps,
+			 .n = n,
+			 .rng = rng,
+			 .nhit_pos = SIZE_MAX,
+			 .lru_cold = &res->lru_cold};
 	if (carve(&c) < 0)
 		return -1;
 	if (pr->reads_adapters)
@@ -983,9 +1137,27 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	return rc;
 }
 
+/* no-hit-lru-scorer's PreRequest: after a cold request, the endpoint
+ * used moves to the recent end of the LRU of each such scorer of the
+ * profile that ran. */
+static void touch_lrus(struct ig_scheduler *s, const struct ig_sched_result *res,
+		       uint64_t endpoint_key)
+{
+	for (size_t i = 0; i < s->nprofiles; i++) {
+		struct sched_profile *sp = &s->profiles[i];
+		if (sp->name != res->profile)
+			continue;
+		for (size_t k = 0; k < sp->nscorers; k++)
+			if (sp->scorers[k].lru)
+				nohit_lru_touch(sp->scorers[k].lru, endpoint_key);
+	}
+}
+
 void ig_schedule_commit_blocks(struct ig_scheduler *s, const struct ig_sched_result *res,
 			       uint64_t endpoint_key, uint32_t gpu_blocks)
 {
+	if (res->lru_cold)
+		touch_lrus(s, res, endpoint_key);
 	if (s->index && res->nprefix_hashes)
 		(void)ig_prefix_add_capped(s->index, endpoint_key, res->prefix_hashes,
 					   res->nprefix_hashes, &res->prefix_seen,

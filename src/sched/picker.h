@@ -42,6 +42,12 @@ struct ig_sched_endpoint {
 	int64_t inflight_tokens;
 	struct ig_str addr; /* "ip:port" */
 	uint64_t key;	    /* stable identity (e.g. hash of addr), for the prefix index */
+	/* Read only when ig_scheduler_needs() asks for them (else may be
+	 * left 0): the endpoint's pod, whose labels llm-d's label filters
+	 * read (NULL reads as a pod without labels), and the requests
+	 * dispatched to it and not finished (active-request-scorer). */
+	const struct ig_pod *pod;
+	int64_t active_requests;
 };
 
 struct ig_sched_req {
@@ -71,6 +77,9 @@ struct ig_sched_req {
 	 * ig_scheduler_profile_header), empty if absent or not read. */
 	struct ig_str profile;
 	uint64_t prompt_tokens; /* estimate, for token-load accounting */
+	/* session-affinity-scorer: the key of the endpoint the request's
+	 * x-session-token names (IG_SESSION_TOKEN_HEADER), 0 for none. */
+	uint64_t session_key;
 };
 
 /* How many candidates a schedule ranks at most: the gateway falls back
@@ -100,6 +109,10 @@ struct ig_sched_result {
 	 * set it (the ranking is then the fallback list, and GIE's default
 	 * is 1). */
 	size_t max_endpoints;
+	/* A no-hit-lru-scorer found the request cold (no candidate holds a
+	 * block of its prompt): the commit moves the endpoint used to the
+	 * recent end of its LRU. */
+	bool lru_cold;
 };
 
 /* Empties a result without touching its arrays (read only up to their
@@ -117,6 +130,7 @@ static inline void ig_sched_result_clear(struct ig_sched_result *res)
 	res->prefix_seen.n = 0;
 	res->profile = NULL;
 	res->max_endpoints = 0;
+	res->lru_cold = false;
 }
 
 struct ig_picker_config; /* parsed EndpointPickerConfig */
@@ -211,6 +225,23 @@ bool ig_scheduler_sheds_itself(const struct ig_scheduler *s);
  * IG_SERVED_TEST_HEADER with the endpoint that served it. */
 bool ig_scheduler_reports_served(const struct ig_scheduler *s);
 #define IG_SERVED_TEST_HEADER "x-conformance-test-served-endpoint"
+
+/* What a schedule reads beyond the candidates' figures, by the plugins
+ * the configuration runs: IG_SCHED_NEEDS_PODS, each candidate's pod (the
+ * role and label filters); IG_SCHED_NEEDS_ACTIVE, its active_requests
+ * (active-request-scorer); IG_SCHED_NEEDS_SESSION, the request's
+ * session_key (session-affinity-scorer, which also makes each response
+ * carry IG_SESSION_TOKEN_HEADER). */
+#define IG_SCHED_NEEDS_PODS 1u
+#define IG_SCHED_NEEDS_ACTIVE 2u
+#define IG_SCHED_NEEDS_SESSION 4u
+unsigned ig_scheduler_needs(const struct ig_scheduler *s);
+
+/* llm-d's session-affinity-scorer: the request header naming the endpoint
+ * that served the session before, and that each response sets, as the
+ * standard base64 of the endpoint's namespaced name (GIE's:
+ * "namespace/pod-rank-N", N the port's index in the pool's targetPorts). */
+#define IG_SESSION_TOKEN_HEADER "x-session-token"
 
 /* header-profile-handler: the (lower-case) request header whose value
  * names the profile to run; NULL when the handler reads no header. */

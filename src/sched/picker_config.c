@@ -86,6 +86,16 @@ static const struct {
     [PT_INFLIGHT_LOAD_PRODUCER] = {"inflight-load-producer", PK_PRODUCER},
     [PT_OPENAI_PARSER] = {"openai-parser", PK_PARSER},
     [PT_SERVED_VERIFIER] = {"destination-endpoint-served-verifier", PK_RESPONSE},
+    [PT_DECODE_FILTER] = {"decode-filter", PK_FILTER},
+    [PT_PREFILL_FILTER] = {"prefill-filter", PK_FILTER},
+    [PT_ENCODE_FILTER] = {"encode-filter", PK_FILTER},
+    [PT_LABEL_SELECTOR_FILTER] = {"label-selector-filter", PK_FILTER},
+    [PT_BY_LABEL_SELECTOR] = {"by-label-selector", PK_FILTER},
+    [PT_BY_LABEL] = {"by-label", PK_FILTER},
+    [PT_SESSION_AFFINITY_SCORER] = {"session-affinity-scorer", PK_SCORER},
+    [PT_ACTIVE_REQUEST_SCORER] = {"active-request-scorer", PK_SCORER},
+    [PT_NO_HIT_LRU_SCORER] = {"no-hit-lru-scorer", PK_SCORER},
+    [PT_CONTEXT_LENGTH_AWARE] = {"context-length-aware", PK_SCORER},
 };
 
 /* Plugin types of GIE v1.x and llm-d Router that infergate does not run,
@@ -112,6 +122,37 @@ static const struct {
     {"vllmgrpc-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
     {"passthrough-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
     {"request-attribute-reporter", "it is not implemented"},
+    /* llm-d Router's own registry (pkg/epp/framework/plugins/register.go). */
+    {"precise-prefix-cache-scorer",
+     "it reads the KV-cache events of vLLM's llm-d-kv-cache indexer, which infergate does not "
+     "subscribe to; prefix-cache-scorer estimates the same from the prompts it routed"},
+    {"token-producer", "infergate does not tokenize prompts (it estimates four characters a "
+		       "token); no plugin here reads token IDs"},
+    {"tokenizer", "infergate does not tokenize prompts (it estimates four characters a token); "
+		  "no plugin here reads token IDs"},
+    {"probabilistic-admitter",
+     "admission here is the saturation detector (utilization-detector) and flow control"},
+    {"prefix-based-pd-decider", "prefill/decode disaggregation needs llm-d's routing sidecar "
+				"on the decode pods, which infergate does not drive"},
+    {"always-disagg-pd-decider", "prefill/decode disaggregation needs llm-d's routing sidecar "
+				 "on the decode pods, which infergate does not drive"},
+    {"always-disagg-multimodal-decider",
+     "encode/prefill/decode disaggregation needs llm-d's routing sidecar on the decode pods, "
+     "which infergate does not drive"},
+    {"prefill-header-handler", "it only carries the prefill pod to llm-d's routing sidecar "
+			       "(prefill/decode disaggregation), which infergate does not drive"},
+    {"disagg-headers-handler", "it only carries the prefill pod to llm-d's routing sidecar "
+			       "(prefill/decode disaggregation), which infergate does not drive"},
+    {"vertexai-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
+    {"models-data-source",
+     "infergate takes a pool's models from its InferenceModels/InferenceObjectives and the "
+     "request, not from each server's /v1/models"},
+    {"models-data-extractor",
+     "infergate takes a pool's models from its InferenceModels/InferenceObjectives and the "
+     "request, not from each server's /v1/models"},
+    {"sheddable-eviction-filter", "flow control here never evicts a request once dispatched"},
+    {"priority-then-time-eviction-order-policy",
+     "flow control here never evicts a request once dispatched"},
 };
 
 const char *picker_type_name(enum plugin_type t)
@@ -141,6 +182,8 @@ void picker_default_params(struct plugin_params *p)
 	    .bound_slack = 0.25,
 	    .bound_headroom = 4,
 	    .usage_threshold = 1.0,
+	    .max_busy_score = 1.0,
+	    .lru_size = 1024,
 	    .auto_tune = true, /* GIE's default */
 	};
 }
@@ -535,6 +578,12 @@ static const char *const source_params[] = {"scheme", "path", "insecureSkipVerif
 static const char *const extractor_params[] = {"defaultEngine", "engineLabelKey", "engineConfigs",
 					       NULL};
 static const char *const prefix_extra[] = {"autoTune", "blockSize", NULL};
+static const char *const by_label_params[] = {"label", "validValues", "allowsNoLabel", NULL};
+static const char *const selector_params[] = {"matchLabels", "matchExpressions", NULL};
+static const char *const active_params[] = {"idleThreshold", "maxBusyScore", "requestTimeout",
+					    NULL};
+static const char *const nohit_params[] = {"lruSize", "prefixPluginType", "prefixPluginName", NULL};
+static const char *const context_params[] = {"label", "enableFiltering", NULL};
 
 static const char *const *special_of(enum plugin_type t)
 {
@@ -548,6 +597,17 @@ static const char *const *special_of(enum plugin_type t)
 	case PT_PREFIX_SCORER:
 	case PT_PREFIX_PRODUCER:
 		return prefix_extra;
+	case PT_BY_LABEL:
+		return by_label_params;
+	case PT_LABEL_SELECTOR_FILTER:
+	case PT_BY_LABEL_SELECTOR:
+		return selector_params;
+	case PT_ACTIVE_REQUEST_SCORER:
+		return active_params;
+	case PT_NO_HIT_LRU_SCORER:
+		return nohit_params;
+	case PT_CONTEXT_LENGTH_AWARE:
+		return context_params;
 	default:
 		return NULL;
 	}
@@ -746,6 +806,262 @@ static void prefix_param(struct session *s, struct plugin *pl, yaml_node_t *k, y
 		err(s, ig_yaml_line(k), kp, "must be a boolean");
 }
 
+/* A value llm-d decodes into a Go string: a scalar that YAML does not read
+ * as a number, boolean or null (those reach the JSON decoder as other
+ * types, which it refuses). */
+static bool go_string(const yaml_node_t *v)
+{
+	double d;
+	if (v->type != YAML_SCALAR_NODE)
+		return false;
+	if (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return true;
+	return to_double(v, &d) < 0 && !ig_yaml_scalar_is(v, "true") &&
+	       !ig_yaml_scalar_is(v, "false") && !ig_yaml_is_null(v);
+}
+
+/* A list of strings, as a NULL-free array of n copies; -1 after an error. */
+static int string_list(struct session *s, yaml_node_t *v, int line, const char *path, char ***out,
+		       size_t *n)
+{
+	if (!expect(s, v, YAML_SEQUENCE_NODE, line, path))
+		return -1;
+	char **list = calloc(seq_len(v) + 1, sizeof *list);
+	size_t k = 0;
+	if (!list) {
+		err(s, line, path, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < seq_len(v); i++) {
+		char ip[PATH_LEN];
+		yaml_node_t *e = seq_item(s, v, i);
+		sub(ip, path, NULL, i);
+		if (!e)
+			break;
+		if (!go_string(e)) {
+			err(s, ig_yaml_line(e), ip, "must be a string");
+			continue;
+		}
+		if (!(list[k] = dup_scalar(e)))
+			break;
+		k++;
+	}
+	*out = list;
+	*n = k;
+	return 0;
+}
+
+/* label-selector-filter's matchLabels: label keys and values as
+ * metav1.LabelSelectorAsSelector validates them. */
+static void match_labels(struct session *s, struct ig_label_selector *sel, yaml_node_t *v, int line,
+			 const char *path)
+{
+	if (!expect(s, v, YAML_MAPPING_NODE, line, path))
+		return;
+	size_t cap = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+	sel->match_labels = calloc(cap ? cap : 1, sizeof *sel->match_labels);
+	if (!sel->match_labels)
+		return;
+	FOR_PAIRS(s, v, k, val)
+	{
+		char kp[PATH_LEN];
+		if (k->type != YAML_SCALAR_NODE || !go_string(val)) {
+			err(s, ig_yaml_line(k), path, "must map label names to strings");
+			continue;
+		}
+		sub(kp, path, (const char *)k->data.scalar.value, 0);
+		struct ig_kv kv = {dup_scalar(k), dup_scalar(val)};
+		sel->match_labels[sel->nmatch_labels++] = kv;
+		if (kv.key && !ig_label_key_valid(kv.key))
+			err(s, ig_yaml_line(k), kp, "invalid label key");
+		else if (kv.value && !ig_label_value_valid(kv.value))
+			err(s, ig_yaml_line(k), kp, "invalid label value \"%s\"", kv.value);
+	}
+}
+
+/* One of matchExpressions: {key, operator, values} as
+ * metav1.LabelSelectorAsSelector takes them. */
+static void match_expression(struct session *s, struct ig_selector_req *r, yaml_node_t *e,
+			     const char *path)
+{
+	static const char *const fields[] = {"key", "operator", "values", NULL};
+	static const char *const ops[] = {"In", "NotIn", "Exists", "DoesNotExist"};
+	char p[PATH_LEN];
+	int line, oline, vline;
+	if (!expect(s, e, YAML_MAPPING_NODE, ig_yaml_line(e), path))
+		return;
+	check_keys(s, e, path, fields);
+	yaml_node_t *key = get(s, e, "key", &line);
+	sub(p, path, "key", 0);
+	if (!key || !go_string(key)) {
+		err(s, line, p, key ? "must be a string" : "is required");
+		return;
+	}
+	r->key = dup_scalar(key);
+	if (r->key && !ig_label_key_valid(r->key))
+		err(s, line, p, "invalid label key \"%s\"", r->key);
+	yaml_node_t *op = get(s, e, "operator", &oline);
+	sub(p, path, "operator", 0);
+	size_t o = 0;
+	while (op && o < 4 && !ig_yaml_scalar_is(op, ops[o]))
+		o++;
+	if (!op || o == 4) {
+		err(s, oline, p, "must be In, NotIn, Exists or DoesNotExist");
+		return;
+	}
+	r->op = (enum ig_selector_op)o; /* the order of enum ig_selector_op */
+	yaml_node_t *vals = get(s, e, "values", &vline);
+	sub(p, path, "values", 0);
+	if (vals && string_list(s, vals, vline, p, &r->values, &r->nvalues) < 0)
+		return;
+	for (size_t i = 0; i < r->nvalues; i++)
+		if (!ig_label_value_valid(r->values[i]))
+			err(s, vline, p, "invalid label value \"%s\"", r->values[i]);
+	bool wants = r->op == IG_SEL_IN || r->op == IG_SEL_NOT_IN;
+	if (wants && r->nvalues == 0)
+		err(s, oline, path, "values must be given for the In and NotIn operators");
+	else if (!wants && r->nvalues > 0)
+		err(s, vline, p, "must be empty for the Exists and DoesNotExist operators");
+}
+
+/* by-label (label, validValues, allowsNoLabel) and label-selector-filter
+ * (matchLabels, matchExpressions). */
+static void label_param(struct session *s, struct label_match *lm, yaml_node_t *k, yaml_node_t *v,
+			const char *kp)
+{
+	int line = ig_yaml_line(k);
+	/* A parameter given twice is an error already (check_twice): the
+	 * first one read stays. */
+	if (!lm || (ig_yaml_scalar_is(k, "validValues") && lm->values) ||
+	    (ig_yaml_scalar_is(k, "matchLabels") && lm->sel.match_labels) ||
+	    (ig_yaml_scalar_is(k, "matchExpressions") && lm->sel.exprs))
+		return;
+	if (ig_yaml_scalar_is(k, "label")) {
+		if (!go_string(v)) {
+			err(s, line, kp, "must be a string");
+			return;
+		}
+		free(lm->label);
+		lm->label = dup_scalar(v);
+	} else if (ig_yaml_scalar_is(k, "validValues")) {
+		(void)string_list(s, v, line, kp, &lm->values, &lm->nvalues);
+	} else if (ig_yaml_scalar_is(k, "allowsNoLabel")) {
+		if (!is_bool(v, &lm->allows_no_label))
+			err(s, line, kp, "must be a boolean");
+	} else if (ig_yaml_scalar_is(k, "matchLabels")) {
+		match_labels(s, &lm->sel, v, line, kp);
+	} else if (expect(s, v, YAML_SEQUENCE_NODE, line, kp)) {
+		lm->sel.exprs = calloc(seq_len(v) + 1, sizeof *lm->sel.exprs);
+		for (size_t i = 0; lm->sel.exprs && i < seq_len(v); i++) {
+			char ip[PATH_LEN];
+			yaml_node_t *e = seq_item(s, v, i);
+			sub(ip, kp, NULL, i);
+			if (e)
+				match_expression(s, &lm->sel.exprs[lm->sel.nexprs++], e, ip);
+		}
+	}
+}
+
+/* The most endpoints a no-hit-lru-scorer's LRU holds: it is scanned per
+ * commit and copied per cold request. */
+#define MAX_LRU_SIZE 65536
+
+/* active-request-scorer (idleThreshold, maxBusyScore, the deprecated
+ * requestTimeout) and no-hit-lru-scorer (lruSize, prefixPluginType,
+ * prefixPluginName). Where llm-d's factory quietly takes its default for
+ * a value out of range, so does this, with a warning. */
+static void llmd_scorer_param(struct session *s, struct plugin *pl, yaml_node_t *k, yaml_node_t *v,
+			      const char *kp)
+{
+	int line = ig_yaml_line(k);
+	double x;
+	if (ig_yaml_scalar_is(k, "requestTimeout") || ig_yaml_scalar_is(k, "prefixPluginType") ||
+	    ig_yaml_scalar_is(k, "prefixPluginName")) {
+		if (!go_string(v))
+			err(s, line, kp, "must be a string");
+		else if (ig_yaml_scalar_is(k, "requestTimeout"))
+			warn(s, line, kp,
+			     "is deprecated and ignored (llm-d Router too): in-flight requests "
+			     "are counted from dispatch to the end of the response");
+		else
+			warn(s, line, kp,
+			     "has no effect (llm-d Router's no longer reads it either): a request "
+			     "is cold when the prefix index matches no block of it on any "
+			     "candidate");
+		return;
+	}
+	bool integer = !ig_yaml_scalar_is(k, "maxBusyScore");
+	if (to_double(v, &x) < 0 || (integer && x != floor(x))) {
+		err(s, line, kp, "must be %s", integer ? "an integer" : "a number");
+		return;
+	}
+	if (ig_yaml_scalar_is(k, "idleThreshold")) {
+		if (x < 0)
+			warn(s, line, kp, "is negative: the default, 0, is used (as in llm-d)");
+		else if (x > 1e9)
+			err(s, line, kp, "must be at most 1000000000");
+		else
+			pl->p.idle_threshold = x;
+	} else if (ig_yaml_scalar_is(k, "maxBusyScore")) {
+		if (x < 0 || x > 1)
+			warn(s, line, kp,
+			     "is outside [0, 1]: the default, 1, is used (as in llm-d)");
+		else
+			pl->p.max_busy_score = x;
+	} else if (x <= 0) {
+		warn(s, line, kp, "is not positive: the default, 1024, is used (as in llm-d)");
+	} else if (x > MAX_LRU_SIZE) {
+		err(s, line, kp, "must be at most %d", MAX_LRU_SIZE);
+	} else {
+		pl->p.lru_size = (uint32_t)x;
+	}
+}
+
+/* The label filters' match, made before their parameters are read: the
+ * role filters' fixed one, an empty one for the others. */
+static int label_setup(struct plugin *pl)
+{
+	switch (pl->type) {
+	case PT_DECODE_FILTER:
+	case PT_PREFILL_FILTER:
+	case PT_ENCODE_FILTER:
+		pl->labels = label_match_role(pl->type);
+		break;
+	case PT_LABEL_SELECTOR_FILTER:
+	case PT_BY_LABEL_SELECTOR:
+	case PT_BY_LABEL:
+		pl->labels = calloc(1, sizeof *pl->labels);
+		if (pl->labels)
+			pl->labels->selector = pl->type != PT_BY_LABEL;
+		break;
+	case PT_CONTEXT_LENGTH_AWARE:
+		pl->labels = calloc(1, sizeof *pl->labels);
+		if (pl->labels && !(pl->labels->label = strdup("llm-d.ai/context-length-range")))
+			return -1;
+		break;
+	default:
+		return 0;
+	}
+	return pl->labels ? 0 : -1;
+}
+
+/* llm-d's by-label factory: a label is required, and validValues unless
+ * allowsNoLabel (it would keep no pod). */
+static void label_check(struct session *s, const struct plugin *pl, const char *path)
+{
+	const struct label_match *lm = pl->labels;
+	if (pl->type == PT_CONTEXT_LENGTH_AWARE && lm && (!lm->label || !*lm->label))
+		err(s, pl->line, path, "context-length-aware: parameters.label must be specified");
+	if (pl->type != PT_BY_LABEL || !lm)
+		return;
+	if (!lm->label || !*lm->label)
+		err(s, pl->line, path, "by-label: parameters.label must be specified");
+	else if (lm->nvalues == 0 && !lm->allows_no_label)
+		err(s, pl->line, path,
+		    "by-label: either parameters.validValues must be non-empty or "
+		    "parameters.allowsNoLabel must be true");
+}
+
 static void decode_params(struct session *s, yaml_node_t *map, int line, const char *path,
 			  struct plugin *pl)
 {
@@ -793,6 +1109,21 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 				break;
 			case PT_CORE_METRICS_EXTRACTOR:
 				extractor_param(s, k, v, kp);
+				break;
+			case PT_BY_LABEL:
+			case PT_LABEL_SELECTOR_FILTER:
+			case PT_BY_LABEL_SELECTOR:
+				label_param(s, pl->labels, k, v, kp);
+				break;
+			case PT_CONTEXT_LENGTH_AWARE:
+				if (ig_yaml_scalar_is(k, "label"))
+					label_param(s, pl->labels, k, v, kp);
+				else if (!is_bool(v, &pl->p.enable_filtering))
+					err(s, ig_yaml_line(k), kp, "must be a boolean");
+				break;
+			case PT_ACTIVE_REQUEST_SCORER:
+			case PT_NO_HIT_LRU_SCORER:
+				llmd_scorer_param(s, pl, k, v, kp);
 				break;
 			default:
 				prefix_param(s, pl, k, v, kp, &block_chars);
@@ -851,6 +1182,7 @@ static void unknown_type(struct session *s, int line, const char *path, const ya
 
 static void free_plugin(struct plugin *pl)
 {
+	label_match_free(pl->labels);
 	free(pl->name);
 	free(pl->header);
 	free(pl->default_profile);
@@ -897,10 +1229,15 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 		err(s, line, p, "duplicate plugin name \"%.*s\"", IG_STR_FMT(nm));
 		return;
 	}
+	if (label_setup(&pl) < 0) {
+		err(s, ig_yaml_line(n), path, "out of memory");
+		return;
+	}
 	yaml_node_t *params = get(s, n, "parameters", &line);
 	sub(p, path, "parameters", 0);
 	if (params)
 		decode_params(s, params, line, p, &pl);
+	label_check(s, &pl, path);
 	if (c->nplugins == MAX_PLUGINS) {
 		err(s, ig_yaml_line(n), path, "more than %d plugins", MAX_PLUGINS);
 		free_plugin(&pl);

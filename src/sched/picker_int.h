@@ -4,6 +4,7 @@
 #define IG_SCHED_PICKER_INT_H
 
 #include "sched/picker.h"
+#include "sched/sched.h"
 
 /* What a plugin is for: which slot of the configuration may refer to it. */
 enum plugin_kind {
@@ -58,6 +59,22 @@ enum plugin_type {
 	/* GIE v1.5's conformance plugin: the response carries the endpoint
 	 * the proxy reports it served in x-conformance-test-served-endpoint. */
 	PT_SERVED_VERIFIER,
+	/* llm-d Router's filters on pod labels: the llm-d.ai/role filters,
+	 * label-selector-filter (a metav1.LabelSelector) with its deprecated
+	 * name by-label-selector, and the deprecated by-label. */
+	PT_DECODE_FILTER,
+	PT_PREFILL_FILTER,
+	PT_ENCODE_FILTER,
+	PT_LABEL_SELECTOR_FILTER,
+	PT_BY_LABEL_SELECTOR,
+	PT_BY_LABEL,
+	/* llm-d Router's scorers */
+	PT_SESSION_AFFINITY_SCORER,
+	PT_ACTIVE_REQUEST_SCORER,
+	PT_NO_HIT_LRU_SCORER,
+	/* llm-d's context-length-aware: a scorer, and a filter too with
+	 * enableFiltering. */
+	PT_CONTEXT_LENGTH_AWARE,
 	PT_COUNT
 };
 
@@ -87,7 +104,51 @@ struct plugin_params {
 	double bound_slack;	/* load-bound-scorer: share above the mean load */
 	double bound_headroom;	/* load-bound-scorer: requests above that */
 	double usage_threshold; /* static-usage-limit-policy */
+	double idle_threshold;	/* active-request-scorer: requests that still count idle */
+	double max_busy_score;	/* active-request-scorer: the best score of a busy pod */
+	uint32_t lru_size;	/* no-hit-lru-scorer: endpoints its LRU holds */
+	bool enable_filtering;	/* context-length-aware */
 };
+
+/* What llm-d's label filters keep. by-label (and the role filters): pods
+ * whose `label` has one of `values`, and with allows_no_label those
+ * without it (llm-d reads an absent label as the value "", so a "" among
+ * the values keeps them too). label-selector-filter (selector true): pods
+ * the metav1.LabelSelector selects; an empty one selects every pod. */
+struct label_match {
+	bool selector;
+	struct ig_label_selector sel;
+	char *label;
+	char **values;
+	size_t nvalues;
+	bool allows_no_label;
+};
+
+/* sched/llmd.c */
+struct label_match *label_match_role(enum plugin_type t);
+struct label_match *label_match_clone(const struct label_match *m);
+void label_match_free(struct label_match *m);
+bool label_match_keeps(const struct label_match *m, const struct ig_pod *pod);
+
+/* context-length-aware (its label in m->label): the pod's score for a
+ * request of `tokens`, and whether its filter keeps the pod. */
+double context_length_score(const struct label_match *m, const struct ig_pod *pod, uint64_t tokens);
+bool context_length_keeps(const struct label_match *m, const struct ig_pod *pod, uint64_t tokens);
+
+/* no-hit-lru-scorer's LRU of the endpoints that served cold requests,
+ * shared by the threads that schedule (under a mutex). */
+struct nohit_lru;
+struct nohit_lru *nohit_lru_new(uint32_t size);
+void nohit_lru_free(struct nohit_lru *l);
+/* Moves the endpoint to the recent end (adds it, dropping the least
+ * recently used when full). */
+void nohit_lru_touch(struct nohit_lru *l, uint64_t key);
+/* Adds w times llm-d's score to scores[k] for each candidate k of set:
+ * 0.5 each for a warm request; for a cold one, never-used endpoints first
+ * (1 down in candidate order), then the LRU's from the oldest, each
+ * 1 - rank / (n - 1), at least 0; 1 for a single candidate. */
+void nohit_lru_score(struct nohit_lru *l, bool cold, const struct ig_sched_endpoint *eps,
+		     const struct ig_sched_set *set, double *scores, double w);
 
 struct plugin {
 	char *name;
@@ -100,6 +161,7 @@ struct plugin {
 	char *header;	       /* lower case */
 	char *default_profile; /* run when the header is absent */
 	int default_profile_line;
+	struct label_match *labels; /* the label filters; NULL for others */
 };
 
 struct profile_entry {

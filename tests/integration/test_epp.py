@@ -3,6 +3,7 @@
 manifests, and ext_proc streams in FULL_DUPLEX_STREAMED and BUFFERED body
 modes, over plain text and TLS; health on both ports; errors as
 immediate responses."""
+import base64
 import json
 import os
 import queue
@@ -1326,6 +1327,36 @@ def test_served_endpoint_verifier(procs, tmp_path):
         s, {"x-gateway-destination-endpoint-served": plain.endpoint(0)}) == {}
     s.close()
     plain.stop()
+
+
+SESSION_PICKER = """apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: session-affinity-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: session-affinity-scorer
+"""
+
+
+def test_session_affinity_token(procs, tmp_path):
+    """llm-d's session-affinity-scorer in the picker: x-session-token (the
+    base64 of namespace/pod-rank-N) picks its pod, and the response headers
+    answer sets it for the endpoint that served, the one the proxy reports
+    when it fell back."""
+    p = Picker(procs, tmp_path, extra=("--config-text", SESSION_PICKER))
+
+    def token(i):
+        return base64.b64encode(b"default/qwen-pool-%d-rank-0" % i).decode()
+
+    for i in (1, 0, 1):
+        first, _, s = full_duplex(p.channel, seed_bytes(), extra=[("x-session-token", token(i))])
+        assert set_headers(first.request_headers.response)[DEST] == p.endpoint(i)
+        lb = {"x-gateway-destination-endpoint-served": p.endpoint(1 - i)}
+        assert response_headers_answer(s, lb) == {"x-session-token": token(1 - i)}
+        s.close()
+    p.stop()
 
 
 OTHER_POOL = """apiVersion: inference.networking.k8s.io/v1
