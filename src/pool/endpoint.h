@@ -96,6 +96,9 @@ struct ig_endpoint {
 	/* Which lora_requests_info series its scrapes read: set by whoever
 	 * hands the endpoint to the scraper, on the scraper's thread. */
 	enum ig_lora_rule lora_rule;
+	/* Which engine's families its scrapes read (its pod's engine-type
+	 * label), set the same way. */
+	enum ig_engine engine;
 	/* Everything the scraper knows (adapter sets, display text), under
 	 * seq; apart, in the slots' block, so that endpoints lie close
 	 * together (below). */

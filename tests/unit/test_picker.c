@@ -1467,7 +1467,7 @@ static void test_config_errors(void **state)
 	     4, "plugins[0].parameters.insecureSkipVerify", "must be a boolean"},
 	    {"plugins:\n- type: core-metrics-extractor\n  parameters:\n    defaultEngine: sglang\n",
 	     4, "plugins[0].parameters.defaultEngine",
-	     "\"sglang\" is not supported: infergate reads vLLM's metrics"},
+	     "\"sglang\" is not supported: infergate reads pods without the"},
 	    {"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineLabelKey: e\n", 4,
 	     "plugins[0].parameters.engineLabelKey", "is not supported"},
 	    {"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineConfigs: []\n", 4,
