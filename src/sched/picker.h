@@ -39,6 +39,9 @@ struct ig_sched_endpoint {
 	 * has not finished: added to the scraped figures by the scorers so a
 	 * burst does not herd onto the endpoint that looked idle. */
 	int64_t inflight_requests;
+	/* Prompt tokens of every request the gateway dispatched to it that
+	 * has not finished, scraped or not (llm-d's inflight-load-producer,
+	 * which the token-load scorer reads). */
 	int64_t inflight_tokens;
 	struct ig_str addr; /* "ip:port" */
 	uint64_t key;	    /* stable identity (e.g. hash of addr), for the prefix index */

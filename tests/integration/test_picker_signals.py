@@ -4,9 +4,11 @@ pods (fakepod.py): the metric names of each pod's engine (llm-d's
 the tokens of requests in flight, and the flags that llm-d's and GIE's
 pickers take for these signals."""
 import threading
+import time
 from collections import Counter
 
 from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port  # noqa: F401
+from test_gateway import call
 from test_upstream_faults import SERVED, FakeCluster, completion, fakes  # noqa: F401
 
 SGLANG_PAGE = """# TYPE sglang:num_queue_reqs gauge
@@ -72,4 +74,65 @@ def test_page_without_load_figures_is_no_idle_pod(procs, tmp_path, fakes):
     assert log.count("has none of the vllm families") == 1, log
     assert log.count('"mystery-engine" is no engine') == 1, log
     assert unlabelled.address not in served_by(c)
+    c.stop()
+
+
+TOKEN_LOAD_CONFIG = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: inflight-load-producer
+- type: token-load-scorer
+  parameters:
+    queueThresholdTokens: 100000
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: token-load-scorer
+  - pluginRef: max-score-picker
+"""
+
+
+def wait_until(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.02)
+
+
+def test_token_load_counts_tokens_in_flight_past_scrapes(procs, tmp_path, fakes):
+    """token-load-scorer reads the prompt tokens of the requests in flight
+    (llm-d's inflight-load-producer adds them at PreRequest and takes them
+    off when the response completes): a long request held by one pod keeps
+    that pod's score down after several scrapes, so the next requests go
+    to the other pod; once it is answered the pod scores as idle again."""
+    pods = fakes.pods(2, mode="hold")
+    cfg = tmp_path / "picker.yaml"
+    cfg.write_text(TOKEN_LOAD_CONFIG)
+    c = FakeCluster(procs, tmp_path, pods,
+                    gw_args=("--scrape-interval", "20", "--picker-config", str(cfg)))
+    c.scraped(*pods)
+    body = {"model": "tweet-summary", "prompt": "x" * 40000, "max_tokens": 1}
+    answers = []
+
+    def send():
+        try:
+            answers.append(call(c.base, "/v1/completions", body, timeout=30)[0])
+        except OSError as e:
+            answers.append(repr(e))
+
+    held = threading.Thread(target=send, daemon=True)
+    held.start()
+    wait_until(lambda: any(p.completions() for p in pods))
+    busy = next(p for p in pods if p.completions())
+    idle = next(p for p in pods if p is not busy)
+    # Past two scrapes applied after the dispatch and more.
+    seen = busy.metrics_count()
+    wait_until(lambda: busy.metrics_count() >= seen + 4)
+    for p in pods:
+        p.set("json")
+    assert served_by(c, 6) == {idle.address: 6}
+    busy.kill()  # the held request ends (on the other pod), so the gateway drains at once
+    held.join(10)
+    assert answers, "the held request never ended"
     c.stop()
