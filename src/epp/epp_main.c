@@ -373,8 +373,9 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_MS("refresh-metrics-interval", 0, &o.scrape_interval_ms, IG_FLAG_BARE_MS, "DUR",
 		       "model-server /metrics scrape period (default 50ms)"),
 	    IG_FLAG_MS("metrics-staleness-threshold", 0, &staleness_ms, IG_FLAG_BARE_MS, "DUR",
-		       "metrics older than this count as stale and the endpoint as saturated "
-		       "(overrides the config's metricsStalenessThreshold, 200ms by default)"),
+		       "metrics older than this leave a pod out of the inference_pool_* "
+		       "gauges (default 2s); the saturation detector keeps the config's "
+		       "metricsStalenessThreshold (200ms by default), as llm-d's and GIE's"),
 	    IG_FLAG_UINT("endpoints", 0, &e.endpoints, 1, 32, "N",
 			 "endpoints named in x-gateway-destination-endpoint, the pick first and "
 			 "fallbacks after it (default: the picker's maxNumOfEndpoints, else 1; "

@@ -283,8 +283,6 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial, char **er
 		ig_gateway_addresses_check(cfg, G->opt.bind);
 		ig_attach_diags(cfg, &diags);
 	}
-	if (rc == 0 && picker && G->opt.metrics_staleness_ms)
-		ig_picker_config_set_staleness(picker, G->opt.metrics_staleness_ms);
 	ig_diags_print(&diags, stderr);
 	if (rc < 0)
 		*errors = error_lines(&diags);

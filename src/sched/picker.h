@@ -148,9 +148,6 @@ const char *ig_picker_preset_name(size_t i);
  * random picker among the survivors). */
 struct ig_picker_config *ig_picker_config_decision_tree(void);
 void ig_picker_config_free(struct ig_picker_config *c);
-/* Overrides metricsStalenessThreshold everywhere in c (the detector and
- * every plugin that reads it): `infergate epp --metrics-staleness-threshold`. */
-void ig_picker_config_set_staleness(struct ig_picker_config *c, uint64_t ms);
 
 /* flowControl section, for the gateway's flow-control layer (0 means
  * "not set": the layer applies its own defaults). */

@@ -1952,10 +1952,3 @@ bool ig_picker_config_feature(const struct ig_picker_config *c, const char *gate
 		return c->gates & GATE_DATA_LAYER;
 	return false;
 }
-
-void ig_picker_config_set_staleness(struct ig_picker_config *c, uint64_t ms)
-{
-	c->detector.staleness_ms = ms;
-	for (size_t i = 0; i < c->nplugins; i++)
-		c->plugins[i].p.staleness_ms = ms;
-}

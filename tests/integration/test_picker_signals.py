@@ -136,3 +136,38 @@ def test_token_load_counts_tokens_in_flight_past_scrapes(procs, tmp_path, fakes)
     held.join(10)
     assert answers, "the held request never ended"
     c.stop()
+
+
+def saturation(metrics_url):
+    _, _, data = call(metrics_url, "/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith("inference_extension_flow_control_pool_saturation{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_staleness_flag_leaves_the_detector_alone(procs, tmp_path, fakes):
+    """--metrics-staleness-threshold is, in llm-d's runner and GIE v1.5, the
+    pool gauges' and the metrics logger's: the saturation detector keeps
+    its own metricsStalenessThreshold (200ms by default), so a flag of 1ms
+    does not make freshly scraped idle pods count as saturated."""
+    from test_epp_hermetic import POOL, pod_doc, pool_doc, write
+    pods = fakes.pods(2, kv=0.0)
+    d = tmp_path / "m"
+    d.mkdir()
+    write(str(d / "pool.yaml"), pool_doc(pods[0].port))
+    write(str(d / "pods.yaml"), "---\n".join(pod_doc(i, p.host) for i, p in enumerate(pods)))
+    host = unique_loopback()
+    grpc_port, health_port, metrics_port = (free_port(host) for _ in range(3))
+    proc = procs.start("epp", "--pool-name", POOL, "-f", str(d), "--grpc-port", grpc_port,
+                       "--grpc-health-port", health_port, "--metrics-port", metrics_port,
+                       "--bind", host, "--secure-serving=false", "--flow-control",
+                       "--refresh-metrics-interval", "20ms",
+                       "--metrics-staleness-threshold", "1ms", name="epp")
+    url = "http://%s:%d" % (host, metrics_port)
+    wait_http(url + "/healthz", proc=proc)
+    wait_until(lambda: all(p.metrics_count() >= 3 for p in pods))
+    # Read under 1ms, most reads would find the pods stale (saturation 1).
+    assert [saturation(url) for _ in range(10)] == [0.0] * 10
+    proc.terminate()
+    assert proc.wait(15) == 0
