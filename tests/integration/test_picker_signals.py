@@ -171,3 +171,26 @@ def test_staleness_flag_leaves_the_detector_alone(procs, tmp_path, fakes):
     assert [saturation(url) for _ in range(10)] == [0.0] * 10
     proc.terminate()
     assert proc.wait(15) == 0
+
+
+def test_prefix_hit_ratio_is_a_histogram(procs, tmp_path, fakes):
+    """inference_extension_prefix_indexer_hit_ratio is a histogram observed
+    at each pick (GIE v1.5's and llm-d's pkg/epp/metrics: buckets 0.0 to
+    1.0), the picked pod's matched share of the prompt's blocks: a first
+    prompt matches nothing, the same prompt again matches all of it."""
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods)
+    c.scraped(*pods)
+    body = {"model": "tweet-summary", "prompt": "the same long prompt " * 40, "max_tokens": 1}
+    for _ in range(2):
+        assert call(c.base, "/v1/completions", body)[0] == 200
+    _, _, data = call(c.admin, "/metrics")
+    text = data.decode()
+    assert "# TYPE inference_extension_prefix_indexer_hit_ratio histogram" in text
+    rows = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("inference_extension_prefix_indexer_hit_ratio")}
+    buckets = {k.split('le="')[1].rstrip('"}'): v for k, v in rows.items() if "_bucket" in k}
+    assert rows["inference_extension_prefix_indexer_hit_ratio_count"] == 2, rows
+    assert rows["inference_extension_prefix_indexer_hit_ratio_sum"] == 1.0, rows
+    assert buckets["0.9"] == 1 and buckets["1"] == 2 and buckets["+Inf"] == 2, buckets
+    c.stop()
