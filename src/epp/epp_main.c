@@ -369,12 +369,15 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_STR("config-text", 0, &config_text, "YAML",
 			"the EndpointPickerConfig itself instead of a file"),
 	    IG_FLAG_STR("picker", 0, &o.picker_preset, "NAME",
-			"a built-in configuration: infergate (default), gie, llm-d, v0.2"),
+			"a built-in configuration: infergate (default), gie (GIE's default "
+			"profile, = llm-d's default without a configuration), llm-d (prefix + "
+			"load-aware, llm-d's estimate-prefix sample), v0.2"),
 	    IG_FLAG_MS("refresh-metrics-interval", 0, &o.scrape_interval_ms, IG_FLAG_BARE_MS, "DUR",
 		       "model-server /metrics scrape period (default 50ms)"),
 	    IG_FLAG_MS("metrics-staleness-threshold", 0, &staleness_ms, IG_FLAG_BARE_MS, "DUR",
-		       "metrics older than this count as stale and the endpoint as saturated "
-		       "(overrides the config's metricsStalenessThreshold, 200ms by default)"),
+		       "metrics older than this leave a pod out of the inference_pool_* "
+		       "gauges (default 2s); the saturation detector keeps the config's "
+		       "metricsStalenessThreshold (200ms by default), as llm-d's and GIE's"),
 	    IG_FLAG_UINT("endpoints", 0, &e.endpoints, 1, 32, "N",
 			 "endpoints named in x-gateway-destination-endpoint, the pick first and "
 			 "fallbacks after it (default: the picker's maxNumOfEndpoints, else 1; "

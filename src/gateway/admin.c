@@ -76,8 +76,10 @@ void ig_admin_render_pools(struct ig_gateway_rt *gw, struct ig_buf *b)
 			/* vllm:cache_config_info, which autoTune reads (0: not given). */
 			ig_buf_printf(b, ",\"cache_block_size\":%u,\"cache_gpu_blocks\":%u",
 				      m.cache.block_tokens, m.cache.gpu_blocks);
-			ig_buf_printf(b, ",\"in_flight\":%ld,\"requests_total\":%lu}",
+			ig_buf_printf(b, ",\"in_flight\":%ld,\"requests_total\":%lu",
 				      ig_endpoint_inflight(ep), ig_endpoint_requests(ep));
+			/* The engine whose metric names its scrapes read. */
+			ig_buf_printf(b, ",\"engine\":\"%s\"}", ig_engine_name(ep->engine));
 		}
 		ig_buf_append_cstr(b, "]");
 		struct ig_prefix_stats st;

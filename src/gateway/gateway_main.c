@@ -64,8 +64,10 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			"--picker infergate)"),
 	    IG_FLAG_STR("picker", 0, &o->picker_preset, "NAME",
 			"a built-in picker configuration: infergate (the default: load-bounded "
-			"prefix affinity, LoRA, queue, KV), gie (GIE's default profile), llm-d "
-			"(prefix + load-aware), v0.2 (GIE v0.2.0's decision tree)"),
+			"prefix affinity, LoRA, queue, KV), gie (GIE's default profile, which is "
+			"also llm-d's default without a configuration), llm-d (llm-d's "
+			"estimate-prefix sample: prefix 2 + load-aware 1), v0.2 (GIE v0.2.0's "
+			"decision tree)"),
 	    IG_FLAG_MS("watch-interval", 0, &o->watch_interval_ms, IG_FLAG_BARE_MS, "DUR",
 		       "how often the files are checked for changes; a change is taken once "
 		       "two checks in a row saw it, so replace files whole (write another "
@@ -291,8 +293,6 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial, char **er
 		ig_gateway_addresses_check(cfg, G->opt.bind);
 		ig_attach_diags(cfg, &diags);
 	}
-	if (rc == 0 && picker && G->opt.metrics_staleness_ms)
-		ig_picker_config_set_staleness(picker, G->opt.metrics_staleness_ms);
 	ig_diags_print(&diags, stderr);
 	if (rc < 0)
 		*errors = error_lines(&diags);

@@ -22,11 +22,12 @@ struct ig_gw_metrics {
 	    *in_tokens_h, *out_tokens_h;
 	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_req_sizes,
 	    *obj_resp_sizes, *obj_in_tokens, *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached,
-	    *obj_running, *obj_ntpot, *sched_e2e, *sched_attempts, *hit_bytes, *rewrites;
+	    *obj_running, *obj_ntpot, *sched_e2e, *sched_attempts, *hit_bytes, *hit_ratio,
+	    *rewrites;
 	struct ig_metric_family *fc_queue_duration, *fc_enqueue_duration, *fc_queue_size,
 	    *fc_queue_bytes;
 	/* The unlabelled families' series. */
-	struct ig_series *sched_e2e_s, *hit_bytes_s, *fc_dispatch_s;
+	struct ig_series *sched_e2e_s, *hit_bytes_s, *hit_ratio_s, *fc_dispatch_s;
 	/* Configuration reloads (ig_gw_metrics_config). */
 	struct ig_series *reloads_ok, *reloads_failed, *last_reload_ok, *last_ok_time;
 	bool flow_control;     /* --flow-control */
@@ -229,15 +230,6 @@ static void indexer_size_fn(void *ctx, struct ig_metric_family *f)
 	struct ig_series *s = ig_metrics_series(f, NULL);
 	if (s)
 		ig_gauge_set(s, (double)st.entries);
-}
-static void indexer_hit_fn(void *ctx, struct ig_metric_family *f)
-{
-	struct ig_prefix_stats st;
-	prefix_stats(ctx, &st);
-	struct ig_series *s = ig_metrics_series(f, NULL);
-	if (s)
-		ig_gauge_set(s, st.lookup_blocks ? (double)st.hit_blocks / (double)st.lookup_blocks
-						 : 0);
 }
 
 /* The configuration's reloads, as nginx-ingress exports them
@@ -446,10 +438,14 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	ig_metrics_gauge_fn(reg, "inference_extension_prefix_indexer_size",
 			    "[ALPHA] Size of the prefix indexer (entries).", NULL, 0,
 			    indexer_size_fn, gm);
-	ig_metrics_gauge_fn(
+	/* As GIE v1.5 and llm-d (pkg/epp/metrics): a histogram observed at each
+	 * pick, the picked endpoint's matched share of the prompt's blocks. */
+	static const double hit_ratio_bounds[] = {0.0, 0.1, 0.2, 0.3, 0.4, 0.5,
+						  0.6, 0.7, 0.8, 0.9, 1.0};
+	gm->hit_ratio = ig_metrics_histogram(
 	    reg, "inference_extension_prefix_indexer_hit_ratio",
-	    "[ALPHA] Ratio of prefix blocks found in the prefix indexer to blocks looked up.", NULL,
-	    0, indexer_hit_fn, gm);
+	    "[ALPHA] Ratio of prefix length matched to total prefix length in the cache lookup.",
+	    NULL, 0, hit_ratio_bounds, sizeof hit_ratio_bounds / sizeof hit_ratio_bounds[0]);
 	static const double hit_bytes_bounds[] = {0,	16,   32,   64,	  128,	 256,	512,
 						  1024, 2048, 4096, 8192, 16384, 32768, 65536};
 	gm->hit_bytes = ig_metrics_histogram(
@@ -518,6 +514,7 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	config_families(gm);
 	gm->sched_e2e_s = gm->sched_e2e ? ig_metrics_series(gm->sched_e2e, NULL) : NULL;
 	gm->hit_bytes_s = gm->hit_bytes ? ig_metrics_series(gm->hit_bytes, NULL) : NULL;
+	gm->hit_ratio_s = gm->hit_ratio ? ig_metrics_series(gm->hit_ratio, NULL) : NULL;
 	gm->staleness_ms = POOL_STALENESS_MS;
 	pthread_mutex_init(&gm->labels_lock, NULL);
 	return gm;
@@ -891,6 +888,8 @@ void ig_gw_metrics_schedule(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache
 		ig_counter_add(s, 1);
 	if (st->hit_bytes >= 0 && gm->hit_bytes_s)
 		ig_hist_observe(gm->hit_bytes_s, (double)st->hit_bytes);
+	if (st->hit_ratio >= 0 && gm->hit_ratio_s)
+		ig_hist_observe(gm->hit_ratio_s, st->hit_ratio);
 }
 
 struct ig_series *ig_gw_metrics_running(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,

@@ -69,7 +69,8 @@ struct ig_series *ig_gw_metrics_running(struct ig_gw_metrics *m, struct ig_gw_me
  * end-to-end latency, scheduler_attempts_total (success with the picked
  * endpoint's pod name, namespace and port; failure with those empty) and,
  * on success, the bytes of the prompt's prefix the picked endpoint holds
- * (prefix_indexer_hit_bytes). */
+ * (prefix_indexer_hit_bytes) and their share of the blocks hashed
+ * (prefix_indexer_hit_ratio). */
 struct ig_gw_sched_stats {
 	const char *target; /* the target model */
 	bool client_labels; /* chosen by the client (v1 passthrough) */
@@ -77,7 +78,8 @@ struct ig_gw_sched_stats {
 	const struct ig_pool_rt *pool;
 	const struct ig_endpoint *picked; /* the picker's first; NULL: it failed */
 	double seconds;
-	long hit_bytes; /* < 0: no prefix index */
+	long hit_bytes;	  /* < 0: no prefix index */
+	double hit_ratio; /* hit_bytes of the prompt's hashed bytes; < 0: none hashed */
 };
 void ig_gw_metrics_schedule(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
 			    const struct ig_gw_sched_stats *st);

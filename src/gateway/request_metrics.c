@@ -27,6 +27,9 @@ void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_end
 	    .seconds = (double)(ig_now_ns() - t0) / 1e9,
 	    .hit_bytes =
 		r->prefix_block_bytes ? (long)(r->prefix_match_blocks * r->prefix_block_bytes) : -1,
+	    .hit_ratio = r->prefix_block_bytes && r->nprefix_hashes
+			     ? (double)r->prefix_match_blocks / (double)r->nprefix_hashes
+			     : -1,
 	};
 	ig_gw_metrics_schedule(p->w->gw->metrics, p->w->mcache, &st);
 }

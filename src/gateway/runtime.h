@@ -68,7 +68,7 @@ struct ig_gw_options {
 	bool served_header;
 	const char *picker_config;     /* --picker-config FILE */
 	const char *picker_text;       /* the same as text (epp --config-text) */
-	uint64_t metrics_staleness_ms; /* overrides the config's; 0: not */
+	uint64_t metrics_staleness_ms; /* the pool gauges' only; 0: 2 s */
 	const char *picker_preset;     /* --picker NAME */
 	const char *session_header;    /* default x-session-id */
 	double session_slack;	       /* load above the best allowed to stay (requests) */

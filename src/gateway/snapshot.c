@@ -804,11 +804,56 @@ static bool v02_lora_rule(const struct ig_snapshot *s, const struct ig_pool_rt *
 	return ig_pool_model_mode(s->cfg, rt->pool) == IG_MODELS_INFERENCE_MODEL;
 }
 
+static const char *pod_label(const struct ig_pod *pod, const char *key)
+{
+	for (size_t i = 0; i < pod->meta.nlabels; i++)
+		if (strcmp(pod->meta.labels[i].key, key) == 0 && pod->meta.labels[i].value)
+			return pod->meta.labels[i].value;
+	return "";
+}
+
+/* llm-d's getEngineTypeFromEndpoint: its label, else GIE's older one,
+ * else the default engine; a name no engine has is read with the
+ * default's families too (MappingRegistry.Get). Runs on the control
+ * thread only, which alone reads and writes the values already logged. */
+static enum ig_engine pod_engine(const struct ig_pod *pod)
+{
+	static uint64_t logged[16];
+	static size_t nlogged;
+	if (!pod)
+		return IG_ENGINE_VLLM;
+	const char *v = pod_label(pod, IG_ENGINE_LABEL);
+	const char *key = IG_ENGINE_LABEL;
+	if (!*v) {
+		v = pod_label(pod, IG_ENGINE_LABEL_GIE);
+		key = IG_ENGINE_LABEL_GIE;
+	}
+	if (!*v)
+		return IG_ENGINE_VLLM;
+	int e = ig_engine_parse((struct ig_str){v, strlen(v)});
+	if (e >= 0)
+		return (enum ig_engine)e;
+	uint64_t h = XXH3_64bits(v, strlen(v));
+	for (size_t i = 0; i < nlogged; i++)
+		if (logged[i] == h)
+			return IG_ENGINE_VLLM;
+	if (nlogged < sizeof logged / sizeof *logged)
+		logged[nlogged++] = h;
+	ig_warn("pod %s/%s: label %s: \"%s\" is no engine infergate knows (vllm, sglang, "
+		"trtllm-serve, triton-tensorrt-llm): its metrics are read with vLLM's names",
+		pod->meta.ns, pod->meta.name, key, v);
+	return IG_ENGINE_VLLM;
+}
+
 void ig_snapshot_set_lora_rules(const struct ig_snapshot *s)
 {
 	for (size_t p = 0; p < s->npools; p++)
-		for (size_t e = 0; e < s->pools[p].neps; e++)
+		for (size_t e = 0; e < s->pools[p].neps; e++) {
+			const struct ig_pod *pod =
+			    s->pools[p].ep_pods ? s->pools[p].ep_pods[e] : NULL;
 			s->pools[p].eps[e]->lora_rule = IG_LORA_NEWEST;
+			s->pools[p].eps[e]->engine = pod_engine(pod);
+		}
 	for (size_t p = 0; p < s->npools; p++)
 		if (v02_lora_rule(s, &s->pools[p]))
 			for (size_t e = 0; e < s->pools[p].neps; e++)

@@ -173,7 +173,10 @@ struct ig_endpoint **ig_snapshot_endpoints(const struct ig_snapshot *s, size_t *
 /* Sets each endpoint's lora_rule for the scraper (on its thread, before
  * handing it the endpoints): GIE v0.2.0's for the pools of that age
  * (InferenceModels, the decision tree) and under enableLegacyMetrics,
- * GIE v1.5's for the others. */
+ * GIE v1.5's for the others; and its engine, from its pod's
+ * llm-d.ai/engine-type label (pool/metrics.h), as llm-d's extractor
+ * chooses: vLLM without one, and for a value that names no engine (logged
+ * once per value). */
 void ig_snapshot_set_lora_rules(const struct ig_snapshot *s);
 
 /* The picker configuration (picker_load.c): --picker-config FILE, else an

@@ -377,11 +377,10 @@ unsigned ig_endpoint_dispatch(struct ig_endpoint *ep, size_t slot, long tokens)
 	if (atomic_load_explicit(&x->tag, memory_order_relaxed) != e) {
 		/* The ring slot held an epoch long covered by a scrape. */
 		atomic_store_explicit(&x->requests, 0, memory_order_relaxed);
-		atomic_store_explicit(&x->tokens, 0, memory_order_relaxed);
 		atomic_store_explicit(&x->tag, e, memory_order_release);
 	}
 	add_int(&x->requests, 1);
-	add_long(&x->tokens, tokens > 0 ? tokens : 0);
+	add_long(&s->tokens, tokens > 0 ? tokens : 0);
 	add_long(&c->inflight, 1);
 	add_ulong(&c->requests, 1);
 	return e;
@@ -396,11 +395,10 @@ void ig_endpoint_finish(struct ig_endpoint *ep, size_t slot, unsigned epoch, lon
 {
 	struct ig_endpoint_slot *s = &ep->slots[slot % ep->nslots];
 	add_long(&ep->tallies[slot % ep->nslots].inflight, -1);
+	add_long(&s->tokens, tokens > 0 ? -tokens : 0);
 	struct ig_endpoint_epoch *x = &s->epochs[epoch % IG_ENDPOINT_EPOCHS];
-	if (atomic_load_explicit(&x->tag, memory_order_relaxed) == epoch) {
+	if (atomic_load_explicit(&x->tag, memory_order_relaxed) == epoch)
 		add_int(&x->requests, -1);
-		add_long(&x->tokens, tokens > 0 ? -tokens : 0);
-	}
 }
 
 long ig_endpoint_inflight(const struct ig_endpoint *ep)
@@ -419,25 +417,26 @@ unsigned long ig_endpoint_requests(const struct ig_endpoint *ep)
 	return n;
 }
 
-/* Adds slot i's counts of epochs in [applied, cur] (modulo wrap-around)
- * to *r and *t, and clears the slot's held bit when it is the caller's
- * own (self) and holds nothing: an epoch outside [applied, cur] never
- * comes back into it, and only this worker dispatches in its slot,
- * setting the bit again first. */
+/* Adds slot i's requests of epochs in [applied, cur] (modulo wrap-around)
+ * to *r and its tokens in flight to *t, and clears the slot's held bit
+ * when it is the caller's own (self) and holds nothing: an epoch outside
+ * [applied, cur] never comes back into it, tokens come only with a
+ * dispatch, and only this worker dispatches in its slot, setting the bit
+ * again first. */
 static inline void add_slot(struct ig_endpoint *e, size_t i, size_t self, unsigned applied,
 			    unsigned cur, long *r, long *t)
 {
-	bool live = false;
+	long xt = atomic_load_explicit(&e->slots[i].tokens, memory_order_relaxed);
+	bool live = xt != 0;
+	*t += xt;
 	for (size_t k = 0; k < IG_ENDPOINT_EPOCHS; k++) {
 		struct ig_endpoint_epoch *x = &e->slots[i].epochs[k];
 		unsigned tag = atomic_load_explicit(&x->tag, memory_order_acquire);
 		if (tag - applied > cur - applied)
 			continue;
 		int xr = atomic_load_explicit(&x->requests, memory_order_relaxed);
-		long xt = atomic_load_explicit(&x->tokens, memory_order_relaxed);
-		live |= xr != 0 || xt != 0;
+		live |= xr != 0;
 		*r += xr;
-		*t += xt;
 	}
 	uint64_t bit;
 	_Atomic uint64_t *hw;

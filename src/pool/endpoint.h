@@ -28,7 +28,6 @@
 struct ig_endpoint_epoch {
 	atomic_uint tag; /* the epoch these counts belong to */
 	atomic_int requests;
-	atomic_long tokens;
 };
 
 #define IG_ENDPOINT_EPOCHS 4
@@ -46,6 +45,11 @@ struct ig_endpoint_epoch {
  * lie apart (struct ig_endpoint_tally) instead of sharing the slots' stride. */
 struct ig_endpoint_slot {
 	_Alignas(64) struct ig_endpoint_epoch epochs[IG_ENDPOINT_EPOCHS];
+	/* Prompt tokens of the requests the worker dispatched here and has
+	 * not seen finish, whatever the scrapes say: llm-d's
+	 * inflight-load-producer counts them from PreRequest to the response's
+	 * end. On the epochs' line, which dispatch and finish write anyway. */
+	atomic_long tokens;
 };
 
 struct ig_endpoint_tally {
@@ -96,6 +100,9 @@ struct ig_endpoint {
 	/* Which lora_requests_info series its scrapes read: set by whoever
 	 * hands the endpoint to the scraper, on the scraper's thread. */
 	enum ig_lora_rule lora_rule;
+	/* Which engine's families its scrapes read (its pod's engine-type
+	 * label), set the same way. */
+	enum ig_engine engine;
 	/* Everything the scraper knows (adapter sets, display text), under
 	 * seq; apart, in the slots' block, so that endpoints lie close
 	 * together (below). */
@@ -268,9 +275,11 @@ static inline uint64_t ig_endpoint_held_slots(const struct ig_endpoint *ep, stru
 	return ig_held_slots_at(m, ep->held, ep->nslots, ep->idx);
 }
 
-/* Requests and prompt tokens pending as defined above. `self` is the
- * calling worker's slot, whose bit is cleared when it holds nothing here
- * (SIZE_MAX: a reader that is no worker). */
+/* Requests pending as defined above, and the prompt tokens of requests in
+ * flight (dispatched and not finished, scrapes or not). `self` is the
+ * calling worker's slot, whose bit is cleared when it holds nothing here,
+ * neither pending requests nor tokens in flight (SIZE_MAX: a reader that
+ * is no worker). */
 void ig_endpoint_pending(const struct ig_endpoint *ep, size_t self, long *requests, long *tokens);
 /* The same, reading only the slots of a mask from ig_endpoint_held_slots()
  * (a loop over many endpoints finds them once per 64 of them), and its

@@ -68,10 +68,70 @@ struct gauge_pick {
 	double value;
 };
 
+/* A family an engine's configuration names, with llm-d's label filter:
+ * only samples whose label `label` is `value` count (label NULL: all). */
+struct family {
+	const char *name;
+	const char *label, *value;
+};
+
+/* llm-d's built-in engine configurations (core-metrics-extractor,
+ * factories.go) other than vLLM's, which on_sample reads by itself. */
+struct engine_spec {
+	struct family waiting, running, kv;
+	struct family cache_info; /* block size and count in its labels... */
+	const char *block_label, *blocks_label;
+	struct family block_gauge, blocks_gauge; /* ...or as gauges */
+};
+
+static const struct engine_spec engines[] = {
+    [IG_ENGINE_SGLANG] = {.waiting = {"sglang:num_queue_reqs"},
+			  .running = {"sglang:num_running_reqs"},
+			  .kv = {"sglang:token_usage"},
+			  .cache_info = {"sglang:cache_config_info"},
+			  .block_label = "page_size",
+			  .blocks_label = "num_pages"},
+    [IG_ENGINE_TRTLLM_SERVE] = {.waiting = {"trtllm_num_requests_waiting"},
+				.running = {"trtllm_num_requests_running"},
+				.kv = {"trtllm_kv_cache_utilization"},
+				.block_gauge = {"trtllm_kv_cache_tokens_per_block"},
+				.blocks_gauge = {"trtllm_kv_cache_max_blocks"}},
+    [IG_ENGINE_TRITON_TRTLLM] =
+	{.waiting = {"nv_trt_llm_request_metrics", "request_type", "waiting"},
+	 .running = {"nv_trt_llm_request_metrics", "request_type", "scheduled"},
+	 .kv = {"nv_trt_llm_kv_cache_block_metrics", "kv_cache_block_type", "fraction"},
+	 .block_gauge = {"nv_trt_llm_kv_cache_block_metrics", "kv_cache_block_type", "tokens_per"},
+	 .blocks_gauge = {"nv_trt_llm_kv_cache_block_metrics", "kv_cache_block_type", "max"}},
+};
+
+static const char *const engine_names[] = {
+    [IG_ENGINE_VLLM] = "vllm",
+    [IG_ENGINE_SGLANG] = "sglang",
+    [IG_ENGINE_TRTLLM_SERVE] = "trtllm-serve",
+    [IG_ENGINE_TRITON_TRTLLM] = "triton-tensorrt-llm",
+};
+
+int ig_engine_parse(struct ig_str name)
+{
+	for (size_t i = 0; i < sizeof engine_names / sizeof *engine_names; i++)
+		if (name.len == strlen(engine_names[i]) &&
+		    memcmp(name.ptr, engine_names[i], name.len) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *ig_engine_name(enum ig_engine e)
+{
+	return (size_t)e < sizeof engine_names / sizeof *engine_names ? engine_names[e] : "vllm";
+}
+
 struct scan {
 	struct gauge_pick waiting, running, kv_new, kv_old;
 	struct gauge_pick cache; /* its value unused: the labels matter */
 	struct ig_str cache_labels;
+	/* Another engine than vLLM: its families, and its cache as gauges. */
+	const struct engine_spec *spec;
+	struct gauge_pick block_gauge, blocks_gauge;
 	enum ig_lora_rule lora_rule;
 	bool lora_found;
 	double lora_best;
@@ -152,12 +212,49 @@ static bool named(struct ig_str name, const char *want, size_t len)
 
 #define NAMED(name, lit) named(name, lit, sizeof lit - 1)
 
+/* Whether sample s is of family f. -1 when out of memory. */
+static int of_family(struct scan *sc, const struct family *f, const struct ig_prom_sample *s)
+{
+	if (!f->name || !named(s->name, f->name, strlen(f->name)))
+		return 0;
+	if (!f->label)
+		return 1;
+	struct ig_str v;
+	if (label(sc, s->labels, f->label, &v) < 0)
+		return -1;
+	return named(v, f->value, strlen(f->value));
+}
+
+/* A sample of a page of another engine than vLLM. */
+static int on_engine_sample(struct scan *sc, const struct ig_prom_sample *s)
+{
+	const struct engine_spec *e = sc->spec;
+	const struct family *fams[] = {&e->waiting,    &e->running,	&e->kv,
+				       &e->cache_info, &e->block_gauge, &e->blocks_gauge};
+	struct gauge_pick *picks[] = {&sc->waiting, &sc->running,     &sc->kv_new,
+				      &sc->cache,   &sc->block_gauge, &sc->blocks_gauge};
+	for (size_t i = 0; i < sizeof fams / sizeof *fams; i++) {
+		int rc = of_family(sc, fams[i], s);
+		if (rc < 0)
+			return -1;
+		if (rc == 0 || !pick(picks[i], s))
+			continue;
+		if (picks[i] == &sc->running)
+			sc->running_labels = s->labels;
+		else if (picks[i] == &sc->cache)
+			sc->cache_labels = s->labels;
+	}
+	return 0;
+}
+
 /* Most samples of a page are other families: they are told apart by
  * their prefix and length before any comparison of the whole name. */
 static int on_sample(void *ctx, const struct ig_prom_sample *s)
 {
 	struct scan *sc = ctx;
 	struct ig_str n = s->name;
+	if (sc->spec)
+		return on_engine_sample(sc, s);
 	if (n.len < 22 || n.len > 25 || memcmp(n.ptr, "vllm:", 5) != 0)
 		return 0;
 	if (NAMED(n, "vllm:num_requests_waiting"))
@@ -270,9 +367,30 @@ static int cache_label(struct scan *sc, const char *name, uint32_t *out)
 static int apply_cache(struct scan *sc, struct ig_cache_config *c)
 {
 	uint32_t block, blocks;
-	if (cache_label(sc, "block_size", &block) < 0 ||
-	    cache_label(sc, "num_gpu_blocks", &blocks) < 0)
+	const char *block_label = sc->spec ? sc->spec->block_label : "block_size";
+	const char *blocks_label = sc->spec ? sc->spec->blocks_label : "num_gpu_blocks";
+	if (cache_label(sc, block_label, &block) < 0 || cache_label(sc, blocks_label, &blocks) < 0)
 		return -1;
+	if (block)
+		c->block_tokens = block;
+	if (blocks)
+		c->gpu_blocks = blocks;
+	return block || blocks;
+}
+
+/* A cache gauge (trtllm-serve, Triton) as a count, as cache_label reads a
+ * label: Go's int() of the value, 1 .. 2^32 - 1, else 0. */
+static uint32_t cache_gauge(const struct gauge_pick *g)
+{
+	if (!g->found || !(g->value >= 1 && g->value < 4294967296.0))
+		return 0;
+	return (uint32_t)g->value;
+}
+
+/* The cache figures given as gauges: as apply_cache. */
+static int apply_cache_gauges(struct scan *sc, struct ig_cache_config *c)
+{
+	uint32_t block = cache_gauge(&sc->block_gauge), blocks = cache_gauge(&sc->blocks_gauge);
 	if (block)
 		c->block_tokens = block;
 	if (blocks)
@@ -283,8 +401,16 @@ static int apply_cache(struct scan *sc, struct ig_cache_config *c)
 int ig_vllm_metrics_extract(const char *text, size_t len, enum ig_lora_rule rule,
 			    struct ig_endpoint_metrics *m)
 {
+	return ig_metrics_extract(text, len, IG_ENGINE_VLLM, rule, m);
+}
+
+int ig_metrics_extract(const char *text, size_t len, enum ig_engine engine, enum ig_lora_rule rule,
+		       struct ig_endpoint_metrics *m)
+{
 	struct scan sc = {.lora_rule = rule, .lora_best = rule == IG_LORA_NEWEST ? -1 : 0};
 	int found = 0;
+	if (engine != IG_ENGINE_VLLM && (size_t)engine < sizeof engines / sizeof *engines)
+		sc.spec = &engines[engine];
 	ig_buf_init(&sc.tmp, LABEL_VALUE_MAX);
 	if (ig_prom_parse(text, len, on_sample, &sc, NULL) != 0)
 		goto fail;
@@ -295,6 +421,8 @@ int ig_vllm_metrics_extract(const char *text, size_t len, enum ig_lora_rule rule
 	int cache_rc = sc.cache.found ? apply_cache(&sc, &cache) : 0;
 	if (cache_rc < 0)
 		goto fail;
+	if (apply_cache_gauges(&sc, &cache))
+		cache_rc = 1;
 	uint64_t base_model = 0;
 	if (sc.running.found) {
 		struct ig_str model;

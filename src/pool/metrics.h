@@ -90,6 +90,43 @@ enum ig_lora_rule {
 	IG_LORA_NAMING_ADAPTERS,
 };
 
+/* The inference engine of a model server, which names the families its
+ * /metrics page gives: llm-d Router's core-metrics-extractor selects one
+ * of its built-in engine configurations per pod by the pod's label
+ * llm-d.ai/engine-type (GIE's inference.networking.k8s.io/engine-type
+ * when that one is absent or empty), vLLM's for a pod without either. */
+enum ig_engine {
+	IG_ENGINE_VLLM,		/* vllm:num_requests_waiting, ..._running, kv_cache_usage_perc */
+	IG_ENGINE_SGLANG,	/* sglang:num_queue_reqs, num_running_reqs, token_usage */
+	IG_ENGINE_TRTLLM_SERVE, /* trtllm_num_requests_waiting, ..._running, kv_cache_utilization */
+	IG_ENGINE_TRITON_TRTLLM, /* nv_trt_llm_request_metrics{request_type=...}, ... */
+};
+
+#define IG_ENGINE_LABEL "llm-d.ai/engine-type"
+#define IG_ENGINE_LABEL_GIE "inference.networking.k8s.io/engine-type"
+
+/* The engine a label value names (llm-d's names: vllm, sglang,
+ * trtllm-serve, triton-tensorrt-llm), or -1 for a value that names none
+ * (llm-d reads such a pod with the default engine's, vLLM's, names). */
+int ig_engine_parse(struct ig_str name);
+const char *ig_engine_name(enum ig_engine e);
+
+/* Families found that tell an endpoint's load: a page with none of them
+ * (a server of another engine than its label says, an exporter's page)
+ * does not describe the endpoint. */
+#define IG_FAM_LOAD (IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV)
+
+/* Parses a /metrics page of an `engine` server as llm-d's extractor reads
+ * it with that engine's built-in configuration (below, for vLLM), into *m:
+ * SGLang's sglang:cache_config_info gives the cache by its page_size and
+ * num_pages labels; trtllm-serve and Triton give it as gauges
+ * (trtllm_kv_cache_tokens_per_block and _max_blocks;
+ * nv_trt_llm_kv_cache_block_metrics of kv_cache_block_type tokens_per and
+ * max); only vLLM reports LoRA adapters. A family of a label filter counts
+ * only its samples with that label value. */
+int ig_metrics_extract(const char *text, size_t len, enum ig_engine engine, enum ig_lora_rule rule,
+		       struct ig_endpoint_metrics *m);
+
 /* Parses a vLLM /metrics page and updates *m with every family it finds,
  * following GIE's rules (gauges: the sample with the latest timestamp, the
  * last one when none has a timestamp; vllm:kv_cache_usage_perc preferred

@@ -13,7 +13,7 @@
 
 #define SCRAPE_BODY_MAX (8u << 20)
 
-/* The families ig_vllm_metrics_extract reads. vLLM serves /metrics with
+/* The families ig_metrics_extract reads of vLLM. vLLM serves /metrics with
  * prometheus_client, which answers only the families named by name[]
  * parameters: about 1 KB instead of a 20-60 KB page of histograms, which
  * is less to send, read and parse at every scrape (and less for the model
@@ -41,7 +41,10 @@ struct target {
 	uint64_t deadline_ns; /* of the scrape in flight */
 	bool busy, ok_status;
 	int status; /* of the answer, 0 while none */
-	bool plain; /* ask for the whole page (FILTERED_PATH was not understood) */
+	/* Ask for the whole page: FILTERED_PATH was not understood, or the
+	 * engine is not vLLM. */
+	bool plain;
+	enum ig_engine engine; /* the requests were built for */
 	unsigned failures;
 	/* The epoch this scrape started when it was sent: requests
 	 * dispatched before it are in its page. */
@@ -55,12 +58,13 @@ struct target {
 	 * this copy is the published one, and pages are applied to it. */
 	struct ig_endpoint_metrics m;
 	/* The last page applied, the LoRA rule it was read by and what
-	 * ig_vllm_metrics_extract found in it: the same page again (an idle
+	 * ig_metrics_extract found in it: the same page again (an idle
 	 * server's) would change nothing. */
 	uint64_t page_hash;
 	size_t page_len;
 	int page_found; /* -1: none */
 	enum ig_lora_rule page_rule;
+	bool warned_empty; /* about a page without the engine's load families */
 };
 
 struct ig_scraper {
@@ -104,11 +108,22 @@ static bool fall_back(struct target *t, int found)
 	return true;
 }
 
-/* Applies the page in body to t->m; returns what
- * ig_vllm_metrics_extract found. A page byte for byte the same as the last
- * one applied, under the same LoRA rule, is not parsed again: applying it
- * would change nothing (a page overwrites what it holds, whatever was
- * there). */
+/* The endpoint's engine changed (its pod's label, at a reload): its
+ * requests are built again, the filtered one for vLLM only (the name[]
+ * parameters name vLLM's families), and its last page is forgotten. */
+static void set_engine(struct target *t, enum ig_engine engine)
+{
+	t->engine = engine;
+	t->plain = engine != IG_ENGINE_VLLM;
+	t->page_found = -1;
+	t->warned_empty = false;
+	build_request(t);
+}
+
+/* Applies the page in body to t->m; returns what ig_metrics_extract
+ * found. A page byte for byte the same as the last one applied, under the
+ * same LoRA rule, is not parsed again: applying it would change nothing (a
+ * page overwrites what it holds, whatever was there). */
 static int apply_page(struct target *t)
 {
 	const char *text = t->body.ptr ? t->body.ptr : "";
@@ -117,7 +132,7 @@ static int apply_page(struct target *t)
 	if (t->page_found >= 0 && hash == t->page_hash && t->body.len == t->page_len &&
 	    rule == t->page_rule)
 		return t->page_found;
-	int found = ig_vllm_metrics_extract(text, t->body.len, rule, &t->m);
+	int found = ig_metrics_extract(text, t->body.len, t->engine, rule, &t->m);
 	t->page_hash = hash;
 	t->page_len = t->body.len;
 	t->page_found = found;
@@ -135,6 +150,20 @@ static void target_done(struct target *t, bool ok)
 		int found = apply_page(t);
 		if (fall_back(t, found))
 			return;
+		if (found >= 0 && !(found & IG_FAM_LOAD)) {
+			/* A page without the queue, running or KV figures says
+			 * nothing of the endpoint's load: llm-d's extractor then
+			 * leaves its metrics' update time as it was, so they go
+			 * stale; here it counts as a failed scrape, lest the
+			 * endpoint look idle and fresh. */
+			if (!t->warned_empty)
+				ig_warn("endpoint %s: /metrics has none of the %s families it "
+					"is read for (its pod's label " IG_ENGINE_LABEL
+					" names the engine)",
+					t->ep->addr, ig_engine_name(t->engine));
+			t->warned_empty = true;
+			found = -1;
+		}
 		if (found < 0) {
 			ok = false;
 		} else {
@@ -215,6 +244,8 @@ static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_erro
 static void start(struct target *t, uint64_t now)
 {
 	struct ig_scraper *s = t->owner;
+	if (t->ep->engine != t->engine)
+		set_engine(t, t->ep->engine);
 	if (!t->conn) {
 		t->conn = ig_http_client_connect(s->loop, (struct sockaddr *)&t->ep->sa,
 						 t->ep->salen, s->cfg.timeout_ms);
@@ -248,7 +279,7 @@ static struct target *target_new(struct ig_scraper *s, struct ig_endpoint *ep)
 	ig_endpoint_read_metrics(ep, &t->m);
 	t->page_found = -1;
 	ig_buf_init(&t->body, SCRAPE_BODY_MAX);
-	build_request(t);
+	set_engine(t, ep->engine);
 	return t;
 }
 

@@ -5,8 +5,9 @@
  *
  * Deviation from GIE, on purpose: the queue and running-requests scorers
  * add the requests this gateway dispatched since the last scrape
- * (inflight_requests) to the scraped counts, and the token-load scorer
- * reads inflight_tokens. GIE scores only scraped values, so a burst
+ * (inflight_requests) to the scraped counts. The token-load scorer reads
+ * inflight_tokens, the prompt tokens of every request in flight there, as
+ * llm-d's inflight-load-producer counts them. GIE scores only scraped values, so a burst
  * arriving between two scrapes all lands on the endpoint that looked idle.
  * The saturation detector and its filter keep GIE's scraped-only inputs,
  * because their thresholds are defined against vLLM's own queue.

@@ -39,6 +39,9 @@ struct ig_sched_endpoint {
 	 * has not finished: added to the scraped figures by the scorers so a
 	 * burst does not herd onto the endpoint that looked idle. */
 	int64_t inflight_requests;
+	/* Prompt tokens of every request the gateway dispatched to it that
+	 * has not finished, scraped or not (llm-d's inflight-load-producer,
+	 * which the token-load scorer reads). */
 	int64_t inflight_tokens;
 	struct ig_str addr; /* "ip:port" */
 	uint64_t key;	    /* stable identity (e.g. hash of addr), for the prefix index */
@@ -159,9 +162,6 @@ const char *ig_picker_preset_name(size_t i);
  * random picker among the survivors). */
 struct ig_picker_config *ig_picker_config_decision_tree(void);
 void ig_picker_config_free(struct ig_picker_config *c);
-/* Overrides metricsStalenessThreshold everywhere in c (the detector and
- * every plugin that reads it): `infergate epp --metrics-staleness-threshold`. */
-void ig_picker_config_set_staleness(struct ig_picker_config *c, uint64_t ms);
 
 /* flowControl section, for the gateway's flow-control layer (0 means
  * "not set": the layer applies its own defaults). */

@@ -772,25 +772,29 @@ static void source_param(struct session *s, yaml_node_t *k, yaml_node_t *v, cons
 		    IG_STR_FMT(scalar(v)));
 }
 
-/* core-metrics-extractor: every endpoint is read with vLLM's metric names. */
+/* core-metrics-extractor: its defaults. Each endpoint is read with the
+ * names of the built-in engine its pod's llm-d.ai/engine-type label names,
+ * vLLM's without one (pool/metrics.h). */
 static void extractor_param(struct session *s, yaml_node_t *k, yaml_node_t *v, const char *kp)
 {
 	int line = ig_yaml_line(k);
 	if (ig_yaml_scalar_is(k, "defaultEngine")) {
 		if (want_string(s, v, line, kp) && !ig_yaml_scalar_is(v, "vllm"))
 			err(s, line, kp,
-			    "\"%.*s\" is not supported: infergate reads vLLM's metrics "
-			    "(vllm:num_requests_waiting, vllm:num_requests_running, "
-			    "vllm:kv_cache_usage_perc, vllm:lora_requests_info) only",
+			    "\"%.*s\" is not supported: infergate reads pods without the "
+			    "llm-d.ai/engine-type label with vLLM's metric names (label the pods "
+			    "with their engine instead)",
 			    IG_STR_FMT(scalar(v)));
 		return;
 	}
 	if (ig_yaml_scalar_is(k, "engineLabelKey"))
 		err(s, line, kp,
-		    "is not supported: infergate reads every endpoint as vLLM, whatever its pod's "
-		    "labels");
+		    "is not supported: infergate reads the engine from the pod label "
+		    "llm-d.ai/engine-type (or inference.networking.k8s.io/engine-type)");
 	else
-		err(s, line, kp, "is not supported: infergate reads vLLM's metric names only");
+		err(s, line, kp,
+		    "is not supported: infergate reads the built-in engines' metric names only "
+		    "(vllm, sglang, trtllm-serve, triton-tensorrt-llm)");
 }
 
 /* prefix-cache-scorer and approx-prefix-cache-producer: autoTune and the
@@ -1692,7 +1696,7 @@ static void decode_source(struct session *s, yaml_node_t *n, const char *path)
 	if (!ex || seq_len(ex) == 0) {
 		err(s, line, p,
 		    "a source without a core-metrics-extractor gives the picker nothing; "
-		    "infergate reads vLLM's metrics from every endpoint");
+		    "infergate reads every endpoint's metrics");
 		return;
 	}
 	for (size_t i = 0; i < seq_len(ex); i++) {
@@ -2284,11 +2288,4 @@ bool ig_picker_config_feature(const struct ig_picker_config *c, const char *gate
 	if (strcmp(gate, "dataLayer") == 0)
 		return c->gates & GATE_DATA_LAYER;
 	return false;
-}
-
-void ig_picker_config_set_staleness(struct ig_picker_config *c, uint64_t ms)
-{
-	c->detector.staleness_ms = ms;
-	for (size_t i = 0; i < c->nplugins; i++)
-		c->plugins[i].p.staleness_ms = ms;
 }

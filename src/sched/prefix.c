@@ -244,10 +244,10 @@ size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t 
 	if (block_bytes == 0)
 		return 0;
 	size_t n = input.len / block_bytes;
+	if (max_blocks > IG_PREFIX_MAX_BLOCKS)
+		max_blocks = IG_PREFIX_MAX_BLOCKS;
 	if (n > max_blocks)
 		n = max_blocks;
-	if (n > IG_PREFIX_MAX_BLOCKS)
-		n = IG_PREFIX_MAX_BLOCKS;
 	if (n == 0)
 		return 0;
 	uint64_t h = XXH64(target_model.ptr, target_model.len, 0);
@@ -257,6 +257,16 @@ size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t 
 		ig_block_hashes(in + i * block_bytes, block_bytes, m, out + i);
 		for (size_t j = 0; j < m; j++)
 			out[i + j] = h = link_step(h, out[i + j]);
+	}
+	/* The bytes after the last full block are a block of their own, as
+	 * llm-d hashes them (GIE#2823: prompts that differ only in their tail,
+	 * a multimodal URL, no longer share every hash and pile onto one pod);
+	 * not when the input was cut at max_blocks. */
+	size_t tail = input.len - n * block_bytes;
+	if (tail && n < max_blocks) {
+		ig_block_hashes(in + n * block_bytes, tail, 1, out + n);
+		out[n] = link_step(h, out[n]);
+		n++;
 	}
 	return n;
 }

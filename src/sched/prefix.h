@@ -29,9 +29,11 @@
 #define IG_PREFIX_MAX_SERVERS 65536
 
 /* The block hashes of a request: h0 = XXH64(target_model, 0); block i is
- * block_bytes bytes of input (only full blocks, at most max_blocks) and
- * h_i = XXH64(block_i || le64(h_{i-1}), 0). Writes h_1.. to out and
- * returns how many (0 when the input is shorter than one block). */
+ * block_bytes bytes of input, the bytes after the last full block one
+ * more block (as llm-d's hashPrompt since GIE#2823; GIE v1.5.0 dropped
+ * them), at most max_blocks in all, and h_i = link(h_{i-1}, H(block_i))
+ * (prefix.c). Writes h_1.. to out and returns how many (0 when the input
+ * is shorter than one block). */
 size_t ig_prefix_hashes(struct ig_str target_model, struct ig_str input, size_t block_bytes,
 			size_t max_blocks, uint64_t *out);
 

@@ -58,8 +58,11 @@ static const struct {
 		   "  - pluginRef: prefix-cache-scorer\n"
 		   "    weight: 3\n"
 		   "  - pluginRef: max-score-picker\n"},
-    /* The llm-d router's inference-scheduling configuration: prefix
-     * affinity, sticky until the waiting queue builds up. */
+    /* llm-d's estimate-prefix sample (deploy/config/
+     * epp-estimate-prefix-cache-config.yaml, which weighs the two 1:1) as
+     * its inference-scheduling guide weighs them: prefix affinity, sticky
+     * until the waiting queue builds up. Not llm-d's default without a
+     * configuration (config/loader/defaults.go), which is "gie". */
     {"llm-d", HEADER "plugins:\n"
 		     "- type: prefix-cache-scorer\n"
 		     "- type: load-aware-scorer\n"

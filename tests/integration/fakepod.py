@@ -50,7 +50,8 @@ completion connection that stays idle that long after an answer, and
 families only) gets the same page, or, when `metrics_query_status` is set,
 an empty answer with that status, as a server that knows no query would;
 such a scrape is recorded with path `/metrics` and its query in `query`.
-`cache_config` = (block_size, num_gpu_blocks) adds vllm:cache_config_info
+`metrics_text`, when set, is the whole page instead (another engine's, or
+one without any of the families). `cache_config` = (block_size, num_gpu_blocks) adds vllm:cache_config_info
 to the page with those labels, as vLLM writes it. `running_loras` and
 `waiting_loras` (sequences of adapter names) and `max_lora` fill the labels
 of vllm:lora_requests_info, the names comma-separated as vLLM joins them;
@@ -174,6 +175,7 @@ class FakePod:
         self.rst_metrics_idle_ms = None
         self.metrics_query_status = None
         self.cache_config = None
+        self.metrics_text = None
         self.mode, self.params = "json", {}
         self.set(mode, **params)
         self.requests = []
@@ -439,6 +441,8 @@ class FakePod:
                     if self.cache_config:
                         page += CACHE_CONFIG.format(block=self.cache_config[0],
                                                     blocks=self.cache_config[1])
+                    if self.metrics_text is not None:
+                        page = self.metrics_text
                     page = page.encode()
                     status = b"200 OK"
                     if req.query and self.metrics_query_status:

@@ -290,7 +290,7 @@ def test_dashboard_matches_exported_metrics(procs, tmp_path):
                  "inference_objective_request_tpot_seconds_bucket",
                  "inference_pool_per_pod_queue_size",
                  "inference_pool_per_pod_kv_cache_utilization",
-                 "inference_extension_prefix_indexer_hit_ratio"):
+                 "inference_extension_prefix_indexer_hit_ratio_sum"):
         assert want in used, want
 
     # The check finds what it is for: each mistake below is reported.

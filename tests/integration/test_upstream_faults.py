@@ -71,7 +71,8 @@ class FakeCluster(Cluster):
     """test_gateway's Cluster (manifests, the gateway, stop() with its
     clean-exit checks) in front of endpoints that are not simulators."""
 
-    def __init__(self, procs, tmp_path, endpoints, timeouts="", gw_args=(), name="gw"):
+    def __init__(self, procs, tmp_path, endpoints, timeouts="", gw_args=(), name="gw",
+                 pod_labels=None):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "manifests-" + name)
         os.makedirs(self.dir, exist_ok=True)
@@ -88,8 +89,11 @@ class FakeCluster(Cluster):
                                                     timeouts=timeouts))
         write(self.path("pool.yaml"), POOL.format(target_port=self.target_port))
         write(self.path("model.yaml"), model_yaml())
-        write(self.path("pods.yaml"), "---\n".join(
-            POD.format(i=i, ip=h) for i, h in enumerate(self.sim_hosts)))
+        pods = [POD.format(i=i, ip=h) for i, h in enumerate(self.sim_hosts)]
+        for i, labels in enumerate(pod_labels or ()):
+            extra = "".join('    "%s": "%s"\n' % kv for kv in labels.items())
+            pods[i] = pods[i].replace("    app: qwen-pool\n", "    app: qwen-pool\n" + extra)
+        write(self.path("pods.yaml"), "---\n".join(pods))
         self.gw = procs.start("gateway", "-f", self.dir, "--bind", self.host,
                               "--admin", "%s:%d" % (self.admin_host, self.admin_port),
                               "--workers", "2", *gw_args, name=name)

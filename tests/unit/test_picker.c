@@ -507,15 +507,17 @@ static void test_prefix_scorer(void **state)
 	ig_schedule_commit(s, &res, eps[1].key);
 	assert_int_equal(score_all(s, &req, sc), 0);
 	assert_float_equal(sc[0], 0.0, 1e-9);
-	assert_float_equal(sc[1], 2.0 / 4.0, 1e-9);
+	/* Of five blocks: the partial one counts too (llm-d, GIE#2823). */
+	assert_float_equal(sc[1], 2.0 / 5.0, 1e-9);
 	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
 	assert_int_equal(res.ranked[0], 1);
 	assert_int_equal(res.prefix_match_blocks, 2);
+	assert_int_equal(res.nprefix_hashes, 5);
 	struct ig_prefix_stats st;
 	ig_scheduler_prefix_stats(s, &st);
 	assert_int_equal(st.entries, 2);
 	assert_int_equal(st.lookups, 4);
-	assert_int_equal(st.lookup_blocks, 4 + 2 + 4 + 4);
+	assert_int_equal(st.lookup_blocks, 5 + 2 + 5 + 5);
 	assert_int_equal(st.hit_blocks, 4);
 	/* Another target model hashes differently: no match. */
 	req.target_model = IG_STR("other");
@@ -1467,7 +1469,7 @@ static void test_config_errors(void **state)
 	     4, "plugins[0].parameters.insecureSkipVerify", "must be a boolean"},
 	    {"plugins:\n- type: core-metrics-extractor\n  parameters:\n    defaultEngine: sglang\n",
 	     4, "plugins[0].parameters.defaultEngine",
-	     "\"sglang\" is not supported: infergate reads vLLM's metrics"},
+	     "\"sglang\" is not supported: infergate reads pods without the"},
 	    {"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineLabelKey: e\n", 4,
 	     "plugins[0].parameters.engineLabelKey", "is not supported"},
 	    {"plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineConfigs: []\n", 4,

@@ -107,17 +107,28 @@ static void hash_chain_once(void)
 		input[i] = (char)('a' + i % 26);
 	uint64_t out[IG_PREFIX_MAX_BLOCKS];
 	struct ig_str model = IG_STR("llama");
-	/* 200 bytes in 64-byte blocks: three full blocks, the tail ignored. */
+	/* 200 bytes in 64-byte blocks: three full blocks, and the last 8
+	 * bytes a block of their own (llm-d, GIE#2823). */
 	size_t n = ig_prefix_hashes(model, (struct ig_str){input, sizeof input}, 64, 256, out);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 	uint64_t h = XXH64("llama", 5, 0);
 	for (size_t i = 0; i < 3; i++) {
 		h = expect_link(h, input + 64 * i, 64);
 		assert_true(out[i] == h);
 	}
-	/* Truncation to max blocks; a shorter input; the model seeds the chain. */
+	assert_true(out[3] == expect_link(h, input + 192, 8));
+	/* A different tail changes the last hash only. */
+	uint64_t same[IG_PREFIX_MAX_BLOCKS];
+	input[199] = '#';
+	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){input, sizeof input}, 64, 256, same),
+			 4);
+	assert_true(same[2] == out[2] && same[3] != out[3]);
+	/* Truncation to max blocks (no tail then), and with room for the tail
+	 * only; a shorter input; the model seeds the chain. */
 	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){input, sizeof input}, 64, 2, out),
 			 2);
+	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){input, sizeof input}, 64, 3, out),
+			 3);
 	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){input, 63}, 64, 256, out), 0);
 	uint64_t other[4];
 	ig_prefix_hashes(IG_STR("mistral"), (struct ig_str){input, 64}, 64, 256, other);

@@ -531,6 +531,93 @@ static void test_adapter_text_kept_for_display(void **state)
 	assert_string_equal(m.waiting_text, "c");
 }
 
+/* ---- engines (llm-d's core-metrics-extractor, factories.go) ---- */
+
+static const char sglang_page[] =
+    "# TYPE sglang:num_queue_reqs gauge\n"
+    "sglang:num_queue_reqs{model_name=\"qwen\",engine_type=\"unified\"} 7.0\n"
+    "# TYPE sglang:num_running_reqs gauge\n"
+    "sglang:num_running_reqs{model_name=\"qwen\",engine_type=\"unified\"} 3.0\n"
+    "# TYPE sglang:token_usage gauge\n"
+    "sglang:token_usage{model_name=\"qwen\",engine_type=\"unified\"} 0.62\n"
+    "# TYPE sglang:cache_config_info gauge\n"
+    "sglang:cache_config_info{page_size=\"64\",num_pages=\"5000\"} 1.0\n"
+    /* vLLM's names on an SGLang page are not SGLang's figures. */
+    "vllm:num_requests_waiting 99\n";
+
+static void test_extract_sglang(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	int found = ig_metrics_extract(sglang_page, strlen(sglang_page), IG_ENGINE_SGLANG,
+				       IG_LORA_NEWEST, &m);
+	assert_int_equal(found, IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_CACHE);
+	assert_int_equal(m.waiting, 7);
+	assert_int_equal(m.running, 3);
+	assert_true(m.kv_usage == 0.62);
+	assert_int_equal(m.cache.block_tokens, 64);
+	assert_int_equal(m.cache.gpu_blocks, 5000);
+	assert_true(m.base_model == ig_adapter_hash(IG_STR("qwen")));
+	/* Read as vLLM's, the same page has vLLM's queue alone. */
+	struct ig_endpoint_metrics v = {0};
+	assert_int_equal(extract(sglang_page, &v), IG_FAM_WAITING);
+	assert_int_equal(v.waiting, 99);
+	assert_int_equal(v.running, 0);
+}
+
+static void test_extract_trtllm(void **state)
+{
+	static const char page[] = "trtllm_num_requests_waiting 4\n"
+				   "trtllm_num_requests_running 2\n"
+				   "trtllm_kv_cache_utilization 0.25\n"
+				   "trtllm_kv_cache_tokens_per_block 32\n"
+				   "trtllm_kv_cache_max_blocks 1200\n";
+	struct ig_endpoint_metrics m = {0};
+	assert_int_equal(
+	    ig_metrics_extract(page, strlen(page), IG_ENGINE_TRTLLM_SERVE, IG_LORA_NEWEST, &m),
+	    IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_CACHE);
+	assert_int_equal(m.waiting, 4);
+	assert_int_equal(m.running, 2);
+	assert_true(m.kv_usage == 0.25);
+	assert_int_equal(m.cache.block_tokens, 32);
+	assert_int_equal(m.cache.gpu_blocks, 1200);
+}
+
+/* Triton's families hold several figures, told apart by a label. */
+static void test_extract_triton(void **state)
+{
+	static const char page[] =
+	    "nv_trt_llm_request_metrics{model=\"m\",request_type=\"context\",version=\"1\"} 9\n"
+	    "nv_trt_llm_request_metrics{model=\"m\",request_type=\"scheduled\",version=\"1\"} 5\n"
+	    "nv_trt_llm_request_metrics{model=\"m\",request_type=\"waiting\",version=\"1\"} 6\n"
+	    "nv_trt_llm_request_metrics{model=\"m\",request_type=\"max\",version=\"1\"} 512\n"
+	    "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\",model=\"m\"} "
+	    "0.5\n"
+	    "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"tokens_per\",model=\"m\"} "
+	    "64\n"
+	    "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"max\",model=\"m\"} 800\n"
+	    "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"used\",model=\"m\"} 400\n";
+	struct ig_endpoint_metrics m = {0};
+	assert_int_equal(
+	    ig_metrics_extract(page, strlen(page), IG_ENGINE_TRITON_TRTLLM, IG_LORA_NEWEST, &m),
+	    IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV | IG_FAM_CACHE);
+	assert_int_equal(m.waiting, 6);
+	assert_int_equal(m.running, 5);
+	assert_true(m.kv_usage == 0.5);
+	assert_int_equal(m.cache.block_tokens, 64);
+	assert_int_equal(m.cache.gpu_blocks, 800);
+}
+
+static void test_engine_names(void **state)
+{
+	assert_int_equal(ig_engine_parse(IG_STR("vllm")), IG_ENGINE_VLLM);
+	assert_int_equal(ig_engine_parse(IG_STR("sglang")), IG_ENGINE_SGLANG);
+	assert_int_equal(ig_engine_parse(IG_STR("trtllm-serve")), IG_ENGINE_TRTLLM_SERVE);
+	assert_int_equal(ig_engine_parse(IG_STR("triton-tensorrt-llm")), IG_ENGINE_TRITON_TRTLLM);
+	assert_int_equal(ig_engine_parse(IG_STR("SGLang")), -1);
+	assert_int_equal(ig_engine_parse(IG_STR("")), -1);
+	assert_string_equal(ig_engine_name(IG_ENGINE_TRITON_TRTLLM), "triton-tensorrt-llm");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +644,10 @@ int main(void)
 		cmocka_unit_test(test_extract_lora_max_lora),
 		cmocka_unit_test(test_adapter_set_limits),
 		cmocka_unit_test(test_adapter_text_kept_for_display),
+		cmocka_unit_test(test_extract_sglang),
+		cmocka_unit_test(test_extract_trtllm),
+		cmocka_unit_test(test_extract_triton),
+		cmocka_unit_test(test_engine_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

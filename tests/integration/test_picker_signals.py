@@ -1,0 +1,196 @@
+"""What the picker reads of its endpoints, checked from outside against fake
+pods (fakepod.py): the metric names of each pod's engine (llm-d's
+`llm-d.ai/engine-type` label), a page without the figures it is read for,
+the tokens of requests in flight, and the flags that llm-d's and GIE's
+pickers take for these signals."""
+import threading
+import time
+from collections import Counter
+
+from conftest import IG_BIN, free_port, unique_loopback, wait_http, wait_port  # noqa: F401
+from test_gateway import call
+from test_upstream_faults import SERVED, FakeCluster, completion, fakes  # noqa: F401
+
+SGLANG_PAGE = """# TYPE sglang:num_queue_reqs gauge
+sglang:num_queue_reqs{{model_name="qwen",engine_type="unified"}} {waiting}
+# TYPE sglang:num_running_reqs gauge
+sglang:num_running_reqs{{model_name="qwen",engine_type="unified"}} {running}
+# TYPE sglang:token_usage gauge
+sglang:token_usage{{model_name="qwen",engine_type="unified"}} {kv}
+# TYPE sglang:cache_config_info gauge
+sglang:cache_config_info{{page_size="64",num_pages="5000"}} 1.0
+"""
+
+
+def served_by(c, n=10):
+    got = Counter()
+    for _ in range(n):
+        status, hdrs, data, _, _ = completion(c)
+        assert status == 200, (status, data)
+        got[hdrs[SERVED]] += 1
+    return got
+
+
+def endpoints(c):
+    return {e["address"]: e for e in c.wait_pools(lambda eps: True)}
+
+
+def test_sglang_pod_read_by_its_engine_label(procs, tmp_path, fakes):
+    """A pod labelled llm-d.ai/engine-type: sglang is read with SGLang's
+    names (llm-d's built-in sglang engine config): its busy queue keeps
+    traffic on the idle vLLM pod, instead of the page looking idle."""
+    vllm, sglang = fakes.pods(2)
+    sglang.metrics_text = SGLANG_PAGE.format(waiting=40, running=12, kv=0.9)
+    c = FakeCluster(procs, tmp_path, [vllm, sglang],
+                    pod_labels=[{}, {"llm-d.ai/engine-type": "sglang"}])
+    c.scraped(vllm, sglang)
+    eps = endpoints(c)
+    got = eps[sglang.address]
+    assert (got["waiting"], got["running"], got["kv_cache_usage"]) == (40, 12, 0.9), got
+    assert (got["cache_block_size"], got["cache_gpu_blocks"]) == (64, 5000)
+    assert got["engine"] == "sglang" and eps[vllm.address]["engine"] == "vllm"
+    # SGLang's page is asked for whole: name[] parameters name vLLM's families.
+    assert all(r.query == "" for r in sglang.requests if r.path == "/metrics")
+    assert served_by(c) == {vllm.address: 10}
+    c.stop()
+
+
+def test_page_without_load_figures_is_no_idle_pod(procs, tmp_path, fakes):
+    """A pod whose page has none of the families its engine is read for
+    (an SGLang server without the label, read with vLLM's names) never has
+    fresh metrics and leaves rotation as a failed scrape would, with one
+    warning; an engine-type value naming no engine reads vLLM's names."""
+    vllm, unlabelled, odd = fakes.pods(3)
+    unlabelled.metrics_text = SGLANG_PAGE.format(waiting=40, running=12, kv=0.9)
+    c = FakeCluster(procs, tmp_path, [vllm, unlabelled, odd],
+                    gw_args=("--scrape-interval", "50"),
+                    pod_labels=[{}, {}, {"llm-d.ai/engine-type": "mystery-engine"}])
+    c.scraped(vllm, odd)
+    c.wait_pools(lambda eps: "out of rotation" in c.log())
+    eps = endpoints(c)
+    assert eps[unlabelled.address]["metrics_age_ms"] is None
+    assert eps[odd.address]["engine"] == "vllm"
+    log = c.log()
+    assert log.count("has none of the vllm families") == 1, log
+    assert log.count('"mystery-engine" is no engine') == 1, log
+    assert unlabelled.address not in served_by(c)
+    c.stop()
+
+
+TOKEN_LOAD_CONFIG = """apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: inflight-load-producer
+- type: token-load-scorer
+  parameters:
+    queueThresholdTokens: 100000
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: token-load-scorer
+  - pluginRef: max-score-picker
+"""
+
+
+def wait_until(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.02)
+
+
+def test_token_load_counts_tokens_in_flight_past_scrapes(procs, tmp_path, fakes):
+    """token-load-scorer reads the prompt tokens of the requests in flight
+    (llm-d's inflight-load-producer adds them at PreRequest and takes them
+    off when the response completes): a long request held by one pod keeps
+    that pod's score down after several scrapes, so the next requests go
+    to the other pod; once it is answered the pod scores as idle again."""
+    pods = fakes.pods(2, mode="hold")
+    cfg = tmp_path / "picker.yaml"
+    cfg.write_text(TOKEN_LOAD_CONFIG)
+    c = FakeCluster(procs, tmp_path, pods,
+                    gw_args=("--scrape-interval", "20", "--picker-config", str(cfg)))
+    c.scraped(*pods)
+    body = {"model": "tweet-summary", "prompt": "x" * 40000, "max_tokens": 1}
+    answers = []
+
+    def send():
+        try:
+            answers.append(call(c.base, "/v1/completions", body, timeout=30)[0])
+        except OSError as e:
+            answers.append(repr(e))
+
+    held = threading.Thread(target=send, daemon=True)
+    held.start()
+    wait_until(lambda: any(p.completions() for p in pods))
+    busy = next(p for p in pods if p.completions())
+    idle = next(p for p in pods if p is not busy)
+    # Past two scrapes applied after the dispatch and more.
+    seen = busy.metrics_count()
+    wait_until(lambda: busy.metrics_count() >= seen + 4)
+    for p in pods:
+        p.set("json")
+    assert served_by(c, 6) == {idle.address: 6}
+    busy.kill()  # the held request ends (on the other pod), so the gateway drains at once
+    held.join(10)
+    assert answers, "the held request never ended"
+    c.stop()
+
+
+def saturation(metrics_url):
+    _, _, data = call(metrics_url, "/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith("inference_extension_flow_control_pool_saturation{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_staleness_flag_leaves_the_detector_alone(procs, tmp_path, fakes):
+    """--metrics-staleness-threshold is, in llm-d's runner and GIE v1.5, the
+    pool gauges' and the metrics logger's: the saturation detector keeps
+    its own metricsStalenessThreshold (200ms by default), so a flag of 1ms
+    does not make freshly scraped idle pods count as saturated."""
+    from test_epp_hermetic import POOL, pod_doc, pool_doc, write
+    pods = fakes.pods(2, kv=0.0)
+    d = tmp_path / "m"
+    d.mkdir()
+    write(str(d / "pool.yaml"), pool_doc(pods[0].port))
+    write(str(d / "pods.yaml"), "---\n".join(pod_doc(i, p.host) for i, p in enumerate(pods)))
+    host = unique_loopback()
+    grpc_port, health_port, metrics_port = (free_port(host) for _ in range(3))
+    proc = procs.start("epp", "--pool-name", POOL, "-f", str(d), "--grpc-port", grpc_port,
+                       "--grpc-health-port", health_port, "--metrics-port", metrics_port,
+                       "--bind", host, "--secure-serving=false", "--flow-control",
+                       "--refresh-metrics-interval", "20ms",
+                       "--metrics-staleness-threshold", "1ms", name="epp")
+    url = "http://%s:%d" % (host, metrics_port)
+    wait_http(url + "/healthz", proc=proc)
+    wait_until(lambda: all(p.metrics_count() >= 3 for p in pods))
+    # Read under 1ms, most reads would find the pods stale (saturation 1).
+    assert [saturation(url) for _ in range(10)] == [0.0] * 10
+    proc.terminate()
+    assert proc.wait(15) == 0
+
+
+def test_prefix_hit_ratio_is_a_histogram(procs, tmp_path, fakes):
+    """inference_extension_prefix_indexer_hit_ratio is a histogram observed
+    at each pick (GIE v1.5's and llm-d's pkg/epp/metrics: buckets 0.0 to
+    1.0), the picked pod's matched share of the prompt's blocks: a first
+    prompt matches nothing, the same prompt again matches all of it."""
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods)
+    c.scraped(*pods)
+    body = {"model": "tweet-summary", "prompt": "the same long prompt " * 40, "max_tokens": 1}
+    for _ in range(2):
+        assert call(c.base, "/v1/completions", body)[0] == 200
+    _, _, data = call(c.admin, "/metrics")
+    text = data.decode()
+    assert "# TYPE inference_extension_prefix_indexer_hit_ratio histogram" in text
+    rows = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("inference_extension_prefix_indexer_hit_ratio")}
+    buckets = {k.split('le="')[1].rstrip('"}'): v for k, v in rows.items() if "_bucket" in k}
+    assert rows["inference_extension_prefix_indexer_hit_ratio_count"] == 2, rows
+    assert rows["inference_extension_prefix_indexer_hit_ratio_sum"] == 1.0, rows
+    assert buckets["0.9"] == 1 and buckets["1"] == 2 and buckets["+Inf"] == 2, buckets
+    c.stop()
