@@ -320,6 +320,7 @@ int ig_epp_main(int argc, char **argv)
 	/* The switches taken for compatibility that change nothing here (a
 	 * `--x=false` of one is dropped before parsing). */
 	bool no_effect = false;
+	bool metrics_auth = false; /* llm-d's --metrics-endpoint-auth (its default: true) */
 	const char *scheme = "http", *scrape_path = "/metrics", *config_text = NULL;
 	const char *selector = NULL, *target_ports = NULL;
 	char *standalone = NULL;
@@ -472,8 +473,9 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_BOOL("health-checking", 0, &no_effect,
 			 "taken; endpoints leave rotation after failed scrapes regardless"),
 	    IG_FLAG_BOOL("enable-pprof", 0, &no_effect, "taken; there is no Go profiler to serve"),
-	    IG_FLAG_BOOL("metrics-endpoint-auth", 0, &no_effect,
-			 "taken; protect the metrics port with --admin-token instead"),
+	    IG_FLAG_BOOL("metrics-endpoint-auth", 0, &metrics_auth,
+			 "=false is taken; =true needs --admin-token(-file): infergate checks no "
+			 "Kubernetes tokens (TokenReview)"),
 	    IG_FLAG_END,
 	};
 	struct ig_flags fl = {
@@ -541,6 +543,15 @@ int ig_epp_main(int argc, char **argv)
 		rc = ig_flags_error(&fl, "--admin-token needs the metrics port (not 0)");
 	if (rc == IG_OK && o.admin_token && o.admin_token_file)
 		rc = ig_flags_error(&fl, "give --admin-token or --admin-token-file, not both");
+	/* llm-d's picker checks the bearer token of a /metrics request with a
+	 * TokenReview; this one does not, so asking for the protection
+	 * without the token that gives it would leave the port open unsaid. */
+	if (rc == IG_OK && metrics_auth && !o.admin_token && !o.admin_token_file)
+		rc = ig_flags_error(&fl,
+				    "--metrics-endpoint-auth: infergate epp checks no Kubernetes "
+				    "tokens (TokenReview); protect the metrics port with "
+				    "--admin-token or --admin-token-file, or pass "
+				    "--metrics-endpoint-auth=false");
 	if (rc != IG_OK) {
 		ig_flag_list_free(&paths);
 		free(args);

@@ -1267,6 +1267,26 @@ def test_use_streaming_not_a_boolean(procs, tmp_path):
     assert "USE_STREAMING=maybe: not a boolean" in procs.output(p)
 
 
+def test_metrics_endpoint_auth_needs_a_token(procs, tmp_path):
+    """llm-d's picker protects /metrics by default (--metrics-endpoint-auth,
+    a TokenReview of the bearer token). infergate checks no Kubernetes
+    tokens: asking for the protection without --admin-token is refused
+    rather than leaving the port open unsaid; with a token it is that
+    token that guards the port."""
+    p = procs.start("epp", "--pool-name", "p", "-f", str(tmp_path), "--metrics-endpoint-auth",
+                    name="epp")
+    assert p.wait(timeout=10) == 2
+    assert "--metrics-endpoint-auth: infergate epp checks no Kubernetes tokens" in \
+        procs.output(p)
+    pk = Picker(procs, tmp_path, nsims=1,
+                extra=("--metrics-endpoint-auth=true", "--admin-token", "sesame"))
+    base = "http://%s:%d" % (pk.host, pk.metrics_port)
+    assert call(base, "/metrics")[0] == 401
+    status, _, data = call(base, "/metrics", headers={"Authorization": "Bearer sesame"})
+    assert status == 200 and b"inference_pool" in data, data[:200]
+    pk.stop()
+
+
 # GIE v1.5's conformance picker configuration (conformance/resources/
 # base.yaml, ConfigMap plugins-config).
 CONFORMANCE_PICKER = """apiVersion: inference.networking.x-k8s.io/v1alpha1
