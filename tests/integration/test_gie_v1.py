@@ -471,7 +471,7 @@ def test_metrics_scheduler_attempts_and_prefix_hit_bytes(procs, tmp_path):
     prefix_indexer_hit_bytes takes the bytes of the prompt's prefix the
     picked endpoint holds (blocks of 16 tokens x 4 characters)."""
     c = V1(procs, tmp_path, ["m"], extra_docs=[TESTING_PREFIX_PICKER])
-    prompt = "x" * 800  # 12 whole blocks of 64 characters
+    prompt = "x" * 768  # 12 whole blocks of 64 characters (a partial one would count whole)
     for _ in range(3):
         st, _, data = call(c.base, "/v1/completions", completion("m", prompt),
                            headers={"test-epp-endpoint-selection": c.hosts[0]})
