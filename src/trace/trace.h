@@ -86,8 +86,13 @@ struct ig_tracer_config {
 struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, size_t errlen);
 /* Starts the export timer on the control loop. */
 void ig_tracer_start(struct ig_tracer *t, struct ig_loop *loop);
-/* One last export attempt of what is queued (bounded by timeout_ms), then
- * everything is freed. */
+/* At most this long, ig_tracer_free exports what is left (the OTel SDK's
+ * Shutdown with a deadline). */
+#define IG_TRACE_SHUTDOWN_MS 5000
+/* Waits for the export in flight, then exports what is still batched or
+ * in the rings, batch after batch, each export bounded by timeout_ms and
+ * all by IG_TRACE_SHUTDOWN_MS; what did not go is counted as dropped and
+ * logged. Then everything is freed. */
 void ig_tracer_free(struct ig_tracer *t);
 
 /* Whether a request without a sampled parent is traced (ratio). */

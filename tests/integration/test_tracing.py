@@ -7,6 +7,7 @@ continued; GenAI attributes; a collector that refuses or never answers does
 not slow requests."""
 import json
 import re
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +24,8 @@ PARENT_ID = "00f067aa0ba902b7"
 
 class Collector:
     """An OTLP/HTTP receiver: POST /v1/traces (JSON) is recorded; mode
-    "ok" answers 200, "refuse" 503, "hang" never answers."""
+    "ok" answers 200, "refuse" 503, "hang" never answers, "hold" answers
+    the first POST once release() is called and the others at once."""
 
     def __init__(self, mode="ok", service="infergate"):
         self.mode = mode
@@ -31,6 +33,7 @@ class Collector:
         self.posts = []
         self.lock = threading.Lock()
         self.stop_evt = threading.Event()
+        self.release_evt = threading.Event()
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -48,7 +51,9 @@ class Collector:
                 if outer.mode == "hang":
                     outer.stop_evt.wait(20)
                     return
-                code = 200 if outer.mode == "ok" else 503
+                if outer.mode == "hold" and len(outer.posts) == 1:
+                    outer.release_evt.wait(20)
+                code = 200 if outer.mode in ("ok", "hold") else 503
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", "2")
@@ -88,8 +93,12 @@ class Collector:
             assert time.time() < deadline, s
             time.sleep(0.05)
 
+    def release(self):
+        self.release_evt.set()
+
     def stop(self):
         self.stop_evt.set()
+        self.release_evt.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -264,5 +273,32 @@ def test_a_bad_collector_never_slows_requests(procs, tmp_path, fakes, mode, monk
         t0 = time.time()
         c.stop()
         assert time.time() - t0 < 3.5
+    finally:
+        col.stop()
+
+
+def test_shutdown_exports_what_waited_behind_the_export_in_flight(procs, tmp_path, fakes):
+    """The OTel SDK's Shutdown: spans batched while an export was in flight
+    still go once it ends, within the shutdown's deadline."""
+    col = Collector("hold")
+    try:
+        pods = fakes.pods(1)
+        c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", col.url))
+        assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+        deadline = time.time() + 5
+        while not col.posts:  # the first export is in flight, held
+            assert time.time() < deadline
+            time.sleep(0.02)
+        assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+        c.gw.send_signal(signal.SIGTERM)
+        deadline = time.time() + 5
+        while "draining" not in c.log():
+            assert time.time() < deadline
+            time.sleep(0.02)
+        time.sleep(0.3)  # into the tracer's shutdown, most likely
+        col.release()
+        assert c.gw.wait(timeout=15) == 0
+        assert len(col.spans()) == 6, c.log()
+        assert "not exported" not in c.log()
     finally:
         col.stop()
