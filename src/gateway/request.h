@@ -116,7 +116,8 @@ struct ig_req {
 
 	/* tracing.c: OpenTelemetry spans of this request (when sampled) */
 	struct ig_req_trace {
-		bool on;
+		bool on;	 /* sampled: its spans are recorded */
+		bool propagate;	 /* the pod gets our traceparent (tracing is on) */
 		bool has_parent; /* the client's traceparent */
 		/* The client's traceparent was invalid: it and its tracestate
 		 * do not go on (W3C Trace Context §4.3), sampled or not. */

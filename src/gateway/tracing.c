@@ -5,7 +5,8 @@
  * the `traceparent` it receives. A client's valid traceparent is continued
  * (same trace, its span the SERVER span's parent; its sampled flag
  * decides); without one the SERVER span is a root and
- * --trace-sample-ratio decides. An invalid one is dropped with its
+ * --trace-sample-ratio decides. Unsampled, no span is recorded but the pod
+ * still gets a traceparent of ours with the sampled flag off. An invalid one is dropped with its
  * tracestate whatever the decision (W3C Trace Context). GenAI attributes follow OpenTelemetry's
  * semantic conventions (gen_ai.request.model, gen_ai.response.model,
  * gen_ai.usage.input_tokens / output_tokens). */
@@ -35,30 +36,37 @@ void ig_req_trace_begin(struct ig_req *p)
 	    ig_http_find_header(r->headers, r->num_headers, "traceparent");
 	struct ig_trace_parent parent;
 	struct ig_rng *rng = ig_rng_thread();
+	bool sampled;
 	if (h && ig_traceparent_parse(h->value, &parent) == 0) {
-		if (!parent.sampled)
-			return; /* the client's decision; its header goes on as sent */
+		/* Parent-based: the client's decision. */
+		sampled = parent.sampled;
 		tr->has_parent = true;
 		memcpy(tr->trace_id, parent.trace_id, 16);
 		memcpy(tr->parent, parent.span_id, 8);
 	} else {
 		/* An invalid traceparent is no parent: the trace starts here,
 		 * and the client's tracestate, which belongs to it, is
-		 * deleted (W3C Trace Context, "Processing model"). Unsampled,
-		 * the pod sees neither, as if the client had sent none. */
+		 * deleted (W3C Trace Context, "Processing model"). */
 		tr->drop_context = h != NULL;
-		if (!ig_tracer_sample(t, rng))
-			return;
+		sampled = ig_tracer_sample(t, rng);
 		ig_trace_random_id(rng, tr->trace_id, 16);
 	}
+	/* Sampled or not, the pod gets our traceparent: an unsampled request
+	 * is the OTel SDK's non-recording span, a valid context with an id
+	 * of its own and the sampled flag off, so that parent-based samplers
+	 * downstream drop it too (as Envoy's OpenTelemetry tracer does). It
+	 * costs two ids from the worker's generator and no span. */
+	tr->propagate = true;
+	ig_trace_random_id(rng, tr->client, 8);
+	ig_traceparent_format(tr->trace_id, tr->client, sampled, tr->traceparent);
+	if (!sampled)
+		return;
 	tr->on = true;
 	ig_trace_random_id(rng, tr->server, 8);
 	ig_trace_random_id(rng, tr->internal, 8);
-	ig_trace_random_id(rng, tr->client, 8);
 	uint64_t mono = ig_now_ns();
 	uint64_t wall = wall_ns();
 	tr->wall_start_ns = wall - (mono > p->start_ns ? mono - p->start_ns : 0);
-	ig_traceparent_format(tr->trace_id, tr->client, true, tr->traceparent);
 }
 
 static uint64_t at(const struct ig_req *p, uint64_t mono)

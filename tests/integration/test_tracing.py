@@ -179,13 +179,26 @@ def test_sample_ratio_zero_and_unsampled_parent(procs, tmp_path, fakes, collecto
     pods = fakes.pods(1)
     c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url,
                                                    "--trace-sample-ratio", "0"))
-    for _ in range(3):
-        assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
-    # A client's unsampled traceparent goes to the pod as it was sent.
+    # Not sampled: the OTel SDK's non-recording span, a valid context of
+    # its own with the sampled flag off, so that the pod's parent-based
+    # sampler drops the request too.
+    ids = set()
+    for i in range(3):
+        assert post_json(c.base, "/v1/completions", seed_body(),
+                         headers={"x-test-id": "n%d" % i})[0] == 200
+        tp = pods[0].completions("n%d" % i)[0].headers["traceparent"]
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", tp), tp
+        ids.add(tp)
+    assert len(ids) == 3
+    # A client's unsampled traceparent: the same trace, our span's id.
     tp = "00-%s-%s-00" % (TRACE_ID, PARENT_ID)
     assert post_json(c.base, "/v1/completions", seed_body(),
-                     headers={"traceparent": tp, "x-test-id": "u"})[0] == 200
-    assert pods[0].completions("u")[0].headers["traceparent"] == tp
+                     headers={"traceparent": tp, "tracestate": "congo=t61rcWkgMzE",
+                              "x-test-id": "u"})[0] == 200
+    got = pods[0].completions("u")[0].headers
+    assert re.fullmatch(r"00-%s-[0-9a-f]{16}-00" % TRACE_ID, got["traceparent"])
+    assert PARENT_ID not in got["traceparent"]
+    assert got["tracestate"] == "congo=t61rcWkgMzE"
     # A sampled one is continued even at ratio 0 (parent-based).
     tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
     assert post_json(c.base, "/v1/completions", seed_body(), headers={"traceparent": tp})[0] == 200
@@ -205,8 +218,8 @@ def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path, fak
                                                             ratio):
     """W3C Trace Context's processing model: a traceparent that does not
     parse is no parent; a new trace starts and the tracestate, which
-    belonged to it, is deleted. Sampled, the pod gets our traceparent and
-    no tracestate; unsampled (ratio 0), neither."""
+    belonged to it, is deleted. The pod gets our traceparent (unsampled at
+    ratio 0) and no tracestate."""
     pods = fakes.pods(1)
     c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url,
                                                    "--trace-sample-ratio", ratio))
@@ -217,11 +230,9 @@ def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path, fak
                                   "x-test-id": tid})[0] == 200
         got = pods[0].completions(tid)[0].headers
         assert "tracestate" not in got, (bad, dict(got))
-        if ratio == "0":
-            assert "traceparent" not in got, (bad, dict(got))
-        else:
-            assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", got["traceparent"]), bad
-            assert TRACE_ID not in got["traceparent"].lower()
+        flags = "00" if ratio == "0" else "01"
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-" + flags, got["traceparent"]), bad
+        assert TRACE_ID not in got["traceparent"].lower()
     # A valid one keeps its tracestate.
     tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
     assert post_json(c.base, "/v1/completions", seed_body(),
