@@ -213,6 +213,7 @@ static int build_head(struct ig_req *p)
 	}
 	if (p->trace.propagate) {
 		put_cstr(&w, "traceparent: ");
+		p->trace.head_tp = w.end - w.p >= 55 ? w.p : NULL;
 		put(&w, p->trace.traceparent, 55);
 		put(&w, "\r\n", 2);
 	}

@@ -145,7 +145,26 @@ def test_spans_of_a_request_continue_the_clients_trace(procs, tmp_path, fakes, c
     assert a["gen_ai.response.model"] == "tweet-summary-1"
     assert a["http.response.status_code"] == 200
     assert a["gen_ai.usage.input_tokens"] > 0 and a["gen_ai.usage.output_tokens"] > 0
-    assert attrs(client)["server.address"] == pods[0].host
+    # HTTP semantic conventions: spans named by the method (no route
+    # template exists for a path match), the server's and the client's
+    # attributes apart.
+    assert server["name"] == "POST" and client["name"] == "POST"
+    assert a["http.request.method"] == "POST" and a["url.scheme"] == "http"
+    assert a["url.path"] == "/v1/completions" and "url.query" not in a
+    assert (a["server.address"], a["server.port"]) == (c.host, c.port)
+    assert a["network.protocol.version"] == "1.1"
+    assert a["user_agent.original"]
+    assert re.fullmatch(r"127\.\d+\.\d+\.\d+", a["client.address"]), a
+    assert 0 < a["client.port"] < 65536
+    assert "error.type" not in a and server["status"].get("code", 0) == 0
+    assert a["gen_ai.operation.name"] == "text_completion"
+    assert a["gen_ai.provider.name"] == "vllm"
+    ca = attrs(client)
+    assert ca["server.address"] == pods[0].host and ca["server.port"] == pods[0].port
+    assert ca["url.full"] == "http://%s/v1/completions" % pods[0].address
+    assert ca["http.request.method"] == "POST" and ca["http.response.status_code"] == 200
+    assert ca["network.protocol.version"] == "1.1"
+    assert "http.request.resend_count" not in ca and "error.type" not in ca
     assert attrs(internal)["infergate.endpoint"] == headers[
         "x-gateway-destination-endpoint-served"]
     # Spans nest in time: the schedule ends before the upstream exchange.
@@ -313,3 +332,45 @@ def test_shutdown_exports_what_waited_behind_the_export_in_flight(procs, tmp_pat
         assert "not exported" not in c.log()
     finally:
         col.stop()
+
+
+def test_a_client_span_per_attempt(procs, tmp_path, fakes, collector):
+    """HTTP semantic conventions: each attempt is a CLIENT span of its own
+    (http.request.resend_count on the resends), one that got no answer an
+    error with error.type; the pod's traceparent names its attempt's
+    span. A 502 has no gen_ai.response.model: no model answered."""
+    dead, good = fakes.pods(2)
+    dead.stop()  # refuses connections
+    c = FakeCluster(procs, tmp_path, [dead, good], gw_args=(
+        "--otlp-endpoint", collector.url, "--unhealthy-after", "60000"))
+    status, headers, _ = post_json(
+        c.base, "/v1/completions", seed_body(),
+        headers={"x-test-id": "a2",
+                 "test-epp-endpoint-selection": "%s,%s" % (dead.address, good.address)})
+    assert status == 200
+    spans = collector.wait_spans(4)
+    clients = sorted((s for s in spans if s["kind"] == 3), key=lambda s: s["startTimeUnixNano"])
+    assert len(clients) == 2, spans
+    first, second = attrs(clients[0]), attrs(clients[1])
+    assert first["server.address"] == dead.host
+    assert first["error.type"] == "connection_refused" and clients[0]["status"]["code"] == 2
+    assert "http.response.status_code" not in first and "http.request.resend_count" not in first
+    assert second["server.address"] == good.host
+    assert second["http.request.resend_count"] == 1
+    assert second["http.response.status_code"] == 200 and "error.type" not in second
+    assert clients[1]["status"].get("code", 0) == 0
+    assert clients[0]["spanId"] != clients[1]["spanId"]
+    tp = good.completions("a2")[0].headers["traceparent"]
+    assert tp == "00-%s-%s-01" % (clients[1]["traceId"], clients[1]["spanId"])
+    # No model server answered: a 502, no response model, error.type.
+    good.stop()
+    status, _, _ = call(c.base, "/v1/completions?trace=1", seed_body())
+    assert status == 502
+    spans = collector.wait_spans(7)
+    server = [s for s in spans if s["kind"] == 2 and attrs(s).get("url.query") == "trace=1"]
+    assert len(server) == 1, spans
+    a = attrs(server[0])
+    assert a["error.type"] == "502" and server[0]["status"]["code"] == 2
+    assert a["url.path"] == "/v1/completions"
+    assert a["gen_ai.request.model"] == "tweet-summary" and "gen_ai.response.model" not in a
+    c.stop()
