@@ -218,7 +218,7 @@ fail:
 
 /* --tracing (on by default, as GIE's): spans go where OpenTelemetry's
  * standard variables say, as GIE's picker reads them:
- * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL) or
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL, used as-is) or
  * OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces), OTEL_SERVICE_NAME, and
  * OTEL_TRACES_SAMPLER(_ARG) for the ratio. infergate exports OTLP/HTTP
  * with JSON bodies, which collectors take on their HTTP port (4318);
@@ -232,11 +232,10 @@ static void otel_from_env(struct ig_gw_options *o, char *url, size_t len)
 	if (!proto || !*proto)
 		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL");
 	if (traces && *traces) {
-		size_t n = strlen(traces);
-		const char *suffix = "/v1/traces";
-		if (n >= strlen(suffix) && !strcmp(traces + n - strlen(suffix), suffix))
-			n -= strlen(suffix);
-		snprintf(url, len, "%.*s", (int)n, traces);
+		/* The signal's own endpoint is the URL itself (OTLP exporter
+		 * spec, "Endpoint URLs for OTLP/HTTP"). */
+		snprintf(url, len, "%s", traces);
+		o->otlp_endpoint_is_url = true;
 	} else if (base && *base) {
 		snprintf(url, len, "%s", base);
 	} else {

@@ -207,11 +207,17 @@ static int parse_endpoint(struct ig_tracer *t, const char *url, char *err, size_
 	size_t pl = strlen(prefix);
 	while (pl && prefix[pl - 1] == '/')
 		pl--;
-	if (pl + sizeof "/v1/traces" > sizeof t->path) {
+	if ((t->cfg.endpoint_is_url ? strlen(prefix) + 2 : pl + sizeof "/v1/traces") >
+	    sizeof t->path) {
 		snprintf(err, errlen, "%s: path too long", url);
 		return -1;
 	}
-	snprintf(t->path, sizeof t->path, "%.*s/v1/traces", (int)pl, prefix);
+	/* A signal-specific endpoint is used as-is; a base URL gets the
+	 * signal's path (OTLP exporter spec, "Endpoint URLs for OTLP/HTTP"). */
+	if (t->cfg.endpoint_is_url)
+		snprintf(t->path, sizeof t->path, "%s", *prefix ? prefix : "/");
+	else
+		snprintf(t->path, sizeof t->path, "%.*s/v1/traces", (int)pl, prefix);
 	char port[16] = "80";
 	const char *colon = strrchr(t->hostport, ':');
 	const char *bracket = strchr(t->hostport, ']');

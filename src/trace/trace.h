@@ -71,7 +71,10 @@ int ig_span_json(struct ig_buf *b, const struct ig_span *s);
 struct ig_tracer;
 
 struct ig_tracer_config {
-	const char *endpoint;	  /* "http://host:port[/prefix]"; /v1/traces is appended */
+	const char *endpoint; /* "http://host:port[/prefix]"; /v1/traces is appended */
+	/* The endpoint is the full URL to POST to (OpenTelemetry's
+	 * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): nothing is appended. */
+	bool endpoint_is_url;
 	const char *service_name; /* resource attribute service.name */
 	double sample_ratio;	  /* for requests without a sampled parent; 0..1 */
 	size_t nrings;		  /* one per worker */

@@ -804,6 +804,24 @@ def test_tracing_from_otel_env(procs, tmp_path):
     col.stop()
 
 
+def test_traces_endpoint_variable_is_the_full_url(procs, tmp_path):
+    """OTLP exporter spec, "Endpoint URLs for OTLP/HTTP": the signal's own
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as-is (only the base
+    OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces)."""
+    from test_tracing import PARENT_ID, TRACE_ID, Collector
+    col = Collector(service="picker-under-test", path="/otlp/spans")
+    env = dict(os.environ, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=col.url + "/otlp/spans",
+               OTEL_EXPORTER_OTLP_ENDPOINT="http://127.94.0.1:9", OTEL_SERVICE_NAME="picker-under-test")
+    p = Picker(procs, tmp_path, env=env)
+    tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
+    first, out, s = full_duplex(p.channel, seed_bytes(), extra=(("traceparent", tp),))
+    respond(s)
+    s.rest()
+    assert len(col.wait_spans(3)) == 3
+    p.stop()
+    col.stop()
+
+
 def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path):
     """W3C Trace Context: an invalid traceparent starts a new trace and its
     tracestate is deleted. Sampled, the picker sets its own traceparent and

@@ -27,8 +27,9 @@ class Collector:
     "ok" answers 200, "refuse" 503, "hang" never answers, "hold" answers
     the first POST once release() is called and the others at once."""
 
-    def __init__(self, mode="ok", service="infergate"):
+    def __init__(self, mode="ok", service="infergate", path="/v1/traces"):
         self.mode = mode
+        self.path = path
         self.service = service
         self.posts = []
         self.lock = threading.Lock()
@@ -75,7 +76,7 @@ class Collector:
         with self.lock:
             posts = list(self.posts)
         for path, ctype, body in posts:
-            assert path == "/v1/traces" and ctype == "application/json"
+            assert path == self.path and ctype == "application/json"
             doc = json.loads(body)
             for rs in doc["resourceSpans"]:
                 res = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
