@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "core/str.h"
 #include "core/spsc.h"
 #include "http/client.h"
@@ -441,8 +442,11 @@ static void export_batch(struct ig_tracer *t, uint64_t timeout_ms)
 	ig_buf_append_cstr(&body, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
 				  "\"service.name\",\"value\":{\"stringValue\":");
 	ig_json_write_string(&body, t->cfg.service_name, strlen(t->cfg.service_name));
-	ig_buf_append_cstr(&body, "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"infergate\"},"
-				  "\"spans\":[");
+	/* The semantic conventions the spans follow, on both levels. */
+	ig_buf_append_cstr(&body, "}}]},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL
+				  "\",\"scopeSpans\":[{\"scope\":{\"name\":\"infergate\","
+				  "\"version\":\"" IG_VERSION
+				  "\"},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL "\",\"spans\":[");
 	ig_buf_append(&body, t->batch.ptr, t->batch.len);
 	ig_buf_append_cstr(&body, "]}]}]}");
 	ig_buf_reset(&t->req);

@@ -66,6 +66,11 @@ struct ig_span {
 /* Appends the span as one OTLP/JSON Span object. 0, or -1 when b is full. */
 int ig_span_json(struct ig_buf *b, const struct ig_span *s);
 
+/* The version of OpenTelemetry's semantic conventions the spans follow
+ * (gateway/tracing.c), as GIE v1.5's picker: the schemaUrl of every
+ * export. */
+#define IG_TRACE_SCHEMA_URL "https://opentelemetry.io/schemas/1.37.0"
+
 /* ---- exporter ---- */
 
 struct ig_tracer;

@@ -20,6 +20,8 @@ from test_upstream_faults import FakeCluster, fakes  # noqa: F401
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
+# The semantic conventions followed (GIE v1.5's picker's too).
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 
 class Collector:
@@ -81,7 +83,10 @@ class Collector:
             for rs in doc["resourceSpans"]:
                 res = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
                 assert res["service.name"] == {"stringValue": self.service}
+                assert rs["schemaUrl"] == SCHEMA_URL
                 for ss in rs["scopeSpans"]:
+                    assert ss["schemaUrl"] == SCHEMA_URL
+                    assert ss["scope"]["name"] == "infergate" and ss["scope"]["version"]
                     out += ss["spans"]
         return out
 
