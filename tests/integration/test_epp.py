@@ -768,6 +768,8 @@ def test_tracing_from_otel_env(procs, tmp_path):
     env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=col.url,
                OTEL_SERVICE_NAME="picker-under-test")
     p = Picker(procs, tmp_path, env=env)
+    # GIE's defaults: parentbased_traceidratio, 10% of the traces started here.
+    assert "sample ratio 0.1\n" in p.log()
     tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
     first, out, s = full_duplex(p.channel, seed_bytes(), extra=(("traceparent", tp),))
     hs = set_headers(first.request_headers.response)
@@ -811,8 +813,11 @@ def test_traces_endpoint_variable_is_the_full_url(procs, tmp_path):
     from test_tracing import PARENT_ID, TRACE_ID, Collector
     col = Collector(service="picker-under-test", path="/otlp/spans")
     env = dict(os.environ, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=col.url + "/otlp/spans",
-               OTEL_EXPORTER_OTLP_ENDPOINT="http://127.94.0.1:9", OTEL_SERVICE_NAME="picker-under-test")
+               OTEL_EXPORTER_OTLP_ENDPOINT="http://127.94.0.1:9",
+               OTEL_SERVICE_NAME="picker-under-test", OTEL_TRACES_SAMPLER_ARG="0.5")
     p = Picker(procs, tmp_path, env=env)
+    # The argument counts without OTEL_TRACES_SAMPLER (GIE's default sampler).
+    assert "sample ratio 0.5\n" in p.log()
     tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
     first, out, s = full_duplex(p.channel, seed_bytes(), extra=(("traceparent", tp),))
     respond(s)
@@ -829,7 +834,7 @@ def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path):
     from test_tracing import Collector
     col = Collector(service="picker-under-test")
     bad = (("traceparent", "00-%s-00f067aa0ba902b7-01" % ("0" * 32)), ("tracestate", "a=b"))
-    env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=col.url)
+    env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=col.url, OTEL_TRACES_SAMPLER="always_on")
     p = Picker(procs, tmp_path, env=env)
     first, out, s = full_duplex(p.channel, seed_bytes(), extra=bad)
     answer = first.request_headers.response
