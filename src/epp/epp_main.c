@@ -467,7 +467,8 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_ENUM("zap-stacktrace-level", 0, &stack_level, zap_levels, "LEVEL", NULL),
 	    IG_FLAG_BOOL("tracing", 0, &tracing,
 			 "spans of each pick to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP JSON; "
-			 "OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER_ARG) when set (the default; "
+			 "OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER_ARG, 0.1 by default) when set "
+			 "(the default; "
 			 "--tracing=false: none)"),
 	    IG_FLAG_SECTION("GIE and llm-d flags taken for compatibility (see the README):"),
 	    IG_FLAG_STR("model-server-metrics-scheme", 0, &scheme, "http", "http only"),
