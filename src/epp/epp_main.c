@@ -218,12 +218,45 @@ fail:
 
 /* --tracing (on by default, as GIE's): spans go where OpenTelemetry's
  * standard variables say, as GIE's picker reads them:
- * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL) or
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL, used as-is) or
  * OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces), OTEL_SERVICE_NAME, and
  * OTEL_TRACES_SAMPLER(_ARG) for the ratio. infergate exports OTLP/HTTP
  * with JSON bodies, which collectors take on their HTTP port (4318);
  * OTEL_EXPORTER_OTLP_PROTOCOL=grpc is refused with a log line. No variable:
  * no tracing. */
+/* The ratio of traces started here, as GIE v1.5's picker
+ * (pkg/common/observability/tracing): OTEL_TRACES_SAMPLER defaults to
+ * parentbased_traceidratio and OTEL_TRACES_SAMPLER_ARG to 0.1, an argument
+ * that is not a number is 0.1; always_on and always_off (parent-based or
+ * not) are taken as the OTel SDK's, another sampler falls back to 0.1. */
+static double sampler_ratio(void)
+{
+	const char *sampler = getenv("OTEL_TRACES_SAMPLER");
+	const char *arg = getenv("OTEL_TRACES_SAMPLER_ARG");
+	if (!sampler || !*sampler)
+		sampler = "parentbased_traceidratio";
+	if (!strcmp(sampler, "always_off") || !strcmp(sampler, "parentbased_always_off"))
+		return 0;
+	if (!strcmp(sampler, "always_on") || !strcmp(sampler, "parentbased_always_on"))
+		return 1;
+	if (strcmp(sampler, "traceidratio") && strcmp(sampler, "parentbased_traceidratio")) {
+		ig_warn("tracing: OTEL_TRACES_SAMPLER=%s is not supported: "
+			"parentbased_traceidratio with 0.1, as GIE's picker",
+			sampler);
+		return 0.1;
+	}
+	if (!arg || !*arg)
+		return 0.1;
+	char *end;
+	double r = strtod(arg, &end);
+	if (*end == '\0' && r >= 0 && r <= 1)
+		return r;
+	ig_warn("tracing: OTEL_TRACES_SAMPLER_ARG \"%s\" is not a ratio in [0, 1]; sampling 0.1, "
+		"as GIE's picker",
+		arg);
+	return 0.1;
+}
+
 static void otel_from_env(struct ig_gw_options *o, char *url, size_t len)
 {
 	const char *traces = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
@@ -232,11 +265,10 @@ static void otel_from_env(struct ig_gw_options *o, char *url, size_t len)
 	if (!proto || !*proto)
 		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL");
 	if (traces && *traces) {
-		size_t n = strlen(traces);
-		const char *suffix = "/v1/traces";
-		if (n >= strlen(suffix) && !strcmp(traces + n - strlen(suffix), suffix))
-			n -= strlen(suffix);
-		snprintf(url, len, "%.*s", (int)n, traces);
+		/* The signal's own endpoint is the URL itself (OTLP exporter
+		 * spec, "Endpoint URLs for OTLP/HTTP"). */
+		snprintf(url, len, "%s", traces);
+		o->otlp_endpoint_is_url = true;
 	} else if (base && *base) {
 		snprintf(url, len, "%s", base);
 	} else {
@@ -251,21 +283,7 @@ static void otel_from_env(struct ig_gw_options *o, char *url, size_t len)
 	o->otlp_endpoint = url;
 	const char *svc = getenv("OTEL_SERVICE_NAME");
 	o->otlp_service_name = svc && *svc ? svc : "infergate-epp";
-	const char *sampler = getenv("OTEL_TRACES_SAMPLER");
-	const char *arg = getenv("OTEL_TRACES_SAMPLER_ARG");
-	if (sampler &&
-	    (!strcmp(sampler, "always_off") || !strcmp(sampler, "parentbased_always_off")))
-		o->trace_sample_ratio = 0;
-	else if (sampler && strstr(sampler, "traceidratio") && arg && *arg) {
-		char *end;
-		double r = strtod(arg, &end);
-		if (*end == '\0' && r >= 0 && r <= 1)
-			o->trace_sample_ratio = r;
-		else
-			ig_warn("tracing: OTEL_TRACES_SAMPLER_ARG \"%s\" is not a ratio in [0, 1]; "
-				"sampling every request",
-				arg);
-	}
+	o->trace_sample_ratio = sampler_ratio();
 }
 
 /* zap's --zap-log-level: debug, info, error, panic, or a number (more
@@ -449,7 +467,8 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_ENUM("zap-stacktrace-level", 0, &stack_level, zap_levels, "LEVEL", NULL),
 	    IG_FLAG_BOOL("tracing", 0, &tracing,
 			 "spans of each pick to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP JSON; "
-			 "OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER_ARG) when set (the default; "
+			 "OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER_ARG, 0.1 by default) when set "
+			 "(the default; "
 			 "--tracing=false: none)"),
 	    IG_FLAG_SECTION("GIE and llm-d flags taken for compatibility (see the README):"),
 	    IG_FLAG_STR("model-server-metrics-scheme", 0, &scheme, "http", "http only"),

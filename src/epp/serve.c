@@ -363,8 +363,8 @@ static void on_picked(struct ig_req *p)
 	set[nset++] = (struct ig_xp_set_header){E->opt.dest_key ? E->opt.dest_key : DEST_HEADER,
 						ig_str_from(eps)};
 	if (p->trace.on) {
-		p->trace.dispatch_ns = ig_now_ns();
 		p->trace.endpoint = p->nranked ? p->ranked[0]->addr : NULL;
+		ig_req_trace_attempt(p, p->trace.endpoint, false, false);
 		set[nset++] =
 		    (struct ig_xp_set_header){"traceparent", ig_str_from(p->trace.traceparent)};
 	}

@@ -741,6 +741,7 @@ static int start(struct ig_gateway_rt *G)
 	if (G->opt.otlp_endpoint) {
 		char err[512];
 		struct ig_tracer_config tc = {.endpoint = G->opt.otlp_endpoint,
+					      .endpoint_is_url = G->opt.otlp_endpoint_is_url,
 					      .service_name = G->opt.otlp_service_name,
 					      .sample_ratio = G->opt.trace_sample_ratio,
 					      .nrings = (size_t)G->nworkers};

@@ -349,6 +349,7 @@ static bool retry_route(struct ig_req *p, const char *why)
 static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct ig_req *p = t->data;
+	ig_req_trace_attempt_error(p, "timeout");
 	if (t == &p->backend_timer &&
 	    retry_route(p, "no answer within the route's backendRequest timeout"))
 		return;
@@ -588,6 +589,7 @@ static void commit_prefix(struct ig_req *p)
 static int on_up_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
 {
 	struct ig_req *p = ud;
+	ig_req_trace_attempt_status(p, res->status);
 	if (ig_req_should_retry(p, res->status)) {
 		/* Nothing has gone to the client yet: the answer is dropped
 		 * with its connection. */
@@ -1179,9 +1181,32 @@ static void probe(struct ig_req *p)
 static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh);
 static void send_or_next(struct ig_req *p, struct ig_endpoint *ep, bool fresh);
 
+/* The attempt's error.type (HTTP semantic conventions: a short,
+ * low-cardinality name of what went wrong without an answer). */
+static const char *fault_type(const struct ig_http_client_fault *f)
+{
+	switch (f->kind) {
+	case IG_CLIENT_CONNECT:
+		if (f->detail && *f->detail)
+			return "tls_handshake_failed";
+		return f->err == ECONNREFUSED ? "connection_refused"
+		       : f->err == ETIMEDOUT  ? "connect_timeout"
+					      : "connect_failed";
+	case IG_CLIENT_TIMEOUT:
+		return "timeout";
+	case IG_CLIENT_PROTOCOL:
+	case IG_CLIENT_BROKEN:
+		return "invalid_response";
+	case IG_CLIENT_EARLY:
+		break;
+	}
+	return f->refused ? "refused_stream" : "connection_closed";
+}
+
 static void on_up_error(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud)
 {
 	struct ig_req *p = ud;
+	ig_req_trace_attempt_error(p, fault_type(f));
 	ig_http_client_close(c);
 	p->up = NULL;
 	if (p->resp_started) {
@@ -1314,7 +1339,13 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	if (p->streaming && proto == IG_PROTO_HTTP1)
 		fresh = true;
 	struct ig_http_client *c = fresh ? NULL : ig_upstreams_take(w->upstreams, ep, proto, tls);
+	bool h2 = c ? ig_http_client_proto(c) == IG_PROTO_H2C : proto == IG_PROTO_H2C;
+	ig_req_trace_attempt(p, ep->addr, h2, tls != NULL);
 	if (!c && !(c = ig_upstreams_connect(w->upstreams, ep, proto, tls))) {
+		int err = errno;
+		ig_req_trace_attempt_error(p, err == ECONNREFUSED ? "connection_refused"
+								  : "connect_failed");
+		errno = err;
 		if (errno == EMFILE || errno == ENFILE)
 			return -errno;
 		ig_warn("upstream %s: %s; trying another endpoint", ep->addr, strerror(errno));
@@ -1324,8 +1355,6 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	p->ep_tokens = (long)(p->prompt_bytes / 4);
 	p->ep_epoch = ig_endpoint_dispatch(ep, (size_t)w->id, p->ep_tokens);
 	p->ep_done = false;
-	if (p->trace.on && !p->trace.dispatch_ns)
-		p->trace.dispatch_ns = ig_now_ns();
 	p->trace.endpoint = ep->addr;
 	if (p->rule && p->rule->timeout_backend_ms)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
@@ -1373,6 +1402,7 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 		: ig_http_client_sendv(c, parts, 5, is_head, w->gw->opt.upstream_read_timeout_ms,
 				       &upstream_cbs, p);
 	if (rc < 0) {
+		ig_req_trace_attempt_error(p, "_OTHER");
 		ig_http_client_close(c);
 		release_endpoint(p);
 		return -1;
@@ -1468,6 +1498,7 @@ void ig_req_sink_response_head(struct ig_req *p, int status, bool sse)
 	p->status = status;
 	p->resp_started = true;
 	p->first_byte_ns = ig_now_ns();
+	ig_req_trace_attempt_status(p, status);
 	if (p->ep)
 		snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
 	p->sse = sse;
@@ -1491,6 +1522,8 @@ void ig_req_sink_served(struct ig_req *p, struct ig_str addr)
 		p->ep_done = false;
 		p->ntried = (int)i + 1;
 		p->trace.endpoint = ep->addr;
+		if (p->trace.on && p->trace.nattempts)
+			p->trace.attempts[p->trace.nattempts - 1].endpoint = ep->addr;
 		return;
 	}
 }

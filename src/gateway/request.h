@@ -19,6 +19,8 @@
 #include "sched/sched.h"
 
 #define IG_REQ_MAX_RANKED IG_SCHED_MAX_RANKED
+/* CLIENT spans kept per request: attempts past them take the last one. */
+#define IG_TRACE_MAX_ATTEMPTS 8
 /* A streamed body is kept for another attempt up to this size (as a body
  * of at most 1 MiB is read whole: listener.c's STREAM_MIN_BYTES). */
 #define IG_REQ_REPLAY_MAX ((size_t)1 << 20)
@@ -116,16 +118,32 @@ struct ig_req {
 
 	/* tracing.c: OpenTelemetry spans of this request (when sampled) */
 	struct ig_req_trace {
-		bool on;
+		bool on;	 /* sampled: its spans are recorded */
+		bool propagate;	 /* the pod gets our traceparent (tracing is on) */
 		bool has_parent; /* the client's traceparent */
 		/* The client's traceparent was invalid: it and its tracestate
 		 * do not go on (W3C Trace Context §4.3), sampled or not. */
 		bool drop_context;
-		uint8_t trace_id[16], parent[8], server[8], internal[8], client[8];
+		uint8_t trace_id[16], parent[8], server[8], internal[8];
 		uint64_t wall_start_ns; /* CLOCK_REALTIME at start_ns */
 		uint64_t dispatch_ns;	/* monotonic; 0: not yet */
 		char traceparent[56];	/* what the pod gets */
-		const char *endpoint;	/* of the last attempt (snapshot's) */
+		/* Its value in p->head (rewrite.c), which each attempt sets
+		 * to its own span's id; NULL: not in the head. */
+		char *head_tp;
+		const char *endpoint; /* of the last attempt (snapshot's) */
+		/* One CLIENT span per attempt sent (relay.c). */
+		struct ig_trace_attempt {
+			uint8_t span[8];
+			uint64_t start_ns, end_ns; /* monotonic; end 0: still open */
+			const char *endpoint;	   /* "ip:port" (snapshot's) */
+			const char *error;	   /* error.type without an answer */
+			int status;		   /* the answer's; 0: none */
+			int resend;		   /* http.request.resend_count */
+			bool h2, tls;
+		} attempts[IG_TRACE_MAX_ATTEMPTS];
+		uint8_t nattempts;
+		int sent;
 	} trace;
 
 	/* extpick.c: the pool's picker is another process (ext_proc) */
@@ -347,6 +365,13 @@ void ig_req_shut(struct ig_req *p, const char *why);
  * looked at: the headers go on as sent, as through an Envoy without a
  * tracing provider. */
 void ig_req_trace_begin(struct ig_req *p);
+/* relay.c's attempts, each a CLIENT span when sampled: _attempt as one is
+ * sent to endpoint (its span's id goes in the head's traceparent),
+ * _attempt_status when its answer's head came, _attempt_error when it
+ * failed without one (error.type: a short name such as "timeout"). */
+void ig_req_trace_attempt(struct ig_req *p, const char *endpoint, bool h2, bool tls);
+void ig_req_trace_attempt_status(struct ig_req *p, int status);
+void ig_req_trace_attempt_error(struct ig_req *p, const char *type);
 void ig_req_trace_end(struct ig_req *p);
 
 /* relay.c, for extpick.c: the response head held for the picker goes to

@@ -166,7 +166,7 @@ static int build_head(struct ig_req *p)
 			continue;
 		if (p->xp && ig_req_extpick_drops(p, hd->name))
 			continue;
-		if ((p->trace.on || p->trace.drop_context) &&
+		if ((p->trace.propagate || p->trace.drop_context) &&
 		    ig_str_ieq_cstr(hd->name, "traceparent"))
 			continue; /* ours replaces it: the pod's parent is our CLIENT span */
 		if (p->trace.drop_context && ig_str_ieq_cstr(hd->name, "tracestate"))
@@ -211,8 +211,9 @@ static int build_head(struct ig_req *p)
 		struct emit_ctx e = {&w};
 		ig_req_extpick_additions(p, emit_header, &e);
 	}
-	if (p->trace.on) {
+	if (p->trace.propagate) {
 		put_cstr(&w, "traceparent: ");
+		p->trace.head_tp = w.end - w.p >= 55 ? w.p : NULL;
 		put(&w, p->trace.traceparent, 55);
 		put(&w, "\r\n", 2);
 	}

@@ -91,6 +91,7 @@ struct ig_gw_options {
 	/* OpenTelemetry (trace/): spans of each request to this OTLP/HTTP
 	 * collector (NULL: none). */
 	const char *otlp_endpoint;
+	bool otlp_endpoint_is_url;	       /* used as-is; else the base of URL/v1/traces */
 	const char *otlp_service_name;	       /* default "infergate" */
 	double trace_sample_ratio;	       /* roots traced; default 1.0 */
 	const struct ig_gw_frontend *frontend; /* NULL: the HTTP listeners */

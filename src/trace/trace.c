@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "core/str.h"
 #include "core/spsc.h"
 #include "http/client.h"
@@ -186,6 +187,7 @@ struct ig_tracer {
 	size_t req_spans;
 	bool in_flight;
 	uint64_t exported, dropped, failed;
+	uint64_t left; /* dropped by the shutdown's flush: not exported in time */
 };
 
 static int parse_endpoint(struct ig_tracer *t, const char *url, char *err, size_t errlen)
@@ -206,11 +208,17 @@ static int parse_endpoint(struct ig_tracer *t, const char *url, char *err, size_
 	size_t pl = strlen(prefix);
 	while (pl && prefix[pl - 1] == '/')
 		pl--;
-	if (pl + sizeof "/v1/traces" > sizeof t->path) {
+	if ((t->cfg.endpoint_is_url ? strlen(prefix) + 2 : pl + sizeof "/v1/traces") >
+	    sizeof t->path) {
 		snprintf(err, errlen, "%s: path too long", url);
 		return -1;
 	}
-	snprintf(t->path, sizeof t->path, "%.*s/v1/traces", (int)pl, prefix);
+	/* A signal-specific endpoint is used as-is; a base URL gets the
+	 * signal's path (OTLP exporter spec, "Endpoint URLs for OTLP/HTTP"). */
+	if (t->cfg.endpoint_is_url)
+		snprintf(t->path, sizeof t->path, "%s", *prefix ? prefix : "/");
+	else
+		snprintf(t->path, sizeof t->path, "%.*s/v1/traces", (int)pl, prefix);
 	char port[16] = "80";
 	const char *colon = strrchr(t->hostport, ':');
 	const char *bracket = strchr(t->hostport, ']');
@@ -328,7 +336,11 @@ void ig_tracer_emit(struct ig_tracer *t, size_t ring, const struct ig_span *span
 	}
 }
 
-static void drain(struct ig_tracer *t)
+/* Moves the rings' spans into the batch while they fit; what does not fit
+ * stays in its ring for a later batch (a ring that stays full drops, as
+ * counted by ig_tracer_emit). `discard`: everything left is dropped and
+ * counted instead (the end of a shutdown). */
+static void drain(struct ig_tracer *t, bool discard)
 {
 	for (size_t i = 0; i < t->cfg.nrings; i++) {
 		struct ring *r = &t->rings[i];
@@ -337,8 +349,13 @@ static void drain(struct ig_tracer *t)
 			uint32_t len;
 			ig_spsc_read(&r->q, off, &len, 4);
 			size_t need = t->batch.len + len + 1;
-			if (need > t->cfg.batch_bytes || ig_buf_reserve(&t->batch, len + 1) < 0) {
+			bool fits =
+			    need <= t->cfg.batch_bytes && ig_buf_reserve(&t->batch, len + 1) == 0;
+			if (!fits && t->batch.len && !discard)
+				break; /* for the next batch */
+			if (!fits || discard) {
 				t->dropped++;
+				t->left++;
 			} else {
 				if (t->batch.len)
 					t->batch.ptr[t->batch.len++] = ',';
@@ -405,7 +422,7 @@ static void on_error(struct ig_http_client *c, const struct ig_http_client_fault
 
 static const struct ig_http_client_cbs export_cbs = {on_head, on_body, on_done, on_error, NULL};
 
-static void export_batch(struct ig_tracer *t)
+static void export_batch(struct ig_tracer *t, uint64_t timeout_ms)
 {
 	if (t->in_flight || !t->batch.len)
 		return;
@@ -414,7 +431,7 @@ static void export_batch(struct ig_tracer *t)
 		t->conn = NULL;
 	}
 	if (!t->conn && !(t->conn = ig_http_client_connect(t->loop, (struct sockaddr *)&t->sa,
-							   t->salen, t->cfg.timeout_ms))) {
+							   t->salen, timeout_ms))) {
 		t->failed++;
 		t->dropped += t->batch_spans;
 		t->batch.len = 0;
@@ -425,8 +442,11 @@ static void export_batch(struct ig_tracer *t)
 	ig_buf_append_cstr(&body, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
 				  "\"service.name\",\"value\":{\"stringValue\":");
 	ig_json_write_string(&body, t->cfg.service_name, strlen(t->cfg.service_name));
-	ig_buf_append_cstr(&body, "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"infergate\"},"
-				  "\"spans\":[");
+	/* The semantic conventions the spans follow, on both levels. */
+	ig_buf_append_cstr(&body, "}}]},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL
+				  "\",\"scopeSpans\":[{\"scope\":{\"name\":\"infergate\","
+				  "\"version\":\"" IG_VERSION
+				  "\"},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL "\",\"spans\":[");
 	ig_buf_append(&body, t->batch.ptr, t->batch.len);
 	ig_buf_append_cstr(&body, "]}]}]}");
 	ig_buf_reset(&t->req);
@@ -440,8 +460,8 @@ static void export_batch(struct ig_tracer *t)
 	t->batch.len = 0;
 	t->batch_spans = 0;
 	t->in_flight = true;
-	if (ig_http_client_send(t->conn, t->req.ptr, t->req.len, false, t->cfg.timeout_ms,
-				&export_cbs, t) < 0) {
+	if (ig_http_client_send(t->conn, t->req.ptr, t->req.len, false, timeout_ms, &export_cbs,
+				t) < 0) {
 		ig_http_client_close(t->conn);
 		t->conn = NULL;
 		export_end(t, false);
@@ -451,8 +471,8 @@ static void export_batch(struct ig_tracer *t)
 static void on_tick(struct ig_loop *loop, struct ig_timer *tm)
 {
 	struct ig_tracer *t = tm->data;
-	drain(t);
-	export_batch(t);
+	drain(t, false);
+	export_batch(t, t->cfg.timeout_ms);
 	ig_timer_start(loop, &t->timer, t->cfg.interval_ms, on_tick, t);
 }
 
@@ -462,20 +482,50 @@ void ig_tracer_start(struct ig_tracer *t, struct ig_loop *loop)
 	ig_timer_start(loop, &t->timer, t->cfg.interval_ms, on_tick, t);
 }
 
+/* The OTel SDK's Shutdown: the export in flight ends (or times out), then
+ * what is still batched or in the rings goes, batch after batch, all
+ * within one deadline; what could not go is counted as dropped and said
+ * once. */
+static void flush_at_shutdown(struct ig_tracer *t)
+{
+	uint64_t now = ig_now_ms(), end = now + IG_TRACE_SHUTDOWN_MS;
+	for (; now < end; now = ig_now_ms()) {
+		if (!t->in_flight) {
+			drain(t, false);
+			if (!t->batch.len)
+				break;
+			uint64_t left = end - now;
+			export_batch(t, left < t->cfg.timeout_ms ? left : t->cfg.timeout_ms);
+			continue;
+		}
+		ig_loop_run_once(t->loop, 20);
+	}
+	if (t->conn) {
+		ig_http_client_close(t->conn);
+		t->conn = NULL;
+	}
+	if (t->in_flight) {
+		t->left += t->req_spans;
+		export_end(t, false);
+	}
+	t->left += t->batch_spans;
+	t->dropped += t->batch_spans;
+	t->batch.len = 0;
+	t->batch_spans = 0;
+	drain(t, true);
+	if (t->left)
+		ig_warn("tracing: %llu spans were not exported by the shutdown's deadline (%d ms): "
+			"dropped",
+			(unsigned long long)t->left, IG_TRACE_SHUTDOWN_MS);
+}
+
 void ig_tracer_free(struct ig_tracer *t)
 {
 	if (!t)
 		return;
 	if (t->loop) {
 		ig_timer_stop(t->loop, &t->timer);
-		/* A last export of what the workers left, bounded in time. */
-		drain(t);
-		export_batch(t);
-		uint64_t end = ig_now_ms() + t->cfg.timeout_ms;
-		while (t->in_flight && ig_now_ms() < end)
-			ig_loop_run_once(t->loop, 20);
-		if (t->conn)
-			ig_http_client_close(t->conn);
+		flush_at_shutdown(t);
 	}
 	for (size_t i = 0; t->rings && i < t->cfg.nrings; i++) {
 		ig_spsc_free(&t->rings[i].q);

@@ -66,12 +66,20 @@ struct ig_span {
 /* Appends the span as one OTLP/JSON Span object. 0, or -1 when b is full. */
 int ig_span_json(struct ig_buf *b, const struct ig_span *s);
 
+/* The version of OpenTelemetry's semantic conventions the spans follow
+ * (gateway/tracing.c), as GIE v1.5's picker: the schemaUrl of every
+ * export. */
+#define IG_TRACE_SCHEMA_URL "https://opentelemetry.io/schemas/1.37.0"
+
 /* ---- exporter ---- */
 
 struct ig_tracer;
 
 struct ig_tracer_config {
-	const char *endpoint;	  /* "http://host:port[/prefix]"; /v1/traces is appended */
+	const char *endpoint; /* "http://host:port[/prefix]"; /v1/traces is appended */
+	/* The endpoint is the full URL to POST to (OpenTelemetry's
+	 * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): nothing is appended. */
+	bool endpoint_is_url;
 	const char *service_name; /* resource attribute service.name */
 	double sample_ratio;	  /* for requests without a sampled parent; 0..1 */
 	size_t nrings;		  /* one per worker */
@@ -86,8 +94,13 @@ struct ig_tracer_config {
 struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, size_t errlen);
 /* Starts the export timer on the control loop. */
 void ig_tracer_start(struct ig_tracer *t, struct ig_loop *loop);
-/* One last export attempt of what is queued (bounded by timeout_ms), then
- * everything is freed. */
+/* At most this long, ig_tracer_free exports what is left (the OTel SDK's
+ * Shutdown with a deadline). */
+#define IG_TRACE_SHUTDOWN_MS 5000
+/* Waits for the export in flight, then exports what is still batched or
+ * in the rings, batch after batch, each export bounded by timeout_ms and
+ * all by IG_TRACE_SHUTDOWN_MS; what did not go is counted as dropped and
+ * logged. Then everything is freed. */
 void ig_tracer_free(struct ig_tracer *t);
 
 /* Whether a request without a sampled parent is traced (ratio). */

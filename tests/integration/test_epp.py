@@ -768,23 +768,27 @@ def test_tracing_from_otel_env(procs, tmp_path):
     env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=col.url,
                OTEL_SERVICE_NAME="picker-under-test")
     p = Picker(procs, tmp_path, env=env)
+    # GIE's defaults: parentbased_traceidratio, 10% of the traces started here.
+    assert "sample ratio 0.1\n" in p.log()
     tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
     first, out, s = full_duplex(p.channel, seed_bytes(), extra=(("traceparent", tp),))
     hs = set_headers(first.request_headers.response)
     ep = hs["x-gateway-destination-endpoint"]
     respond(s)
     s.rest()
-    spans = {x["name"]: x for x in col.wait_spans(3)}
-    server = spans["POST /v1/completions"]
+    spans = {x["kind"]: x for x in col.wait_spans(3)}
+    server = spans[2]
+    assert server["name"] == "POST"  # HTTP semantic conventions: no route template
     assert server["traceId"] == TRACE_ID and server["parentSpanId"] == PARENT_ID
     assert server["kind"] == 2
     assert attrs(server)["gen_ai.request.model"] == "tweet-summary"
     assert attrs(server)["gen_ai.response.model"] == "tweet-summary-1"
-    sched = spans["route and schedule"]
+    sched = spans[1]
+    assert sched["name"] == "route and schedule"
     assert sched["parentSpanId"] == server["spanId"]
     assert attrs(sched)["infergate.endpoint"] == ep
-    up = spans["upstream"]
-    assert up["parentSpanId"] == server["spanId"] and up["kind"] == 3
+    up = spans[3]
+    assert up["parentSpanId"] == server["spanId"] and up["name"] == "POST"
     assert hs["traceparent"] == "00-%s-%s-01" % (TRACE_ID, up["spanId"])
     p.stop()
     col.stop()
@@ -802,6 +806,27 @@ def test_tracing_from_otel_env(procs, tmp_path):
     col.stop()
 
 
+def test_traces_endpoint_variable_is_the_full_url(procs, tmp_path):
+    """OTLP exporter spec, "Endpoint URLs for OTLP/HTTP": the signal's own
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as-is (only the base
+    OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces)."""
+    from test_tracing import PARENT_ID, TRACE_ID, Collector
+    col = Collector(service="picker-under-test", path="/otlp/spans")
+    env = dict(os.environ, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=col.url + "/otlp/spans",
+               OTEL_EXPORTER_OTLP_ENDPOINT="http://127.94.0.1:9",
+               OTEL_SERVICE_NAME="picker-under-test", OTEL_TRACES_SAMPLER_ARG="0.5")
+    p = Picker(procs, tmp_path, env=env)
+    # The argument counts without OTEL_TRACES_SAMPLER (GIE's default sampler).
+    assert "sample ratio 0.5\n" in p.log()
+    tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
+    first, out, s = full_duplex(p.channel, seed_bytes(), extra=(("traceparent", tp),))
+    respond(s)
+    s.rest()
+    assert len(col.wait_spans(3)) == 3
+    p.stop()
+    col.stop()
+
+
 def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path):
     """W3C Trace Context: an invalid traceparent starts a new trace and its
     tracestate is deleted. Sampled, the picker sets its own traceparent and
@@ -809,7 +834,7 @@ def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path):
     from test_tracing import Collector
     col = Collector(service="picker-under-test")
     bad = (("traceparent", "00-%s-00f067aa0ba902b7-01" % ("0" * 32)), ("tracestate", "a=b"))
-    env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=col.url)
+    env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=col.url, OTEL_TRACES_SAMPLER="always_on")
     p = Picker(procs, tmp_path, env=env)
     first, out, s = full_duplex(p.channel, seed_bytes(), extra=bad)
     answer = first.request_headers.response

@@ -7,6 +7,7 @@ continued; GenAI attributes; a collector that refuses or never answers does
 not slow requests."""
 import json
 import re
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,18 +20,23 @@ from test_upstream_faults import FakeCluster, fakes  # noqa: F401
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
+# The semantic conventions followed (GIE v1.5's picker's too).
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 
 class Collector:
     """An OTLP/HTTP receiver: POST /v1/traces (JSON) is recorded; mode
-    "ok" answers 200, "refuse" 503, "hang" never answers."""
+    "ok" answers 200, "refuse" 503, "hang" never answers, "hold" answers
+    the first POST once release() is called and the others at once."""
 
-    def __init__(self, mode="ok", service="infergate"):
+    def __init__(self, mode="ok", service="infergate", path="/v1/traces"):
         self.mode = mode
+        self.path = path
         self.service = service
         self.posts = []
         self.lock = threading.Lock()
         self.stop_evt = threading.Event()
+        self.release_evt = threading.Event()
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -48,7 +54,9 @@ class Collector:
                 if outer.mode == "hang":
                     outer.stop_evt.wait(20)
                     return
-                code = 200 if outer.mode == "ok" else 503
+                if outer.mode == "hold" and len(outer.posts) == 1:
+                    outer.release_evt.wait(20)
+                code = 200 if outer.mode in ("ok", "hold") else 503
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", "2")
@@ -70,12 +78,15 @@ class Collector:
         with self.lock:
             posts = list(self.posts)
         for path, ctype, body in posts:
-            assert path == "/v1/traces" and ctype == "application/json"
+            assert path == self.path and ctype == "application/json"
             doc = json.loads(body)
             for rs in doc["resourceSpans"]:
                 res = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
                 assert res["service.name"] == {"stringValue": self.service}
+                assert rs["schemaUrl"] == SCHEMA_URL
                 for ss in rs["scopeSpans"]:
+                    assert ss["schemaUrl"] == SCHEMA_URL
+                    assert ss["scope"]["name"] == "infergate" and ss["scope"]["version"]
                     out += ss["spans"]
         return out
 
@@ -88,8 +99,12 @@ class Collector:
             assert time.time() < deadline, s
             time.sleep(0.05)
 
+    def release(self):
+        self.release_evt.set()
+
     def stop(self):
         self.stop_evt.set()
+        self.release_evt.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -136,7 +151,26 @@ def test_spans_of_a_request_continue_the_clients_trace(procs, tmp_path, fakes, c
     assert a["gen_ai.response.model"] == "tweet-summary-1"
     assert a["http.response.status_code"] == 200
     assert a["gen_ai.usage.input_tokens"] > 0 and a["gen_ai.usage.output_tokens"] > 0
-    assert attrs(client)["server.address"] == pods[0].host
+    # HTTP semantic conventions: spans named by the method (no route
+    # template exists for a path match), the server's and the client's
+    # attributes apart.
+    assert server["name"] == "POST" and client["name"] == "POST"
+    assert a["http.request.method"] == "POST" and a["url.scheme"] == "http"
+    assert a["url.path"] == "/v1/completions" and "url.query" not in a
+    assert (a["server.address"], a["server.port"]) == (c.host, c.port)
+    assert a["network.protocol.version"] == "1.1"
+    assert a["user_agent.original"]
+    assert re.fullmatch(r"127\.\d+\.\d+\.\d+", a["client.address"]), a
+    assert 0 < a["client.port"] < 65536
+    assert "error.type" not in a and server["status"].get("code", 0) == 0
+    assert a["gen_ai.operation.name"] == "text_completion"
+    assert a["gen_ai.provider.name"] == "vllm"
+    ca = attrs(client)
+    assert ca["server.address"] == pods[0].host and ca["server.port"] == pods[0].port
+    assert ca["url.full"] == "http://%s/v1/completions" % pods[0].address
+    assert ca["http.request.method"] == "POST" and ca["http.response.status_code"] == 200
+    assert ca["network.protocol.version"] == "1.1"
+    assert "http.request.resend_count" not in ca and "error.type" not in ca
     assert attrs(internal)["infergate.endpoint"] == headers[
         "x-gateway-destination-endpoint-served"]
     # Spans nest in time: the schedule ends before the upstream exchange.
@@ -170,13 +204,26 @@ def test_sample_ratio_zero_and_unsampled_parent(procs, tmp_path, fakes, collecto
     pods = fakes.pods(1)
     c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url,
                                                    "--trace-sample-ratio", "0"))
-    for _ in range(3):
-        assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
-    # A client's unsampled traceparent goes to the pod as it was sent.
+    # Not sampled: the OTel SDK's non-recording span, a valid context of
+    # its own with the sampled flag off, so that the pod's parent-based
+    # sampler drops the request too.
+    ids = set()
+    for i in range(3):
+        assert post_json(c.base, "/v1/completions", seed_body(),
+                         headers={"x-test-id": "n%d" % i})[0] == 200
+        tp = pods[0].completions("n%d" % i)[0].headers["traceparent"]
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", tp), tp
+        ids.add(tp)
+    assert len(ids) == 3
+    # A client's unsampled traceparent: the same trace, our span's id.
     tp = "00-%s-%s-00" % (TRACE_ID, PARENT_ID)
     assert post_json(c.base, "/v1/completions", seed_body(),
-                     headers={"traceparent": tp, "x-test-id": "u"})[0] == 200
-    assert pods[0].completions("u")[0].headers["traceparent"] == tp
+                     headers={"traceparent": tp, "tracestate": "congo=t61rcWkgMzE",
+                              "x-test-id": "u"})[0] == 200
+    got = pods[0].completions("u")[0].headers
+    assert re.fullmatch(r"00-%s-[0-9a-f]{16}-00" % TRACE_ID, got["traceparent"])
+    assert PARENT_ID not in got["traceparent"]
+    assert got["tracestate"] == "congo=t61rcWkgMzE"
     # A sampled one is continued even at ratio 0 (parent-based).
     tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
     assert post_json(c.base, "/v1/completions", seed_body(), headers={"traceparent": tp})[0] == 200
@@ -196,8 +243,8 @@ def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path, fak
                                                             ratio):
     """W3C Trace Context's processing model: a traceparent that does not
     parse is no parent; a new trace starts and the tracestate, which
-    belonged to it, is deleted. Sampled, the pod gets our traceparent and
-    no tracestate; unsampled (ratio 0), neither."""
+    belonged to it, is deleted. The pod gets our traceparent (unsampled at
+    ratio 0) and no tracestate."""
     pods = fakes.pods(1)
     c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url,
                                                    "--trace-sample-ratio", ratio))
@@ -208,11 +255,9 @@ def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path, fak
                                   "x-test-id": tid})[0] == 200
         got = pods[0].completions(tid)[0].headers
         assert "tracestate" not in got, (bad, dict(got))
-        if ratio == "0":
-            assert "traceparent" not in got, (bad, dict(got))
-        else:
-            assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", got["traceparent"]), bad
-            assert TRACE_ID not in got["traceparent"].lower()
+        flags = "00" if ratio == "0" else "01"
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-" + flags, got["traceparent"]), bad
+        assert TRACE_ID not in got["traceparent"].lower()
     # A valid one keeps its tracestate.
     tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
     assert post_json(c.base, "/v1/completions", seed_body(),
@@ -266,3 +311,72 @@ def test_a_bad_collector_never_slows_requests(procs, tmp_path, fakes, mode, monk
         assert time.time() - t0 < 3.5
     finally:
         col.stop()
+
+
+def test_shutdown_exports_what_waited_behind_the_export_in_flight(procs, tmp_path, fakes):
+    """The OTel SDK's Shutdown: spans batched while an export was in flight
+    still go once it ends, within the shutdown's deadline."""
+    col = Collector("hold")
+    try:
+        pods = fakes.pods(1)
+        c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", col.url))
+        assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+        deadline = time.time() + 5
+        while not col.posts:  # the first export is in flight, held
+            assert time.time() < deadline
+            time.sleep(0.02)
+        assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+        c.gw.send_signal(signal.SIGTERM)
+        deadline = time.time() + 5
+        while "draining" not in c.log():
+            assert time.time() < deadline
+            time.sleep(0.02)
+        time.sleep(0.3)  # into the tracer's shutdown, most likely
+        col.release()
+        assert c.gw.wait(timeout=15) == 0
+        assert len(col.spans()) == 6, c.log()
+        assert "not exported" not in c.log()
+    finally:
+        col.stop()
+
+
+def test_a_client_span_per_attempt(procs, tmp_path, fakes, collector):
+    """HTTP semantic conventions: each attempt is a CLIENT span of its own
+    (http.request.resend_count on the resends), one that got no answer an
+    error with error.type; the pod's traceparent names its attempt's
+    span. A 502 has no gen_ai.response.model: no model answered."""
+    dead, good = fakes.pods(2)
+    dead.stop()  # refuses connections
+    c = FakeCluster(procs, tmp_path, [dead, good], gw_args=(
+        "--otlp-endpoint", collector.url, "--unhealthy-after", "60000"))
+    status, headers, _ = post_json(
+        c.base, "/v1/completions", seed_body(),
+        headers={"x-test-id": "a2",
+                 "test-epp-endpoint-selection": "%s,%s" % (dead.address, good.address)})
+    assert status == 200
+    spans = collector.wait_spans(4)
+    clients = sorted((s for s in spans if s["kind"] == 3), key=lambda s: s["startTimeUnixNano"])
+    assert len(clients) == 2, spans
+    first, second = attrs(clients[0]), attrs(clients[1])
+    assert first["server.address"] == dead.host
+    assert first["error.type"] == "connection_refused" and clients[0]["status"]["code"] == 2
+    assert "http.response.status_code" not in first and "http.request.resend_count" not in first
+    assert second["server.address"] == good.host
+    assert second["http.request.resend_count"] == 1
+    assert second["http.response.status_code"] == 200 and "error.type" not in second
+    assert clients[1]["status"].get("code", 0) == 0
+    assert clients[0]["spanId"] != clients[1]["spanId"]
+    tp = good.completions("a2")[0].headers["traceparent"]
+    assert tp == "00-%s-%s-01" % (clients[1]["traceId"], clients[1]["spanId"])
+    # No model server answered: a 502, no response model, error.type.
+    good.stop()
+    status, _, _ = call(c.base, "/v1/completions?trace=1", seed_body())
+    assert status == 502
+    spans = collector.wait_spans(7)
+    server = [s for s in spans if s["kind"] == 2 and attrs(s).get("url.query") == "trace=1"]
+    assert len(server) == 1, spans
+    a = attrs(server[0])
+    assert a["error.type"] == "502" and server[0]["status"]["code"] == 2
+    assert a["url.path"] == "/v1/completions"
+    assert a["gen_ai.request.model"] == "tweet-summary" and "gen_ai.response.model" not in a
+    c.stop()
