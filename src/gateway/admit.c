@@ -242,6 +242,20 @@ static int schedule(struct ig_req *p, bool from_queue)
 	if (needs & IG_SCHED_NEEDS_SESSION)
 		req.session_key =
 		    ig_session_token_key(p->pool, req_header(p, IG_SESSION_TOKEN_HEADER));
+	/* The prompt's block hashes stay with the request for its commit,
+	 * in its arena: as many as its prompt has (a queued request is
+	 * scheduled again with the same input and room). */
+	size_t nblocks =
+	    ig_scheduler_prefix_blocks(sched, req.cache_block_tokens, req.prefix_input.len);
+	if (nblocks > p->res.prefix_room_len) {
+		p->res.prefix_room = ig_arena_alloc(p->ex->arena, nblocks * sizeof(uint64_t));
+		if (!p->res.prefix_room) {
+			p->res.prefix_room_len = 0;
+			ig_req_fail(p, 500, "server_error", NULL, "out of memory");
+			return -1;
+		}
+		p->res.prefix_room_len = nblocks;
+	}
 	size_t ranked[IG_SCHED_MAX_RANKED];
 	p->res.ranked = ranked;
 	p->res.scores = NULL;

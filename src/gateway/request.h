@@ -225,9 +225,9 @@ struct ig_req {
 	bool recorded, finished;
 
 	/* admit.c: the schedule's result, with the prefix hashes for the
-	 * commit. Last, and 4 KB of arrays read only up to their counts: a
-	 * new request (ig_proxy_handle) zeroes the struct up to here and the
-	 * result's counts, not the arrays. */
+	 * commit (in the exchange's arena, as many as the prompt has). Last:
+	 * a new request (ig_proxy_handle) zeroes the struct up to here and
+	 * clears the result. */
 	struct ig_sched_result res;
 };
 

@@ -464,6 +464,15 @@ static int prefix_input(struct ig_req *p)
 			return 0;
 		}
 	}
+	/* The canonical form is never longer than what it is made from (it
+	 * drops spacing and escapes: json/canon.h), plus a key and brackets
+	 * per part (wrapped): the copy takes no more room than the prompt,
+	 * however many blocks the index would hash. */
+	size_t most = single.raw.len;
+	for (size_t i = 0; i < nparts; i++)
+		most += parts[i].v.raw.len + 24 + 2;
+	if (most < limit)
+		limit = most;
 	char *buf = ig_arena_alloc(a, limit);
 	if (!buf)
 		return -1;

@@ -128,7 +128,7 @@ static int setup_prefix(struct ig_scheduler *s, const struct plugin_params *p)
 }
 
 /* A reported block size above what blockSizeTokens may be set to is not
- * believed (the gateway would copy up to 256 such blocks per request). */
+ * believed. */
 #define MAX_BLOCK_TOKENS (1u << 20)
 
 /* The blocks a request is hashed in: blockSizeTokens tokens of about four
@@ -147,6 +147,14 @@ static void geometry(const struct ig_scheduler *s, uint32_t reported, size_t *bl
 		n = p->max_prefix_tokens / tokens;
 	*block_bytes = (size_t)tokens * CHARS_PER_TOKEN;
 	*max_blocks = n < IG_PREFIX_MAX_BLOCKS ? n : IG_PREFIX_MAX_BLOCKS;
+}
+
+/* How many hashes ig_prefix_hashes makes at most of len bytes: the full
+ * blocks and the tail, at most max_blocks. */
+static size_t blocks_of(size_t len, size_t block_bytes, size_t max_blocks)
+{
+	size_t n = block_bytes ? len / block_bytes + (len % block_bytes != 0) : 0;
+	return n < max_blocks ? n : max_blocks;
 }
 
 /* What a stage reads beyond the figures (IG_SCHED_NEEDS_*). */
@@ -355,7 +363,7 @@ struct call {
  * index sets, prefix counts. */
 #define PER_EP (3 * sizeof(double) + 2 * sizeof(int64_t) + 2 * sizeof(size_t) + sizeof(uint32_t))
 
-static _Thread_local struct ig_scratch call_mem, hits_mem, tree_mem, ident_mem;
+static _Thread_local struct ig_scratch call_mem, hits_mem, tree_mem, ident_mem, hashes_mem;
 static _Thread_local size_t ident_len;
 
 /* 0, 1, ..., n - 1: the set of every candidate, filled once per thread
@@ -807,6 +815,10 @@ static bool cold(const struct call *c, const struct ig_sched_set *set)
 
 /* One scorer over the candidates of the set, each in its own loop so that
  * the loop does one thing. */
+/* The prefix scorer's table of scores by count, for prompts of at most
+ * this many blocks (the default maxPrefixBlocksToMatch). */
+#define SCORE_TABLE 256
+
 static void run_scorer(const struct call *c, const struct stage *st, const struct ig_sched_set *set)
 {
 	double w = st->weight;
@@ -861,8 +873,9 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 		/* Without a match every score is 0: adding 0 changes nothing.
 		 * The few candidates that hold blocks, when the gather pass
 		 * listed them, get their score worked out one by one; every
-		 * candidate otherwise, from a table (counts are at most
-		 * IG_PREFIX_MAX_BLOCKS), which costs a division per entry. */
+		 * candidate otherwise: from a table of the scores of every
+		 * count up to nhashes, which costs a division per entry,
+		 * when there are at most SCORE_TABLE, else one by one. */
 		if (!c->counts || !c->nhashes)
 			break;
 		double nh = (double)c->nhashes;
@@ -873,7 +886,12 @@ static void run_scorer(const struct call *c, const struct stage *st, const struc
 			}
 			break;
 		}
-		double table[IG_PREFIX_MAX_BLOCKS + 1];
+		if (c->nhashes > SCORE_TABLE) {
+			for (size_t k = 0; k < set->n; k++)
+				c->scores[k] += clamp01((double)c->counts[set->idx[k]] / nh) * w;
+			break;
+		}
+		double table[SCORE_TABLE + 1];
 		for (size_t b = 0; b <= c->nhashes; b++)
 			table[b] = clamp01((double)b / nh);
 		for (size_t k = 0; k < set->n; k++)
@@ -1041,8 +1059,18 @@ static const struct ig_prefix_walk *match_prefix(struct ig_scheduler *s,
 	size_t block_bytes, max_blocks;
 	geometry(s, c->req->cache_block_tokens, &block_bytes, &max_blocks);
 	res->prefix_block_bytes = block_bytes;
-	c->nhashes = ig_prefix_hashes(seed, c->req->prefix_input, block_bytes, max_blocks,
-				      res->prefix_hashes);
+	/* The caller's room, or the thread's (for as many as the input has). */
+	uint64_t *out = res->prefix_room;
+	if (out) {
+		if (max_blocks > res->prefix_room_len)
+			max_blocks = res->prefix_room_len;
+	} else {
+		size_t need = blocks_of(c->req->prefix_input.len, block_bytes, max_blocks);
+		if (need && !(out = ig_scratch_get(&hashes_mem, need * sizeof(*out))))
+			return NULL;
+	}
+	c->nhashes = ig_prefix_hashes(seed, c->req->prefix_input, block_bytes, max_blocks, out);
+	res->prefix_hashes = out;
 	res->nprefix_hashes = c->nhashes;
 	if (c->nhashes == 0)
 		return NULL;
@@ -1183,6 +1211,16 @@ size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s, uint32_t cache_bl
 		return 0;
 	geometry(s, cache_block_tokens, &block_bytes, &max_blocks);
 	return block_bytes * max_blocks;
+}
+
+size_t ig_scheduler_prefix_blocks(const struct ig_scheduler *s, uint32_t cache_block_tokens,
+				  size_t input_len)
+{
+	size_t block_bytes, max_blocks;
+	if (!s->index)
+		return 0;
+	geometry(s, cache_block_tokens, &block_bytes, &max_blocks);
+	return blocks_of(input_len, block_bytes, max_blocks);
 }
 
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key)

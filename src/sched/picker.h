@@ -97,8 +97,17 @@ struct ig_sched_result {
 	size_t *ranked; /* caller-provided room for min(n, IG_SCHED_MAX_RANKED) */
 	size_t nranked;
 	double *scores; /* optional (may be NULL): total score per ranked entry */
-	/* Filled by the prefix scorer for the commit step and for metrics. */
-	uint64_t prefix_hashes[IG_PREFIX_MAX_BLOCKS];
+	/* Room for the prompt's block hashes, which the commit reads: when
+	 * the result is kept past the thread's next ig_schedule (the gateway
+	 * commits when the answer comes), the caller's, prefix_room_len
+	 * hashes long (ig_scheduler_prefix_blocks: how many a request needs;
+	 * with less room only the first blocks are matched); NULL: the
+	 * thread's scratch memory, valid until its next ig_schedule. */
+	uint64_t *prefix_room;
+	size_t prefix_room_len;
+	/* Filled by the prefix scorer for the commit step and for metrics
+	 * (in prefix_room or the thread's memory). */
+	const uint64_t *prefix_hashes;
 	size_t nprefix_hashes;
 	size_t prefix_match_blocks; /* of the best-ranked endpoint */
 	size_t prefix_block_bytes;  /* bytes a block covers; 0: no prefix index */
@@ -118,13 +127,15 @@ struct ig_sched_result {
 	bool lru_cold;
 };
 
-/* Empties a result without touching its arrays (read only up to their
- * counts): what ig_schedule does first. */
+/* Empties a result, its room for hashes included. */
 static inline void ig_sched_result_clear(struct ig_sched_result *res)
 {
 	res->ranked = NULL;
 	res->nranked = 0;
 	res->scores = NULL;
+	res->prefix_room = NULL;
+	res->prefix_room_len = 0;
+	res->prefix_hashes = NULL;
 	res->nprefix_hashes = 0;
 	res->prefix_match_blocks = 0;
 	res->prefix_block_bytes = 0;
@@ -277,6 +288,11 @@ bool ig_scheduler_auto_tunes(const struct ig_scheduler *s);
  * times block size) for requests with that cache_block_tokens; 0 when no
  * profile uses the index. */
 size_t ig_scheduler_prefix_limit(const struct ig_scheduler *s, uint32_t cache_block_tokens);
+/* How many block hashes a request with input_len bytes of prefix_input
+ * and that cache_block_tokens needs room for at most (see prefix_room);
+ * 0 when no profile uses the index. */
+size_t ig_scheduler_prefix_blocks(const struct ig_scheduler *s, uint32_t cache_block_tokens,
+				  size_t input_len);
 /* Forgets an endpoint that left the pool (prefix index entries). */
 void ig_scheduler_forget(struct ig_scheduler *s, uint64_t endpoint_key);
 

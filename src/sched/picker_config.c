@@ -508,7 +508,9 @@ static const struct param_desc load_aware_params[] = {
 };
 static const struct param_desc prefix_params[] = {
     PD("blockSizeTokens", P_U32, block_size_tokens, 1, 1 << 20, false),
-    PD("maxPrefixBlocksToMatch", P_U32, max_prefix_blocks, 1, 256, false),
+    /* llm-d Router takes any value >= 0 and cuts the prompt at that many
+     * blocks (0: none); the index matches at most IG_PREFIX_MAX_BLOCKS. */
+    PD("maxPrefixBlocksToMatch", P_U32, max_prefix_blocks, 0, IG_PREFIX_MAX_BLOCKS, false),
     PD("maxPrefixTokensToMatch", P_U64, max_prefix_tokens, 0, 1e12, false),
     PD("lruCapacityPerServer", P_U32, lru_capacity, 1, 1 << 24, false),
     {0},
@@ -1066,13 +1068,38 @@ static void label_check(struct session *s, const struct plugin *pl, const char *
 		    "parameters.allowsNoLabel must be true");
 }
 
+/* How many blocks a prompt is cut at: llm-d Router's producer computes
+ * maxPrefixTokensToMatch / the block size when the tokens are set, else
+ * takes maxPrefixBlocksToMatch, and hashes the prompt up to that many
+ * blocks, none for 0 (its README calls 0 unlimited; its code cuts the
+ * prompt at 0 bytes, and so does infergate, with a warning). */
+static void check_prefix_blocks(struct session *s, int line, const char *path,
+				const struct plugin *pl, int max_blocks_line)
+{
+	const struct plugin_params *p = &pl->p;
+	if (p->max_prefix_tokens &&
+	    p->max_prefix_tokens / p->block_size_tokens > IG_PREFIX_MAX_BLOCKS)
+		err(s, line, path,
+		    "maxPrefixTokensToMatch / blockSizeTokens is %llu blocks; at most %d are "
+		    "matched",
+		    (unsigned long long)(p->max_prefix_tokens / p->block_size_tokens),
+		    IG_PREFIX_MAX_BLOCKS);
+	else if (!p->max_prefix_tokens && p->max_prefix_blocks == 0) {
+		char kp[PATH_LEN];
+		sub(kp, path, "maxPrefixBlocksToMatch", 0);
+		warn(s, max_blocks_line ? max_blocks_line : line, kp,
+		     "0 hashes no block of any prompt: no endpoint matches a prefix and none "
+		     "is recorded (as in llm-d Router)");
+	}
+}
+
 static void decode_params(struct session *s, yaml_node_t *map, int line, const char *path,
 			  struct plugin *pl)
 {
 	const struct param_desc *desc = params_of(pl->type);
 	const char *const *special = special_of(pl->type);
 	bool has_block_tokens = false, block_chars = false;
-	int block_chars_line = 0;
+	int block_chars_line = 0, max_blocks_line = 0;
 	if (!expect(s, map, YAML_MAPPING_NODE, line, path))
 		return;
 	pl->has_params = map->data.mapping.pairs.top > map->data.mapping.pairs.start;
@@ -1098,6 +1125,8 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 		if (d) {
 			has_block_tokens |=
 			    d->off == offsetof(struct plugin_params, block_size_tokens);
+			if (d->off == offsetof(struct plugin_params, max_prefix_blocks))
+				max_blocks_line = ig_yaml_line(k);
 			int rc = read_param(d, v, &pl->p);
 			if (rc == -1)
 				err(s, ig_yaml_line(k), kp, "must be %s", kind_word(d->kind));
@@ -1146,13 +1175,8 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 	else if (block_chars)
 		warn(s, block_chars_line, path,
 		     "blockSize (characters) is deprecated and ignored: blockSizeTokens is used");
-	if (params_of(pl->type) == prefix_params && pl->p.max_prefix_tokens &&
-	    pl->p.max_prefix_tokens / pl->p.block_size_tokens > IG_PREFIX_MAX_BLOCKS)
-		err(s, line, path,
-		    "maxPrefixTokensToMatch / blockSizeTokens is %llu blocks; at most %d are "
-		    "matched",
-		    (unsigned long long)(pl->p.max_prefix_tokens / pl->p.block_size_tokens),
-		    IG_PREFIX_MAX_BLOCKS);
+	if (params_of(pl->type) == prefix_params)
+		check_prefix_blocks(s, line, path, pl, max_blocks_line);
 }
 
 /* ---- plugins --------------------------------------------------------------- */

@@ -1008,6 +1008,9 @@ static void trim(struct ig_prefix_index *x, struct server *s)
  * changed hash) and looked up when it fails; one the endpoint lacks after
  * all is linked anew, which only a chain that breaks the contract of
  * ig_prefix_add could cause, or this commit's own evictions. */
+/* A commit's nodes, one per hash: the thread's, grown with the prompts. */
+static _Thread_local struct ig_scratch cur_mem;
+
 int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t *hashes, size_t n,
 			 const struct ig_prefix_seen *seen, uint32_t capacity)
 {
@@ -1017,12 +1020,14 @@ int ig_prefix_add_capped(struct ig_prefix_index *x, uint64_t key, const uint64_t
 		return 0;
 	if (n > IG_PREFIX_MAX_BLOCKS)
 		n = IG_PREFIX_MAX_BLOCKS;
+	uint32_t *cur = ig_scratch_get(&cur_mem, n * sizeof(*cur)), i;
+	if (!cur)
+		return -1;
 	struct server *s = server_lock(x, key, &slot);
 	if (!s)
 		return -1;
 	s->capacity = capacity ? capacity : x->capacity;
 	trim(x, s);
-	uint32_t cur[IG_PREFIX_MAX_BLOCKS], i;
 	size_t held = held_prefix(x, s, slot, hashes, n, seen, &i);
 	/* The nodes the new pairs need, before any is linked: a commit that
 	 * ran out of memory half done would leave the endpoint holding a
@@ -1138,12 +1143,23 @@ struct probe {
 	uint64_t sig; /* sum of mix(slot + 1) over the holders */
 };
 
+/* Probes are numbered in 16 bits (the order of a lookup's probes). */
+_Static_assert(IG_PREFIX_MAX_BLOCKS <= 65536, "probe numbers fit in 16 bits");
+
 struct ig_prefix_walk {
 	uintptr_t table; /* the table word the lookup read */
 	size_t n;	 /* hashes looked up */
 	size_t nprobes;
-	struct probe probes[IG_PREFIX_MAX_BLOCKS];
-	uint16_t order[IG_PREFIX_MAX_BLOCKS]; /* probes by position */
+	/* Room for cap_blocks of each (a lookup reads a position once at
+	 * most, so n is enough): the probes, their order by position, and a
+	 * round's positions, their spots and the order merged. Scratch
+	 * memory of the thread's, grown when it meets a longer prompt. */
+	struct probe *probes;
+	uint16_t *order;
+	uint32_t *pos;
+	struct spot *sp;
+	uint16_t *merged;
+	size_t cap_blocks;
 	uint32_t *nodes, *slots;
 	size_t nnodes, capnodes;
 	uint32_t *touched; /* the slots counted */
@@ -1156,10 +1172,31 @@ struct ig_prefix_walk {
 
 static _Thread_local struct ig_prefix_walk thread_walk;
 static _Thread_local struct ig_scratch nodes_mem, hslots_mem, slots_mem, touched_mem, hits_mem;
+static _Thread_local struct ig_scratch probes_mem, order_mem, pos_mem, sp_mem, merged_mem;
 
-/* Room for lookups among n endpoints. */
-static int walk_reserve(struct ig_prefix_walk *w, size_t n)
+/* Room for lookups of nhashes hashes. */
+static int walk_reserve_blocks(struct ig_prefix_walk *w, size_t nhashes)
 {
+	if (nhashes <= w->cap_blocks)
+		return 0;
+	w->probes = ig_scratch_get(&probes_mem, nhashes * sizeof(*w->probes));
+	w->order = ig_scratch_get(&order_mem, nhashes * sizeof(*w->order));
+	w->pos = ig_scratch_get(&pos_mem, nhashes * sizeof(*w->pos));
+	w->sp = ig_scratch_get(&sp_mem, nhashes * sizeof(*w->sp));
+	w->merged = ig_scratch_get(&merged_mem, nhashes * sizeof(*w->merged));
+	if (!w->probes || !w->order || !w->pos || !w->sp || !w->merged) {
+		w->cap_blocks = 0;
+		return -1;
+	}
+	w->cap_blocks = nhashes;
+	return 0;
+}
+
+/* Room for lookups of nhashes hashes among n endpoints. */
+static int walk_reserve(struct ig_prefix_walk *w, size_t n, size_t nhashes)
+{
+	if (walk_reserve_blocks(w, nhashes) < 0)
+		return -1;
 	if (n > w->cap_slots) {
 		struct stamp *st = ig_scratch_get(&slots_mem, n * sizeof(*st));
 		if (!st)
@@ -1232,7 +1269,7 @@ static size_t probe_round(const struct ig_prefix_index *x, struct view v, const 
 	 * on a value still in flight from memory, mispredicted, would hold
 	 * the next loads back until it arrives, and the misses would follow
 	 * one another again. An empty bucket prefetches node 0. */
-	struct spot sp[IG_PREFIX_MAX_BLOCKS];
+	struct spot *sp = w->sp;
 	for (size_t k = 0; k < np; k++) {
 		sp[k] = spot_of(hashes[pos[k]]);
 		__builtin_prefetch(&v.lines[sp[k].m & v.mask]);
@@ -1251,7 +1288,7 @@ static size_t probe_round(const struct ig_prefix_index *x, struct view v, const 
 			return r;
 	}
 	/* Merge: the order so far and the new probes, both by position. */
-	uint16_t merged[IG_PREFIX_MAX_BLOCKS];
+	uint16_t *merged = w->merged;
 	size_t a = 0, b = old, m = 0;
 	while (a < old || b < w->nprobes) {
 		if (b == w->nprobes || (a < old && w->probes[w->order[a]].pos < w->probes[b].pos))
@@ -1273,8 +1310,11 @@ static size_t search(const struct ig_prefix_index *x, const uint64_t *hashes, si
 	w->n = n;
 	w->nprobes = 0;
 	w->nnodes = 0;
-	uint32_t pos[IG_PREFIX_MAX_BLOCKS] = {0, (uint32_t)n - 1};
-	size_t np = n > 1 ? 2 : 1;
+	uint32_t *pos = w->pos;
+	size_t np = 0;
+	pos[np++] = 0;
+	if (n > 1)
+		pos[np++] = (uint32_t)n - 1;
 	for (;;) {
 		size_t r = probe_round(x, v, hashes, pos, np, nslots, w);
 		if (r != 0)
@@ -1341,10 +1381,10 @@ size_t ig_prefix_lookup(struct ig_prefix_index *x, const uint64_t *hashes, size_
 		*record = NULL;
 	/* Endpoints that arrive during the lookup are left out. */
 	uint32_t n = atomic_load_explicit(&x->nservers, memory_order_acquire);
-	if (n == 0 || nhashes == 0 || walk_reserve(w, n) < 0)
-		return 0;
 	if (nhashes > IG_PREFIX_MAX_BLOCKS)
 		nhashes = IG_PREFIX_MAX_BLOCKS;
+	if (n == 0 || nhashes == 0 || walk_reserve(w, n, nhashes) < 0)
+		return 0;
 	/* A read that raced a commit, or an endpoint forgotten and its slot
 	 * given to another while this lookup ran, would count wrong: then the
 	 * lookup starts over. Commits change a line only to add or drop a

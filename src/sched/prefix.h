@@ -24,7 +24,15 @@
 
 #include "core/str.h"
 
-#define IG_PREFIX_MAX_BLOCKS 256
+/* The most blocks of a prompt the index hashes and matches: 16384 blocks
+ * of vLLM's default 16 tokens are 262,144 tokens, the longest context
+ * windows served today (llm-d Router sets no bound; its default is 256
+ * blocks, as the pickers' here). What a request needs grows with the
+ * blocks its prompt has, not with this bound: its hashes (8 bytes a
+ * block, in memory the caller keeps until the commit) and a lookup's and
+ * a commit's working memory (52 bytes a block of the thread's scratch,
+ * kept for its next lookup: 0.8 MiB a thread at most). */
+#define IG_PREFIX_MAX_BLOCKS 16384
 /* Distinct endpoints the index remembers; commits for more are dropped. */
 #define IG_PREFIX_MAX_SERVERS 65536
 

@@ -1099,6 +1099,52 @@ def test_prefix_auto_tune(procs, tmp_path):
     g.stop()
 
 
+LONG_CONTEXT_PICKER = """apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: approx-prefix-cache-producer
+  parameters: {autoTune: false, blockSizeTokens: 16, maxPrefixTokensToMatch: 32768,
+               lruCapacityPerServer: 100000}
+- type: prefix-cache-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+  - pluginRef: max-score-picker
+"""
+
+
+def test_long_context_prefix(procs, tmp_path):
+    """llm-d's long-context setting (maxPrefixTokensToMatch 32768: 2048
+    blocks of 16 tokens) matches two conversations that share their first
+    40 KB on all the 640 blocks they share, past the 256 a prompt used to
+    be cut at (where the two looked the same), and the index holds every
+    block of both."""
+    sims = Sims(procs, 1)
+    g = one_pool(procs, tmp_path, sims, extra_docs=[LONG_CONTEXT_PICKER])
+    g.wait_waiting({sims.endpoint(0): 0})
+    shared = long_prompt(1, 40960) + "\n"
+    convs = [[{"role": "user", "content": shared + long_prompt(10 + i, 8000)}]
+             for i in range(2)]
+    # The index hashes the messages' canonical JSON (no spacing, keys
+    # sorted), 64 bytes a block and the rest one more.
+    canon = [json.dumps(c, separators=(",", ":"), sort_keys=True) for c in convs]
+    blocks = [-(-len(c) // 64) for c in canon]
+    common = os.path.commonprefix(canon)
+    same = len(common) // 64
+    assert same >= 640 and blocks[1] > same
+    for c in convs:
+        body = json.dumps({"model": "food-review", "messages": c, "max_tokens": 1})
+        st, _, data = call(g.base, "/v1/chat/completions", raw=body.encode())
+        assert st == 200, data
+    assert indexer_size(g) == blocks[0] + blocks[1] - same
+    m = re.search(r"^inference_extension_prefix_indexer_hit_bytes_sum(?:{[^}]*})? (\S+)$",
+                  g.metrics(), re.M)
+    assert m and float(m.group(1)) == same * 64, g.metrics()
+    g.stop()
+
+
 # ---- 11. scheduling profiles ----
 
 PROFILES_PICKER = """apiVersion: llm-d.ai/v1alpha1

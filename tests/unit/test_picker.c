@@ -1332,8 +1332,11 @@ static void test_config_errors(void **state)
 	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    blockSizeTokens: big\n", 4,
 	     "plugins[0].parameters.blockSizeTokens", "must be a non-negative integer"},
 	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    maxPrefixBlocksToMatch: "
-	     "300\n",
-	     4, "plugins[0].parameters.maxPrefixBlocksToMatch", "must be between 1 and 256"},
+	     "16385\n",
+	     4, "plugins[0].parameters.maxPrefixBlocksToMatch", "must be between 0 and 16384"},
+	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n    maxPrefixBlocksToMatch: "
+	     "-1\n",
+	     4, "plugins[0].parameters.maxPrefixBlocksToMatch", "must be a non-negative integer"},
 	    {"plugins:\n- type: utilization-detector\n  parameters:\n"
 	     "    kvCacheUtilThreshold: 0\n",
 	     4, "plugins[0].parameters.kvCacheUtilThreshold",
@@ -1538,9 +1541,9 @@ static void test_config_errors(void **state)
 	    {"plugins:\n- type: max-score-picker\n  parameters: {maxNumOfEndpoints: 33}\n", 3,
 	     "plugins[0].parameters.maxNumOfEndpoints", "must be between 1 and 32"},
 	    {"plugins:\n- type: prefix-cache-scorer\n  parameters:\n"
-	     "    maxPrefixTokensToMatch: 8192\n",
+	     "    maxPrefixTokensToMatch: 262160\n",
 	     3, "plugins[0].parameters",
-	     "maxPrefixTokensToMatch / blockSizeTokens is 512 blocks; at most 256 are matched"},
+	     "maxPrefixTokensToMatch / blockSizeTokens is 16385 blocks; at most 16384 are matched"},
 	    {"plugins: []\n---\nplugins:\n- type: queue-scorer\n", 3, "",
 	     "a second YAML document: the picker configuration is one document"},
 	};

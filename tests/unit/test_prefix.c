@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -906,6 +907,282 @@ static void test_concurrent_same_endpoint(void **state)
 	ig_prefix_free(x);
 }
 
+/* ---- long prompts: llm-d Router's long-context settings ---------------------- */
+
+/* 16 tokens of 4 characters, vLLM's default block. */
+#define LBS 64
+#define LONG_BLOCKS 4096
+
+/* A prompt of `blocks` blocks of LBS bytes, each different (its number
+ * and `seed` at its start), and a tail of `tail` bytes; blocks before
+ * `from` are seed 1's. */
+static char *long_prompt(size_t blocks, size_t tail, unsigned seed, size_t from)
+{
+	char *p = malloc(blocks * LBS + tail + 1);
+	assert_non_null(p);
+	for (size_t i = 0; i < blocks; i++) {
+		char *b = p + i * LBS;
+		memset(b, (char)('a' + i % 26), LBS);
+		snprintf(b, LBS, "%u:%zu|", i < from ? 1 : seed, i);
+		b[strlen(b)] = '-';
+	}
+	memset(p + blocks * LBS, 't', tail);
+	return p;
+}
+
+/* A 4096-block prompt hashes to 4096 links of the chain and its tail,
+ * cut at the caller's maximum as llm-d cuts the input at maxPrefixBlocks
+ * times the block size (then without a tail), and at IG_PREFIX_MAX_BLOCKS
+ * at most. */
+static void test_long_prompt_hashes(void **state)
+{
+	(void)state;
+	size_t len = LONG_BLOCKS * LBS + 10;
+	char *p = long_prompt(LONG_BLOCKS, 10, 1, 0);
+	uint64_t *out = malloc((IG_PREFIX_MAX_BLOCKS + 1) * sizeof(*out));
+	uint64_t *cut = malloc(LONG_BLOCKS * sizeof(*cut));
+	assert_non_null(out);
+	assert_non_null(cut);
+	struct ig_str model = IG_STR("llama");
+	assert_int_equal(
+	    ig_prefix_hashes(model, (struct ig_str){p, len}, LBS, IG_PREFIX_MAX_BLOCKS, out),
+	    LONG_BLOCKS + 1);
+	uint64_t h = XXH64("llama", 5, 0);
+	for (size_t i = 0; i < LONG_BLOCKS; i++) {
+		h = expect_link(h, p + i * LBS, LBS);
+		assert_true(out[i] == h);
+	}
+	assert_true(out[LONG_BLOCKS] == expect_link(h, p + LONG_BLOCKS * LBS, 10));
+	/* Cut at 1024 and at 4096 blocks: the same first links, no tail. */
+	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){p, len}, LBS, 1024, cut), 1024);
+	assert_memory_equal(cut, out, 1024 * sizeof(*out));
+	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){p, len}, LBS, LONG_BLOCKS, cut),
+			 LONG_BLOCKS);
+	assert_memory_equal(cut, out, LONG_BLOCKS * sizeof(*out));
+	/* 0 blocks hash nothing (llm-d cuts the input at 0 bytes). */
+	assert_int_equal(ig_prefix_hashes(model, (struct ig_str){p, len}, LBS, 0, cut), 0);
+	/* Past IG_PREFIX_MAX_BLOCKS, in one-byte blocks. */
+	assert_int_equal(
+	    ig_prefix_hashes(model, (struct ig_str){p, IG_PREFIX_MAX_BLOCKS + 7}, 1, SIZE_MAX, out),
+	    IG_PREFIX_MAX_BLOCKS);
+	free(cut);
+	free(out);
+	free(p);
+}
+
+/* The index matches 4096-block prompts as it does short ones: each
+ * endpoint counts the blocks it holds up to the first nobody holds, from
+ * a lookup or a commit that starts from what the lookup saw; an endpoint
+ * whose capacity is below the prompt keeps its first blocks. */
+static void test_long_prompt_matching(void **state)
+{
+	(void)state;
+	size_t len = LONG_BLOCKS * LBS;
+	char *a = long_prompt(LONG_BLOCKS, 0, 1, 0);
+	char *b = long_prompt(LONG_BLOCKS, 0, 2, 3000); /* a's first 3000 blocks */
+	uint64_t *ha = malloc(LONG_BLOCKS * sizeof(*ha)), *hb = malloc(LONG_BLOCKS * sizeof(*hb));
+	assert_non_null(ha);
+	assert_non_null(hb);
+	assert_int_equal(
+	    ig_prefix_hashes(IG_STR("m"), (struct ig_str){a, len}, LBS, LONG_BLOCKS, ha),
+	    LONG_BLOCKS);
+	assert_int_equal(
+	    ig_prefix_hashes(IG_STR("m"), (struct ig_str){b, len}, LBS, LONG_BLOCKS, hb),
+	    LONG_BLOCKS);
+	assert_true(ha[2999] == hb[2999] && ha[3000] != hb[3000]);
+	struct ig_prefix_index *x = ig_prefix_new(3 * LONG_BLOCKS);
+	assert_non_null(x);
+	assert_int_equal(ig_prefix_add(x, 1, ha, LONG_BLOCKS), 0);
+	assert_int_equal(ig_prefix_add(x, 2, hb, LONG_BLOCKS), 0);
+	assert_int_equal(ig_prefix_add(x, 3, ha, 100), 0);
+	uint64_t keys[4] = {1, 2, 3, 4};
+	uint32_t counts[4];
+	assert_int_equal(ig_prefix_match(x, ha, LONG_BLOCKS, keys, 4, counts), LONG_BLOCKS);
+	assert_int_equal(counts[0], LONG_BLOCKS);
+	assert_int_equal(counts[1], 3000);
+	assert_int_equal(counts[2], 100);
+	assert_int_equal(counts[3], 0);
+	assert_int_equal(ig_prefix_match(x, hb, LONG_BLOCKS, keys, 4, counts), LONG_BLOCKS);
+	assert_int_equal(counts[0], 3000);
+	assert_int_equal(counts[1], LONG_BLOCKS);
+	assert_int_equal(counts[2], 100);
+	/* A commit for endpoint 3 from what the lookup saw of it. */
+	const struct ig_prefix_hit *hits;
+	const struct ig_prefix_walk *walk;
+	size_t nhits;
+	assert_int_equal(ig_prefix_lookup(x, hb, LONG_BLOCKS, &hits, &nhits, &walk), LONG_BLOCKS);
+	assert_int_equal(nhits, 3);
+	struct ig_prefix_seen seen;
+	ig_prefix_seen(x, walk, 3, &seen);
+	assert_int_equal(seen.n, LONG_BLOCKS);
+	assert_int_equal(seen.held, 100);
+	assert_int_equal(ig_prefix_add_seen(x, 3, hb, LONG_BLOCKS, &seen), 0);
+	assert_int_equal(ig_prefix_match(x, hb, LONG_BLOCKS, keys, 4, counts), LONG_BLOCKS);
+	assert_int_equal(counts[2], LONG_BLOCKS);
+	/* Room for 2048 pairs: the first 2048 blocks stay. */
+	assert_int_equal(ig_prefix_add_capped(x, 4, ha, LONG_BLOCKS, NULL, 2048), 0);
+	assert_int_equal(ig_prefix_match(x, ha, LONG_BLOCKS, keys, 4, counts), LONG_BLOCKS);
+	assert_int_equal(counts[3], 2048);
+	assert_int_equal(counts[2], 3000);
+	uint64_t entries, bytes;
+	ig_prefix_size(x, &entries, &bytes);
+	assert_int_equal(entries, 3 * LONG_BLOCKS + 2048);
+	ig_prefix_free(x);
+	free(ha);
+	free(hb);
+	free(a);
+	free(b);
+}
+
+/* An approx-prefix-cache-producer and prefix-cache-scorer profile with
+ * these producer parameters. */
+#define LONG_PROFILE(params)                                                                       \
+	"plugins:\n- type: approx-prefix-cache-producer\n  parameters: {autoTune: false, "         \
+	"blockSizeTokens: 16, lruCapacityPerServer: 20000, " params "}\n"                          \
+	"- type: prefix-cache-scorer\n- type: max-score-picker\n"                                  \
+	"schedulingProfiles:\n- name: p\n  plugins:\n  - pluginRef: prefix-cache-scorer\n"         \
+	"  - pluginRef: max-score-picker\n"
+
+static struct ig_scheduler *long_sched(const char *yaml, size_t nwarnings)
+{
+	struct ig_picker_config *c = NULL;
+	struct ig_diags d = {0};
+	int rc = ig_picker_config_parse("epp.yaml", yaml, strlen(yaml), &c, &d);
+	ig_diags_print(&d, stderr);
+	assert_int_equal(rc, 0);
+	assert_int_equal(d.n, nwarnings);
+	ig_diags_free(&d);
+	struct ig_scheduler *s = ig_scheduler_new(c);
+	ig_picker_config_free(c);
+	assert_non_null(s);
+	return s;
+}
+
+/* Schedules input among eps (three, no metrics), into res with the given
+ * room (NULL: the thread's). */
+static void long_schedule(struct ig_scheduler *s, struct ig_str input,
+			  const struct ig_sched_endpoint *eps, uint64_t *room, size_t room_len,
+			  struct ig_sched_result *res, size_t *ranked, double *scores)
+{
+	struct ig_rng rng;
+	ig_rng_seed(&rng, 5);
+	struct ig_sched_req req = {
+	    .model = IG_STR("m"), .target_model = IG_STR("m"), .prefix_input = input};
+	*res = (struct ig_sched_result){
+	    .ranked = ranked, .scores = scores, .prefix_room = room, .prefix_room_len = room_len};
+	assert_int_equal(ig_schedule(s, &req, eps, 3, &rng, res), 0);
+}
+
+/* llm-d's long-context settings through the picker: maxPrefixBlocksToMatch
+ * 4096 cuts a 5000-block prompt at 4096 blocks, matched and scored on
+ * all of them (3000 of 4096 held: a score of 3000/4096), in the caller's
+ * room or the thread's; a room shorter than the prompt matches its first
+ * blocks. */
+static void test_long_prompt_scheduling(void **state)
+{
+	(void)state;
+	struct ig_scheduler *s = long_sched(LONG_PROFILE("maxPrefixBlocksToMatch: 4096"), 0);
+	struct ig_endpoint_load m[3] = {{0}};
+	struct ig_sched_endpoint eps[3];
+	for (size_t i = 0; i < 3; i++)
+		eps[i] = (struct ig_sched_endpoint){
+		    .m = &m[i], .key = 100 + i, .addr = IG_STR("10.0.0.1:8000")};
+	size_t len = 5000 * LBS + 10;
+	char *a = long_prompt(5000, 10, 1, 0);
+	char *b = long_prompt(5000, 10, 2, 3000);
+	assert_int_equal(ig_scheduler_prefix_limit(s, 0), LBS * LONG_BLOCKS);
+	assert_int_equal(ig_scheduler_prefix_blocks(s, 0, len), LONG_BLOCKS);
+	assert_int_equal(ig_scheduler_prefix_blocks(s, 0, 100 * LBS + 1), 101);
+	uint64_t *room = malloc(LONG_BLOCKS * sizeof(*room));
+	assert_non_null(room);
+	size_t ranked[3];
+	double scores[3];
+	struct ig_sched_result res;
+	long_schedule(s, (struct ig_str){a, len}, eps, room, LONG_BLOCKS, &res, ranked, scores);
+	assert_int_equal(res.nprefix_hashes, LONG_BLOCKS);
+	assert_ptr_equal(res.prefix_hashes, room);
+	ig_schedule_commit(s, &res, eps[1].key);
+	struct ig_prefix_stats st;
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, LONG_BLOCKS);
+	/* b shares a's first 3000 blocks: endpoint 1 holds them. */
+	long_schedule(s, (struct ig_str){b, len}, eps, NULL, 0, &res, ranked, scores);
+	assert_int_equal(res.nprefix_hashes, LONG_BLOCKS);
+	assert_int_equal(ranked[0], 1);
+	assert_int_equal(res.prefix_match_blocks, 3000);
+	assert_float_equal(scores[0], 3000.0 / LONG_BLOCKS, 1e-12);
+	assert_float_equal(scores[1], 0, 1e-12);
+	assert_float_equal(scores[2], 0, 1e-12);
+	ig_schedule_commit(s, &res, eps[2].key);
+	ig_scheduler_prefix_stats(s, &st);
+	assert_int_equal(st.entries, 2 * LONG_BLOCKS);
+	/* Room for 2000: the first 2000 blocks, all held by endpoints 1 and 2. */
+	long_schedule(s, (struct ig_str){b, len}, eps, room, 2000, &res, ranked, scores);
+	assert_int_equal(res.nprefix_hashes, 2000);
+	assert_int_equal(res.prefix_match_blocks, 2000);
+	assert_float_equal(scores[0], 1.0, 1e-12);
+	assert_float_equal(scores[1], 1.0, 1e-12);
+	ig_scheduler_free(s);
+	free(room);
+	free(a);
+	free(b);
+}
+
+/* The configuration takes llm-d's long-context values (1024 blocks;
+ * 32768 tokens: 2048 blocks of 16 tokens) and its 0, which hashes no
+ * block: nothing matches, nothing is recorded (with a warning). */
+static void test_long_prompt_config(void **state)
+{
+	(void)state;
+	struct ig_endpoint_load m[3] = {{0}};
+	struct ig_sched_endpoint eps[3];
+	for (size_t i = 0; i < 3; i++)
+		eps[i] = (struct ig_sched_endpoint){
+		    .m = &m[i], .key = 100 + i, .addr = IG_STR("10.0.0.1:8000")};
+	size_t len = 5000 * LBS;
+	char *a = long_prompt(5000, 0, 1, 0);
+	size_t ranked[3];
+	double scores[3];
+	struct ig_sched_result res;
+	struct ig_prefix_stats st;
+	static const struct {
+		const char *yaml;
+		size_t blocks, warnings;
+	} cases[] = {
+	    {LONG_PROFILE("maxPrefixBlocksToMatch: 1024"), 1024, 0},
+	    {LONG_PROFILE("maxPrefixTokensToMatch: 32768"), 2048, 0},
+	    {LONG_PROFILE("maxPrefixBlocksToMatch: 16384"), 5000, 0},
+	    {LONG_PROFILE("maxPrefixBlocksToMatch: 0"), 0, 1},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct ig_scheduler *s = long_sched(cases[i].yaml, cases[i].warnings);
+		size_t max = cases[i].blocks < 5000 ? cases[i].blocks : IG_PREFIX_MAX_BLOCKS;
+		assert_int_equal(ig_scheduler_prefix_limit(s, 0), LBS * max);
+		assert_int_equal(ig_scheduler_prefix_blocks(s, 0, len), cases[i].blocks);
+		long_schedule(s, (struct ig_str){a, len}, eps, NULL, 0, &res, ranked, scores);
+		assert_int_equal(res.nprefix_hashes, cases[i].blocks);
+		ig_schedule_commit(s, &res, eps[0].key);
+		long_schedule(s, (struct ig_str){a, len}, eps, NULL, 0, &res, ranked, scores);
+		assert_int_equal(res.prefix_match_blocks, cases[i].blocks);
+		ig_scheduler_prefix_stats(s, &st);
+		assert_int_equal(st.entries, cases[i].blocks);
+		ig_scheduler_free(s);
+	}
+	/* llm-d's 0 warns where it is written. */
+	struct ig_picker_config *c = NULL;
+	struct ig_diags d = {0};
+	const char *zero = LONG_PROFILE("maxPrefixBlocksToMatch: 0");
+	assert_int_equal(ig_picker_config_parse("epp.yaml", zero, strlen(zero), &c, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_true(d.items[0].warning);
+	assert_int_equal(d.items[0].line, 3);
+	assert_string_equal(d.items[0].path, "plugins[0].parameters.maxPrefixBlocksToMatch");
+	assert_non_null(strstr(d.items[0].msg, "hashes no block"));
+	ig_diags_free(&d);
+	ig_picker_config_free(c);
+	free(a);
+}
+
 /* ---- concurrency: two threads commit while two schedule ----------------------- */
 
 #define NEP 16
@@ -1011,6 +1288,10 @@ int main(void)
 	    cmocka_unit_test(test_concurrent_exact),
 	    cmocka_unit_test(test_concurrent_same_endpoint),
 	    cmocka_unit_test(test_concurrent_commit_and_schedule),
+	    cmocka_unit_test(test_long_prompt_hashes),
+	    cmocka_unit_test(test_long_prompt_matching),
+	    cmocka_unit_test(test_long_prompt_scheduling),
+	    cmocka_unit_test(test_long_prompt_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

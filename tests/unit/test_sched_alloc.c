@@ -164,6 +164,20 @@ static void test_no_allocation_per_decision(void **state)
 	static const char *const names[] = {"", "lora", "short"};
 	assert_int_equal(count(c, 60, 300, names), 0);
 	ig_picker_config_free(c);
+	/* A long-context setting (llm-d Router's maxPrefixBlocksToMatch
+	 * takes any size) over 4-byte blocks: prompts of up to 1024 blocks,
+	 * whose hashes and lookups use the thread's memory, grown in the
+	 * warm-up. */
+	static const char longctx[] =
+	    "plugins:\n- type: prefix-cache-scorer\n  parameters: {autoTune: false, "
+	    "blockSizeTokens: 1, maxPrefixBlocksToMatch: 4096}\n"
+	    "schedulingProfiles:\n- name: p\n  plugins: [{pluginRef: prefix-cache-scorer}]\n";
+	c = NULL;
+	assert_int_equal(ig_picker_config_parse("long.yaml", longctx, sizeof longctx - 1, &c, &d),
+			 0);
+	ig_diags_free(&d);
+	assert_int_equal(count(c, 200, 500, NULL), 0);
+	ig_picker_config_free(c);
 }
 
 int main(void)
