@@ -733,6 +733,26 @@ def test_idle_connections_hold_little(procs, tmp_path):
     g.stop()
 
 
+def test_responses_keep_a_small_hpack_table(gw):
+    """The gateway's HPACK encoder keeps a dynamic table of 512 bytes, not
+    4 KiB: what responses carry that changes (Date each second, a pod's
+    X-Request-Id) would fill 4 KiB with entries that cost an idle
+    connection about 15 KiB, while 512 bytes still index the fields a
+    connection's responses repeat. The client's copy of the table
+    mirrors the encoder's."""
+    c = gw.client()
+    for i in range(12):
+        gw.pod.set("json", extra=b"X-Request-Id: req-%d-0123456789abcdef\r\n" % i)
+        status, st = c.response(c.request("/v1/completions", completion(i)))
+        assert status == 200, st
+        assert st["headers"]["x-request-id"] == "req-%d-0123456789abcdef" % i
+    table = c.conn.decoder.header_table
+    size = sum(32 + len(n) + len(v) for n, v in table.dynamic_entries)
+    assert 0 < size <= 512, list(table.dynamic_entries)
+    c.close()
+    gw.pod.set("json")
+
+
 def test_alpn_picks_h2_on_https(gw):
     gw.pod.set("json")
     c = gw.client(tls=True, alpn=("h2", "http/1.1"))
