@@ -121,9 +121,10 @@ TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test
 	$(BT)/tests/test_spsc $(BT)/tests/test_candidates
 # test_backend_tls.py: TLS contexts shared by the workers. test_demo.py is
 # there for its demo runs (they start the gateway with
-# --workers 2). test_idle_tunnels_hold_no_buffers and
-# test_client_that_reads_nothing_holds_a_connection_budget measure RSS, which
-# TSan's shadow memory swamps. test_drain_flushes_slow_readers is left out: it needs the
+# --workers 2). test_idle_tunnels_hold_no_buffers,
+# test_client_that_reads_nothing_holds_a_connection_budget and
+# test_idle_connections_hold_little measure RSS, which TSan's shadow memory
+# swamps. test_drain_flushes_slow_readers is left out: it needs the
 # simulator to write 5 M tokens in its 1.5 s + 10 s, which the TSan build
 # takes ~30 s for.
 TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_gateway.py \
@@ -134,7 +135,8 @@ TSAN_TESTS ?= tests/integration/test_gateway.py tests/integration/test_picker_ga
 	tests/integration/test_http2.py \
 	--deselect tests/integration/test_gateway.py::test_drain_flushes_slow_readers \
 	--deselect tests/integration/test_websocket.py::test_idle_tunnels_hold_no_buffers \
-	--deselect tests/integration/test_http2.py::test_client_that_reads_nothing_holds_a_connection_budget
+	--deselect tests/integration/test_http2.py::test_client_that_reads_nothing_holds_a_connection_budget \
+	--deselect tests/integration/test_http2.py::test_idle_connections_hold_little
 TSAN_HALT  ?= 1
 
 tsan-build: $(BT)/infergate $(TSAN_UNIT)

@@ -34,7 +34,9 @@
  * Memory: a stream holds its exchange (arena, body) and the response
  * bytes not yet framed; at most MAX_STREAMS run at once (SETTINGS), each
  * body under the server's ceiling. An idle session holds nghttp2's state
- * (HPACK tables of 4 KiB each way) and no buffers. */
+ * (its frame buffer, stream map, HPACK tables of 4 KiB for requests and
+ * DEFLATE_TABLE for responses: about 25 KiB) and no buffers of ours, nor
+ * closed streams. */
 #include "http/server_h2.h"
 
 #include <ctype.h>
@@ -58,7 +60,8 @@
  * waited for before the final GOAWAY goes anyway. */
 #define DRAIN_PING "igdrain"
 #define DRAIN_PING_MS 1000
-#define BLOCK_OVER 4 /* a header block this many times over the limits: reset */
+#define BLOCK_OVER 4	  /* a header block this many times over the limits: reset */
+#define DEFLATE_TABLE 512 /* bytes of HPACK dynamic table for responses */
 
 struct ig_h2_stream {
 	struct ig_http_exchange ex; /* ex.h2 points back here */
@@ -800,11 +803,22 @@ int ig_h2_start(struct ig_http_conn *c)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
-	/* Flow-control credit is ours to give (give_credit). */
+	/* Flow-control credit is ours to give (give_credit). Closed streams
+	 * are not kept: nghttp2 would keep up to MAX_STREAMS of them per
+	 * connection for RFC 7540's priority tree, which RFC 9113 §5.3.2
+	 * deprecates and nothing here uses, so an idle connection would hold
+	 * tens of KiB (Envoy and our gRPC server turn it off alike). */
 	nghttp2_option *opt = NULL;
 	int rc = nghttp2_option_new(&opt);
 	if (rc == 0) {
 		nghttp2_option_set_no_auto_window_update(opt, 1);
+		nghttp2_option_set_no_closed_streams(opt, 1);
+		/* Responses are encoded with a small HPACK dynamic table:
+		 * what they carry that changes (Date each second, a pod's
+		 * X-Request-Id) would fill 4 KiB with entries that cost an idle
+		 * connection about 15 KiB; DEFLATE_TABLE still indexes the
+		 * fields a connection's responses repeat. */
+		nghttp2_option_set_max_deflate_dynamic_table_size(opt, DEFLATE_TABLE);
 		rc = nghttp2_session_server_new2(&h->ng, cb, h, opt);
 		nghttp2_option_del(opt);
 	}
