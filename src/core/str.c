@@ -78,3 +78,16 @@ char *ig_str_dup(struct ig_str s)
 	}
 	return p;
 }
+
+char **ig_strv_dup(const char *const *v, size_t n)
+{
+	char **out = calloc(n + 1, sizeof *out);
+	for (size_t i = 0; out && i < n; i++)
+		if (!(out[i] = strdup(v[i]))) {
+			for (size_t k = 0; k < i; k++)
+				free(out[k]);
+			free(out);
+			return NULL;
+		}
+	return out;
+}

@@ -58,5 +58,8 @@ static inline int ig_hex_value(unsigned char c)
 }
 /* A malloc'd NUL-terminated copy (NULL on allocation failure). */
 char *ig_str_dup(struct ig_str s);
+/* A malloc'd copy of n C strings, each malloc'd, the array ending in NULL
+ * (NULL on allocation failure, nothing left allocated). */
+char **ig_strv_dup(const char *const *v, size_t n);
 
 #endif

@@ -17,6 +17,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/str.h"
+
 /* TLS 1.2 suites: ECDHE key exchange (forward secrecy) with an AEAD
  * cipher, ECDSA certificates before RSA ones, as Mozilla's "intermediate"
  * configuration (without its finite-field DHE suites). TLS 1.3 suites are
@@ -1174,19 +1176,6 @@ static char *dup_or_empty(const char *s)
 	return strdup(s ? s : "");
 }
 
-static char **dup_list(const char *const *v, size_t n)
-{
-	char **out = calloc(n + 1, sizeof *out);
-	for (size_t i = 0; out && i < n; i++)
-		if (!(out[i] = strdup(v[i]))) {
-			for (size_t k = 0; k < i; k++)
-				free(out[k]);
-			free(out);
-			return NULL;
-		}
-	return out;
-}
-
 static void up_free(struct ig_tls_client_ctx *u)
 {
 	SSL_CTX_free(u->ssl_ctx);
@@ -1215,8 +1204,8 @@ struct ig_tls_client_ctx *ig_tls_client_ctx_new(const struct ig_tls_client_opts 
 	u->refs = 1;
 	pthread_mutex_init(&u->lock, NULL);
 	u->sni = dup_or_empty(o->sni);
-	u->names = dup_list(o->names, o->nnames);
-	u->uris = dup_list(o->uris, o->nuris);
+	u->names = ig_strv_dup(o->names, o->nnames);
+	u->uris = ig_strv_dup(o->uris, o->nuris);
 	if (!u->sni || !u->names || !u->uris) {
 		say(err, errlen, "out of memory");
 		goto fail;

@@ -30,19 +30,6 @@ static const struct {
     {PT_ENCODE_FILTER, {"encode", "encode-prefill", "encode-prefill-decode"}, false},
 };
 
-static char **dup_strings(const char *const *v, size_t n)
-{
-	char **out = calloc(n ? n : 1, sizeof *out);
-	for (size_t i = 0; out && i < n; i++)
-		if (!(out[i] = strdup(v[i]))) {
-			for (size_t k = 0; k < i; k++)
-				free(out[k]);
-			free(out);
-			return NULL;
-		}
-	return out;
-}
-
 static void free_strings(char **v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
@@ -62,7 +49,7 @@ struct label_match *label_match_role(enum plugin_type t)
 			m->nvalues++;
 		m->allows_no_label = roles[r].allows_no_label;
 		m->label = strdup(ROLE_LABEL);
-		m->values = dup_strings(roles[r].values, m->nvalues);
+		m->values = ig_strv_dup(roles[r].values, m->nvalues);
 		if (!m->label || !m->values) {
 			label_match_free(m);
 			return NULL;
@@ -95,7 +82,7 @@ static int clone_selector(struct ig_label_selector *out, const struct ig_label_s
 		const struct ig_selector_req *s = &in->exprs[out->nexprs];
 		d->op = s->op;
 		d->key = strdup(s->key);
-		d->values = dup_strings((const char *const *)s->values, s->nvalues);
+		d->values = ig_strv_dup((const char *const *)s->values, s->nvalues);
 		d->nvalues = d->values ? s->nvalues : 0;
 		if (!d->key || !d->values) {
 			out->nexprs++;
@@ -131,7 +118,7 @@ struct label_match *label_match_clone(const struct label_match *m)
 		goto fail;
 	if (m->label && !(c->label = strdup(m->label)))
 		goto fail;
-	if (!(c->values = dup_strings((const char *const *)m->values, m->nvalues)))
+	if (!(c->values = ig_strv_dup((const char *const *)m->values, m->nvalues)))
 		goto fail;
 	c->nvalues = m->nvalues;
 	return c;
