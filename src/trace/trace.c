@@ -1,6 +1,7 @@
 /* W3C trace context, OTLP/JSON spans and their exporter (trace.h). */
 #include "trace/trace.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "core/str.h"
 #include "core/spsc.h"
 #include "http/client.h"
+#include "http/date.h"
 #include "json/json.h"
 
 /* ---- trace context ---- */
@@ -181,14 +183,33 @@ struct ig_tracer {
 	struct ig_timer timer;
 	struct ig_buf batch; /* comma-separated span objects */
 	size_t batch_spans;
-	/* The export in flight. */
+	/* The export in flight, or waiting to be tried again (`waiting`,
+	 * until retry_timer fires). */
 	struct ig_http_client *conn;
 	struct ig_buf req;
 	size_t req_spans;
 	bool in_flight;
+	bool waiting;
+	unsigned retries; /* of the request in `req` */
+	uint64_t retry_at_ms;
+	struct ig_timer retry_timer;
+	struct ig_buf resp; /* a 2xx answer's body: its partialSuccess */
+	bool resp_over;	    /* it was longer than RESP_MAX: not read */
+	uint64_t end_ms;    /* the shutdown's deadline; 0 before */
+	uint64_t rejected_log_ms;
 	uint64_t exported, dropped, failed;
 	uint64_t left; /* dropped by the shutdown's flush: not exported in time */
 };
+
+/* The OTLP exporter spec's retries (OTLP/HTTP "Failures", "Throttling"):
+ * 429, 502, 503, 504 and a connection that failed or got no answer are
+ * tried again after 1 s, then 2 s, or after the Retry-After the answer
+ * asked for, up to this. */
+#define RETRIES_MAX 2
+#define RETRY_FIRST_MS 1000
+#define RETRY_AFTER_MAX_MS 30000
+#define RESP_MAX (64u << 10)
+#define REJECTED_LOG_MS 60000
 
 static int parse_endpoint(struct ig_tracer *t, const char *url, char *err, size_t errlen)
 {
@@ -380,31 +401,136 @@ static void export_end(struct ig_tracer *t, bool ok)
 	}
 	t->req_spans = 0;
 	t->in_flight = false;
+	t->waiting = false;
+	t->retries = 0;
 	ig_buf_reset(&t->req);
+}
+
+static void send_req(struct ig_tracer *t);
+
+static void on_retry(struct ig_loop *loop, struct ig_timer *tm)
+{
+	struct ig_tracer *t = tm->data;
+	t->waiting = false;
+	send_req(t);
+}
+
+/* The export in `req` failed: tried again later when the failure is one
+ * to retry (retry_after_ms: what the answer asked for; -1 none), retries
+ * are left and the retry comes before the shutdown's deadline; else its
+ * spans are dropped. The request path is never involved: spans go on
+ * collecting in the rings and the next batch meanwhile. */
+static void export_failed(struct ig_tracer *t, bool retryable, int64_t retry_after_ms)
+{
+	t->in_flight = false;
+	uint64_t delay =
+	    retry_after_ms >= 0 ? (uint64_t)retry_after_ms : (uint64_t)RETRY_FIRST_MS << t->retries;
+	if (delay > RETRY_AFTER_MAX_MS)
+		delay = RETRY_AFTER_MAX_MS;
+	uint64_t at = ig_now_ms() + delay;
+	if (!retryable || t->retries >= RETRIES_MAX || (t->end_ms && at >= t->end_ms) || !t->loop) {
+		export_end(t, false);
+		return;
+	}
+	t->retries++;
+	t->waiting = true;
+	t->retry_at_ms = at;
+	ig_timer_start(t->loop, &t->retry_timer, delay, on_retry, t);
+}
+
+/* Retry-After (RFC 9110 §10.2.3) in milliseconds from now: delay-seconds
+ * or an HTTP-date; -1 when absent or unreadable. */
+static int64_t retry_after_ms(const struct ig_http_response *res)
+{
+	const struct ig_http_header *h =
+	    ig_http_find_header(res->headers, res->num_headers, "retry-after");
+	if (!h)
+		return -1;
+	uint64_t secs;
+	int64_t when;
+	struct ig_str v = ig_str_trim(h->value);
+	if (ig_str_to_u64(v, &secs) == 0)
+		return secs > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int64_t)secs * 1000;
+	if (ig_http_date_parse(v, &when) < 0)
+		return -1;
+	int64_t ms = (int64_t)(((double)when - ig_wall_seconds()) * 1000);
+	return ms < 0 ? 0 : ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
 }
 
 static int on_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
 {
 	struct ig_tracer *t = ud;
-	if (res->status < 200 || res->status >= 300)
-		ig_debug("trace: %s answered %d to an export", t->hostport, res->status);
-	if (res->status < 200 || res->status >= 300) {
-		export_end(t, false);
-		return 1; /* abandon the answer; the connection goes */
+	if (res->status >= 200 && res->status < 300) {
+		ig_buf_free(&t->resp);
+		t->resp.max = RESP_MAX;
+		t->resp_over = false;
+		return 0;
 	}
-	return 0;
+	int st = res->status;
+	bool retryable = st == 429 || st == 502 || st == 503 || st == 504;
+	ig_debug("trace: %s answered %d to an export%s", t->hostport, st,
+		 retryable && t->retries < RETRIES_MAX ? ": will retry" : "");
+	export_failed(t, retryable, retryable ? retry_after_ms(res) : -1);
+	return 1; /* abandon the answer; the connection goes */
 }
 
 static int on_body(struct ig_http_client *c, const char *data, size_t len, void *ud)
 {
+	struct ig_tracer *t = ud;
+	if (!t->resp_over && ig_buf_append(&t->resp, data, len) < 0)
+		t->resp_over = true;
 	return 0;
+}
+
+/* A 2xx answer's ExportTraceServiceResponse may say that part of the
+ * export was refused (OTLP "Partial Success"): partialSuccess's
+ * rejectedSpans (an int64, a string in OTLP/JSON, a number from some
+ * servers) are dropped spans, and its errorMessage is worth a warning,
+ * once a minute at most. */
+static uint64_t partial_success(struct ig_tracer *t)
+{
+	struct ig_json_value root, ps, v;
+	if (!t->resp.len || t->resp_over || ig_json_parse(t->resp.ptr, t->resp.len, &root) < 0 ||
+	    ig_json_get(root, "partialSuccess", &ps) < 0)
+		return 0;
+	uint64_t n = 0;
+	int64_t i;
+	if (ig_json_get(ps, "rejectedSpans", &v) == 0) {
+		if (v.type == IG_JSON_STRING && v.raw.len > 2)
+			(void)ig_str_to_u64((struct ig_str){v.raw.ptr + 1, v.raw.len - 2}, &n);
+		else if (ig_json_int64(v, &i) == 0 && i > 0)
+			n = (uint64_t)i;
+	}
+	if (n > t->req_spans)
+		n = t->req_spans;
+	uint64_t now = ig_now_ms();
+	if ((n || ig_json_get(ps, "errorMessage", &v) == 0) &&
+	    (!t->rejected_log_ms || now - t->rejected_log_ms >= REJECTED_LOG_MS)) {
+		char msg[256] = "";
+		struct ig_buf m = {0};
+		m.max = sizeof msg - 1;
+		if (ig_json_get(ps, "errorMessage", &v) == 0 && ig_json_string(v, &m) == 0)
+			snprintf(msg, sizeof msg, "%.*s", (int)m.len, m.ptr);
+		ig_buf_free(&m);
+		if (n || msg[0]) {
+			ig_warn("tracing: %s rejected %llu of %zu spans: %s", t->hostport,
+				(unsigned long long)n, t->req_spans, msg[0] ? msg : "(no message)");
+			t->rejected_log_ms = now;
+		}
+	}
+	return n;
 }
 
 static void on_done(struct ig_http_client *c, void *ud)
 {
 	struct ig_tracer *t = ud;
-	if (t->in_flight)
+	if (t->in_flight) {
+		uint64_t rejected = partial_success(t);
+		t->req_spans -= rejected;
+		t->dropped += rejected;
 		export_end(t, true);
+	}
+	ig_buf_free(&t->resp);
 	if (!ig_http_client_reusable(c)) {
 		ig_http_client_close(c);
 		t->conn = NULL;
@@ -414,30 +540,54 @@ static void on_done(struct ig_http_client *c, void *ud)
 static void on_error(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud)
 {
 	struct ig_tracer *t = ud;
-	if (t->in_flight)
-		export_end(t, false);
 	ig_http_client_close(c);
 	t->conn = NULL;
+	/* No answer: the OTLP spec asks for the same request again. At
+	 * shutdown not after a timeout, though: a collector that let one
+	 * export wait its whole timeout would hold the exit up to the
+	 * deadline, for spans it is unlikely to take. */
+	if (t->in_flight)
+		export_failed(t, !(t->end_ms && f->err == ETIMEDOUT), -1);
 }
 
 static const struct ig_http_client_cbs export_cbs = {on_head, on_body, on_done, on_error, NULL};
 
-static void export_batch(struct ig_tracer *t, uint64_t timeout_ms)
+/* One export's limit: the configured one, or what is left before the
+ * shutdown's deadline. */
+static uint64_t export_timeout_ms(const struct ig_tracer *t)
 {
-	if (t->in_flight || !t->batch.len)
-		return;
+	if (!t->end_ms)
+		return t->cfg.timeout_ms;
+	uint64_t now = ig_now_ms(), left = t->end_ms > now ? t->end_ms - now : 1;
+	return left < t->cfg.timeout_ms ? left : t->cfg.timeout_ms;
+}
+
+/* Sends (again) the request in `req`. */
+static void send_req(struct ig_tracer *t)
+{
+	uint64_t timeout_ms = export_timeout_ms(t);
 	if (t->conn && !ig_http_client_reusable(t->conn)) {
 		ig_http_client_close(t->conn);
 		t->conn = NULL;
 	}
+	t->in_flight = true;
 	if (!t->conn && !(t->conn = ig_http_client_connect(t->loop, (struct sockaddr *)&t->sa,
 							   t->salen, timeout_ms))) {
-		t->failed++;
-		t->dropped += t->batch_spans;
-		t->batch.len = 0;
-		t->batch_spans = 0;
+		export_failed(t, true, -1);
 		return;
 	}
+	if (ig_http_client_send(t->conn, t->req.ptr, t->req.len, false, timeout_ms, &export_cbs,
+				t) < 0) {
+		ig_http_client_close(t->conn);
+		t->conn = NULL;
+		export_failed(t, true, -1);
+	}
+}
+
+static void export_batch(struct ig_tracer *t)
+{
+	if (t->in_flight || t->waiting || !t->batch.len)
+		return;
 	struct ig_buf body = {0};
 	ig_buf_append_cstr(&body, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
 				  "\"service.name\",\"value\":{\"stringValue\":");
@@ -457,22 +607,17 @@ static void export_batch(struct ig_tracer *t, uint64_t timeout_ms)
 	ig_buf_append(&t->req, body.ptr, body.len);
 	ig_buf_free(&body);
 	t->req_spans = t->batch_spans;
+	t->retries = 0;
 	t->batch.len = 0;
 	t->batch_spans = 0;
-	t->in_flight = true;
-	if (ig_http_client_send(t->conn, t->req.ptr, t->req.len, false, timeout_ms, &export_cbs,
-				t) < 0) {
-		ig_http_client_close(t->conn);
-		t->conn = NULL;
-		export_end(t, false);
-	}
+	send_req(t);
 }
 
 static void on_tick(struct ig_loop *loop, struct ig_timer *tm)
 {
 	struct ig_tracer *t = tm->data;
 	drain(t, false);
-	export_batch(t, t->cfg.timeout_ms);
+	export_batch(t);
 	ig_timer_start(loop, &t->timer, t->cfg.interval_ms, on_tick, t);
 }
 
@@ -489,22 +634,26 @@ void ig_tracer_start(struct ig_tracer *t, struct ig_loop *loop)
 static void flush_at_shutdown(struct ig_tracer *t)
 {
 	uint64_t now = ig_now_ms(), end = now + IG_TRACE_SHUTDOWN_MS;
+	t->end_ms = end;
 	for (; now < end; now = ig_now_ms()) {
-		if (!t->in_flight) {
+		if (!t->in_flight && !t->waiting) {
 			drain(t, false);
 			if (!t->batch.len)
 				break;
-			uint64_t left = end - now;
-			export_batch(t, left < t->cfg.timeout_ms ? left : t->cfg.timeout_ms);
+			export_batch(t);
 			continue;
 		}
+		/* A retry due after the deadline is not waited for. */
+		if (t->waiting && t->retry_at_ms >= end)
+			break;
 		ig_loop_run_once(t->loop, 20);
 	}
+	ig_timer_stop(t->loop, &t->retry_timer);
 	if (t->conn) {
 		ig_http_client_close(t->conn);
 		t->conn = NULL;
 	}
-	if (t->in_flight) {
+	if (t->in_flight || t->waiting) {
 		t->left += t->req_spans;
 		export_end(t, false);
 	}
@@ -534,6 +683,7 @@ void ig_tracer_free(struct ig_tracer *t)
 	free(t->rings);
 	ig_buf_free(&t->batch);
 	ig_buf_free(&t->req);
+	ig_buf_free(&t->resp);
 	free(t);
 }
 

@@ -5,9 +5,10 @@
  * Nothing is shared on the request path: each worker thread appends its
  * finished spans to a ring of its own (single producer, single consumer,
  * bounded); the exporter, on the control loop, drains the rings into a
- * bounded batch and sends at most one batch at a time. A full ring, a
- * full batch or a collector that refuses, is slow or is gone drops spans
- * (counted), never delays a request. */
+ * bounded batch and sends at most one batch at a time, retried as the
+ * OTLP spec asks (429, 502, 503, 504, no answer: after Retry-After, else
+ * 1 s then 2 s). A full ring, a full batch or a collector that refuses,
+ * is slow or is gone drops spans (counted), never delays a request. */
 #ifndef IG_TRACE_TRACE_H
 #define IG_TRACE_TRACE_H
 
@@ -97,7 +98,8 @@ void ig_tracer_start(struct ig_tracer *t, struct ig_loop *loop);
 /* At most this long, ig_tracer_free exports what is left (the OTel SDK's
  * Shutdown with a deadline). */
 #define IG_TRACE_SHUTDOWN_MS 5000
-/* Waits for the export in flight, then exports what is still batched or
+/* Waits for the export in flight (and a retry of it due before the
+ * deadline; one due later is given up), then exports what is still batched or
  * in the rings, batch after batch, each export bounded by timeout_ms and
  * all by IG_TRACE_SHUTDOWN_MS; what did not go is counted as dropped and
  * logged. Then everything is freed. */
