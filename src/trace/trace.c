@@ -181,7 +181,8 @@ struct ig_tracer {
 	struct ring *rings;
 	struct ig_loop *loop;
 	struct ig_timer timer;
-	struct ig_buf batch; /* comma-separated span objects */
+	struct ig_buf resource; /* the resource's attributes, a JSON array's elements */
+	struct ig_buf batch;	/* comma-separated span objects */
 	size_t batch_spans;
 	/* The export in flight, or waiting to be tried again (`waiting`,
 	 * until retry_timer fires). */
@@ -270,6 +271,118 @@ static int parse_endpoint(struct ig_tracer *t, const char *url, char *err, size_
 	return 0;
 }
 
+/* One pair of OTEL_RESOURCE_ATTRIBUTES: trimmed key and value, the value
+ * percent-decoded into out. -1 when it is no key=value or an escape is
+ * not one. */
+static int resource_pair(struct ig_str pair, struct ig_str *key, struct ig_buf *out)
+{
+	const char *eq = memchr(pair.ptr, '=', pair.len);
+	if (!eq)
+		return -1;
+	*key = ig_str_trim((struct ig_str){pair.ptr, (size_t)(eq - pair.ptr)});
+	struct ig_str v =
+	    ig_str_trim((struct ig_str){eq + 1, pair.len - (size_t)(eq - pair.ptr) - 1});
+	if (!key->len)
+		return -1;
+	out->len = 0;
+	for (size_t i = 0; i < v.len; i++) {
+		char ch = v.ptr[i];
+		if (ch == '%') {
+			if (i + 2 >= v.len)
+				return -1;
+			int hi = hexval((char)(v.ptr[i + 1] | 0x20));
+			int lo = hexval((char)(v.ptr[i + 2] | 0x20));
+			if (hi < 0 || lo < 0)
+				return -1;
+			ch = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (ig_buf_append(out, &ch, 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void resource_attr(struct ig_buf *b, struct ig_str key, struct ig_str value)
+{
+	ig_buf_append_cstr(b, b->len ? ",{\"key\":" : "{\"key\":");
+	ig_json_write_string(b, key.ptr, key.len);
+	ig_buf_append_cstr(b, ",\"value\":{\"stringValue\":");
+	ig_json_write_string(b, value.ptr, value.len);
+	ig_buf_append_cstr(b, "}}");
+}
+
+/* The next pair of a comma-separated list from *pos. */
+static bool next_pair(struct ig_str list, size_t *pos, struct ig_str *pair)
+{
+	if (*pos > list.len)
+		return false;
+	const char *comma = memchr(list.ptr + *pos, ',', list.len - *pos);
+	size_t end = comma ? (size_t)(comma - list.ptr) : list.len;
+	*pair = (struct ig_str){list.ptr + *pos, end - *pos};
+	*pos = end + 1;
+	return true;
+}
+
+/* The resource's attributes (OTel SDK environment variables): service.name
+ * first, then OTEL_RESOURCE_ATTRIBUTES's other pairs, the last of a
+ * repeated key winning, as the SDK's attribute set keeps it. */
+static void build_resource(struct ig_tracer *t)
+{
+	struct ig_str list =
+	    ig_str_from(t->cfg.resource_attributes ? t->cfg.resource_attributes : "");
+	struct ig_str svc =
+	    ig_str_from(t->cfg.default_service_name ? t->cfg.default_service_name : "infergate");
+	struct ig_buf v = {0}, w = {0}, svc_v = {0};
+	struct ig_str pair, key, k2;
+	size_t pos = 0;
+	bool svc_from_list = false;
+	/* An empty variable, or one that ends with a comma, has no pair there. */
+	while (list.len && next_pair(list, &pos, &pair)) {
+		if (!ig_str_trim(pair).len)
+			continue;
+		if (resource_pair(pair, &key, &v) < 0) {
+			ig_warn("tracing: OTEL_RESOURCE_ATTRIBUTES: \"%.*s\" is no key=value with "
+				"percent-encoded value: ignored",
+				(int)pair.len, pair.ptr);
+			continue;
+		}
+		if (ig_str_eq_cstr(key, "service.name")) {
+			svc_v.len = 0;
+			ig_buf_append(&svc_v, v.ptr, v.len);
+			svc_from_list = true;
+			continue;
+		}
+		/* A later pair with the same key replaces this one. */
+		bool later = false;
+		for (size_t p2 = pos; !later && next_pair(list, &p2, &pair);)
+			later = resource_pair(pair, &k2, &w) == 0 && ig_str_eq(k2, key);
+		if (!later) {
+			struct ig_buf one = {0};
+			resource_attr(&one, key, ig_buf_str(&v));
+			if (t->resource.len)
+				ig_buf_append_cstr(&t->resource, ",");
+			ig_buf_append(&t->resource, one.ptr, one.len);
+			ig_buf_free(&one);
+		}
+	}
+	if (t->cfg.service_name)
+		svc = ig_str_from(t->cfg.service_name);
+	else if (svc_from_list)
+		svc = ig_buf_str(&svc_v);
+	struct ig_buf out = {0};
+	resource_attr(&out, IG_STR("service.name"), svc);
+	if (t->resource.len) {
+		ig_buf_append_cstr(&out, ",");
+		ig_buf_append(&out, t->resource.ptr, t->resource.len);
+	}
+	ig_buf_free(&t->resource);
+	t->resource = out;
+	ig_buf_free(&v);
+	ig_buf_free(&w);
+	ig_buf_free(&svc_v);
+}
+
 /* OpenTelemetry's exporter timeout variables, in milliseconds, the
  * traces-specific one first (a value that is not a whole number of
  * milliseconds from 1 to an hour is ignored); 5000 without either. */
@@ -296,8 +409,6 @@ struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, s
 		return NULL;
 	}
 	t->cfg = *cfg;
-	if (!t->cfg.service_name)
-		t->cfg.service_name = "infergate";
 	if (!t->cfg.ring_bytes)
 		t->cfg.ring_bytes = 1u << 20;
 	if (!t->cfg.batch_bytes)
@@ -330,6 +441,8 @@ struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, s
 		return NULL;
 	}
 	ig_buf_init(&t->batch, t->cfg.batch_bytes);
+	build_resource(t);
+	t->cfg.resource_attributes = NULL; /* not kept: the caller's */
 	return t;
 }
 
@@ -589,11 +702,10 @@ static void export_batch(struct ig_tracer *t)
 	if (t->in_flight || t->waiting || !t->batch.len)
 		return;
 	struct ig_buf body = {0};
-	ig_buf_append_cstr(&body, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
-				  "\"service.name\",\"value\":{\"stringValue\":");
-	ig_json_write_string(&body, t->cfg.service_name, strlen(t->cfg.service_name));
+	ig_buf_append_cstr(&body, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+	ig_buf_append(&body, t->resource.ptr, t->resource.len);
 	/* The semantic conventions the spans follow, on both levels. */
-	ig_buf_append_cstr(&body, "}}]},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL
+	ig_buf_append_cstr(&body, "]},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL
 				  "\",\"scopeSpans\":[{\"scope\":{\"name\":\"infergate\","
 				  "\"version\":\"" IG_VERSION
 				  "\"},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL "\",\"spans\":[");
@@ -684,6 +796,7 @@ void ig_tracer_free(struct ig_tracer *t)
 	ig_buf_free(&t->batch);
 	ig_buf_free(&t->req);
 	ig_buf_free(&t->resp);
+	ig_buf_free(&t->resource);
 	free(t);
 }
 

@@ -81,13 +81,24 @@ struct ig_tracer_config {
 	/* The endpoint is the full URL to POST to (OpenTelemetry's
 	 * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): nothing is appended. */
 	bool endpoint_is_url;
-	const char *service_name; /* resource attribute service.name */
-	double sample_ratio;	  /* for requests without a sampled parent; 0..1 */
-	size_t nrings;		  /* one per worker */
-	size_t ring_bytes;	  /* per worker (default 1 MiB), rounded up to a power of 2 */
-	size_t batch_bytes;	  /* most spans' JSON one export carries (default 4 MiB) */
-	uint64_t interval_ms;	  /* export period (default 1000) */
-	uint64_t timeout_ms; /* one export's limit; 0: the OTel variables' (below), else 5000 */
+	/* The resource's service.name when set (a flag, OTEL_SERVICE_NAME):
+	 * it wins over one in resource_attributes, as in the OTel SDK. */
+	const char *service_name;
+	/* Otherwise the resource_attributes' service.name, else this (NULL:
+	 * "infergate"). */
+	const char *default_service_name;
+	/* OTEL_RESOURCE_ATTRIBUTES's text (the OTel SDK's environment
+	 * variable: key=value pairs separated by commas, values
+	 * percent-decoded; an invalid pair is left out with a warning): more
+	 * attributes of the exported resource, such as the k8s.pod.name GIE's
+	 * chart sets. NULL: none. */
+	const char *resource_attributes;
+	double sample_ratio;  /* for requests without a sampled parent; 0..1 */
+	size_t nrings;	      /* one per worker */
+	size_t ring_bytes;    /* per worker (default 1 MiB), rounded up to a power of 2 */
+	size_t batch_bytes;   /* most spans' JSON one export carries (default 4 MiB) */
+	uint64_t interval_ms; /* export period (default 1000) */
+	uint64_t timeout_ms;  /* one export's limit; 0: the OTel variables' (below), else 5000 */
 };
 
 /* Parses the endpoint (its host is resolved now) and sets up the rings.

@@ -105,6 +105,13 @@ class Collector:
                     out += ss["spans"]
         return out
 
+    def resources(self):
+        """Each export's resource attributes, as {key: string value}."""
+        with self.lock:
+            posts = list(self.posts)
+        return [{a["key"]: a["value"]["stringValue"] for a in rs["resource"]["attributes"]}
+                for _, _, body in posts for rs in json.loads(body)["resourceSpans"]]
+
     def wait_spans(self, n, timeout=5):
         deadline = time.time() + timeout
         while True:
@@ -511,3 +518,33 @@ def test_shutdown_waits_for_a_retry_only_within_its_deadline(procs, tmp_path, fa
     assert time.time() - t0 < 10
     assert len(collector.posts) == 1
     assert "3 spans were not exported by the shutdown's deadline" in c.log(), c.log()
+
+
+def test_resource_attributes_from_the_environment(procs, tmp_path, fakes, monkeypatch):
+    """The OTel SDK's OTEL_RESOURCE_ATTRIBUTES (GIE's chart sets the pod's
+    namespace, name and node this way): comma-separated key=value pairs,
+    values percent-decoded, an invalid pair left out with a warning, the
+    last of a repeated key kept; its service.name counts only without
+    --otlp-service-name (or OTEL_SERVICE_NAME)."""
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES",
+                       " k8s.namespace.name = ns1 ,k8s.pod.name=gw-0,service.name=from-attrs,"
+                       "no-equals,k8s.node.name=node%2C1%3Dx%20y,bad=%zz,k8s.pod.name=gw-1,")
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    want = {"k8s.namespace.name": "ns1", "k8s.pod.name": "gw-1",
+            "k8s.node.name": "node,1=x y"}
+    pods = fakes.pods(1)
+    for args, svc in (((), "from-attrs"), (("--otlp-service-name", "flagged"), "flagged")):
+        col = Collector(service=svc)
+        try:
+            c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", col.url, *args),
+                            name="gw-" + svc)
+            assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+            col.wait_spans(3)
+            res = col.resources()[0]
+            assert res == dict(want, **{"service.name": svc}), res
+            assert list(res)[0] == "service.name"
+            log = c.stop()
+            assert 'OTEL_RESOURCE_ATTRIBUTES: "no-equals"' in log, log
+            assert 'OTEL_RESOURCE_ATTRIBUTES: "bad=%zz"' in log, log
+        finally:
+            col.stop()
