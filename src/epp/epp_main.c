@@ -219,7 +219,8 @@ fail:
 /* --tracing (on by default, as GIE's): spans go where OpenTelemetry's
  * standard variables say, as GIE's picker reads them:
  * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL, used as-is) or
- * OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces), OTEL_SERVICE_NAME, and
+ * OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces), OTEL_SERVICE_NAME and
+ * OTEL_RESOURCE_ATTRIBUTES (read where the tracer is made), and
  * OTEL_TRACES_SAMPLER(_ARG) for the ratio. infergate exports OTLP/HTTP
  * with JSON bodies, which collectors take on their HTTP port (4318);
  * OTEL_EXPORTER_OTLP_PROTOCOL=grpc is refused with a log line. No variable:
@@ -281,8 +282,7 @@ static void otel_from_env(struct ig_gw_options *o, char *url, size_t len)
 		return;
 	}
 	o->otlp_endpoint = url;
-	const char *svc = getenv("OTEL_SERVICE_NAME");
-	o->otlp_service_name = svc && *svc ? svc : "infergate-epp";
+	o->otlp_service_default = "infergate-epp"; /* OTEL_SERVICE_NAME's when set */
 	o->trace_sample_ratio = sampler_ratio();
 }
 
@@ -465,11 +465,11 @@ int ig_epp_main(int argc, char **argv)
 			 "rfc3339nano"),
 	    IG_FLAG_BOOL("zap-devel", 0, &no_effect, NULL),
 	    IG_FLAG_ENUM("zap-stacktrace-level", 0, &stack_level, zap_levels, "LEVEL", NULL),
-	    IG_FLAG_BOOL("tracing", 0, &tracing,
-			 "spans of each pick to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP JSON; "
-			 "OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER_ARG, 0.1 by default) when set "
-			 "(the default; "
-			 "--tracing=false: none)"),
+	    IG_FLAG_BOOL(
+		"tracing", 0, &tracing,
+		"spans of each pick to OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP JSON; "
+		"OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER_ARG, 0.1 "
+		"by default) when set (the default; --tracing=false: none)"),
 	    IG_FLAG_SECTION("GIE and llm-d flags taken for compatibility (see the README):"),
 	    IG_FLAG_STR("model-server-metrics-scheme", 0, &scheme, "http", "http only"),
 	    IG_FLAG_STR("model-server-metrics-path", 0, &scrape_path, "/metrics", "/metrics only"),

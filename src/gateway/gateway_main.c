@@ -198,7 +198,9 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 			   "share of requests traced when the client sent no sampled traceparent "
 			   "(default 1.0)"),
 	    IG_FLAG_STR("otlp-service-name", 0, &o->otlp_service_name, "NAME",
-			"the spans' service.name (default infergate)"),
+			"the spans' service.name (default: $OTEL_SERVICE_NAME, else the "
+			"service.name of $OTEL_RESOURCE_ATTRIBUTES, whose other key=value pairs "
+			"join the resource too, else infergate)"),
 	    IG_FLAG_SECTION("logging:"),
 	    IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
 			 "error, warn, info or debug (default info)"),
@@ -740,9 +742,17 @@ static int start(struct ig_gateway_rt *G)
 	G->nworkers = (int)G->opt.workers;
 	if (G->opt.otlp_endpoint) {
 		char err[512];
+		/* The OTel SDK's environment: OTEL_SERVICE_NAME wins over the
+		 * service.name of OTEL_RESOURCE_ATTRIBUTES. */
+		const char *svc = G->opt.otlp_service_name, *env = getenv("OTEL_SERVICE_NAME");
+		if (!svc && env && *env)
+			svc = env;
 		struct ig_tracer_config tc = {.endpoint = G->opt.otlp_endpoint,
 					      .endpoint_is_url = G->opt.otlp_endpoint_is_url,
-					      .service_name = G->opt.otlp_service_name,
+					      .service_name = svc,
+					      .default_service_name = G->opt.otlp_service_default,
+					      .resource_attributes =
+						  getenv("OTEL_RESOURCE_ATTRIBUTES"),
 					      .sample_ratio = G->opt.trace_sample_ratio,
 					      .nrings = (size_t)G->nworkers};
 		if (!(G->tracer = ig_tracer_new(&tc, err, sizeof err))) {

@@ -20,5 +20,9 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx);
  * streams) and for any other body over 1 MiB or of unannounced length
  * (an upload goes on as it comes, in bounded memory, at any size). */
 bool ig_proxy_stream_body(struct ig_http_exchange *ex, void *ctx);
+/* The server's on_refused: a request the HTTP server answered itself
+ * (400, 408, 413, 414, 431, ...) gets its access-log line, with empty
+ * fields for what was not known and the answer's message as reason. */
+void ig_proxy_refused(struct ig_http_exchange *ex, int status, const char *reason, void *ctx);
 
 #endif

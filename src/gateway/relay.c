@@ -27,6 +27,7 @@
 #include "core/scratch.h"
 #include "gateway/accesslog.h"
 #include "gateway/metrics.h"
+#include "gateway/proxy.h"
 #include "gateway/request.h"
 #include "gateway/sessions.h"
 #include "grpc/grpc.h"
@@ -122,27 +123,34 @@ static struct ig_str cstr(const char *s)
 	return s ? ig_str_from(s) : (struct ig_str){"", 0};
 }
 
+static struct ig_str protocol_of(const struct ig_http_exchange *ex)
+{
+	return ex->h2			    ? IG_STR("HTTP/2")
+	       : ex->req.minor_version == 0 ? IG_STR("HTTP/1.0")
+					    : IG_STR("HTTP/1.1");
+}
+
+static struct ig_str client_request_id(const struct ig_http_exchange *ex)
+{
+	const struct ig_http_header *h =
+	    ig_http_find_header(ex->req.headers, ex->req.num_headers, "x-request-id");
+	return h ? h->value : (struct ig_str){"", 0};
+}
+
 /* The request's line in the access log (accesslog.h), from its worker. */
 static void access_log(struct ig_req *p)
 {
 	const struct ig_http_exchange *ex = p->ex;
 	uint64_t now = ig_now_ns();
 	struct ig_str id = p->request_id;
-	if (!id.len) {
-		/* Ended before its head was built: the client's id, if any. */
-		const struct ig_http_header *h =
-		    ig_http_find_header(ex->req.headers, ex->req.num_headers, "x-request-id");
-		if (h)
-			id = h->value;
-	}
+	if (!id.len) /* ended before its head was built: the client's id, if any */
+		id = client_request_id(ex);
 	struct ig_alog_entry e = {
 	    .request_id = id,
 	    .client = ex->peer,
 	    .method = ex->req.method,
 	    .path = ex->req.path,
-	    .protocol = ex->h2			     ? IG_STR("HTTP/2")
-			: ex->req.minor_version == 0 ? IG_STR("HTTP/1.0")
-						     : IG_STR("HTTP/1.1"),
+	    .protocol = protocol_of(ex),
 	    .model = p->model,
 	    .target = p->target,
 	    .pool = p->pool ? cstr(p->pool->pool->meta.name) : (struct ig_str){"", 0},
@@ -162,6 +170,27 @@ static void access_log(struct ig_req *p)
 	if (p->qstart_ns)
 		e.queue_ns = (p->qend_ns ? p->qend_ns : now) - p->qstart_ns;
 	ig_alog_write(p->w->alog, &e);
+}
+
+void ig_proxy_refused(struct ig_http_exchange *ex, int status, const char *reason, void *ctx)
+{
+	struct ig_listen_slot *slot = ctx;
+	if (!slot->worker->alog)
+		return;
+	/* Before its request line parsed, an HTTP/1.x request has no known
+	 * version: the protocol stays empty, as its method and path do. */
+	bool parsed = ex->h2 || ex->req.method.len;
+	struct ig_alog_entry e = {
+	    .request_id = client_request_id(ex),
+	    .client = ex->peer,
+	    .method = ex->req.method,
+	    .path = ex->req.path,
+	    .protocol = parsed ? protocol_of(ex) : (struct ig_str){"", 0},
+	    .reason = ig_str_from(reason),
+	    .status = status,
+	    .bytes_in = ex->body.len,
+	};
+	ig_alog_write(slot->worker->alog, &e);
 }
 
 /* No more keeping a streamed body (relay.c's stream_pump): the answer

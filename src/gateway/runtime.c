@@ -36,6 +36,7 @@ void ig_gw_options_defaults(struct ig_gw_options *o)
 	ig_http_server_config_defaults(&o->http);
 	o->http.body_progress = ig_req_body_progress;
 	o->http.stream_body = ig_proxy_stream_body;
+	o->http.on_refused = ig_proxy_refused;
 	o->http.http2 = true;
 	o->served_header = true;
 }

@@ -91,8 +91,11 @@ struct ig_gw_options {
 	/* OpenTelemetry (trace/): spans of each request to this OTLP/HTTP
 	 * collector (NULL: none). */
 	const char *otlp_endpoint;
-	bool otlp_endpoint_is_url;	       /* used as-is; else the base of URL/v1/traces */
-	const char *otlp_service_name;	       /* default "infergate" */
+	bool otlp_endpoint_is_url; /* used as-is; else the base of URL/v1/traces */
+	/* service.name: --otlp-service-name, else OTEL_SERVICE_NAME, else
+	 * OTEL_RESOURCE_ATTRIBUTES's, else the default ("infergate"). */
+	const char *otlp_service_name;
+	const char *otlp_service_default;
 	double trace_sample_ratio;	       /* roots traced; default 1.0 */
 	const struct ig_gw_frontend *frontend; /* NULL: the HTTP listeners */
 	const char *job;		       /* "gateway" or "epp", for log lines */

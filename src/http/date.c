@@ -50,6 +50,46 @@ void ig_http_date_format(int64_t t, char out[IG_HTTP_DATE_LEN])
 	memcpy(out + 25, " GMT", 4);
 }
 
+static int digits(const char *p, size_t n)
+{
+	int v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+int ig_http_date_parse(struct ig_str v, int64_t *unix_seconds)
+{
+	static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	v = ig_str_trim(v);
+	const char *p = v.ptr;
+	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+	if (v.len != IG_HTTP_DATE_LEN || memcmp(p + 3, ", ", 2) || p[7] != ' ' || p[11] != ' ' ||
+	    p[16] != ' ' || p[19] != ':' || p[22] != ':' || memcmp(p + 25, " GMT", 4))
+		return -1;
+	int d = digits(p + 5, 2), y = digits(p + 12, 4), hh = digits(p + 17, 2),
+	    mm = digits(p + 20, 2), ss = digits(p + 23, 2);
+	int m = 0;
+	while (m < 12 && memcmp(mon + 3 * m, p + 8, 3))
+		m++;
+	if (d < 1 || d > 31 || y < 0 || m == 12 || hh < 0 || hh > 23 || mm < 0 || mm > 59 ||
+	    ss < 0 || ss > 60)
+		return -1;
+	/* H. Hinnant's days_from_civil: years starting in March. */
+	int64_t yy = y - (m < 2);
+	int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+	unsigned yoe = (unsigned)(yy - era * 400);
+	unsigned mp = (unsigned)(m < 2 ? m + 10 : m - 2);
+	unsigned doy = (153 * mp + 2) / 5 + (unsigned)d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	int64_t days = era * 146097 + (int64_t)doe - 719468;
+	*unix_seconds = days * 86400 + hh * 3600 + mm * 60 + ss;
+	return 0;
+}
+
 /* Each thread's own: no worker writes what another reads. */
 static _Thread_local struct {
 	int64_t sec;

@@ -20,6 +20,11 @@
 /* The IMF-fixdate of a Unix time (UTC), without strftime: no locale and
  * no lock. out gets exactly IG_HTTP_DATE_LEN bytes, no NUL. */
 void ig_http_date_format(int64_t unix_seconds, char out[IG_HTTP_DATE_LEN]);
+/* The Unix time of an IMF-fixdate (a Retry-After's HTTP-date, say): 0,
+ * or -1 for anything else (the obsolete RFC 850 and asctime forms that
+ * RFC 9110 §5.6.7 asks recipients to read too are not read: senders have
+ * had to write IMF-fixdate since RFC 7231). */
+int ig_http_date_parse(struct ig_str v, int64_t *unix_seconds);
 /* Now, from this thread's copy, formatted again when the second changed.
  * The text stays valid until the thread's next call in another second. */
 struct ig_str ig_http_date_now(void);

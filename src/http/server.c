@@ -374,6 +374,11 @@ static void server_error(struct ig_http_conn *c, int status, const char *msg)
 	c->keep_alive = false;
 	c->is_head = false;
 	arm_timer(c, TM_NONE, 0);
+	if (c->srv->cfg.on_refused) {
+		if (c->tls)
+			tls_describe(c, c->ex);
+		c->srv->cfg.on_refused(c->ex, status, msg, c->srv->ctx);
+	}
 	ig_http_respond_error(c->ex, status,
 			      status >= 500 ? "server_error" : "invalid_request_error", NULL, "%s",
 			      msg);

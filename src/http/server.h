@@ -82,6 +82,17 @@ struct ig_http_server_config {
 	 * listener that is not the data plane (the admin port) cannot use up
 	 * the process's descriptors. */
 	size_t max_conns;
+	/* Called (with the handler's ctx) when the server answers a request
+	 * itself, before any handler saw it: a head that does not parse or
+	 * breaks HTTP's rules (400), one over the limits (414, 431), a body
+	 * over them (413), a head or body that stalled (408), and the like.
+	 * `ex` holds what was known: the peer and TLS always, the request's
+	 * method, path and headers once its head parsed (empty before), ex->h2
+	 * for an HTTP/2 stream, the body bytes read in ex->body; `reason` is
+	 * the message the client gets. Nothing may be answered from it. So a
+	 * log sees every request, as nginx's and Envoy's access logs do.
+	 * NULL: none. */
+	void (*on_refused)(struct ig_http_exchange *ex, int status, const char *reason, void *ctx);
 };
 
 /* An exchange and everything in its arena live until the server lets go

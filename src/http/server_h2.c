@@ -576,6 +576,18 @@ static void server_answer(struct ig_h2 *h, struct ig_h2_stream *st, int status)
 	st->in_handler = true;
 	h->c->srv->busy++;
 	ig_srv_describe(h->c, &st->ex);
+	if (cfg_of(h)->on_refused) {
+		/* A head refused before it was complete still names what it
+		 * had (the pseudo-headers come first). */
+		struct ig_http_request *r = &st->ex.req;
+		if (!r->method.len && !r->path.len) {
+			const char *q = memchr(st->path.ptr ? st->path.ptr : "", '?', st->path.len);
+			r->method = st->method;
+			r->path = (struct ig_str){st->path.ptr,
+						  q ? (size_t)(q - st->path.ptr) : st->path.len};
+		}
+		cfg_of(h)->on_refused(&st->ex, status, msg, h->c->srv->ctx);
+	}
 	ig_http_respond_error(&st->ex, status,
 			      status >= 500 ? "server_error" : "invalid_request_error", NULL, "%s",
 			      msg);

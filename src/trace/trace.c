@@ -1,6 +1,7 @@
 /* W3C trace context, OTLP/JSON spans and their exporter (trace.h). */
 #include "trace/trace.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "core/str.h"
 #include "core/spsc.h"
 #include "http/client.h"
+#include "http/date.h"
 #include "json/json.h"
 
 /* ---- trace context ---- */
@@ -179,16 +181,36 @@ struct ig_tracer {
 	struct ring *rings;
 	struct ig_loop *loop;
 	struct ig_timer timer;
-	struct ig_buf batch; /* comma-separated span objects */
+	struct ig_buf resource; /* the resource's attributes, a JSON array's elements */
+	struct ig_buf batch;	/* comma-separated span objects */
 	size_t batch_spans;
-	/* The export in flight. */
+	/* The export in flight, or waiting to be tried again (`waiting`,
+	 * until retry_timer fires). */
 	struct ig_http_client *conn;
 	struct ig_buf req;
 	size_t req_spans;
 	bool in_flight;
+	bool waiting;
+	unsigned retries; /* of the request in `req` */
+	uint64_t retry_at_ms;
+	struct ig_timer retry_timer;
+	struct ig_buf resp; /* a 2xx answer's body: its partialSuccess */
+	bool resp_over;	    /* it was longer than RESP_MAX: not read */
+	uint64_t end_ms;    /* the shutdown's deadline; 0 before */
+	uint64_t rejected_log_ms;
 	uint64_t exported, dropped, failed;
 	uint64_t left; /* dropped by the shutdown's flush: not exported in time */
 };
+
+/* The OTLP exporter spec's retries (OTLP/HTTP "Failures", "Throttling"):
+ * 429, 502, 503, 504 and a connection that failed or got no answer are
+ * tried again after 1 s, then 2 s, or after the Retry-After the answer
+ * asked for, up to this. */
+#define RETRIES_MAX 2
+#define RETRY_FIRST_MS 1000
+#define RETRY_AFTER_MAX_MS 30000
+#define RESP_MAX (64u << 10)
+#define REJECTED_LOG_MS 60000
 
 static int parse_endpoint(struct ig_tracer *t, const char *url, char *err, size_t errlen)
 {
@@ -249,6 +271,118 @@ static int parse_endpoint(struct ig_tracer *t, const char *url, char *err, size_
 	return 0;
 }
 
+/* One pair of OTEL_RESOURCE_ATTRIBUTES: trimmed key and value, the value
+ * percent-decoded into out. -1 when it is no key=value or an escape is
+ * not one. */
+static int resource_pair(struct ig_str pair, struct ig_str *key, struct ig_buf *out)
+{
+	const char *eq = memchr(pair.ptr, '=', pair.len);
+	if (!eq)
+		return -1;
+	*key = ig_str_trim((struct ig_str){pair.ptr, (size_t)(eq - pair.ptr)});
+	struct ig_str v =
+	    ig_str_trim((struct ig_str){eq + 1, pair.len - (size_t)(eq - pair.ptr) - 1});
+	if (!key->len)
+		return -1;
+	out->len = 0;
+	for (size_t i = 0; i < v.len; i++) {
+		char ch = v.ptr[i];
+		if (ch == '%') {
+			if (i + 2 >= v.len)
+				return -1;
+			int hi = hexval((char)(v.ptr[i + 1] | 0x20));
+			int lo = hexval((char)(v.ptr[i + 2] | 0x20));
+			if (hi < 0 || lo < 0)
+				return -1;
+			ch = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (ig_buf_append(out, &ch, 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void resource_attr(struct ig_buf *b, struct ig_str key, struct ig_str value)
+{
+	ig_buf_append_cstr(b, b->len ? ",{\"key\":" : "{\"key\":");
+	ig_json_write_string(b, key.ptr, key.len);
+	ig_buf_append_cstr(b, ",\"value\":{\"stringValue\":");
+	ig_json_write_string(b, value.ptr, value.len);
+	ig_buf_append_cstr(b, "}}");
+}
+
+/* The next pair of a comma-separated list from *pos. */
+static bool next_pair(struct ig_str list, size_t *pos, struct ig_str *pair)
+{
+	if (*pos > list.len)
+		return false;
+	const char *comma = memchr(list.ptr + *pos, ',', list.len - *pos);
+	size_t end = comma ? (size_t)(comma - list.ptr) : list.len;
+	*pair = (struct ig_str){list.ptr + *pos, end - *pos};
+	*pos = end + 1;
+	return true;
+}
+
+/* The resource's attributes (OTel SDK environment variables): service.name
+ * first, then OTEL_RESOURCE_ATTRIBUTES's other pairs, the last of a
+ * repeated key winning, as the SDK's attribute set keeps it. */
+static void build_resource(struct ig_tracer *t)
+{
+	struct ig_str list =
+	    ig_str_from(t->cfg.resource_attributes ? t->cfg.resource_attributes : "");
+	struct ig_str svc =
+	    ig_str_from(t->cfg.default_service_name ? t->cfg.default_service_name : "infergate");
+	struct ig_buf v = {0}, w = {0}, svc_v = {0};
+	struct ig_str pair, key, k2;
+	size_t pos = 0;
+	bool svc_from_list = false;
+	/* An empty variable, or one that ends with a comma, has no pair there. */
+	while (list.len && next_pair(list, &pos, &pair)) {
+		if (!ig_str_trim(pair).len)
+			continue;
+		if (resource_pair(pair, &key, &v) < 0) {
+			ig_warn("tracing: OTEL_RESOURCE_ATTRIBUTES: \"%.*s\" is no key=value with "
+				"percent-encoded value: ignored",
+				(int)pair.len, pair.ptr);
+			continue;
+		}
+		if (ig_str_eq_cstr(key, "service.name")) {
+			svc_v.len = 0;
+			ig_buf_append(&svc_v, v.ptr, v.len);
+			svc_from_list = true;
+			continue;
+		}
+		/* A later pair with the same key replaces this one. */
+		bool later = false;
+		for (size_t p2 = pos; !later && next_pair(list, &p2, &pair);)
+			later = resource_pair(pair, &k2, &w) == 0 && ig_str_eq(k2, key);
+		if (!later) {
+			struct ig_buf one = {0};
+			resource_attr(&one, key, ig_buf_str(&v));
+			if (t->resource.len)
+				ig_buf_append_cstr(&t->resource, ",");
+			ig_buf_append(&t->resource, one.ptr, one.len);
+			ig_buf_free(&one);
+		}
+	}
+	if (t->cfg.service_name)
+		svc = ig_str_from(t->cfg.service_name);
+	else if (svc_from_list)
+		svc = ig_buf_str(&svc_v);
+	struct ig_buf out = {0};
+	resource_attr(&out, IG_STR("service.name"), svc);
+	if (t->resource.len) {
+		ig_buf_append_cstr(&out, ",");
+		ig_buf_append(&out, t->resource.ptr, t->resource.len);
+	}
+	ig_buf_free(&t->resource);
+	t->resource = out;
+	ig_buf_free(&v);
+	ig_buf_free(&w);
+	ig_buf_free(&svc_v);
+}
+
 /* OpenTelemetry's exporter timeout variables, in milliseconds, the
  * traces-specific one first (a value that is not a whole number of
  * milliseconds from 1 to an hour is ignored); 5000 without either. */
@@ -275,8 +409,6 @@ struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, s
 		return NULL;
 	}
 	t->cfg = *cfg;
-	if (!t->cfg.service_name)
-		t->cfg.service_name = "infergate";
 	if (!t->cfg.ring_bytes)
 		t->cfg.ring_bytes = 1u << 20;
 	if (!t->cfg.batch_bytes)
@@ -309,6 +441,8 @@ struct ig_tracer *ig_tracer_new(const struct ig_tracer_config *cfg, char *err, s
 		return NULL;
 	}
 	ig_buf_init(&t->batch, t->cfg.batch_bytes);
+	build_resource(t);
+	t->cfg.resource_attributes = NULL; /* not kept: the caller's */
 	return t;
 }
 
@@ -380,31 +514,136 @@ static void export_end(struct ig_tracer *t, bool ok)
 	}
 	t->req_spans = 0;
 	t->in_flight = false;
+	t->waiting = false;
+	t->retries = 0;
 	ig_buf_reset(&t->req);
+}
+
+static void send_req(struct ig_tracer *t);
+
+static void on_retry(struct ig_loop *loop, struct ig_timer *tm)
+{
+	struct ig_tracer *t = tm->data;
+	t->waiting = false;
+	send_req(t);
+}
+
+/* The export in `req` failed: tried again later when the failure is one
+ * to retry (retry_after_ms: what the answer asked for; -1 none), retries
+ * are left and the retry comes before the shutdown's deadline; else its
+ * spans are dropped. The request path is never involved: spans go on
+ * collecting in the rings and the next batch meanwhile. */
+static void export_failed(struct ig_tracer *t, bool retryable, int64_t retry_after_ms)
+{
+	t->in_flight = false;
+	uint64_t delay =
+	    retry_after_ms >= 0 ? (uint64_t)retry_after_ms : (uint64_t)RETRY_FIRST_MS << t->retries;
+	if (delay > RETRY_AFTER_MAX_MS)
+		delay = RETRY_AFTER_MAX_MS;
+	uint64_t at = ig_now_ms() + delay;
+	if (!retryable || t->retries >= RETRIES_MAX || (t->end_ms && at >= t->end_ms) || !t->loop) {
+		export_end(t, false);
+		return;
+	}
+	t->retries++;
+	t->waiting = true;
+	t->retry_at_ms = at;
+	ig_timer_start(t->loop, &t->retry_timer, delay, on_retry, t);
+}
+
+/* Retry-After (RFC 9110 §10.2.3) in milliseconds from now: delay-seconds
+ * or an HTTP-date; -1 when absent or unreadable. */
+static int64_t retry_after_ms(const struct ig_http_response *res)
+{
+	const struct ig_http_header *h =
+	    ig_http_find_header(res->headers, res->num_headers, "retry-after");
+	if (!h)
+		return -1;
+	uint64_t secs;
+	int64_t when;
+	struct ig_str v = ig_str_trim(h->value);
+	if (ig_str_to_u64(v, &secs) == 0)
+		return secs > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int64_t)secs * 1000;
+	if (ig_http_date_parse(v, &when) < 0)
+		return -1;
+	int64_t ms = (int64_t)(((double)when - ig_wall_seconds()) * 1000);
+	return ms < 0 ? 0 : ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
 }
 
 static int on_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
 {
 	struct ig_tracer *t = ud;
-	if (res->status < 200 || res->status >= 300)
-		ig_debug("trace: %s answered %d to an export", t->hostport, res->status);
-	if (res->status < 200 || res->status >= 300) {
-		export_end(t, false);
-		return 1; /* abandon the answer; the connection goes */
+	if (res->status >= 200 && res->status < 300) {
+		ig_buf_free(&t->resp);
+		t->resp.max = RESP_MAX;
+		t->resp_over = false;
+		return 0;
 	}
-	return 0;
+	int st = res->status;
+	bool retryable = st == 429 || st == 502 || st == 503 || st == 504;
+	ig_debug("trace: %s answered %d to an export%s", t->hostport, st,
+		 retryable && t->retries < RETRIES_MAX ? ": will retry" : "");
+	export_failed(t, retryable, retryable ? retry_after_ms(res) : -1);
+	return 1; /* abandon the answer; the connection goes */
 }
 
 static int on_body(struct ig_http_client *c, const char *data, size_t len, void *ud)
 {
+	struct ig_tracer *t = ud;
+	if (!t->resp_over && ig_buf_append(&t->resp, data, len) < 0)
+		t->resp_over = true;
 	return 0;
+}
+
+/* A 2xx answer's ExportTraceServiceResponse may say that part of the
+ * export was refused (OTLP "Partial Success"): partialSuccess's
+ * rejectedSpans (an int64, a string in OTLP/JSON, a number from some
+ * servers) are dropped spans, and its errorMessage is worth a warning,
+ * once a minute at most. */
+static uint64_t partial_success(struct ig_tracer *t)
+{
+	struct ig_json_value root, ps, v;
+	if (!t->resp.len || t->resp_over || ig_json_parse(t->resp.ptr, t->resp.len, &root) < 0 ||
+	    ig_json_get(root, "partialSuccess", &ps) < 0)
+		return 0;
+	uint64_t n = 0;
+	int64_t i;
+	if (ig_json_get(ps, "rejectedSpans", &v) == 0) {
+		if (v.type == IG_JSON_STRING && v.raw.len > 2)
+			(void)ig_str_to_u64((struct ig_str){v.raw.ptr + 1, v.raw.len - 2}, &n);
+		else if (ig_json_int64(v, &i) == 0 && i > 0)
+			n = (uint64_t)i;
+	}
+	if (n > t->req_spans)
+		n = t->req_spans;
+	uint64_t now = ig_now_ms();
+	if ((n || ig_json_get(ps, "errorMessage", &v) == 0) &&
+	    (!t->rejected_log_ms || now - t->rejected_log_ms >= REJECTED_LOG_MS)) {
+		char msg[256] = "";
+		struct ig_buf m = {0};
+		m.max = sizeof msg - 1;
+		if (ig_json_get(ps, "errorMessage", &v) == 0 && ig_json_string(v, &m) == 0)
+			snprintf(msg, sizeof msg, "%.*s", (int)m.len, m.ptr);
+		ig_buf_free(&m);
+		if (n || msg[0]) {
+			ig_warn("tracing: %s rejected %llu of %zu spans: %s", t->hostport,
+				(unsigned long long)n, t->req_spans, msg[0] ? msg : "(no message)");
+			t->rejected_log_ms = now;
+		}
+	}
+	return n;
 }
 
 static void on_done(struct ig_http_client *c, void *ud)
 {
 	struct ig_tracer *t = ud;
-	if (t->in_flight)
+	if (t->in_flight) {
+		uint64_t rejected = partial_success(t);
+		t->req_spans -= rejected;
+		t->dropped += rejected;
 		export_end(t, true);
+	}
+	ig_buf_free(&t->resp);
 	if (!ig_http_client_reusable(c)) {
 		ig_http_client_close(c);
 		t->conn = NULL;
@@ -414,36 +653,59 @@ static void on_done(struct ig_http_client *c, void *ud)
 static void on_error(struct ig_http_client *c, const struct ig_http_client_fault *f, void *ud)
 {
 	struct ig_tracer *t = ud;
-	if (t->in_flight)
-		export_end(t, false);
 	ig_http_client_close(c);
 	t->conn = NULL;
+	/* No answer: the OTLP spec asks for the same request again. At
+	 * shutdown not after a timeout, though: a collector that let one
+	 * export wait its whole timeout would hold the exit up to the
+	 * deadline, for spans it is unlikely to take. */
+	if (t->in_flight)
+		export_failed(t, !(t->end_ms && f->err == ETIMEDOUT), -1);
 }
 
 static const struct ig_http_client_cbs export_cbs = {on_head, on_body, on_done, on_error, NULL};
 
-static void export_batch(struct ig_tracer *t, uint64_t timeout_ms)
+/* One export's limit: the configured one, or what is left before the
+ * shutdown's deadline. */
+static uint64_t export_timeout_ms(const struct ig_tracer *t)
 {
-	if (t->in_flight || !t->batch.len)
-		return;
+	if (!t->end_ms)
+		return t->cfg.timeout_ms;
+	uint64_t now = ig_now_ms(), left = t->end_ms > now ? t->end_ms - now : 1;
+	return left < t->cfg.timeout_ms ? left : t->cfg.timeout_ms;
+}
+
+/* Sends (again) the request in `req`. */
+static void send_req(struct ig_tracer *t)
+{
+	uint64_t timeout_ms = export_timeout_ms(t);
 	if (t->conn && !ig_http_client_reusable(t->conn)) {
 		ig_http_client_close(t->conn);
 		t->conn = NULL;
 	}
+	t->in_flight = true;
 	if (!t->conn && !(t->conn = ig_http_client_connect(t->loop, (struct sockaddr *)&t->sa,
 							   t->salen, timeout_ms))) {
-		t->failed++;
-		t->dropped += t->batch_spans;
-		t->batch.len = 0;
-		t->batch_spans = 0;
+		export_failed(t, true, -1);
 		return;
 	}
+	if (ig_http_client_send(t->conn, t->req.ptr, t->req.len, false, timeout_ms, &export_cbs,
+				t) < 0) {
+		ig_http_client_close(t->conn);
+		t->conn = NULL;
+		export_failed(t, true, -1);
+	}
+}
+
+static void export_batch(struct ig_tracer *t)
+{
+	if (t->in_flight || t->waiting || !t->batch.len)
+		return;
 	struct ig_buf body = {0};
-	ig_buf_append_cstr(&body, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
-				  "\"service.name\",\"value\":{\"stringValue\":");
-	ig_json_write_string(&body, t->cfg.service_name, strlen(t->cfg.service_name));
+	ig_buf_append_cstr(&body, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+	ig_buf_append(&body, t->resource.ptr, t->resource.len);
 	/* The semantic conventions the spans follow, on both levels. */
-	ig_buf_append_cstr(&body, "}}]},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL
+	ig_buf_append_cstr(&body, "]},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL
 				  "\",\"scopeSpans\":[{\"scope\":{\"name\":\"infergate\","
 				  "\"version\":\"" IG_VERSION
 				  "\"},\"schemaUrl\":\"" IG_TRACE_SCHEMA_URL "\",\"spans\":[");
@@ -457,22 +719,17 @@ static void export_batch(struct ig_tracer *t, uint64_t timeout_ms)
 	ig_buf_append(&t->req, body.ptr, body.len);
 	ig_buf_free(&body);
 	t->req_spans = t->batch_spans;
+	t->retries = 0;
 	t->batch.len = 0;
 	t->batch_spans = 0;
-	t->in_flight = true;
-	if (ig_http_client_send(t->conn, t->req.ptr, t->req.len, false, timeout_ms, &export_cbs,
-				t) < 0) {
-		ig_http_client_close(t->conn);
-		t->conn = NULL;
-		export_end(t, false);
-	}
+	send_req(t);
 }
 
 static void on_tick(struct ig_loop *loop, struct ig_timer *tm)
 {
 	struct ig_tracer *t = tm->data;
 	drain(t, false);
-	export_batch(t, t->cfg.timeout_ms);
+	export_batch(t);
 	ig_timer_start(loop, &t->timer, t->cfg.interval_ms, on_tick, t);
 }
 
@@ -489,22 +746,26 @@ void ig_tracer_start(struct ig_tracer *t, struct ig_loop *loop)
 static void flush_at_shutdown(struct ig_tracer *t)
 {
 	uint64_t now = ig_now_ms(), end = now + IG_TRACE_SHUTDOWN_MS;
+	t->end_ms = end;
 	for (; now < end; now = ig_now_ms()) {
-		if (!t->in_flight) {
+		if (!t->in_flight && !t->waiting) {
 			drain(t, false);
 			if (!t->batch.len)
 				break;
-			uint64_t left = end - now;
-			export_batch(t, left < t->cfg.timeout_ms ? left : t->cfg.timeout_ms);
+			export_batch(t);
 			continue;
 		}
+		/* A retry due after the deadline is not waited for. */
+		if (t->waiting && t->retry_at_ms >= end)
+			break;
 		ig_loop_run_once(t->loop, 20);
 	}
+	ig_timer_stop(t->loop, &t->retry_timer);
 	if (t->conn) {
 		ig_http_client_close(t->conn);
 		t->conn = NULL;
 	}
-	if (t->in_flight) {
+	if (t->in_flight || t->waiting) {
 		t->left += t->req_spans;
 		export_end(t, false);
 	}
@@ -534,6 +795,8 @@ void ig_tracer_free(struct ig_tracer *t)
 	free(t->rings);
 	ig_buf_free(&t->batch);
 	ig_buf_free(&t->req);
+	ig_buf_free(&t->resp);
+	ig_buf_free(&t->resource);
 	free(t);
 }
 

@@ -5,9 +5,10 @@
  * Nothing is shared on the request path: each worker thread appends its
  * finished spans to a ring of its own (single producer, single consumer,
  * bounded); the exporter, on the control loop, drains the rings into a
- * bounded batch and sends at most one batch at a time. A full ring, a
- * full batch or a collector that refuses, is slow or is gone drops spans
- * (counted), never delays a request. */
+ * bounded batch and sends at most one batch at a time, retried as the
+ * OTLP spec asks (429, 502, 503, 504, no answer: after Retry-After, else
+ * 1 s then 2 s). A full ring, a full batch or a collector that refuses,
+ * is slow or is gone drops spans (counted), never delays a request. */
 #ifndef IG_TRACE_TRACE_H
 #define IG_TRACE_TRACE_H
 
@@ -80,13 +81,24 @@ struct ig_tracer_config {
 	/* The endpoint is the full URL to POST to (OpenTelemetry's
 	 * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): nothing is appended. */
 	bool endpoint_is_url;
-	const char *service_name; /* resource attribute service.name */
-	double sample_ratio;	  /* for requests without a sampled parent; 0..1 */
-	size_t nrings;		  /* one per worker */
-	size_t ring_bytes;	  /* per worker (default 1 MiB), rounded up to a power of 2 */
-	size_t batch_bytes;	  /* most spans' JSON one export carries (default 4 MiB) */
-	uint64_t interval_ms;	  /* export period (default 1000) */
-	uint64_t timeout_ms; /* one export's limit; 0: the OTel variables' (below), else 5000 */
+	/* The resource's service.name when set (a flag, OTEL_SERVICE_NAME):
+	 * it wins over one in resource_attributes, as in the OTel SDK. */
+	const char *service_name;
+	/* Otherwise the resource_attributes' service.name, else this (NULL:
+	 * "infergate"). */
+	const char *default_service_name;
+	/* OTEL_RESOURCE_ATTRIBUTES's text (the OTel SDK's environment
+	 * variable: key=value pairs separated by commas, values
+	 * percent-decoded; an invalid pair is left out with a warning): more
+	 * attributes of the exported resource, such as the k8s.pod.name GIE's
+	 * chart sets. NULL: none. */
+	const char *resource_attributes;
+	double sample_ratio;  /* for requests without a sampled parent; 0..1 */
+	size_t nrings;	      /* one per worker */
+	size_t ring_bytes;    /* per worker (default 1 MiB), rounded up to a power of 2 */
+	size_t batch_bytes;   /* most spans' JSON one export carries (default 4 MiB) */
+	uint64_t interval_ms; /* export period (default 1000) */
+	uint64_t timeout_ms;  /* one export's limit; 0: the OTel variables' (below), else 5000 */
 };
 
 /* Parses the endpoint (its host is resolved now) and sets up the rings.
@@ -97,7 +109,8 @@ void ig_tracer_start(struct ig_tracer *t, struct ig_loop *loop);
 /* At most this long, ig_tracer_free exports what is left (the OTel SDK's
  * Shutdown with a deadline). */
 #define IG_TRACE_SHUTDOWN_MS 5000
-/* Waits for the export in flight, then exports what is still batched or
+/* Waits for the export in flight (and a retry of it due before the
+ * deadline; one due later is given up), then exports what is still batched or
  * in the rings, batch after batch, each export bounded by timeout_ms and
  * all by IG_TRACE_SHUTDOWN_MS; what did not go is counted as dropped and
  * logged. Then everything is freed. */

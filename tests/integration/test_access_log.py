@@ -328,3 +328,77 @@ def test_ttft_is_the_first_token_of_a_stream(procs, tmp_path):
     assert sum(float(v) for v in total) == 3, text
     assert sum(float(v) for v in below) == 0, below
     c.stop()
+
+
+def raw_exchange(c, data, wait_close=True):
+    """Sends raw bytes on a connection of our own; returns (the answer's
+    status, the client's "ip:port"). The server closes after a refusal."""
+    import socket
+    s = socket.create_connection((c.host, c.port), timeout=10)
+    ip, port = s.getsockname()[:2]
+    s.sendall(data)
+    got = b""
+    while wait_close:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    s.close()
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", got)
+    assert m, got
+    return int(m.group(1)), "%s:%d" % (ip, port)
+
+
+def test_refused_by_the_http_server(procs, tmp_path):
+    """Requests the HTTP server answers itself, before routing (a request
+    line that does not parse, a head or a Content-Length over the limits,
+    a head that stalls), get their line too, as nginx and Envoy log them:
+    the status, the client, what was known of the request (empty fields
+    for the rest) and the answer's message as reason."""
+    log = os.path.join(str(tmp_path), "access.log")
+    c = Cluster(procs, tmp_path, nsims=0,
+                gw_args=("--access-log", log, "--max-header-bytes", "2048",
+                         "--max-body-bytes", "1000", "--header-timeout", "300ms"))
+    want = []
+    # 400: no method can start like this (a TLS ClientHello, say).
+    status, client = raw_exchange(c, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    want.append((400, client, "", "", "", "", "malformed HTTP request", 0))
+    # 413: the head parsed, so its method, path, version and id are known.
+    status2, client2 = raw_exchange(
+        c, b"POST /v1/completions?x=1 HTTP/1.1\r\nHost: a\r\nX-Request-Id: big-1\r\n"
+           b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{}")
+    want.append((413, client2, "POST", "/v1/completions", "HTTP/1.1", "big-1",
+                 "request body too large", 0))
+    # 431: a header over the limit.
+    status3, client3 = raw_exchange(
+        c, b"GET /v1/models HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 3000 + b"\r\n\r\n")
+    want.append((431, client3, "", "", "", "", "request header fields too large", 0))
+    # 408: a head that never ends.
+    status4, client4 = raw_exchange(c, b"GET /v1/models HTTP/1.1\r\nHost: a\r\n")
+    want.append((408, client4, "", "", "", "", "request timed out", 0))
+    assert [status, status2, status3, status4] == [400, 413, 431, 408]
+    lines = [json.loads(ln) for ln in wait_lines(log, 4)]
+    by_status = {ln["status"]: ln for ln in lines}
+    for st, client, method, path, proto, rid, reason, bytes_in in want:
+        line = by_status[st]
+        assert set(line) == KEYS, line
+        assert line["client"] == client, line
+        assert (line["method"], line["path"], line["protocol"]) == (method, path, proto), line
+        assert line["request_id"] == rid and line["reason"] == reason, line
+        assert line["bytes_in"] == bytes_in and line["bytes_out"] == 0, line
+        assert line["model"] == line["pool"] == line["endpoint"] == "", line
+        assert line["attempts"] == 0 and line["ttft_ms"] is None, line
+    # Over HTTP/2 too (a stream's head over the limit): its pseudo-headers
+    # came first, so its method and path are known.
+    r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                        "%{http_code}", "-H", "x-big: " + "a" * 3000,
+                        "http://%s:%d/v1/models?q" % (c.host, c.port)],
+                       capture_output=True, timeout=10)
+    assert r.stdout == b"431", r
+    line = json.loads(wait_lines(log, 5)[4])
+    assert line["status"] == 431 and line["protocol"] == "HTTP/2", line
+    assert line["method"] == "GET" and line["path"] == "/v1/models", line
+    assert line["reason"] == "request header fields too large", line
+    assert metric(c, "infergate_access_log_dropped_total") == 0
+    c.stop()
+    assert len(read_lines(log)) == 5

@@ -809,12 +809,16 @@ def test_tracing_from_otel_env(procs, tmp_path):
 def test_traces_endpoint_variable_is_the_full_url(procs, tmp_path):
     """OTLP exporter spec, "Endpoint URLs for OTLP/HTTP": the signal's own
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as-is (only the base
-    OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces)."""
+    OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces). OTEL_RESOURCE_ATTRIBUTES
+    adds to the resource (GIE's chart: the pod's namespace, name and node);
+    OTEL_SERVICE_NAME wins over its service.name."""
     from test_tracing import PARENT_ID, TRACE_ID, Collector
     col = Collector(service="picker-under-test", path="/otlp/spans")
     env = dict(os.environ, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=col.url + "/otlp/spans",
                OTEL_EXPORTER_OTLP_ENDPOINT="http://127.94.0.1:9",
-               OTEL_SERVICE_NAME="picker-under-test", OTEL_TRACES_SAMPLER_ARG="0.5")
+               OTEL_SERVICE_NAME="picker-under-test", OTEL_TRACES_SAMPLER_ARG="0.5",
+               OTEL_RESOURCE_ATTRIBUTES="k8s.pod.name=epp-0,service.name=not-this,"
+                                        "k8s.namespace.name=infer%20ence")
     p = Picker(procs, tmp_path, env=env)
     # The argument counts without OTEL_TRACES_SAMPLER (GIE's default sampler).
     assert "sample ratio 0.5\n" in p.log()
@@ -823,6 +827,8 @@ def test_traces_endpoint_variable_is_the_full_url(procs, tmp_path):
     respond(s)
     s.rest()
     assert len(col.wait_spans(3)) == 3
+    assert col.resources()[0] == {"service.name": "picker-under-test", "k8s.pod.name": "epp-0",
+                                  "k8s.namespace.name": "infer ence"}
     p.stop()
     col.stop()
 

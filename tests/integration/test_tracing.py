@@ -27,13 +27,16 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 class Collector:
     """An OTLP/HTTP receiver: POST /v1/traces (JSON) is recorded; mode
     "ok" answers 200, "refuse" 503, "hang" never answers, "hold" answers
-    the first POST once release() is called and the others at once."""
+    the first POST once release() is called and the others at once.
+    `script`: answers for the next POSTs, before the mode's, each
+    (status, Retry-After or None, body or None)."""
 
     def __init__(self, mode="ok", service="infergate", path="/v1/traces"):
         self.mode = mode
         self.path = path
         self.service = service
         self.posts = []
+        self.script = []
         self.lock = threading.Lock()
         self.stop_evt = threading.Event()
         self.release_evt = threading.Event()
@@ -51,6 +54,18 @@ class Collector:
                 body = self.rfile.read(n)
                 with outer.lock:
                     outer.posts.append((self.path, self.headers.get("Content-Type"), body))
+                    answer = outer.script.pop(0) if outer.script else None
+                if answer:
+                    code, retry_after, out = answer
+                    out = out or b"{}"
+                    self.send_response(code)
+                    if retry_after is not None:
+                        self.send_header("Retry-After", retry_after)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
                 if outer.mode == "hang":
                     outer.stop_evt.wait(20)
                     return
@@ -73,10 +88,10 @@ class Collector:
     def url(self):
         return "http://%s:%d" % (self.host, self.port)
 
-    def spans(self):
+    def spans(self, posts=None):
         out = []
         with self.lock:
-            posts = list(self.posts)
+            posts = list(self.posts) if posts is None else posts
         for path, ctype, body in posts:
             assert path == self.path and ctype == "application/json"
             doc = json.loads(body)
@@ -89,6 +104,13 @@ class Collector:
                     assert ss["scope"]["name"] == "infergate" and ss["scope"]["version"]
                     out += ss["spans"]
         return out
+
+    def resources(self):
+        """Each export's resource attributes, as {key: string value}."""
+        with self.lock:
+            posts = list(self.posts)
+        return [{a["key"]: a["value"]["stringValue"] for a in rs["resource"]["attributes"]}
+                for _, _, body in posts for rs in json.loads(body)["resourceSpans"]]
 
     def wait_spans(self, n, timeout=5):
         deadline = time.time() + timeout
@@ -380,3 +402,149 @@ def test_a_client_span_per_attempt(procs, tmp_path, fakes, collector):
     assert a["url.path"] == "/v1/completions"
     assert a["gen_ai.request.model"] == "tweet-summary" and "gen_ai.response.model" not in a
     c.stop()
+
+
+def trace_metrics(c):
+    _, _, m = call(c.admin, "/metrics")
+    return {k: int(v) for k, v in re.findall(r"^infergate_trace_(\w+)_total (\d+)$", m.decode(),
+                                             re.M)}
+
+
+def wait_metrics(c, pred, timeout=8):
+    deadline = time.time() + timeout
+    while True:
+        m = trace_metrics(c)
+        if pred(m):
+            return m
+        assert time.time() < deadline, m
+        time.sleep(0.05)
+
+
+def test_exports_retried_on_throttling_and_unavailability(procs, tmp_path, fakes, collector):
+    """OTLP/HTTP "Failures" and "Throttling": 429, 502, 503 and 504 are
+    tried again with the same request, after the Retry-After asked for
+    (delay-seconds or an HTTP-date) or, without one, a back-off of 1 s
+    then 2 s; two retries at most. Requests never wait for any of it."""
+    past = "Sun, 06 Nov 1994 08:49:37 GMT"
+    collector.script = [(503, "0", None), (502, past, None)]
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url))
+    assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    m = wait_metrics(c, lambda m: m["spans_exported"] >= 3)
+    assert m == {"spans_exported": 3, "spans_dropped": 0,
+                 "exports_failed": 0}, m
+    bodies = [p[2] for p in collector.posts]
+    assert len(bodies) == 3 and bodies[0] == bodies[1] == bodies[2]
+    # Three failures: given up after the second retry, its spans dropped.
+    collector.script = [(429, "0", None), (503, "0", None), (504, "0", None)]
+    assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    m = wait_metrics(c, lambda m: m["exports_failed"] >= 1)
+    assert m == {"spans_exported": 3, "spans_dropped": 3,
+                 "exports_failed": 1}, m
+    assert len(collector.posts) == 6 and len(set(p[2] for p in collector.posts[3:])) == 1
+    # 400 and the other 4xx are not retried.
+    collector.script = [(400, "0", None)]
+    assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    m = wait_metrics(c, lambda m: m["exports_failed"] >= 2)
+    assert m["spans_dropped"] == 6 and len(collector.posts) == 7, m
+    # Without Retry-After, the back-off's first step (1 s); meanwhile
+    # requests go on as fast as ever.
+    collector.script = [(504, None, None)]
+    assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    deadline = time.time() + 5
+    while len(collector.posts) < 8:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    t0 = time.time()
+    for _ in range(10):
+        assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    m = wait_metrics(c, lambda m: m["spans_exported"] >= 6)
+    assert collector.posts[8][2] == collector.posts[7][2]
+    assert m["spans_exported"] == 6 and m["spans_dropped"] == 6, m
+    assert time.time() - t0 > 0.5  # the retry waited (1 s from the failure)
+    c.stop()
+
+
+def test_partial_success_counts_rejected_spans(procs, tmp_path, fakes, collector):
+    """A 200 whose partialSuccess rejects spans (rejectedSpans an int64:
+    a string in OTLP/JSON, a number from some servers): they count as
+    dropped and errorMessage is logged, once a minute at most."""
+    ps = b'{"partialSuccess":{"rejectedSpans":"2","errorMessage":"attribute limit exceeded"}}'
+    collector.script = [(200, None, ps),
+                        (200, None, b'{"partialSuccess":{"rejectedSpans":1}}')]
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url))
+    assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    m = wait_metrics(c, lambda m: m["spans_exported"] + m["spans_dropped"] >= 3)
+    assert m == {"spans_exported": 1, "spans_dropped": 2,
+                 "exports_failed": 0}, m
+    assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    m = wait_metrics(c, lambda m: m["spans_exported"] + m["spans_dropped"] >= 6)
+    assert m == {"spans_exported": 3, "spans_dropped": 3,
+                 "exports_failed": 0}, m
+    log = c.stop()
+    assert log.count("rejected 2 of 3 spans: attribute limit exceeded") == 1, log
+    assert "rejected 1 of 3" not in log
+
+
+def test_shutdown_waits_for_a_retry_only_within_its_deadline(procs, tmp_path, fakes, collector):
+    """A retry due within the shutdown's deadline is made; one asked for
+    later is not waited for: its spans are dropped and said."""
+    collector.script = [(503, "1", None)]
+    pods = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url))
+    assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    deadline = time.time() + 5
+    while not collector.posts:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    c.gw.send_signal(signal.SIGTERM)
+    assert c.gw.wait(timeout=15) == 0
+    assert len(collector.posts) == 2 and len(collector.spans(collector.posts[1:])) == 3
+    assert "not exported" not in c.log()
+
+    collector.posts.clear()
+    collector.script = [(429, "120", None)]
+    c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", collector.url),
+                    name="gw2")
+    assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+    deadline = time.time() + 5
+    while not collector.posts:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    t0 = time.time()
+    c.gw.send_signal(signal.SIGTERM)
+    assert c.gw.wait(timeout=15) == 0
+    assert time.time() - t0 < 10
+    assert len(collector.posts) == 1
+    assert "3 spans were not exported by the shutdown's deadline" in c.log(), c.log()
+
+
+def test_resource_attributes_from_the_environment(procs, tmp_path, fakes, monkeypatch):
+    """The OTel SDK's OTEL_RESOURCE_ATTRIBUTES (GIE's chart sets the pod's
+    namespace, name and node this way): comma-separated key=value pairs,
+    values percent-decoded, an invalid pair left out with a warning, the
+    last of a repeated key kept; its service.name counts only without
+    --otlp-service-name (or OTEL_SERVICE_NAME)."""
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES",
+                       " k8s.namespace.name = ns1 ,k8s.pod.name=gw-0,service.name=from-attrs,"
+                       "no-equals,k8s.node.name=node%2C1%3Dx%20y,bad=%zz,k8s.pod.name=gw-1,")
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    want = {"k8s.namespace.name": "ns1", "k8s.pod.name": "gw-1",
+            "k8s.node.name": "node,1=x y"}
+    pods = fakes.pods(1)
+    for args, svc in (((), "from-attrs"), (("--otlp-service-name", "flagged"), "flagged")):
+        col = Collector(service=svc)
+        try:
+            c = FakeCluster(procs, tmp_path, pods, gw_args=("--otlp-endpoint", col.url, *args),
+                            name="gw-" + svc)
+            assert post_json(c.base, "/v1/completions", seed_body())[0] == 200
+            col.wait_spans(3)
+            res = col.resources()[0]
+            assert res == dict(want, **{"service.name": svc}), res
+            assert list(res)[0] == "service.name"
+            log = c.stop()
+            assert 'OTEL_RESOURCE_ATTRIBUTES: "no-equals"' in log, log
+            assert 'OTEL_RESOURCE_ATTRIBUTES: "bad=%zz"' in log, log
+        finally:
+            col.stop()

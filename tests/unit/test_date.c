@@ -46,6 +46,34 @@ static void test_against_strftime(void **state)
 	}
 }
 
+/* A Retry-After's HTTP-date: IMF-fixdate read back to the time it was
+ * formatted from; other text refused. */
+static void test_parse(void **state)
+{
+	int64_t t;
+	assert_int_equal(ig_http_date_parse(IG_STR("Sun, 06 Nov 1994 08:49:37 GMT"), &t), 0);
+	assert_int_equal(t, 784111777);
+	assert_int_equal(ig_http_date_parse(IG_STR(" Tue, 29 Feb 2000 00:00:00 GMT "), &t), 0);
+	assert_int_equal(t, 951782400);
+	for (int64_t u = -2208988800LL; u < 10413792000LL; u += 86400 * 3 + 3607) {
+		char text[IG_HTTP_DATE_LEN];
+		ig_http_date_format(u, text);
+		assert_int_equal(ig_http_date_parse((struct ig_str){text, sizeof text}, &t), 0);
+		assert_int_equal(t, u);
+	}
+	const char *bad[] = {"120",
+			     "",
+			     "Sunday, 06-Nov-94 08:49:37 GMT",
+			     "Sun Nov  6 08:49:37 1994",
+			     "Sun, 06 Nov 1994 08:49:37 UTC",
+			     "Sun, 06 Foo 1994 08:49:37 GMT",
+			     "Sun, 36 Nov 1994 08:49:37 GMT",
+			     "Sun, 06 Nov 1994 24:49:37 GMT",
+			     "Sun, 06 Nov 19x4 08:49:37 GMT"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_int_equal(ig_http_date_parse(ig_str_from(bad[i]), &t), -1);
+}
+
 /* The cached value is now's, the same text within a second. */
 static void test_now(void **state)
 {
@@ -77,9 +105,8 @@ static void test_has_date(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_known_dates),
-	    cmocka_unit_test(test_against_strftime),
-	    cmocka_unit_test(test_now),
+	    cmocka_unit_test(test_known_dates), cmocka_unit_test(test_against_strftime),
+	    cmocka_unit_test(test_parse),	cmocka_unit_test(test_now),
 	    cmocka_unit_test(test_has_date),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
