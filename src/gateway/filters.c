@@ -48,7 +48,9 @@ bool ig_req_has_redirect(const struct ig_req *p)
 
 /* The request path with a path modifier applied (into buf). For
  * ReplacePrefixMatch the matched prefix is replaced element-wise: a
- * trailing slash of the prefix or the replacement does not double. */
+ * trailing slash of the prefix or the replacement does not double. A path
+ * the route did not match by that prefix (an external picker's :path,
+ * set after matching) goes on as it is. */
 static struct ig_str modify_path(const struct ig_req *p, const struct ig_path_modifier *m,
 				 char *buf, size_t cap)
 {
@@ -62,12 +64,15 @@ static struct ig_str modify_path(const struct ig_req *p, const struct ig_path_mo
 		prefix.len--;
 	if (prefix.len == 1 && prefix.ptr[0] == '/')
 		prefix.len = 0;
+	if (path.len < prefix.len || memcmp(path.ptr, prefix.ptr, prefix.len) != 0 ||
+	    (path.len > prefix.len && prefix.len && path.ptr[prefix.len] != '/'))
+		return path;
 	struct ig_str rest = {path.ptr + prefix.len, path.len - prefix.len};
 	struct ig_str repl = ig_str_from(m->value);
 	while (repl.len && repl.ptr[repl.len - 1] == '/')
 		repl.len--;
 	size_t n = 0;
-	if (repl.len + rest.len + 2 > cap)
+	if (cap < 2 || repl.len > cap - 2 || rest.len > cap - 2 - repl.len)
 		return path;
 	memcpy(buf, repl.ptr, repl.len);
 	n = repl.len;

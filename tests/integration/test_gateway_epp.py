@@ -263,7 +263,7 @@ class Setup:
     the gateway; the picker is started by the test."""
 
     def __init__(self, procs, tmp_path, failure_mode="FailClose", h2c=True, gw_args=(),
-                 fake_pods=False):
+                 fake_pods=False, route=ROUTE):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "manifests")
         os.makedirs(self.dir, exist_ok=True)
@@ -284,7 +284,7 @@ class Setup:
         self.port = free_port(self.host)
         self.admin = "%s:%d" % (self.host, free_port(self.host))
         write(os.path.join(self.dir, "gateway.yaml"), GATEWAY.format(port=self.port))
-        write(os.path.join(self.dir, "route.yaml"), ROUTE)
+        write(os.path.join(self.dir, "route.yaml"), route)
         write(os.path.join(self.dir, "pool.yaml"), POOL.format(
             target_port=self.target_port, picker_port=self.picker_port,
             failure_mode=failure_mode))
@@ -709,6 +709,57 @@ def test_pick_names_no_usable_endpoint(procs, tmp_path, failure_mode):
             assert s.completions_seen() == 0
     finally:
         p.stop()
+    s.stop()
+
+
+PREFIX_REWRITE_ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: llm-route
+spec:
+  parentRefs:
+  - name: inference-gateway
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /v1
+    filters:
+    - type: URLRewrite
+      urlRewrite:
+        path:
+          type: ReplacePrefixMatch
+          replacePrefixMatch: /api
+    backendRefs:
+    - group: inference.networking.x-k8s.io
+      kind: InferencePool
+      name: qwen-pool
+"""
+
+
+@pytest.mark.parametrize("picked,pod_path", [
+    ("/x", "/x"),                          # shorter than the matched prefix
+    ("/generate/abc", "/generate/abc"),    # outside it
+    ("/v1x/abc", "/v1x/abc"),              # the prefix's bytes, not its segment
+    ("/v1/other?q=1", "/api/other?q=1"),   # inside it: rewritten
+])
+def test_picker_path_and_a_prefix_rewrite(procs, tmp_path, picked, pod_path):
+    """The route's ReplacePrefixMatch replaces the prefix it matched; a
+    :path the picker set afterwards may not start with it, and then goes to
+    the pod as the picker wrote it (it crashed the gateway when shorter
+    than the prefix, and lost bytes when outside it)."""
+    s = Setup(procs, tmp_path, fake_pods=True, route=PREFIX_REWRITE_ROUTE)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    p.mutation = [(":path", picked.encode(), "")]
+    try:
+        status, _, data = call(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert status == 200, data
+        got = [r for pod in s.pods for r in pod.completions()]
+        assert [r.path for r in got] == [pod_path], got
+    finally:
+        p.stop()
+        for pod in s.pods:
+            pod.stop()
     s.stop()
 
 
