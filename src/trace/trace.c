@@ -489,7 +489,8 @@ static void drain(struct ig_tracer *t, bool discard)
 				break; /* for the next batch */
 			if (!fits || discard) {
 				t->dropped++;
-				t->left++;
+				if (discard || t->end_ms)
+					t->left++;
 			} else {
 				if (t->batch.len)
 					t->batch.ptr[t->batch.len++] = ',';
@@ -511,6 +512,8 @@ static void export_end(struct ig_tracer *t, bool ok)
 	else {
 		t->failed++;
 		t->dropped += t->req_spans;
+		if (t->end_ms) /* during the shutdown's flush: said at its end */
+			t->left += t->req_spans;
 	}
 	t->req_spans = 0;
 	t->in_flight = false;
@@ -765,18 +768,16 @@ static void flush_at_shutdown(struct ig_tracer *t)
 		ig_http_client_close(t->conn);
 		t->conn = NULL;
 	}
-	if (t->in_flight || t->waiting) {
-		t->left += t->req_spans;
+	if (t->in_flight || t->waiting)
 		export_end(t, false);
-	}
 	t->left += t->batch_spans;
 	t->dropped += t->batch_spans;
 	t->batch.len = 0;
 	t->batch_spans = 0;
 	drain(t, true);
 	if (t->left)
-		ig_warn("tracing: %llu spans were not exported by the shutdown's deadline (%d ms): "
-			"dropped",
+		ig_warn("tracing: %llu spans were not exported at shutdown (refused, or not sent "
+			"by its deadline of %d ms): dropped",
 			(unsigned long long)t->left, IG_TRACE_SHUTDOWN_MS);
 }
 
