@@ -566,12 +566,18 @@ static int take_headers_answer(struct xp_call *x, const struct ig_xp_response *r
 		x->set[x->nset].key = (struct ig_str){dup_str(r->set[i].key), r->set[i].key.len};
 		x->set[x->nset].value =
 		    (struct ig_str){dup_str(r->set[i].value), r->set[i].value.len};
+		/* Counted either way, so that xp_free frees what was copied. */
 		x->nset++;
+		if (!x->set[x->nset - 1].key.ptr || !x->set[x->nset - 1].value.ptr)
+			return -1;
 	}
 	for (size_t i = 0; i < r->nremove; i++)
-		if (removable(r->remove[i]))
+		if (removable(r->remove[i])) {
 			x->remove[x->nremove++] =
 			    (struct ig_str){dup_str(r->remove[i]), r->remove[i].len};
+			if (!x->remove[x->nremove - 1].ptr)
+				return -1;
+		}
 	if (!x->endpoints && r->lb_endpoint.len)
 		x->endpoints = dup_str(r->lb_endpoint);
 	return 0;
