@@ -295,7 +295,13 @@ struct lru_slot {
 	uint32_t pos;
 };
 
-static _Thread_local struct ig_scratch lru_mem;
+static _Thread_local struct ig_scratch lru_mem, used_mem;
+
+static int by_pos(const void *a, const void *b)
+{
+	uint32_t x = ((const struct lru_slot *)a)->pos, y = ((const struct lru_slot *)b)->pos;
+	return (x > y) - (x < y);
+}
 
 static inline size_t lru_home(uint64_t key, unsigned log)
 {
@@ -344,17 +350,23 @@ void nohit_lru_score(struct nohit_lru *l, bool cold, const struct ig_sched_endpo
 		if (!pos)
 			scores[k] += (1.0 - (double)never++ / (double)(n - 1)) * w;
 	}
-	for (size_t k = 0; k < n && tab; k++) {
-		uint32_t pos = 0;
+	/* The others ranked among themselves, oldest first: the LRU's keys
+	 * that are not candidates (filtered out, or gone from the pool) take
+	 * no rank. llm-d ranks by the place in its whole LRU, which puts
+	 * every candidate at 0 once a filter or a departed pod leaves
+	 * n - 1 keys ahead of them. */
+	struct lru_slot *used = tab ? ig_scratch_get(&used_mem, n * sizeof *used) : NULL;
+	size_t nused = 0;
+	for (size_t k = 0; k < n && used; k++) {
 		uint64_t key = eps[set->idx[k]].key;
 		for (size_t h = lru_home(key, log); tab[h].pos; h = (h + 1) & mask)
 			if (tab[h].key == key) {
-				pos = tab[h].pos;
+				used[nused++] = (struct lru_slot){k, tab[h].pos};
 				break;
 			}
-		if (!pos)
-			continue;
-		double score = 1.0 - (double)(never + pos - 1) / (double)(n - 1);
-		scores[k] += (score > 0 ? score : 0) * w;
 	}
+	if (nused > 1)
+		qsort(used, nused, sizeof *used, by_pos);
+	for (size_t i = 0; i < nused; i++)
+		scores[used[i].key] += (1.0 - (double)(never + i) / (double)(n - 1)) * w;
 }

@@ -144,9 +144,10 @@ void nohit_lru_free(struct nohit_lru *l);
  * recently used when full). */
 void nohit_lru_touch(struct nohit_lru *l, uint64_t key);
 /* Adds w times llm-d's score to scores[k] for each candidate k of set:
- * 0.5 each for a warm request; for a cold one, never-used endpoints first
- * (1 down in candidate order), then the LRU's from the oldest, each
- * 1 - rank / (n - 1), at least 0; 1 for a single candidate. */
+ * 0.5 each for a warm request; for a cold one, the candidates ranked
+ * among themselves: never-used endpoints first (in candidate order), then
+ * the LRU's from the oldest, each 1 - rank / (n - 1); 1 for a single
+ * candidate. */
 void nohit_lru_score(struct nohit_lru *l, bool cold, const struct ig_sched_endpoint *eps,
 		     const struct ig_sched_set *set, double *scores, double w);
 

@@ -392,6 +392,62 @@ static void test_no_hit_lru(void **state)
 	(void)state;
 }
 
+/* The candidates are ranked among themselves: endpoints the LRU holds
+ * that are not candidates (filtered out, or gone from the pool) take no
+ * rank, so 1 - rank / (n - 1) spans 1 to 0 over whoever is left. */
+static void test_no_hit_lru_ranks_candidates(void **state)
+{
+	struct ig_scheduler *s =
+	    sched_of("plugins:\n- type: decode-filter\n- type: no-hit-lru-scorer\n"
+		     "schedulingProfiles:\n- name: p\n  plugins:\n"
+		     "  - pluginRef: decode-filter\n  - pluginRef: no-hit-lru-scorer\n");
+	struct ig_sched_result res;
+	double sc[MAXE];
+	for (size_t i = 0; i < 4; i++) {
+		ep(0);
+		labels(i, "llm-d.ai/role", i < 2 ? "prefill" : "decode", NULL);
+	}
+	/* A, B (prefill pods), then C, D served cold requests, in order. */
+	assert_int_equal(score_all(s, &plain, sc, &res), 2);
+	assert_true(res.lru_cold);
+	for (size_t i = 0; i < 4; i++)
+		ig_schedule_commit(s, &res, eps[i].key);
+	assert_int_equal(score_all(s, &plain, sc, &res), 2);
+	assert_float_equal(sc[2], 1.0, 1e-9); /* the older of the two */
+	assert_float_equal(sc[3], 0.0, 1e-9);
+	ig_scheduler_free(s);
+
+	/* A pod that left the pool (key 99) is still in the LRU: C never
+	 * served, then A (older) and B. */
+	s = sched_of(ONE("no-hit-lru-scorer", "", ""));
+	setup(NULL);
+	for (size_t i = 0; i < 3; i++)
+		ep(0);
+	assert_int_equal(score_all(s, &plain, sc, &res), 3);
+	ig_schedule_commit(s, &res, 99);
+	ig_schedule_commit(s, &res, eps[0].key);
+	ig_schedule_commit(s, &res, eps[1].key);
+	assert_int_equal(score_all(s, &plain, sc, &res), 3);
+	assert_float_equal(sc[2], 1.0, 1e-9);
+	assert_float_equal(sc[0], 0.5, 1e-9);
+	assert_float_equal(sc[1], 0.0, 1e-9);
+	ig_scheduler_free(s);
+
+	/* lruSize 2: touching a third endpoint evicts the oldest, which
+	 * counts as never used again. */
+	s = sched_of(ONE("no-hit-lru-scorer", "  parameters: {lruSize: 2}\n", ""));
+	assert_int_equal(score_all(s, &plain, sc, &res), 3);
+	for (size_t i = 0; i < 3; i++)
+		ig_schedule_commit(s, &res, eps[i].key);
+	ig_schedule_commit(s, &res, eps[2].key); /* again: no eviction */
+	assert_int_equal(score_all(s, &plain, sc, &res), 3);
+	assert_float_equal(sc[0], 1.0, 1e-9);
+	assert_float_equal(sc[1], 0.5, 1e-9);
+	assert_float_equal(sc[2], 0.0, 1e-9);
+	ig_scheduler_free(s);
+	(void)state;
+}
+
 /* With a prefix-cache-scorer, a request some candidate holds blocks of is
  * warm: 0.5 each, and its commit leaves the LRU as it was. */
 static void test_no_hit_lru_warm(void **state)
@@ -511,6 +567,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_active_request, setup),
 	    cmocka_unit_test_setup(test_no_hit_lru, setup),
 	    cmocka_unit_test_setup(test_no_hit_lru_warm, setup),
+	    cmocka_unit_test_setup(test_no_hit_lru_ranks_candidates, setup),
 	    cmocka_unit_test_setup(test_context_length_aware, setup),
 	    cmocka_unit_test_setup(test_unsupported_llmd_types, setup),
 	};
