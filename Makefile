@@ -118,7 +118,7 @@ asan: $(BA)/infergate $(UNIT_BINS_A)
 # the first report of each process to collect them all.
 TSAN_UNIT  := $(BT)/tests/test_registry $(BT)/tests/test_prefix $(BT)/tests/test_endpoint \
 	$(BT)/tests/test_route $(BT)/tests/test_accesslog $(BT)/tests/test_activity \
-	$(BT)/tests/test_spsc $(BT)/tests/test_candidates
+	$(BT)/tests/test_spsc $(BT)/tests/test_candidates $(BT)/tests/test_picker_llmd
 # test_backend_tls.py: TLS contexts shared by the workers. test_demo.py is
 # there for its demo runs (they start the gateway with
 # --workers 2). test_idle_tunnels_hold_no_buffers,

@@ -15,6 +15,19 @@ void ig_req_metrics_dispatched(struct ig_req *p)
 					   p->target.ptr, p->priority, !p->resolved);
 }
 
+/* The bytes of the prompt the picked endpoint holds: its matched blocks,
+ * the last one as long as it is when it is the prompt's tail (the bytes
+ * after the last full block, hashed as one more block). Matched blocks
+ * are a prefix of the hashed ones, and only the last hashed block can be
+ * short, so that is the blocks' bytes, at most the input's length. */
+static long hit_bytes(const struct ig_sched_result *r, size_t input_len)
+{
+	if (!r->prefix_block_bytes)
+		return -1;
+	size_t bytes = r->prefix_match_blocks * r->prefix_block_bytes;
+	return (long)(bytes < input_len ? bytes : input_len);
+}
+
 void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_endpoint *picked)
 {
 	const struct ig_sched_result *r = &p->res;
@@ -25,8 +38,7 @@ void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_end
 	    .pool = p->pool,
 	    .picked = picked,
 	    .seconds = (double)(ig_now_ns() - t0) / 1e9,
-	    .hit_bytes =
-		r->prefix_block_bytes ? (long)(r->prefix_match_blocks * r->prefix_block_bytes) : -1,
+	    .hit_bytes = hit_bytes(r, p->prefix_input.len),
 	    .hit_ratio = r->prefix_block_bytes && r->nprefix_hashes
 			     ? (double)r->prefix_match_blocks / (double)r->nprefix_hashes
 			     : -1,

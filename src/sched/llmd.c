@@ -239,23 +239,55 @@ bool context_length_keeps(const struct label_match *m, const struct ig_pod *pod,
 
 /* ---- no-hit-lru-scorer (scorer/nohitlru) ---------------------------------------- */
 
-/* The keys of the endpoints that served cold requests, oldest first, at
- * most cap of them (hashicorp's lru.Cache in llm-d, keyed by the
- * endpoint's name; here by its key, the same identity). A touch moves a
- * key with one memmove over at most cap keys, under the mutex that
- * scoring takes too. */
+/* llm-d keeps one LRU of the endpoints that served cold requests
+ * (hashicorp's lru.Cache, keyed by the endpoint's name; here by its key,
+ * the same identity), shared by every request. Here each worker thread
+ * keeps its own, of the endpoints it sent cold requests to, as the
+ * gateway's other per-worker figures are kept: ig_schedule() and the
+ * commit write nothing another thread writes, and take no lock. It is an
+ * approximation of llm-d's: each worker spreads its own cold requests
+ * over the endpoints, but two workers may send theirs to the same one,
+ * which one LRU would not; the load scorers beside it (and the requests
+ * the gateway counts in flight) see that endpoint busier.
+ *
+ * A thread's LRU is a list of nodes, oldest to newest, each stamped with
+ * the touch that put it there, and a table of the nodes by key (linear
+ * probing, at most half full): a touch and a lookup cost O(1). It grows
+ * by doubling to the configured size, so a pool of a few endpoints holds
+ * a few nodes; only a touch that grows it allocates. */
+struct lru_node {
+	uint64_t key;
+	uint64_t stamp; /* the thread's touch count when last touched */
+	uint32_t older, newer;
+};
+
+#define NO_NODE UINT32_MAX
+
+struct thread_lru {
+	uint32_t n, room; /* nodes used, nodes allocated */
+	uint32_t oldest, newest;
+	uint64_t clock;
+	unsigned log;  /* the table has 2^log slots, at least 2 * room */
+	uint32_t *tab; /* node index + 1; 0: empty */
+	struct lru_node *nodes;
+};
+
+/* Threads past this many (the most workers --workers allows) share the
+ * last LRU, under a mutex: the gateway never has that many. */
+#define LRU_THREADS 256
+
 struct nohit_lru {
-	pthread_mutex_t mu;
-	uint32_t cap, n;
-	uint64_t keys[];
+	uint32_t cap;
+	pthread_mutex_t shared_mu; /* of per[LRU_THREADS] */
+	struct thread_lru *per[LRU_THREADS + 1];
 };
 
 struct nohit_lru *nohit_lru_new(uint32_t size)
 {
-	struct nohit_lru *l = calloc(1, sizeof *l + (size_t)size * sizeof l->keys[0]);
+	struct nohit_lru *l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
-	if (pthread_mutex_init(&l->mu, NULL) != 0) {
+	if (pthread_mutex_init(&l->shared_mu, NULL) != 0) {
 		free(l);
 		return NULL;
 	}
@@ -263,44 +295,206 @@ struct nohit_lru *nohit_lru_new(uint32_t size)
 	return l;
 }
 
+static void thread_lru_free(struct thread_lru *t)
+{
+	if (!t)
+		return;
+	free(t->tab);
+	free(t->nodes);
+	free(t);
+}
+
 void nohit_lru_free(struct nohit_lru *l)
 {
 	if (!l)
 		return;
-	pthread_mutex_destroy(&l->mu);
+	for (size_t i = 0; i <= LRU_THREADS; i++)
+		thread_lru_free(l->per[i]);
+	pthread_mutex_destroy(&l->shared_mu);
 	free(l);
+}
+
+static inline size_t lru_home(uint64_t key, unsigned log)
+{
+	return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> (64 - log));
+}
+
+/* The table slot that holds key, or the empty one where it would go. */
+static size_t lru_slot(const struct thread_lru *t, uint64_t key)
+{
+	size_t mask = ((size_t)1 << t->log) - 1;
+	size_t h = lru_home(key, t->log);
+	while (t->tab[h] && t->nodes[t->tab[h] - 1].key != key)
+		h = (h + 1) & mask;
+	return h;
+}
+
+/* Empties slot h, moving back the entries after it that probed past it
+ * (so that no lookup stops early at the hole). */
+static void lru_slot_clear(struct thread_lru *t, size_t h)
+{
+	size_t mask = ((size_t)1 << t->log) - 1;
+	t->tab[h] = 0;
+	for (size_t j = (h + 1) & mask; t->tab[j]; j = (j + 1) & mask) {
+		size_t home = lru_home(t->nodes[t->tab[j] - 1].key, t->log);
+		if (((j - home) & mask) >= ((j - h) & mask)) {
+			t->tab[h] = t->tab[j];
+			t->tab[j] = 0;
+			h = j;
+		}
+	}
+}
+
+static void lru_unlink(struct thread_lru *t, uint32_t i)
+{
+	struct lru_node *x = &t->nodes[i];
+	if (x->older != NO_NODE)
+		t->nodes[x->older].newer = x->newer;
+	else
+		t->oldest = x->newer;
+	if (x->newer != NO_NODE)
+		t->nodes[x->newer].older = x->older;
+	else
+		t->newest = x->older;
+}
+
+static void lru_push_newest(struct thread_lru *t, uint32_t i)
+{
+	t->nodes[i].older = t->newest;
+	t->nodes[i].newer = NO_NODE;
+	t->nodes[i].stamp = ++t->clock;
+	if (t->newest != NO_NODE)
+		t->nodes[t->newest].newer = i;
+	else
+		t->oldest = i;
+	t->newest = i;
+}
+
+/* Room for `room` nodes (more than t holds), the table rebuilt for it;
+ * -1 out of memory, t unchanged. */
+static int lru_grow(struct thread_lru *t, uint32_t room)
+{
+	unsigned log = 4;
+	while (((size_t)1 << log) < 2 * (size_t)room)
+		log++;
+	struct lru_node *nodes = realloc(t->nodes, (size_t)room * sizeof *nodes);
+	if (!nodes)
+		return -1;
+	t->nodes = nodes;
+	uint32_t *tab = calloc((size_t)1 << log, sizeof *tab);
+	if (!tab)
+		return -1;
+	free(t->tab);
+	t->tab = tab;
+	t->log = log;
+	t->room = room;
+	for (uint32_t i = 0; i < t->n; i++)
+		t->tab[lru_slot(t, t->nodes[i].key)] = i + 1;
+	return 0;
+}
+
+static struct thread_lru *thread_lru_new(uint32_t cap)
+{
+	struct thread_lru *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->oldest = t->newest = NO_NODE;
+	if (lru_grow(t, cap < 16 ? cap : 16) < 0) {
+		thread_lru_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void touch(struct thread_lru *t, uint32_t cap, uint64_t key)
+{
+	size_t h = lru_slot(t, key);
+	uint32_t i;
+	if (t->tab[h]) {
+		i = t->tab[h] - 1;
+		lru_unlink(t, i);
+	} else if (t->n == cap) {
+		/* Full: the oldest node goes, and takes the new key. */
+		i = t->oldest;
+		lru_unlink(t, i);
+		lru_slot_clear(t, lru_slot(t, t->nodes[i].key));
+		t->nodes[i].key = key;
+		t->tab[lru_slot(t, key)] = i + 1;
+	} else {
+		if (t->n == t->room) {
+			uint32_t room = t->room * 2;
+			if (lru_grow(t, room < cap ? room : cap) < 0)
+				return;
+			h = lru_slot(t, key);
+		}
+		i = t->n++;
+		t->nodes[i].key = key;
+		t->tab[h] = i + 1;
+	}
+	lru_push_newest(t, i);
+}
+
+/* The calling thread's LRU slot (picker.c's thread index), and whether it
+ * is shared with other threads. */
+static size_t my_lru(bool *shared)
+{
+	unsigned k = sched_thread_index();
+	*shared = k >= LRU_THREADS;
+	return *shared ? LRU_THREADS : k;
 }
 
 void nohit_lru_touch(struct nohit_lru *l, uint64_t key)
 {
 	if (!l || !l->cap)
 		return;
-	pthread_mutex_lock(&l->mu);
-	uint32_t at = 0;
-	while (at < l->n && l->keys[at] != key)
-		at++;
-	if (at == l->n && l->n == l->cap)
-		at = 0; /* full: the oldest goes */
-	else if (at == l->n)
-		l->n++;
-	memmove(&l->keys[at], &l->keys[at + 1], (size_t)(l->n - 1 - at) * sizeof l->keys[0]);
-	l->keys[l->n - 1] = key;
-	pthread_mutex_unlock(&l->mu);
+	bool shared;
+	size_t k = my_lru(&shared);
+	if (shared)
+		pthread_mutex_lock(&l->shared_mu);
+	if (!l->per[k])
+		l->per[k] = thread_lru_new(l->cap);
+	if (l->per[k])
+		touch(l->per[k], l->cap, key);
+	if (shared)
+		pthread_mutex_unlock(&l->shared_mu);
 }
 
-/* The LRU's positions by key, in a table of the thread's scratch memory
- * (open addressing; slot.pos 0: empty, else position + 1). */
-struct lru_slot {
-	uint64_t key;
-	uint32_t pos;
+/* When the candidate at position k of the set was last touched: 0 for
+ * never. */
+struct lru_seen {
+	uint64_t stamp;
+	size_t k;
 };
 
-static _Thread_local struct ig_scratch lru_mem;
-
-static inline size_t lru_home(uint64_t key, unsigned log)
+static void sift_down(struct lru_seen *v, size_t i, size_t n)
 {
-	return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> (64 - log));
+	for (size_t c; (c = 2 * i + 1) < n; i = c) {
+		if (c + 1 < n && v[c + 1].stamp > v[c].stamp)
+			c++;
+		if (v[i].stamp >= v[c].stamp)
+			return;
+		struct lru_seen x = v[i];
+		v[i] = v[c];
+		v[c] = x;
+	}
 }
+
+/* Oldest first, in place: a heap sort, because glibc's qsort allocates
+ * for arrays of more than a few hundred bytes, and a schedule allocates
+ * nothing once warm. */
+static void sort_by_stamp(struct lru_seen *v, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift_down(v, i, n);
+	for (size_t end = n; end > 1; end--) {
+		struct lru_seen x = v[0];
+		v[0] = v[end - 1];
+		v[end - 1] = x;
+		sift_down(v, 0, end - 1);
+	}
+}
+
+static _Thread_local struct ig_scratch lru_mem;
 
 void nohit_lru_score(struct nohit_lru *l, bool cold, const struct ig_sched_endpoint *eps,
 		     const struct ig_sched_set *set, double *scores, double w)
@@ -315,46 +509,29 @@ void nohit_lru_score(struct nohit_lru *l, bool cold, const struct ig_sched_endpo
 		scores[0] += w;
 		return;
 	}
-	pthread_mutex_lock(&l->mu);
-	unsigned log = 4;
-	while (((size_t)1 << log) < 2 * (size_t)l->n)
-		log++;
-	size_t mask = ((size_t)1 << log) - 1;
-	struct lru_slot *tab = ig_scratch_get(&lru_mem, (mask + 1) * sizeof *tab);
-	if (tab) {
-		memset(tab, 0, (mask + 1) * sizeof *tab);
-		for (uint32_t i = 0; i < l->n; i++) {
-			size_t h = lru_home(l->keys[i], log);
-			while (tab[h].pos)
-				h = (h + 1) & mask;
-			tab[h] = (struct lru_slot){l->keys[i], i + 1};
-		}
-	}
-	pthread_mutex_unlock(&l->mu);
-	/* Without memory for the table every endpoint counts as never used. */
-	size_t never = 0;
+	bool shared;
+	size_t me = my_lru(&shared);
+	if (shared)
+		pthread_mutex_lock(&l->shared_mu);
+	const struct thread_lru *t = l->per[me];
+	/* Without memory for the list every endpoint counts as never used. */
+	struct lru_seen *seen = t ? ig_scratch_get(&lru_mem, n * sizeof *seen) : NULL;
+	size_t never = 0, nseen = 0;
 	for (size_t k = 0; k < n; k++) {
-		uint32_t pos = 0;
-		uint64_t key = eps[set->idx[k]].key;
-		for (size_t h = lru_home(key, log); tab && tab[h].pos; h = (h + 1) & mask)
-			if (tab[h].key == key) {
-				pos = tab[h].pos;
-				break;
-			}
-		if (!pos)
+		size_t h = seen ? lru_slot(t, eps[set->idx[k]].key) : 0;
+		if (seen && t->tab[h])
+			seen[nseen++] = (struct lru_seen){t->nodes[t->tab[h] - 1].stamp, k};
+		else
 			scores[k] += (1.0 - (double)never++ / (double)(n - 1)) * w;
 	}
-	for (size_t k = 0; k < n && tab; k++) {
-		uint32_t pos = 0;
-		uint64_t key = eps[set->idx[k]].key;
-		for (size_t h = lru_home(key, log); tab[h].pos; h = (h + 1) & mask)
-			if (tab[h].key == key) {
-				pos = tab[h].pos;
-				break;
-			}
-		if (!pos)
-			continue;
-		double score = 1.0 - (double)(never + pos - 1) / (double)(n - 1);
-		scores[k] += (score > 0 ? score : 0) * w;
-	}
+	if (shared)
+		pthread_mutex_unlock(&l->shared_mu);
+	/* The others ranked among themselves by their last cold request,
+	 * oldest first: the LRU's keys that are not candidates take no rank
+	 * (llm-d ranks by the place in its whole LRU, which puts every
+	 * candidate at 0 once a filter or a pod that left the pool leaves
+	 * n - 1 other keys ahead of them). */
+	sort_by_stamp(seen, nseen);
+	for (size_t i = 0; i < nseen; i++)
+		scores[seen[i].k] += (1.0 - (double)(never + i) / (double)(n - 1)) * w;
 }

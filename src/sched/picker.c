@@ -49,18 +49,25 @@ struct stage {
 };
 
 /* Lookup statistics are counted per thread, so that schedules on different
- * workers never write one cache line. A thread takes the next stripe the
- * first time it counts and keeps it; the first STAT_STRIPES threads each
- * own one and write it with a load and a store, later ones share the last
- * stripe and add to it atomically. */
+ * workers never write one cache line. A thread's stripe is its thread
+ * index (sched_thread_index); the first STAT_STRIPES threads each own one
+ * and write it with a load and a store, later ones share the last stripe
+ * and add to it atomically. */
 #define STAT_STRIPES 64
 struct stat_stripe {
 	_Alignas(64) _Atomic uint64_t lookups;
 	_Atomic uint64_t hit_blocks, lookup_blocks;
 };
 
-static _Atomic unsigned stripes_taken;
-static _Thread_local unsigned my_stripe = UINT_MAX;
+static _Atomic unsigned threads_seen;
+static _Thread_local unsigned my_thread = UINT_MAX;
+
+unsigned sched_thread_index(void)
+{
+	if (my_thread == UINT_MAX)
+		my_thread = atomic_fetch_add_explicit(&threads_seen, 1, memory_order_relaxed);
+	return my_thread;
+}
 
 /* One scheduling profile, compiled. */
 struct sched_profile {
@@ -962,12 +969,9 @@ static void add_to(_Atomic uint64_t *v, uint64_t n, bool owned)
 
 static void count_lookup(struct ig_scheduler *s, uint64_t blocks, uint64_t hit)
 {
-	if (my_stripe == UINT_MAX) {
-		unsigned k = atomic_fetch_add_explicit(&stripes_taken, 1, memory_order_relaxed);
-		my_stripe = k < STAT_STRIPES ? k : STAT_STRIPES;
-	}
-	struct stat_stripe *st = &s->stats[my_stripe];
-	bool owned = my_stripe < STAT_STRIPES;
+	unsigned k = sched_thread_index();
+	bool owned = k < STAT_STRIPES;
+	struct stat_stripe *st = &s->stats[owned ? k : STAT_STRIPES];
 	add_to(&st->lookups, 1, owned);
 	add_to(&st->lookup_blocks, blocks, owned);
 	add_to(&st->hit_blocks, hit, owned);

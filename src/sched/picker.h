@@ -10,7 +10,10 @@
  * are counted per thread. ig_schedule_commit() (the PreRequest step that
  * records the prompt's blocks for the chosen endpoint in the prefix index)
  * locks that endpoint's part of the index and, briefly, the table lines it
- * links into; see sched/prefix.h. */
+ * links into; see sched/prefix.h. The state no-hit-lru-scorer keeps
+ * between requests is each thread's own (the scheduler keeps one LRU per
+ * thread): a thread's commits move endpoints in the LRU its own schedules
+ * read, with no lock. */
 #ifndef IG_SCHED_PICKER_H
 #define IG_SCHED_PICKER_H
 

@@ -135,18 +135,25 @@ bool label_match_keeps(const struct label_match *m, const struct ig_pod *pod);
 double context_length_score(const struct label_match *m, const struct ig_pod *pod, uint64_t tokens);
 bool context_length_keeps(const struct label_match *m, const struct ig_pod *pod, uint64_t tokens);
 
-/* no-hit-lru-scorer's LRU of the endpoints that served cold requests,
- * shared by the threads that schedule (under a mutex). */
+/* sched/picker.c: the calling thread's index, 0, 1, ... in the order
+ * threads first asked, kept for the thread's life: which of the
+ * scheduler's per-thread parts is its own. */
+unsigned sched_thread_index(void);
+
+/* no-hit-lru-scorer's LRUs of the endpoints that served cold requests:
+ * one per thread, holding the endpoints the thread's own cold requests
+ * went to (see llmd.c). */
 struct nohit_lru;
 struct nohit_lru *nohit_lru_new(uint32_t size);
 void nohit_lru_free(struct nohit_lru *l);
-/* Moves the endpoint to the recent end (adds it, dropping the least
- * recently used when full). */
+/* Moves the endpoint to the recent end of the calling thread's LRU (adds
+ * it, dropping the least recently used when full). */
 void nohit_lru_touch(struct nohit_lru *l, uint64_t key);
 /* Adds w times llm-d's score to scores[k] for each candidate k of set:
- * 0.5 each for a warm request; for a cold one, never-used endpoints first
- * (1 down in candidate order), then the LRU's from the oldest, each
- * 1 - rank / (n - 1), at least 0; 1 for a single candidate. */
+ * 0.5 each for a warm request; for a cold one, the candidates ranked
+ * among themselves by the calling thread's LRU: those it never sent a
+ * cold request first (in candidate order), then the least recently used,
+ * each 1 - rank / (n - 1); 1 for a single candidate. */
 void nohit_lru_score(struct nohit_lru *l, bool cold, const struct ig_sched_endpoint *eps,
 		     const struct ig_sched_set *set, double *scores, double w);
 

@@ -469,9 +469,11 @@ def test_metrics_scheduler_attempts_and_prefix_hit_bytes(procs, tmp_path):
     with the picked pod's name, namespace and port, failure with those
     empty (GIE v1.5 RecordSchedulerAttempt); e2e latency counts both.
     prefix_indexer_hit_bytes takes the bytes of the prompt's prefix the
-    picked endpoint holds (blocks of 16 tokens x 4 characters)."""
+    picked endpoint holds (blocks of 16 tokens x 4 characters; the bytes
+    after the last full block, hashed as one more block, count as many as
+    there are)."""
     c = V1(procs, tmp_path, ["m"], extra_docs=[TESTING_PREFIX_PICKER])
-    prompt = "x" * 768  # 12 whole blocks of 64 characters (a partial one would count whole)
+    prompt = "x" * 800  # 12 whole blocks of 64 characters and a 32-byte tail
     for _ in range(3):
         st, _, data = call(c.base, "/v1/completions", completion("m", prompt),
                            headers={"test-epp-endpoint-selection": c.hosts[0]})
@@ -497,7 +499,7 @@ def test_metrics_scheduler_attempts_and_prefix_hit_bytes(procs, tmp_path):
         assert st == 429, data
     hit = "inference_extension_prefix_indexer_hit_bytes"
     assert plain(text, hit + "_count") == 3, text
-    assert plain(text, hit + "_sum") == 2 * 768
+    assert plain(text, hit + "_sum") == 2 * 800, text
     assert sample(text, hit + "_bucket", le="0") == 1
     assert sample(text, hit + "_bucket", le="512") == 1
     assert sample(text, hit + "_bucket", le="1024") == 3

@@ -3,6 +3,7 @@
  * (pkg/epp/framework/plugins/...), and the loader's answer for the types
  * infergate does not run. */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -392,6 +393,125 @@ static void test_no_hit_lru(void **state)
 	(void)state;
 }
 
+/* The candidates are ranked among themselves: endpoints the LRU holds
+ * that are not candidates (filtered out, or gone from the pool) take no
+ * rank, so 1 - rank / (n - 1) spans 1 to 0 over whoever is left. */
+static void test_no_hit_lru_ranks_candidates(void **state)
+{
+	struct ig_scheduler *s =
+	    sched_of("plugins:\n- type: decode-filter\n- type: no-hit-lru-scorer\n"
+		     "schedulingProfiles:\n- name: p\n  plugins:\n"
+		     "  - pluginRef: decode-filter\n  - pluginRef: no-hit-lru-scorer\n");
+	struct ig_sched_result res;
+	double sc[MAXE];
+	for (size_t i = 0; i < 4; i++) {
+		ep(0);
+		labels(i, "llm-d.ai/role", i < 2 ? "prefill" : "decode", NULL);
+	}
+	/* A, B (prefill pods), then C, D served cold requests, in order. */
+	assert_int_equal(score_all(s, &plain, sc, &res), 2);
+	assert_true(res.lru_cold);
+	for (size_t i = 0; i < 4; i++)
+		ig_schedule_commit(s, &res, eps[i].key);
+	assert_int_equal(score_all(s, &plain, sc, &res), 2);
+	assert_float_equal(sc[2], 1.0, 1e-9); /* the older of the two */
+	assert_float_equal(sc[3], 0.0, 1e-9);
+	ig_scheduler_free(s);
+
+	/* A pod that left the pool (key 99) is still in the LRU: C never
+	 * served, then A (older) and B. */
+	s = sched_of(ONE("no-hit-lru-scorer", "", ""));
+	setup(NULL);
+	for (size_t i = 0; i < 3; i++)
+		ep(0);
+	assert_int_equal(score_all(s, &plain, sc, &res), 3);
+	ig_schedule_commit(s, &res, 99);
+	ig_schedule_commit(s, &res, eps[0].key);
+	ig_schedule_commit(s, &res, eps[1].key);
+	assert_int_equal(score_all(s, &plain, sc, &res), 3);
+	assert_float_equal(sc[2], 1.0, 1e-9);
+	assert_float_equal(sc[0], 0.5, 1e-9);
+	assert_float_equal(sc[1], 0.0, 1e-9);
+	ig_scheduler_free(s);
+
+	/* lruSize 2: touching a third endpoint evicts the oldest, which
+	 * counts as never used again. */
+	s = sched_of(ONE("no-hit-lru-scorer", "  parameters: {lruSize: 2}\n", ""));
+	assert_int_equal(score_all(s, &plain, sc, &res), 3);
+	for (size_t i = 0; i < 3; i++)
+		ig_schedule_commit(s, &res, eps[i].key);
+	ig_schedule_commit(s, &res, eps[2].key); /* again: no eviction */
+	assert_int_equal(score_all(s, &plain, sc, &res), 3);
+	assert_float_equal(sc[0], 1.0, 1e-9);
+	assert_float_equal(sc[1], 0.5, 1e-9);
+	assert_float_equal(sc[2], 0.0, 1e-9);
+	ig_scheduler_free(s);
+	(void)state;
+}
+
+/* Each worker thread keeps its own LRU (picker.h: ig_schedule writes
+ * nothing another thread writes): the endpoints a thread sent cold
+ * requests to are the ones its next cold requests avoid. Two threads
+ * schedule and commit at once, each over the same four endpoints; each
+ * goes round them in order, whatever the other does (and, under TSan,
+ * without a race). */
+#define LRU_ROUNDS 400
+
+struct lru_thread {
+	struct ig_scheduler *s;
+	size_t picks[LRU_ROUNDS];
+	int failed;
+};
+
+static void *lru_thread_run(void *arg)
+{
+	struct lru_thread *t = arg;
+	struct ig_rng r;
+	ig_rng_seed(&r, 11);
+	for (size_t i = 0; i < LRU_ROUNDS; i++) {
+		size_t ranked[MAXE];
+		struct ig_sched_result res = {.ranked = ranked};
+		if (ig_schedule(t->s, &plain, eps, 4, &r, &res) != 0 || !res.lru_cold) {
+			t->failed = 1;
+			return NULL;
+		}
+		t->picks[i] = ranked[0];
+		ig_schedule_commit(t->s, &res, eps[ranked[0]].key);
+	}
+	return NULL;
+}
+
+static void test_no_hit_lru_per_worker(void **state)
+{
+	struct ig_scheduler *s = sched_of(ONE("no-hit-lru-scorer", "", ""));
+	struct ig_sched_result res;
+	double sc[MAXE];
+	for (size_t i = 0; i < 4; i++)
+		ep(0);
+	/* This thread sends one cold request to endpoint 0 first. */
+	assert_int_equal(score_all(s, &plain, sc, &res), 4);
+	ig_schedule_commit(s, &res, eps[0].key);
+	struct lru_thread t[2] = {{.s = s}, {.s = s}};
+	pthread_t th[2];
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, lru_thread_run, &t[i]), 0);
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	for (size_t i = 0; i < 2; i++) {
+		assert_false(t[i].failed);
+		for (size_t k = 0; k < LRU_ROUNDS; k++)
+			assert_int_equal(t[i].picks[k], k % 4);
+	}
+	/* To this thread, 1, 2 and 3 are still never used, 0 the latest. */
+	assert_int_equal(score_all(s, &plain, sc, &res), 4);
+	assert_float_equal(sc[1], 1.0, 1e-9);
+	assert_float_equal(sc[2], 2.0 / 3, 1e-9);
+	assert_float_equal(sc[3], 1.0 / 3, 1e-9);
+	assert_float_equal(sc[0], 0.0, 1e-9);
+	ig_scheduler_free(s);
+	(void)state;
+}
+
 /* With a prefix-cache-scorer, a request some candidate holds blocks of is
  * warm: 0.5 each, and its commit leaves the LRU as it was. */
 static void test_no_hit_lru_warm(void **state)
@@ -511,6 +631,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_active_request, setup),
 	    cmocka_unit_test_setup(test_no_hit_lru, setup),
 	    cmocka_unit_test_setup(test_no_hit_lru_warm, setup),
+	    cmocka_unit_test_setup(test_no_hit_lru_ranks_candidates, setup),
+	    cmocka_unit_test_setup(test_no_hit_lru_per_worker, setup),
 	    cmocka_unit_test_setup(test_context_length_aware, setup),
 	    cmocka_unit_test_setup(test_unsupported_llmd_types, setup),
 	};

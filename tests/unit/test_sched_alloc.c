@@ -7,6 +7,7 @@
  * run (for the sanitizers' sake) without the count. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -98,6 +99,8 @@ static void pool(void)
 		prompt[i] = (char)('a' + ig_rng_below(&rng, 26));
 }
 
+static bool commit_always;
+
 /* Allocations made by `rounds` schedules after `warm` ones, on this thread;
  * the requests name the profiles of `profiles` in turn (none when NULL). */
 static long count(struct ig_picker_config *c, int warm, int rounds, const char *const *profiles)
@@ -121,8 +124,9 @@ static long count(struct ig_picker_config *c, int warm, int rounds, const char *
 		assert_int_equal(ig_schedule(s, &req, eps, NEPS, &rng, &res), 0);
 		assert_true(res.nranked > 0);
 		/* Commits only during the warm-up: a commit may grow the
-		 * index, which is memory the index keeps, not per decision. */
-		if (r < warm)
+		 * index, which is memory the index keeps, not per decision
+		 * (unless commit_always: the LRU's commits are per decision). */
+		if (r < warm || commit_always)
 			ig_schedule_commit(s, &res, eps[r % NEPS].key);
 		load[r % NEPS].waiting = r % 7;
 	}
@@ -177,6 +181,20 @@ static void test_no_allocation_per_decision(void **state)
 			 0);
 	ig_diags_free(&d);
 	assert_int_equal(count(c, 200, 500, NULL), 0);
+	ig_picker_config_free(c);
+	/* no-hit-lru-scorer: without a prefix index every request is cold
+	 * and its commit touches the thread's LRU, which the warm-up filled
+	 * (lruSize 1024 of the 3000 endpoints); then its touches evict. */
+	static const char lru[] =
+	    "plugins:\n- type: queue-scorer\n- type: no-hit-lru-scorer\n"
+	    "schedulingProfiles:\n- name: p\n  plugins: [{pluginRef: queue-scorer}, "
+	    "{pluginRef: no-hit-lru-scorer}]\n";
+	c = NULL;
+	assert_int_equal(ig_picker_config_parse("lru.yaml", lru, sizeof lru - 1, &c, &d), 0);
+	ig_diags_free(&d);
+	commit_always = true;
+	assert_int_equal(count(c, 1100, 500, NULL), 0);
+	commit_always = false;
 	ig_picker_config_free(c);
 }
 
