@@ -392,11 +392,13 @@ def test_access_log_per_stage(procs, tmp_path):
         assert lat["queue"]["min"] >= 0
         # The gateway's view sits inside the client's: its TTFT (to the
         # first token it relayed) comes before the client's, its duration
-        # within the client's E2E (up to the gateway's own clock reading
-        # after its last write).
+        # within the client's E2E, up to the gateway's own clock reading
+        # after its last write, which a busy machine may delay past the
+        # client's read (CI saw -1.3 ms): the bound is for that noise, not
+        # a 30 ms stream's worth.
         assert lat["client_minus_gateway_ttft"]["min"] >= 0, lat
         assert lat["gateway_ttft"]["p99"] <= st["latency_ms"]["ttft"]["max"]
-        assert lat["client_minus_gateway_e2e"]["min"] >= -1, lat
+        assert lat["client_minus_gateway_e2e"]["min"] >= -20, lat
         assert 0 < lat["gateway_e2e"]["p50"] <= st["latency_ms"]["e2e"]["max"]
         assert lat["gateway_e2e"]["p50"] >= 30 + 7 * 5 - 5, lat
     rows = list(csv.DictReader(open(csvf)))
