@@ -142,6 +142,19 @@ static void parent_ref(struct ig_buf *b, const struct ig_parent_ref *p)
 
 /* Each route with one parents[] entry per parentRef to a Gateway (or a
  * ListenerSet of one) of the configuration, as its status.parents. */
+/* An object's namespace, name, and the file and line it came from, as
+ * members after one already written. */
+static void place(struct ig_buf *b, const struct ig_meta *m)
+{
+	ig_buf_append_cstr(b, ",\"namespace\":");
+	str(b, m->ns);
+	ig_buf_append_cstr(b, ",\"name\":");
+	str(b, m->name);
+	ig_buf_append_cstr(b, ",\"file\":");
+	str(b, m->file);
+	ig_buf_printf(b, ",\"line\":%d", m->line);
+}
+
 static void routes(struct ig_buf *b, const struct ig_config *cfg)
 {
 	ig_buf_append_cstr(b, "\"routes\":[");
@@ -149,13 +162,8 @@ static void routes(struct ig_buf *b, const struct ig_config *cfg)
 		const struct ig_httproute *r = &cfg->routes[i];
 		ig_buf_printf(b, "%s{\"kind\":", i ? "," : "");
 		str(b, r->meta.kind);
-		ig_buf_append_cstr(b, ",\"namespace\":");
-		str(b, r->meta.ns);
-		ig_buf_append_cstr(b, ",\"name\":");
-		str(b, r->meta.name);
-		ig_buf_append_cstr(b, ",\"file\":");
-		str(b, r->meta.file);
-		ig_buf_printf(b, ",\"line\":%d,\"parents\":[", r->meta.line);
+		place(b, &r->meta);
+		ig_buf_append_cstr(b, ",\"parents\":[");
 		bool first = true;
 		for (size_t k = 0; k < r->nparents; k++) {
 			struct ig_parent_status st;
@@ -186,13 +194,8 @@ static void pools(struct ig_buf *b, const struct ig_snapshot *s)
 		const struct ig_pool *p = &cfg->pools[i];
 		ig_buf_printf(b, "%s{\"group\":", i ? "," : "");
 		str(b, p->group);
-		ig_buf_append_cstr(b, ",\"namespace\":");
-		str(b, p->meta.ns);
-		ig_buf_append_cstr(b, ",\"name\":");
-		str(b, p->meta.name);
-		ig_buf_append_cstr(b, ",\"file\":");
-		str(b, p->meta.file);
-		ig_buf_printf(b, ",\"line\":%d,\"parents\":[", p->meta.line);
+		place(b, &p->meta);
+		ig_buf_append_cstr(b, ",\"parents\":[");
 		bool first = true;
 		for (size_t g = 0; g < cfg->ngateways; g++) {
 			const struct ig_gateway *gw = &cfg->gateways[g];
