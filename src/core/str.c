@@ -91,3 +91,23 @@ char **ig_strv_dup(const char *const *v, size_t n)
 		}
 	return out;
 }
+
+size_t ig_base64_encode(const void *in, size_t n, char *out)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = in;
+	char *w = out;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		*w++ = alphabet[(v >> 18) & 63];
+		*w++ = alphabet[(v >> 12) & 63];
+		*w++ = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
+		*w++ = i + 2 < n ? alphabet[v & 63] : '=';
+	}
+	return (size_t)(w - out);
+}

@@ -61,5 +61,9 @@ char *ig_str_dup(struct ig_str s);
 /* A malloc'd copy of n C strings, each malloc'd, the array ending in NULL
  * (NULL on allocation failure, nothing left allocated). */
 char **ig_strv_dup(const char *const *v, size_t n);
+/* Standard base64 (RFC 4648 §4, padded) of n bytes into out, which has
+ * room for IG_BASE64_LEN(n) bytes; returns that length (no NUL). */
+#define IG_BASE64_LEN(n) (((n) + 2) / 3 * 4)
+size_t ig_base64_encode(const void *in, size_t n, char *out);
 
 #endif

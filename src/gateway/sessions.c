@@ -63,29 +63,6 @@ void ig_session_store(struct ig_sessions *s, struct ig_str session, uint64_t end
 
 /* ---- llm-d's x-session-token ---- */
 
-static size_t base64(const char *in, size_t len, char *out, size_t cap)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t need = (len + 2) / 3 * 4;
-	if (need + 1 > cap)
-		return 0;
-	size_t o = 0;
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)(unsigned char)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= (unsigned char)in[i + 2];
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? tab[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return o;
-}
-
 /* The token of the pool's i-th endpoint. */
 static size_t token_at(const struct ig_pool_rt *pool, size_t i, char out[IG_SESSION_TOKEN_MAX])
 {
@@ -97,7 +74,11 @@ static size_t token_at(const struct ig_pool_rt *pool, size_t i, char out[IG_SESS
 			 pod->meta.name, pool->ep_ranks ? (unsigned)pool->ep_ranks[i] : 0u);
 	if (n < 0 || (size_t)n >= sizeof name)
 		return 0;
-	return base64(name, (size_t)n, out, IG_SESSION_TOKEN_MAX);
+	if (IG_BASE64_LEN((size_t)n) + 1 > IG_SESSION_TOKEN_MAX)
+		return 0;
+	size_t len = ig_base64_encode(name, (size_t)n, out);
+	out[len] = '\0';
+	return len;
 }
 
 size_t ig_session_token_of(const struct ig_pool_rt *pool, const struct ig_endpoint *ep,

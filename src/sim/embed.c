@@ -113,23 +113,8 @@ int ig_sim_embedding(struct ig_json_value one, uint64_t seed, float *vec, size_t
 
 int ig_sim_base64(struct ig_buf *out, const void *data, size_t n)
 {
-	static const char alphabet[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = data;
-	if (ig_buf_reserve(out, (n + 2) / 3 * 4) < 0)
+	if (ig_buf_reserve(out, IG_BASE64_LEN(n)) < 0)
 		return -1;
-	char *w = out->ptr + out->len;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		*w++ = alphabet[(v >> 18) & 63];
-		*w++ = alphabet[(v >> 12) & 63];
-		*w++ = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
-		*w++ = i + 2 < n ? alphabet[v & 63] : '=';
-	}
-	out->len = (size_t)(w - out->ptr);
+	out->len += ig_base64_encode(data, n, out->ptr + out->len);
 	return 0;
 }
