@@ -61,7 +61,9 @@ start() {
 		PIDS="$PIDS $!"
 	done
 	manifests > "$DIR/m.yaml"
-	$PROXY "$IG" gateway -f "$DIR/m.yaml" --bind $NET.100 --workers $W \
+	# A session of its own, as nginx has once daemonized: autogroup
+	# scheduling shares the CPUs evenly among sessions (see proxy.sh).
+	$PROXY setsid "$IG" gateway -f "$DIR/m.yaml" --bind $NET.100 --workers $W \
 		--max-body-bytes 4194304 --log-level warn > "$DIR/gw.log" 2>&1 &
 	PIDS="$PIDS $!"
 	cat > "$DIR/nginx.conf" <<NGINX

@@ -129,8 +129,10 @@ start_gateway() { # $1 candidate
 	llmd) pc="--picker llm-d" ;;
 	ig-default) pc="" ;; # --picker infergate
 	esac
+	# A session of its own, as nginx has once daemonized: autogroup
+	# scheduling shares the CPUs evenly among sessions (see proxy.sh).
 	# shellcheck disable=SC2086
-	"$IG" gateway -f "$DIR/gw.yaml" --bind $NET.100 --workers 2 --log-level warn \
+	setsid "$IG" gateway -f "$DIR/gw.yaml" --bind $NET.100 --workers 2 --log-level warn \
 		$pc $GW_ARGS > "$DIR/gw.log" 2>&1 &
 	PIDS="$PIDS $!"
 	wait_port $NET.100 "$GWPORT"
