@@ -38,7 +38,14 @@ done
 echo "== integration tests ($BDIR)"
 IG_BIN=$(cd "$BDIR" && pwd)/infergate
 export IG_BIN
-if ! $PY -m pytest -q -p no:cacheprovider "$@" >"$LOGS/pytest.log" 2>&1; then
+# Two test files at a time, as run-tests.sh does (IG_TEST_JOBS=0: one).
+JOBS=${IG_TEST_JOBS:-2}
+PAR=""
+if [ "$JOBS" -gt 0 ] && $PY -c 'import xdist' 2>/dev/null; then
+  PAR="-n $JOBS --dist loadfile"
+fi
+# shellcheck disable=SC2086
+if ! $PY -m pytest -q -p no:cacheprovider $PAR "$@" >"$LOGS/pytest.log" 2>&1; then
   rc=1
 fi
 tail -n 15 "$LOGS/pytest.log"
