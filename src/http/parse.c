@@ -7,9 +7,19 @@
 
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* Character classes. Token characters (RFC 9110 §5.6.2: ALPHA, DIGIT and
- * "!#$%&'*+-.^_`|~") as a 128-bit map; the other classes are ranges. */
-static const uint64_t tchar_map[2] = {0x03ff6cfa00000000ull, 0x57ffffffc7fffffeull};
+ * "!#$%&'*+-.^_`|~") as a table, one load a byte of a header name; the
+ * other classes are ranges. */
+static const bool tchar_table[256] = {
+    ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['!'] = true,  ['#'] = true,
+    ['$'] = true,	  ['%'] = true,		['&'] = true,	      ['\''] = true, ['*'] = true,
+    ['+'] = true,	  ['-'] = true,		['.'] = true,	      ['^'] = true,  ['_'] = true,
+    ['`'] = true,	  ['|'] = true,		['~'] = true,
+};
 
 enum {
 	C_TCHAR,  /* token character */
@@ -23,7 +33,7 @@ static inline bool is_class(char ch, int cls)
 
 	switch (cls) {
 	case C_TCHAR:
-		return c < 128 && (tchar_map[c >> 6] >> (c & 63)) & 1;
+		return tchar_table[c];
 	case C_VALUE:
 		return (c >= 0x20 && c != 0x7f) || c == '\t';
 	default:
@@ -47,15 +57,16 @@ struct cursor {
 /* Reads a token (at least one tchar). Stops at the first other byte. */
 static int read_token(struct cursor *c, struct ig_str *out)
 {
-	const char *start = c->p;
+	const char *start = c->p, *p = start, *end = c->end;
 
-	while (c->p < c->end && is_class(*c->p, C_TCHAR))
-		c->p++;
-	if (c->p == c->end)
+	while (p < end && is_class(*p, C_TCHAR))
+		p++;
+	c->p = p;
+	if (p == end)
 		return IG_HTTP_INCOMPLETE;
-	if (c->p == start)
+	if (p == start)
 		return IG_HTTP_INVALID;
-	*out = (struct ig_str){start, (size_t)(c->p - start)};
+	*out = (struct ig_str){start, (size_t)(p - start)};
 	return 0;
 }
 
@@ -112,6 +123,26 @@ static int read_version(struct cursor *c, int *major, int *minor)
 	return rc;
 }
 
+/* Past the field-value bytes at p, sixteen at a time: to the first byte
+ * below 0x20 (a tab, which the byte loop takes, or the CR) or DEL. */
+static const char *skip_value_bytes(const char *p, const char *end)
+{
+#ifdef __SSE2__
+	const __m128i below = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i stop =
+		    _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, below), v), _mm_cmpeq_epi8(v, del));
+		unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+		if (mask)
+			return p + __builtin_ctz(mask);
+		p += 16;
+	}
+#endif
+	(void)end;
+	return p;
+}
+
 /* Bytes of class `mask` up to a CR, then CRLF. Leading blanks are skipped
  * and trailing ones cut, which is what header values want. */
 static int read_line_rest(struct cursor *c, int mask, struct ig_str *out)
@@ -121,6 +152,8 @@ static int read_line_rest(struct cursor *c, int mask, struct ig_str *out)
 
 	const char *start = c->p;
 
+	if (mask == C_VALUE)
+		c->p = skip_value_bytes(c->p, c->end);
 	while (c->p < c->end && is_class(*c->p, mask))
 		c->p++;
 	if (c->p == c->end)

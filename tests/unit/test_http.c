@@ -196,6 +196,48 @@ static void test_request_obs_text_value(void **state)
 	assert_true(ig_str_eq_cstr(h[0].value, "caf\xc3\xa9\t ok"));
 }
 
+/* Long values are scanned sixteen bytes at a time: every byte position of
+ * a value longer than that is checked, for the bytes a value may hold
+ * (tab, obs-text) and the ones it may not (controls, DEL, NUL, a bare CR). */
+static void test_request_long_values(void **state)
+{
+	static const char allowed[] = {'\t', (char)0x80, (char)0xff, ' '};
+	static const char refused[] = {0x01, 0x1f, 0x7f, '\0', '\n'};
+	struct ig_http_request req;
+	struct ig_http_header h[MAX_H];
+	char buf[128], value[49];
+
+	for (size_t at = 1; at < 47; at++) {
+		for (size_t k = 0; k < sizeof allowed + sizeof refused; k++) {
+			bool ok = k < sizeof allowed;
+			memset(value, 'v', 48);
+			value[48] = '\0';
+			value[at] = ok ? allowed[k] : refused[k - sizeof allowed];
+			int n = snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nX: ");
+			memcpy(buf + n, value, 48);
+			memcpy(buf + n + 48, "\r\n\r\n", 4);
+			int rc = parse_req_n(buf, (size_t)n + 52, &req, h, MAX_H);
+			if (ok) {
+				if (rc != n + 52)
+					fail_msg("byte 0x%02x at %zu: rc %d",
+						 (unsigned char)value[at], at, rc);
+				assert_int_equal(h[0].value.len, 48);
+				assert_memory_equal(h[0].value.ptr, value, 48);
+			} else if (rc != IG_HTTP_INVALID) {
+				fail_msg("byte 0x%02x at %zu: rc %d", (unsigned char)value[at], at,
+					 rc);
+			}
+		}
+	}
+	/* A bare CR inside a long value, and a long value cut anywhere. */
+	static const char cr[] = "GET / HTTP/1.1\r\nX: aaaaaaaaaaaaaaaaaaaaaaaa\rbbbb\r\n\r\n";
+	assert_int_equal(parse_req_n(cr, sizeof cr - 1, &req, h, MAX_H), IG_HTTP_INVALID);
+	static const char whole[] =
+	    "GET / HTTP/1.1\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	for (size_t i = 0; i < sizeof whole - 1; i++)
+		assert_int_equal(parse_req_n(whole, i, &req, h, MAX_H), IG_HTTP_INCOMPLETE);
+}
+
 static void test_request_too_many_headers(void **state)
 {
 	struct ig_http_request req;
@@ -872,6 +914,7 @@ int main(void)
 	    cmocka_unit_test(test_request_no_query),
 	    cmocka_unit_test(test_request_every_split),
 	    cmocka_unit_test(test_request_invalid),
+	    cmocka_unit_test(test_request_long_values),
 	    cmocka_unit_test(test_request_versions),
 	    cmocka_unit_test(test_request_obs_text_value),
 	    cmocka_unit_test(test_request_too_many_headers),
