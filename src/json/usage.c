@@ -66,6 +66,43 @@ static int64_t count(struct ig_json_value v)
 	return ig_json_int64(v, &n) == 0 && n >= 0 ? n : -1;
 }
 
+enum count_key { K_OTHER, K_PROMPT, K_COMPLETION, K_DETAILS };
+
+/* Which count a key names. Chat and completions name them prompt and
+ * completion tokens; the Responses API and Anthropic's Messages input and
+ * output tokens. OpenAI and vLLM write prompt_tokens_details; GIE v1.5's
+ * parser reads prompt_token_details, so a server that writes that is
+ * counted too. A key without escapes (all that servers write) is told by
+ * its length and bytes, with no decoding per name tried. */
+static enum count_key key_of(struct ig_json_value k)
+{
+#define NAME(lit, key)                                                                             \
+	{                                                                                          \
+		lit, sizeof(lit) - 1, key                                                          \
+	}
+	static const struct {
+		const char *name;
+		size_t len;
+		enum count_key key;
+	} names[] = {
+	    NAME("prompt_tokens", K_PROMPT),	      NAME("input_tokens", K_PROMPT),
+	    NAME("completion_tokens", K_COMPLETION),  NAME("output_tokens", K_COMPLETION),
+	    NAME("prompt_tokens_details", K_DETAILS), NAME("input_tokens_details", K_DETAILS),
+	    NAME("prompt_token_details", K_DETAILS),
+	};
+#undef NAME
+	const char *raw = k.raw.ptr + 1;
+	size_t len = k.raw.len - 2;
+	bool plain = k.type == IG_JSON_STRING && k.raw.len >= 2 && !memchr(raw, '\\', len);
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (plain ? names[i].len == len && memcmp(raw, names[i].name, len) == 0
+			  : ig_json_string_eq_n(k, names[i].name, names[i].len))
+			return names[i].key;
+	}
+	return K_OTHER;
+}
+
 /* Reads the counts in one walk over the members (a lookup per count would
  * walk them once each); a later duplicate overrides, as in ig_json_get(). */
 static void read_counts(struct ig_json_value usage, struct ig_usage *out)
@@ -74,19 +111,12 @@ static void read_counts(struct ig_json_value usage, struct ig_usage *out)
 	size_t pos = 0;
 
 	while (ig_json_object_next(usage, &pos, &k, &v)) {
-		/* Chat and completions name them prompt/completion tokens; the
-		 * Responses API and Anthropic's Messages input/output tokens. */
-		if (ig_json_string_eq(k, "prompt_tokens") || ig_json_string_eq(k, "input_tokens")) {
+		enum count_key key = key_of(k);
+		if (key == K_PROMPT) {
 			out->prompt_tokens = count(v);
-		} else if (ig_json_string_eq(k, "completion_tokens") ||
-			   ig_json_string_eq(k, "output_tokens")) {
+		} else if (key == K_COMPLETION) {
 			out->completion_tokens = count(v);
-		} else if (ig_json_string_eq(k, "prompt_tokens_details") ||
-			   ig_json_string_eq(k, "input_tokens_details") ||
-			   ig_json_string_eq(k, "prompt_token_details")) {
-			/* OpenAI and vLLM write prompt_tokens_details; GIE
-			 * v1.5's parser reads prompt_token_details, so a
-			 * server that writes that is counted too. */
+		} else if (key == K_DETAILS) {
 			struct ig_json_value cached;
 
 			out->cached_tokens = -1;
