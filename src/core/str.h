@@ -58,6 +58,15 @@ static inline int ig_hex_value(unsigned char c)
 }
 /* A malloc'd NUL-terminated copy (NULL on allocation failure). */
 char *ig_str_dup(struct ig_str s);
+/* src into dst (cap > 0 bytes), cut to fit and NUL-terminated; returns the
+ * length copied. snprintf(dst, cap, "%s", src) without the formatter. */
+static inline size_t ig_cstr_copy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return n;
+}
 /* A malloc'd copy of n C strings, each malloc'd, the array ending in NULL
  * (NULL on allocation failure, nothing left allocated). */
 char **ig_strv_dup(const char *const *v, size_t n);

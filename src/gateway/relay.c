@@ -645,7 +645,7 @@ static int on_up_head(struct ig_http_client *c, const struct ig_http_response *r
 	p->status = res->status;
 	p->resp_started = true;
 	p->first_byte_ns = ig_now_ns();
-	snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
+	ig_cstr_copy(p->served, sizeof p->served, p->ep->addr);
 	if (p->streaming) {
 		stop_keeping(p); /* no other attempt now */
 		/* The client may now be silent while the answer streams (a
@@ -1529,7 +1529,7 @@ void ig_req_sink_response_head(struct ig_req *p, int status, bool sse)
 	p->first_byte_ns = ig_now_ns();
 	ig_req_trace_attempt_status(p, status);
 	if (p->ep)
-		snprintf(p->served, sizeof p->served, "%s", p->ep->addr);
+		ig_cstr_copy(p->served, sizeof p->served, p->ep->addr);
 	p->sse = sse;
 	commit_prefix(p);
 }
