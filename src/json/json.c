@@ -226,7 +226,7 @@ struct wanted {
 
 /* Keys without a backslash, nearly all of them, are compared as raw
  * bytes; the others are decoded (json/scan.h). */
-bool ig_json_key_eq(const char *raw, size_t rawlen, bool escaped, const char *want)
+static inline bool key_eq(const char *raw, size_t rawlen, bool escaped, const char *want)
 {
 	/* Most keys passed over differ in their first byte. */
 	if (!escaped && rawlen > 2 && raw[1] != want[0])
@@ -234,6 +234,11 @@ bool ig_json_key_eq(const char *raw, size_t rawlen, bool escaped, const char *wa
 	size_t n = strlen(want);
 	return escaped ? string_eq_n((struct ig_json_value){IG_JSON_STRING, {raw, rawlen}}, want, n)
 		       : n == rawlen - 2 && memcmp(raw + 1, want, n) == 0;
+}
+
+bool ig_json_key_eq(const char *raw, size_t rawlen, bool escaped, const char *want)
+{
+	return key_eq(raw, rawlen, escaped, want);
 }
 
 /* Records value v under every wanted key that equals the key whose raw
@@ -245,7 +250,7 @@ static void record_member(const char *k, const char *kend, struct ig_json_value 
 	bool escaped = memchr(k + 1, '\\', rawlen - 2) != NULL;
 
 	for (size_t i = 0; i < m->nkeys; i++)
-		if (ig_json_key_eq(k, rawlen, escaped, m->keys[i]))
+		if (key_eq(k, rawlen, escaped, m->keys[i]))
 			m->out[i] = v;
 }
 
