@@ -161,8 +161,10 @@ static int parse_flags(int argc, char **argv, struct ig_gw_options *o, struct ig
 		       "endpoint /metrics scrape period (default 50ms)"),
 	    IG_FLAG_MS("scrape-timeout", 0, &o->scrape_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "one /metrics scrape, connect included, fails after (default 5s)"),
-	    IG_FLAG_UINT("unhealthy-after", 0, &o->scrape_failures_out, 1, 1000000, "N",
-			 "failed scrapes before an endpoint leaves rotation (default 3)"),
+	    IG_FLAG_UINT(
+		"unhealthy-after", 0, &o->scrape_failures_out, 1, 1000000, "N",
+		"scrapes in a row that fail (no answer, not 200, no metrics page) before an "
+		"endpoint leaves rotation (default 3)"),
 	    IG_FLAG_SECTION("endpoint picker:"),
 	    IG_FLAG_STR("session-header", 0, &o->session_header, "NAME",
 			"session affinity header (default x-session-id)"),

@@ -5,6 +5,7 @@
 #include "pool/metrics.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -123,6 +124,33 @@ int ig_engine_parse(struct ig_str name)
 const char *ig_engine_name(enum ig_engine e)
 {
 	return (size_t)e < sizeof engine_names / sizeof *engine_names ? engine_names[e] : "vllm";
+}
+
+void ig_engine_families(enum ig_engine e, unsigned mask, char *buf, size_t size)
+{
+	static const struct family vllm[] = {{.name = "vllm:num_requests_waiting"},
+					     {.name = "vllm:num_requests_running"},
+					     {.name = "vllm:kv_cache_usage_perc"}};
+	static const unsigned fams[] = {IG_FAM_WAITING, IG_FAM_RUNNING, IG_FAM_KV};
+	const struct engine_spec *spec =
+	    e != IG_ENGINE_VLLM && (size_t)e < sizeof engines / sizeof *engines ? &engines[e]
+										: NULL;
+	size_t len = 0;
+	if (size)
+		buf[0] = '\0';
+	for (size_t i = 0; i < 3; i++) {
+		if (!(mask & fams[i]))
+			continue;
+		const struct family *f = !spec	  ? &vllm[i]
+					 : i == 0 ? &spec->waiting
+					 : i == 1 ? &spec->running
+						  : &spec->kv;
+		int n = snprintf(buf + len, size - len, f->label ? "%s%s{%s=\"%s\"}" : "%s%s",
+				 len ? ", " : "", f->name, f->label, f->value);
+		if (n < 0 || (size_t)n >= size - len)
+			return;
+		len += (size_t)n;
+	}
 }
 
 struct scan {

@@ -111,9 +111,15 @@ enum ig_engine {
 int ig_engine_parse(struct ig_str name);
 const char *ig_engine_name(enum ig_engine e);
 
-/* Families found that tell an endpoint's load: a page with none of them
- * (a server of another engine than its label says, an exporter's page)
- * does not describe the endpoint. */
+/* For logs: the families an engine gives the load figures of `mask` by
+ * (IG_FAM_WAITING, _RUNNING, _KV; vLLM's KV by its newer name), with
+ * their label filters, comma-separated into buf (cut to fit). */
+void ig_engine_families(enum ig_engine e, unsigned mask, char *buf, size_t size);
+
+/* Families found that tell an endpoint's load. A page may lack some or
+ * all of them (an SGLang server exports a gauge only once it has set it,
+ * at its first request's statistics; a server of another engine than its
+ * label says): the figures it lacks keep their last values. */
 #define IG_FAM_LOAD (IG_FAM_WAITING | IG_FAM_RUNNING | IG_FAM_KV)
 
 /* Parses a /metrics page of an `engine` server as llm-d's extractor reads

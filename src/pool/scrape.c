@@ -64,7 +64,9 @@ struct target {
 	size_t page_len;
 	int page_found; /* -1: none */
 	enum ig_lora_rule page_rule;
-	bool warned_empty; /* about a page without the engine's load families */
+	/* Warned about a page without any of the engine's load families, or
+	 * without some of them (once each, per engine). */
+	bool warned_empty, warned_partial;
 };
 
 struct ig_scraper {
@@ -116,7 +118,7 @@ static void set_engine(struct target *t, enum ig_engine engine)
 	t->engine = engine;
 	t->plain = engine != IG_ENGINE_VLLM;
 	t->page_found = -1;
-	t->warned_empty = false;
+	t->warned_empty = t->warned_partial = false;
 	build_request(t);
 }
 
@@ -140,6 +142,59 @@ static int apply_page(struct target *t)
 	return found;
 }
 
+/* A page lacks load families (`missing`): said once per engine, the
+ * first time each way. */
+static void warn_missing(struct target *t, unsigned missing)
+{
+	bool all = missing == IG_FAM_LOAD;
+	bool *warned = all ? &t->warned_empty : &t->warned_partial;
+	if (*warned)
+		return;
+	*warned = true;
+	char names[256];
+	ig_engine_families(t->engine, missing, names, sizeof names);
+	if (all)
+		ig_warn("endpoint %s: /metrics has none of the %s families it is read for (%s; "
+			"its pod's label " IG_ENGINE_LABEL " names the engine): its load "
+			"figures stay as they were, zero until it reports them",
+			t->ep->addr, ig_engine_name(t->engine), names);
+	else
+		ig_info("endpoint %s: /metrics lacks %s: the figure%s kept as it was, zero until "
+			"reported",
+			t->ep->addr, names, missing & (missing - 1) ? "s are" : " is");
+}
+
+/* A page that parsed counts as an answer, whichever families it has: the
+ * endpoint stays in rotation. As the core metrics extractor does, in GIE
+ * v1.5.0 and in llm-d Router (main at 520af47, where it moved; GIE v1.6.0
+ * has no scraping EPP left, its lwepp round-robins), file
+ * pkg/epp/framework/plugins/datalayer/extractor/metrics/extractor.go,
+ * Extract: each family missing keeps its figure (logged), the others are
+ * updated, and the metrics count as updated (fresh) when the page had any
+ * family of the engine; a page with none leaves them to go stale, which
+ * only the saturation detector and the pool gauges read (both pass stale
+ * pods over). Neither takes a pod out of scheduling for its page
+ * (requestcontrol/candidates.go lists every pod): one that never reported
+ * a figure is scored with the zeros its metrics start at
+ * (datalayer.NewMetrics). */
+static void apply_found(struct target *t, int found)
+{
+	unsigned missing = IG_FAM_LOAD & ~(unsigned)found;
+	if (missing)
+		warn_missing(t, missing);
+	uint64_t now = ig_now_ns();
+	if (t->cache_asked)
+		t->cache_due_ns = now + (found & IG_FAM_CACHE ? CACHE_EVERY_NS : CACHE_RETRY_NS);
+	if (!found)
+		return;
+	t->m.updated_ns = now;
+	/* Stores only what changed: the time, at least. */
+	ig_endpoint_write_metrics(t->ep, &t->m);
+	/* The page counts what was dispatched before it was asked for. */
+	if (found & IG_FAM_LOAD)
+		ig_endpoint_scrape_applied(t->ep, t->epoch);
+}
+
 static void target_done(struct target *t, bool ok)
 {
 	struct ig_scraper *s = t->owner;
@@ -150,33 +205,10 @@ static void target_done(struct target *t, bool ok)
 		int found = apply_page(t);
 		if (fall_back(t, found))
 			return;
-		if (found >= 0 && !(found & IG_FAM_LOAD)) {
-			/* A page without the queue, running or KV figures says
-			 * nothing of the endpoint's load: llm-d's extractor then
-			 * leaves its metrics' update time as it was, so they go
-			 * stale; here it counts as a failed scrape, lest the
-			 * endpoint look idle and fresh. */
-			if (!t->warned_empty)
-				ig_warn("endpoint %s: /metrics has none of the %s families it "
-					"is read for (its pod's label " IG_ENGINE_LABEL
-					" names the engine)",
-					t->ep->addr, ig_engine_name(t->engine));
-			t->warned_empty = true;
-			found = -1;
-		}
-		if (found < 0) {
+		if (found < 0)
 			ok = false;
-		} else {
-			t->m.updated_ns = ig_now_ns();
-			if (t->cache_asked)
-				t->cache_due_ns =
-				    t->m.updated_ns +
-				    (found & IG_FAM_CACHE ? CACHE_EVERY_NS : CACHE_RETRY_NS);
-			/* Stores only what changed: the time, at least. */
-			ig_endpoint_write_metrics(t->ep, &t->m);
-			/* The page counts what was dispatched before it was asked for. */
-			ig_endpoint_scrape_applied(t->ep, t->epoch);
-		}
+		else
+			apply_found(t, found);
 	}
 	if (!ok) {
 		if (++t->failures == s->cfg.failures_out) {

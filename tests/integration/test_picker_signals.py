@@ -55,25 +55,70 @@ def test_sglang_pod_read_by_its_engine_label(procs, tmp_path, fakes):
     c.stop()
 
 
-def test_page_without_load_figures_is_no_idle_pod(procs, tmp_path, fakes):
+# A freshly started SGLang server: prometheus_client writes its labelled
+# gauges' HELP and TYPE lines, and a sample only once the first request's
+# statistics set them.
+SGLANG_NEW_PAGE = """# HELP sglang:num_queue_reqs The number of requests in the waiting queue.
+# TYPE sglang:num_queue_reqs gauge
+# HELP sglang:num_running_reqs The number of running requests.
+# TYPE sglang:num_running_reqs gauge
+# TYPE sglang:token_usage gauge
+"""
+
+
+def wait_scrapes(pod, n, timeout=5.0):
+    """Waits until the pod was asked for /metrics n times: the scraper asks
+    again only once the answer before was applied."""
+    deadline = time.monotonic() + timeout
+    while pod.metrics_count() < n:
+        assert time.monotonic() < deadline, "only %d scrapes" % pod.metrics_count()
+        time.sleep(0.01)
+
+
+def test_pod_without_load_figures_gets_traffic(procs, tmp_path, fakes):
+    """A pod whose page has none of its engine's load families yet (a new
+    SGLang server) is not a failed scrape: as in GIE's and llm-d's metrics
+    extractor it stays a candidate, scored with the zeros its metrics start
+    at, and its metrics stay stale (never updated), with one warning. Next
+    to a busy pod it takes the traffic, past more scrapes than
+    --unhealthy-after."""
+    busy, new = fakes.pods(2)
+    busy.waiting, busy.running, busy.kv = 40, 12, 0.9
+    new.metrics_text = SGLANG_NEW_PAGE
+    c = FakeCluster(procs, tmp_path, [busy, new], gw_args=("--scrape-interval", "20"),
+                    pod_labels=[{}, {"llm-d.ai/engine-type": "sglang"}])
+    c.scraped(busy)
+    wait_scrapes(new, 5)  # four pages applied, one past --unhealthy-after 3
+    got = endpoints(c)[new.address]
+    assert got["metrics_age_ms"] is None, got
+    assert (got["waiting"], got["running"], got["kv_cache_usage"]) == (0, 0, 0), got
+    assert served_by(c) == {new.address: 10}
+    log = c.log()
+    assert log.count("has none of the sglang families") == 1, log
+    assert "out of rotation" not in log, log
+    c.stop()
+
+
+def test_page_without_load_figures_unlabelled_engine(procs, tmp_path, fakes):
     """A pod whose page has none of the families its engine is read for
-    (an SGLang server without the label, read with vLLM's names) never has
-    fresh metrics and leaves rotation as a failed scrape would, with one
-    warning; an engine-type value naming no engine reads vLLM's names."""
+    (an SGLang server without the label, read with vLLM's names) stays in
+    rotation with stale metrics and one warning naming the families; an
+    engine-type value naming no engine reads vLLM's names."""
     vllm, unlabelled, odd = fakes.pods(3)
     unlabelled.metrics_text = SGLANG_PAGE.format(waiting=40, running=12, kv=0.9)
     c = FakeCluster(procs, tmp_path, [vllm, unlabelled, odd],
-                    gw_args=("--scrape-interval", "50"),
+                    gw_args=("--scrape-interval", "20"),
                     pod_labels=[{}, {}, {"llm-d.ai/engine-type": "mystery-engine"}])
     c.scraped(vllm, odd)
-    c.wait_pools(lambda eps: "out of rotation" in c.log())
+    wait_scrapes(unlabelled, 6)  # the first, filtered, one falls back to the whole page
     eps = endpoints(c)
     assert eps[unlabelled.address]["metrics_age_ms"] is None
     assert eps[odd.address]["engine"] == "vllm"
     log = c.log()
-    assert log.count("has none of the vllm families") == 1, log
+    assert log.count("has none of the vllm families it is read for (vllm:num_requests_waiting, "
+                     "vllm:num_requests_running, vllm:kv_cache_usage_perc;") == 1, log
     assert log.count('"mystery-engine" is no engine') == 1, log
-    assert unlabelled.address not in served_by(c)
+    assert "out of rotation" not in log, log
     c.stop()
 
 

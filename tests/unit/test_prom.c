@@ -564,6 +564,50 @@ static void test_extract_sglang(void **state)
 	assert_int_equal(v.running, 0);
 }
 
+/* The reference extractor (GIE v1.5.0, llm-d Router: extractor.go) keeps
+ * a figure whose family the page lacks and updates the others; a family
+ * with its TYPE line but no sample (prometheus_client's labelled gauge
+ * before its first set, as a new SGLang server writes it) is lacking. */
+static void test_extract_sglang_missing_families(void **state)
+{
+	struct ig_endpoint_metrics m = {0};
+	assert_true(ig_metrics_extract(sglang_page, strlen(sglang_page), IG_ENGINE_SGLANG,
+				       IG_LORA_NEWEST, &m) > 0);
+	static const char no_queue[] = "# TYPE sglang:num_queue_reqs gauge\n"
+				       "sglang:token_usage{model_name=\"qwen\"} 0.25\n";
+	assert_int_equal(
+	    ig_metrics_extract(no_queue, strlen(no_queue), IG_ENGINE_SGLANG, IG_LORA_NEWEST, &m),
+	    IG_FAM_KV);
+	assert_int_equal(m.waiting, 7);
+	assert_int_equal(m.running, 3);
+	assert_true(m.kv_usage == 0.25);
+	static const char none[] = "# HELP sglang:num_queue_reqs The number of requests.\n"
+				   "# TYPE sglang:num_queue_reqs gauge\n"
+				   "# TYPE sglang:num_running_reqs gauge\n"
+				   "# TYPE sglang:token_usage gauge\n"
+				   "vllm:num_requests_waiting 99\n";
+	struct ig_endpoint_metrics before = m;
+	assert_int_equal(
+	    ig_metrics_extract(none, strlen(none), IG_ENGINE_SGLANG, IG_LORA_NEWEST, &m), 0);
+	assert_memory_equal(&m, &before, sizeof m);
+}
+
+static void test_engine_families_for_logs(void **state)
+{
+	char buf[256];
+	ig_engine_families(IG_ENGINE_SGLANG, IG_FAM_LOAD, buf, sizeof buf);
+	assert_string_equal(buf,
+			    "sglang:num_queue_reqs, sglang:num_running_reqs, sglang:token_usage");
+	ig_engine_families(IG_ENGINE_VLLM, IG_FAM_KV, buf, sizeof buf);
+	assert_string_equal(buf, "vllm:kv_cache_usage_perc");
+	ig_engine_families(IG_ENGINE_TRITON_TRTLLM, IG_FAM_WAITING | IG_FAM_KV, buf, sizeof buf);
+	assert_string_equal(buf,
+			    "nv_trt_llm_request_metrics{request_type=\"waiting\"}, "
+			    "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\"}");
+	ig_engine_families(IG_ENGINE_SGLANG, IG_FAM_LOAD, buf, 10); /* cut to fit */
+	assert_string_equal(buf, "sglang:nu");
+}
+
 static void test_extract_trtllm(void **state)
 {
 	static const char page[] = "trtllm_num_requests_waiting 4\n"
@@ -645,6 +689,8 @@ int main(void)
 		cmocka_unit_test(test_adapter_set_limits),
 		cmocka_unit_test(test_adapter_text_kept_for_display),
 		cmocka_unit_test(test_extract_sglang),
+		cmocka_unit_test(test_extract_sglang_missing_families),
+		cmocka_unit_test(test_engine_families_for_logs),
 		cmocka_unit_test(test_extract_trtllm),
 		cmocka_unit_test(test_extract_triton),
 		cmocka_unit_test(test_engine_names),
