@@ -1039,6 +1039,10 @@ struct ig_diag {
 struct ig_diags {
 	struct ig_diag *items;
 	size_t n;
+	/* 0, or the errno (EMFILE, ENFILE, ENOMEM, ENOBUFS) of the first
+	 * failure for want of resources: the load failed, but the same input
+	 * may load once they are back, unlike one with errors of its own. */
+	int resource;
 };
 
 /* Loads every path (a file, or a directory whose *.yaml / *.yml / *.json
@@ -1094,6 +1098,9 @@ void ig_diags_free(struct ig_diags *d);
 __attribute__((format(printf, 6, 7))) void ig_diags_add(struct ig_diags *d, bool warning,
 							const char *file, int line,
 							const char *path, const char *fmt, ...);
+/* Notes in d->resource that err (errno or -errno) was a failure for want
+ * of resources (ig_err_resource); other values are left alone. */
+void ig_diags_resource(struct ig_diags *d, int err);
 /* Writes every diag as "file:line: path: message" lines ("warning: " marks
  * warnings). */
 void ig_diags_print(const struct ig_diags *d, void *file /* FILE* */);

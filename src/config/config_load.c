@@ -240,6 +240,8 @@ static void syntax_error(struct session *s, const yaml_parser_t *p)
 			   : p->problem			 ? p->problem
 							 : "unreadable YAML";
 	int line = (int)p->problem_mark.line + 1;
+	if (p->error == YAML_MEMORY_ERROR)
+		ig_diags_resource(s->diags, ENOMEM);
 	/* The reader (invalid UTF-8, control characters such as NUL) says
 	 * where in bytes, not with a mark: count the lines up to there. */
 	if (p->error == YAML_READER_ERROR && s->text) {
@@ -270,6 +272,7 @@ static void guarded_decode(struct session *s, yaml_document_t *doc, yaml_node_t 
 		break;
 	case JMP_OOM:
 		ld_err(s, ig_yaml_line(root), NULL, NULL, "out of memory");
+		ig_diags_resource(s->diags, ENOMEM);
 		break;
 	default:
 		ld_err(
@@ -288,9 +291,11 @@ static int prescan(struct session *s, const char *text, size_t len)
 {
 	char msg[128];
 	int line;
-	if (ig_yaml_prescan(text, len, MAX_NESTING, MAX_ANCHORS, &line, msg, sizeof msg) == 0)
+	int rc = ig_yaml_prescan(text, len, MAX_NESTING, MAX_ANCHORS, &line, msg, sizeof msg);
+	if (rc == 0)
 		return 0;
 	ld_err(s, line, NULL, NULL, "%s", msg);
+	ig_diags_resource(s->diags, rc);
 	return -1;
 }
 
@@ -308,6 +313,7 @@ static void load_text(struct session *s, const char *name, const char *text, siz
 		return;
 	if (!yaml_parser_initialize(&parser)) {
 		ld_err(s, 0, NULL, NULL, "out of memory");
+		ig_diags_resource(s->diags, ENOMEM);
 		return;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
@@ -319,11 +325,15 @@ static void load_text(struct session *s, const char *name, const char *text, siz
 		}
 		yaml_node_t *root = yaml_document_get_root_node(&doc);
 		char msg[128];
-		int line;
-		if (root && ig_yaml_expand_merges(&doc, LD_MAX_VISITS, &line, msg, sizeof msg) < 0)
+		int line, rc = 0;
+		if (root)
+			rc = ig_yaml_expand_merges(&doc, LD_MAX_VISITS, &line, msg, sizeof msg);
+		if (rc < 0) {
 			ld_err(s, line, NULL, NULL, "%s", msg);
-		else if (root)
+			ig_diags_resource(s->diags, rc);
+		} else if (root) {
 			guarded_decode(s, &doc, root);
+		}
 		yaml_document_delete(&doc);
 		if (!root)
 			break;
@@ -373,13 +383,22 @@ static ssize_t read_all(FILE *f, size_t hint, char **out)
 	return (ssize_t)len;
 }
 
+/* A file or directory that could not be read (s->file names it): an
+ * error, and a failure for want of resources when err is one (out of
+ * descriptors or memory), which a reload tries again. */
+static void cannot_read(struct session *s, const char *what, int err)
+{
+	ld_err(s, 0, NULL, NULL, "%s: %s", what, strerror(err));
+	ig_diags_resource(s->diags, err);
+}
+
 static void load_file(struct session *s, const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	struct stat st;
 	s->file = path;
 	if (!f || fstat(fileno(f), &st) < 0) {
-		ld_err(s, 0, NULL, NULL, "cannot read: %s", strerror(errno));
+		cannot_read(s, "cannot read", errno);
 		if (f)
 			fclose(f);
 		return;
@@ -393,7 +412,7 @@ static void load_file(struct session *s, const char *path)
 	errno = 0;
 	ssize_t len = read_all(f, (size_t)st.st_size, &text);
 	if (len < 0) {
-		ld_err(s, 0, NULL, NULL, "cannot read: %s", strerror(errno));
+		cannot_read(s, "cannot read", errno);
 	} else {
 		/* Names in the diags must outlive this function: keep a copy. */
 		char *name = ld_arena_strdup(s->box, path);
@@ -430,19 +449,20 @@ static void load_dir(struct session *s, const char *path, int depth)
 	struct dirent *e;
 	char **names = NULL;
 	size_t n = 0, cap = 0;
+	bool oom = false;
 	if (!d) {
 		s->file = path;
-		ld_err(s, 0, NULL, NULL, "cannot read directory: %s", strerror(errno));
+		cannot_read(s, "cannot read directory", errno);
 		return;
 	}
-	while ((e = readdir(d))) {
+	while (!oom && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
 		char **slot = ld_push((void **)&names, &n, &cap, sizeof(char *));
 		if (!slot || !(*slot = strdup(e->d_name))) {
 			if (slot)
 				n--;
-			break;
+			oom = true;
 		}
 	}
 	closedir(d);
@@ -450,13 +470,20 @@ static void load_dir(struct session *s, const char *path, int depth)
 		qsort(names, n, sizeof(char *), cmp_names);
 	for (size_t i = 0; i < n; i++) {
 		char *full;
-		if (asprintf(&full, "%s/%s", path, names[i]) >= 0) {
+		if (!oom && asprintf(&full, "%s/%s", path, names[i]) >= 0) {
 			load_path(s, full, depth + 1, false);
 			free(full);
+		} else {
+			oom = true;
 		}
 		free(names[i]);
 	}
 	free(names);
+	/* A directory read in part is no configuration to serve. */
+	if (oom) {
+		s->file = path;
+		cannot_read(s, "cannot read directory", ENOMEM);
+	}
 }
 
 static void load_path(struct session *s, const char *path, int depth, bool top)
@@ -464,7 +491,7 @@ static void load_path(struct session *s, const char *path, int depth, bool top)
 	struct stat st;
 	if (stat(path, &st) < 0) {
 		s->file = path;
-		ld_err(s, 0, NULL, NULL, "cannot read: %s", strerror(errno));
+		cannot_read(s, "cannot read", errno);
 		return;
 	}
 	if (S_ISDIR(st.st_mode)) {
@@ -486,7 +513,11 @@ static int session_start(struct session *s, struct ig_diags *diags)
 	memset(s, 0, sizeof(*s));
 	s->diags = diags;
 	s->box = calloc(1, sizeof(*s->box));
-	return s->box ? 0 : -1;
+	if (s->box)
+		return 0;
+	ig_diags_add(diags, false, "infergate", 0, NULL, "out of memory");
+	ig_diags_resource(diags, ENOMEM);
+	return -1;
 }
 
 static int session_finish(struct session *s, struct ig_config **out)
@@ -499,6 +530,7 @@ static int session_finish(struct session *s, struct ig_config **out)
 	} else {
 		s->file = "infergate";
 		ld_err(s, 0, NULL, NULL, "out of memory");
+		ig_diags_resource(s->diags, ENOMEM);
 	}
 	free(s->refs);
 	if (s->nomitted)

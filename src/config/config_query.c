@@ -961,6 +961,7 @@ void ig_diags_free(struct ig_diags *d)
 	free(d->items);
 	d->items = NULL;
 	d->n = 0;
+	d->resource = 0;
 }
 
 void ig_diags_print(const struct ig_diags *d, void *file)

@@ -9,6 +9,7 @@
 
 #include "config/load.h"
 #include "core/clock.h"
+#include "core/ret.h"
 
 #define CHUNK_BYTES (32u << 10)
 /* A hostile file can hold millions of mistakes; past this many the rest
@@ -100,12 +101,22 @@ char *ld_strdup(struct session *s, const char *p)
 
 /* ---- diags ------------------------------------------------------------- */
 
+void ig_diags_resource(struct ig_diags *d, int err)
+{
+	if (!d->resource && ig_err_resource(err))
+		d->resource = err < 0 ? -err : err;
+}
+
+/* A diag that cannot be kept for want of memory still says the load
+ * failed for want of resources. */
 static void vdiag(struct ig_diags *d, bool warning, const char *file, int line, const char *path,
 		  const char *fmt, va_list ap)
 {
 	struct ig_diag *items = realloc(d->items, (d->n + 1) * sizeof(*items));
-	if (!items)
+	if (!items) {
+		ig_diags_resource(d, ENOMEM);
 		return;
+	}
 	d->items = items;
 	struct ig_diag *g = &items[d->n];
 	*g = (struct ig_diag){.line = line, .warning = warning};
@@ -117,6 +128,7 @@ static void vdiag(struct ig_diags *d, bool warning, const char *file, int line, 
 		free(g->file);
 		free(g->path);
 		free(g->msg);
+		ig_diags_resource(d, ENOMEM);
 		return;
 	}
 	d->n++;

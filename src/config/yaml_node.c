@@ -1,5 +1,6 @@
 #include "config/yaml_node.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ int ig_yaml_prescan(const char *text, size_t len, int max_depth, size_t max_anch
 	if (!yaml_parser_initialize(&parser)) {
 		*line = 0;
 		snprintf(msg, msglen, "out of memory");
-		return -1;
+		return -ENOMEM;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	while (rc == 0 && yaml_parser_parse(&parser, &e)) {
@@ -90,6 +91,8 @@ static bool is_merge_key(const yaml_node_t *k)
 	       k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && k->data.scalar.length == 2 &&
 	       !memcmp(k->data.scalar.value, "<<", 2);
 }
+
+static const char oom[] = "out of memory";
 
 struct merger {
 	yaml_document_t *doc;
@@ -201,7 +204,7 @@ static int expand(struct merger *m, int idx)
 	int rc = out && ks.slots ? 0 : -1;
 	if (rc < 0) {
 		m->line = (int)map->start_mark.line + 1;
-		m->why = "out of memory";
+		m->why = oom;
 	}
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
 	     rc == 0 && p < map->data.mapping.pairs.top; p++) {
@@ -247,8 +250,8 @@ int ig_yaml_expand_merges(yaml_document_t *doc, size_t max_pairs, int *line, cha
 	m.state = calloc(n + 1, 1);
 	if (!m.state) {
 		*line = 0;
-		snprintf(msg, msglen, "out of memory");
-		return -1;
+		snprintf(msg, msglen, "%s", oom);
+		return -ENOMEM;
 	}
 	int rc = 0;
 	for (size_t i = 1; i <= n && rc == 0; i++)
@@ -258,5 +261,5 @@ int ig_yaml_expand_merges(yaml_document_t *doc, size_t max_pairs, int *line, cha
 		*line = m.line;
 		snprintf(msg, msglen, "%s", m.why);
 	}
-	return rc;
+	return rc < 0 && m.why == oom ? -ENOMEM : rc;
 }

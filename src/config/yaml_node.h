@@ -35,7 +35,8 @@ static inline bool ig_yaml_is_null(const yaml_node_t *n)
 /* Refuses input nested deeper than max_depth or with more than max_anchors
  * anchors in one document, before a document loader sees it (both make
  * libyaml slow or memory-hungry: "billion laughs"). Syntax errors are left
- * to the loader. Returns 0, or -1 with the line and a message. */
+ * to the loader. Returns 0, or -1 with the line and a message (-ENOMEM
+ * when out of memory). */
 int ig_yaml_prescan(const char *text, size_t len, int max_depth, size_t max_anchors, int *line,
 		    char *msg, size_t msglen);
 
@@ -44,7 +45,7 @@ int ig_yaml_prescan(const char *text, size_t len, int max_depth, size_t max_anch
  * kubectl: a mapping's own keys win over merged ones, and an earlier
  * mapping of a list over a later one. At most max_pairs pairs are merged
  * in all (aliases could otherwise multiply them). Returns 0, or -1 with
- * the line and a message. */
+ * the line and a message (-ENOMEM when out of memory). */
 int ig_yaml_expand_merges(yaml_document_t *doc, size_t max_pairs, int *line, char *msg,
 			  size_t msglen);
 

@@ -11,6 +11,7 @@
 #define IG_CORE_RET_H
 
 #include <errno.h>
+#include <stdbool.h>
 
 /* It worked; go on. */
 #define IG_OK 0
@@ -28,5 +29,15 @@
  * (the next handler in a chain, or the caller's default, such as the
  * standard "invalid value" message of the flag parser). */
 #define IG_DECLINED (-4097)
+
+/* A failure for want of resources (descriptors, memory, kernel buffers)
+ * rather than of the input: the same work may succeed when tried again.
+ * Takes errno or -errno. */
+static inline bool ig_err_resource(int err)
+{
+	if (err < 0)
+		err = -err;
+	return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS;
+}
 
 #endif

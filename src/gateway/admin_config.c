@@ -274,5 +274,8 @@ void ig_admin_render_reload(const struct ig_gateway_rt *gw, struct ig_buf *b)
 	}
 	ig_buf_append_cstr(b, ",\"last_success_time\":");
 	timestamp(b, gw->reload.ok_at);
+	/* A reload refused for want of resources is tried again then. */
+	ig_buf_append_cstr(b, ",\"retry_time\":");
+	timestamp(b, gw->reload.retry_at);
 	ig_buf_append_cstr(b, "}");
 }

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/arena.h"
 #include "core/flags.h"
+#include "core/ret.h"
 #include "gateway/addresses.h"
 #include "gateway/accesslog.h"
 #include "gateway/admin.h"
@@ -42,9 +43,11 @@ static const char usage_text[] =
 static const char footer_text[] =
     "SIGHUP or a change to a file reloads; a reload with errors is refused and\n"
     "the previous configuration keeps serving (infergate_config_* on /metrics,\n"
-    "the errors on /api/status and in a banner on the admin page at /). SIGTERM\n"
-    "drains and exits (after --shutdown-delay; reloads are ignored from then on);\n"
-    "SIGUSR1 reopens the access log.\n";
+    "the errors on /api/status and in a banner on the admin page at /); one\n"
+    "refused for want of resources (out of descriptors or memory) is tried\n"
+    "again after 1 s, doubling up to 30 s. SIGTERM drains and exits (after\n"
+    "--shutdown-delay; reloads are ignored from then on); SIGUSR1 reopens the\n"
+    "access log.\n";
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const access_log_formats[] = {"json", "text", NULL}; /* ig_alog_format */
@@ -274,8 +277,10 @@ static char *error_lines(const struct ig_diags *d)
 }
 
 /* Loads the manifests and the picker configuration into a snapshot, or
- * logs every error and returns NULL with them in *errors. */
-static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial, char **errors)
+ * logs every error and returns NULL with them in *errors, and in
+ * *resource the errno of a failure for want of resources (0 for errors of
+ * the configuration itself). */
+static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial, char **errors, int *resource)
 {
 	struct ig_config *cfg = NULL;
 	struct ig_picker_config *picker = NULL;
@@ -300,10 +305,16 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial, char **er
 	ig_diags_print(&diags, stderr);
 	if (rc < 0)
 		*errors = error_lines(&diags);
+	*resource = rc < 0 ? diags.resource : 0;
 	ig_diags_free(&diags);
 	if (rc < 0) {
-		ig_err("%s: configuration has errors; %s", initial ? "start" : "reload",
-		       initial ? "not starting" : "keeping the previous one");
+		if (*resource)
+			ig_err("%s: cannot load the configuration: %s; %s",
+			       initial ? "start" : "reload", strerror(*resource),
+			       initial ? "not starting" : "keeping the previous one");
+		else
+			ig_err("%s: configuration has errors; %s", initial ? "start" : "reload",
+			       initial ? "not starting" : "keeping the previous one");
 		ig_config_free(cfg);
 		ig_picker_config_free(picker);
 		return NULL;
@@ -314,14 +325,17 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial, char **er
 	if (!s) {
 		ig_err("%s: out of memory", initial ? "start" : "reload");
 		*errors = strdup("out of memory");
+		*resource = ENOMEM;
 	}
 	return s;
 }
 
 /* Every port must be ours before workers try; binding one socket here
  * turns "address in use" into a clear startup error (logged, and in
- * *error). */
-static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s, char **error)
+ * *error; *resource gets the errno when it is a want of resources, such
+ * as EMFILE). */
+static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s, char **error,
+		       int *resource)
 {
 	if (G->opt.frontend) /* the Gateways' listeners are not opened */
 		return 0;
@@ -336,6 +350,7 @@ static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s, cha
 				 s->ports[i].port, strerror(-fd));
 			ig_err("%s", msg);
 			*error = strdup(msg);
+			*resource = ig_err_resource(fd) ? -fd : 0;
 			return -1;
 		}
 		close(fd);
@@ -432,18 +447,58 @@ static void record_load(struct ig_gateway_rt *G, bool reload, const char *why, c
 	G->reload.errors = errors;
 }
 
+/* A reload refused for want of resources (out of descriptors, memory or
+ * kernel buffers) is tried again with the same input, as Envoy retries an
+ * update that failed and Kubernetes controllers requeue with back-off:
+ * after RETRY_FIRST_MS, doubling up to RETRY_MAX_MS, until one is taken or
+ * refused for errors of the configuration, which wait for a new input.
+ * Each attempt logs and counts as a reload. */
+#define RETRY_FIRST_MS 1000
+#define RETRY_MAX_MS 30000
+
+static void reload(struct ig_gateway_rt *G, const char *why);
+
+static void on_reload_retry(struct ig_loop *loop, struct ig_timer *t)
+{
+	(void)loop;
+	struct ig_gateway_rt *G = t->data;
+	if (!G->draining)
+		reload(G, "retry");
+}
+
+/* After a reload: a retry scheduled when it failed for want of resources
+ * (err), none otherwise. */
+static void retry_after(struct ig_gateway_rt *G, int err)
+{
+	if (!err) {
+		ig_timer_stop(&G->ctl, &G->retry_timer);
+		G->retry_ms = 0;
+		G->reload.retry_at = 0;
+		return;
+	}
+	G->retry_ms = G->retry_ms ? G->retry_ms * 2 : RETRY_FIRST_MS;
+	if (G->retry_ms > RETRY_MAX_MS)
+		G->retry_ms = RETRY_MAX_MS;
+	G->reload.retry_at = ig_wall_seconds() + (double)G->retry_ms / 1000;
+	ig_warn("reload: failed for want of resources (%s); trying again in %llu ms", strerror(err),
+		(unsigned long long)G->retry_ms);
+	ig_timer_start(&G->ctl, &G->retry_timer, G->retry_ms, on_reload_retry, G);
+}
+
 static void reload(struct ig_gateway_rt *G, const char *why)
 {
 	ig_info("reloading configuration (%s)", why);
 	char *errors = NULL;
-	struct ig_snapshot *s = load(G, false, &errors);
-	if (s && check_ports(G, s, &errors) < 0) {
+	int resource = 0;
+	struct ig_snapshot *s = load(G, false, &errors, &resource);
+	if (s && check_ports(G, s, &errors, &resource) < 0) {
 		ig_err("reload refused; keeping the previous configuration");
 		ig_snapshot_unref(s);
 		s = NULL;
 	}
 	if (!s && !errors)
 		errors = strdup("reload refused");
+	retry_after(G, s ? 0 : resource);
 	record_load(G, true, why, errors);
 	if (!s)
 		return;
@@ -607,6 +662,7 @@ static void shut_down(struct ig_gateway_rt *G)
 	if (atomic_exchange(&G->draining, true))
 		return;
 	ig_timer_stop(&G->ctl, &G->watch_timer);
+	ig_timer_stop(&G->ctl, &G->retry_timer);
 	if (!G->opt.shutdown_delay_ms) {
 		start_drain(G);
 		return;
@@ -710,10 +766,11 @@ static int start(struct ig_gateway_rt *G)
 	struct ig_snapshot *snap = NULL;
 	if (!G->opt.kube) {
 		char *errors = NULL;
-		snap = load(G, true, &errors);
+		int resource = 0; /* a start is not tried again: it fails */
+		snap = load(G, true, &errors, &resource);
 		if (snap && snap->nports == 0 && !G->opt.frontend)
 			ig_warn("no HTTP listeners in the manifests: nothing to serve");
-		if (snap && check_ports(G, snap, &errors) < 0) {
+		if (snap && check_ports(G, snap, &errors, &resource) < 0) {
 			ig_snapshot_unref(snap);
 			snap = NULL;
 		}
@@ -847,6 +904,7 @@ static void stop(struct ig_gateway_rt *G)
 		close(G->sigfd);
 	}
 	ig_timer_stop(&G->ctl, &G->watch_timer);
+	ig_timer_stop(&G->ctl, &G->retry_timer);
 	ig_timer_stop(&G->ctl, &G->drain_poll);
 	ig_timer_stop(&G->ctl, &G->shutdown_timer);
 	if (G->ctl.epfd > 0)

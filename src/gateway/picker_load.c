@@ -23,21 +23,17 @@ static int read_file(const char *path, struct ig_buf *out)
 		if ((rc = ig_buf_append(out, chunk, n)) < 0)
 			break;
 	fclose(f);
-	return rc;
+	/* The buffer's ceiling is the file's fault, not a want of memory
+	 * that a reload could wait out. */
+	return rc == -ENOBUFS ? -EFBIG : rc;
 }
 
+/* ig_diags_add keeps no diag with a NULL field (out of memory), which
+ * ig_diags_print could not write. */
 static void add_diag(struct ig_diags *d, const char *file, int line, const char *path,
 		     const char *msg, bool warning)
 {
-	struct ig_diag *n = realloc(d->items, (d->n + 1) * sizeof *n);
-	if (!n)
-		return;
-	d->items = n;
-	d->items[d->n++] = (struct ig_diag){.file = strdup(file),
-					    .line = line,
-					    .path = strdup(path),
-					    .msg = strdup(msg),
-					    .warning = warning};
+	ig_diags_add(d, warning, file, line, path, "%s", msg);
 }
 
 /* GIE reads flowControl only with the flowControl feature gate; so does
@@ -99,6 +95,7 @@ int ig_gw_load_picker(const struct ig_config *cfg, const char *file, const char 
 			snprintf(msg, sizeof msg, "cannot read the picker configuration: %s",
 				 strerror(-rc));
 			add_diag(diags, file, 0, "", msg, false);
+			ig_diags_resource(diags, rc); /* a reload tries again */
 			ig_buf_free(&text);
 			return -1;
 		}

@@ -138,7 +138,9 @@ struct ig_gateway_rt {
 		bool last_failed;
 		const char *last_why; /* "SIGHUP", "files changed", ... */
 		double last_at, ok_at;
-		char *errors; /* one per line; NULL after a success */
+		char *errors;	 /* one per line; NULL after a success */
+		double retry_at; /* the next try of a reload refused for want of
+				    resources; 0: none due */
 	} reload;
 	/* /api/status's "gateways" and "routes" (attachment of the current
 	 * snapshot), made when it is published. */
@@ -151,7 +153,10 @@ struct ig_gateway_rt {
 	uint64_t watch_seen;
 	bool watch_changed;
 	uint64_t watch_err_log_ns; /* when a poll that could not look was last logged */
-	struct ig_timer watch_timer, drain_poll, alog_timer, shutdown_timer;
+	/* The back-off of a reload refused for want of resources, and the
+	 * timer that tries it again (gateway_main.c); 0: none due. */
+	uint64_t retry_ms;
+	struct ig_timer watch_timer, drain_poll, alog_timer, shutdown_timer, retry_timer;
 	struct ig_io sig_io;
 	int sigfd;
 	uint64_t drain_deadline_ns;

@@ -15,6 +15,7 @@
  * Status is output and is left out, except a Pod's podIP and conditions.
  * A Pod without conditions is not Ready here (the kubelet has not reported
  * it yet), while a manifest file's Pod without conditions is. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -673,6 +674,8 @@ int ig_kube_load(struct ig_kube *k, struct ig_config **out, struct ig_diags *dia
 {
 	struct texts t = {0};
 	if (build(k, &t) < 0) {
+		ig_diags_add(diags, false, "infergate", 0, NULL, "out of memory");
+		ig_diags_resource(diags, ENOMEM);
 		texts_free(&t);
 		return -1;
 	}
@@ -683,6 +686,15 @@ int ig_kube_load(struct ig_kube *k, struct ig_config **out, struct ig_diags *dia
 		struct ig_diags d = {0};
 		rc = ig_config_load_texts(t.v, t.n, out, &d);
 		if (rc == 0) {
+			for (size_t i = 0; i < d.n; i++)
+				move_diag(diags, &d.items[i]);
+			free(d.items);
+			break;
+		}
+		/* A load that failed for want of resources says nothing of the
+		 * objects: none is dropped, and the reload is tried again. */
+		if (d.resource) {
+			ig_diags_resource(diags, d.resource);
 			for (size_t i = 0; i < d.n; i++)
 				move_diag(diags, &d.items[i]);
 			free(d.items);

@@ -198,8 +198,10 @@ static void vdiag(struct session *s, bool warning, int line, const char *path, c
 	if (s->diags->n >= MAX_DIAGS)
 		return;
 	struct ig_diag *items = realloc(s->diags->items, (s->diags->n + 1) * sizeof(*items));
-	if (!items)
+	if (!items) {
+		ig_diags_resource(s->diags, ENOMEM);
 		return;
+	}
 	s->diags->items = items;
 	struct ig_diag *g = &items[s->diags->n];
 	*g = (struct ig_diag){.line = line, .warning = warning};
@@ -211,6 +213,7 @@ static void vdiag(struct session *s, bool warning, int line, const char *path, c
 		free(g->file);
 		free(g->path);
 		free(g->msg);
+		ig_diags_resource(s->diags, ENOMEM);
 		return;
 	}
 	s->diags->n++;
@@ -223,6 +226,14 @@ __attribute__((format(printf, 4, 5))) static void err(struct session *s, int lin
 	va_start(ap, fmt);
 	vdiag(s, false, line, path, fmt, ap);
 	va_end(ap);
+}
+
+/* Out of memory: an error, and a failure for want of resources, which a
+ * reload tries again. */
+static void oom(struct session *s, int line, const char *path)
+{
+	err(s, line, path, "out of memory");
+	ig_diags_resource(s->diags, ENOMEM);
 }
 
 __attribute__((format(printf, 4, 5))) static void warn(struct session *s, int line,
@@ -835,7 +846,7 @@ static int string_list(struct session *s, yaml_node_t *v, int line, const char *
 	char **list = calloc(seq_len(v) + 1, sizeof *list);
 	size_t k = 0;
 	if (!list) {
-		err(s, line, path, "out of memory");
+		oom(s, line, path);
 		return -1;
 	}
 	for (size_t i = 0; i < seq_len(v); i++) {
@@ -1258,7 +1269,7 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 		return;
 	}
 	if (label_setup(&pl) < 0) {
-		err(s, ig_yaml_line(n), path, "out of memory");
+		oom(s, ig_yaml_line(n), path);
 		return;
 	}
 	yaml_node_t *params = get(s, n, "parameters", &line);
@@ -1273,7 +1284,7 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 	}
 	pl.name = ig_str_dup(nm);
 	if (!pl.name) {
-		err(s, ig_yaml_line(n), path, "out of memory");
+		oom(s, ig_yaml_line(n), path);
 		free_plugin(&pl);
 		return;
 	}
@@ -1464,7 +1475,7 @@ static void decode_profile(struct session *s, yaml_node_t *n, const char *path)
 	}
 	pr->name = dup_scalar(name);
 	if (!pr->name) {
-		err(s, ig_yaml_line(n), path, "out of memory");
+		oom(s, ig_yaml_line(n), path);
 		return;
 	}
 	c->nprofiles++;
@@ -1951,7 +1962,7 @@ static void check_handler(struct session *s)
 		return;
 	c->profile_header = strdup(h->header ? h->header : "epp-profile");
 	if (!c->profile_header) {
-		err(s, h->line, "", "out of memory");
+		oom(s, h->line, "");
 		return;
 	}
 	/* With one profile there is nothing to choose: it always runs. */
@@ -2130,7 +2141,7 @@ static void apply_defaults(struct session *s)
 {
 	struct ig_picker_config *c = s->cfg;
 	if (c->nprofiles == 0 && default_profile(s) < 0)
-		err(s, 0, "", "out of memory");
+		oom(s, 0, "");
 	check_handler(s);
 	for (size_t i = 0; i < c->nprofiles; i++)
 		if (default_picker(c, &c->profiles[i]) < 0)
@@ -2161,6 +2172,8 @@ static void apply_defaults(struct session *s)
 static void syntax_error(struct session *s, const yaml_parser_t *p)
 {
 	const char *what = p->problem ? p->problem : "unreadable YAML";
+	if (p->error == YAML_MEMORY_ERROR)
+		ig_diags_resource(s->diags, ENOMEM);
 	err(s, (int)p->problem_mark.line + 1, "", "YAML syntax error: %s%s%s",
 	    p->context ? p->context : "", p->context ? " " : "", what);
 }
@@ -2171,9 +2184,11 @@ static int prescan(struct session *s, const char *text, size_t len)
 {
 	char msg[128];
 	int line;
-	if (ig_yaml_prescan(text, len, MAX_NESTING, MAX_ANCHORS, &line, msg, sizeof msg) == 0)
+	int rc = ig_yaml_prescan(text, len, MAX_NESTING, MAX_ANCHORS, &line, msg, sizeof msg);
+	if (rc == 0)
 		return 0;
 	err(s, line, "", "%s", msg);
+	ig_diags_resource(s->diags, rc);
 	return -1;
 }
 
@@ -2204,7 +2219,7 @@ static void load(struct session *s, const char *text, size_t len)
 	if (prescan(s, text, len) < 0)
 		return;
 	if (!yaml_parser_initialize(&parser)) {
-		err(s, 0, "", "out of memory");
+		oom(s, 0, "");
 		return;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
@@ -2218,10 +2233,13 @@ static void load(struct session *s, const char *text, size_t len)
 	int line;
 	s->doc = &doc;
 	/* Merge keys, as sigs.k8s.io/yaml reads them for GIE's picker. */
-	if (root && ig_yaml_expand_merges(&doc, MAX_VISITS, &line, msg, sizeof msg) < 0)
+	int rc = root ? ig_yaml_expand_merges(&doc, MAX_VISITS, &line, msg, sizeof msg) : 0;
+	if (rc < 0) {
 		err(s, line, "", "%s", msg);
-	else if (root && !ig_yaml_is_null(root))
+		ig_diags_resource(s->diags, rc);
+	} else if (root && !ig_yaml_is_null(root)) {
 		decode_root(s, root);
+	}
 	if (s->visits > MAX_VISITS)
 		err(s, root ? ig_yaml_line(root) : 0, "", "document uses too many aliases");
 	yaml_document_delete(&doc);
@@ -2236,7 +2254,7 @@ int ig_picker_config_parse(const char *file, const char *text, size_t len,
 	    .file = file ? file : "<text>", .diags = diags, .detector_ref = -1, .handler = -1};
 	s.cfg = calloc(1, sizeof(*s.cfg));
 	if (!s.cfg) {
-		err(&s, 0, "", "out of memory");
+		oom(&s, 0, "");
 		return -1;
 	}
 	load(&s, text, len);

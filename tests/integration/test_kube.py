@@ -16,6 +16,7 @@ import pytest
 from conftest import IG_BIN, free_port, rss_kib, unique_loopback, wait_http, wait_port
 from kubeapi import KubeAPI
 from test_gateway import LORA, SAN_ERRORS, call, post_json, seed_body
+from test_lifecycle import fd_limit
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl")
 
@@ -325,6 +326,60 @@ def wait_until(pred, what, timeout=5.0, log=""):
     while not pred():
         assert time.time() < deadline, "%s never happened\n%s" % (what, log() if log else "")
         time.sleep(0.05)
+
+
+LISTENERS = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: kgateway
+  listeners:
+%s"""
+
+
+def listeners(*ports):
+    return LISTENERS % "".join("  - {name: l%d, protocol: HTTP, port: %d}\n" % (p, p)
+                               for p in ports)
+
+
+def test_listener_out_of_fds_is_tried_again(procs, tmp_path):
+    """A new listener that cannot be bound because the process is out of
+    descriptors refuses the reload of the changed API objects (the listener
+    and the errno said), and the reload is tried again with back-off,
+    as controllers requeue: the port is served once descriptors are back,
+    without another change of the objects."""
+    k = Kube(procs, tmp_path, nsims=1)
+    k.apply(GATEWAY_CLASS % ("kgateway", "infergate.dev/gateway-controller"))
+    k.apply(listeners(k.port))
+    k.gw = procs.start("gateway", "--kube", "--kubeconfig", k.kubeconfig, "--bind", k.host,
+                       "--admin", "%s:%d" % (k.admin_host, k.admin_port), "--workers", "1",
+                       name="gateway", preexec_fn=fd_limit(128))
+    wait_http(k.admin + "/healthz", proc=k.gw)
+    k.wait_listening()
+    held = []
+    try:
+        while "pausing new connections" not in k.log() and len(held) < 300:
+            held.append(socket.create_connection((k.host, k.port), timeout=5))
+            if len(held) > 100:
+                time.sleep(0.01)
+        k.apply(listeners(k.port, k.other_port))
+        wait_until(lambda: "trying again in" in k.log(), "a retry", log=k.log)
+    finally:
+        for s in held:
+            s.close()
+    assert "cannot listen on %s:%d: Too many open files" % (k.host, k.other_port) in k.log()
+
+    def other_port_listens():
+        try:
+            socket.create_connection((k.host, k.other_port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_until(other_port_listens, "the new listener", timeout=10, log=k.log)
+    rl = json.loads(call(k.admin, "/api/status")[2])["reload"]
+    assert rl["last"]["result"] == "success" and rl["retry_time"] is None, rl
+    k.stop()
 
 
 def test_synced_kind_refused_for_a_while_keeps_its_objects(kube):

@@ -9,11 +9,14 @@ import signal
 import socket
 import struct
 import time
+import types
 
 import hpack
 
+from conftest import free_port, unique_loopback, wait_http, wait_port
 from test_abuse import GatewayPopen, ok_small
-from test_gateway import SAN_ERRORS, Cluster, call, model_yaml, reload_metrics, seed_body
+from test_gateway import (GATEWAY, SAN_ERRORS, Cluster, admin_status, call, model_yaml,
+                          reload_metrics, seed_body, write)
 
 
 def fd_limit(n):
@@ -148,6 +151,112 @@ def test_watch_waits_for_a_file_to_settle(procs, tmp_path):
     assert m['infergate_config_reloads_total{result="failure"}'] == 0, c.log()
     assert c.log().count("reloading configuration") == 1, c.log()
     c.stop()
+
+
+# ---- a reload refused for want of resources ----
+
+REDIRECTS = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: redirects
+spec:
+  parentRefs:
+  - name: inference-gateway
+  rules:
+{rules}"""
+
+REDIRECT_RULE = """  - matches:
+    - path: {{type: PathPrefix, value: {path}}}
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {{hostname: moved.example, statusCode: 302}}
+"""
+
+
+def redirects(*paths):
+    return REDIRECTS.format(rules="".join(REDIRECT_RULE.format(path=p) for p in paths))
+
+
+def file_gateway(procs, tmp_path, route_text, **popen_kw):
+    """A gateway started with each manifest named by -f (no directory, so
+    the watcher looks at the files with stat alone, which takes no
+    descriptor), polling every 20 ms."""
+    g = types.SimpleNamespace(host=unique_loopback(), admin_host=unique_loopback())
+    g.port, g.admin_port = free_port(g.host), free_port(g.admin_host)
+    g.admin = "http://%s:%d" % (g.admin_host, g.admin_port)
+    g.route = os.path.join(str(tmp_path), "route.yaml")
+    gw_yaml = os.path.join(str(tmp_path), "gateway.yaml")
+    write(gw_yaml, GATEWAY.format(port=g.port))
+    write(g.route, route_text)
+    g.gw = procs.start("gateway", "-f", gw_yaml, "-f", g.route, "--bind", g.host,
+                       "--admin", "%s:%d" % (g.admin_host, g.admin_port), "--workers", "1",
+                       "--watch-interval", "20", name="gateway", **popen_kw)
+    g.log = lambda: procs.output(g.gw)
+    wait_port(g.host, g.port, proc=g.gw)
+    wait_http(g.admin + "/healthz", proc=g.gw)
+    return g
+
+
+def status_of(g, path):
+    conn = http.client.HTTPConnection(g.host, g.port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_reload_out_of_fds_is_tried_again(procs, tmp_path):
+    """A changed manifest that cannot be opened because the process is out
+    of descriptors is no error of the configuration: the reload is refused
+    (the file and the errno said), then tried again with back-off, as
+    Envoy retries an update and controllers requeue, and the change is
+    served once descriptors are back, without the files changing again."""
+    g = file_gateway(procs, tmp_path, redirects("/before"), preexec_fn=fd_limit(128))
+    assert status_of(g, "/after") == 404
+    held = []
+    try:
+        while "pausing new connections" not in g.log() and len(held) < 300:
+            held.append(socket.create_connection((g.host, g.port), timeout=5))
+            if len(held) > 100:
+                time.sleep(0.01)
+        write(g.route, redirects("/before", "/after"))
+        wait_until(lambda: "trying again in 1000 ms" in g.log())
+    finally:
+        for s in held:
+            s.close()
+    log = g.log()
+    assert "route.yaml: cannot read: Too many open files" in log, log
+    assert "reload: cannot load the configuration: Too many open files" in log, log
+    # The retry, at most a second later (and more if that one failed too).
+    wait_until(lambda: status_of(g, "/after") == 302)
+    m = reload_metrics(g)
+    assert m['infergate_config_reloads_total{result="failure"}'] >= 1, g.log()
+    assert m['infergate_config_reloads_total{result="success"}'] == 1, g.log()
+    assert m["infergate_config_last_reload_successful"] == 1
+    rl = admin_status(g)["reload"]
+    assert rl["last"]["result"] == "success" and rl["last"]["reason"] == "retry", rl
+    assert rl["retry_time"] is None, rl
+    assert g.log().count("reloading configuration (files changed)") == 1, g.log()
+    g.gw.send_signal(signal.SIGTERM)
+    exits_clean(g)
+
+
+def test_reload_with_errors_is_not_tried_again(procs, tmp_path):
+    """A manifest with an error of its own stays refused until it changes:
+    no retry is due, and the log says it once."""
+    g = file_gateway(procs, tmp_path, redirects("/before"))
+    write(g.route, redirects("/before") + "    bogusField: 1\n")
+    wait_until(lambda: admin_status(g)["reload"]["failures"] == 1)
+    rl = admin_status(g)["reload"]
+    assert rl["last"]["result"] == "failure" and rl["retry_time"] is None, rl
+    assert any("bogusField" in e for e in rl["last"]["errors"]), rl
+    log = g.log()
+    assert log.count("configuration has errors") == 1, log
+    assert "trying again" not in log, log
+    assert status_of(g, "/before") == 302
+    g.gw.send_signal(signal.SIGTERM)
+    exits_clean(g)
 
 
 # ---- how it stops ----

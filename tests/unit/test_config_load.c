@@ -2,8 +2,10 @@
  * them: reader errors at their line, List documents expanded, kinds of
  * our groups that infergate does not know named, duplicates per API group
  * (and found in linear time), YAML merge keys, and the types the API
- * server requires of scalars. test_config.c and test_config_api.c cover
+ * server requires of scalars, and loads that fail for want of resources
+ * told from invalid input. test_config.c and test_config_api.c cover
  * the kinds themselves. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,10 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "gateway/snapshot.h"
 #include "sched/picker.h"
 
 /* All diags of a load, formatted as `infergate check` prints them; *cfg
@@ -722,6 +728,152 @@ static void test_certificate_ref_without_name(void **state)
 		   "certificateRefs[1]");
 }
 
+/* ---- failures for want of resources ----------------------------------------------- */
+
+static const char route_yaml[] = "apiVersion: gateway.networking.k8s.io/v1\n"
+				 "kind: HTTPRoute\n"
+				 "metadata: {name: r}\n"
+				 "spec:\n"
+				 "  rules:\n"
+				 "  - matches: [{path: {type: PathPrefix, value: /}}]\n";
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Loads paths; returns rc, *resource the diags' resource, *out what
+ * `infergate check` would print. */
+static int load_paths(const char *const *paths, size_t n, int *resource, char **out)
+{
+	struct ig_config *c = NULL;
+	struct ig_diags d = {0};
+	size_t olen = 0;
+	FILE *f = open_memstream(out, &olen);
+	assert_non_null(f);
+	int rc = ig_config_load(paths, n, &c, &d);
+	ig_diags_print(&d, f);
+	fclose(f);
+	*resource = d.resource;
+	ig_diags_free(&d);
+	ig_config_free(c);
+	return rc;
+}
+
+/* Takes every descriptor under a soft limit of 64; returns how many. */
+static int exhaust_fds(int *fds, int max, struct rlimit *saved)
+{
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, saved), 0);
+	struct rlimit low = {.rlim_cur = 64, .rlim_max = saved->rlim_max};
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int n = 0;
+	while (n < max && (fds[n] = dup(0)) >= 0)
+		n++;
+	assert_true(n < max);
+	return n;
+}
+
+static void release_fds(int *fds, int n, const struct rlimit *saved)
+{
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, saved), 0);
+}
+
+/* Out of descriptors, a manifest, a directory or the picker's file cannot
+ * be opened: the load fails, naming it and the errno, and says it was for
+ * want of resources (a reload is tried again); once descriptors are back
+ * the same files load. A file that is not there, or invalid YAML, is an
+ * error of the input, not of resources. */
+static void test_out_of_fds_is_a_resource_failure(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/ig-cfg-fds-XXXXXX", file[64], sub[64], picker[64], bad[64], missing[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof file, "%s/route.yaml", dir);
+	snprintf(sub, sizeof sub, "%s/more", dir);
+	snprintf(picker, sizeof picker, "%s/picker.yaml", dir);
+	snprintf(bad, sizeof bad, "%s/bad.yaml", dir);
+	snprintf(missing, sizeof missing, "%s/missing.yaml", dir);
+	write_file(file, route_yaml);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	write_file(picker, "apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
+			   "kind: EndpointPickerConfig\n"
+			   "plugins:\n"
+			   "- type: queue-scorer\n"
+			   "schedulingProfiles:\n"
+			   "- name: default\n"
+			   "  plugins:\n"
+			   "  - pluginRef: queue-scorer\n");
+	write_file(bad, "kind: [\n");
+	const char *const both[] = {file, sub};
+	int resource = -1, fds[1024];
+	char *out = NULL;
+
+	assert_int_equal(load_paths(both, 2, &resource, &out), 0);
+	assert_int_equal(resource, 0);
+	free(out);
+
+	struct rlimit saved;
+	int n = exhaust_fds(fds, 1024, &saved);
+	int rc = load_paths(both, 1, &resource, &out);
+	struct ig_config *cfg = NULL;
+	struct ig_picker_config *pc = NULL;
+	struct ig_diags pd = {0};
+	uint64_t hash;
+	int prc = ig_gw_load_picker(NULL, picker, NULL, false, &pc, &hash, &pd);
+	int presource = pd.resource;
+	release_fds(fds, n, &saved);
+	assert_int_equal(rc, -1);
+	assert_int_equal(resource, EMFILE);
+	has(out, "route.yaml: cannot read: Too many open files");
+	free(out);
+	assert_int_equal(prc, -1);
+	assert_int_equal(presource, EMFILE);
+	assert_int_equal(pd.n, 1);
+	has(pd.items[0].msg, "cannot read the picker configuration: Too many open files");
+	ig_diags_free(&pd);
+
+	/* A directory: the same. */
+	n = exhaust_fds(fds, 1024, &saved);
+	rc = load_paths(both + 1, 1, &resource, &out);
+	release_fds(fds, n, &saved);
+	assert_int_equal(rc, -1);
+	assert_int_equal(resource, EMFILE);
+	has(out, "more: cannot read directory: Too many open files");
+	free(out);
+
+	/* Descriptors back: the same files load. */
+	assert_int_equal(load_paths(both, 2, &resource, &out), 0);
+	free(out);
+	assert_int_equal(ig_gw_load_picker(cfg, picker, NULL, false, &pc, &hash, &pd), 0);
+	ig_picker_config_free(pc);
+	ig_diags_free(&pd);
+
+	/* Errors of the input stay errors. */
+	const char *const nope[] = {missing};
+	assert_int_equal(load_paths(nope, 1, &resource, &out), -1);
+	assert_int_equal(resource, 0);
+	has(out, "missing.yaml: cannot read: No such file or directory");
+	free(out);
+	const char *const invalid[] = {bad};
+	assert_int_equal(load_paths(invalid, 1, &resource, &out), -1);
+	assert_int_equal(resource, 0);
+	free(out);
+	assert_int_equal(ig_gw_load_picker(cfg, missing, NULL, false, &pc, &hash, &pd), -1);
+	assert_int_equal(pd.resource, 0);
+	ig_diags_free(&pd);
+
+	unlink(file);
+	unlink(picker);
+	unlink(bad);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -736,6 +888,7 @@ int main(void)
 	    cmocka_unit_test(test_merge_keys),
 	    cmocka_unit_test(test_merge_bomb),
 	    cmocka_unit_test(test_certificate_ref_without_name),
+	    cmocka_unit_test(test_out_of_fds_is_a_resource_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
