@@ -166,7 +166,7 @@ static void answer_response_headers(struct xstream *xs, const struct ig_xp_reque
 {
 	struct ig_xp_set_header set[2];
 	size_t nset = 0;
-	char token[IG_SESSION_TOKEN_MAX];
+	struct ig_str token;
 	if (xs->report_served) {
 		set[nset] = (struct ig_xp_set_header){IG_SERVED_TEST_HEADER, m->served};
 		if (!m->has_lb)
@@ -181,9 +181,8 @@ static void answer_response_headers(struct xstream *xs, const struct ig_xp_reque
 	const struct ig_req *p = xs->p;
 	if (p && !p->finished && p->pool && p->pool->sched && p->ep &&
 	    (ig_scheduler_needs(p->pool->sched->s) & IG_SCHED_NEEDS_SESSION) &&
-	    ig_session_token_of(p->pool, p->ep, token))
-		set[nset++] =
-		    (struct ig_xp_set_header){IG_SESSION_TOKEN_HEADER, ig_str_from(token)};
+	    (token = ig_session_token_of(p->pool, p->ep)).len)
+		set[nset++] = (struct ig_xp_set_header){IG_SESSION_TOKEN_HEADER, token};
 	if (!nset) {
 		answer_continue(xs, IG_XP_REQ_RESPONSE_HEADERS);
 		return;
