@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config/load.h"
+#include "core/str.h"
 
 /* ---- Pod ------------------------------------------------------------------ */
 
@@ -514,55 +515,6 @@ void ld_endpoints(struct session *s, yaml_node_t *root, const char *api)
 
 #define MAX_SECRET_BYTES (1u << 20)
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Standard base64 with padding, as Kubernetes encodes Secret data; CR and
- * LF are skipped as Go's decoder skips them. Returns the decoded length,
- * or -1 when the text is not such base64. out has room for len*3/4+3. */
-static long b64_decode(const char *in, size_t len, unsigned char *out)
-{
-	unsigned acc = 0;
-	size_t bits = 0, n = 0, pad = 0, sig = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		if (c == '\r' || c == '\n')
-			continue;
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		int v = b64_value(c);
-		if (v < 0 || pad)
-			return -1;
-		sig++;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[n++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	/* Whole quanta: 2 or 3 symbols in the last one take 2 or 1 '='. */
-	size_t r = sig % 4;
-	if (r == 1 || pad != (r ? 4 - r : 0))
-		return -1;
-	return (long)n;
-}
-
 static bool secret_key_ok(const char *k)
 {
 	size_t len = strlen(k);
@@ -620,10 +572,12 @@ static size_t decode_secret_map(struct session *s, yaml_node_t *map, const char 
 			ld_err(s, line, path, NULL, "is larger than 1 MiB");
 			continue;
 		}
+		/* Room for the plain text or its decoding, and a NUL. */
 		unsigned char *bytes = ld_alloc(s, len + 4);
 		long n = (long)len;
+		/* As the API server reads a Secret's data: Go's StdEncoding. */
 		if (base64)
-			n = b64_decode(text, len, bytes);
+			n = ig_base64_decode(text, len, bytes, 0);
 		else
 			memcpy(bytes, text, len);
 		if (n < 0) {

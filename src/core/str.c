@@ -111,3 +111,51 @@ size_t ig_base64_encode(const void *in, size_t n, char *out)
 	}
 	return (size_t)(w - out);
 }
+
+static int base64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+long ig_base64_decode(const char *in, size_t len, void *out, unsigned flags)
+{
+	bool lax = flags & IG_BASE64_LAX;
+	unsigned char *w = out;
+	unsigned acc = 0;
+	size_t bits = 0, n = 0, pad = 0, sig = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '\r' || c == '\n' || (lax && (c == ' ' || c == '\t')))
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		int v = base64_value(c);
+		if (v < 0 || pad)
+			return -1;
+		sig++;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			w[n++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	/* Whole quanta: 2 or 3 symbols in the last one take 2 or 1 '='. */
+	size_t r = sig % 4;
+	if (!lax && (r == 1 || pad != (r ? 4 - r : 0)))
+		return -1;
+	return (long)n;
+}

@@ -74,5 +74,15 @@ char **ig_strv_dup(const char *const *v, size_t n);
  * room for IG_BASE64_LEN(n) bytes; returns that length (no NUL). */
 #define IG_BASE64_LEN(n) (((n) + 2) / 3 * 4)
 size_t ig_base64_encode(const void *in, size_t n, char *out);
+/* Standard base64 of len bytes of text into out, which has room for
+ * IG_BASE64_DECODED_MAX(len) bytes; returns the decoded length, or -1 when
+ * the text is not base64. By default as Go's base64.StdEncoding decodes,
+ * which is how Kubernetes reads []byte fields (a Secret's data): whole
+ * quanta of four symbols, the last one padded with '=', CR and LF ignored
+ * anywhere. IG_BASE64_LAX also ignores spaces and tabs and accepts any
+ * padding or none; a symbol after padding is wrong either way. */
+#define IG_BASE64_DECODED_MAX(len) ((len) / 4 * 3 + 3)
+#define IG_BASE64_LAX 1u
+long ig_base64_decode(const char *in, size_t len, void *out, unsigned flags);
 
 #endif

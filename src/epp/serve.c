@@ -166,7 +166,7 @@ static void answer_response_headers(struct xstream *xs, const struct ig_xp_reque
 {
 	struct ig_xp_set_header set[2];
 	size_t nset = 0;
-	char token[IG_SESSION_TOKEN_MAX];
+	struct ig_str token;
 	if (xs->report_served) {
 		set[nset] = (struct ig_xp_set_header){IG_SERVED_TEST_HEADER, m->served};
 		if (!m->has_lb)
@@ -181,9 +181,8 @@ static void answer_response_headers(struct xstream *xs, const struct ig_xp_reque
 	const struct ig_req *p = xs->p;
 	if (p && !p->finished && p->pool && p->pool->sched && p->ep &&
 	    (ig_scheduler_needs(p->pool->sched->s) & IG_SCHED_NEEDS_SESSION) &&
-	    ig_session_token_of(p->pool, p->ep, token))
-		set[nset++] =
-		    (struct ig_xp_set_header){IG_SESSION_TOKEN_HEADER, ig_str_from(token)};
+	    (token = ig_session_token_of(p->pool, p->ep)).len)
+		set[nset++] = (struct ig_xp_set_header){IG_SESSION_TOKEN_HEADER, token};
 	if (!nset) {
 		answer_continue(xs, IG_XP_REQ_RESPONSE_HEADERS);
 		return;
@@ -355,9 +354,12 @@ static void on_picked(struct ig_req *p)
 	char clen[24];
 	snprintf(clen, sizeof clen, "%zu", body.len);
 	const struct epp *E = xs->w->gw->opt.frontend->arg;
-	/* The pick; with a sampled trace, the traceparent the pod is to see
-	 * (the picker's "upstream" span its parent, as the gateway does);
-	 * last, the length of a body that changed. */
+	/* The pick; when tracing, the traceparent the pod is to see, as the
+	 * gateway sends it (tracing.c): sampled, the picker's "upstream" span
+	 * its parent; unsampled, the OTel SDK's non-recording span, an id of
+	 * its own with the sampled flag off, since W3C Trace Context has a
+	 * participant propagate the context whether it samples or not. Last,
+	 * the length of a body that changed. */
 	struct ig_xp_set_header set[3];
 	size_t nset = 0;
 	set[nset++] = (struct ig_xp_set_header){E->opt.dest_key ? E->opt.dest_key : DEST_HEADER,
@@ -365,15 +367,15 @@ static void on_picked(struct ig_req *p)
 	if (p->trace.on) {
 		p->trace.endpoint = p->nranked ? p->ranked[0]->addr : NULL;
 		ig_req_trace_attempt(p, p->trace.endpoint, false, false);
+	}
+	if (p->trace.propagate)
 		set[nset++] =
 		    (struct ig_xp_set_header){"traceparent", ig_str_from(p->trace.traceparent)};
-	}
 	set[nset] = (struct ig_xp_set_header){"content-length", ig_str_from(clen)};
 	/* An invalid traceparent is dropped with its tracestate (W3C Trace
-	 * Context), as the gateway drops it: a sampled trace sets its own
-	 * traceparent above. */
+	 * Context), as the gateway drops it: ours replaces it above. */
 	static const char *const drop[] = {"tracestate", "traceparent"};
-	size_t ndrop = p->trace.drop_context ? (p->trace.on ? 1 : 2) : 0;
+	size_t ndrop = p->trace.drop_context ? (p->trace.propagate ? 1 : 2) : 0;
 	xs->answered = true;
 	if (xs->due == DUE_BODY) {
 		answer_pick_body(xs, set, nset, drop, ndrop, &body, changed, eps);

@@ -1017,12 +1017,12 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 	/* session-affinity-scorer: the endpoint that served, for the client
 	 * to send back in the next request of its session (llm-d sets it
 	 * from its response plugin). */
-	char token[IG_SESSION_TOKEN_MAX];
+	struct ig_str token = {0};
 	if (p->pool && !p->xp && p->pool->sched &&
 	    (ig_scheduler_needs(p->pool->sched->s) & IG_SCHED_NEEDS_SESSION) &&
-	    ig_session_token_of(p->pool, p->ep, token)) {
+	    (token = ig_session_token_of(p->pool, p->ep)).len) {
 		hdrs[n].name = IG_STR(IG_SESSION_TOKEN_HEADER);
-		hdrs[n++].value = ig_str_from(token);
+		hdrs[n++].value = token;
 	}
 	if (mods) {
 		struct resp_add ra = {hdrs, &n, 104 + 64};

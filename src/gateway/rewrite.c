@@ -5,6 +5,7 @@
  * once into the arena. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/rand.h"
 #include "gateway/request.h"
@@ -93,11 +94,18 @@ static char *u64_text(uint64_t v, char *end)
 /* Header additions of a RequestHeaderModifier, written into the head. */
 struct emit_ctx {
 	struct wr *w;
+	/* We send a traceparent of our own: one that a filter or the
+	 * picker sets gives way to it, as Envoy's tracer injects its
+	 * context after the filters' mutations (two would be none, W3C
+	 * Trace Context). */
+	bool own_traceparent;
 };
 
 static void emit_header(void *ud, const char *name, const char *value)
 {
 	struct emit_ctx *e = ud;
+	if (e->own_traceparent && !strcasecmp(name, "traceparent"))
+		return;
 	put_cstr(e->w, name);
 	put(e->w, ": ", 2);
 	put_cstr(e->w, value);
@@ -204,11 +212,11 @@ static int build_head(struct ig_req *p)
 		put_cstr(&w, "Connection: TE\r\nTE: trailers\r\n");
 	}
 	if (modifies) {
-		struct emit_ctx e = {&w};
+		struct emit_ctx e = {&w, p->trace.propagate};
 		ig_req_header_additions(p, IG_FILTER_REQUEST_HEADER_MODIFIER, emit_header, &e);
 	}
 	if (p->xp) {
-		struct emit_ctx e = {&w};
+		struct emit_ctx e = {&w, p->trace.propagate};
 		ig_req_extpick_additions(p, emit_header, &e);
 	}
 	if (p->trace.propagate) {

@@ -63,8 +63,39 @@ void ig_session_store(struct ig_sessions *s, struct ig_str session, uint64_t end
 
 /* ---- llm-d's x-session-token ---- */
 
-/* The token of the pool's i-th endpoint. */
-static size_t token_at(const struct ig_pool_rt *pool, size_t i, char out[IG_SESSION_TOKEN_MAX])
+/* Each endpoint's token (tok[i], NUL-terminated in text; empty: none) and
+ * two open-addressed tables of endpoint index + 1 (0: an empty slot), one
+ * by token and one by endpoint, at most half full. Built with the
+ * snapshot and never written after, so workers share it without care. */
+struct ig_session_tokens {
+	struct ig_str *tok;
+	char *text;
+	uint32_t *by_token;
+	uint32_t *by_ep;
+	size_t mask;
+};
+
+static uint64_t token_hash(struct ig_str t)
+{
+	return XXH3_64bits(t.ptr, t.len);
+}
+
+/* The endpoint's key is already a hash (of its address); mixed again so
+ * that its low bits, which pick the slot, depend on all of it. */
+static uint64_t ep_hash(const struct ig_endpoint *ep)
+{
+	uint64_t h = ep->key;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+/* The GIE name of the pool's i-th endpoint, base64-encoded, appended to
+ * *text at *len (grown as needed); its length, 0 for none, -1 when out of
+ * memory. */
+static long token_append(const struct ig_pool_rt *pool, size_t i, char **text, size_t *len,
+			 size_t *cap)
 {
 	const struct ig_pod *pod = pool->ep_pods ? pool->ep_pods[i] : NULL;
 	char name[IG_SESSION_TOKEN_MAX];
@@ -74,32 +105,110 @@ static size_t token_at(const struct ig_pool_rt *pool, size_t i, char out[IG_SESS
 			 pod->meta.name, pool->ep_ranks ? (unsigned)pool->ep_ranks[i] : 0u);
 	if (n < 0 || (size_t)n >= sizeof name)
 		return 0;
-	if (IG_BASE64_LEN((size_t)n) + 1 > IG_SESSION_TOKEN_MAX)
+	size_t tl = IG_BASE64_LEN((size_t)n);
+	if (tl + 1 > IG_SESSION_TOKEN_MAX)
 		return 0;
-	size_t len = ig_base64_encode(name, (size_t)n, out);
-	out[len] = '\0';
-	return len;
+	if (*len + tl + 1 > *cap) {
+		size_t c = *cap ? *cap * 2 : 4096;
+		while (c < *len + tl + 1)
+			c *= 2;
+		char *t = realloc(*text, c);
+		if (!t)
+			return -1;
+		*text = t;
+		*cap = c;
+	}
+	ig_base64_encode(name, (size_t)n, *text + *len);
+	(*text)[*len + tl] = '\0';
+	*len += tl + 1;
+	return (long)tl;
 }
 
-size_t ig_session_token_of(const struct ig_pool_rt *pool, const struct ig_endpoint *ep,
-			   char out[IG_SESSION_TOKEN_MAX])
+/* Endpoint i into both tables. A token another endpoint already has
+ * keeps naming that one: the first of the pool's endpoints wins. */
+static void tokens_index(struct ig_session_tokens *t, const struct ig_pool_rt *pool, size_t i)
 {
-	for (size_t i = 0; pool && i < pool->neps; i++)
-		if (pool->eps[i] == ep)
-			return token_at(pool, i, out);
+	size_t s = ep_hash(pool->eps[i]) & t->mask;
+	while (t->by_ep[s])
+		s = (s + 1) & t->mask;
+	t->by_ep[s] = (uint32_t)i + 1;
+	if (!t->tok[i].len)
+		return;
+	for (s = token_hash(t->tok[i]) & t->mask; t->by_token[s]; s = (s + 1) & t->mask)
+		if (ig_str_eq(t->tok[t->by_token[s] - 1], t->tok[i]))
+			return;
+	t->by_token[s] = (uint32_t)i + 1;
+}
+
+int ig_session_tokens_build(struct ig_pool_rt *pool)
+{
+	size_t n = pool->neps, slots = 2;
+	if (n >= UINT32_MAX / 2)
+		return -1;
+	while (slots < 2 * n)
+		slots *= 2;
+	struct ig_session_tokens *t = calloc(1, sizeof *t);
+	size_t *off = calloc(n ? n : 1, sizeof *off);
+	if (!t || !off)
+		goto fail;
+	t->mask = slots - 1;
+	t->tok = calloc(n ? n : 1, sizeof *t->tok);
+	t->by_token = calloc(slots, sizeof *t->by_token);
+	t->by_ep = calloc(slots, sizeof *t->by_ep);
+	if (!t->tok || !t->by_token || !t->by_ep)
+		goto fail;
+	/* Offsets first: the text moves while it grows. */
+	size_t len = 0, cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		off[i] = len;
+		long tl = token_append(pool, i, &t->text, &len, &cap);
+		if (tl < 0)
+			goto fail;
+		t->tok[i].len = (size_t)tl;
+	}
+	for (size_t i = 0; i < n; i++) {
+		t->tok[i].ptr = t->tok[i].len ? t->text + off[i] : "";
+		tokens_index(t, pool, i);
+	}
+	free(off);
+	pool->tokens = t;
 	return 0;
+fail:
+	free(off);
+	ig_session_tokens_free(t);
+	return -1;
+}
+
+void ig_session_tokens_free(struct ig_session_tokens *t)
+{
+	if (!t)
+		return;
+	free(t->tok);
+	free(t->text);
+	free(t->by_token);
+	free(t->by_ep);
+	free(t);
+}
+
+struct ig_str ig_session_token_of(const struct ig_pool_rt *pool, const struct ig_endpoint *ep)
+{
+	const struct ig_session_tokens *t = pool ? pool->tokens : NULL;
+	if (!t || !ep)
+		return (struct ig_str){"", 0};
+	for (size_t s = ep_hash(ep) & t->mask; t->by_ep[s]; s = (s + 1) & t->mask)
+		if (pool->eps[t->by_ep[s] - 1] == ep)
+			return t->tok[t->by_ep[s] - 1];
+	return (struct ig_str){"", 0};
 }
 
 uint64_t ig_session_token_key(const struct ig_pool_rt *pool, struct ig_str token)
 {
-	char t[IG_SESSION_TOKEN_MAX];
+	const struct ig_session_tokens *t = pool ? pool->tokens : NULL;
 	token = ig_str_trim(token);
-	if (!token.len || token.len >= sizeof t)
+	if (!t || !token.len || token.len >= IG_SESSION_TOKEN_MAX)
 		return 0;
-	for (size_t i = 0; pool && i < pool->neps; i++) {
-		size_t n = token_at(pool, i, t);
-		if (n && ig_str_eq(token, (struct ig_str){t, n}))
-			return pool->eps[i]->key;
-	}
+	for (size_t s = token_hash(token) & t->mask; t->by_token[s]; s = (s + 1) & t->mask)
+		if (ig_str_eq(t->tok[t->by_token[s] - 1], token))
+			return pool->eps[t->by_token[s] - 1]->key;
 	return 0;
 }

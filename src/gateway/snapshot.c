@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "core/log.h"
+#include "gateway/sessions.h"
 #include "gateway/snapshot.h"
 #include "http/tls.h"
 #include "sched/picker.h"
@@ -434,6 +435,8 @@ static int add_pools(struct ig_snapshot *s, struct ig_endpoints *reg,
 			}
 		}
 		forget_departed(rt, prev);
+		if (ig_session_tokens_build(rt) < 0)
+			return -1;
 		if (epp_target(s, rt) < 0)
 			return -1;
 	}
@@ -708,6 +711,7 @@ void ig_snapshot_unref(struct ig_snapshot *s)
 		free(s->pools[i].eps);
 		free(s->pools[i].ep_pods);
 		free(s->pools[i].ep_ranks);
+		ig_session_tokens_free(s->pools[i].tokens);
 		free(s->pools[i].epp);
 		sched_put(s->pools[i].sched);
 	}

@@ -15,6 +15,7 @@
 #include "sched/flowq.h"
 #include "sched/picker.h"
 
+struct ig_session_tokens;
 struct ig_tls_ctx;
 
 /* A scheduler (with its prefix index) outlives snapshots when its pool
@@ -46,6 +47,8 @@ struct ig_pool_rt {
 	 * the index of its port in the pool's targetPorts, GIE's rank. */
 	const struct ig_pod **ep_pods;
 	unsigned char *ep_ranks;
+	/* llm-d's x-session-token of each endpoint (gateway/sessions.h). */
+	struct ig_session_tokens *tokens;
 	/* appProtocol kubernetes.io/h2c: requests go to the endpoints over
 	 * HTTP/2 cleartext (prior knowledge), else HTTP/1.1. */
 	bool h2c;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/str.h"
 #include "kube/yamljson.h"
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -42,54 +43,6 @@ static char *read_file(const char *path, size_t *len, size_t max)
 	}
 	fclose(f);
 	return buf;
-}
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-char *ig_base64_decode(const char *in, size_t len, size_t *out_len)
-{
-	char *out = malloc(len / 4 * 3 + 4);
-	if (!out)
-		return NULL;
-	size_t n = 0;
-	unsigned acc = 0, bits = 0;
-	bool pad = false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-			continue;
-		if (c == '=') {
-			pad = true;
-			continue;
-		}
-		int v = b64val(c);
-		if (v < 0 || pad) {
-			free(out);
-			return NULL;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[n++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[n] = '\0';
-	*out_len = n;
-	return out;
 }
 
 static char *dupz(const char *s)
@@ -170,11 +123,23 @@ static int take_data(const char *b64, char **pem, size_t *len, const char *what,
 {
 	if (!b64)
 		return 0;
-	*pem = ig_base64_decode(b64, strlen(b64), len);
+	/* Looser than client-go, which reads these fields as Go's
+	 * StdEncoding: blanks and missing padding are let through. */
+	size_t n = strlen(b64);
+	*pem = malloc(IG_BASE64_DECODED_MAX(n) + 1);
 	if (!*pem) {
+		snprintf(err, errlen, "%s: out of memory", c->source);
+		return -1;
+	}
+	long dl = ig_base64_decode(b64, n, *pem, IG_BASE64_LAX);
+	if (dl < 0) {
+		free(*pem);
+		*pem = NULL;
 		snprintf(err, errlen, "%s: %s is not valid base64", c->source, what);
 		return -1;
 	}
+	(*pem)[dl] = '\0';
+	*len = (size_t)dl;
 	return 0;
 }
 

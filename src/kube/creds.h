@@ -36,8 +36,5 @@ void ig_kube_creds_free(struct ig_kube_creds *c);
 
 /* Reads a kubeconfig file (its current context). For tests. */
 int ig_kube_creds_from_file(const char *path, struct ig_kube_creds *c, char *err, size_t errlen);
-/* Standard base64 (padding optional, whitespace ignored) into a new
- * NUL-terminated buffer; NULL when invalid. */
-char *ig_base64_decode(const char *in, size_t len, size_t *out_len);
 
 #endif

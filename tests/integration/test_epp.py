@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import queue
+import re
 import resource
 import signal
 import socket
@@ -835,8 +836,8 @@ def test_traces_endpoint_variable_is_the_full_url(procs, tmp_path):
 
 def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path):
     """W3C Trace Context: an invalid traceparent starts a new trace and its
-    tracestate is deleted. Sampled, the picker sets its own traceparent and
-    removes tracestate; unsampled, it removes both, as the gateway does."""
+    tracestate is deleted. The picker sets its own traceparent (unsampled
+    with always_off) and removes tracestate, as the gateway does."""
     from test_tracing import Collector
     col = Collector(service="picker-under-test")
     bad = (("traceparent", "00-%s-00f067aa0ba902b7-01" % ("0" * 32)), ("tracestate", "a=b"))
@@ -854,8 +855,49 @@ def test_invalid_traceparent_is_dropped_with_its_tracestate(procs, tmp_path):
     p = Picker(procs, tmp_path, env=env)
     first, out, s = full_duplex(p.channel, seed_bytes(), extra=bad)
     answer = first.request_headers.response
-    assert "traceparent" not in set_headers(answer)
-    assert sorted(answer.header_mutation.remove_headers) == ["traceparent", "tracestate"]
+    tp = set_headers(answer)["traceparent"]
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", tp) and tp[3:35] != "0" * 32, tp
+    assert list(answer.header_mutation.remove_headers) == ["tracestate"]
+    respond(s)
+    s.rest()
+    p.stop()
+    col.stop()
+
+
+def test_unsampled_request_still_gets_a_traceparent(procs, tmp_path):
+    """W3C Trace Context: a participant propagates the trace context
+    whether or not it samples. Not sampled, the picker hands Envoy a
+    traceparent of the OTel SDK's non-recording span, as the gateway sends
+    its pod one (test_tracing.py's test_sample_ratio_zero_and_unsampled_parent):
+    a valid context with a span id of its own and the sampled flag off,
+    so that the pod's parent-based sampler drops the request too; a
+    client's unsampled traceparent keeps its trace, and its tracestate
+    goes on as sent."""
+    from test_tracing import PARENT_ID, TRACE_ID, Collector
+    col = Collector(service="picker-under-test")
+    env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=col.url,
+               OTEL_TRACES_SAMPLER="parentbased_always_off")
+    p = Picker(procs, tmp_path, env=env)
+    ids = set()
+    for _ in range(3):
+        first, out, s = full_duplex(p.channel, seed_bytes())
+        answer = first.request_headers.response
+        tp = set_headers(answer)["traceparent"]
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", tp), tp
+        assert list(answer.header_mutation.remove_headers) == []
+        ids.add(tp)
+        respond(s)
+        s.rest()
+    assert len(ids) == 3
+    tp = "00-%s-%s-00" % (TRACE_ID, PARENT_ID)
+    first, out, s = full_duplex(p.channel, seed_bytes(),
+                                extra=(("traceparent", tp), ("tracestate", "congo=t61rcWkgMzE")))
+    answer = first.request_headers.response
+    got = set_headers(answer)
+    assert re.fullmatch(r"00-%s-[0-9a-f]{16}-00" % TRACE_ID, got["traceparent"]), got
+    assert PARENT_ID not in got["traceparent"]
+    assert "tracestate" not in got
+    assert list(answer.header_mutation.remove_headers) == []
     respond(s)
     s.rest()
     p.stop()

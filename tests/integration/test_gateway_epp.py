@@ -794,3 +794,33 @@ def test_picker_header_mutations_follow_envoys_rules(procs, tmp_path):
         for pod in s.pods:
             pod.stop()
     s.stop()
+
+
+@pytest.mark.parametrize("ratio", ["0", "1"])
+def test_picker_traceparent_gives_way_to_the_gateways(procs, tmp_path, ratio):
+    """A picker that traces sets a traceparent, sampled or not (W3C Trace
+    Context: the context is propagated either way); a gateway that traces
+    too sends its own, as Envoy's tracer injects its context after the
+    ext_proc filter's mutations: the pod gets one traceparent, never two
+    (which W3C Trace Context would have it read as none)."""
+    from test_tracing import PARENT_ID, TRACE_ID, Collector
+    col = Collector()
+    s = Setup(procs, tmp_path, fake_pods=True,
+              gw_args=("--otlp-endpoint", col.url, "--trace-sample-ratio", ratio))
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    picker_tp = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
+    p.mutation = [("traceparent", picker_tp.encode(), "")]
+    try:
+        status, _, data = call(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert status == 200, data
+        got = [r for pod in s.pods for r in pod.completions()]
+        assert len(got) == 1, got
+        assert got[0].fields.count("traceparent") == 1, got[0].fields
+        tp = got[0].headers["traceparent"]
+        assert tp.endswith("-01" if ratio == "1" else "-00") and TRACE_ID not in tp, tp
+    finally:
+        p.stop()
+        for pod in s.pods:
+            pod.stop()
+    s.stop()
+    col.stop()
