@@ -19,7 +19,11 @@
  * is less to send, read and parse at every scrape (and less for the model
  * server to render). A server that answers such a request with something
  * else than a page with at least one of them is scraped at the plain
- * /metrics from then on.
+ * /metrics from the next scrape on, and asked the filtered way again after
+ * refilter_ms, or at once if the plain page fails too: one bad answer
+ * (a server restarting, an empty 200) does not turn the filter off for
+ * good, and a server that ignores name[] costs one plain-sized retry a
+ * minute.
  *
  * vllm:cache_config_info (a dozen labels, as long as the rest together)
  * describes a cache that does not change while the server runs: it is
@@ -44,6 +48,10 @@ struct target {
 	/* Ask for the whole page: FILTERED_PATH was not understood, or the
 	 * engine is not vLLM. */
 	bool plain;
+	/* plain because the filtered request was not understood (said once),
+	 * and when to ask the filtered way again. */
+	bool fallen, said_fallen;
+	uint64_t refilter_ns;
 	enum ig_engine engine; /* the requests were built for */
 	unsigned failures;
 	/* The epoch this scrape started when it was sent: requests
@@ -97,16 +105,35 @@ static void build_request(struct target *t)
 
 /* The filtered request got an answer that is not a page with our
  * families: the plain one is used from the next scrape on, and this one
- * does not count as a failure. */
+ * does not count as a failure. A plain page asked for after such a fall
+ * back that is no page with our families either says the filter was not
+ * the matter: the next scrape asks the filtered way again (and this one
+ * counts as failed). */
 static bool fall_back(struct target *t, int found)
 {
-	if (t->plain || (t->status == 200 && found > 0) || t->status == 0)
+	bool page = t->status == 200 && found > 0;
+	if (t->status == 0)
+		return false; /* no answer: nothing said of the filter */
+	if (t->plain) {
+		if (t->fallen && !page) {
+			t->plain = t->fallen = false;
+			build_request(t);
+		}
 		return false;
-	t->plain = true;
+	}
+	if (page) {
+		t->fallen = false;
+		return false;
+	}
+	t->plain = t->fallen = true;
+	t->refilter_ns = ig_now_ns() + t->owner->cfg.refilter_ms * 1000000u;
 	build_request(t);
-	ig_info("endpoint %s: /metrics with name[] parameters answered %d%s: scraping the "
-		"whole /metrics",
-		t->ep->addr, t->status, t->status == 200 ? " without vllm families" : "");
+	if (!t->said_fallen)
+		ig_info("endpoint %s: /metrics with name[] parameters answered %d%s: scraping the "
+			"whole /metrics, and the filtered way again every %llu ms",
+			t->ep->addr, t->status, t->status == 200 ? " without vllm families" : "",
+			(unsigned long long)t->owner->cfg.refilter_ms);
+	t->said_fallen = true;
 	return true;
 }
 
@@ -117,6 +144,7 @@ static void set_engine(struct target *t, enum ig_engine engine)
 {
 	t->engine = engine;
 	t->plain = engine != IG_ENGINE_VLLM;
+	t->fallen = t->said_fallen = false;
 	t->page_found = -1;
 	t->warned_empty = t->warned_partial = false;
 	build_request(t);
@@ -278,6 +306,10 @@ static void start(struct target *t, uint64_t now)
 	struct ig_scraper *s = t->owner;
 	if (t->ep->engine != t->engine)
 		set_engine(t, t->ep->engine);
+	if (t->fallen && t->plain && now >= t->refilter_ns) {
+		t->plain = false;
+		build_request(t);
+	}
 	if (!t->conn) {
 		t->conn = ig_http_client_connect(s->loop, (struct sockaddr *)&t->ep->sa,
 						 t->ep->salen, s->cfg.timeout_ms);
@@ -336,6 +368,8 @@ struct ig_scraper *ig_scraper_new(struct ig_loop *loop, const struct ig_scraper_
 		s->cfg.timeout_ms = 5000;
 	if (!s->cfg.failures_out)
 		s->cfg.failures_out = 3;
+	if (!s->cfg.refilter_ms)
+		s->cfg.refilter_ms = 60000;
 	return s;
 }
 

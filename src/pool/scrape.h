@@ -18,6 +18,9 @@ struct ig_scraper_config {
 	 * so a scrape fails at the first tick after it. */
 	uint64_t timeout_ms;
 	unsigned failures_out; /* failed scrapes in a row before out of rotation (default 3) */
+	/* After falling back to the whole /metrics, how long until the
+	 * filtered request is tried again (default 60000). */
+	uint64_t refilter_ms;
 };
 
 struct ig_scraper;

@@ -24,6 +24,7 @@ struct pod {
 	int lfd;
 	struct peer conn;
 	bool connected, pending;
+	char target[512]; /* of the request waiting */
 };
 
 struct fixture {
@@ -48,6 +49,10 @@ static void pod_step(struct pod *p)
 	if (end) {
 		assert_false(p->pending); /* one at a time */
 		assert_true(end + 4 == p->conn.data + p->conn.len);
+		const char *sp = strchr(p->conn.data, ' ');
+		const char *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
+		assert_non_null(sp2);
+		snprintf(p->target, sizeof p->target, "%.*s", (int)(sp2 - sp - 1), sp + 1);
 		peer_clear(&p->conn);
 		p->pending = true;
 	}
@@ -100,8 +105,16 @@ static bool out_of_rotation(const struct fixture *f)
 	return atomic_load(&f->ep->out_of_rotation);
 }
 
+/* The engine and the scraper's refilter_ms: the prestate of the vLLM
+ * tests, SGLang and the default otherwise. */
+struct setting {
+	enum ig_engine engine;
+	uint64_t refilter_ms;
+};
+
 static int setup(void **state)
 {
+	const struct setting *set = *state;
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
 	assert_int_equal(ig_loop_init(&f->loop), 0);
@@ -114,8 +127,9 @@ static int setup(void **state)
 	f->reg = ig_endpoints_new(1);
 	f->ep = ig_endpoint_get(f->reg, addr);
 	assert_non_null(f->ep);
-	f->ep->engine = IG_ENGINE_SGLANG;
-	struct ig_scraper_config cfg = {.interval_ms = 1, .failures_out = 3};
+	f->ep->engine = set ? set->engine : IG_ENGINE_SGLANG;
+	struct ig_scraper_config cfg = {
+	    .interval_ms = 1, .failures_out = 3, .refilter_ms = set ? set->refilter_ms : 0};
 	f->scraper = ig_scraper_new(&f->loop, &cfg);
 	assert_non_null(f->scraper);
 	assert_int_equal(ig_scraper_set(f->scraper, &f->ep, 1), 0);
@@ -231,13 +245,87 @@ static void test_failed_scrapes_still_count(void **state)
 	assert_int_equal(metrics(f).waiting, 0);
 }
 
+/* vLLM's figures, as its filtered page has them. */
+static const char vllm_page[] = "vllm:num_requests_waiting{model_name=\"m\"} 2\n"
+				"vllm:num_requests_running{model_name=\"m\"} 1\n"
+				"vllm:kv_cache_usage_perc{model_name=\"m\"} 0.5\n";
+
+static bool filtered(const struct fixture *f)
+{
+	return strncmp(f->pod.target, "/metrics?", 9) == 0;
+}
+
+static bool whole(const struct fixture *f)
+{
+	return strcmp(f->pod.target, "/metrics") == 0;
+}
+
+/* One bad answer to the filtered request (a server restarting: a 500, an
+ * empty 200) moves the scraper to the whole page, but not for good: a
+ * whole page that fails too sends it back to the filtered request at
+ * once, and one that works keeps it there only until refilter_ms. */
+static void test_filter_fallback_is_not_for_good(void **state)
+{
+	struct fixture *f = *state;
+	scrapes(f, 1, 200, vllm_page);
+	assert_true(filtered(f));
+
+	scrapes(f, 1, 500, "restarting");
+	assert_true(whole(f)); /* the fallback, not counted as a failure */
+	scrapes(f, 1, 500, "restarting");
+	assert_true(filtered(f)); /* the whole page failed too */
+	scrapes(f, 1, 200, "");
+	assert_true(whole(f));
+	scrapes(f, 1, 200, "");
+	assert_true(filtered(f));
+	assert_false(out_of_rotation(f)); /* two failures, not three */
+	scrapes(f, 1, 200, vllm_page);
+	assert_true(filtered(f));
+	assert_int_equal(metrics(f).waiting, 2);
+
+	/* A server that ignores name[] and answers 404 to it: the whole page
+	 * from then on, and with refilter_ms at 60 s no second try here. */
+	scrapes(f, 1, 404, "no");
+	for (int i = 0; i < 5; i++) {
+		assert_true(whole(f));
+		scrapes(f, 1, 200, vllm_page);
+	}
+	assert_false(out_of_rotation(f));
+}
+
+/* refilter_ms after the fallback the filtered request is asked again; a
+ * server that still refuses it goes back to the whole page at once (unless
+ * this machine stalled past refilter_ms in between, which is no failure). */
+static void test_filter_asked_again_after_refilter(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t t404 = ig_now_ns();
+	scrapes(f, 1, 404, "no");
+	assert_true(whole(f) || ms_since(t404) >= 300);
+	uint64_t t0 = ig_now_ns();
+	while (!filtered(f)) {
+		assert_true(ms_since(t0) < 10000);
+		scrapes(f, 1, 200, vllm_page);
+	}
+	t404 = ig_now_ns();
+	scrapes(f, 1, 404, "no");
+	assert_true(whole(f) || ms_since(t404) >= 300);
+	scrapes(f, 1, 200, vllm_page);
+	assert_false(out_of_rotation(f));
+}
+
 int main(void)
 {
+	static struct setting vllm = {IG_ENGINE_VLLM, 60000}, vllm_fast = {IG_ENGINE_VLLM, 300};
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_page_without_load_families_keeps_endpoint, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_page_with_cache_only_is_fresh, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_scrapes_still_count, setup, teardown),
+	    cmocka_unit_test_prestate_setup_teardown(test_filter_fallback_is_not_for_good, setup,
+						     teardown, &vllm),
+	    cmocka_unit_test_prestate_setup_teardown(test_filter_asked_again_after_refilter, setup,
+						     teardown, &vllm_fast),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
