@@ -706,6 +706,33 @@ static void test_merge_bomb(void **state)
 	free(text);
 }
 
+/* One mapping merging a list that names a 20,000-key mapping 100,000
+ * times: the merged pairs' bound (two billion) once sized the allocation,
+ * which failed as "out of memory", a want of resources the gateway
+ * retries forever. The budget bounds it: refused as the input's fault. */
+static void test_merge_list_bomb(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	fputs("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nx: &a {", f);
+	for (int i = 0; i < 20000; i++)
+		fprintf(f, "%sk%d: 1", i ? ", " : "", i);
+	fputs("}\ny: {<<: [", f);
+	for (int i = 0; i < 100000; i++)
+		fputs(i ? ", *a" : "*a", f);
+	fputs("]}\n", f);
+	fclose(f);
+	int rc;
+	char *out = load(text, &rc, NULL);
+	assert_int_not_equal(rc, 0);
+	has(out, "t.yaml:5: too many keys merged with << in one document");
+	assert_null(strstr(out, "out of memory"));
+	free(out);
+	free(text);
+}
+
 /* fuzz_yaml's find: a certificateRefs entry that is no mapping (refused)
  * left its reference unresolved but not failed, and the listener's pairs
  * were then read from a Secret it never found. */
@@ -887,6 +914,7 @@ int main(void)
 	    cmocka_unit_test(test_api_server_refuses),
 	    cmocka_unit_test(test_merge_keys),
 	    cmocka_unit_test(test_merge_bomb),
+	    cmocka_unit_test(test_merge_list_bomb),
 	    cmocka_unit_test(test_certificate_ref_without_name),
 	    cmocka_unit_test(test_out_of_fds_is_a_resource_failure),
 	};
