@@ -104,7 +104,7 @@ void ig_buf_init(struct ig_buf *b, size_t max)
 	b->max = max;
 }
 
-int ig_buf_reserve(struct ig_buf *b, size_t extra)
+int ig_buf_grow(struct ig_buf *b, size_t extra)
 {
 	if (extra > SIZE_MAX - b->len)
 		return -ENOBUFS;
@@ -126,25 +126,15 @@ int ig_buf_reserve(struct ig_buf *b, size_t extra)
 	return 0;
 }
 
-int ig_buf_append(struct ig_buf *b, const void *data, size_t len)
+int ig_buf_append_grow(struct ig_buf *b, const void *data, size_t len)
 {
-	int rc = ig_buf_reserve(b, len);
+	int rc = ig_buf_grow(b, len);
 	if (rc < 0)
 		return rc;
 	if (len)
 		memcpy(b->ptr + b->len, data, len);
 	b->len += len;
 	return 0;
-}
-
-int ig_buf_append_str(struct ig_buf *b, struct ig_str s)
-{
-	return ig_buf_append(b, s.ptr, s.len);
-}
-
-int ig_buf_append_cstr(struct ig_buf *b, const char *s)
-{
-	return ig_buf_append(b, s, strlen(s));
 }
 
 int ig_buf_vprintf(struct ig_buf *b, const char *fmt, va_list ap)

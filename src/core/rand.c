@@ -4,6 +4,10 @@
 #include <sys/random.h>
 #include <time.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 static uint64_t splitmix64(uint64_t *x)
 {
 	uint64_t z = (*x += 0x9e3779b97f4a7c15u);
@@ -70,13 +74,28 @@ struct ig_rng *ig_rng_thread(void)
 	return &rng;
 }
 
+/* 16 hex digits of v, the least significant nibble first. */
+static void hex64(uint64_t v, char *out)
+{
+#ifdef __SSE2__
+	/* Byte j of v gives digits 2j (its low nibble) and 2j + 1 (its
+	 * high one): the nibbles interleaved, then '0' or 'a' - 10 added. */
+	__m128i b = _mm_cvtsi64_si128((long long)v), mask = _mm_set1_epi8(15);
+	__m128i lo = _mm_and_si128(b, mask), hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask);
+	__m128i n = _mm_unpacklo_epi8(lo, hi);
+	__m128i letter =
+	    _mm_and_si128(_mm_cmpgt_epi8(n, _mm_set1_epi8(9)), _mm_set1_epi8('a' - 10 - '0'));
+	_mm_storeu_si128((__m128i *)out, _mm_add_epi8(n, _mm_add_epi8(letter, _mm_set1_epi8('0'))));
+#else
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++, v >>= 4)
+		out[i] = hex[v & 15];
+#endif
+}
+
 void ig_rng_hex128(struct ig_rng *r, char *out)
 {
-	static const char hex[] = "0123456789abcdef";
-	for (int k = 0; k < 2; k++) {
-		uint64_t v = ig_rng_next(r);
-		for (int i = 0; i < 16; i++, v >>= 4)
-			out[k * 16 + i] = hex[v & 15];
-	}
+	hex64(ig_rng_next(r), out);
+	hex64(ig_rng_next(r), out + 16);
 	out[32] = '\0';
 }

@@ -929,18 +929,13 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	ig_counter_add(e->obj_total, 1);
 	/* GIE (v0.2's servers and v1.5's) records the request's size with its
 	 * count, once the body is handled, whatever happens to it later. */
-	ig_hist_observe(e->req_sizes, (double)st->req_bytes);
-	ig_hist_observe(e->obj_req_sizes, (double)st->req_bytes);
+	ig_hist_observe2(e->req_sizes, e->obj_req_sizes, (double)st->req_bytes);
 	if (failed)
 		return;
-	if (st->in_tokens > 0) {
-		ig_hist_observe(e->in_tokens, (double)st->in_tokens);
-		ig_hist_observe(e->obj_in_tokens, (double)st->in_tokens);
-	}
-	if (st->out_tokens > 0) {
-		ig_hist_observe(e->out_tokens, (double)st->out_tokens);
-		ig_hist_observe(e->obj_out_tokens, (double)st->out_tokens);
-	}
+	if (st->in_tokens > 0)
+		ig_hist_observe2(e->in_tokens, e->obj_in_tokens, (double)st->in_tokens);
+	if (st->out_tokens > 0)
+		ig_hist_observe2(e->out_tokens, e->obj_out_tokens, (double)st->out_tokens);
 	if (st->ttft >= 0)
 		ig_hist_observe(e->obj_ttft, st->ttft);
 	if (st->tpot >= 0)
@@ -953,10 +948,8 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	 * none of them. */
 	if (st->cut)
 		return;
-	ig_hist_observe(e->req_duration, st->seconds);
-	ig_hist_observe(e->obj_duration, st->seconds);
-	ig_hist_observe(e->resp_sizes, (double)st->resp_bytes);
-	ig_hist_observe(e->obj_resp_sizes, (double)st->resp_bytes);
+	ig_hist_observe2(e->req_duration, e->obj_duration, st->seconds);
+	ig_hist_observe2(e->resp_sizes, e->obj_resp_sizes, (double)st->resp_bytes);
 	/* NTPOT: arrival to the response's end over the usage's output
 	 * tokens; GIE records nothing without output tokens. */
 	if (st->out_tokens > 0 && st->seconds > 0)

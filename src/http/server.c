@@ -1539,35 +1539,117 @@ static int append_date(struct ig_buf *o, const struct ig_http_header *hdrs, size
 	return rc;
 }
 
+/* The decimal digits of v, at the end of tmp; returns where they start. */
+static char *decimal(char tmp[static 20], uint64_t v)
+{
+	char *p = tmp + 20;
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return p;
+}
+
+static char *put(char *w, const void *p, size_t n)
+{
+	if (n)
+		memcpy(w, p, n);
+	return w + n;
+}
+
+/* A literal's copy has a constant size: the compiler writes it inline. */
+#define PUT_LIT(w, lit) (memcpy(w, lit, sizeof(lit) - 1), (w) + sizeof(lit) - 1)
+
+/* The pieces of a response head (append_head), measured first and written
+ * into room reserved once: a head of a few headers used to take some
+ * twenty appends. */
+struct head {
+	struct ig_str status, text, date, content_type, content_length, framing;
+	const struct ig_http_header *hdrs, *extra;
+	size_t n, nextra;
+};
+
+static size_t head_size(const struct head *h)
+{
+	size_t size = sizeof "HTTP/1.1  \r\n" - 1 + h->status.len + h->text.len + h->framing.len +
+		      sizeof "\r\n" - 1;
+	if (h->date.len)
+		size += sizeof "Date: \r\n" - 1 + h->date.len;
+	if (h->content_type.ptr)
+		size += sizeof "Content-Type: \r\n" - 1 + h->content_type.len;
+	for (size_t i = 0; i < h->n + h->nextra; i++) {
+		const struct ig_http_header *f = i < h->n ? &h->hdrs[i] : &h->extra[i - h->n];
+		size += f->name.len + f->value.len + 4;
+	}
+	if (h->content_length.len)
+		size += sizeof "Content-Length: \r\n" - 1 + h->content_length.len;
+	return size;
+}
+
+static char *head_write(char *w, const struct head *h)
+{
+	w = PUT_LIT(w, "HTTP/1.1 ");
+	w = put(w, h->status.ptr, h->status.len);
+	*w++ = ' ';
+	w = put(w, h->text.ptr, h->text.len);
+	w = PUT_LIT(w, "\r\n");
+	if (h->date.len) {
+		w = PUT_LIT(w, "Date: ");
+		w = put(w, h->date.ptr, h->date.len);
+		w = PUT_LIT(w, "\r\n");
+	}
+	if (h->content_type.ptr) {
+		w = PUT_LIT(w, "Content-Type: ");
+		w = put(w, h->content_type.ptr, h->content_type.len);
+		w = PUT_LIT(w, "\r\n");
+	}
+	for (size_t i = 0; i < h->n + h->nextra; i++) {
+		const struct ig_http_header *f = i < h->n ? &h->hdrs[i] : &h->extra[i - h->n];
+		w = put(w, f->name.ptr, f->name.len);
+		w = PUT_LIT(w, ": ");
+		w = put(w, f->value.ptr, f->value.len);
+		w = PUT_LIT(w, "\r\n");
+	}
+	if (h->content_length.len) {
+		w = PUT_LIT(w, "Content-Length: ");
+		w = put(w, h->content_length.ptr, h->content_length.len);
+		w = PUT_LIT(w, "\r\n");
+	}
+	w = put(w, h->framing.ptr, h->framing.len);
+	return PUT_LIT(w, "\r\n");
+}
+
+#undef PUT_LIT
+
+static struct ig_str lit(const char *s)
+{
+	return (struct ig_str){s, strlen(s)};
+}
+
 static int append_head(struct ig_http_conn *c, int status, const char *content_type,
 		       const struct ig_http_header *hdrs, size_t n, int64_t content_length)
 {
-	struct ig_buf *o = &c->out;
-	int minor = c->ex->req.minor_version;
-	int rc = ig_buf_append_cstr(o, "HTTP/1.1 ");
-	rc |= ig_buf_append_u64(o, (uint64_t)status);
-	rc |= ig_buf_append_cstrs(o, " ", ig_http_status_text(status), "\r\n", (char *)NULL);
-	rc |= append_date(o, hdrs, n, c->ex);
-	if (content_type)
-		rc |= ig_buf_append_cstrs(o, "Content-Type: ", content_type, "\r\n", (char *)NULL);
-	for (size_t i = 0; i < n + c->ex->nresp_extra; i++) {
-		const struct ig_http_header *h = i < n ? &hdrs[i] : &c->ex->resp_extra[i - n];
-		rc |= ig_buf_append_str(o, h->name);
-		rc |= ig_buf_append(o, ": ", 2);
-		rc |= ig_buf_append_str(o, h->value);
-		rc |= ig_buf_append(o, "\r\n", 2);
-	}
+	struct ig_http_exchange *ex = c->ex;
+	int minor = ex->req.minor_version;
 	bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
+	char st[20], cl[20];
+	const char *stp = decimal(st, (uint64_t)status);
+	struct head h = {.status = {stp, (size_t)(st + sizeof st - stp)},
+			 .text = lit(ig_http_status_text(status)),
+			 .content_type = content_type ? lit(content_type) : (struct ig_str){0},
+			 .hdrs = hdrs,
+			 .extra = ex->resp_extra,
+			 .n = n,
+			 .nextra = ex->nresp_extra};
+	/* Date, as append_date writes it. */
+	if (!ig_http_has_date(hdrs, n, ex->resp_extra, ex->nresp_extra))
+		h.date = ig_http_date_now();
 	c->resp_chunked = false;
 	c->resp_close_delimited = false;
 	if (content_length >= 0) {
-		if (!bodyless) {
-			rc |= ig_buf_append_cstr(o, "Content-Length: ");
-			rc |= ig_buf_append_u64(o, (uint64_t)content_length);
-			rc |= ig_buf_append(o, "\r\n", 2);
-		}
+		const char *clp = bodyless ? cl + sizeof cl : decimal(cl, (uint64_t)content_length);
+		h.content_length = (struct ig_str){clp, (size_t)(cl + sizeof cl - clp)};
 	} else if (minor >= 1) {
-		rc |= ig_buf_append_cstr(o, "Transfer-Encoding: chunked\r\n");
+		h.framing = lit("Transfer-Encoding: chunked\r\n");
 		c->resp_chunked = true;
 	} else {
 		c->resp_close_delimited = true;
@@ -1575,16 +1657,21 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 	}
 	/* A streamed body still coming: the connection ends with this
 	 * response (end_exchange). */
-	if (c->srv->draining || c->srv->going_away || (c->streaming && !c->ex->body_done))
+	if (c->srv->draining || c->srv->going_away || (c->streaming && !ex->body_done))
 		c->keep_alive = false;
+	/* Connection follows the framing; HTTP/1.0 has no chunked framing. */
 	if (!c->keep_alive)
-		rc |= ig_buf_append_cstr(o, "Connection: close\r\n");
+		h.framing =
+		    lit(h.framing.len ? "Transfer-Encoding: chunked\r\nConnection: close\r\n"
+				      : "Connection: close\r\n");
 	else if (minor == 0)
-		rc |= ig_buf_append_cstr(o, "Connection: keep-alive\r\n");
-	rc |= ig_buf_append(o, "\r\n", 2);
+		h.framing = lit("Connection: keep-alive\r\n");
 	c->resp_no_body = c->is_head || bodyless;
 	c->resp_started = true;
-	return rc ? -1 : 0;
+	if (ig_buf_reserve(&c->out, head_size(&h)) < 0)
+		return -1;
+	c->out.len = (size_t)(head_write(c->out.ptr + c->out.len, &h) - c->out.ptr);
+	return 0;
 }
 
 int ig_http_respond(struct ig_http_exchange *ex, int status, const char *content_type,

@@ -299,13 +299,13 @@ static int parse_root_members(struct parser *ps, const struct wanted *m)
 	}
 }
 
-int ig_json_parse_members(const char *text, size_t len, const char *const *keys, size_t nkeys,
-			  struct ig_json_value *out, struct ig_json_value *root)
+/* The value that begins text, its members recorded; `whole`: nothing but
+ * whitespace may follow it. */
+static int parse_members(const char *text, size_t len, const struct wanted *m, bool whole,
+			 struct ig_json_value *v)
 {
-	struct wanted m = {keys, nkeys, out};
-
-	for (size_t i = 0; i < nkeys; i++)
-		out[i] = (struct ig_json_value){IG_JSON_INVALID, {NULL, 0}};
+	for (size_t i = 0; i < m->nkeys; i++)
+		m->out[i] = (struct ig_json_value){IG_JSON_INVALID, {NULL, 0}};
 	if (!text)
 		return -1;
 
@@ -314,19 +314,35 @@ int ig_json_parse_members(const char *text, size_t len, const char *const *keys,
 	skip_ws(&ps);
 
 	const char *start = ps.p;
-	int rc = ps.p < ps.end && *ps.p == '{' ? parse_root_members(&ps, &m) : parse_value(&ps, 0);
+	int rc = ps.p < ps.end && *ps.p == '{' ? parse_root_members(&ps, m) : parse_value(&ps, 0);
 	const char *stop = ps.p;
 
-	if (rc == 0)
+	if (rc == 0 && whole)
 		skip_ws(&ps);
-	if (rc < 0 || ps.p != ps.end) {
-		for (size_t i = 0; i < nkeys; i++)
-			out[i] = (struct ig_json_value){IG_JSON_INVALID, {NULL, 0}};
+	if (rc < 0 || (whole && ps.p != ps.end)) {
+		for (size_t i = 0; i < m->nkeys; i++)
+			m->out[i] = (struct ig_json_value){IG_JSON_INVALID, {NULL, 0}};
 		return -1;
 	}
-	root->type = type_of(*start);
-	root->raw = (struct ig_str){start, (size_t)(stop - start)};
+	v->type = type_of(*start);
+	v->raw = (struct ig_str){start, (size_t)(stop - start)};
 	return 0;
+}
+
+int ig_json_parse_members(const char *text, size_t len, const char *const *keys, size_t nkeys,
+			  struct ig_json_value *out, struct ig_json_value *root)
+{
+	const struct wanted m = {keys, nkeys, out};
+
+	return parse_members(text, len, &m, true, root);
+}
+
+int ig_json_parse_value_members(const char *text, size_t len, const char *const *keys, size_t nkeys,
+				struct ig_json_value *out, struct ig_json_value *v)
+{
+	const struct wanted m = {keys, nkeys, out};
+
+	return parse_members(text, len, &m, false, v);
 }
 
 /* ---- bounds-safe skipping ------------------------------------------------ */
@@ -683,10 +699,31 @@ static int digit_at(const struct number *n, size_t i)
 	return (i < n->int_len ? n->digits[i] : n->frac[i - n->int_len]) - '0';
 }
 
+/* The counts servers write (token counts, max_tokens): up to 18 plain
+ * digits, no sign, fraction or exponent, fit an int64 as they are. */
+static bool small_natural(struct ig_json_value v, int64_t *out)
+{
+	const char *p = v.raw.ptr;
+	size_t len = v.raw.len;
+	int64_t n = 0;
+
+	if (v.type != IG_JSON_NUMBER || len == 0 || len > 18 || (len > 1 && *p == '0'))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (!is_digit(p[i]))
+			return false;
+		n = n * 10 + (p[i] - '0');
+	}
+	*out = n;
+	return true;
+}
+
 int ig_json_int64(struct ig_json_value v, int64_t *out)
 {
 	struct number n;
 
+	if (small_natural(v, out))
+		return 0;
 	if (split_number(v, &n) < 0)
 		return -1;
 

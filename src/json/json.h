@@ -57,6 +57,12 @@ int ig_json_parse_members(const char *text, size_t len, const char *const *keys,
  * ends. Returns 0 or -1. */
 int ig_json_parse_value(const char *text, size_t len, struct ig_json_value *v);
 
+/* ig_json_parse_value, recording the members of an object as
+ * ig_json_parse_members does: one pass where a validation and a walk over
+ * the members would make two. */
+int ig_json_parse_value_members(const char *text, size_t len, const char *const *keys, size_t nkeys,
+				struct ig_json_value *out, struct ig_json_value *v);
+
 /* The functions below take values that came out of ig_json_parse() (or out
  * of these functions); they never read outside value.raw. */
 

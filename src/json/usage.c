@@ -66,73 +66,40 @@ static int64_t count(struct ig_json_value v)
 	return ig_json_int64(v, &n) == 0 && n >= 0 ? n : -1;
 }
 
-enum count_key { K_OTHER, K_PROMPT, K_COMPLETION, K_DETAILS };
-
-/* Which count a key names. Chat and completions name them prompt and
+/* The keys of the counts. Chat and completions name them prompt and
  * completion tokens; the Responses API and Anthropic's Messages input and
  * output tokens. OpenAI and vLLM write prompt_tokens_details; GIE v1.5's
  * parser reads prompt_token_details, so a server that writes that is
- * counted too. A key without escapes (all that servers write) is told by
- * its length and bytes, with no decoding per name tried. */
-static enum count_key key_of(struct ig_json_value k)
+ * counted too. */
+static const char *const count_keys[] = {
+    "prompt_tokens",	     "input_tokens",	     "completion_tokens",    "output_tokens",
+    "prompt_tokens_details", "input_tokens_details", "prompt_token_details",
+};
+
+enum { N_KEYS = sizeof count_keys / sizeof count_keys[0] };
+
+/* Of the members found for keys [from, to), the one written last: a later
+ * duplicate overrides, as in ig_json_get(), whichever name it has. */
+static const struct ig_json_value *last_of(const struct ig_json_value *m, size_t from, size_t to)
 {
-#define NAME(lit, key)                                                                             \
-	{                                                                                          \
-		lit, sizeof(lit) - 1, key                                                          \
-	}
-	static const struct {
-		const char *name;
-		size_t len;
-		enum count_key key;
-	} names[] = {
-	    NAME("prompt_tokens", K_PROMPT),	      NAME("input_tokens", K_PROMPT),
-	    NAME("completion_tokens", K_COMPLETION),  NAME("output_tokens", K_COMPLETION),
-	    NAME("prompt_tokens_details", K_DETAILS), NAME("input_tokens_details", K_DETAILS),
-	    NAME("prompt_token_details", K_DETAILS),
-	};
-#undef NAME
-	const char *raw = k.raw.ptr + 1;
-	size_t len = k.raw.len - 2;
-	bool plain = k.type == IG_JSON_STRING && k.raw.len >= 2 && !memchr(raw, '\\', len);
+	const struct ig_json_value *last = NULL;
 
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		if (plain ? names[i].len == len && memcmp(raw, names[i].name, len) == 0
-			  : ig_json_string_eq_n(k, names[i].name, names[i].len))
-			return names[i].key;
-	}
-	return K_OTHER;
-}
-
-/* Reads the counts in one walk over the members (a lookup per count would
- * walk them once each); a later duplicate overrides, as in ig_json_get(). */
-static void read_counts(struct ig_json_value usage, struct ig_usage *out)
-{
-	struct ig_json_value k, v;
-	size_t pos = 0;
-
-	while (ig_json_object_next(usage, &pos, &k, &v)) {
-		enum count_key key = key_of(k);
-		if (key == K_PROMPT) {
-			out->prompt_tokens = count(v);
-		} else if (key == K_COMPLETION) {
-			out->completion_tokens = count(v);
-		} else if (key == K_DETAILS) {
-			struct ig_json_value cached;
-
-			out->cached_tokens = -1;
-			if (ig_json_get(v, "cached_tokens", &cached) == 0)
-				out->cached_tokens = count(cached);
-		}
-	}
+	for (size_t i = from; i < to; i++)
+		if (m[i].type != IG_JSON_INVALID && (!last || m[i].raw.ptr > last->raw.ptr))
+			last = &m[i];
+	return last;
 }
 
 /* The member value after the key that ends at p: a usage object, read
- * into *out (0), or anything else (-1). */
+ * into *out (0), or anything else (-1). The object is validated and its
+ * counts' members found in one pass. */
 static int read_usage(const char *p, const char *end, struct ig_usage *out)
 {
-	struct ig_json_value usage;
+	struct ig_json_value usage, m[N_KEYS];
+	const struct ig_json_value *v;
 
-	if (p == end || *p != '{' || ig_json_parse_value(p, (size_t)(end - p), &usage) < 0)
+	if (p == end || *p != '{' ||
+	    ig_json_parse_value_members(p, (size_t)(end - p), count_keys, N_KEYS, m, &usage) < 0)
 		return -1;
 	/* The object must be followed by what may follow a member. */
 	p = usage.raw.ptr + usage.raw.len;
@@ -140,7 +107,17 @@ static int read_usage(const char *p, const char *end, struct ig_usage *out)
 		p++;
 	if (p == end || (*p != ',' && *p != '}'))
 		return -1;
-	read_counts(usage, out);
+	if ((v = last_of(m, 0, 2)))
+		out->prompt_tokens = count(*v);
+	if ((v = last_of(m, 2, 4)))
+		out->completion_tokens = count(*v);
+	if ((v = last_of(m, 4, N_KEYS))) {
+		struct ig_json_value cached;
+
+		out->cached_tokens = -1;
+		if (ig_json_get(*v, "cached_tokens", &cached) == 0)
+			out->cached_tokens = count(cached);
+	}
 	return 0;
 }
 

@@ -60,6 +60,9 @@ struct ig_metric_family {
 	size_t nlabels;
 	double *bounds;
 	size_t nbounds;
+	/* The registry's first histogram with these bounds: two histograms
+	 * with the same one put a value in the same bucket. */
+	const struct ig_metric_family *bounds_of;
 	ig_gauge_fn fn;
 	ig_rows_fn rows_fn;
 	void *fn_ctx;
@@ -144,18 +147,21 @@ static struct shard *new_shard(const struct ig_metric_family *f)
  * when the thread must use the shared shard 0 (it declared none, declared
  * one the registry does not have, or memory ran out). The owner reads its
  * own slot relaxed: only it ever stores there. */
-static struct shard *own_shard(struct ig_series *s)
+static __attribute__((noinline)) struct shard *first_own_shard(struct ig_series *s, unsigned i)
+{
+	struct shard *sh = new_shard(s->family);
+	if (sh)
+		atomic_store_explicit(&s->shards[i], sh, memory_order_release);
+	return sh;
+}
+
+static inline struct shard *own_shard(struct ig_series *s)
 {
 	unsigned i = my_shard;
 	if (i == 0 || i >= s->nshards)
 		return NULL;
 	struct shard *sh = atomic_load_explicit(&s->shards[i], memory_order_relaxed);
-	if (!sh) {
-		sh = new_shard(s->family);
-		if (sh)
-			atomic_store_explicit(&s->shards[i], sh, memory_order_release);
-	}
-	return sh;
+	return sh ? sh : first_own_shard(s, i);
 }
 
 static struct shard *shared_shard(const struct ig_series *s)
@@ -204,9 +210,8 @@ void ig_gauge_add(struct ig_series *s, double v)
 
 /* The first bucket whose upper bound is >= v (le is inclusive), found by
  * binary search; NaN and values above every bound land in +Inf. */
-void ig_hist_observe(struct ig_series *s, double v)
+static size_t bucket_of(const struct ig_metric_family *f, double v)
 {
-	const struct ig_metric_family *f = s->family;
 	size_t lo = 0, hi = f->nbounds;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -215,17 +220,33 @@ void ig_hist_observe(struct ig_series *s, double v)
 		else
 			lo = mid + 1;
 	}
-	if (isnan(v))
-		lo = f->nbounds;
+	return isnan(v) ? f->nbounds : lo;
+}
+
+static void observe_at(struct ig_series *s, size_t b, double v)
+{
 	struct shard *sh = own_shard(s);
 	if (sh) {
-		owned_inc(&sh->buckets[lo]);
+		owned_inc(&sh->buckets[b]);
 		owned_add_double(&sh->bits, v);
 		return;
 	}
 	sh = shared_shard(s);
-	atomic_fetch_add_explicit(&sh->buckets[lo], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sh->buckets[b], 1, memory_order_relaxed);
 	atomic_add_double(&sh->bits, v);
+}
+
+void ig_hist_observe(struct ig_series *s, double v)
+{
+	observe_at(s, bucket_of(s->family, v), v);
+}
+
+void ig_hist_observe2(struct ig_series *a, struct ig_series *b, double v)
+{
+	size_t i = bucket_of(a->family, v);
+	observe_at(a, i, v);
+	observe_at(b, b->family->bounds_of == a->family->bounds_of ? i : bucket_of(b->family, v),
+		   v);
 }
 
 double ig_series_value(const struct ig_series *s)
@@ -402,6 +423,20 @@ static struct ig_metric_family *alloc_family(enum kind kind, const char *name, c
 	return f;
 }
 
+/* The registry's first histogram whose bounds are f's, or f; under
+ * r->lock. */
+static const struct ig_metric_family *same_bounds(struct ig_registry *r,
+						  const struct ig_metric_family *f)
+{
+	for (const struct ig_metric_family *g =
+		 atomic_load_explicit(&r->head, memory_order_relaxed);
+	     g; g = atomic_load_explicit(&g->next, memory_order_relaxed))
+		if (g->kind == K_HISTOGRAM && g->nbounds == f->nbounds &&
+		    memcmp(g->bounds, f->bounds, f->nbounds * sizeof(double)) == 0)
+			return g->bounds_of;
+	return f;
+}
+
 struct family_args {
 	enum kind kind;
 	bool summed;
@@ -437,6 +472,7 @@ static struct ig_metric_family *add_family(struct ig_registry *r, const struct f
 		free_family(f);
 		return NULL;
 	}
+	f->bounds_of = kind == K_HISTOGRAM ? same_bounds(r, f) : NULL;
 	if (r->tail)
 		atomic_store_explicit(&r->tail->next, f, memory_order_release);
 	else

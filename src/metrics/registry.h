@@ -104,6 +104,10 @@ void ig_gauge_set(struct ig_series *s, double v);
 void ig_gauge_add(struct ig_series *s, double v);
 /* The value is counted in the first bucket whose bound is >= v. */
 void ig_hist_observe(struct ig_series *s, double v);
+/* ig_hist_observe of v in a and in b, finding the bucket once when the two
+ * histograms have the same bounds (GIE's v0.2 and v1.5 families record
+ * most values twice, with the same buckets). */
+void ig_hist_observe2(struct ig_series *a, struct ig_series *b, double v);
 
 /* Current value of a counter or gauge, or a histogram's sum. */
 double ig_series_value(const struct ig_series *s);

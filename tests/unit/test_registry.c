@@ -119,6 +119,47 @@ static void test_histogram_text(void **state)
 	ig_registry_free(r);
 }
 
+static void test_histogram_observe2(void **state)
+{
+	struct ig_registry *r = ig_registry_new();
+	struct ig_buf b = {0};
+	const double bounds[] = {0.5, 1, 2.5}, same[] = {0.5, 1, 2.5}, other[] = {4};
+	struct ig_series *a =
+	    ig_metrics_series(ig_metrics_histogram(r, "a", "", NULL, 0, bounds, 3), NULL);
+	struct ig_series *s =
+	    ig_metrics_series(ig_metrics_histogram(r, "s", "", NULL, 0, same, 3), NULL);
+	struct ig_series *o =
+	    ig_metrics_series(ig_metrics_histogram(r, "o", "", NULL, 0, other, 1), NULL);
+	/* Equal bounds share the bucket; others find their own. */
+	ig_hist_observe2(a, s, 2);
+	ig_hist_observe2(a, o, 2);
+	ig_hist_observe2(o, s, 8);
+	assert_string_equal(render(r, &b), "# HELP a \n"
+					   "# TYPE a histogram\n"
+					   "a_bucket{le=\"0.5\"} 0\n"
+					   "a_bucket{le=\"1\"} 0\n"
+					   "a_bucket{le=\"2.5\"} 2\n"
+					   "a_bucket{le=\"+Inf\"} 2\n"
+					   "a_sum 4\n"
+					   "a_count 2\n"
+					   "# HELP s \n"
+					   "# TYPE s histogram\n"
+					   "s_bucket{le=\"0.5\"} 0\n"
+					   "s_bucket{le=\"1\"} 0\n"
+					   "s_bucket{le=\"2.5\"} 1\n"
+					   "s_bucket{le=\"+Inf\"} 2\n"
+					   "s_sum 10\n"
+					   "s_count 2\n"
+					   "# HELP o \n"
+					   "# TYPE o histogram\n"
+					   "o_bucket{le=\"4\"} 1\n"
+					   "o_bucket{le=\"+Inf\"} 2\n"
+					   "o_sum 10\n"
+					   "o_count 2\n");
+	ig_buf_free(&b);
+	ig_registry_free(r);
+}
+
 static void test_escaping(void **state)
 {
 	struct ig_registry *r = ig_registry_new();
@@ -587,6 +628,7 @@ int main(void)
 		cmocka_unit_test(test_counter_text),
 		cmocka_unit_test(test_gauge_text_and_numbers),
 		cmocka_unit_test(test_histogram_text),
+		cmocka_unit_test(test_histogram_observe2),
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_validation),
 		cmocka_unit_test(test_series_identity),
