@@ -50,6 +50,7 @@ help:
 	@echo "make bench-longprompt  agentic ~100K-token prompts through one gateway core (~9 min)"
 	@echo "make bench-extproc infergate epp over ext_proc: decisions/s, latency added to the gateway (~5 min)"
 	@echo "make bench-picker ns per schedule+commit; make bench-scrape the scraper's CPU"
+	@echo "make bench-instructions the gateway's instructions per request (callgrind, ~1 min)"
 
 # ---- objects ---------------------------------------------------------------
 
@@ -346,3 +347,15 @@ bench-proxy-deps:
 bench-proxy: bench-proxy-deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	IG_BIN=$(abspath $(B)/infergate) scripts/bench/proxy.sh $(BENCH_PROXY_OUT)
+
+# `make bench-instructions`: the gateway's user-space instructions per
+# proxied request (the seed's small completion, 1 worker, 4 nginx fake
+# pods), counted by valgrind's callgrind: exact where timings wander
+# (scripts/bench/instructions.sh; BENCH_SECS of wrk, 10 by default).
+.PHONY: bench-instructions
+bench-instructions:
+	@command -v valgrind >/dev/null && command -v wrk >/dev/null && command -v nginx >/dev/null && \
+	  command -v curl >/dev/null || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y valgrind wrk nginx curl; }
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	IG_BIN=$(abspath $(B)/infergate) scripts/bench/instructions.sh $(or $(BENCH_SECS),10)
