@@ -67,3 +67,19 @@ YAML
 		i=$((i + 1))
 	done
 }
+
+# seed_model_manifest: the seed's InferenceModel, tweet-summary ->
+# tweet-summary-1 in pool p (a document of its own, "---" first).
+seed_model_manifest() {
+	cat <<'YAML'
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: {name: tweet-summary}
+spec:
+  modelName: tweet-summary
+  criticality: Critical
+  poolRef: {name: p}
+  targetModels: [{name: tweet-summary-1, weight: 100}]
+YAML
+}

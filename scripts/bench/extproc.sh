@@ -101,16 +101,8 @@ spec:
   targetPortNumber: $SIMPORT
   selector: {app: sim}
   extensionRef: {name: epp, portNumber: $EPPPORT, failureMode: FailClose}
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: {name: tweet-summary}
-spec:
-  modelName: tweet-summary
-  criticality: Critical
-  poolRef: {name: p}
-  targetModels: [{name: tweet-summary-1, weight: 100}]
 YAML
+	seed_model_manifest
 	for i in 1 2 3 4; do
 		printf -- "---\napiVersion: v1\nkind: Pod\nmetadata: {name: sim-%s, labels: {app: sim}}\nstatus: {podIP: %s.%s}\n" \
 			"$i" "$NET" "$i"

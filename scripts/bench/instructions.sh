@@ -49,17 +49,7 @@ mkdir -p "$DIR/tmp"
 } > "$DIR/pods.conf"
 {
 	gateway_pool_manifests "$GWPORT" "$PODPORT" "$NET" 4
-	cat <<YAML
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: {name: tweet-summary}
-spec:
-  modelName: tweet-summary
-  criticality: Critical
-  poolRef: {name: p}
-  targetModels: [{name: tweet-summary-1, weight: 100}]
-YAML
+	seed_model_manifest
 } > "$DIR/m.yaml"
 cat > "$DIR/small.lua" <<'LUA'
 wrk.method = "POST"

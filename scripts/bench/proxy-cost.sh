@@ -34,17 +34,7 @@ trap 'exit 130' INT TERM
 
 manifests() {
 	gateway_pool_manifests "$GWPORT" "$SIMPORT" "$NET" 4
-	cat <<YAML
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: {name: m}
-spec:
-  modelName: tweet-summary
-  criticality: Critical
-  poolRef: {name: p}
-  targetModels: [{name: tweet-summary-1, weight: 100}]
-YAML
+	seed_model_manifest
 }
 
 # start LAYOUT: simulators, gateway and nginx with that layout's pinning.

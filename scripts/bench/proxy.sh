@@ -210,17 +210,7 @@ C
 # (common.sh), and the seed's InferenceModel tweet-summary -> tweet-summary-1.
 manifests() {
 	gateway_pool_manifests "$GWPORT" "$PODPORT" "$NET" 4
-	cat <<YAML
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: {name: tweet-summary}
-spec:
-  modelName: tweet-summary
-  criticality: Critical
-  poolRef: {name: p}
-  targetModels: [{name: tweet-summary-1, weight: 100}]
-YAML
+	seed_model_manifest
 }
 
 # layout NAME: the CPUs, worker counts and wrk settings of that layout.
