@@ -7,6 +7,7 @@
 
 #include "core/arena.h"
 #include "core/log.h"
+#include "core/ret.h"
 #include "gateway/proxy.h"
 #include "gateway/request.h"
 #include "gateway/snapshot.h"
@@ -58,8 +59,13 @@ static struct ig_listen_slot *find_slot(struct ig_worker *w, int port)
 }
 
 /* Opens listeners for the snapshot's ports and closes those it dropped. */
-static void sync_listeners(struct ig_worker *w)
+/* Opens the snapshot's ports this worker does not listen on yet and drains
+ * the ones it left. True when a port could not be opened for want of
+ * resources (EMFILE between the control thread's test bind and this one,
+ * say): worth another try, which sync_and_retry() schedules. */
+static bool sync_listeners(struct ig_worker *w)
 {
+	bool short_of = false;
 	struct ig_snapshot *s = w->snap;
 	for (size_t i = 0; i < w->nslots; i++) {
 		struct ig_listen_slot *slot = &w->slots[i];
@@ -82,7 +88,9 @@ static void sync_listeners(struct ig_worker *w)
 		}
 		int fd = ig_listen_tcp(w->gw->opt.bind, port, true, 1024);
 		if (fd < 0) {
-			ig_err("listen %s:%d: %s", w->gw->opt.bind, port, strerror(-fd));
+			ig_err("worker %d: listen %s:%d: %s", w->id, w->gw->opt.bind, port,
+			       strerror(-fd));
+			short_of |= ig_err_resource(fd);
 			continue;
 		}
 		/* Slots never move (a fixed array), so a server's pointer to its
@@ -94,10 +102,44 @@ static void sync_listeners(struct ig_worker *w)
 		slot->server = ig_http_server_new_tls(&w->loop, fd, &w->gw->opt.http, slot->tls,
 						      ig_proxy_handle, slot);
 		if (!slot->server) {
+			ig_err("worker %d: listen %s:%d: out of memory", w->id, w->gw->opt.bind,
+			       port);
 			close(fd);
 			w->nslots--;
+			short_of = true;
 		}
 	}
+	return short_of;
+}
+
+#define LISTEN_RETRY_FIRST_MS 1000u
+#define LISTEN_RETRY_MAX_MS 30000u
+
+static void on_listen_retry(struct ig_loop *loop, struct ig_timer *t);
+
+/* sync_listeners(), and while it falls short for want of resources,
+ * again after 1 s, doubling to 30 s: the configuration was taken, so no
+ * reload will come to open those ports. */
+static void sync_and_retry(struct ig_worker *w)
+{
+	if (!sync_listeners(w)) {
+		if (w->listen_retry_ms)
+			ig_info("worker %d: listeners open again", w->id);
+		w->listen_retry_ms = 0;
+		ig_timer_stop(&w->loop, &w->listen_retry);
+		return;
+	}
+	uint32_t ms = w->listen_retry_ms ? w->listen_retry_ms : LISTEN_RETRY_FIRST_MS;
+	ig_warn("worker %d: trying its listeners again in %u ms", w->id, ms);
+	ig_timer_start(&w->loop, &w->listen_retry, ms, on_listen_retry, w);
+	w->listen_retry_ms = ms >= LISTEN_RETRY_MAX_MS / 2 ? LISTEN_RETRY_MAX_MS : ms * 2;
+}
+
+static void on_listen_retry(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_worker *w = t->data;
+	if (!w->draining && !w->gw->opt.frontend && w->snap)
+		sync_and_retry(w);
 }
 
 struct ig_snapshot *ig_worker_snap_take(struct ig_worker *w)
@@ -157,7 +199,7 @@ static void apply_snapshot(struct ig_loop *loop, void *arg)
 	w->snap = arg; /* the reference posted to us */
 	w->snap_users = 0;
 	if (!w->draining && !w->gw->opt.frontend)
-		sync_listeners(w);
+		sync_and_retry(w);
 	retire(w, old, users);
 }
 
@@ -208,6 +250,7 @@ static void do_drain(struct ig_loop *loop, void *arg)
 {
 	struct ig_worker *w = loop->data;
 	w->draining = true;
+	ig_timer_stop(&w->loop, &w->listen_retry);
 	for (size_t i = 0; i < w->nslots; i++)
 		if (w->slots[i].server)
 			ig_http_server_drain(w->slots[i].server);
@@ -299,6 +342,7 @@ void ig_worker_free(struct ig_worker *w)
 	w->activity = NULL;
 	ig_timer_stop(&w->loop, &w->queue_timer);
 	ig_timer_stop(&w->loop, &w->drain_recheck);
+	ig_timer_stop(&w->loop, &w->listen_retry);
 	ig_flowq_free(w->queue);
 	w->queue = NULL;
 	/* Freeing the loop runs posts still queued (a snapshot, a drain);

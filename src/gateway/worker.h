@@ -66,6 +66,10 @@ struct ig_worker {
 	uint64_t queue_generation; /* of the snapshot whose settings it has */
 	struct ig_timer queue_timer;
 	struct ig_timer drain_recheck;
+	/* A listener of the snapshot this worker could not open for want of
+	 * resources (descriptors, memory) is tried again (worker.c). */
+	struct ig_timer listen_retry;
+	uint32_t listen_retry_ms;     /* the next wait; 0: none failed */
 	void *fe;		      /* the front end's state on this worker (ig_gw_frontend) */
 	struct ig_extpick_conns *xpc; /* channels to external pickers (extpick.c) */
 	struct ig_alog_ring *alog;    /* its access log buffer; NULL: no access log */

@@ -242,6 +242,67 @@ def test_reload_out_of_fds_is_tried_again(procs, tmp_path):
     exits_clean(g)
 
 
+def listeners_on(host, port):
+    """How many sockets listen on host:port (one per worker: SO_REUSEPORT)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, st = fields[1], fields[3]
+            ip, p = local.split(":")
+            addr = socket.inet_ntoa(struct.pack("<I", int(ip, 16)))
+            n += st == "0A" and addr == host and int(p, 16) == port
+    return n
+
+
+def test_worker_tries_a_listener_again_when_out_of_fds(procs, tmp_path):
+    """A reload passes the control thread's test bind of a new port, then
+    each worker opens its own socket for it: a worker out of descriptors at
+    that moment (here the second of two, with one descriptor left) tries
+    again with back-off instead of leaving the port to the others for good,
+    since no reload will come for a configuration already taken."""
+    host = unique_loopback()
+    port, port2 = free_port(host), free_port(host)
+    gw_yaml = os.path.join(str(tmp_path), "gateway.yaml")
+    write(gw_yaml, GATEWAY.format(port=port))
+    limit = 128
+    gw = procs.start("gateway", "-f", gw_yaml, "--bind", host, "--workers", "2",
+                     "--watch-interval", "20", name="gateway", preexec_fn=fd_limit(limit))
+    log = lambda: procs.output(gw)
+    wait_port(host, port, proc=gw)
+    fds = lambda: len(os.listdir("/proc/%d/fd" % gw.pid))
+    # What it holds alone: wait_port's probe connection closed, and the
+    # count the same over a few polls.
+    seen = []
+    while len(seen) < 5 or len(set(seen[-5:])) > 1:
+        seen.append(fds())
+        time.sleep(0.02)
+    base = seen[-1]
+    held = []
+    try:
+        # Connections one at a time, each accepted before the next, until
+        # the gateway has exactly one descriptor left.
+        while base + len(held) < limit - 1:
+            held.append(socket.create_connection((host, port), timeout=5))
+            wait_until(lambda: fds() == base + len(held))
+        assert fds() == limit - 1
+        write(gw_yaml, GATEWAY.format(port=port) +
+              "  - name: second\n    protocol: HTTP\n    port: %d\n" % port2)
+        wait_until(lambda: "trying its listeners again in 1000 ms" in log())
+        assert "listen %s:%d: Too many open files" % (host, port2) in log(), log()
+        assert listeners_on(host, port2) == 1
+    finally:
+        for c in held:
+            c.close()
+    wait_until(lambda: listeners_on(host, port2) == 2)
+    wait_until(lambda: "listeners open again" in log())
+    gw.send_signal(signal.SIGTERM)
+    rc = gw.wait(timeout=15)
+    assert rc == 0, log()
+    for e in SAN_ERRORS:
+        assert e not in log(), log()
+
+
 def test_reload_with_errors_is_not_tried_again(procs, tmp_path):
     """A manifest with an error of its own stays refused until it changes:
     no retry is due, and the log says it once."""
