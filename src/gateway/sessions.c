@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "gateway/snapshot.h"
-
 #include <xxhash.h>
+
+#include "core/buf.h"
+#include "gateway/snapshot.h"
 
 #define SLOTS 65536u
 
@@ -69,7 +69,7 @@ void ig_session_store(struct ig_sessions *s, struct ig_str session, uint64_t end
  * snapshot and never written after, so workers share it without care. */
 struct ig_session_tokens {
 	struct ig_str *tok;
-	char *text;
+	struct ig_buf text;
 	uint32_t *by_token;
 	uint32_t *by_ep;
 	size_t mask;
@@ -91,11 +91,10 @@ static uint64_t ep_hash(const struct ig_endpoint *ep)
 	return h;
 }
 
-/* The GIE name of the pool's i-th endpoint, base64-encoded, appended to
- * *text at *len (grown as needed); its length, 0 for none, -1 when out of
- * memory. */
-static long token_append(const struct ig_pool_rt *pool, size_t i, char **text, size_t *len,
-			 size_t *cap)
+/* The GIE name of the pool's i-th endpoint, base64-encoded and
+ * NUL-terminated, appended to text; its length, 0 for none, -1 when out
+ * of memory. */
+static long token_append(const struct ig_pool_rt *pool, size_t i, struct ig_buf *text)
 {
 	const struct ig_pod *pod = pool->ep_pods ? pool->ep_pods[i] : NULL;
 	char name[IG_SESSION_TOKEN_MAX];
@@ -108,19 +107,11 @@ static long token_append(const struct ig_pool_rt *pool, size_t i, char **text, s
 	size_t tl = IG_BASE64_LEN((size_t)n);
 	if (tl + 1 > IG_SESSION_TOKEN_MAX)
 		return 0;
-	if (*len + tl + 1 > *cap) {
-		size_t c = *cap ? *cap * 2 : 4096;
-		while (c < *len + tl + 1)
-			c *= 2;
-		char *t = realloc(*text, c);
-		if (!t)
-			return -1;
-		*text = t;
-		*cap = c;
-	}
-	ig_base64_encode(name, (size_t)n, *text + *len);
-	(*text)[*len + tl] = '\0';
-	*len += tl + 1;
+	if (ig_buf_reserve(text, tl + 1) < 0)
+		return -1;
+	ig_base64_encode(name, (size_t)n, text->ptr + text->len);
+	text->ptr[text->len + tl] = '\0';
+	text->len += tl + 1;
 	return (long)tl;
 }
 
@@ -158,16 +149,15 @@ int ig_session_tokens_build(struct ig_pool_rt *pool)
 	if (!t->tok || !t->by_token || !t->by_ep)
 		goto fail;
 	/* Offsets first: the text moves while it grows. */
-	size_t len = 0, cap = 0;
 	for (size_t i = 0; i < n; i++) {
-		off[i] = len;
-		long tl = token_append(pool, i, &t->text, &len, &cap);
+		off[i] = t->text.len;
+		long tl = token_append(pool, i, &t->text);
 		if (tl < 0)
 			goto fail;
 		t->tok[i].len = (size_t)tl;
 	}
 	for (size_t i = 0; i < n; i++) {
-		t->tok[i].ptr = t->tok[i].len ? t->text + off[i] : "";
+		t->tok[i].ptr = t->tok[i].len ? t->text.ptr + off[i] : "";
 		tokens_index(t, pool, i);
 	}
 	free(off);
@@ -184,7 +174,7 @@ void ig_session_tokens_free(struct ig_session_tokens *t)
 	if (!t)
 		return;
 	free(t->tok);
-	free(t->text);
+	ig_buf_free(&t->text);
 	free(t->by_token);
 	free(t->by_ep);
 	free(t);
