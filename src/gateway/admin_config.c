@@ -140,8 +140,6 @@ static void parent_ref(struct ig_buf *b, const struct ig_parent_ref *p)
 	ig_buf_append_cstr(b, "}");
 }
 
-/* Each route with one parents[] entry per parentRef to a Gateway (or a
- * ListenerSet of one) of the configuration, as its status.parents. */
 /* An object's namespace, name, and the file and line it came from, as
  * members after one already written. */
 static void place(struct ig_buf *b, const struct ig_meta *m)
@@ -155,6 +153,8 @@ static void place(struct ig_buf *b, const struct ig_meta *m)
 	ig_buf_printf(b, ",\"line\":%d", m->line);
 }
 
+/* Each route with one parents[] entry per parentRef to a Gateway (or a
+ * ListenerSet of one) of the configuration, as its status.parents. */
 static void routes(struct ig_buf *b, const struct ig_config *cfg)
 {
 	ig_buf_append_cstr(b, "\"routes\":[");
