@@ -10,6 +10,13 @@ static inline uint64_t ig_now_ms(void)
 	return ig_now_ns() / 1000000u;
 }
 double ig_wall_seconds(void); /* CLOCK_REALTIME as Unix seconds */
+/* The next wait of a doubling back-off: first after none (last 0), then
+ * twice the last, never above max. */
+static inline uint64_t ig_backoff_next(uint64_t last, uint64_t first, uint64_t max)
+{
+	uint64_t next = last ? (last > max / 2 ? max : last * 2) : first;
+	return next > max ? max : next;
+}
 /* Parses a Gateway API Duration ("24h", "1h30m", "500ms", "10s"; units h, m,
  * s, ms; 1 to 4 parts of at most 5 digits). Returns 0 and the milliseconds,
  * or -1 if the text is not such a duration. */

@@ -476,9 +476,7 @@ static void retry_after(struct ig_gateway_rt *G, int err)
 		G->reload.retry_at = 0;
 		return;
 	}
-	G->retry_ms = G->retry_ms ? G->retry_ms * 2 : RETRY_FIRST_MS;
-	if (G->retry_ms > RETRY_MAX_MS)
-		G->retry_ms = RETRY_MAX_MS;
+	G->retry_ms = ig_backoff_next(G->retry_ms, RETRY_FIRST_MS, RETRY_MAX_MS);
 	G->reload.retry_at = ig_wall_seconds() + (double)G->retry_ms / 1000;
 	ig_warn("reload: failed for want of resources (%s); trying again in %llu ms", strerror(err),
 		(unsigned long long)G->retry_ms);

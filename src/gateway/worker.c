@@ -58,7 +58,6 @@ static struct ig_listen_slot *find_slot(struct ig_worker *w, int port)
 	return NULL;
 }
 
-/* Opens listeners for the snapshot's ports and closes those it dropped. */
 /* Opens the snapshot's ports this worker does not listen on yet and drains
  * the ones it left. True when a port could not be opened for want of
  * resources (EMFILE between the control thread's test bind and this one,
@@ -129,10 +128,11 @@ static void sync_and_retry(struct ig_worker *w)
 		ig_timer_stop(&w->loop, &w->listen_retry);
 		return;
 	}
-	uint32_t ms = w->listen_retry_ms ? w->listen_retry_ms : LISTEN_RETRY_FIRST_MS;
-	ig_warn("worker %d: trying its listeners again in %u ms", w->id, ms);
-	ig_timer_start(&w->loop, &w->listen_retry, ms, on_listen_retry, w);
-	w->listen_retry_ms = ms >= LISTEN_RETRY_MAX_MS / 2 ? LISTEN_RETRY_MAX_MS : ms * 2;
+	w->listen_retry_ms =
+	    ig_backoff_next(w->listen_retry_ms, LISTEN_RETRY_FIRST_MS, LISTEN_RETRY_MAX_MS);
+	ig_warn("worker %d: trying its listeners again in %llu ms", w->id,
+		(unsigned long long)w->listen_retry_ms);
+	ig_timer_start(&w->loop, &w->listen_retry, w->listen_retry_ms, on_listen_retry, w);
 }
 
 static void on_listen_retry(struct ig_loop *loop, struct ig_timer *t)

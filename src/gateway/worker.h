@@ -69,7 +69,7 @@ struct ig_worker {
 	/* A listener of the snapshot this worker could not open for want of
 	 * resources (descriptors, memory) is tried again (worker.c). */
 	struct ig_timer listen_retry;
-	uint32_t listen_retry_ms;     /* the next wait; 0: none failed */
+	uint64_t listen_retry_ms;     /* the last wait; 0: none failed */
 	void *fe;		      /* the front end's state on this worker (ig_gw_frontend) */
 	struct ig_extpick_conns *xpc; /* channels to external pickers (extpick.c) */
 	struct ig_alog_ring *alog;    /* its access log buffer; NULL: no access log */

@@ -148,6 +148,15 @@ static void end_later(struct ig_grpc_call *c, int status, const char *msg)
 	ig_timer_start(c->ch->loop, &c->timer, 0, on_deadline, c);
 }
 
+/* A connection attempt failed: no new one before the channel's back-off,
+ * doubled at each failure in a row (up to MAX_BACKOFF_MS). */
+static void back_off(struct ig_grpc_channel *ch)
+{
+	ch->backoff_cur_ms =
+	    ig_backoff_next(ch->backoff_cur_ms, ch->cfg.backoff_ms, MAX_BACKOFF_MS);
+	ch->backoff_until_ns = ig_now_ns() + ch->backoff_cur_ms * 1000000u;
+}
+
 /* Ends, with status, the calls made before now that match: on conn k, or
  * (k NULL) not yet submitted. Calls started from their callbacks are left. */
 static void fail_calls(struct ig_grpc_channel *ch, struct cconn *k, int status, const char *msg)
@@ -394,11 +403,7 @@ static void on_conn_close(struct h2conn *h, const char *why)
 	ig_task_queue(ch->loop, &k->reap, reap, k);
 	char msg[128];
 	if (!k->ready) {
-		ch->backoff_cur_ms =
-		    ch->backoff_cur_ms ? ch->backoff_cur_ms * 2 : ch->cfg.backoff_ms;
-		if (ch->backoff_cur_ms > MAX_BACKOFF_MS)
-			ch->backoff_cur_ms = MAX_BACKOFF_MS;
-		ch->backoff_until_ns = ig_now_ns() + ch->backoff_cur_ms * 1000000u;
+		back_off(ch);
 		snprintf(msg, sizeof msg, "cannot connect to %s:%d: %s", ch->host, ch->cfg.port,
 			 why);
 		fail_calls(ch, NULL, IG_GRPC_UNAVAILABLE, msg);
@@ -496,10 +501,7 @@ fail_fd:
 	close(fd);
 fail:
 	free(k);
-	ch->backoff_cur_ms = ch->backoff_cur_ms ? ch->backoff_cur_ms * 2 : ch->cfg.backoff_ms;
-	if (ch->backoff_cur_ms > MAX_BACKOFF_MS)
-		ch->backoff_cur_ms = MAX_BACKOFF_MS;
-	ch->backoff_until_ns = ig_now_ns() + ch->backoff_cur_ms * 1000000u;
+	back_off(ch);
 	char msg[256];
 	snprintf(msg, sizeof msg, "cannot connect to %s:%d: %s", ch->host, ch->cfg.port, why);
 	fail_calls(ch, NULL, IG_GRPC_UNAVAILABLE, msg);
