@@ -34,6 +34,28 @@ static void check_headers(const struct ig_http_header *h, size_t n, const char *
 	}
 }
 
+/* A path's normal form never grows, is its own normal form, holds no
+ * dot segment, and is the path itself when no change was foreseen. */
+static void fuzz_path(struct ig_str path)
+{
+	if (!path.len || path.ptr[0] != '/')
+		return;
+	char *a = malloc(path.len), *b = malloc(path.len);
+	if (!a || !b)
+		abort();
+	size_t n = ig_http_path_normalize(path, a);
+	if (n == 0 || n > path.len || a[0] != '/')
+		abort();
+	if (!ig_http_path_needs_normalizing(path) && (n != path.len || memcmp(a, path.ptr, n)))
+		abort();
+	struct ig_str once = {a, n};
+	if (ig_http_path_needs_normalizing(once) || ig_http_path_normalize(once, b) != n ||
+	    memcmp(a, b, n))
+		abort();
+	free(a);
+	free(b);
+}
+
 static void fuzz_request(const char *buf, size_t len)
 {
 	struct ig_http_header h[MAX_H];
@@ -58,6 +80,7 @@ static void fuzz_request(const char *buf, size_t len)
 	if (req.path.len + (req.query.ptr > req.path.ptr + req.path.len) + req.query.len !=
 	    req.target.len)
 		abort();
+	fuzz_path(req.path);
 	check_headers(h, req.num_headers, buf, (size_t)rc);
 	/* The head alone parses to the same length; one byte less is
 	 * incomplete. */

@@ -332,6 +332,92 @@ int ig_http_parse_response(const char *buf, size_t len, struct ig_http_response 
 	return read_headers(&c, buf, headers, max_headers, &res->num_headers);
 }
 
+/* ---- path normalization ---------------------------------------------- */
+
+static bool unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* The byte "%XY" at p[i] stands for when it is an unreserved one, else -1. */
+static int unreserved_escape(const char *p, size_t n, size_t i)
+{
+	if (i + 2 >= n)
+		return -1;
+	int hi = ig_hex_value((unsigned char)p[i + 1]), lo = ig_hex_value((unsigned char)p[i + 2]);
+	if (hi < 0 || lo < 0 || !unreserved((unsigned char)(hi << 4 | lo)))
+		return -1;
+	return hi << 4 | lo;
+}
+
+/* Whether decoding v after out[0..n) would make a new escape ("%%341"
+ * becoming "%41"), which a second normalization would decode again: such
+ * an escape is kept, so that the normal form is its own normal form. */
+static bool forms_escape(const char *out, size_t n, int v)
+{
+	if (ig_hex_value((unsigned char)v) < 0)
+		return false;
+	return (n >= 1 && out[n - 1] == '%') ||
+	       (n >= 2 && out[n - 2] == '%' && ig_hex_value((unsigned char)out[n - 1]) >= 0);
+}
+
+bool ig_http_path_needs_normalizing(struct ig_str path)
+{
+	const char *p = path.ptr;
+	size_t n = path.len;
+	for (size_t i = 0; i < n; i++) {
+		int v = p[i] == '%' ? unreserved_escape(p, n, i) : -1;
+		if (v >= 0 && !forms_escape(p, i, v))
+			return true;
+		if (p[i] != '.' || i == 0 || p[i - 1] != '/')
+			continue;
+		size_t j = i + 1 < n && p[i + 1] == '.' ? i + 2 : i + 1; /* "." or ".." */
+		if (j == n || p[j] == '/')
+			return true;
+	}
+	return false;
+}
+
+size_t ig_http_path_normalize(struct ig_str path, char *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < path.len; i++) {
+		int v = path.ptr[i] == '%' ? unreserved_escape(path.ptr, path.len, i) : -1;
+		if (v >= 0 && forms_escape(out, n, v))
+			v = -1;
+		out[n++] = v >= 0 ? (char)v : path.ptr[i];
+		if (v >= 0)
+			i += 2;
+	}
+	/* §5.2.4 over out[0..n) in place: segments are read at i and
+	 * written at o <= i. */
+	size_t o = 0, i = 0;
+	while (i < n) {
+		size_t j = i + 1; /* out[i] is a '/' (origin-form) */
+		while (j < n && out[j] != '/')
+			j++;
+		size_t len = j - i - 1;
+		bool last = j == n;
+		if (len == 1 && out[i + 1] == '.') {
+			if (last)
+				out[o++] = '/';
+		} else if (len == 2 && out[i + 1] == '.' && out[i + 2] == '.') {
+			while (o > 0 && out[--o] != '/')
+				;
+			if (last)
+				out[o++] = '/';
+		} else {
+			memmove(out + o, out + i, len + 1);
+			o += len + 1;
+		}
+		i = j;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	return o;
+}
+
 const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h, size_t n,
 						 const char *name)
 {

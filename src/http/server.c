@@ -480,6 +480,23 @@ bool ig_srv_authority_ok(struct ig_str v)
 	return true;
 }
 
+int ig_srv_normalize_path(struct ig_arena *a, struct ig_http_request *r)
+{
+	if (!r->path.len || r->path.ptr[0] != '/' || !ig_http_path_needs_normalizing(r->path))
+		return 0;
+	size_t rest = r->target.len - r->path.len; /* "?query", or nothing */
+	char *t = ig_arena_alloc(a, r->path.len + rest + 1);
+	if (!t)
+		return -1;
+	size_t n = ig_http_path_normalize(r->path, t);
+	memcpy(t + n, r->path.ptr + r->path.len, rest);
+	t[n + rest] = '\0';
+	r->target = (struct ig_str){t, n + rest};
+	r->path = (struct ig_str){t, n};
+	r->query = rest ? (struct ig_str){t + n + 1, rest - 1} : (struct ig_str){t + n, 0};
+	return 0;
+}
+
 /* RFC 9112 §3.2: the request target is origin-form ("/path?query") or,
  * as proxies are sent, absolute-form ("http://authority/path"), which is
  * brought to origin-form here with the authority as the Host (it
@@ -507,7 +524,7 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 	if ((origin || star) && hosts == 0 && r->minor_version >= 1)
 		return "HTTP/1.1 request without a Host header";
 	if (origin)
-		return NULL;
+		return ig_srv_normalize_path(&c->arena, r) < 0 ? "out of memory" : NULL;
 	if (star)
 		return ig_str_eq_cstr(r->method, "OPTIONS") ? NULL
 							    : "\"*\" is a target for OPTIONS only";
@@ -536,6 +553,8 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 	r->path = (struct ig_str){rest.ptr, q ? (size_t)(q - rest.ptr) : rest.len};
 	r->query = q ? (struct ig_str){q + 1, rest.len - r->path.len - 1}
 		     : (struct ig_str){rest.ptr + rest.len, 0};
+	if (ig_srv_normalize_path(&c->arena, r) < 0)
+		return "out of memory";
 	if (hosts) {
 		r->headers[at].value = auth;
 		return NULL;

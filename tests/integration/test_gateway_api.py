@@ -263,6 +263,48 @@ def test_redirect_and_url_rewrite(procs, tmp_path):
     s.stop()
 
 
+def test_paths_are_normalized_before_routing(procs, tmp_path):
+    """The path is routed and forwarded in its normal form (RFC 3986
+    §6.2.2, as Envoy's normalize_path, which Envoy-based Gateway API
+    gateways turn on): dot segments removed, %-encoded unreserved bytes
+    decoded, so "/public/../private" is routed by /private's rule and a
+    PathPrefix cannot be left by ".." or "%2e%2e". "%2F" is not decoded."""
+    rules = """  - matches:
+    - path: {type: PathPrefix, value: /public}
+    backendRefs:
+    - name: pub
+      port: 80
+  - matches:
+    - path: {type: PathPrefix, value: /private}
+    backendRefs:
+    - name: priv
+      port: 80
+"""
+
+    def docs(s):
+        return ([gateway(s.port), route(rules), service("pub", 80, s.pod_port),
+                 service("priv", 80, s.pod_port), pod("p0", "pub", s.pods[0].host),
+                 pod("p1", "priv", s.pods[1].host)])
+
+    s = Setup(procs, tmp_path, docs, npods=2)
+    cases = [("/public/../private/x?q=/../1", 1, "/private/x?q=/../1"),
+             ("/public/%2e%2E/private/y", 1, "/private/y"),
+             ("/%70ublic/%7Ez", 0, "/public/~z"),
+             ("/other/../public/./a/.", 0, "/public/a/"),
+             ("/../../private", 1, "/private"),
+             ("/public/a%2F..%2Fb", 0, "/public/a%2F..%2Fb")]
+    for path, _, _ in cases:
+        st, _, body = s.get(path)
+        assert st == 200, (path, st, body)
+    st, _, _ = s.get("/public/../../other")
+    assert st == 404
+    for i, (path, want_pod, want_path) in enumerate(cases):
+        got = [r.path for r in s.pods[want_pod].requests if r.path != "/metrics"]
+        assert want_path in got, (path, got)
+    assert len(s.received()) == len(cases)
+    s.stop()
+
+
 def test_mirror_sends_a_copy(procs, tmp_path):
     """RequestMirror: every request also reaches the mirror's backend; the
     client gets the primary's answer."""

@@ -263,6 +263,20 @@ def test_request_without_a_body_goes_to_a_pod(gw):
     c.close()
 
 
+def test_path_is_normalized(gw):
+    """:path is routed and forwarded in its normal form, as an HTTP/1.1
+    target is (dot segments removed, %-encoded unreserved bytes decoded)."""
+    gw.pod.set("json")
+    c = gw.client()
+    sid = c.request("/v1/x/%2E%2e/./%63ompletions?a=/../b", completion(),
+                    headers=[("x-test-id", "h2-normalized")])
+    status, st = c.response(sid)
+    assert status == 200, st
+    got = gw.pod.wait_requests(1, test_id="h2-normalized")
+    assert [r.path for r in got] == ["/v1/completions?a=/../b"]
+    c.close()
+
+
 def assert_now(date):
     """An IMF-fixdate (RFC 9110 §5.6.7) within a few seconds of now."""
     t = email.utils.parsedate_to_datetime(date).timestamp()

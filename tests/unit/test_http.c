@@ -906,6 +906,57 @@ static void test_str_ieq(void **state)
 		}
 }
 
+/* RFC 3986 §5.2.4's examples and Envoy's normalize_path cases: the
+ * normal form, and whether the quick test saw a change coming. */
+static void test_path_normalize(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"/", "/"},
+	    {"/v1/completions", "/v1/completions"},
+	    {"/a/b/c/./../../g", "/a/g"},
+	    {"/mid/content=5/../6", "/mid/6"},
+	    {"/public/../admin", "/admin"},
+	    {"/public/%2e%2e/admin", "/admin"},
+	    {"/public/%2E./admin", "/admin"},
+	    {"/..", "/"},
+	    {"/../../a", "/a"},
+	    {"/.", "/"},
+	    {"/a/.", "/a/"},
+	    {"/a/..", "/"},
+	    {"/a/b/..", "/a/"},
+	    {"/a/./b/", "/a/b/"},
+	    {"/a//../b", "/a/b"},
+	    {"/a//b", "/a//b"},
+	    {"/a/.b/..c/...", "/a/.b/..c/..."},
+	    {"/file.txt", "/file.txt"},
+	    {"/%7Euser/%41%62c", "/~user/Abc"},
+	    {"/a%2Fb/%2f..", "/a%2Fb/%2f.."},
+	    {"/%zz/%4", "/%zz/%4"},
+	    {"/%2", "/%2"},
+	    {"/caf%C3%A9", "/caf%C3%A9"},
+	    {"/a%2e/b", "/a./b"},
+	    /* no new escape made of decoded bytes: "%41" would decode again */
+	    {"/%%341", "/%%341"},
+	    {"/%4%31", "/%4%31"},
+	    {"/%%34%31", "/%%341"},
+	    {"/%%7E", "/%~"},
+	    {"/%254%31", "/%2541"},
+	};
+	char out[64];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct ig_str in = ig_str_from(cases[i].in);
+		size_t n = ig_http_path_normalize(in, out);
+		assert_true(n <= in.len);
+		out[n] = '\0';
+		assert_string_equal(out, cases[i].out);
+		assert_int_equal(ig_http_path_needs_normalizing(in),
+				 strcmp(cases[i].in, cases[i].out) != 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -937,6 +988,7 @@ int main(void)
 	    cmocka_unit_test(test_chunked_after_end),
 	    cmocka_unit_test(test_chunked_large_chunk),
 	    cmocka_unit_test(test_status_text),
+	    cmocka_unit_test(test_path_normalize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
