@@ -57,11 +57,28 @@
 #define PROCESS_PATH "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
 #define LIST_PATH "/grpc.health.v1.Health/List"
+#define WATCH_PATH "/grpc.health.v1.Health/Watch"
+/* How often open Watch calls are compared with the status they were sent. */
+#define WATCH_POLL_MS 200
 #define EXTPROC_SERVICE "envoy.service.ext_proc.v3.ExternalProcessor"
 #define DEST_HEADER "x-gateway-destination-endpoint"
 /* GIE re-chunks a streamed body at this size. */
 #define CHUNK_BYTES 62000
 #define MAX_HEADERS 128
+
+/* The Watch calls of one loop (the control loop's health port, or a
+ * worker's ext_proc port), polled while there are any: the readiness
+ * they follow changes with a snapshot or the Lease, read where Check
+ * reads it. */
+struct health_watch;
+struct health_watchers {
+	struct health_watch *head;
+	struct ig_timer timer;
+	struct ig_loop *loop;
+	bool (*ready)(void *arg);
+	void *arg;
+	bool draining; /* calls are answered NOT_SERVING and ended */
+};
 
 struct epp {
 	struct ig_epp_options opt;
@@ -77,10 +94,12 @@ struct epp {
 	 * replica holds the Lease here, for the workers' readiness. */
 	struct ig_timer leader_timer;
 	atomic_bool follower;
+	struct health_watchers watchers; /* on the health port */
 };
 
 struct epp_worker {
 	struct ig_grpc_server *srv;
+	struct health_watchers watchers; /* on the ext_proc port */
 	int fd;
 	size_t streams;
 	size_t held; /* request body bytes its streams hold */
@@ -988,6 +1007,143 @@ static void ctl_health_open(struct ig_grpc_stream *s, void *arg)
 	ig_grpc_stream_set_data(s, arg);
 }
 
+/* Watch, as grpc-go's health server (GIE's and llm-d's pickers register
+ * it) answers: the status at once, then each change, the call left open
+ * until the client cancels it; at shutdown NOT_SERVING, then the call
+ * ends (OK), so that a drain does not wait on calls that never end. The
+ * status of a name is what Check answers for it. */
+struct health_watch {
+	struct health_watch *next, **pprev; /* in its loop's list once started */
+	struct health_watchers *ws;
+	struct ig_grpc_stream *s;
+	bool liveness, started, ending;
+	enum ig_health_status sent;
+};
+
+static enum ig_health_status watch_status(const struct health_watch *hw)
+{
+	if (hw->ws->draining)
+		return IG_HEALTH_NOT_SERVING;
+	return hw->liveness || hw->ws->ready(hw->ws->arg) ? IG_HEALTH_SERVING
+							  : IG_HEALTH_NOT_SERVING;
+}
+
+static void watch_send(struct health_watch *hw, enum ig_health_status st)
+{
+	struct ig_buf b = {0};
+	ig_health_encode_response(&b, st);
+	ig_grpc_send(hw->s, (const uint8_t *)b.ptr, b.len);
+	ig_buf_free(&b);
+	hw->sent = st;
+}
+
+static void watch_poll(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct health_watchers *ws = t->data;
+	for (struct health_watch *hw = ws->head; hw; hw = hw->next) {
+		enum ig_health_status st = watch_status(hw);
+		if (st != hw->sent)
+			watch_send(hw, st);
+	}
+	if (ws->head)
+		ig_timer_start(loop, t, WATCH_POLL_MS, watch_poll, ws);
+}
+
+/* Shutdown: every call told NOT_SERVING and ended. Ending one may end
+ * others of its connection (a failed write), so the list is walked from
+ * its head each time, for a call not yet ended. */
+static void watchers_drain(struct health_watchers *ws)
+{
+	ws->draining = true;
+	for (;;) {
+		struct health_watch *hw = ws->head;
+		while (hw && hw->ending)
+			hw = hw->next;
+		if (!hw)
+			break;
+		hw->ending = true;
+		if (hw->sent != IG_HEALTH_NOT_SERVING)
+			watch_send(hw, IG_HEALTH_NOT_SERVING);
+		ig_grpc_finish(hw->s, IG_GRPC_OK, NULL);
+	}
+}
+
+static void watch_open(struct ig_grpc_stream *s, void *arg)
+{
+	struct health_watch *hw = calloc(1, sizeof *hw);
+	if (!hw) {
+		ig_grpc_finish(s, IG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	hw->ws = arg;
+	hw->s = s;
+	ig_grpc_stream_set_data(s, hw);
+}
+
+static void watch_message(struct ig_grpc_stream *s, const uint8_t *msg, size_t len)
+{
+	struct health_watch *hw = ig_grpc_stream_data(s);
+	if (!hw || hw->started) /* one request message; more are ignored */
+		return;
+	char service[256];
+	if (ig_health_request_decode(msg, len, service, sizeof service) < 0) {
+		ig_grpc_finish(s, IG_GRPC_INVALID_ARGUMENT, "malformed HealthCheckRequest");
+		return;
+	}
+	struct health_watchers *ws = hw->ws;
+	hw->started = true;
+	hw->liveness = !strcmp(service, "liveness");
+	watch_send(hw, watch_status(hw));
+	if (ws->draining) {
+		hw->ending = true;
+		ig_grpc_finish(s, IG_GRPC_OK, NULL);
+		return;
+	}
+	hw->next = ws->head;
+	hw->pprev = &ws->head;
+	if (ws->head)
+		ws->head->pprev = &hw->next;
+	ws->head = hw;
+	if (!ig_timer_armed(&ws->timer))
+		ig_timer_start(ws->loop, &ws->timer, WATCH_POLL_MS, watch_poll, ws);
+}
+
+static void watch_half_close(struct ig_grpc_stream *s)
+{
+	struct health_watch *hw = ig_grpc_stream_data(s);
+	if (hw && !hw->started)
+		ig_grpc_finish(s, IG_GRPC_INVALID_ARGUMENT, "no HealthCheckRequest");
+}
+
+static void watch_end(struct ig_grpc_stream *s, bool reset)
+{
+	(void)reset;
+	struct health_watch *hw = ig_grpc_stream_data(s);
+	if (!hw)
+		return;
+	if (hw->pprev) {
+		*hw->pprev = hw->next;
+		if (hw->next)
+			hw->next->pprev = hw->pprev;
+		if (!hw->ws->head)
+			ig_timer_stop(hw->ws->loop, &hw->ws->timer);
+	}
+	free(hw);
+	ig_grpc_stream_set_data(s, NULL);
+}
+
+static bool worker_ready_cb(void *arg)
+{
+	struct ig_worker *w = arg;
+	return worker_ready(w, w->gw->opt.frontend->arg);
+}
+
+static bool ctl_ready_cb(void *arg)
+{
+	struct epp *E = arg;
+	return pool_known(E->G, E);
+}
+
 static void health_half_close(struct ig_grpc_stream *s)
 {
 	if (ig_grpc_stream_data(s)) /* no request message came */
@@ -1043,9 +1199,17 @@ static int fe_start(struct ig_worker *w, void *arg)
 	     .on_half_close = health_half_close,
 	     .on_end = health_end,
 	     .arg = w},
+	    {.path = WATCH_PATH,
+	     .on_open = watch_open,
+	     .on_message = watch_message,
+	     .on_half_close = watch_half_close,
+	     .on_end = watch_end,
+	     .arg = &ew->watchers},
 	};
+	ew->watchers =
+	    (struct health_watchers){.loop = &w->loop, .ready = worker_ready_cb, .arg = w};
 	struct ig_grpc_server_config cfg = server_config(E, true);
-	ew->srv = ig_grpc_server_new(&w->loop, &cfg, methods, 3);
+	ew->srv = ig_grpc_server_new(&w->loop, &cfg, methods, 4);
 	if (!ew->srv || ig_grpc_server_listen(ew->srv, ew->fd) < 0)
 		return -1;
 	return 0;
@@ -1054,8 +1218,10 @@ static int fe_start(struct ig_worker *w, void *arg)
 static void fe_drain(struct ig_worker *w, void *arg)
 {
 	struct epp_worker *ew = w->fe;
-	if (ew && ew->srv)
-		ig_grpc_server_drain(ew->srv);
+	if (!ew || !ew->srv)
+		return;
+	watchers_drain(&ew->watchers);
+	ig_grpc_server_drain(ew->srv);
 }
 
 static bool fe_busy(struct ig_worker *w, void *arg)
@@ -1069,7 +1235,8 @@ static void fe_stop(struct ig_worker *w, void *arg)
 	struct epp_worker *ew = w->fe;
 	if (!ew)
 		return;
-	ig_grpc_server_free(ew->srv);
+	ig_grpc_server_free(ew->srv); /* its Watch calls end: the list empties */
+	ig_timer_stop(&w->loop, &ew->watchers.timer);
 	if (ew->fd >= 0)
 		close(ew->fd);
 	free(ew);
@@ -1170,9 +1337,16 @@ static int fe_ctl_start(struct ig_gateway_rt *G, void *arg)
 					    .on_message = ctl_list_message,
 					    .on_half_close = health_half_close,
 					    .on_end = health_end,
-					    .arg = E}};
+					    .arg = E},
+					   {.path = WATCH_PATH,
+					    .on_open = watch_open,
+					    .on_message = watch_message,
+					    .on_half_close = watch_half_close,
+					    .on_end = watch_end,
+					    .arg = &E->watchers}};
+	E->watchers = (struct health_watchers){.loop = &G->ctl, .ready = ctl_ready_cb, .arg = E};
 	struct ig_grpc_server_config cfg = server_config(E, false);
-	E->health = ig_grpc_server_new(&G->ctl, &cfg, m, 2);
+	E->health = ig_grpc_server_new(&G->ctl, &cfg, m, 3);
 	if (!E->health || ig_grpc_server_listen(E->health, E->health_fd) < 0)
 		return -1;
 	ig_info("epp: ext_proc on %s:%d (%s), health on %s:%d, pool %s/%s", E->opt.bind,
@@ -1186,7 +1360,8 @@ static void fe_ctl_stop(struct ig_gateway_rt *G, void *arg)
 	struct epp *E = arg;
 	ig_timer_stop(&G->ctl, &E->leader_timer);
 	ig_timer_stop(&G->ctl, &E->cert_timer);
-	ig_grpc_server_free(E->health);
+	ig_grpc_server_free(E->health); /* its Watch calls end: the list empties */
+	ig_timer_stop(&G->ctl, &E->watchers.timer);
 	E->health = NULL;
 	if (E->health_fd >= 0)
 		close(E->health_fd);

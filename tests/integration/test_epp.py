@@ -470,6 +470,86 @@ def test_health_list_on_both_ports(picker):
     picker.stop()
 
 
+class Watch:
+    """One grpc.health.v1.Health/Watch call; its messages read by a thread
+    into a queue, None once the call ended (its status in .code)."""
+
+    def __init__(self, host, port, service):
+        self.channel = grpc.insecure_channel("%s:%d" % (host, port))
+        call = self.channel.unary_stream(
+            "/grpc.health.v1.Health/Watch", request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=hpb.HealthCheckResponse.FromString)
+        self.call = call(hpb.HealthCheckRequest(service=service), timeout=60)
+        self.q = queue.Queue()
+        self.code = None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            for m in self.call:
+                self.q.put(m.status)
+            self.code = grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            self.code = e.code()
+        self.q.put(None)
+
+    def next(self, timeout=10):
+        return self.q.get(timeout=timeout)
+
+    def quiet(self, secs):
+        """Nothing more for secs seconds."""
+        try:
+            return self.q.get(timeout=secs) is None and False
+        except queue.Empty:
+            return True
+
+    def close(self):
+        self.call.cancel()
+        self.channel.close()
+
+
+def test_health_watch_follows_readiness(picker):
+    """Watch, as grpc-go's health server answers it (GIE's and llm-d's
+    pickers register that one): the status Check would give, at once, then
+    each change, on both ports; the call stays open meanwhile. The pool's
+    manifest taken away makes the picker not ready (NOT_SERVING), put back
+    ready again; "liveness" stays SERVING. At SIGTERM the ext_proc port's
+    calls get NOT_SERVING and end (OK), so the drain does not wait for
+    them: the picker is gone long before its 30 s drain timeout."""
+    watches = [Watch(picker.host, port, svc)
+               for port in (picker.health_port, picker.grpc_port)
+               for svc in ("", EXTPROC_SERVICE, "liveness")]
+    assert [w.next() for w in watches] == [1] * 6
+    assert all(w.quiet(0.5) for w in watches)
+    pool = os.path.join(picker.dir, "pool.yaml")
+    text = open(pool).read()
+    os.remove(pool)
+    for w in watches:
+        if w not in (watches[2], watches[5]):
+            assert w.next(timeout=10) == 2
+    write(pool, text)
+    for w in watches:
+        if w not in (watches[2], watches[5]):
+            assert w.next(timeout=10) == 1
+    assert watches[2].quiet(0.1) and watches[5].quiet(0.1)
+    # Canceled by the client: the picker lets the call go.
+    watches[0].close()
+    t0 = time.monotonic()
+    picker.proc.send_signal(signal.SIGTERM)
+    for w in watches[3:]:
+        got = []
+        while True:
+            m = w.next(timeout=10)
+            if m is None:
+                break
+            got.append(m)
+        assert got == [2] and w.code == grpc.StatusCode.OK, (got, w.code)
+    picker.stop()
+    assert time.monotonic() - t0 < 10
+    for w in watches:
+        w.close()
+
+
 def test_unknown_method_unimplemented(picker):
     call = picker.channel.unary_unary("/no.Such/Method")
     with pytest.raises(grpc.RpcError) as e:
