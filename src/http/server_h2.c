@@ -35,7 +35,8 @@
  * bytes not yet framed; at most MAX_STREAMS run at once (SETTINGS), each
  * body under the server's ceiling. An idle session holds nghttp2's state
  * (its frame buffer, stream map, HPACK tables of 4 KiB for requests and
- * DEFLATE_TABLE for responses: about 25 KiB) and no buffers of ours, nor
+ * DEFLATE_TABLE for responses: about 25 KiB, 10 once the frame buffer's
+ * pages went back after a second idle) and no buffers of ours, nor
  * closed streams. */
 #include "http/server_h2.h"
 
@@ -43,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/mman.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -62,6 +65,13 @@
 #define DRAIN_PING_MS 1000
 #define BLOCK_OVER 4	  /* a header block this many times over the limits: reset */
 #define DEFLATE_TABLE 512 /* bytes of HPACK dynamic table for responses */
+/* nghttp2's frame buffer (nghttp2 1.x: a frame header, a pad-length byte
+ * and a 16 KiB payload), allocated whole with the session and written
+ * before it is read: once a connection has been idle FRAMEBUF_IDLE_MS
+ * its pages go back to the kernel and come back zeroed when written. */
+#define FRAMEBUF_BYTES (9 + 1 + 16384)
+#define FRAMEBUF_IDLE_MS 1000
+#define PAGE_BYTES 4096
 
 struct ig_h2_stream {
 	struct ig_http_exchange ex; /* ex.h2 points back here */
@@ -119,6 +129,11 @@ struct ig_h2 {
 	 * WINDOW_UPDATEs alone do not keep a connection without streams
 	 * open (Envoy's idle_timeout, Go's http2 idle timer). */
 	uint64_t idle_ns;
+	/* nghttp2's frame buffer (page-aligned, FRAMEBUF_BYTES; NULL if
+	 * this nghttp2 allocates it otherwise) and whether its pages were
+	 * given back since the session last framed anything. */
+	void *framebuf;
+	bool framebuf_dropped;
 	bool failed; /* the session is over: close */
 	/* Streams the client may still reset (a bucket refilled over time):
 	 * opening streams and resetting them at once costs us a request each
@@ -748,6 +763,10 @@ static void arm(struct ig_h2 *h)
 		uint64_t idle_ms = (now - h->idle_ns) / 1000000u;
 		uint64_t left =
 		    cfg->keepalive_timeout_ms > idle_ms ? cfg->keepalive_timeout_ms - idle_ms : 0;
+		/* First a wake-up to give the frame buffer's pages back. */
+		if (h->framebuf && !h->framebuf_dropped && idle_ms < FRAMEBUF_IDLE_MS &&
+		    FRAMEBUF_IDLE_MS - idle_ms < left)
+			left = FRAMEBUF_IDLE_MS - idle_ms;
 		ig_srv_arm(c, TM_IDLE, left ? left : 1);
 	} else {
 		ig_srv_arm(c, TM_NONE, 0);
@@ -767,6 +786,7 @@ static int pump(struct ig_h2 *h)
 				return -1;
 			if (n == 0)
 				break;
+			h->framebuf_dropped = false;
 			if (ig_buf_append(&c->out, p, (size_t)n) < 0)
 				return -1;
 		}
@@ -799,6 +819,60 @@ static void pump_task(struct ig_loop *loop, struct ig_task *t)
 	struct ig_h2 *h = t->data;
 	if (pump(h) < 0)
 		ig_srv_free(h->c);
+}
+
+/* ---- nghttp2's memory ---- */
+
+/* The session's allocations are the C library's, but for its frame
+ * buffer, which is page-aligned so that its pages can be given back
+ * while the connection idles (drop_framebuf). */
+static void *h2_malloc(size_t size, void *ud)
+{
+	struct ig_h2 *h = ud;
+	if (size != FRAMEBUF_BYTES || h->framebuf)
+		return malloc(size);
+	void *p = NULL;
+	if (posix_memalign(&p, PAGE_BYTES, size) != 0)
+		return NULL;
+	h->framebuf = p;
+	h->framebuf_dropped = false;
+	return p;
+}
+
+static void h2_free(void *p, void *ud)
+{
+	struct ig_h2 *h = ud;
+	if (p && p == h->framebuf)
+		h->framebuf = NULL;
+	free(p);
+}
+
+static void *h2_calloc(size_t n, size_t size, void *ud)
+{
+	(void)ud;
+	return calloc(n, size);
+}
+
+static void *h2_realloc(void *p, size_t size, void *ud)
+{
+	struct ig_h2 *h = ud;
+	if (!p) /* how nghttp2 1.52 allocates the frame buffer */
+		return h2_malloc(size, ud);
+	if (p == h->framebuf)
+		h->framebuf = NULL;
+	return realloc(p, size);
+}
+
+/* The frame buffer's whole pages back to the kernel: nothing of it is
+ * read before it is written again (each frame is serialized into it by
+ * nghttp2_session_mem_send, and pump copies it out at once), and nothing
+ * is pending while the session wants to write nothing. */
+static void drop_framebuf(struct ig_h2 *h)
+{
+	if (!h->framebuf || h->framebuf_dropped || nghttp2_session_want_write(h->ng))
+		return;
+	madvise(h->framebuf, FRAMEBUF_BYTES / PAGE_BYTES * PAGE_BYTES, MADV_DONTNEED);
+	h->framebuf_dropped = true;
 }
 
 /* ---- server.c's side ---- */
@@ -835,7 +909,8 @@ int ig_h2_start(struct ig_http_conn *c)
 		 * connection about 15 KiB; DEFLATE_TABLE still indexes the
 		 * fields a connection's responses repeat. */
 		nghttp2_option_set_max_deflate_dynamic_table_size(opt, DEFLATE_TABLE);
-		rc = nghttp2_session_server_new2(&h->ng, cb, h, opt);
+		nghttp2_mem mem = {h, h2_malloc, h2_free, h2_calloc, h2_realloc};
+		rc = nghttp2_session_server_new3(&h->ng, cb, h, opt, &mem);
 		nghttp2_option_del(opt);
 	}
 	nghttp2_session_callbacks_del(cb);
@@ -920,6 +995,13 @@ int ig_h2_timer(struct ig_http_conn *c, enum timer_kind kind)
 			}
 		}
 		return ig_h2_writable(c);
+	}
+	/* The frame buffer's wake-up while the keep-alive time lasts. */
+	if (kind == TM_IDLE && h->nstreams == 0 && !h->draining &&
+	    (ig_now_ns() - h->idle_ns) / 1000000u < cfg_of(h)->keepalive_timeout_ms) {
+		drop_framebuf(h);
+		arm(h);
+		return 0;
 	}
 	/* Idle (no stream) or a head that never came: say goodbye. */
 	nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
