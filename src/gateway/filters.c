@@ -120,6 +120,16 @@ const char *ig_req_upstream_host(const struct ig_req *p)
 	return host;
 }
 
+struct ig_str ig_req_forward_host(const struct ig_req *p, const struct ig_endpoint *ep)
+{
+	const char *rw = ig_req_upstream_host(p);
+	if (rw)
+		return ig_str_from(rw);
+	const struct ig_http_header *hh =
+	    ig_http_find_header(p->ex->req.headers, p->ex->req.num_headers, "host");
+	return hh ? hh->value : (struct ig_str){ep->addr, ep->addr_len};
+}
+
 /* ---- header modifiers ---- */
 
 static bool in_kv(const struct ig_kv *kv, size_t n, struct ig_str name)
@@ -462,9 +472,19 @@ static void send_mirror(struct ig_req *p, const struct ig_backend_ref *be)
 	}
 	if (!ep)
 		return;
+	/* The copy's Host says it is one, as Envoy's mirrors (and so the
+	 * Envoy-based Gateway API gateways') say: "-shadow" after the host,
+	 * before any port ("api.example-shadow:8080"). */
 	char host[300];
-	const char *h = ig_req_upstream_host(p);
-	int hn = snprintf(host, sizeof host, "Host: %s\r\n\r\n", h ? h : ep->addr);
+	struct ig_str h = ig_req_forward_host(p, ep);
+	const char *end = h.len && h.ptr[0] == '[' ? memchr(h.ptr, ']', h.len) : NULL;
+	const char *port =
+	    end ? memchr(end, ':', h.len - (size_t)(end - h.ptr)) : memchr(h.ptr, ':', h.len);
+	int at = port ? (int)(port - h.ptr) : (int)h.len;
+	int hn = snprintf(host, sizeof host, "Host: %.*s-shadow%.*s\r\n\r\n", at, h.ptr,
+			  (int)h.len - at, h.ptr + at);
+	if (hn < 0 || (size_t)hn >= sizeof host)
+		return;
 	size_t len = p->head.len + (size_t)hn + p->body_len;
 	struct mirror *m = malloc(sizeof *m + len);
 	if (!m)

@@ -1388,20 +1388,7 @@ static int send_to(struct ig_req *p, struct ig_endpoint *ep, bool fresh)
 	if (p->rule && p->rule->timeout_backend_ms)
 		ig_timer_start(&w->loop, &p->backend_timer, p->rule->timeout_backend_ms, on_timeout,
 			       p);
-	/* Host: a URLRewrite's hostname, else the client's, as Envoy and
-	 * any HTTP proxy keep it, for a Service and a pool alike (GIE's
-	 * conformance tests check the pod sees the client's Host); the
-	 * endpoint only when the client sent none (HTTP/1.0). */
-	struct ig_str host = ig_str_from(ep->addr);
-	const char *rw = ig_req_upstream_host(p);
-	if (rw) {
-		host = ig_str_from(rw);
-	} else {
-		const struct ig_http_header *hh =
-		    ig_http_find_header(p->ex->req.headers, p->ex->req.num_headers, "host");
-		if (hh)
-			host = hh->value;
-	}
+	struct ig_str host = ig_req_forward_host(p, ep);
 	/* A pool's pod also hears which endpoint was picked, as GIE's
 	 * picker sets x-gateway-destination-endpoint on the request (the
 	 * client's own copy was dropped with the head); an external picker's

@@ -292,6 +292,11 @@ int ig_req_cors(struct ig_req *p);
  * (URLRewrite hostname; NULL: none). */
 struct ig_str ig_req_upstream_target(struct ig_req *p);
 const char *ig_req_upstream_host(const struct ig_req *p);
+/* The Host an endpoint is sent: a URLRewrite's hostname, else the
+ * client's, as Envoy and any HTTP proxy keep it, for a Service and a pool
+ * alike (GIE's conformance tests check the pod sees the client's Host);
+ * the endpoint's address only when the client sent none (HTTP/1.0). */
+struct ig_str ig_req_forward_host(const struct ig_req *p, const struct ig_endpoint *ep);
 /* Header modifiers of `type` (request or response): whether a header of
  * that name is removed or replaced, and the set/add entries to emit. */
 bool ig_req_header_dropped(const struct ig_req *p, enum ig_filter_type type, struct ig_str name);

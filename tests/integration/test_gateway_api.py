@@ -307,7 +307,8 @@ def test_paths_are_normalized_before_routing(procs, tmp_path):
 
 def test_mirror_sends_a_copy(procs, tmp_path):
     """RequestMirror: every request also reaches the mirror's backend; the
-    client gets the primary's answer."""
+    client gets the primary's answer. The copy's Host has "-shadow" after
+    the host, before the port, as Envoy's mirrors have it."""
     rules = """  - filters:
     - type: RequestMirror
       requestMirror:
@@ -323,9 +324,10 @@ def test_mirror_sends_a_copy(procs, tmp_path):
                 pod("s", "shadow", s.pods[1].host)]
 
     s = Setup(procs, tmp_path, docs)
+    hosts = ["site.example", "site.example:8080", "[::1]:81"]
     for i in range(3):
         st, hdrs, _ = s.get("/mirror-me", method="POST", body=b'{"n": %d}' % i,
-                            headers={"Content-Type": "application/json"})
+                            headers={"Content-Type": "application/json", "Host": hosts[i]})
         assert st == 200
         assert hdrs["x-pod"] == s.pods[0].address
     deadline = time.time() + 3
@@ -334,6 +336,10 @@ def test_mirror_sends_a_copy(procs, tmp_path):
         time.sleep(0.05)
     mirrored = [r for r in s.pods[1].requests if r.path != "/metrics"]
     assert sorted(json.loads(r.body)["n"] for r in mirrored) == [0, 1, 2]
+    assert sorted(r.headers["host"] for r in mirrored) == [
+        "[::1]-shadow:81", "site.example-shadow", "site.example-shadow:8080"]
+    primary = [r for r in s.pods[0].requests if r.path != "/metrics"]
+    assert sorted(r.headers["host"] for r in primary) == sorted(hosts)
     s.stop()
 
 
