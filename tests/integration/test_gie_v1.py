@@ -210,9 +210,17 @@ def test_body_based_routing(procs, tmp_path):
     st, hdrs, _ = call(c.base, "/v1/completions", completion("model-b"),
                        headers={"X-Gateway-Model-Name": "model-a"})
     assert st == 200 and hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(1)
-    # No rule matches another model: 404 from the gateway.
-    st, _, data = call(c.base, "/v1/completions", completion("model-c"))
-    assert st == 404 and "no route" in json.loads(data)["error"]["message"]
+    # No rule matches another model: 404 from the gateway; nor a body
+    # without a model (GIE's body-based router sets no header then).
+    for body in (completion("model-c"), {"prompt": "no model"}):
+        st, _, data = call(c.base, "/v1/completions", body)
+        assert st == 404 and "no route" in json.loads(data)["error"]["message"]
+    # A body that is not JSON has no model to route by: 400, as GIE's
+    # body-based router refuses it ("failed to parse request body").
+    for raw in (b"not json", b'["model-a"]', b'{"model": "model-a"'):
+        st, _, data = call(c.base, "/v1/completions", raw=raw)
+        err = assert_openai_error(st, data, 400)
+        assert "failed to parse request body" in err["message"], err
     c.stop()
 
 
