@@ -6,6 +6,8 @@
  * walks that order once and allocates nothing. */
 #include "gateway/route.h"
 
+#include "http/parse.h"
+
 #include <pthread.h>
 #include <regex.h>
 #include <stdbool.h>
@@ -92,6 +94,7 @@ struct entry {
 	enum path_rank rank;
 	size_t path_len;    /* configured value length, precedence step 3 */
 	struct ig_str path; /* prefix with one trailing '/' removed */
+	char *path_own;	    /* path's bytes when normalizing changed them */
 	struct pattern *path_re;
 	const char *method;
 	/* A GRPCRoute's: its precedence counts the characters of the
@@ -554,11 +557,20 @@ static int fill_path(struct entry *e, const struct ig_route_match *m, size_t wor
 		return e->path_re ? 0 : -1;
 	default:
 		e->rank = RANK_PREFIX;
-		/* "/abc/" means the same as "/abc" (§6.4). */
-		if (path.len > 1 && path.ptr[path.len - 1] == '/')
-			path.len--;
 		break;
 	}
+	/* Request paths are matched in their normal form (http/parse.h), so
+	 * the value is too: "/%61pi" is "/api" (CEL allows escapes, and no
+	 * dot segments). */
+	if (path.len && path.ptr[0] == '/' && ig_http_path_needs_normalizing(path)) {
+		e->path_own = malloc(path.len);
+		if (!e->path_own)
+			return -1;
+		path = (struct ig_str){e->path_own, ig_http_path_normalize(path, e->path_own)};
+	}
+	/* "/abc/" means the same as "/abc" (§6.4). */
+	if (e->rank == RANK_PREFIX && path.len > 1 && path.ptr[path.len - 1] == '/')
+		path.len--;
 	e->path = path;
 	return 0;
 }
@@ -577,6 +589,7 @@ static int fill_entry(struct entry *e, const struct ig_route_match *m, size_t wo
 
 static void entry_free(struct entry *e)
 {
+	free(e->path_own);
 	pattern_free(e->path_re);
 	preds_free(e->headers, e->nheaders);
 	preds_free(e->query, e->nquery);

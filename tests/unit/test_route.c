@@ -260,6 +260,23 @@ static void test_prefix_trailing_slash(void **state)
 	ig_routes_free(t);
 }
 
+/* Request paths arrive normalized (http/parse.h: unreserved escapes
+ * decoded); a value written with such escapes matches them the same. */
+static void test_path_values_normalized(void **state)
+{
+	struct ig_route_rule rules[] = {RULE({PREFIX("/%61pi/")}), RULE({EXACT("/v%31/%7Eme")}),
+					RULE({PREFIX("/a%2Fb")})};
+	struct ig_httproute r = mkroute("default", "norm", NULL, rules, N(rules));
+	struct ig_listener_routes *t = build(&r, 1);
+
+	assert_string_equal(GET(t, "/api"), "norm/0.0");
+	assert_string_equal(GET(t, "/api/x"), "norm/0.0");
+	assert_string_equal(GET(t, "/v1/~me"), "norm/1.0");
+	assert_string_equal(GET(t, "/a%2Fb/c"), "norm/2.0");
+	assert_string_equal(GET(t, "/a/b"), "404");
+	ig_routes_free(t);
+}
+
 /* A rule without matches means PathPrefix "/" (the CRD default). */
 static void test_rule_without_matches(void **state)
 {
@@ -1282,6 +1299,7 @@ int main(void)
 	    cmocka_unit_test(test_exact_path),
 	    cmocka_unit_test(test_path_match_order),
 	    cmocka_unit_test(test_prefix_trailing_slash),
+	    cmocka_unit_test(test_path_values_normalized),
 	    cmocka_unit_test(test_rule_without_matches),
 	    cmocka_unit_test(test_method_matching),
 	    cmocka_unit_test(test_query_matching),
