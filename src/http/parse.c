@@ -366,6 +366,9 @@ bool ig_http_path_needs_normalizing(struct ig_str path)
 {
 	const char *p = path.ptr;
 	size_t n = path.len;
+	/* Most paths have neither an escape nor a dot. */
+	if (!memchr(p, '%', n) && !memchr(p, '.', n))
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		int v = p[i] == '%' ? unreserved_escape(p, n, i) : -1;
 		if (v >= 0 && !forms_escape(p, i, v))
