@@ -566,7 +566,9 @@ static int fill_path(struct entry *e, const struct ig_route_match *m, size_t wor
 		e->path_own = malloc(path.len);
 		if (!e->path_own)
 			return -1;
-		path = (struct ig_str){e->path_own, ig_http_path_normalize(path, e->path_own)};
+		ssize_t n = ig_http_path_normalize(path, e->path_own);
+		if (n >= 0) /* else ("%00") no request path can equal it */
+			path = (struct ig_str){e->path_own, (size_t)n};
 	}
 	/* "/abc/" means the same as "/abc" (§6.4). */
 	if (e->rank == RANK_PREFIX && path.len > 1 && path.ptr[path.len - 1] == '/')

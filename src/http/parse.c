@@ -366,10 +366,13 @@ bool ig_http_path_needs_normalizing(struct ig_str path)
 {
 	const char *p = path.ptr;
 	size_t n = path.len;
-	/* Most paths have neither an escape nor a dot. */
-	if (!memchr(p, '%', n) && !memchr(p, '.', n))
+	/* Most paths have neither an escape, nor a dot, nor a backslash. */
+	if (!memchr(p, '%', n) && !memchr(p, '.', n) && !memchr(p, '\\', n))
 		return false;
 	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\\' ||
+		    (p[i] == '%' && i + 2 < n && p[i + 1] == '0' && p[i + 2] == '0'))
+			return true;
 		int v = p[i] == '%' ? unreserved_escape(p, n, i) : -1;
 		if (v >= 0 && !forms_escape(p, i, v))
 			return true;
@@ -382,14 +385,18 @@ bool ig_http_path_needs_normalizing(struct ig_str path)
 	return false;
 }
 
-size_t ig_http_path_normalize(struct ig_str path, char *out)
+ssize_t ig_http_path_normalize(struct ig_str path, char *out)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < path.len; i++) {
-		int v = path.ptr[i] == '%' ? unreserved_escape(path.ptr, path.len, i) : -1;
+		char c = path.ptr[i];
+		if (c == '%' && i + 2 < path.len && path.ptr[i + 1] == '0' &&
+		    path.ptr[i + 2] == '0')
+			return -1;
+		int v = c == '%' ? unreserved_escape(path.ptr, path.len, i) : -1;
 		if (v >= 0 && forms_escape(out, n, v))
 			v = -1;
-		out[n++] = v >= 0 ? (char)v : path.ptr[i];
+		out[n++] = v >= 0 ? (char)v : c == '\\' ? '/' : c;
 		if (v >= 0)
 			i += 2;
 	}
@@ -418,7 +425,7 @@ size_t ig_http_path_normalize(struct ig_str path, char *out)
 	}
 	if (o == 0)
 		out[o++] = '/';
-	return o;
+	return (ssize_t)o;
 }
 
 const struct ig_http_header *ig_http_find_header(const struct ig_http_header *h, size_t n,

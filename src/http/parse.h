@@ -159,14 +159,17 @@ int ig_http_parse_fields(const char *buf, size_t len, struct ig_http_header *hea
 /* The path a request is routed by and the pod is sent (RFC 3986 §6.2.2,
  * what Envoy's normalize_path does, as Envoy-based Gateway API gateways
  * configure it): percent-encoded unreserved bytes decoded ("%7E" is "~",
- * "%2e" a dot), then "." and ".." segments removed (§5.2.4; ".." at the
- * root stays at the root), so "/public/../admin" is routed as "/admin".
- * Other escapes ("%2F" among them) and empty segments stay as they came.
- * `path` is origin-form, before any '?'. needs: whether it would change;
- * normalize: writes the normal form to out, which has room for path.len
- * bytes (it never grows), and returns its length. */
+ * "%2e" a dot), a backslash read as "/" (as Envoy's canonicalizer, so
+ * that "..\" is a segment too), then "." and ".." segments removed
+ * (§5.2.4; ".." at the root stays at the root), so "/public/../admin" is
+ * routed as "/admin". Other escapes ("%2F" among them) and empty segments
+ * stay as they came; an escaped NUL ("%00") makes the path invalid, as
+ * Envoy refuses it. `path` is origin-form, before any '?'. needs: whether
+ * it would change or is invalid; normalize: writes the normal form to
+ * out, which has room for path.len bytes (it never grows), and returns
+ * its length, or -1 for an invalid path. */
 bool ig_http_path_needs_normalizing(struct ig_str path);
-size_t ig_http_path_normalize(struct ig_str path, char *out);
+ssize_t ig_http_path_normalize(struct ig_str path, char *out);
 
 /* The reason phrase of a status code ("Not Found"), "Unknown" otherwise. */
 const char *ig_http_status_text(int status);

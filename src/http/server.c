@@ -488,13 +488,22 @@ int ig_srv_normalize_path(struct ig_arena *a, struct ig_http_request *r)
 	char *t = ig_arena_alloc(a, r->path.len + rest + 1);
 	if (!t)
 		return -1;
-	size_t n = ig_http_path_normalize(r->path, t);
+	ssize_t len = ig_http_path_normalize(r->path, t);
+	if (len < 0)
+		return -2;
+	size_t n = (size_t)len;
 	memcpy(t + n, r->path.ptr + r->path.len, rest);
 	t[n + rest] = '\0';
 	r->target = (struct ig_str){t, n + rest};
 	r->path = (struct ig_str){t, n};
 	r->query = rest ? (struct ig_str){t + n + 1, rest - 1} : (struct ig_str){t + n, 0};
 	return 0;
+}
+
+/* ig_srv_normalize_path's result as a 400's reason, NULL when fine. */
+static const char *path_fault(int rc)
+{
+	return rc == -2 ? "invalid path (an escaped NUL)" : rc < 0 ? "out of memory" : NULL;
 }
 
 /* RFC 9112 §3.2: the request target is origin-form ("/path?query") or,
@@ -524,7 +533,7 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 	if ((origin || star) && hosts == 0 && r->minor_version >= 1)
 		return "HTTP/1.1 request without a Host header";
 	if (origin)
-		return ig_srv_normalize_path(&c->arena, r) < 0 ? "out of memory" : NULL;
+		return path_fault(ig_srv_normalize_path(&c->arena, r));
 	if (star)
 		return ig_str_eq_cstr(r->method, "OPTIONS") ? NULL
 							    : "\"*\" is a target for OPTIONS only";
@@ -553,8 +562,9 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 	r->path = (struct ig_str){rest.ptr, q ? (size_t)(q - rest.ptr) : rest.len};
 	r->query = q ? (struct ig_str){q + 1, rest.len - r->path.len - 1}
 		     : (struct ig_str){rest.ptr + rest.len, 0};
-	if (ig_srv_normalize_path(&c->arena, r) < 0)
-		return "out of memory";
+	const char *bad = path_fault(ig_srv_normalize_path(&c->arena, r));
+	if (bad)
+		return bad;
 	if (hosts) {
 		r->headers[at].value = auth;
 		return NULL;

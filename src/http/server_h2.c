@@ -385,8 +385,9 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 	r->path = (struct ig_str){st->path.ptr, q ? (size_t)(q - st->path.ptr) : st->path.len};
 	r->query = q ? (struct ig_str){q + 1, st->path.len - r->path.len - 1}
 		     : (struct ig_str){st->path.ptr + st->path.len, 0};
-	if (ig_srv_normalize_path(&st->arena, r) < 0) {
-		st->refuse = 500;
+	int norm = ig_srv_normalize_path(&st->arena, r);
+	if (norm < 0) {
+		st->refuse = norm == -2 ? 400 : 500;
 		return;
 	}
 	r->minor_version = 1;

@@ -120,7 +120,8 @@ void ig_srv_describe(struct ig_http_conn *c, struct ig_http_exchange *ex); /* pe
  * userinfo: a reg-name or IP literal and a port (nginx's check too). */
 bool ig_srv_authority_ok(struct ig_str v);
 /* The request's path normalized (ig_http_path_normalize), its target
- * rebuilt in the arena with the query as it came; -1: out of memory. */
+ * rebuilt in the arena with the query as it came; -1: out of memory, -2:
+ * an invalid path (400). */
 int ig_srv_normalize_path(struct ig_arena *a, struct ig_http_request *r);
 
 #endif

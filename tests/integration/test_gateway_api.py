@@ -267,8 +267,9 @@ def test_paths_are_normalized_before_routing(procs, tmp_path):
     """The path is routed and forwarded in its normal form (RFC 3986
     §6.2.2, as Envoy's normalize_path, which Envoy-based Gateway API
     gateways turn on): dot segments removed, %-encoded unreserved bytes
-    decoded, so "/public/../private" is routed by /private's rule and a
-    PathPrefix cannot be left by ".." or "%2e%2e". "%2F" is not decoded."""
+    decoded, a backslash read as "/", so "/public/../private" is routed by
+    /private's rule and a PathPrefix cannot be left by "..", "%2e%2e" or
+    "..\\". "%2F" is not decoded; "%00" is a 400."""
     rules = """  - matches:
     - path: {type: PathPrefix, value: /public}
     backendRefs:
@@ -292,12 +293,16 @@ def test_paths_are_normalized_before_routing(procs, tmp_path):
              ("/%70ublic/%7Ez", 0, "/public/~z"),
              ("/other/../public/./a/.", 0, "/public/a/"),
              ("/../../private", 1, "/private"),
-             ("/public/a%2F..%2Fb", 0, "/public/a%2F..%2Fb")]
+             ("/public/a%2F..%2Fb", 0, "/public/a%2F..%2Fb"),
+             ("/public/..\\private\\z", 1, "/private/z")]
     for path, _, _ in cases:
         st, _, body = s.get(path)
         assert st == 200, (path, st, body)
     st, _, _ = s.get("/public/../../other")
     assert st == 404
+    # An escaped NUL is refused, as Envoy refuses it.
+    st, _, body = s.get("/public/%00/../private")
+    assert st == 400, body
     for i, (path, want_pod, want_path) in enumerate(cases):
         got = [r.path for r in s.pods[want_pod].requests if r.path != "/metrics"]
         assert want_path in got, (path, got)

@@ -944,12 +944,25 @@ static void test_path_normalize(void **state)
 	    {"/%%34%31", "/%%341"},
 	    {"/%%7E", "/%~"},
 	    {"/%254%31", "/%2541"},
+	    /* a backslash is a "/" (Envoy's canonicalizer): "..\\" is a segment */
+	    {"/public/..\\admin", "/admin"},
+	    {"/a\\b", "/a/b"},
+	    {"/\\..\\x\\", "/x/"},
+	    /* an escaped NUL is refused (Envoy: 400) */
+	    {"/a%00b", NULL},
+	    {"/xyz/.%00../abc", NULL},
+	    {"/%2500", "/%2500"},
 	};
 	char out[64];
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct ig_str in = ig_str_from(cases[i].in);
-		size_t n = ig_http_path_normalize(in, out);
-		assert_true(n <= in.len);
+		ssize_t n = ig_http_path_normalize(in, out);
+		if (!cases[i].out) {
+			assert_int_equal(n, -1);
+			assert_true(ig_http_path_needs_normalizing(in));
+			continue;
+		}
+		assert_true(n >= 0 && (size_t)n <= in.len);
 		out[n] = '\0';
 		assert_string_equal(out, cases[i].out);
 		assert_int_equal(ig_http_path_needs_normalizing(in),
