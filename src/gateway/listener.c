@@ -234,8 +234,11 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 	if (!li || ig_routes_match(li->routes, (size_t)p->w->id, &rr, &res) < 0) {
 		/* Body-based routing found no model in a body that is not
 		 * JSON: GIE's body-based router refuses such a body (400,
-		 * "failed to parse request body") rather than route it. */
-		if (li && p->body_state < 0 && ig_routes_match_model(li->routes)) {
+		 * "failed to parse request body") rather than route it. An
+		 * empty one (chunked, or an HTTP/2 DATA frame ending the
+		 * stream) is no body to it. */
+		if (li && p->body_state < 0 && p->ex->body.len > 0 &&
+		    ig_routes_match_model(li->routes)) {
 			ig_req_fail(p, 400, "invalid_request_error", NULL,
 				    "failed to parse request body: not a JSON object, so no model "
 				    "to route by");

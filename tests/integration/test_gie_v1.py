@@ -221,6 +221,14 @@ def test_body_based_routing(procs, tmp_path):
         st, _, data = call(c.base, "/v1/completions", raw=raw)
         err = assert_openai_error(st, data, 400)
         assert "failed to parse request body" in err["message"], err
+    # An empty chunked body is no body to the router: the 404 again.
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    conn.request("POST", "/v1/completions", body=iter([]), encode_chunked=True,
+                 headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    assert r.status == 404 and b"no route" in data, (r.status, data)
     c.stop()
 
 
