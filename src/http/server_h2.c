@@ -134,7 +134,8 @@ struct ig_h2 {
 	 * given back since the session last framed anything. */
 	void *framebuf;
 	bool framebuf_dropped;
-	bool failed; /* the session is over: close */
+	uint64_t quiet_ns; /* a frame last written with no stream open */
+	bool failed;	   /* the session is over: close */
 	/* Streams the client may still reset (a bucket refilled over time):
 	 * opening streams and resetting them at once costs us a request each
 	 * without counting against the concurrent streams (the "rapid reset"
@@ -764,10 +765,16 @@ static void arm(struct ig_h2 *h)
 		uint64_t idle_ms = (now - h->idle_ns) / 1000000u;
 		uint64_t left =
 		    cfg->keepalive_timeout_ms > idle_ms ? cfg->keepalive_timeout_ms - idle_ms : 0;
-		/* First a wake-up to give the frame buffer's pages back. */
-		if (h->framebuf && !h->framebuf_dropped && idle_ms < FRAMEBUF_IDLE_MS &&
-		    FRAMEBUF_IDLE_MS - idle_ms < left)
-			left = FRAMEBUF_IDLE_MS - idle_ms;
+		/* First a wake-up to give the frame buffer's pages back, a
+		 * second after the last stream or the last frame since (a
+		 * PING's ACK writes into it again). */
+		if (h->framebuf && !h->framebuf_dropped) {
+			uint64_t quiet = h->quiet_ns > h->idle_ns ? h->quiet_ns : h->idle_ns;
+			uint64_t quiet_ms = (now - quiet) / 1000000u;
+			uint64_t in = quiet_ms < FRAMEBUF_IDLE_MS ? FRAMEBUF_IDLE_MS - quiet_ms : 1;
+			if (in < left)
+				left = in;
+		}
 		ig_srv_arm(c, TM_IDLE, left ? left : 1);
 	} else {
 		ig_srv_arm(c, TM_NONE, 0);
@@ -788,6 +795,8 @@ static int pump(struct ig_h2 *h)
 			if (n == 0)
 				break;
 			h->framebuf_dropped = false;
+			if (h->nstreams == 0)
+				h->quiet_ns = ig_now_ns();
 			if (ig_buf_append(&c->out, p, (size_t)n) < 0)
 				return -1;
 		}
@@ -870,8 +879,12 @@ static void *h2_realloc(void *p, size_t size, void *ud)
  * is pending while the session wants to write nothing. */
 static void drop_framebuf(struct ig_h2 *h)
 {
-	if (!h->framebuf || h->framebuf_dropped || nghttp2_session_want_write(h->ng))
+	if (!h->framebuf || h->framebuf_dropped)
 		return;
+	if (nghttp2_session_want_write(h->ng)) {
+		h->quiet_ns = ig_now_ns(); /* not now: a second on */
+		return;
+	}
 	madvise(h->framebuf, FRAMEBUF_BYTES / PAGE_BYTES * PAGE_BYTES, MADV_DONTNEED);
 	h->framebuf_dropped = true;
 }

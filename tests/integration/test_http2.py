@@ -769,6 +769,25 @@ def test_idle_connections_hold_little(procs, tmp_path):
     # reuses touched ones, the buffer held one page to begin with).
     if not ASAN:
         assert idle < 16 * n and idle < grown - 8 * n, "%.1f KiB per idle connection" % (idle / n)
+    # A PING's ACK writes into the buffer again; a second on it is given
+    # back again (clients with keep-alive PINGs keep the saving).
+    ping = frame(6, 0, 0, b"12345678")
+    for s in socks:
+        s.sendall(ping)
+    for s in socks:
+        got = b""
+        while len(got) < 17:
+            d = s.recv(17 - len(got))
+            assert d
+            got += d
+        assert got[3] == 6 and got[4] == 1, got  # PING, ACK
+    time.sleep(0.1)
+    pinged = rss_kib(g.gw.pid) - rss0
+    time.sleep(1.5)
+    again = rss_kib(g.gw.pid) - rss0
+    print("after a PING each: +%d KiB, a second later +%d KiB" % (pinged, again))
+    if not ASAN:
+        assert again < idle + 2 * n and again < pinged - 2 * n, (idle, pinged, again)
     for s in socks:
         s.close()
     g.stop()
