@@ -1007,11 +1007,15 @@ static void ctl_health_open(struct ig_grpc_stream *s, void *arg)
 	ig_grpc_stream_set_data(s, arg);
 }
 
-/* Watch, as grpc-go's health server (GIE's and llm-d's pickers register
- * it) answers: the status at once, then each change, the call left open
- * until the client cancels it; at shutdown NOT_SERVING, then the call
- * ends (OK), so that a drain does not wait on calls that never end. The
- * status of a name is what Check answers for it. */
+/* Watch, as grpc-go's health server answers it (GIE registers that one
+ * on the ext_proc port with --health-checking, and its lightweight
+ * picker on its health port; GIE v1.5's and llm-d Router's own health
+ * server answers UNIMPLEMENTED): the status at once, then each change,
+ * the call left open until the client cancels it; at shutdown
+ * NOT_SERVING, then the call ends (OK), so that a drain does not wait on
+ * calls that never end. The status of a name is what Check answers for
+ * it (any name, where grpc-go would say SERVICE_UNKNOWN for one it does
+ * not know: a probe spelled differently must not fail). */
 struct health_watch {
 	struct health_watch *next, **pprev; /* in its loop's list once started */
 	struct health_watchers *ws;
