@@ -35,9 +35,9 @@
  * bytes not yet framed; at most MAX_STREAMS run at once (SETTINGS), each
  * body under the server's ceiling. An idle session holds nghttp2's state
  * (its frame buffer, stream map, HPACK tables of 4 KiB for requests and
- * DEFLATE_TABLE for responses: about 25 KiB, 10 once the frame buffer's
- * pages went back after a second idle) and no buffers of ours, nor
- * closed streams. */
+ * DEFLATE_TABLE for responses: about 25 KiB, 7 once the frame buffer's
+ * and the empty stream map's pages went back after a second idle) and no
+ * buffers of ours, nor closed streams. */
 #include "http/server_h2.h"
 
 #include <ctype.h>
@@ -133,6 +133,11 @@ struct ig_h2 {
 	 * this nghttp2 allocates it otherwise) and whether its pages were
 	 * given back since the session last framed anything. */
 	void *framebuf;
+	/* The session's first zeroed page-sized allocation (nghttp2 1.52's
+	 * stream map: its buckets read all zeros again once no stream is
+	 * open), page-aligned, given back with the frame buffer when it
+	 * holds only zeros. */
+	void *zeropage;
 	bool framebuf_dropped;
 	uint64_t quiet_ns; /* a frame last written with no stream open */
 	bool failed;	   /* the session is over: close */
@@ -834,8 +839,8 @@ static void pump_task(struct ig_loop *loop, struct ig_task *t)
 /* ---- nghttp2's memory ---- */
 
 /* The session's allocations are the C library's, but for its frame
- * buffer, which is page-aligned so that its pages can be given back
- * while the connection idles (drop_framebuf). */
+ * buffer and its first zeroed page, which are page-aligned so that their
+ * pages can be given back while the connection idles (drop_framebuf). */
 static void *h2_malloc(size_t size, void *ud)
 {
 	struct ig_h2 *h = ud;
@@ -852,6 +857,8 @@ static void *h2_malloc(size_t size, void *ud)
 static void h2_free(void *p, void *ud)
 {
 	struct ig_h2 *h = ud;
+	if (p && p == h->zeropage)
+		h->zeropage = NULL;
 	if (p && p == h->framebuf)
 		h->framebuf = NULL;
 	free(p);
@@ -859,7 +866,15 @@ static void h2_free(void *p, void *ud)
 
 static void *h2_calloc(size_t n, size_t size, void *ud)
 {
-	(void)ud;
+	struct ig_h2 *h = ud;
+	if (size && n == PAGE_BYTES / size && n * size == PAGE_BYTES && !h->zeropage) {
+		void *p = NULL;
+		if (posix_memalign(&p, PAGE_BYTES, PAGE_BYTES) != 0)
+			return NULL;
+		memset(p, 0, PAGE_BYTES);
+		h->zeropage = p;
+		return p;
+	}
 	return calloc(n, size);
 }
 
@@ -870,6 +885,8 @@ static void *h2_realloc(void *p, size_t size, void *ud)
 		return h2_malloc(size, ud);
 	if (p == h->framebuf)
 		h->framebuf = NULL;
+	if (p == h->zeropage)
+		h->zeropage = NULL;
 	return realloc(p, size);
 }
 
@@ -887,6 +904,11 @@ static void drop_framebuf(struct ig_h2 *h)
 	}
 	madvise(h->framebuf, FRAMEBUF_BYTES / PAGE_BYTES * PAGE_BYTES, MADV_DONTNEED);
 	h->framebuf_dropped = true;
+	/* A page that holds only zeros comes back as zeros: giving it back
+	 * changes nothing nghttp2 could read. */
+	static const char zero[PAGE_BYTES];
+	if (h->zeropage && !memcmp(h->zeropage, zero, PAGE_BYTES))
+		madvise(h->zeropage, PAGE_BYTES, MADV_DONTNEED);
 }
 
 /* ---- server.c's side ---- */
