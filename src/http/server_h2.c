@@ -82,6 +82,7 @@ struct ig_h2_stream {
 	/* The request as it arrives. */
 	struct ig_http_header *hdrs;
 	size_t nh, caph, head_bytes;
+	size_t cookie;			  /* 1 + the cookie field's index in hdrs; 0: none yet */
 	size_t block_bytes, block_fields; /* decoded of the header block arriving */
 	struct ig_str method, path, authority, scheme;
 	int refuse;	/* a status the server answers itself once the head is in */
@@ -99,6 +100,7 @@ struct ig_h2_stream {
 	bool eof;	   /* the response body is complete in `out` */
 	bool deferred;	   /* nghttp2 waits for more of `out` */
 	bool want_writable;
+	bool continued;	      /* an Expect: 100-continue was looked for (settle) */
 	bool closed;	      /* nghttp2 closed the stream: free it */
 	bool reset_after;     /* reset once the answer is out: the body is unwanted */
 	bool reset_seen;      /* a reset charged to the budget, or one of ours */
@@ -305,6 +307,21 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 			st->scheme = v;
 		return 0;
 	}
+	/* Cookie fields are joined with "; " for the HTTP/1.1 hop (RFC 9113
+	 * §8.2.3: clients split them into many), one field however many. */
+	if (st->cookie && ig_str_eq_cstr(n, "cookie")) {
+		struct ig_str *c = &st->hdrs[st->cookie - 1].value;
+		char *j = ig_arena_alloc(&st->arena, c->len + 2 + v.len);
+		if (!j) {
+			st->refuse = 500;
+			return 0;
+		}
+		memcpy(j, c->ptr, c->len);
+		memcpy(j + c->len, "; ", 2);
+		memcpy(j + c->len + 2, v.ptr, v.len);
+		*c = (struct ig_str){j, c->len + 2 + v.len};
+		return 0;
+	}
 	if (st->nh >= maxh) {
 		st->refuse = 431;
 		return 0;
@@ -322,6 +339,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 		st->caph = cap;
 	}
 	st->hdrs[st->nh++] = (struct ig_http_header){n, v};
+	if (!st->cookie && ig_str_eq_cstr(n, "cookie"))
+		st->cookie = st->nh;
 	return 0;
 }
 
@@ -374,6 +393,14 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 {
 	st->head_done = true;
 	st->body_last_ns = ig_now_ns();
+	/* A head that ends the stream ends the request, refused or not: an
+	 * answer to it closes the stream, with no reset after (RFC 9113
+	 * §5.1: nothing but PRIORITY on a closed stream). */
+	bool ends = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+	if (ends) {
+		st->body_done = true;
+		st->ex.body_length = 0;
+	}
 	if (st->refuse)
 		return;
 	struct ig_http_request *r = &st->ex.req;
@@ -433,11 +460,7 @@ static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp
 		st->refuse = 400;
 	else if (fr.kind == IG_BODY_LENGTH && fr.length > cfg_of(h)->max_body_bytes)
 		st->long_body = true;
-	st->ex.body_length = fr.kind == IG_BODY_LENGTH ? (int64_t)fr.length : -1;
-	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-		st->body_done = true;
-		st->ex.body_length = 0; /* the head ends the request: no body */
-	}
+	st->ex.body_length = ends ? 0 : fr.kind == IG_BODY_LENGTH ? (int64_t)fr.length : -1;
 }
 
 /* One more reset from the client; false when it has sent too many. */
@@ -644,6 +667,22 @@ static void give_credit(struct ig_h2 *h)
 
 /* Answers, hands over and frees, for every stream that is due. The
  * handler may answer at once; nothing is freed while it runs. */
+/* Expect: 100-continue (RFC 9110 §10.1.1): the gateway reads the body
+ * to route on it, so it answers the 100 itself, as over HTTP/1.1 (and as
+ * Envoy does); the expectation is not passed on. */
+static void expect_continue(struct ig_h2 *h, struct ig_h2_stream *st)
+{
+	for (size_t i = 0; i < st->nh; i++) {
+		if (!ig_str_eq_cstr(st->hdrs[i].name, "expect") ||
+		    !ig_str_ieq_cstr(ig_str_trim(st->hdrs[i].value), "100-continue"))
+			continue;
+		static const nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)"100", 7, 3,
+					      NGHTTP2_NV_FLAG_NONE};
+		nghttp2_submit_headers(h->ng, NGHTTP2_FLAG_NONE, st->id, NULL, &nv, 1, NULL);
+		return;
+	}
+}
+
 static void settle(struct ig_h2 *h)
 {
 	struct ig_http_server *s = h->c->srv;
@@ -663,6 +702,10 @@ static void settle(struct ig_h2 *h)
 			st->refuse = 413;
 			server_answer(h, st, st->refuse);
 			continue;
+		}
+		if (!st->body_done && !st->continued) {
+			st->continued = true;
+			expect_continue(h, st);
 		}
 		if (!st->body_done && !stream) {
 			if (st->progress && s->cfg.body_progress && st->ex.body.len) {

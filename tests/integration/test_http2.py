@@ -105,7 +105,9 @@ class Client:
                 continue
             for ev in self.conn.receive_data(data):
                 st = self.streams.get(getattr(ev, "stream_id", None))
-                if isinstance(ev, h2.events.ResponseReceived):
+                if isinstance(ev, h2.events.InformationalResponseReceived):
+                    st.setdefault("informational", []).append(dict(ev.headers))
+                elif isinstance(ev, h2.events.ResponseReceived):
                     st["headers"] = dict(ev.headers)
                     st["header_list"] = list(ev.headers)
                 elif isinstance(ev, h2.events.DataReceived):
@@ -458,6 +460,79 @@ def test_malformed_requests_are_400(gw):
         status, st = c.response(sid)
         assert status == 400 and b"malformed HTTP/2 request" in st["data"], (hs, st)
     assert len(gw.pod.completions()) == before
+    c.close()
+
+
+def test_refused_head_that_ends_the_stream_is_not_reset(gw):
+    """A head with END_STREAM that the gateway refuses (400, 405, 431) is
+    answered, and that answer closes the stream: no RST_STREAM follows on
+    the closed stream (RFC 9113 §5.1); one still sending its body is
+    reset after the answer (§8.1), as before."""
+    block = (b"\x82\x86" + literal(b":path", b"/v1/models") +
+             literal(b":authority", b"u@gw.example"))
+    block_body = (b"\x83\x86" + literal(b":path", b"/v1/completions") +
+                  literal(b":authority", b"u@gw.example"))
+    sock = socket.create_connection((gw.host, gw.port), timeout=5)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") +
+                 frame(1, 0x5, 1, block) +        # END_STREAM | END_HEADERS
+                 frame(1, 0x4, 3, block_body))    # END_HEADERS: a body would follow
+    frames, buf, deadline = [], b"", time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff))
+            buf = buf[9 + n:]
+    sock.close()
+    on1 = [(t, fl) for t, fl, sid in frames if sid == 1]
+    on3 = [(t, fl) for t, fl, sid in frames if sid == 3]
+    assert any(t == 0 and fl & 1 for t, fl in on1), frames   # the answer ends it
+    assert not any(t == 3 for t, _ in on1), frames            # and no reset after
+    assert any(t == 3 for t, _ in on3), frames                # the unfinished one is reset
+
+
+def test_cookies_are_joined_for_the_pod(gw):
+    """Cookie fields, which HTTP/2 clients split, reach the pod over
+    HTTP/1.1 as one field joined with "; " (RFC 9113 §8.2.3), and many of
+    them count as one field against the limits."""
+    gw.pod.set("json")
+    c = gw.client()
+    cookies = [("cookie", "c%d=%d" % (i, i)) for i in range(150)]
+    sid = c.request("/v1/completions", completion(), headers=[("x-test-id", "h2-cookies")] +
+                    cookies)
+    status, st = c.response(sid)
+    assert status == 200, st
+    got = gw.pod.wait_requests(1, test_id="h2-cookies")
+    assert got[0].headers["cookie"] == "; ".join(v for _, v in cookies)
+    c.close()
+
+
+def test_expect_continue_is_answered(gw):
+    """Expect: 100-continue over HTTP/2: the gateway reads the body to
+    route on it, so it answers 100 itself (as over HTTP/1.1, and as
+    Envoy does) and the client then sends the body."""
+    gw.pod.set("json")
+    c = gw.client()
+    body = json.dumps(completion()).encode()
+    sid = c.request("/v1/completions", None, headers=[
+        ("content-type", "application/json"), ("content-length", str(len(body))),
+        ("expect", "100-continue"), ("x-test-id", "h2-continue")], end=False)
+    st = c.streams[sid]
+    assert c.pump(lambda: st.get("informational") or st["headers"] or st["reset"], 5), st
+    assert st.get("informational") == [{":status": "100"}], st
+    c.conn.send_data(sid, body, end_stream=True)
+    c.flush()
+    status, st = c.response(sid)
+    assert status == 200, st
+    got = gw.pod.wait_requests(1, test_id="h2-continue")
+    assert "expect" not in got[0].headers
     c.close()
 
 
