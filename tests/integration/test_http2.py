@@ -476,23 +476,10 @@ def test_refused_head_that_ends_the_stream_is_not_reset(gw):
     sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") +
                  frame(1, 0x5, 1, block) +        # END_STREAM | END_HEADERS
                  frame(1, 0x4, 3, block_body))    # END_HEADERS: a body would follow
-    frames, buf, deadline = [], b"", time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            d = sock.recv(65536)
-        except socket.timeout:
-            break
-        if not d:
-            break
-        buf += d
-        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-            n = int.from_bytes(buf[:3], "big")
-            frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff))
-            buf = buf[9 + n:]
+    frames = read_frames(sock, 1.0)
     sock.close()
-    on1 = [(t, fl) for t, fl, sid in frames if sid == 1]
-    on3 = [(t, fl) for t, fl, sid in frames if sid == 3]
+    on1 = [(t, fl) for t, fl, sid, _ in frames if sid == 1]
+    on3 = [(t, fl) for t, fl, sid, _ in frames if sid == 3]
     assert any(t == 0 and fl & 1 for t, fl in on1), frames   # the answer ends it
     assert not any(t == 3 for t, _ in on1), frames            # and no reset after
     assert any(t == 3 for t, _ in on3), frames                # the unfinished one is reset
@@ -581,6 +568,28 @@ def frame(typ, flags, sid, payload):
     return len(payload).to_bytes(3, "big") + bytes([typ, flags]) + sid.to_bytes(4, "big") + payload
 
 
+def read_frames(sock, secs, until=lambda frames: False):
+    """Frames (type, flags, stream id, payload) read from a raw HTTP/2
+    socket for up to secs seconds, or until until(frames) holds."""
+    frames, buf = [], b""
+    deadline = time.monotonic() + secs
+    while not until(frames) and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff,
+                           buf[9:9 + n]))
+            buf = buf[9 + n:]
+    return frames
+
+
 def literal(name, value, index=False):
     """An HPACK literal field (RFC 7541 §6.2), names and values under 127
     bytes or of two-byte lengths."""
@@ -606,25 +615,14 @@ def test_hpack_bomb_is_reset(gw):
         out += frame(9, 0x4 if i == 7 else 0, 1, b"\xbe" * 16384)  # CONTINUATION
     out += frame(1, 0x5, 3, block)  # a plain request after it
     s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + out)
-    dec, buf, got = hpack.Decoder(), b"", {}
+    dec, got = hpack.Decoder(), {}
     dec.max_allowed_table_size = 1 << 16
-    deadline = time.monotonic() + 5
-    while 3 not in got and time.monotonic() < deadline:
-        try:
-            d = s.recv(65536)
-        except socket.timeout:
-            break
-        if not d:
-            break
-        buf += d
-        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-            n = int.from_bytes(buf[:3], "big")
-            typ, sid, payload = buf[3], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + n]
-            buf = buf[9 + n:]
-            if typ == 1:  # (no padding or priority from the gateway)
-                got.setdefault(sid, []).append(dict(dec.decode(payload))[":status"])
-            elif typ == 3:
-                got.setdefault(sid, []).append("reset %d" % int.from_bytes(payload, "big"))
+    frames = read_frames(s, 5, until=lambda fr: any(f[2] == 3 and f[0] in (1, 3) for f in fr))
+    for typ, _, sid, payload in frames:
+        if typ == 1:  # (no padding or priority from the gateway)
+            got.setdefault(sid, []).append(dict(dec.decode(payload))[":status"])
+        elif typ == 3:
+            got.setdefault(sid, []).append("reset %d" % int.from_bytes(payload, "big"))
     s.close()
     assert got.get(1) == ["reset 2"], got  # INTERNAL_ERROR, no 431 decoded first
     assert got.get(3) == ["200"], got
