@@ -1614,6 +1614,15 @@ static size_t head_size(const struct head *h)
 	return size;
 }
 
+/* "name: value\r\n" (inlined: a literal name's length is a constant). */
+static inline char *put_field(char *w, struct ig_str name, struct ig_str value)
+{
+	w = put(w, name.ptr, name.len);
+	w = PUT_LIT(w, ": ");
+	w = put(w, value.ptr, value.len);
+	return PUT_LIT(w, "\r\n");
+}
+
 static char *head_write(char *w, const struct head *h)
 {
 	w = PUT_LIT(w, "HTTP/1.1 ");
@@ -1621,28 +1630,16 @@ static char *head_write(char *w, const struct head *h)
 	*w++ = ' ';
 	w = put(w, h->text.ptr, h->text.len);
 	w = PUT_LIT(w, "\r\n");
-	if (h->date.len) {
-		w = PUT_LIT(w, "Date: ");
-		w = put(w, h->date.ptr, h->date.len);
-		w = PUT_LIT(w, "\r\n");
-	}
-	if (h->content_type.ptr) {
-		w = PUT_LIT(w, "Content-Type: ");
-		w = put(w, h->content_type.ptr, h->content_type.len);
-		w = PUT_LIT(w, "\r\n");
-	}
+	if (h->date.len)
+		w = put_field(w, IG_STR("Date"), h->date);
+	if (h->content_type.ptr)
+		w = put_field(w, IG_STR("Content-Type"), h->content_type);
 	for (size_t i = 0; i < h->n + h->nextra; i++) {
 		const struct ig_http_header *f = i < h->n ? &h->hdrs[i] : &h->extra[i - h->n];
-		w = put(w, f->name.ptr, f->name.len);
-		w = PUT_LIT(w, ": ");
-		w = put(w, f->value.ptr, f->value.len);
-		w = PUT_LIT(w, "\r\n");
+		w = put_field(w, f->name, f->value);
 	}
-	if (h->content_length.len) {
-		w = PUT_LIT(w, "Content-Length: ");
-		w = put(w, h->content_length.ptr, h->content_length.len);
-		w = PUT_LIT(w, "\r\n");
-	}
+	if (h->content_length.len)
+		w = put_field(w, IG_STR("Content-Length"), h->content_length);
 	w = put(w, h->framing.ptr, h->framing.len);
 	return PUT_LIT(w, "\r\n");
 }
