@@ -47,6 +47,7 @@ help:
 	@echo "make fuzz       run every libFuzzer target briefly (FUZZ_SECONDS=10)"
 	@echo "make deps       install the Debian packages the build needs"
 	@echo "make bench-proxy infergate, nginx and HAProxy side by side (~7 min)"
+	@echo "make bench-stream      the CPU each proxy spends per streamed token (~3 min)"
 	@echo "make bench-longprompt  agentic ~100K-token prompts through one gateway core (~9 min)"
 	@echo "make bench-extproc infergate epp over ext_proc: decisions/s, latency added to the gateway (~5 min)"
 	@echo "make bench-picker ns per schedule+commit; make bench-scrape the scraper's CPU"
@@ -347,6 +348,17 @@ bench-proxy-deps:
 bench-proxy: bench-proxy-deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	IG_BIN=$(abspath $(B)/infergate) scripts/bench/proxy.sh $(BENCH_PROXY_OUT)
+
+# `make bench-stream`: the CPU each proxy (infergate, nginx, HAProxy; one
+# worker on one CPU) spends relaying token streams: 64 streams at a time of
+# 200 SSE events from 4 simulators (scripts/bench/stream.sh). About 3
+# minutes. BENCH_RUNS (3) runs per target, BENCH_SECS (10) seconds per run.
+BENCH_STREAM_OUT ?= $(B)/bench-stream
+
+.PHONY: bench-stream
+bench-stream: bench-proxy-deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	IG_BIN=$(abspath $(B)/infergate) scripts/bench/stream.sh $(BENCH_STREAM_OUT)
 
 # `make bench-instructions`: the gateway's user-space instructions per
 # proxied request (the seed's small completion, 1 worker, 4 nginx fake
