@@ -115,29 +115,18 @@ defaults
 frontend fe
   bind $NET.102:$HAPORT
   default_backend sims
-# The same with MSG_MORE off: HAProxy sends a response's data with it while
-# more is to come, and the kernel holds small segments back until the
-# client's ACK (tens of ms for a token). HAProxy's answer for interactive
-# payloads is this option.
+# The same with MSG_MORE off towards the client: HAProxy sends a response's
+# data with it while more is to come, and the kernel holds small segments
+# back until the client's ACK (tens of ms for a token). HAProxy's answer
+# for interactive payloads is this option.
 frontend fe-nodelay
   bind $NET.103:$HANDPORT
   option http-no-delay
-  default_backend sims-nodelay
-backend sims-nodelay
-  option http-no-delay
-  balance roundrobin
-  default-server pool-purge-delay 600s
-  server s1 $NET.1:$SIMPORT
-  server s2 $NET.2:$SIMPORT
-  server s3 $NET.3:$SIMPORT
-  server s4 $NET.4:$SIMPORT
+  default_backend sims
 backend sims
   balance roundrobin
   default-server pool-purge-delay 600s
-  server s1 $NET.1:$SIMPORT
-  server s2 $NET.2:$SIMPORT
-  server s3 $NET.3:$SIMPORT
-  server s4 $NET.4:$SIMPORT
+$(for i in 1 2 3 4; do echo "  server s$i $NET.$i:$SIMPORT"; done)
 C
 {
 	gateway_pool_manifests "$GWPORT" "$SIMPORT" "$NET" 4
