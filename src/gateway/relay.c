@@ -458,38 +458,11 @@ static void nested_usage(struct ig_req *p, const char *data, size_t len)
 	}
 }
 
-static const char *skip_ws_back(const char *start, const char *p)
-{
-	while (p > start && (p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\r' || p[-1] == '\n'))
-		p--;
-	return p;
-}
-
-/* Whether an event's object ends with the member "usage": null, as every
- * vLLM chunk but the last does: the root's usage is null, so the event
- * carries none, in the root or in a holder. Told from the last bytes:
- * looking for "usage" and then in holders (nested_usage parses the
- * event whole) cost half of the gateway's user CPU per streamed token. */
-static bool ends_with_null_usage(const char *data, size_t len)
-{
-	const char *p = skip_ws_back(data, data + len);
-	if (p == data || *--p != '}')
-		return false;
-	p = skip_ws_back(data, p);
-	if (p - data < 4 || memcmp(p - 4, "null", 4) != 0)
-		return false;
-	p = skip_ws_back(data, p - 4);
-	if (p == data || *--p != ':')
-		return false;
-	p = skip_ws_back(data, p);
-	return p - data >= 7 && memcmp(p - 7, "\"usage\"", 7) == 0;
-}
-
-/* Whether the member `key` (quoted, with its quotes) is, somewhere in
- * the event, a non-empty string (or, for an array, a non-empty one).
- * Outside strings a quote is never escaped and inside them it always is,
- * so "content": found by a scan is a member's name, never text. */
-static bool member_nonempty(const char *p, const char *end, struct ig_str key, char open)
+/* The position after `key` (quoted) where it names a member, the colon
+ * and the space after it skipped, looking from p on; NULL when it names
+ * none. Outside strings a quote is never escaped and inside them it
+ * always is, so a quoted name followed by a colon is a member's name. */
+static const char *member_value(const char *p, const char *end, struct ig_str key)
 {
 	while ((p = memmem(p, (size_t)(end - p), key.ptr, key.len))) {
 		p += key.len;
@@ -499,6 +472,30 @@ static bool member_nonempty(const char *p, const char *end, struct ig_str key, c
 			continue;
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
+		return p;
+	}
+	return NULL;
+}
+
+static bool has_member(const char *p, const char *end, struct ig_str key)
+{
+	return member_value(p, end, key) != NULL;
+}
+
+/* Whether some member `key` has the string `value` (quoted). */
+static bool member_is(const char *p, const char *end, struct ig_str key, struct ig_str value)
+{
+	while ((p = member_value(p, end, key)))
+		if ((size_t)(end - p) >= value.len && memcmp(p, value.ptr, value.len) == 0)
+			return true;
+	return false;
+}
+
+/* Whether the member `key` (quoted, with its quotes) is, somewhere in
+ * the event, a non-empty string (or, for an array, a non-empty one). */
+static bool member_nonempty(const char *p, const char *end, struct ig_str key, char open)
+{
+	while ((p = member_value(p, end, key))) {
 		if (p + 1 < end && p[0] == open) {
 			const char *q = p + 1;
 			while (open == '[' && q < end && (*q == ' ' || *q == '\t'))
@@ -562,7 +559,11 @@ static bool before_output(const char *data, size_t len)
 	for (size_t i = 0; i < sizeof messages / sizeof messages[0]; i++)
 		if (memmem(data, len, messages[i].ptr, messages[i].len))
 			return true;
-	return false;
+	/* An error reported after the 200 is no token either: vLLM's
+	 * {"error": ...} event, Anthropic's {"type": "error", "error": ...},
+	 * the Responses API's {"type": "error", "code": ..., ...}. */
+	return has_member(data, data + len, IG_STR("\"error\"")) ||
+	       member_is(data, data + len, IG_STR("\"type\""), IG_STR("\"error\""));
 }
 
 /* One SSE `data:` payload: the final chunk carries the usage (chat and
@@ -576,9 +577,19 @@ static int on_sse_data(void *ud, const char *data, size_t len)
 		p->last_event_ns = p->w->loop.now_ns;
 		if (!p->first_event_ns && !before_output(data, len))
 			p->first_event_ns = p->last_event_ns;
-		p->nevents++;
+		/* Tokens, for the TPOT of a stream without usage: the events
+		 * from the first with output on (each a token in vLLM's
+		 * streams, the finishing one with the EOS too); a chat
+		 * stream's role chunk before them is none. */
+		if (p->first_event_ns)
+			p->nevents++;
 	}
-	if (len <= 9 || ends_with_null_usage(data, len) || !memmem(data, len, "\"usage\"", 7))
+	/* Every vLLM completions chunk but the last ends with "usage": null:
+	 * no usage, in the root or in a holder, and nothing to search for
+	 * (searching, then parsing the chunk whole in nested_usage, was half
+	 * of the gateway's user CPU per streamed token). */
+	if (len <= 9 || ig_json_ends_with_null_usage(data, len) ||
+	    !memmem(data, len, "\"usage\"", 7))
 		return 0;
 	if (ig_json_find_usage(data, len, &u) == 0)
 		take_usage(p, &u);
@@ -588,6 +599,17 @@ static int on_sse_data(void *ud, const char *data, size_t len)
 }
 
 /* ---- upstream callbacks ---- */
+
+/* Whether a Content-Type is text/event-stream, parameters aside: a media
+ * type compares without regard to case (RFC 9110 §8.3.1). */
+static bool is_event_stream(struct ig_str v)
+{
+	v = ig_str_trim(v);
+	const char *semi = memchr(v.ptr, ';', v.len);
+	if (semi)
+		v.len = (size_t)(semi - v.ptr);
+	return ig_str_ieq(ig_str_trim(v), IG_STR("text/event-stream"));
+}
 
 static bool hop_by_hop(struct ig_str name)
 {
@@ -1021,8 +1043,7 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 			       IG_STR("access-control-")))
 			continue;
 		if (ig_str_ieq_cstr(res->headers[i].name, "content-type") &&
-		    memmem(res->headers[i].value.ptr, res->headers[i].value.len,
-			   "text/event-stream", 17))
+		    is_event_stream(res->headers[i].value))
 			p->sse = true;
 		note_grpc_status(p, &res->headers[i]);
 		hdrs[n++] = res->headers[i];

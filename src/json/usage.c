@@ -178,3 +178,32 @@ int ig_json_find_usage(const char *text, size_t len, struct ig_usage *out)
 		*out = (struct ig_usage){-1, -1, -1};
 	return rc;
 }
+
+static const char *ws_back(const char *start, const char *p)
+{
+	while (p > start && is_ws(p[-1]))
+		p--;
+	return p;
+}
+
+bool ig_json_ends_with_null_usage(const char *text, size_t len)
+{
+	const char *p;
+
+	if (!text)
+		return false;
+	p = ws_back(text, text + len);
+	if (p == text || *--p != '}')
+		return false;
+	p = ws_back(text, p);
+	if (p - text < 4 || memcmp(p - 4, "null", 4) != 0)
+		return false;
+	p = ws_back(text, p - 4);
+	if (p == text || *--p != ':')
+		return false;
+	p = ws_back(text, p);
+	/* The key's opening quote, unescaped: `"a\\"usage": null` ends a
+	 * key of its own. */
+	return p - text >= 7 && p[-1] == '"' && string_start(text, p - 1) == p - 7 &&
+	       memcmp(p - 7, "\"usage\"", 7) == 0;
+}

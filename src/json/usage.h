@@ -5,6 +5,7 @@
 #ifndef IG_JSON_USAGE_H
 #define IG_JSON_USAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,5 +36,12 @@ struct ig_usage {
  * an object, when that object has no "usage" within text, when it is null
  * or not an object, or when it is malformed. */
 int ig_json_find_usage(const char *text, size_t len, struct ig_usage *out);
+
+/* Whether text ends with the member "usage": null and its object's closing
+ * brace (whitespace allowed between and after), as every chunk of a vLLM
+ * completions stream but the last does. Told from the last bytes alone:
+ * when text is a valid object, its root's last "usage" is then null, so
+ * ig_json_find_usage() finds no counts in it. */
+bool ig_json_ends_with_null_usage(const char *text, size_t len);
 
 #endif

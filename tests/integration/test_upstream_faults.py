@@ -713,6 +713,38 @@ def test_usage_from_streams(procs, tmp_path, fakes, space):
     c.stop()
 
 
+def metric_count(c, name):
+    """The _count of a histogram family over its series, from /metrics."""
+    status, _, data = call(c.admin, "/metrics")
+    assert status == 200
+    return sum(float(line.rsplit(" ", 1)[1]) for line in data.decode().splitlines()
+               if line.startswith(name + "_count"))
+
+
+@pytest.mark.parametrize("ctype", [b"Text/Event-Stream; charset=utf-8", b"TEXT/EVENT-STREAM"])
+def test_usage_from_streams_any_case(procs, tmp_path, fakes, ctype):
+    """A media type compares without regard to case (RFC 9110 §8.3.1): a
+    stream sent as Text/Event-Stream is read for its usage like any."""
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype +
+            b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    usage = {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3,
+                                      "total_tokens": 10}}
+    [pod] = fakes.pods(mode="raw", keep=True, data=head + sse_chunk(
+        {"choices": [{"index": 0, "text": " hi", "finish_reason": None}]}, usage,
+        b"[DONE]") + b"0\r\n\r\n")
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    body = json.dumps({"model": "tweet-summary", "prompt": "p", "stream": True}).encode()
+    status, _, data = call(c.base, "/v1/completions", raw=body)
+    assert status == 200 and data.count(b"data:") == 3, data
+    deadline = time.monotonic() + 3
+    while metric_sum(c, "inference_model_output_tokens") != 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric_sum(c, "inference_model_output_tokens") == 3
+    assert metric_sum(c, "inference_model_input_tokens") == 7
+    c.stop()
+
+
 def test_usage_from_json_with_decoys(procs, tmp_path, fakes):
     """A non-streamed answer's usage is the top-level member, not the word
     "usage" inside the generated text; a long text (more than the few KiB
@@ -1018,3 +1050,63 @@ def test_ttft_skips_events_without_output(procs, tmp_path, fakes, first, later):
     line = json.loads(open(log).read().splitlines()[0])
     assert 300 <= line["ttft_ms"] <= line["duration_ms"], line
     c.stop()
+
+
+def streamed_metrics(procs, tmp_path, fakes, now, later, delay_ms):
+    """A chat stream whose pod sends the head and `now` at once and `later`
+    delay_ms after: the TTFT and TPOT histograms' counts and sums."""
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    [pod] = fakes.pods(mode="raw", keep=True, data=head + sse_chunk(*now), delay_ms=delay_ms,
+                       later=sse_chunk(*later) + b"0\r\n\r\n")
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    body = json.dumps({"model": "tweet-summary", "stream": True,
+                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+    status, _, data = call(c.base, "/v1/chat/completions", raw=body)
+    assert status == 200 and data.count(b"data:") == len(now) + len(later), data
+    deadline = time.monotonic() + 3
+    ttft = "inference_objective_request_ttft_seconds"
+    tpot = "inference_objective_request_tpot_seconds"
+    while metric_count(c, "inference_objective_request_duration_seconds") < 1:
+        assert time.monotonic() < deadline, "the request was not recorded"
+        time.sleep(0.05)
+    got = (metric_count(c, ttft), metric_sum(c, ttft), metric_count(c, tpot), metric_sum(c, tpot))
+    c.stop()
+    return got
+
+
+def chat_chunk(delta, finish=None):
+    return {"object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def test_tpot_without_usage_counts_tokens_only(procs, tmp_path, fakes):
+    """Without usage the TPOT spreads the time from the first token to the
+    last over the events from the first token on, one token each in vLLM's
+    streams: the role chunk and empty deltas before the first token are
+    none. Ten of those, then a token, and 200 ms later the last token:
+    the TPOT is the 200 ms (it was a twelfth of it, the ten counted)."""
+    before = [chat_chunk({"role": "assistant", "content": ""})] + \
+        [chat_chunk({"content": ""})] * 9
+    got = streamed_metrics(procs, tmp_path, fakes, before + [chat_chunk({"content": "a"})],
+                           [chat_chunk({"content": "b"}, "stop"), b"[DONE]"], 200)
+    ttft_n, _, tpot_n, tpot_s = got
+    assert ttft_n == 1 and tpot_n == 1, got
+    assert 0.19 <= tpot_s < 5, got
+
+
+@pytest.mark.parametrize("error", [
+    {"error": {"object": "error", "message": "boom", "type": "BadRequestError", "param": None,
+               "code": 400}},
+    {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+    {"type": "error", "code": "server_error", "message": "boom", "param": None,
+     "sequence_number": 3},
+], ids=["vllm", "anthropic", "responses"])
+def test_error_after_200_is_no_first_token(procs, tmp_path, fakes, error):
+    """An error reported in the stream after the 200 (vLLM's error event,
+    Anthropic's and the Responses API's error events) is no token: a
+    stream that produced none records no time to a first token."""
+    got = streamed_metrics(procs, tmp_path, fakes, [chat_chunk({"role": "assistant"})],
+                           [error, b"[DONE]"], 200)
+    assert got[0] == 0 and got[2] == 0, got

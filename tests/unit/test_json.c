@@ -1017,6 +1017,47 @@ static void test_usage_cases(void **state)
 	assert_int_equal(ig_json_find_usage(NULL, 0, &u), -1);
 }
 
+/* A vLLM completions chunk's "usage": null, told from the end: exactly
+ * when the root's last member is the key usage with the value null. */
+static void test_usage_null_last(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *doc;
+		bool want;
+	} cases[] = {
+	    {"{\"choices\":[{\"text\":\" the\"}],\"usage\":null}", true},
+	    {"{\"usage\" : null }\n", true},
+	    {"{\"a\":1,\n\"usage\":\tnull\r\n}", true},
+	    {"{\"usage\":null}", true},
+	    {"{\"usage\":{\"prompt_tokens\":1}}", false},
+	    {"{\"usage\":null,\"a\":1}", false},
+	    {"{\"usage\":nul}", false},
+	    {"{\"usage\":null]", false},
+	    {"{\"ausage\":null}", false},
+	    {"{\"x\":\"usage\",\"b\":null}", false},
+	    /* The quote before usage is escaped: the key is a"usage. */
+	    {"{\"usage\":{\"prompt_tokens\":1},\"a\\\"usage\":null}", false},
+	    /* An escaped backslash before it: the key is usage. */
+	    {"{\"a\":\"b\\\\\",\"usage\":null}", true},
+	    {"null}", false},
+	    {"", false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *d = cases[i].doc;
+		char *copy = malloc(strlen(d) + 1); /* exact size: ASan sees reads before it */
+		memcpy(copy, d, strlen(d) + 1);
+		bool got = ig_json_ends_with_null_usage(copy, strlen(d));
+		struct ig_usage u;
+		if (got != cases[i].want)
+			fail_msg("case %zu (%s): %d", i, d, got);
+		if (got && ig_json_find_usage(copy, strlen(d), &u) == 0)
+			fail_msg("case %zu (%s): usage found", i, d);
+		free(copy);
+	}
+	assert_false(ig_json_ends_with_null_usage(NULL, 0));
+}
+
 /* Random response-like documents, some mutated: on the whole document
  * find_usage agrees with a full parse whenever the document is valid, and
  * on every tail window of a valid one it either finds nothing or finds
@@ -1121,6 +1162,7 @@ int main(void)
 	    cmocka_unit_test(test_members_random),
 	    cmocka_unit_test(test_usage),
 	    cmocka_unit_test(test_usage_cases),
+	    cmocka_unit_test(test_usage_null_last),
 	    cmocka_unit_test(test_usage_random),
 	    cmocka_unit_test(test_null_empty_inputs),
 	};
