@@ -3,7 +3,8 @@
  * regexes, methods, precise and wildcard hostnames, weighted backends) is
  * built once for two listeners, and every input becomes a request that is
  * matched against both. The winner is checked against what its match
- * demands, so the fuzzer looks for wrong answers as well as crashes.
+ * demands, and against a walk of every entry (what the index must find),
+ * so the fuzzer looks for wrong answers as well as crashes.
  *
  * Input: "METHOD\nTARGET\nHOST\nName: value\n...". An input that starts
  * with '#' instead builds a small table from its own hostnames
@@ -201,8 +202,9 @@ static bool host_admitted(const struct ig_httproute *r, struct ig_str host)
 		if (name.len >= 2 && name.ptr[0] == '*') {
 			struct ig_str suffix = {name.ptr + 1, name.len - 1};
 			if (host.len > suffix.len &&
-			    ig_str_ieq((struct ig_str){host.ptr + host.len - suffix.len, suffix.len},
-				       suffix))
+			    ig_str_ieq(
+				(struct ig_str){host.ptr + host.len - suffix.len, suffix.len},
+				suffix))
 				return true;
 		} else if (ig_str_ieq(name, host)) {
 			return true;
@@ -243,9 +245,8 @@ static void check_result(const struct ig_route_request *req, const struct ig_rou
 	if (m->path_type == IG_PATH_PREFIX) {
 		if (want.len > 1 && want.ptr[want.len - 1] == '/')
 			want.len--;
-		if (want.len > 1 &&
-		    (!ig_str_has_prefix(req->path, want) ||
-		     (req->path.len > want.len && req->path.ptr[want.len] != '/')))
+		if (want.len > 1 && (!ig_str_has_prefix(req->path, want) ||
+				     (req->path.len > want.len && req->path.ptr[want.len] != '/')))
 			abort();
 	}
 	if (m->path_type == IG_PATH_REGEX && m->path[0] == '(')
@@ -298,13 +299,15 @@ static void route_fixed(const char *p, const char *end, uint64_t seed)
 	req.nheaders = parse_headers(p, end, hs);
 	const char *q = memchr(target.ptr, '?', target.len);
 	req.path = (struct ig_str){target.ptr, q ? (size_t)(q - target.ptr) : target.len};
-	req.query = q ? (struct ig_str){q + 1, target.len - req.path.len - 1}
-		      : (struct ig_str){"", 0};
+	req.query =
+	    q ? (struct ig_str){q + 1, target.len - req.path.len - 1} : (struct ig_str){"", 0};
 
 	for (size_t t = 0; t < N(tables); t++) {
 		struct ig_route_result res, again;
 		int rc = ig_routes_match(tables[t], 0, &req, &res);
 		if (rc != 0 && rc != -1)
+			abort();
+		if (rc != 0 && ig_routes_match_walk(tables[t], 0, &req, &again) != -1)
 			abort();
 		/* Matching is a pure function of the request, whichever worker's
 		 * copies of the regular expressions run. */
@@ -313,6 +316,11 @@ static void route_fixed(const char *p, const char *end, uint64_t seed)
 		if (rc != 0)
 			continue;
 		if (again.route != res.route || again.rule != res.rule ||
+		    again.match_index != res.match_index)
+			abort();
+		/* The index finds what a walk of every entry finds. */
+		if (ig_routes_match_walk(tables[t], 0, &req, &again) != 0 ||
+		    again.route != res.route || again.rule != res.rule ||
 		    again.match_index != res.match_index)
 			abort();
 		check_result(&req, &res, &listeners[t]);
@@ -341,13 +349,15 @@ static void route_hostnames(const char *p, const char *end)
 				 .parents = &to_gw,
 				 .nparents = 1,
 				 .hostnames = &names[1],
-				 .nhostnames = names[2][0] ? 2 : names[1][0] ? 1 : 0,
+				 .nhostnames = names[2][0]   ? 2
+					       : names[1][0] ? 1
+							     : 0,
 				 .rules = &rule,
 				 .nrules = 1};
-	struct ig_listener l = {.name = "l", .protocol = "HTTP", .port = 80,
-				.hostname = names[0][0] ? names[0] : NULL};
-	struct ig_gateway gw = {.meta = {.name = "gw", .ns = "default"}, .listeners = &l,
-				.nlisteners = 1};
+	struct ig_listener l = {
+	    .name = "l", .protocol = "HTTP", .port = 80, .hostname = names[0][0] ? names[0] : NULL};
+	struct ig_gateway gw = {
+	    .meta = {.name = "gw", .ns = "default"}, .listeners = &l, .nlisteners = 1};
 	struct ig_config cfg = {.gateways = &gw, .ngateways = 1, .routes = &r, .nroutes = 1};
 	struct ig_listener_routes *t = ig_routes_build(&cfg, &gw, &l, 1);
 	if (!t || ig_routes_count(t) > 1)

@@ -3,7 +3,15 @@
  * listener, intersects their hostnames with the listener's, compiles every
  * regular expression and sorts the (route, rule, match) entries by the
  * request-independent part of the Gateway API precedence. Matching then
- * walks that order once and allocates nothing. */
+ * walks that order once and allocates nothing.
+ *
+ * The walk skips what cannot match without looking at it: an entry whose
+ * hostnames are all precise is filed under each of them, one that must
+ * have a header of an exact value (X-Gateway-Model-Name for a model's
+ * rule) under that header and value, and the rest are walked. A request
+ * merges, in precedence order, the walked entries with those filed under
+ * its host and under its headers' values: with 1,000 routes for 1,000
+ * models or hostnames, a request looks at a few entries, not 1,000. */
 #include "gateway/route.h"
 
 #include "http/parse.h"
@@ -108,6 +116,17 @@ struct entry {
 	size_t nquery;
 };
 
+/* Entries filed under one key: a precise hostname (`host`, compared
+ * without regard to case) or a header's name and exact value. */
+struct key_bucket {
+	uint64_t hash;
+	bool host;
+	struct ig_str name; /* the header's (not for a host) */
+	struct ig_str value;
+	uint32_t *pos; /* positions in order[], ascending; NULL: a free slot */
+	size_t n, cap;
+};
+
 struct ig_listener_routes {
 	size_t workers;		/* copies of each regular expression */
 	struct host_set *hosts; /* one per attached route */
@@ -117,6 +136,16 @@ struct ig_listener_routes {
 	struct entry **order; /* entries by precedence, hostnames aside */
 	/* A rule matches on X-Gateway-Model-Name (ig_routes_match_model). */
 	bool model_header;
+	/* The index (see the top): positions of the entries walked, the
+	 * buckets of the others (open addressing, a power of two), and the
+	 * header names buckets are keyed by. */
+	uint32_t *walk;
+	size_t nwalk;
+	struct key_bucket *keys;
+	size_t nkeys, keys_cap;
+	bool host_keys;
+	struct ig_str *key_names;
+	size_t nkey_names;
 };
 
 /* What a rule without matches means once CRD defaults are applied. */
@@ -710,6 +739,139 @@ static bool host_set_used(const struct host_set *hs)
 	return hs->any || hs->n;
 }
 
+/* ---- the index ----------------------------------------------------------- */
+
+static unsigned char fold(char c)
+{
+	unsigned char u = (unsigned char)c;
+	return (unsigned char)(u - 'A') < 26 ? u | 0x20 : u;
+}
+
+/* FNV-1a over the header name and the value, case folded where the
+ * comparison ignores case (names, hostnames). */
+static uint64_t key_hash(bool host, struct ig_str name, struct ig_str value)
+{
+	uint64_t h = host ? 0x9e3779b97f4a7c15u : 0xcbf29ce484222325u;
+	for (size_t i = 0; i < name.len; i++)
+		h = (h ^ fold(name.ptr[i])) * 0x100000001b3u;
+	h = (h ^ 0xff) * 0x100000001b3u;
+	for (size_t i = 0; i < value.len; i++)
+		h = (h ^ (host ? fold(value.ptr[i]) : (unsigned char)value.ptr[i])) *
+		    0x100000001b3u;
+	return h ^ (h >> 29);
+}
+
+/* The bucket of a key: the one holding it, or the free slot it would
+ * take. keys_cap is a power of two, never full. */
+static struct key_bucket *key_slot(const struct ig_listener_routes *t, uint64_t hash, bool host,
+				   struct ig_str name, struct ig_str value)
+{
+	size_t mask = t->keys_cap - 1;
+	for (size_t i = hash & mask;; i = (i + 1) & mask) {
+		struct key_bucket *b = &t->keys[i];
+		if (!b->pos)
+			return b;
+		if (b->hash == hash && b->host == host &&
+		    (host ? ig_str_ieq(b->value, value)
+			  : ig_str_eq(b->value, value) && ig_str_ieq(b->name, name)))
+			return b;
+	}
+}
+
+static int key_add(struct ig_listener_routes *t, bool host, struct ig_str name, struct ig_str value,
+		   uint32_t pos)
+{
+	uint64_t hash = key_hash(host, name, value);
+	struct key_bucket *b = key_slot(t, hash, host, name, value);
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 2;
+		uint32_t *v = realloc(b->pos, cap * sizeof *v);
+		if (!v)
+			return -1;
+		if (!b->pos) {
+			*b = (struct key_bucket){hash, host, name, value, NULL, 0, 0};
+			t->nkeys++;
+		}
+		b->pos = v;
+		b->cap = cap;
+	}
+	b->pos[b->n++] = pos;
+	return 0;
+}
+
+/* The first header predicate that asks for an exact value, or NULL. */
+static const struct value_pred *exact_header(const struct entry *e)
+{
+	for (size_t i = 0; i < e->nheaders; i++)
+		if (!e->headers[i].is_regex)
+			return &e->headers[i];
+	return NULL;
+}
+
+static bool precise_hosts(const struct host_set *hs)
+{
+	if (hs->any || !hs->n)
+		return false;
+	for (size_t i = 0; i < hs->n; i++)
+		if (is_wildcard(hs->names[i]))
+			return false;
+	return true;
+}
+
+static int key_name_add(struct ig_listener_routes *t, struct ig_str name)
+{
+	for (size_t i = 0; i < t->nkey_names; i++)
+		if (ig_str_ieq(t->key_names[i], name))
+			return 0;
+	struct ig_str *v = realloc(t->key_names, (t->nkey_names + 1) * sizeof *v);
+	if (!v)
+		return -1;
+	t->key_names = v;
+	t->key_names[t->nkey_names++] = name;
+	return 0;
+}
+
+/* Files every entry of order[] (see the top). The buckets are sized for
+ * every key an entry could bring, so the table never fills. */
+static int index_build(struct ig_listener_routes *t)
+{
+	size_t want = 0;
+	for (size_t i = 0; i < t->n; i++)
+		want += precise_hosts(t->order[i]->hosts) ? t->order[i]->hosts->n : 1;
+	t->keys_cap = 4;
+	while (t->keys_cap < 2 * want)
+		t->keys_cap *= 2;
+	t->keys = calloc(t->keys_cap, sizeof *t->keys);
+	t->walk = malloc((t->n ? t->n : 1) * sizeof *t->walk);
+	if (!t->keys || !t->walk)
+		return -1;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct entry *e = t->order[i];
+		const struct value_pred *h;
+		if (precise_hosts(e->hosts)) {
+			t->host_keys = true;
+			for (size_t j = 0; j < e->hosts->n; j++)
+				if (key_add(t, true, (struct ig_str){"", 0}, e->hosts->names[j],
+					    (uint32_t)i) < 0)
+					return -1;
+		} else if ((h = exact_header(e))) {
+			if (key_name_add(t, h->name) < 0 ||
+			    key_add(t, false, h->name, h->value, (uint32_t)i) < 0)
+				return -1;
+		} else {
+			t->walk[t->nwalk++] = (uint32_t)i;
+		}
+	}
+	return 0;
+}
+
+static const struct key_bucket *key_find(const struct ig_listener_routes *t, bool host,
+					 struct ig_str name, struct ig_str value)
+{
+	const struct key_bucket *b = key_slot(t, key_hash(host, name, value), host, name, value);
+	return b->pos ? b : NULL;
+}
+
 struct ig_listener_routes *ig_routes_build(const struct ig_config *cfg, const struct ig_gateway *gw,
 					   const struct ig_listener *listener, size_t workers)
 {
@@ -732,6 +894,8 @@ struct ig_listener_routes *ig_routes_build(const struct ig_config *cfg, const st
 	for (size_t i = 0; i < t->n; i++)
 		t->order[i] = &t->entries[i];
 	qsort(t->order, t->n, sizeof(*t->order), cmp_entries);
+	if (index_build(t) < 0)
+		goto fail;
 	return t;
 fail:
 	ig_routes_free(t);
@@ -749,6 +913,11 @@ void ig_routes_free(struct ig_listener_routes *t)
 	free(t->hosts);
 	free(t->entries);
 	free(t->order);
+	for (size_t i = 0; i < t->keys_cap && t->keys; i++)
+		free(t->keys[i].pos);
+	free(t->keys);
+	free(t->walk);
+	free(t->key_names);
 	free(t);
 }
 
@@ -949,18 +1118,70 @@ static struct ig_str strip_port(struct ig_str h)
 	return (struct ig_str){h.ptr, i};
 }
 
-int ig_routes_match(const struct ig_listener_routes *t, size_t worker,
-		    const struct ig_route_request *req, struct ig_route_result *out)
+/* The lists of positions a request merges: the walked entries and the
+ * buckets its host and headers select. At most 2 + MAX_KEY_NAMES lists;
+ * a table keyed by more header names walks the entries of the rest. */
+#define MAX_KEY_NAMES 6
+struct cursor {
+	const uint32_t *v;
+	size_t n;
+};
+
+static size_t candidate_lists(const struct ig_listener_routes *t, struct ig_str host,
+			      const struct ig_route_request *req, struct cursor *c)
+{
+	size_t k = 0;
+	const struct key_bucket *b;
+	c[k++] = (struct cursor){t->walk, t->nwalk};
+	if (t->host_keys && (b = key_find(t, true, (struct ig_str){"", 0}, host)))
+		c[k++] = (struct cursor){b->pos, b->n};
+	for (size_t i = 0; i < t->nkey_names; i++) {
+		const struct ig_http_header *h = NULL;
+		for (size_t j = 0; j < req->nheaders && !h; j++)
+			if (ig_str_ieq(req->headers[j].name, t->key_names[i]))
+				h = &req->headers[j];
+		if (h && (b = key_find(t, false, t->key_names[i], h->value)))
+			c[k++] = (struct cursor){b->pos, b->n};
+	}
+	return k;
+}
+
+/* The smallest position left in the lists, taken; t->n when none is. */
+static size_t next_candidate(struct cursor *c, size_t k, size_t none)
+{
+	size_t best = none, at = k;
+	for (size_t i = 0; i < k; i++)
+		if (c[i].n && c[i].v[0] < best) {
+			best = c[i].v[0];
+			at = i;
+		}
+	if (at < k) {
+		c[at].v++;
+		c[at].n--;
+	}
+	return best;
+}
+
+static int match(const struct ig_listener_routes *t, size_t worker,
+		 const struct ig_route_request *req, struct ig_route_result *out, bool use_index)
 {
 	struct ig_str host = strip_port(req->host);
 	size_t w = t ? worker % t->workers : 0;
 	const struct entry *best = NULL;
 	struct host_score best_score = {0}, s;
+	struct cursor c[2 + MAX_KEY_NAMES];
+	size_t k = 0;
+	/* With no key, or past MAX_KEY_NAMES header names, every entry is
+	 * walked. */
+	bool indexed = use_index && t && t->nkeys && t->nkey_names <= MAX_KEY_NAMES;
 
+	if (indexed)
+		k = candidate_lists(t, host, req, c);
 	/* t->order is sorted by every step but the first, so the winner is the
 	 * first matching entry among those with the best hostname score: a
 	 * later entry takes over only with a strictly better score. */
-	for (size_t i = 0; t && i < t->n; i++) {
+	for (size_t i = indexed ? next_candidate(c, k, t->n) : 0; t && i < t->n;
+	     i = indexed ? next_candidate(c, k, t->n) : i + 1) {
 		const struct entry *e = t->order[i];
 		if (!host_score(e->hosts, host, &s))
 			continue;
@@ -980,6 +1201,18 @@ int ig_routes_match(const struct ig_listener_routes *t, size_t worker,
 					.rule_index = best->rule_index,
 					.match_index = best->match_index};
 	return 0;
+}
+
+int ig_routes_match(const struct ig_listener_routes *t, size_t worker,
+		    const struct ig_route_request *req, struct ig_route_result *out)
+{
+	return match(t, worker, req, out, true);
+}
+
+int ig_routes_match_walk(const struct ig_listener_routes *t, size_t worker,
+			 const struct ig_route_request *req, struct ig_route_result *out)
+{
+	return match(t, worker, req, out, false);
 }
 
 /* ---- backends ----------------------------------------------------------- */

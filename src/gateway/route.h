@@ -95,6 +95,10 @@ bool ig_routes_match_model(const struct ig_listener_routes *t);
  * same one at once get right answers but wait for each other. */
 int ig_routes_match(const struct ig_listener_routes *t, size_t worker,
 		    const struct ig_route_request *req, struct ig_route_result *out);
+/* The same answer found by walking every entry instead of the entries the
+ * index selects: what ig_routes_match must agree with (tests, fuzzing). */
+int ig_routes_match_walk(const struct ig_listener_routes *t, size_t worker,
+			 const struct ig_route_request *req, struct ig_route_result *out);
 
 /* A backendRef of the rule drawn by weight (weight 0 never chosen), or NULL
  * when the rule has no backendRefs or all weights are 0 (answer 500).

@@ -124,9 +124,17 @@ static const char *route_of(const struct ig_listener_routes *t, const char *host
 	}
 	va_end(ap);
 
-	struct ig_route_result res;
-	if (ig_routes_match(t, next_worker++ % (WORKERS + 1), &req, &res) != 0)
+	struct ig_route_result res, walked;
+	size_t w = next_worker++ % (WORKERS + 1);
+	int rc = ig_routes_match(t, w, &req, &res);
+	/* Every case also checks that the index finds what a walk of every
+	 * entry finds. */
+	assert_int_equal(ig_routes_match_walk(t, w, &req, &walked), rc);
+	if (rc != 0)
 		return "404";
+	assert_ptr_equal(walked.route, res.route);
+	assert_ptr_equal(walked.rule, res.rule);
+	assert_int_equal(walked.match_index, res.match_index);
 	assert_ptr_equal(res.rule, &res.route->rules[res.rule_index]);
 	snprintf(out, sizeof(out), "%s/%zu.%zu", res.route->meta.name, res.rule_index,
 		 res.match_index);
@@ -1233,6 +1241,122 @@ static void test_grpcroute_httproute_conflict(void **state)
 
 /* ---- backends ----------------------------------------------------------- */
 
+/* The index (precise hostnames and exact header values filing entries)
+ * against a walk of every entry: 300 routes of random hostnames (precise
+ * ones in any case, wildcards, none), paths, exact and regex headers, and
+ * 20,000 random requests. Then 1,000 model routes, one header value each,
+ * beside a walked route of higher precedence. */
+#define NRAND 300
+static uint64_t rnd_state = 0x9e3779b97f4a7c15u;
+static size_t rnd(size_t n)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return (size_t)(rnd_state % n);
+}
+
+static void test_index_agrees_with_walk(void **state)
+{
+	static const char *const hosts[] = {"a.example.com", "B.example.com", "c.example.com",
+					    "d.test", "e.test"};
+	static const char *const paths[] = {"/", "/v1", "/v1/completions", "/v1/chat"};
+	static const char *const models[] = {"m0", "m1", "m2", "m3", "m4", "m5", "m6"};
+	static struct ig_route_rule rules[NRAND];
+	static struct ig_route_match matches[NRAND][2];
+	static struct ig_header_match hdrs[NRAND][2][2];
+	static char *hostnames[NRAND][2];
+	static struct ig_httproute routes[NRAND];
+	static char names[NRAND][16];
+
+	for (size_t i = 0; i < NRAND; i++) {
+		size_t nm = 1 + rnd(2);
+		for (size_t m = 0; m < nm; m++) {
+			struct ig_route_match *mt = &matches[i][m];
+			*mt = (struct ig_route_match){.path_type =
+							  rnd(3) ? IG_PATH_PREFIX : IG_PATH_EXACT,
+						      .path = (char *)paths[rnd(N(paths))]};
+			size_t nh = rnd(3);
+			for (size_t h = 0; h < nh; h++) {
+				size_t kind = rnd(4);
+				hdrs[i][m][h] =
+				    kind == 0
+					? (struct ig_header_match)HDR_RE("x-tenant", "team-[a-c]")
+				    : kind == 1 ? (struct ig_header_match)HDR(
+						      "X-Env", rnd(2) ? "prod" : "dev")
+						: (struct ig_header_match)HDR(
+						      rnd(2) ? "X-Gateway-Model-Name"
+							     : "x-gateway-model-name",
+						      (char *)models[rnd(N(models))]);
+			}
+			mt->headers = hdrs[i][m];
+			mt->nheaders = nh;
+		}
+		rules[i] = (struct ig_route_rule){.matches = matches[i], .nmatches = nm};
+		size_t hk = rnd(4), nhosts = 0;
+		if (hk == 1)
+			hostnames[i][nhosts++] = "*.example.com";
+		else if (hk >= 2)
+			for (size_t h = 0; h < 1 + rnd(2); h++)
+				hostnames[i][nhosts++] = (char *)hosts[rnd(N(hosts))];
+		snprintf(names[i], sizeof names[i], "r%zu", i);
+		routes[i] = mkroute("default", names[i], NULL, &rules[i], 1);
+		routes[i].hostnames = hostnames[i];
+		routes[i].nhostnames = nhosts;
+	}
+	struct ig_listener_routes *t = build(routes, NRAND);
+	static const char *const req_hosts[] = {
+	    "a.example.com", "A.EXAMPLE.COM:8080", "b.example.com", "c.Example.com",
+	    "d.test",	     "x.example.com",	   "e.test:80",	    "other.org"};
+	for (int i = 0; i < 20000; i++) {
+		char line[64], env[32], model[48], tenant[32];
+		snprintf(line, sizeof line, "GET %s%s", paths[rnd(N(paths))], rnd(3) ? "" : "/x");
+		snprintf(env, sizeof env, "X-Env: %s", rnd(2) ? "prod" : "dev");
+		snprintf(model, sizeof model, "%s: %s",
+			 rnd(2) ? "x-gateway-model-name" : "X-GATEWAY-MODEL-NAME",
+			 models[rnd(N(models))]);
+		snprintf(tenant, sizeof tenant, "x-tenant: team-%c", (char)('a' + rnd(4)));
+		const char *h[3] = {NULL, NULL, NULL};
+		size_t nh = 0;
+		if (rnd(3))
+			h[nh++] = model;
+		if (rnd(2))
+			h[nh++] = env;
+		if (rnd(2))
+			h[nh++] = tenant;
+		route_of(t, req_hosts[rnd(N(req_hosts))], line, h[0], h[1], h[2], NULL);
+	}
+	ig_routes_free(t);
+
+	/* 1,000 model routes, and an exact path without headers above them. */
+	static struct ig_route_rule mrules[1001];
+	static struct ig_route_match mmatch[1001];
+	static struct ig_header_match mhdr[1001];
+	static struct ig_httproute mroutes[1001];
+	static char mnames[1001][16], mvalues[1001][16];
+	for (size_t i = 0; i < 1000; i++) {
+		snprintf(mnames[i], sizeof mnames[i], "m%zu", i);
+		snprintf(mvalues[i], sizeof mvalues[i], "model-%zu", i);
+		mhdr[i] = (struct ig_header_match)HDR("X-Gateway-Model-Name", mvalues[i]);
+		mmatch[i] =
+		    (struct ig_route_match){PREFIX("/"), .headers = &mhdr[i], .nheaders = 1};
+		mrules[i] = (struct ig_route_rule){.matches = &mmatch[i], .nmatches = 1};
+		mroutes[i] = mkroute("default", mnames[i], NULL, &mrules[i], 1);
+	}
+	mmatch[1000] = (struct ig_route_match){EXACT("/health")};
+	mrules[1000] = (struct ig_route_rule){.matches = &mmatch[1000], .nmatches = 1};
+	mroutes[1000] = mkroute("default", "health", NULL, &mrules[1000], 1);
+	t = build(mroutes, 1001);
+	assert_string_equal(GET(t, "/v1/completions", "X-Gateway-Model-Name: model-999"),
+			    "m999/0.0");
+	assert_string_equal(GET(t, "/v1/completions", "x-gateway-model-name: model-0"), "m0/0.0");
+	assert_string_equal(GET(t, "/health", "X-Gateway-Model-Name: model-7"), "health/0.0");
+	assert_string_equal(GET(t, "/v1/completions", "X-Gateway-Model-Name: model-1000"), "404");
+	assert_string_equal(GET(t, "/v1/completions", "X-Gateway-Model-Name: Model-7"), "404");
+	assert_string_equal(GET(t, "/v1/completions"), "404");
+	ig_routes_free(t);
+}
+
 static void test_pick_backend_weights(void **state)
 {
 	struct ig_backend_ref b[] = {
@@ -1326,6 +1450,7 @@ int main(void)
 	    cmocka_unit_test(test_empty_table),
 	    cmocka_unit_test(test_grpcroute_precedence),
 	    cmocka_unit_test(test_grpcroute_httproute_conflict),
+	    cmocka_unit_test(test_index_agrees_with_walk),
 	    cmocka_unit_test(test_pick_backend_weights),
 	    cmocka_unit_test(test_pick_backend_even),
 	    cmocka_unit_test(test_pick_backend_degenerate),
