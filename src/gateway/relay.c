@@ -604,6 +604,8 @@ static int on_sse_data(void *ud, const char *data, size_t len)
  * type compares without regard to case (RFC 9110 §8.3.1). */
 static bool is_event_stream(struct ig_str v)
 {
+	if (v.len < 17) /* application/json, at once */
+		return false;
 	v = ig_str_trim(v);
 	const char *semi = memchr(v.ptr, ';', v.len);
 	if (semi)
