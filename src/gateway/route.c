@@ -5,13 +5,15 @@
  * request-independent part of the Gateway API precedence. Matching then
  * walks that order once and allocates nothing.
  *
- * The walk skips what cannot match without looking at it: an entry whose
- * hostnames are all precise is filed under each of them, one that must
- * have a header of an exact value (X-Gateway-Model-Name for a model's
- * rule) under that header and value, and the rest are walked. A request
- * merges, in precedence order, the walked entries with those filed under
- * its host and under its headers' values: with 1,000 routes for 1,000
- * models or hostnames, a request looks at a few entries, not 1,000. */
+ * The walk skips what cannot match without looking at it: an entry with
+ * hostnames is filed under each of them (a wildcard as written), one that
+ * serves any hostname but must have a header of an exact value
+ * (X-Gateway-Model-Name for a model's rule) under that header and value,
+ * and the rest are walked. A request merges, in precedence order, the
+ * walked entries with those filed under its host, under the wildcards
+ * that could cover it and under its headers' values: with 1,000 routes
+ * for 1,000 models or hostnames, a request looks at a few entries, not
+ * 1,000. */
 #include "gateway/route.h"
 
 #include "http/parse.h"
@@ -143,7 +145,7 @@ struct ig_listener_routes {
 	size_t nwalk;
 	struct key_bucket *keys;
 	size_t nkeys, keys_cap;
-	bool host_keys;
+	bool host_keys, wild_keys; /* some entry filed by hostname, by a wildcard */
 	struct ig_str *key_names;
 	size_t nkey_names;
 };
@@ -783,6 +785,8 @@ static int key_add(struct ig_listener_routes *t, bool host, struct ig_str name, 
 {
 	uint64_t hash = key_hash(host, name, value);
 	struct key_bucket *b = key_slot(t, hash, host, name, value);
+	if (b->n && b->pos[b->n - 1] == pos)
+		return 0; /* a hostname the route names twice */
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 2;
 		uint32_t *v = realloc(b->pos, cap * sizeof *v);
@@ -808,14 +812,11 @@ static const struct value_pred *exact_header(const struct entry *e)
 	return NULL;
 }
 
-static bool precise_hosts(const struct host_set *hs)
+/* Whether an entry is filed under its hostnames: only one serving any
+ * hostname is not. */
+static bool hosts_filed(const struct host_set *hs)
 {
-	if (hs->any || !hs->n)
-		return false;
-	for (size_t i = 0; i < hs->n; i++)
-		if (is_wildcard(hs->names[i]))
-			return false;
-	return true;
+	return !hs->any && hs->n;
 }
 
 static int key_name_add(struct ig_listener_routes *t, struct ig_str name)
@@ -837,7 +838,7 @@ static int index_build(struct ig_listener_routes *t)
 {
 	size_t want = 0;
 	for (size_t i = 0; i < t->n; i++)
-		want += precise_hosts(t->order[i]->hosts) ? t->order[i]->hosts->n : 1;
+		want += hosts_filed(t->order[i]->hosts) ? t->order[i]->hosts->n : 1;
 	t->keys_cap = 4;
 	while (t->keys_cap < 2 * want)
 		t->keys_cap *= 2;
@@ -848,12 +849,15 @@ static int index_build(struct ig_listener_routes *t)
 	for (size_t i = 0; i < t->n; i++) {
 		const struct entry *e = t->order[i];
 		const struct value_pred *h;
-		if (precise_hosts(e->hosts)) {
+		if (hosts_filed(e->hosts)) {
 			t->host_keys = true;
-			for (size_t j = 0; j < e->hosts->n; j++)
+			for (size_t j = 0; j < e->hosts->n; j++) {
+				if (is_wildcard(e->hosts->names[j]))
+					t->wild_keys = true;
 				if (key_add(t, true, (struct ig_str){"", 0}, e->hosts->names[j],
 					    (uint32_t)i) < 0)
 					return -1;
+			}
 		} else if ((h = exact_header(e))) {
 			if (key_name_add(t, h->name) < 0 ||
 			    key_add(t, false, h->name, h->value, (uint32_t)i) < 0)
@@ -1119,46 +1123,78 @@ static struct ig_str strip_port(struct ig_str h)
 }
 
 /* The lists of positions a request merges: the walked entries and the
- * buckets its host and headers select. At most 2 + MAX_KEY_NAMES lists;
- * a table keyed by more header names walks the entries of the rest. */
+ * buckets its host, the wildcards that cover it and its headers select.
+ * A table keyed by more than MAX_KEY_NAMES header names, or a host with
+ * more than MAX_WILD_LOOKUPS labels before its last or longer than a DNS
+ * name, walks every entry instead. */
 #define MAX_KEY_NAMES 6
+#define MAX_WILD_LOOKUPS 8
+#define MAX_LISTS (2 + MAX_WILD_LOOKUPS + MAX_KEY_NAMES)
 struct cursor {
 	const uint32_t *v;
 	size_t n;
 };
 
-static size_t candidate_lists(const struct ig_listener_routes *t, struct ig_str host,
-			      const struct ig_route_request *req, struct cursor *c)
+static void add_list(const struct key_bucket *b, struct cursor *c, size_t *k)
+{
+	if (b)
+		c[(*k)++] = (struct cursor){b->pos, b->n};
+}
+
+/* The lists, or -1: walk every entry. */
+static ssize_t candidate_lists(const struct ig_listener_routes *t, struct ig_str host,
+			       const struct ig_route_request *req, struct cursor *c)
 {
 	size_t k = 0;
-	const struct key_bucket *b;
+	if (t->nkey_names > MAX_KEY_NAMES)
+		return -1;
 	c[k++] = (struct cursor){t->walk, t->nwalk};
-	if (t->host_keys && (b = key_find(t, true, (struct ig_str){"", 0}, host)))
-		c[k++] = (struct cursor){b->pos, b->n};
+	if (t->host_keys)
+		add_list(key_find(t, true, (struct ig_str){"", 0}, host), c, &k);
+	/* "*.suffix" covers host when host ends in ".suffix" after a
+	 * non-empty label (wildcard_covers): one lookup per such dot. */
+	if (t->wild_keys && host.len && host.ptr[0] != '.') {
+		char key[256];
+		size_t n = 0;
+		if (host.len >= sizeof key)
+			return -1;
+		for (size_t i = 1; i < host.len; i++) {
+			if (host.ptr[i] != '.' || host.ptr[i - 1] == '.')
+				continue;
+			if (++n > MAX_WILD_LOOKUPS)
+				return -1;
+			key[0] = '*';
+			memcpy(key + 1, host.ptr + i, host.len - i);
+			add_list(key_find(t, true, (struct ig_str){"", 0},
+					  (struct ig_str){key, host.len - i + 1}),
+				 c, &k);
+		}
+	}
 	for (size_t i = 0; i < t->nkey_names; i++) {
 		const struct ig_http_header *h = NULL;
 		for (size_t j = 0; j < req->nheaders && !h; j++)
 			if (ig_str_ieq(req->headers[j].name, t->key_names[i]))
 				h = &req->headers[j];
-		if (h && (b = key_find(t, false, t->key_names[i], h->value)))
-			c[k++] = (struct cursor){b->pos, b->n};
+		if (h)
+			add_list(key_find(t, false, t->key_names[i], h->value), c, &k);
 	}
-	return k;
+	return (ssize_t)k;
 }
 
-/* The smallest position left in the lists, taken; t->n when none is. */
+/* The smallest position left in the lists, taken from every list that
+ * holds it (an entry filed under a hostname and a wildcard covering it
+ * is in two); `none` when the lists are empty. */
 static size_t next_candidate(struct cursor *c, size_t k, size_t none)
 {
-	size_t best = none, at = k;
+	size_t best = none;
 	for (size_t i = 0; i < k; i++)
-		if (c[i].n && c[i].v[0] < best) {
+		if (c[i].n && c[i].v[0] < best)
 			best = c[i].v[0];
-			at = i;
+	for (size_t i = 0; i < k; i++)
+		if (c[i].n && c[i].v[0] == best) {
+			c[i].v++;
+			c[i].n--;
 		}
-	if (at < k) {
-		c[at].v++;
-		c[at].n--;
-	}
 	return best;
 }
 
@@ -1169,14 +1205,15 @@ static int match(const struct ig_listener_routes *t, size_t worker,
 	size_t w = t ? worker % t->workers : 0;
 	const struct entry *best = NULL;
 	struct host_score best_score = {0}, s;
-	struct cursor c[2 + MAX_KEY_NAMES];
+	struct cursor c[MAX_LISTS];
 	size_t k = 0;
-	/* With no key, or past MAX_KEY_NAMES header names, every entry is
-	 * walked. */
-	bool indexed = use_index && t && t->nkeys && t->nkey_names <= MAX_KEY_NAMES;
+	bool indexed = use_index && t && t->nkeys; /* a table without keys is walked */
 
-	if (indexed)
-		k = candidate_lists(t, host, req, c);
+	if (indexed) {
+		ssize_t n = candidate_lists(t, host, req, c);
+		indexed = n >= 0;
+		k = n >= 0 ? (size_t)n : 0;
+	}
 	/* t->order is sorted by every step but the first, so the winner is the
 	 * first matching entry among those with the best hostname score: a
 	 * later entry takes over only with a strictly better score. */

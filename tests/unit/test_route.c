@@ -1258,8 +1258,9 @@ static size_t rnd(size_t n)
 
 static void test_index_agrees_with_walk(void **state)
 {
-	static const char *const hosts[] = {"a.example.com", "B.example.com", "c.example.com",
-					    "d.test", "e.test"};
+	static const char *const hosts[] = {"a.example.com",   "B.example.com", "c.example.com",
+					    "d.test",	       "e.test",	"*.example.com",
+					    "*.B.example.com", "*.test"};
 	static const char *const paths[] = {"/", "/v1", "/v1/completions", "/v1/chat"};
 	static const char *const models[] = {"m0", "m1", "m2", "m3", "m4", "m5", "m6"};
 	static struct ig_route_rule rules[NRAND];
@@ -1293,21 +1294,32 @@ static void test_index_agrees_with_walk(void **state)
 			mt->nheaders = nh;
 		}
 		rules[i] = (struct ig_route_rule){.matches = matches[i], .nmatches = nm};
-		size_t hk = rnd(4), nhosts = 0;
-		if (hk == 1)
-			hostnames[i][nhosts++] = "*.example.com";
-		else if (hk >= 2)
-			for (size_t h = 0; h < 1 + rnd(2); h++)
-				hostnames[i][nhosts++] = (char *)hosts[rnd(N(hosts))];
+		size_t nhosts = rnd(3);
+		for (size_t h = 0; h < nhosts; h++)
+			hostnames[i][h] = (char *)hosts[rnd(N(hosts))];
 		snprintf(names[i], sizeof names[i], "r%zu", i);
 		routes[i] = mkroute("default", names[i], NULL, &rules[i], 1);
 		routes[i].hostnames = hostnames[i];
 		routes[i].nhostnames = nhosts;
 	}
 	struct ig_listener_routes *t = build(routes, NRAND);
-	static const char *const req_hosts[] = {
-	    "a.example.com", "A.EXAMPLE.COM:8080", "b.example.com", "c.Example.com",
-	    "d.test",	     "x.example.com",	   "e.test:80",	    "other.org"};
+	static const char *const req_hosts[] = {"a.example.com",
+						"A.EXAMPLE.COM:8080",
+						"b.example.com",
+						"c.Example.com",
+						"d.test",
+						"x.example.com",
+						"e.test:80",
+						"other.org",
+						"a.b.example.com",
+						"x.y.B.example.com",
+						"example.com",
+						".example.com",
+						"a..example.com",
+						"*.example.com",
+						"a.b.c.d.e.f.g.h.i.j.example.com",
+						"x.test.",
+						""};
 	for (int i = 0; i < 20000; i++) {
 		char line[64], env[32], model[48], tenant[32];
 		snprintf(line, sizeof line, "GET %s%s", paths[rnd(N(paths))], rnd(3) ? "" : "/x");
