@@ -1568,16 +1568,6 @@ static int append_date(struct ig_buf *o, const struct ig_http_header *hdrs, size
 	return rc;
 }
 
-/* The decimal digits of v, at the end of tmp; returns where they start. */
-static char *decimal(char tmp[static 20], uint64_t v)
-{
-	char *p = tmp + 20;
-	do
-		*--p = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	return p;
-}
-
 static char *put(char *w, const void *p, size_t n)
 {
 	if (n)
@@ -1658,7 +1648,7 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 	int minor = ex->req.minor_version;
 	bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
 	char st[20], cl[20];
-	const char *stp = decimal(st, (uint64_t)status);
+	const char *stp = ig_srv_decimal(st, (uint64_t)status);
 	struct head h = {.status = {stp, (size_t)(st + sizeof st - stp)},
 			 .text = lit(ig_http_status_text(status)),
 			 .content_type = content_type ? lit(content_type) : (struct ig_str){0},
@@ -1672,7 +1662,8 @@ static int append_head(struct ig_http_conn *c, int status, const char *content_t
 	c->resp_chunked = false;
 	c->resp_close_delimited = false;
 	if (content_length >= 0) {
-		const char *clp = bodyless ? cl + sizeof cl : decimal(cl, (uint64_t)content_length);
+		const char *clp =
+		    bodyless ? cl + sizeof cl : ig_srv_decimal(cl, (uint64_t)content_length);
 		h.content_length = (struct ig_str){clp, (size_t)(cl + sizeof cl - clp)};
 	} else if (minor >= 1) {
 		h.framing = lit("Transfer-Encoding: chunked\r\n");

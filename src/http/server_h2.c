@@ -207,7 +207,7 @@ static void stream_free(struct ig_h2 *h, struct ig_h2_stream *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	if (--h->nstreams == 0)
-		h->idle_ns = ig_now_ns();
+		h->idle_ns = now_of(h);
 	ig_buf_free(&st->ex.body);
 	ig_buf_free(&st->out);
 	ig_arena_free(&st->arena);
@@ -1194,10 +1194,13 @@ static int submit(struct ig_h2_stream *st, int status, const char *content_type,
 	size_t total = n + ex->nresp_extra;
 	/* Besides the fields: :status, date, content-type, content-length. */
 	nghttp2_nv *nva = ig_arena_alloc(&st->arena, (total + 4) * sizeof *nva);
-	char *status_s = ig_arena_alloc(&st->arena, 8), *len_s = ig_arena_alloc(&st->arena, 24);
+	char *status_s = ig_arena_alloc(&st->arena, 3), *len_s = ig_arena_alloc(&st->arena, 20);
 	if (!nva || !status_s || !len_s)
 		return -1;
-	snprintf(status_s, 8, "%03d", status % 1000);
+	unsigned code = status >= 0 ? (unsigned)status % 1000 : 0;
+	status_s[0] = (char)('0' + code / 100);
+	status_s[1] = (char)('0' + code / 10 % 10);
+	status_s[2] = (char)('0' + code % 10);
 	size_t k = 0;
 	nva[k++] = nv_of(":status", 7, status_s, 3);
 	/* RFC 9110 §6.6.1, unless the response has one (a pod's stays). The
@@ -1226,8 +1229,8 @@ static int submit(struct ig_h2_stream *st, int status, const char *content_type,
 	/* An empty body needs no length: END_STREAM on the HEADERS says it
 	 * (and a gRPC client would take the field for trailing metadata). */
 	if (content_length > 0 || (content_length == 0 && head && !bodyless)) {
-		int l = snprintf(len_s, 24, "%lld", (long long)content_length);
-		nva[k++] = nv_of("content-length", 14, len_s, (size_t)l);
+		const char *d = ig_srv_decimal(len_s, (uint64_t)content_length);
+		nva[k++] = nv_of("content-length", 14, d, (size_t)(len_s + 20 - d));
 	}
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
 	/* No body: END_STREAM goes on the HEADERS frame (a gRPC

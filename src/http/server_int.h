@@ -124,4 +124,15 @@ bool ig_srv_authority_ok(struct ig_str v);
  * an invalid path (400). */
 int ig_srv_normalize_path(struct ig_arena *a, struct ig_http_request *r);
 
+/* The decimal digits of v, at the end of tmp; returns where they start
+ * (a response head's status and Content-Length, without printf). */
+static inline char *ig_srv_decimal(char tmp[static 20], uint64_t v)
+{
+	char *p = tmp + 20;
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return p;
+}
+
 #endif
