@@ -681,15 +681,33 @@ def test_pod_killed_probe_reset(procs, tmp_path, fakes):
 
 # ---- usage read from what pods answer ----
 
-def metric_sum(c, name):
-    """The _sum of a histogram family over its series, from /metrics."""
+def metric_total(c, series):
+    """The values of every series whose name starts with `series`, summed,
+    from /metrics."""
     status, _, data = call(c.admin, "/metrics")
     assert status == 200
-    total = 0.0
-    for line in data.decode().splitlines():
-        if line.startswith(name + "_sum"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return sum(float(line.rsplit(" ", 1)[1]) for line in data.decode().splitlines()
+               if line.startswith(series))
+
+
+def metric_sum(c, name):
+    """The _sum of a histogram family over its series."""
+    return metric_total(c, name + "_sum")
+
+
+def metric_count(c, name):
+    """The _count of a histogram family over its series."""
+    return metric_total(c, name + "_count")
+
+
+def assert_tokens(c, out, inp):
+    """The token histograms come to out and inp (a request is recorded
+    once its answer ended)."""
+    deadline = time.monotonic() + 3
+    while metric_sum(c, "inference_model_output_tokens") != out and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric_sum(c, "inference_model_output_tokens") == out
+    assert metric_sum(c, "inference_model_input_tokens") == inp
 
 
 @pytest.mark.parametrize("space", [True, False], ids=["data-space", "data-nospace"])
@@ -705,20 +723,8 @@ def test_usage_from_streams(procs, tmp_path, fakes, space):
                        "stream": True}).encode()
     status, _, data = call(c.base, "/v1/completions", raw=body)
     assert status == 200 and data.count(b"data:") == 5, data
-    deadline = time.monotonic() + 3
-    while metric_sum(c, "inference_model_output_tokens") != 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert metric_sum(c, "inference_model_output_tokens") == 4
-    assert metric_sum(c, "inference_model_input_tokens") == 17
+    assert_tokens(c, 4, 17)
     c.stop()
-
-
-def metric_count(c, name):
-    """The _count of a histogram family over its series, from /metrics."""
-    status, _, data = call(c.admin, "/metrics")
-    assert status == 200
-    return sum(float(line.rsplit(" ", 1)[1]) for line in data.decode().splitlines()
-               if line.startswith(name + "_count"))
 
 
 @pytest.mark.parametrize("ctype", [b"Text/Event-Stream; charset=utf-8", b"TEXT/EVENT-STREAM"])
@@ -737,11 +743,7 @@ def test_usage_from_streams_any_case(procs, tmp_path, fakes, ctype):
     body = json.dumps({"model": "tweet-summary", "prompt": "p", "stream": True}).encode()
     status, _, data = call(c.base, "/v1/completions", raw=body)
     assert status == 200 and data.count(b"data:") == 3, data
-    deadline = time.monotonic() + 3
-    while metric_sum(c, "inference_model_output_tokens") != 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert metric_sum(c, "inference_model_output_tokens") == 3
-    assert metric_sum(c, "inference_model_input_tokens") == 7
+    assert_tokens(c, 3, 7)
     c.stop()
 
 
@@ -756,8 +758,7 @@ def test_usage_from_json_with_decoys(procs, tmp_path, fakes):
     status, _, data, _, _ = completion(c)
     assert status == 200 and len(data) > 20000
     assert json.loads(data)["usage"]["completion_tokens"] == 7
-    assert metric_sum(c, "inference_model_output_tokens") == 7
-    assert metric_sum(c, "inference_model_input_tokens") == 11
+    assert_tokens(c, 7, 11)
     c.stop()
 
 
