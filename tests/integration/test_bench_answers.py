@@ -111,6 +111,17 @@ def test_reasoning_and_tool_calls_are_output(pod, tmp_path):
     assert st["latency_ms"]["tpot"]["n"] == 2
 
 
+def test_stream_media_type_in_any_case(pod, tmp_path):
+    """Content-Type: Text/Event-Stream is a stream like text/event-stream
+    (RFC 9110 §8.3.1): its chunks are the tokens, not a body to parse."""
+    answer = stream(cmpl(" w"), cmpl(" x"), usage(3, 2)).replace(
+        b"text/event-stream", b"Text/Event-Stream; charset=utf-8")
+    pod.set("raw", keep=True, data=answer)
+    st, rows = run(pod, tmp_path)
+    assert st["ok"] == 2, st
+    assert [q["chunks"] for q in rows] == ["2", "2"]
+
+
 def test_input_tokens_come_from_usage(pod, tmp_path):
     # A chat template adds tokens the bench's word count does not know of.
     pod.set("raw", keep=True, data=stream(ROLE, chat({"content": " w"}), usage(17, 1)))
