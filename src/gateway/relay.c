@@ -529,19 +529,25 @@ static bool chunk_has_output(const char *data, size_t len)
  * "choices") without output is one. So are the events the Responses API
  * sends before any output: vLLM writes response.created and
  * response.in_progress (OpenAI also response.queued) as soon as the
- * request is accepted, then response.output_item.added and
- * response.content_part.added before the first delta; and those of
+ * request is accepted, then the ones that add an item or a part
+ * (response.output_item.added, response.content_part.added, a reasoning
+ * model's response.reasoning_part.added, OpenAI's
+ * response.reasoning_summary_part.added: every "*.added") or say a tool
+ * call is under way (response.mcp_call.in_progress) before the first
+ * delta; and those of
  * Anthropic's Messages API before its first content_block_delta:
  * message_start, content_block_start and ping. Such an event holds one of
  * those names as a JSON string (its type); no other event does, since a
  * quote inside a string is escaped, so a scan finds it without parsing
  * the object the event carries (instructions and all). This runs only
  * until the first output, on a few events. */
+static bool ends_with(const char *p, size_t n, struct ig_str tail)
+{
+	return n >= tail.len && memcmp(p + n - tail.len, tail.ptr, tail.len) == 0;
+}
+
 static bool before_output(const char *data, size_t len)
 {
-	static const struct ig_str names[] = {IG_STR("created\""), IG_STR("in_progress\""),
-					      IG_STR("queued\""), IG_STR("output_item.added\""),
-					      IG_STR("content_part.added\"")};
 	static const struct ig_str messages[] = {
 	    IG_STR("\"message_start\""), IG_STR("\"content_block_start\""), IG_STR("\"ping\"")};
 	if (memmem(data, len, "\"choices\"", 9))
@@ -549,10 +555,14 @@ static bool before_output(const char *data, size_t len)
 	const char *p = data, *end = data + len;
 	while ((p = memmem(p, (size_t)(end - p), "\"response.", 10))) {
 		p += 10;
-		for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-			if ((size_t)(end - p) >= names[i].len &&
-			    memcmp(p, names[i].ptr, names[i].len) == 0)
-				return true;
+		const char *q = memchr(p, '"', (size_t)(end - p));
+		if (!q)
+			break;
+		size_t n = (size_t)(q - p);
+		if ((n == 7 && memcmp(p, "created", 7) == 0) ||
+		    (n == 6 && memcmp(p, "queued", 6) == 0) ||
+		    ends_with(p, n, IG_STR("in_progress")) || ends_with(p, n, IG_STR(".added")))
+			return true;
 	}
 	if (memmem(data, len, "\"content_block_delta\"", 21))
 		return false;

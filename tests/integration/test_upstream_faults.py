@@ -1025,8 +1025,19 @@ def sse_chunk(*events):
        "part": {"type": "output_text", "text": ""}}],
      {"type": "response.output_text.delta", "output_index": 0, "content_index": 0,
       "delta": "hi"}),
+    # A reasoning model's Responses stream: the reasoning item and its
+    # (summary) part are added before the first reasoning delta.
+    ([{"type": "response.created", "response": {"id": "r", "status": "in_progress"}},
+      {"type": "response.output_item.added", "output_index": 0,
+       "item": {"type": "reasoning", "summary": []}},
+      {"type": "response.reasoning_part.added", "output_index": 0, "content_index": 0,
+       "part": {"type": "reasoning_text", "text": ""}},
+      {"type": "response.reasoning_summary_part.added", "output_index": 0, "summary_index": 0,
+       "part": {"type": "summary_text", "text": ""}}],
+     {"type": "response.reasoning_text.delta", "output_index": 0, "content_index": 0,
+      "delta": "hmm"}),
 ], ids=["chat-role", "completions-empty-text", "tool-call", "reasoning", "anthropic",
-        "responses"])
+        "responses", "responses-reasoning"])
 def test_ttft_skips_events_without_output(procs, tmp_path, fakes, first, later):
     """The access log's ttft_ms is the time to the first event with output:
     a chat stream's role chunk or an empty text, sent with the head, is
