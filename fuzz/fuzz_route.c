@@ -363,8 +363,13 @@ static void route_hostnames(const char *p, const char *end)
 	if (!t || ig_routes_count(t) > 1)
 		abort();
 	struct ig_route_request req = {.method = IG_STR("GET"), .path = IG_STR("/"), .host = host};
-	struct ig_route_result res;
-	if (ig_routes_match(t, 0, &req, &res) == 0 && (res.route != &r || res.rule != &rule))
+	struct ig_route_result res, walked;
+	int rc = ig_routes_match(t, 0, &req, &res);
+	if (rc == 0 && (res.route != &r || res.rule != &rule))
+		abort();
+	/* The index, on hostnames the input chose, finds what a walk finds. */
+	if (ig_routes_match_walk(t, 0, &req, &walked) != rc ||
+	    (rc == 0 && (walked.route != res.route || walked.rule != res.rule)))
 		abort();
 	ig_routes_free(t);
 	for (size_t i = 0; i < N(names); i++)

@@ -145,7 +145,8 @@ struct ig_listener_routes {
 	size_t nwalk;
 	struct key_bucket *keys;
 	size_t nkeys, keys_cap;
-	bool host_keys, wild_keys; /* some entry filed by hostname, by a wildcard */
+	bool host_keys;	   /* some entry is filed by hostname */
+	size_t wild_depth; /* the most labels a filed wildcard covers with ("*.a.b": 2) */
 	struct ig_str *key_names;
 	size_t nkey_names;
 };
@@ -749,33 +750,54 @@ static unsigned char fold(char c)
 	return (unsigned char)(u - 'A') < 26 ? u | 0x20 : u;
 }
 
+/* A key: a hostname (`host`, its value compared without regard to case,
+ * and read as "*" followed by it when `star`, so that a request's host
+ * suffix is looked up as the wildcard that covers it without a copy), or
+ * a header's name and exact value. */
+struct key {
+	bool host, star;
+	struct ig_str name, value;
+};
+
 /* FNV-1a over the header name and the value, case folded where the
  * comparison ignores case (names, hostnames). */
-static uint64_t key_hash(bool host, struct ig_str name, struct ig_str value)
+static uint64_t key_hash(const struct key *k)
 {
-	uint64_t h = host ? 0x9e3779b97f4a7c15u : 0xcbf29ce484222325u;
-	for (size_t i = 0; i < name.len; i++)
-		h = (h ^ fold(name.ptr[i])) * 0x100000001b3u;
+	uint64_t h = k->host ? 0x9e3779b97f4a7c15u : 0xcbf29ce484222325u;
+	for (size_t i = 0; i < k->name.len; i++)
+		h = (h ^ fold(k->name.ptr[i])) * 0x100000001b3u;
 	h = (h ^ 0xff) * 0x100000001b3u;
-	for (size_t i = 0; i < value.len; i++)
-		h = (h ^ (host ? fold(value.ptr[i]) : (unsigned char)value.ptr[i])) *
+	if (k->star)
+		h = (h ^ '*') * 0x100000001b3u;
+	for (size_t i = 0; i < k->value.len; i++)
+		h = (h ^ (k->host ? fold(k->value.ptr[i]) : (unsigned char)k->value.ptr[i])) *
 		    0x100000001b3u;
 	return h ^ (h >> 29);
 }
 
+static bool key_is(const struct key_bucket *b, const struct key *k)
+{
+	if (b->host != k->host)
+		return false;
+	if (!k->host)
+		return ig_str_eq(b->value, k->value) && ig_str_ieq(b->name, k->name);
+	if (!k->star)
+		return ig_str_ieq(b->value, k->value);
+	return b->value.len == k->value.len + 1 && b->value.ptr[0] == '*' &&
+	       ig_str_ieq((struct ig_str){b->value.ptr + 1, k->value.len}, k->value);
+}
+
 /* The bucket of a key: the one holding it, or the free slot it would
  * take. keys_cap is a power of two, never full. */
-static struct key_bucket *key_slot(const struct ig_listener_routes *t, uint64_t hash, bool host,
-				   struct ig_str name, struct ig_str value)
+static struct key_bucket *key_slot(const struct ig_listener_routes *t, uint64_t hash,
+				   const struct key *k)
 {
 	size_t mask = t->keys_cap - 1;
 	for (size_t i = hash & mask;; i = (i + 1) & mask) {
 		struct key_bucket *b = &t->keys[i];
 		if (!b->pos)
 			return b;
-		if (b->hash == hash && b->host == host &&
-		    (host ? ig_str_ieq(b->value, value)
-			  : ig_str_eq(b->value, value) && ig_str_ieq(b->name, name)))
+		if (b->hash == hash && key_is(b, k))
 			return b;
 	}
 }
@@ -783,8 +805,9 @@ static struct key_bucket *key_slot(const struct ig_listener_routes *t, uint64_t 
 static int key_add(struct ig_listener_routes *t, bool host, struct ig_str name, struct ig_str value,
 		   uint32_t pos)
 {
-	uint64_t hash = key_hash(host, name, value);
-	struct key_bucket *b = key_slot(t, hash, host, name, value);
+	struct key k = {.host = host, .name = name, .value = value};
+	uint64_t hash = key_hash(&k);
+	struct key_bucket *b = key_slot(t, hash, &k);
 	if (b->n && b->pos[b->n - 1] == pos)
 		return 0; /* a hostname the route names twice */
 	if (b->n == b->cap) {
@@ -812,24 +835,46 @@ static const struct value_pred *exact_header(const struct entry *e)
 	return NULL;
 }
 
-/* Whether an entry is filed under its hostnames: only one serving any
- * hostname is not. */
-static bool hosts_filed(const struct host_set *hs)
-{
-	return !hs->any && hs->n;
-}
-
+/* Whether entries may be filed under header `name`: one of the first
+ * MAX_KEY_NAMES names (a request looks up each), taken as they come;
+ * -1: out of memory. */
+#define MAX_KEY_NAMES 6
 static int key_name_add(struct ig_listener_routes *t, struct ig_str name)
 {
 	for (size_t i = 0; i < t->nkey_names; i++)
 		if (ig_str_ieq(t->key_names[i], name))
-			return 0;
+			return 1;
+	if (t->nkey_names == MAX_KEY_NAMES)
+		return 0;
 	struct ig_str *v = realloc(t->key_names, (t->nkey_names + 1) * sizeof *v);
 	if (!v)
 		return -1;
 	t->key_names = v;
 	t->key_names[t->nkey_names++] = name;
-	return 0;
+	return 1;
+}
+
+/* The labels after a wildcard's "*" ("*.a.example.com": 3). A request
+ * looks its host up under at most MAX_WILD_LOOKUPS of them. */
+#define MAX_WILD_LOOKUPS 8
+static size_t wild_labels(struct ig_str w)
+{
+	size_t n = 0;
+	for (size_t i = 1; i < w.len; i++)
+		n += w.ptr[i] == '.';
+	return n;
+}
+
+/* Whether an entry is filed under its hostnames: it has some, and no
+ * wildcard among them deeper than a request looks up. */
+static bool hosts_filed(const struct host_set *hs)
+{
+	if (hs->any || !hs->n)
+		return false;
+	for (size_t i = 0; i < hs->n; i++)
+		if (is_wildcard(hs->names[i]) && wild_labels(hs->names[i]) > MAX_WILD_LOOKUPS)
+			return false;
+	return true;
 }
 
 /* Files every entry of order[] (see the top). The buckets are sized for
@@ -848,19 +893,19 @@ static int index_build(struct ig_listener_routes *t)
 		return -1;
 	for (size_t i = 0; i < t->n; i++) {
 		const struct entry *e = t->order[i];
-		const struct value_pred *h;
+		const struct value_pred *h = NULL;
+		int named = 0;
 		if (hosts_filed(e->hosts)) {
 			t->host_keys = true;
 			for (size_t j = 0; j < e->hosts->n; j++) {
-				if (is_wildcard(e->hosts->names[j]))
-					t->wild_keys = true;
-				if (key_add(t, true, (struct ig_str){"", 0}, e->hosts->names[j],
-					    (uint32_t)i) < 0)
+				struct ig_str name = e->hosts->names[j];
+				if (is_wildcard(name) && wild_labels(name) > t->wild_depth)
+					t->wild_depth = wild_labels(name);
+				if (key_add(t, true, (struct ig_str){"", 0}, name, (uint32_t)i) < 0)
 					return -1;
 			}
-		} else if ((h = exact_header(e))) {
-			if (key_name_add(t, h->name) < 0 ||
-			    key_add(t, false, h->name, h->value, (uint32_t)i) < 0)
+		} else if ((h = exact_header(e)) && (named = key_name_add(t, h->name)) != 0) {
+			if (named < 0 || key_add(t, false, h->name, h->value, (uint32_t)i) < 0)
 				return -1;
 		} else {
 			t->walk[t->nwalk++] = (uint32_t)i;
@@ -869,10 +914,9 @@ static int index_build(struct ig_listener_routes *t)
 	return 0;
 }
 
-static const struct key_bucket *key_find(const struct ig_listener_routes *t, bool host,
-					 struct ig_str name, struct ig_str value)
+static const struct key_bucket *key_find(const struct ig_listener_routes *t, const struct key *k)
 {
-	const struct key_bucket *b = key_slot(t, key_hash(host, name, value), host, name, value);
+	const struct key_bucket *b = key_slot(t, key_hash(k), k);
 	return b->pos ? b : NULL;
 }
 
@@ -972,15 +1016,22 @@ static bool value_matches(const struct value_pred *v, size_t w, struct ig_str s)
 	return v->is_regex ? regex_full(v->re, w, s) : ig_str_eq(s, v->value);
 }
 
-/* The first request header of that name counts; an absent one never
- * matches. Joining repeats with commas would need a copy. */
+/* The first request header of that name counts (here and for the index);
+ * an absent one never matches. Joining repeats with commas would need a
+ * copy. */
+static const struct ig_http_header *first_header(const struct ig_route_request *req,
+						 struct ig_str name)
+{
+	for (size_t j = 0; j < req->nheaders; j++)
+		if (ig_str_ieq(req->headers[j].name, name))
+			return &req->headers[j];
+	return NULL;
+}
+
 static bool headers_match(const struct entry *e, size_t w, const struct ig_route_request *req)
 {
 	for (size_t i = 0; i < e->nheaders; i++) {
-		const struct ig_http_header *h = NULL;
-		for (size_t j = 0; j < req->nheaders && !h; j++)
-			if (ig_str_ieq(req->headers[j].name, e->headers[i].name))
-				h = &req->headers[j];
+		const struct ig_http_header *h = first_header(req, e->headers[i].name);
 		if (!h || !value_matches(&e->headers[i], w, h->value))
 			return false;
 	}
@@ -1123,12 +1174,13 @@ static struct ig_str strip_port(struct ig_str h)
 }
 
 /* The lists of positions a request merges: the walked entries and the
- * buckets its host, the wildcards that cover it and its headers select.
- * A table keyed by more than MAX_KEY_NAMES header names, or a host with
- * more than MAX_WILD_LOOKUPS labels before its last or longer than a DNS
- * name, walks every entry instead. */
-#define MAX_KEY_NAMES 6
-#define MAX_WILD_LOOKUPS 8
+ * buckets its host, the wildcards that can cover it and its headers
+ * select. A wildcard of d labels after its "*" covers a host that ends in
+ * those d labels after a label of its own (wildcard_covers), so a host is
+ * looked up as "*" and each of its suffixes that start at a dot after a
+ * label and have at most wild_depth labels: at most MAX_WILD_LOOKUPS of
+ * them, the shortest; a table with wildcards deeper than that walks them
+ * (index_build). */
 #define MAX_LISTS (2 + MAX_WILD_LOOKUPS + MAX_KEY_NAMES)
 struct cursor {
 	const uint32_t *v;
@@ -1141,44 +1193,32 @@ static void add_list(const struct key_bucket *b, struct cursor *c, size_t *k)
 		c[(*k)++] = (struct cursor){b->pos, b->n};
 }
 
-/* The lists, or -1: walk every entry. */
-static ssize_t candidate_lists(const struct ig_listener_routes *t, struct ig_str host,
-			       const struct ig_route_request *req, struct cursor *c)
+static size_t candidate_lists(const struct ig_listener_routes *t, struct ig_str host,
+			      const struct ig_route_request *req, struct cursor *c)
 {
 	size_t k = 0;
-	if (t->nkey_names > MAX_KEY_NAMES)
-		return -1;
 	c[k++] = (struct cursor){t->walk, t->nwalk};
 	if (t->host_keys)
-		add_list(key_find(t, true, (struct ig_str){"", 0}, host), c, &k);
-	/* "*.suffix" covers host when host ends in ".suffix" after a
-	 * non-empty label (wildcard_covers): one lookup per such dot. */
-	if (t->wild_keys && host.len && host.ptr[0] != '.') {
-		char key[256];
-		size_t n = 0;
-		if (host.len >= sizeof key)
-			return -1;
-		for (size_t i = 1; i < host.len; i++) {
-			if (host.ptr[i] != '.' || host.ptr[i - 1] == '.')
-				continue;
-			if (++n > MAX_WILD_LOOKUPS)
-				return -1;
-			key[0] = '*';
-			memcpy(key + 1, host.ptr + i, host.len - i);
-			add_list(key_find(t, true, (struct ig_str){"", 0},
-					  (struct ig_str){key, host.len - i + 1}),
-				 c, &k);
-		}
+		add_list(key_find(t, &(struct key){.host = true, .value = host}), c, &k);
+	size_t labels = 0;
+	for (size_t i = host.len; t->wild_depth && i-- > 1 && labels < t->wild_depth;) {
+		if (host.ptr[i] != '.')
+			continue;
+		labels++;
+		if (host.ptr[i - 1] == '.' || host.ptr[0] == '.')
+			continue; /* an empty label: no wildcard covers it */
+		struct ig_str suffix = {host.ptr + i, host.len - i};
+		add_list(key_find(t, &(struct key){.host = true, .star = true, .value = suffix}), c,
+			 &k);
 	}
 	for (size_t i = 0; i < t->nkey_names; i++) {
-		const struct ig_http_header *h = NULL;
-		for (size_t j = 0; j < req->nheaders && !h; j++)
-			if (ig_str_ieq(req->headers[j].name, t->key_names[i]))
-				h = &req->headers[j];
+		const struct ig_http_header *h = first_header(req, t->key_names[i]);
 		if (h)
-			add_list(key_find(t, false, t->key_names[i], h->value), c, &k);
+			add_list(
+			    key_find(t, &(struct key){.name = t->key_names[i], .value = h->value}),
+			    c, &k);
 	}
-	return (ssize_t)k;
+	return k;
 }
 
 /* The smallest position left in the lists, taken from every list that
@@ -1209,11 +1249,8 @@ static int match(const struct ig_listener_routes *t, size_t worker,
 	size_t k = 0;
 	bool indexed = use_index && t && t->nkeys; /* a table without keys is walked */
 
-	if (indexed) {
-		ssize_t n = candidate_lists(t, host, req, c);
-		indexed = n >= 0;
-		k = n >= 0 ? (size_t)n : 0;
-	}
+	if (indexed)
+		k = candidate_lists(t, host, req, c);
 	/* t->order is sorted by every step but the first, so the winner is the
 	 * first matching entry among those with the best hostname score: a
 	 * later entry takes over only with a strictly better score. */

@@ -1258,9 +1258,15 @@ static size_t rnd(size_t n)
 
 static void test_index_agrees_with_walk(void **state)
 {
-	static const char *const hosts[] = {"a.example.com",   "B.example.com", "c.example.com",
-					    "d.test",	       "e.test",	"*.example.com",
-					    "*.B.example.com", "*.test"};
+	/* The last wildcard is deeper than a request looks up: walked. */
+	static const char *const hosts[] = {
+	    "a.example.com",   "B.example.com", "c.example.com",
+	    "d.test",	       "e.test",	"*.example.com",
+	    "*.B.example.com", "*.test",	"*.b.c.d.e.f.g.h.i.j.example.com"};
+	/* Eight header names: past the six entries are filed by, the rest
+	 * are walked. */
+	static const char *const names8[] = {"x-h1", "x-h2", "X-H3", "x-h4",
+					     "x-h5", "x-h6", "x-h7", "x-h8"};
 	static const char *const paths[] = {"/", "/v1", "/v1/completions", "/v1/chat"};
 	static const char *const models[] = {"m0", "m1", "m2", "m3", "m4", "m5", "m6"};
 	static struct ig_route_rule rules[NRAND];
@@ -1279,16 +1285,19 @@ static void test_index_agrees_with_walk(void **state)
 						      .path = (char *)paths[rnd(N(paths))]};
 			size_t nh = rnd(3);
 			for (size_t h = 0; h < nh; h++) {
-				size_t kind = rnd(4);
+				size_t kind = rnd(5);
 				hdrs[i][m][h] =
 				    kind == 0
 					? (struct ig_header_match)HDR_RE("x-tenant", "team-[a-c]")
 				    : kind == 1 ? (struct ig_header_match)HDR(
 						      "X-Env", rnd(2) ? "prod" : "dev")
-						: (struct ig_header_match)HDR(
-						      rnd(2) ? "X-Gateway-Model-Name"
-							     : "x-gateway-model-name",
-						      (char *)models[rnd(N(models))]);
+				    : kind == 2
+					? (struct ig_header_match)HDR(
+					      (char *)names8[rnd(N(names8))], rnd(2) ? "1" : "2")
+					: (struct ig_header_match)HDR(
+					      rnd(2) ? "X-Gateway-Model-Name"
+						     : "x-gateway-model-name",
+					      (char *)models[rnd(N(models))]);
 			}
 			mt->headers = hdrs[i][m];
 			mt->nheaders = nh;
@@ -1318,17 +1327,21 @@ static void test_index_agrees_with_walk(void **state)
 						"a..example.com",
 						"*.example.com",
 						"a.b.c.d.e.f.g.h.i.j.example.com",
+						"a.b.c.d.e.f.g.h.i.j.k.l.example.com",
+						"z.b.c.d.e.f.g.h.i.j.example.com",
 						"x.test.",
 						""};
 	for (int i = 0; i < 20000; i++) {
-		char line[64], env[32], model[48], tenant[32];
+		char line[64], env[32], model[48], tenant[32], extra[16];
 		snprintf(line, sizeof line, "GET %s%s", paths[rnd(N(paths))], rnd(3) ? "" : "/x");
 		snprintf(env, sizeof env, "X-Env: %s", rnd(2) ? "prod" : "dev");
 		snprintf(model, sizeof model, "%s: %s",
 			 rnd(2) ? "x-gateway-model-name" : "X-GATEWAY-MODEL-NAME",
 			 models[rnd(N(models))]);
 		snprintf(tenant, sizeof tenant, "x-tenant: team-%c", (char)('a' + rnd(4)));
-		const char *h[3] = {NULL, NULL, NULL};
+		snprintf(extra, sizeof extra, "%s: %c", names8[rnd(N(names8))],
+			 (char)('1' + rnd(2)));
+		const char *h[4] = {NULL, NULL, NULL, NULL};
 		size_t nh = 0;
 		if (rnd(3))
 			h[nh++] = model;
@@ -1336,7 +1349,9 @@ static void test_index_agrees_with_walk(void **state)
 			h[nh++] = env;
 		if (rnd(2))
 			h[nh++] = tenant;
-		route_of(t, req_hosts[rnd(N(req_hosts))], line, h[0], h[1], h[2], NULL);
+		if (rnd(2))
+			h[nh++] = extra;
+		route_of(t, req_hosts[rnd(N(req_hosts))], line, h[0], h[1], h[2], h[3], NULL);
 	}
 	ig_routes_free(t);
 
