@@ -484,9 +484,7 @@ static int on_head(struct ig_http_client *c, const struct ig_http_response *res,
 	q->status = res->status;
 	const struct ig_http_header *ct =
 	    ig_http_find_header(res->headers, res->num_headers, "content-type");
-	/* A media type compares without regard to case (RFC 9110 §8.3.1). */
-	q->sse_mode = res->status == 200 && ct && ct->value.len >= 17 &&
-		      ig_str_ieq((struct ig_str){ct->value.ptr, 17}, IG_STR("text/event-stream"));
+	q->sse_mode = res->status == 200 && ct && ig_sse_media_type(ct->value);
 	ig_buf_init(&q->body, res->status == 200 ? MAX_BODY : MAX_ERROR_BODY);
 	return 0;
 }

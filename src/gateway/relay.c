@@ -610,19 +610,6 @@ static int on_sse_data(void *ud, const char *data, size_t len)
 
 /* ---- upstream callbacks ---- */
 
-/* Whether a Content-Type is text/event-stream, parameters aside: a media
- * type compares without regard to case (RFC 9110 §8.3.1). */
-static bool is_event_stream(struct ig_str v)
-{
-	if (v.len < 17) /* application/json, at once */
-		return false;
-	v = ig_str_trim(v);
-	const char *semi = memchr(v.ptr, ';', v.len);
-	if (semi)
-		v.len = (size_t)(semi - v.ptr);
-	return ig_str_ieq(ig_str_trim(v), IG_STR("text/event-stream"));
-}
-
 static bool hop_by_hop(struct ig_str name)
 {
 	static const struct ig_str names[] = {
@@ -1055,7 +1042,7 @@ void ig_req_relay_head(struct ig_req *p, const struct ig_http_response *res)
 			       IG_STR("access-control-")))
 			continue;
 		if (ig_str_ieq_cstr(res->headers[i].name, "content-type") &&
-		    is_event_stream(res->headers[i].value))
+		    ig_sse_media_type(res->headers[i].value))
 			p->sse = true;
 		note_grpc_status(p, &res->headers[i]);
 		hdrs[n++] = res->headers[i];

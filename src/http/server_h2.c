@@ -1194,15 +1194,12 @@ static int submit(struct ig_h2_stream *st, int status, const char *content_type,
 	size_t total = n + ex->nresp_extra;
 	/* Besides the fields: :status, date, content-type, content-length. */
 	nghttp2_nv *nva = ig_arena_alloc(&st->arena, (total + 4) * sizeof *nva);
-	char *status_s = ig_arena_alloc(&st->arena, 3), *len_s = ig_arena_alloc(&st->arena, 20);
+	char *status_s = ig_arena_alloc(&st->arena, 20), *len_s = ig_arena_alloc(&st->arena, 20);
 	if (!nva || !status_s || !len_s)
 		return -1;
-	unsigned code = status >= 0 ? (unsigned)status % 1000 : 0;
-	status_s[0] = (char)('0' + code / 100);
-	status_s[1] = (char)('0' + code / 10 % 10);
-	status_s[2] = (char)('0' + code % 10);
+	const char *code = ig_srv_decimal(status_s, (uint64_t)(status >= 0 ? status % 1000 : 0));
 	size_t k = 0;
-	nva[k++] = nv_of(":status", 7, status_s, 3);
+	nva[k++] = nv_of(":status", 7, code, (size_t)(status_s + 20 - code));
 	/* RFC 9110 §6.6.1, unless the response has one (a pod's stays). The
 	 * value is this thread's cached copy: nghttp2 copies every field it
 	 * is given without NGHTTP2_NV_FLAG_NO_COPY_VALUE. */

@@ -118,3 +118,14 @@ int ig_sse_feed(struct ig_sse *s, const char *p, size_t len, ig_sse_cb cb, void 
 	}
 	return rc;
 }
+
+bool ig_sse_media_type(struct ig_str v)
+{
+	if (v.len < 17) /* application/json, at once */
+		return false;
+	v = ig_str_trim(v);
+	const char *semi = memchr(v.ptr, ';', v.len);
+	if (semi)
+		v.len = (size_t)(semi - v.ptr);
+	return ig_str_ieq(ig_str_trim(v), IG_STR("text/event-stream"));
+}

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/str.h"
 
 /* The line ceiling a zero max_line stands for. */
 #define IG_SSE_DEFAULT_MAX_LINE (256u * 1024)
@@ -62,5 +63,9 @@ void ig_sse_init(struct ig_sse *s, size_t max_line, unsigned flags);
 int ig_sse_feed(struct ig_sse *s, const char *p, size_t len, ig_sse_cb cb, void *ud);
 
 void ig_sse_free(struct ig_sse *s);
+
+/* Whether a Content-Type value is text/event-stream, parameters aside; a
+ * media type compares without regard to case (RFC 9110 §8.3.1). */
+bool ig_sse_media_type(struct ig_str content_type);
 
 #endif

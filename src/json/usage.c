@@ -141,6 +141,13 @@ static int usage_member(const char *open, const char *close, const char *end, st
 	return 0;
 }
 
+static const char *ws_back(const char *start, const char *p)
+{
+	while (p > start && is_ws(p[-1]))
+		p--;
+	return p;
+}
+
 int ig_json_find_usage(const char *text, size_t len, struct ig_usage *out)
 {
 	const char *end = text + len, *p = end;
@@ -150,8 +157,7 @@ int ig_json_find_usage(const char *text, size_t len, struct ig_usage *out)
 	*out = (struct ig_usage){-1, -1, -1};
 	if (!text)
 		return -1;
-	while (p > text && is_ws(p[-1]))
-		p--;
+	p = ws_back(text, p);
 	if (p == text || *--p != '}')
 		return -1;
 	while (p > text) {
@@ -177,13 +183,6 @@ int ig_json_find_usage(const char *text, size_t len, struct ig_usage *out)
 	if (rc < 0)
 		*out = (struct ig_usage){-1, -1, -1};
 	return rc;
-}
-
-static const char *ws_back(const char *start, const char *p)
-{
-	while (p > start && is_ws(p[-1]))
-		p--;
-	return p;
 }
 
 bool ig_json_ends_with_null_usage(const char *text, size_t len)

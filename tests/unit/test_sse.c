@@ -302,6 +302,19 @@ static void test_stream_usage(void **state)
 	}
 }
 
+/* The media type, whatever its case and parameters (RFC 9110 §8.3.1). */
+static void test_media_type(void **state)
+{
+	(void)state;
+	assert_true(ig_sse_media_type(IG_STR("text/event-stream")));
+	assert_true(ig_sse_media_type(IG_STR("Text/Event-Stream; charset=utf-8")));
+	assert_true(ig_sse_media_type(IG_STR(" TEXT/EVENT-STREAM ;charset=UTF-8")));
+	assert_false(ig_sse_media_type(IG_STR("application/json")));
+	assert_false(ig_sse_media_type(IG_STR("text/event-streams")));
+	assert_false(ig_sse_media_type(IG_STR("text/event-stream-x; a=b")));
+	assert_false(ig_sse_media_type(IG_STR("")));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,6 +325,7 @@ int main(void)
 	    cmocka_unit_test(test_callback_stops),
 	    cmocka_unit_test(test_zero_copy_and_zeroed),
 	    cmocka_unit_test(test_stream_usage),
+	    cmocka_unit_test(test_media_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
