@@ -83,3 +83,19 @@ spec:
   targetModels: [{name: tweet-summary-1, weight: 100}]
 YAML
 }
+
+# haproxy_head THREADS: the global and defaults sections HAProxy runs with
+# in every benchmark (the multicore kit's hap.cfg).
+haproxy_head() {
+	cat <<C
+global
+  nbthread $1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+C
+}

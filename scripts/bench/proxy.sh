@@ -183,16 +183,8 @@ C
 # HAProxy: the multicore kit's hap.cfg; idle server connections kept for
 # long (pool-purge-delay, default 5s) like the other two.
 haproxy_cfg() { # THREADS
+	haproxy_head "$1"
 	cat <<C
-global
-  nbthread $1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
 frontend fe
   bind $NET.102:$HAPORT
   default_backend pods

@@ -102,16 +102,9 @@ http {
   }
 }
 C
-cat > "$DIR/haproxy.cfg" <<C
-global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
+{
+	haproxy_head 1
+	cat <<C
 frontend fe
   bind $NET.102:$HAPORT
   default_backend sims
@@ -128,6 +121,7 @@ backend sims
   default-server pool-purge-delay 600s
 $(for i in 1 2 3 4; do echo "  server s$i $NET.$i:$SIMPORT"; done)
 C
+} > "$DIR/haproxy.cfg"
 {
 	gateway_pool_manifests "$GWPORT" "$SIMPORT" "$NET" 4
 	seed_model_manifest
