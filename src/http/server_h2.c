@@ -241,7 +241,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
 	st->h = h;
 	st->id = f->hd.stream_id;
-	st->body_last_ns = now_of(st->h); /* the head's silence counts too */
+	st->body_last_ns = now_of(h); /* the head's silence counts too */
 	st->ex.arena = &st->arena;
 	st->ex.conn = h->c;
 	st->ex.h2 = st;
@@ -401,7 +401,7 @@ static bool request_well_formed(const struct ig_h2_stream *st)
 static void head_complete(struct ig_h2 *h, struct ig_h2_stream *st, const nghttp2_frame *f)
 {
 	st->head_done = true;
-	st->body_last_ns = now_of(st->h);
+	st->body_last_ns = now_of(h);
 	/* A head that ends the stream ends the request, refused or not: an
 	 * answer to it closes the stream, with no reset after (RFC 9113
 	 * §5.1: nothing but PRIORITY on a closed stream). */
@@ -534,7 +534,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	if (st && st->ex.body_streaming && st->in_handler) {
 		/* A streamed body: kept until the handler takes it, credit with
 		 * it (ig_http_body_consume). */
-		st->body_last_ns = now_of(st->h);
+		st->body_last_ns = now_of(h);
 		if (ig_buf_append(&st->ex.body, data, len) == 0) {
 			st->progress = true;
 			st->unacked += len;
@@ -544,7 +544,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 		st->reset_seen = true;
 		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
 	} else if (st && !st->refuse && !st->dispatched) {
-		st->body_last_ns = now_of(st->h);
+		st->body_last_ns = now_of(h);
 		if (ig_buf_append(&st->ex.body, data, len) == 0) {
 			st->progress = true;
 			st->unacked += len;
@@ -674,8 +674,6 @@ static void give_credit(struct ig_h2 *h)
 	}
 }
 
-/* Answers, hands over and frees, for every stream that is due. The
- * handler may answer at once; nothing is freed while it runs. */
 /* Expect: 100-continue (RFC 9110 §10.1.1): the gateway reads the body
  * to route on it, so it answers the 100 itself, as over HTTP/1.1 (and as
  * Envoy does); the expectation is not passed on. */
@@ -692,6 +690,8 @@ static void expect_continue(struct ig_h2 *h, struct ig_h2_stream *st)
 	}
 }
 
+/* Answers, hands over and frees, for every stream that is due. The
+ * handler may answer at once; nothing is freed while it runs. */
 static void settle(struct ig_h2 *h)
 {
 	struct ig_http_server *s = h->c->srv;
