@@ -20,6 +20,22 @@ wait_port() {
 	done
 }
 
+# spawn LOG CMD...: CMD in the background, its output in LOG, its command
+# line in $DIR/commands and its pid (taskset execs CMD) added to PIDS.
+spawn() {
+	log=$1
+	shift
+	echo "    $*" >> "$DIR/commands"
+	"$@" > "$log" 2>&1 &
+	PIDS="$PIDS $!"
+}
+
+# remove_scratch: stop_all, then $DIR goes (the scripts' EXIT trap).
+remove_scratch() {
+	stop_all
+	rm -rf "$DIR"
+}
+
 # stop_all: ends the processes in $PIDS and the nginx of $DIR, and waits.
 stop_all() {
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done

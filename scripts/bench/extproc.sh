@@ -56,11 +56,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 DIR=$(mktemp -d /tmp/ig-extproc.XXXXXX)
 PIDS=""
-cleanup_all() {
-	stop_all
-	rm -rf "$DIR"
-}
-trap cleanup_all EXIT
+trap remove_scratch EXIT
 trap 'exit 130' INT TERM
 
 SIMPORT=$(free_port $NET.1)

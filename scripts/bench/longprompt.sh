@@ -74,11 +74,7 @@ OUT=$(cd "$OUT" && pwd)
 DIR=$(mktemp -d /tmp/ig-longprompt.XXXXXX)
 chmod 755 "$DIR" # nginx workers (user nobody when started by root) look into it
 PIDS=""
-cleanup_all() {
-	stop_all
-	rm -rf "$DIR"
-}
-trap cleanup_all EXIT
+trap remove_scratch EXIT
 trap 'exit 130' INT TERM
 
 SRVPORT=$(free_port $NET.1)

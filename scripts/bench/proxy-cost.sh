@@ -25,11 +25,7 @@ GWPORT=$(free_port $NET.100)
 NGXPORT=$(free_port $NET.101)
 DIR=$(mktemp -d /tmp/ig-bench.XXXXXX)
 PIDS=""
-cleanup_all() {
-	stop_all
-	rm -rf "$DIR"
-}
-trap cleanup_all EXIT
+trap remove_scratch EXIT
 trap 'exit 130' INT TERM
 
 manifests() {

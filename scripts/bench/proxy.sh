@@ -45,6 +45,7 @@ OUT=$(cd "$OUT" && pwd)
 CFG=$OUT/configs
 DIR=$(mktemp -d /tmp/ig-bench-proxy.XXXXXX)
 chmod 755 "$DIR" # nginx workers (user nobody when started by root) look into it
+# shellcheck disable=SC2034 # common.sh's spawn and stop_all use it
 PIDS=""
 stop_proxies() {
 	for f in pods.pid front.pid; do
@@ -221,15 +222,7 @@ say() {
 	echo "    $*" >> "$DIR/commands"
 	"$@"
 }
-# spawn LOG CMD...: the same in the background, its output in LOG and its
-# pid (taskset execs CMD) added to PIDS.
-spawn() {
-	log=$1
-	shift
-	echo "    $*" >> "$DIR/commands"
-	"$@" > "$log" 2>&1 &
-	PIDS="$PIDS $!"
-}
+# (spawn, the same in the background: common.sh.)
 
 # check_answer NAME URL: the seed request, and the same with the 1 MB
 # prompt, must come back 200 from tweet-summary-1.

@@ -40,11 +40,7 @@ GWPORT=$(free_port $NET.100)
 NGXPORT=$(free_port $NET.101)
 DIR=$(mktemp -d /tmp/ig-routing.XXXXXX)
 PIDS=""
-cleanup_all() {
-	stop_all
-	rm -rf "$DIR"
-}
-trap cleanup_all EXIT
+trap remove_scratch EXIT
 trap 'exit 130' INT TERM
 
 # The workload: 16 groups x 8 questions over a 4000-word system prompt, 30

@@ -44,12 +44,9 @@ OUT=$(cd "$OUT" && pwd)
 DIR=$(mktemp -d /tmp/ig-bench-stream.XXXXXX)
 chmod 755 "$DIR"
 mkdir -p "$DIR/tmp"
+# shellcheck disable=SC2034 # common.sh's spawn and stop_all use it
 PIDS=""
-cleanup() {
-	stop_all
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
+trap remove_scratch EXIT
 trap 'exit 130' INT TERM
 
 SIMPORT=$(free_port $NET.1)
@@ -59,14 +56,6 @@ HAPORT=$(free_port $NET.102)
 HANDPORT=$(free_port $NET.103)
 START=$(date +%s)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-
-spawn() { # LOG CMD...: in the background, its pid added to PIDS
-	log=$1
-	shift
-	echo "    $*" >> "$DIR/commands"
-	"$@" > "$log" 2>&1 &
-	PIDS="$PIDS $!"
-}
 
 # The simulators decode a step a millisecond whatever the batch, and take
 # no time for the prompt: events come as fast as a pod under load sends
