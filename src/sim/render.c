@@ -45,12 +45,13 @@ static int put_py(struct ig_buf *b, const char *prefix, double v)
 
 /* Token pos's logprob at rank k of its alternatives (0: the token
  * sampled, the likeliest): made from the seed and the position, falling
- * with the rank. */
+ * with the rank, and below 0 (-0.001 at most: one value in 2,000 was
+ * -0.0, a token of probability 1 beside alternatives that had some). */
 static double lp_value(uint64_t seed, long pos, unsigned k)
 {
 	uint64_t h = (seed ^ ((uint64_t)pos + 1) * 0x9E3779B97F4A7C15ULL) * 0xBF58476D1CE4E5B9ULL;
 	h ^= h >> 31;
-	return -(double)(h % 2000) / 1000.0 - 0.75 * k -
+	return -(double)(1 + h % 2000) / 1000.0 - 0.75 * k -
 	       (k ? (double)((h >> 20) % 500) / 1000.0 : 0);
 }
 
