@@ -70,6 +70,25 @@ static void query_listeners(const struct ig_config *cfg)
 		}
 }
 
+/* Body-based routing's base models: every adapter and base model a
+ * ConfigMap names is known, by the index and by the scan alike. */
+static void query_base_models(struct ig_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nconfigmaps; i++) {
+		const struct ig_configmap *cm = &cfg->configmaps[i];
+		for (size_t a = 0; cm->bbr_base && a <= cm->nbbr_adapters; a++) {
+			const char *m = a < cm->nbbr_adapters ? cm->bbr_adapters[a] : cm->bbr_base;
+			const char *by_index = ig_config_base_model(cfg, m, strlen(m));
+			struct ig_config_index *x = cfg->index;
+			cfg->index = NULL;
+			const char *by_scan = ig_config_base_model(cfg, m, strlen(m));
+			cfg->index = x;
+			if (!by_index || !by_scan || strcmp(by_index, by_scan))
+				abort();
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ig_config *cfg = NULL;
@@ -78,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		query_pools(cfg);
 		query_services(cfg);
 		query_listeners(cfg);
+		query_base_models(cfg);
 		/* spec.addresses against a wildcard and a specific --bind (a
 		 * bind() per address: no packet leaves). */
 		ig_log_level = IG_LOG_ERROR;

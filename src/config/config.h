@@ -953,6 +953,14 @@ struct ig_configmap {
 	struct ig_meta meta;
 	struct ig_secret_item *items;
 	size_t nitems;
+	/* Labelled inference.networking.k8s.io/bbr-managed: "true", the map
+	 * of GIE's body-based router (v1.3-v1.5): data.baseModel (trimmed)
+	 * and the LoRA adapters data.adapters lists (YAML, trimmed, no empty
+	 * ones). bbr_base NULL: not such a ConfigMap, or one the router would
+	 * refuse (no baseModel, adapters that are not a list of strings). */
+	char *bbr_base;
+	char **bbr_adapters;
+	size_t nbbr_adapters;
 };
 
 /* A document kept as text for another module to parse (the endpoint
@@ -1129,6 +1137,11 @@ const struct ig_namespace *ig_config_find_namespace(const struct ig_config *cfg,
 const struct ig_secret_item *ig_secret_get(const struct ig_secret *s, const char *key);
 const struct ig_configmap *ig_config_find_configmap(const struct ig_config *cfg, const char *ns,
 						    const char *name);
+/* Body-based routing's base model for the model a request names (white
+ * space around it aside): the base model of the LoRA adapter, or the model
+ * itself when it is a base model, by the ConfigMaps labelled
+ * inference.networking.k8s.io/bbr-managed; NULL when it is neither. */
+const char *ig_config_base_model(const struct ig_config *cfg, const char *model, size_t len);
 /* The item of a ConfigMap's data with that key. */
 const struct ig_secret_item *ig_configmap_get(const struct ig_configmap *cm, const char *key);
 /* Whether a BackendTLSPolicy is accepted and all its references resolved. */

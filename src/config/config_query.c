@@ -320,6 +320,12 @@ struct ig_config_index {
 	struct pool_entry *pool_objs, *exact;
 	size_t npool_objs, nexact;
 	struct pool_facts *pools; /* one per cfg->pools */
+	/* Body-based routing: LoRA adapter -> base model, and base models. */
+	struct name_map base_models;
+	struct base_entry {
+		const char *name, *base;
+	} * bases;
+	size_t nbases;
 };
 
 static uint64_t hash_str(uint64_t h, const char *s, size_t len)
@@ -425,7 +431,66 @@ void ig_config_index_free(struct ig_config_index *x)
 	free(x->pool_objs);
 	free(x->exact);
 	free(x->pools);
+	free(x->base_models.slots);
+	free(x->bases);
 	free(x);
+}
+
+/* An adapter's entry (kind 3) or a base model's (kind 4), by name. */
+static uint64_t base_key(int kind, const char *name, size_t len)
+{
+	return hash_str((uint64_t)kind, name, len);
+}
+
+static struct base_entry *base_at(const struct ig_config_index *x, int kind, const char *name,
+				  size_t len)
+{
+	uint64_t h = base_key(kind, name, len);
+	const struct name_map *m = &x->base_models;
+	for (size_t i = h & m->mask; m->slots[i].at; i = (i + 1) & m->mask) {
+		struct base_entry *e = &x->bases[m->slots[i].at - 1];
+		if (m->slots[i].hash == h && slice_eq(e->name, name, len) &&
+		    (kind == 3) == (e->base != e->name))
+			return e;
+	}
+	return NULL;
+}
+
+static size_t count_bases(const struct ig_config *cfg)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->nconfigmaps; i++)
+		if (cfg->configmaps[i].bbr_base)
+			n += 1 + cfg->configmaps[i].nbbr_adapters;
+	return n;
+}
+
+/* In load order, so that an adapter two ConfigMaps list maps to the base
+ * model of the later one (as the later write of GIE's router wins). A base
+ * model's entry is its own name (base == name). */
+static void index_bases(const struct ig_config *cfg, struct ig_config_index *x)
+{
+	for (size_t i = 0; i < cfg->nconfigmaps; i++) {
+		const struct ig_configmap *cm = &cfg->configmaps[i];
+		if (!cm->bbr_base)
+			continue;
+		for (size_t a = 0; a < cm->nbbr_adapters; a++) {
+			const char *name = cm->bbr_adapters[a];
+			size_t len = strlen(name);
+			struct base_entry *e = base_at(x, 3, name, len);
+			if (e) {
+				e->base = cm->bbr_base;
+				continue;
+			}
+			x->bases[x->nbases] = (struct base_entry){name, cm->bbr_base};
+			map_put(&x->base_models, base_key(3, name, len), x->nbases++);
+		}
+		size_t len = strlen(cm->bbr_base);
+		if (!base_at(x, 4, cm->bbr_base, len)) {
+			x->bases[x->nbases] = (struct base_entry){cm->bbr_base, cm->bbr_base};
+			map_put(&x->base_models, base_key(4, cm->bbr_base, len), x->nbases++);
+		}
+	}
 }
 
 static void index_models(const struct ig_config *cfg, struct ig_config_index *x)
@@ -509,10 +574,11 @@ int ig_config_build_index(struct ig_config *cfg)
 {
 	ig_config_index_free(cfg->index);
 	cfg->index = NULL;
-	size_t nobjs, nexact;
+	size_t nobjs, nexact, nbases = count_bases(cfg);
 	count_pool_entries(cfg, &nobjs, &nexact);
 	if (cfg->nmodels >= UINT32_MAX || cfg->nobjectives >= UINT32_MAX ||
-	    cfg->npools >= UINT32_MAX || nobjs >= UINT32_MAX || nexact >= UINT32_MAX)
+	    cfg->npools >= UINT32_MAX || nobjs >= UINT32_MAX || nexact >= UINT32_MAX ||
+	    nbases >= UINT32_MAX)
 		return -1;
 	struct ig_config_index *x = calloc(1, sizeof(*x));
 	if (!x)
@@ -520,13 +586,17 @@ int ig_config_build_index(struct ig_config *cfg)
 	x->pool_objs = calloc(nobjs ? nobjs : 1, sizeof(*x->pool_objs));
 	x->exact = calloc(nexact ? nexact : 1, sizeof(*x->exact));
 	x->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*x->pools));
-	if (!x->pool_objs || !x->exact || !x->pools || map_init(&x->models, cfg->nmodels) < 0 ||
+	x->bases = calloc(nbases ? nbases : 1, sizeof(*x->bases));
+	if (!x->pool_objs || !x->exact || !x->pools || !x->bases ||
+	    map_init(&x->models, cfg->nmodels) < 0 ||
 	    map_init(&x->objectives, cfg->nobjectives) < 0 ||
-	    map_init(&x->pool_objectives, nobjs) < 0 || map_init(&x->rewrites, nexact) < 0) {
+	    map_init(&x->pool_objectives, nobjs) < 0 || map_init(&x->rewrites, nexact) < 0 ||
+	    map_init(&x->base_models, nbases) < 0) {
 		ig_config_index_free(x);
 		return -1;
 	}
 	index_models(cfg, x);
+	index_bases(cfg, x);
 	for (size_t p = 0; p < cfg->npools; p++)
 		index_pool(cfg, x, p);
 	cfg->index = x;
@@ -614,6 +684,41 @@ const struct ig_rewrite_rule *ig_config_find_rewrite(const struct ig_config *cfg
 	if (owner)
 		*owner = found.w;
 	return found.rule;
+}
+
+/* Without an index: the last ConfigMap listing the adapter, else one
+ * naming the base model. */
+static const char *scan_base_model(const struct ig_config *cfg, const char *model, size_t len)
+{
+	for (size_t i = cfg->nconfigmaps; i-- > 0;) {
+		const struct ig_configmap *cm = &cfg->configmaps[i];
+		for (size_t a = 0; cm->bbr_base && a < cm->nbbr_adapters; a++)
+			if (slice_eq(cm->bbr_adapters[a], model, len))
+				return cm->bbr_base;
+	}
+	for (size_t i = 0; i < cfg->nconfigmaps; i++)
+		if (cfg->configmaps[i].bbr_base &&
+		    slice_eq(cfg->configmaps[i].bbr_base, model, len))
+			return cfg->configmaps[i].bbr_base;
+	return NULL;
+}
+
+const char *ig_config_base_model(const struct ig_config *cfg, const char *model, size_t len)
+{
+	if (!cfg || !model)
+		return NULL;
+	while (len && strchr(" \t\n\v\f\r", model[0]))
+		model++, len--;
+	while (len && strchr(" \t\n\v\f\r", model[len - 1]))
+		len--;
+	if (!cfg->index)
+		return scan_base_model(cfg, model, len);
+	if (!cfg->index->nbases)
+		return NULL;
+	const struct base_entry *e = base_at(cfg->index, 3, model, len);
+	if (!e)
+		e = base_at(cfg->index, 4, model, len);
+	return e ? e->base : NULL;
 }
 
 const char *ig_rewrite_choose(const struct ig_rewrite_rule *rule, uint64_t r)

@@ -640,6 +640,106 @@ void ld_secret(struct session *s, yaml_node_t *root, const char *api)
 
 /* ---- ConfigMap --------------------------------------------------------------------- */
 
+/* Text without the white space around it (Go's strings.TrimSpace, for
+ * ASCII), copied. */
+static char *trimmed_dup(struct session *s, const char *p, size_t len)
+{
+	while (len && strchr(" \t\n\v\f\r", p[0]))
+		p++, len--;
+	while (len && strchr(" \t\n\v\f\r", p[len - 1]))
+		len--;
+	return ld_strndup(s, p, len);
+}
+
+/* data.adapters of a body-based routing ConfigMap: a YAML list of
+ * strings (a scalar item is its text; null items and empty ones are
+ * skipped, as GIE's router skips them). Returns false when it is no
+ * such list, which makes the router refuse the whole ConfigMap. */
+static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char *text, size_t len,
+			 char *why, size_t whylen)
+{
+	int line;
+	if (ig_yaml_prescan(text, len, 8, 16, &line, why, whylen) != 0)
+		return false;
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	if (!yaml_parser_initialize(&parser)) {
+		snprintf(why, whylen, "out of memory");
+		return false;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	bool ok = yaml_parser_load(&parser, &doc);
+	if (!ok) {
+		snprintf(why, whylen, "line %zu: %s", parser.problem_mark.line + 1,
+			 parser.problem ? parser.problem : "not YAML");
+		yaml_parser_delete(&parser);
+		return false;
+	}
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (root && root->type == YAML_SEQUENCE_NODE) {
+		size_t n =
+		    (size_t)(root->data.sequence.items.top - root->data.sequence.items.start);
+		cm->bbr_adapters = ld_alloc(s, (n + 1) * sizeof(*cm->bbr_adapters));
+		for (size_t i = 0; i < n && ok; i++) {
+			yaml_node_t *it =
+			    yaml_document_get_node(&doc, root->data.sequence.items.start[i]);
+			if (!it || it->type != YAML_SCALAR_NODE) {
+				snprintf(why, whylen, "item %zu is not a string", i);
+				ok = false;
+			} else if (!ig_yaml_is_null(it)) {
+				char *a = trimmed_dup(s, (const char *)it->data.scalar.value,
+						      it->data.scalar.length);
+				if (*a)
+					cm->bbr_adapters[cm->nbbr_adapters++] = a;
+			}
+		}
+	} else if (root && !ig_yaml_is_null(root)) {
+		snprintf(why, whylen, "not a list of strings");
+		ok = false;
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return ok;
+}
+
+/* GIE's body-based router (v1.3-v1.5) maps each LoRA adapter to its base
+ * model with the ConfigMaps labelled inference.networking.k8s.io/
+ * bbr-managed: "true": data.baseModel and data.adapters. One it cannot
+ * read is ignored there (an error in its log): here a warning. */
+static void bbr_configmap(struct session *s, struct ig_configmap *cm, yaml_node_t *data, int dline)
+{
+	const char *managed = NULL;
+	for (size_t i = 0; i < cm->meta.nlabels; i++)
+		if (!strcmp(cm->meta.labels[i].key, "inference.networking.k8s.io/bbr-managed"))
+			managed = cm->meta.labels[i].value;
+	if (!managed || strcmp(managed, "true"))
+		return;
+	const struct ig_secret_item *base = ig_configmap_get(cm, "baseModel");
+	char *name = base ? trimmed_dup(s, (const char *)base->bytes, base->len) : NULL;
+	int line = dline;
+	if (data)
+		ld_get(s, data, "baseModel", &line);
+	if (!name || !*name) {
+		ld_warn(s, line, "data", "baseModel",
+			"missing or empty: body-based routing ignores this ConfigMap (label "
+			"inference.networking.k8s.io/bbr-managed)");
+		return;
+	}
+	const struct ig_secret_item *ad = ig_configmap_get(cm, "adapters");
+	char why[160] = "";
+	if (ad && !bbr_adapters(s, cm, (const char *)ad->bytes, ad->len, why, sizeof why)) {
+		if (data)
+			ld_get(s, data, "adapters", &line);
+		ld_warn(s, line, "data", "adapters",
+			"must be a YAML list of adapter names (%s): body-based routing ignores "
+			"this ConfigMap",
+			why);
+		cm->nbbr_adapters = 0;
+		return;
+	}
+	cm->bbr_base = name;
+}
+
 void ld_configmap(struct session *s, yaml_node_t *root, const char *api)
 {
 	static const char *const top[] = {"data", "binaryData", "immutable", NULL};
@@ -660,5 +760,6 @@ void ld_configmap(struct session *s, yaml_node_t *root, const char *api)
 	if (total > MAX_SECRET_BYTES)
 		ld_err(s, dline, "", "data", "ConfigMap data must be at most %u bytes",
 		       MAX_SECRET_BYTES);
+	bbr_configmap(s, &cm, data, dline);
 	*LD_APPEND(s, K_CONFIGMAP, configmaps) = cm;
 }

@@ -306,9 +306,14 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 
 /* Body-based routing (GIE's BBR): the body's model becomes the request
  * header X-Gateway-Model-Name before HTTPRoute matching, so header matches
- * can pick a pool per model; it replaces one the client sent, and goes
- * upstream like any other header. A value a header cannot carry (control
- * bytes) is not set. */
+ * can pick a pool per model, and its base model (GIE v1.3-v1.5: the model
+ * itself or the base of the LoRA adapter it names, by the ConfigMaps
+ * labelled inference.networking.k8s.io/bbr-managed) the header
+ * X-Gateway-Base-Model-Name, so one route can take a base model and all
+ * its adapters. They replace those the client sent; one that is not known
+ * is not sent (GIE's router sets it empty, which Envoy drops). They go
+ * upstream like any other header. A model a header cannot carry (control
+ * bytes) sets neither. */
 static void body_based_routing(struct ig_req *p)
 {
 	struct ig_json_value mv = p->members[IG_BM_MODEL];
@@ -323,15 +328,21 @@ static void body_based_routing(struct ig_req *p)
 		if ((unsigned char)val[i] < 0x20 || val[i] == 0x7f)
 			return;
 	struct ig_http_request *r = &ex->req;
-	struct ig_http_header *h = ig_arena_alloc(ex->arena, (r->num_headers + 1) * sizeof *h);
+	struct ig_http_header *h = ig_arena_alloc(ex->arena, (r->num_headers + 2) * sizeof *h);
 	if (!h)
 		return;
 	size_t k = 0;
 	for (size_t i = 0; i < r->num_headers; i++)
-		if (!ig_str_ieq_cstr(r->headers[i].name, "x-gateway-model-name"))
+		if (!ig_str_ieq_cstr(r->headers[i].name, "x-gateway-model-name") &&
+		    !ig_str_ieq_cstr(r->headers[i].name, "x-gateway-base-model-name"))
 			h[k++] = r->headers[i];
 	h[k].name = IG_STR("X-Gateway-Model-Name");
 	h[k++].value = (struct ig_str){val, n};
+	const char *base = p->snap ? ig_config_base_model(p->snap->cfg, val, n) : NULL;
+	if (base) {
+		h[k].name = IG_STR("X-Gateway-Base-Model-Name");
+		h[k++].value = (struct ig_str){base, strlen(base)};
+	}
 	r->headers = h;
 	r->num_headers = k;
 }

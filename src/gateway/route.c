@@ -136,7 +136,8 @@ struct ig_listener_routes {
 	struct entry *entries;
 	size_t n;
 	struct entry **order; /* entries by precedence, hostnames aside */
-	/* A rule matches on X-Gateway-Model-Name (ig_routes_match_model). */
+	/* A rule matches on X-Gateway-Model-Name or X-Gateway-Base-Model-Name,
+	 * headers body-based routing sets (ig_routes_match_model). */
 	bool model_header;
 	/* The index (see the top): positions of the entries walked, the
 	 * buckets of the others (open addressing, a power of two), and the
@@ -659,7 +660,9 @@ static int add_route(struct ig_listener_routes *t, const struct ig_httproute *r,
 				return -1;
 			for (size_t h = 0; h < m->nheaders; h++)
 				t->model_header |=
-				    strcasecmp(m->headers[h].name, "x-gateway-model-name") == 0;
+				    strcasecmp(m->headers[h].name, "x-gateway-model-name") == 0 ||
+				    strcasecmp(m->headers[h].name, "x-gateway-base-model-name") ==
+					0;
 		}
 	}
 	return 0;

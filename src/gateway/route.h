@@ -84,9 +84,10 @@ void ig_routes_free(struct ig_listener_routes *t);
 size_t ig_routes_patterns(void);
 /* Number of (route, rule, match) entries attached (for logs and tests). */
 size_t ig_routes_count(const struct ig_listener_routes *t);
-/* Whether a rule matches on X-Gateway-Model-Name, the header body-based
- * routing sets from a JSON body's model: which rule a request takes may
- * then depend on its body. */
+/* Whether a rule matches on X-Gateway-Model-Name or
+ * X-Gateway-Base-Model-Name, the headers body-based routing sets from a
+ * JSON body's model: which rule a request takes may then depend on its
+ * body. */
 bool ig_routes_match_model(const struct ig_listener_routes *t);
 
 /* The highest-precedence match for the request: 0 and *out, or -1 (404).

@@ -7,8 +7,9 @@
  * - HTTPRoutes with a parentRef to one of those;
  * - the TLS Secrets and CA ConfigMaps those Gateways, their listeners and
  *   ListenerSets name (certificates, the backend client certificate,
- *   client certificate validation), and the ConfigMaps of
- *   BackendTLSPolicies;
+ *   client certificate validation), the ConfigMaps of
+ *   BackendTLSPolicies, and those of body-based routing (labelled
+ *   inference.networking.k8s.io/bbr-managed: "true");
  * - the Pods a pool or a Service of their namespace selects;
  * - every pool, model, objective, rewrite, grant, Service, EndpointSlice
  *   and Namespace (references decide what is used).
@@ -338,6 +339,11 @@ static bool wanted(struct ig_kube *k, const struct kube_kind *kd, json_t *obj)
 	if (!strcmp(kd->kind, "ConfigMap")) {
 		const char *ns = str_at(obj, "metadata", "namespace");
 		const char *name = str_at(obj, "metadata", "name");
+		/* Body-based routing's map of adapters to base models. */
+		const char *bbr = str_at(json_object_get(obj, "metadata"), "labels",
+					 "inference.networking.k8s.io/bbr-managed");
+		if (bbr && !strcmp(bbr, "true"))
+			return true;
 		return ns && name && configmap_used(k, ns, name);
 	}
 	return true;

@@ -214,8 +214,9 @@ static void list_complete(struct informer *inf, json_t *list)
  * read, and nothing of what can be large and configures nothing: the
  * server-side apply records (managedFields) and kubectl's copy of the
  * last applied object, which double the size of most objects; and of a
- * ConfigMap only the one key a BackendTLSPolicy reads (ca.crt), since
- * every ConfigMap of the cluster is watched. */
+ * ConfigMap only the one key a BackendTLSPolicy reads (ca.crt), and the
+ * two of body-based routing's (baseModel, adapters) when it is labelled
+ * for it, since every ConfigMap of the cluster is watched. */
 static void slim(const struct informer *inf, json_t *obj)
 {
 	json_t *md = json_object_get(obj, "metadata");
@@ -226,13 +227,27 @@ static void slim(const struct informer *inf, json_t *obj)
 		return;
 	json_object_del(obj, "binaryData");
 	json_t *data = json_object_get(obj, "data");
-	json_t *ca = json_object_get(data, "ca.crt");
-	if (json_is_object(data) && json_object_size(data) > (ca ? 1u : 0u)) {
-		json_incref(ca);
-		json_object_clear(data);
-		if (ca)
-			json_object_set_new(data, "ca.crt", ca);
+	if (!json_is_object(data))
+		return;
+	/* Those of body-based routing keep its two keys too. */
+	json_t *labels = json_object_get(md, "labels");
+	const char *bbr =
+	    json_string_value(json_object_get(labels, "inference.networking.k8s.io/bbr-managed"));
+	static const char *const keep[] = {"ca.crt", "baseModel", "adapters"};
+	size_t nkeep = bbr && !strcmp(bbr, "true") ? 3 : 1;
+	json_t *kept = json_object();
+	if (!kept)
+		return;
+	for (size_t i = 0; i < nkeep; i++) {
+		json_t *v = json_object_get(data, keep[i]);
+		if (v)
+			json_object_set(kept, keep[i], v);
 	}
+	if (json_object_size(kept) < json_object_size(data)) {
+		json_object_clear(data);
+		json_object_update(data, kept);
+	}
+	json_decref(kept);
 }
 
 static void list_page_done(struct informer *inf, const struct ig_kube_result *res)

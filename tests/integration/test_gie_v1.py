@@ -232,6 +232,107 @@ def test_body_based_routing(procs, tmp_path):
     c.stop()
 
 
+BBR_CONFIGMAP = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  labels:
+    inference.networking.k8s.io/bbr-managed: "{managed}"
+data:
+  baseModel: {base}
+  adapters: |
+{adapters}
+"""
+
+
+def base_route(rules):
+    """An HTTPRoute whose rules match X-Gateway-Base-Model-Name, as GIE's
+    inferencepool chart writes them with experimentalHttpRoute.baseModel."""
+    out = ["apiVersion: gateway.networking.k8s.io/v1", "kind: HTTPRoute", "metadata:",
+           "  name: route", "spec:", "  parentRefs:", "  - name: gw", "  rules:"]
+    for base, pool in rules:
+        out += ["  - backendRefs:", "    - group: inference.networking.k8s.io",
+                "      kind: InferencePool", "      name: %s" % pool, "    matches:",
+                "    - path: {type: PathPrefix, value: /}", "      headers:",
+                "      - type: Exact", "        name: X-Gateway-Base-Model-Name",
+                "        value: %s" % base]
+    return "\n".join(out) + "\n"
+
+
+def test_body_based_routing_by_base_model(procs, tmp_path):
+    """GIE v1.3-v1.5's body-based router also sets X-Gateway-Base-Model-Name:
+    the model itself when a ConfigMap labelled
+    inference.networking.k8s.io/bbr-managed names it as baseModel, the base
+    of a LoRA adapter its `adapters` list; routes match it to send a base
+    model and all its adapters to one pool (GIE's multi-pool guide)."""
+    docs = [BBR_CONFIGMAP.format(name="qwen", managed="true", base="Qwen/Qwen3-32B",
+                                 adapters="    - food-review-1\n    - ' cad-fabricator '"),
+            # A second ConfigMap for the same base model: more adapters.
+            BBR_CONFIGMAP.format(name="qwen-more", managed="true", base="Qwen/Qwen3-32B",
+                                 adapters="    - movie-critique"),
+            BBR_CONFIGMAP.format(name="deepseek", managed="true", base="deepseek/r1",
+                                 adapters="    - ski-resorts"),
+            # Not labelled "true": not read.
+            BBR_CONFIGMAP.format(name="not-managed", managed="false", base="Qwen/Qwen3-32B",
+                                 adapters="    - not-routed")]
+    c = V1(procs, tmp_path, ["Qwen/Qwen3-32B", "deepseek/r1"],
+           rules=None, extra_docs=docs,
+           sim_args=("--enable-lora", "--max-loras", "4", "--lora-modules",
+                     "food-review-1=/a", "cad-fabricator=/b", "movie-critique=/c",
+                     "ski-resorts=/d"))
+    # V1 wrote a catch-all route to pool-0; replace it with the base-model
+    # routes and let the gateway reload the directory.
+    path = os.path.join(c.dir, "all.yaml")
+    text = open(path).read()
+    old = route([(None, "pool-0")])
+    assert old in text
+    write(path, text.replace(old, base_route([("Qwen/Qwen3-32B", "pool-0"),
+                                               ("deepseek/r1", "pool-1")])))
+    c.gw.send_signal(1)
+    deadline = time.time() + 10
+    while True:
+        st, hdrs, data = call(c.base, "/v1/completions", completion("ski-resorts"))
+        if st == 200 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    for _ in range(2):
+        for model, i in (("Qwen/Qwen3-32B", 0), ("food-review-1", 0), ("cad-fabricator", 0),
+                         ("movie-critique", 0), ("deepseek/r1", 1), ("ski-resorts", 1)):
+            st, hdrs, data = call(c.base, "/v1/completions", completion(model))
+            assert st == 200, (model, data)
+            assert hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(i), model
+            assert json.loads(data)["model"] == model
+    # A model no ConfigMap knows (nor one of an unlabelled ConfigMap) has
+    # no base model: no route matches. A client's own header does not
+    # route it: the router's value replaces it, or removes it.
+    for model, hdrs in (("other", {}), ("not-routed", {}),
+                        ("other", {"X-Gateway-Base-Model-Name": "Qwen/Qwen3-32B"})):
+        st, _, data = call(c.base, "/v1/completions", completion(model), headers=hdrs)
+        assert st == 404 and "no route" in json.loads(data)["error"]["message"], (model, data)
+    st, hdrs, data = call(c.base, "/v1/completions", completion("ski-resorts"),
+                          headers={"x-gateway-base-model-name": "Qwen/Qwen3-32B"})
+    assert st == 200 and hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(1)
+    c.stop()
+
+
+def test_base_model_configmap_warnings(tmp_path):
+    """A labelled ConfigMap GIE's router would refuse (no baseModel, adapters
+    that are no YAML list) is named by `check` as a warning: it is a valid
+    ConfigMap, only body-based routing ignores it."""
+    path = os.path.join(str(tmp_path), "cm.yaml")
+    write(path, "---\n".join([
+        BBR_CONFIGMAP.format(name="ok", managed="true", base="base-a", adapters="    - x"),
+        BBR_CONFIGMAP.format(name="nobase", managed="true", base="' '", adapters="    - y"),
+        BBR_CONFIGMAP.format(name="badlist", managed="true", base="base-b",
+                             adapters="    just-a-string")]))
+    out = subprocess.run([IG_BIN, "check", "-f", path], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout + out.stderr
+    assert "data.baseModel" in text and "missing or empty" in text, text
+    assert "data.adapters" in text and "YAML list" in text, text
+    assert text.count("body-based routing ignores") == 2, text
+
+
 def test_request_without_body_goes_to_an_endpoint(procs, tmp_path):
     """GIE v1.5: a pool route's request with no body goes to a random
     endpoint (the model server answers it)."""

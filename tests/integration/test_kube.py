@@ -2142,6 +2142,90 @@ spec:
     k.stop()
 
 
+def test_base_model_configmaps_followed(kube):
+    """Body-based routing's ConfigMaps (label inference.networking.k8s.io/
+    bbr-managed: "true") are read from the cluster, with their baseModel
+    and adapters (other ConfigMaps keep only ca.crt): a route matching
+    X-Gateway-Base-Model-Name takes an adapter once a ConfigMap lists it,
+    and no longer once the ConfigMap is deleted."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: %d
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - group: inference.networking.k8s.io
+      kind: InferencePool
+      name: v1-pool
+    matches:
+    - headers:
+      - name: X-Gateway-Base-Model-Name
+        value: Qwen/Qwen2.5-1.5B
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: v1-pool
+spec:
+  selector:
+    matchLabels:
+      app: qwen-pool
+  targetPorts:
+  - number: %d
+""" % (k.port, k.target_port))
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    status, _, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-1"))
+    assert status == 404, r
+    k.apply("""apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: qwen-adapters
+  labels:
+    inference.networking.k8s.io/bbr-managed: "true"
+data:
+  baseModel: Qwen/Qwen2.5-1.5B
+  adapters: |
+    - tweet-summary-1
+  other: %s
+""" % ("x" * 4096))
+    deadline = time.time() + FOLLOW_S
+    while True:
+        status, headers, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-1"))
+        if status == 200 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert status == 200 and r["model"] == "tweet-summary-1", (r, k.log())
+    assert headers.get("x-gateway-destination-endpoint-served") == k.endpoint(0)
+    status, _, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-0"))
+    assert status == 404, r
+    k.kubectl("delete", "configmap", "qwen-adapters")
+    deadline = time.time() + FOLLOW_S
+    while True:
+        status, _, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-1"))
+        if status == 404 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert status == 404, r
+    k.stop()
+
+
 V1_POOL_AND_ROUTE = """apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
