@@ -46,7 +46,7 @@ help:
 	@echo "make demo-v1    the demo on GIE v1 manifests (examples/gie-v1), over HTTP and HTTPS"
 	@echo "make fuzz       run every libFuzzer target briefly (FUZZ_SECONDS=10)"
 	@echo "make deps       install the Debian packages the build needs"
-	@echo "make bench-proxy infergate, nginx and HAProxy side by side (~7 min)"
+	@echo "make bench-proxy infergate, nginx and HAProxy side by side (~8 min)"
 	@echo "make bench-stream      the CPU each proxy spends per streamed token (~3 min)"
 	@echo "make bench-longprompt  agentic ~100K-token prompts through one gateway core (~9 min)"
 	@echo "make bench-extproc infergate epp over ext_proc: decisions/s, latency added to the gateway (~5 min)"
@@ -335,15 +335,16 @@ bench-extproc:
 # `make bench-proxy`: infergate, nginx and HAProxy in front of the same 4
 # nginx fake pods, as the 16-core kit (shared/tools/multicore-bench) runs
 # them: pinned with 1 worker, shared with 2; req/s, p50, p99, added latency
-# at 1 connection and for a 1 MB prompt (scripts/bench/proxy.sh). About 7
-# minutes. BENCH_RUNS (3) runs per cell, BENCH_SECS (5) seconds per run.
+# at 1 connection and for a 1 MB prompt, and HTTP/2 clients' req/s
+# (h2load; scripts/bench/proxy.sh). About 8 minutes. BENCH_RUNS (3) runs per cell, BENCH_SECS (5) seconds per run.
 BENCH_PROXY_OUT ?= $(B)/bench-proxy
 
 .PHONY: bench-proxy bench-proxy-deps
 bench-proxy-deps:
 	@command -v wrk >/dev/null && command -v nginx >/dev/null && command -v haproxy >/dev/null && \
-	  command -v taskset >/dev/null && command -v ss >/dev/null && command -v curl >/dev/null || \
-	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk nginx haproxy util-linux iproute2 curl python3; }
+	  command -v taskset >/dev/null && command -v ss >/dev/null && command -v curl >/dev/null && \
+	  command -v h2load >/dev/null || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y wrk nginx haproxy util-linux iproute2 curl python3 nghttp2-client; }
 
 bench-proxy: bench-proxy-deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all

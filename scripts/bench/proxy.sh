@@ -11,7 +11,8 @@
 #
 # Environment (defaults in brackets): BENCH_RUNS [3] runs per cell, medians
 # reported; BENCH_SECS [5] seconds per wrk run; LAYOUTS [pinned shared];
-# IG_BIN [build/infergate]. About 7 minutes with the defaults.
+# IG_BIN [build/infergate]; KINDS [load small1 big1 h2]. About 8 minutes
+# with the defaults.
 #
 # Layouts (CPU numbers as taskset counts them):
 #   pinned: every proxy with 1 worker on CPU 1; wrk (-t1 -c64) and the fake
@@ -19,6 +20,10 @@
 #           the load that measures it.
 #   shared: every proxy with 2 workers on CPUs 0-1; wrk (-t2 -c128) and the
 #           fake pods (two nginx workers) on the same two CPUs.
+# Kinds: load (64 wrk connections per worker), small1 and big1 (1
+# connection, the seed request and the same with a 1 MiB prompt), h2
+# (HTTP/2 clients without TLS, prior knowledge: h2load, 4 connections per
+# worker with 16 streams each; HTTP/1.1 to the pods still).
 # In a layout all three proxies run at once (idle but for the one under
 # load) and the targets take turns run by run, so drifts of a shared VM hit
 # them alike.
@@ -29,12 +34,12 @@ SECS=${BENCH_SECS:-5}
 LAYOUTS=${LAYOUTS:-pinned shared}
 IG=${IG_BIN:-$(pwd)/build/infergate}
 TARGETS=${TARGETS:-direct nginx haproxy infergate}
-KINDS=${KINDS:-load small1 big1} # 64 conns per worker; 1 conn; 1 MB prompt at 1 conn
+KINDS=${KINDS:-load small1 big1 h2} # 64 conns per worker; 1 conn; 1 MB prompt at 1 conn; h2c
 NET=127.0.79
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
 
-for tool in wrk nginx haproxy taskset setsid curl ss python3; do
+for tool in wrk h2load nginx haproxy taskset setsid curl ss python3; do
 	command -v $tool >/dev/null || { echo "proxy.sh: $tool is missing (make bench-proxy installs it)" >&2; exit 1; }
 done
 [ -x "$IG" ] || { echo "proxy.sh: no infergate binary at $IG (make all)" >&2; exit 1; }
@@ -69,6 +74,8 @@ STATPORT=$(free_port $NET.1)
 GWPORT=$(free_port $NET.100)
 NGXPORT=$(free_port $NET.101)
 HAPORT=$(free_port $NET.102)
+NGXH2PORT=$(free_port $NET.103) # the HTTP/2 listeners of nginx and HAProxy
+HAH2PORT=$(free_port $NET.104)
 START=$(date +%s)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -177,6 +184,10 @@ http {
     listen $NET.101:$NGXPORT reuseport;
     location / { proxy_pass http://pods; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
+  server {
+    listen $NET.103:$NGXH2PORT http2 reuseport;
+    location / { proxy_pass http://pods; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
 }
 C
 }
@@ -188,6 +199,9 @@ haproxy_cfg() { # THREADS
 	cat <<C
 frontend fe
   bind $NET.102:$HAPORT
+  default_backend pods
+frontend fe_h2
+  bind $NET.104:$HAH2PORT proto h2
   default_backend pods
 backend pods
   balance roundrobin
@@ -224,11 +238,11 @@ say() {
 }
 # (spawn, the same in the background: common.sh.)
 
-# check_answer NAME URL: the seed request, and the same with the 1 MB
-# prompt, must come back 200 from tweet-summary-1.
+# check_answer NAME URL [CURL-OPTION]: the seed request, and the same with
+# the 1 MB prompt, must come back 200 from tweet-summary-1.
 check_answer() {
 	for f in small.json big.json; do
-		a=$(curl -s -m 5 -o "$DIR/answer" -w '%{http_code}' -H 'Content-Type: application/json' \
+		a=$(curl -s ${3:-} -m 5 -o "$DIR/answer" -w '%{http_code}' -H 'Content-Type: application/json' \
 			-H 'Expect:' --data-binary "@$DIR/$f" "$2" || true)
 		if [ "$a" != 200 ] || ! grep -q '"tweet-summary-1"' "$DIR/answer"; then
 			echo "proxy.sh: $1 at $2 answered $f with $a: $(head -c 300 "$DIR/answer" 2>/dev/null)" >&2
@@ -265,19 +279,29 @@ start() { # LAYOUT
 	for i in 1 2 3 4; do wait_port $NET.$i "$PODPORT"; done
 	wait_port $NET.101 "$NGXPORT"
 	wait_port $NET.102 "$HAPORT"
+	wait_port $NET.103 "$NGXH2PORT"
+	wait_port $NET.104 "$HAH2PORT"
 	wait_port $NET.100 "$GWPORT"
 	sleep 0.5 # the gateway's first scrapes put the pods in rotation
 	for t in $TARGETS; do check_answer $t "$(url $t)"; done
-}
-
-url() {
-	case $1 in
-	direct) echo "http://$NET.1:$PODPORT/v1/completions" ;;
-	nginx) echo "http://$NET.101:$NGXPORT/v1/completions" ;;
-	haproxy) echo "http://$NET.102:$HAPORT/v1/completions" ;;
-	infergate) echo "http://$NET.100:$GWPORT/v1/completions" ;;
+	case " $KINDS " in *" h2 "*)
+		for t in $TARGETS; do measured $t h2 && check_answer $t "$(url $t h2)" --http2-prior-knowledge; done ;;
 	esac
 }
+
+url() { # TARGET [KIND]: HTTP/2 clients reach nginx and HAProxy on listeners of their own
+	case $1/${2:-} in
+	direct/*) echo "http://$NET.1:$PODPORT/v1/completions" ;;
+	nginx/h2) echo "http://$NET.103:$NGXH2PORT/v1/completions" ;;
+	nginx/*) echo "http://$NET.101:$NGXPORT/v1/completions" ;;
+	haproxy/h2) echo "http://$NET.104:$HAH2PORT/v1/completions" ;;
+	haproxy/*) echo "http://$NET.102:$HAPORT/v1/completions" ;;
+	infergate/*) echo "http://$NET.100:$GWPORT/v1/completions" ;;
+	esac
+}
+
+# Whether TARGET is measured with KIND: the pods speak no HTTP/2.
+measured() { [ "$1/$2" != direct/h2 ]; }
 
 # wrk_cmd KIND SECS: the wrk command line of that kind in this layout.
 wrk_cmd() {
@@ -285,6 +309,7 @@ wrk_cmd() {
 	load) echo "taskset -c $LCPU wrk -t$THREADS -c$CONNS -d$2s --latency -s $CFG/small.lua" ;;
 	small1) echo "taskset -c $LCPU wrk -t1 -c1 -d$2s --latency -s $CFG/small.lua" ;;
 	big1) echo "taskset -c $LCPU wrk -t1 -c1 -d$2s --latency -s $CFG/big.lua" ;;
+	h2) echo "taskset -c $LCPU h2load -t$THREADS -c$((4 * W)) -m16 -D$2 -d $DIR/small.json -H content-type:application/json" ;;
 	esac
 }
 
@@ -328,24 +353,38 @@ run() {
 	c0=$(cpu_ticks "$2")
 	ss_sample "$2" > "$DIR/ss" &
 	sp=$!
-	out=$($(wrk_cmd "$3" "$SECS") "$(url "$2")" 2>&1 || true)
+	out=$($(wrk_cmd "$3" "$SECS") "$(url "$2" "$3")" 2>&1 || true)
 	c1=$(cpu_ticks "$2")
 	wait $sp || true
 	a1=$(pod_accepts)
-	rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
-	p50=$(printf '%s\n' "$out" | awk '$1 == "50%" {print $2}')
-	p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')
-	bad=$(printf '%s\n' "$out" | awk '/Non-2xx/ {n += $NF} END {print n + 0}')
-	serr=$(printf '%s\n' "$out" | awk '/Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
-	[ -n "$rps" ] || { echo "wrk failed against $2 ($3):" >&2; printf '%s\n' "$out" | tail -5 >&2; }
-	case $3 in load) c=$CONNS ;; *) c=1 ;; esac
+	if [ "$3" = h2 ]; then
+		# h2load: "finished in 5.00s, 95000.00 req/s, ..."; "requests: N
+		# total, N started, N done, N succeeded, N failed, N errored, N
+		# timeout"; "status codes: N 2xx, ..."; "time for request: min max
+		# mean sd" (no percentiles: the mean goes in the p50 field).
+		rps=$(printf '%s\n' "$out" | awk '/^finished in/ {printf "%.0f", $4}')
+		p50=$(printf '%s\n' "$out" | awk '/^time for request:/ {print $6}')
+		p99=""
+		bad=$(printf '%s\n' "$out" | awk '/^status codes:/ {print $5 + $7 + $9}')
+		serr=$(printf '%s\n' "$out" | awk '/^requests:/ {print $10 + $12 + $14}')
+		reqs=$(printf '%s\n' "$out" | awk '/^requests:/ {print $8}')
+		c=$((4 * W))
+	else
+		rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+		p50=$(printf '%s\n' "$out" | awk '$1 == "50%" {print $2}')
+		p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')
+		bad=$(printf '%s\n' "$out" | awk '/Non-2xx/ {n += $NF} END {print n + 0}')
+		serr=$(printf '%s\n' "$out" | awk '/Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
+		reqs=$(printf '%s\n' "$out" | awk '/requests in/ {print $1}')
+		case $3 in load) c=$CONNS ;; *) c=1 ;; esac
+	fi
+	[ -n "$rps" ] || { echo "$3 run failed against $2:" >&2; printf '%s\n' "$out" | tail -5 >&2; }
 	new=$((a1 - a0 - 1)) # less the second query's own connection
-	reqs=$(printf '%s\n' "$out" | awk '/requests in/ {print $1}')
 	cpu=$(awk -v a="$c0" -v b="$c1" -v n="${reqs:-0}" -v hz="$(getconf CLK_TCK)" -v t="$2" 'BEGIN {
 		split(a, x, " "); split(b, y, " ")
 		if (t == "direct" || n + 0 == 0) { print "- -"; exit }
 		printf "%.2f %.2f", (y[1] - x[1]) / hz * 1e6 / n, (y[2] - x[2]) / hz * 1e6 / n }')
-	echo "$1 $2 $3 $c ${rps:-0} $(us "${p50:-}") $(us "${p99:-}") $bad $serr $new $(cat "$DIR/ss") $cpu" >> "$OUT/raw.txt"
+	echo "$1 $2 $3 $c ${rps:-0} $(us "${p50:-}") $(us "${p99:-}") ${bad:-0} ${serr:-0} $new $(cat "$DIR/ss") $cpu" >> "$OUT/raw.txt"
 	echo "  $1 $2 $3: ${rps:-0} req/s p50 ${p50:-?} p99 ${p99:-?} non2xx $bad socket-errors $serr new-upstream $new ss-upstream $(cat "$DIR/ss")" >&2
 }
 
@@ -386,14 +425,15 @@ for l in $LAYOUTS; do
 	# upstream connections before the first measured run.
 	for t in $TARGETS; do
 		for k in $KINDS; do
+			measured $t $k || continue
 			ws=1; [ $k = load ] && ws=2
-			$(wrk_cmd $k $ws) "$(url $t)" > /dev/null 2>&1 || true
+			$(wrk_cmd $k $ws) "$(url $t $k)" > /dev/null 2>&1 || true
 		done
 	done
 	r=1
 	while [ $r -le "$RUNS" ]; do
 		for k in $KINDS; do
-			for t in $TARGETS; do run "$l" $t $k; done
+			for t in $TARGETS; do measured $t $k && run "$l" $t $k; done
 		done
 		r=$((r + 1))
 	done
@@ -470,9 +510,35 @@ report() {
 			echo "| $l | $t | $p50 | $(med "$l" $t small1 7) | $a50 | $q50 | $q99 | $aq50 | $aq99 | $e |"
 		done
 	done
+	case " $KINDS " in *" h2 "*)
+		echo
+		echo "### HTTP/2 clients (h2c, prior knowledge): h2load, 4 connections per proxy worker, 16 streams each"
+		echo
+		echo "HTTP/1.1 to the pods. h2load prints no percentiles: its mean time per request."
+		echo
+		echo "| layout | target | workers | requests/s | ÷ nginx | ÷ HAProxy | mean µs | errors | new upstream | CPU µs/request: user | system |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		for l in $LAYOUTS; do
+			layout "$l"
+			n=$(med "$l" nginx h2 5); h=$(med "$l" haproxy h2 5)
+			for t in $TARGETS; do
+				measured $t h2 || continue
+				r=$(med "$l" $t h2 5)
+				e=$(errs "$(med "$l" $t h2 8)" "$(med "$l" $t h2 9)")
+				echo "| $l | $t | $W | $r | $(ratio "$r" "$n") | $(ratio "$r" "$h") | $(med "$l" $t h2 6) | $e | $(med "$l" $t h2 10) | $(med "$l" $t h2 12) | $(med "$l" $t h2 13) |"
+			done
+		done
+		;;
+	esac
 	echo
 	echo "Commands (configs and wrk scripts in \`$CFG/\`; -p is a scratch directory). URL:"
 	for t in $TARGETS; do echo "$t \`$(url $t)\`"; done | paste -sd ',' | sed 's/,/, /g'
+	case " $KINDS " in *" h2 "*)
+		echo
+		echo "HTTP/2 URL (h2load):"
+		for t in $TARGETS; do measured $t h2 && echo "$t \`$(url $t h2)\`"; done | paste -sd ',' | sed 's/,/, /g'
+		;;
+	esac
 	echo
 	cat "$DIR/all-commands"
 }
