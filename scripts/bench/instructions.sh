@@ -11,14 +11,18 @@
 #   scripts/bench/instructions.sh [SECS]      (default 10)
 #
 # IG_BIN [build/infergate]; CG_OUT keeps callgrind's file (for
-# callgrind_annotate) instead of removing it.
+# callgrind_annotate) instead of removing it; CLIENT=h2 has HTTP/2 clients
+# instead (h2load -c4 -m16, prior knowledge).
 set -eu
 SECS=${1:-10}
 IG=${IG_BIN:-$(pwd)/build/infergate}
 NET=127.0.81
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
-for tool in valgrind callgrind_annotate wrk nginx; do
+CLIENT=${CLIENT:-http1}
+LOADER=wrk
+[ "$CLIENT" = h2 ] && LOADER=h2load
+for tool in valgrind callgrind_annotate $LOADER nginx; do
 	command -v $tool >/dev/null || { echo "instructions.sh: $tool is missing (make bench-instructions installs it)" >&2; exit 1; }
 done
 DIR=$(mktemp -d /tmp/ig-bench-instr.XXXXXX)
@@ -75,14 +79,22 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 [ -n "$ok" ] || { echo "instructions.sh: the gateway never answered 200" >&2; cat "$DIR/gw.log" >&2; exit 1; }
-wrk -t1 -c4 -d"${SECS}s" -s "$DIR/small.lua" "$URL" > "$DIR/wrk.txt"
+if [ "$CLIENT" = h2 ]; then
+	echo '{"model": "tweet-summary", "prompt": "Write as if you were a critic: San Francisco", "max_tokens": 100, "temperature": 0}' > "$DIR/small.json"
+	LOADCMD="h2load -c4 -m16 -D$SECS"
+	h2load -c4 -m16 -D"$SECS" -d "$DIR/small.json" -H content-type:application/json "$URL" |
+		awk '/^requests:/ {print $8, "requests in"}' > "$DIR/wrk.txt"
+else
+	LOADCMD="wrk -t1 -c4 -d${SECS}s"
+	wrk -t1 -c4 -d"${SECS}s" -s "$DIR/small.lua" "$URL" > "$DIR/wrk.txt"
+fi
 kill -INT $GW
 wait $GW || true
 PIDS=""
 n=$(awk '/requests in/ {print $1}' "$DIR/wrk.txt")
 total=$(callgrind_annotate "$CG" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 echo "commit: $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-echo "requests: $n (wrk -t1 -c4 -d${SECS}s), instructions in the event loop: $total"
+echo "requests: $n ($LOADCMD), instructions in the event loop: $total"
 echo "instructions per request: $((total / n))"
 echo "most (inclusive, per request):"
 callgrind_annotate --inclusive=yes "$CG" 2>/dev/null | awk -v n="$n" '
