@@ -725,6 +725,16 @@ static void bbr_configmap(struct session *s, struct ig_configmap *cm, yaml_node_
 			"inference.networking.k8s.io/bbr-managed)");
 		return;
 	}
+	/* It becomes a request header's value. */
+	bool control = memchr(base->bytes, '\0', base->len) != NULL;
+	for (const char *c = name; *c; c++)
+		control |= (unsigned char)*c < 0x20 || *c == 0x7f;
+	if (control) {
+		ld_warn(s, line, "data", "baseModel",
+			"holds a control character, which no header value may: body-based "
+			"routing ignores this ConfigMap");
+		return;
+	}
 	const struct ig_secret_item *ad = ig_configmap_get(cm, "adapters");
 	char why[160] = "";
 	if (ad && !bbr_adapters(s, cm, (const char *)ad->bytes, ad->len, why, sizeof why)) {

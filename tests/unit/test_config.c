@@ -1045,20 +1045,26 @@ static void test_base_models(void **state)
 				  "    - ''\n    - shared\n")
 	    BBR_CM("qwen-2", "true", "  baseModel: Qwen/Qwen3-32B\n  adapters: \"[more]\"\n")
 		BBR_CM("llama", "true", "  baseModel: llama\n  adapters: |\n    - shared\n")
-		    BBR_CM("no-adapters", "true", "  baseModel: solo\n") BBR_CM(
-			"unmanaged", "True", "  baseModel: other\n  adapters: '[x]'\n")
-			BBR_CM("no-base", "true", "  adapters: '[y]'\n") BBR_CM(
-			    "bad-list", "true", "  baseModel: bad\n  adapters: '{a: b}'\n")
-			    BBR_CM("nested", "true", "  baseModel: nest\n  adapters: '[[z]]'\n");
+		    BBR_CM("no-adapters", "true", "  baseModel: solo\n")
+			BBR_CM("unmanaged", "True", "  baseModel: other\n  adapters: '[x]'\n")
+			    BBR_CM("no-base", "true", "  adapters: '[y]'\n") BBR_CM(
+				"bad-list", "true", "  baseModel: bad\n  adapters: '{a: b}'\n")
+				BBR_CM("nested", "true", "  baseModel: nest\n  adapters: '[[z]]'\n")
+				    BBR_CM("newline", "true",
+					   "  baseModel: \"a\\nb\"\n  adapters: '[w]'\n")
+					BBR_CM("nul", "true",
+					       "  baseModel: \"a\\0b\"\n  adapters: '[v]'\n");
 	struct ig_config *c = NULL;
 	struct ig_diags d = {0};
 	assert_int_equal(ig_config_load_text("b.yaml", text, strlen(text), &c, &d), 0);
-	assert_int_equal(d.n, 3); /* no-base, bad-list, nested */
+	assert_int_equal(d.n, 5); /* no-base, bad-list, nested, newline, nul */
 	for (size_t i = 0; i < d.n; i++)
 		assert_true(d.items[i].warning);
 	assert_string_equal(d.items[0].path, "data.baseModel");
 	assert_string_equal(d.items[1].path, "data.adapters");
 	assert_string_equal(d.items[2].path, "data.adapters");
+	assert_string_equal(d.items[3].path, "data.baseModel");
+	assert_non_null(strstr(d.items[4].msg, "control character"));
 	static const struct {
 		const char *model, *base;
 	} want[] = {
@@ -1076,6 +1082,9 @@ static void test_base_models(void **state)
 	    {"bad", NULL},
 	    {"nest", NULL},
 	    {"z", NULL},
+	    {"w", NULL},
+	    {"v", NULL},
+	    {"a", NULL},
 	    {"", NULL},
 	    {"food-review", NULL},
 	};
