@@ -18,95 +18,95 @@
 
 /* The five seed manifests of examples/kgateway, in one multi-document text. */
 static const char seed[] =
-    "apiVersion: gateway.networking.k8s.io/v1\n" /* 1 */
-    "kind: Gateway\n"
-    "metadata:\n"
-    "  name: inference-gateway\n"
-    "spec:\n" /* 5 */
-    "  gatewayClassName: kgateway\n"
-    "  listeners:\n"
-    "    - name: http\n"
-    "      protocol: HTTP\n"
-    "      port: 8080\n" /* 10 */
-    "    - name: llm-gw\n"
-    "      protocol: HTTP\n"
-    "      port: 8081\n"
-    "---\n"
-    "apiVersion: gateway.networking.k8s.io/v1\n" /* 15 */
-    "kind: HTTPRoute\n"
-    "metadata:\n"
-    "  name: llm-route\n"
-    "spec:\n"
-    "  parentRefs:\n" /* 20 */
-    "  - group: gateway.networking.k8s.io\n"
-    "    kind: Gateway\n"
-    "    name: inference-gateway\n"
-    "    sectionName: llm-gw\n"
-    "  rules:\n" /* 25 */
-    "  - backendRefs:\n"
-    "    - group: inference.networking.x-k8s.io\n"
-    "      kind: InferencePool\n"
-    "      name: qwen-pool\n"
-    "      port: 8000\n" /* 30 */
-    "      weight: 1\n"
-    "    matches:\n"
-    "    - path:\n"
-    "        type: PathPrefix\n"
-    "        value: /\n" /* 35 */
-    "    timeouts:\n"
-    "      backendRequest: 24h\n"
-    "      request: 24h\n"
-    "---\n"
-    "apiVersion: inference.networking.x-k8s.io/v1alpha2\n" /* 40 */
-    "kind: InferencePool\n"
-    "metadata:\n"
-    "  name: qwen-pool\n"
-    "spec:\n"
-    "  targetPortNumber: 8000\n" /* 45 */
-    "  selector:\n"
-    "    app: qwen-pool\n"
-    "  extensionRef:\n"
-    "    name: qwen-pool-endpoint-picker\n"
-    "---\n" /* 50 */
-    "apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
-    "kind: InferenceModel\n"
-    "metadata:\n"
-    "  name: inferencemodel-sample\n"
-    "spec:\n" /* 55 */
-    "  modelName: tweet-summary\n"
-    "  criticality: Critical\n"
-    "  poolRef:\n"
-    "    name: qwen-pool\n"
-    "  targetModels:\n" /* 60 */
-    "  - name: tweet-summary-1\n"
-    "    weight: 100\n"
-    "---\n"
-    "apiVersion: apps/v1\n"
-    "kind: Deployment\n" /* 65 */
-    "metadata:\n"
-    "  name: qwen-pool\n"
-    "spec:\n"
-    "  replicas: 1\n"
-    "  selector:\n" /* 70 */
-    "    matchLabels:\n"
-    "      app: qwen-pool\n"
-    "  template:\n"
-    "    metadata:\n"
-    "      labels:\n" /* 75 */
-    "        app: qwen-pool\n"
-    "    spec:\n"
-    "      containers:\n"
-    "        - name: lora\n"
-    "          image: \"vllm-cpu:v0.8.0\"\n" /* 80 */
-    "          command: [\"python3\", \"-m\", \"vllm.entrypoints.openai.api_server\"]\n"
-    "          args:\n"
-    "          - \"--model\"\n"
-    "          - \"Qwen/Qwen2.5-1.5B-Instruct\"\n"
-    "          - \"--port\"\n"
-    "          - \"8000\"\n"
-    "          ports:\n"
-    "            - containerPort: 8000\n"
-    "              name: http\n";
+	"apiVersion: gateway.networking.k8s.io/v1\n" /* 1 */
+	"kind: Gateway\n"
+	"metadata:\n"
+	"  name: inference-gateway\n"
+	"spec:\n" /* 5 */
+	"  gatewayClassName: kgateway\n"
+	"  listeners:\n"
+	"    - name: http\n"
+	"      protocol: HTTP\n"
+	"      port: 8080\n" /* 10 */
+	"    - name: llm-gw\n"
+	"      protocol: HTTP\n"
+	"      port: 8081\n"
+	"---\n"
+	"apiVersion: gateway.networking.k8s.io/v1\n" /* 15 */
+	"kind: HTTPRoute\n"
+	"metadata:\n"
+	"  name: llm-route\n"
+	"spec:\n"
+	"  parentRefs:\n" /* 20 */
+	"  - group: gateway.networking.k8s.io\n"
+	"    kind: Gateway\n"
+	"    name: inference-gateway\n"
+	"    sectionName: llm-gw\n"
+	"  rules:\n" /* 25 */
+	"  - backendRefs:\n"
+	"    - group: inference.networking.x-k8s.io\n"
+	"      kind: InferencePool\n"
+	"      name: qwen-pool\n"
+	"      port: 8000\n" /* 30 */
+	"      weight: 1\n"
+	"    matches:\n"
+	"    - path:\n"
+	"        type: PathPrefix\n"
+	"        value: /\n" /* 35 */
+	"    timeouts:\n"
+	"      backendRequest: 24h\n"
+	"      request: 24h\n"
+	"---\n"
+	"apiVersion: inference.networking.x-k8s.io/v1alpha2\n" /* 40 */
+	"kind: InferencePool\n"
+	"metadata:\n"
+	"  name: qwen-pool\n"
+	"spec:\n"
+	"  targetPortNumber: 8000\n" /* 45 */
+	"  selector:\n"
+	"    app: qwen-pool\n"
+	"  extensionRef:\n"
+	"    name: qwen-pool-endpoint-picker\n"
+	"---\n" /* 50 */
+	"apiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+	"kind: InferenceModel\n"
+	"metadata:\n"
+	"  name: inferencemodel-sample\n"
+	"spec:\n" /* 55 */
+	"  modelName: tweet-summary\n"
+	"  criticality: Critical\n"
+	"  poolRef:\n"
+	"    name: qwen-pool\n"
+	"  targetModels:\n" /* 60 */
+	"  - name: tweet-summary-1\n"
+	"    weight: 100\n"
+	"---\n"
+	"apiVersion: apps/v1\n"
+	"kind: Deployment\n" /* 65 */
+	"metadata:\n"
+	"  name: qwen-pool\n"
+	"spec:\n"
+	"  replicas: 1\n"
+	"  selector:\n" /* 70 */
+	"    matchLabels:\n"
+	"      app: qwen-pool\n"
+	"  template:\n"
+	"    metadata:\n"
+	"      labels:\n" /* 75 */
+	"        app: qwen-pool\n"
+	"    spec:\n"
+	"      containers:\n"
+	"        - name: lora\n"
+	"          image: \"vllm-cpu:v0.8.0\"\n" /* 80 */
+	"          command: [\"python3\", \"-m\", \"vllm.entrypoints.openai.api_server\"]\n"
+	"          args:\n"
+	"          - \"--model\"\n"
+	"          - \"Qwen/Qwen2.5-1.5B-Instruct\"\n"
+	"          - \"--port\"\n"
+	"          - \"8000\"\n"
+	"          ports:\n"
+	"            - containerPort: 8000\n"
+	"              name: http\n";
 
 static struct ig_config *load_ok(const char *text)
 {
@@ -245,25 +245,24 @@ static void test_seed_directory(void **state)
 
 static void test_route_defaults(void **state)
 {
-	struct ig_config *c =
-	    load_ok("apiVersion: gateway.networking.k8s.io/v1beta1\n"
-		    "kind: HTTPRoute\n"
-		    "metadata: {name: r1, namespace: apps}\n"
-		    "spec:\n"
-		    "  parentRefs: [{name: gw}]\n"
-		    "---\n"
-		    "apiVersion: gateway.networking.k8s.io/v1\n"
-		    "kind: HTTPRoute\n"
-		    "metadata: {name: r2, namespace: apps}\n"
-		    "spec:\n"
-		    "  rules:\n"
-		    "  - matches: []\n"
-		    "    backendRefs: [{name: svc, port: 80}]\n"
-		    "  - matches:\n"
-		    "    - headers: [{name: version, value: two}]\n"
-		    "      queryParams: [{name: q, value: v, type: RegularExpression}]\n"
-		    "      method: POST\n"
-		    "    - path: {type: Exact}\n");
+	struct ig_config *c = load_ok("apiVersion: gateway.networking.k8s.io/v1beta1\n"
+				      "kind: HTTPRoute\n"
+				      "metadata: {name: r1, namespace: apps}\n"
+				      "spec:\n"
+				      "  parentRefs: [{name: gw}]\n"
+				      "---\n"
+				      "apiVersion: gateway.networking.k8s.io/v1\n"
+				      "kind: HTTPRoute\n"
+				      "metadata: {name: r2, namespace: apps}\n"
+				      "spec:\n"
+				      "  rules:\n"
+				      "  - matches: []\n"
+				      "    backendRefs: [{name: svc, port: 80}]\n"
+				      "  - matches:\n"
+				      "    - headers: [{name: version, value: two}]\n"
+				      "      queryParams: [{name: q, value: v, type: RegularExpression}]\n"
+				      "      method: POST\n"
+				      "    - path: {type: Exact}\n");
 	assert_int_equal(c->nroutes, 2);
 	const struct ig_httproute *r1 = &c->routes[0], *r2 = &c->routes[1];
 	assert_string_equal(r1->parents[0].group, "gateway.networking.k8s.io");
@@ -305,22 +304,16 @@ static void test_route_defaults(void **state)
 struct bad_case {
 	const char *name;
 	const char *text;
-	const char *want;  /* a whole line of the printed diags */
+	const char *want; /* a whole line of the printed diags */
 	bool warning_only; /* the load succeeds */
 };
 
 #define GW "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: gw\n"
 #define RT "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: rt\n"
-#define PA                                                                                         \
-	"apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata:\n  "   \
-	"name: p\n"
+#define PA "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata:\n  name: p\n"
 #define P1 "apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n  name: p\n"
-#define IM                                                                                         \
-	"apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata:\n  "  \
-	"name: m\n"
-#define IO                                                                                         \
-	"apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: "                               \
-	"InferenceObjective\nmetadata:\n  name: o\n"
+#define IM "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata:\n  name: m\n"
+#define IO "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceObjective\nmetadata:\n  name: o\n"
 /* Line 5 onwards: */
 #define LST "spec:\n  gatewayClassName: c\n  listeners:\n"
 #define RULE "spec:\n  rules:\n  - backendRefs:\n    - name: svc\n      port: 80\n"
@@ -330,271 +323,191 @@ struct bad_case {
 #define MSPEC "spec:\n  modelName: m1\n  poolRef: {name: p}\n  targetModels:\n"
 
 static const struct bad_case cases[] = {
-    /* Gateway */
-    {"gw_port_range", GW LST "  - name: a\n    protocol: HTTP\n    port: 0\n",
-     "g.yaml:10: spec.listeners[0].port: must be between 1 and 65535", false},
-    {"gw_port_type", GW LST "  - name: a\n    protocol: HTTP\n    port: eighty\n",
-     "g.yaml:10: spec.listeners[0].port: must be an integer", false},
-    {"gw_protocol_pattern", GW LST "  - name: a\n    protocol: HTTP_2\n    port: 80\n",
-     "g.yaml:9: spec.listeners[0].protocol: must be a name of up to 63 letters, digits and "
-     "'-' (HTTP, HTTPS, TLS, TCP, UDP), or a domain-prefixed name such as example.com/Custom",
-     false},
-    {"gw_listener_unique",
-     GW LST "  - name: a\n    protocol: HTTP\n    port: 80\n"
-	    "  - name: a\n    protocol: HTTP\n    port: 81\n",
-     "g.yaml:11: spec.listeners[1].name: listener name \"a\" is not unique (also "
-     "spec.listeners[0])",
-     false},
-    {"gw_listeners_required", GW "spec:\n  gatewayClassName: c\n",
-     "g.yaml:5: spec.listeners: is required", false},
-    {"gw_listeners_min", GW "spec:\n  gatewayClassName: c\n  listeners: []\n",
-     "g.yaml:7: spec.listeners: must have at least 1 item", false},
-    {"gw_class_required", GW "spec:\n  listeners: [{name: a, protocol: HTTP, port: 80}]\n",
-     "g.yaml:5: spec.gatewayClassName: is required", false},
-    {"gw_hostname", GW LST "  - {name: a, protocol: HTTP, port: 80, hostname: Foo.com}\n",
-     "g.yaml:8: spec.listeners[0].hostname: must be a lowercase DNS name, optionally starting with "
-     "\"*.\"",
-     false},
-    {"gw_listener_name_missing", GW LST "  - {protocol: HTTP, port: 80}\n",
-     "g.yaml:8: spec.listeners[0].name: is required", false},
-    /* HTTPRoute */
-    {"rt_weight_max", RT RULE "      weight: 2000000\n",
-     "r.yaml:10: spec.rules[0].backendRefs[0].weight: must be between 0 and 1000000", false},
-    {"rt_weight_negative", RT RULE "      weight: -1\n",
-     "r.yaml:10: spec.rules[0].backendRefs[0].weight: must be between 0 and 1000000", false},
-    {"rt_backend_port", RT "spec:\n  rules:\n  - backendRefs:\n    - name: svc\n      port: 0\n",
-     "r.yaml:9: spec.rules[0].backendRefs[0].port: must be between 1 and 65535", false},
-    {"rt_backend_name", RT "spec:\n  rules:\n  - backendRefs:\n    - port: 80\n",
-     "r.yaml:8: spec.rules[0].backendRefs[0].name: is required", false},
-    {"rt_service_port", RT "spec:\n  rules:\n  - backendRefs:\n    - name: svc\n",
-     "r.yaml:8: spec.rules[0].backendRefs[0]: must have port for Service reference", false},
-    {"rt_path_slash", RT MATCH "    - path:\n        value: v1/chat\n",
-     "r.yaml:9: spec.rules[0].matches[0].path.value: must be an absolute path starting with '/'",
-     false},
-    {"rt_path_dotdot", RT MATCH "    - path:\n        value: /a/../b\n",
-     "r.yaml:9: spec.rules[0].matches[0].path.value: must not contain '//', '/./', '/../', '%2f', "
-     "'%2F' or '#'",
-     false},
-    {"rt_path_type", RT MATCH "    - path:\n        type: Prefix\n",
-     "r.yaml:9: spec.rules[0].matches[0].path.type: must be one of Exact, PathPrefix, "
-     "RegularExpression",
-     false},
-    {"rt_header_type", RT MATCH "    - headers:\n      - {name: a, value: b, type: Prefix}\n",
-     "r.yaml:9: spec.rules[0].matches[0].headers[0].type: must be one of Exact, RegularExpression",
-     false},
-    {"rt_header_name", RT MATCH "    - headers:\n      - {name: \"a b\", value: b}\n",
-     "r.yaml:9: spec.rules[0].matches[0].headers[0].name: must be 1 to 256 token characters "
-     "(letters, digits, !#$%&'*+-.^_`|~)",
-     false},
-    {"rt_header_value", RT MATCH "    - headers:\n      - {name: a}\n",
-     "r.yaml:9: spec.rules[0].matches[0].headers[0].value: is required", false},
-    {"rt_method", RT MATCH "    - method: get\n",
-     "r.yaml:8: spec.rules[0].matches[0].method: must be one of GET, HEAD, POST, PUT, DELETE, "
-     "CONNECT, OPTIONS, TRACE, PATCH",
-     false},
-    {"rt_timeout_syntax", RT RULE "    timeouts:\n      request: 1.5s\n",
-     "r.yaml:11: spec.rules[0].timeouts.request: must be a Gateway API duration: 1 to 4 parts of "
-     "up to 5 digits with unit h, m, s or ms (e.g. 10s, 1h30m)",
-     false},
-    {"rt_timeout_order", RT RULE "    timeouts:\n      request: 10s\n      backendRequest: 1m\n",
-     "r.yaml:12: spec.rules[0].timeouts.backendRequest: backendRequest timeout cannot be longer "
-     "than request timeout",
-     false},
-    {"rt_parent_name", RT "spec:\n  parentRefs:\n  - sectionName: http\n",
-     "r.yaml:7: spec.parentRefs[0].name: is required", false},
-    {"rt_hostname", RT "spec:\n  hostnames:\n  - \"*\"\n",
-     "r.yaml:7: spec.hostnames[0]: must be a lowercase DNS name, optionally starting with \"*.\"",
-     false},
-    {"rt_rules_type", RT "spec:\n  rules: everything\n", "r.yaml:6: spec.rules: must be a list",
-     false},
-    {"rt_spec_type", RT "spec: hello\n", "r.yaml:5: spec: must be an object", false},
-    {"rt_rule_names", RT "spec:\n  rules:\n  - name: a\n  - name: a\n",
-     "r.yaml:8: spec.rules[1].name: rule name \"a\" is not unique", false},
-    /* InferencePool v1alpha2 */
-    {"pool_port_required", PA "spec:\n  selector: {app: x}\n  extensionRef: {name: e}\n",
-     "p.yaml:5: spec.targetPortNumber: is required", false},
-    {"pool_port_range",
-     PA "spec:\n  targetPortNumber: 70000\n  selector: {app: x}\n  extensionRef: {name: e}\n",
-     "p.yaml:6: spec.targetPortNumber: must be between 1 and 65535", false},
-    {"pool_port_quoted",
-     PA "spec:\n  targetPortNumber: \"8000\"\n  selector: {app: x}\n  extensionRef: {name: e}\n",
-     "p.yaml:6: spec.targetPortNumber: must be an integer", false},
-    {"pool_selector_required", PA "spec:\n  targetPortNumber: 8000\n  extensionRef: {name: e}\n",
-     "p.yaml:5: spec.selector: is required", false},
-    {"pool_ext_required", PA "spec:\n  targetPortNumber: 8000\n  selector: {app: x}\n",
-     "p.yaml:5: spec.extensionRef: is required", false},
-    {"pool_ext_name", PA PSPEC "    portNumber: 9002\n",
-     "p.yaml:8: spec.extensionRef.name: is required", false},
-    {"pool_ext_port", PA PSPEC "    name: e\n    portNumber: 0\n",
-     "p.yaml:10: spec.extensionRef.portNumber: must be between 1 and 65535", false},
-    {"pool_failure_mode", PA PSPEC "    name: e\n    failureMode: Open\n",
-     "p.yaml:10: spec.extensionRef.failureMode: must be one of FailOpen, FailClose", false},
-    {"pool_ext_kind", PA PSPEC "    name: e\n    kind: 9Service\n",
-     "p.yaml:10: spec.extensionRef.kind: must be 1 to 63 letters, digits or '-', starting with a "
-     "letter",
-     false},
-    {"pool_ext_group", PA PSPEC "    name: e\n    group: Foo_Bar\n",
-     "p.yaml:10: spec.extensionRef.group: must be empty or a lowercase DNS subdomain (e.g. "
-     "inference.networking.k8s.io)",
-     false},
-    {"pool_label_key",
-     PA
-     "spec:\n  targetPortNumber: 8000\n  selector:\n    \"-app\": x\n  extensionRef: {name: e}\n",
-     "p.yaml:8: spec.selector.-app: invalid label key: up to 63 letters, digits, '-', '_' or '.', "
-     "optionally prefixed by a DNS subdomain and '/'",
-     false},
-    {"pool_label_value",
-     PA
-     "spec:\n  targetPortNumber: 8000\n  selector:\n    app: \"x y\"\n  extensionRef: {name: e}\n",
-     "p.yaml:8: spec.selector.app: invalid label value \"x y\": up to 63 letters, digits, '-', '_' "
-     "or '.', beginning and ending with a letter or digit",
-     false},
-    /* InferencePool v1 */
-    {"pool1_ports_min", P1 "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts: []\n",
-     "p.yaml:7: spec.targetPorts: must have at least 1 item", false},
-    {"pool1_ports_max",
-     P1
-     "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts: [{number: 1}, {number: 2}, "
-     "{number: 3}, {number: 4}, {number: 5}, {number: 6}, {number: 7}, {number: 8}, {number: 9}]\n",
-     "p.yaml:7: spec.targetPorts: must have at most 8 items", false},
-    {"pool1_ports_unique",
-     P1 "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts:\n  - number: 8000\n  - number: "
-	"8000\n",
-     "p.yaml:9: spec.targetPorts: port number must be unique", false},
-    {"pool1_port_number",
-     P1 "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts:\n  - number: 65536\n",
-     "p.yaml:8: spec.targetPorts[0].number: must be between 1 and 65535", false},
-    {"pool1_match_labels_min",
-     P1 "spec:\n  selector:\n    matchLabels: {}\n  targetPorts: [{number: 1}]\n",
-     "p.yaml:7: spec.selector.matchLabels: must have between 1 and 64 labels", false},
-    {"pool1_match_labels_required", P1 "spec:\n  selector: {}\n  targetPorts: [{number: 1}]\n",
-     "p.yaml:6: spec.selector.matchLabels: is required", false},
-    {"pool1_epp_port", P1 P1SPEC "  endpointPickerRef:\n    name: epp\n",
-     "p.yaml:8: spec.endpointPickerRef: port is required when kind is 'Service' or unspecified "
-     "(defaults to 'Service')",
-     false},
-    {"pool1_epp_port_number",
-     P1 P1SPEC "  endpointPickerRef:\n    name: epp\n    port: {number: 0}\n",
-     "p.yaml:10: spec.endpointPickerRef.port.number: must be between 1 and 65535", false},
-    {"pool1_failure_mode",
-     P1 P1SPEC
-     "  endpointPickerRef:\n    name: epp\n    port: {number: 9002}\n    failureMode: failopen\n",
-     "p.yaml:11: spec.endpointPickerRef.failureMode: must be one of FailOpen, FailClose", false},
-    /* InferenceModel */
-    {"model_name_required", IM "spec:\n  poolRef: {name: p}\n",
-     "m.yaml:5: spec.modelName: is required", false},
-    {"model_name_length",
-     IM "spec:\n  poolRef: {name: p}\n  modelName: "
-	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	"aaaaaaaaaa"
-	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	"aaaaaaaaaa"
-	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
-     "m.yaml:7: spec.modelName: must be at most 256 characters", false},
-    {"model_criticality", IM "spec:\n  modelName: m1\n  criticality: High\n  poolRef: {name: p}\n",
-     "m.yaml:7: spec.criticality: must be one of Critical, Standard, Sheddable", false},
-    {"model_pool_required", IM "spec:\n  modelName: m1\n", "m.yaml:5: spec.poolRef: is required",
-     false},
-    {"model_pool_name", IM "spec:\n  modelName: m1\n  poolRef:\n    kind: InferencePool\n",
-     "m.yaml:7: spec.poolRef.name: is required", false},
-    {"model_targets_max",
-     IM MSPEC
-     "  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n"
-     "  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n",
-     "m.yaml:8: spec.targetModels: must have at most 10 items", false},
-    {"model_weight_min", IM MSPEC "  - name: a\n    weight: 0\n",
-     "m.yaml:10: spec.targetModels[0].weight: must be between 1 and 1000000", false},
-    {"model_weight_max", IM MSPEC "  - name: a\n    weight: 1000001\n",
-     "m.yaml:10: spec.targetModels[0].weight: must be between 1 and 1000000", false},
-    {"model_weights_all_or_none", IM MSPEC "  - name: a\n    weight: 10\n  - name: b\n",
-     "m.yaml:8: spec.targetModels: Weights should be set for all models, or none of the models.",
-     false},
-    {"model_target_name", IM MSPEC "  - weight: 10\n",
-     "m.yaml:9: spec.targetModels[0].name: is required", false},
-    {"model_target_name_length",
-     IM MSPEC "  - name: "
-	      "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	      "bbbbbbbbbbbbbbbb"
-	      "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	      "bbbbbbbbbbbbbbbb"
-	      "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n",
-     "m.yaml:9: spec.targetModels[0].name: must be at most 253 characters", false},
-    /* InferenceObjective */
-    {"objective_pool_required", IO "spec:\n  priority: 2\n", "o.yaml:5: spec.poolRef: is required",
-     false},
-    {"objective_priority_type", IO "spec:\n  priority: high\n  poolRef: {name: p}\n",
-     "o.yaml:6: spec.priority: must be an integer", false},
-    /* metadata and documents */
-    {"meta_name_required", "apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {app: x}\n",
-     "x.yaml:3: metadata.name: is required", false},
-    {"meta_name_invalid", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: Pod_1\n",
-     "x.yaml:4: metadata.name: must be a lowercase RFC 1123 subdomain (letters, digits, '-' and "
-     "'.', at most 253 characters)",
-     false},
-    {"meta_namespace", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  namespace: a.b\n",
-     "x.yaml:5: metadata.namespace: must be a lowercase RFC 1123 label (letters, digits and '-', "
-     "at most 63 characters)",
-     false},
-    {"meta_required", "apiVersion: v1\nkind: Pod\n", "x.yaml:1: metadata: is required", false},
-    {"meta_type", "apiVersion: v1\nkind: Pod\nmetadata: [a]\n",
-     "x.yaml:3: metadata: must be an object", false},
-    {"meta_labels_type", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  labels: {app: [x]}\n",
-     "x.yaml:5: metadata.labels: labels must be string: string pairs", false},
-    {"meta_timestamp",
-     "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  creationTimestamp: yesterday\n",
-     "x.yaml:5: metadata.creationTimestamp: must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)",
-     false},
-    /* A day the month lacks, an offset without minutes: not times. */
-    {"meta_timestamp_day",
-     "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  creationTimestamp: "
-     "\"2023-02-29T00:00:00Z\"\n",
-     "x.yaml:5: metadata.creationTimestamp: must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)",
-     false},
-    {"meta_timestamp_offset",
-     "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  creationTimestamp: "
-     "\"2024-01-01T00:00:00+05\"\n",
-     "x.yaml:5: metadata.creationTimestamp: must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)",
-     false},
-    {"duplicate_object",
-     PA "spec:\n  targetPortNumber: 8000\n  selector: {app: x}\n  extensionRef: {name: e}\n"
-	"---\n" PA
-	"spec:\n  targetPortNumber: 8001\n  selector: {app: x}\n  extensionRef: {name: e}\n",
-     "x.yaml:10: metadata.name: duplicate InferencePool \"default/p\": also defined at x.yaml:1",
-     false},
-    {"kind_required", "apiVersion: v1\nmetadata: {name: a}\n", "x.yaml:1: kind: is required",
-     false},
-    {"api_version_required", "kind: Pod\nmetadata: {name: a}\n",
-     "x.yaml:1: apiVersion: is required", false},
-    {"document_not_mapping", "- a\n- b\n",
-     "x.yaml:1: a document must be a Kubernetes object (a mapping with apiVersion and kind)",
-     false},
-    {"yaml_syntax", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n   bad: indentation\n",
-     "x.yaml:5: YAML syntax error: mapping values are not allowed in this context", false},
-    {"yaml_syntax_later_document", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\nkind: [\n",
-     "x.yaml:6: YAML syntax error: while parsing a flow node did not find expected node content",
-     false},
-    {"deployment_replicas",
-     "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: -1\n",
-     "x.yaml:5: spec.replicas: must be between 0 and 2147483647", false},
-    {"deployment_container_port",
-     "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n"
-     "      containers:\n      - name: c\n        ports:\n        - containerPort: 0\n",
-     "x.yaml:10: spec.template.spec.containers[0].ports[0].containerPort: must be between 1 and "
-     "65535",
-     false},
-    /* warnings */
-    {"warn_pool_missing",
-     RT "spec:\n  rules:\n  - backendRefs:\n    - group: inference.networking.x-k8s.io\n"
-	"      kind: InferencePool\n      name: nope\n",
-     "r.yaml:8: warning: spec.rules[0].backendRefs[0]: InferencePool \"default/nope\" not found in "
-     "the configuration",
-     true},
-    {"warn_gateway_missing", RT "spec:\n  parentRefs:\n  - name: gw\n    namespace: infra\n",
-     "r.yaml:7: warning: spec.parentRefs[0]: Gateway \"infra/gw\" not found in the configuration",
-     true},
-    {"warn_model_pool_missing", IM "spec:\n  modelName: m1\n  poolRef:\n    name: p\n",
-     "m.yaml:7: warning: spec.poolRef: InferencePool \"default/p\" not found in the configuration",
-     true},
+	/* Gateway */
+	{"gw_port_range", GW LST "  - name: a\n    protocol: HTTP\n    port: 0\n",
+	 "g.yaml:10: spec.listeners[0].port: must be between 1 and 65535", false},
+	{"gw_port_type", GW LST "  - name: a\n    protocol: HTTP\n    port: eighty\n",
+	 "g.yaml:10: spec.listeners[0].port: must be an integer", false},
+	{"gw_protocol_pattern", GW LST "  - name: a\n    protocol: HTTP_2\n    port: 80\n",
+	 "g.yaml:9: spec.listeners[0].protocol: must be a name of up to 63 letters, digits and "
+	 "'-' (HTTP, HTTPS, TLS, TCP, UDP), or a domain-prefixed name such as example.com/Custom",
+	 false},
+	{"gw_listener_unique",
+	 GW LST "  - name: a\n    protocol: HTTP\n    port: 80\n"
+		"  - name: a\n    protocol: HTTP\n    port: 81\n",
+	 "g.yaml:11: spec.listeners[1].name: listener name \"a\" is not unique (also spec.listeners[0])", false},
+	{"gw_listeners_required", GW "spec:\n  gatewayClassName: c\n",
+	 "g.yaml:5: spec.listeners: is required", false},
+	{"gw_listeners_min", GW "spec:\n  gatewayClassName: c\n  listeners: []\n", "g.yaml:7: spec.listeners: must have at least 1 item", false},
+	{"gw_class_required", GW "spec:\n  listeners: [{name: a, protocol: HTTP, port: 80}]\n",
+	 "g.yaml:5: spec.gatewayClassName: is required", false},
+	{"gw_hostname", GW LST "  - {name: a, protocol: HTTP, port: 80, hostname: Foo.com}\n",
+	 "g.yaml:8: spec.listeners[0].hostname: must be a lowercase DNS name, optionally starting with \"*.\"", false},
+	{"gw_listener_name_missing", GW LST "  - {protocol: HTTP, port: 80}\n",
+	 "g.yaml:8: spec.listeners[0].name: is required", false},
+	/* HTTPRoute */
+	{"rt_weight_max", RT RULE "      weight: 2000000\n",
+	 "r.yaml:10: spec.rules[0].backendRefs[0].weight: must be between 0 and 1000000", false},
+	{"rt_weight_negative", RT RULE "      weight: -1\n",
+	 "r.yaml:10: spec.rules[0].backendRefs[0].weight: must be between 0 and 1000000", false},
+	{"rt_backend_port", RT "spec:\n  rules:\n  - backendRefs:\n    - name: svc\n      port: 0\n",
+	 "r.yaml:9: spec.rules[0].backendRefs[0].port: must be between 1 and 65535", false},
+	{"rt_backend_name", RT "spec:\n  rules:\n  - backendRefs:\n    - port: 80\n",
+	 "r.yaml:8: spec.rules[0].backendRefs[0].name: is required", false},
+	{"rt_service_port", RT "spec:\n  rules:\n  - backendRefs:\n    - name: svc\n",
+	 "r.yaml:8: spec.rules[0].backendRefs[0]: must have port for Service reference", false},
+	{"rt_path_slash", RT MATCH "    - path:\n        value: v1/chat\n",
+	 "r.yaml:9: spec.rules[0].matches[0].path.value: must be an absolute path starting with '/'", false},
+	{"rt_path_dotdot", RT MATCH "    - path:\n        value: /a/../b\n",
+	 "r.yaml:9: spec.rules[0].matches[0].path.value: must not contain '//', '/./', '/../', '%2f', '%2F' or '#'", false},
+	{"rt_path_type", RT MATCH "    - path:\n        type: Prefix\n",
+	 "r.yaml:9: spec.rules[0].matches[0].path.type: must be one of Exact, PathPrefix, RegularExpression", false},
+	{"rt_header_type", RT MATCH "    - headers:\n      - {name: a, value: b, type: Prefix}\n",
+	 "r.yaml:9: spec.rules[0].matches[0].headers[0].type: must be one of Exact, RegularExpression", false},
+	{"rt_header_name", RT MATCH "    - headers:\n      - {name: \"a b\", value: b}\n",
+	 "r.yaml:9: spec.rules[0].matches[0].headers[0].name: must be 1 to 256 token characters (letters, digits, !#$%&'*+-.^_`|~)", false},
+	{"rt_header_value", RT MATCH "    - headers:\n      - {name: a}\n",
+	 "r.yaml:9: spec.rules[0].matches[0].headers[0].value: is required", false},
+	{"rt_method", RT MATCH "    - method: get\n",
+	 "r.yaml:8: spec.rules[0].matches[0].method: must be one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH", false},
+	{"rt_timeout_syntax", RT RULE "    timeouts:\n      request: 1.5s\n",
+	 "r.yaml:11: spec.rules[0].timeouts.request: must be a Gateway API duration: 1 to 4 parts of up to 5 digits with unit h, m, s or ms (e.g. 10s, 1h30m)", false},
+	{"rt_timeout_order", RT RULE "    timeouts:\n      request: 10s\n      backendRequest: 1m\n",
+	 "r.yaml:12: spec.rules[0].timeouts.backendRequest: backendRequest timeout cannot be longer than request timeout", false},
+	{"rt_parent_name", RT "spec:\n  parentRefs:\n  - sectionName: http\n",
+	 "r.yaml:7: spec.parentRefs[0].name: is required", false},
+	{"rt_hostname", RT "spec:\n  hostnames:\n  - \"*\"\n",
+	 "r.yaml:7: spec.hostnames[0]: must be a lowercase DNS name, optionally starting with \"*.\"", false},
+	{"rt_rules_type", RT "spec:\n  rules: everything\n", "r.yaml:6: spec.rules: must be a list", false},
+	{"rt_spec_type", RT "spec: hello\n", "r.yaml:5: spec: must be an object", false},
+	{"rt_rule_names", RT "spec:\n  rules:\n  - name: a\n  - name: a\n",
+	 "r.yaml:8: spec.rules[1].name: rule name \"a\" is not unique", false},
+	/* InferencePool v1alpha2 */
+	{"pool_port_required", PA "spec:\n  selector: {app: x}\n  extensionRef: {name: e}\n",
+	 "p.yaml:5: spec.targetPortNumber: is required", false},
+	{"pool_port_range", PA "spec:\n  targetPortNumber: 70000\n  selector: {app: x}\n  extensionRef: {name: e}\n",
+	 "p.yaml:6: spec.targetPortNumber: must be between 1 and 65535", false},
+	{"pool_port_quoted", PA "spec:\n  targetPortNumber: \"8000\"\n  selector: {app: x}\n  extensionRef: {name: e}\n",
+	 "p.yaml:6: spec.targetPortNumber: must be an integer", false},
+	{"pool_selector_required", PA "spec:\n  targetPortNumber: 8000\n  extensionRef: {name: e}\n",
+	 "p.yaml:5: spec.selector: is required", false},
+	{"pool_ext_required", PA "spec:\n  targetPortNumber: 8000\n  selector: {app: x}\n",
+	 "p.yaml:5: spec.extensionRef: is required", false},
+	{"pool_ext_name", PA PSPEC "    portNumber: 9002\n",
+	 "p.yaml:8: spec.extensionRef.name: is required", false},
+	{"pool_ext_port", PA PSPEC "    name: e\n    portNumber: 0\n",
+	 "p.yaml:10: spec.extensionRef.portNumber: must be between 1 and 65535", false},
+	{"pool_failure_mode", PA PSPEC "    name: e\n    failureMode: Open\n",
+	 "p.yaml:10: spec.extensionRef.failureMode: must be one of FailOpen, FailClose", false},
+	{"pool_ext_kind", PA PSPEC "    name: e\n    kind: 9Service\n",
+	 "p.yaml:10: spec.extensionRef.kind: must be 1 to 63 letters, digits or '-', starting with a letter", false},
+	{"pool_ext_group", PA PSPEC "    name: e\n    group: Foo_Bar\n",
+	 "p.yaml:10: spec.extensionRef.group: must be empty or a lowercase DNS subdomain (e.g. inference.networking.k8s.io)", false},
+	{"pool_label_key",
+	 PA "spec:\n  targetPortNumber: 8000\n  selector:\n    \"-app\": x\n  extensionRef: {name: e}\n",
+	 "p.yaml:8: spec.selector.-app: invalid label key: up to 63 letters, digits, '-', '_' or '.', optionally prefixed by a DNS subdomain and '/'", false},
+	{"pool_label_value",
+	 PA "spec:\n  targetPortNumber: 8000\n  selector:\n    app: \"x y\"\n  extensionRef: {name: e}\n",
+	 "p.yaml:8: spec.selector.app: invalid label value \"x y\": up to 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit", false},
+	/* InferencePool v1 */
+	{"pool1_ports_min", P1 "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts: []\n",
+	 "p.yaml:7: spec.targetPorts: must have at least 1 item", false},
+	{"pool1_ports_max",
+	 P1 "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts: [{number: 1}, {number: 2}, "
+	    "{number: 3}, {number: 4}, {number: 5}, {number: 6}, {number: 7}, {number: 8}, {number: 9}]\n",
+	 "p.yaml:7: spec.targetPorts: must have at most 8 items", false},
+	{"pool1_ports_unique",
+	 P1 "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts:\n  - number: 8000\n  - number: 8000\n",
+	 "p.yaml:9: spec.targetPorts: port number must be unique", false},
+	{"pool1_port_number", P1 "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts:\n  - number: 65536\n",
+	 "p.yaml:8: spec.targetPorts[0].number: must be between 1 and 65535", false},
+	{"pool1_match_labels_min", P1 "spec:\n  selector:\n    matchLabels: {}\n  targetPorts: [{number: 1}]\n",
+	 "p.yaml:7: spec.selector.matchLabels: must have between 1 and 64 labels", false},
+	{"pool1_match_labels_required", P1 "spec:\n  selector: {}\n  targetPorts: [{number: 1}]\n",
+	 "p.yaml:6: spec.selector.matchLabels: is required", false},
+	{"pool1_epp_port", P1 P1SPEC "  endpointPickerRef:\n    name: epp\n",
+	 "p.yaml:8: spec.endpointPickerRef: port is required when kind is 'Service' or unspecified (defaults to 'Service')", false},
+	{"pool1_epp_port_number", P1 P1SPEC "  endpointPickerRef:\n    name: epp\n    port: {number: 0}\n",
+	 "p.yaml:10: spec.endpointPickerRef.port.number: must be between 1 and 65535", false},
+	{"pool1_failure_mode", P1 P1SPEC "  endpointPickerRef:\n    name: epp\n    port: {number: 9002}\n    failureMode: failopen\n",
+	 "p.yaml:11: spec.endpointPickerRef.failureMode: must be one of FailOpen, FailClose", false},
+	/* InferenceModel */
+	{"model_name_required", IM "spec:\n  poolRef: {name: p}\n", "m.yaml:5: spec.modelName: is required", false},
+	{"model_name_length", IM "spec:\n  poolRef: {name: p}\n  modelName: "
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+	 "m.yaml:7: spec.modelName: must be at most 256 characters", false},
+	{"model_criticality", IM "spec:\n  modelName: m1\n  criticality: High\n  poolRef: {name: p}\n",
+	 "m.yaml:7: spec.criticality: must be one of Critical, Standard, Sheddable", false},
+	{"model_pool_required", IM "spec:\n  modelName: m1\n", "m.yaml:5: spec.poolRef: is required", false},
+	{"model_pool_name", IM "spec:\n  modelName: m1\n  poolRef:\n    kind: InferencePool\n",
+	 "m.yaml:7: spec.poolRef.name: is required", false},
+	{"model_targets_max",
+	 IM MSPEC "  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n"
+		  "  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n  - {name: a}\n",
+	 "m.yaml:8: spec.targetModels: must have at most 10 items", false},
+	{"model_weight_min", IM MSPEC "  - name: a\n    weight: 0\n",
+	 "m.yaml:10: spec.targetModels[0].weight: must be between 1 and 1000000", false},
+	{"model_weight_max", IM MSPEC "  - name: a\n    weight: 1000001\n",
+	 "m.yaml:10: spec.targetModels[0].weight: must be between 1 and 1000000", false},
+	{"model_weights_all_or_none", IM MSPEC "  - name: a\n    weight: 10\n  - name: b\n",
+	 "m.yaml:8: spec.targetModels: Weights should be set for all models, or none of the models.", false},
+	{"model_target_name", IM MSPEC "  - weight: 10\n", "m.yaml:9: spec.targetModels[0].name: is required", false},
+	{"model_target_name_length", IM MSPEC "  - name: "
+	 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n",
+	 "m.yaml:9: spec.targetModels[0].name: must be at most 253 characters", false},
+	/* InferenceObjective */
+	{"objective_pool_required", IO "spec:\n  priority: 2\n", "o.yaml:5: spec.poolRef: is required", false},
+	{"objective_priority_type", IO "spec:\n  priority: high\n  poolRef: {name: p}\n",
+	 "o.yaml:6: spec.priority: must be an integer", false},
+	/* metadata and documents */
+	{"meta_name_required", "apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {app: x}\n",
+	 "x.yaml:3: metadata.name: is required", false},
+	{"meta_name_invalid", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: Pod_1\n",
+	 "x.yaml:4: metadata.name: must be a lowercase RFC 1123 subdomain (letters, digits, '-' and '.', at most 253 characters)", false},
+	{"meta_namespace", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  namespace: a.b\n",
+	 "x.yaml:5: metadata.namespace: must be a lowercase RFC 1123 label (letters, digits and '-', at most 63 characters)", false},
+	{"meta_required", "apiVersion: v1\nkind: Pod\n", "x.yaml:1: metadata: is required", false},
+	{"meta_type", "apiVersion: v1\nkind: Pod\nmetadata: [a]\n", "x.yaml:3: metadata: must be an object", false},
+	{"meta_labels_type", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  labels: {app: [x]}\n",
+	 "x.yaml:5: metadata.labels: labels must be string: string pairs", false},
+	{"meta_timestamp", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  creationTimestamp: yesterday\n",
+	 "x.yaml:5: metadata.creationTimestamp: must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)", false},
+	/* A day the month lacks, an offset without minutes: not times. */
+	{"meta_timestamp_day", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  creationTimestamp: \"2023-02-29T00:00:00Z\"\n",
+	 "x.yaml:5: metadata.creationTimestamp: must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)", false},
+	{"meta_timestamp_offset", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  creationTimestamp: \"2024-01-01T00:00:00+05\"\n",
+	 "x.yaml:5: metadata.creationTimestamp: must be an RFC 3339 time (e.g. 2025-03-25T10:00:00Z)", false},
+	{"duplicate_object",
+	 PA "spec:\n  targetPortNumber: 8000\n  selector: {app: x}\n  extensionRef: {name: e}\n"
+	    "---\n" PA "spec:\n  targetPortNumber: 8001\n  selector: {app: x}\n  extensionRef: {name: e}\n",
+	 "x.yaml:10: metadata.name: duplicate InferencePool \"default/p\": also defined at x.yaml:1", false},
+	{"kind_required", "apiVersion: v1\nmetadata: {name: a}\n", "x.yaml:1: kind: is required", false},
+	{"api_version_required", "kind: Pod\nmetadata: {name: a}\n", "x.yaml:1: apiVersion: is required", false},
+	{"document_not_mapping", "- a\n- b\n",
+	 "x.yaml:1: a document must be a Kubernetes object (a mapping with apiVersion and kind)", false},
+	{"yaml_syntax", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n   bad: indentation\n",
+	 "x.yaml:5: YAML syntax error: mapping values are not allowed in this context", false},
+	{"yaml_syntax_later_document", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\nkind: [\n",
+	 "x.yaml:6: YAML syntax error: while parsing a flow node did not find expected node content", false},
+	{"deployment_replicas", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: -1\n",
+	 "x.yaml:5: spec.replicas: must be between 0 and 2147483647", false},
+	{"deployment_container_port",
+	 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n"
+	 "      containers:\n      - name: c\n        ports:\n        - containerPort: 0\n",
+	 "x.yaml:10: spec.template.spec.containers[0].ports[0].containerPort: must be between 1 and 65535", false},
+	/* warnings */
+	{"warn_pool_missing", RT "spec:\n  rules:\n  - backendRefs:\n    - group: inference.networking.x-k8s.io\n"
+			      "      kind: InferencePool\n      name: nope\n",
+	 "r.yaml:8: warning: spec.rules[0].backendRefs[0]: InferencePool \"default/nope\" not found in the configuration",
+	 true},
+	{"warn_gateway_missing", RT "spec:\n  parentRefs:\n  - name: gw\n    namespace: infra\n",
+	 "r.yaml:7: warning: spec.parentRefs[0]: Gateway \"infra/gw\" not found in the configuration", true},
+	{"warn_model_pool_missing", IM "spec:\n  modelName: m1\n  poolRef:\n    name: p\n",
+	 "m.yaml:7: warning: spec.poolRef: InferencePool \"default/p\" not found in the configuration", true},
 };
 
 static void test_bad_case(void **state)
@@ -618,10 +531,9 @@ static void test_bad_case(void **state)
 static void test_all_errors_collected(void **state)
 {
 	int rc;
-	char *out = load_diags("r.yaml",
-			       RT RULE "      weight: 2000000\n"
-				       "    timeouts: {request: 1x}\n"
-				       "---\n" PA "spec: {}\n",
+	char *out = load_diags("r.yaml", RT RULE "      weight: 2000000\n"
+						"    timeouts: {request: 1x}\n"
+						"---\n" PA "spec: {}\n",
 			       &rc);
 	assert_int_equal(rc, -1);
 	assert_non_null(strstr(out, "r.yaml:10: spec.rules[0].backendRefs[0].weight:"));
@@ -636,42 +548,33 @@ static void test_all_errors_collected(void **state)
 static void test_upstream_multidoc(void **state)
 {
 	struct ig_config *c = load_ok(
-	    "kind: ClusterRole\napiVersion: rbac.authorization.k8s.io/v1\nmetadata:\n  name: "
-	    "pod-read\n"
-	    "rules:\n- apiGroups: [\"\"]\n  resources: [\"pods\"]\n  verbs: [\"get\", \"watch\", "
-	    "\"list\"]\n"
-	    "--- \n"
-	    "kind: ClusterRoleBinding\napiVersion: rbac.authorization.k8s.io/v1\nmetadata:\n  "
-	    "name: b\n"
-	    "subjects:\n- kind: ServiceAccount\n  name: default\n  namespace: default\n"
-	    "roleRef:\n  kind: ClusterRole\n  name: pod-read\n"
-	    "---\n"
-	    "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata:\n"
-	    "  labels:\n  name: my-pool\nspec:\n  targetPortNumber: 8000\n  selector:\n    app: "
-	    "my-pool\n"
-	    "  extensionRef:\n    name: epp\n    portNumber: 9002\n    failureMode: FailOpen\n"
-	    "---\n"
-	    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: epp\n  namespace: default\n"
-	    "  labels:\n    app: epp\nspec:\n  selector:\n    matchLabels:\n      app: epp\n"
-	    "  template:\n    metadata:\n      labels:\n        app: epp\n    spec:\n      "
-	    "containers:\n"
-	    "      - name: epp\n        args:\n        - -poolName\n        - \"my-pool\"\n"
-	    "        ports:\n        - containerPort: 9002\n        - name: metrics\n          "
-	    "containerPort: 9090\n"
-	    "---\n"
-	    "apiVersion: v1\nkind: Service\nmetadata:\n  name: epp\nspec:\n  selector:\n    app: "
-	    "epp\n"
-	    "  ports:\n    - protocol: TCP\n      port: 9002\n      targetPort: 9002\n  type: "
-	    "ClusterIP\n"
-	    "---\n"
-	    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: b\n"
-	    "---\n"
-	    "# only a comment\n"
-	    "---\n"
-	    "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: InferencePool\nmetadata: "
-	    "{name: old}\n"
-	    "---\n"
-	    "apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: old}\n");
+		"kind: ClusterRole\napiVersion: rbac.authorization.k8s.io/v1\nmetadata:\n  name: pod-read\n"
+		"rules:\n- apiGroups: [\"\"]\n  resources: [\"pods\"]\n  verbs: [\"get\", \"watch\", \"list\"]\n"
+		"--- \n"
+		"kind: ClusterRoleBinding\napiVersion: rbac.authorization.k8s.io/v1\nmetadata:\n  name: b\n"
+		"subjects:\n- kind: ServiceAccount\n  name: default\n  namespace: default\n"
+		"roleRef:\n  kind: ClusterRole\n  name: pod-read\n"
+		"---\n"
+		"apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata:\n"
+		"  labels:\n  name: my-pool\nspec:\n  targetPortNumber: 8000\n  selector:\n    app: my-pool\n"
+		"  extensionRef:\n    name: epp\n    portNumber: 9002\n    failureMode: FailOpen\n"
+		"---\n"
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: epp\n  namespace: default\n"
+		"  labels:\n    app: epp\nspec:\n  selector:\n    matchLabels:\n      app: epp\n"
+		"  template:\n    metadata:\n      labels:\n        app: epp\n    spec:\n      containers:\n"
+		"      - name: epp\n        args:\n        - -poolName\n        - \"my-pool\"\n"
+		"        ports:\n        - containerPort: 9002\n        - name: metrics\n          containerPort: 9090\n"
+		"---\n"
+		"apiVersion: v1\nkind: Service\nmetadata:\n  name: epp\nspec:\n  selector:\n    app: epp\n"
+		"  ports:\n    - protocol: TCP\n      port: 9002\n      targetPort: 9002\n  type: ClusterIP\n"
+		"---\n"
+		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: b\n"
+		"---\n"
+		"# only a comment\n"
+		"---\n"
+		"apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: InferencePool\nmetadata: {name: old}\n"
+		"---\n"
+		"apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: old}\n");
 	assert_int_equal(c->npools, 1);
 	assert_int_equal(c->ndeployments, 1);
 	/* ClusterRole, ClusterRoleBinding and the two old versions; the
@@ -695,26 +598,22 @@ static void test_upstream_multidoc(void **state)
 
 static void test_pool_v1(void **state)
 {
-	struct ig_config *c =
-	    load_ok("apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n"
-		    "  name: vllm\n  namespace: llm\nspec:\n  selector:\n    matchLabels:\n"
-		    "      app: vllm\n      example.com/tier: gpu\n"
-		    "  targetPorts:\n  - number: 8000\n  - number: 8001\n"
-		    "  endpointPickerRef:\n    name: epp\n    port:\n      number: 9002\n"
-		    "---\n"
-		    "apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata: "
-		    "{name: nopicker}\n"
-		    "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts: [{number: 80}]\n"
-		    "---\n"
-		    "apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata: "
-		    "{name: custom}\n"
-		    "spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts: [{number: 80}]\n"
-		    "  endpointPickerRef: {kind: Picker, group: example.com, name: p, failureMode: "
-		    "FailOpen}\n"
-		    "---\n"
-		    "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceObjective\n"
-		    "metadata: {name: premium, namespace: llm}\nspec:\n  priority: -2\n  poolRef: "
-		    "{name: vllm}\n");
+	struct ig_config *c = load_ok(
+		"apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata:\n"
+		"  name: vllm\n  namespace: llm\nspec:\n  selector:\n    matchLabels:\n"
+		"      app: vllm\n      example.com/tier: gpu\n"
+		"  targetPorts:\n  - number: 8000\n  - number: 8001\n"
+		"  endpointPickerRef:\n    name: epp\n    port:\n      number: 9002\n"
+		"---\n"
+		"apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata: {name: nopicker}\n"
+		"spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts: [{number: 80}]\n"
+		"---\n"
+		"apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata: {name: custom}\n"
+		"spec:\n  selector: {matchLabels: {app: x}}\n  targetPorts: [{number: 80}]\n"
+		"  endpointPickerRef: {kind: Picker, group: example.com, name: p, failureMode: FailOpen}\n"
+		"---\n"
+		"apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceObjective\n"
+		"metadata: {name: premium, namespace: llm}\nspec:\n  priority: -2\n  poolRef: {name: vllm}\n");
 	const struct ig_pool *p = ig_config_find_pool(c, "llm", "vllm");
 	assert_non_null(p);
 	assert_null(ig_config_find_pool(c, "default", "vllm"));
@@ -743,14 +642,12 @@ static void test_pool_v1(void **state)
 	ig_config_free(c);
 }
 
-#define MODEL(name, ts, model, pool)                                                               \
-	"---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: "                          \
-	"InferenceModel\nmetadata:\n"                                                              \
+#define MODEL(name, ts, model, pool)                                                              \
+	"---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\nmetadata:\n" \
 	"  name: " name "\n" ts "spec:\n  modelName: " model "\n  poolRef: {name: " pool "}\n"
-#define POOL(name)                                                                                 \
-	"---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: "                          \
-	"InferencePool\nmetadata:\n"                                                               \
-	"  name: " name "\nspec:\n  targetPortNumber: 8000\n  selector: {app: " name "}\n"         \
+#define POOL(name)                                                                                \
+	"---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\nmetadata:\n"  \
+	"  name: " name "\nspec:\n  targetPortNumber: 8000\n  selector: {app: " name "}\n"          \
 	"  extensionRef: {name: epp}\n"
 
 /* The hash maps that serve the per-request lookups answer exactly what the
@@ -765,13 +662,12 @@ static void test_lookup_maps_match_scan(void **state)
 	for (int ns = 0; ns < 2; ns++)
 		for (int p = 0; p < 3; p++)
 			assert_int_equal(
-			    ig_buf_printf(
-				&b,
-				"---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
-				"kind: InferencePool\nmetadata: {name: p%d, namespace: n%d}\n"
-				"spec:\n  targetPortNumber: 8000\n  selector: {app: a}\n"
-				"  extensionRef: {name: epp}\n",
-				p, ns),
+			    ig_buf_printf(&b,
+					  "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+					  "kind: InferencePool\nmetadata: {name: p%d, namespace: n%d}\n"
+					  "spec:\n  targetPortNumber: 8000\n  selector: {app: a}\n"
+					  "  extensionRef: {name: epp}\n",
+					  p, ns),
 			    0);
 	for (int i = 0; i < 400; i++)
 		assert_int_equal(
@@ -783,12 +679,11 @@ static void test_lookup_maps_match_scan(void **state)
 		    0);
 	for (int i = 0; i < 200; i++)
 		assert_int_equal(
-		    ig_buf_printf(
-			&b,
-			"---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
-			"kind: InferenceObjective\nmetadata: {name: o%d-%d, namespace: n%d}\n"
-			"spec:\n  priority: %d\n  poolRef: {name: p0}\n",
-			i % 120, i / 120, i % 2, i),
+		    ig_buf_printf(&b,
+				  "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
+				  "kind: InferenceObjective\nmetadata: {name: o%d-%d, namespace: n%d}\n"
+				  "spec:\n  priority: %d\n  poolRef: {name: p0}\n",
+				  i % 120, i / 120, i % 2, i),
 		    0);
 	struct ig_config *c = NULL;
 	struct ig_diags d = {0};
@@ -816,8 +711,7 @@ static void test_lookup_maps_match_scan(void **state)
 				/* The name, and the name cut short by one. */
 				for (size_t l = (size_t)len - 1; l <= (size_t)len; l++) {
 					c->index = index;
-					const struct ig_model *a =
-					    ig_config_find_model(c, pool, name, l);
+					const struct ig_model *a = ig_config_find_model(c, pool, name, l);
 					c->index = NULL;
 					assert_ptr_equal(a, ig_config_find_model(c, pool, name, l));
 					models += a != NULL;
@@ -829,8 +723,7 @@ static void test_lookup_maps_match_scan(void **state)
 				const struct ig_objective *a =
 				    ig_config_find_objective(c, nsname, name, (size_t)len);
 				c->index = NULL;
-				assert_ptr_equal(
-				    a, ig_config_find_objective(c, nsname, name, (size_t)len));
+				assert_ptr_equal(a, ig_config_find_objective(c, nsname, name, (size_t)len));
 				objectives += a != NULL;
 			}
 		}
@@ -897,7 +790,8 @@ static void test_gie_lookups_match_scan(void **state)
 			"---\napiVersion: inference.networking.x-k8s.io/v1alpha2\n"
 			"kind: InferenceObjective\nmetadata: {name: o%d, namespace: n%d}\n"
 			"spec: {priority: %d, poolRef: {name: p%u%s}}\n",
-			i, i % 2, i, next_rand(&rnd) % 4, pool_groups[next_rand(&rnd) % 4]),
+			i, i % 2, i, next_rand(&rnd) % 4,
+			pool_groups[next_rand(&rnd) % 4]),
 		    0);
 	for (int i = 0; i < 80; i++) {
 		unsigned year = next_rand(&rnd) % 6;
@@ -991,12 +885,13 @@ static void test_gie_lookups_match_scan(void **state)
 
 static void test_model_name_oldest_wins(void **state)
 {
-	const char *text = POOL("p") POOL("q") MODEL("none-first", "", "llama", "p")
-	    MODEL("newer", "  creationTimestamp: \"2025-01-02T00:00:00Z\"\n", "llama", "p")
+	const char *text = POOL("p") POOL("q")
+		MODEL("none-first", "", "llama", "p")
+		MODEL("newer", "  creationTimestamp: \"2025-01-02T00:00:00Z\"\n", "llama", "p")
 		MODEL("older", "  creationTimestamp: \"2025-01-01T23:00:00-02:00\"\n", "llama", "p")
-		    MODEL("oldest", "  creationTimestamp: \"2025-01-01T10:00:00Z\"\n", "llama", "p")
-			MODEL("other-pool", "", "llama", "q") MODEL("a", "", "qwen", "p")
-			    MODEL("b", "", "qwen", "p");
+		MODEL("oldest", "  creationTimestamp: \"2025-01-01T10:00:00Z\"\n", "llama", "p")
+		MODEL("other-pool", "", "llama", "q")
+		MODEL("a", "", "qwen", "p") MODEL("b", "", "qwen", "p");
 	struct ig_config *c = NULL;
 	struct ig_diags d = {0};
 	assert_int_equal(ig_config_load_text("m.yaml", text, strlen(text), &c, &d), 0);
@@ -1012,9 +907,8 @@ static void test_model_name_oldest_wins(void **state)
 	const struct ig_pool *p = ig_config_find_pool(c, "default", "p");
 	assert_ptr_equal(ig_config_find_model(c, p, "llama", 5), &c->models[3]);
 	assert_ptr_equal(ig_config_find_model(c, p, "qwen", 4), &c->models[5]);
-	assert_ptr_equal(
-	    ig_config_find_model(c, ig_config_find_pool(c, "default", "q"), "llama", 5),
-	    &c->models[4]);
+	assert_ptr_equal(ig_config_find_model(c, ig_config_find_pool(c, "default", "q"), "llama", 5),
+			 &c->models[4]);
 	assert_int_equal(d.n, 4);
 	for (size_t i = 0; i < d.n; i++)
 		assert_true(d.items[i].warning);
@@ -1022,8 +916,7 @@ static void test_model_name_oldest_wins(void **state)
 	assert_int_equal(d.items[0].line, c->models[0].meta.line);
 	char want[256];
 	snprintf(want, sizeof want,
-		 "modelName \"llama\" already in use by InferenceModel \"default/oldest\" "
-		 "(m.yaml:%d), which is older (ModelNameInUse)",
+		 "modelName \"llama\" already in use by InferenceModel \"default/oldest\" (m.yaml:%d), which is older (ModelNameInUse)",
 		 c->models[3].meta.line);
 	assert_string_equal(d.items[0].msg, want);
 	assert_non_null(strstr(d.items[3].msg, "\"default/a\""));
@@ -1107,26 +1000,24 @@ static void test_base_models(void **state)
 
 static void test_pods(void **state)
 {
-	struct ig_config *c = load_ok(POOL(
-	    "p") "---\napiVersion: v1\nkind: Pod\nmetadata: {name: ready, labels: {app: p, x: z}}\n"
-		 "status:\n  podIP: 10.0.0.1\n  conditions:\n  - {type: PodScheduled, status: "
-		 "\"True\"}\n"
-		 "  - {type: Ready, status: \"True\"}\n"
-		 "---\napiVersion: v1\nkind: Pod\nmetadata: {name: unready, labels: {app: p}}\n"
-		 "status:\n  podIP: 10.0.0.2\n  conditions:\n  - {type: Ready, status: \"False\"}\n"
-		 "---\napiVersion: v1\nkind: Pod\nmetadata: {name: noconds, labels: {app: p}}\n"
-		 "status:\n  podIPs: [{ip: 10.0.0.3}, {ip: fd00::3}]\n"
-		 "---\napiVersion: v1\nkind: Pod\nmetadata: {name: noip, labels: {app: p}}\n"
-		 "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: deleting\n  labels: {app: p}\n"
-		 "  deletionTimestamp: \"2025-01-01T00:00:00Z\"\nstatus: {podIP: 10.0.0.5}\n"
-		 "---\napiVersion: v1\nkind: Pod\nmetadata: {name: other, labels: {app: q}}\n"
-		 "status: {podIP: 10.0.0.6}\n"
-		 "---\napiVersion: v1\nkind: Pod\nmetadata: {name: elsewhere, namespace: x, "
-		 "labels: {app: p}}\n"
-		 "status: {podIP: 10.0.0.7}\n"
-		 "---\napiVersion: v1\nkind: Pod\nmetadata: {name: noready, labels: {app: p}}\n"
-		 "status:\n  podIP: 10.0.0.8\n  conditions: [{type: Initialized, status: "
-		 "\"True\"}]\n");
+	struct ig_config *c = load_ok(
+		POOL("p")
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: ready, labels: {app: p, x: z}}\n"
+		"status:\n  podIP: 10.0.0.1\n  conditions:\n  - {type: PodScheduled, status: \"True\"}\n"
+		"  - {type: Ready, status: \"True\"}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: unready, labels: {app: p}}\n"
+		"status:\n  podIP: 10.0.0.2\n  conditions:\n  - {type: Ready, status: \"False\"}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: noconds, labels: {app: p}}\n"
+		"status:\n  podIPs: [{ip: 10.0.0.3}, {ip: fd00::3}]\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: noip, labels: {app: p}}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: deleting\n  labels: {app: p}\n"
+		"  deletionTimestamp: \"2025-01-01T00:00:00Z\"\nstatus: {podIP: 10.0.0.5}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: other, labels: {app: q}}\n"
+		"status: {podIP: 10.0.0.6}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: elsewhere, namespace: x, labels: {app: p}}\n"
+		"status: {podIP: 10.0.0.7}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: noready, labels: {app: p}}\n"
+		"status:\n  podIP: 10.0.0.8\n  conditions: [{type: Initialized, status: \"True\"}]\n");
 	const struct ig_pool *p = ig_config_find_pool(c, "default", "p");
 	static const bool want[] = {true, false, true, false, false, false, false, false};
 	static const bool ready[] = {true, false, true, true, true, true, true, false};
@@ -1182,8 +1073,7 @@ static void test_directory(void **state)
 	write_file(dir, "b.yaml", POOL("b"));
 	write_file(dir, "a.yml", POOL("a"));
 	write_file(sub, "c.json",
-		   "{\"apiVersion\": \"inference.networking.x-k8s.io/v1alpha2\", \"kind\": "
-		   "\"InferencePool\","
+		   "{\"apiVersion\": \"inference.networking.x-k8s.io/v1alpha2\", \"kind\": \"InferencePool\","
 		   " \"metadata\": {\"name\": \"c\"}, \"spec\": {\"targetPortNumber\": 8000,"
 		   " \"selector\": {\"app\": \"c\"}, \"extensionRef\": {\"name\": \"e\"}}}");
 	write_file(dir, "notes.txt", "not: [yaml\n");
@@ -1198,8 +1088,8 @@ static void test_directory(void **state)
 	snprintf(path, sizeof path, "%s/z.yaml", dir);
 	assert_string_equal(d.items[0].file, path);
 	assert_int_equal(d.items[0].line, 2);
-	snprintf(path, sizeof path,
-		 "duplicate InferencePool \"default/a\": also defined at %s/a.yml:2", dir);
+	snprintf(path, sizeof path, "duplicate InferencePool \"default/a\": also defined at %s/a.yml:2",
+		 dir);
 	assert_string_equal(d.items[0].msg, path);
 	ig_diags_free(&d);
 
@@ -1299,25 +1189,20 @@ static void test_nesting_and_anchors(void **state)
 static void test_wrong_shapes(void **state)
 {
 	static const char *const texts[] = {
-	    "",
-	    "---\n---\n",
-	    "just a string\n",
-	    "apiVersion: [v1]\nkind: Pod\n",
-	    "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nstatus: {conditions: [1, 2], podIPs: "
-	    "[x]}\n",
-	    RT "spec:\n  parentRefs: [1]\n  hostnames: [[a]]\n  rules: [1, {matches: [1, {headers: "
-	       "[1]}], backendRefs: [x], timeouts: x}]\n",
-	    GW "spec:\n  gatewayClassName: [c]\n  listeners: [x, {name: [a]}]\n",
-	    PA "spec:\n  selector: [a]\n  targetPortNumber: {a: 1}\n  extensionRef: x\n",
-	    P1 "spec:\n  selector: {matchLabels: [x]}\n  targetPorts: [x, {number: x}]\n  "
-	       "endpointPickerRef: {port: 1}\n",
-	    IM "spec:\n  modelName: {a: b}\n  poolRef: x\n  targetModels: [x, {weight: x}]\n",
-	    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    "
-	    "spec:\n"
-	    "      containers: [x, {command: [[a]], args: x, ports: [x]}]\n",
-	    "apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {? [a] : b}}\n",
-	    "\xff\xfe\x00"
-	    "bad",
+		"",
+		"---\n---\n",
+		"just a string\n",
+		"apiVersion: [v1]\nkind: Pod\n",
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nstatus: {conditions: [1, 2], podIPs: [x]}\n",
+		RT "spec:\n  parentRefs: [1]\n  hostnames: [[a]]\n  rules: [1, {matches: [1, {headers: [1]}], backendRefs: [x], timeouts: x}]\n",
+		GW "spec:\n  gatewayClassName: [c]\n  listeners: [x, {name: [a]}]\n",
+		PA "spec:\n  selector: [a]\n  targetPortNumber: {a: 1}\n  extensionRef: x\n",
+		P1 "spec:\n  selector: {matchLabels: [x]}\n  targetPorts: [x, {number: x}]\n  endpointPickerRef: {port: 1}\n",
+		IM "spec:\n  modelName: {a: b}\n  poolRef: x\n  targetModels: [x, {weight: x}]\n",
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n"
+		"      containers: [x, {command: [[a]], args: x, ports: [x]}]\n",
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {? [a] : b}}\n",
+		"\xff\xfe\x00" "bad",
 	};
 	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
 		struct ig_config *c = NULL;
@@ -1364,23 +1249,23 @@ int main(void)
 {
 	enum { NCASES = sizeof cases / sizeof cases[0] };
 	static const struct CMUnitTest fixed[] = {
-	    cmocka_unit_test(test_seed_values),
-	    cmocka_unit_test(test_base_models),
-	    cmocka_unit_test(test_seed_directory),
-	    cmocka_unit_test(test_route_defaults),
-	    cmocka_unit_test(test_all_errors_collected),
-	    cmocka_unit_test(test_upstream_multidoc),
-	    cmocka_unit_test(test_pool_v1),
-	    cmocka_unit_test(test_model_name_oldest_wins),
-	    cmocka_unit_test(test_lookup_maps_match_scan),
-	    cmocka_unit_test(test_gie_lookups_match_scan),
-	    cmocka_unit_test(test_pods),
-	    cmocka_unit_test(test_labels_match),
-	    cmocka_unit_test(test_directory),
-	    cmocka_unit_test(test_alias_bomb),
-	    cmocka_unit_test(test_nesting_and_anchors),
-	    cmocka_unit_test(test_wrong_shapes),
-	    cmocka_unit_test(test_check_main),
+		cmocka_unit_test(test_seed_values),
+		cmocka_unit_test(test_base_models),
+		cmocka_unit_test(test_seed_directory),
+		cmocka_unit_test(test_route_defaults),
+		cmocka_unit_test(test_all_errors_collected),
+		cmocka_unit_test(test_upstream_multidoc),
+		cmocka_unit_test(test_pool_v1),
+		cmocka_unit_test(test_model_name_oldest_wins),
+		cmocka_unit_test(test_lookup_maps_match_scan),
+		cmocka_unit_test(test_gie_lookups_match_scan),
+		cmocka_unit_test(test_pods),
+		cmocka_unit_test(test_labels_match),
+		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_alias_bomb),
+		cmocka_unit_test(test_nesting_and_anchors),
+		cmocka_unit_test(test_wrong_shapes),
+		cmocka_unit_test(test_check_main),
 	};
 	enum { NFIXED = sizeof fixed / sizeof fixed[0] };
 	static struct CMUnitTest tests[NFIXED + NCASES];
@@ -1388,9 +1273,9 @@ int main(void)
 	/* One named test per validation rule. */
 	for (size_t i = 0; i < NCASES; i++)
 		tests[NFIXED + i] = (struct CMUnitTest){
-		    .name = cases[i].name,
-		    .test_func = test_bad_case,
-		    .initial_state = (void *)&cases[i],
+			.name = cases[i].name,
+			.test_func = test_bad_case,
+			.initial_state = (void *)&cases[i],
 		};
 	return _cmocka_run_group_tests("config", tests, NFIXED + NCASES, NULL, NULL);
 }
