@@ -36,6 +36,7 @@ enum ig_body_member {
 	IG_BM_TOOLS,
 	IG_BM_SYSTEM,
 	IG_BM_SALT,
+	IG_BM_ITEMS,
 	IG_BM_N
 };
 

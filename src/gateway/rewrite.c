@@ -334,18 +334,24 @@ static int target_json(struct ig_req *p, const char *target)
 }
 
 /* Which API a request speaks, by its path (as GIE's parser decides). */
-enum api { API_OTHER, API_COMPLETIONS, API_CHAT, API_RESPONSES, API_EMBEDDINGS, API_MESSAGES };
+enum api {
+	API_OTHER,
+	API_COMPLETIONS,
+	API_CHAT,
+	API_RESPONSES,
+	API_EMBEDDINGS,
+	API_MESSAGES,
+	API_CONVERSATIONS
+};
 
 static enum api api_of(struct ig_str path)
 {
 	static const struct {
 		const char *suffix;
 		enum api api;
-	} apis[] = {{"/chat/completions", API_CHAT},
-		    {"/completions", API_COMPLETIONS},
-		    {"/responses", API_RESPONSES},
-		    {"/embeddings", API_EMBEDDINGS},
-		    {"/messages", API_MESSAGES}};
+	} apis[] = {{"/chat/completions", API_CHAT}, {"/completions", API_COMPLETIONS},
+		    {"/responses", API_RESPONSES},   {"/embeddings", API_EMBEDDINGS},
+		    {"/messages", API_MESSAGES},     {"/conversations", API_CONVERSATIONS}};
 	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
 		struct ig_str sfx = ig_str_from(apis[i].suffix);
 		if (path.len >= sfx.len &&
@@ -406,7 +412,8 @@ static uint32_t reported_block_tokens(const struct ig_pool_rt *pool)
 /* What the prefix-cache index hashes, as GIE and llm-d feed it
  * (gie-reference §4.3), by API: the text of a completions prompt; chat
  * messages; a Responses request's [{instructions}, {tools}, {input}];
- * embeddings input; an Anthropic request's [{system}, {messages}]. Values
+ * embeddings input; an Anthropic request's [{system}, {messages}]; the
+ * items of a Conversations request (llm-d Router). Values
  * other than text are hashed in canonical JSON form (json/canon.h: no
  * spacing, sorted keys, fewest escapes), so the same conversation written
  * with other spacing, key order or escapes lands on the same blocks; GIE
@@ -441,6 +448,9 @@ static int prefix_input(struct ig_req *p)
 		break;
 	case API_EMBEDDINGS:
 		single = m[IG_BM_INPUT];
+		break;
+	case API_CONVERSATIONS:
+		single = m[IG_BM_ITEMS];
 		break;
 	case API_RESPONSES:
 		parts[nparts++] = (struct part){"instructions", m[IG_BM_INSTRUCTIONS]};
@@ -527,8 +537,9 @@ static bool empty_container(struct ig_json_value v)
 
 /* GIE v1.5's openai-parser: by the path's API, the member the request
  * cannot do without (a completion's non-empty prompt, a chat's non-empty
- * messages, the input of Responses and embeddings); without it the
- * request is refused with 400 before it is scheduled. On purpose, a
+ * messages, the input of Responses and embeddings, and since llm-d
+ * Router's the non-empty items of a Conversations request); without it
+ * the request is refused with 400 before it is scheduled. On purpose, a
  * prompt of token ids passes (vLLM takes them; GIE's parser reads
  * strings only) and a path of no known API is not checked (GIE parses it
  * as a completion). 0, or answered and -1. */
@@ -555,6 +566,10 @@ static int check_api_body(struct ig_req *p)
 	case API_EMBEDDINGS:
 		if (m[IG_BM_INPUT].type <= IG_JSON_NULL)
 			msg = "invalid embeddings request: must have input field";
+		break;
+	case API_CONVERSATIONS:
+		if (m[IG_BM_ITEMS].type != IG_JSON_ARRAY || empty_container(m[IG_BM_ITEMS]))
+			msg = "invalid conversations request: must have items field";
 		break;
 	default:
 		break;
@@ -709,7 +724,8 @@ static const char *const body_keys[IG_BM_N] = {[IG_BM_MODEL] = "model",
 					       [IG_BM_INSTRUCTIONS] = "instructions",
 					       [IG_BM_TOOLS] = "tools",
 					       [IG_BM_SYSTEM] = "system",
-					       [IG_BM_SALT] = "cache_salt"};
+					       [IG_BM_SALT] = "cache_salt",
+					       [IG_BM_ITEMS] = "items"};
 
 _Static_assert(IG_BM_N <= IG_JSON_STREAM_MAX_KEYS, "the body's members fit a JSON stream");
 

@@ -165,8 +165,9 @@ def test_v1_pool_passes_the_model_through(procs, tmp_path):
 def test_v1_pool_refuses_requests_its_api_cannot_serve(procs, tmp_path):
     """GIE v1.5's request parser: a completion without a prompt, a chat
     without messages, Responses or embeddings without input get 400 from
-    the gateway, before any endpoint is picked; token-id prompts and paths
-    of no known API pass."""
+    the gateway, before any endpoint is picked, and so does a Conversations
+    request without items (llm-d Router's parser); token-id prompts and
+    paths of no known API pass."""
     m = "meta-llama/Llama-3.1-8B-Instruct"
     c = V1(procs, tmp_path, [m])
     bad = [("/v1/completions", {"model": m, "max_tokens": 1}, "prompt"),
@@ -177,7 +178,10 @@ def test_v1_pool_refuses_requests_its_api_cannot_serve(procs, tmp_path):
            ("/v1/chat/completions", {"model": m, "messages": "hi"}, "messages"),
            ("/v1/responses", {"model": m}, "input"),
            ("/v1/responses", {"model": m, "input": None}, "input"),
-           ("/v1/embeddings", {"model": m}, "input")]
+           ("/v1/embeddings", {"model": m}, "input"),
+           ("/v1/conversations", {"model": m}, "items"),
+           ("/v1/conversations", {"model": m, "items": []}, "items"),
+           ("/v1/conversations", {"model": m, "items": "hi"}, "items")]
     for path, body, field in bad:
         st, hdrs, data = call(c.base, path, body)
         err = assert_openai_error(st, data, 400)
@@ -192,6 +196,12 @@ def test_v1_pool_refuses_requests_its_api_cannot_serve(procs, tmp_path):
         st, hdrs, data = call(c.base, path, body)
         assert st == 200, (path, data)
         assert hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(0)
+    # Items: the request goes to a pod (the simulator, like vLLM, has no
+    # Conversations API and answers 404 itself).
+    st, hdrs, data = call(c.base, "/v1/conversations",
+                          {"model": m, "items": [{"type": "message", "role": "user",
+                                                  "content": "hi"}]})
+    assert hdrs.get("x-gateway-destination-endpoint-served") == c.endpoint(0), (st, data)
     c.stop()
 
 
