@@ -317,7 +317,10 @@ static int route(struct ig_req *p, int port_num, const struct ig_listener_rt **l
 static void body_based_routing(struct ig_req *p)
 {
 	struct ig_json_value mv = p->members[IG_BM_MODEL];
-	if (p->body_state != 1 || mv.type != IG_JSON_STRING || mv.raw.len > 1024 + 2)
+	/* An empty model is no model: the router sets nothing (GIE
+	 * v1.4-v1.5). */
+	if (p->body_state != 1 || mv.type != IG_JSON_STRING || mv.raw.len <= 2 ||
+	    mv.raw.len > 1024 + 2)
 		return;
 	struct ig_http_exchange *ex = p->ex;
 	char *val = ig_arena_alloc(ex->arena, mv.raw.len);

@@ -225,6 +225,11 @@ def test_body_based_routing(procs, tmp_path):
     for body in (completion("model-c"), {"prompt": "no model"}):
         st, _, data = call(c.base, "/v1/completions", body)
         assert st == 404 and "no route" in json.loads(data)["error"]["message"]
+    # An empty model is none either: the router leaves the headers as
+    # they came (GIE v1.4-v1.5), so the client's own header routes it.
+    st, hdrs, _ = call(c.base, "/v1/completions", completion(""),
+                       headers={"X-Gateway-Model-Name": "model-b"})
+    assert hdrs.get("x-gateway-destination-endpoint-served") == c.endpoint(1), (st, hdrs)
     # A body that is not JSON has no model to route by: 400, as GIE's
     # body-based router refuses it ("failed to parse request body").
     for raw in (b"not json", b'["model-a"]', b'{"model": "model-a"'):
