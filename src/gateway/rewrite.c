@@ -631,6 +631,15 @@ static int resolve_model(struct ig_req *p)
 		p->random_endpoint = true;
 		return 0;
 	}
+	if (passes && ig_scheduler_raw_body(p->pool->sched->s)) {
+		/* llm-d Router's passthrough-parser: the body, JSON or not,
+		 * goes as it came; no model is read, so none is rewritten,
+		 * no API is checked and no prompt is hashed. */
+		struct ig_buf *in = &p->ex->body;
+		p->body_pre = (struct ig_str){in->ptr, in->len};
+		p->body_len = in->len;
+		return 0;
+	}
 	if (p->body_state <= 0) {
 		ig_req_fail(p, 400, "invalid_request_error", NULL,
 			    "the request body is not a JSON object");

@@ -102,6 +102,7 @@ struct ig_scheduler {
 	bool reads_adapters; /* some profile does */
 	bool tree;	     /* some profile runs the decision-tree filter */
 	bool report_served;  /* destination-endpoint-served-verifier */
+	bool raw_body;	     /* passthrough-parser */
 	unsigned needs;	     /* IG_SCHED_NEEDS_* of every profile */
 	struct plugin_params detector;
 	/* Prefix hashing, when a prefix scorer or affinity filter runs. */
@@ -282,6 +283,7 @@ struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c)
 	}
 	s->detector = c->detector;
 	s->report_served = c->report_served;
+	s->raw_body = c->raw_body;
 	if (c->prefix_index && setup_prefix(s, &c->prefix) < 0)
 		goto fail;
 	return s;
@@ -320,6 +322,11 @@ bool ig_scheduler_sheds_itself(const struct ig_scheduler *s)
 bool ig_scheduler_reports_served(const struct ig_scheduler *s)
 {
 	return s->report_served;
+}
+
+bool ig_scheduler_raw_body(const struct ig_scheduler *s)
+{
+	return s->raw_body;
 }
 
 unsigned ig_scheduler_needs(const struct ig_scheduler *s)

@@ -238,6 +238,10 @@ bool ig_scheduler_sheds_itself(const struct ig_scheduler *s);
  * (GIE v1.5's conformance plugin): each response then carries
  * IG_SERVED_TEST_HEADER with the endpoint that served it. */
 bool ig_scheduler_reports_served(const struct ig_scheduler *s);
+/* Whether the configuration's parser is llm-d Router's passthrough-parser:
+ * a request's body is not read (no model, no API check, no prompt for the
+ * prefix index) and goes to the pod as it came. */
+bool ig_scheduler_raw_body(const struct ig_scheduler *s);
 #define IG_SERVED_TEST_HEADER "x-conformance-test-served-endpoint"
 
 /* What a schedule reads beyond the candidates' figures, by the plugins

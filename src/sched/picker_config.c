@@ -85,6 +85,7 @@ static const struct {
     [PT_PREFIX_PRODUCER] = {"approx-prefix-cache-producer", PK_PRODUCER},
     [PT_INFLIGHT_LOAD_PRODUCER] = {"inflight-load-producer", PK_PRODUCER},
     [PT_OPENAI_PARSER] = {"openai-parser", PK_PARSER},
+    [PT_PASSTHROUGH_PARSER] = {"passthrough-parser", PK_PARSER},
     [PT_SERVED_VERIFIER] = {"destination-endpoint-served-verifier", PK_RESPONSE},
     [PT_DECODE_FILTER] = {"decode-filter", PK_FILTER},
     [PT_PREFILL_FILTER] = {"prefill-filter", PK_FILTER},
@@ -120,7 +121,6 @@ static const struct {
     {"k8s-notification-source", "infergate reads pods from the manifests it is given"},
     {"endpoint-notification-source", "infergate reads pods from the manifests it is given"},
     {"vllmgrpc-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
-    {"passthrough-parser", "infergate parses OpenAI-style JSON bodies (openai-parser)"},
     {"request-attribute-reporter", "it is not implemented"},
     /* llm-d Router's own registry (pkg/epp/framework/plugins/register.go). */
     {"precise-prefix-cache-scorer",
@@ -1525,11 +1525,13 @@ static void decode_parser(struct session *s, yaml_node_t *n, int line)
 		return;
 	check_keys(s, n, "parser", fields);
 	yaml_node_t *ref = get(s, n, "pluginRef", &l);
-	if (!ref)
+	if (!ref) {
 		err(s, l, "parser.pluginRef", "is required");
-	else
-		(void)resolve_ref(s, ref, l, "parser.pluginRef", 1u << PK_PARSER,
-				  "a parser (openai-parser)");
+		return;
+	}
+	int pi = resolve_ref(s, ref, l, "parser.pluginRef", 1u << PK_PARSER,
+			     "a parser (openai-parser, passthrough-parser)");
+	s->cfg->raw_body = pi >= 0 && s->cfg->plugins[pi].type == PT_PASSTHROUGH_PARSER;
 }
 
 /* ---- flowControl ------------------------------------------------------------- */
@@ -2094,6 +2096,9 @@ static void warn_unused(struct session *s)
 		case PK_PARSER:
 			if (s->parser)
 				why = "parser.pluginRef names another plugin";
+			else if (pl->type == PT_PASSTHROUGH_PARSER)
+				why = "no parser section names it, so openai-parser parses (as "
+				      "in llm-d Router)";
 			break;
 		case PK_HANDLER:
 		case PK_PRODUCER:

@@ -56,6 +56,9 @@ enum plugin_type {
 	PT_PREFIX_PRODUCER,
 	PT_INFLIGHT_LOAD_PRODUCER,
 	PT_OPENAI_PARSER,
+	/* llm-d Router's parser that reads nothing of the body: it goes to
+	 * the pod as it came, with no model, API check or prompt. */
+	PT_PASSTHROUGH_PARSER,
 	/* GIE v1.5's conformance plugin: the response carries the endpoint
 	 * the proxy reports it served in x-conformance-test-served-endpoint. */
 	PT_SERVED_VERIFIER,
@@ -209,6 +212,7 @@ struct ig_picker_config {
 	struct ig_flow_control_config flow;
 	unsigned gates;	    /* GATE_* bits */
 	bool report_served; /* a destination-endpoint-served-verifier is declared */
+	bool raw_body;	    /* parser.pluginRef names a passthrough-parser */
 };
 
 #define GATE_FLOW_CONTROL 0x1u

@@ -205,6 +205,38 @@ def test_v1_pool_refuses_requests_its_api_cannot_serve(procs, tmp_path):
     c.stop()
 
 
+def test_passthrough_parser_sends_the_body_as_it_came(procs, tmp_path):
+    """llm-d Router's passthrough-parser: the picker reads nothing of the
+    body, so no API check refuses it, no rewrite changes its model, and a
+    body that is not JSON goes to a pod (which answers for itself)."""
+    m = "meta-llama/Llama-3.1-8B-Instruct"
+    cfg = os.path.join(str(tmp_path), "picker.yaml")
+    write(cfg, "apiVersion: inference.networking.x-k8s.io/v1alpha1\n"
+               "kind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n"
+               "- type: passthrough-parser\nparser:\n  pluginRef: passthrough-parser\n")
+    c = V1(procs, tmp_path, [m], extra_docs=[REWRITE.format(model="alias", target=m)],
+           gw_args=("--picker-config", cfg))
+    for path, raw in (("/v1/completions", b"not json at all"),
+                      ("/v1/chat/completions", b'{"model": "alias"}'),
+                      ("/v1/completions", b'{"model": 7, "prompt": "x"}')):
+        st, hdrs, data = call(c.base, path, raw=raw)
+        # The simulator's own answer (the gateway's refusal names no
+        # endpoint it served).
+        assert hdrs.get("x-gateway-destination-endpoint-served") == c.endpoint(0), (
+            path, raw, st, data)
+        assert b"must have" not in data, data
+    # The rewrite alias -> m does not apply: the simulator, which serves
+    # m only, is asked for "alias" itself and refuses it.
+    st, _, data = call(c.base, "/v1/completions",
+                       raw=json.dumps({"model": m, "prompt": "hi", "max_tokens": 1}).encode())
+    assert st == 200 and json.loads(data)["model"] == m, data
+    st, _, data = call(c.base, "/v1/completions",
+                       raw=json.dumps({"model": "alias", "prompt": "hi",
+                                       "max_tokens": 1}).encode())
+    assert st == 404 and b"alias" in data, (st, data)
+    c.stop()
+
+
 def test_body_based_routing(procs, tmp_path):
     """The body's model is set as X-Gateway-Model-Name before HTTPRoute
     matching, so one HTTPRoute sends model A to pool A and B to pool B."""

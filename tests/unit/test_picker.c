@@ -1226,6 +1226,30 @@ static void test_config_sections_accepted(void **state)
 	ig_picker_config_free(c);
 }
 
+/* llm-d Router's passthrough-parser: the scheduler says the body is not
+ * read when parser.pluginRef names it; declared alone it parses nothing
+ * (openai-parser does, as in llm-d), with a warning; named without being
+ * declared it is no plugin (llm-d loads only openai-parser by default). */
+static void test_config_passthrough_parser(void **state)
+{
+	struct ig_scheduler *s =
+	    sched_of("plugins:\n- type: queue-scorer\n- name: raw\n  type: passthrough-parser\n"
+		     "parser:\n  pluginRef: raw\n");
+	assert_true(ig_scheduler_raw_body(s));
+	ig_scheduler_free(s);
+	s = sched_of("parser:\n  pluginRef: openai-parser\n");
+	assert_false(ig_scheduler_raw_body(s));
+	ig_scheduler_free(s);
+	static const int lines[] = {2};
+	static const char *const msgs[] = {"no parser section names it"};
+	struct ig_picker_config *c =
+	    parse_warned("plugins:\n- type: passthrough-parser\n", lines, msgs, 1);
+	s = ig_scheduler_new(c);
+	ig_picker_config_free(c);
+	assert_false(ig_scheduler_raw_body(s));
+	ig_scheduler_free(s);
+}
+
 static void test_config_flow_policies(void **state)
 {
 	struct ig_picker_config *c = parse_ok(
@@ -1499,7 +1523,8 @@ static void test_config_errors(void **state)
 	    {"dataLayer:\n  source: []\n", 2, "dataLayer.source", "unknown field"},
 	    /* Parser. */
 	    {"plugins:\n- type: queue-scorer\nparser:\n  pluginRef: queue-scorer\n", 4,
-	     "parser.pluginRef", "(queue-scorer) is not a parser (openai-parser)"},
+	     "parser.pluginRef",
+	     "(queue-scorer) is not a parser (openai-parser, passthrough-parser)"},
 	    {"parser: {}\n", 1, "parser.pluginRef", "is required"},
 	    {"parser:\n  pluginRef: vllmgrpc-parser\n", 2, "parser.pluginRef",
 	     "no plugin named \"vllmgrpc-parser\""},
@@ -1606,6 +1631,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_single_profile_handler, setup),
 	    cmocka_unit_test_setup(test_prefix_shared_by_profiles, setup),
 	    cmocka_unit_test_setup(test_config_sections_accepted, setup),
+	    cmocka_unit_test_setup(test_config_passthrough_parser, setup),
 	    cmocka_unit_test_setup(test_config_flow_policies, setup),
 	    cmocka_unit_test_setup(test_config_unused_warnings, setup),
 	    cmocka_unit_test_setup(test_config_errors, setup),
