@@ -177,15 +177,21 @@ static void answer_continue(struct xstream *xs, enum ig_xp_req_kind kind)
 	send_buf(xs, &b);
 }
 
-/* The response headers' answer. With destination-endpoint-served-verifier
- * (GIE v1.5's conformance plugin) it sets x-conformance-test-served-endpoint
- * to the endpoint the proxy reports in envoy.lb metadata, or to GIE's words
- * for what is missing, as GIE's plugin and v1.6's lwepp do. */
+/* The response headers' answer. It sets x-went-into-resp-headers: true,
+ * as GIE's picker (v0.2 to v1.5) and llm-d Router's do on every response
+ * ("for debugging"; clients behind Envoy see it). With
+ * destination-endpoint-served-verifier (GIE v1.5's conformance plugin) it
+ * sets x-conformance-test-served-endpoint to the endpoint the proxy
+ * reports in envoy.lb metadata, or to GIE's words for what is missing, as
+ * GIE's plugin and v1.6's lwepp do. GIE also sets every response header
+ * again to its own value, which changes nothing but a repeated header
+ * (two Set-Cookie become one): not done here. */
 static void answer_response_headers(struct xstream *xs, const struct ig_xp_request *m)
 {
-	struct ig_xp_set_header set[2];
+	struct ig_xp_set_header set[3];
 	size_t nset = 0;
 	struct ig_str token;
+	set[nset++] = (struct ig_xp_set_header){"x-went-into-resp-headers", IG_STR("true")};
 	if (xs->report_served) {
 		set[nset] = (struct ig_xp_set_header){IG_SERVED_TEST_HEADER, m->served};
 		if (!m->has_lb)
@@ -202,10 +208,6 @@ static void answer_response_headers(struct xstream *xs, const struct ig_xp_reque
 	    (ig_scheduler_needs(p->pool->sched->s) & IG_SCHED_NEEDS_SESSION) &&
 	    (token = ig_session_token_of(p->pool, p->ep)).len)
 		set[nset++] = (struct ig_xp_set_header){IG_SESSION_TOKEN_HEADER, token};
-	if (!nset) {
-		answer_continue(xs, IG_XP_REQ_RESPONSE_HEADERS);
-		return;
-	}
 	struct ig_buf b = {0};
 	ig_xp_encode_headers_answer(
 	    &b, &(struct ig_xp_headers_answer){.response = true, .set = set, .nset = nset});

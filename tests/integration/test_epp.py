@@ -1454,6 +1454,8 @@ schedulingProfiles:
 """
 
 SERVED_TEST = "x-conformance-test-served-endpoint"
+# GIE's and llm-d Router's picker set it in every response headers answer.
+WENT = {"x-went-into-resp-headers": "true"}
 
 
 def response_headers_answer(s, lb=None):
@@ -1481,7 +1483,8 @@ def test_served_endpoint_verifier(procs, tmp_path):
     tests rely on): the picker starts with GIE's conformance configuration,
     and its response headers answer sets x-conformance-test-served-endpoint
     to the endpoint the proxy reports in envoy.lb metadata, or to GIE's words
-    for what is missing. Without the plugin the answer sets nothing."""
+    for what is missing. Without the plugin the answer sets only the
+    x-went-into-resp-headers that GIE's picker always sets."""
     p = Picker(procs, tmp_path, extra=("--config-text", CONFORMANCE_PICKER))
     ep = p.endpoint(1)
     cases = ((ep, {"x-gateway-destination-endpoint-served": ep}),
@@ -1491,13 +1494,13 @@ def test_served_endpoint_verifier(procs, tmp_path):
         first, _, s = full_duplex(p.channel, seed_bytes(),
                                   extra=[("test-epp-endpoint-selection", ep.split(":")[0])])
         assert set_headers(first.request_headers.response)[DEST] == ep
-        assert response_headers_answer(s, lb) == {SERVED_TEST: want}
+        assert response_headers_answer(s, lb) == dict(WENT, **{SERVED_TEST: want})
         s.close()
     p.stop()
     plain = Picker(procs, tmp_path / "plain", nsims=1)
     _, _, s = full_duplex(plain.channel, seed_bytes())
     assert response_headers_answer(
-        s, {"x-gateway-destination-endpoint-served": plain.endpoint(0)}) == {}
+        s, {"x-gateway-destination-endpoint-served": plain.endpoint(0)}) == WENT
     s.close()
     plain.stop()
 
@@ -1527,7 +1530,7 @@ def test_session_affinity_token(procs, tmp_path):
         first, _, s = full_duplex(p.channel, seed_bytes(), extra=[("x-session-token", token(i))])
         assert set_headers(first.request_headers.response)[DEST] == p.endpoint(i)
         lb = {"x-gateway-destination-endpoint-served": p.endpoint(1 - i)}
-        assert response_headers_answer(s, lb) == {"x-session-token": token(1 - i)}
+        assert response_headers_answer(s, lb) == dict(WENT, **{"x-session-token": token(1 - i)})
         s.close()
     p.stop()
 
