@@ -380,11 +380,17 @@ static void on_picked(struct ig_req *p)
 	 * its parent; unsampled, the OTel SDK's non-recording span, an id of
 	 * its own with the sampled flag off, since W3C Trace Context has a
 	 * participant propagate the context whether it samples or not. Last,
-	 * the length of a body that changed. */
-	struct ig_xp_set_header set[3];
+	 * the length of a body that changed. The request id comes second. */
+	struct ig_xp_set_header set[4];
 	size_t nset = 0;
 	set[nset++] = (struct ig_xp_set_header){E->opt.dest_key ? E->opt.dest_key : DEST_HEADER,
 						ig_str_from(eps)};
+	/* A request without x-request-id gets the one the rewrite made, as
+	 * GIE's and llm-d Router's picker generate one (Envoy sends its own,
+	 * so this is for proxies that do not). */
+	if (p->request_id.len &&
+	    !ig_http_find_header(xs->ex.req.headers, xs->ex.req.num_headers, "x-request-id"))
+		set[nset++] = (struct ig_xp_set_header){"x-request-id", p->request_id};
 	if (p->trace.on) {
 		p->trace.endpoint = p->nranked ? p->ranked[0]->addr : NULL;
 		ig_req_trace_attempt(p, p->trace.endpoint, false, false);

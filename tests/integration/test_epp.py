@@ -1477,6 +1477,23 @@ def response_headers_answer(s, lb=None):
     return set_headers(r.response_headers.response)
 
 
+def test_request_id_generated_when_absent(procs, tmp_path):
+    """GIE's and llm-d Router's picker give a request without x-request-id
+    one of their own (a UUID) in the headers answer; one the proxy sent is
+    left as it is."""
+    import re
+    p = Picker(procs, tmp_path, nsims=1)
+    first, _, s = full_duplex(p.channel, seed_bytes())
+    rid = set_headers(first.request_headers.response).get("x-request-id", "")
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                        rid), rid
+    s.close()
+    first, _, s = full_duplex(p.channel, seed_bytes(), extra=[("x-request-id", "abc-1")])
+    assert "x-request-id" not in set_headers(first.request_headers.response)
+    s.close()
+    p.stop()
+
+
 def test_served_endpoint_verifier(procs, tmp_path):
     """destination-endpoint-served-verifier (GIE v1.5's conformance plugin,
     which GIE's InferencePoolAppProtocol and GatewayDestinationEndpointServed
