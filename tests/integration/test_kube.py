@@ -2079,13 +2079,9 @@ endpoints: [{addresses: ["%s"]}]
     k.stop()
 
 
-def test_gie_v1_pool(kube):
-    """A GIE v1 InferencePool (inference.networking.k8s.io/v1: matchLabels,
-    targetPorts, no endpointPickerRef): its Pods are endpoints, the model
-    passes through, and its status has parents[] for our Gateway."""
-    k = kube
-    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
-    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+# A Gateway gw, an HTTPRoute r to the v1 InferencePool v1-pool (its rule's
+# matches in %(matches)s) and the pool of the qwen-pool Pods on %(target)d.
+V1_GATEWAY = """apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata:
   name: gw
@@ -2094,7 +2090,7 @@ spec:
   listeners:
   - name: http
     protocol: HTTP
-    port: %d
+    port: %(port)d
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -2108,7 +2104,7 @@ spec:
     - group: inference.networking.k8s.io
       kind: InferencePool
       name: v1-pool
----
+%(matches)s---
 apiVersion: inference.networking.k8s.io/v1
 kind: InferencePool
 metadata:
@@ -2118,8 +2114,17 @@ spec:
     matchLabels:
       app: qwen-pool
   targetPorts:
-  - number: %d
-""" % (k.port, k.target_port))
+  - number: %(target)d
+"""
+
+
+def test_gie_v1_pool(kube):
+    """A GIE v1 InferencePool (inference.networking.k8s.io/v1: matchLabels,
+    targetPorts, no endpointPickerRef): its Pods are endpoints, the model
+    passes through, and its status has parents[] for our Gateway."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.apply(V1_GATEWAY % {"port": k.port, "target": k.target_port, "matches": ""})
     k.add_pod("qwen-pool-0", k.sim_hosts[0])
     k.add_pod("qwen-pool-1", k.sim_hosts[1])
     k.start_gateway()
@@ -2150,45 +2155,11 @@ def test_base_model_configmaps_followed(kube):
     and no longer once the ConfigMap is deleted."""
     k = kube
     k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
-    k.apply("""apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  gatewayClassName: infergate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: %d
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: r
-spec:
-  parentRefs:
-  - name: gw
-  rules:
-  - backendRefs:
-    - group: inference.networking.k8s.io
-      kind: InferencePool
-      name: v1-pool
-    matches:
+    k.apply(V1_GATEWAY % {"port": k.port, "target": k.target_port, "matches": """    matches:
     - headers:
       - name: X-Gateway-Base-Model-Name
         value: Qwen/Qwen2.5-1.5B
----
-apiVersion: inference.networking.k8s.io/v1
-kind: InferencePool
-metadata:
-  name: v1-pool
-spec:
-  selector:
-    matchLabels:
-      app: qwen-pool
-  targetPorts:
-  - number: %d
-""" % (k.port, k.target_port))
+"""})
     k.add_pod("qwen-pool-0", k.sim_hosts[0])
     k.start_gateway()
     status, _, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-1"))
