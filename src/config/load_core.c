@@ -661,20 +661,10 @@ static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char 
 	int line;
 	if (ig_yaml_prescan(text, len, 8, 16, &line, why, whylen) != 0)
 		return false;
-	yaml_parser_t parser;
 	yaml_document_t doc;
-	if (!yaml_parser_initialize(&parser)) {
-		snprintf(why, whylen, "out of memory");
+	if (ig_yaml_load_first(text, len, &doc, why, whylen) < 0)
 		return false;
-	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	bool ok = yaml_parser_load(&parser, &doc);
-	if (!ok) {
-		snprintf(why, whylen, "line %zu: %s", parser.problem_mark.line + 1,
-			 parser.problem ? parser.problem : "not YAML");
-		yaml_parser_delete(&parser);
-		return false;
-	}
+	bool ok = true;
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	if (root && root->type == YAML_SEQUENCE_NODE) {
 		size_t n =
@@ -698,7 +688,6 @@ static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char 
 		ok = false;
 	}
 	yaml_document_delete(&doc);
-	yaml_parser_delete(&parser);
 	return ok;
 }
 

@@ -275,3 +275,21 @@ int ig_yaml_expand_merges(yaml_document_t *doc, size_t max_pairs, int *line, cha
 	}
 	return rc < 0 && m.why == oom ? -ENOMEM : rc;
 }
+
+int ig_yaml_load_first(const char *text, size_t len, yaml_document_t *doc, char *err, size_t errlen)
+{
+	yaml_parser_t p;
+	if (!yaml_parser_initialize(&p)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	int rc = 0;
+	if (!yaml_parser_load(&p, doc)) {
+		snprintf(err, errlen, "line %zu: %s", p.problem_mark.line + 1,
+			 p.problem ? p.problem : "not YAML");
+		rc = -1;
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}

@@ -32,6 +32,11 @@ static inline bool ig_yaml_is_null(const yaml_node_t *n)
 	       ig_yaml_scalar_is(n, "NULL");
 }
 
+/* Loads the first document of text into *doc (yaml_document_delete it).
+ * 0, or -1 with "line N: problem" (or "out of memory") in err. */
+int ig_yaml_load_first(const char *text, size_t len, yaml_document_t *doc, char *err,
+		       size_t errlen);
+
 /* Refuses input nested deeper than max_depth or with more than max_anchors
  * anchors in one document, before a document loader sees it (both make
  * libyaml slow or memory-hungry: "billion laughs"). Syntax errors are left

@@ -1,5 +1,7 @@
 #include "kube/yamljson.h"
 
+#include "config/yaml_node.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <yaml.h>
@@ -63,24 +65,13 @@ static json_t *convert(yaml_document_t *doc, yaml_node_t *n, int depth)
 
 json_t *ig_yaml_to_json(const char *text, size_t len, char *err, size_t errlen)
 {
-	yaml_parser_t p;
 	yaml_document_t doc;
-	if (!yaml_parser_initialize(&p)) {
-		snprintf(err, errlen, "out of memory");
+	if (ig_yaml_load_first(text, len, &doc, err, errlen) < 0)
 		return NULL;
-	}
-	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-	if (!yaml_parser_load(&p, &doc)) {
-		snprintf(err, errlen, "line %zu: %s", p.problem_mark.line + 1,
-			 p.problem ? p.problem : "not YAML");
-		yaml_parser_delete(&p);
-		return NULL;
-	}
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	json_t *out = root ? convert(&doc, root, 0) : json_object();
 	if (!out)
 		snprintf(err, errlen, "unreadable document");
 	yaml_document_delete(&doc);
-	yaml_parser_delete(&p);
 	return out;
 }

@@ -2147,6 +2147,17 @@ def test_gie_v1_pool(kube):
     k.stop()
 
 
+def completion_until(k, model, want):
+    """The seed completion for model, sent until it gets status want or
+    FOLLOW_S has passed; the last answer."""
+    deadline = time.time() + FOLLOW_S
+    while True:
+        status, headers, r = post_json(k.base, "/v1/completions", seed_body(model))
+        if status == want or time.time() > deadline:
+            return status, headers, r
+        time.sleep(0.05)
+
+
 def test_base_model_configmaps_followed(kube):
     """Body-based routing's ConfigMaps (label inference.networking.k8s.io/
     bbr-managed: "true") are read from the cluster, with their baseModel
@@ -2176,23 +2187,13 @@ data:
     - tweet-summary-1
   other: %s
 """ % ("x" * 4096))
-    deadline = time.time() + FOLLOW_S
-    while True:
-        status, headers, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-1"))
-        if status == 200 or time.time() > deadline:
-            break
-        time.sleep(0.05)
+    status, headers, r = completion_until(k, "tweet-summary-1", 200)
     assert status == 200 and r["model"] == "tweet-summary-1", (r, k.log())
     assert headers.get("x-gateway-destination-endpoint-served") == k.endpoint(0)
     status, _, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-0"))
     assert status == 404, r
     k.kubectl("delete", "configmap", "qwen-adapters")
-    deadline = time.time() + FOLLOW_S
-    while True:
-        status, _, r = post_json(k.base, "/v1/completions", seed_body("tweet-summary-1"))
-        if status == 404 or time.time() > deadline:
-            break
-        time.sleep(0.05)
+    status, _, r = completion_until(k, "tweet-summary-1", 404)
     assert status == 404, r
     k.stop()
 
