@@ -640,14 +640,20 @@ void ld_secret(struct session *s, yaml_node_t *root, const char *api)
 
 /* ---- ConfigMap --------------------------------------------------------------------- */
 
-/* Text without the white space around it (Go's strings.TrimSpace, for
- * ASCII), copied. */
+/* *p, *len narrowed to the text without the white space around it (Go's
+ * strings.TrimSpace, for ASCII). */
+static void trim_span(const char **p, size_t *len)
+{
+	while (*len && strchr(" \t\n\v\f\r", (*p)[0]))
+		(*p)++, (*len)--;
+	while (*len && strchr(" \t\n\v\f\r", (*p)[*len - 1]))
+		(*len)--;
+}
+
+/* The same, copied into the load's arena. */
 static char *trimmed_dup(struct session *s, const char *p, size_t len)
 {
-	while (len && strchr(" \t\n\v\f\r", p[0]))
-		p++, len--;
-	while (len && strchr(" \t\n\v\f\r", p[len - 1]))
-		len--;
+	trim_span(&p, &len);
 	return ld_strndup(s, p, len);
 }
 
@@ -664,23 +670,31 @@ static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char 
 	yaml_document_t doc;
 	if (ig_yaml_load_first(text, len, &doc, why, whylen) < 0)
 		return false;
-	bool ok = true;
+	/* Nothing here may longjmp out while the document is held: the
+	 * arena's own allocator, and out of memory after it is deleted. */
+	bool ok = true, oom = false;
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	if (root && root->type == YAML_SEQUENCE_NODE) {
 		size_t n =
 		    (size_t)(root->data.sequence.items.top - root->data.sequence.items.start);
-		cm->bbr_adapters = ld_alloc(s, (n + 1) * sizeof(*cm->bbr_adapters));
-		for (size_t i = 0; i < n && ok; i++) {
+		cm->bbr_adapters = ld_arena_alloc(s->box, (n + 1) * sizeof(*cm->bbr_adapters));
+		oom = !cm->bbr_adapters;
+		for (size_t i = 0; i < n && ok && !oom; i++) {
 			yaml_node_t *it =
 			    yaml_document_get_node(&doc, root->data.sequence.items.start[i]);
 			if (!it || it->type != YAML_SCALAR_NODE) {
 				snprintf(why, whylen, "item %zu is not a string", i);
 				ok = false;
 			} else if (!ig_yaml_is_null(it)) {
-				char *a = trimmed_dup(s, (const char *)it->data.scalar.value,
-						      it->data.scalar.length);
-				if (*a)
+				const char *v = (const char *)it->data.scalar.value;
+				size_t vlen = it->data.scalar.length;
+				trim_span(&v, &vlen);
+				char *a = vlen ? ld_arena_alloc(s->box, vlen + 1) : NULL;
+				oom = vlen && !a;
+				if (a) {
+					memcpy(a, v, vlen);
 					cm->bbr_adapters[cm->nbbr_adapters++] = a;
+				}
 			}
 		}
 	} else if (root && !ig_yaml_is_null(root)) {
@@ -688,6 +702,8 @@ static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char 
 		ok = false;
 	}
 	yaml_document_delete(&doc);
+	if (oom)
+		longjmp(s->jmp, JMP_OOM);
 	return ok;
 }
 
