@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/str.h"
 
 static bool ns_eq(const char *ns, const char *want)
 {
@@ -707,10 +708,9 @@ const char *ig_config_base_model(const struct ig_config *cfg, const char *model,
 {
 	if (!cfg || !model)
 		return NULL;
-	while (len && strchr(" \t\n\v\f\r", model[0]))
-		model++, len--;
-	while (len && strchr(" \t\n\v\f\r", model[len - 1]))
-		len--;
+	struct ig_str m = ig_str_trim_space((struct ig_str){model, len});
+	model = m.ptr;
+	len = m.len;
 	if (!cfg->index)
 		return scan_base_model(cfg, model, len);
 	if (!cfg->index->nbases)

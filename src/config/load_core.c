@@ -641,13 +641,22 @@ void ld_secret(struct session *s, yaml_node_t *root, const char *api)
 /* ---- ConfigMap --------------------------------------------------------------------- */
 
 /* *p, *len narrowed to the text without the white space around it (Go's
- * strings.TrimSpace, for ASCII). */
+ * strings.TrimSpace). */
 static void trim_span(const char **p, size_t *len)
 {
-	while (*len && strchr(" \t\n\v\f\r", (*p)[0]))
-		(*p)++, (*len)--;
-	while (*len && strchr(" \t\n\v\f\r", (*p)[*len - 1]))
-		(*len)--;
+	struct ig_str t = ig_str_trim_space((struct ig_str){*p, *len});
+	*p = t.ptr;
+	*len = t.len;
+}
+
+/* Whether a byte of text is a control character (a NUL included): no
+ * request's model that routes has one. */
+static bool has_control(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+			return true;
+	return false;
 }
 
 /* The same, copied into the load's arena. */
@@ -659,7 +668,8 @@ static char *trimmed_dup(struct session *s, const char *p, size_t len)
 
 /* data.adapters of a body-based routing ConfigMap: a YAML list of
  * strings (a scalar item is its text; null items and empty ones are
- * skipped, as GIE's router skips them). Returns false when it is no
+ * skipped, as GIE's router skips them; so is one with a control
+ * character, which the model of no request that routes can equal). Returns false when it is no
  * such list, which makes the router refuse the whole ConfigMap. */
 static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char *text, size_t len,
 			 char *why, size_t whylen)
@@ -689,6 +699,8 @@ static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char 
 				const char *v = (const char *)it->data.scalar.value;
 				size_t vlen = it->data.scalar.length;
 				trim_span(&v, &vlen);
+				if (has_control(v, vlen))
+					continue;
 				char *a = vlen ? ld_arena_alloc(s->box, vlen + 1) : NULL;
 				oom = vlen && !a;
 				if (a) {
@@ -731,10 +743,10 @@ static void bbr_configmap(struct session *s, struct ig_configmap *cm, yaml_node_
 		return;
 	}
 	/* It becomes a request header's value. */
-	bool control = memchr(base->bytes, '\0', base->len) != NULL;
-	for (const char *c = name; *c; c++)
-		control |= (unsigned char)*c < 0x20 || *c == 0x7f;
-	if (control) {
+	const char *bp = (const char *)base->bytes;
+	size_t blen = base->len;
+	trim_span(&bp, &blen);
+	if (has_control(bp, blen)) {
 		ld_warn(s, line, "data", "baseModel",
 			"holds a control character, which no header value may: body-based "
 			"routing ignores this ConfigMap");

@@ -38,6 +38,50 @@ struct ig_str ig_str_trim(struct ig_str s)
 	return s;
 }
 
+/* The length of the white space (ig_str_trim_space) that starts at p, at
+ * most n bytes: 0 when there is none. */
+static size_t space_at(const unsigned char *p, size_t n)
+{
+	if (!n)
+		return 0;
+	if (p[0] == ' ' || (p[0] >= '\t' && p[0] <= '\r'))
+		return 1;
+	if (n >= 2 && p[0] == 0xc2 && (p[1] == 0x85 || p[1] == 0xa0))
+		return 2;
+	if (n < 3)
+		return 0;
+	if (p[0] == 0xe1 && p[1] == 0x9a && p[2] == 0x80) /* U+1680 */
+		return 3;
+	if (p[0] == 0xe2 && p[1] == 0x80 &&
+	    ((p[2] >= 0x80 && p[2] <= 0x8a) || p[2] == 0xa8 || p[2] == 0xa9 || p[2] == 0xaf))
+		return 3;				  /* U+2000-200A, 2028, 2029, 202F */
+	if (p[0] == 0xe2 && p[1] == 0x81 && p[2] == 0x9f) /* U+205F */
+		return 3;
+	if (p[0] == 0xe3 && p[1] == 0x80 && p[2] == 0x80) /* U+3000 */
+		return 3;
+	return 0;
+}
+
+struct ig_str ig_str_trim_space(struct ig_str s)
+{
+	const unsigned char *p = (const unsigned char *)s.ptr;
+	size_t k;
+	while ((k = space_at(p, s.len)))
+		p += k, s.len -= k;
+	s.ptr = (const char *)p;
+	/* From the end: a space is 1, 2 or 3 bytes long. */
+	for (;;) {
+		size_t n = s.len, got = 0;
+		for (k = 1; k <= 3 && k <= n && !got; k++)
+			if (space_at(p + n - k, k) == k)
+				got = k;
+		if (!got)
+			break;
+		s.len -= got;
+	}
+	return s;
+}
+
 bool ig_str_list_has_token(struct ig_str list, const char *token)
 {
 	size_t i = 0;

@@ -45,6 +45,11 @@ bool ig_str_has_prefix(struct ig_str s, struct ig_str prefix);
 /* Case-insensitive search for a token in a comma-separated header value. */
 bool ig_str_list_has_token(struct ig_str list, const char *token);
 struct ig_str ig_str_trim(struct ig_str s);
+/* Without the white space around it as Go's strings.TrimSpace sees it
+ * (unicode.IsSpace): ASCII's \t \n \v \f \r and space, and in UTF-8
+ * U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F,
+ * U+3000. */
+struct ig_str ig_str_trim_space(struct ig_str s);
 /* Parses a non-negative decimal integer that fills the whole slice.
  * Returns 0, or -1 on empty input, a stray byte or overflow. */
 int ig_str_to_u64(struct ig_str s, uint64_t *out);

@@ -946,7 +946,10 @@ static void test_base_models(void **state)
 				    BBR_CM("newline", "true",
 					   "  baseModel: \"a\\nb\"\n  adapters: '[w]'\n")
 					BBR_CM("nul", "true",
-					       "  baseModel: \"a\\0b\"\n  adapters: '[v]'\n");
+					       "  baseModel: \"a\\0b\"\n  adapters: '[v]'\n")
+					    BBR_CM("unicode", "true",
+						   "  baseModel: \"base-u\\u00a0\"\n"
+						   "  adapters: '[\"\\u3000nb\", \"\\0lead\", \"mid\\0x\"]'\n");
 	struct ig_config *c = NULL;
 	struct ig_diags d = {0};
 	assert_int_equal(ig_config_load_text("b.yaml", text, strlen(text), &c, &d), 0);
@@ -978,6 +981,13 @@ static void test_base_models(void **state)
 	    {"w", NULL},
 	    {"v", NULL},
 	    {"a", NULL},
+	    /* Go's TrimSpace takes Unicode white space off too (U+00A0, U+3000). */
+	    {"base-u", "base-u"},
+	    {"nb", "base-u"},
+	    {"\xe2\x80\x80nb", "base-u"},
+	    /* An adapter with a NUL in it is skipped, not cut short. */
+	    {"lead", NULL},
+	    {"mid", NULL},
 	    {"", NULL},
 	    {"food-review", NULL},
 	};

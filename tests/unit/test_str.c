@@ -136,12 +136,39 @@ static void test_decode_line_breaks(void **state)
 	assert_string_equal(dec(" aGVs\tbG8g ", IG_BASE64_LAX, &n), "hello ");
 }
 
+/* Go's strings.TrimSpace: ASCII white space and Unicode's (UTF-8), at
+ * either end only; a lone continuation byte or a NUL is not space. */
+static void test_trim_space(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {" \t\n\v\f\rabc \r\n", "abc"},
+	    {"\xc2\xa0" "a b\xc2\x85", "a b"},
+	    {"\xe2\x80\x80\xe2\x80\x8a\xe2\x80\xa8x\xe2\x80\xa9\xe2\x80\xaf", "x"},
+	    {"\xe1\x9a\x80y\xe2\x81\x9f\xe3\x80\x80", "y"},
+	    {"\xe2\x80\x8b" "z", "\xe2\x80\x8b" "z"}, /* U+200B is not space in Go */
+	    {"\xa0" "q\x85", "\xa0" "q\x85"},	 /* continuation bytes alone */
+	    {"   ", ""},
+	    {"", ""},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct ig_str t = ig_str_trim_space(ig_str_from(cases[i].in));
+		assert_int_equal(t.len, strlen(cases[i].out));
+		assert_memory_equal(t.ptr, cases[i].out, t.len);
+	}
+	/* NUL is data, not space, at either end. */
+	struct ig_str t = ig_str_trim_space((struct ig_str){"\0" "a\0", 3});
+	assert_int_equal(t.len, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_encode),	     cmocka_unit_test(test_decode_valid),
 	    cmocka_unit_test(test_decode_empty),     cmocka_unit_test(test_decode_padding),
 	    cmocka_unit_test(test_decode_bad_chars), cmocka_unit_test(test_decode_line_breaks),
+	    cmocka_unit_test(test_trim_space),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
