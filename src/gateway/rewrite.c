@@ -188,6 +188,10 @@ static int build_head(struct ig_req *p)
 		if (ig_str_ieq_cstr(hd->name, "x-forwarded-client-cert"))
 			continue;
 		if (ig_str_ieq_cstr(hd->name, "x-request-id")) {
+			/* An empty one is none: ours replaces it (GIE's
+			 * picker generates one for it too). */
+			if (!hd->value.len)
+				continue;
 			have_id = true;
 			p->request_id = hd->value;
 		}

@@ -114,11 +114,18 @@ def test_json_lines(procs, tmp_path):
     check_served(line, c, client, sent, got, resp, t0, t1)
     assert UUID.match(line["request_id"]), line
     assert resp["id"] == "cmpl-" + line["request_id"]
+    # An empty one is none: the gateway's replaces it.
+    status, resp, client, sent, got = post_from(c, "/v1/completions", seed_body(),
+                                                {"X-Request-Id": ""})
+    assert status == 200, resp
+    line = json.loads(wait_lines(log, 3)[2])
+    assert UUID.match(line["request_id"]), line
+    assert resp["id"] == "cmpl-" + line["request_id"]
 
     # An unknown model: the gateway's 404 says why, in the log too.
     status, _, data = call(c.base, "/v1/completions", seed_body("no-such-model"))
     assert status == 404
-    line = json.loads(wait_lines(log, 3)[2])
+    line = json.loads(wait_lines(log, 4)[3])
     assert set(line) == KEYS
     assert line["status"] == 404 and line["model"] == "no-such-model"
     assert line["reason"] and line["reason"] == json.loads(data)["error"]["message"]
@@ -128,7 +135,7 @@ def test_json_lines(procs, tmp_path):
 
     assert metric(c, "infergate_access_log_dropped_total") == 0
     c.stop()
-    assert len(read_lines(log)) == 3
+    assert len(read_lines(log)) == 4
 
 
 def parse_logfmt(line):

@@ -1479,8 +1479,8 @@ def response_headers_answer(s, lb=None):
 
 def test_request_id_generated_when_absent(procs, tmp_path):
     """GIE's and llm-d Router's picker give a request without x-request-id
-    one of their own (a UUID) in the headers answer; one the proxy sent is
-    left as it is."""
+    (or with an empty one) one of their own (a UUID) in the headers answer;
+    one the proxy sent is left as it is."""
     import re
     p = Picker(procs, tmp_path, nsims=1)
     first, _, s = full_duplex(p.channel, seed_bytes())
@@ -1490,6 +1490,10 @@ def test_request_id_generated_when_absent(procs, tmp_path):
     s.close()
     first, _, s = full_duplex(p.channel, seed_bytes(), extra=[("x-request-id", "abc-1")])
     assert "x-request-id" not in set_headers(first.request_headers.response)
+    s.close()
+    # An empty one is none.
+    first, _, s = full_duplex(p.channel, seed_bytes(), extra=[("x-request-id", "")])
+    assert len(set_headers(first.request_headers.response).get("x-request-id", "")) == 36
     s.close()
     p.stop()
 
