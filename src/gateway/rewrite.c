@@ -539,6 +539,39 @@ static bool empty_container(struct ig_json_value v)
 	return true;
 }
 
+/* A key of an object, compared as Go's encoding/json matches a struct
+ * field: without regard to ASCII case (a key with escapes is not one). */
+static bool key_is(struct ig_json_value k, const char *name)
+{
+	size_t n = strlen(name);
+	return k.raw.len == n + 2 && strncasecmp(k.raw.ptr + 1, name, n) == 0;
+}
+
+/* llm-d Router decodes a Conversations body's items as
+ * [{type, role: string, content: any}] (Go: null stands for an empty
+ * item or field): a non-empty array of objects whose type and role are
+ * strings. */
+static bool conversation_items_ok(struct ig_json_value items)
+{
+	if (items.type != IG_JSON_ARRAY || empty_container(items))
+		return false;
+	size_t pos = 0;
+	struct ig_json_value it;
+	while (ig_json_array_next(items, &pos, &it) == 1) {
+		if (it.type == IG_JSON_NULL)
+			continue;
+		if (it.type != IG_JSON_OBJECT)
+			return false;
+		size_t mp = 0;
+		struct ig_json_value k, v;
+		while (ig_json_object_next(it, &mp, &k, &v) == 1)
+			if ((key_is(k, "type") || key_is(k, "role")) && v.type != IG_JSON_STRING &&
+			    v.type != IG_JSON_NULL)
+				return false;
+	}
+	return true;
+}
+
 /* GIE v1.5's openai-parser: by the path's API, the member the request
  * cannot do without (a completion's non-empty prompt, a chat's non-empty
  * messages, the input of Responses and embeddings, and since llm-d
@@ -572,7 +605,9 @@ static int check_api_body(struct ig_req *p)
 			msg = "invalid embeddings request: must have input field";
 		break;
 	case API_CONVERSATIONS:
-		if (m[IG_BM_ITEMS].type != IG_JSON_ARRAY || empty_container(m[IG_BM_ITEMS]))
+		if (!conversation_items_ok(m[IG_BM_ITEMS]) ||
+		    (m[IG_BM_SALT].type && m[IG_BM_SALT].type != IG_JSON_STRING &&
+		     m[IG_BM_SALT].type != IG_JSON_NULL))
 			msg = "invalid conversations request: must have items field";
 		break;
 	default:

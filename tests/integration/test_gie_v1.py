@@ -181,7 +181,14 @@ def test_v1_pool_refuses_requests_its_api_cannot_serve(procs, tmp_path):
            ("/v1/embeddings", {"model": m}, "input"),
            ("/v1/conversations", {"model": m}, "items"),
            ("/v1/conversations", {"model": m, "items": []}, "items"),
-           ("/v1/conversations", {"model": m, "items": "hi"}, "items")]
+           ("/v1/conversations", {"model": m, "items": "hi"}, "items"),
+           # llm-d decodes items as [{type, role: string, content}].
+           ("/v1/conversations", {"model": m, "items": ["hi"]}, "items"),
+           ("/v1/conversations", {"model": m, "items": [[]]}, "items"),
+           ("/v1/conversations", {"model": m, "items": [{"type": 5}]}, "items"),
+           ("/v1/conversations", {"model": m, "items": [{"Role": ["user"]}]}, "items"),
+           ("/v1/conversations", {"model": m, "items": [{"role": "user"}],
+                                  "cache_salt": 7}, "items")]
     for path, body, field in bad:
         st, hdrs, data = call(c.base, path, body)
         err = assert_openai_error(st, data, 400)
@@ -198,10 +205,10 @@ def test_v1_pool_refuses_requests_its_api_cannot_serve(procs, tmp_path):
         assert hdrs["x-gateway-destination-endpoint-served"] == c.endpoint(0)
     # Items: the request goes to a pod (the simulator, like vLLM, has no
     # Conversations API and answers 404 itself).
-    st, hdrs, data = call(c.base, "/v1/conversations",
-                          {"model": m, "items": [{"type": "message", "role": "user",
-                                                  "content": "hi"}]})
-    assert hdrs.get("x-gateway-destination-endpoint-served") == c.endpoint(0), (st, data)
+    for items in ([{"type": "message", "role": "user", "content": "hi"}],
+                  [None, {"role": None, "content": [{"type": "input_text"}], "other": 1}]):
+        st, hdrs, data = call(c.base, "/v1/conversations", {"model": m, "items": items})
+        assert hdrs.get("x-gateway-destination-endpoint-served") == c.endpoint(0), (st, data)
     c.stop()
 
 
