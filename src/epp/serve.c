@@ -441,10 +441,13 @@ static void on_failed(struct ig_req *p, int status, const char *type, const char
 	ig_json_write_string(&body, msg, strlen(msg));
 	ig_buf_printf(&body, ",\"type\":\"%s\",\"code\":%d}}", type ? type : "server_error",
 		      status);
-	struct ig_xp_set_header ct = {"content-type", IG_STR("application/json")};
+	/* llm-d Router's word for flow control's refusal goes with it. */
+	struct ig_xp_set_header hs[2] = {
+	    {"content-type", IG_STR("application/json")},
+	    {"x-llm-d-request-dropped-reason", ig_str_from(p->drop_reason ? p->drop_reason : "")}};
 	char details[64];
 	snprintf(details, sizeof details, "infergate_epp_%d", status);
-	ig_xp_encode_immediate(&b, status, ig_buf_str(&body), &ct, 1, details);
+	ig_xp_encode_immediate(&b, status, ig_buf_str(&body), hs, p->drop_reason ? 2 : 1, details);
 	ig_buf_free(&body);
 	send_buf(xs, &b);
 	xs->answered = true;

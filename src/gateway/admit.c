@@ -365,6 +365,7 @@ static void queue_tick(struct ig_loop *loop, struct ig_timer *t)
 	while ((p = ig_flowq_pop_expired(w->queue, t0)) != NULL) {
 		p->queued = false;
 		ig_req_metrics_flow(p, IG_GW_FLOW_EVICTED_TTL, t0);
+		p->drop_reason = "rejected-ttl-expired";
 		ig_req_fail(p, 503, "service_unavailable", NULL,
 			    "timed out waiting in the gateway queue for a model server");
 	}
@@ -436,6 +437,7 @@ int ig_req_admit(struct ig_req *p)
 	if (rc != 1)
 		return rc;
 	if (enqueue(p) < 0) {
+		p->drop_reason = "rejected-saturated";
 		ig_req_fail(p, 429, "rate_limit_exceeded", "queue_full",
 			    "the pool is saturated and the gateway queue is full");
 		return -1;

@@ -243,7 +243,8 @@ void ig_req_finish(struct ig_req *p)
 
 /* Anthropic's error object for the Messages API: clients of /v1/messages
  * parse {"type":"error","error":{"type":...,"message":...}}. */
-static void respond_anthropic_error(struct ig_http_exchange *ex, int status, const char *msg)
+static void respond_anthropic_error(struct ig_http_exchange *ex, int status, const char *msg,
+				    const struct ig_http_header *extra, size_t nextra)
 {
 	const char *type = status == 400   ? "invalid_request_error"
 			   : status == 401 ? "authentication_error"
@@ -259,7 +260,7 @@ static void respond_anthropic_error(struct ig_http_exchange *ex, int status, con
 			    "\",\"message\":", (char *)NULL);
 	ig_json_write_string(&b, msg, strlen(msg));
 	ig_buf_append_cstr(&b, "}}");
-	ig_http_respond(ex, status, "application/json", b.ptr, b.len, NULL, 0);
+	ig_http_respond(ex, status, "application/json", b.ptr, b.len, extra, nextra);
 	ig_buf_free(&b);
 }
 
@@ -304,14 +305,17 @@ void ig_req_fail(struct ig_req *p, int status, const char *type, const char *cod
 	if (!p->reason) /* msg may be the caller's stack */
 		p->reason = ig_arena_strdup(p->ex->arena, ig_str_from(msg)).ptr;
 	record_metrics(p, false);
+	const struct ig_http_header drop = {IG_STR("x-llm-d-request-dropped-reason"),
+					    ig_str_from(p->drop_reason ? p->drop_reason : "")};
+	size_t ndrop = p->drop_reason ? 1 : 0;
 	if (p->sink)
 		p->sink->failed(p, status, type, msg);
 	else if (ig_str_eq_cstr(p->ex->req.path, "/v1/messages"))
-		respond_anthropic_error(p->ex, status, msg);
+		respond_anthropic_error(p->ex, status, msg, &drop, ndrop);
 	else if (ig_req_is_grpc(&p->ex->req))
 		respond_grpc_error(p, status, msg);
 	else
-		ig_http_respond_error(p->ex, status, type, code, "%s", msg);
+		ig_http_respond_error_with(p->ex, status, type, code, msg, &drop, ndrop);
 	ig_req_finish(p);
 }
 

@@ -223,6 +223,10 @@ struct ig_req {
 	uint64_t first_byte_ns; /* the response head from the model server */
 	char served[64];	/* the endpoint that answered, "ip:port" */
 	const char *reason;	/* why the gateway answered an error (access log) */
+	/* Flow control refused or evicted it: llm-d Router's
+	 * x-llm-d-request-dropped-reason on the error (rejected-saturated,
+	 * rejected-ttl-expired); NULL otherwise. */
+	const char *drop_reason;
 	bool recorded, finished;
 
 	/* admit.c: the schedule's result, with the prefix hashes for the

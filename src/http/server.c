@@ -1715,6 +1715,13 @@ int ig_http_respond_error(struct ig_http_exchange *ex, int status, const char *t
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	return ig_http_respond_error_with(ex, status, type, code, msg, NULL, 0);
+}
+
+int ig_http_respond_error_with(struct ig_http_exchange *ex, int status, const char *type,
+			       const char *code, const char *msg,
+			       const struct ig_http_header *extra, size_t nextra)
+{
 	struct ig_buf b = {0};
 	ig_buf_append_cstr(&b, "{\"error\":{\"message\":");
 	ig_json_write_string(&b, msg, strlen(msg));
@@ -1728,7 +1735,7 @@ int ig_http_respond_error(struct ig_http_exchange *ex, int status, const char *t
 		ig_buf_printf(&b, ",\"code\":%d", status);
 	}
 	ig_buf_append_cstr(&b, "}}");
-	int rc = ig_http_respond(ex, status, "application/json", b.ptr, b.len, NULL, 0);
+	int rc = ig_http_respond(ex, status, "application/json", b.ptr, b.len, extra, nextra);
 	ig_buf_free(&b);
 	return rc;
 }

@@ -182,6 +182,10 @@ int ig_http_respond(struct ig_http_exchange *ex, int status, const char *content
 int ig_http_respond_error(struct ig_http_exchange *ex, int status, const char *type,
 			  const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* The same with the message as it is and `extra` headers (may be NULL). */
+int ig_http_respond_error_with(struct ig_http_exchange *ex, int status, const char *type,
+			       const char *code, const char *msg,
+			       const struct ig_http_header *extra, size_t nextra);
 
 /* Streaming: the head, then body pieces, then the end. content_length < 0
  * means unknown length: chunked for HTTP/1.1 clients, close-delimited for

@@ -1344,6 +1344,11 @@ def test_flow_control_from_deprecated_env(procs, tmp_path):
     first, _, s = full_duplex(p.channel, seed_bytes())
     assert first.WhichOneof("response") == "immediate_response", first
     assert first.immediate_response.status.code == 503, first
+    # llm-d Router's reason for the eviction goes with it.
+    assert {h.header.key: (h.header.raw_value or h.header.value.encode()).decode()
+            for h in first.immediate_response.headers.set_headers} == {
+        "content-type": "application/json",
+        "x-llm-d-request-dropped-reason": "rejected-ttl-expired"}, first
     s.close()
     p.stop()
     assert "Flow Control layer using environment variables is deprecated" in p.log()

@@ -745,17 +745,20 @@ def test_metrics_flow_control(procs, tmp_path):
     # The worker sets the two gauges one after the other: a scrape may
     # fall between them (ASan's pace made CI see it).
     wait_metric(c, lambda t: sample(t, qsize, **flow) == 1 and sample(t, qbytes, **flow) == size)
-    # The queue holds one request: the next is refused.
-    st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
+    # The queue holds one request: the next is refused, with llm-d
+    # Router's reason header.
+    st, rh, data = call(c.base, "/v1/completions", body, headers=hdrs)
     assert st == 429, data
+    assert rh.get("x-llm-d-request-dropped-reason") == "rejected-saturated", rh
     time.sleep(0.2)  # the queued request waits at least this long
     st, _, data = call(sim, "/sim/state", {"waiting": 0})
     assert st == 200, data
     t.join()
     assert out[0][0] == 200, out
     # Unsaturated: admitted at once.
-    st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
+    st, rh, data = call(c.base, "/v1/completions", body, headers=hdrs)
     assert st == 200, data
+    assert "x-llm-d-request-dropped-reason" not in rh
     text = metrics(c)
     assert sample(text, qsize, **flow) == 0
     assert sample(text, qbytes, **flow) == 0
@@ -784,8 +787,9 @@ def test_metrics_flow_control(procs, tmp_path):
     conn.close()
     text = wait_metric(c, lambda t: sample(t, qsize, **flow) == 0)
     assert sample(text, dur + "_count", outcome="EvictedContextCancelled", **flow) == 1
-    st, _, data = call(c.base, "/v1/completions", body, headers=hdrs)
+    st, rh, data = call(c.base, "/v1/completions", body, headers=hdrs)
     assert st == 503, data
+    assert rh.get("x-llm-d-request-dropped-reason") == "rejected-ttl-expired", rh
     text = metrics(c)
     assert sample(text, dur + "_count", outcome="EvictedTTL", **flow) == 1
     assert 0.9 < sample(text, dur + "_sum", outcome="EvictedTTL", **flow) < 3
