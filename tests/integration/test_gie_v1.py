@@ -591,9 +591,16 @@ def test_metrics_sizes_and_streams_the_client_left(procs, tmp_path):
     conn.sock.shutdown(socket.SHUT_RDWR)
     conn.close()
     mt = dict(model_name="m", target_model_name="m")
+    # The worker records one family after the other while /metrics is
+    # rendered from another thread: a render may fall between two of them
+    # (CI saw inference_objective's count at 3 and inference_model's at 2
+    # in one page), so the wait is for every count asserted below.
     text = wait_metric(c, lambda t: sample(t, "inference_objective_request_total",
                                            priority="0", **mt) == 3 and
-                       sample(t, "inference_objective_running_requests", model_name="m") == 0)
+                       sample(t, "inference_objective_running_requests", model_name="m") == 0
+                       and all(sample(t, fam + "_request_sizes_count", **mt) == 3
+                               for fam in ("inference_objective", "inference_model")))
+    text = metrics(c)  # read again: the page above may hold a count before its sum
     for fam in ("inference_objective", "inference_model"):
         assert sample(text, fam + "_request_sizes_count", **mt) == 3, (fam, text)
         assert sample(text, fam + "_request_sizes_sum", **mt) == \
