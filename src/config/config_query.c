@@ -325,6 +325,7 @@ struct ig_config_index {
 	struct name_map base_models;
 	struct base_entry {
 		const char *name, *base;
+		bool adapter; /* else a base model's own entry */
 	} * bases;
 	size_t nbases;
 };
@@ -450,8 +451,8 @@ static struct base_entry *base_at(const struct ig_config_index *x, int kind, con
 	const struct name_map *m = &x->base_models;
 	for (size_t i = h & m->mask; m->slots[i].at; i = (i + 1) & m->mask) {
 		struct base_entry *e = &x->bases[m->slots[i].at - 1];
-		if (m->slots[i].hash == h && slice_eq(e->name, name, len) &&
-		    (kind == 3) == (e->base != e->name))
+		if (m->slots[i].hash == h && e->adapter == (kind == 3) &&
+		    slice_eq(e->name, name, len))
 			return e;
 	}
 	return NULL;
@@ -468,7 +469,7 @@ static size_t count_bases(const struct ig_config *cfg)
 
 /* In load order, so that an adapter two ConfigMaps list maps to the base
  * model of the later one (as the later write of GIE's router wins). A base
- * model's entry is its own name (base == name). */
+ * model's entry maps its name to itself. */
 static void index_bases(const struct ig_config *cfg, struct ig_config_index *x)
 {
 	for (size_t i = 0; i < cfg->nconfigmaps; i++) {
@@ -483,12 +484,13 @@ static void index_bases(const struct ig_config *cfg, struct ig_config_index *x)
 				e->base = cm->bbr_base;
 				continue;
 			}
-			x->bases[x->nbases] = (struct base_entry){name, cm->bbr_base};
+			x->bases[x->nbases] = (struct base_entry){name, cm->bbr_base, true};
 			map_put(&x->base_models, base_key(3, name, len), x->nbases++);
 		}
 		size_t len = strlen(cm->bbr_base);
 		if (!base_at(x, 4, cm->bbr_base, len)) {
-			x->bases[x->nbases] = (struct base_entry){cm->bbr_base, cm->bbr_base};
+			x->bases[x->nbases] =
+			    (struct base_entry){cm->bbr_base, cm->bbr_base, false};
 			map_put(&x->base_models, base_key(4, cm->bbr_base, len), x->nbases++);
 		}
 	}
@@ -706,15 +708,13 @@ static const char *scan_base_model(const struct ig_config *cfg, const char *mode
 
 const char *ig_config_base_model(const struct ig_config *cfg, const char *model, size_t len)
 {
-	if (!cfg || !model)
-		return NULL;
+	if (!cfg || !model || (cfg->index && !cfg->index->nbases))
+		return NULL; /* no ConfigMap maps anything: the common case */
 	struct ig_str m = ig_str_trim_space((struct ig_str){model, len});
 	model = m.ptr;
 	len = m.len;
 	if (!cfg->index)
 		return scan_base_model(cfg, model, len);
-	if (!cfg->index->nbases)
-		return NULL;
 	const struct base_entry *e = base_at(cfg->index, 3, model, len);
 	if (!e)
 		e = base_at(cfg->index, 4, model, len);

@@ -649,16 +649,6 @@ static void trim_span(const char **p, size_t *len)
 	*len = t.len;
 }
 
-/* Whether a byte of text is a control character (a NUL included): no
- * request's model that routes has one. */
-static bool has_control(const char *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-			return true;
-	return false;
-}
-
 /* The same, copied into the load's arena. */
 static char *trimmed_dup(struct session *s, const char *p, size_t len)
 {
@@ -699,7 +689,7 @@ static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char 
 				const char *v = (const char *)it->data.scalar.value;
 				size_t vlen = it->data.scalar.length;
 				trim_span(&v, &vlen);
-				if (has_control(v, vlen))
+				if (ig_str_has_ctl((struct ig_str){v, vlen}))
 					continue;
 				char *a = vlen ? ld_arena_alloc(s->box, vlen + 1) : NULL;
 				oom = vlen && !a;
@@ -746,7 +736,7 @@ static void bbr_configmap(struct session *s, struct ig_configmap *cm, yaml_node_
 	const char *bp = (const char *)base->bytes;
 	size_t blen = base->len;
 	trim_span(&bp, &blen);
-	if (has_control(bp, blen)) {
+	if (ig_str_has_ctl((struct ig_str){bp, blen})) {
 		ld_warn(s, line, "data", "baseModel",
 			"holds a control character, which no header value may: body-based "
 			"routing ignores this ConfigMap");

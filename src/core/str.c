@@ -82,6 +82,14 @@ struct ig_str ig_str_trim_space(struct ig_str s)
 	return s;
 }
 
+bool ig_str_has_ctl(struct ig_str s)
+{
+	for (size_t i = 0; i < s.len; i++)
+		if ((unsigned char)s.ptr[i] < 0x20 || s.ptr[i] == 0x7f)
+			return true;
+	return false;
+}
+
 bool ig_str_list_has_token(struct ig_str list, const char *token)
 {
 	size_t i = 0;

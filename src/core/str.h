@@ -50,6 +50,9 @@ struct ig_str ig_str_trim(struct ig_str s);
  * U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F,
  * U+3000. */
 struct ig_str ig_str_trim_space(struct ig_str s);
+/* Whether s holds a control character (below 0x20, NUL included, or DEL):
+ * what no header value may carry. */
+bool ig_str_has_ctl(struct ig_str s);
 /* Parses a non-negative decimal integer that fills the whole slice.
  * Returns 0, or -1 on empty input, a stray byte or overflow. */
 int ig_str_to_u64(struct ig_str s, uint64_t *out);

@@ -388,9 +388,7 @@ static void on_picked(struct ig_req *p)
 	/* A request without x-request-id (or with an empty one) gets the one
 	 * the rewrite made, as GIE's and llm-d Router's picker generate one
 	 * (Envoy sends its own, so this is for proxies that do not). */
-	const struct ig_http_header *rid =
-	    ig_http_find_header(xs->ex.req.headers, xs->ex.req.num_headers, "x-request-id");
-	if (p->request_id.len && (!rid || !rid->value.len))
+	if (p->request_id_made)
 		set[nset++] = (struct ig_xp_set_header){"x-request-id", p->request_id};
 	if (p->trace.on) {
 		p->trace.endpoint = p->nranked ? p->ranked[0]->addr : NULL;

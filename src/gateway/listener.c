@@ -327,9 +327,8 @@ static void body_based_routing(struct ig_req *p)
 	if (!val)
 		return;
 	size_t n = ig_json_canonical_text(mv, val, mv.raw.len);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)val[i] < 0x20 || val[i] == 0x7f)
-			return;
+	if (ig_str_has_ctl((struct ig_str){val, n}))
+		return;
 	struct ig_http_request *r = &ex->req;
 	struct ig_http_header *h = ig_arena_alloc(ex->arena, (r->num_headers + 2) * sizeof *h);
 	if (!h)

@@ -102,6 +102,7 @@ struct ig_req {
 	struct ig_str session;	      /* session affinity header */
 	struct ig_str flow_id;	      /* x-gateway-inference-fairness-id */
 	struct ig_str request_id;     /* x-request-id sent upstream (the client's or ours) */
+	bool request_id_made;	      /* ours: the client sent none, or an empty one */
 	/* The proxy's subset hint (ext_proc metadata envoy.lb.subset_hint):
 	 * only endpoints named here ("ip" or "ip:port") are candidates. */
 	bool has_subset;

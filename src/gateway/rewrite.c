@@ -238,6 +238,7 @@ static int build_head(struct ig_req *p)
 				return -1;
 			uuid4(id);
 			p->request_id = (struct ig_str){id, 36};
+			p->request_id_made = true;
 		}
 		put_cstr(&w, "x-request-id: ");
 		put_str(&w, p->request_id);
@@ -655,6 +656,14 @@ static int passthrough(struct ig_req *p, struct ig_json_value mv)
 	return splice(p, mv, target);
 }
 
+/* The body goes upstream as it came. */
+static void body_as_sent(struct ig_req *p)
+{
+	struct ig_buf *in = &p->ex->body;
+	p->body_pre = (struct ig_str){in->ptr, in->len};
+	p->body_len = in->len;
+}
+
 /* Reads `model`, resolves it, draws the target and splices the body.
  * Returns 0, or answers the error itself and returns -1. */
 static int resolve_model(struct ig_req *p)
@@ -674,9 +683,7 @@ static int resolve_model(struct ig_req *p)
 		/* llm-d Router's passthrough-parser: the body, JSON or not,
 		 * goes as it came; no model is read, so none is rewritten,
 		 * no API is checked and no prompt is hashed. */
-		struct ig_buf *in = &p->ex->body;
-		p->body_pre = (struct ig_str){in->ptr, in->len};
-		p->body_len = in->len;
+		body_as_sent(p);
 		return 0;
 	}
 	if (p->body_state <= 0) {
@@ -816,10 +823,7 @@ int ig_req_rewrite(struct ig_req *p)
 		p->body_pre = (struct ig_str){NULL, 0};
 		p->body_len = 0;
 	} else if (p->service) {
-		/* A plain HTTP backend: the body goes as it came. */
-		struct ig_buf *in = &p->ex->body;
-		p->body_pre = (struct ig_str){in->ptr, in->len};
-		p->body_len = in->len;
+		body_as_sent(p); /* a plain HTTP backend */
 	} else {
 		if (resolve_model(p) < 0)
 			return -1;
