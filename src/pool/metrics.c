@@ -164,6 +164,10 @@ struct scan {
 	bool lora_found;
 	double lora_best;
 	struct ig_str lora_labels;
+	/* The newest series whatever it names, for max_lora under v0.2's rule. */
+	bool slots_found;
+	double slots_best;
+	struct ig_str slots_labels;
 	struct ig_str running_labels; /* of the running pick: model_name */
 	struct ig_buf tmp;
 };
@@ -212,9 +216,18 @@ static int label(struct scan *sc, struct ig_str labels, const char *name, struct
  * series names no adapter) has none loaded and still tells its max_lora.
  * GIE v0.2, and v1.5 under enableLegacyMetrics, skip the series that name
  * no adapter at all and compare from 0 (series <= 0 never win): the last
- * adapters that ran are kept while the server idles. */
+ * adapters that ran are kept while the server idles. Under that rule a
+ * server that has not run an adapter yet would have no slots at all (GIE
+ * v0.2's MaxActiveModels stays 0), and every LoRA scorer would keep
+ * adapters off it for good; max_lora is the server's setting, so it is
+ * read from the newest series, as v1.5 reads it, whatever that names. */
 static int consider_lora(struct scan *sc, const struct ig_prom_sample *s)
 {
+	if (s->value > sc->slots_best) {
+		sc->slots_best = s->value;
+		sc->slots_labels = s->labels;
+		sc->slots_found = true;
+	}
 	if (sc->lora_rule == IG_LORA_NAMING_ADAPTERS) {
 		struct ig_str running, waiting;
 		if (label(sc, s->labels, "running_lora_adapters", &running) < 0)
@@ -435,7 +448,8 @@ int ig_vllm_metrics_extract(const char *text, size_t len, enum ig_lora_rule rule
 int ig_metrics_extract(const char *text, size_t len, enum ig_engine engine, enum ig_lora_rule rule,
 		       struct ig_endpoint_metrics *m)
 {
-	struct scan sc = {.lora_rule = rule, .lora_best = rule == IG_LORA_NEWEST ? -1 : 0};
+	struct scan sc = {
+	    .lora_rule = rule, .lora_best = rule == IG_LORA_NEWEST ? -1 : 0, .slots_best = -1};
 	int found = 0;
 	if (engine != IG_ENGINE_VLLM && (size_t)engine < sizeof engines / sizeof *engines)
 		sc.spec = &engines[engine];
@@ -464,6 +478,15 @@ int ig_metrics_extract(const char *text, size_t len, enum ig_engine engine, enum
 			goto fail;
 		if (rc > 0)
 			found |= IG_FAM_LORA;
+	} else if (sc.slots_found) {
+		/* v0.2's rule and no series naming an adapter: the adapters
+		 * stay, the limit is the server's (see consider_lora). */
+		struct ig_str v;
+		int64_t slots;
+		if (label(&sc, sc.slots_labels, "max_lora", &v) < 0)
+			goto fail;
+		if (v.len && parse_int(v, &slots) == 0)
+			m->max_active = slots;
 	}
 	if (to_count(&sc.waiting, &m->waiting))
 		found |= IG_FAM_WAITING;

@@ -463,9 +463,28 @@ static void test_extract_lora_none_qualifies(void **state)
 			"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"x\"} 0\n"
 			"vllm:lora_requests_info{max_lora=\"8\",running_lora_adapters=\"w\"} NaN\n";
 	assert_int_equal(extract_v02(t, &m), 0);
-	assert_int_equal(m.max_active, 2);
+	/* v0.2's rule keeps the adapters, but the limit is the server's:
+	 * the newest series' max_lora, whatever it names. */
+	assert_int_equal(m.max_active, 8);
 	assert_int_equal(m.active.n, 1);
 	assert_true(ig_adapter_set_has(&m.active, IG_STR("kept")));
+	/* A fresh server under v0.2's rule (vLLM writes one series naming
+	 * no adapter until one runs) has its slots, not none: every LoRA
+	 * scorer kept adapters off such a pod for good. */
+	struct ig_endpoint_metrics fresh = {0};
+	assert_int_equal(extract_v02("vllm:lora_requests_info{max_lora=\"2\",running_lora_adapters=\"\","
+				     "waiting_lora_adapters=\"\"} 1.7e9\n",
+				     &fresh),
+			 0);
+	assert_int_equal(fresh.max_active, 2);
+	assert_int_equal(fresh.active.n, 0);
+	/* An unparsable max_lora there changes nothing. */
+	fresh.max_active = 3;
+	assert_int_equal(extract_v02("vllm:lora_requests_info{max_lora=\"two\",running_lora_adapters=\"\"} 1\n",
+				     &fresh),
+			 0);
+	assert_int_equal(fresh.max_active, 3);
+	m.max_active = 2;
 	/* GIE v1.5: a server that never ran an adapter still tells its
 	 * max_lora; a series valued 0 counts (compared from -1), NaN never. */
 	assert_int_equal(extract(t, &m), IG_FAM_LORA);
