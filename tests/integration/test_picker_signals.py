@@ -239,3 +239,23 @@ def test_prefix_hit_ratio_is_a_histogram(procs, tmp_path, fakes):
     assert rows["inference_extension_prefix_indexer_hit_ratio_sum"] == 1.0, rows
     assert buckets["0.9"] == 1 and buckets["1"] == 2 and buckets["+Inf"] == 2, buckets
     c.stop()
+
+
+def test_fresh_pod_keeps_its_lora_slots(procs, tmp_path, fakes):
+    """Under GIE v0.2's lora_requests_info rule (this pool has
+    InferenceModels) only series naming an adapter are read for the
+    adapters; a vLLM that has not run one yet writes a single series naming
+    none, and its max_lora is still its slots. So an adapter no pod runs
+    goes to that pod, with free slots, not to one whose two slots other
+    adapters fill; it had no slots at all, and the picker left such a pod
+    idle."""
+    full, fresh = fakes.pods(2)
+    full.running_loras, full.max_lora = ("other-1", "other-2"), 2
+    fresh.max_lora = 2
+    c = FakeCluster(procs, tmp_path, [full, fresh])
+    c.scraped(full, fresh)
+    eps = endpoints(c)
+    assert eps[fresh.address]["max_lora"] == 2, eps
+    assert eps[fresh.address]["running_adapters"] == [], eps
+    assert served_by(c, 20) == {fresh.address: 20}
+    c.stop()
