@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/arena.h"
+#include "core/smallblock.h"
 #include "core/flags.h"
 #include "core/ret.h"
 #include "gateway/addresses.h"
@@ -909,6 +910,7 @@ static void stop(struct ig_gateway_rt *G)
 		ig_loop_free(&G->ctl);
 	ig_gateway_fini(G);
 	ig_arena_thread_cleanup();
+	ig_smallblock_thread_cleanup();
 }
 
 /* GIE v1.5 still turns the flowControl feature gate on from this

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/smallblock.h"
 #include "core/log.h"
 #include "core/ret.h"
 #include "gateway/proxy.h"
@@ -28,6 +29,7 @@ static void *worker_main(void *arg)
 	}
 	ig_loop_run(&w->loop);
 	ig_arena_thread_cleanup();
+	ig_smallblock_thread_cleanup();
 	return NULL;
 }
 

@@ -51,6 +51,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/smallblock.h"
 #include "http/date.h"
 
 #define MAX_STREAMS 100
@@ -211,7 +212,7 @@ static void stream_free(struct ig_h2 *h, struct ig_h2_stream *st)
 	ig_buf_free(&st->ex.body);
 	ig_buf_free(&st->out);
 	ig_arena_free(&st->arena);
-	free(st);
+	ig_smallblock_free(st);
 }
 
 static void pump_task(struct ig_loop *loop, struct ig_task *t);
@@ -236,7 +237,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
 			st->block_bytes = st->block_fields = 0;
 		return 0;
 	}
-	struct ig_h2_stream *st = calloc(1, sizeof *st);
+	struct ig_h2_stream *st = ig_smallblock_calloc(1, sizeof *st);
 	if (!st)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
 	st->h = h;
@@ -890,14 +891,16 @@ static void pump_task(struct ig_loop *loop, struct ig_task *t)
 
 /* ---- nghttp2's memory ---- */
 
-/* The session's allocations are the C library's, but for its frame
- * buffer and its first zeroed page, which are page-aligned so that their
- * pages can be given back while the connection idles (drop_framebuf). */
+/* The session's allocations are small blocks kept per thread
+ * (core/smallblock.h: dozens of streams in flight allocate the same few
+ * sizes), but for its frame buffer and its first zeroed page, which are
+ * the C library's, page-aligned, so that their pages can be given back
+ * while the connection idles (drop_framebuf). */
 static void *h2_malloc(size_t size, void *ud)
 {
 	struct ig_h2 *h = ud;
 	if (size != FRAMEBUF_BYTES || h->framebuf)
-		return malloc(size);
+		return ig_smallblock_alloc(size);
 	void *p = NULL;
 	if (posix_memalign(&p, PAGE_BYTES, size) != 0)
 		return NULL;
@@ -909,11 +912,17 @@ static void *h2_malloc(size_t size, void *ud)
 static void h2_free(void *p, void *ud)
 {
 	struct ig_h2 *h = ud;
-	if (p && p == h->zeropage)
+	if (!p)
+		return;
+	if (p == h->zeropage) {
 		h->zeropage = NULL;
-	if (p && p == h->framebuf)
+		free(p);
+	} else if (p == h->framebuf) {
 		h->framebuf = NULL;
-	free(p);
+		free(p);
+	} else {
+		ig_smallblock_free(p);
+	}
 }
 
 static void *h2_calloc(size_t n, size_t size, void *ud)
@@ -927,7 +936,7 @@ static void *h2_calloc(size_t n, size_t size, void *ud)
 		h->zeropage = p;
 		return p;
 	}
-	return calloc(n, size);
+	return ig_smallblock_calloc(n, size);
 }
 
 static void *h2_realloc(void *p, size_t size, void *ud)
@@ -935,11 +944,17 @@ static void *h2_realloc(void *p, size_t size, void *ud)
 	struct ig_h2 *h = ud;
 	if (!p) /* how nghttp2 1.52 allocates the frame buffer */
 		return h2_malloc(size, ud);
-	if (p == h->framebuf)
-		h->framebuf = NULL;
-	if (p == h->zeropage)
-		h->zeropage = NULL;
-	return realloc(p, size);
+	size_t had = p == h->framebuf ? FRAMEBUF_BYTES : p == h->zeropage ? PAGE_BYTES : 0;
+	if (!had)
+		return ig_smallblock_realloc(p, size);
+	/* The frame buffer or the zeroed page, grown or shrunk: a block of
+	 * ours from now on. */
+	void *q = ig_smallblock_alloc(size);
+	if (!q)
+		return NULL;
+	memcpy(q, p, had < size ? had : size);
+	h2_free(p, ud);
+	return q;
 }
 
 /* The frame buffer's whole pages back to the kernel: nothing of it is

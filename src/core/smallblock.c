@@ -1,0 +1,138 @@
+#include "core/smallblock.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/asan.h"
+
+/* Size classes 32, 64, ..., 2048 bytes of payload. */
+#define NCLASS 7
+#define MIN_SHIFT 5
+/* Blocks kept per class and thread: the allocations of a few hundred
+ * streams in flight. */
+#define KEEP_MAX 256
+#define LARGE 0xffu
+
+struct head {
+	uint32_t cls; /* class index, or LARGE */
+	uint32_t pad;
+	union {
+		size_t size;	   /* payload bytes, in use */
+		struct head *next; /* kept: the next one of its class */
+	};
+};
+
+_Static_assert(sizeof(struct head) == 16, "payloads stay 16-byte aligned");
+
+/* Kept blocks are linked through their heads, which stay unpoisoned and
+ * are the start of what malloc gave: LeakSanitizer finds them from here. */
+static _Thread_local struct head *kept[NCLASS];
+static _Thread_local unsigned nkept[NCLASS];
+
+static inline unsigned class_of(size_t size)
+{
+	unsigned c = 0;
+	while (((size_t)1 << (MIN_SHIFT + c)) < size)
+		c++;
+	return c;
+}
+
+static inline struct head *head_of(const void *p)
+{
+	return (struct head *)((char *)(uintptr_t)p - sizeof(struct head));
+}
+
+void *ig_smallblock_alloc(size_t size)
+{
+	if (size > IG_SMALLBLOCK_MAX) {
+		if (size > SIZE_MAX - sizeof(struct head))
+			return NULL;
+		struct head *h = malloc(sizeof *h + size);
+		if (!h)
+			return NULL;
+		*h = (struct head){.cls = LARGE, .size = size};
+		return h + 1;
+	}
+	unsigned c = class_of(size);
+	size_t bytes = (size_t)1 << (MIN_SHIFT + c);
+	struct head *h = kept[c];
+	if (h) {
+		kept[c] = h->next;
+		nkept[c]--;
+		h->size = bytes;
+		IG_UNPOISON(h + 1, bytes);
+		return h + 1;
+	}
+	h = malloc(sizeof *h + bytes);
+	if (!h)
+		return NULL;
+	*h = (struct head){.cls = c, .size = bytes};
+	return h + 1;
+}
+
+void *ig_smallblock_calloc(size_t n, size_t size)
+{
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	void *p = ig_smallblock_alloc(n * size);
+	if (p)
+		memset(p, 0, n * size);
+	return p;
+}
+
+size_t ig_smallblock_usable(const void *p)
+{
+	return p ? head_of(p)->size : 0;
+}
+
+void ig_smallblock_free(void *p)
+{
+	if (!p)
+		return;
+	struct head *h = head_of(p);
+	unsigned c = h->cls;
+	if (c >= NCLASS || nkept[c] >= KEEP_MAX) {
+		free(h);
+		return;
+	}
+	IG_POISON(p, h->size);
+	h->next = kept[c];
+	kept[c] = h;
+	nkept[c]++;
+}
+
+void *ig_smallblock_realloc(void *p, size_t size)
+{
+	if (!p)
+		return ig_smallblock_alloc(size);
+	size_t have = head_of(p)->size;
+	if (size <= have && (head_of(p)->cls != LARGE || size > IG_SMALLBLOCK_MAX))
+		return p;
+	void *q = ig_smallblock_alloc(size);
+	if (!q)
+		return NULL;
+	memcpy(q, p, have < size ? have : size);
+	ig_smallblock_free(p);
+	return q;
+}
+
+size_t ig_smallblock_kept(void)
+{
+	size_t n = 0;
+	for (unsigned c = 0; c < NCLASS; c++)
+		n += nkept[c];
+	return n;
+}
+
+void ig_smallblock_thread_cleanup(void)
+{
+	for (unsigned c = 0; c < NCLASS; c++) {
+		while (kept[c]) {
+			struct head *h = kept[c];
+			kept[c] = h->next;
+			free(h);
+		}
+		nkept[c] = 0;
+	}
+}
