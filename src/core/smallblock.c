@@ -6,13 +6,16 @@
 
 #include "core/asan.h"
 
-/* Size classes 32, 64, ..., 2048 bytes of payload. */
-#define NCLASS 7
-#define MIN_SHIFT 5
-/* Blocks kept per class and thread: the allocations of a few hundred
- * streams in flight. */
+/* Size classes every 16 bytes up to 2,048 (a block wastes under 16
+ * bytes beside its header: nghttp2's long-lived allocations are what an
+ * idle connection holds). */
+#define GRAIN 16
+#define NCLASS (IG_SMALLBLOCK_MAX / GRAIN)
+/* Blocks kept per class and thread (the allocations of a few hundred
+ * streams in flight), and bytes kept per thread in all. */
 #define KEEP_MAX 256
-#define LARGE 0xffu
+#define KEEP_BYTES (1u << 20)
+#define LARGE 0xffffffffu
 
 struct head {
 	uint32_t cls; /* class index, or LARGE */
@@ -29,13 +32,17 @@ _Static_assert(sizeof(struct head) == 16, "payloads stay 16-byte aligned");
  * are the start of what malloc gave: LeakSanitizer finds them from here. */
 static _Thread_local struct head *kept[NCLASS];
 static _Thread_local unsigned nkept[NCLASS];
+static _Thread_local size_t kept_bytes;
 
+/* The class of 1 .. IG_SMALLBLOCK_MAX bytes (0 bytes: the first). */
 static inline unsigned class_of(size_t size)
 {
-	unsigned c = 0;
-	while (((size_t)1 << (MIN_SHIFT + c)) < size)
-		c++;
-	return c;
+	return size ? (unsigned)((size - 1) / GRAIN) : 0;
+}
+
+static inline size_t class_bytes(unsigned c)
+{
+	return ((size_t)c + 1) * GRAIN;
 }
 
 static inline struct head *head_of(const void *p)
@@ -55,11 +62,12 @@ void *ig_smallblock_alloc(size_t size)
 		return h + 1;
 	}
 	unsigned c = class_of(size);
-	size_t bytes = (size_t)1 << (MIN_SHIFT + c);
+	size_t bytes = class_bytes(c);
 	struct head *h = kept[c];
 	if (h) {
 		kept[c] = h->next;
 		nkept[c]--;
+		kept_bytes -= bytes;
 		h->size = bytes;
 		IG_UNPOISON(h + 1, bytes);
 		return h + 1;
@@ -92,11 +100,12 @@ void ig_smallblock_free(void *p)
 		return;
 	struct head *h = head_of(p);
 	unsigned c = h->cls;
-	if (c >= NCLASS || nkept[c] >= KEEP_MAX) {
+	if (c >= NCLASS || nkept[c] >= KEEP_MAX || kept_bytes + h->size > KEEP_BYTES) {
 		free(h);
 		return;
 	}
 	IG_POISON(p, h->size);
+	kept_bytes += h->size;
 	h->next = kept[c];
 	kept[c] = h;
 	nkept[c]++;
@@ -135,4 +144,5 @@ void ig_smallblock_thread_cleanup(void)
 		}
 		nkept[c] = 0;
 	}
+	kept_bytes = 0;
 }
