@@ -797,7 +797,9 @@ static int start(struct ig_gateway_rt *G)
 				       .timeout_ms = G->opt.scrape_timeout_ms,
 				       .failures_out = (unsigned)G->opt.scrape_failures_out};
 	G->scraper = ig_scraper_new(&G->ctl, &sc);
-	G->nworkers = (int)G->opt.workers;
+	/* G->nworkers counts the workers stop() has to stop and free: none
+	 * until there are workers (a refused tracer stops the start before). */
+	int nworkers = (int)G->opt.workers;
 	if (G->opt.otlp_endpoint) {
 		char err[512];
 		/* The OTel SDK's environment: OTEL_SERVICE_NAME wins over the
@@ -812,7 +814,7 @@ static int start(struct ig_gateway_rt *G)
 					      .resource_attributes =
 						  getenv("OTEL_RESOURCE_ATTRIBUTES"),
 					      .sample_ratio = G->opt.trace_sample_ratio,
-					      .nrings = (size_t)G->nworkers};
+					      .nrings = (size_t)nworkers};
 		if (!(G->tracer = ig_tracer_new(&tc, err, sizeof err))) {
 			ig_err("tracing: %s", err);
 			ig_snapshot_unref(snap);
@@ -822,11 +824,12 @@ static int start(struct ig_gateway_rt *G)
 		ig_info("tracing: spans to %s, sample ratio %g", G->opt.otlp_endpoint,
 			G->opt.trace_sample_ratio);
 	}
-	G->workers = calloc((size_t)G->nworkers, sizeof *G->workers);
+	G->workers = calloc((size_t)nworkers, sizeof *G->workers);
 	if (!G->scraper || !G->workers) {
 		ig_snapshot_unref(snap);
 		return -1;
 	}
+	G->nworkers = nworkers;
 	if (G->opt.access_log) {
 		G->alog = ig_access_log_open(
 		    G->opt.access_log, (enum ig_alog_format)G->opt.access_log_format,

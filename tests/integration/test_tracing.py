@@ -562,3 +562,36 @@ def test_resource_attributes_from_the_environment(procs, tmp_path, fakes, monkey
             assert 'OTEL_RESOURCE_ATTRIBUTES: "bad=%zz"' in log, log
         finally:
             col.stop()
+
+
+@pytest.mark.parametrize("cmd", ["gateway", "epp"])
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:4318", "https://127.0.0.1:4318", "http://"])
+def test_a_refused_otlp_endpoint_ends_the_start_cleanly(tmp_path, cmd, endpoint):
+    """An OTLP endpoint the tracer refuses (no scheme, https, no host)
+    stops the start with its error and exit status 1, for the gateway's
+    --otlp-endpoint and the picker's OTEL_EXPORTER_OTLP_ENDPOINT alike. The
+    clean-up stopped worker loops that were never made: a segfault (139)."""
+    import os
+    import subprocess
+    from conftest import IG_BIN
+    from test_gateway import GATEWAY, POD, POOL, ROUTE
+    d = tmp_path / "m"
+    d.mkdir()
+    host = unique_loopback()
+    (d / "all.yaml").write_text("---\n".join([
+        GATEWAY.format(port=free_port(host)),
+        ROUTE.format(target_port=8000, prefix="/", timeouts=""),
+        POOL.format(target_port=8000), POD.format(i=0, ip="127.0.0.1")]))
+    env = dict(os.environ)
+    if cmd == "gateway":
+        args = [IG_BIN, "gateway", "-f", str(d), "--bind", host, "--otlp-endpoint", endpoint]
+    else:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+        args = [IG_BIN, "epp", "--pool-name", "qwen-pool", "-f", str(d), "--bind", host,
+                "--grpc-port", str(free_port(host)), "--grpc-health-port", "0",
+                "--metrics-port", "0"]
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert "error tracing: %s:" % endpoint in r.stderr, r.stderr
+    for s in ("AddressSanitizer", "runtime error", "LeakSanitizer"):
+        assert s not in r.stderr, r.stderr
