@@ -1460,6 +1460,18 @@ const struct ig_gw_frontend *ig_epp_frontend(const struct ig_epp_options *o)
 		free(E);
 		return NULL;
 	}
+	/* The workers listen with SO_REUSEPORT, which would share the port
+	 * with another picker already there: a socket without it says
+	 * "address in use" first. */
+	int probe = ig_listen_tcp(o->bind, o->grpc_port, false, 1);
+	if (probe < 0) {
+		ig_err("epp: cannot listen on %s:%d: %s: not starting", o->bind, o->grpc_port,
+		       strerror(-probe));
+		ig_tls_ctx_unref(E->tls);
+		free(E);
+		return NULL;
+	}
+	close(probe);
 	E->fe = (struct ig_gw_frontend){
 	    .start = fe_start,
 	    .drain = fe_drain,

@@ -334,7 +334,9 @@ static struct ig_snapshot *load(struct ig_gateway_rt *G, bool initial, char **er
 /* Every port must be ours before workers try; binding one socket here
  * turns "address in use" into a clear startup error (logged, and in
  * *error; *resource gets the errno when it is a want of resources, such
- * as EMFILE). */
+ * as EMFILE). The probe goes without SO_REUSEPORT, which the workers'
+ * sockets use: with it, a second gateway on the same address and port
+ * started and took a share of the first one's connections. */
 static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s, char **error,
 		       int *resource)
 {
@@ -344,7 +346,7 @@ static int check_ports(struct ig_gateway_rt *G, const struct ig_snapshot *s, cha
 		bool have = G->snap && ig_snapshot_port(G->snap, s->ports[i].port);
 		if (have)
 			continue;
-		int fd = ig_listen_tcp(G->opt.bind, s->ports[i].port, true, 1);
+		int fd = ig_listen_tcp(G->opt.bind, s->ports[i].port, false, 1);
 		if (fd < 0) {
 			char msg[300];
 			snprintf(msg, sizeof msg, "cannot listen on %s:%d: %s", G->opt.bind,

@@ -1611,3 +1611,27 @@ def test_only_its_own_pool(procs, tmp_path):
         assert other.metrics_count() == 0
     finally:
         other.stop()
+
+
+def test_second_picker_on_the_same_port_refused(procs, tmp_path):
+    """A second picker on the gRPC port of one already running exits 1
+    with "address in use", as with any other process on the port: the
+    workers' SO_REUSEPORT sockets had let it start and take a share of
+    the first one's connections."""
+    host = unique_loopback()
+    port = free_port(host)
+    d = tmp_path / "m"
+    d.mkdir()
+    write(str(d / "pool.yaml"), POOL.format(target_port=8000))
+
+    def start(name):
+        return procs.start("epp", "-poolName", "qwen-pool", "-f", str(d), "--bind", host,
+                           "-grpcPort", port, "-grpcHealthPort", free_port(host),
+                           "-metricsPort", free_port(host), "-secureServing=false", name=name)
+    first = start("epp-1")
+    wait_port(host, port, proc=first)
+    second = start("epp-2")
+    assert second.wait(timeout=10) == 1
+    out = procs.output(second)
+    assert "%s:%d" % (host, port) in out and "in use" in out, out
+    assert first.poll() is None

@@ -442,3 +442,24 @@ def test_http2_drain_notice_then_goaway(procs, tmp_path):
     assert h.goaways == [2**31 - 1, 3]
     h.sock.close()
     exits_clean(c)
+
+
+def test_second_gateway_on_the_same_port_refused(procs, tmp_path):
+    """A second gateway given the listeners of one already running exits 1
+    with "address in use", as nginx does: the workers' SO_REUSEPORT
+    sockets had let it start and take a share of the first one's
+    connections (5 of 6 requests went to the newcomer)."""
+    from test_upstream_faults import Fakes, FakeCluster, completion
+    fakes = Fakes()
+    try:
+        pod, = fakes.pods(1)
+        c = FakeCluster(procs, tmp_path, [pod])
+        second = procs.start("gateway", "-f", c.dir, "--bind", c.host, "--workers", "2",
+                             name="gateway-2")
+        assert second.wait(timeout=10) == 1
+        out = procs.output(second)
+        assert "cannot listen on %s:%d" % (c.host, c.port) in out and "in use" in out, out
+        assert completion(c)[0] == 200
+        c.stop()
+    finally:
+        fakes.stop_all()
