@@ -910,6 +910,17 @@ static bool pool_known(struct ig_gateway_rt *G, const struct epp *E)
 	       ig_snapshot_pool_group(G->snap, E->opt.pool_ns, E->opt.pool_name, E->opt.pool_group);
 }
 
+/* /readyz on the metrics port says what the health service says: not
+ * ready while the pool is unknown (a name the files do not have, or the
+ * API not read yet) or another replica leads. */
+static const char *fe_not_ready(struct ig_gateway_rt *G, void *arg)
+{
+	const struct epp *E = arg;
+	if (atomic_load_explicit(&E->follower, memory_order_relaxed))
+		return "not the leader\n";
+	return pool_known(G, E) ? NULL : "the pool is not in the configuration\n";
+}
+
 static void health_answer(struct ig_grpc_stream *s, bool ready)
 {
 	struct ig_buf b = {0};
@@ -1326,6 +1337,12 @@ static int fe_ctl_start(struct ig_gateway_rt *G, void *arg)
 {
 	struct epp *E = arg;
 	E->G = G;
+	/* Read from files, a pool they do not have stays unknown until a
+	 * reload brings it: said now, not only by a health check. */
+	if (!G->opt.kube && G->snap && !pool_known(G, E))
+		ig_warn("epp: pool %s/%s is not in the configuration: not ready until it is "
+			"(--pool-name, --pool-namespace)",
+			E->opt.pool_ns ? E->opt.pool_ns : "default", E->opt.pool_name);
 	if (E->opt.leader_election)
 		ig_timer_start(&G->ctl, &E->leader_timer, 0, leader_poll, E);
 	if (E->opt.cert_reload && E->opt.cert_path && E->tls) {
@@ -1479,6 +1496,7 @@ const struct ig_gw_frontend *ig_epp_frontend(const struct ig_epp_options *o)
 	    .stop = fe_stop,
 	    .ctl_start = fe_ctl_start,
 	    .ctl_stop = fe_ctl_stop,
+	    .not_ready = fe_not_ready,
 	    .arg = E,
 	};
 	return &E->fe;

@@ -169,8 +169,10 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 	} else if (ig_str_eq_cstr(path, "/readyz")) {
 		/* Ready to take traffic: configured (with --kube, once the API has
 		 * been read) and not draining. /healthz only says it is alive. */
+		const struct ig_gw_frontend *fe = gw->opt.frontend;
 		const char *why = atomic_load(&gw->draining) ? "draining\n"
 				  : !gw->snap		     ? "not configured yet\n"
+				  : fe && fe->not_ready	     ? fe->not_ready(gw, fe->arg)
 							     : NULL;
 		ig_http_respond(ex, why ? 503 : 200, "text/plain", why ? why : "ready\n",
 				why ? strlen(why) : 6, NULL, 0);

@@ -42,6 +42,10 @@ struct ig_gw_frontend {
 	void (*stop)(struct ig_worker *w, void *arg);
 	int (*ctl_start)(struct ig_gateway_rt *G, void *arg);
 	void (*ctl_stop)(struct ig_gateway_rt *G, void *arg);
+	/* Why /readyz is 503 beyond draining and configuration (a line, as
+	 * "pool default/p is not in the configuration\n"), or NULL; may
+	 * itself be NULL. Called on the control thread. */
+	const char *(*not_ready)(struct ig_gateway_rt *G, void *arg);
 	void *arg;
 };
 

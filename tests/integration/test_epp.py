@@ -1635,3 +1635,29 @@ def test_second_picker_on_the_same_port_refused(procs, tmp_path):
     out = procs.output(second)
     assert "%s:%d" % (host, port) in out and "in use" in out, out
     assert first.poll() is None
+
+
+def test_pool_not_in_the_files_is_not_ready(procs, tmp_path):
+    """A --pool-name the files do not have (a typo) is said at start and
+    /readyz answers 503 with the reason, as the health service answers
+    NOT_SERVING (the picker had looked ready: 200, no word); the pool
+    written later makes it ready."""
+    host = unique_loopback()
+    d = tmp_path / "m"
+    d.mkdir()
+    write(str(d / "pool.yaml"), POOL.format(target_port=8000))
+    metrics = free_port(host)
+    p = procs.start("epp", "-poolName", "qwen-pool-typo", "-f", str(d), "--bind", host,
+                    "-grpcPort", free_port(host), "-grpcHealthPort", free_port(host),
+                    "-metricsPort", metrics, "-secureServing=false", name="epp")
+    base = "http://%s:%d" % (host, metrics)
+    wait_http(base + "/healthz", proc=p)
+    status, _, body = call(base, "/readyz")
+    assert status == 503 and b"the pool is not in the configuration" in body, (status, body)
+    assert "pool default/qwen-pool-typo is not in the configuration" in procs.output(p)
+    write(str(d / "pool2.yaml"), POOL.format(target_port=8000).replace(
+        "name: qwen-pool", "name: qwen-pool-typo"))
+    deadline = time.monotonic() + 10
+    while call(base, "/readyz")[0] != 200:
+        assert time.monotonic() < deadline, procs.output(p)
+        time.sleep(0.1)
