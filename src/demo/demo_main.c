@@ -59,6 +59,9 @@ struct session {
 	char secrets[PATH_MAX];		/* Secrets made for HTTPS listeners, "" if none */
 	char ca_path[PATH_MAX];		/* their certificates, for clients */
 	struct ig_buf ca;
+	/* The manifests' warnings, printed once the Secrets made for them
+	 * are known (make_secrets): not those the made Secrets answer. */
+	struct ig_diags diags;
 };
 
 /* Set by SIGINT/SIGTERM; every wait loop looks at it. A signal handler
@@ -228,11 +231,35 @@ static int load_config(struct session *s)
 		return -1;
 	}
 	rc = ig_config_load(s->o.files, s->o.nfiles, &s->cfg, &diags);
-	ig_diags_print(&diags, stderr);
-	ig_diags_free(&diags);
-	if (rc)
+	if (rc) {
+		ig_diags_print(&diags, stderr);
+		ig_diags_free(&diags);
 		fprintf(stderr, "%s: the manifests have errors\n", s->o.prog);
-	return rc ? -1 : 0;
+		return -1;
+	}
+	s->diags = diags; /* warnings: print_warnings */
+	return 0;
+}
+
+/* The manifests' warnings, once: with Secrets made for HTTPS listeners,
+ * those of the manifests and the made Secrets loaded together (the
+ * files' own say a listener's Secret is missing and that the listener
+ * cannot be served, which the demo has just answered). */
+static void print_warnings(struct session *s, const struct ig_buf *made)
+{
+	struct ig_diags again = {0};
+	struct ig_config *cfg = NULL;
+
+	if (made && made->len &&
+	    ig_config_load_extra(s->o.files, s->o.nfiles, s->secrets, made->ptr, &cfg, &again) ==
+		0) {
+		ig_diags_print(&again, stderr);
+	} else {
+		ig_diags_print(&s->diags, stderr);
+	}
+	ig_config_free(cfg);
+	ig_diags_free(&again);
+	ig_diags_free(&s->diags);
 }
 
 /* True when something already holds ip:port, so a sim could not bind it. */
@@ -325,10 +352,12 @@ static int make_secrets(struct session *s)
 	char err[256];
 	int n = ig_demo_tls_secrets(s->cfg, s->probe_ip, &yaml, &s->ca, err, sizeof(err));
 
+	if (n > 0)
+		snprintf(s->secrets, sizeof(s->secrets), "%s/tls-secrets.yaml", s->dir);
+	print_warnings(s, n > 0 && ig_buf_cstr(&yaml) ? &yaml : NULL);
 	if (n < 0)
 		fprintf(stderr, "%s: %s\n", s->o.prog, err);
 	if (n > 0) {
-		snprintf(s->secrets, sizeof(s->secrets), "%s/tls-secrets.yaml", s->dir);
 		snprintf(s->ca_path, sizeof(s->ca_path), "%s/ca.crt", s->dir);
 		if (write_file(s->secrets, &yaml) || write_file(s->ca_path, &s->ca)) {
 			fprintf(stderr, "%s: cannot write %s\n", s->o.prog, s->secrets);
@@ -826,7 +855,13 @@ static int session_main(struct opts *o)
 	/* A wildcard bind is reached through loopback. */
 	snprintf(s.probe_ip, sizeof(s.probe_ip), "%s",
 		 strcmp(o->bind, "0.0.0.0") ? o->bind : "127.0.0.1");
-	if (load_config(&s) || plan_session(&s) || make_dir(&s) || make_secrets(&s))
+	if (load_config(&s))
+		goto out;
+	if (plan_session(&s) || make_dir(&s)) {
+		print_warnings(&s, NULL);
+		goto out;
+	}
+	if (make_secrets(&s))
 		goto out;
 	install_signals();
 	if (start_sims(&s) || run_gateway(&s))
