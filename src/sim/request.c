@@ -1543,6 +1543,24 @@ static int too_long(struct ig_sim_error *e, long len, long output, long input)
 		      len, output, input, output + input, input);
 }
 
+/* The Responses API's context check (vLLM's serving_responses.py,
+ * _validate_generator_input): only the prompt is checked, and
+ * to_sampling_params then takes min(max_output_tokens, what the context
+ * leaves), so a limit past the context is cut, not refused. */
+static int responses_length(struct ig_sim_request *r, int64_t asked, long len,
+			    struct ig_sim_error *e)
+{
+	if (r->prompt_tokens >= len)
+		return reject(e, 400, "invalid_request_error", "input",
+			      "The engine prompt length %ld exceeds the max_model_len %ld. Please "
+			      "reduce prompt.",
+			      r->prompt_tokens, len);
+	r->max_tokens = len - r->prompt_tokens;
+	if (asked > 0 && asked < r->max_tokens)
+		r->max_tokens = (long)asked;
+	return check_min_tokens(r, e);
+}
+
 /* vLLM's context-length checks and their messages; sets r->max_tokens
  * from what was asked. Chat-like APIs without a limit, and a completion
  * whose max_tokens is null, may fill the context; a completion without
@@ -1554,11 +1572,8 @@ static int check_length(const struct ig_sim_config *c, struct ig_sim_request *r,
 	if (r->kind == IG_SIM_EMBEDDINGS)
 		return 0;
 	bool open = asked == ASKED_OPEN || (asked < 0 && r->kind != IG_SIM_COMPLETION);
-	if (open && r->kind == IG_SIM_RESPONSES && r->prompt_tokens >= len)
-		return reject(e, 400, "BadRequestError", "input",
-			      "The engine prompt length %ld exceeds the max_model_len %ld. Please "
-			      "reduce prompt.",
-			      r->prompt_tokens, len);
+	if (r->kind == IG_SIM_RESPONSES)
+		return responses_length(r, asked, len, e);
 	if (open) {
 		if (r->prompt_tokens >= len && c->version != IG_SIM_V_0_8)
 			return too_long(e, len, 0, r->prompt_tokens);

@@ -2305,3 +2305,23 @@ def test_every_response_has_uvicorns_date_and_server(procs):
                             r"Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT", dates[0]), dates
         sent = email.utils.parsedate_to_datetime(dates[0]).timestamp()
         assert before - 60 < sent < before + 60, dates
+
+
+def test_responses_max_output_tokens_clamped(procs):
+    """vLLM's ResponsesRequest.to_sampling_params takes min(max_output_tokens,
+    max_model_len - prompt): a limit past the context is cut to what is
+    left, no error (the answer reports the limit it ran under). A prompt
+    that fills the context is refused by serving_responses.py's
+    _validate_generator_input, typed invalid_request_error."""
+    _, base = start_sim(procs, "--max-model-len", "100")
+    status, r = post_json(base, "/v1/responses", {"input": "hi", "max_output_tokens": 40000})
+    assert status == 200, r
+    left = 100 - r["usage"]["input_tokens"]
+    assert r["max_output_tokens"] == left
+    assert r["usage"]["output_tokens"] <= left
+    status, e = post_json(base, "/v1/responses",
+                          {"input": "w " * 120, "max_output_tokens": 5})
+    assert status == 400 and e["error"] == {
+        "message": "The engine prompt length 127 exceeds the max_model_len 100. Please "
+                   "reduce prompt.",
+        "type": "invalid_request_error", "param": "input", "code": 400}

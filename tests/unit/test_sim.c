@@ -1476,8 +1476,12 @@ static void test_request_new_api_errors(void **state)
 	     "max_output_tokens", "at least 1"},
 	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"model\":\"nope\"}", 404, "model",
 	     "The model `nope` does not exist."},
-	    {IG_SIM_RESPONSES, "{\"input\":\"x\",\"max_output_tokens\":60}", 400, "input_tokens",
-	     "maximum context length is 64 tokens"},
+	    /* Only the prompt is checked: a limit past the context is cut. */
+	    {IG_SIM_RESPONSES,
+	     "{\"input\":\"w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w "
+	     "w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w w\","
+	     "\"max_output_tokens\":6}",
+	     400, "input", "exceeds the max_model_len 64"},
 	    {IG_SIM_MESSAGES,
 	     "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 400,
 	     "model", "model: Field required"},
