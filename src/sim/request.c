@@ -1474,10 +1474,10 @@ static int resolve_model(const struct ig_sim_config *c, struct ig_sim_request *r
 			 struct ig_sim_error *e)
 {
 	struct ig_str m = ig_buf_str(&r->model);
-	if (!m.len) {
+	/* Any served name of the base model is answered with the first, as
+	 * vLLM's OpenAIServingModels.model_name() does (vllm-api.md §1.2). */
+	if (!m.len || ig_sim_is_base_name(c, m)) {
 		r->name = ig_str_from(ig_sim_label_name(c));
-	} else if (ig_sim_is_base_name(c, m)) {
-		r->name = m;
 	} else if (ig_sim_find_adapter(c, m) >= 0) {
 		r->name = m;
 		r->adapter = true;

@@ -2325,3 +2325,27 @@ def test_responses_max_output_tokens_clamped(procs):
         "message": "The engine prompt length 127 exceeds the max_model_len 100. Please "
                    "reduce prompt.",
         "type": "invalid_request_error", "param": "input", "code": 400}
+
+
+def test_answers_name_the_first_served_model(procs):
+    """vLLM's OpenAIServingModels.model_name() answers the first served name
+    for the base model, whichever of its --served-model-name aliases was
+    asked (vllm-api.md §1.2); an adapter is answered with its own name."""
+    _, base = start_sim(procs, "--served-model-name", "a", "b", "--enable-lora",
+                        "--lora-modules", "l1=/p")
+    chat = {"model": "b", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    comp = {"model": "b", "prompt": "hi", "max_tokens": 2}
+    for path, body in (("/v1/completions", comp), ("/v1/chat/completions", chat),
+                       ("/v1/responses", {"model": "b", "input": "hi",
+                                          "max_output_tokens": 2}),
+                       ("/v1/embeddings", {"model": "b", "input": "hi"})):
+        status, r = post_json(base, path, body)
+        assert status == 200 and r["model"] == "a", (path, r)
+    for path, body in (("/v1/completions", comp), ("/v1/chat/completions", chat)):
+        chunks = data_events(base, path, dict(body, stream=True))
+        assert {c["model"] for c in chunks} == {"a"}, path
+    events = named_events(base, "/v1/responses",
+                          {"model": "b", "input": "hi", "max_output_tokens": 2, "stream": True})
+    assert events[-1][1]["response"]["model"] == "a"
+    status, r = post_json(base, "/v1/completions", dict(comp, model="l1"))
+    assert status == 200 and r["model"] == "l1"
