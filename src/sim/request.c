@@ -580,7 +580,11 @@ static int read_openai_stream(struct ig_json_value root, struct ig_sim_request *
 	if (rc < 0)
 		return invalid(e, "stream_options", "'stream_options' must be an object.");
 	if (rc == 1) {
-		if (!r->stream)
+		/* vLLM refuses `data.get("stream_options") and not stream`: an
+		 * empty object is falsy there and passes. */
+		struct ig_json_value k, m;
+		size_t pos = 0;
+		if (!r->stream && ig_json_object_next(v, &pos, &k, &m) == 1)
 			return invalid(e, NULL,
 				       "Stream options can only be defined when `stream=True`.");
 		/* {} means include_usage true, as in vLLM's StreamOptions. */

@@ -1792,7 +1792,7 @@ def test_validation_errors_latest(procs):
         ("/v1/completions", {"prompt": "x", "stream": "yes"}, "body.stream"),
         ("/v1/completions", {}, "body.prompt"),
         ("/v1/completions", {"prompt": "x", "max_tokens": "many"}, "body.max_tokens"),
-        ("/v1/completions", {"prompt": "x", "stream_options": {}}, "body"),
+        ("/v1/completions", {"prompt": "x", "stream_options": {"include_usage": True}}, "body"),
         ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
                                   "top_logprobs": 2}, "body"),
         ("/v1/chat/completions", {"messages": "x"}, "body.messages"),
@@ -2349,3 +2349,18 @@ def test_answers_name_the_first_served_model(procs):
     assert events[-1][1]["response"]["model"] == "a"
     status, r = post_json(base, "/v1/completions", dict(comp, model="l1"))
     assert status == 200 and r["model"] == "l1"
+
+
+def test_empty_stream_options_without_stream(procs):
+    """vLLM's check is `if data.get("stream_options") and not
+    data.get("stream")`: an empty object is falsy and passes, a non-empty
+    one without stream is the validation 400."""
+    _, base = start_sim(procs)
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    comp = {"prompt": "hi", "max_tokens": 2}
+    for path, body in (("/v1/completions", comp), ("/v1/chat/completions", chat)):
+        status, r = post_json(base, path, dict(body, stream_options={}))
+        assert status == 200 and r["usage"]["completion_tokens"] == 2, (path, r)
+        status, e = post_json(base, path, dict(body, stream_options={"include_usage": False}))
+        assert status == 400 and e["error"]["message"] == (
+            "Stream options can only be defined when `stream=True`.")
