@@ -132,6 +132,8 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .prompt_lp = {r->prompt_lp, r->prompt_lp_len},
 	    .prompt_tokens = r->lead ? r->lead->prompt_sum : r->seq.prompt_tokens,
 	    .completion_tokens = r->kind == IG_SIM_EMBEDDINGS ? 0 : generated_of(r),
+	    .own_prompt_tokens = r->seq.prompt_tokens,
+	    .own_completion_tokens = r->seq.generated,
 	    .first = r->seq.generated == 1,
 	    .include_usage = r->include_usage,
 	    .continuous_usage = r->continuous_usage,
@@ -177,6 +179,7 @@ static int chat_opening(struct sim_req *r, struct ig_buf *b)
 		resp.finish = NULL;
 		resp.logprobs = false;
 		resp.completion_tokens = 0;
+		resp.own_completion_tokens = 0;
 		if (ig_sim_render_chunk(b, &resp) < 0)
 			return -1;
 	}

@@ -259,12 +259,21 @@ static int put_usage(struct ig_buf *b, const struct ig_sim_resp *r, bool details
 	return rc | ig_buf_append_cstr(b, "}");
 }
 
-/* A chunk's usage with continuous_usage_stats: the tokens so far. */
+/* A chunk's usage with continuous_usage_stats: as vLLM's streams, the
+ * choice's own prompt and tokens so far (previous_num_tokens[i]), never
+ * the cache details; completions chunks are dumped with exclude_unset
+ * false, so theirs lists prompt_tokens_details as null. */
 static int put_chunk_usage(struct ig_buf *b, const struct ig_sim_resp *r)
 {
+	bool cmpl = r->kind == IG_SIM_COMPLETION;
 	if (!r->continuous_usage)
-		return ig_buf_append_cstr(b, r->kind == IG_SIM_COMPLETION ? ",\"usage\":null" : "");
-	return ig_buf_append_cstr(b, ",\"usage\":") | put_usage(b, r, false);
+		return ig_buf_append_cstr(b, cmpl ? ",\"usage\":null" : "");
+	return ig_buf_printf(b,
+			     ",\"usage\":{\"prompt_tokens\":%ld,\"total_tokens\":%ld,"
+			     "\"completion_tokens\":%ld%s}",
+			     r->own_prompt_tokens, r->own_prompt_tokens + r->own_completion_tokens,
+			     r->own_completion_tokens,
+			     cmpl ? ",\"prompt_tokens_details\":null" : "");
 }
 
 static const char *object_name(const struct ig_sim_resp *r, bool chunk)
@@ -402,7 +411,7 @@ int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 				 ",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]");
 	if (r->continuous_usage) { /* before any token */
 		struct ig_sim_resp none = *r;
-		none.completion_tokens = 0;
+		none.own_completion_tokens = 0;
 		rc |= put_chunk_usage(out, &none);
 	}
 	rc |= ig_buf_append_cstr(out, "}\n\n");

@@ -247,6 +247,9 @@ struct ig_sim_resp {
 	size_t lp_off0;
 	uint64_t lp_seed;
 	long prompt_tokens, completion_tokens;
+	/* A stream chunk's usage (continuous_usage): this choice's own prompt
+	 * and tokens so far, as vLLM's previous_num_tokens[i]. */
+	long own_prompt_tokens, own_completion_tokens;
 	/* Streams: first is set on the first token's events; include_usage
 	 * asks for the OpenAI usage chunk at the end, continuous_usage for the
 	 * usage so far on every chunk. cached_details: usage carries

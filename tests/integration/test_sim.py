@@ -2364,3 +2364,39 @@ def test_empty_stream_options_without_stream(procs):
         status, e = post_json(base, path, dict(body, stream_options={"include_usage": False}))
         assert status == 400 and e["error"]["message"] == (
             "Stream options can only be defined when `stream=True`.")
+
+
+def test_continuous_usage_counts_each_choice(procs):
+    """With continuous_usage_stats, vLLM's per-chunk usage counts that
+    choice's own tokens (previous_num_tokens[i]) and, on completions, that
+    prompt's tokens (num_prompt_tokens[prompt_idx]); the final usage chunk
+    sums them all. Completions chunks are dumped with exclude_unset=False,
+    so their usage lists prompt_tokens_details as null; chat's leave it
+    out."""
+    _, base = start_sim(procs, "--enable-prompt-tokens-details")
+    opts = {"include_usage": True, "continuous_usage_stats": True}
+    body = {"prompt": ["a b", "c d e"], "max_tokens": 2, "n": 2, "stream": True,
+            "stream_options": opts}
+    events = data_events(base, "/v1/completions", body)
+    per = {}
+    for ev in events[:-1]:
+        [c] = ev["choices"]
+        per.setdefault(c["index"], []).append(ev["usage"]["completion_tokens"])
+        want_prompt = 2 if c["index"] < 2 else 3
+        assert ev["usage"] == {"prompt_tokens": want_prompt,
+                               "completion_tokens": per[c["index"]][-1],
+                               "total_tokens": want_prompt + per[c["index"]][-1],
+                               "prompt_tokens_details": None}, ev
+    assert per == {i: [1, 2] for i in range(4)}
+    assert events[-1]["usage"]["completion_tokens"] == 8
+    assert events[-1]["usage"]["prompt_tokens"] == 5
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "n": 2,
+            "stream": True, "stream_options": opts, "ignore_eos": True}
+    events = data_events(base, "/v1/chat/completions", chat)
+    per = {}
+    for ev in events[:-1]:
+        [c] = ev["choices"]
+        per.setdefault(c["index"], []).append(ev["usage"]["completion_tokens"])
+        assert "prompt_tokens_details" not in ev["usage"]
+    assert per == {0: [0, 1, 2], 1: [0, 1, 2]}
+    assert events[-1]["usage"]["completion_tokens"] == 4
