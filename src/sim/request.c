@@ -992,6 +992,14 @@ static int read_format(struct ig_json_value f, bool responses, struct ig_sim_req
 		return invalid(e, field,
 			       "response_format.json_schema is required when its type is "
 			       "'json_schema'.");
+	/* vLLM's JsonSchemaResponseFormat and OpenAI's text.format type both
+	 * require a string `name`. */
+	struct ig_json_value name;
+	if (ig_json_get(js, "name", &name) < 0 || name.type != IG_JSON_STRING)
+		return invalid(e,
+			       responses ? "text.format.name" : "response_format.json_schema.name",
+			       "Field required: '%s' must have a string 'name'.",
+			       responses ? "text.format" : "response_format.json_schema");
 	struct ig_str spec = {0};
 	if (ig_json_get(js, "schema", &schema) == 0 && schema.type != IG_JSON_NULL &&
 	    schema_of(schema, r, &spec) < 0)

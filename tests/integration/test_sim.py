@@ -2400,3 +2400,27 @@ def test_continuous_usage_counts_each_choice(procs):
         assert "prompt_tokens_details" not in ev["usage"]
     assert per == {0: [0, 1, 2], 1: [0, 1, 2]}
     assert events[-1]["usage"]["completion_tokens"] == 4
+
+
+def test_json_schema_needs_a_name(procs):
+    """vLLM's JsonSchemaResponseFormat (and the OpenAI Responses type behind
+    text.format) requires `name`: pydantic's "Field required", a
+    validation 400."""
+    _, base = start_sim(procs)
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    comp = {"prompt": "hi", "max_tokens": 5}
+    for path, body in (("/v1/completions", comp), ("/v1/chat/completions", chat)):
+        for js in ({"schema": schema}, {"name": 3, "schema": schema}):
+            fmt = {"type": "json_schema", "json_schema": js}
+            status, e = post_json(base, path, dict(body, response_format=fmt))
+            assert status == 400, (path, e)
+            assert e["error"]["type"] == "Bad Request"
+            assert e["error"]["param"] == "body.response_format.json_schema.name"
+        fmt = {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}
+        status, r = post_json(base, path, dict(body, response_format=fmt))
+        assert status == 200, r
+    status, e = post_json(base, "/v1/responses",
+                          {"input": "hi", "text": {"format": {"type": "json_schema",
+                                                              "schema": schema}}})
+    assert status == 400 and e["error"]["param"] == "body.text.format.name", e
