@@ -1275,6 +1275,55 @@ static int input_item_tokens(struct ig_json_value item, long *n, struct ig_sim_r
 
 /* vLLM builds the conversation as instructions (a system turn), then the
  * input: a string is one user turn, a list gives one turn per item. */
+/* background and store, as vLLM's ResponsesRequest validates them
+ * (validate_background: background needs store, which defaults to true),
+ * and previous_response_id, kept for check_store. */
+static int read_store(struct ig_json_value root, struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	bool store = true;
+	struct ig_json_value prev;
+	if (opt_bool(root, "background", &r->background) < 0)
+		return invalid(e, "background", "'background' must be a boolean.");
+	if (opt_bool(root, "store", &store) < 0)
+		return invalid(e, "store", "'store' must be a boolean.");
+	if (r->background && !store)
+		return invalid(e, NULL, "background can only be used when `store` is true");
+	int rc = opt_member(root, "previous_response_id", IG_JSON_STRING, &prev);
+	if (rc < 0)
+		return invalid(e, "previous_response_id",
+			       "'previous_response_id' must be a string.");
+	if (rc == 1)
+		r->prev_response = prev.raw;
+	return 0;
+}
+
+/* What vLLM's serving_responses.py answers without
+ * VLLM_ENABLE_RESPONSES_API_STORE, after the model check: background
+ * mode is refused (_validate_create_responses_input) and no earlier
+ * response can be found (_make_not_found_error). */
+static int check_store(struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	if (r->background)
+		return reject(e, 400, "invalid_request_error", "background",
+			      "This vLLM engine does not support `store=True` and therefore does "
+			      "not support the background mode. To enable these features, set the "
+			      "environment variable `VLLM_ENABLE_RESPONSES_API_STORE=1` when "
+			      "launching the vLLM server.");
+	if (!r->prev_response.len)
+		return 0;
+	struct ig_json_value v;
+	struct ig_buf id;
+	ig_buf_init(&id, r->prev_response.len + 1);
+	if (ig_json_parse_value(r->prev_response.ptr, r->prev_response.len, &v) < 0 ||
+	    ig_json_string(v, &id) < 0)
+		ig_buf_reset(&id);
+	struct ig_str s = ig_buf_str(&id);
+	reject(e, 404, "invalid_request_error", "response_id", "Response with id '%.*s' not found.",
+	       IG_STR_FMT(s));
+	ig_buf_free(&id);
+	return -1;
+}
+
 static int read_responses(struct ig_json_value root, struct ig_sim_request *r, int64_t *asked,
 			  struct ig_sim_error *e)
 {
@@ -1282,7 +1331,7 @@ static int read_responses(struct ig_json_value root, struct ig_sim_request *r, i
 	size_t pos = 0;
 	long n = 0;
 	if (read_sampling(root, r, e) < 0 || read_echo(root, &r->echo, e) < 0 ||
-	    read_priority(root, r, e) < 0)
+	    read_priority(root, r, e) < 0 || read_store(root, r, e) < 0)
 		return -1;
 	struct ig_json_value text, format;
 	const char *first = NULL;
@@ -1925,9 +1974,9 @@ static int parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 		return invalid(err, NULL, "JSON decode error: the body is not a JSON object.");
 	if (read_body(c, root, out, &asked, err) < 0)
 		return -1;
-	if (resolve_model(c, out, err) < 0 || check_length(c, out, asked, err) < 0 ||
-	    check_prompt_ids(out, err) < 0 || check_best_of(c, out, err) < 0 ||
-	    write_prompt_logprobs(out, err) < 0)
+	if (resolve_model(c, out, err) < 0 || check_store(out, err) < 0 ||
+	    check_length(c, out, asked, err) < 0 || check_prompt_ids(out, err) < 0 ||
+	    check_best_of(c, out, err) < 0 || write_prompt_logprobs(out, err) < 0)
 		return -1;
 	/* The engine's check, after the server's. */
 	if (out->priority != 0 && !c->priority_policy)

@@ -378,6 +378,12 @@ struct ig_sim_request {
 	struct ig_str name;	  /* the name answered with: model, or the label name */
 	bool adapter;		  /* name is a LoRA adapter, not the base model */
 	struct ig_str prompt_key; /* the prompt's JSON text (points into the body) */
+	/* Responses: background mode asked with the default store, and
+	 * previous_response_id as a JSON string (points into the body; empty
+	 * when not given). vLLM without a response store refuses both after
+	 * its model check. */
+	bool background;
+	struct ig_str prev_response;
 	long prompt_tokens;
 	/* Tokens the answer may have, checked against the context; 1 for
 	 * embeddings, whose one engine output is the vector. */

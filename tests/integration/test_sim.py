@@ -2424,3 +2424,36 @@ def test_json_schema_needs_a_name(procs):
                           {"input": "hi", "text": {"format": {"type": "json_schema",
                                                               "schema": schema}}})
     assert status == 400 and e["error"]["param"] == "body.text.format.name", e
+
+
+def test_responses_without_a_store(procs):
+    """vLLM without VLLM_ENABLE_RESPONSES_API_STORE keeps no responses:
+    previous_response_id is its 404 "Response with id '<id>' not found."
+    and background mode (store defaults to true) the 400 of
+    serving_responses.py's _validate_create_responses_input; background with
+    store false is the request model's validator 400. All after the model
+    check."""
+    _, base = start_sim(procs)
+    status, e = post_json(base, "/v1/responses",
+                          {"input": "hi", "previous_response_id": "resp_abc"})
+    assert status == 404 and e["error"] == {
+        "message": "Response with id 'resp_abc' not found.",
+        "type": "invalid_request_error", "param": "response_id", "code": 404}
+    status, e = post_json(base, "/v1/responses", {"input": "hi", "background": True})
+    assert status == 400 and e["error"] == {
+        "message": "This vLLM engine does not support `store=True` and therefore does not "
+                   "support the background mode. To enable these features, set the "
+                   "environment variable `VLLM_ENABLE_RESPONSES_API_STORE=1` when launching "
+                   "the vLLM server.",
+        "type": "invalid_request_error", "param": "background", "code": 400}
+    status, e = post_json(base, "/v1/responses",
+                          {"input": "hi", "background": True, "store": False})
+    assert status == 400 and e["error"]["type"] == "Bad Request"
+    assert e["error"]["message"] == "background can only be used when `store` is true"
+    status, e = post_json(base, "/v1/responses",
+                          {"input": "hi", "background": True, "model": "nope"})
+    assert status == 404 and e["error"]["type"] == "NotFoundError"
+    status, r = post_json(base, "/v1/responses",
+                          {"input": "hi", "background": False, "store": False,
+                           "previous_response_id": None, "max_output_tokens": 2})
+    assert status == 200, r
