@@ -916,6 +916,61 @@ static int read_max_tokens(struct ig_json_value root, const char *key, int64_t *
 	return 0;
 }
 
+/* cache_salt, as the request models' check_cache_salt_support (since
+ * v0.9; 0.8 has no such field). */
+static int read_cache_salt(const struct ig_sim_config *c, struct ig_json_value root,
+			   struct ig_sim_error *e)
+{
+	struct ig_json_value v;
+	if (c->version == IG_SIM_V_0_8 || ig_json_get(root, "cache_salt", &v) < 0 ||
+	    v.type == IG_JSON_NULL)
+		return 0;
+	if (v.type != IG_JSON_STRING || v.raw.len <= 2)
+		return invalid(e, NULL,
+			       "Parameter 'cache_salt' must be a non-empty string if provided.");
+	return 0;
+}
+
+/* logits_processors and allowed_token_ids, refused later (late_error):
+ * get_logits_processors refuses any processor without a server pattern
+ * (0.8's words spell "argugment"), the engine's _validate_allowed_token_ids
+ * an empty list or an id outside the vocabulary. */
+static int read_engine_params(const struct ig_sim_config *c, struct ig_json_value root,
+			      struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	struct ig_json_value v, id;
+	size_t pos = 0;
+	int64_t n;
+	bool any = false, oov = false;
+	if (ig_json_get(root, "logits_processors", &v) == 0 && v.type == IG_JSON_ARRAY &&
+	    ig_json_array_next(v, &pos, &id) == 1) {
+		r->late_error = c->version == IG_SIM_V_0_8
+				    ? "The `logits_processors` argument is not supported by this "
+				      "server. See --logits-processor-pattern engine argugment for "
+				      "more information."
+				    : "The `logits_processors` argument is not supported by this "
+				      "server. See --logits-processor-pattern engine argument for "
+				      "more information.";
+		return 0;
+	}
+	if (ig_json_get(root, "allowed_token_ids", &v) < 0 || v.type == IG_JSON_NULL)
+		return 0;
+	if (v.type != IG_JSON_ARRAY)
+		return invalid(e, "allowed_token_ids",
+			       "'allowed_token_ids' must be a list of integers.");
+	for (pos = 0; ig_json_array_next(v, &pos, &id) == 1; any = true) {
+		if (id.type != IG_JSON_NUMBER || ig_json_int64(id, &n) < 0)
+			return invalid(e, "allowed_token_ids",
+				       "'allowed_token_ids' must be a list of integers.");
+		oov |= n < 0 || n >= (int64_t)IG_SIM_VOCAB;
+	}
+	if (!any)
+		r->late_error = "allowed_token_ids is not None and empty!";
+	else if (oov)
+		r->late_error = "allowed_token_ids contains out-of-vocab token id!";
+	return 0;
+}
+
 /* ---- structured outputs ---------------------------------------------------------------- */
 
 /* One constraint found: the first sets it, a second is vLLM's 400. */
@@ -1923,6 +1978,13 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 	     (r->kind == IG_SIM_COMPLETION && c->version != IG_SIM_V_0_8)) &&
 	    read_request_id(root, r, e) < 0)
 		return -1;
+	if ((r->kind == IG_SIM_COMPLETION || r->kind == IG_SIM_CHAT ||
+	     r->kind == IG_SIM_RESPONSES) &&
+	    read_cache_salt(c, root, e) < 0)
+		return -1;
+	if ((r->kind == IG_SIM_COMPLETION || r->kind == IG_SIM_CHAT) &&
+	    read_engine_params(c, root, r, e) < 0)
+		return -1;
 	switch (r->kind) {
 	case IG_SIM_COMPLETION:
 		if (read_completion(root, r, asked, e) < 0 || read_logprobs(c, root, r, e) < 0 ||
@@ -1975,8 +2037,10 @@ static int parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 	if (read_body(c, root, out, &asked, err) < 0)
 		return -1;
 	if (resolve_model(c, out, err) < 0 || check_store(out, err) < 0 ||
-	    check_length(c, out, asked, err) < 0 || check_prompt_ids(out, err) < 0 ||
-	    check_best_of(c, out, err) < 0 || write_prompt_logprobs(out, err) < 0)
+	    check_length(c, out, asked, err) < 0 ||
+	    (out->late_error && bad_request(err, NULL, out->late_error) < 0) ||
+	    check_prompt_ids(out, err) < 0 || check_best_of(c, out, err) < 0 ||
+	    write_prompt_logprobs(out, err) < 0)
 		return -1;
 	/* The engine's check, after the server's. */
 	if (out->priority != 0 && !c->priority_policy)

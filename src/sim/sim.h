@@ -384,6 +384,10 @@ struct ig_sim_request {
 	 * its model check. */
 	bool background;
 	struct ig_str prev_response;
+	/* What vLLM refuses once the prompt is checked, in the serving code's
+	 * to_sampling_params or the engine's parameter checks (a 400 with this
+	 * message), NULL when nothing. */
+	const char *late_error;
 	long prompt_tokens;
 	/* Tokens the answer may have, checked against the context; 1 for
 	 * embeddings, whose one engine output is the vector. */

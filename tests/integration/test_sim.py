@@ -2457,3 +2457,41 @@ def test_responses_without_a_store(procs):
                           {"input": "hi", "background": False, "store": False,
                            "previous_response_id": None, "max_output_tokens": 2})
     assert status == 200, r
+
+
+def test_engine_parameter_checks(procs):
+    """Checks vLLM makes that the request models do not: the engine's
+    allowed_token_ids checks and get_logits_processors' refusal without
+    --logits-processor-pattern are ValueErrors the serving code answers
+    as BadRequestError 400s; cache_salt is the request model's validator
+    (latest release only: 0.8 has no such field)."""
+    _, base = start_sim(procs)
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    comp = {"prompt": "hi", "max_tokens": 2}
+    for path, body in (("/v1/completions", comp), ("/v1/chat/completions", chat)):
+        for extra, msg in (({"allowed_token_ids": [5, 151936]},
+                            "allowed_token_ids contains out-of-vocab token id!"),
+                           ({"allowed_token_ids": [-1]},
+                            "allowed_token_ids contains out-of-vocab token id!"),
+                           ({"allowed_token_ids": []}, "allowed_token_ids is not None and empty!"),
+                           ({"logits_processors": ["m.P"]},
+                            "The `logits_processors` argument is not supported by this server. "
+                            "See --logits-processor-pattern engine argument for more "
+                            "information.")):
+            status, e = post_json(base, path, dict(body, **extra))
+            assert status == 400 and e["error"] == {
+                "message": msg, "type": "BadRequestError", "param": None, "code": 400}, e
+        status, e = post_json(old, path, dict(body, logits_processors=["m.P"]))
+        assert status == 400 and "engine argugment" in e["message"], e
+        for salt in ("", 3):
+            status, e = post_json(base, path, dict(body, cache_salt=salt))
+            assert status == 400 and e["error"] == {
+                "message": "Parameter 'cache_salt' must be a non-empty string if provided.",
+                "type": "Bad Request", "param": "body", "code": 400}, e
+        for extra in ({"allowed_token_ids": [0, 151935]}, {"logits_processors": []},
+                      {"cache_salt": "s"}, {"cache_salt": None}):
+            status, r = post_json(base, path, dict(body, **extra))
+            assert status == 200, (extra, r)
+        status, r = post_json(old, path, dict(body, cache_salt=""))
+        assert status == 200, r
