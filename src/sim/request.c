@@ -1797,6 +1797,13 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 	bool have_tools = ig_json_get(root, "tools", &tools) == 0 && tools.type == IG_JSON_ARRAY;
 	if (have_tools) {
 		while (ig_json_array_next(tools, &pos, &t) == 1) {
+			struct ig_json_value type;
+			/* Chat's ChatCompletionToolsParam: type is Literal["function"]. */
+			if (!responses && t.type == IG_JSON_OBJECT &&
+			    ig_json_get(t, "type", &type) == 0 &&
+			    !ig_json_string_eq(type, "function"))
+				return invalid(e, "tools",
+					       "each tool's 'type' must be \"function\".");
 			if (tool_function(t, &fn) < 0)
 				return invalid(e, "tools",
 					       responses ? "each tool must be {\"type\": "
@@ -1816,7 +1823,13 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 	}
 	if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "none"))
 		return 0;
-	if (r->ntools == 0)
+	/* check_tool_usage: an empty list is "set"; "required" with it is
+	 * rewritten to "none", "auto" goes on to the flags check and a named
+	 * tool is not in it. */
+	bool empty_list = !responses && have_tools && r->ntools == 0;
+	if (empty_list && choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "required"))
+		return 0;
+	if (r->ntools == 0 && !empty_list)
 		return invalid(e, NULL, "When using `tool_choice`, `tools` must be set.");
 	if (choice.type == IG_JSON_STRING && ig_json_string_eq(choice, "required")) {
 		r->tool_mode = IG_SIM_TOOL_REQUIRED;
@@ -1830,6 +1843,8 @@ static int read_tool_choice(const struct ig_sim_config *c, struct ig_json_value 
 			    e, NULL,
 			    "\"auto\" tool choice requires --enable-auto-tool-choice "
 			    "and --tool-call-parser to be set");
+		if (r->ntools == 0) /* nothing to call */
+			return 0;
 		/* The model calls a tool when the user spoke last; after a tool's
 		 * result (or its own turn) it answers in words. */
 		if (!user_spoke_last(root, responses))

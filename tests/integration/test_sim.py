@@ -2495,3 +2495,32 @@ def test_engine_parameter_checks(procs):
             assert status == 200, (extra, r)
         status, r = post_json(old, path, dict(body, cache_salt=""))
         assert status == 200, r
+
+
+def test_chat_tool_usage_checks(procs):
+    """ChatCompletionRequest.check_tool_usage: "required" with an empty
+    tools list is rewritten to "none" (200, words); "auto" with an empty
+    list passes the validator and meets the auto-tool-choice flags check
+    like any "auto"; a tool whose type is not "function" fails
+    ChatCompletionToolsParam's Literal (a validation 400)."""
+    _, base = start_sim(procs)
+    _, auto = start_sim(procs, "--enable-auto-tool-choice", "--tool-call-parser", "hermes")
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    status, r = post_json(base, "/v1/chat/completions",
+                          dict(chat, tools=[], tool_choice="required"))
+    assert status == 200 and r["choices"][0]["message"].get("tool_calls") in (None, []), r
+    assert r["choices"][0]["finish_reason"] == "length"
+    status, e = post_json(base, "/v1/chat/completions", dict(chat, tools=[], tool_choice="auto"))
+    assert status == 400 and e["error"]["message"] == (
+        "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be "
+        "set"), e
+    status, r = post_json(auto, "/v1/chat/completions", dict(chat, tools=[], tool_choice="auto"))
+    assert status == 200 and r["choices"][0]["finish_reason"] == "length", r
+    tool = {"type": "retrieval", "function": {"name": "f", "parameters": {"type": "object"}}}
+    status, e = post_json(base, "/v1/chat/completions",
+                          dict(chat, tools=[tool], tool_choice="required"))
+    assert status == 400 and e["error"]["type"] == "Bad Request", e
+    assert e["error"]["param"] == "body.tools"
+    named = {"type": "function", "function": {"name": "f"}}
+    status, e = post_json(base, "/v1/chat/completions", dict(chat, tools=[], tool_choice=named))
+    assert status == 400 and e["error"]["message"] == "Tool 'f' has not been passed in `tools`."
