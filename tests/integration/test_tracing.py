@@ -369,8 +369,12 @@ def test_a_client_span_per_attempt(procs, tmp_path, fakes, collector):
     span. A 502 has no gen_ai.response.model: no model answered."""
     dead, good = fakes.pods(2)
     dead.stop()  # refuses connections
+    # The dead pod is never scraped (its figures stay zero): a queue on the
+    # good one puts the dead one first, and the resend goes to the good one.
+    good.waiting = 50
     c = FakeCluster(procs, tmp_path, [dead, good], gw_args=(
         "--otlp-endpoint", collector.url, "--unhealthy-after", "60000"))
+    c.scraped(good)
     status, headers, _ = post_json(
         c.base, "/v1/completions", seed_body(),
         headers={"x-test-id": "a2",
