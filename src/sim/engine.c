@@ -151,6 +151,7 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .tool_mode = r->tool_mode,
 	    .tool_name = r->tool_name ? ig_str_from(r->tool_name) : (struct ig_str){0},
 	    .tool_id = r->tool_id ? ig_str_from(r->tool_id) : (struct ig_str){0},
+	    .newer_keys = r->sim && r->sim->cfg.version != IG_SIM_V_0_8,
 	};
 }
 
@@ -180,6 +181,8 @@ static int chat_opening(struct sim_req *r, struct ig_buf *b)
 		resp.logprobs = false;
 		resp.completion_tokens = 0;
 		resp.own_completion_tokens = 0;
+		/* vLLM's echo chunk sets no token_ids (exclude_unset drops it). */
+		resp.newer_keys = false;
 		if (ig_sim_render_chunk(b, &resp) < 0)
 			return -1;
 	}

@@ -292,6 +292,44 @@ static int put_role(struct ig_buf *b, const struct ig_sim_resp *r)
 	return ig_json_write_string(b, r->role.ptr, r->role.len);
 }
 
+/* vLLM's ChatMessage: 0.8's role, content, reasoning_content and
+ * tool_calls; v0.10+ puts the OpenAI message's refusal, annotations,
+ * audio and function_call (null) before tool_calls, and
+ * reasoning_content after it. */
+static int put_message(struct ig_buf *out, const struct ig_sim_resp *c)
+{
+	int rc = ig_buf_append_cstr(out, "\"message\":{\"role\":");
+	if (c->tool_mode != IG_SIM_TOOL_NONE) {
+		/* The text is the call's arguments. vLLM's tool parsers leave
+		 * content null; a named or required call has content "". */
+		rc |= ig_buf_append_cstr(out, "\"assistant\",\"content\":");
+		rc |= ig_buf_append_cstr(out, c->tool_mode == IG_SIM_TOOL_AUTO ? "null" : "\"\"");
+	} else {
+		rc |= put_role(out, c);
+		rc |= ig_buf_append_cstr(out, ",\"content\":");
+		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
+	}
+	if (c->newer_keys)
+		rc |= ig_buf_append_cstr(out, ",\"refusal\":null,\"annotations\":null,"
+					      "\"audio\":null,\"function_call\":null");
+	else
+		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null");
+	rc |= ig_buf_append_cstr(out, ",\"tool_calls\":[");
+	if (c->tool_mode != IG_SIM_TOOL_NONE) {
+		rc |= ig_buf_append_cstr(out, "{\"id\":");
+		rc |= ig_json_write_string(out, c->tool_id.ptr, c->tool_id.len);
+		rc |= ig_buf_append_cstr(out, ",\"type\":\"function\",\"function\":{\"name\":");
+		rc |= ig_json_write_string(out, c->tool_name.ptr, c->tool_name.len);
+		rc |= ig_buf_append_cstr(out, ",\"arguments\":");
+		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
+		rc |= ig_buf_append_cstr(out, "}}");
+	}
+	rc |= ig_buf_append_cstr(out, "]");
+	if (c->newer_keys)
+		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null");
+	return rc | ig_buf_append_cstr(out, "}");
+}
+
 /* One choice object of a body sent whole. */
 static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 {
@@ -299,37 +337,26 @@ static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 	if (c->kind == IG_SIM_COMPLETION) {
 		rc |= ig_buf_append_cstr(out, "\"text\":");
 		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
-	} else if (c->tool_mode != IG_SIM_TOOL_NONE) {
-		/* The text is the call's arguments. vLLM's tool parsers leave
-		 * content null; a named or required call has content "". */
-		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":\"assistant\",\"content\":");
-		rc |= ig_buf_append_cstr(out, c->tool_mode == IG_SIM_TOOL_AUTO ? "null" : "\"\"");
-		rc |=
-		    ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[{\"id\":");
-		rc |= ig_json_write_string(out, c->tool_id.ptr, c->tool_id.len);
-		rc |= ig_buf_append_cstr(out, ",\"type\":\"function\",\"function\":{\"name\":");
-		rc |= ig_json_write_string(out, c->tool_name.ptr, c->tool_name.len);
-		rc |= ig_buf_append_cstr(out, ",\"arguments\":");
-		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
-		rc |= ig_buf_append_cstr(out, "}}]}");
 	} else {
-		rc |= ig_buf_append_cstr(out, "\"message\":{\"role\":");
-		rc |= put_role(out, c);
-		rc |= ig_buf_append_cstr(out, ",\"content\":");
-		rc |= ig_json_write_string(out, c->text.ptr, c->text.len);
-		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null,\"tool_calls\":[]}");
+		rc |= put_message(out, c);
 	}
 	rc |= put_logprobs(out, c);
 	rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
 	rc |= put_finish(out, c->finish);
 	rc |= put_stop_reason(out, c);
+	if (c->newer_keys)
+		rc |= ig_buf_append_cstr(out, ",\"token_ids\":null");
 	if (c->kind == IG_SIM_COMPLETION)
 		rc |= put_prompt_logprobs(out, c);
+	if (c->kind == IG_SIM_COMPLETION && c->newer_keys)
+		rc |= ig_buf_append_cstr(out, ",\"prompt_token_ids\":null");
 	return rc | ig_buf_append_cstr(out, "}");
 }
 
 /* The body of a completion or chat completion: every choice (n of them),
- * then the usage of them all. */
+ * then the usage of them all; v0.10+ adds service_tier and
+ * system_fingerprint before the usage, kv_transfer_params at the end and,
+ * on chat, prompt_token_ids after prompt_logprobs. */
 static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 {
 	int rc = put_head(out, r, object_name(r, false));
@@ -341,10 +368,17 @@ static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 		}
 	else
 		rc |= put_choice(out, r);
-	rc |= ig_buf_append_cstr(out, "],\"usage\":");
+	rc |= ig_buf_append_cstr(out, "]");
+	if (r->newer_keys)
+		rc |= ig_buf_append_cstr(out, ",\"service_tier\":null,\"system_fingerprint\":null");
+	rc |= ig_buf_append_cstr(out, ",\"usage\":");
 	rc |= put_usage(out, r, true);
 	if (r->kind != IG_SIM_COMPLETION)
 		rc |= put_prompt_logprobs(out, r);
+	if (r->kind != IG_SIM_COMPLETION && r->newer_keys)
+		rc |= ig_buf_append_cstr(out, ",\"prompt_token_ids\":null");
+	if (r->newer_keys)
+		rc |= ig_buf_append_cstr(out, ",\"kv_transfer_params\":null");
 	rc |= ig_buf_append_cstr(out, "}");
 	return rc ? -1 : 0;
 }
@@ -360,6 +394,9 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 		rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
 		rc |= put_finish(out, r->finish);
 		rc |= put_stop_reason(out, r);
+		if (r->newer_keys) /* dumped with exclude_unset false */
+			rc |= ig_buf_append_cstr(out,
+						 ",\"prompt_token_ids\":null,\"token_ids\":null");
 		rc |= ig_buf_append_cstr(out, "}]");
 		rc |= put_chunk_usage(out, r);
 		rc |= ig_buf_append_cstr(out, "}\n\n");
@@ -395,6 +432,10 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	rc |= put_finish(out, r->finish);
 	if (r->finish)
 		rc |= put_stop_reason(out, r);
+	/* v0.10+ sets token_ids on every content chunk (null unless
+	 * return_token_ids), so exclude_unset keeps it. */
+	if (r->newer_keys)
+		rc |= ig_buf_append_cstr(out, ",\"token_ids\":null");
 	rc |= ig_buf_append_cstr(out, "}]");
 	rc |= put_chunk_usage(out, r);
 	rc |= ig_buf_append_cstr(out, "}\n\n");
@@ -414,6 +455,10 @@ int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 		none.own_completion_tokens = 0;
 		rc |= put_chunk_usage(out, &none);
 	}
+	/* v0.10+ sets the prompt's ids on the first chunk (null unless
+	 * return_token_ids). */
+	if (r->newer_keys)
+		rc |= ig_buf_append_cstr(out, ",\"prompt_token_ids\":null");
 	rc |= ig_buf_append_cstr(out, "}\n\n");
 	return rc ? -1 : 0;
 }

@@ -279,6 +279,11 @@ struct ig_sim_resp {
 	 * instead of content, unless tool_mode is IG_SIM_TOOL_NONE. */
 	enum ig_sim_tool_mode tool_mode;
 	struct ig_str tool_name, tool_id;
+	/* Completions and chat in the latest mode: the keys vLLM v0.10+'s
+	 * response models add (service_tier, system_fingerprint,
+	 * kv_transfer_params, token_ids, prompt_token_ids, the OpenAI
+	 * ChatMessage's fields), null unless set; 0.8 has none of them. */
+	bool newer_keys;
 };
 
 /* The non-streamed body. -1 when out of memory (or, for embeddings, when

@@ -2524,3 +2524,58 @@ def test_chat_tool_usage_checks(procs):
     named = {"type": "function", "function": {"name": "f"}}
     status, e = post_json(base, "/v1/chat/completions", dict(chat, tools=[], tool_choice=named))
     assert status == 400 and e["error"]["message"] == "Tool 'f' has not been passed in `tools`."
+
+
+def test_newer_response_keys(procs):
+    """vLLM v0.10+'s response models (protocol.py): completions and chat bodies
+    carry service_tier, system_fingerprint and kv_transfer_params (null), their
+    choices token_ids (and prompt_token_ids), chat's message the OpenAI
+    ChatMessage's null fields beside tool_calls: [] and chat's body
+    prompt_token_ids; a completions chunk (dumped with exclude_unset=False)
+    lists prompt_token_ids and token_ids; a chat chunk (exclude_unset) lists
+    what the serving code sets: prompt_token_ids on the role chunk, token_ids
+    on each content chunk. 0.8 keeps its keys."""
+    _, base = start_sim(procs)
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    cbody = {"prompt": "hello there", "max_tokens": 3}
+    status, r = post_json(base, "/v1/completions", cbody)
+    assert status == 200
+    assert list(r) == ["id", "object", "created", "model", "choices", "service_tier",
+                       "system_fingerprint", "usage", "kv_transfer_params"]
+    assert r["service_tier"] is None and r["system_fingerprint"] is None
+    assert r["kv_transfer_params"] is None
+    assert list(r["choices"][0]) == ["index", "text", "logprobs", "finish_reason", "stop_reason",
+                                     "token_ids", "prompt_logprobs", "prompt_token_ids"]
+    assert r["choices"][0]["token_ids"] is None and r["choices"][0]["prompt_token_ids"] is None
+    hbody = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    status, r = post_json(base, "/v1/chat/completions", hbody)
+    assert list(r) == ["id", "object", "created", "model", "choices", "service_tier",
+                       "system_fingerprint", "usage", "prompt_logprobs", "prompt_token_ids",
+                       "kv_transfer_params"]
+    assert list(r["choices"][0]) == ["index", "message", "logprobs", "finish_reason",
+                                     "stop_reason", "token_ids"]
+    msg = r["choices"][0]["message"]
+    assert list(msg) == ["role", "content", "refusal", "annotations", "audio", "function_call",
+                         "tool_calls", "reasoning_content"]
+    assert msg["tool_calls"] == [] and msg["refusal"] is None and msg["function_call"] is None
+    _, events = stream(base, "/v1/completions", dict(cbody, stream=True))
+    chunks = [json.loads(e) for _, e in events[:-1]]
+    assert list(chunks[0]["choices"][0]) == ["index", "text", "logprobs", "finish_reason",
+                                             "stop_reason", "prompt_token_ids", "token_ids"]
+    assert list(chunks[0]) == ["id", "object", "created", "model", "choices", "usage"]
+    _, events = stream(base, "/v1/chat/completions", dict(hbody, stream=True))
+    chunks = [json.loads(e) for _, e in events[:-1]]
+    assert list(chunks[0]) == ["id", "object", "created", "model", "choices", "prompt_token_ids"]
+    assert chunks[0]["prompt_token_ids"] is None
+    assert list(chunks[1]["choices"][0]) == ["index", "delta", "logprobs", "finish_reason",
+                                             "token_ids"]
+    assert list(chunks[-1]["choices"][0]) == ["index", "delta", "logprobs", "finish_reason",
+                                              "stop_reason", "token_ids"]
+    # 0.8: none of them.
+    status, r = post_json(old, "/v1/completions", cbody)
+    assert list(r) == ["id", "object", "created", "model", "choices", "usage"]
+    assert "token_ids" not in r["choices"][0]
+    status, r = post_json(old, "/v1/chat/completions", hbody)
+    assert list(r) == ["id", "object", "created", "model", "choices", "usage", "prompt_logprobs"]
+    assert list(r["choices"][0]["message"]) == ["role", "content", "reasoning_content",
+                                                "tool_calls"]
