@@ -1264,9 +1264,11 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 		 * allows runtime updates (vllm-api.md §6). */
 		if ((routes[i].id == R_LOAD || routes[i].id == R_UNLOAD) && !s->cfg.runtime_lora)
 			continue;
-		bool head = ig_str_eq_cstr(ex->req.method, "HEAD");
-		if (!method_allowed(routes[i].methods, ex->req.method) &&
-		    !(head && method_allowed(routes[i].methods, IG_STR("GET"))))
+		/* FastAPI's APIRoute, unlike Starlette's Route, does not add HEAD
+		 * to a GET route: HEAD is a 405 there. The metrics app sits under
+		 * a Mount, which matches every method, and prometheus_client's
+		 * ASGI app answers whatever it is asked. */
+		if (routes[i].id != R_METRICS && !method_allowed(routes[i].methods, ex->req.method))
 			return respond_detail(ex, 405, "Method Not Allowed", routes[i].methods);
 		return dispatch(s, ex, routes[i].id);
 	}

@@ -2579,3 +2579,23 @@ def test_newer_response_keys(procs):
     assert list(r) == ["id", "object", "created", "model", "choices", "usage", "prompt_logprobs"]
     assert list(r["choices"][0]["message"]) == ["role", "content", "reasoning_content",
                                                 "tool_calls"]
+
+
+def test_head_and_metrics_methods(procs):
+    """FastAPI's APIRoute (unlike Starlette's Route) does not add HEAD to a GET
+    route, so vLLM answers HEAD on /health, /v1/models and /version with 405,
+    Allow: GET and FastAPI's body; /metrics is prometheus_client's ASGI app
+    under a Starlette Mount, which matches and answers any method."""
+    _, base = start_sim(procs)
+    for path in ("/health", "/v1/models", "/version"):
+        status, headers, body = raw_call(base, "HEAD", path, {})
+        assert status == 405, path
+        assert headers["allow"] == "GET"
+        assert headers["content-length"] == str(len(b'{"detail":"Method Not Allowed"}'))
+        assert body == b""
+        assert call(base, path)[0] == 200
+    status, headers, body = call(base, "/metrics", method="POST", raw=b"")
+    assert status == 200 and b"vllm:num_requests_running" in body
+    assert headers["Content-Type"].startswith("text/plain")
+    status, _, body = call(base, "/metrics/", method="PUT", raw=b"x")
+    assert status == 200 and b"vllm:num_requests_waiting" in body
