@@ -143,8 +143,15 @@ static void access_log(struct ig_req *p)
 	const struct ig_http_exchange *ex = p->ex;
 	uint64_t now = ig_now_ns();
 	struct ig_str id = p->request_id;
-	if (!id.len) /* ended before its head was built: the client's id, if any */
+	char made[36];
+	if (!id.len) /* ended before its head was built: the client's id */
 		id = client_request_id(ex);
+	if (!id.len) {
+		/* else one of ours, as Envoy gives every request whose head it
+		 * decoded one, those it answers itself (404, 400) included. */
+		ig_req_uuid4(made);
+		id = (struct ig_str){made, sizeof made};
+	}
 	struct ig_alog_entry e = {
 	    .request_id = id,
 	    .client = ex->peer,

@@ -334,6 +334,9 @@ bool ig_req_is_grpc(const struct ig_http_request *r);
  * request's features and builds the upstream head. 0, or the error is
  * answered and -1. */
 int ig_req_rewrite(struct ig_req *p);
+/* rewrite.c: a version 4 UUID in its 8-4-4-4-12 text form (36 bytes, no
+ * NUL), as the request ids the gateway makes. */
+void ig_req_uuid4(char out[36]);
 
 /* admit.c: admission and the picker. Returns 0 with p->ranked filled, 1
  * when the request waits in the worker's queue (it is sent from there), or

@@ -59,8 +59,7 @@ static bool hop_by_hop(struct ig_str name)
 	return false;
 }
 
-/* A version 4 UUID in its 8-4-4-4-12 text form (36 bytes, no NUL). */
-static void uuid4(char out[36])
+void ig_req_uuid4(char out[36])
 {
 	char hex[33];
 	ig_rng_hex128(ig_rng_thread(), hex);
@@ -236,7 +235,7 @@ static int build_head(struct ig_req *p)
 			char *id = ig_arena_alloc(p->ex->arena, 36);
 			if (!id)
 				return -1;
-			uuid4(id);
+			ig_req_uuid4(id);
 			p->request_id = (struct ig_str){id, 36};
 			p->request_id_made = true;
 		}

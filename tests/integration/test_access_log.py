@@ -131,11 +131,22 @@ def test_json_lines(procs, tmp_path):
     assert line["reason"] and line["reason"] == json.loads(data)["error"]["message"]
     assert line["endpoint"] == "" and line["target_model"] == ""
     assert line["ttft_ms"] is None and line["completion_tokens"] == 0
-    assert line["request_id"] == ""
+    # It ended before a head went upstream: still an id, as Envoy gives
+    # every request whose head it decoded one (it had none: "").
+    assert UUID.match(line["request_id"]), line
+    # The same with the client's id, and for a path no route matches.
+    status, _, _ = call(c.base, "/v1/completions", seed_body("no-such-model"),
+                        headers={"X-Request-Id": "client-id-43"})
+    assert status == 404
+    assert json.loads(wait_lines(log, 5)[4])["request_id"] == "client-id-43"
+    status, _, _ = call(c.base, "/nowhere", seed_body(), headers={"Host": "no-route.example"})
+    line = json.loads(wait_lines(log, 6)[5])
+    assert line["status"] == status and status in (404, 503), line
+    assert UUID.match(line["request_id"]), line
 
     assert metric(c, "infergate_access_log_dropped_total") == 0
     c.stop()
-    assert len(read_lines(log)) == 4
+    assert len(read_lines(log)) == 6
 
 
 def parse_logfmt(line):
