@@ -76,6 +76,43 @@ out:
 	return rc;
 }
 
+/* A reference the demo makes a Secret for: one to a Secret not found. */
+static bool made_for(const struct ig_cert_ref *ref)
+{
+	return ref->status == IG_REF_NOT_FOUND && (!ref->kind || !strcmp(ref->kind, "Secret"));
+}
+
+bool ig_demo_secret_answers(const struct ig_config *cfg, const struct ig_diag *d)
+{
+	char path[96];
+	if (!d->warning || !d->file || !d->path)
+		return false;
+	for (size_t i = 0; i < cfg->ngateways; i++) {
+		const struct ig_gateway *g = &cfg->gateways[i];
+		if (!g->meta.file || strcmp(g->meta.file, d->file))
+			continue;
+		for (size_t j = 0; j < g->nlisteners; j++) {
+			const struct ig_listener *l = &g->listeners[j];
+			if (!l->protocol || strcmp(l->protocol, "HTTPS") || !l->tls.set)
+				continue;
+			bool any = false;
+			for (size_t k = 0; k < l->tls.ncerts; k++) {
+				if (!made_for(&l->tls.certs[k]))
+					continue;
+				any = true;
+				snprintf(path, sizeof path,
+					 "spec.listeners[%zu].tls.certificateRefs[%zu]", j, k);
+				if (!strcmp(d->path, path) && d->line == l->tls.certs[k].line)
+					return true;
+			}
+			snprintf(path, sizeof path, "spec.listeners[%zu]", j);
+			if (any && !strcmp(d->path, path) && d->line == l->tls.certs[0].line)
+				return true;
+		}
+	}
+	return false;
+}
+
 int ig_demo_tls_secrets(const struct ig_config *cfg, const char *probe_ip, struct ig_buf *yaml,
 			struct ig_buf *ca, char *err, size_t errlen)
 {
@@ -92,9 +129,7 @@ int ig_demo_tls_secrets(const struct ig_config *cfg, const char *probe_ip, struc
 				const char *ns = ref->ns ? ref->ns : g->meta.ns;
 				/* Only what is missing: a Secret that is there but
 				 * unusable is the user's to fix, and says so. */
-				if (ref->status != IG_REF_NOT_FOUND ||
-				    (ref->kind && strcmp(ref->kind, "Secret")) ||
-				    already(made, nmade, ns, ref->name))
+				if (!made_for(ref) || already(made, nmade, ns, ref->name))
 					continue;
 				if (nmade == MAX_MADE) {
 					snprintf(err, errlen, "more than %d missing Secrets",

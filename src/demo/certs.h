@@ -9,6 +9,7 @@
 #ifndef IG_DEMO_CERTS_H
 #define IG_DEMO_CERTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/config.h"
@@ -17,6 +18,12 @@
 /* Appends to yaml the Secret manifests made, and to ca each certificate
  * (PEM). Returns the number of Secrets made (0: none was missing), or -1
  * with the reason in err. */
+/* Whether d is a warning the Secrets ig_demo_tls_secrets makes answer:
+ * a listener's certificateRef to a missing Secret, and that listener's
+ * "no usable certificate". Decided from cfg alone, so the made keys are
+ * never parsed again. */
+bool ig_demo_secret_answers(const struct ig_config *cfg, const struct ig_diag *d);
+
 int ig_demo_tls_secrets(const struct ig_config *cfg, const char *probe_ip, struct ig_buf *yaml,
 			struct ig_buf *ca, char *err, size_t errlen);
 

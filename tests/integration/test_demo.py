@@ -5,6 +5,7 @@ of their own, so that parallel runs and the seed's fixed port 8081 on
 outlives the orchestrator."""
 import json
 import os
+import shutil
 import re
 import signal
 import subprocess
@@ -209,6 +210,22 @@ def test_demo_gie_v1_over_http_and_https():
     assert checks == ["tweet-summary", "tweet-summary",
                       "meta-llama/Llama-3.1-8B-Instruct"], out
     assert not os.path.exists(ca.group(1))  # the temporary directory is gone
+    assert_no_children(bind, sim_base)
+
+
+def test_demo_keeps_the_warnings_its_secrets_do_not_answer(tmp_path):
+    """The warnings the made Secret answers are left out, not the others:
+    a document of a kind infergate does not read is still named."""
+    d = tmp_path / "manifests"
+    shutil.copytree(V1_DIR, str(d))
+    (d / "extra.yaml").write_text(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HttpRoute\n"
+        "metadata: {name: typo}\nspec: {}\n")
+    bind, sim_base = addresses()
+    r = demo("-f", str(d), "--bind", bind, "--sim-base", sim_base)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "extra.yaml:2: warning:" in r.stderr and "HttpRoute" in r.stderr, r.stderr
+    assert "cannot be served" not in r.stderr and "not found in the" not in r.stderr, r.stderr
     assert_no_children(bind, sim_base)
 
 
