@@ -57,6 +57,7 @@ int ig_loop_init(struct ig_loop *loop)
 	if (loop->wakefd < 0) {
 		int e = -errno;
 		close(loop->epfd);
+		loop->epfd = -1; /* nothing for ig_loop_free to close */
 		return e;
 	}
 	pthread_mutex_init(&loop->post_lock, NULL);

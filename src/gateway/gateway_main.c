@@ -848,6 +848,10 @@ static int start(struct ig_gateway_rt *G)
 		G->workers[i].alog = ig_access_log_ring(G->alog, (size_t)i);
 		if (rc < 0 || ig_worker_start(&G->workers[i]) < 0) {
 			ig_err("cannot start worker %d", i);
+			/* Never ran, so not stopped nor joined: what its init
+			 * made is freed here (nothing when its loop failed). */
+			if (G->workers[i].loop.epfd >= 0)
+				ig_worker_free(&G->workers[i]);
 			G->nworkers = i;
 			ig_snapshot_unref(snap);
 			return -1;
