@@ -1,6 +1,7 @@
 #include "core/smallblock.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,10 +17,12 @@
 #define KEEP_MAX 256
 #define KEEP_BYTES (1u << 20)
 #define LARGE 0xffffffffu
+/* head.mark of a kept block: a second free of it is caught. */
+#define KEPT_MARK 0x6b657074u
 
 struct head {
-	uint32_t cls; /* class index, or LARGE */
-	uint32_t pad;
+	uint32_t cls;  /* class index, or LARGE */
+	uint32_t mark; /* KEPT_MARK while kept, else 0 */
 	union {
 		size_t size;	   /* payload bytes, in use */
 		struct head *next; /* kept: the next one of its class */
@@ -67,7 +70,8 @@ void *ig_smallblock_alloc(size_t size)
 	if (h) {
 		kept[c] = h->next;
 		nkept[c]--;
-		kept_bytes -= bytes;
+		kept_bytes -= sizeof *h + bytes;
+		h->mark = 0;
 		h->size = bytes;
 		IG_UNPOISON(h + 1, bytes);
 		return h + 1;
@@ -99,13 +103,21 @@ void ig_smallblock_free(void *p)
 	if (!p)
 		return;
 	struct head *h = head_of(p);
+	if (h->mark == KEPT_MARK) {
+		/* As glibc does: a double free is a bug to stop at, not a
+		 * block to hand out twice. */
+		fprintf(stderr, "smallblock: double free of %p\n", p);
+		abort();
+	}
 	unsigned c = h->cls;
-	if (c >= NCLASS || nkept[c] >= KEEP_MAX || kept_bytes + h->size > KEEP_BYTES) {
+	size_t bytes = sizeof *h + h->size; /* heads count against the bound */
+	if (c >= NCLASS || nkept[c] >= KEEP_MAX || kept_bytes + bytes > KEEP_BYTES) {
 		free(h);
 		return;
 	}
 	IG_POISON(p, h->size);
-	kept_bytes += h->size;
+	h->mark = KEPT_MARK;
+	kept_bytes += bytes;
 	h->next = kept[c];
 	kept[c] = h;
 	nkept[c]++;

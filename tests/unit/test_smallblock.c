@@ -2,11 +2,14 @@
  * bound on what a thread keeps, realloc and calloc's contracts, blocks
  * freed by another thread than the one that took them. */
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -82,6 +85,43 @@ static void test_kept_is_bounded(void **state)
 	assert_int_equal(ig_smallblock_kept(), 0);
 }
 
+/* The 1 MiB a thread keeps counts the 16-byte heads: 256 blocks of the
+ * 2,048-byte class take 528,384 bytes, 254 of the 2,032-byte one the
+ * 520,192 left, and none of the 2,016-byte one fits (counting payloads
+ * only had kept 256 + 256 + 2). */
+static void test_kept_bytes_bounded(void **state)
+{
+	(void)state;
+	enum { N = 256 };
+	static void *p[3][N];
+	for (int c = 0; c < 3; c++)
+		for (int i = 0; i < N; i++)
+			assert_non_null(p[c][i] = ig_smallblock_alloc(2048 - 16 * (size_t)c));
+	for (int c = 0; c < 3; c++)
+		for (int i = 0; i < N; i++)
+			ig_smallblock_free(p[c][i]);
+	assert_int_equal(ig_smallblock_kept(), 256 + 254);
+	ig_smallblock_thread_cleanup();
+}
+
+/* A block freed twice stops the program (as glibc's free does), where it
+ * would have been handed out to two owners. */
+static void test_double_free_aborts(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *q = ig_smallblock_alloc(100);
+		ig_smallblock_free(q);
+		ig_smallblock_free(q);
+		_exit(0);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+}
+
 static void test_realloc_and_calloc(void **state)
 {
 	(void)state;
@@ -141,6 +181,8 @@ int main(void)
 	    cmocka_unit_test(test_classes_and_alignment),
 	    cmocka_unit_test(test_reuse_within_a_class),
 	    cmocka_unit_test(test_kept_is_bounded),
+	    cmocka_unit_test(test_kept_bytes_bounded),
+	    cmocka_unit_test(test_double_free_aborts),
 	    cmocka_unit_test(test_realloc_and_calloc),
 	    cmocka_unit_test(test_freed_by_another_thread),
 	};
