@@ -4,6 +4,7 @@
  * model name and the context length. Pure: it reads the configuration and
  * the body and touches nothing else, so that the unit tests and the fuzzer
  * reach it without a server. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,31 +88,119 @@ static int opt_member(struct ig_json_value o, const char *key, enum ig_json_type
 	return v->type == type ? 1 : -1;
 }
 
+/* vLLM's request models are pydantic's, validated in its lax mode (what
+ * FastAPI uses), which converts some values of another JSON type
+ * (pydantic's conversion table): a string of digits, or a boolean, for an
+ * integer; a numeric string, or a boolean, for a number; 0 or 1, or one of
+ * twelve words, for a boolean. A string with an escape is not read. */
+static bool lax_text(struct ig_json_value v, struct ig_str *out)
+{
+	if (v.type != IG_JSON_STRING || v.raw.len < 2 || memchr(v.raw.ptr, '\\', v.raw.len))
+		return false;
+	*out = (struct ig_str){v.raw.ptr + 1, v.raw.len - 2};
+	return true;
+}
+
+/* [+-]digits, in int64's range. */
+static bool lax_int(struct ig_json_value v, int64_t *out)
+{
+	struct ig_str t;
+	uint64_t u;
+	if (!lax_text(v, &t) || !t.len)
+		return false;
+	bool neg = t.ptr[0] == '-';
+	if (t.ptr[0] == '-' || t.ptr[0] == '+')
+		t.ptr++, t.len--;
+	if (ig_str_to_u64(t, &u) < 0 || u > (uint64_t)INT64_MAX + neg)
+		return false;
+	*out = neg ? (int64_t)(0 - u) : (int64_t)u;
+	return true;
+}
+
+/* A decimal number: [+-]digits[.digits][e[+-]digits], finite. */
+static bool lax_double(struct ig_json_value v, double *out)
+{
+	struct ig_str t;
+	char buf[64];
+	if (!lax_text(v, &t) || !t.len || t.len >= sizeof buf)
+		return false;
+	for (size_t i = 0; i < t.len; i++)
+		if (!strchr("0123456789+-.eE", t.ptr[i]))
+			return false;
+	memcpy(buf, t.ptr, t.len);
+	buf[t.len] = '\0';
+	char *end;
+	errno = 0;
+	double d = strtod(buf, &end);
+	if (end != buf + t.len || errno || !isfinite(d))
+		return false;
+	*out = d;
+	return true;
+}
+
+static bool lax_bool(struct ig_json_value v, bool *out)
+{
+	static const char *const no[] = {"0", "off", "f", "false", "n", "no"};
+	static const char *const yes[] = {"1", "on", "t", "true", "y", "yes"};
+	struct ig_str t;
+	double d;
+	if (v.type == IG_JSON_NUMBER && ig_json_double(v, &d) == 0 && (d == 0 || d == 1)) {
+		*out = d == 1;
+		return true;
+	}
+	if (!lax_text(v, &t))
+		return false;
+	for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+		if (ig_str_ieq(t, ig_str_from(no[i]))) {
+			*out = false;
+			return true;
+		}
+		if (ig_str_ieq(t, ig_str_from(yes[i]))) {
+			*out = true;
+			return true;
+		}
+	}
+	return false;
+}
+
 static int opt_int(struct ig_json_value o, const char *key, int64_t *out)
 {
 	struct ig_json_value v;
-	int rc = opt_member(o, key, IG_JSON_NUMBER, &v);
-	if (rc == 1 && ig_json_int64(v, out) < 0)
-		return -1;
-	return rc;
+	if (ig_json_get(o, key, &v) < 0 || v.type == IG_JSON_NULL)
+		return 0;
+	if (v.type == IG_JSON_NUMBER)
+		return ig_json_int64(v, out) < 0 ? -1 : 1;
+	if (v.type == IG_JSON_BOOL) {
+		*out = ig_json_bool(v) == 1;
+		return 1;
+	}
+	return lax_int(v, out) ? 1 : -1;
 }
 
 static int opt_bool(struct ig_json_value o, const char *key, bool *out)
 {
 	struct ig_json_value v;
-	int rc = opt_member(o, key, IG_JSON_BOOL, &v);
-	if (rc == 1)
+	if (ig_json_get(o, key, &v) < 0 || v.type == IG_JSON_NULL)
+		return 0;
+	if (v.type == IG_JSON_BOOL) {
 		*out = ig_json_bool(v) == 1;
-	return rc;
+		return 1;
+	}
+	return lax_bool(v, out) ? 1 : -1;
 }
 
 static int opt_double(struct ig_json_value o, const char *key, double *out)
 {
 	struct ig_json_value v;
-	int rc = opt_member(o, key, IG_JSON_NUMBER, &v);
-	if (rc == 1 && ig_json_double(v, out) < 0)
-		return -1;
-	return rc;
+	if (ig_json_get(o, key, &v) < 0 || v.type == IG_JSON_NULL)
+		return 0;
+	if (v.type == IG_JSON_NUMBER)
+		return ig_json_double(v, out) < 0 ? -1 : 1;
+	if (v.type == IG_JSON_BOOL) {
+		*out = ig_json_bool(v) == 1;
+		return 1;
+	}
+	return lax_double(v, out) ? 1 : -1;
 }
 
 /* ---- prompt ids ---------------------------------------------------------------------- */

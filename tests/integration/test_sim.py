@@ -983,7 +983,7 @@ def test_completion_echo(procs):
     texts = [e["choices"][0]["text"] for e in events if e.get("choices")]
     assert texts[0].startswith("Say hi") and len(texts[0]) > len("Say hi")
     assert "".join(texts) == r["choices"][0]["text"]
-    status, e = post_json(base, "/v1/completions", dict(body, echo="yes"))
+    status, e = post_json(base, "/v1/completions", dict(body, echo="maybe"))
     assert status == 400 and e["error"]["param"] == "body.echo"
 
 
@@ -1789,7 +1789,7 @@ def test_validation_errors_latest(procs):
     BadRequestError and no param for all of them."""
     _, base = start_sim(procs)
     cases = [
-        ("/v1/completions", {"prompt": "x", "stream": "yes"}, "body.stream"),
+        ("/v1/completions", {"prompt": "x", "stream": "sometimes"}, "body.stream"),
         ("/v1/completions", {}, "body.prompt"),
         ("/v1/completions", {"prompt": "x", "max_tokens": "many"}, "body.max_tokens"),
         ("/v1/completions", {"prompt": "x", "stream_options": {"include_usage": True}}, "body"),
@@ -1979,7 +1979,7 @@ def test_beam_search_stream_goes_out_whole_in_0_8(procs):
     assert whole["object"] == "text_completion" and len(whole["choices"]) == 1
     assert whole["choices"][0]["finish_reason"] == "length"
     assert whole["usage"]["completion_tokens"] == 4
-    status, e = post_json(old, "/v1/completions", dict(body, use_beam_search="yes"))
+    status, e = post_json(old, "/v1/completions", dict(body, use_beam_search="perhaps"))
     assert status == 400
 
 
@@ -2599,3 +2599,28 @@ def test_head_and_metrics_methods(procs):
     assert headers["Content-Type"].startswith("text/plain")
     status, _, body = call(base, "/metrics/", method="PUT", raw=b"x")
     assert status == 200 and b"vllm:num_requests_waiting" in body
+
+
+def test_lax_types_as_pydantic(procs):
+    """vLLM's request models are validated by pydantic in its lax mode:
+    a string of digits or a boolean for an integer, a numeric string or a
+    boolean for a number, 0/1 or one of twelve words (any case) for a
+    boolean are converted, other strings still refused (pydantic's
+    conversion table)."""
+    _, base = start_sim(procs)
+    ok = [{"max_tokens": "3"}, {"max_tokens": True, "n": "1"}, {"temperature": "0.5"},
+          {"temperature": True}, {"top_p": "1"}, {"stream": "false"}, {"stream": 0},
+          {"echo": "No"}, {"logprobs": True, "max_tokens": 2}, {"ignore_eos": "t"},
+          {"ignore_eos": 1.0}, {"seed": "-7"}]
+    for extra in ok:
+        status, r = post_json(base, "/v1/completions", dict({"prompt": "hi", "max_tokens": 2},
+                                                           **extra))
+        assert status == 200, (extra, r)
+    status, r = post_json(base, "/v1/completions", {"prompt": "hi", "max_tokens": "3"})
+    assert r["usage"]["completion_tokens"] <= 3
+    bad = [({"max_tokens": "3.5"}, "body.max_tokens"), ({"max_tokens": "x"}, "body.max_tokens"),
+           ({"temperature": "warm"}, "body.temperature"), ({"stream": 2}, "body.stream"),
+           ({"stream": "maybe"}, "body.stream"), ({"temperature": "inf"}, "body.temperature")]
+    for extra, param in bad:
+        status, e = post_json(base, "/v1/completions", dict({"prompt": "hi"}, **extra))
+        assert status == 400 and e["error"]["param"] == param, (extra, e)

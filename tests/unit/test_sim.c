@@ -1175,7 +1175,7 @@ static void test_request_errors(void **state)
 	    {IG_SIM_COMPLETION, "[1]", 400, NULL, "JSON decode error"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":", 400, NULL, "JSON decode error"},
 	    {IG_SIM_COMPLETION, "{\"model\":1,\"prompt\":\"x\"}", 400, "model", "string"},
-	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream\":1}", 400, "stream", "boolean"},
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream\":2}", 400, "stream", "boolean"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream_options\":{\"include_usage\":true}}",
 	     400, NULL, "stream=True"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"stream\":true,\"stream_options\":[]}", 400,
@@ -1185,7 +1185,7 @@ static void test_request_errors(void **state)
 	    {IG_SIM_CHAT, "{\"messages\":[{\"role\":\"user\"}],\"n\":129}", 400, "n",
 	     "n up to 128"},
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"seed\":1.5}", 400, "seed", "integer"},
-	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"temperature\":\"0\"}", 400, "temperature",
+	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"temperature\":\"zero\"}", 400, "temperature",
 	     "number"},
 	    /* Structured outputs. */
 	    {IG_SIM_COMPLETION, "{\"prompt\":\"x\",\"response_format\":{\"type\":\"xml\"}}", 400,
@@ -2127,7 +2127,7 @@ static void test_request_prompt_extras(void **state)
 	    {"{\"prompt\":\"x\",\"logit_bias\":{\"151935\":1,\"151936\":1,\"-2\":1}}",
 	     "token_id(s) [151936, -2] in logit_bias contain out-of-vocab token ids. Vocabulary "
 	     "size: 151936"},
-	    {"{\"prompt\":\"x\",\"truncate_prompt_tokens\":\"3\"}",
+	    {"{\"prompt\":\"x\",\"truncate_prompt_tokens\":\"three\"}",
 	     "'truncate_prompt_tokens' must be an integer."},
 	    {"{\"prompt\":\"x\",\"prompt_logprobs\":2,\"stream\":true}",
 	     "`prompt_logprobs` are not available when `stream=True`."},
