@@ -1247,6 +1247,14 @@ static void fe_drain(struct ig_worker *w, void *arg)
 		return;
 	watchers_drain(&ew->watchers);
 	ig_grpc_server_drain(ew->srv);
+	/* No more accepting, so no more listening: connections still coming
+	 * are refused (Envoy goes to another picker at once) instead of
+	 * waiting in the backlog to be reset when the drain ends, and a
+	 * picker started in this one's place can bind the port. */
+	if (ew->fd >= 0) {
+		close(ew->fd);
+		ew->fd = -1;
+	}
 }
 
 static bool fe_busy(struct ig_worker *w, void *arg)

@@ -1661,3 +1661,33 @@ def test_pool_not_in_the_files_is_not_ready(procs, tmp_path):
     while call(base, "/readyz")[0] != 200:
         assert time.monotonic() < deadline, procs.output(p)
         time.sleep(0.1)
+
+
+def test_draining_picker_refuses_new_connections(picker):
+    """At SIGTERM the picker stops listening on its ext_proc port while a
+    stream it serves drains: a new connection is refused at once (Envoy
+    goes to another picker) rather than completed into a backlog nobody
+    accepts, to be reset when the drain ends; the open stream still gets
+    its answers."""
+    s = Stream(picker.channel, timeout=30)
+    s.send(headers_msg())
+    s.send(body_msg(seed_bytes(), True))
+    assert s.next().WhichOneof("response") == "request_headers"
+    picker.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    refused = False
+    while time.monotonic() < deadline and not refused:
+        c = socket.socket()
+        try:
+            c.settimeout(1)
+            c.connect((picker.host, picker.grpc_port))
+        except ConnectionRefusedError:
+            refused = True
+        finally:
+            c.close()
+        time.sleep(0.05)
+    assert refused, "the ext_proc port still accepts connections while draining"
+    assert picker.proc.poll() is None  # the stream keeps it draining
+    assert s.next().WhichOneof("response") == "request_body"
+    s.rest()
+    picker.stop()
