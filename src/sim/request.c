@@ -80,10 +80,16 @@ static int finish_error(const struct ig_sim_config *c, struct ig_sim_error *e)
 /* ---- JSON field helpers ------------------------------------------------------------ */
 
 /* Optional members: 0 absent or null, 1 present and well typed, -1 wrong type. */
+/* Whether o has key, not null. */
+static bool opt_get(struct ig_json_value o, const char *key, struct ig_json_value *v)
+{
+	return ig_json_get(o, key, v) == 0 && v->type != IG_JSON_NULL;
+}
+
 static int opt_member(struct ig_json_value o, const char *key, enum ig_json_type type,
 		      struct ig_json_value *v)
 {
-	if (ig_json_get(o, key, v) < 0 || v->type == IG_JSON_NULL)
+	if (!opt_get(o, key, v))
 		return 0;
 	return v->type == type ? 1 : -1;
 }
@@ -101,11 +107,15 @@ static bool lax_text(struct ig_json_value v, struct ig_str *out)
 	return true;
 }
 
-/* [+-]digits, in int64's range. */
+/* A boolean (0 or 1), or [+-]digits in int64's range. */
 static bool lax_int(struct ig_json_value v, int64_t *out)
 {
 	struct ig_str t;
 	uint64_t u;
+	if (v.type == IG_JSON_BOOL) {
+		*out = ig_json_bool(v) == 1;
+		return true;
+	}
 	if (!lax_text(v, &t) || !t.len)
 		return false;
 	bool neg = t.ptr[0] == '-';
@@ -117,11 +127,16 @@ static bool lax_int(struct ig_json_value v, int64_t *out)
 	return true;
 }
 
-/* A decimal number: [+-]digits[.digits][e[+-]digits], finite. */
+/* A boolean (0 or 1), or a decimal number: [+-]digits[.digits][e[+-]digits],
+ * finite. */
 static bool lax_double(struct ig_json_value v, double *out)
 {
 	struct ig_str t;
 	char buf[64];
+	if (v.type == IG_JSON_BOOL) {
+		*out = ig_json_bool(v) == 1;
+		return true;
+	}
 	if (!lax_text(v, &t) || !t.len || t.len >= sizeof buf)
 		return false;
 	for (size_t i = 0; i < t.len; i++)
@@ -166,21 +181,17 @@ static bool lax_bool(struct ig_json_value v, bool *out)
 static int opt_int(struct ig_json_value o, const char *key, int64_t *out)
 {
 	struct ig_json_value v;
-	if (ig_json_get(o, key, &v) < 0 || v.type == IG_JSON_NULL)
+	if (!opt_get(o, key, &v))
 		return 0;
 	if (v.type == IG_JSON_NUMBER)
 		return ig_json_int64(v, out) < 0 ? -1 : 1;
-	if (v.type == IG_JSON_BOOL) {
-		*out = ig_json_bool(v) == 1;
-		return 1;
-	}
 	return lax_int(v, out) ? 1 : -1;
 }
 
 static int opt_bool(struct ig_json_value o, const char *key, bool *out)
 {
 	struct ig_json_value v;
-	if (ig_json_get(o, key, &v) < 0 || v.type == IG_JSON_NULL)
+	if (!opt_get(o, key, &v))
 		return 0;
 	if (v.type == IG_JSON_BOOL) {
 		*out = ig_json_bool(v) == 1;
@@ -192,14 +203,10 @@ static int opt_bool(struct ig_json_value o, const char *key, bool *out)
 static int opt_double(struct ig_json_value o, const char *key, double *out)
 {
 	struct ig_json_value v;
-	if (ig_json_get(o, key, &v) < 0 || v.type == IG_JSON_NULL)
+	if (!opt_get(o, key, &v))
 		return 0;
 	if (v.type == IG_JSON_NUMBER)
 		return ig_json_double(v, out) < 0 ? -1 : 1;
-	if (v.type == IG_JSON_BOOL) {
-		*out = ig_json_bool(v) == 1;
-		return 1;
-	}
 	return lax_double(v, out) ? 1 : -1;
 }
 
