@@ -1138,9 +1138,10 @@ const struct ig_secret_item *ig_secret_get(const struct ig_secret *s, const char
 const struct ig_configmap *ig_config_find_configmap(const struct ig_config *cfg, const char *ns,
 						    const char *name);
 /* Body-based routing's base model for the model a request names (white
- * space around it aside, as Go's strings.TrimSpace sees it): the base model of the LoRA adapter, or the model
- * itself when it is a base model, by the ConfigMaps labelled
- * inference.networking.k8s.io/bbr-managed; NULL when it is neither. */
+ * space around it aside, as Go's strings.TrimSpace sees it): the base
+ * model of the LoRA adapter, or the model itself when it is a base model,
+ * by the ConfigMaps labelled inference.networking.k8s.io/bbr-managed;
+ * NULL when it is neither. */
 const char *ig_config_base_model(const struct ig_config *cfg, const char *model, size_t len);
 /* The item of a ConfigMap's data with that key. */
 const struct ig_secret_item *ig_configmap_get(const struct ig_configmap *cm, const char *key);

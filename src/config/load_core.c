@@ -659,8 +659,9 @@ static char *trimmed_dup(struct session *s, const char *p, size_t len)
 /* data.adapters of a body-based routing ConfigMap: a YAML list of
  * strings (a scalar item is its text; null items and empty ones are
  * skipped, as GIE's router skips them; so is one with a control
- * character, which the model of no request that routes can equal). Returns false when it is no
- * such list, which makes the router refuse the whole ConfigMap. */
+ * character, which the model of no request that routes can equal).
+ * Returns false when it is no such list, which makes the router refuse
+ * the whole ConfigMap. */
 static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char *text, size_t len,
 			 char *why, size_t whylen)
 {
@@ -695,6 +696,7 @@ static bool bbr_adapters(struct session *s, struct ig_configmap *cm, const char 
 				oom = vlen && !a;
 				if (a) {
 					memcpy(a, v, vlen);
+					a[vlen] = '\0';
 					cm->bbr_adapters[cm->nbbr_adapters++] = a;
 				}
 			}
