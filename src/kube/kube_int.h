@@ -30,6 +30,7 @@ struct informer {
 	bool synced;	/* listed once (or found not served) */
 	bool absent;	/* not served (404) or forbidden (403): empty */
 	bool relist;	/* the watch ended with an error (410 Gone or another): list again */
+	bool unpaged;	/* a continue token expired: the next list is one whole page */
 	bool logged_absent;
 	bool logged_gone; /* a synced kind that answers 404/403: said once */
 	struct ig_kube_req *req;
@@ -63,9 +64,10 @@ struct ig_kube {
 	json_t *wants;	    /* key -> (struct status_want *) as an integer */
 	json_t *wants_next; /* being filled between begin and commit */
 	struct ig_timer status_retry;
-	struct ig_timer status_kick; /* syncs the wants a status event made dirty */
-	bool leader;		     /* may write status (always true without --leader-elect) */
-	char *status_error;	     /* the last status write failure logged */
+	struct ig_timer status_kick;	/* syncs the wants a status event made dirty */
+	bool leader;			/* may write status (always true without --leader-elect) */
+	int status_fail_logged;		/* HTTP status of the last write failure logged; 0 none */
+	uint64_t status_fail_logged_ns; /* ... and when */
 	unsigned long status_writes;
 	/* Objects the last load left out for their errors: "Kind|group|ns|name"
 	 * -> the first error, reported in their status. */
@@ -112,9 +114,22 @@ struct status_want {
 	 * InferencePool's controllerName): when the wish and the object are
 	 * still those, nothing is written again. */
 	json_t *sent, *stored;
+	/* Pacing, per object as client-go's per-item rate limiter: after a
+	 * failed write the object waits fail_ms (2 s doubling to 5 min, or
+	 * the server's Retry-After); a status another writer keeps changing
+	 * is put back at once the first time, then after put_back_ms (1 s
+	 * doubling to 5 min) while the changes keep coming. Nothing is
+	 * written before not_before_ns. */
+	unsigned fail_ms, put_back_ms;
+	uint64_t not_before_ns, last_put_back_ns;
+	bool logged_fail, logged_fight;
 };
 
 void ig_informer_start(struct informer *inf);
+/* Drops from an object what configures nothing and can be large
+ * (managedFields, kubectl's last-applied copy, most of a ConfigMap's
+ * data), as the informers keep it. */
+void ig_kube_slim(const struct kube_kind *kd, json_t *obj);
 bool ig_kube_gateway_served(struct ig_kube *k, const char *ns, const char *name);
 /* Whether a parentRef (kind NULL: Gateway) names a Gateway of ours, or a
  * ListenerSet whose parent is one; ns is the parentRef's namespace after

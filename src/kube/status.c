@@ -8,11 +8,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "kube/kube_int.h"
 
 #define CONFLICT_RETRY_MS 200u
 #define FAILURE_RETRY_MS 2000u
+#define PUT_BACK_FIRST_MS 1000u
+#define PACE_MAX_MS 300000u
+/* A change by another writer this long after our last put-back (past its
+ * pause) starts the pacing over. */
+#define FIGHT_QUIET_NS (60ull * 1000000000ull)
+#define STATUS_FAIL_LOG_NS (600ull * 1000000000ull)
 
 const char *ig_kube_controller(const struct ig_kube *k)
 {
@@ -105,6 +112,12 @@ void ig_kube_status_set(struct ig_kube *k, const char *kind, const char *group, 
 		memcpy(w->conflict_rv, o->conflict_rv, sizeof w->conflict_rv);
 		w->sent = json_incref(o->sent);
 		w->stored = json_incref(o->stored);
+		w->fail_ms = o->fail_ms;
+		w->put_back_ms = o->put_back_ms;
+		w->not_before_ns = o->not_before_ns;
+		w->last_put_back_ns = o->last_put_back_ns;
+		w->logged_fail = o->logged_fail;
+		w->logged_fight = o->logged_fight;
 	}
 	want_free(want_of(json_object_get(k->wants_next, key)));
 	json_object_set_new(k->wants_next, key, json_integer((json_int_t)(uintptr_t)w));
@@ -349,15 +362,45 @@ void ig_kube_status_free(struct ig_kube *k)
 	k->wants = k->wants_next = NULL;
 	ig_timer_stop(k->loop, &k->status_retry);
 	ig_timer_stop(k->loop, &k->status_kick);
-	free(k->status_error);
 }
 
 /* ---- merging with what is there ---- */
 
+/* Whether two entries are for the same parent. A field one side lacks is
+ * a difference, except group: GIE's older v1alpha2 CRDs type an
+ * InferencePool's parentRef as an ObjectReference, which has none, so the
+ * server prunes the group we write. */
 static bool same_ref(json_t *a, json_t *b)
 {
 	const char *key = json_object_get(a, "ancestorRef") ? "ancestorRef" : "parentRef";
-	return json_equal(json_object_get(a, key), json_object_get(b, key));
+	json_t *ra = json_object_get(a, key), *rb = json_object_get(b, key);
+	if (!json_is_object(ra) || !json_is_object(rb))
+		return json_equal(ra, rb);
+	const char *f;
+	json_t *v;
+	json_object_foreach(ra, f, v)
+	{
+		json_t *o = json_object_get(rb, f);
+		if (o ? !json_equal(v, o) : strcmp(f, "group") != 0)
+			return false;
+	}
+	json_object_foreach(rb, f, v)
+	{
+		if (!json_object_get(ra, f) && strcmp(f, "group"))
+			return false;
+	}
+	return true;
+}
+
+/* The entry a GIE v1alpha2 CRD puts in a new InferencePool's status by
+ * default ({parentRef: {kind: Status, name: default}}, Accepted Unknown):
+ * the controller that sets Accepted removes it, as GIE's API asks. */
+static bool placeholder(json_t *e)
+{
+	json_t *ref = json_object_get(e, "parentRef");
+	const char *kind = json_string_value(json_object_get(ref, "kind"));
+	const char *name = json_string_value(json_object_get(ref, "name"));
+	return kind && name && !strcmp(kind, "Status") && !strcmp(name, "default");
 }
 
 /* Copies lastTransitionTime from old conditions of the same type and
@@ -449,7 +492,8 @@ static json_t *merged(struct ig_kube *k, struct status_want *w, json_t *cur)
 			json_t *e;
 			json_array_foreach(json_object_get(cur, field), i, e)
 			{
-				if (!entry_ours(k, e, w->ns))
+				if (!entry_ours(k, e, w->ns) &&
+				    !(json_array_size(ours) > 0 && placeholder(e)))
 					json_array_append(list, e);
 			}
 			json_array_extend(list, ours);
@@ -484,6 +528,26 @@ static void status_path(const struct status_want *w, char *buf, size_t len)
 static void on_retry(struct ig_loop *loop, struct ig_timer *t)
 {
 	ig_kube_status_sync(t->data);
+}
+
+/* The statuses are synced again at at_ns, or earlier if a sync is due
+ * before: one timer serves every object's pause. */
+static void retry_at(struct ig_kube *k, uint64_t at_ns)
+{
+	uint64_t now = ig_loop_now(k->loop);
+	if (ig_timer_armed(&k->status_retry) && k->status_retry.deadline_ns <= at_ns)
+		return;
+	ig_timer_start_ns(k->loop, &k->status_retry, at_ns > now ? at_ns - now : 0, on_retry, k);
+}
+
+static void retry_in(struct ig_kube *k, uint64_t ms)
+{
+	retry_at(k, ig_loop_now(k->loop) + ms * 1000000ull);
+}
+
+static unsigned doubled(unsigned cur, unsigned first)
+{
+	return !cur ? first : cur >= PACE_MAX_MS / 2 ? PACE_MAX_MS : cur * 2;
 }
 
 struct write_ctx {
@@ -529,7 +593,7 @@ static void reread_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 	if (w && (!srv || !crv || !strcmp(srv, crv)))
 		w->conflict_rv[0] = '\0';
 	json_decref(obj);
-	ig_timer_start(k->loop, &k->status_retry, CONFLICT_RETRY_MS, on_retry, k);
+	retry_in(k, CONFLICT_RETRY_MS);
 	ctx_free(c);
 }
 
@@ -543,7 +607,7 @@ static void reread(struct ig_kube *k, struct write_ctx *c)
 	    .on_done = reread_done, .on_drop = write_dropped, .data = c, .timeout_ms = 10000};
 	if (!ig_kube_request(k->api, path, &o)) {
 		want_of(v)->conflict_rv[0] = '\0';
-		ig_timer_start(k->loop, &k->status_retry, CONFLICT_RETRY_MS, on_retry, k);
+		retry_in(k, CONFLICT_RETRY_MS);
 		ctx_free(c);
 	}
 }
@@ -566,6 +630,9 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 		 * change) stays. */
 		json_t *obj = json_loadb(res->body, res->len, 0, NULL);
 		if (w && obj) {
+			/* Kept as the informer keeps it, so that the watch's echo
+			 * of this write compares equal and reloads nothing. */
+			ig_kube_slim(w->kind, obj);
 			char key[600];
 			snprintf(key, sizeof key, "%s/%s", w->ns, w->name);
 			json_t *objs = ig_kube_informer(k, w->kind)->objs;
@@ -577,14 +644,14 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 			w->sent = json_incref(c->sent);
 			w->stored = json_incref(json_object_get(obj, "status"));
 			w->conflict_rv[0] = '\0';
+			if (w->logged_fail)
+				ig_info("kube: status of %s written", c->key);
+			w->fail_ms = 0;
+			w->logged_fail = false;
 		}
 		json_decref(obj);
-		if (k->status_error) {
-			free(k->status_error);
-			k->status_error = NULL;
-		}
 		if (w && w->again)
-			ig_timer_start(k->loop, &k->status_retry, 0, on_retry, k);
+			retry_in(k, 0);
 	} else if (res->curl_code == 0 && res->status == 409) {
 		/* Someone wrote first: compare again with the newer object, once
 		 * the watch has brought it, never against the copy that was
@@ -595,7 +662,7 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 			reread(k, c);
 			c = NULL;
 		} else {
-			ig_timer_start(k->loop, &k->status_retry, CONFLICT_RETRY_MS, on_retry, k);
+			retry_in(k, CONFLICT_RETRY_MS);
 		}
 	} else if (res->curl_code == 0 && res->status == 404) {
 		/* The object is gone; its deletion reloads the gateway. */
@@ -607,16 +674,37 @@ static void write_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 			/* The server, or our credentials: the informers meet the
 			 * same failure, and it is said once for all of them. */
 			ig_kube_report(k, msg);
-		} else if (!k->status_error || strcmp(k->status_error, msg)) {
-			ig_warn("kube: writing the status of %s: %s; retrying", c->key, msg);
-			free(k->status_error);
-			k->status_error = strdup(msg);
 		}
-		/* A server that asked for a pause (Retry-After on 429 or 5xx)
-		 * gets it, as client-go's rest client waits. */
-		unsigned long delay =
-		    res->retry_after_ms > FAILURE_RETRY_MS ? res->retry_after_ms : FAILURE_RETRY_MS;
-		ig_timer_start(k->loop, &k->status_retry, delay, on_retry, k);
+		/* Each object waits longer after each failure, and a server
+		 * that asked for a pause (Retry-After on 429 or 5xx) gets it,
+		 * as client-go's rest client waits. */
+		unsigned long delay = FAILURE_RETRY_MS;
+		if (w) {
+			w->fail_ms = doubled(w->fail_ms, FAILURE_RETRY_MS);
+			delay = w->fail_ms;
+		}
+		if (res->retry_after_ms > delay)
+			delay = res->retry_after_ms;
+		/* Said once per object, and once in ten minutes for all
+		 * objects that fail alike (a role without status rights
+		 * refuses them all). */
+		uint64_t now = ig_loop_now(k->loop);
+		if (!server_wide && (!w || !w->logged_fail) &&
+		    (k->status_fail_logged != (int)res->status ||
+		     now - k->status_fail_logged_ns > STATUS_FAIL_LOG_NS)) {
+			ig_warn("kube: writing the status of %s: %s; trying again in %lus, "
+				"then less often",
+				c->key, msg, (delay + 999) / 1000);
+			k->status_fail_logged = (int)res->status;
+			k->status_fail_logged_ns = now;
+		} else {
+			ig_debug("kube: writing the status of %s: %s", c->key, msg);
+		}
+		if (w) {
+			w->logged_fail = true;
+			w->not_before_ns = now + delay * 1000000ull;
+		}
+		retry_in(k, delay);
 	}
 	if (c)
 		ctx_free(c);
@@ -634,6 +722,11 @@ static void sync_one(struct ig_kube *k, const char *key, struct status_want *w)
 	const char *rv = rv_of(obj);
 	if (w->conflict_rv[0] && rv && !strcmp(rv, w->conflict_rv))
 		return; /* the watch has not brought the newer object yet */
+	uint64_t now = ig_loop_now(k->loop);
+	if (now < w->not_before_ns) {
+		retry_at(k, w->not_before_ns);
+		return;
+	}
 	w->conflict_rv[0] = '\0';
 	w->again = false;
 	json_t *cur = json_object_get(obj, "status");
@@ -642,6 +735,30 @@ static void sync_one(struct ig_kube *k, const char *key, struct status_want *w)
 	    (w->sent && json_equal(st, w->sent) && json_equal(cur, w->stored))) {
 		json_decref(st);
 		return;
+	}
+	/* What we wrote stands unchanged in our wish, and someone else has
+	 * changed it on the server (a second gateway with the same controller
+	 * name and no --leader-elect, say): put back, but each time later
+	 * while it keeps happening, so that two writers do not trade writes
+	 * as fast as the server takes them. */
+	if (w->sent && w->stored && json_equal(st, w->sent)) {
+		uint64_t due = w->last_put_back_ns + w->put_back_ms * 1000000ull;
+		if (w->last_put_back_ns && now < due) {
+			json_decref(st);
+			w->not_before_ns = due;
+			retry_at(k, due);
+			return;
+		}
+		bool fight = w->last_put_back_ns && now - due < FIGHT_QUIET_NS;
+		w->put_back_ms = fight ? doubled(w->put_back_ms, PUT_BACK_FIRST_MS) : 0;
+		w->last_put_back_ns = now;
+		if (fight && !w->logged_fight) {
+			ig_warn("kube: the status of %s keeps being changed by another writer "
+				"(a second gateway with controller name %s and no "
+				"--leader-elect?); putting it back, less and less often",
+				key, k->controller);
+			w->logged_fight = true;
+		}
 	}
 	json_t *body = json_deep_copy(obj);
 	json_object_set(body, "status", st);

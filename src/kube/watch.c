@@ -191,20 +191,24 @@ static void mark_absent(struct informer *inf, const struct ig_kube_result *res)
 static void list_complete(struct informer *inf, json_t *list)
 {
 	set_rv(inf, list);
+	/* A list that finds what the kind held (a relist after a refused
+	 * watch, or after 410 Gone with nothing missed) changes nothing. */
+	bool same = inf->synced && !inf->absent && json_equal(inf->objs, inf->paging);
 	json_decref(inf->objs);
 	inf->objs = inf->paging;
 	inf->paging = NULL;
 	inf->synced = true;
 	inf->absent = false;
 	inf->relist = false;
+	inf->unpaged = false;
 	inf->logged_absent = false;
-	if (inf->logged_gone)
-		ig_info("kube: %s is served again", inf->kind->plural);
-	inf->logged_gone = false;
-	inf->backoff_ms = 0;
+	/* The back-off and the "refused" message stay until a watch opens:
+	 * a role that allows list but not watch must not make a list and a
+	 * watch a few times a second, each logged. */
 	ig_debug("kube: listed %s: %zu objects at resourceVersion %s", inf->kind->plural,
 		 json_object_size(inf->objs), inf->rv);
-	ig_kube_changed(inf->k);
+	if (!same)
+		ig_kube_changed(inf->k);
 	start_watch(inf);
 }
 
@@ -217,13 +221,13 @@ static void list_complete(struct informer *inf, json_t *list)
  * ConfigMap only the one key a BackendTLSPolicy reads (ca.crt), and the
  * two of body-based routing's (baseModel, adapters) when it is labelled
  * for it, since every ConfigMap of the cluster is watched. */
-static void slim(const struct informer *inf, json_t *obj)
+void ig_kube_slim(const struct kube_kind *kd, json_t *obj)
 {
 	json_t *md = json_object_get(obj, "metadata");
 	json_object_del(md, "managedFields");
 	json_object_del(json_object_get(md, "annotations"),
 			"kubectl.kubernetes.io/last-applied-configuration");
-	if (strcmp(inf->kind->kind, "ConfigMap"))
+	if (strcmp(kd->kind, "ConfigMap"))
 		return;
 	json_object_del(obj, "binaryData");
 	json_t *data = json_object_get(obj, "data");
@@ -274,7 +278,7 @@ static void list_page_done(struct informer *inf, const struct ig_kube_result *re
 	json_array_foreach(items, i, it)
 	{
 		if (obj_key(it, key, sizeof key)) {
-			slim(inf, it);
+			ig_kube_slim(inf->kind, it);
 			json_object_set(inf->paging, key, it);
 		}
 	}
@@ -305,7 +309,18 @@ static void list_done(struct ig_kube_req *r, const struct ig_kube_result *res)
 		else
 			mark_absent(inf, res);
 	} else if (res->curl_code == 0 && res->status == 410 && paging) {
-		start_list(inf); /* a continue token expired: from the start */
+		/* A continue token expired: one whole list without pages, as
+		 * client-go's pager falls back to (FullListIfExpired); listing
+		 * page by page again could meet the same expiry forever. */
+		ig_info("kube: the list of %s outlived its continue token (410 Gone); "
+			"listing it whole",
+			inf->kind->plural);
+		if (inf->unpaged) {
+			retry_later(inf, backoff(inf)); /* pages we did not ask for */
+		} else {
+			inf->unpaged = true;
+			start_list(inf);
+		}
 	} else {
 		failed(inf, res);
 	}
@@ -318,17 +333,21 @@ static void list_page(struct informer *inf, const char *cont)
 	char path[2048], esc[1024];
 	base_path(inf, path, sizeof path);
 	size_t l = strlen(path);
-	snprintf(path + l, sizeof path - l, "?limit=%d", PAGE_SIZE);
+	if (inf->unpaged)
+		snprintf(path + l, sizeof path - l, "?");
+	else
+		snprintf(path + l, sizeof path - l, "?limit=%d&", PAGE_SIZE);
 	if (inf->kind->field_selector) {
 		l = strlen(path);
-		snprintf(path + l, sizeof path - l, "&fieldSelector=%s",
+		snprintf(path + l, sizeof path - l, "fieldSelector=%s&",
 			 ig_kube_escape(inf->kind->field_selector, esc, sizeof esc));
 	}
 	if (cont) {
 		l = strlen(path);
-		snprintf(path + l, sizeof path - l, "&continue=%s",
+		snprintf(path + l, sizeof path - l, "continue=%s&",
 			 ig_kube_escape(cont, esc, sizeof esc));
 	}
+	path[strlen(path) - 1] = '\0'; /* the last '&' or a lone '?' */
 	struct ig_kube_req_opts o = {.on_done = list_done, .data = inf, .timeout_ms = 60000};
 	inf->req = ig_kube_request(inf->k->api, path, &o);
 	if (!inf->req)
@@ -395,7 +414,7 @@ static int watch_line(struct ig_kube_req *r, const char *line, size_t len)
 		rc = -1;
 	} else if (obj_key(obj, key, sizeof key)) {
 		inf->watch_events++;
-		slim(inf, obj);
+		ig_kube_slim(inf->kind, obj);
 		bool quiet = !strcmp(type, "MODIFIED") &&
 			     status_only(inf, json_object_get(inf->objs, key), obj);
 		if (!strcmp(type, "DELETED"))
@@ -418,6 +437,9 @@ static void watch_open(struct ig_kube_req *r)
 {
 	struct informer *inf = r->data;
 	ig_kube_report_ok(inf->k);
+	if (inf->logged_gone)
+		ig_info("kube: %s is served again", inf->kind->plural);
+	inf->logged_gone = false;
 }
 
 static void watch_done(struct ig_kube_req *r, const struct ig_kube_result *res)

@@ -509,6 +509,9 @@ class Handler(BaseHTTPRequestHandler):
         lsel = parse_label_selector(q.get("labelSelector", ""))
         fsel = parse_label_selector(q.get("fieldSelector", ""))
         rv_text = q.get("resourceVersion", "")
+        if res.plural in api.forbid_watch:
+            raise ApiError(403, "Forbidden", 'User "infergate" cannot watch resource "%s"'
+                           % res.plural)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -734,6 +737,13 @@ class KubeAPI:
         # (GIE v1.0's InferencePool has no controllerName).
         self.status_prune = {}
         self.page_size = 0  # 0: pages as large as the client's limit
+        # Every continue token answered 410 Expired, as once etcd has
+        # compacted past the list's revision.
+        self.expire_continue = False
+        # RBAC that allows some verbs and not others: plurals whose watch
+        # answers 403 (list allowed), and plurals whose status writes do.
+        self.forbid_watch = set()
+        self.forbid_status = set()
         self.delay = 0
         self.stopping = False
         self.httpd = None
@@ -931,12 +941,13 @@ class KubeAPI:
                     rv, start = int(tok["rv"]), int(tok["off"])
                 except (ValueError, KeyError, TypeError):
                     raise ApiError(400, "BadRequest", "invalid continue token")
-                if rv < self.store.min_rv:
+                if rv < self.store.min_rv or self.expire_continue:
                     raise ApiError(410, "Expired", "the continue token has expired")
             size = len(items)
             if query.get("limit"):
                 size = int(query["limit"])
-            if self.page_size:
+            if self.page_size and query.get("limit"):
+                # (a list without a limit is never split in pages)
                 size = min(size, self.page_size)
             page = items[start:start + size]
             cont = None
@@ -1013,9 +1024,16 @@ class KubeAPI:
             out = copy.deepcopy(old)
             if "status" in new:
                 out["status"] = copy.deepcopy(new["status"])
+                # A field named "parentRef.group" is pruned inside the
+                # parentRef (an ObjectReference has no group).
                 for f in self.status_prune.get("%s/%s" % (res.group, res.plural), ()):
-                    for e in (out["status"] or {}).get("parents") or []:
-                        e.pop(f, None)
+                    st = out["status"] or {}
+                    for e in (st.get("parents") or []) + (st.get("parent") or []):
+                        head, _, sub_f = f.partition(".")
+                        if sub_f:
+                            (e.get(head) or {}).pop(sub_f, None)
+                        else:
+                            e.pop(f, None)
             else:
                 out.pop("status", None)
         else:
@@ -1044,6 +1062,9 @@ class KubeAPI:
         return copy.deepcopy(out)
 
     def update(self, res, ns, name, sub, body):
+        if sub == "status" and res.plural in self.forbid_status:
+            raise ApiError(403, "Forbidden", 'User "infergate" cannot update resource '
+                           '"%s/status" named "%s"' % (res.plural, name))
         if sub == "status" and self.status_conflicts > 0:
             # Another writer got there first (for tests of conflict retry).
             self.status_conflicts -= 1

@@ -2604,3 +2604,181 @@ spec:
     assert headers["x-gateway-destination-endpoint-served"] == k.endpoint(0)
     assert "its endpoint picker is Service v1-pool-epp" in k.log()
     k.stop()
+
+
+def test_watch_refused_list_allowed_backs_off(kube):
+    """A role that allows list but not watch (a ClusterRole missing one
+    verb): the kind keeps what its lists read, a list and a watch are
+    tried again with a growing back-off, not several times a second, it
+    is said once, and a list that finds the same objects reloads nothing
+    (client-go's reflector backs off from 800 ms to 30 s)."""
+    k = kube
+    k.api.forbid_watch.add("services")
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    time.sleep(4)
+    lists = k.infergate_requests("services", watch=False)
+    watches = k.infergate_requests("services", watch=True)
+    # 100 ms doubling: about six of each in 5 s (the unpaced loop made
+    # over fifty).
+    assert 2 <= len(lists) <= 9, lists
+    assert all(code == 403 for _, _, code in watches), watches
+    log = k.log()
+    assert log.count("was read but is now refused") == 1, log
+    assert "served again" not in log, log
+    assert log.count("reloading configuration") == 1, log
+    status, ep, r = served_by(k)
+    assert status == 200 and ep == k.endpoint(0), r
+    k.stop()
+
+
+def test_expired_continue_token_lists_whole(kube):
+    """A server whose continue tokens expire (etcd compacted past the
+    list's revision) on every page: the gateway lists the kind once more
+    without pages, as client-go's pager does, instead of starting the
+    paged list over as fast as the server answers."""
+    k = kube
+    k.api.page_size = 1
+    k.api.expire_continue = True
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.add_pod("qwen-pool-1", k.sim_hosts[1])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0), k.endpoint(1)])
+    time.sleep(1)
+    pods = [(m, p, c) for m, p, c, *_ in k.api.requests_by("infergate")
+            if p.split("?")[0] == "/api/v1/pods" and "watch=1" not in p]
+    assert len(pods) <= 4, pods
+    assert pods[-1][2] == 200 and "limit=" not in pods[-1][1], pods
+    assert "outlived its continue token" in k.log()
+    k.stop()
+
+
+def test_status_write_refused_backs_off_and_says_it_once(kube):
+    """A role without the status subresource's update verb: each object's
+    write is tried again later and later (2 s doubling), not every 2 s
+    forever, and the refusal is logged once for all objects, not once per
+    attempt."""
+    k = kube
+    k.api.forbid_status.update({"gateways", "httproutes"})
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    start = time.time()
+    wait_for(lambda: [r for r in status_writes(k) if "/gateways/" in r[1]], "a Gateway write")
+    time.sleep(max(0, 9 - (time.time() - start)))
+    for kind in ("gateways", "httproutes"):
+        puts = [r for r in status_writes(k) if "/%s/" % kind in r[1]]
+        # At 0, 2 and 6 s (a flat 2 s made five or six).
+        assert 1 <= len(puts) <= 4, (kind, puts)
+        assert all(code == 403 for _, _, code in puts), puts
+    log = k.log()
+    assert log.count("writing the status of") == 1, log
+    # The pool's status, which the role allows, is written.
+    wait_for(lambda: (get(k, POOL_KIND, "qwen-pool").get("status") or {}).get("parent"),
+             "pool status")
+    k.stop()
+
+
+def test_status_changed_by_another_writer_is_put_back_less_often(kube):
+    """Another writer that keeps changing a Gateway's status (a second
+    gateway with the same controller name and no --leader-elect): the
+    first change is put back at once, the next ones after a pause that
+    doubles, so the two do not trade writes as fast as the API server
+    takes them; it is said once."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    gw = lambda: get(k, "gateways", "inference-gateway").get("status") or {}
+    ours = wait_for(lambda: gw().get("addresses"), "Gateway addresses")
+    rival = [{"type": "IPAddress", "value": "127.0.86.99"}]
+    puts = lambda: [r for r in status_writes(k) if "/gateways/" in r[1]]
+    before = len(puts())
+    end = time.time() + 6
+    while time.time() < end:
+        if gw().get("addresses") != rival:
+            k.patch_status("gateway.networking.k8s.io", "v1", "gateways",
+                           "inference-gateway", {"status": {"addresses": rival}})
+        time.sleep(0.05)
+    n = len(puts()) - before
+    # At once, at once, then 1, 2 s apart: about four in 6 s (unpaced:
+    # one for each of the rival's writes, over fifty).
+    assert 2 <= n <= 7, puts()
+    log = k.log()
+    assert log.count("keeps being changed by another writer") == 1, log
+    # Once the rival stops, ours is back within the pause.
+    wait_for(lambda: gw().get("addresses") == ours, "our addresses back", timeout=10)
+    k.stop()
+
+
+def test_v1alpha2_pool_default_status_entry_removed(kube):
+    """GIE's v1alpha2 CRD gives a new InferencePool a placeholder status
+    entry (parentRef kind Status, name default, Accepted Unknown); the
+    controller that sets Accepted removes it, as GIE's API asks."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.patch_status("inference.networking.x-k8s.io", "v1alpha2", "inferencepools",
+                   "qwen-pool", {"status": {"parent": [{
+                       "parentRef": {"kind": "Status", "name": "default"},
+                       "conditions": [{"type": "Accepted", "status": "Unknown",
+                                       "reason": "Pending", "message": "Waiting for controller",
+                                       "lastTransitionTime": "1970-01-01T00:00:00Z"}]}]}})
+    k.start_gateway()
+    parent = lambda: (get(k, POOL_KIND, "qwen-pool").get("status") or {}).get("parent") or []
+    wait_for(lambda: any(p["parentRef"].get("kind") == "Gateway" for p in parent()),
+             "our parent entry")
+    got = parent()
+    assert [p["parentRef"]["name"] for p in got] == ["inference-gateway"], got
+    k.stop()
+
+
+def test_pruned_parent_ref_group_keeps_transition_times(kube):
+    """A GIE v1alpha2 CRD that types the pool's parentRef as an
+    ObjectReference (no group) prunes the group we write: the entry is
+    still ours, its lastTransitionTime stays while its status does not
+    change, and pod changes write nothing."""
+    k = kube
+    k.api.status_prune["inference.networking.x-k8s.io/inferencepools"] = ["parentRef.group"]
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+    k.wait_endpoints([k.endpoint(0)])
+    accepted = lambda: {c["type"]: c for c in (
+        (get(k, POOL_KIND, "qwen-pool").get("status") or {}).get("parent") or [{}])[0]
+        .get("conditions", [])}.get("Accepted")
+    first = wait_for(accepted, "pool Accepted")
+    assert "group" not in get(k, POOL_KIND, "qwen-pool")["status"]["parent"][0]["parentRef"]
+    pool_puts = lambda: [r for r in status_writes(k) if "/inferencepools/" in r[1]]
+    n = len(pool_puts())
+    for i in range(3):
+        time.sleep(1.1)  # the times have a resolution of a second
+        k.set_pod("qwen-pool-0", k.sim_hosts[0], ready=(i % 2 == 1))
+        k.wait_endpoints([] if i % 2 == 0 else [k.endpoint(0)])
+    time.sleep(0.5)
+    assert accepted()["lastTransitionTime"] == first["lastTransitionTime"]
+    assert len(pool_puts()) == n, pool_puts()
+    k.stop()
+
+
+def test_own_status_write_reloads_nothing(kube):
+    """Objects made with `kubectl apply` carry kubectl's last-applied
+    annotation; the answer to our status write is kept as the informer
+    keeps objects (without it), so the watch's echo of our own write is a
+    status-only change and reloads nothing."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    md = get(k, "httproutes", "llm-route")["metadata"]
+    assert "kubectl.kubernetes.io/last-applied-configuration" in md.get("annotations", {})
+    k.start_gateway()
+    wait_for(lambda: (get(k, "httproutes", "llm-route").get("status") or {}).get("parents"),
+             "route status")
+    wait_for(lambda: get(k, POOL_KIND, "qwen-pool").get("status"), "pool status")
+    time.sleep(1)
+    assert k.log().count("reloading configuration") == 1, k.log()
+    k.stop()
