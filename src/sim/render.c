@@ -294,8 +294,11 @@ static int put_role(struct ig_buf *b, const struct ig_sim_resp *r)
 
 /* vLLM's ChatMessage: 0.8's role, content, reasoning_content and
  * tool_calls; v0.10+ puts the OpenAI message's refusal, annotations,
- * audio and function_call (null) before tool_calls, and
- * reasoning_content after it. */
+ * audio and function_call (null) before tool_calls, and the reasoning
+ * after it: reasoning_content up to v0.11.0, then `reasoning` (v0.11.1
+ * wrote both, vllm-project/vllm#27752; #33402 removed the old name), the
+ * latest release's alone. No reasoning parser finds reasoning in the
+ * simulator's words, so it is null. */
 static int put_message(struct ig_buf *out, const struct ig_sim_resp *c)
 {
 	int rc = ig_buf_append_cstr(out, "\"message\":{\"role\":");
@@ -326,7 +329,7 @@ static int put_message(struct ig_buf *out, const struct ig_sim_resp *c)
 	}
 	rc |= ig_buf_append_cstr(out, "]");
 	if (c->newer_keys)
-		rc |= ig_buf_append_cstr(out, ",\"reasoning_content\":null");
+		rc |= ig_buf_append_cstr(out, ",\"reasoning\":null");
 	return rc | ig_buf_append_cstr(out, "}");
 }
 

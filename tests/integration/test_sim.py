@@ -2556,7 +2556,7 @@ def test_newer_response_keys(procs):
                                      "stop_reason", "token_ids"]
     msg = r["choices"][0]["message"]
     assert list(msg) == ["role", "content", "refusal", "annotations", "audio", "function_call",
-                         "tool_calls", "reasoning_content"]
+                         "tool_calls", "reasoning"]
     assert msg["tool_calls"] == [] and msg["refusal"] is None and msg["function_call"] is None
     _, events = stream(base, "/v1/completions", dict(cbody, stream=True))
     chunks = [json.loads(e) for _, e in events[:-1]]
@@ -2579,6 +2579,30 @@ def test_newer_response_keys(procs):
     assert list(r) == ["id", "object", "created", "model", "choices", "usage", "prompt_logprobs"]
     assert list(r["choices"][0]["message"]) == ["role", "content", "reasoning_content",
                                                 "tool_calls"]
+
+
+def test_reasoning_key(procs):
+    """The message's reasoning: vLLM 0.8 to v0.11.0 name it reasoning_content,
+    v0.11.1 writes reasoning beside it (vllm-project/vllm#27752) and the
+    latest release reasoning alone (#33402). The simulator's words hold no
+    reasoning, so it is null, and a stream's deltas (dumped with
+    exclude_unset) carry neither key."""
+    _, base = start_sim(procs, "--reasoning-parser", "qwen3")
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    body = {"messages": [{"role": "user", "content": "think"}], "max_tokens": 5}
+    status, r = post_json(base, "/v1/chat/completions", body)
+    assert status == 200
+    msg = r["choices"][0]["message"]
+    assert "reasoning" in msg and msg["reasoning"] is None
+    assert "reasoning_content" not in msg
+    assert list(msg)[-2:] == ["tool_calls", "reasoning"]
+    _, events = stream(base, "/v1/chat/completions", dict(body, stream=True))
+    for _, e in events[:-1]:
+        for c in json.loads(e)["choices"]:
+            assert "reasoning" not in c["delta"] and "reasoning_content" not in c["delta"]
+    status, r = post_json(old, "/v1/chat/completions", body)
+    msg = r["choices"][0]["message"]
+    assert msg["reasoning_content"] is None and "reasoning" not in msg
 
 
 def test_head_and_metrics_methods(procs):
