@@ -360,6 +360,26 @@ static struct ig_http_exchange *new_exchange(struct ig_http_conn *c)
 	return ex;
 }
 
+/* The most a refusal_body hook may write. */
+#define REFUSAL_BODY_MAX (64 * 1024)
+
+void ig_srv_refuse(struct ig_http_server *s, struct ig_http_exchange *ex, int status,
+		   const char *msg)
+{
+	if (s->cfg.refusal_body) {
+		struct ig_buf b;
+		ig_buf_init(&b, REFUSAL_BODY_MAX);
+		if (s->cfg.refusal_body(ex, status, msg, &b, s->ctx) == 0) {
+			ig_http_respond(ex, status, "application/json", b.ptr, b.len, NULL, 0);
+			ig_buf_free(&b);
+			return;
+		}
+		ig_buf_free(&b);
+	}
+	ig_http_respond_error(ex, status, status >= 500 ? "server_error" : "invalid_request_error",
+			      NULL, "%s", msg);
+}
+
 /* Before any handler ran. The connection closes after it, since the rest
  * of the input cannot be trusted to be framed. */
 static void server_error(struct ig_http_conn *c, int status, const char *msg)
@@ -379,9 +399,7 @@ static void server_error(struct ig_http_conn *c, int status, const char *msg)
 			tls_describe(c, c->ex);
 		c->srv->cfg.on_refused(c->ex, status, msg, c->srv->ctx);
 	}
-	ig_http_respond_error(c->ex, status,
-			      status >= 500 ? "server_error" : "invalid_request_error", NULL, "%s",
-			      msg);
+	ig_srv_refuse(c->srv, c->ex, status, msg);
 }
 
 /* ---- reading a request ---- */

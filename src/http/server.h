@@ -93,6 +93,13 @@ struct ig_http_server_config {
 	 * log sees every request, as nginx's and Envoy's access logs do.
 	 * NULL: none. */
 	void (*on_refused)(struct ig_http_exchange *ex, int status, const char *reason, void *ctx);
+	/* Writes the JSON body of such an answer into `out` (whose ceiling
+	 * is set) for a server whose clients expect another error shape than
+	 * ig_http_respond_error's (the simulator answers as vLLM would), and
+	 * may add headers through ex->resp_extra; `ex` is what on_refused
+	 * sees. Returns 0, or -1 to keep the default body. NULL: the default. */
+	int (*refusal_body)(struct ig_http_exchange *ex, int status, const char *reason,
+			    struct ig_buf *out, void *ctx);
 };
 
 /* An exchange and everything in its arena live until the server lets go

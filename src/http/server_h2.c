@@ -647,9 +647,7 @@ static void server_answer(struct ig_h2 *h, struct ig_h2_stream *st, int status)
 		}
 		cfg_of(h)->on_refused(&st->ex, status, msg, h->c->srv->ctx);
 	}
-	ig_http_respond_error(&st->ex, status,
-			      status >= 500 ? "server_error" : "invalid_request_error", NULL, "%s",
-			      msg);
+	ig_srv_refuse(h->c->srv, &st->ex, status, msg);
 	leave_arriving(h, st);
 	/* The client may still be sending a body we will not read: once the
 	 * answer is out, a reset (NO_ERROR) tells it to stop (RFC 9113

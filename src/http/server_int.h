@@ -116,6 +116,10 @@ void ig_srv_update(struct ig_http_conn *c); /* epoll interest from the state */
 void ig_srv_arm(struct ig_http_conn *c, enum timer_kind kind, uint64_t ms);
 void ig_srv_free(struct ig_http_conn *c); /* closes now (not from a handler's call) */
 void ig_srv_describe(struct ig_http_conn *c, struct ig_http_exchange *ex); /* peer, TLS */
+/* Answers a request the server refuses itself: the refusal_body hook's
+ * body, else ig_http_respond_error's. Ends the exchange. */
+void ig_srv_refuse(struct ig_http_server *s, struct ig_http_exchange *ex, int status,
+		   const char *msg);
 /* Whether a Host value is an authority as RFC 3986 has it, without
  * userinfo: a reg-name or IP literal and a port (nginx's check too). */
 bool ig_srv_authority_ok(struct ig_str v);

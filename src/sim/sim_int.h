@@ -23,6 +23,7 @@ struct sim {
 	/* --enable-server-load-tracking: requests submitted and not yet
 	 * freed, what GET /load reports (vLLM's server_load_metrics). */
 	long server_load;
+	size_t max_body_bytes; /* the HTTP server's ceiling on a request body */
 };
 
 struct sim_req {

@@ -1275,6 +1275,39 @@ static void handle(struct ig_http_exchange *ex, void *ctx)
 	respond_detail(ex, 404, "Not Found", NULL);
 }
 
+/* A request the HTTP server refuses before the simulator sees it. vLLM
+ * (uvicorn, Starlette) reads a body of any size; the simulator holds one
+ * whole and so sets a ceiling (the server's max_body_bytes), and says so
+ * the way vLLM answers an HTTPException: FastAPI's {"detail": ...} in 0.8
+ * (as its 415), the error envelope typed with the status's phrase in the
+ * latest release (http_exception_handler: HTTPStatus(code).phrase, whose
+ * 413 is "Request Entity Too Large" on the Python 3.12 of vLLM's images);
+ * Anthropic's body on /v1/messages. Other refusals (a malformed head, a
+ * timeout) keep the server's own body: uvicorn answers those in plain
+ * text, not as vLLM. */
+static int refusal_body(struct ig_http_exchange *ex, int status, const char *reason,
+			struct ig_buf *out, void *ctx)
+{
+	struct sim *s = ctx;
+	char msg[160];
+	(void)reason;
+	if (status != 413)
+		return -1;
+	server_headers(ex);
+	if (s->cfg.request_id_headers)
+		request_id_header(ex);
+	snprintf(msg, sizeof msg, "Request body too large: this server reads at most %zu bytes.",
+		 s->max_body_bytes);
+	if (ig_str_eq_cstr(ex->req.path, "/v1/messages"))
+		return ig_sim_render_anthropic_error(out, status, msg);
+	if (s->cfg.version != IG_SIM_V_0_8)
+		return ig_sim_render_error(out, s->cfg.version, status, "Request Entity Too Large",
+					   NULL, msg);
+	int rc = ig_buf_append_cstr(out, "{\"detail\":");
+	rc |= ig_json_write_string(out, msg, strlen(msg));
+	return rc | ig_buf_append_cstr(out, "}");
+}
+
 /* ---- process ---------------------------------------------------------------------------- */
 
 /* The signal handler needs the loop; this is the one global. */
@@ -1320,6 +1353,8 @@ static int serve(struct sim *s)
 		return 1;
 	}
 	ig_http_server_config_defaults(&hc);
+	hc.refusal_body = refusal_body;
+	s->max_body_bytes = hc.max_body_bytes;
 	s->server = ig_http_server_new(&s->loop, fd, &hc, handle, s);
 	if (!s->server) {
 		close(fd);

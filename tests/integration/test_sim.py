@@ -1582,6 +1582,63 @@ def raw_call(base, method, path, headers):
     return out
 
 
+def post_big(base, path, size, chunked=False):
+    """POSTs a JSON body of `size` bytes (a prompt of one-letter words), by
+    Content-Length or chunked; returns (status, headers, parsed body)."""
+    host, port = base[len("http://"):].split(":")
+    head, tail = b'{"prompt": "', b'"}'
+    fill = size - len(head) - len(tail)
+    conn = http.client.HTTPConnection(host, int(port), timeout=20)
+    if chunked:
+        def pieces():
+            yield head
+            left = fill
+            while left:
+                k = min(left, 1 << 20)
+                yield (b"x " * k)[:k]
+                left -= k
+            yield tail
+        conn.request("POST", path, pieces(), {"Content-Type": "application/json"},
+                     encode_chunked=True)
+    else:
+        conn.request("POST", path, head + (b"x " * fill)[:fill] + tail,
+                     {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    out = resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(resp.read())
+    conn.close()
+    return out
+
+
+def test_body_too_large(procs):
+    """vLLM (uvicorn, Starlette) sets no limit on a request body; the
+    simulator holds one whole and refuses past 16 MiB with 413, answered as
+    vLLM answers an HTTPException: the error envelope typed with the
+    status's phrase in the latest mode, FastAPI's {"detail"} in 0.8, and
+    Anthropic's request_too_large on /v1/messages. Under the limit the
+    request goes on to the usual checks."""
+    limit = 16 * 1024 * 1024
+    _, base = start_sim(procs, "--enable-request-id-headers")
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    for chunked in (False, True):
+        status, h, e = post_big(base, "/v1/completions", limit + 1, chunked)
+        assert status == 413, (chunked, e)
+        assert list(e) == ["error"] and list(e["error"]) == ["message", "type", "param", "code"]
+        assert e["error"]["type"] == "Request Entity Too Large"
+        assert e["error"]["code"] == 413 and e["error"]["param"] is None
+        assert str(limit) in e["error"]["message"]
+        assert h["content-type"] == "application/json" and h["server"] == "uvicorn"
+        assert "date" in h and re.fullmatch(r"[0-9a-f]{32}", h["x-request-id"])
+    status, _, e = post_big(old, "/v1/chat/completions", limit + 10)
+    assert status == 413 and list(e) == ["detail"] and str(limit) in e["detail"], e
+    status, _, e = post_big(base, "/v1/messages", limit + 10)
+    assert status == 413 and e["type"] == "error", e
+    assert e["error"]["type"] == "request_too_large"
+    # At the limit the body is read and checked as any other: a prompt
+    # longer than the context.
+    status, _, e = post_big(base, "/v1/completions", limit)
+    assert status == 400 and e["error"]["param"] == "input_tokens", e
+
+
 def test_cors(procs):
     """vLLM's CORS middleware (Starlette's): by default every origin may
     read the answers (Access-Control-Allow-Origin: *) and a preflight is

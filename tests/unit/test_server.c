@@ -1189,6 +1189,43 @@ static void test_413(void **state)
 	assert_int_equal(F->nreq, 2);
 }
 
+/* The refusal_body hook: its body for the refusals it takes (with its
+ * extra headers), the server's own for those it declines. */
+static int refusal_body_413(struct ig_http_exchange *ex, int status, const char *reason,
+			    struct ig_buf *out, void *ctx)
+{
+	static const struct ig_http_header extra = {IG_STR("X-Who"), IG_STR("hook")};
+	(void)ctx;
+	if (status != 413)
+		return -1;
+	ex->resp_extra = &extra;
+	ex->nresp_extra = 1;
+	return ig_buf_printf(out, "{\"path\":\"%.*s\",\"why\":\"%s\"}", IG_STR_FMT(ex->req.path),
+			     reason);
+}
+
+static void test_refusal_body(void **state)
+{
+	struct ig_http_server_config cfg = small_config();
+	cfg.max_body_bytes = 10;
+	cfg.refusal_body = refusal_body_413;
+	start_server(&cfg);
+	static const char body[] = "{\"path\":\"/echo\",\"why\":\"request body too large\"}";
+	char want[512];
+	snprintf(want, sizeof want,
+		 "HTTP/1.1 413 Content Too Large\r\n" D "Content-Type: application/json\r\n"
+		 "X-Who: hook\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+		 sizeof body - 1, body);
+	struct peer *p = open_peer();
+	send_str(p, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n");
+	expect(p, want);
+	expect_close(p);
+	peer_close(p);
+	static const char *bad[] = {"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n"};
+	expect_each_refused(bad, 1, err_resp(400, "Bad Request", "malformed HTTP request"));
+	assert_int_equal(F->nreq, 0);
+}
+
 /* ---- streamed request bodies (stream_body) ---- */
 
 static struct ig_http_server_config stream_config(void)
@@ -1964,6 +2001,7 @@ int main(void)
 	    T(test_431),
 	    T(test_http_versions),
 	    T(test_413),
+	    T(test_refusal_body),
 	    T(test_streamed_body_sized),
 	    T(test_streamed_body_chunked),
 	    T(test_streamed_body_backpressure),
