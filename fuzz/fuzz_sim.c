@@ -266,8 +266,20 @@ static void check_accepted(const struct ig_sim_config *c, const struct ig_sim_re
 	    (!r->adapter && !ig_sim_is_base_name(c, r->name)))
 		abort();
 	/* The text's seed comes from the prompt's JSON, part of the body; so
-	 * do the echoed fields and an embeddings input. */
-	if (!within(r->prompt_key, body, len) || !within(r->input, body, len) ||
+	 * do the echoed fields and an embeddings input (the chat form's is
+	 * its prompt's ids, a list of one per token). */
+	bool chat_input = r->input.len && r->input.ptr == r->input_buf.ptr;
+	if (chat_input) {
+		struct ig_json_value v, e;
+		size_t pos = 0, k = 0;
+		if (ig_json_parse(r->input.ptr, r->input.len, &v) < 0 || v.type != IG_JSON_ARRAY)
+			abort();
+		while (ig_json_array_next(v, &pos, &e) == 1)
+			k++;
+		if (k != ig_sim_request_nids(r) || r->ninputs != 1)
+			abort();
+	}
+	if (!within(r->prompt_key, body, len) || (!chat_input && !within(r->input, body, len)) ||
 	    !within(r->echo.instructions, body, len) || !within(r->echo.metadata, body, len) ||
 	    !within(r->echo.tool_choice, body, len) || !within(r->echo.tools, body, len) ||
 	    !within(r->echo.user, body, len))

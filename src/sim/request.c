@@ -510,12 +510,13 @@ static int messages_tokens(struct ig_json_value msgs, long *out, struct ig_sim_r
 	return rc == 0 && count ? 0 : -1;
 }
 
-/* Chat's add_generation_prompt (default true) and continue_final_message,
- * which vLLM's request model refuses together. */
-static int read_template_switches(struct ig_json_value root, bool *gen, bool *cont,
-				  struct ig_sim_error *e)
+/* add_generation_prompt (default gen_default: true for chat and
+ * /tokenize, false for the embeddings' chat form) and
+ * continue_final_message, which vLLM's request models refuse together. */
+static int read_template_switches(struct ig_json_value root, bool gen_default, bool *gen,
+				  bool *cont, struct ig_sim_error *e)
 {
-	*gen = true;
+	*gen = gen_default;
 	*cont = false;
 	if (opt_bool(root, "add_generation_prompt", gen) < 0)
 		return invalid(e, "add_generation_prompt",
@@ -1323,7 +1324,7 @@ static int read_chat(const struct ig_sim_config *c, struct ig_json_value root,
 	bool gen, cont;
 	if (read_sampling(root, r, e) < 0 || read_openai_stream(root, r, e) < 0 ||
 	    read_priority(root, r, e) < 0 || read_stop(root, r, e) < 0 ||
-	    read_template_switches(root, &gen, &cont, e) < 0)
+	    read_template_switches(root, true, &gen, &cont, e) < 0)
 		return -1;
 	if (ig_json_get(root, "messages", &msgs) < 0 || msgs.type == IG_JSON_NULL)
 		return invalid(e, "messages", "Field required: 'messages'.");
@@ -1518,16 +1519,43 @@ static int read_responses(struct ig_json_value root, struct ig_sim_request *r, i
 
 /* ---- embeddings ------------------------------------------------------------------------ */
 
-static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value root,
-			   struct ig_sim_request *r, struct ig_sim_error *e)
+/* An input's tokens past truncate_prompt_tokens (keep >= 0) are dropped
+ * from its start, its ids with them; the count the input keeps. */
+static long keep_last(struct ig_sim_request *r, size_t start, long n, int64_t keep)
 {
-	struct ig_json_value input, one, v;
+	if (keep < 0 || n <= keep)
+		return n;
+	size_t drop = (size_t)(n - keep) * sizeof(uint64_t);
+	if (!r->ids_truncated && r->ids.len - start >= drop) {
+		memmove(r->ids.ptr + start, r->ids.ptr + start + drop, r->ids.len - start - drop);
+		r->ids.len -= drop;
+	}
+	return (long)keep;
+}
+
+/* vLLM's checks of each embeddings input after truncation: against the
+ * context (_validate_input), and the engine's refusal of an empty prompt
+ * (truncate_prompt_tokens 0 leaves none). */
+static int embed_length(const struct ig_sim_config *c, long n, struct ig_sim_error *e)
+{
+	if (n == 0)
+		return bad_request(e, NULL, "The decoder prompt cannot be empty");
+	if (n > c->max_model_len)
+		return reject(e, 400, "BadRequestError", "input",
+			      "This model's maximum context length is %ld tokens. However, "
+			      "you requested %ld tokens in the input for embedding "
+			      "generation. Please reduce the length of the input.",
+			      c->max_model_len, n);
+	return 0;
+}
+
+/* EmbeddingCompletionRequest's `input`: a string, a list of token ids, or
+ * a list of either, each input one prompt. */
+static int read_embedding_inputs(const struct ig_sim_config *c, struct ig_json_value input,
+				 int64_t keep, struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	struct ig_json_value one;
 	size_t pos = 0;
-	int64_t keep;
-	if (read_priority(root, r, e) < 0 || truncation_limit(c, root, &keep, e) < 0)
-		return -1;
-	if (ig_json_get(root, "input", &input) < 0 || input.type == IG_JSON_NULL)
-		return invalid(e, "input", "Field required: 'input'.");
 	if (input.type != IG_JSON_STRING && input.type != IG_JSON_ARRAY)
 		return invalid(e, "input",
 			       "'input' must be a string, a list of token ids, or a list of "
@@ -1541,28 +1569,141 @@ static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value r
 			    e, "input",
 			    "'input' must be a non-empty string, a list of token ids, "
 			    "or a list of those.");
-		if (keep >= 0 && n > keep) {
-			/* Each input keeps its last `keep` tokens, ids included. */
-			size_t drop = (size_t)(n - keep) * sizeof(uint64_t);
-			if (!r->ids_truncated && r->ids.len - start >= drop) {
-				memmove(r->ids.ptr + start, r->ids.ptr + start + drop,
-					r->ids.len - start - drop);
-				r->ids.len -= drop;
-			}
-			n = (long)keep;
-		}
-		if (n > c->max_model_len)
-			return reject(e, 400, "BadRequestError", "input",
-				      "This model's maximum context length is %ld tokens. However, "
-				      "you requested %ld tokens in the input for embedding "
-				      "generation. Please reduce the length of the input.",
-				      c->max_model_len, n);
+		n = keep_last(r, start, n, keep);
+		if (embed_length(c, n, e) < 0)
+			return -1;
 		r->prompt_tokens += n;
 		r->ninputs++;
 	}
 	if (!r->ninputs)
 		return bad_request(e, "input", "'input' must not be empty.");
 	r->input = r->prompt_key = input.raw;
+	return 0;
+}
+
+/* What vLLM's EmbeddingChatRequest declares beyond the chat template's
+ * switches: the template and its kwargs, add_special_tokens (default
+ * false: the template adds the special tokens; Qwen2's tokenizer adds no
+ * BOS either way, so the count is the same). Checked, not otherwise used. */
+static int read_template_fields(struct ig_json_value root, struct ig_sim_error *e)
+{
+	struct ig_json_value v;
+	bool b;
+	if (opt_member(root, "chat_template", IG_JSON_STRING, &v) < 0)
+		return invalid(e, "chat_template", "'chat_template' must be a string.");
+	if (opt_member(root, "chat_template_kwargs", IG_JSON_OBJECT, &v) < 0)
+		return invalid(e, "chat_template_kwargs",
+			       "'chat_template_kwargs' must be an object.");
+	if (opt_bool(root, "add_special_tokens", &b) < 0)
+		return invalid(e, "add_special_tokens", "'add_special_tokens' must be a boolean.");
+	return 0;
+}
+
+/* The chat form's prompt as the vectors are drawn from it: the prompt's
+ * token ids as a JSON list (each 64-bit id written as a signed integer,
+ * which ig_sim_embedding reads back bit for bit), so that the chat form
+ * of a text points where its `input` form does, turned a little by the
+ * template's markers. */
+static int write_chat_input(const struct ig_sim_config *c, struct ig_sim_request *r,
+			    struct ig_sim_error *e)
+{
+	size_t n = ig_sim_request_nids(r);
+	const uint64_t *ids = (const uint64_t *)(const void *)r->ids.ptr;
+	int rc = 0;
+	ig_buf_init(&r->input_buf, ((size_t)c->max_model_len + 64) * 24 + 2);
+	rc |= ig_buf_append_cstr(&r->input_buf, "[");
+	for (size_t i = 0; i < n; i++)
+		rc |= ig_buf_printf(&r->input_buf, "%s%lld", i ? "," : "", (long long)ids[i]);
+	rc |= ig_buf_append_cstr(&r->input_buf, "]");
+	if (rc)
+		return reject(e, 500, "InternalServerError", NULL, "out of memory");
+	r->input = ig_buf_str(&r->input_buf);
+	return 0;
+}
+
+/* EmbeddingChatRequest: `messages` laid out by the chat template as for a
+ * chat completion, one prompt and one vector. vLLM up to v0.11 calls the
+ * template with add_generation_prompt and continue_final_message false
+ * whatever the request says (its model only refuses both true); the
+ * latest release takes both, add_generation_prompt defaulting to false
+ * ("we are not generating tokens"). */
+static int read_embedding_chat(const struct ig_sim_config *c, struct ig_json_value root,
+			       struct ig_json_value msgs, int64_t keep, struct ig_sim_request *r,
+			       struct ig_sim_error *e)
+{
+	bool gen, cont;
+	long n = 0;
+	if (read_template_switches(root, false, &gen, &cont, e) < 0 ||
+	    read_template_fields(root, e) < 0)
+		return -1;
+	if (c->version == IG_SIM_V_0_8)
+		gen = cont = false;
+	if (msgs.type != IG_JSON_ARRAY || messages_tokens(msgs, &n, r, gen, cont) < 0)
+		return invalid(e, "messages",
+			       "'messages' must be a non-empty list of {role, content}.");
+	if (check_media(c, msgs, e) < 0)
+		return -1;
+	n = keep_last(r, 0, n, keep);
+	if (embed_length(c, n, e) < 0)
+		return -1;
+	r->prompt_tokens = n;
+	r->ninputs = 1;
+	r->prompt_key = msgs.raw;
+	return write_chat_input(c, r, e);
+}
+
+/* Given both `input` and `messages`, vLLM's EmbeddingRequest union
+ * (pydantic's smart mode) takes the member that validates with more of
+ * its own fields set, the input form on a tie: the chat form wins only
+ * when its model takes the body and one of the fields only it declares is
+ * there (v0.11's EmbeddingChatRequest: the template and its kwargs and
+ * mm_processor_kwargs; the latest release's moves mm_processor_kwargs to
+ * both forms and adds the template switches and media_io_kwargs). */
+static bool chat_form_wins(const struct ig_sim_config *c, struct ig_json_value root,
+			   struct ig_json_value msgs)
+{
+	struct ig_sim_error scratch;
+	bool gen, cont;
+	if (msgs.type != IG_JSON_ARRAY ||
+	    read_template_switches(root, false, &gen, &cont, &scratch) < 0 ||
+	    read_template_fields(root, &scratch) < 0)
+		return false;
+	static const char *const v08[] = {"chat_template", "chat_template_kwargs",
+					  "mm_processor_kwargs"};
+	static const char *const latest[] = {"chat_template", "chat_template_kwargs",
+					     "add_generation_prompt", "continue_final_message",
+					     "media_io_kwargs"};
+	const char *const *keys = c->version == IG_SIM_V_0_8 ? v08 : latest;
+	size_t nkeys = c->version == IG_SIM_V_0_8 ? 3 : 5;
+	struct ig_json_value v;
+	for (size_t i = 0; i < nkeys; i++)
+		if (ig_json_get(root, keys[i], &v) == 0)
+			return true;
+	return false;
+}
+
+/* /v1/embeddings: vLLM's EmbeddingRequest, the union of
+ * EmbeddingCompletionRequest (`input`) and EmbeddingChatRequest
+ * (`messages`); a body with neither fails both (FastAPI names the first
+ * member's missing `input`). */
+static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value root,
+			   struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	struct ig_json_value input, msgs, v;
+	int64_t keep;
+	if (read_priority(root, r, e) < 0 || truncation_limit(c, root, &keep, e) < 0)
+		return -1;
+	bool has_input = opt_get(root, "input", &input);
+	bool has_msgs = opt_get(root, "messages", &msgs);
+	if (!has_input && !has_msgs)
+		return invalid(e, "input",
+			       "Field required: 'input' (or 'messages', the chat form).");
+	bool input_ok = has_input && (input.type == IG_JSON_STRING || input.type == IG_JSON_ARRAY);
+	int rc = has_msgs && (!input_ok || chat_form_wins(c, root, msgs))
+		     ? read_embedding_chat(c, root, msgs, keep, r, e)
+		     : read_embedding_inputs(c, input, keep, r, e);
+	if (rc < 0)
+		return -1;
 	if (ig_json_get(root, "encoding_format", &v) == 0 && v.type != IG_JSON_NULL) {
 		if (ig_json_string_eq(v, "base64"))
 			r->base64 = true;
@@ -1571,7 +1712,7 @@ static int read_embeddings(const struct ig_sim_config *c, struct ig_json_value r
 				       "'encoding_format' must be 'float' or 'base64'.");
 	}
 	int64_t dims = c->embedding_dim;
-	int rc = opt_int(root, "dimensions", &dims);
+	rc = opt_int(root, "dimensions", &dims);
 	if (rc < 0 || dims < 1 || dims > c->embedding_dim)
 		return reject(e, 400, "BadRequestError", "dimensions",
 			      "'dimensions' must be an integer from 1 to %ld, the model's "
@@ -2197,7 +2338,7 @@ static int parse_tokenize(const struct ig_sim_config *c, const char *body, size_
 	bool has_msgs = ig_json_get(root, "messages", &msgs) == 0 && msgs.type != IG_JSON_NULL;
 	if (has_msgs) {
 		bool gen, cont;
-		if (read_template_switches(root, &gen, &cont, err) < 0)
+		if (read_template_switches(root, true, &gen, &cont, err) < 0)
 			return -1;
 		out->kind = IG_SIM_CHAT;
 		if (tools_tokens(root, &out->prompt_tokens, out) < 0)
@@ -2291,4 +2432,5 @@ void ig_sim_request_free(struct ig_sim_request *r)
 	ig_buf_free(&r->ids);
 	ig_buf_free(&r->prompt_texts);
 	ig_buf_free(&r->prompt_lp_json);
+	ig_buf_free(&r->input_buf);
 }

@@ -470,10 +470,12 @@ struct ig_sim_request {
 	enum ig_sim_tool_mode tool_mode;
 	/* Responses: the fields the answer repeats, as written (into the body). */
 	struct ig_sim_echo echo;
-	/* Embeddings: `input` (into the body), the number of inputs, the
-	 * vector length asked for (`dimensions`, else the configured one) and
-	 * encoding_format base64. */
+	/* Embeddings: `input` (into the body; for the chat form, `messages`,
+	 * the prompt's ids as a JSON list in input_buf), the number of
+	 * inputs, the vector length asked for (`dimensions`, else the
+	 * configured one) and encoding_format base64. */
 	struct ig_str input;
+	struct ig_buf input_buf;
 	long ninputs;
 	long dims;
 	bool base64;

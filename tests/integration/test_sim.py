@@ -731,6 +731,86 @@ def test_embeddings(procs):
     assert status == 429
 
 
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b)) / (sum(x * x for x in a) * sum(y * y for y in b)) ** .5
+
+
+def test_embeddings_chat_form(procs):
+    """vLLM's EmbeddingChatRequest: /v1/embeddings takes `messages` instead
+    of `input`, laid out by the chat template as chat counts them but
+    without the opening of a reply (add_generation_prompt defaults to
+    false; the latest release takes it and continue_final_message, 0.8's
+    serving code ignores both), one vector for the conversation. A body
+    with neither is the union's 400 at body.input; with both, the input
+    form wins unless a field only the chat form has is set; both template
+    switches true is the chat model's validator 400."""
+    _, base = start_sim(procs, "--max-model-len", "40")
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    msgs = [{"role": "system", "content": "be brief"},
+            {"role": "user", "content": "the city by the bay"}]
+    r = embed(base, {"messages": msgs})
+    assert [d["index"] for d in r["data"]] == [0] and len(r["data"][0]["embedding"]) == 64
+    assert r["object"] == "list" and re.fullmatch(r"embd-[0-9a-f]{32}", r["id"])
+    n = r["usage"]["prompt_tokens"]
+    _, t = post_json(base, "/tokenize", {"messages": msgs, "add_generation_prompt": False})
+    assert n == t["count"] == 2 + 5 + 2 * 4
+    _, c = post_json(base, "/v1/chat/completions", {"messages": msgs, "max_tokens": 1})
+    assert c["usage"]["prompt_tokens"] == n + 3
+    assert r["usage"] == {"prompt_tokens": n, "total_tokens": n, "completion_tokens": 0,
+                          "prompt_tokens_details": None}
+    # The same conversation, the same vector; near the text's input form.
+    vec = r["data"][0]["embedding"]
+    assert embed(base, {"messages": msgs})["data"][0]["embedding"] == vec
+    text = embed(base, {"input": "the city by the bay"})["data"][0]["embedding"]
+    other = embed(base, {"input": "quantum entanglement of photons"})["data"][0]["embedding"]
+    assert cosine(vec, text) > 0.4 and abs(cosine(vec, other)) < 0.4
+    # The template switches, as the latest release passes them on.
+    assert embed(base, {"messages": msgs, "add_generation_prompt": True}
+                 )["usage"]["prompt_tokens"] == n + 3
+    assert embed(base, {"messages": msgs, "continue_final_message": True}
+                 )["usage"]["prompt_tokens"] == n - 1
+    assert embed(old, {"messages": msgs, "add_generation_prompt": True}
+                 )["usage"]["prompt_tokens"] == n
+    assert embed(base, {"messages": msgs, "chat_template_kwargs": {"enable_thinking": False},
+                        "add_special_tokens": True, "encoding_format": "base64",
+                        "dimensions": 4, "truncate_prompt_tokens": 3})["usage"][
+        "prompt_tokens"] == 3
+    for server in (base, old):
+        status, e = post_json(server, "/v1/embeddings",
+                              {"messages": msgs, "add_generation_prompt": True,
+                               "continue_final_message": True})
+        assert status == 400 and "Cannot set both" in json.dumps(e), e
+    # Neither form; both forms.
+    status, e = post_json(base, "/v1/embeddings", {"model": "Qwen/Qwen2.5-1.5B-Instruct"})
+    assert status == 400 and e["error"]["type"] == "Bad Request", e
+    assert e["error"]["param"] == "body.input"
+    status, e = post_json(old, "/v1/embeddings", {})
+    assert status == 400 and e["object"] == "error", e
+    both = {"input": "a b", "messages": msgs}
+    assert embed(base, both)["usage"]["prompt_tokens"] == 2
+    assert embed(base, dict(both, chat_template_kwargs={}))["usage"]["prompt_tokens"] == n
+    assert embed(base, dict(both, input=None))["usage"]["prompt_tokens"] == n
+    # The chat model's field checks, media on a text-only model, the context.
+    bad = [({"messages": "hi"}, "body.messages"), ({"messages": []}, "body.messages"),
+           ({"messages": msgs, "chat_template_kwargs": 3}, "body.chat_template_kwargs"),
+           ({"messages": msgs, "add_special_tokens": "maybe"}, "body.add_special_tokens"),
+           ({"messages": msgs, "chat_template": 1}, "body.chat_template")]
+    for body, param in bad:
+        status, e = post_json(base, "/v1/embeddings", body)
+        assert status == 400 and e["error"]["param"] == param, (body, e)
+    image = [{"role": "user", "content": [{"type": "image_url",
+                                           "image_url": {"url": "http://x/y.png"}}]}]
+    status, e = post_json(base, "/v1/embeddings", {"messages": image})
+    assert status == 400 and "not a multimodal model" in e["error"]["message"], e
+    long = [{"role": "user", "content": "word " * 40}]
+    status, e = post_json(base, "/v1/embeddings", {"messages": long})
+    assert status == 400 and "in the input for embedding generation" in e["error"]["message"]
+    assert embed(base, {"messages": long, "truncate_prompt_tokens": -1}
+                 )["usage"]["prompt_tokens"] == 40
+    text = metrics(base)
+    assert 'vllm:request_success_total{engine="0",finished_reason="stop"' in text
+
+
 def test_new_apis_share_engine_and_metrics(procs):
     # 1000-token prompts at 0.3 ms each: a cold prefill takes 0.3 s, a warm
     # one almost nothing, whichever API sends it.

@@ -1455,6 +1455,39 @@ static void test_request_embeddings(void **state)
 	assert_int_equal(r.ninputs, 3);
 	assert_int_equal(r.prompt_tokens, 4);
 	ig_sim_request_free(&r);
+
+	/* The chat form: one input, the template's turn without the reply's
+	 * opening; its ids as a JSON list are what the vector is drawn from. */
+	assert_int_equal(parse_req(&c, IG_SIM_EMBEDDINGS,
+				   "{\"messages\":[{\"role\":\"user\",\"content\":\"x y\"}]}", &r,
+				   &e),
+			 0);
+	assert_int_equal(r.ninputs, 1);
+	assert_int_equal(r.prompt_tokens, 2 + IG_SIM_CHAT_MSG_OVERHEAD);
+	assert_int_equal(ig_sim_request_nids(&r), 2 + IG_SIM_CHAT_MSG_OVERHEAD);
+	char want[64];
+	snprintf(want, sizeof want, "%lld",
+		 (long long)((const uint64_t *)(const void *)r.ids.ptr)[0]);
+	assert_true(r.input.len > 2 && r.input.ptr[0] == '[' &&
+		    r.input.ptr[r.input.len - 1] == ']');
+	assert_memory_equal(r.input.ptr + 1, want, strlen(want));
+	ig_sim_request_free(&r);
+	/* Both forms: the input form, unless a field only the chat form
+	 * declares is set. */
+	assert_int_equal(parse_req(&c, IG_SIM_EMBEDDINGS,
+				   "{\"input\":\"a\",\"messages\":[{\"role\":\"user\","
+				   "\"content\":\"x y\"}]}",
+				   &r, &e),
+			 0);
+	assert_int_equal(r.prompt_tokens, 1);
+	ig_sim_request_free(&r);
+	assert_int_equal(parse_req(&c, IG_SIM_EMBEDDINGS,
+				   "{\"input\":\"a\",\"chat_template\":\"t\",\"messages\":[{"
+				   "\"role\":\"user\",\"content\":\"x y\"}]}",
+				   &r, &e),
+			 0);
+	assert_int_equal(r.prompt_tokens, 2 + IG_SIM_CHAT_MSG_OVERHEAD);
+	ig_sim_request_free(&r);
 	ig_sim_config_free(&c);
 }
 
@@ -1529,6 +1562,17 @@ static void test_request_new_api_errors(void **state)
 	     "from 1 to 64"},
 	    {IG_SIM_EMBEDDINGS, "{\"input\":\"a\",\"model\":\"nope\"}", 404, "model",
 	     "does not exist"},
+	    {IG_SIM_EMBEDDINGS, "{\"messages\":{}}", 400, "messages", "non-empty list"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":[\"a\",\"b c\"],\"truncate_prompt_tokens\":0}", 400,
+	     NULL, "prompt cannot be empty"},
+	    {IG_SIM_EMBEDDINGS,
+	     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"truncate_prompt_tokens\":0}",
+	     400, NULL, "prompt cannot be empty"},
+	    {IG_SIM_EMBEDDINGS, "{\"input\":null,\"messages\":null}", 400, "input", "'messages'"},
+	    {IG_SIM_EMBEDDINGS,
+	     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+	     "\"add_generation_prompt\":true,\"continue_final_message\":true}",
+	     400, NULL, "Cannot set both"},
 	};
 	struct ig_sim_config c;
 	struct ig_sim_request r;
