@@ -290,6 +290,20 @@ static void check_accepted(const struct ig_sim_config *c, const struct ig_sim_re
 	size_t n = ig_sim_request_nids(r);
 	if (r->ids.len % sizeof(uint64_t) || (!r->ids_truncated && n != (size_t)r->prompt_tokens))
 		abort();
+	/* return_token_ids: the prompt's ids, one per token, in the vocabulary. */
+	if (r->prompt_ids_json.len) {
+		struct ig_json_value v, e;
+		size_t pos = 0, k = 0;
+		int64_t id;
+		if (ig_json_parse(r->prompt_ids_json.ptr, r->prompt_ids_json.len, &v) < 0)
+			abort();
+		while (ig_json_array_next(v, &pos, &e) == 1)
+			if (ig_json_int64(e, &id) < 0 || id < 0 || id >= (int64_t)IG_SIM_VOCAB ||
+			    ++k > n)
+				abort();
+		if (k != n)
+			abort();
+	}
 	/* prompt_logprobs: an entry per token the prompt kept (the first null). */
 	if (r->prompt_lp_json.len) {
 		struct ig_json_value v, e;

@@ -43,6 +43,8 @@ void ig_sim_req_free(struct sim_req *r)
 	free(r->stop_ids);
 	free(r->echo_text);
 	free(r->prompt_lp);
+	free(r->prompt_ids);
+	ig_buf_free(&r->gen_ids);
 	free(r->lp_words);
 	ig_buf_free(&r->script);
 	free(r->pieces);
@@ -102,7 +104,7 @@ static long generated_of(const struct sim_req *r)
  * the answer (without echo, the answer alone). */
 static int answer_text(const struct sim_req *c, struct ig_str answer, struct ig_buf *out)
 {
-	if (c->echo_text && ig_buf_append(out, c->echo_text, c->echo_len) < 0)
+	if (c->echo_text && !c->echo_hidden && ig_buf_append(out, c->echo_text, c->echo_len) < 0)
 		return -1;
 	return ig_buf_append(out, answer.ptr, answer.len);
 }
@@ -152,7 +154,23 @@ static void resp_of(const struct sim_req *r, struct ig_sim_resp *out, struct ig_
 	    .tool_name = r->tool_name ? ig_str_from(r->tool_name) : (struct ig_str){0},
 	    .tool_id = r->tool_id ? ig_str_from(r->tool_id) : (struct ig_str){0},
 	    .newer_keys = r->sim && r->sim->cfg.version != IG_SIM_V_0_8,
+	    .prompt_ids = {r->prompt_ids, r->prompt_ids_len},
 	};
+}
+
+/* The generated ids r recorded (return_token_ids) as a JSON list, into
+ * out; nothing when it records none. */
+static int gen_ids_json(const struct sim_req *r, struct ig_buf *out)
+{
+	uint32_t id;
+	if (!r->return_ids)
+		return 0;
+	int rc = ig_buf_append_cstr(out, "[");
+	for (size_t at = 0; at + sizeof id <= r->gen_ids.len; at += sizeof id) {
+		memcpy(&id, r->gen_ids.ptr + at, sizeof id);
+		rc |= ig_buf_printf(out, "%s%u", at ? "," : "", id);
+	}
+	return rc | ig_buf_append_cstr(out, "]");
 }
 
 /* A chat stream's opening, before the first content of any choice: the
@@ -209,8 +227,18 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 		text = ig_buf_str(&echoed);
 	}
 	resp_of(r, &resp, text);
-	if (r->seq.generated != 1) /* the prompt's logprobs go with the echo */
+	if (r->seq.generated != 1) { /* the prompt's logprobs go with the echo */
 		resp.lp_prompt = (struct ig_str){0};
+		resp.prompt_ids = (struct ig_str){0};
+	}
+	struct ig_buf ids = {0};
+	if (gen_ids_json(r, &ids) < 0) {
+		ig_buf_free(&b);
+		ig_buf_free(&echoed);
+		ig_buf_free(&ids);
+		return -1;
+	}
+	resp.token_ids = ig_buf_str(&ids);
 	resp.lp_pos0 = r->seq.generated - 1;
 	resp.lp_off0 = r->echo_len + r->lp_textlen;
 	resp.role_sent = true;
@@ -219,6 +247,7 @@ static int stream_token(struct sim_req *r, struct ig_str text)
 		rc = ig_http_write(r->ex, b.ptr, b.len);
 	ig_buf_free(&b);
 	ig_buf_free(&echoed);
+	ig_buf_free(&ids);
 	return rc;
 }
 
@@ -248,7 +277,8 @@ static void respond_whole(struct sim *s, struct sim_req *r)
 	const struct sim_req *lead = r->lead ? r->lead : r;
 	int nc = nchoices_of(lead), shown = 0;
 	struct ig_buf b = {0};
-	struct ig_buf *texts = calloc((size_t)nc, sizeof *texts);
+	/* Per choice its text, then its token ids. */
+	struct ig_buf *texts = calloc((size_t)nc * 2, sizeof *texts);
 	struct ig_sim_resp *all = calloc((size_t)nc, sizeof *all);
 	struct ig_sim_resp resp;
 	int rc = texts && all ? 0 : -1;
@@ -256,8 +286,10 @@ static void respond_whole(struct sim *s, struct sim_req *r)
 		const struct sim_req *c = choice_of(lead, i);
 		if (c->hidden)
 			continue;
-		rc = answer_text(c, ig_buf_str(&c->text), &texts[shown]);
-		resp_of(c, &all[shown], ig_buf_str(&texts[shown]));
+		rc = answer_text(c, ig_buf_str(&c->text), &texts[2 * shown]);
+		rc |= gen_ids_json(c, &texts[2 * shown + 1]);
+		resp_of(c, &all[shown], ig_buf_str(&texts[2 * shown]));
+		all[shown].token_ids = ig_buf_str(&texts[2 * shown + 1]);
 		shown++;
 	}
 	if (rc == 0) {
@@ -275,7 +307,7 @@ static void respond_whole(struct sim *s, struct sim_req *r)
 	} else {
 		ig_http_respond(r->ex, 200, "application/json", b.ptr, b.len, NULL, 0);
 	}
-	for (int i = 0; texts && i < nc; i++)
+	for (int i = 0; texts && i < 2 * nc; i++)
 		ig_buf_free(&texts[i]);
 	free(texts);
 	free(all);
@@ -377,6 +409,31 @@ static struct ig_str stop_token_check(struct sim_req *r, struct ig_str word)
 		return r->include_stop ? word : (struct ig_str){"", 0};
 	}
 	return word;
+}
+
+/* ---- token ids ------------------------------------------------------------------- */
+
+/* Records the id of the token `word` (return_token_ids): the id /tokenize
+ * gives its text (a structured answer's piece: its first toy token's),
+ * and for a token without text (the end of sequence, or the one step of
+ * an echo without generation) the id of the chat template's end marker,
+ * the token that ends a turn. The text is remembered for /detokenize,
+ * which then gives the answer back from its ids. A stream keeps the
+ * step's id alone. */
+static int note_token_id(struct sim_req *r, struct ig_str word)
+{
+	uint64_t h;
+	if (ig_sim_tokenize(word, &h, 1) == 0)
+		h = ig_sim_token_id("<|im_end|>");
+	uint32_t id = ig_sim_vocab_id(h);
+	if (word.len) {
+		if (!r->sim->vocab)
+			r->sim->vocab = ig_sim_vocab_new();
+		ig_sim_vocab_note(r->sim->vocab, id, word);
+	}
+	if (r->stream)
+		r->gen_ids.len = 0;
+	return ig_buf_append(&r->gen_ids, &id, sizeof id);
 }
 
 /* ---- model callbacks ------------------------------------------------------------ */
@@ -488,6 +545,10 @@ static int on_token(void *ctx, struct ig_sim_seq *q)
 		}
 	}
 	s->stats.generation_tokens += 1;
+	if (r->return_ids && note_token_id(r, word) < 0) {
+		ig_http_abort(r->ex);
+		return -1;
+	}
 	word = stop_token_check(r, word);
 	/* The Responses API repeats the whole text when its stream ends; stop
 	 * strings are looked for in the whole text. */

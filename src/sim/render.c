@@ -333,6 +333,15 @@ static int put_message(struct ig_buf *out, const struct ig_sim_resp *c)
 	return rc | ig_buf_append_cstr(out, "}");
 }
 
+/* A list of token ids as the answer writes it: the JSON text, or null. */
+static int put_ids(struct ig_buf *out, const char *key, struct ig_str ids)
+{
+	int rc = ig_buf_printf(out, ",\"%s\":", key);
+	if (!ids.len)
+		return rc | ig_buf_append_cstr(out, "null");
+	return rc | ig_buf_append(out, ids.ptr, ids.len);
+}
+
 /* One choice object of a body sent whole. */
 static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 {
@@ -348,11 +357,11 @@ static int put_choice(struct ig_buf *out, const struct ig_sim_resp *c)
 	rc |= put_finish(out, c->finish);
 	rc |= put_stop_reason(out, c);
 	if (c->newer_keys)
-		rc |= ig_buf_append_cstr(out, ",\"token_ids\":null");
+		rc |= put_ids(out, "token_ids", c->token_ids);
 	if (c->kind == IG_SIM_COMPLETION)
 		rc |= put_prompt_logprobs(out, c);
 	if (c->kind == IG_SIM_COMPLETION && c->newer_keys)
-		rc |= ig_buf_append_cstr(out, ",\"prompt_token_ids\":null");
+		rc |= put_ids(out, "prompt_token_ids", c->prompt_ids);
 	return rc | ig_buf_append_cstr(out, "}");
 }
 
@@ -379,7 +388,7 @@ static int render_openai_full(struct ig_buf *out, const struct ig_sim_resp *r)
 	if (r->kind != IG_SIM_COMPLETION)
 		rc |= put_prompt_logprobs(out, r);
 	if (r->kind != IG_SIM_COMPLETION && r->newer_keys)
-		rc |= ig_buf_append_cstr(out, ",\"prompt_token_ids\":null");
+		rc |= put_ids(out, "prompt_token_ids", r->prompt_ids);
 	if (r->newer_keys)
 		rc |= ig_buf_append_cstr(out, ",\"kv_transfer_params\":null");
 	rc |= ig_buf_append_cstr(out, "}");
@@ -397,9 +406,10 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 		rc |= ig_buf_append_cstr(out, ",\"finish_reason\":");
 		rc |= put_finish(out, r->finish);
 		rc |= put_stop_reason(out, r);
-		if (r->newer_keys) /* dumped with exclude_unset false */
-			rc |= ig_buf_append_cstr(out,
-						 ",\"prompt_token_ids\":null,\"token_ids\":null");
+		if (r->newer_keys) { /* dumped with exclude_unset false */
+			rc |= put_ids(out, "prompt_token_ids", r->prompt_ids);
+			rc |= put_ids(out, "token_ids", r->token_ids);
+		}
 		rc |= ig_buf_append_cstr(out, "}]");
 		rc |= put_chunk_usage(out, r);
 		rc |= ig_buf_append_cstr(out, "}\n\n");
@@ -438,7 +448,7 @@ int ig_sim_render_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	/* v0.10+ sets token_ids on every content chunk (null unless
 	 * return_token_ids), so exclude_unset keeps it. */
 	if (r->newer_keys)
-		rc |= ig_buf_append_cstr(out, ",\"token_ids\":null");
+		rc |= put_ids(out, "token_ids", r->token_ids);
 	rc |= ig_buf_append_cstr(out, "}]");
 	rc |= put_chunk_usage(out, r);
 	rc |= ig_buf_append_cstr(out, "}\n\n");
@@ -461,7 +471,7 @@ int ig_sim_render_role_chunk(struct ig_buf *out, const struct ig_sim_resp *r)
 	/* v0.10+ sets the prompt's ids on the first chunk (null unless
 	 * return_token_ids). */
 	if (r->newer_keys)
-		rc |= ig_buf_append_cstr(out, ",\"prompt_token_ids\":null");
+		rc |= put_ids(out, "prompt_token_ids", r->prompt_ids);
 	rc |= ig_buf_append_cstr(out, "}\n\n");
 	return rc ? -1 : 0;
 }

@@ -2201,6 +2201,42 @@ static int read_prompt_logprobs(const struct ig_sim_config *c, struct ig_json_va
 	return 0;
 }
 
+/* vLLM's return_token_ids (completions and chat, v0.10.2 on; 0.8 has no
+ * such field and ignores it). */
+static int read_return_token_ids(const struct ig_sim_config *c, struct ig_json_value root,
+				 struct ig_sim_request *r, struct ig_sim_error *e)
+{
+	if (c->version == IG_SIM_V_0_8)
+		return 0;
+	if (opt_bool(root, "return_token_ids", &r->return_token_ids) < 0)
+		return invalid(e, "return_token_ids", "'return_token_ids' must be a boolean.");
+	return 0;
+}
+
+/* The prompt's ids as the answer lists them (prompt_token_ids), once the
+ * prompt is final: the ids /tokenize gives. vLLM's completions stream
+ * also sends them with an echo, return_token_ids or not. */
+static int write_prompt_ids(const struct ig_sim_config *c, struct ig_sim_request *r,
+			    struct ig_sim_error *e)
+{
+	bool echoed = r->kind == IG_SIM_COMPLETION && r->echo_prompt && r->stream &&
+		      c->version != IG_SIM_V_0_8;
+	if (!r->return_token_ids && !echoed)
+		return 0;
+	size_t n = ig_sim_request_nids(r);
+	const uint64_t *ids = (const uint64_t *)(const void *)r->ids.ptr;
+	int rc = 0;
+	ig_buf_init(&r->prompt_ids_json, (n + 1) * 8 + 2);
+	rc |= ig_buf_append_cstr(&r->prompt_ids_json, "[");
+	for (size_t i = 0; i < n; i++)
+		rc |= ig_buf_printf(&r->prompt_ids_json, "%s%u", i ? "," : "",
+				    ig_sim_vocab_id(ids[i]));
+	rc |= ig_buf_append_cstr(&r->prompt_ids_json, "]");
+	if (rc)
+		return reject(e, 500, "InternalServerError", NULL, "out of memory");
+	return 0;
+}
+
 /* The prompt_logprobs value, once the prompt is final (truncated). */
 static int write_prompt_logprobs(struct ig_sim_request *r, struct ig_sim_error *e)
 {
@@ -2235,7 +2271,7 @@ static int read_body(const struct ig_sim_config *c, struct ig_json_value root,
 	    read_cache_salt(c, root, e) < 0)
 		return -1;
 	if ((r->kind == IG_SIM_COMPLETION || r->kind == IG_SIM_CHAT) &&
-	    read_engine_params(c, root, r, e) < 0)
+	    (read_engine_params(c, root, r, e) < 0 || read_return_token_ids(c, root, r, e) < 0))
 		return -1;
 	switch (r->kind) {
 	case IG_SIM_COMPLETION:
@@ -2292,7 +2328,7 @@ static int parse_request_at(const struct ig_sim_config *c, enum ig_sim_kind kind
 	    check_length(c, out, asked, err) < 0 ||
 	    (out->late_error && bad_request(err, NULL, out->late_error) < 0) ||
 	    check_prompt_ids(out, err) < 0 || check_best_of(c, out, err) < 0 ||
-	    write_prompt_logprobs(out, err) < 0)
+	    write_prompt_logprobs(out, err) < 0 || write_prompt_ids(c, out, err) < 0)
 		return -1;
 	/* The engine's check, after the server's. */
 	if (out->priority != 0 && !c->priority_policy)
@@ -2433,4 +2469,5 @@ void ig_sim_request_free(struct ig_sim_request *r)
 	ig_buf_free(&r->prompt_texts);
 	ig_buf_free(&r->prompt_lp_json);
 	ig_buf_free(&r->input_buf);
+	ig_buf_free(&r->prompt_ids_json);
 }

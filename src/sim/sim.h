@@ -284,6 +284,10 @@ struct ig_sim_resp {
 	 * kv_transfer_params, token_ids, prompt_token_ids, the OpenAI
 	 * ChatMessage's fields), null unless set; 0.8 has none of them. */
 	bool newer_keys;
+	/* With newer_keys: this choice's (or chunk's) generated token ids and
+	 * the prompt's, JSON lists (empty: null), what return_token_ids asks
+	 * for. */
+	struct ig_str token_ids, prompt_ids;
 };
 
 /* The non-streamed body. -1 when out of memory (or, for embeddings, when
@@ -456,6 +460,11 @@ struct ig_sim_request {
 	int prompt_lp;
 	struct ig_buf prompt_texts;
 	struct ig_buf prompt_lp_json;
+	/* Completions and chat: vLLM's return_token_ids (the latest mode),
+	 * and the prompt's ids as a JSON list when the answer lists them
+	 * (empty otherwise). */
+	bool return_token_ids;
+	struct ig_buf prompt_ids_json;
 	/* Structured outputs (response_format, guided_json, guided_choice,
 	 * structured_outputs, Responses' text.format): the schema or the list
 	 * of choices as JSON text, into the body or into spec_buf (a schema
@@ -552,6 +561,9 @@ static inline uint32_t ig_sim_vocab_id(uint64_t id)
 struct ig_sim_vocab;
 struct ig_sim_vocab *ig_sim_vocab_new(void);
 void ig_sim_vocab_free(struct ig_sim_vocab *v);
+/* Remembers the text of a token the simulator gave out by id (an answer's
+ * token_ids), so that /detokenize gives it back. */
+void ig_sim_vocab_note(struct ig_sim_vocab *v, uint32_t id, struct ig_str text);
 
 /* The answer to a parsed /tokenize whose texts were recorded in `texts`:
  * {"count", "max_model_len", "tokens", "token_strs"}, the texts listed

@@ -78,6 +78,15 @@ struct sim_req {
 	size_t echo_len;
 	char *prompt_lp; /* prompt_logprobs as JSON text; NULL: null */
 	size_t prompt_lp_len;
+	/* return_token_ids (return_ids): the prompt's ids as a JSON list
+	 * (NULL: null; a completions stream with echo has them too), the
+	 * ids generated so far (uint32_t each; a stream keeps the last one
+	 * alone), and a completion's echo left out of the text, as vLLM
+	 * leaves it then. */
+	char *prompt_ids;
+	size_t prompt_ids_len;
+	bool return_ids, echo_hidden;
+	struct ig_buf gen_ids;
 	bool echo_only; /* max_tokens 0: the step's token is not shown */
 	/* The answer's last token (its target) is the end of sequence: it
 	 * counts but has no text. */

@@ -256,6 +256,17 @@ static int keep_api_fields(struct ig_http_exchange *ex, const struct ig_sim_requ
 		memcpy(r->prompt_lp, p->prompt_lp_json.ptr, p->prompt_lp_json.len);
 		r->prompt_lp_len = p->prompt_lp_json.len;
 	}
+	if (p->prompt_ids_json.len) {
+		if (!(r->prompt_ids = malloc(p->prompt_ids_json.len)))
+			return -1;
+		memcpy(r->prompt_ids, p->prompt_ids_json.ptr, p->prompt_ids_json.len);
+		r->prompt_ids_len = p->prompt_ids_json.len;
+	}
+	/* vLLM's completion with return_token_ids sets the echoed prompt's
+	 * text to "" (it does not detokenize it). */
+	r->return_ids = p->return_token_ids;
+	r->echo_hidden = p->return_token_ids && p->kind == IG_SIM_COMPLETION;
+	ig_buf_init(&r->gen_ids, ((size_t)p->max_tokens + 1) * sizeof(uint32_t));
 	r->include_stop = p->include_stop;
 	if (p->nstop_ids) {
 		if (!(r->stop_ids = malloc(p->stop_ids.len)))

@@ -54,6 +54,12 @@ static void remember(struct ig_sim_vocab *v, uint32_t id, const char *text, uint
 	*s = (struct vocab_slot){id, len, t};
 }
 
+void ig_sim_vocab_note(struct ig_sim_vocab *v, uint32_t id, struct ig_str text)
+{
+	if (v && text.len <= VOCAB_TEXT_MAX)
+		remember(v, id, text.ptr, (uint32_t)text.len);
+}
+
 int ig_sim_tokenize_answer(const struct ig_sim_config *c, struct ig_sim_vocab *v,
 			   const struct ig_sim_request *r, const struct ig_buf *texts, bool strs,
 			   struct ig_buf *out)

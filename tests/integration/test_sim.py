@@ -2718,6 +2718,74 @@ def test_newer_response_keys(procs):
                                                 "tool_calls"]
 
 
+def test_return_token_ids(procs):
+    """vLLM's return_token_ids (completions and chat, v0.10.2 on): a body's
+    choices carry the generated token ids and the prompt's (a completion's
+    per choice, chat's on the body); a stream puts the step's ids on each
+    chunk and the prompt's on each choice's first (a completion's) or role
+    chunk (chat's). The ids are the simulator's tokenizer's: the prompt's
+    are /tokenize's, the answer's /detokenize into its text, the end of
+    sequence is the template's end marker. An echo with them leaves the
+    prompt out of the text, as vLLM does; 0.8 has no such field."""
+    _, base = start_sim(procs)
+    _, old = start_sim(procs, "--vllm-version", "0.8")
+    prompt = "the city by the bay"
+    _, tok = post_json(base, "/tokenize", {"prompt": prompt})
+
+    def detok(ids):
+        status, r = post_json(base, "/detokenize", {"tokens": ids})
+        assert status == 200, r
+        return r["prompt"]
+
+    body = {"prompt": prompt, "max_tokens": 6, "return_token_ids": True, "temperature": 0}
+    status, r = post_json(base, "/v1/completions", body)
+    assert status == 200
+    c = r["choices"][0]
+    assert c["prompt_token_ids"] == tok["tokens"]
+    assert len(c["token_ids"]) == r["usage"]["completion_tokens"] == 6
+    assert detok(c["token_ids"]) == c["text"]
+    chunks = data_events(base, "/v1/completions", dict(body, stream=True))
+    assert chunks[0]["choices"][0]["prompt_token_ids"] == tok["tokens"]
+    assert all(k["choices"][0]["prompt_token_ids"] is None for k in chunks[1:])
+    assert [i for k in chunks for i in k["choices"][0]["token_ids"]] == c["token_ids"]
+    # Several prompts and choices: each choice its own prompt's ids.
+    status, r = post_json(base, "/v1/completions", dict(body, prompt=[prompt, "a b"], n=2))
+    assert [ch["prompt_token_ids"] for ch in r["choices"]] == [tok["tokens"]] * 2 + \
+        [post_json(base, "/tokenize", {"prompt": "a b"})[1]["tokens"]] * 2
+    # With echo the text is the answer alone.
+    status, r = post_json(base, "/v1/completions", dict(body, echo=True))
+    assert r["choices"][0]["text"] == c["text"]
+    status, r = post_json(base, "/v1/completions", dict(body, echo=True, return_token_ids=False))
+    assert r["choices"][0]["text"] == prompt + c["text"]
+    assert r["choices"][0]["token_ids"] is None
+    # vLLM's echoing stream sends the prompt's ids with the echo anyway.
+    chunks = data_events(base, "/v1/completions",
+                         dict(body, echo=True, return_token_ids=False, stream=True))
+    assert chunks[0]["choices"][0]["text"].startswith(prompt)
+    assert chunks[0]["choices"][0]["prompt_token_ids"] == tok["tokens"]
+    assert chunks[0]["choices"][0]["token_ids"] is None
+    # Chat: the templated prompt's ids, the answer ending on the end marker.
+    msgs = [{"role": "user", "content": prompt}]
+    _, ctok = post_json(base, "/tokenize", {"messages": msgs})
+    chat = {"messages": msgs, "return_token_ids": True, "temperature": 0}
+    status, r = post_json(base, "/v1/chat/completions", chat)
+    assert status == 200 and r["choices"][0]["finish_reason"] == "stop"
+    assert r["prompt_token_ids"] == ctok["tokens"]
+    ids = r["choices"][0]["token_ids"]
+    assert len(ids) == r["usage"]["completion_tokens"]
+    assert ids[-1] == ctok["tokens"][len(tok["tokens"]) + 3]  # <|im_end|>
+    assert detok(ids[:-1]) == r["choices"][0]["message"]["content"]
+    chunks = data_events(base, "/v1/chat/completions", dict(chat, stream=True))
+    assert chunks[0]["prompt_token_ids"] == ctok["tokens"]
+    assert [i for k in chunks[1:] for i in k["choices"][0]["token_ids"]] == ids
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    status, e = post_json(base, "/v1/chat/completions", dict(chat, return_token_ids="maybe"))
+    assert status == 400 and e["error"]["param"] == "body.return_token_ids", e
+    # 0.8: an unknown field, ignored.
+    status, r = post_json(old, "/v1/completions", body)
+    assert status == 200 and "token_ids" not in r["choices"][0]
+
+
 def test_reasoning_key(procs):
     """The message's reasoning: vLLM 0.8 to v0.11.0 name it reasoning_content,
     v0.11.1 writes reasoning beside it (vllm-project/vllm#27752) and the

@@ -306,6 +306,41 @@ static void test_render_completion(void **state)
 	ig_buf_free(&b);
 }
 
+/* return_token_ids: the lists in the newer keys' places, null without. */
+static void test_render_token_ids(void **state)
+{
+	struct ig_buf b = {0};
+	struct ig_sim_resp r = {
+	    .kind = IG_SIM_COMPLETION,
+	    .id = IG_STR("cmpl-1"),
+	    .created = 5,
+	    .model = IG_STR("m"),
+	    .text = IG_STR(" x"),
+	    .newer_keys = true,
+	    .token_ids = IG_STR("[7]"),
+	    .prompt_ids = IG_STR("[1,2]"),
+	};
+	render(&b, ig_sim_render_chunk, &r);
+	assert_non_null(strstr(b.ptr, ",\"stop_reason\":null,\"prompt_token_ids\":[1,2],"
+				      "\"token_ids\":[7]}],\"usage\":null}"));
+	render(&b, ig_sim_render_full, &r);
+	assert_non_null(strstr(b.ptr, "\"token_ids\":[7],\"prompt_logprobs\":null,"
+				      "\"prompt_token_ids\":[1,2]}]"));
+	r.kind = IG_SIM_CHAT;
+	r.id = IG_STR("chatcmpl-1");
+	render(&b, ig_sim_render_full, &r);
+	assert_non_null(strstr(b.ptr, "\"stop_reason\":null,\"token_ids\":[7]}]"));
+	assert_non_null(strstr(b.ptr, "\"prompt_logprobs\":null,\"prompt_token_ids\":[1,2],"));
+	render(&b, ig_sim_render_role_chunk, &r);
+	assert_non_null(strstr(b.ptr, "\"finish_reason\":null}],\"prompt_token_ids\":[1,2]}"));
+	render(&b, ig_sim_render_chunk, &r);
+	assert_non_null(strstr(b.ptr, "\"finish_reason\":null,\"token_ids\":[7]}]}"));
+	r.token_ids = (struct ig_str){0};
+	render(&b, ig_sim_render_chunk, &r);
+	assert_non_null(strstr(b.ptr, "\"token_ids\":null}]}"));
+	ig_buf_free(&b);
+}
+
 static void test_render_chat(void **state)
 {
 	struct ig_buf b = {0};
@@ -2349,6 +2384,7 @@ int main(void)
 	    cmocka_unit_test(test_lora_module_items),
 	    cmocka_unit_test(test_adapters_runtime),
 	    cmocka_unit_test(test_render_completion),
+	    cmocka_unit_test(test_render_token_ids),
 	    cmocka_unit_test(test_render_chat),
 	    cmocka_unit_test(test_py_float),
 	    cmocka_unit_test(test_render_error),
