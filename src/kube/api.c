@@ -33,6 +33,7 @@ struct req {
 	struct ig_kube_req pub; /* first: callbacks get &pub */
 	CURL *easy;
 	struct curl_slist *headers;
+	struct curl_slist *connect_to; /* tls-server-name's redirection, or NULL */
 	char *send;
 	struct ig_buf buf;
 	ig_kube_line_fn on_line;
@@ -145,6 +146,7 @@ static void req_free(struct ig_kube_api *a, struct req *r)
 		r->on_drop(r->pub.data);
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
+	curl_slist_free_all(r->connect_to);
 	free(r->send);
 	ig_buf_free(&r->buf);
 	free(r);
@@ -356,6 +358,14 @@ static int set_message(struct ig_kube_api *a, struct req *r, const struct ig_kub
 	r->headers = curl_slist_append(NULL, "Accept: application/json");
 	if (!r->headers || add_auth(a, r) < 0)
 		return -1;
+	if (a->creds.connect_to) {
+		char host[300];
+		snprintf(host, sizeof host, "Host: %s", a->creds.hostport);
+		struct curl_slist *l = curl_slist_append(r->headers, host);
+		if (!l)
+			return -1;
+		r->headers = l;
+	}
 	if (o->method && strcmp(o->method, "GET"))
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
 	if (o->body) {
@@ -391,10 +401,22 @@ struct ig_kube_req *ig_kube_request(struct ig_kube_api *a, const char *path,
 	ig_buf_init(&r->buf, o->max_body ? o->max_body : DEFAULT_MAX_BODY);
 	r->easy = curl_easy_init();
 	char *url = NULL;
-	if (!r->easy || asprintf(&url, "%s%s", a->creds.server, path) < 0)
+	const struct ig_kube_creds *c = &a->creds;
+	if (!r->easy || asprintf(&url, "%s%s", c->url_base ? c->url_base : c->server, path) < 0)
 		goto fail;
 	set_transfer(r, url, o->timeout_ms);
 	set_tls(a, r->easy);
+	if (c->connect_to) {
+		/* The URL names tls-server-name (checked against the
+		 * certificate, sent as SNI); the connection goes to server's
+		 * address, and Host names it, as client-go sends it. */
+		r->connect_to = curl_slist_append(NULL, c->connect_to);
+		if (!r->connect_to)
+			goto fail;
+		curl_easy_setopt(r->easy, CURLOPT_CONNECT_TO, r->connect_to);
+	}
+	if (c->proxy_url)
+		curl_easy_setopt(r->easy, CURLOPT_PROXY, c->proxy_url);
 	free(url); /* curl keeps a copy */
 	if (set_message(a, r, o) < 0)
 		goto fail;
@@ -411,6 +433,7 @@ struct ig_kube_req *ig_kube_request(struct ig_kube_api *a, const char *path,
 fail:
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
+	curl_slist_free_all(r->connect_to);
 	free(r->send);
 	ig_buf_free(&r->buf);
 	free(r);

@@ -1,7 +1,8 @@
 /* Finding the API server and the credentials for it. kubeconfig files are
  * read with libyaml into jansson values; only what a client needs is
  * taken: the current context's cluster (server, certificate-authority,
- * certificate-authority-data, insecure-skip-tls-verify) and user (token,
+ * certificate-authority-data, insecure-skip-tls-verify, tls-server-name,
+ * proxy-url) and user (token,
  * tokenFile, client-certificate(-data), client-key(-data)). Exec and auth
  * provider plugins are refused with a message: they run other programs;
  * so is basic auth (username/password), which Kubernetes no longer
@@ -153,6 +154,43 @@ static const char *file_of(json_t *entry, const char *path)
 	return f ? f : path;
 }
 
+/* A cluster's tls-server-name and proxy-url, as client-go reads them. */
+static int cluster_extras(struct ig_kube_creds *c, json_t *cl, char *err, size_t errlen)
+{
+	const char *name = str(cl, "tls-server-name");
+	const char *proxy = str(cl, "proxy-url");
+	if (proxy && *proxy) {
+		static const char *const schemes[] = {"http://", "https://", "socks5://"};
+		bool ok = false;
+		for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+			ok |= !strncmp(proxy, schemes[i], strlen(schemes[i]));
+		if (!ok) {
+			snprintf(err, errlen,
+				 "%s: proxy-url %s: the scheme must be http, https or socks5",
+				 c->source, proxy);
+			return -1;
+		}
+		if (!(c->proxy_url = strdup(proxy)))
+			return -1;
+	}
+	if (!name || !*name)
+		return 0;
+	if (strpbrk(name, ":/[] \t")) {
+		snprintf(err, errlen, "%s: tls-server-name '%s' is not a host name", c->source,
+			 name);
+		return -1;
+	}
+	/* hostport always ends in :PORT (set_server adds 443); the path of
+	 * server follows it. */
+	const char *colon = strrchr(c->hostport, ':');
+	const char *prefix = c->server + strlen("https://") + strlen(c->hostport);
+	if (!(c->tls_server_name = strdup(name)) ||
+	    asprintf(&c->url_base, "https://%s%s%s", name, colon, prefix) < 0 ||
+	    asprintf(&c->connect_to, "%s%s:%s", name, colon, c->hostport) < 0)
+		return -1;
+	return 0;
+}
+
 static int from_kubeconfig(json_t *root, const char *path, struct ig_kube_creds *c, char *err,
 			   size_t errlen)
 {
@@ -174,6 +212,8 @@ static int from_kubeconfig(json_t *root, const char *path, struct ig_kube_creds 
 		return -1;
 	c->ns = dupz(str(ctx, "namespace"));
 	c->insecure = json_is_true(json_object_get(cl, "insecure-skip-tls-verify"));
+	if (cluster_extras(c, cl, err, errlen) < 0)
+		return -1;
 	c->ca_file = rel_path(file_of(cl, path), str(cl, "certificate-authority"));
 	if (take_data(str(cl, "certificate-authority-data"), &c->ca_pem, &c->ca_len,
 		      "certificate-authority-data", c, err, errlen) < 0)
@@ -390,6 +430,10 @@ void ig_kube_creds_free(struct ig_kube_creds *c)
 		explicit_bzero(c->token, strlen(c->token));
 	free(c->server);
 	free(c->hostport);
+	free(c->tls_server_name);
+	free(c->url_base);
+	free(c->connect_to);
+	free(c->proxy_url);
 	free(c->source);
 	free(c->ca_file);
 	free(c->ca_pem);

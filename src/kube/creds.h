@@ -18,6 +18,12 @@ struct ig_kube_creds {
 	char *ca_pem;
 	size_t ca_len;
 	bool insecure; /* insecure-skip-tls-verify (kubeconfig only) */
+	/* tls-server-name: the name the server's certificate is checked
+	 * against (and sent as SNI) in place of server's host. With it,
+	 * requests go to url_base (that name) and connect_to (curl's
+	 * "NAME:PORT:HOST:PORT") takes them to server's address. */
+	char *tls_server_name, *url_base, *connect_to;
+	char *proxy_url; /* proxy-url: http, https or socks5; NULL: the environment's */
 	/* Client certificate and key: files or PEM bytes. */
 	char *cert_file, *key_file;
 	char *cert_pem, *key_pem;

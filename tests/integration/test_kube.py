@@ -940,6 +940,103 @@ def test_client_certificate_and_inline_data(kube):
     k.stop()
 
 
+def kubeconfig_with(k, name, **cluster):
+    """The stand-in's kubeconfig with more fields in its cluster."""
+    path = k.api.kubeconfig(os.path.join(k.tmp, name))
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["clusters"][0]["cluster"].update(cluster)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return path
+
+
+def test_tls_server_name(kube):
+    """A cluster's tls-server-name is the name the server's certificate is
+    checked against, in place of the server URL's host (kubectl's and
+    client-go's ServerName): a name the certificate has works, one it
+    lacks is refused although the URL's address is in the certificate;
+    the requests still name the server's address as Host."""
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    bad = kubeconfig_with(k, "wrong-name", **{"tls-server-name": "wrong.example"})
+    k.start_gateway(kubeconfig=bad, wait=False)
+    time.sleep(1.5)
+    assert not k.infergate_requests(), k.infergate_requests()
+    lines = [l for l in k.log().splitlines() if "error kube:" in l]
+    assert len(lines) == 1 and k.api.hostport in lines[0], k.log()
+    k.gw.send_signal(signal.SIGTERM)
+    k.gw.wait(timeout=15)
+    good = kubeconfig_with(k, "right-name", **{"tls-server-name": "localhost"})
+    k.start_gateway(kubeconfig=good)
+    k.wait_endpoints([k.endpoint(0)])
+    status, _, r = served_by(k)
+    assert status == 200, r
+    k.stop()
+
+
+def test_proxy_url(kube, procs):
+    """A cluster's proxy-url: every request goes through that HTTP proxy
+    (CONNECT to the server), as client-go sends them."""
+    import threading
+    k = kube
+    k.apply_seed()
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    phost = unique_loopback()
+    lsock = socket.socket()
+    lsock.bind((phost, 0))
+    lsock.listen(16)
+    seen = []
+
+    def pump(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                d = c.recv(4096)
+                if not d:
+                    break
+                head += d
+            line = head.split(b"\r\n")[0].decode()
+            seen.append(line)
+            target = line.split()[1]
+            host, port = target.rsplit(":", 1)
+            up = socket.create_connection((host, int(port)))
+            c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            threading.Thread(target=pump, args=(c, up), daemon=True).start()
+            threading.Thread(target=pump, args=(up, c), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        kc = kubeconfig_with(k, "proxied",
+                             **{"proxy-url": "http://%s:%d" % lsock.getsockname()})
+        k.start_gateway(kubeconfig=kc)
+        k.wait_endpoints([k.endpoint(0)])
+        assert seen and all(l == "CONNECT %s HTTP/1.1" % k.api.hostport for l in seen), seen
+        k.stop()
+    finally:
+        lsock.close()
+
+
 def test_untrusted_server_certificate(kube, tmp_path):
     """TLS is verified: a CA that did not sign the server's certificate
     gives one error line naming the server, and nothing is served."""

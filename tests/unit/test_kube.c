@@ -228,6 +228,63 @@ static void test_kubeconfig_merge(void **state)
 	unsetenv("KUBECONFIG");
 }
 
+/* tls-server-name: requests go to a URL that names it (the certificate
+ * is checked against it, SNI says it) and curl connects them to server's
+ * address; a server path stays behind it. proxy-url: taken when its
+ * scheme is one client-go knows. */
+static void test_server_name_and_proxy(void **state)
+{
+	(void)state;
+	struct ig_kube_creds c;
+	char err[256];
+	const char *p =
+	    write_file("kc-sn", "current-context: a\n"
+				"clusters: [{name: c, cluster: {server: "
+				"'https://10.0.0.1:6443/k8s/x', tls-server-name: "
+				"api.internal, proxy-url: 'socks5://127.0.0.1:1080'}}]\n"
+				"contexts: [{name: a, context: {cluster: c}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), 0);
+	assert_string_equal(c.server, "https://10.0.0.1:6443/k8s/x");
+	assert_string_equal(c.url_base, "https://api.internal:6443/k8s/x");
+	assert_string_equal(c.connect_to, "api.internal:6443:10.0.0.1:6443");
+	assert_string_equal(c.proxy_url, "socks5://127.0.0.1:1080");
+	ig_kube_creds_free(&c);
+
+	p = write_file("kc-sn2", "current-context: a\n"
+				 "clusters: [{name: c, cluster: {server: 'https://[::1]'}}]\n"
+				 "contexts: [{name: a, context: {cluster: c}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), 0);
+	assert_null(c.url_base);
+	assert_null(c.connect_to);
+	assert_null(c.proxy_url);
+	ig_kube_creds_free(&c);
+
+	p = write_file("kc-sn3", "current-context: a\n"
+				 "clusters: [{name: c, cluster: {server: 'https://[::1]', "
+				 "tls-server-name: k8s}}]\n"
+				 "contexts: [{name: a, context: {cluster: c}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), 0);
+	assert_string_equal(c.url_base, "https://k8s:443");
+	assert_string_equal(c.connect_to, "k8s:443:[::1]:443");
+	ig_kube_creds_free(&c);
+
+	p = write_file("kc-sn4", "current-context: a\n"
+				 "clusters: [{name: c, cluster: {server: 'https://h', "
+				 "proxy-url: 'ftp://p:21'}}]\n"
+				 "contexts: [{name: a, context: {cluster: c}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "proxy-url ftp://p:21"));
+	ig_kube_creds_free(&c);
+
+	p = write_file("kc-sn5", "current-context: a\n"
+				 "clusters: [{name: c, cluster: {server: 'https://h', "
+				 "tls-server-name: 'a/b'}}]\n"
+				 "contexts: [{name: a, context: {cluster: c}}]\n");
+	assert_int_equal(ig_kube_creds_from_file(p, &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "is not a host name"));
+	ig_kube_creds_free(&c);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/test_kube.XXXXXX");
@@ -237,7 +294,7 @@ int main(void)
 	    cmocka_unit_test(test_current_context),  cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_data_loose),	     cmocka_unit_test(test_search_order),
 	    cmocka_unit_test(test_server_path),	     cmocka_unit_test(test_basic_auth_refused),
-	    cmocka_unit_test(test_kubeconfig_merge),
+	    cmocka_unit_test(test_kubeconfig_merge), cmocka_unit_test(test_server_name_and_proxy),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[128];
