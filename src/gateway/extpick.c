@@ -24,6 +24,17 @@
  *     come; the one with end_of_stream ends the response
  *   the stream is half-closed when the response ends.
  *
+ * A body answer without a body mutation (an empty BodyResponse, or a
+ * CommonResponse that changes no body) is taken as "this message's body,
+ * unchanged", on either path: GIE v1.6's conformance picker (lwepp) gives
+ * every body message such an answer, in the request's case before or
+ * after its headers answer. Envoy in FULL_DUPLEX_STREAMED calls it
+ * spurious because it drained the chunk; the gateway holds the request's
+ * body anyway and keeps each response chunk until it is answered, so
+ * nothing is lost. A picker answers a direction's body one way: mixing
+ * the two, or more unchanged answers than messages sent, is refused, as
+ * is a plain body or clear_body (spec/extproc.md §5.3).
+ *
  * Each answer must come within --epp-timeout (in the response body: while
  * the picker holds more than a window of it, or after its end went). An
  * immediate_response is the client's answer, with its status, body and
@@ -58,6 +69,22 @@
 #define MAX_CHANNELS 32
 #define LINGER_MS 5000
 
+/* How a picker gives a body back: in streamed_response pieces (any
+ * count), or with an answer without a body mutation for each message,
+ * which leaves that message's bytes as they were. */
+enum xp_style {
+	XP_STYLE_UNKNOWN,
+	XP_STYLE_STREAMED,
+	XP_STYLE_UNCHANGED,
+};
+
+/* A response body message kept for its answer: its length and whether it
+ * had end_of_stream; its bytes follow. */
+struct kept_head {
+	uint32_t len;
+	uint32_t eos;
+};
+
 enum xp_phase {
 	XP_REQUEST,  /* waiting for the headers answer, then the body */
 	XP_SENT,     /* the request went to a pod */
@@ -74,6 +101,11 @@ struct xp_call {
 	struct ig_timer timer;
 	enum xp_phase phase;
 	bool headers_answered, call_done, fail_open;
+	/* How the picker gives each direction's body back, known from its
+	 * first body answer there (see the top of the file). */
+	enum xp_style req_style, resp_style;
+	/* Request body messages sent, and "unchanged" answers taken. */
+	size_t req_msgs, req_unchanged;
 	/* The body the picker sends back lands in the request's arena, in
 	 * room made for the client's body's length and some (the model may
 	 * change), so that the request sends it from where it landed; a body
@@ -93,8 +125,13 @@ struct xp_call {
 	/* The response's body goes through the picker (it has one); its end
 	 * went; bytes of it the picker has not given back yet, and whether
 	 * the pod's side is paused because they are over the window. */
-	bool resp_body, resp_eos_sent, window_paused;
+	bool resp_body, resp_eos_sent, window_paused, kept_over;
 	size_t resp_out;
+	/* While the response body may come back as "unchanged" answers: each
+	 * response body message sent and not answered, as a struct
+	 * kept_head and its bytes, the oldest at resp_kept_off. */
+	struct ig_buf resp_kept;
+	size_t resp_kept_off;
 	struct xp_call *next, *prev; /* the worker's live calls */
 };
 
@@ -205,6 +242,7 @@ static void xp_free(struct xp_call *x)
 		x->next->prev = x->prev;
 	ig_timer_stop(&x->w->loop, &x->timer);
 	ig_buf_free(&x->body);
+	ig_buf_free(&x->resp_kept);
 	free(x->endpoints);
 	free(x->path);
 	for (size_t i = 0; i < x->nset; i++) {
@@ -386,7 +424,9 @@ static void on_timeout(struct ig_loop *loop, struct ig_timer *t)
 		xp_free(x);
 		return;
 	}
-	picker_failed(x, IG_GRPC_DEADLINE_EXCEEDED, "no answer within --epp-timeout");
+	picker_failed(x, IG_GRPC_DEADLINE_EXCEEDED,
+		      x->kept_over ? "a response body piece over what the gateway keeps for it"
+				   : "no answer within --epp-timeout");
 }
 
 static void arm(struct xp_call *x)
@@ -471,9 +511,12 @@ static void dispatch(struct xp_call *x)
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return;
 	}
-	/* The picker's body replaces the client's (its model may differ). */
+	/* The picker's body replaces the client's (its model may differ),
+	 * unless it answered each piece "unchanged". */
 	struct ig_str body = {x->land, x->land_len};
-	if (!x->land) {
+	if (x->req_style == XP_STYLE_UNCHANGED) {
+		body = ig_buf_str(&p->ex->body);
+	} else if (!x->land) {
 		char *copy = ig_arena_alloc(p->ex->arena, x->body.len + 1);
 		if (!copy) {
 			ig_req_fail(p, 500, "server_error", NULL, "out of memory");
@@ -593,6 +636,44 @@ static size_t resp_window(const struct xp_call *x)
 	return x->w->gw->opt.http.max_body_bytes;
 }
 
+/* What the picker holds of the response body: the bytes it has not given
+ * back, or, while they are kept for "unchanged" answers, what keeping
+ * them takes, whichever is more. The window applies to it. */
+static size_t resp_held(const struct xp_call *x)
+{
+	size_t kept = x->resp_kept.len - x->resp_kept_off;
+	return kept > x->resp_out ? kept : x->resp_out;
+}
+
+/* Drops the kept messages answered already: all of them at once, or
+ * once they are most of the buffer (so that a picker answering behind
+ * costs no copy per answer). */
+static void compact_kept(struct xp_call *x)
+{
+	if (x->resp_kept_off == x->resp_kept.len) {
+		x->resp_kept.len = x->resp_kept_off = 0;
+	} else if (x->resp_kept_off > x->resp_kept.len / 2) {
+		ig_buf_consume(&x->resp_kept, x->resp_kept_off);
+		x->resp_kept_off = 0;
+	}
+}
+
+/* A response body message goes to the picker: while it may answer
+ * "unchanged", its bytes are kept until that answer. 0, or -1 when they
+ * do not fit under the buffer's ceiling. */
+static int keep_resp(struct xp_call *x, const char *data, size_t len, bool eos)
+{
+	if (x->resp_style == XP_STYLE_STREAMED)
+		return 0;
+	compact_kept(x);
+	struct kept_head h = {.len = (uint32_t)len, .eos = eos};
+	if (len > UINT32_MAX || ig_buf_reserve(&x->resp_kept, sizeof h + len) < 0)
+		return -1;
+	ig_buf_append(&x->resp_kept, &h, sizeof h);
+	ig_buf_append(&x->resp_kept, data, len);
+	return 0;
+}
+
 /* The response body's end goes to the picker, which owes its last answer
  * from now (within --epp-timeout). A failed send ends the call: on_done
  * cuts the response. */
@@ -602,7 +683,7 @@ static void send_resp_end(struct xp_call *x)
 		return;
 	const struct ig_xp_request_out m = {
 	    .kind = IG_XP_REQ_RESPONSE_BODY, .body = {"", 0}, .end_of_stream = true};
-	if (x->call && !x->call_done && send_msg(x, &m) == 0)
+	if (x->call && !x->call_done && keep_resp(x, "", 0, true) == 0 && send_msg(x, &m) == 0)
 		x->resp_eos_sent = true;
 	arm(x);
 }
@@ -673,19 +754,21 @@ bool ig_req_extpick_takes_body(const struct ig_req *p)
 	return p->xp && p->xp->resp_body;
 }
 
-static void take_resp_body(struct xp_call *x, const struct ig_xp_response *r)
+/* Bytes of the response body the picker gave back: the client's, written
+ * at once; eos (after ours) ends the response. */
+static void take_resp_body(struct xp_call *x, struct ig_str bytes, bool eos)
 {
 	struct ig_req *p = x->p;
-	if (r->streamed_eos && !x->resp_eos_sent) {
+	if (eos && !x->resp_eos_sent) {
 		picker_failed(x, IG_GRPC_INTERNAL, "end_of_stream before the response body's end");
 		return;
 	}
-	size_t n = r->streamed_body.len;
+	size_t n = bytes.len;
 	x->resp_out = x->resp_out > n ? x->resp_out - n : 0;
-	int rc = n ? ig_http_write(p->ex, r->streamed_body.ptr, n) : 0;
+	int rc = n ? ig_http_write(p->ex, bytes.ptr, n) : 0;
 	if (rc < 0)
 		return; /* the client is gone: its on_abort ends the request */
-	if (r->streamed_eos) {
+	if (eos) {
 		ig_timer_stop(&x->w->loop, &x->timer);
 		x->phase = XP_PASSED;
 		ig_req_relay_end(p);
@@ -698,11 +781,46 @@ static void take_resp_body(struct xp_call *x, const struct ig_xp_response *r)
 	if (rc == 1 && p->up) {
 		/* The client is full: the pod waits for on_client_writable. */
 		ig_http_client_pause(p->up, true);
-	} else if (x->window_paused && x->resp_out <= resp_window(x) / 2 && p->up) {
+	} else if (x->window_paused && resp_held(x) <= resp_window(x) / 2 && p->up) {
 		x->window_paused = false;
 		ig_timer_stop(&x->w->loop, &x->timer);
 		ig_http_client_pause(p->up, false); /* may feed us again: last */
 	}
+}
+
+/* A response body answer in the picker's style, the first one setting
+ * it: a streamed_response piece, or "unchanged" for the oldest message
+ * not answered yet, whose kept bytes go to the client. */
+static void take_resp_answer(struct xp_call *x, const struct ig_xp_response *r)
+{
+	enum xp_style style = r->has_streamed ? XP_STYLE_STREAMED : XP_STYLE_UNCHANGED;
+	if (x->resp_style != XP_STYLE_UNKNOWN && x->resp_style != style) {
+		picker_failed(x, IG_GRPC_INTERNAL,
+			      "response body answers both streamed and unchanged");
+		return;
+	}
+	x->resp_style = style;
+	if (style == XP_STYLE_STREAMED) {
+		/* Nothing will be answered "unchanged": the copies go. */
+		ig_buf_free(&x->resp_kept);
+		x->resp_kept_off = 0;
+		take_resp_body(x, r->streamed_body, r->streamed_eos);
+		return;
+	}
+	struct kept_head h;
+	compact_kept(x);
+	if (x->resp_kept.len - x->resp_kept_off < sizeof h) {
+		picker_failed(x, IG_GRPC_INTERNAL,
+			      "more response body answers than response body messages");
+		return;
+	}
+	memcpy(&h, x->resp_kept.ptr + x->resp_kept_off, sizeof h);
+	struct ig_str bytes = {x->resp_kept.ptr + x->resp_kept_off + sizeof h, h.len};
+	x->resp_kept_off += sizeof h + h.len;
+	/* The bytes stay where they are until the next message is kept or
+	 * answered (compact_kept): ig_http_write copies what the socket does
+	 * not take, and the call may be gone when it returns. */
+	take_resp_body(x, bytes, h.eos);
 }
 
 /* An immediate_response before anything of the response went to the
@@ -735,6 +853,29 @@ static void respond_immediate(struct xp_call *x, const struct ig_xp_response *r)
 	ig_http_respond(p->ex, r->immediate_status, ct, r->immediate_body.ptr,
 			r->immediate_body.len, h, n);
 	ig_req_finish(p);
+}
+
+/* A request body answer without a body mutation: the message it answers
+ * goes to the pod as the client sent it. Once every message sent has such
+ * an answer and the headers have theirs, the request goes. */
+static void take_req_unchanged(struct xp_call *x)
+{
+	if (x->req_style == XP_STYLE_STREAMED) {
+		picker_failed(x, IG_GRPC_INTERNAL,
+			      "request body answers both streamed and unchanged");
+		return;
+	}
+	if (x->req_unchanged == x->req_msgs) {
+		picker_failed(x, IG_GRPC_INTERNAL,
+			      "more request body answers than request body messages");
+		return;
+	}
+	x->req_style = XP_STYLE_UNCHANGED;
+	x->req_unchanged++;
+	if (x->headers_answered && x->req_unchanged == x->req_msgs)
+		dispatch(x);
+	else
+		arm(x);
 }
 
 static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, void *data)
@@ -777,21 +918,31 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 				picker_failed(x, IG_GRPC_INTERNAL, "out of memory");
 				return;
 			}
-			if (!p->ex->body.len)
-				dispatch(x); /* no body: nothing more comes */
+			/* No body, or every piece of it answered "unchanged"
+			 * already: nothing more comes. */
+			if (!p->ex->body.len ||
+			    (x->req_style == XP_STYLE_UNCHANGED && x->req_unchanged == x->req_msgs))
+				dispatch(x);
 			else
 				arm(x);
-		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && x->headers_answered &&
-			   !r.has_streamed) {
-			/* In FULL_DUPLEX_STREAMED every body answer carries a
-			 * streamed_response; an empty one, a plain body or
-			 * clear_body is spurious and Envoy fails the stream at
-			 * once (spec/extproc.md §5.3, §7). */
+		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && (r.has_body || r.clear_body)) {
+			/* In FULL_DUPLEX_STREAMED a body answer may not replace
+			 * or clear the body outside streamed_response: Envoy
+			 * fails the stream at once (spec/extproc.md §5.3, §7). */
 			ig_xp_response_free(&r);
 			picker_failed(x, IG_GRPC_INTERNAL,
 				      "a request body answer without streamed_response");
 			return;
+		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && !r.has_streamed) {
+			take_req_unchanged(x);
+		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && x->headers_answered &&
+			   x->req_style == XP_STYLE_UNCHANGED) {
+			ig_xp_response_free(&r);
+			picker_failed(x, IG_GRPC_INTERNAL,
+				      "request body answers both streamed and unchanged");
+			return;
 		} else if (r.kind == IG_XP_RESP_REQUEST_BODY && x->headers_answered) {
+			x->req_style = XP_STYLE_STREAMED;
 			if (take_body(x, r.streamed_body) < 0) {
 				ig_xp_response_free(&r);
 				picker_failed(x, IG_GRPC_RESOURCE_EXHAUSTED,
@@ -813,11 +964,11 @@ static void on_message(struct ig_grpc_call *c, const uint8_t *msg, size_t len, v
 			pass_response(x, &r);
 		break;
 	case XP_BODY:
-		if (r.kind == IG_XP_RESP_RESPONSE_BODY && r.has_streamed) {
-			take_resp_body(x, &r);
+		if (r.kind == IG_XP_RESP_RESPONSE_BODY && !r.has_body && !r.clear_body) {
+			take_resp_answer(x, &r);
 		} else if (r.kind != IG_XP_RESP_RESPONSE_TRAILERS) {
-			/* FULL_DUPLEX_STREAMED takes nothing but streamed
-			 * pieces here (§5.3): Envoy resets the stream. */
+			/* Nothing but body pieces, streamed or unchanged, is
+			 * taken here (§5.3): Envoy resets the stream. */
 			ig_xp_response_free(&r);
 			picker_failed(x, IG_GRPC_INTERNAL,
 				      "an answer out of order during the response body");
@@ -941,6 +1092,7 @@ int ig_req_extpick(struct ig_req *p)
 					       .body = {body->ptr + off, len},
 					       .end_of_stream = off + len == body->len};
 		rc = send_msg(x, &bm);
+		x->req_msgs++;
 		off += len;
 	}
 	if (rc < 0) {
@@ -997,6 +1149,9 @@ bool ig_req_extpick_hold(struct ig_req *p, struct ig_http_client *c,
 	if (send_msg(x, &m) < 0)
 		return false;
 	x->resp_body = !bodyless;
+	/* The window bounds what is kept (resp_held); the ceiling leaves room
+	 * for the message that crosses it. */
+	ig_buf_init(&x->resp_kept, 2 * resp_window(x) + 65536);
 	x->phase = XP_RESPONSE;
 	ig_http_client_pause(c, true);
 	arm(x);
@@ -1028,14 +1183,25 @@ int ig_req_extpick_body(struct ig_req *p, const char *data, size_t len, bool las
 		return 0;
 	const struct ig_xp_request_out m = {
 	    .kind = IG_XP_REQ_RESPONSE_BODY, .body = {data, len}, .end_of_stream = last};
-	if (!x->call || x->call_done || send_msg(x, &m) < 0)
+	if (!x->call || x->call_done)
+		return 1;
+	if (keep_resp(x, data, len, last) < 0) {
+		/* Past the ceiling (a single piece larger than the window):
+		 * the call ends, and its timer cuts the response at once. */
+		ig_grpc_call_cancel(x->call);
+		x->call = NULL;
+		x->call_done = x->kept_over = true;
+		ig_timer_start(&x->w->loop, &x->timer, 0, on_timeout, x);
+		return 1;
+	}
+	if (send_msg(x, &m) < 0)
 		return 1;
 	x->resp_out += len;
 	if (last) {
 		x->resp_eos_sent = true;
 		arm(x);
 	}
-	if (x->resp_out > resp_window(x)) {
+	if (resp_held(x) > resp_window(x)) {
 		x->window_paused = true;
 		arm(x);
 		return 1;

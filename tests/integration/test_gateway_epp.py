@@ -103,7 +103,10 @@ class FakePicker:
     rewritten model back), "resp-imm" answers the response headers with an
     immediate 403. "body-empty", "body-plain" and "body-clear" answer the
     request body with an empty BodyResponse, a plain body mutation and
-    clear_body (spurious in FULL_DUPLEX_STREAMED). `pick`, when set, is
+    clear_body (the last two spurious in FULL_DUPLEX_STREAMED);
+    "body-mixed" sends a streamed_response piece before the empty answer,
+    "body-extra" the empty answer twice before the headers answer.
+    `pick`, when set, is
     the header's value in place of the selection; `mutation` (a list of
     (name, raw_value, value)) and `remove` are more of the headers
     answer's header mutation."""
@@ -196,15 +199,28 @@ class FakePicker:
                         sr.end_of_stream = i + 3000 >= len(out)
                         yield r
                 elif req.request_body.end_of_stream and self.mode.startswith("body-"):
-                    yield self.answer_headers(hdrs)
+                    if self.mode != "body-extra":
+                        yield self.answer_headers(hdrs)
                     r = pb.ProcessingResponse()
-                    if self.mode == "body-empty":
+                    if self.mode in ("body-empty", "body-mixed", "body-extra"):
                         r.request_body.SetInParent()
                     elif self.mode == "body-plain":
                         r.request_body.response.body_mutation.body = body
                     else:
                         r.request_body.response.body_mutation.clear_body = True
+                    if self.mode == "body-mixed":
+                        # One "unchanged" answer with the whole body streamed
+                        # back, before it: two ways at once.
+                        m = pb.ProcessingResponse()
+                        sr = m.request_body.response.body_mutation.streamed_response
+                        sr.body = body
+                        yield m
                     yield r
+                    if self.mode == "body-extra":
+                        # A second "unchanged" answer for the one message,
+                        # before the headers answer.
+                        yield r
+                        yield self.answer_headers(hdrs)
                 elif req.request_body.end_of_stream:
                     yield self.answer_headers(hdrs)
                     r = pb.ProcessingResponse()
@@ -258,16 +274,127 @@ class FakePicker:
                 yield r
 
 
+class LwPicker:
+    """A picker that answers as GIE v1.6's conformance picker (lwepp,
+    pkg/lwepp/handlers) does. Candidates: the endpoints whose IP
+    test-epp-endpoint-selection names (comma-separated, `ip` or
+    `ip:port`), else those the subset hint names (a list or a
+    comma-separated string), else all; the pick goes round robin over
+    them. A request with a body gets its headers answer only once the body
+    has ended; every request body message, before that answer or after
+    it, gets a BodyResponse with no body mutation, and so does every
+    response body message. The response headers answer sets SERVED from
+    the served-endpoint metadata (or lwepp's words for what is missing),
+    x-went-into-resp-headers, and every response header again.
+    `bare` leaves the CommonResponse out of the body answers."""
+
+    def __init__(self, host, port, endpoints, bare=False):
+        self.endpoints, self.bare = endpoints, bare
+        self.rr = 0
+        self.lock = threading.Lock()
+        self.body_answers = 0
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+        handler = grpc.method_handlers_generic_handler(
+            "envoy.service.ext_proc.v3.ExternalProcessor",
+            {"Process": grpc.stream_stream_rpc_method_handler(
+                self.process, request_deserializer=pb.ProcessingRequest.FromString,
+                response_serializer=lambda m: m.SerializeToString())})
+        self.server.add_generic_rpc_handlers((handler,))
+        self.server.add_insecure_port("%s:%d" % (host, port))
+        self.server.start()
+
+    def stop(self):
+        self.server.stop(0)
+
+    def candidates(self, hdrs, req):
+        names = []
+        sel = hdrs.get("test-epp-endpoint-selection", "")
+        if sel:
+            names = sel.split(",")
+        else:
+            st = req.metadata_context.filter_metadata.get("envoy.lb.subset_hint")
+            if st is not None and "x-gateway-destination-endpoint-subset" in st.fields:
+                v = st.fields["x-gateway-destination-endpoint-subset"]
+                items = ([v.string_value] if v.WhichOneof("kind") == "string_value"
+                         else [x.string_value for x in v.list_value.values])
+                names = [n for i in items for n in i.split(",")]
+                if not names:
+                    return []
+        if not names:
+            return list(self.endpoints)
+        ips = {n.strip().rsplit(":", 1)[0] if n.count(":") == 1 else n.strip()
+               for n in names}
+        return [e for e in self.endpoints if e.rsplit(":", 1)[0] in ips]
+
+    def headers_answer(self, cands):
+        with self.lock:
+            self.rr += 1
+            ep = cands[self.rr % len(cands)]
+        r = pb.ProcessingResponse()
+        common = r.request_headers.response
+        common.clear_route_cache = True
+        h = common.header_mutation.set_headers.add()
+        h.header.key = "x-gateway-destination-endpoint"
+        h.header.raw_value = ep.encode()
+        st = r.dynamic_metadata.fields["envoy.lb"].struct_value
+        st.fields["x-gateway-destination-endpoint"].string_value = ep
+        return r
+
+    def body_answer(self, response):
+        r = pb.ProcessingResponse()
+        part = r.response_body if response else r.request_body
+        if self.bare:
+            part.SetInParent()
+        else:
+            part.response.SetInParent()
+        with self.lock:
+            self.body_answers += 1
+        return r
+
+    def process(self, requests, context):
+        hdrs, cands = {}, []
+        for req in requests:
+            kind = req.WhichOneof("request")
+            if kind == "request_headers":
+                for h in req.request_headers.headers.headers:
+                    hdrs[h.key] = (h.raw_value or h.value.encode()).decode()
+                cands = self.candidates(hdrs, req)
+                if req.request_headers.end_of_stream:
+                    yield self.headers_answer(cands)
+            elif kind == "request_body":
+                if req.request_body.end_of_stream:
+                    yield self.headers_answer(cands)
+                yield self.body_answer(False)
+            elif kind == "response_headers":
+                lb = req.metadata_context.filter_metadata.get("envoy.lb")
+                if lb is None:
+                    served = "fail: missing envoy lb metadata"
+                elif "x-gateway-destination-endpoint-served" not in lb.fields:
+                    served = "fail: missing destination endpoint served metadata"
+                else:
+                    served = lb.fields["x-gateway-destination-endpoint-served"].string_value
+                r = pb.ProcessingResponse()
+                m = r.response_headers.response.header_mutation
+                for k, v in [(SERVED, served.encode()), ("x-went-into-resp-headers", b"true")] + \
+                        [(h.key, h.raw_value) for h in req.response_headers.headers.headers]:
+                    h = m.set_headers.add()
+                    h.header.key = k
+                    h.header.raw_value = v
+                yield r
+            elif kind == "response_body":
+                yield self.body_answer(True)
+
+
 class Setup:
     """Sims, the gateway's manifests with the pool's picker Service, and
     the gateway; the picker is started by the test."""
 
     def __init__(self, procs, tmp_path, failure_mode="FailClose", h2c=True, gw_args=(),
-                 fake_pods=False, route=ROUTE):
+                 fake_pods=False, route=ROUTE, npods=2):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "manifests")
         os.makedirs(self.dir, exist_ok=True)
-        self.sim_hosts = [unique_loopback() for _ in range(2)]
+        self.sim_hosts = [unique_loopback() for _ in range(npods)]
         self.target_port = free_port(self.sim_hosts[0])
         self.sims, self.pods = [], []
         if fake_pods:  # FakePods record what they get; the test stops them
@@ -451,6 +578,94 @@ def test_gateway_follows_the_test_picker(procs, tmp_path):
     finally:
         p.stop()
     s.stop()
+
+
+# GIE v1.6's conformance request (gateway_following_epp_routing.go).
+CONFORMANCE_BODY = {"model": "conformance-fake-model",
+                    "prompt": "Write as if you were a critic: San Francisco"}
+SELECT = "test-epp-endpoint-selection"
+
+
+@pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
+def test_gateway_follows_lwepp(procs, tmp_path, failure_mode):
+    """GIE v1.6's conformance picker answers every body message with a
+    BodyResponse that changes nothing, the request's headers only after
+    its body (lwepp): the gateway takes those as "unchanged" (it holds the
+    body) and follows the pick, in either failure mode (it answered 500,
+    or ignored the picker under FailOpen). As GIE's conformance runs it:
+    GatewayDestinationEndpointServed (each pod named alone serves, and the
+    picker reports the served endpoint the gateway gave it) and
+    GatewayFollowingEPPRouting (1, 2 and 3 pods named: 100 requests, 10 at
+    a time, all on the pods named, and each of them reached)."""
+    s = Setup(procs, tmp_path, failure_mode=failure_mode, fake_pods=True, npods=3)
+    p = LwPicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        for i in range(3):
+            status, headers, data = call(s.base, "/primary-gateway-test", CONFORMANCE_BODY,
+                                         headers={SELECT: s.sim_hosts[i]})
+            assert status == 200, data
+            assert headers["x-pod"] == s.endpoint(i)
+            assert headers.get_all(SERVED) == [s.endpoint(i)], dict(headers)
+        got = s.pods[2].completions()[-1]
+        assert json.loads(got.body) == CONFORMANCE_BODY
+        for named in ([2], [0, 1], [0, 1, 2]):
+            allowed = {s.endpoint(i) for i in named}
+            value = ",".join(s.sim_hosts[i] for i in named)
+            with futures.ThreadPoolExecutor(10) as ex:
+                results = list(ex.map(lambda _: call(s.base, "/primary-gateway-test",
+                                                     CONFORMANCE_BODY,
+                                                     headers={SELECT: value}),
+                                      range(100)))
+            seen = set()
+            for status, headers, data in results:
+                assert status == 200, data
+                assert headers["x-pod"] in allowed, (value, headers["x-pod"])
+                assert headers.get_all(SERVED) == [headers["x-pod"]]
+                seen.add(headers["x-pod"])
+            assert seen == allowed
+        assert p.body_answers >= 2 * 303
+    finally:
+        p.stop()
+        for pod in s.pods:
+            pod.stop()
+    log = s.stop()
+    assert "endpoint picker of pool" not in log, log
+
+
+@pytest.mark.parametrize("bare", [False, True])
+def test_lwepp_long_body_and_event_stream(procs, tmp_path, bare):
+    """Unchanged body answers for a body of several messages (answered
+    before the headers answer, as lwepp does) and for a response that
+    comes in many pieces: the pod gets the client's body byte for byte,
+    and the client the pod's event stream whole; with a CommonResponse
+    in the answers and without (an empty BodyResponse)."""
+    s = Setup(procs, tmp_path, fake_pods=True)
+    p = LwPicker(s.picker_host, s.picker_port, s.endpoints, bare=bare)
+    try:
+        body = json.dumps(long_prompt_body("tweet-summary-1")).encode()
+        assert len(body) > 65536
+        status, _, data = call(s.base, "/v1/completions", raw=body,
+                               headers={SELECT: s.sim_hosts[1]})
+        assert status == 200, data
+        got = s.pods[1].completions()
+        assert len(got) == 1 and got[0].body == body
+        for pod in s.pods:
+            pod.set("sse", events=30, interval_ms=2)
+        status, headers, data = call(s.base, "/v1/completions",
+                                     dict(seed_body("tweet-summary-1"), stream=True),
+                                     headers={SELECT: s.sim_hosts[0]})
+        assert status == 200, data
+        assert headers.get_all(SERVED) == [s.endpoint(0)]
+        events = [ln for ln in data.decode().splitlines() if ln.startswith("data: ")]
+        assert len(events) == 31 and events[-1] == "data: [DONE]", events
+        assert all(json.loads(e[6:])["choices"][0]["text"] == " t%d" % i
+                   for i, e in enumerate(events[:-1]))
+    finally:
+        p.stop()
+        for pod in s.pods:
+            pod.stop()
+    log = s.stop()
+    assert "endpoint picker of pool" not in log, log
 
 
 def test_picker_sheds(procs, tmp_path):
@@ -664,15 +879,18 @@ def test_picker_immediate_response_on_the_response(procs, tmp_path):
 
 @pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
 def test_spurious_request_body_answer(procs, tmp_path, failure_mode):
-    """In FULL_DUPLEX_STREAMED every request-body answer must carry a
-    streamed_response (spec/extproc.md §5.3): an empty BodyResponse, a
-    plain body mutation or clear_body is spurious, which Envoy fails at
-    once: 500 (FailClose) or the built-in picker (FailOpen), not a wait
-    for --epp-timeout (a minute here: the client would give up first)."""
+    """In FULL_DUPLEX_STREAMED a request-body answer may not replace or
+    clear the body outside streamed_response (spec/extproc.md §5.3): a
+    plain body mutation or clear_body is refused at once: 500 (FailClose)
+    or the built-in picker (FailOpen), not a wait for --epp-timeout (a
+    minute here: the client would give up first). So are answers that mix
+    streamed pieces with "unchanged" ones, and more unchanged answers than
+    body messages. An empty BodyResponse alone is "unchanged" (lwepp's
+    answer, test_gateway_follows_lwepp)."""
     s = Setup(procs, tmp_path, failure_mode=failure_mode, gw_args=("--epp-timeout", "60s"))
     p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
     try:
-        for mode in ("body-empty", "body-plain", "body-clear"):
+        for mode in ("body-plain", "body-clear", "body-mixed", "body-extra"):
             p.mode = mode
             status, _, data = call(s.base, "/v1/completions", seed_body(), timeout=30)
             if failure_mode == "FailClose":
@@ -682,10 +900,16 @@ def test_spurious_request_body_answer(procs, tmp_path, failure_mode):
                 assert json.loads(data)["model"] == "tweet-summary-1"
         if failure_mode == "FailClose":
             assert s.completions_seen() == 0
+        p.mode = "body-empty"
+        status, _, data = call(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert status == 200, data
+        assert json.loads(data)["model"] == "tweet-summary-1"
     finally:
         p.stop()
     log = s.stop()
     assert "a request body answer without streamed_response" in log
+    assert "request body answers both streamed and unchanged" in log
+    assert "more request body answers than request body messages" in log
 
 
 @pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
