@@ -594,8 +594,14 @@ static int take_headers_answer(struct xp_call *x, const struct ig_xp_response *r
 	if (!x->set || !x->remove)
 		return -1;
 	for (size_t i = 0; i < r->nset; i++) {
-		if (ig_str_ieq_cstr(r->set[i].key, DEST_HEADER) && !x->endpoints)
-			x->endpoints = dup_str(r->set[i].value);
+		/* Each set without append overwrites in Envoy: the last
+		 * x-gateway-destination-endpoint is the one forwarded and the
+		 * one ORIGINAL_DST reads, so it is the pick. */
+		if (ig_str_ieq_cstr(r->set[i].key, DEST_HEADER)) {
+			free(x->endpoints);
+			if (!(x->endpoints = dup_str(r->set[i].value)))
+				return -1;
+		}
 		if (ig_str_eq_cstr(r->set[i].key, ":path")) {
 			if (!path_ok(r->set[i].value))
 				continue;

@@ -1020,6 +1020,33 @@ def test_picker_header_mutations_follow_envoys_rules(procs, tmp_path):
     s.stop()
 
 
+def test_pick_header_set_twice_the_last_wins(procs, tmp_path):
+    """A headers answer that sets x-gateway-destination-endpoint twice:
+    each set without append overwrites in Envoy, so the last value is both
+    the header the pod gets and the endpoint the request goes to (the
+    gateway routed on the first and forwarded the last)."""
+    s = Setup(procs, tmp_path, fake_pods=True)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    p.pick = s.endpoint(0)
+    p.mutation = [("x-gateway-destination-endpoint", s.endpoint(1).encode(), "")]
+    try:
+        for _ in range(3):
+            status, headers, data = call(s.base, "/v1/completions",
+                                         seed_body("tweet-summary-1"))
+            assert status == 200, data
+            assert headers["x-pod"] == s.endpoint(1)
+        assert s.pods[0].completions() == []
+        got = s.pods[1].completions()
+        assert len(got) == 3
+        assert got[0].fields.count("x-gateway-destination-endpoint") == 1
+        assert got[0].headers["x-gateway-destination-endpoint"] == s.endpoint(1)
+    finally:
+        p.stop()
+        for pod in s.pods:
+            pod.stop()
+    s.stop()
+
+
 @pytest.mark.parametrize("ratio", ["0", "1"])
 def test_picker_traceparent_gives_way_to_the_gateways(procs, tmp_path, ratio):
     """A picker that traces sets a traceparent, sampled or not (W3C Trace
