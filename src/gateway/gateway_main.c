@@ -392,7 +392,13 @@ static void log_pickers(const struct ig_gateway_rt *G, const struct ig_snapshot 
 						: 0;
 		if (state == before || state == 0)
 			continue;
-		bool fails = pool->v1 && s->epp_required;
+		/* In Kubernetes mode a v1 pool's requests fail, unless its
+		 * failureMode is FailOpen. */
+		const char *then = "the built-in picker serves the pool";
+		if (pool->v1 && s->epp_required)
+			then = pool->failure_mode == IG_FAIL_OPEN
+				   ? "FailOpen: the built-in picker serves the pool"
+				   : "its requests fail with 503";
 		if (state == 2)
 			ig_info("pool %s/%s: its endpoint picker is Service %s at %s (%s, %s)",
 				pool->meta.ns, pool->meta.name, pool->epp_name, rt->epp->addrs[0],
@@ -402,8 +408,7 @@ static void log_pickers(const struct ig_gateway_rt *G, const struct ig_snapshot 
 			ig_warn("pool %s/%s: its endpoint picker Service %s %s; %s", pool->meta.ns,
 				pool->meta.name, pool->epp_name,
 				state == 1 ? "is not in the configuration" : "has no address",
-				fails ? "its requests fail with 503"
-				      : "the built-in picker serves the pool");
+				then);
 	}
 }
 

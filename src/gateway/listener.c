@@ -475,9 +475,12 @@ void ig_proxy_handle(struct ig_http_exchange *ex, void *ctx)
 		return;
 	}
 	if (p->pool && (p->pool->epp_missing || p->pool->epp) && p->pool->pool->v1 &&
-	    p->snap->epp_required) {
-		/* GIE's conformance (InferencePoolInvalidEPPService): a pool
-		 * whose picker cannot be found serves nothing. */
+	    p->snap->epp_required && p->pool->pool->failure_mode != IG_FAIL_OPEN) {
+		/* GIE's conformance (InferencePoolInvalidEPPService, a
+		 * FailClose pool): a pool whose picker cannot be found serves
+		 * nothing. Under FailOpen the built-in picker serves it, as
+		 * when the picker is unreachable (the status still says
+		 * ResolvedRefs False). */
 		ig_req_fail(p, 503, "service_unavailable", NULL,
 			    "the InferencePool's endpoint picker Service does not exist or has no "
 			    "address");

@@ -2878,4 +2878,94 @@ def test_own_status_write_reloads_nothing(kube):
     wait_for(lambda: get(k, POOL_KIND, "qwen-pool").get("status"), "pool status")
     time.sleep(1)
     assert k.log().count("reloading configuration") == 1, k.log()
+
+
+def test_fail_open_pool_without_its_picker_service(kube):
+    """A v1 pool with failureMode FailOpen whose picker Service does not
+    exist, then exists without an address: the pool's status still says
+    ResolvedRefs False (InvalidExtensionRef), but its requests are served
+    by the built-in picker, as when the picker is unreachable, not failed
+    with 503 (GIE's InferencePoolInvalidEPPService runs a FailClose pool,
+    test_gateway_follows_epp_service)."""
+    k = kube
+    k.apply(GATEWAY_CLASS % ("infergate", "infergate.dev/gateway-controller"))
+    k.apply("""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: infergate
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: %d
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - group: inference.networking.k8s.io
+      kind: InferencePool
+      name: v1-pool
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: v1-pool
+spec:
+  selector:
+    matchLabels:
+      app: qwen-pool
+  targetPorts:
+  - number: %d
+  endpointPickerRef:
+    name: v1-pool-epp
+    port:
+      number: 9002
+    failureMode: FailOpen
+""" % (k.port, k.target_port))
+    k.add_pod("qwen-pool-0", k.sim_hosts[0])
+    k.start_gateway()
+
+    def pool_refs():
+        parents = (get(k, "inferencepools.inference.networking.k8s.io",
+                       "v1-pool").get("status") or {}).get("parents") or []
+        conds = {c["type"]: c for p in parents for c in p["conditions"]}
+        return conds.get("ResolvedRefs")
+
+    def served():
+        deadline = time.time() + 5
+        while True:
+            status, headers, r = post_json(k.base, "/v1/completions",
+                                           seed_body("tweet-summary-0"))
+            if status == 200 or time.time() > deadline:
+                return status, headers, r
+            time.sleep(0.1)
+
+    for service in (None, """apiVersion: v1
+kind: Service
+metadata:
+  name: v1-pool-epp
+spec:
+  clusterIP: None
+  selector:
+    app: no-such-picker
+  ports:
+  - port: 9002
+"""):
+        if service:
+            k.apply(service)
+            wait_for(lambda: "has no address" in k.log(), "the Service without an address")
+        refs = wait_for(lambda: (pool_refs() or {}).get("status") == "False" and pool_refs(),
+                        "ResolvedRefs False")
+        assert refs["reason"] == "InvalidExtensionRef"
+        status, headers, r = served()
+        assert status == 200, r
+        assert headers["x-gateway-destination-endpoint-served"] == k.endpoint(0)
+    assert "FailOpen: the built-in picker serves the pool" in k.log()
     k.stop()
