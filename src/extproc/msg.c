@@ -282,27 +282,63 @@ static const char *value_string(const pb_value *v)
 									       : NULL;
 }
 
-/* The subset hint: a list (its string members; others skipped). A value
- * of another type, a single string included, counts as no hint, as GIE
- * v1.5's Locate (requestcontrol/candidates.go) asserts a list. */
+/* The endpoints one string of the subset hint names: split at commas,
+ * each trimmed as Go's strings.TrimSpace does, empty ones dropped. Put in
+ * out from out[0] when out is not NULL; returns how many. */
+static size_t split_hint(const char *s, struct ig_str *out)
+{
+	size_t n = 0;
+
+	for (const char *p = s;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		struct ig_str piece = ig_str_trim_space((struct ig_str){p, len});
+
+		if (piece.len && out)
+			out[n] = piece;
+		n += piece.len > 0;
+		if (!comma)
+			return n;
+		p = comma + 1;
+	}
+}
+
+/* The subset hint: a list of strings (other members skipped) or a single
+ * string, each string a comma-separated list, as GIE v1.6's lwepp reads it
+ * (PR #2935: a proxy's header-to-metadata rule writes the client's header
+ * as one string, a control plane writes a list). A value of another type
+ * counts as no hint. An empty list, or strings naming nothing, is a hint
+ * that allows nothing. */
 static int take_subset(const pb_metadata *m, struct ig_xp_request *out)
 {
 	const pb_value *v = struct_get(metadata_get(m, SUBSET_NS), SUBSET_KEY);
-	const pb_list *l;
-	size_t k = 0;
+	const pb_list *l = NULL;
+	const char *one = value_string(v);
+	size_t n = 0, k = 0;
 
-	if (!v || v->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE)
+	if (!one && (!v || v->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE))
 		return 0;
 	out->has_subset = true;
-	l = v->list_value;
-	if (!l || !l->n_values || !l->values)
+	if (!one) {
+		l = v->list_value;
+		if (!l || !l->values)
+			return 0;
+	}
+	if (one)
+		n = split_hint(one, NULL);
+	for (size_t i = 0; l && i < l->n_values; i++)
+		if (value_string(l->values[i]))
+			n += split_hint(l->values[i]->string_value, NULL);
+	if (!n)
 		return 0;
-	out->subset = calloc(l->n_values, sizeof *out->subset);
+	out->subset = calloc(n, sizeof *out->subset);
 	if (!out->subset)
 		return -1;
-	for (size_t i = 0; i < l->n_values; i++)
+	if (one)
+		k = split_hint(one, out->subset);
+	for (size_t i = 0; l && i < l->n_values; i++)
 		if (value_string(l->values[i]))
-			out->subset[k++] = cstr_slice(l->values[i]->string_value);
+			k += split_hint(l->values[i]->string_value, out->subset + k);
 	out->nsubset = k;
 	return 0;
 }

@@ -62,8 +62,10 @@ struct ig_xp_request {
 	bool has_protocol_config;
 	enum ig_xp_body_mode request_body_mode, response_body_mode;
 	/* metadata_context.filter_metadata["envoy.lb.subset_hint"]
-	 * ["x-gateway-destination-endpoint-subset"]: the strings of a list
-	 * value; has_subset false when absent or not a list (GIE v1.5). */
+	 * ["x-gateway-destination-endpoint-subset"]: the endpoints a list of
+	 * strings or a single string names, each string split at commas and
+	 * trimmed (GIE v1.6's lwepp); has_subset false when absent or of
+	 * another type. */
 	bool has_subset;
 	struct ig_str *subset;
 	size_t nsubset;

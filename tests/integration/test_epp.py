@@ -397,20 +397,38 @@ def test_subset_hint_restricts_the_pick(picker):
     picker.stop()
 
 
-def test_subset_hint_that_is_not_a_list_is_no_hint(picker):
-    """GIE v1.5's Locate (requestcontrol/candidates.go) takes the hint only
-    as a list: a single string, even one naming no endpoint of the pool,
-    leaves every endpoint a candidate."""
-    s = Stream(picker.channel)
-    m = headers_msg()
-    st = m.metadata_context.filter_metadata["envoy.lb.subset_hint"]
-    st.fields["x-gateway-destination-endpoint-subset"].string_value = "10.255.255.1:8000"
-    s.send(m)
-    s.send(body_msg(seed_bytes(), True))
-    first = s.next()
-    assert kind(first) == "request_headers", first
-    assert set_headers(first.request_headers.response)[DEST] in picker.endpoints
-    s.close()
+def test_subset_hint_as_a_string(picker):
+    """The hint may be one comma-separated string (a proxy's
+    header-to-metadata rule writes the client's header so), and a list's
+    members may be such strings too, as GIE v1.6's lwepp reads them (PR
+    #2935): each names the endpoints it lists; one naming none of the
+    pool's is a 503, as such a list is."""
+    def pick(value):
+        s = Stream(picker.channel)
+        m = headers_msg()
+        v = m.metadata_context.filter_metadata["envoy.lb.subset_hint"].fields[
+            "x-gateway-destination-endpoint-subset"]
+        if isinstance(value, str):
+            v.string_value = value
+        else:
+            v.list_value.extend(value)
+        s.send(m)
+        s.send(body_msg(seed_bytes(), True))
+        first = s.next()
+        s.close()
+        if kind(first) == "immediate_response":
+            return first.immediate_response.status.code
+        assert kind(first) == "request_headers", first
+        return set_headers(first.request_headers.response)[DEST]
+
+    h0, h1 = picker.sim_hosts
+    for value in (h1, " %s , 10.255.255.1:8000" % picker.endpoint(1),
+                  ["10.255.255.1, %s" % h1]):
+        assert {pick(value) for _ in range(6)} == {picker.endpoint(1)}, value
+    both = {pick("%s,%s" % (h0, h1)) for _ in range(40)}
+    assert both == picker.endpoints, both
+    assert pick("10.255.255.1:8000") == 503
+    assert pick(" , ") == 503
     picker.stop()
 
 

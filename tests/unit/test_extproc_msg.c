@@ -772,14 +772,49 @@ static void test_decode_subset_hint(void **state)
 	ig_xp_request_free(&r);
 	ig_buf_free(&b);
 
-	/* A single string: not a list, so no hint (GIE v1.5's Locate asserts
-	 * []any and returns every endpoint otherwise). */
-	pb_str(&v, 3, "10.0.0.9:80");
+	/* A single string, comma-separated, as a header-to-metadata rule
+	 * writes it (GIE v1.6's lwepp, PR #2935): split and trimmed, empty
+	 * pieces dropped. */
+	pb_str(&v, 3, " 10.0.0.9:80,10.0.0.8 ,, \t");
 	request_with_metadata(&b, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset",
 			      &v);
 	assert_int_equal(req_decode(&b, &r, &copy), 0);
-	assert_false(r.has_subset);
+	assert_true(r.has_subset);
+	assert_int_equal(r.nsubset, 2);
+	assert_str(r.subset[0], "10.0.0.9:80");
+	assert_str(r.subset[1], "10.0.0.8");
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+
+	/* A string naming nothing: a hint that allows nothing, as an empty
+	 * list. */
+	pb_str(&v, 3, " , ");
+	request_with_metadata(&b, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset",
+			      &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_true(r.has_subset);
 	assert_int_equal(r.nsubset, 0);
+	free(copy);
+	ig_xp_request_free(&r);
+	ig_buf_free(&b);
+
+	/* List members are split the same way. */
+	pb_str(&item, 3, "10.0.0.1, 10.0.0.2:8000");
+	pb_msg(&lv, 1, &item);
+	pb_str(&item, 3, "");
+	pb_msg(&lv, 1, &item);
+	pb_str(&item, 3, "10.0.0.3");
+	pb_msg(&lv, 1, &item);
+	pb_msg(&v, 6, &lv);
+	request_with_metadata(&b, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset",
+			      &v);
+	assert_int_equal(req_decode(&b, &r, &copy), 0);
+	assert_true(r.has_subset);
+	assert_int_equal(r.nsubset, 3);
+	assert_str(r.subset[0], "10.0.0.1");
+	assert_str(r.subset[1], "10.0.0.2:8000");
+	assert_str(r.subset[2], "10.0.0.3");
 	free(copy);
 	ig_xp_request_free(&r);
 	ig_buf_free(&b);
