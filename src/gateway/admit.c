@@ -175,36 +175,34 @@ static int schedule(struct ig_req *p, bool from_queue)
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
 	}
-	if (p->has_subset) {
+	if (p->has_subset)
 		restrict_to_subset(p, &c);
-		if (c.n == 0) {
-			ig_req_fail(p, 503, "service_unavailable", NULL,
-				    "failed to find endpoint candidates: none of the pool's "
-				    "endpoints is in the proxy's subset hint");
-			return -1;
-		}
-	}
-	if (c.n == 0) {
-		ig_req_fail(p, 503, "service_unavailable", NULL,
-			    "no ready endpoints in the InferencePool");
-		return -1;
-	}
 	bool flow = p->snap->flow_control || p->w->gw->opt.flow_control;
 	/* GIE v0.2.0's tree sheds non-critical requests by its own
 	 * thresholds (inclusive ones: a queue of 5 and 80 % KV still take
 	 * them); the detector does not refuse them first. */
 	bool shed = p->sheddable && !ig_scheduler_sheds_itself(sched);
-	if (flow || shed) {
-		double sat = saturation(sched, &c);
-		double limit = ig_flow_usage_limit(&p->snap->flow, p->priority);
-		if (sat >= limit && flow && !from_queue)
-			return 1;
-		if (sat >= 1.0 && shed && !flow) {
-			ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
-				    "system saturated, sheddable request dropped");
-			return -1;
-		}
+	/* Without flow control GIE v1.5's director admits before it looks
+	 * for candidates (HandleRequest, then rejectIfSheddableAndSaturated
+	 * over the candidates the hint leaves): the saturation of none is
+	 * 1.0, so a sheddable request with no candidate is shed (429), not
+	 * refused for want of endpoints (503). */
+	if (shed && !flow && saturation(sched, &c) >= 1.0) {
+		ig_req_fail(p, 429, "rate_limit_exceeded", "resource_exhausted",
+			    "system saturated, sheddable request dropped");
+		return -1;
 	}
+	if (c.n == 0) {
+		ig_req_fail(p, 503, "service_unavailable", NULL,
+			    p->has_subset
+				? "failed to find endpoint candidates: none of the pool's "
+				  "endpoints is in the proxy's subset hint"
+				: "no ready endpoints in the InferencePool");
+		return -1;
+	}
+	if (flow && !from_queue &&
+	    saturation(sched, &c) >= ig_flow_usage_limit(&p->snap->flow, p->priority))
+		return 1;
 	if (flow && !from_queue)
 		ig_req_metrics_flow(p, IG_GW_FLOW_PASSED, 0);
 	if (p->random_endpoint) {

@@ -40,7 +40,7 @@ class Picker:
     """Simulators, the manifests, and `infergate epp` serving them."""
 
     def __init__(self, procs, tmp_path, nsims=2, secure=False, extra=(), standalone=False,
-                 host=None, **popen_kw):
+                 host=None, docs=(), **popen_kw):
         self.procs = procs
         self.dir = os.path.join(str(tmp_path), "manifests")
         os.makedirs(self.dir, exist_ok=True)
@@ -58,6 +58,8 @@ class Picker:
             write(os.path.join(self.dir, "pool.yaml"),
                   POOL.format(target_port=self.target_port))
         write(os.path.join(self.dir, "model.yaml"), model_yaml())
+        for i, doc in enumerate(docs):
+            write(os.path.join(self.dir, "extra-%d.yaml" % i), doc)
         write(os.path.join(self.dir, "pods.yaml"), "---\n".join(
             POD.format(i=i, ip=h) for i, h in enumerate(self.sim_hosts)))
         self.host = host or unique_loopback()
@@ -158,6 +160,7 @@ def headers_msg(path="/v1/completions", extra=(), eos=False, mode=FULL_DUPLEX, s
     if subset is not None:
         st = m.metadata_context.filter_metadata["envoy.lb.subset_hint"]
         lv = st.fields["x-gateway-destination-endpoint-subset"].list_value
+        lv.SetInParent()  # an empty list too
         for s in subset:
             lv.values.add().string_value = s
     return m
@@ -443,6 +446,42 @@ def test_subset_hint_ignored_when_disabled(procs, tmp_path):
         assert set_headers(first.request_headers.response)[
             "x-gateway-destination-endpoint"] == p.endpoint(0)
         s.close()
+    p.stop()
+
+
+def test_sheddable_request_without_candidates_is_shed(procs, tmp_path):
+    """GIE v1.5's director admits a request before it looks for candidates
+    (HandleRequest: Admit, then Locate), and the legacy admission measures
+    the saturation of the candidates the subset hint leaves, which is 1.0
+    for none: a sheddable request whose hint names no endpoint of the
+    pool, or for a pool with no pods, is shed (429); a critical one gets
+    503 there. With candidates that have room, the sheddable one is
+    picked."""
+    p = Picker(procs, tmp_path, docs=[model_yaml(criticality="Sheddable", name="batch",
+                                                 obj="inferencemodel-batch")])
+    p.wait_scraped()
+
+    def status(model, subset):
+        first, _, s = full_duplex(p.channel, seed_bytes(model=model), subset=subset)
+        s.rest()
+        if kind(first) == "immediate_response":
+            return first.immediate_response.status.code
+        return set_headers(first.request_headers.response)[DEST]
+
+    assert status("batch", [p.sim_hosts[0]]) == p.endpoint(0)
+    assert status("batch", ["10.255.255.1:8000"]) == 429
+    assert status("batch", []) == 429
+    assert status("tweet-summary", ["10.255.255.1:8000"]) == 503
+    write(os.path.join(p.dir, "pods.yaml"), "")
+    deadline = time.time() + 10
+    while True:
+        _, _, data = call("http://%s:%d" % (p.host, p.metrics_port), "/pools")
+        if not [e for pool in json.loads(data)["pools"] for e in pool["endpoints"]]:
+            break
+        assert time.time() < deadline, data
+        time.sleep(0.1)
+    assert status("batch", None) == 429
+    assert status("tweet-summary", None) == 503
     p.stop()
 
 
