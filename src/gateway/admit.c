@@ -163,6 +163,35 @@ static void add_needs(const struct ig_pool_rt *pool, struct ig_candidates *c, un
 	}
 }
 
+/* No body to route by (GIE v0.3+): any endpoint of the pool, the others in
+ * a random order behind it for fallbacks. GIE v1.5 picks it as the
+ * request headers come (HandleRequestHeaders, GetRandomEndpoint), from
+ * every pod of the pool: no admission, no flow control, no subset hint.
+ * The first places of a Fisher-Yates shuffle of the candidates (scratch
+ * memory, ours to reorder) are a uniform draw of as many. */
+static int pick_random(struct ig_req *p, struct ig_candidates *c)
+{
+	if (c->n == 0) {
+		/* GIE's picker answers this with Internal (500); the gateway
+		 * keeps its 503 for a pool without endpoints. */
+		if (p->sink)
+			ig_req_fail(p, 500, "server_error", NULL, "no pods available in datastore");
+		else
+			ig_req_fail(p, 503, "service_unavailable", NULL,
+				    "no ready endpoints in the InferencePool");
+		return -1;
+	}
+	p->nranked = c->n < IG_REQ_MAX_RANKED ? c->n : IG_REQ_MAX_RANKED;
+	for (size_t i = 0; i < p->nranked; i++) {
+		size_t j = i + (size_t)ig_rng_below(ig_rng_thread(), c->n - i);
+		struct ig_endpoint *t = c->eps[j];
+		c->eps[j] = c->eps[i];
+		c->eps[i] = t;
+		p->ranked[i] = t;
+	}
+	return 0;
+}
+
 static int schedule(struct ig_req *p, bool from_queue)
 {
 	struct ig_candidates c;
@@ -175,6 +204,8 @@ static int schedule(struct ig_req *p, bool from_queue)
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
 	}
+	if (p->random_endpoint)
+		return pick_random(p, &c);
 	if (p->has_subset)
 		restrict_to_subset(p, &c);
 	bool flow = p->snap->flow_control || p->w->gw->opt.flow_control;
@@ -205,21 +236,6 @@ static int schedule(struct ig_req *p, bool from_queue)
 		return 1;
 	if (flow && !from_queue)
 		ig_req_metrics_flow(p, IG_GW_FLOW_PASSED, 0);
-	if (p->random_endpoint) {
-		/* No body to route by (GIE v0.3+): any endpoint, the others in a
-		 * random order behind it for fallbacks. The first places of a
-		 * Fisher-Yates shuffle of the candidates (scratch memory, ours
-		 * to reorder) are a uniform draw of as many. */
-		p->nranked = c.n < IG_REQ_MAX_RANKED ? c.n : IG_REQ_MAX_RANKED;
-		for (size_t i = 0; i < p->nranked; i++) {
-			size_t j = i + (size_t)ig_rng_below(ig_rng_thread(), c.n - i);
-			struct ig_endpoint *t = c.eps[j];
-			c.eps[j] = c.eps[i];
-			c.eps[i] = t;
-			p->ranked[i] = t;
-		}
-		return 0;
-	}
 	struct ig_sched_req req = {
 	    .model = p->model,
 	    .target_model = p->target,

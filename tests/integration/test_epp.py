@@ -1269,6 +1269,56 @@ def test_bodyless_request_is_picked_at_header_time(procs, tmp_path, mode):
     p.stop()
 
 
+def test_bodyless_request_ignores_the_subset_hint(procs, tmp_path):
+    """GIE v1.5 picks a request without a body as its headers come
+    (HandleRequestHeaders: GetRandomEndpoint over every pod of the pool),
+    before admission and without reading the subset hint: one naming no
+    endpoint of the pool, or an empty one, still gets a pick. With no pods
+    GIE answers Internal (500, "no pods available in datastore"), and so
+    does the picker, for a sheddable request too (no admission: one with a
+    body is shed there, test_sheddable_request_without_candidates_is_shed)."""
+    objective = """apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceObjective
+metadata:
+  name: batch
+spec:
+  priority: -1
+  poolRef:
+    group: inference.networking.x-k8s.io
+    name: qwen-pool
+"""
+    p = Picker(procs, tmp_path, docs=[objective])
+    sheddable = [("x-gateway-inference-objective", "batch")]
+
+    def pick(subset, extra=()):
+        s = Stream(p.channel, timeout=4)
+        s.send(headers_msg(path="/v1/models", eos=True, subset=subset, extra=extra))
+        r = s.next()
+        assert s.rest() == []
+        if kind(r) == "immediate_response":
+            ir = r.immediate_response
+            return ir.status.code, json.loads(ir.body)["error"]["message"]
+        assert kind(r) == "request_headers", r
+        return set_headers(r.request_headers.response)[DEST]
+
+    for subset in (["10.255.255.1:8000"], [], [p.sim_hosts[0]]):
+        assert {pick(subset) for _ in range(30)} == p.endpoints, subset
+    write(os.path.join(p.dir, "pods.yaml"), "")
+    deadline = time.time() + 10
+    while True:
+        _, _, data = call("http://%s:%d" % (p.host, p.metrics_port), "/pools")
+        if not [e for pool in json.loads(data)["pools"] for e in pool["endpoints"]]:
+            break
+        assert time.time() < deadline, data
+        time.sleep(0.1)
+    first, _, s = full_duplex(p.channel, seed_bytes(), extra=sheddable)
+    s.rest()
+    assert first.immediate_response.status.code == 429, first
+    for extra in ((), sheddable):
+        assert pick(None, extra) == (500, "no pods available in datastore")
+    p.stop()
+
+
 def test_buffered_partial_part_of_a_body(procs, tmp_path):
     """BUFFERED_PARTIAL's part of a body over Envoy's buffer (end_of_stream
     false, no whole JSON document): its one answer carries a pick made from
