@@ -128,6 +128,7 @@ struct xstream {
 	bool got_headers, body_done, answered, failed;
 	bool headers_answered; /* "continue": the pick goes on a body answer */
 	bool body_seen;	       /* a request body message came */
+	size_t body_in;	       /* the body's bytes that came, kept or not */
 	bool body_eos;	       /* its last one had end_of_stream (no trailers) */
 	bool trailers_due;     /* request_trailers is answered after the pick */
 	enum pick_due due;
@@ -523,8 +524,12 @@ static void pick(struct xstream *xs)
 	xs->p = p;
 	xs->ex.body = xs->body;
 	/* What the picker holds no byte of, it picks without: headers with
-	 * end_of_stream, or a mode that sends it no body to wait for. */
-	xs->ex.body_length = 0;
+	 * end_of_stream, or a mode that sends it no body to wait for. A body
+	 * that came empty (request_body{"", end_of_stream}) is a body, and
+	 * not a JSON object: GIE v1.5 parses every body that came, whatever
+	 * the path or method (handlers/server.go, the openai parser's
+	 * json.Unmarshal), and answers 400. */
+	xs->ex.body_length = xs->body_seen && !xs->body_in ? -1 : 0;
 	xs->ex.arena = &xs->arena;
 	xs->ex.start_ns = ig_now_ns();
 	xs->ex.peer = ig_str_from(ig_grpc_stream_peer(xs->gs));
@@ -649,6 +654,7 @@ static void on_request_body(struct xstream *xs, const struct ig_xp_request *m)
 		return;
 	}
 	ew->held += m->body.len;
+	xs->body_in += m->body.len;
 	xs->body_seen = true;
 	xs->body_eos = m->end_of_stream;
 	switch (xs->req_mode) {

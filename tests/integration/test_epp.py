@@ -1269,6 +1269,32 @@ def test_bodyless_request_is_picked_at_header_time(procs, tmp_path, mode):
     p.stop()
 
 
+@pytest.mark.parametrize("mode", [FULL_DUPLEX, BUFFERED])
+def test_empty_body_is_a_bad_request(procs, tmp_path, mode):
+    """A body message that holds nothing (request_body{"", end_of_stream})
+    is a body, and not JSON: GIE v1.5 parses every body that came
+    (handlers/server.go at end_of_stream, then the openai parser's
+    json.Unmarshal), whatever the path and the method, and answers 400
+    where the picker went to a random pod. Headers with end_of_stream are
+    still no body (a random pod, test_bodyless_request_is_picked_at_header_time)."""
+    p = Picker(procs, tmp_path)
+    for path, method in (("/v1/completions", "POST"), ("/v1/chat/completions", "POST"),
+                         ("/v1/models", "POST"), ("/anything", "PUT")):
+        s = Stream(p.channel, timeout=4)
+        m = headers_msg(path=path, mode=mode)
+        m.request_headers.headers.headers[0].raw_value = method.encode()
+        s.send(m)
+        if mode == BUFFERED:
+            assert kind(s.next()) == "request_headers"
+        s.send(body_msg(b"", True))
+        r = s.next()
+        assert kind(r) == "immediate_response", (path, r)
+        assert r.immediate_response.status.code == 400, (path, r)
+        assert json.loads(r.immediate_response.body)["error"]["code"] == 400
+        assert s.rest() == []
+    p.stop()
+
+
 def test_bodyless_request_ignores_the_subset_hint(procs, tmp_path):
     """GIE v1.5 picks a request without a body as its headers come
     (HandleRequestHeaders: GetRandomEndpoint over every pod of the pool),
