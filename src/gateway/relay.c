@@ -1213,7 +1213,7 @@ static void probe_again(struct ig_loop *loop, struct ig_timer *t)
  * closes its connections before its listening socket, so a probe can still
  * get in while the pod is already gone, and on a loaded node the dying
  * process may wait tens of milliseconds for a CPU between the two (under
- * 1 ms on an idle one). A live pod that dropped a request is answered 502
+ * 1 ms on an idle one). A live pod that dropped a request is answered 503
  * after 140 ms of probing. */
 #define PROBE_AGAIN_MS 20
 #define PROBE_TRIES 4
@@ -1245,12 +1245,16 @@ static void on_probe(struct ig_http_client *c, int err, void *ud)
 			       (uint64_t)PROBE_AGAIN_MS << (p->probes - 1), probe_again, p);
 		return;
 	}
-	/* The pod may be up and dropped the request: it may have run it. */
+	/* The pod may be up and dropped the request: it may have run it.
+	 * 503, as Envoy answers a reset or close before the response
+	 * headers (and the Gateway API's retry conformance test expects of
+	 * one that outlasted the route's attempts); 502 stays for answers
+	 * that are not HTTP. */
 	ig_warn(
 	    "upstream %s: closed the connection without answering a request it had received%s%s",
 	    ep->addr, err ? "; a new connection: " : "", err ? strerror(err) : "");
 	release_endpoint(p);
-	ig_req_fail(p, 502, "bad_gateway", NULL,
+	ig_req_fail(p, 503, "service_unavailable", NULL,
 		    "the model server closed the connection without answering");
 }
 

@@ -443,7 +443,7 @@ spec:
         assert st == 200, data
     assert tpod.peers == ["the-gateway"] * 3, tpod.peers
     st, data = get(port2)
-    assert st == 502, data
+    assert st == 503, data
     assert len(tpod.peers) == 3, tpod.peers
     out = subprocess.run([os.environ["IG_BIN"], "check", "-f", mdir], capture_output=True,
                          text=True)

@@ -555,7 +555,9 @@ def test_route_retry_and_session_persistence(procs, tmp_path):
         st, _, _ = s.get(path)
         return st, len(flaky.completions()) - before
     assert sent("/conn", ["close", "close", 200]) == (200, 3)
-    assert sent("/conn", ["close", "close", "close", 200])[0] in (500, 502, 503)
+    # Attempts exhausted on connection errors: 500 or 503, as the
+    # conformance test expects (Envoy's 503 for a reset before headers).
+    assert sent("/conn", ["close", "close", "close", 200])[0] in (500, 503)
     assert sent("/slow", [(300, 500), (300, 500), 200]) == (200, 3)
     assert sent("/slow", [(300, 500)] * 3 + [200]) == (504, 3)
     assert sent("/bounded", [500, 200]) == (200, 2)

@@ -251,12 +251,13 @@ def test_h2c_sse_streams_chunk_by_chunk(procs, tmp_path, stop_pods):
 
 def test_h2c_reset_before_answer(procs, tmp_path, stop_pods):
     """RST_STREAM before any answer: the pod may have run the request, so it
-    goes to no other pod (502); REFUSED_STREAM says it did not, so the next
+    goes to no other pod (503, Envoy's answer to a reset before the
+    response); REFUSED_STREAM says it did not, so the next
     endpoint gets it."""
     s = Setup(procs, tmp_path, n_h2c=2, mode="reset")
     stop_pods.append(s)
     st, _, data = call(s.base, "/v1/completions", SEED)
-    assert st == 502, data
+    assert st == 503, data
     assert "without answering" in json.loads(data)["error"]["message"], data
     time.sleep(0.2)
     got = [len(p.completions()) for p in s.pods]

@@ -566,14 +566,15 @@ def test_client_send_timeout(procs, tmp_path, fakes):
 def test_fresh_connection_dropped_pod_alive(procs, tmp_path, fakes, how):
     """A request written whole on a fresh connection that the pod closes
     unanswered while it still accepts connections may have started a
-    generation: 502, and it is not sent again (with two such pods, each
+    generation: 503 (as Envoy answers a reset before the response), and it
+    is not sent again (with two such pods, each
     request reaches exactly one of them)."""
     pods = fakes.pods(2, mode="close", how=how)
     c = FakeCluster(procs, tmp_path, pods)
     c.scraped(*pods)
     for _ in range(3):
         status, _, data, took, tid = completion(c)
-        assert_openai_error(status, data, 502)
+        assert_openai_error(status, data, 503)
         assert took < 2.0 * SLOW, took
         arrivals = pods[0].completions(tid) + pods[1].completions(tid)
         assert len(arrivals) == 1, arrivals
