@@ -120,6 +120,11 @@ static void fuzz_response(const char *buf, size_t len)
 	if (ig_http_response_framing(&res, IG_STR("GET"), &f) == 0 &&
 	    f.kind == IG_BODY_UNTIL_CLOSE && f.keep_alive)
 		abort();
+	/* An HTTP/1.0 response with Transfer-Encoding never leaves its
+	 * connection to be reused (RFC 9112 §6.1: faulty framing). */
+	if (ig_http_response_framing(&res, IG_STR("GET"), &f) == 0 && res.minor_version == 0 &&
+	    f.kind == IG_BODY_CHUNKED && f.keep_alive)
+		abort();
 	if (ig_http_response_framing(&res, IG_STR("HEAD"), &f) != 0 || f.kind != IG_BODY_NONE)
 		abort();
 }

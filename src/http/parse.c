@@ -684,11 +684,16 @@ int ig_http_response_framing(const struct ig_http_response *res, struct ig_str m
 	if (f.other_coding)
 		return -1;
 	if (f.has_te) {
-		/* TE overrides CL, but the pair (or TE from an HTTP/1.0 peer)
-		 * means the connection cannot be trusted for another message. */
+		/* TE overrides CL, but the pair (or TE from an HTTP/1.0 peer:
+		 * faulty framing, RFC 9112 §6.1) means the connection cannot be
+		 * trusted for another message. A final chunked is decoded
+		 * whatever the version, as Envoy's codec does: read until the
+		 * close instead, the chunk lines would reach the client as body
+		 * bytes, and a peer that kept the connection open would leave
+		 * the response without an end. */
 		if (f.has_cl || res->minor_version == 0)
 			out->keep_alive = false;
-		if (f.chunked_last && res->minor_version >= 1) {
+		if (f.chunked_last) {
 			out->kind = IG_BODY_CHUNKED;
 		} else {
 			out->kind = IG_BODY_UNTIL_CLOSE;

@@ -841,6 +841,42 @@ def test_bad_chunk_with_the_head_refused(procs, tmp_path, fakes):
     c.stop()
 
 
+@pytest.mark.parametrize("extra,close", [
+    (b"", True),
+    (b"Content-Length: 3\r\n", True),
+    (b"Connection: keep-alive\r\n", False),
+], ids=["close", "with-length", "keep-alive"])
+def test_chunked_from_http10_pod_is_decoded(procs, tmp_path, fakes, extra, close):
+    """RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means its
+    framing is faulty, yet chunked is what the pod says it sent: the body
+    is decoded (as Envoy's codec decodes it, whatever the version), the
+    Content-Length beside it ignored, and the pod's connection closed after
+    it, never reused. It was read until the pod closed, chunk lines and
+    all, and a pod that kept the connection open left the client's
+    response without an end."""
+    pod, = fakes.pods(1)
+    c = FakeCluster(procs, tmp_path, [pod])
+    c.scraped(pod)
+    body = b'{"id":"ten"}'
+    pod.set("raw", close=close, data=b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n" +
+            extra + b"Transfer-Encoding: chunked\r\n\r\n" +
+            b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    s = socket.create_connection((c.host, c.port), timeout=10)
+    s.sendall(raw_request("ten").replace(b"Host: gw\r\n", b"Host: gw\r\nConnection: close\r\n"))
+    got = read_all(s, 3)
+    s.close()
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), got
+    assert b"transfer-encoding: chunked" in head.lower(), got
+    assert rest == b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body), got
+    (r,) = pod.completions("ten")
+    assert pod.wait_event("eof", "reset", "closed", conn=r.conn), pod.events
+    pod.set("json")
+    assert_ok(c)
+    assert all(x.conn != r.conn for x in pod.completions() if x is not r)
+    c.stop()
+
+
 # ---- 13. fields for one connection only ----
 
 def test_connection_nominated_fields_not_forwarded(procs, tmp_path, fakes):

@@ -535,6 +535,20 @@ static void test_response_framing(void **state)
 
 	assert_int_equal(res_framing("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", "GET", &f), 0);
 	assert_false(f.keep_alive);
+
+	/* Transfer-Encoding in HTTP/1.0 is faulty framing (RFC 9112 §6.1),
+	 * but a final chunked is decoded, as Envoy's codec does, and the
+	 * connection is not kept, whatever Connection or Content-Length say. */
+	static const char *const te10[] = {
+	    "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "HTTP/1.0 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+	};
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(res_framing(te10[i], "GET", &f), 0);
+		assert_int_equal(f.kind, IG_BODY_CHUNKED);
+		assert_false(f.keep_alive);
+	}
 	assert_int_equal(res_framing("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
 				     "Connection: close\r\n\r\n",
 				     "GET", &f),
