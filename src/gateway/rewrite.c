@@ -89,7 +89,7 @@ static char *u64_text(uint64_t v, char *end)
 /* The upstream head, up to (not including) the Host line of an attempt:
  * the client's headers less hop-by-hop ones, an x-request-id when the
  * client sent none (as Envoy does; vLLM uses it in its answer),
- * X-Forwarded-For and the new Content-Length. */
+ * X-Forwarded-For, X-Forwarded-Proto and the new Content-Length. */
 /* Header additions of a RequestHeaderModifier, written into the head. */
 struct emit_ctx {
 	struct wr *w;
@@ -141,7 +141,7 @@ static int build_head(struct ig_req *p)
 		peer.len = (size_t)(colon - peer.ptr);
 	struct ig_str target = ig_req_upstream_target(p);
 	size_t cap = r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p) +
-		     72 + 24 + 32 + (p->ex->client_cert.len ? p->ex->client_cert.len + 32 : 0);
+		     72 + 24 + 32 + 32 + (p->ex->client_cert.len ? p->ex->client_cert.len + 32 : 0);
 	for (size_t i = 0; i < r->num_headers; i++)
 		cap += r->headers[i].name.len + r->headers[i].value.len + 4;
 	char *buf = ig_arena_alloc(p->ex->arena, cap);
@@ -183,8 +183,10 @@ static int build_head(struct ig_req *p)
 			continue;
 		}
 		/* Who the client proved to be is ours to say (Envoy's default,
-		 * SANITIZE): a client's own claim never reaches a backend. */
-		if (ig_str_ieq_cstr(hd->name, "x-forwarded-client-cert"))
+		 * SANITIZE): a client's own claim never reaches a backend. The
+		 * scheme it came over is ours to say too (below). */
+		if (ig_str_ieq_cstr(hd->name, "x-forwarded-client-cert") ||
+		    ig_str_ieq_cstr(hd->name, "x-forwarded-proto"))
 			continue;
 		if (ig_str_ieq_cstr(hd->name, "x-request-id")) {
 			/* An empty one is none: ours replaces it (GIE's
@@ -255,6 +257,17 @@ static int build_head(struct ig_req *p)
 	}
 	put_str(&w, peer);
 	put(&w, "\r\n", 2);
+	/* The scheme of the client's connection, whatever the client said:
+	 * Envoy at the edge (use_remote_address, no trusted hops, as Gateway
+	 * API implementations run it) overwrites x-forwarded-proto so, and a
+	 * pod that builds its links or insists on https from it must not be
+	 * told https by a client that came in clear. A RequestHeaderModifier
+	 * that sets or removes the field has the last word, as Envoy applies
+	 * a route's header mutations after its own. */
+	if (!modifies || !ig_req_header_dropped(p, IG_FILTER_REQUEST_HEADER_MODIFIER,
+						IG_STR("x-forwarded-proto")))
+		put_cstr(&w, p->ex->tls ? "X-Forwarded-Proto: https\r\n"
+					: "X-Forwarded-Proto: http\r\n");
 	/* A body read whole goes with its length. One passed on as it comes
 	 * is framed as the client framed it over HTTP/1.1 (its length, else
 	 * chunked); HTTP/2 leaves that to the upstream client. */

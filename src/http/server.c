@@ -560,6 +560,11 @@ static const char *normalize_target(struct ig_http_conn *c, struct ig_http_reque
 											      : 0;
 	if (!scheme)
 		return "the request target is neither a path nor an absolute http URI";
+	/* Envoy refuses https in the target of a request that came in clear
+	 * (the one scheme check it makes over HTTP/1.1): passed on, it would
+	 * tell the backend the request was encrypted when it was not. */
+	if (scheme == 8 && !c->tls)
+		return "an https request target over a connection without TLS";
 	struct ig_str auth = {t.ptr + scheme, 0};
 	while (scheme + auth.len < t.len && !strchr("/?#", auth.ptr[auth.len]))
 		auth.len++;

@@ -168,6 +168,51 @@ def test_service_backend_round_robin_and_header_filters(procs, tmp_path):
     s.stop()
 
 
+def test_service_backend_forwarded_proto(procs, tmp_path):
+    """A Service backend is told the client's scheme in X-Forwarded-Proto
+    like a pool's pod, the client's own value replaced (Envoy at the edge);
+    a RequestHeaderModifier that sets the field, or removes it, has the
+    last word, as Envoy applies a route's header mutations after its
+    own."""
+    rules = """  - matches:
+    - path: {type: PathPrefix, value: /set}
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: X-Forwarded-Proto, value: https}]
+    backendRefs:
+    - name: svc
+      port: 80
+  - matches:
+    - path: {type: PathPrefix, value: /removed}
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        remove: [X-Forwarded-Proto]
+    backendRefs:
+    - name: svc
+      port: 80
+  - backendRefs:
+    - name: svc
+      port: 80
+"""
+
+    def docs(s):
+        return [gateway(s.port), route(rules), service("svc", 80, s.pod_port),
+                pod("p0", "svc", s.pods[0].host)]
+
+    s = Setup(procs, tmp_path, docs, npods=1)
+    for path, want in (("/plain", ["http"]), ("/set", ["https"]), ("/removed", [])):
+        st, _, data = s.get(path, headers={"X-Forwarded-Proto": "https"})
+        assert st == 200, data
+        r = s.received()[-1]
+        assert r.path == path, r
+        assert r.fields.count("x-forwarded-proto") == len(want), r.fields
+        got = [r.headers["x-forwarded-proto"]] if "x-forwarded-proto" in r.headers else []
+        assert got == want, r.headers
+    s.stop()
+
+
 def test_service_backend_unreachable_says_backend(procs, tmp_path):
     """A Service whose only endpoint refuses connections: 502, and the
     message speaks of a backend, not of model servers (a Service is no

@@ -501,6 +501,93 @@ def test_cookies_are_joined_for_the_pod(gw):
     c.close()
 
 
+def h1_over(gw, raw, tls):
+    """Everything the gateway answers to raw (which asks for Connection:
+    close) over its plain listener or, with tls, over its HTTPS one."""
+    s = socket.create_connection((gw.host, gw.tls_port if tls else gw.port), timeout=5)
+    if tls:
+        ctx = ssl.create_default_context(cafile=gw.ca)
+        ctx.set_alpn_protocols(["http/1.1"])
+        s = ctx.wrap_socket(s, server_hostname="gw.example")
+    s.sendall(raw)
+    got = b""
+    while True:
+        try:
+            d = s.recv(65536)
+        except (ConnectionError, ssl.SSLError):
+            break
+        if not d:
+            break
+        got += d
+    s.close()
+    return got
+
+
+def test_forwarded_proto_is_the_connections_scheme(gw):
+    """X-Forwarded-Proto tells the pod the scheme the client's connection
+    had, http or https, over HTTP/1.1 and HTTP/2: as Envoy sets it at the
+    edge (use_remote_address, no trusted hops), the client's own value is
+    replaced, never passed on, and one is added where the client sent
+    none. The client's value went as sent before, and none was added."""
+    gw.pod.set("json")
+    body = json.dumps(completion()).encode()
+
+    def h1(test_id, extra=b""):
+        return (b"POST /v1/completions HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n"
+                b"Content-Type: application/json\r\nx-test-id: %s\r\n%sContent-Length: %d"
+                b"\r\n\r\n%s" % (test_id.encode(), extra, len(body), body))
+
+    for tls, scheme, spoof in ((False, "http", "https"), (True, "https", "http")):
+        for test_id, extra in (("xfp-none-%s" % scheme, b""),
+                               ("xfp-spoof-%s" % scheme,
+                                b"X-Forwarded-Proto: %s\r\nx-forwarded-proto: ftp\r\n"
+                                % spoof.encode())):
+            got = h1_over(gw, h1(test_id, extra), tls)
+            assert got.startswith(b"HTTP/1.1 200 "), got[:300]
+            (r,) = gw.pod.wait_requests(1, test_id=test_id)
+            assert r.fields.count("x-forwarded-proto") == 1, r.fields
+            assert r.headers["x-forwarded-proto"] == scheme, r.headers
+        c = gw.client(tls=tls)
+        test_id = "xfp-h2-%s" % scheme
+        sid = c.request("/v1/completions", completion(),
+                        headers=[("x-test-id", test_id), ("x-forwarded-proto", spoof)])
+        status, st = c.response(sid)
+        assert status == 200, st
+        c.close()
+        (r,) = gw.pod.wait_requests(1, test_id=test_id)
+        assert r.fields.count("x-forwarded-proto") == 1, r.fields
+        assert r.headers["x-forwarded-proto"] == scheme, r.headers
+
+
+def test_https_target_needs_tls(gw):
+    """An absolute-form target with the https scheme over a connection
+    without TLS is refused 400, as Envoy refuses it (the one scheme check
+    it makes, against a privilege escalation through HTTP/1.1 proxies);
+    it was served as its path. Over TLS, or with the http scheme, the
+    absolute form is served as before."""
+    gw.pod.set("json")
+    body = json.dumps(completion()).encode()
+
+    def h1(target, test_id):
+        return (b"POST %s HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n"
+                b"Content-Type: application/json\r\nx-test-id: %s\r\nContent-Length: %d"
+                b"\r\n\r\n%s" % (target.encode(), test_id.encode(), len(body), body))
+
+    got = h1_over(gw, h1("https://gw.example:443/v1/completions", "https-plain"), False)
+    head, _, out = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), got
+    assert b"connection: close" in head.lower(), head
+    assert "https" in json.loads(out)["error"]["message"], out
+    assert not gw.pod.wait_requests(1, timeout=0.3, test_id="https-plain")
+    for target, tls, test_id in (("https://gw.example/v1/completions", True, "https-tls"),
+                                 ("HTTPS://gw.example/v1/completions", True, "https-tls-upper"),
+                                 ("http://gw.example/v1/completions", False, "http-plain"),
+                                 ("http://gw.example/v1/completions", True, "http-tls")):
+        got = h1_over(gw, h1(target, test_id), tls)
+        assert got.startswith(b"HTTP/1.1 200 "), (target, got[:300])
+        assert len(gw.pod.wait_requests(1, test_id=test_id)) == 1
+
+
 def test_expect_continue_is_answered(gw):
     """Expect: 100-continue over HTTP/2: the gateway reads the body to
     route on it, so it answers 100 itself (as over HTTP/1.1, and as

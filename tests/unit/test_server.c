@@ -1011,7 +1011,7 @@ static void test_request_target_and_host(void **state)
 	} ok[] = {
 	    {"GET http://x.example/host?a=1 HTTP/1.1\r\nHost: y\r\n\r\n",
 	     "/host?a=1 /host x.example"},
-	    {"GET HTTPS://x:8443/host HTTP/1.1\r\n\r\n", "/host /host x:8443"},
+	    {"GET HTTP://x:8443/host HTTP/1.1\r\n\r\n", "/host /host x:8443"},
 	    {"GET /host HTTP/1.0\r\n\r\n", "/host /host -"},
 	    {"GET /host HTTP/1.1\r\nhOsT: z\r\n\r\n", "/host /host z"},
 	    {"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * - 0:"},
@@ -1052,6 +1052,20 @@ static void test_request_target_and_host(void **state)
 	}
 	assert_int_equal(F->nreq, sizeof ok / sizeof ok[0]);
 	wait_conns(0);
+}
+
+/* An https target over a connection in clear is refused, as Envoy
+ * refuses it: passed on, it would tell the backend the request came
+ * encrypted. */
+static void test_https_target_in_clear(void **state)
+{
+	start_server(NULL);
+	struct peer *p = open_peer();
+	send_str(p, "GET HTTPS://x:8443/host HTTP/1.1\r\n\r\n");
+	expect(p, err_resp(400, "Bad Request",
+			   "an https request target over a connection without TLS"));
+	expect_close(p);
+	assert_int_equal(F->nreq, 0);
 }
 
 /* A Host value must be an authority (RFC 9112 §3.2, as nginx checks):
@@ -1997,6 +2011,7 @@ int main(void)
 	    T(test_malformed_400),
 	    T(test_binary_head_400_at_once),
 	    T(test_request_target_and_host),
+	    T(test_https_target_in_clear),
 	    T(test_host_values),
 	    T(test_431),
 	    T(test_http_versions),
