@@ -153,7 +153,7 @@ static int build_head(struct ig_req *p)
 	put_str(&w, target);
 	put_cstr(&w, " HTTP/1.1\r\n");
 	bool have_id = false;
-	const struct ig_http_header *xff = NULL;
+	bool xff = false;
 	bool modifies = filter_room(p) > 0 || (p->rule && p->rule->nfilters) ||
 			(p->backend && p->backend->nfilters);
 	bool te_trailers = false;
@@ -179,7 +179,7 @@ static int build_head(struct ig_req *p)
 		if (p->trace.drop_context && ig_str_ieq_cstr(hd->name, "tracestate"))
 			continue; /* it went with an invalid traceparent */
 		if (ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
-			xff = hd;
+			xff = true; /* joined below, with the client's address */
 			continue;
 		}
 		/* Who the client proved to be is ours to say (Envoy's default,
@@ -250,10 +250,18 @@ static int build_head(struct ig_req *p)
 		put_str(&w, p->ex->client_cert);
 		put(&w, "\r\n", 2);
 	}
+	/* Repeated lines are one list, their values joined with commas in
+	 * order (RFC 9110 §5.3), as Envoy joins them before it appends the
+	 * client's address: keeping one line would drop the hops the others
+	 * name. Whatever dropped one line above dropped them all (it goes by
+	 * name), so every line left is taken; an empty one adds nothing. */
 	put_cstr(&w, "X-Forwarded-For: ");
-	if (xff) {
-		put_str(&w, xff->value);
-		put(&w, ", ", 2);
+	for (size_t i = 0; xff && i < r->num_headers; i++) {
+		const struct ig_http_header *hd = &r->headers[i];
+		if (hd->value.len && ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
+			put_str(&w, hd->value);
+			put(&w, ", ", 2);
+		}
 	}
 	put_str(&w, peer);
 	put(&w, "\r\n", 2);

@@ -559,6 +559,49 @@ def test_forwarded_proto_is_the_connections_scheme(gw):
         assert r.headers["x-forwarded-proto"] == scheme, r.headers
 
 
+def test_repeated_forwarded_for_lines_are_joined(gw):
+    """RFC 9110 §5.3: X-Forwarded-For lines that repeat are one list, their
+    values joined with commas in order, and Envoy joins them so before it
+    appends the client's address; over HTTP/2 the same for several
+    x-forwarded-for fields. Only the last line was kept before. An empty
+    line adds no empty element."""
+    gw.pod.set("json")
+    body = json.dumps(completion()).encode()
+    s = socket.create_connection((gw.host, gw.port), timeout=5)
+    me = s.getsockname()[0]
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n"
+              b"X-Forwarded-For: 1.1.1.1\r\nContent-Type: application/json\r\n"
+              b"x-test-id: xff-h1\r\nX-Forwarded-For:\r\nx-forwarded-for: 2.2.2.2, 3.3.3.3\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    got = read_until_close(s)
+    assert got.startswith(b"HTTP/1.1 200 "), got[:300]
+    (r,) = gw.pod.wait_requests(1, test_id="xff-h1")
+    assert r.fields.count("x-forwarded-for") == 1, r.fields
+    assert r.headers["x-forwarded-for"] == "1.1.1.1, 2.2.2.2, 3.3.3.3, " + me, r.headers
+    c = gw.client()
+    me = c.sock.getsockname()[0]
+    sid = c.request("/v1/completions", completion(),
+                    headers=[("x-forwarded-for", "1.1.1.1"), ("x-test-id", "xff-h2"),
+                             ("x-forwarded-for", "2.2.2.2")])
+    status, st = c.response(sid)
+    assert status == 200, st
+    c.close()
+    (r,) = gw.pod.wait_requests(1, test_id="xff-h2")
+    assert r.fields.count("x-forwarded-for") == 1, r.fields
+    assert r.headers["x-forwarded-for"] == "1.1.1.1, 2.2.2.2, " + me, r.headers
+
+
+def read_until_close(s):
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    s.close()
+    return got
+
+
 def test_https_target_needs_tls(gw):
     """An absolute-form target with the https scheme over a connection
     without TLS is refused 400, as Envoy refuses it (the one scheme check
