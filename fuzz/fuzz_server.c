@@ -24,10 +24,12 @@
  * e error, n 204, t a tunnel (101, then the client's bytes echoed; a
  * piece holding 'P' pauses reading until a loop timer resumes it, 'E'
  * ends the tunnel, 'A' aborts it), anything else an echo of the body.
- * A request to /q or /Q still sending its body is streamed (stream_body,
- * over HTTP/1.1 or HTTP/2): /q echoes each piece as it comes and ends
- * with the body, /Q answers at once and never takes a byte (HTTP/2's
- * window holds the rest; over HTTP/1.1 the connection closes after).
+ * A request to /q, /Q or /r still sending its body is streamed
+ * (stream_body, over HTTP/1.1 or HTTP/2): /q echoes each piece as it comes
+ * and ends with the body, /Q answers at once and never takes a byte
+ * (HTTP/2's window holds the rest; over HTTP/1.1 the connection closes
+ * after), /r takes the body as it comes and answers only at its end (so a
+ * malformed chunked body is refused before any answer began).
  *
  * The listening socket is a Unix stream socket in the abstract namespace,
  * made once; each server gets a dup of it (and closes that). Unix sockets
@@ -212,7 +214,14 @@ static void check_exchange(const struct ig_http_exchange *ex)
 static bool stream_body(struct ig_http_exchange *ex, void *ctx)
 {
 	struct ig_str path = ex->req.path;
-	return path.len > 1 && (path.ptr[1] == 'q' || path.ptr[1] == 'Q');
+	return path.len > 1 && (path.ptr[1] == 'q' || path.ptr[1] == 'Q' || path.ptr[1] == 'r');
+}
+
+static void counted_body(struct ig_http_exchange *ex)
+{
+	ig_http_body_consume(ex, ex->body.len);
+	if (ex->body_done)
+		ig_http_respond(ex, 200, NULL, "", 0, NULL, 0);
 }
 
 static void streamed_body(struct ig_http_exchange *ex)
@@ -234,6 +243,11 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 
 	h->progress++;
 	check_exchange(ex);
+	if (ex->body_streaming && mode == 'r') {
+		ex->on_body = counted_body;
+		counted_body(ex);
+		return;
+	}
 	if (ex->body_streaming) {
 		if (ig_http_start_response(ex, 200, NULL, 0, -1) < 0)
 			abort();

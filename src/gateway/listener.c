@@ -136,7 +136,13 @@ static void answer_models(struct ig_req *p, const struct ig_listener_rt *li)
 static void on_client_abort(struct ig_http_exchange *ex)
 {
 	struct ig_req *p = ex->user;
-	if (p->w->stopping) {
+	if (ex->refused_status) {
+		/* The server refuses the request's streamed body (a malformed
+		 * chunked coding, trailers over the limits) and answers the
+		 * client itself. */
+		p->status = ex->refused_status;
+		p->reason = ex->refused_reason;
+	} else if (p->w->stopping) {
 		/* The gateway closes its connections as it stops (a second
 		 * signal, or a request the drain's end did not reach): nothing
 		 * more can be written, but the log names who ended it. */

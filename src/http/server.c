@@ -380,9 +380,11 @@ void ig_srv_refuse(struct ig_http_server *s, struct ig_http_exchange *ex, int st
 			      NULL, "%s", msg);
 }
 
-/* Before any handler ran. The connection closes after it, since the rest
- * of the input cannot be trusted to be framed. */
-static void server_error(struct ig_http_conn *c, int status, const char *msg)
+/* The server's own answer to a request it refuses. The connection closes
+ * after it, since the rest of the input cannot be trusted to be framed.
+ * `seen`: a handler had the request and was told (on_abort), so
+ * on_refused, which is for requests no handler saw, is not called. */
+static void answer_error(struct ig_http_conn *c, int status, const char *msg, bool seen)
 {
 	if (!c->ex && !new_exchange(c)) {
 		conn_free(c);
@@ -394,12 +396,18 @@ static void server_error(struct ig_http_conn *c, int status, const char *msg)
 	c->keep_alive = false;
 	c->is_head = false;
 	arm_timer(c, TM_NONE, 0);
-	if (c->srv->cfg.on_refused) {
+	if (c->srv->cfg.on_refused && !seen) {
 		if (c->tls)
 			tls_describe(c, c->ex);
 		c->srv->cfg.on_refused(c->ex, status, msg, c->srv->ctx);
 	}
 	ig_srv_refuse(c->srv, c->ex, status, msg);
+}
+
+/* Before any handler ran. */
+static void server_error(struct ig_http_conn *c, int status, const char *msg)
+{
+	answer_error(c, status, msg, false);
 }
 
 /* ---- reading a request ---- */
@@ -712,10 +720,39 @@ static int take_head(struct ig_http_conn *c, size_t n)
 	return 2;
 }
 
+/* A streamed chunked body turned out malformed (or its trailers over the
+ * limits). Before any response began, the client is answered as a body
+ * read whole is (400, 431) and the connection closes: the handler lets
+ * go of the request first, through on_abort with the status and reason
+ * in the exchange so that it can say what the client got, and with it of
+ * its upstream request, which went out with part of a body that cannot
+ * be finished. Once a response began, closing is all that is left. */
+static void refuse_streamed_body(struct ig_http_conn *c, int status, const char *msg)
+{
+	struct ig_http_exchange *ex = c->ex;
+	if (c->resp_started) {
+		ig_info("client %s: %s: closing", c->peer, msg);
+		mark_broken(c);
+		return;
+	}
+	ig_info("client %s: %s: answering %d", c->peer, msg, status);
+	void (*abort_cb)(struct ig_http_exchange *) = ex->on_abort;
+	ex->on_abort = NULL;
+	ex->on_body = NULL;
+	ex->on_writable = NULL;
+	ex->refused_status = status;
+	ex->refused_reason = msg;
+	c->in_handler = false;
+	c->srv->busy--;
+	if (abort_cb)
+		abort_cb(ex);
+	answer_error(c, status, msg, true);
+}
+
 /* Moves what the input holds of a streamed body into ex->body (decoded)
  * and tells the handler. The rest of the input, past the body's end, is
- * the next request's. A chunked body that turns out malformed drops the
- * connection: the handler has it and hears on_abort. */
+ * the next request's. A chunked body that turns out malformed is refused
+ * (refuse_streamed_body). */
 static void stream_input(struct ig_http_conn *c, size_t direct)
 {
 	struct ig_http_exchange *ex = c->ex;
@@ -737,9 +774,12 @@ static void stream_input(struct ig_http_conn *c, size_t direct)
 	} else if (c->in.len) {
 		size_t len = c->in.len;
 		ssize_t rest = ig_chunked_decode(&c->chunked, c->in.ptr, &len);
-		if (rest == IG_HTTP_INVALID || rest == IG_HTTP_TOO_MANY_HEADERS) {
-			ig_info("client %s: malformed chunked request body: closing", c->peer);
-			mark_broken(c);
+		if (rest == IG_HTTP_INVALID) {
+			refuse_streamed_body(c, 400, "malformed chunked request body");
+			return;
+		}
+		if (rest == IG_HTTP_TOO_MANY_HEADERS) {
+			refuse_streamed_body(c, 431, "request trailer fields too large");
 			return;
 		}
 		bad = ig_buf_append(&ex->body, c->in.ptr, len);

@@ -139,6 +139,13 @@ struct ig_http_exchange {
 	int64_t body_length;
 	bool body_done; /* the client's body ended (all of it is in, or was, in body) */
 	void (*on_body)(struct ig_http_exchange *ex);
+	/* Set before on_abort when the server refuses a streamed body it
+	 * found malformed before any response began (it then answers the
+	 * client itself): the status it answers (400, 431) and why, so
+	 * that the handler's log tells what the client got, not that the
+	 * client left. 0 and NULL otherwise. */
+	int refused_status;
+	const char *refused_reason;
 	/* Headers the response head carries besides those of the call that
 	 * answers, set by the handler before it answers (arena memory, say):
 	 * the simulator's X-Request-Id. */

@@ -520,6 +520,64 @@ def test_http2_client_stalling_mid_upload_is_408(procs, tmp_path):
         s.stop()
 
 
+BAD_CHUNKED = [
+    (b"5\r\nhello\r\nzz\r\n", 400),
+    (b"5\nhello\r\n0\r\n\r\n", 400),
+    (b"5\r\nhelloXX0\r\n\r\n", 400),
+    (b"10000000000000005\r\nhello\r\n", 400),
+    (b"5;a=\"b\r\nc\"\r\nhello\r\n", 400),
+    (b"5;a\nb\r\nhello\r\n", 400),
+    (b"0\r\n" + b"X-Trailer: 1\r\n" * 200 + b"\r\n", 431),
+]
+
+
+@pytest.mark.parametrize("bad,status", BAD_CHUNKED,
+                         ids=["bad-size", "lf-only", "no-crlf-after-data", "size-overflow",
+                              "cr-in-extension", "lf-in-extension", "trailers-over-limit"])
+@pytest.mark.parametrize("later", [False, True], ids=["with-head", "after-a-chunk"])
+def test_malformed_chunked_upload_is_refused(setup, bad, status, later):
+    """A chunked body streamed to a Service that turns out malformed before
+    any response began is answered as one read whole is (400, or 431 for
+    trailers over the limits), with Connection: close, and the connection
+    closes: the client learns why instead of seeing a bare close. The
+    pod's connection, which got the head and maybe a chunk, is closed,
+    never reused, and the access log has the status the client got."""
+    s = setup
+    c = s.connect()
+    head = b"POST /bad HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n"
+    if later:
+        c.sendall(head + b"3\r\nabc\r\n")
+        deadline = time.time() + 5
+        while not s.pod.heads and time.time() < deadline:
+            time.sleep(0.02)
+        assert s.pod.heads, "the pod did not get the head"
+        c.sendall(bad)
+    else:
+        c.sendall(head + bad)
+    c.settimeout(10)
+    got, head_text, body, _ = read_response(c)
+    assert got == status, (head_text, body)
+    assert header(head_text, "connection") == "close"
+    want = "malformed chunked request body" if status == 400 else "trailer fields too large"
+    assert want in json.loads(body)["error"]["message"], body
+    assert c.recv(1) == b""
+    c.close()
+    if later:
+        deadline = time.time() + 5
+        while s.pod.ended < 1 and time.time() < deadline:
+            time.sleep(0.02)
+        assert s.pod.ended == 1, "the pod's connection was not closed"
+    line = s.access_log(1)[0]
+    assert line["status"] == status, line
+    assert want in line["reason"], line
+    c = s.connect()
+    c.sendall(b"POST /after HTTP/1.1\r\nHost: up\r\nContent-Length: 2\r\n\r\nok")
+    after, _, out, _ = read_response(c)
+    c.close()
+    assert after == 200 and json.loads(out)["path"] == "/after"
+    assert s.pod.heads[-1].startswith("POST /after ")
+
+
 @pytest.mark.parametrize("path", ["/mute", "/deaf"])
 def test_pod_silent_mid_upload_is_504(procs, tmp_path, path):
     """The pod is the silent side: it read the whole body (over 1 MiB, so

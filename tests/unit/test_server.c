@@ -19,7 +19,8 @@
  *                     comes; at its end "<length> <n>:<body>" (length as
  *                     announced, -1 if not)
  *   /sbody-hold       a streamed body left unread (F->held)
- *   /sbody-early      a streamed body answered "early" at once */
+ *   /sbody-early      a streamed body answered "early" at once
+ *   /sbody-started    a streamed body left unread, a chunked head sent */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +47,7 @@ struct fx {
 	int port;
 	int nreq;      /* handler calls */
 	int naborts;   /* on_abort calls */
+	int refused_status; /* the exchange's, at the last on_abort */
 	int nwritable; /* on_writable calls */
 	int nfull;     /* ig_http_write returned 1 */
 	struct ig_http_exchange *held;
@@ -113,6 +115,7 @@ static void on_abort(struct ig_http_exchange *ex)
 {
 	struct rq *r = ex->user;
 	F->naborts++;
+	F->refused_status = ex->refused_status;
 	ig_timer_stop(&F->loop, &r->timer);
 	if (F->held == ex)
 		F->held = NULL;
@@ -294,6 +297,10 @@ static void handler(struct ig_http_exchange *ex, void *ctx)
 		assert_int_equal(ig_http_respond(ex, 200, NULL, "", 0, NULL, 0), -1);
 	} else if (path_is(ex, "/sbody-hold")) {
 		assert_true(ex->body_streaming);
+		f->held = ex;
+	} else if (path_is(ex, "/sbody-started")) {
+		assert_true(ex->body_streaming);
+		assert_int_equal(ig_http_start_response(ex, 200, &stream_hdr, 1, -1), 0);
 		f->held = ex;
 	} else if (path_is(ex, "/sbody-early")) {
 		assert_true(ex->body_streaming);
@@ -1293,12 +1300,37 @@ static void test_streamed_body_chunked(void **state)
 		    "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
 	expect(p, OK("-1 7:abcdefg"));
 	expect(p, OK("GET /echo - 0:"));
-	/* A malformed chunk once the handler has the exchange: it hears
-	 * on_abort, and the connection closes. */
+	/* A malformed chunk once the handler has the exchange, before any
+	 * response: the handler hears on_abort, told the status the server
+	 * answers, and the client gets that 400, as for a body read whole;
+	 * then the connection closes. */
 	send_str(p, "POST /sbody HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 		    "3\r\nabc\r\nzz\r\n");
+	expect(p, err_resp(400, "Bad Request", "malformed chunked request body"));
 	expect_close(p);
 	assert_int_equal(F->naborts, 1);
+	assert_int_equal(F->refused_status, 400);
+	/* Trailers over the limits are 431, as for a body read whole. */
+	p = open_peer();
+	send_str(p, "POST /sbody HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "3\r\nabc\r\n0\r\n");
+	for (int i = 0; i < 200; i++)
+		send_str(p, "X-Trailer: 1\r\n");
+	expect(p, err_resp(431, "Request Header Fields Too Large",
+			   "request trailer fields too large"));
+	expect_close(p);
+	assert_int_equal(F->naborts, 2);
+	assert_int_equal(F->refused_status, 431);
+	/* Once the response began, closing is all there is. */
+	p = open_peer();
+	send_str(p, "POST /sbody-started HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+		    "\r\n3\r\nabc\r\n");
+	expect(p, "HTTP/1.1 200 OK\r\n" D "X-A: b\r\nTransfer-Encoding: chunked\r\n"
+		  "Connection: close\r\n\r\n");
+	send_str(p, "zz\r\n");
+	expect_close(p);
+	assert_int_equal(F->naborts, 3);
+	assert_int_equal(F->refused_status, 0);
 }
 
 /* The server reads no more while 1 MiB of the body waits for the handler,
