@@ -254,17 +254,22 @@ static int build_head(struct ig_req *p)
 	 * order (RFC 9110 §5.3), as Envoy joins them before it appends the
 	 * client's address: keeping one line would drop the hops the others
 	 * name. Whatever dropped one line above dropped them all (it goes by
-	 * name), so every line left is taken; an empty one adds nothing. */
-	put_cstr(&w, "X-Forwarded-For: ");
-	for (size_t i = 0; xff && i < r->num_headers; i++) {
-		const struct ig_http_header *hd = &r->headers[i];
-		if (hd->value.len && ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
-			put_str(&w, hd->value);
-			put(&w, ", ", 2);
+	 * name), so every line left is taken; an empty one adds nothing. A
+	 * RequestHeaderModifier that sets or removes the field has the last
+	 * word, as for X-Forwarded-Proto below. */
+	if (!modifies || !ig_req_header_dropped(p, IG_FILTER_REQUEST_HEADER_MODIFIER,
+						IG_STR("x-forwarded-for"))) {
+		put_cstr(&w, "X-Forwarded-For: ");
+		for (size_t i = 0; xff && i < r->num_headers; i++) {
+			const struct ig_http_header *hd = &r->headers[i];
+			if (hd->value.len && ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
+				put_str(&w, hd->value);
+				put(&w, ", ", 2);
+			}
 		}
+		put_str(&w, peer);
+		put(&w, "\r\n", 2);
 	}
-	put_str(&w, peer);
-	put(&w, "\r\n", 2);
 	/* The scheme of the client's connection, whatever the client said:
 	 * Envoy at the edge (use_remote_address, no trusted hops, as Gateway
 	 * API implementations run it) overwrites x-forwarded-proto so, and a

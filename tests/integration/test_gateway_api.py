@@ -213,6 +213,53 @@ def test_service_backend_forwarded_proto(procs, tmp_path):
     s.stop()
 
 
+def test_header_modifier_owns_forwarded_for(procs, tmp_path):
+    """A RequestHeaderModifier that sets X-Forwarded-For, or removes it,
+    has the last word over the gateway's own (the client's list and its
+    address), as Envoy applies a route's mutations after its own: one
+    line with the set value, or none; without one the client's list goes
+    on with the client's address appended."""
+    rules = """  - matches:
+    - path: {type: PathPrefix, value: /set}
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: X-Forwarded-For, value: 10.9.9.9}]
+    backendRefs:
+    - name: svc
+      port: 80
+  - matches:
+    - path: {type: PathPrefix, value: /removed}
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        remove: [x-forwarded-for]
+    backendRefs:
+    - name: svc
+      port: 80
+  - backendRefs:
+    - name: svc
+      port: 80
+"""
+
+    def docs(s):
+        return [gateway(s.port), route(rules), service("svc", 80, s.pod_port),
+                pod("p0", "svc", s.pods[0].host)]
+
+    s = Setup(procs, tmp_path, docs, npods=1)
+    for path, want in (("/plain", ["1.2.3.4, 127."]), ("/set", ["10.9.9.9"]),
+                       ("/removed", [])):
+        st, _, data = s.get(path, headers={"X-Forwarded-For": "1.2.3.4"})
+        assert st == 200, data
+        r = s.received()[-1]
+        assert r.path == path, r
+        assert r.fields.count("x-forwarded-for") == len(want), r.fields
+        got = [r.headers["x-forwarded-for"]] if "x-forwarded-for" in r.headers else []
+        assert len(got) == len(want) and all(g.startswith(w) for g, w in zip(got, want)), \
+            r.headers
+    s.stop()
+
+
 def test_service_backend_unreachable_says_backend(procs, tmp_path):
     """A Service whose only endpoint refuses connections: 502, and the
     message speaks of a backend, not of model servers (a Service is no
