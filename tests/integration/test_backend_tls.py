@@ -442,8 +442,12 @@ spec:
         st, data = get(port)
         assert st == 200, data
     assert tpod.peers == ["the-gateway"] * 3, tpod.peers
+    # TLS 1.3 refuses a missing client certificate after the client's
+    # Finished: the refusal lands before the request went (no backend
+    # could be reached, 502) or after (closed without answering, 503),
+    # as the two processes' timing falls.
     st, data = get(port2)
-    assert st == 503, data
+    assert st in (502, 503), data
     assert len(tpod.peers) == 3, tpod.peers
     out = subprocess.run([os.environ["IG_BIN"], "check", "-f", mdir], capture_output=True,
                          text=True)
