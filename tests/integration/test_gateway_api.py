@@ -168,18 +168,29 @@ def test_service_backend_round_robin_and_header_filters(procs, tmp_path):
     s.stop()
 
 
-def test_service_backend_forwarded_proto(procs, tmp_path):
+# (field, the client's value, what the route sets, what the Service
+# backend gets from each of /plain, /set and /removed, by prefix)
+FORWARDED = [
+    ("X-Forwarded-Proto", "https", "https", (["http"], ["https"], [])),
+    ("X-Forwarded-For", "1.2.3.4", "10.9.9.9", (["1.2.3.4, 127."], ["10.9.9.9"], [])),
+]
+
+
+@pytest.mark.parametrize("field,client,set_to,wants", FORWARDED,
+                         ids=[f[0] for f in FORWARDED])
+def test_service_backend_forwarded_fields(procs, tmp_path, field, client, set_to, wants):
     """A Service backend is told the client's scheme in X-Forwarded-Proto
-    like a pool's pod, the client's own value replaced (Envoy at the edge);
-    a RequestHeaderModifier that sets the field, or removes it, has the
-    last word, as Envoy applies a route's header mutations after its
-    own."""
+    like a pool's pod (the client's own value replaced: Envoy at the edge)
+    and the client's X-Forwarded-For list with its address appended; a
+    RequestHeaderModifier that sets the field, or removes it, has the last
+    word (one line with its value, or none), as Envoy applies a route's
+    header mutations after its own."""
     rules = """  - matches:
     - path: {type: PathPrefix, value: /set}
     filters:
     - type: RequestHeaderModifier
       requestHeaderModifier:
-        set: [{name: X-Forwarded-Proto, value: https}]
+        set: [{name: %s, value: %s}]
     backendRefs:
     - name: svc
       port: 80
@@ -188,73 +199,28 @@ def test_service_backend_forwarded_proto(procs, tmp_path):
     filters:
     - type: RequestHeaderModifier
       requestHeaderModifier:
-        remove: [X-Forwarded-Proto]
+        remove: [%s]
     backendRefs:
     - name: svc
       port: 80
   - backendRefs:
     - name: svc
       port: 80
-"""
+""" % (field, set_to, field.lower())
 
     def docs(s):
         return [gateway(s.port), route(rules), service("svc", 80, s.pod_port),
                 pod("p0", "svc", s.pods[0].host)]
 
     s = Setup(procs, tmp_path, docs, npods=1)
-    for path, want in (("/plain", ["http"]), ("/set", ["https"]), ("/removed", [])):
-        st, _, data = s.get(path, headers={"X-Forwarded-Proto": "https"})
+    name = field.lower()
+    for path, want in zip(("/plain", "/set", "/removed"), wants):
+        st, _, data = s.get(path, headers={field: client})
         assert st == 200, data
         r = s.received()[-1]
         assert r.path == path, r
-        assert r.fields.count("x-forwarded-proto") == len(want), r.fields
-        got = [r.headers["x-forwarded-proto"]] if "x-forwarded-proto" in r.headers else []
-        assert got == want, r.headers
-    s.stop()
-
-
-def test_header_modifier_owns_forwarded_for(procs, tmp_path):
-    """A RequestHeaderModifier that sets X-Forwarded-For, or removes it,
-    has the last word over the gateway's own (the client's list and its
-    address), as Envoy applies a route's mutations after its own: one
-    line with the set value, or none; without one the client's list goes
-    on with the client's address appended."""
-    rules = """  - matches:
-    - path: {type: PathPrefix, value: /set}
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier:
-        set: [{name: X-Forwarded-For, value: 10.9.9.9}]
-    backendRefs:
-    - name: svc
-      port: 80
-  - matches:
-    - path: {type: PathPrefix, value: /removed}
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier:
-        remove: [x-forwarded-for]
-    backendRefs:
-    - name: svc
-      port: 80
-  - backendRefs:
-    - name: svc
-      port: 80
-"""
-
-    def docs(s):
-        return [gateway(s.port), route(rules), service("svc", 80, s.pod_port),
-                pod("p0", "svc", s.pods[0].host)]
-
-    s = Setup(procs, tmp_path, docs, npods=1)
-    for path, want in (("/plain", ["1.2.3.4, 127."]), ("/set", ["10.9.9.9"]),
-                       ("/removed", [])):
-        st, _, data = s.get(path, headers={"X-Forwarded-For": "1.2.3.4"})
-        assert st == 200, data
-        r = s.received()[-1]
-        assert r.path == path, r
-        assert r.fields.count("x-forwarded-for") == len(want), r.fields
-        got = [r.headers["x-forwarded-for"]] if "x-forwarded-for" in r.headers else []
+        assert r.fields.count(name) == len(want), r.fields
+        got = [r.headers[name]] if name in r.headers else []
         assert len(got) == len(want) and all(g.startswith(w) for g, w in zip(got, want)), \
             r.headers
     s.stop()
