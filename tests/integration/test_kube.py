@@ -2878,6 +2878,7 @@ def test_own_status_write_reloads_nothing(kube):
     wait_for(lambda: get(k, POOL_KIND, "qwen-pool").get("status"), "pool status")
     time.sleep(1)
     assert k.log().count("reloading configuration") == 1, k.log()
+    k.stop()
 
 
 def test_fail_open_pool_without_its_picker_service(kube):
