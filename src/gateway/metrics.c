@@ -389,22 +389,21 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 				 "requests in each model.",
 				 mt, 2, output_token_bounds, n_output_token_bounds);
 	/* Time to first token and per output token of streamed responses,
-	 * measured at the gateway (GIE v1.5's request_ttft/tpot_seconds). */
-	static const double ttft_bounds[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
-					     0.15,  0.2,   0.3,	  0.4,	0.5,  0.6,  0.8,  1,	1.5,
-					     2,	    3,	   4.5,	  6,	12,   18,   24,	  30,	36,
-					     48,    60,	   90,	  120,	180,  270,  360};
+	 * measured at the gateway (GIE v1.5's request_ttft/tpot_seconds):
+	 * TTFT with GIE's generalLatencyBuckets, the request latency's, and
+	 * TPOT with its tpotBuckets, so that GIE's dashboards' quantiles read
+	 * the same buckets here as there. */
 	static const double tpot_bounds[] = {
 	    0.0005, 0.00205, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2,
 	    0.3,    0.4,     0.5,   0.6,  0.8,	1,    1.5,  2,	  3,   4.5,   6,    12,
 	    18,	    24,	     30,    36,	  48,	60,   90,   120,  180, 270,   360};
 	gm->obj_ttft = ig_metrics_histogram(
 	    reg, "inference_objective_request_ttft_seconds",
-	    "[ALPHA] Inference objective time to first token of streamed responses, in seconds.",
-	    mt, 2, ttft_bounds, sizeof ttft_bounds / sizeof ttft_bounds[0]);
+	    "[ALPHA] Inference model TTFT distribution in seconds for each model and target model.",
+	    mt, 2, duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
 	gm->obj_tpot = ig_metrics_histogram(
 	    reg, "inference_objective_request_tpot_seconds",
-	    "[ALPHA] Inference objective time per output token of streamed responses, in seconds.",
+	    "[ALPHA] Inference model TPOT distribution in seconds for each model and target model.",
 	    mt, 2, tpot_bounds, sizeof tpot_bounds / sizeof tpot_bounds[0]);
 	/* The usage's cached prompt tokens, with the input tokens' buckets. */
 	gm->obj_cached = ig_metrics_histogram(reg, "inference_objective_prompt_cached_tokens",
