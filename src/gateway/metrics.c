@@ -354,15 +354,16 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 			      name_pod, 2, pod_kv_fn, gm);
 	/* GIE v1.5 names. */
 	const char *mtp[] = {"model_name", "target_model_name", "priority"};
-	const char *mtpe[] = {"model_name", "target_model_name", "priority", "error_code"};
 	gm->obj_total = ig_metrics_counter(reg, "inference_objective_request_total",
 					   "[ALPHA] Counter of inference objective requests broken "
 					   "out for each model and target model.",
 					   mtp, 3);
+	/* GIE v1.5 added the priority to request_total only: its
+	 * requestErrCounter keeps v0.2's labels. */
 	gm->obj_errors = ig_metrics_counter(reg, "inference_objective_request_error_total",
 					    "[ALPHA] Counter of inference objective requests "
 					    "errors broken out for each model and target model.",
-					    mtpe, 4);
+					    mte, 3);
 	gm->obj_duration = ig_metrics_histogram(
 	    reg, "inference_objective_request_duration_seconds",
 	    "[ALPHA] Inference objective response latency distribution in seconds for each model "
@@ -738,14 +739,12 @@ static struct cache_entry *lookup(struct ig_gw_metrics *gm, struct ig_gw_metrics
 static void count_error(struct ig_gw_metrics *gm, const struct ig_gw_request_stats *st,
 			const char *model, const char *target)
 {
-	char prio[16];
-	snprintf(prio, sizeof prio, "%d", st->priority);
-	const char *mte[] = {model, target, error_code(st, true)};
-	const char *mtpe[] = {model, target, prio, error_code(st, false)};
+	const char *v02[] = {model, target, error_code(st, true)};
+	const char *v15[] = {model, target, error_code(st, false)};
 	struct ig_series *e;
-	if ((e = ig_metrics_series(gm->req_errors, mte)))
+	if ((e = ig_metrics_series(gm->req_errors, v02)))
 		ig_counter_add(e, 1);
-	if ((e = ig_metrics_series(gm->obj_errors, mtpe)))
+	if ((e = ig_metrics_series(gm->obj_errors, v15)))
 		ig_counter_add(e, 1);
 }
 

@@ -114,10 +114,39 @@ static void test_ttft_and_tpot_buckets_are_gies(void **state)
 	ig_gw_metrics_free(m);
 }
 
+/* GIE v1.5's requestErrCounter is {model_name, target_model_name,
+ * error_code}: the priority is on request_total only. */
+static void test_error_total_has_no_priority(void **state)
+{
+	(void)state;
+	struct ig_gw_metrics *m = ig_gw_metrics_new();
+	struct ig_gw_metrics_cache *c = ig_gw_metrics_cache_new();
+	struct ig_buf b = {0};
+	struct ig_gw_request_stats st = ok_request();
+	st.status = 429;
+	st.pod_status = false;
+	st.scheduled = false;
+	ig_gw_metrics_done(m, c, &st);
+	st.priority = -1;
+	ig_gw_metrics_done(m, c, &st);
+	const char *text = render(m, &b);
+	assert_true(value(text, "inference_objective_request_error_total{model_name=\"m\","
+				"target_model_name=\"t\",error_code=\"ResourceExhausted\"}") == 2);
+	assert_true(value(text, "inference_model_request_error_total{model_name=\"m\","
+				"target_model_name=\"t\","
+				"error_code=\"InferencePoolResourceExhausted\"}") == 2);
+	assert_int_equal(lines(text, "inference_objective_request_error_total{"), 1);
+	assert_null(strstr(text, "# TYPE inference_objective_request_total"));
+	ig_buf_free(&b);
+	ig_gw_metrics_cache_free(c);
+	ig_gw_metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ttft_and_tpot_buckets_are_gies),
+	    cmocka_unit_test(test_error_total_has_no_priority),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
