@@ -928,18 +928,24 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	/* GIE (v0.2's servers and v1.5's) records the request's size with its
 	 * count, once the body is handled, whatever happens to it later. */
 	ig_hist_observe2(e->req_sizes, e->obj_req_sizes, (double)st->req_bytes);
-	if (failed)
+	/* GIE's response path handles a model server's error answer as any
+	 * other response (v1.5 handlers/response.go HandleResponseBody):
+	 * its usage, if any, and at the end of its stream its latency, size
+	 * and NTPOT. A failure the gateway answered itself never got there. */
+	if (failed && !st->pod_status)
 		return;
 	if (st->in_tokens > 0)
 		ig_hist_observe2(e->in_tokens, e->obj_in_tokens, (double)st->in_tokens);
 	if (st->out_tokens > 0)
 		ig_hist_observe2(e->out_tokens, e->obj_out_tokens, (double)st->out_tokens);
-	if (st->ttft >= 0)
-		ig_hist_observe(e->obj_ttft, st->ttft);
-	if (st->tpot >= 0)
-		ig_hist_observe(e->obj_tpot, st->tpot);
 	if (st->cached_tokens >= 0)
 		ig_hist_observe(e->obj_cached, (double)st->cached_tokens);
+	/* GIE's latency plugins time the tokens of answers; an error
+	 * answer streams none. */
+	if (!failed && st->ttft >= 0)
+		ig_hist_observe(e->obj_ttft, st->ttft);
+	if (!failed && st->tpot >= 0)
+		ig_hist_observe(e->obj_tpot, st->tpot);
 	/* The latency, the response's size and NTPOT are GIE's at the end of
 	 * the response's stream (v1.5 handlers/response.go; v0.2 once the
 	 * whole body was read): a response that never got there records

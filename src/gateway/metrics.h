@@ -49,10 +49,12 @@ struct ig_gw_request_stats {
  * error_total with GIE's code names (BadRequest, NotFound /
  * BadConfiguration, ResourceExhausted / InferencePoolResourceExhausted,
  * ServiceUnavailable, ModelServerError, Internal) when it failed; the
- * token, cached-token, TTFT and TPOT histograms when it succeeded, and
- * the latency, response size and NTPOT (duration over output tokens) ones
- * when it succeeded and its response reached its end (not `cut`);
- * running_requests back down. */
+ * token and cached-token histograms when the model server answered (an
+ * error too), TTFT and TPOT when it succeeded, and the latency, response
+ * size and NTPOT (duration over output tokens) ones when the model
+ * server answered and its response reached its end (not `cut`), as GIE's
+ * response path records them whatever the status; running_requests back
+ * down. */
 struct ig_gw_metrics_cache;
 struct ig_gw_metrics_cache *ig_gw_metrics_cache_new(void);
 void ig_gw_metrics_cache_free(struct ig_gw_metrics_cache *c);

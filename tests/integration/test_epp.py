@@ -278,6 +278,47 @@ def test_full_duplex_picks_and_rewrites(picker):
     picker.stop()
 
 
+def picker_metrics(p):
+    _, _, data = call("http://%s:%d" % (p.host, p.metrics_port), "/metrics")
+    return data.decode()
+
+
+def series(text, name, **labels):
+    """The value of the series of `name` with exactly these labels, any order."""
+    want = sorted('%s="%s"' % kv for kv in labels.items())
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            lbl, val = line[len(name) + 1:].rsplit("} ", 1)
+            if sorted(lbl.replace('",', '"\n').split("\n")) == want:
+                return float(val)
+    return None
+
+
+def test_model_server_error_is_timed(picker):
+    """GIE's response path times a response at the end of its stream
+    whatever its status (v1.5 handlers/response.go HandleResponseBody): a
+    model server's 500 counts a ModelServerError and records the latency
+    and the response's size, as an answer does."""
+    error = b'{"error":{"message":"boom","type":"InternalServerError","code":500}}'
+    first, out, s = full_duplex(picker.channel, seed_bytes())
+    assert respond(s, status=500, body=error) == error
+    s.rest()
+    mt = dict(model_name="tweet-summary", target_model_name="tweet-summary-1")
+    deadline = time.time() + 5
+    while True:
+        text = picker_metrics(picker)
+        if series(text, "inference_objective_request_error_total",
+                  error_code="ModelServerError", **mt) == 1:
+            break
+        assert time.time() < deadline, text
+        time.sleep(0.05)
+    for fam in ("inference_objective", "inference_model"):
+        assert series(text, fam + "_request_duration_seconds_count", **mt) == 1, (fam, text)
+        assert series(text, fam + "_response_sizes_count", **mt) == 1, (fam, text)
+        assert series(text, fam + "_response_sizes_sum", **mt) == len(error), (fam, text)
+    picker.stop()
+
+
 def test_full_duplex_large_body_rechunked(picker):
     """A 400 KB prompt in many chunks comes back whole, in chunks of at
     most 62000 bytes, the last with end_of_stream."""

@@ -570,17 +570,18 @@ def test_metrics_sizes_and_streams_the_client_left(procs, tmp_path):
     """GIE v1.5's inference_objective_request_sizes / response_sizes (and
     v0.2's inference_model_* ones): a request's size is recorded with its
     count, also when the model server then fails it (server.go records it
-    once the body is handled); latency, response size and NTPOT only at the
-    end of a response (handlers/response.go): a stream the client closed
-    early records none of them."""
+    once the body is handled); latency and response size at the end of a
+    response whatever its status, the model server's error answer too
+    (handlers/response.go HandleResponseBody), NTPOT when it had output
+    tokens: a stream the client closed early records none of them."""
     c = V1(procs, tmp_path, ["m"], sim_args=("--itl-ms", "20", "--ttft-ms", "5"))
     ok = json.dumps(completion("m")).encode()
     st, _, data = call(c.base, "/v1/completions", raw=ok)
     assert st == 200, data
     whole = len(data)
     failed = json.dumps(dict(completion("m"), prompt="fails")).encode()
-    st, _, _ = call(c.base, "/v1/completions", raw=failed,
-                    headers={"x-sim-force-status": "500"})
+    st, _, error = call(c.base, "/v1/completions", raw=failed,
+                        headers={"x-sim-force-status": "500"})
     assert st == 500
     # A stream of 200 tokens (4 s) the client leaves after its first event.
     left = json.dumps(dict(completion("m"), stream=True, max_tokens=200)).encode()
@@ -607,11 +608,13 @@ def test_metrics_sizes_and_streams_the_client_left(procs, tmp_path):
         assert sample(text, fam + "_request_sizes_sum", **mt) == \
             len(ok) + len(failed) + len(left), fam
         assert sample(text, fam + "_request_sizes_bucket", le="32768", **mt) == 3, fam
-        # Only the whole answer: the failed one is an error, the stream
-        # never ended.
-        assert sample(text, fam + "_response_sizes_count", **mt) == 1, fam
-        assert sample(text, fam + "_response_sizes_sum", **mt) == whole, fam
-        assert sample(text, fam + "_request_duration_seconds_count", **mt) == 1, fam
+        # The whole answer and the model server's error answer; the
+        # stream never ended.
+        assert sample(text, fam + "_response_sizes_count", **mt) == 2, fam
+        assert sample(text, fam + "_response_sizes_sum", **mt) == whole + len(error), fam
+        assert sample(text, fam + "_request_duration_seconds_count", **mt) == 2, fam
+        assert sample(text, fam + "_request_error_total", error_code="ModelServerError",
+                      **mt) == 1, fam
     assert "# TYPE inference_objective_request_sizes histogram" in text
     assert "# TYPE inference_objective_response_sizes histogram" in text
     assert sample(text, "inference_objective_normalized_time_per_output_token_seconds_count",

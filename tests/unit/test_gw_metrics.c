@@ -142,11 +142,67 @@ static void test_error_total_has_no_priority(void **state)
 	ig_gw_metrics_free(m);
 }
 
+/* GIE records the latency and the response's size at the end of the
+ * response's stream whatever its status (handlers/response.go
+ * HandleResponseBody): a model server's error answer is timed as a
+ * success is; a response cut before its end, or an error the gateway
+ * answered itself, is not. */
+static void test_model_server_errors_are_timed(void **state)
+{
+	(void)state;
+	struct ig_gw_metrics *m = ig_gw_metrics_new();
+	struct ig_gw_metrics_cache *c = ig_gw_metrics_cache_new();
+	struct ig_buf b = {0};
+	struct ig_gw_request_stats st = ok_request();
+	st.status = 500;
+	st.resp_bytes = 40;
+	st.in_tokens = st.out_tokens = 0;
+	ig_gw_metrics_done(m, c, &st);
+	/* Cut mid-response: no end, nothing timed. */
+	st.cut = true;
+	ig_gw_metrics_done(m, c, &st);
+	/* The gateway's own 503 after a pick: no model server's answer. */
+	st.cut = false;
+	st.status = 503;
+	st.pod_status = false;
+	ig_gw_metrics_done(m, c, &st);
+	const char *text = render(m, &b);
+	const char *const fam[] = {"inference_objective", "inference_model"};
+	for (size_t i = 0; i < 2; i++) {
+		char s[160];
+		snprintf(s, sizeof s,
+			 "%s_request_duration_seconds_count{model_name=\"m\","
+			 "target_model_name=\"t\"}",
+			 fam[i]);
+		assert_true(value(text, s) == 1);
+		snprintf(s, sizeof s,
+			 "%s_request_duration_seconds_sum{model_name=\"m\","
+			 "target_model_name=\"t\"}",
+			 fam[i]);
+		assert_true(value(text, s) == 0.3);
+		snprintf(s, sizeof s,
+			 "%s_response_sizes_sum{model_name=\"m\",target_model_name=\"t\"}", fam[i]);
+		assert_true(value(text, s) == 40);
+		snprintf(s, sizeof s,
+			 "%s_request_error_total{model_name=\"m\",target_model_name=\"t\","
+			 "error_code=\"ModelServerError\"}",
+			 fam[i]);
+		assert_true(value(text, s) == 2);
+	}
+	/* No output tokens: no NTPOT, as GIE records none then. */
+	assert_true(value(text, "inference_objective_normalized_time_per_output_token_seconds_"
+				"count{model_name=\"m\",target_model_name=\"t\"}") == 0);
+	ig_buf_free(&b);
+	ig_gw_metrics_cache_free(c);
+	ig_gw_metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ttft_and_tpot_buckets_are_gies),
 	    cmocka_unit_test(test_error_total_has_no_priority),
+	    cmocka_unit_test(test_model_server_errors_are_timed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
