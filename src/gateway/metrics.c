@@ -41,6 +41,10 @@ struct ig_gw_metrics {
 	/* The snapshot the gauges of the render in progress read (the
 	 * registry runs one render at a time). */
 	const struct ig_snapshot *render_snap;
+	/* The pools' averages as renders found them, one per pool of
+	 * render_snap, in its order (follow_pools). */
+	struct pool_avg *avgs;
+	size_t navgs;
 };
 
 static const double duration_bounds[] = {0.005, 0.025, 0.05, 0.1, 0.2,	0.4,  0.6,  0.8, 1.0,
@@ -63,13 +67,55 @@ enum pool_gauge { KV, QUEUE, READY, RUNNING };
 /* GIE's --metrics-staleness-threshold default (v1.5 server/options.go). */
 #define POOL_STALENESS_MS 2000
 
+/* A pool's averages as renders last found them: GIE sets them only while
+ * the pool has an endpoint with fresh metrics, and otherwise they keep
+ * what they said. Renders alone (one at a time, on the control thread)
+ * read and write these. `key` names the pool by its namespace and name:
+ * an older snapshot's strings may be gone by the next render. */
+struct pool_avg {
+	uint64_t key;
+	bool set[RUNNING + 1];
+	double v[RUNNING + 1];
+};
+
+static uint64_t pool_key(const struct ig_pool_rt *rt)
+{
+	const struct ig_meta *m = &rt->pool->meta;
+	return XXH3_64bits_withSeed(m->name, strlen(m->name), XXH3_64bits(m->ns, strlen(m->ns)));
+}
+
+/* Makes gm->avgs the pools of `s`, in its order, each with what the last
+ * render kept for it (found at the same place first: a reload seldom
+ * moves pools); a pool that left the configuration leaves the table, so
+ * nothing of it is rendered again. Out of memory the table is empty and
+ * the averages of pools without fresh endpoints are left out. */
+static void follow_pools(struct ig_gw_metrics *gm, const struct ig_snapshot *s)
+{
+	size_t n = s ? s->npools : 0;
+	struct pool_avg *next = n ? calloc(n, sizeof *next) : NULL;
+	for (size_t p = 0; next && p < n; p++) {
+		next[p].key = pool_key(&s->pools[p]);
+		size_t at = p < gm->navgs && gm->avgs[p].key == next[p].key ? p : 0;
+		while (at < gm->navgs && gm->avgs[at].key != next[p].key)
+			at++;
+		if (at < gm->navgs)
+			next[p] = gm->avgs[at];
+	}
+	free(gm->avgs);
+	gm->avgs = next;
+	gm->navgs = next ? n : 0;
+}
+
 /* The pool gauges as GIE v1.5's refreshPrometheusMetrics sets them: over
  * the endpoints whose metrics are fresh (scraped within the staleness
  * threshold), the ready pods their number and the averages float means;
  * without such an endpoint only ready_pods is set (0), the averages keep
  * what they last said. A pool under GIE v0.2's decision tree (--picker
- * v0.2) gets v0.2's: every endpoint, the queue as an integer mean. */
-static void pool_gauges(struct ig_gw_metrics *gm, struct ig_metric_family *f, enum pool_gauge what)
+ * v0.2) gets v0.2's: every endpoint, the queue as an integer mean. Rows,
+ * labelled by the pool's name and namespace: GIE's EPP serves one pool,
+ * a gateway pools of one name in several namespaces, and a pool the
+ * configuration no longer has is not written. */
+static void pool_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum pool_gauge what)
 {
 	const struct ig_snapshot *s = gm->render_snap;
 	if (!s)
@@ -90,33 +136,38 @@ static void pool_gauges(struct ig_gw_metrics *gm, struct ig_metric_family *f, en
 			       : what == RUNNING ? (double)m.running
 						 : (double)m.waiting;
 		}
-		if (n == 0 && what != READY)
-			continue;
-		double v = what == READY ? (double)n : sum / (double)n;
-		if (what == QUEUE && v02)
+		const char *labels[] = {rt->pool->meta.name, rt->pool->meta.ns};
+		struct pool_avg *last = p < gm->navgs ? &gm->avgs[p] : NULL;
+		double v = what == READY ? (double)n : n ? sum / (double)n : 0;
+		if (what == QUEUE && v02 && n)
 			v = (double)(long long)v; /* v0.2's queueTotal/podTotalCount */
-		const char *labels[] = {rt->pool->meta.name};
-		struct ig_series *series = ig_metrics_series(f, labels);
-		if (series)
-			ig_gauge_set(series, v);
+		if (what != READY && n && last) {
+			last->v[what] = v;
+			last->set[what] = true;
+		} else if (what != READY && !n) {
+			if (!last || !last->set[what])
+				continue;
+			v = last->v[what];
+		}
+		ig_metrics_row(rows, labels, v);
 	}
 }
 
-static void kv_fn(void *ctx, struct ig_metric_family *f)
+static void kv_rows(void *ctx, struct ig_metric_rows *rows)
 {
-	pool_gauges(ctx, f, KV);
+	pool_rows(ctx, rows, KV);
 }
-static void queue_fn(void *ctx, struct ig_metric_family *f)
+static void queue_rows(void *ctx, struct ig_metric_rows *rows)
 {
-	pool_gauges(ctx, f, QUEUE);
+	pool_rows(ctx, rows, QUEUE);
 }
-static void ready_fn(void *ctx, struct ig_metric_family *f)
+static void ready_rows(void *ctx, struct ig_metric_rows *rows)
 {
-	pool_gauges(ctx, f, READY);
+	pool_rows(ctx, rows, READY);
 }
-static void running_fn(void *ctx, struct ig_metric_family *f)
+static void running_rows(void *ctx, struct ig_metric_rows *rows)
 {
-	pool_gauges(ctx, f, RUNNING);
+	pool_rows(ctx, rows, RUNNING);
 }
 
 /* Per endpoint (GIE's inference_pool_per_pod_queue_size, and the same
@@ -135,7 +186,7 @@ static void pod_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum
 			char name[320];
 			snprintf(name, sizeof name, "%s-rank-%u", rt->ep_pods[e]->meta.name,
 				 (unsigned)rt->ep_ranks[e]);
-			const char *labels[] = {rt->pool->meta.name, name};
+			const char *labels[] = {rt->pool->meta.name, rt->pool->meta.ns, name};
 			ig_metrics_row(rows, labels, what == KV ? m.kv_usage : (double)m.waiting);
 		}
 	}
@@ -202,7 +253,7 @@ static void saturation_rows(void *ctx, struct ig_metric_rows *rows)
 	uint64_t now = ig_now_ns();
 	for (size_t p = 0; p < s->npools; p++) {
 		double v = pool_saturation(&s->pools[p], now);
-		const char *labels[] = {s->pools[p].pool->meta.name};
+		const char *labels[] = {s->pools[p].pool->meta.name, s->pools[p].pool->meta.ns};
 		if (v >= 0)
 			ig_metrics_row(rows, labels, v);
 	}
@@ -297,7 +348,6 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	}
 	const char *mt[] = {"model_name", "target_model_name"};
 	const char *mte[] = {"model_name", "target_model_name", "error_code"};
-	const char *name[] = {"name"};
 	gm->req_total = ig_metrics_counter(reg, "inference_model_request_total",
 					   "[ALPHA] Counter of inference model requests broken out "
 					   "for each model and target model.",
@@ -329,29 +379,31 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_model_output_tokens",
 	    "[ALPHA] Inference model output token count distribution for requests in each model.",
 	    mt, 2, output_token_bounds, n_output_token_bounds);
-	ig_metrics_gauge_fn(
+	/* GIE's pool labels ({name}) and the pool's namespace. */
+	const char *pool_ns[] = {"name", "namespace"};
+	ig_metrics_gauge_rows(
 	    reg, "inference_pool_average_kv_cache_utilization",
-	    "[ALPHA] The average kv cache utilization for an inference server pool.", name, 1,
-	    kv_fn, gm);
-	ig_metrics_gauge_fn(
+	    "[ALPHA] The average kv cache utilization for an inference server pool.", pool_ns, 2,
+	    kv_rows, gm);
+	ig_metrics_gauge_rows(
 	    reg, "inference_pool_average_queue_size",
-	    "[ALPHA] The average number of requests pending in the model server queue.", name, 1,
-	    queue_fn, gm);
-	ig_metrics_gauge_fn(reg, "inference_pool_ready_pods",
-			    "[ALPHA] The number of ready pods in the inference server pool.", name,
-			    1, ready_fn, gm);
-	ig_metrics_gauge_fn(
+	    "[ALPHA] The average number of requests pending in the model server queue.", pool_ns, 2,
+	    queue_rows, gm);
+	ig_metrics_gauge_rows(reg, "inference_pool_ready_pods",
+			      "[ALPHA] The number of ready pods in the inference server pool.",
+			      pool_ns, 2, ready_rows, gm);
+	ig_metrics_gauge_rows(
 	    reg, "inference_pool_average_running_requests",
 	    "[ALPHA] The average number of requests running on the model servers of the pool.",
-	    name, 1, running_fn, gm);
-	const char *name_pod[] = {"name", "model_server_pod"};
+	    pool_ns, 2, running_rows, gm);
+	const char *name_pod[] = {"name", "namespace", "model_server_pod"};
 	ig_metrics_gauge_rows(
 	    reg, "inference_pool_per_pod_queue_size",
-	    "[ALPHA] The number of requests waiting in each model server's queue.", name_pod, 2,
+	    "[ALPHA] The number of requests waiting in each model server's queue.", name_pod, 3,
 	    pod_queue_fn, gm);
 	ig_metrics_gauge_rows(reg, "inference_pool_per_pod_kv_cache_utilization",
 			      "[ALPHA] The KV cache utilization of each model server of the pool.",
-			      name_pod, 2, pod_kv_fn, gm);
+			      name_pod, 3, pod_kv_fn, gm);
 	/* GIE v1.5 names. */
 	const char *mtp[] = {"model_name", "target_model_name", "priority"};
 	gm->obj_total = ig_metrics_counter(reg, "inference_objective_request_total",
@@ -462,17 +514,20 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 						 5.0,	 10.0,	 30.0,	60.0};
 	static const double fc_cycle_bounds[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002,
 						 0.005,	 0.01,	 0.02,	 0.05,	0.1};
-	const char *fc_duration_labels[] = {"fairness_id",    "priority",   "outcome",
-					    "inference_pool", "model_name", "target_model_name"};
-	const char *fc_queue_labels[] = {"fairness_id", "priority", "inference_pool", "model_name",
-					 "target_model_name"};
+	/* GIE's labels, and the namespace after each pool's name (GIE's EPP
+	 * serves one pool; pools here may share a name). */
+	const char *fc_duration_labels[] = {"fairness_id",	"priority",  "outcome",
+					    "inference_pool",	"namespace", "model_name",
+					    "target_model_name"};
+	const char *fc_queue_labels[] = {"fairness_id", "priority",   "inference_pool",
+					 "namespace",	"model_name", "target_model_name"};
 	const char *fc_enqueue_labels[] = {"fairness_id", "priority", "outcome"};
-	const char *pool_label[] = {"inference_pool"};
+	const char *pool_label[] = {"inference_pool", "namespace"};
 	gm->fc_queue_duration = ig_metrics_histogram(
 	    reg, "inference_extension_flow_control_request_queue_duration_seconds",
 	    "[ALPHA] Distribution of total time requests spend in the Flow Control "
 	    "layer (from enqueue to final outcome).",
-	    fc_duration_labels, 6, fc_queue_bounds,
+	    fc_duration_labels, 7, fc_queue_bounds,
 	    sizeof fc_queue_bounds / sizeof fc_queue_bounds[0]);
 	struct ig_metric_family *fc_dispatch = ig_metrics_histogram(
 	    reg, "inference_extension_flow_control_dispatch_cycle_duration_seconds",
@@ -483,17 +538,17 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	gm->fc_queue_size = ig_metrics_gauge_summed(
 	    reg, "inference_extension_flow_control_queue_size",
 	    "[ALPHA] Current number of requests actively held in the Flow Control queue.",
-	    fc_queue_labels, 5);
+	    fc_queue_labels, 6);
 	gm->fc_queue_bytes = ig_metrics_gauge_summed(
 	    reg, "inference_extension_flow_control_queue_bytes",
 	    "[ALPHA] Current total size in bytes of requests actively held in the Flow Control "
 	    "queue.",
-	    fc_queue_labels, 5);
+	    fc_queue_labels, 6);
 	ig_metrics_gauge_rows(
 	    reg, "inference_extension_flow_control_pool_saturation",
 	    "[ALPHA] Current saturation level of the inference pool (0.0 = empty, "
 	    "1.0 = fully saturated).",
-	    pool_label, 1, saturation_rows, gm);
+	    pool_label, 2, saturation_rows, gm);
 	gm->fc_enqueue_duration = ig_metrics_histogram(
 	    reg, "inference_extension_flow_control_request_enqueue_duration_seconds",
 	    "[ALPHA] Distribution of time taken to enqueue requests into the Flow Control layer.",
@@ -525,6 +580,7 @@ void ig_gw_metrics_free(struct ig_gw_metrics *gm)
 	if (!gm)
 		return;
 	ig_registry_free(gm->reg);
+	free(gm->avgs);
 	for (size_t i = 0; i < gm->nlabels; i++)
 		free(gm->labels[i]);
 	free(gm->labels);
@@ -592,6 +648,7 @@ void ig_gw_metrics_render(struct ig_gw_metrics *gm, const struct ig_snapshot *sn
 			  struct ig_buf *out)
 {
 	gm->render_snap = snap;
+	follow_pools(gm, snap);
 	ig_registry_render(gm->reg, out);
 	gm->render_snap = NULL;
 }
@@ -982,22 +1039,23 @@ void ig_gw_metrics_flow(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	char prio[16];
 	snprintf(prio, sizeof prio, "%d", st->priority);
 	struct ig_str fid = st->fairness_id, pr = ig_str_from(prio), pool = str_of(st->pool),
-		      model = str_of(st->model), target = str_of(st->target);
+		      ns = str_of(st->pool_ns), model = str_of(st->model),
+		      target = str_of(st->target);
 	/* The fairness id is always the client's; the models may be. */
 	unsigned mt = st->client_labels ? 3u : 0u;
 	int gauge = ev == IG_GW_FLOW_QUEUED ? 1 : ev >= IG_GW_FLOW_DISPATCHED ? -1 : 0;
 	struct ig_series *s;
 	if (gauge) {
-		const struct ig_str v[] = {fid, pr, pool, model, target};
-		if ((s = keyed_series(gm, c, gm->fc_queue_size, v, 5, 1u | mt << 3)))
+		const struct ig_str v[] = {fid, pr, pool, ns, model, target};
+		if ((s = keyed_series(gm, c, gm->fc_queue_size, v, 6, 1u | mt << 4)))
 			ig_gauge_add(s, gauge);
-		if ((s = keyed_series(gm, c, gm->fc_queue_bytes, v, 5, 1u | mt << 3)))
+		if ((s = keyed_series(gm, c, gm->fc_queue_bytes, v, 6, 1u | mt << 4)))
 			ig_gauge_add(s, gauge * (double)st->bytes);
 	}
 	if (ev != IG_GW_FLOW_QUEUED) {
-		const struct ig_str v[] = {fid,	 pr,	ig_str_from(queue_outcomes[ev]),
-					   pool, model, target};
-		if ((s = keyed_series(gm, c, gm->fc_queue_duration, v, 6, 1u | mt << 4)))
+		const struct ig_str v[] = {fid,	  pr,	 ig_str_from(queue_outcomes[ev]), pool, ns,
+					   model, target};
+		if ((s = keyed_series(gm, c, gm->fc_queue_duration, v, 7, 1u | mt << 5)))
 			ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
 	}
 	if (ev == IG_GW_FLOW_QUEUED || ev == IG_GW_FLOW_REJECTED_CAPACITY ||

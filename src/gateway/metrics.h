@@ -113,7 +113,7 @@ enum ig_gw_flow_event {
 struct ig_gw_flow_stats {
 	struct ig_str fairness_id; /* the client's (x-gateway-inference-fairness-id) */
 	int priority;
-	const char *pool;
+	const char *pool, *pool_ns; /* the pool's name and namespace */
 	const char *model, *target;
 	bool client_labels; /* model and target chosen by the client */
 	uint64_t bytes;

@@ -60,6 +60,7 @@ void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t no
 	    .fairness_id = p->flow_id,
 	    .priority = p->priority,
 	    .pool = p->pool ? p->pool->pool->meta.name : "",
+	    .pool_ns = p->pool ? p->pool->pool->meta.ns : "",
 	    .model = p->model.ptr,
 	    .target = p->target.ptr,
 	    .client_labels = !p->resolved,

@@ -1122,7 +1122,8 @@ def test_admin(procs, tmp_path):
     text = data.decode()
     assert re.search(r'^inference_model_request_total\{model_name="tweet-summary",'
                      r'target_model_name="tweet-summary-1"\} 1$', text, re.M), text
-    assert re.search(r'^inference_pool_ready_pods\{name="qwen-pool"\} 2$', text, re.M), text
+    assert re.search(r'^inference_pool_ready_pods\{name="qwen-pool",namespace="default"\} 2$',
+                     text, re.M), text
     # /pools shows what the scraper read from each sim.
     st, _, _ = call(c.sim_base(1), "/sim/state",
                     {"waiting": 3, "kv_usage": 0.25, "lora_running": ["tweet-summary-0"]})

@@ -467,13 +467,13 @@ def metrics(c):
     return data.decode()
 
 
-def sample(text, name, **labels):
-    """The value of the series of family `name` with exactly these labels."""
+def sample(text, family, **labels):
+    """The value of the series of `family` with exactly these labels."""
     want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
     for line in text.splitlines():
-        if not line.startswith(name + "{"):
+        if not line.startswith(family + "{"):
             continue
-        lbl, val = line[len(name) + 1:].rsplit("} ", 1)
+        lbl, val = line[len(family) + 1:].rsplit("} ", 1)
         got = ",".join(sorted(lbl.split('",'))).replace('"', "")
         if got == want.replace('"', ""):
             return float(val)
@@ -741,11 +741,11 @@ def test_metrics_flow_control(procs, tmp_path):
     sim = "http://%s:%d" % (c.hosts[0], c.sim_port)
     sat = "inference_extension_flow_control_pool_saturation"
     # waiting 10 over the detector's threshold of 5.
-    wait_metric(c, lambda t: sample(t, sat, inference_pool="pool-0") == 2.0)
+    wait_metric(c, lambda t: sample(t, sat, inference_pool="pool-0", namespace="default") == 2.0)
     body = completion("m")
     size = len(json.dumps(body).encode())
-    flow = dict(fairness_id="tenant-a", priority="0", inference_pool="pool-0", model_name="m",
-                target_model_name="m")
+    flow = dict(fairness_id="tenant-a", priority="0", inference_pool="pool-0",
+                namespace="default", model_name="m", target_model_name="m")
     hdrs = {"x-gateway-inference-fairness-id": "tenant-a"}
     out = []
     t = threading.Thread(target=lambda: out.append(call(c.base, "/v1/completions", body,
@@ -773,7 +773,7 @@ def test_metrics_flow_control(procs, tmp_path):
     text = metrics(c)
     assert sample(text, qsize, **flow) == 0
     assert sample(text, qbytes, **flow) == 0
-    assert sample(text, sat, inference_pool="pool-0") == 0
+    assert sample(text, sat, inference_pool="pool-0", namespace="default") == 0
     dur = "inference_extension_flow_control_request_queue_duration_seconds"
     assert sample(text, dur + "_count", outcome="Dispatched", **flow) == 2
     assert sample(text, dur + "_bucket", outcome="Dispatched", le="0.0001", **flow) == 1
@@ -790,7 +790,7 @@ def test_metrics_flow_control(procs, tmp_path):
     # a request that waits longer than the queue timeout.
     st, _, data = call(sim, "/sim/state", {"waiting": 10})
     assert st == 200, data
-    wait_metric(c, lambda t: sample(t, sat, inference_pool="pool-0") == 2.0)
+    wait_metric(c, lambda t: sample(t, sat, inference_pool="pool-0", namespace="default") == 2.0)
     conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
     conn.request("POST", "/v1/completions", json.dumps(body),
                  dict(hdrs, **{"Content-Type": "application/json"}))
@@ -822,6 +822,98 @@ def test_metrics_no_flow_control_families_without_it(procs, tmp_path):
     assert "inference_extension_flow_control_queue_size{" not in text
     assert "inference_extension_flow_control_request_queue_duration_seconds_count{" not in text
     c.stop()
+
+
+POOL_FAMILIES = ("inference_pool_ready_pods", "inference_pool_average_queue_size",
+                 "inference_pool_average_kv_cache_utilization",
+                 "inference_pool_average_running_requests", "inference_pool_per_pod_queue_size",
+                 "inference_pool_per_pod_kv_cache_utilization",
+                 "inference_extension_flow_control_pool_saturation")
+
+
+def series_lines(text, families):
+    return [line for line in text.splitlines()
+            if any(line.startswith(f + "{") for f in families)]
+
+
+def test_pool_families_follow_the_configuration(procs, tmp_path):
+    """The pool families are the current configuration's: once a reload
+    removed a pool, none of its series is served (GIE's EPP serves one
+    pool; its gauges would not outlive it either)."""
+    c = V1(procs, tmp_path, ["a", "b"], rules=[("a", "pool-0"), ("b", "pool-1")],
+           gw_args=("--flow-control",))
+    st, _, data = call("http://%s:%d" % (c.hosts[1], c.sim_port), "/sim/state",
+                       {"waiting": 6, "kv_usage": 0.7})
+    assert st == 200, data
+    text = wait_metric(c, lambda t: sample(t, "inference_pool_average_queue_size",
+                                           name="pool-1", namespace="default") == 6)
+    assert all(any('name="pool-1"' in l for l in series_lines(text, [f]))
+               for f in POOL_FAMILIES[:-1]), text
+    assert sample(text, "inference_extension_flow_control_pool_saturation",
+                  inference_pool="pool-1", namespace="default") is not None, text
+    docs = [GATEWAY.format(port=c.port), route([(None, "pool-0")]),
+            POOL_V1.format(name="pool-0", port=c.sim_port),
+            POD.format(name="pod-0", app="pool-0", ip=c.hosts[0])]
+    write(os.path.join(c.dir, "all.yaml"), "---\n".join(docs))
+    text = wait_metric(c, lambda t: 'result="success"} 1' in t)
+    pool_1 = [l for l in series_lines(text, POOL_FAMILIES) if '"pool-1"' in l]
+    assert pool_1 == [], pool_1
+    assert sample(text, "inference_pool_ready_pods", name="pool-0", namespace="default") == 1
+    c.stop()
+
+
+def test_pools_of_one_name_in_two_namespaces(procs, tmp_path):
+    """Two InferencePools named alike in two namespaces are two pools: the
+    pool families carry the pool's namespace, so every series is written
+    once, with its own pool's figures."""
+    hosts = [unique_loopback(), unique_loopback()]
+    port = free_port(hosts[0])
+    sims = [procs.start("sim", "--host", h, "--port", port, "--served-model-name", "m",
+                        name="sim") for h in hosts]
+    for h, p in zip(hosts, sims):
+        wait_http("http://%s:%d/health" % (h, port), proc=p)
+    st, _, data = call("http://%s:%d" % (hosts[1], port), "/sim/state",
+                       {"waiting": 7, "kv_usage": 0.6})
+    assert st == 200, data
+    host, admin_host = unique_loopback(), unique_loopback()
+    gport, aport = free_port(host), free_port(admin_host)
+    docs = [GATEWAY.format(port=gport)]
+    for ns, h in zip(("team-a", "team-b"), hosts):
+        docs.append(POOL_V1.format(name="pool", port=port).replace(
+            "  name: pool\n", "  name: pool\n  namespace: %s\n" % ns))
+        docs.append(POD.format(name="vllm-0", app="pool", ip=h).replace(
+            "  name: vllm-0\n", "  name: vllm-0\n  namespace: %s\n" % ns))
+    docs.append(route([(None, "pool")]).replace(
+        "  name: route\n", "  name: route\n  namespace: team-a\n").replace(
+        "  - name: gw", "  - name: gw\n    namespace: default"))
+    d = os.path.join(str(tmp_path), "m")
+    os.makedirs(d)
+    write(os.path.join(d, "all.yaml"), "---\n".join(docs))
+    gw = procs.start("gateway", "-f", d, "--bind", host, "--admin", "%s:%d" % (admin_host, aport),
+                     "--flow-control", name="gateway")
+    wait_http("http://%s:%d/healthz" % (admin_host, aport), proc=gw)
+    admin = "http://%s:%d" % (admin_host, aport)
+    queue = "inference_pool_per_pod_queue_size"
+    deadline = time.time() + 5
+    while True:
+        text = call(admin, "/metrics")[2].decode()
+        if sample(text, queue, name="pool", namespace="team-b",
+                  model_server_pod="vllm-0-rank-0") == 7:
+            break
+        assert time.time() < deadline, text
+        time.sleep(0.05)
+    lines = series_lines(text, POOL_FAMILIES)
+    keys = [l.rsplit(" ", 1)[0] for l in lines]
+    assert len(keys) == len(set(keys)), lines
+    assert sample(text, queue, name="pool", namespace="team-a",
+                  model_server_pod="vllm-0-rank-0") == 0, text
+    for ns, want in (("team-a", 0), ("team-b", 7)):
+        assert sample(text, "inference_pool_ready_pods", name="pool", namespace=ns) == 1, text
+        assert sample(text, "inference_pool_average_queue_size", name="pool",
+                      namespace=ns) == want, text
+    sat = "inference_extension_flow_control_pool_saturation"
+    assert sample(text, sat, inference_pool="pool", namespace="team-a") == 0, text
+    assert sample(text, sat, inference_pool="pool", namespace="team-b") == 7 / 5, text
 
 
 def stream_body(c, path, body):

@@ -978,7 +978,8 @@ def test_picker_metrics(procs, tmp_path):
                      text, re.M), text
     m = re.search(r"^inference_extension_prefix_indexer_size (\S+)$", text, re.M)
     assert m and float(m.group(1)) > 0, text
-    m = re.search(r'^inference_pool_average_running_requests\{name="pool"\} (\S+)$', text, re.M)
+    m = re.search(r'^inference_pool_average_running_requests\{name="pool",namespace="default"\} '
+                  r'(\S+)$', text, re.M)
     assert m and float(m.group(1)) == 3.0, text
     g.stop()
 
@@ -988,6 +989,10 @@ def gauge(text, family, **labels):
     lbl = ",".join('%s="%s"' % kv for kv in labels.items())
     m = re.search(r"^%s\{%s\} (\S+)$" % (re.escape(family), re.escape(lbl)), text, re.M)
     return float(m.group(1)) if m else None
+
+
+# The pool's labels: its name and namespace.
+POOL_LABELS = dict(name="pool", namespace="default")
 
 
 def test_pool_gauges_count_fresh_endpoints(procs, tmp_path):
@@ -1001,22 +1006,22 @@ def test_pool_gauges_count_fresh_endpoints(procs, tmp_path):
     g = one_pool(procs, tmp_path, sims, dead_hosts=[dead])
     g.wait_waiting({sims.endpoint(0): 1, sims.endpoint(1): 4})
     text = g.metrics()
-    assert gauge(text, "inference_pool_ready_pods", name="pool") == 2, text
-    assert gauge(text, "inference_pool_average_queue_size", name="pool") == 2.5, text
+    assert gauge(text, "inference_pool_ready_pods", **POOL_LABELS) == 2, text
+    assert gauge(text, "inference_pool_average_queue_size", **POOL_LABELS) == 2.5, text
     per_pod = "inference_pool_per_pod_queue_size"
-    assert gauge(text, per_pod, name="pool", model_server_pod="pod-0-rank-0") == 1, text
-    assert gauge(text, per_pod, name="pool", model_server_pod="pod-1-rank-0") == 4, text
-    assert gauge(text, per_pod, name="pool", model_server_pod="dead-0-rank-0") == 0, text
+    assert gauge(text, per_pod, **POOL_LABELS, model_server_pod="pod-0-rank-0") == 1, text
+    assert gauge(text, per_pod, **POOL_LABELS, model_server_pod="pod-1-rank-0") == 4, text
+    assert gauge(text, per_pod, **POOL_LABELS, model_server_pod="dead-0-rank-0") == 0, text
     assert gauge(text, "inference_pool_per_pod_kv_cache_utilization", name="pool",
-                 model_server_pod="pod-0-rank-0") is not None, text
+                 namespace="default", model_server_pod="pod-0-rank-0") is not None, text
     assert sims.endpoint(0) not in text
     g.stop()
     g = one_pool(procs, tmp_path, sims, dead_hosts=[dead], gw_args=("--picker", "v0.2"),
                  name="gw2")
     g.wait_waiting({sims.endpoint(0): 1, sims.endpoint(1): 4})
     text = g.metrics()
-    assert gauge(text, "inference_pool_ready_pods", name="pool") == 3, text
-    assert gauge(text, "inference_pool_average_queue_size", name="pool") == 1, text
+    assert gauge(text, "inference_pool_ready_pods", **POOL_LABELS) == 3, text
+    assert gauge(text, "inference_pool_average_queue_size", **POOL_LABELS) == 1, text
     g.stop()
 
 
