@@ -231,11 +231,14 @@ static int schedule(struct ig_req *p, bool from_queue)
 				: "no ready endpoints in the InferencePool");
 		return -1;
 	}
-	if (flow && !from_queue &&
-	    saturation(sched, &c) >= ig_flow_usage_limit(&p->snap->flow, p->priority))
-		return 1;
-	if (flow && !from_queue)
-		ig_req_metrics_flow(p, IG_GW_FLOW_PASSED, 0);
+	/* A request the pool has room for goes on at once; the check is
+	 * the dispatch cycle GIE would run for it, and is timed as one. */
+	if (flow && !from_queue) {
+		uint64_t t1 = ig_now_ns();
+		if (saturation(sched, &c) >= ig_flow_usage_limit(&p->snap->flow, p->priority))
+			return 1;
+		ig_req_metrics_passed(p, t1);
+	}
 	struct ig_sched_req req = {
 	    .model = p->model,
 	    .target_model = p->target,

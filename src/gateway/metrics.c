@@ -1058,16 +1058,23 @@ void ig_gw_metrics_flow(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 		if ((s = keyed_series(gm, c, gm->fc_queue_duration, v, 7, 1u | mt << 5)))
 			ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
 	}
-	if (ev == IG_GW_FLOW_QUEUED || ev == IG_GW_FLOW_REJECTED_CAPACITY ||
-	    ev == IG_GW_FLOW_REJECTED_OTHER) {
+	if (ev == IG_GW_FLOW_PASSED || ev == IG_GW_FLOW_QUEUED ||
+	    ev == IG_GW_FLOW_REJECTED_CAPACITY || ev == IG_GW_FLOW_REJECTED_OTHER) {
 		/* A request pushed is not finalized yet when GIE's enqueue
-		 * step ends. */
+		 * step ends (processor.go enqueue). GIE pushes every request,
+		 * one it then dispatches at once too; infergate pushes none
+		 * while the pool has room, so that step takes it no time. */
+		bool pushed = ev == IG_GW_FLOW_PASSED || ev == IG_GW_FLOW_QUEUED;
 		const struct ig_str v[] = {
-		    fid, pr,
-		    ig_str_from(ev == IG_GW_FLOW_QUEUED ? "NotYetFinalized" : queue_outcomes[ev])};
+		    fid, pr, ig_str_from(pushed ? "NotYetFinalized" : queue_outcomes[ev])};
 		if ((s = keyed_series(gm, c, gm->fc_enqueue_duration, v, 3, 1u)))
-			ig_hist_observe(s, st->seconds);
+			ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
 	}
+	/* GIE's processor runs a dispatch cycle as each request arrives,
+	 * which sends one that finds room on; here the admission check is
+	 * that cycle (the shard's series: no write to another worker's). */
+	if (ev == IG_GW_FLOW_PASSED && gm->fc_dispatch_s)
+		ig_hist_observe(gm->fc_dispatch_s, st->seconds);
 }
 
 void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *gm, double seconds)

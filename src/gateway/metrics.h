@@ -95,7 +95,9 @@ void ig_gw_metrics_rewrite(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *
 
 /* Flow control (GIE v1.5's flow_control_* families), for a request that
  * flow control saw; each event records:
- * PASSED: admitted at once (no wait): request_queue_duration{Dispatched} 0 s;
+ * PASSED: admitted at once (no wait): request_queue_duration{Dispatched} and
+ * enqueue_duration{NotYetFinalized} 0 s, as GIE enqueues and dispatches
+ * every request, and one dispatch cycle of `seconds` (the admission check);
  * QUEUED: queue_size and queue_bytes up, enqueue_duration{NotYetFinalized};
  * REJECTED_*: enqueue and request_queue durations with the outcome;
  * DISPATCHED, EVICTED_*: queue_size and queue_bytes down, request_queue
@@ -117,12 +119,14 @@ struct ig_gw_flow_stats {
 	const char *model, *target;
 	bool client_labels; /* model and target chosen by the client */
 	uint64_t bytes;
-	/* QUEUED, REJECTED_*: the push; DISPATCHED, EVICTED_*: the wait */
+	/* PASSED: the admission check; QUEUED, REJECTED_*: the push;
+	 * DISPATCHED, EVICTED_*: the wait */
 	double seconds;
 };
 void ig_gw_metrics_flow(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
 			enum ig_gw_flow_event ev, const struct ig_gw_flow_stats *st);
-/* One pass of a worker over its queue: expiries, then dispatches. */
+/* One pass of a worker over its queue: expiries, then dispatches (a
+ * request admitted at once counts its own cycle, with PASSED). */
 void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *m, double seconds);
 /* --flow-control: flow control is on whatever the snapshot says, so the
  * pools' saturation is exported (flow_control_pool_saturation, rendered

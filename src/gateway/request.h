@@ -359,6 +359,9 @@ void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
  * while it waited (p->status says why: 499 the client left, 504 the
  * route's request timeout). */
 void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t now_ns);
+/* _passed: flow control admitted the request at once, by a check that
+ * began at t0 (ig_now_ns). */
+void ig_req_metrics_passed(struct ig_req *p, uint64_t t0);
 void ig_req_metrics_pushed(struct ig_req *p, int rc);
 void ig_req_metrics_unqueued(struct ig_req *p);
 

@@ -54,7 +54,7 @@ void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
 			      p->model.ptr, target, rule->nmodels == 0);
 }
 
-void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t now_ns)
+static void flow(struct ig_req *p, enum ig_gw_flow_event ev, double seconds)
 {
 	struct ig_gw_flow_stats st = {
 	    .fairness_id = p->flow_id,
@@ -65,9 +65,20 @@ void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t no
 	    .target = p->target.ptr,
 	    .client_labels = !p->resolved,
 	    .bytes = p->body_len,
-	    .seconds = now_ns > p->qstart_ns ? (double)(now_ns - p->qstart_ns) / 1e9 : 0,
+	    .seconds = seconds,
 	};
 	ig_gw_metrics_flow(p->w->gw->metrics, p->w->mcache, ev, &st);
+}
+
+void ig_req_metrics_flow(struct ig_req *p, enum ig_gw_flow_event ev, uint64_t now_ns)
+{
+	flow(p, ev, now_ns > p->qstart_ns ? (double)(now_ns - p->qstart_ns) / 1e9 : 0);
+}
+
+void ig_req_metrics_passed(struct ig_req *p, uint64_t t0)
+{
+	uint64_t now = ig_now_ns();
+	flow(p, IG_GW_FLOW_PASSED, now > t0 ? (double)(now - t0) / 1e9 : 0);
 }
 
 void ig_req_metrics_pushed(struct ig_req *p, int rc)

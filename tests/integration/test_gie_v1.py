@@ -733,8 +733,10 @@ def test_metrics_flow_control(procs, tmp_path):
     pool's saturation while flow control is on; queue_size and queue_bytes
     of a request while it waits, back to 0 when it leaves; the time in
     flow control by outcome (Dispatched after a wait or at once,
-    RejectedCapacity, EvictedTTL); the enqueue step's time by outcome; the
-    dispatch cycles."""
+    RejectedCapacity, EvictedTTL); the enqueue step's time by outcome, for
+    every request flow control saw (GIE enqueues each: one admitted at once
+    is NotYetFinalized too); the dispatch cycles, one for a request
+    admitted at once."""
     c = V1(procs, tmp_path, ["m"], sim_args=("--fixed-waiting", "10"),
            gw_args=("--flow-control", "--queue-timeout", "1000", "--queue-capacity", "1",
                     "--workers", "1"))
@@ -766,11 +768,16 @@ def test_metrics_flow_control(procs, tmp_path):
     assert st == 200, data
     t.join()
     assert out[0][0] == 200, out
+    cycles = "inference_extension_flow_control_dispatch_cycle_duration_seconds_count"
+    # The queue is empty: its worker runs no more cycles of its own.
+    before = plain(metrics(c), cycles)
+    assert before >= 1
     # Unsaturated: admitted at once.
     st, rh, data = call(c.base, "/v1/completions", body, headers=hdrs)
     assert st == 200, data
     assert "x-llm-d-request-dropped-reason" not in rh
     text = metrics(c)
+    assert plain(text, cycles) == before + 1
     assert sample(text, qsize, **flow) == 0
     assert sample(text, qbytes, **flow) == 0
     assert sample(text, sat, inference_pool="pool-0", namespace="default") == 0
@@ -780,12 +787,11 @@ def test_metrics_flow_control(procs, tmp_path):
     assert 0.2 <= sample(text, dur + "_sum", outcome="Dispatched", **flow) < 2
     assert sample(text, dur + "_count", outcome="RejectedCapacity", **flow) == 1
     enq = "inference_extension_flow_control_request_enqueue_duration_seconds"
+    # The queued request and the one admitted at once.
     assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
-                  outcome="NotYetFinalized") == 1
+                  outcome="NotYetFinalized") == 2
     assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
                   outcome="RejectedCapacity") == 1
-    assert plain(text, "inference_extension_flow_control_dispatch_cycle_duration_seconds"
-                 "_count") >= 1
     # Saturated again: a client that leaves while its request waits, then
     # a request that waits longer than the queue timeout.
     st, _, data = call(sim, "/sim/state", {"waiting": 10})
@@ -807,7 +813,7 @@ def test_metrics_flow_control(procs, tmp_path):
     assert sample(text, qsize, **flow) == 0
     assert sample(text, qbytes, **flow) == 0
     assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
-                  outcome="NotYetFinalized") == 3
+                  outcome="NotYetFinalized") == 4
     c.stop()
 
 

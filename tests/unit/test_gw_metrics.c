@@ -197,12 +197,55 @@ static void test_model_server_errors_are_timed(void **state)
 	ig_gw_metrics_free(m);
 }
 
+/* GIE enqueues every request flow control sees: one admitted at once
+ * still records its enqueue step (outcome NotYetFinalized, processor.go
+ * enqueue) and the dispatch cycle that sent it on. */
+static void test_passed_request_is_enqueued_and_dispatched(void **state)
+{
+	(void)state;
+	struct ig_gw_metrics *m = ig_gw_metrics_new();
+	struct ig_gw_metrics_cache *c = ig_gw_metrics_cache_new();
+	struct ig_buf b = {0};
+	struct ig_gw_flow_stats st = {
+	    .fairness_id = ig_str_from("tenant"),
+	    .priority = 2,
+	    .pool = "pool",
+	    .pool_ns = "team-a",
+	    .model = "m",
+	    .target = "t",
+	    .bytes = 100,
+	    .seconds = 0.00003,
+	};
+	ig_gw_metrics_flow(m, c, IG_GW_FLOW_PASSED, &st);
+	ig_gw_metrics_flow(m, c, IG_GW_FLOW_PASSED, &st);
+	const char *text = render(m, &b);
+	assert_true(value(text, "inference_extension_flow_control_request_enqueue_duration_"
+				"seconds_count{fairness_id=\"tenant\",priority=\"2\","
+				"outcome=\"NotYetFinalized\"}") == 2);
+	assert_true(value(text, "inference_extension_flow_control_request_enqueue_duration_"
+				"seconds_bucket{fairness_id=\"tenant\",priority=\"2\","
+				"outcome=\"NotYetFinalized\",le=\"0.0001\"}") == 2);
+	assert_true(value(text, "inference_extension_flow_control_dispatch_cycle_duration_"
+				"seconds_count") == 2);
+	/* Admitted without a wait: 0 s in flow control, and never queued. */
+	assert_true(value(text,
+			  "inference_extension_flow_control_request_queue_duration_"
+			  "seconds_sum{fairness_id=\"tenant\",priority=\"2\","
+			  "outcome=\"Dispatched\",inference_pool=\"pool\","
+			  "namespace=\"team-a\",model_name=\"m\",target_model_name=\"t\"}") == 0);
+	assert_null(strstr(text, "inference_extension_flow_control_queue_size{"));
+	ig_buf_free(&b);
+	ig_gw_metrics_cache_free(c);
+	ig_gw_metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ttft_and_tpot_buckets_are_gies),
 	    cmocka_unit_test(test_error_total_has_no_priority),
 	    cmocka_unit_test(test_model_server_errors_are_timed),
+	    cmocka_unit_test(test_passed_request_is_enqueued_and_dispatched),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
