@@ -465,7 +465,9 @@ static void observe_token(struct sim *s, struct sim_req *r, const struct ig_sim_
 {
 	uint64_t now = ig_sim_now(s);
 	size_t n;
+	s->step_outputs++;
 	if (q->generated == 1) {
+		s->step_firsts++;
 		const double *b = ig_sim_ttft_buckets(s->cfg.version, &n);
 		ig_sim_hist_observe(&s->stats.ttft, b, n, seconds(now - r->arrival_ns));
 		s->stats.prompt_tokens += (double)q->prompt_tokens;
@@ -628,14 +630,28 @@ static void kick(struct sim *s)
 	ig_sim_lora_update(s);
 }
 
+/* vllm:iteration_tokens_total, once the step's tokens went out. V0
+ * (llm_engine.py _get_stats) observes every step: the tokens it computed
+ * plus one for each prefill it finished, whose first token is no decode.
+ * V1 (loggers.py) observes the prompt and generated tokens of the step's
+ * outputs (the prompt whole, on the output with its first token), and
+ * nothing for a step without outputs, a prefill chunk before the last
+ * (async_llm.py makes no IterationStats then). */
 static void on_step(struct ig_loop *loop, struct ig_timer *t)
 {
 	struct sim *s = t->data;
 	size_t n;
 	const double *b = ig_sim_iter_buckets(s->cfg.version, &n);
 	(void)loop;
-	ig_sim_hist_observe(&s->stats.iter, b, n, (double)s->model.step_total);
+	long computed = s->model.step_total;
+	double tokens = s->stats.prompt_tokens + s->stats.generation_tokens;
+	s->step_outputs = s->step_firsts = 0;
 	ig_sim_model_end(&s->model);
+	if (s->cfg.version == IG_SIM_V_0_8)
+		ig_sim_hist_observe(&s->stats.iter, b, n, (double)(computed + s->step_firsts));
+	else if (s->step_outputs)
+		ig_sim_hist_observe(&s->stats.iter, b, n,
+				    s->stats.prompt_tokens + s->stats.generation_tokens - tokens);
 	kick(s);
 }
 

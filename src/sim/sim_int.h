@@ -17,6 +17,9 @@ struct sim {
 	struct ig_sim_stats stats;
 	struct ig_sim_model model;
 	struct ig_timer step_timer; /* armed while an engine step runs */
+	/* The outputs of the step being ended and the prompts whose first
+	 * token they carry (vllm:iteration_tokens_total). */
+	long step_outputs, step_firsts;
 	uint64_t t0_ns;		    /* loop time that simulated time 0 maps to */
 	struct ig_rng rng;	    /* sampling, seeded by --seed when given */
 	struct ig_sim_vocab *vocab; /* /tokenize's texts, made on first use */

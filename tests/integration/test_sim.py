@@ -2390,8 +2390,35 @@ def test_metrics_histograms(procs):
         buckets, count, total = hist(text, "iteration_tokens_total")
         last = ["4096.0", "8192.0", "16384.0"] if latest else ["4096.0", "8096.0"]
         assert list(buckets)[-len(last) - 1:] == last + ["+Inf"], list(buckets)
-        # One prefill step and four decode steps per request.
-        assert count == 10 and total == 5 + 8, (count, total)
+        # One prefill step and four decode steps per request; the
+        # prefill step counts its prompt and the token it produced.
+        assert count == 10 and total == 5 + 10, (count, total)
+
+
+def test_iteration_tokens_count_every_token_of_a_step(procs):
+    """vllm:iteration_tokens_total observes a step's prompt and generated
+    tokens: vLLM V1 (loggers.py) num_prompt_tokens + num_generation_tokens
+    of the step's outputs, the prompt counted whole on the step that
+    produced its first token, and no observation for a step without
+    outputs (a prefill chunk before the last); V0 (0.8, llm_engine.py
+    _get_stats) the step's batched tokens plus the token of each prefill
+    that finished."""
+    for version, chunked in (("latest", False), ("latest", True), ("0.8", False),
+                             ("0.8", True)):
+        args = ("--vllm-version", version, "--max-model-len", "1000")
+        if chunked:
+            args += ("--max-num-batched-tokens", "2", "--enable-chunked-prefill")
+        _, base = start_sim(procs, *args)
+        st, body = post_json(base, "/v1/completions",
+                             {"prompt": "one two three four", "max_tokens": 5})
+        assert st == 200, body
+        assert body["usage"]["prompt_tokens"] == 4, body
+        assert body["usage"]["completion_tokens"] == 5, body
+        _, count, total = hist(metrics(base), "iteration_tokens_total")
+        # Two chunks of the prompt, the second with the first token; four
+        # decode steps. V1 observes no step without an output.
+        steps = 6 if chunked and version == "0.8" else 5
+        assert (count, total) == (steps, 9), (version, chunked, count, total)
 
 
 def test_request_params_n_histogram(procs):
