@@ -57,6 +57,10 @@ struct ig_epp_options {
 	/* --default-body-mode (else USE_STREAMING): what a stream without
 	 * protocol_config is taken to be; protocol_config wins. */
 	enum ig_epp_body_default body_default;
+	/* --client-send-timeout: a stream whose answers the proxy takes none
+	 * of for this long is reset, a connection whose socket takes nothing
+	 * that long closed; 0: the gRPC server's default (60 s). */
+	uint64_t send_timeout_ms;
 };
 
 int ig_epp_main(int argc, char **argv);

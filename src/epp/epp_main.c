@@ -451,6 +451,9 @@ int ig_epp_main(int argc, char **argv)
 			 "worker threads (default: one per CPU)"),
 	    IG_FLAG_MS("drain-timeout", 0, &o.drain_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "grace period for streams on SIGTERM (default 30s)"),
+	    IG_FLAG_MS("client-send-timeout", 0, &e.send_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "a stream whose answers the proxy takes none of for this long is reset, "
+		       "a connection that takes no bytes that long closed (default 60s)"),
 	    IG_FLAG_SECTION("logging and tracing:"),
 	    IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
 			 "error, warn, info or debug (default info)"),

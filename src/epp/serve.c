@@ -1195,6 +1195,7 @@ static struct ig_grpc_server_config server_config(const struct epp *E, bool tls)
 	    .tls = tls ? E->tls : NULL,
 	    .max_message_bytes = E->opt.max_msg_bytes ? (size_t)E->opt.max_msg_bytes
 						      : (size_t)E->opt.max_body_bytes + 65536,
+	    .send_timeout_ms = E->opt.send_timeout_ms,
 	};
 }
 

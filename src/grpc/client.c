@@ -432,7 +432,7 @@ static int on_conn_ready(struct h2conn *h)
 		   : -1;
 }
 
-static const struct h2conn_ops client_ops = {on_conn_ready, on_conn_close};
+static const struct h2conn_ops client_ops = {on_conn_ready, on_conn_close, NULL};
 
 static void on_connect_timeout(struct ig_loop *loop, struct ig_timer *t)
 {

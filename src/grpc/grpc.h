@@ -15,9 +15,11 @@
  * gRPC message of at most max_message_bytes once reassembled (a larger one
  * ends its call with RESOURCE_EXHAUSTED, or is dropped and reported to a
  * server method's on_oversize). Flow control: the receive window
- * is given back as the handler consumes messages; a peer that does not
- * read what we send is held by HTTP/2 flow control, and our queued output
- * per stream is bounded by max_message_bytes plus one window.
+ * is given back as the handler consumes messages, while what the server
+ * queued for the peer is under a few MiB per connection: a peer that
+ * does not read what we send is held by HTTP/2 flow control both ways,
+ * our queued output per stream is bounded by max_message_bytes plus one
+ * window, and what the peer takes none of for send_timeout_ms goes.
  *
  * Status codes are gRPC's (IG_GRPC_OK ...). Calls and server streams end
  * exactly once: the server's on_end and the client's on_done are the last
@@ -83,6 +85,14 @@ struct ig_grpc_server_config {
 	uint32_t max_streams;	       /* SETTINGS_MAX_CONCURRENT_STREAMS, default 1024 */
 	uint64_t handshake_timeout_ms; /* preface/TLS handshake, default 10 s */
 	uint64_t idle_timeout_ms;      /* a connection without streams, default 5 min */
+	/* A stream whose queued answer the peer takes none of for this long is
+	 * reset (CANCEL), and a connection whose socket takes no byte that
+	 * long is closed; default 60 s. */
+	uint64_t send_timeout_ms;
+	/* Answers queued by all the servers of the process: past it a stream
+	 * that answers is reset, and past half of it no flow-control credit is
+	 * given back; default 512 MiB. */
+	size_t max_output_bytes;
 };
 
 /* methods (n entries) are copied. Unknown :path → Trailers-Only

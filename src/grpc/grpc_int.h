@@ -8,7 +8,8 @@
  * connection instead of HTTP/2's 64 KiB, so that a 400 KB prompt crosses
  * in one flight rather than waiting on WINDOW_UPDATEs (Envoy's defaults
  * are larger still). What a stream may hold is bounded by
- * max_message_bytes regardless. */
+ * max_message_bytes regardless. The server's connection window is 4 MiB
+ * (server.c): what it receives it may have to answer. */
 #define IG_GRPC_STREAM_WINDOW (1u << 20)
 #define IG_GRPC_CONN_WINDOW (16 << 20)
 
@@ -95,6 +96,10 @@ struct h2conn_ops {
 	/* The connection is over (error, peer close, both sides done). The
 	 * owner ends its streams and calls h2conn_free. why: a few words. */
 	void (*on_close)(struct h2conn *c, const char *why);
+	/* Optional: after each round of reading and writing, while the
+	 * connection lives (the server gives flow-control credit back here,
+	 * once it knows how much of its output the peer took). */
+	void (*after_io)(struct h2conn *c);
 };
 
 struct h2conn {
@@ -114,7 +119,10 @@ struct h2conn {
 	bool tls_wants_write;
 	bool read_more; /* TLS bytes left unread when the read budget ran out */
 	bool closed;	/* on_close was called */
-	int depth;	/* pump calls on the stack */
+	/* When the bytes waiting for the socket last moved: written, or
+	 * gathered into an empty buffer (ig_loop_now's clock). */
+	uint64_t wmoved_ns;
+	int depth; /* pump calls on the stack */
 	char why[64];
 };
 
@@ -137,6 +145,9 @@ int h2conn_start(struct h2conn *c, struct ig_loop *loop, int fd, bool connecting
  * for). */
 int h2conn_send_data(struct h2conn *c, const nghttp2_frame *f, const uint8_t *hd,
 		     struct grpc_outq *q, size_t len);
+/* How long bytes gathered for the socket have waited for it to take any
+ * (0 when nothing waits): a peer that stops reading its socket. */
+uint64_t h2conn_write_stalled_ns(const struct h2conn *c);
 /* Ends the connection: on_close is called now (not from inside nghttp2). */
 void h2conn_fail(struct h2conn *c, const char *why);
 /* Something was submitted to the session: send it soon (from a task). */

@@ -36,6 +36,7 @@
 
 static void on_io(struct ig_loop *loop, struct ig_io *io, unsigned events);
 static void on_flush(struct ig_loop *loop, struct ig_task *t);
+static void after_io(struct h2conn *c);
 
 void h2conn_fail(struct h2conn *c, const char *why)
 {
@@ -102,6 +103,7 @@ static ssize_t sock_write(struct h2conn *c)
 static int gather(struct h2conn *c)
 {
 	c->wlen = c->woff = 0;
+	c->wmoved_ns = ig_loop_now(c->loop);
 	if (!c->wbuf && !(c->wbuf = malloc(WRITE_CHUNK)))
 		return NGHTTP2_ERR_NOMEM;
 	while (WRITE_CHUNK - c->wlen >= FRAME_HEADER + GRPC_DATA_MAX) {
@@ -170,6 +172,7 @@ static bool pump_write(struct h2conn *c)
 			h2conn_fail(c, "write failed");
 			return false;
 		}
+		c->wmoved_ns = ig_loop_now(c->loop);
 		size_t k = (size_t)w, in_buf = c->wlen - c->woff;
 		if (k <= in_buf) {
 			c->woff += k;
@@ -248,6 +251,23 @@ static void on_flush(struct ig_loop *loop, struct ig_task *t)
 	}
 	if (pump_write(c))
 		settle(c);
+	after_io(c);
+}
+
+uint64_t h2conn_write_stalled_ns(const struct h2conn *c)
+{
+	if (c->closed || (c->woff == c->wlen && !c->outlen && !c->tls_wants_write))
+		return 0;
+	uint64_t now = ig_loop_now(c->loop);
+	return now > c->wmoved_ns ? now - c->wmoved_ns : 0;
+}
+
+/* The owner's turn after a round of I/O; what it submits goes out from
+ * the flush task. */
+static void after_io(struct h2conn *c)
+{
+	if (!c->closed && c->ng && c->ops->after_io)
+		c->ops->after_io(c);
 }
 
 void h2conn_kick(struct h2conn *c)
@@ -332,6 +352,7 @@ static void on_io(struct ig_loop *loop, struct ig_io *io, unsigned events)
 	}
 	if (pump_write(c))
 		settle(c);
+	after_io(c);
 }
 
 int h2conn_start(struct h2conn *c, struct ig_loop *loop, int fd, bool connecting,

@@ -10,9 +10,23 @@
  * nghttp2 closes it (on_stream_close), or until its connection goes. A
  * connection that fails is torn down in two steps: its streams end at once
  * (on_end(reset=true)), and its memory goes from a task, because the
- * failure is found deep inside the connection's own I/O code. */
+ * failure is found deep inside the connection's own I/O code.
+ *
+ * Back-pressure. Flow-control credit for request bytes is ours to give
+ * (nghttp2's automatic WINDOW_UPDATEs are off): it goes back as the bytes
+ * are taken in, except while the answers queued for the peer are over a
+ * mark, the stream's own (STREAM_OUT_HIGH: that stream waits) or the
+ * connection's (CONN_OUT_HIGH: every stream waits). Handlers answer what
+ * they are sent (the picker echoes response bodies), so a client that
+ * sends and does not read is held by its own windows: a connection queues
+ * for it at most CONN_OUT_HIGH plus its receive window plus one answer,
+ * and a stream whose answer none of the peer takes for send_timeout_ms is
+ * reset, as is a connection whose socket takes nothing that long. Past
+ * max_output_bytes queued by the whole process no answer is queued (the
+ * stream is reset instead), and past half of it no credit is given. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -37,6 +51,8 @@ struct ig_grpc_stream {
 	size_t hdr_bytes;   /* as HTTP/2 counts them: name + value + 32 */
 	struct grpc_reasm in;
 	struct grpc_outq out;
+	size_t unacked;	 /* request bytes taken in, stream credit not given back */
+	uint64_t out_ns; /* answer bytes last taken, or queued into an empty queue */
 	int status;
 	char *message; /* grpc-message, percent-encoded */
 	bool headers_sent, finishing, trailers_sent, remote_closed, ended;
@@ -50,13 +66,34 @@ struct sconn {
 	size_t active; /* streams with a handler */
 	struct ig_timer timer;
 	struct ig_task reap;
-	bool got_settings, goaway;
+	bool got_settings;
+	bool goaway; /* the idle timeout's GOAWAY was submitted */
 	char peer[64];
 	/* Bytes of partly received messages held by all its streams: HTTP/2
 	 * flow control gives the window back as we take bytes in, so this
 	 * is what bounds a connection's memory (CONN_HELD_MAX). */
 	size_t held;
+	size_t pending;	     /* answer bytes its streams queued, not taken yet */
+	size_t unacked;	     /* request bytes taken in, connection credit not given */
+	bool stream_unacked; /* some stream holds credit back */
+	/* The streams' timeouts (and the socket's), while any stream is open:
+	 * at most TICK_MS apart. */
+	struct ig_timer tick;
+	uint64_t tick_ns; /* when it is due */
 };
+
+/* Marks of queued answers past which credit is held back (see above). */
+#define STREAM_OUT_HIGH (512u << 10)
+#define CONN_OUT_HIGH (2u << 20)
+/* The connection's receive window: the gateway's front end's, the most
+ * request bytes a client that reads nothing can still make us answer
+ * (the 1 MiB per stream lets one large message cross in one flight). */
+#define SERVER_CONN_WINDOW (4 << 20)
+#define TICK_MS 1000
+
+/* What all the servers of the process queue for their peers: they run
+ * on several workers' loops. */
+static atomic_size_t output_total;
 
 /* A connection may hold this much of unfinished request messages across
  * its streams (at least one whole message of the largest size); a stream
@@ -89,6 +126,33 @@ static struct ig_grpc_stream *stream_of(nghttp2_session *ng, int32_t id)
 
 static void arm_idle(struct sconn *c);
 
+static uint64_t now_of(const struct sconn *c)
+{
+	return ig_loop_now(c->h.loop);
+}
+
+static uint64_t ms_ns(uint64_t ms)
+{
+	return ms * 1000000u;
+}
+
+/* n bytes of the stream's queue were taken (or dropped). */
+static void out_less(struct ig_grpc_stream *s, size_t n)
+{
+	s->conn->pending -= n;
+	atomic_fetch_sub_explicit(&output_total, n, memory_order_relaxed);
+}
+
+/* The stream goes without its answer: its queue is dropped. */
+static void reset_stream(struct ig_grpc_stream *s, uint32_t code)
+{
+	out_less(s, grpc_outq_len(&s->out));
+	grpc_outq_free(&s->out);
+	s->finishing = true;
+	nghttp2_submit_rst_stream(s->conn->h.ng, NGHTTP2_FLAG_NONE, s->id, code);
+	h2conn_kick(&s->conn->h);
+}
+
 /* The stream's last moment: the handler's on_end when it had one. */
 static void stream_free(struct ig_grpc_stream *s, bool reset)
 {
@@ -110,6 +174,7 @@ static void stream_free(struct ig_grpc_stream *s, bool reset)
 	ig_buf_free(&s->hdrs);
 	c->held -= s->in.in_body ? s->in.msg.len : 0;
 	grpc_reasm_free(&s->in);
+	out_less(s, grpc_outq_len(&s->out));
 	grpc_outq_free(&s->out);
 	free(s->message);
 	free(s);
@@ -168,7 +233,11 @@ static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *hd, s
 {
 	struct sconn *c = ud;
 	struct ig_grpc_stream *s = src->ptr;
-	return h2conn_send_data(&c->h, f, hd, &s->out, len);
+	size_t before = grpc_outq_len(&s->out);
+	int rv = h2conn_send_data(&c->h, f, hd, &s->out, len);
+	out_less(s, before - grpc_outq_len(&s->out));
+	s->out_ns = now_of(c);
+	return rv;
 }
 
 #define NV(n, v)                                                                                   \
@@ -361,17 +430,75 @@ static bool on_request_message(void *arg, const uint8_t *msg, size_t len)
 	return !s->finishing;
 }
 
+/* Whether the connection gives credit back now (see the top). */
+static bool conn_takes_more(const struct sconn *c)
+{
+	return c->pending <= CONN_OUT_HIGH &&
+	       atomic_load_explicit(&output_total, memory_order_relaxed) <=
+		   c->srv->cfg.max_output_bytes / 2;
+}
+
+/* len request bytes of s were taken in: their credit goes back unless
+ * the answers queued are over a mark (then give_credit does it later). */
+static void take_credit(struct ig_grpc_stream *s, size_t len)
+{
+	struct sconn *c = s->conn;
+	if (conn_takes_more(c))
+		nghttp2_session_consume_connection(c->h.ng, len);
+	else
+		c->unacked += len;
+	if (grpc_outq_len(&s->out) <= STREAM_OUT_HIGH) {
+		nghttp2_session_consume_stream(c->h.ng, s->id, len);
+	} else {
+		s->unacked += len;
+		c->stream_unacked = true;
+	}
+}
+
+/* After a round of I/O: credit held back goes once the answers it waited
+ * on were taken. */
+static void give_credit(struct h2conn *h)
+{
+	struct sconn *c = h->owner;
+	bool gave = false;
+	if (c->unacked && conn_takes_more(c)) {
+		nghttp2_session_consume_connection(h->ng, c->unacked);
+		c->unacked = 0;
+		gave = true;
+	}
+	if (c->stream_unacked) {
+		c->stream_unacked = false;
+		for (struct ig_grpc_stream *s = c->streams; s; s = s->next) {
+			if (!s->unacked)
+				continue;
+			if (grpc_outq_len(&s->out) > STREAM_OUT_HIGH) {
+				c->stream_unacked = true;
+				continue;
+			}
+			nghttp2_session_consume_stream(h->ng, s->id, s->unacked);
+			s->unacked = 0;
+			gave = true;
+		}
+	}
+	if (gave)
+		h2conn_kick(h);
+}
+
 static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
 		   void *ud)
 {
 	struct ig_grpc_stream *s = stream_of(ng, id);
-	if (!s || !s->m || s->finishing)
+	if (!s || !s->m || s->finishing) {
+		/* Bytes nobody keeps: their credit goes back at once. */
+		nghttp2_session_consume(ng, id, len);
 		return 0;
+	}
 	struct sconn *c = s->conn;
 	size_t before = s->in.in_body ? s->in.msg.len : 0;
 	if (c->held + len > CONN_HELD_MAX(c->srv)) {
 		finish(s, IG_GRPC_RESOURCE_EXHAUSTED,
 		       "the connection holds too much of unfinished request messages");
+		nghttp2_session_consume(ng, id, len);
 		return 0;
 	}
 	int rc = grpc_reasm_feed(&s->in, data, len, on_request_message, s);
@@ -380,6 +507,7 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
 		finish(s, rc, "request message larger than the server's limit");
 	else if (rc == IG_GRPC_INTERNAL)
 		finish(s, rc, "compressed message without grpc-encoding");
+	take_credit(s, len);
 	return 0;
 }
 
@@ -405,6 +533,66 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
 	return 0;
 }
 
+/* ---- timeouts ---- */
+
+/* When the stream is due for a timeout; UINT64_MAX: none. */
+static uint64_t stream_due(const struct sconn *c, const struct ig_grpc_stream *s)
+{
+	const struct ig_grpc_server_config *cfg = &c->srv->cfg;
+	uint64_t due = UINT64_MAX;
+	if (s->m && !s->ended && grpc_outq_len(&s->out))
+		due = s->out_ns + ms_ns(cfg->send_timeout_ms);
+	return due;
+}
+
+static void expire(struct ig_grpc_stream *s, uint64_t now)
+{
+	const struct ig_grpc_server_config *cfg = &s->conn->srv->cfg;
+	if (grpc_outq_len(&s->out) && now >= s->out_ns + ms_ns(cfg->send_timeout_ms)) {
+		ig_info("grpc: client %s took none of stream %d's answer for %llu ms: reset",
+			s->conn->peer, s->id, (unsigned long long)cfg->send_timeout_ms);
+		reset_stream(s, NGHTTP2_CANCEL);
+	}
+}
+
+static void on_tick(struct ig_loop *loop, struct ig_timer *t);
+
+/* Makes sure the tick comes by due. */
+static void tick_at(struct sconn *c, uint64_t due)
+{
+	if (c->h.closed || (ig_timer_armed(&c->tick) && c->tick_ns <= due))
+		return;
+	uint64_t now = now_of(c);
+	c->tick_ns = due;
+	ig_timer_start_ns(c->h.loop, &c->tick, due > now ? due - now : 1, on_tick, c);
+}
+
+static void on_tick(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct sconn *c = t->data;
+	const struct ig_grpc_server_config *cfg = &c->srv->cfg;
+	if (c->h.closed)
+		return;
+	if (h2conn_write_stalled_ns(&c->h) >= ms_ns(cfg->send_timeout_ms)) {
+		ig_info("grpc: client %s took no bytes for %llu ms: closed", c->peer,
+			(unsigned long long)cfg->send_timeout_ms);
+		conn_close(c);
+		return;
+	}
+	uint64_t now = now_of(c), next = now + ms_ns(TICK_MS);
+	for (struct ig_grpc_stream *s = c->streams; s; s = s->next) {
+		uint64_t due = stream_due(c, s);
+		if (due <= now) {
+			expire(s, now);
+			due = stream_due(c, s);
+		}
+		if (due < next)
+			next = due > now ? due : now + 1000000u;
+	}
+	if (c->streams || h2conn_write_stalled_ns(&c->h))
+		tick_at(c, next);
+}
+
 /* ---- connections ---- */
 
 static void reap(struct ig_loop *loop, struct ig_task *t)
@@ -412,6 +600,7 @@ static void reap(struct ig_loop *loop, struct ig_task *t)
 	struct sconn *c = t->data;
 	struct ig_grpc_server *srv = c->srv;
 	ig_timer_stop(loop, &c->timer);
+	ig_timer_stop(loop, &c->tick);
 	h2conn_free(&c->h);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -430,6 +619,7 @@ static void on_conn_close(struct h2conn *h, const char *why)
 	while (c->streams)
 		stream_free(c->streams, true);
 	ig_timer_stop(c->h.loop, &c->timer);
+	ig_timer_stop(c->h.loop, &c->tick);
 	ig_task_queue(c->h.loop, &c->reap, reap, c);
 }
 
@@ -446,14 +636,14 @@ static int on_conn_ready(struct h2conn *h)
 	};
 	if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
 	    nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0,
-						  IG_GRPC_CONN_WINDOW) != 0)
+						  SERVER_CONN_WINDOW) != 0)
 		return -1;
 	if (srv->draining)
 		nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
 	return 0;
 }
 
-static const struct h2conn_ops server_ops = {on_conn_ready, on_conn_close};
+static const struct h2conn_ops server_ops = {on_conn_ready, on_conn_close, give_credit};
 
 static void on_conn_timer(struct ig_loop *loop, struct ig_timer *t)
 {
@@ -464,9 +654,16 @@ static void on_conn_timer(struct ig_loop *loop, struct ig_timer *t)
 		conn_close(c); /* no preface, TLS handshake or SETTINGS in time */
 		return;
 	}
-	/* Idle: GOAWAY, and the connection ends once it is sent. */
+	/* Idle: GOAWAY, and the connection ends once it is sent, or after
+	 * send_timeout_ms more if the peer does not take it. */
+	if (c->goaway) {
+		conn_close(c);
+		return;
+	}
+	c->goaway = true;
 	nghttp2_session_terminate_session(c->h.ng, NGHTTP2_NO_ERROR);
 	h2conn_kick(&c->h);
+	ig_timer_start(c->h.loop, &c->timer, c->srv->cfg.send_timeout_ms, on_conn_timer, c);
 }
 
 static void arm_idle(struct sconn *c)
@@ -534,6 +731,8 @@ static int make_callbacks(struct ig_grpc_server *srv)
 	/* Closed streams are not kept for priority bookkeeping (memory a
 	 * stream flood would grow). */
 	nghttp2_option_set_no_closed_streams(srv->opt, 1);
+	/* Credit is ours to give (take_credit, give_credit). */
+	nghttp2_option_set_no_auto_window_update(srv->opt, 1);
 	return 0;
 }
 
@@ -558,6 +757,10 @@ struct ig_grpc_server *ig_grpc_server_new(struct ig_loop *loop,
 		srv->cfg.handshake_timeout_ms = 10000;
 	if (!srv->cfg.idle_timeout_ms)
 		srv->cfg.idle_timeout_ms = 5 * 60 * 1000;
+	if (!srv->cfg.send_timeout_ms)
+		srv->cfg.send_timeout_ms = 60 * 1000;
+	if (!srv->cfg.max_output_bytes)
+		srv->cfg.max_output_bytes = (size_t)512 << 20;
 	srv->methods = calloc(n ? n : 1, sizeof *srv->methods);
 	if (!srv->methods || make_callbacks(srv) < 0)
 		goto fail;
@@ -670,14 +873,25 @@ int ig_grpc_sendv(struct ig_grpc_stream *s, const struct ig_str *parts, size_t n
 {
 	if (!s->m || s->finishing || s->ended || s->conn->h.closed)
 		return -1;
-	if (grpc_outq_pushv(&s->out, parts, n) < 0) {
+	struct sconn *c = s->conn;
+	size_t len = GRPC_FRAME_HEADER;
+	for (size_t i = 0; i < n; i++)
+		len += parts[i].len;
+	size_t before = grpc_outq_len(&s->out);
+	if (atomic_load_explicit(&output_total, memory_order_relaxed) + len >
+		c->srv->cfg.max_output_bytes ||
+	    grpc_outq_pushv(&s->out, parts, n) < 0) {
 		/* The client does not read what we send (or the message is over
 		 * the ceiling): the stream goes rather than memory. */
-		s->finishing = true;
-		nghttp2_submit_rst_stream(s->conn->h.ng, NGHTTP2_FLAG_NONE, s->id,
-					  NGHTTP2_INTERNAL_ERROR);
-		h2conn_kick(&s->conn->h);
+		reset_stream(s, NGHTTP2_INTERNAL_ERROR);
 		return -1;
+	}
+	size_t added = grpc_outq_len(&s->out) - before;
+	c->pending += added;
+	atomic_fetch_add_explicit(&output_total, added, memory_order_relaxed);
+	if (!before) {
+		s->out_ns = now_of(c);
+		tick_at(c, s->out_ns + ms_ns(TICK_MS));
 	}
 	if (!s->headers_sent) {
 		if (send_headers(s) != 0)

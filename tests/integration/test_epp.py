@@ -17,9 +17,11 @@ import threading
 import time
 
 import pytest
+from hyperframe.frame import RstStreamFrame, SettingsFrame, WindowUpdateFrame
 
 grpc = pytest.importorskip("grpc")
 
+import h2raw  # noqa: E402
 import xproto  # noqa: E402
 from conftest import free_port, unique_loopback, wait_http, wait_port  # noqa: E402
 from fakepod import FakePod  # noqa: E402
@@ -1867,3 +1869,94 @@ def test_draining_picker_refuses_new_connections(picker):
     assert s.next().WhichOneof("response") == "request_body"
     s.rest()
     picker.stop()
+
+
+# ---- hostile peers, frame by frame (h2raw) ----
+
+def response_headers_msg():
+    m = pb.ProcessingRequest()
+    for k, v in ((":status", "200"), ("content-type", "application/json")):
+        h = m.response_headers.headers.headers.add()
+        h.key = k
+        h.raw_value = v.encode()
+    return m
+
+
+def response_body_msg(data, eos=False):
+    m = pb.ProcessingRequest()
+    m.response_body.body = data
+    m.response_body.end_of_stream = eos
+    return m
+
+
+def open_echoing(c, sid):
+    """A Process stream on the response path in FULL_DUPLEX, where every
+    response_body chunk is answered with itself."""
+    c.headers(sid, PROCESS)
+    assert c.data(sid, h2raw.grpc_msg(headers_msg().SerializeToString()) +
+                  h2raw.grpc_msg(response_headers_msg().SerializeToString()))
+
+
+def test_client_that_does_not_read_is_held_by_flow_control(procs, tmp_path):
+    """A client that sets its windows to 0 (reads nothing) and sends
+    response bodies the picker echoes gets its own windows held shut once a
+    few MiB of answers wait: 100 streams pushing 16 MiB each no longer
+    make the picker queue 1.7 GB (they did: 1,711 MB RSS in 4 s)."""
+    p = Picker(procs, tmp_path)
+    addr = (p.host, p.grpc_port)
+    rss0 = h2raw.rss_kb(p.proc.pid)
+    c = h2raw.Conn(addr, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0})
+    c.handshake()
+    sids = range(1, 200, 2)
+    for sid in sids:
+        open_echoing(c, sid)
+    chunk = h2raw.grpc_msg(response_body_msg(b"a" * ((1 << 20) - 64)).SerializeToString())
+    sent, t0 = 0, time.monotonic()
+    for _ in range(16):
+        if not all(c.data(sid, chunk) for sid in sids):
+            break
+        sent += len(sids)
+    grown = (h2raw.rss_kb(p.proc.pid) - rss0) // 1024
+    assert sent < 100, "%d MiB went in %.1f s: no back-pressure" % (sent, time.monotonic() - t0)
+    assert grown < 200, "the picker grew %d MB for a client that reads nothing" % grown
+    c.close()
+    p.stop()
+
+
+def test_client_send_timeout(procs, tmp_path):
+    """Answers that a client takes none of for --client-send-timeout go: a
+    stream held by a window of 0 is reset (CANCEL), a connection whose
+    socket is never read is closed."""
+    p = Picker(procs, tmp_path, extra=("--client-send-timeout", "1s"))
+    addr = (p.host, p.grpc_port)
+    c = h2raw.Conn(addr, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0})
+    c.handshake()
+    open_echoing(c, 1)
+    assert c.data(1, h2raw.grpc_msg(response_body_msg(b"x" * 1000).SerializeToString()))
+    t0 = time.monotonic()
+    c.read(6, until=lambda out: any(isinstance(f, RstStreamFrame) for f, _ in out))
+    assert c.resets().get(1) == 8, c.frames  # CANCEL
+    assert 0.9 < time.monotonic() - t0 < 4
+    # This one's socket is not read once the picker has a 12 MiB body to
+    # answer with (FULL_DUPLEX streams it back): more than the kernel's
+    # socket buffers take, so that answers wait in the picker.
+    big = 1 << 30
+    d = h2raw.Conn(addr, settings={SettingsFrame.INITIAL_WINDOW_SIZE: big - 1}, rcvbuf=4096)
+    d.handshake()
+    wu = WindowUpdateFrame(0)
+    wu.window_increment = big
+    d.send(wu)
+    d.headers(1, PROCESS)
+    body = b'{"model":"tweet-summary","prompt":"' + b"a" * (12 << 20) + b'"}'
+    assert d.data(1, h2raw.grpc_msg(headers_msg().SerializeToString()))
+    for off in range(0, len(body) - 62000, 62000):
+        assert d.data(1, h2raw.grpc_msg(body_msg(body[off:off + 62000], False).SerializeToString()))
+    last = body[off + 62000:]
+    assert d.data(1, h2raw.grpc_msg(body_msg(last, True).SerializeToString()), reading=False)
+    time.sleep(3)
+    d.read(10)
+    assert d.closed, "a connection whose socket nobody reads stays open"
+    assert "took no bytes for 1000 ms" in p.log()
+    c.close()
+    d.close()
+    p.stop()
