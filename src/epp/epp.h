@@ -61,6 +61,11 @@ struct ig_epp_options {
 	 * of for this long is reset, a connection whose socket takes nothing
 	 * that long closed; 0: the gRPC server's default (60 s). */
 	uint64_t send_timeout_ms;
+	/* --stream-idle-timeout, --message-timeout and
+	 * --max-partial-message-bytes; 0: the gRPC server's defaults. */
+	uint64_t stream_idle_timeout_ms;
+	uint64_t message_timeout_ms;
+	uint64_t max_partial_bytes;
 };
 
 int ig_epp_main(int argc, char **argv);

@@ -454,6 +454,16 @@ int ig_epp_main(int argc, char **argv)
 	    IG_FLAG_MS("client-send-timeout", 0, &e.send_timeout_ms, IG_FLAG_BARE_MS, "DUR",
 		       "a stream whose answers the proxy takes none of for this long is reset, "
 		       "a connection that takes no bytes that long closed (default 60s)"),
+	    IG_FLAG_MS("stream-idle-timeout", 0, &e.stream_idle_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "a stream with no frame either way for this long ends CANCELLED, as "
+		       "Envoy's stream_idle_timeout (default 5m)"),
+	    IG_FLAG_MS("message-timeout", 0, &e.message_timeout_ms, IG_FLAG_BARE_MS, "DUR",
+		       "silence allowed inside a partly received gRPC message, else the "
+		       "stream ends CANCELLED (default 60s)"),
+	    IG_FLAG_UINT("max-partial-message-bytes", 0, &e.max_partial_bytes, 1, 1ull << 40, "N",
+			 "partly received gRPC messages held by all streams together; past it "
+			 "a stream ends RESOURCE_EXHAUSTED (default 268435456, at least two "
+			 "--grpc-max-recv-msg-size)"),
 	    IG_FLAG_SECTION("logging and tracing:"),
 	    IG_FLAG_ENUM("log-level", 0, &level, log_levels, "LEVEL",
 			 "error, warn, info or debug (default info)"),

@@ -1196,6 +1196,9 @@ static struct ig_grpc_server_config server_config(const struct epp *E, bool tls)
 	    .max_message_bytes = E->opt.max_msg_bytes ? (size_t)E->opt.max_msg_bytes
 						      : (size_t)E->opt.max_body_bytes + 65536,
 	    .send_timeout_ms = E->opt.send_timeout_ms,
+	    .stream_idle_timeout_ms = E->opt.stream_idle_timeout_ms,
+	    .message_timeout_ms = E->opt.message_timeout_ms,
+	    .max_partial_bytes = (size_t)E->opt.max_partial_bytes,
 	};
 }
 

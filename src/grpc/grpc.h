@@ -93,6 +93,16 @@ struct ig_grpc_server_config {
 	 * that answers is reset, and past half of it no flow-control credit is
 	 * given back; default 512 MiB. */
 	size_t max_output_bytes;
+	/* A call with no frame either way for this long ends (CANCELLED), as
+	 * Envoy's stream_idle_timeout; default 5 min. */
+	uint64_t stream_idle_timeout_ms;
+	/* Silence inside a partly received request message: the call ends
+	 * (CANCELLED) and the part goes; default 60 s. */
+	uint64_t message_timeout_ms;
+	/* Partly received request messages held by all the servers of the
+	 * process: past it a call that sends more of one ends with
+	 * RESOURCE_EXHAUSTED; default 256 MiB, at least two max messages. */
+	size_t max_partial_bytes;
 };
 
 /* methods (n entries) are copied. Unknown :path → Trailers-Only

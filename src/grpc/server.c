@@ -51,8 +51,11 @@ struct ig_grpc_stream {
 	size_t hdr_bytes;   /* as HTTP/2 counts them: name + value + 32 */
 	struct grpc_reasm in;
 	struct grpc_outq out;
-	size_t unacked;	 /* request bytes taken in, stream credit not given back */
-	uint64_t out_ns; /* answer bytes last taken, or queued into an empty queue */
+	size_t unacked;	    /* request bytes taken in, stream credit not given back */
+	uint64_t out_ns;    /* answer bytes last taken, or queued into an empty queue */
+	uint64_t active_ns; /* a frame came or answer bytes went (stream_idle_timeout_ms) */
+	uint64_t in_ns;	    /* request bytes last came (message_timeout_ms) */
+	size_t held;	    /* of a partly received message, in c->held and partial_total */
 	int status;
 	char *message; /* grpc-message, percent-encoded */
 	bool headers_sent, finishing, trailers_sent, remote_closed, ended;
@@ -91,9 +94,9 @@ struct sconn {
 #define SERVER_CONN_WINDOW (4 << 20)
 #define TICK_MS 1000
 
-/* What all the servers of the process queue for their peers: they run
- * on several workers' loops. */
-static atomic_size_t output_total;
+/* What all the servers of the process queue for their peers, and hold
+ * of partly received messages: they run on several workers' loops. */
+static atomic_size_t output_total, partial_total;
 
 /* A connection may hold this much of unfinished request messages across
  * its streams (at least one whole message of the largest size); a stream
@@ -125,6 +128,7 @@ static struct ig_grpc_stream *stream_of(nghttp2_session *ng, int32_t id)
 }
 
 static void arm_idle(struct sconn *c);
+static void tick_at(struct sconn *c, uint64_t due);
 
 static uint64_t now_of(const struct sconn *c)
 {
@@ -141,6 +145,29 @@ static void out_less(struct ig_grpc_stream *s, size_t n)
 {
 	s->conn->pending -= n;
 	atomic_fetch_sub_explicit(&output_total, n, memory_order_relaxed);
+}
+
+/* The stream now holds n bytes of a partly received message. */
+static void set_held(struct ig_grpc_stream *s, size_t n)
+{
+	s->conn->held = s->conn->held - s->held + n;
+	if (n > s->held)
+		atomic_fetch_add_explicit(&partial_total, n - s->held, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&partial_total, s->held - n, memory_order_relaxed);
+	s->held = n;
+}
+
+/* A stream that is finishing takes no more request bytes: what it holds
+ * of a message goes at once, not when the stream closes (its answer may
+ * wait on a peer that does not read). Never from inside grpc_reasm_feed,
+ * which may be delivering those bytes. */
+static void drop_partial(struct ig_grpc_stream *s)
+{
+	set_held(s, 0);
+	grpc_reasm_free(&s->in);
+	s->in.in_body = false;
+	s->in.hdr_len = s->in.need = s->in.skip = 0;
 }
 
 /* The stream goes without its answer: its queue is dropped. */
@@ -172,7 +199,7 @@ static void stream_free(struct ig_grpc_stream *s, bool reset)
 	if (s->next)
 		s->next->prev = s->prev;
 	ig_buf_free(&s->hdrs);
-	c->held -= s->in.in_body ? s->in.msg.len : 0;
+	set_held(s, 0);
 	grpc_reasm_free(&s->in);
 	out_less(s, grpc_outq_len(&s->out));
 	grpc_outq_free(&s->out);
@@ -236,7 +263,7 @@ static int send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *hd, s
 	size_t before = grpc_outq_len(&s->out);
 	int rv = h2conn_send_data(&c->h, f, hd, &s->out, len);
 	out_less(s, before - grpc_outq_len(&s->out));
-	s->out_ns = now_of(c);
+	s->out_ns = s->active_ns = now_of(c);
 	return rv;
 }
 
@@ -345,6 +372,7 @@ static void stream_open(struct ig_grpc_stream *s)
 	s->conn->active++;
 	srv->streams++;
 	ig_timer_stop(srv->loop, &s->conn->timer);
+	tick_at(s->conn, now_of(s->conn) + ms_ns(TICK_MS));
 	if (s->m->on_open)
 		s->m->on_open(s, s->m->arg);
 }
@@ -415,6 +443,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 	struct ig_grpc_stream *s = stream_of(ng, f->hd.stream_id);
 	if (!s)
 		return 0;
+	s->active_ns = now_of(c);
 	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
 		stream_open(s);
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
@@ -494,19 +523,27 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
 		return 0;
 	}
 	struct sconn *c = s->conn;
-	size_t before = s->in.in_body ? s->in.msg.len : 0;
-	if (c->held + len > CONN_HELD_MAX(c->srv)) {
-		finish(s, IG_GRPC_RESOURCE_EXHAUSTED,
-		       "the connection holds too much of unfinished request messages");
+	s->active_ns = s->in_ns = now_of(c);
+	const char *full = NULL;
+	if (c->held + len > CONN_HELD_MAX(c->srv))
+		full = "the connection holds too much of unfinished request messages";
+	else if (atomic_load_explicit(&partial_total, memory_order_relaxed) + len >
+		 c->srv->cfg.max_partial_bytes)
+		full = "the server holds too much of unfinished request messages";
+	if (full) {
+		finish(s, IG_GRPC_RESOURCE_EXHAUSTED, full);
+		drop_partial(s);
 		nghttp2_session_consume(ng, id, len);
 		return 0;
 	}
 	int rc = grpc_reasm_feed(&s->in, data, len, on_request_message, s);
-	c->held = c->held - before + (s->in.in_body ? s->in.msg.len : 0);
+	set_held(s, s->in.in_body ? s->in.msg.len : 0);
 	if (rc == IG_GRPC_RESOURCE_EXHAUSTED)
 		finish(s, rc, "request message larger than the server's limit");
 	else if (rc == IG_GRPC_INTERNAL)
 		finish(s, rc, "compressed message without grpc-encoding");
+	if (s->finishing)
+		drop_partial(s);
 	take_credit(s, len);
 	return 0;
 }
@@ -540,8 +577,16 @@ static uint64_t stream_due(const struct sconn *c, const struct ig_grpc_stream *s
 {
 	const struct ig_grpc_server_config *cfg = &c->srv->cfg;
 	uint64_t due = UINT64_MAX;
-	if (s->m && !s->ended && grpc_outq_len(&s->out))
+	if (!s->m || s->ended)
+		return due;
+	if (grpc_outq_len(&s->out))
 		due = s->out_ns + ms_ns(cfg->send_timeout_ms);
+	if (s->finishing) /* it waits for its answer to go, nothing else */
+		return due;
+	if (s->active_ns + ms_ns(cfg->stream_idle_timeout_ms) < due)
+		due = s->active_ns + ms_ns(cfg->stream_idle_timeout_ms);
+	if (grpc_reasm_partial(&s->in) && s->in_ns + ms_ns(cfg->message_timeout_ms) < due)
+		due = s->in_ns + ms_ns(cfg->message_timeout_ms);
 	return due;
 }
 
@@ -552,6 +597,20 @@ static void expire(struct ig_grpc_stream *s, uint64_t now)
 		ig_info("grpc: client %s took none of stream %d's answer for %llu ms: reset",
 			s->conn->peer, s->id, (unsigned long long)cfg->send_timeout_ms);
 		reset_stream(s, NGHTTP2_CANCEL);
+		return;
+	}
+	if (s->finishing)
+		return;
+	char why[96];
+	if (grpc_reasm_partial(&s->in) && now >= s->in_ns + ms_ns(cfg->message_timeout_ms)) {
+		snprintf(why, sizeof why, "request message incomplete for %llu ms",
+			 (unsigned long long)cfg->message_timeout_ms);
+		drop_partial(s);
+		finish(s, IG_GRPC_CANCELLED, why);
+	} else if (now >= s->active_ns + ms_ns(cfg->stream_idle_timeout_ms)) {
+		snprintf(why, sizeof why, "stream idle for %llu ms",
+			 (unsigned long long)cfg->stream_idle_timeout_ms);
+		finish(s, IG_GRPC_CANCELLED, why);
 	}
 }
 
@@ -761,6 +820,15 @@ struct ig_grpc_server *ig_grpc_server_new(struct ig_loop *loop,
 		srv->cfg.send_timeout_ms = 60 * 1000;
 	if (!srv->cfg.max_output_bytes)
 		srv->cfg.max_output_bytes = (size_t)512 << 20;
+	if (!srv->cfg.stream_idle_timeout_ms)
+		srv->cfg.stream_idle_timeout_ms = 5 * 60 * 1000;
+	if (!srv->cfg.message_timeout_ms)
+		srv->cfg.message_timeout_ms = 60 * 1000;
+	/* At least two messages of the largest size can arrive at once. */
+	if (!srv->cfg.max_partial_bytes)
+		srv->cfg.max_partial_bytes = (size_t)256 << 20;
+	if (srv->cfg.max_partial_bytes < 2 * srv->cfg.max_message_bytes)
+		srv->cfg.max_partial_bytes = 2 * srv->cfg.max_message_bytes;
 	srv->methods = calloc(n ? n : 1, sizeof *srv->methods);
 	if (!srv->methods || make_callbacks(srv) < 0)
 		goto fail;

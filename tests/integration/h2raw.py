@@ -19,14 +19,6 @@ def grpc_msg(payload, compressed=0, length=None):
     return bytes([compressed]) + struct.pack(">I", n) + payload
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1])
-    return 0
-
-
 class Conn:
     """One connection: frames out, frames in; the server's windows are
     followed so that DATA never overflows them."""
