@@ -249,6 +249,45 @@ void grpc_timeout_format(uint64_t ms, char *out, size_t cap)
 		    (unsigned long long)(ms / 3600000u > 99999999u ? 99999999u : ms / 3600000u));
 }
 
+uint64_t grpc_timeout_parse(struct ig_str v)
+{
+	if (v.len < 2 || v.len > 9)
+		return 0;
+	uint64_t n = 0;
+	for (size_t i = 0; i + 1 < v.len; i++) {
+		if (v.ptr[i] < '0' || v.ptr[i] > '9')
+			return 0;
+		n = n * 10 + (uint64_t)(v.ptr[i] - '0');
+	}
+	uint64_t unit;
+	switch (v.ptr[v.len - 1]) {
+	case 'H':
+		unit = 3600000000000ull;
+		break;
+	case 'M':
+		unit = 60000000000ull;
+		break;
+	case 'S':
+		unit = 1000000000ull;
+		break;
+	case 'm':
+		unit = 1000000ull;
+		break;
+	case 'u':
+		unit = 1000ull;
+		break;
+	case 'n':
+		unit = 1;
+		break;
+	default:
+		return 0;
+	}
+	/* 99999999H is over 11,000 years: a deadline never reached. */
+	if (n > UINT64_MAX / 4 / unit)
+		return UINT64_MAX / 4;
+	return n ? n * unit : 1;
+}
+
 /* As grpc's http-grpc-status-mapping.md. */
 int grpc_status_from_http(int http_status)
 {

@@ -60,6 +60,9 @@ void grpc_reasm_free(struct grpc_reasm *r);
 void grpc_percent_decode(const uint8_t *in, size_t len, char *out, size_t cap);
 /* "100m", "5S": the grpc-timeout value for ms milliseconds. */
 void grpc_timeout_format(uint64_t ms, char *out, size_t cap);
+/* A grpc-timeout value (PROTOCOL-HTTP2: at most 8 digits and a unit of
+ * H, M, S, m, u or n) in nanoseconds; 0 when it is not one. */
+uint64_t grpc_timeout_parse(struct ig_str v);
 /* The gRPC status for an HTTP status other than 200. */
 int grpc_status_from_http(int http_status);
 

@@ -51,11 +51,12 @@ struct ig_grpc_stream {
 	size_t hdr_bytes;   /* as HTTP/2 counts them: name + value + 32 */
 	struct grpc_reasm in;
 	struct grpc_outq out;
-	size_t unacked;	    /* request bytes taken in, stream credit not given back */
-	uint64_t out_ns;    /* answer bytes last taken, or queued into an empty queue */
-	uint64_t active_ns; /* a frame came or answer bytes went (stream_idle_timeout_ms) */
-	uint64_t in_ns;	    /* request bytes last came (message_timeout_ms) */
-	size_t held;	    /* of a partly received message, in c->held and partial_total */
+	size_t unacked;	      /* request bytes taken in, stream credit not given back */
+	uint64_t out_ns;      /* answer bytes last taken, or queued into an empty queue */
+	uint64_t active_ns;   /* a frame came or answer bytes went (stream_idle_timeout_ms) */
+	uint64_t in_ns;	      /* request bytes last came (message_timeout_ms) */
+	size_t held;	      /* of a partly received message, in c->held and partial_total */
+	uint64_t deadline_ns; /* the client's grpc-timeout; 0: none */
 	int status;
 	char *message; /* grpc-message, percent-encoded */
 	bool headers_sent, finishing, trailers_sent, remote_closed, ended;
@@ -373,6 +374,11 @@ static void stream_open(struct ig_grpc_stream *s)
 	srv->streams++;
 	ig_timer_stop(srv->loop, &s->conn->timer);
 	tick_at(s->conn, now_of(s->conn) + ms_ns(TICK_MS));
+	uint64_t timeout = grpc_timeout_parse(header_of(s, "grpc-timeout"));
+	if (timeout) {
+		s->deadline_ns = now_of(s->conn) + timeout;
+		tick_at(s->conn, s->deadline_ns);
+	}
 	if (s->m->on_open)
 		s->m->on_open(s, s->m->arg);
 }
@@ -583,6 +589,8 @@ static uint64_t stream_due(const struct sconn *c, const struct ig_grpc_stream *s
 		due = s->out_ns + ms_ns(cfg->send_timeout_ms);
 	if (s->finishing) /* it waits for its answer to go, nothing else */
 		return due;
+	if (s->deadline_ns && s->deadline_ns < due)
+		due = s->deadline_ns;
 	if (s->active_ns + ms_ns(cfg->stream_idle_timeout_ms) < due)
 		due = s->active_ns + ms_ns(cfg->stream_idle_timeout_ms);
 	if (grpc_reasm_partial(&s->in) && s->in_ns + ms_ns(cfg->message_timeout_ms) < due)
@@ -602,7 +610,12 @@ static void expire(struct ig_grpc_stream *s, uint64_t now)
 	if (s->finishing)
 		return;
 	char why[96];
-	if (grpc_reasm_partial(&s->in) && now >= s->in_ns + ms_ns(cfg->message_timeout_ms)) {
+	if (s->deadline_ns && now >= s->deadline_ns) {
+		/* PROTOCOL-HTTP2: the server ends a call whose grpc-timeout
+		 * passed with DEADLINE_EXCEEDED. */
+		drop_partial(s);
+		finish(s, IG_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+	} else if (grpc_reasm_partial(&s->in) && now >= s->in_ns + ms_ns(cfg->message_timeout_ms)) {
 		snprintf(why, sizeof why, "request message incomplete for %llu ms",
 			 (unsigned long long)cfg->message_timeout_ms);
 		drop_partial(s);
