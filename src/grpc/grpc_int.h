@@ -49,8 +49,8 @@ typedef bool (*grpc_msg_fn)(void *arg, const uint8_t *msg, size_t len);
 
 /* Feeds DATA bytes: 0, IG_GRPC_RESOURCE_EXHAUSTED for a message over the
  * ceiling (without on_oversize), IG_GRPC_INTERNAL for a compressed one (no
- * encoding is ever negotiated), or -1 when fn or on_oversize asked to
- * stop. */
+ * encoding is ever supported: the server answers UNIMPLEMENTED when the
+ * call named one), or -1 when fn or on_oversize asked to stop. */
 int grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *p, size_t len, grpc_msg_fn fn, void *arg);
 /* True when a message has started and not ended (a truncated stream). */
 bool grpc_reasm_partial(const struct grpc_reasm *r);

@@ -60,6 +60,9 @@ struct ig_grpc_stream {
 	int status;
 	char *message; /* grpc-message, percent-encoded */
 	bool headers_sent, finishing, trailers_sent, remote_closed, ended;
+	/* A message came compressed with a grpc-encoding we do not have: the
+	 * answer names the ones we do (grpc-accept-encoding). */
+	bool unknown_encoding;
 };
 
 struct sconn {
@@ -246,12 +249,15 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
 	char code[16];
 	snprintf(code, sizeof code, "%d", s->status);
-	nghttp2_nv nv[2] = {
-	    {(uint8_t *)"grpc-status", (uint8_t *)code, 11, strlen(code), 0},
-	    {(uint8_t *)"grpc-message", (uint8_t *)(s->message ? s->message : ""), 12,
-	     s->message ? strlen(s->message) : 0, 0},
-	};
-	if (nghttp2_submit_trailer(ng, id, nv, s->message ? 2 : 1) != 0)
+	nghttp2_nv nv[3] = {{(uint8_t *)"grpc-status", (uint8_t *)code, 11, strlen(code), 0}};
+	size_t nnv = 1;
+	if (s->message)
+		nv[nnv++] = (nghttp2_nv){(uint8_t *)"grpc-message", (uint8_t *)s->message, 12,
+					 strlen(s->message), 0};
+	if (s->unknown_encoding)
+		nv[nnv++] = (nghttp2_nv){(uint8_t *)"grpc-accept-encoding", (uint8_t *)"identity",
+					 20, 8, 0};
+	if (nghttp2_submit_trailer(ng, id, nv, nnv) != 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	return (ssize_t)n;
 }
@@ -285,14 +291,18 @@ static void trailers_only(struct ig_grpc_stream *s)
 {
 	char code[16];
 	snprintf(code, sizeof code, "%d", s->status);
-	nghttp2_nv nv[] = {
+	nghttp2_nv nv[5] = {
 	    NV(":status", "200"),
 	    NV("content-type", "application/grpc"),
 	    NV("grpc-status", code),
-	    NV("grpc-message", s->message ? s->message : ""),
 	};
+	size_t nnv = 3;
+	if (s->message)
+		nv[nnv++] = (nghttp2_nv)NV("grpc-message", s->message);
+	if (s->unknown_encoding)
+		nv[nnv++] = (nghttp2_nv)NV("grpc-accept-encoding", "identity");
 	s->headers_sent = true;
-	nghttp2_submit_response(s->conn->h.ng, s->id, nv, s->message ? 4 : 3, NULL);
+	nghttp2_submit_response(s->conn->h.ng, s->id, nv, nnv, NULL);
 }
 
 static int send_headers(struct ig_grpc_stream *s)
@@ -519,6 +529,24 @@ static void give_credit(struct h2conn *h)
 		h2conn_kick(h);
 }
 
+/* A compressed message. gRPC's compression.md: one compressed with an
+ * encoding the server does not support is UNIMPLEMENTED, with
+ * grpc-accept-encoding naming those it does (identity only: none is ever
+ * offered); the flag without any grpc-encoding is a protocol error. */
+static void unsupported_compression(struct ig_grpc_stream *s)
+{
+	struct ig_str enc = header_of(s, "grpc-encoding");
+	if (!enc.len || ig_str_eq_cstr(enc, "identity")) {
+		finish(s, IG_GRPC_INTERNAL, "compressed message without grpc-encoding");
+		return;
+	}
+	char why[96];
+	snprintf(why, sizeof why, "grpc-encoding %.*s is not supported",
+		 (int)(enc.len > 32 ? 32 : enc.len), enc.ptr);
+	s->unknown_encoding = true;
+	finish(s, IG_GRPC_UNIMPLEMENTED, why);
+}
+
 static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
 		   void *ud)
 {
@@ -547,7 +575,7 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
 	if (rc == IG_GRPC_RESOURCE_EXHAUSTED)
 		finish(s, rc, "request message larger than the server's limit");
 	else if (rc == IG_GRPC_INTERNAL)
-		finish(s, rc, "compressed message without grpc-encoding");
+		unsupported_compression(s);
 	if (s->finishing)
 		drop_partial(s);
 	take_credit(s, len);

@@ -745,6 +745,7 @@ struct raw {
 	int fd;
 	nghttp2_session *ng;
 	int status, grpc_status;
+	char accept_encoding[32];
 	bool closed;
 	uint32_t close_code;
 	size_t data_bytes;
@@ -779,6 +780,8 @@ static int raw_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t
 		r->status = atoi((const char *)value);
 	if (nl == 11 && !memcmp(name, "grpc-status", 11))
 		r->grpc_status = atoi((const char *)value);
+	if (nl == 20 && !memcmp(name, "grpc-accept-encoding", 20))
+		snprintf(r->accept_encoding, sizeof r->accept_encoding, "%.*s", (int)vl, value);
 	return 0;
 }
 
@@ -926,6 +929,17 @@ static void test_raw_framing(void **state)
 	r = (struct raw){.body = body, .body_len = 15, .chunk = sizeof body, .end_stream = true};
 	raw_exchange(&r, grpc_nv, 6);
 	assert_int_equal(r.grpc_status, IG_GRPC_INTERNAL);
+
+	/* Compressed with an encoding the server lacks: UNIMPLEMENTED, and
+	 * grpc-accept-encoding names what it takes (compression.md). */
+	memset(&r, 0, sizeof r);
+	nghttp2_nv gz[7];
+	memcpy(gz, grpc_nv, sizeof grpc_nv);
+	gz[6] = (nghttp2_nv)RNV("grpc-encoding", "gzip");
+	r = (struct raw){.body = body, .body_len = 15, .chunk = sizeof body, .end_stream = true};
+	raw_exchange(&r, gz, 7);
+	assert_int_equal(r.grpc_status, IG_GRPC_UNIMPLEMENTED);
+	assert_string_equal(r.accept_encoding, "identity");
 
 	/* A stream that ends inside a message: INTERNAL. */
 	memset(&r, 0, sizeof r);
