@@ -75,6 +75,9 @@ struct sconn {
 	struct ig_task reap;
 	bool got_settings;
 	bool goaway; /* the idle timeout's GOAWAY was submitted */
+	/* A drain's PING is out (see ig_grpc_server_drain); timer waits for
+	 * its ACK. */
+	bool drain_ping;
 	char peer[64];
 	/* Bytes of partly received messages held by all its streams: HTTP/2
 	 * flow control gives the window back as we take bytes in, so this
@@ -97,6 +100,11 @@ struct sconn {
  * (the 1 MiB per stream lets one large message cross in one flight). */
 #define SERVER_CONN_WINDOW (4 << 20)
 #define TICK_MS 1000
+/* A drain's PING (its 8 bytes of opaque data), and how long its ACK is
+ * waited for before the final GOAWAY goes anyway: the gateway's front
+ * end's (http/server_h2.c). */
+#define DRAIN_PING "igdrain"
+#define DRAIN_PING_MS 1000
 
 /* What all the servers of the process queue for their peers, and hold
  * of partly received messages: they run on several workers' loops. */
@@ -133,6 +141,7 @@ static struct ig_grpc_stream *stream_of(nghttp2_session *ng, int32_t id)
 
 static void arm_idle(struct sconn *c);
 static void tick_at(struct sconn *c, uint64_t due);
+static void final_goaway(struct sconn *c);
 
 static uint64_t now_of(const struct sconn *c)
 {
@@ -382,7 +391,8 @@ static void stream_open(struct ig_grpc_stream *s)
 	s->out.max = srv->cfg.max_message_bytes + GRPC_FRAME_HEADER + (1u << 20);
 	s->conn->active++;
 	srv->streams++;
-	ig_timer_stop(srv->loop, &s->conn->timer);
+	if (!s->conn->drain_ping)
+		ig_timer_stop(srv->loop, &s->conn->timer);
 	tick_at(s->conn, now_of(s->conn) + ms_ns(TICK_MS));
 	uint64_t timeout = grpc_timeout_parse(header_of(s, "grpc-timeout"));
 	if (timeout) {
@@ -452,6 +462,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 			if (!c->active)
 				arm_idle(c);
 		}
+		return 0;
+	}
+	if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK) && c->drain_ping &&
+	    memcmp(f->ping.opaque_data, DRAIN_PING, 8) == 0) {
+		final_goaway(c);
 		return 0;
 	}
 	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
@@ -750,6 +765,10 @@ static void on_conn_timer(struct ig_loop *loop, struct ig_timer *t)
 	struct sconn *c = t->data;
 	if (c->h.closed)
 		return;
+	if (c->drain_ping) {
+		final_goaway(c); /* the client did not answer the PING */
+		return;
+	}
 	if (!c->got_settings || !c->h.ng) {
 		conn_close(c); /* no preface, TLS handshake or SETTINGS in time */
 		return;
@@ -768,7 +787,7 @@ static void on_conn_timer(struct ig_loop *loop, struct ig_timer *t)
 
 static void arm_idle(struct sconn *c)
 {
-	if (c->got_settings && !c->h.closed && c->srv->cfg.idle_timeout_ms)
+	if (c->got_settings && !c->h.closed && !c->drain_ping && c->srv->cfg.idle_timeout_ms)
 		ig_timer_start(c->h.loop, &c->timer, c->srv->cfg.idle_timeout_ms, on_conn_timer, c);
 }
 
@@ -905,6 +924,16 @@ static void stop_listening(struct ig_grpc_server *srv)
 	srv->listen_fd = -1;
 }
 
+static void final_goaway(struct sconn *c)
+{
+	c->drain_ping = false;
+	ig_timer_stop(c->h.loop, &c->timer);
+	nghttp2_submit_goaway(c->h.ng, NGHTTP2_FLAG_NONE,
+			      nghttp2_session_get_last_proc_stream_id(c->h.ng), NGHTTP2_NO_ERROR,
+			      NULL, 0);
+	h2conn_kick(&c->h);
+}
+
 void ig_grpc_server_drain(struct ig_grpc_server *srv)
 {
 	if (srv->draining)
@@ -918,9 +947,20 @@ void ig_grpc_server_drain(struct ig_grpc_server *srv)
 			conn_close(c);
 			continue;
 		}
-		nghttp2_submit_goaway(c->h.ng, NGHTTP2_FLAG_NONE,
-				      nghttp2_session_get_last_proc_stream_id(c->h.ng),
-				      NGHTTP2_NO_ERROR, NULL, 0);
+		/* A graceful shutdown (RFC 9113 §6.8), as the gateway's front
+		 * end does it: GOAWAY with the last stream id 2^31-1 first,
+		 * then a PING, whose ACK (or DRAIN_PING_MS without one) sends
+		 * the GOAWAY naming the last stream taken, so that a stream the
+		 * client opened before the notice reached it is served rather
+		 * than dropped. */
+		nghttp2_submit_shutdown_notice(c->h.ng);
+		if (nghttp2_submit_ping(c->h.ng, NGHTTP2_FLAG_NONE, (const uint8_t *)DRAIN_PING) !=
+		    0) {
+			final_goaway(c);
+			continue;
+		}
+		c->drain_ping = true;
+		ig_timer_start(srv->loop, &c->timer, DRAIN_PING_MS, on_conn_timer, c);
 		h2conn_kick(&c->h);
 	}
 }

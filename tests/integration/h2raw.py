@@ -36,6 +36,7 @@ class Conn:
         self.cwin = 65535
         self.init_win = 65535
         self.swin = {}
+        self.pong = True  # PINGs are answered as they are read
         st = SettingsFrame(0)
         st.settings = dict(settings or {})
         self.s.sendall(PREFACE + st.serialize())
@@ -103,17 +104,20 @@ class Conn:
             ack = SettingsFrame(0)
             ack.flags.add("ACK")
             self.send(ack)
-        elif isinstance(f, PingFrame) and "ACK" not in f.flags:
-            pong = PingFrame(0)
-            pong.flags.add("ACK")
-            pong.opaque_data = f.opaque_data
-            self.send(pong)
+        elif isinstance(f, PingFrame) and "ACK" not in f.flags and self.pong:
+            self.ack_ping(f)
         elif isinstance(f, WindowUpdateFrame):
             if f.stream_id == 0:
                 self.cwin += f.window_increment
             else:
                 self.swin[f.stream_id] = (self.swin.get(f.stream_id, self.init_win) +
                                           f.window_increment)
+
+    def ack_ping(self, f):
+        pong = PingFrame(0)
+        pong.flags.add("ACK")
+        pong.opaque_data = f.opaque_data
+        self.send(pong)
 
     def data(self, sid, payload, end_stream=False, timeout=1.0, reading=True):
         """Sends payload in DATA frames within the server's windows; False

@@ -17,7 +17,8 @@ import threading
 import time
 
 import pytest
-from hyperframe.frame import RstStreamFrame, SettingsFrame, WindowUpdateFrame
+from hyperframe.frame import (DataFrame, PingFrame, RstStreamFrame, SettingsFrame,
+                              WindowUpdateFrame)
 
 grpc = pytest.importorskip("grpc")
 
@@ -2028,3 +2029,32 @@ def test_silent_streams_end(procs, tmp_path):
     assert 0.9 < ends[3] < 3.5 and 1.9 < ends[1] < 4.5, ends
     c.close()
     p.stop()
+
+
+def test_drain_serves_a_stream_opened_at_the_goaway(procs, tmp_path):
+    """At SIGTERM the picker first sends GOAWAY with the last stream id
+    2^31-1 and a PING; a stream the client opens before it answers the
+    PING is still served, and the final GOAWAY names it (a single GOAWAY
+    naming the last stream taken dropped it)."""
+    p = Picker(procs, tmp_path)
+    c = h2raw.Conn((p.host, p.grpc_port))
+    c.pong = False
+    c.handshake()
+    c.headers(1, PROCESS)  # keeps the picker draining
+    assert c.data(1, h2raw.grpc_msg(headers_msg(eos=True).SerializeToString()))
+    c.read(2, until=lambda out: any(f.stream_id == 1 and isinstance(f, DataFrame)
+                                    for f, _ in out))
+    p.proc.send_signal(signal.SIGTERM)
+    fr = c.read(3, until=lambda out: any(isinstance(f, PingFrame) for f, _ in out))
+    assert c.goaways() == [2 ** 31 - 1], c.frames
+    # The client opens a stream before it has read the notice.
+    c.headers(3, PROCESS)
+    assert c.data(3, h2raw.grpc_msg(headers_msg(eos=True).SerializeToString()))
+    c.ack_ping(next(f for f, _ in fr if isinstance(f, PingFrame)))
+    c.read(3, until=lambda out: any(f.stream_id == 3 and isinstance(f, DataFrame)
+                                    for f, _ in out))
+    assert c.goaways() == [2 ** 31 - 1, 3], c.frames
+    assert 3 not in c.resets(), c.frames
+    assert any(f.stream_id == 3 and isinstance(f, DataFrame) for f, _ in c.frames)
+    c.close()
+    assert p.proc.wait(timeout=15) == 0, p.log()
