@@ -108,10 +108,10 @@
 #define FILL_MAX (512 * 1024)
 #define STALL_MAX_MS 12
 /* What may hold up the end of an input is the probing of a pod that
- * dropped a request: four probes over 140 ms (relay.c; the route's
+ * dropped a request: five probes over 300 ms (relay.c; the route's
  * request timeout is 8 ms); the connect timeout never fires on loopback
  * and the server's 2 s linger ends when the client closes. */
-#define END_WAIT_MS 300
+#define END_WAIT_MS 500
 #define FD_MAX 1024 /* descriptors above are not watched */
 #define POD_LOG_MAX (2 * 1024 * 1024)
 #define POD_IN_MAX (64 * 1024)
