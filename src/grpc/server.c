@@ -107,8 +107,21 @@ struct sconn {
 #define DRAIN_PING_MS 1000
 
 /* What all the servers of the process queue for their peers, and hold
- * of partly received messages: they run on several workers' loops. */
+ * of partly received messages, against the process's ceilings. The
+ * servers run on several workers' loops, so none writes these per
+ * message: each takes a share in blocks (struct budget) and counts its
+ * own use inside it, and only a block taken or given back touches the
+ * process's total. The total is what the shares add up to, so it is never
+ * over the ceiling; a server may be refused while others hold unused
+ * parts of their blocks, at most two blocks each. */
 static atomic_size_t output_total, partial_total;
+
+struct budget {
+	atomic_size_t *total; /* the process's, over every server's share */
+	size_t share;	      /* taken from *total */
+	size_t used;	      /* of share */
+	size_t block;	      /* how much is taken or given back at once */
+};
 
 /* A connection may hold this much of unfinished request messages across
  * its streams (at least one whole message of the largest size); a stream
@@ -119,6 +132,7 @@ static atomic_size_t output_total, partial_total;
 struct ig_grpc_server {
 	struct ig_loop *loop;
 	struct ig_grpc_server_config cfg;
+	struct budget output, partial; /* answers queued, partial messages held */
 	struct ig_grpc_method *methods;
 	size_t nmethods;
 	nghttp2_session_callbacks *cbs;
@@ -153,21 +167,67 @@ static uint64_t ms_ns(uint64_t ms)
 	return ms * 1000000u;
 }
 
+static void budget_init(struct budget *b, atomic_size_t *total, size_t max)
+{
+	/* 64 blocks to the ceiling, at most 1 MiB each. */
+	size_t block = max / 64;
+	*b = (struct budget){.total = total, .block = block > (1u << 20) ? 1u << 20 : block ? block : 1};
+}
+
+/* Whether n more bytes fit under max, with what the other servers hold:
+ * the share grows by whole blocks when it must. A server's use may go
+ * over its share only by what budget_use is told without asking. */
+static bool budget_fits(struct budget *b, size_t n, size_t max)
+{
+	if (b->used + n <= b->share)
+		return true;
+	size_t need = b->used + n - b->share;
+	need = (need + b->block - 1) / b->block * b->block;
+	size_t total = atomic_load_explicit(b->total, memory_order_relaxed);
+	do {
+		if (total + need > max)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(b->total, &total, total + need,
+						       memory_order_relaxed, memory_order_relaxed));
+	b->share += need;
+	return true;
+}
+
+/* Use goes up by more and down by less. */
+static void budget_use(struct budget *b, size_t more, size_t less)
+{
+	b->used = b->used + more - less;
+	if (b->used > b->share) {
+		/* Taken without asking: the share follows. */
+		size_t need = b->used - b->share;
+		atomic_fetch_add_explicit(b->total, need, memory_order_relaxed);
+		b->share += need;
+	} else if (b->share - b->used > 2 * b->block) {
+		/* Give back all but one block of what is not used. */
+		size_t give = b->share - b->used - b->block;
+		atomic_fetch_sub_explicit(b->total, give, memory_order_relaxed);
+		b->share -= give;
+	}
+}
+
+/* What the whole process holds, shares taken. */
+static size_t budget_total(const struct budget *b)
+{
+	return atomic_load_explicit(b->total, memory_order_relaxed);
+}
+
 /* n bytes of the stream's queue were taken (or dropped). */
 static void out_less(struct ig_grpc_stream *s, size_t n)
 {
 	s->conn->pending -= n;
-	atomic_fetch_sub_explicit(&output_total, n, memory_order_relaxed);
+	budget_use(&s->conn->srv->output, 0, n);
 }
 
 /* The stream now holds n bytes of a partly received message. */
 static void set_held(struct ig_grpc_stream *s, size_t n)
 {
 	s->conn->held = s->conn->held - s->held + n;
-	if (n > s->held)
-		atomic_fetch_add_explicit(&partial_total, n - s->held, memory_order_relaxed);
-	else
-		atomic_fetch_sub_explicit(&partial_total, s->held - n, memory_order_relaxed);
+	budget_use(&s->conn->srv->partial, n, s->held);
 	s->held = n;
 }
 
@@ -494,8 +554,7 @@ static bool on_request_message(void *arg, const uint8_t *msg, size_t len)
 static bool conn_takes_more(const struct sconn *c)
 {
 	return c->pending <= CONN_OUT_HIGH &&
-	       atomic_load_explicit(&output_total, memory_order_relaxed) <=
-		   c->srv->cfg.max_output_bytes / 2;
+	       budget_total(&c->srv->output) <= c->srv->cfg.max_output_bytes / 2;
 }
 
 /* len request bytes of s were taken in: their credit goes back unless
@@ -576,8 +635,7 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
 	const char *full = NULL;
 	if (c->held + len > CONN_HELD_MAX(c->srv))
 		full = "the connection holds too much of unfinished request messages";
-	else if (atomic_load_explicit(&partial_total, memory_order_relaxed) + len >
-		 c->srv->cfg.max_partial_bytes)
+	else if (!budget_fits(&c->srv->partial, len, c->srv->cfg.max_partial_bytes))
 		full = "the server holds too much of unfinished request messages";
 	if (full) {
 		finish(s, IG_GRPC_RESOURCE_EXHAUSTED, full);
@@ -889,6 +947,8 @@ struct ig_grpc_server *ig_grpc_server_new(struct ig_loop *loop,
 		srv->cfg.max_partial_bytes = (size_t)256 << 20;
 	if (srv->cfg.max_partial_bytes < 2 * srv->cfg.max_message_bytes)
 		srv->cfg.max_partial_bytes = 2 * srv->cfg.max_message_bytes;
+	budget_init(&srv->output, &output_total, srv->cfg.max_output_bytes);
+	budget_init(&srv->partial, &partial_total, srv->cfg.max_partial_bytes);
 	srv->methods = calloc(n ? n : 1, sizeof *srv->methods);
 	if (!srv->methods || make_callbacks(srv) < 0)
 		goto fail;
@@ -981,6 +1041,9 @@ void ig_grpc_server_free(struct ig_grpc_server *srv)
 		ig_task_cancel(srv->loop, &c->reap);
 		reap(srv->loop, &c->reap);
 	}
+	/* Every connection gone, what is left of the shares goes back. */
+	atomic_fetch_sub_explicit(srv->output.total, srv->output.share, memory_order_relaxed);
+	atomic_fetch_sub_explicit(srv->partial.total, srv->partial.share, memory_order_relaxed);
 	for (size_t i = 0; i < srv->nmethods; i++)
 		free((char *)srv->methods[i].path);
 	free(srv->methods);
@@ -1027,8 +1090,7 @@ int ig_grpc_sendv(struct ig_grpc_stream *s, const struct ig_str *parts, size_t n
 	for (size_t i = 0; i < n; i++)
 		len += parts[i].len;
 	size_t before = grpc_outq_len(&s->out);
-	if (atomic_load_explicit(&output_total, memory_order_relaxed) + len >
-		c->srv->cfg.max_output_bytes ||
+	if (!budget_fits(&c->srv->output, len, c->srv->cfg.max_output_bytes) ||
 	    grpc_outq_pushv(&s->out, parts, n) < 0) {
 		/* The client does not read what we send (or the message is over
 		 * the ceiling): the stream goes rather than memory. */
@@ -1037,7 +1099,7 @@ int ig_grpc_sendv(struct ig_grpc_stream *s, const struct ig_str *parts, size_t n
 	}
 	size_t added = grpc_outq_len(&s->out) - before;
 	c->pending += added;
-	atomic_fetch_add_explicit(&output_total, added, memory_order_relaxed);
+	budget_use(&c->srv->output, added, 0);
 	if (!before) {
 		s->out_ns = now_of(c);
 		tick_at(c, s->out_ns + ms_ns(TICK_MS));
