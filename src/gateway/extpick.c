@@ -1054,12 +1054,17 @@ int ig_req_extpick(struct ig_req *p)
 		ig_req_fail(p, 500, "server_error", NULL, "out of memory");
 		return -1;
 	}
-	/* The client's request as Envoy gives it: pseudo-headers, then every
-	 * header with its name in lower case. */
+	/* The client's request as Envoy's connection manager hands it to its
+	 * filters: pseudo-headers, then the headers with their names in lower
+	 * case, less those for the client's hop alone (hop-by-hop, named by
+	 * its Connection, Expect, which Envoy answers itself), with the
+	 * request's id (the client's, else one made now: the pod gets the
+	 * same), X-Forwarded-For with the client's address appended and
+	 * X-Forwarded-Proto the connection's scheme (Envoy at the edge). */
 	const struct ig_http_request *r = &p->ex->req;
-	size_t n = r->num_headers + 4;
+	size_t n = r->num_headers + 8;
 	struct ig_xp_header *hs = ig_arena_alloc(p->ex->arena, n * sizeof *hs);
-	if (!hs) {
+	if (!hs || ig_req_make_id(p) < 0) {
 		picker_failed(x, IG_GRPC_INTERNAL, "out of memory");
 		return -1;
 	}
@@ -1070,17 +1075,32 @@ int ig_req_extpick(struct ig_req *p)
 	hs[k++] =
 	    (struct ig_xp_header){IG_STR(":scheme"), p->ex->tls ? IG_STR("https") : IG_STR("http")};
 	size_t auth_at = k++;
+	bool nominated = ig_http_connection_nominates(r->headers, r->num_headers);
 	for (size_t i = 0; i < r->num_headers; i++) {
-		struct ig_str lower = lower_copy(p->ex->arena, r->headers[i].name);
-		if (!lower.ptr)
-			continue;
-		if (ig_str_eq_cstr(lower, "host")) {
+		struct ig_str name = r->headers[i].name;
+		if (ig_str_ieq_cstr(name, "host")) {
 			authority = r->headers[i].value;
 			continue;
 		}
+		if ((ig_req_hop_header(name) && !ig_str_ieq_cstr(name, "content-length")) ||
+		    (nominated && ig_http_connection_names(r->headers, r->num_headers, name)) ||
+		    ig_str_ieq_cstr(name, "x-forwarded-for") ||
+		    ig_str_ieq_cstr(name, "x-forwarded-proto") ||
+		    ig_str_ieq_cstr(name, "x-forwarded-client-cert") ||
+		    ig_str_ieq_cstr(name, "x-request-id"))
+			continue;
+		struct ig_str lower = lower_copy(p->ex->arena, name);
+		if (!lower.ptr)
+			continue;
 		hs[k++] = (struct ig_xp_header){lower, r->headers[i].value};
 	}
 	hs[auth_at] = (struct ig_xp_header){IG_STR(":authority"), authority};
+	hs[k++] = (struct ig_xp_header){IG_STR("x-request-id"), p->request_id};
+	if (p->ex->client_cert.len)
+		hs[k++] = (struct ig_xp_header){IG_STR("x-forwarded-client-cert"), p->ex->client_cert};
+	hs[k++] = (struct ig_xp_header){IG_STR("x-forwarded-for"), ig_req_forwarded_for(p)};
+	hs[k++] = (struct ig_xp_header){IG_STR("x-forwarded-proto"),
+					p->ex->tls ? IG_STR("https") : IG_STR("http")};
 	const struct ig_buf *body = &p->ex->body;
 	struct ig_xp_request_out m = {
 	    .kind = IG_XP_REQ_REQUEST_HEADERS,

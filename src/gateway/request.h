@@ -337,6 +337,17 @@ int ig_req_rewrite(struct ig_req *p);
 /* rewrite.c: a version 4 UUID in its 8-4-4-4-12 text form (36 bytes, no
  * NUL), as the request ids the gateway makes. */
 void ig_req_uuid4(char out[36]);
+/* rewrite.c: whether a request header is for this hop alone (hop-by-hop,
+ * framing, Host, Expect, the picker's own headers): no pod gets it. */
+bool ig_req_hop_header(struct ig_str name);
+/* rewrite.c: p->request_id set: the client's x-request-id, else one made
+ * now (request_id_made), the same the upstream head sends. 0, or -1 when
+ * out of memory. */
+int ig_req_make_id(struct ig_req *p);
+/* rewrite.c: X-Forwarded-For as the pod gets it: the client's lines
+ * joined, then the client's address (in the request's arena; empty when
+ * out of memory). */
+struct ig_str ig_req_forwarded_for(struct ig_req *p);
 
 /* admit.c: admission and the picker. Returns 0 with p->ranked filled, 1
  * when the request waits in the worker's queue (it is sent from there), or

@@ -59,6 +59,56 @@ static bool hop_by_hop(struct ig_str name)
 	return false;
 }
 
+bool ig_req_hop_header(struct ig_str name)
+{
+	return hop_by_hop(name);
+}
+
+int ig_req_make_id(struct ig_req *p)
+{
+	if (p->request_id.len)
+		return 0;
+	const struct ig_http_request *r = &p->ex->req;
+	for (size_t i = 0; i < r->num_headers; i++)
+		if (r->headers[i].value.len && ig_str_ieq_cstr(r->headers[i].name, "x-request-id"))
+			p->request_id = r->headers[i].value;
+	if (p->request_id.len)
+		return 0;
+	char *id = ig_arena_alloc(p->ex->arena, 36);
+	if (!id)
+		return -1;
+	ig_req_uuid4(id);
+	p->request_id = (struct ig_str){id, 36};
+	p->request_id_made = true;
+	return 0;
+}
+
+struct ig_str ig_req_forwarded_for(struct ig_req *p)
+{
+	const struct ig_http_request *r = &p->ex->req;
+	struct ig_str peer = p->ex->peer;
+	const char *colon = memrchr(peer.ptr, ':', peer.len);
+	if (colon)
+		peer.len = (size_t)(colon - peer.ptr);
+	size_t cap = peer.len;
+	for (size_t i = 0; i < r->num_headers; i++)
+		if (ig_str_ieq_cstr(r->headers[i].name, "x-forwarded-for"))
+			cap += r->headers[i].value.len + 2;
+	char *buf = ig_arena_alloc(p->ex->arena, cap ? cap : 1);
+	if (!buf)
+		return (struct ig_str){0};
+	struct wr w = {buf, buf + cap};
+	for (size_t i = 0; i < r->num_headers; i++) {
+		const struct ig_http_header *hd = &r->headers[i];
+		if (hd->value.len && ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
+			put_str(&w, hd->value);
+			put(&w, ", ", 2);
+		}
+	}
+	put_str(&w, peer);
+	return (struct ig_str){buf, (size_t)(w.p - buf)};
+}
+
 void ig_req_uuid4(char out[36])
 {
 	char hex[33];
@@ -230,7 +280,9 @@ static int build_head(struct ig_req *p)
 		put(&w, p->trace.traceparent, 55);
 		put(&w, "\r\n", 2);
 	}
-	if (!have_id) {
+	/* One the picker sets (or removes) replaces ours, as an ext_proc
+	 * mutation replaces the id Envoy made. */
+	if (!have_id && !(p->xp && ig_req_extpick_drops(p, IG_STR("x-request-id")))) {
 		/* Made once: a head built again (an external picker's answer)
 		 * sends the same id, which the access log prints. */
 		if (!p->request_id.len) {

@@ -24,7 +24,7 @@ import xproto  # noqa: E402
 from conftest import free_port, unique_loopback, wait_http, wait_port  # noqa: E402
 from fakepod import FakePod  # noqa: E402
 from test_gateway import (GATEWAY, LORA, POD, SAN_ERRORS, call, model_yaml,  # noqa: E402
-                          post_json, seed_body, write)
+                          post_json, raw_exchange, seed_body, write)
 
 pb = xproto.ext_proc_pb2
 
@@ -1075,3 +1075,65 @@ def test_picker_traceparent_gives_way_to_the_gateways(procs, tmp_path, ratio):
             pod.stop()
     s.stop()
     col.stop()
+
+
+def test_picker_sees_the_headers_envoy_gives_it(procs, tmp_path):
+    """Envoy's connection manager edits a request's headers before any
+    filter runs, so an ext_proc picker gets them edited: hop-by-hop fields
+    and those the client's Connection names gone, an x-request-id made when
+    the client sent none (the same the pod gets, so the picker's logs and
+    the pod's name one request), X-Forwarded-For with the client's address
+    appended and X-Forwarded-Proto the connection's scheme. The gateway
+    gave the picker the client's headers as they came."""
+    s = Setup(procs, tmp_path, fake_pods=True)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    try:
+        body = json.dumps(seed_body("tweet-summary-1")).encode()
+        data = raw_exchange(s.host, s.port, (
+            "POST /v1/completions HTTP/1.1\r\nHost: gw\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n"
+            "Connection: close, x-secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n"
+            "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n\r\n"
+            % len(body)).encode() + body)
+        assert data.startswith(b"HTTP/1.1 200 "), data
+        status, _, data = call(s.base, "/v1/completions", seed_body("tweet-summary-1"),
+                               headers={"X-Request-Id": "client-id-1"})
+        assert status == 200, data
+        got = [r for pod in s.pods for r in pod.completions()]
+        assert len(got) == 2, got
+        first, second = p.seen
+        for name in ("connection", "keep-alive", "x-secret"):
+            assert name not in first, first
+        peer = first["x-forwarded-for"].split(", ")
+        assert peer[0] == "10.0.0.1" and len(peer) == 2 and peer[1].startswith("127."), first
+        assert first["x-forwarded-proto"] == "http", first
+        ids = {r.headers["x-request-id"] for r in got}
+        assert first["x-request-id"] in ids and len(first["x-request-id"]) == 36, (first, ids)
+        assert second["x-request-id"] == "client-id-1"
+        assert second["x-forwarded-for"] == peer[1]
+        assert "client-id-1" in ids
+    finally:
+        p.stop()
+        for pod in s.pods:
+            pod.stop()
+    s.stop()
+
+
+def test_picker_sets_the_request_id(procs, tmp_path):
+    """A picker that sets x-request-id (GIE's does when the request has
+    none) replaces the gateway's, as an ext_proc mutation replaces the id
+    Envoy made: the pod gets one x-request-id, the picker's (it got two)."""
+    s = Setup(procs, tmp_path, fake_pods=True)
+    p = FakePicker(s.picker_host, s.picker_port, s.endpoints)
+    p.mutation = [("x-request-id", b"picker-id", "")]
+    try:
+        status, _, data = call(s.base, "/v1/completions", seed_body("tweet-summary-1"))
+        assert status == 200, data
+        [r] = [r for pod in s.pods for r in pod.completions()]
+        assert r.fields.count("x-request-id") == 1, r.fields
+        assert r.headers["x-request-id"] == "picker-id"
+    finally:
+        p.stop()
+        for pod in s.pods:
+            pod.stop()
+    s.stop()
