@@ -11,6 +11,46 @@ uint64_t ig_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+#include <pthread.h>
+
+int ig_ticks_use_tsc;
+static double seconds_per_tick = 1e-9;
+static pthread_once_t ticks_once = PTHREAD_ONCE_INIT;
+
+static void ticks_calibrate(void)
+{
+#if defined(__x86_64__)
+	/* CPUID 0x80000007, EDX bit 8: the TSC is invariant (constant rate
+	 * in every P-, C- and T-state). Without it, nanoseconds. */
+	unsigned a, b, c, d;
+	if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8)))
+		return;
+	uint64_t n0 = ig_now_ns(), t0 = __rdtsc(), n1, t1;
+	do {
+		n1 = ig_now_ns();
+		t1 = __rdtsc();
+	} while (n1 - n0 < 2000000u);
+	if (t1 <= t0)
+		return;
+	seconds_per_tick = (double)(n1 - n0) / 1e9 / (double)(t1 - t0);
+	__atomic_store_n(&ig_ticks_use_tsc, 1, __ATOMIC_RELEASE);
+#endif
+}
+
+void ig_ticks_init(void)
+{
+	pthread_once(&ticks_once, ticks_calibrate);
+}
+
+double ig_ticks_seconds(uint64_t ticks)
+{
+	ig_ticks_init();
+	return (double)ticks * seconds_per_tick;
+}
+
 double ig_wall_seconds(void)
 {
 	struct timespec ts;

@@ -274,10 +274,14 @@ static int schedule(struct ig_req *p, bool from_queue)
 		p->res.prefix_room_len = nblocks;
 	}
 	size_t ranked[IG_SCHED_MAX_RANKED];
+	uint32_t ticks[IG_SCHED_MAX_TIMED];
 	p->res.ranked = ranked;
 	p->res.scores = NULL;
+	p->res.plugin_ticks = ticks;
 	int rc = ig_schedule(sched, &req, c.se, c.n, ig_rng_thread(), &p->res);
 	p->res.ranked = NULL;
+	p->res.plugin_ticks = NULL;
+	ig_req_metrics_plugins(p, ticks);
 	if (rc == IG_SCHED_NO_PROFILE) {
 		ig_req_metrics_scheduled(p, t0, NULL);
 		no_profile(p, profile_header, req.profile);

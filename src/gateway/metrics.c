@@ -23,7 +23,7 @@ struct ig_gw_metrics {
 	struct ig_metric_family *obj_total, *obj_errors, *obj_duration, *obj_req_sizes,
 	    *obj_resp_sizes, *obj_in_tokens, *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached,
 	    *obj_running, *obj_ntpot, *sched_e2e, *sched_attempts, *hit_bytes, *hit_ratio,
-	    *rewrites;
+	    *rewrites, *plugin_dur;
 	struct ig_metric_family *fc_queue_duration, *fc_enqueue_duration, *fc_queue_size,
 	    *fc_queue_bytes;
 	/* The unlabelled families' series. */
@@ -482,6 +482,12 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "inference_extension_scheduler_e2e_duration_seconds",
 	    "[ALPHA] End-to-end scheduling latency distribution in seconds.", NULL, 0, sched_bounds,
 	    sizeof sched_bounds / sizeof sched_bounds[0]);
+	const char *plugin_labels[] = {"extension_point", "plugin_type", "plugin_name"};
+	gm->plugin_dur = ig_metrics_histogram(
+	    reg, "inference_extension_plugin_duration_seconds",
+	    "[ALPHA] Plugin processing latency distribution in seconds for each extension point, "
+	    "plugin type and plugin name.",
+	    plugin_labels, 3, sched_bounds, sizeof sched_bounds / sizeof sched_bounds[0]);
 	const char *attempt_labels[] = {"status", "target_model_name", "pod_name", "namespace",
 					"port"};
 	gm->sched_attempts =
@@ -920,6 +926,15 @@ static struct ig_series *attempt_series(struct ig_gw_metrics *gm, struct ig_gw_m
 		memcpy(e->target, target, tl + 1);
 	}
 	return s;
+}
+
+struct ig_series *ig_gw_metrics_plugin_series(struct ig_gw_metrics *gm,
+					      const struct ig_sched_plugin *pl)
+{
+	if (!gm->plugin_dur || !pl)
+		return NULL;
+	const char *v[] = {pl->extension_point, pl->type, pl->name};
+	return ig_metrics_series(gm->plugin_dur, v);
 }
 
 /* GIE records the latency and the attempt of every Schedule call, failed

@@ -83,6 +83,12 @@ struct ig_gw_sched_stats {
 	long hit_bytes;	  /* < 0: no prefix index */
 	double hit_ratio; /* hit_bytes of the prompt's hashed bytes; < 0: none hashed */
 };
+/* The series of inference_extension_plugin_duration_seconds for a plugin
+ * of a scheduler (created the first time: callers keep it, per
+ * scheduler). NULL when out of memory. */
+struct ig_sched_plugin;
+struct ig_series *ig_gw_metrics_plugin_series(struct ig_gw_metrics *m,
+					      const struct ig_sched_plugin *pl);
 void ig_gw_metrics_schedule(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
 			    const struct ig_gw_sched_stats *st);
 

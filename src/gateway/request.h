@@ -361,6 +361,9 @@ int ig_req_admit(struct ig_req *p);
  * first (NULL: it failed); p->res holds its prefix match. */
 void ig_req_metrics_dispatched(struct ig_req *p);
 void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_endpoint *picked);
+/* Each plugin the schedule ran, timed in ticks (p->res.plugin_ticks's
+ * room), into inference_extension_plugin_duration_seconds. */
+void ig_req_metrics_plugins(struct ig_req *p, const uint32_t *ticks);
 /* _rewrite: `rule` of InferenceModelRewrite `rw` chose `target`. */
 void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,
 			    const struct ig_rewrite_rule *rule, const char *target);

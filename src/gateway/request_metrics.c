@@ -6,6 +6,8 @@
 #include "core/clock.h"
 #include "gateway/metrics.h"
 #include "gateway/request.h"
+#include "gateway/snapshot.h"
+#include "metrics/registry.h"
 
 void ig_req_metrics_dispatched(struct ig_req *p)
 {
@@ -44,6 +46,29 @@ void ig_req_metrics_scheduled(struct ig_req *p, uint64_t t0, const struct ig_end
 			     : -1,
 	};
 	ig_gw_metrics_schedule(p->w->gw->metrics, p->w->mcache, &st);
+}
+
+void ig_req_metrics_plugins(struct ig_req *p, const uint32_t *ticks)
+{
+	const struct ig_sched_result *r = &p->res;
+	struct ig_sched_ref *ref = p->pool->sched;
+	if (!r->nplugin_ticks)
+		return;
+	double per_tick = ig_ticks_seconds(1);
+	for (size_t k = 0; k < r->nplugin_ticks; k++) {
+		size_t i = r->plugin_first + k;
+		struct ig_series *s = atomic_load_explicit(&ref->plugin_series[i], memory_order_acquire);
+		if (!s) {
+			/* The first request a scheduler runs this plugin for
+			 * finds its series (every worker finds the same). */
+			s = ig_gw_metrics_plugin_series(p->w->gw->metrics,
+							ig_scheduler_plugin(ref->s, i));
+			if (!s)
+				continue;
+			atomic_store_explicit(&ref->plugin_series[i], s, memory_order_release);
+		}
+		ig_hist_observe(s, (double)ticks[k] * per_tick);
+	}
 }
 
 void ig_req_metrics_rewrite(struct ig_req *p, const struct ig_model_rewrite *rw,

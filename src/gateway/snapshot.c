@@ -285,7 +285,9 @@ static struct ig_sched_ref *sched_for(struct ig_snapshot *s, const struct ig_poo
 	if (!r)
 		return NULL;
 	r->s = ig_scheduler_new(s->picker);
-	if (!r->s) {
+	if (!r->s || !(r->plugin_series = calloc(ig_scheduler_nplugins(r->s) + 1,
+						 sizeof *r->plugin_series))) {
+		ig_scheduler_free(r->s);
 		free(r);
 		return NULL;
 	}
@@ -299,6 +301,7 @@ static void sched_put(struct ig_sched_ref *r)
 {
 	if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
 		ig_scheduler_free(r->s);
+		free((void *)r->plugin_series);
 		free(r);
 	}
 }

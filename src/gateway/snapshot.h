@@ -25,6 +25,10 @@ struct ig_sched_ref {
 	struct ig_scheduler *s;
 	uint64_t config_hash;
 	char pool_key[320]; /* "namespace/name" */
+	/* The series of each of its plugins' durations
+	 * (ig_scheduler_plugin's numbers), looked up by the first request
+	 * that ran it. */
+	struct ig_series *_Atomic *plugin_series;
 };
 
 /* A pool's endpoint picker when it is another process: the pool's

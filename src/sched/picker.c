@@ -30,6 +30,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "core/clock.h"
 #include "core/scratch.h"
 #include "sched/picker_int.h"
 #include "sched/prefix.h"
@@ -46,6 +47,7 @@ struct stage {
 	struct plugin_params p;
 	struct label_match *lm; /* the label filters' (owned) */
 	struct nohit_lru *lru;	/* no-hit-lru-scorer's (owned) */
+	char *name;		/* in the configuration (owned) */
 };
 
 /* Lookup statistics are counted per thread, so that schedules on different
@@ -82,6 +84,11 @@ struct sched_profile {
 	bool counts_early;   /* a filter reads prefix counts */
 	unsigned needs;	     /* IG_SCHED_NEEDS_* */
 	char *name;
+	/* Its plugins' numbers (ig_scheduler_plugin): filters from first,
+	 * then scorers, then the picker; the prefix match is timed with
+	 * scorer prefix_at (-1: no prefix-cache-scorer). */
+	size_t first;
+	int prefix_at;
 };
 
 /* Figures several scorers read, gathered in one pass over the candidates
@@ -108,6 +115,8 @@ struct ig_scheduler {
 	/* Prefix hashing, when a prefix scorer or affinity filter runs. */
 	struct ig_prefix_index *index;
 	struct plugin_params prefix; /* its parameters */
+	struct ig_sched_plugin *plugins; /* every profile's, for their timings */
+	size_t nplugins;
 };
 
 /* Stands in for an endpoint that has never been scraped. */
@@ -203,6 +212,7 @@ static void stage_free(struct stage *st)
 {
 	label_match_free(st->lm);
 	nohit_lru_free(st->lru);
+	free(st->name);
 }
 
 static int compile_profile(struct sched_profile *sp, const struct ig_picker_config *c,
@@ -212,8 +222,9 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 	picker_default_params(&sp->picker.p);
 	for (size_t i = 0; i < pr->n; i++) {
 		const struct plugin *pl = &c->plugins[pr->e[i].plugin];
-		struct stage st = {pl->type, pr->e[i].weight, pl->p, NULL, NULL};
-		if (stage_state(&st, pl) < 0) {
+		struct stage st = {pl->type, pr->e[i].weight, pl->p, NULL, NULL,
+				   strdup(pl->name ? pl->name : picker_type_name(pl->type))};
+		if (!st.name || stage_state(&st, pl) < 0) {
 			stage_free(&st);
 			return -1;
 		}
@@ -224,7 +235,10 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 			 * profile runs a plugin in every role it has. */
 			if (pl->type == PT_CONTEXT_LENGTH_AWARE && pl->p.enable_filtering) {
 				struct stage f = st;
-				if (!(f.lm = label_match_clone(pl->labels))) {
+				f.lru = NULL;
+				f.name = strdup(st.name);
+				if (!f.name || !(f.lm = label_match_clone(pl->labels))) {
+					free(f.name);
 					stage_free(&st);
 					return -1;
 				}
@@ -233,6 +247,7 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 			sp->scorers[sp->nscorers++] = st;
 			break;
 		case PK_PICKER:
+			free(sp->picker.name);
 			sp->picker = st;
 			break;
 		case PK_FILTER:
@@ -254,8 +269,48 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 				       : pl->type == PT_KV_SCORER      ? COL_KV
 								       : 0;
 	}
+	if (!sp->picker.name && !(sp->picker.name = strdup(picker_type_name(sp->picker.type))))
+		return -1;
 	sp->name = strdup(pr->name);
 	return sp->name ? 0 : -1;
+}
+
+/* Numbers every profile's plugins for their timings (see
+ * ig_scheduler_plugin). */
+static int number_plugins(struct ig_scheduler *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->nprofiles; i++)
+		n += s->profiles[i].nfilters + s->profiles[i].nscorers + 1;
+	if (!(s->plugins = calloc(n, sizeof *s->plugins)))
+		return -1;
+	for (size_t i = 0; i < s->nprofiles; i++) {
+		struct sched_profile *sp = &s->profiles[i];
+		sp->first = s->nplugins;
+		sp->prefix_at = -1;
+		for (size_t k = 0; k < sp->nfilters; k++)
+			s->plugins[s->nplugins++] = (struct ig_sched_plugin){
+			    "Filter", picker_type_name(sp->filters[k].type), sp->filters[k].name};
+		for (size_t k = 0; k < sp->nscorers; k++) {
+			if (sp->prefix_at < 0 && sp->scorers[k].type == PT_PREFIX_SCORER)
+				sp->prefix_at = (int)k;
+			s->plugins[s->nplugins++] = (struct ig_sched_plugin){
+			    "Scorer", picker_type_name(sp->scorers[k].type), sp->scorers[k].name};
+		}
+		s->plugins[s->nplugins++] = (struct ig_sched_plugin){
+		    "Picker", picker_type_name(sp->picker.type), sp->picker.name};
+	}
+	return 0;
+}
+
+size_t ig_scheduler_nplugins(const struct ig_scheduler *s)
+{
+	return s->nplugins;
+}
+
+const struct ig_sched_plugin *ig_scheduler_plugin(const struct ig_scheduler *s, size_t i)
+{
+	return i < s->nplugins ? &s->plugins[i] : NULL;
 }
 
 struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c)
@@ -286,6 +341,11 @@ struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c)
 	s->raw_body = c->raw_body;
 	if (c->prefix_index && setup_prefix(s, &c->prefix) < 0)
 		goto fail;
+	if (number_plugins(s) < 0)
+		goto fail;
+	/* The clock of the plugins' timings is measured now, not on a
+	 * request. */
+	ig_ticks_init();
 	return s;
 fail:
 	ig_scheduler_free(s);
@@ -303,8 +363,10 @@ void ig_scheduler_free(struct ig_scheduler *s)
 			stage_free(&sp->filters[k]);
 		for (size_t k = 0; k < sp->nscorers; k++)
 			stage_free(&sp->scorers[k]);
+		stage_free(&sp->picker);
 		free(sp->name);
 	}
+	free(s->plugins);
 	free(s->profile_header);
 	free(s);
 }
@@ -935,8 +997,15 @@ static double key_of(enum plugin_type picker, double score, struct ig_rng *rng)
 	return log(u > 0 ? u : 0x1p-60) / score;
 }
 
+static inline uint32_t clamp_ticks(uint64_t d)
+{
+	return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+}
+
 /* Scores every candidate of the set and ranks the best into res (ties in
- * random order: sched/rank.c). */
+ * random order: sched/rank.c), timing each scorer and the picker when
+ * asked (res->plugin_ticks: the scorers' slots may already hold the
+ * prefix match). */
 static void score_and_pick(const struct sched_profile *s, struct call *c,
 			   const struct ig_sched_set *set, struct ig_sched_result *res)
 {
@@ -946,8 +1015,17 @@ static void score_and_pick(const struct sched_profile *s, struct call *c,
 		k = s->picker.p.max_endpoints;
 	memset(c->scores, 0, set->n * sizeof(*c->scores));
 	gather(c, set, s->columns);
-	for (size_t j = 0; j < s->nscorers; j++)
+	uint32_t *ticks = res->plugin_ticks;
+	size_t at = s->nfilters;
+	uint64_t t = ticks ? ig_ticks() : 0;
+	for (size_t j = 0; j < s->nscorers; j++) {
 		run_scorer(c, &s->scorers[j], set);
+		if (ticks) {
+			uint64_t u = ig_ticks();
+			ticks[at + j] += clamp_ticks(u - t);
+			t = u;
+		}
+	}
 	const double *keys = c->scores;
 	if (s->picker.type != PT_MAX_SCORE_PICKER) {
 		for (size_t pos = 0; pos < set->n; pos++)
@@ -955,6 +1033,10 @@ static void score_and_pick(const struct sched_profile *s, struct call *c,
 		keys = c->keys;
 	}
 	size_t m = ig_rank_top(keys, set->n, k, c->rng, best);
+	if (ticks) {
+		ticks[at + s->nscorers] = clamp_ticks(ig_ticks() - t);
+		res->nplugin_ticks = at + s->nscorers + 1;
+	}
 	res->nranked = m;
 	for (size_t j = 0; j < m; j++) {
 		res->ranked[j] = set->idx[best[j]];
@@ -1101,9 +1183,18 @@ static int run(const struct sched_profile *s, struct call *c, struct ig_sched_re
 		return -1;
 	/* Filters write their survivors to a and b in turn. */
 	struct ig_sched_set cur = {(size_t *)all, c->n};
+	uint32_t *ticks = res->plugin_ticks;
+	uint64_t t = ticks ? ig_ticks() : 0;
 	for (size_t f = 0; f < s->nfilters; f++) {
 		struct ig_sched_set next = {f % 2 ? c->b : c->a, 0};
-		if (run_filter(c, &s->filters[f], &cur, &next) < 0 || next.n == 0)
+		int rc = run_filter(c, &s->filters[f], &cur, &next);
+		if (ticks) {
+			uint64_t u = ig_ticks();
+			ticks[f] = clamp_ticks(u - t);
+			res->nplugin_ticks = f + 1;
+			t = u;
+		}
+		if (rc < 0 || next.n == 0)
 			return -1;
 		cur = next;
 	}
@@ -1144,9 +1235,14 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	res->profile = NULL;
 	res->max_endpoints = 0;
 	res->lru_cold = false;
+	res->nplugin_ticks = 0;
 	const struct sched_profile *pr = handler_pick(s, req);
 	if (!pr)
 		return IG_SCHED_NO_PROFILE;
+	res->plugin_first = pr->first;
+	if (res->plugin_ticks)
+		memset(res->plugin_ticks, 0,
+		       (pr->nfilters + pr->nscorers + 1) * sizeof(*res->plugin_ticks));
 	if (n == 0)
 		return -1;
 	struct call c = {.req = req,
@@ -1161,7 +1257,10 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 		c.target_hash = ig_adapter_hash(target_of(req));
 	/* The prefix match is the request's, whichever profile runs: GIE's
 	 * producer hashes every request (PrepareData). */
+	uint64_t t = res->plugin_ticks && pr->prefix_at >= 0 ? ig_ticks() : 0;
 	const struct ig_prefix_walk *walk = match_prefix(s, pr, &c, res);
+	if (t)
+		res->plugin_ticks[pr->nfilters + (size_t)pr->prefix_at] = clamp_ticks(ig_ticks() - t);
 	int rc = run(pr, &c, res);
 	res->profile = pr->name;
 	res->max_endpoints = pr->picker.p.max_endpoints;

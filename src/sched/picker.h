@@ -128,6 +128,14 @@ struct ig_sched_result {
 	 * block of its prompt): the commit moves the endpoint used to the
 	 * recent end of its LRU. */
 	bool lru_cold;
+	/* Per-plugin durations, GIE's inference_extension_plugin_duration_seconds:
+	 * with plugin_ticks (caller's room for IG_SCHED_MAX_TIMED), each plugin
+	 * the schedule ran is timed in ig_ticks: plugin_ticks[k] is plugin
+	 * number plugin_first + k of ig_scheduler_plugin, for k below
+	 * nplugin_ticks. NULL: nothing is timed. */
+	uint32_t *plugin_ticks;
+	size_t nplugin_ticks;
+	size_t plugin_first;
 };
 
 /* Empties a result, its room for hashes included. */
@@ -148,6 +156,9 @@ static inline void ig_sched_result_clear(struct ig_sched_result *res)
 	res->profile = NULL;
 	res->max_endpoints = 0;
 	res->lru_cold = false;
+	res->plugin_ticks = NULL;
+	res->nplugin_ticks = 0;
+	res->plugin_first = 0;
 }
 
 struct ig_picker_config; /* parsed EndpointPickerConfig */
@@ -225,6 +236,21 @@ bool ig_picker_config_feature(const struct ig_picker_config *c, const char *gate
 
 struct ig_scheduler;
 struct ig_scheduler *ig_scheduler_new(const struct ig_picker_config *c);
+/* A plugin a schedule runs, as GIE labels its durations: the extension
+ * point ("Filter", "Scorer" or "Picker"), its type and its name in the
+ * configuration (the type's when it was given none, as for the
+ * max-score-picker a profile gets by default). */
+struct ig_sched_plugin {
+	const char *extension_point, *type, *name;
+};
+/* Every plugin of every profile is numbered, profile after profile, in
+ * the order a schedule runs them: filters, scorers, picker (a plugin in
+ * two roles counts twice). The prefix match of the request is timed as
+ * part of the first prefix-cache-scorer of the profile, whose Score does
+ * that work in GIE. */
+#define IG_SCHED_MAX_TIMED 72
+size_t ig_scheduler_nplugins(const struct ig_scheduler *s);
+const struct ig_sched_plugin *ig_scheduler_plugin(const struct ig_scheduler *s, size_t i);
 void ig_scheduler_free(struct ig_scheduler *s);
 /* Whether some profile reads adapter sets (a LoRA scorer, the decision-tree
  * filter): then each candidate's `full` metrics are wanted. */

@@ -754,6 +754,69 @@ static void test_header_filter(void **state)
 	ig_scheduler_free(s);
 }
 
+/* Every plugin of every profile is numbered for its timing, with its
+ * extension point, type and name (a profile without a picker runs the
+ * declared one); a schedule times the profile's that ran (GIE's
+ * plugin_duration_seconds), and one whose filter left nobody the filter
+ * alone. */
+static void test_plugin_timings(void **state)
+{
+	struct ig_scheduler *s = sched_of(
+	    "plugins:\n- name: hint\n  type: header-based-testing-filter\n"
+	    "- type: queue-scorer\n- name: pfx\n  type: prefix-cache-scorer\n"
+	    "- name: best\n  type: max-score-picker\n"
+	    "- name: h\n  type: header-profile-handler\n  parameters: {headerName: x-p, defaultProfile: a}\n"
+	    "schedulingProfiles:\n- name: a\n  plugins:\n  - pluginRef: hint\n"
+	    "  - pluginRef: queue-scorer\n  - pluginRef: pfx\n  - pluginRef: best\n"
+	    "- name: b\n  plugins:\n  - pluginRef: queue-scorer\n");
+	static const char *const want[][3] = {
+	    {"Filter", "header-based-testing-filter", "hint"},
+	    {"Scorer", "queue-scorer", "queue-scorer"},
+	    {"Scorer", "prefix-cache-scorer", "pfx"},
+	    {"Picker", "max-score-picker", "best"},
+	    {"Scorer", "queue-scorer", "queue-scorer"},
+	    {"Picker", "max-score-picker", "best"}, /* the declared picker */
+	};
+	assert_int_equal(ig_scheduler_nplugins(s), 6);
+	for (size_t i = 0; i < 6; i++) {
+		const struct ig_sched_plugin *pl = ig_scheduler_plugin(s, i);
+		assert_string_equal(pl->extension_point, want[i][0]);
+		assert_string_equal(pl->type, want[i][1]);
+		assert_string_equal(pl->name, want[i][2]);
+	}
+	assert_null(ig_scheduler_plugin(s, 6));
+	ep(0, 0);
+	ep(0, 0);
+	size_t ranked[MAXE];
+	uint32_t ticks[IG_SCHED_MAX_TIMED];
+	memset(ticks, 0xff, sizeof ticks);
+	struct ig_sched_result res = {.ranked = ranked, .plugin_ticks = ticks};
+	struct ig_sched_req req = plain;
+	req.profile = IG_STR("a");
+	req.test_endpoints = IG_STR("10.0.0.2");
+	req.prefix_input = IG_STR("a prompt long enough for a block or two of hashes....");
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_int_equal(res.plugin_first, 0);
+	assert_int_equal(res.nplugin_ticks, 4);
+	for (size_t k = 0; k < 4; k++)
+		assert_true(ticks[k] < 1000000000u); /* written, not the 0xff fill */
+	req.profile = IG_STR("b");
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_int_equal(res.plugin_first, 4);
+	assert_int_equal(res.nplugin_ticks, 2);
+	req.profile = IG_STR("a");
+	req.test_endpoints = IG_STR("10.0.0.9");
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), -1);
+	assert_int_equal(res.plugin_first, 0);
+	assert_int_equal(res.nplugin_ticks, 1);
+	/* Not asked: nothing timed. */
+	res.plugin_ticks = NULL;
+	req.test_endpoints = IG_STR("10.0.0.1");
+	assert_int_equal(ig_schedule(s, &req, eps, n, &rng, &res), 0);
+	assert_int_equal(res.nplugin_ticks, 0);
+	ig_scheduler_free(s);
+}
+
 /* GIE v1.5's conformance configuration (conformance/resources/base.yaml's
  * plugins-config): the verifier runs because it is declared, with no
  * warning that nothing refers to it; without it no response is marked. */
@@ -1619,6 +1682,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_max_endpoints, setup),
 	    cmocka_unit_test_setup(test_saturation_filter, setup),
 	    cmocka_unit_test_setup(test_header_filter, setup),
+	    cmocka_unit_test_setup(test_plugin_timings, setup),
 	    cmocka_unit_test_setup(test_served_verifier, setup),
 	    cmocka_unit_test_setup(test_prefix_affinity_filter, setup),
 	    cmocka_unit_test_setup(test_prefix_affinity_filter_defaults, setup),
