@@ -997,9 +997,11 @@ static double key_of(enum plugin_type picker, double score, struct ig_rng *rng)
 	return log(u > 0 ? u : 0x1p-60) / score;
 }
 
-static inline uint32_t clamp_ticks(uint64_t d)
+/* Ticks from t to u. A thread moved to another core between the two may
+ * read a counter a little behind: that is no time, not 2^64 ticks. */
+static inline uint32_t ticks_between(uint64_t t, uint64_t u)
 {
-	return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+	return u <= t ? 0 : u - t > UINT32_MAX ? UINT32_MAX : (uint32_t)(u - t);
 }
 
 /* Scores every candidate of the set and ranks the best into res (ties in
@@ -1022,7 +1024,7 @@ static void score_and_pick(const struct sched_profile *s, struct call *c,
 		run_scorer(c, &s->scorers[j], set);
 		if (ticks) {
 			uint64_t u = ig_ticks();
-			ticks[at + j] += clamp_ticks(u - t);
+			ticks[at + j] += ticks_between(t, u);
 			t = u;
 		}
 	}
@@ -1034,7 +1036,7 @@ static void score_and_pick(const struct sched_profile *s, struct call *c,
 	}
 	size_t m = ig_rank_top(keys, set->n, k, c->rng, best);
 	if (ticks) {
-		ticks[at + s->nscorers] = clamp_ticks(ig_ticks() - t);
+		ticks[at + s->nscorers] = ticks_between(t, ig_ticks());
 		res->nplugin_ticks = at + s->nscorers + 1;
 	}
 	res->nranked = m;
@@ -1190,7 +1192,7 @@ static int run(const struct sched_profile *s, struct call *c, struct ig_sched_re
 		int rc = run_filter(c, &s->filters[f], &cur, &next);
 		if (ticks) {
 			uint64_t u = ig_ticks();
-			ticks[f] = clamp_ticks(u - t);
+			ticks[f] = ticks_between(t, u);
 			res->nplugin_ticks = f + 1;
 			t = u;
 		}
@@ -1260,7 +1262,7 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	uint64_t t = res->plugin_ticks && pr->prefix_at >= 0 ? ig_ticks() : 0;
 	const struct ig_prefix_walk *walk = match_prefix(s, pr, &c, res);
 	if (t)
-		res->plugin_ticks[pr->nfilters + (size_t)pr->prefix_at] = clamp_ticks(ig_ticks() - t);
+		res->plugin_ticks[pr->nfilters + (size_t)pr->prefix_at] = ticks_between(t, ig_ticks());
 	int rc = run(pr, &c, res);
 	res->profile = pr->name;
 	res->max_endpoints = pr->picker.p.max_endpoints;
