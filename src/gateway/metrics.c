@@ -1,7 +1,13 @@
 /* The gateway's own metrics, under GIE v0.2.0's names (gie-reference
  * §3.8) plus inference_pool_ready_pods and GIE v1.5's objective and
  * scheduler families (GIE v1.5 pkg/epp/metrics/metrics.go: names, labels,
- * buckets, and when each is recorded). */
+ * buckets, and when each is recorded), and under llm-d Router's names
+ * (llm_d_epp_*, its docs/metrics.md), which replaced GIE's when the picker
+ * moved there: its request families carry the flow's fairness_id and the
+ * priority, its pool gauges the spread beside the average. Each set is
+ * recorded at the same points, so dashboards of either age read the
+ * same figures. */
+#include <math.h>
 #include "gateway/metrics.h"
 
 #include <pthread.h>
@@ -24,6 +30,11 @@ struct ig_gw_metrics {
 	    *obj_resp_sizes, *obj_in_tokens, *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached,
 	    *obj_running, *obj_ntpot, *sched_e2e, *sched_attempts, *hit_bytes, *hit_ratio,
 	    *rewrites, *plugin_dur;
+	/* llm-d Router's names. */
+	struct ig_metric_family *ld_total, *ld_errors, *ld_duration, *ld_req_size, *ld_resp_size,
+	    *ld_in, *ld_out, *ld_cached, *ld_running, *ld_ntpot, *ld_ttft, *ld_tpot, *ld_attempts,
+	    *ld_plugin, *ld_rewrites;
+	struct ig_series *ld_e2e_s;
 	struct ig_metric_family *fc_queue_duration, *fc_enqueue_duration, *fc_queue_size,
 	    *fc_queue_bytes;
 	/* The unlabelled families' series. */
@@ -38,6 +49,10 @@ struct ig_gw_metrics {
 	pthread_mutex_t labels_lock;
 	char **labels;
 	size_t nlabels;
+	/* Fairness ids, the client's always, as llm-d caps them: the first
+	 * MAX_FAIRNESS_LABELS, then "other" (under labels_lock too). */
+	char **fids;
+	size_t nfids;
 	/* The snapshot the gauges of the render in progress read (the
 	 * registry runs one render at a time). */
 	const struct ig_snapshot *render_snap;
@@ -62,7 +77,7 @@ static uint64_t age_ms(uint64_t updated_ns, uint64_t now_ns)
 	return now_ns > updated_ns ? (now_ns - updated_ns) / 1000000u : 0;
 }
 
-enum pool_gauge { KV, QUEUE, READY, RUNNING };
+enum pool_gauge { KV, QUEUE, READY, RUNNING, KV_SD, QUEUE_SD, RUNNING_SD };
 
 /* GIE's --metrics-staleness-threshold default (v1.5 server/options.go). */
 #define POOL_STALENESS_MS 2000
@@ -168,6 +183,49 @@ static void ready_rows(void *ctx, struct ig_metric_rows *rows)
 static void running_rows(void *ctx, struct ig_metric_rows *rows)
 {
 	pool_rows(ctx, rows, RUNNING);
+}
+
+/* llm-d's llm_d_epp_std_dev_*: the population standard deviation over the
+ * same endpoints as the averages; no row while none is fresh. */
+static void sd_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum pool_gauge what)
+{
+	const struct ig_snapshot *s = gm->render_snap;
+	uint64_t now = ig_now_ns();
+	for (size_t p = 0; s && p < s->npools; p++) {
+		const struct ig_pool_rt *rt = &s->pools[p];
+		bool v02 = ig_scheduler_sheds_itself(rt->sched->s);
+		double sum = 0, sq = 0;
+		size_t n = 0;
+		for (size_t e = 0; e < rt->neps; e++) {
+			struct ig_endpoint_metrics m;
+			ig_endpoint_read_metrics(rt->eps[e], &m);
+			if (!v02 && age_ms(m.updated_ns, now) > gm->staleness_ms)
+				continue;
+			double x = what == KV_SD	? m.kv_usage
+				   : what == RUNNING_SD ? (double)m.running
+							: (double)m.waiting;
+			n++;
+			sum += x;
+			sq += x * x;
+		}
+		if (!n)
+			continue;
+		double mean = sum / (double)n, var = sq / (double)n - mean * mean;
+		const char *labels[] = {rt->pool->meta.name, rt->pool->meta.ns};
+		ig_metrics_row(rows, labels, var > 0 ? sqrt(var) : 0);
+	}
+}
+static void kv_sd_rows(void *ctx, struct ig_metric_rows *rows)
+{
+	sd_rows(ctx, rows, KV_SD);
+}
+static void queue_sd_rows(void *ctx, struct ig_metric_rows *rows)
+{
+	sd_rows(ctx, rows, QUEUE_SD);
+}
+static void running_sd_rows(void *ctx, struct ig_metric_rows *rows)
+{
+	sd_rows(ctx, rows, RUNNING_SD);
 }
 
 /* Per endpoint (GIE's inference_pool_per_pod_queue_size, and the same
@@ -572,6 +630,86 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    info ? ig_metrics_series(info, (const char *[]){IG_COMMIT, IG_VERSION}) : NULL;
 	if (info_s)
 		ig_gauge_set(info_s, 1);
+	/* llm-d Router's names (docs/metrics.md), GIE's buckets. */
+	const char *ld_req[] = {"model_name", "target_model_name", "fairness_id", "priority"};
+	const char *ld_err[] = {"model_name", "target_model_name", "fairness_id", "priority",
+				"error_code"};
+	const char *ld_ttft_labels[] = {"model_name", "target_model_name", "fairness_id",
+					"priority", "streaming"};
+	gm->ld_total = ig_metrics_counter(reg, "llm_d_epp_request_total", "[ALPHA] Total requests.",
+					  ld_req, 4);
+	gm->ld_errors = ig_metrics_counter(reg, "llm_d_epp_request_error_total",
+					   "[ALPHA] Errored requests.", ld_err, 5);
+	gm->ld_duration = ig_metrics_histogram(
+	    reg, "llm_d_epp_request_duration_seconds", "[ALPHA] End-to-end request latency.",
+	    ld_req, 4, duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
+	gm->ld_req_size =
+	    ig_metrics_histogram(reg, "llm_d_epp_request_size_bytes", "[ALPHA] Request body size.",
+				 ld_req, 4, request_size_bounds, n_request_size_bounds);
+	gm->ld_resp_size = ig_metrics_histogram(
+	    reg, "llm_d_epp_response_size_bytes", "[ALPHA] Response body size.", ld_req, 4,
+	    response_size_bounds, sizeof response_size_bounds / sizeof response_size_bounds[0]);
+	gm->ld_in = ig_metrics_histogram(reg, "llm_d_epp_request_input_tokens",
+					 "[ALPHA] Input token count.", ld_req, 4, input_token_bounds,
+					 n_input_token_bounds);
+	gm->ld_out = ig_metrics_histogram(reg, "llm_d_epp_request_output_tokens",
+					  "[ALPHA] Output token count.", ld_req, 4,
+					  output_token_bounds, n_output_token_bounds);
+	gm->ld_cached = ig_metrics_histogram(reg, "llm_d_epp_request_cached_tokens",
+					     "[ALPHA] Prompt tokens served from cache.", ld_req, 4,
+					     input_token_bounds, n_input_token_bounds);
+	gm->ld_running = ig_metrics_gauge_summed(reg, "llm_d_epp_request_running",
+						 "[ALPHA] Requests currently in flight.", ld_req, 4);
+	gm->ld_ntpot = ig_metrics_histogram(
+	    reg, "llm_d_epp_request_ntpot_seconds", "[ALPHA] Normalized time per output token.",
+	    ld_req, 4, ntpot_bounds, sizeof ntpot_bounds / sizeof ntpot_bounds[0]);
+	gm->ld_ttft = ig_metrics_histogram(
+	    reg, "llm_d_epp_request_ttft_seconds", "[ALPHA] Time to first token.", ld_ttft_labels,
+	    5, duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
+	gm->ld_tpot = ig_metrics_histogram(
+	    reg, "llm_d_epp_request_streaming_tpot_seconds",
+	    "[ALPHA] Time per output token for streaming.", ld_req, 4, tpot_bounds,
+	    sizeof tpot_bounds / sizeof tpot_bounds[0]);
+	ig_metrics_gauge_rows(reg, "llm_d_epp_average_kv_cache_utilization",
+			      "[ALPHA] Mean KV-cache utilization across the pool.", pool_ns, 2,
+			      kv_rows, gm);
+	ig_metrics_gauge_rows(reg, "llm_d_epp_average_queue_size", "[ALPHA] Mean queue depth.",
+			      pool_ns, 2, queue_rows, gm);
+	ig_metrics_gauge_rows(reg, "llm_d_epp_average_running_requests",
+			      "[ALPHA] Mean in-flight requests.", pool_ns, 2, running_rows, gm);
+	ig_metrics_gauge_rows(reg, "llm_d_epp_std_dev_kv_cache_utilization",
+			      "[ALPHA] Spread of KV-cache utilization.", pool_ns, 2, kv_sd_rows,
+			      gm);
+	ig_metrics_gauge_rows(reg, "llm_d_epp_std_dev_queue_size",
+			      "[ALPHA] Spread of queue depth.", pool_ns, 2, queue_sd_rows, gm);
+	ig_metrics_gauge_rows(reg, "llm_d_epp_std_dev_running_requests",
+			      "[ALPHA] Spread of in-flight requests.", pool_ns, 2, running_sd_rows,
+			      gm);
+	ig_metrics_gauge_rows(reg, "llm_d_epp_ready_endpoints",
+			      "[ALPHA] Ready endpoints in the pool.", pool_ns, 2, ready_rows, gm);
+	const char *name_ep[] = {"name", "namespace", "model_server_endpoint"};
+	ig_metrics_gauge_rows(reg, "llm_d_epp_per_endpoint_queue_size",
+			      "[ALPHA] Per-endpoint queue depth.", name_ep, 3, pod_queue_fn, gm);
+	struct ig_metric_family *ld_e2e = ig_metrics_histogram(
+	    reg, "llm_d_epp_scheduler_e2e_duration_seconds",
+	    "[ALPHA] End-to-end scheduling latency.", NULL, 0, sched_bounds,
+	    sizeof sched_bounds / sizeof sched_bounds[0]);
+	gm->ld_e2e_s = ld_e2e ? ig_metrics_series(ld_e2e, NULL) : NULL;
+	const char *ld_attempt_labels[] = {"status", "target_model_name", "endpoint_name",
+					   "namespace", "port"};
+	gm->ld_attempts = ig_metrics_counter(reg, "llm_d_epp_scheduler_attempts_total",
+					     "[ALPHA] Scheduling attempts.", ld_attempt_labels, 5);
+	gm->ld_plugin = ig_metrics_histogram(
+	    reg, "llm_d_epp_plugin_duration_seconds", "[ALPHA] Per-plugin execution time.",
+	    plugin_labels, 3, sched_bounds, sizeof sched_bounds / sizeof sched_bounds[0]);
+	gm->ld_rewrites = ig_metrics_counter(reg, "llm_d_epp_model_rewrite_decisions_total",
+					     "[ALPHA] Model-rewrite decisions.", rewrite_labels, 3);
+	struct ig_metric_family *ld_info =
+	    ig_metrics_gauge(reg, "llm_d_epp_info", "[ALPHA] Build info.", info_labels, 2);
+	struct ig_series *ld_info_s =
+	    ld_info ? ig_metrics_series(ld_info, (const char *[]){IG_COMMIT, IG_VERSION}) : NULL;
+	if (ld_info_s)
+		ig_gauge_set(ld_info_s, 1);
 	config_families(gm);
 	gm->sched_e2e_s = gm->sched_e2e ? ig_metrics_series(gm->sched_e2e, NULL) : NULL;
 	gm->hit_bytes_s = gm->hit_bytes ? ig_metrics_series(gm->hit_bytes, NULL) : NULL;
@@ -590,31 +728,36 @@ void ig_gw_metrics_free(struct ig_gw_metrics *gm)
 	for (size_t i = 0; i < gm->nlabels; i++)
 		free(gm->labels[i]);
 	free(gm->labels);
+	for (size_t i = 0; i < gm->nfids; i++)
+		free(gm->fids[i]);
+	free(gm->fids);
 	pthread_mutex_destroy(&gm->labels_lock);
 	free(gm);
 }
 
 #define MAX_CLIENT_LABELS 256
+/* llm-d's --fairness-id-metric-label-limit default. */
+#define MAX_FAIRNESS_LABELS 1000
 
-/* A model name a client chose, as a label value: itself while fewer than
- * MAX_CLIENT_LABELS distinct ones were seen, "other" after. Called on a
- * worker's cache miss and for errors, not per request. */
-static const char *client_label(struct ig_gw_metrics *gm, const char *v)
+/* v as a label value from a capped set: itself while fewer than max
+ * distinct ones were seen, "other" after. */
+static const char *capped_label(struct ig_gw_metrics *gm, char ***set, size_t *n, size_t max,
+				const char *v)
 {
 	const char *out = "other";
 	pthread_mutex_lock(&gm->labels_lock);
-	for (size_t i = 0; i < gm->nlabels; i++)
-		if (strcmp(gm->labels[i], v) == 0) {
-			out = gm->labels[i];
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*set)[i], v) == 0) {
+			out = (*set)[i];
 			goto done;
 		}
-	if (gm->nlabels < MAX_CLIENT_LABELS) {
-		char **l = realloc(gm->labels, (gm->nlabels + 1) * sizeof *l);
+	if (*n < max) {
+		char **l = realloc(*set, (*n + 1) * sizeof *l);
 		char *d = strdup(v);
 		if (l)
-			gm->labels = l;
+			*set = l;
 		if (l && d) {
-			gm->labels[gm->nlabels++] = d;
+			(*set)[(*n)++] = d;
 			out = d;
 		} else {
 			free(d);
@@ -623,6 +766,20 @@ static const char *client_label(struct ig_gw_metrics *gm, const char *v)
 done:
 	pthread_mutex_unlock(&gm->labels_lock);
 	return out;
+}
+
+/* A model name a client chose, as a label value: itself while fewer than
+ * MAX_CLIENT_LABELS distinct ones were seen, "other" after. Called on a
+ * worker's cache miss and for errors, not per request. */
+static const char *client_label(struct ig_gw_metrics *gm, const char *v)
+{
+	return capped_label(gm, &gm->labels, &gm->nlabels, MAX_CLIENT_LABELS, v);
+}
+
+/* A fairness id (always the client's) as llm-d labels it. */
+static const char *fairness_label(struct ig_gw_metrics *gm, const char *v)
+{
+	return capped_label(gm, &gm->fids, &gm->nfids, MAX_FAIRNESS_LABELS, v);
 }
 
 /* GIE's error code names (gie-reference §4.1, §7): the v1.5 names on the
@@ -685,9 +842,12 @@ struct cache_entry {
 	int priority;
 	char model[CACHE_NAME];
 	char target[CACHE_NAME];
+	char fid[CACHE_NAME];
 	struct ig_series *req_total, *req_duration, *req_sizes, *resp_sizes, *in_tokens,
 	    *out_tokens, *obj_total, *obj_duration, *obj_req_sizes, *obj_resp_sizes, *obj_in_tokens,
 	    *obj_out_tokens, *obj_ttft, *obj_tpot, *obj_cached, *obj_ntpot, *running;
+	struct ig_series *ld_total, *ld_duration, *ld_req_size, *ld_resp_size, *ld_in, *ld_out,
+	    *ld_cached, *ld_running, *ld_ntpot, *ld_ttft, *ld_tpot;
 };
 
 /* scheduler_attempts_total's success series by picked endpoint and target
@@ -702,7 +862,7 @@ struct attempt_entry {
 	uint64_t generation;
 	bool client;
 	char target[CACHE_NAME];
-	struct ig_series *s;
+	struct ig_series *s, *ld; /* GIE's, llm-d's */
 };
 
 /* Any other family's series by its label values (as the request has
@@ -738,12 +898,29 @@ void ig_gw_metrics_cache_free(struct ig_gw_metrics_cache *c)
 }
 
 static bool fill(struct ig_gw_metrics *gm, struct cache_entry *e, const char *model,
-		 const char *target, int priority)
+		 const char *target, int priority, const char *fid)
 {
 	char prio[16];
 	snprintf(prio, sizeof prio, "%d", priority);
 	const char *mt[] = {model, target};
 	const char *mtp[] = {model, target, prio};
+	const char *ld[] = {model, target, fid, prio};
+	const char *ldt[] = {model, target, fid, prio, "true"};
+	e->ld_total = ig_metrics_series(gm->ld_total, ld);
+	e->ld_duration = ig_metrics_series(gm->ld_duration, ld);
+	e->ld_req_size = ig_metrics_series(gm->ld_req_size, ld);
+	e->ld_resp_size = ig_metrics_series(gm->ld_resp_size, ld);
+	e->ld_in = ig_metrics_series(gm->ld_in, ld);
+	e->ld_out = ig_metrics_series(gm->ld_out, ld);
+	e->ld_cached = ig_metrics_series(gm->ld_cached, ld);
+	e->ld_running = ig_metrics_series(gm->ld_running, ld);
+	e->ld_ntpot = ig_metrics_series(gm->ld_ntpot, ld);
+	e->ld_ttft = ig_metrics_series(gm->ld_ttft, ldt);
+	e->ld_tpot = ig_metrics_series(gm->ld_tpot, ld);
+	if (!e->ld_total || !e->ld_duration || !e->ld_req_size || !e->ld_resp_size || !e->ld_in ||
+	    !e->ld_out || !e->ld_cached || !e->ld_running || !e->ld_ntpot || !e->ld_ttft ||
+	    !e->ld_tpot)
+		return false;
 	e->req_total = ig_metrics_series(gm->req_total, mt);
 	e->req_duration = ig_metrics_series(gm->req_duration, mt);
 	e->req_sizes = ig_metrics_series(gm->req_sizes, mt);
@@ -774,28 +951,37 @@ static bool fill(struct ig_gw_metrics *gm, struct cache_entry *e, const char *mo
  * sees the same names again takes no lock. */
 static struct cache_entry *lookup(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 				  struct cache_entry *scratch, const char *model,
-				  const char *target, int priority, bool client)
+				  const char *target, int priority, struct ig_str fid_in,
+				  bool client)
 {
+	char fid[CACHE_NAME * 4];
 	size_t ml = strlen(model), tl = strlen(target);
+	size_t fl = fid_in.len < sizeof fid ? fid_in.len : sizeof fid - 1;
+	if (fl)
+		memcpy(fid, fid_in.ptr, fl);
+	fid[fl] = '\0';
 	struct cache_entry *e = scratch;
-	if (c && ml < CACHE_NAME && tl < CACHE_NAME) {
+	if (c && ml < CACHE_NAME && tl < CACHE_NAME && fl < CACHE_NAME) {
 		uint64_t h = XXH3_64bits(model, ml) ^ (XXH3_64bits(target, tl) * 31) ^
+			     (XXH3_64bits(fid, fl) * 37) ^
 			     ((uint64_t)(unsigned)priority * 0x9e3779b97f4a7c15u) ^ client;
 		e = &c->e[h % CACHE_SLOTS];
 		if (e->used && e->priority == priority && e->client == client &&
-		    strcmp(e->model, model) == 0 && strcmp(e->target, target) == 0)
+		    strcmp(e->model, model) == 0 && strcmp(e->target, target) == 0 &&
+		    strcmp(e->fid, fid) == 0)
 			return e;
 	}
 	e->used = false;
 	const char *lm = client ? client_label(gm, model) : model;
 	const char *lt = client ? client_label(gm, target) : target;
-	if (!fill(gm, e, lm, lt, priority))
+	if (!fill(gm, e, lm, lt, priority, fairness_label(gm, fid)))
 		return NULL;
 	e->used = e != scratch;
 	e->client = client;
 	e->priority = priority;
 	snprintf(e->model, sizeof e->model, "%s", model);
 	snprintf(e->target, sizeof e->target, "%s", target);
+	memcpy(e->fid, fid, fl < sizeof e->fid ? fl + 1 : 0); /* a scratch entry keeps none */
 	return e;
 }
 
@@ -808,6 +994,13 @@ static void count_error(struct ig_gw_metrics *gm, const struct ig_gw_request_sta
 	if ((e = ig_metrics_series(gm->req_errors, v02)))
 		ig_counter_add(e, 1);
 	if ((e = ig_metrics_series(gm->obj_errors, v15)))
+		ig_counter_add(e, 1);
+	char prio[16], fid[CACHE_NAME * 4];
+	snprintf(prio, sizeof prio, "%d", st->priority);
+	snprintf(fid, sizeof fid, "%.*s", (int)st->fairness_id.len,
+		 st->fairness_id.ptr ? st->fairness_id.ptr : "");
+	const char *ld[] = {model, target, fairness_label(gm, fid), prio, error_code(st, false)};
+	if ((e = ig_metrics_series(gm->ld_errors, ld)))
 		ig_counter_add(e, 1);
 }
 
@@ -871,6 +1064,8 @@ void ig_gw_metrics_rewrite(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache 
 	struct ig_series *s = keyed_series(gm, c, gm->rewrites, v, 3, client_labels ? 2u : 0u);
 	if (s)
 		ig_counter_add(s, 1);
+	if ((s = keyed_series(gm, c, gm->ld_rewrites, v, 3, client_labels ? 2u : 0u)))
+		ig_counter_add(s, 1);
 }
 
 /* The pod behind an endpoint of a pool: its name and namespace (empty when
@@ -900,9 +1095,11 @@ static void pod_of(const struct ig_snapshot *snap, const struct ig_pool_rt *rt,
 	}
 }
 
-/* The success series for the picked endpoint and the target. */
+/* The success series for the picked endpoint and the target (GIE's, and
+ * llm-d's in *ld). */
 static struct ig_series *attempt_series(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
-					const struct ig_gw_sched_stats *st, const char *target)
+					const struct ig_gw_sched_stats *st, const char *target,
+					struct ig_series **ld)
 {
 	size_t tl = strlen(target);
 	uint64_t gen = st->snap ? st->snap->generation : 0;
@@ -912,8 +1109,10 @@ static struct ig_series *attempt_series(struct ig_gw_metrics *gm, struct ig_gw_m
 			     (gen * 0x9e3779b97f4a7c15u) ^ st->client_labels;
 		e = &c->attempts[h % ATTEMPT_SLOTS];
 		if (e->s && e->ep == st->picked && e->generation == gen &&
-		    e->client == st->client_labels && strcmp(e->target, target) == 0)
+		    e->client == st->client_labels && strcmp(e->target, target) == 0) {
+			*ld = e->ld;
 			return e->s;
+		}
 	}
 	const char *name, *ns;
 	char port[8];
@@ -921,20 +1120,22 @@ static struct ig_series *attempt_series(struct ig_gw_metrics *gm, struct ig_gw_m
 	const char *v[] = {"success", st->client_labels ? client_label(gm, target) : target, name,
 			   ns, port};
 	struct ig_series *s = ig_metrics_series(gm->sched_attempts, v);
-	if (e && s) {
-		*e = (struct attempt_entry){st->picked, gen, st->client_labels, "", s};
+	*ld = ig_metrics_series(gm->ld_attempts, v);
+	if (e && s && *ld) {
+		*e = (struct attempt_entry){st->picked, gen, st->client_labels, "", s, *ld};
 		memcpy(e->target, target, tl + 1);
 	}
 	return s;
 }
 
 struct ig_series *ig_gw_metrics_plugin_series(struct ig_gw_metrics *gm,
-					      const struct ig_sched_plugin *pl)
+					      const struct ig_sched_plugin *pl, bool llmd)
 {
-	if (!gm->plugin_dur || !pl)
+	struct ig_metric_family *f = llmd ? gm->ld_plugin : gm->plugin_dur;
+	if (!f || !pl)
 		return NULL;
 	const char *v[] = {pl->extension_point, pl->type, pl->name};
-	return ig_metrics_series(gm->plugin_dur, v);
+	return ig_metrics_series(f, v);
 }
 
 /* GIE records the latency and the attempt of every Schedule call, failed
@@ -946,43 +1147,54 @@ void ig_gw_metrics_schedule(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache
 	const char *target = st->target ? st->target : "";
 	if (gm->sched_e2e_s)
 		ig_hist_observe(gm->sched_e2e_s, st->seconds);
-	struct ig_series *s;
+	if (gm->ld_e2e_s)
+		ig_hist_observe(gm->ld_e2e_s, st->seconds);
+	struct ig_series *s, *ld = NULL;
 	if (!st->picked) {
 		const char *v[] = {"failure", st->client_labels ? client_label(gm, target) : target,
 				   "", "", ""};
 		if ((s = ig_metrics_series(gm->sched_attempts, v)))
 			ig_counter_add(s, 1);
+		if ((s = ig_metrics_series(gm->ld_attempts, v)))
+			ig_counter_add(s, 1);
 		return;
 	}
-	if ((s = attempt_series(gm, c, st, target)))
+	if ((s = attempt_series(gm, c, st, target, &ld)))
 		ig_counter_add(s, 1);
+	if (ld)
+		ig_counter_add(ld, 1);
 	if (st->hit_bytes >= 0 && gm->hit_bytes_s)
 		ig_hist_observe(gm->hit_bytes_s, (double)st->hit_bytes);
 	if (st->hit_ratio >= 0 && gm->hit_ratio_s)
 		ig_hist_observe(gm->hit_ratio_s, st->hit_ratio);
 }
 
-struct ig_series *ig_gw_metrics_running(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
-					const char *model, const char *target, int priority,
-					bool client_labels)
+void ig_gw_metrics_running(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
+			   const char *model, const char *target, int priority,
+			   struct ig_str fairness_id, bool client_labels,
+			   struct ig_series *out[IG_GW_RUNNING_SERIES])
 {
+	out[0] = out[1] = NULL;
 	if (!model || !*model)
-		return NULL;
+		return;
 	struct cache_entry scratch;
-	struct cache_entry *e =
-	    lookup(gm, c, &scratch, model, target ? target : "", priority, client_labels);
+	struct cache_entry *e = lookup(gm, c, &scratch, model, target ? target : "", priority,
+				       fairness_id, client_labels);
 	if (!e || !e->running)
-		return NULL;
+		return;
 	ig_gauge_add(e->running, 1);
-	return e->running;
+	ig_gauge_add(e->ld_running, 1);
+	out[0] = e->running;
+	out[1] = e->ld_running;
 }
 
 void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 			const struct ig_gw_request_stats *st)
 {
 	const char *model = st->model ? st->model : "", *target = st->target ? st->target : "";
-	if (st->running)
-		ig_gauge_add(st->running, -1);
+	for (size_t i = 0; i < IG_GW_RUNNING_SERIES; i++)
+		if (st->running[i])
+			ig_gauge_add(st->running[i], -1);
 	bool failed = st->status >= 400 || st->status == 0;
 	if (failed && st->status != 499)
 		count_error(gm, st, st->client_labels ? client_label(gm, model) : model,
@@ -991,12 +1203,14 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	if (!st->scheduled)
 		return;
 	struct cache_entry scratch;
-	struct cache_entry *e =
-	    lookup(gm, c, &scratch, model, target, st->priority, st->client_labels);
+	struct cache_entry *e = lookup(gm, c, &scratch, model, target, st->priority,
+				       st->fairness_id, st->client_labels);
 	if (!e)
 		return;
 	ig_counter_add(e->req_total, 1);
 	ig_counter_add(e->obj_total, 1);
+	ig_counter_add(e->ld_total, 1);
+	ig_hist_observe(e->ld_req_size, (double)st->req_bytes);
 	/* GIE (v0.2's servers and v1.5's) records the request's size with its
 	 * count, once the body is handled, whatever happens to it later. */
 	ig_hist_observe2(e->req_sizes, e->obj_req_sizes, (double)st->req_bytes);
@@ -1006,18 +1220,22 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	 * and NTPOT. A failure the gateway answered itself never got there. */
 	if (failed && !st->pod_status)
 		return;
-	if (st->in_tokens > 0)
+	if (st->in_tokens > 0) {
 		ig_hist_observe2(e->in_tokens, e->obj_in_tokens, (double)st->in_tokens);
-	if (st->out_tokens > 0)
+		ig_hist_observe(e->ld_in, (double)st->in_tokens);
+	}
+	if (st->out_tokens > 0) {
 		ig_hist_observe2(e->out_tokens, e->obj_out_tokens, (double)st->out_tokens);
+		ig_hist_observe(e->ld_out, (double)st->out_tokens);
+	}
 	if (st->cached_tokens >= 0)
-		ig_hist_observe(e->obj_cached, (double)st->cached_tokens);
+		ig_hist_observe2(e->obj_cached, e->ld_cached, (double)st->cached_tokens);
 	/* GIE's latency plugins time the tokens of answers; an error
 	 * answer streams none. */
 	if (!failed && st->ttft >= 0)
-		ig_hist_observe(e->obj_ttft, st->ttft);
+		ig_hist_observe2(e->obj_ttft, e->ld_ttft, st->ttft);
 	if (!failed && st->tpot >= 0)
-		ig_hist_observe(e->obj_tpot, st->tpot);
+		ig_hist_observe2(e->obj_tpot, e->ld_tpot, st->tpot);
 	/* The latency, the response's size and NTPOT are GIE's at the end of
 	 * the response's stream (v1.5 handlers/response.go; v0.2 once the
 	 * whole body was read): a response that never got there records
@@ -1025,11 +1243,13 @@ void ig_gw_metrics_done(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	if (st->cut)
 		return;
 	ig_hist_observe2(e->req_duration, e->obj_duration, st->seconds);
+	ig_hist_observe(e->ld_duration, st->seconds);
 	ig_hist_observe2(e->resp_sizes, e->obj_resp_sizes, (double)st->resp_bytes);
+	ig_hist_observe(e->ld_resp_size, (double)st->resp_bytes);
 	/* NTPOT: arrival to the response's end over the usage's output
 	 * tokens; GIE records nothing without output tokens. */
 	if (st->out_tokens > 0 && st->seconds > 0)
-		ig_hist_observe(e->obj_ntpot, st->seconds / (double)st->out_tokens);
+		ig_hist_observe2(e->obj_ntpot, e->ld_ntpot, st->seconds / (double)st->out_tokens);
 }
 
 /* ---- flow control ---- */

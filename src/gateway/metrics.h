@@ -23,11 +23,15 @@ struct ig_gw_metrics *ig_gw_metrics_new(void);
 void ig_gw_metrics_free(struct ig_gw_metrics *m);
 
 /* One finished request, for the request and objective families. */
+/* The running-requests gauges a request moves: GIE's
+ * inference_objective_running_requests and llm-d's llm_d_epp_request_running. */
+#define IG_GW_RUNNING_SERIES 2
 struct ig_gw_request_stats {
 	const char *model;  /* as asked; NULL or "" when it was never read */
 	const char *target; /* the target model; NULL or "" when unresolved */
 	bool client_labels; /* model/target chosen by the client (v1 passthrough) */
 	int priority;
+	struct ig_str fairness_id; /* the flow's (llm-d's families carry it) */
 	int status;	 /* what the client got; 499: it left first */
 	bool pod_status; /* that status came from the model server */
 	bool scheduled;	 /* parsed, admitted and sent to an endpoint */
@@ -41,7 +45,7 @@ struct ig_gw_request_stats {
 	double ttft, tpot;  /* streamed responses, seconds; < 0 when not measured */
 	/* From ig_gw_metrics_running when the request was dispatched (NULL:
 	 * it was not): taken back down now. */
-	struct ig_series *running;
+	struct ig_series *running[IG_GW_RUNNING_SERIES];
 };
 
 /* Counts a finished request through a worker's cache of series handles (c
@@ -61,11 +65,13 @@ void ig_gw_metrics_cache_free(struct ig_gw_metrics_cache *c);
 void ig_gw_metrics_done(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
 			const struct ig_gw_request_stats *st);
 /* A request goes to a model server: inference_objective_running_requests
- * of its model (as asked) goes up, until ig_gw_metrics_done takes it down
- * through the series returned (NULL: no model, nothing counted). */
-struct ig_series *ig_gw_metrics_running(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
-					const char *model, const char *target, int priority,
-					bool client_labels);
+ * of its model (as asked) and llm-d's llm_d_epp_request_running go up,
+ * until ig_gw_metrics_done takes them down through the series written to
+ * out (NULL: no model, nothing counted). */
+void ig_gw_metrics_running(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
+			   const char *model, const char *target, int priority,
+			   struct ig_str fairness_id, bool client_labels,
+			   struct ig_series *out[IG_GW_RUNNING_SERIES]);
 
 /* One run of the picker for a request (GIE's Scheduler.Schedule): the
  * end-to-end latency, scheduler_attempts_total (success with the picked
@@ -88,7 +94,7 @@ struct ig_gw_sched_stats {
  * scheduler). NULL when out of memory. */
 struct ig_sched_plugin;
 struct ig_series *ig_gw_metrics_plugin_series(struct ig_gw_metrics *m,
-					      const struct ig_sched_plugin *pl);
+					      const struct ig_sched_plugin *pl, bool llmd);
 void ig_gw_metrics_schedule(struct ig_gw_metrics *m, struct ig_gw_metrics_cache *c,
 			    const struct ig_gw_sched_stats *st);
 

@@ -96,7 +96,8 @@ static void record_metrics(struct ig_req *p, bool cut)
 	    .cached_tokens = p->cached_known ? p->cached_tokens : -1,
 	    .ttft = -1,
 	    .tpot = -1,
-	    .running = p->running,
+	    .running = {p->running[0], p->running[1]},
+	    .fairness_id = p->flow_id,
 	};
 	/* Streamed: the first event is the first token; the rest spread
 	 * over the output tokens (the usage's count, else the events). */

@@ -9,6 +9,7 @@
 
 #include "core/str.h"
 #include "event/loop.h"
+#include "gateway/metrics.h"
 #include "gateway/snapshot.h"
 #include "gateway/worker.h"
 #include "http/client.h"
@@ -213,9 +214,10 @@ struct ig_req {
 	long in_tokens, out_tokens;
 	long cached_tokens; /* the usage's cached prompt tokens, when cached_known */
 	bool cached_known;
-	/* inference_objective_running_requests, counted up at dispatch and
-	 * down with the request's metrics (NULL: not counted). */
-	struct ig_series *running;
+	/* inference_objective_running_requests and llm_d_epp_request_running,
+	 * counted up at dispatch and down with the request's metrics (NULL:
+	 * not counted). */
+	struct ig_series *running[IG_GW_RUNNING_SERIES];
 	/* SSE data events with output (the Responses API's lifecycle events
 	 * before any output do not count as the first): TTFT, TPOT. */
 	uint64_t first_event_ns, last_event_ns;

@@ -11,10 +11,10 @@
 
 void ig_req_metrics_dispatched(struct ig_req *p)
 {
-	if (p->service || p->running)
+	if (p->service || p->running[0])
 		return; /* Service backends are not inference requests */
-	p->running = ig_gw_metrics_running(p->w->gw->metrics, p->w->mcache, p->model.ptr,
-					   p->target.ptr, p->priority, !p->resolved);
+	ig_gw_metrics_running(p->w->gw->metrics, p->w->mcache, p->model.ptr, p->target.ptr,
+			      p->priority, p->flow_id, !p->resolved, p->running);
 }
 
 /* The bytes of the prompt the picked endpoint holds: its matched blocks,
@@ -57,17 +57,22 @@ void ig_req_metrics_plugins(struct ig_req *p, const uint32_t *ticks)
 	double per_tick = ig_ticks_seconds(1);
 	for (size_t k = 0; k < r->nplugin_ticks; k++) {
 		size_t i = r->plugin_first + k;
-		struct ig_series *s = atomic_load_explicit(&ref->plugin_series[i], memory_order_acquire);
-		if (!s) {
-			/* The first request a scheduler runs this plugin for
-			 * finds its series (every worker finds the same). */
-			s = ig_gw_metrics_plugin_series(p->w->gw->metrics,
-							ig_scheduler_plugin(ref->s, i));
-			if (!s)
-				continue;
-			atomic_store_explicit(&ref->plugin_series[i], s, memory_order_release);
+		/* GIE's series and llm-d's, side by side. */
+		for (size_t j = 2 * i; j < 2 * i + 2; j++) {
+			struct ig_series *s =
+			    atomic_load_explicit(&ref->plugin_series[j], memory_order_acquire);
+			if (!s) {
+				/* The first request a scheduler runs this plugin
+				 * for finds its series (every worker finds the
+				 * same). */
+				s = ig_gw_metrics_plugin_series(
+				    p->w->gw->metrics, ig_scheduler_plugin(ref->s, i), j & 1);
+				if (!s)
+					continue;
+				atomic_store_explicit(&ref->plugin_series[j], s, memory_order_release);
+			}
+			ig_hist_observe(s, (double)ticks[k] * per_tick);
 		}
-		ig_hist_observe(s, (double)ticks[k] * per_tick);
 	}
 }
 

@@ -839,7 +839,10 @@ static void request_features(struct ig_req *p)
 			p->sheddable = p->priority < 0;
 		}
 	}
+	/* GIE's header, else llm-d Router's name for it. */
 	struct ig_str flow = header(r, "x-gateway-inference-fairness-id");
+	if (!flow.len)
+		flow = header(r, "x-llm-d-inference-fairness-id");
 	if (!flow.len || flow.len > IG_FLOWQ_MAX_FLOW_ID)
 		flow = IG_STR("default-flow");
 	p->flow_id = flow;

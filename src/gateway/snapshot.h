@@ -25,9 +25,9 @@ struct ig_sched_ref {
 	struct ig_scheduler *s;
 	uint64_t config_hash;
 	char pool_key[320]; /* "namespace/name" */
-	/* The series of each of its plugins' durations
-	 * (ig_scheduler_plugin's numbers), looked up by the first request
-	 * that ran it. */
+	/* The series of each of its plugins' durations, GIE's at 2i and
+	 * llm-d's at 2i + 1 for plugin i (ig_scheduler_plugin's numbers),
+	 * looked up by the first request that ran it. */
 	struct ig_series *_Atomic *plugin_series;
 };
 

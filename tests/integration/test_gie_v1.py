@@ -513,6 +513,65 @@ def test_metrics_with_gie_semantics(procs, tmp_path):
     c.stop()
 
 
+def test_metrics_llm_d_names(procs, tmp_path):
+    """llm-d Router's names for the same figures (its docs/metrics.md,
+    llm_d_epp_*), beside GIE's: the request families carry the flow's
+    fairness_id (x-gateway-inference-fairness-id, or llm-d's
+    x-llm-d-inference-fairness-id; default-flow without either) and the
+    priority, TTFT a streaming label; the scheduler, plugin, pool and
+    build families follow."""
+    docs = [OBJECTIVE.format(name="premium", priority=5, pool="pool-0")]
+    c = V1(procs, tmp_path, ["m"], extra_docs=docs,
+           sim_args=("--itl-ms", "5", "--ttft-ms", "20"))
+    for h in ({"x-llm-d-inference-fairness-id": "tenant-a",
+               "x-gateway-inference-objective": "premium"},
+              {"x-gateway-inference-fairness-id": "tenant-b"}, {}):
+        st, _, data = call(c.base, "/v1/completions",
+                           dict(completion("m"), stream=True, max_tokens=8,
+                                stream_options={"include_usage": True}), headers=h)
+        assert st == 200, data
+    st, _, _ = call(c.base, "/v1/completions", raw=b"{broken",
+                    headers={"x-gateway-inference-fairness-id": "tenant-b"})
+    assert st == 400
+    text = metrics(c)
+    for fid, prio in (("tenant-a", "5"), ("tenant-b", "0"), ("default-flow", "0")):
+        lbl = dict(model_name="m", target_model_name="m", fairness_id=fid, priority=prio)
+        assert sample(text, "llm_d_epp_request_total", **lbl) == 1, (lbl, text)
+        assert sample(text, "llm_d_epp_request_running", **lbl) == 0, lbl
+        for fam in ("llm_d_epp_request_duration_seconds", "llm_d_epp_request_size_bytes",
+                    "llm_d_epp_response_size_bytes", "llm_d_epp_request_input_tokens",
+                    "llm_d_epp_request_output_tokens", "llm_d_epp_request_ntpot_seconds",
+                    "llm_d_epp_request_streaming_tpot_seconds"):
+            assert sample(text, fam + "_count", **lbl) == 1, (fam, lbl)
+        assert sample(text, "llm_d_epp_request_ttft_seconds_count", streaming="true",
+                      **lbl) == 1, lbl
+    assert sample(text, "llm_d_epp_request_output_tokens_sum", model_name="m",
+                  target_model_name="m", fairness_id="tenant-a", priority="5") == 8
+    # A body that is no JSON is refused before its flow is known.
+    assert sample(text, "llm_d_epp_request_error_total", model_name="", target_model_name="",
+                  fairness_id="", priority="0", error_code="BadRequest") == 1
+    assert plain(text, "llm_d_epp_scheduler_e2e_duration_seconds_count") == 3
+    assert sample(text, "llm_d_epp_scheduler_attempts_total", status="success",
+                  target_model_name="m", endpoint_name="pod-0", namespace="default",
+                  port=str(c.sim_port)) == 3
+    assert sample(text, "llm_d_epp_plugin_duration_seconds_count", extension_point="Picker",
+                  plugin_type="max-score-picker", plugin_name="max-score-picker") == 3, text
+    assert sample(text, "llm_d_epp_ready_endpoints", name="pool-0", namespace="default") == 1
+    assert sample(text, "llm_d_epp_average_queue_size", name="pool-0",
+                  namespace="default") is not None
+    assert sample(text, "llm_d_epp_std_dev_kv_cache_utilization", name="pool-0",
+                  namespace="default") == 0  # one endpoint: no spread
+    assert sample(text, "llm_d_epp_per_endpoint_queue_size", name="pool-0",
+                  namespace="default", model_server_endpoint="pod-0-rank-0") is not None
+    version = subprocess.run([IG_BIN, "--version"], capture_output=True,
+                             text=True, check=True).stdout.split()[-1]
+    assert sample(text, "llm_d_epp_info", commit="", build_ref=version) == 1
+    # GIE's names are still there.
+    assert sample(text, "inference_objective_request_total", model_name="m",
+                  target_model_name="m", priority="5") == 1
+    c.stop()
+
+
 def test_metrics_running_cached_tokens_and_ntpot(procs, tmp_path):
     """GIE v1.5's objective families: running_requests{model_name} counts a
     request from its dispatch until its response ends (summed over the
