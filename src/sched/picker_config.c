@@ -43,6 +43,9 @@ struct session {
 	size_t visits;
 	struct ig_picker_config *cfg;
 	int detector_ref; /* plugin index named by saturationDetector, or -1 */
+	int detector_line; /* line of the top-level saturationDetector, 0 if none */
+	bool thresholds;   /* saturationDetector gave GIE v1.2-v1.4 thresholds */
+	struct plugin_params legacy; /* ... and these are they */
 	int profiles_line;
 	int handler;	 /* plugin index of the declared profile handler, or -1 */
 	bool data_layer; /* a dataLayer section was given */
@@ -1192,11 +1195,23 @@ static void decode_params(struct session *s, yaml_node_t *map, int line, const c
 
 /* ---- plugins --------------------------------------------------------------- */
 
+/* Types that other releases named otherwise: GIE v1.3-v1.4 called the
+ * core-metrics-extractor model-server-protocol-metrics (v1.4's takes the
+ * same parameters; a plugin without a name is named after the type as
+ * written). */
+static const struct {
+	const char *name;
+	enum plugin_type type;
+} renamed[] = {{"model-server-protocol-metrics", PT_CORE_METRICS_EXTRACTOR}};
+
 static int find_type(const yaml_node_t *n)
 {
 	for (int t = 0; t < PT_COUNT; t++)
 		if (ig_yaml_scalar_is(n, types[t].name))
 			return t;
+	for (size_t i = 0; i < sizeof renamed / sizeof renamed[0]; i++)
+		if (ig_yaml_scalar_is(n, renamed[i].name))
+			return (int)renamed[i].type;
 	return -1;
 }
 
@@ -1257,9 +1272,9 @@ static void decode_plugin(struct session *s, yaml_node_t *n, const char *path)
 		return;
 	/* GIE's applyStaticDefaults names a plugin without a name, "" too,
 	 * after its type. */
-	struct ig_str nm = name ? scalar(name) : ig_str_from(types[t].name);
+	struct ig_str nm = name ? scalar(name) : scalar(type);
 	if (nm.len == 0)
-		nm = ig_str_from(types[t].name);
+		nm = scalar(type);
 	if (nm.len > MAX_NAME) {
 		err(s, line, p, "must be at most %d characters", MAX_NAME);
 		return;
@@ -1483,16 +1498,66 @@ static void decode_profile(struct session *s, yaml_node_t *n, const char *path)
 
 /* ---- saturationDetector, parser -------------------------------------------- */
 
-/* GIE: an absent or empty pluginRef means "utilization-detector". */
-static void decode_detector(struct session *s, yaml_node_t *n, int line)
+/* GIE v1.2-v1.4's saturationDetector: no detector plugins then, the
+ * section set the one detector's thresholds, each absent one at its
+ * default (buildSaturationConfig). GIE replaced a value out of range by
+ * the default without a word; here it is refused. Returns whether any
+ * threshold was given. */
+static bool decode_thresholds(struct session *s, yaml_node_t *n, const char *path)
+{
+	picker_default_params(&s->legacy);
+	s->thresholds = false;
+	for (const struct param_desc *d = detector_params; d->name; d++) {
+		char p[PATH_LEN];
+		int l;
+		if (d->off == offsetof(struct plugin_params, headroom))
+			continue; /* v1.5's utilization-detector only */
+		yaml_node_t *v = get(s, n, d->name, &l);
+		if (!v)
+			continue;
+		s->thresholds = true;
+		sub(p, path, d->name, 0);
+		int rc = read_param(d, v, &s->legacy);
+		if (rc == -1)
+			err(s, l, p, "must be %s", kind_word(d->kind));
+		else if (rc == -2)
+			range_err(s, l, p, d);
+		else if (d->off == offsetof(struct plugin_params, kv_threshold) &&
+			 s->legacy.kv_threshold >= 1)
+			err(s, l, p,
+			    "must be below 1 (GIE v1.2-v1.4 took the default 0.8 for 1 and above)");
+	}
+	return s->thresholds;
+}
+
+/* saturationDetector has two shapes under one apiVersion, told apart by
+ * their keys. GIE v1.5 and llm-d Router name a detector plugin
+ * (pluginRef; absent or empty: "utilization-detector"); GIE v1.2-v1.4 gave
+ * its thresholds (`thresholds` allows them: llm-d Router's
+ * flowControl.saturationDetector has pluginRef only). No version took
+ * both. */
+static void decode_detector(struct session *s, yaml_node_t *n, int line, const char *path,
+			    bool thresholds)
 {
 	static const char *const fields[] = {"pluginRef", NULL};
-	const char *path = "saturationDetector.pluginRef";
+	static const char *const v14[] = {"pluginRef", "queueDepthThreshold",
+					  "kvCacheUtilThreshold", "metricsStalenessThreshold",
+					  NULL};
+	char p[PATH_LEN];
 	int l;
-	if (!expect(s, n, YAML_MAPPING_NODE, line, "saturationDetector"))
+	if (!expect(s, n, YAML_MAPPING_NODE, line, path))
 		return;
-	check_keys(s, n, "saturationDetector", fields);
+	check_keys(s, n, path, thresholds ? v14 : fields);
 	yaml_node_t *ref = get(s, n, "pluginRef", &l);
+	sub(p, path, "pluginRef", 0);
+	if (thresholds && decode_thresholds(s, n, path)) {
+		if (ref)
+			err(s, l, p,
+			    "names a detector plugin (GIE v1.5, llm-d Router), beside GIE "
+			    "v1.2-v1.4's thresholds: give the thresholds as the parameters of the "
+			    "utilization-detector it names, or drop pluginRef");
+		return;
+	}
 	if (ref && ref->type == YAML_SCALAR_NODE && scalar(ref).len == 0)
 		ref = NULL;
 	if (!ref) {
@@ -1500,9 +1565,9 @@ static void decode_detector(struct session *s, yaml_node_t *n, int line)
 		if (pi < 0)
 			pi = add_plugin(s->cfg, PT_UTILIZATION_DETECTOR, "utilization-detector");
 		if (pi < 0)
-			err(s, l, path, "more than %d plugins", MAX_PLUGINS);
+			err(s, l, p, "more than %d plugins", MAX_PLUGINS);
 		else if (s->cfg->plugins[pi].type != PT_UTILIZATION_DETECTOR)
-			err(s, l, path,
+			err(s, l, p,
 			    "an empty pluginRef means \"utilization-detector\", which names a %s "
 			    "here",
 			    picker_type_name(s->cfg->plugins[pi].type));
@@ -1512,26 +1577,79 @@ static void decode_detector(struct session *s, yaml_node_t *n, int line)
 			s->cfg->plugins[pi].used = true;
 		return;
 	}
-	s->detector_ref = resolve_ref(s, ref, l, path, 1u << PK_DETECTOR,
+	s->detector_ref = resolve_ref(s, ref, l, p, 1u << PK_DETECTOR,
 				      "a saturation detector (utilization-detector)");
 }
 
-static void decode_parser(struct session *s, yaml_node_t *n, int line)
+/* llm-d Router v0.9 moved saturationDetector into flowControl; the
+ * top-level one is deprecated there, and when both are given the one in
+ * flowControl counts. It names the detector of admission and flow control
+ * alike, so it counts here whether flow control is on or not. */
+static void decode_flow_detector(struct session *s, yaml_node_t *n, int line)
+{
+	if (s->detector_line)
+		warn(s, s->detector_line, "saturationDetector",
+		     "is ignored: flowControl.saturationDetector names the detector (llm-d Router "
+		     "reads the top-level one only without it)");
+	s->thresholds = false;
+	s->detector_ref = -1;
+	decode_detector(s, n, line, "flowControl.saturationDetector", false);
+}
+
+static void decode_parser(struct session *s, yaml_node_t *n, int line, const char *path)
 {
 	static const char *const fields[] = {"pluginRef", NULL};
+	char p[PATH_LEN];
 	int l;
 	s->parser = true;
-	if (!expect(s, n, YAML_MAPPING_NODE, line, "parser"))
+	if (!expect(s, n, YAML_MAPPING_NODE, line, path))
 		return;
-	check_keys(s, n, "parser", fields);
+	check_keys(s, n, path, fields);
 	yaml_node_t *ref = get(s, n, "pluginRef", &l);
+	sub(p, path, "pluginRef", 0);
 	if (!ref) {
-		err(s, l, "parser.pluginRef", "is required");
+		err(s, l, p, "is required");
 		return;
 	}
-	int pi = resolve_ref(s, ref, l, "parser.pluginRef", 1u << PK_PARSER,
+	int pi = resolve_ref(s, ref, l, p, 1u << PK_PARSER,
 			     "a parser (openai-parser, passthrough-parser)");
 	s->cfg->raw_body = pi >= 0 && s->cfg->plugins[pi].type == PT_PASSTHROUGH_PARSER;
+}
+
+/* llm-d Router v0.9 moved the parser to requestHandler.parsers, a list;
+ * the top-level parser is deprecated there, and counts only while the
+ * list is empty. llm-d chooses among several parsers by the request paths
+ * each claims; infergate runs one parser for every request, so the list
+ * takes one. */
+static void decode_request_handler(struct session *s, yaml_node_t *n, int line, int parser_line)
+{
+	static const char *const fields[] = {"parsers", NULL};
+	const char *path = "requestHandler.parsers";
+	int l;
+	if (!expect(s, n, YAML_MAPPING_NODE, line, "requestHandler"))
+		return;
+	check_keys(s, n, "requestHandler", fields);
+	yaml_node_t *list = get(s, n, "parsers", &l);
+	if (!list || !expect(s, list, YAML_SEQUENCE_NODE, l, path) || seq_len(list) == 0)
+		return;
+	if (parser_line)
+		warn(s, parser_line, "parser",
+		     "is ignored: requestHandler.parsers names the parser (llm-d Router reads the "
+		     "top-level one only without it)");
+	for (size_t i = 1; i < seq_len(list); i++) {
+		char p[PATH_LEN];
+		yaml_node_t *e = seq_item(s, list, i);
+		sub(p, path, NULL, i);
+		err(s, e ? ig_yaml_line(e) : l, p,
+		    "a second parser: llm-d Router chooses among several by the request paths "
+		    "each claims; infergate runs one parser (openai-parser or passthrough-parser) "
+		    "for every request");
+	}
+	char p[PATH_LEN];
+	yaml_node_t *e = seq_item(s, list, 0);
+	sub(p, path, NULL, 0);
+	if (e)
+		decode_parser(s, e, ig_yaml_line(e), p);
 }
 
 /* ---- flowControl ------------------------------------------------------------- */
@@ -1642,6 +1760,7 @@ static void decode_flow(struct session *s, yaml_node_t *n, int line)
 					     "defaultPriorityBand",
 					     "priorityBands",
 					     "usageLimitPolicyPluginRef",
+					     "saturationDetector",
 					     NULL};
 	struct ig_flow_control_config *f = &s->cfg->flow;
 	int l;
@@ -1675,6 +1794,9 @@ static void decode_flow(struct session *s, yaml_node_t *n, int line)
 				    1u << PK_USAGE_LIMIT,
 				    "a usage limit policy (static-usage-limit-policy)")) >= 0)
 		f->usage_limit = s->cfg->plugins[pi].p.usage_threshold;
+	yaml_node_t *sd = get(s, n, "saturationDetector", &l);
+	if (sd)
+		decode_flow_detector(s, sd, l);
 }
 
 /* ---- featureGates, dataLayer --------------------------------------------------- */
@@ -1757,24 +1879,27 @@ static void decode_source(struct session *s, yaml_node_t *n, const char *path)
 /* dataLayer: what GIE's EPP scrapes. infergate always scrapes
  * http://ENDPOINT/metrics and reads vLLM's names, which is what a
  * metrics-data-source with a core-metrics-extractor describes; a section
- * that asks for anything else is refused. */
-static void decode_data_layer(struct session *s, yaml_node_t *n, int line)
+ * that asks for anything else is refused. GIE v1.3-v1.4 called the
+ * section `data` (`key` says which name the document used). */
+static void decode_data_layer(struct session *s, yaml_node_t *n, int line, const char *key)
 {
 	static const char *const fields[] = {"sources", NULL};
+	char sp[PATH_LEN];
 	int l;
 	s->data_layer = true;
-	if (!expect(s, n, YAML_MAPPING_NODE, line, "dataLayer"))
+	if (!expect(s, n, YAML_MAPPING_NODE, line, key))
 		return;
-	check_keys(s, n, "dataLayer", fields);
+	check_keys(s, n, key, fields);
 	if (s->cfg->gates & GATE_LEGACY_METRICS)
-		err(s, line, "dataLayer",
+		err(s, line, key,
 		    "is not used with the enableLegacyMetrics feature gate (GIE then ignores it): "
 		    "remove one of them");
 	yaml_node_t *src = get(s, n, "sources", &l);
-	if (src && !expect(s, src, YAML_SEQUENCE_NODE, l, "dataLayer.sources"))
+	sub(sp, key, "sources", 0);
+	if (src && !expect(s, src, YAML_SEQUENCE_NODE, l, sp))
 		return;
 	if (!src || seq_len(src) == 0) {
-		err(s, l, "dataLayer.sources",
+		err(s, l, sp,
 		    "no sources turns metrics collection off in GIE; infergate always scrapes "
 		    "each endpoint's /metrics, which the picker needs");
 		return;
@@ -1782,7 +1907,7 @@ static void decode_data_layer(struct session *s, yaml_node_t *n, int line)
 	for (size_t i = 0; i < seq_len(src); i++) {
 		char p[PATH_LEN];
 		yaml_node_t *e = seq_item(s, src, i);
-		sub(p, "dataLayer.sources", NULL, i);
+		sub(p, sp, NULL, i);
 		if (e)
 			decode_source(s, e, p);
 	}
@@ -1816,6 +1941,8 @@ static void check_header(struct session *s, yaml_node_t *root)
 					    "featureGates",
 					    "dataLayer",
 					    "parser",
+					    "requestHandler",
+					    "data",
 					    NULL};
 	int line;
 	yaml_node_t *kind = get(s, root, "kind", &line);
@@ -1845,17 +1972,32 @@ static void decode_root(struct session *s, yaml_node_t *root)
 	decode_list(s, root, "plugins", decode_plugin, &line);
 	decode_list(s, root, "schedulingProfiles", decode_profile, &s->profiles_line);
 	yaml_node_t *d = get(s, root, "saturationDetector", &line);
-	if (d)
-		decode_detector(s, d, line);
+	if (d) {
+		s->detector_line = line;
+		decode_detector(s, d, line, "saturationDetector", true);
+	}
 	yaml_node_t *f = get(s, root, "flowControl", &line);
 	if (f)
 		decode_flow(s, f, line);
 	yaml_node_t *dl = get(s, root, "dataLayer", &line);
-	if (dl)
-		decode_data_layer(s, dl, line);
+	int dline;
+	yaml_node_t *data = get(s, root, "data", &dline);
+	if (dl && data)
+		err(s, dline, "data",
+		    "is GIE v1.3-v1.4's name for dataLayer (v1.5): give the section once");
+	else if (dl)
+		decode_data_layer(s, dl, line, "dataLayer");
+	else if (data)
+		decode_data_layer(s, data, dline, "data");
+	int parser_line = 0;
 	yaml_node_t *pa = get(s, root, "parser", &line);
-	if (pa)
-		decode_parser(s, pa, line);
+	if (pa) {
+		parser_line = line;
+		decode_parser(s, pa, line, "parser");
+	}
+	yaml_node_t *rh = get(s, root, "requestHandler", &line);
+	if (rh)
+		decode_request_handler(s, rh, line, parser_line);
 }
 
 /* ---- system defaults --------------------------------------------------------- */
@@ -2095,7 +2237,8 @@ static void warn_unused(struct session *s)
 			break;
 		case PK_PARSER:
 			if (s->parser)
-				why = "parser.pluginRef names another plugin";
+				why = "another plugin is the parser (parser, "
+				      "requestHandler.parsers)";
 			else if (pl->type == PT_PASSTHROUGH_PARSER)
 				why = "no parser section names it, so openai-parser parses (as "
 				      "in llm-d Router)";
@@ -2153,10 +2296,12 @@ static void apply_defaults(struct session *s)
 			err(s, 0, "schedulingProfiles", "too many plugins to add a default picker");
 	picker_default_params(&c->detector);
 	int d = s->detector_ref;
-	for (size_t i = 0; i < c->nplugins && d < 0; i++)
+	for (size_t i = 0; i < c->nplugins && d < 0 && !s->thresholds; i++)
 		if (c->plugins[i].type == PT_UTILIZATION_DETECTOR)
 			d = (int)i;
-	if (d >= 0) {
+	if (s->thresholds) {
+		c->detector = s->legacy;
+	} else if (d >= 0) {
 		c->detector = c->plugins[d].p;
 		c->plugins[d].used = true;
 	}

@@ -1313,6 +1313,93 @@ static void test_config_passthrough_parser(void **state)
 	ig_scheduler_free(s);
 }
 
+/* Sections of other releases under the same apiVersion. GIE v1.2-v1.4's
+ * saturationDetector gave the thresholds itself (each absent one at its
+ * default); llm-d Router v0.9 moved pluginRef to
+ * flowControl.saturationDetector and the parser to requestHandler.parsers,
+ * each winning over the deprecated top-level section; GIE v1.3-v1.4 called
+ * dataLayer `data` and the core-metrics-extractor
+ * model-server-protocol-metrics. */
+static void test_config_sections_of_other_releases(void **state)
+{
+	/* v1.4 (its guide's example): queue 8, KV 0.75, stale after 150ms. */
+	struct ig_scheduler *s = sched_of("saturationDetector:\n  queueDepthThreshold: 8\n"
+					  "  kvCacheUtilThreshold: 0.75\n"
+					  "  metricsStalenessThreshold: 150ms\n");
+	ep(4, 0.3);  /* max(4/8, 0.3/0.75) = 0.5 */
+	ep(0, 0.6);  /* 0.8 */
+	ep(10, 0.0); /* 1.25 */
+	ep(0, 0.0);  /* 100ms old: fresh at 150ms, 0 */
+	eps[3].metrics_age_ms = 100;
+	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (0.5 + 0.8 + 1.25 + 0.0) / 4,
+			   1e-12);
+	eps[3].metrics_age_ms = 151; /* stale: 1.0 */
+	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (0.5 + 0.8 + 1.25 + 1.0) / 4,
+			   1e-12);
+	ig_scheduler_free(s);
+	/* Only the queue given: KV 0.8 and 200ms stay. */
+	s = sched_of("saturationDetector: {queueDepthThreshold: 2}\n");
+	eps[3].metrics_age_ms = 150;
+	/* max(4/2, 0.3/0.8) = 2; max(0, 0.75) = 0.75; 5; fresh 0 */
+	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (2.0 + 0.75 + 5.0 + 0.0) / 4,
+			   1e-12);
+	ig_scheduler_free(s);
+
+	/* llm-d Router: flowControl.saturationDetector names the detector,
+	 * without the flowControl gate too; the top-level one beside it is
+	 * ignored, with a warning. */
+	static const char *const two =
+	    "plugins:\n- name: strict\n  type: utilization-detector\n"
+	    "  parameters: {queueDepthThreshold: 1}\n"
+	    "- name: loose\n  type: utilization-detector\n"
+	    "  parameters: {queueDepthThreshold: 100}\n"
+	    "saturationDetector:\n  pluginRef: strict\n"
+	    "flowControl:\n  saturationDetector:\n    pluginRef: loose\n";
+	static const int wlines[] = {8};
+	static const char *const wmsgs[] = {
+	    "is ignored: flowControl.saturationDetector names the detector"};
+	struct ig_picker_config *c = parse_warned(two, wlines, wmsgs, 1);
+	s = ig_scheduler_new(c);
+	ig_picker_config_free(c);
+	n = 0;
+	ep(50, 0.0); /* loose: 50/100 = 0.5; strict would say 50 */
+	assert_float_equal(ig_scheduler_saturation(s, eps, 1), 0.5, 1e-12);
+	ig_scheduler_free(s);
+
+	/* requestHandler.parsers (llm-d Router's testdata default-config.yaml)
+	 * and its precedence over the deprecated parser. */
+	c = parse_ok("plugins:\n- type: queue-scorer\n- type: openai-parser\n"
+		     "schedulingProfiles:\n- name: default\n  plugins:\n"
+		     "  - pluginRef: queue-scorer\n"
+		     "requestHandler:\n  parsers:\n  - pluginRef: openai-parser\n");
+	ig_picker_config_free(c);
+	s = sched_of("plugins:\n- name: raw\n  type: passthrough-parser\n"
+		     "requestHandler:\n  parsers:\n  - pluginRef: raw\n");
+	assert_true(ig_scheduler_raw_body(s));
+	ig_scheduler_free(s);
+	static const int plines[] = {3};
+	static const char *const pmsgs[] = {
+	    "is ignored: requestHandler.parsers names the parser"};
+	c = parse_warned("plugins:\n- type: passthrough-parser\n"
+			 "parser: {pluginRef: passthrough-parser}\n"
+			 "requestHandler:\n  parsers:\n  - pluginRef: openai-parser\n",
+			 plines, pmsgs, 1);
+	s = ig_scheduler_new(c);
+	ig_picker_config_free(c);
+	assert_false(ig_scheduler_raw_body(s));
+	ig_scheduler_free(s);
+
+	/* GIE v1.4's data section and extractor name (its model-servers
+	 * guide); the plugin is named after the type as written. */
+	c = parse_ok("featureGates: [dataLayer]\n"
+		     "plugins:\n- type: queue-scorer\n- type: metrics-data-source\n"
+		     "- type: model-server-protocol-metrics\n"
+		     "  parameters: {defaultEngine: vllm}\n"
+		     "data:\n  sources:\n  - pluginRef: metrics-data-source\n"
+		     "    extractors:\n    - pluginRef: model-server-protocol-metrics\n");
+	ig_picker_config_free(c);
+}
+
 static void test_config_flow_policies(void **state)
 {
 	struct ig_picker_config *c = parse_ok(
@@ -1632,6 +1719,36 @@ static void test_config_errors(void **state)
 	     "    maxPrefixTokensToMatch: 262160\n",
 	     3, "plugins[0].parameters",
 	     "maxPrefixTokensToMatch / blockSizeTokens is 16385 blocks; at most 16384 are matched"},
+	    /* Shapes of other releases: mixed, out of range, or in the wrong place. */
+	    {"plugins:\n- type: utilization-detector\nsaturationDetector:\n"
+	     "  pluginRef: utilization-detector\n  queueDepthThreshold: 8\n",
+	     4, "saturationDetector.pluginRef",
+	     "beside GIE v1.2-v1.4's thresholds"},
+	    {"saturationDetector:\n  kvCacheUtilThreshold: 1.0\n", 2,
+	     "saturationDetector.kvCacheUtilThreshold", "must be below 1"},
+	    {"saturationDetector:\n  queueDepthThreshold: 0\n", 2,
+	     "saturationDetector.queueDepthThreshold", "must be strictly positive"},
+	    {"saturationDetector:\n  metricsStalenessThreshold: 150\n", 2,
+	     "saturationDetector.metricsStalenessThreshold", "must be a duration"},
+	    {"flowControl:\n  saturationDetector:\n    queueDepthThreshold: 8\n", 3,
+	     "flowControl.saturationDetector.queueDepthThreshold", "unknown field"},
+	    {"plugins:\n- type: queue-scorer\nflowControl:\n  saturationDetector:\n"
+	     "    pluginRef: queue-scorer\n",
+	     5, "flowControl.saturationDetector.pluginRef", "is not a saturation detector"},
+	    {"plugins:\n- type: passthrough-parser\nrequestHandler:\n  parsers:\n"
+	     "  - pluginRef: openai-parser\n  - pluginRef: passthrough-parser\n",
+	     6, "requestHandler.parsers[1]", "a second parser"},
+	    {"requestHandler:\n  parsers:\n  - pluginRef: queue-scorer\n", 3,
+	     "requestHandler.parsers[0].pluginRef", "no plugin named \"queue-scorer\""},
+	    {"requestHandler:\n  parser: {pluginRef: openai-parser}\n", 2,
+	     "requestHandler.parser", "unknown field"},
+	    {"plugins:\n- type: metrics-data-source\n- type: core-metrics-extractor\n"
+	     "dataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n"
+	     "    extractors: [{pluginRef: core-metrics-extractor}]\n"
+	     "data:\n  sources:\n  - pluginRef: metrics-data-source\n"
+	     "    extractors: [{pluginRef: core-metrics-extractor}]\n",
+	     8, "data", "is GIE v1.3-v1.4's name for dataLayer"},
+	    {"data:\n  sources: []\n", 2, "data.sources", "no sources turns metrics collection off"},
 	    {"plugins: []\n---\nplugins:\n- type: queue-scorer\n", 3, "",
 	     "a second YAML document: the picker configuration is one document"},
 	};
@@ -1690,6 +1807,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_decision_tree_filter, setup),
 	    cmocka_unit_test_setup(test_saturation, setup),
 	    cmocka_unit_test_setup(test_config_defaults, setup),
+	    cmocka_unit_test_setup(test_config_sections_of_other_releases, setup),
 	    cmocka_unit_test_setup(test_profiles_by_header, setup),
 	    cmocka_unit_test_setup(test_adapters_of_any_profile, setup),
 	    cmocka_unit_test_setup(test_single_profile_handler, setup),
