@@ -299,7 +299,7 @@ static int prescan(struct session *s, const char *text, size_t len)
 	return -1;
 }
 
-static void load_text(struct session *s, const char *name, const char *text, size_t len)
+static void load_yaml(struct session *s, const char *name, const char *text, size_t len)
 {
 	yaml_parser_t parser;
 	s->file = name;
@@ -339,6 +339,78 @@ static void load_text(struct session *s, const char *name, const char *text, siz
 			break;
 	}
 	yaml_parser_delete(&parser);
+}
+
+/* The line of the first Go template action that Helm would render
+ * ({{ .Values.x }}, {{- if ... }}, {{ include ... }}, a {{/ * comment),
+ * or 0.
+ * A value that merely looks like a template without being one of Helm's
+ * actions ({{ bos_token }} in a chat template) does not count. */
+static int helm_action_line(const char *text, size_t len)
+{
+	static const char *const words[] = {
+	    "if",      "else",	  "end",     "range",	"with",	   "define",  "template",
+	    "block",   "include", "tpl",     "toYaml",	"toJson",  "required", "default",
+	    "quote",   "squote",  "printf",  "nindent", "indent",  "trim",    "lookup",
+	    "fail",    "not",	  "and",     "or",	"eq",	   "ne",      "index",
+	    "dict",    "list",	  "hasKey",  "semverCompare",	   NULL};
+	int line = 1;
+	for (size_t i = 0; i + 2 < len; i++) {
+		if (text[i] == '\n') {
+			line++;
+			continue;
+		}
+		if (text[i] != '{' || text[i + 1] != '{')
+			continue;
+		size_t j = i + 2;
+		if (j < len && text[j] == '-')
+			j++;
+		while (j < len && (text[j] == ' ' || text[j] == '\t'))
+			j++;
+		if (j >= len)
+			break;
+		if (text[j] == '.' || text[j] == '$' || text[j] == '(' ||
+		    (text[j] == '/' && j + 1 < len && text[j + 1] == '*'))
+			return line;
+		size_t k = j;
+		while (k < len && ((text[k] >= 'a' && text[k] <= 'z') ||
+				   (text[k] >= 'A' && text[k] <= 'Z')))
+			k++;
+		for (const char *const *w = words; *w; w++)
+			if (strlen(*w) == k - j && memcmp(text + j, *w, k - j) == 0 &&
+			    (k == len || !(text[k] == '_' || (text[k] >= '0' && text[k] <= '9'))))
+				return line;
+	}
+	return 0;
+}
+
+/* Loads one file's text. A Helm chart's template is no manifest until
+ * `helm template` renders it, and what its {{ }} make of the YAML (flow
+ * mappings, syntax errors, missing kinds) says nothing useful: a file
+ * that fails to load and holds one of Helm's actions gets one error, at
+ * the first action, in place of its own diags. A file that loads is left
+ * alone, {{ }} or not (a ConfigMap may carry another program's
+ * templates). */
+static void load_text(struct session *s, const char *name, const char *text, size_t len)
+{
+	size_t n0 = s->diags->n, errors0 = s->nerrors, omitted0 = s->nomitted;
+	load_yaml(s, name, text, len);
+	int line;
+	if (s->nerrors == errors0 || len > MAX_FILE_BYTES ||
+	    !(line = helm_action_line(text, len)))
+		return;
+	for (size_t i = n0; i < s->diags->n; i++) {
+		free(s->diags->items[i].file);
+		free(s->diags->items[i].path);
+		free(s->diags->items[i].msg);
+	}
+	s->diags->n = n0;
+	s->nerrors = errors0;
+	s->nomitted = omitted0;
+	s->file = name;
+	ld_err(s, line, NULL, NULL,
+	       "a Helm template ({{ }} actions), not a manifest: render it first (helm template "
+	       "RELEASE CHART -f values.yaml > manifests.yaml) and give the output");
 }
 
 /* Reads the whole file, up to MAX_FILE_BYTES and one byte more (to tell a

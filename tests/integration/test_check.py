@@ -281,3 +281,48 @@ def test_listener_conflicts_are_warnings(tmp_path):
     assert (f"{m}:24: warning: spec.listeners[0]: listener \"a\" of ListenerSet \"default/ls\" "
             "(Conflicted=True, HostnameConflict): An earlier listener has the same port, "
             "protocol and hostname; it is not served") in lines, err
+
+
+def test_helm_templates_get_one_clear_error(tmp_path):
+    """A chart's template (the shape of GIE's config/charts/inferencepool
+    templates) is no manifest until `helm template` renders it: one error at
+    its first action says so, instead of the YAML errors its {{ }} cause,
+    and the directory beside it still loads."""
+    chart = tmp_path / "chart"
+    chart.mkdir()
+    (chart / "pool.yaml").write_text(
+        "# an InferencePool for the release\n"
+        "{{ include \"gie.validations\" $ }}\n"         # line 2
+        "apiVersion: inference.networking.k8s.io/v1\n"
+        "kind: InferencePool\n"
+        "metadata:\n"
+        "  name: {{ .Release.Name }}\n"
+        "spec:\n"
+        "  targetPorts:\n"
+        "  {{- range .Values.ports }}\n"
+        "  - number: {{ . }}\n"
+        "  {{- end }}\n")
+    (chart / "route.yaml").write_text(
+        "{{- if .Values.route.enabled }}\n"            # line 1
+        "apiVersion: gateway.networking.k8s.io/v1\n"
+        "kind: HTTPRoute\n"
+        "metadata:\n"
+        "  name: {{ .Release.Name }}\n"
+        "{{- end }}\n")
+    rc, out, err = check(chart / "pool.yaml", chart / "route.yaml")
+    assert rc == 1
+    msg = ("a Helm template ({{ }} actions), not a manifest: render it first (helm "
+           "template RELEASE CHART -f values.yaml > manifests.yaml) and give the output")
+    assert err == (f"{chart}/pool.yaml:2: {msg}\n"
+                   f"{chart}/route.yaml:1: {msg}\n"), err
+    # A manifest that loads keeps {{ }} of its own (a chat template in a
+    # ConfigMap): nothing to say about Helm.
+    cm = tmp_path / "cm.yaml"
+    cm.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: chat\n"
+        "data:\n  template: |\n    {{ bos_token }}{% for m in messages %}{{ m.content }}"
+        "{% endfor %}\n    {{- if .x }}\n")
+    rc, out, err = check(cm)
+    assert rc == 0, err
+    assert err == ""
+    assert out.startswith("1 object ok")
