@@ -153,6 +153,27 @@ static const struct {
     {"models-data-extractor",
      "infergate takes a pool's models from its InferenceModels/InferenceObjectives and the "
      "request, not from each server's /v1/models"},
+    {"precise-prefix-cache-producer",
+     "it reads the KV-cache events of vLLM's llm-d-kv-cache indexer, which infergate does not "
+     "subscribe to; prefix-cache-scorer estimates the same from the prompts it routed"},
+    {"burst-prefix-cache-producer",
+     "it is not implemented; prefix-cache-scorer's index (approx-prefix-cache-producer) "
+     "serves the prefix scorers here"},
+    {"mm-embeddings-cache-producer", "infergate does not hash multimodal inputs"},
+    {"mm-embeddings-cache-scorer", "infergate does not hash multimodal inputs"},
+    {"topology-extractor", "infergate reads no topology labels of pods for routing"},
+    {"topology-affinity-filter", "infergate reads no topology labels of pods for routing"},
+    {"topology-affinity-scorer", "infergate reads no topology labels of pods for routing"},
+    {"dcgm-data-source", "infergate scrapes the model servers' own /metrics only, not DCGM"},
+    {"dcgm-extractor", "infergate scrapes the model servers' own /metrics only, not DCGM"},
+    {"endpoint-attribute-filter",
+     "it reads attributes of other data sources (DCGM), which infergate does not scrape"},
+    {"endpoint-attribute-scorer",
+     "it reads attributes of other data sources (DCGM), which infergate does not scrape"},
+    {"program-aware-fairness", "flow control here offers round-robin-fairness-policy and "
+			       "global-strict-fairness-policy"},
+    {"soft-reflective-ceiling-policy",
+     "flow control here offers static-usage-limit-policy (usageLimitPolicyPluginRef)"},
     {"sheddable-eviction-filter", "flow control here never evicts a request once dispatched"},
     {"priority-then-time-eviction-order-policy",
      "flow control here never evicts a request once dispatched"},
@@ -340,6 +361,26 @@ static void check_twice(struct session *s, yaml_node_t *map, yaml_node_pair_t *a
 	}
 }
 
+/* Fields of llm-d Router v0.10's EndpointPickerConfig that infergate
+ * does not honour, by their path, and why: refused with the reason rather
+ * than as unknown (a typo). */
+static const struct {
+	const char *path, *why;
+} unsupported_fields[] = {
+    {"flowControl.enableEviction", "flow control here never evicts a request once dispatched"},
+    {"flowControl.defaultNegativePriorityBand",
+     "list the negative priorities' bands in priorityBands, or let defaultPriorityBand serve "
+     "them"},
+    {"dataLayer.injectDefaults", "infergate's data layer is its built-in scraper; its sources "
+				 "are those of dataLayer.sources"},
+    {"dataLayer.discovery", "infergate reads pods from the manifests or the API server it is "
+			    "given"},
+    {"dataLayer.crossReplicaSyncerPluginRef",
+     "each infergate replica keeps its own view (no state is shared between replicas)"},
+    {"dataLayer.crossReplicaSyncInterval",
+     "each infergate replica keeps its own view (no state is shared between replicas)"},
+};
+
 /* Refuses the fields of a mapping that its schema does not have (GIE
  * decodes strictly) and keys given twice (only one would count). */
 static void check_keys(struct session *s, yaml_node_t *map, const char *path,
@@ -360,7 +401,15 @@ static void check_keys(struct session *s, yaml_node_t *map, const char *path,
 		while (*q && !ig_yaml_scalar_is(k, *q))
 			q++;
 		if (!*q) {
-			err(s, ig_yaml_line(k), kp, "unknown field");
+			const char *why = NULL;
+			for (size_t i = 0; i < sizeof unsupported_fields / sizeof unsupported_fields[0];
+			     i++)
+				if (strcmp(kp, unsupported_fields[i].path) == 0)
+					why = unsupported_fields[i].why;
+			if (why)
+				err(s, ig_yaml_line(k), kp, "not supported by infergate: %s", why);
+			else
+				err(s, ig_yaml_line(k), kp, "unknown field");
 			continue;
 		}
 		check_twice(s, map, a, k, kp);

@@ -1486,6 +1486,19 @@ static void test_config_errors(void **state)
 	static const struct bad cases[] = {
 	    {"plugins:\n- type: magic-scorer\n", 2, "plugins[0].type",
 	     "unknown plugin type \"magic-scorer\""},
+	    /* llm-d Router v0.10's plugins and fields infergate does not
+	     * honour: refused with why, not as typos. */
+	    {"plugins:\n- type: topology-affinity-filter\n", 2, "plugins[0].type",
+	     "plugin type \"topology-affinity-filter\" is not supported: infergate reads no "
+	     "topology labels"},
+	    {"plugins:\n- type: precise-prefix-cache-producer\n", 2, "plugins[0].type",
+	     "plugin type \"precise-prefix-cache-producer\" is not supported"},
+	    {"featureGates: [flowControl]\nflowControl:\n  enableEviction: true\n", 3,
+	     "flowControl.enableEviction", "not supported by infergate: flow control here never "
+	     "evicts"},
+	    {"dataLayer:\n  crossReplicaSyncInterval: 1s\n", 2,
+	     "dataLayer.crossReplicaSyncInterval", "not supported by infergate: each infergate "
+	     "replica keeps its own view"},
 	    {"plugins:\n- name: a\n", 2, "plugins[0].type", "is required"},
 	    {"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
 	     "  - pluginRef: nope\n",
