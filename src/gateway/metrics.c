@@ -34,7 +34,9 @@ struct ig_gw_metrics {
 	struct ig_metric_family *ld_total, *ld_errors, *ld_duration, *ld_req_size, *ld_resp_size,
 	    *ld_in, *ld_out, *ld_cached, *ld_running, *ld_ntpot, *ld_ttft, *ld_tpot, *ld_attempts,
 	    *ld_plugin, *ld_rewrites;
-	struct ig_series *ld_e2e_s;
+	struct ig_metric_family *ld_fc_queue_duration, *ld_fc_enqueue_duration, *ld_fc_queue_size,
+	    *ld_fc_queue_bytes, *ld_fc_requests;
+	struct ig_series *ld_e2e_s, *ld_fc_dispatch_s;
 	struct ig_metric_family *fc_queue_duration, *fc_enqueue_duration, *fc_queue_size,
 	    *fc_queue_bytes;
 	/* The unlabelled families' series. */
@@ -314,6 +316,26 @@ static void saturation_rows(void *ctx, struct ig_metric_rows *rows)
 		const char *labels[] = {s->pools[p].pool->meta.name, s->pools[p].pool->meta.ns};
 		if (v >= 0)
 			ig_metrics_row(rows, labels, v);
+	}
+}
+
+/* llm-d's llm_d_epp_flow_control_pool_saturation{inference_pool, stage}:
+ * with no roles every endpoint is in the decode stage, and the effective
+ * saturation, the one that gates, is the decode stage's. */
+static void ld_saturation_rows(void *ctx, struct ig_metric_rows *rows)
+{
+	struct ig_gw_metrics *gm = ctx;
+	const struct ig_snapshot *s = gm->render_snap;
+	if (!s || !(s->flow_control || gm->flow_control))
+		return;
+	uint64_t now = ig_now_ns();
+	for (size_t p = 0; p < s->npools; p++) {
+		double v = pool_saturation(&s->pools[p], now);
+		if (v < 0)
+			continue;
+		const char *pool = s->pools[p].pool->meta.name, *ns = s->pools[p].pool->meta.ns;
+		ig_metrics_row(rows, (const char *[]){pool, ns, "decode"}, v);
+		ig_metrics_row(rows, (const char *[]){pool, ns, "effective"}, v);
 	}
 }
 
@@ -619,6 +641,35 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    fc_enqueue_labels, 3, fc_cycle_bounds,
 	    sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
 	gm->fc_dispatch_s = fc_dispatch ? ig_metrics_series(fc_dispatch, NULL) : NULL;
+	/* llm-d Router's flow-control names: its labels (the pool's
+	 * namespace after its name, as on GIE's). */
+	gm->ld_fc_queue_duration = ig_metrics_histogram(
+	    reg, "llm_d_epp_flow_control_request_queue_duration_seconds",
+	    "[ALPHA] Time from queue entry to terminal outcome.", fc_duration_labels, 7,
+	    fc_queue_bounds, sizeof fc_queue_bounds / sizeof fc_queue_bounds[0]);
+	struct ig_metric_family *ld_fc_dispatch = ig_metrics_histogram(
+	    reg, "llm_d_epp_flow_control_dispatch_cycle_duration_seconds",
+	    "[ALPHA] Cost of one dispatch cycle.", NULL, 0, fc_cycle_bounds,
+	    sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
+	gm->ld_fc_dispatch_s = ld_fc_dispatch ? ig_metrics_series(ld_fc_dispatch, NULL) : NULL;
+	gm->ld_fc_enqueue_duration = ig_metrics_histogram(
+	    reg, "llm_d_epp_flow_control_request_enqueue_duration_seconds",
+	    "[ALPHA] Time spent admitting a request to the queue.", fc_enqueue_labels, 3,
+	    fc_cycle_bounds, sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
+	gm->ld_fc_queue_size = ig_metrics_gauge_summed(
+	    reg, "llm_d_epp_flow_control_queue_size", "[ALPHA] Requests currently held in the queue.",
+	    fc_queue_labels, 6);
+	gm->ld_fc_queue_bytes = ig_metrics_gauge_summed(
+	    reg, "llm_d_epp_flow_control_queue_bytes", "[ALPHA] Bytes currently held in the queue.",
+	    fc_queue_labels, 6);
+	const char *pool_stage[] = {"inference_pool", "namespace", "stage"};
+	ig_metrics_gauge_rows(reg, "llm_d_epp_flow_control_pool_saturation",
+			      "[ALPHA] Saturation signal used to gate dispatch.", pool_stage, 3,
+			      ld_saturation_rows, gm);
+	const char *fc_req_labels[] = {"outcome", "priority", "inference_pool", "namespace"};
+	gm->ld_fc_requests =
+	    ig_metrics_counter(reg, "llm_d_epp_flow_control_requests_total",
+			       "[ALPHA] Requests by terminal outcome.", fc_req_labels, 4);
 	/* The build: GIE's commit SHA and build ref (its image's branch or
 	 * tag); infergate's version stands for the ref (core/version.h). */
 	const char *info_labels[] = {"commit", "build_ref"};
@@ -1282,16 +1333,27 @@ void ig_gw_metrics_flow(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	struct ig_series *s;
 	if (gauge) {
 		const struct ig_str v[] = {fid, pr, pool, ns, model, target};
-		if ((s = keyed_series(gm, c, gm->fc_queue_size, v, 6, 1u | mt << 4)))
-			ig_gauge_add(s, gauge);
-		if ((s = keyed_series(gm, c, gm->fc_queue_bytes, v, 6, 1u | mt << 4)))
-			ig_gauge_add(s, gauge * (double)st->bytes);
+		for (int ld = 0; ld < 2; ld++) {
+			if ((s = keyed_series(gm, c, ld ? gm->ld_fc_queue_size : gm->fc_queue_size, v,
+					      6, 1u | mt << 4)))
+				ig_gauge_add(s, gauge);
+			if ((s = keyed_series(gm, c, ld ? gm->ld_fc_queue_bytes : gm->fc_queue_bytes,
+					      v, 6, 1u | mt << 4)))
+				ig_gauge_add(s, gauge * (double)st->bytes);
+		}
 	}
 	if (ev != IG_GW_FLOW_QUEUED) {
 		const struct ig_str v[] = {fid,	  pr,	 ig_str_from(queue_outcomes[ev]), pool, ns,
 					   model, target};
-		if ((s = keyed_series(gm, c, gm->fc_queue_duration, v, 7, 1u | mt << 5)))
-			ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
+		for (int ld = 0; ld < 2; ld++)
+			if ((s = keyed_series(gm, c,
+					      ld ? gm->ld_fc_queue_duration : gm->fc_queue_duration,
+					      v, 7, 1u | mt << 5)))
+				ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
+		/* llm-d counts each request once, at its terminal outcome. */
+		const struct ig_str o[] = {ig_str_from(queue_outcomes[ev]), pr, pool, ns};
+		if ((s = keyed_series(gm, c, gm->ld_fc_requests, o, 4, 0)))
+			ig_counter_add(s, 1);
 	}
 	if (ev == IG_GW_FLOW_PASSED || ev == IG_GW_FLOW_QUEUED ||
 	    ev == IG_GW_FLOW_REJECTED_CAPACITY || ev == IG_GW_FLOW_REJECTED_OTHER) {
@@ -1302,20 +1364,27 @@ void ig_gw_metrics_flow(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 		bool pushed = ev == IG_GW_FLOW_PASSED || ev == IG_GW_FLOW_QUEUED;
 		const struct ig_str v[] = {
 		    fid, pr, ig_str_from(pushed ? "NotYetFinalized" : queue_outcomes[ev])};
-		if ((s = keyed_series(gm, c, gm->fc_enqueue_duration, v, 3, 1u)))
-			ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
+		for (int ld = 0; ld < 2; ld++)
+			if ((s = keyed_series(gm, c,
+					      ld ? gm->ld_fc_enqueue_duration : gm->fc_enqueue_duration,
+					      v, 3, 1u)))
+				ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
 	}
 	/* GIE's processor runs a dispatch cycle as each request arrives,
 	 * which sends one that finds room on; here the admission check is
 	 * that cycle (the shard's series: no write to another worker's). */
 	if (ev == IG_GW_FLOW_PASSED && gm->fc_dispatch_s)
 		ig_hist_observe(gm->fc_dispatch_s, st->seconds);
+	if (ev == IG_GW_FLOW_PASSED && gm->ld_fc_dispatch_s)
+		ig_hist_observe(gm->ld_fc_dispatch_s, st->seconds);
 }
 
 void ig_gw_metrics_dispatch_cycle(struct ig_gw_metrics *gm, double seconds)
 {
 	if (gm->fc_dispatch_s)
 		ig_hist_observe(gm->fc_dispatch_s, seconds);
+	if (gm->ld_fc_dispatch_s)
+		ig_hist_observe(gm->ld_fc_dispatch_s, seconds);
 }
 
 void ig_gw_metrics_flow_control(struct ig_gw_metrics *gm, bool on)

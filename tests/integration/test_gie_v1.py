@@ -927,6 +927,21 @@ def test_metrics_flow_control(procs, tmp_path):
     assert sample(text, qbytes, **flow) == 0
     assert sample(text, enq + "_count", fairness_id="tenant-a", priority="0",
                   outcome="NotYetFinalized") == 4
+    # llm-d Router's names for the same, and its count of each request
+    # at its terminal outcome.
+    ld = "llm_d_epp_flow_control_"
+    assert sample(text, ld + "request_queue_duration_seconds_count", outcome="EvictedTTL",
+                  **flow) == 1
+    assert sample(text, ld + "queue_size", **flow) == 0
+    assert sample(text, ld + "request_enqueue_duration_seconds_count", fairness_id="tenant-a",
+                  priority="0", outcome="NotYetFinalized") == 4
+    assert plain(text, ld + "dispatch_cycle_duration_seconds_count") == plain(text, cycles)
+    pool = dict(priority="0", inference_pool="pool-0", namespace="default")
+    for outcome, n in (("Dispatched", 2), ("RejectedCapacity", 1), ("EvictedTTL", 1),
+                       ("EvictedContextCancelled", 1)):
+        assert sample(text, ld + "requests_total", outcome=outcome, **pool) == n, outcome
+    assert sample(text, ld + "pool_saturation", inference_pool="pool-0", namespace="default",
+                  stage="effective") == 2.0
     c.stop()
 
 
@@ -940,6 +955,8 @@ def test_metrics_no_flow_control_families_without_it(procs, tmp_path):
     assert "inference_extension_flow_control_pool_saturation" not in text
     assert "inference_extension_flow_control_queue_size{" not in text
     assert "inference_extension_flow_control_request_queue_duration_seconds_count{" not in text
+    assert "llm_d_epp_flow_control_pool_saturation" not in text
+    assert "llm_d_epp_flow_control_requests_total{" not in text
     c.stop()
 
 
