@@ -348,12 +348,15 @@ static void load_yaml(struct session *s, const char *name, const char *text, siz
  * actions ({{ bos_token }} in a chat template) does not count. */
 static int helm_action_line(const char *text, size_t len)
 {
-	static const char *const words[] = {
-	    "if",      "else",	  "end",     "range",	"with",	   "define",  "template",
-	    "block",   "include", "tpl",     "toYaml",	"toJson",  "required", "default",
-	    "quote",   "squote",  "printf",  "nindent", "indent",  "trim",    "lookup",
-	    "fail",    "not",	  "and",     "or",	"eq",	   "ne",      "index",
-	    "dict",    "list",	  "hasKey",  "semverCompare",	   NULL};
+	static const char *const words[] = {"if",	"else",	   "end",      "range",
+					    "with",	"define",  "template", "block",
+					    "include",	"tpl",	   "toYaml",   "toJson",
+					    "required", "default", "quote",    "squote",
+					    "printf",	"nindent", "indent",   "trim",
+					    "lookup",	"fail",	   "not",      "and",
+					    "or",	"eq",	   "ne",       "index",
+					    "dict",	"list",	   "hasKey",   "semverCompare",
+					    NULL};
 	int line = 1;
 	for (size_t i = 0; i + 2 < len; i++) {
 		if (text[i] == '\n') {
@@ -373,8 +376,8 @@ static int helm_action_line(const char *text, size_t len)
 		    (text[j] == '/' && j + 1 < len && text[j + 1] == '*'))
 			return line;
 		size_t k = j;
-		while (k < len && ((text[k] >= 'a' && text[k] <= 'z') ||
-				   (text[k] >= 'A' && text[k] <= 'Z')))
+		while (k < len &&
+		       ((text[k] >= 'a' && text[k] <= 'z') || (text[k] >= 'A' && text[k] <= 'Z')))
 			k++;
 		for (const char *const *w = words; *w; w++)
 			if (strlen(*w) == k - j && memcmp(text + j, *w, k - j) == 0 &&
@@ -396,8 +399,7 @@ static void load_text(struct session *s, const char *name, const char *text, siz
 	size_t n0 = s->diags->n, errors0 = s->nerrors, omitted0 = s->nomitted;
 	load_yaml(s, name, text, len);
 	int line;
-	if (s->nerrors == errors0 || len > MAX_FILE_BYTES ||
-	    !(line = helm_action_line(text, len)))
+	if (s->nerrors == errors0 || len > MAX_FILE_BYTES || !(line = helm_action_line(text, len)))
 		return;
 	for (size_t i = n0; i < s->diags->n; i++) {
 		free(s->diags->items[i].file);

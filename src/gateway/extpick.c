@@ -1097,7 +1097,8 @@ int ig_req_extpick(struct ig_req *p)
 	hs[auth_at] = (struct ig_xp_header){IG_STR(":authority"), authority};
 	hs[k++] = (struct ig_xp_header){IG_STR("x-request-id"), p->request_id};
 	if (p->ex->client_cert.len)
-		hs[k++] = (struct ig_xp_header){IG_STR("x-forwarded-client-cert"), p->ex->client_cert};
+		hs[k++] =
+		    (struct ig_xp_header){IG_STR("x-forwarded-client-cert"), p->ex->client_cert};
 	hs[k++] = (struct ig_xp_header){IG_STR("x-forwarded-for"), ig_req_forwarded_for(p)};
 	hs[k++] = (struct ig_xp_header){IG_STR("x-forwarded-proto"),
 					p->ex->tls ? IG_STR("https") : IG_STR("http")};

@@ -647,18 +647,18 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "llm_d_epp_flow_control_request_queue_duration_seconds",
 	    "[ALPHA] Time from queue entry to terminal outcome.", fc_duration_labels, 7,
 	    fc_queue_bounds, sizeof fc_queue_bounds / sizeof fc_queue_bounds[0]);
-	struct ig_metric_family *ld_fc_dispatch = ig_metrics_histogram(
-	    reg, "llm_d_epp_flow_control_dispatch_cycle_duration_seconds",
-	    "[ALPHA] Cost of one dispatch cycle.", NULL, 0, fc_cycle_bounds,
-	    sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
+	struct ig_metric_family *ld_fc_dispatch =
+	    ig_metrics_histogram(reg, "llm_d_epp_flow_control_dispatch_cycle_duration_seconds",
+				 "[ALPHA] Cost of one dispatch cycle.", NULL, 0, fc_cycle_bounds,
+				 sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
 	gm->ld_fc_dispatch_s = ld_fc_dispatch ? ig_metrics_series(ld_fc_dispatch, NULL) : NULL;
 	gm->ld_fc_enqueue_duration = ig_metrics_histogram(
 	    reg, "llm_d_epp_flow_control_request_enqueue_duration_seconds",
 	    "[ALPHA] Time spent admitting a request to the queue.", fc_enqueue_labels, 3,
 	    fc_cycle_bounds, sizeof fc_cycle_bounds / sizeof fc_cycle_bounds[0]);
 	gm->ld_fc_queue_size = ig_metrics_gauge_summed(
-	    reg, "llm_d_epp_flow_control_queue_size", "[ALPHA] Requests currently held in the queue.",
-	    fc_queue_labels, 6);
+	    reg, "llm_d_epp_flow_control_queue_size",
+	    "[ALPHA] Requests currently held in the queue.", fc_queue_labels, 6);
 	gm->ld_fc_queue_bytes = ig_metrics_gauge_summed(
 	    reg, "llm_d_epp_flow_control_queue_bytes", "[ALPHA] Bytes currently held in the queue.",
 	    fc_queue_labels, 6);
@@ -701,26 +701,26 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	    reg, "llm_d_epp_response_size_bytes", "[ALPHA] Response body size.", ld_req, 4,
 	    response_size_bounds, sizeof response_size_bounds / sizeof response_size_bounds[0]);
 	gm->ld_in = ig_metrics_histogram(reg, "llm_d_epp_request_input_tokens",
-					 "[ALPHA] Input token count.", ld_req, 4, input_token_bounds,
-					 n_input_token_bounds);
+					 "[ALPHA] Input token count.", ld_req, 4,
+					 input_token_bounds, n_input_token_bounds);
 	gm->ld_out = ig_metrics_histogram(reg, "llm_d_epp_request_output_tokens",
 					  "[ALPHA] Output token count.", ld_req, 4,
 					  output_token_bounds, n_output_token_bounds);
 	gm->ld_cached = ig_metrics_histogram(reg, "llm_d_epp_request_cached_tokens",
 					     "[ALPHA] Prompt tokens served from cache.", ld_req, 4,
 					     input_token_bounds, n_input_token_bounds);
-	gm->ld_running = ig_metrics_gauge_summed(reg, "llm_d_epp_request_running",
-						 "[ALPHA] Requests currently in flight.", ld_req, 4);
+	gm->ld_running = ig_metrics_gauge_summed(
+	    reg, "llm_d_epp_request_running", "[ALPHA] Requests currently in flight.", ld_req, 4);
 	gm->ld_ntpot = ig_metrics_histogram(
 	    reg, "llm_d_epp_request_ntpot_seconds", "[ALPHA] Normalized time per output token.",
 	    ld_req, 4, ntpot_bounds, sizeof ntpot_bounds / sizeof ntpot_bounds[0]);
 	gm->ld_ttft = ig_metrics_histogram(
 	    reg, "llm_d_epp_request_ttft_seconds", "[ALPHA] Time to first token.", ld_ttft_labels,
 	    5, duration_bounds, sizeof duration_bounds / sizeof duration_bounds[0]);
-	gm->ld_tpot = ig_metrics_histogram(
-	    reg, "llm_d_epp_request_streaming_tpot_seconds",
-	    "[ALPHA] Time per output token for streaming.", ld_req, 4, tpot_bounds,
-	    sizeof tpot_bounds / sizeof tpot_bounds[0]);
+	gm->ld_tpot =
+	    ig_metrics_histogram(reg, "llm_d_epp_request_streaming_tpot_seconds",
+				 "[ALPHA] Time per output token for streaming.", ld_req, 4,
+				 tpot_bounds, sizeof tpot_bounds / sizeof tpot_bounds[0]);
 	ig_metrics_gauge_rows(reg, "llm_d_epp_average_kv_cache_utilization",
 			      "[ALPHA] Mean KV-cache utilization across the pool.", pool_ns, 2,
 			      kv_rows, gm);
@@ -731,8 +731,8 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	ig_metrics_gauge_rows(reg, "llm_d_epp_std_dev_kv_cache_utilization",
 			      "[ALPHA] Spread of KV-cache utilization.", pool_ns, 2, kv_sd_rows,
 			      gm);
-	ig_metrics_gauge_rows(reg, "llm_d_epp_std_dev_queue_size",
-			      "[ALPHA] Spread of queue depth.", pool_ns, 2, queue_sd_rows, gm);
+	ig_metrics_gauge_rows(reg, "llm_d_epp_std_dev_queue_size", "[ALPHA] Spread of queue depth.",
+			      pool_ns, 2, queue_sd_rows, gm);
 	ig_metrics_gauge_rows(reg, "llm_d_epp_std_dev_running_requests",
 			      "[ALPHA] Spread of in-flight requests.", pool_ns, 2, running_sd_rows,
 			      gm);
@@ -741,10 +741,10 @@ struct ig_gw_metrics *ig_gw_metrics_new(void)
 	const char *name_ep[] = {"name", "namespace", "model_server_endpoint"};
 	ig_metrics_gauge_rows(reg, "llm_d_epp_per_endpoint_queue_size",
 			      "[ALPHA] Per-endpoint queue depth.", name_ep, 3, pod_queue_fn, gm);
-	struct ig_metric_family *ld_e2e = ig_metrics_histogram(
-	    reg, "llm_d_epp_scheduler_e2e_duration_seconds",
-	    "[ALPHA] End-to-end scheduling latency.", NULL, 0, sched_bounds,
-	    sizeof sched_bounds / sizeof sched_bounds[0]);
+	struct ig_metric_family *ld_e2e =
+	    ig_metrics_histogram(reg, "llm_d_epp_scheduler_e2e_duration_seconds",
+				 "[ALPHA] End-to-end scheduling latency.", NULL, 0, sched_bounds,
+				 sizeof sched_bounds / sizeof sched_bounds[0]);
 	gm->ld_e2e_s = ld_e2e ? ig_metrics_series(ld_e2e, NULL) : NULL;
 	const char *ld_attempt_labels[] = {"status", "target_model_name", "endpoint_name",
 					   "namespace", "port"};
@@ -1334,11 +1334,12 @@ void ig_gw_metrics_flow(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 	if (gauge) {
 		const struct ig_str v[] = {fid, pr, pool, ns, model, target};
 		for (int ld = 0; ld < 2; ld++) {
-			if ((s = keyed_series(gm, c, ld ? gm->ld_fc_queue_size : gm->fc_queue_size, v,
-					      6, 1u | mt << 4)))
-				ig_gauge_add(s, gauge);
-			if ((s = keyed_series(gm, c, ld ? gm->ld_fc_queue_bytes : gm->fc_queue_bytes,
+			if ((s = keyed_series(gm, c, ld ? gm->ld_fc_queue_size : gm->fc_queue_size,
 					      v, 6, 1u | mt << 4)))
+				ig_gauge_add(s, gauge);
+			if ((s = keyed_series(gm, c,
+					      ld ? gm->ld_fc_queue_bytes : gm->fc_queue_bytes, v, 6,
+					      1u | mt << 4)))
 				ig_gauge_add(s, gauge * (double)st->bytes);
 		}
 	}
@@ -1365,9 +1366,9 @@ void ig_gw_metrics_flow(struct ig_gw_metrics *gm, struct ig_gw_metrics_cache *c,
 		const struct ig_str v[] = {
 		    fid, pr, ig_str_from(pushed ? "NotYetFinalized" : queue_outcomes[ev])};
 		for (int ld = 0; ld < 2; ld++)
-			if ((s = keyed_series(gm, c,
-					      ld ? gm->ld_fc_enqueue_duration : gm->fc_enqueue_duration,
-					      v, 3, 1u)))
+			if ((s = keyed_series(
+				 gm, c, ld ? gm->ld_fc_enqueue_duration : gm->fc_enqueue_duration,
+				 v, 3, 1u)))
 				ig_hist_observe(s, ev == IG_GW_FLOW_PASSED ? 0 : st->seconds);
 	}
 	/* GIE's processor runs a dispatch cycle as each request arrives,

@@ -32,9 +32,9 @@ struct ig_gw_request_stats {
 	bool client_labels; /* model/target chosen by the client (v1 passthrough) */
 	int priority;
 	struct ig_str fairness_id; /* the flow's (llm-d's families carry it) */
-	int status;	 /* what the client got; 499: it left first */
-	bool pod_status; /* that status came from the model server */
-	bool scheduled;	 /* parsed, admitted and sent to an endpoint */
+	int status;		   /* what the client got; 499: it left first */
+	bool pod_status;	   /* that status came from the model server */
+	bool scheduled;		   /* parsed, admitted and sent to an endpoint */
 	/* The response began but never reached its end: the client left
 	 * mid-stream, or the stream was cut. */
 	bool cut;

@@ -69,7 +69,8 @@ void ig_req_metrics_plugins(struct ig_req *p, const uint32_t *ticks)
 				    p->w->gw->metrics, ig_scheduler_plugin(ref->s, i), j & 1);
 				if (!s)
 					continue;
-				atomic_store_explicit(&ref->plugin_series[j], s, memory_order_release);
+				atomic_store_explicit(&ref->plugin_series[j], s,
+						      memory_order_release);
 			}
 			ig_hist_observe(s, (double)ticks[k] * per_tick);
 		}

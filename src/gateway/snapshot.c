@@ -285,8 +285,8 @@ static struct ig_sched_ref *sched_for(struct ig_snapshot *s, const struct ig_poo
 	if (!r)
 		return NULL;
 	r->s = ig_scheduler_new(s->picker);
-	if (!r->s || !(r->plugin_series = calloc(2 * ig_scheduler_nplugins(r->s) + 1,
-						 sizeof *r->plugin_series))) {
+	if (!r->s || !(r->plugin_series =
+			   calloc(2 * ig_scheduler_nplugins(r->s) + 1, sizeof *r->plugin_series))) {
 		ig_scheduler_free(r->s);
 		free(r);
 		return NULL;

@@ -171,7 +171,10 @@ static void budget_init(struct budget *b, atomic_size_t *total, size_t max)
 {
 	/* 64 blocks to the ceiling, at most 1 MiB each. */
 	size_t block = max / 64;
-	*b = (struct budget){.total = total, .block = block > (1u << 20) ? 1u << 20 : block ? block : 1};
+	*b = (struct budget){.total = total,
+			     .block = block > (1u << 20) ? 1u << 20
+				      : block		 ? block
+							 : 1};
 }
 
 /* Whether n more bytes fit under max, with what the other servers hold:
@@ -187,8 +190,8 @@ static bool budget_fits(struct budget *b, size_t n, size_t max)
 	do {
 		if (total + need > max)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(b->total, &total, total + need,
-						       memory_order_relaxed, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+	    b->total, &total, total + need, memory_order_relaxed, memory_order_relaxed));
 	b->share += need;
 	return true;
 }

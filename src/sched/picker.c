@@ -114,7 +114,7 @@ struct ig_scheduler {
 	struct plugin_params detector;
 	/* Prefix hashing, when a prefix scorer or affinity filter runs. */
 	struct ig_prefix_index *index;
-	struct plugin_params prefix; /* its parameters */
+	struct plugin_params prefix;	 /* its parameters */
 	struct ig_sched_plugin *plugins; /* every profile's, for their timings */
 	size_t nplugins;
 };
@@ -222,8 +222,10 @@ static int compile_profile(struct sched_profile *sp, const struct ig_picker_conf
 	picker_default_params(&sp->picker.p);
 	for (size_t i = 0; i < pr->n; i++) {
 		const struct plugin *pl = &c->plugins[pr->e[i].plugin];
-		struct stage st = {pl->type, pr->e[i].weight, pl->p, NULL, NULL,
-				   strdup(pl->name ? pl->name : picker_type_name(pl->type))};
+		struct stage st = {
+		    pl->type, pr->e[i].weight,
+		    pl->p,    NULL,
+		    NULL,     strdup(pl->name ? pl->name : picker_type_name(pl->type))};
 		if (!st.name || stage_state(&st, pl) < 0) {
 			stage_free(&st);
 			return -1;
@@ -1262,7 +1264,8 @@ int ig_schedule(struct ig_scheduler *s, const struct ig_sched_req *req,
 	uint64_t t = res->plugin_ticks && pr->prefix_at >= 0 ? ig_ticks() : 0;
 	const struct ig_prefix_walk *walk = match_prefix(s, pr, &c, res);
 	if (t)
-		res->plugin_ticks[pr->nfilters + (size_t)pr->prefix_at] = ticks_between(t, ig_ticks());
+		res->plugin_ticks[pr->nfilters + (size_t)pr->prefix_at] =
+		    ticks_between(t, ig_ticks());
 	int rc = run(pr, &c, res);
 	res->profile = pr->name;
 	res->max_endpoints = pr->picker.p.max_endpoints;

@@ -42,9 +42,9 @@ struct session {
 	yaml_document_t *doc;
 	size_t visits;
 	struct ig_picker_config *cfg;
-	int detector_ref; /* plugin index named by saturationDetector, or -1 */
-	int detector_line; /* line of the top-level saturationDetector, 0 if none */
-	bool thresholds;   /* saturationDetector gave GIE v1.2-v1.4 thresholds */
+	int detector_ref;	     /* plugin index named by saturationDetector, or -1 */
+	int detector_line;	     /* line of the top-level saturationDetector, 0 if none */
+	bool thresholds;	     /* saturationDetector gave GIE v1.2-v1.4 thresholds */
 	struct plugin_params legacy; /* ... and these are they */
 	int profiles_line;
 	int handler;	 /* plugin index of the declared profile handler, or -1 */
@@ -402,8 +402,8 @@ static void check_keys(struct session *s, yaml_node_t *map, const char *path,
 			q++;
 		if (!*q) {
 			const char *why = NULL;
-			for (size_t i = 0; i < sizeof unsupported_fields / sizeof unsupported_fields[0];
-			     i++)
+			for (size_t i = 0;
+			     i < sizeof unsupported_fields / sizeof unsupported_fields[0]; i++)
 				if (strcmp(kp, unsupported_fields[i].path) == 0)
 					why = unsupported_fields[i].why;
 			if (why)
@@ -1803,14 +1803,10 @@ static void decode_default_band(struct session *s, yaml_node_t *n, int line)
 
 static void decode_flow(struct session *s, yaml_node_t *n, int line)
 {
-	static const char *const fields[] = {"maxBytes",
-					     "maxRequests",
-					     "defaultRequestTTL",
-					     "defaultPriorityBand",
-					     "priorityBands",
-					     "usageLimitPolicyPluginRef",
-					     "saturationDetector",
-					     NULL};
+	static const char *const fields[] = {"maxBytes",	   "maxRequests",
+					     "defaultRequestTTL",  "defaultPriorityBand",
+					     "priorityBands",	   "usageLimitPolicyPluginRef",
+					     "saturationDetector", NULL};
 	struct ig_flow_control_config *f = &s->cfg->flow;
 	int l;
 	if (!expect(s, n, YAML_MAPPING_NODE, line, "flowControl"))

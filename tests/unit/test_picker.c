@@ -366,7 +366,7 @@ static void test_lora_slot_scorer(void **state)
 	full[d].base_model = 0; /* says nothing of its model */
 	ig_adapter_set_add(&full[a].running_adapters, IG_STR("ad"));
 	ig_adapter_set_add(&full[b].running_adapters, IG_STR("x")); /* room */
-	for (size_t i = c; i <= d; i++) { /* full */
+	for (size_t i = c; i <= d; i++) {			    /* full */
 		ig_adapter_set_add(&full[i].running_adapters, IG_STR("x"));
 		ig_adapter_set_add(&full[i].running_adapters, IG_STR("y"));
 	}
@@ -761,14 +761,15 @@ static void test_header_filter(void **state)
  * alone. */
 static void test_plugin_timings(void **state)
 {
-	struct ig_scheduler *s = sched_of(
-	    "plugins:\n- name: hint\n  type: header-based-testing-filter\n"
-	    "- type: queue-scorer\n- name: pfx\n  type: prefix-cache-scorer\n"
-	    "- name: best\n  type: max-score-picker\n"
-	    "- name: h\n  type: header-profile-handler\n  parameters: {headerName: x-p, defaultProfile: a}\n"
-	    "schedulingProfiles:\n- name: a\n  plugins:\n  - pluginRef: hint\n"
-	    "  - pluginRef: queue-scorer\n  - pluginRef: pfx\n  - pluginRef: best\n"
-	    "- name: b\n  plugins:\n  - pluginRef: queue-scorer\n");
+	struct ig_scheduler *s =
+	    sched_of("plugins:\n- name: hint\n  type: header-based-testing-filter\n"
+		     "- type: queue-scorer\n- name: pfx\n  type: prefix-cache-scorer\n"
+		     "- name: best\n  type: max-score-picker\n"
+		     "- name: h\n  type: header-profile-handler\n  parameters: {headerName: x-p, "
+		     "defaultProfile: a}\n"
+		     "schedulingProfiles:\n- name: a\n  plugins:\n  - pluginRef: hint\n"
+		     "  - pluginRef: queue-scorer\n  - pluginRef: pfx\n  - pluginRef: best\n"
+		     "- name: b\n  plugins:\n  - pluginRef: queue-scorer\n");
 	static const char *const want[][3] = {
 	    {"Filter", "header-based-testing-filter", "hint"},
 	    {"Scorer", "queue-scorer", "queue-scorer"},
@@ -1041,9 +1042,8 @@ static void test_config_durations_and_names(void **state)
 	static const struct {
 		const char *v;
 		uint64_t fresh_ms; /* the oldest age still fresh */
-	} cases[] = {{"1m30s", 90000}, {"1h2m3.5s", 3723500}, {"\"1.5s\"", 1500},
-		     {".5s", 500},     {"2000us", 2},	      {"1500\xc2\xb5s", 2},
-		     {"+3ms", 3},      {"1ms500us", 2}};
+	} cases[] = {{"1m30s", 90000}, {"1h2m3.5s", 3723500}, {"\"1.5s\"", 1500}, {".5s", 500},
+		     {"2000us", 2},    {"1500\xc2\xb5s", 2},  {"+3ms", 3},	  {"1ms500us", 2}};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char yaml[256];
 		snprintf(yaml, sizeof yaml,
@@ -1331,18 +1331,15 @@ static void test_config_sections_of_other_releases(void **state)
 	ep(10, 0.0); /* 1.25 */
 	ep(0, 0.0);  /* 100ms old: fresh at 150ms, 0 */
 	eps[3].metrics_age_ms = 100;
-	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (0.5 + 0.8 + 1.25 + 0.0) / 4,
-			   1e-12);
+	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (0.5 + 0.8 + 1.25 + 0.0) / 4, 1e-12);
 	eps[3].metrics_age_ms = 151; /* stale: 1.0 */
-	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (0.5 + 0.8 + 1.25 + 1.0) / 4,
-			   1e-12);
+	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (0.5 + 0.8 + 1.25 + 1.0) / 4, 1e-12);
 	ig_scheduler_free(s);
 	/* Only the queue given: KV 0.8 and 200ms stay. */
 	s = sched_of("saturationDetector: {queueDepthThreshold: 2}\n");
 	eps[3].metrics_age_ms = 150;
 	/* max(4/2, 0.3/0.8) = 2; max(0, 0.75) = 0.75; 5; fresh 0 */
-	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (2.0 + 0.75 + 5.0 + 0.0) / 4,
-			   1e-12);
+	assert_float_equal(ig_scheduler_saturation(s, eps, 4), (2.0 + 0.75 + 5.0 + 0.0) / 4, 1e-12);
 	ig_scheduler_free(s);
 
 	/* llm-d Router: flowControl.saturationDetector names the detector,
@@ -1378,8 +1375,7 @@ static void test_config_sections_of_other_releases(void **state)
 	assert_true(ig_scheduler_raw_body(s));
 	ig_scheduler_free(s);
 	static const int plines[] = {3};
-	static const char *const pmsgs[] = {
-	    "is ignored: requestHandler.parsers names the parser"};
+	static const char *const pmsgs[] = {"is ignored: requestHandler.parsers names the parser"};
 	c = parse_warned("plugins:\n- type: passthrough-parser\n"
 			 "parser: {pluginRef: passthrough-parser}\n"
 			 "requestHandler:\n  parsers:\n  - pluginRef: openai-parser\n",
@@ -1494,10 +1490,12 @@ static void test_config_errors(void **state)
 	    {"plugins:\n- type: precise-prefix-cache-producer\n", 2, "plugins[0].type",
 	     "plugin type \"precise-prefix-cache-producer\" is not supported"},
 	    {"featureGates: [flowControl]\nflowControl:\n  enableEviction: true\n", 3,
-	     "flowControl.enableEviction", "not supported by infergate: flow control here never "
+	     "flowControl.enableEviction",
+	     "not supported by infergate: flow control here never "
 	     "evicts"},
 	    {"dataLayer:\n  crossReplicaSyncInterval: 1s\n", 2,
-	     "dataLayer.crossReplicaSyncInterval", "not supported by infergate: each infergate "
+	     "dataLayer.crossReplicaSyncInterval",
+	     "not supported by infergate: each infergate "
 	     "replica keeps its own view"},
 	    {"plugins:\n- name: a\n", 2, "plugins[0].type", "is required"},
 	    {"plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: p\n  plugins:\n"
@@ -1735,8 +1733,7 @@ static void test_config_errors(void **state)
 	    /* Shapes of other releases: mixed, out of range, or in the wrong place. */
 	    {"plugins:\n- type: utilization-detector\nsaturationDetector:\n"
 	     "  pluginRef: utilization-detector\n  queueDepthThreshold: 8\n",
-	     4, "saturationDetector.pluginRef",
-	     "beside GIE v1.2-v1.4's thresholds"},
+	     4, "saturationDetector.pluginRef", "beside GIE v1.2-v1.4's thresholds"},
 	    {"saturationDetector:\n  kvCacheUtilThreshold: 1.0\n", 2,
 	     "saturationDetector.kvCacheUtilThreshold", "must be below 1"},
 	    {"saturationDetector:\n  queueDepthThreshold: 0\n", 2,
@@ -1753,15 +1750,16 @@ static void test_config_errors(void **state)
 	     6, "requestHandler.parsers[1]", "a second parser"},
 	    {"requestHandler:\n  parsers:\n  - pluginRef: queue-scorer\n", 3,
 	     "requestHandler.parsers[0].pluginRef", "no plugin named \"queue-scorer\""},
-	    {"requestHandler:\n  parser: {pluginRef: openai-parser}\n", 2,
-	     "requestHandler.parser", "unknown field"},
+	    {"requestHandler:\n  parser: {pluginRef: openai-parser}\n", 2, "requestHandler.parser",
+	     "unknown field"},
 	    {"plugins:\n- type: metrics-data-source\n- type: core-metrics-extractor\n"
 	     "dataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n"
 	     "    extractors: [{pluginRef: core-metrics-extractor}]\n"
 	     "data:\n  sources:\n  - pluginRef: metrics-data-source\n"
 	     "    extractors: [{pluginRef: core-metrics-extractor}]\n",
 	     8, "data", "is GIE v1.3-v1.4's name for dataLayer"},
-	    {"data:\n  sources: []\n", 2, "data.sources", "no sources turns metrics collection off"},
+	    {"data:\n  sources: []\n", 2, "data.sources",
+	     "no sources turns metrics collection off"},
 	    {"plugins: []\n---\nplugins:\n- type: queue-scorer\n", 3, "",
 	     "a second YAML document: the picker configuration is one document"},
 	};
