@@ -338,33 +338,55 @@ static int status_of_reset(uint32_t code)
 	}
 }
 
+/* The call's status at the end of the server's side: its trailers, else
+ * what the stream's end says (code: the RST_STREAM's, or NO_ERROR). */
+static void end_by_server(struct ig_grpc_call *c, uint32_t code, bool reset)
+{
+	char why[96];
+	if (c->grpc_status >= 0) {
+		bool cut = c->grpc_status == IG_GRPC_OK && grpc_reasm_partial(&c->in);
+		call_end(c, cut ? IG_GRPC_INTERNAL : c->grpc_status,
+			 cut ? "response ended inside a message" : c->grpc_message, reset);
+	} else if (c->http_status && c->http_status != 200) {
+		snprintf(why, sizeof why, "HTTP status %d", c->http_status);
+		call_end(c, grpc_status_from_http(c->http_status), why, reset);
+	} else if (code != NGHTTP2_NO_ERROR) {
+		snprintf(why, sizeof why, "stream reset by the server: %s",
+			 nghttp2_http2_strerror(code));
+		call_end(c, status_of_reset(code), why, reset);
+	} else {
+		call_end(c, IG_GRPC_UNKNOWN, "response without grpc-status", reset);
+	}
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
 	struct ig_grpc_call *c = call_of(ng, id);
 	if (!c)
 		return 0;
 	c->conn = NULL; /* closed already: nothing to reset */
-	char why[96];
-	if (c->grpc_status >= 0) {
-		bool cut = c->grpc_status == IG_GRPC_OK && grpc_reasm_partial(&c->in);
-		call_end(c, cut ? IG_GRPC_INTERNAL : c->grpc_status,
-			 cut ? "response ended inside a message" : c->grpc_message, false);
-	} else if (c->http_status && c->http_status != 200) {
-		snprintf(why, sizeof why, "HTTP status %d", c->http_status);
-		call_end(c, grpc_status_from_http(c->http_status), why, false);
-	} else if (code != NGHTTP2_NO_ERROR) {
-		snprintf(why, sizeof why, "stream reset by the server: %s",
-			 nghttp2_http2_strerror(code));
-		call_end(c, status_of_reset(code), why, false);
-	} else {
-		call_end(c, IG_GRPC_UNKNOWN, "response without grpc-status", false);
-	}
+	end_by_server(c, code, false);
 	return 0;
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct cconn *k = ud;
+	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		/* The server's side is over (trailers, Trailers-Only): so is
+		 * the call, as for any gRPC client, even while ours is open (a
+		 * bidi stream the caller has not half-closed). Waiting for the
+		 * stream to close would wait for a RST_STREAM the server need
+		 * not send (PROTOCOL-HTTP2 only says it should), so a picker's
+		 * UNAVAILABLE would hang until the caller's own timeout. Our
+		 * side is reset (CANCEL) unless it is closed already. */
+		struct ig_grpc_call *c = call_of(ng, f->hd.stream_id);
+		if (c && !c->done)
+			end_by_server(c, NGHTTP2_NO_ERROR,
+				      !nghttp2_session_get_stream_local_close(ng, f->hd.stream_id));
+		return 0;
+	}
 	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK) && !k->ready) {
 		k->ready = true;
 		k->ch->backoff_cur_ms = 0;

@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -19,6 +20,11 @@ from concurrent import futures
 import pytest
 
 grpc = pytest.importorskip("grpc")
+h2 = pytest.importorskip("h2")
+
+import h2.config  # noqa: E402
+import h2.connection  # noqa: E402
+import h2.events  # noqa: E402
 
 import xproto  # noqa: E402
 from conftest import free_port, unique_loopback, wait_http, wait_port  # noqa: E402
@@ -385,6 +391,76 @@ class LwPicker:
                 yield self.body_answer(True)
 
 
+class RawPicker:
+    """A picker that misbehaves at the HTTP/2 level (Debian's python3-h2):
+    each Process stream gets `answer(conn, stream_id)`'s frames and nothing
+    more; the picker never resets a stream after its own END_STREAM, which
+    PROTOCOL-HTTP2 asks of servers ("should") but no client may count on."""
+
+    def __init__(self, host, port, answer):
+        self.answer = answer
+        self.streams = 0
+        self.stop_evt = threading.Event()
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((host, port))
+        self.ls.listen(16)
+        self.ls.settimeout(0.1)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop_evt.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        self.ls.close()
+
+    def _serve(self, sock):
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding=None))
+        conn.initiate_connection()
+        sock.settimeout(0.1)
+        with sock:
+            while not self.stop_evt.is_set():
+                out = conn.data_to_send()
+                if out:
+                    sock.sendall(out)
+                try:
+                    data = sock.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        self.streams += 1
+                        self.answer(conn, ev.stream_id)
+                    elif isinstance(ev, h2.events.DataReceived):
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+
+    def stop(self):
+        self.stop_evt.set()
+
+
+def trailers_only(code):
+    """A Trailers-Only answer: one HEADERS frame with END_STREAM."""
+    def answer(conn, sid):
+        conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"application/grpc"),
+                                (b"grpc-status", str(code).encode()),
+                                (b"grpc-message", b"picker says no")], end_stream=True)
+    return answer
+
+
+def ok_without_answer(conn, sid):
+    """Headers, then trailers with grpc-status 0: the stream over, no answer."""
+    conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"application/grpc")])
+    conn.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
+
+
 class Setup:
     """Sims, the gateway's manifests with the pool's picker Service, and
     the gateway; the picker is started by the test."""
@@ -749,6 +825,38 @@ def test_picker_ends_stream_without_answer(procs, tmp_path):
         assert s.completions_seen() == 0
     finally:
         p.stop()
+    s.stop()
+
+
+@pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
+def test_picker_ends_its_side_and_keeps_the_stream(procs, tmp_path, failure_mode):
+    """A picker that ends its side of the stream (Trailers-Only, or
+    trailers with grpc-status 0 before any answer) without resetting ours
+    has ended the call, as for any gRPC client: its status counts at once,
+    not after --epp-timeout. UNAVAILABLE is 503, DEADLINE_EXCEEDED 504,
+    another status or OK without an answer 500 (FailClose, nothing reaches
+    a pod); FailOpen serves with the built-in picker."""
+    s = Setup(procs, tmp_path, failure_mode=failure_mode, gw_args=("--epp-timeout", "5s"))
+    cases = [(trailers_only(14), 503), (trailers_only(4), 504), (trailers_only(13), 500),
+             (trailers_only(7), 500), (ok_without_answer, 500)]
+    for answer, want in cases:
+        p = RawPicker(s.picker_host, s.picker_port, answer)
+        try:
+            t0 = time.time()
+            status, _, data = call(s.base, "/v1/completions", seed_body(), timeout=30)
+            took = time.time() - t0
+        finally:
+            p.stop()
+        assert p.streams == 1
+        assert took < 2, (want, took)
+        if failure_mode == "FailClose":
+            assert status == want, data
+        else:
+            assert status == 200, data
+            assert json.loads(data)["model"] == "tweet-summary-1"
+        time.sleep(0.2)  # the next picker takes the port
+    if failure_mode == "FailClose":
+        assert s.completions_seen() == 0
     s.stop()
 
 
