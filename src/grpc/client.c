@@ -5,7 +5,9 @@
  * queues the channel's task, which connects, submits the waiting calls or
  * fails them. A connection that fails before it is ready starts a back-off
  * during which new calls fail at once; a connection lost after it was
- * ready fails its calls and the next call connects again.
+ * ready fails its calls and the next call connects again. A connection
+ * the server sends GOAWAY on is draining: its calls go on there, and
+ * new calls get a new connection.
  *
  * Lifetimes. A user callback may start calls, cancel calls and free the
  * channel: the channel counts the callbacks on the stack (in_cb), and a
@@ -35,6 +37,7 @@ struct cconn {
 	struct ig_timer timer; /* connect timeout */
 	struct ig_task reap;
 	bool ready, goaway;
+	struct cconn *next_draining; /* in ch->draining */
 };
 
 struct ig_grpc_call {
@@ -66,6 +69,9 @@ struct ig_grpc_channel {
 	struct ig_grpc_channel_config cfg;
 	char *host, *authority, *sni, *ca_file;
 	struct cconn *conn;
+	/* Connections that got a GOAWAY after they were ready: they end the
+	 * calls they carry, and take no new ones. */
+	struct cconn *draining;
 	struct ig_grpc_call *calls;
 	struct ig_task kick, free_task;
 	nghttp2_session_callbacks *cbs;
@@ -77,6 +83,7 @@ struct ig_grpc_channel {
 
 static void channel_destroy(struct ig_grpc_channel *ch);
 static void on_kick(struct ig_loop *loop, struct ig_task *t);
+static void kick(struct ig_grpc_channel *ch);
 
 /* ---- calls ---- */
 
@@ -392,10 +399,21 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 		k->ch->backoff_cur_ms = 0;
 		ig_timer_stop(k->h.loop, &k->timer);
 		submit_waiting(k->ch);
-	} else if (f->hd.type == NGHTTP2_GOAWAY) {
-		/* Streams past the last one come back refused (UNAVAILABLE); new
-		 * calls wait for the next connection. */
+	} else if (f->hd.type == NGHTTP2_GOAWAY && !k->goaway) {
+		/* Streams past the last one come back refused (UNAVAILABLE).
+		 * Those below it go on here (a picker draining: the GOAWAY of
+		 * 2^31-1 comes first, then the last stream it took); new calls
+		 * go to a new connection at once, as Envoy's connection pool
+		 * and gRPC's clients do, rather than wait for this one to end,
+		 * which takes as long as its longest call. */
 		k->goaway = true;
+		struct ig_grpc_channel *ch = k->ch;
+		if (k->ready && ch->conn == k) {
+			ch->conn = NULL;
+			k->next_draining = ch->draining;
+			ch->draining = k;
+			kick(ch);
+		}
 	}
 	return 0;
 }
@@ -422,6 +440,11 @@ static void on_conn_close(struct h2conn *h, const char *why)
 	ig_timer_stop(ch->loop, &k->timer);
 	if (ch->conn == k)
 		ch->conn = NULL;
+	for (struct cconn **d = &ch->draining; *d; d = &(*d)->next_draining)
+		if (*d == k) {
+			*d = k->next_draining;
+			break;
+		}
 	ig_task_queue(ch->loop, &k->reap, reap, k);
 	char msg[128];
 	if (!k->ready) {
@@ -620,6 +643,13 @@ static void channel_destroy(struct ig_grpc_channel *ch)
 		ch->calls->done = true;
 		call_free(ch->calls);
 	}
+	while (ch->draining) {
+		struct cconn *k = ch->draining;
+		ch->draining = k->next_draining;
+		ig_task_cancel(ch->loop, &k->reap);
+		k->reap.data = k;
+		reap(ch->loop, &k->reap);
+	}
 	if (ch->conn) {
 		ig_task_cancel(ch->loop, &ch->conn->reap);
 		ch->conn->reap.data = ch->conn;
@@ -655,6 +685,11 @@ void ig_grpc_channel_free(struct ig_grpc_channel *ch)
 			ch->conn->h.closed = true;
 			ig_io_set(ch->loop, &ch->conn->h.io, 0);
 		}
+		for (struct cconn *k = ch->draining; k; k = k->next_draining)
+			if (!k->h.closed) {
+				k->h.closed = true;
+				ig_io_set(ch->loop, &k->h.io, 0);
+			}
 		ig_task_queue(ch->loop, &ch->free_task, on_free_task, ch);
 		return;
 	}

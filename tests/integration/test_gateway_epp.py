@@ -860,6 +860,42 @@ def test_picker_ends_its_side_and_keeps_the_stream(procs, tmp_path, failure_mode
     s.stop()
 
 
+def test_draining_picker_new_requests_take_a_new_connection(procs, tmp_path):
+    """A picker that drains (SIGTERM: GOAWAY, its streams in flight
+    finish) hands new streams to a new connection, as Envoy's connection
+    pool does: the picker started in its place answers them at once,
+    while an event stream on the old connection goes on to its end. They
+    used to wait behind the old connection's longest stream: 504 after
+    --epp-timeout."""
+    s = Setup(procs, tmp_path, gw_args=("--workers", "1", "--epp-timeout", "4s"))
+    old = s.start_epp(extra=("--drain-timeout", "30s"))
+    status, _, data = call(s.base, "/v1/completions", seed_body())
+    assert status == 200, data
+    out = {}
+
+    def long_stream():
+        body = dict(seed_body(), stream=True, max_tokens=2500)
+        out["r"] = call(s.base, "/v1/completions", body, timeout=30)
+
+    t = threading.Thread(target=long_stream)
+    t.start()
+    time.sleep(1)
+    old.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    s.start_epp()
+    for _ in range(3):
+        t0 = time.time()
+        status, _, data = call(s.base, "/v1/completions", seed_body(), timeout=30)
+        assert status == 200, data
+        assert time.time() - t0 < 2
+    t.join(timeout=30)
+    status, _, data = out["r"]
+    assert status == 200
+    assert data.rstrip().endswith(b"data: [DONE]"), data[-200:]
+    assert old.wait(timeout=10) == 0
+    s.stop()
+
+
 def test_picker_verified_tls(procs, tmp_path):
     """--epp-tls-verify with --epp-ca-file: a picker whose certificate
     the CA signed is followed; without the CA the handshake fails and
