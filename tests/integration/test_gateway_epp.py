@@ -778,6 +778,25 @@ def test_picker_unreachable(procs, tmp_path, failure_mode):
     s.stop()
 
 
+def test_picker_failures_do_not_flood_the_log(procs, tmp_path):
+    """A picker that is down fails every request: the gateway says so once
+    per worker and reason every few seconds, with the count it left out,
+    not a line per request (Envoy's ext_proc filter logs none at its
+    default level)."""
+    s = Setup(procs, tmp_path, gw_args=("--workers", "1"))
+    for _ in range(200):
+        status, _, data = call(s.base, "/v1/completions", seed_body())
+        assert status == 503, data
+    time.sleep(5.5)
+    for _ in range(5):
+        status, _, data = call(s.base, "/v1/completions", seed_body())
+        assert status == 503, data
+    log = s.stop()
+    lines = [l for l in log.splitlines() if "endpoint picker of pool" in l]
+    assert 2 <= len(lines) <= 8, lines
+    assert any("more like it not logged" in l for l in lines), lines
+
+
 @pytest.mark.parametrize("failure_mode", ["FailClose", "FailOpen"])
 def test_picker_killed(procs, tmp_path, failure_mode):
     """The picker serves, then dies: later requests follow the failure
