@@ -37,6 +37,15 @@
 #define CACHE_EVERY_NS (10 * 1000000000ull)
 #define CACHE_RETRY_NS (1000000000ull)
 
+/* A redirect is followed, as Go's HTTP client (GIE's scraper) follows up
+ * to 10, within the scrape's timeout: vLLM mounts prometheus_client's app
+ * at /metrics, and Starlette's Mount answers /metrics with 307 to
+ * /metrics/ where vLLM has not routed around it. Only to the endpoint
+ * itself (a path, or an http URL with the address we send as Host): a
+ * page elsewhere would be read as this pod's load. */
+#define MAX_REDIRECTS 10
+#define LOCATION_MAX 448
+
 struct target {
 	struct ig_scraper *owner;
 	struct ig_endpoint *ep; /* a reference */
@@ -62,6 +71,15 @@ struct target {
 	size_t reqlen, reqlen_cache;
 	uint64_t cache_due_ns; /* when to ask for cache_config_info next */
 	bool cache_asked;      /* the scrape in flight asked for it */
+	/* A redirect of the scrape in flight: where to (a request target of
+	 * the endpoint's, "" when the answer was none to follow), how many
+	 * were followed, the request that follows it and the task that sends
+	 * it from the loop. */
+	char location[LOCATION_MAX];
+	unsigned hops;
+	char req_follow[LOCATION_MAX + 128];
+	size_t reqlen_follow;
+	struct ig_task follow;
 	/* What the endpoint publishes: the scraper is its only writer, so
 	 * this copy is the published one, and pages are applied to it. */
 	struct ig_endpoint_metrics m;
@@ -227,6 +245,9 @@ static void target_done(struct target *t, bool ok)
 {
 	struct ig_scraper *s = t->owner;
 	t->busy = false;
+	t->hops = 0;
+	t->reqlen_follow = 0;
+	ig_task_cancel(s->loop, &t->follow);
 	if (fall_back(t, ok ? 1 : -1))
 		return;
 	if (ok) {
@@ -260,11 +281,89 @@ static void drop_conn(struct target *t)
 	t->conn = NULL;
 }
 
+/* The request target a redirect's Location names, into out, when it is
+ * the endpoint's own (see MAX_REDIRECTS): an absolute path, an http URL
+ * whose authority is the endpoint's address, or a relative path, taken
+ * against the target asked for (cur). false: not one to follow. */
+static bool redirect_target(const struct target *t, struct ig_str loc, const char *cur, char *out,
+			    size_t cap)
+{
+	static const struct ig_str http = IG_STR("http://");
+	struct ig_str path = loc;
+	if (loc.len >= http.len && ig_str_ieq((struct ig_str){loc.ptr, http.len}, http)) {
+		struct ig_str rest = {loc.ptr + http.len, loc.len - http.len};
+		size_t a = 0;
+		while (a < rest.len && rest.ptr[a] != '/' && rest.ptr[a] != '?' &&
+		       rest.ptr[a] != '#')
+			a++;
+		if (!ig_str_ieq((struct ig_str){rest.ptr, a}, ig_str_from(t->ep->addr)))
+			return false;
+		path = (struct ig_str){rest.ptr + a, rest.len - a};
+		if (!path.len || path.ptr[0] != '/')
+			return false; /* the root, or a query of it: not a page of ours */
+	} else if (loc.len >= 2 && loc.ptr[0] == '/' && loc.ptr[1] == '/') {
+		return false; /* another authority, scheme-relative */
+	} else {
+		/* A ':' before any '/' or '?' ends a scheme (RFC 3986 §4.2). */
+		for (size_t i = 0; i < loc.len && loc.ptr[i] != '/' && loc.ptr[i] != '?'; i++)
+			if (loc.ptr[i] == ':')
+				return false;
+	}
+	for (size_t i = 0; i < path.len; i++)
+		if ((unsigned char)path.ptr[i] <= 0x20 || (unsigned char)path.ptr[i] >= 0x7f)
+			return false;
+	size_t frag = 0;
+	while (frag < path.len && path.ptr[frag] != '#')
+		frag++;
+	path.len = frag;
+	/* What of cur is kept (RFC 3986 §5.2): nothing before an absolute
+	 * path, the path before a query alone, the path's directory before
+	 * a relative path. cur is origin-form: it starts with '/'. */
+	size_t keep = 0;
+	if (!path.len || path.ptr[0] != '/') {
+		size_t curlen = strcspn(cur, "?");
+		if (!path.len || path.ptr[0] == '?')
+			keep = curlen;
+		else
+			for (size_t i = 0; i < curlen; i++)
+				if (cur[i] == '/')
+					keep = i + 1;
+	}
+	if (keep + path.len + 1 > cap)
+		return false;
+	memcpy(out, cur, keep);
+	memcpy(out + keep, path.ptr, path.len);
+	out[keep + path.len] = '\0';
+	return out[0] == '/';
+}
+
 static int on_head(struct ig_http_client *c, const struct ig_http_response *res, void *ud)
 {
 	struct target *t = ud;
 	t->ok_status = res->status == 200;
 	t->status = res->status;
+	t->location[0] = '\0';
+	if (res->status == 301 || res->status == 302 || res->status == 303 || res->status == 307 ||
+	    res->status == 308) {
+		/* The target asked for: the followed one's is in its request
+		 * line, after "GET ". */
+		const char *cur = t->plain	   ? "/metrics"
+				  : t->cache_asked ? CACHE_PATH
+						   : FILTERED_PATH;
+		if (t->reqlen_follow)
+			cur = t->req_follow + 4;
+		char asked[LOCATION_MAX + 128];
+		size_t n = strcspn(cur, " ");
+		if (n >= sizeof asked)
+			return 0;
+		memcpy(asked, cur, n);
+		asked[n] = '\0';
+		for (size_t i = 0; i < res->num_headers; i++)
+			if (ig_str_ieq_cstr(res->headers[i].name, "location") &&
+			    !redirect_target(t, res->headers[i].value, asked, t->location,
+					     sizeof t->location))
+				t->location[0] = '\0';
+	}
 	return 0;
 }
 
@@ -281,6 +380,8 @@ static void on_idle(struct ig_http_client *c, void *ud)
 	drop_conn(ud); /* the endpoint closed our kept-alive connection */
 }
 
+static void send_follow(struct ig_loop *loop, struct ig_task *task);
+
 static void on_done(struct ig_http_client *c, void *ud)
 {
 	struct target *t = ud;
@@ -288,6 +389,20 @@ static void on_done(struct ig_http_client *c, void *ud)
 		ig_http_client_park(c, on_idle, t);
 	else
 		drop_conn(t);
+	if (t->location[0] && t->hops < MAX_REDIRECTS) {
+		/* Sent from the loop, on this connection if it was kept
+		 * (the scrape stays busy: its deadline still holds). */
+		t->hops++;
+		int len = snprintf(t->req_follow, sizeof t->req_follow,
+				   "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/plain\r\n"
+				   "User-Agent: infergate\r\n\r\n",
+				   t->location, t->ep->addr);
+		if (len > 0 && (size_t)len < sizeof t->req_follow) {
+			t->reqlen_follow = (size_t)len;
+			ig_task_queue(t->owner->loop, &t->follow, send_follow, t);
+			return;
+		}
+	}
 	target_done(t, t->ok_status);
 }
 
@@ -299,6 +414,37 @@ static void on_error(struct ig_http_client *c, const struct ig_http_client_fault
 }
 
 static const struct ig_http_client_cbs cbs = {on_head, on_body, on_done, on_error, NULL};
+
+/* Connects if needed and sends len bytes of req as the scrape's request;
+ * false when that failed (the scrape failed: target_done was called). */
+static bool send_request(struct target *t, const char *req, size_t len)
+{
+	struct ig_scraper *s = t->owner;
+	if (!t->conn) {
+		t->conn = ig_http_client_connect(s->loop, (struct sockaddr *)&t->ep->sa,
+						 t->ep->salen, s->cfg.timeout_ms);
+		if (!t->conn) {
+			target_done(t, false);
+			return false;
+		}
+	}
+	ig_buf_reset(&t->body);
+	t->ok_status = false;
+	t->status = 0;
+	t->location[0] = '\0';
+	if (ig_http_client_send(t->conn, req, len, false, 0, &cbs, t) < 0) {
+		drop_conn(t);
+		target_done(t, false);
+		return false;
+	}
+	return true;
+}
+
+static void send_follow(struct ig_loop *loop, struct ig_task *task)
+{
+	struct target *t = task->data;
+	send_request(t, t->req_follow, t->reqlen_follow);
+}
 
 /* now: the tick's time. */
 static void start(struct target *t, uint64_t now)
@@ -318,19 +464,13 @@ static void start(struct target *t, uint64_t now)
 			return;
 		}
 	}
-	ig_buf_reset(&t->body);
 	t->busy = true;
-	t->ok_status = false;
-	t->status = 0;
 	t->epoch = ig_endpoint_scrape_sent(t->ep);
 	t->deadline_ns = now + s->cfg.timeout_ms * 1000000u;
 	t->cache_asked = now >= t->cache_due_ns;
 	const char *req = t->cache_asked ? t->req_cache : t->req;
 	size_t len = t->cache_asked ? t->reqlen_cache : t->reqlen;
-	if (ig_http_client_send(t->conn, req, len, false, 0, &cbs, t) < 0) {
-		drop_conn(t);
-		target_done(t, false);
-	}
+	send_request(t, req, len);
 }
 
 static struct target *target_new(struct ig_scraper *s, struct ig_endpoint *ep)
@@ -349,6 +489,7 @@ static struct target *target_new(struct ig_scraper *s, struct ig_endpoint *ep)
 
 static void target_free(struct target *t)
 {
+	ig_task_cancel(t->owner->loop, &t->follow);
 	ig_http_client_close(t->conn);
 	ig_buf_free(&t->body);
 	ig_endpoint_put(t->ep);

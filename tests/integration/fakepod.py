@@ -50,6 +50,9 @@ completion connection that stays idle that long after an answer, and
 families only) gets the same page, or, when `metrics_query_status` is set,
 an empty answer with that status, as a server that knows no query would;
 such a scrape is recorded with path `/metrics` and its query in `query`.
+`metrics_redirect`, when set, answers `/metrics` with a 307 whose Location
+is it (`{addr}` the pod's address) with the query kept, as Starlette's
+Mount redirects vLLM's /metrics to /metrics/; `/metrics/` serves the page.
 `metrics_text`, when set, is the whole page instead (another engine's, or
 one without any of the families). `cache_config` = (block_size, num_gpu_blocks) adds vllm:cache_config_info
 to the page with those labels, as vLLM writes it. `running_loras` and
@@ -176,6 +179,7 @@ class FakePod:
         self.metrics_query_status = None
         self.cache_config = None
         self.metrics_text = None
+        self.metrics_redirect = None
         self.mode, self.params = "json", {}
         self.set(mode, **params)
         self.requests = []
@@ -397,7 +401,7 @@ class FakePod:
         lines = head.decode("latin-1").split("\r\n")
         method, target = lines[0].split(" ")[:2]
         path, _, query = target.partition("?")
-        if path != "/metrics":
+        if path not in ("/metrics", "/metrics/"):
             path = target
         headers = {}
         for line in lines[1:]:
@@ -431,7 +435,17 @@ class FakePod:
                 req = self._read_request(conn, idle)
                 if req is None:
                     return
-                if req.path == "/metrics":
+                if req.path == "/metrics" and self.metrics_redirect:
+                    conn.kind = "metrics"
+                    req.outcome = "redirected"
+                    loc = self.metrics_redirect.format(addr=self.address)
+                    if req.query:
+                        loc += "?" + req.query
+                    if not self._send(conn, b"HTTP/1.1 307 Temporary Redirect\r\nLocation: "
+                                      b"%s\r\nContent-Length: 0\r\n\r\n" % loc.encode()):
+                        return
+                    continue
+                if req.path in ("/metrics", "/metrics/"):
                     conn.kind = "metrics"
                     req.outcome = "answered"
                     page = METRICS_PAGE.format(

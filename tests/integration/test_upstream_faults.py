@@ -208,6 +208,39 @@ def test_scrape_asks_for_its_families(procs, tmp_path, fakes):
     c.stop()
 
 
+def test_scrape_follows_a_redirect_to_the_pod(procs, tmp_path, fakes):
+    """A pod whose /metrics answers 307 to /metrics/ (vLLM's prometheus
+    app mounted by Starlette, where vLLM has not routed around it) is
+    scraped there, as Go's HTTP client in GIE's scraper follows redirects:
+    its figures are read and it stays in rotation. Relative and absolute
+    Locations are followed to the pod itself only: a redirect to another
+    address is a failed scrape (that page is not this pod's load)."""
+    absolute, relative, elsewhere = fakes.pods(3)
+    absolute.metrics_redirect = "http://{addr}/metrics/"
+    relative.metrics_redirect = "metrics/"
+    elsewhere.metrics_redirect = "http://%s/metrics/" % absolute.address
+    absolute.waiting, relative.waiting, elsewhere.waiting = 7, 5, 3
+    c = FakeCluster(procs, tmp_path, [absolute, relative, elsewhere],
+                    gw_args=("--scrape-interval", "50"))
+    eps = c.wait_pools(lambda eps: all(
+        e["metrics_age_ms"] is not None for e in eps if e["address"] != elsewhere.address))
+    eps = {e["address"]: e for e in eps}
+    assert eps[absolute.address]["waiting"] == 7, eps
+    assert eps[relative.address]["waiting"] == 5, eps
+    time.sleep(0.5)
+    for pod in (absolute, relative):
+        followed = [r for r in pod.requests if r.path == "/metrics/"]
+        assert followed and all(asked_names(r) for r in followed), [r.query for r in followed]
+    assert not [r for r in elsewhere.requests if r.path == "/metrics/"]
+    eps = {e["address"]: e for e in c.wait_pools(lambda eps: True)}
+    assert eps[elsewhere.address]["metrics_age_ms"] is None, eps
+    log = c.log()
+    assert "%s: 3 metrics scrapes failed" % elsewhere.address in log
+    assert "%s: 3 metrics scrapes failed" % absolute.address not in log
+    assert "%s: 3 metrics scrapes failed" % relative.address not in log
+    c.stop()
+
+
 def test_destination_endpoint_header_reaches_the_pod(procs, tmp_path, fakes):
     """The pod hears which endpoint was picked in x-gateway-destination-endpoint,
     as GIE's picker sets it on the request; a client's own copies of that
