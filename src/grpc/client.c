@@ -30,13 +30,16 @@
 
 #define MAX_RESPONSE_HEADER_BYTES (64 * 1024)
 #define MAX_BACKOFF_MS 5000
+/* How long a PING sent to a connection that went silent may wait for its
+ * ACK before the connection is taken for dead (see probe). */
+#define PROBE_MS 1000
 
 struct cconn {
 	struct h2conn h;
 	struct ig_grpc_channel *ch;
-	struct ig_timer timer; /* connect timeout */
+	struct ig_timer timer; /* connect timeout, then the PING probe's */
 	struct ig_task reap;
-	bool ready, goaway;
+	bool ready, goaway, probing;
 	struct cconn *next_draining; /* in ch->draining */
 };
 
@@ -46,6 +49,7 @@ struct ig_grpc_call {
 	struct cconn *conn; /* once submitted */
 	int32_t id;
 	uint64_t serial;
+	uint64_t submitted_ns; /* ig_loop_now's clock */
 	char *path;
 	struct ig_buf meta; /* "name\0value\0" pairs */
 	size_t nmeta;
@@ -105,6 +109,30 @@ static void call_free(struct ig_grpc_call *c)
 	free(c);
 }
 
+static void on_probe_timeout(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct cconn *k = t->data;
+	h2conn_fail(&k->h, "no answer to a PING");
+}
+
+/* A call given up on whose connection has sent nothing since the call
+ * began: the peer may be gone without a word (a picker stopped, a node
+ * lost, a connection a middlebox dropped), and the kernel would take many
+ * minutes to say so, every call on it timing out meanwhile. A PING is
+ * sent; without its ACK within PROBE_MS the connection is closed, so the
+ * next call connects again (what gRPC's keepalive does, asked for only
+ * when a call suggests it). */
+static void probe(struct cconn *k, const struct ig_grpc_call *c)
+{
+	if (!k->ready || k->probing || k->h.closed || !k->h.ng || k->h.rmoved_ns >= c->submitted_ns)
+		return;
+	if (nghttp2_submit_ping(k->h.ng, NGHTTP2_FLAG_NONE, NULL) != 0)
+		return;
+	k->probing = true;
+	ig_timer_start(k->h.loop, &k->timer, PROBE_MS, on_probe_timeout, k);
+	h2conn_kick(&k->h);
+}
+
 /* Detaches the call from its stream; reset: RST_STREAM(CANCEL) it. */
 static void call_detach(struct ig_grpc_call *c, bool reset)
 {
@@ -115,6 +143,7 @@ static void call_detach(struct ig_grpc_call *c, bool reset)
 	if (reset && !k->h.closed) {
 		nghttp2_submit_rst_stream(k->h.ng, NGHTTP2_FLAG_NONE, c->id, NGHTTP2_CANCEL);
 		h2conn_kick(&k->h);
+		probe(k, c);
 	}
 	c->conn = NULL;
 }
@@ -253,6 +282,7 @@ static void call_submit(struct ig_grpc_call *c, struct cconn *k)
 	}
 	c->id = id;
 	c->conn = k;
+	c->submitted_ns = ig_loop_now(ch->loop);
 	c->http_status = 0;
 	c->grpc_status = -1;
 }
@@ -399,6 +429,9 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 		k->ch->backoff_cur_ms = 0;
 		ig_timer_stop(k->h.loop, &k->timer);
 		submit_waiting(k->ch);
+	} else if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK) && k->probing) {
+		k->probing = false;
+		ig_timer_stop(k->h.loop, &k->timer);
 	} else if (f->hd.type == NGHTTP2_GOAWAY && !k->goaway) {
 		/* Streams past the last one come back refused (UNAVAILABLE).
 		 * Those below it go on here (a picker draining: the GOAWAY of

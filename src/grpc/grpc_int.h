@@ -125,6 +125,9 @@ struct h2conn {
 	/* When the bytes waiting for the socket last moved: written, or
 	 * gathered into an empty buffer (ig_loop_now's clock). */
 	uint64_t wmoved_ns;
+	/* When bytes last came in (ig_loop_now's clock; the start until
+	 * then). */
+	uint64_t rmoved_ns;
 	int depth; /* pump calls on the stack */
 	char why[64];
 };

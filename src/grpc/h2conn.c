@@ -206,6 +206,7 @@ static bool pump_read(struct h2conn *c)
 			return false;
 		}
 		total += (size_t)n;
+		c->rmoved_ns = ig_loop_now(c->loop);
 		c->depth++;
 		ssize_t rv = nghttp2_session_mem_recv(c->ng, buf, (size_t)n);
 		c->depth--;
@@ -364,6 +365,7 @@ int h2conn_start(struct h2conn *c, struct ig_loop *loop, int fd, bool connecting
 	c->tls = tls;
 	c->connecting = connecting;
 	c->handshaking = tls != NULL;
+	c->rmoved_ns = ig_loop_now(loop);
 	if (ig_io_start(loop, &c->io, fd, IG_EV_WRITE, on_io, c) < 0) {
 		c->tls = NULL;
 		return -1;

@@ -461,6 +461,66 @@ def ok_without_answer(conn, sid):
     conn.send_headers(sid, [(b"grpc-status", b"0")], end_stream=True)
 
 
+class HoleProxy:
+    """A TCP proxy in front of a picker; blackhole() makes the connections
+    it carries then drop what they get either way, as a peer gone without
+    a word does (a stopped pod, a lost node, a dropped NAT entry), while
+    new connections go through."""
+
+    def __init__(self, host, port, target):
+        self.target = target
+        self.holes = set()
+        self.pairs = []
+        self.stop_evt = threading.Event()
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((host, port))
+        self.ls.listen(16)
+        self.ls.settimeout(0.1)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop_evt.is_set():
+            try:
+                c, _ = self.ls.accept()
+                u = socket.create_connection(self.target)
+            except OSError:
+                continue
+            self.pairs.append((c, u))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+        self.ls.close()
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                if a not in self.holes:
+                    b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def blackhole(self):
+        self.holes.update(x for pair in self.pairs for x in pair)
+
+    def stop(self):
+        self.stop_evt.set()
+        for pair in self.pairs:
+            for x in pair:
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                x.close()
+
+
 class Setup:
     """Sims, the gateway's manifests with the pool's picker Service, and
     the gateway; the picker is started by the test."""
@@ -913,6 +973,37 @@ def test_draining_picker_new_requests_take_a_new_connection(procs, tmp_path):
     assert data.rstrip().endswith(b"data: [DONE]"), data[-200:]
     assert old.wait(timeout=10) == 0
     s.stop()
+
+
+def test_silent_picker_connection_is_probed_and_replaced(procs, tmp_path):
+    """A picker connection that goes silent without closing (its peer gone
+    without a word) would time every request out until the kernel gives
+    up on it, many minutes later. A call that timed out with nothing heard
+    since it began sends a PING; unanswered within a second the connection
+    is closed, and the next request connects again and is served."""
+    s = Setup(procs, tmp_path, gw_args=("--workers", "1", "--epp-timeout", "500ms"))
+    front_host, front_port = s.picker_host, s.picker_port
+    s.picker_host = unique_loopback()
+    s.picker_port = free_port(s.picker_host)
+    s.start_epp()
+    proxy = HoleProxy(front_host, front_port, (s.picker_host, s.picker_port))
+    try:
+        status, _, data = call(s.base, "/v1/completions", seed_body())
+        assert status == 200, data
+        proxy.blackhole()
+        status, _, data = call(s.base, "/v1/completions", seed_body())
+        assert status == 504, data
+        t0 = time.time()
+        while True:
+            status, _, data = call(s.base, "/v1/completions", seed_body())
+            if status == 200:
+                break
+            assert status in (503, 504), data
+            assert time.time() - t0 < 5, "the silent connection was kept"
+        assert len(proxy.pairs) == 2
+    finally:
+        proxy.stop()
+    assert "no answer to a PING" in s.stop()
 
 
 def test_picker_verified_tls(procs, tmp_path):
