@@ -600,6 +600,18 @@ static bool do_read(struct ig_http_client *c)
 	return false;
 }
 
+/* Whether the server lets us open a stream: SETTINGS_MAX_CONCURRENT_STREAMS
+ * of 0 allows none (RFC 9113 §6.5.2), and with one request per connection
+ * ours would wait in nghttp2's queue for a slot nothing frees, until the
+ * read timeout. Such a connection is not reused: the next request opens a
+ * new one, whose first stream goes with the preface, before the server's
+ * SETTINGS can say 0 (as Envoy's pool marks it busy and connects anew). */
+static bool takes_streams(const struct h2c_conn *h)
+{
+	return nghttp2_session_get_remote_settings(h->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) >
+	       0;
+}
+
 /* Reads and answers control frames on a connection with no request
  * (PING, SETTINGS, WINDOW_UPDATE). false: the connection is over (closed,
  * reset, GOAWAY either way, a protocol error). */
@@ -622,7 +634,7 @@ static bool read_control(struct ig_http_client *c)
 				h->session_err = (int)r;
 			return false;
 		}
-		if (h->goaway_recv || h->goaway_sent) {
+		if (h->goaway_recv || h->goaway_sent || !takes_streams(h)) {
 			(void)flush(c);
 			return false;
 		}
@@ -695,7 +707,8 @@ bool h2c_reusable(const struct ig_http_client *c)
 {
 	const struct h2c_conn *h = c->h2;
 	return c->state == CL_READY && c->keep_alive && !c->idle_failed && !h->io_stopped &&
-	       !h->goaway_recv && !h->goaway_sent && !h->session_err && c->in.len == h->in_pos;
+	       !h->goaway_recv && !h->goaway_sent && !h->session_err && takes_streams(h) &&
+	       c->in.len == h->in_pos;
 }
 
 int64_t h2c_body_length(const struct ig_http_client *c)

@@ -352,3 +352,87 @@ def test_one_address_in_an_h2c_and_an_http_pool(procs, tmp_path, stop_pods):
     assert len({r["conn"] for r in done if r["protocol"] == "HTTP/1.1"}) == 1, done
     assert not s.http_pod.completions()
     s.stop()
+
+
+BAD_ROUTE = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: route
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - group: inference.networking.k8s.io
+      kind: InferencePool
+      name: pool-h2c
+"""
+
+
+class BadSetup:
+    """pool-h2c of `n` h2badpod.BadPods (frame-by-frame h2c servers that
+    misbehave as told), every request routed to it."""
+
+    def __init__(self, procs, tmp_path, n=1, args=(), **pod_params):
+        from h2badpod import BadPod
+        self.procs = procs
+        d = os.path.join(str(tmp_path), "bad")
+        os.makedirs(d, exist_ok=True)
+        hosts = [unique_loopback() for _ in range(n)]
+        port = free_port(hosts[0])
+        self.pods = [BadPod(h, port, **pod_params) for h in hosts]
+        self.host = unique_loopback()
+        self.port = free_port(self.host)
+        docs = [GATEWAY.format(port=self.port), BAD_ROUTE,
+                POOL.format(name="pool-h2c", port=port,
+                            app_protocol="  appProtocol: kubernetes.io/h2c\n")]
+        docs += [POD.format(name="bad-%d" % i, app="pool-h2c", ip=h) for i, h in enumerate(hosts)]
+        write(os.path.join(d, "all.yaml"), "---\n".join(docs))
+        self.gw = procs.start("gateway", "-f", d, "--bind", self.host, "--workers", "1", *args,
+                              name="gateway")
+        wait_port(self.host, self.port, proc=self.gw)
+
+    @property
+    def base(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def stop(self):
+        self.gw.send_signal(15)
+        rc = self.gw.wait(timeout=15)
+        log = self.procs.output(self.gw)
+        for p in self.pods:
+            p.stop()
+        for s in SAN_ERRORS:
+            assert s not in log, log
+        assert rc == 0, log
+        return log
+
+
+@pytest.fixture
+def stop_bad():
+    made = []
+    yield made
+    for s in made:
+        for p in s.pods:
+            p.stop()
+
+
+def test_h2c_pod_that_allows_no_streams_gets_new_connections(procs, tmp_path, stop_bad):
+    """SETTINGS_MAX_CONCURRENT_STREAMS 0 (RFC 9113 §6.5.2: no new stream may
+    open): a connection that says so is not reused, so a request never
+    waits in its queue for a slot that nothing frees (it used to, until
+    the read timeout: 504); each goes with the preface of a new one, as
+    Envoy's pool connects anew when its connections are busy."""
+    from hyperframe.frame import SettingsFrame
+    s = BadSetup(procs, tmp_path, args=("--upstream-read-timeout", "2s"),
+                 settings={SettingsFrame.MAX_CONCURRENT_STREAMS: 0})
+    stop_bad.append(s)
+    for _ in range(3):
+        t = time.monotonic()
+        st, _, data = call(s.base, "/v1/completions", SEED, timeout=5)
+        assert st == 200, data
+        assert time.monotonic() - t < 1, time.monotonic() - t
+    done = s.pods[0].completions()
+    assert len(done) == 3 and len({r["conn"] for r in done}) == 3, done
+    assert [r["stream"] for r in done] == [1, 1, 1], done
+    s.stop()
