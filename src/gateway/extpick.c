@@ -1137,7 +1137,12 @@ int ig_req_extpick(struct ig_req *p)
 			authority = r->headers[i].value;
 			continue;
 		}
-		if ((ig_req_hop_header(name) && !ig_str_ieq_cstr(name, "content-length")) ||
+		/* An upgrade keeps its Upgrade and Connection, as Envoy's
+		 * connection manager keeps them for one it will tunnel. */
+		bool kept = ig_str_ieq_cstr(name, "content-length") ||
+			    (p->upgrade && (ig_str_ieq_cstr(name, "upgrade") ||
+					    ig_str_ieq_cstr(name, "connection")));
+		if ((ig_req_hop_header(name) && !kept) ||
 		    (nominated && ig_http_connection_names(r->headers, r->num_headers, name)) ||
 		    ig_str_ieq_cstr(name, "x-forwarded-for") ||
 		    ig_str_ieq_cstr(name, "x-forwarded-proto") ||
