@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/arena.h"
+#include "core/asan.h"
 #include "core/smallblock.h"
 #include "core/flags.h"
 #include "core/ret.h"
@@ -735,6 +736,37 @@ static void keep_freed_memory(void)
 #endif
 }
 
+/* The trim threshold only bounds the free memory at the top of a heap. A
+ * worker's arena is made of several heaps, and a burst of large bodies
+ * freed among the small blocks still in use (connections, arenas) stays
+ * resident however much of it is free: 250 clients that each sent 2 MiB
+ * of a body and left held 520 MB of RSS until the process exited. So
+ * every TRIM_CHECK_MS the control thread looks at what malloc holds free
+ * and, past the budget that keep_freed_memory means to keep (64 MiB an
+ * arena: the workers' and its own), gives the pages back with malloc_trim,
+ * as a burst's memory should go once it is over. Steady traffic stays
+ * under the budget and is not trimmed; memory already trimmed and not
+ * reused since is not walked again. Not with the sanitizers, whose
+ * allocator is not glibc's. */
+#define TRIM_CHECK_MS 2000
+#define TRIM_KEEP_PER_ARENA ((size_t)64 << 20)
+
+#if defined(__GLIBC__) && !defined(IG_HAVE_ASAN) &&                                                \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#define IG_TRIM_FREED 1
+static void on_trim_check(struct ig_loop *loop, struct ig_timer *t)
+{
+	struct ig_gateway_rt *G = t->data;
+	size_t keep = TRIM_KEEP_PER_ARENA * ((size_t)G->nworkers + 1);
+	size_t held = mallinfo2().fordblks;
+	if (held > keep && held != G->trimmed_free) {
+		malloc_trim(0);
+		G->trimmed_free = mallinfo2().fordblks;
+	}
+	ig_timer_start(loop, t, TRIM_CHECK_MS, on_trim_check, G);
+}
+#endif
+
 /* The front end's service (the epp's gRPC port) starts on each worker's
  * thread; a process that serves nothing there must not run on as if it
  * did, so start waits for every worker to say how it went. */
@@ -848,6 +880,9 @@ static int start(struct ig_gateway_rt *G)
 		}
 		ig_timer_start(&G->ctl, &G->alog_timer, ALOG_FLUSH_MS, on_alog_flush, G);
 	}
+#ifdef IG_TRIM_FREED
+	ig_timer_start(&G->ctl, &G->trim_timer, TRIM_CHECK_MS, on_trim_check, G);
+#endif
 	for (int i = 0; i < G->nworkers; i++) {
 		int rc = ig_worker_init(&G->workers[i], G, i);
 		G->workers[i].alog = ig_access_log_ring(G->alog, (size_t)i);
@@ -909,6 +944,9 @@ static void stop(struct ig_gateway_rt *G)
 	free(G->workers);
 	/* The workers are gone: their last lines are written now. */
 	ig_timer_stop(&G->ctl, &G->alog_timer);
+#ifdef IG_TRIM_FREED
+	ig_timer_stop(&G->ctl, &G->trim_timer);
+#endif
 	ig_access_log_close(G->alog);
 	G->alog = NULL;
 	ig_snapshot_unref(G->snap);

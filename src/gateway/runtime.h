@@ -161,6 +161,10 @@ struct ig_gateway_rt {
 	 * timer that tries it again (gateway_main.c); 0: none due. */
 	uint64_t retry_ms;
 	struct ig_timer watch_timer, drain_poll, alog_timer, shutdown_timer, retry_timer;
+	/* The check of freed memory kept past its budget (gateway_main.c),
+	 * and what malloc held free just after the last trim. */
+	struct ig_timer trim_timer;
+	size_t trimmed_free;
 	struct ig_io sig_io;
 	int sigfd;
 	uint64_t drain_deadline_ns;
