@@ -132,6 +132,31 @@ static void follow_pools(struct ig_gw_metrics *gm, const struct ig_snapshot *s)
  * labelled by the pool's name and namespace: GIE's EPP serves one pool,
  * a gateway pools of one name in several namespaces, and a pool the
  * configuration no longer has is not written. */
+/* The endpoints of a pool the gauges count (those with fresh metrics;
+ * every one under v0.2), and the sum and sum of squares of one figure
+ * over them (KV or KV_SD: KV use; RUNNING or RUNNING_SD: running
+ * requests; else the waiting queue). */
+static size_t fresh_sums(const struct ig_gw_metrics *gm, const struct ig_pool_rt *rt,
+			 enum pool_gauge what, uint64_t now, double *sum, double *sq)
+{
+	bool v02 = ig_scheduler_sheds_itself(rt->sched->s);
+	size_t n = 0;
+	*sum = *sq = 0;
+	for (size_t e = 0; e < rt->neps; e++) {
+		struct ig_endpoint_metrics m;
+		ig_endpoint_read_metrics(rt->eps[e], &m);
+		if (!v02 && age_ms(m.updated_ns, now) > gm->staleness_ms)
+			continue;
+		double x = what == KV || what == KV_SD		   ? m.kv_usage
+			   : what == RUNNING || what == RUNNING_SD ? (double)m.running
+								   : (double)m.waiting;
+		n++;
+		*sum += x;
+		*sq += x * x;
+	}
+	return n;
+}
+
 static void pool_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum pool_gauge what)
 {
 	const struct ig_snapshot *s = gm->render_snap;
@@ -141,18 +166,8 @@ static void pool_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enu
 	for (size_t p = 0; p < s->npools; p++) {
 		const struct ig_pool_rt *rt = &s->pools[p];
 		bool v02 = ig_scheduler_sheds_itself(rt->sched->s);
-		double sum = 0;
-		size_t n = 0;
-		for (size_t e = 0; e < rt->neps; e++) {
-			struct ig_endpoint_metrics m;
-			ig_endpoint_read_metrics(rt->eps[e], &m);
-			if (!v02 && age_ms(m.updated_ns, now) > gm->staleness_ms)
-				continue;
-			n++;
-			sum += what == KV	 ? m.kv_usage
-			       : what == RUNNING ? (double)m.running
-						 : (double)m.waiting;
-		}
+		double sum, sq;
+		size_t n = fresh_sums(gm, rt, what, now, &sum, &sq);
 		const char *labels[] = {rt->pool->meta.name, rt->pool->meta.ns};
 		struct pool_avg *last = p < gm->navgs ? &gm->avgs[p] : NULL;
 		double v = what == READY ? (double)n : n ? sum / (double)n : 0;
@@ -195,21 +210,8 @@ static void sd_rows(struct ig_gw_metrics *gm, struct ig_metric_rows *rows, enum 
 	uint64_t now = ig_now_ns();
 	for (size_t p = 0; s && p < s->npools; p++) {
 		const struct ig_pool_rt *rt = &s->pools[p];
-		bool v02 = ig_scheduler_sheds_itself(rt->sched->s);
-		double sum = 0, sq = 0;
-		size_t n = 0;
-		for (size_t e = 0; e < rt->neps; e++) {
-			struct ig_endpoint_metrics m;
-			ig_endpoint_read_metrics(rt->eps[e], &m);
-			if (!v02 && age_ms(m.updated_ns, now) > gm->staleness_ms)
-				continue;
-			double x = what == KV_SD	? m.kv_usage
-				   : what == RUNNING_SD ? (double)m.running
-							: (double)m.waiting;
-			n++;
-			sum += x;
-			sq += x * x;
-		}
+		double sum, sq;
+		size_t n = fresh_sums(gm, rt, what, now, &sum, &sq);
 		if (!n)
 			continue;
 		double mean = sum / (double)n, var = sq / (double)n - mean * mean;

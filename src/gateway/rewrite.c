@@ -83,14 +83,37 @@ int ig_req_make_id(struct ig_req *p)
 	return 0;
 }
 
-struct ig_str ig_req_forwarded_for(struct ig_req *p)
+/* The client's address, without its port. */
+static struct ig_str client_addr(const struct ig_req *p)
 {
-	const struct ig_http_request *r = &p->ex->req;
 	struct ig_str peer = p->ex->peer;
 	const char *colon = memrchr(peer.ptr, ':', peer.len);
 	if (colon)
 		peer.len = (size_t)(colon - peer.ptr);
-	size_t cap = peer.len;
+	return peer;
+}
+
+/* X-Forwarded-For's value: with `join`, the client's lines first, as one
+ * list, their values joined with commas in order (RFC 9110 §5.3), as
+ * Envoy joins them before it appends the client's address (keeping one
+ * line would drop the hops the others name); an empty one adds nothing. */
+static void put_forwarded_for(struct wr *w, const struct ig_req *p, bool join)
+{
+	const struct ig_http_request *r = &p->ex->req;
+	for (size_t i = 0; join && i < r->num_headers; i++) {
+		const struct ig_http_header *hd = &r->headers[i];
+		if (hd->value.len && ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
+			put_str(w, hd->value);
+			put(w, ", ", 2);
+		}
+	}
+	put_str(w, client_addr(p));
+}
+
+struct ig_str ig_req_forwarded_for(struct ig_req *p)
+{
+	const struct ig_http_request *r = &p->ex->req;
+	size_t cap = client_addr(p).len;
 	for (size_t i = 0; i < r->num_headers; i++)
 		if (ig_str_ieq_cstr(r->headers[i].name, "x-forwarded-for"))
 			cap += r->headers[i].value.len + 2;
@@ -98,14 +121,7 @@ struct ig_str ig_req_forwarded_for(struct ig_req *p)
 	if (!buf)
 		return (struct ig_str){0};
 	struct wr w = {buf, buf + cap};
-	for (size_t i = 0; i < r->num_headers; i++) {
-		const struct ig_http_header *hd = &r->headers[i];
-		if (hd->value.len && ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
-			put_str(&w, hd->value);
-			put(&w, ", ", 2);
-		}
-	}
-	put_str(&w, peer);
+	put_forwarded_for(&w, p, true);
 	return (struct ig_str){buf, (size_t)(w.p - buf)};
 }
 
@@ -185,10 +201,7 @@ static size_t filter_room(const struct ig_req *p)
 static int build_head(struct ig_req *p)
 {
 	const struct ig_http_request *r = &p->ex->req;
-	struct ig_str peer = p->ex->peer;
-	const char *colon = memrchr(peer.ptr, ':', peer.len);
-	if (colon)
-		peer.len = (size_t)(colon - peer.ptr);
+	struct ig_str peer = client_addr(p);
 	struct ig_str target = ig_req_upstream_target(p);
 	size_t cap = r->method.len + target.len + 16 + 64 + 40 + 24 + peer.len + filter_room(p) +
 		     72 + 24 + 32 + 32 + (p->ex->client_cert.len ? p->ex->client_cert.len + 32 : 0);
@@ -302,24 +315,15 @@ static int build_head(struct ig_req *p)
 		put_str(&w, p->ex->client_cert);
 		put(&w, "\r\n", 2);
 	}
-	/* Repeated lines are one list, their values joined with commas in
-	 * order (RFC 9110 §5.3), as Envoy joins them before it appends the
-	 * client's address: keeping one line would drop the hops the others
-	 * name. Whatever dropped one line above dropped them all (it goes by
-	 * name), so every line left is taken; an empty one adds nothing. A
+	/* The client's lines joined and its address appended
+	 * (put_forwarded_for), when they were not dropped above (whatever
+	 * dropped one dropped them all: it goes by name). A
 	 * RequestHeaderModifier that sets or removes the field has the last
 	 * word, as for X-Forwarded-Proto below. */
 	if (!modifies || !ig_req_header_dropped(p, IG_FILTER_REQUEST_HEADER_MODIFIER,
 						IG_STR("x-forwarded-for"))) {
 		put_cstr(&w, "X-Forwarded-For: ");
-		for (size_t i = 0; xff && i < r->num_headers; i++) {
-			const struct ig_http_header *hd = &r->headers[i];
-			if (hd->value.len && ig_str_ieq_cstr(hd->name, "x-forwarded-for")) {
-				put_str(&w, hd->value);
-				put(&w, ", ", 2);
-			}
-		}
-		put_str(&w, peer);
+		put_forwarded_for(&w, p, xff);
 		put(&w, "\r\n", 2);
 	}
 	/* The scheme of the client's connection, whatever the client said:
