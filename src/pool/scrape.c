@@ -12,6 +12,12 @@
 #include "http/client.h"
 
 #define SCRAPE_BODY_MAX (8u << 20)
+/* An endpoint whose page is over the ceiling is not read to its end at
+ * every interval (a 50 ms interval would read 160 MB a second of it, an
+ * endless page would be read to the scrape's timeout): it waits 1 s, then
+ * twice as long each time, up to 30 s. */
+#define OVERSIZE_WAIT_MS 1000u
+#define OVERSIZE_WAIT_MAX_MS 30000u
 
 /* The families ig_metrics_extract reads of vLLM. vLLM serves /metrics with
  * prometheus_client, which answers only the families named by name[]
@@ -80,6 +86,15 @@ struct target {
 	char req_follow[LOCATION_MAX + 128];
 	size_t reqlen_follow;
 	struct ig_task follow;
+	/* A page over SCRAPE_BODY_MAX: the scrape is given up at the
+	 * ceiling (from `cut`, a task), and the endpoint is not scraped
+	 * again before not_before_ns, a wait that doubles from
+	 * OVERSIZE_WAIT_MS up to OVERSIZE_WAIT_MAX_MS while its pages stay
+	 * too large. */
+	bool oversize;
+	struct ig_task cut;
+	uint64_t not_before_ns;
+	uint64_t oversize_wait_ms;
 	/* What the endpoint publishes: the scraper is its only writer, so
 	 * this copy is the published one, and pages are applied to it. */
 	struct ig_endpoint_metrics m;
@@ -248,6 +263,21 @@ static void target_done(struct target *t, bool ok)
 	t->hops = 0;
 	t->reqlen_follow = 0;
 	ig_task_cancel(s->loop, &t->follow);
+	ig_task_cancel(s->loop, &t->cut);
+	if (t->oversize) {
+		t->oversize = false;
+		if (!t->oversize_wait_ms)
+			ig_warn("endpoint %s: its metrics page is over %u MiB: not read, and scraped "
+				"again after %u s, then less often while it stays that large",
+				t->ep->addr, SCRAPE_BODY_MAX >> 20, OVERSIZE_WAIT_MS / 1000);
+		t->oversize_wait_ms = t->oversize_wait_ms ? t->oversize_wait_ms * 2 : OVERSIZE_WAIT_MS;
+		if (t->oversize_wait_ms > OVERSIZE_WAIT_MAX_MS)
+			t->oversize_wait_ms = OVERSIZE_WAIT_MAX_MS;
+		t->not_before_ns = ig_now_ns() + t->oversize_wait_ms * 1000000u;
+		ok = false;
+	} else if (ok) {
+		t->oversize_wait_ms = 0;
+	}
 	if (fall_back(t, ok ? 1 : -1))
 		return;
 	if (ok) {
@@ -367,11 +397,26 @@ static int on_head(struct ig_http_client *c, const struct ig_http_response *res,
 	return 0;
 }
 
+static void cut_scrape(struct ig_loop *loop, struct ig_task *task)
+{
+	struct target *t = task->data;
+	drop_conn(t);
+	target_done(t, false);
+}
+
 static int on_body(struct ig_http_client *c, const char *data, size_t len, void *ud)
 {
 	struct target *t = ud;
-	if (ig_buf_append(&t->body, data, len) < 0)
+	if (t->oversize)
+		return 1;
+	if (ig_buf_append(&t->body, data, len) < 0) {
+		/* Over the ceiling: nothing more is read; the connection
+		 * goes from the loop, not from inside its own callback. */
 		t->ok_status = false;
+		t->oversize = true;
+		ig_task_queue(t->owner->loop, &t->cut, cut_scrape, t);
+		return 1;
+	}
 	return 0;
 }
 
@@ -490,6 +535,7 @@ static struct target *target_new(struct ig_scraper *s, struct ig_endpoint *ep)
 static void target_free(struct target *t)
 {
 	ig_task_cancel(t->owner->loop, &t->follow);
+	ig_task_cancel(t->owner->loop, &t->cut);
 	ig_http_client_close(t->conn);
 	ig_buf_free(&t->body);
 	ig_endpoint_put(t->ep);
@@ -567,6 +613,8 @@ static void on_tick(struct ig_loop *loop, struct ig_timer *tm)
 			drop_conn(t);
 			target_done(t, false);
 		}
+		if (now < t->not_before_ns)
+			continue;
 		start(t, now);
 	}
 	ig_timer_start(loop, tm, s->cfg.interval_ms, on_tick, s);

@@ -208,6 +208,24 @@ def test_scrape_asks_for_its_families(procs, tmp_path, fakes):
     c.stop()
 
 
+def test_scrape_of_a_page_over_the_ceiling_backs_off(procs, tmp_path, fakes):
+    """A pod whose /metrics page is over the scraper's 8 MiB ceiling is not
+    read to its end at every interval: the scrape stops at the ceiling and
+    the pod is asked again after 1 s, then 2 s (it was asked about every
+    interval, 20 MB a time); a pod with a normal page is scraped as usual
+    meanwhile, and the big one's warning is written once."""
+    big, small = fakes.pods(2)
+    big.metrics_text = "# " + "x" * (20 << 20) + "\n"
+    c = FakeCluster(procs, tmp_path, [big, small], gw_args=("--scrape-interval", "50"))
+    c.scraped(small)
+    time.sleep(2.5)
+    asked = big.metrics_count()
+    assert 1 <= asked <= 3, asked
+    assert small.metrics_count() >= 20
+    assert c.log().count("%s: its metrics page is over 8 MiB" % big.address) == 1
+    c.stop()
+
+
 def test_scrape_follows_a_redirect_to_the_pod(procs, tmp_path, fakes):
     """A pod whose /metrics answers 307 to /metrics/ (vLLM's prometheus
     app mounted by Starlette, where vLLM has not routed around it) is
