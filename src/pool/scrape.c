@@ -267,10 +267,12 @@ static void target_done(struct target *t, bool ok)
 	if (t->oversize) {
 		t->oversize = false;
 		if (!t->oversize_wait_ms)
-			ig_warn("endpoint %s: its metrics page is over %u MiB: not read, and scraped "
-				"again after %u s, then less often while it stays that large",
-				t->ep->addr, SCRAPE_BODY_MAX >> 20, OVERSIZE_WAIT_MS / 1000);
-		t->oversize_wait_ms = t->oversize_wait_ms ? t->oversize_wait_ms * 2 : OVERSIZE_WAIT_MS;
+			ig_warn(
+			    "endpoint %s: its metrics page is over %u MiB: not read, and scraped "
+			    "again after %u s, then less often while it stays that large",
+			    t->ep->addr, SCRAPE_BODY_MAX >> 20, OVERSIZE_WAIT_MS / 1000);
+		t->oversize_wait_ms =
+		    t->oversize_wait_ms ? t->oversize_wait_ms * 2 : OVERSIZE_WAIT_MS;
 		if (t->oversize_wait_ms > OVERSIZE_WAIT_MAX_MS)
 			t->oversize_wait_ms = OVERSIZE_WAIT_MAX_MS;
 		t->not_before_ns = ig_now_ns() + t->oversize_wait_ms * 1000000u;
