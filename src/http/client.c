@@ -417,12 +417,6 @@ static bool process_head(struct ig_http_client *c)
 		if ((size_t)n > MAX_RESP_HEAD)
 			return client_fail(c, IG_CLIENT_PROTOCOL, EMSGSIZE) || true;
 		bool switched = res.status == 101 && c->upgrade;
-		/* A switch the request did not ask for (RFC 9110 §15.2.2: a
-		 * server must not): what follows is not this response, and
-		 * dropping it as an interim one would wait for a final one
-		 * that never comes. */
-		if (res.status == 101 && !c->upgrade)
-			return client_fail(c, IG_CLIENT_PROTOCOL, EPROTO) || true;
 		if (res.status >= 100 && res.status < 200 && !switched) {
 			/* Interim responses (100 Continue) are dropped. */
 			ig_buf_consume(&c->in, (size_t)n);

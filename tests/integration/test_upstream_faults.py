@@ -450,22 +450,6 @@ def test_garbage_response(procs, tmp_path, fakes):
     c.stop()
 
 
-def test_unasked_switch_is_a_bad_answer(procs, tmp_path, fakes):
-    """A 101 to a request that asked for no upgrade: the server may not
-    switch (RFC 9110 §15.2.2), so it is an answer that is not HTTP as
-    asked, 502 at once. It was dropped as an interim response, and the
-    request waited for a final one until the read timeout."""
-    [pod] = fakes.pods(mode="raw", keep=True,
-                       data=b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
-                            b"Upgrade: foo\r\n\r\n")
-    c = FakeCluster(procs, tmp_path, [pod])
-    c.scraped(pod)
-    status, _, data, took, _ = completion(c)
-    assert_openai_error(status, data, 502)
-    assert took < 1.0 * SLOW, took
-    c.stop()
-
-
 # ---- 6. an upstream that closes mid-stream ----
 
 def test_upstream_closes_mid_sse(procs, tmp_path, fakes):
