@@ -1,9 +1,12 @@
 #include "core/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include <xxhash.h>
 
 enum ig_log_level ig_log_level = IG_LOG_INFO;
 enum ig_log_format ig_log_format = IG_LOG_TEXT;
@@ -115,4 +118,42 @@ void ig_log(enum ig_log_level level, const char *fmt, ...)
 	line[len++] = '\n';
 	/* One write per line keeps lines from different threads whole. */
 	fwrite(line, 1, len, stderr);
+}
+
+void ig_warn_limited(struct ig_log_limit *l, uint64_t now_ns, uint64_t interval_ns, const char *fmt,
+		     ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (!l) {
+		ig_warn("%s", line);
+		return;
+	}
+	size_t len = n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+	uint64_t h = XXH3_64bits(line, len);
+	/* Its slot, else the one written longest ago (whose count goes). */
+	size_t at = 0;
+	for (size_t i = 0; i < IG_LOG_LIMIT_SLOTS; i++) {
+		if (l->slot[i].hash == h) {
+			at = i;
+			break;
+		}
+		if (l->slot[i].at_ns < l->slot[at].at_ns)
+			at = i;
+	}
+	bool same = l->slot[at].hash == h && l->slot[at].at_ns;
+	if (same && now_ns - l->slot[at].at_ns < interval_ns) {
+		l->slot[at].quiet++;
+		return;
+	}
+	if (same && l->slot[at].quiet)
+		ig_warn("%s (%lu more like it not logged)", line, l->slot[at].quiet);
+	else
+		ig_warn("%s", line);
+	l->slot[at].hash = h;
+	l->slot[at].at_ns = now_ns ? now_ns : 1;
+	l->slot[at].quiet = 0;
 }

@@ -53,7 +53,6 @@
  * request only to be half-closed: the call state is malloc'd, not in the
  * request's arena, and is freed when the picker ends the stream (or 5 s
  * after the half-close). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,19 +146,13 @@ struct xp_channel {
  * out since (Envoy's ext_proc filter logs none at its default level, and
  * counts them). */
 #define WARN_INTERVAL_NS 5000000000u
-#define WARN_SLOTS 8
-
-struct xp_warned {
-	uint64_t hash, at_ns;
-	unsigned long quiet; /* the same text since at_ns, not written */
-};
 
 /* A worker's channels and live calls. */
 struct ig_extpick_conns {
 	struct xp_channel ch[MAX_CHANNELS];
 	size_t n;
 	struct xp_call *calls;
-	struct xp_warned warned[WARN_SLOTS];
+	struct ig_log_limit warned;
 };
 
 static struct ig_extpick_conns *conns_of(struct ig_worker *w)
@@ -172,45 +165,11 @@ static struct ig_extpick_conns *conns_of(struct ig_worker *w)
 static void picker_failed(struct xp_call *x, int grpc_status, const char *why);
 static void xp_free(struct xp_call *x);
 
-/* ig_warn, unless the worker wrote the same text less than
- * WARN_INTERVAL_NS ago: then it is counted, and the next time it is
- * written says how many were left out. A text that finds no slot takes
- * the one written longest ago (whose count is lost). */
-static void __attribute__((format(printf, 2, 3))) xp_warn(struct ig_worker *w, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	struct ig_extpick_conns *c = conns_of(w);
-	if (!c) {
-		ig_warn("%s", line);
-		return;
-	}
-	uint64_t h = 1469598103934665603u; /* FNV-1a */
-	for (const char *q = line; *q; q++)
-		h = (h ^ (unsigned char)*q) * 1099511628211u;
-	uint64_t now = ig_loop_now(&w->loop);
-	struct xp_warned *slot = &c->warned[0];
-	for (size_t i = 0; i < WARN_SLOTS; i++) {
-		if (c->warned[i].hash == h) {
-			slot = &c->warned[i];
-			break;
-		}
-		if (c->warned[i].at_ns < slot->at_ns)
-			slot = &c->warned[i];
-	}
-	if (slot->hash == h && slot->at_ns && now - slot->at_ns < WARN_INTERVAL_NS) {
-		slot->quiet++;
-		return;
-	}
-	if (slot->hash == h && slot->quiet)
-		ig_warn("%s (%lu more like it not logged)", line, slot->quiet);
-	else
-		ig_warn("%s", line);
-	*slot = (struct xp_warned){.hash = h, .at_ns = now ? now : 1};
-}
+/* The worker's warnings about its picker, limited (ig_warn_limited). */
+#define xp_warn(w, ...)                                                                            \
+	ig_warn_limited(conns_of(w) ? &conns_of(w)->warned : NULL, ig_loop_now(&(w)->loop),        \
+			WARN_INTERVAL_NS, __VA_ARGS__)
+
 static int send_msg(struct xp_call *x, const struct ig_xp_request_out *m);
 
 /* Before a channel is freed (which cancels its calls without a word):

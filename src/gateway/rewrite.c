@@ -298,14 +298,8 @@ static int build_head(struct ig_req *p)
 	if (!have_id && !(p->xp && ig_req_extpick_drops(p, IG_STR("x-request-id")))) {
 		/* Made once: a head built again (an external picker's answer)
 		 * sends the same id, which the access log prints. */
-		if (!p->request_id.len) {
-			char *id = ig_arena_alloc(p->ex->arena, 36);
-			if (!id)
-				return -1;
-			ig_req_uuid4(id);
-			p->request_id = (struct ig_str){id, 36};
-			p->request_id_made = true;
-		}
+		if (ig_req_make_id(p) < 0)
+			return -1;
 		put_cstr(&w, "x-request-id: ");
 		put_str(&w, p->request_id);
 		put(&w, "\r\n", 2);

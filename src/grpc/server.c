@@ -121,6 +121,7 @@ struct budget {
 	size_t share;	      /* taken from *total */
 	size_t used;	      /* of share */
 	size_t block;	      /* how much is taken or given back at once */
+	size_t max;	      /* the process's ceiling */
 };
 
 /* A connection may hold this much of unfinished request messages across
@@ -174,13 +175,14 @@ static void budget_init(struct budget *b, atomic_size_t *total, size_t max)
 	*b = (struct budget){.total = total,
 			     .block = block > (1u << 20) ? 1u << 20
 				      : block		 ? block
-							 : 1};
+							 : 1,
+			     .max = max};
 }
 
-/* Whether n more bytes fit under max, with what the other servers hold:
+/* Whether n more bytes fit under the ceiling, with what the other servers hold:
  * the share grows by whole blocks when it must. A server's use may go
  * over its share only by what budget_use is told without asking. */
-static bool budget_fits(struct budget *b, size_t n, size_t max)
+static bool budget_fits(struct budget *b, size_t n)
 {
 	if (b->used + n <= b->share)
 		return true;
@@ -188,7 +190,7 @@ static bool budget_fits(struct budget *b, size_t n, size_t max)
 	need = (need + b->block - 1) / b->block * b->block;
 	size_t total = atomic_load_explicit(b->total, memory_order_relaxed);
 	do {
-		if (total + need > max)
+		if (total + need > b->max)
 			return false;
 	} while (!atomic_compare_exchange_weak_explicit(
 	    b->total, &total, total + need, memory_order_relaxed, memory_order_relaxed));
@@ -557,7 +559,7 @@ static bool on_request_message(void *arg, const uint8_t *msg, size_t len)
 static bool conn_takes_more(const struct sconn *c)
 {
 	return c->pending <= CONN_OUT_HIGH &&
-	       budget_total(&c->srv->output) <= c->srv->cfg.max_output_bytes / 2;
+	       budget_total(&c->srv->output) <= c->srv->output.max / 2;
 }
 
 /* len request bytes of s were taken in: their credit goes back unless
@@ -638,7 +640,7 @@ static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
 	const char *full = NULL;
 	if (c->held + len > CONN_HELD_MAX(c->srv))
 		full = "the connection holds too much of unfinished request messages";
-	else if (!budget_fits(&c->srv->partial, len, c->srv->cfg.max_partial_bytes))
+	else if (!budget_fits(&c->srv->partial, len))
 		full = "the server holds too much of unfinished request messages";
 	if (full) {
 		finish(s, IG_GRPC_RESOURCE_EXHAUSTED, full);
@@ -1093,8 +1095,7 @@ int ig_grpc_sendv(struct ig_grpc_stream *s, const struct ig_str *parts, size_t n
 	for (size_t i = 0; i < n; i++)
 		len += parts[i].len;
 	size_t before = grpc_outq_len(&s->out);
-	if (!budget_fits(&c->srv->output, len, c->srv->cfg.max_output_bytes) ||
-	    grpc_outq_pushv(&s->out, parts, n) < 0) {
+	if (!budget_fits(&c->srv->output, len) || grpc_outq_pushv(&s->out, parts, n) < 0) {
 		/* The client does not read what we send (or the message is over
 		 * the ceiling): the stream goes rather than memory. */
 		reset_stream(s, NGHTTP2_INTERNAL_ERROR);
