@@ -1035,8 +1035,12 @@ def test_pools_of_one_name_in_two_namespaces(procs, tmp_path):
     deadline = time.time() + 5
     while True:
         text = call(admin, "/metrics")[2].decode()
+        # Both pods scraped (under ASan team-a's first scrape can come
+        # after team-b's page is read).
         if sample(text, queue, name="pool", namespace="team-b",
-                  model_server_pod="vllm-0-rank-0") == 7:
+                  model_server_pod="vllm-0-rank-0") == 7 and all(
+                sample(text, "inference_pool_ready_pods", name="pool", namespace=ns) == 1
+                for ns in ("team-a", "team-b")):
             break
         assert time.time() < deadline, text
         time.sleep(0.05)
